@@ -1,0 +1,54 @@
+# Preempt — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA := deploy/kafka/kafka.sh
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Preempt (editable) from the locked set in constraints.txt
+
+kafka: ## Start the local Apache Kafka broker (KRaft, 127.0.0.1:9092); a no-op when it is up
+	@$(KAFKA) start
+
+kafka-stop: ## Stop the local broker
+	@$(KAFKA) stop
+
+demo: install kafka ## Run the whole service locally: broker, worker, notifier, simulated traffic (Ctrl-C stops it)
+	@deploy/demo.sh
+
+lint: install ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff's formatter and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install ## mypy --strict on the packages
+	$(BIN)/mypy
+
+test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit + integration on the real broker)
+	$(BIN)/pytest
+
+unit: install ## Unit tests only (no broker)
+	$(BIN)/pytest tests/unit
+
+bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
+	$(BIN)/python -m bench.run
+
+clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
+	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
+
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench clean

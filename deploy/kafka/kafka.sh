@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Local Apache Kafka for development and tests: one KRaft node (broker + controller) on 127.0.0.1.
+#
+#   deploy/kafka/kafka.sh start    resolve the broker from Maven Central (once), format storage (once), start, wait until it answers
+#   deploy/kafka/kafka.sh stop     stop the broker this script started
+#   deploy/kafka/kafka.sh status   exit 0 when a broker answers on the port
+#
+# Settings (environment): KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_HOME_DIR (<repo>/.kafka:
+# data/, logs/broker.log, kafka.pid), KAFKA_HEAP_OPTS (-Xms512m -Xmx1g), KAFKA_START_TIMEOUT (120 s).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+port="${KAFKA_PORT:-9092}"
+cport="${KAFKA_CONTROLLER_PORT:-9093}"
+home="${KAFKA_HOME_DIR:-$repo/.kafka}"
+heap="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+timeout="${KAFKA_START_TIMEOUT:-120}"
+data="$home/data"
+logs="$home/logs"
+pidfile="$home/kafka.pid"
+cpfile="$home/classpath.txt"
+props="$home/server.properties"
+
+say() { printf 'kafka: %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+our_pid() {
+  [[ -f "$pidfile" ]] || return 1
+  local pid
+  pid="$(cat "$pidfile")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+resolve() {
+  if [[ -s "$cpfile" && "$cpfile" -nt "$here/pom.xml" ]]; then return; fi
+  command -v mvn >/dev/null || { say "Maven (mvn) is required to resolve the broker; install it (apt-get install maven)"; exit 1; }
+  command -v java >/dev/null || { say "Java 17+ is required; install it (apt-get install openjdk-17-jre-headless)"; exit 1; }
+  say "resolving org.apache.kafka:kafka_2.13 from Maven Central (first run only)…"
+  mkdir -p "$home"
+  mvn -q -B -f "$here/pom.xml" dependency:build-classpath -Dmdep.outputFile="$cpfile.tmp" >"$home/maven.log" 2>&1 \
+    || { say "Maven failed; see $home/maven.log"; tail -20 "$home/maven.log" >&2; exit 1; }
+  mv "$cpfile.tmp" "$cpfile"
+}
+
+java_run() {
+  # shellcheck disable=SC2086
+  java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$logs" -Dlog4j2.configurationFile="$here/log4j2.properties" \
+    -cp "$(cat "$cpfile")" "$@"
+}
+
+write_props() {
+  mkdir -p "$data" "$logs"
+  cat >"$props" <<PROPS
+# Written by deploy/kafka/kafka.sh; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data
+num.partitions=1
+# One node: internal topics (offsets, transactions, share state) with replication factor 1,
+# so consumer groups and exactly-once transactions work.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Off: a topic auto-created by a producer gets 1 partition and breaks Faust tables (PartitionsMismatch);
+# the apps and the CLI create their topics with the configured partition count.
+auto.create.topics.enable=false
+delete.topic.enable=true
+log.retention.hours=168
+log.segment.bytes=67108864
+num.network.threads=2
+num.io.threads=4
+PROPS
+}
+
+start() {
+  if pid="$(our_pid)" && port_open "$port"; then
+    say "already running (pid $pid) on 127.0.0.1:$port; nothing to do"
+    return 0
+  fi
+  if port_open "$port"; then
+    say "a broker not started by this script already answers on 127.0.0.1:$port; using it"
+    return 0
+  fi
+  resolve
+  write_props
+  if [[ ! -f "$data/meta.properties" ]]; then
+    cluster_id="$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$logs/format.log" 2>&1 \
+      || { say "formatting KRaft storage failed; see $logs/format.log"; cat "$logs/format.log" >&2; exit 1; }
+  fi
+  say "starting on 127.0.0.1:$port (data $data, log $logs/broker.log)"
+  # setsid: the broker gets its own session, so Ctrl-C in a terminal (make demo) does not reach it
+  # unless we choose to stop it.
+  setsid bash -c "exec java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dkafka.logs.dir='$logs' -Dlog4j2.configurationFile='$here/log4j2.properties' \
+    -cp '$(cat "$cpfile")' kafka.Kafka '$props'" >"$logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  local pid
+  pid="$(cat "$pidfile")"
+  local deadline=$((SECONDS + timeout))
+  until port_open "$port" && grep -q "Kafka Server started" "$logs/broker.log" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "broker exited during start; last lines of $logs/broker.log and stdout.log:"
+      tail -20 "$logs/broker.log" "$logs/stdout.log" >&2 2>/dev/null || true
+      rm -f "$pidfile"
+      exit 1
+    fi
+    if ((SECONDS > deadline)); then
+      say "broker did not answer within ${timeout}s; see $logs/broker.log"
+      exit 1
+    fi
+    sleep 0.5
+  done
+  say "up (pid $pid) on 127.0.0.1:$port"
+}
+
+stop() {
+  local pid
+  if ! pid="$(our_pid)"; then
+    say "not running (no live pid in $pidfile)"
+    rm -f "$pidfile"
+    return 0
+  fi
+  say "stopping pid $pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "still alive after 30 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  say "stopped"
+}
+
+status() {
+  if port_open "$port"; then
+    say "answering on 127.0.0.1:$port${pid:+ (pid $pid)}"
+    return 0
+  fi
+  say "not answering on 127.0.0.1:$port"
+  return 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) pid="$(our_pid || true)"; status ;;
+  *) echo "usage: $0 {start|stop|status}" >&2; exit 2 ;;
+esac

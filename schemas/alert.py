@@ -1,0 +1,67 @@
+"""The alert contract on ``preempt.alerts`` (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+class AlertWindow(BaseModel):
+    """The event-time span the evidence covers (RFC 3339 strings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: str | None = None
+    end: str | None = None
+
+
+class Evidence(BaseModel):
+    """Why the rule fired: the measure, its value, the threshold and sample events."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    measure: str | None = None
+    value: float | int | str | None = None
+    threshold: float | int | None = None
+    baseline: float | None = None
+    sample_event_ids: list[str] = Field(default_factory=list)
+
+
+class AlertAccount(BaseModel):
+    """The account context copied into the alert at emit time."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+    tier: str | None = None
+    plan: str | None = None
+    mrr: float | None = None
+    timezone: str | None = None
+    owner: dict[str, Any] = Field(default_factory=dict)
+    links: dict[str, Any] = Field(default_factory=dict)
+
+
+class Alert(BaseModel):
+    """An intervention alert, keyed in Kafka by ``account_id``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt alert")
+
+    alert_id: str
+    rule_id: str
+    kind: str
+    title: str
+    severity: Severity
+    priority: int = Field(ge=1)
+    account_id: str
+    user_id: str | None = None
+    account: AlertAccount = Field(default_factory=AlertAccount)
+    fired_at: str = Field(description="event time of the episode that fired")
+    emitted_at: str | None = Field(None, description="wall clock when emitted; not part of identity")
+    window: AlertWindow = Field(default_factory=AlertWindow)
+    evidence: Evidence = Field(default_factory=Evidence)
+    playbook: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)

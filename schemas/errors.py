@@ -1,0 +1,54 @@
+"""The one exception root of Preempt.
+
+PreemptError
+├── ConfigError            a settings, rule or routing file is wrong (names the file and the field)
+│   └── RuleConfigError
+├── EventRejected          an event failed validation (carries the reason code and the field)
+└── DeliveryError          a notification could not be delivered
+    ├── RetryableDeliveryError(retry_after=…)   the worker loop backs off and retries
+    └── PermanentDeliveryError                  dead-lettered at once
+"""
+
+from __future__ import annotations
+
+
+class PreemptError(Exception):
+    """Root of every error Preempt raises on purpose."""
+
+
+class ConfigError(PreemptError):
+    """A configuration file or setting is invalid; the message names the file and the field."""
+
+
+class RuleConfigError(ConfigError):
+    """A rule file is invalid."""
+
+
+class EventRejected(PreemptError):
+    """An event failed validation.
+
+    ``reason`` is a stable code (``missing_field``, ``invalid_field``, …, see
+    ``schemas.decoder.Reason``); ``field`` names the offending field when there is one.
+    """
+
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+
+class DeliveryError(PreemptError):
+    """A notification could not be delivered."""
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Delivery failed but may succeed later; ``retry_after`` (seconds) is the server's hint, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Delivery can never succeed as configured (bad channel, rejected address…); dead-letter it."""

@@ -1,0 +1,88 @@
+"""The usage-event contract (DESIGN.md section 4).
+
+Two shapes of one thing:
+
+* ``UsageEvent`` — the pydantic model at the boundary: SDK, HTTP ingest, JSON Schema export.
+* ``Event`` — a slots dataclass for hot loops (decoder output, rule evaluation), with the
+  timestamp also as float epoch seconds (``ts``) so windows compare numbers, not datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_EVENT_BYTES = 32 * 1024
+
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class UsageEvent(BaseModel):
+    """One product-usage event, keyed in Kafka by ``account_id``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt usage event")
+
+    event_id: EventId = Field(description="unique per event; used to drop duplicates")
+    event: EventName = Field(description="event name, e.g. 'Report Exported'")
+    account_id: AccountId = Field(description="the customer account (B2B)")
+    user_id: str | None = Field(None, min_length=1, max_length=256, description="the acting user")
+    timestamp: AwareDatetime = Field(description="RFC 3339 event time with an offset")
+    properties: dict[str, Any] = Field(default_factory=dict, description="event properties (JSON object)")
+    context: dict[str, Any] = Field(default_factory=dict, description="context, e.g. app, library")
+
+    def to_event(self) -> Event:
+        """The hot-path form of this event."""
+        ts = self.timestamp.astimezone(UTC)
+        return Event(
+            event_id=self.event_id,
+            event=self.event,
+            account_id=self.account_id,
+            user_id=self.user_id,
+            ts=ts.timestamp(),
+            properties=dict(self.properties),
+            context=dict(self.context),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """A validated event as rule evaluation sees it. ``ts`` is the event time in epoch seconds (UTC)."""
+
+    event_id: str
+    event: str
+    account_id: str
+    ts: float
+    user_id: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> datetime:
+        """The event time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.ts, tz=UTC)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The canonical JSON object of this event (the wire contract)."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "event": self.event,
+            "account_id": self.account_id,
+            "user_id": self.user_id,
+            "timestamp": format_ts(self.ts),
+            "properties": self.properties,
+            "context": self.context,
+        }
+        if self.user_id is None:
+            del out["user_id"]
+        return out
+
+
+def format_ts(ts: float) -> str:
+    """RFC 3339 UTC with millisecond precision and a ``Z``: ``2026-11-23T06:00:00.120Z``."""
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -1,0 +1,85 @@
+"""Process settings from the environment (``PREEMPT_`` prefix), typed and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_PACK = Path(__file__).resolve().parent.parent / "rules" / "packs" / "default"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, notifier or CLI command reads from its environment.
+
+    ``PREEMPT_BROKER=kafka://10.0.0.5:9092 preempt worker`` — every field maps to
+    ``PREEMPT_<FIELD>`` (upper case).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PREEMPT_", extra="ignore", frozen=True)
+
+    # Kafka
+    broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
+    topic_prefix: str = Field("preempt", description="prefix of every topic name")
+    topic_partitions: int = Field(4, ge=1, description="partitions of the topics Preempt creates")
+    topic_replication: int = Field(1, ge=1)
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
+    data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+
+    # Events
+    max_event_bytes: int = Field(32 * 1024, ge=256)
+    max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
+    dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+
+    # Rules
+    rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
+    allowed_lateness_seconds: float = Field(10.0, ge=0)
+    event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
+    clock_tick_seconds: float = Field(1.0, gt=0)
+
+    # Web (metrics, health, HTTP ingest)
+    web_host: str = "127.0.0.1"
+    worker_web_port: int = 6066
+    notifier_web_port: int = 6067
+    ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
+    ingest_hmac_secret: SecretStr | None = None
+    ingest_max_body_bytes: int = 1024 * 1024
+
+    # Notifier
+    routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_from: str = "Preempt <preempt@localhost>"
+    delivery_give_up_seconds: float = 3600.0
+
+    # Logs
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL as a kafka-python/aiokafka bootstrap list."""
+        hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
+        return [h.strip() for h in hosts if h.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

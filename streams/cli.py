@@ -1,0 +1,26 @@
+"""The ``preempt`` command line: one group, one module per subcommand in ``streams/commands``.
+
+This is the one place that knows every command, including the notifier's (``alerts.commands``),
+so it is the only module in ``streams`` that imports from ``alerts``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from streams.commands.publish import publish
+from streams.commands.worker import worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="preempt")
+def main() -> None:
+    """Preempt: real-time customer-success alerts from product usage events.
+
+    Settings come from PREEMPT_* environment variables; PREEMPT_BROKER defaults to
+    the local broker of `make kafka` (kafka://127.0.0.1:9092).
+    """
+
+
+main.add_command(worker)
+main.add_command(publish)

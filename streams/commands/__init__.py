@@ -1,0 +1,1 @@
+"""Subcommands of the ``preempt`` CLI, one module per command or command group."""

@@ -1,0 +1,28 @@
+"""``preempt worker`` — run the Faust rules app."""
+
+from __future__ import annotations
+
+import click
+
+from schemas.logs import configure_logging
+from schemas.settings import Settings
+
+
+@click.command()
+@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+def worker(loglevel: str) -> None:
+    """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
+
+    Configured from PREEMPT_* environment variables (see README). Start more
+    workers with the same settings to scale out; they share the partitions.
+    """
+    from faust import Worker
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    ensure_topics(settings)
+    app = create_app(settings)
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

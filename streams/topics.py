@@ -1,0 +1,82 @@
+"""Topic names and creation.
+
+The local broker runs with ``auto.create.topics.enable=false`` because a topic auto-created by a
+producer gets one partition, which breaks Faust tables (source and changelog partition counts
+must match). So every process creates the topics it uses, with the configured partition count,
+before producing or consuming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from schemas.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The topic names of one deployment (prefix applied)."""
+
+    events: str
+    events_dlq: str
+    accounts: str
+    alerts: str
+    alerts_dlq: str
+    feedback: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        """Names for ``settings.topic_prefix`` (default ``preempt``)."""
+        return cls(
+            events=settings.topic("events"),
+            events_dlq=settings.topic("events.dlq"),
+            accounts=settings.topic("accounts"),
+            alerts=settings.topic("alerts"),
+            alerts_dlq=settings.topic("alerts.dlq"),
+            feedback=settings.topic("feedback"),
+        )
+
+    def compacted(self) -> set[str]:
+        """Topics that keep the latest record per key."""
+        return {self.accounts}
+
+
+def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s: float = 30.0) -> None:
+    """Create every Preempt topic that does not exist yet (idempotent)."""
+    names = names or TopicNames.from_settings(settings)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="preempt-admin",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        existing = set(admin.list_topics())
+        compacted = names.compacted()
+        wanted = [
+            NewTopic(
+                name=topic,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs={"cleanup.policy": "compact"} if topic in compacted else {},
+            )
+            for topic in (
+                names.events,
+                names.events_dlq,
+                names.accounts,
+                names.alerts,
+                names.alerts_dlq,
+                names.feedback,
+            )
+            if topic not in existing
+        ]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the topic is there, which is all we need
+    finally:
+        admin.close()
