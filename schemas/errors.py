@@ -3,7 +3,7 @@
 PreemptError
 ├── ConfigError            a settings, rule or routing file is wrong (names the file and the field)
 │   └── RuleConfigError
-├── EventRejected          an event failed validation (carries the reason code and the field)
+├── EventRejectedError        an event failed validation (carries the reason code and the field)
 └── DeliveryError          a notification could not be delivered
     ├── RetryableDeliveryError(retry_after=…)   the worker loop backs off and retries
     └── PermanentDeliveryError                  dead-lettered at once
@@ -24,7 +24,7 @@ class RuleConfigError(ConfigError):
     """A rule file is invalid."""
 
 
-class EventRejected(PreemptError):
+class EventRejectedError(PreemptError):
     """An event failed validation.
 
     ``reason`` is a stable code (``missing_field``, ``invalid_field``, …, see

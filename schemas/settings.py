@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     # Rules
     rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
-    allowed_lateness_seconds: float = Field(10.0, ge=0)
+    allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
     clock_tick_seconds: float = Field(1.0, gt=0)
 

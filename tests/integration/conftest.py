@@ -6,6 +6,7 @@ If the broker cannot be reached, the fixtures raise: integration tests fail, the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _broker_answers() -> bool:
     try:
         admin = KafkaAdminClient(bootstrap_servers=[BOOTSTRAP], request_timeout_ms=5000)
-    except Exception:  # noqa: BLE001 - any failure here means "not reachable"
+    except Exception:
         return False
     try:
         admin.list_topics()
@@ -144,9 +145,7 @@ class ManagedProcess:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - args come from the test itself
-            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_text(self) -> str:
         """What the process printed so far."""
@@ -166,10 +165,8 @@ class ManagedProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the whole process group and reap it."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -220,3 +217,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = "true" if value else "false"
         env[f"PREEMPT_{name.upper()}"] = str(value)
     return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -26,4 +26,4 @@ async def echo(stream: Any) -> None:
     async for record in stream.events():
         counts[record.key] += 1
         await sink.send(key=record.key, value=record.value.upper() + b"#" + str(counts[record.key]).encode())
-        print("echoed", record.key, flush=True)  # noqa: T201
+        print("echoed", record.key, flush=True)
