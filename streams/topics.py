@@ -8,6 +8,7 @@ before producing or consuming.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
@@ -74,9 +75,8 @@ def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s
             if topic not in existing
         ]
         if wanted:
-            try:
+            # Another process may win the race; the topic is there, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the topic is there, which is all we need
     finally:
         admin.close()
