@@ -1,0 +1,1 @@
+"""The notifier app preempt-notify: routing, grouping, silences, Slack, email, delivery log."""
