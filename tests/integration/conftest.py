@@ -35,6 +35,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+_BROKER_USED: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which real broker the integration tests ran against (and its Kafka version)."""
+    if not _BROKER_USED:
+        return
+    pid_file = REPO / ".kafka" / "kafka.pid"
+    classpath = REPO / ".kafka" / "classpath.txt"
+    version = "unknown"
+    if classpath.exists():
+        for entry in classpath.read_text().split(":"):
+            if "/kafka_2.13-" in entry:
+                version = entry.rsplit("/kafka_2.13-", 1)[1].removesuffix(".jar")
+    pid = pid_file.read_text().strip() if pid_file.exists() else "not started by deploy/kafka/kafka.sh"
+    terminalreporter.write_line(
+        f"integration tests ran against the real Apache Kafka {version} broker at {_BROKER_USED['address']} (pid {pid})"
+    )
+
+
 def _broker_answers() -> bool:
     try:
         admin = KafkaAdminClient(bootstrap_servers=[BOOTSTRAP], request_timeout_ms=5000)
@@ -55,7 +75,7 @@ def kafka_bootstrap() -> str:
         sys.stderr.write(result.stderr)
         if result.returncode != 0 or not _broker_answers():
             pytest.fail(f"Kafka broker at {BOOTSTRAP} is not reachable and could not be started", pytrace=False)
-    sys.stderr.write(f"\n[integration] using the real Kafka broker at {BOOTSTRAP}\n")
+    _BROKER_USED["address"] = BOOTSTRAP
     return BOOTSTRAP
 
 
