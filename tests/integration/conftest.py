@@ -42,8 +42,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say which real broker the integration tests ran against (and its Kafka version)."""
     if not _BROKER_USED:
         return
-    pid_file = REPO / ".kafka" / "kafka.pid"
-    classpath = REPO / ".kafka" / "classpath.txt"
+    kafka_home = Path(os.environ.get("KAFKA_HOME_DIR", REPO / ".kafka"))
+    pid_file = kafka_home / "kafka.pid"
+    classpath = kafka_home / "classpath.txt"
     version = "unknown"
     if classpath.exists():
         for entry in classpath.read_text().split(":"):
