@@ -1,0 +1,50 @@
+"""What every channel implements: ``Notifier.send`` a ``Notification``, get a ``DeliveryReceipt``.
+
+The notifier app's worker loop calls ``send`` once per (group, receiver) and owns every retry: a
+channel raises ``RetryableDeliveryError(retry_after=…)`` or ``PermanentDeliveryError`` and never
+sleeps or retries by itself. Errors never carry secrets (webhook URLs, tokens, passwords).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from schemas.alert import Alert
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one receiver: a single alert, or a group of alerts sent as one digest."""
+
+    receiver: str
+    alerts: tuple[Alert, ...]
+    group_key: str
+    update_ref: str | None = None  # Slack: "channel:ts" of an earlier message to update instead of posting
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """Proof of delivery: the receiver and the channel's reference (Slack ``channel:ts``, email Message-ID)."""
+
+    receiver: str
+    ref: str | None
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One destination of a receiver (a Slack channel or webhook, an email config, the console)."""
+
+    receiver_type: str  # "slack" | "email" | "console" — the metric label
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Deliver now or raise ``RetryableDeliveryError`` / ``PermanentDeliveryError``."""
+        ...
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Edit an earlier message (Slack ``chat.update``, e.g. "Acknowledged by …"); others do nothing."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once at shutdown."""
+        ...

@@ -1,0 +1,43 @@
+"""The console channel: a readable preview on stdout — the demo's default receiver, no credentials needed."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.routing.config import ConsoleReceiver
+from alerts.templates import render, template_context
+from schemas.alert import Alert
+
+_RULE = "─" * 72
+
+
+class ConsoleNotifier:
+    """Writes each notification to a text stream (stdout by default)."""
+
+    receiver_type = "console"
+
+    def __init__(self, config: ConsoleReceiver | None = None, stream: TextIO | None = None) -> None:
+        self._config = config or ConsoleReceiver()
+        self._stream = stream
+
+    def _write(self, text: str) -> None:
+        stream = self._stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Print the preview: a header line with the receiver and group size, then the rendered alerts."""
+        count = len(notification.alerts)
+        body = render("console_text", template_context(notification.alerts), self._config.text)
+        heading = f"preempt → {notification.receiver}" + (f" ({count} alerts)" if count > 1 else "")
+        self._write(f"{_RULE}\n{heading}\n{body.rstrip()}\n{_RULE}\n")
+        return DeliveryReceipt(receiver=notification.receiver, ref=None)
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Print the note (a console message cannot be edited)."""
+        self._write(f"preempt update: {note}\n")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
