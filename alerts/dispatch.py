@@ -1,0 +1,306 @@
+"""From a consumed alert to deliveries: silences, inhibition, routing, grouping, quiet hours, retries.
+
+``Dispatcher.on_alert`` is called by the Faust agent for every decoded alert with an ``ack`` callback
+(the Faust event's ack; the agent's stream does not ack by itself). The alert's record is acked only
+when every delivery target it routes to is settled — delivered and recorded in the delivery log (and
+the changelog flushed), dead-lettered, or suppressed — so its offset never moves on past an alert that
+could still be lost. ``Dispatcher.tick`` (the app's delivery loop) flushes due groups and starts due
+delivery attempts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerts.channels.base import DeliveryReceipt, Notification, Notifier
+from alerts.delivery_log import DeliveryLog
+from alerts.feedback import SnoozeBook
+from alerts.grouping import Batch, Grouper, GroupTiming
+from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from alerts.routing.config import RoutingConfig
+from alerts.routing.inhibit import Inhibitor
+from alerts.routing.quiet_hours import defer_until
+from alerts.routing.silences import SilenceSet
+from alerts.routing.tree import RoutingTree
+from schemas.alert import Alert
+from schemas.logs import get_logger
+from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATION_LATENCY
+
+log = get_logger(__name__)
+
+DeadLetter = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
+Flush = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One consumed alert record and the delivery targets it still waits for."""
+
+    alert: Alert
+    partition: int | None
+    ack: Callable[[], object]
+    outstanding: set[str] = field(default_factory=set)
+    acked: bool = False
+    deferred: bool = False
+
+    def settle(self, target: str | None = None) -> None:
+        """Mark ``target`` settled; ack the record when nothing is outstanding any more."""
+        if target is not None:
+            self.outstanding.discard(target)
+        if not self.outstanding and not self.acked:
+            self.acked = True
+            self.ack()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """An alert waiting in an aggregation group, with the targets of that receiver it still needs."""
+
+    alert: Alert
+    receiver: str
+    targets: tuple[str, ...]
+
+    def target_keys(self) -> list[tuple[str, str]]:
+        """The (alert_id, target) pairs this pending alert stands for."""
+        return [(self.alert.alert_id, f"{self.receiver}/{t}") for t in self.targets]
+
+
+def _epoch(rfc3339: str | None) -> float | None:
+    if not rfc3339:
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _timezone(alert: Alert) -> str | None:
+    owner_tz = alert.account.owner.get("timezone")
+    return alert.account.timezone or (str(owner_tz) if owner_tz else None)
+
+
+class Dispatcher:
+    """The notifier's decision and delivery state for the partitions this process owns."""
+
+    def __init__(
+        self,
+        config: RoutingConfig,
+        notifiers: dict[str, list[Notifier]],
+        delivery_log: DeliveryLog,
+        dead_letter: DeadLetter,
+        flush: Flush,
+        *,
+        snoozes: SnoozeBook | None = None,
+        policy: BackoffPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        inhibit_horizon_seconds: float = 3600.0,
+        scrub: Iterable[str] = (),
+    ) -> None:
+        self.config = config
+        self.tree = RoutingTree(config)
+        self.silences = SilenceSet(config.silences)
+        self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.delivery_log = delivery_log
+        self.snoozes = snoozes
+        self._clock = clock
+        self._dead_letter = dead_letter
+        self._flush = flush
+        self._scrub = tuple(s for s in scrub if s)
+        self._targets = {name: self._name_targets(chans) for name, chans in notifiers.items()}
+        self._recent: deque[tuple[float, Alert]] = deque(maxlen=10_000)
+        self._inhibit_horizon = inhibit_horizon_seconds
+        self._waiting: dict[tuple[str, str], list[Ticket]] = {}  # (alert_id, target) → tickets
+        self.grouper: Grouper[PendingAlert] = Grouper()
+        self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
+
+    @staticmethod
+    def _name_targets(channels: list[Notifier]) -> dict[str, Notifier]:
+        named: dict[str, Notifier] = {}
+        for channel in channels:
+            name, n = channel.receiver_type, 1
+            while name in named:  # a second Slack channel of the same receiver: slack#2
+                n += 1
+                name = f"{channel.receiver_type}#{n}"
+            named[name] = channel
+        return named
+
+    def notifiers(self) -> Iterable[Notifier]:
+        """Every channel of every receiver (for shutdown and Slack message updates)."""
+        for targets in self._targets.values():
+            yield from targets.values()
+
+    # --- consuming ------------------------------------------------------------------------------
+
+    def on_alert(self, alert: Alert, ack: Callable[[], object], partition: int | None = None) -> None:
+        """Decide what happens to one consumed alert; ``ack`` is called once it is fully settled."""
+        now = self._clock()
+        ticket = Ticket(alert=alert, partition=partition, ack=ack)
+        bound = log.bind(alert_id=alert.alert_id, rule_id=alert.rule_id, account_id=alert.account_id)
+        reason = self._suppressed(alert, now)
+        if reason is not None:
+            ALERTS_SUPPRESSED.labels(reason=reason[0]).inc()
+            bound.info("alert suppressed", reason=reason[0], by=reason[1])
+            ticket.settle()
+            return
+        self._recent.append((now, alert))
+        seen: set[str] = set()
+        for match in self.tree.match(alert):
+            if match.receiver in seen:
+                continue
+            seen.add(match.receiver)
+            targets = self._targets.get(match.receiver, {})
+            fresh: list[str] = []
+            for target in targets:
+                key = (alert.alert_id, f"{match.receiver}/{target}")
+                if self.delivery_log.delivered(alert.account_id, *key) is not None:
+                    ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
+                    bound.info("alert already delivered", target=key[1])
+                    continue
+                ticket.outstanding.add(key[1])
+                if key in self._waiting:  # the same alert is already on its way there (a re-emitted copy)
+                    ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
+                    self._waiting[key].append(ticket)
+                    continue
+                self._waiting[key] = [ticket]
+                fresh.append(target)
+            if not fresh:
+                continue
+            timing = GroupTiming(match.group_wait, match.group_interval, match.repeat_interval)
+            group_key = self.tree.group_key(alert, match)
+            if self.grouper.add(
+                match.receiver, group_key, timing, PendingAlert(alert, match.receiver, tuple(fresh)), now
+            ):
+                ALERTS_SUPPRESSED.labels(reason="grouped").inc()
+            bound.info("alert routed", receiver=match.receiver, group_key=group_key, route=" > ".join(match.path))
+        self.scheduler.wakeup.set()
+        ticket.settle()
+
+    def _suppressed(self, alert: Alert, now: float) -> tuple[str, str] | None:
+        silence = self.silences.silenced_by(alert, now)
+        if silence is not None:
+            return "silenced", f"silence {silence.id}: {silence.reason}"
+        if self.snoozes is not None and self.snoozes.snoozed_until(alert.account_id, alert.rule_id, now) is not None:
+            return "silenced", "snoozed from Slack"
+        horizon = now - self._inhibit_horizon
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        active = [a for _, a in self._recent if a.alert_id != alert.alert_id]
+        rule = self.inhibitor.inhibited_by(alert, active)
+        if rule is not None:
+            return "inhibited", rule.name or "inhibit rule"
+        return None
+
+    # --- the delivery loop ----------------------------------------------------------------------
+
+    def tick(self) -> float | None:
+        """Flush due groups into delivery jobs and start due attempts; returns the next wake-up time."""
+        now = self._clock()
+        for batch in self.grouper.due(now):
+            self._flush_batch(batch, now)
+        self.scheduler.start_due()
+        times = [t for t in (self.grouper.next_due(), self.scheduler.next_due()) if t is not None]
+        return min(times) if times else None
+
+    def _flush_batch(self, batch: Batch[PendingAlert], now: float) -> None:
+        quiet = self.config.quiet_hours
+        send: list[PendingAlert] = []
+        held: list[PendingAlert] = []
+        hold_until: float | None = None
+        for item in batch.items:
+            until = None
+            if quiet is not None and quiet.applies_to(item.alert):
+                until = defer_until(quiet, _timezone(item.alert), now)
+            if until is None:
+                send.append(item)
+                continue
+            held.append(item)
+            hold_until = until if hold_until is None else min(hold_until, until)
+            tickets = self._waiting.get(item.target_keys()[0], [])
+            if tickets and not tickets[0].deferred:
+                tickets[0].deferred = True
+                ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
+                log.info("alert deferred by quiet hours", alert_id=item.alert.alert_id, until=until)
+        if held and hold_until is not None:
+            self.grouper.hold(batch.receiver, batch.group_key, held, hold_until)
+        targets = self._targets.get(batch.receiver, {})
+        for target, notifier in targets.items():
+            alerts = tuple(i.alert for i in send if target in i.targets)
+            if alerts:
+                notification = Notification(receiver=batch.receiver, alerts=alerts, group_key=batch.group_key)
+                self.scheduler.submit(DeliveryJob(f"{batch.receiver}/{target}", notifier, notification), now)
+
+    async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        now = self._clock()
+        by_account: dict[str, list[tuple[str, str, str | None]]] = {}
+        for alert in job.notification.alerts:
+            by_account.setdefault(alert.account_id, []).append((alert.alert_id, job.target, receipt.ref))
+        for account_id, entries in by_account.items():
+            self.delivery_log.record(account_id, entries, now)
+        await self._flush()  # the changelog write is on the broker before any offset can move on
+        for alert in job.notification.alerts:
+            emitted = _epoch(alert.emitted_at)
+            if emitted is not None:
+                NOTIFICATION_LATENCY.labels(receiver_type=job.receiver_type).observe(max(now - emitted, 0.0))
+            log.info(
+                "alert delivered",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                target=job.target,
+                ref=receipt.ref,
+                attempts=job.attempts,
+                group_size=len(job.notification.alerts),
+            )
+        self._settle(job)
+
+    async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:
+        for secret in self._scrub:
+            detail = detail.replace(secret, "***")
+        for alert in job.notification.alerts:
+            await self._dead_letter(alert, job.target, job.receiver_type, reason, detail[:500])
+            log.warning(
+                "alert dead-lettered",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                target=job.target,
+                reason=reason,
+                detail=detail[:500],
+            )
+        self._settle(job)
+
+    def _settle(self, job: DeliveryJob) -> None:
+        for alert in job.notification.alerts:
+            for ticket in self._waiting.pop((alert.alert_id, job.target), []):
+                ticket.settle(job.target)
+
+    # --- rebalancing ----------------------------------------------------------------------------
+
+    def revoke(self, partitions: Collection[int]) -> int:
+        """Forget pending work of alerts from revoked partitions (their new owner re-consumes them)."""
+        gone: set[tuple[str, str]] = set()
+        for key, tickets in list(self._waiting.items()):
+            kept = [t for t in tickets if t.partition not in partitions]
+            if kept:
+                self._waiting[key] = kept
+            else:
+                del self._waiting[key]
+                gone.add(key)
+        if not gone:
+            return 0
+
+        def keep_job(job: DeliveryJob) -> DeliveryJob | None:
+            alerts = tuple(a for a in job.notification.alerts if (a.alert_id, job.target) not in gone)
+            if not alerts:
+                return None
+            job.notification = Notification(job.notification.receiver, alerts, job.notification.group_key)
+            return job
+
+        self.scheduler.discard(keep_job)
+
+        self.grouper.discard(lambda item: all(key in gone for key in item.target_keys()))
+        return len(gone)

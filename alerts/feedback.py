@@ -1,0 +1,203 @@
+"""Feedback from Slack buttons: ``POST /slack/actions`` on the notifier's web server.
+
+Slack signs every interactivity request: ``X-Slack-Signature = "v0=" + HMAC-SHA256(signing secret,
+"v0:{X-Slack-Request-Timestamp}:{raw body}")``. A request with a wrong signature, or a timestamp more
+than 5 minutes from now (a replay), gets 401. An accepted action is published to ``preempt.feedback``
+(key ``account_id``), counted in ``preempt_feedback_total{rule,action}`` (Not helpful per rule is the
+precision signal for tuning rules), and the Slack message is updated ("Acknowledged by …",
+"Snoozed until …"). Snooze becomes a silence: the notifier's feedback agent stores it in a
+changelog-backed table (``SnoozeBook``), so it survives restarts and suppresses the rule's next alerts
+for that account until it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.feedback import Feedback
+from schemas.logs import get_logger
+from schemas.metrics import FEEDBACK
+
+log = get_logger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300.0
+SNOOZE_SECONDS = 7 * 24 * 3600.0
+ACTIONS = ("acknowledge", "snooze", "not_helpful")
+
+
+class SlackRequestError(ValueError):
+    """The request is not a usable Slack action (the message says why; answered with 400)."""
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Slack-Signature`` value Slack would send for ``body`` at ``timestamp``."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def verify_slack_signature(
+    secret: str, headers: Mapping[str, str], body: bytes, now: float, tolerance: float = SIGNATURE_TOLERANCE_SECONDS
+) -> bool:
+    """True when the request is signed with ``secret`` and its timestamp is within ``tolerance`` of ``now``."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    try:
+        sent_at = float(timestamp)
+    except ValueError:
+        return False
+    if abs(now - sent_at) > tolerance:
+        return False
+    return hmac.compare_digest(slack_signature(secret, timestamp, body), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackAction:
+    """One button press, parsed from Slack's interactive payload."""
+
+    action: str
+    alert_id: str
+    rule_id: str
+    account_id: str
+    user: str | None
+    ref: str | None  # "channel:ts" of the message the button is on
+
+
+def _action_name(action_id: str) -> str:
+    name = action_id.rsplit(":", 1)[-1].rsplit(".", 1)[-1].removeprefix("preempt_")
+    if name not in ACTIONS:
+        raise SlackRequestError(f"unknown action_id {action_id!r} (expected one of {', '.join(ACTIONS)})")
+    return name
+
+
+def parse_action(body: bytes) -> SlackAction:
+    """Parse the form-encoded interactive payload (field ``payload``) of a ``block_actions`` request."""
+    form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
+    raw = form.get("payload")
+    if not raw:
+        raise SlackRequestError("missing form field 'payload'")
+    try:
+        payload = json.loads(raw[0])
+        action = payload["actions"][0]
+        value = json.loads(action["value"])
+        alert_id, rule_id, account_id = str(value["alert_id"]), str(value["rule_id"]), str(value["account_id"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise SlackRequestError(f"malformed interactive payload: {type(exc).__name__}: {exc}") from None
+    user_obj = payload.get("user") or {}
+    user = user_obj.get("id") or user_obj.get("username") or user_obj.get("name")
+    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+    ts = (payload.get("container") or {}).get("message_ts") or (payload.get("message") or {}).get("ts")
+    ref = f"{channel}:{ts}" if channel and ts else None
+    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref)
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_feedback(action: SlackAction, now: float, snooze_seconds: float = SNOOZE_SECONDS) -> Feedback:
+    """The ``preempt.feedback`` record for ``action`` taken at ``now``."""
+    return Feedback(
+        action=action.action,  # type: ignore[arg-type]  # checked against ACTIONS by parse_action
+        alert_id=action.alert_id,
+        rule_id=action.rule_id,
+        account_id=action.account_id,
+        user=action.user,
+        at=_rfc3339(now),
+        snooze_until=_rfc3339(now + snooze_seconds) if action.action == "snooze" else None,
+    )
+
+
+def update_note(feedback: Feedback) -> str:
+    """The line added to the Slack message after an action."""
+    who = f"<@{feedback.user}>" if feedback.user else "someone"
+    if feedback.action == "acknowledge":
+        return f"Acknowledged by {who}"
+    if feedback.action == "snooze":
+        until = (feedback.snooze_until or "").replace("T", " ").replace("Z", " UTC")
+        return f"Snoozed until {until} by {who}"
+    return f"Marked not helpful by {who}"
+
+
+class SnoozeBook:
+    """Snoozes per account in a changelog-backed table: ``account_id`` (bytes) → ``{rule_id: until}``."""
+
+    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+        self._table = table
+
+    def apply(self, feedback: Feedback, now: float) -> float | None:
+        """Store a snooze (expired ones of the account are pruned); returns its end, None for other actions."""
+        if feedback.action != "snooze" or not feedback.snooze_until:
+            return None
+        until = datetime.fromisoformat(feedback.snooze_until.replace("Z", "+00:00")).timestamp()
+        key = feedback.account_id.encode()
+        current = {rule: float(end) for rule, end in (self._table.get(key) or {}).items() if float(end) > now}
+        current[feedback.rule_id] = max(until, current.get(feedback.rule_id, 0.0))
+        self._table[key] = current
+        return until
+
+    def snoozed_until(self, account_id: str, rule_id: str, now: float) -> float | None:
+        """The end of an active snooze of ``rule_id`` for ``account_id``, or None."""
+        end = (self._table.get(account_id.encode()) or {}).get(rule_id)
+        return float(end) if end is not None and float(end) > now else None
+
+
+Publish = Callable[[Feedback], Awaitable[None]]
+UpdateMessage = Callable[[SlackAction, Feedback], Awaitable[None]]
+
+
+class SlackActionHandler:
+    """Verifies, parses, publishes and answers one ``POST /slack/actions`` (framework-free)."""
+
+    def __init__(self, signing_secret: str | None, publish: Publish, update_message: UpdateMessage) -> None:
+        self._secret = signing_secret
+        self._publish = publish
+        self._update = update_message
+        self._updates: set[asyncio.Task[None]] = set()
+
+    async def handle(self, headers: Mapping[str, str], body: bytes, now: float) -> tuple[int, str]:
+        """Returns (HTTP status, text body); the message update runs after the answer (Slack waits ≤ 3 s)."""
+        if not self._secret:
+            log.warning("slack action refused: PREEMPT_SLACK_SIGNING_SECRET is not set")
+            return 503, "interactivity is not configured"
+        if not verify_slack_signature(self._secret, headers, body, now):
+            log.warning("slack action refused: bad or stale signature")
+            return 401, "invalid signature"
+        try:
+            action = parse_action(body)
+        except SlackRequestError as exc:
+            log.warning("slack action rejected", error=str(exc))
+            return 400, str(exc)
+        feedback = to_feedback(action, now)
+        await self._publish(feedback)
+        FEEDBACK.labels(rule=feedback.rule_id, action=feedback.action).inc()
+        log.info(
+            "slack action accepted",
+            action=feedback.action,
+            rule_id=feedback.rule_id,
+            account_id=feedback.account_id,
+            alert_id=feedback.alert_id,
+        )
+        # Slack wants the answer within 3 s; the chat.update goes out after it, in the background.
+        task = asyncio.ensure_future(self._update_safely(action, feedback))
+        self._updates.add(task)
+        task.add_done_callback(self._updates.discard)
+        return 200, update_note(feedback)
+
+    async def _update_safely(self, action: SlackAction, feedback: Feedback) -> None:
+        try:
+            await self._update(action, feedback)
+        except Exception:  # the action is recorded; a failed cosmetic update is only logged
+            log.exception("slack message update failed", alert_id=action.alert_id)
+
+    async def drain(self) -> None:
+        """Wait for the message updates in flight (tests and shutdown)."""
+        while self._updates:
+            await asyncio.gather(*list(self._updates), return_exceptions=True)

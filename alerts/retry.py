@@ -1,0 +1,210 @@
+"""The delivery worker loop: it owns every retry (notifiers never sleep or retry themselves).
+
+A ``DeliveryJob`` is one notification for one delivery target (a receiver's Slack, email or console
+channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and runs the due ones:
+
+* success → ``on_delivered`` (the caller records it in the delivery log, then acks);
+* ``RetryableDeliveryError`` → retried after exactly ``retry_after`` when the server gave one (never
+  earlier), otherwise after an exponential backoff with jitter, capped; a job whose next attempt would
+  fall past the give-up window (measured from its first attempt) is dead-lettered instead;
+* ``PermanentDeliveryError`` → dead-lettered at once, never retried.
+
+Modelled on arq's ``Retry(defer=…)``: the failure says whether and when, the loop decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from alerts.channels.base import DeliveryReceipt, Notification, Notifier
+from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from schemas.logs import get_logger
+from schemas.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Exponential backoff with jitter: attempt n waits a random time in [cap/2, cap],
+    cap = min(maximum, initial * multiplier ** (n - 1)); nothing is retried past ``give_up``."""
+
+    initial: float = 1.0
+    maximum: float = 300.0
+    multiplier: float = 2.0
+    give_up: float = 3600.0
+
+    def backoff(self, retry_number: int, rng: random.Random) -> float:
+        """The delay before retry ``retry_number`` (1 = first retry) when the server gave no hint."""
+        cap = min(self.maximum, self.initial * self.multiplier ** max(retry_number - 1, 0))
+        # "Equal jitter": spreads retries of many jobs apart but never retries immediately.
+        return rng.uniform(cap / 2, cap)
+
+    def next_attempt_at(
+        self, retry_number: int, now: float, first_attempt_at: float, retry_after: float | None, rng: random.Random
+    ) -> float | None:
+        """When to try again, or None when that would be past the give-up window."""
+        delay = max(retry_after, 0.0) if retry_after is not None else self.backoff(retry_number, rng)
+        at = now + delay
+        if at - first_attempt_at > self.give_up:
+            return None
+        return at
+
+
+@dataclass(slots=True)
+class DeliveryJob:
+    """One notification on its way to one target (``receiver/receiver_type``)."""
+
+    target: str
+    notifier: Notifier
+    notification: Notification
+    attempts: int = 0
+    first_attempt_at: float | None = None
+    last_error: str | None = None
+
+    @property
+    def receiver_type(self) -> str:
+        """``slack``, ``email`` or ``console``: the bounded label of the metrics."""
+        return self.notifier.receiver_type
+
+
+DeliveredCallback = Callable[[DeliveryJob, DeliveryReceipt], Awaitable[None]]
+DeadLetterCallback = Callable[[DeliveryJob, str, str], Awaitable[None]]
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    due: float
+    seq: int
+    job: DeliveryJob = field(compare=False)
+
+
+class RetryScheduler:
+    """The pending-delivery queue and the loop step that runs what is due.
+
+    ``on_delivered(job, receipt)`` and ``on_dead_letter(job, reason, detail)`` are awaited by the
+    loop; ``reason`` is a bounded code (``permanent``, ``gave_up``) and ``detail`` a message that
+    never holds secrets (notifiers raise without them).
+    """
+
+    def __init__(
+        self,
+        policy: BackoffPolicy,
+        on_delivered: DeliveredCallback,
+        on_dead_letter: DeadLetterCallback,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        max_in_flight: int = 16,
+    ) -> None:
+        self.policy = policy
+        self._on_delivered = on_delivered
+        self._on_dead_letter = on_dead_letter
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._queue: list[_Entry] = []
+        self._seq = itertools.count()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.wakeup = asyncio.Event()
+
+    def submit(self, job: DeliveryJob, at: float | None = None) -> None:
+        """Queue ``job`` to be attempted at ``at`` (default: now)."""
+        heapq.heappush(self._queue, _Entry(self._clock() if at is None else at, next(self._seq), job))
+        self.wakeup.set()
+
+    def next_due(self) -> float | None:
+        """When the earliest queued job is due, or None when the queue is empty."""
+        return self._queue[0].due if self._queue else None
+
+    def pending(self) -> int:
+        """Jobs queued or being attempted."""
+        return len(self._queue) + len(self._in_flight)
+
+    def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
+        """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
+        kept: list[_Entry] = []
+        for entry in self._queue:
+            job = keep(entry.job)
+            if job is not None:
+                kept.append(_Entry(entry.due, entry.seq, job))
+        dropped = len(self._queue) - len(kept)
+        heapq.heapify(kept)
+        self._queue = kept
+        return dropped
+
+    def start_due(self) -> int:
+        """Start an attempt (as a task) for every job that is due now; returns how many started."""
+        now = self._clock()
+        started = 0
+        while self._queue and self._queue[0].due <= now:
+            job = heapq.heappop(self._queue).job
+            task = asyncio.ensure_future(self._run(job))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            started += 1
+        return started
+
+    async def drain(self) -> None:
+        """Wait for the attempts in flight (tests and shutdown)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
+    async def attempt(self, job: DeliveryJob) -> None:
+        """Try ``job`` once and act on the outcome (deliver, reschedule or dead-letter)."""
+        now = self._clock()
+        if job.first_attempt_at is None:
+            job.first_attempt_at = now
+        job.attempts += 1
+        bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        try:
+            receipt = await job.notifier.send(job.notification)
+        except PermanentDeliveryError as exc:
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
+            bound.warning("delivery failed permanently", error=str(exc))
+            await self._dead_letter(job, "permanent", str(exc))
+            return
+        except RetryableDeliveryError as exc:
+            self._retry(job, str(exc), exc.retry_after)
+            return
+        except Exception as exc:  # noqa: BLE001 - a notifier bug or an unmapped I/O error: retry, never crash the loop
+            bound.exception("unexpected delivery error")
+            self._retry(job, f"{type(exc).__name__}: {exc}", None)
+            return
+        NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
+        await self._on_delivered(job, receipt)
+
+    def _retry(self, job: DeliveryJob, detail: str, retry_after: float | None) -> None:
+        job.last_error = detail
+        now = self._clock()
+        first = job.first_attempt_at if job.first_attempt_at is not None else now
+        at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)
+        bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        if at is None:
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
+            bound.warning("delivery given up", error=detail, give_up_seconds=self.policy.give_up)
+            task = asyncio.ensure_future(self._dead_letter(job, "gave_up", detail))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            return
+        NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="retried").inc()
+        NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
+        bound.info("delivery retry scheduled", error=detail, retry_in=round(at - now, 3), retry_after=retry_after)
+        self.submit(job, at)
+
+    async def _dead_letter(self, job: DeliveryJob, reason: str, detail: str) -> None:
+        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=reason).inc()
+        await self._on_dead_letter(job, reason, detail)
+
+    async def _run(self, job: DeliveryJob) -> None:
+        async with self._slots:
+            try:
+                await self.attempt(job)
+            except Exception:  # a failing callback must not kill the loop; it is logged
+                log.exception("delivery bookkeeping failed", target=job.target)
