@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
     clock_tick_seconds: float = Field(1.0, gt=0)
+    worker_batch_size: int = Field(
+        2000, ge=1, description="rules worker: most records per batch (state is written once per account per batch)"
+    )
+    worker_batch_seconds: float = Field(
+        0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
+    )
 
     # Web (metrics, health, HTTP ingest)
     web_host: str = "127.0.0.1"
