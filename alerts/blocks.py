@@ -1,0 +1,246 @@
+"""Slack Block Kit messages for alerts and digests, always inside Slack's limits and always escaped.
+
+``build_message`` is called by the Slack channel for every post and update. Every piece of event or
+account text is escaped (``&``, ``<``, ``>``), so an account called ``<!channel>`` can neither ping a
+channel nor inject a link; the only mention we create is the owner's, from a validated member id.
+Limits (https://api.slack.com/reference/block-kit/blocks): ≤ 50 blocks, header ≤ 150 characters,
+section text ≤ 3,000, section field ≤ 2,000, button text ≤ 75, button value ≤ 2,000, ≤ 10 context elements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from alerts.templates import evidence_summary, money
+from schemas.alert import SEVERITY_ORDER, Alert
+
+MAX_BLOCKS = 50
+MAX_HEADER = 150
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_URL = 3000
+MAX_FALLBACK = 3000
+MAX_DIGEST_ALERTS = 12  # 2 blocks each + header, context, overflow and note stay far below 50
+
+ACTION_ACK = "preempt_ack"
+ACTION_SNOOZE = "preempt_snooze_7d"
+ACTION_NOT_HELPFUL = "preempt_not_helpful"
+
+SEVERITY_EMOJI = {
+    "critical": ":red_circle:",
+    "high": ":large_orange_circle:",
+    "medium": ":large_yellow_circle:",
+    "low": ":large_blue_circle:",
+    "info": ":white_circle:",
+}
+_MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+
+
+def escape(text: object) -> str:
+    """Slack's three control characters as entities: ``&`` ``<`` ``>``."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, never inside an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    cut = _ENTITY_TAIL.sub("", cut)
+    return cut + "…"
+
+
+def safe(text: object, limit: int) -> str:
+    """Escape, then clip: the form every piece of alert text takes in a message."""
+    return clip(escape(text), limit)
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _owner(alert: Alert) -> str | None:
+    owner = alert.account.owner
+    slack = str(owner.get("slack") or "")
+    name = owner.get("name") or owner.get("email")
+    if _MEMBER_ID.match(slack):
+        # The one mention we create on purpose: the account owner, from a validated member id.
+        return f"<@{slack}>" + (f" ({safe(name, 200)})" if name else "")
+    return safe(name, 300) if name else None
+
+
+def _account_fields(alert: Alert) -> list[dict[str, Any]]:
+    acc = alert.account
+    fields = [_mrkdwn(f"*Account*\n{safe(acc.name or alert.account_id, 500)} (`{safe(alert.account_id, 300)}`)")]
+    if acc.tier:
+        fields.append(_mrkdwn(f"*Tier*\n{safe(acc.tier, 200)}"))
+    owner = _owner(alert)
+    if owner:
+        fields.append(_mrkdwn(f"*Owner*\n{owner}"))
+    if acc.mrr is not None:
+        fields.append(_mrkdwn(f"*MRR*\n{safe(money(acc.mrr), 100)}"))
+    return fields
+
+
+def _headline(alert: Alert) -> str:
+    emoji = SEVERITY_EMOJI.get(alert.severity, "")
+    return (
+        f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule `{safe(alert.rule_id, 200)}` "
+        f"· fired {safe(alert.fired_at, 64)}"
+    )
+
+
+def _evidence(alert: Alert) -> str:
+    ev = alert.evidence
+    lines = [f"*Evidence*: {escape(evidence_summary(ev.model_dump(mode='json')))}"]
+    if alert.window.start or alert.window.end:
+        lines.append(f"Window: {escape(alert.window.start or '…')} → {escape(alert.window.end or '…')}")
+    if ev.sample_event_ids:
+        shown = ", ".join(f"`{escape(e)}`" for e in ev.sample_event_ids[:5])
+        more = f" and {len(ev.sample_event_ids) - 5} more" if len(ev.sample_event_ids) > 5 else ""
+        lines.append(f"Sample events: {shown}{more}")
+    return clip("\n".join(lines), MAX_SECTION_TEXT)
+
+
+def _playbook(alert: Alert) -> str:
+    # Markdown **bold** becomes Slack's *bold*; everything else stays literal (escaped).
+    body = re.sub(r"\*\*(.+?)\*\*", r"*\1*", escape(alert.playbook.strip()))
+    return clip(f"*What to do*\n{body}", MAX_SECTION_TEXT)
+
+
+def _action_value(alert: Alert) -> str:
+    ids = {"alert_id": alert.alert_id, "rule_id": alert.rule_id, "account_id": alert.account_id}
+    value = json.dumps(ids, separators=(",", ":"))
+    if len(value) > MAX_BUTTON_VALUE:  # absurdly long ids: keep the JSON valid, shorten each id
+        value = json.dumps({k: v[:600] for k, v in ids.items()}, separators=(",", ":"))
+    return value
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": _plain(clip(text, MAX_BUTTON_TEXT)),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _link_buttons(alert: Alert) -> list[dict[str, Any]]:
+    buttons = []
+    for i, (label, url) in enumerate(sorted(alert.account.links.items())):
+        text = str(url or "")
+        if text.lower().startswith(("https://", "http://")) and len(text) <= MAX_URL:
+            buttons.append(
+                {
+                    "type": "button",
+                    "text": _plain(clip(f"Open {escape(label)}", MAX_BUTTON_TEXT)),
+                    "action_id": f"preempt_link_{i}",
+                    "url": text,
+                }
+            )
+    return buttons[:5]
+
+
+def _actions(alert: Alert, *, feedback: bool) -> dict[str, Any] | None:
+    value = _action_value(alert)
+    elements = (
+        [
+            _button("Acknowledge", ACTION_ACK, value, "primary"),
+            _button("Snooze 7d", ACTION_SNOOZE, value),
+            _button("Not helpful", ACTION_NOT_HELPFUL, value),
+        ]
+        if feedback
+        else []
+    )
+    elements += _link_buttons(alert)
+    if not elements:
+        return None
+    return {"type": "actions", "block_id": clip(f"actions:{alert.alert_id}", 255), "elements": elements}
+
+
+def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
+    if text is not None:
+        return safe(text, MAX_FALLBACK)
+    first = alerts[0]
+    who = first.account.name or first.account_id
+    if len(alerts) == 1:
+        body = f"[{first.severity.upper()}] {first.title} ({who})"
+    else:
+        body = f"{len(alerts)} alerts for {who}: " + "; ".join(a.title for a in alerts)
+    return safe(body, MAX_FALLBACK)
+
+
+def _single(alert: Alert, title: str | None, note: str | None) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(safe(title if title is not None else alert.title, MAX_HEADER))},
+        {"type": "context", "elements": [_mrkdwn(clip(_headline(alert), MAX_SECTION_TEXT))]},
+        {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(alert)]},
+        {"type": "section", "text": _mrkdwn(_evidence(alert))},
+    ]
+    if alert.playbook.strip():
+        blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
+    if note:
+        blocks.append({"type": "context", "elements": [_mrkdwn(safe(note, MAX_SECTION_TEXT))]})
+    actions = _actions(alert, feedback=note is None)
+    if actions:
+        blocks.append(actions)
+    return blocks
+
+
+def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> list[dict[str, Any]]:
+    first = alerts[0]
+    accounts = {a.account_id for a in alerts}
+    who = first.account.name or first.account_id
+    heading = title if title is not None else (f"{len(alerts)} alerts for {who}" if len(accounts) == 1 else None)
+    heading = heading if heading is not None else f"{len(alerts)} alerts for {len(accounts)} accounts"
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(safe(heading, MAX_HEADER))}]
+    if len(accounts) == 1:
+        blocks.append(
+            {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(first)]}
+        )
+    ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
+    for alert in ordered[:MAX_DIGEST_ALERTS]:
+        account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
+        text = (
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
+            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}` · fired {safe(alert.fired_at, 64)}\n"
+            f"{escape(evidence_summary(alert.evidence.model_dump(mode='json')))}"
+        )
+        blocks.append({"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))})
+        actions = _actions(alert, feedback=note is None)
+        if actions:
+            blocks.append(actions)
+    if len(ordered) > MAX_DIGEST_ALERTS:
+        more = len(ordered) - MAX_DIGEST_ALERTS
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more alerts not shown")]})
+    if note:
+        blocks.append({"type": "context", "elements": [_mrkdwn(safe(note, MAX_SECTION_TEXT))]})
+    return blocks
+
+
+def build_message(
+    alerts: tuple[Alert, ...], *, title: str | None = None, text: str | None = None, note: str | None = None
+) -> dict[str, Any]:
+    """``{"text": fallback, "blocks": [...]}`` for one alert or a digest of several.
+
+    ``title`` and ``text`` are receiver template overrides (already rendered, escaped here).
+    ``note`` (e.g. "Acknowledged by …") replaces the feedback buttons — used for ``chat.update``.
+    """
+    if not alerts:
+        raise ValueError("build_message needs at least one alert")
+    blocks = _single(alerts[0], title, note) if len(alerts) == 1 else _digest(alerts, title, note)
+    if len(blocks) > MAX_BLOCKS:  # unreachable by construction; a guard so a future change cannot break Slack
+        blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(message shortened)")]}]
+    return {"text": _fallback(alerts, text), "blocks": blocks}

@@ -1,0 +1,146 @@
+"""The email channel (aiosmtplib): multipart/alternative, plain text first and then HTML.
+
+Recipients are templates rendered per alert (``{{ account.owner.email }}``), so one notification for a
+group becomes one digest per distinct set of alerts and recipients. SMTP 4xx replies, disconnects and
+timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``. Message-IDs
+are derived from the group and its alerts, so a retried message threads with (and is deduplicated
+against) the first attempt by mail clients. The SMTP password never appears in errors or logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses
+
+import aiosmtplib
+
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.routing.config import EmailReceiver
+from alerts.templates import render, template_context
+from schemas.alert import Alert
+from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.logs import get_logger
+from schemas.settings import Settings
+
+log = get_logger(__name__)
+MAX_SUBJECT = 250
+
+
+def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
+    """4xx → retryable, everything else → permanent (the one place that decides)."""
+    detail = f"email {what}: SMTP {code} {message.strip()[:200]}".rstrip()
+    return RetryableDeliveryError(detail) if 400 <= code < 500 else PermanentDeliveryError(detail)
+
+
+def _addresses(rendered: str) -> list[str]:
+    found = []
+    for _name, addr in getaddresses([rendered.replace(";", ",")]):
+        addr = addr.strip()
+        if addr and "@" in addr and not any(c in addr for c in "\r\n <>"):
+            found.append(addr)
+    return found
+
+
+class EmailNotifier:
+    """One ``email_configs`` entry of a receiver."""
+
+    receiver_type = "email"
+
+    def __init__(self, config: EmailReceiver, settings: Settings, *, receiver: str = "", timeout_s: float = 15.0):
+        self._config = config
+        self._settings = settings
+        self._receiver = receiver
+        self._timeout = timeout_s
+
+    def recipients(self, alert: Alert) -> list[str]:
+        """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
+        context = template_context((alert,))
+        found: list[str] = []
+        for template in self._config.to:
+            for addr in _addresses(render("email_to", context, template)):
+                if addr not in found:
+                    found.append(addr)
+        return found
+
+    def _digests(self, alerts: Iterable[Alert]) -> list[tuple[tuple[Alert, ...], list[str]]]:
+        per_recipient: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            for addr in self.recipients(alert):
+                per_recipient.setdefault(addr, []).append(alert)
+        # Recipients that get the same alerts share one message.
+        by_alerts: dict[tuple[str, ...], tuple[tuple[Alert, ...], list[str]]] = {}
+        for addr, mine in per_recipient.items():
+            key = tuple(a.alert_id for a in mine)
+            by_alerts.setdefault(key, (tuple(mine), []))[1].append(addr)
+        return list(by_alerts.values())
+
+    def build(self, alerts: tuple[Alert, ...], recipients: list[str], group_key: str) -> EmailMessage:
+        """The multipart/alternative message (text part first, then HTML) for these alerts."""
+        context = template_context(alerts)
+        subject = " ".join(render("email_subject", context, self._config.subject).split())[:MAX_SUBJECT]
+        msg = EmailMessage()
+        msg["Subject"] = subject or f"[{context['severity'].upper()}] Preempt alert"
+        msg["From"] = self._config.from_ or self._settings.smtp_from
+        msg["To"] = ", ".join(recipients)
+        msg["Date"] = formatdate(usegmt=True)
+        identity = "\n".join([group_key, *sorted(a.alert_id for a in alerts), *sorted(recipients)])
+        msg["Message-ID"] = f"<{hashlib.sha256(identity.encode()).hexdigest()[:32]}@preempt>"
+        msg.set_content(render("email_text", context, self._config.text))
+        msg.add_alternative(render("email_html", context, self._config.html, html=True), subtype="html")
+        return msg
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
+        digests = self._digests(notification.alerts)
+        if not digests:
+            raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
+        ids = []
+        for alerts, recipients in digests:
+            message = self.build(alerts, recipients, notification.group_key)
+            await self._deliver(message, recipients)
+            ids.append(str(message["Message-ID"]))
+        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids))
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """An email cannot be edited: nothing to do."""
+
+    async def aclose(self) -> None:
+        """Connections are per send: nothing to release."""
+
+    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+        s = self._settings
+        try:
+            refused, _reply = await aiosmtplib.send(
+                message,
+                recipients=recipients,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password is not None else None,
+                use_tls=s.smtp_use_tls,
+                start_tls=False if s.smtp_use_tls else s.smtp_starttls,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            retry = any(400 <= c < 500 for c in codes)
+            detail = f"email RCPT: every recipient refused (SMTP {', '.join(str(c) for c in sorted(set(codes)))})"
+            raise (RetryableDeliveryError(detail) if retry else PermanentDeliveryError(detail)) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise classify_smtp(exc.code, type(exc).__name__.removeprefix("SMTP"), exc.message) from None
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise PermanentDeliveryError(f"email: server does not support what is configured ({exc})") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise RetryableDeliveryError(
+                f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
+            ) from None
+        if refused:
+            # Some recipients got it, some did not; resending would duplicate it for the others.
+            log.warning(
+                "email_recipients_refused",
+                receiver=self._receiver,
+                refused=len(refused),
+                codes=sorted({r.code for r in refused.values()}),
+            )

@@ -1,0 +1,265 @@
+"""The Slack channel (slack_sdk): a bot token posting with ``chat.postMessage`` / ``chat.update``, or an
+incoming webhook.
+
+Retries belong to the notifier's worker loop, so slack_sdk's own retry handlers are switched off and
+every failure becomes ``RetryableDeliveryError`` (429 with its ``Retry-After``, 5xx, timeouts) or
+``PermanentDeliveryError`` (``channel_not_found``, ``invalid_payload``, ``channel_is_archived``,
+``not_in_channel``, ``invalid_auth``, HTTP 404/410…). At most one message per second goes to a channel:
+a send that comes too early raises ``RetryableDeliveryError(retry_after=<the rest of the second>)``
+instead of sleeping. Error messages never contain the webhook URL or the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from alerts.blocks import build_message
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.routing.config import SlackReceiver
+from alerts.templates import render, template_context
+from schemas.alert import Alert
+from schemas.errors import ConfigError, DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.logs import get_logger
+from schemas.settings import Settings
+
+log = get_logger(__name__)
+
+# Slack error codes that retrying cannot fix (https://api.slack.com/methods/chat.postMessage#errors).
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "invalid_payload",
+        "channel_is_archived",
+        "is_archived",
+        "not_in_channel",
+        "invalid_auth",
+        "not_authed",
+        "invalid_token",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "no_permission",
+        "restricted_action",
+        "action_prohibited",
+        "posting_to_general_channel_denied",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "too_many_attachments",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+    }
+)
+# Slack error codes that say "try again later".
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class ChannelRateLimiter:
+    """At most one message per ``min_interval`` seconds per channel, shared by every Slack notifier."""
+
+    def __init__(self, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_interval = min_interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def acquire(self, channel: str) -> None:
+        """Take the channel's slot now, or raise ``RetryableDeliveryError`` saying how long until it frees."""
+        now = self._clock()
+        last = self._last.get(channel)
+        if last is not None and now - last < self.min_interval:
+            remaining = round(self.min_interval - (now - last), 3)
+            raise RetryableDeliveryError("slack: at most one message per second per channel", retry_after=remaining)
+        self._last[channel] = now
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if str(key).lower() == name.lower():
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
+
+
+def _retry_after(headers: Mapping[str, Any] | None) -> float:
+    raw = _header(headers, "Retry-After")
+    try:
+        return max(float(raw), 0.0) if raw is not None else DEFAULT_RETRY_AFTER
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+def classify(what: str, status: int | None, error: str | None, headers: Mapping[str, Any] | None) -> DeliveryError:
+    """The one place that decides whether a Slack failure is retryable (the Alertmanager way)."""
+    detail = f"{what}: HTTP {status}" + (f" {error}" if error else "")
+    if status == 429 or error in ("ratelimited", "rate_limited"):
+        return RetryableDeliveryError(detail, retry_after=_retry_after(headers))
+    if status is not None and status >= 500:
+        return RetryableDeliveryError(detail, retry_after=None)
+    if error in RETRYABLE_ERRORS:
+        return RetryableDeliveryError(detail, retry_after=None)
+    # 404/410 and every known or unknown client error: retrying the same request cannot succeed.
+    return PermanentDeliveryError(detail)
+
+
+class SlackNotifier:
+    """One ``slack_configs`` entry of a receiver."""
+
+    receiver_type = "slack"
+
+    def __init__(
+        self,
+        config: SlackReceiver,
+        settings: Settings,
+        limiter: ChannelRateLimiter,
+        *,
+        receiver: str = "",
+        timeout_s: int = 10,
+    ) -> None:
+        self._config = config
+        self._limiter = limiter
+        self._timeout = timeout_s
+        self._api_url = settings.slack_api_url
+        self._token = settings.slack_bot_token
+        self._webhook = config.webhook_url
+        if self._webhook is None and not (config.channel and self._token is not None):
+            self._webhook = settings.slack_webhook_url
+        if self._webhook is None and not (config.channel and self._token is not None):
+            raise ConfigError(
+                f"receiver {receiver!r}: a slack_configs entry needs a channel and PREEMPT_SLACK_BOT_TOKEN, "
+                "or a webhook_url (or PREEMPT_SLACK_WEBHOOK_URL)"
+            )
+        self.mode = "webhook" if self._webhook is not None else "bot"
+        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
+        self._hook: AsyncWebhookClient | None = None
+
+    # -- clients (created lazily: they need the running event loop) -------------------------------
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _web_client(self) -> AsyncWebClient:
+        if self._web is None:
+            assert self._token is not None
+            self._web = AsyncWebClient(
+                token=self._token.get_secret_value(),
+                base_url=self._api_url,
+                timeout=self._timeout,
+                session=self._http(),
+                retry_handlers=[],  # the worker loop owns retries
+            )
+        return self._web
+
+    def _webhook_client(self) -> AsyncWebhookClient:
+        if self._hook is None:
+            assert self._webhook is not None
+            self._hook = AsyncWebhookClient(
+                url=self._webhook.get_secret_value(),
+                timeout=self._timeout,
+                session=self._http(),
+                retry_handlers=[],  # the worker loop owns retries
+            )
+        return self._hook
+
+    def _webhook_key(self) -> str:
+        assert self._webhook is not None
+        return "webhook:" + hashlib.sha256(self._webhook.get_secret_value().encode()).hexdigest()[:16]
+
+    # -- Notifier protocol -------------------------------------------------------------------------
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Post the alert (or digest) as Block Kit; with ``update_ref`` (bot mode) edit that message instead."""
+        message = self._message(notification.alerts, note=None)
+        if self.mode == "webhook":
+            await self._post_webhook(message)
+            return DeliveryReceipt(receiver=notification.receiver, ref=None)
+        if notification.update_ref:
+            await self._chat_update(notification.update_ref, message)
+            return DeliveryReceipt(receiver=notification.receiver, ref=notification.update_ref)
+        channel = render("slack_channel", template_context(notification.alerts), self._config.channel).strip()
+        if not channel:
+            raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")
+        self._limiter.acquire(f"bot:{channel}")
+        data = await self._call("chat.postMessage", channel=channel, unfurl_links=False, unfurl_media=False, **message)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"{data.get('channel', channel)}:{data.get('ts')}")
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Replace the buttons of an earlier message by ``note`` (bot mode); webhooks cannot edit, so no-op."""
+        if self.mode == "webhook":
+            log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
+            return
+        await self._chat_update(ref, self._message(alerts, note=note))
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+        self._web = None
+        self._hook = None
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _message(self, alerts: tuple[Alert, ...], note: str | None) -> dict[str, Any]:
+        context = template_context(alerts)
+        title = render("slack_title", context, self._config.title) if self._config.title else None
+        text = render("slack_text", context, self._config.text) if self._config.text else None
+        return build_message(alerts, title=title, text=text, note=note)
+
+    async def _chat_update(self, ref: str, message: dict[str, Any]) -> None:
+        channel, sep, ts = ref.partition(":")
+        if not sep or not channel or not ts:
+            raise PermanentDeliveryError(f"slack: malformed message reference {ref!r} (expected channel:ts)")
+        self._limiter.acquire(f"bot:{channel}")
+        await self._call("chat.update", channel=channel, ts=ts, **message)
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        client = self._web_client()
+        try:
+            response = await client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise _from_api_error(method, exc) from None
+        except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
+            # str(exc) may hold URLs; the type is enough to act on and never leaks anything.
+            raise RetryableDeliveryError(f"slack {method}: {type(exc).__name__}") from None
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    async def _post_webhook(self, message: dict[str, Any]) -> None:
+        self._limiter.acquire(self._webhook_key())
+        try:
+            response = await self._webhook_client().send_dict({**message, "unfurl_links": False})
+        except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
+            raise RetryableDeliveryError(f"slack webhook: {type(exc).__name__}") from None
+        if response.status_code == 200:
+            return
+        error = (response.body or "").strip()[:100] or None
+        raise classify("slack webhook", response.status_code, error, response.headers)
+
+
+def _from_api_error(method: str, exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    headers = getattr(response, "headers", None)
+    return classify(f"slack {method}", int(status) if status is not None else None, error, headers)
