@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     smtp_use_tls: bool = False
     smtp_from: str = "Preempt <preempt@localhost>"
     delivery_give_up_seconds: float = 3600.0
+    delivery_retry_initial_seconds: float = Field(
+        1.0, gt=0, description="first retry backoff without a Retry-After hint (doubles, with jitter)"
+    )
+    delivery_retry_max_seconds: float = Field(300.0, gt=0, description="cap of the retry backoff")
+    delivery_log_retention_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="how long delivery records are kept to refuse re-sends"
+    )
 
     # Logs
     log_format: Literal["json", "console"] = "json"
