@@ -1,0 +1,144 @@
+"""``preempt routes check FILE`` and ``preempt routes test FILE --alert alert.json`` (like amtool).
+
+``check`` validates a routing file and prints its tree; ``test`` prints which receivers an alert
+reaches and why (the route path), and whether a configured silence or quiet hours would hold it.
+Both exit 1 with the error on stderr when the file (or the alert) is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from alerts.routing.config import ReceiverConfig, RouteConfig, RoutingConfig
+from alerts.routing.matchers import describe
+from alerts.routing.quiet_hours import defer_until
+from alerts.routing.silences import SilenceSet
+from alerts.routing.tree import RoutingTree
+from schemas.alert import Alert
+from schemas.errors import ConfigError
+
+
+def _seconds(value: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
+
+
+def _channels(receiver: ReceiverConfig) -> str:
+    parts = [
+        f"{len(configs)} {kind}"
+        for kind, configs in (
+            ("slack", receiver.slack_configs),
+            ("email", receiver.email_configs),
+            ("console", receiver.console_configs),
+        )
+        if configs
+    ]
+    return ", ".join(parts) or "no channels (drops what it receives)"
+
+
+def _tree_lines(route: RouteConfig, depth: int = 1) -> list[str]:
+    label = route.name or (describe(route.matchers) if route.matchers else "root" if depth == 1 else "{}")
+    extras = []
+    if route.receiver:
+        extras.append(f"receiver={route.receiver}")
+    if route.group_by is not None:
+        extras.append(f"group_by=[{','.join(route.group_by)}]")
+    for name in ("group_wait", "group_interval", "repeat_interval"):
+        value = getattr(route, name)
+        if value is not None:
+            extras.append(f"{name}={_seconds(value)}")
+    if route.continue_:
+        extras.append("continue")
+    lines = [f"{'  ' * depth}- {label}  {' '.join(extras)}".rstrip()]
+    for child in route.routes:
+        lines += _tree_lines(child, depth + 1)
+    return lines
+
+
+def _load(path: Path) -> RoutingConfig:
+    try:
+        return RoutingConfig.load(path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group("routes")
+def routes() -> None:
+    """Check and test notification routing files (docs/notifications.md)."""
+
+
+@routes.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def check(path: Path) -> None:
+    """Validate a routing FILE and print a summary of its receivers and route tree."""
+    config = _load(path)
+    now = datetime.now(UTC).timestamp()
+    active = sum(1 for s in config.silences if s.active_at(now))
+    click.echo(f"{path}: OK")
+    click.echo(f"receivers ({len(config.receivers)}):")
+    for receiver in config.receivers:
+        click.echo(f"  {receiver.name}: {_channels(receiver)}")
+    click.echo("route tree:")
+    for line in _tree_lines(config.route):
+        click.echo(line)
+    click.echo(f"inhibit rules: {len(config.inhibit_rules)}")
+    click.echo(f"silences: {len(config.silences)} ({active} active now)")
+    quiet = config.quiet_hours
+    if quiet is None:
+        click.echo("quiet hours: none")
+    else:
+        weekends = ", weekends" if quiet.weekends else ""
+        bypass = ",".join(quiet.bypass_severities) or "none"
+        click.echo(
+            f"quiet hours: {quiet.start:%H:%M}–{quiet.end:%H:%M}{weekends} in the owner's timezone "
+            f"(default {quiet.timezone}); bypass: {bypass}"
+        )
+
+
+@routes.command("test")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--alert", "alert_path", required=True, help="alert JSON file (the preempt.alerts value), or -")
+@click.option("--now", "now_text", default=None, help="RFC 3339 time for silences and quiet hours (default: now)")
+@click.option("--verify-receivers", default=None, help="comma-separated receivers expected; exit 1 if different")
+def test(path: Path, alert_path: str, now_text: str | None, verify_receivers: str | None) -> None:
+    """Print which receivers the alert in --alert reaches through routing FILE, and why."""
+    config = _load(path)
+    try:
+        raw = sys.stdin.read() if alert_path == "-" else Path(alert_path).read_text(encoding="utf-8")
+        alert = Alert.model_validate(json.loads(raw))
+        now = datetime.fromisoformat(now_text).timestamp() if now_text else datetime.now(UTC).timestamp()
+    except (OSError, ValueError, ValidationError) as exc:
+        click.echo(f"error: {alert_path}: {exc}", err=True)
+        sys.exit(1)
+    tree = RoutingTree(config)
+    matches = tree.match(alert)
+    click.echo(",".join(m.receiver for m in matches))
+    for m in matches:
+        click.echo(
+            f"  {m.receiver}: via {' → '.join(m.path)}; group_by=[{','.join(m.group_by)}] "
+            f"group_wait={_seconds(m.group_wait)} group_interval={_seconds(m.group_interval)} "
+            f"repeat_interval={_seconds(m.repeat_interval)}"
+        )
+    silence = SilenceSet(config.silences).silenced_by(alert, now)
+    if silence is not None:
+        click.echo(f"silenced by {silence.id} until {silence.ends_at.isoformat()}: {silence.reason}")
+    quiet = config.quiet_hours
+    if quiet is not None and quiet.applies_to(alert):
+        until = defer_until(quiet, alert.account.timezone, now)
+        if until is not None:
+            click.echo(f"quiet hours: deferred until {datetime.fromtimestamp(until, UTC).isoformat()}")
+    if verify_receivers is not None:
+        expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
+        got = [m.receiver for m in matches]
+        if got != expected:
+            click.echo(f"error: expected receivers {','.join(expected)}, got {','.join(got)}", err=True)
+            sys.exit(1)
