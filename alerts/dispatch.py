@@ -115,6 +115,7 @@ class Dispatcher:
         self._inhibit_horizon = inhibit_horizon_seconds
         self._waiting: dict[tuple[str, str], list[Ticket]] = {}  # (alert_id, target) → tickets
         self.grouper: Grouper[PendingAlert] = Grouper()
+        self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
 
     @staticmethod
@@ -245,6 +246,8 @@ class Dispatcher:
             emitted = _epoch(alert.emitted_at)
             if emitted is not None:
                 NOTIFICATION_LATENCY.labels(receiver_type=job.receiver_type).observe(max(now - emitted, 0.0))
+            if self.on_delivered_alert is not None:
+                self.on_delivered_alert(alert)
             log.info(
                 "alert delivered",
                 alert_id=alert.alert_id,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from alerts.commands import routes
+from alerts.commands_notifier import notifier
 from streams.commands.publish import publish
 from streams.commands.worker import worker
 
@@ -24,3 +26,5 @@ def main() -> None:
 
 main.add_command(worker)
 main.add_command(publish)
+main.add_command(routes)
+main.add_command(notifier)
