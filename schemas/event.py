@@ -13,13 +13,34 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from schemas.rfc3339 import parse_rfc3339_datetime
 
 MAX_EVENT_BYTES = 32 * 1024
+MAX_EVENT_NAME_CHARS = 128
+MAX_ID_CHARS = 256
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
-EventName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-AccountId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+def _rfc3339_only(value: object) -> object:
+    """Accept RFC 3339 strings (and, from Python, aware datetimes) — never pydantic's looser forms.
+
+    pydantic alone would also take epoch numbers, ``2026-11-23 06:00Z`` or ``+0100`` offsets; the
+    contract (and the hot-path decoder, which shares this parser) does not.
+    """
+    if isinstance(value, str):
+        return parse_rfc3339_datetime(value)
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an RFC 3339 timestamp string with an offset, e.g. 2026-11-23T06:00:00Z")
+
+
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EVENT_NAME_CHARS)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
 
 class UsageEvent(BaseModel):
@@ -30,8 +51,11 @@ class UsageEvent(BaseModel):
     event_id: EventId = Field(description="unique per event; used to drop duplicates")
     event: EventName = Field(description="event name, e.g. 'Report Exported'")
     account_id: AccountId = Field(description="the customer account (B2B)")
-    user_id: str | None = Field(None, min_length=1, max_length=256, description="the acting user")
-    timestamp: AwareDatetime = Field(description="RFC 3339 event time with an offset")
+    user_id: UserId | None = Field(None, description="the acting user")
+    timestamp: Timestamp = Field(
+        description="RFC 3339 event time with an offset (Z or ±hh:mm), e.g. 2026-11-23T06:00:00Z",
+        json_schema_extra={"pattern": RFC3339_PATTERN},
+    )
     properties: dict[str, Any] = Field(default_factory=dict, description="event properties (JSON object)")
     context: dict[str, Any] = Field(default_factory=dict, description="context, e.g. app, library")
 

@@ -1,0 +1,250 @@
+"""The hot-path decoder: every rejection reason, the field it names, and the accepted shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
+from schemas.event import Event, UsageEvent
+from schemas.rfc3339 import parse_rfc3339
+
+NOW = parse_rfc3339("2026-11-23T06:00:00Z")
+LIMIT = 32 * 1024
+SKEW = 300.0
+
+
+@pytest.fixture
+def make_payload() -> Callable[..., dict[str, Any]]:
+    """Factory: a valid canonical event as a dict; keyword overrides replace fields, ``drop`` removes them."""
+
+    def factory(*, drop: tuple[str, ...] = (), **overrides: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "event_id": "8f1c2a7e",
+            "event": "Report Exported",
+            "account_id": "acme",
+            "user_id": "u-42",
+            "timestamp": "2026-11-23T05:59:00.120Z",
+            "properties": {"format": "csv"},
+            "context": {"app": "web"},
+        }
+        payload.update(overrides)
+        for name in drop:
+            del payload[name]
+        return payload
+
+    return factory
+
+
+def decode(
+    raw: bytes | bytearray | memoryview | None, *, now: float = NOW, max_bytes: int = LIMIT
+) -> Event | Rejection:
+    return decode_event(raw, max_bytes=max_bytes, max_future_skew=SKEW, now=now)
+
+
+def rejection_of(raw: bytes | None, **kwargs: Any) -> Rejection:
+    result = decode(raw, **kwargs)
+    assert isinstance(result, Rejection), f"expected a rejection, got {result!r}"
+    return result
+
+
+def test_valid_event_decodes_to_the_same_event_as_the_pydantic_model(
+    make_payload: Callable[..., dict[str, Any]],
+) -> None:
+    """A valid event decodes to an Event equal to UsageEvent's own conversion, ts included."""
+    raw = orjson.dumps(make_payload())
+    result = decode(raw)
+    assert isinstance(result, Event)
+    assert result == UsageEvent.model_validate_json(raw).to_event()
+    assert result.ts == parse_rfc3339("2026-11-23T05:59:00.120Z")
+
+
+def test_optional_fields_default_when_absent(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """Without user_id, properties and context the event gets None, {} and {}."""
+    result = decode(orjson.dumps(make_payload(drop=("user_id", "properties", "context"))))
+    assert isinstance(result, Event)
+    assert (result.user_id, result.properties, result.context) == (None, {}, {})
+
+
+def test_null_user_id_is_accepted(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """user_id may be JSON null, which means no user."""
+    result = decode(orjson.dumps(make_payload(user_id=None)))
+    assert isinstance(result, Event)
+    assert result.user_id is None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-11-23T06:00:00+01:00", "2026-11-23T05:00:00Z"),
+        ("2026-11-23t05:00:00z", "2026-11-23T05:00:00Z"),
+        ("2026-11-23T05:00:00.123456789Z", "2026-11-23T05:00:00.123456Z"),
+        ("2026-11-22T23:30:00-05:30", "2026-11-23T05:00:00Z"),
+    ],
+)
+def test_timestamps_with_offsets_lower_case_and_long_fractions_are_accepted(
+    make_payload: Callable[..., dict[str, Any]], timestamp: str, expected: str
+) -> None:
+    """Offsets are applied, lower-case t/z are accepted and nanosecond fractions are truncated."""
+    result = decode(orjson.dumps(make_payload(timestamp=timestamp)))
+    assert isinstance(result, Event)
+    assert result.ts == parse_rfc3339(expected)
+
+
+@pytest.mark.parametrize("raw", [b"", None], ids=["no-bytes", "tombstone"])
+def test_empty_values_are_rejected_as_empty(raw: bytes | None) -> None:
+    """An empty record value or a tombstone is rejected as empty."""
+    assert rejection_of(raw).reason is Reason.EMPTY
+
+
+def test_whitespace_only_value_is_rejected_as_empty() -> None:
+    """A value of only whitespace counts as empty, not as broken JSON."""
+    assert rejection_of(b" \n\t ").reason is Reason.EMPTY
+
+
+def test_oversize_value_is_rejected_before_parsing(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """A value above max_bytes is too_large, and the detail gives both sizes."""
+    raw = orjson.dumps(make_payload(properties={"blob": "x" * 2000}))
+    rejection = rejection_of(raw, max_bytes=1024)
+    assert rejection.reason is Reason.TOO_LARGE
+    assert str(len(raw)) in rejection.detail
+    assert "1024" in rejection.detail
+
+
+def test_value_exactly_at_the_limit_is_accepted(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """The limit is inclusive: a value of exactly max_bytes is decoded."""
+    raw = orjson.dumps(make_payload())
+    assert isinstance(decode(raw, max_bytes=len(raw)), Event)
+
+
+def test_invalid_utf8_is_named_as_such() -> None:
+    """Bytes that are not UTF-8 are invalid_utf8, with the byte position."""
+    rejection = rejection_of(b'{"event": "caf\xe9"}')
+    assert rejection.reason is Reason.INVALID_UTF8
+    assert "byte 14" in rejection.detail
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"event": }', b"{'event': 'x'}", b'{"a": NaN}', b"nul"])
+def test_malformed_json_is_invalid_json(raw: bytes) -> None:
+    """UTF-8 text that is not JSON (including NaN, which JSON lacks) is invalid_json."""
+    assert rejection_of(raw).reason is Reason.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [(b"[]", "an array"), (b'"event"', "a string"), (b"42", "a number"), (b"null", "null"), (b"true", "a boolean")],
+)
+def test_json_that_is_not_an_object_is_rejected(raw: bytes, kind: str) -> None:
+    """Any JSON value other than an object is not_an_object, and the detail says what it was."""
+    rejection = rejection_of(raw)
+    assert rejection.reason is Reason.NOT_AN_OBJECT
+    assert kind in rejection.detail
+
+
+def test_unknown_top_level_field_is_named(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """An extra top-level field is unknown_field and names that field."""
+    rejection = rejection_of(orjson.dumps(make_payload(userId="u-42")))
+    assert (rejection.reason, rejection.field) == (Reason.UNKNOWN_FIELD, "userId")
+
+
+def test_unknown_field_wins_over_missing_field(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """A misspelt required field is reported as the unknown spelling, which is the actionable fix."""
+    rejection = rejection_of(orjson.dumps(make_payload(drop=("account_id",), accountId="acme")))
+    assert (rejection.reason, rejection.field) == (Reason.UNKNOWN_FIELD, "accountId")
+
+
+@pytest.mark.parametrize("name", ["event_id", "event", "account_id", "timestamp"])
+def test_each_missing_required_field_is_named(make_payload: Callable[..., dict[str, Any]], name: str) -> None:
+    """Leaving out a required field is missing_field naming it."""
+    rejection = rejection_of(orjson.dumps(make_payload(drop=(name,))))
+    assert (rejection.reason, rejection.field) == (Reason.MISSING_FIELD, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("event_id", 42),
+        ("event_id", ""),
+        ("event_id", "x" * 257),
+        ("event", ""),
+        ("event", "x" * 129),
+        ("event", None),
+        ("account_id", ""),
+        ("account_id", ["acme"]),
+        ("user_id", ""),
+        ("user_id", 7),
+        ("properties", None),
+        ("properties", ["a"]),
+        ("properties", "csv"),
+        ("context", 1),
+        ("timestamp", 1795413600),
+        ("timestamp", "2026-11-23T06:00:00"),
+        ("timestamp", "2026-11-23 06:00:00Z"),
+        ("timestamp", "2026-11-23T06:00:00+0100"),
+        ("timestamp", "2026-02-30T06:00:00Z"),
+        ("timestamp", "2026-11-23T06:00:60Z"),
+        ("timestamp", "2026-11-23T06:00:00.1234567890Z"),
+        ("timestamp", "1969-12-31T23:59:59Z"),
+        ("timestamp", "２０２６-11-23T06:00:00Z"),
+    ],
+)
+def test_invalid_field_values_are_named(make_payload: Callable[..., dict[str, Any]], name: str, value: Any) -> None:
+    """A wrong type, length or timestamp format is invalid_field naming the field."""
+    rejection = rejection_of(orjson.dumps(make_payload(**{name: value})))
+    assert (rejection.reason, rejection.field) == (Reason.INVALID_FIELD, name)
+
+
+def test_event_name_of_128_characters_is_accepted(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """Event names may be up to 128 characters (counted as characters, not bytes)."""
+    assert isinstance(decode(orjson.dumps(make_payload(event="é" * 128))), Event)
+
+
+def test_timestamp_beyond_the_skew_is_a_future_timestamp(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """A timestamp more than max_future_skew ahead of now is future_timestamp."""
+    rejection = rejection_of(orjson.dumps(make_payload(timestamp="2026-11-23T06:05:01Z")))
+    assert (rejection.reason, rejection.field) == (Reason.FUTURE_TIMESTAMP, "timestamp")
+
+
+def test_timestamp_within_the_skew_is_accepted(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """A timestamp exactly max_future_skew ahead of now is still accepted."""
+    assert isinstance(decode(orjson.dumps(make_payload(timestamp="2026-11-23T06:05:00Z"))), Event)
+
+
+def test_every_reason_is_covered_by_a_test_in_this_module() -> None:
+    """The reason codes are exactly the documented ones, so a new one cannot slip in untested."""
+    assert {r.value for r in Reason} == {
+        "empty",
+        "too_large",
+        "invalid_utf8",
+        "invalid_json",
+        "not_an_object",
+        "unknown_field",
+        "missing_field",
+        "invalid_field",
+        "future_timestamp",
+    }
+
+
+def test_validate_event_dict_applies_the_same_rules_to_a_dict(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """validate_event_dict accepts a good dict and names the field of a bad one."""
+    good = validate_event_dict(make_payload(), max_future_skew=SKEW, now=NOW)
+    bad = validate_event_dict(make_payload(event=""), max_future_skew=SKEW, now=NOW)
+    assert isinstance(good, Event)
+    assert isinstance(bad, Rejection)
+    assert (bad.reason, bad.field) == (Reason.INVALID_FIELD, "event")
+
+
+def test_validate_event_dict_rejects_non_string_keys() -> None:
+    """A Python dict with a non-string key is unknown_field, not a crash."""
+    rejection = validate_event_dict({1: "x"}, max_future_skew=SKEW, now=NOW)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (Reason.UNKNOWN_FIELD, "1")
+
+
+def test_decoder_accepts_bytearray_and_memoryview(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """Any bytes-like value decodes the same as bytes."""
+    raw = orjson.dumps(make_payload())
+    assert decode(bytearray(raw)) == decode(memoryview(raw)) == decode(raw)
