@@ -1,51 +1,187 @@
-"""structlog setup, done once per process: JSON in production, a readable console in development."""
+"""structlog setup, done once per process: JSON in production, a readable console in development.
+
+``configure_logging(settings.log_format, settings.log_level)`` at start; ``get_logger(__name__)``
+in each module. Bind ``rule_id``, ``account_id`` and ``alert_id`` where they are known
+(``structlog.contextvars.bound_contextvars(...)`` or ``log.bind(...)``).
+
+What never reaches a log line (the processors below enforce it, callers should not rely on it):
+
+* Secrets, at every level: values of keys that name a secret (``password``, ``token``, ``secret``,
+  ``api_key``, ``authorization``, ``webhook_url``, ``*_password``, ``*_token``, ``*_secret``…), any
+  pydantic ``SecretStr``, and Slack webhook URLs, Slack tokens and bearer credentials found inside
+  any string (messages and tracebacks included).
+* Personal data, at info and above: the values of ``email``, ``owner``, ``to``, ``recipients``,
+  ``properties``, ``context``… (owner e-mails, Slack ids, event properties) and e-mail addresses
+  inside strings. They are kept at debug level, which production does not enable.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.config
+import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 
-# Keys that must never reach a log line, whatever a caller binds.
-_SECRET_KEYS = frozenset({"password", "token", "secret", "webhook_url", "authorization", "signing_secret"})
+Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
+
+MASK = "**********"
+REDACTED = "[redacted]"
+
+_SECRET_KEYS = frozenset(
+    {"password", "passwd", "token", "secret", "api_key", "apikey", "authorization", "cookie", "webhook_url"}
+)
+_SECRET_SUFFIXES = ("_password", "_token", "_secret", "_api_key", "_webhook_url", "_apikey")
+_SECRET_PATTERNS = (
+    re.compile(r"https://hooks\.slack(?:-gov)?\.com/\S+"),
+    re.compile(r"\bxox[abposre]-[A-Za-z0-9-]+"),
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
+)
+_PERSONAL_KEYS = frozenset(
+    {
+        "email",
+        "emails",
+        "owner",
+        "owner_email",
+        "user_email",
+        "to",
+        "cc",
+        "recipient",
+        "recipients",
+        "slack_user",
+        "properties",
+        "context",
+    }
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_LEVELS_WITH_PERSONAL_DATA = frozenset({"debug"})
 
 
-def _redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def _scrub(value: Any, patterns: tuple[re.Pattern[str], ...], replacement: str) -> Any:
+    """Replace every match of ``patterns`` in strings, recursively through dicts, lists and tuples."""
+    if isinstance(value, str):
+        for pattern in patterns:
+            value = pattern.sub(replacement, value)
+        return value
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: MASK if _is_secret_key(str(k)) else _scrub(v, patterns, replacement) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, patterns, replacement) for v in value]
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask secrets at every level: secret-named keys, ``SecretStr`` values, credentials in strings."""
     for key in list(event_dict):
-        if key.lower() in _SECRET_KEYS:
-            event_dict[key] = "**********"
+        if _is_secret_key(key):
+            event_dict[key] = MASK
+        else:
+            event_dict[key] = _scrub(event_dict[key], _SECRET_PATTERNS, MASK)
     return event_dict
 
 
-def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
-    """Configure structlog and the stdlib root logger (Faust logs through it) for this process."""
+def redact_personal_data(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """At info and above, drop owner e-mails, Slack ids and event properties; debug keeps them."""
+    if method in _LEVELS_WITH_PERSONAL_DATA:
+        return event_dict
+    for key in list(event_dict):
+        if key.lower() in _PERSONAL_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key], (_EMAIL,), REDACTED)
+    return event_dict
+
+
+def privacy_processors() -> list[Processor]:
+    """The redaction steps, in order; they run after exceptions are formatted so tracebacks pass too."""
+    return [redact_secrets, redact_personal_data]
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        *privacy_processors(),
+    ]
+
+
+def _renderer(fmt: str) -> Any:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def _level_number(level: str) -> int:
     lvl = logging.getLevelName(level.upper())
-    if not isinstance(lvl, int):
-        lvl = logging.INFO
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    return lvl if isinstance(lvl, int) else logging.INFO
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """Configure structlog and the stdlib root logger for this process.
+
+    ``fmt="json"`` (production): one JSON object per line on stderr. ``fmt="console"``
+    (development): aligned, coloured when stderr is a terminal. Faust and other libraries log
+    through the stdlib; their records get the same processors and renderer, at WARNING and above.
+    """
+    lvl = _level_number(level)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*_shared_processors(), _renderer(fmt)],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr)
+    logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING))))
+
+
+def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
+
+    Pass it to Faust's worker, which otherwise replaces the root handlers with its own coloured
+    text: ``Worker(app, loglevel=..., logging_config=stdlib_logging_config(settings.log_format))``.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *privacy_processors(),
+                    _renderer(fmt),
+                ],
+                "foreign_pre_chain": [
+                    structlog.stdlib.add_logger_name,
+                    structlog.stdlib.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.stdlib.ExtraAdder(),
+                    structlog.processors.format_exc_info,
+                ],
+            }
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "structlog"}
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger named after the calling module."""
-    return structlog.get_logger(name)
+    """A structlog logger whose lines carry ``module=name``; configuration is applied lazily.
+
+    (Library records routed through the stdlib carry ``logger`` with the stdlib logger's name.)
+    """
+    return structlog.get_logger(module=name)
