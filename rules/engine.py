@@ -1,0 +1,270 @@
+"""``RuleEngine``: every enabled rule over one account's events, in event time (DESIGN.md §5).
+
+Who calls it: the rules worker (per record and on its timer) and the backtest — both only
+through this surface (see notes/engine-contract.md). The engine is pure: time comes in as the
+caller's watermark, state comes in as an ``AccountState`` the caller keeps.
+
+Time semantics, in one place:
+
+* An event is buffered and applied only once the watermark has passed it (``ts < watermark``),
+  in ``(ts, event_id)`` order, so any reordering within the allowed lateness and any split into
+  batches gives the same result.
+* Deadlines (inactivity, absence, drop window ends, score ticks) fire when the watermark
+  reaches them (``deadline <= watermark``), and before any event stamped at the same instant.
+* An event older than the watermark already applied to its account (or than the caller's
+  watermark) is LATE and ignored; an event id seen within the dedup horizon is a DUPLICATE.
+* Cooldown: a rule's finding for a key within ``cooldown`` of its previous one is suppressed.
+* ``composite`` rules receive the other rules' findings (after cooldown) for the account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from enum import StrEnum
+from typing import Any
+
+from rules.findings import Finding
+from rules.kinds import build_evaluator
+from rules.kinds.base import Evaluator
+from rules.loader import RuleSet
+from rules.models import RuleBase
+from rules.state import AccountState, decode_state, encode_state
+from rules.templates import render_template
+from schemas.account import Account
+from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
+from schemas.event import Event, format_ts
+
+__all__ = ["AccountState", "Finding", "Outcome", "RuleEngine"]
+
+MAX_ROUTE_CACHE = 10_000
+
+
+class Outcome(StrEnum):
+    """What happened to an event offered to :meth:`RuleEngine.on_event`."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+class RuleEngine:
+    """Evaluates a ``RuleSet`` for one account at a time; holds no per-account data itself."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        allowed_lateness: float,
+        dedup_horizon: float = 86400.0,
+        max_seen_ids: int = 100_000,
+    ) -> None:
+        if allowed_lateness < 0:
+            raise ValueError("allowed_lateness must be >= 0")
+        if dedup_horizon < allowed_lateness:
+            raise ValueError("dedup_horizon must be at least allowed_lateness")
+        self.rules = rules
+        self.allowed_lateness = allowed_lateness
+        self.dedup_horizon = dedup_horizon
+        self.max_seen_ids = max_seen_ids
+        self.suppressed_by_cooldown = 0
+        """Findings dropped by cooldown since this engine was built (for the caller's metrics)."""
+        enabled = rules.enabled
+        self._rules: dict[str, RuleBase] = {rule.id: rule for rule in enabled}
+        self._evaluators: list[Evaluator] = [build_evaluator(rule) for rule in enabled]
+        self._event_evaluators = [ev for ev in self._evaluators if ev.rule.kind != "composite"]
+        self._clocked = [ev for ev in self._evaluators if ev.has_deadlines]
+        self._order = {ev.rule.id: index for index, ev in enumerate(self._evaluators)}
+        self._listeners: dict[str, list[Evaluator]] = {}
+        for ev in self._evaluators:
+            for ref in ev.rule.references:
+                self._listeners.setdefault(ref, []).append(ev)
+        self._cooldown = {rule.id: rule.effective_cooldown for rule in enabled}
+        self._fingerprints = {
+            rule.id: hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16] for rule in enabled
+        }
+        self._routes: dict[str, tuple[Evaluator, ...]] = {}
+
+    # --- state ---------------------------------------------------------------------------------
+    def new_state(self) -> AccountState:
+        """All rules' state for one account (mutable)."""
+        return AccountState(rules={ev.rule.id: ev.new_state() for ev in self._evaluators})
+
+    def dumps(self, state: AccountState) -> bytes:
+        """Compact, versioned bytes of the state."""
+        return encode_state(state, self._fingerprints)
+
+    def loads(self, data: bytes) -> AccountState:
+        """The state from :meth:`dumps`; rules added or changed since start from fresh state."""
+        fresh = {ev.rule.id: ev.new_state() for ev in self._evaluators}
+        return decode_state(data, self._fingerprints, fresh)
+
+    # --- time ----------------------------------------------------------------------------------
+    def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[Outcome, list[Finding]]:
+        """Offer one event of this state's account, then advance to ``watermark``."""
+        if state.account_id is None:
+            state.account_id = event.account_id
+        clock = max(state.finalized_until, watermark)
+        if event.event_id in state.seen:
+            outcome = Outcome.DUPLICATE
+        elif event.ts < clock:
+            outcome = Outcome.LATE
+        else:
+            outcome = Outcome.ACCEPTED
+            state.seen[event.event_id] = event.ts
+            heapq.heappush(state.buffer, (event.ts, event.event_id, event))
+            self._forget_old_ids(state, clock)
+        return outcome, self.advance(state, watermark)
+
+    def advance(self, state: AccountState, watermark: float) -> list[Finding]:
+        """Apply buffered events before ``watermark`` and deadlines up to it, in time order."""
+        if watermark <= state.finalized_until:
+            return []
+        out: list[Finding] = []
+        buffer = state.buffer
+        while buffer and buffer[0][0] < watermark:
+            ts, _, event = heapq.heappop(buffer)
+            self._clock(state, ts, out)
+            self._apply(state, event, out)
+        self._clock(state, watermark, out)
+        state.finalized_until = watermark
+        return out
+
+    def next_wakeup(self, state: AccountState) -> float | None:
+        """The earliest watermark at which :meth:`advance` could do something; None if idle.
+
+        A buffered event at ts is applied by any watermark above ts; a deadline d fires at d.
+        """
+        times = [state.buffer[0][0]] if state.buffer else []
+        for ev in self._clocked:
+            deadline = ev.next_deadline(state.rules[ev.rule.id])
+            if deadline is not None:
+                times.append(deadline)
+        return min(times) if times else None
+
+    # --- inside --------------------------------------------------------------------------------
+    def _forget_old_ids(self, state: AccountState, clock: float) -> None:
+        seen = state.seen
+        cutoff = clock - self.dedup_horizon
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= cutoff and len(seen) <= self.max_seen_ids:
+                break
+            del seen[oldest]
+
+    def _route(self, name: str) -> tuple[Evaluator, ...]:
+        route = self._routes.get(name)
+        if route is None:
+            route = tuple(ev for ev in self._event_evaluators if ev.event_names is None or name in ev.event_names)
+            if len(self._routes) < MAX_ROUTE_CACHE:
+                self._routes[name] = route
+        return route
+
+    def _clock(self, state: AccountState, now: float, out: list[Finding]) -> None:
+        fired: list[Finding] = []
+        account_id = state.account_id or ""
+        for ev in self._clocked:
+            rule_state = state.rules[ev.rule.id]
+            deadline = ev.next_deadline(rule_state)
+            if deadline is not None and deadline <= now:
+                fired.extend(ev.advance_to(rule_state, now, account_id))
+        if fired:
+            fired.sort(key=lambda f: (f.fired_at, self._order[f.rule_id], f.user_id or ""))
+            for finding in fired:
+                self._emit(state, finding, out)
+
+    def _apply(self, state: AccountState, event: Event, out: list[Finding]) -> None:
+        rules = state.rules
+        for ev in self._route(event.event):
+            for finding in ev.on_event(rules[ev.rule.id], event):
+                self._emit(state, finding, out)
+
+    def _emit(self, state: AccountState, finding: Finding, out: list[Finding]) -> None:
+        cooldown = self._cooldown[finding.rule_id]
+        if cooldown > 0:
+            table = state.cooldowns.setdefault(finding.rule_id, {})
+            key = finding.user_id or ""
+            last = table.get(key)
+            if last is not None and finding.fired_at - last < cooldown:
+                self.suppressed_by_cooldown += 1
+                return
+            table[key] = finding.fired_at
+            if len(table) > 16:  # forget keys whose cooldown is over (bounds the table)
+                for stale in [k for k, at in table.items() if finding.fired_at - at >= cooldown]:
+                    del table[stale]
+        out.append(finding)
+        for listener in self._listeners.get(finding.rule_id, ()):
+            for combined in listener.on_finding(state.rules[listener.rule.id], finding):
+                self._emit(state, combined, out)
+
+    # --- alerts --------------------------------------------------------------------------------
+    def to_alert(self, finding: Finding, account: Account | None, emitted_at: float) -> Alert:
+        """The alert of a finding, enriched with the account and rendered title and playbook."""
+        rule = self.rules.by_id(finding.rule_id)
+        window = AlertWindow(
+            start=format_ts(finding.window_start) if finding.window_start is not None else None,
+            end=format_ts(finding.window_end) if finding.window_end is not None else None,
+        )
+        account_view = _account_view(finding.account_id, account)
+        context: dict[str, Any] = {
+            "account": account_view,
+            "evidence": finding.evidence,
+            "rule": {
+                "id": rule.id,
+                "title": rule.title,
+                "kind": rule.kind,
+                "severity": rule.severity,
+                "priority": rule.priority,
+                "description": rule.description,
+                "labels": dict(rule.labels),
+            },
+            "window": {"start": window.start, "end": window.end},
+        }
+        title, title_error = render_template(rule.title, context)
+        playbook, playbook_error = render_template(rule.playbook, context)
+        evidence = dict(finding.evidence)
+        if title_error or playbook_error:
+            evidence["template_error"] = title_error or playbook_error
+        return Alert(
+            alert_id=finding.alert_id,
+            rule_id=finding.rule_id,
+            kind=finding.kind,
+            title=title,
+            severity=rule.severity,
+            priority=rule.priority,
+            account_id=finding.account_id,
+            user_id=finding.user_id,
+            account=AlertAccount(
+                name=account.name if account else None,
+                tier=account.tier if account else None,
+                plan=account.plan if account else None,
+                mrr=account.mrr if account else None,
+                timezone=account.timezone if account else None,
+                owner=account.owner.model_dump(exclude_none=True) if account else {},
+                links=account.links.model_dump(exclude_none=True) if account else {},
+            ),
+            fired_at=format_ts(finding.fired_at),
+            emitted_at=format_ts(emitted_at),
+            window=window,
+            evidence=Evidence(**evidence),
+            playbook=playbook,
+            labels=dict(rule.labels),
+        )
+
+
+def _account_view(account_id: str, account: Account | None) -> dict[str, Any]:
+    """What templates see as ``account``; the name falls back to the id for unknown accounts."""
+    if account is None:
+        return {
+            "account_id": account_id,
+            "name": account_id,
+            "tier": None,
+            "plan": None,
+            "mrr": None,
+            "owner": {"name": None, "email": None, "slack": None},
+            "timezone": "UTC",
+            "tags": [],
+            "links": {"crm": None, "admin": None},
+        }
+    view = account.model_dump()
+    view["name"] = account.name or account_id
+    return view

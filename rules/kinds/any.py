@@ -1,0 +1,53 @@
+"""``any``: every matching event fires (subject to the rule's cooldown, none by default)."""
+
+from __future__ import annotations
+
+from rules.findings import Finding, make_finding
+from rules.kinds.base import EvaluatorBase, RuleState
+from rules.models import AnyRule
+from rules.predicates import compile_match
+from schemas.event import Event, format_ts
+
+
+class AnyEvaluator(EvaluatorBase):
+    """Stateless: the engine's cooldown is the only memory."""
+
+    rule: AnyRule
+
+    def __init__(self, rule: AnyRule) -> None:
+        self.rule = rule
+        self.event_names = rule.match.event_names
+        self._match = compile_match(rule.match)
+
+    def new_state(self) -> RuleState:
+        return {}
+
+    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+        if not self._match(event):
+            return []
+        key = self.key_of(event)
+        if key is None:
+            return []
+        rule = self.rule
+        return [
+            make_finding(
+                rule_id=rule.id,
+                kind=rule.kind,
+                account_id=event.account_id,
+                key=key,
+                fired_at=event.ts,
+                # one episode per event: two events in the same millisecond are two alerts
+                episode=f"{format_ts(event.ts)}/{event.event_id}",
+                window_start=event.ts,
+                window_end=event.ts,
+                newest_event_ts=event.ts,
+                evidence={
+                    "measure": "event",
+                    "value": event.event,
+                    "threshold": None,
+                    "baseline": None,
+                    "properties": event.properties,
+                    "sample_event_ids": [event.event_id],
+                },
+            )
+        ]

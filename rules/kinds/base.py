@@ -1,0 +1,117 @@
+"""The one protocol every rule kind implements, and the small pieces they share.
+
+Who calls it: only ``rules.engine.RuleEngine``, which feeds each evaluator the events of one
+account in event-time order — a rule's deadlines up to time t are always fired
+(``advance_to(state, t)``) before an event stamped t is applied (``on_event``). So a kind never
+sees time go backwards and never has to sort.
+
+A rule's state is a plain JSON-ready dict (str keys, lists, numbers, None): the engine
+serializes it as is. Per-key state lives under ``state["k"][key]`` where the key is ``""`` for
+``group_by: account`` and the user id for ``group_by: user``. ``state["n"]``, when a kind has
+deadlines, is a lower bound of its earliest deadline (exact after every ``advance_to``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
+from rules.models import RuleBase
+from schemas.event import Event
+
+RuleState = dict[str, Any]
+
+
+class Evaluator(Protocol):
+    """One rule's behaviour: pure functions of (state, event or time) → findings."""
+
+    @property
+    def rule(self) -> RuleBase:
+        """The validated rule this evaluator runs."""
+        ...
+
+    @property
+    def event_names(self) -> frozenset[str] | None:
+        """Event names that can matter to this rule (routing); ``None`` means every event."""
+        ...
+
+    @property
+    def has_deadlines(self) -> bool:
+        """Whether ``advance_to`` can ever fire or change anything."""
+        ...
+
+    def new_state(self) -> RuleState:
+        """A fresh state for one account."""
+        ...
+
+    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+        """Apply one event (deadlines before its time were already fired)."""
+        ...
+
+    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
+        """Fire every deadline ``<= now``."""
+        ...
+
+    def next_deadline(self, state: RuleState) -> float | None:
+        """A lower bound of the earliest pending deadline; ``None`` when there is none."""
+        ...
+
+    def on_finding(self, state: RuleState, finding: Finding) -> list[Finding]:
+        """Another rule fired for this account (only ``composite`` listens)."""
+        ...
+
+
+class EvaluatorBase:
+    """No-op defaults, so each kind writes only what it does."""
+
+    rule: RuleBase
+    event_names: frozenset[str] | None = None
+    has_deadlines = False
+
+    def new_state(self) -> RuleState:
+        return {"k": {}}
+
+    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
+        return []
+
+    def next_deadline(self, state: RuleState) -> float | None:
+        value = state.get("n")
+        return float(value) if value is not None else None
+
+    def on_finding(self, state: RuleState, finding: Finding) -> list[Finding]:
+        return []
+
+    def key_of(self, event: Event) -> str | None:
+        """The key of an event: ``""`` per account, the user id per user (None: no user → skip)."""
+        if self.rule.group_by == "user":
+            return event.user_id
+        return ""
+
+
+def union_names(*name_sets: frozenset[str] | None) -> frozenset[str] | None:
+    """The routing names of several matches together (``None`` if any matches every event)."""
+    names: set[str] = set()
+    for item in name_sets:
+        if item is None:
+            return None
+        names |= item
+    return frozenset(names)
+
+
+def remember_sample(samples: list[list[Any]], event: Event) -> None:
+    """Keep the newest few ``[ts, event_id]`` pairs of contributing events."""
+    samples.append([event.ts, event.event_id])
+    if len(samples) > MAX_SAMPLE_EVENT_IDS:
+        del samples[0]
+
+
+def samples_since(samples: list[list[Any]], since: float) -> list[str]:
+    """Event ids of the remembered samples at or after ``since``."""
+    return [str(event_id) for ts, event_id in samples if ts >= since]
+
+
+def lower_bound(state: RuleState, deadline: float) -> None:
+    """Record a new deadline in the rule's lower bound ``state["n"]``."""
+    current = state.get("n")
+    if current is None or deadline < current:
+        state["n"] = deadline

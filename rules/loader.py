@@ -1,0 +1,175 @@
+"""Load rule files: one YAML file or a directory of them, validated into a :class:`RuleSet`.
+
+A file holds one rule (a mapping with ``id`` and ``kind``) or a list under ``rules:``. Every
+problem in every file is collected and raised together as one ``RuleConfigError`` whose lines
+each name the file, the rule id and the field, e.g.::
+
+    rules/packs/default/errors.yaml: rule 'api-error-spike': field 'window': '10mo' is not a duration …
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from rules.models import CompositeRule, Rule, RuleBase
+from schemas.alert import SEVERITY_ORDER
+from schemas.errors import RuleConfigError
+
+_RULE = TypeAdapter[RuleBase](Rule)
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Validated rules, in load order, with the file each came from."""
+
+    rules: tuple[RuleBase, ...]
+    sources: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> tuple[RuleBase, ...]:
+        """The rules the engine evaluates."""
+        return tuple(rule for rule in self.rules if rule.enabled)
+
+    def by_id(self, rule_id: str) -> RuleBase:
+        """The rule with this id; ``KeyError`` if there is none."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def stack_ranked(self) -> list[RuleBase]:
+        """Rules by priority (1 first), then severity (critical first), then id."""
+        return sorted(self.rules, key=lambda r: (r.priority, SEVERITY_ORDER[r.severity], r.id))
+
+
+def _rule_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_FILE_SUFFIXES)
+    if path.is_file():
+        return [path]
+    raise RuleConfigError(f"{path}: no such rule file or directory")
+
+
+def _field_name(loc: tuple[int | str, ...], kind: object) -> str:
+    parts = list(loc)
+    if parts and isinstance(kind, str) and parts[0] == kind:
+        parts = parts[1:]  # the discriminated union puts the kind tag first
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "kind"
+
+
+def _describe(index: int | None, raw: object) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return f"rule {raw['id']!r}"
+    return "rule #1 (no id)" if index is None else f"rule #{index + 1} (no id)"
+
+
+def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -> Iterator[str]:
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        where = _field_name(tuple(error["loc"]), kind)
+        if error["type"] == "union_tag_not_found":
+            message = "missing: every rule needs a kind"
+        elif error["type"] == "union_tag_invalid":
+            message = f"unknown kind {kind!r}; use one of {', '.join(_kinds())}"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/rules.md)"
+        elif error["type"] == "missing":
+            message = "missing: this field is required"
+        yield f"{file}: {who}: field {where!r}: {message}"
+
+
+def _kinds() -> tuple[str, ...]:
+    from rules.models import KINDS
+
+    return KINDS
+
+
+def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        errors.append(f"{file}:{line}: rule (unknown): field '(file)': not valid YAML: {exc}")
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"{file}: rule (unknown): field '(file)': cannot read: {exc}")
+        return []
+    if data is None:
+        return []
+    if isinstance(data, dict) and set(data) == {"rules"}:
+        if not isinstance(data["rules"], list):
+            errors.append(f"{file}: rule (unknown): field 'rules': must be a list of rules")
+            return []
+        return list(enumerate(data["rules"]))
+    if isinstance(data, dict) and "rules" in data:
+        extra = ", ".join(sorted(str(k) for k in data if k != "rules"))
+        errors.append(f"{file}: rule (unknown): field {extra!r}: a file with rules: holds nothing else")
+        return []
+    if isinstance(data, dict):
+        return [(None, data)]
+    errors.append(f"{file}: rule (unknown): field '(file)': expected one rule (a mapping) or rules: [...]")
+    return []
+
+
+def _check_references(rules: list[RuleBase], sources: dict[str, Path], errors: list[str]) -> None:
+    by_id = {rule.id: rule for rule in rules}
+    for rule in rules:
+        if not isinstance(rule, CompositeRule):
+            continue
+        for index, ref in enumerate(rule.all_of):
+            where = f"{sources[rule.id]}: rule {rule.id!r}: field 'all_of[{index}]'"
+            target = by_id.get(ref)
+            if target is None:
+                errors.append(f"{where}: no rule has id {ref!r}")
+            elif isinstance(target, CompositeRule):
+                errors.append(f"{where}: {ref!r} is a composite; a composite combines non-composite rules")
+            elif rule.enabled and not target.enabled:
+                errors.append(f"{where}: {ref!r} is disabled, so this composite could never fire")
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Load and validate every rule under ``path`` (a file or a directory, ``*.yaml``/``*.yml``).
+
+    Raises ``RuleConfigError`` listing every problem, one per line, each naming file, rule and field.
+    """
+    path = Path(path)
+    errors: list[str] = []
+    rules: list[RuleBase] = []
+    sources: dict[str, Path] = {}
+    for file in _rule_files(path):
+        for index, raw in _raw_rules(file, errors):
+            who = _describe(index, raw)
+            if not isinstance(raw, dict):
+                errors.append(f"{file}: {who}: field '(rule)': a rule is a mapping, not {type(raw).__name__}")
+                continue
+            try:
+                rule = _RULE.validate_python(raw)
+            except ValidationError as exc:
+                errors.extend(_validation_lines(file, who, raw, exc))
+                continue
+            if rule.id in sources:
+                errors.append(f"{file}: {who}: field 'id': duplicate id; already defined in {sources[rule.id]}")
+                continue
+            sources[rule.id] = file
+            rules.append(rule)
+    _check_references(rules, sources, errors)
+    if errors:
+        raise RuleConfigError("\n".join(errors))
+    return RuleSet(tuple(rules), sources)
+
+
+def parse_rule(data: dict[str, Any]) -> RuleBase:
+    """Validate one rule from a mapping (tests, programmatic use); raises ``ValidationError``."""
+    return _RULE.validate_python(data)

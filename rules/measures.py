@@ -1,0 +1,68 @@
+"""Measures over a window: ``count``, ``distinct:<path>`` and ``sum:<path>``.
+
+A measure turns each matching event into a contribution (``1``, the value to count distinctly,
+or the number to add) and a set of contributions into one number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rules.paths import MISSING, check_path, compile_path
+from schemas.event import Event
+
+MeasureKind = Literal["count", "distinct", "sum"]
+DISTINCT_VALUES_PER_BUCKET = 1000
+"""Cap on distinct values remembered per time bucket (bounds state; documented in docs/rules.md)."""
+
+
+def check_measure(text: str) -> str:
+    """Validate ``count`` / ``distinct:<path>`` / ``sum:<path>`` (for pydantic validators)."""
+    if text == "count":
+        return text
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in ("distinct", "sum"):
+        raise ValueError(f"{text!r} is not a measure: use count, distinct:<path> or sum:<path>")
+    check_path(path)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A compiled measure: ``contribution(event)`` is ``None`` when the event adds nothing."""
+
+    text: str
+    kind: MeasureKind
+    contribution: Callable[[Event], Any]
+
+
+def _count(_: Event) -> int:
+    return 1
+
+
+def compile_measure(text: str) -> Measure:
+    """Compile a checked measure string."""
+    if check_measure(text) == "count":
+        return Measure(text, "count", _count)
+    kind, _, path = text.partition(":")
+    getter = compile_path(path)
+    if kind == "sum":
+
+        def number(ev: Event) -> float | None:
+            value = getter(ev)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return float(value)
+
+        return Measure(text, "sum", number)
+
+    def distinct(ev: Event) -> str | None:
+        value = getter(ev)
+        if value is MISSING or value is None:
+            return None
+        # one canonical string per JSON value keeps the state serializable
+        return value if isinstance(value, str) else repr(value)
+
+    return Measure(text, "distinct", distinct)

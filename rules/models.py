@@ -1,0 +1,304 @@
+"""The typed rule language (DESIGN.md section 5): one frozen pydantic model per kind.
+
+``Rule`` is a discriminated union on ``kind``; every model forbids unknown fields, so a typo in
+a rule file is an error that names the field, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from rules.durations import Duration
+from rules.measures import check_measure
+from rules.paths import check_path
+from rules.templates import check_template
+from schemas.alert import Severity
+
+RuleId = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+Template = Annotated[str, AfterValidator(check_template)]
+MeasureText = Annotated[str, AfterValidator(check_measure)]
+PropertyPath = Annotated[str, AfterValidator(check_path)]
+MAX_WHERE_LIST = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Scalar = str | int | float | bool | None
+
+
+class WhereOps(_Strict):
+    """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    eq: Scalar = None
+    ne: Scalar = None
+    gt: float | str | None = None
+    gte: float | str | None = None
+    lt: float | str | None = None
+    lte: float | str | None = None
+    in_: list[Scalar] | None = Field(None, alias="in", max_length=MAX_WHERE_LIST)
+    not_in: list[Scalar] | None = Field(None, max_length=MAX_WHERE_LIST)
+    contains: Scalar = None
+    exists: bool = True
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> WhereOps:
+        if not self.model_fields_set:
+            raise ValueError("give at least one op: eq ne gt gte lt lte in not_in contains exists")
+        return self
+
+
+def _scalar_means_eq(value: Any) -> Any:
+    return value if isinstance(value, dict) else {"eq": value}
+
+
+Where = Annotated[WhereOps, BeforeValidator(_scalar_means_eq)]
+
+
+class Match(_Strict):
+    """Which events count: ``event`` (a name or a list; omitted = every event) and ``where``."""
+
+    event: str | list[str] | None = None
+    where: dict[PropertyPath, Where] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_not_empty(self) -> Match:
+        if isinstance(self.event, list) and not self.event:
+            raise ValueError("event: give at least one event name (or leave event out to match all)")
+        return self
+
+    @property
+    def event_names(self) -> frozenset[str] | None:
+        """The event names this match accepts; ``None`` means any name."""
+        if self.event is None:
+            return None
+        return frozenset([self.event] if isinstance(self.event, str) else self.event)
+
+
+class RuleBase(_Strict):
+    """Fields every kind has."""
+
+    id: RuleId
+    kind: str
+    title: Template
+    description: str = ""
+    severity: Severity
+    priority: int = Field(ge=1)
+    group_by: Literal["account", "user"] = "account"
+    cooldown: Duration | None = None
+    playbook: Template = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+    @property
+    def default_cooldown(self) -> float:
+        """The cooldown when none is written: the rule's window (kinds override)."""
+        return 0.0
+
+    @property
+    def effective_cooldown(self) -> float:
+        """Minimum seconds between two alerts of this rule for the same key."""
+        return self.cooldown if self.cooldown is not None else self.default_cooldown
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Ids of other rules this rule depends on (only ``composite`` has any)."""
+        return ()
+
+
+class _Windowed(RuleBase):
+    window: Duration
+
+    @property
+    def default_cooldown(self) -> float:
+        return self.window
+
+
+class ThresholdRule(_Windowed):
+    """Fires when the measure over the last ``window`` reaches ``min``."""
+
+    kind: Literal["threshold"]
+    match: Match
+    measure: MeasureText = "count"
+    min: float = Field(gt=0)
+
+
+class RatioRule(_Windowed):
+    """Fires when matching / ``denominator`` events over ``window`` reach ``min_ratio``."""
+
+    kind: Literal["ratio"]
+    match: Match
+    denominator: Match
+    min_ratio: float = Field(gt=0)
+    min_denominator: int = Field(1, ge=1)
+
+
+class SpikeRule(_Windowed):
+    """Fires when the measure over ``window`` is ≥ ``factor`` × the window before, and ≥ ``min``."""
+
+    kind: Literal["spike"]
+    match: Match
+    measure: MeasureText = "count"
+    factor: float = Field(gt=1)
+    min: float = Field(1, gt=0)
+
+
+class DropRule(_Windowed):
+    """At each window end: fires when the window's measure is ``drop_pct`` below the baseline."""
+
+    kind: Literal["drop"]
+    match: Match
+    measure: MeasureText = "count"
+    baseline_windows: int = Field(4, ge=1, le=104)
+    drop_pct: float = Field(gt=0, le=100)
+    min_baseline: float = Field(1, ge=0)
+
+
+class InactivityRule(RuleBase):
+    """Fires when a key that was active has no matching event for ``after``."""
+
+    kind: Literal["inactivity"]
+    match: Match
+    after: Duration
+
+    @property
+    def default_cooldown(self) -> float:
+        return self.after
+
+
+class AbsenceRule(RuleBase):
+    """Fires when a ``start`` event is not followed by an ``expect`` event within ``within``."""
+
+    kind: Literal["absence"]
+    start: Match
+    expect: Match
+    within: Duration
+
+    @property
+    def default_cooldown(self) -> float:
+        return self.within
+
+
+class SequenceRule(RuleBase):
+    """Fires when the ``steps`` happen in order within ``within``."""
+
+    kind: Literal["sequence"]
+    steps: list[Match] = Field(min_length=2, max_length=10)
+    within: Duration
+
+    @property
+    def default_cooldown(self) -> float:
+        return self.within
+
+
+class AnyRule(RuleBase):
+    """Fires on every matching event (subject to ``cooldown``, default none)."""
+
+    kind: Literal["any"]
+    match: Match
+
+
+class ScoreComponent(_Strict):
+    """One part of a score: a measure over the window or the latest value of a property.
+
+    Its points scale linearly from ``zero_at`` (no points) to ``target`` (full points), clamped;
+    ``target`` below ``zero_at`` scores "fewer is better" (errors).
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    weight: float = Field(gt=0)
+    match: Match
+    measure: MeasureText | None = None
+    latest: PropertyPath | None = None
+    target: float
+    zero_at: float = 0.0
+    default: float | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScoreComponent:
+        if (self.measure is None) == (self.latest is None):
+            raise ValueError("give exactly one of measure (over the window) or latest (a property path)")
+        if self.target == self.zero_at:
+            raise ValueError("target and zero_at must differ")
+        return self
+
+
+class ScoreRule(_Windowed):
+    """An engagement score 0–100, computed every ``every``; fires below ``below`` or on a fall."""
+
+    kind: Literal["score"]
+    match: Match | None = None
+    components: list[ScoreComponent] = Field(min_length=1, max_length=20)
+    every: Duration = 86400.0
+    below: float | None = Field(None, gt=0, le=100)
+    drop_points: float | None = Field(None, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreRule:
+        if self.below is None and self.drop_points is None:
+            raise ValueError("give below, drop_points, or both")
+        ratio = self.window / self.every
+        if not ratio.is_integer() or ratio < 1 or ratio > 400:
+            raise ValueError("window must be a whole multiple of every, at most 400 of them")
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError("component names must be unique")
+        return self
+
+
+class CompositeRule(RuleBase):
+    """Fires when every rule in ``all_of`` fired for the same account within ``within``."""
+
+    kind: Literal["composite"]
+    all_of: list[RuleId] = Field(min_length=2, max_length=10)
+    within: Duration
+
+    @model_validator(mode="after")
+    def _account_only(self) -> CompositeRule:
+        if self.group_by != "account":
+            raise ValueError("group_by: a composite combines alerts per account; use group_by: account")
+        if len(set(self.all_of)) != len(self.all_of):
+            raise ValueError("all_of names a rule twice")
+        return self
+
+    @property
+    def default_cooldown(self) -> float:
+        return self.within
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return tuple(self.all_of)
+
+
+Rule = Annotated[
+    ThresholdRule
+    | RatioRule
+    | SpikeRule
+    | DropRule
+    | InactivityRule
+    | AbsenceRule
+    | SequenceRule
+    | AnyRule
+    | ScoreRule
+    | CompositeRule,
+    Field(discriminator="kind"),
+]
+"""Any rule; pydantic picks the model from ``kind``."""
+
+KINDS = (
+    "threshold",
+    "ratio",
+    "spike",
+    "drop",
+    "inactivity",
+    "absence",
+    "sequence",
+    "any",
+    "score",
+    "composite",
+)

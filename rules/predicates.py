@@ -1,0 +1,112 @@
+"""``match`` compiled once at load into one plain callable ``Event -> bool`` (no ``eval``).
+
+Every op is a closure over its operand. Comparisons across types (a string against a number)
+are simply false, never an error; ``true``/``false`` never equal ``1``/``0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rules.paths import MISSING, compile_path
+
+if TYPE_CHECKING:
+    from rules.models import Match, WhereOps
+    from schemas.event import Event
+
+Matcher = Callable[["Event"], bool]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if _number(a) and _number(b):
+        return bool(a == b)
+    return type(a) is type(b) and a == b
+
+
+def _ordered(op: str, operand: Any) -> Callable[[Any], bool]:
+    numeric = _number(operand)
+
+    def comparable(value: Any) -> bool:
+        if numeric:
+            return _number(value)
+        return isinstance(value, str) and isinstance(operand, str)
+
+    if op == "gt":
+        return lambda v: comparable(v) and v > operand
+    if op == "gte":
+        return lambda v: comparable(v) and v >= operand
+    if op == "lt":
+        return lambda v: comparable(v) and v < operand
+    return lambda v: comparable(v) and v <= operand
+
+
+def _contains(operand: Any) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if isinstance(value, str):
+            return isinstance(operand, str) and operand in value
+        if isinstance(value, list):
+            return any(_same(item, operand) for item in value)
+        return False
+
+    return check
+
+
+def _present_and(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is not MISSING and test(v)
+
+
+def _on_path(getter: Callable[[Event], Any], test: Callable[[Any], bool]) -> Callable[[Event], bool]:
+    return lambda ev: test(getter(ev))
+
+
+def _op_tests(ops: WhereOps) -> list[Callable[[Any], bool]]:
+    """One test per op given; the value passed is MISSING when the path is absent."""
+    tests: list[Callable[[Any], bool]] = []
+    given = ops.model_fields_set
+    if "exists" in given:
+        want = ops.exists
+        tests.append(lambda v: (v is not MISSING and v is not None) is want)
+    if "eq" in given:
+        eq = ops.eq
+        tests.append(lambda v: v is not MISSING and _same(v, eq))
+    if "ne" in given:
+        ne = ops.ne
+        tests.append(lambda v: v is MISSING or not _same(v, ne))
+    tests.extend(_present_and(_ordered(op, getattr(ops, op))) for op in ("gt", "gte", "lt", "lte") if op in given)
+    if "in_" in given:
+        choices = tuple(ops.in_ or ())
+        tests.append(lambda v: v is not MISSING and any(_same(v, c) for c in choices))
+    if "not_in" in given:
+        banned = tuple(ops.not_in or ())
+        tests.append(lambda v: v is MISSING or not any(_same(v, c) for c in banned))
+    if "contains" in given:
+        tests.append(_present_and(_contains(ops.contains)))
+    return tests
+
+
+def compile_match(match: Match | None) -> Matcher:
+    """The callable for a ``match`` block; ``None`` (no block) matches every event."""
+    if match is None:
+        return lambda ev: True
+    names = match.event_names
+    checks: list[Callable[[Event], bool]] = []
+    for path, ops in match.where.items():
+        getter = compile_path(path)
+        checks.extend(_on_path(getter, test) for test in _op_tests(ops))
+    if names is None and not checks:
+        return lambda ev: True
+    if names is not None and not checks:
+        if len(names) == 1:
+            (only,) = names
+            return lambda ev: ev.event == only
+        return lambda ev: ev.event in names
+    if names is None:
+        return lambda ev: all(check(ev) for check in checks)
+    return lambda ev: ev.event in names and all(check(ev) for check in checks)

@@ -1,0 +1,94 @@
+"""Time buckets for windows, aligned to one origin so every process cuts time the same way.
+
+Sliding windows (``threshold``, ``ratio``, ``spike``) keep one value per bucket of
+``resolution = window / 60`` (1 s for windows under a minute); the window "at time t" is t's
+bucket and the 59 before it, so it spans between ``window − resolution`` and ``window``.
+Tumbling windows (``drop``, ``score`` ticks) start at multiples of their length from the origin,
+Monday 1970-01-05T00:00:00Z, so weekly windows run Monday to Monday and daily ones midnight to
+midnight (UTC).
+
+Bucket lists are plain ``[[index, value], …]`` lists, oldest first, so state serializes as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rules.measures import DISTINCT_VALUES_PER_BUCKET, MeasureKind
+
+ORIGIN = 345_600.0  # 1970-01-05T00:00:00Z, a Monday
+BUCKETS_PER_WINDOW = 60
+
+Buckets = list[list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """How a window of ``window`` seconds is cut: ``per_window`` buckets of ``resolution`` s."""
+
+    resolution: float
+    per_window: int
+
+    @classmethod
+    def sliding(cls, window: float) -> BucketSpec:
+        """The spec of a sliding window (see the module docstring)."""
+        if window < BUCKETS_PER_WINDOW:
+            return cls(1.0, max(1, math.ceil(window)))
+        return cls(window / BUCKETS_PER_WINDOW, BUCKETS_PER_WINDOW)
+
+    @classmethod
+    def tumbling(cls, length: float, window: float) -> BucketSpec:
+        """Buckets of exactly ``length``; ``window`` must be a whole multiple of it."""
+        return cls(length, round(window / length))
+
+    def index(self, ts: float) -> int:
+        """The bucket holding ``ts``."""
+        return math.floor((ts - ORIGIN) / self.resolution)
+
+    def start(self, index: int) -> float:
+        """The start time of bucket ``index``."""
+        return ORIGIN + index * self.resolution
+
+
+def add(buckets: Buckets, index: int, contribution: Any, kind: MeasureKind) -> None:
+    """Add one contribution in bucket ``index`` (never older than the newest bucket)."""
+    if buckets and buckets[-1][0] == index:
+        slot = buckets[-1]
+    else:
+        slot = [index, [] if kind == "distinct" else 0]
+        buckets.append(slot)
+    if kind == "distinct":
+        values: list[str] = slot[1]
+        if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
+            values.append(contribution)
+    else:
+        slot[1] += contribution
+
+
+def prune(buckets: Buckets, oldest: int) -> None:
+    """Drop buckets older than index ``oldest``."""
+    drop = 0
+    for slot in buckets:
+        if slot[0] >= oldest:
+            break
+        drop += 1
+    if drop:
+        del buckets[:drop]
+
+
+def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
+    """The measure over buckets ``lo..hi`` inclusive."""
+    if kind == "distinct":
+        seen: set[str] = set()
+        for index, values in buckets:
+            if lo <= index <= hi:
+                seen.update(values)
+        return float(len(seen))
+    return float(sum(value for index, value in buckets if lo <= index <= hi))
+
+
+def reduce_value(value: Any) -> float:
+    """A single bucket's value as a number (distinct lists count their members)."""
+    return float(len(value)) if isinstance(value, list) else float(value)
