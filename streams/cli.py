@@ -11,6 +11,7 @@ import click
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
 from streams.commands.publish import publish
+from streams.commands.simulate import simulate
 from streams.commands.worker import worker
 
 
@@ -26,5 +27,6 @@ def main() -> None:
 
 main.add_command(worker)
 main.add_command(publish)
+main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
