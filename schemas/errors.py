@@ -4,6 +4,7 @@ PreemptError
 ├── ConfigError            a settings, rule or routing file is wrong (names the file and the field)
 │   └── RuleConfigError
 ├── EventRejectedError        an event failed validation (carries the reason code and the field)
+├── PublishError           events could not be delivered to Kafka (SDK flush/close)
 └── DeliveryError          a notification could not be delivered
     ├── RetryableDeliveryError(retry_after=…)   the worker loop backs off and retries
     └── PermanentDeliveryError                  dead-lettered at once
@@ -52,3 +53,14 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Delivery can never succeed as configured (bad channel, rejected address…); dead-letter it."""
+
+
+class PublishError(PreemptError):
+    """Events were accepted locally but Kafka did not take them (``Publisher.flush``/``close`` raise it).
+
+    ``failed`` is how many events failed since the previous flush; the message gives the first error.
+    """
+
+    def __init__(self, message: str, failed: int) -> None:
+        super().__init__(message)
+        self.failed = failed
