@@ -140,13 +140,10 @@ def create_app(
     deliveries = app.Table(
         "deliveries",
         partitions=settings.topic_partitions,
-        key_serializer="raw",
-        value_serializer="json",
+        key_type=bytes,
         use_partitioner=True,
     )
-    snooze_table = app.Table(
-        "snoozes", partitions=settings.topic_partitions, key_serializer="raw", value_serializer="json"
-    )
+    snooze_table = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
     snoozes = SnoozeBook(snooze_table)
     recent = RecentAlerts()
 
