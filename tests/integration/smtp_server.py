@@ -1,0 +1,157 @@
+"""A real SMTP server (aiosmtpd) for integration tests, with scriptable failures.
+
+``smtp_server.script_rcpt("451 4.3.0 Try again later", times=2)`` answers the next two RCPT commands with
+451; ``script_data("550 5.7.1 Rejected")`` does the same for DATA (``times=None``: every time). Every
+accepted message is recorded (time, envelope, raw bytes, parsed message); every reply to RCPT/DATA is in
+``attempts``. AUTH LOGIN/PLAIN is offered without TLS (never required) and the logins are recorded.
+
+Use the ``smtp_server`` fixture: ``from tests.integration.smtp_server import smtp_server  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.integration.conftest import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message the server accepted."""
+
+    time: float
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        """The parsed message (``email.policy.default``)."""
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass(frozen=True)
+class SmtpAttempt:
+    """One RCPT or DATA command and the reply the server gave."""
+
+    time: float
+    stage: str  # "RCPT" or "DATA"
+    reply: str
+
+
+class FakeSMTP:
+    """The aiosmtpd handler plus its controller; start it with the ``smtp_server`` fixture."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = free_port()
+        self.messages: list[ReceivedMail] = []
+        self.attempts: list[SmtpAttempt] = []
+        self.logins: list[str] = []
+        self._rcpt: deque[str] = deque()
+        self._data: deque[str] = deque()
+        self._rcpt_always: str | None = None
+        self._data_always: str | None = None
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    # -- scripting ---------------------------------------------------------------------------------
+    def script_rcpt(self, reply: str, times: int | None = 1) -> None:
+        """Answer the next ``times`` RCPT commands with ``reply`` (``None``: every one)."""
+        with self._lock:
+            if times is None:
+                self._rcpt_always = reply
+            else:
+                self._rcpt.extend([reply] * times)
+
+    def script_data(self, reply: str, times: int | None = 1) -> None:
+        """Answer the next ``times`` DATA commands with ``reply`` (``None``: every one)."""
+        with self._lock:
+            if times is None:
+                self._data_always = reply
+            else:
+                self._data.extend([reply] * times)
+
+    def wait_for(self, count: int, timeout_s: float = 30.0) -> list[ReceivedMail]:
+        """Poll (bounded) until ``count`` messages arrived; fail with the attempts otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} emails, got {len(self.messages)}; attempts: {self.attempts}")
+
+    # -- aiosmtpd handler hooks --------------------------------------------------------------------
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        with self._lock:
+            reply = self._rcpt.popleft() if self._rcpt else (self._rcpt_always or "250 OK")
+            self.attempts.append(SmtpAttempt(time.monotonic(), "RCPT", reply))
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            reply = self._data.popleft() if self._data else (self._data_always or "250 Message accepted")
+            self.attempts.append(SmtpAttempt(time.monotonic(), "DATA", reply))
+            if reply.startswith("250"):
+                data = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+                self.messages.append(
+                    ReceivedMail(time.monotonic(), str(envelope.mail_from), tuple(envelope.rcpt_tos), data)
+                )
+        return reply
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            with self._lock:
+                self.logins.append(auth_data.login.decode())
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Listen on ``host:port`` in aiosmtpd's own thread."""
+        self._controller = Controller(
+            self,
+            hostname=self.host,
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_require_tls=False,
+            auth_required=False,
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[FakeSMTP]:
+    """A running aiosmtpd server for this test; stopped at teardown."""
+    server = FakeSMTP()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+__all__ = ["FakeSMTP", "ReceivedMail", "SmtpAttempt", "smtp_server"]

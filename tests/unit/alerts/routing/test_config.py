@@ -1,0 +1,107 @@
+"""Loading routing files: good files load, bad ones raise ConfigError naming the file and the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerts.routing.config import RoutingConfig, Silence
+from schemas.alert import Alert
+from schemas.errors import ConfigError
+
+GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[4]
+
+
+def test_full_file_loads_with_inherited_defaults() -> None:
+    """A file using every section loads into typed, frozen models."""
+    config = RoutingConfig.load(GOLDEN / "good_full.yaml")
+    assert [r.name for r in config.receivers] == ["owner", "support", "console"]
+    assert config.route.group_wait == 10.0
+    assert config.route.routes[0].continue_ is True
+    assert config.route.routes[1].group_interval == 3600.0
+    assert str(config.route.routes[0].matchers[0]) == 'labels.team="support"'
+    assert config.quiet_hours is not None
+    assert config.quiet_hours.weekends
+    assert config.silences[0].account_id == "acme"
+    with pytest.raises(ValueError, match="frozen"):
+        config.route.receiver = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["routes.example.yaml", "routes.demo.yaml"])
+def test_shipped_routing_files_load(name: str) -> None:
+    """The routing files in deploy/ are valid."""
+    assert RoutingConfig.load(REPO / "deploy" / name).receivers
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bad_unknown_receiver.yaml", "route.receiver: unknown receiver 'b' (known: a)"),
+        ("bad_duplicate_receiver.yaml", "receivers[1].name: duplicate receiver name 'a'"),
+        ("bad_matcher.yaml", "route.routes[0].matchers[0]: invalid matcher 'sev==x'"),
+        ("bad_duration.yaml", "route.routes[0].group_wait: invalid duration 'soon'"),
+        ("bad_unknown_field.yaml", "route.recevier: Extra inputs are not permitted"),
+        ("bad_template.yaml", "receivers[0].email_configs[0].to[0]: invalid template"),
+        ("bad_silence_everything.yaml", "silences[0]: a silence needs account_id, rule_id or matchers"),
+        ("bad_timezone.yaml", "quiet_hours.timezone: unknown IANA timezone 'Mars/Olympus'"),
+        ("bad_root_matchers.yaml", "route.matchers: the root route matches every alert"),
+        ("bad_yaml.yaml", "invalid YAML at line"),
+        ("bad_root_without_receiver.yaml", "route.receiver: the root route needs a receiver"),
+        ("bad_silence_naive_time.yaml", "silences[0].ends_at: Input should have timezone info"),
+    ],
+)
+def test_bad_files_name_file_and_field(name: str, expected: str) -> None:
+    """Each invalid file raises ConfigError with the file path and the dotted field path."""
+    path = GOLDEN / name
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A path that does not exist raises ConfigError, not OSError."""
+    with pytest.raises(ConfigError, match="cannot read routing file"):
+        RoutingConfig.load(tmp_path / "nope.yaml")
+
+
+def test_non_mapping_file_is_a_config_error(tmp_path: Path) -> None:
+    """A YAML list instead of a mapping is refused with a reason."""
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        RoutingConfig.load(path)
+
+
+def test_silence_time_span_and_matching(make_alert: Callable[..., Alert]) -> None:
+    """A silence is active in [starts_at, ends_at) and matches on its account, rule and matchers."""
+    silence = Silence(
+        account_id="acme",
+        matchers=('severity="high"',),  # type: ignore[arg-type]
+        starts_at=datetime(2026, 11, 23, tzinfo=UTC),
+        ends_at=datetime(2026, 11, 24, tzinfo=UTC),
+        reason="known incident",
+    )
+    start = datetime(2026, 11, 23, tzinfo=UTC).timestamp()
+    assert silence.active_at(start)
+    assert not silence.active_at(start - 1)
+    assert not silence.active_at(start + 86400)
+    assert silence.matches(make_alert(severity="high"))
+    assert not silence.matches(make_alert(severity="low"))
+    assert not silence.matches(make_alert(account_id="globex"))
+
+
+def test_silence_must_start_before_it_ends() -> None:
+    """starts_at after ends_at is refused."""
+    with pytest.raises(ValueError, match="starts_at must be before ends_at"):
+        Silence(
+            rule_id="r",
+            starts_at=datetime(2026, 11, 25, tzinfo=UTC),
+            ends_at=datetime(2026, 11, 24, tzinfo=UTC),
+            reason="x",
+        )

@@ -1,0 +1,77 @@
+"""Matchers: parsing, operators and field resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from alerts.routing.matchers import Matcher, alert_value, describe
+from schemas.alert import Alert
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "op", "value"),
+    [
+        ('severity="critical"', "severity", "=", "critical"),
+        ("severity=critical", "severity", "=", "critical"),
+        ("account.tier != starter", "account.tier", "!=", "starter"),
+        ('rule_id=~"error-.*"', "rule_id", "=~", "error-.*"),
+        ('team!~"bill.*"', "team", "!~", "bill.*"),
+        ('title="say \\"hi\\""', "title", "=", 'say "hi"'),
+        ('team=""', "team", "=", ""),
+    ],
+)
+def test_parse_accepts_alertmanager_syntax(text: str, name: str, op: str, value: str) -> None:
+    """Quoted and unquoted values parse into name, operator and value."""
+    matcher = Matcher.parse(text)
+    assert (matcher.name, matcher.op, matcher.value) == (name, op, value)
+
+
+@pytest.mark.parametrize("text", ["severity", "sev==x", "=x", 'a="unterminated', "1abc=x"])
+def test_parse_rejects_bad_syntax(text: str) -> None:
+    """Malformed matchers raise ValueError naming the text."""
+    with pytest.raises(ValueError, match="invalid matcher"):
+        Matcher.parse(text)
+
+
+def test_parse_rejects_bad_regex() -> None:
+    """A matcher with an invalid regular expression says so."""
+    with pytest.raises(ValueError, match="regular expression"):
+        Matcher.parse('rule_id=~"(unclosed"')
+
+
+def test_regex_is_anchored(make_alert: Callable[..., Alert]) -> None:
+    """As in Alertmanager, =~ must match the whole value, not a substring."""
+    alert = make_alert(rule_id="error-spike")
+    assert Matcher.parse('rule_id=~"error-.*"').matches(alert)
+    assert not Matcher.parse('rule_id=~"error"').matches(alert)
+    assert Matcher.parse('rule_id!~"error"').matches(alert)
+
+
+def test_fields_account_paths_and_labels_resolve(make_alert: Callable[..., Alert]) -> None:
+    """Alert fields, account paths, labels.x and bare label names all resolve; missing reads as ''."""
+    alert = make_alert(severity="critical", labels={"team": "billing"}, account={"tier": "growth"})
+    assert alert_value(alert, "severity") == "critical"
+    assert alert_value(alert, "account.tier") == "growth"
+    assert alert_value(alert, "account.owner.email") == "jane@example.com"
+    assert alert_value(alert, "labels.team") == "billing"
+    assert alert_value(alert, "team") == "billing"
+    assert alert_value(alert, "priority") == "2"
+    assert alert_value(alert, "region") == ""
+
+
+def test_missing_label_matches_empty_and_not_equal(make_alert: Callable[..., Alert]) -> None:
+    """A missing label matches ``x=""`` and ``x!="y"``, as Alertmanager treats absent labels."""
+    alert = make_alert(labels={})
+    assert Matcher.parse('region=""').matches(alert)
+    assert Matcher.parse('region!="eu"').matches(alert)
+    assert not Matcher.parse('region="eu"').matches(alert)
+
+
+def test_describe_round_trips() -> None:
+    """describe() prints matchers in a form parse() reads back."""
+    matchers = (Matcher.parse("severity=critical"), Matcher.parse('title="a \\"b\\""'))
+    text = describe(matchers)
+    assert text == '{severity="critical",title="a \\"b\\""}'
+    assert [Matcher.parse(part) for part in ('severity="critical"', 'title="a \\"b\\""')] == list(matchers)

@@ -1,0 +1,88 @@
+"""Quiet hours in the owner's timezone, with a fixed ``now``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from alerts.routing.config import QuietHours
+from alerts.routing.quiet_hours import defer_until
+from schemas.alert import Alert
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _at(text: str, zone: ZoneInfo = PARIS) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()
+
+
+@pytest.fixture
+def quiet() -> QuietHours:
+    """20:00–08:00 on weekdays, weekends quiet all day."""
+    return QuietHours.model_validate({"start": "20:00", "end": "08:00", "weekends": True})
+
+
+def test_no_quiet_hours_sends_now() -> None:
+    """Without quiet hours, nothing is deferred."""
+    assert defer_until(None, "Europe/Paris", _at("2026-11-24T23:00")) is None
+
+
+def test_daytime_sends_now(quiet: QuietHours) -> None:
+    """Tuesday 14:00 local is not quiet."""
+    assert defer_until(quiet, "Europe/Paris", _at("2026-11-24T14:00")) is None
+
+
+@pytest.mark.parametrize(
+    ("now", "until"),
+    [
+        ("2026-11-24T21:30", "2026-11-25T08:00"),  # Tuesday evening → Wednesday 08:00
+        ("2026-11-25T06:59", "2026-11-25T08:00"),  # early Wednesday → same morning
+        ("2026-11-27T20:00", "2026-11-30T08:00"),  # Friday 20:00 → Monday 08:00 (weekend)
+        ("2026-11-28T12:00", "2026-11-30T08:00"),  # Saturday noon → Monday 08:00
+    ],
+)
+def test_quiet_time_defers_to_end_in_owner_zone(quiet: QuietHours, now: str, until: str) -> None:
+    """Inside quiet hours the alert waits for the next local end time (the digest)."""
+    assert defer_until(quiet, "Europe/Paris", _at(now)) == _at(until)
+
+
+def test_owner_timezone_changes_the_answer(quiet: QuietHours) -> None:
+    """The same instant is quiet in Paris (21:00) and not in New York (15:00)."""
+    now = _at("2026-11-24T21:00")
+    assert defer_until(quiet, "Europe/Paris", now) is not None
+    assert defer_until(quiet, "America/New_York", now) is None
+
+
+def test_unknown_or_missing_zone_uses_default(quiet: QuietHours) -> None:
+    """A bad or missing account zone falls back to the configured timezone (UTC here)."""
+    now = _at("2026-11-24T22:00", ZoneInfo("UTC"))
+    assert defer_until(quiet, "Not/AZone", now) == _at("2026-11-25T08:00", ZoneInfo("UTC"))
+    assert defer_until(quiet, None, now) == _at("2026-11-25T08:00", ZoneInfo("UTC"))
+
+
+def test_same_day_span_and_weekend_end_at_midnight() -> None:
+    """A lunch-hour span defers to 13:00; a weekend ends at Monday 00:00 when that is not quiet."""
+    lunch = QuietHours.model_validate({"start": "12:00", "end": "13:00", "weekends": True})
+    assert defer_until(lunch, "Europe/Paris", _at("2026-11-24T12:30")) == _at("2026-11-24T13:00")
+    assert defer_until(lunch, "Europe/Paris", _at("2026-11-28T10:00")) == _at("2026-11-30T00:00")
+
+
+def test_dst_change_is_respected(quiet: QuietHours) -> None:
+    """Across the March DST change the end is still 08:00 local time."""
+    assert defer_until(quiet, "Europe/Paris", _at("2027-03-29T21:00")) == _at("2027-03-30T08:00")
+    assert defer_until(quiet, "Europe/Paris", _at("2027-03-26T21:00")) == _at("2027-03-29T08:00")
+
+
+def test_critical_bypasses_by_default(quiet: QuietHours, make_alert: Callable[..., Alert]) -> None:
+    """applies_to() is False for bypass severities (critical by default)."""
+    assert not quiet.applies_to(make_alert(severity="critical"))
+    assert quiet.applies_to(make_alert(severity="high"))
+
+
+def test_start_equal_end_is_refused() -> None:
+    """Quiet hours that start when they end are a configuration error."""
+    with pytest.raises(ValueError, match="start and end must differ"):
+        QuietHours.model_validate({"start": "08:00", "end": "08:00"})
