@@ -10,7 +10,9 @@ import click
 
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
+from streams.commands.backtest import backtest
 from streams.commands.publish import publish
+from streams.commands.rules import rules_group
 from streams.commands.simulate import simulate
 from streams.commands.worker import worker
 
@@ -27,6 +29,8 @@ def main() -> None:
 
 main.add_command(worker)
 main.add_command(publish)
+main.add_command(backtest)
+main.add_command(rules_group)
 main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
