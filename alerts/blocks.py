@@ -153,7 +153,7 @@ def _link_buttons(alert: Alert) -> list[dict[str, Any]]:
     return buttons[:5]
 
 
-def _actions(alert: Alert, *, feedback: bool) -> dict[str, Any] | None:
+def _actions(alert: Alert, index: int, *, feedback: bool) -> dict[str, Any] | None:
     value = _action_value(alert)
     elements = (
         [
@@ -167,7 +167,8 @@ def _actions(alert: Alert, *, feedback: bool) -> dict[str, Any] | None:
     elements += _link_buttons(alert)
     if not elements:
         return None
-    return {"type": "actions", "block_id": clip(f"actions:{alert.alert_id}", 255), "elements": elements}
+    # block_id must be unique in a message, even if a group carried the same alert twice.
+    return {"type": "actions", "block_id": clip(f"actions:{index}:{alert.alert_id}", 255), "elements": elements}
 
 
 def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
@@ -193,7 +194,7 @@ def _single(alert: Alert, title: str | None, note: str | None) -> list[dict[str,
         blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
     if note:
         blocks.append({"type": "context", "elements": [_mrkdwn(safe(note, MAX_SECTION_TEXT))]})
-    actions = _actions(alert, feedback=note is None)
+    actions = _actions(alert, 0, feedback=note is None)
     if actions:
         blocks.append(actions)
     return blocks
@@ -211,7 +212,7 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> l
             {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(first)]}
         )
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
-    for alert in ordered[:MAX_DIGEST_ALERTS]:
+    for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
         account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
         text = (
             f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
@@ -219,7 +220,7 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> l
             f"{escape(evidence_summary(alert.evidence.model_dump(mode='json')))}"
         )
         blocks.append({"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))})
-        actions = _actions(alert, feedback=note is None)
+        actions = _actions(alert, index, feedback=note is None)
         if actions:
             blocks.append(actions)
     if len(ordered) > MAX_DIGEST_ALERTS:

@@ -48,16 +48,17 @@ def build_alert(**overrides: Any) -> Alert:
 def hostile_alert(length: int = 10_000, **overrides: Any) -> Alert:
     """An alert whose every free-text field is long and tries to ping @channel or inject a link."""
     text = (HOSTILE + " ") * (length // (len(HOSTILE) + 1) + 1)
-    return build_alert(
-        title=text[:length],
-        playbook=text[:length],
-        account={
+    fields: dict[str, Any] = {
+        "title": text[:length],
+        "playbook": text[:length],
+        "account": {
             "name": text[:length],
             "tier": text[:500],
             "owner": {"name": text[:500], "email": "x@example.com", "slack": "<!channel>"},
             "links": {"crm": "javascript:alert(1)", "<!channel>": "https://ok.example.com/" + "a" * 100},
         },
-        evidence={"measure": text[:300], "value": text[:length], "sample_event_ids": [text[:200]] * 20},
-        labels={"team": text[:200]},
-        **overrides,
-    )
+        "evidence": {"measure": text[:300], "value": text[:length], "sample_event_ids": [text[:200]] * 20},
+        "labels": {"team": text[:200]},
+    }
+    fields.update(overrides)
+    return build_alert(**fields)

@@ -1,0 +1,187 @@
+"""Block Kit: content, escaping and Slack's limits, for single alerts, digests and every default-pack rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from alerts.blocks import (
+    ACTION_ACK,
+    ACTION_NOT_HELPFUL,
+    ACTION_SNOOZE,
+    MAX_BLOCKS,
+    MAX_DIGEST_ALERTS,
+    build_message,
+    clip,
+    escape,
+)
+from schemas.alert import Alert
+from tests.unit.alerts.factories import HOSTILE, hostile_alert
+
+DEFAULT_PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Every string in a payload (texts, values, ids) — where a mention could hide."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _texts(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def assert_within_slack_limits(message: dict[str, Any]) -> None:
+    """Slack's documented Block Kit limits, checked block by block."""
+    blocks = message["blocks"]
+    assert message["text"]
+    assert len(message["text"]) <= 3000
+    assert 1 <= len(blocks) <= MAX_BLOCKS
+    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids))
+    for block in blocks:
+        kind = block["type"]
+        if kind == "header":
+            assert block["text"]["type"] == "plain_text"
+            assert len(block["text"]["text"]) <= 150
+        elif kind == "section":
+            if "text" in block:
+                assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+        elif kind == "context":
+            assert 1 <= len(block["elements"]) <= 10
+        elif kind == "actions":
+            assert 1 <= len(block["elements"]) <= 25
+            assert len(block["block_id"]) <= 255
+            for button in block["elements"]:
+                assert len(button["text"]["text"]) <= 75
+                assert len(button["action_id"]) <= 255
+                assert len(button.get("value", "")) <= 2000
+                assert len(button.get("url", "")) <= 3000
+
+
+def assert_no_injection(message: dict[str, Any]) -> None:
+    """No raw special mention or link from alert text survives; only the owner mention we create is allowed."""
+    for text in _texts(message):
+        for found in re.findall(r"<[^>]*>", text):
+            assert re.fullmatch(r"<@U0JANE01>", found), f"unescaped {found!r} in {text[:80]!r}"
+
+
+def test_single_alert_has_every_part(make_alert: Callable[..., Alert]) -> None:
+    """Header, account context (tier, owner, MRR), evidence, playbook, links and the three buttons."""
+    alert = make_alert()
+    message = build_message((alert,))
+    blocks = message["blocks"]
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": alert.title, "emoji": True}}
+    flat = json.dumps(message)
+    for expected in ("enterprise", "<@U0JANE01> (Jane Doe)", "$12,500", "count = 37 (threshold 20)", "*admin*"):
+        assert expected in flat
+    actions = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert [b.get("action_id") for b in actions] == [ACTION_ACK, ACTION_SNOOZE, ACTION_NOT_HELPFUL, "preempt_link_0"]
+    value = json.loads(actions[0]["value"])
+    assert value == {"alert_id": alert.alert_id, "rule_id": "error-spike", "account_id": "acme"}
+    assert actions[3]["url"] == "https://crm.example.com/acme"
+    assert message["text"] == "[HIGH] Acme: API errors are spiking (Acme)"
+    assert_within_slack_limits(message)
+
+
+def test_hostile_text_is_escaped_and_clipped() -> None:
+    """Long text full of <!channel> and links stays within limits and is escaped everywhere."""
+    message = build_message((hostile_alert(),))
+    assert_within_slack_limits(message)
+    assert_no_injection(message)
+    assert "&lt;!channel&gt;" in message["blocks"][0]["text"]["text"]
+    assert "javascript:" not in json.dumps(message)
+
+
+def test_note_replaces_feedback_buttons(make_alert: Callable[..., Alert]) -> None:
+    """An update with a note shows the (escaped) note and drops Acknowledge/Snooze/Not helpful."""
+    message = build_message((make_alert(),), note="Acknowledged by <!channel> Jane")
+    flat = json.dumps(message)
+    assert ACTION_ACK not in flat
+    assert "Acknowledged by &lt;!channel&gt; Jane" in flat
+
+
+def test_digest_groups_alerts_and_caps_them(make_alert: Callable[..., Alert]) -> None:
+    """A group becomes one digest: a header with the count and per-alert buttons, capped with a 'more' line."""
+    alerts = tuple(make_alert(title=f"alert {i}", severity="low" if i else "critical") for i in range(30))
+    message = build_message(alerts)
+    assert message["blocks"][0]["text"]["text"] == "30 alerts for Acme"
+    actions = [b for b in message["blocks"] if b["type"] == "actions"]
+    assert len(actions) == MAX_DIGEST_ALERTS
+    assert "alert 0" in message["blocks"][2]["text"]["text"]  # critical first
+    assert "18 more alerts" in json.dumps(message["blocks"][-1])
+    assert_within_slack_limits(message)
+
+
+def test_hostile_digest_across_accounts() -> None:
+    """A digest of many hostile alerts from several accounts stays within limits and escaped."""
+    alerts = tuple(hostile_alert(length=5000, account_id=f"acct-{i}") for i in range(60))
+    message = build_message(alerts)
+    assert message["blocks"][0]["text"]["text"] == "60 alerts for 60 accounts"
+    assert_within_slack_limits(message)
+    assert_no_injection(message)
+
+
+def test_overrides_are_escaped(make_alert: Callable[..., Alert]) -> None:
+    """Receiver template output (title, text) is escaped like alert text."""
+    message = build_message((make_alert(),), title="<!here> " + "x" * 500, text="<!channel> hi")
+    assert message["blocks"][0]["text"]["text"].startswith("&lt;!here&gt;")
+    assert len(message["blocks"][0]["text"]["text"]) <= 150
+    assert message["text"] == "&lt;!channel&gt; hi"
+
+
+def test_clip_never_cuts_an_entity() -> None:
+    """Clipping escaped text never leaves half an &amp; entity."""
+    for n in range(5, 40):
+        clipped = clip(escape("&" * 50), n)
+        assert len(clipped) <= n
+        assert re.search(r"&[a-z]*…$", clipped) is None or clipped.endswith(";…")
+
+
+def test_empty_alert_tuple_is_refused() -> None:
+    """build_message needs at least one alert."""
+    with pytest.raises(ValueError, match="at least one alert"):
+        build_message(())
+
+
+def _default_pack_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for path in sorted(p for p in DEFAULT_PACK.rglob("*") if p.suffix in (".yaml", ".yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rules += data["rules"] if isinstance(data, dict) and "rules" in data else [data]
+    return [r for r in rules if isinstance(r, dict) and "id" in r]
+
+
+def test_every_default_pack_rule_alert_fits_slack() -> None:
+    """For every rule in rules/packs/default, an alert with long hostile text is within limits and escaped."""
+    rules = _default_pack_rules()
+    assert rules, f"no rules found in {DEFAULT_PACK}"
+    for rule in rules:
+        hostile = (HOSTILE + " ") * 40
+
+        def fill(text: object, hostile: str = hostile) -> str:
+            return _PLACEHOLDER.sub(hostile, str(text or ""))
+
+        alert = hostile_alert(
+            rule_id=str(rule["id"]),
+            kind=str(rule.get("kind", "threshold")),
+            severity=rule.get("severity", "medium"),
+            priority=int(rule.get("priority", 1)),
+            title=fill(rule.get("title", rule["id"])) + hostile,
+            playbook=fill(rule.get("playbook", "")) + hostile * 3,
+            labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
+        )
+        for message in (build_message((alert,)), build_message((alert,) * 20), build_message((alert,), note=hostile)):
+            assert_within_slack_limits(message)
+            assert_no_injection(message)

@@ -1,0 +1,85 @@
+"""Sandboxed templates: defaults, overrides, HTML autoescape, and failures that fall back instead of crashing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from structlog.testing import capture_logs
+
+from alerts.templates import check_template, render, safe_url, template_context
+from schemas.alert import Alert
+
+
+def test_default_subject_has_severity_account_and_title(make_alert: Callable[..., Alert]) -> None:
+    """The email subject is [SEVERITY] Account: title, without repeating the account prefix of the title."""
+    context = template_context((make_alert(),))
+    assert render("email_subject", context) == "[HIGH] Acme: API errors are spiking"
+
+
+def test_digest_subject_counts_and_takes_highest_severity(make_alert: Callable[..., Alert]) -> None:
+    """A group's subject counts its alerts and shows the most severe one's severity."""
+    context = template_context((make_alert(severity="low"), make_alert(severity="critical"), make_alert()))
+    assert render("email_subject", context) == "[CRITICAL] Acme: 3 alerts"
+
+
+def test_override_renders_with_owner_fields(make_alert: Callable[..., Alert]) -> None:
+    """Receivers may override templates; account and owner fields are available."""
+    context = template_context((make_alert(),))
+    assert render("email_to", context, "{{ account.owner.email }}") == "jane@example.com"
+    assert render("x", context, "{{ alert.evidence.value }}/{{ count }}") == "37/1"
+
+
+def test_missing_fields_render_empty(make_alert: Callable[..., Alert]) -> None:
+    """An undefined path renders as empty text rather than failing."""
+    context = template_context((make_alert(account={"owner": {}}),))
+    assert render("email_to", context, "{{ account.owner.email }}") == ""
+    assert render("x", context, "[{{ account.owner.nope.deeper }}]") == "[]"
+
+
+def test_broken_override_falls_back_to_default_and_logs(make_alert: Callable[..., Alert]) -> None:
+    """A template that fails at render time is logged and replaced by the default."""
+    context = template_context((make_alert(),))
+    with capture_logs() as logs:
+        subject = render("email_subject", context, "{{ 1 / 0 }}")
+    assert subject == "[HIGH] Acme: API errors are spiking"
+    assert logs[0]["event"] == "template_failed"
+    assert logs[0]["template"] == "email_subject"
+
+
+def test_sandbox_blocks_unsafe_access(make_alert: Callable[..., Alert]) -> None:
+    """Reaching Python internals through a template is refused by the sandbox (and falls back)."""
+    context = template_context((make_alert(),))
+    out = render("email_subject", context, "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    assert out == "[HIGH] Acme: API errors are spiking"
+
+
+def test_unknown_template_without_override_is_empty(make_alert: Callable[..., Alert]) -> None:
+    """A name with no default and a failing override renders empty, never raising."""
+    assert render("slack_channel", template_context((make_alert(),)), "{{ nope(") == ""
+
+
+def test_html_is_autoescaped(make_alert: Callable[..., Alert]) -> None:
+    """Account text cannot inject markup into the HTML email; javascript: links are neutralised."""
+    alert = make_alert(title="<script>alert(1)</script>", account={"links": {"crm": "javascript:alert(1)"}})
+    html = render("email_html", template_context((alert,)), html=True)
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert 'href="#"' in html
+    assert render("email_text", template_context((alert,))).startswith("<script>alert(1)</script>")
+
+
+def test_check_template_reports_syntax_errors() -> None:
+    """check_template raises ValueError for invalid Jinja2."""
+    check_template("{{ account.name }}")
+    with pytest.raises(ValueError, match="invalid template"):
+        check_template("{% if %}")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("https://x.example", "https://x.example"), ("mailto:a@b.c", "mailto:a@b.c"), ("javascript:x", "#"), ("", "#")],
+)
+def test_safe_url(url: str, expected: str) -> None:
+    """Only http(s) and mailto links pass."""
+    assert safe_url(url) == expected
