@@ -11,6 +11,7 @@ import click
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
 from streams.commands.backtest import backtest
+from streams.commands.events import events
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
 from streams.commands.simulate import simulate
@@ -29,6 +30,7 @@ def main() -> None:
 
 main.add_command(worker)
 main.add_command(publish)
+main.add_command(events)
 main.add_command(backtest)
 main.add_command(rules_group)
 main.add_command(simulate)

@@ -29,7 +29,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
 from schemas.logs import get_logger
@@ -207,13 +207,30 @@ class Publisher:
         return str(payload["event_id"])
 
     def publish(self, payload: Mapping[str, Any], *, now: float | None = None) -> None:
-        """Validate and send one event already in the canonical shape (e.g. a line of a JSONL file)."""
+        """Validate and send one event already in the canonical shape, as a dict."""
         key, value = encode_event(
             payload,
             max_bytes=self.max_event_bytes,
             max_future_skew=self.max_future_skew,
             now=self._clock() if now is None else now,
         )
+        self._send(key, value)
+
+    def publish_json(self, raw: bytes) -> str:
+        """Validate one JSON-encoded canonical event (a line of a JSONL file) and send those exact bytes.
+
+        The check is the stream's own decoder, so what passes here is never dead-lettered for
+        its content. Returns the event's ``account_id``; raises ``EventRejectedError``.
+        """
+        result = decode_event(
+            raw, max_bytes=self.max_event_bytes, max_future_skew=self.max_future_skew, now=self._clock()
+        )
+        if isinstance(result, Rejection):
+            raise _reject(result)
+        self._send(result.account_id.encode("utf-8"), bytes(raw))
+        return result.account_id
+
+    def _send(self, key: bytes, value: bytes) -> None:
         with self._lock:
             if self._closed:
                 raise PublishError("the publisher is closed", failed=0)

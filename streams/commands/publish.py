@@ -1,42 +1,102 @@
-"""``preempt publish`` — send events to ``preempt.events`` with kafka-python."""
+"""``preempt publish`` — send one event, or a JSONL file of events, to ``preempt.events``."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 import orjson
-from kafka import KafkaProducer
+from tqdm import tqdm
 
-from schemas.event import UsageEvent
+from schemas.errors import EventRejectedError, PublishError
 from schemas.settings import Settings
-from streams.topics import TopicNames, ensure_topics
+from streams.event_lines import read_lines
+from streams.publisher import Publisher
+
+
+def parse_prop(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value); the value is read as JSON when it is JSON (``rows=3``,
+    ``trial=true``, ``tags=["a"]``) and as a string otherwise (``format=csv``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--prop")
+    try:
+        return key, orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return key, value
 
 
 @click.command()
-@click.option("--event", "event_name", required=True, help="Event name, e.g. 'Report Exported'.")
-@click.option("--account", "account_id", required=True, help="Account id the event belongs to.")
+@click.option("--event", "event_name", help="Event name, e.g. 'Report Exported'.")
+@click.option("--account", "account_id", help="Account id the event belongs to.")
 @click.option("--user", "user_id", default=None, help="Acting user id.")
-def publish(event_name: str, account_id: str, user_id: str | None) -> None:
-    """Publish one event, keyed by account, and wait until the broker has it."""
-    settings = Settings()
-    ensure_topics(settings)
-    event = UsageEvent(
-        event_id=uuid.uuid4().hex,
-        event=event_name,
-        account_id=account_id,
-        user_id=user_id,
-        timestamp=datetime.now(UTC),
-    )
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+@click.option("--prop", "props", multiple=True, metavar="KEY=VALUE", help="A property (repeatable); JSON values ok.")
+@click.option("--timestamp", default=None, help="RFC 3339 event time (default: now).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSONL file of canonical events to publish instead of one event.",
+)
+def publish(
+    event_name: str | None,
+    account_id: str | None,
+    user_id: str | None,
+    props: tuple[str, ...],
+    timestamp: str | None,
+    file: Path | None,
+) -> None:
+    """Publish one event (--event/--account), or every valid event of a JSONL file (--file).
+
+    Events are validated locally first, exactly as the stream validates them. With --file,
+    each rejected line is reported as FILE:LINE: REASON (FIELD): DETAIL, the valid ones are
+    still sent, and the exit code is 1 if any line was rejected.
+    """
+    if file is not None:
+        if event_name or account_id or user_id or props or timestamp:
+            raise click.UsageError("--file cannot be combined with --event/--account/--user/--prop/--timestamp")
+        sys.exit(_publish_file(file, Settings()))
+    if not event_name or not account_id:
+        raise click.UsageError("give --event and --account (or --file)")
+    properties = dict(parse_prop(p) for p in props)
     try:
-        meta = producer.send(
-            TopicNames.from_settings(settings).events,
-            key=account_id.encode(),
-            value=orjson.dumps(event.model_dump(mode="json", exclude_none=True)),
-            headers=[("content-type", b"application/json")],
-        ).get(timeout=30)
+        with Publisher.from_settings(Settings()) as publisher:
+            event_id = publisher.track(
+                account_id, event_name, user_id=user_id, properties=properties or None, timestamp=timestamp
+            )
+    except EventRejectedError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        raise click.ClickException(f"rejected: {exc.reason}{field}: {exc.detail}") from exc
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"published {event_id} to {publisher.topic}")
+
+
+def _publish_file(path: Path, settings: Settings) -> int:
+    """Publish the valid lines of ``path``; report the others. Returns the exit code."""
+    sent = rejected = 0
+    publisher = Publisher.from_settings(settings)
+    try:
+        with (
+            path.open("rb") as stream,
+            tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr) as bar,
+        ):
+            for line in read_lines(stream, on_blank=bar.update):
+                try:
+                    publisher.publish_json(line.raw)
+                    sent += 1
+                except EventRejectedError as exc:
+                    rejected += 1
+                    field = f" ({exc.field})" if exc.field else ""
+                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stdout)
+                bar.update(line.size)
+        publisher.close()
+    except PublishError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
     finally:
-        producer.close()
-    click.echo(f"published {event.event_id} to {meta.topic}[{meta.partition}]@{meta.offset}")
+        publisher.close()
+    click.echo(f"published {sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
+    return 1 if rejected else 0

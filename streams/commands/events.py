@@ -1,0 +1,63 @@
+"""``preempt events`` — the event contract from the command line: print the schema, check a file."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from schemas.account import Account
+from schemas.decoder import Rejection, decode_event
+from schemas.event import UsageEvent
+from schemas.json_schema import render
+from schemas.settings import Settings
+from streams.event_lines import describe_rejection, read_lines
+
+
+@click.group()
+def events() -> None:
+    """The event contract: JSON Schema and offline validation."""
+
+
+@events.command()
+@click.option("--account", "for_accounts", is_flag=True, help="Print the account schema instead.")
+def schema(for_accounts: bool) -> None:
+    """Print the JSON Schema of a usage event (or, with --account, of an account record)."""
+    click.echo(render(Account if for_accounts else UsageEvent), nl=False)
+
+
+@events.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def validate(path: Path) -> None:
+    """Check a JSONL file of events offline, exactly as the stream would.
+
+    Prints every invalid line as FILE:LINE: REASON (FIELD): DETAIL and a summary; exits 0 when
+    every event is valid, 1 otherwise. Timestamps are checked against this machine's clock
+    (PREEMPT_MAX_FUTURE_SKEW_SECONDS), sizes against PREEMPT_MAX_EVENT_BYTES.
+    """
+    settings = Settings()
+    now = time.time()
+    valid = invalid = blank = 0
+
+    def count_blank(_size: int) -> None:
+        nonlocal blank
+        blank += 1
+
+    with path.open("rb") as stream:
+        for line in read_lines(stream, on_blank=count_blank):
+            result = decode_event(
+                line.raw,
+                max_bytes=settings.max_event_bytes,
+                max_future_skew=settings.max_future_skew_seconds,
+                now=now,
+            )
+            if isinstance(result, Rejection):
+                invalid += 1
+                click.echo(describe_rejection(path, line.number, result))
+            else:
+                valid += 1
+    skipped = f", {blank} blank line(s) skipped" if blank else ""
+    click.echo(f"{path}: {valid} valid, {invalid} invalid{skipped}", err=True)
+    sys.exit(1 if invalid else 0)
