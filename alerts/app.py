@@ -128,6 +128,7 @@ def create_app(
         # Alerts can wait for hours (quiet hours, retries): a rebalance must not wait for them to be
         # acked. Their new owner re-consumes them from the committed offset; the log dedups.
         stream_wait_empty=False,
+        broker_commit_interval=settings.notifier_commit_interval_seconds,
         web_host=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,
@@ -264,21 +265,19 @@ def create_app(
             status, text = await handler.handle(request.headers, body, time.time())
             return self.text(text, status=status)
 
-    setup_prometheus_sensors(app)
-    _register_ops_web(app)
+    _register_web(app)
     app.preempt_dispatcher = dispatcher  # type: ignore[attr-defined]  # for `preempt notifier` shutdown
     return app
 
 
-def _register_ops_web(app: faust.App) -> None:
-    """Add the ops engineer's /healthz and /readyz (alerts/web.py) when that module exists."""
+def _register_web(app: faust.App) -> None:
+    """/metrics, /healthz and /readyz from alerts/web.py (the ops module); bare /metrics without it."""
     try:
         module = importlib.import_module("alerts.web")
     except ModuleNotFoundError:
+        setup_prometheus_sensors(app)
         return
-    register = getattr(module, "register_web", None)
-    if callable(register):
-        register(app)
+    module.register_web(app)
 
 
 async def _dead_letter_raw(dlq: Any, key: bytes | None, value: bytes, exc: ValidationError) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from schemas.logs import configure_logging, get_logger
+from schemas.logs import configure_logging, get_logger, stdlib_logging_config
 from schemas.settings import Settings
 
 
@@ -36,4 +36,10 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=stdlib_logging_config(settings.log_format),
+    ).execute_from_commandline()

@@ -176,7 +176,7 @@ class Dispatcher:
                 match.receiver, group_key, timing, PendingAlert(alert, match.receiver, tuple(fresh)), now
             ):
                 ALERTS_SUPPRESSED.labels(reason="grouped").inc()
-            bound.info("alert routed", receiver=match.receiver, group_key=group_key, route=" > ".join(match.path))
+            bound.debug("alert routed", receiver=match.receiver, group_key=group_key, route=" > ".join(match.path))
         self.scheduler.wakeup.set()
         ticket.settle()
 

@@ -70,8 +70,12 @@ class SlackAction:
     ref: str | None  # "channel:ts" of the message the button is on
 
 
+# The button action_ids of alerts/blocks.py.
+_ACTION_IDS = {"preempt_ack": "acknowledge", "preempt_snooze_7d": "snooze", "preempt_not_helpful": "not_helpful"}
+
+
 def _action_name(action_id: str) -> str:
-    name = action_id.rsplit(":", 1)[-1].rsplit(".", 1)[-1].removeprefix("preempt_")
+    name = _ACTION_IDS.get(action_id, action_id)
     if name not in ACTIONS:
         raise SlackRequestError(f"unknown action_id {action_id!r} (expected one of {', '.join(ACTIONS)})")
     return name

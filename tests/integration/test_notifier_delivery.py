@@ -1,0 +1,92 @@
+"""The notifier end to end: alerts on the topic reach Slack and email, routed and grouped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from schemas.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.conftest import ManagedProcess
+from tests.integration.notifier_harness import (
+    make_alert,
+    metric_value,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
+from tests.integration.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+
+ROUTES = """
+receivers:
+  - name: csm
+    slack_configs:
+      - channel: C-CSM
+    email_configs:
+      - to: "{{ account.owner.email }}"
+  - name: escalation
+    slack_configs:
+      - channel: C-ESC
+route:
+  receiver: csm
+  group_by: [account_id]
+  group_wait: 1s
+  group_interval: 2s
+  routes:
+    - name: critical
+      matchers: ['severity="critical"']
+      receiver: escalation
+"""
+
+
+def test_alerts_reach_slack_and_email_routed_and_grouped(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Five alerts of one account become one Slack message and one email to its owner; a critical
+    alert of another account goes to the escalation channel only."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    notifier = start_notifier(process_factory, settings)
+
+    acme = [make_alert("acme", title=f"Acme: signal {i}") for i in range(5)]
+    critical = make_alert("globex", severity="critical", priority=1, title="Globex: payments failing")
+    produce_alerts(producer, topics.alerts, *acme, critical)
+
+    # 5 acme alerts x (slack + email) + the critical one on Slack.
+    wait_for_records(notifier, "alert delivered", 11)
+    csm = slack_server.wait_for(1, target="C-CSM")
+    esc = slack_server.wait_for(1, target="C-ESC")
+    mails = smtp_server.wait_for(1)
+
+    assert len(csm) == 1
+    text = str(csm[0].body)
+    assert all(f"Acme: signal {i}" in text for i in range(5))
+    assert "Globex" not in text
+    assert len(esc) == 1
+    assert "Globex: payments failing" in str(esc[0].body)
+    assert len(mails) == 1
+    assert mails[0].rcpt_tos == ("csm-acme@example.com",)
+    message = mails[0].message
+    assert "acme" in message["Subject"].lower()
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert metric_value(settings, "preempt_alerts_suppressed_total", reason="grouped") == 4
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 2
+    # Every consumed alert is settled (11 deliveries logged), and Slack saw exactly these two messages.
+    assert len(slack_server.delivered()) == 2
