@@ -13,42 +13,9 @@ import pytest
 from schemas.errors import EventRejectedError, PublishError
 from schemas.rfc3339 import parse_rfc3339
 from streams.publisher import Publisher
+from tests.unit.streams.fake_producer import FakeProducer
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
-
-
-class FakeFuture:
-    """Stands in for kafka-python's FutureRecordMetadata: fails at once when told to."""
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-    def add_errback(self, callback: Callable[[BaseException], Any]) -> FakeFuture:
-        if self.error is not None:
-            callback(self.error)
-        return self
-
-
-class FakeProducer:
-    """Records what would have been sent; ``fail_with`` makes every send fail asynchronously."""
-
-    def __init__(self, fail_with: BaseException | None = None) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.fail_with = fail_with
-        self.flushed = 0
-        self.closed = False
-        self._lock = threading.Lock()
-
-    def send(self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> FakeFuture:
-        with self._lock:
-            self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
-        return FakeFuture(self.fail_with)
-
-    def flush(self, timeout: float | None = None) -> None:
-        self.flushed += 1
-
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
 
 
 @pytest.fixture
