@@ -1,0 +1,106 @@
+"""Email channel logic without a server: recipients, digests, the message shape and SMTP classification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from alerts.channels.email import EmailNotifier, classify_smtp
+from alerts.routing.config import EmailReceiver
+from schemas.alert import Alert
+from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from schemas.settings import Settings
+
+
+@pytest.fixture
+def make_notifier() -> Callable[..., EmailNotifier]:
+    """Factory: an EmailNotifier for an email_configs entry."""
+
+    def factory(**config: object) -> EmailNotifier:
+        return EmailNotifier(EmailReceiver.model_validate(config), Settings(smtp_from="Preempt <p@example.com>"))
+
+    return factory
+
+
+def test_recipients_are_templated_and_deduplicated(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """Templates render per alert; comma lists split; invalid and duplicate addresses are dropped."""
+    notifier = make_notifier(to=["{{ account.owner.email }}", "ops@example.com, jane@example.com", "not-an-address"])
+    assert notifier.recipients(make_alert()) == ["jane@example.com", "ops@example.com"]
+
+
+def test_message_is_multipart_alternative_text_then_html(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """The message has a text part first and an HTML part second, and a [SEVERITY] Account: title subject."""
+    notifier = make_notifier(to="{{ account.owner.email }}")
+    message = notifier.build((make_alert(),), ["jane@example.com"], "g1")
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert message["Subject"] == "[HIGH] Acme: API errors are spiking"
+    assert message["To"] == "jane@example.com"
+    assert message["From"] == "Preempt <p@example.com>"
+
+
+def test_message_id_is_stable_for_the_same_group(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """A retried digest gets the same Message-ID; a different group gets another."""
+    notifier = make_notifier(to="x@example.com")
+    alert = make_alert()
+    first = notifier.build((alert,), ["x@example.com"], "g1")["Message-ID"]
+    assert notifier.build((alert,), ["x@example.com"], "g1")["Message-ID"] == first
+    assert notifier.build((alert,), ["x@example.com"], "g2")["Message-ID"] != first
+
+
+def test_subject_newlines_cannot_inject_headers(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """A title with CR/LF becomes one subject line (no header injection)."""
+    notifier = make_notifier(to="x@example.com")
+    message = notifier.build((make_alert(title="Hi\r\nBcc: evil@example.com"),), ["x@example.com"], "g")
+    assert "\n" not in message["Subject"]
+    assert message["Bcc"] is None
+
+
+def test_per_recipient_digests(make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]) -> None:
+    """Alerts owned by different people become one digest per owner; shared recipients share a message."""
+    notifier = make_notifier(to=["{{ account.owner.email }}", "lead@example.com"])
+    jane1, jane2 = make_alert(), make_alert()
+    bob = make_alert(account_id="globex", account={"owner": {"email": "bob@example.com"}})
+    digests = notifier._digests([jane1, jane2, bob])
+    as_sets = {(tuple(a.alert_id for a in alerts), tuple(rcpts)) for alerts, rcpts in digests}
+    assert as_sets == {
+        ((jane1.alert_id, jane2.alert_id), ("jane@example.com",)),
+        ((bob.alert_id,), ("bob@example.com",)),
+        ((jane1.alert_id, jane2.alert_id, bob.alert_id), ("lead@example.com",)),
+    }
+
+
+async def test_no_recipient_is_permanent(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """When no address renders (owner without email), sending fails permanently without a connection."""
+    from alerts.channels.base import Notification
+
+    notifier = make_notifier(to="{{ account.owner.email }}")
+    alert = make_alert(account={"owner": {}})
+    with pytest.raises(PermanentDeliveryError, match="no valid recipient"):
+        await notifier.send(Notification(receiver="owner", alerts=(alert,), group_key="g"))
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (421, RetryableDeliveryError),
+        (451, RetryableDeliveryError),
+        (550, PermanentDeliveryError),
+        (554, PermanentDeliveryError),
+    ],
+)
+def test_classify_smtp(code: int, kind: type[Exception]) -> None:
+    """4xx replies are retryable, 5xx permanent."""
+    assert isinstance(classify_smtp(code, "DATA", "reason"), kind)

@@ -1,0 +1,51 @@
+"""build_notifiers: receiver name → its channels."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.channels.console import ConsoleNotifier
+from alerts.channels.email import EmailNotifier
+from alerts.channels.factory import build_notifiers
+from alerts.channels.slack import SlackNotifier
+from alerts.routing.config import RoutingConfig
+from schemas.errors import ConfigError
+from schemas.settings import Settings
+
+
+def _config(*receivers: dict[str, object]) -> RoutingConfig:
+    return RoutingConfig.model_validate({"receivers": list(receivers), "route": {"receiver": receivers[0]["name"]}})
+
+
+def test_every_receiver_gets_its_channels_in_order() -> None:
+    """Slack, email and console configs become notifiers under the receiver's name."""
+    config = _config(
+        {
+            "name": "owner",
+            "slack_configs": [{"channel": "{{ account.owner.slack }}"}],
+            "email_configs": [{"to": "{{ account.owner.email }}"}],
+        },
+        {"name": "demo", "console_configs": [{}]},
+        {"name": "void"},
+    )
+    notifiers = build_notifiers(config, Settings(slack_bot_token="xoxb-test"))
+    assert [type(n) for n in notifiers["owner"]] == [SlackNotifier, EmailNotifier]
+    assert [type(n) for n in notifiers["demo"]] == [ConsoleNotifier]
+    assert notifiers["void"] == []
+    assert {n.receiver_type for n in notifiers["owner"]} == {"slack", "email"}
+
+
+def test_misconfigured_slack_fails_at_build() -> None:
+    """A Slack config that cannot post is a ConfigError at start, before any alert."""
+    config = _config({"name": "owner", "slack_configs": [{"channel": "#cs"}]})
+    with pytest.raises(ConfigError, match="owner"):
+        build_notifiers(config, Settings())
+
+
+def test_demo_routes_build_without_credentials() -> None:
+    """deploy/routes.demo.yaml needs no secrets."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[4]
+    notifiers = build_notifiers(RoutingConfig.load(repo / "deploy" / "routes.demo.yaml"), Settings())
+    assert [type(n) for n in notifiers["console"]] == [ConsoleNotifier]

@@ -1,0 +1,96 @@
+"""`preempt routes check` and `preempt routes test`, through click's runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from schemas.alert import Alert
+from streams.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = REPO / "deploy" / "routes.example.yaml"
+
+
+@pytest.fixture
+def alert_file(tmp_path: Path, make_alert: Callable[..., Alert]) -> Callable[..., Path]:
+    """Factory: write an alert JSON file and return its path."""
+
+    def factory(**overrides: object) -> Path:
+        path = tmp_path / "alert.json"
+        path.write_text(make_alert(**overrides).model_dump_json())
+        return path
+
+    return factory
+
+
+def test_check_prints_summary_for_a_valid_file() -> None:
+    """check exits 0 and summarises receivers, the tree, inhibit rules, silences and quiet hours."""
+    result = CliRunner().invoke(main, ["routes", "check", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert f"{EXAMPLE}: OK" in result.output
+    assert "csm-owner: 1 slack, 1 email" in result.output
+    assert "- errors-to-support  receiver=support group_by=[account_id,rule_id] continue" in result.output
+    assert "quiet hours: 20:00–08:00, weekends" in result.output
+
+
+def test_check_fails_with_file_and_field(tmp_path: Path) -> None:
+    """check exits 1 and prints the error naming the file and field."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("receivers:\n  - name: a\nroute:\n  receiver: nope\n")
+    result = CliRunner().invoke(main, ["routes", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"error: {bad}: route.receiver: unknown receiver 'nope'" in result.output
+
+
+def test_test_prints_receivers_and_why(alert_file: Callable[..., Path]) -> None:
+    """test lists the receivers in order with the route path that reached each."""
+    path = alert_file(severity="critical", labels={"team": "support"})
+    result = CliRunner().invoke(
+        main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", "2026-11-24T10:00:00+00:00"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "cs-leads,support,csm-owner"
+    assert "cs-leads: via root → enterprise-critical-to-leads" in lines[1]
+    assert "support: via root → errors-to-support; group_by=[account_id,rule_id]" in lines[2]
+    assert "quiet hours" not in result.output
+
+
+def test_test_reports_quiet_hours_and_silences(alert_file: Callable[..., Path]) -> None:
+    """At 21:00 in the owner's zone a high alert is deferred; a silenced account says by what."""
+    path = alert_file(account_id="globex", severity="high")
+    result = CliRunner().invoke(
+        main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", "2026-11-27T21:00:00+01:00"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "silenced by" in result.output
+    assert "Planned migration weekend" in result.output
+    assert "quiet hours: deferred until 2026-11-30T07:00:00+00:00" in result.output
+
+
+def test_verify_receivers_mismatch_exits_1(alert_file: Callable[..., Path]) -> None:
+    """--verify-receivers fails when the alert reaches different receivers."""
+    path = alert_file(labels={})
+    ok = CliRunner().invoke(
+        main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--verify-receivers", "csm-owner"]
+    )
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(
+        main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--verify-receivers", "billing"]
+    )
+    assert bad.exit_code == 1
+    assert "expected receivers billing, got csm-owner" in bad.output
+
+
+def test_invalid_alert_json_is_reported(tmp_path: Path) -> None:
+    """An alert file that is not a valid alert exits 1 with the reason."""
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps({"alert_id": "x"}))
+    result = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
+    assert result.exit_code == 1
+    assert "rule_id" in result.output
