@@ -1,0 +1,49 @@
+"""``absence``: a start event not followed by the expected event within ``within``."""
+
+from __future__ import annotations
+
+from tests.unit.rules.conftest import HOUR, MONDAY
+
+
+def test_missing_follow_up_fires_at_the_deadline(make_rule, make_engine, at):
+    """Onboarding started and never completed fires at start + within, not before."""
+    engine = make_engine(make_rule("absence"))
+    state = engine.new_state()
+    engine.on_event(state, at(0, "Started"), MONDAY)
+    assert engine.advance(state, MONDAY + HOUR - 1) == []
+    fired = engine.advance(state, MONDAY + HOUR)
+    assert [(f.fired_at, f.window_start) for f in fired] == [(MONDAY + HOUR, MONDAY)]
+
+
+def test_follow_up_in_time_cancels(make_rule, make_engine, run, at):
+    """Completion before the deadline means no alert."""
+    engine = make_engine(make_rule("absence"))
+    assert run(engine, [at(0, "Started"), at(HOUR - 1, "Completed")], until=MONDAY + 5 * HOUR).fired == []
+
+
+def test_follow_up_exactly_at_the_deadline_is_too_late(make_rule, make_engine, run, at):
+    """An expect stamped exactly at start + within comes after the deadline fired."""
+    engine = make_engine(make_rule("absence"))
+    result = run(engine, [at(0, "Started"), at(HOUR, "Completed")], until=MONDAY + 5 * HOUR)
+    assert result.fired == [("absence-rule", MONDAY + HOUR)]
+
+
+def test_expect_before_start_does_nothing_and_first_start_sets_deadline(make_rule, make_engine, run, at):
+    """An expect with nothing pending is ignored; a second start does not move the deadline."""
+    engine = make_engine(make_rule("absence"))
+    events = [at(0, "Completed"), at(10, "Started"), at(1000, "Started")]
+    assert run(engine, events, until=MONDAY + 5 * HOUR).fired == [("absence-rule", MONDAY + 10 + HOUR)]
+
+
+def test_late_completion_is_ignored(make_rule, make_engine, run, at):
+    """A completion behind the watermark does not cancel the pending start."""
+    engine = make_engine(make_rule("absence"), lateness=5)
+    events = [at(0, "Started"), at(100, "Login"), at(50, "Completed")]
+    assert run(engine, events, until=MONDAY + 2 * HOUR).fired == [("absence-rule", MONDAY + HOUR)]
+
+
+def test_episode_is_the_start(make_rule, make_engine, run, at):
+    """The alert id comes from the start time, so it does not depend on when the clock moved."""
+    engine = make_engine(make_rule("absence"))
+    finding = run(engine, [at(0, "Started")], until=MONDAY + 9 * HOUR).findings[0]
+    assert finding.episode == "2026-11-23T00:00:00.000Z"

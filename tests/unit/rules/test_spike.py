@@ -1,0 +1,46 @@
+"""``spike``: the current window is ``factor`` × the previous one, and at least ``min``."""
+
+from __future__ import annotations
+
+from tests.unit.rules.conftest import MONDAY
+
+
+def _errors(at, count, start, step=1.0):
+    return [at(start + i * step, "Error") for i in range(count)]
+
+
+def test_fires_when_current_reaches_factor_times_previous(make_rule, make_engine, run, at):
+    """One error before, then three in the next window (3 × 1) fires on the third."""
+    engine = make_engine(make_rule("spike"))
+    result = run(engine, _errors(at, 1, 0) + _errors(at, 3, 600), until=MONDAY + 1300)
+    assert result.fired == [("spike-rule", MONDAY + 602)]
+    assert result.findings[0].evidence["baseline"] == 1.0
+
+
+def test_below_factor_does_not_fire(make_rule, make_engine, run, at):
+    """Two errors before and four now (2×) is below a factor of 3."""
+    engine = make_engine(make_rule("spike"))
+    assert run(engine, _errors(at, 2, 0) + _errors(at, 4, 600), until=MONDAY + 1300).fired == []
+
+
+def test_below_min_does_not_fire_even_from_zero(make_rule, make_engine, run, at):
+    """Two errors from nothing stay below ``min: 3``; the third fires."""
+    engine = make_engine(make_rule("spike"))
+    assert run(engine, _errors(at, 2, 0), until=MONDAY + 1300).fired == []
+    engine = make_engine(make_rule("spike"))
+    assert run(engine, _errors(at, 3, 0), until=MONDAY + 1300).fired == [("spike-rule", MONDAY + 2)]
+
+
+def test_previous_window_boundary(make_rule, make_engine, run, at):
+    """An error two full windows back is not in the previous window."""
+    engine = make_engine(make_rule("spike"))
+    assert run(engine, _errors(at, 1, 0) + _errors(at, 3, 1200), until=MONDAY + 1900).fired == [
+        ("spike-rule", MONDAY + 1202)
+    ]
+
+
+def test_cooldown_applies(make_rule, make_engine, run, at):
+    """A continuing burst alerts once per cooldown (the window by default)."""
+    engine = make_engine(make_rule("spike"))
+    result = run(engine, _errors(at, 10, 0, step=30), until=MONDAY + 1300)
+    assert result.fired == [("spike-rule", MONDAY + 60)]

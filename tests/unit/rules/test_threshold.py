@@ -1,0 +1,118 @@
+"""``threshold``: the measure over the last window reaches ``min``."""
+
+from __future__ import annotations
+
+from rules.engine import Outcome
+from tests.unit.rules.conftest import MIN, MONDAY
+
+
+def test_fires_exactly_at_min(make_rule, make_engine, run, at):
+    """The third error within the window fires, with the value and threshold as evidence."""
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [at(0, "Error"), at(60, "Error"), at(120, "Error")], until=MONDAY + 200)
+    assert result.fired == [("threshold-rule", MONDAY + 120)]
+    evidence = result.findings[0].evidence
+    assert (evidence["value"], evidence["threshold"]) == (3.0, 3.0)
+    assert len(evidence["sample_event_ids"]) == 3
+
+
+def test_one_below_min_does_not_fire(make_rule, make_engine, run, at):
+    """Two errors against a minimum of three fire nothing."""
+    engine = make_engine(make_rule("threshold"))
+    assert run(engine, [at(0, "Error"), at(60, "Error")], until=MONDAY + 9999).fired == []
+
+
+def test_event_just_outside_the_window_does_not_count(make_rule, make_engine, run, at):
+    """With 10 s buckets, an event a full window (600 s) earlier has left the window."""
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [at(0, "Error"), at(300, "Error"), at(600, "Error")], until=MONDAY + 700)
+    assert result.fired == []
+
+
+def test_event_inside_the_last_bucket_still_counts(make_rule, make_engine, run, at):
+    """An event 590 s earlier is still inside a 10 m window."""
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [at(0, "Error"), at(300, "Error"), at(590, "Error")], until=MONDAY + 700)
+    assert result.fired == [("threshold-rule", MONDAY + 590)]
+
+
+def test_out_of_order_within_lateness_matches_sorted(make_rule, make_engine, run, at):
+    """Events shuffled within the allowed lateness fire exactly as when sorted."""
+    events = [at(0, "Error"), at(3, "Error"), at(6, "Error")]
+    engine = make_engine(make_rule("threshold"), lateness=10)
+    shuffled = run(engine, [events[2], events[0], events[1]], until=MONDAY + 100)
+    ordered = run(make_engine(make_rule("threshold"), lateness=10), events, until=MONDAY + 100)
+    assert shuffled.fired == ordered.fired == [("threshold-rule", MONDAY + 6)]
+
+
+def test_late_event_is_ignored_and_reported(make_rule, make_engine, run, at):
+    """An event older than the watermark is LATE and does not count toward the window."""
+    engine = make_engine(make_rule("threshold"), lateness=5)
+    result = run(engine, [at(0, "Error"), at(100, "Error"), at(50, "Error")], until=MONDAY + 200)
+    assert result.outcomes == [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.LATE]
+    assert result.fired == []
+
+
+def test_duplicate_event_counts_once(make_rule, make_engine, run, at):
+    """A redelivered event id is a DUPLICATE and does not count twice."""
+    first, second = at(0, "Error"), at(60, "Error")
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [first, second, first], until=MONDAY + 200)
+    assert result.outcomes[-1] is Outcome.DUPLICATE
+    assert result.fired == []
+
+
+def test_cooldown_suppresses_until_it_has_passed(make_rule, make_engine, run, at):
+    """After firing, the rule stays quiet for the cooldown, then fires again."""
+    rule = make_rule("threshold", min=1, cooldown="5m")
+    engine = make_engine(rule)
+    result = run(engine, [at(0, "Error"), at(299, "Error"), at(300, "Error")], until=MONDAY + 400)
+    assert result.fired == [("threshold-rule", MONDAY), ("threshold-rule", MONDAY + 300)]
+    assert engine.suppressed_by_cooldown == 1
+
+
+def test_default_cooldown_is_the_window(make_rule):
+    """Without a cooldown the rule waits one window between alerts."""
+    assert make_rule("threshold").effective_cooldown == 10 * MIN
+
+
+def test_nothing_fires_before_the_watermark_passes_the_event(make_rule, make_engine, at):
+    """An event is evaluated only once the watermark is past its time."""
+    engine = make_engine(make_rule("threshold", min=1))
+    state = engine.new_state()
+    event = at(0, "Error")
+    assert engine.on_event(state, event, event.ts) == (Outcome.ACCEPTED, [])
+    assert [f.rule_id for f in engine.advance(state, event.ts + 0.001)] == ["threshold-rule"]
+
+
+def test_group_by_user_counts_each_user_apart(make_rule, make_engine, run, at):
+    """Per-user grouping fires only for the user who reached the minimum."""
+    engine = make_engine(make_rule("threshold", group_by="user"))
+    events = [at(0, "Error", user_id="u1"), at(1, "Error", user_id="u2"), at(2, "Error", user_id="u1")]
+    events += [at(3, "Error", user_id="u1"), at(4, "Error")]  # no user: not counted per user
+    result = run(engine, events, until=MONDAY + 100)
+    assert [(f.user_id, f.fired_at) for f in result.findings] == [("u1", MONDAY + 3)]
+
+
+def test_distinct_measure_counts_unique_values(make_rule, make_engine, run, at):
+    """``distinct:user_id`` counts users, not events."""
+    engine = make_engine(make_rule("threshold", measure="distinct:user_id", min=2))
+    same = [at(0, "Error", user_id="u1"), at(1, "Error", user_id="u1")]
+    assert run(engine, same, until=MONDAY + 100).fired == []
+    engine = make_engine(make_rule("threshold", measure="distinct:user_id", min=2))
+    both = [at(0, "Error", user_id="u1"), at(1, "Error", user_id="u2")]
+    assert run(engine, both, until=MONDAY + 100).fired == [("threshold-rule", MONDAY + 1)]
+
+
+def test_sum_measure_adds_numbers_and_skips_non_numbers(make_rule, make_engine, run, at):
+    """``sum:properties.amount`` adds numeric values; strings and missing values add nothing."""
+    engine = make_engine(make_rule("threshold", measure="sum:properties.amount", min=100))
+    events = [
+        at(0, "Error", properties={"amount": 60}),
+        at(1, "Error", properties={"amount": "40"}),
+        at(2, "Error"),
+        at(3, "Error", properties={"amount": 40.0}),
+    ]
+    result = run(engine, events, until=MONDAY + 100)
+    assert result.fired == [("threshold-rule", MONDAY + 3)]
+    assert result.findings[0].evidence["value"] == 100.0
