@@ -1,0 +1,102 @@
+"""Retries and dead letters end to end: Slack 429/5xx/permanent errors, SMTP 4xx/5xx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from schemas.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.notifier_harness import (
+    make_alert,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from tests.integration.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+
+ROUTES = """
+receivers:
+  - name: default
+    console_configs: [{}]
+  - {name: limited, slack_configs: [{channel: C-429}]}
+  - {name: flaky, slack_configs: [{channel: C-500}]}
+  - {name: gone, slack_configs: [{channel: C-GONE}]}
+  - {name: mail, email_configs: [{to: "{{ account.owner.email }}"}]}
+route:
+  receiver: default
+  group_wait: 0s
+  routes:
+    - {matchers: ['account_id="limited"'], receiver: limited}
+    - {matchers: ['account_id="flaky"'], receiver: flaky}
+    - {matchers: ['account_id="gone"'], receiver: gone}
+    - {matchers: ['account_id=~"mail-.*"'], receiver: mail}
+"""
+
+
+def _headers(record: object) -> dict[str, str]:
+    return {k: v.decode() for k, v in getattr(record, "headers", [])}
+
+
+def test_retryable_failures_are_retried_and_permanent_ones_dead_lettered(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """429 waits for Retry-After, 500s and SMTP 451 are retried until delivered; channel_not_found
+    and SMTP 550 go to the dead-letter topic after one attempt, without secrets."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    slack_server.script("C-429", Reply.rate_limited(2.0))
+    slack_server.script("C-500", Reply.server_error(), Reply.server_error(503))
+    slack_server.always("C-GONE", Reply.slack_error("channel_not_found"))
+    smtp_server.script_rcpt("451 4.3.0 mailbox busy, try later", times=2)
+    notifier = start_notifier(process_factory, settings)
+
+    limited, flaky, gone, mail = (make_alert(a) for a in ("limited", "flaky", "gone", "mail-retry"))
+    produce_alerts(producer, topics.alerts, limited, flaky, gone, mail)
+
+    delivered = wait_for_records(notifier, "alert delivered", 3)
+    wait_for_records(notifier, "alert dead-lettered", 1)
+    assert {r["alert_id"] for r in delivered} == {limited.alert_id, flaky.alert_id, mail.alert_id}
+
+    first, second = slack_server.for_target("C-429")
+    assert first.reply.status == 429
+    assert second.delivered
+    assert second.time - first.time >= 2.0
+    assert [r.reply.status for r in slack_server.for_target("C-500")] == [500, 503, 200]
+    assert len(slack_server.for_target("C-GONE")) == 1
+    assert [a.reply[:3] for a in smtp_server.attempts if a.stage == "RCPT"][:2] == ["451", "451"]
+    assert len(smtp_server.wait_for(1)) == 1
+
+    smtp_server.script_rcpt("550 5.7.1 recipient rejected", times=None)
+    rejected = make_alert("mail-reject")
+    produce_alerts(producer, topics.alerts, rejected)
+    wait_for_records(notifier, "alert dead-lettered", 2)
+
+    dead = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=2, timeout_s=30)
+    assert len(dead) == 2
+    headers = [_headers(r) for r in dead]
+    assert {(h["receiver_type"], h["reason"]) for h in headers} == {("slack", "permanent"), ("email", "permanent")}
+    assert any("channel_not_found" in h["error"] for h in headers)
+    assert {r.key for r in dead} == {b"gone", b"mail-reject"}
+    assert not any("xoxb-test-token" in str(h) for h in headers)
+    assert not any(b"xoxb-test-token" in r.value for r in dead)
+    assert len(smtp_server.messages) == 1
+    assert sum(a.reply.startswith("550") for a in smtp_server.attempts) == 1  # dead-lettered, not retried
