@@ -1,0 +1,308 @@
+"""The Slack and email notifiers against real servers: a local HTTP server speaking Slack's webhook and
+Web API (slack_sdk pointed at it) and a real aiosmtpd SMTP server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from alerts.blocks import ACTION_ACK
+from alerts.channels.base import Notification
+from alerts.channels.email import EmailNotifier
+from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
+from alerts.routing.config import EmailReceiver, SlackReceiver
+from schemas.alert import Alert
+from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from schemas.settings import Settings
+from tests.integration.conftest import free_port
+from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from tests.integration.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+from tests.unit.alerts.factories import build_alert, hostile_alert
+
+TOKEN = "xoxb-secret-token-123"
+
+
+def _notification(*alerts: Alert, receiver: str = "owner") -> Notification:
+    return Notification(receiver=receiver, alerts=alerts or (build_alert(),), group_key=f"{receiver}|root|g")
+
+
+@pytest.fixture
+def bot_notifier(slack_server: FakeSlack) -> Callable[..., SlackNotifier]:  # noqa: F811
+    """Factory: a bot-token SlackNotifier (chat.postMessage) pointed at the fake Slack."""
+
+    def factory(channel: str = "{{ account.owner.slack }}", **config: object) -> SlackNotifier:
+        settings = Settings(slack_bot_token=TOKEN, slack_api_url=slack_server.api_url)
+        return SlackNotifier(
+            SlackReceiver.model_validate({"channel": channel, **config}), settings, ChannelRateLimiter()
+        )
+
+    return factory
+
+
+@pytest.fixture
+def webhook_notifier(slack_server: FakeSlack) -> Callable[..., SlackNotifier]:  # noqa: F811
+    """Factory: an incoming-webhook SlackNotifier pointed at the fake Slack."""
+
+    def factory(name: str = "support") -> SlackNotifier:
+        receiver = SlackReceiver.model_validate({"webhook_url": slack_server.webhook_url(name)})
+        return SlackNotifier(receiver, Settings(), ChannelRateLimiter())
+
+    return factory
+
+
+@pytest.fixture
+def email_notifier(smtp_server: FakeSMTP) -> Callable[..., EmailNotifier]:  # noqa: F811
+    """Factory: an EmailNotifier pointed at the aiosmtpd server; settings overrides apply."""
+
+    def factory(to: object = "{{ account.owner.email }}", **overrides: object) -> EmailNotifier:
+        fields: dict[str, object] = {"smtp_host": smtp_server.host, "smtp_port": smtp_server.port, **overrides}
+        settings = Settings(**fields)  # type: ignore[arg-type]
+        return EmailNotifier(EmailReceiver.model_validate({"to": to}), settings, timeout_s=5)
+
+    return factory
+
+
+# --- Slack: bot token -------------------------------------------------------------------------------
+
+
+async def test_bot_posts_block_kit_to_owner_and_updates_it(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """chat.postMessage reaches the owner's channel with blocks, fallback text and the token; update edits it."""
+    notifier = bot_notifier()
+    alert = build_alert()
+    try:
+        receipt = await notifier.send(_notification(alert))
+        [posted] = slack_server.wait_for(1, target="U0JANE01")
+        assert posted.method == "chat.postMessage"
+        assert posted.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert posted.body["text"] == "[HIGH] Acme: API errors are spiking (Acme)"
+        assert posted.body["blocks"][0]["text"]["text"] == alert.title
+        buttons = next(b for b in posted.body["blocks"] if b["type"] == "actions")["elements"]
+        assert json.loads(buttons[0]["value"])["alert_id"] == alert.alert_id
+        assert receipt.ref is not None
+        assert receipt.ref.startswith("U0JANE01:")
+
+        slack_server.requests.clear()
+        notifier._limiter = ChannelRateLimiter(min_interval=0)  # the update is not what this test paces
+        await notifier.update(receipt.ref, (alert,), "Acknowledged by Jane")
+        [updated] = slack_server.wait_for(1)
+        assert updated.method == "chat.update"
+        assert updated.body["ts"] == receipt.ref.split(":", 1)[1]
+        assert ACTION_ACK not in json.dumps(updated.body)
+        assert "Acknowledged by Jane" in json.dumps(updated.body)
+    finally:
+        await notifier.aclose()
+
+
+async def test_bot_429_is_retryable_with_retry_after(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """HTTP 429 with Retry-After: 2 raises RetryableDeliveryError(retry_after=2.0); slack_sdk does not retry."""
+    slack_server.script("#cs", Reply.rate_limited(2.0))
+    notifier = bot_notifier(channel="#cs")
+    try:
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert info.value.retry_after == 2.0
+        assert len(slack_server.for_target("#cs")) == 1
+    finally:
+        await notifier.aclose()
+
+
+async def test_bot_500_is_retryable_and_not_retried_inside(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """A 500 raises RetryableDeliveryError and the server saw exactly one request."""
+    slack_server.script("#cs", Reply.server_error(500))
+    notifier = bot_notifier(channel="#cs")
+    try:
+        with pytest.raises(RetryableDeliveryError):
+            await notifier.send(_notification())
+        assert len(slack_server.for_target("#cs")) == 1
+    finally:
+        await notifier.aclose()
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "channel_is_archived", "not_in_channel", "invalid_auth"])
+async def test_bot_permanent_errors(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    code: str,
+) -> None:
+    """Slack errors that retrying cannot fix raise PermanentDeliveryError, without the token in the message."""
+    slack_server.always("#gone", Reply.slack_error(code))
+    notifier = bot_notifier(channel="#gone")
+    try:
+        with pytest.raises(PermanentDeliveryError) as info:
+            await notifier.send(_notification())
+        assert code in str(info.value)
+        assert TOKEN not in str(info.value)
+    finally:
+        await notifier.aclose()
+
+
+async def test_bot_paces_one_message_per_second_per_channel(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """A second post to the same channel right away raises RetryableDeliveryError(≤1 s) without a request."""
+    notifier = bot_notifier(channel="#cs")
+    try:
+        await notifier.send(_notification())
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert info.value.retry_after is not None
+        assert 0 < info.value.retry_after <= 1.0
+        assert len(slack_server.for_target("#cs")) == 1
+    finally:
+        await notifier.aclose()
+
+
+async def test_unreachable_slack_is_retryable() -> None:
+    """A connection refused raises RetryableDeliveryError naming only the error type."""
+    settings = Settings(slack_bot_token=TOKEN, slack_api_url=f"http://127.0.0.1:{free_port()}/api/")
+    notifier = SlackNotifier(SlackReceiver(channel="#cs"), settings, ChannelRateLimiter())
+    try:
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert "ClientConnectorError" in str(info.value)
+    finally:
+        await notifier.aclose()
+
+
+async def test_hostile_alert_accepted_by_slack(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """A long hostile alert and a 30-alert digest pass the server's Block Kit checks with nothing unescaped."""
+    notifier = bot_notifier(channel="#cs")
+    notifier._limiter = ChannelRateLimiter(min_interval=0)
+    try:
+        await notifier.send(_notification(hostile_alert()))
+        await notifier.send(_notification(*(hostile_alert(length=3000) for _ in range(30))))
+        delivered = slack_server.wait_for(2, target="#cs")
+        assert "<!channel>" not in json.dumps([r.body for r in delivered])
+    finally:
+        await notifier.aclose()
+
+
+# --- Slack: incoming webhook ------------------------------------------------------------------------
+
+
+async def test_webhook_delivers(
+    slack_server: FakeSlack,  # noqa: F811
+    webhook_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """The webhook receives text + blocks; the receipt has no ref (webhooks cannot be updated)."""
+    notifier = webhook_notifier("support")
+    try:
+        receipt = await notifier.send(_notification(receiver="support"))
+        [posted] = slack_server.wait_for(1, target="support")
+        assert posted.kind == "webhook"
+        assert posted.body["blocks"][0]["type"] == "header"
+        assert posted.body["text"]
+        assert receipt.ref is None
+    finally:
+        await notifier.aclose()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "retry_after"),
+    [
+        (Reply.rate_limited(2.0), RetryableDeliveryError, 2.0),
+        (Reply.server_error(503), RetryableDeliveryError, None),
+        (Reply.slack_error("channel_not_found"), PermanentDeliveryError, None),
+        (Reply.slack_error("channel_is_archived"), PermanentDeliveryError, None),
+        (Reply.slack_error("invalid_payload"), PermanentDeliveryError, None),
+    ],
+)
+async def test_webhook_failures(
+    slack_server: FakeSlack,  # noqa: F811
+    webhook_notifier: Callable[..., SlackNotifier],
+    reply: Reply,
+    error: type[Exception],
+    retry_after: float | None,
+) -> None:
+    """Webhook 429/5xx are retryable, 400/404/410 permanent; the webhook URL never appears in the error."""
+    slack_server.script("hook", reply)
+    notifier = webhook_notifier("hook")
+    try:
+        with pytest.raises(error) as info:
+            await notifier.send(_notification())
+        assert getattr(info.value, "retry_after", None) == retry_after
+        assert slack_server.webhook_url("hook") not in str(info.value)
+        assert "services/hook" not in str(info.value)
+        assert len(slack_server.for_target("hook")) == 1
+    finally:
+        await notifier.aclose()
+
+
+# --- email ------------------------------------------------------------------------------------------
+
+
+async def test_email_delivers_multipart_digest(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """A group of two alerts reaches the owner as one multipart/alternative digest, text then HTML."""
+    alerts = (build_alert(title="Acme: errors"), build_alert(title="Acme: usage dropped", severity="critical"))
+    receipt = await email_notifier().send(_notification(*alerts))
+    [mail] = smtp_server.wait_for(1)
+    message = mail.message
+    assert mail.rcpt_tos == ("jane@example.com",)
+    assert message["Subject"] == "[CRITICAL] Acme: 2 alerts"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    text, html = (p.get_content() for p in message.iter_parts())
+    assert "Acme: errors" in text
+    assert "Acme: usage dropped" in text
+    assert "<h2>Acme: usage dropped</h2>" in html
+    assert receipt.ref == message["Message-ID"]
+
+
+async def test_email_login(smtp_server: FakeSMTP, email_notifier: Callable[..., EmailNotifier]) -> None:  # noqa: F811
+    """With a username and password set, the notifier logs in before sending."""
+    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret")
+    await notifier.send(_notification())
+    smtp_server.wait_for(1)
+    assert smtp_server.logins == ["preempt"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "error"),
+    [
+        ("rcpt", "451 4.3.0 Mailbox busy, try later", RetryableDeliveryError),
+        ("rcpt", "550 5.1.1 No such user", PermanentDeliveryError),
+        ("data", "451 4.3.0 Try again later", RetryableDeliveryError),
+        ("data", "550 5.7.1 Message rejected", PermanentDeliveryError),
+    ],
+)
+async def test_email_smtp_failures(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+    stage: str,
+    reply: str,
+    error: type[Exception],
+) -> None:
+    """SMTP 4xx raises RetryableDeliveryError, 5xx PermanentDeliveryError; the password is never in it."""
+    (smtp_server.script_rcpt if stage == "rcpt" else smtp_server.script_data)(reply, times=1)
+    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret")
+    with pytest.raises(error) as info:
+        await notifier.send(_notification())
+    assert reply[:3] in str(info.value)
+    assert "s3cret" not in str(info.value)
+    assert smtp_server.messages == []
+    await notifier.send(_notification())  # the script is used up: the next attempt is delivered
+    smtp_server.wait_for(1)
+
+
+async def test_email_unreachable_is_retryable(email_notifier: Callable[..., EmailNotifier]) -> None:
+    """No SMTP server listening raises RetryableDeliveryError."""
+    notifier = email_notifier(smtp_port=free_port())
+    with pytest.raises(RetryableDeliveryError):
+        await notifier.send(_notification())
