@@ -1,7 +1,10 @@
-"""The Faust rules app ``preempt-rules``: consumes ``preempt.events``.
+"""The Faust rules app ``<prefix>-rules`` (``preempt-rules`` by default).
 
-Walking skeleton: decode each record as JSON and count it. The rules issue grows this into
-decode → dedup → evaluate → emit.
+``preempt.events`` (raw bytes) → decode (dead letters to ``preempt.events.dlq``) → per-account rule
+engine with its state in a changelog-backed table (written once per touched account per batch) →
+findings → enrich from ``preempt.accounts`` (a global table) → alerts on ``preempt.alerts`` keyed by
+account. A timer moves each partition's clock so deadlines fire without new events. See
+docs/pipeline.md for the guarantees.
 """
 
 from __future__ import annotations
@@ -9,25 +12,56 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-import orjson
 
-from schemas.logs import get_logger
-from schemas.metrics import EVENTS
 from schemas.settings import Settings
+from streams.agents import WorkerRuntime, install_agents
+from streams.clock import PartitionClocks
+from streams.emit import OutputWriter
+from streams.enrich import AccountDirectory, accounts_table
+from streams.partition_scope import PartitionEvents
+from streams.processor import RuleEnginePort, RulesProcessor
+from streams.state_cache import StateCache
 from streams.topics import TopicNames
+from streams.wakeups import WakeupIndex
 
-log = get_logger(__name__)
+STATE_TABLE = "account-state"
+CLOCK_TABLE = "partition-clock"
 
 
-def create_app(settings: Settings) -> faust.App:
+def app_id(settings: Settings) -> str:
+    """The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``."""
+    return f"{settings.topic_prefix}-rules"
+
+
+def load_engine(settings: Settings) -> tuple[RuleEnginePort, list[str]]:
+    """The rule engine for ``settings.rules_path`` and the ids of its rules."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+
+    ruleset = load_rules(settings.rules_path)
+    engine = RuleEngine(
+        ruleset,
+        allowed_lateness=settings.allowed_lateness_seconds,
+        dedup_horizon=settings.dedup_horizon_seconds,
+    )
+    rule_ids = [str(getattr(rule, "id", rule)) for rule in getattr(ruleset, "rules", ())]
+    return engine, rule_ids
+
+
+def create_app(
+    settings: Settings, engine: RuleEnginePort | None = None, rule_ids: list[str] | None = None
+) -> faust.App:
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
+    if engine is None:
+        engine, rule_ids = load_engine(settings)
     names = TopicNames.from_settings(settings)
+    partitions = settings.topic_partitions
     app = faust.App(
-        "preempt-rules",
+        app_id(settings),
         broker=settings.broker,
         store=settings.store,
         datadir=str(settings.data_dir),
-        topic_partitions=settings.topic_partitions,
+        topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
@@ -35,23 +69,35 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
         web_in_thread=False,
     )
-    events = app.topic(names.events, key_serializer="raw", value_serializer="raw")
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(names.events, partitions=partitions, **raw)
+    alerts = app.topic(names.alerts, partitions=partitions, **raw)
+    dlq = app.topic(names.events_dlq, partitions=partitions, **raw)
+    as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": partitions}
+    state_table = app.Table(STATE_TABLE, **as_bytes)
+    clock_table = app.Table(CLOCK_TABLE, **as_bytes)
+    accounts = accounts_table(app, names.accounts, partitions)
 
-    @app.agent(events)
-    async def consume(stream: Any) -> None:
-        async for record in stream.events():
-            try:
-                payload = orjson.loads(record.value)
-                EVENTS.labels(outcome="accepted").inc()
-                log.info(
-                    "event consumed",
-                    account_id=payload.get("account_id"),
-                    event_name=payload.get("event"),
-                    partition=record.message.partition,
-                    offset=record.message.offset,
-                )
-            except (orjson.JSONDecodeError, AttributeError) as exc:
-                EVENTS.labels(outcome="dead_lettered").inc()
-                log.warning("undecodable event", error=str(exc), offset=record.message.offset)
-
+    clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
+    cache = StateCache(state_table, engine.new_state, engine.loads, engine.dumps)
+    directory = AccountDirectory(accounts)
+    processor = RulesProcessor(
+        engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
+    )
+    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
+    runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
+    install_agents(app, runtime, events, settings)
+    _register_web(app)
     return app
+
+
+def _register_web(app: faust.App) -> None:
+    """/metrics (Faust's Prometheus sensor + preempt_*), /healthz, /readyz from ``streams.web``."""
+    try:
+        from streams.web import register_web
+    except ImportError:  # the ops module has not landed: fall back to Faust's sensor page alone
+        from faust.sensors.prometheus import setup_prometheus_sensors
+
+        setup_prometheus_sensors(app)
+        return
+    register_web(app)

@@ -1,0 +1,180 @@
+"""The rules app's agent, clock timer and rebalance hooks — thin wiring around ``RulesProcessor``.
+
+* One agent, concurrency 1 (faust-streaming #606 commits past unprocessed messages above 1),
+  consumes ``preempt.events`` in batches (``take_events``), so the state of each touched account is
+  written once per batch.
+* A timer advances every assigned partition's clock every ``clock_tick_seconds`` (wall clock in
+  live mode), firing inactivity/absence deadlines with no further events.
+* After a rebalance or a restart the in-memory parts (state cache, partition clocks, wakeup
+  index) are rebuilt from the recovered tables before the next batch or tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from kafka.partitioner.default import murmur2
+
+from schemas.logs import get_logger
+from schemas.settings import Settings
+from streams.emit import OutputWriter
+from streams.processor import BatchOutput, Record, RulesProcessor
+
+log = get_logger(__name__)
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class WorkerRuntime:
+    """Everything one rules worker holds between batches, guarded by one lock."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        events_topic: str,
+        processor: RulesProcessor,
+        writer: OutputWriter,
+        state_table: Any,
+        clock_table: Any,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.events_topic = events_topic
+        self.processor = processor
+        self.writer = writer
+        self.state_table = state_table
+        self.clock_table = clock_table
+        self.lock = asyncio.Lock()
+        self.events_processed = 0
+        self._needs_rebuild = True
+        self._recovered = False
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    async def handle_batch(self, events: Iterable[faust.EventT]) -> None:
+        """Process one batch of ``preempt.events`` records and perform its I/O."""
+        records = [
+            Record(
+                partition=e.message.partition,
+                offset=e.message.offset,
+                key=e.message.key,
+                value=e.message.value,
+                headers=_headers(e.message.headers),
+                topic=e.message.topic,
+            )
+            for e in events
+        ]
+        async with self.lock:
+            self._maybe_rebuild()
+            out = self.processor.process_batch(records)
+            await self._apply(out)
+            self.events_processed += len(records)
+
+    async def tick(self) -> None:
+        """Advance the clocks of the assigned partitions (a no-op while recovering)."""
+        if not self._recovered or self.app.rebalancing:
+            return
+        async with self.lock:
+            self._maybe_rebuild()
+            out = self.processor.tick(self.assigned_partitions())
+            await self._apply(out)
+
+    async def _apply(self, out: BatchOutput) -> None:
+        self.writer.write_tables(out)
+        await self.writer.send(out)
+        for alert in out.alerts:
+            log.info(
+                "alert emitted",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                severity=alert.severity,
+            )
+
+    # --- rebalance and recovery ----------------------------------------------------------------
+
+    def assigned_partitions(self) -> set[int]:
+        """Partitions of ``preempt.events`` this worker owns right now."""
+        try:
+            assignment = self.app.consumer.assignment()
+        except Exception:  # the consumer is not started yet: nothing is assigned
+            return set()
+        return {tp.partition for tp in assignment if tp.topic == self.events_topic}
+
+    def on_revoked(self, revoked: Iterable[Any]) -> None:
+        """Forget what belongs to partitions handed to another worker (it recovers them)."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.events_topic}
+        self.processor.cache.drop_partitions(gone)
+        self.processor.clocks.forget(gone)
+        self.processor.wakeups.drop_partitions(gone)
+        self._needs_rebuild = True
+        self._recovered = False
+
+    def on_assigned(self) -> None:
+        """A new assignment: rebuild from the tables once they are recovered."""
+        self._needs_rebuild = True
+
+    def on_recovered(self) -> None:
+        """Faust finished restoring the tables (called by the state table's recovery callback)."""
+        self._recovered = True
+
+    def _maybe_rebuild(self) -> None:
+        if not self._needs_rebuild:
+            return
+        mine = self.assigned_partitions()
+        n_partitions = self.settings.topic_partitions
+        processor = self.processor
+        processor.cache.clear()
+        processor.wakeups.drop_partitions(range(n_partitions))
+        processor.clocks.forget(range(n_partitions))
+        for key, value in list(self.clock_table.items()):
+            partition = int(key)
+            if partition in mine:
+                processor.clocks.restore(partition, float(value))
+        states = (
+            (key.decode(), p, value)
+            for key, value in list(self.state_table.items())
+            if (p := partition_for_key(key, n_partitions)) in mine
+        )
+        n = processor.rebuild_wakeups(states)
+        self._needs_rebuild = False
+        log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
+    """Register the events agent, the clock timer and the rebalance hooks on ``app``."""
+
+    @app.agent(events, concurrency=1)
+    async def evaluate(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
+            await runtime.handle_batch(batch)
+
+    @app.timer(interval=settings.clock_tick_seconds)
+    async def advance_clock() -> None:
+        await runtime.tick()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        runtime.on_revoked(revoked)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        runtime.on_assigned()
+
+    @runtime.state_table.on_recover
+    async def _recovered() -> None:
+        runtime.on_recovered()

@@ -1,0 +1,230 @@
+"""The rules worker's core, free of Faust: a batch of raw records in, alerts and state writes out.
+
+Agents stay thin (``streams.agents``): they hand each batch of ``preempt.events`` records to
+:meth:`RulesProcessor.process_batch` and each clock tick to :meth:`RulesProcessor.tick`, then
+perform the I/O the returned :class:`BatchOutput` describes (dead letters, alerts, one state write
+per touched account, one clock write per moved partition). Everything here is synchronous and
+deterministic given the wall clock it is handed, so it is unit-tested without a broker.
+
+Per batch: decode every record (rejections become dead letters) → ``engine.on_event`` with the
+partition's watermark as it stood before the batch (events are only buffered; nothing within the
+allowed lateness can be judged late) → observe event times → for every partition, advance each
+touched account and every account whose wakeup is due under the new watermark → findings →
+enrich → alerts. Advancing once per touched account per batch, not once per event, is the work
+that batching shares.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.account import Account
+from schemas.alert import Alert
+from schemas.decoder import Rejection, decode_event
+from schemas.event import Event
+from schemas.metrics import (
+    DUPLICATE_EVENTS,
+    EVENT_TO_ALERT,
+    EVENTS,
+    EVENTS_DEAD_LETTERED,
+    LATE_EVENTS,
+    RULE_EVALUATIONS,
+    WATERMARK,
+)
+from schemas.logs import get_logger
+from schemas.settings import Settings
+from streams.clock import PartitionClocks
+from streams.state_cache import StateCache
+from streams.wakeups import WakeupIndex
+
+log = get_logger(__name__)
+
+PROCESSING_ERROR = "processing_error"
+
+
+class RuleEnginePort(Protocol):
+    """The slice of ``rules.engine.RuleEngine`` the worker calls (see notes/engine-contract.md)."""
+
+    def new_state(self) -> Any: ...
+    def on_event(self, state: Any, event: Event, watermark: float) -> tuple[Any, list[Any]]: ...
+    def advance(self, state: Any, watermark: float) -> list[Any]: ...
+    def next_wakeup(self, state: Any) -> float | None: ...
+    def dumps(self, state: Any) -> bytes: ...
+    def loads(self, data: bytes) -> Any: ...
+    def to_alert(self, finding: Any, account: Account | None, emitted_at: float) -> Alert: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """One Kafka record of ``preempt.events`` as the processor needs it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    topic: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """A record the worker could not accept, and why (``reason`` is a ``schemas.decoder.Reason``
+    code, or ``processing_error`` when the rule engine raised on a valid event)."""
+
+    record: Record
+    reason: str
+    detail: str
+    field: str | None = None
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """The I/O one batch (or tick) asks for, in the order it must happen."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    clock_writes: dict[int, float] = field(default_factory=dict)
+    accepted: int = 0
+
+    @property
+    def changelog_records(self) -> int:
+        """Table writes this output makes (each one changelog record)."""
+        return sum(len(w) for w in self.state_writes.values()) + len(self.clock_writes)
+
+
+AccountLookup = Callable[[str], Account | None]
+
+
+class RulesProcessor:
+    """Decode → dedup/evaluate per account → findings → enriched alerts, for one worker."""
+
+    def __init__(
+        self,
+        engine: RuleEnginePort,
+        settings: Settings,
+        cache: StateCache,
+        clocks: PartitionClocks,
+        wakeups: WakeupIndex,
+        accounts: AccountLookup,
+        rule_ids: Iterable[str] = (),
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.cache = cache
+        self.clocks = clocks
+        self.wakeups = wakeups
+        self.accounts = accounts
+        self._rule_ids = tuple(rule_ids)
+        self._wall_clock = wall_clock
+        self._live = not settings.event_time_only
+
+    # --- the two entry points ----------------------------------------------------------------
+
+    def process_batch(self, records: Sequence[Record]) -> BatchOutput:
+        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it)."""
+        out = BatchOutput()
+        now = self._wall_clock()
+        touched: dict[int, set[str]] = {}
+        before: dict[int, float] = {}
+        for record in records:
+            decoded = decode_event(
+                record.value,
+                max_bytes=self.settings.max_event_bytes,
+                max_future_skew=self.settings.max_future_skew_seconds,
+                now=now,
+            )
+            if isinstance(decoded, Rejection):
+                self._dead_letter(out, DeadLetter(record, str(decoded.reason), decoded.detail, decoded.field))
+                continue
+            p = record.partition
+            if p not in before:
+                before[p] = self._watermark_before(p, decoded.ts)
+            state = self.cache.get(decoded.account_id, p)
+            try:
+                outcome, findings = self.engine.on_event(state, decoded, before[p])
+            except Exception as exc:  # a rule bug must not stall the stream nor lose the event
+                log.exception("rule engine failed on an event", account_id=decoded.account_id)
+                self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                continue
+            verdict = str(outcome).lower()
+            self._count_outcome(verdict)
+            if verdict == "accepted":
+                out.accepted += 1
+                self.clocks.observe(p, decoded.ts)
+                touched.setdefault(p, set()).add(decoded.account_id)
+                self.cache.mark_dirty(decoded.account_id, p)
+            self._emit(findings, out, now)
+        for p in sorted(touched):
+            self._advance_partition(p, touched[p], out, now)
+        out.clock_writes = self.clocks.take_dirty()
+        out.state_writes = self.cache.flush()
+        return out
+
+    def tick(self, partitions: Iterable[int]) -> BatchOutput:
+        """Advance the clock of ``partitions`` (timer): fire due deadlines and buffered events."""
+        out = BatchOutput()
+        now = self._wall_clock()
+        for p in sorted(partitions):
+            self._advance_partition(p, set(), out, now)
+        out.state_writes = self.cache.flush()
+        return out
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def rebuild_wakeups(self, states: Iterable[tuple[str, int, bytes]]) -> int:
+        """Re-index ``(account_id, partition, state bytes)`` read from the table after recovery."""
+        n = 0
+        for account_id, partition, raw in states:
+            self.wakeups.set(partition, account_id, self.engine.next_wakeup(self.engine.loads(raw)))
+            n += 1
+        return n
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _watermark_before(self, partition: int, first_event_time: float) -> float:
+        # A partition that has seen nothing yet starts its clock at its first event, as the
+        # backtest's clock starts at the file's first event.
+        wm = self.clocks.watermark(partition)
+        return first_event_time - self.clocks.allowed_lateness if wm is None else wm
+
+    def _advance_partition(self, partition: int, touched: set[str], out: BatchOutput, now: float) -> None:
+        wm = self.clocks.watermark(partition)
+        if wm is None:  # event-time mode and nothing seen on this partition yet: no clock to move
+            return
+        WATERMARK.set(wm)
+        due = set(self.wakeups.pop_due(partition, wm))
+        for account_id in sorted(touched | due):
+            state = self.cache.get(account_id, partition)
+            findings = self.engine.advance(state, wm)
+            for rule_id in self._rule_ids:
+                RULE_EVALUATIONS.labels(rule=rule_id).inc()
+            self.cache.mark_dirty(account_id, partition)
+            self.wakeups.set(partition, account_id, self.engine.next_wakeup(state))
+            self._emit(findings, out, now)
+
+    def _emit(self, findings: list[Any], out: BatchOutput, now: float) -> None:
+        for finding in findings:
+            alert = self.engine.to_alert(finding, self.accounts(finding.account_id), now)
+            out.alerts.append(alert)
+            newest = getattr(finding, "newest_event_ts", None)
+            if self._live and newest is not None:
+                EVENT_TO_ALERT.observe(max(0.0, now - newest))
+
+    @staticmethod
+    def _dead_letter(out: BatchOutput, letter: DeadLetter) -> None:
+        out.dead_letters.append(letter)
+        EVENTS.labels(outcome="dead_lettered").inc()
+        EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
+
+    @staticmethod
+    def _count_outcome(outcome: str) -> None:
+        EVENTS.labels(outcome=outcome).inc()
+        if outcome == "duplicate":
+            DUPLICATE_EVENTS.inc()
+        elif outcome == "late":
+            LATE_EVENTS.inc()
