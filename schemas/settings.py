@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
+    ingest_port: int = Field(6068, description="port of `preempt ingest` (POST /v1/events, /metrics, /healthz)")
 
     # Notifier
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")

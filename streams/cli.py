@@ -12,6 +12,7 @@ from alerts.commands import routes
 from alerts.commands_notifier import notifier
 from streams.commands.backtest import backtest
 from streams.commands.events import events
+from streams.commands.ingest import ingest
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
 from streams.commands.simulate import simulate
@@ -31,6 +32,7 @@ def main() -> None:
 main.add_command(worker)
 main.add_command(publish)
 main.add_command(events)
+main.add_command(ingest)
 main.add_command(backtest)
 main.add_command(rules_group)
 main.add_command(simulate)

@@ -1,0 +1,39 @@
+"""``preempt ingest`` — serve HTTP ingest (``POST /v1/events``) as its own process."""
+
+from __future__ import annotations
+
+import click
+
+from schemas.logs import configure_logging, get_logger
+from schemas.settings import Settings
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: PREEMPT_INGEST_PORT, 6068).")
+def ingest(host: str | None, port: int | None) -> None:
+    """Serve POST /v1/events: canonical or Segment Track events, one or a batch, into preempt.events.
+
+    Needs PREEMPT_INGEST_API_KEYS (a JSON list of sha256 hex digests of the API keys, optionally
+    "source=digest"); PREEMPT_INGEST_HMAC_SECRET turns request signing on. See docs/events.md.
+    """
+    from aiohttp import web
+
+    from streams.ingest.app import create_ingest_app
+    from streams.ingest.sink import KafkaEventSink
+    from streams.topics import TopicNames, ensure_topics
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("streams.ingest")
+    ensure_topics(settings)
+    sink = KafkaEventSink(
+        settings.bootstrap_servers, TopicNames.from_settings(settings).events, max_event_bytes=settings.max_event_bytes
+    )
+    try:
+        app = create_ingest_app(settings, sink)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
+    log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
+    web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)

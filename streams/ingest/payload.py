@@ -1,0 +1,188 @@
+"""Turning an ingest request body into validated Kafka records and per-item results.
+
+A body is one event, a JSON array of events, or ``{"batch": [...]}`` (Segment's batch shape,
+whose top-level ``context`` is merged under each item's own). Each item is either canonical
+(DESIGN.md section 4) or a Segment Track call (``"type": "track"``), mapped to canonical as::
+
+    messageId → event_id    userId → user_id    event → event    timestamp → timestamp
+    properties → properties    context → context    context.groupId → account_id
+
+A Segment item without ``timestamp`` gets the time the request was received. Items are checked
+by the stream's own rules (``schemas.decoder.validate_event_dict``) plus the per-event size limit,
+so an accepted item is never dead-lettered for its content. Rejections name the field as the
+sender wrote it (``messageId``, ``context.groupId`` for Segment items).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.event import format_ts
+
+SEGMENT_FIELDS = frozenset(
+    {
+        "type",
+        "messageId",
+        "userId",
+        "anonymousId",
+        "event",
+        "timestamp",
+        "properties",
+        "context",
+        "integrations",
+        "originalTimestamp",
+        "sentAt",
+        "receivedAt",
+        "version",
+        "channel",
+        "writeKey",
+    }
+)
+BATCH_FIELDS = frozenset({"batch", "context", "sentAt", "writeKey", "integrations"})
+_SEGMENT_NAMES = {
+    "event_id": "messageId",
+    "user_id": "userId",
+    "account_id": "context.groupId",
+    "event": "event",
+    "timestamp": "timestamp",
+    "properties": "properties",
+    "context": "context",
+}
+
+
+class BodyError(ValueError):
+    """The body as a whole is unusable (not JSON, not an event, array or batch): HTTP 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The verdict on one item of a request, in request order."""
+
+    index: int
+    event_id: str | None = None
+    rejection: Rejection | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The item's entry in the response's ``results``."""
+        if self.rejection is None:
+            return {"index": self.index, "status": "accepted", "event_id": self.event_id}
+        return {
+            "index": self.index,
+            "status": "rejected",
+            "reason": str(self.rejection.reason),
+            "field": self.rejection.field,
+            "detail": self.rejection.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A body's accepted records (key, value) and a result per item."""
+
+    records: list[tuple[bytes, bytes]]
+    results: list[ItemResult]
+
+    @property
+    def accepted(self) -> int:
+        """How many items were accepted."""
+        return len(self.records)
+
+
+def split_items(body: bytes) -> list[Any]:
+    """The items of a body; ``BodyError`` when the body is not JSON or not one of the three shapes."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    if isinstance(doc, list):
+        if not doc:
+            raise BodyError("the batch is empty")
+        return doc
+    if not isinstance(doc, dict):
+        raise BodyError('the body must be an event object, an array of events or {"batch": [...]}')
+    if "batch" not in doc:
+        return [doc]
+    batch = doc["batch"]
+    unknown = sorted(k for k in doc if k not in BATCH_FIELDS)
+    if unknown:
+        raise BodyError(f"unknown top-level field {unknown[0]!r} next to batch")
+    if not isinstance(batch, list) or not batch:
+        raise BodyError("batch must be a non-empty array of events")
+    shared = doc.get("context")
+    if isinstance(shared, dict):
+        # Segment semantics: the batch's context is a default under each item's own context.
+        return [
+            {**item, "context": {**shared, **item.get("context", {})}}
+            if isinstance(item, dict) and isinstance(item.get("context", {}), dict)
+            else item
+            for item in batch
+        ]
+    return batch
+
+
+def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | Rejection:
+    """The canonical dict of a Segment Track item, or why it cannot be one."""
+    if item.get("type") != "track":
+        return Rejection(
+            Reason.INVALID_FIELD, f"only Segment track calls are accepted, got type {item.get('type')!r}", "type"
+        )
+    unknown = sorted(str(k) for k in item if k not in SEGMENT_FIELDS)
+    if unknown:
+        return Rejection(Reason.UNKNOWN_FIELD, f"unknown Segment field {unknown[0]!r}", unknown[0])
+    if "messageId" not in item:
+        return Rejection(Reason.MISSING_FIELD, "messageId is required", "messageId")
+    context = item.get("context", {})
+    if not isinstance(context, dict):
+        return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
+    if "groupId" not in context:
+        return Rejection(Reason.MISSING_FIELD, "context.groupId (the account id) is required", "context.groupId")
+    canonical: dict[str, Any] = {
+        "event_id": item["messageId"],
+        "event": item.get("event"),
+        "account_id": context["groupId"],
+        "timestamp": item.get("timestamp", format_ts(received_at)),
+        "context": context,
+    }
+    if "event" not in item:
+        del canonical["event"]
+    if item.get("userId") is not None:
+        canonical["user_id"] = item["userId"]
+    if "properties" in item:
+        canonical["properties"] = item["properties"]
+    return canonical
+
+
+def parse_body(body: bytes, *, max_event_bytes: int, max_future_skew: float, now: float) -> Parsed:
+    """Validate every item of ``body``; ``BodyError`` when the body itself is unusable."""
+    records: list[tuple[bytes, bytes]] = []
+    results: list[ItemResult] = []
+    for index, item in enumerate(split_items(body)):
+        segment = isinstance(item, dict) and "type" in item
+        canonical = from_segment(item, now) if segment else item
+        if isinstance(canonical, Rejection):
+            results.append(ItemResult(index, rejection=canonical))
+            continue
+        verdict = validate_event_dict(canonical, max_future_skew=max_future_skew, now=now)
+        if isinstance(verdict, Rejection):
+            if segment and verdict.field in _SEGMENT_NAMES:
+                verdict = Rejection(verdict.reason, verdict.detail, _SEGMENT_NAMES[verdict.field])
+            results.append(ItemResult(index, rejection=verdict))
+            continue
+        value = orjson.dumps(canonical)
+        if len(value) > max_event_bytes:
+            results.append(
+                ItemResult(
+                    index,
+                    rejection=Rejection(
+                        Reason.TOO_LARGE, f"the event is {len(value)} bytes; the limit is {max_event_bytes}"
+                    ),
+                )
+            )
+            continue
+        records.append((verdict.account_id.encode("utf-8"), value))
+        results.append(ItemResult(index, event_id=verdict.event_id))
+    return Parsed(records=records, results=results)

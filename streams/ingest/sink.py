@@ -1,0 +1,58 @@
+"""Where accepted ingest records go: a small protocol, and its Kafka implementation on aiokafka."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+
+CONTENT_TYPE_HEADER = ("content-type", b"application/json")
+
+
+class EventSink(Protocol):
+    """Receives the validated (key, value) records of one request.
+
+    ``send_many`` returns once every record is durably written (acks=all), or raises; the ingest
+    app answers 202 only after it returns, so a 202 means the events are in Kafka.
+    """
+
+    async def start(self) -> None:
+        """Connect; called once when the app starts."""
+
+    async def stop(self) -> None:
+        """Flush and disconnect; called once when the app stops."""
+
+    async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write ``records`` to the events topic, keyed by account."""
+
+
+class KafkaEventSink:
+    """Sends records to ``topic`` with aiokafka, waiting for every acknowledgement."""
+
+    def __init__(self, bootstrap_servers: list[str], topic: str, *, max_event_bytes: int, linger_ms: int = 5) -> None:
+        self.topic = topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id="preempt-ingest",
+            acks="all",
+            linger_ms=linger_ms,
+            max_request_size=max(1024 * 1024, max_event_bytes * 4),
+        )
+
+    async def start(self) -> None:
+        """Connect to the cluster."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect."""
+        await self._producer.stop()
+
+    async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Queue every record, then wait for all acknowledgements (one batch round trip, not one per record)."""
+        futures = [
+            await self._producer.send(self.topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
+            for key, value in records
+        ]
+        await asyncio.gather(*futures)
