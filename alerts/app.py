@@ -129,6 +129,7 @@ def create_app(
         # acked. Their new owner re-consumes them from the committed offset; the log dedups.
         stream_wait_empty=False,
         broker_commit_interval=settings.notifier_commit_interval_seconds,
+        broker_session_timeout=settings.notifier_session_timeout_seconds,
         web_host=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     notifier_commit_interval_seconds: float = Field(
         2.8, gt=0, description="how often the notifier commits the offsets of settled alerts (Faust's default)"
     )
+    notifier_session_timeout_seconds: float = Field(
+        60.0, ge=6, description="consumer-group session timeout: how soon a dead notifier's partitions move on"
+    )
 
     # Logs
     log_format: Literal["json", "console"] = "json"

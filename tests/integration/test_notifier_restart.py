@@ -1,0 +1,70 @@
+"""No duplicates across a crash: a notifier killed with SIGKILL and restarted re-sends nothing delivered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from schemas.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.conftest import ManagedProcess
+from tests.integration.notifier_harness import (
+    make_alert,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
+
+ROUTES = """
+receivers:
+  - name: owner
+    slack_configs:
+      - channel: "{{ account.owner.slack }}"
+route:
+  receiver: owner
+  group_by: ["..."]
+  group_wait: 0s
+"""
+
+
+def test_sigkill_and_restart_resends_nothing_delivered(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Alerts delivered before a SIGKILL (offsets not yet committed) are re-consumed after the
+    restart but refused by the recovered delivery log; only the new alert is sent."""
+    # Offsets are committed every 10 minutes here, so the restarted notifier surely re-reads everything.
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        notifier_commit_interval_seconds=600,
+        notifier_session_timeout_seconds=6,
+    )
+    first = start_notifier(process_factory, settings, name="notifier-1")
+    before = [make_alert(f"acct-{i}", account={"name": f"A{i}", "owner": {"slack": f"C-{i}"}}) for i in range(5)]
+    produce_alerts(producer, topics.alerts, *before)
+    wait_for_records(first, "alert delivered", 5)
+    first.kill()
+    assert len(slack_server.delivered()) == 5
+
+    second = start_notifier(process_factory, settings, name="notifier-2")
+    after = make_alert("acct-new", account={"name": "New", "owner": {"slack": "C-NEW"}})
+    produce_alerts(producer, topics.alerts, after)
+    delivered = wait_for_records(second, "alert delivered", 1)
+    refused = wait_for_records(second, "alert already delivered", 5)
+
+    assert [r["alert_id"] for r in delivered] == [after.alert_id]
+    assert {r["alert_id"] for r in refused} == {a.alert_id for a in before}
+    per_channel = Counter(r.target for r in slack_server.delivered())
+    assert per_channel == Counter({f"C-{i}": 1 for i in range(5)} | {"C-NEW": 1})
