@@ -61,7 +61,8 @@ def safe(text: object, limit: int) -> str:
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
+    # Slack refuses empty plain_text; an alert with a blank title still needs a header.
+    return {"type": "plain_text", "text": text if text.strip() else "Preempt alert", "emoji": True}
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def _actions(alert: Alert, index: int, *, feedback: bool) -> dict[str, Any] | No
 
 
 def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
-    if text is not None:
+    if text is not None and text.strip():
         return safe(text, MAX_FALLBACK)
     first = alerts[0]
     who = first.account.name or first.account_id
@@ -180,7 +181,7 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
         body = f"[{first.severity.upper()}] {first.title} ({who})"
     else:
         body = f"{len(alerts)} alerts for {who}: " + "; ".join(a.title for a in alerts)
-    return safe(body, MAX_FALLBACK)
+    return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 
 def _single(alert: Alert, title: str | None, note: str | None) -> list[dict[str, Any]]:

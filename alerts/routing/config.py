@@ -72,6 +72,14 @@ class SlackReceiver(BaseModel):
     title: Template | None = Field(None, description="header template override")
     text: Template | None = Field(None, description="fallback/summary text template override")
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message must not echo the value: it is a secret.
+        if value is not None and not value.get_secret_value().lower().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL (value hidden)")
+        return value
+
 
 class EmailReceiver(BaseModel):
     """One email destination; recipients are templates rendered per alert."""

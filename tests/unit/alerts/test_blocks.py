@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.blocks import (
     ACTION_ACK,
@@ -22,7 +24,7 @@ from alerts.blocks import (
     escape,
 )
 from schemas.alert import Alert
-from tests.unit.alerts.factories import HOSTILE, hostile_alert
+from tests.unit.alerts.factories import HOSTILE, build_alert, hostile_alert
 
 DEFAULT_PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
@@ -52,6 +54,7 @@ def assert_within_slack_limits(message: dict[str, Any]) -> None:
         kind = block["type"]
         if kind == "header":
             assert block["text"]["type"] == "plain_text"
+            assert block["text"]["text"].strip()
             assert len(block["text"]["text"]) <= 150
         elif kind == "section":
             if "text" in block:
@@ -185,3 +188,18 @@ def test_every_default_pack_rule_alert_fits_slack() -> None:
         for message in (build_message((alert,)), build_message((alert,) * 20), build_message((alert,), note=hostile)):
             assert_within_slack_limits(message)
             assert_no_injection(message)
+
+
+@given(
+    title=st.text(max_size=400),
+    name=st.text(max_size=400),
+    playbook=st.text(max_size=4000),
+    label=st.text(max_size=100),
+)
+@settings(max_examples=150, deadline=None)
+def test_any_text_stays_escaped_and_within_limits(title: str, name: str, playbook: str, label: str) -> None:
+    """Whatever text an alert carries, no '<' reaches Slack except the owner mention, and limits hold."""
+    alert = build_alert(title=title, playbook=playbook, account={"name": name}, labels={"team": label})
+    for message in (build_message((alert,)), build_message((alert, alert))):
+        assert_within_slack_limits(message)
+        assert_no_injection(message)

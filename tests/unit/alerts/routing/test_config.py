@@ -105,3 +105,16 @@ def test_silence_must_start_before_it_ends() -> None:
             ends_at=datetime(2026, 11, 24, tzinfo=UTC),
             reason="x",
         )
+
+
+def test_bad_webhook_url_error_hides_the_value(tmp_path: Path) -> None:
+    """A malformed webhook URL is refused without echoing the (secret) value."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "receivers:\n  - name: a\n    slack_configs:\n      - webhook_url: hooks.slack.com/T0/B0/SECRETXYZ\n"
+        "route:\n  receiver: a\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(path)
+    assert "receivers[0].slack_configs[0].webhook_url: must be an http(s) URL" in str(info.value)
+    assert "SECRETXYZ" not in str(info.value)
