@@ -156,7 +156,8 @@ class SlackNotifier:
     # -- clients (created lazily: they need the running event loop) -------------------------------
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # slack_sdk applies its own timeout only to sessions it creates; ours must carry it.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         return self._session
 
     def _web_client(self) -> AsyncWebClient:

@@ -4,7 +4,8 @@ Point slack_sdk at it (``Settings(slack_api_url=server.api_url)`` or ``webhook_u
 It runs aiohttp in a thread of its own, so it answers while a test blocks (consuming Kafka, waiting for a
 child process). Every request is recorded with its monotonic time, path, target (channel or webhook
 name), JSON body and headers. Replies are scriptable per target: ``script("C1", Reply.rate_limited(2.0))``
-queues one reply per request; ``always("C2", Reply.slack_error("channel_not_found"))`` answers every request.
+queues one reply per request (``Reply.slow(3)`` answers late, for timeouts);
+``always("C2", Reply.slack_error("channel_not_found"))`` answers every request.
 Block Kit payloads over Slack's limits are refused with ``invalid_blocks``, as Slack does.
 
 Use the ``slack_server`` fixture: ``from tests.integration.slack_server import slack_server  # noqa: F401``.
@@ -35,6 +36,7 @@ class Reply:
     status: int = 200
     error: str | None = None
     retry_after: float | None = None
+    delay: float = 0.0  # seconds to wait before answering (to provoke client timeouts)
 
     @classmethod
     def ok(cls) -> Reply:
@@ -50,6 +52,11 @@ class Reply:
     def server_error(cls, status: int = 500) -> Reply:
         """A 5xx with a plain-text body."""
         return cls(status=status)
+
+    @classmethod
+    def slow(cls, delay: float) -> Reply:
+        """Success, but only after ``delay`` seconds."""
+        return cls(delay=delay)
 
     @classmethod
     def slack_error(cls, code: str) -> Reply:
@@ -241,6 +248,8 @@ class FakeSlack:
             elif method in ("chat.postMessage", "chat.update") and block_kit_violations(body):
                 reply = Reply.slack_error("invalid_blocks")
         self._record(request, "api", method, target, body, reply)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
         if reply.status >= 500:
             return web.Response(status=reply.status, text="internal server error", headers=headers)
@@ -259,6 +268,8 @@ class FakeSlack:
         if reply.status == 200 and reply.error is None and block_kit_violations(body):
             reply = Reply(status=400, error="invalid_blocks")
         self._record(request, "webhook", "webhook", name, body, reply)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
         if reply.status >= 500:
             return web.Response(status=reply.status, text="internal server error", headers=headers)

@@ -164,6 +164,19 @@ async def test_bot_paces_one_message_per_second_per_channel(
         await notifier.aclose()
 
 
+async def test_slack_timeout_is_retryable(slack_server: FakeSlack) -> None:  # noqa: F811
+    """A server slower than the client timeout raises RetryableDeliveryError, after one request only."""
+    slack_server.script("#slow", Reply.slow(3.0))
+    settings = Settings(slack_bot_token=TOKEN, slack_api_url=slack_server.api_url)
+    notifier = SlackNotifier(SlackReceiver(channel="#slow"), settings, ChannelRateLimiter(), timeout_s=1)
+    try:
+        with pytest.raises(RetryableDeliveryError, match="TimeoutError"):
+            await notifier.send(_notification())
+        assert len(slack_server.for_target("#slow")) == 1
+    finally:
+        await notifier.aclose()
+
+
 async def test_unreachable_slack_is_retryable() -> None:
     """A connection refused raises RetryableDeliveryError naming only the error type."""
     settings = Settings(slack_bot_token=TOKEN, slack_api_url=f"http://127.0.0.1:{free_port()}/api/")
