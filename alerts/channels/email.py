@@ -122,6 +122,7 @@ class EmailNotifier:
                 use_tls=s.smtp_use_tls,
                 start_tls=False if s.smtp_use_tls else s.smtp_starttls,
                 timeout=self._timeout,
+                cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file is not None else None,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ssl
+import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +38,7 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    tls: bool = False  # the session was upgraded with STARTTLS
 
     @property
     def message(self) -> EmailMessage:
@@ -56,8 +60,9 @@ class SmtpAttempt:
 class FakeSMTP:
     """The aiosmtpd handler plus its controller; start it with the ``smtp_server`` fixture."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls_context: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self._tls_context = tls_context
         self.port = free_port()
         self.messages: list[ReceivedMail] = []
         self.attempts: list[SmtpAttempt] = []
@@ -111,8 +116,9 @@ class FakeSMTP:
             self.attempts.append(SmtpAttempt(time.monotonic(), "DATA", reply))
             if reply.startswith("250"):
                 data = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+                tls = getattr(session, "ssl", None) is not None
                 self.messages.append(
-                    ReceivedMail(time.monotonic(), str(envelope.mail_from), tuple(envelope.rcpt_tos), data)
+                    ReceivedMail(time.monotonic(), str(envelope.mail_from), tuple(envelope.rcpt_tos), data, tls)
                 )
         return reply
 
@@ -133,6 +139,8 @@ class FakeSMTP:
             authenticator=self._authenticate,
             auth_require_tls=False,
             auth_required=False,
+            tls_context=self._tls_context,
+            require_starttls=False,
         )
         self._controller.start()
 
@@ -154,4 +162,46 @@ def smtp_server() -> Iterator[FakeSMTP]:
         server.stop()
 
 
-__all__ = ["FakeSMTP", "ReceivedMail", "SmtpAttempt", "smtp_server"]
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throw-away certificate and key for ``host`` (openssl CLI); the certificate is its own CA."""
+    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={host}",
+            "-addext",
+            f"subjectAltName=IP:{host}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def smtp_tls_server(tmp_path: Path) -> Iterator[tuple[FakeSMTP, Path]]:
+    """A running aiosmtpd server offering STARTTLS with a self-signed certificate, and that certificate."""
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = FakeSMTP(tls_context=context)
+    server.start()
+    try:
+        yield server, cert
+    finally:
+        server.stop()
+
+
+__all__ = ["FakeSMTP", "ReceivedMail", "SmtpAttempt", "self_signed_certificate", "smtp_server", "smtp_tls_server"]

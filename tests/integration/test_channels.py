@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
 from schemas.settings import Settings
 from tests.integration.conftest import free_port
 from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
-from tests.integration.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+from tests.integration.smtp_server import FakeSMTP, smtp_server, smtp_tls_server  # noqa: F401
 from tests.unit.alerts.factories import build_alert, hostile_alert
 
 TOKEN = "xoxb-secret-token-123"
@@ -284,6 +285,34 @@ async def test_email_login(smtp_server: FakeSMTP, email_notifier: Callable[..., 
     await notifier.send(_notification())
     smtp_server.wait_for(1)
     assert smtp_server.logins == ["preempt"]
+
+
+async def test_email_starttls_and_login(smtp_tls_server: tuple[FakeSMTP, Path]) -> None:  # noqa: F811
+    """With STARTTLS on, the session is upgraded (verified against the configured CA) before login and DATA."""
+    server, cert = smtp_tls_server
+    settings = Settings(
+        smtp_host=server.host,
+        smtp_port=server.port,
+        smtp_starttls=True,
+        smtp_ca_file=cert,
+        smtp_username="preempt",
+        smtp_password="s3cret",
+    )
+    notifier = EmailNotifier(EmailReceiver(to=("{{ account.owner.email }}",)), settings, timeout_s=5)
+    await notifier.send(_notification())
+    [mail] = server.wait_for(1)
+    assert mail.tls
+    assert server.logins == ["preempt"]
+
+
+async def test_email_untrusted_certificate_is_retryable(smtp_tls_server: tuple[FakeSMTP, Path]) -> None:  # noqa: F811
+    """A certificate the configured CAs do not trust fails the send (retryable) and sends nothing."""
+    server, _cert = smtp_tls_server
+    settings = Settings(smtp_host=server.host, smtp_port=server.port, smtp_starttls=True)
+    notifier = EmailNotifier(EmailReceiver(to=("{{ account.owner.email }}",)), settings, timeout_s=5)
+    with pytest.raises(RetryableDeliveryError):
+        await notifier.send(_notification())
+    assert server.messages == []
 
 
 @pytest.mark.parametrize(
