@@ -63,8 +63,10 @@ def _field_name(loc: tuple[int | str, ...], kind: object) -> str:
         parts = parts[1:]  # the discriminated union puts the kind tag first
     text = ""
     for part in parts:
+        if part == "[key]":  # pydantic's marker for a bad dict key; the key itself is already named
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "kind"
+    return text or "(rule)"
 
 
 def _describe(index: int | None, raw: object) -> str:
@@ -79,9 +81,9 @@ def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -
         message = error["msg"].removeprefix("Value error, ")
         where = _field_name(tuple(error["loc"]), kind)
         if error["type"] == "union_tag_not_found":
-            message = "missing: every rule needs a kind"
+            where, message = "kind", "missing: every rule needs a kind"
         elif error["type"] == "union_tag_invalid":
-            message = f"unknown kind {kind!r}; use one of {', '.join(_kinds())}"
+            where, message = "kind", f"unknown kind {kind!r}; use one of {', '.join(_kinds())}"
         elif error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
@@ -165,6 +167,8 @@ def load_rules(path: Path) -> RuleSet:
             sources[rule.id] = file
             rules.append(rule)
     _check_references(rules, sources, errors)
+    if not rules and not errors:
+        errors.append(f"{path}: rule (none): field '(path)': no rules found in *.yaml or *.yml files")
     if errors:
         raise RuleConfigError("\n".join(errors))
     return RuleSet(tuple(rules), sources)

@@ -255,13 +255,12 @@ class CompositeRule(RuleBase):
     """Fires when every rule in ``all_of`` fired for the same account within ``within``."""
 
     kind: Literal["composite"]
+    group_by: Literal["account"] = "account"  # a composite combines alerts per account
     all_of: list[RuleId] = Field(min_length=2, max_length=10)
     within: Duration
 
     @model_validator(mode="after")
-    def _account_only(self) -> CompositeRule:
-        if self.group_by != "account":
-            raise ValueError("group_by: a composite combines alerts per account; use group_by: account")
+    def _distinct(self) -> CompositeRule:
         if len(set(self.all_of)) != len(self.all_of):
             raise ValueError("all_of names a rule twice")
         return self

@@ -1,0 +1,156 @@
+"""``RuleEngine``: outcomes, the clock, dedup bounds, state codec and alert rendering."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.engine import Outcome
+from rules.state import StateDecodeError
+from schemas.account import Account, AccountLinks, Owner
+from tests.unit.rules.conftest import HOUR, MONDAY
+
+
+def test_advance_twice_with_the_same_watermark_yields_nothing_new(make_rule, make_engine, at):
+    """Advancing to a watermark already reached is a no-op."""
+    engine = make_engine(make_rule("inactivity"))
+    state = engine.new_state()
+    engine.on_event(state, at(0), MONDAY)
+    assert len(engine.advance(state, MONDAY + 2 * HOUR)) == 1
+    assert engine.advance(state, MONDAY + 2 * HOUR) == []
+    assert engine.advance(state, MONDAY + HOUR) == []
+
+
+def test_next_wakeup_names_buffered_events_then_deadlines(make_rule, make_engine, at):
+    """The wakeup is the oldest buffered event, then the earliest deadline, then None when idle."""
+    engine = make_engine(make_rule("inactivity"), lateness=10)
+    state = engine.new_state()
+    assert engine.next_wakeup(state) is None
+    engine.on_event(state, at(0), MONDAY - 10)
+    assert engine.next_wakeup(state) == MONDAY
+    engine.advance(state, MONDAY + 1)
+    assert engine.next_wakeup(state) == MONDAY + HOUR
+    engine.advance(state, MONDAY + HOUR)
+    assert engine.next_wakeup(state) is None
+
+
+def test_late_is_judged_against_the_callers_clock(make_rule, make_engine, at):
+    """An event behind the caller's watermark is LATE even if this account was never advanced."""
+    engine = make_engine(make_rule("any"))
+    outcome, findings = engine.on_event(engine.new_state(), at(0, "NPS", properties={"score": 1}), MONDAY + 1)
+    assert (outcome, findings) == (Outcome.LATE, [])
+
+
+def test_dedup_forgets_ids_older_than_the_horizon(make_rule, make_engine, at):
+    """Seen ids are kept for the dedup horizon of event time, then dropped (bounded state)."""
+    engine = make_engine(make_rule("any"), dedup_horizon=HOUR)
+    state = engine.new_state()
+    first = at(0)
+    engine.on_event(state, first, MONDAY)
+    engine.on_event(state, at(2 * HOUR), MONDAY + 2 * HOUR)
+    assert first.event_id not in state.seen
+    assert engine.on_event(state, first, MONDAY + 2 * HOUR)[0] is Outcome.LATE
+
+
+def test_dedup_has_a_hard_cap(make_rule, make_engine, at):
+    """No more than ``max_seen_ids`` ids are remembered per account."""
+    engine = make_engine(make_rule("any"), max_seen_ids=3)
+    state = engine.new_state()
+    for i in range(10):
+        engine.on_event(state, at(i), MONDAY + i)
+    assert len(state.seen) == 3
+
+
+def test_dedup_horizon_shorter_than_lateness_is_refused(make_rule, make_engine):
+    """A horizon shorter than the lateness would let a duplicate through; the engine refuses it."""
+    with pytest.raises(ValueError, match="dedup_horizon"):
+        make_engine(make_rule("any"), lateness=10, dedup_horizon=5)
+
+
+def test_state_round_trips_through_bytes(make_rule, make_engine, at):
+    """dumps/loads keeps buffered events, clock, dedup ids and rule state."""
+    engine = make_engine(make_rule("threshold"), make_rule("inactivity"), lateness=100)
+    state = engine.new_state()
+    for offset in (0, 10, 20):
+        engine.on_event(state, at(offset, "Error"), MONDAY - 100 + offset)
+    restored = engine.loads(engine.dumps(state))
+    assert restored == state
+    assert engine.dumps(restored) == engine.dumps(state)
+
+
+def test_changed_rule_starts_from_fresh_state(make_rule, make_engine, at):
+    """A rule whose definition changed does not inherit state of the old definition."""
+    old = make_engine(make_rule("threshold"))
+    state = old.new_state()
+    old.on_event(state, at(0, "Error"), MONDAY)
+    old.advance(state, MONDAY + 1)
+    new = make_engine(make_rule("threshold", min=5))
+    assert new.loads(old.dumps(state)).rules["threshold-rule"] == {"k": {}}
+    same = make_engine(make_rule("threshold"))
+    assert same.loads(old.dumps(state)).rules == state.rules
+
+
+def test_unreadable_state_raises_a_clear_error(make_rule, make_engine):
+    """Garbage or a future version is a StateDecodeError, not a crash deep inside."""
+    engine = make_engine(make_rule("any"))
+    with pytest.raises(StateDecodeError, match="unreadable"):
+        engine.loads(b"{not json")
+    with pytest.raises(StateDecodeError, match="version"):
+        engine.loads(b'{"v": 99}')
+
+
+def test_alert_id_depends_on_rule_key_and_episode_only(make_rule, make_engine, run, at):
+    """The same episode seen by two engines at different clock paths has the same alert id."""
+    one = run(make_engine(make_rule("absence")), [at(0, "Started")], until=MONDAY + 2 * HOUR).findings
+    engine = make_engine(make_rule("absence"))
+    state = engine.new_state()
+    engine.on_event(state, at(0, "Started"), MONDAY)
+    two = engine.advance(state, MONDAY + HOUR) + engine.advance(state, MONDAY + 9 * HOUR)
+    assert [f.alert_id for f in one] == [f.alert_id for f in two]
+    assert len(one[0].alert_id) == 32
+
+
+def test_to_alert_renders_templates_with_the_account(make_rule, make_engine, run, at):
+    """Title and playbook see account, evidence, rule and window; the account enriches the alert."""
+    rule = make_rule(
+        "threshold",
+        title="{{ account.name }}: {{ evidence.value | int }} errors ({{ rule.severity }})",
+        playbook="Call {{ account.owner.name }} before {{ window.end }}.",
+        labels={"team": "support"},
+    )
+    engine = make_engine(rule)
+    finding = run(engine, [at(0, "Error"), at(1, "Error"), at(2, "Error")], until=MONDAY + 10).findings[0]
+    account = Account(account_id="acme", name="Acme", tier="enterprise", owner=Owner(name="Dana"),
+                      links=AccountLinks(crm="https://crm/acme"))  # fmt: skip
+    alert = engine.to_alert(finding, account, emitted_at=MONDAY + 60)
+    assert alert.title == "Acme: 3 errors (high)"
+    assert alert.playbook == "Call Dana before 2026-11-23T00:00:02.000Z."
+    assert (alert.account.tier, alert.account.owner, alert.account.links) == (
+        "enterprise",
+        {"name": "Dana"},
+        {"crm": "https://crm/acme"},
+    )
+    assert (alert.fired_at, alert.emitted_at) == ("2026-11-23T00:00:02.000Z", "2026-11-23T00:01:00.000Z")
+    assert alert.labels == {"team": "support"}
+    assert alert.evidence.sample_event_ids == [finding.evidence["sample_event_ids"][i] for i in range(3)]
+
+
+def test_unknown_account_name_falls_back_to_its_id(make_rule, make_engine, run, at):
+    """Without account data the title still reads well."""
+    engine = make_engine(make_rule("any", title="{{ account.name }} is unhappy"))
+    finding = run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).findings[0]
+    assert engine.to_alert(finding, None, MONDAY).title == "acme is unhappy"
+
+
+def test_missing_evidence_key_never_crashes_rendering(make_rule, make_engine, run, at):
+    """A placeholder whose value is missing at run time renders leniently and is reported."""
+    engine = make_engine(make_rule("any", title="Score {{ evidence.properties.nps }}!"))
+    finding = run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).findings[0]
+    alert = engine.to_alert(finding, None, MONDAY)
+    assert alert.title == "Score !"
+    assert "UndefinedError" in (alert.evidence.model_extra or {})["template_error"]
+
+
+def test_disabled_rules_are_not_evaluated(make_rule, make_engine, run, at):
+    """``enabled: false`` loads but never fires."""
+    engine = make_engine(make_rule("any", enabled=False))
+    assert run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).fired == []

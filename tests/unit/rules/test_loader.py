@@ -1,0 +1,93 @@
+"""The loader: golden good files load; every golden bad file fails naming its file, rule and field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rules.loader import load_rules
+from schemas.errors import RuleConfigError
+
+GOLDEN = Path(__file__).parent / "golden"
+BAD = sorted((GOLDEN / "bad").iterdir())
+GOOD = sorted((GOLDEN / "good").iterdir())
+
+
+def _expectations(entry: Path) -> dict[str, str]:
+    files = sorted(entry.rglob("*.yaml")) if entry.is_dir() else [entry]
+    found: dict[str, str] = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            match = re.match(r"# expect-(rule|field|message): (.*)$", line)
+            if match:
+                found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+@pytest.mark.parametrize("entry", BAD, ids=[p.name for p in BAD])
+def test_bad_rule_file_error_names_file_rule_and_field(entry: Path):
+    """Each bad golden file is rejected with a message naming the file, the rule id and the field."""
+    expected = _expectations(entry)
+    assert set(expected) == {"rule", "field", "message"}, f"{entry} lacks expect- comments"
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(entry)
+    message = str(caught.value)
+    rule = expected["rule"]
+    rule_needle = f"rule {rule}" if rule.startswith(("(", "#")) else f"rule {rule!r}"
+    matching = [
+        line
+        for line in message.splitlines()
+        if str(entry) in line and rule_needle in line and f"field {expected['field']!r}" in line
+    ]
+    assert matching, message
+    assert expected["message"] in message
+
+
+@pytest.mark.parametrize("entry", GOOD, ids=[p.name for p in GOOD])
+def test_good_rule_files_load(entry: Path):
+    """Each good golden file (or directory) loads without error."""
+    ruleset = load_rules(entry)
+    assert ruleset.rules
+    assert all(
+        ruleset.sources[rule.id].is_relative_to(entry) or ruleset.sources[rule.id] == entry for rule in ruleset.rules
+    )
+
+
+def test_every_kind_file_covers_every_kind():
+    """The every-kind golden file really holds one rule of each kind."""
+    from rules.models import KINDS
+
+    assert sorted(rule.kind for rule in load_rules(GOLDEN / "good" / "every_kind.yaml").rules) == sorted(KINDS)
+
+
+def test_directory_loads_recursively_in_path_order():
+    """A directory is read recursively, files in sorted order, rules in file order."""
+    ruleset = load_rules(GOLDEN / "good" / "pack_dir")
+    assert [rule.id for rule in ruleset.rules] == ["payment-not-recovered", "cancel-page", "export-volume"]
+    assert [rule.id for rule in ruleset.enabled] == ["payment-not-recovered", "export-volume"]
+
+
+def test_all_errors_of_all_files_are_reported_together():
+    """Loading the whole bad directory reports a problem for every file at once."""
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(GOLDEN / "bad")
+    message = str(caught.value)
+    for entry in BAD:
+        if entry.is_file():
+            assert str(entry) in message
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path):
+    """A path that does not exist is named in the error."""
+    with pytest.raises(RuleConfigError, match="no such rule file"):
+        load_rules(tmp_path / "nope")
+
+
+def test_stack_ranking_orders_by_priority_then_severity():
+    """Rules rank by priority, then severity (critical first), then id."""
+    ranked = load_rules(GOLDEN / "good" / "every_kind.yaml").stack_ranked()
+    keys = [(rule.priority, rule.severity) for rule in ranked]
+    assert keys[0] == (1, "critical")
+    assert [r.priority for r in ranked] == sorted(r.priority for r in ranked)

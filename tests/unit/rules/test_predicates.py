@@ -1,0 +1,83 @@
+"""``match`` predicates compiled to callables: every op, dotted paths, missing values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rules.models import Match
+from rules.predicates import compile_match
+
+
+def _matches(make_event, where, **event_fields):
+    return compile_match(Match(event="E", where=where))(make_event(event="E", **event_fields))
+
+
+@pytest.mark.parametrize(
+    ("where", "properties", "expected"),
+    [
+        ({"properties.status": 500}, {"status": 500}, True),
+        ({"properties.status": 500}, {"status": 500.0}, True),
+        ({"properties.status": 500}, {"status": "500"}, False),
+        ({"properties.flag": 1}, {"flag": True}, False),
+        ({"properties.flag": True}, {"flag": True}, True),
+        ({"properties.status": {"ne": 200}}, {"status": 500}, True),
+        ({"properties.status": {"ne": 200}}, {}, True),
+        ({"properties.status": {"gte": 500}}, {"status": 500}, True),
+        ({"properties.status": {"gt": 500}}, {"status": 500}, False),
+        ({"properties.status": {"lt": 500}}, {"status": 499}, True),
+        ({"properties.status": {"lte": 500}}, {"status": 501}, False),
+        ({"properties.status": {"gte": 500}}, {"status": "boom"}, False),
+        ({"properties.status": {"gte": 500}}, {}, False),
+        ({"properties.status": {"gte": 500, "lt": 600}}, {"status": 599}, True),
+        ({"properties.status": {"gte": 500, "lt": 600}}, {"status": 600}, False),
+        ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "pro"}, True),
+        ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "free"}, False),
+        ({"properties.plan": {"not_in": ["free"]}}, {"plan": "pro"}, True),
+        ({"properties.plan": {"not_in": ["free"]}}, {"plan": "free"}, False),
+        ({"properties.plan": {"not_in": ["free"]}}, {}, True),
+        ({"properties.path": {"contains": "cancel"}}, {"path": "/billing/cancel"}, True),
+        ({"properties.tags": {"contains": "vip"}}, {"tags": ["vip", "eu"]}, True),
+        ({"properties.tags": {"contains": "vip"}}, {"tags": 3}, False),
+        ({"properties.sso": {"exists": True}}, {"sso": "okta"}, True),
+        ({"properties.sso": {"exists": True}}, {"sso": None}, False),
+        ({"properties.sso": {"exists": False}}, {}, True),
+        ({"properties.a.b": {"eq": 1}}, {"a": {"b": 1}}, True),
+        ({"properties.a.b": {"eq": 1}}, {"a": 5}, False),
+        ({"properties.a.b.c": {"exists": False}}, {"a": {"b": "x"}}, True),
+        ({"properties.day": {"gte": "2026-11-01"}}, {"day": "2026-11-23"}, True),
+    ],
+)
+def test_where_ops(make_event, where, properties, expected):
+    """Each op holds or not as documented, never raising on odd values."""
+    assert _matches(make_event, where, properties=properties) is expected
+
+
+def test_event_name_or_list_or_any(make_event):
+    """``event`` is one name, a list of names, or absent (every event)."""
+    login, other = make_event(event="Login"), make_event(event="Other")
+    assert compile_match(Match(event="Login"))(login)
+    assert not compile_match(Match(event="Login"))(other)
+    assert compile_match(Match(event=["Login", "Other"]))(other)
+    assert compile_match(Match())(other)
+    assert compile_match(None)(other)
+
+
+def test_top_level_paths(make_event):
+    """``user_id`` and ``context.*`` are reachable; a missing user does not exist."""
+    match = Match(where={"user_id": {"exists": True}, "context.app": "web"})
+    assert compile_match(match)(make_event(user_id="u1", context={"app": "web"}))
+    assert not compile_match(match)(make_event(context={"app": "web"}))
+
+
+@pytest.mark.parametrize("path", ["props.x", "properties", "user_id.x", "properties..x", "ts.day"])
+def test_bad_paths_are_refused_at_load(path):
+    """A path that cannot exist in an event is a validation error."""
+    with pytest.raises(ValidationError):
+        Match(where={path: 1})
+
+
+def test_empty_ops_are_refused():
+    """A where entry with no op is a mistake, not match-everything."""
+    with pytest.raises(ValidationError, match="at least one op"):
+        Match(where={"properties.x": {}})

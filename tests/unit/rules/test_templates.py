@@ -1,0 +1,56 @@
+"""Rule templates: checked at load, rendered in a sandbox that cannot reach anything else."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.templates import check_template, render_template
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ account.name }} ({{ account.tier }})",
+        "{{ evidence.value | round(1) }} vs {{ evidence['threshold'] }}",
+        "{{ rule.id }} {{ rule.severity }} {{ window.start }}",
+        "{% if evidence.baseline %}baseline {{ evidence.baseline }}{% endif %}",
+        "plain text",
+    ],
+)
+def test_valid_templates(source):
+    """Placeholders on the four names and their fields are accepted."""
+    assert check_template(source) == source
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("{{ settings.slack_bot_token }}", "unknown placeholder settings"),
+        ("{{ account.password }}", "account has no field 'password'"),
+        ("{{ rule.query }}", "rule has no field 'query'"),
+        ("{{ account.name ", "syntax error"),
+        ("{% for x in %}", "syntax error"),
+    ],
+)
+def test_invalid_templates(source, reason):
+    """Unknown names, unknown fields and syntax errors are refused at load."""
+    with pytest.raises(ValueError, match=reason):
+        check_template(source)
+
+
+def test_sandbox_blocks_python_internals():
+    """Reaching for dunder attributes fails safely and is reported, never executed."""
+    text, error = render_template("{{ evidence.__class__.__mro__ }}", {"evidence": {}})
+    assert error is not None
+    assert "object" not in text
+
+
+def test_missing_value_renders_leniently_with_the_error():
+    """A value missing at run time renders empty and the error is returned, never raised."""
+    text, error = render_template("value={{ evidence.nope }}", {"evidence": {}})
+    assert (text, error is not None) == ("value=", True)
+
+
+def test_render_without_placeholders_is_the_source():
+    """Plain text is returned as is."""
+    assert render_template("Hello", {}) == ("Hello", None)
