@@ -1,0 +1,130 @@
+"""The backtest core: one global clock over a JSONL file, invalid lines reported, stable output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rules.backtest import alert_budget, alert_line, decode_lines, iso_week, load_accounts, read_lines, run_backtest
+from schemas.event import format_ts
+from tests.unit.rules.conftest import HOUR, MONDAY
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path):
+    """Factory: ``write_jsonl(name, [dict | str, ...])`` → path; strings are written verbatim."""
+
+    def factory(name: str, rows: list[object]) -> Path:
+        path = tmp_path / name
+        lines = [row if isinstance(row, str) else orjson.dumps(row).decode() for row in rows]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return factory
+
+
+def _event(event_id: str, offset: float, name: str = "Login", account: str = "acme", **extra: object) -> dict:
+    return {
+        "event_id": event_id,
+        "event": name,
+        "account_id": account,
+        "timestamp": format_ts(MONDAY + offset),
+        **extra,
+    }
+
+
+def _run(engine, path: Path, **kwargs):
+    return run_backtest(engine, decode_lines(read_lines(path)), **kwargs)
+
+
+def test_invalid_lines_are_reported_with_numbers_and_skipped(make_rule, make_engine, write_jsonl):
+    """Broken JSON and contract violations are listed by line; valid lines still count."""
+    path = write_jsonl(
+        "events.jsonl",
+        [_event("e1", 0), "{not json", {"event": "Login"}, "", _event("e2", 10, unknown=1), _event("e3", 20)],
+    )
+    result = _run(make_engine(make_rule("inactivity")), path)
+    assert (result.accepted, result.invalid_count) == (2, 3)
+    assert [item.line for item in result.invalid] == [2, 3, 5]
+    assert "invalid_json" in result.invalid[0].reason
+    assert "missing_field" in result.invalid[1].reason
+
+
+def test_until_fires_pending_deadlines(make_rule, make_engine, write_jsonl):
+    """Without --until the clock stops at the last event; with it the silence fires."""
+    path = write_jsonl("events.jsonl", [_event("e1", 0), _event("e2", 60)])
+    assert _run(make_engine(make_rule("inactivity")), path).alerts == []
+    alerts = _run(make_engine(make_rule("inactivity")), path, until=MONDAY + 2 * HOUR).alerts
+    assert [(a.rule_id, a.fired_at) for a in alerts] == [("inactivity-rule", format_ts(MONDAY + 60 + HOUR))]
+    assert alerts[0].emitted_at == alerts[0].fired_at
+
+
+def test_out_of_order_within_lateness_and_late_lines(make_rule, make_engine, write_jsonl):
+    """Lines out of order within the lateness are fine; lines later than that are counted as late."""
+    rows = [
+        _event("e1", 100, "Error"),
+        _event("e2", 95, "Error"),
+        _event("e3", 300, "Error"),
+        _event("e4", 50, "Error"),
+    ]
+    result = _run(make_engine(make_rule("threshold", min=4), lateness=10), write_jsonl("e.jsonl", rows))
+    assert (result.accepted, result.late, result.alerts) == (3, 1, [])
+    rows.append(_event("e5", 301, "Error"))
+    rows.append(_event("e6", 400, "Error"))
+    result = _run(make_engine(make_rule("threshold", min=4), lateness=10), write_jsonl("f.jsonl", rows))
+    assert [a.fired_at for a in result.alerts] == [format_ts(MONDAY + 301)]
+
+
+def test_duplicates_are_counted(make_rule, make_engine, write_jsonl):
+    """A repeated event id is counted as a duplicate and evaluated once."""
+    path = write_jsonl("e.jsonl", [_event("e1", 0, "NPS", properties={"score": 1})] * 2 + [_event("e2", 10)])
+    result = _run(make_engine(make_rule("any")), path)
+    assert (result.accepted, result.duplicates, len(result.alerts)) == (2, 1, 1)
+
+
+def test_output_is_byte_identical_and_sorted(make_rule, make_engine, write_jsonl):
+    """Two runs over the same file write the same bytes, alerts sorted by time then account."""
+    rows = [_event(f"e{i}", i * 10, "NPS", account=acct, properties={"score": 2}) for i, acct in enumerate("bab")]
+    path = write_jsonl("e.jsonl", rows)
+    first = b"".join(alert_line(a) for a in _run(make_engine(make_rule("any")), path).alerts)
+    second = b"".join(alert_line(a) for a in _run(make_engine(make_rule("any")), path).alerts)
+    assert first == second
+    decoded = [orjson.loads(line) for line in first.splitlines()]
+    assert [(d["fired_at"], d["account_id"]) for d in decoded] == sorted(
+        (d["fired_at"], d["account_id"]) for d in decoded
+    )
+    assert {"alert_id", "rule_id", "account_id", "evidence", "window", "playbook"} <= set(decoded[0])
+
+
+def test_accounts_enrich_alerts_and_feed_the_budget(make_rule, make_engine, write_jsonl):
+    """Account records give alerts their owner and tier; the budget counts per owner per ISO week."""
+    accounts_path = write_jsonl(
+        "accounts.jsonl",
+        [
+            {"account_id": "acme", "name": "Acme", "tier": "enterprise", "owner": {"name": "Dana"}},
+            {"account_id": "bad", "mrr": -5},
+        ],
+    )
+    accounts, invalid = load_accounts(accounts_path)
+    assert [item.line for item in invalid] == [2]
+    rows = [
+        _event("e1", 0, "NPS", properties={"score": 1}),
+        _event("e2", 10, "NPS", account="other", properties={"score": 1}),
+        _event("e3", 8 * 86400, "NPS", properties={"score": 1}),
+        _event("e4", 9 * 86400, "Login"),  # moves the clock past e3 (the clock stops at the newest event)
+    ]
+    result = _run(make_engine(make_rule("any")), write_jsonl("e.jsonl", rows), accounts=accounts)
+    assert result.alerts[0].account.tier == "enterprise"
+    assert result.alerts[0].title == "any for Acme"
+    budget = alert_budget(result.alerts, accounts)
+    assert budget.per_owner_week == {("Dana", "2026-W48"): 1, ("(no owner)", "2026-W48"): 1, ("Dana", "2026-W49"): 1}
+    assert budget.per_rule == {"any-rule": 3}
+    assert budget.per_severity == {"high": 3}
+
+
+def test_iso_week_uses_utc():
+    """Sunday late evening UTC is still the same ISO week."""
+    assert iso_week("2026-11-29T23:59:59.000Z") == "2026-W48"
+    assert iso_week("2026-11-30T00:00:00.000Z") == "2026-W49"
