@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -71,24 +71,45 @@ RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 DEFAULT_RETRY_AFTER = 1.0
+_T = TypeVar("_T")
 
 
 class ChannelRateLimiter:
-    """At most one message per ``min_interval`` seconds per channel, shared by every Slack notifier."""
+    """At most one message per ``min_interval`` seconds per channel, shared by every Slack notifier.
+
+    A 429 from Slack also ``hold``s the channel for its ``Retry-After``: neither messages nor edits go
+    to that channel before then.
+    """
 
     def __init__(self, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_interval = min_interval
         self._clock = clock
-        self._last: dict[str, float] = {}
+        self._paced_until: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}
+
+    def _refuse_until(self, until: float, now: float) -> None:
+        if now < until:
+            raise RetryableDeliveryError(
+                "slack: channel paced (one message per second) or rate limited", retry_after=round(until - now, 3)
+            )
+
+    def check_hold(self, channel: str) -> None:
+        """Raise ``RetryableDeliveryError(retry_after=…)`` while a 429 holds the channel (for edits)."""
+        now = self._clock()
+        self._refuse_until(self._held_until.get(channel, now), now)
 
     def acquire(self, channel: str) -> None:
-        """Take the channel's slot now, or raise ``RetryableDeliveryError`` saying how long until it frees."""
+        """Take the channel's slot for a new message, or raise ``RetryableDeliveryError(retry_after=…)``."""
         now = self._clock()
-        last = self._last.get(channel)
-        if last is not None and now - last < self.min_interval:
-            remaining = round(self.min_interval - (now - last), 3)
-            raise RetryableDeliveryError("slack: at most one message per second per channel", retry_after=remaining)
-        self._last[channel] = now
+        self._refuse_until(max(self._paced_until.get(channel, now), self._held_until.get(channel, now)), now)
+        self._paced_until[channel] = now + self.min_interval
+        if len(self._paced_until) > 10_000:  # bounded memory: forget channels whose slot has long been free
+            self._paced_until = {k: v for k, v in self._paced_until.items() if v > now}
+            self._held_until = {k: v for k, v in self._held_until.items() if v > now}
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """Keep the channel closed for ``seconds`` (Slack's Retry-After)."""
+        self._held_until[channel] = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -200,8 +221,11 @@ class SlackNotifier:
         channel = render("slack_channel", template_context(notification.alerts), self._config.channel).strip()
         if not channel:
             raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")
-        self._limiter.acquire(f"bot:{channel}")
-        data = await self._call("chat.postMessage", channel=channel, unfurl_links=False, unfurl_media=False, **message)
+        key = f"bot:{channel}"
+        self._limiter.acquire(key)
+        data = await self._held_on_429(
+            key, self._call("chat.postMessage", channel=channel, unfurl_links=False, unfurl_media=False, **message)
+        )
         return DeliveryReceipt(receiver=notification.receiver, ref=f"{data.get('channel', channel)}:{data.get('ts')}")
 
     async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
@@ -230,8 +254,18 @@ class SlackNotifier:
         channel, sep, ts = ref.partition(":")
         if not sep or not channel or not ts:
             raise PermanentDeliveryError(f"slack: malformed message reference {ref!r} (expected channel:ts)")
-        self._limiter.acquire(f"bot:{channel}")
-        await self._call("chat.update", channel=channel, ts=ts, **message)
+        # Edits are not new messages: they respect a 429 hold but do not take the channel's slot.
+        key = f"bot:{channel}"
+        self._limiter.check_hold(key)
+        await self._held_on_429(key, self._call("chat.update", channel=channel, ts=ts, **message))
+
+    async def _held_on_429(self, key: str, call: Awaitable[_T]) -> _T:
+        try:
+            return await call
+        except RetryableDeliveryError as exc:
+            if exc.retry_after:  # only a 429 carries one: close the channel until Slack allows it
+                self._limiter.hold(key, exc.retry_after)
+            raise
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         client = self._web_client()
@@ -246,7 +280,11 @@ class SlackNotifier:
         return data if isinstance(data, dict) else {}
 
     async def _post_webhook(self, message: dict[str, Any]) -> None:
-        self._limiter.acquire(self._webhook_key())
+        key = self._webhook_key()
+        self._limiter.acquire(key)
+        await self._held_on_429(key, self._webhook_send(message))
+
+    async def _webhook_send(self, message: dict[str, Any]) -> None:
         try:
             response = await self._webhook_client().send_dict({**message, "unfurl_links": False})
         except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:

@@ -88,7 +88,6 @@ async def test_bot_posts_block_kit_to_owner_and_updates_it(
         assert receipt.ref.startswith("U0JANE01:")
 
         slack_server.requests.clear()
-        notifier._limiter = ChannelRateLimiter(min_interval=0)  # the update is not what this test paces
         await notifier.update(receipt.ref, (alert,), "Acknowledged by Jane")
         [updated] = slack_server.wait_for(1)
         assert updated.method == "chat.update"
@@ -103,13 +102,17 @@ async def test_bot_429_is_retryable_with_retry_after(
     slack_server: FakeSlack,  # noqa: F811
     bot_notifier: Callable[..., SlackNotifier],
 ) -> None:
-    """HTTP 429 with Retry-After: 2 raises RetryableDeliveryError(retry_after=2.0); slack_sdk does not retry."""
+    """A 429 with Retry-After: 2 raises RetryableDeliveryError(retry_after=2.0), holds the channel, no inner retry."""
     slack_server.script("#cs", Reply.rate_limited(2.0))
     notifier = bot_notifier(channel="#cs")
     try:
         with pytest.raises(RetryableDeliveryError) as info:
             await notifier.send(_notification())
         assert info.value.retry_after == 2.0
+        with pytest.raises(RetryableDeliveryError) as held:  # the channel stays closed until Retry-After
+            await notifier.send(_notification())
+        assert held.value.retry_after is not None
+        assert 1.0 < held.value.retry_after <= 2.0
         assert len(slack_server.for_target("#cs")) == 1
     finally:
         await notifier.aclose()

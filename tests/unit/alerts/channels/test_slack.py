@@ -57,6 +57,23 @@ def test_rate_limiter_allows_one_per_second_per_channel() -> None:
     limiter.acquire("C1")
 
 
+def test_hold_closes_channel_for_retry_after() -> None:
+    """A 429 hold refuses messages and edits until it ends; pacing alone never blocks edits."""
+    now = [0.0]
+    limiter = ChannelRateLimiter(clock=lambda: now[0])
+    limiter.acquire("C1")
+    limiter.check_hold("C1")  # paced, not held: edits may go
+    limiter.hold("C1", 2.0)
+    now[0] = 1.5
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.check_hold("C1")
+    assert info.value.retry_after == pytest.approx(0.5)
+    with pytest.raises(RetryableDeliveryError):
+        limiter.acquire("C1")
+    now[0] = 2.0
+    limiter.acquire("C1")
+
+
 def test_mode_follows_configuration() -> None:
     """A receiver webhook wins; a channel with a bot token posts; otherwise the settings webhook is used."""
     limiter = ChannelRateLimiter()
