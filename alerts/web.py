@@ -22,8 +22,10 @@ from schemas.metrics import CONSUMER_LAG, READY
 
 log = get_logger(__name__)
 
-# Faust's sensor metrics register on the process-wide registry; create them once per app name so
-# that building the app twice in one process (tests, the CLI) does not register them twice.
+# Faust's own sensor metrics are named preempt_notify_* whatever the app id (which carries the topic
+# prefix), so dashboards and alert rules work for every deployment. They register on the
+# process-wide registry: create them once, so building the app twice in one process does not fail.
+FAUST_METRICS_PREFIX = "preempt_notify"
 _FAUST_METRICS: dict[str, FaustMetrics] = {}
 
 
@@ -39,13 +41,12 @@ def register_web(app: faust.App, *, lag_interval_s: float = 15.0) -> None:
 
 
 def register_metrics_page(app: faust.App) -> None:
-    """Install Faust's Prometheus sensor and serve the default registry at ``/metrics``."""
+    """Install Faust's Prometheus sensor (``preempt_notify_*``) and serve the default registry at ``/metrics``."""
     if "/metrics" in app.web.views:  # an app.py that registered its own page keeps it
         return
-    prefix = app.conf.name.replace("-", "_").replace(".", "_")
-    metrics = _FAUST_METRICS.get(prefix)
+    metrics = _FAUST_METRICS.get(FAUST_METRICS_PREFIX)
     if metrics is None:
-        metrics = _FAUST_METRICS[prefix] = FaustMetrics.create(REGISTRY, prefix)
+        metrics = _FAUST_METRICS[FAUST_METRICS_PREFIX] = FaustMetrics.create(REGISTRY, FAUST_METRICS_PREFIX)
     app.monitor = PrometheusMonitor(metrics=metrics)
 
     @app.page("/metrics")
