@@ -57,7 +57,8 @@ MatcherField = Annotated[Matcher, PlainValidator(_to_matcher), PlainSerializer(s
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Template = Annotated[str, BeforeValidator(_template)]
 
-_MODEL = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+# hide_input_in_errors: a webhook URL is a secret, and str(ValidationError) would otherwise echo it.
+_MODEL = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
 
 class SlackReceiver(BaseModel):
@@ -266,7 +267,17 @@ class RoutingConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{path}: " + "; ".join(_format_error(e) for e in exc.errors())) from None
+            errors = exc.errors()
+            # A list whose only items failed also reports "too short": noise next to the real error.
+            errors = [
+                e
+                for e in errors
+                if not (
+                    e["type"] == "too_short"
+                    and any(o is not e and o["loc"][: len(e["loc"])] == e["loc"] for o in errors)
+                )
+            ]
+            raise ConfigError(f"{path}: " + "; ".join(_format_error(e) for e in errors)) from None
 
 
 def _check_receivers(route: RouteConfig, where: str, known: set[str]) -> None:

@@ -118,3 +118,5 @@ def test_bad_webhook_url_error_hides_the_value(tmp_path: Path) -> None:
         RoutingConfig.load(path)
     assert "receivers[0].slack_configs[0].webhook_url: must be an http(s) URL" in str(info.value)
     assert "SECRETXYZ" not in str(info.value)
+    assert "too_short" not in str(info.value)
+    assert "at least 1 item" not in str(info.value)
