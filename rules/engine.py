@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -96,7 +97,9 @@ class RuleEngine:
     def loads(self, data: bytes) -> AccountState:
         """The state from :meth:`dumps`; rules added or changed since start from fresh state."""
         fresh = {ev.rule.id: ev.new_state() for ev in self._evaluators}
-        return decode_state(data, self._fingerprints, fresh)
+        state = decode_state(data, self._fingerprints, fresh)
+        state.due = self._earliest_deadline(state)
+        return state
 
     # --- time ----------------------------------------------------------------------------------
     def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[Outcome, list[Finding]]:
@@ -134,12 +137,8 @@ class RuleEngine:
 
         A buffered event at ts is applied by any watermark above ts; a deadline d fires at d.
         """
-        times = [state.buffer[0][0]] if state.buffer else []
-        for ev in self._clocked:
-            deadline = ev.next_deadline(state.rules[ev.rule.id])
-            if deadline is not None:
-                times.append(deadline)
-        return min(times) if times else None
+        earliest = min(state.due, state.buffer[0][0]) if state.buffer else state.due
+        return None if earliest == math.inf else earliest
 
     # --- inside --------------------------------------------------------------------------------
     def _forget_old_ids(self, state: AccountState, clock: float) -> None:
@@ -159,7 +158,17 @@ class RuleEngine:
                 self._routes[name] = route
         return route
 
+    def _earliest_deadline(self, state: AccountState) -> float:
+        earliest = math.inf
+        for ev in self._clocked:
+            deadline = ev.next_deadline(state.rules[ev.rule.id])
+            if deadline is not None and deadline < earliest:
+                earliest = deadline
+        return earliest
+
     def _clock(self, state: AccountState, now: float, out: list[Finding]) -> None:
+        if state.due > now:  # the common case: no rule has a deadline yet
+            return
         fired: list[Finding] = []
         account_id = state.account_id or ""
         for ev in self._clocked:
@@ -167,6 +176,7 @@ class RuleEngine:
             deadline = ev.next_deadline(rule_state)
             if deadline is not None and deadline <= now:
                 fired.extend(ev.advance_to(rule_state, now, account_id))
+        state.due = self._earliest_deadline(state)
         if fired:
             fired.sort(key=lambda f: (f.fired_at, self._order[f.rule_id], f.user_id or ""))
             for finding in fired:
@@ -175,8 +185,13 @@ class RuleEngine:
     def _apply(self, state: AccountState, event: Event, out: list[Finding]) -> None:
         rules = state.rules
         for ev in self._route(event.event):
-            for finding in ev.on_event(rules[ev.rule.id], event):
+            rule_state = rules[ev.rule.id]
+            for finding in ev.on_event(rule_state, event):
                 self._emit(state, finding, out)
+            if ev.has_deadlines:
+                deadline = ev.next_deadline(rule_state)
+                if deadline is not None and deadline < state.due:
+                    state.due = deadline
 
     def _emit(self, state: AccountState, finding: Finding, out: list[Finding]) -> None:
         cooldown = self._cooldown[finding.rule_id]

@@ -107,6 +107,11 @@ def compile_match(match: Match | None) -> Matcher:
             (only,) = names
             return lambda ev: ev.event == only
         return lambda ev: ev.event in names
+    if len(checks) == 1:  # the common case, without the generator of all()
+        (check,) = checks
+        if names is None:
+            return check
+        return lambda ev: ev.event in names and check(ev)
     if names is None:
         return lambda ev: all(check(ev) for check in checks)
     return lambda ev: ev.event in names and all(check(ev) for check in checks)

@@ -35,6 +35,8 @@ class AccountState:
     buffer: list[tuple[float, str, Event]] = field(default_factory=list)
     rules: dict[str, RuleState] = field(default_factory=dict)
     cooldowns: dict[str, dict[str, float]] = field(default_factory=dict)
+    due: float = math.inf
+    """Earliest deadline of any rule (a lower bound); derived, so not serialized."""
 
 
 def encode_state(state: AccountState, fingerprints: Mapping[str, str]) -> bytes:

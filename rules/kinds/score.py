@@ -18,11 +18,14 @@ from typing import Any
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
-from rules.measures import compile_measure
-from rules.models import ScoreRule
-from rules.paths import compile_path
-from rules.predicates import compile_match
+from rules.measures import Measure, compile_measure
+from rules.models import ScoreComponent, ScoreRule
+from rules.paths import Getter, compile_path
+from rules.predicates import Matcher, compile_match
 from schemas.event import Event
+
+_Component = tuple[ScoreComponent, Matcher, Measure | None, Getter | None]
+MAX_CACHED_NAMES = 10_000
 
 
 class ScoreEvaluator(EvaluatorBase):
@@ -39,7 +42,7 @@ class ScoreEvaluator(EvaluatorBase):
         self.event_names = component_names if rule.match is None else rule.match.event_names
         if rule.match is not None and rule.match.event_names is not None and component_names is not None:
             self.event_names = rule.match.event_names & component_names
-        self._components = [
+        self._components: list[_Component] = [
             (
                 component,
                 compile_match(component.match),
@@ -49,9 +52,20 @@ class ScoreEvaluator(EvaluatorBase):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
+        self._by_name: dict[str, list[_Component]] = {}
+
+    def _candidates(self, name: str) -> list[_Component]:
+        """Components whose match can accept an event of this name (cached per name)."""
+        found = self._by_name.get(name)
+        if found is None:
+            found = [c for c in self._components if c[0].match.event_names is None or name in c[0].match.event_names]
+            if len(self._by_name) < MAX_CACHED_NAMES:
+                self._by_name[name] = found
+        return found
 
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        if not self._filter(event):
+        candidates = self._candidates(event.event)
+        if not candidates or not self._filter(event):
             return []
         key = self.key_of(event)
         if key is None:
@@ -60,7 +74,7 @@ class ScoreEvaluator(EvaluatorBase):
         index = spec.index(event.ts)
         keyed: dict[str, Any] | None = state["k"].get(key)
         touched = False
-        for component, match, measure, latest in self._components:
+        for component, match, measure, latest in candidates:
             if not match(event):
                 continue
             if keyed is None:
