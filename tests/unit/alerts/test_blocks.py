@@ -186,8 +186,11 @@ def test_every_default_pack_rule_alert_fits_slack() -> None:
             labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
         )
         for message in (build_message((alert,)), build_message((alert,) * 20), build_message((alert,), note=hostile)):
-            assert_within_slack_limits(message)
-            assert_no_injection(message)
+            try:
+                assert_within_slack_limits(message)
+                assert_no_injection(message)
+            except AssertionError as exc:
+                raise AssertionError(f"rule {rule['id']}: {exc}") from exc
 
 
 @given(
