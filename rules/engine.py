@@ -214,7 +214,7 @@ class RuleEngine:
     # --- alerts --------------------------------------------------------------------------------
     def to_alert(self, finding: Finding, account: Account | None, emitted_at: float) -> Alert:
         """The alert of a finding, enriched with the account and rendered title and playbook."""
-        rule = self.rules.by_id(finding.rule_id)
+        rule = self._rules[finding.rule_id]
         window = AlertWindow(
             start=format_ts(finding.window_start) if finding.window_start is not None else None,
             end=format_ts(finding.window_end) if finding.window_end is not None else None,

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from rules.models import CompositeRule, Rule, RuleBase
+from rules.models import KINDS, CompositeRule, Rule, RuleBase
 from schemas.alert import SEVERITY_ORDER
 from schemas.errors import RuleConfigError
 
@@ -83,18 +83,12 @@ def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -
         if error["type"] == "union_tag_not_found":
             where, message = "kind", "missing: every rule needs a kind"
         elif error["type"] == "union_tag_invalid":
-            where, message = "kind", f"unknown kind {kind!r}; use one of {', '.join(_kinds())}"
+            where, message = "kind", f"unknown kind {kind!r}; use one of {', '.join(KINDS)}"
         elif error["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
             message = "missing: this field is required"
         yield f"{file}: {who}: field {where!r}: {message}"
-
-
-def _kinds() -> tuple[str, ...]:
-    from rules.models import KINDS
-
-    return KINDS
 
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window"})
@@ -45,8 +45,6 @@ def check_template(source: str) -> str:
         tree = _STRICT.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
-    from jinja2 import meta
-
     unknown = meta.find_undeclared_variables(tree) - TEMPLATE_NAMES
     if unknown:
         raise ValueError(

@@ -13,6 +13,7 @@ deadlines, is a lower bound of its earliest deadline (exact after every ``advanc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
@@ -108,6 +109,20 @@ def remember_sample(samples: list[list[Any]], event: Event) -> None:
 def samples_since(samples: list[list[Any]], since: float) -> list[str]:
     """Event ids of the remembered samples at or after ``since``."""
     return [str(event_id) for ts, event_id in samples if ts >= since]
+
+
+SWEEP_AT = 32
+"""Once a rule holds more keys than this, adding a key first drops the keys that went stale."""
+
+
+def sweep_stale(keys: dict[str, Any], is_stale: Callable[[Any], bool]) -> None:
+    """Drop stale per-key states (e.g. users whose events all left the window): bounds the state.
+
+    Called when a key is added; it only removes keys that can no longer affect any result.
+    """
+    if len(keys) >= SWEEP_AT:
+        for key in [k for k, keyed in keys.items() if is_stale(keyed)]:
+            del keys[key]
 
 
 def lower_bound(state: RuleState, deadline: float) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale, union_names
 from rules.models import RatioRule
 from rules.predicates import compile_match
 from schemas.event import Event
@@ -34,10 +34,15 @@ class RatioEvaluator(EvaluatorBase):
         key = self.key_of(event)
         if key is None:
             return []
-        keyed = state["k"].setdefault(key, {"n": [], "d": [], "s": []})
         spec = self._spec
         index = spec.index(event.ts)
         oldest = index - spec.per_window + 1
+        keyed = state["k"].get(key)
+        if keyed is None:
+            sweep_stale(
+                state["k"], lambda k: max([b[-1][0] for b in (k["n"], k["d"]) if b], default=oldest - 1) < oldest
+            )
+            keyed = state["k"][key] = {"n": [], "d": [], "s": []}
         if in_numerator:
             windows.add(keyed["n"], index, 1, "count")
             remember_sample(keyed["s"], event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, sweep_stale, union_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
@@ -36,6 +36,8 @@ class SequenceEvaluator(EvaluatorBase):
         within = self.rule.within
         last_step = len(self._steps) - 1
         keyed: dict[str, Any] | None = state["k"].get(key)
+        if keyed is None:
+            sweep_stale(state["k"], lambda k: all(s is None or event.ts - s > within for s in k["p"]))
         runs: list[Any] = keyed["p"] if keyed else [None] * last_step
         ids: list[Any] = keyed["i"] if keyed else [None] * last_step
         for j in reversed(hits):

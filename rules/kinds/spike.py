@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since
+from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale
 from rules.measures import compile_measure
 from rules.models import SpikeRule
 from rules.predicates import compile_match
@@ -34,12 +34,15 @@ class SpikeEvaluator(EvaluatorBase):
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:
             return []
-        keyed = state["k"].setdefault(key, {"b": [], "s": []})
         spec = self._spec
         kind = self._measure.kind
         index = spec.index(event.ts)
         current_oldest = index - spec.per_window + 1
         previous_oldest = current_oldest - spec.per_window
+        keyed = state["k"].get(key)
+        if keyed is None:
+            sweep_stale(state["k"], lambda k: not k["b"] or k["b"][-1][0] < previous_oldest)
+            keyed = state["k"][key] = {"b": [], "s": []}
         windows.add(keyed["b"], index, contribution, kind)
         windows.prune(keyed["b"], previous_oldest)
         remember_sample(keyed["s"], event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since
+from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale
 from rules.measures import compile_measure
 from rules.models import ThresholdRule
 from rules.predicates import compile_match
@@ -30,10 +30,13 @@ class ThresholdEvaluator(EvaluatorBase):
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:
             return []
-        keyed = state["k"].setdefault(key, {"b": [], "s": []})
         spec = self._spec
         index = spec.index(event.ts)
         oldest = index - spec.per_window + 1
+        keyed = state["k"].get(key)
+        if keyed is None:
+            sweep_stale(state["k"], lambda k: not k["b"] or k["b"][-1][0] < oldest)
+            keyed = state["k"][key] = {"b": [], "s": []}
         windows.add(keyed["b"], index, contribution, self._measure.kind)
         windows.prune(keyed["b"], oldest)
         remember_sample(keyed["s"], event)

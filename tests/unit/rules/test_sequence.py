@@ -52,3 +52,12 @@ def test_late_step_is_ignored(make_rule, make_engine, run, at):
     engine = make_engine(make_rule("sequence"), lateness=5)
     events = [at(100, "Login"), at(50, "Payment Failed"), at(200, "Cancel Page")]
     assert run(engine, events, until=MONDAY + HOUR).fired == []
+
+
+def test_per_user_runs_that_expired_are_swept(make_rule, make_engine, run, at):
+    """Unfinished runs of many users do not accumulate once they can no longer complete."""
+    engine = make_engine(make_rule("sequence", group_by="user"))
+    events = [at(i * 600, "Payment Failed", user_id=f"u{i}") for i in range(100)]
+    result = run(engine, events, until=MONDAY + 100 * 600)
+    assert result.state is not None
+    assert len(result.state.rules["sequence-rule"]["k"]) <= 32

@@ -116,3 +116,12 @@ def test_sum_measure_adds_numbers_and_skips_non_numbers(make_rule, make_engine, 
     result = run(engine, events, until=MONDAY + 100)
     assert result.fired == [("threshold-rule", MONDAY + 3)]
     assert result.findings[0].evidence["value"] == 100.0
+
+
+def test_per_user_state_forgets_users_whose_events_left_the_window(make_rule, make_engine, run, at):
+    """Many users over time do not grow the state: stale users are swept when new ones arrive."""
+    engine = make_engine(make_rule("threshold", group_by="user"))
+    events = [at(i * 60, "Error", user_id=f"u{i}") for i in range(200)]
+    result = run(engine, events, until=MONDAY + 200 * MIN)
+    assert result.state is not None
+    assert len(result.state.rules["threshold-rule"]["k"]) <= 32
