@@ -4,6 +4,7 @@ the test: these checks are part of `make test` and are never skipped."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ENSURE_PROMETHEUS = REPO / "deploy" / "prometheus" / "ensure-prometheus.sh"
 ENSURE_COMPOSE = REPO / "deploy" / "ensure-compose.sh"
-COMPOSE_PLUGIN = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+COMPOSE_PLUGIN = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins" / "docker-compose"
 
 
 def _run_setup(script: Path) -> str:
