@@ -160,7 +160,8 @@ def _event(account_id: str, name: str, properties: dict[str, Any]) -> bytes:
 
 
 def _publish_known_traffic(bootstrap: str, topic: str) -> None:
-    """NPS detractors (each fires `nps-detractor`), logins, and records that are not JSON."""
+    """NPS detractors (each fires `nps-detractor`), logins, a disconnected integration (fires
+    `integration-disconnected` for an account that already has an alert) and records that are not JSON."""
     producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all")
     headers = [("content-type", b"application/json")]
     try:
@@ -172,6 +173,9 @@ def _publish_known_traffic(bootstrap: str, topic: str) -> None:
             producer.send(
                 topic, key=account.encode(), value=_event(account, "NPS Submitted", {"score": 2}), headers=headers
             )
+        # A second rule firing for the first account joins that account's notification group.
+        grouped = _event("e2e-detractor-0", "Integration Disconnected", {"integration": "crm", "reason": "error"})
+        producer.send(topic, key=b"e2e-detractor-0", value=grouped, headers=headers)
         for i in range(BAD_RECORDS):
             producer.send(topic, key=b"e2e-broken", value=b"{not json " + str(i).encode(), headers=headers)
         producer.flush(timeout=30)
@@ -229,7 +233,7 @@ def test_prometheus_counts_events_alerts_and_deliveries(
     _wait_until("the simulator to finish", lambda: simulate.proc.poll() is not None, 60, *procs)
     assert simulate.proc.returncode == 0, simulate.log_text()[-3000:]
 
-    minimum_events = 80 + 2 * DETRACTORS  # 4 s at 20/s, minus start-up slack, plus the known events
+    minimum_events = 80 + 2 * DETRACTORS + 1  # 4 s at 20/s, minus start-up slack, plus the known events
     _wait_until(
         "accepted events",
         lambda: api.value('sum(preempt_events_total{outcome="accepted"})') >= minimum_events,
@@ -240,6 +244,15 @@ def test_prometheus_counts_events_alerts_and_deliveries(
     _wait_until(
         "nps-detractor alerts",
         lambda: api.value('sum(preempt_alerts_total{rule="nps-detractor"})') >= DETRACTORS,
+        90,
+        *procs,
+    )
+    _wait_until(
+        "the integration-disconnected alert grouped with the detractor alert",
+        lambda: (
+            api.value('sum(preempt_alerts_total{rule="integration-disconnected"})') >= 1
+            and api.value('sum(preempt_alerts_suppressed_total{reason="grouped"})') >= 1
+        ),
         90,
         *procs,
     )
