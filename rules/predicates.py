@@ -30,21 +30,19 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+_NUMERIC = frozenset({int, float})  # exact types: bool is an int subclass but never a number here
+
+
 def _ordered(op: str, operand: Any) -> Callable[[Any], bool]:
-    numeric = _number(operand)
-
-    def comparable(value: Any) -> bool:
-        if numeric:
-            return _number(value)
-        return isinstance(value, str) and isinstance(operand, str)
-
+    """A comparison that is false for other types (and for MISSING, whose type is neither)."""
+    kinds = _NUMERIC if _number(operand) else frozenset({str})
     if op == "gt":
-        return lambda v: comparable(v) and v > operand
+        return lambda v: type(v) in kinds and v > operand
     if op == "gte":
-        return lambda v: comparable(v) and v >= operand
+        return lambda v: type(v) in kinds and v >= operand
     if op == "lt":
-        return lambda v: comparable(v) and v < operand
-    return lambda v: comparable(v) and v <= operand
+        return lambda v: type(v) in kinds and v < operand
+    return lambda v: type(v) in kinds and v <= operand
 
 
 def _contains(operand: Any) -> Callable[[Any], bool]:
@@ -79,7 +77,7 @@ def _op_tests(ops: WhereOps) -> list[Callable[[Any], bool]]:
     if "ne" in given:
         ne = ops.ne
         tests.append(lambda v: v is MISSING or not _same(v, ne))
-    tests.extend(_present_and(_ordered(op, getattr(ops, op))) for op in ("gt", "gte", "lt", "lte") if op in given)
+    tests.extend(_ordered(op, getattr(ops, op)) for op in ("gt", "gte", "lt", "lte") if op in given)
     if "in_" in given:
         choices = tuple(ops.in_ or ())
         tests.append(lambda v: v is not MISSING and any(_same(v, c) for c in choices))
