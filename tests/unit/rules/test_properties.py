@@ -37,6 +37,7 @@ _RULES: list[dict[str, Any]] = [
          {"name": "nps", "weight": 1, "match": {"event": "NPS"}, "latest": "properties.score", "target": 10},
      ]},
     {"id": "combo", "kind": "composite", "all_of": ["thr", "nps"], "within": "1h"},
+    {"id": "combo-clock", "kind": "composite", "all_of": ["idle", "idle-user", "abs"], "within": "3h"},
 ]  # fmt: skip
 
 
