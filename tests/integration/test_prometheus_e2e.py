@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -233,7 +234,10 @@ def test_prometheus_counts_events_alerts_and_deliveries(
     _wait_until("the simulator to finish", lambda: simulate.proc.poll() is not None, 60, *procs)
     assert simulate.proc.returncode == 0, simulate.log_text()[-3000:]
 
-    minimum_events = 80 + 2 * DETRACTORS + 1  # 4 s at 20/s, minus start-up slack, plus the known events
+    simulated = re.search(r"(\d+) events in [\d.]+ s", simulate.log_text())
+    assert simulated is not None, simulate.log_text()[-3000:]
+    assert int(simulated.group(1)) > 0
+    minimum_events = int(simulated.group(1)) + 2 * DETRACTORS + 1  # what the simulator sent + the known events
     _wait_until(
         "accepted events",
         lambda: api.value('sum(preempt_events_total{outcome="accepted"})') >= minimum_events,
