@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from rules.kinds import REGISTRY, build_evaluator
 from rules.models import KINDS
 
@@ -13,8 +15,6 @@ def test_registry_has_exactly_the_documented_kinds():
 
 def test_each_kind_builds_an_evaluator_with_a_fresh_json_state(make_rule):
     """Each evaluator carries its rule and starts from an empty, JSON-ready state."""
-    import orjson
-
     for kind in KINDS:
         overrides = {"all_of": ["x", "y"]} if kind == "composite" else {}
         evaluator = build_evaluator(make_rule(kind, **overrides))
