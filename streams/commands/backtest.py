@@ -88,9 +88,22 @@ def _print_summary(result: BacktestResult, accounts: dict[str, Account]) -> None
 
 
 @click.command()
-@click.option("--rules", "rules_path", required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--events", "events_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rules", "rules_path", required=True, type=click.Path(exists=True, path_type=Path), help="rule file or directory"
+)
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="events JSONL (the event contract), in time order up to the allowed lateness",
+)
+@click.option(
+    "--accounts",
+    "accounts_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
+)
 @click.option("--until", help="RFC 3339 time to advance the clock to at the end, so deadlines up to it fire.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), help="alerts JSONL")
 @click.option("--allowed-lateness", type=float, default=None, help="seconds; default PREEMPT_ALLOWED_LATENESS_SECONDS")
