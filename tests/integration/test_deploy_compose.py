@@ -59,3 +59,10 @@ def test_demo_profile_adds_simulated_traffic(compose: list[str]) -> None:
     """With --profile demo the stack also runs `preempt simulate`."""
     services = _config(compose, "--profile", "demo")["services"]
     assert services["simulate"]["command"][0] == "simulate"
+
+
+def test_ingest_profile_serves_http_ingest(compose: list[str]) -> None:
+    """With --profile ingest the stack also runs `preempt ingest` on port 6068."""
+    ingest = _config(compose, "--profile", "ingest")["services"]["ingest"]
+    assert ingest["command"][0] == "ingest"
+    assert [p["published"] for p in ingest["ports"]] == ["6068"]
