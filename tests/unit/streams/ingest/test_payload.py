@@ -1,0 +1,143 @@
+"""Ingest bodies: shapes, Segment mapping, per-item verdicts and the size limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.rfc3339 import parse_rfc3339
+from streams.ingest.payload import BodyError, parse_body
+
+NOW = parse_rfc3339("2026-11-23T06:00:00Z")
+
+
+@pytest.fixture
+def canonical() -> Callable[..., dict[str, Any]]:
+    """Factory: a valid canonical event; overrides replace fields."""
+
+    def factory(**overrides: Any) -> dict[str, Any]:
+        return {
+            "event_id": "e1",
+            "event": "Login",
+            "account_id": "acme",
+            "timestamp": "2026-11-23T05:00:00Z",
+        } | overrides
+
+    return factory
+
+
+@pytest.fixture
+def segment() -> Callable[..., dict[str, Any]]:
+    """Factory: a valid Segment Track call; overrides replace fields."""
+
+    def factory(**overrides: Any) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "messageId": "m1",
+            "userId": "u-42",
+            "event": "Report Exported",
+            "timestamp": "2026-11-23T05:00:00.000Z",
+            "properties": {"format": "csv"},
+            "context": {"groupId": "acme", "library": {"name": "analytics-node"}},
+            "integrations": {},
+        } | overrides
+
+    return factory
+
+
+def parse(doc: Any, max_event_bytes: int = 32768) -> Any:
+    return parse_body(orjson.dumps(doc), max_event_bytes=max_event_bytes, max_future_skew=300, now=NOW)
+
+
+def test_single_canonical_event_becomes_one_record(canonical: Callable[..., dict[str, Any]]) -> None:
+    """One canonical object yields one record keyed by account with the event as its value."""
+    parsed = parse(canonical())
+    assert parsed.records == [(b"acme", orjson.dumps(canonical()))]
+    assert [r.to_json() for r in parsed.results] == [{"index": 0, "status": "accepted", "event_id": "e1"}]
+
+
+def test_segment_track_is_mapped_to_the_canonical_shape(segment: Callable[..., dict[str, Any]]) -> None:
+    """messageId, userId, event, timestamp, properties and context.groupId map to the canonical fields."""
+    [(key, value)] = parse(segment()).records
+    assert key == b"acme"
+    assert orjson.loads(value) == {
+        "event_id": "m1",
+        "event": "Report Exported",
+        "account_id": "acme",
+        "user_id": "u-42",
+        "timestamp": "2026-11-23T05:00:00.000Z",
+        "properties": {"format": "csv"},
+        "context": {"groupId": "acme", "library": {"name": "analytics-node"}},
+    }
+
+
+def test_segment_without_timestamp_gets_the_receive_time(segment: Callable[..., dict[str, Any]]) -> None:
+    """A Segment call without timestamp is stamped with the time the request arrived."""
+    item = segment()
+    del item["timestamp"]
+    [(_, value)] = parse(item).records
+    assert orjson.loads(value)["timestamp"] == "2026-11-23T06:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        ({"type": "identify"}, "invalid_field", "type"),
+        ({"messageId": None}, "invalid_field", "messageId"),
+        ({"context": {"library": {}}}, "missing_field", "context.groupId"),
+        ({"context": "web"}, "invalid_field", "context"),
+        ({"userId": 42}, "invalid_field", "userId"),
+        ({"traits": {}}, "unknown_field", "traits"),
+        ({"timestamp": "yesterday"}, "invalid_field", "timestamp"),
+    ],
+)
+def test_bad_segment_items_name_the_segment_field(
+    segment: Callable[..., dict[str, Any]], change: dict[str, Any], reason: str, field: str
+) -> None:
+    """A bad Segment item is rejected with the field named as Segment spells it."""
+    [result] = parse(segment(**change)).results
+    assert (result.to_json()["reason"], result.to_json()["field"]) == (reason, field)
+
+
+def test_array_batch_gives_a_verdict_per_item_in_order(
+    canonical: Callable[..., dict[str, Any]], segment: Callable[..., dict[str, Any]]
+) -> None:
+    """A JSON array mixes shapes; each item gets its own verdict at its own index."""
+    parsed = parse([canonical(), canonical(event=""), segment(), "nope"])
+    assert [(r.index, r.to_json()["status"]) for r in parsed.results] == [
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "accepted"),
+        (3, "rejected"),
+    ]
+    assert parsed.results[3].to_json()["reason"] == "not_an_object"
+    assert parsed.accepted == 2
+
+
+def test_segment_batch_context_is_a_default_under_each_item(segment: Callable[..., dict[str, Any]]) -> None:
+    """{"batch": [...], "context": {...}} merges the shared context under each item's own."""
+    item = segment(context={"library": {"name": "x"}})
+    parsed = parse({"batch": [item], "context": {"groupId": "globex"}, "sentAt": "2026-11-23T05:00:01Z"})
+    [(key, _)] = parsed.records
+    assert key == b"globex"
+
+
+def test_oversize_item_is_rejected_as_too_large(canonical: Callable[..., dict[str, Any]]) -> None:
+    """An item whose encoding exceeds the per-event limit is too_large; its neighbours still pass."""
+    parsed = parse([canonical(properties={"blob": "x" * 2000}), canonical()], max_event_bytes=1024)
+    assert parsed.results[0].to_json()["reason"] == "too_large"
+    assert parsed.accepted == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"[]", b'"event"', b'{"batch": []}', b'{"batch": {}}', b'{"batch": [{}], "extra": 1}'],
+    ids=["not-json", "empty-array", "string", "empty-batch", "batch-not-array", "batch-extra-field"],
+)
+def test_unusable_bodies_raise_body_error(body: bytes) -> None:
+    """A body that is not JSON or not an event, array or batch is a BodyError (HTTP 400)."""
+    with pytest.raises(BodyError):
+        parse_body(body, max_event_bytes=32768, max_future_skew=300, now=NOW)
