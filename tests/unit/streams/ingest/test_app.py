@@ -1,0 +1,233 @@
+"""The ingest web app through aiohttp's test client: status codes, per-item results, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
+
+from schemas.rfc3339 import parse_rfc3339
+from schemas.settings import Settings
+from streams.ingest.app import create_ingest_app
+from streams.ingest.auth import key_digest, sign
+
+NOW = parse_rfc3339("2026-11-23T06:00:00Z")
+KEY = "pk_live_web"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+class MemorySink:
+    """An EventSink that keeps the records in memory; ``fail`` makes send_many raise."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.started = self.stopped = False
+        self.fail = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.records.extend(records)
+
+
+ClientFactory = Callable[..., Awaitable[tuple[TestClient[Any, Any], MemorySink]]]
+
+
+@pytest.fixture
+async def client_factory() -> AsyncIterator[ClientFactory]:
+    """Factory: a test client on an ingest app with a MemorySink; settings overrides apply."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def factory(**overrides: Any) -> tuple[TestClient[Any, Any], MemorySink]:
+        settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), **overrides)  # type: ignore[arg-type]
+        sink = MemorySink()
+        client: TestClient[Any, Any] = TestClient(TestServer(create_ingest_app(settings, sink, clock=lambda: NOW)))
+        await client.start_server()
+        clients.append(client)
+        return client, sink
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+def event(event_id: str = "e1", **overrides: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event": "Login",
+        "account_id": "acme",
+        "timestamp": "2026-11-23T05:00:00Z",
+    } | overrides
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_valid_event_is_accepted_with_202_and_sent(client_factory: ClientFactory) -> None:
+    """One valid event with a good key is answered 202 and handed to the sink keyed by account."""
+    client, sink = await client_factory()
+    before = counter("preempt_ingest_events_total", outcome="accepted")
+    response = await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)
+    assert response.status == 202
+    assert await response.json() == {
+        "accepted": 1,
+        "rejected": 0,
+        "results": [{"index": 0, "status": "accepted", "event_id": "e1"}],
+    }
+    assert sink.records == [(b"acme", orjson.dumps(event()))]
+    assert counter("preempt_ingest_events_total", outcome="accepted") == before + 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}])
+async def test_missing_or_invalid_keys_get_401(client_factory: ClientFactory, headers: dict[str, str]) -> None:
+    """Without a stored key the answer is 401 and nothing is sent."""
+    client, sink = await client_factory()
+    before = counter("preempt_ingest_requests_total", status="401")
+    response = await client.post("/v1/events", data=orjson.dumps(event()), headers=headers)
+    assert response.status == 401
+    assert sink.records == []
+    assert counter("preempt_ingest_requests_total", status="401") == before + 1
+
+
+async def test_partly_valid_batch_is_accepted_with_per_item_results(client_factory: ClientFactory) -> None:
+    """A batch with good and bad items answers 202, sends the good ones and names each bad one."""
+    client, sink = await client_factory()
+    batch = [event("a"), event("b", account_id=""), event("c", extra=1)]
+    response = await client.post("/v1/events", data=orjson.dumps(batch), headers=AUTH)
+    assert response.status == 202
+    body = await response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 2)
+    assert [(r["index"], r.get("reason"), r.get("field")) for r in body["results"]] == [
+        (0, None, None),
+        (1, "invalid_field", "account_id"),
+        (2, "unknown_field", "extra"),
+    ]
+    assert len(sink.records) == 1
+
+
+async def test_batch_with_nothing_valid_gets_422_and_sends_nothing(client_factory: ClientFactory) -> None:
+    """When no item is valid the answer is 422 with the reasons, and the sink sees nothing."""
+    client, sink = await client_factory()
+    response = await client.post("/v1/events", data=orjson.dumps({"batch": [event(event=""), 5]}), headers=AUTH)
+    assert response.status == 422
+    assert [r["reason"] for r in (await response.json())["results"]] == ["invalid_field", "not_an_object"]
+    assert sink.records == []
+
+
+async def test_segment_batch_is_accepted(client_factory: ClientFactory) -> None:
+    """A Segment batch of track calls is mapped and sent keyed by context.groupId."""
+    client, sink = await client_factory()
+    track = {
+        "type": "track",
+        "messageId": "m-1",
+        "userId": "u-1",
+        "event": "Invoice Paid",
+        "timestamp": "2026-11-23T05:59:00Z",
+        "properties": {"amount": 99},
+        "context": {"groupId": "globex"},
+    }
+    response = await client.post(
+        "/v1/events", data=orjson.dumps({"batch": [track, track | {"messageId": "m-2"}]}), headers=AUTH
+    )
+    assert response.status == 202
+    assert [key for key, _ in sink.records] == [b"globex", b"globex"]
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["m-1", "m-2"]
+
+
+async def test_oversize_body_gets_413(client_factory: ClientFactory) -> None:
+    """A body above PREEMPT_INGEST_MAX_BODY_BYTES is refused with 413 before it is parsed."""
+    client, sink = await client_factory(ingest_max_body_bytes=2048)
+    big = orjson.dumps([event(str(i)) for i in range(40)])
+    assert len(big) > 2048
+    response = await client.post("/v1/events", data=big, headers=AUTH)
+    assert response.status == 413
+    assert sink.records == []
+
+
+async def test_chunked_oversize_body_gets_413(client_factory: ClientFactory) -> None:
+    """A chunked body (no Content-Length) that grows past the limit is also refused with 413."""
+    client, sink = await client_factory(ingest_max_body_bytes=2048)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1000
+
+    response = await client.post("/v1/events", data=chunks(), headers=AUTH)
+    assert response.status == 413
+    assert sink.records == []
+
+
+async def test_malformed_body_gets_400(client_factory: ClientFactory) -> None:
+    """A body that is not JSON at all is 400 with the parser's message."""
+    client, _ = await client_factory()
+    response = await client.post("/v1/events", data=b"{not json", headers=AUTH)
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["error"]
+
+
+async def test_signed_request_is_accepted_when_signing_is_on(client_factory: ClientFactory) -> None:
+    """With a signing secret, a fresh signature over the exact body is accepted."""
+    client, sink = await client_factory(ingest_hmac_secret="whsec")
+    body = orjson.dumps(event())
+    headers = AUTH | {"X-Preempt-Signature": sign(b"whsec", body, int(NOW) - 10)}
+    response = await client.post("/v1/events", data=body, headers=headers)
+    assert response.status == 202
+    assert len(sink.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("make_header", "needle"),
+    [
+        (lambda body: None, "missing"),
+        (lambda body: sign(b"whsec", body, int(NOW) - 600), "more than 300s"),
+        (lambda body: sign(b"not-the-secret", body, int(NOW)), "does not match"),
+        (lambda body: sign(b"whsec", body.replace(b"acme", b"evil"), int(NOW)), "does not match"),
+    ],
+    ids=["unsigned", "stale", "forged", "signed-other-body"],
+)
+async def test_bad_signatures_get_401(
+    client_factory: ClientFactory, make_header: Callable[[bytes], str | None], needle: str
+) -> None:
+    """Unsigned, stale, forged or mismatched signatures are refused with 401 and the reason."""
+    client, sink = await client_factory(ingest_hmac_secret="whsec")
+    body = orjson.dumps(event())
+    header = make_header(body)
+    headers = AUTH | ({"X-Preempt-Signature": header} if header else {})
+    response = await client.post("/v1/events", data=body, headers=headers)
+    assert response.status == 401
+    assert needle in (await response.json())["error"]
+    assert sink.records == []
+
+
+async def test_kafka_failure_gets_503_with_retry_after(client_factory: ClientFactory) -> None:
+    """When the sink cannot store the records the answer is 503 with Retry-After, never 202."""
+    client, sink = await client_factory()
+    sink.fail = True
+    response = await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+async def test_health_and_metrics_need_no_key(client_factory: ClientFactory) -> None:
+    """/healthz answers 200 and /metrics exposes the ingest counters."""
+    client, _ = await client_factory()
+    assert (await client.get("/healthz")).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert "preempt_ingest_requests_total" in metrics
+
+
+def test_app_refuses_to_start_without_keys() -> None:
+    """Ingest never runs open: no configured key is a ValueError at build time."""
+    with pytest.raises(ValueError, match="PREEMPT_INGEST_API_KEYS"):
+        create_ingest_app(Settings(), MemorySink())
