@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 
@@ -33,26 +33,33 @@ class KafkaEventSink:
 
     def __init__(self, bootstrap_servers: list[str], topic: str, *, max_event_bytes: int, linger_ms: int = 5) -> None:
         self.topic = topic
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id="preempt-ingest",
-            acks="all",
-            linger_ms=linger_ms,
-            max_request_size=max(1024 * 1024, max_event_bytes * 4),
-        )
+        self._config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": "preempt-ingest",
+            "acks": "all",
+            "linger_ms": linger_ms,
+            "max_request_size": max(1024 * 1024, max_event_bytes * 4),
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        """Connect to the cluster."""
+        """Connect to the cluster (the producer must be built inside the running event loop)."""
+        self._producer = AIOKafkaProducer(**self._config)
         await self._producer.start()
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Queue every record, then wait for all acknowledgements (one batch round trip, not one per record)."""
+        if self._producer is None:
+            raise RuntimeError("the Kafka sink is not started")
+        producer = self._producer
         futures = [
-            await self._producer.send(self.topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
+            await producer.send(self.topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
             for key, value in records
         ]
         await asyncio.gather(*futures)
