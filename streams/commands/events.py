@@ -61,3 +61,23 @@ def validate(path: Path) -> None:
     skipped = f", {blank} blank line(s) skipped" if blank else ""
     click.echo(f"{path}: {valid} valid, {invalid} invalid{skipped}", err=True)
     sys.exit(1 if invalid else 0)
+
+
+@events.command("dead-letters")
+@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many (the newest).")
+@click.option("--account", "account_id", default=None, help="Only dead letters keyed by this account.")
+@click.option("--reason", default=None, help="Only this reason code, e.g. missing_field.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json: bool) -> None:
+    """Show rejected events from preempt.events.dlq: why, where from, and the original value.
+
+    Reads the whole topic from the beginning (bounded by a short idle timeout) and prints the
+    newest --limit matches, oldest first.
+    """
+    from streams.dead_letter_reader import read_dead_letters
+
+    settings = Settings()
+    letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit)
+    for letter in letters:
+        click.echo(letter.to_json() if as_json else letter.describe())
+    click.echo(f"{len(letters)} dead letter(s) shown", err=True)

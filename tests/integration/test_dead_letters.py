@@ -1,0 +1,57 @@
+"""`preempt events dead-letters` reads verdicts and original values back from the real DLQ topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from click.testing import CliRunner
+from kafka import KafkaProducer
+
+from schemas.decoder import Rejection, decode_event
+from schemas.rfc3339 import parse_rfc3339
+from schemas.settings import Settings
+from streams.commands.events import events
+from streams.deadletter import dead_letter_for_rejection
+from streams.topics import TopicNames, ensure_topics
+from tests.integration.conftest import settings_env
+
+NOW = parse_rfc3339("2026-11-23T06:00:00Z")
+
+
+def test_dead_letters_are_listed_with_reason_source_and_value(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """Three dead letters on the DLQ are read back; --reason and --account filter them."""
+    settings = settings_factory()
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    bad = [(b"acme", b'{"event": "x"}'), (b"acme", b"{oops"), (b"globex", b'{"event_id": "1"}')]
+    for offset, (key, value) in enumerate(bad):
+        rejection = decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW)
+        assert isinstance(rejection, Rejection)
+        letter = dead_letter_for_rejection(
+            rejection,
+            key=key,
+            value=value,
+            headers=[("content-type", b"application/json")],
+            source_topic=names.events,
+            partition=0,
+            offset=offset,
+            at=NOW,
+        )
+        producer.send(names.events_dlq, key=letter.key, value=letter.value, headers=letter.headers)
+    producer.flush()
+
+    env = settings_env(settings)
+    runner = CliRunner()
+    everything = runner.invoke(events, ["dead-letters", "--json"], env=env)
+    assert everything.exit_code == 0, everything.output
+    rows = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert sorted(r["preempt.dlq.reason"] for r in rows) == ["invalid_json", "missing_field", "missing_field"]
+
+    filtered = runner.invoke(events, ["dead-letters", "--reason", "missing_field", "--account", "acme"], env=env)
+    assert filtered.exit_code == 0, filtered.output
+    assert f"{names.events}[0]@0 key=acme: missing_field (event_id): event_id is required" in filtered.stdout
+    assert '{"event": "x"}' in filtered.stdout
+    assert "globex" not in filtered.stdout
