@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from kafka.partitioner.default import murmur2
 
 from schemas.logs import get_logger
@@ -28,7 +29,7 @@ log = get_logger(__name__)
 
 def partition_for_key(key: bytes, partitions: int) -> int:
     """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 class WorkerRuntime:
@@ -58,7 +59,7 @@ class WorkerRuntime:
 
     # --- the hot path --------------------------------------------------------------------------
 
-    async def handle_batch(self, events: Iterable[faust.EventT]) -> None:
+    async def handle_batch(self, events: Iterable[Any]) -> None:
         """Process one batch of ``preempt.events`` records and perform its I/O."""
         records = [
             Record(
@@ -104,7 +105,7 @@ class WorkerRuntime:
         """Partitions of ``preempt.events`` this worker owns right now."""
         try:
             assignment = self.app.consumer.assignment()
-        except Exception:  # the consumer is not started yet: nothing is assigned
+        except ConsumerNotStarted:  # nothing is assigned before the consumer runs
             return set()
         return {tp.partition for tp in assignment if tp.topic == self.events_topic}
 
@@ -124,6 +125,7 @@ class WorkerRuntime:
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
+        log.info("rules worker ready", partitions=sorted(self.assigned_partitions()))
 
     def _maybe_rebuild(self) -> None:
         if not self._needs_rebuild:
@@ -158,23 +160,26 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
     """Register the events agent, the clock timer and the rebalance hooks on ``app``."""
 
-    @app.agent(events, concurrency=1)
-    async def evaluate(stream: faust.StreamT[bytes]) -> None:
+    async def evaluate(stream: Any) -> None:
+        # take_events (not take): the batch keeps each record's partition and offset, and the
+        # records are acked only after the whole batch has been handled.
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
             await runtime.handle_batch(batch)
 
-    @app.timer(interval=settings.clock_tick_seconds)
     async def advance_clock() -> None:
         await runtime.tick()
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        runtime.on_revoked(revoked)
+    async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+    async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.on_assigned()
 
-    @runtime.state_table.on_recover
-    async def _recovered() -> None:
+    async def recovered() -> None:
         runtime.on_recovered()
+
+    app.agent(events, name="evaluate", concurrency=1)(evaluate)
+    app.timer(interval=settings.clock_tick_seconds, name="advance-clock")(advance_clock)
+    app.on_partitions_revoked.connect(revoked)
+    app.on_partitions_assigned.connect(assigned)
+    runtime.state_table.on_recover(recovered)

@@ -44,7 +44,7 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort, list[str]]:
         allowed_lateness=settings.allowed_lateness_seconds,
         dedup_horizon=settings.dedup_horizon_seconds,
     )
-    rule_ids = [str(getattr(rule, "id", rule)) for rule in getattr(ruleset, "rules", ())]
+    rule_ids = [rule.id for rule in ruleset.enabled]
     return engine, rule_ids
 
 
@@ -68,6 +68,9 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.worker_web_port,
         web_in_thread=False,
+        stream_buffer_maxsize=16384,
+        broker_max_poll_records=5000,
+        producer_linger=0.01,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)

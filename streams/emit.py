@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
-from typing import Any
 
 import faust
 
@@ -71,24 +70,21 @@ class OutputWriter:
 
     async def send(self, out: BatchOutput) -> None:
         """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account."""
-        pending: list[Any] = []
+        # send() only enqueues in the producer (force=True: now, not attached to an offset);
+        # the commit that acks these records flushes the producer first.
         now = time.time()
         for letter in out.dead_letters:
-            pending.append(
-                await self._dlq.send(
-                    key=letter.record.key,
-                    value=letter.record.value,
-                    headers=dead_letter_headers(letter, now),
-                    force=True,
-                )
+            await self._dlq.send(
+                key=letter.record.key,
+                value=letter.record.value,
+                headers=dead_letter_headers(letter, now),
+                force=True,
             )
         for alert in out.alerts:
-            pending.append(
-                await self._alerts.send(
-                    key=alert.account_id.encode(),
-                    value=alert.model_dump_json().encode(),
-                    headers=list(JSON_HEADERS),
-                    force=True,
-                )
+            await self._alerts.send(
+                key=alert.account_id.encode(),
+                value=alert.model_dump_json().encode(),
+                headers=list(JSON_HEADERS),
+                force=True,
             )
             ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()

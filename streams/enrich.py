@@ -42,14 +42,14 @@ def accounts_table(app: faust.App, topic_name: str, partitions: int) -> Accounts
         beacon=app.tables.beacon,
         partitions=partitions,
         changelog_topic=topic,
-        # Apply account updates as they come. Faust buffers changelog records of partitions that
-        # are active (all of a global table's are) by recovery_buffer_size, not standby_buffer_size.
+        # Apply account updates as they come. A global table's partitions are all "active"; Faust
+        # keeps reading active changelog partitions after recovery only when recovery_buffer_size
+        # is 1, and buffers their records by it (not by standby_buffer_size). Do NOT set
+        # synchronize_all_active_partitions: with it, a whole fetch of events (5,000 records) was
+        # skipped and acked in our tests — silently lost.
         standby_buffer_size=1,
         recovery_buffer_size=1,
         is_global=True,
-        # Records come from outside this app (the simulator, a CRM sync); without this the
-        # partitions are only read at recovery and live account updates never arrive.
-        synchronize_all_active_partitions=True,
         help="preempt.accounts: account context for alerts",
         **kwargs,
     )

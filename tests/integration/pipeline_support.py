@@ -1,0 +1,162 @@
+"""Helpers for the pipeline integration tests: simulated history, heartbeats, publishing, backtest.
+
+Parity needs every partition's clock to reach the same final time, so each test appends one
+heartbeat event per partition at the final timestamp (accounts ``__clock-…`` chosen so that
+Kafka's default partitioner puts one on each partition); the backtest reads the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.agents import partition_for_key
+
+PREEMPT = str(Path(sys.executable).parent / "preempt")
+
+
+def simulate(out_dir: Path, days: int, accounts: int, seed: int = 7) -> tuple[Path, Path]:
+    """Write ``preempt simulate`` history (events, accounts) into ``out_dir``; returns the two paths."""
+    events, accts = out_dir / "events.jsonl", out_dir / "accounts.jsonl"
+    subprocess.run(
+        [
+            PREEMPT,
+            "simulate",
+            "--days",
+            str(days),
+            "--accounts",
+            str(accounts),
+            "--seed",
+            str(seed),
+            "--start",
+            "2026-11-01T00:00:00Z",
+            "--output",
+            str(events),
+            "--accounts-output",
+            str(accts),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return events, accts
+
+
+def heartbeat_keys(partitions: int) -> list[str]:
+    """One ``__clock-N`` account id per partition (by Kafka's default partitioner)."""
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < partitions:
+        key = f"__clock-{n}"
+        found.setdefault(partition_for_key(key.encode(), partitions), key)
+        n += 1
+    return [found[p] for p in range(partitions)]
+
+
+def append_heartbeats(events: Path, partitions: int) -> float:
+    """Append one heartbeat per partition at the file's last timestamp; returns that time."""
+    last = 0.0
+    with events.open("rb") as fh:
+        for line in fh:
+            ts = json.loads(line)["timestamp"]
+            last = max(last, datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
+    stamp = datetime.fromtimestamp(last, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    with events.open("ab") as fh:
+        for key in heartbeat_keys(partitions):
+            beat = {"event_id": f"heartbeat-{key}", "event": "Heartbeat", "account_id": key, "timestamp": stamp}
+            fh.write(json.dumps(beat).encode() + b"\n")
+    return last
+
+
+def publish_lines(producer: KafkaProducer, topic: str, path: Path, start: int = 0, stop: int | None = None) -> int:
+    """Send lines ``[start, stop)`` of a JSONL file keyed by ``account_id``; returns how many."""
+    sent = 0
+    with path.open("rb") as fh:
+        for index, line in enumerate(fh):
+            if index < start:
+                continue
+            if stop is not None and index >= stop:
+                break
+            value = line.rstrip(b"\n")
+            key = json.loads(value)["account_id"].encode()
+            producer.send(topic, key=key, value=value, headers=[("content-type", b"application/json")])
+            sent += 1
+    producer.flush()
+    return sent
+
+
+def count_lines(path: Path) -> int:
+    """Lines in a file."""
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def backtest_alert_ids(events: Path, accounts: Path, out: Path) -> set[str]:
+    """The alert ids ``preempt backtest`` (default pack) writes for ``events``."""
+    subprocess.run(
+        [
+            PREEMPT,
+            "backtest",
+            "--rules",
+            "rules/packs/default",
+            "--events",
+            str(events),
+            "--accounts",
+            str(accounts),
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
+
+
+def alert_ids(records: list[Any]) -> list[str]:
+    """``alert_id`` of every record read from the alerts topic (duplicates kept)."""
+    return [json.loads(r.value)["alert_id"] for r in records]
+
+
+def scrape(port: int, timeout_s: float = 5.0) -> dict[str, float]:
+    """The worker's /metrics as ``{'name{labels}': value}`` (samples only)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def wait_for_metric(port: int, prefix: str, at_least: float, timeout_s: float = 60.0) -> dict[str, float]:
+    """Poll /metrics until the samples named ``prefix`` (summed over labels) reach ``at_least``.
+
+    Returns the last scrape; bounded in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            last = scrape(port)
+        except OSError:
+            last = {}
+        if metric_sum(last, prefix) >= at_least:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{prefix} did not reach {at_least} within {timeout_s}s (last: {metric_sum(last, prefix)})")
+
+
+def metric_sum(samples: dict[str, float], prefix: str) -> float:
+    """Sum of every sample whose name starts with ``prefix`` (all label values)."""
+    pattern = re.compile(re.escape(prefix) + r"(\{.*\})?$")
+    return sum(v for k, v in samples.items() if pattern.match(k))
