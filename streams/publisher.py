@@ -269,8 +269,16 @@ class Publisher:
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every event sent so far is acknowledged; ``PublishError`` if any failed."""
-        self._producer.flush(timeout=timeout)
+        self._flush_producer(timeout)
         self._raise_failures()
+
+    def _flush_producer(self, timeout: float | None) -> None:
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaError as exc:  # e.g. not everything acknowledged within the timeout
+            with self._lock:
+                pending = self._failed
+            raise PublishError(f"flush of {self.topic} did not complete: {exc}", failed=pending) from exc
 
     def _raise_failures(self) -> None:
         with self._lock:
@@ -286,7 +294,7 @@ class Publisher:
                 return
             self._closed = True
         try:
-            self._producer.flush(timeout=timeout)
+            self._flush_producer(timeout)
         finally:
             self._producer.close(timeout=timeout)
         self._raise_failures()

@@ -142,3 +142,18 @@ def test_many_threads_can_share_one_publisher(publisher_factory: Callable[..., A
         thread.join()
     assert publisher.sent == len(producer.sent) == 2000
     assert len(set(ids)) == 2000
+
+
+def test_flush_timeout_is_a_publish_error(publisher_factory: Callable[..., Any]) -> None:
+    """A flush that Kafka does not complete in time raises PublishError, not a kafka-python error."""
+    from kafka.errors import KafkaTimeoutError
+
+    publisher, producer = publisher_factory()
+
+    def slow_flush(timeout: float | None = None) -> None:
+        raise KafkaTimeoutError("Timeout after waiting for 1 secs.")
+
+    producer.flush = slow_flush
+    publisher.track("acme", "Login")
+    with pytest.raises(PublishError, match="did not complete"):
+        publisher.flush(timeout=1)
