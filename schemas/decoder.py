@@ -64,6 +64,7 @@ _set_properties = Event.__dict__["properties"].__set__
 _set_context = Event.__dict__["context"].__set__
 _fast_timestamp = UPPER_CASE_GRAMMAR.fullmatch
 _fromisoformat = datetime.fromisoformat
+_loads = orjson.loads
 
 
 def _describe(value: object) -> str:
@@ -101,6 +102,11 @@ def validate_event_dict(obj: object, *, max_future_skew: float, now: float) -> E
     the fields in contract order (event_id, event, account_id, user_id, properties, context,
     timestamp), then a future timestamp.
     """
+    return _validate(obj, max_future_skew, now)
+
+
+def _validate(obj: object, max_future_skew: float, now: float) -> Event | Rejection:
+    # validate_event_dict without keyword arguments: decode_event calls it per record.
     if type(obj) is not dict:
         return Rejection(Reason.NOT_AN_OBJECT, f"an event must be a JSON object, got {_describe(obj)}")
     try:
@@ -208,15 +214,15 @@ def decode_event(
     the wall clock in epoch seconds (an argument so that tests and replays control it).
     ``None`` (a tombstone) counts as empty. Never raises, whatever the input.
     """
-    if raw is None or len(raw) == 0:
+    if raw is None or not raw:
         return Rejection(Reason.EMPTY, "the record value is empty")
     if len(raw) > max_bytes:
         return Rejection(Reason.TOO_LARGE, f"the event is {len(raw)} bytes; the limit is {max_bytes}")
     try:
-        obj = orjson.loads(raw)
+        obj = _loads(raw)
     except orjson.JSONDecodeError as exc:
         return _undecodable(bytes(raw), exc)
-    return validate_event_dict(obj, max_future_skew=max_future_skew, now=now)
+    return _validate(obj, max_future_skew, now)
 
 
 def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Rejection:
