@@ -12,29 +12,29 @@ from collections.abc import MutableMapping
 
 import faust
 
-from schemas.event import format_ts
 from schemas.metrics import ALERTS, CHANGELOG_WRITES
+from streams.deadletter import DeadLetterRecord, dead_letter_record
 from streams.partition_scope import PartitionEvents
 from streams.processor import BatchOutput, DeadLetter
 
 JSON_HEADERS = [("content-type", b"application/json")]
 
 
-def dead_letter_headers(letter: DeadLetter, rejected_at: float) -> list[tuple[str, bytes]]:
-    """The original headers plus the reason, detail, field, source and time of the rejection."""
+def dead_letter(letter: DeadLetter, rejected_at: float) -> DeadLetterRecord:
+    """The DLQ record of ``letter``: original key, value and headers plus the ``preempt.dlq.*`` verdict."""
     record = letter.record
-    headers = list(record.headers)
-    headers += [
-        ("preempt-reason", letter.reason.encode()),
-        ("preempt-detail", letter.detail.encode()),
-        ("preempt-source-topic", record.topic.encode()),
-        ("preempt-source-partition", str(record.partition).encode()),
-        ("preempt-source-offset", str(record.offset).encode()),
-        ("preempt-rejected-at", format_ts(rejected_at).encode()),
-    ]
-    if letter.field is not None:
-        headers.append(("preempt-field", letter.field.encode()))
-    return headers
+    return dead_letter_record(
+        key=record.key,
+        value=record.value,
+        headers=record.headers,
+        reason=letter.reason,
+        detail=letter.detail,
+        field=letter.field,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        at=rejected_at,
+    )
 
 
 class OutputWriter:
@@ -74,12 +74,8 @@ class OutputWriter:
         # the commit that acks these records flushes the producer first.
         now = time.time()
         for letter in out.dead_letters:
-            await self._dlq.send(
-                key=letter.record.key,
-                value=letter.record.value,
-                headers=dead_letter_headers(letter, now),
-                force=True,
-            )
+            dlq = dead_letter(letter, now)
+            await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True)
         for alert in out.alerts:
             await self._alerts.send(
                 key=alert.account_id.encode(),

@@ -1,0 +1,59 @@
+"""Scale-out: a second worker joining mid-stream splits the partitions and nothing is lost or re-ided."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from schemas.settings import Settings
+from streams.topics import TopicNames, ensure_topics
+from tests.integration.conftest import ManagedProcess, consume_records, free_port
+from tests.integration.pipeline_support import (
+    alert_ids,
+    append_heartbeats,
+    backtest_alert_ids,
+    count_lines,
+    publish_lines,
+    scrape,
+    simulate,
+    wait_for_metric,
+)
+
+
+def test_two_workers_with_a_join_mid_stream_give_the_single_worker_alert_set(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Worker 2 joins while worker 1 is mid-stream; together they emit exactly the backtest's alert ids."""
+    settings = settings_factory(event_time_only=True, worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    events, accounts = simulate(tmp_path, days=3, accounts=60, seed=13)
+    append_heartbeats(events, settings.topic_partitions)
+    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
+    assert expected
+    publish_lines(producer, names.accounts, accounts)
+    half = count_lines(events) // 2
+    publish_lines(producer, names.events, events, stop=half)
+
+    process_factory(["preempt", "worker"], settings, name="worker-1")
+    wait_for_metric(settings.worker_web_port, "preempt_events_total", half * 0.5, timeout_s=120)
+    second_settings = settings.model_copy(update={"worker_web_port": free_port()})
+    second = process_factory(["preempt", "worker"], second_settings, name="worker-2")
+    second.wait_for_log("rules worker ready", timeout_s=90)
+    publish_lines(producer, names.events, events, start=half)
+
+    records = consume_records(kafka_bootstrap, names.alerts, len(expected), timeout_s=120, idle_s=3.0)
+    got = alert_ids(records)
+    duplicates = sum(n - 1 for n in Counter(got).values())
+    second_share = scrape(second_settings.worker_web_port).get('preempt_events_total{outcome="accepted"}', 0.0)
+    sys.stderr.write(f"\n[scale-out] {len(got)} alert records, {duplicates} duplicates; worker 2 took {second_share}\n")
+    assert set(got) == expected
+    assert second_share > 0, "the joining worker must have been given partitions to process"
