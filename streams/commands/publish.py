@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 import orjson
+from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from schemas.errors import EventRejectedError, PublishError
@@ -57,7 +58,11 @@ def publish(
     if file is not None:
         if event_name or account_id or user_id or props or timestamp:
             raise click.UsageError("--file cannot be combined with --event/--account/--user/--prop/--timestamp")
-        sys.exit(_publish_file(file, Settings()))
+        try:
+            code = _publish_file(file, Settings())
+        except KafkaError as exc:
+            raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
+        sys.exit(code)
     if not event_name or not account_id:
         raise click.UsageError("give --event and --account (or --file)")
     properties = dict(parse_prop(p) for p in props)
@@ -71,6 +76,8 @@ def publish(
         raise click.ClickException(f"rejected: {exc.reason}{field}: {exc.detail}") from exc
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KafkaError as exc:
+        raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
     click.echo(f"published {event_id} to {publisher.topic}")
 
 
