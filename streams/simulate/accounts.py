@@ -144,3 +144,21 @@ def _users(account_id: str, seats: int, plan: Plan, tier: str, rng: random.Rando
             delay = rng.randint(0, 2) if plan.onboarding_completes else rng.randint(1, 40)
             user.invited_day = plan.joined_day + delay
     return users
+
+
+def add_members(acc: SimAccount, count: int, invited_day: int) -> None:
+    """New members join on ``invited_day`` (promoters buy seats for people who then use them)."""
+    rng = acc.rng
+    others = [f for f in FEATURES if f != KEY_FEATURE]
+    for _ in range(count):
+        n = len(acc.users) + 1
+        features = (*rng.sample(others, rng.randint(2, 4)), KEY_FEATURE)
+        acc.users.append(
+            SimUser(
+                user_id=f"{acc.account_id}-u{n:02d}",
+                role="member",
+                weekday_p=rng.uniform(0.55, 0.85),
+                features=features,
+                invited_day=invited_day,
+            )
+        )

@@ -8,7 +8,7 @@ generator keeps them until their time comes.
 from __future__ import annotations
 
 from streams.simulate import catalogue as c
-from streams.simulate.accounts import SimAccount
+from streams.simulate.accounts import SimAccount, add_members
 from streams.simulate.behaviour import RawEvent, emit
 from streams.simulate.local_time import DAY_MS, HOUR_MS, LocalDay
 
@@ -124,6 +124,9 @@ def expansion(acc: SimAccount, day: int, local: LocalDay, out: list[RawEvent]) -
     admin = acc.users[0].user_id
     t = local.start_ms + _busy_hour(local, rng.random()) * HOUR_MS
     emit(acc, out, t, c.SEAT_ADDED, admin, {"seats_added": added, "seats_total": acc.seats + acc.seats_added})
+    add_members(acc, added, day + 1)
+    for _ in range(added):
+        emit(acc, out, t + rng.randint(1, 30) * _MINUTE_MS, c.USER_INVITED, admin, {"invitee_role": "member"})
     other = rng.choice([i for i in c.INTEGRATIONS if i != acc.integration])
     emit(acc, out, t + rng.randint(1, 48) * HOUR_MS, c.INTEGRATION_CONNECTED, admin, {"integration": other})
 

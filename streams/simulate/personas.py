@@ -53,7 +53,7 @@ _TIER_WEIGHTS: dict[Persona, tuple[float, float, float]] = {
     Persona.ONBOARDING_STALLED: (0.0, 0.4, 0.6),
     Persona.INTEGRATION_ERRORS: (0.5, 0.5, 0.0),
     Persona.DECAYING: (0.3, 0.7, 0.0),
-    Persona.GONE_DARK: (0.2, 0.5, 0.3),
+    Persona.GONE_DARK: (0.3, 0.7, 0.0),
     Persona.LOW_SEAT_UTILISATION: (0.5, 0.5, 0.0),
     Persona.CHAMPION_QUIET: (0.3, 0.5, 0.2),
 }
