@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.rfc3339 import parse_rfc3339
 from streams.ingest.payload import BodyError, parse_body
@@ -141,3 +143,29 @@ def test_unusable_bodies_raise_body_error(body: bytes) -> None:
     """A body that is not JSON or not an event, array or batch is a BodyError (HTTP 400)."""
     with pytest.raises(BodyError):
         parse_body(body, max_event_bytes=32768, max_future_skew=300, now=NOW)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "messageId", "event", "context", "groupId", "batch", "event_id", "x"]),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=400)
+@given(json_values)
+def test_any_json_body_is_a_body_error_or_a_verdict_per_item(doc: Any) -> None:
+    """Whatever JSON arrives, parse_body either refuses the body or gives one verdict per item, never a crash."""
+    try:
+        parsed = parse_body(orjson.dumps(doc), max_event_bytes=32768, max_future_skew=300, now=NOW)
+    except BodyError:
+        return
+    assert [r.index for r in parsed.results] == list(range(len(parsed.results)))
+    assert parsed.accepted == sum(1 for r in parsed.results if r.rejection is None)
