@@ -15,7 +15,7 @@ from streams.simulate.generator import MAX_JITTER_MS, Simulation, SimulationConf
 from streams.simulate.local_time import DAY_MS
 from streams.simulate.personas import Persona
 
-START_MS = 1_795_420_800_000  # 2026-11-23T00:00:00Z, a Monday
+START_MS = 1_795_392_000_000  # 2026-11-23T00:00:00Z, a Monday
 
 SimFactory = Callable[..., Simulation]
 
