@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
 from schemas.logs import get_logger
 from schemas.metrics import FEEDBACK
@@ -30,6 +31,7 @@ log = get_logger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300.0
 SNOOZE_SECONDS = 7 * 24 * 3600.0
+UPDATE_ATTEMPTS = 5
 ACTIONS = ("acknowledge", "snooze", "not_helpful")
 
 
@@ -196,10 +198,20 @@ class SlackActionHandler:
         return 200, update_note(feedback)
 
     async def _update_safely(self, action: SlackAction, feedback: Feedback) -> None:
-        try:
-            await self._update(action, feedback)
-        except Exception:  # the action is recorded; a failed cosmetic update is only logged
-            log.exception("slack message update failed", alert_id=action.alert_id)
+        # Like deliveries, the retry is owned here (the notifier raises, never sleeps): a few bounded
+        # attempts, honouring retry_after (e.g. the one-message-per-second-per-channel limit).
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            try:
+                await self._update(action, feedback)
+                return
+            except RetryableDeliveryError as exc:
+                if attempt == UPDATE_ATTEMPTS:
+                    log.warning("slack message update given up", alert_id=action.alert_id, error=str(exc))
+                    return
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
+            except Exception:  # the action is recorded; a failed cosmetic update is only logged
+                log.exception("slack message update failed", alert_id=action.alert_id)
+                return
 
     async def drain(self) -> None:
         """Wait for the message updates in flight (tests and shutdown)."""

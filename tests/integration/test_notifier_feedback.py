@@ -1,0 +1,124 @@
+"""Slack buttons end to end: signed actions accepted, forged or stale ones refused, Snooze silences."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from alerts.feedback import slack_signature
+from schemas.alert import Alert
+from schemas.feedback import Feedback
+from schemas.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.notifier_harness import (
+    make_alert,
+    metric_value,
+    notifier_settings,
+    post,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ROUTES = """
+receivers:
+  - name: csm
+    slack_configs: [{channel: C-FB}]
+route:
+  receiver: csm
+  group_by: ["..."]
+  group_wait: 0s
+"""
+
+
+def _action_body(alert: Alert, action_id: str, ref: str) -> bytes:
+    channel, ts = ref.split(":", 1)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U123", "username": "dana"},
+        "channel": {"id": channel},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+        "actions": [
+            {
+                "action_id": action_id,
+                "value": json.dumps(
+                    {"alert_id": alert.alert_id, "rule_id": alert.rule_id, "account_id": alert.account_id}
+                ),
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _headers(body: bytes, timestamp: float, secret: str = SECRET) -> dict[str, str]:
+    ts = str(int(timestamp))
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_signature(secret, ts, body),
+    }
+
+
+def test_signed_actions_feedback_and_snooze(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A forged or stale action gets 401; a signed Snooze is published to the feedback topic, updates
+    the Slack message, and suppresses the next alert of that rule for that account (not other rules)."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        slack_signing_secret=SECRET,
+    )
+    notifier = start_notifier(process_factory, settings)
+    first = make_alert("acme")
+    produce_alerts(producer, topics.alerts, first)
+    (delivered,) = wait_for_records(notifier, "alert delivered", 1)
+    url = f"http://127.0.0.1:{settings.notifier_web_port}/slack/actions"
+
+    body = _action_body(first, "preempt_snooze_7d", delivered["ref"])
+    now = time.time()
+    assert post(url, body, _headers(body, now, secret="not-the-secret")) == 401
+    assert post(url, body, _headers(body, now - 600)) == 401
+    assert post(url, body + b"&tampered=1", _headers(body, now)) == 401
+    assert post(url, body, _headers(body, now)) == 200
+    not_helpful = _action_body(first, "preempt_not_helpful", delivered["ref"])
+    assert post(url, not_helpful, _headers(not_helpful, now)) == 200
+
+    records = consume_records(kafka_bootstrap, topics.feedback, expected=2, timeout_s=30)
+    feedback = [Feedback.model_validate_json(r.value) for r in records]
+    assert [(f.action, f.alert_id, f.user) for f in feedback] == [
+        ("snooze", first.alert_id, "U123"),
+        ("not_helpful", first.alert_id, "U123"),
+    ]
+    assert feedback[0].snooze_until is not None
+    updates = [r for r in slack_server.wait_for(3, target="C-FB") if r.method == "chat.update"]
+    assert "Snoozed until" in str(updates[0].body)
+    wait_for_records(notifier, "snooze recorded", 1)
+
+    snoozed = make_alert("acme")
+    other_rule = make_alert("acme", rule_id="usage-drop", title="acme: usage dropped")
+    produce_alerts(producer, topics.alerts, snoozed, other_rule)
+    delivered_all = wait_for_records(notifier, "alert delivered", 2)
+    (suppressed,) = wait_for_records(notifier, "alert suppressed", 1)
+
+    assert suppressed["alert_id"] == snoozed.alert_id
+    assert suppressed["reason"] == "silenced"
+    assert delivered_all[1]["alert_id"] == other_rule.alert_id
+    assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="snooze") == 1
+    assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="not_helpful") == 1
