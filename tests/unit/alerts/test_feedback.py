@@ -1,0 +1,152 @@
+"""Slack actions: signature verification, payload parsing, the handler's answers, snoozes."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.feedback import (
+    SlackAction,
+    SlackActionHandler,
+    SnoozeBook,
+    parse_action,
+    slack_signature,
+    to_feedback,
+    verify_slack_signature,
+)
+from schemas.feedback import Feedback
+from schemas.metrics import FEEDBACK
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+NOW = datetime(2026, 11, 23, tzinfo=UTC).timestamp()
+
+
+def make_body(action_id: str = "preempt_snooze_7d", **value: str) -> bytes:
+    """A form-encoded interactive payload for one button press."""
+    fields = {"alert_id": "a1", "rule_id": "error-spike", "account_id": "acme", **value}
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U123"},
+        "channel": {"id": "C1"},
+        "container": {"message_ts": "1.000100"},
+        "actions": [{"action_id": action_id, "value": json.dumps(fields)}],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def signed(body: bytes, at: float = NOW, secret: str = SECRET) -> dict[str, str]:
+    """Headers Slack would send with ``body`` at ``at``."""
+    ts = str(int(at))
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body)}
+
+
+def test_signature_of_slack_documentation_example() -> None:
+    """The v0 signature matches the worked example of Slack's documentation."""
+    body = (
+        b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+        b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+        b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
+    expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+    assert slack_signature(SECRET, "1531420618", body) == expected
+
+
+def test_valid_signature_is_accepted() -> None:
+    """A correctly signed, fresh request verifies."""
+    body = make_body()
+    assert verify_slack_signature(SECRET, signed(body), body, NOW + 10)
+
+
+def test_forged_tampered_and_stale_requests_are_refused() -> None:
+    """A wrong secret, a changed body, a timestamp over 5 minutes old, or no headers fail verification."""
+    body = make_body()
+    assert not verify_slack_signature(SECRET, signed(body, secret="wrong"), body, NOW)
+    assert not verify_slack_signature(SECRET, signed(body), body + b"x", NOW)
+    assert not verify_slack_signature(SECRET, signed(body, at=NOW - 301), body, NOW)
+    assert not verify_slack_signature(SECRET, {}, body, NOW)
+
+
+def test_button_action_ids_map_to_feedback_actions() -> None:
+    """The three buttons of alerts/blocks.py parse to acknowledge, snooze and not_helpful."""
+    actions = [parse_action(make_body(a)).action for a in ("preempt_ack", "preempt_snooze_7d", "preempt_not_helpful")]
+    assert actions == ["acknowledge", "snooze", "not_helpful"]
+    parsed = parse_action(make_body())
+    assert (parsed.alert_id, parsed.user, parsed.ref) == ("a1", "U123", "C1:1.000100")
+
+
+def test_snooze_feedback_lasts_seven_days() -> None:
+    """Snooze produces a feedback record whose snooze_until is 7 days after the action."""
+    feedback = to_feedback(parse_action(make_body()), NOW)
+    assert feedback.action == "snooze"
+    assert feedback.at == "2026-11-23T00:00:00Z"
+    assert feedback.snooze_until == "2026-11-30T00:00:00Z"
+
+
+class Recorder:
+    """Collects what the handler publishes and updates."""
+
+    def __init__(self) -> None:
+        self.published: list[Feedback] = []
+        self.updated: list[tuple[SlackAction, Feedback]] = []
+
+    async def publish(self, feedback: Feedback) -> None:
+        self.published.append(feedback)
+
+    async def update(self, action: SlackAction, feedback: Feedback) -> None:
+        self.updated.append((action, feedback))
+
+
+async def test_handler_publishes_counts_and_updates_a_signed_action() -> None:
+    """A signed Not helpful is published, counted per rule and updates the message; answer 200."""
+    rec = Recorder()
+    handler = SlackActionHandler(SECRET, rec.publish, rec.update)
+    before = FEEDBACK.labels(rule="error-spike", action="not_helpful")._value.get()
+    body = make_body("preempt_not_helpful")
+
+    status, text = await handler.handle(signed(body), body, NOW)
+    await handler.drain()
+
+    assert status == 200
+    assert "not helpful" in text
+    assert [f.action for f in rec.published] == ["not_helpful"]
+    assert len(rec.updated) == 1
+    assert FEEDBACK.labels(rule="error-spike", action="not_helpful")._value.get() == before + 1
+
+
+async def test_handler_refuses_bad_requests_without_publishing() -> None:
+    """Forged → 401, malformed → 400, no signing secret configured → 503; nothing is published."""
+    rec = Recorder()
+    handler = SlackActionHandler(SECRET, rec.publish, rec.update)
+    body = make_body()
+    bad = b"payload=not-json"
+
+    assert (await handler.handle(signed(body, secret="x"), body, NOW))[0] == 401
+    assert (await handler.handle(signed(bad), bad, NOW))[0] == 400
+    assert (await handler.handle(signed(make_body("delete")), make_body("delete"), NOW))[0] == 400
+    unconfigured = SlackActionHandler(None, rec.publish, rec.update)
+    assert (await unconfigured.handle(signed(body), body, NOW))[0] == 503
+    assert rec.published == []
+
+
+def test_snooze_book_suppresses_the_rule_for_the_account_until_expiry() -> None:
+    """A stored snooze covers that account and rule only, until snooze_until."""
+    table: dict[bytes, Any] = {}
+    book = SnoozeBook(table)
+    until = book.apply(to_feedback(parse_action(make_body()), NOW), NOW)
+
+    assert until == NOW + 7 * 24 * 3600
+    assert book.snoozed_until("acme", "error-spike", NOW + 60) == until
+    assert book.snoozed_until("acme", "usage-drop", NOW + 60) is None
+    assert book.snoozed_until("globex", "error-spike", NOW + 60) is None
+    assert book.snoozed_until("acme", "error-spike", until + 1) is None
+
+
+def test_snooze_book_ignores_other_actions() -> None:
+    """Acknowledge and Not helpful do not silence anything."""
+    table: dict[bytes, Any] = {}
+    book = SnoozeBook(table)
+    assert book.apply(to_feedback(parse_action(make_body("preempt_ack")), NOW), NOW) is None
+    assert table == {}

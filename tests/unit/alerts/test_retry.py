@@ -1,0 +1,149 @@
+"""The delivery loop's retries: Retry-After honoured exactly, backoff with jitter, give-up, dead letters."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from schemas.alert import Alert
+from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+
+
+class ScriptedNotifier:
+    """A notifier that raises the scripted errors in order, then succeeds."""
+
+    receiver_type = "slack"
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return DeliveryReceipt(receiver=notification.receiver, ref="C1:1.0")
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Not used here."""
+
+    async def aclose(self) -> None:
+        """Not used here."""
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def harness(make_alert: Callable[..., Alert]) -> Callable[..., tuple[RetryScheduler, DeliveryJob, dict[str, list]]]:
+    """Factory: a scheduler with a fake clock and recording callbacks, and a job for ``notifier``."""
+
+    def factory(notifier: ScriptedNotifier, policy: BackoffPolicy | None = None, clock: Clock | None = None):
+        outcomes: dict[str, list] = {"delivered": [], "dead": []}
+
+        async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+            outcomes["delivered"].append(receipt.ref)
+
+        async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+            outcomes["dead"].append((reason, detail))
+
+        scheduler = RetryScheduler(
+            policy or BackoffPolicy(initial=1.0, maximum=8.0, give_up=60.0),
+            delivered,
+            dead,
+            clock=clock or Clock(),
+            rng=random.Random(7),
+        )
+        job = DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "g"))
+        return scheduler, job, outcomes
+
+    return factory
+
+
+async def test_success_is_reported_once(harness) -> None:
+    """A successful send calls on_delivered with the receipt and queues nothing."""
+    scheduler, job, outcomes = harness(ScriptedNotifier())
+    await scheduler.attempt(job)
+
+    assert outcomes == {"delivered": ["C1:1.0"], "dead": []}
+    assert scheduler.next_due() is None
+
+
+async def test_retry_after_is_honoured_exactly(harness) -> None:
+    """A 429 with Retry-After 2 s schedules the next attempt exactly 2 s later, never earlier."""
+    clock = Clock()
+    scheduler, job, outcomes = harness(ScriptedNotifier(RetryableDeliveryError("429", retry_after=2.0)), clock=clock)
+    await scheduler.attempt(job)
+
+    assert scheduler.next_due() == clock.now + 2.0
+    clock.now += 1.999
+    assert scheduler.start_due() == 0
+    clock.now += 0.001
+    assert scheduler.start_due() == 1
+    await scheduler.drain()
+    assert outcomes["delivered"] == ["C1:1.0"]
+
+
+async def test_backoff_without_hint_grows_with_jitter_and_is_capped() -> None:
+    """Retry n waits between half and all of min(max, initial * 2**(n-1))."""
+    policy = BackoffPolicy(initial=1.0, maximum=8.0)
+    rng = random.Random(1)
+    for n, cap in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0)]:
+        delays = [policy.backoff(n, rng) for _ in range(50)]
+        assert all(cap / 2 <= d <= cap for d in delays)
+
+
+async def test_server_errors_retry_with_backoff_then_deliver(harness) -> None:
+    """Two 5xx failures are retried after a backoff, and the third attempt delivers."""
+    clock = Clock()
+    notifier = ScriptedNotifier(RetryableDeliveryError("500"), RetryableDeliveryError("503"))
+    scheduler, job, outcomes = harness(notifier, clock=clock)
+    await scheduler.attempt(job)
+    for _ in range(2):
+        due = scheduler.next_due()
+        assert due is not None
+        assert due > clock.now
+        clock.now = due
+        scheduler.start_due()
+        await scheduler.drain()
+
+    assert notifier.calls == 3
+    assert outcomes["delivered"] == ["C1:1.0"]
+
+
+async def test_permanent_error_is_dead_lettered_without_retry(harness) -> None:
+    """channel_not_found goes to the dead letters at once and is never retried."""
+    notifier = ScriptedNotifier(PermanentDeliveryError("slack: channel_not_found"))
+    scheduler, job, outcomes = harness(notifier)
+    await scheduler.attempt(job)
+
+    assert outcomes["dead"] == [("permanent", "slack: channel_not_found")]
+    assert scheduler.next_due() is None
+    assert notifier.calls == 1
+
+
+async def test_gives_up_after_the_window(harness) -> None:
+    """A retry that would fall past the give-up window dead-letters the job as gave_up."""
+    clock = Clock()
+    notifier = ScriptedNotifier(
+        RetryableDeliveryError("451", retry_after=30.0), RetryableDeliveryError("451", retry_after=40.0)
+    )
+    scheduler, job, outcomes = harness(notifier, policy=BackoffPolicy(give_up=60.0), clock=clock)
+    await scheduler.attempt(job)
+    clock.now += 30.0
+    scheduler.start_due()
+    await scheduler.drain()
+
+    assert outcomes["dead"] == [("gave_up", "451")]
+    assert scheduler.next_due() is None
