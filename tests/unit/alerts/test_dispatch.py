@@ -1,0 +1,135 @@
+"""The dispatcher: suppressions, grouping into one delivery, acks only after the delivery is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.delivery_log import DeliveryLog
+from alerts.dispatch import Dispatcher
+from alerts.routing.config import RoutingConfig
+from schemas.alert import Alert
+
+
+class RecordingNotifier:
+    """Accepts every notification and remembers it."""
+
+    receiver_type = "slack"
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.sent.append(notification)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"C1:{len(self.sent)}.0")
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Not used here."""
+
+    async def aclose(self) -> None:
+        """Not used here."""
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 1_795_420_800.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup() -> Callable[..., tuple[Dispatcher, RecordingNotifier, Clock, dict[bytes, Any], list[str]]]:
+    """Factory: a dispatcher over one Slack receiver (group_wait 1 s) with a dict delivery table."""
+
+    def factory(**config: Any) -> tuple[Dispatcher, RecordingNotifier, Clock, dict[bytes, Any], list[str]]:
+        routing = RoutingConfig.model_validate(
+            {
+                "receivers": [{"name": "csm", "console_configs": [{}]}],
+                "route": {"receiver": "csm", "group_wait": "1s"},
+                **config,
+            }
+        )
+        notifier, clock, table, flushes = RecordingNotifier(), Clock(), {}, []
+
+        async def dead_letter(*args: Any) -> None:
+            raise AssertionError(f"unexpected dead letter {args}")
+
+        async def flush() -> None:
+            flushes.append("flush")
+
+        dispatcher = Dispatcher(
+            routing, {"csm": [notifier]}, DeliveryLog(table, 3600.0), dead_letter, flush, clock=clock
+        )
+        return dispatcher, notifier, clock, table, flushes
+
+    return factory
+
+
+async def _run_until_idle(dispatcher: Dispatcher, clock: Clock) -> None:
+    clock.now += 1.0
+    dispatcher.tick()
+    await dispatcher.scheduler.drain()
+
+
+async def test_grouped_alerts_go_out_once_and_are_acked_after_recording(setup, make_alert) -> None:
+    """Five alerts of one account become one notification; each is acked only after the log flush."""
+    dispatcher, notifier, clock, table, flushes = setup()
+    acks: list[str] = []
+    alerts = [make_alert() for _ in range(5)]
+    for alert in alerts:
+        dispatcher.on_alert(alert, lambda a=alert: acks.append(a.alert_id), partition=0)
+    assert acks == []
+
+    await _run_until_idle(dispatcher, clock)
+
+    assert len(notifier.sent) == 1
+    assert notifier.sent[0].alerts == tuple(alerts)
+    assert flushes == ["flush"]
+    assert sorted(acks) == sorted(a.alert_id for a in alerts)
+    assert len(table[b"acme"]) == 5
+
+
+async def test_delivered_alert_is_not_sent_again(setup, make_alert) -> None:
+    """An alert consumed again after its delivery was recorded is acked without sending."""
+    dispatcher, notifier, clock, _table, _ = setup()
+    alert = make_alert()
+    dispatcher.on_alert(alert, lambda: None)
+    await _run_until_idle(dispatcher, clock)
+    acks: list[int] = []
+
+    dispatcher.on_alert(alert, lambda: acks.append(1))
+    await _run_until_idle(dispatcher, clock)
+
+    assert len(notifier.sent) == 1
+    assert acks == [1]
+
+
+async def test_silenced_alert_is_acked_at_once_and_not_sent(setup, make_alert) -> None:
+    """A silence matching the account suppresses the alert; it is acked immediately."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        silences=[{"account_id": "acme", "ends_at": "2099-01-01T00:00:00Z", "reason": "migration"}]
+    )
+    acks: list[int] = []
+    dispatcher.on_alert(make_alert(), lambda: acks.append(1))
+    await _run_until_idle(dispatcher, clock)
+
+    assert acks == [1]
+    assert notifier.sent == []
+
+
+async def test_revoked_partition_work_is_dropped_unacked(setup, make_alert) -> None:
+    """Pending alerts of a revoked partition are forgotten (their new owner re-reads them)."""
+    dispatcher, notifier, clock, _table, _ = setup()
+    acks: list[int] = []
+    dispatcher.on_alert(make_alert(), lambda: acks.append(1), partition=3)
+
+    assert dispatcher.revoke({3}) == 1
+    await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == []
+    assert acks == []
