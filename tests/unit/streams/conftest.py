@@ -1,0 +1,40 @@
+"""Fixtures for the rules-worker unit tests: a fake engine and processor factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from schemas.account import Account
+from schemas.settings import Settings
+from streams.clock import PartitionClocks
+from streams.processor import RulesProcessor
+from streams.state_cache import StateCache
+from streams.wakeups import WakeupIndex
+from tests.unit.streams.fake_engine import FakeEngine
+
+
+@pytest.fixture
+def make_processor() -> Callable[..., tuple[RulesProcessor, dict[bytes, bytes]]]:
+    """Factory: ``make_processor(event_time_only=True, wall=…, accounts={…})`` → (processor, table dict)."""
+
+    def factory(
+        event_time_only: bool = True,
+        wall: float = 2_000_000_000.0,
+        accounts: dict[str, Account] | None = None,
+        **settings: Any,
+    ) -> tuple[RulesProcessor, dict[bytes, bytes]]:
+        engine = FakeEngine()
+        table: dict[bytes, bytes] = {}
+        cfg = Settings(event_time_only=event_time_only, allowed_lateness_seconds=5.0, **settings)
+        clocks = PartitionClocks(5.0, event_time_only, wall_clock=lambda: wall)
+        cache = StateCache(table, engine.new_state, engine.loads, engine.dumps)
+        known = accounts or {}
+        processor = RulesProcessor(
+            engine, cfg, cache, clocks, WakeupIndex(), known.get, ["three-errors", "quiet"], wall_clock=lambda: wall
+        )
+        return processor, table
+
+    return factory
