@@ -234,11 +234,18 @@ def create_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        # Eager rebalancing revokes everything; hold deliveries until we know what stays ours.
         READY.labels(app=APP_NAME).set(0)
-        lost = {tp.partition for tp in revoked if tp.topic == alerts_topic.get_topic_name()}
-        dropped = dispatcher.revoke(lost)
+        dispatcher.paused = True
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        # Work of partitions that stayed here is kept (Faust does not re-deliver their records);
+        # work of partitions that moved is dropped: the new owner re-reads it from the committed offset.
+        mine = {tp.partition for tp in assigned if tp.topic == alerts_topic.get_topic_name()}
+        dropped = dispatcher.retain(mine)
         if dropped:
-            log.info("pending deliveries handed over on rebalance", partitions=sorted(lost), dropped=dropped)
+            log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)
 
     async def publish_feedback(feedback: Feedback) -> None:
         await feedback_topic.send(key=feedback.account_id.encode(), value=feedback.model_dump_json().encode())

@@ -115,6 +115,7 @@ class Dispatcher:
         self._inhibit_horizon = inhibit_horizon_seconds
         self._waiting: dict[tuple[str, str], list[Ticket]] = {}  # (alert_id, target) → tickets
         self.grouper: Grouper[PendingAlert] = Grouper()
+        self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
 
@@ -199,6 +200,8 @@ class Dispatcher:
 
     def tick(self) -> float | None:
         """Flush due groups into delivery jobs and start due attempts; returns the next wake-up time."""
+        if self.paused:
+            return None
         now = self._clock()
         for batch in self.grouper.due(now):
             self._flush_batch(batch, now)
@@ -282,6 +285,13 @@ class Dispatcher:
                 ticket.settle(job.target)
 
     # --- rebalancing ----------------------------------------------------------------------------
+
+    def retain(self, partitions: Collection[int]) -> int:
+        """After a rebalance: keep the work of partitions still assigned here, forget the rest, resume."""
+        held = {t.partition for tickets in self._waiting.values() for t in tickets if t.partition is not None}
+        dropped = self.revoke(held - set(partitions))
+        self.paused = False
+        return dropped
 
     def revoke(self, partitions: Collection[int]) -> int:
         """Forget pending work of alerts from revoked partitions (their new owner re-consumes them)."""

@@ -133,3 +133,18 @@ async def test_revoked_partition_work_is_dropped_unacked(setup, make_alert) -> N
     await _run_until_idle(dispatcher, clock)
     assert notifier.sent == []
     assert acks == []
+
+
+async def test_rebalance_keeps_work_of_partitions_that_stay(setup, make_alert) -> None:
+    """During a rebalance nothing is sent; afterwards the work of retained partitions goes out."""
+    dispatcher, notifier, clock, _table, _ = setup()
+    kept, moved = make_alert(), make_alert(account_id="globex")
+    dispatcher.on_alert(kept, lambda: None, partition=1)
+    dispatcher.on_alert(moved, lambda: None, partition=2)
+    dispatcher.paused = True
+    await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == []
+
+    assert dispatcher.retain({1}) == 1
+    await _run_until_idle(dispatcher, clock)
+    assert [n.alerts for n in notifier.sent] == [(kept,)]

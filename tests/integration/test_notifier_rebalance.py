@@ -1,0 +1,72 @@
+"""Scaling out: a second notifier joining mid-group takes over partitions without losing or repeating alerts."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from schemas.settings import Settings
+from streams.topics import TopicNames
+from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.notifier_harness import (
+    log_records,
+    make_alert,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
+
+ROUTES = """
+receivers:
+  - name: owner
+    slack_configs:
+      - channel: "{{ account.owner.slack }}"
+route:
+  receiver: owner
+  group_by: [account_id]
+  group_wait: 10s
+"""
+
+
+def test_second_notifier_takes_over_pending_alerts_exactly_once(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Alerts waiting in group_wait when a rebalance moves their partition are delivered by exactly
+    one of the two notifiers: the first keeps the partitions it retains, the second re-reads the rest."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        notifier_session_timeout_seconds=6,
+    )
+    first = start_notifier(process_factory, settings, name="notifier-1")
+    alerts = [make_alert(f"acct-{i}", account={"name": f"A{i}", "owner": {"slack": f"C-{i}"}}) for i in range(20)]
+    produce_alerts(producer, topics.alerts, *alerts)
+    second = process_factory(
+        ["preempt", "notifier"], settings.model_copy(update={"notifier_web_port": free_port()}), name="notifier-2"
+    )
+    second.wait_for_log("notifier ready", timeout_s=90)
+
+    slack_server.wait_for(20, timeout_s=60)
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and len(log_records(first, "alert delivered") + log_records(second, "alert delivered")) < 20
+    ):
+        time.sleep(0.1)
+    per_channel = Counter(r.target for r in slack_server.delivered())
+    assert per_channel == Counter({f"C-{i}": 1 for i in range(20)})
+    handed = wait_for_records(first, "pending deliveries handed over on rebalance", 1)
+    assert handed[0]["dropped"] > 0
