@@ -23,11 +23,11 @@ from tests.integration.notifier_harness import (
 from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
 
-def _routes() -> str:
-    # Quiet hours from an hour ago to an hour ahead in UTC: quiet now for accounts in UTC, not for
+def _routes(quiet_end: datetime) -> str:
+    # Quiet hours from an hour ago until ``quiet_end`` in UTC: quiet now for accounts in UTC, not for
     # accounts twelve hours ahead (the test alerts' default timezone is Etc/GMT-12).
-    now = datetime.now(UTC)
-    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    start = (quiet_end - timedelta(hours=1)).strftime("%H:%M:%S")
+    end = quiet_end.strftime("%H:%M:%S")
     return f"""
 receivers:
   - name: csm
@@ -62,10 +62,10 @@ def test_silences_inhibition_and_quiet_hours(
     tmp_path: Path,
 ) -> None:
     """A silenced account's alert and an inhibited alert are never sent, an alert in its owner's quiet
-    hours is held back, and an ordinary alert goes out."""
-    settings = notifier_settings(
-        settings_factory, write_routes(tmp_path, _routes()), slack_api_url=slack_server.api_url
-    )
+    hours is held back until they end, and an ordinary alert goes out at once."""
+    quiet_end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)  # room for a slow notifier start
+    routes = write_routes(tmp_path, _routes(quiet_end))
+    settings = notifier_settings(settings_factory, routes, slack_api_url=slack_server.api_url)
     notifier = start_notifier(process_factory, settings)
 
     source = make_alert("initech", severity="critical", priority=1, title="Initech: payments failing")
@@ -90,3 +90,8 @@ def test_silences_inhibition_and_quiet_hours(
     assert not any("Nightowl" in t or "Hushed" in t or "Initech: errors spiking" in t for t in texts)
     for reason in ("silenced", "inhibited", "quiet_hours"):
         assert metric_value(settings, "preempt_alerts_suppressed_total", reason=reason) == 1
+
+    # At the end of the quiet hours the held alert goes out (the "next digest").
+    after = wait_for_records(notifier, "alert delivered", 3, timeout_s=40)
+    (late,) = [r for r in after if r["alert_id"] == night.alert_id]
+    assert datetime.fromisoformat(late["timestamp"].replace("Z", "+00:00")) >= quiet_end
