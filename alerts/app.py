@@ -247,6 +247,13 @@ def create_app(
         if dropped:
             log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_channels(sender: Any, **kwargs: Any) -> None:
+        # Unacked alerts are simply re-read by the next owner; only connections need closing here.
+        for notifier in dispatcher.notifiers():
+            with contextlib.suppress(Exception):
+                await notifier.aclose()
+
     async def publish_feedback(feedback: Feedback) -> None:
         await feedback_topic.send(key=feedback.account_id.encode(), value=feedback.model_dump_json().encode())
         await flush()
