@@ -108,3 +108,8 @@ READY = Gauge(
     "1 when the process has its partitions assigned and its tables recovered.",
     ["app"],
 )
+EVENT_OFFSET_GAPS = Counter(
+    "preempt_event_offset_gaps_total",
+    "Records of preempt.events skipped between two batches of one partition (should stay 0; a gap "
+    "means records were acked without reaching the rules worker).",
+)
