@@ -134,6 +134,7 @@ class WorkerRuntime:
         n_partitions = self.settings.topic_partitions
         processor = self.processor
         processor.cache.clear()
+        processor.forget_offsets()
         processor.wakeups.drop_partitions(range(n_partitions))
         processor.clocks.forget(range(n_partitions))
         for key, value in list(self.clock_table.items()):

@@ -28,6 +28,7 @@ from schemas.event import Event
 from schemas.logs import get_logger
 from schemas.metrics import (
     DUPLICATE_EVENTS,
+    EVENT_OFFSET_GAPS,
     EVENT_TO_ALERT,
     EVENTS,
     EVENTS_DEAD_LETTERED,
@@ -122,6 +123,7 @@ class RulesProcessor:
         self._rule_ids = tuple(rule_ids)
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
+        self._next_offset: dict[int, int] = {}
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class RulesProcessor:
         before: dict[int, float] = {}
         outcomes: dict[str, int] = {}
         for record in records:
+            self._check_offset(record)
             decoded = decode_event(
                 record.value,
                 max_bytes=self.settings.max_event_bytes,
@@ -178,6 +181,10 @@ class RulesProcessor:
 
     # --- recovery ------------------------------------------------------------------------------
 
+    def forget_offsets(self) -> None:
+        """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
+        self._next_offset.clear()
+
     def rebuild_wakeups(self, states: Iterable[tuple[str, int, bytes]]) -> int:
         """Re-index ``(account_id, partition, state bytes)`` read from the table after recovery."""
         n = 0
@@ -187,6 +194,21 @@ class RulesProcessor:
         return n
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _check_offset(self, record: Record) -> None:
+        # Offsets of a non-transactional topic are contiguous, so a jump means records were
+        # acknowledged by the consumer without reaching us; say so loudly (it never should).
+        expected = self._next_offset.get(record.partition)
+        if expected is not None and record.offset > expected:
+            EVENT_OFFSET_GAPS.inc(record.offset - expected)
+            log.error(
+                "records skipped before reaching the rules worker",
+                partition=record.partition,
+                first_missing=expected,
+                next_seen=record.offset,
+            )
+        if expected is None or record.offset >= expected:
+            self._next_offset[record.partition] = record.offset + 1
 
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the

@@ -76,3 +76,14 @@ def test_rebuild_wakeups_restores_pending_deadlines_from_table_bytes(make_proces
     assert fresh.rebuild_wakeups((k.decode(), 0, v) for k, v in table.items()) == 1
     fresh.clocks.restore(0, T0 + QUIET_AFTER + 10)
     assert [a.rule_id for a in fresh.tick([0]).alerts] == ["quiet"]
+
+
+def test_an_offset_gap_between_batches_is_counted(make_processor: Factory) -> None:
+    """Records that never reached the worker (an offset jump on a partition) are counted as a gap."""
+    from schemas.metrics import EVENT_OFFSET_GAPS
+
+    processor, _ = make_processor()
+    before = EVENT_OFFSET_GAPS._value.get()
+    processor.process_batch([_record(0, "Login", T0), _record(1, "Login", T0 + 1)])
+    processor.process_batch([_record(5, "Login", T0 + 2)])
+    assert EVENT_OFFSET_GAPS._value.get() - before == 3
