@@ -60,7 +60,7 @@ def test_good_bad_and_duplicate_records_are_each_accounted_for(
     process_factory: Callable[..., ManagedProcess],
     producer: KafkaProducer,
 ) -> None:
-    """1,000 good, 100 bad (every reason) and 50 duplicates: 1,000 accepted, 100 dead-lettered with reasons, 50 dropped."""
+    """1,000 good, 100 bad (every reason), 50 duplicates: 1,000 accepted, 100 dead-lettered by reason, 50 dropped."""
     settings = settings_factory(event_time_only=True, worker_web_port=free_port())
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
