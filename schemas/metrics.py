@@ -110,6 +110,6 @@ READY = Gauge(
 )
 EVENT_OFFSET_GAPS = Counter(
     "preempt_event_offset_gaps_total",
-    "Records of preempt.events skipped between two batches of one partition (should stay 0; a gap "
-    "means records were acked without reaching the rules worker).",
+    "Records of preempt.events that were acked without reaching the rules worker and could not be "
+    "re-read (should stay 0).",
 )

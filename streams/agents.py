@@ -22,6 +22,7 @@ from kafka.partitioner.default import murmur2
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.emit import OutputWriter
+from streams.gap_repair import GapRepair
 from streams.processor import BatchOutput, Record, RulesProcessor
 
 log = get_logger(__name__)
@@ -53,6 +54,7 @@ class WorkerRuntime:
         self.state_table = state_table
         self.clock_table = clock_table
         self.lock = asyncio.Lock()
+        self.gap_repair: GapRepair | None = None
         self.events_processed = 0
         self._needs_rebuild = True
         self._recovered = False
@@ -74,9 +76,28 @@ class WorkerRuntime:
         ]
         async with self.lock:
             self._maybe_rebuild()
+            gaps = self.processor.find_gaps(records)
+            if gaps and self.gap_repair is not None:
+                records = await self._repair(records, gaps)
             out = self.processor.process_batch(records)
             await self._apply(out)
             self.events_processed += len(records)
+
+    async def _repair(self, records: list[Record], gaps: list[tuple[int, int, int]]) -> list[Record]:
+        assert self.gap_repair is not None
+        fetched: list[Record] = []
+        for partition, start, end in gaps:
+            got = await self.gap_repair.fetch(partition, start, end)
+            log.error(
+                "records skipped before reaching the rules worker; re-read them from Kafka",
+                partition=partition,
+                first_missing=start,
+                next_seen=end,
+                recovered=len(got),
+            )
+            fetched += got
+        # Per-partition order is what matters (each partition has its own clock).
+        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset))
 
     async def tick(self) -> None:
         """Advance the clocks of the assigned partitions (a no-op while recovering)."""

@@ -18,6 +18,7 @@ from streams.agents import WorkerRuntime, install_agents
 from streams.clock import PartitionClocks
 from streams.emit import OutputWriter
 from streams.enrich import AccountDirectory, accounts_table
+from streams.gap_repair import GapRepair
 from streams.partition_scope import PartitionEvents
 from streams.processor import RuleEnginePort, RulesProcessor
 from streams.state_cache import StateCache
@@ -89,6 +90,7 @@ def create_app(
     )
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
+    runtime.gap_repair = GapRepair(settings, names.events)
     install_agents(app, runtime, events, settings)
     _register_web(app)
     return app

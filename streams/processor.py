@@ -181,6 +181,18 @@ class RulesProcessor:
 
     # --- recovery ------------------------------------------------------------------------------
 
+    def find_gaps(self, records: Sequence[Record]) -> list[tuple[int, int, int]]:
+        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
+        expected = dict(self._next_offset)
+        gaps: list[tuple[int, int, int]] = []
+        for record in records:
+            nxt = expected.get(record.partition)
+            if nxt is not None and record.offset > nxt:
+                gaps.append((record.partition, nxt, record.offset))
+            if nxt is None or record.offset >= nxt:
+                expected[record.partition] = record.offset + 1
+        return gaps
+
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
         self._next_offset.clear()
