@@ -87,3 +87,12 @@ def test_an_offset_gap_between_batches_is_counted(make_processor: Factory) -> No
     processor.process_batch([_record(0, "Login", T0), _record(1, "Login", T0 + 1)])
     processor.process_batch([_record(5, "Login", T0 + 2)])
     assert REGISTRY.get_sample_value("preempt_event_offset_gaps_total") == before + 3
+
+
+def test_find_gaps_names_each_offset_jump_without_consuming_it(make_processor: Factory) -> None:
+    """find_gaps reports (partition, first missing, next seen) and leaves the offsets untouched."""
+    processor, _ = make_processor()
+    processor.process_batch([_record(0, "Login", T0)])
+    batch = [_record(4, "Login", T0 + 1), _record(5, "Login", T0 + 2, partition=1)]
+    assert processor.find_gaps(batch) == [(0, 1, 4)]
+    assert processor.find_gaps(batch) == [(0, 1, 4)]
