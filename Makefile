@@ -40,6 +40,8 @@ typecheck: install ## mypy --strict on the packages
 	$(BIN)/mypy
 
 test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit + integration on the real broker)
+	deploy/prometheus/ensure-prometheus.sh
+	deploy/ensure-compose.sh
 	$(BIN)/pytest
 
 unit: install ## Unit tests only (no broker)
