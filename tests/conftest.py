@@ -11,7 +11,7 @@ import pytest
 from schemas.event import Event
 
 _ids = itertools.count(1)
-T0 = 1_795_420_800.0  # 2026-11-23T00:00:00Z
+T0 = 1_795_420_800.0  # 2026-11-23T08:00:00Z
 
 
 @pytest.fixture
