@@ -9,6 +9,15 @@ weights count). Points scale linearly from ``zero_at`` (0) to ``target`` (full),
 It fires at a tick when the score is below ``below``, or ``drop_points`` or more under the
 highest score of the ticks within the last ``window``. A key is ticked from its first matching
 event until its measures have all left the window; activity restarts the ticks.
+
+Warm-up: a key fires nothing (neither ``below`` nor ``drop_points``) until its window is fully
+observed — the first tick at or after the start of its first matching event's ``every`` bucket
+plus ``window``. Earlier ticks would score a window holding only a day or two of data, so every
+brand-new account would score low; they are still computed and kept for ``drop_points``. The
+key's first tick is kept in its state (``f``) and is not reset when a silent key becomes active
+again. State written before ``f`` existed is read with the oldest tick of the kept score history
+as the first tick (that history spans up to one window, so a key older than its window counts as
+warm), or as new when there is none.
 """
 
 from __future__ import annotations
@@ -78,7 +87,7 @@ class ScoreEvaluator(EvaluatorBase):
             if not match(event):
                 continue
             if keyed is None:
-                keyed = {"b": {}, "l": {}, "h": [], "e": event.ts, "t": None}
+                keyed = {"b": {}, "l": {}, "h": [], "e": event.ts, "t": None, "f": spec.start(index + 1)}
                 state["k"][key] = keyed
             if measure is not None:
                 contribution = measure.contribution(event)
@@ -157,7 +166,12 @@ class ScoreEvaluator(EvaluatorBase):
         while history and history[0][0] <= tick - rule.window:
             del history[0]
         peak = max((s for _, s in history), default=None)
+        first = keyed.get("f")
+        if first is None:  # state from before the warm-up: the kept history says how old the key is
+            first = keyed["f"] = history[0][0] if history else tick
         history.append([tick, score])
+        if tick < first + rule.window - rule.every:  # window not yet fully observed: warm-up
+            return None
         below = rule.below is not None and score < rule.below
         fell = rule.drop_points is not None and peak is not None and peak - score >= rule.drop_points
         if not (below or fell):

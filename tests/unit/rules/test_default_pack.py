@@ -50,7 +50,7 @@ MAY: dict[Persona, frozenset[str]] = {
         {"champion-gone-quiet", "engagement-score-low", "seat-utilisation-low", "account-inactive-14d"}
     ),
     # fading usage takes the admins with it, for small teams every login, and the score falls
-    # 40 points within a week only when the fade is steep
+    # below 40 (or 40 points within a week) only when the fade is steep
     P.DECAYING: frozenset({"champion-gone-quiet", "engagement-score-low", "account-inactive-14d"}),
 }
 

@@ -10,23 +10,23 @@ def _logins(at, day, count):
 
 
 def test_score_below_threshold_fires_at_the_tick(make_rule, make_engine, run, at):
-    """One login in the window (target 4) scores 25 < 50 at the next midnight."""
+    """One login in the window (target 4) scores 25 < 50 at the first tick after the warm-up."""
     engine = make_engine(make_rule("score"))
-    result = run(engine, _logins(at, 0, 1), until=MONDAY + DAY)
-    assert result.fired == [("score-rule", MONDAY + DAY)]
+    result = run(engine, _logins(at, 0, 1), until=MONDAY + 2 * DAY)
+    assert result.fired == [("score-rule", MONDAY + 2 * DAY)]
     assert result.findings[0].evidence["value"] == 25.0
 
 
 def test_not_before_the_tick(make_rule, make_engine, run, at):
     """No score is computed between ticks."""
     engine = make_engine(make_rule("score"))
-    assert run(engine, _logins(at, 0, 1), until=MONDAY + DAY - 1).fired == []
+    assert run(engine, _logins(at, 0, 1), until=MONDAY + 2 * DAY - 1).fired == []
 
 
 def test_exactly_at_below_does_not_fire(make_rule, make_engine, run, at):
     """Two logins of four is exactly 50, which is not below 50."""
     engine = make_engine(make_rule("score"))
-    assert run(engine, _logins(at, 0, 2), until=MONDAY + DAY).fired == []
+    assert run(engine, _logins(at, 0, 2), until=MONDAY + 2 * DAY).fired == []
 
 
 def test_drop_points_within_window(make_rule, make_engine, run, at):
@@ -34,7 +34,7 @@ def test_drop_points_within_window(make_rule, make_engine, run, at):
     rule = make_rule("score", below=None, drop_points=50)
     engine = make_engine(rule)
     result = run(engine, _logins(at, 0, 4), until=MONDAY + 3 * DAY)
-    # day 1: 100; day 2: still 100 (2-day window); day 3: 0 → fell 100 points
+    # day 1: 100 (warm-up); day 2: still 100 (2-day window); day 3: 0 → fell 100 points
     assert result.fired == [("score-rule", MONDAY + 3 * DAY)]
     assert result.findings[0].evidence["reason"] == "drop"
 
@@ -53,12 +53,12 @@ def test_latest_value_component_and_default(make_rule, make_engine, run, at):
         },
     ]
     engine = make_engine(make_rule("score", components=components))
-    quiet = run(engine, _logins(at, 0, 2), until=MONDAY + DAY)  # (50 + 100) / 2 = 75
+    quiet = run(engine, _logins(at, 0, 2), until=MONDAY + 2 * DAY)  # (50 + 100) / 2 = 75
     assert quiet.fired == []
     engine = make_engine(make_rule("score", components=components))
     events = [*_logins(at, 0, 2), at(2 * HOUR, "NPS", properties={"score": 2})]  # (50 + 20) / 2 = 35
-    result = run(engine, events, until=MONDAY + DAY)
-    assert result.fired == [("score-rule", MONDAY + DAY)]
+    result = run(engine, events, until=MONDAY + 2 * DAY)
+    assert result.fired == [("score-rule", MONDAY + 2 * DAY)]
     assert result.findings[0].evidence["components"] == {"activity": 50.0, "nps": 20.0}
 
 
@@ -67,7 +67,7 @@ def test_inverse_component_fewer_is_better(make_rule, make_engine, run, at):
     errors = {"name": "errors", "weight": 1, "match": {"event": "Error"}, "measure": "count", "target": 0, "zero_at": 4}
     components = [errors]
     engine = make_engine(make_rule("score", components=components))
-    result = run(engine, [at(HOUR + i, "Error") for i in range(3)], until=MONDAY + DAY)
+    result = run(engine, [at(HOUR + i, "Error") for i in range(3)], until=MONDAY + 2 * DAY)
     assert result.findings[0].evidence["value"] == 25.0
 
 
@@ -78,3 +78,99 @@ def test_ticks_stop_after_activity_leaves_the_window(make_rule, make_engine, run
     assert result.fired == [("score-rule", MONDAY + 3 * DAY)]
     assert result.state is not None
     assert engine.next_wakeup(result.state) is None
+
+
+def _daily_logins(at, days):
+    return [at(day * DAY + 9 * HOUR, "Login", user_id="u1") for day in range(days)]
+
+
+def _one_user_rule(make_rule, **overrides):
+    components = [
+        {"name": "users", "weight": 1, "match": {"event": "Login"}, "measure": "distinct:user_id", "target": 4}
+    ]
+    return make_rule("score", window="7d", components=components, **overrides)
+
+
+def test_below_waits_until_the_window_is_fully_observed(make_rule, make_engine, run, at):
+    """A key that scores 25 every day fires nothing on the six ticks before its first full 7-day window."""
+    engine = make_engine(_one_user_rule(make_rule, cooldown="1s"))
+    result = run(engine, _daily_logins(at, 8), until=MONDAY + 8 * DAY)
+    assert result.fired == [("score-rule", MONDAY + 7 * DAY), ("score-rule", MONDAY + 8 * DAY)]
+    assert result.findings[0].evidence["reason"] == "below"
+
+
+def test_warm_up_counts_from_the_first_events_bucket(make_rule, make_engine, run, at):
+    """A first event late on day 2 makes the tick of day 9, whose window starts on day 2, the first that fires."""
+    engine = make_engine(_one_user_rule(make_rule))
+    events = [at(2 * DAY + 23 * HOUR, "Login", user_id="u1")]
+    result = run(engine, events, until=MONDAY + 9 * DAY)
+    assert result.fired == [("score-rule", MONDAY + 9 * DAY)]
+
+
+def test_drop_waits_for_the_warm_up_and_remembers_warm_up_scores(make_rule, make_engine, run, at):
+    """A fall during the warm-up fires at the first warm tick, measured from the warm-up peak."""
+    nps = {"name": "nps", "weight": 1, "match": {"event": "NPS"}, "latest": "properties.score", "target": 10}
+    rule = make_rule("score", window="3d", below=None, drop_points=30, components=[nps])
+    engine = make_engine(rule)
+    events = [at(HOUR, "NPS", properties={"score": 10}), at(DAY + HOUR, "NPS", properties={"score": 0})]
+    result = run(engine, events, until=MONDAY + 3 * DAY)
+    # day 1: 100 (warm-up); day 2: 0, a fall of 100 but still warming up; day 3: first full window
+    assert result.fired == [("score-rule", MONDAY + 3 * DAY)]
+    assert result.findings[0].evidence["baseline"] == 100.0
+
+
+def test_a_key_active_again_after_silence_is_not_warmed_up_again(make_rule, make_engine, run, at):
+    """The first tick is kept while a key is silent, so a returning key is scored at once."""
+    engine = make_engine(_one_user_rule(make_rule, cooldown="1s"))
+    events = [*_daily_logins(at, 8), at(30 * DAY + HOUR, "Login", user_id="u1")]
+    result = run(engine, events, until=MONDAY + 31 * DAY)
+    assert ("score-rule", MONDAY + 31 * DAY) in result.fired
+
+
+def test_warm_up_survives_dumps_and_loads(make_rule, make_engine, at):
+    """State saved in the middle of the warm-up, reloaded, fires at the same tick as without a restart."""
+    engine = make_engine(_one_user_rule(make_rule))
+    state = engine.new_state()
+    events = _daily_logins(at, 10)
+    findings = []
+    for event in events[:4]:
+        findings.extend(engine.on_event(state, event, event.ts)[1])
+    findings.extend(engine.advance(state, MONDAY + 4 * DAY))
+    assert findings == []
+    state = engine.loads(engine.dumps(state))
+    for event in events[4:]:
+        findings.extend(engine.on_event(state, event, event.ts)[1])
+    findings.extend(engine.advance(state, MONDAY + 10 * DAY))
+    assert [f.fired_at for f in findings][:1] == [MONDAY + 7 * DAY]
+
+
+def _without_first_tick(engine, state):
+    """The state as an engine from before the warm-up wrote it: no ``f`` in the key."""
+    del state.rules["score-rule"]["k"][""]["f"]
+    return engine.loads(engine.dumps(state))
+
+
+def test_state_without_first_tick_of_a_young_key_still_warms_up(make_rule, make_engine, at):
+    """State written before the warm-up existed takes a young key's first tick from its score history."""
+    engine = make_engine(_one_user_rule(make_rule, cooldown="1s"))
+    state = engine.new_state()
+    findings = []
+    for event in _daily_logins(at, 3):
+        findings.extend(engine.on_event(state, event, event.ts)[1])
+    findings.extend(engine.advance(state, MONDAY + 3 * DAY))
+    state = _without_first_tick(engine, state)
+    findings.extend(engine.advance(state, MONDAY + 7 * DAY))
+    assert [f.fired_at for f in findings] == [MONDAY + 7 * DAY]
+
+
+def test_state_without_first_tick_of_an_old_key_counts_as_warm(make_rule, make_engine, at):
+    """A key whose kept score history spans the window keeps firing after the old state is read."""
+    engine = make_engine(_one_user_rule(make_rule, cooldown="1s"))
+    state = engine.new_state()
+    findings = []
+    for event in _daily_logins(at, 8):
+        findings.extend(engine.on_event(state, event, event.ts)[1])
+    findings.extend(engine.advance(state, MONDAY + 8 * DAY))
+    assert [f.fired_at for f in findings] == [MONDAY + 7 * DAY, MONDAY + 8 * DAY]
+    state = _without_first_tick(engine, state)
+    assert [f.fired_at for f in engine.advance(state, MONDAY + 9 * DAY)] == [MONDAY + 9 * DAY]
