@@ -1,145 +1,29 @@
 """The rules worker's operational web surface: ``/metrics``, ``/healthz``, ``/readyz``, consumer lag.
 
-``create_app`` calls :func:`register_web` once. The notifier has the same surface in
-``alerts/web.py`` (the packages may not import each other); the decisions both make live in
-``schemas/health.py``.
+``create_app`` calls :func:`register_web` once. The implementation is shared with the notifier in
+``schemas/ops_web.py``; this module fixes the Faust-sensor prefix (``preempt_rules_*``).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import faust
-from aiokafka.errors import KafkaError
-from faust import web
-from faust.exceptions import ConsumerNotStarted
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from schemas.health import ConsumerState, Readiness, lag_by_topic, readiness
-from schemas.logs import get_logger
-from schemas.metrics import CONSUMER_LAG, READY
+from schemas import ops_web
+from schemas.ops_web import consumer_state, refresh_ready, source_partitions, update_consumer_lag
 
-log = get_logger(__name__)
+__all__ = [
+    "FAUST_METRICS_PREFIX",
+    "consumer_state",
+    "refresh_ready",
+    "register_web",
+    "source_partitions",
+    "update_consumer_lag",
+]
 
-# Faust's own sensor metrics are named preempt_rules_* whatever the app id (which carries the topic
-# prefix), so dashboards and alert rules work for every deployment. They register on the
-# process-wide registry: create them once, so building the app twice in one process does not fail.
 FAUST_METRICS_PREFIX = "preempt_rules"
-_FAUST_METRICS: dict[str, FaustMetrics] = {}
 
 
 def register_web(app: faust.App, *, lag_interval_s: float = 15.0) -> None:
-    """Add ``/metrics``, ``/healthz``, ``/readyz`` and the consumer-lag timer to ``app``.
-
-    Called by ``create_app`` after the agents and tables are defined. The ``app`` label of
-    ``preempt_ready`` and ``preempt_consumer_lag`` is the Faust app name.
-    """
-    register_metrics_page(app)
-    register_probes(app)
-    register_lag_exporter(app, interval_s=lag_interval_s)
-
-
-def register_metrics_page(app: faust.App) -> None:
-    """Install Faust's Prometheus sensor (``preempt_rules_*``) and serve the default registry at ``/metrics``."""
-    if "/metrics" in app.web.views:  # an app.py that registered its own page keeps it
-        return
-    metrics = _FAUST_METRICS.get(FAUST_METRICS_PREFIX)
-    if metrics is None:
-        metrics = _FAUST_METRICS[FAUST_METRICS_PREFIX] = FaustMetrics.create(REGISTRY, FAUST_METRICS_PREFIX)
-    app.monitor = PrometheusMonitor(metrics=metrics)
-
-    @app.page("/metrics")
-    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
-        return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-
-def register_probes(app: faust.App) -> None:
-    """``/healthz``: 200 while the process runs. ``/readyz``: 200 when ready, 503 with the reason."""
-    name = app.conf.name
-    READY.labels(app=name).set(0)
-
-    @app.page("/healthz")
-    async def healthz(self: web.View, request: web.Request) -> web.Response:
-        return self.json({"status": "alive", "app": name})
-
-    @app.page("/readyz")
-    async def readyz(self: web.View, request: web.Request) -> web.Response:
-        verdict = refresh_ready(app)
-        if verdict.ready:
-            return self.json({"status": "ready", "app": name, "detail": verdict.reason})
-        return self.json({"status": "not_ready", "app": name, "reason": verdict.reason}, status=503)
-
-
-def register_lag_exporter(app: faust.App, *, interval_s: float = 15.0) -> None:
-    """A timer on every worker that sets ``preempt_consumer_lag`` and refreshes ``preempt_ready``."""
-
-    async def export_consumer_lag() -> None:
-        refresh_ready(app)
-        await update_consumer_lag(app)
-
-    app.timer(interval=interval_s, name=f"{app.conf.name}.consumer_lag")(export_consumer_lag)
-
-
-def consumer_state(app: faust.App) -> ConsumerState:
-    """Read Faust's own group, rebalance and recovery state."""
-    try:
-        assigned, started = source_partitions(app), True
-    except ConsumerNotStarted:
-        assigned, started = set(), False
-    return ConsumerState(
-        started=started,
-        rebalances=app.rebalancing_count,
-        rebalancing=bool(app.rebalancing),
-        in_recovery=bool(app.in_recovery),
-        recovery_completed=cast(Any, app.tables).recovery.completed.is_set(),  # not on TableManagerT
-        assigned_partitions=len(assigned),
-    )
-
-
-def source_partitions(app: faust.App) -> set[Any]:
-    """This worker's assigned partitions of the topics its agents read.
-
-    Leaves out table changelogs (active and standby) and Faust's internal leader topic.
-    """
-    consumer = app.consumer
-    internal = set(app.tables.changelog_topics) | set(getattr(consumer, "randomly_assigned_topics", ()))
-    return {tp for tp in consumer.assignment() if tp.topic not in internal}
-
-
-def refresh_ready(app: faust.App) -> Readiness:
-    """Decide readiness now and mirror it in ``preempt_ready``."""
-    verdict = readiness(consumer_state(app))
-    READY.labels(app=app.conf.name).set(1 if verdict.ready else 0)
-    return verdict
-
-
-_REPORTED_TOPICS: dict[str, set[str]] = {}
-
-
-async def update_consumer_lag(app: faust.App) -> None:
-    """Set ``preempt_consumer_lag{app,topic}`` from this worker's assigned source partitions.
-
-    Topics this worker no longer holds drop to 0 so a revoked partition's lag does not linger.
-    """
-    name = app.conf.name
-    consumer = app.consumer
-    try:
-        tps = source_partitions(app)
-        ends = await consumer.highwaters(*tps) if tps else {}
-        # Faust keeps the offsets it committed (the next offset to read) per partition; it has no
-        # public accessor, and asking the broker every tick would double the exporter's cost.
-        committed_map: Any = getattr(consumer, "_committed_offset", {})
-        committed = {tp: committed_map.get(tp) for tp in tps}
-        missing = [tp for tp, offset in committed.items() if offset is None]
-        earliest = await consumer.earliest_offsets(*missing) if missing else {}
-    except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
-        log.warning("consumer lag not updated", app=name, error=repr(exc))
-        return
-    lag = lag_by_topic(tps, ends, committed, earliest)
-    reported = _REPORTED_TOPICS.setdefault(name, set())
-    for topic in reported - lag.keys():
-        CONSUMER_LAG.labels(app=name, topic=topic).set(0)
-    for topic, value in lag.items():
-        CONSUMER_LAG.labels(app=name, topic=topic).set(value)
-    reported.update(lag)
+    """Add ``/metrics`` (Faust's sensor as ``preempt_rules_*`` + every ``preempt_*``), ``/healthz``,
+    ``/readyz`` and the consumer-lag timer to ``app``."""
+    ops_web.register_web(app, faust_metrics_prefix=FAUST_METRICS_PREFIX, lag_interval_s=lag_interval_s)
