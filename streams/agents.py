@@ -179,10 +179,30 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
+def keep_events_across_flow_resume(app: faust.App, stream: Any) -> None:
+    """Stop Faust from emptying the events stream's buffer each time it resumes flow control.
+
+    faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes the source partitions, awaits
+    a seek to the committed offsets and only then calls ``flow_control.resume()``, which clears
+    every queue created with ``clear_on_resume=True`` — every channel queue. Flow was already
+    resumed earlier in recovery, so records fetched during that seek are already in the agent's
+    queue; the clear drops them (consumer position already past them, no committed offset to seek
+    back to on a fresh group). That is the record per ~5 replays that never reached the worker.
+    Without the clear, records fetched before a rebalance still never reach the rules: the stream
+    skips (without acking) every record of an older consumer generation or read while flow is
+    suspended, and the partitions are re-read from the committed offsets after the rebalance.
+    """
+    queue = getattr(getattr(stream, "channel", None), "queue", None)
+    managed = getattr(app.flow_control, "_queues", None)  # mode's FlowControlEvent: a WeakSet
+    if queue is not None and managed is not None:
+        managed.discard(queue)
+
+
 def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
     """Register the events agent, the clock timer and the rebalance hooks on ``app``."""
 
     async def evaluate(stream: Any) -> None:
+        keep_events_across_flow_resume(app, stream)
         # take_events (not take): the batch keeps each record's partition and offset, and the
         # records are acked only after the whole batch has been handled.
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
