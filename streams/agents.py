@@ -206,7 +206,15 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         # take_events (not take): the batch keeps each record's partition and offset, and the
         # records are acked only after the whole batch has been handled.
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
-            await runtime.handle_batch(batch)
+            try:
+                await runtime.handle_batch(batch)
+            except Exception as exc:
+                # Bad input is dead-lettered inside handle_batch, so this is a bug. Stop the whole
+                # worker rather than let Faust restart the agent: while it is down Faust's stream
+                # drainer would ack and discard records. A restart resumes from the last commit.
+                log.critical("rules batch failed; stopping the worker", error=repr(exc))
+                await app.crash(exc)
+                raise
 
     async def advance_clock() -> None:
         await runtime.tick()
