@@ -8,44 +8,26 @@ from __future__ import annotations
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale
-from rules.measures import compile_measure
+from rules.kinds.base import RuleState, samples_since
+from rules.kinds.sliding import SlidingMeasureEvaluator
 from rules.models import SpikeRule
-from rules.predicates import compile_match
 from schemas.event import Event
 
 
-class SpikeEvaluator(EvaluatorBase):
+class SpikeEvaluator(SlidingMeasureEvaluator):
     """Bucketed values over two windows per key; compared on every contributing event."""
 
     rule: SpikeRule
 
-    def __init__(self, rule: SpikeRule) -> None:
-        self.rule = rule
-        self.event_names = rule.match.event_names
-        self._match = compile_match(rule.match)
-        self._measure = compile_measure(rule.measure)
-        self._spec = windows.BucketSpec.sliding(rule.window)
-
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        if not self._match(event):
+        recorded = self._record(state, event, windows_kept=2)
+        if recorded is None:
             return []
-        key = self.key_of(event)
-        contribution = self._measure.contribution(event)
-        if key is None or contribution is None:
-            return []
+        key, keyed, index = recorded
         spec = self._spec
         kind = self._measure.kind
-        index = spec.index(event.ts)
         current_oldest = index - spec.per_window + 1
         previous_oldest = current_oldest - spec.per_window
-        keyed = state["k"].get(key)
-        if keyed is None:
-            sweep_stale(state["k"], lambda k: not k["b"] or k["b"][-1][0] < previous_oldest)
-            keyed = state["k"][key] = {"b": [], "s": []}
-        windows.add(keyed["b"], index, contribution, kind)
-        windows.prune(keyed["b"], previous_oldest)
-        remember_sample(keyed["s"], event)
         current = windows.total(keyed["b"], current_oldest, index, kind)
         previous = windows.total(keyed["b"], previous_oldest, current_oldest - 1, kind)
         rule = self.rule
