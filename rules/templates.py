@@ -156,7 +156,12 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
     "spike": {"measure": "count", "value": 60, "threshold": 30, "baseline": 10, "factor": 6.0},
     "drop": {"measure": "count", "value": 2, "threshold": 3, "baseline": 6, "drop_pct": 66.7},
     "inactivity": {"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
-    "absence": {"measure": "missing follow-up", "value": "3d", "threshold": 259200.0, "started_at": "2026-01-02T09:00:00Z"},
+    "absence": {
+        "measure": "missing follow-up",
+        "value": "3d",
+        "threshold": 259200.0,
+        "started_at": "2026-01-02T09:00:00Z",
+    },
     "sequence": {"measure": "sequence", "value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
     "any": {"measure": "event", "value": "Some Event", "properties": _Anything("1")},
     "score": {

@@ -25,7 +25,7 @@ log = get_logger(__name__)
 
 INVALID_TIMEZONES = Counter(
     "preempt_invalid_timezones_total",
-    "Account timezones that are not IANA zones; times in those alerts are shown in UTC instead",
+    "Distinct account timezones that are not IANA zones; times in their alerts are shown in UTC instead",
 )
 
 OWNER_FALLBACK = "the account's owner"
@@ -109,7 +109,7 @@ def duration(value: Any, parts: int = 2) -> str:
         return "" if value is None else str(value)
     if seconds < 1:
         return "less than a second" if seconds > 0 else "0 seconds"
-    remaining = int(round(seconds))
+    remaining = round(seconds)
     out: list[str] = []
     for unit, size in _WORD_UNITS:
         if unit == "week" and remaining < 5 * 604800:
@@ -125,26 +125,25 @@ def duration(value: Any, parts: int = 2) -> str:
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> tzinfo | None:
+def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
-        return None
+        # Counted and logged once per distinct name (the cache), not once per rendered line.
+        INVALID_TIMEZONES.inc()
+        log.warning("invalid_timezone", timezone=name[:64], shown_in="UTC")
+        return UTC
 
 
 def zone(name: Any) -> tzinfo:
     """The IANA zone ``name``; UTC when it is missing, or when it is invalid (then counted and logged)."""
     if name is None or str(name).strip() in ("", "UTC", "Z"):
         return UTC
-    found = _zone(str(name).strip())
-    if found is None:
-        INVALID_TIMEZONES.inc()
-        log.warning("invalid_timezone", timezone=str(name)[:64], shown_in="UTC")
-        return UTC
-    return found
+    return _zone(str(name).strip()[:128])
 
 
-def _instant(value: Any) -> datetime | None:
+def datetime_instant(value: Any) -> datetime | None:
+    """An aware datetime from RFC 3339 text, epoch seconds or milliseconds; ``None`` when it is none of them."""
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     parsed = _as_float(value)
@@ -166,7 +165,7 @@ def _instant(value: Any) -> datetime | None:
 
 def datetime_text(value: Any, timezone: Any = None) -> str:
     """``2026-01-02T13:20:33.818Z`` in ``America/New_York`` → ``Fri 2 Jan 2026, 08:20 EST``."""
-    moment = _instant(value)
+    moment = datetime_instant(value)
     if moment is None:
         return "" if value is None else str(value)
     local = moment.astimezone(zone(timezone))
@@ -175,7 +174,7 @@ def datetime_text(value: Any, timezone: Any = None) -> str:
 
 def date_text(value: Any, timezone: Any = None) -> str:
     """``2026-01-10T00:00:00Z`` in ``America/Los_Angeles`` → ``Fri 9 Jan 2026`` (the owner's calendar day)."""
-    moment = _instant(value)
+    moment = datetime_instant(value)
     if moment is None:
         return "" if value is None else str(value)
     local = moment.astimezone(zone(timezone))
@@ -257,24 +256,28 @@ def evidence_sentence(
         return summary.strip()
     value, threshold, baseline = evidence.get("value"), evidence.get("threshold"), evidence.get("baseline")
     measure = evidence.get("measure")
+    # An alert's window is bucket-aligned ("6 days 22 hours" for a 7-day rule): named only when asked.
     within = f" in {duration(window_seconds)}" if window_seconds else ""
     if kind == "threshold":
         return f"{_count_of(value, measure)}{within}, at or above the threshold of {number(threshold)}"
     if kind == "ratio":
         num, den = evidence.get("numerator"), evidence.get("denominator")
         share = percent(value)
+        limit = f"at or above the {percent(threshold)} limit"
         if num is not None and den is not None:
-            return f"{number(num)} of {number(den)} events matched ({share}){within}, at or above the {percent(threshold)} limit"
-        return f"{share} of events matched{within}, at or above the {percent(threshold)} limit"
+            return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}"
+        return f"{share} of events matched{within}, {limit}"
     if kind == "spike":
         before = "none" if not baseline else number(baseline)
         factor = evidence.get("factor")
         times = f", {number(factor)}× as many" if factor else ""
-        return f"{_count_of(value, measure)}{within} against {before} in the window before{times} (alert at {number(threshold)})"
+        at = f"(alert at {number(threshold)})"
+        return f"{_count_of(value, measure)}{within} against {before} in the window before{times} {at}"
     if kind == "drop":
         fall = evidence.get("drop_pct")
         fell = f", {number(fall)}% lower" if fall is not None else ""
-        return f"{_count_of(value, measure)}{within} against a usual {number(baseline)}{fell} (alert at {number(threshold)} or fewer)"
+        at = f"(alert at {number(threshold)} or fewer)"
+        return f"{_count_of(value, measure)}{within} against a usual {number(baseline)}{fell} {at}"
     if kind == "inactivity":
         last = evidence.get("last_seen")
         seen = f"; last seen {datetime_text(last, timezone)}" if last else ""
@@ -282,7 +285,8 @@ def evidence_sentence(
     if kind == "absence":
         started = evidence.get("started_at")
         since = f"started {datetime_text(started, timezone)}; " if started else ""
-        return f"{since}the expected follow-up did not happen within {duration(threshold if threshold is not None else value)}"
+        limit = duration(threshold if threshold is not None else value)
+        return f"{since}the expected follow-up did not happen within {limit}"
     if kind == "sequence":
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None else ""
@@ -294,7 +298,8 @@ def evidence_sentence(
     if kind == "score":
         text = f"engagement score {number(value)}/100"
         if evidence.get("reason") == "drop" and baseline is not None:
-            text += f", down {number((_as_float(baseline) or 0.0) - (_as_float(value) or 0.0))} points from {number(baseline)}"
+            fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
+            text += f", down {number(fall)} points from {number(baseline)}"
         elif threshold is not None:
             text += f", below the floor of {number(threshold)}"
         weakest = points(evidence.get("components"))
@@ -305,6 +310,9 @@ def evidence_sentence(
         return f"{number(value)} of {number(threshold)} related rules fired together" + (f": {names}" if names else "")
     if value is None:
         return "see the alert"
-    extras = [f"threshold {number(threshold)}" if threshold is not None else "", f"baseline {number(baseline)}" if baseline is not None else ""]
+    extras = [
+        f"threshold {number(threshold)}" if threshold is not None else "",
+        f"baseline {number(baseline)}" if baseline is not None else "",
+    ]
     extra = ", ".join(e for e in extras if e)
     return f"{label(measure or 'value')} {number(value)}" + (f" ({extra})" if extra else "")
