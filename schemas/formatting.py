@@ -294,7 +294,8 @@ def evidence_sentence(
         return f"all {number(value)} steps happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))
-        return f"{value}" + (f": {props}" if props else "")
+        what = "a matching event" if value is None else str(value)
+        return what + (f": {props}" if props else "")
     if kind == "score":
         text = f"engagement score {number(value)}/100"
         if evidence.get("reason") == "drop" and baseline is not None:

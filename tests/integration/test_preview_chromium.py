@@ -83,7 +83,8 @@ def test_preview_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert expected["title"] in html
     assert expected["sentence"] in html
     # deploy/routes.example.yaml sends this alert to the owner by Slack DM and email.
-    assert 'data-channel="slack"' in html and 'data-channel="email"' in html
+    assert 'data-channel="slack"' in html
+    assert 'data-channel="email"' in html
     assert "Acknowledge" in html  # the Slack buttons are drawn
     assert "&lt;strong&gt;Quartzline Learning&lt;/strong&gt;" in html  # the email HTML part, in the iframe's srcdoc
     assert "**" not in html
