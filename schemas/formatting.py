@@ -48,13 +48,30 @@ def _as_float(value: Any) -> float | None:
     return parsed if math.isfinite(parsed) else None
 
 
+def text(value: Any) -> str:
+    """Any JSON value as words, never a Python repr: lists joined, objects as ``key value``, None as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "" if math.isnan(value) else ("infinite" if value > 0 else "minus infinite")
+        return number(value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{label(k)} {text(v)}".strip() for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(t for t in (text(v) for v in value) if t)
+    return str(value)
+
+
 def number(value: Any, digits: int = 1) -> str:
     """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``; text passes through; ``None`` → ``""``."""
     if value is None:
         return ""
     parsed = _as_float(value)
     if parsed is None:
-        return str(value)
+        return text(value)
     rounded = round(parsed, digits)
     if rounded.is_integer():
         return f"{int(rounded):,}"
@@ -65,7 +82,7 @@ def money(value: Any, currency: str | None = "USD", missing: str = "unknown") ->
     """``1170.0`` → ``$1,170``, ``99.5`` → ``$99.50``, ``(1200, "CHF")`` → ``1,200 CHF``; ``None`` → ``missing``."""
     parsed = _as_float(value)
     if parsed is None:
-        return missing if value is None or str(value).strip() == "" else str(value)
+        return missing if value is None or text(value).strip() == "" else text(value)
     code = (currency or "USD").upper()
     amount = f"{parsed:,.0f}" if parsed.is_integer() else f"{parsed:,.2f}"
     symbol = CURRENCY_SYMBOLS.get(code)
@@ -82,7 +99,7 @@ def percent(value: Any, digits: int = 1, *, ratio: bool = True) -> str:
     """``0.3`` → ``30%``, ``0.3347`` → ``33.5%``; with ``ratio=False`` the value is already in percent."""
     parsed = _as_float(value)
     if parsed is None:
-        return "" if value is None else str(value)
+        return text(value)
     return f"{number(parsed * 100 if ratio else parsed, digits)}%"
 
 
@@ -106,7 +123,7 @@ def duration(value: Any, parts: int = 2) -> str:
     """
     seconds = seconds_of(value)
     if seconds is None:
-        return "" if value is None else str(value)
+        return text(value)
     if seconds < 1:
         return "less than a second" if seconds > 0 else "0 seconds"
     remaining = round(seconds)
@@ -167,7 +184,7 @@ def datetime_text(value: Any, timezone: Any = None) -> str:
     """``2026-01-02T13:20:33.818Z`` in ``America/New_York`` → ``Fri 2 Jan 2026, 08:20 EST``."""
     moment = datetime_instant(value)
     if moment is None:
-        return "" if value is None else str(value)
+        return text(value)
     local = moment.astimezone(zone(timezone))
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname() or 'UTC'}"
 
@@ -176,7 +193,7 @@ def date_text(value: Any, timezone: Any = None) -> str:
     """``2026-01-10T00:00:00Z`` in ``America/Los_Angeles`` → ``Fri 9 Jan 2026`` (the owner's calendar day)."""
     moment = datetime_instant(value)
     if moment is None:
-        return "" if value is None else str(value)
+        return text(value)
     local = moment.astimezone(zone(timezone))
     return f"{local:%a} {local.day} {local:%b %Y}"
 
@@ -188,10 +205,10 @@ def person(who: Any, role: str | None = None, fallback: str = OWNER_FALLBACK) ->
         role = role or who.get("role")
     else:
         name = who
-    text = str(name).strip() if name is not None else ""
-    if not text:
+    shown = text(name).strip()
+    if not shown:
         return fallback
-    return f"{text} ({role})" if role else text
+    return f"{shown} ({text(role)})" if role else shown
 
 
 def label(name: Any) -> str:
@@ -203,44 +220,43 @@ def label(name: Any) -> str:
 def points(components: Any) -> str:
     """Score components, weakest first: ``feature breadth 0/100, depth 0/100, active users 33/100``."""
     if not isinstance(components, Mapping) or not components:
-        return "" if components is None else str(components)
+        return text(components)
     ranked = sorted(components.items(), key=lambda item: (_as_float(item[1]) or 0.0, str(item[0])))
     return ", ".join(f"{label(name)} {number(value, 0)}/100" for name, value in ranked)
 
 
 def aside(value: Any) -> str:
     """``" (value)"`` when there is a value, else ``""`` — for optional details such as a CRM link."""
-    if value is None or str(value).strip() == "":
-        return ""
-    return f" ({value})"
+    shown = text(value).strip()
+    return f" ({shown})" if shown else ""
 
 
 def account_facts(account: Any) -> str:
     """``growth, Growth (monthly), $1,040 MRR`` from what is known; ``""`` when nothing is."""
     if not isinstance(account, Mapping):
         return ""
-    facts = [str(account[k]) for k in ("tier", "plan") if account.get(k)]
+    facts = [text(account[k]) for k in ("tier", "plan") if account.get(k)]
     if _as_float(account.get("mrr")) is not None:
         facts.append(mrr(account.get("mrr"), account.get("currency")))
     return ", ".join(facts)
 
 
 def _count_of(value: Any, measure: Any) -> str:
-    text = number(value)
+    count = number(value)
     if measure in (None, "count"):
-        return f"{text} matching event{'s' if text != '1' else ''}"
-    measure = str(measure)
+        return f"{count} matching event{'s' if count != '1' else ''}"
+    measure = text(measure)
     if measure.startswith("distinct:"):
         what = label(measure.removeprefix("distinct:").removeprefix("properties."))
         what = "users" if what in ("user ID", "user id") else f"distinct {what}"
-        return f"{text} {what}"
-    return f"{measure.replace(':', ' of ')} {text}"
+        return f"{count} {what}"
+    return f"{measure.replace(':', ' of ')} {count}"
 
 
 def _properties(props: Any, limit: int = 4) -> str:
     if not isinstance(props, Mapping):
         return ""
-    shown = [f"{label(k)} {number(v) if _as_float(v) is not None else v}" for k, v in list(props.items())[:limit]]
+    shown = [f"{label(k)} {text(v)}".strip() for k, v in list(props.items())[:limit]]
     return ", ".join(shown)
 
 
@@ -294,20 +310,20 @@ def evidence_sentence(
         return f"all {number(value)} steps happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))
-        what = "a matching event" if value is None else str(value)
+        what = text(value) or "a matching event"
         return what + (f": {props}" if props else "")
     if kind == "score":
-        text = f"engagement score {number(value)}/100"
+        sentence = f"engagement score {number(value)}/100"
         if evidence.get("reason") == "drop" and baseline is not None:
             fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
-            text += f", down {number(fall)} points from {number(baseline)}"
+            sentence += f", down {number(fall)} points from {number(baseline)}"
         elif threshold is not None:
-            text += f", below the floor of {number(threshold)}"
+            sentence += f", below the floor of {number(threshold)}"
         weakest = points(evidence.get("components"))
-        return text + (f" (weakest first: {weakest})" if weakest else "")
+        return sentence + (f" (weakest first: {weakest})" if weakest else "")
     if kind == "composite":
         fired = evidence.get("rules")
-        names = ", ".join(str(r) for r in fired) if isinstance(fired, list | tuple) else ""
+        names = text(fired) if isinstance(fired, list | tuple) else ""
         return f"{number(value)} of {number(threshold)} related rules fired together" + (f": {names}" if names else "")
     if value is None:
         return "see the alert"
@@ -316,4 +332,4 @@ def evidence_sentence(
         f"baseline {number(baseline)}" if baseline is not None else "",
     ]
     extra = ", ".join(e for e in extras if e)
-    return f"{label(measure or 'value')} {number(value)}" + (f" ({extra})" if extra else "")
+    return f"{label(text(measure) or 'value')} {number(value)}" + (f" ({extra})" if extra else "")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import formatting
 from schemas.formatting import (
@@ -191,3 +193,60 @@ def test_odd_evidence_never_raises():
         text = evidence_sentence(kind, {"value": None, "threshold": "abc", "components": "n/a", "rules": 3})
         assert isinstance(text, str)
         assert "None" not in text
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_kinds = st.sampled_from(
+    ["threshold", "ratio", "spike", "drop", "inactivity", "absence", "sequence", "any", "score", "composite", ""]
+)
+_keys = st.sampled_from(
+    [
+        "value",
+        "threshold",
+        "baseline",
+        "measure",
+        "numerator",
+        "denominator",
+        "factor",
+        "drop_pct",
+        "last_seen",
+        "started_at",
+        "elapsed_seconds",
+        "properties",
+        "components",
+        "reason",
+        "rules",
+    ]
+)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@given(kind=_kinds, evidence=st.dictionaries(_keys, _json, max_size=8), zone=st.none() | st.text(max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_evidence_sentence_never_raises_or_says_none(kind, evidence, zone):
+    """Whatever a producer put in the evidence, the sentence is text and never the word None."""
+    evidence.pop("summary", None)
+    text = evidence_sentence(kind, evidence, timezone=zone)
+    assert isinstance(text, str)
+    assert "None" not in text or any("None" in t for t in _strings(evidence))  # unless the data itself says it
+
+
+@given(value=_json)
+@settings(max_examples=300, deadline=None)
+def test_filters_never_raise(value):
+    """Every formatting helper takes any JSON value and returns text."""
+    for fn in (number, money, mrr, percent, duration, datetime_text, date_text, person, points, aside, account_facts):
+        assert isinstance(fn(value), str)
