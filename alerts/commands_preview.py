@@ -126,24 +126,33 @@ def load_routes(path: Path | None) -> tuple[RoutingConfig, Path]:
         raise PreviewError(str(exc).splitlines()[0]) from None
 
 
-def render_all(alert: Alert, config: RoutingConfig, settings: Settings) -> list[Rendered]:
-    """Every message each receiver the alert routes to would send, rendered by the channels' own code."""
+def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tuple[str, ...] = ()) -> list[Rendered]:
+    """Every message each receiver the alert routes to (or each of ``only``) would send, by the channels' own code."""
     tree = RoutingTree(config)
     receivers = {r.name: r for r in config.receivers}
+    unknown = [name for name in only if name not in receivers]
+    if unknown:
+        raise PreviewError(f"no receiver {', '.join(unknown)} in the routing file; it has {', '.join(receivers)}")
     alerts = (alert,)
     out: list[Rendered] = []
-    for match in tree.match(alert):
-        receiver = receivers.get(match.receiver)
+    matches = tree.match(alert)
+    targets = (
+        [(name, next((m for m in matches if m.receiver == name), None)) for name in only]
+        if only
+        else [(m.receiver, m) for m in matches]
+    )
+    for name, match in targets:
+        receiver = receivers.get(name)
         if receiver is None:
             continue
-        group_key = tree.group_key(alert, match)
+        group_key = tree.group_key(alert, match) if match is not None else f"preview:{alert.account_id}"
         for slack in receiver.slack_configs:
             where = "incoming webhook" if slack.webhook_url is not None or not slack.channel else "channel "
             target = render_channel(slack, alerts) if slack.channel else ""
             destination = f"{where}{target}" if slack.channel else where
-            out.append(Rendered(match.receiver, "slack", destination, slack=render_message(slack, alerts)))
+            out.append(Rendered(name, "slack", destination, slack=render_message(slack, alerts)))
         for email in receiver.email_configs:
-            notifier = EmailNotifier(email, settings, receiver=match.receiver)
+            notifier = EmailNotifier(email, settings, receiver=name)
             recipients = notifier.recipients(alert)
             message = notifier.build(alerts, recipients, group_key)
             parts = {part.get_content_type(): part.get_content() for part in message.iter_parts()}
@@ -151,7 +160,7 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings) -> list[
             destination = ", ".join(recipients) or "no valid recipient (the message would not be sent)"
             out.append(
                 Rendered(
-                    match.receiver,
+                    name,
                     "email",
                     destination,
                     headers=headers,
@@ -160,8 +169,8 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings) -> list[
                 )
             )
         for console in receiver.console_configs:
-            text = ConsoleNotifier(console).format(Notification(match.receiver, alerts, group_key))
-            out.append(Rendered(match.receiver, "console", "stdout", text=text))
+            text = ConsoleNotifier(console).format(Notification(name, alerts, group_key))
+            out.append(Rendered(name, "console", "stdout", text=text))
     return out
 
 
@@ -317,6 +326,12 @@ def alerts_group() -> None:
     help="routing file; default PREEMPT_ROUTES_PATH, else deploy/routes.example.yaml",
 )
 @click.option(
+    "--receiver",
+    "receivers",
+    multiple=True,
+    help="render for this receiver even if the alert does not route to it (repeatable); default: where it routes",
+)
+@click.option(
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -324,7 +339,12 @@ def alerts_group() -> None:
     help="write the side-by-side page here",
 )
 def preview(
-    source: str, alert_id: str | None, index: int | None, routes_path: Path | None, html_path: Path | None
+    source: str,
+    alert_id: str | None,
+    index: int | None,
+    routes_path: Path | None,
+    receivers: tuple[str, ...],
+    html_path: Path | None,
 ) -> None:
     """Show one alert exactly as each receiver it routes to would send it (Slack, email, console).
 
@@ -337,7 +357,7 @@ def preview(
         raise PreviewError(f"{html_path}: the folder {html_path.parent} does not exist")
     alert = load_alert(source, alert_id, index)
     config, chosen = load_routes(routes_path)
-    rendered = render_all(alert, config, Settings())
+    rendered = render_all(alert, config, Settings(), receivers)
     click.echo(text_report(alert, chosen, rendered), nl=False)
     if html_path is not None:
         try:

@@ -153,3 +153,20 @@ def test_mrkdwn_drawing():
     assert '<a href="https://x.example">CRM</a>' in html
     assert "&lt;b&gt;" in html
     assert "&lt;javascript:x|y&gt;" in html
+
+
+def test_receiver_option_renders_for_named_receivers(files, monkeypatch):
+    """--receiver renders for that receiver even when the alert does not route there; an unknown one is an error."""
+    monkeypatch.delenv("PREEMPT_ROUTES_PATH", raising=False)
+    result = _run(str(files["one"]), "--receiver", "billing", "--receiver", "cs-leads")
+    assert result.exit_code == 0, result.output
+    headings = [line for line in result.output.splitlines() if line.startswith("=== ")]
+    assert headings == [
+        "=== billing · email → billing-ops@example.com, jane@example.com",
+        "=== cs-leads · slack → channel #cs-leads",
+    ]
+    unknown = _run(str(files["one"]), "--receiver", "nobody")
+    assert unknown.exit_code == 1
+    assert (
+        "error: no receiver nobody in the routing file; it has csm-owner, support, billing, cs-leads" in unknown.output
+    )
