@@ -16,8 +16,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from alerts.formatting import FILTERS, evidence_text
-from schemas import formatting
+from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
 from schemas.logs import get_logger
 
@@ -88,16 +87,6 @@ What to do:
 {% if a.playbook %}  playbook: {{ a.playbook|plain|indent(12) }}
 {% endif %}{% endfor %}""",
 }
-
-
-def money(value: Any) -> str:
-    """``12500.0`` → ``$12,500`` (kept for templates written before the formatting filters)."""
-    return formatting.money(value)
-
-
-def evidence_summary(evidence: Any) -> str:
-    """The evidence sentence of an alert (dict or ``Alert``); see ``alerts.formatting.evidence_text``."""
-    return evidence_text(evidence)
 
 
 def strip_prefix(value: Any, prefix: str) -> str:
