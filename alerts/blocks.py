@@ -13,7 +13,8 @@ import json
 import re
 from typing import Any
 
-from alerts.templates import evidence_summary, money
+from alerts.formatting import evidence_text, markdown_mrkdwn, slack_escape
+from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 
 MAX_BLOCKS = 50
@@ -43,7 +44,7 @@ _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 
 def escape(text: object) -> str:
     """Slack's three control characters as entities: ``&`` ``<`` ``>``."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return slack_escape(text)
 
 
 def clip(text: str, limit: int) -> str:
@@ -81,30 +82,38 @@ def _owner(alert: Alert) -> str | None:
 
 def _account_fields(alert: Alert) -> list[dict[str, Any]]:
     acc = alert.account
-    fields = [_mrkdwn(f"*Account*\n{safe(acc.name or alert.account_id, 500)} (`{safe(alert.account_id, 300)}`)")]
+    who = f"{safe(acc.name, 500)} (`{safe(alert.account_id, 300)}`)" if acc.name else f"`{safe(alert.account_id, 300)}`"
+    fields = [_mrkdwn(f"*Account*\n{who}")]
     if acc.tier:
         fields.append(_mrkdwn(f"*Tier*\n{safe(acc.tier, 200)}"))
     owner = _owner(alert)
     if owner:
         fields.append(_mrkdwn(f"*Owner*\n{owner}"))
+    if not owner:
+        fields.append(_mrkdwn("*Owner*\nnone on record"))
     if acc.mrr is not None:
-        fields.append(_mrkdwn(f"*MRR*\n{safe(money(acc.mrr), 100)}"))
+        fields.append(_mrkdwn(f"*MRR*\n{safe(formatting.money(acc.mrr), 100)}"))
     return fields
+
+
+def _when(alert: Alert, value: str | None) -> str:
+    # Times in the account owner's timezone (UTC when unknown or invalid).
+    return formatting.datetime_text(value, alert.account.timezone) if value else "…"
 
 
 def _headline(alert: Alert) -> str:
     emoji = SEVERITY_EMOJI.get(alert.severity, "")
     return (
         f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule `{safe(alert.rule_id, 200)}` "
-        f"· fired {safe(alert.fired_at, 64)}"
+        f"· fired {safe(_when(alert, alert.fired_at), 64)}"
     )
 
 
 def _evidence(alert: Alert) -> str:
     ev = alert.evidence
-    lines = [f"*Evidence*: {escape(evidence_summary(ev.model_dump(mode='json')))}"]
+    lines = [f"*Why*: {escape(evidence_text(alert))}"]
     if alert.window.start or alert.window.end:
-        lines.append(f"Window: {escape(alert.window.start or '…')} → {escape(alert.window.end or '…')}")
+        lines.append(f"Window: {escape(_when(alert, alert.window.start))} → {escape(_when(alert, alert.window.end))}")
     if ev.sample_event_ids:
         shown = ", ".join(f"`{escape(e)}`" for e in ev.sample_event_ids[:5])
         more = f" and {len(ev.sample_event_ids) - 5} more" if len(ev.sample_event_ids) > 5 else ""
@@ -113,9 +122,8 @@ def _evidence(alert: Alert) -> str:
 
 
 def _playbook(alert: Alert) -> str:
-    # Markdown **bold** becomes Slack's *bold*; everything else stays literal (escaped).
-    body = re.sub(r"\*\*(.+?)\*\*", r"*\1*", escape(alert.playbook.strip()))
-    return clip(f"*What to do*\n{body}", MAX_SECTION_TEXT)
+    # The playbook's Markdown as Slack mrkdwn (**bold** → *bold*, links → <url|text>), escaped.
+    return clip(f"*What to do*\n{markdown_mrkdwn(alert.playbook.strip())}", MAX_SECTION_TEXT)
 
 
 def _action_value(alert: Alert) -> str:
@@ -178,7 +186,8 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     first = alerts[0]
     who = first.account.name or first.account_id
     if len(alerts) == 1:
-        body = f"[{first.severity.upper()}] {first.title} ({who})"
+        title = first.title.removeprefix(f"{who}: ")
+        body = f"[{first.severity.upper()}] {title} ({who}): {evidence_text(first)}"
     else:
         body = f"{len(alerts)} alerts for {who}: " + "; ".join(a.title for a in alerts)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
@@ -217,8 +226,9 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> l
         account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
         text = (
             f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
-            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}` · fired {safe(alert.fired_at, 64)}\n"
-            f"{escape(evidence_summary(alert.evidence.model_dump(mode='json')))}"
+            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}` "
+            f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
+            f"{escape(evidence_text(alert))}"
         )
         blocks.append({"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))})
         actions = _actions(alert, index, feedback=note is None)

@@ -4,6 +4,8 @@ Called by the channels (Slack, email, console) for every notification. A templat
 render — a bad override, a missing field, a sandbox violation — is logged and replaced by the
 built-in default, so a template error never stops a notification (and never crashes the notifier).
 HTML is rendered in a separate autoescaping environment, so account or event text cannot inject markup.
+Every template sees the formatting filters of alerts/formatting.py (``number``, ``money``, ``duration``,
+``datetime``, ``person``, ``evidence``, ``plain``…); a missing value prints as nothing, never "None".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
 from schemas.logs import get_logger
 
@@ -21,88 +24,69 @@ log = get_logger(__name__)
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "slack_title": (
-        "{% if count > 1 %}{{ count }} alerts for {{ account.name or alert.account_id }}"
-        "{% else %}{{ alert.title }}{% endif %}"
+        "{% if count > 1 %}{{ count }} alerts for {{ alert|account_name }}{% else %}{{ alert.title }}{% endif %}"
     ),
     "slack_text": (
-        "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for {{ account.name or alert.account_id }}: "
+        "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for {{ alert|account_name }}: "
         "{% for a in alerts %}{{ a.title }}{% if not loop.last %}; {% endif %}{% endfor %}"
-        "{% else %}{{ alert.title }} ({{ account.name or alert.account_id }}){% endif %}"
+        "{% else %}{{ alert.title|strip_prefix((alert|account_name) ~ ': ') }} ({{ alert|account_name }}): "
+        "{{ alert|evidence }}{% endif %}"
     ),
     "email_subject": (
-        "{% set who = account.name or alert.account_id %}[{{ severity|upper }}] {{ who }}: "
+        "{% set who = alert|account_name %}[{{ severity|upper }}] {{ who }}: "
         "{% if count > 1 %}{{ count }} alerts{% else %}{{ alert.title|strip_prefix(who ~ ': ') }}{% endif %}"
     ),
     "email_text": """\
-{% for a in alerts %}{% if count > 1 %}{{ loop.index }}. {% endif %}{{ a.title }}
-Severity: {{ a.severity }}  Priority: {{ a.priority }}  Rule: {{ a.rule_id }}
-Account: {{ a.account.name or a.account_id }} ({{ a.account_id }})\
-{% if a.account.tier %}, tier {{ a.account.tier }}{% endif %}\
-{% if a.account.mrr is not none %}, MRR {{ a.account.mrr|money }}{% endif %}
-{% if a.account.owner.name or a.account.owner.email %}Owner: {{ a.account.owner.name or '' }} \
-{{ a.account.owner.email or '' }}
-{% endif %}Fired at: {{ a.fired_at }}
-Evidence: {{ a.evidence|evidence }}
+{% for a in alerts %}{% set tz = a.account.timezone %}{% if count > 1 %}{{ loop.index }}. {% endif %}{{ a.title }}
+{{ a|evidence }}
+
+Account: {{ a|account_name }}{% if a.account.name %} ({{ a.account_id }}){% endif %}\
+{% set facts = a.account|facts %}{% if facts %}, {{ facts }}{% endif %}
+Owner: {{ a.account.owner|owner('none on record') }}\
+{% if a.account.owner.email %} <{{ a.account.owner.email }}>{% endif %}
+Severity: {{ a.severity }}, priority {{ a.priority }}, rule {{ a.rule_id }}
+Fired: {{ a.fired_at|datetime(tz) }}
 {% if a.playbook %}
 What to do:
-{{ a.playbook }}
-{% endif %}{% for k, v in a.account.links.items() %}{{ k }}: {{ v }}
-{% endfor %}
+{{ a.playbook|plain }}
+{% endif %}{% for k, v in a.account.links.items() %}{% if v %}{{ k|upper if k|length <= 3 else k|capitalize }}: {{ v }}
+{% endif %}{% endfor %}
 {% endfor %}-- Preempt
 """,
     "email_html": """\
 <!DOCTYPE html>
-<html><body style="font-family: sans-serif">
-{% for a in alerts %}
-<h2>{{ a.title }}</h2>
-<p><strong>{{ a.severity|upper }}</strong> &middot; priority {{ a.priority }} &middot; \
-rule <code>{{ a.rule_id }}</code></p>
-<table>
-<tr><th align="left">Account</th><td>{{ a.account.name or a.account_id }} ({{ a.account_id }})</td></tr>
-{% if a.account.tier %}<tr><th align="left">Tier</th><td>{{ a.account.tier }}</td></tr>{% endif %}
-{% if a.account.mrr is not none %}<tr><th align="left">MRR</th><td>{{ a.account.mrr|money }}</td></tr>{% endif %}
-{% if a.account.owner.name or a.account.owner.email %}<tr><th align="left">Owner</th>
-<td>{{ a.account.owner.name or '' }} {{ a.account.owner.email or '' }}</td></tr>{% endif %}
-<tr><th align="left">Fired at</th><td>{{ a.fired_at }}</td></tr>
-<tr><th align="left">Evidence</th><td>{{ a.evidence|evidence }}</td></tr>
+<html><body style="font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; color: #1d1c1d">
+{% for a in alerts %}{% set tz = a.account.timezone %}
+<h2 style="margin-bottom: 4px">{{ a.title }}</h2>
+<p style="font-size: 15px; margin-top: 0"><strong>{{ a|evidence }}</strong></p>
+<table style="border-collapse: collapse">
+<tr><th align="left" style="padding-right: 12px">Account</th><td>{{ a|account_name }}\
+{% if a.account.name %} ({{ a.account_id }}){% endif %}</td></tr>
+{% set facts = a.account|facts %}{% if facts %}<tr><th align="left">Plan</th><td>{{ facts }}</td></tr>{% endif %}
+<tr><th align="left">Owner</th><td>{{ a.account.owner|owner('none on record') }}\
+{% if a.account.owner.email %} &lt;{{ a.account.owner.email }}&gt;{% endif %}</td></tr>
+<tr><th align="left">Severity</th>\
+<td>{{ a.severity|upper }}, priority {{ a.priority }}, rule <code>{{ a.rule_id }}</code></td></tr>
+<tr><th align="left">Fired</th><td>{{ a.fired_at|datetime(tz) }}</td></tr>
 </table>
-{% if a.playbook %}<h3>What to do</h3><pre style="white-space: pre-wrap">{{ a.playbook }}</pre>{% endif %}
-{% for k, v in a.account.links.items() %}<p><a href="{{ v|safe_url }}">{{ k }}</a></p>{% endfor %}
+{% if a.playbook %}<h3>What to do</h3>{{ a.playbook|markdown_html }}{% endif %}
+{% for k, v in a.account.links.items() %}{% if v %}\
+<p><a href="{{ v|safe_url }}">Open {{ k }}</a></p>{% endif %}{% endfor %}
 {% if not loop.last %}<hr>{% endif %}
 {% endfor %}
 <p style="color: #888">Preempt</p>
 </body></html>
 """,
     "console_text": """\
-{% for a in alerts %}[{{ a.severity|upper }}] {{ a.title }}
-  account: {{ a.account.name or a.account_id }} ({{ a.account_id }})\
-{% if a.account.tier %} tier={{ a.account.tier }}{% endif %}\
-{% if a.account.owner.email %} owner={{ a.account.owner.email }}{% endif %}
-  rule: {{ a.rule_id }} ({{ a.kind }})  fired_at: {{ a.fired_at }}  alert_id: {{ a.alert_id }}
-  evidence: {{ a.evidence|evidence }}
-{% if a.playbook %}  playbook: {{ a.playbook|replace('\n', '\n            ') }}
+{% for a in alerts %}{% set tz = a.account.timezone %}[{{ a.severity|upper }}] {{ a.title }}
+  why:      {{ a|evidence }}
+  account:  {{ a|account_name }}{% if a.account.name %} ({{ a.account_id }}){% endif %}\
+{% set facts = a.account|facts %}{% if facts %}, {{ facts }}{% endif %}
+  owner:    {{ a.account.owner|owner('none on record') }}
+  fired:    {{ a.fired_at|datetime(tz) }}  rule: {{ a.rule_id }} ({{ a.kind }})  alert_id: {{ a.alert_id }}
+{% if a.playbook %}  playbook: {{ a.playbook|plain|indent(12) }}
 {% endif %}{% endfor %}""",
 }
-
-
-def money(value: Any) -> str:
-    """``12500.0`` → ``$12,500`` (MRR in the account's billing currency, shown as dollars)."""
-    try:
-        return f"${float(value):,.0f}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def evidence_summary(evidence: Any) -> str:
-    """One line: ``count = 37 (threshold 20, baseline 4.5)``."""
-    if not isinstance(evidence, dict):
-        return str(evidence)
-    if evidence.get("value") is None:
-        return "see the alert"
-    measure = evidence.get("measure") or "value"
-    text = f"{measure} = {evidence['value']}"
-    extras = [f"{k} {evidence[k]}" for k in ("threshold", "baseline") if evidence.get(k) is not None]
-    return f"{text} ({', '.join(extras)})" if extras else text
 
 
 def strip_prefix(value: Any, prefix: str) -> str:
@@ -117,10 +101,16 @@ def safe_url(value: Any) -> str:
     return text if text.lower().startswith(("https://", "http://", "mailto:")) else "#"
 
 
+def _none_as_empty(value: Any) -> Any:
+    # A missing field prints as nothing, never as "None".
+    return "" if value is None else value
+
+
 def _environment(html: bool) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=html, keep_trailing_newline=True)
-    env.filters["money"] = money
-    env.filters["evidence"] = evidence_summary
+    env = SandboxedEnvironment(
+        undefined=ChainableUndefined, autoescape=html, keep_trailing_newline=True, finalize=_none_as_empty
+    )
+    env.filters.update(FILTERS)
     env.filters["strip_prefix"] = strip_prefix
     env.filters["safe_url"] = safe_url
     return env

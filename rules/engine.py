@@ -233,10 +233,15 @@ class RuleEngine:
                 "labels": dict(rule.labels),
             },
             "window": {"start": window.start, "end": window.end},
+            "user": {"id": finding.user_id},
         }
         title, title_error = render_template(rule.title, context)
         playbook, playbook_error = render_template(rule.playbook, context)
         evidence = dict(finding.evidence)
+        if rule.summary:
+            summary, summary_error = render_template(rule.summary, context)
+            evidence["summary"] = " ".join(summary.split())
+            playbook_error = playbook_error or summary_error
         if title_error or playbook_error:
             evidence["template_error"] = title_error or playbook_error
         return Alert(

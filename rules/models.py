@@ -92,6 +92,7 @@ class RuleBase(_Strict):
     group_by: Literal["account", "user"] = "account"
     cooldown: Duration | None = None
     playbook: Template = ""
+    summary: Template = Field("", description="the evidence as one sentence; default: built from the kind")
     labels: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
 

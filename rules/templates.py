@@ -1,9 +1,15 @@
-"""Title and playbook placeholders, rendered in a Jinja2 sandbox.
+"""Title, playbook and summary placeholders, rendered in a Jinja2 sandbox.
 
-A template sees exactly four names: ``account``, ``evidence``, ``rule`` and ``window``. Load
-time rejects syntax errors, any other name, and unknown attributes of ``account``, ``rule`` and
-``window`` (``evidence`` differs per kind, so its keys are free). Rendering never raises: a
-value that is missing at run time renders through a lenient fallback, and the stream goes on.
+A template sees exactly five names: ``account``, ``evidence``, ``rule``, ``window`` and ``user``
+(the user a per-user rule fired for, else empty). Load time rejects syntax errors, unknown
+filters, any other name, and unknown attributes of ``account``, ``rule``, ``window`` and
+``user`` (``evidence`` differs per kind, so its keys are free). Rendering never raises: a value
+that is missing at run time renders through a lenient fallback (``None`` prints as nothing), and
+the stream goes on. ``check_rendering`` (run by ``preempt rules check``) renders every template
+of a rule against a sparse account with a strict undefined and refuses templates that would
+print ``None`` or fail. The formatting filters (``number``, ``money``, ``mrr``, ``percent``,
+``duration``, ``datetime``, ``date``, ``person``, ``points``, ``aside``, ``facts``) are those of
+schemas/formatting.py, the same the notifier's channels use.
 """
 
 from __future__ import annotations
@@ -15,15 +21,55 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window"})
+from schemas import formatting
+
+TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
     "account": frozenset({"account_id", "name", "tier", "plan", "mrr", "owner", "timezone", "tags", "links"}),
     "rule": frozenset({"id", "title", "kind", "severity", "priority", "description", "labels"}),
     "window": frozenset({"start", "end"}),
+    "user": frozenset({"id"}),
+}
+TEMPLATE_FIELDS = ("title", "playbook", "summary")
+
+FILTERS: dict[str, Any] = {
+    "number": formatting.number,
+    "money": formatting.money,
+    "mrr": formatting.mrr,
+    "percent": formatting.percent,
+    "duration": formatting.duration,
+    "datetime": formatting.datetime_text,
+    "date": formatting.date_text,
+    "person": formatting.person,
+    "points": formatting.points,
+    "aside": formatting.aside,
+    "facts": formatting.account_facts,
 }
 
-_STRICT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-_LENIENT = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+
+def _none_as_empty(value: Any) -> Any:
+    # A missing value prints as nothing at run time, never as "None" (rules check refuses it).
+    return "" if value is None else value
+
+
+def _refuse_none(value: Any) -> Any:
+    if value is None:
+        raise ValueError(
+            "prints None for an account known only by its id; give a default "
+            "({{ account.tier or 'unknown tier' }}) or use a filter (|person, |mrr, |facts, |aside)"
+        )
+    return value
+
+
+def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=undefined, autoescape=False, finalize=finalize)
+    env.filters.update(FILTERS)
+    return env
+
+
+_STRICT = _environment(jinja2.StrictUndefined, _none_as_empty)
+_LENIENT = _environment(jinja2.ChainableUndefined, _none_as_empty)
+_CHECK = _environment(jinja2.StrictUndefined, _refuse_none)
 
 
 def _attribute_of(node: nodes.Node) -> tuple[str, str] | None:
@@ -43,8 +89,11 @@ def check_template(source: str) -> str:
     """Raise ``ValueError`` naming the problem if ``source`` is not a valid rule template."""
     try:
         tree = _STRICT.parse(source)
+        _STRICT.from_string(source)  # compiling finds unknown filters and tests
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise ValueError(f"template error: {exc}") from None
     unknown = meta.find_undeclared_variables(tree) - TEMPLATE_NAMES
     if unknown:
         raise ValueError(
@@ -85,3 +134,94 @@ def render_template(source: str, context: dict[str, Any]) -> tuple[str, str | No
         return _compiled(source, False).render(visible), error
     except Exception:  # noqa: BLE001 — the raw source is still a useful title; error already reported
         return source, error
+
+
+class _Anything(str):
+    """A sample for evidence keys a kind does not fix (``evidence.properties.x``): ``"1"``, with any key."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> _Anything:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Anything("1")
+
+    def __getitem__(self, key: object) -> _Anything:  # type: ignore[override]
+        return _Anything("1")
+
+
+_SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
+    "threshold": {"measure": "count", "value": 6, "threshold": 6, "properties": _Anything("1")},
+    "ratio": {"measure": "ratio", "value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
+    "spike": {"measure": "count", "value": 60, "threshold": 30, "baseline": 10, "factor": 6.0},
+    "drop": {"measure": "count", "value": 2, "threshold": 3, "baseline": 6, "drop_pct": 66.7},
+    "inactivity": {"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
+    "absence": {
+        "measure": "missing follow-up",
+        "value": "3d",
+        "threshold": 259200.0,
+        "started_at": "2026-01-02T09:00:00Z",
+    },
+    "sequence": {"measure": "sequence", "value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
+    "any": {"measure": "event", "value": "Some Event", "properties": _Anything("1")},
+    "score": {
+        "measure": "score",
+        "value": 33.7,
+        "threshold": 40.0,
+        "baseline": 33.7,
+        "reason": "below",
+        "components": {"active_users": 33.3, "feature_breadth": 0.0},
+    },
+    "composite": {"measure": "all_of", "value": 2, "threshold": 2, "rules": ["a", "b"]},
+}
+
+SPARSE_ACCOUNT: dict[str, Any] = {
+    "account_id": "acc-new",
+    "name": "acc-new",  # the engine shows the id as the name of an account it does not know
+    "tier": None,
+    "plan": None,
+    "mrr": None,
+    "owner": {"name": None, "email": None, "slack": None},
+    "timezone": "UTC",
+    "tags": [],
+    "links": {"crm": None, "admin": None},
+}
+
+
+def sample_context(rule: Any) -> dict[str, Any]:
+    """A context for ``rule`` with a sparse account (only its id known) and sample evidence of its kind."""
+    evidence = {"baseline": None, "sample_event_ids": ["e1"], **_SAMPLE_EVIDENCE.get(rule.kind, {"value": 1})}
+    return {
+        "account": SPARSE_ACCOUNT,
+        "evidence": evidence,
+        "rule": {
+            "id": rule.id,
+            "title": rule.title,
+            "kind": rule.kind,
+            "severity": rule.severity,
+            "priority": rule.priority,
+            "description": rule.description,
+            "labels": dict(rule.labels),
+        },
+        "window": {"start": "2026-01-03T00:00:00.000Z", "end": "2026-01-10T00:00:00.000Z"},
+        "user": {"id": "user-1"} if rule.group_by == "user" else {"id": None},
+    }
+
+
+def check_rendering(rule: Any) -> list[str]:
+    """Every template of ``rule`` rendered against a sparse account, strictly; one problem per line.
+
+    A template fails when it names something missing (strict undefined), raises, or would print
+    ``None`` — what an account that is not (yet) in preempt.accounts would otherwise show a CSM.
+    """
+    problems = []
+    context = sample_context(rule)
+    for field in TEMPLATE_FIELDS:
+        source = getattr(rule, field, "") or ""
+        if "{" not in source:
+            continue
+        try:
+            _CHECK.from_string(source).render(context)
+        except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
+            problems.append(f"rule {rule.id}: {field}: {type(exc).__name__}: {exc}")
+    return problems

@@ -10,6 +10,7 @@ import click
 
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
+from alerts.commands_preview import alerts_group
 from streams.commands.backtest import backtest
 from streams.commands.events import events
 from streams.commands.ingest import ingest
@@ -38,3 +39,4 @@ main.add_command(rules_group)
 main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
+main.add_command(alerts_group)

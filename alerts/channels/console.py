@@ -27,12 +27,16 @@ class ConsoleNotifier:
         stream.write(text)
         stream.flush()
 
-    async def send(self, notification: Notification) -> DeliveryReceipt:
-        """Print the preview: a header line with the receiver and group size, then the rendered alerts."""
+    def format(self, notification: Notification) -> str:
+        """The text ``send`` writes: a header line with the receiver and group size, then the rendered alerts."""
         count = len(notification.alerts)
         body = render("console_text", template_context(notification.alerts), self._config.text)
         heading = f"preempt → {notification.receiver}" + (f" ({count} alerts)" if count > 1 else "")
-        self._write(f"{_RULE}\n{heading}\n{body.rstrip()}\n{_RULE}\n")
+        return f"{_RULE}\n{heading}\n{body.rstrip()}\n{_RULE}\n"
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Print the preview (``format``) to the stream."""
+        self._write(self.format(notification))
         return DeliveryReceipt(receiver=notification.receiver, ref=None)
 
     async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:

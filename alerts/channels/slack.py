@@ -218,7 +218,7 @@ class SlackNotifier:
         if notification.update_ref:
             await self._chat_update(notification.update_ref, message)
             return DeliveryReceipt(receiver=notification.receiver, ref=notification.update_ref)
-        channel = render("slack_channel", template_context(notification.alerts), self._config.channel).strip()
+        channel = render_channel(self._config, notification.alerts)
         if not channel:
             raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")
         key = f"bot:{channel}"
@@ -245,10 +245,7 @@ class SlackNotifier:
 
     # -- internals ---------------------------------------------------------------------------------
     def _message(self, alerts: tuple[Alert, ...], note: str | None) -> dict[str, Any]:
-        context = template_context(alerts)
-        title = render("slack_title", context, self._config.title) if self._config.title else None
-        text = render("slack_text", context, self._config.text) if self._config.text else None
-        return build_message(alerts, title=title, text=text, note=note)
+        return render_message(self._config, alerts, note)
 
     async def _chat_update(self, ref: str, message: dict[str, Any]) -> None:
         channel, sep, ts = ref.partition(":")
@@ -293,6 +290,19 @@ class SlackNotifier:
             return
         error = (response.body or "").strip()[:100] or None
         raise classify("slack webhook", response.status_code, error, response.headers)
+
+
+def render_message(config: SlackReceiver, alerts: tuple[Alert, ...], note: str | None = None) -> dict[str, Any]:
+    """The ``{"text", "blocks"}`` this Slack config posts for ``alerts`` (also used by ``preempt alerts preview``)."""
+    context = template_context(alerts)
+    title = render("slack_title", context, config.title) if config.title else None
+    text = render("slack_text", context, config.text) if config.text else None
+    return build_message(alerts, title=title, text=text, note=note)
+
+
+def render_channel(config: SlackReceiver, alerts: tuple[Alert, ...]) -> str:
+    """The channel (or member id) the ``channel`` template renders for ``alerts``; empty when it renders empty."""
+    return render("slack_channel", template_context(alerts), config.channel).strip()
 
 
 def _from_api_error(method: str, exc: SlackApiError) -> DeliveryError:

@@ -42,6 +42,7 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
                     "value": value,
                     "threshold": rule.min,
                     "baseline": None,
+                    "properties": event.properties,  # the latest event's, for the rule's summary sentence
                     "sample_event_ids": samples_since(keyed["s"], start),
                 },
             )

@@ -9,6 +9,7 @@ import click
 from rules.durations import format_duration
 from rules.loader import load_rules
 from rules.models import RuleBase
+from rules.templates import check_rendering
 from schemas.errors import RuleConfigError
 
 
@@ -44,6 +45,12 @@ def check(path: Path) -> None:
             click.echo(line, err=True)
         raise SystemExit(1) from None
     ranked = ruleset.stack_ranked()
+    # Every template rendered against an account only known by its id (strict: no "None" for a CSM).
+    problems = [problem for rule in ranked for problem in check_rendering(rule)]
+    if problems:
+        for problem in problems:
+            click.echo(f"{path}: {problem}", err=True)
+        raise SystemExit(1)
     click.echo(f"{len(ranked)} rules OK in {path} ({len(ruleset.enabled)} enabled)")
     click.echo(f"{'prio':>4}  {'severity':<8}  {'id':<36}  what")
     for rule in ranked:

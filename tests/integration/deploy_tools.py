@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ENSURE_PROMETHEUS = REPO / "deploy" / "prometheus" / "ensure-prometheus.sh"
 ENSURE_COMPOSE = REPO / "deploy" / "ensure-compose.sh"
+ENSURE_CHROMIUM = REPO / "deploy" / "ensure-chromium.sh"
 COMPOSE_PLUGIN = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins" / "docker-compose"
 
 
@@ -31,6 +32,15 @@ def require_prometheus_tools() -> tuple[str, str]:
     if not (prometheus and promtool):
         pytest.fail(f"prometheus/promtool missing after the setup tried to install them. {report}", pytrace=False)
     return prometheus, promtool
+
+
+def require_chromium() -> str:
+    """Path of Debian's headless ``chromium``; runs ensure-chromium.sh (apt) when it is missing."""
+    report = "" if shutil.which("chromium") else _run_setup(ENSURE_CHROMIUM)
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.fail(f"chromium missing after the setup tried to install it. {report}", pytrace=False)
+    return chromium
 
 
 def _compose_works(command: list[str]) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from alerts.blocks import ACTION_ACK
 from alerts.channels.base import Notification
 from alerts.channels.email import EmailNotifier
-from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
+from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, render_message
 from alerts.routing.config import EmailReceiver, SlackReceiver
 from schemas.alert import Alert
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -80,8 +80,13 @@ async def test_bot_posts_block_kit_to_owner_and_updates_it(
         [posted] = slack_server.wait_for(1, target="U0JANE01")
         assert posted.method == "chat.postMessage"
         assert posted.headers["Authorization"] == f"Bearer {TOKEN}"
-        assert posted.body["text"] == "[HIGH] Acme: API errors are spiking (Acme)"
+        assert posted.body["text"] == (
+            "[HIGH] API errors are spiking (Acme): 37 matching events, at or above the threshold of 20"
+        )
         assert posted.body["blocks"][0]["text"]["text"] == alert.title
+        # What `preempt alerts preview` shows is what was posted.
+        preview = render_message(SlackReceiver(channel="{{ account.owner.slack }}"), (alert,))
+        assert {"text": posted.body["text"], "blocks": posted.body["blocks"]} == preview
         buttons = next(b for b in posted.body["blocks"] if b["type"] == "actions")["elements"]
         assert json.loads(buttons[0]["value"])["alert_id"] == alert.alert_id
         assert receipt.ref is not None
@@ -278,7 +283,9 @@ async def test_email_delivers_multipart_digest(
     text, html = (p.get_content() for p in message.iter_parts())
     assert "Acme: errors" in text
     assert "Acme: usage dropped" in text
-    assert "<h2>Acme: usage dropped</h2>" in html
+    assert '<h2 style="margin-bottom: 4px">Acme: usage dropped</h2>' in html
+    assert "<strong>admin</strong>" in html  # the playbook's Markdown as HTML
+    assert "**" not in text
     assert receipt.ref == message["Message-ID"]
 
 

@@ -87,14 +87,23 @@ def test_single_alert_has_every_part(make_alert: Callable[..., Alert]) -> None:
     blocks = message["blocks"]
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": alert.title, "emoji": True}}
     flat = json.dumps(message)
-    for expected in ("enterprise", "<@U0JANE01> (Jane Doe)", "$12,500", "count = 37 (threshold 20)", "*admin*"):
+    for expected in (
+        "enterprise",
+        "<@U0JANE01> (Jane Doe)",
+        "$12,500",
+        "*Why*: 37 matching events, at or above the threshold of 20",
+        "fired Mon 23 Nov 2026, 07:10 CET",
+        "*admin*",
+    ):
         assert expected in flat
     actions = next(b for b in blocks if b["type"] == "actions")["elements"]
     assert [b.get("action_id") for b in actions] == [ACTION_ACK, ACTION_SNOOZE, ACTION_NOT_HELPFUL, "preempt_link_0"]
     value = json.loads(actions[0]["value"])
     assert value == {"alert_id": alert.alert_id, "rule_id": "error-spike", "account_id": "acme"}
     assert actions[3]["url"] == "https://crm.example.com/acme"
-    assert message["text"] == "[HIGH] Acme: API errors are spiking (Acme)"
+    assert message["text"] == (
+        "[HIGH] API errors are spiking (Acme): 37 matching events, at or above the threshold of 20"
+    )
     assert_within_slack_limits(message)
 
 

@@ -11,7 +11,7 @@ from schemas.alert import Alert
 
 
 async def test_preview_shows_alert_and_receiver(make_alert: Callable[..., Alert]) -> None:
-    """The preview names the receiver, the severity, the title, the account and the playbook."""
+    """The preview names the receiver, severity, title, evidence sentence, account, owner and playbook (no Markdown)."""
     out = io.StringIO()
     notifier = ConsoleNotifier(stream=out)
     receipt = await notifier.send(Notification(receiver="console", alerts=(make_alert(),), group_key="g"))
@@ -19,8 +19,12 @@ async def test_preview_shows_alert_and_receiver(make_alert: Callable[..., Alert]
     assert receipt.receiver == "console"
     assert "preempt → console" in text
     assert "[HIGH] Acme: API errors are spiking" in text
-    assert "account: Acme (acme) tier=enterprise owner=jane@example.com" in text
-    assert "playbook: Call the **admin**" in text
+    assert "why:      37 matching events, at or above the threshold of 20" in text
+    assert "account:  Acme (acme), enterprise, $12,500 MRR" in text
+    assert "owner:    Jane Doe (account owner)" in text
+    assert "fired:    Mon 23 Nov 2026, 07:10 CET" in text  # in the account's timezone (Europe/Paris)
+    assert "playbook: Call the admin within the hour" in text
+    assert "**" not in text
 
 
 async def test_digest_preview_counts_alerts(make_alert: Callable[..., Alert]) -> None:

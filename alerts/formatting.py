@@ -1,0 +1,173 @@
+"""The notifier's formatting layer: what every channel (Slack, email text and HTML, console) shows.
+
+Numbers, money, durations, times and people come from schemas/formatting.py (shared with the rule
+engine); this module adds what only the channels need: the alert's evidence as a sentence, times
+in the account owner's timezone, and the playbook's Markdown turned into Slack mrkdwn, safe HTML
+or plain text (no ``**`` left in a console or a plain email). ``FILTERS`` exposes all of it to
+the message templates (alerts/templates.py) under the names docs/notifications.md lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+from markupsafe import Markup
+
+from schemas import formatting
+from schemas.alert import Alert
+
+# html=False: raw HTML in a playbook is shown as text, never interpreted (account data may be in it).
+_MD = MarkdownIt("commonmark", {"html": False})
+_SAFE_SCHEMES = ("https://", "http://", "mailto:")
+
+
+def slack_escape(text: object) -> str:
+    """Slack's three control characters as entities: ``&`` ``<`` ``>``."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _safe_href(href: object) -> str | None:
+    text = str(href or "").strip()
+    return text if text.lower().startswith(_SAFE_SCHEMES) else None
+
+
+def _inline(node: SyntaxTreeNode, slack: bool) -> str:
+    out: list[str] = []
+    for child in node.children:
+        kind = child.type
+        if kind == "text":
+            out.append(slack_escape(child.content) if slack else child.content)
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind == "strong":
+            inner = _inline(child, slack)
+            out.append(f"*{inner}*" if slack and inner.strip() else inner)
+        elif kind == "em":
+            inner = _inline(child, slack)
+            out.append(f"_{inner}_" if slack and inner.strip() else inner)
+        elif kind == "code_inline":
+            out.append(f"`{slack_escape(child.content)}`" if slack else child.content)
+        elif kind == "link":
+            inner = _inline(child, slack)
+            href = _safe_href(child.attrs.get("href"))
+            if href is None or inner == href:
+                out.append(inner)
+            elif slack:
+                out.append(f"<{slack_escape(href)}|{inner}>")
+            else:
+                out.append(f"{inner} ({href})")
+        elif child.children:
+            out.append(_inline(child, slack))
+        else:
+            out.append(slack_escape(child.content) if slack else child.content)
+    return "".join(out)
+
+
+def _blocks(node: SyntaxTreeNode, slack: bool) -> list[str]:
+    parts: list[str] = []
+    for child in node.children:
+        kind = child.type
+        if kind in ("paragraph", "heading"):
+            text = _inline(child.children[0], slack) if child.children else ""
+            parts.append(f"*{text}*" if kind == "heading" and slack else text)
+        elif kind in ("bullet_list", "ordered_list"):
+            start = int(str(child.attrs.get("start", 1)))
+            items = []
+            for index, item in enumerate(child.children):
+                marker = f"{start + index}. " if kind == "ordered_list" else "• "
+                lines = "\n".join(_blocks(item, slack)).split("\n")
+                items.append(marker + lines[0] + "".join(f"\n{' ' * len(marker)}{line}" for line in lines[1:]))
+            parts.append("\n".join(items))
+        elif kind in ("fence", "code_block"):
+            body = child.content.rstrip("\n")
+            parts.append(f"```\n{slack_escape(body)}\n```" if slack else body)
+        elif kind == "blockquote":
+            inner = "\n\n".join(_blocks(child, slack)).split("\n")
+            parts.append("\n".join(f"> {line}" if slack else f"  {line}" for line in inner))
+        elif kind == "hr":
+            parts.append("———")
+        else:
+            parts.append(slack_escape(child.content) if slack else child.content)
+    return parts
+
+
+def markdown_text(source: Any) -> str:
+    """Markdown as plain text: ``**bold**`` loses its stars, lists keep their numbers and indentation."""
+    text = "" if source is None else str(source)
+    if not text.strip():
+        return ""
+    return "\n\n".join(p for p in _blocks(SyntaxTreeNode(_MD.parse(text)), slack=False) if p.strip())
+
+
+def markdown_mrkdwn(source: Any) -> str:
+    """Markdown as Slack mrkdwn (``*bold*``, ``_em_``, ``<url|text>``), every other ``&<>`` escaped."""
+    text = "" if source is None else str(source)
+    if not text.strip():
+        return ""
+    return "\n\n".join(p for p in _blocks(SyntaxTreeNode(_MD.parse(text)), slack=True) if p.strip())
+
+
+def markdown_html(source: Any) -> Markup:
+    """Markdown as HTML for email; raw HTML in the source is escaped, links are http(s)/mailto only."""
+    text = "" if source is None else str(source)
+    return Markup(_MD.render(text))  # noqa: S704 — markdown-it escapes every text (html=False)
+
+
+def _as_dict(alert: Any) -> dict[str, Any]:
+    if isinstance(alert, Alert):
+        return alert.model_dump(mode="json")
+    return dict(alert) if isinstance(alert, Mapping) else {}
+
+
+def evidence_text(alert: Any) -> str:
+    """Why the alert fired, as a sentence: the rule's ``summary`` when it wrote one, else built per kind.
+
+    Takes an ``Alert`` or its JSON dict; a bare evidence dict (older templates: ``a.evidence|evidence``)
+    gets the generic sentence.
+    """
+    data = _as_dict(alert)
+    if "evidence" not in data or not isinstance(data.get("evidence"), Mapping):
+        return formatting.evidence_sentence("", data)
+    account = data.get("account") if isinstance(data.get("account"), Mapping) else {}
+    return formatting.evidence_sentence(
+        str(data.get("kind") or ""),
+        data["evidence"],
+        timezone=(account or {}).get("timezone"),
+    )
+
+
+def account_name(alert: Any) -> str:
+    """The account's name, or its id when the account is unknown (never "None")."""
+    data = _as_dict(alert)
+    account = data.get("account") if isinstance(data.get("account"), Mapping) else {}
+    return str((account or {}).get("name") or data.get("account_id") or "unknown account")
+
+
+def owner_text(owner: Any, fallback: str = formatting.OWNER_FALLBACK) -> str:
+    """The account owner by name with their role: ``Dana Whitfield (account owner)``, else ``fallback``."""
+    return formatting.person(owner, "account owner", fallback)
+
+
+FILTERS: dict[str, Any] = {
+    "number": formatting.number,
+    "money": formatting.money,
+    "mrr": formatting.mrr,
+    "percent": formatting.percent,
+    "duration": formatting.duration,
+    "datetime": formatting.datetime_text,
+    "date": formatting.date_text,
+    "person": formatting.person,
+    "owner": owner_text,
+    "points": formatting.points,
+    "aside": formatting.aside,
+    "facts": formatting.account_facts,
+    "evidence": evidence_text,
+    "account_name": account_name,
+    "plain": markdown_text,
+    "mrkdwn": markdown_mrkdwn,
+    "markdown_html": markdown_html,
+}
+"""Every formatting filter the message templates can use (docs/notifications.md#formatting-filters)."""

@@ -1,0 +1,335 @@
+"""How numbers, money, durations, times and people read in an alert — one module for every channel.
+
+Pure functions (no Faust, no Kafka): the rule engine uses them for the evidence sentence and the
+rule templates, the notifier's channels (Slack, email, console) and ``preempt alerts preview`` use
+them through ``alerts/formatting.py``. Every function accepts missing or odd input (``None``, a
+string where a number was expected) and returns readable text, never ``None`` and never a
+traceback: an alert is still sent when a field is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prometheus_client import Counter
+
+from schemas.logs import get_logger
+
+log = get_logger(__name__)
+
+INVALID_TIMEZONES = Counter(
+    "preempt_invalid_timezones_total",
+    "Distinct account timezones that are not IANA zones; times in their alerts are shown in UTC instead",
+)
+
+OWNER_FALLBACK = "the account's owner"
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
+_SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_WORD_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_ACRONYMS = {"api": "API", "nps": "NPS", "sso": "SSO", "mrr": "MRR", "csm": "CSM", "id": "ID"}
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(float(value)) else None
+    try:
+        parsed = float(str(value).strip())
+    except ValueError:
+        return None
+    return parsed if math.isfinite(parsed) else None
+
+
+def text(value: Any) -> str:
+    """Any JSON value as words, never a Python repr: lists joined, objects as ``key value``, None as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "" if math.isnan(value) else ("infinite" if value > 0 else "minus infinite")
+        return number(value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{label(k)} {text(v)}".strip() for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(t for t in (text(v) for v in value) if t)
+    return str(value)
+
+
+def number(value: Any, digits: int = 1) -> str:
+    """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``; text passes through; ``None`` → ``""``."""
+    if value is None:
+        return ""
+    parsed = _as_float(value)
+    if parsed is None:
+        return text(value)
+    rounded = round(parsed, digits)
+    if rounded.is_integer():
+        return f"{int(rounded):,}"
+    return f"{rounded:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def money(value: Any, currency: str | None = "USD", missing: str = "unknown") -> str:
+    """``1170.0`` → ``$1,170``, ``99.5`` → ``$99.50``, ``(1200, "CHF")`` → ``1,200 CHF``; ``None`` → ``missing``."""
+    parsed = _as_float(value)
+    if parsed is None:
+        return missing if value is None or text(value).strip() == "" else text(value)
+    code = (currency or "USD").upper()
+    amount = f"{parsed:,.0f}" if parsed.is_integer() else f"{parsed:,.2f}"
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{symbol}{amount}" if symbol else f"{amount} {code}"
+
+
+def mrr(value: Any, currency: str | None = "USD") -> str:
+    """``1040.0`` → ``$1,040 MRR``; unknown → ``MRR unknown``."""
+    parsed = _as_float(value)
+    return "MRR unknown" if parsed is None else f"{money(parsed, currency)} MRR"
+
+
+def percent(value: Any, digits: int = 1, *, ratio: bool = True) -> str:
+    """``0.3`` → ``30%``, ``0.3347`` → ``33.5%``; with ``ratio=False`` the value is already in percent."""
+    parsed = _as_float(value)
+    if parsed is None:
+        return text(value)
+    return f"{number(parsed * 100 if ratio else parsed, digits)}%"
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def seconds_of(value: Any) -> float | None:
+    """Seconds from a number or a short duration (``"1w"``, ``"36h"``); ``None`` when it is neither."""
+    parsed = _as_float(value)
+    if parsed is not None:
+        return parsed
+    match = _SHORT_DURATION.match(str(value)) if value is not None else None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
+def duration(value: Any, parts: int = 2) -> str:
+    """``604800.0`` → ``7 days``, ``187200`` → ``2 days 4 hours``, ``"1w"`` → ``7 days``, ``45`` → ``45 seconds``.
+
+    Weeks are shown as days up to 4 weeks (a CSM thinks "14 days", not "2 weeks"); at most ``parts`` units.
+    """
+    seconds = seconds_of(value)
+    if seconds is None:
+        return text(value)
+    if seconds < 1:
+        return "less than a second" if seconds > 0 else "0 seconds"
+    remaining = round(seconds)
+    out: list[str] = []
+    for unit, size in _WORD_UNITS:
+        if unit == "week" and remaining < 5 * 604800:
+            continue
+        if remaining >= size:
+            count, remaining = divmod(remaining, size)
+            out.append(_plural(count, unit))
+            if len(out) == parts:
+                break
+        elif out:  # 2 days 0 hours 5 minutes reads as "2 days": stop at the first gap
+            break
+    return " ".join(out)
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        # Counted and logged once per distinct name (the cache), not once per rendered line.
+        INVALID_TIMEZONES.inc()
+        log.warning("invalid_timezone", timezone=name[:64], shown_in="UTC")
+        return UTC
+
+
+def zone(name: Any) -> tzinfo:
+    """The IANA zone ``name``; UTC when it is missing, or when it is invalid (then counted and logged)."""
+    if name is None or str(name).strip() in ("", "UTC", "Z"):
+        return UTC
+    return _zone(str(name).strip()[:128])
+
+
+def datetime_instant(value: Any) -> datetime | None:
+    """An aware datetime from RFC 3339 text, epoch seconds or milliseconds; ``None`` when it is none of them."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    parsed = _as_float(value)
+    if parsed is not None:
+        # Epoch seconds, or milliseconds when it is too large to be seconds (year > 5138).
+        seconds = parsed / 1000 if abs(parsed) > 1e11 else parsed
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def datetime_text(value: Any, timezone: Any = None) -> str:
+    """``2026-01-02T13:20:33.818Z`` in ``America/New_York`` → ``Fri 2 Jan 2026, 08:20 EST``."""
+    moment = datetime_instant(value)
+    if moment is None:
+        return text(value)
+    local = moment.astimezone(zone(timezone))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname() or 'UTC'}"
+
+
+def date_text(value: Any, timezone: Any = None) -> str:
+    """``2026-01-10T00:00:00Z`` in ``America/Los_Angeles`` → ``Fri 9 Jan 2026`` (the owner's calendar day)."""
+    moment = datetime_instant(value)
+    if moment is None:
+        return text(value)
+    local = moment.astimezone(zone(timezone))
+    return f"{local:%a} {local.day} {local:%b %Y}"
+
+
+def person(who: Any, role: str | None = None, fallback: str = OWNER_FALLBACK) -> str:
+    """A person by name (else email, else Slack id) with their role: ``Dana Whitfield (CSM)``; else ``fallback``."""
+    if isinstance(who, Mapping):
+        name = who.get("name") or who.get("email") or who.get("slack") or who.get("id")
+        role = role or who.get("role")
+    else:
+        name = who
+    shown = text(name).strip()
+    if not shown:
+        return fallback
+    return f"{shown} ({text(role)})" if role else shown
+
+
+def label(name: Any) -> str:
+    """``feature_breadth`` → ``feature breadth``, ``api_errors`` → ``API errors``."""
+    words = str(name).replace("-", "_").split("_")
+    return " ".join(_ACRONYMS.get(w.lower(), w) for w in words if w)
+
+
+def points(components: Any) -> str:
+    """Score components, weakest first: ``feature breadth 0/100, depth 0/100, active users 33/100``."""
+    if not isinstance(components, Mapping) or not components:
+        return text(components)
+    ranked = sorted(components.items(), key=lambda item: (_as_float(item[1]) or 0.0, str(item[0])))
+    return ", ".join(f"{label(name)} {number(value, 0)}/100" for name, value in ranked)
+
+
+def aside(value: Any) -> str:
+    """``" (value)"`` when there is a value, else ``""`` — for optional details such as a CRM link."""
+    shown = text(value).strip()
+    return f" ({shown})" if shown else ""
+
+
+def account_facts(account: Any) -> str:
+    """``growth, Growth (monthly), $1,040 MRR`` from what is known; ``""`` when nothing is."""
+    if not isinstance(account, Mapping):
+        return ""
+    facts = [text(account[k]) for k in ("tier", "plan") if account.get(k)]
+    if _as_float(account.get("mrr")) is not None:
+        facts.append(mrr(account.get("mrr"), account.get("currency")))
+    return ", ".join(facts)
+
+
+def _count_of(value: Any, measure: Any) -> str:
+    count = number(value)
+    if measure in (None, "count"):
+        return f"{count} matching event{'s' if count != '1' else ''}"
+    measure = text(measure)
+    if measure.startswith("distinct:"):
+        what = label(measure.removeprefix("distinct:").removeprefix("properties."))
+        what = "users" if what in ("user ID", "user id") else f"distinct {what}"
+        return f"{count} {what}"
+    return f"{measure.replace(':', ' of ')} {count}"
+
+
+def _properties(props: Any, limit: int = 4) -> str:
+    if not isinstance(props, Mapping):
+        return ""
+    shown = [f"{label(k)} {text(v)}".strip() for k, v in list(props.items())[:limit]]
+    return ", ".join(shown)
+
+
+def evidence_sentence(
+    kind: str, evidence: Mapping[str, Any], *, timezone: Any = None, window_seconds: float | None = None
+) -> str:
+    """Why the rule fired, as a sentence a CSM understands; built from the alert's evidence alone.
+
+    ``evidence["summary"]`` (written by the rule pack's ``summary`` template) wins when present.
+    """
+    summary = evidence.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        return summary.strip()
+    value, threshold, baseline = evidence.get("value"), evidence.get("threshold"), evidence.get("baseline")
+    measure = evidence.get("measure")
+    # An alert's window is bucket-aligned ("6 days 22 hours" for a 7-day rule): named only when asked.
+    within = f" in {duration(window_seconds)}" if window_seconds else ""
+    if kind == "threshold":
+        return f"{_count_of(value, measure)}{within}, at or above the threshold of {number(threshold)}"
+    if kind == "ratio":
+        num, den = evidence.get("numerator"), evidence.get("denominator")
+        share = percent(value)
+        limit = f"at or above the {percent(threshold)} limit"
+        if num is not None and den is not None:
+            return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}"
+        return f"{share} of events matched{within}, {limit}"
+    if kind == "spike":
+        before = "none" if not baseline else number(baseline)
+        factor = evidence.get("factor")
+        times = f", {number(factor)}× as many" if factor else ""
+        at = f"(alert at {number(threshold)})"
+        return f"{_count_of(value, measure)}{within} against {before} in the window before{times} {at}"
+    if kind == "drop":
+        fall = evidence.get("drop_pct")
+        fell = f", {number(fall)}% lower" if fall is not None else ""
+        at = f"(alert at {number(threshold)} or fewer)"
+        return f"{_count_of(value, measure)}{within} against a usual {number(baseline)}{fell} {at}"
+    if kind == "inactivity":
+        last = evidence.get("last_seen")
+        seen = f"; last seen {datetime_text(last, timezone)}" if last else ""
+        return f"no activity for {duration(threshold if threshold is not None else value)}{seen}"
+    if kind == "absence":
+        started = evidence.get("started_at")
+        since = f"started {datetime_text(started, timezone)}; " if started else ""
+        limit = duration(threshold if threshold is not None else value)
+        return f"{since}the expected follow-up did not happen within {limit}"
+    if kind == "sequence":
+        elapsed = evidence.get("elapsed_seconds")
+        took = f" within {duration(elapsed)}" if elapsed is not None else ""
+        limit = f" (limit {duration(threshold)})" if threshold is not None else ""
+        return f"all {number(value)} steps happened in order{took}{limit}"
+    if kind == "any":
+        props = _properties(evidence.get("properties"))
+        what = text(value) or "a matching event"
+        return what + (f": {props}" if props else "")
+    if kind == "score":
+        sentence = f"engagement score {number(value)}/100"
+        if evidence.get("reason") == "drop" and baseline is not None:
+            fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
+            sentence += f", down {number(fall)} points from {number(baseline)}"
+        elif threshold is not None:
+            sentence += f", below the floor of {number(threshold)}"
+        weakest = points(evidence.get("components"))
+        return sentence + (f" (weakest first: {weakest})" if weakest else "")
+    if kind == "composite":
+        fired = evidence.get("rules")
+        names = text(fired) if isinstance(fired, list | tuple) else ""
+        return f"{number(value)} of {number(threshold)} related rules fired together" + (f": {names}" if names else "")
+    if value is None:
+        return "see the alert"
+    extras = [
+        f"threshold {number(threshold)}" if threshold is not None else "",
+        f"baseline {number(baseline)}" if baseline is not None else "",
+    ]
+    extra = ", ".join(e for e in extras if e)
+    return f"{label(text(measure) or 'value')} {number(value)}" + (f" ({extra})" if extra else "")

@@ -1,0 +1,90 @@
+"""`preempt alerts preview --html` opened in Debian's headless Chromium: the page renders, shows every message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageStat
+
+from tests.integration.deploy_tools import REPO, require_chromium
+from tests.unit.alerts.factories import build_alert
+
+ROUTES = REPO / "deploy" / "routes.example.yaml"
+PREEMPT = str(Path(sys.executable).with_name("preempt"))
+
+
+def _chromium(chromium: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+    return subprocess.run(
+        [chromium, *flags, f"--user-data-dir={cwd / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+        cwd=cwd,
+    )
+
+
+def _preview_page(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    alert = build_alert(
+        rule_id="seat-utilisation-low",
+        kind="threshold",
+        title="Quartzline Learning: fewer than 35% of purchased seats are in use",
+        severity="low",
+        labels={"team": "cs"},
+        account={"name": "Quartzline Learning", "timezone": "America/New_York"},
+        evidence={
+            "measure": "count",
+            "value": 6.0,
+            "threshold": 6.0,
+            "summary": "6 of 20 seats in use (30%), below the 35% floor on 6 of the last 7 days",
+        },
+        playbook="**Quartzline Learning** uses under 35% of its seats.\n\n1. Jane Doe: ask the champion.",
+    )
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(alert.model_dump_json(), encoding="utf-8")
+    page = tmp_path / "preview.html"
+    result = subprocess.run(
+        [PREEMPT, "alerts", "preview", str(alert_file), "--routes", str(ROUTES), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {page}" in result.stdout
+    return page, {"title": alert.title, "sentence": str(alert.evidence.model_dump()["summary"])}
+
+
+def test_preview_page_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """The preview page screenshots as a non-blank image and its DOM holds the title, the evidence and each channel."""
+    chromium = require_chromium()
+    page, expected = _preview_page(tmp_path)
+    shot = tmp_path / "preview.png"
+    result = _chromium(chromium, "--window-size=1400,1000", f"--screenshot={shot}", page.as_uri(), cwd=tmp_path)
+    noise = "dbus"  # containers have no D-Bus; Chromium complains and carries on
+    errors = "\n".join(line for line in result.stderr.splitlines() if noise not in line)
+    assert shot.exists(), f"no screenshot (exit {result.returncode}): {errors[-2000:]}"
+    with Image.open(shot) as image:
+        assert image.size == (1400, 1000)
+        grey = image.convert("L")
+        stat = ImageStat.Stat(grey)
+        # A blank (or error) page is one flat colour: variance ~0. The preview has text, cards and buttons.
+        assert stat.var[0] > 200, f"screenshot looks blank (variance {stat.var[0]:.1f})"
+        light, dark = grey.histogram()[200:], grey.histogram()[:80]
+        assert sum(light) > 0.5 * grey.width * grey.height  # mostly page background and cards
+        assert sum(dark) > 2000  # and a good amount of dark text
+    dom = _chromium(chromium, "--dump-dom", page.as_uri(), cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert expected["title"] in html
+    assert expected["sentence"] in html
+    # deploy/routes.example.yaml sends this alert to the owner by Slack DM and email.
+    assert 'data-channel="slack"' in html
+    assert 'data-channel="email"' in html
+    assert "Acknowledge" in html  # the Slack buttons are drawn
+    assert "&lt;strong&gt;Quartzline Learning&lt;/strong&gt;" in html  # the email HTML part, in the iframe's srcdoc
+    assert "**" not in html

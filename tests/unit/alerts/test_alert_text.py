@@ -1,0 +1,130 @@
+"""The default pack's alerts as a CSM receives them, on every channel, with and without account data.
+
+Thirty simulated days of 100 accounts go through the backtest core twice — with the accounts, and
+without (what a backtest without --accounts or a brand-new live account gets) — and every alert is
+rendered by the channels' own code: Slack Block Kit, the email's text and HTML parts, the console.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from alerts.channels.base import Notification
+from alerts.channels.console import ConsoleNotifier
+from alerts.channels.email import EmailNotifier
+from alerts.channels.slack import render_message
+from alerts.routing.config import EmailReceiver, SlackReceiver
+from rules.backtest import run_backtest
+from rules.engine import RuleEngine
+from rules.loader import load_rules
+from schemas.alert import Alert
+from schemas.settings import Settings
+from streams.simulate.generator import Simulation, SimulationConfig
+
+PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
+START = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 30
+RAW_FLOAT = re.compile(r"(?<![\d.])\d+\.0(?![\d])")  # "6.0", "1170.0": a number shown as Python prints it
+
+
+@pytest.fixture(scope="module")
+def backtests() -> dict[str, list[Alert]]:
+    """The pack's alerts over the simulation, with accounts and without."""
+    simulation = Simulation(SimulationConfig(seed=7, accounts=100, start_ms=int(START.timestamp() * 1000), days=DAYS))
+    accounts = {a.account.account_id: a.account for a in simulation.accounts}
+    events = list(simulation.events())
+    until = START.timestamp() + DAYS * 86400
+    out = {}
+    for name, known in (("with accounts", accounts), ("without accounts", {})):
+        engine = RuleEngine(load_rules(PACK), allowed_lateness=5.0)
+        out[name] = run_backtest(engine, enumerate(events, start=1), known, until).alerts
+    return out
+
+
+def _messages(alert: Alert) -> dict[str, str]:
+    settings = Settings()
+    slack = render_message(SlackReceiver(webhook_url=SecretStr("https://hooks.example.com/x")), (alert,))
+    email = EmailNotifier(EmailReceiver(to=("csm@example.com",)), settings).build((alert,), ["csm@example.com"], "g")
+    parts = {p.get_content_type(): str(p.get_content()) for p in email.iter_parts()}
+    console = ConsoleNotifier().format(Notification("csm", (alert,), "g"))
+    return {
+        "slack": json.dumps(slack, ensure_ascii=False),
+        "slack text": slack["text"],
+        "email subject": str(email["Subject"]),
+        "email text": parts["text/plain"],
+        "email html": parts["text/html"],
+        "console": console,
+    }
+
+
+def test_every_rule_of_the_pack_fired(backtests):
+    """The simulation exercises every rule of the pack (so the checks below cover every template)."""
+    rules = {a.rule_id for a in backtests["with accounts"]}
+    assert rules == {r.id for r in load_rules(PACK).rules}
+
+
+def test_account_data_does_not_change_alert_ids(backtests):
+    """Account data changes the text only: the alert ids are the same with and without it."""
+    assert [a.alert_id for a in backtests["with accounts"]] == [a.alert_id for a in backtests["without accounts"]]
+
+
+@pytest.mark.parametrize("which", ["with accounts", "without accounts"])
+def test_no_none_no_markdown_no_raw_numbers_anywhere(backtests, which):
+    """No channel shows None, a dict repr or a number like 6.0; plain text carries no Markdown **."""
+    for alert in backtests[which]:
+        for channel, text in _messages(alert).items():
+            where = f"{alert.rule_id} {alert.alert_id} {channel}"
+            assert "None" not in text, where
+            assert "{'" not in text, where
+            assert not RAW_FLOAT.search(text), f"{where}: {RAW_FLOAT.search(text)}"
+            if channel in ("email text", "console", "slack text", "email subject"):
+                assert "**" not in text, where
+
+
+@pytest.mark.parametrize("which", ["with accounts", "without accounts"])
+def test_every_alert_says_why_in_a_sentence(backtests, which):
+    """Each alert carries its rule's summary sentence, which every channel shows."""
+    for alert in backtests[which]:
+        summary = alert.evidence.model_dump().get("summary")
+        assert summary
+        assert "None" not in summary, alert.rule_id
+        messages = _messages(alert)
+        for channel in ("slack", "email text", "console"):
+            assert summary.replace('"', '\\"') in messages[channel] or summary in messages[channel], channel
+
+
+def test_sparse_account_gets_sensible_fallbacks(backtests):
+    """Without account data the name is the id, the owner is "the account's owner", and no MRR is shown."""
+    alert = next(a for a in backtests["without accounts"] if a.rule_id == "cancel-after-payment-failure")
+    messages = _messages(alert)
+    assert alert.title.startswith(f"{alert.account_id}: ")
+    assert "1. The account's owner: call the account's billing admin" in messages["email text"]
+    assert "Owner: none on record" in messages["email text"]
+    assert "MRR" not in messages["email text"]
+    assert "$" not in messages["slack"]
+
+
+def test_known_account_reads_like_a_person_wrote_it(backtests):
+    """With account data: money with separators, the owner by name and role, times in the owner's zone."""
+    seat = next(a for a in backtests["with accounts"] if a.rule_id == "seat-utilisation-low")
+    text = _messages(seat)["email text"]
+    assert re.search(r"\d+ of \d+ seats in use \(\d+(\.\d)?%\), below the 35% floor on \d of the last 7 days", text)
+    assert re.search(r"\$\d{1,3}(,\d{3})* MRR", text)
+    assert re.search(r"Owner: [A-Z][a-z]+ [A-Z][a-z]+ \(account owner\)", text)
+    quiet = next(a for a in backtests["with accounts"] if a.rule_id == "champion-gone-quiet")
+    assert quiet.user_id
+    assert quiet.user_id in quiet.title  # the champion who went quiet is named
+    assert quiet.user_id in (quiet.evidence.model_dump()["summary"] or "")
+    zone = quiet.account.timezone
+    abbreviations = {"America/New_York": ("EST", "EDT"), "Europe/London": ("GMT", "BST"), "UTC": ("UTC",)}
+    console = _messages(quiet)["console"]
+    assert any(f" {abbr}" in console for abbr in abbreviations.get(str(zone), ("",))), (zone, console)
+    score = next(a for a in backtests["with accounts"] if a.rule_id == "engagement-score-low")
+    assert "/100" in score.playbook
+    assert "{" not in score.playbook

@@ -1,0 +1,105 @@
+"""`rules check` renders every template of every rule against a sparse account, strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rules.engine import RuleEngine
+from rules.findings import make_finding
+from rules.loader import load_rules
+from rules.templates import check_rendering, check_template
+from streams.cli import main
+
+PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
+GOLDEN_GOOD = Path(__file__).resolve().parent / "golden" / "good"
+
+RULE = """\
+id: {id}
+kind: {kind}
+title: "{title}"
+severity: low
+priority: 1
+{body}
+playbook: "{playbook}"
+"""
+ANY_BODY = "match: {event: X}"
+
+
+def _rules(tmp_path: Path, *, title: str = "{{ account.name }}", playbook: str = "", kind: str = "any") -> Path:
+    body = ANY_BODY if kind == "any" else "match: {event: X}\nafter: 7d"
+    path = tmp_path / "r.yaml"
+    path.write_text(RULE.format(id="r1", kind=kind, title=title, body=body, playbook=playbook))
+    return path
+
+
+def test_default_pack_and_golden_rules_render_for_a_sparse_account():
+    """Every template of the default pack and the golden good rules renders strictly with only an account id."""
+    for path in (PACK, *sorted(GOLDEN_GOOD.glob("*.yaml"))):
+        for rule in load_rules(path).rules:
+            assert check_rendering(rule) == [], (path, rule.id)
+
+
+@pytest.mark.parametrize(
+    ("playbook", "problem"),
+    [
+        ("Call {{ account.owner.name }}", "playbook: ValueError: prints None for an account known only by its id"),
+        ("MRR ${{ account.mrr }}", "prints None"),
+        ("CRM: {{ account.links.crm }}", "prints None"),
+        ("{{ evidence.last_seen }} and {{ evidence.nope }}", "UndefinedError: 'dict object' has no attribute 'nope'"),
+        ("{{ evidence.threshold|duration }} {{ evidence.last_seen|datetime(account.timezone) }}", None),
+        ('{{ account.owner|person(fallback=\\"The owner\\") }}{{ account.links.crm|aside }}', None),
+    ],
+)
+def test_check_rendering_flags_none_and_undefined(tmp_path, playbook, problem):
+    """A template that would print None or names a missing evidence key is a problem; filters fix it."""
+    rule = load_rules(_rules(tmp_path, playbook=playbook, kind="inactivity")).rules[0]
+    problems = check_rendering(rule)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1
+        assert problem in problems[0]
+        assert problems[0].startswith("rule r1: ")
+
+
+def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
+    """`preempt rules check` exits 1 naming the file, rule and template; no traceback."""
+    path = _rules(tmp_path, title="{{ account.name }} ({{ account.tier }})", playbook="Call {{ account.owner.name }}")
+    result = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{path}: rule r1: title: ValueError: prints None")
+    assert lines[1].startswith(f"{path}: rule r1: playbook: ValueError: prints None")
+    assert "Traceback" not in result.output
+
+
+def test_unknown_filter_is_refused_at_load():
+    """A typo in a filter name is a load error, not a runtime surprise."""
+    with pytest.raises(ValueError, match="No filter named 'monye'"):
+        check_template("{{ account.mrr|monye }}")
+
+
+def test_summary_is_rendered_into_the_evidence_and_ids_do_not_change():
+    """The rule's summary sentence is added to the alert's evidence; the raw numbers and the alert id stay."""
+    ruleset = load_rules(PACK)
+    engine = RuleEngine(ruleset, allowed_lateness=0.0)
+    finding = make_finding(
+        rule_id="champion-gone-quiet",
+        kind="inactivity",
+        account_id="acc-9",
+        key="acc-9-u02",
+        fired_at=1767964833.818,
+        evidence={"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
+    )
+    alert = engine.to_alert(finding, None, emitted_at=1767964833.818)
+    evidence = alert.evidence.model_dump()
+    assert alert.alert_id == finding.alert_id
+    assert evidence["threshold"] == 604800.0
+    assert evidence["summary"] == "acc-9-u02 (admin) has not logged in for 7 days; last login Fri 2 Jan 2026, 13:20 UTC"
+    assert alert.title == "acc-9: the champion (acc-9-u02, an admin) has not logged in for 7 days"
+    assert "None" not in alert.playbook
+    assert "The account's owner: check LinkedIn / the CRM — did" in alert.playbook

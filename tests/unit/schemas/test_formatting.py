@@ -1,0 +1,252 @@
+"""schemas/formatting.py: numbers, money, durations, times and people as a CSM reads them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import formatting
+from schemas.formatting import (
+    account_facts,
+    aside,
+    date_text,
+    datetime_text,
+    duration,
+    evidence_sentence,
+    money,
+    mrr,
+    number,
+    percent,
+    person,
+    points,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(6.0, "6"), (1170.0, "1,170"), (33.67, "33.7"), (0.25, "0.2"), (-3.0, "-3"), ("abc", "abc"), (None, "")],
+)
+def test_number(value, text):
+    """Whole numbers lose their .0, large ones get separators, text passes through, None is empty."""
+    assert number(value) == text
+
+
+def test_money_and_mrr():
+    """Money has a currency and separators; a missing MRR reads as unknown, never as $None."""
+    assert money(1170.0) == "$1,170"
+    assert money(99.5) == "$99.50"
+    assert money(1200, "EUR") == "€1,200"
+    assert money(1200, "CHF") == "1,200 CHF"
+    assert money(None) == "unknown"
+    assert mrr(1040.0) == "$1,040 MRR"
+    assert mrr(None) == "MRR unknown"
+
+
+def test_percent():
+    """Ratios become percentages without a trailing .0."""
+    assert percent(0.3) == "30%"
+    assert percent(0.3347) == "33.5%"
+    assert percent(35, ratio=False) == "35%"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (604800.0, "7 days"),
+        (1209600, "14 days"),
+        (187200.0, "2 days 4 hours"),
+        ("1w", "7 days"),
+        ("36h", "1 day 12 hours"),
+        (3600, "1 hour"),
+        (45, "45 seconds"),
+        (90061, "1 day 1 hour"),
+        (86400 * 60, "8 weeks 4 days"),
+    ],
+)
+def test_duration_in_words(value, text):
+    """Durations read in words ("7 days"), never as seconds (604800.0)."""
+    assert duration(value) == text
+
+
+def test_times_in_the_owner_timezone():
+    """Times show in the account's timezone, with its abbreviation; dates are the owner's calendar day."""
+    assert datetime_text("2026-01-02T13:20:33.818Z", "America/New_York") == "Fri 2 Jan 2026, 08:20 EST"
+    assert datetime_text("2026-01-02T13:20:33.818Z", None) == "Fri 2 Jan 2026, 13:20 UTC"
+    assert datetime_text(1767360033818, "Europe/Paris") == "Fri 2 Jan 2026, 14:20 CET"  # epoch milliseconds
+    assert date_text("2026-01-10T00:00:00Z", "America/Los_Angeles") == "Fri 9 Jan 2026"
+
+
+def test_invalid_timezone_falls_back_to_utc_and_is_counted():
+    """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
+    before = formatting.INVALID_TIMEZONES._value.get()
+    assert datetime_text("2026-01-02T13:20:00Z", "Mars/Olympus_Mons") == "Fri 2 Jan 2026, 13:20 UTC"
+    assert datetime_text("2026-01-03T13:20:00Z", "Mars/Olympus_Mons") == "Sat 3 Jan 2026, 13:20 UTC"
+    assert datetime_text("2026-01-02T13:20:00Z", "../../etc/passwd") == "Fri 2 Jan 2026, 13:20 UTC"
+    assert formatting.INVALID_TIMEZONES._value.get() - before == 2
+
+
+def test_people_and_optional_details():
+    """People by name with their role; the owner's fallback when nobody is known; optional parts vanish."""
+    assert person({"name": "Dana Whitfield", "email": "d@x"}, "account owner") == "Dana Whitfield (account owner)"
+    assert person({"email": "d@example.com"}) == "d@example.com"
+    assert person({"name": None}) == "the account's owner"
+    assert person(None, fallback="The account's owner") == "The account's owner"
+    assert aside("https://crm/x") == " (https://crm/x)"
+    assert aside(None) == ""
+    assert account_facts({"tier": "growth", "plan": None, "mrr": 1040.0}) == "growth, $1,040 MRR"
+    assert account_facts({"tier": None, "mrr": None}) == ""
+
+
+def test_score_points_weakest_first_no_dict_repr():
+    """Score components read as points out of 100, weakest first, with readable names."""
+    text = points({"active_users": 33.3, "feature_breadth": 0.0, "api_errors": 100.0, "nps": 60.0})
+    assert text == "feature breadth 0/100, active users 33/100, NPS 60/100, API errors 100/100"
+
+
+@pytest.mark.parametrize(
+    ("kind", "evidence", "sentence"),
+    [
+        (
+            "threshold",
+            {"measure": "count", "value": 6.0, "threshold": 6.0},
+            "6 matching events, at or above the threshold of 6",
+        ),
+        (
+            "ratio",
+            {"value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
+            "12 of 40 events matched (30%), at or above the 25% limit",
+        ),
+        (
+            "spike",
+            {"measure": "count", "value": 60.0, "threshold": 30.0, "baseline": 10.0, "factor": 6.0},
+            "60 matching events against 10 in the window before, 6× as many (alert at 30)",
+        ),
+        (
+            "drop",
+            {"measure": "distinct:user_id", "value": 2.0, "threshold": 3.0, "baseline": 6.0, "drop_pct": 66.7},
+            "2 users against a usual 6, 66.7% lower (alert at 3 or fewer)",
+        ),
+        (
+            "inactivity",
+            {"value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
+            "no activity for 7 days; last seen Fri 2 Jan 2026, 08:20 EST",
+        ),
+        (
+            "absence",
+            {"value": "3d", "threshold": 259200.0, "started_at": "2026-01-02T14:00:00Z"},
+            "started Fri 2 Jan 2026, 09:00 EST; the expected follow-up did not happen within 3 days",
+        ),
+        (
+            "sequence",
+            {"value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
+            "all 2 steps happened in order within 2 days 4 hours (limit 7 days)",
+        ),
+        (
+            "any",
+            {"value": "NPS Submitted", "properties": {"score": 4, "channel": "email"}},
+            "NPS Submitted: score 4, channel email",
+        ),
+        (
+            "score",
+            {"value": 33.7, "threshold": 40.0, "reason": "below", "components": {"depth": 0.0, "nps": 60.0}},
+            "engagement score 33.7/100, below the floor of 40 (weakest first: depth 0/100, NPS 60/100)",
+        ),
+        (
+            "score",
+            {"value": 41.0, "threshold": 40.0, "baseline": 85.0, "reason": "drop"},
+            "engagement score 41/100, down 44 points from 85",
+        ),
+        (
+            "composite",
+            {"value": 2, "threshold": 2, "rules": ["weekly-active-users-drop", "nps-detractor"]},
+            "2 of 2 related rules fired together: weekly-active-users-drop, nps-detractor",
+        ),
+    ],
+)
+def test_evidence_sentence_per_kind(kind, evidence, sentence):
+    """Every kind's evidence reads as a sentence, with times in the owner's timezone and no raw seconds."""
+    assert evidence_sentence(kind, evidence, timezone="America/New_York") == sentence
+
+
+def test_rule_summary_wins_over_the_generic_sentence():
+    """The sentence a rule's summary template wrote is used as it is."""
+    evidence = {"value": 6.0, "threshold": 6.0, "summary": "6 of 20 seats in use (30%), below the 35% floor"}
+    assert evidence_sentence("threshold", evidence) == "6 of 20 seats in use (30%), below the 35% floor"
+
+
+def test_odd_evidence_never_raises():
+    """Missing or odd values give a readable sentence, never an exception or None."""
+    for kind in (
+        "threshold",
+        "ratio",
+        "spike",
+        "drop",
+        "inactivity",
+        "absence",
+        "sequence",
+        "any",
+        "score",
+        "composite",
+        "x",
+    ):
+        text = evidence_sentence(kind, {"value": None, "threshold": "abc", "components": "n/a", "rules": 3})
+        assert isinstance(text, str)
+        assert "None" not in text
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_kinds = st.sampled_from(
+    ["threshold", "ratio", "spike", "drop", "inactivity", "absence", "sequence", "any", "score", "composite", ""]
+)
+_keys = st.sampled_from(
+    [
+        "value",
+        "threshold",
+        "baseline",
+        "measure",
+        "numerator",
+        "denominator",
+        "factor",
+        "drop_pct",
+        "last_seen",
+        "started_at",
+        "elapsed_seconds",
+        "properties",
+        "components",
+        "reason",
+        "rules",
+    ]
+)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@given(kind=_kinds, evidence=st.dictionaries(_keys, _json, max_size=8), zone=st.none() | st.text(max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_evidence_sentence_never_raises_or_says_none(kind, evidence, zone):
+    """Whatever a producer put in the evidence, the sentence is text and never the word None."""
+    evidence.pop("summary", None)
+    text = evidence_sentence(kind, evidence, timezone=zone)
+    assert isinstance(text, str)
+    assert "None" not in text or any("None" in t for t in _strings(evidence))  # unless the data itself says it
+
+
+@given(value=_json)
+@settings(max_examples=300, deadline=None)
+def test_filters_never_raise(value):
+    """Every formatting helper takes any JSON value and returns text."""
+    for fn in (number, money, mrr, percent, duration, datetime_text, date_text, person, points, aside, account_facts):
+        assert isinstance(fn(value), str)
