@@ -42,6 +42,7 @@ typecheck: install ## mypy --strict on the packages
 test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit + integration on the real broker)
 	deploy/prometheus/ensure-prometheus.sh
 	deploy/ensure-compose.sh
+	deploy/ensure-chromium.sh
 	$(BIN)/pytest
 
 unit: install ## Unit tests only (no broker)
