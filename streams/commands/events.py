@@ -74,9 +74,11 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     Reads the whole topic from the beginning (bounded by a short idle timeout) and prints the
     newest --limit matches, oldest first.
     """
+    from streams.broker_probe import probe_broker
     from streams.dead_letter_reader import read_dead_letters
 
     settings = Settings()
+    probe_broker(settings)
     letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit)
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())

@@ -19,10 +19,12 @@ def worker(loglevel: str) -> None:
     from faust import Worker
 
     from streams.app import create_app
+    from streams.broker_probe import probe_broker
     from streams.topics import ensure_topics
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
+    probe_broker(settings)
     ensure_topics(settings)
     app = create_app(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
