@@ -7,9 +7,9 @@ At the end of input the clock moves to ``max event time − lateness``, or to ``
 given, so pending deadlines up to then fire. ``until`` also cuts the replay: events stamped at
 or after it are not evaluated (counted in ``after_until``); reading stops once an event is
 more than the lateness past ``until`` (any later event before ``until`` would be late anyway);
-an ``until`` before the data (nothing could be replayed) raises ``BacktestRangeError``. Invalid lines are reported with their line
-numbers and skipped. Same rules + same file ⇒ byte-identical output (alerts are sorted, and
-``emitted_at`` is ``fired_at``).
+an ``until`` before the data (nothing could be replayed) raises ``BacktestRangeError``.
+Invalid lines are reported with their line numbers and skipped. Same rules + same file ⇒
+byte-identical output (alerts are sorted, and ``emitted_at`` is ``fired_at``).
 
 Pure apart from reading the input it is given: no clock, no Kafka.
 """

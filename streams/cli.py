@@ -17,14 +17,14 @@ from pydantic_settings import SettingsError
 
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
+from schemas.errors import PreemptError
 from streams.commands.backtest import backtest
 from streams.commands.events import events
 from streams.commands.ingest import ingest
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
-from streams.commands.simulate import simulate
-from schemas.errors import PreemptError
 from streams.commands.settings_errors import describe_settings_error, is_settings_error
+from streams.commands.simulate import simulate
 from streams.commands.worker import worker
 
 

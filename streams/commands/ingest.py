@@ -19,8 +19,8 @@ def ingest(host: str | None, port: int | None) -> None:
     """
     from aiohttp import web
 
-    from streams.ingest.app import create_ingest_app
     from streams.broker_probe import probe_broker
+    from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics
 

@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from schemas.errors import EventRejectedError, PublishError
 from schemas.settings import Settings
-from streams.event_lines import read_lines
 from streams.broker_probe import probe_broker
+from streams.event_lines import read_lines
 from streams.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
