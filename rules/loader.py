@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from rules.models import KINDS, CompositeRule, Rule, RuleBase
 from schemas.alert import SEVERITY_ORDER
-from schemas.errors import RuleConfigError
+from schemas.config_yaml import YamlSyntaxError, load_yaml_file
+from schemas.errors import ConfigError, RuleConfigError
 
 _RULE = TypeAdapter[RuleBase](Rule)
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -93,14 +93,14 @@ def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        errors.append(f"{file}:{line}: rule (unknown): field '(file)': not valid YAML: {exc}")
+        data = load_yaml_file(file)
+    except YamlSyntaxError as exc:
+        # "FILE: line N, column C: not valid YAML: …" → keep the loader's "file: rule: field:" shape.
+        detail = str(exc).removeprefix(f"{file}: ")
+        errors.append(f"{file}: rule (unknown): field '(file)': {detail}")
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"{file}: rule (unknown): field '(file)': cannot read: {exc}")
+    except ConfigError as exc:
+        errors.append(f"{file}: rule (unknown): field '(file)': {str(exc).removeprefix(f'{file}: ')}")
         return []
     if data is None:
         return []
@@ -119,17 +119,37 @@ def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]
     return []
 
 
-def _check_references(rules: list[RuleBase], sources: dict[str, Path], errors: list[str]) -> None:
-    by_id = {rule.id: rule for rule in rules}
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a composite needs to know of a rule it names: parsed, or only raw (it failed to load)."""
+
+    composite: bool
+    enabled: bool
+
+
+def _target_of(rule: RuleBase) -> _Target:
+    return _Target(isinstance(rule, CompositeRule), rule.enabled)
+
+
+def _raw_target(raw: dict[Any, Any]) -> _Target:
+    return _Target(raw.get("kind") == "composite", raw.get("enabled", True) is not False)
+
+
+def _check_references(
+    rules: list[RuleBase], sources: dict[str, Path], failed: dict[str, _Target], errors: list[str]
+) -> None:
+    """Cross-rule checks, run in the same pass as the field checks: on the rules that parsed, and
+    against what the raw data of the ones that did not still says (their id, kind and enabled)."""
+    by_id = {rule.id: _target_of(rule) for rule in rules}
     for rule in rules:
         if not isinstance(rule, CompositeRule):
             continue
         for index, ref in enumerate(rule.all_of):
             where = f"{sources[rule.id]}: rule {rule.id!r}: field 'all_of[{index}]'"
-            target = by_id.get(ref)
+            target = by_id.get(ref) or failed.get(ref)
             if target is None:
                 errors.append(f"{where}: no rule has id {ref!r}")
-            elif isinstance(target, CompositeRule):
+            elif target.composite:
                 errors.append(f"{where}: {ref!r} is a composite; a composite combines non-composite rules")
             elif rule.enabled and not target.enabled:
                 errors.append(f"{where}: {ref!r} is disabled, so this composite could never fire")
@@ -144,6 +164,7 @@ def load_rules(path: Path) -> RuleSet:
     errors: list[str] = []
     rules: list[RuleBase] = []
     sources: dict[str, Path] = {}
+    failed: dict[str, _Target] = {}
     for file in _rule_files(path):
         for index, raw in _raw_rules(file, errors):
             who = _describe(index, raw)
@@ -154,13 +175,15 @@ def load_rules(path: Path) -> RuleSet:
                 rule = _RULE.validate_python(raw)
             except ValidationError as exc:
                 errors.extend(_validation_lines(file, who, raw, exc))
+                if isinstance(raw.get("id"), str):
+                    failed.setdefault(raw["id"], _raw_target(raw))
                 continue
             if rule.id in sources:
                 errors.append(f"{file}: {who}: field 'id': duplicate id; already defined in {sources[rule.id]}")
                 continue
             sources[rule.id] = file
             rules.append(rule)
-    _check_references(rules, sources, errors)
+    _check_references(rules, sources, failed, errors)
     if not rules and not errors:
         errors.append(f"{path}: rule (none): field '(path)': no rules found in *.yaml or *.yml files")
     if errors:

@@ -29,23 +29,26 @@ def schema(for_accounts: bool) -> None:
 
 
 @events.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 def validate(path: Path) -> None:
-    """Check a JSONL file of events offline, exactly as the stream would.
+    """Check a JSONL file of events (or - for stdin) offline, exactly as the stream would.
 
-    Prints every invalid line as FILE:LINE: REASON (FIELD): DETAIL and a summary; exits 0 when
-    every event is valid, 1 otherwise. Timestamps are checked against this machine's clock
+    Writes every invalid line as FILE:LINE: REASON (FIELD): DETAIL, then a summary, all on
+    stderr (stdout stays empty); exits 0 when every event is valid, 1 when any is invalid or
+    the input holds no event at all. Timestamps are checked against this machine's clock
     (PREEMPT_MAX_FUTURE_SKEW_SECONDS), sizes against PREEMPT_MAX_EVENT_BYTES.
     """
     settings = Settings()
     now = time.time()
     valid = invalid = blank = 0
+    stdin = str(path) == "-"
+    name = Path("<stdin>") if stdin else path
 
     def count_blank(_size: int) -> None:
         nonlocal blank
         blank += 1
 
-    with path.open("rb") as stream:
+    with click.open_file(str(path), "rb") as stream:
         for line in read_lines(stream, on_blank=count_blank):
             result = decode_event(
                 line.raw,
@@ -55,11 +58,13 @@ def validate(path: Path) -> None:
             )
             if isinstance(result, Rejection):
                 invalid += 1
-                click.echo(describe_rejection(path, line.number, result))
+                click.echo(describe_rejection(name, line.number, result), err=True)
             else:
                 valid += 1
+    if valid + invalid == 0:
+        raise click.ClickException(f"{name}: no events (the input is empty or only blank lines)")
     skipped = f", {blank} blank line(s) skipped" if blank else ""
-    click.echo(f"{path}: {valid} valid, {invalid} invalid{skipped}", err=True)
+    click.echo(f"{name}: {valid} valid, {invalid} invalid{skipped}", err=True)
     sys.exit(1 if invalid else 0)
 
 
