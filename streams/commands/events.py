@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ def validate(path: Path) -> None:
         nonlocal blank
         blank += 1
 
-    with click.open_file(str(path), "rb") as stream:
+    with contextlib.ExitStack() as stack:
+        stream = click.get_binary_stream("stdin") if stdin else stack.enter_context(path.open("rb"))
         for line in read_lines(stream, on_blank=count_blank):
             result = decode_event(
                 line.raw,
