@@ -21,7 +21,8 @@ def probe_broker(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None
 
     Raises ``BrokerUnavailableError`` otherwise (refused, unresolvable, timed out).
     """
-    where = ", ".join(settings.bootstrap_servers) or settings.broker
+    _check_addresses(settings)
+    where = ", ".join(settings.bootstrap_servers)
     timeout_ms = max(1, int(timeout_s * 1000))
     try:
         admin = KafkaAdminClient(
@@ -36,3 +37,18 @@ def probe_broker(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None
             "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one"
         ) from exc
     admin.close()
+
+
+def _check_addresses(settings: Settings) -> None:
+    """A malformed PREEMPT_BROKER is the user's to fix, not a broker to wait for."""
+    servers = settings.bootstrap_servers
+    if not servers:
+        raise BrokerUnavailableError(
+            f"PREEMPT_BROKER={settings.broker!r} names no broker; write kafka://host:port[;host:port…]"
+        )
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if sep and (not host or not port.isdigit()):
+            raise BrokerUnavailableError(
+                f"PREEMPT_BROKER={settings.broker!r}: {server!r} is not host:port; write kafka://host:port[;host:port…]"
+            )

@@ -71,7 +71,9 @@ def validate(path: Path) -> None:
 
 
 @events.command("dead-letters")
-@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many (the newest).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+)
 @click.option("--account", "account_id", default=None, help="Only dead letters keyed by this account.")
 @click.option("--reason", default=None, help="Only this reason code, e.g. missing_field.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")

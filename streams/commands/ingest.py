@@ -39,4 +39,10 @@ def ingest(host: str | None, port: int | None) -> None:
     ensure_topics(settings)
     bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
     log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
-    web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise click.ClickException(
+            f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}; "
+            "choose another --port / PREEMPT_INGEST_PORT or --host / PREEMPT_WEB_HOST"
+        ) from exc

@@ -232,3 +232,64 @@ def test_an_unexpected_exception_keeps_its_traceback() -> None:
     result = CliRunner().invoke(group, ["boom"])
     assert isinstance(result.exception, RuntimeError)
     assert result.exit_code == 1
+
+
+def test_worker_reports_invalid_rules_before_probing_the_broker(tmp_path: Path) -> None:
+    """`preempt worker` validates its rules first: with bad rules and no broker, the rules error comes out."""
+    (tmp_path / "rules.yaml").write_text("id: x\nkind: nope\n")
+    run = _run(["worker"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER, PREEMPT_RULES_PATH="rules.yaml")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "rules.yaml: rule 'x': field 'kind': unknown kind 'nope'" in run.stderr
+    assert "cannot reach Kafka" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("broker", "expected"),
+    [
+        ("kafka://", "Error: PREEMPT_BROKER='kafka://' names no broker; write kafka://host:port[;host:port…]"),
+        (
+            "kafka://127.0.0.1:notaport",
+            "Error: PREEMPT_BROKER='kafka://127.0.0.1:notaport': '127.0.0.1:notaport' is not host:port; "
+            "write kafka://host:port[;host:port…]",
+        ),
+    ],
+)
+def test_a_malformed_broker_address_is_named_at_once(tmp_path: Path, broker: str, expected: str) -> None:
+    """A PREEMPT_BROKER that is not host:port is reported as such, without waiting for a connection."""
+    run = _invoke(["events", "dead-letters"], tmp_path, PREEMPT_BROKER=broker)
+    assert run.returncode == 1
+    assert run.stderr.strip() == expected
+
+
+def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`preempt ingest` on a port already in use says which address and what to change, without a traceback."""
+    import socket
+
+    import streams.broker_probe
+    import streams.ingest.sink
+    import streams.topics
+
+    class Sink:
+        """Stands in for the Kafka sink: this test is about the listening socket."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def start(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(streams.broker_probe, "probe_broker", lambda settings: None)
+    monkeypatch.setattr(streams.topics, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(streams.ingest.sink, "KafkaEventSink", Sink)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _invoke(["ingest", "--port", str(port)], tmp_path, PREEMPT_INGEST_API_KEYS='["' + "0" * 64 + '"]')
+    assert run.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: " in run.stderr
+    assert "choose another --port / PREEMPT_INGEST_PORT" in run.stderr
