@@ -13,15 +13,16 @@ from kafka.errors import KafkaError
 from schemas.errors import BrokerUnavailableError
 from schemas.settings import Settings
 
-PROBE_TIMEOUT_S = 5.0
 
+def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
+    """Return when a broker of ``settings.broker`` answers a metadata request within ``timeout_s``
+    (default ``PREEMPT_BROKER_PROBE_SECONDS``, 5 s).
 
-def probe_broker(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Return when a broker of ``settings.broker`` answers a metadata request within ``timeout_s``.
-
-    Raises ``BrokerUnavailableError`` otherwise (refused, unresolvable, timed out).
+    Raises ``BrokerUnavailableError`` otherwise (refused, unresolvable, timed out, malformed address).
     """
     _check_addresses(settings)
+    if timeout_s is None:
+        timeout_s = settings.broker_probe_seconds
     where = ", ".join(settings.bootstrap_servers)
     timeout_ms = max(1, int(timeout_s * 1000))
     try:

@@ -293,3 +293,12 @@ def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.
     assert run.returncode == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: " in run.stderr
     assert "choose another --port / PREEMPT_INGEST_PORT" in run.stderr
+
+
+def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
+    """PREEMPT_BROKER_PROBE_SECONDS bounds the wait (a slow remote cluster may need more than 5 s)."""
+    run = _invoke(
+        ["events", "dead-letters"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER, PREEMPT_BROKER_PROBE_SECONDS="0.5"
+    )
+    assert run.returncode == 1
+    assert "Error: cannot reach Kafka at 127.0.0.1:1 within 0.5 s" in run.stderr
