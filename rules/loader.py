@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from rules.models import KINDS, CompositeRule, Rule, RuleBase
 from schemas.alert import SEVERITY_ORDER
@@ -75,9 +76,9 @@ def _describe(index: int | None, raw: object) -> str:
     return "rule #1 (no id)" if index is None else f"rule #{index + 1} (no id)"
 
 
-def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -> Iterator[str]:
+def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetails]) -> Iterator[str]:
     kind = raw.get("kind") if isinstance(raw, dict) else None
-    for error in exc.errors():
+    for error in errors:
         message = error["msg"].removeprefix("Value error, ")
         where = _field_name(tuple(error["loc"]), kind)
         if error["type"] == "union_tag_not_found":
@@ -89,6 +90,46 @@ def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -
         elif error["type"] == "missing":
             message = "missing: this field is required"
         yield f"{file}: {who}: field {where!r}: {message}"
+
+
+# Valid stand-ins for the fields every kind shares. The kinds' own cross-field checks (score's
+# window/every, composite's all_of…) never read these, so substituting them is exact.
+_COMMON_PLACEHOLDERS: dict[str, object] = {
+    "id": "placeholder",
+    "title": "placeholder",
+    "description": "",
+    "severity": "info",
+    "priority": 1,
+    "cooldown": None,
+    "playbook": "",
+    "labels": {},
+    "enabled": True,
+}
+
+
+def _top_field(loc: tuple[int | str, ...], kind: object) -> int | str | None:
+    parts = loc[1:] if loc and isinstance(kind, str) and loc[0] == kind else loc
+    return parts[0] if parts else None
+
+
+def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: ValidationError) -> list[str]:
+    """The rule's own cross-field errors, which pydantic skips while any field is invalid.
+
+    When only common fields (severity, priority, title…) failed, validate again with valid
+    stand-ins for them and keep the rule-level errors of that second run, so one pass reports
+    e.g. a misspelt severity and a score window that is not a multiple of ``every`` together.
+    """
+    kind = raw.get("kind")
+    failed = {_top_field(tuple(error["loc"]), kind) for error in exc.errors()}
+    if None in failed or not failed <= set(_COMMON_PLACEHOLDERS):
+        return []
+    patched = {**raw, **{str(name): _COMMON_PLACEHOLDERS[str(name)] for name in failed}}
+    try:
+        _RULE.validate_python(patched)
+    except ValidationError as second:
+        rule_level = [e for e in second.errors() if _top_field(tuple(e["loc"]), kind) is None]
+        return list(_validation_lines(file, who, raw, rule_level))
+    return []
 
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
@@ -174,7 +215,8 @@ def load_rules(path: Path) -> RuleSet:
             try:
                 rule = _RULE.validate_python(raw)
             except ValidationError as exc:
-                errors.extend(_validation_lines(file, who, raw, exc))
+                errors.extend(_validation_lines(file, who, raw, exc.errors()))
+                errors.extend(_cross_field_lines(file, who, raw, exc))
                 if isinstance(raw.get("id"), str):
                     failed.setdefault(raw["id"], _raw_target(raw))
                 continue

@@ -131,3 +131,34 @@ def test_yes_no_on_off_are_strings_in_rules(tmp_path: Path):
     [rule] = load_rules(path).rules
     where = rule.match.where
     assert (where["properties.state"].eq, where["properties.answer"].eq) == ("on", "no")
+
+
+def test_a_rules_own_cross_field_error_comes_with_its_field_errors(tmp_path: Path):
+    """A misspelt severity and a score window that is not a multiple of `every` are reported together."""
+    path = tmp_path / "score.yaml"
+    path.write_text(
+        "id: s\nkind: score\ntitle: t\nseverity: loud\npriority: 0\nwindow: 10d\nevery: 3d\nbelow: 50\n"
+        "components: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]\n"
+    )
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(path)
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        f"{path}: rule 's': field 'severity': Input should be 'critical', 'high', 'medium', 'low' or 'info'",
+        f"{path}: rule 's': field 'priority': Input should be greater than or equal to 1",
+        f"{path}: rule 's': field '(rule)': window must be a whole multiple of every, at most 400 of them",
+    ]
+
+
+def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: Path):
+    """When a kind's own field is invalid, its cross-field checks are not run on stand-ins (no false errors)."""
+    path = tmp_path / "score.yaml"
+    path.write_text(
+        "id: s\nkind: score\ntitle: t\nseverity: loud\npriority: 1\nwindow: 10d\nevery: 5d\nbelow: 200\n"
+        "components: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]\n"
+    )
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(path)
+    message = str(caught.value)
+    assert "field 'below'" in message
+    assert "give below, drop_points, or both" not in message
