@@ -129,7 +129,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
                 except EventRejectedError as exc:
                     rejected += 1
                     field = f" ({exc.field})" if exc.field else ""
-                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stdout)
+                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
                 bar.update(line.size)
         publisher.close()
     except PublishError as exc:

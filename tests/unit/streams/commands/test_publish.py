@@ -74,7 +74,7 @@ def test_file_publishes_valid_lines_and_reports_rejected_ones(
     result = CliRunner().invoke(publish, ["--file", str(path)])
     assert result.exit_code == 1
     assert [r["value"] for r in fake_publishers[0].sent] == [good, good.replace(b'"a"', b'"b"')]
-    assert f"{path}:2: not_an_object: " in result.output
+    assert f"{path}:2: not_an_object: " in result.stderr  # diagnostics on stderr, as in `events validate`
     assert f"{path}:4: missing_field (event_id): event_id is required" in result.output
     assert "published 2 event(s)" in result.output
 
