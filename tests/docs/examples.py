@@ -1,6 +1,6 @@
 """Executable documentation: the ```console examples of README.md and docs/*.md, run and compared.
 
-Convention (docs/README of the convention: docs/rules.md "Examples in these docs are tested"):
+The convention (also described in docs/rules.md, "Examples in these docs are tested"):
 
 * A fenced block whose info string is ``console`` is an example. Each line starting with ``$ ``
   is a command (a trailing ``\\`` continues it on the next line); the lines after it, up to the
@@ -218,12 +218,12 @@ def problems_without_running(path: Path) -> list[str]:
 def describe(outcome: Outcome) -> str:
     """A readable mismatch: the command, the exit codes, the expected and the actual output."""
     command = outcome.command
-    where = f"{command.line}"
+    expected = "".join(f"    {line}\n" for line in command.expected)
+    actual = "".join(f"    {line}\n" for line in outcome.output)
     return (
-        f"line {where}: $ {command.text}\n"
+        f"line {command.line}: $ {command.text}\n"
         f"  exit: expected {command.exit_code}, got {outcome.exit_code}\n"
-        "  expected:\n" + "".join(f"    {line}\n" for line in command.expected) + "  actual:\n"
-        "" + "".join(f"    {line}\n" for line in outcome.output)
+        f"  expected:\n{expected}  actual:\n{actual}"
     )
 
 
