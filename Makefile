@@ -48,10 +48,13 @@ test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit
 
+docs: install ## Run every ```console example in README.md and docs/ and rewrite the outputs that changed (review with git diff)
+	$(BIN)/python -m tests.docs.examples --write
+
 bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
 	$(BIN)/python -m bench.run
 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs bench clean

@@ -67,7 +67,8 @@ def _load(path: Path) -> RoutingConfig:
     try:
         return RoutingConfig.load(path)
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        for line in str(exc).splitlines():  # one problem per line, each naming the file
+            click.echo(f"error: {line}", err=True)
         sys.exit(1)
 
 

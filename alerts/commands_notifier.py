@@ -21,6 +21,7 @@ def notifier(loglevel: str) -> None:
     from alerts.app import create_app, ensure_notifier_topics
     from alerts.routing.config import RoutingConfig
     from schemas.errors import ConfigError
+    from streams.broker_probe import probe_broker
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -29,6 +30,7 @@ def notifier(loglevel: str) -> None:
         routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    probe_broker(settings)
     ensure_notifier_topics(settings)
     app = create_app(settings, routing)
     log.info(

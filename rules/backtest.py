@@ -4,9 +4,12 @@ Events are read in file order. One global clock: the watermark is the highest ev
 so far minus the allowed lateness (it starts at the first event), so events out of order by
 less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
 At the end of input the clock moves to ``max event time − lateness``, or to ``until`` when
-given, so pending deadlines up to then fire. Invalid lines are reported with their line
-numbers and skipped. Same rules + same file ⇒ byte-identical output (alerts are sorted, and
-``emitted_at`` is ``fired_at``).
+given, so pending deadlines up to then fire. ``until`` also cuts the replay: events stamped at
+or after it are not evaluated (counted in ``after_until``); reading stops once an event is
+more than the lateness past ``until`` (any later event before ``until`` would be late anyway);
+an ``until`` before the data (nothing could be replayed) raises ``BacktestRangeError``.
+Invalid lines are reported with their line numbers and skipped. Same rules + same file ⇒
+byte-identical output (alerts are sorted, and ``emitted_at`` is ``fired_at``).
 
 Pure apart from reading the input it is given: no clock, no Kafka.
 """
@@ -29,7 +32,8 @@ from rules.state import AccountState
 from schemas.account import Account
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
-from schemas.event import MAX_EVENT_BYTES, Event
+from schemas.errors import BacktestRangeError
+from schemas.event import MAX_EVENT_BYTES, Event, format_ts
 
 MAX_REPORTED_INVALID = 1000
 NO_OWNER = "(no owner)"
@@ -60,6 +64,10 @@ class BacktestResult:
     last_event_at: float | None = None
     final_watermark: float | None = None
     suppressed_by_cooldown: int = 0
+    after_until: int = 0
+    """Valid events stamped at or after ``until`` that were read and skipped."""
+    stopped_at_line: int | None = None
+    """The line where reading stopped because no later event could be before ``until``."""
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -104,7 +112,12 @@ def run_backtest(
     accounts: dict[str, Account] | None = None,
     until: float | None = None,
 ) -> BacktestResult:
-    """Run every event through ``engine`` with one global clock; return the sorted alerts."""
+    """Run every event through ``engine`` with one global clock; return the sorted alerts.
+
+    With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
+    ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
+    the first event shows that nothing could be replayed, or at the end if nothing was.
+    """
     result = BacktestResult()
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
@@ -118,6 +131,15 @@ def run_backtest(
             if len(result.invalid) < MAX_REPORTED_INVALID:
                 where = f"{decoded.field}: " if decoded.field else ""
                 result.invalid.append(InvalidLine(number, f"{decoded.reason}: {where}{decoded.detail}"))
+            continue
+        if until is not None and decoded.ts >= until:
+            if decoded.ts - lateness >= until:
+                # Every later event is at/after until or late behind this one: the replay ends here.
+                if newest == -math.inf:
+                    raise _until_before_data(until, decoded.ts)
+                result.stopped_at_line = number
+                break
+            result.after_until += 1
             continue
         newest = max(newest, decoded.ts)
         state = states.get(decoded.account_id)
@@ -133,6 +155,8 @@ def run_backtest(
             result.duplicates += 1
         else:
             result.late += 1
+    if until is not None and result.after_until and newest == -math.inf:
+        raise _until_before_data(until, None)
     if newest > -math.inf or until is not None:
         final = until if until is not None else newest - lateness
         result.final_watermark = final
@@ -145,6 +169,14 @@ def run_backtest(
     findings.sort(key=_sort_key)
     result.alerts = [engine.to_alert(f, accounts.get(f.account_id), f.fired_at) for f in findings]
     return result
+
+
+def _until_before_data(until: float, first: float | None) -> BacktestRangeError:
+    first_text = f" (the first event is at {format_ts(first)})" if first is not None else ""
+    return BacktestRangeError(
+        f"--until {format_ts(until)} is before the data{first_text}: nothing would be replayed; "
+        "give a later --until, or leave it out to replay the whole file"
+    )
 
 
 def alert_line(alert: Alert) -> bytes:
@@ -161,11 +193,28 @@ def iso_week(rfc3339: str) -> str:
 
 @dataclass(slots=True)
 class AlertBudget:
-    """Alert volume: per rule, per severity, and per owner per ISO week."""
+    """Alert volume: per rule, per severity, per owner per ISO week, and per owner × rule × week."""
 
     per_rule: Counter[str] = field(default_factory=Counter)
     per_severity: Counter[str] = field(default_factory=Counter)
     per_owner_week: Counter[tuple[str, str]] = field(default_factory=Counter)
+    per_owner_week_rule: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def per_owner(self) -> Counter[str]:
+        """Total alerts per owner over the whole replay."""
+        totals: Counter[str] = Counter()
+        for (owner, _week), count in self.per_owner_week.items():
+            totals[owner] += count
+        return totals
+
+    def rules_of(self, owner: str, week: str) -> list[tuple[str, int]]:
+        """``(rule_id, alerts)`` charged to ``owner`` in ``week``, most alerts first, then by rule id."""
+        rows = [(rule, n) for (o, w, rule), n in self.per_owner_week_rule.items() if o == owner and w == week]
+        return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+    def over(self, limit: int) -> list[tuple[str, str, int]]:
+        """``(owner, week, alerts)`` for every owner-week with more than ``limit`` alerts, by owner then week."""
+        return sorted((owner, week, n) for (owner, week), n in self.per_owner_week.items() if n > limit)
 
 
 def owner_label(account: Account | None) -> str:
@@ -182,5 +231,7 @@ def alert_budget(alerts: Iterable[Alert], accounts: dict[str, Account]) -> Alert
     for alert in alerts:
         budget.per_rule[alert.rule_id] += 1
         budget.per_severity[alert.severity] += 1
-        budget.per_owner_week[(owner_label(accounts.get(alert.account_id)), iso_week(alert.fired_at))] += 1
+        owner, week = owner_label(accounts.get(alert.account_id)), iso_week(alert.fired_at)
+        budget.per_owner_week[(owner, week)] += 1
+        budget.per_owner_week_rule[(owner, week, alert.rule_id)] += 1
     return budget

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from rules.models import KINDS, CompositeRule, Rule, RuleBase
 from schemas.alert import SEVERITY_ORDER
-from schemas.errors import RuleConfigError
+from schemas.config_yaml import YamlSyntaxError, load_yaml_file
+from schemas.errors import ConfigError, RuleConfigError
 
 _RULE = TypeAdapter[RuleBase](Rule)
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -75,9 +76,9 @@ def _describe(index: int | None, raw: object) -> str:
     return "rule #1 (no id)" if index is None else f"rule #{index + 1} (no id)"
 
 
-def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -> Iterator[str]:
+def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetails]) -> Iterator[str]:
     kind = raw.get("kind") if isinstance(raw, dict) else None
-    for error in exc.errors():
+    for error in errors:
         message = error["msg"].removeprefix("Value error, ")
         where = _field_name(tuple(error["loc"]), kind)
         if error["type"] == "union_tag_not_found":
@@ -91,16 +92,56 @@ def _validation_lines(file: Path, who: str, raw: object, exc: ValidationError) -
         yield f"{file}: {who}: field {where!r}: {message}"
 
 
+# Valid stand-ins for the fields every kind shares. The kinds' own cross-field checks (score's
+# window/every, composite's all_of…) never read these, so substituting them is exact.
+_COMMON_PLACEHOLDERS: dict[str, object] = {
+    "id": "placeholder",
+    "title": "placeholder",
+    "description": "",
+    "severity": "info",
+    "priority": 1,
+    "cooldown": None,
+    "playbook": "",
+    "labels": {},
+    "enabled": True,
+}
+
+
+def _top_field(loc: tuple[int | str, ...], kind: object) -> int | str | None:
+    parts = loc[1:] if loc and isinstance(kind, str) and loc[0] == kind else loc
+    return parts[0] if parts else None
+
+
+def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: ValidationError) -> list[str]:
+    """The rule's own cross-field errors, which pydantic skips while any field is invalid.
+
+    When only common fields (severity, priority, title…) failed, validate again with valid
+    stand-ins for them and keep the rule-level errors of that second run, so one pass reports
+    e.g. a misspelt severity and a score window that is not a multiple of ``every`` together.
+    """
+    kind = raw.get("kind")
+    failed = {_top_field(tuple(error["loc"]), kind) for error in exc.errors()}
+    if None in failed or not failed <= set(_COMMON_PLACEHOLDERS):
+        return []
+    patched = {**raw, **{str(name): _COMMON_PLACEHOLDERS[str(name)] for name in failed}}
+    try:
+        _RULE.validate_python(patched)
+    except ValidationError as second:
+        rule_level = [e for e in second.errors() if _top_field(tuple(e["loc"]), kind) is None]
+        return list(_validation_lines(file, who, raw, rule_level))
+    return []
+
+
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        errors.append(f"{file}:{line}: rule (unknown): field '(file)': not valid YAML: {exc}")
+        data = load_yaml_file(file)
+    except YamlSyntaxError as exc:
+        # "FILE: line N, column C: not valid YAML: …" → keep the loader's "file: rule: field:" shape.
+        detail = str(exc).removeprefix(f"{file}: ")
+        errors.append(f"{file}: rule (unknown): field '(file)': {detail}")
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"{file}: rule (unknown): field '(file)': cannot read: {exc}")
+    except ConfigError as exc:
+        errors.append(f"{file}: rule (unknown): field '(file)': {str(exc).removeprefix(f'{file}: ')}")
         return []
     if data is None:
         return []
@@ -119,17 +160,37 @@ def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]
     return []
 
 
-def _check_references(rules: list[RuleBase], sources: dict[str, Path], errors: list[str]) -> None:
-    by_id = {rule.id: rule for rule in rules}
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a composite needs to know of a rule it names: parsed, or only raw (it failed to load)."""
+
+    composite: bool
+    enabled: bool
+
+
+def _target_of(rule: RuleBase) -> _Target:
+    return _Target(isinstance(rule, CompositeRule), rule.enabled)
+
+
+def _raw_target(raw: dict[Any, Any]) -> _Target:
+    return _Target(raw.get("kind") == "composite", raw.get("enabled", True) is not False)
+
+
+def _check_references(
+    rules: list[RuleBase], sources: dict[str, Path], failed: dict[str, _Target], errors: list[str]
+) -> None:
+    """Cross-rule checks, run in the same pass as the field checks: on the rules that parsed, and
+    against what the raw data of the ones that did not still says (their id, kind and enabled)."""
+    by_id = {rule.id: _target_of(rule) for rule in rules}
     for rule in rules:
         if not isinstance(rule, CompositeRule):
             continue
         for index, ref in enumerate(rule.all_of):
             where = f"{sources[rule.id]}: rule {rule.id!r}: field 'all_of[{index}]'"
-            target = by_id.get(ref)
+            target = by_id.get(ref) or failed.get(ref)
             if target is None:
                 errors.append(f"{where}: no rule has id {ref!r}")
-            elif isinstance(target, CompositeRule):
+            elif target.composite:
                 errors.append(f"{where}: {ref!r} is a composite; a composite combines non-composite rules")
             elif rule.enabled and not target.enabled:
                 errors.append(f"{where}: {ref!r} is disabled, so this composite could never fire")
@@ -144,6 +205,7 @@ def load_rules(path: Path) -> RuleSet:
     errors: list[str] = []
     rules: list[RuleBase] = []
     sources: dict[str, Path] = {}
+    failed: dict[str, _Target] = {}
     for file in _rule_files(path):
         for index, raw in _raw_rules(file, errors):
             who = _describe(index, raw)
@@ -153,14 +215,17 @@ def load_rules(path: Path) -> RuleSet:
             try:
                 rule = _RULE.validate_python(raw)
             except ValidationError as exc:
-                errors.extend(_validation_lines(file, who, raw, exc))
+                errors.extend(_validation_lines(file, who, raw, exc.errors()))
+                errors.extend(_cross_field_lines(file, who, raw, exc))
+                if isinstance(raw.get("id"), str):
+                    failed.setdefault(raw["id"], _raw_target(raw))
                 continue
             if rule.id in sources:
                 errors.append(f"{file}: {who}: field 'id': duplicate id; already defined in {sources[rule.id]}")
                 continue
             sources[rule.id] = file
             rules.append(rule)
-    _check_references(rules, sources, errors)
+    _check_references(rules, sources, failed, errors)
     if not rules and not errors:
         errors.append(f"{path}: rule (none): field '(path)': no rules found in *.yaml or *.yml files")
     if errors:

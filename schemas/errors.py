@@ -5,6 +5,8 @@ PreemptError
 │   └── RuleConfigError
 ├── EventRejectedError        an event failed validation (carries the reason code and the field)
 ├── PublishError           events could not be delivered to Kafka (SDK flush/close)
+├── BrokerUnavailableError no Kafka broker answered within the probe's timeout (CLI commands, at start)
+├── BacktestRangeError     a backtest's --until is before its data (nothing would be replayed)
 └── DeliveryError          a notification could not be delivered
     ├── RetryableDeliveryError(retry_after=…)   the worker loop backs off and retries
     └── PermanentDeliveryError                  dead-lettered at once
@@ -64,3 +66,15 @@ class PublishError(PreemptError):
     def __init__(self, message: str, failed: int) -> None:
         super().__init__(message)
         self.failed = failed
+
+
+class BrokerUnavailableError(PreemptError):
+    """No Kafka broker answered a metadata request within a short timeout.
+
+    Raised by ``streams.broker_probe.probe_broker`` before a command starts work that needs
+    the broker, so the user learns within seconds, not after a client's 30-60 s retries.
+    """
+
+
+class BacktestRangeError(PreemptError):
+    """A backtest was asked to stop (``--until``) before the first event of its input."""

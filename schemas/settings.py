@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
     data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
+    # unreachable broker is one clear line within seconds (streams/broker_probe.py).
+    broker_probe_seconds: float = Field(5.0, gt=0, description="how long commands wait for a broker to answer")
 
     # Events
     max_event_bytes: int = Field(32 * 1024, ge=256)

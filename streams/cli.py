@@ -1,26 +1,50 @@
 """The ``preempt`` command line: one group, one module per subcommand in ``streams/commands``.
 
 This is the one place that knows every command, including the notifier's (``alerts.commands``),
-so it is the only module in ``streams`` that imports from ``alerts``.
+so it is the only module in ``streams`` that imports from ``alerts``. It is also the one place
+that turns a user's error into one line: any ``PreemptError`` (a bad file, an invalid event, an
+unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1. Anything else
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
 from alerts.commands_preview import alerts_group
+from schemas.errors import PreemptError
 from streams.commands.backtest import backtest
 from streams.commands.events import events
 from streams.commands.ingest import ingest
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
+from streams.commands.settings_errors import describe_settings_error, is_settings_error
 from streams.commands.simulate import simulate
 from streams.commands.worker import worker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class PreemptGroup(click.Group):
+    """The ``preempt`` group: one line, not a traceback, for the errors a user can fix."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except PreemptError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except (ValidationError, SettingsError) as exc:
+            if not is_settings_error(exc):
+                raise
+            raise click.ClickException(describe_settings_error(exc)) from exc
+
+
+@click.group(cls=PreemptGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="preempt")
 def main() -> None:
     """Preempt: real-time customer-success alerts from product usage events.

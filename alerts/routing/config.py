@@ -2,7 +2,10 @@
 
 ``RoutingConfig.load(path)`` is called by the notifier at start and by ``preempt routes check``.
 The shape follows Alertmanager (``receivers``, ``route``, ``inhibit_rules``) plus ``silences`` and
-``quiet_hours``; docs/notifications.md is the reference.
+``quiet_hours``; docs/notifications.md is the reference. A file written for Alertmanager loads
+where the concepts match (``alerts.routing.alertmanager``), and every problem of a file — YAML
+aside — is reported in one pass: field errors, unsupported Alertmanager keys, unknown names in
+matchers and templates (``alerts.routing.names``), and receiver references, together.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -28,19 +31,42 @@ from pydantic import (
     model_validator,
 )
 
+from alerts.routing.alertmanager import translate
 from alerts.routing.durations import parse_duration
-from alerts.routing.matchers import Matcher, matches_all
+from alerts.routing.matchers import Matcher, matches_all, parse_matchers
+from alerts.routing.names import matcher_name_problem, unknown_names
 from alerts.templates import check_template
 from schemas.alert import Alert, Severity
+from schemas.config_yaml import load_yaml_file
 from schemas.errors import ConfigError
 
 
-def _to_matcher(value: object) -> Matcher:
+def _to_matcher(value: object) -> Matcher | tuple[Matcher, ...]:
+    # One entry may be a set ('{owner="a", level!="b"}'); _flatten makes the field a flat tuple.
     if isinstance(value, Matcher):
         return value
     if not isinstance(value, str):
         raise ValueError(f"a matcher is a string like 'severity=\"critical\"', got {value!r}")
-    return Matcher.parse(value)
+    matchers = parse_matchers(value)
+    problems = [p for p in (matcher_name_problem(m.name) for m in matchers) if p is not None]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return matchers[0] if len(matchers) == 1 else matchers
+
+
+def _flatten(entries: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+    flat: list[Matcher] = []
+    for entry in entries:
+        flat.extend(entry if isinstance(entry, tuple) else (entry,))
+    return tuple(flat)
+
+
+def _known_names(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    # "..." is Alertmanager's "group by everything" (alerts.routing.tree.GROUP_BY_ALL).
+    problems = [p for p in (matcher_name_problem(n) for n in names or () if n != "...") if p is not None]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return names
 
 
 def _as_tuple(value: object) -> object:
@@ -50,12 +76,17 @@ def _as_tuple(value: object) -> object:
 def _template(value: object) -> object:
     if isinstance(value, str):
         check_template(value)
+        problems = unknown_names(value)
+        if problems:
+            raise ValueError("template uses " + "; ".join(problems))
     return value
 
 
 MatcherField = Annotated[Matcher, PlainValidator(_to_matcher), PlainSerializer(str)]
+Matchers = Annotated[tuple[MatcherField, ...], AfterValidator(_flatten)]
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Template = Annotated[str, BeforeValidator(_template)]
+Names = Annotated[tuple[str, ...], AfterValidator(_known_names)]
 
 # hide_input_in_errors: a webhook URL is a secret, and str(ValidationError) would otherwise echo it.
 _MODEL = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
@@ -120,8 +151,8 @@ class RouteConfig(BaseModel):
 
     name: str | None = Field(None, description="shown by `preempt routes test` as the reason")
     receiver: str | None = None
-    matchers: tuple[MatcherField, ...] = ()
-    group_by: tuple[str, ...] | None = None
+    matchers: Matchers = ()
+    group_by: Names | None = None
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
@@ -143,9 +174,9 @@ class InhibitRule(BaseModel):
     model_config = _MODEL
 
     name: str | None = None
-    source_matchers: tuple[MatcherField, ...] = Field(min_length=1)
-    target_matchers: tuple[MatcherField, ...] = Field(min_length=1)
-    equal: tuple[str, ...] = ()
+    source_matchers: Matchers = Field(min_length=1)
+    target_matchers: Matchers = Field(min_length=1)
+    equal: Names = ()
 
 
 class Silence(BaseModel):
@@ -154,7 +185,7 @@ class Silence(BaseModel):
     model_config = _MODEL
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    matchers: tuple[MatcherField, ...] = ()
+    matchers: Matchers = ()
     account_id: str | None = None
     rule_id: str | None = None
     starts_at: AwareDatetime | None = None
@@ -228,17 +259,14 @@ class RoutingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> RoutingConfig:
-        names = [r.name for r in self.receivers]
-        seen: set[str] = set()
-        for i, name in enumerate(names):
-            if name in seen:
-                raise ValueError(f"receivers[{i}].name: duplicate receiver name {name!r}")
-            seen.add(name)
-        if self.route.receiver is None:
-            raise ValueError("route.receiver: the root route needs a receiver (the default for every alert)")
-        if self.route.matchers:
-            raise ValueError("route.matchers: the root route matches every alert and must not have matchers")
-        _check_receivers(self.route, "route", seen)
+        problems = reference_errors(
+            {
+                "receivers": [{"name": r.name} for r in self.receivers],
+                "route": self.route.model_dump(by_alias=True),
+            }
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def receiver(self, name: str) -> ReceiverConfig:
@@ -252,39 +280,73 @@ class RoutingConfig(BaseModel):
     def load(cls, path: Path) -> RoutingConfig:
         """Read and validate a routing YAML file; raises ``ConfigError`` naming the file and field."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            Path(path).stat()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read routing file: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        data = load_yaml_file(path)  # ConfigError naming the line for invalid YAML or a duplicate key
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping with receivers and route, got {type(data).__name__}")
+        problems = translate(data)  # Alertmanager spellings; unsupported Alertmanager keys
+        # Receiver references are checked on the raw data, so they are reported together with
+        # field errors elsewhere in the file rather than only once those are fixed.
+        problems += reference_errors(data)
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
-            errors = exc.errors()
-            # A list whose only items failed also reports "too short": noise next to the real error.
-            errors = [
-                e
-                for e in errors
-                if not (
-                    e["type"] == "too_short"
-                    and any(o is not e and o["loc"][: len(e["loc"])] == e["loc"] for o in errors)
-                )
-            ]
-            raise ConfigError(f"{path}: " + "; ".join(_format_error(e) for e in errors)) from None
+            problems += _field_errors(exc)
+        else:
+            if not problems:
+                return config
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in dict.fromkeys(problems)))
 
 
-def _check_receivers(route: RouteConfig, where: str, known: set[str]) -> None:
-    if route.receiver is not None and route.receiver not in known:
-        raise ValueError(f"{where}.receiver: unknown receiver {route.receiver!r} (known: {', '.join(sorted(known))})")
-    for i, child in enumerate(route.routes):
-        _check_receivers(child, f"{where}.routes[{i}]", known)
+def _field_errors(exc: ValidationError) -> list[str]:
+    errors = exc.errors()
+    # A list whose only items failed also reports "too short": noise next to the real error.
+    # A model-level error of the whole file is a reference error, already found on the raw data.
+    return [
+        _format_error(e)
+        for e in errors
+        if e["loc"]
+        and not (e["type"] == "too_short" and any(o is not e and o["loc"][: len(e["loc"])] == e["loc"] for o in errors))
+    ]
+
+
+def reference_errors(data: dict[str, Any]) -> list[str]:
+    """Receiver names unique and every route's receiver defined; the root has a receiver and no matchers.
+
+    Works on the raw file (skipping parts too malformed to read: their field errors say why) and,
+    through ``RoutingConfig``'s validator, on a validated config.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    receivers = data.get("receivers")
+    for i, receiver in enumerate(receivers if isinstance(receivers, list | tuple) else ()):
+        name = receiver.get("name") if isinstance(receiver, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problems.append(f"receivers[{i}].name: duplicate receiver name {name!r}")
+        seen.add(name)
+    route = data.get("route")
+    if not isinstance(route, dict):
+        return problems
+    if route.get("receiver") is None:
+        problems.append("route.receiver: the root route needs a receiver (the default for every alert)")
+    if route.get("matchers"):
+        problems.append("route.matchers: the root route matches every alert and must not have matchers")
+    _check_receivers(route, "route", seen, problems)
+    return problems
+
+
+def _check_receivers(route: dict[str, Any], where: str, known: set[str], problems: list[str]) -> None:
+    receiver = route.get("receiver")
+    if isinstance(receiver, str) and receiver not in known:
+        problems.append(f"{where}.receiver: unknown receiver {receiver!r} (known: {', '.join(sorted(known))})")
+    children = route.get("routes")
+    for i, child in enumerate(children if isinstance(children, list | tuple) else ()):
+        if isinstance(child, dict):
+            _check_receivers(child, f"{where}.routes[{i}]", known, problems)
 
 
 def _format_error(error: Any) -> str:

@@ -5,7 +5,12 @@ A matcher names either an alert field (``severity``, ``rule_id``, ``kind``, ``ac
 ``account.owner.email``), an explicit label (``labels.team``) or — as in Alertmanager, where
 everything is a label — a bare label name (``team``). A missing value reads as the empty string, so
 ``team=""`` matches alerts without that label and ``team!="x"`` matches them too.
-Regular expressions are anchored at both ends, as in Alertmanager.
+Regular expressions are anchored at both ends, as in Alertmanager. ``alertname`` — Alertmanager's
+name of an alert — reads the rule id, so routes written for Alertmanager keep working.
+
+One entry of a ``matchers`` list may hold one matcher or, as in Alertmanager's own configs, a
+comma-separated set in braces or without: ``'{owner="team-A", level!="critical"}'``
+(:func:`parse_matchers`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,13 @@ _MATCHER_RE = re.compile(
 )
 
 
+# Alertmanager's names for the same concepts.
+ALIASES = {"alertname": "rule_id"}
+
+
 def alert_value(alert: Alert, name: str) -> str:
     """The value ``name`` refers to in ``alert`` as a string ("" when missing), for matching and grouping."""
+    name = ALIASES.get(name, name)
     if name in ALERT_FIELDS:
         value: Any = getattr(alert, name)
     elif name.startswith("labels."):
@@ -101,6 +111,46 @@ class Matcher:
 def _unquote(raw: str) -> str:
     body = raw[1:-1]
     return re.sub(r"\\(.)", r"\1", body)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside double quotes (a quoted value may hold commas and escaped quotes)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_matchers(text: str) -> tuple[Matcher, ...]:
+    """Parse one ``matchers`` entry: a matcher, or a comma-separated set, optionally in braces.
+
+    ``'severity="critical"'``, ``'{owner="team-A"}'``, ``'{level!="critical", team=~"sup.*"}'``,
+    ``'owner="a", level="b"'``. Raises ``ValueError`` naming the entry on bad syntax.
+    """
+    body = text.strip()
+    if body.startswith("{") or body.endswith("}"):
+        if not (body.startswith("{") and body.endswith("}")):
+            raise ValueError(f'invalid matcher {text!r}: unbalanced braces; write {{name="value", …}}')
+        body = body[1:-1]
+    parts = _split_top_level(body)
+    if parts and not parts[-1].strip():
+        parts.pop()  # Alertmanager allows a trailing comma
+    if not parts:
+        raise ValueError(f"invalid matcher {text!r}: no matcher inside the braces")
+    return tuple(Matcher.parse(part) for part in parts)
 
 
 def matches_all(matchers: tuple[Matcher, ...], alert: Alert) -> bool:

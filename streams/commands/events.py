@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -29,23 +30,27 @@ def schema(for_accounts: bool) -> None:
 
 
 @events.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 def validate(path: Path) -> None:
-    """Check a JSONL file of events offline, exactly as the stream would.
+    """Check a JSONL file of events (or - for stdin) offline, exactly as the stream would.
 
-    Prints every invalid line as FILE:LINE: REASON (FIELD): DETAIL and a summary; exits 0 when
-    every event is valid, 1 otherwise. Timestamps are checked against this machine's clock
+    Writes every invalid line as FILE:LINE: REASON (FIELD): DETAIL, then a summary, all on
+    stderr (stdout stays empty); exits 0 when every event is valid, 1 when any is invalid or
+    the input holds no event at all. Timestamps are checked against this machine's clock
     (PREEMPT_MAX_FUTURE_SKEW_SECONDS), sizes against PREEMPT_MAX_EVENT_BYTES.
     """
     settings = Settings()
     now = time.time()
     valid = invalid = blank = 0
+    stdin = str(path) == "-"
+    name = Path("<stdin>") if stdin else path
 
     def count_blank(_size: int) -> None:
         nonlocal blank
         blank += 1
 
-    with path.open("rb") as stream:
+    with contextlib.ExitStack() as stack:
+        stream = click.get_binary_stream("stdin") if stdin else stack.enter_context(path.open("rb"))
         for line in read_lines(stream, on_blank=count_blank):
             result = decode_event(
                 line.raw,
@@ -55,16 +60,20 @@ def validate(path: Path) -> None:
             )
             if isinstance(result, Rejection):
                 invalid += 1
-                click.echo(describe_rejection(path, line.number, result))
+                click.echo(describe_rejection(name, line.number, result), err=True)
             else:
                 valid += 1
+    if valid + invalid == 0:
+        raise click.ClickException(f"{name}: no events (the input is empty or only blank lines)")
     skipped = f", {blank} blank line(s) skipped" if blank else ""
-    click.echo(f"{path}: {valid} valid, {invalid} invalid{skipped}", err=True)
+    click.echo(f"{name}: {valid} valid, {invalid} invalid{skipped}", err=True)
     sys.exit(1 if invalid else 0)
 
 
 @events.command("dead-letters")
-@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many (the newest).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+)
 @click.option("--account", "account_id", default=None, help="Only dead letters keyed by this account.")
 @click.option("--reason", default=None, help="Only this reason code, e.g. missing_field.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
@@ -74,9 +83,11 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     Reads the whole topic from the beginning (bounded by a short idle timeout) and prints the
     newest --limit matches, oldest first.
     """
+    from streams.broker_probe import probe_broker
     from streams.dead_letter_reader import read_dead_letters
 
     settings = Settings()
+    probe_broker(settings)
     letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit)
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())

@@ -19,6 +19,7 @@ def ingest(host: str | None, port: int | None) -> None:
     """
     from aiohttp import web
 
+    from streams.broker_probe import probe_broker
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics
@@ -26,7 +27,7 @@ def ingest(host: str | None, port: int | None) -> None:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("streams.ingest")
-    ensure_topics(settings)
+    # The sink connects only when the app starts, so the app's own checks (API keys) come first.
     sink = KafkaEventSink(
         settings.bootstrap_servers, TopicNames.from_settings(settings).events, max_event_bytes=settings.max_event_bytes
     )
@@ -34,6 +35,14 @@ def ingest(host: str | None, port: int | None) -> None:
         app = create_ingest_app(settings, sink)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    probe_broker(settings)
+    ensure_topics(settings)
     bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
     log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
-    web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise click.ClickException(
+            f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}; "
+            "choose another --port / PREEMPT_INGEST_PORT or --host / PREEMPT_WEB_HOST"
+        ) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from tqdm import tqdm
 
 from schemas.errors import EventRejectedError, PublishError
 from schemas.settings import Settings
+from streams.broker_probe import probe_broker
 from streams.event_lines import read_lines
-from streams.publisher import Publisher
+from streams.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
 def parse_prop(text: str) -> tuple[str, Any]:
@@ -58,19 +60,27 @@ def publish(
     if file is not None:
         if event_name or account_id or user_id or props or timestamp:
             raise click.UsageError("--file cannot be combined with --event/--account/--user/--prop/--timestamp")
+        settings = Settings()
+        probe_broker(settings)
         try:
-            code = _publish_file(file, Settings())
+            code = _publish_file(file, settings)
         except KafkaError as exc:
             raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
         sys.exit(code)
     if not event_name or not account_id:
         raise click.UsageError("give --event and --account (or --file)")
     properties = dict(parse_prop(p) for p in props)
+    settings = Settings()
+    now = time.time()
     try:
-        with Publisher.from_settings(Settings()) as publisher:
-            event_id = publisher.track(
-                account_id, event_name, user_id=user_id, properties=properties or None, timestamp=timestamp
-            )
+        # Validate before connecting: a bad event is reported at once, even with no broker.
+        payload = _one_event(event_name, account_id, user_id, properties, timestamp, now)
+        encode_event(
+            payload, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
+        )
+        probe_broker(settings)
+        with Publisher.from_settings(settings) as publisher:
+            publisher.publish(payload, now=now)
     except EventRejectedError as exc:
         field = f" ({exc.field})" if exc.field else ""
         raise click.ClickException(f"rejected: {exc.reason}{field}: {exc.detail}") from exc
@@ -78,7 +88,29 @@ def publish(
         raise click.ClickException(str(exc)) from exc
     except KafkaError as exc:
         raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
-    click.echo(f"published {event_id} to {publisher.topic}")
+    click.echo(f"published {payload['event_id']} to {publisher.topic}")
+
+
+def _one_event(
+    event_name: str,
+    account_id: str,
+    user_id: str | None,
+    properties: dict[str, Any],
+    timestamp: str | None,
+    now: float,
+) -> dict[str, Any]:
+    """The canonical event the options describe (the shape ``Publisher.track`` sends)."""
+    payload: dict[str, Any] = {
+        "event_id": new_event_id(),
+        "event": event_name,
+        "account_id": account_id,
+        "timestamp": format_timestamp(timestamp, now),
+    }
+    if user_id is not None:
+        payload["user_id"] = user_id
+    if properties:
+        payload["properties"] = properties
+    return payload
 
 
 def _publish_file(path: Path, settings: Settings) -> int:
@@ -97,7 +129,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
                 except EventRejectedError as exc:
                     rejected += 1
                     field = f" ({exc.field})" if exc.field else ""
-                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stdout)
+                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
                 bar.update(line.size)
         publisher.close()
     except PublishError as exc:

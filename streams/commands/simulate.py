@@ -21,6 +21,8 @@ from tqdm import tqdm
 
 from schemas.event import Event
 from schemas.settings import Settings
+from streams.broker_probe import probe_broker
+from streams.commands.output_paths import writable_output
 from streams.simulate.files import write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
@@ -52,8 +54,16 @@ def _parse_start(value: str | None) -> int | None:
 @click.option(
     "--start", "start", default=None, help="RFC 3339 start. Default: now − days (files, backfill), now (live)."
 )
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write events JSONL.")
-@click.option("--accounts-output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=writable_output,
+    help="Write events JSONL.",
+)
+@click.option(
+    "--accounts-output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=writable_output
+)
 @click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
 @click.option("--duration", type=click.FloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
@@ -80,6 +90,11 @@ def simulate(
     seed = secrets.randbelow(1_000_000) if seed is None else seed
     start_ms = _parse_start(start)
     live = output is None and accounts_output is None and not backfill
+    to_files = output is not None or accounts_output is not None
+    settings: Settings | None = None
+    if not to_files:
+        settings = Settings()
+        probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
     if start_ms is None:
         now_ms = round(time.time() * 1000)
         start_ms = now_ms if live else now_ms - days * DAY_MS
@@ -91,10 +106,10 @@ def simulate(
         f"seed {seed}, {account_count} accounts, start {datetime.fromtimestamp(start_ms / 1000, tz=UTC)}", err=True
     )
     began = time.monotonic()
-    if not live and (output is not None or accounts_output is not None):
+    if to_files:
         _to_files(sim, summary, days, output, accounts_output)
     else:
-        _to_kafka(sim, summary, days, live, rate, duration)
+        _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
 
 
@@ -121,9 +136,15 @@ def _to_files(
 
 
 def _to_kafka(
-    sim: Simulation, summary: SimulationSummary, days: int, live: bool, rate: float, duration: float | None
+    sim: Simulation,
+    summary: SimulationSummary,
+    days: int,
+    live: bool,
+    rate: float,
+    duration: float | None,
+    settings: Settings,
 ) -> None:
-    sink = KafkaSink(Settings())
+    sink = KafkaSink(settings)
     sink.publish_accounts(sim.accounts)
     try:
         if live:

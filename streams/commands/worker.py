@@ -18,11 +18,14 @@ def worker(loglevel: str) -> None:
     """
     from faust import Worker
 
-    from streams.app import create_app
+    from streams.app import create_app, load_engine
+    from streams.broker_probe import probe_broker
     from streams.topics import ensure_topics
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
+    engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
+    probe_broker(settings)
     ensure_topics(settings)
-    app = create_app(settings)
+    app = create_app(settings, engine, rule_ids)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from rules.backtest import alert_budget, alert_line, decode_lines, iso_week, load_accounts, read_lines, run_backtest
+from schemas.errors import BacktestRangeError
 from schemas.event import format_ts
 from tests.unit.rules.conftest import HOUR, MONDAY
 
@@ -122,6 +123,40 @@ def test_accounts_enrich_alerts_and_feed_the_budget(make_rule, make_engine, writ
     assert budget.per_owner_week == {("Dana", "2026-W48"): 1, ("(no owner)", "2026-W48"): 1, ("Dana", "2026-W49"): 1}
     assert budget.per_rule == {"any-rule": 3}
     assert budget.per_severity == {"high": 3}
+    assert budget.per_owner_week_rule[("Dana", "2026-W48", "any-rule")] == 1
+    assert budget.per_owner() == {"Dana": 2, "(no owner)": 1}
+    assert budget.rules_of("Dana", "2026-W49") == [("any-rule", 1)]
+    assert budget.over(0) == [("(no owner)", "2026-W48", 1), ("Dana", "2026-W48", 1), ("Dana", "2026-W49", 1)]
+    assert budget.over(1) == []
+
+
+def test_until_skips_events_at_or_after_it_within_the_lateness(make_rule, make_engine, write_jsonl):
+    """Events at or after until but within the lateness are skipped and counted; earlier ones still count."""
+    rows = [_event("e1", 0), _event("e2", 100), _event("e3", 50)]
+    result = _run(make_engine(make_rule("any"), lateness=120), write_jsonl("e.jsonl", rows), until=MONDAY + 60)
+    assert (result.accepted, result.after_until, result.stopped_at_line) == (2, 1, None)
+    assert result.final_watermark == MONDAY + 60
+
+
+def test_until_stops_reading_once_no_later_event_could_count(make_rule, make_engine, write_jsonl):
+    """An event past until by more than the lateness ends the replay: later lines are not read."""
+    rows = [_event("e1", 0), _event("e2", 3600), "{broken", _event("e3", 10)]
+    result = _run(make_engine(make_rule("any"), lateness=60), write_jsonl("e.jsonl", rows), until=MONDAY + 600)
+    assert (result.accepted, result.stopped_at_line, result.invalid_count, result.lines) == (1, 2, 0, 2)
+
+
+def test_until_before_the_data_is_refused(make_rule, make_engine, write_jsonl):
+    """An until before the first event raises BacktestRangeError naming both times."""
+    path = write_jsonl("e.jsonl", [_event("e1", 0), _event("e2", 60)])
+    with pytest.raises(BacktestRangeError, match=r"before the data \(the first event is at 2026-11-23T00:00:00.000Z\)"):
+        _run(make_engine(make_rule("any")), path, until=MONDAY - 86400)
+
+
+def test_until_before_data_within_the_lateness_is_refused_at_the_end(make_rule, make_engine, write_jsonl):
+    """When every event falls at or after until (within the lateness), nothing was replayed: refused."""
+    path = write_jsonl("e.jsonl", [_event("e1", 0), _event("e2", 5)])
+    with pytest.raises(BacktestRangeError, match="nothing would be replayed"):
+        _run(make_engine(make_rule("any"), lateness=60), path, until=MONDAY - 1)
 
 
 def test_iso_week_uses_utc():

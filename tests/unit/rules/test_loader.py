@@ -91,3 +91,74 @@ def test_stack_ranking_orders_by_priority_then_severity():
     keys = [(rule.priority, rule.severity) for rule in ranked]
     assert keys[0] == (1, "critical")
     assert [r.priority for r in ranked] == sorted(r.priority for r in ranked)
+
+
+def test_every_error_is_reported_in_one_pass(tmp_path: Path):
+    """Field errors and cross-rule errors come out together: fixing the first reveals nothing new."""
+    (tmp_path / "rules.yaml").write_text(
+        """
+rules:
+  - {id: quiet, kind: inactivity, title: t, severity: loud, priority: 1, after: 1d, enabled: false}
+  - {id: spike, kind: threshold, title: t, severity: high, priority: 0, window: 1h, min: 3, match: {event: E}}
+  - {id: both, kind: composite, title: t, severity: high, priority: 1, all_of: [quiet, spike, nope], within: 1d}
+"""
+    )
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    lines = str(caught.value).splitlines()
+    assert any("rule 'quiet': field 'severity'" in line for line in lines)
+    assert any("rule 'spike': field 'priority'" in line for line in lines)
+    assert any("rule 'both': field 'all_of[0]': 'quiet' is disabled" in line for line in lines)
+    assert any("rule 'both': field 'all_of[2]': no rule has id 'nope'" in line for line in lines)
+    assert not any("no rule has id 'spike'" in line for line in lines)  # it exists, with its own error
+
+
+def test_duplicate_keys_in_a_rule_are_an_error(tmp_path: Path):
+    """A key given twice in a rule is refused on its line instead of the last one silently winning."""
+    path = tmp_path / "r.yaml"
+    path.write_text("id: a\nkind: any\ntitle: t\nseverity: high\nseverity: low\npriority: 1\nmatch: {}\n")
+    with pytest.raises(RuleConfigError, match=r"r.yaml: rule \(unknown\): field '\(file\)': line 5, column 1: .*"):
+        load_rules(path)
+
+
+def test_yes_no_on_off_are_strings_in_rules(tmp_path: Path):
+    """`on`/`no` in a where value are matched as the strings a person wrote, not as booleans."""
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "id: a\nkind: any\ntitle: t\nseverity: high\npriority: 1\n"
+        "match: {event: Toggle, where: {properties.state: on, properties.answer: no}}\n"
+    )
+    [rule] = load_rules(path).rules
+    where = rule.match.where
+    assert (where["properties.state"].eq, where["properties.answer"].eq) == ("on", "no")
+
+
+def test_a_rules_own_cross_field_error_comes_with_its_field_errors(tmp_path: Path):
+    """A misspelt severity and a score window that is not a multiple of `every` are reported together."""
+    path = tmp_path / "score.yaml"
+    path.write_text(
+        "id: s\nkind: score\ntitle: t\nseverity: loud\npriority: 0\nwindow: 10d\nevery: 3d\nbelow: 50\n"
+        "components: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]\n"
+    )
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(path)
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        f"{path}: rule 's': field 'severity': Input should be 'critical', 'high', 'medium', 'low' or 'info'",
+        f"{path}: rule 's': field 'priority': Input should be greater than or equal to 1",
+        f"{path}: rule 's': field '(rule)': window must be a whole multiple of every, at most 400 of them",
+    ]
+
+
+def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: Path):
+    """When a kind's own field is invalid, its cross-field checks are not run on stand-ins (no false errors)."""
+    path = tmp_path / "score.yaml"
+    path.write_text(
+        "id: s\nkind: score\ntitle: t\nseverity: loud\npriority: 1\nwindow: 10d\nevery: 5d\nbelow: 200\n"
+        "components: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]\n"
+    )
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(path)
+    message = str(caught.value)
+    assert "field 'below'" in message
+    assert "give below, drop_points, or both" not in message

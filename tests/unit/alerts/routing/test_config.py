@@ -49,7 +49,7 @@ def test_shipped_routing_files_load(name: str) -> None:
         ("bad_silence_everything.yaml", "silences[0]: a silence needs account_id, rule_id or matchers"),
         ("bad_timezone.yaml", "quiet_hours.timezone: unknown IANA timezone 'Mars/Olympus'"),
         ("bad_root_matchers.yaml", "route.matchers: the root route matches every alert"),
-        ("bad_yaml.yaml", "invalid YAML at line"),
+        ("bad_yaml.yaml", "line 2, column 3: not valid YAML: "),
         ("bad_root_without_receiver.yaml", "route.receiver: the root route needs a receiver"),
         ("bad_silence_naive_time.yaml", "silences[0].ends_at: Input should have timezone info"),
     ],
@@ -120,3 +120,117 @@ def test_bad_webhook_url_error_hides_the_value(tmp_path: Path) -> None:
     assert "SECRETXYZ" not in str(info.value)
     assert "too_short" not in str(info.value)
     assert "at least 1 item" not in str(info.value)
+
+
+def _load_text(tmp_path: Path, text: str) -> RoutingConfig:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    return RoutingConfig.load(path)
+
+
+def test_field_and_reference_errors_are_reported_in_one_pass(tmp_path: Path) -> None:
+    """A bad matcher, a bad duration and an unknown receiver are all reported at once, one per line."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a}, {name: a}]\n"
+            "route:\n  receiver: a\n  routes:\n"
+            "    - {matchers: ['sev==x'], receiver: b}\n"
+            "    - {group_wait: soon, receiver: a}\n",
+        )
+    lines = str(info.value).splitlines()
+    assert len(lines) == 4, lines
+    text = str(info.value)
+    assert "receivers[1].name: duplicate receiver name 'a'" in text
+    assert "route.routes[0].receiver: unknown receiver 'b' (known: a)" in text
+    assert "route.routes[0].matchers[0]: invalid matcher 'sev==x'" in text
+    assert "route.routes[1].group_wait: invalid duration 'soon'" in text
+
+
+@pytest.mark.parametrize(
+    ("matcher", "expected"),
+    [
+        ('severty="critical"', "unknown name 'severty': did you mean 'severity'?"),
+        ('acount.tier="enterprise"', "unknown name 'acount.tier': a dotted name starts with account., labels."),
+        ('account.tierr="enterprise"', "account.tierr is not a field of account (it has: account_id, links"),
+        ('account.owner.mail="x"', "account.owner.mail is not a field of account.owner (it has: email, name, slack)"),
+    ],
+)
+def test_unknown_matcher_names_are_errors_at_load(tmp_path: Path, matcher: str, expected: str) -> None:
+    """A matcher naming a field an alert does not have is refused at load, with the known names."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path, f"receivers: [{{name: a}}]\nroute:\n  receiver: a\n  routes: [{{matchers: ['{matcher}']}}]\n"
+        )
+    assert "route.routes[0].matchers[0]: " + expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "matcher", ['team="support"', 'labels.team="x"', 'evidence.value="3"', 'alertname="x"', 'owner="team-A"']
+)
+def test_labels_and_open_fields_are_valid_matcher_names(tmp_path: Path, matcher: str) -> None:
+    """Bare label names (as in Alertmanager), labels.*, evidence.* and alertname load."""
+    config = _load_text(
+        tmp_path, f"receivers: [{{name: a}}]\nroute:\n  receiver: a\n  routes: [{{matchers: ['{matcher}']}}]\n"
+    )
+    assert len(config.route.routes[0].matchers) == 1
+
+
+def test_unknown_group_by_and_equal_names_are_errors(tmp_path: Path) -> None:
+    """group_by and inhibit equal names are checked like matcher names."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a}]\nroute: {receiver: a, group_by: [acount_id]}\n"
+            "inhibit_rules: [{source_matchers: ['kind=composite'], target_matchers: ['kind=any'], equal: [rule]}]\n",
+        )
+    text = str(info.value)
+    assert "route.group_by: unknown name 'acount_id': did you mean 'account_id'?" in text
+    assert "inhibit_rules[0].equal: unknown name 'rule'" not in text  # a bare label, not close to a field
+    assert len(text.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ account.ownr.slack }}", "template uses account.ownr is not a field of account"),
+        ("{{ acount.owner.slack }}", "template uses unknown variable 'acount' (templates see: account, alert"),
+        ("{% for a in alerts %}{{ a.titel }}{% endfor %}", "template uses a.titel is not a field of a"),
+    ],
+)
+def test_unknown_template_variables_are_errors_at_load(tmp_path: Path, template: str, expected: str) -> None:
+    """A template naming a variable or field that does not exist is refused at load."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            f"receivers:\n  - name: a\n    slack_configs: [{{channel: '{template}'}}]\nroute: {{receiver: a}}\n",
+        )
+    assert "receivers[0].slack_configs[0].channel: " + expected in str(info.value)
+
+
+def test_known_template_names_load(tmp_path: Path) -> None:
+    """Templates using the context, loop variables, dict methods and open fields load."""
+    template = (
+        "{{ account.owner.slack }}{{ alert.labels.team }}{{ alert.evidence.anything }}{{ count }}{{ severity }}"
+        "{% for a in alerts %}{{ a.account.name }}{% for k, v in a.account.links.items() %}{{ k }}{% endfor %}"
+        "{% endfor %}"
+    )
+    config = _load_text(
+        tmp_path, f"receivers:\n  - name: a\n    slack_configs: [{{channel: '{template}'}}]\nroute: {{receiver: a}}\n"
+    )
+    assert config.receivers[0].slack_configs[0].channel == template
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path: Path) -> None:
+    """A key given twice (the second silently winning before) is an error naming its line."""
+    with pytest.raises(ConfigError, match=r"line 4, column 3: not valid YAML: duplicate key 'receiver'"):
+        _load_text(tmp_path, "receivers: [{name: a}, {name: b}]\nroute:\n  receiver: a\n  receiver: b\n")
+
+
+def test_yes_and_no_are_strings_where_strings_are_expected(tmp_path: Path) -> None:
+    """`no` as a receiver name and `on` as a matcher value stay strings (YAML 1.2)."""
+    config = _load_text(
+        tmp_path, "receivers: [{name: no}]\nroute:\n  receiver: no\n  routes: [{matchers: [team=on]}]\n"
+    )
+    assert config.route.receiver == "no"
+    assert config.route.routes[0].matchers[0].value == "on"

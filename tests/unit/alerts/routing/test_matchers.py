@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from alerts.routing.matchers import Matcher, alert_value, describe
+from alerts.routing.matchers import Matcher, alert_value, describe, parse_matchers
 from schemas.alert import Alert
 
 
@@ -75,3 +75,33 @@ def test_describe_round_trips() -> None:
     text = describe(matchers)
     assert text == '{severity="critical",title="a \\"b\\""}'
     assert [Matcher.parse(part) for part in ('severity="critical"', 'title="a \\"b\\""')] == list(matchers)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{owner="team-A"}', ['owner="team-A"']),
+        ('{level!="critical"}', ['level!="critical"']),
+        ('{owner="team-A", level!="critical"}', ['owner="team-A"', 'level!="critical"']),
+        ('{team=~"sup.*",kind!~"any|score",}', ['team=~"sup.*"', 'kind!~"any|score"']),
+        ('owner="a,b", level=high', ['owner="a,b"', 'level="high"']),
+        ('title="say \\"hi, you\\""', ['title="say \\"hi, you\\""']),
+        ('severity="critical"', ['severity="critical"']),
+    ],
+)
+def test_parse_matchers_reads_alertmanager_sets(text: str, expected: list[str]) -> None:
+    """One entry may be a comma-separated set, in braces or not; commas inside quotes stay in the value."""
+    assert [str(m) for m in parse_matchers(text)] == expected
+
+
+@pytest.mark.parametrize("text", ["{}", '{owner="a"', 'owner="a"}', '{owner="a" level="b"}'])
+def test_parse_matchers_rejects_malformed_sets(text: str) -> None:
+    """Empty or unbalanced braces and missing commas are refused naming the entry."""
+    with pytest.raises(ValueError, match="invalid matcher"):
+        parse_matchers(text)
+
+
+def test_alertname_reads_the_rule_id(make_alert: Callable[..., Alert]) -> None:
+    """Alertmanager's alertname is the rule id of a Preempt alert."""
+    assert Matcher.parse('alertname="error-spike"').matches(make_alert(rule_id="error-spike"))
+    assert alert_value(make_alert(rule_id="x"), "alertname") == "x"

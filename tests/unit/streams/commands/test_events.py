@@ -67,3 +67,32 @@ def test_validate_reports_every_invalid_line_with_number_and_reason(
     assert lines[1] == f"{path}:3: missing_field (account_id): account_id is required"
     assert lines[2].startswith(f"{path}:4: invalid_utf8: ")
     assert "2 valid, 3 invalid" in lines[3]
+
+
+def test_validate_writes_diagnostics_and_summary_on_stderr_only(write_jsonl: Callable[[list[bytes]], Path]) -> None:
+    """Invalid lines and the summary both go to stderr, in order; stdout stays empty."""
+    path = write_jsonl([good("a"), b"{oops"])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:2: invalid_json: ")
+    assert lines[1] == f"{path}: 1 valid, 1 invalid"
+
+
+def test_validate_reads_stdin_for_a_dash() -> None:
+    """`events validate -` reads the events from stdin and names them <stdin>."""
+    result = CliRunner().invoke(events, ["validate", "-"], input=good("a") + b"\n{oops\n")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].startswith("<stdin>:2: invalid_json: ")
+    assert "<stdin>: 1 valid, 1 invalid" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+def test_validate_fails_on_an_input_without_events(tmp_path: Path, content: bytes) -> None:
+    """An empty file (or only blank lines) is an error, not a pass: exit 1 with one clear line."""
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {path}: no events (the input is empty or only blank lines)"

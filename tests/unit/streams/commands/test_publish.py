@@ -26,6 +26,7 @@ def fake_publishers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
         return Publisher(topic="t.events", producer=producer)
 
     monkeypatch.setattr(publish_module.Publisher, "from_settings", staticmethod(from_settings))
+    monkeypatch.setattr(publish_module, "probe_broker", lambda settings: None)
     return made
 
 
@@ -56,11 +57,11 @@ def test_one_event_is_published_with_its_properties(fake_publishers: list[FakePr
 
 
 def test_invalid_single_event_is_refused_with_the_reason(fake_publishers: list[FakeProducer]) -> None:
-    """An event that breaks the contract exits 1 with the reason and field, sending nothing."""
+    """An event that breaks the contract exits 1 with the reason and field, before any connection."""
     result = CliRunner().invoke(publish, ["--event", "x" * 200, "--account", "acme"])
     assert result.exit_code == 1
     assert "rejected: invalid_field (event)" in result.output
-    assert fake_publishers[0].sent == []
+    assert fake_publishers == []
 
 
 def test_file_publishes_valid_lines_and_reports_rejected_ones(
@@ -73,7 +74,7 @@ def test_file_publishes_valid_lines_and_reports_rejected_ones(
     result = CliRunner().invoke(publish, ["--file", str(path)])
     assert result.exit_code == 1
     assert [r["value"] for r in fake_publishers[0].sent] == [good, good.replace(b'"a"', b'"b"')]
-    assert f"{path}:2: not_an_object: " in result.output
+    assert f"{path}:2: not_an_object: " in result.stderr  # diagnostics on stderr, as in `events validate`
     assert f"{path}:4: missing_field (event_id): event_id is required" in result.output
     assert "published 2 event(s)" in result.output
 

@@ -1,0 +1,82 @@
+"""The one YAML reader for Preempt's configuration files (rules, routing).
+
+YAML 1.2 core schema (ruamel.yaml, pure-Python safe loader), so what people write is what they
+get: ``on``/``off``/``yes``/``no`` stay strings (only ``true``/``false`` are booleans), ``010``
+is ten, ``1:30`` is text. A key repeated in one mapping is an error instead of the last one
+silently winning. A syntax error names the line where the broken construct starts (an unclosed
+quote, a key without its colon), not the line where the parser gave up.
+
+Called by ``rules.loader`` and ``alerts.routing.config`` when they read a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scanner import ScannerError
+
+from schemas.errors import ConfigError
+
+
+class YamlSyntaxError(ConfigError):
+    """A configuration file is not valid YAML (or repeats a key); ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _where(exc: MarkedYAMLError) -> tuple[int | None, str]:
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    # A scanner error's context is where the unfinished token began (the quote, the key);
+    # the problem mark is only where the scanner noticed, often lines later.
+    mark = context_mark if isinstance(exc, ScannerError) and context_mark is not None else problem_mark
+    if mark is None:
+        return None, ""
+    return mark.line + 1, f"line {mark.line + 1}, column {mark.column + 1}: "
+
+
+def _describe(exc: MarkedYAMLError) -> str:
+    problem = (exc.problem or "invalid YAML").strip()
+    if isinstance(exc, DuplicateKeyError):
+        key = problem.split('"')[1] if problem.count('"') >= 2 else "?"
+        mapping = f" that starts at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+        return f"duplicate key {key!r} (each key may appear only once in the mapping{mapping})"
+    context = (exc.context or "").strip()
+    other = ""
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    if problem_mark is not None and context_mark is not None and problem_mark.line != context_mark.line:
+        if isinstance(exc, ScannerError):
+            other = f", noticed at line {problem_mark.line + 1}"
+        else:
+            other = f" that starts at line {context_mark.line + 1}"
+    return problem + (f" ({context}{other})" if context else "")
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document; ``source`` (a path) starts every error message.
+
+    Raises ``YamlSyntaxError`` for invalid YAML and duplicate keys.
+    """
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        line, where = _where(exc)
+        raise YamlSyntaxError(f"{source}: {where}not valid YAML: {_describe(exc)}", line) from None
+    except YAMLError as exc:
+        raise YamlSyntaxError(f"{source}: not valid YAML: {exc}", None) from None
+
+
+def load_yaml_file(path: Path) -> Any:
+    """Read and parse a YAML file; ``ConfigError`` when it cannot be read, ``YamlSyntaxError`` when invalid."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{path}: cannot read: {reason}") from None
+    return parse_yaml(text, str(path))

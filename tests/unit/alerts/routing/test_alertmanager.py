@@ -1,0 +1,107 @@
+"""Routing files written for Alertmanager: the braces matcher form, match/match_re, api_url, and
+a specific message for every Alertmanager key Preempt does not support."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alerts.commands import routes
+from alerts.routing.config import RoutingConfig
+from alerts.routing.tree import RoutingTree
+from schemas.alert import Alert
+from schemas.errors import ConfigError
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def tree() -> RoutingTree:
+    """The Alertmanager-style golden file, loaded as it is."""
+    return RoutingTree(RoutingConfig.load(GOLDEN / "alertmanager_style.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("labels", "overrides", "receivers"),
+    [
+        ({"owner": "team-A", "level": "critical"}, {}, ["team-A-slack"]),
+        ({"owner": "team-A", "level": "warning"}, {}, ["team-A-mails"]),
+        ({"owner": "team-B"}, {"severity": "high"}, ["team-B-slack", "team-B-mails"]),
+        ({"owner": "team-B"}, {"severity": "low"}, ["team-B-mails"]),
+        ({}, {"rule_id": "nps-detractor"}, ["team-X-mails"]),
+        ({"owner": "team-C"}, {}, ["team-X-mails"]),
+    ],
+)
+def test_alertmanager_tree_routes_as_alertmanager_would(
+    tree: RoutingTree,
+    make_alert: Callable[..., Alert],
+    labels: dict[str, str],
+    overrides: dict[str, str],
+    receivers: list[str],
+) -> None:
+    """Braces matchers, match/match_re maps and continue route exactly as in Alertmanager."""
+    alert = make_alert(labels=labels, **overrides)
+    assert [m.receiver for m in tree.match(alert)] == receivers
+
+
+def test_braces_set_and_match_maps_become_plain_matchers() -> None:
+    """'{a="x", b=~"y"}' becomes two matchers; match/match_re and source_match* become matchers too."""
+    config = RoutingConfig.load(GOLDEN / "alertmanager_style.yaml")
+    team_b = config.route.routes[1]
+    assert [str(m) for m in team_b.matchers] == ['owner="team-B"', 'severity=~"critical|high"']
+    assert [str(m) for m in config.route.routes[2].matchers] == ['owner="team-B"']
+    assert [str(m) for m in config.route.routes[3].matchers] == ['alertname=~"^(?:nps-detractor|churn-.*)$"']
+    inhibit = config.inhibit_rules[1]
+    assert [str(m) for m in inhibit.source_matchers] == ['kind="composite"']
+    assert [str(m) for m in inhibit.target_matchers] == ['kind=~"^(?:threshold|spike)$"']
+
+
+def test_slack_api_url_is_the_webhook_url() -> None:
+    """Alertmanager's slack api_url is read as Preempt's webhook_url."""
+    config = RoutingConfig.load(GOLDEN / "alertmanager_style.yaml")
+    webhook = config.receiver("team-A-slack").slack_configs[0].webhook_url
+    assert webhook is not None
+    assert webhook.get_secret_value() == "https://hooks.slack.com/services/T0/B0/XXXX"
+
+
+def test_every_unsupported_alertmanager_key_is_named_in_one_pass() -> None:
+    """Each Alertmanager-only key gets its own line saying it is not supported and what to use instead."""
+    path = GOLDEN / "alertmanager_unsupported.yaml"
+    with pytest.raises(ConfigError) as caught:
+        RoutingConfig.load(path)
+    lines = str(caught.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    body = [line.removeprefix(f"{path}: ") for line in lines]
+    expected_starts = [
+        "global: Alertmanager's global is not supported: Preempt takes Slack and SMTP settings from PREEMPT_*",
+        "templates: Alertmanager's templates is not supported",
+        "time_intervals: Alertmanager's time_intervals is not supported: Preempt has quiet_hours",
+        "route.routes[0].mute_time_intervals: Alertmanager's mute_time_intervals is not supported",
+        "receivers[0].webhook_configs: Alertmanager's webhook_configs is not supported: Preempt delivers to Slack",
+        "receivers[0].slack_configs[0].send_resolved: Alertmanager's send_resolved is not supported",
+        "receivers[1].pagerduty_configs: Alertmanager's pagerduty_configs is not supported",
+        "receivers[1].email_configs[0].smarthost: Alertmanager's smarthost is not supported: "
+        "the SMTP server comes from PREEMPT_SMTP_HOST",
+    ]
+    for start in expected_starts:
+        assert any(line.startswith(start) for line in body), (start, body)
+    assert len(body) == len(expected_starts), body
+    assert "Extra inputs" not in str(caught.value)
+
+
+def test_routes_check_prints_unsupported_keys_without_a_traceback() -> None:
+    """`preempt routes check` on an Alertmanager file exits 1 and lists the unsupported keys on stderr."""
+    result = CliRunner().invoke(routes, ["check", str(GOLDEN / "alertmanager_unsupported.yaml")])
+    assert result.exit_code == 1
+    assert "webhook_configs: Alertmanager's webhook_configs is not supported" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_routes_check_accepts_the_alertmanager_style_file() -> None:
+    """`preempt routes check` passes an Alertmanager-style file that only uses supported concepts."""
+    result = CliRunner().invoke(routes, ["check", str(GOLDEN / "alertmanager_style.yaml")])
+    assert result.exit_code == 0, result.output
+    assert '{owner="team-B",severity=~"critical|high"}  receiver=team-B-slack continue' in result.output

@@ -1,0 +1,64 @@
+"""The shared YAML reader: YAML 1.2 scalars, duplicate keys refused, syntax errors on the right line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.config_yaml import YamlSyntaxError, load_yaml_file, parse_yaml
+from schemas.errors import ConfigError
+
+
+def test_on_off_yes_no_stay_strings() -> None:
+    """on/off/yes/no/y/n are strings (YAML 1.2 core schema); only true/false are booleans."""
+    data = parse_yaml("a: on\nb: off\nc: yes\nd: no\ne: y\nf: true\ng: false\n", "f.yaml")
+    assert data == {"a": "on", "b": "off", "c": "yes", "d": "no", "e": "y", "f": True, "g": False}
+
+
+def test_yaml_11_numbers_are_not_reinterpreted() -> None:
+    """010 is ten and 1:30 is text, not octal eight and sexagesimal ninety."""
+    assert parse_yaml("a: 010\nb: 1:30\n", "f.yaml") == {"a": 10, "b": "1:30"}
+
+
+def test_duplicate_key_is_refused_naming_its_line() -> None:
+    """A key repeated in one mapping is an error on the repeated key's line, not a silent override."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("id: a\nkind: any\nid: b\n", "r.yaml")
+    assert caught.value.line == 3
+    assert str(caught.value).startswith("r.yaml: line 3, column 1: not valid YAML: duplicate key 'id'")
+
+
+def test_nested_duplicate_key_is_refused() -> None:
+    """Duplicates inside a list item's mapping are refused too."""
+    with pytest.raises(YamlSyntaxError, match=r"line 4, column 5: .*duplicate key 'kind'"):
+        parse_yaml("rules:\n  - id: a\n    kind: any\n    kind: threshold\n", "r.yaml")
+
+
+def test_missing_colon_names_the_line_of_the_key() -> None:
+    """A key without its colon is reported on its own line, not on the line where the scanner gave up."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("rules:\n  - id: a\n    kind threshold\n    window: 1h\n", "r.yaml")
+    assert caught.value.line == 3
+    assert "line 3, column 5: not valid YAML: could not find expected ':'" in str(caught.value)
+    assert "noticed at line 4" in str(caught.value)
+
+
+def test_unclosed_quote_names_the_line_where_it_opens() -> None:
+    """An unclosed quote is reported where it opens."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml('a: 1\nb: "abc\nc: 2\nd: 3\n', "r.yaml")
+    assert caught.value.line == 2
+
+
+def test_bad_indentation_names_the_offending_line() -> None:
+    """A key indented out of its block is reported on its own line."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("a:\n  b: 1\n c: 2\n", "r.yaml")
+    assert caught.value.line == 3
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    """A missing file raises ConfigError naming the path."""
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read: No such file"):
+        load_yaml_file(tmp_path / "missing.yaml")
