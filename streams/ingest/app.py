@@ -111,7 +111,13 @@ def create_ingest_app(
     config = IngestConfig(settings, clock)
     if not config.keys:
         raise ValueError("HTTP ingest needs at least one API key digest in PREEMPT_INGEST_API_KEYS")
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[count_responses, cors])
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[count_responses, cors],
+        # aiohttp would otherwise inflate gzip/deflate/br bodies while reading them, before any
+        # handler ran: before authentication and without a ratio limit. gate.admit does it after.
+        handler_args={"auto_decompress": False},
+    )
     app[CONFIG] = config
     app[SINK] = sink
 
