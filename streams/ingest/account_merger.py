@@ -51,22 +51,24 @@ class AccountsView:
     def __init__(self, bootstrap_servers: list[str], topic: str) -> None:
         self.topic = topic
         self.records: dict[bytes, dict[str, Any] | None] = {}
-        self._consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap_servers,
-            client_id="preempt-ingest-accounts-view",
-            group_id=None,  # no group: every partition, from the beginning
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self._bootstrap_servers = bootstrap_servers
+        self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._read_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect and start following the topic."""
+        self._consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self._bootstrap_servers,
+            client_id="preempt-ingest-accounts-view",
+            group_id=None,  # no group: every partition, from the beginning
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await self._consumer.start()
-        self._task = asyncio.create_task(self._follow(), name="accounts-view")
+        self._task = asyncio.create_task(self._follow(self._consumer), name="accounts-view")
 
     async def stop(self) -> None:
         """Stop following and disconnect."""
@@ -74,21 +76,22 @@ class AccountsView:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         """The account's current record (None when there is none or it is not a JSON object)."""
         return self.records.get(key)
 
-    async def _follow(self) -> None:
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
             for records in batch.values():
                 for record in records:
                     self._apply(record)
             async with self._progress:
-                for tp in self._consumer.assignment():
-                    self._read_to[tp] = await self._consumer.position(tp)
+                for tp in consumer.assignment():
+                    self._read_to[tp] = await consumer.position(tp)
                 self._progress.notify_all()
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -108,13 +111,16 @@ class AccountsView:
 
         Raises ``TimeoutError`` when that takes longer than ``timeout_s``.
         """
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("the accounts view is not started")
         async with asyncio.timeout(timeout_s):
             assigned: set[TopicPartition] = set()
             while not assigned:  # the no-group assignment happens right after start
-                assigned = self._consumer.assignment()
+                assigned = consumer.assignment()
                 if not assigned:
                     await asyncio.sleep(0.05)
-            ends = await self._consumer.end_offsets(list(assigned))
+            ends = await consumer.end_offsets(list(assigned))
             async with self._progress:
                 await self._progress.wait_for(lambda: all(self._read_to.get(tp, -1) >= end for tp, end in ends.items()))
 
@@ -136,26 +142,31 @@ class AccountMerger:
         self.accounts_topic = accounts_topic
         self.catch_up_timeout_s = catch_up_timeout_s
         self.retry_s = retry_s
-        self._consumer = AIOKafkaConsumer(
-            updates_topic,
-            bootstrap_servers=bootstrap_servers,
-            client_id="preempt-ingest-accounts-merger",
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, client_id="preempt-ingest-accounts", acks="all", linger_ms=5
-        )
+        self.updates_topic = updates_topic
+        self.group_id = group_id
+        self._bootstrap_servers = bootstrap_servers
+        self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
+        self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self.merged = 0  # patches applied since start (for logs and tests)
 
     async def start(self) -> None:
         """Connect everything and start merging (called from the app's startup)."""
         await self.view.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap_servers, client_id="preempt-ingest-accounts", acks="all", linger_ms=5
+        )
         await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            self.updates_topic,
+            bootstrap_servers=self._bootstrap_servers,
+            client_id="preempt-ingest-accounts-merger",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name="account-merger")
+        self._task = asyncio.create_task(self._run(self._consumer, self._producer), name="account-merger")
 
     async def stop(self) -> None:
         """Stop merging and disconnect (called from the app's cleanup)."""
@@ -163,27 +174,34 @@ class AccountMerger:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
-        await self._producer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         await self.view.stop()
 
-    async def _run(self) -> None:
+    async def _run(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
             if not batch:
                 continue
             try:
-                await self.merge_batch(batch)
+                await self.merge_batch(consumer, producer, batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka trouble: re-read the same patches later
                 log.warning("account merge failed; retrying the same patches", error=str(exc))
                 for tp, records in batch.items():
                     with contextlib.suppress(Exception):  # a partition revoked meanwhile is re-read by its owner
-                        self._consumer.seek(tp, records[0].offset)
+                        consumer.seek(tp, records[0].offset)
                 await asyncio.sleep(self.retry_s)
 
-    async def merge_batch(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def merge_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
         """Merge one fetched batch of patches, write the changed records, then commit the patches."""
         await self.view.catch_up(self.catch_up_timeout_s)
         changed: dict[bytes, dict[str, Any]] = {}
@@ -198,14 +216,14 @@ class AccountMerger:
                     changed[record.key] = merged
         started = time.monotonic()
         futures = [
-            await self._producer.send(
+            await producer.send(
                 self.accounts_topic, key=key, value=orjson.dumps(value), headers=[CONTENT_TYPE_HEADER]
             )
             for key, value in changed.items()
         ]
         await asyncio.gather(*futures)
         # The next batch's catch_up reads these writes back before merging onto them.
-        await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         self.merged += sum(len(r) for r in batch.values())
         if changed:
             log.info(

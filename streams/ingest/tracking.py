@@ -7,10 +7,12 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
     messageId → event_id              userId, else anonymousId → user_id
     account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId)
     timestamp → receivedAt − (sentAt − originalTimestamp), as Segment corrects client clocks
-    track: event, properties          page / screen: "Page Viewed" / "Screen Viewed", properties + name, category
-    identify: "User Identified", traits as properties      group: "Group Identified", traits as properties,
-    and the traits that describe an account as a patch for preempt.accounts        alias: accepted, ignored
-    context: only the keys in CONTEXT_KEYS (a batch's shared context is a default under each item's)
+    track    → event, properties
+    page     → "Page Viewed", properties + name, category        screen → "Screen Viewed", likewise
+    identify → "User Identified", traits (and RudderStack's context.traits) as properties
+    group    → "Group Identified", traits as properties; the account traits as a patch for preempt.accounts
+    alias    → accepted, counted, ignored
+    context  → only the keys in CONTEXT_KEYS (a batch's shared context is a default under each item's)
 
 Every event passes the stream's own validator (``schemas.decoder.validate_event_dict``) and the
 per-event size limit, so an accepted event is never dead-lettered for its content. An item that
@@ -229,6 +231,9 @@ def _map_item(
     properties = _properties(item, call)
     if isinstance(properties, Rejection):
         return properties
+    if call == "identify" and isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits; they are the properties here.
+        properties = {**context.pop("traits"), **properties}
     if properties:
         canonical["properties"] = properties
     if context:

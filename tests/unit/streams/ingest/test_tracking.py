@@ -275,3 +275,11 @@ def test_any_json_gives_one_verdict_per_item_never_a_crash(items: list[dict[str,
     assert len(parsed.events) + len(parsed.rejections) + parsed.ignored == len(items)
     for _, value in parsed.events:
         assert not isinstance(decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW), Rejection)
+
+
+def test_rudderstack_identify_traits_in_context_become_the_properties() -> None:
+    """RudderStack sends identify traits as context.traits: they become the properties (top-level traits win)."""
+    item = call("identify", context={"groupId": "acme", "traits": {"role": "admin", "plan": "a"}}, traits={"plan": "b"})
+    (event,) = events(batch(item))
+    assert event["properties"] == {"role": "admin", "plan": "b"}
+    assert event["context"] == {"groupId": "acme"}
