@@ -216,9 +216,7 @@ class AccountMerger:
                     changed[record.key] = merged
         started = time.monotonic()
         futures = [
-            await producer.send(
-                self.accounts_topic, key=key, value=orjson.dumps(value), headers=[CONTENT_TYPE_HEADER]
-            )
+            await producer.send(self.accounts_topic, key=key, value=orjson.dumps(value), headers=[CONTENT_TYPE_HEADER])
             for key, value in changed.items()
         ]
         await asyncio.gather(*futures)
