@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     )
     # Tracking API (Segment/RudderStack SDKs): where the account id is, and what group traits mean.
     ingest_account_id_paths: tuple[str, ...] = Field(
-        ("context.groupId",), description="dotted paths tried in order for a tracking call's account id"
+        ("context.groupId", "traits.company.id"),
+        description="dotted paths tried in order for a tracking call's account id (group calls: groupId)",
     )
     ingest_cors_origins: tuple[str, ...] = Field(
         (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"

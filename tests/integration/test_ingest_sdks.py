@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -245,3 +246,44 @@ def test_sdk_calls_reach_events_accounts_and_fire_rules(
     exported = next(a for a in alerts if a["rule_id"] == "report-exported")
     assert exported["title"] == "Acme SDK exported a report"
     assert exported["playbook"] == "Ask cs@vendor.test what the report is for"
+
+
+def doc_snippet(title: str, language: str) -> str:
+    """The first ``language`` code block after the bold ``title`` in docs/events.md."""
+    text = (REPO / "docs" / "events.md").read_text()
+    after = text[text.index(f"**{title}**") :]
+    start = after.index(f"```{language}\n") + len(f"```{language}\n")
+    return after[start : after.index("```", start)]
+
+
+def test_the_documented_three_line_configurations_work(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """The Python (Segment, RudderStack) and Node snippets of docs/events.md, run as written, deliver their event."""
+    port = free_port()
+    settings = settings_factory(ingest_api_keys=(f"docs={key_digest(WRITE_KEY)}",), ingest_port=port)
+    ensure_topics(settings)
+    ingest = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, ingest)
+
+    def concrete(snippet: str) -> str:
+        return snippet.replace("pk_…", WRITE_KEY).replace("https://ingest.example.com", f"http://127.0.0.1:{port}")
+
+    for title in ("Python, Segment", "Python, RudderStack"):
+        code = concrete(doc_snippet(title, "python")) + "analytics.flush()\n"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, f"{title}:\n{code}\n{result.stderr}"
+    script = node_sdk_dir() / "docs-snippet.mjs"
+    script.write_text(concrete(doc_snippet("Node", "js")) + "await analytics.closeAndFlush({ timeout: 30000 })\n")
+    result = subprocess.run(
+        ["node", script.name], cwd=script.parent, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+    records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 3, timeout_s=60, idle_s=1)
+    events = [json.loads(r.value) for r in records]
+    assert [(e["event"], e["account_id"], e["user_id"], e["properties"]) for e in events] == [
+        ("Report Exported", "acme", "u-42", {"format": "csv"})
+    ] * 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 from streams.ingest.auth import sign
 from tests.unit.streams.ingest.conftest import KEY, NOW, ClientFactory
 
+EVENTS_DOC = Path(__file__).resolve().parents[4] / "docs" / "events.md"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
 
 
@@ -275,3 +277,18 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     big = await client.post("/v1/t", data=orjson.dumps(track(pad="x" * 70_000) | {"writeKey": KEY}), headers=plain)
     assert big.status == 401
     assert len(sink.records) == 2
+
+
+async def test_the_documented_rejection_answer_is_what_ingest_says(client_factory: ClientFactory) -> None:
+    """docs/events.md's example answer for a batch with an account-less call matches the real response."""
+    text = EVENTS_DOC.read_text()
+    after = text[text.index("listed in the response for anyone who looks:") :]
+    start = after.index("```json\n") + len("```json\n")
+    documented = orjson.loads(after[start : after.index("```", start)])
+    client, _ = await client_factory()
+    items = [track("m-1"), track("m-2", context={})]
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": items}), headers=BASIC)
+    answer = await response.json()
+    doc_detail = documented["rejections"][0].pop("detail")
+    assert answer["rejections"][0].pop("detail").startswith(doc_detail.removesuffix(" (…)"))
+    assert answer == documented
