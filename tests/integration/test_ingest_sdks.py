@@ -8,12 +8,15 @@ and that rules fire on the SDK's events with that account in the alert.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +290,66 @@ def test_the_documented_three_line_configurations_work(
     assert [(e["event"], e["account_id"], e["user_id"], e["properties"]) for e in events] == [
         ("Report Exported", "acme", "u-42", {"format": "csv"})
     ] * 3
+
+
+def test_group_calls_spread_over_two_ingest_replicas_merge_without_losing_an_update(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Group calls for one account sent to two ingest replicas, each setting another field: every field survives."""
+    settings = settings_factory(ingest_api_keys=(f"sdk={key_digest(WRITE_KEY)}",))
+    ensure_topics(settings)
+    ports = [free_port(), free_port()]
+    for n, port in enumerate(ports):
+        replica = process_factory(["preempt", "ingest", "--port", str(port)], settings, name=f"ingest-{n}")
+        wait_healthy(port, replica)
+    traits = [
+        {"name": "Two Replicas Inc"},
+        {"plan": "pro"},
+        {"tier": "enterprise"},
+        {"mrr": 500},
+        {"csm_email": "cs@vendor.test"},
+        {"csm_name": "Dana"},
+        {"csm_slack": "U0DANA"},
+        {"timezone": "Europe/Paris"},
+        {"crm_url": "https://crm.test/two"},
+        {"admin_url": "https://admin.test/two"},
+    ]
+    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+    def post_group(n: int) -> int:
+        body = {"messageId": f"g-{n}", "userId": USER, "groupId": "two-replicas", "traits": traits[n]}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports[n % 2]}/v1/group",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1 only
+            return int(response.status)
+
+    # Half at once (one merger batch), half one after the other (a batch each: the merger must read
+    # its previous write back before merging the next).
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        assert list(pool.map(post_group, range(5))) == [200] * 5
+    assert [post_group(n) for n in range(5, len(traits))] == [200] * 5
+
+    wanted = {
+        "account_id": "two-replicas",
+        "name": "Two Replicas Inc",
+        "plan": "pro",
+        "tier": "enterprise",
+        "mrr": 500,
+        "owner": {"email": "cs@vendor.test", "name": "Dana", "slack": "U0DANA"},
+        "timezone": "Europe/Paris",
+        "links": {"crm": "https://crm.test/two", "admin": "https://admin.test/two"},
+    }
+    names = TopicNames.from_settings(settings)
+    deadline = time.monotonic() + 90
+    account: dict[str, Any] = {}
+    while time.monotonic() < deadline and account != wanted:
+        account = latest_by_key(consume_records(kafka_bootstrap, names.accounts, 1, timeout_s=3)).get(
+            b"two-replicas", {}
+        )
+    assert account == wanted
