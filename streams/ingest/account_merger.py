@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 from schemas.logs import get_logger
-from schemas.metrics import INGEST_ACCOUNT_MERGES
+from schemas.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 from streams.ingest.group_traits import merge_account
 from streams.ingest.sink import CONTENT_TYPE_HEADER
 
@@ -50,7 +50,7 @@ class AccountsView:
 
     def __init__(self, bootstrap_servers: list[str], topic: str) -> None:
         self.topic = topic
-        self.records: dict[bytes, dict[str, Any] | None] = {}
+        self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._read_to: dict[TopicPartition, int] = {}
@@ -81,30 +81,39 @@ class AccountsView:
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         """The account's current record (None when there is none or it is not a JSON object)."""
-        return self.records.get(key)
+        raw = self.records.get(key)
+        if raw is None:
+            return None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            for records in batch.values():
-                for record in records:
-                    self._apply(record)
-            async with self._progress:
-                for tp in consumer.assignment():
-                    self._read_to[tp] = await consumer.position(tp)
-                self._progress.notify_all()
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record)
+                async with self._progress:
+                    for tp in consumer.assignment():
+                        self._read_to[tp] = await consumer.position(tp)
+                    self._progress.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Kafka trouble: keep following, merges wait (and say so)
+                log.warning("accounts view could not read preempt.accounts; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None:
             return
         if record.value is None:
             self.records.pop(record.key, None)  # a tombstone deletes the account
-            return
-        try:
-            value = orjson.loads(record.value)
-        except orjson.JSONDecodeError:
-            value = None
-        self.records[record.key] = value if isinstance(value, dict) else None
+        else:
+            self.records[record.key] = record.value
 
     async def catch_up(self, timeout_s: float) -> None:
         """Return once the view has read every record written to the topic before this call.
@@ -182,11 +191,11 @@ class AccountMerger:
 
     async def _run(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-            if not batch:
-                continue
+            batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
             try:
-                await self.merge_batch(consumer, producer, batch)
+                batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+                if batch:
+                    await self.merge_batch(consumer, producer, batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka trouble: re-read the same patches later
@@ -195,6 +204,20 @@ class AccountMerger:
                     with contextlib.suppress(Exception):  # a partition revoked meanwhile is re-read by its owner
                         consumer.seek(tp, records[0].offset)
                 await asyncio.sleep(self.retry_s)
+            await self._report_lag(consumer)
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """``preempt_consumer_lag{app="preempt-ingest-accounts"}``: account updates not merged yet."""
+        lag = 0
+        try:
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    lag += max(0, highwater - await consumer.position(tp))
+        except Exception as exc:  # noqa: BLE001 - a partition revoked between the two calls; next round
+            log.debug("account merger lag not measured", error=str(exc))
+            return
+        CONSUMER_LAG.labels(app="preempt-ingest-accounts", topic=self.updates_topic).set(lag)
 
     async def merge_batch(
         self,
