@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.loader import parse_rule
+from rules.models import InactivityRule
+from rules.predicates import compile_match
 from schemas.decoder import Rejection, decode_event
 from streams.ingest.group_traits import trait_map
 from streams.ingest.payload import BodyError, TooManyItems
@@ -283,3 +288,20 @@ def test_rudderstack_identify_traits_in_context_become_the_properties() -> None:
     (event,) = events(batch(item))
     assert event["properties"] == {"role": "admin", "plan": "b"}
     assert event["context"] == {"groupId": "acme"}
+
+
+def test_the_documented_champion_rule_loads_and_matches_user_identified() -> None:
+    """docs/events.md's rule for admins seen through identify loads, and matches an admin's identify call only."""
+    text = (Path(__file__).resolve().parents[4] / "docs" / "events.md").read_text()
+    after = text[text.index("### User roles from `identify`") :]
+    start = after.index("```yaml\n") + len("```yaml\n")
+    rule = parse_rule(yaml.safe_load(after[start : after.index("```", start)]))
+    assert isinstance(rule, InactivityRule)
+    matches = compile_match(rule.match)
+
+    def decoded(role: str) -> Any:
+        (_, value), *_ = batch(call("identify", traits={"role": role})).events
+        return decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW)
+
+    assert matches(decoded("admin"))
+    assert not matches(decoded("viewer"))
