@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from schemas.rfc3339 import parse_rfc3339
 from schemas.settings import Settings
 from streams.ingest.auth import key_digest
 from streams.topics import TopicNames, ensure_topics
@@ -239,6 +240,9 @@ def test_sdk_calls_reach_events_accounts_and_fire_rules(
     assert by_name["Page Viewed"]["properties"] == {"path": "/billing", "name": "Billing"}
     assert by_name["Report Exported"]["context"]["groupId"] == ACCOUNT
     assert len({e["event_id"] for e in events}) == 5
+    # the clock-skew correction keeps the SDK's own times (same clock here) within a few seconds
+    assert all(abs(parse_rfc3339(e["timestamp"]) - time.time()) < 300 for e in events)
+    assert consume_records(kafka_bootstrap, names.events_dlq, 0, timeout_s=10, idle_s=2) == []
 
     alerts = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 2, timeout_s=60, idle_s=1)]
     assert sorted(a["rule_id"] for a in alerts) == ["admin-seen", "report-exported"], worker.log_text()[-3000:]
