@@ -37,6 +37,18 @@ INGEST_EVENTS = Counter(
     "Events received over HTTP ingest, by outcome (accepted, rejected).",
     ["outcome"],
 )
+INGEST_TRACKING_CALLS = Counter(
+    "preempt_ingest_tracking_calls_total",
+    "Segment/RudderStack tracking-API calls, by type (track, identify, group, page, screen, alias, unknown) "
+    "and outcome (accepted, rejected, ignored).",
+    ["type", "outcome"],
+)
+INGEST_ACCOUNT_MERGES = Counter(
+    "preempt_ingest_account_merges_total",
+    "Account patches from group calls folded into preempt.accounts, by outcome (merged, unchanged, "
+    "invalid_patch, replaced_invalid_record).",
+    ["outcome"],
+)
 
 # --- rules -------------------------------------------------------------------------------------
 RULE_EVALUATIONS = Counter(

@@ -57,7 +57,34 @@ class Settings(BaseSettings):
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
-    ingest_port: int = Field(6068, description="port of `preempt ingest` (POST /v1/events, /metrics, /healthz)")
+    ingest_port: int = Field(
+        6068, description="port of `preempt ingest` (/v1/events, the tracking API /v1/batch…, /metrics, /healthz)"
+    )
+    # Ingest hardening (docs/events.md): bounds on what one request may cost before and after auth.
+    ingest_max_items: int = Field(1000, ge=1, description="most items in one ingest request (413 above)")
+    ingest_max_shared_context_bytes: int = Field(
+        8 * 1024, ge=0, description="most bytes of a batch's shared `context` (400 above); it is never copied whole"
+    )
+    ingest_max_gzip_ratio: float = Field(
+        100.0, gt=1, description="most decompressed/compressed ratio of a gzip body (413 above)"
+    )
+    ingest_kafka_timeout_seconds: float = Field(
+        10.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
+    )
+    ingest_replay_cache_size: int = Field(
+        100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"
+    )
+    # Tracking API (Segment/RudderStack SDKs): where the account id is, and what group traits mean.
+    ingest_account_id_paths: tuple[str, ...] = Field(
+        ("context.groupId", "traits.company.id"),
+        description="dotted paths tried in order for a tracking call's account id (group calls: groupId)",
+    )
+    ingest_cors_origins: tuple[str, ...] = Field(
+        (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"
+    )
+    ingest_group_traits: dict[str, str] = Field(
+        default_factory=dict, description="extra group trait → account field mappings, e.g. {'csm': 'owner.email'}"
+    )
 
     # Notifier
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")

@@ -25,6 +25,7 @@ class TopicNames:
     events: str
     events_dlq: str
     accounts: str
+    account_updates: str
     alerts: str
     alerts_dlq: str
     feedback: str
@@ -36,6 +37,8 @@ class TopicNames:
             events=settings.topic("events"),
             events_dlq=settings.topic("events.dlq"),
             accounts=settings.topic("accounts"),
+            # partial account records from ingest's group calls, merged into `accounts` (streams/ingest)
+            account_updates=settings.topic("accounts.updates"),
             alerts=settings.topic("alerts"),
             alerts_dlq=settings.topic("alerts.dlq"),
             feedback=settings.topic("feedback"),
@@ -68,6 +71,7 @@ def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s
                 names.events,
                 names.events_dlq,
                 names.accounts,
+                names.account_updates,
                 names.alerts,
                 names.alerts_dlq,
                 names.feedback,

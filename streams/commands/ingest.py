@@ -12,14 +12,16 @@ from schemas.settings import Settings
 @click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default: PREEMPT_INGEST_PORT, 6068).")
 def ingest(host: str | None, port: int | None) -> None:
-    """Serve POST /v1/events: canonical or Segment Track events, one or a batch, into preempt.events.
+    """Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.
 
-    Needs PREEMPT_INGEST_API_KEYS (a JSON list of sha256 hex digests of the API keys, optionally
-    "source=digest"); PREEMPT_INGEST_HMAC_SECRET turns request signing on. See docs/events.md.
+    Group calls update preempt.accounts. Needs PREEMPT_INGEST_API_KEYS (a JSON list of sha256 hex
+    digests of the API keys, optionally "source=digest"); PREEMPT_INGEST_HMAC_SECRET turns request
+    signing on. See docs/events.md.
     """
     from aiohttp import web
 
     from streams.broker_probe import probe_broker
+    from streams.ingest.account_merger import AccountMerger
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics
@@ -27,12 +29,23 @@ def ingest(host: str | None, port: int | None) -> None:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("streams.ingest")
-    # The sink connects only when the app starts, so the app's own checks (API keys) come first.
+    # The sink and the merger connect only when the app starts, so the app's own checks (API
+    # keys) come first, then the broker probe, then topic creation.
+    topics = TopicNames.from_settings(settings)
     sink = KafkaEventSink(
-        settings.bootstrap_servers, TopicNames.from_settings(settings).events, max_event_bytes=settings.max_event_bytes
+        settings.bootstrap_servers,
+        topics.events,
+        max_event_bytes=settings.max_event_bytes,
+        account_updates_topic=topics.account_updates,
+    )
+    merger = AccountMerger(
+        settings.bootstrap_servers,
+        updates_topic=topics.account_updates,
+        accounts_topic=topics.accounts,
+        group_id=f"{settings.topic_prefix}-ingest-accounts",
     )
     try:
-        app = create_ingest_app(settings, sink)
+        app = create_ingest_app(settings, sink, merger=merger)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     probe_broker(settings)

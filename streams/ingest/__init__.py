@@ -1,8 +1,10 @@
-"""HTTP ingest: ``POST /v1/events`` from product back ends and Segment-style pipelines into ``preempt.events``.
+"""HTTP ingest: ``POST /v1/events`` and the Segment/RudderStack tracking API into ``preempt.events``.
 
 A standalone aiohttp app served by ``preempt ingest`` (not the rules worker's web port), so that
 ingest scales, restarts and is exposed to the network independently of the stream workers,
-and a slow or failing HTTP client never touches a worker's event loop. ``auth`` checks API keys
-and signatures, ``payload`` turns a body into validated records, ``sink`` sends them to Kafka,
-``app`` wires the three together.
+and a slow or failing HTTP client never touches a worker's event loop. ``gate`` admits a request
+(``auth``: API keys, signatures, replays; ``body``: size and gzip limits) and stores its records
+(``sink``); ``payload`` turns a ``/v1/events`` body into records, ``tracking`` maps tracking-API
+calls (served by ``tracking_routes``); ``group_traits`` and ``account_merger`` keep
+``preempt.accounts`` current from group calls; ``app`` wires them together.
 """

@@ -1,56 +1,37 @@
-"""The ingest web app: ``POST /v1/events``, ``GET /healthz``, ``GET /metrics``.
+"""The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/metrics``.
 
-Request handling, in order: API key (401) → body size (413) → signature when signing is on
-(401) → body shape (400) → per-item validation → Kafka → 202 with a result per item, or 422 when
-no item was valid (nothing is sent). When Kafka cannot take the records the answer is 503 with
-``Retry-After``; a client that retries may resend events that did get through, which the rules
-worker drops as duplicates by ``event_id``.
+Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
+``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
+Kafka → 202 with a result per item, or 422 when no item was valid (nothing is sent). The
+tracking API (``tracking_routes``) answers as the Segment/RudderStack SDKs expect. When Kafka is
+slow the answer is 429, when it fails 503, both with ``Retry-After``; a client that retries may
+resend events that did get through, which the rules worker drops as duplicates by ``event_id``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.logs import get_logger
 from schemas.metrics import INGEST_EVENTS, INGEST_REQUESTS
 from schemas.settings import Settings
-from streams.ingest.auth import SIGNATURE_HEADER, ApiKey, authenticate, parse_api_keys, verify_signature
-from streams.ingest.payload import BodyError, parse_body
+from streams.ingest.account_merger import AccountMerger
+from streams.ingest.gate import CONFIG, SINK, Admitted, IngestConfig, admit, json_response, retry_after_headers, store
+from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.sink import EventSink
+from streams.ingest.tracking_routes import add_tracking_routes, cors
 
 log = get_logger(__name__)
 
-SINK: web.AppKey[EventSink] = web.AppKey("sink", EventSink)  # type: ignore[type-abstract]
+__all__ = ["CONFIG", "SINK", "IngestConfig", "create_ingest_app"]
 
 
-class IngestConfig:
-    """What the handler needs from the settings, parsed once at start."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
-        self.keys: list[ApiKey] = parse_api_keys(k.get_secret_value() for k in settings.ingest_api_keys)
-        secret = settings.ingest_hmac_secret
-        self.hmac_secret = secret.get_secret_value().encode() if secret is not None else None
-        self.max_body_bytes = settings.ingest_max_body_bytes
-        self.max_event_bytes = settings.max_event_bytes
-        self.max_future_skew = settings.max_future_skew_seconds
-        self.clock = clock
-
-
-CONFIG = web.AppKey("config", IngestConfig)
-
-
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json(status, {"error": message}, headers)
+def _error(status: int, _code: str, message: str) -> web.Response:
+    return json_response(status, {"error": message}, retry_after_headers(status))
 
 
 @web.middleware
@@ -69,54 +50,46 @@ async def count_responses(
 
 async def post_events(request: web.Request) -> web.Response:
     """Accept one event or a batch; see the module docstring for the status codes."""
+    admitted = await admit(request, _error)
+    if not isinstance(admitted, Admitted):
+        return admitted
     config = request.app[CONFIG]
-    source = authenticate(request.headers.get("Authorization"), config.keys)
-    if source is None:
-        return _error(401, "missing or unknown API key (Authorization: Bearer <key>)", {"WWW-Authenticate": "Bearer"})
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return _error(413, f"the body is larger than {config.max_body_bytes} bytes")
-    try:
-        body = await request.read()  # aiohttp stops reading past client_max_size (chunked bodies)
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"the body is larger than {config.max_body_bytes} bytes")
-    if len(body) > config.max_body_bytes:
-        return _error(413, f"the body is larger than {config.max_body_bytes} bytes")
-    now = config.clock()
-    if config.hmac_secret is not None:
-        problem = verify_signature(request.headers.get(SIGNATURE_HEADER), body, config.hmac_secret, now)
-        if problem is not None:
-            log.warning("ingest signature rejected", source=source, problem=problem)
-            return _error(401, problem)
     try:
         parsed = parse_body(
-            body, max_event_bytes=config.max_event_bytes, max_future_skew=config.max_future_skew, now=now
+            admitted.body,
+            max_event_bytes=config.max_event_bytes,
+            max_future_skew=config.max_future_skew,
+            now=admitted.received_at,
+            max_items=config.max_items,
+            max_shared_context_bytes=config.max_shared_context_bytes,
         )
+    except TooManyItems as exc:
+        return _error(413, "too_many_items", str(exc))
     except BodyError as exc:
-        return _error(400, str(exc))
+        return _error(400, "invalid_request", str(exc))
     rejected = len(parsed.results) - parsed.accepted
     answer = {
         "accepted": parsed.accepted,
         "rejected": rejected,
         "results": [r.to_json() for r in parsed.results],
     }
+    if not parsed.accepted:
+        INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
+        log.info("ingest request rejected", source=admitted.source, rejected=rejected)
+        return json_response(422, answer)
+    problem = await store(request, _error, admitted.source, parsed.records)
+    if problem is not None:
+        return problem
+    INGEST_EVENTS.labels(outcome="accepted").inc(parsed.accepted)
     if rejected:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
-    if not parsed.accepted:
-        log.info("ingest request rejected", source=source, rejected=rejected)
-        return _json(422, answer)
-    try:
-        await request.app[SINK].send_many(parsed.records)
-    except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored": the client must retry
-        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=parsed.accepted)
-        return _error(503, "the event store is unavailable; retry later", {"Retry-After": "5"})
-    INGEST_EVENTS.labels(outcome="accepted").inc(parsed.accepted)
-    log.info("ingest request accepted", source=source, accepted=parsed.accepted, rejected=rejected)
-    return _json(202, answer)
+    log.info("ingest request accepted", source=admitted.source, accepted=parsed.accepted, rejected=rejected)
+    return json_response(202, answer)
 
 
 async def healthz(_request: web.Request) -> web.Response:
     """200 while the process runs."""
-    return _json(200, {"status": "ok"})
+    return json_response(200, {"status": "ok"})
 
 
 async def metrics(_request: web.Request) -> web.Response:
@@ -124,28 +97,44 @@ async def metrics(_request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def create_ingest_app(settings: Settings, sink: EventSink, clock: Callable[[], float] = time.time) -> web.Application:
-    """The ingest app for ``settings``, writing to ``sink``; the sink is started and stopped with the app.
+def create_ingest_app(
+    settings: Settings,
+    sink: EventSink,
+    clock: Callable[[], float] = time.time,
+    merger: AccountMerger | None = None,
+) -> web.Application:
+    """The ingest app for ``settings``, writing to ``sink``; the sink (and ``merger``) start and stop with the app.
 
-    Raises ``ValueError`` when no API key is configured (ingest never runs open) or an entry is
-    not a sha256 digest.
+    Raises ``ValueError`` when no API key is configured (ingest never runs open), an entry is not a
+    sha256 digest, or a tracking-API setting is invalid.
     """
     config = IngestConfig(settings, clock)
     if not config.keys:
         raise ValueError("HTTP ingest needs at least one API key digest in PREEMPT_INGEST_API_KEYS")
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[count_responses])
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[count_responses, cors],
+        # aiohttp would otherwise inflate gzip/deflate/br bodies while reading them, before any
+        # handler ran: before authentication and without a ratio limit. gate.admit does it after.
+        handler_args={"auto_decompress": False},
+    )
     app[CONFIG] = config
     app[SINK] = sink
 
-    async def start_sink(_app: web.Application) -> None:
+    async def start(_app: web.Application) -> None:
         await sink.start()
+        if merger is not None:
+            await merger.start()
 
-    async def stop_sink(_app: web.Application) -> None:
+    async def stop(_app: web.Application) -> None:
+        if merger is not None:
+            await merger.stop()
         await sink.stop()
 
-    app.on_startup.append(start_sink)
-    app.on_cleanup.append(stop_sink)
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
     app.router.add_post("/v1/events", post_events)
+    add_tracking_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app

@@ -2,25 +2,33 @@
 
 API keys. ``PREEMPT_INGEST_API_KEYS`` holds sha256 hex digests of the accepted keys, optionally
 named by source (``web=3f7a…``), so a leaked settings file does not leak the keys. A request
-presents ``Authorization: Bearer <key>``; its digest is compared with every stored digest in
-constant time (``hmac.compare_digest``), without an early exit.
+presents ``Authorization: Bearer <key>``, or HTTP Basic auth with the key as the user name and an
+empty password (what the Segment and RudderStack SDKs send: their "write key"); its digest is
+compared with every stored digest in constant time (``hmac.compare_digest``), without an early exit.
 
 Signing. With ``PREEMPT_INGEST_HMAC_SECRET`` set, a request must also carry
 ``X-Preempt-Signature: t=<unix seconds>,v1=<hex>`` where ``v1`` is the hex HMAC-SHA256 of
 ``f"{t}.".encode() + raw_body`` under the secret, and ``t`` within five minutes of the server's
 clock (either way) so a captured request cannot be replayed later. Several ``v1=`` entries may be
-given (secret rotation); one match suffices.
+given (secret rotation); one match suffices. ``t`` must be at most 12 digits (a huge number used
+to give a 500). A signature is accepted once: ``ReplayGuard`` remembers the signatures seen within
+the tolerance window, so the same signed request sent again is refused (per ingest process; see
+docs/events.md for several replicas).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import heapq
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SIGNATURE_HEADER = "X-Preempt-Signature"
 SIGNATURE_TOLERANCE_S = 300.0
+MAX_TIMESTAMP_DIGITS = 12  # unix seconds up to year 33658; anything longer is not a clock reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +56,34 @@ def parse_api_keys(entries: Iterable[str]) -> list[ApiKey]:
     return keys
 
 
-def authenticate(authorization: str | None, keys: Iterable[ApiKey]) -> str | None:
-    """The source of the presented bearer key, or None when it is missing or matches no key."""
+def presented_key(authorization: str | None) -> str | None:
+    """The API key in an ``Authorization`` header: ``Bearer <key>`` or Basic ``<key>:`` (empty password)."""
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    if not token:
+        return None
+    if scheme.lower() == "bearer":
+        return token
+    if scheme.lower() != "basic" or len(token) > 4096:
+        return None
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    # The SDKs send the write key as the user name and nothing as the password; a password would
+    # mean some other credential scheme that we do not check, so it is refused rather than ignored.
+    if not sep or password or not user:
+        return None
+    return user
+
+
+def authenticate(authorization: str | None, keys: Iterable[ApiKey]) -> str | None:
+    """The source of the presented key (Bearer or Basic), or None when it is missing or matches no key."""
+    token = presented_key(authorization)
+    if token is None:
         return None
     presented = key_digest(token).encode()
     found: str | None = None
@@ -70,10 +99,16 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify_signature(
-    header: str | None, body: bytes, secret: bytes, now: float, tolerance_s: float = SIGNATURE_TOLERANCE_S
-) -> str | None:
-    """None when ``header`` is a valid, fresh signature of ``body``; otherwise why not (for the 401)."""
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A parsed ``X-Preempt-Signature``: the timestamp and the candidate MACs."""
+
+    timestamp: int
+    candidates: tuple[str, ...]
+
+
+def parse_signature(header: str | None) -> Signature | str:
+    """The parsed header, or why it cannot be one (for the 401)."""
     if not header:
         return f"missing {SIGNATURE_HEADER} header"
     timestamp: str | None = None
@@ -84,12 +119,81 @@ def verify_signature(
             timestamp = value
         elif name == "v1":
             candidates.append(value.lower())
-    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit() or not candidates:
+    if (
+        timestamp is None
+        or not timestamp.isascii()
+        or not timestamp.isdigit()
+        or len(timestamp) > MAX_TIMESTAMP_DIGITS
+        or not candidates
+    ):
         return f"malformed {SIGNATURE_HEADER} header (expected t=<unix seconds>,v1=<hex>)"
-    if abs(now - int(timestamp)) > tolerance_s:
+    return Signature(int(timestamp), tuple(candidates))
+
+
+def verify_signature(
+    header: str | None,
+    body: bytes,
+    secret: bytes,
+    now: float,
+    tolerance_s: float = SIGNATURE_TOLERANCE_S,
+    replays: ReplayGuard | None = None,
+) -> str | None:
+    """None when ``header`` is a valid, fresh (and, with ``replays``, first-seen) signature of ``body``.
+
+    Otherwise the reason, for the 401. The replay check runs only once the MAC matched, so a forged
+    signature can never fill the guard.
+    """
+    parsed = parse_signature(header)
+    if isinstance(parsed, str):
+        return parsed
+    if not abs(now - parsed.timestamp) <= tolerance_s:  # also false for a non-finite clock
         return f"signature timestamp is more than {tolerance_s:.0f}s from the server's clock"
-    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest().encode()
+    expected = hmac.new(secret, f"{parsed.timestamp}.".encode() + body, hashlib.sha256).hexdigest().encode()
     matched = False
-    for candidate in candidates:
+    for candidate in parsed.candidates:
         matched |= hmac.compare_digest(expected, candidate.encode())
-    return None if matched else "signature does not match the body"
+    if not matched:
+        return "signature does not match the body"
+    if replays is not None and not replays.first_use(expected, parsed.timestamp + tolerance_s, now):
+        return "this signed request was already received (replay refused)"
+    return None
+
+
+class ReplayGuardFull(Exception):  # noqa: N818 - a condition, not an error of the client
+    """The replay guard holds ``capacity`` live signatures: the request cannot be checked now (429)."""
+
+
+@dataclass(slots=True)
+class ReplayGuard:
+    """The valid signatures seen while they can still pass the timestamp check, to refuse a second use.
+
+    A signature is the HMAC of timestamp and body, so the same MAC means the same request. Each is
+    kept until its timestamp leaves the tolerance window (after that the timestamp check refuses
+    it anyway). Memory is bounded by ``capacity``: when that many live signatures are held, a new
+    one raises ``ReplayGuardFull`` (the app answers 429 with Retry-After) rather than forgetting
+    one, which would let it be replayed. Size it above the signed requests one process receives in
+    the window (2 × tolerance); only holders of the secret can fill it.
+    """
+
+    capacity: int
+    _expiry: dict[bytes, float] = field(default_factory=dict)
+    _heap: list[tuple[float, bytes]] = field(default_factory=list)
+
+    def first_use(self, mac: bytes, expires_at: float, now: float) -> bool:
+        """True the first time ``mac`` is seen (and remembers it until ``expires_at``); False afterwards."""
+        self._purge(now)
+        if mac in self._expiry:
+            return False
+        if len(self._expiry) >= self.capacity:
+            raise ReplayGuardFull(f"{self.capacity} signatures are held (PREEMPT_INGEST_REPLAY_CACHE_SIZE)")
+        self._expiry[mac] = expires_at
+        heapq.heappush(self._heap, (expires_at, mac))
+        return True
+
+    def _purge(self, now: float) -> None:
+        while self._heap and self._heap[0][0] < now:
+            _, mac = heapq.heappop(self._heap)
+            self._expiry.pop(mac, None)
+
+    def __len__(self) -> int:
+        return len(self._expiry)

@@ -58,6 +58,10 @@ class BodyError(ValueError):
     """The body as a whole is unusable (not JSON, not an event, array or batch): HTTP 400."""
 
 
+class TooManyItems(ValueError):  # noqa: N818 - reads as the condition it reports
+    """More items in one request than ``PREEMPT_INGEST_MAX_ITEMS``: HTTP 413 (split the batch)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ItemResult:
     """The verdict on one item of a request, in request order."""
@@ -92,8 +96,13 @@ class Parsed:
         return len(self.records)
 
 
-def split_items(body: bytes) -> list[Any]:
-    """The items of a body; ``BodyError`` when the body is not JSON or not one of the three shapes."""
+def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -> list[Any]:
+    """The items of a body; ``BodyError`` when the body is not JSON or not one of the three shapes.
+
+    ``TooManyItems`` past ``max_items``. A batch's shared ``context`` is merged under each item's
+    own, so it is limited to ``max_shared_context_bytes`` (``BodyError`` above): otherwise a
+    small body could make every item, and Kafka, carry a large copy.
+    """
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -101,6 +110,8 @@ def split_items(body: bytes) -> list[Any]:
     if isinstance(doc, list):
         if not doc:
             raise BodyError("the batch is empty")
+        if len(doc) > max_items:
+            raise TooManyItems(f"the request has {len(doc)} items; the limit is {max_items}")
         return doc
     if not isinstance(doc, dict):
         raise BodyError('the body must be an event object, an array of events or {"batch": [...]}')
@@ -112,8 +123,15 @@ def split_items(body: bytes) -> list[Any]:
         raise BodyError(f"unknown top-level field {unknown[0]!r} next to batch")
     if not isinstance(batch, list) or not batch:
         raise BodyError("batch must be a non-empty array of events")
+    if len(batch) > max_items:
+        raise TooManyItems(f"the batch has {len(batch)} items; the limit is {max_items}")
     shared = doc.get("context")
-    if isinstance(shared, dict):
+    if isinstance(shared, dict) and shared:
+        if len(orjson.dumps(shared)) > max_shared_context_bytes:
+            raise BodyError(
+                f"the batch's shared context is larger than {max_shared_context_bytes} bytes; "
+                "send large context on the items that need it"
+            )
         # Segment semantics: the batch's context is a default under each item's own context.
         return [
             {**item, "context": {**shared, **item.get("context", {})}}
@@ -156,11 +174,20 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
     return canonical
 
 
-def parse_body(body: bytes, *, max_event_bytes: int, max_future_skew: float, now: float) -> Parsed:
-    """Validate every item of ``body``; ``BodyError`` when the body itself is unusable."""
+def parse_body(
+    body: bytes,
+    *,
+    max_event_bytes: int,
+    max_future_skew: float,
+    now: float,
+    max_items: int,
+    max_shared_context_bytes: int,
+) -> Parsed:
+    """Validate every item of ``body``; ``BodyError``/``TooManyItems`` when the body itself is unusable."""
     records: list[tuple[bytes, bytes]] = []
     results: list[ItemResult] = []
-    for index, item in enumerate(split_items(body)):
+    items = split_items(body, max_items=max_items, max_shared_context_bytes=max_shared_context_bytes)
+    for index, item in enumerate(items):
         segment = isinstance(item, dict) and "type" in item
         canonical = from_segment(item, now) if segment else item
         if isinstance(canonical, Rejection):

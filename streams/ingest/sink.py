@@ -1,4 +1,8 @@
-"""Where accepted ingest records go: a small protocol, and its Kafka implementation on aiokafka."""
+"""Where accepted ingest records go: a small protocol, and its Kafka implementation on aiokafka.
+
+Events go to ``preempt.events``; account patches from group calls go to
+``preempt.accounts.updates``, which ``streams.ingest.account_merger`` folds into ``preempt.accounts``.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,24 @@ class EventSink(Protocol):
     async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Write ``records`` to the events topic, keyed by account."""
 
+    async def send_account_updates(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write account patches (group calls) to the account-updates topic, keyed by account."""
+
 
 class KafkaEventSink:
     """Sends records to ``topic`` with aiokafka, waiting for every acknowledgement."""
 
-    def __init__(self, bootstrap_servers: list[str], topic: str, *, max_event_bytes: int, linger_ms: int = 5) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        topic: str,
+        *,
+        max_event_bytes: int,
+        linger_ms: int = 5,
+        account_updates_topic: str | None = None,
+    ) -> None:
         self.topic = topic
+        self.account_updates_topic = account_updates_topic
         self._config: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "client_id": "preempt-ingest",
@@ -55,11 +71,19 @@ class KafkaEventSink:
 
     async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Queue every record, then wait for all acknowledgements (one batch round trip, not one per record)."""
+        await self._send(self.topic, records)
+
+    async def send_account_updates(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Like ``send_many``, to the account-updates topic."""
+        if self.account_updates_topic is None:
+            raise RuntimeError("the Kafka sink has no account-updates topic")
+        await self._send(self.account_updates_topic, records)
+
+    async def _send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         if self._producer is None:
             raise RuntimeError("the Kafka sink is not started")
         producer = self._producer
         futures = [
-            await producer.send(self.topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
-            for key, value in records
+            await producer.send(topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER]) for key, value in records
         ]
         await asyncio.gather(*futures)

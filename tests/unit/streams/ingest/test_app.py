@@ -2,63 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from schemas.rfc3339 import parse_rfc3339
 from schemas.settings import Settings
 from streams.ingest.app import create_ingest_app
-from streams.ingest.auth import key_digest, sign
-
-NOW = parse_rfc3339("2026-11-23T06:00:00Z")
-KEY = "pk_live_web"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-class MemorySink:
-    """An EventSink that keeps the records in memory; ``fail`` makes send_many raise."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-        self.started = self.stopped = False
-        self.fail = False
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def send_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        if self.fail:
-            raise ConnectionError("broker unreachable")
-        self.records.extend(records)
-
-
-ClientFactory = Callable[..., Awaitable[tuple[TestClient[Any, Any], MemorySink]]]
-
-
-@pytest.fixture
-async def client_factory() -> AsyncIterator[ClientFactory]:
-    """Factory: a test client on an ingest app with a MemorySink; settings overrides apply."""
-    clients: list[TestClient[Any, Any]] = []
-
-    async def factory(**overrides: Any) -> tuple[TestClient[Any, Any], MemorySink]:
-        settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), **overrides)  # type: ignore[arg-type]
-        sink = MemorySink()
-        client: TestClient[Any, Any] = TestClient(TestServer(create_ingest_app(settings, sink, clock=lambda: NOW)))
-        await client.start_server()
-        clients.append(client)
-        return client, sink
-
-    yield factory
-    for client in clients:
-        await client.close()
+from streams.ingest.auth import sign
+from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink
 
 
 def event(event_id: str = "e1", **overrides: Any) -> dict[str, Any]:

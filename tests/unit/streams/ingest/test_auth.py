@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from streams.ingest.auth import authenticate, key_digest, parse_api_keys, sign, verify_signature
+from streams.ingest.auth import (
+    ReplayGuard,
+    ReplayGuardFull,
+    authenticate,
+    key_digest,
+    parse_api_keys,
+    sign,
+    verify_signature,
+)
 
 SECRET = b"whsec-test"
 BODY = b'{"event": "Login"}'
@@ -61,3 +71,56 @@ def test_bad_signatures_are_refused_with_the_reason(header: str | None, needle: 
     problem = verify_signature(header, BODY, SECRET, now=NOW)
     assert problem is not None
     assert needle in problem
+
+
+def test_basic_auth_with_the_key_as_user_name_and_no_password_is_accepted() -> None:
+    """The SDKs' write key (Basic base64("<key>:")) authenticates like a Bearer key; a password or junk does not."""
+    keys = parse_api_keys([f"web={key_digest('k-web')}"])
+
+    def basic(text: str) -> str:
+        return "Basic " + base64.b64encode(text.encode()).decode()
+
+    assert authenticate(basic("k-web:"), keys) == "web"
+    for header in (basic("k-web:secret"), basic("k-web"), basic(":k-web"), basic("k-other:"), "Basic %%%", "Basic "):
+        assert authenticate(header, keys) is None
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-1", "1e9", "9" * 13, "9" * 5000, " 17", "１７"])
+def test_non_numeric_or_absurd_signature_timestamps_are_malformed(stamp: str) -> None:
+    """t= must be 1–12 ASCII digits: nan, huge or odd values are a 401 reason, never an exception."""
+    problem = verify_signature(f"t={stamp},v1=ab", BODY, SECRET, NOW)
+    assert problem is not None
+    assert "malformed" in problem
+
+
+def test_a_signed_request_is_accepted_once_within_the_window() -> None:
+    """The replay guard refuses the same signature a second time, and forgets it once it expired."""
+    guard = ReplayGuard(capacity=10)
+    header = sign(SECRET, BODY, NOW)
+    assert verify_signature(header, BODY, SECRET, NOW, replays=guard) is None
+    assert verify_signature(header, BODY, SECRET, NOW + 1, replays=guard) == (
+        "this signed request was already received (replay refused)"
+    )
+    assert len(guard) == 1
+    assert guard.first_use(b"other", NOW + 10, NOW + 400) is True  # purges the expired signature
+    assert len(guard) == 1
+
+
+def test_a_full_replay_guard_refuses_instead_of_forgetting() -> None:
+    """At capacity the guard raises (the app answers 429) rather than dropping a live signature."""
+    guard = ReplayGuard(capacity=2)
+    assert guard.first_use(b"a", NOW + 300, NOW)
+    assert guard.first_use(b"b", NOW + 300, NOW)
+    with pytest.raises(ReplayGuardFull):
+        guard.first_use(b"c", NOW + 300, NOW)
+    assert not guard.first_use(b"a", NOW + 300, NOW)
+
+
+def test_forged_signatures_never_enter_the_replay_guard() -> None:
+    """Only a matching MAC is remembered, so forgeries cannot fill the guard."""
+    guard = ReplayGuard(capacity=1)
+    assert (
+        verify_signature(sign(b"wrong", BODY, NOW), BODY, SECRET, NOW, replays=guard)
+        == "signature does not match the body"
+    )
+    assert len(guard) == 0

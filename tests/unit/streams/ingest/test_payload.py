@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.rfc3339 import parse_rfc3339
-from streams.ingest.payload import BodyError, parse_body
+from streams.ingest.payload import BodyError, TooManyItems, parse_body
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
+LIMITS: dict[str, Any] = {"max_items": 1000, "max_shared_context_bytes": 2048}
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def segment() -> Callable[..., dict[str, Any]]:
 
 
 def parse(doc: Any, max_event_bytes: int = 32768) -> Any:
-    return parse_body(orjson.dumps(doc), max_event_bytes=max_event_bytes, max_future_skew=300, now=NOW)
+    return parse_body(orjson.dumps(doc), max_event_bytes=max_event_bytes, max_future_skew=300, now=NOW, **LIMITS)
 
 
 def test_single_canonical_event_becomes_one_record(canonical: Callable[..., dict[str, Any]]) -> None:
@@ -142,7 +143,7 @@ def test_oversize_item_is_rejected_as_too_large(canonical: Callable[..., dict[st
 def test_unusable_bodies_raise_body_error(body: bytes) -> None:
     """A body that is not JSON or not an event, array or batch is a BodyError (HTTP 400)."""
     with pytest.raises(BodyError):
-        parse_body(body, max_event_bytes=32768, max_future_skew=300, now=NOW)
+        parse_body(body, max_event_bytes=32768, max_future_skew=300, now=NOW, **LIMITS)
 
 
 json_values = st.recursive(
@@ -164,8 +165,31 @@ json_values = st.recursive(
 def test_any_json_body_is_a_body_error_or_a_verdict_per_item(doc: Any) -> None:
     """Whatever JSON arrives, parse_body either refuses the body or gives one verdict per item, never a crash."""
     try:
-        parsed = parse_body(orjson.dumps(doc), max_event_bytes=32768, max_future_skew=300, now=NOW)
+        parsed = parse_body(orjson.dumps(doc), max_event_bytes=32768, max_future_skew=300, now=NOW, **LIMITS)
     except BodyError:
         return
     assert [r.index for r in parsed.results] == list(range(len(parsed.results)))
     assert parsed.accepted == sum(1 for r in parsed.results if r.rejection is None)
+
+
+def test_more_items_than_the_limit_refuse_the_whole_body() -> None:
+    """A request with more items than max_items is refused as a whole (TooManyItems → 413), in both shapes."""
+    item = {"event_id": "e", "event": "Login", "account_id": "acme", "timestamp": "2026-11-23T05:00:00Z"}
+    for doc in ([item] * 11, {"batch": [item] * 11}):
+        with pytest.raises(TooManyItems, match="limit is 10"):
+            parse_body(
+                orjson.dumps(doc),
+                max_event_bytes=32768,
+                max_future_skew=300,
+                now=NOW,
+                max_items=10,
+                max_shared_context_bytes=2048,
+            )
+
+
+def test_a_large_shared_context_is_refused_not_copied_into_every_item() -> None:
+    """A batch whose shared context is over the limit gets BodyError (400) instead of N copies in Kafka."""
+    item = {"event_id": "e", "event": "Login", "account_id": "acme", "timestamp": "2026-11-23T05:00:00Z"}
+    doc = {"batch": [item] * 500, "context": {"blob": "x" * 4000}}
+    with pytest.raises(BodyError, match="shared context is larger than 2048 bytes"):
+        parse_body(orjson.dumps(doc), max_event_bytes=32768, max_future_skew=300, now=NOW, **LIMITS)

@@ -1,0 +1,219 @@
+"""What every ingest POST goes through before its items are looked at, and the write to Kafka after.
+
+``admit`` checks, in this order, each step bounded before the next one costs anything:
+API key (401) → declared and actual body size (413) → signature over the bytes as sent, when
+signing is on, and replay (401; 429 when the replay guard is full) → ``Content-Encoding`` (gzip
+inflated only now, within a size and a ratio limit: 413; corrupt or unknown: 400/415).
+``store`` writes the accepted records within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``: a slow
+Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from schemas.logs import get_logger
+from schemas.settings import Settings
+from streams.ingest.auth import (
+    SIGNATURE_HEADER,
+    ApiKey,
+    ReplayGuard,
+    ReplayGuardFull,
+    authenticate,
+    parse_api_keys,
+    verify_signature,
+)
+from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
+from streams.ingest.group_traits import trait_map
+from streams.ingest.sink import EventSink
+from streams.ingest.tracking import TrackingConfig
+
+log = get_logger(__name__)
+
+RETRY_AFTER_S = 5
+# analytics.js in a browser cannot set an Authorization header on its simple (no preflight)
+# requests, so it puts the write key in the body. Finding it means parsing JSON before the key is
+# checked, so that is allowed only for small, uncompressed bodies (analytics.js sends ≤ 64 KiB).
+BODY_KEY_MAX_BYTES = 64 * 1024
+
+
+class IngestConfig:
+    """What the handlers need from the settings, parsed once at start."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
+        self.keys: list[ApiKey] = parse_api_keys(k.get_secret_value() for k in settings.ingest_api_keys)
+        secret = settings.ingest_hmac_secret
+        self.hmac_secret = secret.get_secret_value().encode() if secret is not None else None
+        self.max_body_bytes = settings.ingest_max_body_bytes
+        self.max_event_bytes = settings.max_event_bytes
+        self.max_future_skew = settings.max_future_skew_seconds
+        self.max_items = settings.ingest_max_items
+        self.max_shared_context_bytes = settings.ingest_max_shared_context_bytes
+        self.max_gzip_ratio = settings.ingest_max_gzip_ratio
+        self.kafka_timeout_s = settings.ingest_kafka_timeout_seconds
+        self.cors_origins = frozenset(settings.ingest_cors_origins)
+        self.replays = ReplayGuard(capacity=settings.ingest_replay_cache_size)
+        self.tracking = TrackingConfig(
+            account_id_paths=TrackingConfig.paths(settings.ingest_account_id_paths),
+            trait_map=trait_map(settings.ingest_group_traits),
+            max_event_bytes=settings.max_event_bytes,
+            max_future_skew=settings.max_future_skew_seconds,
+            max_items=settings.ingest_max_items,
+            max_shared_context_bytes=settings.ingest_max_shared_context_bytes,
+        )
+        self.clock = clock
+
+
+CONFIG = web.AppKey("config", IngestConfig)
+SINK: web.AppKey[EventSink] = web.AppKey("sink", EventSink)  # type: ignore[type-abstract]
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An authenticated request: the key's source, the decoded body, and when it was received."""
+
+    source: str
+    body: bytes
+    received_at: float
+
+
+Answer = Callable[[int, str, str], web.Response]  # (status, code, message) → response
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response."""
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+async def admit(request: web.Request, answer: Answer, *, body_key: bool = False) -> Admitted | web.Response:
+    """The authenticated, decoded request, or the error response (see the module docstring).
+
+    With ``body_key`` (the tracking API), a request without ``Authorization`` may carry the key as
+    ``writeKey`` in a small uncompressed JSON body, as analytics.js does.
+    """
+    config = request.app[CONFIG]
+    authorization = request.headers.get("Authorization")
+    if authorization is None and body_key:
+        return await _admit_body_key(request, answer, config)
+    source = authenticate(authorization, config.keys)
+    if source is None:
+        return answer(401, "unauthorized", "missing or unknown API key (Bearer <key>, or Basic auth <key>:)")
+    body = await _read(request, config.max_body_bytes)
+    if isinstance(body, str):
+        return answer(413, "payload_too_large", body)
+    return _decode(request, answer, config, source, body)
+
+
+async def _admit_body_key(request: web.Request, answer: Answer, config: IngestConfig) -> Admitted | web.Response:
+    if request.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+        return answer(401, "unauthorized", "a compressed body needs the key in the Authorization header")
+    body = await _read(request, BODY_KEY_MAX_BYTES)
+    if isinstance(body, str):
+        return answer(401, "unauthorized", "missing API key (Authorization header; writeKey only in small bodies)")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    key = doc.get("writeKey") if isinstance(doc, dict) else None
+    source = authenticate(f"Bearer {key}", config.keys) if isinstance(key, str) and key else None
+    if source is None:
+        return answer(401, "unauthorized", "missing or unknown API key (Authorization header or writeKey)")
+    return _decode(request, answer, config, source, body)
+
+
+def _decode(
+    request: web.Request, answer: Answer, config: IngestConfig, source: str, body: bytes
+) -> Admitted | web.Response:
+    now = config.clock()
+    if config.hmac_secret is not None:
+        try:
+            problem = verify_signature(
+                request.headers.get(SIGNATURE_HEADER), body, config.hmac_secret, now, replays=config.replays
+            )
+        except ReplayGuardFull as exc:
+            log.error(
+                "ingest replay guard is full; signed requests are refused until signatures expire", error=str(exc)
+            )
+            return answer(429, "replay_guard_full", "too many signed requests in the tolerance window; retry later")
+        if problem is not None:
+            log.warning("ingest signature rejected", source=source, problem=problem)
+            return answer(401, "unauthorized", problem)
+    try:
+        decoded = decode_content(
+            body,
+            request.headers.get("Content-Encoding"),
+            max_bytes=config.max_body_bytes,
+            max_ratio=config.max_gzip_ratio,
+        )
+    except BodyTooLarge as exc:
+        return answer(413, "payload_too_large", str(exc))
+    except UnsupportedEncoding as exc:
+        return answer(415, "unsupported_encoding", str(exc))
+    except CorruptBody as exc:
+        return answer(400, "invalid_body", str(exc))
+    return Admitted(source=source, body=decoded, received_at=now)
+
+
+async def _read(request: web.Request, limit: int) -> bytes | str:
+    """The raw body, or why not (over ``limit``, declared or actual)."""
+    too_large = f"the body is larger than {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # Read at most limit + 1 bytes, whatever Content-Length said (chunked bodies have none).
+        while size <= limit:
+            chunk = await request.content.read(min(64 * 1024, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except web.HTTPRequestEntityTooLarge:
+        return too_large
+    if size > limit:
+        return too_large
+    return b"".join(chunks)
+
+
+async def store(
+    request: web.Request,
+    answer: Answer,
+    source: str,
+    events: Sequence[tuple[bytes, bytes]],
+    account_updates: Sequence[tuple[bytes, bytes]] = (),
+) -> web.Response | None:
+    """Write the records (events first); None once Kafka acknowledged them all, else the 429/503."""
+    config = request.app[CONFIG]
+    sink = request.app[SINK]
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(config.kafka_timeout_s):
+            if events:
+                await sink.send_many(events)
+            if account_updates:
+                await sink.send_account_updates(account_updates)
+    except TimeoutError:
+        log.warning(
+            "ingest: Kafka did not acknowledge in time; answered 429",
+            source=source,
+            events=len(events),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return answer(429, "kafka_slow", "the event store is slow; retry after Retry-After seconds")
+    except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored": the client must retry
+        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events))
+        return answer(503, "kafka_unavailable", "the event store is unavailable; retry later")
+    return None
+
+
+def retry_after_headers(status: int) -> dict[str, str] | None:
+    """``Retry-After`` for the statuses a client should retry later (429, 503)."""
+    return {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None

@@ -1,0 +1,340 @@
+"""The Segment/RudderStack tracking API: calls (track, identify, group, page, screen, alias) → records.
+
+Pure: a body and the time it was received in; the event records, the account patches and a
+verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The mapping
+(docs/events.md, "Send from Segment or RudderStack SDKs")::
+
+    messageId → event_id              userId, else anonymousId → user_id
+    account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId)
+    timestamp → receivedAt − (sentAt − originalTimestamp), as Segment corrects client clocks
+    track    → event, properties
+    page     → "Page Viewed", properties + name, category        screen → "Screen Viewed", likewise
+    identify → "User Identified", traits (and RudderStack's context.traits) as properties
+    group    → "Group Identified", traits as properties; the account traits as a patch for preempt.accounts
+    alias    → accepted, counted, ignored
+    context  → only the keys in CONTEXT_KEYS (a batch's shared context is a default under each item's)
+
+Every event passes the stream's own validator (``schemas.decoder.validate_event_dict``) and the
+per-event size limit, so an accepted event is never dead-lettered for its content. An item that
+cannot become an event (no account, bad timestamp…) is rejected on its own, with a reason; the
+rest of the batch goes on. The SDKs' own unknown fields are ignored, as Segment does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.event import format_ts
+from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
+from streams.ingest.group_traits import TraitError, account_patch
+from streams.ingest.payload import BodyError, TooManyItems
+
+CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+EVENT_NAMES = {
+    "identify": "User Identified",
+    "group": "Group Identified",
+    "page": "Page Viewed",
+    "screen": "Screen Viewed",
+}
+# The context keys kept on events: what helps a rule or a CSM; the rest (e.g. an SDK's whole
+# device dump) is dropped so that a batch's shared context is never copied wholesale into items.
+CONTEXT_KEYS = frozenset(
+    {
+        "active",
+        "app",
+        "campaign",
+        "channel",
+        "device",
+        "groupId",
+        "library",
+        "locale",
+        "location",
+        "network",
+        "os",
+        "page",
+        "referrer",
+        "screen",
+        "timezone",
+        "traits",
+        "userAgent",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingConfig:
+    """What the mapping needs from the settings, parsed once at start."""
+
+    account_id_paths: tuple[tuple[str, ...], ...]
+    trait_map: Mapping[str, str]
+    max_event_bytes: int
+    max_future_skew: float
+    max_items: int
+    max_shared_context_bytes: int
+
+    @staticmethod
+    def paths(dotted: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+        """``("context.groupId",)`` → ``(("context", "groupId"),)``; ``ValueError`` on an empty path."""
+        out = []
+        for path in dotted:
+            parts = tuple(path.split("."))
+            if not path or not all(parts):
+                raise ValueError(f"PREEMPT_INGEST_ACCOUNT_ID_PATHS entry {path!r} is not a dotted path")
+            out.append(parts)
+        if not out:
+            raise ValueError("PREEMPT_INGEST_ACCOUNT_ID_PATHS needs at least one path (e.g. context.groupId)")
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRejection:
+    """One item that became nothing, and why (reason code, field as the SDK spells it, detail)."""
+
+    index: int
+    call: str | None
+    message_id: str | None
+    rejection: Rejection
+
+    def to_json(self) -> dict[str, Any]:
+        """The item's entry in the response's ``rejections``."""
+        return {
+            "index": self.index,
+            "type": self.call,
+            "messageId": self.message_id,
+            "reason": str(self.rejection.reason),
+            "field": self.rejection.field,
+            "detail": self.rejection.detail,
+        }
+
+
+@dataclass(slots=True)
+class TrackingParsed:
+    """A body's records: events for preempt.events, account patches, ignored calls, rejections."""
+
+    events: list[tuple[bytes, bytes]] = field(default_factory=list)
+    account_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
+    ignored: int = 0
+    rejections: list[ItemRejection] = field(default_factory=list)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (call type, outcome) → items
+
+
+def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in context.items() if k in CONTEXT_KEYS}
+
+
+def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
+    """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BodyError("the body must be a JSON object")
+    if call is not None:
+        return [doc], {}, None
+    batch = doc.get("batch")
+    if not isinstance(batch, list):
+        raise BodyError('a batch body is {"batch": [...]}; batch is missing or not an array')
+    if len(batch) > config.max_items:
+        raise TooManyItems(f"the batch has {len(batch)} items; the limit is {config.max_items}")
+    shared = doc.get("context", {})
+    if not isinstance(shared, dict):
+        raise BodyError("the batch's context must be a JSON object")
+    kept = _kept_context(shared)
+    if kept and len(orjson.dumps(kept)) > config.max_shared_context_bytes:
+        raise BodyError(
+            f"the batch's shared context is larger than {config.max_shared_context_bytes} bytes; "
+            "send large context on the items that need it"
+        )
+    return batch, kept, doc.get("sentAt")
+
+
+def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, received_at: float) -> TrackingParsed:
+    """Map every call of ``body``; ``BodyError``/``TooManyItems`` when the body itself is unusable."""
+    items, shared, batch_sent_at = split_tracking_body(body, call, config)
+    parsed = TrackingParsed()
+    for index, item in enumerate(items):
+        item_call = call if call is not None else (item.get("type") if isinstance(item, dict) else None)
+        message_id = item.get("messageId") if isinstance(item, dict) else None
+        outcome = _map_item(item, item_call, shared, batch_sent_at, config, received_at)
+        label = item_call if isinstance(item_call, str) and item_call in CALLS else "unknown"
+        if isinstance(outcome, Rejection):
+            shown_call = item_call if isinstance(item_call, str) else None
+            shown_id = message_id if isinstance(message_id, str) else None
+            parsed.rejections.append(ItemRejection(index, shown_call, shown_id, outcome))
+            verdict = "rejected"
+        elif outcome is None:
+            parsed.ignored += 1
+            verdict = "ignored"
+        else:
+            event, patch = outcome
+            parsed.events.append(event)
+            if patch is not None:
+                parsed.account_updates.append(patch)
+            verdict = "accepted"
+        parsed.counts[(label, verdict)] = parsed.counts.get((label, verdict), 0) + 1
+    return parsed
+
+
+Mapped = tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None] | Rejection | None
+
+
+def _map_item(
+    item: Any,
+    call: Any,
+    shared: dict[str, Any],
+    batch_sent_at: Any,
+    config: TrackingConfig,
+    received_at: float,
+) -> Mapped:
+    if not isinstance(item, dict):
+        return Rejection(Reason.NOT_AN_OBJECT, "each call must be a JSON object")
+    if call is None:
+        return Rejection(Reason.MISSING_FIELD, "type is required in a batch item", "type")
+    if call not in CALLS:
+        return Rejection(Reason.INVALID_FIELD, f"type must be one of {', '.join(sorted(CALLS))}", "type")
+    if call == "alias":
+        return None  # accepted and counted; Preempt keys by account, so an alias changes nothing
+    message_id = item.get("messageId")
+    if message_id is None:
+        return Rejection(Reason.MISSING_FIELD, "messageId is required (it is the event id)", "messageId")
+    own_context = item.get("context", {})
+    if not isinstance(own_context, dict):
+        return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
+    context = {**shared, **_kept_context(own_context)}
+    lookup_item = {**item, "context": context}
+    account = _account_id(lookup_item, call, config)
+    if isinstance(account, Rejection):
+        return account
+    timestamp = _corrected_timestamp(item, batch_sent_at, received_at)
+    if isinstance(timestamp, Rejection):
+        return timestamp
+    canonical: dict[str, Any] = {
+        "event_id": message_id,
+        "event": item.get("event") if call == "track" else EVENT_NAMES[call],
+        "account_id": account,
+        "timestamp": timestamp,
+    }
+    if call == "track" and "event" not in item:
+        del canonical["event"]
+    user = item.get("userId")
+    if user is None:
+        user = item.get("anonymousId")
+    if user is not None:
+        canonical["user_id"] = _id_text(user)
+    properties = _properties(item, call)
+    if isinstance(properties, Rejection):
+        return properties
+    if call == "identify" and isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits; they are the properties here.
+        properties = {**context.pop("traits"), **properties}
+    if properties:
+        canonical["properties"] = properties
+    if context:
+        canonical["context"] = context
+    verdict = validate_event_dict(canonical, max_future_skew=config.max_future_skew, now=received_at)
+    if isinstance(verdict, Rejection):
+        return Rejection(verdict.reason, verdict.detail, _spelling(verdict.field, call, config))
+    value = orjson.dumps(canonical)
+    if len(value) > config.max_event_bytes:
+        return Rejection(Reason.TOO_LARGE, f"the event is {len(value)} bytes; the limit is {config.max_event_bytes}")
+    patch: tuple[bytes, bytes] | None = None
+    if call == "group":
+        try:
+            fields = account_patch(verdict.account_id, properties or {}, config.trait_map)
+        except TraitError as exc:
+            return Rejection(Reason.INVALID_FIELD, str(exc), f"traits.{exc.trait}")
+        if len(fields) > 1:
+            patch = (verdict.account_id.encode("utf-8"), orjson.dumps(fields))
+    return (verdict.account_id.encode("utf-8"), value), patch
+
+
+def _spelling(name: str | None, call: str, config: TrackingConfig) -> str | None:
+    """How the SDK spells a canonical field, for a rejection's ``field``."""
+    if name == "account_id":
+        return "groupId" if call == "group" else ".".join(config.account_id_paths[0])
+    if name == "properties" and call in ("identify", "group"):
+        return "traits"
+    return {"event_id": "messageId", "user_id": "userId"}.get(name or "", name)
+
+
+def _id_text(value: Any) -> Any:
+    """SDKs may send numeric ids; Preempt's ids are strings (anything else is left for the validator)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _account_id(item: dict[str, Any], call: str, config: TrackingConfig) -> str | Rejection:
+    if call == "group":
+        group = _id_text(item.get("groupId"))
+        if isinstance(group, str) and group:
+            return group
+        return Rejection(Reason.MISSING_FIELD, "a group call needs groupId (the account id)", "groupId")
+    for path in config.account_id_paths:
+        found: Any = item
+        for part in path:
+            found = found.get(part) if isinstance(found, dict) else None
+        found = _id_text(found)
+        if isinstance(found, str) and found:
+            return found
+    tried = " or ".join(".".join(p) for p in config.account_id_paths)
+    return Rejection(
+        Reason.MISSING_FIELD,
+        f"no account id: set {tried} (Preempt alerts per account; see PREEMPT_INGEST_ACCOUNT_ID_PATHS)",
+        ".".join(config.account_id_paths[0]),
+    )
+
+
+def _instant(value: Any, name: str) -> float | Rejection:
+    if not isinstance(value, str):
+        return Rejection(Reason.INVALID_FIELD, f"{name} must be an RFC 3339 string", name)
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        return Rejection(Reason.INVALID_FIELD, f"{name} {exc}", name)
+
+
+def _corrected_timestamp(item: dict[str, Any], batch_sent_at: Any, received_at: float) -> str | Rejection:
+    """Segment's clock-skew correction: ``receivedAt − (sentAt − originalTimestamp)``.
+
+    ``originalTimestamp`` is the client's time of the call (``timestamp`` when the SDK did not
+    send it); ``sentAt`` the client's time of sending (the item's, else the batch's). Without
+    ``sentAt`` the client's time is used as it is; without any time, the time of receipt.
+    """
+    original_field = "originalTimestamp" if "originalTimestamp" in item else "timestamp"
+    if original_field not in item:
+        return format_ts(received_at)
+    original = _instant(item[original_field], original_field)
+    if isinstance(original, Rejection):
+        return original
+    sent_value = item.get("sentAt", batch_sent_at)
+    if sent_value is None:
+        corrected = original
+    else:
+        sent = _instant(sent_value, "sentAt")
+        if isinstance(sent, Rejection):
+            return sent
+        corrected = received_at - (sent - original)
+    if not (math.isfinite(corrected) and MIN_EPOCH <= corrected <= MAX_EPOCH):
+        return Rejection(Reason.INVALID_FIELD, "the corrected timestamp falls outside 1970–9999", original_field)
+    return format_ts(corrected)
+
+
+def _properties(item: dict[str, Any], call: str) -> dict[str, Any] | Rejection:
+    source = "traits" if call in ("identify", "group") else "properties"
+    value = item.get(source, {})
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        return Rejection(Reason.INVALID_FIELD, f"{source} must be a JSON object", source)
+    if call in ("page", "screen"):
+        extra = {k: item[k] for k in ("name", "category") if item.get(k) is not None and k not in value}
+        value = {**value, **extra}
+    return value

@@ -1,0 +1,140 @@
+"""The tracking API's HTTP routes: ``POST /v1/batch`` and ``/v1/<call>``, answered as the SDKs expect.
+
+The Segment and RudderStack SDKs retry on 429 and 5xx (honouring ``Retry-After``) and drop a
+batch on any other 4xx; they treat only 2xx (RudderStack's Python SDK: only 200) as delivered.
+So, as Segment's own API does, a batch that could be read is answered **200** even when some
+(or all) of its items were rejected — retrying those would never succeed — and the rejections
+are counted (``preempt_ingest_tracking_calls_total{outcome="rejected"}``), logged, and listed in
+the body for people who look. Error bodies carry ``code`` and ``message``, which the SDKs log.
+
+analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i`` identify,
+``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the body;
+browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from schemas.logs import get_logger
+from schemas.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS
+from streams.ingest.gate import CONFIG, Admitted, admit, json_response, retry_after_headers, store
+from streams.ingest.payload import BodyError, TooManyItems
+from streams.ingest.tracking import parse_tracking
+
+log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ROUTES: dict[str, str | None] = {
+    "batch": None,
+    "track": "track",
+    "identify": "identify",
+    "group": "group",
+    "page": "page",
+    "screen": "screen",
+    "alias": "alias",
+    # analytics.js (browser) paths
+    "b": None,
+    "t": "track",
+    "i": "identify",
+    "g": "group",
+    "p": "page",
+    "s": "screen",
+    "a": "alias",
+}
+MAX_LISTED_REJECTIONS = 100
+
+
+def tracking_error(status: int, code: str, message: str) -> web.Response:
+    """An error in the shape the SDKs read (``code``, ``message``); ``Retry-After`` on 429/503."""
+    return json_response(status, {"success": False, "code": code, "message": message}, retry_after_headers(status))
+
+
+def tracking_handler(call: str | None) -> Handler:
+    """The handler for one tracking route (``call`` None = a batch of any calls)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        admitted = await admit(request, tracking_error, body_key=True)
+        if not isinstance(admitted, Admitted):
+            return admitted
+        config = request.app[CONFIG]
+        try:
+            parsed = parse_tracking(admitted.body, call, config.tracking, admitted.received_at)
+        except TooManyItems as exc:
+            return tracking_error(413, "too_many_items", str(exc))
+        except BodyError as exc:
+            return tracking_error(400, "invalid_request", str(exc))
+        problem = await store(request, tracking_error, admitted.source, parsed.events, parsed.account_updates)
+        if problem is not None:
+            return problem
+        for (call_type, outcome), n in parsed.counts.items():
+            INGEST_TRACKING_CALLS.labels(type=call_type, outcome=outcome).inc(n)
+        if parsed.events:
+            INGEST_EVENTS.labels(outcome="accepted").inc(len(parsed.events))
+        if parsed.rejections:
+            INGEST_EVENTS.labels(outcome="rejected").inc(len(parsed.rejections))
+            first = parsed.rejections[0].rejection
+            log.warning(
+                "tracking calls rejected",
+                source=admitted.source,
+                rejected=len(parsed.rejections),
+                first_reason=str(first.reason),
+                first_field=first.field,
+                first_detail=first.detail,
+            )
+        log.info(
+            "tracking calls accepted",
+            source=admitted.source,
+            events=len(parsed.events),
+            account_updates=len(parsed.account_updates),
+            ignored=parsed.ignored,
+            rejected=len(parsed.rejections),
+        )
+        return json_response(
+            200,
+            {
+                "success": True,
+                "accepted": len(parsed.events),
+                "ignored": parsed.ignored,
+                "rejected": len(parsed.rejections),
+                "rejections": [r.to_json() for r in parsed.rejections[:MAX_LISTED_REJECTIONS]],
+            },
+        )
+
+    return handle
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for the tracking routes, for the origins in ``PREEMPT_INGEST_CORS_ORIGINS`` only."""
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin in request.app[CONFIG].cors_origins and _is_tracking(request.path)
+    if request.method == "OPTIONS" and allowed:
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+            if not allowed:
+                raise
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _is_tracking(path: str) -> bool:
+    return path.startswith("/v1/") and path[4:] in ROUTES
+
+
+def add_tracking_routes(app: web.Application) -> None:
+    """Register ``POST /v1/batch``, ``/v1/<call>`` and the analytics.js paths on ``app``."""
+    for path, call in ROUTES.items():
+        app.router.add_post(f"/v1/{path}", tracking_handler(call))

@@ -1,0 +1,61 @@
+"""Group traits → account patches, and merging a patch into the current account record."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.ingest.group_traits import account_patch, merge_account, trait_map
+
+
+def test_a_later_patch_updates_fields_and_never_wipes_others() -> None:
+    """Merging sets the patch's fields, keeps the rest, and merges owner/links field by field."""
+    current = {
+        "account_id": "acme",
+        "name": "Acme",
+        "tier": "enterprise",
+        "owner": {"name": "Dana", "email": "dana@vendor.test"},
+        "links": {"crm": "https://crm.test/acme"},
+    }
+    patch = account_patch("acme", {"plan": "pro", "csm_slack": "U123"}, trait_map({}))
+    assert merge_account(current, patch) == {
+        "account_id": "acme",
+        "name": "Acme",
+        "tier": "enterprise",
+        "plan": "pro",
+        "owner": {"name": "Dana", "email": "dana@vendor.test", "slack": "U123"},
+        "links": {"crm": "https://crm.test/acme"},
+    }
+
+
+def test_merging_the_same_patches_again_gives_the_same_record() -> None:
+    """Re-applying patches in order (a merger restarted before its commit) converges to the same record."""
+    mapping = trait_map({})
+    p1 = account_patch("acme", {"name": "Acme", "plan": "free"}, mapping)
+    p2 = account_patch("acme", {"plan": "pro", "mrr": 99}, mapping)
+    once = merge_account(merge_account(None, p1), p2)
+    assert (
+        merge_account(merge_account(once, p1), p2)
+        == once
+        == {"account_id": "acme", "name": "Acme", "plan": "pro", "mrr": 99}
+    )
+
+
+def test_owner_trait_may_be_an_email_a_name_or_an_object() -> None:
+    """owner: "x@y" → owner.email, "Dana" → owner.name, {name, email, slack} → those fields; nulls are skipped."""
+    mapping = trait_map({})
+    assert account_patch("a", {"owner": "dana@vendor.test"}, mapping)["owner"] == {"email": "dana@vendor.test"}
+    assert account_patch("a", {"owner": "Dana"}, mapping)["owner"] == {"name": "Dana"}
+    assert account_patch("a", {"owner": {"name": "Dana", "slack": "U1", "email": None}}, mapping)["owner"] == {
+        "name": "Dana",
+        "slack": "U1",
+    }
+    assert account_patch("a", {"plan": None, "seats": 4}, mapping) == {"account_id": "a"}
+
+
+def test_the_mapping_is_extended_by_the_setting_and_checked() -> None:
+    """PREEMPT_INGEST_GROUP_TRAITS adds trait → field entries; an unknown field is a ValueError naming it."""
+    mapping = trait_map({"success_manager": "owner.email", "segment": "tier"})
+    patch = account_patch("a", {"success_manager": "cs@vendor.test", "segment": "smb"}, mapping)
+    assert patch == {"account_id": "a", "owner": {"email": "cs@vendor.test"}, "tier": "smb"}
+    with pytest.raises(ValueError, match="'seats' to 'capacity'"):
+        trait_map({"seats": "capacity"})

@@ -1,0 +1,294 @@
+"""The tracking API over HTTP: SDK-style answers, and every abuse case → the right status, nothing produced."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+
+from streams.ingest.auth import sign
+from tests.unit.streams.ingest.conftest import KEY, NOW, ClientFactory
+
+EVENTS_DOC = Path(__file__).resolve().parents[4] / "docs" / "events.md"
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+
+
+def track(message_id: str = "m-1", **overrides: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "messageId": message_id,
+        "userId": "u-1",
+        "event": "Report Exported",
+        "timestamp": "2026-11-23T05:00:00Z",
+        "context": {"groupId": "acme"},
+    } | overrides
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_batch_with_basic_auth_is_answered_200_success(client_factory: ClientFactory) -> None:
+    """The SDKs' request (Basic auth with the write key, /v1/batch) gets 200 {"success": true} and lands in the sink."""
+    client, sink = await client_factory()
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": [track()]}), headers=BASIC)
+    assert response.status == 200
+    body = await response.json()
+    assert body["success"] is True
+    assert (body["accepted"], body["rejected"], body["ignored"]) == (1, 0, 0)
+    assert [key for key, _ in sink.records] == [b"acme"]
+
+
+async def test_a_mixed_batch_is_200_with_bad_items_dropped_and_counted(client_factory: ClientFactory) -> None:
+    """Good, account-less and alias items: 200 (so the SDK never retries), the good one sent, the others counted."""
+    client, sink = await client_factory()
+    before = counter("preempt_ingest_tracking_calls_total", type="track", outcome="rejected")
+    ignored = counter("preempt_ingest_tracking_calls_total", type="alias", outcome="ignored")
+    items = [track("ok"), track("no-account", context={}), {"type": "alias", "messageId": "a", "previousId": "x"}]
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": items}), headers=BASIC)
+    assert response.status == 200
+    body = await response.json()
+    assert (body["accepted"], body["rejected"], body["ignored"]) == (1, 1, 1)
+    assert body["rejections"][0]["messageId"] == "no-account"
+    assert body["rejections"][0]["field"] == "context.groupId"
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["ok"]
+    assert counter("preempt_ingest_tracking_calls_total", type="track", outcome="rejected") == before + 1
+    assert counter("preempt_ingest_tracking_calls_total", type="alias", outcome="ignored") == ignored + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "event"),
+    [
+        ("/v1/track", track(), "Report Exported"),
+        (
+            "/v1/identify",
+            {"messageId": "i", "userId": "u", "traits": {"role": "admin"}, "context": {"groupId": "acme"}},
+            "User Identified",
+        ),
+        (
+            "/v1/page",
+            {"messageId": "p", "userId": "u", "name": "Billing", "context": {"groupId": "acme"}},
+            "Page Viewed",
+        ),
+        (
+            "/v1/screen",
+            {"messageId": "s", "userId": "u", "name": "Home", "context": {"groupId": "acme"}},
+            "Screen Viewed",
+        ),
+        (
+            "/v1/group",
+            {"messageId": "g", "userId": "u", "groupId": "acme", "traits": {"plan": "pro"}},
+            "Group Identified",
+        ),
+    ],
+)
+async def test_single_call_routes(client_factory: ClientFactory, path: str, body: dict[str, Any], event: str) -> None:
+    """/v1/track, /identify, /page, /screen and /group each accept one call and produce its event."""
+    client, sink = await client_factory()
+    response = await client.post(path, data=orjson.dumps(body), headers=BASIC)
+    assert response.status == 200, await response.text()
+    assert [orjson.loads(v)["event"] for _, v in sink.records] == [event]
+    expected_updates = [(b"acme", orjson.dumps({"account_id": "acme", "plan": "pro"}))] if path == "/v1/group" else []
+    assert sink.account_updates == expected_updates
+
+
+async def test_alias_is_accepted_and_produces_nothing(client_factory: ClientFactory) -> None:
+    """/v1/alias answers 200 and sends nothing."""
+    client, sink = await client_factory()
+    response = await client.post("/v1/alias", data=orjson.dumps({"previousId": "a", "userId": "b"}), headers=BASIC)
+    assert response.status == 200
+    assert (await response.json())["ignored"] == 1
+    assert sink.records == sink.account_updates == []
+
+
+async def test_gzip_bodies_are_accepted(client_factory: ClientFactory) -> None:
+    """Content-Encoding: gzip (RudderStack's default) is inflated after authentication."""
+    client, sink = await client_factory()
+    data = gzip.compress(orjson.dumps({"batch": [track()]}))
+    response = await client.post("/v1/batch", data=data, headers=BASIC | {"Content-Encoding": "gzip"})
+    assert response.status == 200
+    assert len(sink.records) == 1
+
+
+BOMB = gzip.compress(orjson.dumps({"batch": [track(context={"groupId": "acme", "pad": "0" * 20_000_000})]}))
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "settings", "status", "code"),
+    [
+        ({}, orjson.dumps({"batch": [track()]}), {}, 401, "unauthorized"),
+        ({"Authorization": "Bearer wrong"}, orjson.dumps({"batch": [track()]}), {}, 401, "unauthorized"),
+        (BASIC | {"Content-Encoding": "gzip"}, BOMB, {}, 413, "payload_too_large"),
+        (BASIC | {"Content-Encoding": "gzip"}, b"\x1f\x8b garbage", {}, 400, "invalid_body"),
+        (BASIC | {"Content-Encoding": "br"}, b"x", {}, 415, "unsupported_encoding"),
+        (
+            BASIC,
+            orjson.dumps({"batch": [track(str(i)) for i in range(11)]}),
+            {"ingest_max_items": 10},
+            413,
+            "too_many_items",
+        ),
+        (
+            BASIC,
+            orjson.dumps({"batch": [track()], "context": {"traits": {"x": "y" * 9000}}}),
+            {},
+            400,
+            "invalid_request",
+        ),
+        (BASIC, b"[1, 2]", {}, 400, "invalid_request"),
+        (BASIC, b"{nope", {}, 400, "invalid_request"),
+        (BASIC, orjson.dumps({"batch": "x"}), {}, 400, "invalid_request"),
+        (BASIC, b"x" * 3000, {"ingest_max_body_bytes": 2048}, 413, "payload_too_large"),
+    ],
+    ids=[
+        "no-key",
+        "wrong-key",
+        "gzip-bomb",
+        "corrupt-gzip",
+        "unknown-encoding",
+        "too-many-items",
+        "huge-shared-context",
+        "not-an-object",
+        "not-json",
+        "batch-not-array",
+        "oversize",
+    ],
+)
+async def test_abuse_gets_the_right_status_and_produces_nothing(
+    client_factory: ClientFactory,
+    headers: dict[str, str],
+    data: bytes,
+    settings: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    """Each abuse case is answered with its status and an SDK-readable code/message; 0 records are produced."""
+    client, sink = await client_factory(**settings)
+    response = await client.post("/v1/batch", data=data, headers=headers)
+    assert response.status == status
+    body = await response.json()
+    assert (body["success"], body["code"]) == (False, code)
+    assert body["message"]
+    assert sink.records == sink.account_updates == []
+
+
+async def test_gzip_is_not_inflated_before_the_key_is_checked(client_factory: ClientFactory) -> None:
+    """A gzip body with a wrong key is refused with 401 without ever reaching the decompressor."""
+    client, sink = await client_factory()
+    with mock.patch("streams.ingest.gate.decode_content", side_effect=AssertionError("inflated")) as inflate:
+        response = await client.post(
+            "/v1/batch", data=BOMB, headers={"Authorization": "Bearer wrong", "Content-Encoding": "gzip"}
+        )
+    assert response.status == 401
+    inflate.assert_not_called()
+    assert sink.records == []
+
+
+async def test_the_server_itself_never_inflates_bodies(client_factory: ClientFactory) -> None:
+    """aiohttp's own decompression is off: with ours replaced by identity, a gzip body stays compressed bytes."""
+    client, sink = await client_factory()
+    data = gzip.compress(orjson.dumps({"batch": [track()]}))
+    with mock.patch("streams.ingest.gate.decode_content", side_effect=lambda body, *_a, **_k: body):
+        response = await client.post("/v1/batch", data=data, headers=BASIC | {"Content-Encoding": "gzip"})
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["message"]
+    assert sink.records == []
+
+
+async def test_a_slow_kafka_gets_429_and_a_failing_one_503_both_with_retry_after(client_factory: ClientFactory) -> None:
+    """Past PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS the answer is 429; a producer error is 503; both say Retry-After."""
+    client, sink = await client_factory(ingest_kafka_timeout_seconds=0.05)
+    sink.delay_s = 1.0
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": [track()]}), headers=BASIC)
+    assert (response.status, response.headers["Retry-After"]) == (429, "5")
+    assert (await response.json())["code"] == "kafka_slow"
+    sink.delay_s, sink.fail = 0.0, True
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": [track()]}), headers=BASIC)
+    assert (response.status, response.headers["Retry-After"]) == (503, "5")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [("nan", "malformed"), ("9" * 5000, "malformed"), ("99999999999", "more than 300s"), ("-5", "malformed")],
+    ids=["nan", "5000-digits", "year-5138", "negative"],
+)
+async def test_absurd_signature_timestamps_get_401_never_500(
+    client_factory: ClientFactory, stamp: str, reason: str
+) -> None:
+    """A signature header with t=nan, a huge or negative t is a 401 with the reason, nothing produced."""
+    client, sink = await client_factory(ingest_hmac_secret="whsec")
+    response = await client.post(
+        "/v1/batch",
+        data=orjson.dumps({"batch": [track()]}),
+        headers=BASIC | {"X-Preempt-Signature": f"t={stamp},v1=00"},
+    )
+    assert response.status == 401
+    assert reason in (await response.json())["message"]
+    assert sink.records == []
+
+
+async def test_a_replayed_signed_request_is_refused(client_factory: ClientFactory) -> None:
+    """The same signed request sent twice within the window: 200, then 401; one record only."""
+    client, sink = await client_factory(ingest_hmac_secret="whsec")
+    data = orjson.dumps({"batch": [track()]})
+    headers = BASIC | {"X-Preempt-Signature": sign(b"whsec", data, int(NOW))}
+    assert (await client.post("/v1/batch", data=data, headers=headers)).status == 200
+    replay = await client.post("/v1/batch", data=data, headers=headers)
+    assert replay.status == 401
+    assert "replay" in (await replay.json())["message"]
+    assert len(sink.records) == 1
+
+
+async def test_a_full_replay_guard_answers_429(client_factory: ClientFactory) -> None:
+    """When the replay guard holds its capacity of live signatures, new signed requests get 429 with Retry-After."""
+    client, sink = await client_factory(ingest_hmac_secret="whsec", ingest_replay_cache_size=1)
+    for n, status in ((1, 200), (2, 429)):
+        data = orjson.dumps({"batch": [track(f"m-{n}")]})
+        headers = BASIC | {"X-Preempt-Signature": sign(b"whsec", data, int(NOW))}
+        response = await client.post("/v1/batch", data=data, headers=headers)
+        assert response.status == status
+    assert response.headers["Retry-After"] == "5"
+    assert len(sink.records) == 1
+
+
+async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_origins(
+    client_factory: ClientFactory,
+) -> None:
+    """/v1/t with writeKey in a text/plain body is accepted; only a configured Origin gets CORS headers."""
+    client, sink = await client_factory(ingest_cors_origins=("https://app.example.test",))
+    data = orjson.dumps(track() | {"writeKey": KEY})
+    plain = {"Content-Type": "text/plain"}
+    response = await client.post("/v1/t", data=data, headers=plain | {"Origin": "https://app.example.test"})
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
+    other = await client.post("/v1/t", data=data, headers=plain | {"Origin": "https://evil.test"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = await client.options("/v1/b", headers={"Origin": "https://app.example.test"})
+    assert preflight.status == 204
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    wrong = await client.post("/v1/t", data=orjson.dumps(track() | {"writeKey": "nope"}), headers=plain)
+    assert wrong.status == 401
+    big = await client.post("/v1/t", data=orjson.dumps(track(pad="x" * 70_000) | {"writeKey": KEY}), headers=plain)
+    assert big.status == 401
+    assert len(sink.records) == 2
+
+
+async def test_the_documented_rejection_answer_is_what_ingest_says(client_factory: ClientFactory) -> None:
+    """docs/events.md's example answer for a batch with an account-less call matches the real response."""
+    text = EVENTS_DOC.read_text()
+    after = text[text.index("listed in the response for anyone who looks:") :]
+    start = after.index("```json\n") + len("```json\n")
+    documented = orjson.loads(after[start : after.index("```", start)])
+    client, _ = await client_factory()
+    items = [track("m-1"), track("m-2", context={})]
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": items}), headers=BASIC)
+    answer = await response.json()
+    doc_detail = documented["rejections"][0].pop("detail")
+    assert answer["rejections"][0].pop("detail").startswith(doc_detail.removesuffix(" (…)"))
+    assert answer == documented
