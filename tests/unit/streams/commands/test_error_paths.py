@@ -267,11 +267,12 @@ def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.
     import socket
 
     import streams.broker_probe
+    import streams.ingest.account_merger
     import streams.ingest.sink
     import streams.topics
 
     class Sink:
-        """Stands in for the Kafka sink: this test is about the listening socket."""
+        """Stands in for the Kafka sink and the account merger: this test is about the listening socket."""
 
         def __init__(self, *args: object, **kwargs: object) -> None:
             pass
@@ -285,6 +286,7 @@ def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(streams.broker_probe, "probe_broker", lambda settings: None)
     monkeypatch.setattr(streams.topics, "ensure_topics", lambda settings: None)
     monkeypatch.setattr(streams.ingest.sink, "KafkaEventSink", Sink)
+    monkeypatch.setattr(streams.ingest.account_merger, "AccountMerger", Sink)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
