@@ -118,6 +118,12 @@ NOTIFICATIONS_DEAD_LETTERED = Counter(
     "Notifications sent to the alerts dead-letter topic, by receiver type and reason.",
     ["receiver_type", "reason"],
 )
+NOTIFIER_FALLBACKS = Counter(
+    "preempt_notifier_fallbacks_total",
+    "Alerts the notifier delivered with a fallback instead of failing them, by reason (invalid_timezone: quiet "
+    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
+    ["reason"],
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
