@@ -38,7 +38,7 @@ from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from schemas.logs import get_logger
-from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS_DEAD_LETTERED, READY
+from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
 from schemas.settings import Settings
 
 log = get_logger(__name__)
@@ -194,6 +194,7 @@ def create_app(
                 await flush()
                 ALERTS_SUPPRESSED.labels(reason="invalid").inc()
                 NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason="invalid_alert").inc()
+                NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
                 event.ack()
                 continue
             # Never raises for one alert: its failures are dead-lettered (alerts/dispatch.py).

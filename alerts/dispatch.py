@@ -39,6 +39,7 @@ from schemas.logs import get_logger
 from schemas.metrics import (
     ALERTS_SUPPRESSED,
     NOTIFICATION_LATENCY,
+    NOTIFICATIONS,
     NOTIFICATIONS_DEAD_LETTERED,
     NOTIFIER_FALLBACKS,
 )
@@ -234,6 +235,7 @@ class Dispatcher:
     def _reject(self, alert: Alert, ticket: Ticket, reason: str, detail: str) -> None:
         """Dead-letter ``alert`` before it reached any receiver, then ack it (the dead letter is sent first)."""
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=NO_RECEIVER, reason=reason).inc()
+        NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
         self._spawn(self._send_rejection(alert, ticket, reason, detail[:500]))
 
     async def _send_rejection(self, alert: Alert, ticket: Ticket, reason: str, detail: str) -> None:
@@ -306,6 +308,7 @@ class Dispatcher:
         for item in batch.items:
             for _alert_id, target in item.target_keys():
                 NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=NO_RECEIVER, reason=DISPATCH_ERROR).inc()
+                NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
                 self._spawn(self._send_failed_target(item.alert, target, detail[:500]))
 
     async def _send_failed_target(self, alert: Alert, target: str, detail: str) -> None:
