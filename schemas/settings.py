@@ -36,8 +36,13 @@ class Settings(BaseSettings):
     dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
     # Failure policy (docs/pipeline.md): an account state larger than this is quarantined, never
     # written (Kafka's default record limit is 1 MB; the rest is left for key and headers).
+    # At most 950,000: Faust's producer refuses records over 1,000,000 bytes (producer_max_request_size),
+    # and a quarantined state's dead letter carries up to this many bytes plus headers.
     max_state_bytes: int = Field(
-        900 * 1024, ge=1024, description="largest account state the rules worker writes; bigger ones are quarantined"
+        900 * 1024,
+        ge=1024,
+        le=950_000,
+        description="largest account state the rules worker writes; bigger ones are quarantined",
     )
 
     # Rules

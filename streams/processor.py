@@ -24,6 +24,7 @@ and logged, and the batch carries on. Only a bug in this loop itself raises.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -221,6 +222,21 @@ class RulesProcessor:
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
         self._next_offset.clear()
+
+    def restore_clock(self, key: bytes, value: bytes, partitions: set[int]) -> None:
+        """Seed a partition's clock from one record of the clock table, if it is one of ``partitions``.
+
+        An unreadable record is logged and skipped (the partition's clock restarts from its next
+        event or the wall clock), never raised: raised here it would stop every worker that
+        recovers the partition.
+        """
+        try:
+            partition, max_event_time = int(key), float(value)
+        except (TypeError, ValueError) as exc:
+            log.error("unreadable partition clock record skipped", key=repr(key)[:100], error=str(exc))
+            return
+        if partition in partitions and math.isfinite(max_event_time):
+            self.clocks.restore(partition, max_event_time)
 
     def rebuild_wakeups(self, states: Iterable[tuple[str, int, bytes]]) -> int:
         """Re-index ``(account_id, partition, state bytes)`` read from the table after recovery.

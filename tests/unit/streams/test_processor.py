@@ -209,3 +209,14 @@ def test_a_future_stamped_event_does_not_make_other_accounts_late_in_live_mode(m
     processor.process_batch([_record(0, "Login", T0 + 240, account="fast-clock")])
     out = processor.process_batch([_record(i, "Login", T0 - 1 + i * 0.1, account=f"a{i}") for i in range(1, 6)])
     assert out.accepted == 5
+
+
+def test_an_unreadable_clock_record_is_skipped_not_raised(make_processor: Factory) -> None:
+    """Recovery seeds clocks from readable records of owned partitions and skips garbage ones."""
+    processor, _ = make_processor()
+    processor.restore_clock(b"0", repr(T0).encode(), {0, 1})
+    processor.restore_clock(b"1", b"\xffgarbage", {0, 1})
+    processor.restore_clock(b"x", b"12.0", {0, 1})
+    processor.restore_clock(b"2", b"99.0", {0, 1})
+    assert (processor.clocks.max_event_time(0), processor.clocks.max_event_time(1)) == (T0, None)
+    assert processor.clocks.max_event_time(2) is None
