@@ -174,6 +174,7 @@ class RulesProcessor:
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
                 log.exception("rule engine failed on an event", account_id=decoded.account_id)
                 self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._check_account(decoded.account_id, p, state, before[p], out, now)
                 continue
             verdict = str(outcome).lower()
             outcomes[verdict] = outcomes.get(verdict, 0) + 1
@@ -302,6 +303,20 @@ class RulesProcessor:
             self._emit(findings, out, now, partition)
         for rule_id in self._rule_ids:
             RULE_EVALUATIONS.labels(rule=rule_id).inc(evaluations)
+
+    def _check_account(
+        self, account_id: str, partition: int, state: Any, watermark: float, out: BatchOutput, now: float
+    ) -> None:
+        """After the engine failed on an event: does the account's state still advance? If not (the
+        failure is in the state, e.g. the event got buffered), quarantine it, or every later event of
+        the account would fail too."""
+        try:
+            findings = self.engine.advance(state, watermark)
+        except Exception as exc:  # noqa: BLE001 - the state is broken: set it aside (policy)
+            self._quarantine(account_id, partition, exc)
+            return
+        self.cache.mark_dirty(account_id, partition)
+        self._emit(findings, out, now, partition)
 
     def _quarantine(self, account_id: str, partition: int, exc: Exception) -> None:
         log.error("rule engine failed on an account's state", account_id=account_id, exc_info=exc)

@@ -220,3 +220,42 @@ def test_an_unreadable_clock_record_is_skipped_not_raised(make_processor: Factor
     processor.restore_clock(b"2", b"99.0", {0, 1})
     assert (processor.clocks.max_event_time(0), processor.clocks.max_event_time(1)) == (T0, None)
     assert processor.clocks.max_event_time(2) is None
+
+
+def test_an_event_that_breaks_the_account_state_dead_letters_it_and_quarantines_the_account(
+    make_processor: Factory,
+) -> None:
+    """A poison event that the engine buffered before failing would fail every later event: the event is
+    dead-lettered and the account quarantined, so its next event is processed on a fresh state."""
+    processor, _ = make_processor()
+    real_advance = processor.engine.advance
+
+    def advance(state: Any, watermark: float) -> list[Any]:
+        if any(name == "Poison" for _, _, name in state.buffered):
+            raise ValueError("cannot apply a Poison event")
+        return real_advance(state, watermark)
+
+    processor.engine.advance = advance  # type: ignore[method-assign]
+    out = processor.process_batch([_record(0, "Poison", T0), _record(1, "Login", T0 + 1)])
+    assert [(d.reason, d.record.offset) for d in out.dead_letters] == [
+        ("processing_error", 0),
+        ("evaluation_error", -1),
+    ]
+    assert out.accepted == 1
+    assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e1"]
+
+
+def test_an_event_the_engine_fails_on_leaves_a_healthy_state_alone(make_processor: Factory) -> None:
+    """If the state still advances after the failure, only the event is dead-lettered."""
+    processor, _ = make_processor()
+    real_on_event = processor.engine.on_event
+
+    def on_event(state: Any, event: Any, watermark: float) -> Any:
+        if event.event == "Poison":
+            raise ValueError("cannot read this event")
+        return real_on_event(state, event, watermark)
+
+    processor.engine.on_event = on_event  # type: ignore[method-assign]
+    out = processor.process_batch([_record(0, "Login", T0), _record(1, "Poison", T0 + 1), _record(2, "Login", T0 + 2)])
+    assert [d.reason for d in out.dead_letters] == ["processing_error"]
+    assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e0", "e2"]
