@@ -22,7 +22,7 @@ from streams.agents import partition_for_key
 from streams.deadletter import DETAIL, REASON, SOURCE_TOPIC
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, free_port
-from tests.integration.pipeline_support import scrape
+from tests.integration.pipeline_support import scrape, wait_for_metric
 
 RULES = """
 rules:
@@ -176,7 +176,8 @@ def _first_phase(
     # its partition must not become late.
     _send(producer, names.events, "fast-clock", _event("fast-clock", "Ping", now + 240))
     producer.flush()
-    time.sleep(2.0)  # let the worker take the future-stamped event in an earlier batch
+    # The on-time events must come in a later batch than the future-stamped one.
+    wait_for_metric(settings.worker_web_port, "preempt_future_events_total", 1, timeout_s=60)
     later = time.time()
     for account in on_time:
         _send(producer, names.events, account, _event(account, "Ping", later - 0.5))
