@@ -38,7 +38,7 @@ from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from schemas.logs import get_logger
-from schemas.metrics import ALERTS_SUPPRESSED, READY
+from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
 from schemas.settings import Settings
 
 log = get_logger(__name__)
@@ -188,13 +188,16 @@ def create_app(
         async for event in stream.noack().events():
             message = event.message
             try:
-                alert = Alert.model_validate_json(event.value)
+                alert = Alert.model_validate_json(event.value or b"")
             except ValidationError as exc:
                 await _dead_letter_raw(dlq_topic, message.key, event.value, exc)
                 await flush()
                 ALERTS_SUPPRESSED.labels(reason="invalid").inc()
+                NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason="invalid_alert").inc()
+                NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
                 event.ack()
                 continue
+            # Never raises for one alert: its failures are dead-lettered (alerts/dispatch.py).
             dispatcher.on_alert(alert, event.ack, message.partition)
 
     @app.agent(feedback_topic)
@@ -219,7 +222,15 @@ def create_app(
         wakeup = dispatcher.scheduler.wakeup
         while not app.should_stop:
             wakeup.clear()
-            next_at = dispatcher.tick()
+            try:
+                next_at = dispatcher.tick()
+            except Exception as exc:
+                # Per-alert failures are dead-lettered inside tick(), so this is a bug in the loop
+                # itself: stop the process (a silent, dead delivery loop is the worst outcome). The
+                # unacked alerts are re-read after the restart and the delivery log refuses re-sends.
+                log.critical("delivery loop failed; stopping the notifier", error=repr(exc))
+                await app.crash(exc)
+                raise
             timeout = _LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.time(), 0.0), _LOOP_MAX_SLEEP)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
@@ -295,7 +306,7 @@ def _register_web(app: faust.App) -> None:
     module.register_web(app)
 
 
-async def _dead_letter_raw(dlq: Any, key: bytes | None, value: bytes, exc: ValidationError) -> None:
+async def _dead_letter_raw(dlq: Any, key: bytes | None, value: bytes | None, exc: ValidationError) -> None:
     errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
     log.warning("undecodable alert dead-lettered", error=errors)
     await dlq.send(

@@ -6,10 +6,18 @@ when every delivery target it routes to is settled — delivered and recorded in
 the changelog flushed), dead-lettered, or suppressed — so its offset never moves on past an alert that
 could still be lost. ``Dispatcher.tick`` (the app's delivery loop) flushes due groups and starts due
 delivery attempts.
+
+Failure policy (docs/notifier-operations.md): nothing one alert does stops the notifier. An alert
+whose routing fails (a matcher, silence, inhibition or grouping error) is dead-lettered at once with
+``reason=routing_error`` and acked; one whose group cannot be flushed is dead-lettered with
+``reason=dispatch_error``; a quiet-hours computation that fails sends the alert now (counted); each
+target's own delivery failures are the retry scheduler's (``permanent``, ``gave_up``,
+``unexpected_error``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -21,18 +29,27 @@ from alerts.delivery_log import DeliveryLog
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
 from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
-from alerts.routing.config import RoutingConfig
+from alerts.routing.config import QuietHours, RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
-from alerts.routing.tree import RoutingTree
+from alerts.routing.tree import RouteMatch, RoutingTree
 from schemas.alert import Alert
 from schemas.logs import get_logger
-from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATION_LATENCY
+from schemas.metrics import (
+    ALERTS_SUPPRESSED,
+    NOTIFICATION_LATENCY,
+    NOTIFICATIONS,
+    NOTIFICATIONS_DEAD_LETTERED,
+    NOTIFIER_FALLBACKS,
+)
 
 log = get_logger(__name__)
 
 DeadLetter = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
+ROUTING_ERROR = "routing_error"  # deciding where the alert goes failed: dead-lettered, acked
+DISPATCH_ERROR = "dispatch_error"  # flushing the alert's group into deliveries failed: dead-lettered, settled
+NO_RECEIVER = "none"  # receiver_type label of an alert dead-lettered before it reached a receiver
 Flush = Callable[[], Awaitable[None]]
 
 
@@ -54,6 +71,16 @@ class Ticket:
         if not self.outstanding and not self.acked:
             self.acked = True
             self.ack()
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """One receiver an alert routes to: its group key, targets to deliver, targets already delivered."""
+
+    match: RouteMatch
+    group_key: str
+    targets: tuple[str, ...]
+    delivered: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +145,7 @@ class Dispatcher:
         self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @staticmethod
     def _name_targets(channels: list[Notifier]) -> dict[str, Notifier]:
@@ -138,30 +166,32 @@ class Dispatcher:
     # --- consuming ------------------------------------------------------------------------------
 
     def on_alert(self, alert: Alert, ack: Callable[[], object], partition: int | None = None) -> None:
-        """Decide what happens to one consumed alert; ``ack`` is called once it is fully settled."""
+        """Decide what happens to one consumed alert; ``ack`` is called once it is fully settled.
+
+        Never raises for one alert: a routing failure dead-letters it (``routing_error``) and acks it.
+        """
         now = self._clock()
         ticket = Ticket(alert=alert, partition=partition, ack=ack)
         bound = log.bind(alert_id=alert.alert_id, rule_id=alert.rule_id, account_id=alert.account_id)
-        reason = self._suppressed(alert, now)
-        if reason is not None:
-            ALERTS_SUPPRESSED.labels(reason=reason[0]).inc()
-            bound.info("alert suppressed", reason=reason[0], by=reason[1])
+        try:
+            plan = self._plan(alert, now)
+        except Exception as exc:  # noqa: BLE001 - one alert's routing failure is that alert's (policy)
+            bound.exception("alert routing failed; dead-lettered")
+            self._reject(alert, ticket, ROUTING_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        if isinstance(plan, tuple):
+            ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
+            bound.info("alert suppressed", reason=plan[0], by=plan[1])
             ticket.settle()
             return
         self._recent.append((now, alert))
-        seen: set[str] = set()
-        for match in self.tree.match(alert):
-            if match.receiver in seen:
-                continue
-            seen.add(match.receiver)
-            targets = self._targets.get(match.receiver, {})
+        for route in plan:
+            for target in route.delivered:
+                ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
+                bound.info("alert already delivered", target=f"{route.match.receiver}/{target}")
             fresh: list[str] = []
-            for target in targets:
-                key = (alert.alert_id, f"{match.receiver}/{target}")
-                if self.delivery_log.delivered(alert.account_id, *key) is not None:
-                    ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
-                    bound.info("alert already delivered", target=key[1])
-                    continue
+            for target in route.targets:
+                key = (alert.alert_id, f"{route.match.receiver}/{target}")
                 ticket.outstanding.add(key[1])
                 if key in self._waiting:  # the same alert is already on its way there (a re-emitted copy)
                     ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
@@ -171,15 +201,75 @@ class Dispatcher:
                 fresh.append(target)
             if not fresh:
                 continue
+            match = route.match
             timing = GroupTiming(match.group_wait, match.group_interval, match.repeat_interval)
-            group_key = self.tree.group_key(alert, match)
-            if self.grouper.add(
-                match.receiver, group_key, timing, PendingAlert(alert, match.receiver, tuple(fresh)), now
-            ):
+            pending = PendingAlert(alert, match.receiver, tuple(fresh))
+            if self.grouper.add(match.receiver, route.group_key, timing, pending, now):
                 ALERTS_SUPPRESSED.labels(reason="grouped").inc()
-            bound.debug("alert routed", receiver=match.receiver, group_key=group_key, route=" > ".join(match.path))
+            bound.debug(
+                "alert routed", receiver=match.receiver, group_key=route.group_key, route=" > ".join(match.path)
+            )
         self.scheduler.wakeup.set()
         ticket.settle()
+
+    def _plan(self, alert: Alert, now: float) -> tuple[str, str] | list[_Route]:
+        """Every decision about ``alert`` that can fail, made before any state changes: a suppression
+        ``(reason, by)`` or the routes with their undelivered and already delivered targets."""
+        reason = self._suppressed(alert, now)
+        if reason is not None:
+            return reason
+        routes: list[_Route] = []
+        seen: set[str] = set()
+        for match in self.tree.match(alert):
+            if match.receiver in seen:
+                continue
+            seen.add(match.receiver)
+            targets: list[str] = []
+            delivered: list[str] = []
+            for target in self._targets.get(match.receiver, {}):
+                done = self.delivery_log.delivered(alert.account_id, alert.alert_id, f"{match.receiver}/{target}")
+                (delivered if done is not None else targets).append(target)
+            routes.append(_Route(match, self.tree.group_key(alert, match), tuple(targets), tuple(delivered)))
+        return routes
+
+    def _reject(self, alert: Alert, ticket: Ticket, reason: str, detail: str) -> None:
+        """Dead-letter ``alert`` before it reached any receiver, then ack it (the dead letter is sent first)."""
+        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=NO_RECEIVER, reason=reason).inc()
+        NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
+        self._spawn(self._send_rejection(alert, ticket, reason, detail[:500]))
+
+    async def _send_rejection(self, alert: Alert, ticket: Ticket, reason: str, detail: str) -> None:
+        for secret in self._scrub:
+            detail = detail.replace(secret, "***")
+        await self._dead_letter(alert, "-", NO_RECEIVER, reason, detail)
+        log.warning(
+            "alert dead-lettered",
+            alert_id=alert.alert_id,
+            rule_id=alert.rule_id,
+            account_id=alert.account_id,
+            reason=reason,
+            detail=detail,
+        )
+        ticket.settle()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "dead letter not sent; the alert stays unacked and is re-read after a restart",
+                error=repr(task.exception()),
+            )
+
+    async def drain(self) -> None:
+        """Wait for dead letters being sent and deliveries in flight (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.scheduler.drain()
 
     def _suppressed(self, alert: Alert, now: float) -> tuple[str, str] | None:
         silence = self.silences.silenced_by(alert, now)
@@ -204,10 +294,44 @@ class Dispatcher:
             return None
         now = self._clock()
         for batch in self.grouper.due(now):
-            self._flush_batch(batch, now)
+            try:
+                self._flush_batch(batch, now)
+            except Exception as exc:  # one group's failure is its alerts', not the loop's
+                log.exception("group flush failed; its alerts are dead-lettered", receiver=batch.receiver)
+                self._fail_batch(batch, f"{type(exc).__name__}: {exc}")
         self.scheduler.start_due()
         times = [t for t in (self.grouper.next_due(), self.scheduler.next_due()) if t is not None]
         return min(times) if times else None
+
+    def _fail_batch(self, batch: Batch[PendingAlert], detail: str) -> None:
+        """Dead-letter every target of every alert of a group that could not be flushed, settling each."""
+        for item in batch.items:
+            for _alert_id, target in item.target_keys():
+                NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=NO_RECEIVER, reason=DISPATCH_ERROR).inc()
+                NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
+                self._spawn(self._send_failed_target(item.alert, target, detail[:500]))
+
+    async def _send_failed_target(self, alert: Alert, target: str, detail: str) -> None:
+        await self._dead_letter(alert, target, NO_RECEIVER, DISPATCH_ERROR, detail)
+        log.warning(
+            "alert dead-lettered",
+            alert_id=alert.alert_id,
+            account_id=alert.account_id,
+            target=target,
+            reason=DISPATCH_ERROR,
+            detail=detail,
+        )
+        for ticket in self._waiting.pop((alert.alert_id, target), []):
+            ticket.settle(target)
+
+    def _quiet_until(self, quiet: QuietHours, alert: Alert, now: float) -> float | None:
+        """When quiet hours release ``alert``; a failure to compute it sends the alert now (counted)."""
+        try:
+            return defer_until(quiet, _timezone(alert), now)
+        except Exception:  # better a notification at night than none
+            NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
+            log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
+            return None
 
     def _flush_batch(self, batch: Batch[PendingAlert], now: float) -> None:
         quiet = self.config.quiet_hours
@@ -217,7 +341,7 @@ class Dispatcher:
         for item in batch.items:
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
-                until = defer_until(quiet, _timezone(item.alert), now)
+                until = self._quiet_until(quiet, item.alert, now)
             if until is None:
                 send.append(item)
                 continue

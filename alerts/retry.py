@@ -7,7 +7,10 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
 * ``RetryableDeliveryError`` → retried after exactly ``retry_after`` when the server gave one (never
   earlier), otherwise after an exponential backoff with jitter, capped; a job whose next attempt would
   fall past the give-up window (measured from its first attempt) is dead-lettered instead;
-* ``PermanentDeliveryError`` → dead-lettered at once, never retried.
+* ``PermanentDeliveryError`` → dead-lettered at once, never retried;
+* any other exception (a channel bug, an unmapped error) → retried like a retryable failure, but
+  dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
+  must not hold an alert for the whole give-up window.
 
 Modelled on arq's ``Retry(defer=…)``: the failure says whether and when, the loop decides.
 """
@@ -28,6 +31,8 @@ from schemas.logs import get_logger
 from schemas.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
 
 log = get_logger(__name__)
+
+MAX_UNEXPECTED_ERRORS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class DeliveryJob:
     attempts: int = 0
     first_attempt_at: float | None = None
     last_error: str | None = None
+    unexpected_errors: int = 0
 
     @property
     def receiver_type(self) -> str:
@@ -175,6 +181,11 @@ class RetryScheduler:
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug or an unmapped I/O error: retry, never crash the loop
             bound.exception("unexpected delivery error")
+            job.unexpected_errors += 1
+            if job.unexpected_errors >= MAX_UNEXPECTED_ERRORS:
+                NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
+                await self._dead_letter(job, "unexpected_error", f"{type(exc).__name__}: {exc}")
+                return
             self._retry(job, f"{type(exc).__name__}: {exc}", None)
             return
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()

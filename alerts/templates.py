@@ -19,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
 from schemas.logs import get_logger
+from schemas.metrics import NOTIFIER_FALLBACKS
 
 log = get_logger(__name__)
 
@@ -156,5 +157,6 @@ def render(name: str, context: dict[str, Any], override: str | None = None, *, h
         try:
             return _compile(source, html).render(context)
         except Exception as exc:  # noqa: BLE001 — any template failure falls back, by contract
+            NOTIFIER_FALLBACKS.labels(reason="template_error").inc()
             log.warning("template_failed", template=name, which=what, error=f"{type(exc).__name__}: {exc}")
     return ""

@@ -30,7 +30,7 @@ from rules.kinds import build_evaluator
 from rules.kinds.base import Evaluator
 from rules.loader import RuleSet
 from rules.models import RuleBase
-from rules.state import AccountState, decode_state, encode_state
+from rules.state import DEFAULT_MAX_SEEN_IDS, SEEN_ID_CHARS, AccountState, decode_state, encode_state, seen_key
 from rules.templates import render_template
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
@@ -57,7 +57,7 @@ class RuleEngine:
         rules: RuleSet,
         allowed_lateness: float,
         dedup_horizon: float = 86400.0,
-        max_seen_ids: int = 100_000,
+        max_seen_ids: int = DEFAULT_MAX_SEEN_IDS,
     ) -> None:
         if allowed_lateness < 0:
             raise ValueError("allowed_lateness must be >= 0")
@@ -107,13 +107,16 @@ class RuleEngine:
         if state.account_id is None:
             state.account_id = event.account_id
         clock = max(state.finalized_until, watermark)
-        if event.event_id in state.seen:
+        key = event.event_id
+        if len(key) > SEEN_ID_CHARS:  # bounds the state: long ids are remembered by a digest
+            key = seen_key(key)
+        if key in state.seen:
             outcome = Outcome.DUPLICATE
         elif event.ts < clock:
             outcome = Outcome.LATE
         else:
             outcome = Outcome.ACCEPTED
-            state.seen[event.event_id] = event.ts
+            state.seen[key] = event.ts
             heapq.heappush(state.buffer, (event.ts, event.event_id, event))
             self._forget_old_ids(state, clock)
         return outcome, self.advance(state, watermark)

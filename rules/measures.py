@@ -12,8 +12,12 @@ from typing import Any, Literal
 
 from rules.paths import MISSING, check_path, compile_path
 from schemas.event import Event
+from schemas.metrics import MEASURE_VALUES_SKIPPED
 
 MeasureKind = Literal["count", "distinct", "sum"]
+MAX_SUM_VALUE = float(2**53)
+"""``sum:`` ignores a value of larger magnitude (counted in ``preempt_measure_values_skipped_total``):
+with it no window sum can overflow to infinity, which JSON cannot store (it would write ``null``)."""
 DISTINCT_VALUES_PER_BUCKET = 1000
 """Cap on distinct values remembered per time bucket (bounds state; documented in docs/rules.md)."""
 
@@ -53,6 +57,9 @@ def compile_measure(text: str) -> Measure:
         def number(ev: Event) -> float | None:
             value = getter(ev)
             if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            if not -MAX_SUM_VALUE <= value <= MAX_SUM_VALUE:  # also False for NaN
+                MEASURE_VALUES_SKIPPED.labels(reason="out_of_range").inc()
                 return None
             return float(value)
 

@@ -1,12 +1,15 @@
 """``AccountState``: everything the engine remembers about one account, and its compact codec.
 
-Bounds (see docs/rules.md): ``seen`` holds event ids of the dedup horizon, at most
-``max_seen_ids``; ``buffer`` holds events not yet passed by the watermark (about
-``allowed_lateness`` worth); each rule's state is bounded by its kind (bucketed windows).
+Bounds (see docs/rules.md and docs/pipeline.md): ``seen`` holds event ids of the dedup horizon, at
+most ``max_seen_ids`` (default :data:`DEFAULT_MAX_SEEN_IDS`), each at most :data:`SEEN_ID_CHARS`
+characters (longer ids are kept as a digest, :func:`seen_key`); ``buffer`` holds events not yet
+passed by the watermark (about ``allowed_lateness`` worth); each rule's state is bounded by its
+kind (bucketed windows).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +22,23 @@ from schemas.errors import PreemptError
 from schemas.event import Event
 
 STATE_VERSION = 1
+DEFAULT_MAX_SEEN_IDS = 5_000
+"""Event ids remembered per account for de-duplication (the oldest are forgotten first).
+
+Past the bound a re-sent copy of a forgotten event is still dropped when it is older than the
+account's clock (as late); it is counted twice only if more than this many events of one account
+arrive within the allowed lateness (plus the future skew) of each other. 5,000 ids of 32 hex
+characters encode to about 280 KB: the state stays well under Kafka's 1 MB record limit.
+"""
+SEEN_ID_CHARS = 64
+"""Longer event ids are remembered by a 32-character digest, so one id costs at most ~90 bytes."""
+
+
+def seen_key(event_id: str) -> str:
+    """What ``AccountState.seen`` stores for ``event_id``: itself, or a digest when it is long."""
+    if len(event_id) <= SEEN_ID_CHARS:
+        return event_id
+    return "#" + hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class StateDecodeError(PreemptError):

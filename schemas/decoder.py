@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from schemas import bounds
 from schemas.event import MAX_EVENT_NAME_CHARS, MAX_ID_CHARS, Event
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, UPPER_CASE_GRAMMAR, parse_rfc3339
 
@@ -34,6 +35,12 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"  # a required field is absent
     INVALID_FIELD = "invalid_field"  # a field has the wrong type, length or format
     FUTURE_TIMESTAMP = "future_timestamp"  # timestamp further ahead of now than the allowed skew
+    # The content bounds of schemas/bounds.py (one definition for decoder, SDK, CLI and ingest):
+    TOO_DEEP = bounds.TOO_DEEP  # properties/context nest more than 32 levels
+    TOO_MANY_PROPERTIES = bounds.TOO_MANY_PROPERTIES  # more than 1,000 keys + array items in them
+    STRING_TOO_LONG = bounds.STRING_TOO_LONG  # a string value over 8,192 chars or a key over 256
+    CONTROL_CHARACTER = bounds.CONTROL_CHARACTER  # a control character in event_id/event/account_id/user_id
+    NUMBER_OUT_OF_RANGE = bounds.NUMBER_OUT_OF_RANGE  # an integer outside ±(2^53 - 1), or not finite
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,8 @@ def validate_event_dict(obj: object, *, max_future_skew: float, now: float) -> E
 
     Precedence when several things are wrong: not an object, unknown field, missing field, then
     the fields in contract order (event_id, event, account_id, user_id, properties, context,
-    timestamp), then a future timestamp.
+    timestamp), then a future timestamp. Within a field, its type and length come before the
+    content bounds of ``schemas.bounds`` (control characters, nesting, sizes, number range).
     """
     return _validate(obj, max_future_skew, now)
 
@@ -135,12 +143,21 @@ def _validate(obj: object, max_future_skew: float, now: float) -> Event | Reject
             rejection = _string_rejection(name, obj[name], limit)
             if rejection is not None:
                 return rejection
+    if not (event_id.isprintable() and event.isprintable() and account_id.isprintable()):
+        for name in ("event_id", "event", "account_id"):
+            violation = bounds.check_id(name, obj[name])
+            if violation is not None:
+                return _violation(violation)
     if user_id is _MISSING:
         user_id = None
-    elif user_id is not None and not (type(user_id) is str and 0 < len(user_id) <= MAX_ID_CHARS):
-        rejection = _string_rejection("user_id", user_id, MAX_ID_CHARS)
-        if rejection is not None:
-            return rejection
+    elif user_id is not None:
+        if not (type(user_id) is str and 0 < len(user_id) <= MAX_ID_CHARS):
+            rejection = _string_rejection("user_id", user_id, MAX_ID_CHARS)
+            if rejection is not None:
+                return rejection
+        violation = bounds.check_id("user_id", user_id)
+        if violation is not None:
+            return _violation(violation)
     if properties is _MISSING:
         properties = {}
     elif type(properties) is not dict:
@@ -151,6 +168,10 @@ def _validate(obj: object, max_future_skew: float, now: float) -> Event | Reject
         context = {}
     elif type(context) is not dict:
         return Rejection(Reason.INVALID_FIELD, f"context must be a JSON object, got {_describe(context)}", "context")
+    if properties or context:
+        violation = bounds.check_content(properties, context)
+        if violation is not None:
+            return _violation(violation)
     if type(timestamp) is not str:
         return Rejection(
             Reason.INVALID_FIELD,
@@ -184,6 +205,10 @@ def _validate(obj: object, max_future_skew: float, now: float) -> Event | Reject
     _set_properties(out, properties)
     _set_context(out, context)
     return out
+
+
+def _violation(violation: bounds.Violation) -> Rejection:
+    return Rejection(Reason(violation.reason), violation.detail, violation.field)
 
 
 def _structure_rejection(obj: dict[Any, Any]) -> Rejection:

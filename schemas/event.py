@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from schemas.bounds import (
+    MAX_KEY_CHARS,
+    MAX_NESTING_DEPTH,
+    MAX_PROPERTY_VALUES,
+    MAX_STRING_CHARS,
+    NO_CONTROL_CHARACTERS_PATTERN,
+    check_content,
+)
 from schemas.rfc3339 import parse_rfc3339_datetime
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -36,10 +44,16 @@ def _rfc3339_only(value: object) -> object:
     raise ValueError("must be an RFC 3339 timestamp string with an offset, e.g. 2026-11-23T06:00:00Z")
 
 
-EventName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EVENT_NAME_CHARS)]
-AccountId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+_NO_CONTROL = NO_CONTROL_CHARACTERS_PATTERN
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EVENT_NAME_CHARS, pattern=_NO_CONTROL)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_NO_CONTROL)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_NO_CONTROL)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_NO_CONTROL)]
+_CONTENT_BOUNDS = (
+    f"at most {MAX_NESTING_DEPTH} levels of nesting, {MAX_PROPERTY_VALUES} keys and array items in properties "
+    f"and context together, strings of at most {MAX_STRING_CHARS} characters, keys of at most {MAX_KEY_CHARS}, "
+    "integers within ±(2^53 - 1)"
+)
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
 
@@ -56,8 +70,24 @@ class UsageEvent(BaseModel):
         description="RFC 3339 event time with an offset (Z or ±hh:mm), e.g. 2026-11-23T06:00:00Z",
         json_schema_extra={"pattern": RFC3339_PATTERN},
     )
-    properties: dict[str, Any] = Field(default_factory=dict, description="event properties (JSON object)")
-    context: dict[str, Any] = Field(default_factory=dict, description="context, e.g. app, library")
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"event properties (JSON object); {_CONTENT_BOUNDS}",
+        json_schema_extra={"maxProperties": MAX_PROPERTY_VALUES},
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="context, e.g. app, library (JSON object; the same bounds as properties)",
+        json_schema_extra={"maxProperties": MAX_PROPERTY_VALUES},
+    )
+
+    @model_validator(mode="after")
+    def _content_bounds(self) -> UsageEvent:
+        # The decoder's own check (schemas/bounds.py), so both accept exactly the same events.
+        violation = check_content(self.properties, self.context)
+        if violation is not None:
+            raise ValueError(f"{violation.reason}: {violation.detail}")
+        return self
 
     def to_event(self) -> Event:
         """The hot-path form of this event."""

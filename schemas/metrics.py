@@ -21,7 +21,8 @@ EVENTS_DEAD_LETTERED = Counter(
 )
 LATE_EVENTS = Counter(
     "preempt_late_events_total",
-    "Events older than the watermark, counted and ignored.",
+    "Events older than the watermark, counted and ignored, by partition of preempt.events.",
+    ["partition"],
 )
 DUPLICATE_EVENTS = Counter(
     "preempt_duplicate_events_total",
@@ -70,6 +71,32 @@ WATERMARK = Gauge(
     "preempt_watermark_seconds",
     "The rules worker's event-time clock (epoch seconds), per worker.",
 )
+MEASURE_VALUES_SKIPPED = Counter(
+    "preempt_measure_values_skipped_total",
+    "Event values a sum: measure ignored, by reason (out_of_range: magnitude above 2^53, so sums stay finite).",
+    ["reason"],
+)
+ACCOUNTS_QUARANTINED = Counter(
+    "preempt_accounts_quarantined_total",
+    "Accounts whose stored state could not be read or written: old state dead-lettered, a fresh state started. "
+    "By reason (state_unreadable, state_unwritable, state_too_large, evaluation_error).",
+    ["reason"],
+)
+ACCOUNT_STATE_BYTES = Histogram(
+    "preempt_account_state_bytes",
+    "Encoded size of each account state written to the state table (the largest must stay under the "
+    "Kafka record limit; PREEMPT_MAX_STATE_BYTES refuses bigger ones).",
+    buckets=(1024, 4096, 16384, 65536, 131072, 262144, 524288, 786432, 1048576),
+)
+FUTURE_EVENTS = Counter(
+    "preempt_future_events_total",
+    "Accepted events stamped ahead of the wall clock (beyond the tolerance) in live mode: they do not move "
+    "their partition's clock, so they cannot make other accounts' events late.",
+)
+ALERTS_NOT_BUILT = Counter(
+    "preempt_alerts_not_built_total",
+    "Findings that could not become an alert even without account context (dead-lettered as alert_build_failed).",
+)
 CHANGELOG_WRITES = Counter(
     "preempt_state_writes_total",
     "State-table writes (each becomes one changelog record), by table.",
@@ -102,6 +129,12 @@ NOTIFICATIONS_DEAD_LETTERED = Counter(
     "preempt_notifications_dead_lettered_total",
     "Notifications sent to the alerts dead-letter topic, by receiver type and reason.",
     ["receiver_type", "reason"],
+)
+NOTIFIER_FALLBACKS = Counter(
+    "preempt_notifier_fallbacks_total",
+    "Alerts the notifier delivered with a fallback instead of failing them, by reason (invalid_timezone: quiet "
+    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
+    ["reason"],
 )
 FEEDBACK = Counter(
     "preempt_feedback_total",

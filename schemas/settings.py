@@ -37,12 +37,28 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(32 * 1024, ge=256)
     max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
     dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+    # Failure policy (docs/pipeline.md): an account state larger than this is quarantined, never
+    # written (Kafka's default record limit is 1 MB; the rest is left for key and headers).
+    # At most 950,000: Faust's producer refuses records over 1,000,000 bytes (producer_max_request_size),
+    # and a quarantined state's dead letter carries up to this many bytes plus headers.
+    max_state_bytes: int = Field(
+        900 * 1024,
+        ge=1024,
+        le=950_000,
+        description="largest account state the rules worker writes; bigger ones are quarantined",
+    )
 
     # Rules
     rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
     allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
     clock_tick_seconds: float = Field(1.0, gt=0)
+    clock_future_tolerance_seconds: float = Field(
+        1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
+    )
+    late_event_log_interval_seconds: float = Field(
+        10.0, gt=0, description="at most one 'late event ignored' WARN per partition per interval"
+    )
     worker_batch_size: int = Field(
         2000, ge=1, description="rules worker: most records per batch (state is written once per account per batch)"
     )

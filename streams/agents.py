@@ -159,11 +159,9 @@ class WorkerRuntime:
         processor.wakeups.drop_partitions(range(n_partitions))
         processor.clocks.forget(range(n_partitions))
         for key, value in list(self.clock_table.items()):
-            partition = int(key)
-            if partition in mine:
-                processor.clocks.restore(partition, float(value))
+            processor.restore_clock(key, value, mine)
         states = (
-            (key.decode(), p, value)
+            (key.decode("utf-8", "replace"), p, value)
             for key, value in list(self.state_table.items())
             if (p := partition_for_key(key, n_partitions)) in mine
         )

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.routing.config import QuietHours
 from schemas.logs import get_logger
+from schemas.metrics import NOTIFIER_FALLBACKS
 
 log = get_logger(__name__)
 
@@ -19,9 +20,11 @@ def _zone(quiet: QuietHours, tz_name: str | None) -> ZoneInfo:
     if tz_name:
         try:
             return ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            # A bad zone on one account must not stop its alerts: use the configured default, say so.
-            log.warning("unknown_timezone", timezone=tz_name, fallback=quiet.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # A bad zone on one account must not stop (or drop) its alerts: quiet hours use the
+            # configured default zone instead, counted and logged (docs/notifier-operations.md).
+            NOTIFIER_FALLBACKS.labels(reason="invalid_timezone").inc()
+            log.warning("unknown_timezone", timezone=tz_name[:100], fallback=quiet.timezone)
     return ZoneInfo(quiet.timezone)
 
 

@@ -51,6 +51,16 @@ def _bad(reason: Reason, i: int, now: float) -> bytes:
         return json.dumps({**base, "timestamp": "yesterday"}).encode()
     if reason is Reason.FUTURE_TIMESTAMP:
         return json.dumps({**base, "timestamp": format_ts(now + 86400)}).encode()
+    if reason is Reason.TOO_DEEP:
+        return json.dumps({**base, "properties": {"x": json.loads("[" * 40 + "]" * 40)}}).encode()
+    if reason is Reason.TOO_MANY_PROPERTIES:
+        return json.dumps({**base, "properties": {"ids": list(range(1001))}}).encode()
+    if reason is Reason.STRING_TOO_LONG:
+        return json.dumps({**base, "properties": {"note": "x" * 9000}}).encode()
+    if reason is Reason.CONTROL_CHARACTER:
+        return json.dumps({**base, "event_id": "bad\nid"}).encode()
+    if reason is Reason.NUMBER_OUT_OF_RANGE:
+        return json.dumps({**base, "properties": {"n": 2**60}}).encode()
     raise AssertionError(f"no bad record for {reason}")
 
 

@@ -147,3 +147,15 @@ async def test_gives_up_after_the_window(harness) -> None:
 
     assert outcomes["dead"] == [("gave_up", "451")]
     assert scheduler.next_due() is None
+
+
+async def test_repeated_unexpected_errors_are_dead_lettered_not_retried_for_an_hour(harness) -> None:
+    """A channel that keeps raising a non-delivery error is dead-lettered (unexpected_error) after 3 attempts."""
+    clock = Clock()
+    scheduler, job, outcomes = harness(ScriptedNotifier(*[KeyError("bug")] * 5), clock=clock)
+    for _ in range(3):
+        await scheduler.attempt(job)
+        clock.now += 100.0
+    assert outcomes["delivered"] == []
+    assert [reason for reason, _ in outcomes["dead"]] == ["unexpected_error"]
+    assert job.attempts == 3

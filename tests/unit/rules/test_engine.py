@@ -154,3 +154,28 @@ def test_disabled_rules_are_not_evaluated(make_rule, make_engine, run, at):
     """``enabled: false`` loads but never fires."""
     engine = make_engine(make_rule("any", enabled=False))
     assert run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).fired == []
+
+
+def test_long_event_ids_are_remembered_by_a_digest_and_still_deduplicated(make_rule, make_engine, at):
+    """An id over 64 characters costs a fixed 33 characters of state and a re-sent copy is still a duplicate."""
+    from rules.state import SEEN_ID_CHARS
+
+    engine = make_engine(make_rule("any"))
+    state = engine.new_state()
+    event = at(0, event_id="x" * 256)
+    assert engine.on_event(state, event, MONDAY)[0] is Outcome.ACCEPTED
+    assert all(len(key) <= SEEN_ID_CHARS for key in state.seen)
+    reloaded = engine.loads(engine.dumps(state))
+    assert engine.on_event(reloaded, event, MONDAY)[0] is Outcome.DUPLICATE
+
+
+def test_the_default_dedup_cap_keeps_a_busy_accounts_state_small(make_rule, make_engine, at):
+    """At the default cap (5,000 ids of 32 hex characters) the encoded state stays far below 1 MB."""
+    from rules.state import DEFAULT_MAX_SEEN_IDS
+
+    engine = make_engine(make_rule("any"))
+    state = engine.new_state()
+    for i in range(DEFAULT_MAX_SEEN_IDS + 500):
+        engine.on_event(state, at(i, event_id=f"{i:032x}"), MONDAY + i)
+    assert len(state.seen) == DEFAULT_MAX_SEEN_IDS
+    assert len(engine.dumps(state)) < 400_000

@@ -125,3 +125,23 @@ def test_per_user_state_forgets_users_whose_events_left_the_window(make_rule, ma
     result = run(engine, events, until=MONDAY + 200 * MIN)
     assert result.state is not None
     assert len(result.state.rules["threshold-rule"]["k"]) <= 32
+
+
+def test_sum_measure_ignores_values_that_could_overflow_and_the_state_round_trips(make_rule, make_engine, run, at):
+    """Values above 2^53 in magnitude are skipped (and counted): the sum stays finite and the state reloads."""
+    import math
+
+    from prometheus_client import REGISTRY
+
+    skipped = REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "out_of_range"}) or 0.0
+    engine = make_engine(make_rule("threshold", measure="sum:properties.amount", min=100))
+    events = [at(i, "Error", properties={"amount": 1.7e308}) for i in range(3)] + [
+        at(3, "Error", properties={"amount": 50}),
+        at(4, "Error", properties={"amount": 50}),
+    ]
+    result = run(engine, events, until=MONDAY + 100)
+    assert result.fired == [("threshold-rule", MONDAY + 4)]
+    assert math.isfinite(result.findings[0].evidence["value"])
+    assert REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "out_of_range"}) == skipped + 3
+    assert result.state is not None
+    assert engine.loads(engine.dumps(result.state)).rules == result.state.rules

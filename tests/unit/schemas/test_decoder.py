@@ -225,6 +225,11 @@ def test_every_reason_is_covered_by_a_test_in_this_module() -> None:
         "missing_field",
         "invalid_field",
         "future_timestamp",
+        "too_deep",
+        "too_many_properties",
+        "string_too_long",
+        "control_character",
+        "number_out_of_range",
     }
 
 
@@ -248,3 +253,112 @@ def test_decoder_accepts_bytearray_and_memoryview(make_payload: Callable[..., di
     """Any bytes-like value decodes the same as bytes."""
     raw = orjson.dumps(make_payload())
     assert decode(bytearray(raw)) == decode(memoryview(raw)) == decode(raw)
+
+
+# --- the content bounds (schemas/bounds.py) --------------------------------------------------------
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """An object whose innermost value sits ``depth`` containers deep (the object itself is 1)."""
+    node: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        node = {"n": node}
+    return node
+
+
+@pytest.mark.parametrize("field", ["properties", "context"])
+def test_nesting_beyond_the_bound_is_too_deep(make_payload: Callable[..., dict[str, Any]], field: str) -> None:
+    """33 levels of objects in properties or context is too_deep naming the field; 32 is accepted."""
+    assert isinstance(decode(orjson.dumps(make_payload(**{field: _nested(32)}))), Event)
+    rejection = rejection_of(orjson.dumps(make_payload(**{field: _nested(33)})))
+    assert (rejection.reason, rejection.field) == (Reason.TOO_DEEP, field)
+
+
+def test_hundreds_of_levels_of_arrays_are_too_deep(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """The issue's poison — a few hundred nested arrays, a couple of KB of valid JSON — is too_deep."""
+    deep = b'"properties":{"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    raw = orjson.dumps(make_payload(properties={})).replace(b'"properties":{}', deep)
+    assert len(raw) < 1024
+    assert rejection_of(raw).reason is Reason.TOO_DEEP
+
+
+def test_more_values_than_the_bound_is_too_many_properties(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """Keys and array items of properties and context count together: 1,000 pass, 1,001 do not."""
+    ok = make_payload(properties={f"k{i}": i for i in range(500)}, context={"ids": list(range(499))})
+    assert isinstance(decode(orjson.dumps(ok)), Event)
+    over = make_payload(properties={f"k{i}": i for i in range(500)}, context={"ids": list(range(500))})
+    rejection = rejection_of(orjson.dumps(over))
+    assert (rejection.reason, rejection.field) == (Reason.TOO_MANY_PROPERTIES, "context")
+
+
+@pytest.mark.parametrize(
+    ("properties", "ok"),
+    [
+        ({"s": "x" * 8192}, True),
+        ({"s": "x" * 8193}, False),
+        ({"k" * 256: 1}, True),
+        ({"k" * 257: 1}, False),
+        ({"deep": [{"s": "é" * 8193}]}, False),
+    ],
+)
+def test_long_strings_and_keys_are_string_too_long(
+    make_payload: Callable[..., dict[str, Any]], properties: dict[str, Any], ok: bool
+) -> None:
+    """A property string over 8,192 characters or a key over 256, at any depth, is string_too_long."""
+    result = decode(orjson.dumps(make_payload(properties=properties)), max_bytes=1 << 20)
+    if ok:
+        assert isinstance(result, Event)
+    else:
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == (Reason.STRING_TOO_LONG, "properties")
+
+
+@pytest.mark.parametrize("name", ["event_id", "event", "account_id", "user_id"])
+@pytest.mark.parametrize("char", ["\x00", "\n", "\x1b", "\x7f", "\x85"])
+def test_control_characters_in_ids_are_control_character(
+    make_payload: Callable[..., dict[str, Any]], name: str, char: str
+) -> None:
+    """A C0, DEL or C1 control character in an id or the event name is control_character naming the field."""
+    rejection = rejection_of(orjson.dumps(make_payload(**{name: f"acme{char}x"})))
+    assert (rejection.reason, rejection.field) == (Reason.CONTROL_CHARACTER, name)
+
+
+def test_printable_unicode_ids_are_accepted(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """Non-ASCII letters, spaces and symbols are not control characters."""
+    payload = make_payload(event_id="é-\u00a0-\u2028", account_id="Ünïcode Co", event="Rapport exporté ✓")
+    assert isinstance(decode(orjson.dumps(payload)), Event)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(2**53 - 1, True), (-(2**53 - 1), True), (2**53, False), (-(2**53), False), (2**63, False), (1e308, True)],
+)
+def test_integers_outside_the_safe_range_are_number_out_of_range(
+    make_payload: Callable[..., dict[str, Any]], value: float, ok: bool
+) -> None:
+    """Integers must be within ±(2^53 - 1) at any depth; large finite floats are fine."""
+    result = decode(orjson.dumps(make_payload(properties={"list": [{"n": value}]})))
+    if ok:
+        assert isinstance(result, Event)
+    else:
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == (Reason.NUMBER_OUT_OF_RANGE, "properties")
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400])
+def test_sdk_dicts_with_unstorable_numbers_are_number_out_of_range(
+    make_payload: Callable[..., dict[str, Any]], value: float
+) -> None:
+    """From Python (SDK, ingest): NaN, infinities and integers past 64 bits are number_out_of_range."""
+    result = validate_event_dict(make_payload(properties={"amount": value}), max_future_skew=SKEW, now=NOW)
+    assert isinstance(result, Rejection)
+    assert result.reason is Reason.NUMBER_OUT_OF_RANGE
+
+
+def test_usage_event_refuses_what_the_bounds_refuse(make_payload: Callable[..., dict[str, Any]]) -> None:
+    """The pydantic model shares the bounds: deep nesting and control characters fail validation there too."""
+    import pydantic
+
+    for payload in (make_payload(properties=_nested(33)), make_payload(account_id="a\tb")):
+        with pytest.raises(pydantic.ValidationError):
+            UsageEvent.model_validate_json(orjson.dumps(payload))

@@ -38,3 +38,25 @@ def test_forget_drops_revoked_partitions() -> None:
     clocks.observe(1, 10.0)
     clocks.forget([1])
     assert clocks.watermark(1) is None
+
+
+def test_live_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    """In live mode an event stamped minutes ahead moves its partition's clock only to wall + tolerance."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0, future_tolerance=1.0)
+    clocks.observe(0, 1000.0 + 280.0)
+    assert clocks.watermark(0) == 1000.0 + 1.0 - 5.0
+    assert clocks.take_dirty() == {0: 1001.0}
+
+
+def test_a_future_time_restored_from_the_table_is_bounded_too() -> None:
+    """A clock persisted before the bound (in the future) still yields a watermark at most wall + tolerance."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0, future_tolerance=0.0)
+    clocks.restore(0, 5000.0)
+    assert clocks.watermark(0) == 995.0
+
+
+def test_event_time_only_mode_keeps_future_times() -> None:
+    """Replays (event-time only) keep today's semantics: the highest event time is the clock."""
+    clocks = PartitionClocks(5.0, event_time_only=True, wall_clock=lambda: 1000.0)
+    clocks.observe(0, 5000.0)
+    assert clocks.watermark(0) == 4995.0

@@ -74,7 +74,8 @@ def test_timestamps_may_be_datetimes_strings_or_epoch_seconds(
         ({"timestamp": datetime(2026, 11, 23, 6, 0)}, "invalid_field", "timestamp"),
         ({"timestamp": "yesterday"}, "invalid_field", "timestamp"),
         ({"timestamp": NOW + 3600}, "future_timestamp", "timestamp"),
-        ({"properties": {"blob": "x" * 40_000}}, "too_large", None),
+        ({"properties": {"blob": ["x" * 8000] * 5}}, "too_large", None),
+        ({"properties": {"blob": "x" * 40_000}}, "string_too_long", "properties"),
     ],
 )
 def test_bad_events_raise_at_once_and_send_nothing(
