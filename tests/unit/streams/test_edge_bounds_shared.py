@@ -57,6 +57,8 @@ def test_every_entry_point_refuses_the_poison_with_the_same_reason(reason: str) 
     assert (from_dict.value.reason, from_line.value.reason) == (reason, reason)
     assert producer.sent == []
 
-    parsed = parse_body(raw, max_event_bytes=1 << 20, max_future_skew=300.0, now=NOW)
+    parsed = parse_body(
+        raw, max_event_bytes=1 << 20, max_future_skew=300.0, now=NOW, max_items=1000, max_shared_context_bytes=8192
+    )
     assert parsed.accepted == 0
     assert [r.to_json()["reason"] for r in parsed.results] == [reason]
