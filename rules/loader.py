@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from rules.models import KINDS, CompositeRule, Rule, RuleBase
+from rules.models import KINDS, CompositeRule, RiskRule, Rule, RuleBase
+from rules.risk.model import RiskModelError, load_risk_model
 from schemas.alert import SEVERITY_ORDER
 from schemas.errors import RuleConfigError
 
@@ -155,6 +156,12 @@ def load_rules(path: Path) -> RuleSet:
             except ValidationError as exc:
                 errors.extend(_validation_lines(file, who, raw, exc))
                 continue
+            if isinstance(rule, RiskRule):
+                try:
+                    rule.attach_model(load_risk_model(file.parent / rule.model))
+                except RiskModelError as exc:
+                    errors.append(f"{file}: {who}: field 'model': {exc}")
+                    continue
             if rule.id in sources:
                 errors.append(f"{file}: {who}: field 'id': duplicate id; already defined in {sources[rule.id]}")
                 continue

@@ -11,11 +11,13 @@ import click
 from alerts.commands import routes
 from alerts.commands_notifier import notifier
 from streams.commands.backtest import backtest
+from streams.commands.evaluate import evaluate_command
 from streams.commands.events import events
 from streams.commands.ingest import ingest
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
 from streams.commands.simulate import simulate
+from streams.commands.train import train_command
 from streams.commands.worker import worker
 
 
@@ -38,3 +40,5 @@ main.add_command(rules_group)
 main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
+main.add_command(evaluate_command)
+main.add_command(train_command)

@@ -12,8 +12,8 @@ Three modes:
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
