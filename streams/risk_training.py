@@ -40,11 +40,13 @@ from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Term
 from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
 from schemas.event import Event, format_ts
-from schemas.outcome import Outcomes
+from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
 
 DAY = features.DAY
 MAX_CATEGORY_VALUES = 12
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+OUTCOME_EVENT_NAMES = frozenset(DEFAULT_OUTCOME_EVENTS)
+"""Outcome events never become features (they are the labels)."""
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 @dataclass(slots=True)
@@ -221,13 +223,13 @@ def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], l
     mean: list[float] = []
     scale: list[float] = []
     for j in range(width):
-        column = [r[j] for r in rows if r[j] is not None]
+        column = [v for v in (r[j] for r in rows) if v is not None]
         if not column:
             mean.append(0.0)
             scale.append(1.0)
             continue
-        m = sum(column) / len(column)  # type: ignore[arg-type]
-        var = sum((v - m) ** 2 for v in column) / len(column)  # type: ignore[operator]
+        m = sum(column) / len(column)
+        var = sum((v - m) ** 2 for v in column) / len(column)
         mean.append(m)
         scale.append(math.sqrt(var) if var > 1e-12 else 1.0)
     return mean, scale

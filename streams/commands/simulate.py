@@ -118,7 +118,7 @@ def simulate(
         _to_kafka(sim, summary, days, live, rate, duration)
     click.echo(summary.render(time.monotonic() - began))
     if outcomes_output is not None:
-        kinds = Counter(a.outcome.outcome for a in sim.accounts)
+        kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
         counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
         click.echo(f"outcomes: {counts} → {outcomes_output}")
 
