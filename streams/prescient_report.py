@@ -202,22 +202,28 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     """Simulate, train, tune and evaluate (see the module docstring); the model goes to ``workdir``."""
     horizon, lead = config.horizon_days * DAY, config.lead_days * DAY
     warmup, every = config.warmup_days * DAY, config.as_of_every_days * DAY
-    train_sim, test_sim = config.simulation(config.train_seed), config.simulation(config.test_seed)
+    # a Simulation's accounts carry their random state: every pass over the events needs a fresh one
+    def train_events() -> Iterator[Event]:
+        return config.simulation(config.train_seed).events()
+
+    def test_events() -> Iterator[Event]:
+        return config.simulation(config.test_seed).events()
+
     say(f"training on seed {config.train_seed}: vocabulary")
-    spec = risk_training.build_spec(train_sim.events(), frozenset(risk_training.OUTCOME_EVENT_NAMES))
+    spec = risk_training.build_spec(train_events(), frozenset(risk_training.OUTCOME_EVENT_NAMES))
     say(f"training: samples ({len(spec.names)} features)")
-    train_outcomes = _outcomes(train_sim)
-    samples = risk_training.collect_samples(spec, train_sim.events(), train_outcomes, horizon, every, warmup)
+    train_outcomes = _outcomes(config.simulation(config.train_seed))
+    samples = risk_training.collect_samples(spec, train_events(), train_outcomes, horizon, every, warmup)
     say(f"training: fitting {len(samples.labels)} samples")
     fitted = risk_training.fit(samples, len(spec.names))
     document = risk_training.model_document(spec, samples, fitted, train_outcomes, horizon, every)
     (workdir / "model.json").write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
     model = RiskModel.from_doc(document)
 
-    test_outcomes = _outcomes(test_sim)
+    test_outcomes = _outcomes(config.simulation(config.test_seed))
     pack = load_rules(PACK)
     say(f"held-out seed {config.test_seed}: default pack backtest")
-    pack_points = _points(test_sim.events(), pack)
+    pack_points = _points(test_events(), pack)
     pack_eval = evaluate(pack_points, test_outcomes, horizon, lead)
     best = max(pack_eval.rules, key=lambda s: (s.recall_at_lead or 0.0, s.precision or 0.0, s.rule_id))
     targets = {
@@ -225,11 +231,11 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
         "risk-at-pack-volume": pack_eval.overall.alerted_accounts,
     }
     say("held-out: peak risks")
-    peaks = peak_risks(model, test_sim.events(), warmup, test_outcomes.churned)
+    peaks = peak_risks(model, test_events(), warmup, test_outcomes.churned)
     thresholds = {rule_id: threshold_for(peaks, n) for rule_id, n in targets.items()}
     say("held-out: backtest of the risk rules")
     risk_rules = RuleSet(tuple(_risk_rule(r, t, model) for r, t in thresholds.items()))
-    everything = evaluate(pack_points + _points(test_sim.events(), risk_rules), test_outcomes, horizon, lead)
+    everything = evaluate(pack_points + _points(test_events(), risk_rules), test_outcomes, horizon, lead)
     return Report(config, model, pack_eval, everything, best.rule_id, targets, thresholds)
 
 
