@@ -202,6 +202,7 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     """Simulate, train, tune and evaluate (see the module docstring); the model goes to ``workdir``."""
     horizon, lead = config.horizon_days * DAY, config.lead_days * DAY
     warmup, every = config.warmup_days * DAY, config.as_of_every_days * DAY
+
     # a Simulation's accounts carry their random state: every pass over the events needs a fresh one
     def train_events() -> Iterator[Event]:
         return config.simulation(config.train_seed).events()

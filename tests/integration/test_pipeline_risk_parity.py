@@ -42,8 +42,18 @@ COEF = {"days_since_last_event": 0.8, "activity_vs_baseline": -1.5, "active_user
 
 def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
     subprocess.run(
-        [PREEMPT, "backtest", "--rules", str(rules), "--events", str(events), "--accounts", str(accounts),
-         "--output", str(out)],
+        [
+            PREEMPT,
+            "backtest",
+            "--rules",
+            str(rules),
+            "--events",
+            str(events),
+            "--accounts",
+            str(accounts),
+            "--output",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )

@@ -22,8 +22,16 @@ MIDNIGHT = 1_795_392_000.0  # 2026-11-23T00:00:00Z
 
 
 def _rule(model: Path, **overrides: object) -> RiskRule:
-    data = {"id": "risk", "kind": "risk", "title": "risk", "severity": "high", "priority": 1, "model": str(model),
-            "threshold": 0.5, "warmup": "1d"}
+    data = {
+        "id": "risk",
+        "kind": "risk",
+        "title": "risk",
+        "severity": "high",
+        "priority": 1,
+        "model": str(model),
+        "threshold": 0.5,
+        "warmup": "1d",
+    }
     data.update(overrides)
     rule = parse_rule(data)
     assert isinstance(rule, RiskRule)
@@ -31,8 +39,9 @@ def _rule(model: Path, **overrides: object) -> RiskRule:
 
 
 def _login(day: float, n: int = 0) -> Event:
-    return Event(f"e{day}-{n}", "Login", "acme", MIDNIGHT + day * DAY + 3600 + n, user_id="u1",
-                 properties={"role": "admin"})
+    return Event(
+        f"e{day}-{n}", "Login", "acme", MIDNIGHT + day * DAY + 3600 + n, user_id="u1", properties={"role": "admin"}
+    )
 
 
 def test_fires_once_risk_crosses_threshold_and_rearms_below_hysteresis(tmp_path: Path) -> None:
@@ -129,8 +138,9 @@ def test_loader_reads_the_model_relative_to_the_rule_file(tmp_path: Path) -> Non
     write_model(tmp_path / "models" / "churn.json")
     rule_file = tmp_path / "rules" / "risk.yaml"
     rule_file.parent.mkdir()
-    rule_file.write_text("id: r\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: ../models/churn.json\n"
-                         "threshold: 0.7\n")
+    rule_file.write_text(
+        "id: r\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: ../models/churn.json\nthreshold: 0.7\n"
+    )
     (rule,) = load_rules(rule_file).rules
     assert isinstance(rule, RiskRule)
     assert rule.loaded_model is not None
@@ -156,3 +166,16 @@ def test_model_with_a_tampered_feature_list_is_refused(tmp_path: Path) -> None:
     path.write_bytes(orjson.dumps(doc))
     with pytest.raises(Exception, match="features do not match"):
         load_risk_model(path)
+
+
+def test_scoring_never_imports_scikit_learn() -> None:
+    """The worker's modules and the CLI load no numpy or scikit-learn: training alone needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rules.engine, rules.kinds.risk, rules.loader, streams.cli, streams.processor; "
+        "print(sorted(m for m in ('sklearn', 'numpy', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -50,8 +50,10 @@ def test_a_churn_outranks_renewals_and_the_first_churn_counts() -> None:
 def test_a_bad_line_names_file_line_and_field(tmp_path: Path) -> None:
     """An unknown outcome is an error naming the file, the line and the field."""
     path = tmp_path / "outcomes.jsonl"
-    path.write_text('{"account_id": "a", "outcome": "churned", "at": "2026-03-01T00:00:00Z"}\n\n'
-                    '{"account_id": "b", "outcome": "left", "at": "2026-03-01T00:00:00Z"}\n')
+    path.write_text(
+        '{"account_id": "a", "outcome": "churned", "at": "2026-03-01T00:00:00Z"}\n\n'
+        '{"account_id": "b", "outcome": "left", "at": "2026-03-01T00:00:00Z"}\n'
+    )
     with pytest.raises(OutcomeFileError, match=r"outcomes.jsonl: line 3: outcome"):
         read_outcomes(path)
 

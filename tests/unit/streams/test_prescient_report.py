@@ -17,7 +17,8 @@ def test_small_report_end_to_end(tmp_path: Path) -> None:
         # the threshold is read off the peak risks, so the backtest alerts on as many accounts (ties aside)
         assert rules[rule_id].alerted_accounts == target
     block = render_markdown(report)
-    assert block.startswith(BEGIN) and block.endswith(END)
+    assert block.startswith(BEGIN)
+    assert block.endswith(END)
     assert f"best single rule of the pack: `{report.best_rule}`" in block
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
     assert (tmp_path / "model.json").exists()

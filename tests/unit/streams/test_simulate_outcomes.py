@@ -21,7 +21,8 @@ def test_outcomes_follow_the_personas_with_noise() -> None:
     by_persona: dict[Persona, Counter[str]] = {}
     for acc in accounts:
         by_persona.setdefault(acc.persona, Counter())[acc.outcome.outcome] += 1
-    gone_dark, healthy, decaying = by_persona[Persona.GONE_DARK], by_persona[Persona.HEALTHY], by_persona[Persona.DECAYING]
+    gone_dark, healthy = by_persona[Persona.GONE_DARK], by_persona[Persona.HEALTHY]
+    decaying = by_persona[Persona.DECAYING]
     assert gone_dark["churned"] > 0.7 * gone_dark.total()
     assert 0 < healthy["churned"] < 0.15 * healthy.total()  # silent churn exists, but is rare
     assert 0 < decaying["renewed"] < decaying["churned"]  # some decaying accounts recover
@@ -60,8 +61,12 @@ def test_lifecycle_silences_churned_accounts_and_announces_outcomes() -> None:
         if acc.outcome.churned and at_ms < end_ms:
             assert last[acc.account_id] == (at_ms / 1000, "Subscription Cancelled")
         if at_ms < end_ms:
-            expected = {"churned": "Subscription Cancelled", "renewed": "Subscription Renewed",
-                        "contracted": "Subscription Contracted", "expanded": "Subscription Expanded"}
+            expected = {
+                "churned": "Subscription Cancelled",
+                "renewed": "Subscription Renewed",
+                "contracted": "Subscription Contracted",
+                "expanded": "Subscription Expanded",
+            }
             assert announced[acc.account_id] == expected[acc.outcome.outcome]
         else:
             assert acc.account_id not in announced

@@ -20,11 +20,26 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """90 days of 30 simulated accounts with outcomes."""
     root = tmp_path_factory.mktemp("history")
     paths = {name: root / f"{name}.jsonl" for name in ("events", "accounts", "outcomes")}
-    result = CliRunner().invoke(main, [
-        "simulate", "--days", "90", "--accounts", "30", "--seed", "5", "--start", START,
-        "--output", str(paths["events"]), "--accounts-output", str(paths["accounts"]),
-        "--outcomes-output", str(paths["outcomes"]),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--days",
+            "90",
+            "--accounts",
+            "30",
+            "--seed",
+            "5",
+            "--start",
+            START,
+            "--output",
+            str(paths["events"]),
+            "--accounts-output",
+            str(paths["accounts"]),
+            "--outcomes-output",
+            str(paths["outcomes"]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return paths
 
@@ -33,10 +48,22 @@ def test_train_writes_a_model_that_a_risk_rule_uses(history: dict[str, Path], tm
     """The model file is versioned plain data with the vocabulary of the events, and a rule file loads it."""
     model = tmp_path / "models" / "churn.json"
     model.parent.mkdir()
-    result = CliRunner().invoke(main, [
-        "train", "--events", str(history["events"]), "--accounts", str(history["accounts"]),
-        "--outcomes", str(history["outcomes"]), "--output", str(model), "--as-of-every", "7d",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(history["accounts"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(model),
+            "--as-of-every",
+            "7d",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = orjson.loads(model.read_bytes())
     assert (doc["format"], doc["version"]) == ("preempt-risk-model", 1)
@@ -56,10 +83,20 @@ def test_train_writes_a_model_that_a_risk_rule_uses(history: dict[str, Path], tm
     (rule,) = load_rules(rules).rules
     assert isinstance(rule, RiskRule)
     alerts = tmp_path / "alerts.jsonl"
-    result = CliRunner().invoke(main, [
-        "backtest", "--rules", str(rules), "--events", str(history["events"]), "--accounts", str(history["accounts"]),
-        "--output", str(alerts),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "backtest",
+            "--rules",
+            str(rules),
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(history["accounts"]),
+            "--output",
+            str(alerts),
+        ],
+    )
     assert result.exit_code == 0, result.output
     fired = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
     assert fired, "a low threshold over 30 accounts with churners must fire"
@@ -68,18 +105,35 @@ def test_train_writes_a_model_that_a_risk_rule_uses(history: dict[str, Path], tm
 
 def test_bad_as_of_spacing_is_one_line(history: dict[str, Path], tmp_path: Path) -> None:
     """--as-of-every must be whole days; the error is one line."""
-    result = CliRunner().invoke(main, [
-        "train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"]),
-        "--output", str(tmp_path / "m.json"), "--as-of-every", "36h",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--as-of-every",
+            "36h",
+        ],
+    )
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == ["Error: --as-of-every 36h: give whole days, e.g. 7d"]
 
 
 def test_outcomes_default_to_the_events_outcome_events(history: dict[str, Path], tmp_path: Path) -> None:
     """Without --outcomes, the Subscription * events of the events file are the labels."""
-    result = CliRunner().invoke(main, [
-        "train", "--events", str(history["events"]), "--output", str(tmp_path / "m.json"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert orjson.loads((tmp_path / "m.json").read_bytes())["training"]["accounts"] > 0
