@@ -53,7 +53,8 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
     return points
 
 
-def _outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
+def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
+    """Event name → outcome from ``--outcome-event NAME=OUTCOME`` options (default: the Subscription * names)."""
     if not options:
         return dict(DEFAULT_OUTCOME_EVENTS)
     names: dict[str, OutcomeKind] = {}
@@ -157,7 +158,7 @@ def evaluate_command(
     lead_s = parse_duration_option(lead, "--lead")
     if lead_s > horizon_s:
         raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
-    names = _outcome_names(outcome_events)
+    names = outcome_names(outcome_events)
     outcomes = load_outcomes(outcomes_path, events_path, names)
     alerts = load_alert_points(alerts_path)
     result = evaluate(alerts, outcomes, horizon_s, lead_s)

@@ -17,7 +17,7 @@ from rules.backtest import decode_lines, load_accounts, read_lines
 from schemas.decoder import Rejection
 from schemas.event import Event
 from schemas.outcome import Outcomes
-from streams.commands.evaluate import _outcome_names, load_outcomes, parse_duration_option
+from streams.commands.evaluate import load_outcomes, outcome_names, parse_duration_option
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -105,7 +105,7 @@ def train_command(
         raise click.ClickException(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
-    names = _outcome_names(outcome_events)
+    names = outcome_names(outcome_events)
     outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts_path)
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
