@@ -5,7 +5,8 @@ regenerates the table in docs/prescient.md between its markers, so the doc canno
 the code. Steps, all in process and deterministic (seeded simulations, deterministic fitting):
 
 1. simulate seed A (training) and seed B (held out), with outcomes (the account lifecycle);
-2. train a model on seed A exactly as ``preempt train`` does (``streams.risk_training``);
+2. train a model on seed A exactly as ``preempt train --min-lead 14d`` does
+   (``streams.risk_training``): trained for the lead it is judged on;
 3. on seed B, find the thresholds at which the risk rule alerts on as many accounts as (a) the
    best single rule of the pack (highest recall at the lead) and (b) the whole pack: an account
    is alerted at threshold t iff its highest risk over the ticks the engine scores (after the
@@ -214,10 +215,11 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     spec = risk_training.build_spec(train_events(), frozenset(risk_training.OUTCOME_EVENT_NAMES))
     say(f"training: samples ({len(spec.names)} features)")
     train_outcomes = _outcomes(config.simulation(config.train_seed))
-    samples = risk_training.collect_samples(spec, train_events(), train_outcomes, horizon, every, warmup)
+    # trained for the warning time it is judged on: samples within the lead of a churn are left out
+    samples = risk_training.collect_samples(spec, train_events(), train_outcomes, horizon, every, warmup, min_lead=lead)
     say(f"training: fitting {len(samples.labels)} samples")
     fitted = risk_training.fit(samples, len(spec.names))
-    document = risk_training.model_document(spec, samples, fitted, train_outcomes, horizon, every)
+    document = risk_training.model_document(spec, samples, fitted, train_outcomes, horizon, every, min_lead=lead)
     (workdir / "model.json").write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
     model = RiskModel.from_doc(document)
 
@@ -290,7 +292,8 @@ def render_markdown(report: Report) -> str:
         f"{_pct(best.precision)}: the target (≥ 1.5× recall at no lower precision) is "
         f"**{'met' if met else 'not met'}**.",
         "",
-        f"Model: {len(report.model.doc.features)} features, {training.samples} samples "
+        f"Model (`preempt train --min-lead {cfg.lead_days:g}d`): {len(report.model.doc.features)} features, "
+        f"{training.samples} samples "
         f"({training.positive_samples} positive) of {training.accounts} accounts, C = {training.regularization_c}, "
         f"cross-validated AUC {training.cross_validated_auc}.",
         "",

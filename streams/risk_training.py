@@ -14,7 +14,8 @@ Steps:
    feature state (``rules.risk.features.observe``) in ``(ts, event_id)`` order behind a
    watermark (like the backtest), and at every as-of time — each ``as_of_every`` at UTC
    midnight — each account past its warm-up that has not churned yet gives one sample,
-   labelled 1 when it churns within ``horizon``.
+   labelled 1 when it churns within ``horizon`` (snapshots within ``min_lead`` of the churn are
+   left out).
 3. **Fit** (:func:`fit`): logistic regression on features standardized with
    ``rules.risk.model.standardize``; the regularization is chosen by grouped (per account)
    cross-validation, and Platt calibration is fitted on the out-of-fold scores.
@@ -132,6 +133,8 @@ class Samples:
     times: list[float] = field(default_factory=list)
     first_event_at: float | None = None
     last_event_at: float | None = None
+    late: int = 0
+    """Events older than the watermark (newest − lateness), ignored as the engine ignores them."""
 
 
 def collect_samples(
@@ -142,8 +145,13 @@ def collect_samples(
     every: float,
     warmup: float,
     allowed_lateness: float = 5.0,
+    min_lead: float = 0.0,
 ) -> Samples:
-    """Replay events through the feature state and snapshot every account at each as-of time."""
+    """Replay events through the feature state and snapshot every account at each as-of time.
+
+    With ``min_lead``, snapshots less than that before the account's churn are left out: too late
+    to act on, they would teach the model the last days' obvious signs instead of early ones.
+    """
     if every <= 0 or not (every / DAY).is_integer():
         raise ValueError("as-of spacing must be a whole number of days")
     states: dict[str, dict[str, Any]] = {}
@@ -163,8 +171,8 @@ def collect_samples(
             if outcome is None:
                 continue  # no ground truth for this account: it teaches nothing
             churn = outcomes.churn_time(account_id)
-            if churn is not None and churn <= tick:
-                continue  # already gone
+            if churn is not None and churn - tick < max(min_lead, 1e-9):
+                continue  # already gone, or too close to the churn to act
             samples.rows.append(features.values(features.compute(spec, state, tick)))
             samples.labels.append(1 if churn is not None and churn - tick <= horizon else 0)
             samples.accounts.append(account_id)
@@ -190,9 +198,12 @@ def collect_samples(
         seen.add(key)
         if next_tick is None:
             next_tick = (math.floor(event.ts / DAY) + 1) * DAY + every
+        newest = max(newest, event.ts)
+        if event.ts < newest - allowed_lateness:
+            samples.late += 1  # the engine would ignore it as late too
+            continue
         first = samples.first_event_at
         samples.first_event_at = event.ts if first is None else min(first, event.ts)
-        newest = max(newest, event.ts)
         counter += 1
         heapq.heappush(heap, (event.ts, event.event_id, counter, event))
         apply_before(newest - allowed_lateness)
@@ -284,6 +295,7 @@ def model_document(
     horizon: float,
     every: float,
     trained_at: datetime | None = None,
+    min_lead: float = 0.0,
 ) -> RiskModelFile:
     """The model file's content."""
     used = set(samples.accounts)
@@ -312,6 +324,7 @@ def model_document(
                 "samples": len(samples.labels),
                 "positive_samples": sum(samples.labels),
                 "horizon_days": horizon / DAY,
+                "min_lead_days": min_lead / DAY,
                 "as_of_every_days": every / DAY,
                 "regularization_c": result.c,
                 "cross_validated_auc": None if result.auc is None else round(result.auc, 4),

@@ -56,6 +56,7 @@ class TrainingInfo(_Strict):
     samples: int
     positive_samples: int
     horizon_days: float
+    min_lead_days: float = 0.0
     as_of_every_days: float
     regularization_c: float
     cross_validated_auc: float | None = None

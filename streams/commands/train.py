@@ -60,6 +60,12 @@ def _restricted(outcomes: Outcomes, accounts_path: Path | None) -> Outcomes:
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--as-of-every", "as_of_every", default="7d", show_default=True, help="one sample per account this often")
 @click.option("--horizon", default="60d", show_default=True, help="label: churns within this after the as-of time")
+@click.option(
+    "--min-lead",
+    default="0d",
+    show_default=True,
+    help="leave out samples closer than this to the churn (train for the warning time you need, e.g. 14d)",
+)
 @click.option("--warmup", default="14d", show_default=True, help="accounts younger than this give no sample")
 @click.option("--event", "only_events", multiple=True, help="learn only from these event names (repeatable)")
 @click.option("--exclude-event", "excluded", multiple=True, help="never use this event name as a feature")
@@ -84,6 +90,7 @@ def train_command(
     output_path: Path,
     as_of_every: str,
     horizon: str,
+    min_lead: str,
     warmup: str,
     only_events: tuple[str, ...],
     excluded: tuple[str, ...],
@@ -99,6 +106,9 @@ def train_command(
         raise click.ClickException(f"--as-of-every {as_of_every}: give whole days, e.g. 7d")
     horizon_s = parse_duration_option(horizon, "--horizon")
     warmup_s = parse_duration_option(warmup, "--warmup")
+    min_lead_s = 0.0 if min_lead.strip() in ("0", "0d", "0s") else parse_duration_option(min_lead, "--min-lead")
+    if min_lead_s >= horizon_s:
+        raise click.ClickException(f"--min-lead {min_lead} must be shorter than --horizon {horizon}")
     try:
         from streams import risk_training
     except ImportError as exc:
@@ -116,12 +126,16 @@ def train_command(
             _events(events_path, skipped), exclude, frozenset(only_events) or None, min_account_share
         )
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties", err=True)
-        samples = risk_training.collect_samples(spec, _events(events_path, []), outcomes, horizon_s, every_s, warmup_s)
+        samples = risk_training.collect_samples(
+            spec, _events(events_path, []), outcomes, horizon_s, every_s, warmup_s, min_lead=min_lead_s
+        )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
+        if samples.late:
+            click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
         result = risk_training.fit(samples, len(spec.names))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    document = risk_training.model_document(spec, samples, result, outcomes, horizon_s, every_s)
+    document = risk_training.model_document(spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s)
     output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
     if skipped:
         click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
