@@ -27,3 +27,12 @@ def test_small_report_end_to_end(tmp_path: Path) -> None:
     doc.write_text(f"# title\n\n{BEGIN}\nold\n{END}\n\nafter\n")
     write_block(doc, block)
     assert doc.read_text() == f"# title\n\n{block}\n\nafter\n"
+
+
+def test_doc_holds_a_generated_block_of_the_default_run() -> None:
+    """docs/prescient.md carries the block `make prescient-report` writes, made with today's defaults."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "prescient.md").read_text(encoding="utf-8")
+    block = doc[doc.index(BEGIN) : doc.index(END) + len(END)]
+    assert f"Reproduce: `{ReportConfig().command}`" in block
+    assert "| best single rule of the pack: `" in block
+    assert "the target (≥ 1.5× recall at no lower precision) is **" in block
