@@ -54,7 +54,10 @@ docs: install ## Run every ```console example in README.md and docs/ and rewrite
 bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
 	$(BIN)/python -m bench.run
 
-clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
-	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
+prescient-report: install ## Train the risk rule on one simulated seed, compare it with the default pack on another; update docs/prescient.md
+	$(BIN)/python -m streams.prescient_report --write docs/prescient.md --workdir prescient-out
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs bench clean
+clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
+	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache
+
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs bench prescient-report clean

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from rules.models import KINDS, CompositeRule, Rule, RuleBase
+from rules.models import KINDS, CompositeRule, RiskRule, Rule, RuleBase
+from rules.risk.model import RiskModelError, load_risk_model
 from schemas.alert import SEVERITY_ORDER
 from schemas.config_yaml import YamlSyntaxError, load_yaml_file
 from schemas.errors import ConfigError, RuleConfigError
@@ -220,6 +221,12 @@ def load_rules(path: Path) -> RuleSet:
                 if isinstance(raw.get("id"), str):
                     failed.setdefault(raw["id"], _raw_target(raw))
                 continue
+            if isinstance(rule, RiskRule):
+                try:
+                    rule.attach_model(load_risk_model(file.parent / rule.model))
+                except RiskModelError as exc:
+                    errors.append(f"{file}: {who}: field 'model': {exc}")
+                    continue
             if rule.id in sources:
                 errors.append(f"{file}: {who}: field 'id': duplicate id; already defined in {sources[rule.id]}")
                 continue

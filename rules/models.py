@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from rules.durations import Duration
 from rules.measures import check_measure
 from rules.paths import check_path
+from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
 
@@ -275,6 +276,45 @@ class CompositeRule(RuleBase):
         return tuple(self.all_of)
 
 
+class RiskRule(RuleBase):
+    """Fires when a learned model's calibrated churn risk for the account reaches ``threshold``.
+
+    ``model`` is a file made by ``preempt train``, relative to the rule file; the loader reads it
+    (``rules.loader``) and keeps it on the rule. Scored at every UTC midnight. After firing, the
+    rule re-arms only once the risk falls below ``threshold − hysteresis``; ``cooldown`` (default
+    30 days) spaces alerts further. No alert before the account has ``warmup`` of history.
+    """
+
+    kind: Literal["risk"]
+    group_by: Literal["account"] = "account"  # risk is a property of the account
+    model: str = Field(min_length=1, description="path to the model JSON, relative to the rule file")
+    threshold: float = Field(gt=0, lt=1)
+    hysteresis: float = Field(0.05, ge=0, lt=1)
+    warmup: Duration = 14 * 86400.0
+    top_features: int = Field(3, ge=1, le=10)
+    match: Match | None = None
+    _loaded_model: RiskModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _hysteresis_below_threshold(self) -> RiskRule:
+        if self.hysteresis >= self.threshold:
+            raise ValueError("hysteresis must be smaller than threshold")
+        return self
+
+    @property
+    def default_cooldown(self) -> float:
+        return 30 * 86400.0
+
+    @property
+    def loaded_model(self) -> RiskModel | None:
+        """The model the loader read for this rule (None for a rule built without a file)."""
+        return self._loaded_model
+
+    def attach_model(self, model: RiskModel) -> None:
+        """Keep the model read from ``model`` (called by the loader, which knows the rule's file)."""
+        self._loaded_model = model
+
+
 Rule = Annotated[
     ThresholdRule
     | RatioRule
@@ -285,7 +325,8 @@ Rule = Annotated[
     | SequenceRule
     | AnyRule
     | ScoreRule
-    | CompositeRule,
+    | CompositeRule
+    | RiskRule,
     Field(discriminator="kind"),
 ]
 """Any rule; pydantic picks the model from ``kind``."""
@@ -301,4 +342,5 @@ KINDS = (
     "any",
     "score",
     "composite",
+    "risk",
 )

@@ -20,12 +20,14 @@ from alerts.commands_notifier import notifier
 from alerts.commands_preview import alerts_group
 from schemas.errors import PreemptError
 from streams.commands.backtest import backtest
+from streams.commands.evaluate import evaluate_command
 from streams.commands.events import events
 from streams.commands.ingest import ingest
 from streams.commands.publish import publish
 from streams.commands.rules import rules_group
 from streams.commands.settings_errors import describe_settings_error, is_settings_error
 from streams.commands.simulate import simulate
+from streams.commands.train import train_command
 from streams.commands.worker import worker
 
 
@@ -64,3 +66,5 @@ main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
 main.add_command(alerts_group)
+main.add_command(evaluate_command)
+main.add_command(train_command)

@@ -12,6 +12,7 @@ from rules.kinds.composite import CompositeEvaluator
 from rules.kinds.drop import DropEvaluator
 from rules.kinds.inactivity import InactivityEvaluator
 from rules.kinds.ratio import RatioEvaluator
+from rules.kinds.risk import RiskEvaluator
 from rules.kinds.score import ScoreEvaluator
 from rules.kinds.sequence import SequenceEvaluator
 from rules.kinds.spike import SpikeEvaluator
@@ -29,6 +30,7 @@ REGISTRY: dict[str, Callable[[Any], Evaluator]] = {
     "any": AnyEvaluator,
     "score": ScoreEvaluator,
     "composite": CompositeEvaluator,
+    "risk": RiskEvaluator,
 }
 """kind → evaluator class; each class takes its own rule model."""
 

@@ -2,7 +2,8 @@
 
 Three modes:
 
-* files: ``--output events.jsonl [--accounts-output accounts.jsonl]`` for ``preempt backtest``;
+* files: ``--output events.jsonl [--accounts-output accounts.jsonl] [--outcomes-output outcomes.jsonl]``
+  for ``preempt backtest``, ``preempt train`` and ``preempt evaluate``;
 * backfill: ``--backfill`` publishes ``--days`` of history to Kafka as fast as the broker takes it;
 * live (default): publishes at ``--rate`` events/s stamped with the current time until Ctrl-C
   or ``--duration``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +22,11 @@ import click
 from tqdm import tqdm
 
 from schemas.event import Event
+from schemas.outcome import OUTCOME_KINDS
 from schemas.settings import Settings
 from streams.broker_probe import probe_broker
 from streams.commands.output_paths import writable_output
-from streams.simulate.files import write_accounts, write_events
+from streams.simulate.files import write_account_outcomes, write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
 from streams.simulate.publishing import KafkaSink, paced_now
@@ -64,6 +67,14 @@ def _parse_start(value: str | None) -> int | None:
 @click.option(
     "--accounts-output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=writable_output
 )
+@click.option(
+    "--outcomes-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=writable_output,
+    help="Write each account's outcome (churned/renewed/contracted/expanded, when) as JSONL. Turns on the "
+    "account lifecycle: churned accounts go silent, outcomes are also sent as Subscription * events.",
+)
 @click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
 @click.option("--duration", type=click.FloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
@@ -74,6 +85,7 @@ def simulate(
     start: str | None,
     output: Path | None,
     accounts_output: Path | None,
+    outcomes_output: Path | None,
     backfill: bool,
     rate: float,
     duration: float | None,
@@ -85,12 +97,14 @@ def simulate(
 
       preempt simulate --days 30 --accounts 100 --seed 7 --output events.jsonl --accounts-output accounts.jsonl
 
+      preempt simulate --days 180 --accounts 300 --seed 1 --output events.jsonl --outcomes-output outcomes.jsonl
+
       preempt simulate --accounts 20 --rate 100 --duration 60
     """
     seed = secrets.randbelow(1_000_000) if seed is None else seed
     start_ms = _parse_start(start)
-    live = output is None and accounts_output is None and not backfill
-    to_files = output is not None or accounts_output is not None
+    live = output is None and accounts_output is None and outcomes_output is None and not backfill
+    to_files = not live and not backfill
     settings: Settings | None = None
     if not to_files:
         settings = Settings()
@@ -99,18 +113,30 @@ def simulate(
         now_ms = round(time.time() * 1000)
         start_ms = now_ms if live else now_ms - days * DAY_MS
     sim = Simulation(
-        SimulationConfig(seed=seed, accounts=account_count, start_ms=start_ms, days=None if live else days)
+        SimulationConfig(
+            seed=seed,
+            accounts=account_count,
+            start_ms=start_ms,
+            days=None if live else days,
+            lifecycle=outcomes_output is not None,
+        )
     )
     summary = SimulationSummary(sim.accounts)
     click.echo(
         f"seed {seed}, {account_count} accounts, start {datetime.fromtimestamp(start_ms / 1000, tz=UTC)}", err=True
     )
     began = time.monotonic()
+    if outcomes_output is not None:
+        write_account_outcomes(outcomes_output, sim.accounts, start_ms)
     if to_files:
         _to_files(sim, summary, days, output, accounts_output)
     else:
         _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
+    if outcomes_output is not None:
+        kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
+        counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
+        click.echo(f"outcomes: {counts} → {outcomes_output}")
 
 
 def _days_bar(sim: Simulation, days: int) -> tqdm:

@@ -17,6 +17,7 @@ from streams.simulate.catalogue import (
     TIERS,
     Csm,
 )
+from streams.simulate.outcomes import SimOutcome, decide_outcome
 from streams.simulate.personas import Persona, Plan, assign_personas, make_plan, pick_tier
 
 
@@ -45,6 +46,7 @@ class SimAccount:
     api_rate: float  # integration API calls per business hour; 0 = no integration
     integration: str
     rng: random.Random
+    outcome: SimOutcome
     seats_added: int = 0
     events: int = 0
     extra: dict[str, int] = field(default_factory=dict)
@@ -81,6 +83,7 @@ def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, day
     rng = random.Random(f"preempt-simulate/{seed}/{account_id}")
     tier = TIERS[pick_tier(persona, rng)]
     plan = make_plan(persona, days, rng)
+    outcome, plan = decide_outcome(seed, account_id, persona, plan, days)
     seats = rng.randint(*tier.seats)
     users = _users(account_id, seats, plan, tier.name, rng)
     has_api = persona is Persona.INTEGRATION_ERRORS or (
@@ -113,6 +116,7 @@ def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, day
         api_rate=rng.uniform(3.0, 8.0) if has_api else 0.0,
         integration=rng.choice(INTEGRATIONS),
         rng=rng,
+        outcome=outcome,
     )
 
 

@@ -44,7 +44,7 @@ def activity_factor(acc: SimAccount, user: SimUser, day: int) -> float:
         return 0.0
     if plan.champion_quiet_day is not None and user is acc.users[0] and day >= plan.champion_quiet_day:
         return 0.0
-    if plan.decay_day is not None and day >= plan.decay_day:
+    if plan.decay_day is not None and day >= plan.decay_day and (plan.recover_day is None or day < plan.recover_day):
         return max(0.04, math.exp(-(day - plan.decay_day) / 2.5))
     if not plan.onboarding_completes and plan.joined_day is not None and day > plan.joined_day + 1:
         return 0.3
@@ -95,7 +95,7 @@ def api_day(acc: SimAccount, day: int, local: LocalDay, out: list[RawEvent]) -> 
         return
     rng = acc.rng
     factor = 1.0
-    if plan.decay_day is not None and day >= plan.decay_day:
+    if plan.decay_day is not None and day >= plan.decay_day and (plan.recover_day is None or day < plan.recover_day):
         factor = max(0.1, math.exp(-(day - plan.decay_day) / 4.0))
     incident_hours = _hours_of(plan.incidents, day)
     expiry_hours = _hours_of((plan.auth_expiry,) if plan.auth_expiry else (), day)

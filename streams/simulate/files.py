@@ -7,7 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from schemas.event import Event
+from schemas.event import Event, format_ts
+from schemas.outcome import AccountOutcome, write_outcomes
 from streams.simulate.accounts import SimAccount
 
 
@@ -37,3 +38,16 @@ def write_events(path: Path, events: Iterable[Event]) -> int:
             out.write(line)
             written += len(line)
     return written
+
+
+def account_outcome(acc: SimAccount, start_ms: int) -> AccountOutcome:
+    """The ground truth of one simulated account (``schemas.outcome``) for a run from ``start_ms``."""
+    outcome = acc.outcome
+    return AccountOutcome(
+        account_id=acc.account_id, outcome=outcome.outcome, at=format_ts(outcome.at_ms(start_ms) / 1000)
+    )
+
+
+def write_account_outcomes(path: Path, accounts: Iterable[SimAccount], start_ms: int) -> int:
+    """Write every account's outcome as JSONL; returns how many."""
+    return write_outcomes(path, (account_outcome(a, start_ms) for a in accounts))

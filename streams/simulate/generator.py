@@ -8,6 +8,13 @@ Order: each day's events are sorted and released once no later day can produce a
 A few high-volume client events (page views, feature use, API calls) are stamped up to 2.5 s
 before their neighbours, the way a browser SDK flushes a batch late; that stays well inside the
 default ``allowed_lateness`` of 5 s.
+
+Lifecycle (``lifecycle=True``, what ``preempt simulate --outcomes-output`` turns on): each
+account's story ends with its outcome (``streams.simulate.outcomes``). A churned account sends
+nothing after it churns, and the outcome itself is sent as an event — ``Subscription Cancelled``,
+``Subscription Renewed``, ``Subscription Contracted`` or ``Subscription Expanded`` (the names of
+``schemas.outcome.DEFAULT_OUTCOME_EVENTS``) — when it falls inside the run. Without it the
+stories stay open-ended, as before, and the events are unchanged.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from schemas.event import Event
+from schemas.outcome import DEFAULT_OUTCOME_EVENTS
 from streams.simulate import catalogue as c
 from streams.simulate.accounts import build_accounts
-from streams.simulate.behaviour import RawEvent, api_day, licence_report, usage_day
+from streams.simulate.behaviour import RawEvent, api_day, emit, licence_report, usage_day
 from streams.simulate.episodes import billing, expansion, nps, onboarding
 from streams.simulate.local_time import DAY_MS, local_day
 
@@ -29,6 +37,7 @@ MAX_JITTER_MS = 2_500
 _JITTER_P = 0.04
 _JITTERED = frozenset({c.DASHBOARD_VIEWED, c.FEATURE_USED, c.SEARCH_PERFORMED, c.API_REQUEST})
 
+_OUTCOME_EVENT = {kind: name for name, kind in DEFAULT_OUTCOME_EVENTS.items()}
 _DAY_STEPS = (onboarding, usage_day, api_day, billing, nps, expansion, licence_report)
 
 
@@ -40,6 +49,7 @@ class SimulationConfig:
     accounts: int
     start_ms: int
     days: int | None
+    lifecycle: bool = False
 
 
 class Simulation:
@@ -51,6 +61,11 @@ class Simulation:
         self.accounts = build_accounts(config.seed, config.accounts, config.days or 30)
         self._id_prefix = f"{config.seed}:{config.start_ms}:"
         self._jitter = random.Random(f"preempt-simulate/{config.seed}/jitter")
+        self._churned_at: dict[int, int] = (
+            {a.index: a.outcome.at_ms(config.start_ms) for a in self.accounts if a.outcome.churned}
+            if config.lifecycle
+            else {}
+        )
 
     def events(self, on_day: Callable[[int], None] | None = None) -> Iterator[Event]:
         """Every event of the run, ordered by time (up to the small SDK jitter).
@@ -67,6 +82,18 @@ class Simulation:
                 local = local_day(acc.account.timezone, day_start)
                 for step in _DAY_STEPS:
                     step(acc, day, local, pending)
+                if cfg.lifecycle and acc.outcome.day == day:
+                    outcome = acc.outcome
+                    props = {"reason": outcome.reason, "mrr": acc.account.mrr}
+                    emit(
+                        acc,
+                        pending,
+                        outcome.at_ms(cfg.start_ms),
+                        _OUTCOME_EVENT[outcome.outcome],
+                        None,
+                        props,
+                        "billing",
+                    )
             pending.sort()
             # Later days only produce events at or after their own start.
             release_before = day_start + DAY_MS
@@ -81,9 +108,12 @@ class Simulation:
         accounts = self.accounts
         jitter = self._jitter
         start_ms = self.config.start_ms
+        churned_at = self._churned_at
         for t_ms, index, seq, name, user_id, props, app in raws:
             if end_ms is not None and t_ms >= end_ms:
                 return
+            if t_ms > churned_at.get(index, t_ms):
+                continue  # a churned account is gone
             acc = accounts[index]
             if name in _JITTERED and jitter.random() < _JITTER_P:
                 t_ms = max(start_ms, t_ms - jitter.randint(50, MAX_JITTER_MS))

@@ -114,6 +114,7 @@ class Plan:
     payment_fails: bool = False
     payment_recovers: bool = True
     decay_day: int | None = None
+    recover_day: int | None = None  # a decaying account whose usage comes back (streams.simulate.outcomes)
     dark_day: int | None = None
     champion_quiet_day: int | None = None
     nps_day: int = 0

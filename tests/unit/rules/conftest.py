@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from rules.models import RuleBase
 from rules.state import AccountState
 from schemas.event import Event
 
+GOLDEN_RISK_MODEL = Path(__file__).parent / "golden" / "risk-model.json"
 MONDAY = 1_795_392_000.0  # 2026-11-23T00:00:00Z, a Monday: windows and buckets align to it
 MIN = 60.0
 HOUR = 3600.0
@@ -41,6 +43,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "components": [{"name": "activity", "weight": 1, "match": {"event": "Login"}, "measure": "count", "target": 4}],
     },
     "composite": {"all_of": ["a", "b"], "within": "1h"},
+    "risk": {"model": str(GOLDEN_RISK_MODEL), "threshold": 0.5},
 }
 
 

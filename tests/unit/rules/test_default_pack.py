@@ -130,9 +130,10 @@ def test_playbooks_render_with_the_account_context(backtest: Backtest) -> None:
 
 
 def test_pack_covers_every_kind_with_at_least_twelve_rules(pack: RuleSet) -> None:
-    """The default pack has ≥ 12 rules using all ten kinds."""
+    """The default pack has ≥ 12 rules using all ten hand-written kinds (``risk`` needs a model trained
+    on the customer's own history, so no pack can ship one)."""
     assert len(pack.rules) >= 12
-    assert {r.kind for r in pack.rules} == set(KINDS)
+    assert {r.kind for r in pack.rules} == set(KINDS) - {"risk"}
 
 
 def test_pack_is_stack_ranked_and_labelled(pack: RuleSet) -> None:

@@ -16,7 +16,7 @@ def test_check_lists_rules_by_priority_and_severity():
     result = CliRunner().invoke(main, ["rules", "check", str(GOLDEN / "good" / "every_kind.yaml")])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("10 rules OK")
+    assert lines[0].startswith("11 rules OK")
     ranked = [line.split()[:2] for line in lines[2:]]
     assert ranked[0] == ["1", "critical"]
     assert [int(prio) for prio, _ in ranked] == sorted(int(prio) for prio, _ in ranked)

@@ -1,0 +1,1 @@
+"""The learned churn-risk model: features (training = serving) and pure scoring."""

@@ -1,0 +1,357 @@
+"""Per-account churn-risk features, kept incrementally: the ONE extractor of training and serving.
+
+Who calls it: the ``risk`` rule kind (``rules.kinds.risk``) on every event and at every daily
+tick, and ``preempt train``, which replays history through the very same functions at each
+as-of point — so a model never sees features computed differently from the stream's.
+
+Nothing here knows the product's event names. A :class:`FeatureSpec` (stored in the model file)
+lists the *terms* the training events contained — event names, and ``name[property=value]``
+for properties with few distinct values (``Login[role=admin]``, ``API Request[status=500]``) —
+and the *numeric* properties of rare events (``NPS Submitted.score``). From those come:
+
+* generic features: activity, active users and breadth against the account's own baseline
+  (the 8 weeks before the last two), active users, days since the last event and the last user
+  event, tenure;
+* per term: its weekly rate in the last 14 days against the baseline, and its count in the last
+  28 days (0 = not adopted, or not happening any more);
+* per numeric property: its lowest value in the last 28 days and its latest value.
+
+State is a plain JSON-ready dict (the engine serializes rule state as is): one bucket per UTC
+day for the last ``KEEP_DAYS`` days with the event count, term counts, distinct users (capped)
+and numeric minimums. Time comes in as arguments; a tick at midnight sees the days before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from schemas.event import Event
+
+DAY = 86400.0
+RECENT_DAYS = 14
+"""The "now" of ratio features: the last two weeks (rates are per week)."""
+BASELINE_DAYS = 56
+"""The account's own baseline: the 8 weeks before the recent two."""
+ADOPTION_DAYS = 28
+KEEP_DAYS = RECENT_DAYS + BASELINE_DAYS
+MAX_USERS_PER_DAY = 256
+CAP_DAYS = 90.0
+SPEC_VERSION = 1
+
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """An event name, optionally narrowed to one value of one property."""
+
+    event: str
+    prop: str | None = None
+    value: Scalar = None
+
+    @property
+    def label(self) -> str:
+        """How people read it: ``Login`` or ``Login[role=admin]``."""
+        if self.prop is None:
+            return self.event
+        return f"{self.event}[{self.prop}={self.value}]"
+
+
+@dataclass(frozen=True, slots=True)
+class NumericProp:
+    """A numeric property of an event name (``NPS Submitted.score``)."""
+
+    event: str
+    prop: str
+
+    @property
+    def label(self) -> str:
+        """``NPS Submitted.score``."""
+        return f"{self.event}.{self.prop}"
+
+
+GENERIC = (
+    "activity_vs_baseline",
+    "active_users_vs_baseline",
+    "active_users_7d",
+    "breadth_vs_previous",
+    "days_since_last_event",
+    "days_since_last_user_event",
+    "tenure_days",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """Which terms and numeric properties to track; the feature names follow from it."""
+
+    terms: tuple[Term, ...]
+    numerics: tuple[NumericProp, ...] = ()
+    _by_event: dict[str, tuple[tuple[int, str | None, Scalar], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _numeric_by_event: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_event: dict[str, list[tuple[int, str | None, Scalar]]] = {}
+        for index, term in enumerate(self.terms):
+            by_event.setdefault(term.event, []).append((index, term.prop, term.value))
+        self._by_event.update({name: tuple(items) for name, items in by_event.items()})
+        numeric: dict[str, list[tuple[int, str]]] = {}
+        for index, item in enumerate(self.numerics):
+            numeric.setdefault(item.event, []).append((index, item.prop))
+        self._numeric_by_event.update({name: tuple(items) for name, items in numeric.items()})
+
+    @property
+    def names(self) -> list[str]:
+        """Feature names, in vector order."""
+        names = list(GENERIC)
+        names += [f"rate:{t.label}" for t in self.terms]
+        names += [f"count28:{t.label}" for t in self.terms]
+        names += [f"min28:{n.label}" for n in self.numerics]
+        names += [f"last:{n.label}" for n in self.numerics]
+        return names
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as stored in a model file."""
+        return {
+            "version": SPEC_VERSION,
+            "terms": [{"event": t.event, "property": t.prop, "value": t.value} for t in self.terms],
+            "numerics": [{"event": n.event, "property": n.prop} for n in self.numerics],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FeatureSpec:
+        """Read :meth:`to_json`; ``ValueError`` on another version or shape."""
+        if doc.get("version") != SPEC_VERSION:
+            raise ValueError(f"feature spec version {doc.get('version')!r}; this engine reads {SPEC_VERSION}")
+        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
+        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
+        return cls(terms, numerics)
+
+    @property
+    def digest(self) -> str:
+        """Identifies the state layout: a state kept under another spec is started afresh."""
+        return hashlib.sha256(orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def new_state(spec: FeatureSpec) -> dict[str, Any]:
+    """A fresh feature state for one account."""
+    return {"d": spec.digest, "f": None, "l": None, "u": None, "days": []}
+
+
+def _day(ts: float) -> int:
+    return math.floor(ts / DAY)
+
+
+def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
+    """Fold one event (in event-time order) into the state."""
+    ts = event.ts
+    day = _day(ts)
+    days: list[list[Any]] = state["days"]
+    if not days or days[-1][0] != day:
+        bucket: list[Any] = [day, 0, {}, [], {}]
+        days.append(bucket)
+        cutoff = day - KEEP_DAYS
+        while days and days[0][0] <= cutoff:
+            del days[0]
+    else:
+        bucket = days[-1]
+    if state["f"] is None:
+        state["f"] = ts
+    state["l"] = ts
+    bucket[1] += 1
+    user = event.user_id
+    if user is not None:
+        state["u"] = ts
+        users = bucket[3]
+        if user not in users and len(users) < MAX_USERS_PER_DAY:
+            users.append(user)
+    terms = spec._by_event.get(event.event)
+    if terms:
+        counts = bucket[2]
+        props = event.properties
+        for index, prop, value in terms:
+            if prop is None or (prop in props and props[prop] == value and type(props[prop]) is type(value)):
+                key = str(index)
+                counts[key] = counts.get(key, 0) + 1
+    numerics = spec._numeric_by_event.get(event.event)
+    if numerics:
+        mins = bucket[4]
+        for index, prop in numerics:
+            raw = event.properties.get(prop)
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                continue
+            key = str(index)
+            current = mins.get(key)
+            mins[key] = [raw, raw] if current is None else [min(current[0], raw), raw]
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """One feature's value and the plain numbers behind it (for sentences)."""
+
+    value: float | None
+    now: float | None = None
+    before: float | None = None
+
+
+def _ratio(now: float, before: float | None) -> float:
+    return 0.0 if before is None else math.log((now + 1.0) / (before + 1.0))
+
+
+def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explained]:
+    """Every feature at ``now`` (a tick): only days strictly before ``now``'s day count."""
+    today = _day(now)
+    days: list[list[Any]] = [d for d in state["days"] if today - KEEP_DAYS <= d[0] < today]
+    first, last, last_user = state["f"], state["l"], state["u"]
+    recent_from = today - RECENT_DAYS
+    adoption_from = today - ADOPTION_DAYS
+    first_day = _day(first) if first is not None else today
+    baseline_days = max(0, min(BASELINE_DAYS, recent_from - first_day))
+    baseline_weeks = baseline_days / 7.0 if baseline_days >= 7 else None
+    n_terms, n_numerics = len(spec.terms), len(spec.numerics)
+
+    recent_events = base_events = 0
+    recent_counts = [0] * n_terms
+    base_counts = [0] * n_terms
+    adoption_counts = [0] * n_terms
+    mins: list[float | None] = [None] * n_numerics
+    latest: list[float | None] = [None] * n_numerics
+    users_7d: set[str] = set()
+    week_users: dict[int, set[str]] = {}
+    breadth_recent: set[str] = set()
+    breadth_before: set[str] = set()
+    for day, count, counts, users, numeric in days:
+        recent = day >= recent_from
+        if recent:
+            recent_events += count
+        else:
+            base_events += count
+        if day >= today - 7:
+            users_7d.update(users)
+        elif not recent:
+            week_users.setdefault((recent_from - 1 - day) // 7, set()).update(users)
+        for key, value in counts.items():
+            index = int(key)
+            if recent:
+                recent_counts[index] += value
+                breadth_recent.add(key)
+            else:
+                base_counts[index] += value
+                if day >= recent_from - RECENT_DAYS:
+                    breadth_before.add(key)
+            if day >= adoption_from:
+                adoption_counts[index] += value
+        for key, (low, newest) in numeric.items():
+            index = int(key)
+            latest[index] = newest
+            if day >= adoption_from:
+                mins[index] = low if mins[index] is None else min(low, mins[index])
+
+    out: list[Explained] = []
+    weekly_recent = recent_events / 2.0
+    weekly_base = base_events / baseline_weeks if baseline_weeks else None
+    out.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base))
+    base_users = sum(len(u) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
+    out.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users))
+    out.append(Explained(math.log1p(len(users_7d)), len(users_7d)))
+    has_before = first_day <= recent_from - RECENT_DAYS
+    before = float(len(breadth_before)) if has_before else None
+    out.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
+    since = min(CAP_DAYS, (now - last) / DAY) if last is not None else CAP_DAYS
+    out.append(Explained(since, since))
+    since_user = min(CAP_DAYS, (now - last_user) / DAY) if last_user is not None else CAP_DAYS
+    out.append(Explained(since_user, since_user))
+    tenure = max(0.0, (now - first) / DAY) if first is not None else 0.0
+    out.append(Explained(math.log1p(tenure), tenure))
+    for index in range(n_terms):
+        rate_now = recent_counts[index] / 2.0
+        rate_before = base_counts[index] / baseline_weeks if baseline_weeks else None
+        out.append(Explained(_ratio(rate_now, rate_before), rate_now, rate_before))
+    out.extend(Explained(math.log1p(adoption_counts[i]), adoption_counts[i]) for i in range(n_terms))
+    out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
+    out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
+    return out
+
+
+def values(explained: Sequence[Explained]) -> list[float | None]:
+    """Just the feature values (None = unknown, the model imputes it)."""
+    return [e.value for e in explained]
+
+
+def _change(now: float | None, before: float | None) -> str:
+    if now is None or before is None or before <= 0:
+        return "new"
+    pct = 100.0 * (now - before) / before
+    return f"down {-pct:.0f}%" if pct < 0 else f"up {pct:.0f}%"
+
+
+def sentence(name: str, item: Explained) -> str:
+    """A sentence a CSM reads: ``active users down 62% against the last 8 weeks (3 vs 8 a week)``."""
+    now, before = item.now, item.before
+    if name == "activity_vs_baseline":
+        return f"activity {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} events a week)"
+    if name == "active_users_vs_baseline":
+        return (
+            f"active users {_change(now, before)} against the last 8 weeks "
+            f"({_num(now)} this week vs {_num(before)} a week before)"
+        )
+    if name == "active_users_7d":
+        return f"{_num(now)} active user(s) in the last 7 days"
+    if name == "breadth_vs_previous":
+        return (
+            f"breadth of use {_change(now, before)}: {_num(now)} kinds of activity in the last 14 days, "
+            f"{_num(before)} in the 14 days before"
+        )
+    if name == "days_since_last_event":
+        return f"no events for {_num(now)} days"
+    if name == "days_since_last_user_event":
+        return f"no user activity for {_num(now)} days"
+    if name == "tenure_days":
+        return f"customer for {_num(now)} days"
+    kind, _, label = name.partition(":")
+    if kind == "rate":
+        return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
+    if kind == "count28":
+        return f"no '{label}' in the last 28 days" if not now else f"'{label}' {_num(now)} time(s) in the last 28 days"
+    if kind == "min28":
+        return f"lowest '{label}' in the last 28 days: {_num(now)}"
+    if kind == "last":
+        return f"latest '{label}': {_num(now)}"
+    return f"{name} = {_num(item.value)}"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.1f}"
+
+
+def replay(spec: FeatureSpec, events: Iterable[Event], as_of: Sequence[float]) -> list[tuple[float, list[Explained]]]:
+    """Features of one account at each ``as_of`` time (sorted), from its events — the training path.
+
+    Events are applied in ``(ts, event_id)`` order with duplicates dropped, and a tick at ``t``
+    sees the events before ``t`` — exactly the engine's order (deadlines fire before events
+    stamped at the same instant).
+    """
+    state = new_state(spec)
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)  # the engine keeps the first copy of an id
+    ordered = sorted(unique.values(), key=lambda e: (e.ts, e.event_id))
+    out: list[tuple[float, list[Explained]]] = []
+    position = 0
+    for tick in as_of:
+        while position < len(ordered) and ordered[position].ts < tick:
+            observe(spec, state, ordered[position])
+            position += 1
+        if state["f"] is not None:
+            out.append((tick, compute(spec, state, tick)))
+    return out

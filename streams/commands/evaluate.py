@@ -1,0 +1,168 @@
+"""``preempt evaluate`` — how early and how precisely alerts warned of churn (docs/prescient.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import orjson
+from pydantic import ValidationError
+
+from rules.backtest import decode_lines, read_lines
+from rules.durations import parse_duration
+from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
+from schemas.alert import Alert
+from schemas.decoder import Rejection
+from schemas.event import Event
+from schemas.outcome import (
+    DEFAULT_OUTCOME_EVENTS,
+    OutcomeFileError,
+    OutcomeKind,
+    Outcomes,
+    outcomes_from_events,
+    parse_outcome_event_option,
+    read_outcomes,
+)
+from schemas.rfc3339 import parse_rfc3339
+
+
+def alert_point(alert: Alert) -> AlertPoint:
+    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack."""
+    owner = alert.account.owner
+    label = owner.get("name") or owner.get("email") or owner.get("slack") or NO_OWNER
+    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label))
+
+
+def load_alert_points(path: Path) -> list[AlertPoint]:
+    """Every alert of an alerts JSONL file (``preempt backtest --output``); one clear error otherwise."""
+    points: list[AlertPoint] = []
+    try:
+        for number, raw in read_lines(path):
+            try:
+                points.append(alert_point(Alert.model_validate_json(raw)))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(line)"
+                raise click.ClickException(
+                    f"{path}: line {number}: not an alert ({where}: {first['msg']}); "
+                    "give the --output of preempt backtest"
+                ) from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return points
+
+
+def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
+    """Event name → outcome from ``--outcome-event NAME=OUTCOME`` options (default: the Subscription * names)."""
+    if not options:
+        return dict(DEFAULT_OUTCOME_EVENTS)
+    names: dict[str, OutcomeKind] = {}
+    for option in options:
+        try:
+            name, kind = parse_outcome_event_option(option)
+        except ValueError as exc:
+            raise click.ClickException(f"--outcome-event {exc}") from None
+        names[name] = kind
+    return names
+
+
+def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event]:
+    """The events of an events file that can announce an outcome (other lines are not decoded)."""
+    needles = [orjson.dumps(name)[1:-1] for name in names]
+    lines = ((n, raw) for n, raw in read_lines(path) if any(needle in raw for needle in needles))
+    for _, decoded in decode_lines(lines):
+        if not isinstance(decoded, Rejection):
+            yield decoded
+
+
+def _looks_like_events(path: Path) -> bool:
+    """Auto-detection: an events file's lines have ``event`` and no ``outcome``."""
+    for _, raw in read_lines(path):
+        try:
+            first = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(first, dict) and "event" in first and "outcome" not in first
+    return False
+
+
+def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:
+    """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected)."""
+    try:
+        if outcomes_path is not None and not _looks_like_events(outcomes_path):
+            return read_outcomes(outcomes_path)
+        source = outcomes_path if outcomes_path is not None else events_path
+        if source is None:
+            raise click.ClickException("give --outcomes FILE (outcomes or events JSONL) or --outcomes-events FILE")
+        return outcomes_from_events(_outcome_events(source, names), names)
+    except OutcomeFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
+
+
+def parse_duration_option(value: str, option: str) -> float:
+    """Seconds of a duration option; a one-line error naming the option otherwise."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.ClickException(f"{option}: {exc}") from None
+
+
+@click.command("evaluate")
+@click.option(
+    "--alerts",
+    "alerts_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="alerts JSONL (preempt backtest --output)",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="outcomes JSONL (preempt simulate --outcomes-output), or an events JSONL holding outcome events",
+)
+@click.option(
+    "--outcomes-events",
+    "events_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="events JSONL whose Subscription Cancelled/Renewed/… events are the outcomes",
+)
+@click.option(
+    "--outcome-event",
+    "outcome_events",
+    multiple=True,
+    metavar="NAME=OUTCOME",
+    help="event name that announces an outcome, e.g. 'Account Closed=churned' (repeatable; replaces the defaults)",
+)
+@click.option("--horizon", default="60d", show_default=True, help="an alert is right if churn follows within this")
+@click.option("--lead", default="14d", show_default=True, help="recall counts churns warned at least this early")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
+def evaluate_command(
+    alerts_path: Path,
+    outcomes_path: Path | None,
+    events_path: Path | None,
+    outcome_events: tuple[str, ...],
+    horizon: str,
+    lead: str,
+    as_json: bool,
+) -> None:
+    """Measure alerts against outcomes: per rule and for all rules, precision, recall at the lead
+    time, median lead time and alerts per owner per week.
+
+      preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d
+    """
+    horizon_s = parse_duration_option(horizon, "--horizon")
+    lead_s = parse_duration_option(lead, "--lead")
+    if lead_s > horizon_s:
+        raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
+    names = outcome_names(outcome_events)
+    outcomes = load_outcomes(outcomes_path, events_path, names)
+    alerts = load_alert_points(alerts_path)
+    result = evaluate(alerts, outcomes, horizon_s, lead_s)
+    if as_json:
+        click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_table(result))

@@ -1,0 +1,181 @@
+"""The ``risk`` kind: fires on crossing its threshold, with hysteresis, warm-up and readable evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rules.engine import RuleEngine
+from rules.kinds.risk import RiskEvaluator
+from rules.loader import RuleSet, load_rules, parse_rule
+from rules.models import RiskRule
+from rules.risk import features
+from rules.risk.model import load_risk_model
+from schemas.errors import RuleConfigError
+from schemas.event import Event
+from tests.unit.rules.risk_support import SPEC, write_model
+
+DAY = 86400.0
+MIDNIGHT = 1_795_392_000.0  # 2026-11-23T00:00:00Z
+
+
+def _rule(model: Path, **overrides: object) -> RiskRule:
+    data = {
+        "id": "risk",
+        "kind": "risk",
+        "title": "risk",
+        "severity": "high",
+        "priority": 1,
+        "model": str(model),
+        "threshold": 0.5,
+        "warmup": "1d",
+    }
+    data.update(overrides)
+    rule = parse_rule(data)
+    assert isinstance(rule, RiskRule)
+    return rule
+
+
+def _login(day: float, n: int = 0) -> Event:
+    return Event(
+        f"e{day}-{n}", "Login", "acme", MIDNIGHT + day * DAY + 3600 + n, user_id="u1", properties={"role": "admin"}
+    )
+
+
+def test_fires_once_risk_crosses_threshold_and_rearms_below_hysteresis(tmp_path: Path) -> None:
+    """Risk = sigmoid(days silent − 5): fires after 5 silent days, again only after a recovery and relapse."""
+    evaluator = RiskEvaluator(_rule(write_model(tmp_path / "m.json"), hysteresis=0.2))
+    state = evaluator.new_state()
+    evaluator.on_event(state, _login(0))
+    assert evaluator.next_deadline(state) == MIDNIGHT + DAY
+    fired = evaluator.advance_to(state, MIDNIGHT + 8 * DAY, "acme")
+    # silent days at each midnight: 0.96, 1.96, …, 4.96, 5.96 → risk ≥ 0.5 from day 6, fired once
+    assert [f.fired_at for f in fired] == [MIDNIGHT + 6 * DAY]
+    assert state["a"] is False
+    evaluator.on_event(state, _login(8.5))
+    assert evaluator.advance_to(state, MIDNIGHT + 10 * DAY, "acme") == []
+    assert state["a"] is True  # risk fell below 0.5 − 0.2
+    again = evaluator.advance_to(state, MIDNIGHT + 16 * DAY, "acme")
+    # last login at day 8.54: 13 − 8.54 = 4.46 < 5, 14 − 8.54 = 5.46 ≥ 5
+    assert [f.fired_at for f in again] == [MIDNIGHT + 14 * DAY]
+
+
+def test_evidence_names_the_top_features_as_sentences(tmp_path: Path) -> None:
+    """The evidence holds the calibrated risk, the threshold and sentences for the contributions."""
+    evaluator = RiskEvaluator(_rule(write_model(tmp_path / "m.json")))
+    state = evaluator.new_state()
+    evaluator.on_event(state, _login(0))
+    (finding,) = evaluator.advance_to(state, MIDNIGHT + 6 * DAY, "acme")
+    evidence = finding.evidence
+    assert evidence["measure"] == "risk"
+    assert evidence["value"] == pytest.approx(1 / (1 + 2.718281828 ** -(5.9583333 - 5)), abs=1e-3)
+    assert evidence["threshold"] == 0.5
+    assert evidence["reasons"] == ["no events for 6.0 days"]
+    assert list(evidence["contributions"]) == ["days_since_last_event"]
+
+
+def test_no_alert_during_warmup(tmp_path: Path) -> None:
+    """An account younger than the warm-up does not fire, however risky it looks."""
+    evaluator = RiskEvaluator(_rule(write_model(tmp_path / "m.json"), warmup="30d"))
+    state = evaluator.new_state()
+    evaluator.on_event(state, _login(0))
+    assert evaluator.advance_to(state, MIDNIGHT + 20 * DAY, "acme") == []
+    assert state["a"] is True
+
+
+def test_ticks_stop_long_after_the_last_event(tmp_path: Path) -> None:
+    """A silent account stops being scored CAP_DAYS after its last event (nothing can change)."""
+    evaluator = RiskEvaluator(_rule(write_model(tmp_path / "m.json")))
+    state = evaluator.new_state()
+    evaluator.on_event(state, _login(0))
+    evaluator.advance_to(state, MIDNIGHT + 200 * DAY, "acme")
+    assert evaluator.next_deadline(state) is None
+
+
+def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
+    """Serializing the account state between events changes no finding (what the worker does)."""
+    rules = RuleSet((_rule(write_model(tmp_path / "m.json")),))
+    events = [_login(day, n) for day in (0, 1, 2, 3, 12, 13) for n in range(3)]
+    straight = RuleEngine(rules, allowed_lateness=0.0)
+    state = straight.new_state()
+    expected = [f for e in events for f in straight.on_event(state, e, e.ts)[1]]
+    expected += straight.advance(state, MIDNIGHT + 40 * DAY)
+    chopped = RuleEngine(rules, allowed_lateness=0.0)
+    got = []
+    blob = chopped.dumps(chopped.new_state())
+    for event in events:
+        current = chopped.loads(blob)
+        got += chopped.on_event(current, event, event.ts)[1]
+        blob = chopped.dumps(current)
+    got += chopped.advance(chopped.loads(blob), MIDNIGHT + 40 * DAY)
+    assert [f.alert_id for f in got] == [f.alert_id for f in expected]
+    assert expected
+
+
+def test_engine_features_equal_the_training_replay(tmp_path: Path) -> None:
+    """The features the engine scores at a tick are those ``preempt train`` computes by replay."""
+    rule = _rule(write_model(tmp_path / "m.json"))
+    engine = RuleEngine(RuleSet((rule,)), allowed_lateness=0.0)
+    state = engine.new_state()
+    events = [_login(d, n) for d in range(0, 40, 3) for n in range(2)]
+    events += [Event(f"x{d}", "NPS", "acme", MIDNIGHT + d * DAY + 50, "u2", {"score": 10 - d % 7}) for d in range(40)]
+    events.sort(key=lambda e: (e.ts, e.event_id))
+    for event in events:
+        engine.on_event(state, event, event.ts)
+    tick = MIDNIGHT + 41 * DAY
+    engine.advance(state, tick + 1)
+    served = features.compute(SPEC, state.rules["risk"]["x"], tick)
+    (replayed,) = features.replay(SPEC, reversed(events), [tick])
+    assert replayed[0] == tick
+    assert features.values(replayed[1]) == features.values(served)
+
+
+def test_loader_reads_the_model_relative_to_the_rule_file(tmp_path: Path) -> None:
+    """``model`` is a path relative to the rule file; a missing or bad model names file, rule and field."""
+    (tmp_path / "models").mkdir()
+    write_model(tmp_path / "models" / "churn.json")
+    rule_file = tmp_path / "rules" / "risk.yaml"
+    rule_file.parent.mkdir()
+    rule_file.write_text(
+        "id: r\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: ../models/churn.json\nthreshold: 0.7\n"
+    )
+    (rule,) = load_rules(rule_file).rules
+    assert isinstance(rule, RiskRule)
+    assert rule.loaded_model is not None
+    rule_file.write_text(rule_file.read_text().replace("churn.json", "nope.json"))
+    with pytest.raises(RuleConfigError, match=r"risk.yaml: rule 'r': field 'model': cannot read"):
+        load_rules(rule_file)
+    (tmp_path / "models" / "nope.json").write_bytes(orjson.dumps({"format": "something else"}))
+    with pytest.raises(RuleConfigError, match="not a Preempt risk model"):
+        load_rules(rule_file)
+
+
+def test_hysteresis_must_stay_below_threshold(tmp_path: Path) -> None:
+    """A hysteresis as large as the threshold could never re-arm: refused at load."""
+    with pytest.raises(ValueError, match="hysteresis"):
+        _rule(tmp_path / "m.json", threshold=0.1, hysteresis=0.1)
+
+
+def test_model_with_a_tampered_feature_list_is_refused(tmp_path: Path) -> None:
+    """The feature list must be exactly what the spec produces, or scores would be misaligned."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["features"][0], doc["features"][1] = doc["features"][1], doc["features"][0]
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(Exception, match="features do not match"):
+        load_risk_model(path)
+
+
+def test_scoring_never_imports_scikit_learn() -> None:
+    """The worker's modules and the CLI load no numpy or scikit-learn: training alone needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rules.engine, rules.kinds.risk, rules.loader, streams.cli, streams.processor; "
+        "print(sorted(m for m in ('sklearn', 'numpy', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,89 @@
+"""Risk features on hand-computed histories: own baseline, active users, adoption, numeric properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rules.risk import features
+from rules.risk.features import FeatureSpec, Term
+from schemas.event import Event
+from tests.unit.rules.risk_support import SPEC
+
+DAY = 86400.0
+T0 = 1_795_392_000.0  # a UTC midnight
+
+
+def _event(day: float, name: str = "Login", user: str | None = "u1", n: int = 0, **props: object) -> Event:
+    return Event(f"{name}-{day}-{user}-{n}", name, "acme", T0 + day * DAY + 60 + n, user, dict(props))
+
+
+def _features(events: list[Event], tick_day: int) -> dict[str, features.Explained]:
+    ((_, explained),) = features.replay(SPEC, events, [T0 + tick_day * DAY])
+    return dict(zip(SPEC.names, explained, strict=True))
+
+
+def test_activity_and_users_against_the_accounts_own_baseline() -> None:
+    """Eight baseline weeks with 2 users and ~10.5 events a week, then a quiet fortnight with 1 user."""
+    events = [_event(d, user="u1") for d in range(56)] + [_event(d, user="u2") for d in range(0, 56, 2)]
+    events += [_event(d, user="u1") for d in range(56, 70, 2)]  # 7 events, 1 user, in the last 14 days
+    got = _features(events, 70)
+    weekly_base = (56 + 28) / 8
+    assert got["activity_vs_baseline"].before == pytest.approx(weekly_base)
+    assert got["activity_vs_baseline"].now == pytest.approx(3.5)
+    assert got["activity_vs_baseline"].value == pytest.approx(math.log(4.5 / (weekly_base + 1)))
+    assert got["active_users_vs_baseline"].before == pytest.approx(2.0)
+    assert got["active_users_7d"].now == 1
+    assert features.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
+        "active users down 50% against the last 8 weeks"
+    )
+
+
+def test_a_tick_sees_only_the_days_before_it() -> None:
+    """An event stamped after midnight of the tick's day is not counted at that tick."""
+    events = [_event(0), _event(1), _event(2)]
+    got = _features(events, 2)
+    assert got["count28:Login"].now == 2
+    assert got["days_since_last_event"].value == pytest.approx(1 - 60 / DAY)
+
+
+def test_terms_narrow_by_property_value_and_keep_types_apart() -> None:
+    """``Login[role=admin]`` counts only admin logins; the string "1" is not the number 1."""
+    spec = FeatureSpec((Term("Login", "role", "admin"), Term("Call", "status", 500)))
+    events = [
+        _event(0, role="admin"),
+        _event(0, role="member", n=1),
+        _event(0, "Call", None, status=500),
+        _event(0, "Call", None, n=1, status="500"),
+    ]
+    ((_, explained),) = features.replay(spec, events, [T0 + DAY])
+    got = dict(zip(spec.names, explained, strict=True))
+    assert got["count28:Login[role=admin]"].now == 1
+    assert got["count28:Call[status=500]"].now == 1
+
+
+def test_numeric_properties_keep_the_28_day_low_and_the_latest() -> None:
+    """NPS 9 long ago, then 3 and 8 recently: the 28-day low is 3 and the latest 8."""
+    events = [_event(0, "NPS", score=9), _event(40, "NPS", score=3), _event(45, "NPS", score=8)]
+    got = _features(events, 50)
+    assert got["min28:NPS.score"].value == 3
+    assert got["last:NPS.score"].value == 8
+    assert features.sentence("min28:NPS.score", got["min28:NPS.score"]) == "lowest 'NPS.score' in the last 28 days: 3"
+
+
+def test_state_keeps_only_the_days_the_features_need() -> None:
+    """Old day buckets are dropped as new days arrive: the state is bounded."""
+    state = features.new_state(SPEC)
+    for day in range(200):
+        features.observe(SPEC, state, _event(day))
+    assert len(state["days"]) == features.KEEP_DAYS
+    assert state["days"][0][0] == math.floor(T0 / DAY) + 200 - features.KEEP_DAYS
+
+
+def test_a_young_account_has_no_baseline_and_neutral_ratios() -> None:
+    """With under a week of baseline, ratio features are 0 (neither up nor down)."""
+    got = _features([_event(0), _event(1)], 5)
+    assert got["activity_vs_baseline"].value == 0.0
+    assert got["activity_vs_baseline"].before is None
+    assert got["tenure_days"].now == pytest.approx(5 - 60 / DAY)
