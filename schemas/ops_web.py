@@ -2,7 +2,9 @@
 
 Shared by the rules worker (``streams/web.py``) and the notifier (``alerts/web.py``), which may not
 import each other; each passes its own Faust-sensor prefix. The decisions (ready or not, lag
-arithmetic) live in ``schemas/health.py`` as pure functions.
+arithmetic) live in ``schemas/health.py`` as pure functions. What it needs of Faust's private
+state (the committed offsets) comes from ``streams.faust_compat``, the one module every process
+shares for that.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from schemas.health import ConsumerState, Readiness, lag_by_topic, readiness
 from schemas.logs import get_logger
 from schemas.metrics import CONSUMER_LAG, READY
+from streams.faust_compat import committed_offsets
 
 log = get_logger(__name__)
 
@@ -127,9 +130,7 @@ async def update_consumer_lag(app: faust.App) -> None:
     try:
         tps = source_partitions(app)
         ends = await consumer.highwaters(*tps) if tps else {}
-        # Faust keeps the offsets it committed (the next offset to read) per partition; it has no
-        # public accessor, and asking the broker every tick would double the exporter's cost.
-        committed_map: Any = getattr(consumer, "_committed_offset", {})
+        committed_map = committed_offsets(consumer)  # Faust's own record: no broker round trip
         committed = {tp: committed_map.get(tp) for tp in tps}
         missing = [tp for tp, offset in committed.items() if offset is None]
         earliest = await consumer.earliest_offsets(*missing) if missing else {}

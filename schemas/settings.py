@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
     data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    allow_untested_faust: bool = Field(
+        False, description="start even on faust-streaming/mode versions streams/faust_compat.py was not tested on"
+    )
 
     # Events
     max_event_bytes: int = Field(32 * 1024, ge=256)
@@ -45,6 +48,16 @@ class Settings(BaseSettings):
     )
     worker_batch_seconds: float = Field(
         0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
+    )
+    worker_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        description="rules worker: consumer-group session timeout (how soon a dead worker's partitions move on)",
+    )
+    # Liveness watchdog (streams/liveness.py): an assigned partition with lag whose committed and
+    # processed offsets do not move for this long is reported stalled (log, metric, /readyz).
+    partition_stall_seconds: float = Field(
+        120.0, gt=0, description="rules worker: lag without progress for this long marks a partition stalled"
     )
 
     # Web (metrics, health, HTTP ingest)

@@ -22,6 +22,7 @@ from kafka.partitioner.default import murmur2
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.emit import OutputWriter
+from streams.faust_compat import keep_queue_across_flow_resume
 from streams.gap_repair import GapRepair
 from streams.processor import BatchOutput, Record, RulesProcessor
 
@@ -182,20 +183,12 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 def keep_events_across_flow_resume(app: faust.App, stream: Any) -> None:
     """Stop Faust from emptying the events stream's buffer each time it resumes flow control.
 
-    faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes the source partitions, awaits
-    a seek to the committed offsets and only then calls ``flow_control.resume()``, which clears
-    every queue created with ``clear_on_resume=True`` — every channel queue. Flow was already
-    resumed earlier in recovery, so records fetched during that seek are already in the agent's
-    queue; the clear drops them (consumer position already past them, no committed offset to seek
-    back to on a fresh group). That is the record per ~5 replays that never reached the worker.
-    Without the clear, records fetched before a rebalance still never reach the rules: the stream
-    skips (without acking) every record of an older consumer generation or read while flow is
-    suspended, and the partitions are re-read from the committed offsets after the rebalance.
+    Records fetched while recovery awaits its final seek would otherwise be dropped unprocessed
+    (the workaround and its evidence: ``streams.faust_compat.keep_queue_across_flow_resume`` and
+    docs/pipeline.md). Records of an older consumer generation are still skipped by the stream
+    iterator, and the partitions are re-read from the committed offsets after a rebalance.
     """
-    queue = getattr(getattr(stream, "channel", None), "queue", None)
-    managed = getattr(app.flow_control, "_queues", None)  # mode's FlowControlEvent: a WeakSet
-    if queue is not None and managed is not None:
-        managed.discard(queue)
+    keep_queue_across_flow_resume(app, getattr(getattr(stream, "channel", None), "queue", None))
 
 
 def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:

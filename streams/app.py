@@ -72,6 +72,7 @@ def create_app(
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
         producer_linger=0.01,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)

@@ -19,9 +19,14 @@ def worker(loglevel: str) -> None:
     from faust import Worker
 
     from streams.app import create_app
+    from streams.faust_compat import UntestedFaustError, require_tested_versions
     from streams.topics import ensure_topics
 
     settings = Settings()
+    try:
+        require_tested_versions(settings.allow_untested_faust)
+    except UntestedFaustError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     ensure_topics(settings)
     app = create_app(settings)

@@ -1,0 +1,142 @@
+"""Every reach into faust-streaming's and mode's private API, in one module.
+
+Preempt depends on a few behaviours of faust-streaming and mode that have no public API. Each use
+lives here, with the upstream behaviour it works around, and ``tests/unit/streams/test_faust_compat.py``
+holds one test per assumption that fails when an upgrade changes it. Nothing else in the project
+may touch a private name of faust, mode or aiokafka (``grep -rn "\\._" streams schemas alerts``).
+
+The versions the assumptions were verified on are in :data:`TESTED_VERSIONS`;
+:func:`require_tested_versions` refuses to start a worker or notifier on any other version (set
+``PREEMPT_ALLOW_UNTESTED_FAUST=true`` to run anyway after the compat tests pass on it).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # private: see current_event_scope
+from faust.types.tuples import Message
+
+from schemas.errors import PreemptError
+
+# Distribution name -> versions on which every assumption below was verified by the compat tests.
+TESTED_VERSIONS: dict[str, tuple[str, ...]] = {
+    "faust-streaming": ("0.15.3",),
+    "mode-streaming": ("0.7.1",),
+}
+
+
+class UntestedFaustError(PreemptError):
+    """The installed faust-streaming or mode is not a version Preempt's workarounds were tested on."""
+
+
+def untested_versions() -> list[str]:
+    """``"<dist> <installed> (tested: <versions>)"`` for each dependency off the tested list."""
+    problems: list[str] = []
+    for dist, tested in TESTED_VERSIONS.items():
+        try:
+            installed = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed not in tested:
+            problems.append(f"{dist} {installed} (tested: {', '.join(tested)})")
+    return problems
+
+
+def require_tested_versions(allow_untested: bool = False) -> None:
+    """Raise :class:`UntestedFaustError` (one line: what, and what to do) on an untested version.
+
+    Called by ``preempt worker`` and ``preempt notifier`` before the app is built.
+    """
+    problems = untested_versions()
+    if problems and not allow_untested:
+        raise UntestedFaustError(
+            "untested "
+            + "; ".join(problems)
+            + ": install the versions pinned in constraints.txt, or run tests/unit/streams/test_faust_compat.py"
+            " on this version and set PREEMPT_ALLOW_UNTESTED_FAUST=true"
+        )
+
+
+# --- 1. Table writes outside per-event stream iteration -----------------------------------------
+#
+# Upstream behaviour: a table write picks its changelog partition (``Table.partition_for_key``) and,
+# for RocksDB, the local partition database (``rocksdb.Store._set``) from the *current event*,
+# ``faust.streams.current_event()``, a context variable holding a weakref that only the stream
+# iterator sets. A ``take_events`` batch or a timer has none (faust-streaming #497, "Cannot modify
+# table key from outside of stream iteration"), and ``use_partitioner=True`` does not change
+# RocksDB's choice. We set the private context variable ``faust.streams._current_event`` to a
+# placeholder event of the wanted partition for the duration of the writes.
+
+
+def placeholder_event(app: faust.App, topic: str, partition: int) -> faust.Event:
+    """An event that only carries ``(topic, partition)``, for :func:`current_event_scope`."""
+    message = Message(topic, partition, -1, time.time(), 0, {}, None, None, None)
+    return faust.Event(app, None, None, {}, message)
+
+
+@contextmanager
+def current_event_scope(event: faust.Event) -> Iterator[None]:
+    """Within the block, ``faust.streams.current_event()`` is ``event`` (the caller keeps it alive)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+# --- 2. Flow-control resume empties the agent's buffer --------------------------------------------
+#
+# Upstream behaviour (mode 0.7 ``FlowControlEvent.resume`` -> ``clear()``): resuming flow control
+# clears every queue registered with ``clear_on_resume=True`` -- every Faust channel queue, the
+# events agent's buffer included. faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes
+# flow a second time *after* awaiting a seek, while the fetcher already delivers records, so the
+# records waiting in the agent's queue at that moment were dropped without ever being processed
+# (docs/pipeline.md, Known issues). mode has no public way to unregister a queue; we discard it
+# from the private WeakSet ``FlowControlEvent._queues``.
+
+
+def keep_queue_across_flow_resume(app: faust.App, queue: Any) -> bool:
+    """Stop ``app.flow_control.resume()`` from clearing ``queue``; False if mode has no such set."""
+    managed = getattr(app.flow_control, "_queues", None)
+    if queue is None or managed is None:
+        return False
+    managed.discard(queue)
+    return True
+
+
+# --- 3. A global table whose changelog is an existing topic ---------------------------------------
+#
+# Upstream behaviour: the partition assignor
+# (``faust.assignor.partition_assignor._global_table_standby_assignments``) looks a global table's
+# changelog up by ``table._changelog_topic_name()``, the *default* name
+# ``<app-id>-<table>-changelog``, not by the ``changelog_topic`` the table was given; with another
+# topic it fails the whole group assignment with a KeyError and the worker hangs at "performing
+# partition assignments". Overriding the private method keeps the two in agreement.
+
+
+class ExistingTopicGlobalTable(faust.GlobalTable):  # type: ignore[misc]
+    """A ``GlobalTable`` whose ``changelog_topic`` is an existing topic, named so for the assignor."""
+
+    def _changelog_topic_name(self) -> str:
+        return str(self.changelog_topic.get_topic_name())
+
+
+# --- 4. The offsets Faust committed --------------------------------------------------------------
+#
+# Upstream behaviour: Faust's ``Consumer`` keeps the offset it last committed per partition (the
+# next offset to read) in the private mapping ``_committed_offset`` (updated by ``_commit_offsets``
+# and ``perform_seek``, dropped on revocation); there is no public accessor, and asking the broker
+# every few seconds would double the lag exporter's and the watchdog's cost.
+
+
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """The consumer's last committed offset per TP (``None``/missing: nothing committed yet)."""
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    return committed
