@@ -9,6 +9,8 @@ shares for that.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -84,8 +86,17 @@ def register_lag_exporter(app: faust.App, *, interval_s: float = 15.0) -> None:
     app.timer(interval=interval_s, name=f"{app.conf.name}.consumer_lag")(export_consumer_lag)
 
 
+# App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
+_STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def register_liveness(app: faust.App, stalled: Callable[[], tuple[str, ...]]) -> None:
+    """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready."""
+    _STALLED[app] = stalled
+
+
 def consumer_state(app: faust.App) -> ConsumerState:
-    """Read Faust's own group, rebalance and recovery state."""
+    """Read Faust's own group, rebalance and recovery state (and the watchdog's stalls, if any)."""
     try:
         assigned, started = source_partitions(app), True
     except ConsumerNotStarted:
@@ -97,6 +108,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         in_recovery=bool(app.in_recovery),
         recovery_completed=cast(Any, app.tables).recovery.completed.is_set(),  # not on TableManagerT
         assigned_partitions=len(assigned),
+        stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
     )
 
 

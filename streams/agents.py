@@ -57,6 +57,9 @@ class WorkerRuntime:
         self.lock = asyncio.Lock()
         self.gap_repair: GapRepair | None = None
         self.events_processed = 0
+        # Next offset after the last record handled, per partition (the liveness watchdog's
+        # "processed" progress marker; dropped with the partition on revocation).
+        self.processed_offsets: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
 
@@ -83,6 +86,9 @@ class WorkerRuntime:
             out = self.processor.process_batch(records)
             await self._apply(out)
             self.events_processed += len(records)
+            for record in records:
+                if record.offset >= self.processed_offsets.get(record.partition, 0):
+                    self.processed_offsets[record.partition] = record.offset + 1
 
     async def _repair(self, records: list[Record], gaps: list[tuple[int, int, int]]) -> list[Record]:
         assert self.gap_repair is not None
@@ -137,6 +143,8 @@ class WorkerRuntime:
         self.processor.cache.drop_partitions(gone)
         self.processor.clocks.forget(gone)
         self.processor.wakeups.drop_partitions(gone)
+        for partition in gone:
+            self.processed_offsets.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
 
@@ -148,6 +156,11 @@ class WorkerRuntime:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
         log.info("rules worker ready", partitions=sorted(self.assigned_partitions()))
+
+    @property
+    def recovered(self) -> bool:
+        """True once the tables are recovered for the current assignment."""
+        return self._recovered
 
     def _maybe_rebuild(self) -> None:
         if not self._needs_rebuild:

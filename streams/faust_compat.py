@@ -140,3 +140,42 @@ def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """The consumer's last committed offset per TP (``None``/missing: nothing committed yet)."""
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
     return committed
+
+
+# --- 5. Why a partition is not consumed (diagnostics for the stall watchdog) ---------------------
+#
+# Upstream behaviour: Faust only fetches the partitions in ``Consumer._active_partitions``
+# (assigned minus ``_paused_partitions``, minus partitions whose stream buffer is under high
+# pressure, ``_buffered_partitions``); recovery pauses the source partitions on every assignment
+# and resumes them only when the recovery of *that* consumer generation completes; aiokafka keeps
+# a fetched batch in ``Fetcher._records`` until Faust asks for the partition. None of this has a
+# public accessor; the watchdog logs it when it reports a stall so the cause is in the log.
+
+
+def partition_flow_state(app: faust.App, tp: Any) -> dict[str, Any]:
+    """Faust's and aiokafka's view of ``tp``'s fetch path (read-only; missing attributes are None)."""
+    consumer = app.consumer
+    active = getattr(consumer, "_active_partitions", None)
+    paused = getattr(consumer, "_paused_partitions", None)
+    buffered = getattr(consumer, "_buffered_partitions", None)
+    thread = getattr(consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    fetcher = getattr(client, "_fetcher", None)
+    records = getattr(fetcher, "_records", None)
+    client_paused: bool | None = None
+    if client is not None and not getattr(client, "_closed", True):
+        client_paused = any(_same_tp(p, tp) for p in client.paused())
+    return {
+        "faust_active": None if active is None else tp in active,
+        "faust_paused": None if paused is None else tp in paused,
+        "faust_buffer_full": None if buffered is None else tp in buffered,
+        "consumer_flow_active": getattr(consumer, "flow_active", None),
+        "flow_control_active": app.flow_control.is_active(),
+        "generation": app.consumer_generation_id,
+        "aiokafka_paused": client_paused,
+        "aiokafka_buffered_batch": None if records is None else any(_same_tp(k, tp) for k in records),
+    }
+
+
+def _same_tp(a: Any, b: Any) -> bool:
+    return bool(getattr(a, "topic", None) == b.topic and getattr(a, "partition", None) == b.partition)
