@@ -17,12 +17,13 @@ from typing import Any
 
 import faust
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 from kafka.partitioner.default import murmur2
 
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.emit import OutputWriter
-from streams.faust_compat import keep_queue_across_flow_resume
+from streams.faust_compat import committed_offsets, keep_queue_across_flow_resume, mark_offsets_done
 from streams.gap_repair import GapRepair
 from streams.processor import BatchOutput, Record, RulesProcessor
 
@@ -62,6 +63,9 @@ class WorkerRuntime:
         self.processed_offsets: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
+        # Partitions whose first record after a (re)assignment is still to be checked against the
+        # group's committed offset (records between the two were fetched but never delivered).
+        self._first_unchecked: set[int] = set()
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -80,17 +84,55 @@ class WorkerRuntime:
         ]
         async with self.lock:
             self._maybe_rebuild()
-            gaps = self.processor.find_gaps(records)
+            gaps = self._gaps_after_commit(records) + self.processor.find_gaps(records)
+            repaired: list[Record] = []
             if gaps and self.gap_repair is not None:
-                records = await self._repair(records, gaps)
+                records, repaired = await self._repair(records, gaps)
             out = self.processor.process_batch(records)
             await self._apply(out)
+            if repaired:
+                await self._mark_done(repaired)
             self.events_processed += len(records)
             for record in records:
                 if record.offset >= self.processed_offsets.get(record.partition, 0):
                     self.processed_offsets[record.partition] = record.offset + 1
 
-    async def _repair(self, records: list[Record], gaps: list[tuple[int, int, int]]) -> list[Record]:
+    def _gaps_after_commit(self, records: list[Record]) -> list[tuple[int, int, int]]:
+        """A gap between the committed offset and the first record delivered after an assignment.
+
+        Faust's drain loop can drop records it already fetched when a rebalance moves its read
+        offset under it; those records are never acked, and Faust never commits past them.
+        """
+        if not self._first_unchecked:
+            return []
+        first: dict[int, int] = {}
+        for record in records:
+            if record.partition in self._first_unchecked and record.partition not in first:
+                first[record.partition] = record.offset
+        committed = committed_offsets(self.app.consumer)
+        gaps: list[tuple[int, int, int]] = []
+        for partition, offset in first.items():
+            self._first_unchecked.discard(partition)
+            start = committed.get(TP(self.events_topic, partition))
+            if start is not None and offset > start:
+                gaps.append((partition, start, offset))
+        return gaps
+
+    async def _mark_done(self, repaired: list[Record]) -> None:
+        """Let Faust commit past re-read records: it never delivered them, so it never acks them."""
+        runs: list[tuple[int, int, int]] = []  # (partition, first offset, next offset)
+        for record in sorted(repaired, key=lambda r: (r.partition, r.offset)):
+            if runs and runs[-1][0] == record.partition and runs[-1][2] == record.offset:
+                runs[-1] = (record.partition, runs[-1][1], record.offset + 1)
+            else:
+                runs.append((record.partition, record.offset, record.offset + 1))
+        for partition, start, end in runs:
+            await mark_offsets_done(self.app, TP(self.events_topic, partition), start, end)
+
+    async def _repair(
+        self, records: list[Record], gaps: list[tuple[int, int, int]]
+    ) -> tuple[list[Record], list[Record]]:
+        """``records`` with the re-read records of ``gaps`` merged in, and the re-read records."""
         assert self.gap_repair is not None
         fetched: list[Record] = []
         for partition, start, end in gaps:
@@ -103,8 +145,11 @@ class WorkerRuntime:
                 recovered=len(got),
             )
             fetched += got
-        # Per-partition order is what matters (each partition has its own clock).
-        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset))
+        # Per-partition order is what matters (each partition has its own clock). A record both
+        # delivered and re-read is kept once.
+        delivered = {(r.partition, r.offset) for r in records}
+        fetched = [r for r in fetched if (r.partition, r.offset) not in delivered]
+        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset)), fetched
 
     async def tick(self) -> None:
         """Advance the clocks of the assigned partitions (a no-op while recovering)."""
@@ -182,6 +227,7 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
+        self._first_unchecked = set(mine)
         self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 

@@ -179,3 +179,22 @@ def partition_flow_state(app: faust.App, tp: Any) -> dict[str, Any]:
 
 def _same_tp(a: Any, b: Any) -> bool:
     return bool(getattr(a, "topic", None) == b.topic and getattr(a, "partition", None) == b.partition)
+
+
+# --- 6. Records the worker processed without Faust delivering them --------------------------------
+#
+# Upstream behaviour: Faust commits a partition only up to the first offset that was never acked
+# (``Consumer._new_offset`` walks the sorted ``_acked`` list; with a hole right after the committed
+# offset it returns None on every commit, for as long as the assignment lasts). Records that Faust
+# fetched but never handed to the stream (see ``streams.gap_repair``) are re-read and processed by
+# the worker, yet Faust never acks them: the partition's committed offset then stops for good while
+# everything after it is processed -- a silent commit stall. Faust marks offset ranges it knows
+# need no ack (compaction, transaction markers) with the private ``Consumer._add_gap``; we mark
+# the re-read records the same way once their results are handed to the producer.
+
+
+async def mark_offsets_done(app: faust.App, tp: Any, start: int, end: int) -> None:
+    """Let Faust commit past ``[start, end)`` of ``tp`` (records the worker processed itself)."""
+    consumer: Any = app.consumer
+    if end > start:
+        await consumer._add_gap(tp, start, end - 1)

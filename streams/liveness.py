@@ -11,7 +11,8 @@ and processed offsets both stay put for ``PREEMPT_PARTITION_STALL_SECONDS`` is r
 * ``preempt_partition_stalled{topic,partition}`` = 1 and ``preempt_partition_stalls_total{topic}`` + 1,
 * ``/readyz`` answers 503 "partition stalled …" (``schemas.health.readiness``),
 
-until progress resumes (INFO "partition progressing again", gauge back to 0). Sampling pauses
+until progress resumes (INFO "partition progressing again", gauge back to 0). A stalled partition
+that Faust stopped fetching (not in its active set outside a rebalance) is also resumed once. Sampling pauses
 while a rebalance or table recovery runs; the stall clock starts again afterwards.
 """
 
@@ -109,6 +110,11 @@ class PartitionWatchdog:
                     stalled_for_s=round(stall.stalled_for_s, 1),
                     **flow,
                 )
+                if flow.get("faust_active") is False and tps is not None:
+                    # Outside a rebalance and recovery every assigned source partition should be
+                    # fetched; one left paused (or marked buffer-full) would never move again.
+                    log.warning("resuming a stalled partition Faust had stopped fetching", partition=partition)
+                    self.app.consumer.resume_partitions({tps[partition]})
             PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(1)
         for partition, stall in self._stalled.items():
             if partition not in now:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, NamedTuple
 
 import faust
 
@@ -24,3 +25,71 @@ def test_flow_resume_no_longer_clears_the_agents_queue() -> None:
 
     kept, cleared = asyncio.run(scenario())
     assert (kept, cleared) == (1, 0)
+
+
+def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_marked_done() -> None:
+    """After an assignment, a first record past the committed offset triggers a re-read of the missing
+    range, and the re-read offsets are handed to Faust as done so its commits can pass them."""
+    from faust.types import TP
+
+    from schemas.settings import Settings
+    from streams.agents import WorkerRuntime
+    from streams.processor import Record
+
+    topic = "events"
+    marked: list[tuple[TP, int, int]] = []
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._committed_offset = {TP(topic, 1): 10}
+
+        async def _add_gap(self, tp: TP, start: int, last: int) -> None:
+            marked.append((tp, start, last))
+
+    class App:
+        consumer = Consumer()
+
+    class Repair:
+        async def fetch(self, partition: int, start: int, end: int) -> list[Record]:
+            return [Record(partition, o, b"k", b"v", (), topic) for o in range(start, end)]
+
+    class Processor:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def find_gaps(self, records: list[Record]) -> list[tuple[int, int, int]]:
+            return []
+
+        def process_batch(self, records: list[Record]) -> Any:
+            self.seen = [r.offset for r in records]
+            return "out"
+
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
+    runtime._first_unchecked = {1}
+
+    async def apply(out: Any) -> None:
+        return None
+
+    runtime._apply = apply  # type: ignore[method-assign]
+    runtime.gap_repair = Repair()  # type: ignore[assignment]
+
+    class Msg(NamedTuple):
+        partition: int
+        offset: int
+        key: bytes
+        value: bytes
+        headers: list[Any]
+        topic: str
+
+    class Ev(NamedTuple):
+        message: Msg
+
+    batch = [Ev(Msg(1, o, b"k", b"v", [], topic)) for o in (13, 14)]
+    asyncio.run(runtime.handle_batch(batch))
+    assert runtime.processor.seen == [10, 11, 12, 13, 14]  # type: ignore[attr-defined]
+    assert marked == [(TP(topic, 1), 10, 12)]
+    assert runtime.processed_offsets == {1: 15}
+    # Only the first record after an assignment is checked against the commit.
+    asyncio.run(runtime.handle_batch([Ev(Msg(1, 20, b"k", b"v", [], topic))]))
+    assert marked == [(TP(topic, 1), 10, 12)]

@@ -162,3 +162,21 @@ def test_worker_and_notifier_refuse_an_untested_version_with_one_line(
     assert "Traceback" not in result.output
     # docs/pipeline.md shows this very line
     assert lines[0] in (Path(__file__).resolve().parents[3] / "docs" / "pipeline.md").read_text()
+
+
+def test_an_unacked_hole_stops_commits_until_marked_done() -> None:
+    """Faust commits nothing past a never-acked offset; ``mark_offsets_done`` lets it commit past it."""
+    from streams.faust_compat import mark_offsets_done
+
+    async def scenario() -> tuple[int | None, int | None]:
+        app = faust.App("compat-gap", broker="kafka://127.0.0.1:1", web_enabled=False)
+        consumer = app.consumer
+        tp = TP("events", 0)
+        consumer._committed_offset[tp] = 3
+        consumer._acked[tp].extend([5, 6, 7])  # 3 and 4 were never acked
+        consumer._acked_index[tp].update([5, 6, 7])
+        stuck = consumer._new_offset(tp)
+        await mark_offsets_done(app, tp, 3, 5)
+        return stuck, consumer._new_offset(tp)
+
+    assert asyncio.run(scenario()) == (None, 8)

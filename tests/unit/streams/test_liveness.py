@@ -23,9 +23,15 @@ class StubConsumer:
         self.tps = tps
         self.ends = ends
         self._committed_offset = committed  # what streams.faust_compat.committed_offsets reads
+        self._active_partitions = set(tps)  # what Faust fetches (faust_compat.partition_flow_state)
+        self.resumed: set[TP] = set()
 
     def assignment(self) -> set[TP]:
         return set(self.tps)
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self.resumed = tps
+        self._active_partitions |= tps
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps}
@@ -90,6 +96,7 @@ def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> No
     assert dog.stalled() == (f"{topic}/1",)
     assert _gauge(topic, 1) == 1
     assert _stalls(topic) == before + 1
+    assert consumer.resumed == set()  # Faust was fetching it: nothing to resume
 
     consumer._committed_offset[tp1] = 40  # progress
     logs = asyncio.run(rounds([50]))
@@ -127,3 +134,29 @@ def test_no_stall_is_measured_while_rebalancing() -> None:
     assert dog.stalled() == ()
     asyncio.run(at(36))
     assert dog.stalled() == (f"{topic}/0",)
+
+
+def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
+    """A stalled partition missing from Faust's active set outside a rebalance is resumed once."""
+    topic = "wd-paused"
+    tp = TP(topic, 0)
+    consumer = StubConsumer([tp], ends={tp: 10}, committed={tp: 0})
+    consumer._active_partitions = set()  # paused and never resumed
+    now = [0.0]
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=10,
+        processed=dict,
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+
+    async def at(t: float) -> None:
+        now[0] = t
+        await dog.check()
+
+    asyncio.run(at(0))
+    asyncio.run(at(11))
+    assert consumer.resumed == {tp}
+    assert consumer._active_partitions == {tp}
