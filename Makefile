@@ -47,10 +47,14 @@ test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit
 
+stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random moment + restart) under CPU load, 30-day history
+	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \
+		$(BIN)/pytest tests/integration/test_pipeline_restart_stress.py -s -p no:cacheprovider
+
 bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
 	$(BIN)/python -m bench.run
 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit stress bench clean
