@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(
         0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
     )
+    worker_batched_poll: bool = Field(
+        True,
+        description="rules worker: each poll's events go to the processor as one batch (false: per-record path)",
+    )
     worker_session_timeout_seconds: float = Field(
         60.0,
         ge=6,

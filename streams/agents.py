@@ -23,7 +23,14 @@ from kafka.partitioner.default import murmur2
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.emit import OutputWriter
-from streams.faust_compat import committed_offsets, keep_queue_across_flow_resume, mark_offsets_done
+from streams.faust_compat import (
+    ack_offsets,
+    committed_offsets,
+    divert_topic_polls,
+    flow_active,
+    keep_queue_across_flow_resume,
+    mark_offsets_done,
+)
 from streams.gap_repair import GapRepair
 from streams.processor import BatchOutput, Record, RulesProcessor
 
@@ -83,19 +90,47 @@ class WorkerRuntime:
             for e in events
         ]
         async with self.lock:
-            self._maybe_rebuild()
-            gaps = self._gaps_after_commit(records) + self.processor.find_gaps(records)
-            repaired: list[Record] = []
-            if gaps and self.gap_repair is not None:
-                records, repaired = await self._repair(records, gaps)
-            out = self.processor.process_batch(records)
-            await self._apply(out)
-            if repaired:
-                await self._mark_done(repaired)
-            self.events_processed += len(records)
-            for record in records:
-                if record.offset >= self.processed_offsets.get(record.partition, 0):
-                    self.processed_offsets[record.partition] = record.offset + 1
+            await self._process(records)
+
+    async def handle_poll(self, polled: dict[Any, list[Any]], generation_id: int) -> None:
+        """Process one poll's records of ``preempt.events`` as one batch (the batched path).
+
+        ``polled`` maps each TP to aiokafka's records, handed over by the consumer's fetch loop
+        (``faust_compat.divert_topic_polls``) instead of going through Faust's per-message path.
+        Offsets are acked only after the batch's state writes and outputs are handed to the
+        producer (Faust flushes it before committing). Records of an older consumer generation,
+        or polled while a rebalance stopped the flow, are dropped: their partitions are re-read
+        from the committed offsets. Revocation waits for the batch in flight (the lock).
+        """
+        async with self.lock:
+            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                return
+            records = [
+                Record(tp.partition, r.offset, r.key, r.value, _headers(r.headers), tp.topic)
+                for tp, batch in polled.items()
+                for r in batch
+            ]
+            await self._process(records)
+            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                return  # revoked meanwhile: the new owner re-reads from the committed offset
+            for tp, batch in polled.items():
+                ack_offsets(self.app, tp, (r.offset for r in batch))
+
+    async def _process(self, records: list[Record]) -> None:
+        """Rebuild if needed, repair gaps, process, perform the I/O (under the lock)."""
+        self._maybe_rebuild()
+        gaps = self._gaps_after_commit(records) + self.processor.find_gaps(records)
+        repaired: list[Record] = []
+        if gaps and self.gap_repair is not None:
+            records, repaired = await self._repair(records, gaps)
+        out = self.processor.process_batch(records)
+        await self._apply(out)
+        if repaired:
+            await self._mark_done(repaired)
+        self.events_processed += len(records)
+        for record in records:
+            if record.offset >= self.processed_offsets.get(record.partition, 0):
+                self.processed_offsets[record.partition] = record.offset + 1
 
     def _gaps_after_commit(self, records: list[Record]) -> list[tuple[int, int, int]]:
         """A gap between the committed offset and the first record delivered after an assignment.
@@ -161,8 +196,12 @@ class WorkerRuntime:
             await self._apply(out)
 
     async def _apply(self, out: BatchOutput) -> None:
+        # Alerts and dead letters on the broker before the state that marks their events seen:
+        # otherwise a crash between the two loses the alert (streams/emit.py).
+        delivered = await self.writer.send(out)
+        if delivered:
+            await asyncio.gather(*delivered)
         self.writer.write_tables(out)
-        await self.writer.send(out)
         for alert in out.alerts:
             log.info(
                 "alert emitted",
@@ -272,7 +311,18 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         await runtime.tick()
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
+        async with runtime.lock:  # revocation waits for the batch in flight
+            runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
+
+    async def poll(polled: dict[Any, list[Any]], generation_id: int) -> None:
+        try:
+            await runtime.handle_poll(polled, generation_id)
+        except Exception as exc:
+            # As for the agent: a bug, not bad input. Stop the worker; a restart resumes from
+            # the last commit (nothing of this poll was acked).
+            log.critical("rules batch failed; stopping the worker", error=repr(exc))
+            await app.crash(exc)
+            raise
 
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.on_assigned()
@@ -281,6 +331,11 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         runtime.on_recovered()
 
     app.agent(events, name="evaluate", concurrency=1)(evaluate)
+    if settings.worker_batched_poll:
+        # Each poll's events go to the processor as one batch, bypassing Faust's per-message
+        # path; the agent stays subscribed (it keeps the topic in the group's assignment) but
+        # receives nothing. Changelogs and recovery keep Faust's normal path.
+        divert_topic_polls(app, events.get_topic_name(), poll)
     app.timer(interval=settings.clock_tick_seconds, name="advance-clock")(advance_clock)
     app.on_partitions_revoked.connect(revoked)
     app.on_partitions_assigned.connect(assigned)

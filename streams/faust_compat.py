@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
@@ -198,3 +198,78 @@ async def mark_offsets_done(app: faust.App, tp: Any, start: int, end: int) -> No
     consumer: Any = app.consumer
     if end > start:
         await consumer._add_gap(tp, start, end - 1)
+
+
+# --- 7. One batch per poll for the events topic (issue 11 item 1) -------------------------------
+#
+# Upstream behaviour: ``Consumer._drain_messages`` (the fetcher task) turns every fetched record
+# into a Message, then awaits ``wait_first(conductor_callback(message), suspend_flow.wait())`` --
+# four asyncio tasks per record -- before the stream wraps it in an Event and the agent acks it one
+# by one: ~150 µs of CPU per record. The drain loop reads the records through the bound method
+# ``Consumer.getmany`` (looked up once when the fetcher starts), an async generator over
+# ``_wait_next_records`` (a poll of at most ``broker_max_poll_records``). We replace ``getmany`` on
+# the app's consumer instance with one that hands the events topic's records of each poll to
+# ``handler`` as one batch and yields every other topic's records (table changelogs, recovery) to
+# Faust's normal path exactly as the original does. The handler acks through ``ack_offsets``:
+# Faust's ``Consumer.ack`` bookkeeping (``_acked``, ``_acked_index``, ``_n_acked``) without
+# Message objects, so Faust's commit timer commits them (flushing the producer first).
+
+PollHandler = Callable[[dict[Any, list[Any]], int], Awaitable[None]]
+
+
+def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None:
+    """Hand each poll's records of ``topic`` to ``await handler({tp: [ConsumerRecord]}, generation)``."""
+    consumer: Any = app.consumer
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 - Faust passes it
+        records, active_partitions = await consumer._wait_next_records(timeout)
+        generation_id = app.consumer_generation_id
+        if records is None or consumer.should_stop:
+            return
+        if not consumer.flow_active:
+            # As Faust's getmany: a poll that returns while flow is stopped (a rebalance) seeks
+            # back to the committed offsets; its records are dropped.
+            try:
+                await consumer.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - Faust logs and carries on here too
+                consumer.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        mine: dict[Any, list[Any]] = {}
+        rest: dict[Any, list[Any]] = {}
+        for tp, batch in records.items():
+            if tp.topic != topic:
+                rest[tp] = batch
+            elif active_partitions is None or tp in active_partitions or tp in consumer._buffered_partitions:
+                mine[tp] = batch
+        if mine:
+            await handler(mine, generation_id)
+        to_message = consumer._to_message
+        for tp, record in consumer.scheduler.iterate(rest):
+            if not consumer.flow_active or app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in consumer._buffered_partitions:
+                app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    consumer.getmany = getmany
+
+
+def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
+    """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message."""
+    consumer: Any = app.consumer
+    committed = consumer._committed_offset[tp]
+    index = consumer._acked_index[tp]
+    acked = consumer._acked[tp]
+    n = 0
+    for offset in offsets:
+        if (committed is None or offset >= committed) and offset not in index:
+            index.add(offset)
+            acked.append(offset)
+            n += 1
+    consumer._n_acked += n
+    return n
+
+
+def flow_active(app: faust.App) -> bool:
+    """False while a rebalance has stopped the consumer's flow (records then belong to no one)."""
+    return bool(getattr(app.consumer, "flow_active", True)) and app.flow_control.is_active()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from typing import Any, NamedTuple
 
 import faust
@@ -93,3 +94,65 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
     # Only the first record after an assignment is checked against the commit.
     asyncio.run(runtime.handle_batch([Ev(Msg(1, 20, b"k", b"v", [], topic))]))
     assert marked == [(TP(topic, 1), 10, 12)]
+
+
+def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_generation_changed() -> None:
+    """``handle_poll`` processes a poll's records in one batch and acks them after the I/O; a poll of
+    an older consumer generation is dropped unprocessed and unacked."""
+    from aiokafka.structs import ConsumerRecord
+    from faust.types import TP
+
+    from schemas.settings import Settings
+    from streams.agents import WorkerRuntime
+
+    topic = "events"
+    steps: list[str] = []
+
+    class Consumer:
+        flow_active = True
+
+        def __init__(self) -> None:
+            # defaultdicts, as in Faust's consumer
+            self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
+            self._acked_index: dict[TP, set[int]] = defaultdict(set)
+            self._acked: dict[TP, list[int]] = defaultdict(list)
+            self._n_acked = 0
+
+    class Flow:
+        def is_active(self) -> bool:
+            return True
+
+    class App:
+        consumer_generation_id = 7
+
+        def __init__(self) -> None:
+            self.consumer = Consumer()
+            self.flow_control = Flow()
+
+    class Processor:
+        def find_gaps(self, records: list[Any]) -> list[Any]:
+            return []
+
+        def process_batch(self, records: list[Any]) -> Any:
+            steps.append(f"process {[r.offset for r in records]}")
+            return "out"
+
+    app = App()
+    runtime = WorkerRuntime(app, Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
+
+    async def apply(out: Any) -> None:
+        steps.append(f"apply, acked so far {sorted(app.consumer._acked[TP(topic, 0)])}")
+
+    runtime._apply = apply  # type: ignore[method-assign]
+    tp = TP(topic, 0)
+    poll = {tp: [ConsumerRecord(topic, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (3, 4, 5)]}
+    asyncio.run(runtime.handle_poll(poll, generation_id=7))
+    assert steps == ["process [3, 4, 5]", "apply, acked so far []"]
+    assert app.consumer._acked[tp] == [3, 4, 5]
+    assert runtime.processed_offsets == {0: 6}
+
+    stale = {tp: [ConsumerRecord(topic, 0, 6, 0, 0, b"k", b"v", None, 1, 1, [])]}
+    asyncio.run(runtime.handle_poll(stale, generation_id=6))
+    assert len(steps) == 2  # not processed
+    assert app.consumer._acked[tp] == [3, 4, 5]  # not acked

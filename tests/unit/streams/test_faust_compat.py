@@ -180,3 +180,68 @@ def test_an_unacked_hole_stops_commits_until_marked_done() -> None:
         return stuck, consumer._new_offset(tp)
 
     assert asyncio.run(scenario()) == (None, 8)
+
+
+def test_the_drain_loop_reads_records_through_the_consumers_getmany() -> None:
+    """Faust's fetch loop takes ``self.getmany`` once and iterates it: an instance override is used."""
+    source = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    assert "getmany = self.getmany" in source
+    assert "getmany(timeout=1.0)" in source
+    original = inspect.getsource(faust_consumer.Consumer.getmany)
+    for name in ("self._wait_next_records(timeout)", "self.scheduler.iterate(records)", "self._to_message"):
+        assert name in original
+
+
+def test_a_diverted_poll_goes_to_the_handler_and_other_topics_keep_faust_path() -> None:
+    """The events topic's records of a poll reach the handler as one batch; other topics are yielded."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.faust_compat import divert_topic_polls
+
+    def record(topic: str, partition: int, offset: int) -> Any:
+        return ConsumerRecord(topic, partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+    async def scenario() -> tuple[list[Any], list[tuple[Any, int]]]:
+        app = faust.App("compat-divert", broker="kafka://127.0.0.1:1", web_enabled=False)
+        consumer: Any = app.consumer
+        events0, events1, other = TP("events", 0), TP("events", 1), TP("changelog", 0)
+        polled = {
+            events0: [record("events", 0, 5), record("events", 0, 6)],
+            events1: [record("events", 1, 9)],
+            other: [record("changelog", 0, 3)],
+        }
+
+        async def wait_next_records(timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+            return polled, {events0, events1, other}
+
+        consumer._wait_next_records = wait_next_records
+        consumer.highwater = lambda tp: 10
+        handed: list[Any] = []
+
+        async def handler(batch: dict[Any, list[Any]], generation: int) -> None:
+            handed.append((batch, generation))
+
+        divert_topic_polls(app, "events", handler)
+        yielded = [(tp, message.offset) async for tp, message in consumer.getmany(timeout=1.0)]
+        return handed, yielded
+
+    handed, yielded = asyncio.run(scenario())
+    [(batch, generation)] = handed
+    assert {tp: [r.offset for r in rs] for tp, rs in batch.items()} == {TP("events", 0): [5, 6], TP("events", 1): [9]}
+    assert generation == 0
+    assert yielded == [(TP("changelog", 0), 3)]
+
+
+def test_ack_offsets_lets_faust_commit_like_acked_messages() -> None:
+    """Offsets acked through ``ack_offsets`` are committed by Faust's ``_new_offset`` like delivered ones."""
+    from streams.faust_compat import ack_offsets
+
+    app = faust.App("compat-ack", broker="kafka://127.0.0.1:1", web_enabled=False)
+    consumer: Any = app.consumer
+    tp = TP("events", 0)
+    consumer._committed_offset[tp] = 10
+    assert ack_offsets(app, tp, [8, 9, 10, 11, 12]) == 3  # below the commit: nothing to do
+    assert ack_offsets(app, tp, [12]) == 0  # already acked
+    assert consumer._n_acked == 3
+    assert tp in set(consumer._filter_tps_with_pending_acks())
+    assert consumer._new_offset(tp) == 13
