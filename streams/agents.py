@@ -1,8 +1,10 @@
 """The rules app's agent, clock timer and rebalance hooks — thin wiring around ``RulesProcessor``.
 
-* One agent, concurrency 1 (faust-streaming #606 commits past unprocessed messages above 1),
-  consumes ``preempt.events`` in batches (``take_events``), so the state of each touched account is
-  written once per batch.
+* Each poll of ``preempt.events`` reaches ``WorkerRuntime.handle_poll`` as one batch straight from
+  the consumer's fetch loop (``faust_compat.divert_topic_polls``), so the state of each touched
+  account is written once per batch and Faust's per-message path is not paid per record. With
+  ``PREEMPT_WORKER_BATCHED_POLL=false`` one agent, concurrency 1 (faust-streaming #606 commits past
+  unprocessed messages above 1), consumes them in ``take_events`` batches instead.
 * A timer advances every assigned partition's clock every ``clock_tick_seconds`` (wall clock in
   live mode), firing inactivity/absence deadlines with no further events.
 * After a rebalance or a restart the in-memory parts (state cache, partition clocks, wakeup
@@ -26,6 +28,7 @@ from streams.emit import OutputWriter
 from streams.faust_compat import (
     ack_offsets,
     committed_offsets,
+    count_received,
     divert_topic_polls,
     flow_active,
     keep_queue_across_flow_resume,
@@ -115,6 +118,7 @@ class WorkerRuntime:
                 return  # revoked meanwhile: the new owner re-reads from the committed offset
             for tp, batch in polled.items():
                 ack_offsets(self.app, tp, (r.offset for r in batch))
+                count_received(self.app, tp, len(batch), batch[-1].offset)
 
     async def _process(self, records: list[Record]) -> None:
         """Rebuild if needed, repair gaps, process, perform the I/O (under the lock)."""

@@ -1,4 +1,4 @@
-"""The events agent's buffer survives Faust's flow-control resume."""
+"""The rules worker's runtime: the batched poll, gap checks after an assignment, the flow-control workaround."""
 
 from __future__ import annotations
 
@@ -122,12 +122,19 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         def is_active(self) -> bool:
             return True
 
+    class Monitor:
+        def __init__(self) -> None:
+            self.messages_received_total = 0
+            self.messages_received_by_topic: dict[str, int] = defaultdict(int)
+            self.tp_read_offsets: dict[TP, int] = {}
+
     class App:
         consumer_generation_id = 7
 
         def __init__(self) -> None:
             self.consumer = Consumer()
             self.flow_control = Flow()
+            self.monitor = Monitor()
 
     class Processor:
         def find_gaps(self, records: list[Any]) -> list[Any]:
@@ -151,6 +158,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
     assert steps == ["process [3, 4, 5]", "apply, acked so far []"]
     assert app.consumer._acked[tp] == [3, 4, 5]
     assert runtime.processed_offsets == {0: 6}
+    assert app.monitor.messages_received_total == 3  # Faust's sensor counts the batch
 
     stale = {tp: [ConsumerRecord(topic, 0, 6, 0, 0, b"k", b"v", None, 1, 1, [])]}
     asyncio.run(runtime.handle_poll(stale, generation_id=6))

@@ -245,3 +245,21 @@ def test_ack_offsets_lets_faust_commit_like_acked_messages() -> None:
     assert consumer._n_acked == 3
     assert tp in set(consumer._filter_tps_with_pending_acks())
     assert consumer._new_offset(tp) == 13
+
+
+def test_count_received_feeds_fausts_prometheus_message_counters() -> None:
+    """A batch counted with ``count_received`` moves Faust's received-message counters by its size."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import CollectorRegistry
+
+    from streams.faust_compat import count_received
+
+    registry = CollectorRegistry()
+    app = faust.App("compat-count", broker="kafka://127.0.0.1:1", web_enabled=False)
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, "compat"))
+    tp = TP("events", 1)
+    count_received(app, tp, 3, 41)
+    count_received(app, tp, 2, 43)
+    assert registry.get_sample_value("compat_messages_received_total") == 5
+    assert registry.get_sample_value("compat_messages_received_per_topic_total", {"topic": "events"}) == 5
+    assert app.monitor.messages_received_by_topic["events"] == 5
