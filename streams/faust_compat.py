@@ -278,11 +278,16 @@ def flow_active(app: faust.App) -> bool:
 def count_received(app: faust.App, tp: Any, n: int, last_offset: int) -> None:
     """Count ``n`` records of ``tp`` in Faust's sensors once per batch, as ``on_message_in`` does per
     message (``messages_received*`` of the Monitor and of the Prometheus sensor's private
-    ``_metrics``), so dashboards built on Faust's counters still see the batched events."""
+    ``_metrics``), so dashboards built on Faust's counters still see the batched events, and mark
+    the TP's stream as active for Faust's slow-processing detector."""
     monitor: Any = app.monitor
     monitor.messages_received_total += n
     monitor.messages_received_by_topic[tp.topic] += n
     monitor.tp_read_offsets[tp] = last_offset
+    # Faust's livelock detector (``verify_event_path``) reads this per-TP time, set per stream event.
+    stream_inbound = getattr(monitor, "stream_inbound_time", None)
+    if stream_inbound is not None:
+        stream_inbound[tp] = monitor.time()
     metrics = getattr(monitor, "_metrics", None)
     if metrics is not None:
         metrics.messages_received.inc(n)

@@ -16,6 +16,7 @@ import pytest
 from faust.assignor import partition_assignor
 from faust.tables import recovery
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams import faust_compat
@@ -263,3 +264,7 @@ def test_count_received_feeds_fausts_prometheus_message_counters() -> None:
     assert registry.get_sample_value("compat_messages_received_total") == 5
     assert registry.get_sample_value("compat_messages_received_per_topic_total", {"topic": "events"}) == 5
     assert app.monitor.messages_received_by_topic["events"] == 5
+    assert tp in app.monitor.stream_inbound_time  # Faust's livelock detector sees the stream active
+    assert "monitor.stream_inbound_time.get(tp)" in inspect.getsource(
+        faust_aiokafka.AIOKafkaConsumerThread.verify_event_path
+    )
