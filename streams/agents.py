@@ -200,12 +200,17 @@ class WorkerRuntime:
             await self._apply(out)
 
     async def _apply(self, out: BatchOutput) -> None:
-        # Alerts and dead letters on the broker before the state that marks their events seen:
-        # otherwise a crash between the two loses the alert (streams/emit.py).
+        # Order (streams/emit.py): alerts and dead letters delivered → states → clocks. Otherwise a
+        # crash in between loses an alert (its event already marked seen, or judged late).
         delivered = await self.writer.send(out)
         if delivered:
             await asyncio.gather(*delivered)
-        self.writer.write_tables(out)
+        self.writer.write_states(out)
+        if out.clock_writes:
+            # The clock must never reach the broker ahead of the states it covers: restored ahead,
+            # it would make the re-read events of an unwritten state late (dropped) after a crash.
+            await self.app.producer.flush()
+            self.writer.write_clocks(out)
         for alert in out.alerts:
             log.info(
                 "alert emitted",

@@ -6,7 +6,9 @@ other order lost an alert when a SIGKILL landed between the two: the state's cha
 (with the event's id in the dedup set) reached the broker, the alert did not, and the restarted
 worker dropped the re-read event as a duplicate. Everything is handed to the producer before the
 batch's offsets are acked, and Faust flushes the producer before it commits offsets, so a crash
-can repeat work (same ``alert_id``s) but never lose it.
+can repeat work (same ``alert_id``s) but never lose it. Likewise a partition's clock is written
+only after the account states of its batch are on the broker: restored ahead of the restored
+states, it would make the restarted worker drop the re-read events of a lost state write as late.
 """
 
 from __future__ import annotations
@@ -62,16 +64,25 @@ class OutputWriter:
 
     def write_tables(self, out: BatchOutput) -> None:
         """One changelog record per touched account and per moved partition clock (synchronous)."""
+        self.write_states(out)
+        self.write_clocks(out)
+
+    def write_states(self, out: BatchOutput) -> None:
+        """One changelog record per touched account (synchronous: handed to the producer)."""
         for partition, writes in out.state_writes.items():
             with self._partitions.scope(partition):
                 for account_id, data in writes.items():
                     self._state[account_id.encode()] = data
             CHANGELOG_WRITES.labels(table="account-state").inc(len(writes))
+            self.changelog_records += len(writes)
+
+    def write_clocks(self, out: BatchOutput) -> None:
+        """One changelog record per moved partition clock (synchronous: handed to the producer)."""
         for partition, max_event_time in out.clock_writes.items():
             with self._partitions.scope(partition):
                 self._clock[str(partition).encode()] = repr(max_event_time).encode()
             CHANGELOG_WRITES.labels(table="partition-clock").inc()
-        self.changelog_records += out.changelog_records
+            self.changelog_records += 1
 
     async def send(self, out: BatchOutput) -> list[Awaitable[Any]]:
         """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account.

@@ -10,6 +10,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -49,7 +50,10 @@ def test_repeated_sigkill_and_restart_under_cpu_load_commits_everything_with_the
     settings = settings_factory(event_time_only=True, worker_session_timeout_seconds=10.0, partition_stall_seconds=30.0)
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    events, accounts = simulate(tmp_path, days=DAYS, accounts=ACCOUNTS, seed=SEED)
+    # The history must end in the past: events stamped later than now + the allowed future skew
+    # are dead-lettered, by the worker at its own time and by the backtest at its own.
+    start = (datetime.now(UTC) - timedelta(days=DAYS + 1)).strftime("%Y-%m-%dT00:00:00Z")
+    events, accounts = simulate(tmp_path, days=DAYS, accounts=ACCOUNTS, seed=SEED, start=start)
     append_heartbeats(events, settings.topic_partitions)
     expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
     assert expected
