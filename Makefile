@@ -51,6 +51,10 @@ unit: install ## Unit tests only (no broker)
 docs: install ## Run every ```console example in README.md and docs/ and rewrite the outputs that changed (review with git diff)
 	$(BIN)/python -m tests.docs.examples --write
 
+stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random moment + restart) under CPU load, 30-day history
+	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \
+		$(BIN)/pytest tests/integration/test_pipeline_restart_stress.py -s -p no:cacheprovider
+
 bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
 	$(BIN)/python -m bench.run
 
@@ -60,4 +64,4 @@ prescient-report: install ## Train the risk rule on one simulated seed, compare 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs bench prescient-report clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress bench prescient-report clean

@@ -22,8 +22,13 @@ def notifier(loglevel: str) -> None:
     from alerts.routing.config import RoutingConfig
     from schemas.errors import ConfigError
     from streams.broker_probe import probe_broker
+    from streams.faust_compat import UntestedFaustError, require_tested_versions
 
     settings = Settings()
+    try:
+        require_tested_versions(settings.allow_untested_faust)
+    except UntestedFaustError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("alerts.notifier")
     try:

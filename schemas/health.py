@@ -34,6 +34,7 @@ class ConsumerState:
     in_recovery: bool  # tables are being restored from their changelogs
     recovery_completed: bool  # table recovery finished at least once after an assignment
     assigned_partitions: int  # partitions of source topics assigned to this worker
+    stalled: tuple[str, ...] = ()  # "topic/partition" of assigned partitions with lag and no progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ def readiness(state: ConsumerState) -> Readiness:
         return Readiness(False, "rebalance in progress")
     if not state.recovery_completed:
         return Readiness(False, "table recovery in progress")
+    if state.stalled:
+        return Readiness(False, f"partition stalled (lag, no progress): {', '.join(state.stalled)}")
     return Readiness(True, f"{state.assigned_partitions} partitions assigned, tables recovered")
 
 
@@ -86,3 +89,73 @@ def lag_by_topic(
             start = earliest.get(tp, 0)
         lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - start)
     return lag
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSample:
+    """One look at an assigned source partition: its end, what was committed and what processed."""
+
+    topic: str
+    partition: int
+    end: int  # high watermark (next offset to be written)
+    committed: int | None  # next offset to read, as committed by the consumer group (None: never)
+    processed: int | None  # next offset after the last record the worker processed (None: none yet)
+    start: int = 0  # earliest offset, counted from when nothing was committed yet
+
+    @property
+    def lag(self) -> int:
+        """Records between the committed offset (or the start) and the end; never negative."""
+        return max(0, self.end - (self.committed if self.committed is not None else self.start))
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStall:
+    """An assigned partition that has had lag and made no progress for ``stalled_for_s``."""
+
+    topic: str
+    partition: int
+    lag: int
+    committed: int | None
+    processed: int | None
+    stalled_for_s: float
+
+    @property
+    def name(self) -> str:
+        """``topic/partition``."""
+        return f"{self.topic}/{self.partition}"
+
+
+class StallTracker:
+    """Decides which assigned partitions are stalled: lag > 0 and neither the committed nor the
+    processed offset moved for ``stall_after_s``. Pure: the caller passes samples and the time.
+
+    Progress is any change of ``(committed, processed)``; a partition without lag is never stalled.
+    ``reset`` forgets everything (after a rebalance the clock starts again).
+    """
+
+    def __init__(self, stall_after_s: float) -> None:
+        self.stall_after_s = stall_after_s
+        self._since: dict[tuple[str, int], tuple[tuple[int | None, int | None], float]] = {}
+
+    def observe(self, samples: Iterable[PartitionSample], now: float) -> list[PartitionStall]:
+        """Record ``samples`` taken at ``now``; return the partitions stalled at this moment."""
+        stalled: list[PartitionStall] = []
+        seen: set[tuple[str, int]] = set()
+        for s in samples:
+            key = (s.topic, s.partition)
+            seen.add(key)
+            marker = (s.committed, s.processed)
+            previous = self._since.get(key)
+            if s.lag == 0 or previous is None or previous[0] != marker:
+                self._since[key] = (marker, now)
+                continue
+            idle = now - previous[1]
+            if idle >= self.stall_after_s:
+                stalled.append(PartitionStall(s.topic, s.partition, s.lag, s.committed, s.processed, idle))
+        for key in set(self._since) - seen:  # no longer assigned
+            del self._since[key]
+        return stalled
+
+    def reset(self) -> None:
+        """Forget every partition (a rebalance started: progress is measured afresh afterwards)."""
+        self._since.clear()

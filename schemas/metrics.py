@@ -158,3 +158,17 @@ EVENT_OFFSET_GAPS = Counter(
     "Records of preempt.events that were acked without reaching the rules worker and could not be "
     "re-read (should stay 0).",
 )
+
+# Liveness watchdog (streams/liveness.py): an assigned partition with lag whose committed and
+# processed offsets did not move for PREEMPT_PARTITION_STALL_SECONDS. Partition labels are bounded
+# by the topic's partition count.
+PARTITION_STALLED = Gauge(
+    "preempt_partition_stalled",
+    "1 while an assigned partition has lag and no committed or processed progress",
+    ["topic", "partition"],
+)
+PARTITION_STALLS = Counter(
+    "preempt_partition_stalls_total",
+    "Partition stalls detected by the liveness watchdog (one per stall episode)",
+    ["topic"],
+)

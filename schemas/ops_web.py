@@ -2,11 +2,15 @@
 
 Shared by the rules worker (``streams/web.py``) and the notifier (``alerts/web.py``), which may not
 import each other; each passes its own Faust-sensor prefix. The decisions (ready or not, lag
-arithmetic) live in ``schemas/health.py`` as pure functions.
+arithmetic) live in ``schemas/health.py`` as pure functions. What it needs of Faust's private
+state (the committed offsets) comes from ``streams.faust_compat``, the one module every process
+shares for that.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -19,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from schemas.health import ConsumerState, Readiness, lag_by_topic, readiness
 from schemas.logs import get_logger
 from schemas.metrics import CONSUMER_LAG, READY
+from streams.faust_compat import committed_offsets
 
 log = get_logger(__name__)
 
@@ -81,8 +86,17 @@ def register_lag_exporter(app: faust.App, *, interval_s: float = 15.0) -> None:
     app.timer(interval=interval_s, name=f"{app.conf.name}.consumer_lag")(export_consumer_lag)
 
 
+# App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
+_STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def register_liveness(app: faust.App, stalled: Callable[[], tuple[str, ...]]) -> None:
+    """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready."""
+    _STALLED[app] = stalled
+
+
 def consumer_state(app: faust.App) -> ConsumerState:
-    """Read Faust's own group, rebalance and recovery state."""
+    """Read Faust's own group, rebalance and recovery state (and the watchdog's stalls, if any)."""
     try:
         assigned, started = source_partitions(app), True
     except ConsumerNotStarted:
@@ -94,6 +108,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         in_recovery=bool(app.in_recovery),
         recovery_completed=cast(Any, app.tables).recovery.completed.is_set(),  # not on TableManagerT
         assigned_partitions=len(assigned),
+        stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
     )
 
 
@@ -127,9 +142,7 @@ async def update_consumer_lag(app: faust.App) -> None:
     try:
         tps = source_partitions(app)
         ends = await consumer.highwaters(*tps) if tps else {}
-        # Faust keeps the offsets it committed (the next offset to read) per partition; it has no
-        # public accessor, and asking the broker every tick would double the exporter's cost.
-        committed_map: Any = getattr(consumer, "_committed_offset", {})
+        committed_map = committed_offsets(consumer)  # Faust's own record: no broker round trip
         committed = {tp: committed_map.get(tp) for tp in tps}
         missing = [tp for tp, offset in committed.items() if offset is None]
         earliest = await consumer.earliest_offsets(*missing) if missing else {}

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
     # unreachable broker is one clear line within seconds (streams/broker_probe.py).
     broker_probe_seconds: float = Field(5.0, gt=0, description="how long commands wait for a broker to answer")
+    allow_untested_faust: bool = Field(
+        False, description="start even on faust-streaming/mode versions streams/faust_compat.py was not tested on"
+    )
 
     # Events
     max_event_bytes: int = Field(32 * 1024, ge=256)
@@ -64,6 +67,20 @@ class Settings(BaseSettings):
     )
     worker_batch_seconds: float = Field(
         0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
+    )
+    worker_batched_poll: bool = Field(
+        True,
+        description="rules worker: each poll's events go to the processor as one batch (false: per-record path)",
+    )
+    worker_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        description="rules worker: consumer-group session timeout (how soon a dead worker's partitions move on)",
+    )
+    # Liveness watchdog (streams/liveness.py): an assigned partition with lag whose committed and
+    # processed offsets do not move for this long is reported stalled (log, metric, /readyz).
+    partition_stall_seconds: float = Field(
+        120.0, gt=0, description="rules worker: lag without progress for this long marks a partition stalled"
     )
 
     # Web (metrics, health, HTTP ingest)

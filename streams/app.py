@@ -19,6 +19,7 @@ from streams.clock import PartitionClocks
 from streams.emit import OutputWriter
 from streams.enrich import AccountDirectory, accounts_table
 from streams.gap_repair import GapRepair
+from streams.liveness import PartitionWatchdog
 from streams.partition_scope import PartitionEvents
 from streams.processor import RuleEnginePort, RulesProcessor
 from streams.state_cache import StateCache
@@ -72,6 +73,7 @@ def create_app(
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
         producer_linger=0.01,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)
@@ -93,7 +95,23 @@ def create_app(
     runtime.gap_repair = GapRepair(settings, names.events)
     install_agents(app, runtime, events, settings)
     _register_web(app)
+    _register_watchdog(app, runtime, settings)
     return app
+
+
+def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Settings) -> None:
+    """The liveness watchdog (``streams.liveness``): a timer, and its stalls on ``/readyz``."""
+    from schemas.ops_web import register_liveness
+
+    watchdog = PartitionWatchdog(
+        app,
+        runtime.events_topic,
+        settings.partition_stall_seconds,
+        processed=lambda: runtime.processed_offsets,
+        ready=lambda: runtime.recovered,
+    )
+    app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
+    register_liveness(app, watchdog.stalled)
 
 
 def _register_web(app: faust.App) -> None:

@@ -1,14 +1,21 @@
 """Perform the I/O a processed batch asks for: state and clock writes, dead letters, alerts.
 
-Order matters for at-least-once: table writes (changelog records) and sends are all handed to the
-producer before the batch's offsets are acked, and Faust flushes the producer before it commits
-offsets, so a crash can repeat work (same ``alert_id``s) but never lose it.
+Order matters for at-least-once: alerts and dead letters are sent and *delivered* before the
+table writes that record their events as seen (the caller awaits ``send``'s futures first). The
+other order lost an alert when a SIGKILL landed between the two: the state's changelog record
+(with the event's id in the dedup set) reached the broker, the alert did not, and the restarted
+worker dropped the re-read event as a duplicate. Everything is handed to the producer before the
+batch's offsets are acked, and Faust flushes the producer before it commits offsets, so a crash
+can repeat work (same ``alert_id``s) but never lose it. Likewise a partition's clock is written
+only after the account states of its batch are on the broker: restored ahead of the restored
+states, it would make the restarted worker drop the re-read events of a lost state write as late.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
+from typing import Any
 
 import faust
 
@@ -57,30 +64,45 @@ class OutputWriter:
 
     def write_tables(self, out: BatchOutput) -> None:
         """One changelog record per touched account and per moved partition clock (synchronous)."""
+        self.write_states(out)
+        self.write_clocks(out)
+
+    def write_states(self, out: BatchOutput) -> None:
+        """One changelog record per touched account (synchronous: handed to the producer)."""
         for partition, writes in out.state_writes.items():
             with self._partitions.scope(partition):
                 for account_id, data in writes.items():
                     self._state[account_id.encode()] = data
             CHANGELOG_WRITES.labels(table="account-state").inc(len(writes))
+            self.changelog_records += len(writes)
+
+    def write_clocks(self, out: BatchOutput) -> None:
+        """One changelog record per moved partition clock (synchronous: handed to the producer)."""
         for partition, max_event_time in out.clock_writes.items():
             with self._partitions.scope(partition):
                 self._clock[str(partition).encode()] = repr(max_event_time).encode()
             CHANGELOG_WRITES.labels(table="partition-clock").inc()
-        self.changelog_records += out.changelog_records
+            self.changelog_records += 1
 
-    async def send(self, out: BatchOutput) -> None:
-        """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account."""
-        # send() only enqueues in the producer (force=True: now, not attached to an offset);
-        # the commit that acks these records flushes the producer first.
+    async def send(self, out: BatchOutput) -> list[Awaitable[Any]]:
+        """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account.
+
+        Returns the delivery futures: awaiting them means the broker has the records.
+        """
+        # send() only enqueues in the producer (force=True: now, not attached to an offset).
         now = time.time()
+        pending: list[Awaitable[Any]] = []
         for letter in out.dead_letters:
             dlq = dead_letter(letter, now)
-            await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True)
+            pending.append(await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True))
         for alert in out.alerts:
-            await self._alerts.send(
-                key=alert.account_id.encode(),
-                value=alert.model_dump_json().encode(),
-                headers=list(JSON_HEADERS),
-                force=True,
+            pending.append(
+                await self._alerts.send(
+                    key=alert.account_id.encode(),
+                    value=alert.model_dump_json().encode(),
+                    headers=list(JSON_HEADERS),
+                    force=True,
+                )
             )
             ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()
+        return pending

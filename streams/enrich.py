@@ -15,21 +15,17 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 from schemas.logs import get_logger
+from streams.faust_compat import ExistingTopicGlobalTable
 
 log = get_logger(__name__)
 
 
-class AccountsTable(faust.GlobalTable):  # type: ignore[misc]
-    """A global table whose changelog is an existing topic (``preempt.accounts``).
+class AccountsTable(ExistingTopicGlobalTable):
+    """The accounts global table: its changelog is the existing ``preempt.accounts`` topic.
 
-    Faust's assignor finds a global table's changelog by the *default* name
-    (``<app-id>-<table>-changelog``), not by the ``changelog_topic`` it was given, and then fails
-    the whole group assignment with a KeyError (the worker hangs at "performing partition
-    assignments"). Naming the real topic here keeps the two in agreement.
+    Faust's assignor finds a global table's changelog by its default name; the base class (in
+    ``streams.faust_compat``) names the real topic so the group assignment does not fail.
     """
-
-    def _changelog_topic_name(self) -> str:
-        return str(self.changelog_topic.get_topic_name())
 
 
 def accounts_table(app: faust.App, topic_name: str, partitions: int) -> AccountsTable:

@@ -20,9 +20,14 @@ def worker(loglevel: str) -> None:
 
     from streams.app import create_app, load_engine
     from streams.broker_probe import probe_broker
+    from streams.faust_compat import UntestedFaustError, require_tested_versions
     from streams.topics import ensure_topics
 
     settings = Settings()
+    try:
+        require_tested_versions(settings.allow_untested_faust)
+    except UntestedFaustError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
     probe_broker(settings)

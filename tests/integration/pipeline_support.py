@@ -24,7 +24,9 @@ from streams.agents import partition_for_key
 PREEMPT = str(Path(sys.executable).parent / "preempt")
 
 
-def simulate(out_dir: Path, days: int, accounts: int, seed: int = 7) -> tuple[Path, Path]:
+def simulate(
+    out_dir: Path, days: int, accounts: int, seed: int = 7, start: str = "2026-11-01T00:00:00Z"
+) -> tuple[Path, Path]:
     """Write ``preempt simulate`` history (events, accounts) into ``out_dir``; returns the two paths."""
     events, accts = out_dir / "events.jsonl", out_dir / "accounts.jsonl"
     subprocess.run(
@@ -38,7 +40,7 @@ def simulate(out_dir: Path, days: int, accounts: int, seed: int = 7) -> tuple[Pa
             "--seed",
             str(seed),
             "--start",
-            "2026-11-01T00:00:00Z",
+            start,
             "--output",
             str(events),
             "--accounts-output",
