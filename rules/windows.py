@@ -78,6 +78,25 @@ def prune(buckets: Buckets, oldest: int) -> None:
         del buckets[:drop]
 
 
+def prune_counted(buckets: Buckets, oldest: int) -> int:
+    """Drop buckets older than index ``oldest`` (integer counts); returns the count dropped."""
+    drop = 0
+    dropped = 0
+    for slot in buckets:
+        if slot[0] >= oldest:
+            break
+        drop += 1
+        dropped += slot[1]
+    if drop:
+        del buckets[:drop]
+    return dropped
+
+
+def count_all(buckets: Buckets) -> int:
+    """The sum of every bucket of integer counts."""
+    return sum(value for _, value in buckets)
+
+
 def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
     """The measure over buckets ``lo..hi`` inclusive."""
     if kind == "distinct":

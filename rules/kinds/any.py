@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import AnyRule
@@ -11,6 +13,8 @@ from schemas.event import Event, format_ts
 
 class AnyEvaluator(EvaluatorBase):
     """Stateless: the engine's cooldown is the only memory."""
+
+    takes_cooldowns = True
 
     rule: AnyRule
 
@@ -22,11 +26,11 @@ class AnyEvaluator(EvaluatorBase):
     def new_state(self) -> RuleState:
         return {}
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         if not self._match(event):
             return []
         key = self.key_of(event)
-        if key is None:
+        if key is None or self.cooled(cooldowns, key, event.ts):
             return []
         rule = self.rule
         return [
