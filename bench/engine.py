@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import statistics
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lateness", type=float, default=5.0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (for make bench)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -74,8 +76,9 @@ def main() -> None:
     start_ms = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp() * 1000)
     simulation = Simulation(SimulationConfig(seed=args.seed, accounts=args.accounts, start_ms=start_ms, days=args.days))
     events = list(simulation.events())
-    print(f"rules: {rules_path} ({len(ruleset.enabled)} enabled)")
-    print(f"events: {len(events):,} from {args.accounts} simulated accounts over {args.days} days")
+    if not args.json:
+        print(f"rules: {rules_path} ({len(ruleset.enabled)} enabled)")
+        print(f"events: {len(events):,} from {args.accounts} simulated accounts over {args.days} days")
     rates = []
     alerts = 0
     states: dict[str, AccountState] = {}
@@ -85,6 +88,10 @@ def main() -> None:
         rates.append(len(events) / seconds)
     engine = RuleEngine(ruleset, allowed_lateness=args.lateness)
     sizes = [len(engine.dumps(state)) for state in states.values()]
+    if args.json:
+        figures = {"engine_events_per_s": round(statistics.median(rates)), "engine_events": len(events)}
+        print(json.dumps(figures | {"engine_runs": [round(r) for r in rates], "findings": alerts}))
+        return
     print(f"findings: {alerts:,} (after cooldown)")
     print(
         f"throughput (one core, pure engine): median {statistics.median(rates):,.0f} events/s "
