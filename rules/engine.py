@@ -41,6 +41,7 @@ __all__ = ["AccountState", "Finding", "Outcome", "RuleEngine"]
 
 MAX_ROUTE_CACHE = 10_000
 
+_heappush = heapq.heappush
 _COMPACT_AT = 64
 _LOWER_BOUND_N = object()
 """A kind whose deadline is ``EvaluatorBase.next_deadline``: read ``state["n"]`` without the call."""
@@ -140,8 +141,9 @@ class RuleEngine:
             outcome = Outcome.LATE
         else:
             outcome = Outcome.ACCEPTED
-            seen[event_id] = event.ts
-            heapq.heappush(state.buffer, (event.ts, event_id, event))
+            ts = event.ts
+            seen[event_id] = ts
+            _heappush(state.buffer, (ts, event_id, event))
             # the common case of _forget_old_ids, inlined: the oldest id kept stays
             for first in seen.values():
                 if first < clock - self.dedup_horizon or len(seen) > self.max_seen_ids:

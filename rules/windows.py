@@ -108,6 +108,25 @@ def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
     return float(sum(value for index, value in buckets if lo <= index <= hi))
 
 
+def split_totals(buckets: Buckets, boundary: int, kind: MeasureKind) -> tuple[float, float]:
+    """``(total(before boundary), total(from boundary))`` in one pass, for buckets already pruned to
+    the two windows (as ``total`` would give for each window: same values, summed in the same order)."""
+    split = len(buckets)
+    for position, slot in enumerate(buckets):
+        if slot[0] >= boundary:
+            split = position
+            break
+    if kind == "distinct":
+        before: set[str] = set()
+        after: set[str] = set()
+        for _, values in buckets[:split]:
+            before.update(values)
+        for _, values in buckets[split:]:
+            after.update(values)
+        return float(len(before)), float(len(after))
+    return float(sum(value for _, value in buckets[:split])), float(sum(value for _, value in buckets[split:]))
+
+
 def reduce_value(value: Any) -> float:
     """A single bucket's value as a number (distinct lists count their members)."""
     return float(len(value)) if isinstance(value, list) else float(value)

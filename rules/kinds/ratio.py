@@ -12,9 +12,21 @@ from collections.abc import Mapping
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale, union_names
-from rules.models import RatioRule
-from rules.predicates import compile_match
+from rules.models import Match, RatioRule
+from rules.predicates import Matcher, compile_where
 from schemas.event import Event
+
+MAX_CACHED_NAMES = 10_000
+Test = Matcher | bool
+"""Whether an event of a known name matches: a constant, or the ``where`` check left to run."""
+
+
+def _test_for(match: Match, name: str) -> Test:
+    names = match.event_names
+    if names is not None and name not in names:
+        return False
+    where = compile_where(match)
+    return True if where is None else where
 
 
 class RatioEvaluator(EvaluatorBase):
@@ -26,17 +38,27 @@ class RatioEvaluator(EvaluatorBase):
 
     def __init__(self, rule: RatioRule) -> None:
         self.rule = rule
+        self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self.event_names = union_names(rule.match.event_names, rule.denominator.event_names)
-        self._numerator = compile_match(rule.match)
-        self._denominator = compile_match(rule.denominator)
         self._spec = windows.BucketSpec.sliding(rule.window)
+        self._by_name: dict[str, tuple[Test, Test]] = {}
+
+    def _tests(self, name: str) -> tuple[Test, Test]:
+        """Numerator and denominator tests for events of this name (dispatch by name, cached)."""
+        found = self._by_name.get(name)
+        if found is None:
+            found = (_test_for(self.rule.match, name), _test_for(self.rule.denominator, name))
+            if len(self._by_name) < MAX_CACHED_NAMES:
+                self._by_name[name] = found
+        return found
 
     def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
-        in_numerator = self._numerator(event)
-        in_denominator = self._denominator(event)
+        numerator_test, denominator_test = self._by_name.get(event.event) or self._tests(event.event)
+        in_numerator = numerator_test if type(numerator_test) is bool else numerator_test(event)
+        in_denominator = denominator_test if type(denominator_test) is bool else denominator_test(event)
         if not (in_numerator or in_denominator):
             return []
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""
         if key is None:
             return []
         spec = self._spec

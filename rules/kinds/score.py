@@ -49,6 +49,7 @@ class ScoreEvaluator(EvaluatorBase):
 
     def __init__(self, rule: ScoreRule) -> None:
         self.rule = rule
+        self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self._filter = compile_match(rule.match) if rule.match is not None else None
         component_names = union_names(*(c.match.event_names for c in rule.components))
         self.event_names = component_names if rule.match is None else rule.match.event_names
@@ -86,7 +87,7 @@ class ScoreEvaluator(EvaluatorBase):
             candidates = self._candidates(event.event)
         if not candidates or (self._filter is not None and not self._filter(event)):
             return []
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""
         if key is None:
             return []
         spec = self._spec
@@ -100,13 +101,21 @@ class ScoreEvaluator(EvaluatorBase):
                 keyed = {"b": {}, "l": {}, "h": [], "e": event.ts, "t": None, "f": spec.start(index + 1)}
                 state["k"][key] = keyed
             if measure is not None:
-                contribution = measure.contribution(event)
-                if contribution is None:
-                    continue
                 buckets = keyed["b"].get(name)
-                if buckets is None:
-                    buckets = keyed["b"][name] = []
-                windows.add(buckets, index, contribution, measure.kind)
+                if measure.kind == "count":  # windows.add(buckets, index, 1, "count"), inlined
+                    if buckets is None:
+                        buckets = keyed["b"][name] = []
+                    if buckets and buckets[-1][0] == index:
+                        buckets[-1][1] += 1
+                    else:
+                        buckets.append([index, 1])
+                else:
+                    contribution = measure.contribution(event)
+                    if contribution is None:
+                        continue
+                    if buckets is None:
+                        buckets = keyed["b"][name] = []
+                    windows.add(buckets, index, contribution, measure.kind)
                 if buckets[0][0] < index - spec.per_window:  # prune only when there is something to drop
                     windows.prune(buckets, index - spec.per_window)
                 touched = True

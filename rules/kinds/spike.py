@@ -31,9 +31,8 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
         spec = self._spec
         kind = self._measure.kind
         current_oldest = index - spec.per_window + 1
-        previous_oldest = current_oldest - spec.per_window
-        current = windows.total(keyed["b"], current_oldest, index, kind)
-        previous = windows.total(keyed["b"], previous_oldest, current_oldest - 1, kind)
+        # _record kept exactly the two windows: previous = the buckets before current_oldest
+        previous, current = windows.split_totals(keyed["b"], current_oldest, kind)
         rule = self.rule
         if current < rule.min or current < rule.factor * previous or self.cooled(cooldowns, key, event.ts):
             return []

@@ -117,3 +117,24 @@ def test_fused_where_checks_agree_with_the_generic_ones(value, present, where, r
     assert fused is not None
     assert fused(event) is generic
     assert compile_match(match)(event) is generic
+
+
+@given(
+    indexes=st.lists(st.integers(0, 40), max_size=25, unique=True),
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=25, max_size=25),
+    boundary=st.integers(-1, 42),
+)
+def test_split_totals_equal_two_window_totals(indexes, values, boundary):
+    """One pass over pruned buckets gives exactly the two ``total`` calls' results (sums and distinct)."""
+    from rules import windows
+
+    numbers = [[i, v] for i, v in zip(sorted(indexes), values, strict=False)]
+    assert windows.split_totals(numbers, boundary, "sum") == (
+        windows.total(numbers, -1, boundary - 1, "sum"),
+        windows.total(numbers, boundary, 99, "sum"),
+    )
+    names = [[i, [str(int(v) % 7), str(i % 3)]] for i, v in zip(sorted(indexes), values, strict=False)]
+    assert windows.split_totals(names, boundary, "distinct") == (
+        windows.total(names, -1, boundary - 1, "distinct"),
+        windows.total(names, boundary, 99, "distinct"),
+    )
