@@ -47,10 +47,10 @@ test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit
 
-bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
+bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker, latency, memory; one table + .bench/latest.json
 	$(BIN)/python -m bench.run
 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
-	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
+	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out .bench
 
 .PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench clean
