@@ -55,13 +55,13 @@ stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random mo
 	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \
 		$(BIN)/pytest tests/integration/test_pipeline_restart_stress.py -s -p no:cacheprovider
 
-bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
+bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker, latency, memory; one table + .bench/latest.json
 	$(BIN)/python -m bench.run
 
 prescient-report: install ## Train the risk rule on one simulated seed, compare it with the default pack on another; update docs/prescient.md
 	$(BIN)/python -m streams.prescient_report --write docs/prescient.md --workdir prescient-out
 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
-	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache
+	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache .bench
 
 .PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress bench prescient-report clean

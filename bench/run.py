@@ -1,23 +1,33 @@
-"""``make bench``: the rules worker against the raw Kafka ceiling, on one broker and one topic.
+"""``make bench``: the rules worker against its two ceilings, on one broker and one topic; one table.
 
 1. Simulates 7 days of 200 accounts (``preempt simulate``, seed 7) and publishes them to a fresh
-   events topic (4 partitions) with one heartbeat per partition at the end.
-2. (a) Raw ceiling: a bare aiokafka ``getmany`` loop that decodes every record with
+   events topic (``PREEMPT_TOPIC_PARTITIONS`` partitions) with one heartbeat per partition.
+2. ``raw_events_per_s``: a bare aiokafka ``getmany`` loop that decodes every record with
    ``schemas.decoder.decode_event`` — what any consumer must pay.
-3. (b) The rules worker (``preempt worker``, default pack, event-time replay, memory:// store) on
-   the same topic: events/s from its first to its last processed record (scraped from /metrics),
-   changelog records per event (``preempt_state_writes_total``), peak RSS (VmHWM).
-4. Latency: a live-mode worker, background traffic at a fixed rate plus one NPS detractor per
-   second (the ``any`` rule fires on each): event time → alert read back from the alerts topic,
-   p50/p99. It includes ``allowed_lateness`` (events are evaluated once the watermark passes them).
+3. ``ceiling_events_per_s``: decode + rule engine in one loop, no Kafka (the same records, one
+   global clock as in the backtest) — the in-process ceiling.
+4. ``engine_events_per_s``: ``python -m bench.engine`` (pure engine, one core, 30 days × 200).
+5. ``pipeline_events_per_s``: the rules worker (``preempt worker``, default pack, event-time
+   replay, memory:// store) on the same topic, from its first to its last processed record
+   (scraped from /metrics); ``changelog_records_per_event`` (``preempt_state_writes_total``);
+   ``peak_rss_mb`` (VmHWM).
+6. ``latency_p50_ms`` / ``latency_p99_ms``: a live-mode worker, background traffic at half the
+   measured pipeline rate plus one NPS detractor per second (the ``any`` rule fires on each):
+   event time → alert read back from the alerts topic. It includes ``allowed_lateness`` (events are
+   evaluated once the watermark passes them).
+7. ``rss_mb_100k_accounts``: ``python -m bench.state_memory`` (state table + state cache holding
+   100,000 accounts' states).
 
-Rerunnable; prints a summary. Figures vary with the machine and what else runs on it.
+Prints one table and writes ``.bench/latest.json``. Figures vary with the machine and its load;
+the table says the load average at the start and the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import math
 import os
 import signal
 import statistics
@@ -29,19 +39,22 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer, KafkaProducer
 
-from schemas.decoder import decode_event
+from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
 from schemas.settings import Settings
+from streams.simulate.heartbeats import append_heartbeats
 from streams.topics import TopicNames, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 PREEMPT = str(Path(sys.executable).parent / "preempt")
-RATE = float(os.environ.get("BENCH_RATE", "200"))  # live phase: background events/s
+RATE = os.environ.get("BENCH_RATE")  # live phase: background events/s (default: half the pipeline rate)
 LIVE_SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "30"))
+OUT = REPO / ".bench" / "latest.json"
 
 
 def _free_port() -> int:
@@ -137,9 +150,6 @@ def prepare(workdir: Path, settings: Settings) -> tuple[int, list[bytes]]:
         check=True,
         capture_output=True,
     )
-    sys.path.insert(0, str(REPO))
-    from tests.integration.pipeline_support import append_heartbeats
-
     append_heartbeats(events, settings.topic_partitions)
     names = TopicNames.from_settings(settings)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, batch_size=512 * 1024)
@@ -206,7 +216,7 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     if first is None or done is None:
         raise SystemExit(f"worker did not finish; see {workdir / 'worker-replay.log'}")
     if seen < total:
-        print(f"!! the worker processed {seen:,.0f} of {total:,} events (see docs/pipeline.md, known issues)")
+        _progress(f"!! the worker processed {seen:,.0f} of {total:,} events (see docs/pipeline.md, known issues)")
     return {
         "events_per_s": (seen - first[1]) / (done - first[0]),
         "changelog_per_event": _sum(samples, "preempt_state_writes_total") / total,
@@ -215,7 +225,7 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     }
 
 
-def live_latency(workdir: Path) -> dict[str, float]:
+def live_latency(workdir: Path, rate: float) -> dict[str, float]:
     """Event time → alert read back, at a fixed background rate, in live mode."""
     settings = _settings(log_level="INFO")  # INFO: the readiness line below is an info log
     ensure_topics(settings)
@@ -240,7 +250,7 @@ def live_latency(workdir: Path) -> dict[str, float]:
         i = 0
         while time.time() - start < LIVE_SECONDS:
             tick = time.time()
-            for _ in range(int(RATE)):
+            for _ in range(int(rate)):
                 i += 1
                 account = f"live-{i % 500}"
                 body = {
@@ -263,7 +273,7 @@ def live_latency(workdir: Path) -> dict[str, float]:
             producer.flush()
             _collect(consumer, latencies)
             time.sleep(max(0.0, 1.0 - (time.time() - tick)))
-        deadline = time.time() + 20
+        deadline = time.time() + 60  # a worker behind the live rate still delivers: wait, then report what is missing
         while len(latencies) < sent_detractors and time.time() < deadline:
             _collect(consumer, latencies)
     finally:
@@ -289,30 +299,127 @@ def _collect(consumer: KafkaConsumer, latencies: list[float]) -> None:
             latencies.append(record.timestamp / 1000 - fired)
 
 
+def inprocess_ceiling(settings: Settings, values: list[bytes]) -> float:
+    """Events/s of decode + rule engine in one loop over the published records (no Kafka)."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+
+    engine = RuleEngine(load_rules(settings.rules_path), allowed_lateness=settings.allowed_lateness_seconds)
+    states: dict[str, Any] = {}
+    newest = -math.inf
+    lateness = settings.allowed_lateness_seconds
+    gc.collect()
+    start = time.perf_counter()
+    now = time.time()
+    for value in values:
+        event = decode_event(
+            value, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
+        )
+        if isinstance(event, Rejection):
+            continue
+        newest = max(newest, event.ts)
+        state = states.get(event.account_id)
+        if state is None:
+            state = states[event.account_id] = engine.new_state()
+        engine.on_event(state, event, newest - lateness)
+    for state in states.values():
+        engine.advance(state, newest - lateness)
+    return len(values) / (time.perf_counter() - start)
+
+
+def _json_of(module: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+ROWS = (
+    ("raw_events_per_s", "raw ceiling: aiokafka getmany + decode_event", "{:,.0f}"),
+    ("ceiling_events_per_s", "in-process ceiling: decode + engine, no Kafka", "{:,.0f}"),
+    ("engine_events_per_s", "pure engine (bench.engine, one core)", "{:,.0f}"),
+    ("engine_cpu_events_per_s", "pure engine, per CPU second", "{:,.0f}"),
+    ("pipeline_events_per_s", "rules worker, default pack, replay", "{:,.0f}"),
+    ("ratio", "pipeline / raw", "{:.3f}"),
+    ("ratio_to_ceiling", "pipeline / in-process ceiling", "{:.3f}"),
+    ("latency_p50_ms", "event -> alert p50 (live)", "{:,.0f}"),
+    ("latency_p99_ms", "event -> alert p99 (live)", "{:,.0f}"),
+    ("changelog_records_per_event", "changelog records per event", "{:.3f}"),
+    ("peak_rss_mb", "worker peak RSS (MiB)", "{:,.0f}"),
+    ("rss_mb_100k_accounts", "RSS with 100,000 accounts' state (MiB)", "{:,.0f}"),
+    ("accounts", "simulated accounts", "{:,}"),
+    ("events", "events (with heartbeats)", "{:,}"),
+)
+
+
+def print_table(figures: dict[str, Any]) -> None:
+    """The one table ``make bench`` prints."""
+    width = max(len(label) for _, label, _ in ROWS)
+    print(f"{'figure':<{width}}  {'value':>12}  key")
+    for key, label, fmt in ROWS:
+        value = figures.get(key)
+        shown = "n/a" if value is None else fmt.format(value)
+        print(f"{label:<{width}}  {shown:>12}  {key}")
+    print(
+        f"(partitions {figures['partitions']}; live rate {figures['live_rate_events_per_s']:,.0f}/s + 1 detractor/s, "
+        f"{figures['live_alerts']}/{figures['live_detractors']} alerts; allowed lateness "
+        f"{figures['allowed_lateness_s']:g}s; load {figures['load_start']} -> {figures['load_end']})"
+    )
+
+
 def main() -> None:
-    """Run the benchmark and print the summary."""
+    """Run the benchmark, print the table, write ``.bench/latest.json``."""
     workdir = Path(tempfile.mkdtemp(prefix="preempt-bench-"))
     settings = _settings()
+    figures: dict[str, Any] = {"load_start": _load(), "partitions": settings.topic_partitions, "accounts": 200}
     ensure_topics(settings)
-    print(f"bench: topics {settings.topic_prefix}.*, {settings.topic_partitions} partitions; logs in {workdir}")
-    total, _ = prepare(workdir, settings)
-    print(f"bench: published {total:,} events (7 days x 200 accounts + heartbeats)")
-    ceiling = asyncio.run(raw_ceiling(settings, total))
-    print(f"(a) raw ceiling (aiokafka getmany + decode_event): {ceiling:,.0f} events/s")
+    _progress(f"topics {settings.topic_prefix}.*, {settings.topic_partitions} partitions; logs in {workdir}")
+    total, values = prepare(workdir, settings)
+    figures["events"] = total
+    _progress(f"published {total:,} events; raw ceiling…")
+    figures["raw_events_per_s"] = asyncio.run(raw_ceiling(settings, total))
+    _progress("in-process ceiling…")
+    figures["ceiling_events_per_s"] = inprocess_ceiling(settings, values)
+    _progress("pure engine (bench.engine)…")
+    engine = _json_of("bench.engine", "--json")
+    figures["engine_events_per_s"] = engine["engine_events_per_s"]
+    figures["engine_cpu_events_per_s"] = engine["engine_cpu_events_per_s"]
+    _progress("rules worker replay…")
     replay = worker_replay(settings, total, workdir)
-    print(
-        f"(b) rules worker, default pack:                  {replay['events_per_s']:,.0f} events/s "
-        f"({replay['alerts']:.0f} alerts)"
-    )
-    print(f"    ratio worker/ceiling: {replay['events_per_s'] / ceiling:.2f}")
-    print(f"    changelog records per event: {replay['changelog_per_event']:.3f}")
-    print(f"    peak RSS of the worker: {replay['peak_rss_mb']:.0f} MiB")
-    live = live_latency(workdir)
-    print(
-        f"latency (live, {RATE:.0f} events/s + 1 detractor/s for {LIVE_SECONDS:.0f}s; allowed_lateness "
-        f"{live['lateness']}s, tick {live['tick']}s): event->alert p50 {live['p50']:.2f}s, p99 {live['p99']:.2f}s "
-        f"({live['alerts']:.0f}/{live['detractors']:.0f} alerts)"
-    )
+    pipeline = replay["events_per_s"]
+    figures |= {
+        "pipeline_events_per_s": pipeline,
+        "ratio": pipeline / figures["raw_events_per_s"],
+        "ratio_to_ceiling": pipeline / figures["ceiling_events_per_s"],
+        "changelog_records_per_event": replay["changelog_per_event"],
+        "peak_rss_mb": replay["peak_rss_mb"],
+        "replay_alerts": replay["alerts"],
+    }
+    rate = float(RATE) if RATE else max(1.0, pipeline / 2)
+    _progress(f"live latency at {rate:,.0f} events/s for {LIVE_SECONDS:.0f}s…")
+    live = live_latency(workdir, rate)
+    figures |= {
+        "latency_p50_ms": live["p50"] * 1000,
+        "latency_p99_ms": live["p99"] * 1000,
+        "live_rate_events_per_s": rate,
+        "live_alerts": live["alerts"],
+        "live_detractors": live["detractors"],
+        "allowed_lateness_s": live["lateness"],
+    }
+    _progress("state memory of 100,000 accounts…")
+    figures["rss_mb_100k_accounts"] = _json_of("bench.state_memory", "--accounts", "100000")["rss_mb"]
+    figures["load_end"] = _load()
+    figures = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()}
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    print_table(figures)
+    print(f"wrote {OUT.relative_to(REPO)}")
+
+
+def _progress(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from rules.findings import Finding
 from rules.kinds import build_evaluator
-from rules.kinds.base import Evaluator
+from rules.kinds.base import Evaluator, EvaluatorBase
 from rules.loader import RuleSet
 from rules.models import RuleBase
 from rules.state import DEFAULT_MAX_SEEN_IDS, SEEN_ID_CHARS, AccountState, decode_state, encode_state, seen_key
@@ -39,6 +40,22 @@ from schemas.event import Event, format_ts
 __all__ = ["AccountState", "Finding", "Outcome", "RuleEngine"]
 
 MAX_ROUTE_CACHE = 10_000
+
+_heappush = heapq.heappush
+_COMPACT_AT = 64
+_LOWER_BOUND_N = object()
+"""A kind whose deadline is ``EvaluatorBase.next_deadline``: read ``state["n"]`` without the call."""
+_Step = tuple[str, Callable[..., list[Finding]], bool, Any]
+"""One routed evaluator: rule id, its ``on_event``, whether it takes the cooldown table, and how to
+read its next deadline (None: no deadlines; ``_LOWER_BOUND_N``; else its ``next_deadline``)."""
+
+
+def _deadline_kind(ev: Evaluator) -> Any:
+    if not ev.has_deadlines:
+        return None
+    if getattr(type(ev), "next_deadline", None) is EvaluatorBase.next_deadline:
+        return _LOWER_BOUND_N
+    return ev.next_deadline
 
 
 class Outcome(StrEnum):
@@ -67,8 +84,7 @@ class RuleEngine:
         self.allowed_lateness = allowed_lateness
         self.dedup_horizon = dedup_horizon
         self.max_seen_ids = max_seen_ids
-        self.suppressed_by_cooldown = 0
-        """Findings dropped by cooldown since this engine was built (for the caller's metrics)."""
+        self._suppressed = 0
         enabled = rules.enabled
         self._rules: dict[str, RuleBase] = {rule.id: rule for rule in enabled}
         self._evaluators: list[Evaluator] = [build_evaluator(rule) for rule in enabled]
@@ -83,7 +99,16 @@ class RuleEngine:
         self._fingerprints = {
             rule.id: hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16] for rule in enabled
         }
-        self._routes: dict[str, tuple[Evaluator, ...]] = {}
+        self._routes: dict[str, tuple[_Step, ...]] = {}
+
+    @property
+    def suppressed_by_cooldown(self) -> int:
+        """Findings dropped by cooldown since this engine was built (for the caller's metrics).
+
+        Counts both the findings the engine dropped and those a kind did not build because the
+        cooldown table it was handed said they would be dropped (``EvaluatorBase.cooled``).
+        """
+        return self._suppressed + sum(getattr(ev, "suppressed", 0) for ev in self._evaluators)
 
     # --- state ---------------------------------------------------------------------------------
     def new_state(self) -> AccountState:
@@ -106,19 +131,29 @@ class RuleEngine:
         """Offer one event of this state's account, then advance to ``watermark``."""
         if state.account_id is None:
             state.account_id = event.account_id
-        clock = max(state.finalized_until, watermark)
-        key = event.event_id
+        finalized = state.finalized_until
+        clock = finalized if finalized > watermark else watermark
+        seen = state.seen
+        event_id = event.event_id
+        key = event_id
         if len(key) > SEEN_ID_CHARS:  # bounds the state: long ids are remembered by a digest
             key = seen_key(key)
-        if key in state.seen:
+        if key in seen:
             outcome = Outcome.DUPLICATE
         elif event.ts < clock:
             outcome = Outcome.LATE
         else:
             outcome = Outcome.ACCEPTED
-            state.seen[key] = event.ts
-            heapq.heappush(state.buffer, (event.ts, event.event_id, event))
-            self._forget_old_ids(state, clock)
+            ts = event.ts
+            seen[key] = ts
+            _heappush(state.buffer, (ts, event_id, event))
+            # the common case of _forget_old_ids, inlined: the oldest id kept stays
+            for first in seen.values():
+                if first < clock - self.dedup_horizon or len(seen) > self.max_seen_ids:
+                    self._forget_old_ids(state, clock)
+                break
+        if watermark <= finalized:  # advance() would do nothing
+            return outcome, []
         return outcome, self.advance(state, watermark)
 
     def advance(self, state: AccountState, watermark: float) -> list[Finding]:
@@ -127,11 +162,35 @@ class RuleEngine:
             return []
         out: list[Finding] = []
         buffer = state.buffer
-        while buffer and buffer[0][0] < watermark:
-            ts, _, event = heapq.heappop(buffer)
-            self._clock(state, ts, out)
-            self._apply(state, event, out)
-        self._clock(state, watermark, out)
+        if buffer and buffer[0][0] < watermark:
+            rules = state.rules
+            cooldowns = state.cooldowns
+            routes = self._routes
+            pop = heapq.heappop
+            while buffer and buffer[0][0] < watermark:
+                ts, _, event = pop(buffer)
+                if state.due <= ts:  # a deadline is due first (rare: skips the call otherwise)
+                    self._clock(state, ts, out)
+                # --- apply the event to every rule routed by its name (inlined: the hot loop)
+                route = routes.get(event.event)
+                if route is None:
+                    route = self._route(event.event)
+                for rule_id, on_event, uses_cooldowns, deadline_kind in route:
+                    rule_state = rules[rule_id]
+                    if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
+                        findings = on_event(rule_state, event, cooldowns.get(rule_id))
+                    else:
+                        findings = on_event(rule_state, event)
+                    if findings:
+                        for finding in findings:
+                            self._emit(state, finding, out)
+                    if deadline_kind is not None:
+                        is_n = deadline_kind is _LOWER_BOUND_N
+                        deadline = rule_state.get("n") if is_n else deadline_kind(rule_state)
+                        if deadline is not None and deadline < state.due:
+                            state.due = float(deadline)
+        if state.due <= watermark:
+            self._clock(state, watermark, out)
         state.finalized_until = watermark
         return out
 
@@ -147,16 +206,31 @@ class RuleEngine:
     def _forget_old_ids(self, state: AccountState, clock: float) -> None:
         seen = state.seen
         cutoff = clock - self.dedup_horizon
+        cap = self.max_seen_ids
+        dropped = 0
+        oldest = ""
         while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] >= cutoff and len(seen) <= self.max_seen_ids:
+            oldest, ts = next(iter(seen.items()))  # insertion order: the oldest id kept comes first
+            if ts >= cutoff and len(seen) <= cap:
                 break
             del seen[oldest]
+            dropped += 1
+        # Deleting from the front of a dict leaves holes that every later ``next(iter(seen))``
+        # walks over: O(len) per event on a busy account. Compacting costs O(len), so compact
+        # with probability ~ dropped / (len / 2): about once per len/2 deletions, O(1) amortized.
+        # (Content and order are unchanged, so when it happens does not matter.)
+        if dropped and len(seen) >= _COMPACT_AT and hash(oldest) % (len(seen) // 2) < dropped:
+            state.seen = dict(seen)
 
-    def _route(self, name: str) -> tuple[Evaluator, ...]:
+    def _route(self, name: str) -> tuple[_Step, ...]:
+        """What an event of this name runs, computed once per name (dispatch by event name)."""
         route = self._routes.get(name)
         if route is None:
-            route = tuple(ev for ev in self._event_evaluators if ev.event_names is None or name in ev.event_names)
+            route = tuple(
+                (ev.rule.id, ev.on_event, bool(getattr(ev, "takes_cooldowns", False)), _deadline_kind(ev))
+                for ev in self._event_evaluators
+                if ev.event_names is None or name in ev.event_names
+            )
             if len(self._routes) < MAX_ROUTE_CACHE:
                 self._routes[name] = route
         return route
@@ -185,17 +259,6 @@ class RuleEngine:
             for finding in fired:
                 self._emit(state, finding, out)
 
-    def _apply(self, state: AccountState, event: Event, out: list[Finding]) -> None:
-        rules = state.rules
-        for ev in self._route(event.event):
-            rule_state = rules[ev.rule.id]
-            for finding in ev.on_event(rule_state, event):
-                self._emit(state, finding, out)
-            if ev.has_deadlines:
-                deadline = ev.next_deadline(rule_state)
-                if deadline is not None and deadline < state.due:
-                    state.due = deadline
-
     def _emit(self, state: AccountState, finding: Finding, out: list[Finding]) -> None:
         cooldown = self._cooldown[finding.rule_id]
         if cooldown > 0:
@@ -203,7 +266,7 @@ class RuleEngine:
             key = finding.user_id or ""
             last = table.get(key)
             if last is not None and finding.fired_at - last < cooldown:
-                self.suppressed_by_cooldown += 1
+                self._suppressed += 1
                 return
             table[key] = finding.fired_at
             if len(table) > 16:  # forget keys whose cooldown is over (bounds the table)

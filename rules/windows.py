@@ -78,6 +78,25 @@ def prune(buckets: Buckets, oldest: int) -> None:
         del buckets[:drop]
 
 
+def prune_counted(buckets: Buckets, oldest: int) -> int:
+    """Drop buckets older than index ``oldest`` (integer counts); returns the count dropped."""
+    drop = 0
+    dropped = 0
+    for slot in buckets:
+        if slot[0] >= oldest:
+            break
+        drop += 1
+        dropped += slot[1]
+    if drop:
+        del buckets[:drop]
+    return dropped
+
+
+def count_all(buckets: Buckets) -> int:
+    """The sum of every bucket of integer counts."""
+    return sum(value for _, value in buckets)
+
+
 def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
     """The measure over buckets ``lo..hi`` inclusive."""
     if kind == "distinct":
@@ -87,6 +106,25 @@ def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
                 seen.update(values)
         return float(len(seen))
     return float(sum(value for index, value in buckets if lo <= index <= hi))
+
+
+def split_totals(buckets: Buckets, boundary: int, kind: MeasureKind) -> tuple[float, float]:
+    """``(total(before boundary), total(from boundary))`` in one pass, for buckets already pruned to
+    the two windows (as ``total`` would give for each window: same values, summed in the same order)."""
+    split = len(buckets)
+    for position, slot in enumerate(buckets):
+        if slot[0] >= boundary:
+            split = position
+            break
+    if kind == "distinct":
+        before: set[str] = set()
+        after: set[str] = set()
+        for _, values in buckets[:split]:
+            before.update(values)
+        for _, values in buckets[split:]:
+            after.update(values)
+        return float(len(before)), float(len(after))
+    return float(sum(value for _, value in buckets[:split])), float(sum(value for _, value in buckets[split:]))
 
 
 def reduce_value(value: Any) -> float:

@@ -17,9 +17,10 @@ import faust
 from aiokafka.errors import KafkaError
 from faust import web
 from faust.exceptions import ConsumerNotStarted
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from schemas.faust_sensor import AggregatingPrometheusMonitor
 from schemas.health import ConsumerState, Readiness, lag_by_topic, readiness
 from schemas.logs import get_logger
 from schemas.metrics import CONSUMER_LAG, READY
@@ -46,16 +47,22 @@ def register_web(app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: f
 
 
 def register_metrics_page(app: faust.App, faust_metrics_prefix: str) -> None:
-    """Install Faust's Prometheus sensor (``preempt_rules_*``) and serve the default registry at ``/metrics``."""
+    """Install Faust's Prometheus sensor (``preempt_rules_*``) and serve the default registry at ``/metrics``.
+
+    The sensor counts per consumed record in plain integers and is flushed into the Prometheus
+    metrics when the page is scraped (``schemas.faust_sensor``): same names, no per-message cost.
+    """
     if "/metrics" in app.web.views:  # an app.py that registered its own page keeps it
         return
     metrics = _FAUST_METRICS.get(faust_metrics_prefix)
     if metrics is None:
         metrics = _FAUST_METRICS[faust_metrics_prefix] = FaustMetrics.create(REGISTRY, faust_metrics_prefix)
-    app.monitor = PrometheusMonitor(metrics=metrics)
+    sensor = AggregatingPrometheusMonitor(metrics=metrics)
+    app.monitor = sensor
 
     @app.page("/metrics")
     async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+        sensor.flush()
         return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 

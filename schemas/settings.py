@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     # Kafka
     broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
     topic_prefix: str = Field("preempt", description="prefix of every topic name")
-    topic_partitions: int = Field(4, ge=1, description="partitions of the topics Preempt creates")
+    # 12: the most rules workers one deployment can run without re-partitioning (a partition is
+    # read by one worker), and 1, 2, 3, 4, 6 or 12 workers get equal shares. docs/pipeline.md, "Sizing".
+    topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
     topic_replication: int = Field(1, ge=1)
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
     data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
@@ -81,6 +83,16 @@ class Settings(BaseSettings):
     # processed offsets do not move for this long is reported stalled (log, metric, /readyz).
     partition_stall_seconds: float = Field(
         120.0, gt=0, description="rules worker: lag without progress for this long marks a partition stalled"
+    )
+    # A state write is one account's state (median ~4 KB, tens of KB for busy accounts); Kafka's
+    # default 16 KB producer batch holds two or three, so a batch's writes took hundreds of requests.
+    worker_producer_batch_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, description="rules worker: producer batch size per partition (state writes, alerts)"
+    )
+    # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
+    # states beyond this many are decoded again from the table when their account comes back.
+    worker_state_cache_accounts: int = Field(
+        25_000, ge=100, description="rules worker: most decoded account states kept in memory between batches"
     )
 
     # Web (metrics, health, HTTP ingest)

@@ -74,6 +74,7 @@ def create_app(
         broker_max_poll_records=5000,
         producer_linger=0.01,
         broker_session_timeout=settings.worker_session_timeout_seconds,
+        producer_max_batch_size=settings.worker_producer_batch_bytes,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)
@@ -85,7 +86,9 @@ def create_app(
     accounts = accounts_table(app, names.accounts, partitions)
 
     clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
-    cache = StateCache(state_table, engine.new_state, engine.loads, engine.dumps)
+    cache = StateCache(
+        state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
+    )
     directory = AccountDirectory(accounts)
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()

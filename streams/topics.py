@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from schemas.errors import ConfigError
 from schemas.settings import Settings
 
 
@@ -49,8 +50,24 @@ class TopicNames:
         return {self.accounts}
 
 
+def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
+    (description,) = admin.describe_topics([topic])
+    have = len(description.get("partitions") or ())
+    if have and have != wanted:
+        raise ConfigError(
+            f"topic {topic} has {have} partitions but PREEMPT_TOPIC_PARTITIONS is {wanted}: set "
+            f"PREEMPT_TOPIC_PARTITIONS={have} for this deployment (the count is fixed when the topics are "
+            "created; docs/pipeline.md, Sizing partitions and workers)"
+        )
+
+
 def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s: float = 30.0) -> None:
-    """Create every Preempt topic that does not exist yet (idempotent)."""
+    """Create every Preempt topic that does not exist yet (idempotent).
+
+    Raises ``ConfigError`` when the events topic already exists with another partition count than
+    ``PREEMPT_TOPIC_PARTITIONS`` (e.g. a deployment created with the old default of 4): Faust would
+    create the tables' changelogs with the setting's count, which breaks co-partitioning.
+    """
     names = names or TopicNames.from_settings(settings)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -82,5 +99,7 @@ def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s
             # Another process may win the race; the topic is there, which is all we need.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
+        if names.events in existing:
+            _check_partitions(admin, names.events, settings.topic_partitions)
     finally:
         admin.close()

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import AnyRule
-from rules.predicates import compile_match
+from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
 class AnyEvaluator(EvaluatorBase):
     """Stateless: the engine's cooldown is the only memory."""
 
+    takes_cooldowns = True
+
     rule: AnyRule
 
     def __init__(self, rule: AnyRule) -> None:
         self.rule = rule
         self.event_names = rule.match.event_names
-        self._match = compile_match(rule.match)
+        # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
+        self._where = compile_where(rule.match)
 
     def new_state(self) -> RuleState:
         return {}
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        if not self._match(event):
+    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+        if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
-        if key is None:
+        if key is None or self.cooled(cooldowns, key, event.ts):
             return []
         rule = self.rule
         return [

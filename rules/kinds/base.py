@@ -13,7 +13,7 @@ deadlines, is a lower bound of its earliest deadline (exact after every ``advanc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
@@ -46,7 +46,13 @@ class Evaluator(Protocol):
         ...
 
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        """Apply one event (deadlines before its time were already fired)."""
+        """Apply one event (deadlines before its time were already fired).
+
+        A kind whose class sets ``takes_cooldowns = True`` is called with a third argument,
+        ``cooldowns``: the engine's cooldown table of this rule for the account (key → time of
+        the last finding let through, or None), to skip building a finding the engine would drop
+        (``EvaluatorBase.cooled``). It never changes the state the event leaves.
+        """
         ...
 
     def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
@@ -68,6 +74,24 @@ class EvaluatorBase:
     rule: RuleBase
     event_names: frozenset[str] | None = None
     has_deadlines = False
+    takes_cooldowns = False
+    """True: ``on_event`` accepts ``cooldowns`` (see ``Evaluator.on_event``)."""
+    suppressed = 0
+    """Findings not built because ``cooled`` said the engine's cooldown would drop them."""
+
+    def cooled(self, cooldowns: Mapping[str, float] | None, key: str, fired_at: float) -> bool:
+        """Whether the engine's cooldown will drop a finding for ``key`` at ``fired_at`` (counted).
+
+        The same test as ``RuleEngine._emit``: called by kinds before they build a finding, since
+        building one (alert id hash, evidence, samples) costs more than the rest of an event.
+        """
+        if cooldowns is not None:
+            last = cooldowns.get(key)
+            cooldown = self.rule.effective_cooldown
+            if last is not None and cooldown > 0 and fired_at - last < cooldown:
+                self.suppressed += 1
+                return True
+        return False
 
     def new_state(self) -> RuleState:
         return {"k": {}}

@@ -17,7 +17,7 @@ from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
 from rules.models import DropRule
-from rules.predicates import compile_match
+from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
@@ -31,7 +31,8 @@ class DropEvaluator(EvaluatorBase):
     def __init__(self, rule: DropRule) -> None:
         self.rule = rule
         self.event_names = rule.match.event_names
-        self._match = compile_match(rule.match)
+        # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
+        self._where = compile_where(rule.match)
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.tumbling(rule.window, rule.window)
 
@@ -39,7 +40,7 @@ class DropEvaluator(EvaluatorBase):
         return [] if self._measure.kind == "distinct" else 0
 
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        if not self._match(event):
+        if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
         contribution = self._measure.contribution(event)

@@ -11,7 +11,7 @@ from rules.durations import format_duration
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
 from rules.models import InactivityRule
-from rules.predicates import compile_match
+from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
@@ -25,10 +25,11 @@ class InactivityEvaluator(EvaluatorBase):
     def __init__(self, rule: InactivityRule) -> None:
         self.rule = rule
         self.event_names = rule.match.event_names
-        self._match = compile_match(rule.match)
+        # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
+        self._where = compile_where(rule.match)
 
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        if not self._match(event):
+        if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
         if key is None:

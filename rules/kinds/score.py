@@ -22,6 +22,7 @@ warm), or as new when there is none.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rules import windows
@@ -30,10 +31,12 @@ from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
 from rules.measures import Measure, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
-from rules.predicates import Matcher, compile_match
+from rules.predicates import Matcher, compile_match, compile_where
 from schemas.event import Event
 
 _Component = tuple[ScoreComponent, Matcher, Measure | None, Getter | None]
+_Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
+"""A component as an event of a known name needs it: name, ``where`` test (None: always), measure, latest."""
 MAX_CACHED_NAMES = 10_000
 
 
@@ -46,7 +49,8 @@ class ScoreEvaluator(EvaluatorBase):
 
     def __init__(self, rule: ScoreRule) -> None:
         self.rule = rule
-        self._filter = compile_match(rule.match)
+        self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
+        self._filter = compile_match(rule.match) if rule.match is not None else None
         component_names = union_names(*(c.match.event_names for c in rule.components))
         self.event_names = component_names if rule.match is None else rule.match.event_names
         if rule.match is not None and rule.match.event_names is not None and component_names is not None:
@@ -61,47 +65,65 @@ class ScoreEvaluator(EvaluatorBase):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
-        self._by_name: dict[str, list[_Component]] = {}
+        self._by_name: dict[str, list[_Candidate]] = {}
 
-    def _candidates(self, name: str) -> list[_Component]:
-        """Components whose match can accept an event of this name (cached per name)."""
+    def _candidates(self, name: str) -> list[_Candidate]:
+        """Components whose match can accept an event of this name, with only their ``where`` left
+        to test (dispatch by event name, cached per name)."""
         found = self._by_name.get(name)
         if found is None:
-            found = [c for c in self._components if c[0].match.event_names is None or name in c[0].match.event_names]
+            found = [
+                (component.name, compile_where(component.match), measure, latest)
+                for component, _, measure, latest in self._components
+                if component.match.event_names is None or name in component.match.event_names
+            ]
             if len(self._by_name) < MAX_CACHED_NAMES:
                 self._by_name[name] = found
         return found
 
     def on_event(self, state: RuleState, event: Event) -> list[Finding]:
-        candidates = self._candidates(event.event)
-        if not candidates or not self._filter(event):
+        candidates = self._by_name.get(event.event)
+        if candidates is None:
+            candidates = self._candidates(event.event)
+        if not candidates or (self._filter is not None and not self._filter(event)):
             return []
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""
         if key is None:
             return []
         spec = self._spec
-        index = spec.index(event.ts)
+        index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
         keyed: dict[str, Any] | None = state["k"].get(key)
         touched = False
-        for component, match, measure, latest in candidates:
-            if not match(event):
+        for name, where, measure, latest in candidates:
+            if where is not None and not where(event):
                 continue
             if keyed is None:
                 keyed = {"b": {}, "l": {}, "h": [], "e": event.ts, "t": None, "f": spec.start(index + 1)}
                 state["k"][key] = keyed
             if measure is not None:
-                contribution = measure.contribution(event)
-                if contribution is None:
-                    continue
-                buckets = keyed["b"].setdefault(component.name, [])
-                windows.add(buckets, index, contribution, measure.kind)
-                windows.prune(buckets, index - spec.per_window)
+                buckets = keyed["b"].get(name)
+                if measure.kind == "count":  # windows.add(buckets, index, 1, "count"), inlined
+                    if buckets is None:
+                        buckets = keyed["b"][name] = []
+                    if buckets and buckets[-1][0] == index:
+                        buckets[-1][1] += 1
+                    else:
+                        buckets.append([index, 1])
+                else:
+                    contribution = measure.contribution(event)
+                    if contribution is None:
+                        continue
+                    if buckets is None:
+                        buckets = keyed["b"][name] = []
+                    windows.add(buckets, index, contribution, measure.kind)
+                if buckets[0][0] < index - spec.per_window:  # prune only when there is something to drop
+                    windows.prune(buckets, index - spec.per_window)
                 touched = True
             elif latest is not None:
                 value = latest(event)
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                keyed["l"][component.name] = float(value)
+                keyed["l"][name] = float(value)
                 touched = True
         if keyed is not None and touched:
             keyed["e"] = event.ts

@@ -7,6 +7,7 @@ one event advances a run by at most one step. A completed run fires and resets t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rules.findings import Finding, make_finding
@@ -19,6 +20,8 @@ from schemas.event import Event, format_ts
 class SequenceEvaluator(EvaluatorBase):
     """Partial-run start times and their event ids per key."""
 
+    takes_cooldowns = True
+
     rule: SequenceRule
 
     def __init__(self, rule: SequenceRule) -> None:
@@ -26,7 +29,7 @@ class SequenceEvaluator(EvaluatorBase):
         self.event_names = union_names(*(step.event_names for step in rule.steps))
         self._steps = [compile_match(step) for step in rule.steps]
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         hits = [j for j, step in enumerate(self._steps) if step(event)]
         if not hits:
             return []
@@ -50,6 +53,8 @@ class SequenceEvaluator(EvaluatorBase):
                 continue
             if j == last_step:
                 state["k"].pop(key, None)
+                if self.cooled(cooldowns, key, event.ts):
+                    return []
                 return [self._finding(event, key, start, [*ids[j - 1], event.event_id])]
             if runs[j] is None or start >= runs[j]:
                 runs[j] = start

@@ -8,7 +8,7 @@ from typing import Any
 from rules import windows
 from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, sweep_stale
 from rules.measures import compile_measure
-from rules.predicates import compile_match
+from rules.predicates import compile_where
 from schemas.event import Event
 
 
@@ -17,8 +17,10 @@ class SlidingMeasureEvaluator(EvaluatorBase):
 
     def __init__(self, rule: Any) -> None:
         self.rule = rule
+        self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self.event_names = rule.match.event_names
-        self._match = compile_match(rule.match)
+        # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
+        self._where = compile_where(rule.match)
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.sliding(rule.window)
 
@@ -27,9 +29,9 @@ class SlidingMeasureEvaluator(EvaluatorBase):
 
         Returns the key, its state and the event's bucket index, or None when the event does not count.
         """
-        if not self._match(event):
+        if self._where is not None and not self._where(event):
             return None
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:
             return None

@@ -6,6 +6,8 @@ as 0, so a burst from nothing fires as soon as it reaches ``min``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import RuleState, samples_since
@@ -17,9 +19,11 @@ from schemas.event import Event
 class SpikeEvaluator(SlidingMeasureEvaluator):
     """Bucketed values over two windows per key; compared on every contributing event."""
 
+    takes_cooldowns = True
+
     rule: SpikeRule
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=2)
         if recorded is None:
             return []
@@ -27,11 +31,10 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
         spec = self._spec
         kind = self._measure.kind
         current_oldest = index - spec.per_window + 1
-        previous_oldest = current_oldest - spec.per_window
-        current = windows.total(keyed["b"], current_oldest, index, kind)
-        previous = windows.total(keyed["b"], previous_oldest, current_oldest - 1, kind)
+        # _record kept exactly the two windows: previous = the buckets before current_oldest
+        previous, current = windows.split_totals(keyed["b"], current_oldest, kind)
         rule = self.rule
-        if current < rule.min or current < rule.factor * previous:
+        if current < rule.min or current < rule.factor * previous or self.cooled(cooldowns, key, event.ts):
             return []
         start = spec.start(current_oldest)
         return [

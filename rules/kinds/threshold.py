@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import RuleState, samples_since
@@ -13,9 +15,11 @@ from schemas.event import Event
 class ThresholdEvaluator(SlidingMeasureEvaluator):
     """Keeps bucketed measure values per key; checks the window on every contributing event."""
 
+    takes_cooldowns = True
+
     rule: ThresholdRule
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=1)
         if recorded is None:
             return []
@@ -24,7 +28,7 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
         oldest = index - spec.per_window + 1
         value = windows.total(keyed["b"], oldest, index, self._measure.kind)
         rule = self.rule
-        if value < rule.min:
+        if value < rule.min or self.cooled(cooldowns, key, event.ts):
             return []
         start = spec.start(oldest)
         return [

@@ -13,13 +13,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.agents import partition_for_key
+from streams.simulate.heartbeats import append_heartbeats, heartbeat_keys  # noqa: F401 (shared with bench/)
 
 PREEMPT = str(Path(sys.executable).parent / "preempt")
 
@@ -50,32 +49,6 @@ def simulate(
         capture_output=True,
     )
     return events, accts
-
-
-def heartbeat_keys(partitions: int) -> list[str]:
-    """One ``__clock-N`` account id per partition (by Kafka's default partitioner)."""
-    found: dict[int, str] = {}
-    n = 0
-    while len(found) < partitions:
-        key = f"__clock-{n}"
-        found.setdefault(partition_for_key(key.encode(), partitions), key)
-        n += 1
-    return [found[p] for p in range(partitions)]
-
-
-def append_heartbeats(events: Path, partitions: int) -> float:
-    """Append one heartbeat per partition at the file's last timestamp; returns that time."""
-    last = 0.0
-    with events.open("rb") as fh:
-        for line in fh:
-            ts = json.loads(line)["timestamp"]
-            last = max(last, datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
-    stamp = datetime.fromtimestamp(last, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    with events.open("ab") as fh:
-        for key in heartbeat_keys(partitions):
-            beat = {"event_id": f"heartbeat-{key}", "event": "Heartbeat", "account_id": key, "timestamp": stamp}
-            fh.write(json.dumps(beat).encode() + b"\n")
-    return last
 
 
 def publish_lines(producer: KafkaProducer, topic: str, path: Path, start: int = 0, stop: int | None = None) -> int:

@@ -1,0 +1,140 @@
+"""The engine's speed work keeps its results: dispatch by event name, cooldown checked before a
+finding is built, ratio's running totals, fused ``where`` checks, the dedup purge's compaction."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules.kinds import any as any_kind
+from rules.models import Match
+from rules.paths import compile_path
+from rules.predicates import _on_path, _op_tests, compile_match, compile_where
+from schemas.event import Event
+from tests.unit.rules.conftest import HOUR, MIN, MONDAY
+
+
+def test_dispatch_routes_an_event_name_only_to_the_rules_that_can_match_it(make_rule, make_engine):
+    """Each event name maps once to the rules naming it plus the rules that match every name."""
+    named = make_rule("threshold", id="errors")  # match: Error
+    everything = make_rule("inactivity", id="quiet")  # match: {} (every event)
+    engine = make_engine(named, everything)
+    assert [step[0] for step in engine._route("Error")] == ["errors", "quiet"]
+    assert [step[0] for step in engine._route("Login")] == ["quiet"]
+    assert engine._route("Login") is engine._route("Login")  # computed once per name
+
+
+def test_cooldown_is_checked_before_the_finding_is_built(make_rule, make_engine, run, at, monkeypatch):
+    """Events inside the cooldown build no finding, yet are counted as suppressed exactly as before."""
+    built: list[Any] = []
+    real = any_kind.make_finding
+    monkeypatch.setattr(any_kind, "make_finding", lambda **kw: built.append(kw) or real(**kw))
+    engine = make_engine(make_rule("any", cooldown="1h"))
+    events = [at(i * MIN, "NPS", properties={"score": 1}) for i in range(10)] + [
+        at(2 * HOUR, "NPS", properties={"score": 2})
+    ]
+    result = run(engine, events, until=MONDAY + 3 * HOUR)
+    assert result.fired == [("any-rule", MONDAY), ("any-rule", MONDAY + 2 * HOUR)]
+    assert len(built) == 2
+    assert engine.suppressed_by_cooldown == 9
+
+
+def test_ratio_running_totals_equal_the_kept_buckets(make_rule, make_engine, run, at):
+    """After many calls across window boundaries the totals equal the sum of the kept buckets."""
+    engine = make_engine(make_rule("ratio", min_ratio=0.9))
+    rng = random.Random(3)
+    events = [at(i * 7.0, "Call", properties={"status": rng.choice([200, 500])}) for i in range(600)]
+    state = run(engine, events).state
+    keyed = state.rules["ratio-rule"]["k"][""]
+    assert keyed["t"] == [sum(v for _, v in keyed["n"]), sum(v for _, v in keyed["d"])]
+
+
+def test_ratio_state_without_running_totals_reads_the_same(make_rule, make_engine, run, at):
+    """State written before running totals (no ``t``) gives the same findings as state that has them."""
+    engine = make_engine(make_rule("ratio"))
+    first = [at(i * 10.0, "Call", properties={"status": 200}) for i in range(4)]
+    second = [at(40 + i * 10.0, "Call", properties={"status": 500}) for i in range(4)]
+    with_totals = engine.new_state()
+    for event in first:
+        engine.on_event(with_totals, event, event.ts)
+    without = engine.loads(engine.dumps(with_totals))
+    del without.rules["ratio-rule"]["k"][""]["t"]
+    fired = []
+    for state in (with_totals, without):
+        findings = [f for e in second for f in engine.on_event(state, e, e.ts)[1]]
+        fired.append([f.alert_id for f in findings + engine.advance(state, MONDAY + HOUR)])
+    assert fired[0] == fired[1] != []
+    assert without.rules == with_totals.rules
+
+
+def test_dedup_purge_keeps_exactly_the_ids_within_the_horizon(make_rule, make_engine, at):
+    """However often the seen-id map is compacted, it holds the ids of the horizon, oldest first."""
+    engine = make_engine(make_rule("any"), dedup_horizon=100.0)
+    state = engine.new_state()
+    events = [at(float(i)) for i in range(3000)]
+    for event in events:
+        engine.on_event(state, event, event.ts)
+    assert list(state.seen) == [e.event_id for e in events if e.ts >= events[-1].ts - 100.0]
+
+
+_VALUES = st.one_of(
+    st.integers(-1000, 1000),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["a", "b", "admin", "error", "500", ""]),
+    st.lists(st.sampled_from(["a", 1]), max_size=2),
+)
+_WHERES = [
+    {"gte": 500},
+    {"lt": 2.5},
+    {"gt": "b"},
+    {"lte": 6, "gte": 1},
+    {"eq": "admin"},
+    {"in": ["auth_expired", "error", "a"]},
+    {"eq": "a", "gt": "0"},
+]
+
+
+@given(
+    value=_VALUES,
+    present=st.booleans(),
+    where=st.sampled_from(_WHERES),
+    root=st.sampled_from(["properties", "context"]),
+)
+def test_fused_where_checks_agree_with_the_generic_ones(value, present, where, root):
+    """The one-closure checks of the common shapes give the generic path-and-op result for any value."""
+    path = f"{root}.x"
+    match = Match.model_validate({"event": "E", "where": {path: where}})
+    fields = {root: {"x": value} if present else {}}
+    event = Event(event_id="e1", event="E", account_id="a", ts=MONDAY, **fields)
+    (ops,) = match.where.values()
+    generic = all(_on_path(compile_path(path), test)(event) for test in _op_tests(ops))
+    fused = compile_where(match)
+    assert fused is not None
+    assert fused(event) is generic
+    assert compile_match(match)(event) is generic
+
+
+@given(
+    indexes=st.lists(st.integers(0, 40), max_size=25, unique=True),
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=25, max_size=25),
+    boundary=st.integers(-1, 42),
+)
+def test_split_totals_equal_two_window_totals(indexes, values, boundary):
+    """One pass over pruned buckets gives exactly the two ``total`` calls' results (sums and distinct)."""
+    from rules import windows
+
+    numbers = [[i, v] for i, v in zip(sorted(indexes), values, strict=False)]
+    assert windows.split_totals(numbers, boundary, "sum") == (
+        windows.total(numbers, -1, boundary - 1, "sum"),
+        windows.total(numbers, boundary, 99, "sum"),
+    )
+    names = [[i, [str(int(v) % 7), str(i % 3)]] for i, v in zip(sorted(indexes), values, strict=False)]
+    assert windows.split_totals(names, boundary, "distinct") == (
+        windows.total(names, -1, boundary - 1, "distinct"),
+        windows.total(names, boundary, 99, "distinct"),
+    )
