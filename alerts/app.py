@@ -37,6 +37,7 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
+from schemas.kafka_clients import check_access, faust_credentials, kafka_python_config
 from schemas.logs import get_logger
 from schemas.metrics import ALERTS_SUPPRESSED, READY
 from schemas.settings import Settings
@@ -61,10 +62,12 @@ def console_routing() -> RoutingConfig:
 
 def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the alerts, alerts DLQ and feedback topics if they are missing (idempotent)."""
+    check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id="preempt-notify-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_config(settings),
     )
     try:
         existing = set(admin.list_topics())
@@ -133,6 +136,11 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,
+        # Faust's /table and /router pages would serve table contents (deliveries, snoozes) to
+        # anyone who can reach the port; the app does not use them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        broker_credentials=faust_credentials(settings),
     )
     alerts_topic = app.topic(settings.topic("alerts"), key_serializer="raw", value_serializer="raw")
     feedback_topic = app.topic(settings.topic("feedback"), key_serializer="raw", value_serializer="raw")

@@ -19,6 +19,7 @@ def ingest(host: str | None, port: int | None) -> None:
     """
     from aiohttp import web
 
+    from schemas.kafka_clients import aiokafka_config
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics
@@ -28,7 +29,10 @@ def ingest(host: str | None, port: int | None) -> None:
     log = get_logger("streams.ingest")
     ensure_topics(settings)
     sink = KafkaEventSink(
-        settings.bootstrap_servers, TopicNames.from_settings(settings).events, max_event_bytes=settings.max_event_bytes
+        settings.bootstrap_servers,
+        TopicNames.from_settings(settings).events,
+        max_event_bytes=settings.max_event_bytes,
+        security=aiokafka_config(settings),
     )
     try:
         app = create_ingest_app(settings, sink)

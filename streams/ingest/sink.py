@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -31,9 +31,18 @@ class EventSink(Protocol):
 class KafkaEventSink:
     """Sends records to ``topic`` with aiokafka, waiting for every acknowledgement."""
 
-    def __init__(self, bootstrap_servers: list[str], topic: str, *, max_event_bytes: int, linger_ms: int = 5) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        topic: str,
+        *,
+        max_event_bytes: int,
+        linger_ms: int = 5,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.topic = topic
         self._config: dict[str, Any] = {
+            **(security or {}),  # schemas.kafka_clients.aiokafka_config(settings)
             "bootstrap_servers": bootstrap_servers,
             "client_id": "preempt-ingest",
             "acks": "all",
