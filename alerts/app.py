@@ -18,9 +18,10 @@ import contextlib
 import importlib
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import faust
+from aiohttp import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from kafka import KafkaAdminClient
@@ -32,7 +33,14 @@ from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
-from alerts.feedback import SlackAction, SlackActionHandler, SnoozeBook, update_note
+from alerts.feedback import (
+    MAX_ACTION_BODY_BYTES,
+    SlackAction,
+    SlackActionHandler,
+    SnoozeBook,
+    read_bounded,
+    update_note,
+)
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
@@ -284,7 +292,14 @@ def create_app(
         """Slack's interactivity request URL (buttons on alert messages)."""
 
         async def post(self, request: Request, **kwargs: Any) -> Response:
-            body = await self.read_request_content(request)
+            # Faust's own read_request_content reads any size: read through aiohttp's stream, bounded.
+            aio = cast(web.Request, request)
+            body = await read_bounded(aio.content_length, aio.content.iter_chunked(64 * 1024), MAX_ACTION_BODY_BYTES)
+            if body is None:
+                status, text = handler.too_large(aio.content_length)
+                response = self.text(text, status=status)
+                cast(web.Response, response).force_close()  # do not linger reading the rest of it
+                return response
             status, text = await handler.handle(request.headers, body, time.time())
             return self.text(text, status=status)
 
