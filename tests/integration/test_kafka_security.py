@@ -29,6 +29,7 @@ from tests.integration.pipeline_support import (
 from tests.integration.secured_kafka import SaslBroker, sasl_broker  # noqa: F401
 from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """
 receivers:
   - name: csm
@@ -145,6 +146,8 @@ def test_wrong_credentials_fail_fast_with_one_line(
     assert "PREEMPT_KAFKA_SASL_PASSWORD" in lines[-1]
     assert "Traceback" not in output
     assert wrong not in output
+    if args[1] == "worker":  # the line docs/operations.md shows, with the docs' port
+        assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
 
 
 def test_anonymous_client_cannot_write(sasl_broker: SaslBroker) -> None:  # noqa: F811
