@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
 from schemas.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, ScenarioError, duplicates, log_events, poll, read_topic, wait
@@ -118,6 +121,7 @@ def run_sasl_pipeline(ctx: Context) -> Row:
             row.check(bool(last) and "refused the login" in last[0], "wrong password: one clear line")
             row.check("Traceback" not in refused.log_text(), "wrong password: no traceback")
             row.notes.append(f"wrong password refused in {took:.1f}s")
+            row.check(_anonymous_write_refused(broker.bootstrap, settings.topic("alerts")), "anonymous write refused")
             ctx.collect_dead_letters("sasl")  # while this broker still runs
             ctx.collect_dead_letters("sasl-wrong")
         finally:
@@ -172,6 +176,21 @@ def run_worker_sigkills(ctx: Context, kills: int = 5) -> Row:
     row.check(row.duplicated == 0 and set(delivered) == expected, "0 duplicate deliveries")
     row.notes.append(f"{len(emitted)} alert records on the topic ({duplicates(emitted)} same-id copies)")
     return row.finish()
+
+
+def _anonymous_write_refused(bootstrap: str, topic: str) -> bool:
+    """True when a producer without credentials cannot write a forged alert."""
+    try:
+        producer = KafkaProducer(bootstrap_servers=[bootstrap], max_block_ms=3000)
+    except KafkaError:
+        return True
+    try:
+        producer.send(topic, b"forged alert").get(timeout=5)
+    except KafkaError:
+        return True
+    finally:
+        producer.close(timeout=2)
+    return False
 
 
 def _with_port(settings: Settings) -> Settings:
