@@ -50,7 +50,10 @@ unit: install ## Unit tests only (no broker)
 bench: install kafka ## Benchmark: raw Kafka consume ceiling vs. the rules worker, latency, changelog records/event
 	$(BIN)/python -m bench.run
 
+chaos: install kafka ## Fault scenarios on real processes and brokers (SASL_SSL, SIGKILLs, Slack/SMTP faults, secrets scan); one table
+	$(BIN)/python -m tests.chaos.run
+
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit bench chaos clean
