@@ -5,8 +5,9 @@
     python -m tests.chaos.run --only 5,6,10   a subset, by scenario number
 
 Implemented scenarios (numbers from issue 12): 1 rules worker SIGKILLed 5x under a replay with known
-alerts, 4 Slack 429 → 503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250,
-10 secrets scan of every log and dead letter, 11 the SASL_SSL pipeline and a refused client.
+alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a broker, 4 Slack 429 →
+503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250, 10 secrets scan of every log
+and dead letter, 11 the SASL_SSL pipeline and a refused client.
 Every loop is bounded; every address is 127.0.0.1. Exit 0 when every row passes.
 """
 
@@ -22,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.chaos.cluster import run_cluster_failover
 from tests.chaos.delivery import run_delivery_faults
 from tests.chaos.harness import Context, Row
 from tests.chaos.pipeline import run_sasl_pipeline, run_worker_sigkills
@@ -34,11 +36,18 @@ SCENARIOS: list[tuple[set[int], Callable[[Context], list[Row]]]] = [
     ({11}, lambda ctx: [run_sasl_pipeline(ctx)]),
     ({4, 5, 6}, run_delivery_faults),
     ({1}, lambda ctx: [run_worker_sigkills(ctx)]),
+    ({2}, lambda ctx: [run_cluster_failover(ctx)]),
     ({10}, lambda ctx: [run_secrets_scan(ctx)]),
 ]
-NAMES = {1: "1 rules worker SIGKILLed 5x", 4: "4 Slack 429 (Retry-After) → 503 → recovery",
-         5: "5 permanent delivery errors", 6: "6 SMTP 421/451 then 250",
-         10: "10 secrets in logs and dead letters", 11: "11 SASL_SSL pipeline + wrong credentials"}  # fmt: skip
+NAMES = {
+    1: "1 rules worker SIGKILLed 5x",
+    2: "2 3-broker cluster: leader killed, broker restarted",
+    4: "4 Slack 429 (Retry-After) → 503 → recovery",
+    5: "5 permanent delivery errors",
+    6: "6 SMTP 421/451 then 250",
+    10: "10 secrets in logs and dead letters",
+    11: "11 SASL_SSL pipeline + wrong credentials",
+}
 
 
 def run(only: set[int] | None, quick: bool, bootstrap: str, seed: int, workdir: Path) -> list[Row]:
