@@ -159,8 +159,8 @@ def _leader(bootstrap: list[str], topic: str, partition: int) -> int:
     try:
         for described in admin.describe_topics([topic]):
             for part in described["partitions"]:
-                if part["partition"] == partition:
-                    return int(part["leader"])
+                if part["partition_index"] == partition:
+                    return int(part["leader_id"])
     finally:
         admin.close()
     raise ScenarioError(f"no leader found for {topic}[{partition}]")
@@ -205,11 +205,11 @@ def run_cluster_failover(ctx: Context) -> Row:
                 futures.append((record["event_id"], future))
                 if index == len(lines) // 2:
                     half.set()
-                if index % 200 == 199:
+                if index % 50 == 49:
                     time.sleep(0.1)  # spread the stream over time, so the kill lands mid-stream
             producer.flush(timeout=180)
 
-        sender = threading.Thread(target=send_all, name="chaos-sender")
+        sender = threading.Thread(target=send_all, name="chaos-sender", daemon=True)
         sender.start()
         half.wait(timeout=300)
         leader = _leader(settings.bootstrap_servers, names.events, 0)

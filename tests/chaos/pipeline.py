@@ -137,7 +137,7 @@ def run_worker_sigkills(ctx: Context, kills: int = 5) -> Row:
     routes = ctx.workdir / "routes-console.yaml"
     routes.write_text(CONSOLE_ROUTES)
     settings = ctx.settings("sigkill", event_time_only=True, routes_path=routes, notifier_web_port=free_port())
-    days, accounts = (3, 60) if ctx.quick else (7, 400)
+    days, accounts = (3, 60) if ctx.quick else (7, 450)  # full: ~205k events
     events, accts, expected = _history(ctx, "sigkill", days, accounts, settings)
     total = count_lines(events)
     row.load = f"{total} events replayed, {accounts} accounts"
