@@ -18,27 +18,18 @@ from __future__ import annotations
 import asyncio
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-from aiokafka import errors as aiokafka_errors
-from aiokafka.conn import create_conn
-from faust.auth import SASLCredentials, SSLCredentials
-from faust.types.auth import CredentialsT
+from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigError
 from schemas.logs import get_logger
 from schemas.settings import Settings
 
-log = get_logger(__name__)
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
 
-#: Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
-_AUTH_ERRORS = (
-    aiokafka_errors.SaslAuthenticationFailed,
-    aiokafka_errors.AuthenticationFailedError,
-    aiokafka_errors.UnsupportedSaslMechanismError,
-    aiokafka_errors.AuthenticationMethodNotSupported,
-    aiokafka_errors.IllegalSaslStateError,
-)
+# faust and aiokafka are imported where they are used: the SDK (kafka-python only) imports this
+# module and should not pay for them.
+log = get_logger(__name__)
 
 
 class KafkaAccessError(ConfigError):
@@ -82,6 +73,8 @@ def _sasl(settings: Settings) -> tuple[str, str, str] | None:
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """``broker_credentials`` for ``faust.App``: SASL (over TLS for SASL_SSL), TLS alone, or None."""
+    from faust.auth import SASLCredentials, SSLCredentials
+
     context = ssl_context(settings)
     sasl = _sasl(settings)
     if sasl is not None:
@@ -151,6 +144,17 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
 
 async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     """``ok``, ``unreachable`` or ``closed`` (TCP connected, then the handshake was cut); raises on refusals."""
+    from aiokafka import errors as aiokafka_errors
+    from aiokafka.conn import create_conn
+
+    # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
+    auth_errors = (
+        aiokafka_errors.SaslAuthenticationFailed,
+        aiokafka_errors.AuthenticationFailedError,
+        aiokafka_errors.UnsupportedSaslMechanismError,
+        aiokafka_errors.AuthenticationMethodNotSupported,
+        aiokafka_errors.IllegalSaslStateError,
+    )
     protocol = settings.kafka_security_protocol
     host, _, port = server.rpartition(":")
     try:
@@ -164,7 +168,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
             ),
             timeout_s,
         )
-    except _AUTH_ERRORS as exc:
+    except auth_errors as exc:
         raise KafkaAccessError(
             f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
             f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
