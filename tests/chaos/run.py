@@ -7,8 +7,8 @@
 Implemented scenarios (numbers from issue 12): 1 rules worker SIGKILLed 5x under a replay with known
 alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a broker, 4 Slack 429 →
 503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250, 7 notifier SIGKILLed between
-Slack's 200 and the delivery record, 10 secrets scan of every log and dead letter, 11 the SASL_SSL
-pipeline and a refused client.
+Slack's 200 and the delivery record, 8 template and mention injection, 10 secrets scan of every log
+and dead letter, 11 the SASL_SSL pipeline and a refused client.
 Every loop is bounded; every address is 127.0.0.1. Exit 0 when every row passes.
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 from tests.chaos.cluster import run_cluster_failover
 from tests.chaos.delivery import run_delivery_faults
 from tests.chaos.harness import Context, Row
+from tests.chaos.injection import run_injection
 from tests.chaos.notifier_kills import run_notifier_kills
 from tests.chaos.pipeline import run_sasl_pipeline, run_worker_sigkills
 from tests.chaos.secrets_scan import run_secrets_scan
@@ -38,6 +39,7 @@ SCENARIOS: list[tuple[set[int], Callable[[Context], list[Row]]]] = [
     ({11}, lambda ctx: [run_sasl_pipeline(ctx)]),
     ({4, 5, 6}, run_delivery_faults),
     ({7}, lambda ctx: [run_notifier_kills(ctx)]),
+    ({8}, lambda ctx: [run_injection(ctx)]),
     ({1}, lambda ctx: [run_worker_sigkills(ctx)]),
     ({2}, lambda ctx: [run_cluster_failover(ctx)]),
     ({10}, lambda ctx: [run_secrets_scan(ctx)]),
@@ -49,6 +51,7 @@ NAMES = {
     5: "5 permanent delivery errors",
     6: "6 SMTP 421/451 then 250",
     7: "7 notifier SIGKILLed 3x between Slack's 200 and the record",
+    8: "8 template and mention injection",
     10: "10 secrets in logs and dead letters",
     11: "11 SASL_SSL pipeline + wrong credentials",
 }
