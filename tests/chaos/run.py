@@ -30,6 +30,7 @@ from tests.chaos.harness import Context, Row
 from tests.chaos.injection import run_injection
 from tests.chaos.notifier_kills import run_notifier_kills
 from tests.chaos.pipeline import run_sasl_pipeline, run_worker_sigkills
+from tests.chaos.poison import run_poison_at_load
 from tests.chaos.secrets_scan import run_secrets_scan
 
 COLUMNS = ("scenario", "load", "faults injected", "expected", "emitted", "delivered", "lost", "duplicated", "result")
@@ -41,12 +42,14 @@ SCENARIOS: list[tuple[set[int], Callable[[Context], list[Row]]]] = [
     ({7}, lambda ctx: [run_notifier_kills(ctx)]),
     ({8}, lambda ctx: [run_injection(ctx)]),
     ({1}, lambda ctx: [run_worker_sigkills(ctx)]),
+    ({3}, lambda ctx: [run_poison_at_load(ctx)]),
     ({2}, lambda ctx: [run_cluster_failover(ctx)]),
     ({10}, lambda ctx: [run_secrets_scan(ctx)]),
 ]
 NAMES = {
     1: "1 rules worker SIGKILLed 5x",
     2: "2 3-broker cluster: leader killed, broker restarted",
+    3: "3 1% poison input at load",
     4: "4 Slack 429 (Retry-After) → 503 → recovery",
     5: "5 permanent delivery errors",
     6: "6 SMTP 421/451 then 250",
