@@ -5,10 +5,10 @@
     python -m tests.chaos.run --only 5,6,10   a subset, by scenario number
 
 Implemented scenarios (numbers from issue 12): 1 rules worker SIGKILLed 5x under a replay with known
-alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a broker, 4 Slack 429 →
-503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250, 7 notifier SIGKILLed between
-Slack's 200 and the delivery record, 8 template and mention injection, 10 secrets scan of every log
-and dead letter, 11 the SASL_SSL pipeline and a refused client.
+alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a broker, 3 1% poison
+input at load, 4 Slack 429 → 503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250,
+7 notifier SIGKILLed between Slack's 200 and the delivery record, 8 template and mention injection,
+10 secrets scan of every log and dead letter, 11 the SASL_SSL pipeline and a refused client.
 Every loop is bounded; every address is 127.0.0.1. Exit 0 when every row passes.
 """
 
