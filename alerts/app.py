@@ -18,9 +18,10 @@ import contextlib
 import importlib
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import faust
+from aiohttp import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from kafka import KafkaAdminClient
@@ -32,11 +33,19 @@ from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
-from alerts.feedback import SlackAction, SlackActionHandler, SnoozeBook, update_note
+from alerts.feedback import (
+    MAX_ACTION_BODY_BYTES,
+    SlackAction,
+    SlackActionHandler,
+    SnoozeBook,
+    read_bounded,
+    update_note,
+)
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
+from schemas.kafka_clients import check_access, faust_credentials, kafka_python_config
 from schemas.logs import get_logger
 from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
 from schemas.settings import Settings
@@ -61,10 +70,12 @@ def console_routing() -> RoutingConfig:
 
 def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the alerts, alerts DLQ and feedback topics if they are missing (idempotent)."""
+    check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id="preempt-notify-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_config(settings),
     )
     try:
         existing = set(admin.list_topics())
@@ -133,6 +144,11 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,
+        # Faust's /table and /router pages would serve table contents (deliveries, snoozes) to
+        # anyone who can reach the port; the app does not use them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        broker_credentials=faust_credentials(settings),
     )
     alerts_topic = app.topic(settings.topic("alerts"), key_serializer="raw", value_serializer="raw")
     feedback_topic = app.topic(settings.topic("feedback"), key_serializer="raw", value_serializer="raw")
@@ -287,7 +303,14 @@ def create_app(
         """Slack's interactivity request URL (buttons on alert messages)."""
 
         async def post(self, request: Request, **kwargs: Any) -> Response:
-            body = await self.read_request_content(request)
+            # Faust's own read_request_content reads any size: read through aiohttp's stream, bounded.
+            aio = cast(web.Request, request)
+            body = await read_bounded(aio.content_length, aio.content.iter_chunked(64 * 1024), MAX_ACTION_BODY_BYTES)
+            if body is None:
+                status, text = handler.too_large(aio.content_length)
+                response = self.text(text, status=status)
+                cast(web.Response, response).force_close()  # do not linger reading the rest of it
+                return response
             status, text = await handler.handle(request.headers, body, time.time())
             return self.text(text, status=status)
 

@@ -1,10 +1,11 @@
 """Feedback from Slack buttons: ``POST /slack/actions`` on the notifier's web server.
 
 Slack signs every interactivity request: ``X-Slack-Signature = "v0=" + HMAC-SHA256(signing secret,
-"v0:{X-Slack-Request-Timestamp}:{raw body}")``. A request with a wrong signature, or a timestamp more
-than 5 minutes from now (a replay), gets 401. An accepted action is published to ``preempt.feedback``
-(key ``account_id``), counted in ``preempt_feedback_total{rule,action}`` (Not helpful per rule is the
-precision signal for tuning rules), and the Slack message is updated ("Acknowledged by …",
+"v0:{X-Slack-Request-Timestamp}:{raw body}")``. A body larger than Slack ever sends gets 413 before it
+is read (:func:`read_bounded`); a request with a wrong signature, or a timestamp that is not a finite
+number within 5 minutes of now (a replay, ``nan``, ``inf``), gets 401. An accepted action is published
+to ``preempt.feedback`` (key ``account_id``), counted in ``preempt_feedback_total{rule,action}`` (Not
+helpful per rule is the precision signal for tuning rules), and the Slack message is updated ("Acknowledged by …",
 "Snoozed until …"). Snooze becomes a silence: the notifier's feedback agent stores it in a
 changelog-backed table (``SnoozeBook``), so it survives restarts and suppresses the rule's next alerts
 for that account until it expires.
@@ -16,8 +17,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
 from schemas.logs import get_logger
-from schemas.metrics import FEEDBACK
+from schemas.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
 
 log = get_logger(__name__)
 
@@ -33,6 +35,10 @@ SIGNATURE_TOLERANCE_SECONDS = 300.0
 SNOOZE_SECONDS = 7 * 24 * 3600.0
 UPDATE_ATTEMPTS = 5
 ACTIONS = ("acknowledge", "snooze", "not_helpful")
+# Slack's interactivity payload is one URL-encoded JSON document describing the message (at most 50
+# blocks of at most 3,000 characters, 40,000 characters of text): well under 1 MiB even URL-encoded.
+# Anything larger is not from Slack and is refused before it is read into memory.
+MAX_ACTION_BODY_BYTES = 1024 * 1024
 
 
 class SlackRequestError(ValueError):
@@ -55,9 +61,28 @@ def verify_slack_signature(
         sent_at = float(timestamp)
     except ValueError:
         return False
-    if abs(now - sent_at) > tolerance:
+    # nan compares false with everything, so without isfinite it would never be "too old".
+    if not math.isfinite(sent_at) or abs(now - sent_at) > tolerance:
         return False
     return hmac.compare_digest(slack_signature(secret, timestamp, body), signature)
+
+
+async def read_bounded(content_length: int | None, chunks: AsyncIterator[bytes], limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused without reading anything; a chunked (or
+    lying) body is read at most ``limit`` bytes plus one chunk before it is refused.
+    """
+    if content_length is not None and content_length > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +196,17 @@ class SlackActionHandler:
     async def handle(self, headers: Mapping[str, str], body: bytes, now: float) -> tuple[int, str]:
         """Returns (HTTP status, text body); the message update runs after the answer (Slack waits ≤ 3 s)."""
         if not self._secret:
+            SLACK_ACTIONS_REFUSED.labels(reason="not_configured").inc()
             log.warning("slack action refused: PREEMPT_SLACK_SIGNING_SECRET is not set")
             return 503, "interactivity is not configured"
         if not verify_slack_signature(self._secret, headers, body, now):
+            SLACK_ACTIONS_REFUSED.labels(reason="bad_signature").inc()
             log.warning("slack action refused: bad or stale signature")
             return 401, "invalid signature"
         try:
             action = parse_action(body)
         except SlackRequestError as exc:
+            SLACK_ACTIONS_REFUSED.labels(reason="bad_request").inc()
             log.warning("slack action rejected", error=str(exc))
             return 400, str(exc)
         feedback = to_feedback(action, now)
@@ -196,6 +224,13 @@ class SlackActionHandler:
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
         return 200, update_note(feedback)
+
+    @staticmethod
+    def too_large(content_length: int | None) -> tuple[int, str]:
+        """The answer to a body over :data:`MAX_ACTION_BODY_BYTES` (counted and logged)."""
+        SLACK_ACTIONS_REFUSED.labels(reason="too_large").inc()
+        log.warning("slack action refused: body too large", content_length=content_length)
+        return 413, "request body too large"
 
     async def _update_safely(self, action: SlackAction, feedback: Feedback) -> None:
         # Like deliveries, the retry is owned here (the notifier raises, never sleeps): a few bounded

@@ -28,6 +28,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from schemas.alert import Alert
+from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.conftest import free_port, settings_env
@@ -107,7 +108,9 @@ def main() -> None:
                     raise SystemExit(f"notifier did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
                 time.sleep(0.2)
             alerts = [_alert(i) for i in range(args.alerts)]
-            producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all")
+            producer = KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all", **kafka_python_config(settings)
+            )
             produced: dict[str, float] = {}
             started = time.monotonic()
             for i, alert in enumerate(alerts):

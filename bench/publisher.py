@@ -15,6 +15,7 @@ import uuid
 
 from kafka import KafkaAdminClient
 
+from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
 from streams.publisher import Publisher
 from streams.topics import TopicNames
@@ -58,7 +59,7 @@ def main() -> None:
         f"{total / (done - start):,.0f} events/s acknowledged "
         f"(track loop {total / (sent_at - start):,.0f}/s, final flush {done - sent_at:.2f}s)"
     )
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **kafka_python_config(settings))
     try:
         names = TopicNames.from_settings(settings)
         admin.delete_topics(

@@ -46,6 +46,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
+from schemas.kafka_clients import aiokafka_config, kafka_python_config
 from schemas.settings import Settings
 from streams.simulate.heartbeats import append_heartbeats
 from streams.topics import TopicNames, ensure_topics
@@ -152,7 +153,12 @@ def prepare(workdir: Path, settings: Settings) -> tuple[int, list[bytes]]:
     )
     append_heartbeats(events, settings.topic_partitions)
     names = TopicNames.from_settings(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, batch_size=512 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        **kafka_python_config(settings),
+    )
     values = events.read_bytes().splitlines()
     for line in accounts.read_bytes().splitlines():
         producer.send(names.accounts, key=json.loads(line)["account_id"].encode(), value=line)
@@ -166,7 +172,9 @@ def prepare(workdir: Path, settings: Settings) -> tuple[int, list[bytes]]:
 async def raw_ceiling(settings: Settings, total: int) -> float:
     """Events/s of a bare aiokafka getmany loop decoding every record."""
     topic = TopicNames.from_settings(settings).events
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, **aiokafka_config(settings)
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
@@ -231,12 +239,13 @@ def live_latency(workdir: Path, rate: float) -> dict[str, float]:
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     proc = _start_worker(settings, workdir / "worker-live.log")
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5, **kafka_python_config(settings))
     consumer = KafkaConsumer(
         names.alerts,
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         consumer_timeout_ms=200,
+        **kafka_python_config(settings),
     )
     latencies: list[float] = []
     sent_detractors = 0

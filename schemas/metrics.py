@@ -141,6 +141,11 @@ FEEDBACK = Counter(
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
     ["rule", "action"],
 )
+SLACK_ACTIONS_REFUSED = Counter(
+    "preempt_slack_actions_refused_total",
+    "POST /slack/actions requests refused, by reason (too_large, bad_signature, not_configured, bad_request).",
+    ["reason"],
+)
 
 # --- Kafka -------------------------------------------------------------------------------------
 CONSUMER_LAG = Gauge(

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_PACK = Path(__file__).resolve().parent.parent / "rules" / "packs" / "default"
@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     allow_untested_faust: bool = Field(
         False, description="start even on faust-streaming/mode versions streams/faust_compat.py was not tested on"
     )
+    # Kafka security, for every client (both apps, the SDK, the CLI, ingest, simulate, bench): turned
+    # into client configuration in ONE place, schemas/kafka_clients.py; documented in
+    # docs/operations.md "Connecting to a secured Kafka". Checked together by _check_kafka_security.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers; a managed Kafka usually wants SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (required with SASL_PLAINTEXT / SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: FilePath | None = Field(
+        None, description="CA bundle (PEM) that signed the brokers' certificates; None = the system CAs"
+    )
+    kafka_ssl_cert_file: FilePath | None = Field(None, description="client certificate (PEM), for mutual TLS")
+    kafka_ssl_key_file: FilePath | None = Field(None, description="private key (PEM) of the client certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
 
     # Events
     max_event_bytes: int = Field(32 * 1024, ge=256)
@@ -143,6 +160,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
+    smtp_allow_plaintext_auth: bool = Field(
+        False,
+        description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
+    )
     smtp_from: str = "Preempt <preempt@localhost>"
     delivery_give_up_seconds: float = 3600.0
     delivery_retry_initial_seconds: float = Field(
@@ -165,6 +186,54 @@ class Settings(BaseSettings):
     # Logs
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        """One clear error for a security set-up that cannot work (or would silently not be used)."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol.endswith("SSL")
+        if sasl:
+            missing = [
+                f"PREEMPT_KAFKA_{name.upper()}"
+                for name, value in (
+                    ("sasl_mechanism", self.kafka_sasl_mechanism),
+                    ("sasl_username", self.kafka_sasl_username),
+                    ("sasl_password", self.kafka_sasl_password),
+                )
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+            ]
+            if missing:
+                raise ValueError(f"PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        elif self.kafka_sasl_mechanism or self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError(
+                f"PREEMPT_KAFKA_SASL_* is set but PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL; "
+                "set it to SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        ssl_files = self.kafka_ssl_ca_file or self.kafka_ssl_cert_file or self.kafka_ssl_key_file
+        if not tls and (ssl_files or self.kafka_ssl_key_password):
+            raise ValueError(
+                f"PREEMPT_KAFKA_SSL_* is set but PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS; "
+                "set it to SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError(
+                "PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE go together: set both or neither"
+            )
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_key_file is None:
+            raise ValueError("PREEMPT_KAFKA_SSL_KEY_PASSWORD is set without PREEMPT_KAFKA_SSL_KEY_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _check_smtp_credentials_encrypted(self) -> Settings:
+        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed."""
+        if self.smtp_username and not (self.smtp_use_tls or self.smtp_starttls) and not self.smtp_allow_plaintext_auth:
+            raise ValueError(
+                "PREEMPT_SMTP_USERNAME is set but neither PREEMPT_SMTP_STARTTLS nor PREEMPT_SMTP_USE_TLS is on: "
+                "the password would travel unencrypted; turn one on "
+                "(or set PREEMPT_SMTP_ALLOW_PLAINTEXT_AUTH=true for a trusted local relay)"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""

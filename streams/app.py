@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from schemas.kafka_clients import faust_credentials
 from schemas.settings import Settings
 from streams.agents import WorkerRuntime, install_agents
 from streams.clock import PartitionClocks
@@ -70,6 +71,11 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.worker_web_port,
         web_in_thread=False,
+        # Faust's /table and /router pages would serve account state, owner emails and MRR to
+        # anyone who can reach the port; the app does not use them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        broker_credentials=faust_credentials(settings),
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
         producer_linger=0.01,

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.errors import BrokerUnavailableError
+from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
 
 
@@ -31,6 +32,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
             client_id="preempt-probe",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
+            **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
         )
     except (KafkaError, OSError, ValueError) as exc:
         raise BrokerUnavailableError(

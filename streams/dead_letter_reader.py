@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas.kafka_clients import check_access, kafka_python_config
 from schemas.settings import Settings
 from streams.deadletter import AT, DETAIL, FIELD, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from streams.deadletter import dead_letter_headers as verdict_headers
@@ -52,10 +53,12 @@ def read_dead_letters(
 ) -> list[DeadLetter]:
     """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time)."""
     topic = TopicNames.from_settings(settings).events_dlq
+    check_access(settings)
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         client_id="preempt-dead-letters",
+        **kafka_python_config(settings),
     )
     kept: deque[DeadLetter] = deque(maxlen=max(1, limit))
     try:

@@ -13,6 +13,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.kafka_clients import aiokafka_config
 from schemas.settings import Settings
 from streams.processor import Record
 
@@ -54,6 +55,7 @@ class GapRepair:
                 bootstrap_servers=self._settings.bootstrap_servers,
                 enable_auto_commit=False,
                 group_id=None,
+                **aiokafka_config(self._settings),
             )
             await self._consumer.start()
         return self._consumer

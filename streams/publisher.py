@@ -33,6 +33,7 @@ from kafka.errors import KafkaError
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
+from schemas.kafka_clients import kafka_python_config
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -180,7 +181,7 @@ class Publisher:
             topic=TopicNames.from_settings(settings).events,
             max_event_bytes=settings.max_event_bytes,
             max_future_skew=settings.max_future_skew_seconds,
-            **kwargs,
+            **(kafka_python_config(settings) | kwargs),
         )
 
     # -- sending -------------------------------------------------------------------------------

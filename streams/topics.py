@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
+from schemas.kafka_clients import check_access, kafka_python_config
 from schemas.settings import Settings
 
 
@@ -69,10 +70,12 @@ def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s
     create the tables' changelogs with the setting's count, which breaks co-partitioning.
     """
     names = names or TopicNames.from_settings(settings)
+    check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id="preempt-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_config(settings),
     )
     try:
         existing = set(admin.list_topics())

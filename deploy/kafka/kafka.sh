@@ -6,7 +6,17 @@
 #   deploy/kafka/kafka.sh status   exit 0 when a broker answers on the port
 #
 # Settings (environment): KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_HOME_DIR (<repo>/.kafka:
-# data/, logs/broker.log, kafka.pid), KAFKA_HEAP_OPTS (-Xms512m -Xmx1g), KAFKA_START_TIMEOUT (120 s).
+# data/, logs/broker.log, kafka.pid), KAFKA_HEAP_OPTS (-Xms512m -Xmx1g), KAFKA_START_TIMEOUT (120 s),
+# KAFKA_CLASSPATH_FILE (<repo>/.kafka/classpath.txt: the Maven class path, shared by every broker home).
+#
+# A secured broker (the TLS + SCRAM set-up of a managed Kafka, for tests, `make chaos` and trying the
+# PREEMPT_KAFKA_* settings): KAFKA_SECURITY=SASL_SSL serves clients on a SASL_SSL listener only (TLS,
+# SCRAM-SHA-512). On the first start it makes a CA and a broker certificate for 127.0.0.1/localhost with
+# openssl in $KAFKA_HOME_DIR/tls/ (ca.pem is what clients trust), creates the SCRAM user
+# KAFKA_SCRAM_USER (preempt) with KAFKA_SCRAM_PASSWORD (random when unset) while formatting the storage,
+# and writes $KAFKA_HOME_DIR/client.env: the PREEMPT_* settings a client needs (source it). Use it with
+# its own KAFKA_HOME_DIR and ports, e.g.
+#   KAFKA_SECURITY=SASL_SSL KAFKA_HOME_DIR=/tmp/k-sasl KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 deploy/kafka/kafka.sh start
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,8 +29,11 @@ timeout="${KAFKA_START_TIMEOUT:-120}"
 data="$home/data"
 logs="$home/logs"
 pidfile="$home/kafka.pid"
-cpfile="$home/classpath.txt"
+cpfile="${KAFKA_CLASSPATH_FILE:-$repo/.kafka/classpath.txt}"
 props="$home/server.properties"
+security="${KAFKA_SECURITY:-PLAINTEXT}"
+tls="$home/tls"
+scram_user="${KAFKA_SCRAM_USER:-preempt}"
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
 
@@ -38,7 +51,7 @@ resolve() {
   command -v mvn >/dev/null || { say "Maven (mvn) is required to resolve the broker; install it (apt-get install maven)"; exit 1; }
   command -v java >/dev/null || { say "Java 17+ is required; install it (apt-get install openjdk-17-jre-headless)"; exit 1; }
   say "resolving org.apache.kafka:kafka_2.13 from Maven Central (first run only)…"
-  mkdir -p "$home"
+  mkdir -p "$home" "$(dirname "$cpfile")"
   mvn -q -B -f "$here/pom.xml" dependency:build-classpath -Dmdep.outputFile="$cpfile.tmp" >"$home/maven.log" 2>&1 \
     || { say "Maven failed; see $home/maven.log"; tail -20 "$home/maven.log" >&2; exit 1; }
   mv "$cpfile.tmp" "$cpfile"
@@ -58,11 +71,12 @@ write_props() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$security://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$security://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$security
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$security:$security
+$(secured_props)
 log.dirs=$data
 num.partitions=1
 # One node: internal topics (offsets, transactions, share state) with replication factor 1,
@@ -86,7 +100,72 @@ num.io.threads=4
 PROPS
 }
 
+secured_props() {
+  [[ "$security" == "SASL_SSL" ]] || return 0
+  cat <<SECURED
+# SASL_SSL listener: TLS with the PEM files made by make_tls, SCRAM-SHA-512 users created at format
+# time (the broker authenticates to itself as the "broker" user). The controller listener stays on
+# 127.0.0.1 in plain text: only this process talks to it.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$(cat "$tls/broker.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+ssl.client.auth=none
+SECURED
+}
+
+make_tls() {
+  # A CA and a broker certificate (SAN 127.0.0.1, localhost) signed by it, and the two SCRAM passwords.
+  [[ -s "$tls/broker-keystore.pem" ]] && return 0
+  command -v openssl >/dev/null || { say "openssl is required for KAFKA_SECURITY=SASL_SSL"; exit 1; }
+  mkdir -p "$tls"
+  chmod 700 "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Preempt test CA" \
+      -keyout ca-key.pem -out ca.pem >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker-key.pem -out broker.csr >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+      -extfile broker.ext -out broker.pem >/dev/null 2>&1
+    # Kafka's PEM keystore wants an unencrypted PKCS#8 key followed by the certificate.
+    openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.pk8 2>/dev/null
+    cat broker-key.pk8 broker.pem >broker-keystore.pem
+    openssl rand -hex 24 >broker.password
+    if [[ -n "${KAFKA_SCRAM_PASSWORD:-}" ]]; then printf '%s' "$KAFKA_SCRAM_PASSWORD" >client.password
+    else openssl rand -hex 16 >client.password; fi
+    chmod 600 ./*.pem ./*.password ./*.pk8
+  ) || { say "making the test certificates failed"; exit 1; }
+}
+
+scram_args() {
+  [[ "$security" == "SASL_SSL" ]] || return 0
+  printf '%s\n' --add-scram "SCRAM-SHA-512=[name=broker,password=$(cat "$tls/broker.password")]" \
+    --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$(tr -d '\n' <"$tls/client.password")]"
+}
+
+write_client_env() {
+  [[ "$security" == "SASL_SSL" ]] || return 0
+  cat >"$home/client.env" <<ENV
+# The settings a Preempt client needs for this broker (written by deploy/kafka/kafka.sh).
+export PREEMPT_BROKER=kafka://127.0.0.1:$port
+export PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+export PREEMPT_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export PREEMPT_KAFKA_SASL_USERNAME=$scram_user
+export PREEMPT_KAFKA_SASL_PASSWORD=$(tr -d '\n' <"$tls/client.password")
+export PREEMPT_KAFKA_SSL_CA_FILE=$tls/ca.pem
+ENV
+  chmod 600 "$home/client.env"
+}
+
 start() {
+  case "$security" in
+    PLAINTEXT | SASL_SSL) ;;
+    *) say "KAFKA_SECURITY must be PLAINTEXT or SASL_SSL, not '$security'"; exit 2 ;;
+  esac
   if pid="$(our_pid)" && port_open "$port"; then
     say "already running (pid $pid) on 127.0.0.1:$port; nothing to do"
     return 0
@@ -96,10 +175,14 @@ start() {
     return 0
   fi
   resolve
+  if [[ "$security" == "SASL_SSL" ]]; then make_tls; fi
   write_props
+  write_client_env
   if [[ ! -f "$data/meta.properties" ]]; then
     cluster_id="$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
-    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$logs/format.log" 2>&1 \
+    local extra=()
+    mapfile -t extra < <(scram_args)
+    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$props" "${extra[@]}" >"$logs/format.log" 2>&1 \
       || { say "formatting KRaft storage failed; see $logs/format.log"; cat "$logs/format.log" >&2; exit 1; }
   fi
   say "starting on 127.0.0.1:$port (data $data, log $logs/broker.log)"

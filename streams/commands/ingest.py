@@ -22,6 +22,7 @@ def ingest(host: str | None, port: int | None) -> None:
 
     from streams.broker_probe import probe_broker
     from streams.ingest.account_merger import AccountMerger
+    from schemas.kafka_clients import aiokafka_config
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics
@@ -37,12 +38,14 @@ def ingest(host: str | None, port: int | None) -> None:
         topics.events,
         max_event_bytes=settings.max_event_bytes,
         account_updates_topic=topics.account_updates,
+        security=aiokafka_config(settings),
     )
     merger = AccountMerger(
         settings.bootstrap_servers,
         updates_topic=topics.account_updates,
         accounts_topic=topics.accounts,
         group_id=f"{settings.topic_prefix}-ingest-accounts",
+        security=aiokafka_config(settings),
     )
     try:
         app = create_ingest_app(settings, sink, merger=merger)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -48,10 +49,11 @@ log = get_logger(__name__)
 class AccountsView:
     """The latest record of every account on ``preempt.accounts``, read from the beginning and followed."""
 
-    def __init__(self, bootstrap_servers: list[str], topic: str) -> None:
+    def __init__(self, bootstrap_servers: list[str], topic: str, security: Mapping[str, Any] | None = None) -> None:
         self.topic = topic
         self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
+        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._read_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -61,6 +63,7 @@ class AccountsView:
         """Connect and start following the topic."""
         self._consumer = AIOKafkaConsumer(
             self.topic,
+            **self._security,
             bootstrap_servers=self._bootstrap_servers,
             client_id="preempt-ingest-accounts-view",
             group_id=None,  # no group: every partition, from the beginning
@@ -146,14 +149,16 @@ class AccountMerger:
         group_id: str,
         catch_up_timeout_s: float = 30.0,
         retry_s: float = 2.0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
-        self.view = AccountsView(bootstrap_servers, accounts_topic)
+        self.view = AccountsView(bootstrap_servers, accounts_topic, security)
         self.accounts_topic = accounts_topic
         self.catch_up_timeout_s = catch_up_timeout_s
         self.retry_s = retry_s
         self.updates_topic = updates_topic
         self.group_id = group_id
         self._bootstrap_servers = bootstrap_servers
+        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,11 +168,16 @@ class AccountMerger:
         """Connect everything and start merging (called from the app's startup)."""
         await self.view.start()
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers, client_id="preempt-ingest-accounts", acks="all", linger_ms=5
+            **self._security,
+            bootstrap_servers=self._bootstrap_servers,
+            client_id="preempt-ingest-accounts",
+            acks="all",
+            linger_ms=5,
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             self.updates_topic,
+            **self._security,
             bootstrap_servers=self._bootstrap_servers,
             client_id="preempt-ingest-accounts-merger",
             group_id=self.group_id,

@@ -7,7 +7,7 @@ Events go to ``preempt.events``; account patches from group calls go to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -46,10 +46,12 @@ class KafkaEventSink:
         max_event_bytes: int,
         linger_ms: int = 5,
         account_updates_topic: str | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.account_updates_topic = account_updates_topic
         self._config: dict[str, Any] = {
+            **(security or {}),  # schemas.kafka_clients.aiokafka_config(settings)
             "bootstrap_servers": bootstrap_servers,
             "client_id": "preempt-ingest",
             "acks": "all",

@@ -11,6 +11,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas.event import Event
+from schemas.kafka_clients import kafka_python_config
 from schemas.logs import get_logger
 from schemas.settings import Settings
 from streams.simulate.accounts import SimAccount
@@ -33,6 +34,7 @@ class KafkaSink:
             linger_ms=20,
             batch_size=256 * 1024,
             client_id="preempt-simulate",
+            **kafka_python_config(settings),
         )
         self.failed = 0
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from alerts.blocks import ACTION_ACK
 from alerts.channels.base import Notification
@@ -15,7 +16,7 @@ from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, render_message
 from alerts.routing.config import EmailReceiver, SlackReceiver
 from schemas.alert import Alert
-from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from schemas.settings import Settings
 from tests.integration.conftest import free_port
 from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
@@ -290,8 +291,9 @@ async def test_email_delivers_multipart_digest(
 
 
 async def test_email_login(smtp_server: FakeSMTP, email_notifier: Callable[..., EmailNotifier]) -> None:  # noqa: F811
-    """With a username and password set, the notifier logs in before sending."""
-    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret")
+    """With a username and password set (and clear-text login explicitly allowed), the notifier logs in
+    before sending."""
+    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret", smtp_allow_plaintext_auth=True)
     await notifier.send(_notification())
     smtp_server.wait_for(1)
     assert smtp_server.logins == ["preempt"]
@@ -313,6 +315,25 @@ async def test_email_starttls_and_login(smtp_tls_server: tuple[FakeSMTP, Path]) 
     [mail] = server.wait_for(1)
     assert mail.tls
     assert server.logins == ["preempt"]
+
+
+def test_email_credentials_without_tls_are_refused_at_start() -> None:
+    """A username without STARTTLS or implicit TLS is a settings error: the password would travel in clear."""
+    with pytest.raises(ValidationError, match="PREEMPT_SMTP_ALLOW_PLAINTEXT_AUTH"):
+        Settings(smtp_username="preempt", smtp_password="s3cret")
+
+
+async def test_email_starttls_required_but_not_offered_sends_no_credentials(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """With STARTTLS on and a server that does not offer it, nothing is sent: no login, no message."""
+    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret", smtp_starttls=True)
+    with pytest.raises(DeliveryError) as info:
+        await notifier.send(_notification())
+    assert "s3cret" not in str(info.value)
+    assert smtp_server.logins == []
+    assert smtp_server.messages == []
 
 
 async def test_email_untrusted_certificate_is_retryable(smtp_tls_server: tuple[FakeSMTP, Path]) -> None:  # noqa: F811
@@ -343,7 +364,7 @@ async def test_email_smtp_failures(
 ) -> None:
     """SMTP 4xx raises RetryableDeliveryError, 5xx PermanentDeliveryError; the password is never in it."""
     (smtp_server.script_rcpt if stage == "rcpt" else smtp_server.script_data)(reply, times=1)
-    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret")
+    notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret", smtp_allow_plaintext_auth=True)
     with pytest.raises(error) as info:
         await notifier.send(_notification())
     assert reply[:3] in str(info.value)

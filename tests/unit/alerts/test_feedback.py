@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from alerts.feedback import (
+    MAX_ACTION_BODY_BYTES,
     SlackAction,
     SlackActionHandler,
     SnoozeBook,
     parse_action,
+    read_bounded,
     slack_signature,
     to_feedback,
     verify_slack_signature,
@@ -67,6 +72,50 @@ def test_forged_tampered_and_stale_requests_are_refused() -> None:
     assert not verify_slack_signature(SECRET, signed(body), body + b"x", NOW)
     assert not verify_slack_signature(SECRET, signed(body, at=NOW - 301), body, NOW)
     assert not verify_slack_signature(SECRET, {}, body, NOW)
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e400", "99999999999999999999", "-1", "0x10"])
+def test_non_finite_or_absurd_timestamps_are_refused(timestamp: str) -> None:
+    """A timestamp that is not a finite time near now fails verification even when correctly signed."""
+    body = make_body()
+    headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": slack_signature(SECRET, timestamp, body)}
+    assert not verify_slack_signature(SECRET, headers, body, NOW)
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_read_bounded_refuses_a_declared_length_over_the_limit_without_reading() -> None:
+    """A Content-Length over the limit is refused before one byte is read."""
+    read: list[bytes] = []
+
+    async def never() -> AsyncIterator[bytes]:
+        read.append(b"x")
+        yield b"x"
+
+    assert await read_bounded(MAX_ACTION_BODY_BYTES + 1, never(), MAX_ACTION_BODY_BYTES) is None
+    assert read == []
+
+
+async def test_read_bounded_stops_a_chunked_body_at_the_limit() -> None:
+    """A body without Content-Length is read chunk by chunk and refused once it passes the limit."""
+    consumed: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        for i in range(10_000):  # bounded: 640 MB if nothing stopped it
+            consumed.append(i)
+            yield b"x" * 65536
+
+    assert await read_bounded(None, endless(), 1024 * 1024) is None
+    assert len(consumed) == 17  # 16 chunks fill the MiB, the 17th passes it
+
+
+async def test_read_bounded_returns_a_body_within_the_limit() -> None:
+    """A body within the limit comes back whole, whether its length was declared or not."""
+    assert await read_bounded(6, _chunks(b"abc", b"def"), 10) == b"abcdef"
+    assert await read_bounded(None, _chunks(b"abc", b"def"), 6) == b"abcdef"
 
 
 def test_button_action_ids_map_to_feedback_actions() -> None:

@@ -121,3 +121,32 @@ def test_rendered_configmaps_match_their_sources() -> None:
     rules = _documents(K8S / "configmap-rules.yaml")[0]["data"]
     pack = {p.name for p in (REPO / "rules" / "packs" / "default").glob("*.y*ml")}
     assert set(rules) == pack
+
+
+def test_every_web_port_is_behind_a_network_policy(
+    manifests: dict[str, list[dict[str, Any]]], deployment: Callable[[str], dict[str, Any]]
+) -> None:
+    """Ingress is denied by default and each app's web port is opened to named namespaces only, never to all."""
+    policies = [doc for docs in manifests.values() for doc in docs if doc["kind"] == "NetworkPolicy"]
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]]
+    assert deny, "no default-deny ingress policy"
+    for name in ("preempt-worker", "preempt-notifier", "preempt-ingest"):
+        port = deployment(name)["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        mine = [
+            p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == name
+        ]
+        assert mine, f"no NetworkPolicy selects {name}"
+        for rule in mine[0]["spec"]["ingress"]:
+            assert [p["port"] for p in rule["ports"]] == [port]
+            assert rule["from"], "an empty 'from' would admit every source"
+            assert all("namespaceSelector" in peer for peer in rule["from"])
+
+
+def test_kafka_credentials_are_optional_secret_references(deployment: Callable[[str], dict[str, Any]]) -> None:
+    """Every Kafka client pod takes the SASL username and password from the Secret, optionally."""
+    for name in ("preempt-worker", "preempt-notifier", "preempt-ingest"):
+        env = deployment(name)["spec"]["template"]["spec"]["containers"][0]["env"]
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+        for var in ("PREEMPT_KAFKA_SASL_USERNAME", "PREEMPT_KAFKA_SASL_PASSWORD"):
+            assert refs[var]["name"] == "preempt-secrets"
+            assert refs[var]["optional"] is True

@@ -1,0 +1,181 @@
+"""Kafka security end to end: every client over a SASL_SSL-only broker, and refused logins fail fast."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from schemas.kafka_clients import kafka_python_config
+from schemas.settings import Settings
+from streams.topics import TopicNames, ensure_topics
+from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
+from tests.integration.pipeline_support import (
+    append_heartbeats,
+    backtest_alert_ids,
+    count_lines,
+    publish_lines,
+    simulate,
+    wait_for_metric,
+)
+from tests.integration.secured_kafka import SaslBroker, sasl_broker  # noqa: F401
+from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
+
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+ROUTES = """
+receivers:
+  - name: csm
+    slack_configs:
+      - channel: C-CSM
+route:
+  receiver: csm
+  group_by: [account_id, rule_id]
+  group_wait: 0s
+  group_interval: 1s
+"""
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (127.0.0.1 only)
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _run(process_factory: Callable[..., ManagedProcess], args: list[str], settings: Settings, name: str) -> str:
+    """Run a CLI command to completion (bounded); returns its output."""
+    proc = process_factory(args, settings, name=name)
+    proc.proc.wait(timeout=120)
+    assert proc.proc.returncode == 0, proc.log_text()[-3000:]
+    return proc.log_text()
+
+
+def test_publish_worker_notifier_over_sasl_ssl(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Over TLS + SCRAM-SHA-512 only, `preempt publish` → rules worker → notifier delivers exactly the
+    backtest's alerts to Slack, once each; neither app serves Faust's /table or /router pages."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        event_time_only=True,
+        worker_web_port=free_port(),
+        **sasl_broker.settings(),
+    )
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    events, accounts = simulate(tmp_path, days=3, accounts=12, seed=7)
+    append_heartbeats(events, settings.topic_partitions)
+    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
+    assert expected
+
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", **kafka_python_config(settings))
+    try:
+        publish_lines(producer, names.accounts, accounts)
+    finally:
+        producer.close()
+    _run(process_factory, ["preempt", "publish", "--file", str(events)], settings, "publish")
+
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    notifier = start_notifier(process_factory, settings)
+    wait_for_metric(settings.worker_web_port, "preempt_events_total", count_lines(events), timeout_s=180)
+    deadline = time.monotonic() + 120
+    delivered: list[str] = []
+    while time.monotonic() < deadline:
+        delivered = [r["alert_id"] for r in log_records(notifier, "alert delivered")]
+        if set(delivered) >= expected:
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)  # a duplicate, if any, would be delivered right behind the last one
+    delivered = [r["alert_id"] for r in log_records(notifier, "alert delivered")]
+    assert set(delivered) == expected, worker.log_text()[-3000:]
+    assert [a for a, n in Counter(delivered).items() if n > 1] == []
+    assert len(slack_server.delivered(target="C-CSM")) >= 1
+
+    for port in (settings.worker_web_port, settings.notifier_web_port):
+        assert _status(f"http://127.0.0.1:{port}/metrics") == 200
+        for path in ("/table/", "/table/state/", "/table/deliveries/", "/router/", "/router/state/"):
+            assert _status(f"http://127.0.0.1:{port}{path}") == 404, (port, path)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["preempt", "worker"],
+        ["preempt", "notifier"],
+        ["preempt", "publish", "--event", "Login", "--account", "acme"],
+        ["preempt", "events", "dead-letters"],
+    ],
+    ids=["worker", "notifier", "publish", "dead-letters"],
+)
+def test_wrong_credentials_fail_fast_with_one_line(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    args: list[str],
+) -> None:
+    """A wrong SCRAM password stops the worker, the notifier and the CLI within seconds, exit 1, with one
+    line that names the refused user and the settings to check (no traceback, no password)."""
+    wrong = "not-the-password-7f3a"
+    settings = settings_factory(**sasl_broker.settings(kafka_sasl_password=wrong))
+    proc = process_factory(args, settings, name=args[1])
+    started = time.monotonic()
+    proc.proc.wait(timeout=60)
+    took = time.monotonic() - started
+    output = proc.log_text()
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert took < 30, f"took {took:.1f}s"
+    assert lines[-1].startswith("Error: Kafka at 127.0.0.1:"), output[-3000:]
+    assert "refused the login of user 'preempt' (SCRAM-SHA-512 over SASL_SSL)" in lines[-1]
+    assert "PREEMPT_KAFKA_SASL_PASSWORD" in lines[-1]
+    assert "Traceback" not in output
+    assert wrong not in output
+    if args[1] == "worker":  # the line docs/operations.md shows, with the docs' port
+        assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
+
+
+def test_anonymous_client_cannot_write(sasl_broker: SaslBroker) -> None:  # noqa: F811
+    """A client without credentials (plain text) cannot write to the secured broker's topics."""
+
+    def forge() -> None:
+        producer = KafkaProducer(bootstrap_servers=[sasl_broker.bootstrap], max_block_ms=3000)
+        try:
+            producer.send("preempt.alerts", b"forged").get(timeout=5)
+        finally:
+            producer.close(timeout=2)
+
+    with pytest.raises(KafkaError):
+        forge()
+
+
+def test_untrusted_broker_certificate_is_one_clear_error(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Without the CA that signed the broker's certificate, the CLI stops at once and says which setting to set."""
+    fields = sasl_broker.settings()
+    fields.pop("kafka_ssl_ca_file")
+    proc = process_factory(["preempt", "events", "dead-letters"], settings_factory(**fields), name="no-ca")
+    proc.proc.wait(timeout=60)
+    output = proc.log_text()
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert "TLS certificate is not trusted" in output
+    assert "PREEMPT_KAFKA_SSL_CA_FILE" in output
+    assert "Traceback" not in output
