@@ -20,9 +20,9 @@ def ingest(host: str | None, port: int | None) -> None:
     """
     from aiohttp import web
 
+    from schemas.kafka_clients import aiokafka_config
     from streams.broker_probe import probe_broker
     from streams.ingest.account_merger import AccountMerger
-    from schemas.kafka_clients import aiokafka_config
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.topics import TopicNames, ensure_topics

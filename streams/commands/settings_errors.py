@@ -81,8 +81,11 @@ def describe_settings_error(exc: ValidationError | SettingsError) -> str:
         return _line(found["field"], "cannot be parsed (a list or mapping is written as JSON)", None)
     lines = []
     for error in exc.errors():
-        loc = error.get("loc") or ("?",)
+        loc = error.get("loc")
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if not loc:  # a check across several settings (e.g. SASL_SSL without credentials) names them itself
+            lines.append(f"invalid settings: {message}")
+            continue
         lines.append(_line(str(loc[0]), message[:1].lower() + message[1:], error.get("input")))
     return "\n".join(lines)
 

@@ -26,5 +26,5 @@ def test_invalid_field_names_the_variable() -> None:
     """A field-level error names the PREEMPT_* variable."""
     result = CliRunner().invoke(main, ["worker"], env={"PREEMPT_KAFKA_SASL_MECHANISM": "KERBEROS"})
     assert result.exit_code == 1
-    assert result.output.startswith("Error: invalid settings: PREEMPT_KAFKA_SASL_MECHANISM: ")
+    assert result.output.startswith("Error: PREEMPT_KAFKA_SASL_MECHANISM='KERBEROS' is not valid: ")
     assert len(result.output.strip().splitlines()) == 1
