@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.errors import BrokerUnavailableError
-from schemas.kafka_clients import kafka_python_config
+from schemas.kafka_clients import check_access, kafka_python_config
 from schemas.settings import Settings
 
 
@@ -26,6 +26,10 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
         timeout_s = settings.broker_probe_seconds
     where = ", ".join(settings.bootstrap_servers)
     timeout_ms = max(1, int(timeout_s * 1000))
+    # A broker that answers but refuses the login or the TLS handshake would look "unreachable" to
+    # the admin client below; check_access names the real cause (wrong password, untrusted CA) and
+    # returns at once when nothing answers, leaving that case to the probe.
+    check_access(settings, timeout_s=timeout_s)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers,

@@ -120,7 +120,9 @@ def _publish_file(path: Path, settings: Settings) -> int:
     try:
         with (
             path.open("rb") as stream,
-            tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr) as bar,
+            tqdm(  # on a terminal only (disable=None): in a log a bar is line noise
+                total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr, disable=None
+            ) as bar,
         ):
             for line in read_lines(stream, on_blank=bar.update):
                 try:

@@ -175,7 +175,7 @@ def _to_kafka(
     try:
         if live:
             total = round(rate * duration) if duration is not None else None
-            with tqdm(total=total, unit="ev", desc="publishing", leave=False) as bar:
+            with tqdm(total=total, unit="ev", desc="publishing", leave=False, disable=None) as bar:
                 for event in paced_now(sim.events(), rate, duration):
                     summary.bytes_written += sink.publish_event(event)
                     summary.observe(event)

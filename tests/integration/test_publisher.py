@@ -75,7 +75,8 @@ def test_publish_file_sends_valid_lines_and_reports_bad_ones(
         check=False,
     )
     assert done.returncode == 1, done.stderr
-    assert f"{path}:11: missing_field (account_id): account_id is required" in done.stdout
-    assert f"{path}:21: invalid_json: " in done.stdout
+    # Diagnostics go to stderr (like `events validate`), so stdout stays the command's result.
+    assert f"{path}:11: missing_field (account_id): account_id is required" in done.stderr
+    assert f"{path}:21: invalid_json: " in done.stderr
     records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 30, timeout_s=60, idle_s=1)
     assert sorted(r.value for r in records) == sorted(line for line in lines if line.startswith(b'{"event_id":"e'))
