@@ -13,6 +13,7 @@ events topic read back holds every accepted good event exactly once and nothing 
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ import orjson
 from streams.ingest.auth import key_digest
 from streams.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, read_topic
-from tests.integration.ingest_support import KEY, SIGN, abuse_cases, basic_auth, canonical, send, track, wait_healthy
+from tests.integration.ingest_support import SIGN, abuse_cases, basic_auth, canonical, send, track, wait_healthy
 from tests.integration.pipeline_support import scrape
 
 MAX_ITEMS = 50
@@ -42,17 +43,17 @@ def _port() -> int:
     raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
-def _good_request(tag: str, stamp: str, segment: bool) -> tuple[str, bytes, dict[str, str], list[str]]:
+def _good_request(tag: str, stamp: str, segment: bool, key: str) -> tuple[str, bytes, dict[str, str], list[str]]:
     """A request of only good events: path, body, headers and the event ids in it."""
     ids = [f"{tag}-{i}" for i in range(GOOD_PER_REQUEST)]
     if segment:
         return (
             "/v1/batch",
             orjson.dumps({"batch": [track(i, stamp) for i in ids]}),
-            {"Authorization": basic_auth()},
+            {"Authorization": basic_auth(key)},
             ids,
         )
-    return "/v1/events", orjson.dumps([canonical(i, stamp) for i in ids]), {"Authorization": f"Bearer {KEY}"}, ids
+    return "/v1/events", orjson.dumps([canonical(i, stamp) for i in ids]), {"Authorization": f"Bearer {key}"}, ids
 
 
 def run_ingest_abuse(ctx: Context) -> Row:
@@ -60,13 +61,16 @@ def run_ingest_abuse(ctx: Context) -> Row:
     row = Row("9 ingest abuse")
     rounds = 3 if ctx.quick else 12
     port = _port()
+    # Fresh values, so that scenario 10 finds them if any log line or dead letter carries one.
+    key = ctx.secrets["ingest api key"] = f"pk_chaos_{secrets.token_hex(12)}"
+    secret = ctx.secrets["ingest signing secret"] = f"whsec_{secrets.token_hex(16)}"
     probe = abuse_cases(0, "", MAX_ITEMS)
     # Sized so the load fits (every request of it counted as if signed) and the flood at the end is short.
     capacity = rounds * 2 * len(probe) + 20
     settings = ctx.settings(
         "ingest-abuse",
-        ingest_api_keys=(f"chaos={key_digest(KEY)}",),
-        ingest_hmac_secret="whsec_integration",
+        ingest_api_keys=(f"chaos={key_digest(key)}",),
+        ingest_hmac_secret=secret,
         ingest_port=port,
         ingest_max_items=MAX_ITEMS,
         ingest_replay_cache_size=capacity,
@@ -83,14 +87,14 @@ def run_ingest_abuse(ctx: Context) -> Row:
     for r in range(rounds):
         now = int(time.time())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
-        for k, case in enumerate(abuse_cases(now, stamp, MAX_ITEMS, tag=f"r{r}-")):
-            path, body, headers, ids = _good_request(f"r{r}-g{k}", stamp, segment=k % 2 == 0)
-            status = send(port, path, body, headers, SIGN, now)
+        for k, case in enumerate(abuse_cases(now, stamp, MAX_ITEMS, tag=f"r{r}-", key=key, secret=secret)):
+            path, body, headers, ids = _good_request(f"r{r}-g{k}", stamp, segment=k % 2 == 0, key=key)
+            status = send(port, path, body, headers, SIGN, now, secret)
             good_requests += 1
             good_statuses[status] += 1
             if status in (200, 202):
                 expected += ids
-            got = send(port, case.path, case.body, case.headers, case.signature, now)
+            got = send(port, case.path, case.body, case.headers, case.signature, now, secret)
             abuse_statuses[got] += 1
             if got != case.status:
                 wrong.append(f"{case.name}: {got} (want {case.status})")
@@ -105,7 +109,7 @@ def run_ingest_abuse(ctx: Context) -> Row:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
         event_id = f"flood-{n}"
         body = orjson.dumps({"batch": [track(event_id, stamp)]})
-        status = send(port, "/v1/batch", body, {"Authorization": basic_auth()}, SIGN, now)
+        status = send(port, "/v1/batch", body, {"Authorization": basic_auth(key)}, SIGN, now, secret)
         if status == 429:
             abuse_statuses[status] += 1
             refused_ids.append(event_id)

@@ -32,10 +32,12 @@ def post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str
         return exc.code, json.loads(exc.read())
 
 
-def send(port: int, path: str, body: bytes, headers: dict[str, str], signature: str | None, now: int) -> int:
-    """POST ``body`` to ``path`` on 127.0.0.1 with ``signature`` (``SIGN``: a valid one at ``now``); the status."""
+def send(
+    port: int, path: str, body: bytes, headers: dict[str, str], signature: str | None, now: int, secret: str = SECRET
+) -> int:
+    """POST ``body`` to ``path`` on 127.0.0.1 with ``signature`` (``SIGN``: ``secret``'s at ``now``); the status."""
     if signature == SIGN:
-        headers = headers | {"X-Preempt-Signature": sign(SECRET.encode(), body, now)}
+        headers = headers | {"X-Preempt-Signature": sign(secret.encode(), body, now)}
     elif signature is not None:
         headers = headers | {"X-Preempt-Signature": signature}
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST")
@@ -96,15 +98,18 @@ class AbuseCase:
     good_ids: tuple[str, ...] = ()
 
 
-def abuse_cases(now: int, stamp: str, max_items: int, tag: str = "") -> list[AbuseCase]:
+def abuse_cases(
+    now: int, stamp: str, max_items: int, tag: str = "", key: str = KEY, secret: str = SECRET
+) -> list[AbuseCase]:
     """Every abuse case, in order (the replay must follow the mixed batch it replays).
 
     ``now`` is the signing time of the request (SIGN), ``stamp`` the events' timestamp, ``max_items``
     the server's ``PREEMPT_INGEST_MAX_ITEMS``; ``tag`` prefixes every id, so that several rounds send
-    different bodies (the same body signed in the same second would be refused as a replay).
+    different bodies (the same body signed in the same second would be refused as a replay); ``key``
+    and ``secret`` are the server's API key and signing secret (SIGN cases must be sent with it).
     """
-    basic = {"Authorization": basic_auth()}
-    secret = SECRET.encode()
+    basic = {"Authorization": basic_auth(key)}
+    mac_key = secret.encode()
 
     def one(name: str) -> bytes:
         return orjson.dumps({"batch": [track(f"{tag}{name}", stamp)]})
@@ -123,13 +128,13 @@ def abuse_cases(now: int, stamp: str, max_items: int, tag: str = "") -> list[Abu
     canonical_many = [canonical(f"{tag}x11-{i}", stamp) for i in range(max_items + 1)]
     return [
         AbuseCase("mixed batch", "/v1/batch", mixed, basic, SIGN, 200, (f"{tag}good-1",)),
-        AbuseCase("replayed", "/v1/batch", mixed, basic, sign(secret, mixed, now), 401),
+        AbuseCase("replayed", "/v1/batch", mixed, basic, sign(mac_key, mixed, now), 401),
         AbuseCase("no key", "/v1/batch", one("x1"), {}, SIGN, 401),
         AbuseCase("unknown key", "/v1/batch", one("x1b"), {"Authorization": basic_auth("pk_guessed")}, SIGN, 401),
-        AbuseCase("basic password", "/v1/batch", one("x2"), {"Authorization": basic_auth(KEY, "pw")}, SIGN, 401),
+        AbuseCase("basic password", "/v1/batch", one("x2"), {"Authorization": basic_auth(key, "pw")}, SIGN, 401),
         AbuseCase("unsigned", "/v1/batch", one("x3"), basic, None, 401),
         AbuseCase("forged", "/v1/batch", one("x4"), basic, sign(b"not-the-secret", one("x4"), now), 401),
-        AbuseCase("stale", "/v1/batch", one("x5"), basic, sign(secret, one("x5"), now - 3600), 401),
+        AbuseCase("stale", "/v1/batch", one("x5"), basic, sign(mac_key, one("x5"), now - 3600), 401),
         AbuseCase("t=nan", "/v1/batch", one("x6"), basic, "t=nan,v1=00", 401),
         AbuseCase("huge t", "/v1/batch", one("x7"), basic, "t=" + "9" * 5000 + ",v1=00", 401),
         AbuseCase("gzip bomb", "/v1/batch", bomb, basic | {"Content-Encoding": "gzip"}, SIGN, 413),
@@ -149,7 +154,7 @@ def abuse_cases(now: int, stamp: str, max_items: int, tag: str = "") -> list[Abu
             orjson.dumps(
                 [canonical(f"{tag}good-2", stamp), {"event_id": f"{tag}x10", "event": "Login", "timestamp": stamp}]
             ),
-            {"Authorization": f"Bearer {KEY}"},
+            {"Authorization": f"Bearer {key}"},
             SIGN,
             202,
             (f"{tag}good-2",),
@@ -158,7 +163,7 @@ def abuse_cases(now: int, stamp: str, max_items: int, tag: str = "") -> list[Abu
             "canonical too many",
             "/v1/events",
             orjson.dumps(canonical_many),
-            {"Authorization": f"Bearer {KEY}"},
+            {"Authorization": f"Bearer {key}"},
             SIGN,
             413,
         ),
