@@ -8,7 +8,8 @@ Implemented scenarios (numbers from issue 12): 1 rules worker SIGKILLed 5x under
 alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a broker, 3 1% poison
 input at load, 4 Slack 429 → 503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250,
 7 notifier SIGKILLed between Slack's 200 and the delivery record, 8 template and mention injection,
-10 secrets scan of every log and dead letter, 11 the SASL_SSL pipeline and a refused client.
+9 ingest abuse (keys, signatures, replays, sizes, mixed batches), 10 secrets scan of every log and dead
+letter, 11 the SASL_SSL pipeline and a refused client.
 Every loop is bounded; every address is 127.0.0.1. Exit 0 when every row passes.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from tests.chaos.cluster import run_cluster_failover
 from tests.chaos.delivery import run_delivery_faults
 from tests.chaos.harness import Context, Row
+from tests.chaos.ingest_abuse import run_ingest_abuse
 from tests.chaos.injection import run_injection
 from tests.chaos.notifier_kills import run_notifier_kills
 from tests.chaos.pipeline import run_sasl_pipeline, run_worker_sigkills
@@ -41,6 +43,7 @@ SCENARIOS: list[tuple[set[int], Callable[[Context], list[Row]]]] = [
     ({4, 5, 6}, run_delivery_faults),
     ({7}, lambda ctx: [run_notifier_kills(ctx)]),
     ({8}, lambda ctx: [run_injection(ctx)]),
+    ({9}, lambda ctx: [run_ingest_abuse(ctx)]),
     ({1}, lambda ctx: [run_worker_sigkills(ctx)]),
     ({3}, lambda ctx: [run_poison_at_load(ctx)]),
     ({2}, lambda ctx: [run_cluster_failover(ctx)]),
@@ -55,6 +58,7 @@ NAMES = {
     6: "6 SMTP 421/451 then 250",
     7: "7 notifier SIGKILLed 3x between Slack's 200 and the record",
     8: "8 template and mention injection",
+    9: "9 ingest abuse",
     10: "10 secrets in logs and dead letters",
     11: "11 SASL_SSL pipeline + wrong credentials",
 }

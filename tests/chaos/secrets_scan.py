@@ -1,8 +1,9 @@
 """Scenario 10: every log line and dead letter the run produced, searched for secrets.
 
 The run's secrets are fresh random values (Slack bot token, signing secret, SMTP password, the secret
-path of a webhook URL, the SASL password), so finding one anywhere is a leak, not a coincidence. Also
-looked for: anything shaped like a Slack token or a real Slack webhook URL.
+path of a webhook URL, the SASL password, the ingest API key and signing secret), so finding one
+anywhere is a leak, not a coincidence. Also looked for: anything shaped like a Slack token or a real
+Slack webhook URL.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from schemas.settings import Settings
 from streams.ingest.auth import key_digest
 from streams.topics import TopicNames, ensure_topics
 from tests.integration.conftest import REPO, ManagedProcess, consume_records, free_port
-from tests.integration.test_ingest import wait_healthy
+from tests.integration.ingest_support import wait_healthy
 
 WRITE_KEY = "wk_sdk_integration"
 ACCOUNT = "acme-sdk"
