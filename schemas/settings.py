@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
     allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
-    clock_tick_seconds: float = Field(1.0, gt=0)
+    # Live event→alert latency is allowed lateness + up to one tick: 0.2 s keeps p99 within lateness
+    # + 0.5 s (`make bench`); a tick with nothing due costs one pass over the assigned partitions.
+    clock_tick_seconds: float = Field(0.2, gt=0, description="rules worker: how often partition clocks advance")
     clock_future_tolerance_seconds: float = Field(
         1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
     )
