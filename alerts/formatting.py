@@ -152,18 +152,8 @@ def owner_text(owner: Any, fallback: str = formatting.OWNER_FALLBACK) -> str:
 
 
 FILTERS: dict[str, Any] = {
-    "number": formatting.number,
-    "money": formatting.money,
-    "mrr": formatting.mrr,
-    "percent": formatting.percent,
-    "duration": formatting.duration,
-    "datetime": formatting.datetime_text,
-    "date": formatting.date_text,
-    "person": formatting.person,
+    **formatting.TEMPLATE_FILTERS,
     "owner": owner_text,
-    "points": formatting.points,
-    "aside": formatting.aside,
-    "facts": formatting.account_facts,
     "evidence": evidence_text,
     "account_name": account_name,
     "plain": markdown_text,

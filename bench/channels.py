@@ -20,10 +20,10 @@ from alerts.channels.base import Notification
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
 from alerts.routing.config import EmailReceiver, SlackReceiver
+from alerts.testing.factories import build_alert
+from alerts.testing.slack_server import FakeSlack
+from alerts.testing.smtp_server import FakeSMTP
 from schemas.settings import Settings
-from tests.integration.slack_server import FakeSlack
-from tests.integration.smtp_server import FakeSMTP
-from tests.unit.alerts.factories import build_alert
 
 
 async def _measure(n: int, send: Callable[[int], Awaitable[object]]) -> tuple[float, list[float]]:

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from alerts.testing.slack_server import FakeSlack
 from schemas.alert import Alert
 from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
+from schemas.testing import free_port, settings_env
 from streams.topics import ensure_topics
-from tests.integration.conftest import free_port, settings_env
-from tests.integration.slack_server import FakeSlack
 
 ROUTES = """
 receivers:

@@ -32,7 +32,7 @@ from rules.kinds.base import Evaluator, EvaluatorBase
 from rules.loader import RuleSet
 from rules.models import RuleBase
 from rules.state import DEFAULT_MAX_SEEN_IDS, SEEN_ID_CHARS, AccountState, decode_state, encode_state, seen_key
-from rules.templates import render_template
+from rules.templates import render_template, rule_context
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
 from schemas.event import Event, format_ts
@@ -289,15 +289,7 @@ class RuleEngine:
         context: dict[str, Any] = {
             "account": account_view,
             "evidence": finding.evidence,
-            "rule": {
-                "id": rule.id,
-                "title": rule.title,
-                "kind": rule.kind,
-                "severity": rule.severity,
-                "priority": rule.priority,
-                "description": rule.description,
-                "labels": dict(rule.labels),
-            },
+            "rule": rule_context(rule),
             "window": {"start": window.start, "end": window.end},
             "user": {"id": finding.user_id},
         }

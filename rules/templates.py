@@ -32,19 +32,7 @@ KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
 }
 TEMPLATE_FIELDS = ("title", "playbook", "summary")
 
-FILTERS: dict[str, Any] = {
-    "number": formatting.number,
-    "money": formatting.money,
-    "mrr": formatting.mrr,
-    "percent": formatting.percent,
-    "duration": formatting.duration,
-    "datetime": formatting.datetime_text,
-    "date": formatting.date_text,
-    "person": formatting.person,
-    "points": formatting.points,
-    "aside": formatting.aside,
-    "facts": formatting.account_facts,
-}
+FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -188,21 +176,26 @@ SPARSE_ACCOUNT: dict[str, Any] = {
 }
 
 
+def rule_context(rule: Any) -> dict[str, Any]:
+    """What templates see as ``rule``: the same for an alert (``rules.engine``) and the load-time check."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "priority": rule.priority,
+        "description": rule.description,
+        "labels": dict(rule.labels),
+    }
+
+
 def sample_context(rule: Any) -> dict[str, Any]:
     """A context for ``rule`` with a sparse account (only its id known) and sample evidence of its kind."""
     evidence = {"baseline": None, "sample_event_ids": ["e1"], **_SAMPLE_EVIDENCE.get(rule.kind, {"value": 1})}
     return {
         "account": SPARSE_ACCOUNT,
         "evidence": evidence,
-        "rule": {
-            "id": rule.id,
-            "title": rule.title,
-            "kind": rule.kind,
-            "severity": rule.severity,
-            "priority": rule.priority,
-            "description": rule.description,
-            "labels": dict(rule.labels),
-        },
+        "rule": rule_context(rule),
         "window": {"start": "2026-01-03T00:00:00.000Z", "end": "2026-01-10T00:00:00.000Z"},
         "user": {"id": "user-1"} if rule.group_by == "user" else {"id": None},
     }

@@ -333,3 +333,20 @@ def evidence_sentence(
     ]
     extra = ", ".join(e for e in extras if e)
     return f"{label(text(measure) or 'value')} {number(value)}" + (f" ({extra})" if extra else "")
+
+
+# The filters every template can use, rule templates (rules/templates.py) and message templates
+# (alerts/formatting.py, which adds the channel-specific ones) alike.
+TEMPLATE_FILTERS: dict[str, Any] = {
+    "number": number,
+    "money": money,
+    "mrr": mrr,
+    "percent": percent,
+    "duration": duration,
+    "datetime": datetime_text,
+    "date": date_text,
+    "person": person,
+    "points": points,
+    "aside": aside,
+    "facts": account_facts,
+}

@@ -21,10 +21,11 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 
+from schemas.testing import free_port
 from streams.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, ScenarioError, duplicates, poll, read_topic, wait
 from tests.chaos.pipeline import CONSOLE_ROUTES, _alert_ids, _history, _notify_and_count
-from tests.integration.conftest import KAFKA_SCRIPT, REPO, free_port
+from tests.integration.conftest import KAFKA_SCRIPT, REPO
 from tests.integration.pipeline_support import count_lines, publish_lines
 
 BROKER_PORTS = {1: 19721, 2: 19722, 3: 19723}

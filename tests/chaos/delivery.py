@@ -15,11 +15,11 @@ import urllib.request
 from contextlib import ExitStack
 from typing import Any
 
+from alerts.testing.slack_server import FakeSlack, Reply
+from alerts.testing.smtp_server import FakeSMTP, self_signed_certificate
+from schemas.testing import free_port
 from tests.chaos.harness import Context, Row, duplicates, log_events, poll, read_topic, started, wait
-from tests.integration.conftest import free_port
 from tests.integration.notifier_harness import make_alert, produce_alerts
-from tests.integration.slack_server import FakeSlack, Reply
-from tests.integration.smtp_server import FakeSMTP, self_signed_certificate
 
 RATE_CHANNEL = "C-RATE"
 PERMANENT_SLACK = {  # target → the reply it always gives

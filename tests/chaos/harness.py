@@ -26,7 +26,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
-from tests.integration.conftest import ManagedProcess, settings_env
+from schemas.testing import settings_env
+from tests.integration.conftest import ManagedProcess
 
 PREEMPT = "preempt"
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 
+from alerts.testing.factories import HOSTILE, hostile_alert
+from alerts.testing.slack_server import FakeSlack
+from alerts.testing.smtp_server import FakeSMTP
+from schemas.testing import free_port
 from streams.topics import ensure_topics
 from tests.chaos.harness import Context, Row, duplicates, log_events, poll, started, wait
-from tests.integration.conftest import free_port
 from tests.integration.notifier_harness import produce_alerts
-from tests.integration.slack_server import FakeSlack
-from tests.integration.smtp_server import FakeSMTP
-from tests.unit.alerts.factories import HOSTILE, hostile_alert
 
 INJECTED = HOSTILE + " <script>alert(1)</script> <img src=x onerror=alert(2)> {{ 1337*3 }} {{ settings }} {% raw %}"
 LIVE_IN_SLACK = ("<!channel>", "<!here>", "<!everyone>", "<@U0BADBAD>", "<https://evil.example", "4011")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import signal
 
+from alerts.testing.slack_server import FakeSlack, Reply
+from schemas.testing import free_port
 from streams.topics import ensure_topics
 from tests.chaos.harness import Context, Row, poll, started, wait
-from tests.integration.conftest import free_port
 from tests.integration.notifier_harness import make_alert, produce_alerts
-from tests.integration.slack_server import FakeSlack, Reply
 
 CHANNEL = "C-KILL"
 

@@ -19,9 +19,9 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, ScenarioError, duplicates, log_events, poll, read_topic, wait
-from tests.integration.conftest import free_port
 from tests.integration.pipeline_support import (
     append_heartbeats,
     backtest_alert_ids,

@@ -16,7 +16,8 @@ from kafka import KafkaProducer
 
 from schemas.alert import Alert
 from schemas.settings import Settings
-from tests.integration.conftest import ManagedProcess, free_port
+from schemas.testing import free_port
+from tests.integration.conftest import ManagedProcess
 
 
 def make_alert(account_id: str = "acme", **overrides: Any) -> Alert:

@@ -22,8 +22,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.app import app_id
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 
 
 @dataclass

@@ -15,13 +15,13 @@ from alerts.channels.base import Notification
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, render_message
 from alerts.routing.config import EmailReceiver, SlackReceiver
+from alerts.testing.factories import build_alert, hostile_alert
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from alerts.testing.smtp_server import FakeSMTP, smtp_server, smtp_tls_server  # noqa: F401
 from schemas.alert import Alert
 from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from schemas.settings import Settings
-from tests.integration.conftest import free_port
-from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
-from tests.integration.smtp_server import FakeSMTP, smtp_server, smtp_tls_server  # noqa: F401
-from tests.unit.alerts.factories import build_alert, hostile_alert
+from schemas.testing import free_port
 
 TOKEN = "xoxb-secret-token-123"
 

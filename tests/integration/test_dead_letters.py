@@ -11,10 +11,10 @@ from kafka import KafkaProducer
 from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
 from schemas.settings import Settings
+from schemas.testing import settings_env
 from streams.commands.events import events
 from streams.deadletter import dead_letter_for_rejection
 from streams.topics import TopicNames, ensure_topics
-from tests.integration.conftest import settings_env
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import orjson
 
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.ingest.auth import key_digest, sign
 from streams.topics import TopicNames
-from tests.integration.conftest import ManagedProcess, consume_records, free_port
+from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.ingest_support import KEY, SECRET, abuse_cases, post, send, wait_healthy
 
 

@@ -24,9 +24,10 @@ import pytest
 
 from schemas.rfc3339 import parse_rfc3339
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.ingest.auth import key_digest
 from streams.topics import TopicNames, ensure_topics
-from tests.integration.conftest import REPO, ManagedProcess, consume_records, free_port
+from tests.integration.conftest import REPO, ManagedProcess, consume_records
 from tests.integration.ingest_support import wait_healthy
 
 WRITE_KEY = "wk_sdk_integration"

@@ -13,10 +13,12 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from schemas.kafka_clients import kafka_python_config
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.topics import TopicNames, ensure_topics
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
 from tests.integration.pipeline_support import (
     append_heartbeats,
@@ -27,7 +29,6 @@ from tests.integration.pipeline_support import (
     wait_for_metric,
 )
 from tests.integration.secured_kafka import SaslBroker, sasl_broker  # noqa: F401
-from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """

@@ -11,6 +11,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from alerts.feedback import slack_signature
+from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from schemas.settings import Settings
@@ -26,7 +27,6 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ROUTES = """

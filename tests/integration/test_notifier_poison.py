@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from schemas.settings import Settings
 from streams.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
@@ -21,7 +22,6 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 
 
 def _routes() -> str:

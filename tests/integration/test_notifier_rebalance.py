@@ -9,9 +9,11 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.topics import TopicNames
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
     log_records,
     make_alert,
@@ -21,7 +23,6 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
 ROUTES = """
 receivers:

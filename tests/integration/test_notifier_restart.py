@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from schemas.settings import Settings
 from streams.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
@@ -19,7 +20,6 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.slack_server import FakeSlack, slack_server  # noqa: F401
 
 ROUTES = """
 receivers:

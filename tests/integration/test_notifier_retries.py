@@ -7,6 +7,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from alerts.testing.smtp_server import FakeSMTP, smtp_server  # noqa: F401
 from schemas.settings import Settings
 from streams.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
@@ -18,8 +20,6 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
-from tests.integration.smtp_server import FakeSMTP, smtp_server  # noqa: F401
 
 ROUTES = """
 receivers:

@@ -11,8 +11,9 @@ from kafka import KafkaProducer
 
 from schemas.event import format_ts
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.topics import TopicNames, ensure_topics
-from tests.integration.conftest import ManagedProcess, consume_records, free_port
+from tests.integration.conftest import ManagedProcess, consume_records
 
 SHORT_RULES = """
 rules:

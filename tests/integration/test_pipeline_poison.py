@@ -18,10 +18,11 @@ from kafka import KafkaProducer
 
 from schemas.event import format_ts
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.agents import partition_for_key
 from streams.deadletter import DETAIL, REASON, SOURCE_TOPIC
 from streams.topics import TopicNames, ensure_topics
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 from tests.integration.pipeline_support import scrape, wait_for_metric
 
 RULES = """

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageStat
 
+from alerts.testing.factories import build_alert
 from tests.integration.deploy_tools import REPO, require_chromium
-from tests.unit.alerts.factories import build_alert
 
 ROUTES = REPO / "deploy" / "routes.example.yaml"
 PREEMPT = str(Path(sys.executable).with_name("preempt"))

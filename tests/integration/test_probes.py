@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.topics import ensure_topics
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 
 
 def _get(port: int, path: str) -> tuple[int, dict[str, Any] | None]:

@@ -27,9 +27,10 @@ from kafka import KafkaProducer
 
 from alerts.app import app_id as notify_app_id
 from schemas.settings import Settings
+from schemas.testing import free_port
 from streams.app import app_id as rules_app_id
 from streams.topics import ensure_topics
-from tests.integration.conftest import ManagedProcess, free_port
+from tests.integration.conftest import ManagedProcess
 from tests.integration.deploy_tools import REPO, require_prometheus_tools
 
 ALERT_RULES = REPO / "deploy" / "prometheus" / "alerts.yml"

@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 
 from schemas.settings import Settings
+from schemas.testing import settings_env
 from streams.publisher import Publisher
 from streams.topics import TopicNames
-from tests.integration.conftest import consume_records, settings_env
+from tests.integration.conftest import consume_records
 
 
 def test_threads_sharing_a_publisher_deliver_every_event_keyed_by_account(

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from alerts.testing.factories import build_alert
 from schemas.alert import Alert
-from tests.unit.alerts.factories import build_alert
 
 
 @pytest.fixture

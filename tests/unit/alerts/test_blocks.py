@@ -23,8 +23,8 @@ from alerts.blocks import (
     clip,
     escape,
 )
+from alerts.testing.factories import HOSTILE, build_alert, hostile_alert
 from schemas.alert import Alert
-from tests.unit.alerts.factories import HOSTILE, build_alert, hostile_alert
 
 DEFAULT_PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)

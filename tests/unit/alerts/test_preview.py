@@ -13,8 +13,8 @@ from alerts.channels.console import ConsoleNotifier
 from alerts.channels.slack import render_message
 from alerts.commands_preview import EXAMPLE_ROUTES, mrkdwn_html
 from alerts.routing.config import RoutingConfig
+from alerts.testing.factories import build_alert, hostile_alert
 from streams.cli import main
-from tests.unit.alerts.factories import build_alert, hostile_alert
 
 ROUTES = """\
 receivers:

@@ -8,7 +8,7 @@ queues one reply per request (``Reply.slow(3)`` answers late, for timeouts);
 ``always("C2", Reply.slack_error("channel_not_found"))`` answers every request.
 Block Kit payloads over Slack's limits are refused with ``invalid_blocks``, as Slack does.
 
-Use the ``slack_server`` fixture: ``from tests.integration.slack_server import slack_server  # noqa: F401``.
+Use the ``slack_server`` fixture: ``from alerts.testing.slack_server import slack_server  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class FakeSlack:
             await site.start()
             server = site._server
             assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
             ready.set()
 
         def run() -> None:

@@ -5,7 +5,7 @@
 accepted message is recorded (time, envelope, raw bytes, parsed message); every reply to RCPT/DATA is in
 ``attempts``. AUTH LOGIN/PLAIN is offered without TLS (never required) and the logins are recorded.
 
-Use the ``smtp_server`` fixture: ``from tests.integration.smtp_server import smtp_server  # noqa: F401``.
+Use the ``smtp_server`` fixture: ``from alerts.testing.smtp_server import smtp_server  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.integration.conftest import free_port
+from schemas.testing import free_port
 
 
 @dataclass(frozen=True)
