@@ -5,8 +5,10 @@ regenerates the table in docs/prescient.md between its markers, so the doc canno
 the code. Steps, all in process and deterministic (seeded simulations, deterministic fitting):
 
 1. simulate seed A (training) and seed B (held out), with outcomes (the account lifecycle);
-2. train a model on seed A exactly as ``preempt train --min-lead 14d`` does
-   (``streams.risk_training``): trained for the lead it is judged on;
+2. train a model on seed A exactly as ``preempt train --horizon 30d --negative-horizon 60d
+   --min-lead 14d --warmup 7d`` does (``streams.risk_training``): trained for the lead it is
+   judged on (churn 14–30 days ahead vs no churn for 60 days; the settings were chosen on a
+   validation seed, never on the held-out one);
 3. on seed B, find the thresholds at which the risk rule alerts on as many accounts as (a) the
    best single rule of the pack (highest recall at the lead) and (b) the whole pack: an account
    is alerted at threshold t iff its highest risk over the ticks the engine scores (after the
@@ -65,8 +67,9 @@ class ReportConfig:
     start: str = "2026-01-05T00:00:00Z"
     horizon_days: float = 60.0
     lead_days: float = 14.0
+    label_horizon_days: float = 30.0
     as_of_every_days: int = 7
-    warmup_days: float = 14.0
+    warmup_days: float = 7.0
 
     def simulation(self, seed: int) -> Simulation:
         """The simulated history (with its lifecycle) of one seed."""
@@ -175,7 +178,7 @@ def threshold_for(peaks: dict[str, float], accounts: int) -> float:
     return (ranked[accounts - 1] + ranked[accounts]) / 2
 
 
-def _risk_rule(rule_id: str, threshold: float, model: RiskModel) -> RiskRule:
+def _risk_rule(rule_id: str, threshold: float, model: RiskModel, warmup_days: float) -> RiskRule:
     rule = parse_rule(
         {
             "id": rule_id,
@@ -186,6 +189,7 @@ def _risk_rule(rule_id: str, threshold: float, model: RiskModel) -> RiskRule:
             "model": "model.json",
             "threshold": round(threshold, 6),
             "hysteresis": min(0.05, round(threshold, 6) / 2),
+            "warmup": f"{warmup_days:g}d",
         }
     )
     assert isinstance(rule, RiskRule)
@@ -216,10 +220,15 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     say(f"training: samples ({len(spec.names)} features)")
     train_outcomes = _outcomes(config.simulation(config.train_seed))
     # trained for the warning time it is judged on: samples within the lead of a churn are left out
-    samples = risk_training.collect_samples(spec, train_events(), train_outcomes, horizon, every, warmup, min_lead=lead)
+    label_horizon = config.label_horizon_days * DAY
+    samples = risk_training.collect_samples(
+        spec, train_events(), train_outcomes, label_horizon, every, warmup, min_lead=lead, negative_horizon=horizon
+    )
     say(f"training: fitting {len(samples.labels)} samples")
     fitted = risk_training.fit(samples, len(spec.names))
-    document = risk_training.model_document(spec, samples, fitted, train_outcomes, horizon, every, min_lead=lead)
+    document = risk_training.model_document(
+        spec, samples, fitted, train_outcomes, label_horizon, every, min_lead=lead, negative_horizon=horizon
+    )
     (workdir / "model.json").write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
     model = RiskModel.from_doc(document)
 
@@ -237,7 +246,7 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     peaks = peak_risks(model, test_events(), warmup, test_outcomes.churned)
     thresholds = {rule_id: threshold_for(peaks, n) for rule_id, n in targets.items()}
     say("held-out: backtest of the risk rules")
-    risk_rules = RuleSet(tuple(_risk_rule(r, t, model) for r, t in thresholds.items()))
+    risk_rules = RuleSet(tuple(_risk_rule(r, t, model, config.warmup_days) for r, t in thresholds.items()))
     everything = evaluate(pack_points + _points(test_events(), risk_rules), test_outcomes, horizon, lead)
     return Report(config, model, pack_eval, everything, best.rule_id, targets, thresholds)
 
@@ -292,7 +301,9 @@ def render_markdown(report: Report) -> str:
         f"{_pct(best.precision)}: the target (≥ 1.5× recall at no lower precision) is "
         f"**{'met' if met else 'not met'}**.",
         "",
-        f"Model (`preempt train --min-lead {cfg.lead_days:g}d`): {len(report.model.doc.features)} features, "
+        f"Model (`preempt train --horizon {cfg.label_horizon_days:g}d --negative-horizon {cfg.horizon_days:g}d "
+        f"--min-lead {cfg.lead_days:g}d --warmup {cfg.warmup_days:g}d`; risk rules with `warmup: "
+        f"{cfg.warmup_days:g}d`): {len(report.model.doc.features)} features, "
         f"{training.samples} samples "
         f"({training.positive_samples} positive) of {training.accounts} accounts, C = {training.regularization_c}, "
         f"cross-validated AUC {training.cross_validated_auc}.",

@@ -15,7 +15,8 @@ Steps:
    watermark (like the backtest), and at every as-of time — each ``as_of_every`` at UTC
    midnight — each account past its warm-up that has not churned yet gives one sample,
    labelled 1 when it churns within ``horizon`` (snapshots within ``min_lead`` of the churn are
-   left out).
+   left out, and with ``negative_horizon`` so are those whose churn lies after ``horizon`` but
+   within ``negative_horizon``: a retained example is one that does not churn for that long).
 3. **Fit** (:func:`fit`): logistic regression on features standardized with
    ``rules.risk.model.standardize``; the regularization is chosen by grouped (per account)
    cross-validation, and Platt calibration is fitted on the out-of-fold scores.
@@ -146,12 +147,18 @@ def collect_samples(
     warmup: float,
     allowed_lateness: float = 5.0,
     min_lead: float = 0.0,
+    negative_horizon: float | None = None,
 ) -> Samples:
     """Replay events through the feature state and snapshot every account at each as-of time.
 
     With ``min_lead``, snapshots less than that before the account's churn are left out: too late
     to act on, they would teach the model the last days' obvious signs instead of early ones.
+    With ``negative_horizon`` (longer than ``horizon``), snapshots whose churn lies after
+    ``horizon`` but within ``negative_horizon`` are left out too: months before a churn an account
+    often still looks healthy, and neither label would be true of it.
     """
+    if negative_horizon is not None and negative_horizon < horizon:
+        raise ValueError("the negative horizon must not be shorter than the horizon")
     if every <= 0 or not (every / DAY).is_integer():
         raise ValueError("as-of spacing must be a whole number of days")
     states: dict[str, dict[str, Any]] = {}
@@ -173,6 +180,8 @@ def collect_samples(
             churn = outcomes.churn_time(account_id)
             if churn is not None and churn - tick < max(min_lead, 1e-9):
                 continue  # already gone, or too close to the churn to act
+            if churn is not None and negative_horizon is not None and horizon < churn - tick <= negative_horizon:
+                continue  # churns later, but too soon to count as retained
             samples.rows.append(features.values(features.compute(spec, state, tick)))
             samples.labels.append(1 if churn is not None and churn - tick <= horizon else 0)
             samples.accounts.append(account_id)
@@ -296,6 +305,7 @@ def model_document(
     every: float,
     trained_at: datetime | None = None,
     min_lead: float = 0.0,
+    negative_horizon: float | None = None,
 ) -> RiskModelFile:
     """The model file's content."""
     used = set(samples.accounts)
@@ -325,6 +335,7 @@ def model_document(
                 "positive_samples": sum(samples.labels),
                 "horizon_days": horizon / DAY,
                 "min_lead_days": min_lead / DAY,
+                "negative_horizon_days": None if negative_horizon is None else negative_horizon / DAY,
                 "as_of_every_days": every / DAY,
                 "regularization_c": result.c,
                 "cross_validated_auc": None if result.auc is None else round(result.auc, 4),

@@ -11,10 +11,15 @@ and the *numeric* properties of rare events (``NPS Submitted.score``). From thos
 
 * generic features: activity, active users and breadth against the account's own baseline
   (the 8 weeks before the last two), active users, days since the last event and the last user
-  event, tenure;
-* per term: its weekly rate in the last 14 days against the baseline, and its count in the last
-  28 days (0 = not adopted, or not happening any more);
+  event, tenure; and (spec version 2) the last 7 days' activity against the baseline, the
+  4-week trends of activity and of active users, the share of the baseline's users still
+  active, and how long the baseline's most active user (the champion) has been away;
+* per term: its weekly rate in the last 14 days against the baseline, its count in the last
+  28 days (0 = not adopted, or not happening any more), and (version 2) the days since it last
+  happened (``Invoice Paid`` 40 days ago: a monthly payment is missing);
 * per numeric property: its lowest value in the last 28 days and its latest value.
+
+A model file names its spec version; version 1 models (fewer features) keep scoring unchanged.
 
 State is a plain JSON-ready dict (the engine serializes rule state as is): one bucket per UTC
 day for the last ``KEEP_DAYS`` days with the event count, term counts, distinct users (capped)
@@ -42,7 +47,10 @@ ADOPTION_DAYS = 28
 KEEP_DAYS = RECENT_DAYS + BASELINE_DAYS
 MAX_USERS_PER_DAY = 256
 CAP_DAYS = 90.0
-SPEC_VERSION = 1
+TREND_WEEKS = 4
+SPEC_VERSION = 2
+"""The spec version new models get; :data:`SPEC_VERSIONS` lists those this engine scores."""
+SPEC_VERSIONS = (1, 2)
 
 Scalar = str | int | float | bool | None
 
@@ -76,7 +84,7 @@ class NumericProp:
         return f"{self.event}.{self.prop}"
 
 
-GENERIC = (
+GENERIC_V1 = (
     "activity_vs_baseline",
     "active_users_vs_baseline",
     "active_users_7d",
@@ -85,6 +93,15 @@ GENERIC = (
     "days_since_last_user_event",
     "tenure_days",
 )
+GENERIC_V2 = (
+    *GENERIC_V1,
+    "activity_7d_vs_baseline",
+    "activity_trend_4w",
+    "active_users_trend_4w",
+    "baseline_users_retained",
+    "top_user_days_away",
+)
+GENERIC = GENERIC_V2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +110,15 @@ class FeatureSpec:
 
     terms: tuple[Term, ...]
     numerics: tuple[NumericProp, ...] = ()
+    version: int = SPEC_VERSION
     _by_event: dict[str, tuple[tuple[int, str | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
     _numeric_by_event: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.version not in SPEC_VERSIONS:
+            raise ValueError(f"feature spec version {self.version!r}; this engine reads {SPEC_VERSIONS}")
         by_event: dict[str, list[tuple[int, str | None, Scalar]]] = {}
         for index, term in enumerate(self.terms):
             by_event.setdefault(term.event, []).append((index, term.prop, term.value))
@@ -111,9 +131,11 @@ class FeatureSpec:
     @property
     def names(self) -> list[str]:
         """Feature names, in vector order."""
-        names = list(GENERIC)
+        names = list(GENERIC_V1 if self.version == 1 else GENERIC_V2)
         names += [f"rate:{t.label}" for t in self.terms]
         names += [f"count28:{t.label}" for t in self.terms]
+        if self.version >= 2:
+            names += [f"since:{t.label}" for t in self.terms]
         names += [f"min28:{n.label}" for n in self.numerics]
         names += [f"last:{n.label}" for n in self.numerics]
         return names
@@ -121,7 +143,7 @@ class FeatureSpec:
     def to_json(self) -> dict[str, Any]:
         """The spec as stored in a model file."""
         return {
-            "version": SPEC_VERSION,
+            "version": self.version,
             "terms": [{"event": t.event, "property": t.prop, "value": t.value} for t in self.terms],
             "numerics": [{"event": n.event, "property": n.prop} for n in self.numerics],
         }
@@ -129,11 +151,12 @@ class FeatureSpec:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FeatureSpec:
         """Read :meth:`to_json`; ``ValueError`` on another version or shape."""
-        if doc.get("version") != SPEC_VERSION:
-            raise ValueError(f"feature spec version {doc.get('version')!r}; this engine reads {SPEC_VERSION}")
+        version = doc.get("version")
+        if version not in SPEC_VERSIONS:
+            raise ValueError(f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}")
         terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
         numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
-        return cls(terms, numerics)
+        return cls(terms, numerics, int(version))
 
     @property
     def digest(self) -> str:
@@ -213,33 +236,53 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
     first, last, last_user = state["f"], state["l"], state["u"]
     recent_from = today - RECENT_DAYS
     adoption_from = today - ADOPTION_DAYS
+    week_from = today - 7
     first_day = _day(first) if first is not None else today
     baseline_days = max(0, min(BASELINE_DAYS, recent_from - first_day))
     baseline_weeks = baseline_days / 7.0 if baseline_days >= 7 else None
     n_terms, n_numerics = len(spec.terms), len(spec.numerics)
+    v2 = spec.version >= 2
 
-    recent_events = base_events = 0
+    recent_events = base_events = week_events = 0
     recent_counts = [0] * n_terms
     base_counts = [0] * n_terms
     adoption_counts = [0] * n_terms
+    last_day: list[int | None] = [None] * n_terms
     mins: list[float | None] = [None] * n_numerics
     latest: list[float | None] = [None] * n_numerics
     users_7d: set[str] = set()
+    users_recent: set[str] = set()
     week_users: dict[int, set[str]] = {}
+    trend_events = [0] * TREND_WEEKS
+    trend_users: list[set[str]] = [set() for _ in range(TREND_WEEKS)]
+    base_user_days: dict[str, int] = {}
+    user_last_day: dict[str, int] = {}
     breadth_recent: set[str] = set()
     breadth_before: set[str] = set()
     for day, count, counts, users, numeric in days:
         recent = day >= recent_from
         if recent:
             recent_events += count
+            users_recent.update(users)
         else:
             base_events += count
-        if day >= today - 7:
+        if day >= week_from:
             users_7d.update(users)
+            week_events += count
         elif not recent:
             week_users.setdefault((recent_from - 1 - day) // 7, set()).update(users)
+        if v2:
+            weeks_ago = (today - 1 - day) // 7  # 0 = the last 7 days
+            if weeks_ago < TREND_WEEKS:
+                trend_events[weeks_ago] += count
+                trend_users[weeks_ago].update(users)
+            for user in users:
+                user_last_day[user] = day  # days come in order: the last one wins
+                if not recent:
+                    base_user_days[user] = base_user_days.get(user, 0) + 1
         for key, value in counts.items():
             index = int(key)
+            last_day[index] = day
             if recent:
                 recent_counts[index] += value
                 breadth_recent.add(key)
@@ -255,30 +298,66 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
             if day >= adoption_from:
                 mins[index] = low if mins[index] is None else min(low, mins[index])
 
-    out: list[Explained] = []
+    generic: list[Explained] = []
     weekly_recent = recent_events / 2.0
     weekly_base = base_events / baseline_weeks if baseline_weeks else None
-    out.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base))
+    generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base))
     base_users = sum(len(u) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
-    out.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users))
-    out.append(Explained(math.log1p(len(users_7d)), len(users_7d)))
+    generic.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users))
+    generic.append(Explained(math.log1p(len(users_7d)), len(users_7d)))
     has_before = first_day <= recent_from - RECENT_DAYS
     before = float(len(breadth_before)) if has_before else None
-    out.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
+    generic.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
     since = min(CAP_DAYS, (now - last) / DAY) if last is not None else CAP_DAYS
-    out.append(Explained(since, since))
+    generic.append(Explained(since, since))
     since_user = min(CAP_DAYS, (now - last_user) / DAY) if last_user is not None else CAP_DAYS
-    out.append(Explained(since_user, since_user))
+    generic.append(Explained(since_user, since_user))
     tenure = max(0.0, (now - first) / DAY) if first is not None else 0.0
-    out.append(Explained(math.log1p(tenure), tenure))
+    generic.append(Explained(math.log1p(tenure), tenure))
+    if v2:
+        generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base))
+        full_weeks = first_day <= today - 7 * TREND_WEEKS  # younger accounts have no 4-week trend yet
+        generic.append(_trend(trend_events, full_weeks))
+        generic.append(_trend([len(u) for u in trend_users], full_weeks))
+        regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
+        retained = sum(1 for u in regulars if u in users_recent)
+        generic.append(
+            Explained(retained / len(regulars), retained, len(regulars)) if regulars else Explained(None)
+        )
+        if base_user_days and baseline_weeks:
+            champion = min(base_user_days, key=lambda u: (-base_user_days[u], u))
+            away = float(today - user_last_day[champion])
+            generic.append(Explained(away, away, base_user_days[champion]))
+        else:
+            generic.append(Explained(None))
+
+    out = generic
     for index in range(n_terms):
         rate_now = recent_counts[index] / 2.0
         rate_before = base_counts[index] / baseline_weeks if baseline_weeks else None
         out.append(Explained(_ratio(rate_now, rate_before), rate_now, rate_before))
     out.extend(Explained(math.log1p(adoption_counts[i]), adoption_counts[i]) for i in range(n_terms))
+    if v2:
+        for index in range(n_terms):
+            seen = last_day[index]
+            if seen is not None:
+                out.append(Explained(float(today - seen), float(today - seen)))
+            else:  # never in the kept days: as long ago as can be; ``before`` says how many days were looked at
+                out.append(Explained(float(KEEP_DAYS), float(KEEP_DAYS), float(min(KEEP_DAYS, today - first_day))))
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
     return out
+
+
+def _trend(weekly: Sequence[float], known: bool) -> Explained:
+    """Least-squares slope of ``log(1 + x)`` over the weeks (``weekly[0]`` = the last 7 days), per week."""
+    if not known:
+        return Explained(None)
+    n = len(weekly)
+    centre = (n - 1) / 2.0
+    xs = [centre - i for i in range(n)]  # the newest week is the rightmost point
+    slope = sum(x * math.log1p(y) for x, y in zip(xs, weekly, strict=True)) / sum(x * x for x in xs)
+    return Explained(slope, float(weekly[0]), float(weekly[-1]))
 
 
 def values(explained: Sequence[Explained]) -> list[float | None]:
@@ -316,11 +395,28 @@ def sentence(name: str, item: Explained) -> str:
         return f"no user activity for {_num(now)} days"
     if name == "tenure_days":
         return f"customer for {_num(now)} days"
+    if name == "activity_7d_vs_baseline":
+        return (
+            f"activity {_change(now, before)} against the last 8 weeks "
+            f"({_num(now)} events in the last 7 days vs {_num(before)} a week)"
+        )
+    if name == "activity_trend_4w":
+        return f"weekly activity {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)} events a week)"
+    if name == "active_users_trend_4w":
+        return f"weekly active users {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)})"
+    if name == "baseline_users_retained":
+        return f"{_num(now)} of the {_num(before)} regular users of the 8 weeks before were active in the last 14 days"
+    if name == "top_user_days_away":
+        return f"the most active user of the 8 weeks before has not been seen for {_num(now)} days"
     kind, _, label = name.partition(":")
     if kind == "rate":
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
         return f"no '{label}' in the last 28 days" if not now else f"'{label}' {_num(now)} time(s) in the last 28 days"
+    if kind == "since":
+        if item.before is not None:  # never seen in the kept history
+            return f"no '{label}' in the last {_num(item.before)} days"
+        return f"last '{label}' {_num(now)} days ago"
     if kind == "min28":
         return f"lowest '{label}' in the last 28 days: {_num(now)}"
     if kind == "last":

@@ -57,6 +57,7 @@ class TrainingInfo(_Strict):
     positive_samples: int
     horizon_days: float
     min_lead_days: float = 0.0
+    negative_horizon_days: float | None = None
     as_of_every_days: float
     regularization_c: float
     cross_validated_auc: float | None = None

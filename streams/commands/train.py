@@ -66,6 +66,12 @@ def _restricted(outcomes: Outcomes, accounts_path: Path | None) -> Outcomes:
     show_default=True,
     help="leave out samples closer than this to the churn (train for the warning time you need, e.g. 14d)",
 )
+@click.option(
+    "--negative-horizon",
+    default=None,
+    help="a retained example is one that does not churn for this long (longer than --horizon, e.g. 60d): "
+    "samples whose churn lies in between are left out",
+)
 @click.option("--warmup", default="14d", show_default=True, help="accounts younger than this give no sample")
 @click.option("--event", "only_events", multiple=True, help="learn only from these event names (repeatable)")
 @click.option("--exclude-event", "excluded", multiple=True, help="never use this event name as a feature")
@@ -91,6 +97,7 @@ def train_command(
     as_of_every: str,
     horizon: str,
     min_lead: str,
+    negative_horizon: str | None,
     warmup: str,
     only_events: tuple[str, ...],
     excluded: tuple[str, ...],
@@ -109,6 +116,9 @@ def train_command(
     min_lead_s = 0.0 if min_lead.strip() in ("0", "0d", "0s") else parse_duration_option(min_lead, "--min-lead")
     if min_lead_s >= horizon_s:
         raise click.ClickException(f"--min-lead {min_lead} must be shorter than --horizon {horizon}")
+    negative_s = None if negative_horizon is None else parse_duration_option(negative_horizon, "--negative-horizon")
+    if negative_s is not None and negative_s < horizon_s:
+        raise click.ClickException(f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}")
     try:
         from streams import risk_training
     except ImportError as exc:
@@ -127,7 +137,14 @@ def train_command(
         )
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties", err=True)
         samples = risk_training.collect_samples(
-            spec, _events(events_path, []), outcomes, horizon_s, every_s, warmup_s, min_lead=min_lead_s
+            spec,
+            _events(events_path, []),
+            outcomes,
+            horizon_s,
+            every_s,
+            warmup_s,
+            min_lead=min_lead_s,
+            negative_horizon=negative_s,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
         if samples.late:
@@ -135,7 +152,9 @@ def train_command(
         result = risk_training.fit(samples, len(spec.names))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    document = risk_training.model_document(spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s)
+    document = risk_training.model_document(
+        spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s, negative_horizon=negative_s
+    )
     output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
     if skipped:
         click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
