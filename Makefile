@@ -59,7 +59,7 @@ bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker
 	$(BIN)/python -m bench.run
 
 prescient-report: install ## Train the risk rule on one simulated seed, compare it with the default pack on another; update docs/prescient.md
-	$(BIN)/python -m streams.prescient_report --write docs/prescient.md --workdir prescient-out
+	$(BIN)/python -m streams.prescient.report --write docs/prescient.md --workdir prescient-out
 
 chaos: install kafka ## Fault scenarios on real processes and brokers (SASL_SSL, SIGKILLs, Slack/SMTP faults, ingest abuse, secrets scan); one table
 	$(BIN)/python -m tests.chaos.run
