@@ -28,9 +28,10 @@ kafka-stop: ## Stop the local broker
 demo: install kafka ## Run the whole service locally: broker, worker, notifier, simulated traffic (Ctrl-C stops it)
 	@deploy/demo.sh
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check + the package dependency rules (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install ## Apply ruff's formatter and safe fixes
 	$(BIN)/ruff format .
