@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.notifier [--alerts 2000] [--partitions 4] [--rate 0]
 
-Starts the local fake Slack server (tests/integration/slack_server.py) in this process, runs one
+Starts the local fake Slack server (alerts/testing/slack_server.py) in this process, runs one
 ``preempt notifier`` child process on the local broker (fresh topic prefix, memory store) with a
 routing file that sends each alert to its own Slack channel with ``group_wait: 0s`` (so grouping and
 the 1 message/s per-channel limit do not cap the figure: this measures the notifier itself), produces
@@ -29,10 +29,10 @@ from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack
 from schemas.alert import Alert
-from schemas.kafka_clients import kafka_python_config
-from schemas.settings import Settings
-from schemas.testing import free_port, settings_env
-from streams.topics import ensure_topics
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port, settings_env
+from streams.runtime.topics import ensure_topics
 
 ROUTES = """
 receivers:

@@ -13,7 +13,7 @@ from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
 from alerts.routing.config import RoutingConfig
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def build_notifiers(
@@ -29,10 +29,3 @@ def build_notifiers(
         channels += [ConsoleNotifier(c) for c in receiver.console_configs]
         notifiers[receiver.name] = channels
     return notifiers
-
-
-async def close_notifiers(notifiers: dict[str, list[Notifier]]) -> None:
-    """``aclose`` every notifier once (for the notifier's shutdown)."""
-    for channels in notifiers.values():
-        for channel in channels:
-            await channel.aclose()

@@ -38,12 +38,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from schemas.account import Account
-from schemas.logs import get_logger
-from schemas.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 from streams.ingest.group_traits import merge_account
 from streams.ingest.sink import CONTENT_TYPE_HEADER
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 
 log = get_logger(__name__)
+
+
+async def _stop_following(task: asyncio.Task[None] | None, consumer: AIOKafkaConsumer | None) -> None:
+    """Cancel the task that reads ``consumer`` (waiting for it to end), then disconnect the consumer."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if consumer is not None:
+        await consumer.stop()
 
 
 class AccountsView:
@@ -53,7 +63,7 @@ class AccountsView:
         self.topic = topic
         self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
-        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
+        self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._read_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -75,12 +85,7 @@ class AccountsView:
 
     async def stop(self) -> None:
         """Stop following and disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await _stop_following(self._task, self._consumer)
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         """The account's current record (None when there is none or it is not a JSON object)."""
@@ -158,7 +163,7 @@ class AccountMerger:
         self.updates_topic = updates_topic
         self.group_id = group_id
         self._bootstrap_servers = bootstrap_servers
-        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
+        self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -189,12 +194,7 @@ class AccountMerger:
 
     async def stop(self) -> None:
         """Stop merging and disconnect (called from the app's cleanup)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await _stop_following(self._task, self._consumer)
         if self._producer is not None:
             await self._producer.stop()
         await self.view.stop()
