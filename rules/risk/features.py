@@ -153,7 +153,9 @@ class FeatureSpec:
         """Read :meth:`to_json`; ``ValueError`` on another version or shape."""
         version = doc.get("version")
         if version not in SPEC_VERSIONS:
-            raise ValueError(f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}")
+            raise ValueError(
+                f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}"
+            )
         terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
         numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
         return cls(terms, numerics, int(version))
@@ -321,9 +323,7 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
         generic.append(_trend([len(u) for u in trend_users], full_weeks))
         regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
         retained = sum(1 for u in regulars if u in users_recent)
-        generic.append(
-            Explained(retained / len(regulars), retained, len(regulars)) if regulars else Explained(None)
-        )
+        generic.append(Explained(retained / len(regulars), retained, len(regulars)) if regulars else Explained(None))
         if base_user_days and baseline_weeks:
             champion = min(base_user_days, key=lambda u: (-base_user_days[u], u))
             away = float(today - user_last_day[champion])

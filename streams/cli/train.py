@@ -118,7 +118,9 @@ def train_command(
         raise click.ClickException(f"--min-lead {min_lead} must be shorter than --horizon {horizon}")
     negative_s = None if negative_horizon is None else parse_duration_option(negative_horizon, "--negative-horizon")
     if negative_s is not None and negative_s < horizon_s:
-        raise click.ClickException(f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}")
+        raise click.ClickException(
+            f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}"
+        )
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:

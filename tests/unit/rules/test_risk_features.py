@@ -87,3 +87,59 @@ def test_a_young_account_has_no_baseline_and_neutral_ratios() -> None:
     assert got["activity_vs_baseline"].value == 0.0
     assert got["activity_vs_baseline"].before is None
     assert got["tenure_days"].now == pytest.approx(5 - 60 / DAY)
+
+
+def test_the_champion_away_and_regular_users_retained() -> None:
+    """The baseline's most active user silent for the last 16 days, a second regular still active."""
+    events = [_event(d, user="champ") for d in range(10, 54)]
+    events += [_event(d, user="u2", n=1) for d in range(10, 70, 3)]
+    got = _features(events, 70)
+    assert got["top_user_days_away"].value == 70 - 53
+    assert features.sentence("top_user_days_away", got["top_user_days_away"]) == (
+        "the most active user of the 8 weeks before has not been seen for 17 days"
+    )
+    assert got["baseline_users_retained"].value == 0.5
+    assert (got["baseline_users_retained"].now, got["baseline_users_retained"].before) == (1, 2)
+
+
+def test_days_since_each_term_and_never_seen() -> None:
+    """``since:`` counts whole days back to the term's last day; a term never seen sits at the kept span."""
+    events = [_event(d) for d in range(30)] + [_event(5, "Error", n=1)]
+    got = _features(events, 40)
+    assert got["since:Login"].value == 40 - 29
+    assert got["since:Error"].value == 35
+    assert got["since:Login[role=admin]"].value == features.KEEP_DAYS
+    assert features.sentence("since:Login[role=admin]", got["since:Login[role=admin]"]) == (
+        "no 'Login[role=admin]' in the last 40 days"
+    )
+    assert features.sentence("since:Error", got["since:Error"]) == "last 'Error' 35 days ago"
+
+
+def test_last_week_and_four_week_trend_of_activity() -> None:
+    """Two events a day for 60 days, then one a day: the last week is down and the trend falls."""
+    events = [_event(d, n=n) for d in range(60) for n in range(2)] + [_event(d) for d in range(60, 70)]
+    got = _features(events, 70)
+    assert got["activity_7d_vs_baseline"].now == 7
+    assert got["activity_7d_vs_baseline"].value == pytest.approx(math.log(8 / 15))
+    weekly = [math.log1p(x) for x in (14, 14, 11, 7)]  # oldest first: weeks ending 21, 14, 7 and 0 days ago
+    slope = sum(x * y for x, y in zip((-1.5, -0.5, 0.5, 1.5), weekly, strict=True)) / 5
+    assert got["activity_trend_4w"].value == pytest.approx(slope)
+    assert got["activity_trend_4w"].value < 0
+    young = _features(events[:40], 20)  # under 4 weeks of history: no trend yet
+    assert young["activity_trend_4w"].value is None
+
+
+def test_a_version_1_model_keeps_its_features_and_values() -> None:
+    """A spec of version 1 (models trained before the version 2 features) names and computes exactly the v1 subset."""
+    v1 = FeatureSpec(SPEC.terms, SPEC.numerics, version=1)
+    assert v1.to_json()["version"] == 1
+    assert FeatureSpec.from_json(v1.to_json()) == v1
+    assert not any(name.startswith("since:") for name in v1.names)
+    assert set(v1.names) < set(SPEC.names)
+    events = [_event(d, user=f"u{d % 3}") for d in range(60)] + [_event(50, "NPS", score=4)]
+    ((_, old),) = features.replay(v1, events, [T0 + 61 * DAY])
+    ((_, new),) = features.replay(SPEC, events, [T0 + 61 * DAY])
+    by_name = dict(zip(SPEC.names, features.values(new), strict=True))
+    assert features.values(old) == [by_name[name] for name in v1.names]
+    with pytest.raises(ValueError, match="version"):
+        FeatureSpec.from_json({**v1.to_json(), "version": 3})

@@ -123,6 +123,23 @@ def test_bad_as_of_spacing_is_one_line(history: dict[str, Path], tmp_path: Path)
     assert result.output.strip().splitlines() == ["Error: --as-of-every 36h: give whole days, e.g. 7d"]
 
 
+def test_negative_horizon_is_recorded_and_checked(history: dict[str, Path], tmp_path: Path) -> None:
+    """--negative-horizon lands in the model's training info; one shorter than --horizon is a one-line error."""
+    base = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--horizon", "30d"]
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(main, [*base, "--output", str(model), "--min-lead", "7d", "--negative-horizon", "60d"])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(model.read_bytes())
+    assert (doc["training"]["horizon_days"], doc["training"]["negative_horizon_days"]) == (30.0, 60.0)
+    assert doc["feature_spec"]["version"] == 2
+    assert any(name.startswith("since:") for name in doc["features"])
+    result = CliRunner().invoke(main, [*base, "--output", str(model), "--negative-horizon", "20d"])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "Error: --negative-horizon 20d must not be shorter than --horizon 30d"
+    ]
+
+
 def test_outcomes_default_to_the_events_outcome_events(history: dict[str, Path], tmp_path: Path) -> None:
     """Without --outcomes, the Subscription * events of the events file are the labels."""
     result = CliRunner().invoke(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from schemas.event import Event, format_ts
 from schemas.outcome import AccountOutcome, collect
 from streams.prescient.training import OUTCOME_EVENT_NAMES, build_spec, collect_samples
@@ -67,6 +69,25 @@ def test_samples_are_labelled_by_churn_within_the_horizon() -> None:
     assert [
         (a, (t - T0) / DAY) for a, t in zip(late_left_out.accounts, late_left_out.times, strict=True) if a == "c"
     ] == [("c", 15.0), ("c", 22.0)]
+
+
+def test_snapshots_between_the_horizon_and_the_negative_horizon_are_left_out() -> None:
+    """With a 10-day horizon and a 20-day negative horizon, c's snapshot 15 days before its churn is neither label."""
+    outcomes = collect(
+        [
+            AccountOutcome(account_id="a", outcome="renewed", at=format_ts(T0 + 90 * DAY)),
+            AccountOutcome(account_id="c", outcome="churned", at=format_ts(T0 + 30 * DAY + 7200)),
+        ]
+    )
+    spec = build_spec(_events(), OUTCOME_EVENT_NAMES)
+    samples = collect_samples(
+        spec, _events(), outcomes, horizon=10 * DAY, every=7 * DAY, warmup=14 * DAY, negative_horizon=20 * DAY
+    )
+    got = sorted(zip(samples.accounts, [(t - T0) / DAY for t in samples.times], samples.labels, strict=True))
+    assert [g for g in got if g[0] == "c"] == [("c", 22.0, 1), ("c", 29.0, 1)]  # day 15 (15.1 d ahead) left out
+    assert len([g for g in got if g[0] == "a"]) == 4  # a renews: every snapshot stays a retained example
+    with pytest.raises(ValueError, match="negative horizon"):
+        collect_samples(spec, _events(), outcomes, horizon=10 * DAY, every=7 * DAY, warmup=0, negative_horizon=DAY)
 
 
 def test_events_out_of_order_beyond_the_lateness_are_ignored_like_the_engine() -> None:
