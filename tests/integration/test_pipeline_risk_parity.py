@@ -38,7 +38,16 @@ warmup: 7d
 cooldown: 7d
 """
 # a hand-set model over the engine's generic features: silence and shrinking usage raise the risk
-COEF = {"days_since_last_event": 0.8, "activity_vs_baseline": -1.5, "active_users_7d": -0.6, "tenure_days": -0.2}
+# (the version 2 features too: last week's activity, the champion's absence, days since a login)
+COEF = {
+    "days_since_last_event": 0.8,
+    "activity_vs_baseline": -1.5,
+    "active_users_7d": -0.6,
+    "tenure_days": -0.2,
+    "activity_7d_vs_baseline": -0.3,
+    "top_user_days_away": 0.05,
+    "since:Login": 0.05,
+}
 
 
 def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
