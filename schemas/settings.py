@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     worker_producer_batch_bytes: int = Field(
         256 * 1024, ge=16 * 1024, description="rules worker: producer batch size per partition (state writes, alerts)"
     )
+    # A batch hands its alerts, dead letters and state writes to the producer in one synchronous burst
+    # and then awaits their delivery (twice: alerts before states, states before the partition clocks),
+    # so a linger only adds to each batch's waits (make bench: docs/pipeline.md, cost per event).
+    worker_producer_linger_seconds: float = Field(
+        0.001, ge=0, le=1, description="rules worker: producer linger (how long a batch of sends waits for more)"
+    )
     # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
     # states beyond this many are decoded again from the table when their account comes back.
     worker_state_cache_accounts: int = Field(

@@ -78,7 +78,7 @@ def create_app(
         broker_credentials=faust_credentials(settings),
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
-        producer_linger=0.01,
+        producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
     )

@@ -73,6 +73,24 @@ class RuleEnginePort(Protocol):
     def to_alert(self, finding: Any, account: Account | None, emitted_at: float) -> Alert: ...
 
 
+class RecordLike(Protocol):
+    """What the processor reads of a record: aiokafka's ``ConsumerRecord`` as polled (the batched path
+    hands them over as they are, no copy per record) or a :class:`Record`."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
+    @property
+    def topic(self) -> str: ...
+
+
 @dataclass(slots=True, frozen=True)
 class Record:
     """One Kafka record of ``preempt.events`` as the processor needs it."""
@@ -83,6 +101,27 @@ class Record:
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
     topic: str = ""
+
+    @classmethod
+    def of(cls, record: RecordLike) -> Record:
+        """A :class:`Record` copy of ``record`` (header names as str, a null header value as ``b""``)."""
+        if isinstance(record, Record):
+            return record
+        headers = [(str(k), bytes(v) if v is not None else b"") for k, v in (record.headers or ())]
+        return cls(record.partition, record.offset, record.key, record.value, headers, record.topic)
+
+
+@dataclass(slots=True)
+class OffsetCheck:
+    """One pass over a batch's offsets (:meth:`RulesProcessor.check_offsets`), used for gap repair,
+    gap counting and progress, so no later step walks the records again for them."""
+
+    gaps: list[tuple[int, int, int]]
+    """``(partition, first_missing, next_seen)`` for every offset jump, against the previous batches too."""
+    first: dict[int, int]
+    """The first offset of each partition in the batch."""
+    next: dict[int, int]
+    """The offset after the highest one of each partition in the batch."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -140,6 +179,7 @@ class RulesProcessor:
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
         self._next_offset: dict[int, int] = {}
+        self._verdicts: dict[Any, str] = {}  # the engine's outcome -> its lower-case name, computed once
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
@@ -147,46 +187,63 @@ class RulesProcessor:
 
     # --- the two entry points ----------------------------------------------------------------
 
-    def process_batch(self, records: Sequence[Record]) -> BatchOutput:
-        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it)."""
+    def process_batch(self, records: Sequence[RecordLike], offsets: OffsetCheck | None = None) -> BatchOutput:
+        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it).
+
+        ``offsets`` is :meth:`check_offsets` of exactly these records when the caller already has
+        it (the runtime does, for gap repair); its gaps are counted and the offsets remembered.
+        """
+        self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
         now = self._wall_clock()
         touched: dict[int, set[str]] = {}
         before: dict[int, float] = {}
         outcomes: dict[str, int] = {}
+        # Per record only what must be per record; names looked up once per batch.
+        max_bytes = self.settings.max_event_bytes
+        max_skew = self.settings.max_future_skew_seconds
+        cache_get = self.cache.get
+        mark_dirty = self.cache.mark_dirty
+        on_event = self.engine.on_event
+        observe = self.clocks.observe
+        verdicts = self._verdicts
         for record in records:
-            self._check_offset(record)
-            decoded = decode_event(
-                record.value,
-                max_bytes=self.settings.max_event_bytes,
-                max_future_skew=self.settings.max_future_skew_seconds,
-                now=now,
-            )
+            decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
-                self._dead_letter(out, DeadLetter(record, str(decoded.reason), decoded.detail, decoded.field))
+                self._dead_letter(
+                    out, DeadLetter(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                )
                 continue
             p = record.partition
-            if p not in before:
-                before[p] = self._watermark_before(p, decoded.ts)
-            state = self.cache.get(decoded.account_id, p)
+            account_id = decoded.account_id
+            wm = before.get(p)
+            if wm is None:
+                wm = before[p] = self._watermark_before(p, decoded.ts)
+            state = cache_get(account_id, p)
             try:
-                outcome, findings = self.engine.on_event(state, decoded, before[p])
+                outcome, findings = on_event(state, decoded, wm)
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
-                log.exception("rule engine failed on an event", account_id=decoded.account_id)
-                self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
-                self._check_account(decoded.account_id, p, state, before[p], out, now)
+                log.exception("rule engine failed on an event", account_id=account_id)
+                self._dead_letter(out, DeadLetter(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._check_account(account_id, p, state, wm, out, now)
                 continue
-            verdict = str(outcome).lower()
+            verdict = verdicts.get(outcome)
+            if verdict is None:
+                verdict = verdicts[outcome] = str(outcome).lower()
             outcomes[verdict] = outcomes.get(verdict, 0) + 1
             if verdict == "accepted":
                 out.accepted += 1
-                self.clocks.observe(p, decoded.ts)
-                touched.setdefault(p, set()).add(decoded.account_id)
-                self.cache.mark_dirty(decoded.account_id, p)
+                observe(p, decoded.ts)
+                accounts = touched.get(p)
+                if accounts is None:
+                    accounts = touched[p] = set()
+                accounts.add(account_id)
+                mark_dirty(account_id, p)
             elif verdict == "late":
-                clock = max(before[p], getattr(state, "finalized_until", before[p]))
-                self.late_log.late(p, decoded.account_id, clock - decoded.ts, now)
-            self._emit(findings, out, now, p)
+                clock = max(wm, getattr(state, "finalized_until", wm))
+                self.late_log.late(p, account_id, clock - decoded.ts, now)
+            if findings:
+                self._emit(findings, out, now, p)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
         for p in sorted(touched):
@@ -208,17 +265,29 @@ class RulesProcessor:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def find_gaps(self, records: Sequence[Record]) -> list[tuple[int, int, int]]:
-        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
-        expected = dict(self._next_offset)
+    def check_offsets(self, records: Sequence[RecordLike]) -> OffsetCheck:
+        """One pass over ``records``' offsets (no state change): every offset jump, against the
+        offsets of the previous batches too, and each partition's first and next offset."""
+        known = self._next_offset
+        expected: dict[int, int] = {}
+        first: dict[int, int] = {}
         gaps: list[tuple[int, int, int]] = []
         for record in records:
-            nxt = expected.get(record.partition)
-            if nxt is not None and record.offset > nxt:
-                gaps.append((record.partition, nxt, record.offset))
-            if nxt is None or record.offset >= nxt:
-                expected[record.partition] = record.offset + 1
-        return gaps
+            p, offset = record.partition, record.offset
+            nxt = expected.get(p)
+            if nxt is None:
+                if p not in first:
+                    first[p] = offset
+                nxt = known.get(p)
+            if nxt is None or offset >= nxt:
+                if nxt is not None and offset > nxt:
+                    gaps.append((p, nxt, offset))
+                expected[p] = offset + 1
+        return OffsetCheck(gaps, first, expected)
+
+    def find_gaps(self, records: Sequence[RecordLike]) -> list[tuple[int, int, int]]:
+        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
+        return self.check_offsets(records).gaps
 
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
@@ -260,20 +329,18 @@ class RulesProcessor:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _check_offset(self, record: Record) -> None:
+    def _note_offsets(self, offsets: OffsetCheck) -> None:
         # Offsets of a non-transactional topic are contiguous, so a jump means records were
         # acknowledged by the consumer without reaching us; say so loudly (it never should).
-        expected = self._next_offset.get(record.partition)
-        if expected is not None and record.offset > expected:
-            EVENT_OFFSET_GAPS.inc(record.offset - expected)
+        for partition, first_missing, next_seen in offsets.gaps:
+            EVENT_OFFSET_GAPS.inc(next_seen - first_missing)
             log.error(
                 "records skipped before reaching the rules worker",
-                partition=record.partition,
-                first_missing=expected,
-                next_seen=record.offset,
+                partition=partition,
+                first_missing=first_missing,
+                next_seen=next_seen,
             )
-        if expected is None or record.offset >= expected:
-            self._next_offset[record.partition] = record.offset + 1
+        self._next_offset.update(offsets.next)
 
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the
