@@ -176,6 +176,9 @@ class RulesProcessor:
         self.wakeups = wakeups
         self.accounts = accounts
         self._rule_ids = tuple(rule_ids)
+        # One labelled child per rule, looked up once: labels() per rule per partition per batch or
+        # tick added up with small live-mode batches.
+        self._rule_evaluations = [RULE_EVALUATIONS.labels(rule=rule_id) for rule_id in self._rule_ids]
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
         self._next_offset: dict[int, int] = {}
@@ -368,8 +371,9 @@ class RulesProcessor:
             self.cache.mark_dirty(account_id, partition)
             self.wakeups.set(partition, account_id, wakeup)
             self._emit(findings, out, now, partition)
-        for rule_id in self._rule_ids:
-            RULE_EVALUATIONS.labels(rule=rule_id).inc(evaluations)
+        if evaluations:
+            for counter in self._rule_evaluations:
+                counter.inc(evaluations)
 
     def _check_account(
         self, account_id: str, partition: int, state: Any, watermark: float, out: BatchOutput, now: float
