@@ -165,8 +165,8 @@ class NotifierRuntime:
     async def handle_alert(self, event: Any) -> None:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).
 
-        Never raises for one record: an undecodable one is dead-lettered and acked; a decoded one's
-        failures are dead-lettered by the dispatcher (``alerts/dispatch.py``).
+        No record's content makes it raise: an undecodable one is dead-lettered and acked; a decoded
+        one's failures are dead-lettered by the dispatcher (``alerts/dispatch.py``).
         """
         message = event.message
         try:
