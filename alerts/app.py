@@ -29,8 +29,8 @@ from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
-from schemas.kafka_clients import check_access, faust_credentials, kafka_python_config
-from schemas.settings import Settings
+from streams.runtime.kafka_clients import check_access, faust_credentials, kafka_python_config
+from streams.runtime.settings import Settings
 
 __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifier_topics"]
 

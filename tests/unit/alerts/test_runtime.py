@@ -29,7 +29,7 @@ from alerts.runtime import (
 )
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 ALERTS = "ut.alerts"
 FEEDBACK = "ut.feedback"
