@@ -30,6 +30,7 @@ from alerts.runtime import (
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from streams.runtime.settings import Settings
+from tests.unit.alerts.test_feedback import SECRET, make_body, signed
 
 ALERTS = "ut.alerts"
 FEEDBACK = "ut.feedback"
@@ -396,6 +397,40 @@ async def test_slack_action_without_a_signing_secret_is_refused(make_runtime) ->
     runtime, _, _, _ = make_runtime()
     reply = await runtime.handle_slack_action(FakeRequest(b"payload=%7B%7D", 14))  # type: ignore[arg-type]
     assert reply == SlackReply(503, "interactivity is not configured")
+
+
+async def test_signed_slack_action_is_published_and_answered(make_runtime) -> None:
+    """A signed button press within the limit is published on the feedback topic, flushed and answered 200."""
+    runtime, app, _, topics = make_runtime(slack_signing_secret=SecretStr(SECRET))
+    body = make_body("preempt_ack")
+    request = FakeRequest(body, len(body))
+    request.headers = signed(body, at=time.time())
+    reply = await runtime.handle_slack_action(request)  # type: ignore[arg-type]
+    await runtime.slack_actions.drain()
+    assert reply.status == 200
+    assert not reply.close
+    [record] = topics["feedback"].sent
+    assert record["key"] == b"acme"
+    assert Feedback.model_validate_json(record["value"]).action == "acknowledge"
+    assert app.flushes == 1
+
+
+async def test_feedback_agent_applies_each_record(make_runtime) -> None:
+    """The feedback agent body records the snooze of every record of its stream."""
+    runtime, _, _, _ = make_runtime()
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    records = [
+        Feedback(action="snooze", alert_id="a", rule_id=rule, account_id="acme", at="x", snooze_until=until)
+        for rule in ("r1", "r2")
+    ]
+    events = [
+        SimpleNamespace(value=f.model_dump_json().encode(), message=SimpleNamespace(offset=i))
+        for i, f in enumerate(records)
+    ]
+    await runtime.consume_feedback(FakeStream(events))
+    now = time.time()
+    assert runtime.snoozes.snoozed_until("acme", "r1", now) is not None
+    assert runtime.snoozes.snoozed_until("acme", "r2", now) is not None
 
 
 async def test_close_channels_closes_every_channel_despite_errors(make_runtime) -> None:
