@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from rules.engine import Outcome, RuleEngine
+from rules.engine import EventOutcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
 from schemas.account import Account
@@ -147,11 +147,11 @@ def run_backtest(
             state = states[decoded.account_id] = engine.new_state()
         outcome, fired = engine.on_event(state, decoded, newest - lateness)
         findings.extend(fired)
-        if outcome is Outcome.ACCEPTED:
+        if outcome is EventOutcome.ACCEPTED:
             result.accepted += 1
             first = result.first_event_at
             result.first_event_at = decoded.ts if first is None else min(first, decoded.ts)
-        elif outcome is Outcome.DUPLICATE:
+        elif outcome is EventOutcome.DUPLICATE:
             result.duplicates += 1
         else:
             result.late += 1

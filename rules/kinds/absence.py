@@ -7,20 +7,37 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Self
+
 from rules.durations import format_duration
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
+from rules.kinds.base import BoundedState, EvaluatorBase, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
-class AbsenceEvaluator(EvaluatorBase):
+@dataclass(slots=True)
+class AbsenceState(BoundedState):
+    """Per key with a pending start: ``(time, event id)`` of the start; ``deadline``: the earliest one due."""
+
+    pending: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: [start_ts, start_event_id]}, "n"?: bound}
+            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
+        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["pending"].items()})
+
+
+class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
     """One pending start per key; the clock fires the missing follow-up."""
 
     rule: AbsenceRule
 
     has_deadlines = True
+    state_type = AbsenceState
 
     def __init__(self, rule: AbsenceRule) -> None:
         self.rule = rule
@@ -28,25 +45,25 @@ class AbsenceEvaluator(EvaluatorBase):
         self._start = compile_match(rule.start)
         self._expect = compile_match(rule.expect)
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: AbsenceState, event: Event) -> list[Finding]:
         key = self.key_of(event)
         if key is None:
             return []
-        pending = state["k"]
+        pending = state.pending
         if key in pending and self._expect(event):
             del pending[key]
             return []
         if key not in pending and self._start(event):
-            pending[key] = [event.ts, event.event_id]
-            lower_bound(state, event.ts + self.rule.within)
+            pending[key] = (event.ts, event.event_id)
+            state.lower_bound(event.ts + self.rule.within)
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
+    def advance_to(self, state: AbsenceState, now: float, account_id: str) -> list[Finding]:
+        bound = state.deadline
         if bound is None or bound > now:
             return []
         within = self.rule.within
-        pending = state["k"]
+        pending = state.pending
         due = sorted((start + within, key) for key, (start, _) in pending.items() if start + within <= now)
         findings = []
         for deadline, key in due:
@@ -72,5 +89,5 @@ class AbsenceEvaluator(EvaluatorBase):
                     },
                 )
             )
-        state["n"] = min((start + within for start, _ in pending.values()), default=None)
+        state.deadline = min((start + within for start, _ in pending.values()), default=None)
         return findings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState
@@ -11,10 +13,20 @@ from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-class AnyEvaluator(EvaluatorBase):
+@dataclass(slots=True)
+class AnyState(RuleState):
+    """Nothing: the engine's cooldown is the only memory."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        return cls()  # version 1 and 2 alike: {}
+
+
+class AnyEvaluator(EvaluatorBase[AnyState]):
     """Stateless: the engine's cooldown is the only memory."""
 
     takes_cooldowns = True
+    state_type = AnyState
 
     rule: AnyRule
 
@@ -24,10 +36,7 @@ class AnyEvaluator(EvaluatorBase):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
-    def new_state(self) -> RuleState:
-        return {}
-
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(self, state: AnyState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)

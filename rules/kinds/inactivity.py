@@ -7,20 +7,37 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Self
+
 from rules.durations import format_duration
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
+from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.models import InactivityRule
 from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-class InactivityEvaluator(EvaluatorBase):
+@dataclass(slots=True)
+class InactivityState(BoundedState):
+    """Per active key: ``(time, event id)`` of its last matching event; ``deadline``: the earliest silence."""
+
+    last_seen: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: [ts, event_id]}, "n"?: bound}
+            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
+        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["last_seen"].items()})
+
+
+class InactivityEvaluator(EvaluatorBase[InactivityState]):
     """Remembers the last matching event per key; the clock fires the silence."""
 
     rule: InactivityRule
 
     has_deadlines = True
+    state_type = InactivityState
 
     def __init__(self, rule: InactivityRule) -> None:
         self.rule = rule
@@ -28,22 +45,22 @@ class InactivityEvaluator(EvaluatorBase):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: InactivityState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
         if key is None:
             return []
-        state["k"][key] = [event.ts, event.event_id]
-        lower_bound(state, event.ts + self.rule.after)
+        state.last_seen[key] = (event.ts, event.event_id)
+        state.lower_bound(event.ts + self.rule.after)
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
+    def advance_to(self, state: InactivityState, now: float, account_id: str) -> list[Finding]:
+        bound = state.deadline
         if bound is None or bound > now:
             return []
         after = self.rule.after
-        keys = state["k"]
+        keys = state.last_seen
         due = sorted((last + after, key) for key, (last, _) in keys.items() if last + after <= now)
         findings = []
         for deadline, key in due:
@@ -68,5 +85,5 @@ class InactivityEvaluator(EvaluatorBase):
                     },
                 )
             )
-        state["n"] = min((last + after for last, _ in keys.values()), default=None)
+        state.deadline = min((last + after for last, _ in keys.values()), default=None)
         return findings

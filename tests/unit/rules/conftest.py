@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from rules.engine import Finding, Outcome, RuleEngine
+from rules.engine import EventOutcome, Finding, RuleEngine
 from rules.loader import RuleSet, parse_rule
 from rules.models import RuleBase
 from rules.state import AccountState
@@ -81,7 +82,7 @@ class Replay:
     """What a replay produced: findings in emission order, outcomes per event, final state."""
 
     findings: list[Finding] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[EventOutcome] = field(default_factory=list)
     state: AccountState | None = None
 
     @property
@@ -103,6 +104,14 @@ def replay(engine: RuleEngine, events: Iterable[Event], until: float | None = No
     final = until if until is not None else newest - engine.allowed_lateness
     result.findings.extend(engine.advance(result.state, final))
     return result
+
+
+def with_version_1_rule_state(engine: RuleEngine, state: AccountState, rule_id: str, rule_doc: Any) -> bytes:
+    """``state`` as stored by the code before typed rule state (version 1), ``rule_id``'s state as ``rule_doc``."""
+    doc = orjson.loads(engine.dumps(state))
+    doc["v"] = 1
+    doc["r"][rule_id][1] = rule_doc
+    return orjson.dumps(doc)
 
 
 @pytest.fixture

@@ -67,5 +67,5 @@ def test_state_is_forgotten_after_long_silence(make_rule, make_engine, run, at):
     engine = make_engine(make_rule("drop"))
     result = run(engine, _logins(at, 0, 4), until=MONDAY + 30 * DAY)
     assert result.state is not None
-    assert result.state.rules["drop-rule"]["k"] == {}
+    assert result.state.rules["drop-rule"].keys == {}
     assert engine.next_wakeup(result.state) is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.engine import Outcome
+from rules.engine import EventOutcome
 from tests.unit.rules.conftest import HOUR, MONDAY
 
 
@@ -54,7 +54,7 @@ def test_late_event_does_not_cancel_a_silence(make_rule, make_engine, at):
     engine.on_event(state, at(0), MONDAY - 10)
     fired = engine.advance(state, MONDAY + HOUR)
     outcome, _ = engine.on_event(state, at(1800), MONDAY + HOUR)
-    assert outcome is Outcome.LATE
+    assert outcome is EventOutcome.LATE
     assert [f.fired_at for f in fired] == [MONDAY + HOUR]
 
 

@@ -60,4 +60,4 @@ def test_per_user_runs_that_expired_are_swept(make_rule, make_engine, run, at):
     events = [at(i * 600, "Payment Failed", user_id=f"u{i}") for i in range(100)]
     result = run(engine, events, until=MONDAY + 100 * 600)
     assert result.state is not None
-    assert len(result.state.rules["sequence-rule"]["k"]) <= 32
+    assert len(result.state.rules["sequence-rule"].keys) <= 32
