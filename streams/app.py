@@ -9,7 +9,7 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -27,6 +27,10 @@ from streams.state_cache import StateCache
 from streams.topics import TopicNames
 from streams.wakeups import WakeupIndex
 
+if TYPE_CHECKING:
+    from rules.findings import Finding
+    from rules.state import AccountState
+
 STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
 
@@ -36,7 +40,7 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}-rules"
 
 
-def load_engine(settings: Settings) -> tuple[RuleEnginePort, list[str]]:
+def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Finding], list[str]]:
     """The rule engine for ``settings.rules_path`` and the ids of its rules."""
     from rules.engine import RuleEngine
     from rules.loader import load_rules
@@ -52,7 +56,7 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort, list[str]]:
 
 
 def create_app(
-    settings: Settings, engine: RuleEnginePort | None = None, rule_ids: list[str] | None = None
+    settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
 ) -> faust.App:
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
     if engine is None:
