@@ -313,7 +313,7 @@ def inprocess_ceiling(settings: Settings, values: list[bytes]) -> float:
     from rules.engine import RuleEngine
     from rules.loader import load_rules
 
-    engine = RuleEngine(load_rules(settings.rules_path), allowed_lateness=settings.allowed_lateness_seconds)
+    engine = RuleEngine(load_rules(settings.rules_path))
     states: dict[str, Any] = {}
     newest = -math.inf
     lateness = settings.allowed_lateness_seconds

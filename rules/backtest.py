@@ -111,8 +111,12 @@ def run_backtest(
     events: Iterable[tuple[int, Event | Rejection]],
     accounts: dict[str, Account] | None = None,
     until: float | None = None,
+    *,
+    allowed_lateness: float,
 ) -> BacktestResult:
     """Run every event through ``engine`` with one global clock; return the sorted alerts.
+
+    The clock's watermark is the newest event time so far minus ``allowed_lateness``.
 
     With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
     ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
@@ -121,7 +125,7 @@ def run_backtest(
     result = BacktestResult()
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
-    lateness = engine.allowed_lateness
+    lateness = allowed_lateness
     newest = -math.inf
     suppressed_before = engine.suppressed_by_cooldown
     for number, decoded in events:

@@ -77,16 +77,13 @@ class RuleEngine:
     def __init__(
         self,
         rules: RuleSet,
-        allowed_lateness: float,
         dedup_horizon: float = 86400.0,
         max_seen_ids: int = DEFAULT_MAX_SEEN_IDS,
     ) -> None:
-        if allowed_lateness < 0:
-            raise ValueError("allowed_lateness must be >= 0")
-        if dedup_horizon < allowed_lateness:
-            raise ValueError("dedup_horizon must be at least allowed_lateness")
+        # No allowed lateness here: the caller's clock owns it and hands the engine a watermark.
+        if dedup_horizon < 0:
+            raise ValueError("dedup_horizon must be >= 0")
         self.rules = rules
-        self.allowed_lateness = allowed_lateness
         self.dedup_horizon = dedup_horizon
         self.max_seen_ids = max_seen_ids
         self._suppressed = 0

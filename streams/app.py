@@ -46,11 +46,7 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
     from rules.loader import load_rules
 
     ruleset = load_rules(settings.rules_path)
-    engine = RuleEngine(
-        ruleset,
-        allowed_lateness=settings.allowed_lateness_seconds,
-        dedup_horizon=settings.dedup_horizon_seconds,
-    )
+    engine = RuleEngine(ruleset, dedup_horizon=settings.dedup_horizon_seconds)
     rule_ids = [rule.id for rule in ruleset.enabled]
     return engine, rule_ids
 

@@ -22,7 +22,7 @@ def test_advance_twice_with_the_same_watermark_yields_nothing_new(make_rule, mak
 
 def test_next_wakeup_names_buffered_events_then_deadlines(make_rule, make_engine, at):
     """The wakeup is the oldest buffered event, then the earliest deadline, then None when idle."""
-    engine = make_engine(make_rule("inactivity"), lateness=10)
+    engine = make_engine(make_rule("inactivity"))
     state = engine.new_state()
     assert engine.next_wakeup(state) is None
     engine.on_event(state, at(0), MONDAY - 10)
@@ -60,15 +60,15 @@ def test_dedup_has_a_hard_cap(make_rule, make_engine, at):
     assert len(state.seen) == 3
 
 
-def test_dedup_horizon_shorter_than_lateness_is_refused(make_rule, make_engine):
-    """A horizon shorter than the lateness would let a duplicate through; the engine refuses it."""
+def test_negative_dedup_horizon_is_refused(make_rule, make_engine):
+    """A negative dedup horizon is a caller's bug; the engine refuses it."""
     with pytest.raises(ValueError, match="dedup_horizon"):
-        make_engine(make_rule("any"), lateness=10, dedup_horizon=5)
+        make_engine(make_rule("any"), dedup_horizon=-1)
 
 
 def test_state_round_trips_through_bytes(make_rule, make_engine, at):
     """dumps/loads keeps buffered events, clock, dedup ids and rule state."""
-    engine = make_engine(make_rule("threshold"), make_rule("inactivity"), lateness=100)
+    engine = make_engine(make_rule("threshold"), make_rule("inactivity"))
     state = engine.new_state()
     for offset in (0, 10, 20):
         engine.on_event(state, at(offset, "Error"), MONDAY - 100 + offset)

@@ -49,7 +49,7 @@ def test_per_user_silences(make_rule, make_engine, run, at):
 
 def test_late_event_does_not_cancel_a_silence(make_rule, make_engine, at):
     """An event older than the watermark is LATE and the silence stands."""
-    engine = make_engine(make_rule("inactivity"), lateness=10)
+    engine = make_engine(make_rule("inactivity"))
     state = engine.new_state()
     engine.on_event(state, at(0), MONDAY - 10)
     fired = engine.advance(state, MONDAY + HOUR)

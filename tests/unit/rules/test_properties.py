@@ -43,7 +43,7 @@ _RULES: list[dict[str, Any]] = [
 
 def _engine() -> RuleEngine:
     rules = tuple(parse_rule({"title": "t", "severity": "low", "priority": 1, **data}) for data in _RULES)
-    return RuleEngine(RuleSet(rules), allowed_lateness=LATENESS)
+    return RuleEngine(RuleSet(rules))
 
 
 _names = st.sampled_from(["Error", "Login", "Call", "NPS", "Started", "Completed", "Failed", "Cancel", "Other"])

@@ -98,11 +98,11 @@ def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
     """Serializing the account state between events changes no finding (what the worker does)."""
     rules = RuleSet((_rule(write_model(tmp_path / "m.json")),))
     events = [_login(day, n) for day in (0, 1, 2, 3, 12, 13) for n in range(3)]
-    straight = RuleEngine(rules, allowed_lateness=0.0)
+    straight = RuleEngine(rules)
     state = straight.new_state()
     expected = [f for e in events for f in straight.on_event(state, e, e.ts)[1]]
     expected += straight.advance(state, MIDNIGHT + 40 * DAY)
-    chopped = RuleEngine(rules, allowed_lateness=0.0)
+    chopped = RuleEngine(rules)
     got = []
     blob = chopped.dumps(chopped.new_state())
     for event in events:
@@ -117,7 +117,7 @@ def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
 def test_engine_features_equal_the_training_replay(tmp_path: Path) -> None:
     """The features the engine scores at a tick are those ``preempt train`` computes by replay."""
     rule = _rule(write_model(tmp_path / "m.json"))
-    engine = RuleEngine(RuleSet((rule,)), allowed_lateness=0.0)
+    engine = RuleEngine(RuleSet((rule,)))
     state = engine.new_state()
     events = [_login(d, n) for d in range(0, 40, 3) for n in range(2)]
     events += [Event(f"x{d}", "NPS", "acme", MIDNIGHT + d * DAY + 50, "u2", {"score": 10 - d % 7}) for d in range(40)]

@@ -38,7 +38,7 @@ CASES = [(name, account) for name, case in MANIFEST["sets"].items() for account 
 
 
 def _engine(name: str) -> RuleEngine:
-    return RuleEngine(load_rules(GOLDEN / name / "rules"), allowed_lateness=5.0)
+    return RuleEngine(load_rules(GOLDEN / name / "rules"))
 
 
 def _offered(path: Path) -> list[tuple[float, Event]]:

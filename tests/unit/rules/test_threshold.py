@@ -39,16 +39,16 @@ def test_event_inside_the_last_bucket_still_counts(make_rule, make_engine, run, 
 def test_out_of_order_within_lateness_matches_sorted(make_rule, make_engine, run, at):
     """Events shuffled within the allowed lateness fire exactly as when sorted."""
     events = [at(0, "Error"), at(3, "Error"), at(6, "Error")]
-    engine = make_engine(make_rule("threshold"), lateness=10)
-    shuffled = run(engine, [events[2], events[0], events[1]], until=MONDAY + 100)
-    ordered = run(make_engine(make_rule("threshold"), lateness=10), events, until=MONDAY + 100)
+    engine = make_engine(make_rule("threshold"))
+    shuffled = run(engine, [events[2], events[0], events[1]], until=MONDAY + 100, lateness=10)
+    ordered = run(make_engine(make_rule("threshold")), events, until=MONDAY + 100, lateness=10)
     assert shuffled.fired == ordered.fired == [("threshold-rule", MONDAY + 6)]
 
 
 def test_late_event_is_ignored_and_reported(make_rule, make_engine, run, at):
     """An event older than the watermark is LATE and does not count toward the window."""
-    engine = make_engine(make_rule("threshold"), lateness=5)
-    result = run(engine, [at(0, "Error"), at(100, "Error"), at(50, "Error")], until=MONDAY + 200)
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [at(0, "Error"), at(100, "Error"), at(50, "Error")], until=MONDAY + 200, lateness=5)
     assert result.outcomes == [EventOutcome.ACCEPTED, EventOutcome.ACCEPTED, EventOutcome.LATE]
     assert result.fired == []
 

@@ -18,6 +18,7 @@ continues it the same way and expects the same findings and the same final state
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import shutil
 import sys
@@ -57,7 +58,9 @@ def capture(out: Path) -> None:
             text = source.read_text().replace("../risk-model.json", "risk-model.json")
             (rules_dir / source.name).write_text(text)
             shutil.copy(source.parent.parent / "risk-model.json", rules_dir / "risk-model.json")
-        engine = RuleEngine(load_rules(rules_dir), allowed_lateness=LATENESS)
+        # 48c6a61's engine took the allowed lateness (and did not use it); later ones do not
+        takes_lateness = "allowed_lateness" in inspect.signature(RuleEngine).parameters
+        engine = RuleEngine(load_rules(rules_dir), **({"allowed_lateness": LATENESS} if takes_lateness else {}))
         states: dict[str, object] = {}
         newest = -math.inf
         rest = []
