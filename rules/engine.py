@@ -32,7 +32,16 @@ from rules.kinds import build_evaluator
 from rules.kinds.base import Evaluator, EvaluatorBase
 from rules.loader import RuleSet
 from rules.models import RuleBase
-from rules.state import DEFAULT_MAX_SEEN_IDS, SEEN_ID_CHARS, AccountState, decode_state, encode_state, seen_key
+from rules.state import (
+    DEFAULT_MAX_SEEN_IDS,
+    READABLE_VERSIONS,
+    SEEN_ID_CHARS,
+    STATE_VERSION,
+    AccountState,
+    decode_state,
+    encode_state,
+    seen_key,
+)
 from rules.templates import render_template, rule_context
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
@@ -79,11 +88,16 @@ class RuleEngine:
         rules: RuleSet,
         dedup_horizon: float = 86400.0,
         max_seen_ids: int = DEFAULT_MAX_SEEN_IDS,
+        state_version: int = STATE_VERSION,
     ) -> None:
         # No allowed lateness here: the caller's clock owns it and hands the engine a watermark.
         if dedup_horizon < 0:
             raise ValueError("dedup_horizon must be >= 0")
+        if state_version not in READABLE_VERSIONS:
+            raise ValueError(f"state_version must be one of {sorted(READABLE_VERSIONS)}")
         self.rules = rules
+        self.state_version = state_version
+        """The encoding :meth:`dumps` writes (1 only while workers from before typed rule state run)."""
         self.dedup_horizon = dedup_horizon
         self.max_seen_ids = max_seen_ids
         self._suppressed = 0
@@ -119,8 +133,8 @@ class RuleEngine:
         return AccountState(rules={ev.rule.id: ev.new_state() for ev in self._evaluators})
 
     def dumps(self, state: AccountState) -> bytes:
-        """Compact, versioned bytes of the state."""
-        return encode_state(state, self._fingerprints)
+        """Compact, versioned bytes of the state (in encoding ``state_version``)."""
+        return encode_state(state, self._fingerprints, self.state_version)
 
     def loads(self, data: bytes) -> AccountState:
         """The state from :meth:`dumps`; rules added or changed since start from fresh state."""

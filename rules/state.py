@@ -80,10 +80,20 @@ class AccountState:
     """Earliest deadline of any rule (a lower bound); derived, so not serialized."""
 
 
-def encode_state(state: AccountState, fingerprints: Mapping[str, str]) -> bytes:
-    """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint."""
+def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: int = STATE_VERSION) -> bytes:
+    """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint.
+
+    ``version`` 1 writes what workers from before typed rule state read: for the first release
+    with typed state during a rolling upgrade, when a partition can move back to an old worker.
+    """
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"cannot write account state version {version!r}")
+    rules: dict[str, list[Any]] = {
+        rule_id: [fingerprints[rule_id], rs if version == STATE_VERSION else rs.to_version_1()]
+        for rule_id, rs in state.rules.items()
+    }
     doc = {
-        "v": STATE_VERSION,
+        "v": version,
         "a": state.account_id,
         "f": None if state.finalized_until == -math.inf else state.finalized_until,
         "s": list(state.seen.items()),
@@ -91,7 +101,7 @@ def encode_state(state: AccountState, fingerprints: Mapping[str, str]) -> bytes:
             [ev.ts, ev.event_id, ev.event, ev.account_id, ev.user_id, ev.properties, ev.context]
             for _, _, ev in state.buffer
         ],
-        "r": {rule_id: [fingerprints[rule_id], rs] for rule_id, rs in state.rules.items()},
+        "r": rules,
         "c": state.cooldowns,
     }
     return orjson.dumps(doc)

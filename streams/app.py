@@ -46,7 +46,9 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
     from rules.loader import load_rules
 
     ruleset = load_rules(settings.rules_path)
-    engine = RuleEngine(ruleset, dedup_horizon=settings.dedup_horizon_seconds)
+    engine = RuleEngine(
+        ruleset, dedup_horizon=settings.dedup_horizon_seconds, state_version=settings.state_write_version
+    )
     rule_ids = [rule.id for rule in ruleset.enabled]
     return engine, rule_ids
 

@@ -30,6 +30,9 @@ class AbsenceState(BoundedState):
             return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
         return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["pending"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: list(start) for key, start in self.pending.items()}, "n": self.deadline}
+
 
 class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
     """One pending start per key; the clock fires the missing follow-up."""

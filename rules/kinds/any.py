@@ -21,6 +21,9 @@ class AnyState(RuleState):
     def decode(cls, doc: Any, version: int) -> Self:
         return cls()  # version 1 and 2 alike: {}
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {}
+
 
 class AnyEvaluator(EvaluatorBase[AnyState]):
     """Stateless: the engine's cooldown is the only memory."""

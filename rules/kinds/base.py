@@ -41,6 +41,10 @@ class RuleState:
         """The state from its stored form: ``version`` 2 as orjson wrote the dataclass, 1 the older dict."""
         raise NotImplementedError(f"{cls.__name__} cannot be read back")
 
+    def to_version_1(self) -> dict[str, Any]:
+        """The state in encoding version 1, which workers from before typed state read (rolling upgrades)."""
+        raise NotImplementedError(f"{type(self).__name__} has no version 1 form")
+
 
 @dataclass(slots=True)
 class BoundedState(RuleState):

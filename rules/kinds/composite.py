@@ -25,6 +25,9 @@ class CompositeState(RuleState):
     def decode(cls, doc: Any, version: int) -> Self:
         return cls(doc["f"] if version == 1 else doc["fired"])  # version 1: {"f": {rule_id: at}}
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"f": self.fired}
+
 
 class CompositeEvaluator(EvaluatorBase[CompositeState]):
     """The latest firing time of each referenced rule, within ``within``."""

@@ -53,6 +53,14 @@ class DropState(BoundedState):
             )
         return cls(doc["deadline"], {key: DropKey(**keyed) for key, keyed in doc["keys"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        keys = {}
+        for key, k in self.keys.items():
+            keys[key] = {"w": k.window, "v": k.value, "h": k.history, "c": k.closed}
+            if k.last_event_id is not None:
+                keys[key]["e"] = k.last_event_id
+        return {"k": keys, "n": self.deadline}
+
 
 class DropEvaluator(EvaluatorBase[DropState]):
     """Per key: the open window's value and the closed windows' values (at most ``baseline_windows``)."""

@@ -30,6 +30,9 @@ class InactivityState(BoundedState):
             return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
         return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["last_seen"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: list(last) for key, last in self.last_seen.items()}, "n": self.deadline}
+
 
 class InactivityEvaluator(EvaluatorBase[InactivityState]):
     """Remembers the last matching event per key; the clock fires the silence."""

@@ -55,6 +55,19 @@ class RatioState(RuleState):
             return cls({key: _ratio_key_v1(keyed) for key, keyed in doc["k"].items()})
         return cls({key: RatioKey(**keyed) for key, keyed in doc["keys"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {
+            "k": {
+                key: {
+                    "n": k.numerators,
+                    "d": k.denominators,
+                    "s": k.samples,
+                    "t": [k.numerator_total, k.denominator_total],
+                }
+                for key, k in self.keys.items()
+            }
+        }
+
 
 def _ratio_key_v1(keyed: dict[str, Any]) -> RatioKey:
     numerators, denominators = keyed["n"], keyed["d"]

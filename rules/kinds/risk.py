@@ -47,6 +47,9 @@ class RiskState(BoundedState):
             return cls(doc["n"], doc["x"], doc["a"], doc["p"])
         return cls(doc["deadline"], doc["features"], doc["armed"], doc["risk"])
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"x": self.features, "n": self.deadline, "a": self.armed, "p": self.risk}
+
 
 class RiskEvaluator(EvaluatorBase[RiskState]):
     """Per account: the feature state, the next tick, whether it is armed, and the latest risk."""

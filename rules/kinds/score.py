@@ -74,6 +74,14 @@ class ScoreState(BoundedState):
             )
         return cls(doc["deadline"], {key: ScoreKey(**keyed) for key, keyed in doc["keys"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        keys = {}
+        for key, k in self.keys.items():
+            keys[key] = {"b": k.buckets, "l": k.latest, "h": k.history, "e": k.last_event_ts, "t": k.next_tick}
+            if k.first_tick is not None:
+                keys[key]["f"] = k.first_tick
+        return {"k": keys, "n": self.deadline}
+
 
 class ScoreEvaluator(EvaluatorBase[ScoreState]):
     """Per key: one bucket list per measure component, the latest values, and recent scores."""

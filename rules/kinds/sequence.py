@@ -39,6 +39,9 @@ class SequenceState(RuleState):
             return cls({key: SequenceRuns(keyed["p"], keyed["i"]) for key, keyed in doc["k"].items()})
         return cls({key: SequenceRuns(**keyed) for key, keyed in doc["keys"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: {"p": runs.starts, "i": runs.event_ids} for key, runs in self.keys.items()}}
+
 
 class SequenceEvaluator(EvaluatorBase[SequenceState]):
     """Partial-run start times and their event ids per key."""

@@ -33,6 +33,9 @@ class SlidingState(RuleState):
             return cls({key: SlidingKey(keyed["b"], keyed["s"]) for key, keyed in doc["k"].items()})
         return cls({key: SlidingKey(**keyed) for key, keyed in doc["keys"].items()})
 
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: {"b": keyed.buckets, "s": keyed.samples} for key, keyed in self.keys.items()}}
+
 
 class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
     """Matches an event, adds its measure contribution to the key's buckets and prunes them."""
