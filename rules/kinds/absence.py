@@ -18,7 +18,7 @@ from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class AbsenceState(BoundedState):
     """Per key with a pending start: ``(time, event id)`` of the start; ``deadline``: the earliest one due."""
 

@@ -13,7 +13,7 @@ from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class AnyState(RuleState):
     """Nothing: the engine's cooldown is the only memory."""
 

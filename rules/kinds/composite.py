@@ -15,7 +15,7 @@ from rules.models import CompositeRule
 from schemas.event import format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class CompositeState(RuleState):
     """Rule id → the latest time it fired for the account, within ``within``."""
 

@@ -22,7 +22,7 @@ from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class DropKey:
     """One key: the open window and the values of the closed ones."""
 
@@ -38,7 +38,7 @@ class DropKey:
     """The newest event counted in the open window (the finding's sample)."""
 
 
-@dataclass(slots=True)
+@dataclass
 class DropState(BoundedState):
     """Per key (``""`` or a user id); ``deadline``: the earliest end of an open window."""
 

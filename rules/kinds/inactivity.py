@@ -18,7 +18,7 @@ from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class InactivityState(BoundedState):
     """Per active key: ``(time, event id)`` of its last matching event; ``deadline``: the earliest silence."""
 

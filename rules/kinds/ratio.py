@@ -31,7 +31,7 @@ def _test_for(match: Match, name: str) -> Test:
     return True if where is None else where
 
 
-@dataclass(slots=True)
+@dataclass
 class RatioKey:
     """One key's two counts over the window, and their running totals (the sums of the kept buckets)."""
 
@@ -43,7 +43,7 @@ class RatioKey:
     denominator_total: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class RatioState(RuleState):
     """Per key (``""`` or a user id): its counts."""
 

@@ -30,7 +30,7 @@ from schemas.event import Event
 DAY = features.DAY
 
 
-@dataclass(slots=True)
+@dataclass
 class RiskState(BoundedState):
     """The account's features and alerting state; ``deadline``: the next midnight tick (exact)."""
 

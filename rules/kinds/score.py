@@ -41,7 +41,7 @@ _Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
 MAX_CACHED_NAMES = 10_000
 
 
-@dataclass(slots=True)
+@dataclass
 class ScoreKey:
     """One key's inputs, recent scores and ticks."""
 
@@ -59,7 +59,7 @@ class ScoreKey:
     """``[tick, score]`` of the ticks within the last window, oldest first."""
 
 
-@dataclass(slots=True)
+@dataclass
 class ScoreState(BoundedState):
     """Per key (``""`` or a user id); ``deadline``: the earliest next tick."""
 

@@ -19,7 +19,7 @@ from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
-@dataclass(slots=True)
+@dataclass
 class SequenceRuns:
     """One key's partial runs, one slot per step but the last (None: no run has reached it)."""
 
@@ -27,7 +27,7 @@ class SequenceRuns:
     event_ids: list[list[str] | None]
 
 
-@dataclass(slots=True)
+@dataclass
 class SequenceState(RuleState):
     """Per key with a partial run (``""`` or a user id): its runs."""
 

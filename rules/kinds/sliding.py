@@ -13,7 +13,7 @@ from rules.predicates import compile_where
 from schemas.event import Event
 
 
-@dataclass(slots=True)
+@dataclass
 class SlidingKey:
     """One key's measure over the kept windows."""
 
@@ -21,7 +21,7 @@ class SlidingKey:
     samples: Samples = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass
 class SlidingState(RuleState):
     """Per key (``""`` or a user id): its buckets and samples."""
 
