@@ -28,9 +28,10 @@ kafka-stop: ## Stop the local broker
 demo: install kafka ## Run the whole service locally: broker, worker, notifier, simulated traffic (Ctrl-C stops it)
 	@deploy/demo.sh
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check + the package dependency rules (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install ## Apply ruff's formatter and safe fixes
 	$(BIN)/ruff format .
@@ -50,6 +51,7 @@ unit: install ## Unit tests only (no broker)
 
 docs: install ## Run every ```console example in README.md and docs/ and rewrite the outputs that changed (review with git diff)
 	$(BIN)/python -m tests.docs.examples --write
+	$(BIN)/python -m tests.docs.architecture --write
 
 stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random moment + restart) under CPU load, 30-day history
 	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \
@@ -59,7 +61,7 @@ bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker
 	$(BIN)/python -m bench.run
 
 prescient-report: install ## Train the risk rule on one simulated seed, compare it with the default pack on another; update docs/prescient.md
-	$(BIN)/python -m streams.prescient_report --write docs/prescient.md --workdir prescient-out
+	$(BIN)/python -m streams.prescient.report --write docs/prescient.md --workdir prescient-out
 
 chaos: install kafka ## Fault scenarios on real processes and brokers (SASL_SSL, SIGKILLs, Slack/SMTP faults, ingest abuse, secrets scan); one table
 	$(BIN)/python -m tests.chaos.run

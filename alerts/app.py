@@ -45,10 +45,10 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from schemas.kafka_clients import check_access, faust_credentials, kafka_python_config
-from schemas.logs import get_logger
-from schemas.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
-from schemas.settings import Settings
+from streams.runtime.kafka_clients import check_access, faust_credentials, kafka_python_config
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
+from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 

@@ -35,8 +35,8 @@ from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import RouteMatch, RoutingTree
 from schemas.alert import Alert
-from schemas.logs import get_logger
-from schemas.metrics import (
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
     NOTIFICATION_LATENCY,
     NOTIFICATIONS,

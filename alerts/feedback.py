@@ -26,8 +26,8 @@ from typing import Any
 
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
-from schemas.logs import get_logger
-from schemas.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
 
 log = get_logger(__name__)
 

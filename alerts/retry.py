@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from alerts.channels.base import DeliveryReceipt, Notification, Notifier
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
-from schemas.logs import get_logger
-from schemas.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
 
 log = get_logger(__name__)
 

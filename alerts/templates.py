@@ -18,8 +18,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
-from schemas.logs import get_logger
-from schemas.metrics import NOTIFIER_FALLBACKS
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import NOTIFIER_FALLBACKS
 
 log = get_logger(__name__)
 

@@ -1,15 +1,15 @@
 """The notifier's operational web surface: ``/metrics``, ``/healthz``, ``/readyz``, consumer lag.
 
 ``create_app`` calls :func:`register_web` once. The implementation is shared with the rules worker in
-``schemas/ops_web.py``; this module fixes the Faust-sensor prefix (``preempt_notify_*``).
+``streams/runtime/ops_web.py``; this module fixes the Faust-sensor prefix (``preempt_notify_*``).
 """
 
 from __future__ import annotations
 
 import faust
 
-from schemas import ops_web
-from schemas.ops_web import consumer_state, refresh_ready, source_partitions, update_consumer_lag
+from streams.runtime import ops_web
+from streams.runtime.ops_web import consumer_state, refresh_ready, source_partitions, update_consumer_lag
 
 __all__ = [
     "FAUST_METRICS_PREFIX",

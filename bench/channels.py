@@ -23,7 +23,7 @@ from alerts.routing.config import EmailReceiver, SlackReceiver
 from alerts.testing.factories import build_alert
 from alerts.testing.slack_server import FakeSlack
 from alerts.testing.smtp_server import FakeSMTP
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 async def _measure(n: int, send: Callable[[int], Awaitable[object]]) -> tuple[float, list[float]]:

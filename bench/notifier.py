@@ -29,10 +29,10 @@ from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack
 from schemas.alert import Alert
-from schemas.kafka_clients import kafka_python_config
-from schemas.settings import Settings
-from schemas.testing import free_port, settings_env
-from streams.topics import ensure_topics
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port, settings_env
+from streams.runtime.topics import ensure_topics
 
 ROUTES = """
 receivers:

@@ -35,7 +35,7 @@ UNTIL_DAYS_AFTER = 30  # the final --until: far enough for every deadline of the
 
 def _preempt(code: Path, *args: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(code), PREEMPT_LOG_LEVEL="WARNING")
-    script = "import sys; from streams.cli import main; sys.argv[0] = 'preempt'; sys.exit(main())"
+    script = "import sys; from streams.cli.main import main; sys.argv[0] = 'preempt'; sys.exit(main())"
     done = subprocess.run(
         [sys.executable, "-c", script, *args], cwd=code, env=env, capture_output=True, text=True, check=False
     )

@@ -15,10 +15,10 @@ import uuid
 
 from kafka import KafkaAdminClient
 
-from schemas.kafka_clients import kafka_python_config
-from schemas.settings import Settings
-from streams.publisher import Publisher
-from streams.topics import TopicNames
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
+from streams.sdk.publisher import Publisher
 
 
 def main() -> None:

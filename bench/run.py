@@ -46,10 +46,10 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
-from schemas.kafka_clients import aiokafka_config, kafka_python_config
-from schemas.settings import Settings
+from streams.runtime.kafka_clients import aiokafka_config, kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
 from streams.simulate.heartbeats import append_heartbeats
-from streams.topics import TopicNames, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 PREEMPT = str(Path(sys.executable).parent / "preempt")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.run import _free_port, _metrics, _settings, _start_worker, _stop, _sum, prepare
-from streams.topics import ensure_topics
+from streams.runtime.topics import ensure_topics
 
 
 def replay(workers: int, partitions: int) -> dict[str, float]:

@@ -6,7 +6,7 @@ Realistic states first: a simulated history (200 accounts, ``--days`` days, the 
 runs through the engine and every account's state is serialized. Then the worker's two copies of
 state are filled for ``--accounts`` accounts, cloning those states round-robin under new account
 ids: the state table (bytes per account, as Faust's in-memory store holds them) and the
-processor's state cache (``streams.state_cache.StateCache``, live decoded states, at most
+processor's state cache (``streams.worker.state_cache.StateCache``, live decoded states, at most
 ``PREEMPT_WORKER_STATE_CACHE_ACCOUNTS``, flushed every 2,000 accounts as the worker flushes once
 per batch). Prints one JSON object: the process's resident set before and after (VmRSS, VmHWM),
 in MiB, and the serialized state size per account. With ``rocksdb://`` (production) the table
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from rules.engine import RuleEngine
 from rules.loader import load_rules
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 from streams.simulate.generator import Simulation, SimulationConfig
-from streams.state_cache import StateCache
+from streams.worker.state_cache import StateCache
 
 DEFAULT_PACK = Path(__file__).resolve().parent.parent / "rules" / "packs" / "default"
 LATENESS = 5.0  # the default PREEMPT_ALLOWED_LATENESS_SECONDS

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from rules.paths import MISSING, check_path, compile_path
 from schemas.event import Event
-from schemas.metrics import MEASURE_VALUES_SKIPPED
+from schemas.observed import Anomaly, report
 
 MeasureKind = Literal["count", "distinct", "sum"]
 MAX_SUM_VALUE = float(2**53)
@@ -59,7 +59,7 @@ def compile_measure(text: str) -> Measure:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return None
             if not -MAX_SUM_VALUE <= value <= MAX_SUM_VALUE:  # also False for NaN
-                MEASURE_VALUES_SKIPPED.labels(reason="out_of_range").inc()
+                report(Anomaly.MEASURE_VALUE_SKIPPED, "out_of_range")
                 return None
             return float(value)
 

@@ -1,5 +1,6 @@
-"""Contracts at Preempt's boundaries: events, accounts, alerts, feedback, settings.
+"""Contracts at Preempt's boundaries: events, accounts, alerts, feedback, outcomes; the decoder and
+its edge bounds; the JSON Schema export; the exception root; the YAML dialect of config files and the
+words alerts use for numbers, durations and dates (``formatting``), which rules and alerts share.
 
-Every other package depends on this one and on nothing else of ours, so the
-shared observability setup (metrics, logging) and the exception root live here too.
+Every other package may import this one; it imports nothing else of ours.
 """

@@ -1,7 +1,7 @@
 """The hot-path event decoder: raw Kafka bytes → a validated ``Event`` or a precise ``Rejection``.
 
 Who calls it: the rules worker for every record on ``preempt.events`` (a ``Rejection`` becomes a
-dead letter, see ``streams.deadletter``), ``preempt events validate``, the publisher SDK and HTTP
+dead letter, see ``streams.runtime.dead_letters``), ``preempt events validate``, the publisher SDK and HTTP
 ingest (through :func:`validate_event_dict`).
 
 It accepts exactly what ``schemas.event.UsageEvent`` accepts (a property test holds the two

@@ -71,7 +71,7 @@ class PublishError(PreemptError):
 class BrokerUnavailableError(PreemptError):
     """No Kafka broker answered a metadata request within a short timeout.
 
-    Raised by ``streams.broker_probe.probe_broker`` before a command starts work that needs
+    Raised by ``streams.runtime.broker_probe.probe_broker`` before a command starts work that needs
     the broker, so the user learns within seconds, not after a client's 30-60 s retries.
     """
 

@@ -17,16 +17,12 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prometheus_client import Counter
+import structlog
 
-from schemas.logs import get_logger
+from schemas.observed import Anomaly, report
 
-log = get_logger(__name__)
-
-INVALID_TIMEZONES = Counter(
-    "preempt_invalid_timezones_total",
-    "Distinct account timezones that are not IANA zones; times in their alerts are shown in UTC instead",
-)
+# structlog is configured once per process by streams.runtime.logs; schemas may not import it.
+log = structlog.get_logger(module=__name__)
 
 OWNER_FALLBACK = "the account's owner"
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
@@ -147,7 +143,7 @@ def _zone(name: str) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         # Counted and logged once per distinct name (the cache), not once per rendered line.
-        INVALID_TIMEZONES.inc()
+        report(Anomaly.INVALID_TIMEZONE)
         log.warning("invalid_timezone", timezone=name[:64], shown_in="UTC")
         return UTC
 

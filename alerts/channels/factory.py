@@ -13,7 +13,7 @@ from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
 from alerts.routing.config import RoutingConfig
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def build_notifiers(

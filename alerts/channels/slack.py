@@ -27,8 +27,8 @@ from alerts.routing.config import SlackReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
 from schemas.errors import ConfigError, DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from schemas.logs import get_logger
-from schemas.settings import Settings
+from streams.runtime.logs import get_logger
+from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 

@@ -10,8 +10,8 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.routing.config import QuietHours
-from schemas.logs import get_logger
-from schemas.metrics import NOTIFIER_FALLBACKS
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import NOTIFIER_FALLBACKS
 
 log = get_logger(__name__)
 

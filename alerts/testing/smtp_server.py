@@ -27,7 +27,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from schemas.testing import free_port
+from streams.runtime.testing import free_port
 
 
 @dataclass(frozen=True)

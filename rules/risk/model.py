@@ -7,7 +7,7 @@ A model is a logistic regression over standardized features, with Platt calibrat
     p   = 1 / (1 + exp(−(a · s + b)))                 calibrated churn probability
 
 Each term ``coef_i · z_i`` is feature i's contribution, so the top positive ones say *why* an
-account is at risk. Training (``streams.risk_training``) uses :func:`standardize` too, so the
+account is at risk. Training (``streams.prescient.training``) uses :func:`standardize` too, so the
 stream scores exactly what the model was fitted on. No numpy, no scikit-learn here.
 """
 

@@ -38,10 +38,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from schemas.account import Account
-from schemas.logs import get_logger
-from schemas.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 from streams.ingest.group_traits import merge_account
 from streams.ingest.sink import CONTENT_TYPE_HEADER
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 
 log = get_logger(__name__)
 
@@ -53,7 +53,7 @@ class AccountsView:
         self.topic = topic
         self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
-        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
+        self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._read_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -158,7 +158,7 @@ class AccountMerger:
         self.updates_topic = updates_topic
         self.group_id = group_id
         self._bootstrap_servers = bootstrap_servers
-        self._security: dict[str, Any] = dict(security or {})  # schemas.kafka_clients.aiokafka_config
+        self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None

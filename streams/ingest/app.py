@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from schemas.logs import get_logger
-from schemas.metrics import INGEST_EVENTS, INGEST_REQUESTS
-from schemas.settings import Settings
 from streams.ingest.account_merger import AccountMerger
 from streams.ingest.gate import CONFIG, SINK, Admitted, IngestConfig, admit, json_response, retry_after_headers, store
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking_routes import add_tracking_routes, cors
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import INGEST_EVENTS, INGEST_REQUESTS
+from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 

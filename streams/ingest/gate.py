@@ -19,8 +19,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from schemas.logs import get_logger
-from schemas.settings import Settings
 from streams.ingest.auth import (
     SIGNATURE_HEADER,
     ApiKey,
@@ -34,6 +32,8 @@ from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, 
 from streams.ingest.group_traits import trait_map
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
+from streams.runtime.logs import get_logger
+from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 

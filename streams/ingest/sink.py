@@ -51,7 +51,7 @@ class KafkaEventSink:
         self.topic = topic
         self.account_updates_topic = account_updates_topic
         self._config: dict[str, Any] = {
-            **(security or {}),  # schemas.kafka_clients.aiokafka_config(settings)
+            **(security or {}),  # streams.runtime.kafka_clients.aiokafka_config(settings)
             "bootstrap_servers": bootstrap_servers,
             "client_id": "preempt-ingest",
             "acks": "all",

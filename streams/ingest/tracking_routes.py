@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from schemas.logs import get_logger
-from schemas.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS
 from streams.ingest.gate import CONFIG, Admitted, admit, json_response, retry_after_headers, store
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.agents import partition_for_key
+from streams.worker.agents import partition_for_key
 
 
 def heartbeat_keys(partitions: int) -> list[str]:

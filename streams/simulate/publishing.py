@@ -11,12 +11,12 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas.event import Event
-from schemas.kafka_clients import kafka_python_config
-from schemas.logs import get_logger
-from schemas.settings import Settings
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.logs import get_logger
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
 from streams.simulate.accounts import SimAccount
 from streams.simulate.files import account_line, event_line
-from streams.topics import TopicNames, ensure_topics
 
 _HEADERS = [("content-type", b"application/json")]
 log = get_logger(__name__)

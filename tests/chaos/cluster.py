@@ -21,8 +21,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 
-from schemas.testing import free_port
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, ScenarioError, duplicates, poll, read_topic, wait
 from tests.chaos.pipeline import CONSOLE_ROUTES, _alert_ids, _history, _notify_and_count
 from tests.integration.conftest import KAFKA_SCRIPT, REPO

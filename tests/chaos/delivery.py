@@ -17,7 +17,7 @@ from typing import Any
 
 from alerts.testing.slack_server import FakeSlack, Reply
 from alerts.testing.smtp_server import FakeSMTP, self_signed_certificate
-from schemas.testing import free_port
+from streams.runtime.testing import free_port
 from tests.chaos.harness import Context, Row, duplicates, log_events, poll, read_topic, started, wait
 from tests.integration.notifier_harness import make_alert, produce_alerts
 

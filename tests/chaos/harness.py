@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from schemas.kafka_clients import kafka_python_config
-from schemas.settings import Settings
-from schemas.testing import settings_env
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.testing import settings_env
 from tests.integration.conftest import ManagedProcess
 
 PREEMPT = "preempt"

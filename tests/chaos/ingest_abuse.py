@@ -21,7 +21,7 @@ from collections import Counter
 import orjson
 
 from streams.ingest.auth import key_digest
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, read_topic
 from tests.integration.ingest_support import SIGN, abuse_cases, basic_auth, canonical, send, track, wait_healthy
 from tests.integration.pipeline_support import scrape

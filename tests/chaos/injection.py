@@ -13,8 +13,8 @@ import json
 from alerts.testing.factories import HOSTILE, hostile_alert
 from alerts.testing.slack_server import FakeSlack
 from alerts.testing.smtp_server import FakeSMTP
-from schemas.testing import free_port
-from streams.topics import ensure_topics
+from streams.runtime.testing import free_port
+from streams.runtime.topics import ensure_topics
 from tests.chaos.harness import Context, Row, duplicates, log_events, poll, started, wait
 from tests.integration.notifier_harness import produce_alerts
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 
 from alerts.testing.slack_server import FakeSlack, Reply
-from schemas.testing import free_port
-from streams.topics import ensure_topics
+from streams.runtime.testing import free_port
+from streams.runtime.topics import ensure_topics
 from tests.chaos.harness import Context, Row, poll, started, wait
 from tests.integration.notifier_harness import make_alert, produce_alerts
 

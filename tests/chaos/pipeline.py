@@ -18,9 +18,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, ScenarioError, duplicates, log_events, poll, read_topic, wait
 from tests.integration.pipeline_support import (
     append_heartbeats,

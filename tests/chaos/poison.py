@@ -15,10 +15,10 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.deadletter import REASON
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.dead_letters import REASON
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.chaos.harness import Context, Row, poll, read_topic, wait
 from tests.chaos.pipeline import _alert_ids, _history
 from tests.integration.pipeline_support import metric_sum, publish_lines, scrape

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from schemas.settings import Settings
-from schemas.testing import settings_env
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import settings_env
+from streams.runtime.topics import TopicNames, ensure_topics
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"

@@ -15,8 +15,8 @@ import pytest
 from kafka import KafkaProducer
 
 from schemas.alert import Alert
-from schemas.settings import Settings
-from schemas.testing import free_port
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
 from tests.integration.conftest import ManagedProcess
 
 

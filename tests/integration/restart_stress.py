@@ -21,9 +21,9 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.app import app_id
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.worker.app import app_id
 from tests.integration.conftest import ManagedProcess
 
 

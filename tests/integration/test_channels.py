@@ -20,8 +20,8 @@ from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: 
 from alerts.testing.smtp_server import FakeSMTP, smtp_server, smtp_tls_server  # noqa: F401
 from schemas.alert import Alert
 from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from schemas.settings import Settings
-from schemas.testing import free_port
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
 
 TOKEN = "xoxb-secret-token-123"
 

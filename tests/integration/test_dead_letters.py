@@ -10,11 +10,11 @@ from kafka import KafkaProducer
 
 from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
-from schemas.settings import Settings
-from schemas.testing import settings_env
-from streams.commands.events import events
-from streams.deadletter import dead_letter_for_rejection
-from streams.topics import TopicNames, ensure_topics
+from streams.cli.events import events
+from streams.runtime.dead_letters import dead_letter_for_rejection
+from streams.runtime.settings import Settings
+from streams.runtime.testing import settings_env
+from streams.runtime.topics import TopicNames, ensure_topics
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
 

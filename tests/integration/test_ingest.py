@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import orjson
 
-from schemas.settings import Settings
-from schemas.testing import free_port
 from streams.ingest.auth import key_digest, sign
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.ingest_support import KEY, SECRET, abuse_cases, post, send, wait_healthy
 

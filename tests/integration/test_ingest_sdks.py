@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from schemas.rfc3339 import parse_rfc3339
-from schemas.settings import Settings
-from schemas.testing import free_port
 from streams.ingest.auth import key_digest
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import REPO, ManagedProcess, consume_records
 from tests.integration.ingest_support import wait_healthy
 

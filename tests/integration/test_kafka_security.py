@@ -14,10 +14,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
-from schemas.kafka_clients import kafka_python_config
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
 from tests.integration.pipeline_support import (

@@ -14,8 +14,8 @@ from alerts.feedback import slack_signature
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from schemas.settings import Settings
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
     make_alert,

@@ -10,9 +10,9 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
     log_records,

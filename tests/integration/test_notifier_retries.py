@@ -9,8 +9,8 @@ from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from alerts.testing.smtp_server import FakeSMTP, smtp_server  # noqa: F401
-from schemas.settings import Settings
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
     make_alert,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alerts.feedback import MAX_ACTION_BODY_BYTES, slack_signature
-from schemas.settings import Settings
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import metric_value, notifier_settings, post, start_notifier, write_routes
 

@@ -11,10 +11,10 @@ from kafka import KafkaProducer
 
 from schemas.decoder import Reason
 from schemas.event import format_ts
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.deadletter import REASON, SOURCE_TOPIC
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import metric_sum, wait_for_metric
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from schemas.event import format_ts
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 
 SHORT_RULES = """

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from kafka import KafkaProducer
 
-from schemas.settings import Settings
-from streams.gap_repair import GapRepair
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
+from streams.worker.gap_repair import GapRepair
 
 
 async def test_fetch_returns_exactly_the_missing_offsets(

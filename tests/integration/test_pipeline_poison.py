@@ -17,11 +17,11 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas.event import format_ts
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.agents import partition_for_key
-from streams.deadletter import DETAIL, REASON, SOURCE_TOPIC
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.dead_letters import DETAIL, REASON, SOURCE_TOPIC
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
+from streams.worker.agents import partition_for_key
 from tests.integration.conftest import ManagedProcess
 from tests.integration.pipeline_support import scrape, wait_for_metric
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from schemas.settings import Settings
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,

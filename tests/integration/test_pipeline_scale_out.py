@@ -9,9 +9,9 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import TopicNames, ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,

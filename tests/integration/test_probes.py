@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.topics import ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import ensure_topics
 from tests.integration.conftest import ManagedProcess
 
 

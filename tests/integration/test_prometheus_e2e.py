@@ -26,10 +26,10 @@ import yaml
 from kafka import KafkaProducer
 
 from alerts.app import app_id as notify_app_id
-from schemas.settings import Settings
-from schemas.testing import free_port
-from streams.app import app_id as rules_app_id
-from streams.topics import ensure_topics
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import ensure_topics
+from streams.worker.app import app_id as rules_app_id
 from tests.integration.conftest import ManagedProcess
 from tests.integration.deploy_tools import REPO, require_prometheus_tools
 

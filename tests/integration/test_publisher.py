@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from schemas.settings import Settings
-from schemas.testing import settings_env
-from streams.publisher import Publisher
-from streams.topics import TopicNames
+from streams.runtime.settings import Settings
+from streams.runtime.testing import settings_env
+from streams.runtime.topics import TopicNames
+from streams.sdk.publisher import Publisher
 from tests.integration.conftest import consume_records
 
 

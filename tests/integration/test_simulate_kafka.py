@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from schemas.account import Account
 from schemas.event import UsageEvent
-from schemas.settings import Settings
-from streams.commands.simulate import simulate
+from streams.cli.simulate import simulate
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 from streams.simulate.generator import Simulation, SimulationConfig
-from streams.topics import TopicNames
 from tests.integration.conftest import consume_records
 
 START = "2026-11-02T00:00:00Z"

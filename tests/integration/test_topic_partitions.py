@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.errors import ConfigError
-from streams.topics import ensure_topics
+from streams.runtime.topics import ensure_topics
 
 
 def test_a_partition_count_other_than_the_topics_is_refused(settings_factory):

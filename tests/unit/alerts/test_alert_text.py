@@ -24,7 +24,7 @@ from rules.backtest import run_backtest
 from rules.engine import RuleEngine
 from rules.loader import load_rules
 from schemas.alert import Alert
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 from streams.simulate.generator import Simulation, SimulationConfig
 
 PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"

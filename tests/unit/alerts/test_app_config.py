@@ -8,7 +8,7 @@ from pathlib import Path
 from faust.auth import SSLCredentials
 
 from alerts.app import create_app
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def test_notifier_app_serves_no_table_or_router_pages_and_uses_tls(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from schemas.alert import Alert
-from streams.cli import main
+from streams.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "deploy" / "routes.example.yaml"

@@ -22,7 +22,7 @@ from alerts.feedback import (
     verify_slack_signature,
 )
 from schemas.feedback import Feedback
-from schemas.metrics import FEEDBACK
+from streams.runtime.metrics import FEEDBACK
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = datetime(2026, 11, 23, tzinfo=UTC).timestamp()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from alerts.templates import render, template_context
 from schemas.alert import Alert
-from streams.cli import main
+from streams.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
 DOC = (REPO / "docs" / "notifications.md").read_text(encoding="utf-8")

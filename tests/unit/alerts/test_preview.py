@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from alerts.channels.base import Notification
 from alerts.channels.console import ConsoleNotifier
 from alerts.channels.slack import render_message
-from alerts.commands_preview import EXAMPLE_ROUTES, mrkdwn_html
+from alerts.cli.preview import EXAMPLE_ROUTES, mrkdwn_html
 from alerts.routing.config import RoutingConfig
 from alerts.testing.factories import build_alert, hostile_alert
-from streams.cli import main
+from streams.cli.main import main
 
 ROUTES = """\
 receivers:

@@ -1,5 +1,5 @@
 """Tests for alerts/web.py: the notifier's probes, /metrics and lag exporter behave like the rules
-worker's (streams/web.py), under the notifier's own sensor prefix."""
+worker's (streams/worker/web.py), under the notifier's own sensor prefix."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from alerts import web
-from tests.unit.streams.test_web import TP, FakeConsumer, NotStartedConsumer
+from tests.unit.streams.worker.test_web import TP, FakeConsumer, NotStartedConsumer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -56,7 +56,7 @@ async def test_lag_exporter_reports_the_alerts_topic(notifier_app: faust.App) ->
 
 def test_worker_and_notifier_differ_only_in_sensor_prefix() -> None:
     """Both apps use the one shared implementation, each under its own Faust-sensor prefix."""
-    from streams import web as worker_web
+    from streams.worker import web as worker_web
 
     assert web.FAUST_METRICS_PREFIX == "preempt_notify"
     assert worker_web.FAUST_METRICS_PREFIX == "preempt_rules"

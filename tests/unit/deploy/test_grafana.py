@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
-from schemas import metrics
+from streams.runtime import metrics
 
 GRAFANA = Path(__file__).resolve().parents[3] / "deploy" / "grafana"
 
@@ -43,7 +43,7 @@ def test_dashboard_covers_the_operational_questions(dashboard: dict[str, Any]) -
 
 
 def test_dashboard_uses_only_declared_preempt_metrics(dashboard: dict[str, Any]) -> None:
-    """Every preempt_* name the dashboard queries is declared in schemas/metrics.py (no typos)."""
+    """Every preempt_* name the dashboard queries is declared in streams/runtime/metrics.py (no typos)."""
     declared = set()
     for value in vars(metrics).values():
         if isinstance(value, (Counter, Gauge, Histogram)):

@@ -174,7 +174,7 @@ def test_scoring_never_imports_scikit_learn() -> None:
     import sys
 
     code = (
-        "import sys, rules.engine, rules.kinds.risk, rules.loader, streams.cli, streams.processor; "
+        "import sys, rules.engine, rules.kinds.risk, rules.loader, streams.cli.main, streams.worker.processor; "
         "print(sorted(m for m in ('sklearn', 'numpy', 'scipy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

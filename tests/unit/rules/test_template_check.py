@@ -11,7 +11,7 @@ from rules.engine import RuleEngine
 from rules.findings import make_finding
 from rules.loader import load_rules
 from rules.templates import check_rendering, check_template
-from streams.cli import main
+from streams.cli.main import main
 
 PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
 GOLDEN_GOOD = Path(__file__).resolve().parent / "golden" / "good"

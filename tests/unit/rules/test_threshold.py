@@ -133,6 +133,8 @@ def test_sum_measure_ignores_values_that_could_overflow_and_the_state_round_trip
 
     from prometheus_client import REGISTRY
 
+    import streams.runtime.metrics  # noqa: F401  (subscribes the metric to rules' reports)
+
     skipped = REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "out_of_range"}) or 0.0
     engine = make_engine(make_rule("threshold", measure="sum:properties.amount", min=100))
     events = [at(i, "Error", properties={"amount": 1.7e308}) for i in range(3)] + [

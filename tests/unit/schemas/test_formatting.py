@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import formatting
 from schemas.formatting import (
     account_facts,
     aside,
@@ -21,6 +20,7 @@ from schemas.formatting import (
     person,
     points,
 )
+from streams.runtime import metrics
 
 
 @pytest.mark.parametrize(
@@ -79,11 +79,11 @@ def test_times_in_the_owner_timezone():
 
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
-    before = formatting.INVALID_TIMEZONES._value.get()
+    before = metrics.INVALID_TIMEZONES._value.get()
     assert datetime_text("2026-01-02T13:20:00Z", "Mars/Olympus_Mons") == "Fri 2 Jan 2026, 13:20 UTC"
     assert datetime_text("2026-01-03T13:20:00Z", "Mars/Olympus_Mons") == "Sat 3 Jan 2026, 13:20 UTC"
     assert datetime_text("2026-01-02T13:20:00Z", "../../etc/passwd") == "Fri 2 Jan 2026, 13:20 UTC"
-    assert formatting.INVALID_TIMEZONES._value.get() - before == 2
+    assert metrics.INVALID_TIMEZONES._value.get() - before == 2
 
 
 def test_people_and_optional_details():

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from schemas.account import Account
-from schemas.settings import Settings
-from streams.clock import PartitionClocks
-from streams.processor import RulesProcessor
-from streams.state_cache import StateCache
-from streams.wakeups import WakeupIndex
+from streams.runtime.settings import Settings
+from streams.worker.clock import PartitionClocks
+from streams.worker.processor import RulesProcessor
+from streams.worker.state_cache import StateCache
+from streams.worker.wakeups import WakeupIndex
 from tests.unit.streams.fake_engine import FakeEngine
 
 

@@ -12,7 +12,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.errors import EventRejectedError
 from schemas.event import format_ts
 from streams.ingest.payload import parse_body
-from streams.publisher import Publisher
+from streams.sdk.publisher import Publisher
 from tests.unit.streams.fake_producer import FakeProducer
 
 NOW = 1_795_420_800.0

@@ -10,7 +10,7 @@ from alerts.channels.email import EmailNotifier, classify_smtp
 from alerts.routing.config import EmailReceiver
 from schemas.alert import Alert
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from alerts.channels.factory import build_notifiers
 from alerts.channels.slack import SlackNotifier
 from alerts.routing.config import RoutingConfig
 from schemas.errors import ConfigError
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def _config(*receivers: dict[str, object]) -> RoutingConfig:

@@ -7,7 +7,7 @@ import pytest
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, classify
 from alerts.routing.config import SlackReceiver
 from schemas.errors import ConfigError, PermanentDeliveryError, RetryableDeliveryError
-from schemas.settings import Settings
+from streams.runtime.settings import Settings
 
 
 @pytest.mark.parametrize(

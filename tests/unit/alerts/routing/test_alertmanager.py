@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from alerts.commands import routes
+from alerts.cli.routes import routes
 from alerts.routing.config import RoutingConfig
 from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert

@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.rfc3339 import parse_rfc3339
-from schemas.settings import Settings
 from streams.ingest.app import create_ingest_app
 from streams.ingest.auth import key_digest
+from streams.runtime.settings import Settings
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
 KEY = "pk_live_web"

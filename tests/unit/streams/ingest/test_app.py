@@ -9,9 +9,9 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from schemas.settings import Settings
 from streams.ingest.app import create_ingest_app
 from streams.ingest.auth import sign
+from streams.runtime.settings import Settings
 from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink
 
 

@@ -1,0 +1,52 @@
+"""``preempt notifier`` — run the Faust notifier app (``preempt-notify``)."""
+
+from __future__ import annotations
+
+import click
+
+from streams.runtime.logs import configure_logging, get_logger, stdlib_logging_config
+from streams.runtime.settings import Settings
+
+
+@click.command()
+@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+def notifier(loglevel: str) -> None:
+    """Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.
+
+    The routing file comes from PREEMPT_ROUTES_PATH (without it every alert is printed to the
+    console). Start more notifiers with the same settings to scale out; they share the partitions.
+    """
+    from faust import Worker
+
+    from alerts.app import create_app, ensure_notifier_topics
+    from alerts.routing.config import RoutingConfig
+    from schemas.errors import ConfigError
+    from streams.runtime.broker_probe import probe_broker
+    from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+
+    settings = Settings()
+    try:
+        require_tested_versions(settings.allow_untested_faust)
+    except UntestedFaustError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("alerts.notifier")
+    try:
+        routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    probe_broker(settings)
+    ensure_notifier_topics(settings)
+    app = create_app(settings, routing)
+    log.info(
+        "notifier starting",
+        routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
+        web_port=settings.notifier_web_port,
+    )
+    Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=stdlib_logging_config(settings.log_format),
+    ).execute_from_commandline()

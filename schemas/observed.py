@@ -1,0 +1,36 @@
+"""Per-item anomalies that the pure packages (``schemas``, ``rules``) report without importing the runtime.
+
+``rules`` and ``schemas`` may not import ``streams.runtime`` (dependencies point one way), yet a
+skipped ``sum:`` value or an invalid account timezone must still be counted. They call
+:func:`report`; ``streams.runtime.metrics`` — the one module that declares every metric — subscribes
+once, at import, and turns each report into a Prometheus count. With no subscriber (a pure unit
+test, the backtest library) a report costs one dict lookup and is dropped: nothing is running
+that could be scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+
+class Anomaly(StrEnum):
+    """What can be reported; each is one metric in ``streams.runtime.metrics``."""
+
+    MEASURE_VALUE_SKIPPED = "measure_value_skipped"  # reason: out_of_range
+    INVALID_TIMEZONE = "invalid_timezone"  # reason: "" (one count per distinct zone name)
+
+
+_subscribers: dict[Anomaly, Callable[[str], None]] = {}
+
+
+def report(anomaly: Anomaly, reason: str = "") -> None:
+    """Count one ``anomaly`` (called by pure code on the item's path)."""
+    subscriber = _subscribers.get(anomaly)
+    if subscriber is not None:
+        subscriber(reason)
+
+
+def subscribe(anomaly: Anomaly, subscriber: Callable[[str], None]) -> None:
+    """Route every report of ``anomaly`` to ``subscriber`` (``streams.runtime.metrics`` at import)."""
+    _subscribers[anomaly] = subscriber

@@ -1,0 +1,216 @@
+"""``preempt backtest`` — replay a JSONL file of events through the rules and count the alerts.
+
+Exit codes: 0 done; 1 an error (bad rules, ``--until`` before the data…); 2 a bad option;
+3 done, but ``--budget N`` found an owner with more than N alerts in an ISO week.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from rules.backtest import (
+    AlertBudget,
+    BacktestResult,
+    InvalidLine,
+    alert_budget,
+    alert_line,
+    decode_lines,
+    load_accounts,
+    read_lines,
+    run_backtest,
+)
+from rules.engine import RuleEngine
+from rules.loader import load_rules
+from schemas.account import Account
+from schemas.errors import RuleConfigError
+from schemas.event import format_ts
+from schemas.rfc3339 import parse_rfc3339
+from streams.cli.output_paths import writable_output
+from streams.runtime.settings import Settings
+
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
+SHOWN_INVALID = 20
+OVER_BUDGET_EXIT = 3
+
+
+def _progress(path: Path, lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    # Only for a person watching: in a log file (stderr not a terminal) a bar is line noise.
+    size = path.stat().st_size
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield from lines
+        return
+    with tqdm(total=size, unit="B", unit_scale=True, desc="events", file=sys.stderr, leave=False) as bar:
+        for number, raw in lines:
+            bar.update(len(raw) + 1)
+            yield number, raw
+
+
+def _parse_until(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 timestamp with an offset: {value!r} ({exc})") from exc
+
+
+def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
+    if not count:
+        return
+    click.echo(f"{count} invalid {label} line(s) skipped:", err=True)
+    for item in invalid[:SHOWN_INVALID]:
+        click.echo(f"  line {item.line}: {item.reason}", err=True)
+    if count > SHOWN_INVALID:
+        click.echo(f"  … and {count - SHOWN_INVALID} more", err=True)
+
+
+def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | None, limit: int | None) -> None:
+    span = ""
+    if result.first_event_at is not None and result.last_event_at is not None:
+        span = f" from {format_ts(result.first_event_at)} to {format_ts(result.last_event_at)}"
+    click.echo(
+        f"{result.lines} lines: {result.accepted} events accepted{span} across {result.accounts} accounts; "
+        f"{result.duplicates} duplicates, {result.late} late, {result.invalid_count} invalid"
+    )
+    if until is not None:
+        stopped = (
+            f"; stopped reading at line {result.stopped_at_line}, past --until by more than the lateness"
+            if result.stopped_at_line is not None
+            else ""
+        )
+        click.echo(
+            f"replay cut at --until {format_ts(until)}: {result.after_until} events at or after it skipped{stopped}"
+        )
+    if result.final_watermark is not None:
+        click.echo(f"clock advanced to {format_ts(result.final_watermark)}")
+    click.echo(f"{len(result.alerts)} alerts ({result.suppressed_by_cooldown} more suppressed by cooldown)")
+    if not result.alerts:
+        return
+    click.echo("\nalerts per rule:")
+    for rule_id, count in sorted(budget.per_rule.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {count:>6}  {rule_id}")
+    click.echo("alerts per severity:")
+    for severity in ("critical", "high", "medium", "low", "info"):
+        if budget.per_severity[severity]:
+            click.echo(f"  {budget.per_severity[severity]:>6}  {severity}")
+    _print_budget(budget, limit)
+
+
+def _print_budget(budget: AlertBudget, limit: int | None) -> None:
+    """Per owner: total, then per ISO week the alerts and the rules they came from."""
+    click.echo("alert budget (per owner, per ISO week, by rule):")
+    totals = budget.per_owner()
+    weeks: dict[str, list[tuple[str, int]]] = {}
+    for (owner, week), count in sorted(budget.per_owner_week.items()):
+        weeks.setdefault(owner, []).append((week, count))
+    for owner in sorted(weeks):
+        click.echo(f"  {totals[owner]:>6}  {owner}")
+        for week, count in weeks[owner]:
+            rules = ", ".join(f"{rule} {n}" for rule, n in budget.rules_of(owner, week))
+            flag = f"  OVER BUDGET ({limit}/week)" if limit is not None and count > limit else ""
+            click.echo(f"  {count:>6}    {week}: {rules}{flag}")
+    click.echo(f"  {sum(totals.values()):>6}  total")
+    if limit is not None:
+        over = budget.over(limit)
+        owners = sorted({owner for owner, _week, _n in over})
+        click.echo(
+            f"\n{len(over)} owner-week(s) over the budget of {limit} alerts/week"
+            + (f" ({len(owners)} owner(s): {', '.join(owners)})" if owners else "")
+        )
+
+
+@click.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="rule file or directory [default: PREEMPT_RULES_PATH, else the default pack]",
+)
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="events JSONL (the event contract), in time order up to the allowed lateness",
+)
+@click.option(
+    "--accounts",
+    "accounts_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
+)
+@click.option(
+    "--until",
+    help="RFC 3339 end of the replay: events at or after it are not replayed, and the clock ends there "
+    "so deadlines up to it fire. A time before the data is refused.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable_output,
+    help="alerts JSONL",
+)
+@click.option(
+    "--allowed-lateness",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="seconds (>= 0); default PREEMPT_ALLOWED_LATENESS_SECONDS",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"alerts per owner per ISO week; flag owners over it and exit {OVER_BUDGET_EXIT}",
+)
+def backtest(
+    rules_path: Path | None,
+    events_path: Path,
+    accounts_path: Path | None,
+    until: str | None,
+    output_path: Path | None,
+    allowed_lateness: float | None,
+    budget: int | None,
+) -> None:
+    """Replay events (JSONL) through the rules offline and summarise the alerts they would send.
+
+    Writes one alert per line to --output (default: none written, summary only). The same input
+    gives byte-identical output. Exit 3 when --budget is given and an owner gets more alerts in
+    an ISO week than it allows.
+    """
+    settings = Settings()
+    until_ts = _parse_until(until)
+    if rules_path is None:
+        rules_path = settings.rules_path
+    try:
+        ruleset = load_rules(rules_path)
+    except RuleConfigError as exc:
+        for line in str(exc).splitlines():
+            click.echo(line, err=True)
+        raise SystemExit(1) from None
+    lateness = settings.allowed_lateness_seconds if allowed_lateness is None else allowed_lateness
+    engine = RuleEngine(ruleset, dedup_horizon=max(settings.dedup_horizon_seconds, lateness))
+    accounts: dict[str, Account] = {}
+    if accounts_path is not None:
+        accounts, bad_accounts = load_accounts(accounts_path)
+        _report_invalid("account", len(bad_accounts), bad_accounts)
+    lines = _progress(events_path, read_lines(events_path))
+    events = decode_lines(lines, settings.max_event_bytes)
+    result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
+    _report_invalid("event", result.invalid_count, result.invalid)
+    if output_path is not None:
+        with output_path.open("wb") as out:
+            for alert in result.alerts:
+                out.write(alert_line(alert))
+    alert_counts = alert_budget(result.alerts, accounts)
+    _print_summary(result, alert_counts, until_ts, budget)
+    if output_path is not None:
+        click.echo(f"\nwrote {len(result.alerts)} alerts to {output_path}")
+    if budget is not None and alert_counts.over(budget):
+        sys.exit(OVER_BUDGET_EXIT)

@@ -1,0 +1,64 @@
+"""``preempt ingest`` — serve HTTP ingest (``POST /v1/events``) as its own process."""
+
+from __future__ import annotations
+
+import click
+
+from streams.runtime.logs import configure_logging, get_logger
+from streams.runtime.settings import Settings
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: PREEMPT_INGEST_PORT, 6068).")
+def ingest(host: str | None, port: int | None) -> None:
+    """Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.
+
+    Group calls update preempt.accounts. Needs PREEMPT_INGEST_API_KEYS (a JSON list of sha256 hex
+    digests of the API keys, optionally "source=digest"); PREEMPT_INGEST_HMAC_SECRET turns request
+    signing on. See docs/events.md.
+    """
+    from aiohttp import web
+
+    from streams.ingest.account_merger import AccountMerger
+    from streams.ingest.app import create_ingest_app
+    from streams.ingest.sink import KafkaEventSink
+    from streams.runtime.broker_probe import probe_broker
+    from streams.runtime.kafka_clients import aiokafka_config
+    from streams.runtime.topics import TopicNames, ensure_topics
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("streams.ingest")
+    # The sink and the merger connect only when the app starts, so the app's own checks (API
+    # keys) come first, then the broker probe, then topic creation.
+    topics = TopicNames.from_settings(settings)
+    sink = KafkaEventSink(
+        settings.bootstrap_servers,
+        topics.events,
+        max_event_bytes=settings.max_event_bytes,
+        account_updates_topic=topics.account_updates,
+        security=aiokafka_config(settings),
+    )
+    merger = AccountMerger(
+        settings.bootstrap_servers,
+        updates_topic=topics.account_updates,
+        accounts_topic=topics.accounts,
+        group_id=f"{settings.topic_prefix}-ingest-accounts",
+        security=aiokafka_config(settings),
+    )
+    try:
+        app = create_ingest_app(settings, sink, merger=merger)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    probe_broker(settings)
+    ensure_topics(settings)
+    bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
+    log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
+    try:
+        web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise click.ClickException(
+            f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}; "
+            "choose another --port / PREEMPT_INGEST_PORT or --host / PREEMPT_WEB_HOST"
+        ) from exc

@@ -1,0 +1,143 @@
+"""``preempt publish`` — send one event, or a JSONL file of events, to ``preempt.events``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from kafka.errors import KafkaError
+from tqdm import tqdm
+
+from schemas.errors import EventRejectedError, PublishError
+from streams.runtime.broker_probe import probe_broker
+from streams.runtime.settings import Settings
+from streams.sdk.event_lines import read_lines
+from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
+
+
+def parse_prop(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value); the value is read as JSON when it is JSON (``rows=3``,
+    ``trial=true``, ``tags=["a"]``) and as a string otherwise (``format=csv``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--prop")
+    try:
+        return key, orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return key, value
+
+
+@click.command()
+@click.option("--event", "event_name", help="Event name, e.g. 'Report Exported'.")
+@click.option("--account", "account_id", help="Account id the event belongs to.")
+@click.option("--user", "user_id", default=None, help="Acting user id.")
+@click.option("--prop", "props", multiple=True, metavar="KEY=VALUE", help="A property (repeatable); JSON values ok.")
+@click.option("--timestamp", default=None, help="RFC 3339 event time (default: now).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSONL file of canonical events to publish instead of one event.",
+)
+def publish(
+    event_name: str | None,
+    account_id: str | None,
+    user_id: str | None,
+    props: tuple[str, ...],
+    timestamp: str | None,
+    file: Path | None,
+) -> None:
+    """Publish one event (--event/--account), or every valid event of a JSONL file (--file).
+
+    Events are validated locally first, exactly as the stream validates them. With --file,
+    each rejected line is reported as FILE:LINE: REASON (FIELD): DETAIL, the valid ones are
+    still sent, and the exit code is 1 if any line was rejected.
+    """
+    if file is not None:
+        if event_name or account_id or user_id or props or timestamp:
+            raise click.UsageError("--file cannot be combined with --event/--account/--user/--prop/--timestamp")
+        settings = Settings()
+        probe_broker(settings)
+        try:
+            code = _publish_file(file, settings)
+        except KafkaError as exc:
+            raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
+        sys.exit(code)
+    if not event_name or not account_id:
+        raise click.UsageError("give --event and --account (or --file)")
+    properties = dict(parse_prop(p) for p in props)
+    settings = Settings()
+    now = time.time()
+    try:
+        # Validate before connecting: a bad event is reported at once, even with no broker.
+        payload = _one_event(event_name, account_id, user_id, properties, timestamp, now)
+        encode_event(
+            payload, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
+        )
+        probe_broker(settings)
+        with Publisher.from_settings(settings) as publisher:
+            publisher.publish(payload, now=now)
+    except EventRejectedError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        raise click.ClickException(f"rejected: {exc.reason}{field}: {exc.detail}") from exc
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KafkaError as exc:
+        raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
+    click.echo(f"published {payload['event_id']} to {publisher.topic}")
+
+
+def _one_event(
+    event_name: str,
+    account_id: str,
+    user_id: str | None,
+    properties: dict[str, Any],
+    timestamp: str | None,
+    now: float,
+) -> dict[str, Any]:
+    """The canonical event the options describe (the shape ``Publisher.track`` sends)."""
+    payload: dict[str, Any] = {
+        "event_id": new_event_id(),
+        "event": event_name,
+        "account_id": account_id,
+        "timestamp": format_timestamp(timestamp, now),
+    }
+    if user_id is not None:
+        payload["user_id"] = user_id
+    if properties:
+        payload["properties"] = properties
+    return payload
+
+
+def _publish_file(path: Path, settings: Settings) -> int:
+    """Publish the valid lines of ``path``; report the others. Returns the exit code."""
+    sent = rejected = 0
+    publisher = Publisher.from_settings(settings)
+    try:
+        with (
+            path.open("rb") as stream,
+            tqdm(  # on a terminal only (disable=None): in a log a bar is line noise
+                total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr, disable=None
+            ) as bar,
+        ):
+            for line in read_lines(stream, on_blank=bar.update):
+                try:
+                    publisher.publish_json(line.raw)
+                    sent += 1
+                except EventRejectedError as exc:
+                    rejected += 1
+                    field = f" ({exc.field})" if exc.field else ""
+                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
+                bar.update(line.size)
+        publisher.close()
+    except PublishError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    finally:
+        publisher.close()
+    click.echo(f"published {sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
+    return 1 if rejected else 0

@@ -1,0 +1,192 @@
+"""``preempt simulate`` — realistic product-usage traffic from customer personas.
+
+Three modes:
+
+* files: ``--output events.jsonl [--accounts-output accounts.jsonl] [--outcomes-output outcomes.jsonl]``
+  for ``preempt backtest``, ``preempt train`` and ``preempt evaluate``;
+* backfill: ``--backfill`` publishes ``--days`` of history to Kafka as fast as the broker takes it;
+* live (default): publishes at ``--rate`` events/s stamped with the current time until Ctrl-C
+  or ``--duration``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from schemas.event import Event
+from schemas.outcome import OUTCOME_KINDS
+from streams.cli.output_paths import writable_output
+from streams.runtime.broker_probe import probe_broker
+from streams.runtime.settings import Settings
+from streams.simulate.files import write_account_outcomes, write_accounts, write_events
+from streams.simulate.generator import Simulation, SimulationConfig
+from streams.simulate.local_time import DAY_MS
+from streams.simulate.publishing import KafkaSink, paced_now
+from streams.simulate.summary import SimulationSummary
+
+# A progress bar is only worth it past this many account-days.
+_PROGRESS_ACCOUNT_DAYS = 500
+
+
+def _parse_start(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 timestamp: {value!r}", param_hint="--start") from exc
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"needs an offset or Z: {value!r}", param_hint="--start")
+    return round(parsed.timestamp() * 1000)
+
+
+@click.command()
+@click.option("--accounts", "account_count", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Days of history.")
+@click.option(
+    "--seed", type=int, default=None, help="Same seed (and --start) → byte-identical output. Default: random."
+)
+@click.option(
+    "--start", "start", default=None, help="RFC 3339 start. Default: now − days (files, backfill), now (live)."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=writable_output,
+    help="Write events JSONL.",
+)
+@click.option(
+    "--accounts-output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=writable_output
+)
+@click.option(
+    "--outcomes-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=writable_output,
+    help="Write each account's outcome (churned/renewed/contracted/expanded, when) as JSONL. Turns on the "
+    "account lifecycle: churned accounts go silent, outcomes are also sent as Subscription * events.",
+)
+@click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
+@click.option("--duration", type=click.FloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
+def simulate(
+    account_count: int,
+    days: int,
+    seed: int | None,
+    start: str | None,
+    output: Path | None,
+    accounts_output: Path | None,
+    outcomes_output: Path | None,
+    backfill: bool,
+    rate: float,
+    duration: float | None,
+) -> None:
+    """Simulate customer accounts (healthy, stalled onboarding, decaying, failed payments, NPS
+    detractors…) and write their events to files or publish them to Kafka.
+
+    Each account's persona is in its tags (persona:decaying). Examples:
+
+      preempt simulate --days 30 --accounts 100 --seed 7 --output events.jsonl --accounts-output accounts.jsonl
+
+      preempt simulate --days 180 --accounts 300 --seed 1 --output events.jsonl --outcomes-output outcomes.jsonl
+
+      preempt simulate --accounts 20 --rate 100 --duration 60
+    """
+    seed = secrets.randbelow(1_000_000) if seed is None else seed
+    start_ms = _parse_start(start)
+    live = output is None and accounts_output is None and outcomes_output is None and not backfill
+    to_files = not live and not backfill
+    settings: Settings | None = None
+    if not to_files:
+        settings = Settings()
+        probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
+    if start_ms is None:
+        now_ms = round(time.time() * 1000)
+        start_ms = now_ms if live else now_ms - days * DAY_MS
+    sim = Simulation(
+        SimulationConfig(
+            seed=seed,
+            accounts=account_count,
+            start_ms=start_ms,
+            days=None if live else days,
+            lifecycle=outcomes_output is not None,
+        )
+    )
+    summary = SimulationSummary(sim.accounts)
+    click.echo(
+        f"seed {seed}, {account_count} accounts, start {datetime.fromtimestamp(start_ms / 1000, tz=UTC)}", err=True
+    )
+    began = time.monotonic()
+    if outcomes_output is not None:
+        write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+    if to_files:
+        _to_files(sim, summary, days, output, accounts_output)
+    else:
+        _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
+    click.echo(summary.render(time.monotonic() - began))
+    if outcomes_output is not None:
+        kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
+        counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
+        click.echo(f"outcomes: {counts} → {outcomes_output}")
+
+
+def _days_bar(sim: Simulation, days: int) -> tqdm:
+    quiet = len(sim.accounts) * days < _PROGRESS_ACCOUNT_DAYS
+    return tqdm(total=days, unit="day", desc="simulating", disable=True if quiet else None, leave=False)
+
+
+def _counted(events: Iterator[Event], summary: SimulationSummary) -> Iterator[Event]:
+    for event in events:
+        summary.observe(event)
+        yield event
+
+
+def _to_files(
+    sim: Simulation, summary: SimulationSummary, days: int, output: Path | None, accounts_output: Path | None
+) -> None:
+    if accounts_output is not None:
+        write_accounts(accounts_output, sim.accounts)
+    if output is not None:
+        with _days_bar(sim, days) as bar:
+            events = sim.events(on_day=lambda _day: bar.update(1))
+            summary.bytes_written = write_events(output, _counted(events, summary))
+
+
+def _to_kafka(
+    sim: Simulation,
+    summary: SimulationSummary,
+    days: int,
+    live: bool,
+    rate: float,
+    duration: float | None,
+    settings: Settings,
+) -> None:
+    sink = KafkaSink(settings)
+    sink.publish_accounts(sim.accounts)
+    try:
+        if live:
+            total = round(rate * duration) if duration is not None else None
+            with tqdm(total=total, unit="ev", desc="publishing", leave=False, disable=None) as bar:
+                for event in paced_now(sim.events(), rate, duration):
+                    summary.bytes_written += sink.publish_event(event)
+                    summary.observe(event)
+                    bar.update(1)
+        else:
+            with _days_bar(sim, days) as bar:
+                for event in _counted(sim.events(on_day=lambda _day: bar.update(1)), summary):
+                    summary.bytes_written += sink.publish_event(event)
+    except KeyboardInterrupt:
+        click.echo("interrupted; flushing what was sent", err=True)
+    finally:
+        sink.close()
+    if sink.failed:
+        raise click.ClickException(f"{sink.failed} records could not be published (see the log)")

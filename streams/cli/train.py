@@ -1,0 +1,148 @@
+"""``preempt train`` — fit the ``risk`` kind's model from history and outcomes (docs/prescient.md).
+
+scikit-learn and numpy are imported inside the command (``streams.prescient.training``), so the rest
+of the CLI and the rules worker never load them; they come with the ``train`` extra
+(``pip install 'preempt[train]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import orjson
+
+from rules.backtest import decode_lines, load_accounts, read_lines
+from schemas.decoder import Rejection
+from schemas.event import Event
+from schemas.outcome import Outcomes
+from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+
+
+def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
+    for number, decoded in decode_lines(read_lines(path)):
+        if isinstance(decoded, Rejection):
+            skipped.append(number)
+            continue
+        yield decoded
+
+
+def _restricted(outcomes: Outcomes, accounts_path: Path | None) -> Outcomes:
+    if accounts_path is None:
+        return outcomes
+    accounts, bad = load_accounts(accounts_path)
+    if bad:
+        raise click.ClickException(f"{accounts_path}: line {bad[0].line}: {bad[0].reason}")
+    return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
+
+
+@click.command("train")
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="events JSONL (history)",
+)
+@click.option(
+    "--accounts",
+    "accounts_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="accounts JSONL: learn only from these accounts (default: every account with an outcome)",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
+)
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--as-of-every", "as_of_every", default="7d", show_default=True, help="one sample per account this often")
+@click.option("--horizon", default="60d", show_default=True, help="label: churns within this after the as-of time")
+@click.option(
+    "--min-lead",
+    default="0d",
+    show_default=True,
+    help="leave out samples closer than this to the churn (train for the warning time you need, e.g. 14d)",
+)
+@click.option("--warmup", default="14d", show_default=True, help="accounts younger than this give no sample")
+@click.option("--event", "only_events", multiple=True, help="learn only from these event names (repeatable)")
+@click.option("--exclude-event", "excluded", multiple=True, help="never use this event name as a feature")
+@click.option(
+    "--outcome-event",
+    "outcome_events",
+    multiple=True,
+    metavar="NAME=OUTCOME",
+    help="event announcing an outcome (repeatable; replaces the Subscription * defaults)",
+)
+@click.option(
+    "--min-account-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="a term becomes a feature when at least this share of accounts has it",
+)
+def train_command(
+    events_path: Path,
+    accounts_path: Path | None,
+    outcomes_path: Path | None,
+    output_path: Path,
+    as_of_every: str,
+    horizon: str,
+    min_lead: str,
+    warmup: str,
+    only_events: tuple[str, ...],
+    excluded: tuple[str, ...],
+    outcome_events: tuple[str, ...],
+    min_account_share: float,
+) -> None:
+    """Train a churn-risk model for `kind: risk` rules.
+
+    preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
+    """
+    every_s = parse_duration_option(as_of_every, "--as-of-every")
+    if not (every_s / 86400).is_integer():
+        raise click.ClickException(f"--as-of-every {as_of_every}: give whole days, e.g. 7d")
+    horizon_s = parse_duration_option(horizon, "--horizon")
+    warmup_s = parse_duration_option(warmup, "--warmup")
+    min_lead_s = 0.0 if min_lead.strip() in ("0", "0d", "0s") else parse_duration_option(min_lead, "--min-lead")
+    if min_lead_s >= horizon_s:
+        raise click.ClickException(f"--min-lead {min_lead} must be shorter than --horizon {horizon}")
+    try:
+        from streams.prescient import training as risk_training
+    except ImportError as exc:
+        raise click.ClickException(
+            f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
+        ) from None
+    names = outcome_names(outcome_events)
+    outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts_path)
+    if not outcomes.by_account:
+        raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+    exclude = frozenset(names) | frozenset(excluded)
+    skipped: list[int] = []
+    try:
+        spec = risk_training.build_spec(
+            _events(events_path, skipped), exclude, frozenset(only_events) or None, min_account_share
+        )
+        click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties", err=True)
+        samples = risk_training.collect_samples(
+            spec, _events(events_path, []), outcomes, horizon_s, every_s, warmup_s, min_lead=min_lead_s
+        )
+        click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
+        if samples.late:
+            click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
+        result = risk_training.fit(samples, len(spec.names))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    document = risk_training.model_document(spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s)
+    output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
+    if skipped:
+        click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
+    training = document.training
+    click.echo(
+        f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "
+        f"from {training.events_from} to {training.events_to}; C={training.regularization_c}, "
+        f"cross-validated AUC {training.cross_validated_auc}"
+    )
+    click.echo(f"wrote {output_path} ({len(document.features)} features)")

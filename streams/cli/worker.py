@@ -1,0 +1,36 @@
+"""``preempt worker`` — run the Faust rules app."""
+
+from __future__ import annotations
+
+import click
+
+from streams.runtime.logs import configure_logging
+from streams.runtime.settings import Settings
+
+
+@click.command()
+@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+def worker(loglevel: str) -> None:
+    """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
+
+    Configured from PREEMPT_* environment variables (see README). Start more
+    workers with the same settings to scale out; they share the partitions.
+    """
+    from faust import Worker
+
+    from streams.runtime.broker_probe import probe_broker
+    from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.topics import ensure_topics
+    from streams.worker.app import create_app, load_engine
+
+    settings = Settings()
+    try:
+        require_tested_versions(settings.allow_untested_faust)
+    except UntestedFaustError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_format, settings.log_level)
+    engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
+    probe_broker(settings)
+    ensure_topics(settings)
+    app = create_app(settings, engine, rule_ids)
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,1 +1,0 @@
-"""Subcommands of the ``preempt`` CLI, one module per command or command group."""

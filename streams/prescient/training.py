@@ -1,0 +1,334 @@
+"""``preempt train``'s core: history + outcomes → a ``risk`` model file (plain JSON).
+
+Imports numpy and scikit-learn (the optional ``train`` extra); only ``streams.cli.train``
+imports this module, inside the command, so neither library is ever loaded by the rules
+worker or by ``rules/``.
+
+Steps:
+
+1. **Vocabulary** (:func:`build_spec`): one pass over the events finds the terms — event names
+   and ``name[property=value]`` for properties with 2–12 distinct values — used by at least
+   ``min_account_share`` of the accounts, and the numeric properties of rare events. Outcome
+   events (``Subscription Cancelled``…) and excluded names never become features.
+2. **Samples** (:func:`collect_samples`): the events are replayed through the engine's own
+   feature state (``rules.risk.features.observe``) in ``(ts, event_id)`` order behind a
+   watermark (like the backtest), and at every as-of time — each ``as_of_every`` at UTC
+   midnight — each account past its warm-up that has not churned yet gives one sample,
+   labelled 1 when it churns within ``horizon`` (snapshots within ``min_lead`` of the churn are
+   left out).
+3. **Fit** (:func:`fit`): logistic regression on features standardized with
+   ``rules.risk.model.standardize``; the regularization is chosen by grouped (per account)
+   cross-validation, and Platt calibration is fitted on the out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+from rules.risk import features
+from rules.risk.features import FeatureSpec, NumericProp, Term
+from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
+from schemas.event import Event, format_ts
+from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
+
+DAY = features.DAY
+MAX_CATEGORY_VALUES = 12
+OUTCOME_EVENT_NAMES = frozenset(DEFAULT_OUTCOME_EVENTS)
+"""Outcome events never become features (they are the labels)."""
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+@dataclass(slots=True)
+class _NameStats:
+    accounts: set[str] = field(default_factory=set)
+    events: int = 0
+    values: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
+    crowded: set[str] = field(default_factory=set)
+    numeric: dict[str, int] = field(default_factory=dict)
+    numeric_values: dict[str, set[float]] = field(default_factory=dict)
+
+
+def build_spec(
+    events: Iterable[Event],
+    exclude: frozenset[str] = frozenset(),
+    only: frozenset[str] | None = None,
+    min_account_share: float = 0.05,
+    max_terms: int = 150,
+) -> FeatureSpec:
+    """The terms and numeric properties the events support (see the module docstring)."""
+    stats: dict[str, _NameStats] = defaultdict(_NameStats)
+    accounts: set[str] = set()
+    first = last = None
+    for event in events:
+        accounts.add(event.account_id)
+        first = event.ts if first is None else min(first, event.ts)
+        last = event.ts if last is None else max(last, event.ts)
+        if event.event in exclude or (only is not None and event.event not in only):
+            continue
+        item = stats[event.event]
+        item.accounts.add(event.account_id)
+        item.events += 1
+        for prop, value in event.properties.items():
+            if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+                item.numeric[prop] = item.numeric.get(prop, 0) + 1
+                seen = item.numeric_values.setdefault(prop, set())
+                if len(seen) < 3:
+                    seen.add(float(value))
+            if prop in item.crowded or not isinstance(value, str | int | bool) or isinstance(value, float):
+                continue
+            by_value = item.values.setdefault(prop, {})
+            if value not in by_value and len(by_value) >= MAX_CATEGORY_VALUES:
+                item.crowded.add(prop)
+                del item.values[prop]
+                continue
+            by_value.setdefault(value, set()).add(event.account_id)
+    if not accounts:
+        raise ValueError("no events to learn from")
+    needed = max(2, math.ceil(min_account_share * len(accounts)))
+    span_days = max(1.0, ((last or 0.0) - (first or 0.0)) / DAY)
+    candidates: list[tuple[int, Term]] = []
+    numerics: list[NumericProp] = []
+    for name, item in stats.items():
+        if len(item.accounts) >= needed:
+            candidates.append((len(item.accounts), Term(name)))
+        for prop, by_value in item.values.items():
+            if len(by_value) < 2:
+                continue
+            for value, users in by_value.items():
+                if len(users) >= needed:
+                    candidates.append((len(users), Term(name, prop, value)))
+        rare = item.events / (len(item.accounts) * span_days) <= 1.5
+        for prop, count in item.numeric.items():
+            if (
+                rare
+                and len(item.accounts) >= needed
+                and count >= 0.9 * item.events
+                and len(item.numeric_values[prop]) >= 3
+            ):
+                numerics.append(NumericProp(name, prop))
+    candidates.sort(key=lambda c: (-c[0], c[1].label))
+    terms = sorted((t for _, t in candidates[:max_terms]), key=lambda t: t.label)
+    return FeatureSpec(tuple(terms), tuple(sorted(numerics, key=lambda n: n.label)))
+
+
+@dataclass(slots=True)
+class Samples:
+    """One row per (account, as-of time): features, label, and the account (for grouped CV)."""
+
+    rows: list[list[float | None]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    first_event_at: float | None = None
+    last_event_at: float | None = None
+    late: int = 0
+    """Events older than the watermark (newest − lateness), ignored as the engine ignores them."""
+
+
+def collect_samples(
+    spec: FeatureSpec,
+    events: Iterable[Event],
+    outcomes: Outcomes,
+    horizon: float,
+    every: float,
+    warmup: float,
+    allowed_lateness: float = 5.0,
+    min_lead: float = 0.0,
+) -> Samples:
+    """Replay events through the feature state and snapshot every account at each as-of time.
+
+    With ``min_lead``, snapshots less than that before the account's churn are left out: too late
+    to act on, they would teach the model the last days' obvious signs instead of early ones.
+    """
+    if every <= 0 or not (every / DAY).is_integer():
+        raise ValueError("as-of spacing must be a whole number of days")
+    states: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[str, str]] = set()
+    heap: list[tuple[float, str, int, Event]] = []
+    samples = Samples()
+    next_tick: float | None = None
+    newest = -math.inf
+    counter = 0
+
+    def snapshot(tick: float) -> None:
+        for account_id in sorted(states):
+            state = states[account_id]
+            if state["f"] is None or tick - state["f"] < warmup:
+                continue
+            outcome = outcomes.by_account.get(account_id)
+            if outcome is None:
+                continue  # no ground truth for this account: it teaches nothing
+            churn = outcomes.churn_time(account_id)
+            if churn is not None and churn - tick < max(min_lead, 1e-9):
+                continue  # already gone, or too close to the churn to act
+            samples.rows.append(features.values(features.compute(spec, state, tick)))
+            samples.labels.append(1 if churn is not None and churn - tick <= horizon else 0)
+            samples.accounts.append(account_id)
+            samples.times.append(tick)
+
+    def apply_before(limit: float) -> None:
+        nonlocal next_tick
+        while heap and heap[0][0] < limit:
+            ts = heap[0][0]
+            while next_tick is not None and next_tick <= ts:
+                snapshot(next_tick)
+                next_tick += every
+            _, _, _, event = heapq.heappop(heap)
+            state = states.get(event.account_id)
+            if state is None:
+                state = states[event.account_id] = features.new_state(spec)
+            features.observe(spec, state, event)
+
+    for event in events:
+        key = (event.account_id, event.event_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        if next_tick is None:
+            next_tick = (math.floor(event.ts / DAY) + 1) * DAY + every
+        newest = max(newest, event.ts)
+        if event.ts < newest - allowed_lateness:
+            samples.late += 1  # the engine would ignore it as late too
+            continue
+        first = samples.first_event_at
+        samples.first_event_at = event.ts if first is None else min(first, event.ts)
+        counter += 1
+        heapq.heappush(heap, (event.ts, event.event_id, counter, event))
+        apply_before(newest - allowed_lateness)
+    apply_before(math.inf)
+    if next_tick is not None:
+        while next_tick <= newest:
+            snapshot(next_tick)
+            next_tick += every
+    samples.last_event_at = newest if newest > -math.inf else None
+    return samples
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """The fitted numbers, before they become a model file."""
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    calibration_a: float
+    calibration_b: float
+    c: float
+    auc: float | None
+
+
+def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], list[float]]:
+    mean: list[float] = []
+    scale: list[float] = []
+    for j in range(width):
+        column = [v for v in (r[j] for r in rows) if v is not None]
+        if not column:
+            mean.append(0.0)
+            scale.append(1.0)
+            continue
+        m = sum(column) / len(column)
+        var = sum((v - m) ** 2 for v in column) / len(column)
+        mean.append(m)
+        scale.append(math.sqrt(var) if var > 1e-12 else 1.0)
+    return mean, scale
+
+
+def fit(samples: Samples, width: int, seed: int = 0) -> Fit:
+    """Logistic regression + Platt calibration (see the module docstring)."""
+    y = np.asarray(samples.labels, dtype=int)
+    if y.sum() == 0 or y.sum() == len(y):
+        raise ValueError("the samples need both churned and retained examples; check --outcomes and --horizon")
+    mean, scale = _moments(samples.rows, width)
+    x = np.asarray([standardize(r, mean, scale) for r in samples.rows], dtype=float)
+    groups = np.asarray(samples.accounts)
+    folds = min(4, len(set(samples.accounts)))
+    splitter = GroupKFold(n_splits=folds)
+    best: tuple[float, float, np.ndarray[Any, Any]] | None = None
+    for c in C_GRID:
+        oof = np.zeros(len(y))
+        for train, test in splitter.split(x, y, groups):
+            if len(set(y[train])) < 2:
+                continue
+            model = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+            model.fit(x[train], y[train])
+            oof[test] = model.decision_function(x[test])
+        loss = log_loss(y, 1.0 / (1.0 + np.exp(-oof)), labels=[0, 1])
+        if best is None or loss < best[0]:
+            best = (loss, c, oof)
+    assert best is not None
+    _, c, oof = best
+    platt = LogisticRegression(C=1e6, max_iter=5000)
+    platt.fit(oof.reshape(-1, 1), y)
+    auc = float(roc_auc_score(y, oof)) if len(set(y)) == 2 else None
+    final = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+    final.fit(x, y)
+    return Fit(
+        mean=mean,
+        scale=scale,
+        coef=[float(v) for v in final.coef_[0]],
+        intercept=float(final.intercept_[0]),
+        calibration_a=float(platt.coef_[0][0]),
+        calibration_b=float(platt.intercept_[0]),
+        c=c,
+        auc=auc,
+    )
+
+
+def model_document(
+    spec: FeatureSpec,
+    samples: Samples,
+    result: Fit,
+    outcomes: Outcomes,
+    horizon: float,
+    every: float,
+    trained_at: datetime | None = None,
+    min_lead: float = 0.0,
+) -> RiskModelFile:
+    """The model file's content."""
+    used = set(samples.accounts)
+    churned: Mapping[str, float] = outcomes.churned
+    return RiskModelFile.model_validate(
+        {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "feature_spec": spec.to_json(),
+            "features": spec.names,
+            "mean": [round(v, 9) for v in result.mean],
+            "scale": [round(v, 9) for v in result.scale],
+            "coef": [round(v, 9) for v in result.coef],
+            "intercept": round(result.intercept, 9),
+            "calibration": {
+                "method": "platt",
+                "a": round(result.calibration_a, 9),
+                "b": round(result.calibration_b, 9),
+            },
+            "training": {
+                "trained_at": format_ts((trained_at or datetime.now(tz=UTC)).timestamp()),
+                "events_from": format_ts(samples.first_event_at or 0.0),
+                "events_to": format_ts(samples.last_event_at or 0.0),
+                "accounts": len(used),
+                "churned_accounts": sum(1 for a in used if a in churned),
+                "samples": len(samples.labels),
+                "positive_samples": sum(samples.labels),
+                "horizon_days": horizon / DAY,
+                "min_lead_days": min_lead / DAY,
+                "as_of_every_days": every / DAY,
+                "regularization_c": result.c,
+                "cross_validated_auc": None if result.auc is None else round(result.auc, 4),
+                "library": f"scikit-learn {sklearn.__version__}",
+            },
+        }
+    )

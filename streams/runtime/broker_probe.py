@@ -1,0 +1,61 @@
+"""A quick "is Kafka there?" check that every broker-using command runs before it starts work.
+
+Kafka clients retry for 30-60 s when no broker answers, and then fail with a traceback from deep
+inside the client. ``probe_broker`` asks for cluster metadata once, bounded by a few seconds, and
+raises ``BrokerUnavailableError`` with a sentence that says what to do.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from schemas.errors import BrokerUnavailableError
+from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.settings import Settings
+
+
+def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
+    """Return when a broker of ``settings.broker`` answers a metadata request within ``timeout_s``
+    (default ``PREEMPT_BROKER_PROBE_SECONDS``, 5 s).
+
+    Raises ``BrokerUnavailableError`` otherwise (refused, unresolvable, timed out, malformed address).
+    """
+    _check_addresses(settings)
+    if timeout_s is None:
+        timeout_s = settings.broker_probe_seconds
+    where = ", ".join(settings.bootstrap_servers)
+    timeout_ms = max(1, int(timeout_s * 1000))
+    # A broker that answers but refuses the login or the TLS handshake would look "unreachable" to
+    # the admin client below; check_access names the real cause (wrong password, untrusted CA) and
+    # returns at once when nothing answers, leaving that case to the probe.
+    check_access(settings, timeout_s=timeout_s)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="preempt-probe",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
+        )
+    except (KafkaError, OSError, ValueError) as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach Kafka at {where} within {timeout_s:g} s ({type(exc).__name__}); "
+            "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one"
+        ) from exc
+    admin.close()
+
+
+def _check_addresses(settings: Settings) -> None:
+    """A malformed PREEMPT_BROKER is the user's to fix, not a broker to wait for."""
+    servers = settings.bootstrap_servers
+    if not servers:
+        raise BrokerUnavailableError(
+            f"PREEMPT_BROKER={settings.broker!r} names no broker; write kafka://host:port[;host:port…]"
+        )
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if sep and (not host or not port.isdigit()):
+            raise BrokerUnavailableError(
+                f"PREEMPT_BROKER={settings.broker!r}: {server!r} is not host:port; write kafka://host:port[;host:port…]"
+            )

@@ -1,0 +1,89 @@
+"""Reading ``preempt.events.dlq`` back for people: ``preempt events dead-letters``."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.runtime.dead_letters import AT, DETAIL, FIELD, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
+from streams.runtime.dead_letters import dead_letter_headers as verdict_headers
+from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
+
+MAX_VALUE_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead letter as read back: the verdict headers and the original key and value."""
+
+    key: str | None
+    value: bytes | None
+    verdict: dict[str, str]
+
+    def describe(self) -> str:
+        """Two lines for a terminal: the verdict and where from, then the original value (clipped)."""
+        v = self.verdict
+        field = f" ({v[FIELD]})" if v.get(FIELD) else ""
+        origin = f"{v.get(SOURCE_TOPIC, '?')}[{v.get(SOURCE_PARTITION, '?')}]@{v.get(SOURCE_OFFSET, '?')}"
+        text = "<none>" if self.value is None else self.value.decode("utf-8", "replace")
+        if len(text) > MAX_VALUE_CHARS:
+            text = text[:MAX_VALUE_CHARS] + "…"
+        return f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}\n    {text}"
+
+    def to_json(self) -> str:
+        """One JSON line: key, value (as text), and the verdict headers."""
+        value = None if self.value is None else self.value.decode("utf-8", "replace")
+        return orjson.dumps({"key": self.key, "value": value, **self.verdict}).decode()
+
+
+def read_dead_letters(
+    settings: Settings,
+    *,
+    account_id: str | None = None,
+    reason: str | None = None,
+    limit: int = 50,
+    idle_s: float = 1.0,
+    timeout_s: float = 30.0,
+) -> list[DeadLetter]:
+    """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time)."""
+    topic = TopicNames.from_settings(settings).events_dlq
+    check_access(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        client_id="preempt-dead-letters",
+        **kafka_python_config(settings),
+    )
+    kept: deque[DeadLetter] = deque(maxlen=max(1, limit))
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_new < idle_s:
+            if all(consumer.position(tp) >= end[tp] for tp in tps):
+                break
+            for records in consumer.poll(timeout_ms=200).values():
+                last_new = time.monotonic()
+                for record in records:
+                    key = None if record.key is None else record.key.decode("utf-8", "replace")
+                    verdict = verdict_headers(record.headers)
+                    if account_id is not None and key != account_id:
+                        continue
+                    if reason is not None and verdict.get(REASON) != reason:
+                        continue
+                    kept.append(DeadLetter(key=key, value=record.value, verdict=verdict))
+    finally:
+        consumer.close()
+    return list(kept) if limit > 0 else []

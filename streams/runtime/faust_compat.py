@@ -1,0 +1,295 @@
+"""Every reach into faust-streaming's and mode's private API, in one module.
+
+Preempt depends on a few behaviours of faust-streaming and mode that have no public API. Each use
+lives here, with the upstream behaviour it works around, and ``tests/unit/streams/runtime/test_faust_compat.py``
+holds one test per assumption that fails when an upgrade changes it. Nothing else in the project
+may touch a private name of faust, mode or aiokafka (``grep -rn "\\._" streams schemas alerts``).
+
+The versions the assumptions were verified on are in :data:`TESTED_VERSIONS`;
+:func:`require_tested_versions` refuses to start a worker or notifier on any other version (set
+``PREEMPT_ALLOW_UNTESTED_FAUST=true`` to run anyway after the compat tests pass on it).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # private: see current_event_scope
+from faust.types.tuples import Message
+
+from schemas.errors import PreemptError
+
+# Distribution name -> versions on which every assumption below was verified by the compat tests.
+TESTED_VERSIONS: dict[str, tuple[str, ...]] = {
+    "faust-streaming": ("0.15.3",),
+    "mode-streaming": ("0.7.1",),
+}
+
+
+class UntestedFaustError(PreemptError):
+    """The installed faust-streaming or mode is not a version Preempt's workarounds were tested on."""
+
+
+def untested_versions() -> list[str]:
+    """``"<dist> <installed> (tested: <versions>)"`` for each dependency off the tested list."""
+    problems: list[str] = []
+    for dist, tested in TESTED_VERSIONS.items():
+        try:
+            installed = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed not in tested:
+            problems.append(f"{dist} {installed} (tested: {', '.join(tested)})")
+    return problems
+
+
+def require_tested_versions(allow_untested: bool = False) -> None:
+    """Raise :class:`UntestedFaustError` (one line: what, and what to do) on an untested version.
+
+    Called by ``preempt worker`` and ``preempt notifier`` before the app is built.
+    """
+    problems = untested_versions()
+    if problems and not allow_untested:
+        raise UntestedFaustError(
+            "untested "
+            + "; ".join(problems)
+            + ": install the versions pinned in constraints.txt, or run tests/unit/streams/runtime/test_faust_compat.py"
+            " on this version and set PREEMPT_ALLOW_UNTESTED_FAUST=true"
+        )
+
+
+# --- 1. Table writes outside per-event stream iteration -----------------------------------------
+#
+# Upstream behaviour: a table write picks its changelog partition (``Table.partition_for_key``) and,
+# for RocksDB, the local partition database (``rocksdb.Store._set``) from the *current event*,
+# ``faust.streams.current_event()``, a context variable holding a weakref that only the stream
+# iterator sets. A ``take_events`` batch or a timer has none (faust-streaming #497, "Cannot modify
+# table key from outside of stream iteration"), and ``use_partitioner=True`` does not change
+# RocksDB's choice. We set the private context variable ``faust.streams._current_event`` to a
+# placeholder event of the wanted partition for the duration of the writes.
+
+
+def placeholder_event(app: faust.App, topic: str, partition: int) -> faust.Event:
+    """An event that only carries ``(topic, partition)``, for :func:`current_event_scope`."""
+    message = Message(topic, partition, -1, time.time(), 0, {}, None, None, None)
+    return faust.Event(app, None, None, {}, message)
+
+
+@contextmanager
+def current_event_scope(event: faust.Event) -> Iterator[None]:
+    """Within the block, ``faust.streams.current_event()`` is ``event`` (the caller keeps it alive)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+# --- 2. Flow-control resume empties the agent's buffer --------------------------------------------
+#
+# Upstream behaviour (mode 0.7 ``FlowControlEvent.resume`` -> ``clear()``): resuming flow control
+# clears every queue registered with ``clear_on_resume=True`` -- every Faust channel queue, the
+# events agent's buffer included. faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes
+# flow a second time *after* awaiting a seek, while the fetcher already delivers records, so the
+# records waiting in the agent's queue at that moment were dropped without ever being processed
+# (docs/pipeline.md, Known issues). mode has no public way to unregister a queue; we discard it
+# from the private WeakSet ``FlowControlEvent._queues``.
+
+
+def keep_queue_across_flow_resume(app: faust.App, queue: Any) -> bool:
+    """Stop ``app.flow_control.resume()`` from clearing ``queue``; False if mode has no such set."""
+    managed = getattr(app.flow_control, "_queues", None)
+    if queue is None or managed is None:
+        return False
+    managed.discard(queue)
+    return True
+
+
+# --- 3. A global table whose changelog is an existing topic ---------------------------------------
+#
+# Upstream behaviour: the partition assignor
+# (``faust.assignor.partition_assignor._global_table_standby_assignments``) looks a global table's
+# changelog up by ``table._changelog_topic_name()``, the *default* name
+# ``<app-id>-<table>-changelog``, not by the ``changelog_topic`` the table was given; with another
+# topic it fails the whole group assignment with a KeyError and the worker hangs at "performing
+# partition assignments". Overriding the private method keeps the two in agreement.
+
+
+class ExistingTopicGlobalTable(faust.GlobalTable):  # type: ignore[misc]
+    """A ``GlobalTable`` whose ``changelog_topic`` is an existing topic, named so for the assignor."""
+
+    def _changelog_topic_name(self) -> str:
+        return str(self.changelog_topic.get_topic_name())
+
+
+# --- 4. The offsets Faust committed --------------------------------------------------------------
+#
+# Upstream behaviour: Faust's ``Consumer`` keeps the offset it last committed per partition (the
+# next offset to read) in the private mapping ``_committed_offset`` (updated by ``_commit_offsets``
+# and ``perform_seek``, dropped on revocation); there is no public accessor, and asking the broker
+# every few seconds would double the lag exporter's and the watchdog's cost.
+
+
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """The consumer's last committed offset per TP (``None``/missing: nothing committed yet)."""
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    return committed
+
+
+# --- 5. Why a partition is not consumed (diagnostics for the stall watchdog) ---------------------
+#
+# Upstream behaviour: Faust only fetches the partitions in ``Consumer._active_partitions``
+# (assigned minus ``_paused_partitions``, minus partitions whose stream buffer is under high
+# pressure, ``_buffered_partitions``); recovery pauses the source partitions on every assignment
+# and resumes them only when the recovery of *that* consumer generation completes; aiokafka keeps
+# a fetched batch in ``Fetcher._records`` until Faust asks for the partition. None of this has a
+# public accessor; the watchdog logs it when it reports a stall so the cause is in the log.
+
+
+def partition_flow_state(app: faust.App, tp: Any) -> dict[str, Any]:
+    """Faust's and aiokafka's view of ``tp``'s fetch path (read-only; missing attributes are None)."""
+    consumer = app.consumer
+    active = getattr(consumer, "_active_partitions", None)
+    paused = getattr(consumer, "_paused_partitions", None)
+    buffered = getattr(consumer, "_buffered_partitions", None)
+    thread = getattr(consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    fetcher = getattr(client, "_fetcher", None)
+    records = getattr(fetcher, "_records", None)
+    client_paused: bool | None = None
+    if client is not None and not getattr(client, "_closed", True):
+        client_paused = any(_same_tp(p, tp) for p in client.paused())
+    return {
+        "faust_active": None if active is None else tp in active,
+        "faust_paused": None if paused is None else tp in paused,
+        "faust_buffer_full": None if buffered is None else tp in buffered,
+        "consumer_flow_active": getattr(consumer, "flow_active", None),
+        "flow_control_active": app.flow_control.is_active(),
+        "generation": app.consumer_generation_id,
+        "aiokafka_paused": client_paused,
+        "aiokafka_buffered_batch": None if records is None else any(_same_tp(k, tp) for k in records),
+    }
+
+
+def _same_tp(a: Any, b: Any) -> bool:
+    return bool(getattr(a, "topic", None) == b.topic and getattr(a, "partition", None) == b.partition)
+
+
+# --- 6. Records the worker processed without Faust delivering them --------------------------------
+#
+# Upstream behaviour: Faust commits a partition only up to the first offset that was never acked
+# (``Consumer._new_offset`` walks the sorted ``_acked`` list; with a hole right after the committed
+# offset it returns None on every commit, for as long as the assignment lasts). Records that Faust
+# fetched but never handed to the stream (see ``streams.worker.gap_repair``) are re-read and processed by
+# the worker, yet Faust never acks them: the partition's committed offset then stops for good while
+# everything after it is processed -- a silent commit stall. Faust marks offset ranges it knows
+# need no ack (compaction, transaction markers) with the private ``Consumer._add_gap``; we mark
+# the re-read records the same way once their results are handed to the producer.
+
+
+async def mark_offsets_done(app: faust.App, tp: Any, start: int, end: int) -> None:
+    """Let Faust commit past ``[start, end)`` of ``tp`` (records the worker processed itself)."""
+    consumer: Any = app.consumer
+    if end > start:
+        await consumer._add_gap(tp, start, end - 1)
+
+
+# --- 7. One batch per poll for the events topic (issue 11 item 1) -------------------------------
+#
+# Upstream behaviour: ``Consumer._drain_messages`` (the fetcher task) turns every fetched record
+# into a Message, then awaits ``wait_first(conductor_callback(message), suspend_flow.wait())`` --
+# four asyncio tasks per record -- before the stream wraps it in an Event and the agent acks it one
+# by one: ~150 µs of CPU per record. The drain loop reads the records through the bound method
+# ``Consumer.getmany`` (looked up once when the fetcher starts), an async generator over
+# ``_wait_next_records`` (a poll of at most ``broker_max_poll_records``). We replace ``getmany`` on
+# the app's consumer instance with one that hands the events topic's records of each poll to
+# ``handler`` as one batch and yields every other topic's records (table changelogs, recovery) to
+# Faust's normal path exactly as the original does. The handler acks through ``ack_offsets``:
+# Faust's ``Consumer.ack`` bookkeeping (``_acked``, ``_acked_index``, ``_n_acked``) without
+# Message objects, so Faust's commit timer commits them (flushing the producer first).
+
+PollHandler = Callable[[dict[Any, list[Any]], int], Awaitable[None]]
+
+
+def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None:
+    """Hand each poll's records of ``topic`` to ``await handler({tp: [ConsumerRecord]}, generation)``."""
+    consumer: Any = app.consumer
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 - Faust passes it
+        records, active_partitions = await consumer._wait_next_records(timeout)
+        generation_id = app.consumer_generation_id
+        if records is None or consumer.should_stop:
+            return
+        if not consumer.flow_active:
+            # As Faust's getmany: a poll that returns while flow is stopped (a rebalance) seeks
+            # back to the committed offsets; its records are dropped.
+            try:
+                await consumer.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - Faust logs and carries on here too
+                consumer.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        mine: dict[Any, list[Any]] = {}
+        rest: dict[Any, list[Any]] = {}
+        for tp, batch in records.items():
+            if tp.topic != topic:
+                rest[tp] = batch
+            elif active_partitions is None or tp in active_partitions or tp in consumer._buffered_partitions:
+                mine[tp] = batch
+        if mine:
+            await handler(mine, generation_id)
+        to_message = consumer._to_message
+        for tp, record in consumer.scheduler.iterate(rest):
+            if not consumer.flow_active or app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in consumer._buffered_partitions:
+                app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    consumer.getmany = getmany
+
+
+def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
+    """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message."""
+    consumer: Any = app.consumer
+    committed = consumer._committed_offset[tp]
+    index = consumer._acked_index[tp]
+    acked = consumer._acked[tp]
+    n = 0
+    for offset in offsets:
+        if (committed is None or offset >= committed) and offset not in index:
+            index.add(offset)
+            acked.append(offset)
+            n += 1
+    consumer._n_acked += n
+    return n
+
+
+def flow_active(app: faust.App) -> bool:
+    """False while a rebalance has stopped the consumer's flow (records then belong to no one)."""
+    return bool(getattr(app.consumer, "flow_active", True)) and app.flow_control.is_active()
+
+
+def count_received(app: faust.App, tp: Any, n: int, last_offset: int) -> None:
+    """Count ``n`` records of ``tp`` in Faust's sensors once per batch, as ``on_message_in`` does per
+    message (``messages_received*`` of the Monitor and of the Prometheus sensor's private
+    ``_metrics``), so dashboards built on Faust's counters still see the batched events, and mark
+    the TP's stream as active for Faust's slow-processing detector."""
+    monitor: Any = app.monitor
+    monitor.messages_received_total += n
+    monitor.messages_received_by_topic[tp.topic] += n
+    monitor.tp_read_offsets[tp] = last_offset
+    # Faust's livelock detector (``verify_event_path``) reads this per-TP time, set per stream event.
+    stream_inbound = getattr(monitor, "stream_inbound_time", None)
+    if stream_inbound is not None:
+        stream_inbound[tp] = monitor.time()
+    metrics = getattr(monitor, "_metrics", None)
+    if metrics is not None:
+        metrics.messages_received.inc(n)
+        metrics.messages_received_per_topics.labels(topic=tp.topic).inc(n)
+        metrics.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(last_offset)

@@ -1,0 +1,161 @@
+"""Readiness and consumer-lag arithmetic shared by the rules worker and the notifier.
+
+Pure functions over plain values, so that ``streams/worker/web.py`` and ``alerts/web.py`` (which may not
+import each other) read Faust's state the same way and decide the same way. No Faust import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+
+class TopicPartitionLike(Protocol):
+    """Faust's ``TP`` named tuple, as far as lag arithmetic needs it."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+TP = TypeVar("TP", bound=TopicPartitionLike)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerState:
+    """A snapshot of what a Faust app knows about its place in the consumer group."""
+
+    started: bool  # the worker's consumer is running
+    rebalances: int  # rebalances begun since start (0: never joined the group yet)
+    rebalancing: bool  # a rebalance is in progress
+    in_recovery: bool  # tables are being restored from their changelogs
+    recovery_completed: bool  # table recovery finished at least once after an assignment
+    assigned_partitions: int  # partitions of source topics assigned to this worker
+    stalled: tuple[str, ...] = ()  # "topic/partition" of assigned partitions with lag and no progress
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """The answer of ``/readyz``: ready or not, and why not."""
+
+    ready: bool
+    reason: str
+
+
+def readiness(state: ConsumerState) -> Readiness:
+    """Decide readiness: assignment received, no rebalance running, tables recovered.
+
+    A worker that received an empty assignment (more workers than partitions) is ready: it is a
+    healthy member of the group, and a readiness probe that never passed would block rollouts.
+    """
+    if not state.started:
+        return Readiness(False, "consumer not started")
+    if state.rebalances == 0:
+        return Readiness(False, "waiting for the consumer group to assign partitions")
+    # Faust keeps ``rebalancing`` set until recovery ends, so recovery is checked first: it is
+    # the more precise reason, and the one the "recovery stuck" alert is about.
+    if state.in_recovery:
+        return Readiness(False, "table recovery in progress")
+    if state.rebalancing:
+        return Readiness(False, "rebalance in progress")
+    if not state.recovery_completed:
+        return Readiness(False, "table recovery in progress")
+    if state.stalled:
+        return Readiness(False, f"partition stalled (lag, no progress): {', '.join(state.stalled)}")
+    return Readiness(True, f"{state.assigned_partitions} partitions assigned, tables recovered")
+
+
+def lag_by_topic(
+    assigned: Iterable[TP],
+    end_offsets: Mapping[TP, int],
+    committed: Mapping[TP, int | None],
+    earliest: Mapping[TP, int],
+) -> dict[str, int]:
+    """Records between the committed offset and the end of each partition, summed per topic.
+
+    A partition with no committed offset yet counts from its earliest offset (a new consumer
+    group reading from the beginning is behind by the whole partition). Never negative.
+    """
+    lag: dict[str, int] = {}
+    for tp in assigned:
+        end = end_offsets.get(tp)
+        if end is None:
+            continue
+        start = committed.get(tp)
+        if start is None:
+            start = earliest.get(tp, 0)
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - start)
+    return lag
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSample:
+    """One look at an assigned source partition: its end, what was committed and what processed."""
+
+    topic: str
+    partition: int
+    end: int  # high watermark (next offset to be written)
+    committed: int | None  # next offset to read, as committed by the consumer group (None: never)
+    processed: int | None  # next offset after the last record the worker processed (None: none yet)
+    start: int = 0  # earliest offset, counted from when nothing was committed yet
+
+    @property
+    def lag(self) -> int:
+        """Records between the committed offset (or the start) and the end; never negative."""
+        return max(0, self.end - (self.committed if self.committed is not None else self.start))
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStall:
+    """An assigned partition that has had lag and made no progress for ``stalled_for_s``."""
+
+    topic: str
+    partition: int
+    lag: int
+    committed: int | None
+    processed: int | None
+    stalled_for_s: float
+
+    @property
+    def name(self) -> str:
+        """``topic/partition``."""
+        return f"{self.topic}/{self.partition}"
+
+
+class StallTracker:
+    """Decides which assigned partitions are stalled: lag > 0 and neither the committed nor the
+    processed offset moved for ``stall_after_s``. Pure: the caller passes samples and the time.
+
+    Progress is any change of ``(committed, processed)``; a partition without lag is never stalled.
+    ``reset`` forgets everything (after a rebalance the clock starts again).
+    """
+
+    def __init__(self, stall_after_s: float) -> None:
+        self.stall_after_s = stall_after_s
+        self._since: dict[tuple[str, int], tuple[tuple[int | None, int | None], float]] = {}
+
+    def observe(self, samples: Iterable[PartitionSample], now: float) -> list[PartitionStall]:
+        """Record ``samples`` taken at ``now``; return the partitions stalled at this moment."""
+        stalled: list[PartitionStall] = []
+        seen: set[tuple[str, int]] = set()
+        for s in samples:
+            key = (s.topic, s.partition)
+            seen.add(key)
+            marker = (s.committed, s.processed)
+            previous = self._since.get(key)
+            if s.lag == 0 or previous is None or previous[0] != marker:
+                self._since[key] = (marker, now)
+                continue
+            idle = now - previous[1]
+            if idle >= self.stall_after_s:
+                stalled.append(PartitionStall(s.topic, s.partition, s.lag, s.committed, s.processed, idle))
+        for key in set(self._since) - seen:  # no longer assigned
+            del self._since[key]
+        return stalled
+
+    def reset(self) -> None:
+        """Forget every partition (a rebalance started: progress is measured afresh afterwards)."""
+        self._since.clear()

@@ -1,0 +1,189 @@
+"""Every Preempt metric, declared once (DESIGN.md section 9).
+
+Label values are bounded: outcomes, reasons, rule ids, severities, receiver types —
+never an account id, user id or alert id. Rule ids are bounded by the rule pack.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from schemas import observed
+from schemas.observed import Anomaly
+
+# --- events (rules worker, ingest) -------------------------------------------------------------
+EVENTS = Counter(
+    "preempt_events_total",
+    "Events read by the rules worker, by outcome (accepted, dead_lettered, duplicate, late).",
+    ["outcome"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "preempt_events_dead_lettered_total",
+    "Records sent to the events dead-letter topic, by reason code.",
+    ["reason"],
+)
+LATE_EVENTS = Counter(
+    "preempt_late_events_total",
+    "Events older than the watermark, counted and ignored, by partition of preempt.events.",
+    ["partition"],
+)
+DUPLICATE_EVENTS = Counter(
+    "preempt_duplicate_events_total",
+    "Events whose event_id was already seen for the account within the dedup horizon.",
+)
+INGEST_REQUESTS = Counter(
+    "preempt_ingest_requests_total",
+    "HTTP ingest requests, by HTTP status code.",
+    ["status"],
+)
+INGEST_EVENTS = Counter(
+    "preempt_ingest_events_total",
+    "Events received over HTTP ingest, by outcome (accepted, rejected).",
+    ["outcome"],
+)
+INGEST_TRACKING_CALLS = Counter(
+    "preempt_ingest_tracking_calls_total",
+    "Segment/RudderStack tracking-API calls, by type (track, identify, group, page, screen, alias, unknown) "
+    "and outcome (accepted, rejected, ignored).",
+    ["type", "outcome"],
+)
+INGEST_ACCOUNT_MERGES = Counter(
+    "preempt_ingest_account_merges_total",
+    "Account patches from group calls folded into preempt.accounts, by outcome (merged, unchanged, "
+    "invalid_patch, replaced_invalid_record).",
+    ["outcome"],
+)
+
+# --- rules -------------------------------------------------------------------------------------
+RULE_EVALUATIONS = Counter(
+    "preempt_rule_evaluations_total",
+    "Rule evaluations (an event or clock advance applied to one rule's state).",
+    ["rule"],
+)
+ALERTS = Counter(
+    "preempt_alerts_total",
+    "Alerts emitted to the alerts topic, by rule and severity.",
+    ["rule", "severity"],
+)
+EVENT_TO_ALERT = Histogram(
+    "preempt_event_to_alert_seconds",
+    "Wall-clock time from the newest contributing event's arrival to the alert being emitted.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+WATERMARK = Gauge(
+    "preempt_watermark_seconds",
+    "The rules worker's event-time clock (epoch seconds), per worker.",
+)
+MEASURE_VALUES_SKIPPED = Counter(
+    "preempt_measure_values_skipped_total",
+    "Event values a sum: measure ignored, by reason (out_of_range: magnitude above 2^53, so sums stay finite).",
+    ["reason"],
+)
+INVALID_TIMEZONES = Counter(
+    "preempt_invalid_timezones_total",
+    "Distinct account timezones that are not IANA zones; times in their alerts are shown in UTC instead",
+)
+# The pure packages report these two through schemas.observed (they may not import this module).
+observed.subscribe(Anomaly.MEASURE_VALUE_SKIPPED, lambda reason: MEASURE_VALUES_SKIPPED.labels(reason=reason).inc())
+observed.subscribe(Anomaly.INVALID_TIMEZONE, lambda _reason: INVALID_TIMEZONES.inc())
+ACCOUNTS_QUARANTINED = Counter(
+    "preempt_accounts_quarantined_total",
+    "Accounts whose stored state could not be read or written: old state dead-lettered, a fresh state started. "
+    "By reason (state_unreadable, state_unwritable, state_too_large, evaluation_error).",
+    ["reason"],
+)
+ACCOUNT_STATE_BYTES = Histogram(
+    "preempt_account_state_bytes",
+    "Encoded size of each account state written to the state table (the largest must stay under the "
+    "Kafka record limit; PREEMPT_MAX_STATE_BYTES refuses bigger ones).",
+    buckets=(1024, 4096, 16384, 65536, 131072, 262144, 524288, 786432, 1048576),
+)
+FUTURE_EVENTS = Counter(
+    "preempt_future_events_total",
+    "Accepted events stamped ahead of the wall clock (beyond the tolerance) in live mode: they do not move "
+    "their partition's clock, so they cannot make other accounts' events late.",
+)
+ALERTS_NOT_BUILT = Counter(
+    "preempt_alerts_not_built_total",
+    "Findings that could not become an alert even without account context (dead-lettered as alert_build_failed).",
+)
+CHANGELOG_WRITES = Counter(
+    "preempt_state_writes_total",
+    "State-table writes (each becomes one changelog record), by table.",
+    ["table"],
+)
+
+# --- notifier ----------------------------------------------------------------------------------
+ALERTS_SUPPRESSED = Counter(
+    "preempt_alerts_suppressed_total",
+    "Alerts or notifications not sent, by reason (grouped, silenced, inhibited, quiet_hours, duplicate, cooldown).",
+    ["reason"],
+)
+NOTIFICATIONS = Counter(
+    "preempt_notifications_total",
+    "Notification attempts, by receiver type (slack, email, console) and outcome (sent, retried, dead_lettered).",
+    ["receiver_type", "outcome"],
+)
+NOTIFICATION_LATENCY = Histogram(
+    "preempt_notification_latency_seconds",
+    "Wall-clock time from the alert's emitted_at to a successful delivery.",
+    ["receiver_type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+NOTIFICATION_RETRIES = Counter(
+    "preempt_notification_retries_total",
+    "Retries scheduled after a retryable delivery failure, by receiver type.",
+    ["receiver_type"],
+)
+NOTIFICATIONS_DEAD_LETTERED = Counter(
+    "preempt_notifications_dead_lettered_total",
+    "Notifications sent to the alerts dead-letter topic, by receiver type and reason.",
+    ["receiver_type", "reason"],
+)
+NOTIFIER_FALLBACKS = Counter(
+    "preempt_notifier_fallbacks_total",
+    "Alerts the notifier delivered with a fallback instead of failing them, by reason (invalid_timezone: quiet "
+    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
+    ["reason"],
+)
+FEEDBACK = Counter(
+    "preempt_feedback_total",
+    "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
+    ["rule", "action"],
+)
+SLACK_ACTIONS_REFUSED = Counter(
+    "preempt_slack_actions_refused_total",
+    "POST /slack/actions requests refused, by reason (too_large, bad_signature, not_configured, bad_request).",
+    ["reason"],
+)
+
+# --- Kafka -------------------------------------------------------------------------------------
+CONSUMER_LAG = Gauge(
+    "preempt_consumer_lag",
+    "Records between the committed offset and the end of each assigned partition, per app and topic.",
+    ["app", "topic"],
+)
+READY = Gauge(
+    "preempt_ready",
+    "1 when the process has its partitions assigned and its tables recovered.",
+    ["app"],
+)
+EVENT_OFFSET_GAPS = Counter(
+    "preempt_event_offset_gaps_total",
+    "Records of preempt.events that were acked without reaching the rules worker and could not be "
+    "re-read (should stay 0).",
+)
+
+# Liveness watchdog (streams/worker/liveness.py): an assigned partition with lag whose committed and
+# processed offsets did not move for PREEMPT_PARTITION_STALL_SECONDS. Partition labels are bounded
+# by the topic's partition count.
+PARTITION_STALLED = Gauge(
+    "preempt_partition_stalled",
+    "1 while an assigned partition has lag and no committed or processed progress",
+    ["topic", "partition"],
+)
+PARTITION_STALLS = Counter(
+    "preempt_partition_stalls_total",
+    "Partition stalls detected by the liveness watchdog (one per stall episode)",
+    ["topic"],
+)

@@ -1,0 +1,165 @@
+"""The operational web surface of a Faust app: ``/metrics``, ``/healthz``, ``/readyz``, consumer lag.
+
+Shared by the rules worker (``streams/worker/web.py``) and the notifier (``alerts/web.py``), which may not
+import each other; each passes its own Faust-sensor prefix. The decisions (ready or not, lag
+arithmetic) live in ``streams/runtime/health.py`` as pure functions. What it needs of Faust's private
+state (the committed offsets) comes from ``streams.runtime.faust_compat``, the one module every process
+shares for that.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import KafkaError
+from faust import web
+from faust.exceptions import ConsumerNotStarted
+from faust.sensors.prometheus import FaustMetrics
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from streams.runtime.faust_compat import committed_offsets
+from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
+from streams.runtime.health import ConsumerState, Readiness, lag_by_topic, readiness
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import CONSUMER_LAG, READY
+
+log = get_logger(__name__)
+
+# Faust's own sensor metrics are named <prefix>_* (preempt_rules_*, preempt_notify_*) whatever the
+# app id (which carries the topic prefix), so dashboards and alert rules work for every deployment.
+# They register on the process-wide registry: create them once per prefix, so building the app
+# twice in one process does not fail.
+_FAUST_METRICS: dict[str, FaustMetrics] = {}
+
+
+def register_web(app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: float = 15.0) -> None:
+    """Add ``/metrics``, ``/healthz``, ``/readyz`` and the consumer-lag timer to ``app``.
+
+    Called by ``create_app`` after the agents and tables are defined. The ``app`` label of
+    ``preempt_ready`` and ``preempt_consumer_lag`` is the Faust app name.
+    """
+    register_metrics_page(app, faust_metrics_prefix)
+    register_probes(app)
+    register_lag_exporter(app, interval_s=lag_interval_s)
+
+
+def register_metrics_page(app: faust.App, faust_metrics_prefix: str) -> None:
+    """Install Faust's Prometheus sensor (``preempt_rules_*``) and serve the default registry at ``/metrics``.
+
+    The sensor counts per consumed record in plain integers and is flushed into the Prometheus
+    metrics when the page is scraped (``streams.runtime.faust_sensor``): same names, no per-message cost.
+    """
+    if "/metrics" in app.web.views:  # an app.py that registered its own page keeps it
+        return
+    metrics = _FAUST_METRICS.get(faust_metrics_prefix)
+    if metrics is None:
+        metrics = _FAUST_METRICS[faust_metrics_prefix] = FaustMetrics.create(REGISTRY, faust_metrics_prefix)
+    sensor = AggregatingPrometheusMonitor(metrics=metrics)
+    app.monitor = sensor
+
+    @app.page("/metrics")
+    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+        sensor.flush()
+        return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def register_probes(app: faust.App) -> None:
+    """``/healthz``: 200 while the process runs. ``/readyz``: 200 when ready, 503 with the reason."""
+    name = app.conf.name
+    READY.labels(app=name).set(0)
+
+    @app.page("/healthz")
+    async def healthz(self: web.View, request: web.Request) -> web.Response:
+        return self.json({"status": "alive", "app": name})
+
+    @app.page("/readyz")
+    async def readyz(self: web.View, request: web.Request) -> web.Response:
+        verdict = refresh_ready(app)
+        if verdict.ready:
+            return self.json({"status": "ready", "app": name, "detail": verdict.reason})
+        return self.json({"status": "not_ready", "app": name, "reason": verdict.reason}, status=503)
+
+
+def register_lag_exporter(app: faust.App, *, interval_s: float = 15.0) -> None:
+    """A timer on every worker that sets ``preempt_consumer_lag`` and refreshes ``preempt_ready``."""
+
+    async def export_consumer_lag() -> None:
+        refresh_ready(app)
+        await update_consumer_lag(app)
+
+    app.timer(interval=interval_s, name=f"{app.conf.name}.consumer_lag")(export_consumer_lag)
+
+
+# App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
+_STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def register_liveness(app: faust.App, stalled: Callable[[], tuple[str, ...]]) -> None:
+    """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready."""
+    _STALLED[app] = stalled
+
+
+def consumer_state(app: faust.App) -> ConsumerState:
+    """Read Faust's own group, rebalance and recovery state (and the watchdog's stalls, if any)."""
+    try:
+        assigned, started = source_partitions(app), True
+    except ConsumerNotStarted:
+        assigned, started = set(), False
+    return ConsumerState(
+        started=started,
+        rebalances=app.rebalancing_count,
+        rebalancing=bool(app.rebalancing),
+        in_recovery=bool(app.in_recovery),
+        recovery_completed=cast(Any, app.tables).recovery.completed.is_set(),  # not on TableManagerT
+        assigned_partitions=len(assigned),
+        stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
+    )
+
+
+def source_partitions(app: faust.App) -> set[Any]:
+    """This worker's assigned partitions of the topics its agents read.
+
+    Leaves out table changelogs (active and standby) and Faust's internal leader topic.
+    """
+    consumer = app.consumer
+    internal = set(app.tables.changelog_topics) | set(getattr(consumer, "randomly_assigned_topics", ()))
+    return {tp for tp in consumer.assignment() if tp.topic not in internal}
+
+
+def refresh_ready(app: faust.App) -> Readiness:
+    """Decide readiness now and mirror it in ``preempt_ready``."""
+    verdict = readiness(consumer_state(app))
+    READY.labels(app=app.conf.name).set(1 if verdict.ready else 0)
+    return verdict
+
+
+_REPORTED_TOPICS: dict[str, set[str]] = {}
+
+
+async def update_consumer_lag(app: faust.App) -> None:
+    """Set ``preempt_consumer_lag{app,topic}`` from this worker's assigned source partitions.
+
+    Topics this worker no longer holds drop to 0 so a revoked partition's lag does not linger.
+    """
+    name = app.conf.name
+    consumer = app.consumer
+    try:
+        tps = source_partitions(app)
+        ends = await consumer.highwaters(*tps) if tps else {}
+        committed_map = committed_offsets(consumer)  # Faust's own record: no broker round trip
+        committed = {tp: committed_map.get(tp) for tp in tps}
+        missing = [tp for tp, offset in committed.items() if offset is None]
+        earliest = await consumer.earliest_offsets(*missing) if missing else {}
+    except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
+        log.warning("consumer lag not updated", app=name, error=repr(exc))
+        return
+    lag = lag_by_topic(tps, ends, committed, earliest)
+    reported = _REPORTED_TOPICS.setdefault(name, set())
+    for topic in reported - lag.keys():
+        CONSUMER_LAG.labels(app=name, topic=topic).set(0)
+    for topic, value in lag.items():
+        CONSUMER_LAG.labels(app=name, topic=topic).set(value)
+    reported.update(lag)

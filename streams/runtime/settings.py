@@ -1,0 +1,260 @@
+"""Process settings from the environment (``PREEMPT_`` prefix), typed and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, notifier or CLI command reads from its environment.
+
+    ``PREEMPT_BROKER=kafka://10.0.0.5:9092 preempt worker`` — every field maps to
+    ``PREEMPT_<FIELD>`` (upper case).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PREEMPT_", extra="ignore", frozen=True)
+
+    # Kafka
+    broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
+    topic_prefix: str = Field("preempt", description="prefix of every topic name")
+    # 12: the most rules workers one deployment can run without re-partitioning (a partition is
+    # read by one worker), and 1, 2, 3, 4, 6 or 12 workers get equal shares. docs/pipeline.md, "Sizing".
+    topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
+    topic_replication: int = Field(1, ge=1)
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
+    data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
+    # unreachable broker is one clear line within seconds (streams/runtime/broker_probe.py).
+    broker_probe_seconds: float = Field(5.0, gt=0, description="how long commands wait for a broker to answer")
+    allow_untested_faust: bool = Field(
+        False,
+        description="start even on faust-streaming/mode versions streams/runtime/faust_compat.py was not tested on",
+    )
+    # Kafka security, for every client (both apps, the SDK, the CLI, ingest, simulate, bench): turned
+    # into client configuration in ONE place, streams/runtime/kafka_clients.py; documented in
+    # docs/operations.md "Connecting to a secured Kafka". Checked together by _check_kafka_security.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers; a managed Kafka usually wants SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (required with SASL_PLAINTEXT / SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: FilePath | None = Field(
+        None, description="CA bundle (PEM) that signed the brokers' certificates; None = the system CAs"
+    )
+    kafka_ssl_cert_file: FilePath | None = Field(None, description="client certificate (PEM), for mutual TLS")
+    kafka_ssl_key_file: FilePath | None = Field(None, description="private key (PEM) of the client certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
+
+    # Events
+    max_event_bytes: int = Field(32 * 1024, ge=256)
+    max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
+    dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+    state_write_version: Literal[1, 2] = Field(
+        2,
+        description="account state encoding the worker writes; 1 while rolling out the first release with "
+        "typed rule state, so that workers of the release before it can still read what it writes",
+    )
+    # Failure policy (docs/pipeline.md): an account state larger than this is quarantined, never
+    # written (Kafka's default record limit is 1 MB; the rest is left for key and headers).
+    # At most 950,000: Faust's producer refuses records over 1,000,000 bytes (producer_max_request_size),
+    # and a quarantined state's dead letter carries up to this many bytes plus headers.
+    max_state_bytes: int = Field(
+        900 * 1024,
+        ge=1024,
+        le=950_000,
+        description="largest account state the rules worker writes; bigger ones are quarantined",
+    )
+
+    # Rules
+    rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
+    allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
+    event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
+    # Live event→alert latency is allowed lateness + up to one tick: 0.2 s keeps p99 within lateness
+    # + 0.5 s (`make bench`); a tick with nothing due costs one pass over the assigned partitions.
+    clock_tick_seconds: float = Field(0.2, gt=0, description="rules worker: how often partition clocks advance")
+    clock_future_tolerance_seconds: float = Field(
+        1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
+    )
+    late_event_log_interval_seconds: float = Field(
+        10.0, gt=0, description="at most one 'late event ignored' WARN per partition per interval"
+    )
+    worker_batch_size: int = Field(
+        2000, ge=1, description="rules worker: most records per batch (state is written once per account per batch)"
+    )
+    worker_batch_seconds: float = Field(
+        0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
+    )
+    worker_batched_poll: bool = Field(
+        True,
+        description="rules worker: each poll's events go to the processor as one batch (false: per-record path)",
+    )
+    worker_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        description="rules worker: consumer-group session timeout (how soon a dead worker's partitions move on)",
+    )
+    # Liveness watchdog (streams/worker/liveness.py): an assigned partition with lag whose committed and
+    # processed offsets do not move for this long is reported stalled (log, metric, /readyz).
+    partition_stall_seconds: float = Field(
+        120.0, gt=0, description="rules worker: lag without progress for this long marks a partition stalled"
+    )
+    # A state write is one account's state (median ~4 KB, tens of KB for busy accounts); Kafka's
+    # default 16 KB producer batch holds two or three, so a batch's writes took hundreds of requests.
+    worker_producer_batch_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, description="rules worker: producer batch size per partition (state writes, alerts)"
+    )
+    # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
+    # states beyond this many are decoded again from the table when their account comes back.
+    worker_state_cache_accounts: int = Field(
+        25_000, ge=100, description="rules worker: most decoded account states kept in memory between batches"
+    )
+
+    # Web (metrics, health, HTTP ingest)
+    web_host: str = "127.0.0.1"
+    worker_web_port: int = 6066
+    notifier_web_port: int = 6067
+    ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
+    ingest_hmac_secret: SecretStr | None = None
+    ingest_max_body_bytes: int = 1024 * 1024
+    ingest_port: int = Field(
+        6068, description="port of `preempt ingest` (/v1/events, the tracking API /v1/batch…, /metrics, /healthz)"
+    )
+    # Ingest hardening (docs/events.md): bounds on what one request may cost before and after auth.
+    ingest_max_items: int = Field(1000, ge=1, description="most items in one ingest request (413 above)")
+    ingest_max_shared_context_bytes: int = Field(
+        8 * 1024, ge=0, description="most bytes of a batch's shared `context` (400 above); it is never copied whole"
+    )
+    ingest_max_gzip_ratio: float = Field(
+        100.0, gt=1, description="most decompressed/compressed ratio of a gzip body (413 above)"
+    )
+    ingest_kafka_timeout_seconds: float = Field(
+        10.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
+    )
+    ingest_replay_cache_size: int = Field(
+        100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"
+    )
+    # Tracking API (Segment/RudderStack SDKs): where the account id is, and what group traits mean.
+    ingest_account_id_paths: tuple[str, ...] = Field(
+        ("context.groupId", "traits.company.id"),
+        description="dotted paths tried in order for a tracking call's account id (group calls: groupId)",
+    )
+    ingest_cors_origins: tuple[str, ...] = Field(
+        (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"
+    )
+    ingest_group_traits: dict[str, str] = Field(
+        default_factory=dict, description="extra group trait → account field mappings, e.g. {'csm': 'owner.email'}"
+    )
+
+    # Notifier
+    routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_allow_plaintext_auth: bool = Field(
+        False,
+        description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
+    )
+    smtp_from: str = "Preempt <preempt@localhost>"
+    delivery_give_up_seconds: float = 3600.0
+    delivery_retry_initial_seconds: float = Field(
+        1.0, gt=0, description="first retry backoff without a Retry-After hint (doubles, with jitter)"
+    )
+    delivery_retry_max_seconds: float = Field(300.0, gt=0, description="cap of the retry backoff")
+    delivery_log_retention_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="how long delivery records are kept to refuse re-sends"
+    )
+    notifier_commit_interval_seconds: float = Field(
+        2.8, gt=0, description="how often the notifier commits the offsets of settled alerts (Faust's default)"
+    )
+    notifier_session_timeout_seconds: float = Field(
+        60.0, ge=6, description="consumer-group session timeout: how soon a dead notifier's partitions move on"
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) to verify the SMTP server's certificate; None = the system CAs"
+    )
+
+    # Logs
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        """One clear error for a security set-up that cannot work (or would silently not be used)."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol.endswith("SSL")
+        if sasl:
+            missing = [
+                f"PREEMPT_KAFKA_{name.upper()}"
+                for name, value in (
+                    ("sasl_mechanism", self.kafka_sasl_mechanism),
+                    ("sasl_username", self.kafka_sasl_username),
+                    ("sasl_password", self.kafka_sasl_password),
+                )
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+            ]
+            if missing:
+                raise ValueError(f"PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        elif self.kafka_sasl_mechanism or self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError(
+                f"PREEMPT_KAFKA_SASL_* is set but PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL; "
+                "set it to SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        ssl_files = self.kafka_ssl_ca_file or self.kafka_ssl_cert_file or self.kafka_ssl_key_file
+        if not tls and (ssl_files or self.kafka_ssl_key_password):
+            raise ValueError(
+                f"PREEMPT_KAFKA_SSL_* is set but PREEMPT_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS; "
+                "set it to SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError(
+                "PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE go together: set both or neither"
+            )
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_key_file is None:
+            raise ValueError("PREEMPT_KAFKA_SSL_KEY_PASSWORD is set without PREEMPT_KAFKA_SSL_KEY_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _check_smtp_credentials_encrypted(self) -> Settings:
+        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed."""
+        if self.smtp_username and not (self.smtp_use_tls or self.smtp_starttls) and not self.smtp_allow_plaintext_auth:
+            raise ValueError(
+                "PREEMPT_SMTP_USERNAME is set but neither PREEMPT_SMTP_STARTTLS nor PREEMPT_SMTP_USE_TLS is on: "
+                "the password would travel unencrypted; turn one on "
+                "(or set PREEMPT_SMTP_ALLOW_PLAINTEXT_AUTH=true for a trusted local relay)"
+            )
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL as a kafka-python/aiokafka bootstrap list."""
+        hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
+        return [h.strip() for h in hosts if h.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

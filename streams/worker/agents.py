@@ -1,0 +1,349 @@
+"""The rules app's agent, clock timer and rebalance hooks — thin wiring around ``RulesProcessor``.
+
+* Each poll of ``preempt.events`` reaches ``WorkerRuntime.handle_poll`` as one batch straight from
+  the consumer's fetch loop (``faust_compat.divert_topic_polls``), so the state of each touched
+  account is written once per batch and Faust's per-message path is not paid per record. With
+  ``PREEMPT_WORKER_BATCHED_POLL=false`` one agent, concurrency 1 (faust-streaming #606 commits past
+  unprocessed messages above 1), consumes them in ``take_events`` batches instead.
+* A timer advances every assigned partition's clock every ``clock_tick_seconds`` (wall clock in
+  live mode), firing inactivity/absence deadlines with no further events.
+* After a rebalance or a restart the in-memory parts (state cache, partition clocks, wakeup
+  index) are rebuilt from the recovered tables before the next batch or tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
+from kafka.partitioner.default import murmur2
+
+from streams.runtime.faust_compat import (
+    ack_offsets,
+    committed_offsets,
+    count_received,
+    divert_topic_polls,
+    flow_active,
+    keep_queue_across_flow_resume,
+    mark_offsets_done,
+)
+from streams.runtime.logs import get_logger
+from streams.runtime.settings import Settings
+from streams.worker.emit import OutputWriter
+from streams.worker.gap_repair import GapRepair
+from streams.worker.processor import BatchOutput, Record, RulesProcessor
+
+log = get_logger(__name__)
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+class WorkerRuntime:
+    """Everything one rules worker holds between batches, guarded by one lock."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        events_topic: str,
+        processor: RulesProcessor[Any, Any],
+        writer: OutputWriter,
+        state_table: Any,
+        clock_table: Any,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.events_topic = events_topic
+        self.processor = processor
+        self.writer = writer
+        self.state_table = state_table
+        self.clock_table = clock_table
+        self.lock = asyncio.Lock()
+        self.gap_repair: GapRepair | None = None
+        self.events_processed = 0
+        # Next offset after the last record handled, per partition (the liveness watchdog's
+        # "processed" progress marker; dropped with the partition on revocation).
+        self.processed_offsets: dict[int, int] = {}
+        self._needs_rebuild = True
+        self._recovered = False
+        # Partitions whose first record after a (re)assignment is still to be checked against the
+        # group's committed offset (records between the two were fetched but never delivered).
+        self._first_unchecked: set[int] = set()
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    async def handle_batch(self, events: Iterable[Any]) -> None:
+        """Process one batch of ``preempt.events`` records and perform its I/O."""
+        records = [
+            Record(
+                partition=e.message.partition,
+                offset=e.message.offset,
+                key=e.message.key,
+                value=e.message.value,
+                headers=_headers(e.message.headers),
+                topic=e.message.topic,
+            )
+            for e in events
+        ]
+        async with self.lock:
+            await self._process(records)
+
+    async def handle_poll(self, polled: dict[Any, list[Any]], generation_id: int) -> None:
+        """Process one poll's records of ``preempt.events`` as one batch (the batched path).
+
+        ``polled`` maps each TP to aiokafka's records, handed over by the consumer's fetch loop
+        (``faust_compat.divert_topic_polls``) instead of going through Faust's per-message path.
+        Offsets are acked only after the batch's state writes and outputs are handed to the
+        producer (Faust flushes it before committing). Records of an older consumer generation,
+        or polled while a rebalance stopped the flow, are dropped: their partitions are re-read
+        from the committed offsets. Revocation waits for the batch in flight (the lock).
+        """
+        async with self.lock:
+            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                return
+            records = [
+                Record(tp.partition, r.offset, r.key, r.value, _headers(r.headers), tp.topic)
+                for tp, batch in polled.items()
+                for r in batch
+            ]
+            await self._process(records)
+            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                return  # revoked meanwhile: the new owner re-reads from the committed offset
+            for tp, batch in polled.items():
+                ack_offsets(self.app, tp, (r.offset for r in batch))
+                count_received(self.app, tp, len(batch), batch[-1].offset)
+
+    async def _process(self, records: list[Record]) -> None:
+        """Rebuild if needed, repair gaps, process, perform the I/O (under the lock)."""
+        self._maybe_rebuild()
+        gaps = self._gaps_after_commit(records) + self.processor.find_gaps(records)
+        repaired: list[Record] = []
+        if gaps and self.gap_repair is not None:
+            records, repaired = await self._repair(records, gaps)
+        out = self.processor.process_batch(records)
+        await self._apply(out)
+        if repaired:
+            await self._mark_done(repaired)
+        self.events_processed += len(records)
+        for record in records:
+            if record.offset >= self.processed_offsets.get(record.partition, 0):
+                self.processed_offsets[record.partition] = record.offset + 1
+
+    def _gaps_after_commit(self, records: list[Record]) -> list[tuple[int, int, int]]:
+        """A gap between the committed offset and the first record delivered after an assignment.
+
+        Faust's drain loop can drop records it already fetched when a rebalance moves its read
+        offset under it; those records are never acked, and Faust never commits past them.
+        """
+        if not self._first_unchecked:
+            return []
+        first: dict[int, int] = {}
+        for record in records:
+            if record.partition in self._first_unchecked and record.partition not in first:
+                first[record.partition] = record.offset
+        committed = committed_offsets(self.app.consumer)
+        gaps: list[tuple[int, int, int]] = []
+        for partition, offset in first.items():
+            self._first_unchecked.discard(partition)
+            start = committed.get(TP(self.events_topic, partition))
+            if start is not None and offset > start:
+                gaps.append((partition, start, offset))
+        return gaps
+
+    async def _mark_done(self, repaired: list[Record]) -> None:
+        """Let Faust commit past re-read records: it never delivered them, so it never acks them."""
+        runs: list[tuple[int, int, int]] = []  # (partition, first offset, next offset)
+        for record in sorted(repaired, key=lambda r: (r.partition, r.offset)):
+            if runs and runs[-1][0] == record.partition and runs[-1][2] == record.offset:
+                runs[-1] = (record.partition, runs[-1][1], record.offset + 1)
+            else:
+                runs.append((record.partition, record.offset, record.offset + 1))
+        for partition, start, end in runs:
+            await mark_offsets_done(self.app, TP(self.events_topic, partition), start, end)
+
+    async def _repair(
+        self, records: list[Record], gaps: list[tuple[int, int, int]]
+    ) -> tuple[list[Record], list[Record]]:
+        """``records`` with the re-read records of ``gaps`` merged in, and the re-read records."""
+        assert self.gap_repair is not None
+        fetched: list[Record] = []
+        for partition, start, end in gaps:
+            got = await self.gap_repair.fetch(partition, start, end)
+            log.error(
+                "records skipped before reaching the rules worker; re-read them from Kafka",
+                partition=partition,
+                first_missing=start,
+                next_seen=end,
+                recovered=len(got),
+            )
+            fetched += got
+        # Per-partition order is what matters (each partition has its own clock). A record both
+        # delivered and re-read is kept once.
+        delivered = {(r.partition, r.offset) for r in records}
+        fetched = [r for r in fetched if (r.partition, r.offset) not in delivered]
+        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset)), fetched
+
+    async def tick(self) -> None:
+        """Advance the clocks of the assigned partitions (a no-op while recovering)."""
+        if not self._recovered or self.app.rebalancing:
+            return
+        async with self.lock:
+            self._maybe_rebuild()
+            out = self.processor.tick(self.assigned_partitions())
+            await self._apply(out)
+
+    async def _apply(self, out: BatchOutput) -> None:
+        # Order (streams/worker/emit.py): alerts and dead letters delivered → states → clocks. Otherwise a
+        # crash in between loses an alert (its event already marked seen, or judged late).
+        delivered = await self.writer.send(out)
+        if delivered:
+            await asyncio.gather(*delivered)
+        self.writer.write_states(out)
+        if out.clock_writes:
+            # The clock must never reach the broker ahead of the states it covers: restored ahead,
+            # it would make the re-read events of an unwritten state late (dropped) after a crash.
+            await self.app.producer.flush()
+            self.writer.write_clocks(out)
+        for alert in out.alerts:
+            log.info(
+                "alert emitted",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                severity=alert.severity,
+            )
+
+    # --- rebalance and recovery ----------------------------------------------------------------
+
+    def assigned_partitions(self) -> set[int]:
+        """Partitions of ``preempt.events`` this worker owns right now."""
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:  # nothing is assigned before the consumer runs
+            return set()
+        return {tp.partition for tp in assignment if tp.topic == self.events_topic}
+
+    def on_revoked(self, revoked: Iterable[Any]) -> None:
+        """Forget what belongs to partitions handed to another worker (it recovers them)."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.events_topic}
+        self.processor.cache.drop_partitions(gone)
+        self.processor.clocks.forget(gone)
+        self.processor.wakeups.drop_partitions(gone)
+        for partition in gone:
+            self.processed_offsets.pop(partition, None)
+        self._needs_rebuild = True
+        self._recovered = False
+
+    def on_assigned(self) -> None:
+        """A new assignment: rebuild from the tables once they are recovered."""
+        self._needs_rebuild = True
+
+    def on_recovered(self) -> None:
+        """Faust finished restoring the tables (called by the state table's recovery callback)."""
+        self._recovered = True
+        log.info("rules worker ready", partitions=sorted(self.assigned_partitions()))
+
+    @property
+    def recovered(self) -> bool:
+        """True once the tables are recovered for the current assignment."""
+        return self._recovered
+
+    def _maybe_rebuild(self) -> None:
+        if not self._needs_rebuild:
+            return
+        mine = self.assigned_partitions()
+        n_partitions = self.settings.topic_partitions
+        processor = self.processor
+        processor.cache.clear()
+        processor.forget_offsets()
+        processor.wakeups.drop_partitions(range(n_partitions))
+        processor.clocks.forget(range(n_partitions))
+        for key, value in list(self.clock_table.items()):
+            processor.restore_clock(key, value, mine)
+        states = (
+            (key.decode("utf-8", "replace"), p, value)
+            for key, value in list(self.state_table.items())
+            if (p := partition_for_key(key, n_partitions)) in mine
+        )
+        n = processor.rebuild_wakeups(states)
+        self._first_unchecked = set(mine)
+        self._needs_rebuild = False
+        log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+def keep_events_across_flow_resume(app: faust.App, stream: Any) -> None:
+    """Stop Faust from emptying the events stream's buffer each time it resumes flow control.
+
+    Records fetched while recovery awaits its final seek would otherwise be dropped unprocessed
+    (the workaround and its evidence: ``streams.runtime.faust_compat.keep_queue_across_flow_resume`` and
+    docs/pipeline.md). Records of an older consumer generation are still skipped by the stream
+    iterator, and the partitions are re-read from the committed offsets after a rebalance.
+    """
+    keep_queue_across_flow_resume(app, getattr(getattr(stream, "channel", None), "queue", None))
+
+
+def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
+    """Register the events agent, the clock timer and the rebalance hooks on ``app``."""
+
+    async def evaluate(stream: Any) -> None:
+        keep_events_across_flow_resume(app, stream)
+        # take_events (not take): the batch keeps each record's partition and offset, and the
+        # records are acked only after the whole batch has been handled.
+        async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
+            try:
+                await runtime.handle_batch(batch)
+            except Exception as exc:
+                # Bad input is dead-lettered inside handle_batch, so this is a bug. Stop the whole
+                # worker rather than let Faust restart the agent: while it is down Faust's stream
+                # drainer would ack and discard records. A restart resumes from the last commit.
+                log.critical("rules batch failed; stopping the worker", error=repr(exc))
+                await app.crash(exc)
+                raise
+
+    async def advance_clock() -> None:
+        await runtime.tick()
+
+    async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        async with runtime.lock:  # revocation waits for the batch in flight
+            runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
+
+    async def poll(polled: dict[Any, list[Any]], generation_id: int) -> None:
+        try:
+            await runtime.handle_poll(polled, generation_id)
+        except Exception as exc:
+            # As for the agent: a bug, not bad input. Stop the worker; a restart resumes from
+            # the last commit (nothing of this poll was acked).
+            log.critical("rules batch failed; stopping the worker", error=repr(exc))
+            await app.crash(exc)
+            raise
+
+    async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        runtime.on_assigned()
+
+    async def recovered() -> None:
+        runtime.on_recovered()
+
+    app.agent(events, name="evaluate", concurrency=1)(evaluate)
+    if settings.worker_batched_poll:
+        # Each poll's events go to the processor as one batch, bypassing Faust's per-message
+        # path; the agent stays subscribed (it keeps the topic in the group's assignment) but
+        # receives nothing. Changelogs and recovery keep Faust's normal path.
+        divert_topic_polls(app, events.get_topic_name(), poll)
+    app.timer(interval=settings.clock_tick_seconds, name="advance-clock")(advance_clock)
+    app.on_partitions_revoked.connect(revoked)
+    app.on_partitions_assigned.connect(assigned)
+    runtime.state_table.on_recover(recovered)

@@ -1,0 +1,137 @@
+"""The Faust rules app ``<prefix>-rules`` (``preempt-rules`` by default).
+
+``preempt.events`` (raw bytes) → decode (dead letters to ``preempt.events.dlq``) → per-account rule
+engine with its state in a changelog-backed table (written once per touched account per batch) →
+findings → enrich from ``preempt.accounts`` (a global table) → alerts on ``preempt.alerts`` keyed by
+account. A timer moves each partition's clock so deadlines fire without new events. See
+docs/pipeline.md for the guarantees.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
+from streams.worker.agents import WorkerRuntime, install_agents
+from streams.worker.clock import PartitionClocks
+from streams.worker.emit import OutputWriter
+from streams.worker.enrich import AccountDirectory, accounts_table
+from streams.worker.gap_repair import GapRepair
+from streams.worker.liveness import PartitionWatchdog
+from streams.worker.partition_scope import PartitionEvents
+from streams.worker.processor import RuleEnginePort, RulesProcessor
+from streams.worker.state_cache import StateCache
+from streams.worker.wakeups import WakeupIndex
+
+if TYPE_CHECKING:
+    from rules.findings import Finding
+    from rules.state import AccountState
+
+STATE_TABLE = "account-state"
+CLOCK_TABLE = "partition-clock"
+
+
+def app_id(settings: Settings) -> str:
+    """The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``."""
+    return f"{settings.topic_prefix}-rules"
+
+
+def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Finding], list[str]]:
+    """The rule engine for ``settings.rules_path`` and the ids of its rules."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+
+    ruleset = load_rules(settings.rules_path)
+    engine = RuleEngine(
+        ruleset, dedup_horizon=settings.dedup_horizon_seconds, state_version=settings.state_write_version
+    )
+    rule_ids = [rule.id for rule in ruleset.enabled]
+    return engine, rule_ids
+
+
+def create_app(
+    settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
+) -> faust.App:
+    """Build the rules app for ``settings`` (no I/O until the worker starts)."""
+    if engine is None:
+        engine, rule_ids = load_engine(settings)
+    names = TopicNames.from_settings(settings)
+    partitions = settings.topic_partitions
+    app = faust.App(
+        app_id(settings),
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topic_replication,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_port=settings.worker_web_port,
+        web_in_thread=False,
+        # Faust's /table and /router pages would serve account state, owner emails and MRR to
+        # anyone who can reach the port; the app does not use them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        broker_credentials=faust_credentials(settings),
+        stream_buffer_maxsize=16384,
+        broker_max_poll_records=5000,
+        producer_linger=0.01,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        producer_max_batch_size=settings.worker_producer_batch_bytes,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(names.events, partitions=partitions, **raw)
+    alerts = app.topic(names.alerts, partitions=partitions, **raw)
+    dlq = app.topic(names.events_dlq, partitions=partitions, **raw)
+    as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": partitions}
+    state_table = app.Table(STATE_TABLE, **as_bytes)
+    clock_table = app.Table(CLOCK_TABLE, **as_bytes)
+    accounts = accounts_table(app, names.accounts, partitions)
+
+    clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
+    cache = StateCache(
+        state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
+    )
+    directory = AccountDirectory(accounts)
+    processor = RulesProcessor(
+        engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
+    )
+    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
+    runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
+    runtime.gap_repair = GapRepair(settings, names.events)
+    install_agents(app, runtime, events, settings)
+    _register_web(app)
+    _register_watchdog(app, runtime, settings)
+    return app
+
+
+def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Settings) -> None:
+    """The liveness watchdog (``streams.worker.liveness``): a timer, and its stalls on ``/readyz``."""
+    from streams.runtime.ops_web import register_liveness
+
+    watchdog = PartitionWatchdog(
+        app,
+        runtime.events_topic,
+        settings.partition_stall_seconds,
+        processed=lambda: runtime.processed_offsets,
+        ready=lambda: runtime.recovered,
+    )
+    app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
+    register_liveness(app, watchdog.stalled)
+
+
+def _register_web(app: faust.App) -> None:
+    """/metrics (Faust's Prometheus sensor + preempt_*), /healthz, /readyz from ``streams.worker.web``."""
+    try:
+        from streams.worker.web import register_web
+    except ImportError:  # the ops module has not landed: fall back to Faust's sensor page alone
+        from faust.sensors.prometheus import setup_prometheus_sensors
+
+        setup_prometheus_sensors(app)
+        return
+    register_web(app)

@@ -1,0 +1,61 @@
+"""Re-read records that Faust acknowledged without handing them to the rules worker.
+
+Offsets of ``preempt.events`` (a non-transactional topic) are contiguous, so a jump between two
+records of one partition means records were skipped upstream of the agent (observed with
+faust-streaming 0.15: one record in ~80,000, soon after assignment). The records are still in
+Kafka; this reads exactly that offset range with a plain consumer (no group, no commits) so the
+worker processes them in the same batch instead of losing them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.runtime.kafka_clients import aiokafka_config
+from streams.runtime.settings import Settings
+from streams.worker.processor import Record
+
+
+class GapRepair:
+    """Fetches ``[start, end)`` of one partition of the events topic on demand."""
+
+    def __init__(self, settings: Settings, topic: str, timeout_s: float = 10.0) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def fetch(self, partition: int, start: int, end: int) -> list[Record]:
+        """The records at offsets ``start`` ≤ offset < ``end`` of ``partition`` (bounded wait)."""
+        consumer = await self._ensure_consumer()
+        tp = TopicPartition(self._topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        out: list[Record] = []
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline and (not out or out[-1].offset < end - 1):
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
+            for msg in batch.get(tp, []):
+                if start <= msg.offset < end:
+                    headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
+                    out.append(Record(partition, msg.offset, msg.key, msg.value, headers, self._topic))
+        return out
+
+    async def close(self) -> None:
+        """Stop the side consumer, if it was started."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _ensure_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.bootstrap_servers,
+                enable_auto_commit=False,
+                group_id=None,
+                **aiokafka_config(self._settings),
+            )
+            await self._consumer.start()
+        return self._consumer

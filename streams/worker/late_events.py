@@ -1,0 +1,59 @@
+"""Late events: counted per partition, and logged — at most one WARN per partition per interval.
+
+A late event (older than its account's clock) is ignored by the rules, so it must never be
+silent: ``preempt_late_events_total{partition}`` counts every one, and a rate-limited WARN names an
+account and how late it was, with how many more were late on that partition since the last line.
+Pure apart from the metric and the log: the caller passes the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import LATE_EVENTS
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _PartitionLog:
+    last_logged: float
+    suppressed: int = 0
+    worst: float = 0.0
+
+
+class LateEventLog:
+    """Counts late events per partition and logs them, at most once per ``interval`` seconds per partition."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._pending: dict[int, int] = {}
+        self._partitions: dict[int, _PartitionLog] = {}
+
+    def late(self, partition: int, account_id: str, seconds_late: float, now: float) -> None:
+        """One late event of ``account_id`` on ``partition``, ``seconds_late`` behind its clock."""
+        self._pending[partition] = self._pending.get(partition, 0) + 1
+        seconds_late = max(0.0, seconds_late)
+        state = self._partitions.get(partition)
+        if state is not None and now - state.last_logged < self.interval:
+            state.suppressed += 1
+            state.worst = max(state.worst, seconds_late)
+            return
+        suppressed = 0 if state is None else state.suppressed
+        worst = 0.0 if state is None else state.worst
+        self._partitions[partition] = _PartitionLog(last_logged=now)
+        log.warning(
+            "late event ignored",
+            partition=partition,
+            account_id=account_id,
+            seconds_late=round(seconds_late, 3),
+            more_late_since_last_warning=suppressed,
+            worst_seconds_late_since_last_warning=round(worst, 3),
+        )
+
+    def flush_counts(self) -> None:
+        """Add the late events seen since the last call to the metric (once per batch: labels() is costly)."""
+        for partition, n in self._pending.items():
+            LATE_EVENTS.labels(partition=str(partition)).inc(n)
+        self._pending.clear()

@@ -1,0 +1,123 @@
+"""The rules worker's liveness watchdog: an assigned partition with lag and no progress is a stall.
+
+A silent stop is the worst failure an alert service has (issue 10: one partition of a restarted
+worker was never consumed again, with nothing in the log). Every ``interval`` the watchdog samples
+each assigned partition of ``preempt.events``: its end offset (asked of the broker), the offset the
+group committed and the next offset the worker processed. A partition with lag whose committed
+and processed offsets both stay put for ``PREEMPT_PARTITION_STALL_SECONDS`` is reported:
+
+* an ERROR log line "partition stalled" with the offsets and Faust's/aiokafka's view of the
+  partition's fetch path (``streams.runtime.faust_compat.partition_flow_state``),
+* ``preempt_partition_stalled{topic,partition}`` = 1 and ``preempt_partition_stalls_total{topic}`` + 1,
+* ``/readyz`` answers 503 "partition stalled …" (``streams.runtime.health.readiness``),
+
+until progress resumes (INFO "partition progressing again", gauge back to 0). A stalled partition
+that Faust stopped fetching (not in its active set outside a rebalance) is also resumed once. Sampling pauses
+while a rebalance or table recovery runs; the stall clock starts again afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ConsumerNotStarted
+
+from streams.runtime.faust_compat import committed_offsets, partition_flow_state
+from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import PARTITION_STALLED, PARTITION_STALLS
+
+log = get_logger(__name__)
+
+
+class PartitionWatchdog:
+    """Samples the events topic's assigned partitions and reports stalls (see the module doc)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topic: str,
+        stall_after_s: float,
+        processed: Callable[[], Mapping[int, int]],
+        ready: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.topic = topic
+        self.tracker = StallTracker(stall_after_s)
+        self._processed = processed
+        self._ready = ready
+        self._clock = clock
+        self._stalled: dict[int, PartitionStall] = {}
+
+    @property
+    def interval_s(self) -> float:
+        """How often to sample: often enough to report within ~1.25 × the stall time."""
+        return max(1.0, min(15.0, self.tracker.stall_after_s / 4))
+
+    def stalled(self) -> tuple[str, ...]:
+        """``topic/partition`` of every partition stalled right now (for ``/readyz``)."""
+        return tuple(s.name for _, s in sorted(self._stalled.items()))
+
+    async def check(self) -> None:
+        """One sampling round (the app's timer calls it every ``interval_s``)."""
+        if self.app.rebalancing or self.app.in_recovery or not self._ready():
+            self.tracker.reset()
+            self._update([])
+            return
+        consumer = self.app.consumer
+        try:
+            tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
+            ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
+            committed = committed_offsets(consumer)
+            missing = [tp for tp in tps if committed.get(tp) is None]
+            earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
+        except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
+            log.warning("partition watchdog could not sample", error=repr(exc))
+            return
+        processed = self._processed()
+        samples = [
+            PartitionSample(
+                topic=tp.topic,
+                partition=tp.partition,
+                end=int(ends[tp]),
+                committed=committed.get(tp),
+                processed=processed.get(tp.partition),
+                start=int(earliest.get(tp) or 0),
+            )
+            for tp in tps
+            if ends.get(tp) is not None
+        ]
+        self._update(self.tracker.observe(samples, self._clock()), {tp.partition: tp for tp in tps})
+
+    def _update(self, stalls: list[PartitionStall], tps: Mapping[int, Any] | None = None) -> None:
+        now = {s.partition: s for s in stalls}
+        for partition, stall in now.items():
+            if partition not in self._stalled:
+                PARTITION_STALLS.labels(topic=stall.topic).inc()
+                flow = partition_flow_state(self.app, tps[partition]) if tps and partition in tps else {}
+                log.error(
+                    "partition stalled: assigned, with lag, no committed or processed progress",
+                    topic=stall.topic,
+                    partition=partition,
+                    lag=stall.lag,
+                    committed=stall.committed,
+                    processed=stall.processed,
+                    stalled_for_s=round(stall.stalled_for_s, 1),
+                    **flow,
+                )
+                if flow.get("faust_active") is False and tps is not None:
+                    # Outside a rebalance and recovery every assigned source partition should be
+                    # fetched; one left paused (or marked buffer-full) would never move again.
+                    log.warning("resuming a stalled partition Faust had stopped fetching", partition=partition)
+                    self.app.consumer.resume_partitions({tps[partition]})
+            PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(1)
+        for partition, stall in self._stalled.items():
+            if partition not in now:
+                PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(0)
+                log.info("partition progressing again", topic=stall.topic, partition=partition)
+        self._stalled = now

@@ -1,0 +1,415 @@
+"""The rules worker's core, free of Faust: a batch of raw records in, alerts and state writes out.
+
+Agents stay thin (``streams.worker.agents``): they hand each batch of ``preempt.events`` records to
+:meth:`RulesProcessor.process_batch` and each clock tick to :meth:`RulesProcessor.tick`, then
+perform the I/O the returned :class:`BatchOutput` describes (dead letters, alerts, one state write
+per touched account, one clock write per moved partition). Everything here is synchronous and
+deterministic given the wall clock it is handed, so it is unit-tested without a broker.
+
+Per batch: decode every record (rejections become dead letters) → ``engine.on_event`` with the
+partition's watermark as it stood before the batch (events are only buffered; nothing within the
+allowed lateness can be judged late) → observe event times → for every partition, advance each
+touched account and every account whose wakeup is due under the new watermark → findings →
+enrich → alerts. Advancing once per touched account per batch, not once per event, is the work
+that batching shares.
+
+Failure policy (docs/pipeline.md): nothing one record or one account does escapes this core. A
+record that does not decode, or on which the engine raises, is dead-lettered; an account whose
+state cannot be read, advanced, encoded or stored within ``max_state_bytes`` is quarantined (its
+stored state dead-lettered with the reason, a fresh state started); a finding that cannot become
+an alert even without account context is dead-lettered as ``alert_build_failed``. Each is counted
+and logged, and the batch carries on. Only a bug in this loop itself raises.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+import orjson
+
+from rules.engine import EventOutcome
+from schemas.account import Account
+from schemas.alert import Alert
+from schemas.decoder import Rejection, decode_event
+from schemas.event import Event
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import (
+    ALERTS_NOT_BUILT,
+    DUPLICATE_EVENTS,
+    EVENT_OFFSET_GAPS,
+    EVENT_TO_ALERT,
+    EVENTS,
+    EVENTS_DEAD_LETTERED,
+    RULE_EVALUATIONS,
+    WATERMARK,
+)
+from streams.runtime.settings import Settings
+from streams.worker.clock import PartitionClocks
+from streams.worker.late_events import LateEventLog
+from streams.worker.state_cache import EVALUATION_ERROR, Quarantine, StateCache
+from streams.worker.wakeups import WakeupIndex
+
+log = get_logger(__name__)
+
+PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
+ALERT_BUILD_FAILED = "alert_build_failed"  # a finding could not become an alert: the finding is dead-lettered
+STATE_SOURCE = "account-state"
+"""``preempt.dlq.source.topic`` of a quarantined state's dead letter: the state table (offset -1)."""
+
+
+class EngineState(Protocol):
+    """What the worker reads of an account's engine state (``rules.state.AccountState``); the rest is the engine's."""
+
+    @property
+    def finalized_until(self) -> float:
+        """The watermark the account has been advanced to (events before it are late)."""
+        ...
+
+
+class EngineFinding(Protocol):
+    """What the worker reads of a finding (``rules.findings.Finding``) before the engine makes it an alert."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def newest_event_ts(self) -> float | None:
+        """Event time of the newest event behind the finding (None: a deadline with no event), for latency."""
+        ...
+
+
+StateT = TypeVar("StateT", bound=EngineState)
+FindingT = TypeVar("FindingT", bound=EngineFinding)
+
+
+class RuleEnginePort(Protocol[StateT, FindingT]):
+    """The slice of ``rules.engine.RuleEngine`` the worker calls: the engine's contract with its callers.
+
+    The state is the engine's (the worker keeps it in the state cache and reads only
+    ``finalized_until``); findings go back to the engine to become alerts.
+    """
+
+    def new_state(self) -> StateT: ...
+    def on_event(self, state: StateT, event: Event, watermark: float) -> tuple[EventOutcome, list[FindingT]]: ...
+    def advance(self, state: StateT, watermark: float) -> list[FindingT]: ...
+    def next_wakeup(self, state: StateT) -> float | None: ...
+    def dumps(self, state: StateT) -> bytes: ...
+    def loads(self, data: bytes) -> StateT: ...
+    def to_alert(self, finding: FindingT, account: Account | None, emitted_at: float) -> Alert: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """One Kafka record of ``preempt.events`` as the processor needs it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    topic: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """A record the worker could not accept, and why (``reason`` is a ``schemas.decoder.Reason``
+    code, ``processing_error`` when the rule engine raised on a valid event, a quarantine reason of
+    ``streams.worker.state_cache`` for an account's set-aside state, or ``alert_build_failed``)."""
+
+    record: Record
+    reason: str
+    detail: str
+    field: str | None = None
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """The I/O one batch (or tick) asks for, in the order it must happen."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    clock_writes: dict[int, float] = field(default_factory=dict)
+    accepted: int = 0
+
+    @property
+    def changelog_records(self) -> int:
+        """Table writes this output makes (each one changelog record)."""
+        return sum(len(w) for w in self.state_writes.values()) + len(self.clock_writes)
+
+
+AccountLookup = Callable[[str], Account | None]
+
+
+class RulesProcessor(Generic[StateT, FindingT]):
+    """Decode → dedup/evaluate per account → findings → enriched alerts, for one worker."""
+
+    def __init__(
+        self,
+        engine: RuleEnginePort[StateT, FindingT],
+        settings: Settings,
+        cache: StateCache,
+        clocks: PartitionClocks,
+        wakeups: WakeupIndex,
+        accounts: AccountLookup,
+        rule_ids: Iterable[str] = (),
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.cache = cache
+        self.clocks = clocks
+        self.wakeups = wakeups
+        self.accounts = accounts
+        self._rule_ids = tuple(rule_ids)
+        self._wall_clock = wall_clock
+        self._live = not settings.event_time_only
+        self._next_offset: dict[int, int] = {}
+        # The settings' bounds apply to the parts this core drives, whoever built them.
+        cache.max_state_bytes = settings.max_state_bytes
+        clocks.future_tolerance = settings.clock_future_tolerance_seconds
+        self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
+
+    # --- the two entry points ----------------------------------------------------------------
+
+    def process_batch(self, records: Sequence[Record]) -> BatchOutput:
+        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it)."""
+        out = BatchOutput()
+        now = self._wall_clock()
+        touched: dict[int, set[str]] = {}
+        before: dict[int, float] = {}
+        outcomes: dict[EventOutcome, int] = {}
+        for record in records:
+            self._check_offset(record)
+            decoded = decode_event(
+                record.value,
+                max_bytes=self.settings.max_event_bytes,
+                max_future_skew=self.settings.max_future_skew_seconds,
+                now=now,
+            )
+            if isinstance(decoded, Rejection):
+                self._dead_letter(out, DeadLetter(record, str(decoded.reason), decoded.detail, decoded.field))
+                continue
+            p = record.partition
+            if p not in before:
+                before[p] = self._watermark_before(p, decoded.ts)
+            state: StateT = self.cache.get(decoded.account_id, p)
+            try:
+                outcome, findings = self.engine.on_event(state, decoded, before[p])
+            except Exception as exc:  # a rule bug must not stall the stream nor lose the event
+                log.exception("rule engine failed on an event", account_id=decoded.account_id)
+                self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._check_account(decoded.account_id, p, state, before[p], out, now)
+                continue
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome is EventOutcome.ACCEPTED:
+                out.accepted += 1
+                self.clocks.observe(p, decoded.ts)
+                touched.setdefault(p, set()).add(decoded.account_id)
+                self.cache.mark_dirty(decoded.account_id, p)
+            elif outcome is EventOutcome.LATE:
+                clock = max(before[p], state.finalized_until)
+                self.late_log.late(p, decoded.account_id, clock - decoded.ts, now)
+            self._emit(findings, out, now, p)
+        self._count_outcomes(outcomes)
+        self.late_log.flush_counts()
+        for p in sorted(touched):
+            self._advance_partition(p, touched[p], out, now)
+        out.clock_writes = self.clocks.take_dirty()
+        out.state_writes = self.cache.flush()
+        self._dead_letter_quarantined(out)
+        return out
+
+    def tick(self, partitions: Iterable[int]) -> BatchOutput:
+        """Advance the clock of ``partitions`` (timer): fire due deadlines and buffered events."""
+        out = BatchOutput()
+        now = self._wall_clock()
+        for p in sorted(partitions):
+            self._advance_partition(p, set(), out, now)
+        out.state_writes = self.cache.flush()
+        self._dead_letter_quarantined(out)
+        return out
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def find_gaps(self, records: Sequence[Record]) -> list[tuple[int, int, int]]:
+        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
+        expected = dict(self._next_offset)
+        gaps: list[tuple[int, int, int]] = []
+        for record in records:
+            nxt = expected.get(record.partition)
+            if nxt is not None and record.offset > nxt:
+                gaps.append((record.partition, nxt, record.offset))
+            if nxt is None or record.offset >= nxt:
+                expected[record.partition] = record.offset + 1
+        return gaps
+
+    def forget_offsets(self) -> None:
+        """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
+        self._next_offset.clear()
+
+    def restore_clock(self, key: bytes, value: bytes, partitions: set[int]) -> None:
+        """Seed a partition's clock from one record of the clock table, if it is one of ``partitions``.
+
+        An unreadable record is logged and skipped (the partition's clock restarts from its next
+        event or the wall clock), never raised: raised here it would stop every worker that
+        recovers the partition.
+        """
+        try:
+            partition, max_event_time = int(key), float(value)
+        except (TypeError, ValueError) as exc:
+            log.error("unreadable partition clock record skipped", key=repr(key)[:100], error=str(exc))
+            return
+        if partition in partitions and math.isfinite(max_event_time):
+            self.clocks.restore(partition, max_event_time)
+
+    def rebuild_wakeups(self, states: Iterable[tuple[str, int, bytes]]) -> int:
+        """Re-index ``(account_id, partition, state bytes)`` read from the table after recovery.
+
+        An unreadable state is quarantined (dead-lettered with the next batch or tick's output), not
+        raised: raised here it would stop every worker that recovers the partition.
+        """
+        n = 0
+        for account_id, partition, raw in states:
+            state = self.cache.load(account_id, partition, raw)
+            wakeup = None
+            if state is not None:
+                try:
+                    wakeup = self.engine.next_wakeup(state)
+                except Exception as exc:  # noqa: BLE001 - one account's failure is that account's (policy)
+                    self._quarantine(account_id, partition, exc)
+            self.wakeups.set(partition, account_id, wakeup)
+            n += 1
+        return n
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _check_offset(self, record: Record) -> None:
+        # Offsets of a non-transactional topic are contiguous, so a jump means records were
+        # acknowledged by the consumer without reaching us; say so loudly (it never should).
+        expected = self._next_offset.get(record.partition)
+        if expected is not None and record.offset > expected:
+            EVENT_OFFSET_GAPS.inc(record.offset - expected)
+            log.error(
+                "records skipped before reaching the rules worker",
+                partition=record.partition,
+                first_missing=expected,
+                next_seen=record.offset,
+            )
+        if expected is None or record.offset >= expected:
+            self._next_offset[record.partition] = record.offset + 1
+
+    def _watermark_before(self, partition: int, first_event_time: float) -> float:
+        # A partition that has seen nothing yet starts its clock at its first event, as the
+        # backtest's clock starts at the file's first event.
+        wm = self.clocks.watermark(partition)
+        return first_event_time - self.clocks.allowed_lateness if wm is None else wm
+
+    def _advance_partition(self, partition: int, touched: set[str], out: BatchOutput, now: float) -> None:
+        wm = self.clocks.watermark(partition)
+        if wm is None:  # event-time mode and nothing seen on this partition yet: no clock to move
+            return
+        WATERMARK.set(wm)
+        due = set(self.wakeups.pop_due(partition, wm))
+        evaluations = 0
+        for account_id in sorted(touched | due):
+            state = self.cache.get(account_id, partition)
+            try:
+                findings = self.engine.advance(state, wm)
+                wakeup = self.engine.next_wakeup(state)
+            except Exception as exc:  # noqa: BLE001 - the account's state cannot move on: set it aside, not the stream
+                self._quarantine(account_id, partition, exc)
+                self.wakeups.set(partition, account_id, None)
+                continue
+            evaluations += 1
+            self.cache.mark_dirty(account_id, partition)
+            self.wakeups.set(partition, account_id, wakeup)
+            self._emit(findings, out, now, partition)
+        for rule_id in self._rule_ids:
+            RULE_EVALUATIONS.labels(rule=rule_id).inc(evaluations)
+
+    def _check_account(
+        self, account_id: str, partition: int, state: StateT, watermark: float, out: BatchOutput, now: float
+    ) -> None:
+        """After the engine failed on an event: does the account's state still advance? If not (the
+        failure is in the state, e.g. the event got buffered), quarantine it, or every later event of
+        the account would fail too."""
+        try:
+            findings = self.engine.advance(state, watermark)
+        except Exception as exc:  # noqa: BLE001 - the state is broken: set it aside (policy)
+            self._quarantine(account_id, partition, exc)
+            return
+        self.cache.mark_dirty(account_id, partition)
+        self._emit(findings, out, now, partition)
+
+    def _quarantine(self, account_id: str, partition: int, exc: Exception) -> None:
+        log.error("rule engine failed on an account's state", account_id=account_id, exc_info=exc)
+        self.cache.quarantine(account_id, partition, EVALUATION_ERROR, f"{type(exc).__name__}: {exc}"[:500])
+
+    def _emit(self, findings: list[FindingT], out: BatchOutput, now: float, partition: int) -> None:
+        for finding in findings:
+            alert = self._alert(finding, out, now, partition)
+            if alert is None:
+                continue
+            out.alerts.append(alert)
+            newest = finding.newest_event_ts
+            if self._live and newest is not None:
+                EVENT_TO_ALERT.observe(max(0.0, now - newest))
+
+    def _alert(self, finding: FindingT, out: BatchOutput, now: float, partition: int) -> Alert | None:
+        """Enrich and render ``finding``; without the account on failure; dead-lettered if that fails too."""
+        try:
+            return self.engine.to_alert(finding, self.accounts(finding.account_id), now)
+        except Exception as exc:  # noqa: BLE001 - any enrichment failure: retried without the account
+            log.warning(
+                "alert enrichment failed; sending it without account context",
+                account_id=finding.account_id,
+                rule_id=finding.rule_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        try:
+            return self.engine.to_alert(finding, None, now)
+        except Exception as exc:
+            log.exception("finding could not become an alert; dead-lettered", account_id=finding.account_id)
+            ALERTS_NOT_BUILT.inc()
+            value = orjson.dumps(finding, default=repr)  # a dataclass as its fields, anything else as its repr
+            record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")
+            self._dead_letter_record(out, DeadLetter(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
+            return None
+
+    def _dead_letter_quarantined(self, out: BatchOutput) -> None:
+        for q in self.cache.take_quarantined():
+            out.dead_letters.append(_quarantine_letter(q))
+            EVENTS_DEAD_LETTERED.labels(reason=q.reason).inc()
+
+    @staticmethod
+    def _dead_letter_record(out: BatchOutput, letter: DeadLetter) -> None:
+        """A dead letter that is not an event of the stream (counted by reason only)."""
+        out.dead_letters.append(letter)
+        EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
+
+    @staticmethod
+    def _dead_letter(out: BatchOutput, letter: DeadLetter) -> None:
+        out.dead_letters.append(letter)
+        EVENTS.labels(outcome="dead_lettered").inc()
+        EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
+
+    @staticmethod
+    def _count_outcomes(outcomes: dict[EventOutcome, int]) -> None:
+        # Counted once per batch: prometheus_client's labels() costs more than decoding an event.
+        for outcome, n in outcomes.items():
+            EVENTS.labels(outcome=outcome.value).inc(n)
+        duplicates = outcomes.get(EventOutcome.DUPLICATE)
+        if duplicates:
+            DUPLICATE_EVENTS.inc(duplicates)
+
+
+def _quarantine_letter(q: Quarantine) -> DeadLetter:
+    """The dead letter that keeps a quarantined account's stored state: key = account id, value = the bytes."""
+    record = Record(q.partition, -1, q.account_id.encode(), q.kept, topic=STATE_SOURCE)
+    return DeadLetter(record, q.reason, q.detail)

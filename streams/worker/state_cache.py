@@ -1,0 +1,203 @@
+"""The per-account state cache in front of the changelog-backed state table, and its quarantine.
+
+Kafka Streams' record-cache idea: rule state lives as live objects in memory while a batch is
+processed; every account touched in the batch is marked dirty and serialized ONCE when the batch is
+flushed, so the changelog gets one record per touched account per batch instead of one per rule
+per event. The table (Faust ``Table`` of bytes) stays the source of truth for recovery.
+
+The failure policy for one account (docs/pipeline.md): a state that cannot be read (corrupt bytes,
+an unknown version), cannot be written (the encoder refuses it) or would be larger than
+``max_state_bytes`` (Kafka would refuse the record) never stops the worker. The account is
+QUARANTINED: its old state bytes are kept aside in a :class:`Quarantine` (the caller dead-letters
+them with the reason), a fresh state takes its place and is written over the bad one, and the
+stream goes on.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import ACCOUNT_STATE_BYTES, ACCOUNTS_QUARANTINED
+
+log = get_logger(__name__)
+
+StateLoader = Callable[[bytes], Any]
+StateDumper = Callable[[Any], bytes]
+
+DEFAULT_MAX_STATE_BYTES = 900 * 1024
+"""Kafka's default record limit is 1 MB (broker ``message.max.bytes``, producer ``max.request.size``);
+the rest is left for the key, headers and the dead letter's own headers."""
+
+STATE_UNREADABLE = "state_unreadable"  # the stored bytes do not decode (corrupt, unknown version, a bug)
+STATE_UNWRITABLE = "state_unwritable"  # the encoder refused the live state
+STATE_TOO_LARGE = "state_too_large"  # the encoded state is over max_state_bytes
+EVALUATION_ERROR = "evaluation_error"  # the engine raised while advancing the account (set by the processor)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """An account whose state was set aside: ``kept`` is the stored state (at most ``max_state_bytes``)."""
+
+    account_id: str
+    partition: int
+    reason: str
+    detail: str
+    kept: bytes | None
+
+
+class StateCache:
+    """Live ``AccountState`` objects by account id, with a dirty set flushed once per batch.
+
+    ``store`` is read-only here (a Faust table of UTF-8 ``account_id`` -> state bytes); writes go out through
+    the ``flush`` result so the caller can put them on the right changelog partition.
+    ``max_clean`` bounds how many clean states stay deserialized in memory (LRU); ``max_state_bytes``
+    is the largest state ``flush`` writes (a bigger one is quarantined).
+    """
+
+    def __init__(
+        self,
+        store: Mapping[bytes, bytes],
+        new_state: Callable[[], Any],
+        loads: StateLoader,
+        dumps: StateDumper,
+        max_clean: int = 100_000,
+        max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+    ) -> None:
+        self._store = store
+        self._new_state = new_state
+        self._loads = loads
+        self._dumps = dumps
+        self._max_clean = max_clean
+        self.max_state_bytes = max_state_bytes
+        self._states: OrderedDict[str, Any] = OrderedDict()
+        self._partition: dict[str, int] = {}
+        self._dirty: dict[str, int] = {}
+        self._quarantined: list[Quarantine] = []
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, account_id: str, partition: int) -> Any:
+        """The live state of ``account_id`` (loaded from the table, or new); remembers its partition.
+
+        Unreadable stored bytes quarantine the account and return a fresh state.
+        """
+        state = self._states.get(account_id)
+        if state is None:
+            raw = self._store.get(account_id.encode())
+            if raw is None:
+                state = self._new_state()
+            else:
+                try:
+                    state = self._loads(raw)
+                except Exception as exc:  # noqa: BLE001 - any failure to read one account's state is that account's
+                    state = self._set_aside(account_id, partition, STATE_UNREADABLE, _describe(exc), raw)
+            self._states[account_id] = state
+        else:
+            self._states.move_to_end(account_id)
+        self._partition[account_id] = partition
+        return state
+
+    def load(self, account_id: str, partition: int, raw: bytes) -> Any | None:
+        """Decode stored bytes read outside :meth:`get` (the rebuild after recovery); None = quarantined.
+
+        A quarantined account gets a fresh state here (written at the next flush); a readable one is
+        not cached (the rebuild reads every account, the cache keeps only what batches touch).
+        """
+        try:
+            return self._loads(raw)
+        except Exception as exc:  # noqa: BLE001 - as in get()
+            self._states[account_id] = self._set_aside(account_id, partition, STATE_UNREADABLE, _describe(exc), raw)
+            self._partition[account_id] = partition
+            return None
+
+    def quarantine(self, account_id: str, partition: int, reason: str, detail: str) -> Any:
+        """Set ``account_id``'s state aside (the stored bytes are kept) and start it afresh; returns the new state."""
+        state = self._set_aside(account_id, partition, reason, detail, self._store.get(account_id.encode()))
+        self._states[account_id] = state
+        self._partition[account_id] = partition
+        return state
+
+    def mark_dirty(self, account_id: str, partition: int) -> None:
+        """Schedule ``account_id``'s state for the next flush."""
+        self._dirty[account_id] = partition
+
+    @property
+    def dirty_count(self) -> int:
+        """Accounts waiting for the next flush."""
+        return len(self._dirty)
+
+    def flush(self) -> dict[int, dict[str, bytes]]:
+        """Serialize every dirty state once; returns ``{partition: {account_id: state bytes}}``.
+
+        A state the encoder refuses, or one over ``max_state_bytes``, is quarantined and its fresh
+        replacement written instead.
+        """
+        out: dict[int, dict[str, bytes]] = {}
+        observe = ACCOUNT_STATE_BYTES.observe
+        limit = self.max_state_bytes
+        for account_id, partition in self._dirty.items():
+            try:
+                data = self._dumps(self._states[account_id])
+            except Exception as exc:  # noqa: BLE001 - an unencodable state is quarantined, whatever the cause
+                data = self._dumps(self.quarantine(account_id, partition, STATE_UNWRITABLE, _describe(exc)))
+            else:
+                if len(data) > limit:
+                    detail = f"the encoded state is {len(data)} bytes; the limit is {limit} (PREEMPT_MAX_STATE_BYTES)"
+                    data = self._dumps(self.quarantine(account_id, partition, STATE_TOO_LARGE, detail))
+            observe(len(data))
+            out.setdefault(partition, {})[account_id] = data
+        self._dirty.clear()
+        self._evict()
+        return out
+
+    def take_quarantined(self) -> list[Quarantine]:
+        """The accounts quarantined since the last call (to dead-letter their kept state)."""
+        out, self._quarantined = self._quarantined, []
+        return out
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the states of partitions this worker no longer owns (the new owner recovers them)."""
+        gone = set(partitions)
+        for account_id in [a for a, p in self._partition.items() if p in gone]:
+            self._states.pop(account_id, None)
+            self._partition.pop(account_id, None)
+            self._dirty.pop(account_id, None)
+        self._quarantined = [q for q in self._quarantined if q.partition not in gone]
+
+    def clear(self) -> None:
+        """Forget everything (after a recovery the table is the truth)."""
+        self._states.clear()
+        self._partition.clear()
+        self._dirty.clear()
+
+    def _set_aside(self, account_id: str, partition: int, reason: str, detail: str, kept: bytes | None) -> Any:
+        if kept is not None and len(kept) > self.max_state_bytes:  # the dead letter must fit in a record too
+            detail += f"; the kept state is cut to its first {self.max_state_bytes} of {len(kept)} bytes"
+            kept = bytes(kept[: self.max_state_bytes])
+        self._quarantined.append(Quarantine(account_id, partition, reason, detail, kept))
+        ACCOUNTS_QUARANTINED.labels(reason=reason).inc()
+        log.error(
+            "account state quarantined; the account starts afresh",
+            account_id=account_id,
+            partition=partition,
+            reason=reason,
+            detail=detail,
+            kept_bytes=0 if kept is None else len(kept),
+        )
+        self._dirty[account_id] = partition  # the fresh state replaces the bad one in the table
+        return self._new_state()
+
+    def _evict(self) -> None:
+        while len(self._states) > self._max_clean:
+            account_id, _ = self._states.popitem(last=False)
+            self._partition.pop(account_id, None)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:499] + "…"

@@ -1,0 +1,185 @@
+"""``preempt backtest``: alerts JSONL out, a summary with the alert budget, stable reruns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from schemas.event import format_ts
+from streams.cli.main import main
+
+MONDAY = 1_795_392_000.0
+RULES = """
+rules:
+  - id: detractor
+    kind: any
+    title: "{{ account.name }}: NPS {{ evidence.properties.score }}"
+    severity: medium
+    priority: 2
+    match: {event: NPS Submitted, where: {properties.score: {lte: 6}}}
+  - id: quiet
+    kind: inactivity
+    title: "{{ account.name }} went quiet"
+    severity: high
+    priority: 1
+    after: 1d
+    match: {}
+"""
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """Rule, event and account files for a small backtest."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    events = [
+        {"event_id": "n1", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(MONDAY),
+         "properties": {"score": 3}},
+        {"event_id": "l1", "event": "Login", "account_id": "globex", "timestamp": format_ts(MONDAY + 60)},
+    ]  # fmt: skip
+    events_path = tmp_path / "events.jsonl"
+    events_path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\nnot json\n")
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_bytes(orjson.dumps({"account_id": "acme", "name": "Acme", "owner": {"name": "Dana"}}) + b"\n")
+    return {"rules": rules, "events": events_path, "accounts": accounts, "out": tmp_path / "alerts.jsonl"}
+
+
+def _invoke(inputs: dict[str, Path], *extra: str):
+    args = ["backtest", "--rules", str(inputs["rules"]), "--events", str(inputs["events"])]
+    args += ["--accounts", str(inputs["accounts"]), "--output", str(inputs["out"]), "--allowed-lateness", "0", *extra]
+    return CliRunner().invoke(main, args)
+
+
+def test_backtest_writes_alerts_and_prints_the_budget(inputs):
+    """Alerts go to --output one per line; the summary counts per rule, severity and owner-week."""
+    result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert [(a["rule_id"], a["account_id"]) for a in alerts] == [
+        ("detractor", "acme"),
+        ("quiet", "acme"),
+        ("quiet", "globex"),
+    ]
+    assert alerts[0]["title"] == "Acme: NPS 3"
+    assert "3 alerts" in result.output
+    assert "     2  Dana\n       2    2026-W48: detractor 1, quiet 1\n" in result.output
+    assert "     1  (no owner)\n       1    2026-W48: quiet 1\n" in result.output
+    assert "       3  total\n" in result.output
+    assert "line 3: invalid_json" in result.stderr
+
+
+def test_backtest_rerun_is_byte_identical(inputs):
+    """The same inputs produce the same bytes."""
+    _invoke(inputs, "--until", "2026-11-25T00:00:00Z")
+    first = inputs["out"].read_bytes()
+    _invoke(inputs, "--until", "2026-11-25T00:00:00Z")
+    assert inputs["out"].read_bytes() == first
+
+
+def test_backtest_rejects_a_bad_until(inputs):
+    """--until must be RFC 3339 with an offset."""
+    result = _invoke(inputs, "--until", "yesterday")
+    assert result.exit_code == 2
+    assert "RFC 3339" in result.output
+
+
+def test_backtest_with_bad_rules_exits_1(inputs):
+    """Invalid rules stop the backtest with the loader's message."""
+    inputs["rules"].write_text("id: x\nkind: nope\n")
+    result = _invoke(inputs)
+    assert result.exit_code == 1
+    assert "unknown kind 'nope'" in result.stderr
+
+
+def test_until_cuts_the_replay_and_says_so(inputs):
+    """Events at or after --until are not replayed; the summary says how many were skipped."""
+    result = _invoke(inputs, "--until", format_ts(MONDAY + 30))
+    assert result.exit_code == 0, result.output
+    assert (
+        "replay cut at --until 2026-11-23T00:00:30.000Z: 0 events at or after it skipped; "
+        "stopped reading at line 2, past --until by more than the lateness"
+    ) in result.output
+    assert "clock advanced to 2026-11-23T00:00:30.000Z" in result.output
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert [a["account_id"] for a in alerts] == ["acme"]  # globex's login came after --until
+
+
+def test_until_before_the_data_is_refused_in_one_line(inputs):
+    """An --until earlier than the first event exits 1 naming both times, and writes no alerts."""
+    result = _invoke(inputs, "--until", "2026-01-01T00:00:00Z")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: --until 2026-01-01T00:00:00.000Z is before the data (the first event is at "
+        "2026-11-23T00:00:00.000Z): nothing would be replayed; give a later --until, or leave it out "
+        "to replay the whole file"
+    ]
+    assert not inputs["out"].exists()
+
+
+def test_rules_default_to_the_rules_path_setting(inputs, monkeypatch):
+    """Without --rules the backtest loads PREEMPT_RULES_PATH."""
+    monkeypatch.setenv("PREEMPT_RULES_PATH", str(inputs["rules"]))
+    args = ["backtest", "--events", str(inputs["events"]), "--until", "2026-11-25T00:00:00Z"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "detractor" in result.output
+
+
+def test_rules_default_to_the_default_pack(inputs, monkeypatch):
+    """Without --rules or PREEMPT_RULES_PATH the default pack is used."""
+    monkeypatch.delenv("PREEMPT_RULES_PATH", raising=False)
+    result = CliRunner().invoke(main, ["backtest", "--events", str(inputs["events"])])
+    assert result.exit_code == 0, result.output
+    assert "2 events accepted" in result.output
+
+
+def test_budget_flags_owners_over_it_and_exits_3(inputs):
+    """--budget N marks owner-weeks over N, names the owners, and exits 3."""
+    result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "1")
+    assert result.exit_code == 3, result.output
+    assert "       2    2026-W48: detractor 1, quiet 1  OVER BUDGET (1/week)" in result.output
+    assert "1 owner-week(s) over the budget of 1 alerts/week (1 owner(s): Dana)" in result.output
+
+
+def test_budget_not_exceeded_exits_0(inputs):
+    """--budget at or above every owner-week passes with exit 0 and reports none over."""
+    result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "2")
+    assert result.exit_code == 0, result.output
+    assert "0 owner-week(s) over the budget of 2 alerts/week" in result.output
+
+
+def test_negative_allowed_lateness_is_a_usage_error(inputs):
+    """--allowed-lateness -5 is refused before anything runs (exit 2, one Error line)."""
+    result = _invoke(inputs, "--allowed-lateness", "-5")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--allowed-lateness': -5.0 is not in the range x>=0." in result.stderr
+
+
+def test_output_into_a_missing_folder_is_refused_before_the_replay(inputs, tmp_path, monkeypatch):
+    """--output into a folder that does not exist fails while parsing options, before the replay."""
+    from streams.cli import backtest as backtest_module
+
+    def no_replay(*args, **kwargs):
+        raise AssertionError("the replay must not start")
+
+    monkeypatch.setattr(backtest_module, "run_backtest", no_replay)
+    args = ["backtest", "--rules", str(inputs["rules"]), "--events", str(inputs["events"])]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "missing" / "alerts.jsonl")])
+    assert result.exit_code == 2
+    assert f"folder {tmp_path / 'missing'} does not exist; create it first" in result.stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
+    """A file over the progress threshold shows no bar when stderr is not a terminal (logs stay clean)."""
+    from streams.cli import backtest as backtest_module
+
+    monkeypatch.setattr(backtest_module, "PROGRESS_MIN_BYTES", 1)
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"x\n")
+    made = []
+    monkeypatch.setattr(backtest_module, "tqdm", lambda *a, **k: made.append(k))
+    assert list(backtest_module._progress(path, iter([(1, b"x")]))) == [(1, b"x")]
+    assert made == []

@@ -1,0 +1,154 @@
+"""``preempt evaluate``: a table or JSON from alerts and outcomes; one clear line for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from schemas.event import format_ts
+from streams.cli.main import main
+
+T0 = 1_790_000_000.0
+DAY = 86400.0
+
+
+def _alert(rule: str, account: str, day: float) -> dict[str, object]:
+    return {
+        "alert_id": f"{rule}-{account}-{day}",
+        "rule_id": rule,
+        "kind": "any",
+        "title": "t",
+        "severity": "high",
+        "priority": 1,
+        "account_id": account,
+        "fired_at": format_ts(T0 + day * DAY),
+        "account": {"owner": {"name": "Ann"}},
+    }
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """An alerts file (two rules) and the same outcomes as an outcomes file and as events."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        b"".join(
+            orjson.dumps(a) + b"\n"
+            for a in (_alert("early", "a", 70), _alert("early", "c", 50), _alert("late", "b", 95))
+        )
+    )
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(
+        b"".join(
+            orjson.dumps(o) + b"\n"
+            for o in (
+                {"account_id": "a", "outcome": "churned", "at": format_ts(T0 + 100 * DAY)},
+                {"account_id": "b", "outcome": "churned", "at": format_ts(T0 + 100 * DAY)},
+                {"account_id": "c", "outcome": "renewed", "at": format_ts(T0 + 100 * DAY)},
+            )
+        )
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"".join(
+            orjson.dumps(e) + b"\n"
+            for e in (
+                {"event_id": "1", "event": "Login", "account_id": "a", "timestamp": format_ts(T0)},
+                {
+                    "event_id": "2",
+                    "event": "Subscription Cancelled",
+                    "account_id": "a",
+                    "timestamp": format_ts(T0 + 100 * DAY),
+                },
+                {
+                    "event_id": "3",
+                    "event": "Subscription Cancelled",
+                    "account_id": "b",
+                    "timestamp": format_ts(T0 + 100 * DAY),
+                },
+            )
+        )
+    )
+    return {"alerts": alerts, "outcomes": outcomes, "events": events}
+
+
+def test_table_per_rule_and_total(files: dict[str, Path]) -> None:
+    """The table has each rule's precision and recall at the lead, and the total."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"])]
+    )
+    assert result.exit_code == 0, result.output
+    early = next(line for line in result.output.splitlines() if line.startswith("early"))
+    assert early.split()[:5] == ["early", "2", "2", "50.0%", "50.0%"]
+    assert "2 churned accounts; horizon 60d, lead 14d" in result.output
+
+
+def test_json_output(files: dict[str, Path]) -> None:
+    """--json gives the same figures as data."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--alerts",
+            str(files["alerts"]),
+            "--outcomes",
+            str(files["outcomes"]),
+            "--json",
+            "--lead",
+            "7d",
+            "--horizon",
+            "30d",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.output)
+    assert (doc["horizon_days"], doc["lead_days"], doc["churned_accounts"]) == (30, 7, 2)
+    late = next(r for r in doc["rules"] if r["rule_id"] == "late")
+    assert (late["precision"], late["recall_at_lead"], late["median_lead_days"]) == (1.0, 0.0, 5.0)
+    assert doc["all"]["recall_at_lead"] == 0.5
+
+
+@pytest.mark.parametrize("flag", ["--outcomes", "--outcomes-events"])
+def test_outcomes_from_an_events_file(files: dict[str, Path], flag: str) -> None:
+    """Outcome events in an events file are read, explicitly or by auto-detection."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), flag, str(files["events"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output)["churned_accounts"] == 2
+
+
+def test_bad_duration_is_one_line(files: dict[str, Path]) -> None:
+    """A bad --horizon is one line naming the option, no traceback."""
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--horizon", "2 months"],
+    )
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "Error: --horizon: '2 months' is not a duration: write '30s', '10m', '1h', '7d', '2w' or ISO 8601 'PT10M' "
+        "(months and years are not accepted)"
+    ]
+
+
+def test_alerts_file_that_is_not_alerts_is_one_line(files: dict[str, Path]) -> None:
+    """Passing the events file as --alerts names the file and line and says what to give."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["events"]), "--outcomes", str(files["outcomes"])]
+    )
+    assert result.exit_code != 0
+    (line,) = result.output.strip().splitlines()
+    assert "events.jsonl: line 1: not an alert" in line
+    assert "preempt backtest" in line
+
+
+def test_bad_outcomes_line_is_one_line(files: dict[str, Path], tmp_path: Path) -> None:
+    """A broken outcomes file is named with its line."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"account_id": "a", "outcome": "gone", "at": "2026-01-01T00:00:00Z"}\n')
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(bad)])
+    assert result.exit_code != 0
+    (line,) = result.output.strip().splitlines()
+    assert "bad.jsonl: line 1: outcome" in line

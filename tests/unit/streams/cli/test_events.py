@@ -1,0 +1,98 @@
+"""``preempt events schema`` and ``preempt events validate``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from schemas.json_schema import SCHEMA_DIR
+from streams.cli.events import events
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[[list[bytes]], Path]:
+    """Factory: a JSONL file with the given raw lines."""
+
+    def factory(lines: list[bytes]) -> Path:
+        path = tmp_path / "events.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        return path
+
+    return factory
+
+
+def good(event_id: str) -> bytes:
+    return orjson.dumps(
+        {"event_id": event_id, "event": "Login", "account_id": "acme", "timestamp": "2026-11-23T06:00:00Z"}
+    )
+
+
+def test_schema_prints_the_committed_event_schema() -> None:
+    """`events schema` prints exactly the committed usage_event.schema.json."""
+    result = CliRunner().invoke(events, ["schema"])
+    assert result.exit_code == 0
+    assert result.output == (SCHEMA_DIR / "usage_event.schema.json").read_text(encoding="utf-8")
+    assert json.loads(result.output)["additionalProperties"] is False
+
+
+def test_schema_account_flag_prints_the_account_schema() -> None:
+    """`events schema --account` prints the account schema."""
+    result = CliRunner().invoke(events, ["schema", "--account"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "Preempt account"
+
+
+def test_validate_exits_zero_when_every_line_is_valid(write_jsonl: Callable[[list[bytes]], Path]) -> None:
+    """A file of valid events (blank lines aside) passes with exit code 0."""
+    path = write_jsonl([good("a"), b"", good("b")])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 valid, 0 invalid, 1 blank line(s) skipped" in result.output
+
+
+def test_validate_reports_every_invalid_line_with_number_and_reason(
+    write_jsonl: Callable[[list[bytes]], Path],
+) -> None:
+    """Every invalid line is printed with its line number, reason and field, and the exit code is 1."""
+    path = write_jsonl([good("a"), b"{oops", good("c").replace(b'"account_id":"acme",', b""), b"\xff", good("e")])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith(str(path))]
+    assert lines[0].startswith(f"{path}:2: invalid_json: ")
+    assert lines[1] == f"{path}:3: missing_field (account_id): account_id is required"
+    assert lines[2].startswith(f"{path}:4: invalid_utf8: ")
+    assert "2 valid, 3 invalid" in lines[3]
+
+
+def test_validate_writes_diagnostics_and_summary_on_stderr_only(write_jsonl: Callable[[list[bytes]], Path]) -> None:
+    """Invalid lines and the summary both go to stderr, in order; stdout stays empty."""
+    path = write_jsonl([good("a"), b"{oops"])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:2: invalid_json: ")
+    assert lines[1] == f"{path}: 1 valid, 1 invalid"
+
+
+def test_validate_reads_stdin_for_a_dash() -> None:
+    """`events validate -` reads the events from stdin and names them <stdin>."""
+    result = CliRunner().invoke(events, ["validate", "-"], input=good("a") + b"\n{oops\n")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].startswith("<stdin>:2: invalid_json: ")
+    assert "<stdin>: 1 valid, 1 invalid" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+def test_validate_fails_on_an_input_without_events(tmp_path: Path, content: bytes) -> None:
+    """An empty file (or only blank lines) is an error, not a pass: exit 1 with one clear line."""
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {path}: no events (the input is empty or only blank lines)"

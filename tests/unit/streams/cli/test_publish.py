@@ -1,0 +1,92 @@
+"""``preempt publish``: option parsing, local rejection, and per-line reports for --file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import publish as publish_module
+from streams.cli.publish import parse_prop, publish
+from streams.sdk.publisher import Publisher
+from tests.unit.streams.fake_producer import FakeProducer
+
+
+@pytest.fixture
+def fake_publishers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
+    """Replace the broker-backed Publisher with one on a FakeProducer; returns the producers made."""
+    made: list[FakeProducer] = []
+
+    def from_settings(settings: Any, **kwargs: Any) -> Publisher:
+        producer = FakeProducer()
+        made.append(producer)
+        return Publisher(topic="t.events", producer=producer)
+
+    monkeypatch.setattr(publish_module.Publisher, "from_settings", staticmethod(from_settings))
+    monkeypatch.setattr(publish_module, "probe_broker", lambda settings: None)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("format=csv", ("format", "csv")),
+        ("rows=3", ("rows", 3)),
+        ("trial=true", ("trial", True)),
+        ("a==b", ("a", "=b")),
+    ],
+)
+def test_props_read_json_values_and_fall_back_to_strings(text: str, expected: tuple[str, Any]) -> None:
+    """--prop key=value reads the value as JSON when it is JSON, else as a string."""
+    assert parse_prop(text) == expected
+
+
+def test_one_event_is_published_with_its_properties(fake_publishers: list[FakeProducer]) -> None:
+    """--event/--account/--user/--prop publish one event keyed by account."""
+    result = CliRunner().invoke(
+        publish, ["--event", "Report Exported", "--account", "acme", "--user", "u-1", "--prop", "rows=3"]
+    )
+    assert result.exit_code == 0, result.output
+    [record] = fake_publishers[0].sent
+    body = orjson.loads(record["value"])
+    assert record["key"] == b"acme"
+    assert (body["event"], body["user_id"], body["properties"]) == ("Report Exported", "u-1", {"rows": 3})
+
+
+def test_invalid_single_event_is_refused_with_the_reason(fake_publishers: list[FakeProducer]) -> None:
+    """An event that breaks the contract exits 1 with the reason and field, before any connection."""
+    result = CliRunner().invoke(publish, ["--event", "x" * 200, "--account", "acme"])
+    assert result.exit_code == 1
+    assert "rejected: invalid_field (event)" in result.output
+    assert fake_publishers == []
+
+
+def test_file_publishes_valid_lines_and_reports_rejected_ones(
+    fake_publishers: list[FakeProducer], tmp_path: Path
+) -> None:
+    """--file sends the valid lines as they are, reports each bad line by number and reason, and exits 1."""
+    good = orjson.dumps({"event_id": "a", "event": "Login", "account_id": "acme", "timestamp": "2026-11-23T06:00:00Z"})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([good, b"[1]", good.replace(b'"a"', b'"b"'), b'{"event":"x"}']) + b"\n")
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert [r["value"] for r in fake_publishers[0].sent] == [good, good.replace(b'"a"', b'"b"')]
+    assert f"{path}:2: not_an_object: " in result.stderr  # diagnostics on stderr, as in `events validate`
+    assert f"{path}:4: missing_field (event_id): event_id is required" in result.output
+    assert "published 2 event(s)" in result.output
+
+
+def test_file_cannot_be_mixed_with_single_event_options(tmp_path: Path) -> None:
+    """--file together with --event is a usage error (exit 2)."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"")
+    result = CliRunner().invoke(publish, ["--file", str(path), "--event", "x"])
+    assert result.exit_code == 2
+
+
+def test_missing_account_is_a_usage_error() -> None:
+    """--event without --account is a usage error (exit 2)."""
+    assert CliRunner().invoke(publish, ["--event", "Login"]).exit_code == 2

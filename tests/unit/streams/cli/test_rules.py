@@ -1,0 +1,30 @@
+"""``preempt rules check``: lists rules stack-ranked, or every error with exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from streams.cli.main import main
+
+GOLDEN = Path(__file__).parents[2] / "rules" / "golden"
+
+
+def test_check_lists_rules_by_priority_and_severity():
+    """A good file prints one line per rule, most important first, and exits 0."""
+    result = CliRunner().invoke(main, ["rules", "check", str(GOLDEN / "good" / "every_kind.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("11 rules OK")
+    ranked = [line.split()[:2] for line in lines[2:]]
+    assert ranked[0] == ["1", "critical"]
+    assert [int(prio) for prio, _ in ranked] == sorted(int(prio) for prio, _ in ranked)
+
+
+def test_check_reports_errors_and_exits_1():
+    """A bad file prints the file, rule and field on stderr and exits 1."""
+    bad = GOLDEN / "bad" / "bad_duration.yaml"
+    result = CliRunner().invoke(main, ["rules", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: rule 'monthly': field 'window'" in result.stderr

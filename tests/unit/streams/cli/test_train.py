@@ -1,0 +1,139 @@
+"""``preempt train`` from simulated files, then a ``risk`` rule using the model in ``preempt backtest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from rules.loader import load_rules
+from rules.models import RiskRule
+from streams.cli.main import main
+
+START = "2026-01-05T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """90 days of 30 simulated accounts with outcomes."""
+    root = tmp_path_factory.mktemp("history")
+    paths = {name: root / f"{name}.jsonl" for name in ("events", "accounts", "outcomes")}
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--days",
+            "90",
+            "--accounts",
+            "30",
+            "--seed",
+            "5",
+            "--start",
+            START,
+            "--output",
+            str(paths["events"]),
+            "--accounts-output",
+            str(paths["accounts"]),
+            "--outcomes-output",
+            str(paths["outcomes"]),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return paths
+
+
+def test_train_writes_a_model_that_a_risk_rule_uses(history: dict[str, Path], tmp_path: Path) -> None:
+    """The model file is versioned plain data with the vocabulary of the events, and a rule file loads it."""
+    model = tmp_path / "models" / "churn.json"
+    model.parent.mkdir()
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(history["accounts"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(model),
+            "--as-of-every",
+            "7d",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(model.read_bytes())
+    assert (doc["format"], doc["version"]) == ("preempt-risk-model", 1)
+    assert len(doc["features"]) == len(doc["coef"]) == len(doc["mean"]) == len(doc["scale"])
+    terms = {t["event"] for t in doc["feature_spec"]["terms"]}
+    assert {"Login", "Feature Used"} <= terms
+    assert not any(name.startswith("Subscription ") and name != "Subscription Downgraded" for name in terms)
+    assert doc["training"]["events_from"].startswith("2026-01-05")
+    assert doc["training"]["samples"] > 0
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "risk.yaml").write_text(
+        "id: churn-risk\nkind: risk\ntitle: '{{ account.name }}: churn risk {{ evidence.value }}'\n"
+        "severity: high\npriority: 1\nmodel: ../models/churn.json\nthreshold: 0.2\n"
+    )
+    (rule,) = load_rules(rules).rules
+    assert isinstance(rule, RiskRule)
+    alerts = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "backtest",
+            "--rules",
+            str(rules),
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(history["accounts"]),
+            "--output",
+            str(alerts),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    fired = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
+    assert fired, "a low threshold over 30 accounts with churners must fire"
+    assert all(a["evidence"]["reasons"] and a["evidence"]["value"] >= 0.2 for a in fired)
+
+
+def test_bad_as_of_spacing_is_one_line(history: dict[str, Path], tmp_path: Path) -> None:
+    """--as-of-every must be whole days; the error is one line."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--as-of-every",
+            "36h",
+        ],
+    )
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == ["Error: --as-of-every 36h: give whole days, e.g. 7d"]
+
+
+def test_outcomes_default_to_the_events_outcome_events(history: dict[str, Path], tmp_path: Path) -> None:
+    """Without --outcomes, the Subscription * events of the events file are the labels."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads((tmp_path / "m.json").read_bytes())["training"]["accounts"] > 0

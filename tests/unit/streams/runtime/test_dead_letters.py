@@ -1,0 +1,104 @@
+"""Dead-letter records: the original bytes and headers survive, and the verdict headers are added."""
+
+from __future__ import annotations
+
+from schemas.decoder import Reason, Rejection, decode_event
+from schemas.rfc3339 import parse_rfc3339
+from streams.runtime.dead_letters import dead_letter_for_rejection, dead_letter_headers, dead_letter_record
+
+AT = parse_rfc3339("2026-11-23T06:00:00.250Z")
+
+
+def test_rejection_becomes_a_record_with_every_verdict_header() -> None:
+    """A decoder rejection yields the original key/value/headers plus reason, detail, field, source and time."""
+    raw = b'{"event": "x"}'
+    rejection = decode_event(raw, max_bytes=1024, max_future_skew=300, now=AT)
+    assert isinstance(rejection, Rejection)
+    record = dead_letter_for_rejection(
+        rejection,
+        key=b"acme",
+        value=raw,
+        headers=[("content-type", b"application/json")],
+        source_topic="preempt.events",
+        partition=3,
+        offset=1234,
+        at=AT,
+    )
+    assert record.key == b"acme"
+    assert record.value == raw
+    assert record.headers[0] == ("content-type", b"application/json")
+    assert dead_letter_headers(record.headers) == {
+        "preempt.dlq.reason": "missing_field",
+        "preempt.dlq.detail": "event_id is required",
+        "preempt.dlq.field": "event_id",
+        "preempt.dlq.source.topic": "preempt.events",
+        "preempt.dlq.source.partition": "3",
+        "preempt.dlq.source.offset": "1234",
+        "preempt.dlq.at": "2026-11-23T06:00:00.250Z",
+    }
+
+
+def test_record_is_a_plain_tuple_for_unpacking() -> None:
+    """The result unpacks as (key, value, headers), which is what producers take."""
+    key, value, headers = dead_letter_record(
+        key=None,
+        value=None,
+        headers=None,
+        reason="empty",
+        detail="the record value is empty",
+        field=None,
+        source_topic="preempt.events",
+        partition=0,
+        offset=0,
+        at=AT,
+    )
+    assert (key, value) == (None, None)
+    assert dict(headers)["preempt.dlq.field"] == b""
+
+
+def test_earlier_verdict_headers_are_replaced_not_duplicated() -> None:
+    """A record that was dead-lettered before carries only the latest preempt.dlq.* headers."""
+    first = dead_letter_for_rejection(
+        Rejection(Reason.INVALID_JSON, "not valid JSON"),
+        key=b"k",
+        value=b"{",
+        headers={"trace": "abc"},
+        source_topic="preempt.events",
+        partition=1,
+        offset=7,
+        at=AT,
+    )
+    second = dead_letter_for_rejection(
+        Rejection(Reason.TOO_LARGE, "too big"),
+        key=first.key,
+        value=first.value,
+        headers=first.headers,
+        source_topic="preempt.events.replay",
+        partition=0,
+        offset=2,
+        at=AT + 60,
+    )
+    names = [name for name, _ in second.headers]
+    assert names.count("preempt.dlq.reason") == 1
+    assert dead_letter_headers(second.headers)["preempt.dlq.reason"] == "too_large"
+    assert ("trace", b"abc") in second.headers
+
+
+def test_long_details_are_truncated() -> None:
+    """The detail header is capped at 1,000 characters so a huge message cannot bloat the record."""
+    record = dead_letter_record(
+        key=b"k",
+        value=b"v",
+        headers=[("h", None), ("s", "text")],
+        reason="processing_error",
+        detail="x" * 5000,
+        field=None,
+        source_topic="t",
+        partition=0,
+        offset=0,
+        at=AT,
+    )
+    detail = dead_letter_headers(record.headers)["preempt.dlq.detail"]
+    assert len(detail) == 1000
+    assert ("h", b"") in record.headers
+    assert ("s", b"text") in record.headers

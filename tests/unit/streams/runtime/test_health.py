@@ -1,0 +1,142 @@
+"""Tests for streams/runtime/health.py: the readiness decision and the consumer-lag arithmetic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import pytest
+
+from streams.runtime.health import ConsumerState, PartitionSample, StallTracker, lag_by_topic, readiness
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+@pytest.fixture
+def make_state() -> Callable[..., ConsumerState]:
+    """Factory: a ready worker's state, with overrides."""
+
+    def factory(**overrides: Any) -> ConsumerState:
+        base: dict[str, Any] = {
+            "started": True,
+            "rebalances": 1,
+            "rebalancing": False,
+            "in_recovery": False,
+            "recovery_completed": True,
+            "assigned_partitions": 4,
+        }
+        base.update(overrides)
+        return ConsumerState(**base)
+
+    return factory
+
+
+def test_assigned_and_recovered_worker_is_ready(make_state: Callable[..., ConsumerState]) -> None:
+    """A worker with its assignment and recovered tables is ready and says how many partitions it holds."""
+    verdict = readiness(make_state(assigned_partitions=3))
+    assert verdict.ready
+    assert "3 partitions" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"started": False}, "consumer not started"),
+        ({"rebalances": 0, "recovery_completed": False}, "assign partitions"),
+        ({"rebalancing": True}, "rebalance in progress"),
+        ({"rebalancing": True, "in_recovery": True}, "table recovery"),
+        ({"recovery_completed": False}, "table recovery"),
+    ],
+)
+def test_not_ready_states_name_their_reason(
+    make_state: Callable[..., ConsumerState], overrides: dict[str, Any], reason: str
+) -> None:
+    """Each not-ready state gives a reason naming what is being waited for."""
+    verdict = readiness(make_state(**overrides))
+    assert not verdict.ready
+    assert reason in verdict.reason
+
+
+def test_empty_assignment_after_rebalance_is_ready(make_state: Callable[..., ConsumerState]) -> None:
+    """A worker that got no partitions (more workers than partitions) is a healthy, ready member."""
+    assert readiness(make_state(assigned_partitions=0)).ready
+
+
+def test_lag_sums_end_minus_committed_per_topic() -> None:
+    """Lag is the end offset minus the committed offset, summed over a topic's partitions."""
+    a0, a1, b0 = TP("events", 0), TP("events", 1), TP("feedback", 0)
+    lag = lag_by_topic([a0, a1, b0], {a0: 10, a1: 7, b0: 3}, {a0: 4, a1: 7, b0: 1}, {})
+    assert lag == {"events": 6, "feedback": 2}
+
+
+def test_lag_of_a_never_committed_partition_counts_from_earliest() -> None:
+    """A partition without a committed offset is behind by everything from its earliest offset."""
+    tp = TP("events", 0)
+    assert lag_by_topic([tp], {tp: 50}, {tp: None}, {tp: 20}) == {"events": 30}
+
+
+def test_lag_is_never_negative_and_skips_unknown_ends() -> None:
+    """A committed offset past a stale end offset gives 0; a partition with no end offset is skipped."""
+    a0, a1 = TP("events", 0), TP("events", 1)
+    assert lag_by_topic([a0, a1], {a0: 5}, {a0: 9, a1: 0}, {}) == {"events": 0}
+
+
+def test_a_worker_with_a_stalled_partition_is_not_ready(make_state: Callable[..., ConsumerState]) -> None:
+    """A recovered worker reporting a stalled partition answers not ready and names the partition."""
+    verdict = readiness(make_state(stalled=("preempt.events/2",)))
+    assert not verdict.ready
+    assert verdict.reason == "partition stalled (lag, no progress): preempt.events/2"
+
+
+def _sample(committed: int | None, processed: int | None, end: int = 100, partition: int = 0) -> PartitionSample:
+    return PartitionSample("events", partition, end=end, committed=committed, processed=processed)
+
+
+def test_lag_without_progress_for_the_stall_time_is_a_stall() -> None:
+    """A partition with lag whose offsets do not move is stalled once ``stall_after_s`` has passed."""
+    tracker = StallTracker(stall_after_s=60)
+    assert tracker.observe([_sample(10, 12)], now=0) == []
+    assert tracker.observe([_sample(10, 12)], now=59) == []
+    [stall] = tracker.observe([_sample(10, 12)], now=61)
+    assert (stall.name, stall.lag, stall.committed, stall.processed) == ("events/0", 90, 10, 12)
+    assert stall.stalled_for_s == 61
+
+
+def test_progress_of_either_offset_restarts_the_stall_clock() -> None:
+    """A moving committed or processed offset is progress; the stall clock starts again from it."""
+    tracker = StallTracker(stall_after_s=60)
+    tracker.observe([_sample(10, 12)], now=0)
+    assert tracker.observe([_sample(10, 13)], now=50) == []  # processed moved
+    assert tracker.observe([_sample(11, 13)], now=100) == []  # committed moved
+    assert tracker.observe([_sample(11, 13)], now=159) == []
+    assert [s.partition for s in tracker.observe([_sample(11, 13)], now=161)] == [0]
+
+
+def test_a_partition_without_lag_is_never_stalled() -> None:
+    """An idle partition committed to its end is healthy however long nothing happens."""
+    tracker = StallTracker(stall_after_s=1)
+    for now in range(10):
+        assert tracker.observe([_sample(100, 100, end=100)], now=now) == []
+
+
+def test_a_partition_never_committed_counts_lag_from_its_start() -> None:
+    """With nothing committed, the lag runs from the earliest offset and an untouched partition stalls."""
+    tracker = StallTracker(stall_after_s=5)
+    untouched = PartitionSample("events", 3, end=40, committed=None, processed=None, start=10)
+    assert untouched.lag == 30
+    tracker.observe([untouched], now=0)
+    assert [s.lag for s in tracker.observe([untouched], now=5)] == [30]
+
+
+def test_reset_and_revocation_forget_the_stall_clock() -> None:
+    """After ``reset`` (a rebalance) or once a partition is no longer sampled, its clock starts afresh."""
+    tracker = StallTracker(stall_after_s=10)
+    tracker.observe([_sample(1, 1), _sample(1, 1, partition=1)], now=0)
+    tracker.reset()
+    assert tracker.observe([_sample(1, 1)], now=10) == []
+    tracker.observe([], now=11)  # partition 0 revoked
+    assert tracker.observe([_sample(1, 1)], now=20) == []
+    assert len(tracker.observe([_sample(1, 1)], now=30)) == 1

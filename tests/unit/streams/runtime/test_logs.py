@@ -1,0 +1,125 @@
+"""Tests for streams/runtime/logs.py: secrets never logged, personal data only at debug, JSON vs console."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from streams.runtime.logs import MASK, REDACTED, configure_logging, get_logger, privacy_processors
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+BOT_TOKEN = "xoxb-1234-5678-abcdefSECRET"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Each test configures logging itself; put structlog and the stdlib back afterwards."""
+    root_handlers = list(logging.root.handlers)
+    root_level = logging.root.level
+    yield
+    structlog.reset_defaults()
+    logging.root.handlers[:] = root_handlers
+    logging.root.setLevel(root_level)
+
+
+def test_secret_named_keys_are_masked_at_every_level() -> None:
+    """Values bound under secret-sounding keys are masked, at debug as much as at error."""
+    log = get_logger("t")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.error("delivery failed", webhook_url=WEBHOOK, slack_bot_token=BOT_TOKEN, password="hunter2")
+        log.debug("delivery failed", smtp_password="hunter2", api_key="k")
+    for entry in logs:
+        secret_values = {k: v for k, v in entry.items() if k not in {"event", "log_level", "module"}}
+        assert set(secret_values.values()) == {MASK}
+
+
+def test_secretstr_values_are_masked_wherever_they_sit() -> None:
+    """A pydantic SecretStr is masked, also inside nested dicts and lists."""
+    log = get_logger("t")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.warning("config", receiver={"name": "cs", "auth": SecretStr("s3cr3t")}, keys=[SecretStr("a")])
+    assert logs[0]["receiver"] == {"name": "cs", "auth": MASK}
+    assert logs[0]["keys"] == [MASK]
+
+
+def test_credentials_inside_free_text_are_scrubbed() -> None:
+    """Slack webhook URLs, Slack tokens and bearer credentials are scrubbed from any string."""
+    log = get_logger("t")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.error(f"POST {WEBHOOK} failed", error=f"invalid_auth for {BOT_TOKEN}", header="Bearer abc.def")
+    rendered = json.dumps(logs[0])
+    assert WEBHOOK not in rendered
+    assert BOT_TOKEN not in rendered
+    assert "abc.def" not in rendered
+
+
+def test_personal_data_is_redacted_at_info_and_above() -> None:
+    """Owner e-mails and event properties do not appear at info, warning or error."""
+    log = get_logger("t")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.info("sent", to=["jane@acme.example"], properties={"plan": "pro"}, account_id="acme")
+        log.warning("bounced: jane@acme.example", owner={"email": "jane@acme.example"})
+    assert logs[0]["to"] == REDACTED
+    assert logs[0]["properties"] == REDACTED
+    assert logs[0]["account_id"] == "acme"
+    assert "jane@acme.example" not in json.dumps(logs)
+
+
+def test_personal_data_is_kept_at_debug() -> None:
+    """Debug lines (never enabled in production) keep owner e-mails and properties for diagnosis."""
+    log = get_logger("t")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.debug("routing", to="jane@acme.example", properties={"plan": "pro"})
+    assert logs[0]["to"] == "jane@acme.example"
+    assert logs[0]["properties"] == {"plan": "pro"}
+
+
+def test_ids_bound_in_context_reach_the_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """rule_id, account_id and alert_id bound with contextvars appear in the JSON line."""
+    configure_logging("json", "INFO")
+    log = get_logger("streams.test")
+    with structlog.contextvars.bound_contextvars(rule_id="error-spike", account_id="acme", alert_id="a1"):
+        log.info("alert emitted")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["rule_id"], line["account_id"], line["alert_id"]) == ("error-spike", "acme", "a1")
+    assert line["module"] == "streams.test"
+
+
+def test_production_format_is_one_json_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """json format writes parseable JSON with level and an ISO UTC timestamp; debug is filtered."""
+    configure_logging("json", "INFO")
+    log = get_logger("t")
+    log.debug("hidden")
+    log.info("shown", count=3)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert (record["event"], record["level"], record["count"]) == ("shown", "info", 3)
+    assert record["timestamp"].endswith("Z")
+
+
+def test_development_format_is_readable_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """console format writes a human-readable line, not JSON."""
+    configure_logging("console", "DEBUG")
+    get_logger("t").info("worker started", partitions=4)
+    out = capsys.readouterr().err
+    assert "worker started" in out
+    assert "partitions=4" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out.strip().splitlines()[-1])
+
+
+def test_library_records_are_rendered_and_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A stdlib warning (as Faust or aiokafka write) comes out as JSON with secrets scrubbed."""
+    configure_logging("json", "INFO")
+    logging.getLogger("faust.transport").warning("cannot reach %s", WEBHOOK)
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert record["logger"] == "faust.transport"
+    assert record["level"] == "warning"
+    assert WEBHOOK not in record["event"]

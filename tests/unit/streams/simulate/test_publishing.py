@@ -1,0 +1,121 @@
+"""Publishing simulated traffic: keys, topics, headers, and live pacing with the current time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.runtime.settings import Settings
+from streams.simulate import publishing
+from streams.simulate.generator import Simulation, SimulationConfig
+from streams.simulate.publishing import KafkaSink, paced_now
+
+
+class _Future:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def add_errback(self, callback: Any) -> None:
+        if self.fail:
+            callback(RuntimeError("broker said no"))
+
+
+class FakeProducer:
+    """Records what would be sent (unit tests only; the integration test uses the real broker)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+        self.fail = fail
+        self.flushed = False
+
+    def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> _Future:
+        self.sent.append((topic, key, value, headers))
+        return _Future(self.fail)
+
+    def flush(self, timeout: float) -> None:
+        self.flushed = True
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+@pytest.fixture
+def sim() -> Simulation:
+    """Twelve accounts, two days."""
+    return Simulation(SimulationConfig(seed=3, accounts=12, start_ms=1_795_420_800_000, days=2))
+
+
+@pytest.fixture
+def sink(monkeypatch: pytest.MonkeyPatch) -> KafkaSink:
+    """A sink on a fake producer (topic creation stubbed out)."""
+    monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
+    return KafkaSink(Settings(topic_prefix="t"), producer=FakeProducer())
+
+
+def test_accounts_go_to_the_accounts_topic_keyed_by_account(sim: Simulation, sink: KafkaSink) -> None:
+    """Each account record is sent to <prefix>.accounts with its id as key and JSON value."""
+    assert sink.publish_accounts(sim.accounts) == 12
+    topic, key, value, headers = sink.producer.sent[0]
+    assert topic == "t.accounts"
+    assert key == sim.accounts[0].account_id.encode()
+    assert orjson.loads(value)["account_id"] == sim.accounts[0].account_id
+    assert ("content-type", b"application/json") in headers
+
+
+def test_events_go_to_the_events_topic_keyed_by_account(sim: Simulation, sink: KafkaSink) -> None:
+    """Events are sent to <prefix>.events keyed by account_id, one JSON object without newline."""
+    event = next(sim.events())
+    size = sink.publish_event(event)
+    topic, key, value, _ = sink.producer.sent[0]
+    assert (topic, key) == ("t.events", event.account_id.encode())
+    assert orjson.loads(value)["event_id"] == event.event_id
+    assert size == len(value) + 1
+
+
+def test_failed_sends_are_counted(sim: Simulation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send the broker rejects is counted in ``failed``, not lost silently."""
+    monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
+    failing = KafkaSink(Settings(), producer=FakeProducer(fail=True))
+    failing.publish_event(next(sim.events()))
+    failing.close()
+    assert failing.failed == 1
+    assert failing.producer.flushed
+
+
+class FakeClock:
+    """A monotonic clock that only moves when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + self.now
+
+
+def test_live_pacing_keeps_the_rate_and_stamps_the_current_time(sim: Simulation) -> None:
+    """At 10 events/s for 2 s, 20 events go out, each stamped with the wall clock when sent."""
+    clock = FakeClock()
+    out = list(paced_now(sim.events(), 10.0, 2.0, clock.wall, clock.monotonic, clock.sleep))
+    assert len(out) == 20
+    assert clock.slept == pytest.approx(1.9)
+    assert out[0].ts == pytest.approx(1_800_000_100.0)
+    assert out[-1].ts == pytest.approx(1_800_000_101.9)
+
+
+def test_live_pacing_keeps_the_deterministic_ids(sim: Simulation) -> None:
+    """Only the timestamps change in live mode; ids and content follow the seeded sequence."""
+    clock = FakeClock()
+    expected = [e.event_id for _, e in zip(range(5), sim.events(), strict=False)]
+    fresh = Simulation(sim.config)
+    paced = paced_now(fresh.events(), 100.0, 0.045, clock.wall, clock.monotonic, clock.sleep)
+    assert [e.event_id for e in paced] == expected

@@ -1,0 +1,62 @@
+"""Partition clocks: watermark = partition max event time − lateness, plus wall clock in live mode."""
+
+from __future__ import annotations
+
+from streams.worker.clock import PartitionClocks
+
+
+def test_watermark_follows_each_partitions_own_max_event_time() -> None:
+    """Each partition's watermark is its own highest event time minus the allowed lateness."""
+    clocks = PartitionClocks(5.0, event_time_only=True)
+    clocks.observe(0, 100.0)
+    clocks.observe(0, 90.0)
+    clocks.observe(1, 50.0)
+    assert (clocks.watermark(0), clocks.watermark(1), clocks.watermark(2)) == (95.0, 45.0, None)
+
+
+def test_live_mode_lets_the_wall_clock_move_a_quiet_partition() -> None:
+    """In live mode the wall clock − lateness advances a partition that has seen nothing newer."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0)
+    clocks.observe(0, 100.0)
+    assert (clocks.watermark(0), clocks.watermark(3)) == (995.0, 995.0)
+
+
+def test_take_dirty_reports_only_partitions_that_moved_and_restore_is_not_dirty() -> None:
+    """Only partitions whose max moved since the last call are persisted; restored clocks are not."""
+    clocks = PartitionClocks(5.0, event_time_only=True)
+    clocks.restore(2, 70.0)
+    clocks.observe(0, 10.0)
+    assert clocks.take_dirty() == {0: 10.0}
+    clocks.observe(0, 5.0)
+    assert clocks.take_dirty() == {}
+    assert clocks.max_event_time(2) == 70.0
+
+
+def test_forget_drops_revoked_partitions() -> None:
+    """A revoked partition has no clock until it is restored or sees events again."""
+    clocks = PartitionClocks(5.0, event_time_only=True)
+    clocks.observe(1, 10.0)
+    clocks.forget([1])
+    assert clocks.watermark(1) is None
+
+
+def test_live_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    """In live mode an event stamped minutes ahead moves its partition's clock only to wall + tolerance."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0, future_tolerance=1.0)
+    clocks.observe(0, 1000.0 + 280.0)
+    assert clocks.watermark(0) == 1000.0 + 1.0 - 5.0
+    assert clocks.take_dirty() == {0: 1001.0}
+
+
+def test_a_future_time_restored_from_the_table_is_bounded_too() -> None:
+    """A clock persisted before the bound (in the future) still yields a watermark at most wall + tolerance."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0, future_tolerance=0.0)
+    clocks.restore(0, 5000.0)
+    assert clocks.watermark(0) == 995.0
+
+
+def test_event_time_only_mode_keeps_future_times() -> None:
+    """Replays (event-time only) keep today's semantics: the highest event time is the clock."""
+    clocks = PartitionClocks(5.0, event_time_only=True, wall_clock=lambda: 1000.0)
+    clocks.observe(0, 5000.0)
+    assert clocks.watermark(0) == 4995.0

@@ -1,0 +1,39 @@
+"""Late events are counted per partition and logged at most once per interval per partition."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from streams.worker.late_events import LateEventLog
+
+
+def _late_total(partition: int) -> float:
+    return REGISTRY.get_sample_value("preempt_late_events_total", {"partition": str(partition)}) or 0.0
+
+
+def test_every_late_event_is_counted_under_its_partition() -> None:
+    """Counts go to preempt_late_events_total{partition} when flushed, per partition."""
+    before = (_late_total(901), _late_total(902))
+    late = LateEventLog(interval=10.0)
+    for _ in range(3):
+        late.late(901, "acme", 2.0, now=100.0)
+    late.late(902, "globex", 1.0, now=100.0)
+    late.flush_counts()
+    assert (_late_total(901) - before[0], _late_total(902) - before[1]) == (3, 1)
+
+
+def test_warnings_are_rate_limited_per_partition_and_name_the_account_and_lateness() -> None:
+    """One WARN per partition per interval, naming the account and seconds late, then a summary of the rest."""
+    late = LateEventLog(interval=10.0)
+    with capture_logs() as logs:
+        late.late(0, "acme", 3.5, now=100.0)
+        late.late(0, "globex", 7.0, now=101.0)
+        late.late(0, "initech", 1.0, now=105.0)
+        late.late(1, "umbrella", 2.0, now=105.0)
+        late.late(0, "hooli", 4.0, now=111.0)
+    warned = [(e["partition"], e["account_id"], e["seconds_late"]) for e in logs if e["event"] == "late event ignored"]
+    assert warned == [(0, "acme", 3.5), (1, "umbrella", 2.0), (0, "hooli", 4.0)]
+    last = [e for e in logs if e["event"] == "late event ignored"][-1]
+    assert (last["more_late_since_last_warning"], last["worst_seconds_late_since_last_warning"]) == (2, 7.0)
+    assert all(e["log_level"] == "warning" for e in logs)

@@ -1,0 +1,162 @@
+"""The liveness watchdog: a stalled partition is logged at ERROR, counted, exported and cleared."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, NamedTuple
+
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from streams.worker.liveness import PartitionWatchdog
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class StubConsumer:
+    """The slice of Faust's consumer the watchdog reads, with settable offsets."""
+
+    def __init__(self, tps: list[TP], ends: dict[TP, int], committed: dict[TP, int]) -> None:
+        self.tps = tps
+        self.ends = ends
+        self._committed_offset = committed  # what streams.runtime.faust_compat.committed_offsets reads
+        self._active_partitions = set(tps)  # what Faust fetches (faust_compat.partition_flow_state)
+        self.resumed: set[TP] = set()
+
+    def assignment(self) -> set[TP]:
+        return set(self.tps)
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self.resumed = tps
+        self._active_partitions |= tps
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+
+class StubFlowControl:
+    def is_active(self) -> bool:
+        return True
+
+
+class StubApp:
+    def __init__(self, consumer: StubConsumer) -> None:
+        self.consumer = consumer
+        self.rebalancing = False
+        self.in_recovery = False
+        self.flow_control = StubFlowControl()
+        self.consumer_generation_id = 3
+
+
+def _gauge(topic: str, partition: int) -> float | None:
+    return REGISTRY.get_sample_value("preempt_partition_stalled", {"topic": topic, "partition": str(partition)})
+
+
+def _stalls(topic: str) -> float:
+    return REGISTRY.get_sample_value("preempt_partition_stalls_total", {"topic": topic}) or 0.0
+
+
+def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> None:
+    """After the stall time: one ERROR line, the gauge at 1, the counter +1, /readyz names it; progress clears it."""
+    topic = "wd-events"
+    tp0, tp1 = TP(topic, 0), TP(topic, 1)
+    consumer = StubConsumer([tp0, tp1], ends={tp0: 50, tp1: 80}, committed={tp0: 50, tp1: 20})
+    now = [0.0]
+    processed = {0: 50, 1: 20}
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        processed=lambda: processed,
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+    before = _stalls(topic)
+
+    async def rounds(times: list[float]) -> list[dict[str, Any]]:
+        with capture_logs() as logs:
+            for t in times:
+                now[0] = t
+                await dog.check()
+        return logs
+
+    logs = asyncio.run(rounds([0, 15, 31, 45]))
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert len(errors) == 1
+    assert errors[0]["partition"] == 1
+    assert errors[0]["lag"] == 60
+    assert errors[0]["committed"] == 20
+    assert "faust_active" in errors[0]  # Faust's view of the fetch path is in the line
+    assert dog.stalled() == (f"{topic}/1",)
+    assert _gauge(topic, 1) == 1
+    assert _stalls(topic) == before + 1
+    assert consumer.resumed == set()  # Faust was fetching it: nothing to resume
+
+    consumer._committed_offset[tp1] = 40  # progress
+    logs = asyncio.run(rounds([50]))
+    assert dog.stalled() == ()
+    assert _gauge(topic, 1) == 0
+    assert any(entry["event"] == "partition progressing again" for entry in logs)
+    assert _stalls(topic) == before + 1
+
+
+def test_no_stall_is_measured_while_rebalancing() -> None:
+    """During a rebalance the watchdog samples nothing, and the stall clock restarts afterwards."""
+    topic = "wd-rebalance"
+    tp = TP(topic, 0)
+    consumer = StubConsumer([tp], ends={tp: 10}, committed={tp: 0})
+    app = StubApp(consumer)
+    now = [0.0]
+    dog = PartitionWatchdog(
+        app,  # type: ignore[arg-type]
+        topic,
+        stall_after_s=10,
+        processed=dict,
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+
+    async def at(t: float) -> None:
+        now[0] = t
+        await dog.check()
+
+    asyncio.run(at(0))
+    app.rebalancing = True
+    asyncio.run(at(20))
+    app.rebalancing = False
+    asyncio.run(at(25))
+    assert dog.stalled() == ()
+    asyncio.run(at(36))
+    assert dog.stalled() == (f"{topic}/0",)
+
+
+def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
+    """A stalled partition missing from Faust's active set outside a rebalance is resumed once."""
+    topic = "wd-paused"
+    tp = TP(topic, 0)
+    consumer = StubConsumer([tp], ends={tp: 10}, committed={tp: 0})
+    consumer._active_partitions = set()  # paused and never resumed
+    now = [0.0]
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=10,
+        processed=dict,
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+
+    async def at(t: float) -> None:
+        now[0] = t
+        await dog.check()
+
+    asyncio.run(at(0))
+    asyncio.run(at(11))
+    assert consumer.resumed == {tp}
+    assert consumer._active_partitions == {tp}

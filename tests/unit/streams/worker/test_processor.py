@@ -1,0 +1,261 @@
+"""The worker core: batches of raw records → dead letters, outcomes, alerts and coalesced state writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from schemas.account import Account
+from schemas.event import format_ts
+from streams.worker.processor import Record, RulesProcessor
+from tests.unit.streams.fake_engine import QUIET_AFTER
+
+T0 = 1_795_420_800.0
+Factory = Callable[..., tuple[RulesProcessor, dict[bytes, bytes]]]
+
+
+def _record(offset: int, name: str, ts: float, account: str = "acme", partition: int = 0, **extra: Any) -> Record:
+    body = {"event_id": f"e{offset}", "event": name, "account_id": account, "timestamp": format_ts(ts)} | extra
+    return Record(partition, offset, account.encode(), json.dumps(body).encode(), topic="preempt.events")
+
+
+def test_bad_records_become_dead_letters_with_reason_and_the_batch_carries_on(make_processor: Factory) -> None:
+    """Undecodable records are dead-lettered with their reason; the good ones are still accepted."""
+    processor, _ = make_processor()
+    bad = Record(0, 1, b"acme", b"{nope", topic="preempt.events")
+    out = processor.process_batch([_record(0, "Login", T0), bad, _record(2, "Login", T0 + 1)])
+    assert [(d.reason, d.record.offset) for d in out.dead_letters] == [("invalid_json", 1)]
+    assert out.accepted == 2
+
+
+def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
+    """Fifty events of two accounts produce two state writes and one clock write."""
+    processor, _ = make_processor()
+    batch = [_record(i, "Login", T0 + i, account=f"a{i % 2}") for i in range(50)]
+    out = processor.process_batch(batch)
+    assert {p: sorted(w) for p, w in out.state_writes.items()} == {0: ["a0", "a1"]}
+    assert out.clock_writes == {0: T0 + 49}
+    assert out.changelog_records == 3
+
+
+def test_events_fire_only_once_the_partition_watermark_passes_them(make_processor: Factory) -> None:
+    """The third error alerts when a later event moves the partition clock past it, enriched with the account."""
+    processor, _ = make_processor(accounts={"acme": Account(account_id="acme", name="Acme")})
+    first = processor.process_batch([_record(i, "Error", T0 + i) for i in range(3)])
+    assert first.alerts == []
+    later = processor.process_batch([_record(9, "Login", T0 + 30, account="other")])
+    assert [(a.rule_id, a.account_id, a.account.name) for a in later.alerts] == [("three-errors", "acme", "Acme")]
+
+
+def test_duplicates_are_dropped_and_not_written(make_processor: Factory) -> None:
+    """A repeated event id is counted as a duplicate and causes no state write."""
+    processor, _ = make_processor()
+    processor.process_batch([_record(0, "Login", T0)])
+    again = processor.process_batch([_record(0, "Login", T0)])
+    assert (again.accepted, again.state_writes) == (0, {})
+
+
+def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: Factory) -> None:
+    """In live mode a timer tick past the deadline alerts with no further events."""
+    processor, _ = make_processor(event_time_only=False, wall=T0)
+    processor.process_batch([_record(0, "Login", T0)])
+    processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10  # the timer runs later
+    out = processor.tick([0])
+    assert [a.rule_id for a in out.alerts] == ["quiet"]
+    assert list(out.state_writes[0]) == ["acme"]
+
+
+def test_rebuild_wakeups_restores_pending_deadlines_from_table_bytes(make_processor: Factory) -> None:
+    """After recovery the wakeup index is rebuilt from the table so deadlines still fire."""
+    processor, table = make_processor()
+    out = processor.process_batch([_record(0, "Login", T0)])
+    table.update({k.encode(): v for k, v in out.state_writes[0].items()})
+    fresh, _ = make_processor()
+    fresh.cache._store = table
+    assert fresh.rebuild_wakeups((k.decode(), 0, v) for k, v in table.items()) == 1
+    fresh.clocks.restore(0, T0 + QUIET_AFTER + 10)
+    assert [a.rule_id for a in fresh.tick([0]).alerts] == ["quiet"]
+
+
+def test_an_offset_gap_between_batches_is_counted(make_processor: Factory) -> None:
+    """Records that never reached the worker (an offset jump on a partition) are counted as a gap."""
+    processor, _ = make_processor()
+    before = REGISTRY.get_sample_value("preempt_event_offset_gaps_total") or 0.0
+    processor.process_batch([_record(0, "Login", T0), _record(1, "Login", T0 + 1)])
+    processor.process_batch([_record(5, "Login", T0 + 2)])
+    assert REGISTRY.get_sample_value("preempt_event_offset_gaps_total") == before + 3
+
+
+def test_find_gaps_names_each_offset_jump_without_consuming_it(make_processor: Factory) -> None:
+    """find_gaps reports (partition, first missing, next seen) and leaves the offsets untouched."""
+    processor, _ = make_processor()
+    processor.process_batch([_record(0, "Login", T0)])
+    batch = [_record(4, "Login", T0 + 1), _record(5, "Login", T0 + 2, partition=1)]
+    assert processor.find_gaps(batch) == [(0, 1, 4)]
+    assert processor.find_gaps(batch) == [(0, 1, 4)]
+
+
+# --- the failure policy: one record or one account never stops the batch ---------------------------
+
+
+def _quarantined(reason: str) -> float:
+    return REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": reason}) or 0.0
+
+
+def test_unreadable_stored_state_is_dead_lettered_and_the_event_still_counts(make_processor: Factory) -> None:
+    """An account whose stored state is garbage starts afresh; its old bytes go to the DLQ as state_unreadable."""
+    processor, table = make_processor()
+    table[b"acme"] = b"\xffnot a state"
+    before = _quarantined("state_unreadable")
+    out = processor.process_batch([_record(0, "Login", T0), _record(1, "Login", T0 + 1, account="other")])
+    assert out.accepted == 2
+    [letter] = out.dead_letters
+    assert (letter.reason, letter.record.key, letter.record.value) == ("state_unreadable", b"acme", b"\xffnot a state")
+    assert (letter.record.topic, letter.record.offset) == ("account-state", -1)
+    assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e0"]
+    assert _quarantined("state_unreadable") == before + 1
+
+
+def test_an_engine_failure_while_advancing_quarantines_only_that_account(make_processor: Factory) -> None:
+    """The engine raising on one account's state quarantines it; other accounts' alerts in the batch still go out."""
+    processor, _ = make_processor()
+    real_next_wakeup = processor.engine.next_wakeup
+
+    def next_wakeup(state: Any) -> float | None:
+        if state.account_id == "boom":
+            raise ZeroDivisionError("a rule bug")
+        return real_next_wakeup(state)
+
+    processor.engine.next_wakeup = next_wakeup  # type: ignore[method-assign]
+    batch = [_record(i, "Error", T0 + i) for i in range(3)]
+    batch += [_record(3, "Login", T0 + 3, account="boom"), _record(4, "Login", T0 + 30, account="other")]
+    out = processor.process_batch(batch)
+    assert [a.account_id for a in out.alerts] == ["acme"]
+    assert [(d.reason, d.record.key) for d in out.dead_letters] == [("evaluation_error", b"boom")]
+    assert "ZeroDivisionError: a rule bug" in out.dead_letters[0].detail
+    assert set(out.state_writes[0]) == {"acme", "boom", "other"}
+
+
+def test_a_finding_that_fails_enrichment_is_sent_without_account_context(make_processor: Factory) -> None:
+    """An account lookup that raises does not lose the alert: it goes out without the account."""
+
+    def lookup(account_id: str) -> Account | None:
+        raise ValueError("broken account record")
+
+    processor, _ = make_processor()
+    processor.accounts = lookup
+    out = processor.process_batch([_record(i, "Error", T0 + i) for i in range(3)] + [_record(9, "Login", T0 + 30)])
+    assert [(a.rule_id, a.account.name) for a in out.alerts] == [("three-errors", None)]
+
+
+def test_a_finding_that_cannot_become_an_alert_is_dead_lettered(make_processor: Factory) -> None:
+    """If to_alert fails even without the account, the finding goes to the DLQ as alert_build_failed."""
+    processor, _ = make_processor()
+
+    def to_alert(finding: Any, account: Any, emitted_at: float) -> Any:
+        raise RuntimeError("template exploded")
+
+    processor.engine.to_alert = to_alert  # type: ignore[method-assign]
+    out = processor.process_batch([_record(i, "Error", T0 + i) for i in range(3)] + [_record(9, "Login", T0 + 30)])
+    assert out.alerts == []
+    [letter] = out.dead_letters
+    assert (letter.reason, letter.record.key, letter.record.topic) == ("alert_build_failed", b"acme", "findings")
+    assert json.loads(letter.record.value or b"")["rule_id"] == "three-errors"
+
+
+def test_rebuild_with_an_unreadable_state_quarantines_it_and_carries_on(make_processor: Factory) -> None:
+    """Recovery never raises on bad table bytes: the account restarts empty, dead-lettered with the next output."""
+    processor, table = make_processor()
+    table[b"bad"] = b"{truncated"
+    good = processor.process_batch([_record(0, "Login", T0)]).state_writes[0]["acme"]
+    table[b"acme"] = good
+    fresh, _ = make_processor()
+    fresh.cache._store = table
+    assert fresh.rebuild_wakeups([("bad", 0, table[b"bad"]), ("acme", 0, good)]) == 2
+    out = fresh.tick([0])
+    assert [(d.reason, d.record.value) for d in out.dead_letters] == [("state_unreadable", b"{truncated")]
+    assert "bad" in out.state_writes[0]
+
+
+def test_an_over_limit_state_is_quarantined_and_the_stream_goes_on(make_processor: Factory) -> None:
+    """With a tiny PREEMPT_MAX_STATE_BYTES the growing account is quarantined, never written over the limit."""
+    processor, table = make_processor(max_state_bytes=1024)
+    out = processor.process_batch([_record(0, "Login", T0, account="busy")])
+    assert out.dead_letters == []
+    table[b"busy"] = out.state_writes[0]["busy"]  # what the writer does
+    batch = [_record(i, "Login", T0 + i, account="busy", event_id=f"{i:0>100}") for i in range(1, 20)]
+    out = processor.process_batch([*batch, _record(20, "Login", T0, account="calm")])
+    assert [(d.reason, d.record.key) for d in out.dead_letters] == [("state_too_large", b"busy")]
+    assert out.dead_letters[0].record.value == table[b"busy"]  # the last state written is kept aside
+    assert all(len(v) <= 1024 for w in out.state_writes.values() for v in w.values())
+    assert "calm" in out.state_writes[0]
+
+
+def test_late_events_are_counted_per_partition(make_processor: Factory) -> None:
+    """An event behind its account's clock is counted under its partition label."""
+    processor, _ = make_processor()
+    before = REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "2"}) or 0.0
+    processor.process_batch([_record(0, "Login", T0, partition=2), _record(1, "Login", T0 + 100, partition=2)])
+    processor.process_batch([_record(2, "Login", T0 + 10, partition=2)])
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "2"}) == before + 1
+
+
+def test_a_future_stamped_event_does_not_make_other_accounts_late_in_live_mode(make_processor: Factory) -> None:
+    """Live mode: an event 4 minutes ahead leaves the partition clock at the wall clock; on-time events count."""
+    processor, _ = make_processor(event_time_only=False, wall=T0)
+    processor.process_batch([_record(0, "Login", T0 + 240, account="fast-clock")])
+    out = processor.process_batch([_record(i, "Login", T0 - 1 + i * 0.1, account=f"a{i}") for i in range(1, 6)])
+    assert out.accepted == 5
+
+
+def test_an_unreadable_clock_record_is_skipped_not_raised(make_processor: Factory) -> None:
+    """Recovery seeds clocks from readable records of owned partitions and skips garbage ones."""
+    processor, _ = make_processor()
+    processor.restore_clock(b"0", repr(T0).encode(), {0, 1})
+    processor.restore_clock(b"1", b"\xffgarbage", {0, 1})
+    processor.restore_clock(b"x", b"12.0", {0, 1})
+    processor.restore_clock(b"2", b"99.0", {0, 1})
+    assert (processor.clocks.max_event_time(0), processor.clocks.max_event_time(1)) == (T0, None)
+    assert processor.clocks.max_event_time(2) is None
+
+
+def test_an_event_that_breaks_the_account_state_dead_letters_it_and_quarantines_the_account(
+    make_processor: Factory,
+) -> None:
+    """A poison event that the engine buffered before failing would fail every later event: the event is
+    dead-lettered and the account quarantined, so its next event is processed on a fresh state."""
+    processor, _ = make_processor()
+    real_advance = processor.engine.advance
+
+    def advance(state: Any, watermark: float) -> list[Any]:
+        if any(name == "Poison" for _, _, name in state.buffered):
+            raise ValueError("cannot apply a Poison event")
+        return real_advance(state, watermark)
+
+    processor.engine.advance = advance  # type: ignore[method-assign]
+    out = processor.process_batch([_record(0, "Poison", T0), _record(1, "Login", T0 + 1)])
+    assert [(d.reason, d.record.offset) for d in out.dead_letters] == [
+        ("processing_error", 0),
+        ("evaluation_error", -1),
+    ]
+    assert out.accepted == 1
+    assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e1"]
+
+
+def test_an_event_the_engine_fails_on_leaves_a_healthy_state_alone(make_processor: Factory) -> None:
+    """If the state still advances after the failure, only the event is dead-lettered."""
+    processor, _ = make_processor()
+    real_on_event = processor.engine.on_event
+
+    def on_event(state: Any, event: Any, watermark: float) -> Any:
+        if event.event == "Poison":
+            raise ValueError("cannot read this event")
+        return real_on_event(state, event, watermark)
+
+    processor.engine.on_event = on_event  # type: ignore[method-assign]
+    out = processor.process_batch([_record(0, "Login", T0), _record(1, "Poison", T0 + 1), _record(2, "Login", T0 + 2)])
+    assert [d.reason for d in out.dead_letters] == ["processing_error"]
+    assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e0", "e2"]
