@@ -42,7 +42,7 @@ from rules.state import (
     encode_state,
     seen_key,
 )
-from rules.templates import render_template, rule_context
+from rules.templates import render_template, rule_context, unknown_account_view
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
 from schemas.event import Event, format_ts
@@ -347,17 +347,7 @@ class RuleEngine:
 def _account_view(account_id: str, account: Account | None) -> dict[str, Any]:
     """What templates see as ``account``; the name falls back to the id for unknown accounts."""
     if account is None:
-        return {
-            "account_id": account_id,
-            "name": account_id,
-            "tier": None,
-            "plan": None,
-            "mrr": None,
-            "owner": {"name": None, "email": None, "slack": None},
-            "timezone": "UTC",
-            "tags": [],
-            "links": {"crm": None, "admin": None},
-        }
+        return unknown_account_view(account_id)
     view = account.model_dump()
     view["name"] = account.name or account_id
     return view

@@ -7,31 +7,19 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Self
+from dataclasses import dataclass
 
 from rules.durations import format_duration
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase, union_names
+from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
 @dataclass
-class AbsenceState(BoundedState):
-    """Per key with a pending start: ``(time, event id)`` of the start; ``deadline``: the earliest one due."""
-
-    pending: dict[str, tuple[float, str]] = field(default_factory=dict)
-
-    @classmethod
-    def decode(cls, doc: Any, version: int) -> Self:
-        if version == 1:  # {"k": {key: [start_ts, start_event_id]}, "n"?: bound}
-            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
-        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["pending"].items()})
-
-    def to_version_1(self) -> dict[str, Any]:
-        return {"k": {key: list(start) for key, start in self.pending.items()}, "n": self.deadline}
+class AbsenceState(PendingEvents):
+    """Per key with a pending start, ``events``: the start; ``deadline``: the earliest follow-up due."""
 
 
 class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
@@ -52,7 +40,7 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         key = self.key_of(event)
         if key is None:
             return []
-        pending = state.pending
+        pending = state.events
         if key in pending and self._expect(event):
             del pending[key]
             return []
@@ -62,15 +50,11 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         return []
 
     def advance_to(self, state: AbsenceState, now: float, account_id: str) -> list[Finding]:
-        bound = state.deadline
-        if bound is None or bound > now:
+        if not state.is_due(now):
             return []
         within = self.rule.within
-        pending = state.pending
-        due = sorted((start + within, key) for key, (start, _) in pending.items() if start + within <= now)
         findings = []
-        for deadline, key in due:
-            start, start_id = pending.pop(key)
+        for deadline, key, start, start_id in state.pop_due(within, now):
             findings.append(
                 make_finding(
                     rule_id=self.rule.id,
@@ -92,5 +76,4 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
                     },
                 )
             )
-        state.deadline = min((start + within for start, _ in pending.values()), default=None)
         return findings

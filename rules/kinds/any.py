@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import AnyRule
 from rules.predicates import compile_where
@@ -45,19 +45,13 @@ class AnyEvaluator(EvaluatorBase[AnyState]):
         key = self.key_of(event)
         if key is None or self.cooled(cooldowns, key, event.ts):
             return []
-        rule = self.rule
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
+            self.event_finding(
+                event,
+                key,
+                event.ts,
                 # one episode per event: two events in the same millisecond are two alerts
                 episode=f"{format_ts(event.ts)}/{event.event_id}",
-                window_start=event.ts,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
                 evidence={
                     "measure": "event",
                     "value": event.event,

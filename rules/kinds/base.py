@@ -24,10 +24,10 @@ state the old one stored (``tests/unit/rules/test_state_golden.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
+from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.models import RuleBase
 from schemas.event import Event
 
@@ -61,6 +61,40 @@ class BoundedState(RuleState):
         current = self.deadline
         if current is None or deadline < current:
             self.deadline = deadline
+
+    def is_due(self, now: float) -> bool:
+        """Whether a deadline may have come by ``now`` (``advance_to`` has nothing to do otherwise)."""
+        return self.deadline is not None and self.deadline <= now
+
+
+@dataclass
+class PendingEvents(BoundedState):
+    """Per key, the one event whose deadline — its time plus a fixed span — is pending.
+
+    The state of the kinds whose deadline is a span after an event: ``inactivity`` (the key's last
+    matching event) and ``absence`` (the start waiting for its follow-up).
+    """
+
+    events: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Key → ``(time, event id)`` of its event."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: [ts, event_id]}, "n"?: bound}
+            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
+        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["events"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: list(event) for key, event in self.events.items()}, "n": self.deadline}
+
+    def pop_due(self, span: float, now: float) -> list[tuple[float, str, float, str]]:
+        """Remove every key whose deadline is ``<= now``: ``(deadline, key, time, event id)`` in deadline
+        then key order. The deadline bound becomes exact."""
+        events = self.events
+        due = sorted((ts + span, key) for key, (ts, _) in events.items() if ts + span <= now)
+        popped = [(deadline, key, *events.pop(key)) for deadline, key in due]
+        self.deadline = min((ts + span for ts, _ in events.values()), default=None)
+        return popped
 
 
 S = TypeVar("S", bound=RuleState)
@@ -157,6 +191,24 @@ class EvaluatorBase(Generic[S]):
 
     def on_finding(self, state: S, finding: Finding) -> list[Finding]:
         return []
+
+    def event_finding(
+        self, event: Event, key: str, window_start: float, evidence: dict[str, Any], episode: str | None = None
+    ) -> Finding:
+        """A finding that ``event`` fires: at its time, for its account, over a window ending at it."""
+        rule = self.rule
+        return make_finding(
+            rule_id=rule.id,
+            kind=rule.kind,
+            account_id=event.account_id,
+            key=key,
+            fired_at=event.ts,
+            episode=episode,
+            window_start=window_start,
+            window_end=event.ts,
+            newest_event_ts=event.ts,
+            evidence=evidence,
+        )
 
     def key_of(self, event: Event) -> str | None:
         """The key of an event: ``""`` per account, the user id per user (None: no user → skip)."""

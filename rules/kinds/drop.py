@@ -104,8 +104,7 @@ class DropEvaluator(EvaluatorBase[DropState]):
         return []
 
     def advance_to(self, state: DropState, now: float, account_id: str) -> list[Finding]:
-        bound = state.deadline
-        if bound is None or bound > now:
+        if not state.is_due(now):
             return []
         findings: list[Finding] = []
         keys = state.keys

@@ -7,31 +7,19 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Self
+from dataclasses import dataclass
 
 from rules.durations import format_duration
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase
+from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
 from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
 @dataclass
-class InactivityState(BoundedState):
-    """Per active key: ``(time, event id)`` of its last matching event; ``deadline``: the earliest silence."""
-
-    last_seen: dict[str, tuple[float, str]] = field(default_factory=dict)
-
-    @classmethod
-    def decode(cls, doc: Any, version: int) -> Self:
-        if version == 1:  # {"k": {key: [ts, event_id]}, "n"?: bound}
-            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
-        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["last_seen"].items()})
-
-    def to_version_1(self) -> dict[str, Any]:
-        return {"k": {key: list(last) for key, last in self.last_seen.items()}, "n": self.deadline}
+class InactivityState(PendingEvents):
+    """Per active key, ``events``: its last matching event; ``deadline``: the earliest silence."""
 
 
 class InactivityEvaluator(EvaluatorBase[InactivityState]):
@@ -54,20 +42,16 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         key = self.key_of(event)
         if key is None:
             return []
-        state.last_seen[key] = (event.ts, event.event_id)
+        state.events[key] = (event.ts, event.event_id)
         state.lower_bound(event.ts + self.rule.after)
         return []
 
     def advance_to(self, state: InactivityState, now: float, account_id: str) -> list[Finding]:
-        bound = state.deadline
-        if bound is None or bound > now:
+        if not state.is_due(now):
             return []
         after = self.rule.after
-        keys = state.last_seen
-        due = sorted((last + after, key) for key, (last, _) in keys.items() if last + after <= now)
         findings = []
-        for deadline, key in due:
-            last, last_id = keys.pop(key)
+        for deadline, key, last, last_id in state.pop_due(after, now):
             findings.append(
                 make_finding(
                     rule_id=self.rule.id,
@@ -88,5 +72,4 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
                     },
                 )
             )
-        state.deadline = min((last + after for last, _ in keys.values()), default=None)
         return findings

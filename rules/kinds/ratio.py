@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, samples_since, sweep_stale, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
@@ -153,16 +153,11 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
             return []
         start = spec.start(oldest)
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
-                window_start=start,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
-                evidence={
+            self.event_finding(
+                event,
+                key,
+                start,
+                {
                     "measure": "ratio",
                     "value": round(numerator / denominator, 6),
                     "threshold": rule.min_ratio,

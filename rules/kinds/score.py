@@ -177,8 +177,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         return []
 
     def advance_to(self, state: ScoreState, now: float, account_id: str) -> list[Finding]:
-        bound = state.deadline
-        if bound is None or bound > now:
+        if not state.is_due(now):
             return []
         findings: list[Finding] = []
         spec = self._spec

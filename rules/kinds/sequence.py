@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState, sweep_stale, union_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
@@ -100,23 +100,12 @@ class SequenceEvaluator(EvaluatorBase[SequenceState]):
         return []
 
     def _finding(self, event: Event, key: str, start: float, event_ids: list[str]) -> Finding:
-        rule = self.rule
-        return make_finding(
-            rule_id=rule.id,
-            kind=rule.kind,
-            account_id=event.account_id,
-            key=key,
-            fired_at=event.ts,
-            episode=format_ts(start),
-            window_start=start,
-            window_end=event.ts,
-            newest_event_ts=event.ts,
-            evidence={
-                "measure": "sequence",
-                "value": len(self._steps),
-                "threshold": rule.within,
-                "baseline": None,
-                "elapsed_seconds": round(event.ts - start, 3),
-                "sample_event_ids": event_ids[-5:],
-            },
-        )
+        evidence = {
+            "measure": "sequence",
+            "value": len(self._steps),
+            "threshold": self.rule.within,
+            "baseline": None,
+            "elapsed_seconds": round(event.ts - start, 3),
+            "sample_event_ids": event_ids[-5:],
+        }
+        return self.event_finding(event, key, start, evidence, episode=format_ts(start))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rules import windows
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import samples_since
 from rules.kinds.sliding import SlidingMeasureEvaluator, SlidingState
 from rules.models import ThresholdRule
@@ -34,16 +34,11 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
             return []
         start = spec.start(oldest)
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
-                window_start=start,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
-                evidence={
+            self.event_finding(
+                event,
+                key,
+                start,
+                {
                     "measure": rule.measure,
                     "value": value,
                     "threshold": rule.min,

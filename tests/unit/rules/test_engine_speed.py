@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.kinds import any as any_kind
+from rules.kinds import base as kind_base
 from rules.models import Match
 from rules.paths import compile_path
 from rules.predicates import _on_path, _op_tests, compile_match, compile_where
@@ -30,8 +30,8 @@ def test_dispatch_routes_an_event_name_only_to_the_rules_that_can_match_it(make_
 def test_cooldown_is_checked_before_the_finding_is_built(make_rule, make_engine, run, at, monkeypatch):
     """Events inside the cooldown build no finding, yet are counted as suppressed exactly as before."""
     built: list[Any] = []
-    real = any_kind.make_finding
-    monkeypatch.setattr(any_kind, "make_finding", lambda **kw: built.append(kw) or real(**kw))
+    real = kind_base.make_finding  # every event-time finding is built through EvaluatorBase.event_finding
+    monkeypatch.setattr(kind_base, "make_finding", lambda **kw: built.append(kw) or real(**kw))
     engine = make_engine(make_rule("any", cooldown="1h"))
     events = [at(i * MIN, "NPS", properties={"score": 1}) for i in range(10)] + [
         at(2 * HOUR, "NPS", properties={"score": 2})
