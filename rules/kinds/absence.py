@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rules.durations import format_duration
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
@@ -55,25 +55,13 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         within = self.rule.within
         findings = []
         for deadline, key, start, start_id in state.pop_due(within, now):
-            findings.append(
-                make_finding(
-                    rule_id=self.rule.id,
-                    kind=self.rule.kind,
-                    account_id=account_id,
-                    key=key,
-                    fired_at=deadline,
-                    episode=format_ts(start),
-                    window_start=start,
-                    window_end=deadline,
-                    newest_event_ts=start,
-                    evidence={
-                        "measure": "missing follow-up",
-                        "value": format_duration(within),
-                        "threshold": within,
-                        "baseline": None,
-                        "started_at": format_ts(start),
-                        "sample_event_ids": [start_id],
-                    },
-                )
-            )
+            evidence = {
+                "measure": "missing follow-up",
+                "value": format_duration(within),
+                "threshold": within,
+                "baseline": None,
+                "started_at": format_ts(start),
+                "sample_event_ids": [start_id],
+            }
+            findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
         return findings

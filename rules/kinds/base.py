@@ -210,6 +210,30 @@ class EvaluatorBase(Generic[S]):
             evidence=evidence,
         )
 
+    def deadline_finding(
+        self,
+        account_id: str,
+        key: str,
+        deadline: float,
+        since: float,
+        evidence: dict[str, Any],
+        episode: str | None = None,
+    ) -> Finding:
+        """A finding that the clock fires at ``deadline``, over the window since the event at ``since``."""
+        rule = self.rule
+        return make_finding(
+            rule_id=rule.id,
+            kind=rule.kind,
+            account_id=account_id,
+            key=key,
+            fired_at=deadline,
+            episode=episode,
+            window_start=since,
+            window_end=deadline,
+            newest_event_ts=since,
+            evidence=evidence,
+        )
+
     def key_of(self, event: Event) -> str | None:
         """The key of an event: ``""`` per account, the user id per user (None: no user → skip)."""
         if self.rule.group_by == "user":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rules.durations import format_duration
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
 from rules.predicates import compile_where
@@ -52,24 +52,13 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         after = self.rule.after
         findings = []
         for deadline, key, last, last_id in state.pop_due(after, now):
-            findings.append(
-                make_finding(
-                    rule_id=self.rule.id,
-                    kind=self.rule.kind,
-                    account_id=account_id,
-                    key=key,
-                    fired_at=deadline,
-                    window_start=last,
-                    window_end=deadline,
-                    newest_event_ts=last,
-                    evidence={
-                        "measure": "silence",
-                        "value": format_duration(after),
-                        "threshold": after,
-                        "baseline": None,
-                        "last_seen": format_ts(last),
-                        "sample_event_ids": [last_id],
-                    },
-                )
-            )
+            evidence = {
+                "measure": "silence",
+                "value": format_duration(after),
+                "threshold": after,
+                "baseline": None,
+                "last_seen": format_ts(last),
+                "sample_event_ids": [last_id],
+            }
+            findings.append(self.deadline_finding(account_id, key, deadline, last, evidence))
         return findings
