@@ -303,7 +303,7 @@ def inprocess_ceiling(settings: Settings, values: list[bytes]) -> tuple[float, f
     from rules.engine import RuleEngine
     from rules.loader import load_rules
 
-    engine = RuleEngine(load_rules(settings.rules_path), allowed_lateness=settings.allowed_lateness_seconds)
+    engine = RuleEngine(load_rules(settings.rules_path))
     states: dict[str, Any] = {}
     newest = -math.inf
     lateness = settings.allowed_lateness_seconds

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(32 * 1024, ge=256)
     max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
     dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+    state_write_version: int = Field(
+        2,
+        ge=1,
+        le=2,
+        description="account state encoding the worker writes; 1 while rolling out the first release with "
+        "typed rule state, so that workers of the release before it can still read what it writes",
+    )
     # Failure policy (docs/pipeline.md): an account state larger than this is quarantined, never
     # written (Kafka's default record limit is 1 MB; the rest is left for key and headers).
     # At most 950,000: Faust's producer refuses records over 1,000,000 bytes (producer_max_request_size),

@@ -53,7 +53,7 @@ class WorkerRuntime:
         app: faust.App,
         settings: Settings,
         events_topic: str,
-        processor: RulesProcessor,
+        processor: RulesProcessor[Any, Any],
         writer: OutputWriter,
         state_table: Any,
         clock_table: Any,

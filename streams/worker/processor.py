@@ -23,15 +23,15 @@ and logged, and the batch carries on. Only a bug in this loop itself raises.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 import orjson
 
+from rules.engine import EventOutcome
 from schemas.account import Account
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
@@ -61,16 +61,46 @@ STATE_SOURCE = "account-state"
 """``preempt.dlq.source.topic`` of a quarantined state's dead letter: the state table (offset -1)."""
 
 
-class RuleEnginePort(Protocol):
-    """The slice of ``rules.engine.RuleEngine`` the worker calls (see notes/engine-contract.md)."""
+class EngineState(Protocol):
+    """What the worker reads of an account's engine state (``rules.state.AccountState``); the rest is the engine's."""
 
-    def new_state(self) -> Any: ...
-    def on_event(self, state: Any, event: Event, watermark: float) -> tuple[Any, list[Any]]: ...
-    def advance(self, state: Any, watermark: float) -> list[Any]: ...
-    def next_wakeup(self, state: Any) -> float | None: ...
-    def dumps(self, state: Any) -> bytes: ...
-    def loads(self, data: bytes) -> Any: ...
-    def to_alert(self, finding: Any, account: Account | None, emitted_at: float) -> Alert: ...
+    @property
+    def finalized_until(self) -> float:
+        """The watermark the account has been advanced to (events before it are late)."""
+        ...
+
+
+class EngineFinding(Protocol):
+    """What the worker reads of a finding (``rules.findings.Finding``) before the engine makes it an alert."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def newest_event_ts(self) -> float | None:
+        """Event time of the newest event behind the finding (None: a deadline with no event), for latency."""
+        ...
+
+
+StateT = TypeVar("StateT", bound=EngineState)
+FindingT = TypeVar("FindingT", bound=EngineFinding)
+
+
+class RuleEnginePort(Protocol[StateT, FindingT]):
+    """The slice of ``rules.engine.RuleEngine`` the worker calls: the engine's contract with its callers.
+
+    The state is the engine's (the worker keeps it in the state cache and reads only
+    ``finalized_until``); findings go back to the engine to become alerts.
+    """
+
+    def new_state(self) -> StateT: ...
+    def on_event(self, state: StateT, event: Event, watermark: float) -> tuple[EventOutcome, list[FindingT]]: ...
+    def advance(self, state: StateT, watermark: float) -> list[FindingT]: ...
+    def next_wakeup(self, state: StateT) -> float | None: ...
+    def dumps(self, state: StateT) -> bytes: ...
+    def loads(self, data: bytes) -> StateT: ...
+    def to_alert(self, finding: FindingT, account: Account | None, emitted_at: float) -> Alert: ...
 
 
 class RecordLike(Protocol):
@@ -155,12 +185,12 @@ class BatchOutput:
 AccountLookup = Callable[[str], Account | None]
 
 
-class RulesProcessor:
+class RulesProcessor(Generic[StateT, FindingT]):
     """Decode → dedup/evaluate per account → findings → enriched alerts, for one worker."""
 
     def __init__(
         self,
-        engine: RuleEnginePort,
+        engine: RuleEnginePort[StateT, FindingT],
         settings: Settings,
         cache: StateCache,
         clocks: PartitionClocks,
@@ -182,7 +212,6 @@ class RulesProcessor:
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
         self._next_offset: dict[int, int] = {}
-        self._verdicts: dict[Any, str] = {}  # the engine's outcome -> its lower-case name, computed once
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
@@ -201,7 +230,7 @@ class RulesProcessor:
         now = self._wall_clock()
         touched: dict[int, set[str]] = {}
         before: dict[int, float] = {}
-        outcomes: dict[str, int] = {}
+        outcomes: dict[EventOutcome, int] = {}
         # Per record only what must be per record; names looked up once per batch.
         max_bytes = self.settings.max_event_bytes
         max_skew = self.settings.max_future_skew_seconds
@@ -209,7 +238,6 @@ class RulesProcessor:
         mark_dirty = self.cache.mark_dirty
         on_event = self.engine.on_event
         observe = self.clocks.observe
-        verdicts = self._verdicts
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
@@ -222,7 +250,7 @@ class RulesProcessor:
             wm = before.get(p)
             if wm is None:
                 wm = before[p] = self._watermark_before(p, decoded.ts)
-            state = cache_get(account_id, p)
+            state: StateT = cache_get(account_id, p)
             try:
                 outcome, findings = on_event(state, decoded, wm)
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
@@ -230,11 +258,8 @@ class RulesProcessor:
                 self._dead_letter(out, DeadLetter(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
                 self._check_account(account_id, p, state, wm, out, now)
                 continue
-            verdict = verdicts.get(outcome)
-            if verdict is None:
-                verdict = verdicts[outcome] = str(outcome).lower()
-            outcomes[verdict] = outcomes.get(verdict, 0) + 1
-            if verdict == "accepted":
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome is EventOutcome.ACCEPTED:
                 out.accepted += 1
                 observe(p, decoded.ts)
                 accounts = touched.get(p)
@@ -242,8 +267,8 @@ class RulesProcessor:
                     accounts = touched[p] = set()
                 accounts.add(account_id)
                 mark_dirty(account_id, p)
-            elif verdict == "late":
-                clock = max(wm, getattr(state, "finalized_until", wm))
+            elif outcome is EventOutcome.LATE:
+                clock = max(wm, state.finalized_until)
                 self.late_log.late(p, account_id, clock - decoded.ts, now)
             if findings:
                 self._emit(findings, out, now, p)
@@ -376,7 +401,7 @@ class RulesProcessor:
                 counter.inc(evaluations)
 
     def _check_account(
-        self, account_id: str, partition: int, state: Any, watermark: float, out: BatchOutput, now: float
+        self, account_id: str, partition: int, state: StateT, watermark: float, out: BatchOutput, now: float
     ) -> None:
         """After the engine failed on an event: does the account's state still advance? If not (the
         failure is in the state, e.g. the event got buffered), quarantine it, or every later event of
@@ -393,17 +418,17 @@ class RulesProcessor:
         log.error("rule engine failed on an account's state", account_id=account_id, exc_info=exc)
         self.cache.quarantine(account_id, partition, EVALUATION_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
-    def _emit(self, findings: list[Any], out: BatchOutput, now: float, partition: int) -> None:
+    def _emit(self, findings: list[FindingT], out: BatchOutput, now: float, partition: int) -> None:
         for finding in findings:
             alert = self._alert(finding, out, now, partition)
             if alert is None:
                 continue
             out.alerts.append(alert)
-            newest = getattr(finding, "newest_event_ts", None)
+            newest = finding.newest_event_ts
             if self._live and newest is not None:
                 EVENT_TO_ALERT.observe(max(0.0, now - newest))
 
-    def _alert(self, finding: Any, out: BatchOutput, now: float, partition: int) -> Alert | None:
+    def _alert(self, finding: FindingT, out: BatchOutput, now: float, partition: int) -> Alert | None:
         """Enrich and render ``finding``; without the account on failure; dead-lettered if that fails too."""
         try:
             return self.engine.to_alert(finding, self.accounts(finding.account_id), now)
@@ -411,7 +436,7 @@ class RulesProcessor:
             log.warning(
                 "alert enrichment failed; sending it without account context",
                 account_id=finding.account_id,
-                rule_id=getattr(finding, "rule_id", None),
+                rule_id=finding.rule_id,
                 error=f"{type(exc).__name__}: {exc}",
             )
         try:
@@ -419,8 +444,7 @@ class RulesProcessor:
         except Exception as exc:
             log.exception("finding could not become an alert; dead-lettered", account_id=finding.account_id)
             ALERTS_NOT_BUILT.inc()
-            as_dict = dataclasses.is_dataclass(finding) and not isinstance(finding, type)
-            value = orjson.dumps(dataclasses.asdict(finding) if as_dict else repr(finding), default=repr)
+            value = orjson.dumps(finding, default=repr)  # a dataclass as its fields, anything else as its repr
             record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")
             self._dead_letter_record(out, DeadLetter(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
             return None
@@ -443,12 +467,13 @@ class RulesProcessor:
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
 
     @staticmethod
-    def _count_outcomes(outcomes: dict[str, int]) -> None:
+    def _count_outcomes(outcomes: dict[EventOutcome, int]) -> None:
         # Counted once per batch: prometheus_client's labels() costs more than decoding an event.
         for outcome, n in outcomes.items():
-            EVENTS.labels(outcome=outcome).inc(n)
-        if outcomes.get("duplicate"):
-            DUPLICATE_EVENTS.inc(outcomes["duplicate"])
+            EVENTS.labels(outcome=outcome.value).inc(n)
+        duplicates = outcomes.get(EventOutcome.DUPLICATE)
+        if duplicates:
+            DUPLICATE_EVENTS.inc(duplicates)
 
 
 def _quarantine_letter(q: Quarantine) -> DeadLetter:
