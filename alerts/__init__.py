@@ -1,1 +1,1 @@
-"""The notifier app preempt-notify: routing, grouping, silences, Slack, email, delivery log."""
+"""The notifier app preempt-notify: its runtime, routing, grouping, silences, Slack, email, delivery log."""

@@ -39,10 +39,11 @@ def _rules_path(arg: str | None) -> Path:
     return FALLBACK
 
 
-def _one_pass(engine: RuleEngine, events: list[Event]) -> tuple[float, float, int, dict[str, AccountState]]:
+def _one_pass(
+    engine: RuleEngine, events: list[Event], lateness: float
+) -> tuple[float, float, int, dict[str, AccountState]]:
     """(wall seconds, CPU seconds of this thread, findings, states) of one pass."""
     states: dict[str, AccountState] = {}
-    lateness = engine.allowed_lateness
     newest = -math.inf
     alerts = 0
     gc.collect()
@@ -84,11 +85,11 @@ def main() -> None:
     alerts = 0
     states: dict[str, AccountState] = {}
     for _ in range(args.repeat):
-        engine = RuleEngine(ruleset, allowed_lateness=args.lateness)
-        seconds, cpu_seconds, alerts, states = _one_pass(engine, events)
+        engine = RuleEngine(ruleset)
+        seconds, cpu_seconds, alerts, states = _one_pass(engine, events, args.lateness)
         rates.append(len(events) / seconds)
         cpu_rates.append(len(events) / cpu_seconds)
-    engine = RuleEngine(ruleset, allowed_lateness=args.lateness)
+    engine = RuleEngine(ruleset)
     sizes = [len(engine.dumps(state)) for state in states.values()]
     if args.json:
         figures = {

@@ -52,10 +52,11 @@ def main() -> None:
         accounts, _ = load_accounts(accounts_path)
         began = time.perf_counter()
         result = run_backtest(
-            RuleEngine(rules, allowed_lateness=5.0),
+            RuleEngine(rules),
             decode_lines(read_lines(events_path)),
             accounts,
             until=(start_ms + args.days * DAY_MS) / 1000,
+            allowed_lateness=5.0,
         )
         print(f"backtest: {len(result.alerts)} alerts in {time.perf_counter() - began:.2f} s, late={result.late}")
 

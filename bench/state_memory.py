@@ -30,6 +30,7 @@ from streams.simulate.generator import Simulation, SimulationConfig
 from streams.worker.state_cache import StateCache
 
 DEFAULT_PACK = Path(__file__).resolve().parent.parent / "rules" / "packs" / "default"
+LATENESS = 5.0  # the default PREEMPT_ALLOWED_LATENESS_SECONDS
 
 
 def _status_mb(field: str) -> float:
@@ -50,7 +51,7 @@ def sample_states(engine: RuleEngine, days: int) -> list[bytes]:
         state = states.get(event.account_id)
         if state is None:
             state = states[event.account_id] = engine.new_state()
-        engine.on_event(state, event, newest - engine.allowed_lateness)
+        engine.on_event(state, event, newest - LATENESS)
     return [engine.dumps(state) for state in states.values()]
 
 
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     args = parser.parse_args()
     settings = Settings()
-    engine = RuleEngine(load_rules(DEFAULT_PACK), allowed_lateness=5.0)
+    engine = RuleEngine(load_rules(DEFAULT_PACK))
     samples = sample_states(engine, args.days)
     gc.collect()
     before = _status_mb("VmRSS")

@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from rules.engine import Outcome, RuleEngine
+from rules.engine import EventOutcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
 from schemas.account import Account
@@ -111,8 +111,12 @@ def run_backtest(
     events: Iterable[tuple[int, Event | Rejection]],
     accounts: dict[str, Account] | None = None,
     until: float | None = None,
+    *,
+    allowed_lateness: float,
 ) -> BacktestResult:
     """Run every event through ``engine`` with one global clock; return the sorted alerts.
+
+    The clock's watermark is the newest event time so far minus ``allowed_lateness``.
 
     With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
     ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
@@ -121,7 +125,7 @@ def run_backtest(
     result = BacktestResult()
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
-    lateness = engine.allowed_lateness
+    lateness = allowed_lateness
     newest = -math.inf
     suppressed_before = engine.suppressed_by_cooldown
     for number, decoded in events:
@@ -147,11 +151,11 @@ def run_backtest(
             state = states[decoded.account_id] = engine.new_state()
         outcome, fired = engine.on_event(state, decoded, newest - lateness)
         findings.extend(fired)
-        if outcome is Outcome.ACCEPTED:
+        if outcome is EventOutcome.ACCEPTED:
             result.accepted += 1
             first = result.first_event_at
             result.first_event_at = decoded.ts if first is None else min(first, decoded.ts)
-        elif outcome is Outcome.DUPLICATE:
+        elif outcome is EventOutcome.DUPLICATE:
             result.duplicates += 1
         else:
             result.late += 1

@@ -24,6 +24,7 @@ import heapq
 import math
 from collections.abc import Callable
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from rules.findings import Finding
@@ -31,35 +32,48 @@ from rules.kinds import build_evaluator
 from rules.kinds.base import Evaluator, EvaluatorBase
 from rules.loader import RuleSet
 from rules.models import RuleBase
-from rules.state import DEFAULT_MAX_SEEN_IDS, SEEN_ID_CHARS, AccountState, decode_state, encode_state, seen_key
-from rules.templates import render_template, rule_context
+from rules.state import (
+    DEFAULT_MAX_SEEN_IDS,
+    READABLE_VERSIONS,
+    SEEN_ID_CHARS,
+    STATE_VERSION,
+    AccountState,
+    decode_state,
+    encode_state,
+    seen_key,
+)
+from rules.templates import render_template, rule_context, unknown_account_view
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
 from schemas.event import Event, format_ts
 
-__all__ = ["AccountState", "Finding", "Outcome", "RuleEngine"]
+__all__ = ["AccountState", "EventOutcome", "Finding", "RuleEngine"]
 
 MAX_ROUTE_CACHE = 10_000
 
 _heappush = heapq.heappush
 _COMPACT_AT = 64
-_LOWER_BOUND_N = object()
-"""A kind whose deadline is ``EvaluatorBase.next_deadline``: read ``state["n"]`` without the call."""
-_Step = tuple[str, Callable[..., list[Finding]], bool, Any]
+_DeadlineOf = Callable[[Any], float | None]
+_deadline_bound: _DeadlineOf = attrgetter("deadline")
+"""A kind whose deadline is ``EvaluatorBase.next_deadline``: read ``state.deadline`` without the call."""
+_Step = tuple[str, Callable[..., list[Finding]], bool, _DeadlineOf | None]
 """One routed evaluator: rule id, its ``on_event``, whether it takes the cooldown table, and how to
-read its next deadline (None: no deadlines; ``_LOWER_BOUND_N``; else its ``next_deadline``)."""
+read its next deadline (None: it has no deadlines)."""
 
 
-def _deadline_kind(ev: Evaluator) -> Any:
+def _deadline_of(ev: Evaluator[Any]) -> _DeadlineOf | None:
     if not ev.has_deadlines:
         return None
     if getattr(type(ev), "next_deadline", None) is EvaluatorBase.next_deadline:
-        return _LOWER_BOUND_N
+        return _deadline_bound
     return ev.next_deadline
 
 
-class Outcome(StrEnum):
-    """What happened to an event offered to :meth:`RuleEngine.on_event`."""
+class EventOutcome(StrEnum):
+    """What happened to an event offered to :meth:`RuleEngine.on_event`.
+
+    The values are the ``outcome`` labels of ``preempt_events_total`` (the worker counts them).
+    """
 
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
@@ -72,26 +86,28 @@ class RuleEngine:
     def __init__(
         self,
         rules: RuleSet,
-        allowed_lateness: float,
         dedup_horizon: float = 86400.0,
         max_seen_ids: int = DEFAULT_MAX_SEEN_IDS,
+        state_version: int = STATE_VERSION,
     ) -> None:
-        if allowed_lateness < 0:
-            raise ValueError("allowed_lateness must be >= 0")
-        if dedup_horizon < allowed_lateness:
-            raise ValueError("dedup_horizon must be at least allowed_lateness")
+        # No allowed lateness here: the caller's clock owns it and hands the engine a watermark.
+        if dedup_horizon < 0:
+            raise ValueError("dedup_horizon must be >= 0")
+        if state_version not in READABLE_VERSIONS:
+            raise ValueError(f"state_version must be one of {sorted(READABLE_VERSIONS)}")
         self.rules = rules
-        self.allowed_lateness = allowed_lateness
+        self.state_version = state_version
+        """The encoding :meth:`dumps` writes (1 only while workers from before typed rule state run)."""
         self.dedup_horizon = dedup_horizon
         self.max_seen_ids = max_seen_ids
         self._suppressed = 0
         enabled = rules.enabled
         self._rules: dict[str, RuleBase] = {rule.id: rule for rule in enabled}
-        self._evaluators: list[Evaluator] = [build_evaluator(rule) for rule in enabled]
+        self._evaluators: list[Evaluator[Any]] = [build_evaluator(rule) for rule in enabled]
         self._event_evaluators = [ev for ev in self._evaluators if ev.rule.kind != "composite"]
         self._clocked = [ev for ev in self._evaluators if ev.has_deadlines]
         self._order = {ev.rule.id: index for index, ev in enumerate(self._evaluators)}
-        self._listeners: dict[str, list[Evaluator]] = {}
+        self._listeners: dict[str, list[Evaluator[Any]]] = {}
         for ev in self._evaluators:
             for ref in ev.rule.references:
                 self._listeners.setdefault(ref, []).append(ev)
@@ -100,6 +116,7 @@ class RuleEngine:
             rule.id: hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16] for rule in enabled
         }
         self._routes: dict[str, tuple[_Step, ...]] = {}
+        self._by_id = {ev.rule.id: ev for ev in self._evaluators}
 
     @property
     def suppressed_by_cooldown(self) -> int:
@@ -116,18 +133,17 @@ class RuleEngine:
         return AccountState(rules={ev.rule.id: ev.new_state() for ev in self._evaluators})
 
     def dumps(self, state: AccountState) -> bytes:
-        """Compact, versioned bytes of the state."""
-        return encode_state(state, self._fingerprints)
+        """Compact, versioned bytes of the state (in encoding ``state_version``)."""
+        return encode_state(state, self._fingerprints, self.state_version)
 
     def loads(self, data: bytes) -> AccountState:
         """The state from :meth:`dumps`; rules added or changed since start from fresh state."""
-        fresh = {ev.rule.id: ev.new_state() for ev in self._evaluators}
-        state = decode_state(data, self._fingerprints, fresh)
+        state = decode_state(data, self._fingerprints, self._by_id)
         state.due = self._earliest_deadline(state)
         return state
 
     # --- time ----------------------------------------------------------------------------------
-    def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[Outcome, list[Finding]]:
+    def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[EventOutcome, list[Finding]]:
         """Offer one event of this state's account, then advance to ``watermark``."""
         if state.account_id is None:
             state.account_id = event.account_id
@@ -139,11 +155,11 @@ class RuleEngine:
         if len(key) > SEEN_ID_CHARS:  # bounds the state: long ids are remembered by a digest
             key = seen_key(key)
         if key in seen:
-            outcome = Outcome.DUPLICATE
+            outcome = EventOutcome.DUPLICATE
         elif event.ts < clock:
-            outcome = Outcome.LATE
+            outcome = EventOutcome.LATE
         else:
-            outcome = Outcome.ACCEPTED
+            outcome = EventOutcome.ACCEPTED
             ts = event.ts
             seen[key] = ts
             _heappush(state.buffer, (ts, event_id, event))
@@ -175,7 +191,7 @@ class RuleEngine:
                 route = routes.get(event.event)
                 if route is None:
                     route = self._route(event.event)
-                for rule_id, on_event, uses_cooldowns, deadline_kind in route:
+                for rule_id, on_event, uses_cooldowns, deadline_of in route:
                     rule_state = rules[rule_id]
                     if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
                         findings = on_event(rule_state, event, cooldowns.get(rule_id))
@@ -184,9 +200,8 @@ class RuleEngine:
                     if findings:
                         for finding in findings:
                             self._emit(state, finding, out)
-                    if deadline_kind is not None:
-                        is_n = deadline_kind is _LOWER_BOUND_N
-                        deadline = rule_state.get("n") if is_n else deadline_kind(rule_state)
+                    if deadline_of is not None:
+                        deadline = deadline_of(rule_state)
                         if deadline is not None and deadline < state.due:
                             state.due = float(deadline)
         if state.due <= watermark:
@@ -227,7 +242,7 @@ class RuleEngine:
         route = self._routes.get(name)
         if route is None:
             route = tuple(
-                (ev.rule.id, ev.on_event, bool(getattr(ev, "takes_cooldowns", False)), _deadline_kind(ev))
+                (ev.rule.id, ev.on_event, bool(getattr(ev, "takes_cooldowns", False)), _deadline_of(ev))
                 for ev in self._event_evaluators
                 if ev.event_names is None or name in ev.event_names
             )
@@ -332,17 +347,7 @@ class RuleEngine:
 def _account_view(account_id: str, account: Account | None) -> dict[str, Any]:
     """What templates see as ``account``; the name falls back to the id for unknown accounts."""
     if account is None:
-        return {
-            "account_id": account_id,
-            "name": account_id,
-            "tier": None,
-            "plan": None,
-            "mrr": None,
-            "owner": {"name": None, "email": None, "slack": None},
-            "timezone": "UTC",
-            "tags": [],
-            "links": {"crm": None, "admin": None},
-        }
+        return unknown_account_view(account_id)
     view = account.model_dump()
     view["name"] = account.name or account_id
     return view

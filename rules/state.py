@@ -5,6 +5,12 @@ most ``max_seen_ids`` (default :data:`DEFAULT_MAX_SEEN_IDS`), each at most :data
 characters (longer ids are kept as a digest, :func:`seen_key`); ``buffer`` holds events not yet
 passed by the watermark (about ``allowed_lateness`` worth); each rule's state is bounded by its
 kind (bucketed windows).
+
+The encoding is versioned (``"v"``). Version 2 (written since typed rule state) stores each rule's
+state as orjson writes its dataclass (field names as keys); version 1, written before, stored
+dicts with one-letter keys. Both are read: each kind's state class reads its own (see
+``rules.kinds.base``), so a worker restarted on this code continues from the state the old one
+stored. The envelope (account, clock, seen ids, buffer, cooldowns) is the same in both.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,7 +27,10 @@ from rules.kinds.base import RuleState
 from schemas.errors import PreemptError
 from schemas.event import Event
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""The version :func:`encode_state` writes."""
+READABLE_VERSIONS = frozenset({1, 2})
+"""The versions :func:`decode_state` reads."""
 DEFAULT_MAX_SEEN_IDS = 5_000
 """Event ids remembered per account for de-duplication (the oldest are forgotten first).
 
@@ -45,6 +54,18 @@ class StateDecodeError(PreemptError):
     """Serialized account state that this engine cannot read (corrupt or of an unknown version)."""
 
 
+class RuleStateReader(Protocol):
+    """What :func:`decode_state` needs of each loaded rule (its evaluator, ``rules.kinds.base.Evaluator``)."""
+
+    def new_state(self) -> RuleState:
+        """A fresh state, for a rule that is new or whose definition changed."""
+        ...
+
+    def read_state(self, doc: Any, version: int) -> RuleState:
+        """The rule's state from its stored form in encoding ``version``."""
+        ...
+
+
 @dataclass(slots=True)
 class AccountState:
     """All rules' state for one account (mutable; owned by one caller at a time)."""
@@ -59,10 +80,20 @@ class AccountState:
     """Earliest deadline of any rule (a lower bound); derived, so not serialized."""
 
 
-def encode_state(state: AccountState, fingerprints: Mapping[str, str]) -> bytes:
-    """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint."""
+def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: int = STATE_VERSION) -> bytes:
+    """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint.
+
+    ``version`` 1 writes what workers from before typed rule state read: for the first release
+    with typed state during a rolling upgrade, when a partition can move back to an old worker.
+    """
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"cannot write account state version {version!r}")
+    rules: dict[str, list[Any]] = {
+        rule_id: [fingerprints[rule_id], rs if version == STATE_VERSION else rs.to_version_1()]
+        for rule_id, rs in state.rules.items()
+    }
     doc = {
-        "v": STATE_VERSION,
+        "v": version,
         "a": state.account_id,
         "f": None if state.finalized_until == -math.inf else state.finalized_until,
         "s": list(state.seen.items()),
@@ -70,22 +101,24 @@ def encode_state(state: AccountState, fingerprints: Mapping[str, str]) -> bytes:
             [ev.ts, ev.event_id, ev.event, ev.account_id, ev.user_id, ev.properties, ev.context]
             for _, _, ev in state.buffer
         ],
-        "r": {rule_id: [fingerprints[rule_id], rs] for rule_id, rs in state.rules.items()},
+        "r": rules,
         "c": state.cooldowns,
     }
     return orjson.dumps(doc)
 
 
-def decode_state(data: bytes, fingerprints: Mapping[str, str], fresh: Mapping[str, RuleState]) -> AccountState:
-    """Read bytes from :func:`encode_state`.
+def decode_state(data: bytes, fingerprints: Mapping[str, str], readers: Mapping[str, RuleStateReader]) -> AccountState:
+    """Read bytes from :func:`encode_state`, of this version or an older readable one.
 
     A rule whose definition changed (different fingerprint) or that is new starts from
-    ``fresh[rule_id]``; state of rules no longer loaded is dropped.
+    ``readers[rule_id].new_state()``; state of rules no longer loaded is dropped.
     """
     try:
         doc: dict[str, Any] = orjson.loads(data)
-        if doc.get("v") != STATE_VERSION:
-            raise StateDecodeError(f"account state version {doc.get('v')!r}; this engine reads {STATE_VERSION}")
+        version = doc.get("v")
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in sorted(READABLE_VERSIONS))
+            raise StateDecodeError(f"account state version {version!r}; this engine reads {readable}")
         buffer = [
             (
                 ts,
@@ -100,7 +133,9 @@ def decode_state(data: bytes, fingerprints: Mapping[str, str], fresh: Mapping[st
         stored = doc["r"]
         for rule_id, fingerprint in fingerprints.items():
             entry = stored.get(rule_id)
-            rules[rule_id] = entry[1] if entry is not None and entry[0] == fingerprint else fresh[rule_id]
+            reader = readers[rule_id]
+            fits = entry is not None and entry[0] == fingerprint
+            rules[rule_id] = reader.read_state(entry[1], version) if fits else reader.new_state()
         cooldowns = {rule_id: table for rule_id, table in doc["c"].items() if rule_id in fingerprints}
         return AccountState(
             account_id=doc["a"],
@@ -112,5 +147,5 @@ def decode_state(data: bytes, fingerprints: Mapping[str, str], fresh: Mapping[st
         )
     except StateDecodeError:
         raise
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateDecodeError(f"unreadable account state: {type(exc).__name__}: {exc}") from exc

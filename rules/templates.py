@@ -163,17 +163,23 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
     "composite": {"measure": "all_of", "value": 2, "threshold": 2, "rules": ["a", "b"]},
 }
 
-SPARSE_ACCOUNT: dict[str, Any] = {
-    "account_id": "acc-new",
-    "name": "acc-new",  # the engine shows the id as the name of an account it does not know
-    "tier": None,
-    "plan": None,
-    "mrr": None,
-    "owner": {"name": None, "email": None, "slack": None},
-    "timezone": "UTC",
-    "tags": [],
-    "links": {"crm": None, "admin": None},
-}
+
+def unknown_account_view(account_id: str) -> dict[str, Any]:
+    """What templates see as ``account`` for an account the directory does not know: the id is its name."""
+    return {
+        "account_id": account_id,
+        "name": account_id,
+        "tier": None,
+        "plan": None,
+        "mrr": None,
+        "owner": {"name": None, "email": None, "slack": None},
+        "timezone": "UTC",
+        "tags": [],
+        "links": {"crm": None, "admin": None},
+    }
+
+
+SPARSE_ACCOUNT: dict[str, Any] = unknown_account_view("acc-new")
 
 
 def rule_context(rule: Any) -> dict[str, Any]:

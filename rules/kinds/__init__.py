@@ -19,7 +19,7 @@ from rules.kinds.spike import SpikeEvaluator
 from rules.kinds.threshold import ThresholdEvaluator
 from rules.models import RuleBase
 
-REGISTRY: dict[str, Callable[[Any], Evaluator]] = {
+REGISTRY: dict[str, Callable[[Any], Evaluator[Any]]] = {
     "threshold": ThresholdEvaluator,
     "ratio": RatioEvaluator,
     "spike": SpikeEvaluator,
@@ -35,6 +35,6 @@ REGISTRY: dict[str, Callable[[Any], Evaluator]] = {
 """kind → evaluator class; each class takes its own rule model."""
 
 
-def build_evaluator(rule: RuleBase) -> Evaluator:
+def build_evaluator(rule: RuleBase) -> Evaluator[Any]:
     """The evaluator for one validated rule."""
     return REGISTRY[rule.kind](rule)

@@ -7,20 +7,28 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rules.durations import format_duration
-from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
+from rules.findings import Finding
+from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
-class AbsenceEvaluator(EvaluatorBase):
+@dataclass
+class AbsenceState(PendingEvents):
+    """Per key with a pending start, ``events``: the start; ``deadline``: the earliest follow-up due."""
+
+
+class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
     """One pending start per key; the clock fires the missing follow-up."""
 
     rule: AbsenceRule
 
     has_deadlines = True
+    state_type = AbsenceState
 
     def __init__(self, rule: AbsenceRule) -> None:
         self.rule = rule
@@ -28,49 +36,32 @@ class AbsenceEvaluator(EvaluatorBase):
         self._start = compile_match(rule.start)
         self._expect = compile_match(rule.expect)
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: AbsenceState, event: Event) -> list[Finding]:
         key = self.key_of(event)
         if key is None:
             return []
-        pending = state["k"]
+        pending = state.events
         if key in pending and self._expect(event):
             del pending[key]
             return []
         if key not in pending and self._start(event):
-            pending[key] = [event.ts, event.event_id]
-            lower_bound(state, event.ts + self.rule.within)
+            pending[key] = (event.ts, event.event_id)
+            state.lower_bound(event.ts + self.rule.within)
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
-        if bound is None or bound > now:
+    def advance_to(self, state: AbsenceState, now: float, account_id: str) -> list[Finding]:
+        if not state.is_due(now):
             return []
         within = self.rule.within
-        pending = state["k"]
-        due = sorted((start + within, key) for key, (start, _) in pending.items() if start + within <= now)
         findings = []
-        for deadline, key in due:
-            start, start_id = pending.pop(key)
-            findings.append(
-                make_finding(
-                    rule_id=self.rule.id,
-                    kind=self.rule.kind,
-                    account_id=account_id,
-                    key=key,
-                    fired_at=deadline,
-                    episode=format_ts(start),
-                    window_start=start,
-                    window_end=deadline,
-                    newest_event_ts=start,
-                    evidence={
-                        "measure": "missing follow-up",
-                        "value": format_duration(within),
-                        "threshold": within,
-                        "baseline": None,
-                        "started_at": format_ts(start),
-                        "sample_event_ids": [start_id],
-                    },
-                )
-            )
-        state["n"] = min((start + within for start, _ in pending.values()), default=None)
+        for deadline, key, start, start_id in state.pop_due(within, now):
+            evidence = {
+                "measure": "missing follow-up",
+                "value": format_duration(within),
+                "threshold": within,
+                "baseline": None,
+                "started_at": format_ts(start),
+                "sample_event_ids": [start_id],
+            }
+            findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
         return findings

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import AnyRule
 from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-class AnyEvaluator(EvaluatorBase):
+@dataclass
+class AnyState(RuleState):
+    """Nothing: the engine's cooldown is the only memory."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        return cls()  # version 1 and 2 alike: {}
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {}
+
+
+class AnyEvaluator(EvaluatorBase[AnyState]):
     """Stateless: the engine's cooldown is the only memory."""
 
     takes_cooldowns = True
+    state_type = AnyState
 
     rule: AnyRule
 
@@ -24,28 +39,19 @@ class AnyEvaluator(EvaluatorBase):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
-    def new_state(self) -> RuleState:
-        return {}
-
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(self, state: AnyState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
         if key is None or self.cooled(cooldowns, key, event.ts):
             return []
-        rule = self.rule
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
+            self.event_finding(
+                event,
+                key,
+                event.ts,
                 # one episode per event: two events in the same millisecond are two alerts
                 episode=f"{format_ts(event.ts)}/{event.event_id}",
-                window_start=event.ts,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
                 evidence={
                     "measure": "event",
                     "value": event.event,

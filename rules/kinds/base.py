@@ -5,25 +5,102 @@ account in event-time order — a rule's deadlines up to time t are always fired
 (``advance_to(state, t)``) before an event stamped t is applied (``on_event``). So a kind never
 sees time go backwards and never has to sort.
 
-A rule's state is a plain JSON-ready dict (str keys, lists, numbers, None): the engine
-serializes it as is. Per-key state lives under ``state["k"][key]`` where the key is ``""`` for
-``group_by: account`` and the user id for ``group_by: user``. ``state["n"]``, when a kind has
-deadlines, is a lower bound of its earliest deadline (exact after every ``advance_to``).
+A rule's state is a dataclass of its kind, a subclass of :class:`RuleState`, holding only
+JSON-ready values (str keys, lists, tuples, numbers, None, nested state dataclasses), so
+``rules.state`` serializes it with orjson as is (field names as keys). Not ``slots=True``: orjson
+writes a dataclass with ``__slots__`` about 3x slower than one with a ``__dict__`` (measured: an
+account's state encoded in 27 µs instead of 19 µs, and the worker encodes every touched account
+after every batch), and without slots the states still take less memory than the dicts before. Per-key state lives in
+``state.keys[key]`` where the key is ``""`` for ``group_by: account`` and the user id for
+``group_by: user``. A kind with deadlines keeps a :class:`BoundedState`: ``deadline`` is a lower
+bound of its earliest deadline (exact after every ``advance_to``).
+
+Each state class reads itself back with ``decode(doc, version)``: version 2 is the dataclass as
+orjson wrote it; version 1 is the encoding before typed state (one-letter keys, ``"k"`` the keys,
+``"n"`` the deadline bound), still read so that a worker restarted on new code continues from the
+state the old one stored (``tests/unit/rules/test_state_golden.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, Self, TypeVar
 
-from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
+from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.models import RuleBase
 from schemas.event import Event
 
-RuleState = dict[str, Any]
+Samples = list[list[Any]]
+"""The newest few ``[ts, event_id]`` pairs of contributing events, oldest first."""
 
 
-class Evaluator(Protocol):
+@dataclass
+class RuleState:
+    """One rule's state for one account; each kind subclasses it (mutable, owned by the engine)."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        """The state from its stored form: ``version`` 2 as orjson wrote the dataclass, 1 the older dict."""
+        raise NotImplementedError(f"{cls.__name__} cannot be read back")
+
+    def to_version_1(self) -> dict[str, Any]:
+        """The state in encoding version 1, which workers from before typed state read (rolling upgrades)."""
+        raise NotImplementedError(f"{type(self).__name__} has no version 1 form")
+
+
+@dataclass
+class BoundedState(RuleState):
+    """The state of a kind with deadlines."""
+
+    deadline: float | None = None
+    """A lower bound of the earliest pending deadline (exact after ``advance_to``); None: none pending."""
+
+    def lower_bound(self, deadline: float) -> None:
+        """Record a new deadline in the lower bound."""
+        current = self.deadline
+        if current is None or deadline < current:
+            self.deadline = deadline
+
+    def is_due(self, now: float) -> bool:
+        """Whether a deadline may have come by ``now`` (``advance_to`` has nothing to do otherwise)."""
+        return self.deadline is not None and self.deadline <= now
+
+
+@dataclass
+class PendingEvents(BoundedState):
+    """Per key, the one event whose deadline — its time plus a fixed span — is pending.
+
+    The state of the kinds whose deadline is a span after an event: ``inactivity`` (the key's last
+    matching event) and ``absence`` (the start waiting for its follow-up).
+    """
+
+    events: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Key → ``(time, event id)`` of its event."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: [ts, event_id]}, "n"?: bound}
+            return cls(doc.get("n"), {key: (ts, event_id) for key, (ts, event_id) in doc["k"].items()})
+        return cls(doc["deadline"], {key: (ts, event_id) for key, (ts, event_id) in doc["events"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: list(event) for key, event in self.events.items()}, "n": self.deadline}
+
+    def pop_due(self, span: float, now: float) -> list[tuple[float, str, float, str]]:
+        """Remove every key whose deadline is ``<= now``: ``(deadline, key, time, event id)`` in deadline
+        then key order. The deadline bound becomes exact."""
+        events = self.events
+        due = sorted((ts + span, key) for key, (ts, _) in events.items() if ts + span <= now)
+        popped = [(deadline, key, *events.pop(key)) for deadline, key in due]
+        self.deadline = min((ts + span for ts, _ in events.values()), default=None)
+        return popped
+
+
+S = TypeVar("S", bound=RuleState)
+
+
+class Evaluator(Protocol[S]):
     """One rule's behaviour: pure functions of (state, event or time) → findings."""
 
     @property
@@ -41,11 +118,15 @@ class Evaluator(Protocol):
         """Whether ``advance_to`` can ever fire or change anything."""
         ...
 
-    def new_state(self) -> RuleState:
+    def new_state(self) -> S:
         """A fresh state for one account."""
         ...
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def read_state(self, doc: Any, version: int) -> S:
+        """The state from its stored form (see the module docstring)."""
+        ...
+
+    def on_event(self, state: S, event: Event) -> list[Finding]:
         """Apply one event (deadlines before its time were already fired).
 
         A kind whose class sets ``takes_cooldowns = True`` is called with a third argument,
@@ -55,23 +136,25 @@ class Evaluator(Protocol):
         """
         ...
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
+    def advance_to(self, state: S, now: float, account_id: str) -> list[Finding]:
         """Fire every deadline ``<= now``."""
         ...
 
-    def next_deadline(self, state: RuleState) -> float | None:
+    def next_deadline(self, state: S) -> float | None:
         """A lower bound of the earliest pending deadline; ``None`` when there is none."""
         ...
 
-    def on_finding(self, state: RuleState, finding: Finding) -> list[Finding]:
+    def on_finding(self, state: S, finding: Finding) -> list[Finding]:
         """Another rule fired for this account (only ``composite`` listens)."""
         ...
 
 
-class EvaluatorBase:
+class EvaluatorBase(Generic[S]):
     """No-op defaults, so each kind writes only what it does."""
 
     rule: RuleBase
+    state_type: type[S]
+    """The kind's state class (``new_state`` builds it with no arguments unless overridden)."""
     event_names: frozenset[str] | None = None
     has_deadlines = False
     takes_cooldowns = False
@@ -93,18 +176,63 @@ class EvaluatorBase:
                 return True
         return False
 
-    def new_state(self) -> RuleState:
-        return {"k": {}}
+    def new_state(self) -> S:
+        return self.state_type()
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
+    def read_state(self, doc: Any, version: int) -> S:
+        return self.state_type.decode(doc, version)
+
+    def advance_to(self, state: S, now: float, account_id: str) -> list[Finding]:
         return []
 
-    def next_deadline(self, state: RuleState) -> float | None:
-        value = state.get("n")
+    def next_deadline(self, state: S) -> float | None:
+        value = state.deadline if isinstance(state, BoundedState) else None
         return float(value) if value is not None else None
 
-    def on_finding(self, state: RuleState, finding: Finding) -> list[Finding]:
+    def on_finding(self, state: S, finding: Finding) -> list[Finding]:
         return []
+
+    def event_finding(
+        self, event: Event, key: str, window_start: float, evidence: dict[str, Any], episode: str | None = None
+    ) -> Finding:
+        """A finding that ``event`` fires: at its time, for its account, over a window ending at it."""
+        rule = self.rule
+        return make_finding(
+            rule_id=rule.id,
+            kind=rule.kind,
+            account_id=event.account_id,
+            key=key,
+            fired_at=event.ts,
+            episode=episode,
+            window_start=window_start,
+            window_end=event.ts,
+            newest_event_ts=event.ts,
+            evidence=evidence,
+        )
+
+    def deadline_finding(
+        self,
+        account_id: str,
+        key: str,
+        deadline: float,
+        since: float,
+        evidence: dict[str, Any],
+        episode: str | None = None,
+    ) -> Finding:
+        """A finding that the clock fires at ``deadline``, over the window since the event at ``since``."""
+        rule = self.rule
+        return make_finding(
+            rule_id=rule.id,
+            kind=rule.kind,
+            account_id=account_id,
+            key=key,
+            fired_at=deadline,
+            episode=episode,
+            window_start=since,
+            window_end=deadline,
+            newest_event_ts=since,
+            evidence=evidence,
+        )
 
     def key_of(self, event: Event) -> str | None:
         """The key of an event: ``""`` per account, the user id per user (None: no user → skip)."""
@@ -123,14 +251,14 @@ def union_names(*name_sets: frozenset[str] | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def remember_sample(samples: list[list[Any]], event: Event) -> None:
+def remember_sample(samples: Samples, event: Event) -> None:
     """Keep the newest few ``[ts, event_id]`` pairs of contributing events."""
     samples.append([event.ts, event.event_id])
     if len(samples) > MAX_SAMPLE_EVENT_IDS:
         del samples[0]
 
 
-def samples_since(samples: list[list[Any]], since: float) -> list[str]:
+def samples_since(samples: Samples, since: float) -> list[str]:
     """Event ids of the remembered samples at or after ``since``."""
     return [str(event_id) for ts, event_id in samples if ts >= since]
 
@@ -147,10 +275,3 @@ def sweep_stale(keys: dict[str, Any], is_stale: Callable[[Any], bool]) -> None:
     if len(keys) >= SWEEP_AT:
         for key in [k for k, keyed in keys.items() if is_stale(keyed)]:
             del keys[key]
-
-
-def lower_bound(state: RuleState, deadline: float) -> None:
-    """Record a new deadline in the rule's lower bound ``state["n"]``."""
-    current = state.get("n")
-    if current is None or deadline < current:
-        state["n"] = deadline

@@ -6,14 +6,33 @@ it fires when the last missing rule fires, at that rule's event time, and then s
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Self
+
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import CompositeRule
 from schemas.event import format_ts
 
 
-class CompositeEvaluator(EvaluatorBase):
+@dataclass
+class CompositeState(RuleState):
+    """Rule id → the latest time it fired for the account, within ``within``."""
+
+    fired: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        return cls(doc["f"] if version == 1 else doc["fired"])  # version 1: {"f": {rule_id: at}}
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"f": self.fired}
+
+
+class CompositeEvaluator(EvaluatorBase[CompositeState]):
     """The latest firing time of each referenced rule, within ``within``."""
+
+    state_type = CompositeState
 
     rule: CompositeRule
 
@@ -22,16 +41,13 @@ class CompositeEvaluator(EvaluatorBase):
         self.event_names = frozenset()
         self._refs = frozenset(rule.all_of)
 
-    def new_state(self) -> RuleState:
-        return {"f": {}}
-
-    def on_event(self, state: RuleState, event: object) -> list[Finding]:
+    def on_event(self, state: CompositeState, event: object) -> list[Finding]:
         return []
 
-    def on_finding(self, state: RuleState, finding: Finding) -> list[Finding]:
+    def on_finding(self, state: CompositeState, finding: Finding) -> list[Finding]:
         if finding.rule_id not in self._refs:
             return []
-        fired: dict[str, float] = state["f"]
+        fired = state.fired
         now = finding.fired_at
         fired[finding.rule_id] = max(now, fired.get(finding.rule_id, now))
         within = self.rule.within

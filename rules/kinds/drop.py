@@ -10,23 +10,65 @@ whole history is zero is forgotten.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
+from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
 from rules.models import DropRule
 from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-class DropEvaluator(EvaluatorBase):
+@dataclass
+class DropKey:
+    """One key: the open window and the values of the closed ones."""
+
+    window: int
+    """The bucket index of the open window."""
+    value: Any
+    """The open window's measure so far: a number, or the distinct values seen (a list)."""
+    history: list[float] = field(default_factory=list)
+    """The values of the last closed windows, oldest first (at most ``baseline_windows``)."""
+    closed: int = 0
+    """Windows closed since the key was first seen."""
+    last_event_id: str | None = None
+    """The newest event counted in the open window (the finding's sample)."""
+
+
+@dataclass
+class DropState(BoundedState):
+    """Per key (``""`` or a user id); ``deadline``: the earliest end of an open window."""
+
+    keys: dict[str, DropKey] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: {"w": window, "v": value, "h": history, "c": closed, "e"?: id}}, "n"?: bound}
+            return cls(
+                doc.get("n"),
+                {k: DropKey(d["w"], d["v"], d["h"], d["c"], d.get("e")) for k, d in doc["k"].items()},
+            )
+        return cls(doc["deadline"], {key: DropKey(**keyed) for key, keyed in doc["keys"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        keys = {}
+        for key, k in self.keys.items():
+            keys[key] = {"w": k.window, "v": k.value, "h": k.history, "c": k.closed}
+            if k.last_event_id is not None:
+                keys[key]["e"] = k.last_event_id
+        return {"k": keys, "n": self.deadline}
+
+
+class DropEvaluator(EvaluatorBase[DropState]):
     """Per key: the open window's value and the closed windows' values (at most ``baseline_windows``)."""
 
     rule: DropRule
 
     has_deadlines = True
+    state_type = DropState
 
     def __init__(self, rule: DropRule) -> None:
         self.rule = rule
@@ -39,7 +81,7 @@ class DropEvaluator(EvaluatorBase):
     def _empty(self) -> Any:
         return [] if self._measure.kind == "distinct" else 0
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: DropState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
@@ -47,49 +89,47 @@ class DropEvaluator(EvaluatorBase):
         if key is None or contribution is None:
             return []
         index = self._spec.index(event.ts)
-        keyed = state["k"].get(key)
+        keyed = state.keys.get(key)
         if keyed is None:
-            keyed = {"w": index, "v": self._empty(), "h": [], "c": 0}
-            state["k"][key] = keyed
-            lower_bound(state, self._spec.start(index + 1))
+            keyed = state.keys[key] = DropKey(index, self._empty())
+            state.lower_bound(self._spec.start(index + 1))
         # advance_to(event.ts) already closed every window ending at or before the event
         if self._measure.kind == "distinct":
-            values: list[str] = keyed["v"]
+            values: list[str] = keyed.value
             if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
                 values.append(contribution)
         else:
-            keyed["v"] += contribution
-        keyed["e"] = event.event_id
+            keyed.value += contribution
+        keyed.last_event_id = event.event_id
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
-        if bound is None or bound > now:
+    def advance_to(self, state: DropState, now: float, account_id: str) -> list[Finding]:
+        if not state.is_due(now):
             return []
         findings: list[Finding] = []
-        keys = state["k"]
+        keys = state.keys
         spec = self._spec
         for key in sorted(keys):
             keyed = keys[key]
-            while spec.start(keyed["w"] + 1) <= now:
+            while spec.start(keyed.window + 1) <= now:
                 finding = self._close(keyed, key, account_id)
                 if finding is not None:
                     findings.append(finding)
-                if not any(keyed["h"]):
+                if not any(keyed.history):
                     del keys[key]
                     break
-        state["n"] = min((spec.start(k["w"] + 1) for k in keys.values()), default=None)
+        state.deadline = min((spec.start(k.window + 1) for k in keys.values()), default=None)
         findings.sort(key=lambda f: (f.fired_at, f.user_id or ""))
         return findings
 
-    def _close(self, keyed: dict[str, Any], key: str, account_id: str) -> Finding | None:
+    def _close(self, keyed: DropKey, key: str, account_id: str) -> Finding | None:
         rule = self.rule
         spec = self._spec
-        start, end = spec.start(keyed["w"]), spec.start(keyed["w"] + 1)
-        value = windows.reduce_value(keyed["v"])
-        history: list[float] = keyed["h"]
+        start, end = spec.start(keyed.window), spec.start(keyed.window + 1)
+        value = windows.reduce_value(keyed.value)
+        history = keyed.history
         finding = None
-        if keyed["c"] >= rule.baseline_windows:
+        if keyed.closed >= rule.baseline_windows:
             baseline = sum(history) / len(history)
             limit = baseline * (1 - rule.drop_pct / 100)
             if baseline > 0 and baseline >= rule.min_baseline and value <= limit:
@@ -109,14 +149,14 @@ class DropEvaluator(EvaluatorBase):
                         "threshold": round(limit, 6),
                         "baseline": round(baseline, 6),
                         "drop_pct": round(100 * (1 - value / baseline), 1),
-                        "sample_event_ids": [keyed["e"]] if keyed.get("e") else [],
+                        "sample_event_ids": [keyed.last_event_id] if keyed.last_event_id else [],
                     },
                 )
         history.append(value)
         if len(history) > rule.baseline_windows:
             del history[0]
-        keyed["c"] += 1
-        keyed["w"] += 1
-        keyed["v"] = self._empty()
-        keyed.pop("e", None)
+        keyed.closed += 1
+        keyed.window += 1
+        keyed.value = self._empty()
+        keyed.last_event_id = None
         return finding

@@ -7,20 +7,28 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rules.durations import format_duration
-from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
+from rules.findings import Finding
+from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
 from rules.predicates import compile_where
 from schemas.event import Event, format_ts
 
 
-class InactivityEvaluator(EvaluatorBase):
+@dataclass
+class InactivityState(PendingEvents):
+    """Per active key, ``events``: its last matching event; ``deadline``: the earliest silence."""
+
+
+class InactivityEvaluator(EvaluatorBase[InactivityState]):
     """Remembers the last matching event per key; the clock fires the silence."""
 
     rule: InactivityRule
 
     has_deadlines = True
+    state_type = InactivityState
 
     def __init__(self, rule: InactivityRule) -> None:
         self.rule = rule
@@ -28,45 +36,29 @@ class InactivityEvaluator(EvaluatorBase):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: InactivityState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
         key = self.key_of(event)
         if key is None:
             return []
-        state["k"][key] = [event.ts, event.event_id]
-        lower_bound(state, event.ts + self.rule.after)
+        state.events[key] = (event.ts, event.event_id)
+        state.lower_bound(event.ts + self.rule.after)
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
-        if bound is None or bound > now:
+    def advance_to(self, state: InactivityState, now: float, account_id: str) -> list[Finding]:
+        if not state.is_due(now):
             return []
         after = self.rule.after
-        keys = state["k"]
-        due = sorted((last + after, key) for key, (last, _) in keys.items() if last + after <= now)
         findings = []
-        for deadline, key in due:
-            last, last_id = keys.pop(key)
-            findings.append(
-                make_finding(
-                    rule_id=self.rule.id,
-                    kind=self.rule.kind,
-                    account_id=account_id,
-                    key=key,
-                    fired_at=deadline,
-                    window_start=last,
-                    window_end=deadline,
-                    newest_event_ts=last,
-                    evidence={
-                        "measure": "silence",
-                        "value": format_duration(after),
-                        "threshold": after,
-                        "baseline": None,
-                        "last_seen": format_ts(last),
-                        "sample_event_ids": [last_id],
-                    },
-                )
-            )
-        state["n"] = min((last + after for last, _ in keys.values()), default=None)
+        for deadline, key, last, last_id in state.pop_due(after, now):
+            evidence = {
+                "measure": "silence",
+                "value": format_duration(after),
+                "threshold": after,
+                "baseline": None,
+                "last_seen": format_ts(last),
+                "sample_event_ids": [last_id],
+            }
+            findings.append(self.deadline_finding(account_id, key, deadline, last, evidence))
         return findings

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from rules import windows
-from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, samples_since, sweep_stale, union_names
+from rules.findings import Finding
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, samples_since, sweep_stale, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -29,10 +31,57 @@ def _test_for(match: Match, name: str) -> Test:
     return True if where is None else where
 
 
-class RatioEvaluator(EvaluatorBase):
+@dataclass
+class RatioKey:
+    """One key's two counts over the window, and their running totals (the sums of the kept buckets)."""
+
+    numerators: windows.Buckets = field(default_factory=list)
+    denominators: windows.Buckets = field(default_factory=list)
+    samples: Samples = field(default_factory=list)
+    """Numerator events only."""
+    numerator_total: int = 0
+    denominator_total: int = 0
+
+
+@dataclass
+class RatioState(RuleState):
+    """Per key (``""`` or a user id): its counts."""
+
+    keys: dict[str, RatioKey] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: {"n": buckets, "d": buckets, "s": samples, "t": [n, d]}}}
+            return cls({key: _ratio_key_v1(keyed) for key, keyed in doc["k"].items()})
+        return cls({key: RatioKey(**keyed) for key, keyed in doc["keys"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {
+            "k": {
+                key: {
+                    "n": k.numerators,
+                    "d": k.denominators,
+                    "s": k.samples,
+                    "t": [k.numerator_total, k.denominator_total],
+                }
+                for key, k in self.keys.items()
+            }
+        }
+
+
+def _ratio_key_v1(keyed: dict[str, Any]) -> RatioKey:
+    numerators, denominators = keyed["n"], keyed["d"]
+    totals = keyed.get("t")
+    if totals is None:  # written before running totals were kept: the kept buckets are the window
+        totals = [windows.count_all(numerators), windows.count_all(denominators)]
+    return RatioKey(numerators, denominators, keyed["s"], totals[0], totals[1])
+
+
+class RatioEvaluator(EvaluatorBase[RatioState]):
     """Two bucketed counts per key; checked on every event that touches either."""
 
     takes_cooldowns = True
+    state_type = RatioState
 
     rule: RatioRule
 
@@ -52,7 +101,7 @@ class RatioEvaluator(EvaluatorBase):
                 self._by_name[name] = found
         return found
 
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(self, state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         numerator_test, denominator_test = self._by_name.get(event.event) or self._tests(event.event)
         in_numerator = numerator_test if type(numerator_test) is bool else numerator_test(event)
         in_denominator = denominator_test if type(denominator_test) is bool else denominator_test(event)
@@ -64,38 +113,37 @@ class RatioEvaluator(EvaluatorBase):
         spec = self._spec
         index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
         oldest = index - spec.per_window + 1
-        keyed = state["k"].get(key)
+        keys = state.keys
+        keyed = keys.get(key)
         if keyed is None:
             sweep_stale(
-                state["k"], lambda k: max([b[-1][0] for b in (k["n"], k["d"]) if b], default=oldest - 1) < oldest
+                keys,
+                lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
             )
-            keyed = state["k"][key] = {"n": [], "d": [], "s": [], "t": [0, 0]}
+            keyed = keys[key] = RatioKey()
         # Running totals of the kept buckets: the window is exactly the kept buckets (events come
         # in time order and the prune below drops those before it), so no re-summing per event.
-        totals: list[int] | None = keyed.get("t")
-        if totals is None:  # state written before running totals were kept
-            totals = keyed["t"] = [windows.count_all(keyed["n"]), windows.count_all(keyed["d"])]
-        numerators: windows.Buckets = keyed["n"]
-        denominators: windows.Buckets = keyed["d"]
+        numerators = keyed.numerators
+        denominators = keyed.denominators
         if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
             if numerators and numerators[-1][0] == index:
                 numerators[-1][1] += 1
             else:
                 numerators.append([index, 1])
-            totals[0] += 1
-            remember_sample(keyed["s"], event)
+            keyed.numerator_total += 1
+            remember_sample(keyed.samples, event)
         if in_denominator:
             if denominators and denominators[-1][0] == index:
                 denominators[-1][1] += 1
             else:
                 denominators.append([index, 1])
-            totals[1] += 1
+            keyed.denominator_total += 1
         if numerators and numerators[0][0] < oldest:
-            totals[0] -= windows.prune_counted(numerators, oldest)
+            keyed.numerator_total -= windows.prune_counted(numerators, oldest)
         if denominators and denominators[0][0] < oldest:
-            totals[1] -= windows.prune_counted(denominators, oldest)
-        numerator = float(totals[0])
-        denominator = float(totals[1])
+            keyed.denominator_total -= windows.prune_counted(denominators, oldest)
+        numerator = float(keyed.numerator_total)
+        denominator = float(keyed.denominator_total)
         rule = self.rule
         if (
             denominator < rule.min_denominator
@@ -105,23 +153,18 @@ class RatioEvaluator(EvaluatorBase):
             return []
         start = spec.start(oldest)
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
-                window_start=start,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
-                evidence={
+            self.event_finding(
+                event,
+                key,
+                start,
+                {
                     "measure": "ratio",
                     "value": round(numerator / denominator, 6),
                     "threshold": rule.min_ratio,
                     "baseline": None,
                     "numerator": numerator,
                     "denominator": denominator,
-                    "sample_event_ids": samples_since(keyed["s"], start),
+                    "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )
         ]

@@ -15,11 +15,12 @@ Evidence: the risk, the threshold, and the top contributing features as sentence
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState
+from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.models import RiskRule
 from rules.predicates import compile_match
 from rules.risk import features
@@ -29,12 +30,34 @@ from schemas.event import Event
 DAY = features.DAY
 
 
-class RiskEvaluator(EvaluatorBase):
-    """State: ``x`` the feature state, ``n`` the next tick, ``a`` armed, ``p`` the latest risk."""
+@dataclass
+class RiskState(BoundedState):
+    """The account's features and alerting state; ``deadline``: the next midnight tick (exact)."""
+
+    features: dict[str, Any] = field(default_factory=dict)
+    """The feature state of ``rules.risk.features`` (its layout is that module's)."""
+    armed: bool = True
+    """Whether crossing the threshold fires (re-armed below threshold − hysteresis)."""
+    risk: float | None = None
+    """The risk at the latest tick."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"x": features, "n": next tick, "a": armed, "p": latest risk}
+            return cls(doc["n"], doc["x"], doc["a"], doc["p"])
+        return cls(doc["deadline"], doc["features"], doc["armed"], doc["risk"])
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"x": self.features, "n": self.deadline, "a": self.armed, "p": self.risk}
+
+
+class RiskEvaluator(EvaluatorBase[RiskState]):
+    """Per account: the feature state, the next tick, whether it is armed, and the latest risk."""
 
     rule: RiskRule
 
     has_deadlines = True
+    state_type = RiskState
 
     def __init__(self, rule: RiskRule) -> None:
         self.rule = rule
@@ -46,30 +69,36 @@ class RiskEvaluator(EvaluatorBase):
         self._filter = compile_match(rule.match) if rule.match is not None else None
         self.event_names = rule.match.event_names if rule.match is not None else None
 
-    def new_state(self) -> RuleState:
-        return {"x": features.new_state(self._spec), "n": None, "a": True, "p": None}
+    def new_state(self) -> RiskState:
+        return RiskState(features=features.new_state(self._spec))
 
-    def _current(self, state: RuleState) -> None:
+    def _current(self, state: RiskState) -> None:
         """A state kept under another model's feature spec starts afresh (its layout differs)."""
-        if state["x"].get("d") != self._digest:
-            state.update(self.new_state())
+        if state.features.get("d") != self._digest:
+            fresh = self.new_state()
+            state.features, state.deadline, state.armed, state.risk = (
+                fresh.features,
+                fresh.deadline,
+                fresh.armed,
+                fresh.risk,
+            )
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: RiskState, event: Event) -> list[Finding]:
         if self._filter is not None and not self._filter(event):
             return []
         self._current(state)
-        features.observe(self._spec, state["x"], event)
-        if state["n"] is None:
-            state["n"] = (math.floor(event.ts / DAY) + 1) * DAY
+        features.observe(self._spec, state.features, event)
+        if state.deadline is None:
+            state.deadline = (math.floor(event.ts / DAY) + 1) * DAY
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        tick = state.get("n")
+    def advance_to(self, state: RiskState, now: float, account_id: str) -> list[Finding]:
+        tick = state.deadline
         if tick is None or tick > now:
             return []
         self._current(state)
         findings: list[Finding] = []
-        last = state["x"]["l"]
+        last = state.features["l"]
         while tick is not None and tick <= now:
             finding = self._tick(state, tick, account_id)
             if finding is not None:
@@ -77,24 +106,24 @@ class RiskEvaluator(EvaluatorBase):
             tick = tick + DAY
             if last is None or tick > last + features.CAP_DAYS * DAY:
                 tick = None
-        state["n"] = tick
+        state.deadline = tick
         return findings
 
-    def _tick(self, state: RuleState, tick: float, account_id: str) -> Finding | None:
+    def _tick(self, state: RiskState, tick: float, account_id: str) -> Finding | None:
         rule = self.rule
-        explained = features.compute(self._spec, state["x"], tick)
+        explained = features.compute(self._spec, state.features, tick)
         score = self._model.score(features.values(explained))
         risk = score.risk
-        state["p"] = round(risk, 6)
-        first = state["x"]["f"]
+        state.risk = round(risk, 6)
+        first = state.features["f"]
         warm = first is not None and tick - first >= rule.warmup
         if risk < rule.threshold:
             if risk < rule.threshold - rule.hysteresis:
-                state["a"] = True
+                state.armed = True
             return None
-        if not (state["a"] and warm):
+        if not (state.armed and warm):
             return None
-        state["a"] = False
+        state.armed = False
         return make_finding(
             rule_id=rule.id,
             kind=rule.kind,
@@ -103,7 +132,7 @@ class RiskEvaluator(EvaluatorBase):
             fired_at=tick,
             window_start=tick - features.KEEP_DAYS * DAY,
             window_end=tick,
-            newest_event_ts=state["x"]["l"],
+            newest_event_ts=state.features["l"],
             evidence=self._evidence(risk, score.contributions, explained),
         )
 

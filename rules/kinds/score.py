@@ -14,8 +14,8 @@ Warm-up: a key fires nothing (neither ``below`` nor ``drop_points``) until its w
 observed — the first tick at or after the start of its first matching event's ``every`` bucket
 plus ``window``. Earlier ticks would score a window holding only a day or two of data, so every
 brand-new account would score low; they are still computed and kept for ``drop_points``. The
-key's first tick is kept in its state (``f``) and is not reset when a silent key becomes active
-again. State written before ``f`` existed is read with the oldest tick of the kept score history
+key's first tick is kept in its state (``first_tick``) and is not reset when a silent key becomes
+active again. State written before the first tick was kept is read with the oldest tick of the kept score history
 as the first tick (that history spans up to one window, so a key older than its window counts as
 warm), or as new when there is none.
 """
@@ -23,11 +23,12 @@ warm), or as new when there is none.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from rules import windows
 from rules.findings import Finding, make_finding
-from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
+from rules.kinds.base import BoundedState, EvaluatorBase, union_names
 from rules.measures import Measure, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
@@ -40,12 +41,55 @@ _Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
 MAX_CACHED_NAMES = 10_000
 
 
-class ScoreEvaluator(EvaluatorBase):
+@dataclass
+class ScoreKey:
+    """One key's inputs, recent scores and ticks."""
+
+    last_event_ts: float
+    """The key's newest event that touched a component (ticks stop once it has left the window)."""
+    next_tick: float | None
+    """None: the key is silent, no tick until its next event."""
+    first_tick: float | None
+    """The first tick of the key (warm-up); None in state written before it was kept."""
+    buckets: dict[str, windows.Buckets] = field(default_factory=dict)
+    """Measure component name → its buckets."""
+    latest: dict[str, float] = field(default_factory=dict)
+    """``latest`` component name → the last value seen."""
+    history: list[list[float]] = field(default_factory=list)
+    """``[tick, score]`` of the ticks within the last window, oldest first."""
+
+
+@dataclass
+class ScoreState(BoundedState):
+    """Per key (``""`` or a user id); ``deadline``: the earliest next tick."""
+
+    keys: dict[str, ScoreKey] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: {"b", "l", "h", "e", "t", "f"?}}, "n"?: bound}
+            return cls(
+                doc.get("n"),
+                {k: ScoreKey(d["e"], d["t"], d.get("f"), d["b"], d["l"], d["h"]) for k, d in doc["k"].items()},
+            )
+        return cls(doc["deadline"], {key: ScoreKey(**keyed) for key, keyed in doc["keys"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        keys = {}
+        for key, k in self.keys.items():
+            keys[key] = {"b": k.buckets, "l": k.latest, "h": k.history, "e": k.last_event_ts, "t": k.next_tick}
+            if k.first_tick is not None:
+                keys[key]["f"] = k.first_tick
+        return {"k": keys, "n": self.deadline}
+
+
+class ScoreEvaluator(EvaluatorBase[ScoreState]):
     """Per key: one bucket list per measure component, the latest values, and recent scores."""
 
     rule: ScoreRule
 
     has_deadlines = True
+    state_type = ScoreState
 
     def __init__(self, rule: ScoreRule) -> None:
         self.rule = rule
@@ -81,7 +125,7 @@ class ScoreEvaluator(EvaluatorBase):
                 self._by_name[name] = found
         return found
 
-    def on_event(self, state: RuleState, event: Event) -> list[Finding]:
+    def on_event(self, state: ScoreState, event: Event) -> list[Finding]:
         candidates = self._by_name.get(event.event)
         if candidates is None:
             candidates = self._candidates(event.event)
@@ -92,19 +136,18 @@ class ScoreEvaluator(EvaluatorBase):
             return []
         spec = self._spec
         index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
-        keyed: dict[str, Any] | None = state["k"].get(key)
+        keyed = state.keys.get(key)
         touched = False
         for name, where, measure, latest in candidates:
             if where is not None and not where(event):
                 continue
             if keyed is None:
-                keyed = {"b": {}, "l": {}, "h": [], "e": event.ts, "t": None, "f": spec.start(index + 1)}
-                state["k"][key] = keyed
+                keyed = state.keys[key] = ScoreKey(event.ts, None, spec.start(index + 1))
             if measure is not None:
-                buckets = keyed["b"].get(name)
+                buckets = keyed.buckets.get(name)
                 if measure.kind == "count":  # windows.add(buckets, index, 1, "count"), inlined
                     if buckets is None:
-                        buckets = keyed["b"][name] = []
+                        buckets = keyed.buckets[name] = []
                     if buckets and buckets[-1][0] == index:
                         buckets[-1][1] += 1
                     else:
@@ -114,7 +157,7 @@ class ScoreEvaluator(EvaluatorBase):
                     if contribution is None:
                         continue
                     if buckets is None:
-                        buckets = keyed["b"][name] = []
+                        buckets = keyed.buckets[name] = []
                     windows.add(buckets, index, contribution, measure.kind)
                 if buckets[0][0] < index - spec.per_window:  # prune only when there is something to drop
                     windows.prune(buckets, index - spec.per_window)
@@ -123,37 +166,37 @@ class ScoreEvaluator(EvaluatorBase):
                 value = latest(event)
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                keyed["l"][name] = float(value)
+                keyed.latest[name] = float(value)
                 touched = True
         if keyed is not None and touched:
-            keyed["e"] = event.ts
-            if keyed["t"] is None:
+            keyed.last_event_ts = event.ts
+            if keyed.next_tick is None:
                 tick = spec.start(index + 1)
-                keyed["t"] = tick
-                lower_bound(state, tick)
+                keyed.next_tick = tick
+                state.lower_bound(tick)
         return []
 
-    def advance_to(self, state: RuleState, now: float, account_id: str) -> list[Finding]:
-        bound = state.get("n")
-        if bound is None or bound > now:
+    def advance_to(self, state: ScoreState, now: float, account_id: str) -> list[Finding]:
+        if not state.is_due(now):
             return []
         findings: list[Finding] = []
         spec = self._spec
-        for key in sorted(state["k"]):
-            keyed = state["k"][key]
-            while keyed["t"] is not None and keyed["t"] <= now:
-                tick = keyed["t"]
+        keys = state.keys
+        for key in sorted(keys):
+            keyed = keys[key]
+            while keyed.next_tick is not None and keyed.next_tick <= now:
+                tick = keyed.next_tick
                 finding = self._tick(keyed, key, account_id, tick)
                 if finding is not None:
                     findings.append(finding)
                 # after the last event has left the window the score can no longer change
-                last_useful = spec.start(spec.index(keyed["e"]) + spec.per_window + 1)
-                keyed["t"] = tick + spec.resolution if tick < last_useful else None
-        state["n"] = min((k["t"] for k in state["k"].values() if k["t"] is not None), default=None)
+                last_useful = spec.start(spec.index(keyed.last_event_ts) + spec.per_window + 1)
+                keyed.next_tick = tick + spec.resolution if tick < last_useful else None
+        state.deadline = min((k.next_tick for k in keys.values() if k.next_tick is not None), default=None)
         findings.sort(key=lambda f: (f.fired_at, f.user_id or ""))
         return findings
 
-    def _score(self, keyed: dict[str, Any], tick: float) -> tuple[float, dict[str, float]] | None:
+    def _score(self, keyed: ScoreKey, tick: float) -> tuple[float, dict[str, float]] | None:
         spec = self._spec
         newest = spec.index(tick) - 1
         oldest = newest - spec.per_window + 1
@@ -162,11 +205,11 @@ class ScoreEvaluator(EvaluatorBase):
         points: dict[str, float] = {}
         for component, _, measure, _ in self._components:
             if measure is not None:
-                buckets = keyed["b"].get(component.name, [])
+                buckets = keyed.buckets.get(component.name, [])
                 windows.prune(buckets, oldest)
                 value: float | None = windows.total(buckets, oldest, newest, measure.kind)
             else:
-                value = keyed["l"].get(component.name, component.default)
+                value = keyed.latest.get(component.name, component.default)
             if value is None:
                 continue
             fraction = (value - component.zero_at) / (component.target - component.zero_at)
@@ -178,19 +221,19 @@ class ScoreEvaluator(EvaluatorBase):
             return None
         return 100 * weighted / weights, points
 
-    def _tick(self, keyed: dict[str, Any], key: str, account_id: str, tick: float) -> Finding | None:
+    def _tick(self, keyed: ScoreKey, key: str, account_id: str, tick: float) -> Finding | None:
         rule = self.rule
         computed = self._score(keyed, tick)
         if computed is None:
             return None
         score, points = computed
-        history: list[list[float]] = keyed["h"]
+        history = keyed.history
         while history and history[0][0] <= tick - rule.window:
             del history[0]
         peak = max((s for _, s in history), default=None)
-        first = keyed.get("f")
+        first = keyed.first_tick
         if first is None:  # state from before the warm-up: the kept history says how old the key is
-            first = keyed["f"] = history[0][0] if history else tick
+            first = keyed.first_tick = history[0][0] if history else tick
         history.append([tick, score])
         if tick < first + rule.window - rule.every:  # window not yet fully observed: warm-up
             return None
@@ -206,7 +249,7 @@ class ScoreEvaluator(EvaluatorBase):
             fired_at=tick,
             window_start=tick - rule.window,
             window_end=tick,
-            newest_event_ts=keyed["e"],
+            newest_event_ts=keyed.last_event_ts,
             evidence={
                 "measure": "score",
                 "value": round(score, 1),

@@ -1,26 +1,53 @@
 """``sequence``: the ``steps`` happen in order, all within ``within`` of the first.
 
-Per key, ``p[j]`` is the latest start time of a partial run that has completed steps 0..j (the
-latest start gives the most room). An event is tried against the steps from last to first, so
-one event advances a run by at most one step. A completed run fires and resets the key.
+Per key, ``starts[j]`` is the latest start time of a partial run that has completed steps 0..j
+(the latest start gives the most room), and ``event_ids[j]`` that run's event ids. An event is
+tried against the steps from last to first, so one event advances a run by at most one step.
+A completed run fires and resets the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
-from rules.findings import Finding, make_finding
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState, sweep_stale, union_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
 
 
-class SequenceEvaluator(EvaluatorBase):
+@dataclass
+class SequenceRuns:
+    """One key's partial runs, one slot per step but the last (None: no run has reached it)."""
+
+    starts: list[float | None]
+    event_ids: list[list[str] | None]
+
+
+@dataclass
+class SequenceState(RuleState):
+    """Per key with a partial run (``""`` or a user id): its runs."""
+
+    keys: dict[str, SequenceRuns] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: {"p": starts, "i": event ids}}}
+            return cls({key: SequenceRuns(keyed["p"], keyed["i"]) for key, keyed in doc["k"].items()})
+        return cls({key: SequenceRuns(**keyed) for key, keyed in doc["keys"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: {"p": runs.starts, "i": runs.event_ids} for key, runs in self.keys.items()}}
+
+
+class SequenceEvaluator(EvaluatorBase[SequenceState]):
     """Partial-run start times and their event ids per key."""
 
     takes_cooldowns = True
+    state_type = SequenceState
 
     rule: SequenceRule
 
@@ -29,7 +56,9 @@ class SequenceEvaluator(EvaluatorBase):
         self.event_names = union_names(*(step.event_names for step in rule.steps))
         self._steps = [compile_match(step) for step in rule.steps]
 
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(
+        self, state: SequenceState, event: Event, cooldowns: Mapping[str, float] | None = None
+    ) -> list[Finding]:
         hits = [j for j, step in enumerate(self._steps) if step(event)]
         if not hits:
             return []
@@ -38,11 +67,12 @@ class SequenceEvaluator(EvaluatorBase):
             return []
         within = self.rule.within
         last_step = len(self._steps) - 1
-        keyed: dict[str, Any] | None = state["k"].get(key)
+        keys = state.keys
+        keyed = keys.get(key)
         if keyed is None:
-            sweep_stale(state["k"], lambda k: all(s is None or event.ts - s > within for s in k["p"]))
-        runs: list[Any] = keyed["p"] if keyed else [None] * last_step
-        ids: list[Any] = keyed["i"] if keyed else [None] * last_step
+            sweep_stale(keys, lambda k: all(s is None or event.ts - s > within for s in k.starts))
+        runs: list[Any] = keyed.starts if keyed else [None] * last_step
+        ids: list[Any] = keyed.event_ids if keyed else [None] * last_step
         for j in reversed(hits):
             if j == 0:
                 runs[0] = event.ts
@@ -52,7 +82,7 @@ class SequenceEvaluator(EvaluatorBase):
             if start is None or event.ts - start > within:
                 continue
             if j == last_step:
-                state["k"].pop(key, None)
+                keys.pop(key, None)
                 if self.cooled(cooldowns, key, event.ts):
                     return []
                 return [self._finding(event, key, start, [*ids[j - 1], event.event_id])]
@@ -64,29 +94,18 @@ class SequenceEvaluator(EvaluatorBase):
                 runs[j] = None
                 ids[j] = None
         if all(start is None for start in runs):
-            state["k"].pop(key, None)
-        else:
-            state["k"][key] = {"p": runs, "i": ids}
+            keys.pop(key, None)
+        elif keyed is None:
+            keys[key] = SequenceRuns(runs, ids)
         return []
 
     def _finding(self, event: Event, key: str, start: float, event_ids: list[str]) -> Finding:
-        rule = self.rule
-        return make_finding(
-            rule_id=rule.id,
-            kind=rule.kind,
-            account_id=event.account_id,
-            key=key,
-            fired_at=event.ts,
-            episode=format_ts(start),
-            window_start=start,
-            window_end=event.ts,
-            newest_event_ts=event.ts,
-            evidence={
-                "measure": "sequence",
-                "value": len(self._steps),
-                "threshold": rule.within,
-                "baseline": None,
-                "elapsed_seconds": round(event.ts - start, 3),
-                "sample_event_ids": event_ids[-5:],
-            },
-        )
+        evidence = {
+            "measure": "sequence",
+            "value": len(self._steps),
+            "threshold": self.rule.within,
+            "baseline": None,
+            "elapsed_seconds": round(event.ts - start, 3),
+            "sample_event_ids": event_ids[-5:],
+        }
+        return self.event_finding(event, key, start, evidence, episode=format_ts(start))

@@ -3,17 +3,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from rules import windows
-from rules.kinds.base import EvaluatorBase, RuleState, remember_sample, sweep_stale
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, sweep_stale
 from rules.measures import compile_measure
 from rules.predicates import compile_where
 from schemas.event import Event
 
 
-class SlidingMeasureEvaluator(EvaluatorBase):
+@dataclass
+class SlidingKey:
+    """One key's measure over the kept windows."""
+
+    buckets: windows.Buckets = field(default_factory=list)
+    samples: Samples = field(default_factory=list)
+
+
+@dataclass
+class SlidingState(RuleState):
+    """Per key (``""`` or a user id): its buckets and samples."""
+
+    keys: dict[str, SlidingKey] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        if version == 1:  # {"k": {key: {"b": buckets, "s": samples}}}
+            return cls({key: SlidingKey(keyed["b"], keyed["s"]) for key, keyed in doc["k"].items()})
+        return cls({key: SlidingKey(**keyed) for key, keyed in doc["keys"].items()})
+
+    def to_version_1(self) -> dict[str, Any]:
+        return {"k": {key: {"b": keyed.buckets, "s": keyed.samples} for key, keyed in self.keys.items()}}
+
+
+class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
     """Matches an event, adds its measure contribution to the key's buckets and prunes them."""
+
+    state_type = SlidingState
 
     def __init__(self, rule: Any) -> None:
         self.rule = rule
@@ -24,7 +51,7 @@ class SlidingMeasureEvaluator(EvaluatorBase):
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.sliding(rule.window)
 
-    def _record(self, state: RuleState, event: Event, windows_kept: int) -> tuple[str, dict[str, Any], int] | None:
+    def _record(self, state: SlidingState, event: Event, windows_kept: int) -> tuple[str, SlidingKey, int] | None:
         """Add ``event`` to its key's buckets, keeping the last ``windows_kept`` windows.
 
         Returns the key, its state and the event's bucket index, or None when the event does not count.
@@ -38,11 +65,12 @@ class SlidingMeasureEvaluator(EvaluatorBase):
         spec = self._spec
         index = spec.index(event.ts)
         oldest_kept = index - windows_kept * spec.per_window + 1
-        keyed: dict[str, Any] | None = state["k"].get(key)
+        keys = state.keys
+        keyed = keys.get(key)
         if keyed is None:
-            sweep_stale(state["k"], lambda k: not k["b"] or k["b"][-1][0] < oldest_kept)
-            keyed = state["k"][key] = {"b": [], "s": []}
-        windows.add(keyed["b"], index, contribution, self._measure.kind)
-        windows.prune(keyed["b"], oldest_kept)
-        remember_sample(keyed["s"], event)
+            sweep_stale(keys, lambda k: not k.buckets or k.buckets[-1][0] < oldest_kept)
+            keyed = keys[key] = SlidingKey()
+        windows.add(keyed.buckets, index, contribution, self._measure.kind)
+        windows.prune(keyed.buckets, oldest_kept)
+        remember_sample(keyed.samples, event)
         return key, keyed, index

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rules import windows
-from rules.findings import Finding, make_finding
-from rules.kinds.base import RuleState, samples_since
-from rules.kinds.sliding import SlidingMeasureEvaluator
+from rules.findings import Finding
+from rules.kinds.base import samples_since
+from rules.kinds.sliding import SlidingMeasureEvaluator, SlidingState
 from rules.models import SpikeRule
 from schemas.event import Event
 
@@ -23,7 +23,9 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
 
     rule: SpikeRule
 
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(
+        self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None = None
+    ) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=2)
         if recorded is None:
             return []
@@ -32,28 +34,23 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
         kind = self._measure.kind
         current_oldest = index - spec.per_window + 1
         # _record kept exactly the two windows: previous = the buckets before current_oldest
-        previous, current = windows.split_totals(keyed["b"], current_oldest, kind)
+        previous, current = windows.split_totals(keyed.buckets, current_oldest, kind)
         rule = self.rule
         if current < rule.min or current < rule.factor * previous or self.cooled(cooldowns, key, event.ts):
             return []
         start = spec.start(current_oldest)
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
-                window_start=start,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
-                evidence={
+            self.event_finding(
+                event,
+                key,
+                start,
+                {
                     "measure": rule.measure,
                     "value": current,
                     "threshold": rule.factor * previous if previous else rule.min,
                     "baseline": previous,
                     "factor": round(current / previous, 3) if previous else None,
-                    "sample_event_ids": samples_since(keyed["s"], start),
+                    "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )
         ]

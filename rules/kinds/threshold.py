@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rules import windows
-from rules.findings import Finding, make_finding
-from rules.kinds.base import RuleState, samples_since
-from rules.kinds.sliding import SlidingMeasureEvaluator
+from rules.findings import Finding
+from rules.kinds.base import samples_since
+from rules.kinds.sliding import SlidingMeasureEvaluator, SlidingState
 from rules.models import ThresholdRule
 from schemas.event import Event
 
@@ -19,35 +19,32 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
 
     rule: ThresholdRule
 
-    def on_event(self, state: RuleState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+    def on_event(
+        self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None = None
+    ) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=1)
         if recorded is None:
             return []
         key, keyed, index = recorded
         spec = self._spec
         oldest = index - spec.per_window + 1
-        value = windows.total(keyed["b"], oldest, index, self._measure.kind)
+        value = windows.total(keyed.buckets, oldest, index, self._measure.kind)
         rule = self.rule
         if value < rule.min or self.cooled(cooldowns, key, event.ts):
             return []
         start = spec.start(oldest)
         return [
-            make_finding(
-                rule_id=rule.id,
-                kind=rule.kind,
-                account_id=event.account_id,
-                key=key,
-                fired_at=event.ts,
-                window_start=start,
-                window_end=event.ts,
-                newest_event_ts=event.ts,
-                evidence={
+            self.event_finding(
+                event,
+                key,
+                start,
+                {
                     "measure": rule.measure,
                     "value": value,
                     "threshold": rule.min,
                     "baseline": None,
                     "properties": event.properties,  # the latest event's, for the rule's summary sentence
-                    "sample_event_ids": samples_since(keyed["s"], start),
+                    "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )
         ]

@@ -189,13 +189,14 @@ def backtest(
         rules_path = settings.rules_path
     ruleset = load_rules_or_exit(rules_path)
     lateness = settings.allowed_lateness_seconds if allowed_lateness is None else allowed_lateness
-    engine = RuleEngine(ruleset, allowed_lateness=lateness, dedup_horizon=max(settings.dedup_horizon_seconds, lateness))
+    engine = RuleEngine(ruleset, dedup_horizon=max(settings.dedup_horizon_seconds, lateness))
     accounts: dict[str, Account] = {}
     if accounts_path is not None:
         accounts, bad_accounts = load_accounts(accounts_path)
         _report_invalid("account", len(bad_accounts), bad_accounts)
     lines = _progress(events_path, read_lines(events_path))
-    result = run_backtest(engine, decode_lines(lines, settings.max_event_bytes), accounts, until_ts)
+    events = decode_lines(lines, settings.max_event_bytes)
+    result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
     _report_invalid("event", result.invalid_count, result.invalid)
     if output_path is not None:
         with output_path.open("wb") as out:

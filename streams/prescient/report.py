@@ -198,8 +198,8 @@ def _risk_rule(rule_id: str, threshold: float, model: RiskModel, warmup_days: fl
 
 
 def _points(events: Iterator[Event], rules: RuleSet) -> list[AlertPoint]:
-    engine = RuleEngine(rules, allowed_lateness=LATENESS)
-    result = run_backtest(engine, enumerate(events, start=1))
+    engine = RuleEngine(rules)
+    result = run_backtest(engine, enumerate(events, start=1), allowed_lateness=LATENESS)
     return [alert_point(a) for a in result.alerts]
 
 

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(32 * 1024, ge=256)
     max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
     dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+    state_write_version: int = Field(
+        2,
+        ge=1,
+        le=2,
+        description="account state encoding the worker writes; 1 while rolling out the first release with "
+        "typed rule state, so that workers of the release before it can still read what it writes",
+    )
     # Failure policy (docs/pipeline.md): an account state larger than this is quarantined, never
     # written (Kafka's default record limit is 1 MB; the rest is left for key and headers).
     # At most 950,000: Faust's producer refuses records over 1,000,000 bytes (producer_max_request_size),
@@ -107,6 +114,12 @@ class Settings(BaseSettings):
     # default 16 KB producer batch holds two or three, so a batch's writes took hundreds of requests.
     worker_producer_batch_bytes: int = Field(
         256 * 1024, ge=16 * 1024, description="rules worker: producer batch size per partition (state writes, alerts)"
+    )
+    # A batch hands its alerts, dead letters and state writes to the producer in one synchronous burst
+    # and then awaits their delivery (twice: alerts before states, states before the partition clocks),
+    # so a linger only adds to each batch's waits (make bench: docs/pipeline.md, cost per event).
+    worker_producer_linger_seconds: float = Field(
+        0.001, ge=0, le=1, description="rules worker: producer linger (how long a batch of sends waits for more)"
     )
     # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
     # states beyond this many are decoded again from the table when their account comes back.

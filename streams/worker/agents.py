@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
@@ -35,7 +35,7 @@ from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
-from streams.worker.processor import BatchOutput, Record, RulesProcessor
+from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProcessor
 
 log = get_logger(__name__)
 
@@ -53,7 +53,7 @@ class WorkerRuntime:
         app: faust.App,
         settings: Settings,
         events_topic: str,
-        processor: RulesProcessor,
+        processor: RulesProcessor[Any, Any],
         writer: OutputWriter,
         state_table: Any,
         clock_table: Any,
@@ -108,11 +108,9 @@ class WorkerRuntime:
         async with self.lock:
             if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
                 return
-            records = [
-                Record(tp.partition, r.offset, r.key, r.value, _headers(r.headers), tp.topic)
-                for tp, batch in polled.items()
-                for r in batch
-            ]
+            # aiokafka's records as they are: a copy per record cost more than the offset and gap
+            # bookkeeping of the whole batch (dead letters copy the few records they keep).
+            records: list[RecordLike] = [r for batch in polled.values() for r in batch]
             await self._process(records)
             if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
                 return  # revoked meanwhile: the new owner re-reads from the committed offset
@@ -120,23 +118,27 @@ class WorkerRuntime:
                 ack_offsets(self.app, tp, (r.offset for r in batch))
                 count_received(self.app, tp, len(batch), batch[-1].offset)
 
-    async def _process(self, records: list[Record]) -> None:
+    async def _process(self, records: Sequence[RecordLike]) -> None:
         """Rebuild if needed, repair gaps, process, perform the I/O (under the lock)."""
         self._maybe_rebuild()
-        gaps = self._gaps_after_commit(records) + self.processor.find_gaps(records)
+        # One pass over the offsets serves gap repair, gap counting and the progress marker.
+        offsets = self.processor.check_offsets(records)
+        gaps = self._gaps_after_commit(offsets.first) + offsets.gaps
         repaired: list[Record] = []
         if gaps and self.gap_repair is not None:
             records, repaired = await self._repair(records, gaps)
-        out = self.processor.process_batch(records)
+            offsets = self.processor.check_offsets(records)  # the merged batch (rare)
+        out = self.processor.process_batch(records, offsets)
         await self._apply(out)
         if repaired:
             await self._mark_done(repaired)
         self.events_processed += len(records)
-        for record in records:
-            if record.offset >= self.processed_offsets.get(record.partition, 0):
-                self.processed_offsets[record.partition] = record.offset + 1
+        processed = self.processed_offsets
+        for partition, nxt in offsets.next.items():
+            if nxt > processed.get(partition, 0):
+                processed[partition] = nxt
 
-    def _gaps_after_commit(self, records: list[Record]) -> list[tuple[int, int, int]]:
+    def _gaps_after_commit(self, first_offsets: dict[int, int]) -> list[tuple[int, int, int]]:
         """A gap between the committed offset and the first record delivered after an assignment.
 
         Faust's drain loop can drop records it already fetched when a rebalance moves its read
@@ -144,10 +146,7 @@ class WorkerRuntime:
         """
         if not self._first_unchecked:
             return []
-        first: dict[int, int] = {}
-        for record in records:
-            if record.partition in self._first_unchecked and record.partition not in first:
-                first[record.partition] = record.offset
+        first = {p: o for p, o in first_offsets.items() if p in self._first_unchecked}
         committed = committed_offsets(self.app.consumer)
         gaps: list[tuple[int, int, int]] = []
         for partition, offset in first.items():
@@ -169,8 +168,8 @@ class WorkerRuntime:
             await mark_offsets_done(self.app, TP(self.events_topic, partition), start, end)
 
     async def _repair(
-        self, records: list[Record], gaps: list[tuple[int, int, int]]
-    ) -> tuple[list[Record], list[Record]]:
+        self, records: Sequence[RecordLike], gaps: list[tuple[int, int, int]]
+    ) -> tuple[list[RecordLike], list[Record]]:
         """``records`` with the re-read records of ``gaps`` merged in, and the re-read records."""
         assert self.gap_repair is not None
         fetched: list[Record] = []

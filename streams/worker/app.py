@@ -9,7 +9,7 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -29,6 +29,10 @@ from streams.worker.state_cache import StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
 
+if TYPE_CHECKING:
+    from rules.findings import Finding
+    from rules.state import AccountState
+
 STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
 
@@ -38,23 +42,21 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}-rules"
 
 
-def load_engine(settings: Settings) -> tuple[RuleEnginePort, list[str]]:
+def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Finding], list[str]]:
     """The rule engine for ``settings.rules_path`` and the ids of its rules."""
     from rules.engine import RuleEngine
     from rules.loader import load_rules
 
     ruleset = load_rules(settings.rules_path)
     engine = RuleEngine(
-        ruleset,
-        allowed_lateness=settings.allowed_lateness_seconds,
-        dedup_horizon=settings.dedup_horizon_seconds,
+        ruleset, dedup_horizon=settings.dedup_horizon_seconds, state_version=settings.state_write_version
     )
     rule_ids = [rule.id for rule in ruleset.enabled]
     return engine, rule_ids
 
 
 def create_app(
-    settings: Settings, engine: RuleEnginePort | None = None, rule_ids: list[str] | None = None
+    settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
 ) -> faust.App:
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
     if engine is None:
@@ -80,7 +82,7 @@ def create_app(
         broker_credentials=faust_credentials(settings),
         stream_buffer_maxsize=16384,
         broker_max_poll_records=5000,
-        producer_linger=0.01,
+        producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
     )

@@ -23,15 +23,15 @@ and logged, and the batch carries on. Only a bug in this loop itself raises.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 import orjson
 
+from rules.engine import EventOutcome
 from schemas.account import Account
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
@@ -61,16 +61,64 @@ STATE_SOURCE = "account-state"
 """``preempt.dlq.source.topic`` of a quarantined state's dead letter: the state table (offset -1)."""
 
 
-class RuleEnginePort(Protocol):
-    """The slice of ``rules.engine.RuleEngine`` the worker calls (see notes/engine-contract.md)."""
+class EngineState(Protocol):
+    """What the worker reads of an account's engine state (``rules.state.AccountState``); the rest is the engine's."""
 
-    def new_state(self) -> Any: ...
-    def on_event(self, state: Any, event: Event, watermark: float) -> tuple[Any, list[Any]]: ...
-    def advance(self, state: Any, watermark: float) -> list[Any]: ...
-    def next_wakeup(self, state: Any) -> float | None: ...
-    def dumps(self, state: Any) -> bytes: ...
-    def loads(self, data: bytes) -> Any: ...
-    def to_alert(self, finding: Any, account: Account | None, emitted_at: float) -> Alert: ...
+    @property
+    def finalized_until(self) -> float:
+        """The watermark the account has been advanced to (events before it are late)."""
+        ...
+
+
+class EngineFinding(Protocol):
+    """What the worker reads of a finding (``rules.findings.Finding``) before the engine makes it an alert."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def newest_event_ts(self) -> float | None:
+        """Event time of the newest event behind the finding (None: a deadline with no event), for latency."""
+        ...
+
+
+StateT = TypeVar("StateT", bound=EngineState)
+FindingT = TypeVar("FindingT", bound=EngineFinding)
+
+
+class RuleEnginePort(Protocol[StateT, FindingT]):
+    """The slice of ``rules.engine.RuleEngine`` the worker calls: the engine's contract with its callers.
+
+    The state is the engine's (the worker keeps it in the state cache and reads only
+    ``finalized_until``); findings go back to the engine to become alerts.
+    """
+
+    def new_state(self) -> StateT: ...
+    def on_event(self, state: StateT, event: Event, watermark: float) -> tuple[EventOutcome, list[FindingT]]: ...
+    def advance(self, state: StateT, watermark: float) -> list[FindingT]: ...
+    def next_wakeup(self, state: StateT) -> float | None: ...
+    def dumps(self, state: StateT) -> bytes: ...
+    def loads(self, data: bytes) -> StateT: ...
+    def to_alert(self, finding: FindingT, account: Account | None, emitted_at: float) -> Alert: ...
+
+
+class RecordLike(Protocol):
+    """What the processor reads of a record: aiokafka's ``ConsumerRecord`` as polled (the batched path
+    hands them over as they are, no copy per record) or a :class:`Record`."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
+    @property
+    def topic(self) -> str: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -83,6 +131,27 @@ class Record:
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
     topic: str = ""
+
+    @classmethod
+    def of(cls, record: RecordLike) -> Record:
+        """A :class:`Record` copy of ``record`` (header names as str, a null header value as ``b""``)."""
+        if isinstance(record, Record):
+            return record
+        headers = [(str(k), bytes(v) if v is not None else b"") for k, v in (record.headers or ())]
+        return cls(record.partition, record.offset, record.key, record.value, headers, record.topic)
+
+
+@dataclass(slots=True)
+class OffsetCheck:
+    """One pass over a batch's offsets (:meth:`RulesProcessor.check_offsets`), used for gap repair,
+    gap counting and progress, so no later step walks the records again for them."""
+
+    gaps: list[tuple[int, int, int]]
+    """``(partition, first_missing, next_seen)`` for every offset jump, against the previous batches too."""
+    first: dict[int, int]
+    """The first offset of each partition in the batch."""
+    next: dict[int, int]
+    """The offset after the highest one of each partition in the batch."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -116,12 +185,12 @@ class BatchOutput:
 AccountLookup = Callable[[str], Account | None]
 
 
-class RulesProcessor:
+class RulesProcessor(Generic[StateT, FindingT]):
     """Decode → dedup/evaluate per account → findings → enriched alerts, for one worker."""
 
     def __init__(
         self,
-        engine: RuleEnginePort,
+        engine: RuleEnginePort[StateT, FindingT],
         settings: Settings,
         cache: StateCache,
         clocks: PartitionClocks,
@@ -137,6 +206,9 @@ class RulesProcessor:
         self.wakeups = wakeups
         self.accounts = accounts
         self._rule_ids = tuple(rule_ids)
+        # One labelled child per rule, looked up once: labels() per rule per partition per batch or
+        # tick added up with small live-mode batches.
+        self._rule_evaluations = [RULE_EVALUATIONS.labels(rule=rule_id) for rule_id in self._rule_ids]
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
         self._next_offset: dict[int, int] = {}
@@ -147,46 +219,59 @@ class RulesProcessor:
 
     # --- the two entry points ----------------------------------------------------------------
 
-    def process_batch(self, records: Sequence[Record]) -> BatchOutput:
-        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it)."""
+    def process_batch(self, records: Sequence[RecordLike], offsets: OffsetCheck | None = None) -> BatchOutput:
+        """Evaluate one batch of raw records; never raises for bad input (it dead-letters it).
+
+        ``offsets`` is :meth:`check_offsets` of exactly these records when the caller already has
+        it (the runtime does, for gap repair); its gaps are counted and the offsets remembered.
+        """
+        self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
         now = self._wall_clock()
         touched: dict[int, set[str]] = {}
         before: dict[int, float] = {}
-        outcomes: dict[str, int] = {}
+        outcomes: dict[EventOutcome, int] = {}
+        # Per record only what must be per record; names looked up once per batch.
+        max_bytes = self.settings.max_event_bytes
+        max_skew = self.settings.max_future_skew_seconds
+        cache_get = self.cache.get
+        mark_dirty = self.cache.mark_dirty
+        on_event = self.engine.on_event
+        observe = self.clocks.observe
         for record in records:
-            self._check_offset(record)
-            decoded = decode_event(
-                record.value,
-                max_bytes=self.settings.max_event_bytes,
-                max_future_skew=self.settings.max_future_skew_seconds,
-                now=now,
-            )
+            decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
-                self._dead_letter(out, DeadLetter(record, str(decoded.reason), decoded.detail, decoded.field))
+                self._dead_letter(
+                    out, DeadLetter(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                )
                 continue
             p = record.partition
-            if p not in before:
-                before[p] = self._watermark_before(p, decoded.ts)
-            state = self.cache.get(decoded.account_id, p)
+            account_id = decoded.account_id
+            wm = before.get(p)
+            if wm is None:
+                wm = before[p] = self._watermark_before(p, decoded.ts)
+            state: StateT = cache_get(account_id, p)
             try:
-                outcome, findings = self.engine.on_event(state, decoded, before[p])
+                outcome, findings = on_event(state, decoded, wm)
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
-                log.exception("rule engine failed on an event", account_id=decoded.account_id)
-                self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
-                self._check_account(decoded.account_id, p, state, before[p], out, now)
+                log.exception("rule engine failed on an event", account_id=account_id)
+                self._dead_letter(out, DeadLetter(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._check_account(account_id, p, state, wm, out, now)
                 continue
-            verdict = str(outcome).lower()
-            outcomes[verdict] = outcomes.get(verdict, 0) + 1
-            if verdict == "accepted":
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome is EventOutcome.ACCEPTED:
                 out.accepted += 1
-                self.clocks.observe(p, decoded.ts)
-                touched.setdefault(p, set()).add(decoded.account_id)
-                self.cache.mark_dirty(decoded.account_id, p)
-            elif verdict == "late":
-                clock = max(before[p], getattr(state, "finalized_until", before[p]))
-                self.late_log.late(p, decoded.account_id, clock - decoded.ts, now)
-            self._emit(findings, out, now, p)
+                observe(p, decoded.ts)
+                accounts = touched.get(p)
+                if accounts is None:
+                    accounts = touched[p] = set()
+                accounts.add(account_id)
+                mark_dirty(account_id, p)
+            elif outcome is EventOutcome.LATE:
+                clock = max(wm, state.finalized_until)
+                self.late_log.late(p, account_id, clock - decoded.ts, now)
+            if findings:
+                self._emit(findings, out, now, p)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
         for p in sorted(touched):
@@ -208,17 +293,29 @@ class RulesProcessor:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def find_gaps(self, records: Sequence[Record]) -> list[tuple[int, int, int]]:
-        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
-        expected = dict(self._next_offset)
+    def check_offsets(self, records: Sequence[RecordLike]) -> OffsetCheck:
+        """One pass over ``records``' offsets (no state change): every offset jump, against the
+        offsets of the previous batches too, and each partition's first and next offset."""
+        known = self._next_offset
+        expected: dict[int, int] = {}
+        first: dict[int, int] = {}
         gaps: list[tuple[int, int, int]] = []
         for record in records:
-            nxt = expected.get(record.partition)
-            if nxt is not None and record.offset > nxt:
-                gaps.append((record.partition, nxt, record.offset))
-            if nxt is None or record.offset >= nxt:
-                expected[record.partition] = record.offset + 1
-        return gaps
+            p, offset = record.partition, record.offset
+            nxt = expected.get(p)
+            if nxt is None:
+                if p not in first:
+                    first[p] = offset
+                nxt = known.get(p)
+            if nxt is None or offset >= nxt:
+                if nxt is not None and offset > nxt:
+                    gaps.append((p, nxt, offset))
+                expected[p] = offset + 1
+        return OffsetCheck(gaps, first, expected)
+
+    def find_gaps(self, records: Sequence[RecordLike]) -> list[tuple[int, int, int]]:
+        """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
+        return self.check_offsets(records).gaps
 
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
@@ -260,20 +357,18 @@ class RulesProcessor:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _check_offset(self, record: Record) -> None:
+    def _note_offsets(self, offsets: OffsetCheck) -> None:
         # Offsets of a non-transactional topic are contiguous, so a jump means records were
         # acknowledged by the consumer without reaching us; say so loudly (it never should).
-        expected = self._next_offset.get(record.partition)
-        if expected is not None and record.offset > expected:
-            EVENT_OFFSET_GAPS.inc(record.offset - expected)
+        for partition, first_missing, next_seen in offsets.gaps:
+            EVENT_OFFSET_GAPS.inc(next_seen - first_missing)
             log.error(
                 "records skipped before reaching the rules worker",
-                partition=record.partition,
-                first_missing=expected,
-                next_seen=record.offset,
+                partition=partition,
+                first_missing=first_missing,
+                next_seen=next_seen,
             )
-        if expected is None or record.offset >= expected:
-            self._next_offset[record.partition] = record.offset + 1
+        self._next_offset.update(offsets.next)
 
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the
@@ -301,11 +396,12 @@ class RulesProcessor:
             self.cache.mark_dirty(account_id, partition)
             self.wakeups.set(partition, account_id, wakeup)
             self._emit(findings, out, now, partition)
-        for rule_id in self._rule_ids:
-            RULE_EVALUATIONS.labels(rule=rule_id).inc(evaluations)
+        if evaluations:
+            for counter in self._rule_evaluations:
+                counter.inc(evaluations)
 
     def _check_account(
-        self, account_id: str, partition: int, state: Any, watermark: float, out: BatchOutput, now: float
+        self, account_id: str, partition: int, state: StateT, watermark: float, out: BatchOutput, now: float
     ) -> None:
         """After the engine failed on an event: does the account's state still advance? If not (the
         failure is in the state, e.g. the event got buffered), quarantine it, or every later event of
@@ -322,17 +418,17 @@ class RulesProcessor:
         log.error("rule engine failed on an account's state", account_id=account_id, exc_info=exc)
         self.cache.quarantine(account_id, partition, EVALUATION_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
-    def _emit(self, findings: list[Any], out: BatchOutput, now: float, partition: int) -> None:
+    def _emit(self, findings: list[FindingT], out: BatchOutput, now: float, partition: int) -> None:
         for finding in findings:
             alert = self._alert(finding, out, now, partition)
             if alert is None:
                 continue
             out.alerts.append(alert)
-            newest = getattr(finding, "newest_event_ts", None)
+            newest = finding.newest_event_ts
             if self._live and newest is not None:
                 EVENT_TO_ALERT.observe(max(0.0, now - newest))
 
-    def _alert(self, finding: Any, out: BatchOutput, now: float, partition: int) -> Alert | None:
+    def _alert(self, finding: FindingT, out: BatchOutput, now: float, partition: int) -> Alert | None:
         """Enrich and render ``finding``; without the account on failure; dead-lettered if that fails too."""
         try:
             return self.engine.to_alert(finding, self.accounts(finding.account_id), now)
@@ -340,7 +436,7 @@ class RulesProcessor:
             log.warning(
                 "alert enrichment failed; sending it without account context",
                 account_id=finding.account_id,
-                rule_id=getattr(finding, "rule_id", None),
+                rule_id=finding.rule_id,
                 error=f"{type(exc).__name__}: {exc}",
             )
         try:
@@ -348,8 +444,7 @@ class RulesProcessor:
         except Exception as exc:
             log.exception("finding could not become an alert; dead-lettered", account_id=finding.account_id)
             ALERTS_NOT_BUILT.inc()
-            as_dict = dataclasses.is_dataclass(finding) and not isinstance(finding, type)
-            value = orjson.dumps(dataclasses.asdict(finding) if as_dict else repr(finding), default=repr)
+            value = orjson.dumps(finding, default=repr)  # a dataclass as its fields, anything else as its repr
             record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")
             self._dead_letter_record(out, DeadLetter(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
             return None
@@ -372,12 +467,13 @@ class RulesProcessor:
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
 
     @staticmethod
-    def _count_outcomes(outcomes: dict[str, int]) -> None:
+    def _count_outcomes(outcomes: dict[EventOutcome, int]) -> None:
         # Counted once per batch: prometheus_client's labels() costs more than decoding an event.
         for outcome, n in outcomes.items():
-            EVENTS.labels(outcome=outcome).inc(n)
-        if outcomes.get("duplicate"):
-            DUPLICATE_EVENTS.inc(outcomes["duplicate"])
+            EVENTS.labels(outcome=outcome.value).inc(n)
+        duplicates = outcomes.get(EventOutcome.DUPLICATE)
+        if duplicates:
+            DUPLICATE_EVENTS.inc(duplicates)
 
 
 def _quarantine_letter(q: Quarantine) -> DeadLetter:

@@ -42,8 +42,8 @@ def backtests() -> dict[str, list[Alert]]:
     until = START.timestamp() + DAYS * 86400
     out = {}
     for name, known in (("with accounts", accounts), ("without accounts", {})):
-        engine = RuleEngine(load_rules(PACK), allowed_lateness=5.0)
-        out[name] = run_backtest(engine, enumerate(events, start=1), known, until).alerts
+        engine = RuleEngine(load_rules(PACK))
+        out[name] = run_backtest(engine, enumerate(events, start=1), known, until, allowed_lateness=5.0).alerts
     return out
 
 

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 from faust.auth import SSLCredentials
+from faust.types import TP
 
 from alerts.app import create_app
 from streams.runtime.settings import Settings
@@ -20,3 +21,30 @@ def test_notifier_app_serves_no_table_or_router_pages_and_uses_tls(tmp_path: Pat
     assert app.conf.web_tables_enabled is False
     assert app.conf.web_router_enabled is False
     assert isinstance(app.conf.broker_credentials, SSLCredentials)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path)
+
+
+def test_notifier_app_registers_the_runtime_agents_task_and_pages(tmp_path: Path) -> None:
+    """The alerts agent (concurrency 1), the feedback agent and the /slack/actions page are registered."""
+    settings = _settings(tmp_path)
+    app = create_app(settings)
+    assert set(app.agents) == {"alerts.app.notify", "alerts.app.apply_feedback"}
+    notify = app.agents["alerts.app.notify"]
+    assert notify.concurrency == 1
+    assert notify.channel.get_topic_name() == settings.topic("alerts")
+    assert app.agents["alerts.app.apply_feedback"].channel.get_topic_name() == settings.topic("feedback")
+    assert {"/slack/actions", "/metrics", "/healthz", "/readyz"} <= set(app.web.views)
+
+
+async def test_rebalance_signals_reach_the_runtime(tmp_path: Path) -> None:
+    """Faust's revoke signal pauses the app's dispatcher and its assign signal resumes it."""
+    settings = _settings(tmp_path)
+    app = create_app(settings)
+    dispatcher = app.preempt_dispatcher
+    await app.on_partitions_revoked.send({TP(settings.topic("alerts"), 0)})
+    assert dispatcher.paused
+    await app.on_partitions_assigned.send({TP(settings.topic("alerts"), 0)})
+    assert not dispatcher.paused

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from rules.engine import Finding, Outcome, RuleEngine
+from rules.engine import EventOutcome, Finding, RuleEngine
 from rules.loader import RuleSet, parse_rule
 from rules.models import RuleBase
 from rules.state import AccountState
@@ -68,10 +69,10 @@ def make_rule() -> Callable[..., RuleBase]:
 
 @pytest.fixture
 def make_engine() -> Callable[..., RuleEngine]:
-    """Factory: ``make_engine(rule, ..., lateness=0)``."""
+    """Factory: ``make_engine(rule, ..., dedup_horizon=…)``."""
 
-    def factory(*rules: RuleBase, lateness: float = 0.0, **kwargs: Any) -> RuleEngine:
-        return RuleEngine(RuleSet(tuple(rules)), allowed_lateness=lateness, **kwargs)
+    def factory(*rules: RuleBase, **kwargs: Any) -> RuleEngine:
+        return RuleEngine(RuleSet(tuple(rules)), **kwargs)
 
     return factory
 
@@ -81,7 +82,7 @@ class Replay:
     """What a replay produced: findings in emission order, outcomes per event, final state."""
 
     findings: list[Finding] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[EventOutcome] = field(default_factory=list)
     state: AccountState | None = None
 
     @property
@@ -90,19 +91,27 @@ class Replay:
         return [(f.rule_id, f.fired_at) for f in self.findings]
 
 
-def replay(engine: RuleEngine, events: Iterable[Event], until: float | None = None) -> Replay:
-    """Feed events in the given order with the watermark = newest − lateness; advance to ``until``."""
+def replay(engine: RuleEngine, events: Iterable[Event], until: float | None = None, lateness: float = 0.0) -> Replay:
+    """Feed events in the given order with the watermark = newest − ``lateness``; advance to ``until``."""
     result = Replay(state=engine.new_state())
     assert result.state is not None
     newest = float("-inf")
     for event in events:
         newest = max(newest, event.ts)
-        outcome, findings = engine.on_event(result.state, event, newest - engine.allowed_lateness)
+        outcome, findings = engine.on_event(result.state, event, newest - lateness)
         result.outcomes.append(outcome)
         result.findings.extend(findings)
-    final = until if until is not None else newest - engine.allowed_lateness
+    final = until if until is not None else newest - lateness
     result.findings.extend(engine.advance(result.state, final))
     return result
+
+
+def with_version_1_rule_state(engine: RuleEngine, state: AccountState, rule_id: str, rule_doc: Any) -> bytes:
+    """``state`` as stored by the code before typed rule state (version 1), ``rule_id``'s state as ``rule_doc``."""
+    doc = orjson.loads(engine.dumps(state))
+    doc["v"] = 1
+    doc["r"][rule_id][1] = rule_doc
+    return orjson.dumps(doc)
 
 
 @pytest.fixture
@@ -120,5 +129,5 @@ def at() -> Callable[..., Event]:
 
 @pytest.fixture
 def run() -> Callable[..., Replay]:
-    """``run(engine, events, until=None)`` — see :func:`replay`."""
+    """``run(engine, events, until=None, lateness=0)`` — see :func:`replay`."""
     return replay

@@ -37,9 +37,9 @@ def test_expect_before_start_does_nothing_and_first_start_sets_deadline(make_rul
 
 def test_late_completion_is_ignored(make_rule, make_engine, run, at):
     """A completion behind the watermark does not cancel the pending start."""
-    engine = make_engine(make_rule("absence"), lateness=5)
+    engine = make_engine(make_rule("absence"))
     events = [at(0, "Started"), at(100, "Login"), at(50, "Completed")]
-    assert run(engine, events, until=MONDAY + 2 * HOUR).fired == [("absence-rule", MONDAY + HOUR)]
+    assert run(engine, events, until=MONDAY + 2 * HOUR, lateness=5).fired == [("absence-rule", MONDAY + HOUR)]
 
 
 def test_episode_is_the_start(make_rule, make_engine, run, at):

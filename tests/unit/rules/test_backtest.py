@@ -36,8 +36,8 @@ def _event(event_id: str, offset: float, name: str = "Login", account: str = "ac
     }
 
 
-def _run(engine, path: Path, **kwargs):
-    return run_backtest(engine, decode_lines(read_lines(path)), **kwargs)
+def _run(engine, path: Path, lateness: float = 0.0, **kwargs):
+    return run_backtest(engine, decode_lines(read_lines(path)), allowed_lateness=lateness, **kwargs)
 
 
 def test_invalid_lines_are_reported_with_numbers_and_skipped(make_rule, make_engine, write_jsonl):
@@ -70,11 +70,11 @@ def test_out_of_order_within_lateness_and_late_lines(make_rule, make_engine, wri
         _event("e3", 300, "Error"),
         _event("e4", 50, "Error"),
     ]
-    result = _run(make_engine(make_rule("threshold", min=4), lateness=10), write_jsonl("e.jsonl", rows))
+    result = _run(make_engine(make_rule("threshold", min=4)), lateness=10, path=write_jsonl("e.jsonl", rows))
     assert (result.accepted, result.late, result.alerts) == (3, 1, [])
     rows.append(_event("e5", 301, "Error"))
     rows.append(_event("e6", 400, "Error"))
-    result = _run(make_engine(make_rule("threshold", min=4), lateness=10), write_jsonl("f.jsonl", rows))
+    result = _run(make_engine(make_rule("threshold", min=4)), lateness=10, path=write_jsonl("f.jsonl", rows))
     assert [a.fired_at for a in result.alerts] == [format_ts(MONDAY + 301)]
 
 
@@ -133,7 +133,7 @@ def test_accounts_enrich_alerts_and_feed_the_budget(make_rule, make_engine, writ
 def test_until_skips_events_at_or_after_it_within_the_lateness(make_rule, make_engine, write_jsonl):
     """Events at or after until but within the lateness are skipped and counted; earlier ones still count."""
     rows = [_event("e1", 0), _event("e2", 100), _event("e3", 50)]
-    result = _run(make_engine(make_rule("any"), lateness=120), write_jsonl("e.jsonl", rows), until=MONDAY + 60)
+    result = _run(make_engine(make_rule("any")), lateness=120, path=write_jsonl("e.jsonl", rows), until=MONDAY + 60)
     assert (result.accepted, result.after_until, result.stopped_at_line) == (2, 1, None)
     assert result.final_watermark == MONDAY + 60
 
@@ -141,7 +141,7 @@ def test_until_skips_events_at_or_after_it_within_the_lateness(make_rule, make_e
 def test_until_stops_reading_once_no_later_event_could_count(make_rule, make_engine, write_jsonl):
     """An event past until by more than the lateness ends the replay: later lines are not read."""
     rows = [_event("e1", 0), _event("e2", 3600), "{broken", _event("e3", 10)]
-    result = _run(make_engine(make_rule("any"), lateness=60), write_jsonl("e.jsonl", rows), until=MONDAY + 600)
+    result = _run(make_engine(make_rule("any")), lateness=60, path=write_jsonl("e.jsonl", rows), until=MONDAY + 600)
     assert (result.accepted, result.stopped_at_line, result.invalid_count, result.lines) == (1, 2, 0, 2)
 
 
@@ -156,7 +156,7 @@ def test_until_before_data_within_the_lateness_is_refused_at_the_end(make_rule, 
     """When every event falls at or after until (within the lateness), nothing was replayed: refused."""
     path = write_jsonl("e.jsonl", [_event("e1", 0), _event("e2", 5)])
     with pytest.raises(BacktestRangeError, match="nothing would be replayed"):
-        _run(make_engine(make_rule("any"), lateness=60), path, until=MONDAY - 1)
+        _run(make_engine(make_rule("any")), lateness=60, path=path, until=MONDAY - 1)
 
 
 def test_iso_week_uses_utc():

@@ -69,10 +69,12 @@ def backtest(pack: RuleSet) -> Backtest:
 
     def run(seed: int, start_ms: int) -> tuple[Simulation, BacktestResult]:
         sim = Simulation(SimulationConfig(seed=seed, accounts=ACCOUNTS, start_ms=start_ms, days=DAYS))
-        engine = RuleEngine(pack, allowed_lateness=5.0)
+        engine = RuleEngine(pack)
         events = enumerate(sim.events(), start=1)
         accounts = {a.account_id: a.account for a in sim.accounts}
-        return sim, run_backtest(engine, events, accounts, until=(start_ms + DAYS * DAY_MS) / 1000)
+        return sim, run_backtest(
+            engine, events, accounts, until=(start_ms + DAYS * DAY_MS) / 1000, allowed_lateness=5.0
+        )
 
     return run
 

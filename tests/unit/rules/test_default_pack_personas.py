@@ -46,9 +46,9 @@ def fired_by_persona() -> tuple[dict[str, Persona], dict[str, set[str]]]:
         for tag in account.account.tags
         if tag.startswith("persona:")
     }
-    engine = RuleEngine(load_rules(PACK), allowed_lateness=5.0)
+    engine = RuleEngine(load_rules(PACK))
     until = START.timestamp() + DAYS * 86400
-    result = run_backtest(engine, enumerate(simulation.events(), start=1), until=until)
+    result = run_backtest(engine, enumerate(simulation.events(), start=1), until=until, allowed_lateness=5.0)
     fired: dict[str, set[str]] = defaultdict(set)
     for alert in result.alerts:
         fired[alert.account_id].add(alert.rule_id)

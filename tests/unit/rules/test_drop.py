@@ -55,10 +55,10 @@ def test_min_baseline(make_rule, make_engine, run, at):
 
 def test_late_login_does_not_count(make_rule, make_engine, run, at):
     """A login behind the watermark does not lift the window."""
-    engine = make_engine(make_rule("drop"), lateness=60)
+    engine = make_engine(make_rule("drop"))
     events = _logins(at, 0, 4) + _logins(at, 1, 4) + _logins(at, 2, 2)
     events += [at(3 * DAY + HOUR, "Other"), at(2 * DAY + 2 * HOUR, "Login"), at(2 * DAY + 2 * HOUR + 1, "Login")]
-    result = run(engine, events, until=MONDAY + 4 * DAY)
+    result = run(engine, events, until=MONDAY + 4 * DAY, lateness=60)
     assert ("drop-rule", MONDAY + 3 * DAY) in result.fired
 
 
@@ -67,5 +67,5 @@ def test_state_is_forgotten_after_long_silence(make_rule, make_engine, run, at):
     engine = make_engine(make_rule("drop"))
     result = run(engine, _logins(at, 0, 4), until=MONDAY + 30 * DAY)
     assert result.state is not None
-    assert result.state.rules["drop-rule"]["k"] == {}
+    assert result.state.rules["drop-rule"].keys == {}
     assert engine.next_wakeup(result.state) is None

@@ -9,12 +9,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.kinds import any as any_kind
+from rules.kinds import base as kind_base
 from rules.models import Match
 from rules.paths import compile_path
 from rules.predicates import _on_path, _op_tests, compile_match, compile_where
 from schemas.event import Event
-from tests.unit.rules.conftest import HOUR, MIN, MONDAY
+from tests.unit.rules.conftest import HOUR, MIN, MONDAY, with_version_1_rule_state
 
 
 def test_dispatch_routes_an_event_name_only_to_the_rules_that_can_match_it(make_rule, make_engine):
@@ -30,8 +30,8 @@ def test_dispatch_routes_an_event_name_only_to_the_rules_that_can_match_it(make_
 def test_cooldown_is_checked_before_the_finding_is_built(make_rule, make_engine, run, at, monkeypatch):
     """Events inside the cooldown build no finding, yet are counted as suppressed exactly as before."""
     built: list[Any] = []
-    real = any_kind.make_finding
-    monkeypatch.setattr(any_kind, "make_finding", lambda **kw: built.append(kw) or real(**kw))
+    real = kind_base.make_finding  # every event-time finding is built through EvaluatorBase.event_finding
+    monkeypatch.setattr(kind_base, "make_finding", lambda **kw: built.append(kw) or real(**kw))
     engine = make_engine(make_rule("any", cooldown="1h"))
     events = [at(i * MIN, "NPS", properties={"score": 1}) for i in range(10)] + [
         at(2 * HOUR, "NPS", properties={"score": 2})
@@ -48,20 +48,22 @@ def test_ratio_running_totals_equal_the_kept_buckets(make_rule, make_engine, run
     rng = random.Random(3)
     events = [at(i * 7.0, "Call", properties={"status": rng.choice([200, 500])}) for i in range(600)]
     state = run(engine, events).state
-    keyed = state.rules["ratio-rule"]["k"][""]
-    assert keyed["t"] == [sum(v for _, v in keyed["n"]), sum(v for _, v in keyed["d"])]
+    keyed = state.rules["ratio-rule"].keys[""]
+    assert keyed.numerator_total == sum(v for _, v in keyed.numerators)
+    assert keyed.denominator_total == sum(v for _, v in keyed.denominators)
 
 
 def test_ratio_state_without_running_totals_reads_the_same(make_rule, make_engine, run, at):
-    """State written before running totals (no ``t``) gives the same findings as state that has them."""
+    """State written before running totals (version 1 without ``t``) gives the same findings as state that has them."""
     engine = make_engine(make_rule("ratio"))
     first = [at(i * 10.0, "Call", properties={"status": 200}) for i in range(4)]
     second = [at(40 + i * 10.0, "Call", properties={"status": 500}) for i in range(4)]
     with_totals = engine.new_state()
     for event in first:
         engine.on_event(with_totals, event, event.ts)
-    without = engine.loads(engine.dumps(with_totals))
-    del without.rules["ratio-rule"]["k"][""]["t"]
+    keyed = with_totals.rules["ratio-rule"].keys[""]
+    v1 = {"k": {"": {"n": keyed.numerators, "d": keyed.denominators, "s": keyed.samples}}}
+    without = engine.loads(with_version_1_rule_state(engine, with_totals, "ratio-rule", v1))
     fired = []
     for state in (with_totals, without):
         findings = [f for e in second for f in engine.on_event(state, e, e.ts)[1]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.engine import Outcome
+from rules.engine import EventOutcome
 from tests.unit.rules.conftest import HOUR, MONDAY
 
 
@@ -49,12 +49,12 @@ def test_per_user_silences(make_rule, make_engine, run, at):
 
 def test_late_event_does_not_cancel_a_silence(make_rule, make_engine, at):
     """An event older than the watermark is LATE and the silence stands."""
-    engine = make_engine(make_rule("inactivity"), lateness=10)
+    engine = make_engine(make_rule("inactivity"))
     state = engine.new_state()
     engine.on_event(state, at(0), MONDAY - 10)
     fired = engine.advance(state, MONDAY + HOUR)
     outcome, _ = engine.on_event(state, at(1800), MONDAY + HOUR)
-    assert outcome is Outcome.LATE
+    assert outcome is EventOutcome.LATE
     assert [f.fired_at for f in fired] == [MONDAY + HOUR]
 
 

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.engine import Finding, Outcome, RuleEngine
+from rules.engine import EventOutcome, Finding, RuleEngine
 from rules.loader import RuleSet, parse_rule
 from schemas.event import Event
 from tests.unit.rules.conftest import MONDAY
@@ -43,7 +43,7 @@ _RULES: list[dict[str, Any]] = [
 
 def _engine() -> RuleEngine:
     rules = tuple(parse_rule({"title": "t", "severity": "low", "priority": 1, **data}) for data in _RULES)
-    return RuleEngine(RuleSet(rules), allowed_lateness=LATENESS)
+    return RuleEngine(RuleSet(rules))
 
 
 _names = st.sampled_from(["Error", "Login", "Call", "NPS", "Started", "Completed", "Failed", "Cancel", "Other"])
@@ -109,7 +109,7 @@ def _drive(
         watermark = newest - LATENESS
         state = states.setdefault(event.account_id, engine.new_state())
         outcome, findings = engine.on_event(state, event, watermark)
-        assert outcome is Outcome.ACCEPTED
+        assert outcome is EventOutcome.ACCEPTED
         out.extend(findings)
         if index in advance_after:
             for account in sorted(states):

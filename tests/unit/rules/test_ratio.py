@@ -39,7 +39,7 @@ def test_old_calls_leave_the_window(make_rule, make_engine, run, at):
 
 def test_late_failure_is_ignored(make_rule, make_engine, run, at):
     """A failing call behind the watermark does not tip the ratio."""
-    engine = make_engine(make_rule("ratio"), lateness=1)
+    engine = make_engine(make_rule("ratio"))
     events = [*_calls(at, [500, 200, 200], start=100), at(120, "Call", properties={"status": 200})]
     events.append(at(50, "Call", properties={"status": 500}))
-    assert run(engine, events, until=MONDAY + 300).fired == []
+    assert run(engine, events, until=MONDAY + 300, lateness=1).fired == []

@@ -53,10 +53,10 @@ def test_fires_once_risk_crosses_threshold_and_rearms_below_hysteresis(tmp_path:
     fired = evaluator.advance_to(state, MIDNIGHT + 8 * DAY, "acme")
     # silent days at each midnight: 0.96, 1.96, …, 4.96, 5.96 → risk ≥ 0.5 from day 6, fired once
     assert [f.fired_at for f in fired] == [MIDNIGHT + 6 * DAY]
-    assert state["a"] is False
+    assert state.armed is False
     evaluator.on_event(state, _login(8.5))
     assert evaluator.advance_to(state, MIDNIGHT + 10 * DAY, "acme") == []
-    assert state["a"] is True  # risk fell below 0.5 − 0.2
+    assert state.armed is True  # risk fell below 0.5 − 0.2
     again = evaluator.advance_to(state, MIDNIGHT + 16 * DAY, "acme")
     # last login at day 8.54: 13 − 8.54 = 4.46 < 5, 14 − 8.54 = 5.46 ≥ 5
     assert [f.fired_at for f in again] == [MIDNIGHT + 14 * DAY]
@@ -82,7 +82,7 @@ def test_no_alert_during_warmup(tmp_path: Path) -> None:
     state = evaluator.new_state()
     evaluator.on_event(state, _login(0))
     assert evaluator.advance_to(state, MIDNIGHT + 20 * DAY, "acme") == []
-    assert state["a"] is True
+    assert state.armed is True
 
 
 def test_ticks_stop_long_after_the_last_event(tmp_path: Path) -> None:
@@ -98,11 +98,11 @@ def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
     """Serializing the account state between events changes no finding (what the worker does)."""
     rules = RuleSet((_rule(write_model(tmp_path / "m.json")),))
     events = [_login(day, n) for day in (0, 1, 2, 3, 12, 13) for n in range(3)]
-    straight = RuleEngine(rules, allowed_lateness=0.0)
+    straight = RuleEngine(rules)
     state = straight.new_state()
     expected = [f for e in events for f in straight.on_event(state, e, e.ts)[1]]
     expected += straight.advance(state, MIDNIGHT + 40 * DAY)
-    chopped = RuleEngine(rules, allowed_lateness=0.0)
+    chopped = RuleEngine(rules)
     got = []
     blob = chopped.dumps(chopped.new_state())
     for event in events:
@@ -117,7 +117,7 @@ def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
 def test_engine_features_equal_the_training_replay(tmp_path: Path) -> None:
     """The features the engine scores at a tick are those ``preempt train`` computes by replay."""
     rule = _rule(write_model(tmp_path / "m.json"))
-    engine = RuleEngine(RuleSet((rule,)), allowed_lateness=0.0)
+    engine = RuleEngine(RuleSet((rule,)))
     state = engine.new_state()
     events = [_login(d, n) for d in range(0, 40, 3) for n in range(2)]
     events += [Event(f"x{d}", "NPS", "acme", MIDNIGHT + d * DAY + 50, "u2", {"score": 10 - d % 7}) for d in range(40)]
@@ -126,7 +126,7 @@ def test_engine_features_equal_the_training_replay(tmp_path: Path) -> None:
         engine.on_event(state, event, event.ts)
     tick = MIDNIGHT + 41 * DAY
     engine.advance(state, tick + 1)
-    served = features.compute(SPEC, state.rules["risk"]["x"], tick)
+    served = features.compute(SPEC, state.rules["risk"].features, tick)
     (replayed,) = features.replay(SPEC, reversed(events), [tick])
     assert replayed[0] == tick
     assert features.values(replayed[1]) == features.values(served)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.rules.conftest import DAY, HOUR, MONDAY
+from tests.unit.rules.conftest import DAY, HOUR, MONDAY, with_version_1_rule_state
 
 
 def _logins(at, day, count):
@@ -145,9 +145,13 @@ def test_warm_up_survives_dumps_and_loads(make_rule, make_engine, at):
 
 
 def _without_first_tick(engine, state):
-    """The state as an engine from before the warm-up wrote it: no ``f`` in the key."""
-    del state.rules["score-rule"]["k"][""]["f"]
-    return engine.loads(engine.dumps(state))
+    """The state as an engine from before the warm-up wrote it: version 1, no ``f`` in the key."""
+    rule_state = state.rules["score-rule"]
+    keyed = rule_state.keys[""]
+    v1 = {"b": keyed.buckets, "l": keyed.latest, "h": keyed.history, "e": keyed.last_event_ts, "t": keyed.next_tick}
+    return engine.loads(
+        with_version_1_rule_state(engine, state, "score-rule", {"k": {"": v1}, "n": rule_state.deadline})
+    )
 
 
 def test_state_without_first_tick_of_a_young_key_still_warms_up(make_rule, make_engine, at):

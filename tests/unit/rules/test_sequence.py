@@ -49,9 +49,9 @@ def test_one_event_advances_one_step(make_rule, make_engine, run, at):
 
 def test_late_step_is_ignored(make_rule, make_engine, run, at):
     """A first step that arrives behind the watermark does not start a run."""
-    engine = make_engine(make_rule("sequence"), lateness=5)
+    engine = make_engine(make_rule("sequence"))
     events = [at(100, "Login"), at(50, "Payment Failed"), at(200, "Cancel Page")]
-    assert run(engine, events, until=MONDAY + HOUR).fired == []
+    assert run(engine, events, until=MONDAY + HOUR, lateness=5).fired == []
 
 
 def test_per_user_runs_that_expired_are_swept(make_rule, make_engine, run, at):
@@ -60,4 +60,4 @@ def test_per_user_runs_that_expired_are_swept(make_rule, make_engine, run, at):
     events = [at(i * 600, "Payment Failed", user_id=f"u{i}") for i in range(100)]
     result = run(engine, events, until=MONDAY + 100 * 600)
     assert result.state is not None
-    assert len(result.state.rules["sequence-rule"]["k"]) <= 32
+    assert len(result.state.rules["sequence-rule"].keys) <= 32

@@ -86,7 +86,7 @@ def test_unknown_filter_is_refused_at_load():
 def test_summary_is_rendered_into_the_evidence_and_ids_do_not_change():
     """The rule's summary sentence is added to the alert's evidence; the raw numbers and the alert id stay."""
     ruleset = load_rules(PACK)
-    engine = RuleEngine(ruleset, allowed_lateness=0.0)
+    engine = RuleEngine(ruleset)
     finding = make_finding(
         rule_id="champion-gone-quiet",
         kind="inactivity",

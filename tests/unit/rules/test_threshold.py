@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.engine import Outcome
+from rules.engine import EventOutcome
 from tests.unit.rules.conftest import MIN, MONDAY
 
 
@@ -39,17 +39,17 @@ def test_event_inside_the_last_bucket_still_counts(make_rule, make_engine, run, 
 def test_out_of_order_within_lateness_matches_sorted(make_rule, make_engine, run, at):
     """Events shuffled within the allowed lateness fire exactly as when sorted."""
     events = [at(0, "Error"), at(3, "Error"), at(6, "Error")]
-    engine = make_engine(make_rule("threshold"), lateness=10)
-    shuffled = run(engine, [events[2], events[0], events[1]], until=MONDAY + 100)
-    ordered = run(make_engine(make_rule("threshold"), lateness=10), events, until=MONDAY + 100)
+    engine = make_engine(make_rule("threshold"))
+    shuffled = run(engine, [events[2], events[0], events[1]], until=MONDAY + 100, lateness=10)
+    ordered = run(make_engine(make_rule("threshold")), events, until=MONDAY + 100, lateness=10)
     assert shuffled.fired == ordered.fired == [("threshold-rule", MONDAY + 6)]
 
 
 def test_late_event_is_ignored_and_reported(make_rule, make_engine, run, at):
     """An event older than the watermark is LATE and does not count toward the window."""
-    engine = make_engine(make_rule("threshold"), lateness=5)
-    result = run(engine, [at(0, "Error"), at(100, "Error"), at(50, "Error")], until=MONDAY + 200)
-    assert result.outcomes == [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.LATE]
+    engine = make_engine(make_rule("threshold"))
+    result = run(engine, [at(0, "Error"), at(100, "Error"), at(50, "Error")], until=MONDAY + 200, lateness=5)
+    assert result.outcomes == [EventOutcome.ACCEPTED, EventOutcome.ACCEPTED, EventOutcome.LATE]
     assert result.fired == []
 
 
@@ -58,7 +58,7 @@ def test_duplicate_event_counts_once(make_rule, make_engine, run, at):
     first, second = at(0, "Error"), at(60, "Error")
     engine = make_engine(make_rule("threshold"))
     result = run(engine, [first, second, first], until=MONDAY + 200)
-    assert result.outcomes[-1] is Outcome.DUPLICATE
+    assert result.outcomes[-1] is EventOutcome.DUPLICATE
     assert result.fired == []
 
 
@@ -81,7 +81,7 @@ def test_nothing_fires_before_the_watermark_passes_the_event(make_rule, make_eng
     engine = make_engine(make_rule("threshold", min=1))
     state = engine.new_state()
     event = at(0, "Error")
-    assert engine.on_event(state, event, event.ts) == (Outcome.ACCEPTED, [])
+    assert engine.on_event(state, event, event.ts) == (EventOutcome.ACCEPTED, [])
     assert [f.rule_id for f in engine.advance(state, event.ts + 0.001)] == ["threshold-rule"]
 
 
@@ -124,7 +124,7 @@ def test_per_user_state_forgets_users_whose_events_left_the_window(make_rule, ma
     events = [at(i * 60, "Error", user_id=f"u{i}") for i in range(200)]
     result = run(engine, events, until=MONDAY + 200 * MIN)
     assert result.state is not None
-    assert len(result.state.rules["threshold-rule"]["k"]) <= 32
+    assert len(result.state.rules["threshold-rule"].keys) <= 32
 
 
 def test_sum_measure_ignores_values_that_could_overflow_and_the_state_round_trips(make_rule, make_engine, run, at):

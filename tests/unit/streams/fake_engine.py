@@ -10,20 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from rules.engine import EventOutcome
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount
 from schemas.event import Event, format_ts
 
 QUIET_AFTER = 60.0
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    LATE = "late"
 
 
 @dataclass(slots=True)
@@ -58,15 +52,15 @@ class FakeEngine:
     def new_state(self) -> FakeState:
         return FakeState()
 
-    def on_event(self, state: FakeState, event: Event, watermark: float) -> tuple[Outcome, list[FakeFinding]]:
+    def on_event(self, state: FakeState, event: Event, watermark: float) -> tuple[EventOutcome, list[FakeFinding]]:
         if event.event_id in state.seen:
-            return Outcome.DUPLICATE, []
+            return EventOutcome.DUPLICATE, []
         if event.ts < state.finalized_until:
-            return Outcome.LATE, []
+            return EventOutcome.LATE, []
         state.seen.append(event.event_id)
         state.account_id = event.account_id
         state.buffered.append((event.ts, event.event_id, event.event))
-        return Outcome.ACCEPTED, self.advance(state, watermark)
+        return EventOutcome.ACCEPTED, self.advance(state, watermark)
 
     def advance(self, state: FakeState, watermark: float) -> list[FakeFinding]:
         out: list[FakeFinding] = []

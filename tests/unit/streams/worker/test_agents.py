@@ -9,6 +9,17 @@ from typing import Any, NamedTuple
 import faust
 
 from streams.worker.agents import keep_events_across_flow_resume
+from streams.worker.processor import OffsetCheck
+
+
+def _offsets_without_gaps(records: list[Any]) -> OffsetCheck:
+    """What ``RulesProcessor.check_offsets`` returns for records with no offset jump."""
+    first: dict[int, int] = {}
+    nxt: dict[int, int] = {}
+    for r in records:
+        first.setdefault(r.partition, r.offset)
+        nxt[r.partition] = max(nxt.get(r.partition, 0), r.offset + 1)
+    return OffsetCheck([], first, nxt)
 
 
 def test_flow_resume_no_longer_clears_the_agents_queue() -> None:
@@ -58,11 +69,12 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def __init__(self) -> None:
             self.seen: list[int] = []
 
-        def find_gaps(self, records: list[Record]) -> list[tuple[int, int, int]]:
-            return []
+        def check_offsets(self, records: list[Record]) -> OffsetCheck:
+            return _offsets_without_gaps(records)
 
-        def process_batch(self, records: list[Record]) -> Any:
+        def process_batch(self, records: list[Record], offsets: OffsetCheck) -> Any:
             self.seen = [r.offset for r in records]
+            assert offsets == _offsets_without_gaps(records)  # the check of the merged batch
             return "out"
 
     runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
@@ -137,10 +149,10 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
             self.monitor = Monitor()
 
     class Processor:
-        def find_gaps(self, records: list[Any]) -> list[Any]:
-            return []
+        def check_offsets(self, records: list[Any]) -> OffsetCheck:
+            return _offsets_without_gaps(records)
 
-        def process_batch(self, records: list[Any]) -> Any:
+        def process_batch(self, records: list[Any], offsets: OffsetCheck) -> Any:
             steps.append(f"process {[r.offset for r in records]}")
             return "out"
 

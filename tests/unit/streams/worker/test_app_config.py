@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import orjson
 from faust.auth import SASLCredentials
 
 from streams.runtime.settings import Settings
-from streams.worker.app import create_app
+from streams.worker.app import create_app, load_engine
 
 
 def test_rules_app_serves_no_table_or_router_pages_and_uses_the_kafka_credentials(tmp_path: Path) -> None:
@@ -29,3 +30,11 @@ def test_rules_app_serves_no_table_or_router_pages_and_uses_the_kafka_credential
     assert isinstance(credentials, SASLCredentials)
     assert (credentials.username, credentials.mechanism.value) == ("preempt", "SCRAM-SHA-512")
     assert credentials.ssl_context is not None
+
+
+def test_worker_engine_writes_the_state_version_of_the_settings() -> None:
+    """PREEMPT_STATE_WRITE_VERSION=1 makes the worker write the encoding older workers read; 2 by default."""
+    pack = Path(__file__).resolve().parents[4] / "rules" / "packs" / "default"
+    for settings, version in ((Settings(rules_path=pack), 2), (Settings(rules_path=pack, state_write_version=1), 1)):
+        engine, _ = load_engine(settings)
+        assert orjson.loads(engine.dumps(engine.new_state()))["v"] == version

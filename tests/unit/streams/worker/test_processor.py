@@ -98,6 +98,42 @@ def test_find_gaps_names_each_offset_jump_without_consuming_it(make_processor: F
     assert processor.find_gaps(batch) == [(0, 1, 4)]
 
 
+def test_check_offsets_gives_gaps_first_and_next_offsets_in_one_pass(make_processor: Factory) -> None:
+    """One pass names every jump (against earlier batches too), each partition's first offset and the
+    offset after its highest; a re-delivered older record neither moves them nor hides a later jump."""
+    processor, _ = make_processor()
+    processor.process_batch([_record(0, "Login", T0), _record(1, "Login", T0 + 1)])  # partition 0 expects 2
+    batch = [
+        _record(0, "Login", T0, partition=0),  # re-delivered, below what partition 0 expects
+        _record(5, "Login", T0 + 2, partition=0),
+        _record(7, "Login", T0 + 3, partition=1),
+        _record(9, "Login", T0 + 4, partition=1),
+        _record(6, "Login", T0 + 5, partition=0),
+    ]
+    check = processor.check_offsets(batch)
+    assert check.gaps == [(0, 2, 5), (1, 8, 9)]
+    assert check.first == {0: 0, 1: 7}
+    assert check.next == {0: 7, 1: 10}
+
+
+def test_aiokafka_records_are_processed_as_polled_and_dead_lettered_as_records(make_processor: Factory) -> None:
+    """The batched path hands aiokafka's ConsumerRecords over uncopied; a rejected one is dead-lettered
+    with its key, value and headers (a null header value as empty bytes)."""
+    from aiokafka.structs import ConsumerRecord
+
+    processor, _ = make_processor()
+    good = _record(0, "Login", T0)
+
+    def polled(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+        headers = (("trace", b"t1"), ("empty", None))
+        return ConsumerRecord("preempt.events", 0, offset, 0, 0, b"acme", value, None, 4, len(value), headers)  # type: ignore[arg-type]
+
+    out = processor.process_batch([polled(0, good.value or b""), polled(1, b"{nope")])
+    assert out.accepted == 1
+    [letter] = out.dead_letters
+    assert letter.record == Record(0, 1, b"acme", b"{nope", [("trace", b"t1"), ("empty", b"")], "preempt.events")
+
+
 # --- the failure policy: one record or one account never stops the batch ---------------------------
 
 

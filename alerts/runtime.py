@@ -1,0 +1,360 @@
+"""What one notifier process holds and does between Faust's callbacks: ``NotifierRuntime``.
+
+``alerts.app.create_app`` builds the Faust app, then one ``NotifierRuntime``, and registers its methods
+as the app's agents, task, rebalance signals, shutdown hook and the ``/slack/actions`` page. Faust
+calls them; nothing here registers itself. The runtime owns:
+
+* the hot path — each ``preempt.alerts`` record is decoded and handed to the ``Dispatcher`` with its
+  ack; an undecodable one is dead-lettered and acked at once. A record is acked only when all its
+  deliveries are settled (``alerts/dispatch.py``), so its offset never moves past an alert that could
+  still be lost;
+* the delivery loop — the one task that flushes aggregation groups and runs delivery attempts and
+  retries; a bug in it stops the process (unacked alerts are re-read after the restart, and the
+  delivery log refuses re-sends);
+* dead letters on ``preempt.alerts.dlq`` — their headers are written in one method,
+  :meth:`NotifierRuntime.dead_letter_headers`;
+* rebalance and recovery — deliveries are held from revocation until the new assignment is known,
+  work of partitions that moved away is dropped (the new owner re-reads it), and the notifier is
+  ready once Faust has recovered its tables (``deliveries``, ``snoozes``);
+* feedback — ``preempt.feedback`` snoozes into the ``snoozes`` table, and Slack's button requests
+  published there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import faust
+from aiohttp import web
+from pydantic import SecretStr, ValidationError
+
+from alerts.channels.base import Notifier
+from alerts.delivery_log import DeliveryLog
+from alerts.dispatch import Dispatcher
+from alerts.feedback import (
+    MAX_ACTION_BODY_BYTES,
+    SlackAction,
+    SlackActionHandler,
+    SnoozeBook,
+    read_bounded,
+    update_note,
+)
+from alerts.retry import BackoffPolicy
+from alerts.routing.config import RoutingConfig
+from schemas.alert import Alert
+from schemas.feedback import Feedback
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
+from streams.runtime.settings import Settings
+
+log = get_logger(__name__)
+
+APP_NAME = "preempt-notify"  # the ``app`` label of preempt_ready
+LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (seconds)
+INVALID_ALERT = "invalid_alert"  # dead-letter reason of a record that is not a valid alert
+MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
+SLACK_READ_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierTopics:
+    """The topics one notifier consumes and produces to (raw bytes keys and values)."""
+
+    alerts: faust.TopicT
+    dead_letters: faust.TopicT
+    feedback: faust.TopicT
+
+
+class SlackReply(NamedTuple):
+    """The answer to one ``POST /slack/actions``: status, text, and whether to close the connection."""
+
+    status: int
+    text: str
+    close: bool = False
+
+
+class RecentAlerts:
+    """The last delivered alerts by id, so a Slack button can re-render its message (bounded)."""
+
+    def __init__(self, size: int = 5000) -> None:
+        self._alerts: OrderedDict[str, Alert] = OrderedDict()
+        self._size = size
+
+    def add(self, alert: Alert) -> None:
+        """Remember ``alert`` (evicting the oldest past the bound)."""
+        self._alerts[alert.alert_id] = alert
+        self._alerts.move_to_end(alert.alert_id)
+        while len(self._alerts) > self._size:
+            self._alerts.popitem(last=False)
+
+    def get(self, alert_id: str) -> Alert | None:
+        """The alert with this id, if it is still remembered."""
+        return self._alerts.get(alert_id)
+
+
+def secret_values(settings: Settings, routing: RoutingConfig) -> list[str]:
+    """Every configured secret (tokens, webhook URLs, passwords): scrubbed from dead-letter errors."""
+    values: list[SecretStr | None] = [
+        settings.slack_bot_token,
+        settings.slack_webhook_url,
+        settings.smtp_password,
+        settings.slack_signing_secret,
+    ]
+    values += [s.webhook_url for r in routing.receivers for s in r.slack_configs]
+    return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def validation_summary(exc: ValidationError, limit: int = 5) -> str:
+    """The first ``limit`` errors of ``exc`` as ``field.path: message; …`` (no input values)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:limit])
+
+
+class NotifierRuntime:
+    """Everything one notifier process holds: the dispatcher, its topics, tables and Slack handler."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        routing: RoutingConfig,
+        notifiers: dict[str, list[Notifier]],
+        topics: NotifierTopics,
+        deliveries: MutableMapping[bytes, Any],
+        snoozes: MutableMapping[bytes, Any],
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.topics = topics
+        self.snoozes = SnoozeBook(snoozes)
+        self.recent = RecentAlerts()
+        self.dispatcher = Dispatcher(
+            routing,
+            notifiers,
+            DeliveryLog(deliveries, settings.delivery_log_retention_seconds),
+            self.dead_letter_delivery,
+            self.flush,
+            snoozes=self.snoozes,
+            policy=BackoffPolicy(
+                initial=settings.delivery_retry_initial_seconds,
+                maximum=settings.delivery_retry_max_seconds,
+                give_up=settings.delivery_give_up_seconds,
+            ),
+            scrub=secret_values(settings, routing),
+        )
+        self.dispatcher.on_delivered_alert = self.recent.add
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        self.slack_actions = SlackActionHandler(secret, self.publish_feedback, self.update_message)
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    async def consume_alerts(self, stream: Any) -> None:
+        """The ``preempt.alerts`` agent's body (concurrency 1), run by Faust for the app's lifetime.
+
+        Manual acks: the stream never acks by itself; each record is acked by the dispatcher once
+        its deliveries are settled, or by :meth:`handle_alert` when it is dead-lettered.
+        """
+        async for event in stream.noack().events():
+            await self.handle_alert(event)
+
+    async def handle_alert(self, event: Any) -> None:
+        """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).
+
+        No record's content makes it raise: an undecodable one is dead-lettered and acked; a decoded
+        one's failures are dead-lettered by the dispatcher (``alerts/dispatch.py``).
+        """
+        message = event.message
+        try:
+            alert = Alert.model_validate_json(event.value or b"")
+        except ValidationError as exc:
+            await self.dead_letter_invalid(message.key, event.value, exc)
+            event.ack()
+            return
+        self.dispatcher.on_alert(alert, event.ack, message.partition)
+
+    async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError) -> None:
+        """Dead-letter a record that is not a valid alert, as it was consumed; log and count it.
+
+        Called by :meth:`handle_alert`, which acks the record afterwards.
+        """
+        errors = validation_summary(exc)
+        log.warning("undecodable alert dead-lettered", error=errors)
+        headers = self.dead_letter_headers(INVALID_ALERT, errors[:MAX_INVALID_DETAIL_CHARS])
+        await self.send_dead_letter(key, value, headers)
+        ALERTS_SUPPRESSED.labels(reason="invalid").inc()
+        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=INVALID_ALERT).inc()
+        NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
+
+    async def dead_letter_delivery(
+        self, alert: Alert, target: str, receiver_type: str, reason: str, detail: str
+    ) -> None:
+        """Dead-letter ``alert`` for one delivery target (``receiver/channel``) with its reason.
+
+        The dispatcher's dead-letter callback (routing, flush and delivery failures); it counts and
+        logs them itself and settles the target once this returns.
+        """
+        headers = self.dead_letter_headers(reason, detail, target=target, receiver_type=receiver_type)
+        await self.send_dead_letter(alert.account_id.encode(), alert.model_dump_json().encode(), headers)
+
+    @staticmethod
+    def dead_letter_headers(
+        reason: str, detail: str, *, target: str | None = None, receiver_type: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        """The headers of a notifier dead letter — the one place they are written.
+
+        A delivery's dead letter names its ``target``, ``receiver`` and ``receiver_type``; every
+        dead letter has ``reason`` (a stable code) and ``error`` (a sentence for people). Called by
+        :meth:`dead_letter_invalid` and :meth:`dead_letter_delivery`.
+        """
+        headers: list[tuple[str, bytes]] = []
+        if target is not None:
+            headers += [
+                ("target", target.encode()),
+                ("receiver", target.split("/", 1)[0].encode()),
+                ("receiver_type", (receiver_type or "").encode()),
+            ]
+        headers += [("reason", reason.encode()), ("error", detail.encode())]
+        return headers
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack."""
+        await self.topics.dead_letters.send(key=key, value=value, headers=headers)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Flush the producer (dead letters, feedback, the delivery log's changelog) before an ack."""
+        await self.app.producer.flush()
+
+    async def run_delivery_loop(self) -> None:
+        """The delivery loop: Faust starts it as an app task once the worker runs; it runs until stop.
+
+        Each turn lets the dispatcher flush due groups and start due delivery attempts, then sleeps
+        until the next due time, a wakeup (a new alert) or :data:`LOOP_MAX_SLEEP`.
+        """
+        wakeup = self.dispatcher.scheduler.wakeup
+        while not self.app.should_stop:
+            wakeup.clear()
+            try:
+                next_at = self.dispatcher.tick()
+            except Exception as exc:
+                # Per-alert failures are dead-lettered inside tick(), so this is a bug in the loop
+                # itself: stop the process (a silent, dead delivery loop is the worst outcome). The
+                # unacked alerts are re-read after the restart and the delivery log refuses re-sends.
+                log.critical("delivery loop failed; stopping the notifier", error=repr(exc))
+                await self.app.crash(exc)
+                raise
+            await self._sleep_until(wakeup, next_at)
+
+    @staticmethod
+    async def _sleep_until(wakeup: asyncio.Event, next_at: float | None) -> None:
+        timeout = LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.time(), 0.0), LOOP_MAX_SLEEP)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout)
+
+    # --- feedback ------------------------------------------------------------------------------
+
+    async def consume_feedback(self, stream: Any) -> None:
+        """The ``preempt.feedback`` agent's body, run by Faust for the app's lifetime (Faust acks)."""
+        async for event in stream.events():
+            self.apply_feedback(event.value, event.message.offset)
+
+    def apply_feedback(self, value: bytes | None, offset: int) -> None:
+        """Record one feedback record's snooze in the ``snoozes`` table; an invalid record is logged.
+
+        Called by :meth:`consume_feedback` for each record; other actions than snooze change nothing.
+        """
+        try:
+            feedback = Feedback.model_validate_json(value or b"")
+        except ValidationError as exc:
+            log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
+            return
+        until = self.snoozes.apply(feedback, time.time())
+        if until is not None:
+            log.info(
+                "snooze recorded",
+                account_id=feedback.account_id,
+                rule_id=feedback.rule_id,
+                until=feedback.snooze_until,
+            )
+
+    async def publish_feedback(self, feedback: Feedback) -> None:
+        """Publish a Slack button's feedback on ``preempt.feedback`` (called by the Slack handler)."""
+        await self.topics.feedback.send(key=feedback.account_id.encode(), value=feedback.model_dump_json().encode())
+        await self.flush()
+
+    async def update_message(self, action: SlackAction, feedback: Feedback) -> None:
+        """Re-render the Slack message a button was pressed on (called by the Slack handler, after it answered).
+
+        Only possible for an alert this process delivered recently, through a Slack bot (a webhook
+        message cannot be edited).
+        """
+        alert = self.recent.get(action.alert_id)
+        if action.ref is None or alert is None:
+            log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
+            return
+        for notifier in self.dispatcher.notifiers():
+            if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
+                await notifier.update(action.ref, (alert,), update_note(feedback))
+                return
+
+    async def handle_slack_action(self, request: web.Request) -> SlackReply:
+        """Answer one ``POST /slack/actions`` (called by the page ``create_app`` registers).
+
+        The body is read through aiohttp's stream, bounded (Faust's own reader reads any size); a
+        body over the limit is refused and its connection closed rather than read to the end.
+        """
+        chunks: AsyncIterator[bytes] = request.content.iter_chunked(SLACK_READ_CHUNK_BYTES)
+        body = await read_bounded(request.content_length, chunks, MAX_ACTION_BODY_BYTES)
+        if body is None:
+            status, text = self.slack_actions.too_large(request.content_length)
+            return SlackReply(status, text, close=True)
+        status, text = await self.slack_actions.handle(request.headers, body, time.time())
+        return SlackReply(status, text)
+
+    # --- rebalance and recovery ----------------------------------------------------------------
+
+    def alert_partitions(self, tps: Iterable[Any]) -> set[int]:
+        """The partitions of ``preempt.alerts`` among ``tps`` (topic-partitions of any topic)."""
+        name = self.topics.alerts.get_topic_name()
+        return {tp.partition for tp in tps if tp.topic == name}
+
+    def on_partitions_revoked(self, revoked: Collection[Any]) -> None:
+        """Hold deliveries until the new assignment is known (Faust's ``on_partitions_revoked``).
+
+        Eager rebalancing revokes everything; the notifier is not ready until it has recovered.
+        """
+        READY.labels(app=APP_NAME).set(0)
+        self.dispatcher.paused = True
+
+    def on_partitions_assigned(self, assigned: Collection[Any]) -> int:
+        """Keep the work of partitions that stayed here, drop the rest (Faust's ``on_partitions_assigned``).
+
+        Faust does not re-deliver the records of partitions that stayed; work of partitions that
+        moved is dropped, and their new owner re-reads it from the committed offset. Deliveries
+        resume. Returns the number of pending deliveries dropped.
+        """
+        mine = self.alert_partitions(assigned)
+        dropped = self.dispatcher.retain(mine)
+        if dropped:
+            log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)
+        return dropped
+
+    def on_recovered(self) -> None:
+        """The tables are recovered for the new assignment (Faust's ``on_rebalance_complete``): ready."""
+        READY.labels(app=APP_NAME).set(1)
+        partitions = sorted(self.alert_partitions(self.app.consumer.assignment()))
+        log.info("notifier ready", partitions=partitions, app_id=self.app.conf.id)
+
+    async def close_channels(self) -> None:
+        """Close the channels' connections (Faust's ``on_before_shutdown``); errors are ignored.
+
+        Unacked alerts are simply re-read by the next owner; only connections need closing here.
+        """
+        for notifier in self.dispatcher.notifiers():
+            with contextlib.suppress(Exception):
+                await notifier.aclose()

@@ -1,0 +1,468 @@
+"""NotifierRuntime (alerts/runtime.py): decode → dispatch → ack, dead letters, rebalance, recovery, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
+from alerts.routing.config import RoutingConfig
+from alerts.runtime import (
+    APP_NAME,
+    NotifierRuntime,
+    NotifierTopics,
+    RecentAlerts,
+    SlackReply,
+    secret_values,
+)
+from schemas.alert import Alert
+from schemas.feedback import Feedback
+from streams.runtime.settings import Settings
+from tests.unit.alerts.test_feedback import SECRET, make_body, signed
+
+ALERTS = "ut.alerts"
+FEEDBACK = "ut.feedback"
+
+
+class FakeTopic:
+    """A Faust topic that records what is sent to it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[dict[str, Any]] = []
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(self, *, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        self.sent.append({"key": key, "value": value, "headers": headers})
+
+
+class FakeApp:
+    """The parts of a Faust app the runtime uses: producer flush, stop flag, crash, consumer, conf."""
+
+    def __init__(self, assignment: set[TP] | None = None) -> None:
+        self.flushes = 0
+        self.should_stop = False
+        self.crashed: list[BaseException] = []
+        self.producer = SimpleNamespace(flush=self._flush)
+        self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
+        self.conf = SimpleNamespace(id="ut-notify")
+
+    async def _flush(self) -> None:
+        self.flushes += 1
+
+    async def crash(self, exc: BaseException) -> None:
+        self.crashed.append(exc)
+        self.should_stop = True
+
+
+class RecordingNotifier:
+    """A Slack bot channel that accepts every notification and records sends, updates and closes."""
+
+    receiver_type = "slack"
+    mode = "bot"
+
+    def __init__(self, fail_close: bool = False) -> None:
+        self.sent: list[Notification] = []
+        self.updates: list[tuple[str, tuple[Alert, ...], str]] = []
+        self.closed = False
+        self._fail_close = fail_close
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.sent.append(notification)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"C1:{len(self.sent)}.0")
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        self.updates.append((ref, alerts, note))
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._fail_close:
+            raise ConnectionError("already gone")
+
+
+class FakeEvent:
+    """A Faust event of ``preempt.alerts``: value, message (key, partition, offset) and an ack counter."""
+
+    def __init__(self, value: bytes, partition: int = 0, key: bytes = b"acme") -> None:
+        self.value = value
+        self.message = SimpleNamespace(key=key, partition=partition, offset=7, topic=ALERTS)
+        self.acks = 0
+        self.acked = asyncio.Event()
+
+    def ack(self) -> None:
+        self.acks += 1
+        self.acked.set()
+
+
+class FakeStream:
+    """A Faust stream over fixed events; remembers whether acking was switched off."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+        self.noack_called = False
+
+    def noack(self) -> FakeStream:
+        self.noack_called = True
+        return self
+
+    async def events(self) -> AsyncIterator[Any]:
+        for event in self._events:
+            yield event
+
+
+Runtime = tuple[NotifierRuntime, FakeApp, RecordingNotifier, dict[str, FakeTopic]]
+
+
+@pytest.fixture
+def make_runtime(tmp_path: Path) -> Callable[..., Runtime]:
+    """Factory: a runtime over one Slack-bot receiver ``csm`` (no grouping wait), fake app and topics."""
+
+    def factory(
+        assignment: set[TP] | None = None, extra: tuple[RecordingNotifier, ...] = (), **settings: Any
+    ) -> Runtime:
+        routing = RoutingConfig.model_validate(
+            {"receivers": [{"name": "csm", "console_configs": [{}]}], "route": {"receiver": "csm", "group_wait": "0s"}}
+        )
+        app, notifier = FakeApp(assignment), RecordingNotifier()
+        topics = {
+            "alerts": FakeTopic(ALERTS),
+            "dead_letters": FakeTopic("ut.alerts.dlq"),
+            "feedback": FakeTopic(FEEDBACK),
+        }
+        runtime = NotifierRuntime(
+            app,  # type: ignore[arg-type]
+            Settings(topic_prefix="ut", store="memory://", data_dir=tmp_path, **settings),
+            routing,
+            {"csm": [notifier, *extra]},  # type: ignore[list-item]
+            NotifierTopics(**topics),  # type: ignore[arg-type]
+            {},
+            {},
+        )
+        return runtime, app, notifier, topics
+
+    return factory
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_invalid_alert_is_dead_lettered_flushed_counted_and_acked(make_runtime) -> None:
+    """An undecodable record is dead-lettered as consumed (reason, error), flushed, counted, then acked."""
+    runtime, app, _, topics = make_runtime()
+    before = _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="invalid_alert")
+    suppressed = _sample("preempt_alerts_suppressed_total", reason="invalid")
+    event = FakeEvent(b'{"alert_id": 1}', key=b"acme")
+    with capture_logs() as logs:
+        await runtime.handle_alert(event)
+    [letter] = topics["dead_letters"].sent
+    assert letter["key"] == b"acme"
+    assert letter["value"] == b'{"alert_id": 1}'
+    names = [name for name, _ in letter["headers"]]
+    assert names == ["reason", "error"]
+    assert letter["headers"][0] == ("reason", b"invalid_alert")
+    assert b"alert_id: Input should be a valid string" in letter["headers"][1][1]
+    assert app.flushes == 1
+    assert event.acks == 1
+    assert (
+        _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="invalid_alert") == before + 1
+    )
+    assert _sample("preempt_alerts_suppressed_total", reason="invalid") == suppressed + 1
+    assert [e["event"] for e in logs] == ["undecodable alert dead-lettered"]
+
+
+async def test_invalid_alert_error_header_is_cut_to_500_characters(make_runtime, make_alert) -> None:
+    """The error header of a record with long invalid field paths is cut to 500 characters; the log has it all."""
+    runtime, _, _, topics = make_runtime()
+    record = make_alert().model_dump(mode="json") | {"labels": {f"label_{'x' * 200}_{i}": i for i in range(6)}}
+    with capture_logs() as logs:
+        await runtime.handle_alert(FakeEvent(json.dumps(record).encode()))
+    [letter] = topics["dead_letters"].sent
+    error = dict(letter["headers"])["error"]
+    assert len(error) == 500
+    assert logs[0]["error"].encode().startswith(error)
+    assert len(logs[0]["error"]) > 1000
+
+
+async def test_valid_alert_is_acked_only_after_its_delivery_is_settled(make_runtime, make_alert) -> None:
+    """A decoded alert is dispatched with the event's ack, and acked once the delivery loop delivered it."""
+    runtime, _, notifier, topics = make_runtime()
+    alert = make_alert()
+    event = FakeEvent(alert.model_dump_json().encode(), partition=2)
+    await runtime.consume_alerts(FakeStream([event]))
+    assert event.acks == 0
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert [a.alert_id for n in notifier.sent for a in n.alerts] == [alert.alert_id]
+    assert event.acks == 1
+    assert topics["dead_letters"].sent == []
+
+
+async def test_consume_alerts_switches_the_stream_to_manual_acks(make_runtime) -> None:
+    """The alerts agent body iterates the stream with Faust's automatic acks off."""
+    runtime, _, _, _ = make_runtime()
+    stream = FakeStream([])
+    await runtime.consume_alerts(stream)
+    assert stream.noack_called
+
+
+def test_delivery_dead_letter_headers_name_target_receiver_and_type() -> None:
+    """A delivery's dead letter carries target, receiver, receiver_type, reason and error, in that order."""
+    headers = NotifierRuntime.dead_letter_headers(
+        "permanent", "channel_not_found", target="csm/slack-0", receiver_type="slack"
+    )
+    assert headers == [
+        ("target", b"csm/slack-0"),
+        ("receiver", b"csm"),
+        ("receiver_type", b"slack"),
+        ("reason", b"permanent"),
+        ("error", b"channel_not_found"),
+    ]
+
+
+async def test_delivery_dead_letter_is_keyed_by_account_and_flushed(make_runtime, make_alert) -> None:
+    """The dispatcher's dead-letter callback sends the alert JSON keyed by account_id, then flushes."""
+    runtime, app, _, topics = make_runtime()
+    alert = make_alert(account_id="globex")
+    await runtime.dead_letter_delivery(alert, "csm/email-0", "email", "gave_up", "timed out")
+    [letter] = topics["dead_letters"].sent
+    assert letter["key"] == b"globex"
+    assert Alert.model_validate_json(letter["value"]) == alert
+    assert dict(letter["headers"])["reason"] == b"gave_up"
+    assert app.flushes == 1
+
+
+def test_revocation_pauses_deliveries_and_clears_readiness(make_runtime) -> None:
+    """On revocation the notifier is not ready and the dispatcher sends nothing."""
+    runtime, _, _, _ = make_runtime()
+    runtime.on_partitions_revoked({TP(ALERTS, 0)})
+    assert runtime.dispatcher.paused
+    assert runtime.dispatcher.tick() is None
+    assert _sample("preempt_ready", app=APP_NAME) == 0
+
+
+async def test_assignment_keeps_work_of_partitions_that_stayed_and_resumes(make_runtime, make_alert) -> None:
+    """After an assignment only pending alerts of still-owned alerts partitions are kept, and deliveries resume."""
+    runtime, _, _, _ = make_runtime()
+    stays, moves = (
+        FakeEvent(make_alert().model_dump_json().encode(), 0),
+        FakeEvent(make_alert().model_dump_json().encode(), 1),
+    )
+    await runtime.handle_alert(stays)
+    await runtime.handle_alert(moves)
+    runtime.on_partitions_revoked({TP(ALERTS, 0), TP(ALERTS, 1)})
+    with capture_logs() as logs:
+        dropped = runtime.on_partitions_assigned({TP(ALERTS, 0), TP(FEEDBACK, 1)})
+    assert dropped == 1
+    assert not runtime.dispatcher.paused
+    [line] = logs
+    assert line["event"] == "pending deliveries handed over on rebalance"
+    assert line["kept_partitions"] == [0]
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert (stays.acks, moves.acks) == (1, 0)
+
+
+def test_recovery_marks_ready_and_logs_the_alerts_partitions(make_runtime) -> None:
+    """Once the tables are recovered the notifier is ready and logs the alerts partitions it owns."""
+    runtime, _, _, _ = make_runtime(assignment={TP(ALERTS, 3), TP(ALERTS, 1), TP(FEEDBACK, 0)})
+    with capture_logs() as logs:
+        runtime.on_recovered()
+    assert _sample("preempt_ready", app=APP_NAME) == 1
+    assert logs == [
+        {
+            "event": "notifier ready",
+            "partitions": [1, 3],
+            "app_id": "ut-notify",
+            "module": "alerts.runtime",
+            "log_level": "info",
+        }
+    ]
+
+
+async def test_delivery_loop_crashes_the_app_on_a_bug_in_tick(make_runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of the delivery loop itself is logged as critical, crashes the app and is raised."""
+    runtime, app, _, _ = make_runtime()
+
+    def broken() -> float | None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(runtime.dispatcher, "tick", broken)
+    with capture_logs() as logs, pytest.raises(RuntimeError, match="bug"):
+        await asyncio.wait_for(runtime.run_delivery_loop(), 10)
+    assert [type(e) for e in app.crashed] == [RuntimeError]
+    assert logs[0]["event"] == "delivery loop failed; stopping the notifier"
+    assert logs[0]["log_level"] == "critical"
+
+
+async def test_delivery_loop_delivers_and_stops_when_the_app_stops(make_runtime, make_alert) -> None:
+    """The delivery loop delivers a dispatched alert and returns once the app is stopping."""
+    runtime, app, notifier, _ = make_runtime()
+    event = FakeEvent(make_alert().model_dump_json().encode())
+    await runtime.handle_alert(event)
+    loop = asyncio.ensure_future(runtime.run_delivery_loop())
+    await asyncio.wait_for(event.acked.wait(), 10)
+    app.should_stop = True
+    await asyncio.wait_for(loop, 10)
+    assert len(notifier.sent) == 1
+    assert event.acks == 1
+
+
+def test_snooze_feedback_is_recorded_and_invalid_feedback_logged(make_runtime) -> None:
+    """A snooze record suppresses the rule for the account; an invalid record is logged with its offset."""
+    runtime, _, _, _ = make_runtime()
+    until = time.time() + 3600
+    feedback = Feedback(
+        action="snooze",
+        alert_id="a1",
+        rule_id="error-spike",
+        account_id="acme",
+        at="2026-11-23T06:00:00Z",
+        snooze_until=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
+    )
+    with capture_logs() as logs:
+        runtime.apply_feedback(feedback.model_dump_json().encode(), 1)
+        runtime.apply_feedback(b"not json", 2)
+    assert runtime.snoozes.snoozed_until("acme", "error-spike", time.time()) == pytest.approx(until, abs=1)
+    assert [(e["event"], e.get("offset")) for e in logs] == [
+        ("snooze recorded", None),
+        ("invalid feedback record ignored", 2),
+    ]
+
+
+async def test_published_feedback_is_keyed_by_account_and_flushed(make_runtime) -> None:
+    """A Slack button's feedback goes to the feedback topic keyed by account_id, then the producer is flushed."""
+    runtime, app, _, topics = make_runtime()
+    feedback = Feedback(action="acknowledge", alert_id="a1", rule_id="r", account_id="acme", at="2026-11-23T06:00:00Z")
+    await runtime.publish_feedback(feedback)
+    assert topics["feedback"].sent == [{"key": b"acme", "value": feedback.model_dump_json().encode(), "headers": None}]
+    assert app.flushes == 1
+
+
+async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtime, make_alert) -> None:
+    """A button on a recently delivered alert re-renders its message; an unknown alert is only logged."""
+    runtime, _, notifier, _ = make_runtime()
+    alert = make_alert()
+    runtime.recent.add(alert)
+    feedback = Feedback(
+        action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x", user="U1"
+    )
+    with capture_logs() as logs:
+        await runtime.update_message(SlackAction("acknowledge", "unknown", "r", "acme", "U1", "C1:1.0"), feedback)
+        await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", None), feedback)
+    assert notifier.updates == []
+    assert [e["event"] for e in logs] == ["slack message not updated (message or alert unknown here)"] * 2
+    await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback)
+    assert notifier.updates == [("C1:1.0", (alert,), "Acknowledged by <@U1>")]
+
+
+class FakeRequest:
+    """An aiohttp request with a declared length, a chunked body and headers."""
+
+    def __init__(self, body: bytes, content_length: int | None) -> None:
+        self.content_length = content_length
+        self.headers: dict[str, str] = {}
+        self.content = SimpleNamespace(iter_chunked=lambda size: self._chunks(body, size))
+
+    @staticmethod
+    async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(body), size):
+            yield body[i : i + size]
+
+
+async def test_slack_action_over_the_limit_is_refused_and_its_connection_closed(make_runtime) -> None:
+    """A body over the limit is answered 413 and the connection is closed rather than read on."""
+    runtime, _, _, topics = make_runtime(slack_signing_secret=SecretStr("s3cret"))
+    reply = await runtime.handle_slack_action(FakeRequest(b"x" * (MAX_ACTION_BODY_BYTES + 1), None))  # type: ignore[arg-type]
+    assert reply == SlackReply(413, "request body too large", close=True)
+    assert topics["feedback"].sent == []
+
+
+async def test_slack_action_without_a_signing_secret_is_refused(make_runtime) -> None:
+    """Without a signing secret the Slack endpoint answers 503 and keeps the connection."""
+    runtime, _, _, _ = make_runtime()
+    reply = await runtime.handle_slack_action(FakeRequest(b"payload=%7B%7D", 14))  # type: ignore[arg-type]
+    assert reply == SlackReply(503, "interactivity is not configured")
+
+
+async def test_signed_slack_action_is_published_and_answered(make_runtime) -> None:
+    """A signed button press within the limit is published on the feedback topic, flushed and answered 200."""
+    runtime, app, _, topics = make_runtime(slack_signing_secret=SecretStr(SECRET))
+    body = make_body("preempt_ack")
+    request = FakeRequest(body, len(body))
+    request.headers = signed(body, at=time.time())
+    reply = await runtime.handle_slack_action(request)  # type: ignore[arg-type]
+    await runtime.slack_actions.drain()
+    assert reply.status == 200
+    assert not reply.close
+    [record] = topics["feedback"].sent
+    assert record["key"] == b"acme"
+    assert Feedback.model_validate_json(record["value"]).action == "acknowledge"
+    assert app.flushes == 1
+
+
+async def test_feedback_agent_applies_each_record(make_runtime) -> None:
+    """The feedback agent body records the snooze of every record of its stream."""
+    runtime, _, _, _ = make_runtime()
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    records = [
+        Feedback(action="snooze", alert_id="a", rule_id=rule, account_id="acme", at="x", snooze_until=until)
+        for rule in ("r1", "r2")
+    ]
+    events = [
+        SimpleNamespace(value=f.model_dump_json().encode(), message=SimpleNamespace(offset=i))
+        for i, f in enumerate(records)
+    ]
+    await runtime.consume_feedback(FakeStream(events))
+    now = time.time()
+    assert runtime.snoozes.snoozed_until("acme", "r1", now) is not None
+    assert runtime.snoozes.snoozed_until("acme", "r2", now) is not None
+
+
+async def test_close_channels_closes_every_channel_despite_errors(make_runtime) -> None:
+    """Shutdown closes every channel, even after one of them fails to close."""
+    failing = RecordingNotifier(fail_close=True)
+    runtime, _, notifier, _ = make_runtime(extra=(failing,))
+    await runtime.close_channels()
+    assert failing.closed
+    assert notifier.closed
+
+
+def test_recent_alerts_forget_the_oldest_past_the_bound(make_alert) -> None:
+    """The recent-alerts memory keeps the newest ``size`` alerts."""
+    recent = RecentAlerts(size=2)
+    first, second, third = make_alert(), make_alert(), make_alert()
+    for alert in (first, second, third):
+        recent.add(alert)
+    assert recent.get(first.alert_id) is None
+    assert recent.get(third.alert_id) == third
+
+
+def test_secret_values_collects_every_configured_secret(tmp_path: Path) -> None:
+    """Configured tokens, passwords and receivers' webhook URLs are all scrubbed; unset secrets are not."""
+    routing = RoutingConfig.model_validate(
+        {
+            "receivers": [
+                {"name": "csm", "slack_configs": [{"webhook_url": "https://hooks.example/T1", "channel": "#x"}]}
+            ],
+            "route": {"receiver": "csm"},
+        }
+    )
+    settings = Settings(
+        topic_prefix="ut", data_dir=tmp_path, slack_bot_token=SecretStr("xoxb-1"), smtp_password=SecretStr("pw")
+    )
+    assert sorted(secret_values(settings, routing)) == sorted(["xoxb-1", "pw", "https://hooks.example/T1"])
