@@ -1,7 +1,8 @@
 """The backtest: the same engine over a JSONL file of events, offline (DESIGN.md §5).
 
-Events are read in file order. One global clock: the watermark is the highest event time seen
-so far minus the allowed lateness (it starts at the first event), so events out of order by
+Events are read in file order. One global clock (``rules.clock.EventTimeClock``, event time
+only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
+at the first event), so events out of order by
 less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
 At the end of input the clock moves to ``max event time − lateness``, or to ``until`` when
 given, so pending deadlines up to then fire. ``until`` also cuts the replay: events stamped at
@@ -26,6 +27,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from rules.clock import EventTimeClock
 from rules.engine import Outcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
@@ -121,8 +123,7 @@ def run_backtest(
     result = BacktestResult()
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
-    lateness = engine.allowed_lateness
-    newest = -math.inf
+    clock = EventTimeClock(engine.allowed_lateness)
     suppressed_before = engine.suppressed_by_cooldown
     for number, decoded in events:
         result.lines += 1
@@ -133,19 +134,19 @@ def run_backtest(
                 result.invalid.append(InvalidLine(number, f"{decoded.reason}: {where}{decoded.detail}"))
             continue
         if until is not None and decoded.ts >= until:
-            if decoded.ts - lateness >= until:
+            if clock.watermark_at(decoded.ts) >= until:
                 # Every later event is at/after until or late behind this one: the replay ends here.
-                if newest == -math.inf:
+                if clock.max_event_time is None:
                     raise _until_before_data(until, decoded.ts)
                 result.stopped_at_line = number
                 break
             result.after_until += 1
             continue
-        newest = max(newest, decoded.ts)
+        watermark = clock.after_event(decoded.ts)
         state = states.get(decoded.account_id)
         if state is None:
             state = states[decoded.account_id] = engine.new_state()
-        outcome, fired = engine.on_event(state, decoded, newest - lateness)
+        outcome, fired = engine.on_event(state, decoded, watermark)
         findings.extend(fired)
         if outcome is Outcome.ACCEPTED:
             result.accepted += 1
@@ -155,14 +156,14 @@ def run_backtest(
             result.duplicates += 1
         else:
             result.late += 1
-    if until is not None and result.after_until and newest == -math.inf:
+    final = until if until is not None else clock.watermark()
+    if until is not None and result.after_until and clock.max_event_time is None:
         raise _until_before_data(until, None)
-    if newest > -math.inf or until is not None:
-        final = until if until is not None else newest - lateness
+    if final is not None:
         result.final_watermark = final
         for account_id in sorted(states):
             findings.extend(engine.advance(states[account_id], final))
-    result.last_event_at = newest if newest > -math.inf else None
+    result.last_event_at = clock.max_event_time
     result.accounts = len(states)
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before
     accounts = accounts or {}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-from rules.durations import Duration
+from schemas.durations import Duration
 from rules.measures import check_measure
 from rules.paths import check_path
 from rules.risk.model import RiskModel

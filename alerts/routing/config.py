@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from alerts.routing.alertmanager import translate
-from alerts.routing.durations import parse_duration
+from schemas.durations import parse_duration_or_seconds
 from alerts.routing.matchers import Matcher, matches_all, parse_matchers
 from alerts.routing.names import matcher_name_problem, unknown_names
 from alerts.templates import check_template
@@ -84,7 +84,7 @@ def _template(value: object) -> object:
 
 MatcherField = Annotated[Matcher, PlainValidator(_to_matcher), PlainSerializer(str)]
 Matchers = Annotated[tuple[MatcherField, ...], AfterValidator(_flatten)]
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Duration = Annotated[float, BeforeValidator(parse_duration_or_seconds), Field(ge=0)]
 Template = Annotated[str, BeforeValidator(_template)]
 Names = Annotated[tuple[str, ...], AfterValidator(_known_names)]
 

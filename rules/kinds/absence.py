@@ -7,7 +7,7 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
-from rules.durations import format_duration
+from schemas.durations import format_duration
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
 from rules.models import AbsenceRule

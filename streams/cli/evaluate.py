@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from rules.backtest import decode_lines, read_lines
-from rules.durations import parse_duration
+from schemas.durations import parse_duration
 from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
 from schemas.alert import Alert
 from schemas.decoder import Rejection

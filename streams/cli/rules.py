@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rules.durations import format_duration
+from schemas.durations import format_duration
 from rules.loader import load_rules
 from rules.models import RuleBase
 from rules.templates import check_rendering

@@ -278,8 +278,7 @@ class RulesProcessor:
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the
         # backtest's clock starts at the file's first event.
-        wm = self.clocks.watermark(partition)
-        return first_event_time - self.clocks.allowed_lateness if wm is None else wm
+        return self.clocks.watermark_or_start(partition, first_event_time)
 
     def _advance_partition(self, partition: int, touched: set[str], out: BatchOutput, now: float) -> None:
         wm = self.clocks.watermark(partition)
