@@ -86,8 +86,9 @@ class Record:
 
 
 @dataclass(slots=True, frozen=True)
-class DeadLetter:
-    """A record the worker could not accept, and why (``reason`` is a ``schemas.decoder.Reason``
+class DeadLetterOutput:
+    """A dead letter the processor asks its driver to produce: a record the worker could not accept,
+    and why (``reason`` is a ``schemas.decoder.Reason``
     code, ``processing_error`` when the rule engine raised on a valid event, a quarantine reason of
     ``streams.worker.state_cache`` for an account's set-aside state, or ``alert_build_failed``)."""
 
@@ -101,7 +102,7 @@ class DeadLetter:
 class BatchOutput:
     """The I/O one batch (or tick) asks for, in the order it must happen."""
 
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letters: list[DeadLetterOutput] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
     clock_writes: dict[int, float] = field(default_factory=dict)
@@ -163,7 +164,7 @@ class RulesProcessor:
                 now=now,
             )
             if isinstance(decoded, Rejection):
-                self._dead_letter(out, DeadLetter(record, str(decoded.reason), decoded.detail, decoded.field))
+                self._dead_letter(out, DeadLetterOutput(record, str(decoded.reason), decoded.detail, decoded.field))
                 continue
             p = record.partition
             if p not in before:
@@ -173,7 +174,7 @@ class RulesProcessor:
                 outcome, findings = self.engine.on_event(state, decoded, before[p])
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
                 log.exception("rule engine failed on an event", account_id=decoded.account_id)
-                self._dead_letter(out, DeadLetter(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._dead_letter(out, DeadLetterOutput(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
                 self._check_account(decoded.account_id, p, state, before[p], out, now)
                 continue
             verdict = str(outcome).lower()
@@ -350,7 +351,7 @@ class RulesProcessor:
             as_dict = dataclasses.is_dataclass(finding) and not isinstance(finding, type)
             value = orjson.dumps(dataclasses.asdict(finding) if as_dict else repr(finding), default=repr)
             record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")
-            self._dead_letter_record(out, DeadLetter(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
+            self._dead_letter_record(out, DeadLetterOutput(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
             return None
 
     def _dead_letter_quarantined(self, out: BatchOutput) -> None:
@@ -359,13 +360,13 @@ class RulesProcessor:
             EVENTS_DEAD_LETTERED.labels(reason=q.reason).inc()
 
     @staticmethod
-    def _dead_letter_record(out: BatchOutput, letter: DeadLetter) -> None:
+    def _dead_letter_record(out: BatchOutput, letter: DeadLetterOutput) -> None:
         """A dead letter that is not an event of the stream (counted by reason only)."""
         out.dead_letters.append(letter)
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
 
     @staticmethod
-    def _dead_letter(out: BatchOutput, letter: DeadLetter) -> None:
+    def _dead_letter(out: BatchOutput, letter: DeadLetterOutput) -> None:
         out.dead_letters.append(letter)
         EVENTS.labels(outcome="dead_lettered").inc()
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
@@ -379,7 +380,7 @@ class RulesProcessor:
             DUPLICATE_EVENTS.inc(outcomes["duplicate"])
 
 
-def _quarantine_letter(q: Quarantine) -> DeadLetter:
+def _quarantine_letter(q: Quarantine) -> DeadLetterOutput:
     """The dead letter that keeps a quarantined account's stored state: key = account id, value = the bytes."""
     record = Record(q.partition, -1, q.account_id.encode(), q.kept, topic=STATE_SOURCE)
-    return DeadLetter(record, q.reason, q.detail)
+    return DeadLetterOutput(record, q.reason, q.detail)
