@@ -1,0 +1,45 @@
+"""Topic creation against the real broker: every topic, or a chosen subset (the notifier's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from kafka import KafkaAdminClient
+
+from schemas.errors import ConfigError
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
+
+
+def _existing(settings: Settings) -> dict[str, int]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="preempt-test-admin")
+    try:
+        prefix = settings.topic_prefix + "."
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        return {d["name"]: len(d["partitions"]) for d in admin.describe_topics(mine)}
+    finally:
+        admin.close()
+
+
+def test_a_subset_creates_only_those_topics_and_is_idempotent(settings_factory: Callable[..., Settings]) -> None:
+    """The notifier's subset creates alerts, alerts.dlq and feedback, nothing else; a second call is a no-op."""
+    settings = settings_factory()
+    names = TopicNames.from_settings(settings)
+    ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
+    ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
+    assert _existing(settings) == {topic: settings.topic_partitions for topic in names.notifier()}
+
+
+def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """By default all seven topics exist afterwards; the events topic's count must match the setting."""
+    settings = settings_factory()
+    names = TopicNames.from_settings(settings)
+    ensure_topics(settings)
+    assert _existing(settings) == {topic: settings.topic_partitions for topic in names.every()}
+    other = settings.model_copy(update={"topic_partitions": settings.topic_partitions + 2})
+    ensure_topics(other, topics=names.notifier())  # the events topic is not among them: not checked
+    with pytest.raises(ConfigError, match="PREEMPT_TOPIC_PARTITIONS"):
+        ensure_topics(other)
