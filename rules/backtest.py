@@ -36,6 +36,7 @@ from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
 from schemas.errors import BacktestRangeError
 from schemas.event import MAX_EVENT_BYTES, Event, format_ts
+from schemas.jsonl import Line, first_error, read_file
 
 MAX_REPORTED_INVALID = 1000
 NO_OWNER = "(no owner)"
@@ -72,33 +73,22 @@ class BacktestResult:
     """The line where reading stopped because no later event could be before ``until``."""
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw bytes)`` of each non-blank line of a file, numbered from 1."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw.rstrip(b"\r\n")
-
-
-def decode_lines(
-    lines: Iterable[tuple[int, bytes]], max_bytes: int = MAX_EVENT_BYTES
-) -> Iterator[tuple[int, Event | Rejection]]:
-    """Decode each line with the stream's own decoder (no future-skew check: it is history)."""
-    for number, raw in lines:
-        yield number, decode_event(raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
+def decode_lines(lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES) -> Iterator[tuple[int, Event | Rejection]]:
+    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder (no future-skew
+    check: it is history)."""
+    for line in lines:
+        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
 
 
 def load_accounts(path: Path) -> tuple[dict[str, Account], list[InvalidLine]]:
     """Accounts from a JSONL file (one ``schemas.account.Account`` per line); bad lines reported."""
     accounts: dict[str, Account] = {}
     invalid: list[InvalidLine] = []
-    for number, raw in read_lines(path):
+    for line in read_file(path):
         try:
-            account = Account.model_validate_json(raw)
+            account = Account.model_validate_json(line.raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(line)"
-            invalid.append(InvalidLine(number, f"{where}: {first['msg']}"))
+            invalid.append(InvalidLine(line.number, first_error(exc)))
             continue
         accounts[account.account_id] = account
     return accounts, invalid

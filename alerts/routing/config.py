@@ -32,12 +32,12 @@ from pydantic import (
 )
 
 from alerts.routing.alertmanager import translate
-from schemas.durations import parse_duration_or_seconds
 from alerts.routing.matchers import Matcher, matches_all, parse_matchers
 from alerts.routing.names import matcher_name_problem, unknown_names
 from alerts.templates import check_template
 from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
+from schemas.durations import parse_duration_or_seconds
 from schemas.errors import ConfigError
 
 

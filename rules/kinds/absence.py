@@ -7,11 +7,11 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
-from schemas.durations import format_duration
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
+from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
 

@@ -7,11 +7,11 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
-from schemas.durations import format_duration
 from rules.findings import Finding, make_finding
 from rules.kinds.base import EvaluatorBase, RuleState, lower_bound
 from rules.models import InactivityRule
 from rules.predicates import compile_where
+from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
 

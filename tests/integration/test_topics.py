@@ -28,7 +28,7 @@ def test_a_subset_creates_only_those_topics_and_is_idempotent(settings_factory: 
     names = TopicNames.from_settings(settings)
     ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
     ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
-    assert _existing(settings) == {topic: settings.topic_partitions for topic in names.notifier()}
+    assert _existing(settings) == dict.fromkeys(names.notifier(), settings.topic_partitions)
 
 
 def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
@@ -38,7 +38,7 @@ def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
     settings = settings_factory()
     names = TopicNames.from_settings(settings)
     ensure_topics(settings)
-    assert _existing(settings) == {topic: settings.topic_partitions for topic in names.every()}
+    assert _existing(settings) == dict.fromkeys(names.every(), settings.topic_partitions)
     other = settings.model_copy(update={"topic_partitions": settings.topic_partitions + 2})
     ensure_topics(other, topics=names.notifier())  # the events topic is not among them: not checked
     with pytest.raises(ConfigError, match="PREEMPT_TOPIC_PARTITIONS"):

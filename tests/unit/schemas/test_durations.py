@@ -20,7 +20,8 @@ def test_accepted_forms(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["10", "1mo", "P1M", "P1Y", "PT", "P", "P1DT", "0s", "-5m", "ten minutes", "", "m5", "1h 30m", 10, True, None]
+    "text",
+    ["10", "1mo", "P1M", "P1Y", "PT", "P", "P1DT", "0s", "-5m", "ten minutes", "", "m5", "1h 30m", 10, True, None],
 )
 def test_rule_file_refused_forms(text: object) -> None:
     """Bare numbers, months, years, empty ISO forms, zero and non-strings are refused with a sentence."""
@@ -43,16 +44,16 @@ def test_routing_refused_forms(value: object) -> None:
 
 def test_error_sentences_name_the_value_and_the_forms() -> None:
     """The messages users see: what was wrong, and what to write instead."""
-    with pytest.raises(ValueError) as bad:
+    with pytest.raises(ValueError, match="not a duration") as bad:
         parse_duration("1mo")
     assert str(bad.value) == (
         "'1mo' is not a duration: write '30s', '10m', '1h', '7d', '2w' or ISO 8601 'PT10M' "
         "(months and years are not accepted)"
     )
-    with pytest.raises(ValueError) as zero:
+    with pytest.raises(ValueError, match="zero") as zero:
         parse_duration("0s")
     assert str(zero.value) == "'0s': a duration must be longer than zero"
-    with pytest.raises(ValueError) as negative:
+    with pytest.raises(ValueError, match="negative") as negative:
         parse_duration_or_seconds(-1)
     assert str(negative.value) == "-1: a duration must not be negative"
 
