@@ -151,7 +151,7 @@ def dead_letter_headers(headers: HeadersIn) -> dict[str, str]:
 
 
 def alert_dead_letter_headers(
-    *, reason: str, detail: str, target: str | None = None, receiver_type: str | None = None
+    reason: str, detail: str, *, target: str | None = None, receiver_type: str | None = None
 ) -> list[tuple[str, bytes]]:
     """The headers of one record on the alerts dead-letter topic (the notifier's).
 

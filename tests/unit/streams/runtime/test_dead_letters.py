@@ -112,7 +112,7 @@ def test_long_details_are_truncated() -> None:
 def test_alert_delivery_dead_letter_headers_name_target_receiver_and_reason() -> None:
     """A failed delivery's alert dead letter says where it was going, which receiver, and why."""
     headers = alert_dead_letter_headers(
-        reason="permanent", detail="channel_not_found", target="cs-team/slack/0", receiver_type="slack"
+        "permanent", "channel_not_found", target="cs-team/slack/0", receiver_type="slack"
     )
     assert headers == [
         ("target", b"cs-team/slack/0"),
@@ -125,5 +125,5 @@ def test_alert_delivery_dead_letter_headers_name_target_receiver_and_reason() ->
 
 def test_undecodable_alert_dead_letter_headers_carry_only_reason_and_error() -> None:
     """A record that is not an alert has no target: only the reason and the error are sent."""
-    headers = alert_dead_letter_headers(reason="invalid_alert", detail="alert_id: Field required")
+    headers = alert_dead_letter_headers("invalid_alert", "alert_id: Field required")
     assert headers == [("reason", b"invalid_alert"), ("error", b"alert_id: Field required")]
