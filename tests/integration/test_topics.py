@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -12,12 +13,18 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
 
-def _existing(settings: Settings) -> dict[str, int]:
+def _existing(settings: Settings, expected: dict[str, int], timeout_s: float = 30.0) -> dict[str, int]:
+    """This test's topics and partition counts, once they equal ``expected`` (metadata lags creation)."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="preempt-test-admin")
+    prefix = settings.topic_prefix + "."
+    deadline = time.monotonic() + timeout_s
     try:
-        prefix = settings.topic_prefix + "."
-        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
-        return {d["name"]: len(d["partitions"]) for d in admin.describe_topics(mine)}
+        while True:
+            mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+            found = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(mine)} if mine else {}
+            if found == expected or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
     finally:
         admin.close()
 
@@ -28,7 +35,8 @@ def test_a_subset_creates_only_those_topics_and_is_idempotent(settings_factory: 
     names = TopicNames.from_settings(settings)
     ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
     ensure_topics(settings, topics=names.notifier(), client_id="preempt-notify-admin")
-    assert _existing(settings) == dict.fromkeys(names.notifier(), settings.topic_partitions)
+    expected = dict.fromkeys(names.notifier(), settings.topic_partitions)
+    assert _existing(settings, expected) == expected
 
 
 def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
@@ -38,7 +46,8 @@ def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
     settings = settings_factory()
     names = TopicNames.from_settings(settings)
     ensure_topics(settings)
-    assert _existing(settings) == dict.fromkeys(names.every(), settings.topic_partitions)
+    expected = dict.fromkeys(names.every(), settings.topic_partitions)
+    assert _existing(settings, expected) == expected
     other = settings.model_copy(update={"topic_partitions": settings.topic_partitions + 2})
     ensure_topics(other, topics=names.notifier())  # the events topic is not among them: not checked
     with pytest.raises(ConfigError, match="PREEMPT_TOPIC_PARTITIONS"):
