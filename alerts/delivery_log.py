@@ -51,15 +51,6 @@ class DeliveryLog:
         ref, at = entry
         return DeliveryRecord(ref=ref, delivered_at=float(at))
 
-    def find_ref(self, account_id: str, alert_id: str) -> str | None:
-        """Any delivery reference recorded for ``alert_id`` (the Slack message to update on feedback)."""
-        records = self._table.get(account_id.encode()) or {}
-        prefix = f"{alert_id}|"
-        for key, (ref, _at) in records.items():
-            if key.startswith(prefix) and ref:
-                return str(ref)
-        return None
-
     def record(self, account_id: str, entries: list[tuple[str, str, str | None]], now: float) -> None:
         """Record deliveries ``(alert_id, target, ref)`` of one account in one table write."""
         key = account_id.encode()

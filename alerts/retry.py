@@ -71,7 +71,6 @@ class DeliveryJob:
     notification: Notification
     attempts: int = 0
     first_attempt_at: float | None = None
-    last_error: str | None = None
     unexpected_errors: int = 0
 
     @property
@@ -192,7 +191,6 @@ class RetryScheduler:
         await self._on_delivered(job, receipt)
 
     def _retry(self, job: DeliveryJob, detail: str, retry_after: float | None) -> None:
-        job.last_error = detail
         now = self._clock()
         first = job.first_attempt_at if job.first_attempt_at is not None else now
         at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)

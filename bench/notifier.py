@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.notifier [--alerts 2000] [--partitions 4] [--rate 0]
 
-Starts the local fake Slack server (tests/integration/slack_server.py) in this process, runs one
+Starts the local fake Slack server (alerts/testing/slack_server.py) in this process, runs one
 ``preempt notifier`` child process on the local broker (fresh topic prefix, memory store) with a
 routing file that sends each alert to its own Slack channel with ``group_wait: 0s`` (so grouping and
 the 1 message/s per-channel limit do not cap the figure: this measures the notifier itself), produces

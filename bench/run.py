@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +47,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
 from streams.runtime.kafka_clients import aiokafka_config, kafka_python_config
 from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port, metric_sum, scrape, settings_env
 from streams.runtime.topics import TopicNames, ensure_topics
 from streams.simulate.heartbeats import append_heartbeats
 
@@ -58,51 +58,24 @@ LIVE_SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "30"))
 OUT = REPO / ".bench" / "latest.json"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "topic_prefix": f"bench{uuid.uuid4().hex[:8]}",
         "store": "memory://",
         "data_dir": Path(tempfile.mkdtemp(prefix="preempt-bench-")),
-        "worker_web_port": _free_port(),
+        "worker_web_port": free_port(),
         "log_level": "WARNING",
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None or isinstance(value, tuple):
-            continue
-        env[f"PREEMPT_{name.upper()}"] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return env
-
-
 def _metrics(port: int) -> dict[str, float]:
+    """The worker's /metrics samples, or none while it is not serving yet."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
+        return scrape(port, timeout_s=2)
     except OSError:
         return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def _sum(samples: dict[str, float], prefix: str) -> float:
-    return sum(v for k, v in samples.items() if k == prefix or k.startswith(prefix + "{"))
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -124,7 +97,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [PREEMPT, "worker"], env=_env(settings), stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        [PREEMPT, "worker"],
+        env={**os.environ, **settings_env(settings)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -210,7 +187,7 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
         last_progress = time.monotonic()
         while time.monotonic() < deadline:
             samples = _metrics(replay.worker_web_port)
-            seen = _sum(samples, "preempt_events_total")
+            seen = metric_sum(samples, "preempt_events_total")
             if seen > 0 and first is None:
                 first = (time.perf_counter(), seen)
             if seen > last_seen:
@@ -227,8 +204,8 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
         _progress(f"!! the worker processed {seen:,.0f} of {total:,} events (see docs/pipeline.md, known issues)")
     return {
         "events_per_s": (seen - first[1]) / (done - first[0]),
-        "changelog_per_event": _sum(samples, "preempt_state_writes_total") / total,
-        "alerts": _sum(samples, "preempt_alerts_total"),
+        "changelog_per_event": metric_sum(samples, "preempt_state_writes_total") / total,
+        "alerts": metric_sum(samples, "preempt_alerts_total"),
         "peak_rss_mb": rss,
     }
 

@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import _free_port, _metrics, _settings, _start_worker, _stop, _sum, prepare
+from bench.run import _metrics, _settings, _start_worker, _stop, prepare
+from streams.runtime.testing import free_port, metric_sum
 from streams.runtime.topics import ensure_topics
 
 
@@ -27,7 +28,7 @@ def replay(workers: int, partitions: int) -> dict[str, float]:
     settings = _settings(topic_partitions=partitions, event_time_only=True)
     ensure_topics(settings)
     total, _ = prepare(workdir, settings)
-    ports = [settings.worker_web_port] + [_free_port() for _ in range(workers - 1)]
+    ports = [settings.worker_web_port] + [free_port() for _ in range(workers - 1)]
     procs = [
         _start_worker(settings.model_copy(update={"worker_web_port": port}), workdir / f"worker-{i}.log")
         for i, port in enumerate(ports)
@@ -38,7 +39,7 @@ def replay(workers: int, partitions: int) -> dict[str, float]:
         deadline = time.monotonic() + 900
         last_progress = time.monotonic()
         while time.monotonic() < deadline:
-            seen = sum(_sum(_metrics(port), "preempt_events_total") for port in ports)
+            seen = sum(metric_sum(_metrics(port), "preempt_events_total") for port in ports)
             if seen > 0 and first is None:
                 first = (time.perf_counter(), seen)
             if seen > last_seen:

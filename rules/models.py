@@ -1,4 +1,4 @@
-"""The typed rule language (DESIGN.md section 5): one frozen pydantic model per kind.
+"""The typed rule language (docs/rules.md): one frozen pydantic model per kind.
 
 ``Rule`` is a discriminated union on ``kind``; every model forbids unknown fields, so a typo in
 a rule file is an error that names the field, never a silently ignored setting.

@@ -1,4 +1,4 @@
-"""The alert contract on ``preempt.alerts`` (DESIGN.md section 6)."""
+"""The alert contract on ``preempt.alerts``: what the rules worker emits and the notifier consumes."""
 
 from __future__ import annotations
 

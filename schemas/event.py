@@ -1,4 +1,4 @@
-"""The usage-event contract (DESIGN.md section 4).
+"""The usage-event contract (documented for product engineers in docs/events.md, "The event").
 
 Two shapes of one thing:
 

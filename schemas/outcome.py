@@ -1,4 +1,4 @@
-"""Outcomes: the ground truth per account that alerts are measured against (DESIGN.md §5).
+"""Outcomes: the ground truth per account that alerts are measured against (docs/prescient.md, "Outcomes").
 
 One JSON object a line::
 

@@ -20,7 +20,6 @@ class Notification:
     receiver: str
     alerts: tuple[Alert, ...]
     group_key: str
-    update_ref: str | None = None  # Slack: "channel:ts" of an earlier message to update instead of posting
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,3 @@ def build_notifiers(
         channels += [ConsoleNotifier(c) for c in receiver.console_configs]
         notifiers[receiver.name] = channels
     return notifiers
-
-
-async def close_notifiers(notifiers: dict[str, list[Notifier]]) -> None:
-    """``aclose`` every notifier once (for the notifier's shutdown)."""
-    for channels in notifiers.values():
-        for channel in channels:
-            await channel.aclose()

@@ -3,7 +3,7 @@ incoming webhook.
 
 Retries belong to the notifier's worker loop, so slack_sdk's own retry handlers are switched off and
 every failure becomes ``RetryableDeliveryError`` (429 with its ``Retry-After``, 5xx, timeouts) or
-``PermanentDeliveryError`` (``channel_not_found``, ``invalid_payload``, ``channel_is_archived``,
+``PermanentDeliveryError`` (every other error: ``channel_not_found``, ``invalid_payload``, ``channel_is_archived``,
 ``not_in_channel``, ``invalid_auth``, HTTP 404/410…). At most one message per second goes to a channel:
 a send that comes too early raises ``RetryableDeliveryError(retry_after=<the rest of the second>)``
 instead of sleeping. Error messages never contain the webhook URL or the token.
@@ -32,40 +32,6 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-# Slack error codes that retrying cannot fix (https://api.slack.com/methods/chat.postMessage#errors).
-PERMANENT_ERRORS = frozenset(
-    {
-        "channel_not_found",
-        "invalid_payload",
-        "channel_is_archived",
-        "is_archived",
-        "not_in_channel",
-        "invalid_auth",
-        "not_authed",
-        "invalid_token",
-        "token_revoked",
-        "token_expired",
-        "account_inactive",
-        "missing_scope",
-        "no_permission",
-        "restricted_action",
-        "action_prohibited",
-        "posting_to_general_channel_denied",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_too_long",
-        "no_text",
-        "too_many_attachments",
-        "no_service",
-        "no_service_id",
-        "no_team",
-        "team_disabled",
-        "message_not_found",
-        "cant_update_message",
-        "edit_window_closed",
-        "invalid_arguments",
-    }
-)
 # Slack error codes that say "try again later".
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -210,14 +176,11 @@ class SlackNotifier:
 
     # -- Notifier protocol -------------------------------------------------------------------------
     async def send(self, notification: Notification) -> DeliveryReceipt:
-        """Post the alert (or digest) as Block Kit; with ``update_ref`` (bot mode) edit that message instead."""
+        """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""
         message = self._message(notification.alerts, note=None)
         if self.mode == "webhook":
             await self._post_webhook(message)
             return DeliveryReceipt(receiver=notification.receiver, ref=None)
-        if notification.update_ref:
-            await self._chat_update(notification.update_ref, message)
-            return DeliveryReceipt(receiver=notification.receiver, ref=notification.update_ref)
         channel = render_channel(self._config, notification.alerts)
         if not channel:
             raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")

@@ -28,8 +28,7 @@ from alerts.templates import template_context
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount
 
-# A structure is either OPEN (anything goes below it) or a mapping of known names to structures.
-OPEN: dict[str, Any] = {}
+# A structure is either None (open: anything goes below it) or a mapping of known names to structures.
 _DICT_METHODS = frozenset({"items", "keys", "values", "get"})
 _PARSER = Environment(autoescape=False)  # noqa: S701 - parsing only; nothing is rendered here
 

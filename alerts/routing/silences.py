@@ -24,10 +24,6 @@ class SilenceSet:
         """Add (or replace, by ``id``) a silence — e.g. a snooze created from Slack."""
         self._by_id[silence.id] = silence
 
-    def remove(self, silence_id: str) -> bool:
-        """Drop the silence with this id; True when there was one."""
-        return self._by_id.pop(silence_id, None) is not None
-
     def silenced_by(self, alert: Alert, now: float) -> Silence | None:
         """The first silence active at ``now`` (epoch seconds) that matches ``alert``, or None."""
         for silence in self._by_id.values():

@@ -24,13 +24,12 @@ from rules.backtest import (
     run_backtest,
 )
 from rules.engine import RuleEngine
-from rules.loader import load_rules
 from schemas.account import Account
-from schemas.errors import RuleConfigError
 from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.output_paths import writable_output
+from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
@@ -188,12 +187,7 @@ def backtest(
     until_ts = _parse_until(until)
     if rules_path is None:
         rules_path = settings.rules_path
-    try:
-        ruleset = load_rules(rules_path)
-    except RuleConfigError as exc:
-        for line in str(exc).splitlines():
-            click.echo(line, err=True)
-        raise SystemExit(1) from None
+    ruleset = load_rules_or_exit(rules_path)
     lateness = settings.allowed_lateness_seconds if allowed_lateness is None else allowed_lateness
     engine = RuleEngine(ruleset, allowed_lateness=lateness, dedup_horizon=max(settings.dedup_horizon_seconds, lateness))
     accounts: dict[str, Account] = {}

@@ -6,11 +6,21 @@ from pathlib import Path
 
 import click
 
-from rules.loader import load_rules
+from rules.loader import RuleSet, load_rules
 from rules.models import RuleBase
 from rules.templates import check_rendering
 from schemas.durations import format_duration
 from schemas.errors import RuleConfigError
+
+
+def load_rules_or_exit(path: Path) -> RuleSet:
+    """The rules under ``path``; on an invalid rule, every problem (file, rule, field) on stderr and exit 1."""
+    try:
+        return load_rules(path)
+    except RuleConfigError as exc:
+        for line in str(exc).splitlines():
+            click.echo(line, err=True)
+        raise SystemExit(1) from None
 
 
 @click.group(name="rules")
@@ -38,12 +48,7 @@ def check(path: Path) -> None:
 
     Exits 1 and prints every problem (file, rule id and field) when a rule is invalid.
     """
-    try:
-        ruleset = load_rules(path)
-    except RuleConfigError as exc:
-        for line in str(exc).splitlines():
-            click.echo(line, err=True)
-        raise SystemExit(1) from None
+    ruleset = load_rules_or_exit(path)
     ranked = ruleset.stack_ranked()
     # Every template rendered against an account only known by its id (strict: no "None" for a CSM).
     problems = [problem for rule in ranked for problem in check_rendering(rule)]

@@ -46,6 +46,16 @@ from streams.runtime.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 log = get_logger(__name__)
 
 
+async def _stop_following(task: asyncio.Task[None] | None, consumer: AIOKafkaConsumer | None) -> None:
+    """Cancel the task that reads ``consumer`` (waiting for it to end), then disconnect the consumer."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if consumer is not None:
+        await consumer.stop()
+
+
 class AccountsView:
     """The latest record of every account on ``preempt.accounts``, read from the beginning and followed."""
 
@@ -75,12 +85,7 @@ class AccountsView:
 
     async def stop(self) -> None:
         """Stop following and disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await _stop_following(self._task, self._consumer)
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         """The account's current record (None when there is none or it is not a JSON object)."""
@@ -189,12 +194,7 @@ class AccountMerger:
 
     async def stop(self) -> None:
         """Stop merging and disconnect (called from the app's cleanup)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await _stop_following(self._task, self._consumer)
         if self._producer is not None:
             await self._producer.stop()
         await self.view.stop()

@@ -2,7 +2,7 @@
 
 A body is one event, a JSON array of events, or ``{"batch": [...]}`` (Segment's batch shape,
 whose top-level ``context`` is merged under each item's own). Each item is either canonical
-(DESIGN.md section 4) or a Segment Track call (``"type": "track"``), mapped to canonical as::
+(docs/events.md, "The event") or a Segment Track call (``"type": "track"``), mapped to canonical as::
 
     messageId → event_id    userId → user_id    event → event    timestamp → timestamp
     properties → properties    context → context    context.groupId → account_id

@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from schemas.decoder import Rejection
 from schemas.event import format_ts
 
 DLQ_HEADER_PREFIX = "preempt.dlq."
@@ -112,32 +111,6 @@ def dead_letter_record(
         key=None if key is None else bytes(key),
         value=None if value is None else bytes(value),
         headers=out,
-    )
-
-
-def dead_letter_for_rejection(
-    rejection: Rejection,
-    *,
-    key: bytes | None,
-    value: bytes | None,
-    headers: HeadersIn,
-    source_topic: str,
-    partition: int,
-    offset: int,
-    at: float,
-) -> DeadLetterRecord:
-    """The dead letter for a record that ``schemas.decoder.decode_event`` rejected."""
-    return dead_letter_record(
-        key=key,
-        value=value,
-        headers=headers,
-        reason=str(rejection.reason),
-        detail=rejection.detail,
-        field=rejection.field,
-        source_topic=source_topic,
-        partition=partition,
-        offset=offset,
-        at=at,
     )
 
 

@@ -1,4 +1,4 @@
-"""Every Preempt metric, declared once (DESIGN.md section 9).
+"""Every Preempt metric, declared once (listed with their meaning in docs/operations.md, "Metrics").
 
 Label values are bounded: outcomes, reasons, rule ids, severities, receiver types —
 never an account id, user id or alert id. Rule ids are bounded by the rule pack.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -247,9 +246,3 @@ class Settings(BaseSettings):
         """The broker URL as a kafka-python/aiokafka bootstrap list."""
         hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
         return [h.strip() for h in hosts if h.strip()]
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()

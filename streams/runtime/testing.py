@@ -1,9 +1,22 @@
-"""Helpers for tests and benchmarks that start Preempt processes (shared by tests/ and bench/)."""
+"""Helpers for tests and benchmarks that start Preempt processes (shared by tests/ and bench/).
+
+* ``settings_env`` / ``free_port`` — settings for a child process, a port for its web server.
+* ``scrape`` / ``metric_sum`` — read a process's ``/metrics`` page and sum a metric over its labels.
+* ``FakeConsumer`` / ``NotStartedConsumer`` / ``TP`` — the consumer surface ``ops_web`` reads, for unit
+  tests of both apps' web surfaces.
+
+Nothing in a running process imports this module.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import urllib.request
+from typing import NamedTuple
+
+from faust.exceptions import ConsumerNotStarted
 
 from streams.runtime.settings import Settings
 
@@ -29,3 +42,57 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def scrape(port: int, timeout_s: float = 5.0) -> dict[str, float]:
+    """The ``/metrics`` page on 127.0.0.1:``port`` as ``{'name{labels}': value}`` (samples only).
+
+    Raises ``OSError`` when nothing answers.
+    """
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def metric_sum(samples: dict[str, float], prefix: str) -> float:
+    """Sum of every sample of the metric ``prefix`` (all label values)."""
+    pattern = re.compile(re.escape(prefix) + r"(\{.*\})?$")
+    return sum(v for k, v in samples.items() if pattern.match(k))
+
+
+class TP(NamedTuple):
+    """A topic partition, as Faust's consumer hands them out."""
+
+    topic: str
+    partition: int
+
+
+class FakeConsumer:
+    """The consumer surface the ops web reads: assignment, end offsets, committed offsets."""
+
+    def __init__(self, assigned: set[TP], ends: dict[TP, int], committed: dict[TP, int | None]) -> None:
+        self.assigned = assigned
+        self.ends = ends
+        self._committed_offset = committed
+        self.randomly_assigned_topics = {"app-__assignor-__leader"}
+
+    def assignment(self) -> set[TP]:
+        return set(self.assigned)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+
+class NotStartedConsumer:
+    """A consumer whose thread has not started yet."""
+
+    def assignment(self) -> set[TP]:
+        raise ConsumerNotStarted("Consumer thread not yet started")

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.ops_web import register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from streams.worker.agents import WorkerRuntime, install_agents
@@ -26,6 +27,7 @@ from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import RuleEnginePort, RulesProcessor
 from streams.worker.state_cache import StateCache
 from streams.worker.wakeups import WakeupIndex
+from streams.worker.web import register_web
 
 STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
@@ -103,15 +105,13 @@ def create_app(
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.gap_repair = GapRepair(settings, names.events)
     install_agents(app, runtime, events, settings)
-    _register_web(app)
+    register_web(app)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz
     _register_watchdog(app, runtime, settings)
     return app
 
 
 def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Settings) -> None:
     """The liveness watchdog (``streams.worker.liveness``): a timer, and its stalls on ``/readyz``."""
-    from streams.runtime.ops_web import register_liveness
-
     watchdog = PartitionWatchdog(
         app,
         runtime.events_topic,
@@ -121,15 +121,3 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled)
-
-
-def _register_web(app: faust.App) -> None:
-    """/metrics (Faust's Prometheus sensor + preempt_*), /healthz, /readyz from ``streams.worker.web``."""
-    try:
-        from streams.worker.web import register_web
-    except ImportError:  # the ops module has not landed: fall back to Faust's sensor page alone
-        from faust.sensors.prometheus import setup_prometheus_sensors
-
-        setup_prometheus_sensors(app)
-        return
-    register_web(app)

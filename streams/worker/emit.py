@@ -60,12 +60,6 @@ class OutputWriter:
         self._clock = clock_table
         self._alerts = alerts_topic
         self._dlq = dlq_topic
-        self.changelog_records = 0
-
-    def write_tables(self, out: BatchOutput) -> None:
-        """One changelog record per touched account and per moved partition clock (synchronous)."""
-        self.write_states(out)
-        self.write_clocks(out)
 
     def write_states(self, out: BatchOutput) -> None:
         """One changelog record per touched account (synchronous: handed to the producer)."""
@@ -74,7 +68,6 @@ class OutputWriter:
                 for account_id, data in writes.items():
                     self._state[account_id.encode()] = data
             CHANGELOG_WRITES.labels(table="account-state").inc(len(writes))
-            self.changelog_records += len(writes)
 
     def write_clocks(self, out: BatchOutput) -> None:
         """One changelog record per moved partition clock (synchronous: handed to the producer)."""
@@ -82,7 +75,6 @@ class OutputWriter:
             with self._partitions.scope(partition):
                 self._clock[str(partition).encode()] = repr(max_event_time).encode()
             CHANGELOG_WRITES.labels(table="partition-clock").inc()
-            self.changelog_records += 1
 
     async def send(self, out: BatchOutput) -> list[Awaitable[Any]]:
         """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account.

@@ -9,16 +9,6 @@ from __future__ import annotations
 import faust
 
 from streams.runtime import ops_web
-from streams.runtime.ops_web import consumer_state, refresh_ready, source_partitions, update_consumer_lag
-
-__all__ = [
-    "FAUST_METRICS_PREFIX",
-    "consumer_state",
-    "refresh_ready",
-    "register_web",
-    "source_partitions",
-    "update_consumer_lag",
-]
 
 FAUST_METRICS_PREFIX = "preempt_rules"
 

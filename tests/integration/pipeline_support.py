@@ -8,17 +8,16 @@ Kafka's default partitioner puts one on each partition); the backtest reads the 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.simulate.heartbeats import append_heartbeats, heartbeat_keys  # noqa: F401 (shared with bench/)
+from streams.runtime.testing import metric_sum, scrape  # the tests import them from here too
+from streams.simulate.heartbeats import append_heartbeats, heartbeat_keys  # noqa: F401 (the tests import them from here)
 
 PREEMPT = str(Path(sys.executable).parent / "preempt")
 
@@ -101,18 +100,6 @@ def alert_ids(records: list[Any]) -> list[str]:
     return [json.loads(r.value)["alert_id"] for r in records]
 
 
-def scrape(port: int, timeout_s: float = 5.0) -> dict[str, float]:
-    """The worker's /metrics as ``{'name{labels}': value}`` (samples only)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
 def wait_for_metric(port: int, prefix: str, at_least: float, timeout_s: float = 60.0) -> dict[str, float]:
     """Poll /metrics until the samples named ``prefix`` (summed over labels) reach ``at_least``.
 
@@ -129,9 +116,3 @@ def wait_for_metric(port: int, prefix: str, at_least: float, timeout_s: float = 
             return last
         time.sleep(0.5)
     raise AssertionError(f"{prefix} did not reach {at_least} within {timeout_s}s (last: {metric_sum(last, prefix)})")
-
-
-def metric_sum(samples: dict[str, float], prefix: str) -> float:
-    """Sum of every sample whose name starts with ``prefix`` (all label values)."""
-    pattern = re.compile(re.escape(prefix) + r"(\{.*\})?$")
-    return sum(v for k, v in samples.items() if pattern.match(k))

@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.events import events
-from streams.runtime.dead_letters import dead_letter_for_rejection
+from streams.runtime.dead_letters import dead_letter_record
 from streams.runtime.settings import Settings
 from streams.runtime.testing import settings_env
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -30,11 +30,13 @@ def test_dead_letters_are_listed_with_reason_source_and_value(
     for offset, (key, value) in enumerate(bad):
         rejection = decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW)
         assert isinstance(rejection, Rejection)
-        letter = dead_letter_for_rejection(
-            rejection,
+        letter = dead_letter_record(
             key=key,
             value=value,
             headers=[("content-type", b"application/json")],
+            reason=str(rejection.reason),
+            detail=rejection.detail,
+            field=rejection.field,
             source_topic=names.events,
             partition=0,
             offset=offset,

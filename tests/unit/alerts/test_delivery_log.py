@@ -39,13 +39,3 @@ def test_records_older_than_retention_are_pruned_on_write() -> None:
 
     assert log.delivered("acme", "old", "csm/slack") is None
     assert log.delivered("acme", "new", "csm/slack") is not None
-
-
-def test_find_ref_returns_a_recorded_message_reference() -> None:
-    """The Slack message of an alert can be found from the log for a later update."""
-    table: dict[bytes, Any] = {}
-    log = DeliveryLog(table, retention_seconds=60.0)
-    log.record("acme", [("a1", "csm/email", None), ("a1", "csm/slack", "C1:2.0")], now=1.0)
-
-    assert log.find_ref("acme", "a1") == "C1:2.0"
-    assert log.find_ref("acme", "a2") is None

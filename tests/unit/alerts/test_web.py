@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from alerts import web
-from tests.unit.streams.worker.test_web import TP, FakeConsumer, NotStartedConsumer
+from streams.runtime import ops_web
+from streams.runtime.testing import TP, FakeConsumer, NotStartedConsumer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -49,15 +50,14 @@ async def test_lag_exporter_reports_the_alerts_topic(notifier_app: faust.App) ->
     """The notifier's lag is end − committed on its assigned alerts partitions."""
     tp = TP("p.alerts", 0)
     notifier_app.consumer = FakeConsumer({tp}, {tp: 12}, {tp: 2})
-    await web.update_consumer_lag(notifier_app)
+    await ops_web.update_consumer_lag(notifier_app)
     labels = {"app": notifier_app.conf.name, "topic": "p.alerts"}
     assert REGISTRY.get_sample_value("preempt_consumer_lag", labels) == 10
 
 
 def test_worker_and_notifier_differ_only_in_sensor_prefix() -> None:
-    """Both apps use the one shared implementation, each under its own Faust-sensor prefix."""
+    """Both apps register the one shared implementation (streams.runtime.ops_web), each under its own prefix."""
     from streams.worker import web as worker_web
 
     assert web.FAUST_METRICS_PREFIX == "preempt_notify"
     assert worker_web.FAUST_METRICS_PREFIX == "preempt_rules"
-    assert web.update_consumer_lag is worker_web.update_consumer_lag

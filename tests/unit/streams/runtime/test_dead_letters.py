@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from schemas.decoder import Reason, Rejection, decode_event
+from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
-from streams.runtime.dead_letters import (
-    alert_dead_letter_headers,
-    dead_letter_for_rejection,
-    dead_letter_headers,
-    dead_letter_record,
-)
+from streams.runtime.dead_letters import alert_dead_letter_headers, dead_letter_headers, dead_letter_record
 
 AT = parse_rfc3339("2026-11-23T06:00:00.250Z")
 
@@ -19,11 +14,13 @@ def test_rejection_becomes_a_record_with_every_verdict_header() -> None:
     raw = b'{"event": "x"}'
     rejection = decode_event(raw, max_bytes=1024, max_future_skew=300, now=AT)
     assert isinstance(rejection, Rejection)
-    record = dead_letter_for_rejection(
-        rejection,
+    record = dead_letter_record(
         key=b"acme",
         value=raw,
         headers=[("content-type", b"application/json")],
+        reason=str(rejection.reason),
+        detail=rejection.detail,
+        field=rejection.field,
         source_topic="preempt.events",
         partition=3,
         offset=1234,
@@ -63,21 +60,25 @@ def test_record_is_a_plain_tuple_for_unpacking() -> None:
 
 def test_earlier_verdict_headers_are_replaced_not_duplicated() -> None:
     """A record that was dead-lettered before carries only the latest preempt.dlq.* headers."""
-    first = dead_letter_for_rejection(
-        Rejection(Reason.INVALID_JSON, "not valid JSON"),
+    first = dead_letter_record(
         key=b"k",
         value=b"{",
         headers={"trace": "abc"},
+        reason="invalid_json",
+        detail="not valid JSON",
+        field=None,
         source_topic="preempt.events",
         partition=1,
         offset=7,
         at=AT,
     )
-    second = dead_letter_for_rejection(
-        Rejection(Reason.TOO_LARGE, "too big"),
+    second = dead_letter_record(
         key=first.key,
         value=first.value,
         headers=first.headers,
+        reason="too_large",
+        detail="too big",
+        field=None,
         source_topic="preempt.events.replay",
         partition=0,
         offset=2,

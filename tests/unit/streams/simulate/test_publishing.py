@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
 
@@ -11,34 +9,7 @@ from streams.runtime.settings import Settings
 from streams.simulate import publishing
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.publishing import KafkaSink, paced_now
-
-
-class _Future:
-    def __init__(self, fail: bool) -> None:
-        self.fail = fail
-
-    def add_errback(self, callback: Any) -> None:
-        if self.fail:
-            callback(RuntimeError("broker said no"))
-
-
-class FakeProducer:
-    """Records what would be sent (unit tests only; the integration test uses the real broker)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
-        self.fail = fail
-        self.flushed = False
-
-    def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> _Future:
-        self.sent.append((topic, key, value, headers))
-        return _Future(self.fail)
-
-    def flush(self, timeout: float) -> None:
-        self.flushed = True
-
-    def close(self, timeout: float) -> None:
-        pass
+from tests.unit.streams.fake_producer import FakeProducer
 
 
 @pytest.fixture
@@ -57,31 +28,31 @@ def sink(monkeypatch: pytest.MonkeyPatch) -> KafkaSink:
 def test_accounts_go_to_the_accounts_topic_keyed_by_account(sim: Simulation, sink: KafkaSink) -> None:
     """Each account record is sent to <prefix>.accounts with its id as key and JSON value."""
     assert sink.publish_accounts(sim.accounts) == 12
-    topic, key, value, headers = sink.producer.sent[0]
-    assert topic == "t.accounts"
-    assert key == sim.accounts[0].account_id.encode()
-    assert orjson.loads(value)["account_id"] == sim.accounts[0].account_id
-    assert ("content-type", b"application/json") in headers
+    sent = sink.producer.sent[0]
+    assert sent["topic"] == "t.accounts"
+    assert sent["key"] == sim.accounts[0].account_id.encode()
+    assert orjson.loads(sent["value"])["account_id"] == sim.accounts[0].account_id
+    assert ("content-type", b"application/json") in sent["headers"]
 
 
 def test_events_go_to_the_events_topic_keyed_by_account(sim: Simulation, sink: KafkaSink) -> None:
     """Events are sent to <prefix>.events keyed by account_id, one JSON object without newline."""
     event = next(sim.events())
     size = sink.publish_event(event)
-    topic, key, value, _ = sink.producer.sent[0]
-    assert (topic, key) == ("t.events", event.account_id.encode())
-    assert orjson.loads(value)["event_id"] == event.event_id
-    assert size == len(value) + 1
+    sent = sink.producer.sent[0]
+    assert (sent["topic"], sent["key"]) == ("t.events", event.account_id.encode())
+    assert orjson.loads(sent["value"])["event_id"] == event.event_id
+    assert size == len(sent["value"]) + 1
 
 
 def test_failed_sends_are_counted(sim: Simulation, monkeypatch: pytest.MonkeyPatch) -> None:
     """A send the broker rejects is counted in ``failed``, not lost silently."""
     monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
-    failing = KafkaSink(Settings(), producer=FakeProducer(fail=True))
+    failing = KafkaSink(Settings(), producer=FakeProducer(fail_with=RuntimeError("broker said no")))
     failing.publish_event(next(sim.events()))
     failing.close()
     assert failing.failed == 1
-    assert failing.producer.flushed
+    assert failing.producer.flushed == 1
 
 
 class FakeClock:

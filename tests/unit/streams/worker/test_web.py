@@ -6,46 +6,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 import pytest
-from faust.exceptions import ConsumerNotStarted
 from prometheus_client import REGISTRY
 
+from streams.runtime import ops_web
 from streams.runtime.health import ConsumerState
+from streams.runtime.testing import TP, FakeConsumer, NotStartedConsumer
 from streams.worker import web
-
-
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-class FakeConsumer:
-    """The consumer surface the exporter reads: assignment, end offsets, committed offsets."""
-
-    def __init__(self, assigned: set[TP], ends: dict[TP, int], committed: dict[TP, int | None]) -> None:
-        self.assigned = assigned
-        self.ends = ends
-        self._committed_offset = committed
-        self.randomly_assigned_topics = {"app-__assignor-__leader"}
-
-    def assignment(self) -> set[TP]:
-        return set(self.assigned)
-
-    async def highwaters(self, *tps: TP) -> dict[TP, int]:
-        return {tp: self.ends[tp] for tp in tps}
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return dict.fromkeys(tps, 0)
-
-
-class NotStartedConsumer:
-    """A consumer whose thread has not started yet."""
-
-    def assignment(self) -> set[TP]:
-        raise ConsumerNotStarted("Consumer thread not yet started")
 
 
 @pytest.fixture
@@ -119,7 +89,7 @@ def test_consumer_state_reads_fausts_flags(make_app: Callable[..., faust.App], m
     monkeypatch.setattr(app, "rebalancing_count", 3)
     monkeypatch.setattr(app, "rebalancing", True)
     monkeypatch.setattr(app, "in_recovery", True)
-    assert web.consumer_state(app) == ConsumerState(
+    assert ops_web.consumer_state(app) == ConsumerState(
         started=True,
         rebalances=3,
         rebalancing=True,
@@ -158,14 +128,14 @@ async def test_lag_exporter_sets_lag_per_topic_and_zeroes_revoked_topics(make_ap
     app = make_app()
     e0, e1, f0 = TP("p.events", 0), TP("p.events", 1), TP("p.feedback", 0)
     app.consumer = FakeConsumer({e0, e1, f0}, {e0: 10, e1: 5, f0: 4}, {e0: 7, e1: None, f0: 4})
-    await web.update_consumer_lag(app)
+    await ops_web.update_consumer_lag(app)
 
     def lag(topic: str) -> float | None:
         return REGISTRY.get_sample_value("preempt_consumer_lag", {"app": app.conf.name, "topic": topic})
 
     assert (lag("p.events"), lag("p.feedback")) == (8, 0)
     app.consumer = FakeConsumer({f0}, {f0: 9}, {f0: 4})
-    await web.update_consumer_lag(app)
+    await ops_web.update_consumer_lag(app)
     assert (lag("p.events"), lag("p.feedback")) == (0, 5)
 
 
