@@ -13,7 +13,6 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from typing import Any, cast
 
@@ -21,16 +20,14 @@ import faust
 from aiohttp import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
 from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
-from streams.runtime.kafka_clients import check_access, faust_credentials, kafka_python_config
+from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames, ensure_topics
 
 __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifier_topics"]
 
@@ -49,25 +46,8 @@ def console_routing() -> RoutingConfig:
 
 def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the alerts, alerts DLQ and feedback topics if they are missing (idempotent)."""
-    check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id="preempt-notify-admin",
-        request_timeout_ms=int(timeout_s * 1000),
-        **kafka_python_config(settings),
-    )
-    try:
-        existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(name=t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
-            for t in (settings.topic("alerts"), settings.topic("alerts.dlq"), settings.topic("feedback"))
-            if t not in existing
-        ]
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                admin.create_topics(wanted)
-    finally:
-        admin.close()
+    topics = TopicNames.from_settings(settings).notifier()
+    ensure_topics(settings, timeout_s=timeout_s, topics=topics, client_id="preempt-notify-admin")
 
 
 def create_app(

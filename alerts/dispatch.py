@@ -46,7 +46,7 @@ from streams.runtime.metrics import (
 
 log = get_logger(__name__)
 
-DeadLetter = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
+DeadLetterSink = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
 ROUTING_ERROR = "routing_error"  # deciding where the alert goes failed: dead-lettered, acked
 DISPATCH_ERROR = "dispatch_error"  # flushing the alert's group into deliveries failed: dead-lettered, settled
 NO_RECEIVER = "none"  # receiver_type label of an alert dead-lettered before it reached a receiver
@@ -118,7 +118,7 @@ class Dispatcher:
         config: RoutingConfig,
         notifiers: dict[str, list[Notifier]],
         delivery_log: DeliveryLog,
-        dead_letter: DeadLetter,
+        dead_letter: DeadLetterSink,
         flush: Flush,
         *,
         snoozes: SnoozeBook | None = None,

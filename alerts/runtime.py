@@ -49,6 +49,7 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
+from streams.runtime.dead_letters import alert_dead_letter_headers
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
 from streams.runtime.settings import Settings
@@ -205,21 +206,13 @@ class NotifierRuntime:
     def dead_letter_headers(
         reason: str, detail: str, *, target: str | None = None, receiver_type: str | None = None
     ) -> list[tuple[str, bytes]]:
-        """The headers of a notifier dead letter — the one place they are written.
+        """The headers of a notifier dead letter, built by ``streams.runtime.dead_letters`` (their one owner).
 
         A delivery's dead letter names its ``target``, ``receiver`` and ``receiver_type``; every
         dead letter has ``reason`` (a stable code) and ``error`` (a sentence for people). Called by
         :meth:`dead_letter_invalid` and :meth:`dead_letter_delivery`.
         """
-        headers: list[tuple[str, bytes]] = []
-        if target is not None:
-            headers += [
-                ("target", target.encode()),
-                ("receiver", target.split("/", 1)[0].encode()),
-                ("receiver_type", (receiver_type or "").encode()),
-            ]
-        headers += [("reason", reason.encode()), ("error", detail.encode())]
-        return headers
+        return alert_dead_letter_headers(reason, detail, target=target, receiver_type=receiver_type)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack."""

@@ -17,9 +17,10 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from rules.backtest import decode_lines, load_accounts, read_lines, run_backtest
+from rules.backtest import decode_lines, load_accounts, run_backtest
 from rules.engine import RuleEngine
 from rules.loader import load_rules
+from schemas.jsonl import read_file
 from streams.simulate.files import write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
@@ -45,7 +46,7 @@ def main() -> None:
         write_accounts(accounts_path, sim.accounts)
         size = write_events(events_path, sim.events())
         generated = time.perf_counter() - began
-        lines = sum(1 for _ in read_lines(events_path))
+        lines = sum(1 for _ in read_file(events_path))
         print(f"simulate: {lines} events, {size / 1e6:.1f} MB in {generated:.2f} s ({lines / generated:,.0f} events/s)")
 
         rules = load_rules(PACK)
@@ -53,7 +54,7 @@ def main() -> None:
         began = time.perf_counter()
         result = run_backtest(
             RuleEngine(rules),
-            decode_lines(read_lines(events_path)),
+            decode_lines(read_file(events_path)),
             accounts,
             until=(start_ms + args.days * DAY_MS) / 1000,
             allowed_lateness=5.0,

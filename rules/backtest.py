@@ -1,7 +1,8 @@
 """The backtest: the same engine over a JSONL file of events, offline (DESIGN.md §5).
 
-Events are read in file order. One global clock: the watermark is the highest event time seen
-so far minus the allowed lateness (it starts at the first event), so events out of order by
+Events are read in file order. One global clock (``rules.clock.EventTimeClock``, event time
+only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
+at the first event), so events out of order by
 less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
 At the end of input the clock moves to ``max event time − lateness``, or to ``until`` when
 given, so pending deadlines up to then fire. ``until`` also cuts the replay: events stamped at
@@ -26,6 +27,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from rules.clock import EventTimeClock
 from rules.engine import EventOutcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
@@ -34,6 +36,7 @@ from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
 from schemas.errors import BacktestRangeError
 from schemas.event import MAX_EVENT_BYTES, Event, format_ts
+from schemas.jsonl import Line, first_error, read_file
 
 MAX_REPORTED_INVALID = 1000
 NO_OWNER = "(no owner)"
@@ -70,33 +73,22 @@ class BacktestResult:
     """The line where reading stopped because no later event could be before ``until``."""
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw bytes)`` of each non-blank line of a file, numbered from 1."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                yield number, raw.rstrip(b"\r\n")
-
-
-def decode_lines(
-    lines: Iterable[tuple[int, bytes]], max_bytes: int = MAX_EVENT_BYTES
-) -> Iterator[tuple[int, Event | Rejection]]:
-    """Decode each line with the stream's own decoder (no future-skew check: it is history)."""
-    for number, raw in lines:
-        yield number, decode_event(raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
+def decode_lines(lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES) -> Iterator[tuple[int, Event | Rejection]]:
+    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder (no future-skew
+    check: it is history)."""
+    for line in lines:
+        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
 
 
 def load_accounts(path: Path) -> tuple[dict[str, Account], list[InvalidLine]]:
     """Accounts from a JSONL file (one ``schemas.account.Account`` per line); bad lines reported."""
     accounts: dict[str, Account] = {}
     invalid: list[InvalidLine] = []
-    for number, raw in read_lines(path):
+    for line in read_file(path):
         try:
-            account = Account.model_validate_json(raw)
+            account = Account.model_validate_json(line.raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(line)"
-            invalid.append(InvalidLine(number, f"{where}: {first['msg']}"))
+            invalid.append(InvalidLine(line.number, first_error(exc)))
             continue
         accounts[account.account_id] = account
     return accounts, invalid
@@ -125,8 +117,7 @@ def run_backtest(
     result = BacktestResult()
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
-    lateness = allowed_lateness
-    newest = -math.inf
+    clock = EventTimeClock(allowed_lateness)
     suppressed_before = engine.suppressed_by_cooldown
     for number, decoded in events:
         result.lines += 1
@@ -137,19 +128,19 @@ def run_backtest(
                 result.invalid.append(InvalidLine(number, f"{decoded.reason}: {where}{decoded.detail}"))
             continue
         if until is not None and decoded.ts >= until:
-            if decoded.ts - lateness >= until:
+            if clock.watermark_at(decoded.ts) >= until:
                 # Every later event is at/after until or late behind this one: the replay ends here.
-                if newest == -math.inf:
+                if clock.max_event_time is None:
                     raise _until_before_data(until, decoded.ts)
                 result.stopped_at_line = number
                 break
             result.after_until += 1
             continue
-        newest = max(newest, decoded.ts)
+        watermark = clock.after_event(decoded.ts)
         state = states.get(decoded.account_id)
         if state is None:
             state = states[decoded.account_id] = engine.new_state()
-        outcome, fired = engine.on_event(state, decoded, newest - lateness)
+        outcome, fired = engine.on_event(state, decoded, watermark)
         findings.extend(fired)
         if outcome is EventOutcome.ACCEPTED:
             result.accepted += 1
@@ -159,14 +150,14 @@ def run_backtest(
             result.duplicates += 1
         else:
             result.late += 1
-    if until is not None and result.after_until and newest == -math.inf:
+    final = until if until is not None else clock.watermark()
+    if until is not None and result.after_until and clock.max_event_time is None:
         raise _until_before_data(until, None)
-    if newest > -math.inf or until is not None:
-        final = until if until is not None else newest - lateness
+    if final is not None:
         result.final_watermark = final
         for account_id in sorted(states):
             findings.extend(engine.advance(states[account_id], final))
-    result.last_event_at = newest if newest > -math.inf else None
+    result.last_event_at = clock.max_event_time
     result.accounts = len(states)
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before
     accounts = accounts or {}

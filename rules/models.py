@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-from rules.durations import Duration
 from rules.measures import check_measure
 from rules.paths import check_path
 from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
+from schemas.durations import Duration
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]

@@ -19,6 +19,7 @@ class Anomaly(StrEnum):
 
     MEASURE_VALUE_SKIPPED = "measure_value_skipped"  # reason: out_of_range
     INVALID_TIMEZONE = "invalid_timezone"  # reason: "" (one count per distinct zone name)
+    FUTURE_EVENT = "future_event"  # reason: "" (a live clock counted an event time as wall + tolerance)
 
 
 _subscribers: dict[Anomaly, Callable[[str], None]] = {}

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.errors import PreemptError
 from schemas.event import Event, format_ts
+from schemas.jsonl import first_error, read_file
 from schemas.rfc3339 import parse_rfc3339
 
 OutcomeKind = Literal["churned", "renewed", "contracted", "expanded"]
@@ -110,19 +111,14 @@ def read_outcomes(path: Path) -> Outcomes:
 
 def _outcome_lines(path: Path) -> Iterator[AccountOutcome]:
     try:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield AccountOutcome.model_validate_json(raw)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "(line)"
-                    raise OutcomeFileError(
-                        f"{path}: line {number}: {where}: {first['msg']} "
-                        '(expected {"account_id": …, "outcome": "churned"|"renewed", "at": RFC 3339})'
-                    ) from None
+        for line in read_file(path):
+            try:
+                yield AccountOutcome.model_validate_json(line.raw)
+            except ValidationError as exc:
+                raise OutcomeFileError(
+                    f"{path}: line {line.number}: {first_error(exc)} "
+                    '(expected {"account_id": …, "outcome": "churned"|"renewed", "at": RFC 3339})'
+                ) from None
     except OSError as exc:
         raise OutcomeFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 

@@ -12,6 +12,7 @@ token is needed.
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 import sys
@@ -33,6 +34,7 @@ from alerts.routing.config import RoutingConfig
 from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
 from schemas.errors import ConfigError
+from schemas.jsonl import read_lines
 from streams.runtime.settings import Settings
 
 EXAMPLE_ROUTES = Path(__file__).resolve().parents[2] / "deploy" / "routes.example.yaml"
@@ -86,7 +88,11 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
         whole = None
     if isinstance(whole, dict) and alert_id is None and index is None:
         return _alert_from(whole, name)
-    lines = [(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+    # Lines as in every JSONL file (a U+2028 inside a JSON string does not end a line).
+    lines = [
+        (line.number, line.raw.decode("utf-8", "surrogateescape"))
+        for line in read_lines(io.BytesIO(raw.encode("utf-8", "surrogateescape")))
+    ]
     if isinstance(whole, dict):
         lines = [(1, raw)]
     records: list[tuple[int, dict[str, Any]]] = []

@@ -32,12 +32,12 @@ from pydantic import (
 )
 
 from alerts.routing.alertmanager import translate
-from alerts.routing.durations import parse_duration
 from alerts.routing.matchers import Matcher, matches_all, parse_matchers
 from alerts.routing.names import matcher_name_problem, unknown_names
 from alerts.templates import check_template
 from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
+from schemas.durations import parse_duration_or_seconds
 from schemas.errors import ConfigError
 
 
@@ -84,7 +84,8 @@ def _template(value: object) -> object:
 
 MatcherField = Annotated[Matcher, PlainValidator(_to_matcher), PlainSerializer(str)]
 Matchers = Annotated[tuple[MatcherField, ...], AfterValidator(_flatten)]
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+RoutingTiming = Annotated[float, BeforeValidator(parse_duration_or_seconds), Field(ge=0)]
+"""group_wait, group_interval, repeat_interval: a duration or plain seconds, zero allowed."""
 Template = Annotated[str, BeforeValidator(_template)]
 Names = Annotated[tuple[str, ...], AfterValidator(_known_names)]
 
@@ -153,9 +154,9 @@ class RouteConfig(BaseModel):
     receiver: str | None = None
     matchers: Matchers = ()
     group_by: Names | None = None
-    group_wait: Duration | None = None
-    group_interval: Duration | None = None
-    repeat_interval: Duration | None = None
+    group_wait: RoutingTiming | None = None
+    group_interval: RoutingTiming | None = None
+    repeat_interval: RoutingTiming | None = None
     continue_: bool = Field(False, alias="continue")
     routes: tuple[RouteConfig, ...] = ()
 

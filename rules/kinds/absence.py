@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules.durations import format_duration
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
 from rules.predicates import compile_match
+from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
 

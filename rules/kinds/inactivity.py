@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules.durations import format_duration
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
 from rules.predicates import compile_where
+from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
 

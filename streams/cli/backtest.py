@@ -21,12 +21,12 @@ from rules.backtest import (
     alert_line,
     decode_lines,
     load_accounts,
-    read_lines,
     run_backtest,
 )
 from rules.engine import RuleEngine
 from schemas.account import Account
 from schemas.event import format_ts
+from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.output_paths import writable_output
 from streams.cli.rules import load_rules_or_exit
@@ -37,16 +37,16 @@ SHOWN_INVALID = 20
 OVER_BUDGET_EXIT = 3
 
 
-def _progress(path: Path, lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+def _progress(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
     # Only for a person watching: in a log file (stderr not a terminal) a bar is line noise.
     size = path.stat().st_size
     if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield from lines
         return
     with tqdm(total=size, unit="B", unit_scale=True, desc="events", file=sys.stderr, leave=False) as bar:
-        for number, raw in lines:
-            bar.update(len(raw) + 1)
-            yield number, raw
+        for line in lines:
+            bar.update(line.size)
+            yield line
 
 
 def _parse_until(value: str | None) -> float | None:
@@ -194,7 +194,7 @@ def backtest(
     if accounts_path is not None:
         accounts, bad_accounts = load_accounts(accounts_path)
         _report_invalid("account", len(bad_accounts), bad_accounts)
-    lines = _progress(events_path, read_lines(events_path))
+    lines = _progress(events_path, read_file(events_path))
     events = decode_lines(lines, settings.max_event_bytes)
     result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
     _report_invalid("event", result.invalid_count, result.invalid)

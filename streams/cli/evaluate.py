@@ -9,12 +9,13 @@ import click
 import orjson
 from pydantic import ValidationError
 
-from rules.backtest import decode_lines, read_lines
-from rules.durations import parse_duration
+from rules.backtest import decode_lines
 from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
 from schemas.alert import Alert
 from schemas.decoder import Rejection
+from schemas.durations import parse_duration
 from schemas.event import Event
+from schemas.jsonl import first_error, read_file
 from schemas.outcome import (
     DEFAULT_OUTCOME_EVENTS,
     OutcomeFileError,
@@ -38,14 +39,12 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
     """Every alert of an alerts JSONL file (``preempt backtest --output``); one clear error otherwise."""
     points: list[AlertPoint] = []
     try:
-        for number, raw in read_lines(path):
+        for line in read_file(path):
             try:
-                points.append(alert_point(Alert.model_validate_json(raw)))
+                points.append(alert_point(Alert.model_validate_json(line.raw)))
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "(line)"
                 raise click.ClickException(
-                    f"{path}: line {number}: not an alert ({where}: {first['msg']}); "
+                    f"{path}: line {line.number}: not an alert ({first_error(exc)}); "
                     "give the --output of preempt backtest"
                 ) from None
     except OSError as exc:
@@ -70,7 +69,7 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
 def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event]:
     """The events of an events file that can announce an outcome (other lines are not decoded)."""
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    lines = ((n, raw) for n, raw in read_lines(path) if any(needle in raw for needle in needles))
+    lines = (line for line in read_file(path) if any(needle in line.raw for needle in needles))
     for _, decoded in decode_lines(lines):
         if not isinstance(decoded, Rejection):
             yield decoded
@@ -78,9 +77,9 @@ def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event
 
 def _looks_like_events(path: Path) -> bool:
     """Auto-detection: an events file's lines have ``event`` and no ``outcome``."""
-    for _, raw in read_lines(path):
+    for line in read_file(path):
         try:
-            first = orjson.loads(raw)
+            first = orjson.loads(line.raw)
         except orjson.JSONDecodeError:
             return False
         return isinstance(first, dict) and "event" in first and "outcome" not in first

@@ -13,8 +13,9 @@ from schemas.account import Account
 from schemas.decoder import Rejection, decode_event
 from schemas.event import UsageEvent
 from schemas.json_schema import render
+from schemas.jsonl import read_lines
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import describe_rejection, read_lines
+from streams.sdk.event_lines import describe_rejection
 
 
 @click.group()

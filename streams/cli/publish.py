@@ -13,9 +13,9 @@ from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from schemas.errors import EventRejectedError, PublishError
+from schemas.jsonl import read_lines
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import read_lines
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from rules.durations import format_duration
 from rules.loader import RuleSet, load_rules
 from rules.models import RuleBase
 from rules.templates import check_rendering
+from schemas.durations import format_duration
 from schemas.errors import RuleConfigError
 
 

@@ -13,15 +13,16 @@ from pathlib import Path
 import click
 import orjson
 
-from rules.backtest import decode_lines, load_accounts, read_lines
+from rules.backtest import decode_lines, load_accounts
 from schemas.decoder import Rejection
 from schemas.event import Event
+from schemas.jsonl import read_file
 from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
-    for number, decoded in decode_lines(read_lines(path)):
+    for number, decoded in decode_lines(read_file(path)):
         if isinstance(decoded, Rejection):
             skipped.append(number)
             continue

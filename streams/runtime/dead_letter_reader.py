@@ -19,8 +19,9 @@ MAX_VALUE_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One dead letter as read back: the verdict headers and the original key and value."""
+class StoredDeadLetter:
+    """One dead letter as stored on the dead-letter topic and read back: the verdict headers and the
+    original key and value (``streams.runtime.dead_letters.DeadLetterRecord`` is the one sent)."""
 
     key: str | None
     value: bytes | None
@@ -50,7 +51,7 @@ def read_dead_letters(
     limit: int = 50,
     idle_s: float = 1.0,
     timeout_s: float = 30.0,
-) -> list[DeadLetter]:
+) -> list[StoredDeadLetter]:
     """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time)."""
     topic = TopicNames.from_settings(settings).events_dlq
     check_access(settings)
@@ -60,7 +61,7 @@ def read_dead_letters(
         client_id="preempt-dead-letters",
         **kafka_python_config(settings),
     )
-    kept: deque[DeadLetter] = deque(maxlen=max(1, limit))
+    kept: deque[StoredDeadLetter] = deque(maxlen=max(1, limit))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -83,7 +84,7 @@ def read_dead_letters(
                         continue
                     if reason is not None and verdict.get(REASON) != reason:
                         continue
-                    kept.append(DeadLetter(key=key, value=record.value, verdict=verdict))
+                    kept.append(StoredDeadLetter(key=key, value=record.value, verdict=verdict))
     finally:
         consumer.close()
     return list(kept) if limit > 0 else []

@@ -19,6 +19,11 @@ Headers added (values UTF-8):
 
 The original headers come first, minus any earlier ``preempt.dlq.*`` ones (a record replayed
 from the dead-letter topic and rejected again carries only its latest verdict).
+
+The notifier's dead letters on ``preempt.alerts.dlq`` carry the alert itself (or the undecodable
+record's bytes) and the header set of docs/notifier-operations.md, built by
+:func:`alert_dead_letter_headers`: ``target``, ``receiver``, ``receiver_type`` (a delivery that
+failed), then ``reason`` and ``error``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ SOURCE_PARTITION = "preempt.dlq.source.partition"
 SOURCE_OFFSET = "preempt.dlq.source.offset"
 AT = "preempt.dlq.at"
 MAX_DETAIL_CHARS = 1000
+
+ALERT_TARGET = "target"
+ALERT_RECEIVER = "receiver"
+ALERT_RECEIVER_TYPE = "receiver_type"
+ALERT_REASON = "reason"
+ALERT_ERROR = "error"
 
 HeaderValue = bytes | bytearray | memoryview | str | None
 HeadersIn = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
@@ -110,3 +121,23 @@ def dead_letter_headers(headers: HeadersIn) -> dict[str, str]:
         for name, val in _pairs(headers)
         if str(name).startswith(DLQ_HEADER_PREFIX)
     }
+
+
+def alert_dead_letter_headers(
+    reason: str, detail: str, *, target: str | None = None, receiver_type: str | None = None
+) -> list[tuple[str, bytes]]:
+    """The headers of one record on the alerts dead-letter topic (the notifier's).
+
+    With ``target`` (``receiver/channel…``, a delivery that failed): ``target``, ``receiver`` (the
+    target's first part), ``receiver_type``, ``reason``, ``error``. Without (a record that is not
+    an alert): ``reason`` and ``error`` only. ``detail`` is sent as given; the caller bounds it.
+    """
+    headers: list[tuple[str, bytes]] = []
+    if target is not None:
+        headers += [
+            (ALERT_TARGET, target.encode("utf-8", "surrogateescape")),
+            (ALERT_RECEIVER, target.split("/", 1)[0].encode("utf-8", "surrogateescape")),
+            (ALERT_RECEIVER_TYPE, (receiver_type or "").encode()),
+        ]
+    headers += [(ALERT_REASON, reason.encode()), (ALERT_ERROR, detail.encode("utf-8", "surrogateescape"))]
+    return headers

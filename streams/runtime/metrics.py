@@ -83,7 +83,7 @@ INVALID_TIMEZONES = Counter(
     "preempt_invalid_timezones_total",
     "Distinct account timezones that are not IANA zones; times in their alerts are shown in UTC instead",
 )
-# The pure packages report these two through schemas.observed (they may not import this module).
+# The pure packages report these through schemas.observed (they may not import this module).
 observed.subscribe(Anomaly.MEASURE_VALUE_SKIPPED, lambda reason: MEASURE_VALUES_SKIPPED.labels(reason=reason).inc())
 observed.subscribe(Anomaly.INVALID_TIMEZONE, lambda _reason: INVALID_TIMEZONES.inc())
 ACCOUNTS_QUARANTINED = Counter(
@@ -103,6 +103,8 @@ FUTURE_EVENTS = Counter(
     "Accepted events stamped ahead of the wall clock (beyond the tolerance) in live mode: they do not move "
     "their partition's clock, so they cannot make other accounts' events late.",
 )
+# rules.clock.EventTimeClock reports these through schemas.observed (rules may not import this module).
+observed.subscribe(Anomaly.FUTURE_EVENT, lambda _reason: FUTURE_EVENTS.inc())
 ALERTS_NOT_BUILT = Counter(
     "preempt_alerts_not_built_total",
     "Findings that could not become an alert even without account context (dead-lettered as alert_build_failed).",

@@ -9,6 +9,7 @@ before producing or consuming.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
@@ -50,6 +51,22 @@ class TopicNames:
         """Topics that keep the latest record per key."""
         return {self.accounts}
 
+    def every(self) -> tuple[str, ...]:
+        """Every topic of the deployment (what the rules worker, ingest and the tools create)."""
+        return (
+            self.events,
+            self.events_dlq,
+            self.accounts,
+            self.account_updates,
+            self.alerts,
+            self.alerts_dlq,
+            self.feedback,
+        )
+
+    def notifier(self) -> tuple[str, ...]:
+        """The topics the notifier reads and writes: alerts, the alerts dead-letter topic, feedback."""
+        return (self.alerts, self.alerts_dlq, self.feedback)
+
 
 def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
     (description,) = admin.describe_topics([topic])
@@ -62,18 +79,29 @@ def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
         )
 
 
-def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s: float = 30.0) -> None:
-    """Create every Preempt topic that does not exist yet (idempotent).
+def ensure_topics(
+    settings: Settings,
+    names: TopicNames | None = None,
+    timeout_s: float = 30.0,
+    *,
+    topics: Iterable[str] | None = None,
+    client_id: str = "preempt-admin",
+) -> None:
+    """Create the Preempt topics that do not exist yet (idempotent): ``topics``, by default every one.
 
-    Raises ``ConfigError`` when the events topic already exists with another partition count than
-    ``PREEMPT_TOPIC_PARTITIONS`` (e.g. a deployment created with the old default of 4): Faust would
-    create the tables' changelogs with the setting's count, which breaks co-partitioning.
+    ``topics`` picks some of the deployment's topics (the notifier passes ``names.notifier()``);
+    each is created with the configured partition count and replication, compacted when
+    ``names.compacted()`` says so. Raises ``ConfigError`` when the events topic is among them and
+    already exists with another partition count than ``PREEMPT_TOPIC_PARTITIONS`` (e.g. a
+    deployment created with the old default of 4): Faust would create the tables' changelogs with
+    the setting's count, which breaks co-partitioning.
     """
     names = names or TopicNames.from_settings(settings)
+    chosen = names.every() if topics is None else tuple(topics)
     check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
-        client_id="preempt-admin",
+        client_id=client_id,
         request_timeout_ms=int(timeout_s * 1000),
         **kafka_python_config(settings),
     )
@@ -87,22 +115,14 @@ def ensure_topics(settings: Settings, names: TopicNames | None = None, timeout_s
                 replication_factor=settings.topic_replication,
                 topic_configs={"cleanup.policy": "compact"} if topic in compacted else {},
             )
-            for topic in (
-                names.events,
-                names.events_dlq,
-                names.accounts,
-                names.account_updates,
-                names.alerts,
-                names.alerts_dlq,
-                names.feedback,
-            )
+            for topic in chosen
             if topic not in existing
         ]
         if wanted:
             # Another process may win the race; the topic is there, which is all we need.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-        if names.events in existing:
+        if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings.topic_partitions)
     finally:
         admin.close()

@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from schemas.jsonl import read_file
 from streams.worker.agents import partition_for_key
 
 
@@ -30,10 +31,9 @@ def heartbeat_keys(partitions: int) -> list[str]:
 def append_heartbeats(events: Path, partitions: int) -> float:
     """Append one heartbeat per partition at the file's last timestamp; returns that time."""
     last = 0.0
-    with events.open("rb") as fh:
-        for line in fh:
-            ts = json.loads(line)["timestamp"]
-            last = max(last, datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
+    for line in read_file(events):
+        ts = json.loads(line.raw)["timestamp"]
+        last = max(last, datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
     stamp = datetime.fromtimestamp(last, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     with events.open("ab") as fh:
         for key in heartbeat_keys(partitions):

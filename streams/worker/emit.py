@@ -22,12 +22,12 @@ import faust
 from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES
 from streams.worker.partition_scope import PartitionEvents
-from streams.worker.processor import BatchOutput, DeadLetter
+from streams.worker.processor import BatchOutput, DeadLetterOutput
 
 JSON_HEADERS = [("content-type", b"application/json")]
 
 
-def dead_letter(letter: DeadLetter, rejected_at: float) -> DeadLetterRecord:
+def dead_letter(letter: DeadLetterOutput, rejected_at: float) -> DeadLetterRecord:
     """The DLQ record of ``letter``: original key, value and headers plus the ``preempt.dlq.*`` verdict."""
     record = letter.record
     return dead_letter_record(

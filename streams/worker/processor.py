@@ -155,8 +155,9 @@ class OffsetCheck:
 
 
 @dataclass(slots=True, frozen=True)
-class DeadLetter:
-    """A record the worker could not accept, and why (``reason`` is a ``schemas.decoder.Reason``
+class DeadLetterOutput:
+    """A dead letter the processor asks its driver to produce: a record the worker could not accept,
+    and why (``reason`` is a ``schemas.decoder.Reason``
     code, ``processing_error`` when the rule engine raised on a valid event, a quarantine reason of
     ``streams.worker.state_cache`` for an account's set-aside state, or ``alert_build_failed``)."""
 
@@ -170,7 +171,7 @@ class DeadLetter:
 class BatchOutput:
     """The I/O one batch (or tick) asks for, in the order it must happen."""
 
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letters: list[DeadLetterOutput] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
     clock_writes: dict[int, float] = field(default_factory=dict)
@@ -242,7 +243,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
                 self._dead_letter(
-                    out, DeadLetter(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                    out, DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
                 )
                 continue
             p = record.partition
@@ -255,7 +256,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 outcome, findings = on_event(state, decoded, wm)
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
                 log.exception("rule engine failed on an event", account_id=account_id)
-                self._dead_letter(out, DeadLetter(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"))
+                self._dead_letter(
+                    out, DeadLetterOutput(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                )
                 self._check_account(account_id, p, state, wm, out, now)
                 continue
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -373,8 +376,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the
         # backtest's clock starts at the file's first event.
-        wm = self.clocks.watermark(partition)
-        return first_event_time - self.clocks.allowed_lateness if wm is None else wm
+        return self.clocks.watermark_or_start(partition, first_event_time)
 
     def _advance_partition(self, partition: int, touched: set[str], out: BatchOutput, now: float) -> None:
         wm = self.clocks.watermark(partition)
@@ -446,7 +448,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             ALERTS_NOT_BUILT.inc()
             value = orjson.dumps(finding, default=repr)  # a dataclass as its fields, anything else as its repr
             record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")
-            self._dead_letter_record(out, DeadLetter(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
+            self._dead_letter_record(out, DeadLetterOutput(record, ALERT_BUILD_FAILED, f"{type(exc).__name__}: {exc}"))
             return None
 
     def _dead_letter_quarantined(self, out: BatchOutput) -> None:
@@ -455,13 +457,13 @@ class RulesProcessor(Generic[StateT, FindingT]):
             EVENTS_DEAD_LETTERED.labels(reason=q.reason).inc()
 
     @staticmethod
-    def _dead_letter_record(out: BatchOutput, letter: DeadLetter) -> None:
+    def _dead_letter_record(out: BatchOutput, letter: DeadLetterOutput) -> None:
         """A dead letter that is not an event of the stream (counted by reason only)."""
         out.dead_letters.append(letter)
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
 
     @staticmethod
-    def _dead_letter(out: BatchOutput, letter: DeadLetter) -> None:
+    def _dead_letter(out: BatchOutput, letter: DeadLetterOutput) -> None:
         out.dead_letters.append(letter)
         EVENTS.labels(outcome="dead_lettered").inc()
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
@@ -476,7 +478,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             DUPLICATE_EVENTS.inc(duplicates)
 
 
-def _quarantine_letter(q: Quarantine) -> DeadLetter:
+def _quarantine_letter(q: Quarantine) -> DeadLetterOutput:
     """The dead letter that keeps a quarantined account's stored state: key = account id, value = the bytes."""
     record = Record(q.partition, -1, q.account_id.encode(), q.kept, topic=STATE_SOURCE)
-    return DeadLetter(record, q.reason, q.detail)
+    return DeadLetterOutput(record, q.reason, q.detail)

@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rules.backtest import alert_budget, alert_line, decode_lines, iso_week, load_accounts, read_lines, run_backtest
+from rules.backtest import alert_budget, alert_line, decode_lines, iso_week, load_accounts, run_backtest
 from schemas.errors import BacktestRangeError
 from schemas.event import format_ts
+from schemas.jsonl import read_file
 from tests.unit.rules.conftest import HOUR, MONDAY
 
 
@@ -37,7 +38,7 @@ def _event(event_id: str, offset: float, name: str = "Login", account: str = "ac
 
 
 def _run(engine, path: Path, lateness: float = 0.0, **kwargs):
-    return run_backtest(engine, decode_lines(read_lines(path)), allowed_lateness=lateness, **kwargs)
+    return run_backtest(engine, decode_lines(read_file(path)), allowed_lateness=lateness, **kwargs)
 
 
 def test_invalid_lines_are_reported_with_numbers_and_skipped(make_rule, make_engine, write_jsonl):

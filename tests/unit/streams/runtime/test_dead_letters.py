@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
-from streams.runtime.dead_letters import dead_letter_headers, dead_letter_record
+from streams.runtime.dead_letters import alert_dead_letter_headers, dead_letter_headers, dead_letter_record
 
 AT = parse_rfc3339("2026-11-23T06:00:00.250Z")
 
@@ -108,3 +108,23 @@ def test_long_details_are_truncated() -> None:
     assert len(detail) == 1000
     assert ("h", b"") in record.headers
     assert ("s", b"text") in record.headers
+
+
+def test_alert_delivery_dead_letter_headers_name_target_receiver_and_reason() -> None:
+    """A failed delivery's alert dead letter says where it was going, which receiver, and why."""
+    headers = alert_dead_letter_headers(
+        "permanent", "channel_not_found", target="cs-team/slack/0", receiver_type="slack"
+    )
+    assert headers == [
+        ("target", b"cs-team/slack/0"),
+        ("receiver", b"cs-team"),
+        ("receiver_type", b"slack"),
+        ("reason", b"permanent"),
+        ("error", b"channel_not_found"),
+    ]
+
+
+def test_undecodable_alert_dead_letter_headers_carry_only_reason_and_error() -> None:
+    """A record that is not an alert has no target: only the reason and the error are sent."""
+    headers = alert_dead_letter_headers("invalid_alert", "alert_id: Field required")
+    assert headers == [("reason", b"invalid_alert"), ("error", b"alert_id: Field required")]

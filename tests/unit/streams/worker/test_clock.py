@@ -60,3 +60,20 @@ def test_event_time_only_mode_keeps_future_times() -> None:
     clocks = PartitionClocks(5.0, event_time_only=True, wall_clock=lambda: 1000.0)
     clocks.observe(0, 5000.0)
     assert clocks.watermark(0) == 4995.0
+
+
+def test_watermark_or_start_starts_an_unseen_partition_at_its_first_event() -> None:
+    """A partition with no clock yet starts at its first event − lateness, like the backtest's clock."""
+    clocks = PartitionClocks(5.0, event_time_only=True)
+    assert clocks.watermark_or_start(0, 100.0) == 95.0
+    clocks.observe(0, 200.0)
+    assert clocks.watermark_or_start(0, 100.0) == 195.0
+
+
+def test_future_tolerance_set_later_applies_to_existing_clocks() -> None:
+    """The worker sets the tolerance from its settings; clocks already made follow it."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0, future_tolerance=1.0)
+    clocks.observe(0, 900.0)
+    clocks.future_tolerance = 10.0
+    clocks.observe(0, 2000.0)
+    assert clocks.max_event_time(0) == 1010.0

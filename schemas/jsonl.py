@@ -1,0 +1,53 @@
+"""Reading JSON-lines files: one record per line, numbered from 1 for error reports.
+
+The one reader of every JSONL input (events, accounts, alerts, outcomes): the backtest and
+``preempt evaluate``/``train``, ``preempt events validate``, ``preempt publish --file``, the
+simulator. Blank lines are skipped (``on_blank`` hears of each, so a progress bar or a count can
+include them), so a trailing newline or a spacer line is never reported as a bad record. Parsing
+the line is the caller's: each has its own decoder and its own words for a bad line, which
+:func:`first_error` helps keep to one ``field: message`` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from pydantic import ValidationError
+
+
+class Line(NamedTuple):
+    """One non-blank line: its 1-based number and its bytes without the newline."""
+
+    number: int
+    raw: bytes
+    size: int
+    """Bytes the line took in the file, newline included (for progress bars)."""
+
+
+def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
+    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one."""
+    for number, line in enumerate(stream, start=1):
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            if on_blank is not None:
+                on_blank(len(line))
+            continue
+        yield Line(number, raw, len(line))
+
+
+def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
+    """The non-blank lines of the file at ``path`` (opened when iteration starts, closed at its end).
+
+    ``OSError`` (missing, unreadable) is raised from the first iteration, for the caller to word.
+    """
+    with path.open("rb") as stream:
+        yield from read_lines(stream, on_blank)
+
+
+def first_error(exc: ValidationError) -> str:
+    """``field.path: message`` of a line's first validation error (``(line)`` for the line as a whole)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(line)"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,57 @@
+"""The one JSONL reader: non-blank lines numbered from 1, sizes for progress, blank lines reported aside."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from schemas.jsonl import Line, first_error, read_file, read_lines
+
+
+def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
+    """Blank and whitespace-only lines are skipped; numbers still count them; CRLF is stripped."""
+    stream = io.BytesIO(b'{"a": 1}\n\n   \n{"b": 2}\r\n{"c": 3}')
+    assert list(read_lines(stream)) == [
+        Line(1, b'{"a": 1}', 9),
+        Line(4, b'{"b": 2}', 10),
+        Line(5, b'{"c": 3}', 8),
+    ]
+
+
+def test_blank_lines_are_reported_with_their_size() -> None:
+    """``on_blank`` hears each skipped line's size, so a progress bar can reach the file size."""
+    blanks: list[int] = []
+    data = b"x\n\n  \r\ny\n"
+    lines = list(read_lines(io.BytesIO(data), on_blank=blanks.append))
+    assert blanks == [1, 4]
+    assert sum(line.size for line in lines) + sum(blanks) == len(data)
+
+
+def test_read_file_opens_and_reads_a_path(tmp_path: Path) -> None:
+    """``read_file`` yields the same lines from a file on disk."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n1\n2\n")
+    assert [(line.number, line.raw) for line in read_file(path)] == [(2, b"1"), (3, b"2")]
+
+
+def test_read_file_raises_oserror_for_the_caller_to_word(tmp_path: Path) -> None:
+    """A missing file raises ``OSError`` when iteration starts, not a half-made result."""
+    with pytest.raises(OSError, match="missing"):
+        list(read_file(tmp_path / "missing.jsonl"))
+
+
+def test_first_error_names_the_field_or_the_line() -> None:
+    """A validation error becomes ``field.path: message``; an error of the whole line says ``(line)``."""
+
+    class Point(BaseModel):
+        x: int
+
+    with pytest.raises(ValidationError) as field_error:
+        Point.model_validate_json(b'{"x": "no"}')
+    assert first_error(field_error.value).startswith("x: Input should be a valid integer")
+    with pytest.raises(ValidationError) as line_error:
+        Point.model_validate_json(b"[1]")
+    assert first_error(line_error.value).startswith("(line): ")
