@@ -33,6 +33,7 @@ import click
 import orjson
 
 from rules.backtest import run_backtest
+from rules.clock import EventTimeClock
 from rules.engine import RuleEngine
 from rules.evaluation import DAY, AlertPoint, Evaluation, RuleScore, evaluate
 from rules.loader import RuleSet, load_rules, parse_rule
@@ -123,7 +124,7 @@ def peak_risks(
     peaks: dict[str, float] = {}
     heap: list[tuple[float, str, int, Event]] = []
     seen: set[tuple[str, str]] = set()
-    newest = -math.inf
+    clock = EventTimeClock(lateness)  # the backtest's watermark
     counter = 0
     gone = churned or {}
 
@@ -155,11 +156,13 @@ def peak_risks(
         if key in seen:
             continue
         seen.add(key)
-        newest = max(newest, event.ts)
+        watermark = clock.after_event(event.ts)
         counter += 1
         heapq.heappush(heap, (event.ts, event.event_id, counter, event))
-        apply_before(newest - lateness)
-    final = newest - lateness
+        apply_before(watermark)
+    final = clock.watermark()
+    if final is None:
+        return peaks
     apply_before(final)
     for account in sorted(states):
         run_ticks(account, final)

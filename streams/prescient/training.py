@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from rules.clock import EventTimeClock
 from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Term
 from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
@@ -166,7 +167,7 @@ def collect_samples(
     heap: list[tuple[float, str, int, Event]] = []
     samples = Samples()
     next_tick: float | None = None
-    newest = -math.inf
+    clock = EventTimeClock(allowed_lateness)  # the engine's watermark, as the backtest keeps it
     counter = 0
 
     def snapshot(tick: float) -> None:
@@ -207,21 +208,22 @@ def collect_samples(
         seen.add(key)
         if next_tick is None:
             next_tick = (math.floor(event.ts / DAY) + 1) * DAY + every
-        newest = max(newest, event.ts)
-        if event.ts < newest - allowed_lateness:
+        watermark = clock.after_event(event.ts)
+        if event.ts < watermark:
             samples.late += 1  # the engine would ignore it as late too
             continue
         first = samples.first_event_at
         samples.first_event_at = event.ts if first is None else min(first, event.ts)
         counter += 1
         heapq.heappush(heap, (event.ts, event.event_id, counter, event))
-        apply_before(newest - allowed_lateness)
+        apply_before(watermark)
     apply_before(math.inf)
-    if next_tick is not None:
+    newest = clock.max_event_time
+    if next_tick is not None and newest is not None:
         while next_tick <= newest:
             snapshot(next_tick)
             next_tick += every
-    samples.last_event_at = newest if newest > -math.inf else None
+    samples.last_event_at = newest
     return samples
 
 
