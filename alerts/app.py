@@ -13,18 +13,17 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, cast
 
 import faust
 from aiohttp import web
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
+from alerts.web import register_web
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -96,7 +95,7 @@ def create_app(
     _install(app, runtime)
     _register_slack_actions(app, runtime)
     _register_web(app)
-    app.preempt_dispatcher = runtime.dispatcher  # type: ignore[attr-defined]  # for `preempt notifier` shutdown
+    app.preempt_runtime = runtime  # type: ignore[attr-defined]  # the app's one handle on its runtime (tests, a debugger)
     return app
 
 
@@ -142,10 +141,5 @@ def _register_slack_actions(app: faust.App, runtime: NotifierRuntime) -> None:
 
 
 def _register_web(app: faust.App) -> None:
-    """/metrics, /healthz and /readyz from alerts/web.py (the ops module); bare /metrics without it."""
-    try:
-        module = importlib.import_module("alerts.web")
-    except ModuleNotFoundError:
-        setup_prometheus_sensors(app)
-        return
-    module.register_web(app)
+    """/metrics, /healthz and /readyz (alerts/web.py, the shared ops surface with the notifier's prefix)."""
+    register_web(app)

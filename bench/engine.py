@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rules.clock import EventTimeClock
 from rules.engine import RuleEngine
 from rules.loader import load_rules
 from rules.state import AccountState
@@ -44,19 +45,19 @@ def _one_pass(
 ) -> tuple[float, float, int, dict[str, AccountState]]:
     """(wall seconds, CPU seconds of this thread, findings, states) of one pass."""
     states: dict[str, AccountState] = {}
-    newest = -math.inf
+    clock = EventTimeClock(lateness)
+    watermark = -math.inf
     alerts = 0
     gc.collect()
     started, cpu_started = time.perf_counter(), time.thread_time()
     for event in events:
-        if event.ts > newest:
-            newest = event.ts
+        watermark = clock.after_event(event.ts)
         state = states.get(event.account_id)
         if state is None:
             state = states[event.account_id] = engine.new_state()
-        alerts += len(engine.on_event(state, event, newest - lateness)[1])
+        alerts += len(engine.on_event(state, event, watermark)[1])
     for account_id in states:
-        alerts += len(engine.advance(states[account_id], newest - lateness))
+        alerts += len(engine.advance(states[account_id], watermark))
     return time.perf_counter() - started, time.thread_time() - cpu_started, alerts, states
 
 

@@ -300,13 +300,14 @@ def _collect(consumer: KafkaConsumer, latencies: list[float]) -> None:
 def inprocess_ceiling(settings: Settings, values: list[bytes]) -> tuple[float, float]:
     """Events/s of decode + rule engine in one loop over the published records (no Kafka): per
     wall-clock second and per CPU second."""
+    from rules.clock import EventTimeClock
     from rules.engine import RuleEngine
     from rules.loader import load_rules
 
     engine = RuleEngine(load_rules(settings.rules_path))
     states: dict[str, Any] = {}
-    newest = -math.inf
-    lateness = settings.allowed_lateness_seconds
+    clock = EventTimeClock(settings.allowed_lateness_seconds)
+    watermark = -math.inf
     gc.collect()
     start, cpu_start = time.perf_counter(), time.thread_time()
     now = time.time()
@@ -316,13 +317,13 @@ def inprocess_ceiling(settings: Settings, values: list[bytes]) -> tuple[float, f
         )
         if isinstance(event, Rejection):
             continue
-        newest = max(newest, event.ts)
+        watermark = clock.after_event(event.ts)
         state = states.get(event.account_id)
         if state is None:
             state = states[event.account_id] = engine.new_state()
-        engine.on_event(state, event, newest - lateness)
+        engine.on_event(state, event, watermark)
     for state in states.values():
-        engine.advance(state, newest - lateness)
+        engine.advance(state, watermark)
     wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
     return len(values) / wall, len(values) / max(cpu, 1e-6)
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rules.clock import EventTimeClock
 from rules.engine import RuleEngine
 from rules.loader import load_rules
 from streams.runtime.settings import Settings
@@ -45,13 +45,13 @@ def sample_states(engine: RuleEngine, days: int) -> list[bytes]:
     start_ms = int(datetime(2026, 10, 5, tzinfo=UTC).timestamp() * 1000)
     simulation = Simulation(SimulationConfig(seed=7, accounts=200, start_ms=start_ms, days=days))
     states = {}
-    newest = -math.inf
+    clock = EventTimeClock(LATENESS)
     for event in simulation.events():
-        newest = max(newest, event.ts)
+        watermark = clock.after_event(event.ts)
         state = states.get(event.account_id)
         if state is None:
             state = states[event.account_id] = engine.new_state()
-        engine.on_event(state, event, newest - LATENESS)
+        engine.on_event(state, event, watermark)
     return [engine.dumps(state) for state in states.values()]
 
 

@@ -1,4 +1,4 @@
-"""The backtest: the same engine over a JSONL file of events, offline (DESIGN.md §5).
+"""The backtest: the same engine over a JSONL file of events, offline (docs/rules.md, "Backtesting").
 
 Events are read in file order. One global clock (``rules.clock.EventTimeClock``, event time
 only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
@@ -175,7 +175,7 @@ def _until_before_data(until: float, first: float | None) -> BacktestRangeError:
 
 
 def alert_line(alert: Alert) -> bytes:
-    """One alert as one JSON line (the DESIGN.md §6 shape)."""
+    """One alert as one JSON line (the alert contract, ``schemas/alert.py``)."""
     return orjson.dumps(alert.model_dump(mode="json")) + b"\n"
 
 

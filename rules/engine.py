@@ -1,8 +1,9 @@
-"""``RuleEngine``: every enabled rule over one account's events, in event time (DESIGN.md §5).
+"""``RuleEngine``: every enabled rule over one account's events, in event time.
 
 Who calls it: the rules worker (per record and on its timer) and the backtest — both only
-through this surface (see notes/engine-contract.md). The engine is pure: time comes in as the
-caller's watermark, state comes in as an ``AccountState`` the caller keeps.
+through this surface (the worker types it as ``RuleEnginePort`` in ``streams/worker/processor.py``;
+docs/rules.md, "Event time, lateness and deadlines", is the user's view). The engine is pure:
+time comes in as the caller's watermark, state comes in as an ``AccountState`` the caller keeps.
 
 Time semantics, in one place:
 

@@ -67,7 +67,6 @@ class WorkerRuntime:
         self.clock_table = clock_table
         self.lock = asyncio.Lock()
         self.gap_repair: GapRepair | None = None
-        self.events_processed = 0
         # Next offset after the last record handled, per partition (the liveness watchdog's
         # "processed" progress marker; dropped with the partition on revocation).
         self.processed_offsets: dict[int, int] = {}
@@ -132,7 +131,6 @@ class WorkerRuntime:
         await self._apply(out)
         if repaired:
             await self._mark_done(repaired)
-        self.events_processed += len(records)
         processed = self.processed_offsets
         for partition, nxt in offsets.next.items():
             if nxt > processed.get(partition, 0):

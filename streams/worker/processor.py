@@ -177,11 +177,6 @@ class BatchOutput:
     clock_writes: dict[int, float] = field(default_factory=dict)
     accepted: int = 0
 
-    @property
-    def changelog_records(self) -> int:
-        """Table writes this output makes (each one changelog record)."""
-        return sum(len(w) for w in self.state_writes.values()) + len(self.clock_writes)
-
 
 AccountLookup = Callable[[str], Account | None]
 

@@ -126,11 +126,6 @@ class StateCache:
         """Schedule ``account_id``'s state for the next flush."""
         self._dirty[account_id] = partition
 
-    @property
-    def dirty_count(self) -> int:
-        """Accounts waiting for the next flush."""
-        return len(self._dirty)
-
     def flush(self) -> dict[int, dict[str, bytes]]:
         """Serialize every dirty state once; returns ``{partition: {account_id: state bytes}}``.
 

@@ -108,8 +108,9 @@ def test_publish_worker_notifier_over_sasl_ssl(
     assert [a for a, n in Counter(delivered).items() if n > 1] == []
     assert len(slack_server.delivered(target="C-CSM")) >= 1
 
-    for port in (settings.worker_web_port, settings.notifier_web_port):
-        assert _status(f"http://127.0.0.1:{port}/metrics") == 200
+    for proc, port in ((worker, settings.worker_web_port), (notifier, settings.notifier_web_port)):
+        assert proc.proc.poll() is None, f"{proc.log_path.name} exited ({proc.proc.poll()}):\n{proc.log_text()[-3000:]}"
+        assert _status(f"http://127.0.0.1:{port}/metrics") == 200, f"{proc.log_path.name}: /metrics on {port}"
         for path in ("/table/", "/table/state/", "/table/deliveries/", "/router/", "/router/state/"):
             assert _status(f"http://127.0.0.1:{port}{path}") == 404, (port, path)
 

@@ -43,7 +43,7 @@ async def test_rebalance_signals_reach_the_runtime(tmp_path: Path) -> None:
     """Faust's revoke signal pauses the app's dispatcher and its assign signal resumes it."""
     settings = _settings(tmp_path)
     app = create_app(settings)
-    dispatcher = app.preempt_dispatcher
+    dispatcher = app.preempt_runtime.dispatcher
     await app.on_partitions_revoked.send({TP(settings.topic("alerts"), 0)})
     assert dispatcher.paused
     await app.on_partitions_assigned.send({TP(settings.topic("alerts"), 0)})
