@@ -2,6 +2,9 @@
 answers), per-test topic prefixes, and factories for producing, consuming and running processes.
 
 If the broker cannot be reached, the fixtures raise: integration tests fail, they never skip.
+At the end of the session the topics made under this session's prefixes are deleted (set
+PREEMPT_TEST_KEEP_TOPICS=1 to keep them for a post-mortem): a local broker that collects every
+run's topics runs out of file descriptors after a few dozen runs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 _BROKER_USED: dict[str, str] = {}
+_PREFIXES: list[str] = []  # every topic prefix handed out this session (deleted at its end)
+_CLEANUP: dict[str, str] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -55,6 +60,34 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"integration tests ran against the real Apache Kafka {version} broker at {_BROKER_USED['address']} (pid {pid})"
     )
+    if "summary" in _CLEANUP:
+        terminalreporter.write_line(_CLEANUP["summary"])
+
+
+def delete_session_topics(bootstrap: str, prefixes: list[str], timeout_s: float = 60.0) -> str:
+    """Delete the topics named under ``prefixes`` (``<prefix>.…`` and Faust's ``<prefix>-…``);
+    never raises: a failed clean-up is reported, it does not fail the session."""
+    if not prefixes:
+        return "no test topics to delete"
+    starts = tuple(f"{p}{sep}" for p in prefixes for sep in (".", "-"))
+    deadline = time.monotonic() + timeout_s
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=[bootstrap], request_timeout_ms=int(timeout_s * 1000))
+    except Exception as exc:
+        return f"test topics not deleted: {type(exc).__name__}: {exc}"
+    deleted = 0
+    try:
+        doomed = sorted(t for t in admin.list_topics() if t.startswith(starts))
+        for i in range(0, len(doomed), 100):
+            if time.monotonic() > deadline:
+                return f"deleted {deleted} of {len(doomed)} test topics (stopped after {timeout_s:g} s)"
+            admin.delete_topics(doomed[i : i + 100], timeout_ms=int(timeout_s * 1000))
+            deleted += len(doomed[i : i + 100])
+        return f"deleted the {deleted} topics this session's tests made"
+    except Exception as exc:
+        return f"deleted {deleted} test topics, then: {type(exc).__name__}: {exc}"
+    finally:
+        admin.close()
 
 
 def _broker_answers() -> bool:
@@ -70,21 +103,26 @@ def _broker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """The address of a live broker; starts the local one through the project's script if needed."""
+def kafka_bootstrap() -> Iterator[str]:
+    """The address of a live broker; starts the local one through the project's script if needed.
+    At the end of the session, deletes the topics the tests made (see the module docstring)."""
     if not _broker_answers():
         result = subprocess.run([str(KAFKA_SCRIPT), "start"], check=False, capture_output=True, text=True)
         sys.stderr.write(result.stderr)
         if result.returncode != 0 or not _broker_answers():
             pytest.fail(f"Kafka broker at {BOOTSTRAP} is not reachable and could not be started", pytrace=False)
     _BROKER_USED["address"] = BOOTSTRAP
-    return BOOTSTRAP
+    yield BOOTSTRAP
+    if os.environ.get("PREEMPT_TEST_KEEP_TOPICS", "") in ("", "0"):
+        _CLEANUP["summary"] = delete_session_topics(BOOTSTRAP, _PREFIXES)
 
 
 @pytest.fixture
 def topic_prefix() -> str:
     """A topic prefix of this test's own, so tests never see each other's records."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    _PREFIXES.append(prefix)
+    return prefix
 
 
 @pytest.fixture
