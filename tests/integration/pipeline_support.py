@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,35 @@ def backtest_alert_ids(events: Path, accounts: Path, out: Path) -> set[str]:
         cwd=Path(__file__).resolve().parents[2],
     )
     return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
+
+
+@dataclass(frozen=True)
+class History:
+    """A simulated history ready to publish, and the alert ids the backtest gives for it."""
+
+    events: Path
+    accounts: Path
+    expected: set[str]
+
+
+def simulated_history(
+    out_dir: Path,
+    partitions: int,
+    days: int,
+    accounts: int,
+    seed: int = 7,
+    start: str = "2026-11-01T00:00:00Z",
+) -> History:
+    """``preempt simulate`` history with one heartbeat per partition appended, and its backtest's alert ids.
+
+    Raises ``AssertionError`` when the backtest gives no alert: a comparison with nothing to
+    compare would pass whatever the worker did.
+    """
+    events, accts = simulate(out_dir, days=days, accounts=accounts, seed=seed, start=start)
+    append_heartbeats(events, partitions)
+    expected = backtest_alert_ids(events, accts, out_dir / "backtest.jsonl")
+    assert expected, "the simulated history must produce alerts for the comparison to mean anything"
+    return History(events, accts, expected)
 
 
 def alert_ids(records: list[Any]) -> list[str]:

@@ -14,11 +14,9 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,
-    append_heartbeats,
-    backtest_alert_ids,
     count_lines,
     publish_lines,
-    simulate,
+    simulated_history,
     wait_for_metric,
 )
 
@@ -35,10 +33,8 @@ def test_seven_days_of_two_hundred_accounts_match_the_backtest(
     settings = settings_factory(event_time_only=True, worker_web_port=port)
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    events, accounts = simulate(tmp_path, days=7, accounts=200)
-    append_heartbeats(events, settings.topic_partitions)
-    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
-    assert expected, "the simulated week must produce alerts for the comparison to mean anything"
+    history = simulated_history(tmp_path, settings.topic_partitions, days=7, accounts=200)
+    events, accounts, expected = history.events, history.accounts, history.expected
 
     publish_lines(producer, names.accounts, accounts)
     total = publish_lines(producer, names.events, events)

@@ -15,10 +15,8 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,
-    append_heartbeats,
-    backtest_alert_ids,
     publish_lines,
-    simulate,
+    simulated_history,
     wait_for_metric,
 )
 
@@ -34,10 +32,8 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_alert_set(
     settings = settings_factory(event_time_only=True, worker_web_port=free_port())
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    events, accounts = simulate(tmp_path, days=3, accounts=60, seed=11)
-    append_heartbeats(events, settings.topic_partitions)
-    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
-    assert expected
+    history = simulated_history(tmp_path, settings.topic_partitions, days=3, accounts=60, seed=11)
+    events, accounts, expected = history.events, history.accounts, history.expected
     publish_lines(producer, names.accounts, accounts)
     total = publish_lines(producer, names.events, events)
 

@@ -20,11 +20,9 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,
-    append_heartbeats,
-    backtest_alert_ids,
     count_lines,
     publish_lines,
-    simulate,
+    simulated_history,
 )
 from tests.integration.restart_stress import CpuLoad, run_restart_stress
 
@@ -53,10 +51,10 @@ def test_repeated_sigkill_and_restart_under_cpu_load_commits_everything_with_the
     # The history must end in the past: events stamped later than now + the allowed future skew
     # are dead-lettered, by the worker at its own time and by the backtest at its own.
     start = (datetime.now(UTC) - timedelta(days=DAYS + 1)).strftime("%Y-%m-%dT00:00:00Z")
-    events, accounts = simulate(tmp_path, days=DAYS, accounts=ACCOUNTS, seed=SEED, start=start)
-    append_heartbeats(events, settings.topic_partitions)
-    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
-    assert expected
+    history = simulated_history(
+        tmp_path, settings.topic_partitions, days=DAYS, accounts=ACCOUNTS, seed=SEED, start=start
+    )
+    events, accounts, expected = history.events, history.accounts, history.expected
     publish_lines(producer, names.accounts, accounts)
 
     def start_worker(worker_settings: Settings, name: str) -> ManagedProcess:

@@ -15,12 +15,10 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,
-    append_heartbeats,
-    backtest_alert_ids,
     count_lines,
     publish_lines,
     scrape,
-    simulate,
+    simulated_history,
     wait_for_metric,
 )
 
@@ -36,10 +34,8 @@ def test_two_workers_with_a_join_mid_stream_give_the_single_worker_alert_set(
     settings = settings_factory(event_time_only=True, worker_web_port=free_port())
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    events, accounts = simulate(tmp_path, days=3, accounts=60, seed=13)
-    append_heartbeats(events, settings.topic_partitions)
-    expected = backtest_alert_ids(events, accounts, tmp_path / "backtest.jsonl")
-    assert expected
+    history = simulated_history(tmp_path, settings.topic_partitions, days=3, accounts=60, seed=13)
+    events, accounts, expected = history.events, history.accounts, history.expected
     publish_lines(producer, names.accounts, accounts)
     half = count_lines(events) // 2
     publish_lines(producer, names.events, events, stop=half)
