@@ -110,7 +110,11 @@ def test_publish_worker_notifier_over_sasl_ssl(
 
     for proc, port in ((worker, settings.worker_web_port), (notifier, settings.notifier_web_port)):
         assert proc.proc.poll() is None, f"{proc.log_path.name} exited ({proc.proc.poll()}):\n{proc.log_text()[-3000:]}"
-        assert _status(f"http://127.0.0.1:{port}/metrics") == 200, f"{proc.log_path.name}: /metrics on {port}"
+        try:
+            status = _status(f"http://127.0.0.1:{port}/metrics")
+        except urllib.error.URLError as exc:  # e.g. refused: the process is stopping (its log says why)
+            pytest.fail(f"{proc.log_path.name}: /metrics on {port}: {exc.reason}\n{proc.log_text()[-3000:]}")
+        assert status == 200, f"{proc.log_path.name}: /metrics on {port}"
         for path in ("/table/", "/table/state/", "/table/deliveries/", "/router/", "/router/state/"):
             assert _status(f"http://127.0.0.1:{port}{path}") == 404, (port, path)
 
