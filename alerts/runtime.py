@@ -49,7 +49,7 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from streams.runtime.dead_letters import alert_dead_letter_headers
+from streams.runtime.dead_letters import ALERT_TRUNCATED, DeadLetterRecord, alert_dead_letter_headers, bounded
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
 from streams.runtime.settings import Settings
@@ -215,8 +215,13 @@ class NotifierRuntime:
         return alert_dead_letter_headers(reason, detail, target=target, receiver_type=receiver_type)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-        """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack."""
-        await self.topics.dead_letters.send(key=key, value=value, headers=headers)
+        """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack.
+
+        A record too large to send whole (the broker's limit is the producer's) is cut to fit, with
+        a ``truncated`` header saying what was left out (``streams.runtime.dead_letters.bounded``).
+        """
+        letter = bounded(DeadLetterRecord(key, value, headers), ALERT_TRUNCATED, keep=lambda _name: True)
+        await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
         await self.flush()
 
     async def flush(self) -> None:
