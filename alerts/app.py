@@ -73,6 +73,9 @@ def create_app(
         broker_commit_interval=settings.notifier_commit_interval_seconds,
         broker_session_timeout=settings.notifier_session_timeout_seconds,
         web_host=settings.web_host,
+        # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
+        # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
+        web_bind=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,
         # Faust's /table and /router pages would serve table contents (deliveries, snoozes) to
