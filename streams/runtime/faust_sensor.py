@@ -56,6 +56,10 @@ class AggregatingPrometheusMonitor(PrometheusMonitor):
         self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
     ) -> dict[Any, Any] | None:
         self._events_by_stream[stream] += 1
+        # Faust's slow-processing detector reads this per-TP time (set by the base Monitor's hook,
+        # which this one replaces): without it, every lagging partition of a Faust-path stream (the
+        # notifier's) is logged as "Stream has not started processing".
+        self.stream_inbound_time[tp] = self.time()
         return None
 
     def on_stream_event_out(
