@@ -51,7 +51,13 @@ from schemas.alert import Alert
 from schemas.feedback import Feedback
 from streams.runtime.dead_letters import ALERT_TRUNCATED, DeadLetterRecord, alert_dead_letter_headers, bounded
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
+from streams.runtime.metrics import (
+    ALERTS_SUPPRESSED,
+    FEEDBACK_INVALID,
+    NOTIFICATIONS,
+    NOTIFICATIONS_DEAD_LETTERED,
+    READY,
+)
 from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -265,11 +271,14 @@ class NotifierRuntime:
         """Record one feedback record's snooze in the ``snoozes`` table; an invalid record is logged.
 
         Called by :meth:`consume_feedback` for each record; other actions than snooze change nothing.
+        An invalid record (not JSON, a wrong field, a ``snooze_until`` that is not RFC 3339) is
+        logged with its offset, counted in ``preempt_feedback_invalid_total`` and skipped.
         """
         try:
             feedback = Feedback.model_validate_json(value or b"")
         except ValidationError as exc:
             log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
+            FEEDBACK_INVALID.inc()
             return
         until = self.snoozes.apply(feedback, time.time())
         if until is not None:

@@ -153,6 +153,10 @@ FEEDBACK = Counter(
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
     ["rule", "action"],
 )
+FEEDBACK_INVALID = Counter(
+    "preempt_feedback_invalid_total",
+    "Records on preempt.feedback the notifier skipped because they are not valid feedback (logged with their offset).",
+)
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",
     "POST /slack/actions requests refused, by reason (too_large, bad_signature, not_configured, bad_request).",
