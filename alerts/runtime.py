@@ -7,7 +7,7 @@ calls them; nothing here registers itself. The runtime owns:
 * the hot path — each ``preempt.alerts`` record is decoded and handed to the ``Dispatcher`` with its
   ack; an undecodable one is dead-lettered and acked at once. A record is acked only when all its
   deliveries are settled (``alerts/dispatch.py``), so its offset never moves past an alert that could
-  still be lost;
+  still be lost; a dead letter the broker refuses stops the process (the record is re-read);
 * the delivery loop — the one task that flushes aggregation groups and runs delivery attempts and
   retries; a bug in it stops the process (unacked alerts are re-read after the restart, and the
   delivery log refuses re-sends);
@@ -165,9 +165,19 @@ class NotifierRuntime:
 
         Manual acks: the stream never acks by itself; each record is acked by the dispatcher once
         its deliveries are settled, or by :meth:`handle_alert` when it is dead-lettered.
+
+        No record's content makes :meth:`handle_alert` raise, so a failure here is the broker (a
+        dead letter that cannot be written) or a bug: stop the process, as the delivery loop does.
+        Left to Faust, the agent would be restarted with the record unacked, and the partition's
+        committed offset would stay behind it, silently, until the next rebalance.
         """
         async for event in stream.noack().events():
-            await self.handle_alert(event)
+            try:
+                await self.handle_alert(event)
+            except Exception as exc:
+                log.critical("alert handling failed; stopping the notifier", error=repr(exc))
+                await self.app.crash(exc)
+                raise
 
     async def handle_alert(self, event: Any) -> None:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).

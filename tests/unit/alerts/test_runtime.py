@@ -309,6 +309,23 @@ async def test_delivery_loop_crashes_the_app_on_a_bug_in_tick(make_runtime, monk
     assert logs[0]["log_level"] == "critical"
 
 
+async def test_a_dead_letter_that_cannot_be_written_stops_the_notifier(make_runtime) -> None:
+    """When the dead-letter topic refuses a record, the alerts agent logs critical, crashes the app and raises."""
+    runtime, app, _, topics = make_runtime()
+
+    async def refuse(**record: Any) -> None:
+        raise RuntimeError("broker unavailable")
+
+    topics["dead_letters"].send = refuse  # type: ignore[method-assign]
+    event = FakeEvent(b"not an alert")
+    with capture_logs() as logs, pytest.raises(RuntimeError, match="broker unavailable"):
+        await runtime.consume_alerts(FakeStream([event]))
+    assert [type(e) for e in app.crashed] == [RuntimeError]
+    assert event.acks == 0  # re-read after the restart
+    assert logs[-1]["event"] == "alert handling failed; stopping the notifier"
+    assert logs[-1]["log_level"] == "critical"
+
+
 async def test_delivery_loop_delivers_and_stops_when_the_app_stops(make_runtime, make_alert) -> None:
     """The delivery loop delivers a dispatched alert and returns once the app is stopping."""
     runtime, app, notifier, _ = make_runtime()
