@@ -298,7 +298,7 @@ def count_received(app: faust.App, tp: Any, n: int, last_offset: int) -> None:
     stream_inbound = getattr(monitor, "stream_inbound_time", None)
     if stream_inbound is not None:
         stream_inbound[tp] = monitor.time()
-    metrics = prometheus_metrics(monitor)
+    metrics = getattr(monitor, "_metrics", None)
     if metrics is not None:
         metrics.messages_received.inc(n)
         metrics.messages_received_per_topics.labels(topic=tp.topic).inc(n)
