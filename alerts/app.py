@@ -13,10 +13,9 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import faust
-from aiohttp import web
 from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
@@ -24,6 +23,7 @@ from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
+from streams.runtime.faust_compat import aiohttp_request, close_connection_after
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -73,6 +73,9 @@ def create_app(
         broker_commit_interval=settings.notifier_commit_interval_seconds,
         broker_session_timeout=settings.notifier_session_timeout_seconds,
         web_host=settings.web_host,
+        # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
+        # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
+        web_bind=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,
         # Faust's /table and /router pages would serve table contents (deliveries, snoozes) to
@@ -131,10 +134,10 @@ def _register_slack_actions(app: faust.App, runtime: NotifierRuntime) -> None:
         """Slack's interactivity request URL (buttons on alert messages)."""
 
         async def post(self, request: Request, **kwargs: Any) -> Response:
-            reply = await runtime.handle_slack_action(cast(web.Request, request))
+            reply = await runtime.handle_slack_action(aiohttp_request(request))
             response = self.text(reply.text, status=reply.status)
             if reply.close:
-                cast(web.Response, response).force_close()  # do not linger reading the rest of it
+                close_connection_after(response)  # do not linger reading the rest of it
             return response
 
     app.page("/slack/actions")(SlackActions)

@@ -26,6 +26,7 @@ from typing import Any
 
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
+from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
 
@@ -167,7 +168,7 @@ class SnoozeBook:
         """Store a snooze (expired ones of the account are pruned); returns its end, None for other actions."""
         if feedback.action != "snooze" or not feedback.snooze_until:
             return None
-        until = datetime.fromisoformat(feedback.snooze_until.replace("Z", "+00:00")).timestamp()
+        until = parse_rfc3339(feedback.snooze_until)  # validated by Feedback: lower-case t/z included
         key = feedback.account_id.encode()
         current = {rule: float(end) for rule, end in (self._table.get(key) or {}).items() if float(end) > now}
         current[feedback.rule_id] = max(until, current.get(feedback.rule_id, 0.0))

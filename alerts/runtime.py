@@ -7,7 +7,7 @@ calls them; nothing here registers itself. The runtime owns:
 * the hot path — each ``preempt.alerts`` record is decoded and handed to the ``Dispatcher`` with its
   ack; an undecodable one is dead-lettered and acked at once. A record is acked only when all its
   deliveries are settled (``alerts/dispatch.py``), so its offset never moves past an alert that could
-  still be lost;
+  still be lost; a dead letter the broker refuses stops the process (the record is re-read);
 * the delivery loop — the one task that flushes aggregation groups and runs delivery attempts and
   retries; a bug in it stops the process (unacked alerts are re-read after the restart, and the
   delivery log refuses re-sends);
@@ -49,9 +49,15 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from streams.runtime.dead_letters import alert_dead_letter_headers
+from streams.runtime.dead_letters import ALERT_TRUNCATED, DeadLetterRecord, alert_dead_letter_headers, bounded
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import ALERTS_SUPPRESSED, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED, READY
+from streams.runtime.metrics import (
+    ALERTS_SUPPRESSED,
+    FEEDBACK_INVALID,
+    NOTIFICATIONS,
+    NOTIFICATIONS_DEAD_LETTERED,
+    READY,
+)
 from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -159,9 +165,19 @@ class NotifierRuntime:
 
         Manual acks: the stream never acks by itself; each record is acked by the dispatcher once
         its deliveries are settled, or by :meth:`handle_alert` when it is dead-lettered.
+
+        No record's content makes :meth:`handle_alert` raise, so a failure here is the broker (a
+        dead letter that cannot be written) or a bug: stop the process, as the delivery loop does.
+        Left to Faust, the agent would be restarted with the record unacked, and the partition's
+        committed offset would stay behind it, silently, until the next rebalance.
         """
         async for event in stream.noack().events():
-            await self.handle_alert(event)
+            try:
+                await self.handle_alert(event)
+            except Exception as exc:
+                log.critical("alert handling failed; stopping the notifier", error=repr(exc))
+                await self.app.crash(exc)
+                raise
 
     async def handle_alert(self, event: Any) -> None:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).
@@ -215,8 +231,13 @@ class NotifierRuntime:
         return alert_dead_letter_headers(reason, detail, target=target, receiver_type=receiver_type)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-        """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack."""
-        await self.topics.dead_letters.send(key=key, value=value, headers=headers)
+        """Send one dead letter to ``preempt.alerts.dlq`` and flush, so it is written before any ack.
+
+        A record too large to send whole (the broker's limit is the producer's) is cut to fit, with
+        a ``truncated`` header saying what was left out (``streams.runtime.dead_letters.bounded``).
+        """
+        letter = bounded(DeadLetterRecord(key, value, headers), ALERT_TRUNCATED, keep=lambda _name: True)
+        await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
         await self.flush()
 
     async def flush(self) -> None:
@@ -260,11 +281,14 @@ class NotifierRuntime:
         """Record one feedback record's snooze in the ``snoozes`` table; an invalid record is logged.
 
         Called by :meth:`consume_feedback` for each record; other actions than snooze change nothing.
+        An invalid record (not JSON, a wrong field, a ``snooze_until`` that is not RFC 3339) is
+        logged with its offset, counted in ``preempt_feedback_invalid_total`` and skipped.
         """
         try:
             feedback = Feedback.model_validate_json(value or b"")
         except ValidationError as exc:
             log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
+            FEEDBACK_INVALID.inc()
             return
         until = self.snoozes.apply(feedback, time.time())
         if until is not None:

@@ -23,6 +23,7 @@ def notifier(loglevel: str) -> None:
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
     settings = Settings()
     try:
@@ -38,6 +39,10 @@ def notifier(loglevel: str) -> None:
     probe_broker(settings)
     ensure_notifier_topics(settings)
     app = create_app(settings, routing)
+    # The tables' changelogs exist before the group forms (see ensure_changelog_topics).
+    ensure_changelog_topics(
+        settings, changelog_topics(app, settings.topic_partitions), client_id="preempt-notify-admin"
+    )
     log.info(
         "notifier starting",
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",

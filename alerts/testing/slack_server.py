@@ -180,9 +180,7 @@ class FakeSlack:
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, 0)
             await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
+            self.port = int(self._runner.addresses[0][1])  # the port the OS chose (aiohttp's public API)
             ready.set()
 
         def run() -> None:

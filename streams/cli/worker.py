@@ -20,7 +20,7 @@ def worker(loglevel: str) -> None:
 
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
-    from streams.runtime.topics import ensure_topics
+    from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
 
     settings = Settings()
@@ -33,4 +33,7 @@ def worker(loglevel: str) -> None:
     probe_broker(settings)
     ensure_topics(settings)
     app = create_app(settings, engine, rule_ids)
+    # The tables' changelogs exist before the group forms (a changelog Faust creates while the
+    # worker starts can be missing from the first assignment, and the first table write then fails).
+    ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -15,10 +15,19 @@ Headers added (values UTF-8):
 ``preempt.dlq.source.partition``
 ``preempt.dlq.source.offset``  … (decimal)
 ``preempt.dlq.at``             when it was dead-lettered, RFC 3339 UTC
+``preempt.dlq.truncated``      only on a dead letter cut to fit: what was left out
 =============================  ===============================================================
 
 The original headers come first, minus any earlier ``preempt.dlq.*`` ones (a record replayed
 from the dead-letter topic and rejected again carries only its latest verdict).
+
+A dead letter is at most :data:`MAX_DEAD_LETTER_BYTES` (key, value and headers): a source record
+can be as large as the broker accepts (1 MB by default), and sent whole with the verdict added it
+would be refused by the producer (Faust's refuses records over 1,000,000 bytes) — the worker could
+not get past it, and would stop on it again after every restart. Such a record's value is cut to
+fit (its first bytes are kept), its original headers are dropped when they alone take half the
+limit, and ``preempt.dlq.truncated`` says what was left out. :func:`bounded` does the same for the
+notifier's dead letters (header ``truncated``).
 
 The notifier's dead letters on ``preempt.alerts.dlq`` carry the alert itself (or the undecodable
 record's bytes) and the header set of docs/notifier-operations.md, built by
@@ -28,7 +37,7 @@ failed), then ``reason`` and ``error``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from schemas.event import format_ts
@@ -41,13 +50,19 @@ SOURCE_TOPIC = "preempt.dlq.source.topic"
 SOURCE_PARTITION = "preempt.dlq.source.partition"
 SOURCE_OFFSET = "preempt.dlq.source.offset"
 AT = "preempt.dlq.at"
+TRUNCATED = "preempt.dlq.truncated"
 MAX_DETAIL_CHARS = 1000
+MAX_DEAD_LETTER_BYTES = 900 * 1024
+"""Largest dead letter, key + value + headers (Faust's producer refuses records over 1,000,000 bytes;
+the rest is left for the record's own framing)."""
+_HEADER_OVERHEAD = 16  # bytes of framing counted per header (varints, generously)
 
 ALERT_TARGET = "target"
 ALERT_RECEIVER = "receiver"
 ALERT_RECEIVER_TYPE = "receiver_type"
 ALERT_REASON = "reason"
 ALERT_ERROR = "error"
+ALERT_TRUNCATED = "truncated"  # only on a dead letter cut to fit (see bounded)
 
 HeaderValue = bytes | bytearray | memoryview | str | None
 HeadersIn = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
@@ -107,11 +122,54 @@ def dead_letter_record(
         (SOURCE_OFFSET, str(offset).encode()),
         (AT, format_ts(at).encode()),
     ]
-    return DeadLetterRecord(
+    letter = DeadLetterRecord(
         key=None if key is None else bytes(key),
         value=None if value is None else bytes(value),
         headers=out,
     )
+    return bounded(letter, TRUNCATED, keep=lambda name: name.startswith(DLQ_HEADER_PREFIX))
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> int:
+    return (
+        len(key or b"")
+        + len(value or b"")
+        + sum(len(name.encode("utf-8", "surrogateescape")) + len(v) + _HEADER_OVERHEAD for name, v in headers)
+    )
+
+
+def bounded(
+    letter: DeadLetterRecord,
+    marker: str,
+    *,
+    keep: Callable[[str], bool],
+    max_bytes: int = MAX_DEAD_LETTER_BYTES,
+) -> DeadLetterRecord:
+    """``letter`` itself when it fits in ``max_bytes``, else cut to fit with a ``marker`` header saying how.
+
+    The verdict headers (those ``keep`` accepts) always stay. When the other headers and the key
+    take more than half the limit, the other headers are dropped, then the key; the value keeps its
+    first bytes. Called by :func:`dead_letter_record` and by the notifier for its dead letters.
+    """
+    if _size(*letter) <= max_bytes:
+        return letter
+    key, value, headers = letter
+    notes: list[str] = []
+    if _size(key, None, headers) > max_bytes // 2:
+        kept = [(name, v) for name, v in headers if keep(name)]
+        if len(kept) < len(headers):
+            notes.append(f"{len(headers) - len(kept)} original headers dropped")
+        headers = kept
+    if key is not None and _size(key, None, headers) > max_bytes // 2:
+        notes.append(f"key of {len(key)} bytes dropped")
+        key = None
+    if value is not None:
+        room = max_bytes - _size(key, None, headers) - len(marker) - _HEADER_OVERHEAD - 200  # 200: the note
+        if len(value) > room:
+            notes.append(f"value cut from {len(value)} to {max(room, 0)} bytes")
+            value = value[: max(room, 0)]
+    note = "; ".join(notes) or "nothing left to cut"
+    return DeadLetterRecord(key, value, [*headers, (marker, note.encode())])
 
 
 def dead_letter_headers(headers: HeadersIn) -> dict[str, str]:

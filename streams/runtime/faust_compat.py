@@ -1,9 +1,13 @@
-"""Every reach into faust-streaming's and mode's private API, in one module.
+"""Every reach into faust-streaming's, mode's and aiokafka's private API, in one module.
 
-Preempt depends on a few behaviours of faust-streaming and mode that have no public API. Each use
-lives here, with the upstream behaviour it works around, and ``tests/unit/streams/runtime/test_faust_compat.py``
-holds one test per assumption that fails when an upgrade changes it. Nothing else in the project
-may touch a private name of faust, mode or aiokafka (``grep -rn "\\._" streams schemas alerts``).
+Preempt depends on a few behaviours of faust-streaming, mode and aiokafka that have no public API.
+Each use lives here, with the upstream behaviour it works around, and
+``tests/unit/streams/runtime/test_faust_compat.py`` holds one test per assumption that fails when
+an upgrade changes it. Nothing else in the project may touch a private name of faust, mode or
+aiokafka: the same test file scans ``streams``, ``alerts`` and ``bench`` and fails on any private
+attribute, private import or upstream subclass outside the allowed places. The one exception is
+``streams.runtime.aiokafka_compat``, the aiokafka-only reach of the Kafka access check: it lives
+apart so that the command-line clients that run the check do not import Faust.
 
 The versions the assumptions were verified on are in :data:`TESTED_VERSIONS`;
 :func:`require_tested_versions` refuses to start a worker or notifier on any other version (set
@@ -17,10 +21,14 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
+import aiohttp.web
 import faust
+import faust.web
+from faust.sensors.prometheus import FaustMetrics
 from faust.streams import _current_event  # private: see current_event_scope
+from faust.types import StreamT
 from faust.types.tuples import Message
 
 from schemas.errors import PreemptError
@@ -29,6 +37,8 @@ from schemas.errors import PreemptError
 TESTED_VERSIONS: dict[str, tuple[str, ...]] = {
     "faust-streaming": ("0.15.3",),
     "mode-streaming": ("0.7.1",),
+    # aiokafka's fetcher and connection internals are read here and in aiokafka_compat.
+    "aiokafka": ("0.14.0",),
 }
 
 
@@ -293,3 +303,57 @@ def count_received(app: faust.App, tp: Any, n: int, last_offset: int) -> None:
         metrics.messages_received.inc(n)
         metrics.messages_received_per_topics.labels(topic=tp.topic).inc(n)
         metrics.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(last_offset)
+
+
+# --- 8. Faust's Prometheus sensor, subclassed by streams.runtime.faust_sensor -------------------
+#
+# Upstream behaviour: ``PrometheusMonitor`` keeps its ``FaustMetrics`` in the private attribute
+# ``_metrics`` (set in ``__init__``, read by every hook) and names a stream's metric label with the
+# private ``_stream_label``. ``AggregatingPrometheusMonitor`` counts the per-message hooks in plain
+# integers and moves them into those same metrics, under the same labels, when ``/metrics`` is
+# scraped; :func:`count_received` feeds the batched path's counts into them. Neither has a public
+# accessor. (The hooks it overrides are the public ``SensorT`` interface.)
+
+
+def prometheus_metrics(monitor: Any) -> FaustMetrics | None:
+    """The ``FaustMetrics`` a ``PrometheusMonitor`` exports (None for any other monitor)."""
+    metrics: FaustMetrics | None = getattr(monitor, "_metrics", None)
+    return metrics
+
+
+def stream_label(monitor: Any, stream: StreamT[Any]) -> str:
+    """The label ``PrometheusMonitor`` gives ``stream`` in ``<prefix>_total_events_per_stream``."""
+    return str(monitor._stream_label(stream))
+
+
+# --- 9. Whether this worker's table recovery has completed ----------------------------------------
+#
+# Upstream behaviour: the app's ``TableManager`` holds its ``Recovery`` service in ``recovery``,
+# whose ``completed`` event is set the first time the tables of an assignment are restored (it is
+# never cleared; a later recovery shows in ``app.in_recovery``). Neither is on the typed
+# ``TableManagerT``, and the public ``wait_until_recovery_completed`` waits; ``/readyz`` needs the
+# answer now.
+
+
+def tables_recovered(app: faust.App) -> bool:
+    """True once Faust has restored the tables of an assignment (the first recovery is done)."""
+    return bool(cast(Any, app.tables).recovery.completed.is_set())
+
+
+# --- 10. Faust's web requests and responses are aiohttp's -----------------------------------------
+#
+# Upstream behaviour: ``faust.web.Request`` and ``faust.web.Response`` are abstract; Faust's only
+# web driver (``aiohttp://``, the default ``web`` setting) hands views aiohttp's own ``Request`` and
+# builds aiohttp ``Response`` objects (Faust itself casts them so in the driver). The notifier's
+# ``/slack/actions`` page reads the body as a bounded stream and closes the connection of an
+# oversized request, which only aiohttp's objects can do.
+
+
+def aiohttp_request(request: faust.web.Request) -> aiohttp.web.Request:
+    """The aiohttp request behind a Faust view's ``request`` (body stream, content length)."""
+    return cast(aiohttp.web.Request, request)
+
+
+def close_connection_after(response: faust.web.Response) -> None:
+    """Close the client's connection once ``response`` is sent (do not read the rest of the body)."""
+    cast(aiohttp.web.Response, response).force_close()

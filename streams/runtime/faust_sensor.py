@@ -12,8 +12,10 @@ dicts of integers and moves the totals into the Prometheus metrics in :meth:`flu
 web request stays Faust's own code (those are not per consumed record).
 
 Not kept: ``<prefix>_events_runtime_ms`` (a histogram observed per event; the rules worker's work
-is per batch) stays registered but empty. These hooks are Faust's public ``Sensor`` interface, so
-no Faust internals are touched here.
+is per batch) stays registered but empty. The hooks overridden here are Faust's public ``SensorT``
+interface; the two private names of ``PrometheusMonitor`` the flush needs (its metrics and its
+stream label) are read through ``streams.runtime.faust_compat``, whose tests also check that this
+subclass's own attributes shadow nothing of its base.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 
 from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import TP, CollectionT, EventT, Message, StreamT
+
+from streams.runtime.faust_compat import prometheus_metrics, stream_label
 
 
 class AggregatingPrometheusMonitor(PrometheusMonitor):
@@ -52,6 +56,10 @@ class AggregatingPrometheusMonitor(PrometheusMonitor):
         self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
     ) -> dict[Any, Any] | None:
         self._events_by_stream[stream] += 1
+        # Faust's slow-processing detector reads this per-TP time (set by the base Monitor's hook,
+        # which this one replaces): without it, every lagging partition of a Faust-path stream (the
+        # notifier's) is logged as "Stream has not started processing".
+        self.stream_inbound_time[tp] = self.time()
         return None
 
     def on_stream_event_out(
@@ -74,7 +82,8 @@ class AggregatingPrometheusMonitor(PrometheusMonitor):
     # --- per scrape -----------------------------------------------------------------------------
     def flush(self) -> None:
         """Move the counts since the last flush into the Prometheus metrics (called by ``/metrics``)."""
-        metrics = self._metrics
+        metrics = prometheus_metrics(self)
+        assert metrics is not None  # set by PrometheusMonitor.__init__
         in_by_tp, self._in_by_tp = self._in_by_tp, Counter()
         offsets, self._offset_by_tp = self._offset_by_tp, {}
         by_stream, self._events_by_stream = self._events_by_stream, Counter()
@@ -111,5 +120,5 @@ class AggregatingPrometheusMonitor(PrometheusMonitor):
     def _label_of(self, stream: Any) -> str:
         label = self._stream_labels.get(stream)
         if label is None:
-            label = self._stream_labels[stream] = self._stream_label(stream)
+            label = self._stream_labels[stream] = stream_label(self, stream)
         return label

@@ -145,7 +145,8 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
 async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     """``ok``, ``unreachable`` or ``closed`` (TCP connected, then the handshake was cut); raises on refusals."""
     from aiokafka import errors as aiokafka_errors
-    from aiokafka.conn import create_conn
+
+    from streams.runtime.aiokafka_compat import open_connection
 
     # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
     auth_errors = (
@@ -159,7 +160,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     host, _, port = server.rpartition(":")
     try:
         conn = await asyncio.wait_for(
-            create_conn(
+            open_connection(
                 host.strip("[]"),
                 int(port),
                 client_id="preempt-access-check",

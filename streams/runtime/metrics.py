@@ -105,6 +105,11 @@ FUTURE_EVENTS = Counter(
 )
 # rules.clock.EventTimeClock reports these through schemas.observed (rules may not import this module).
 observed.subscribe(Anomaly.FUTURE_EVENT, lambda _reason: FUTURE_EVENTS.inc())
+INVALID_ACCOUNT_RECORDS = Counter(
+    "preempt_invalid_account_records_total",
+    "Records of preempt.accounts the rules worker could not read (counted once per record): the "
+    "account's alerts go out without account context until a valid record replaces it.",
+)
 ALERTS_NOT_BUILT = Counter(
     "preempt_alerts_not_built_total",
     "Findings that could not become an alert even without account context (dead-lettered as alert_build_failed).",
@@ -152,6 +157,10 @@ FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
     ["rule", "action"],
+)
+FEEDBACK_INVALID = Counter(
+    "preempt_feedback_invalid_total",
+    "Records on preempt.feedback the notifier skipped because they are not valid feedback (logged with their offset).",
 )
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",

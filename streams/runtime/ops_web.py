@@ -3,15 +3,15 @@
 Shared by the rules worker (``streams/worker/web.py``) and the notifier (``alerts/web.py``), which may not
 import each other; each passes its own Faust-sensor prefix. The decisions (ready or not, lag
 arithmetic) live in ``streams/runtime/health.py`` as pure functions. What it needs of Faust's private
-state (the committed offsets) comes from ``streams.runtime.faust_compat``, the one module every process
-shares for that.
+state (the committed offsets, whether table recovery completed) comes from
+``streams.runtime.faust_compat``, the one module every process shares for that.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -20,7 +20,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from streams.runtime.faust_compat import committed_offsets
+from streams.runtime.faust_compat import committed_offsets, tables_recovered
 from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
 from streams.runtime.health import ConsumerState, Readiness, lag_by_topic, readiness
 from streams.runtime.logs import get_logger
@@ -113,7 +113,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         rebalances=app.rebalancing_count,
         rebalancing=bool(app.rebalancing),
         in_recovery=bool(app.in_recovery),
-        recovery_completed=cast(Any, app.tables).recovery.completed.is_set(),  # not on TableManagerT
+        recovery_completed=tables_recovered(app),
         assigned_partitions=len(assigned),
         stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
     )

@@ -2,6 +2,7 @@
 
 * ``settings_env`` / ``free_port`` — settings for a child process, a port for its web server.
 * ``scrape`` / ``metric_sum`` — read a process's ``/metrics`` page and sum a metric over its labels.
+* ``listening_addresses`` — the interfaces a process's web server listens on.
 * ``FakeConsumer`` / ``NotStartedConsumer`` / ``TP`` — the consumer surface ``ops_web`` reads, for unit
   tests of both apps' web surfaces.
 
@@ -14,6 +15,7 @@ import json
 import re
 import socket
 import urllib.request
+from pathlib import Path
 from typing import NamedTuple
 
 from faust.exceptions import ConsumerNotStarted
@@ -42,6 +44,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a TCP socket listens on at ``port`` on this host (from ``/proc/net/tcp``)."""
+    found: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, _, hex_port = fields[1].partition(":")
+        if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
 
 
 def scrape(port: int, timeout_s: float = 5.0) -> dict[str, float]:

@@ -3,14 +3,18 @@
 The local broker runs with ``auto.create.topics.enable=false`` because a topic auto-created by a
 producer gets one partition, which breaks Faust tables (source and changelog partition counts
 must match). So every process creates the topics it uses, with the configured partition count,
-before producing or consuming.
+before producing or consuming — the Faust apps their tables' changelog topics too
+(:func:`ensure_changelog_topics`), before the Faust worker starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -124,5 +128,95 @@ def ensure_topics(
                 admin.create_topics(wanted)
         if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings.topic_partitions)
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogTopic:
+    """A table's changelog topic as Faust creates it: name, partition count and topic config."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def changelog_topics(app: Any, default_partitions: int) -> list[ChangelogTopic]:
+    """The changelog topics of ``app``'s tables (a ``faust.App``), with the config Faust gives them.
+
+    Faust's rule (its Kafka transport's topic config): ``cleanup.policy`` is ``compact`` and/or
+    ``delete`` as the topic is compacting/deleting, ``retention.ms`` its retention (windowed tables).
+    A table that reads an existing topic (the accounts global table: not an ``internal`` topic of
+    Faust's) is left out: that topic is the deployment's, made by :func:`ensure_topics`.
+    """
+    out: list[ChangelogTopic] = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        if not topic.internal:
+            continue
+        config: dict[str, str] = {}
+        policy = sorted(({"compact"} if topic.compacting else set()) | ({"delete"} if topic.deleting else set()))
+        if policy:
+            config["cleanup.policy"] = ",".join(policy)
+        if topic.retention:
+            retention = topic.retention
+            seconds = retention.total_seconds() if isinstance(retention, timedelta) else float(retention)
+            config["retention.ms"] = str(int(seconds * 1000))
+        out.append(ChangelogTopic(topic.get_topic_name(), topic.partitions or default_partitions, config))
+    return out
+
+
+def ensure_changelog_topics(
+    settings: Settings,
+    topics: Iterable[ChangelogTopic],
+    timeout_s: float = 30.0,
+    *,
+    client_id: str = "preempt-admin",
+) -> None:
+    """Create the missing changelog topics and wait (bounded) until the broker lists their partitions.
+
+    Called by ``preempt worker`` and ``preempt notifier`` after the app is built, before the Faust
+    worker starts. Left to Faust, a changelog topic is created while the worker starts, and the
+    consumer group's first assignment can be made on metadata that does not list it yet (Faust logs
+    "Ignoring missing topic"); the first write to that table outside a stream then fails Faust's
+    partition check ("changelog topic … has 0 partitions", ``PartitionsMismatch``) and stops the
+    worker. Made here first, the topic is in the broker's metadata before the group forms.
+    """
+    wanted = {t.name: t for t in topics}
+    if not wanted:
+        return
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_config(settings),
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(
+                name=t.name,
+                num_partitions=t.partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs=dict(t.config),
+            )
+            for t in wanted.values()
+            if t.name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker may win the race
+                admin.create_topics(missing)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = admin.describe_topics(list(wanted))
+            listed = {d["name"] for d in described if d.get("partitions")}
+            if listed >= wanted.keys():
+                return
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"changelog topics {', '.join(sorted(wanted.keys() - listed))} not in the broker's metadata "
+                    f"{timeout_s:.0f} s after they were created; is the Kafka cluster healthy?"
+                )
+            time.sleep(0.2)
     finally:
         admin.close()

@@ -73,6 +73,9 @@ def create_app(
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
+        # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
+        # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
+        web_bind=settings.web_host,
         web_port=settings.worker_web_port,
         web_in_thread=False,
         # Faust's /table and /router pages would serve account state, owner emails and MRR to

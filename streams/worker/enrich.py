@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from schemas.account import Account
 from streams.runtime.faust_compat import ExistingTopicGlobalTable
 from streams.runtime.logs import get_logger
+from streams.runtime.metrics import INVALID_ACCOUNT_RECORDS
 
 log = get_logger(__name__)
 
@@ -61,7 +62,7 @@ class AccountDirectory:
         self._parsed: dict[str, tuple[bytes, Account | None]] = {}
 
     def lookup(self, account_id: str) -> Account | None:
-        """The account record for ``account_id``; None when unknown or invalid (logged once)."""
+        """The account record for ``account_id``; None when unknown or invalid (logged and counted once)."""
         raw = self._table.get(account_id.encode())
         if raw is None:
             return None
@@ -77,6 +78,7 @@ class AccountDirectory:
                 account_id=account_id,
                 error=str(exc).splitlines()[0],
             )
+            INVALID_ACCOUNT_RECORDS.inc()
             account = None
         self._parsed[account_id] = (raw, account)
         return account

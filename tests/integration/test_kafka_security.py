@@ -16,7 +16,7 @@ from kafka.errors import KafkaError
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from streams.runtime.kafka_clients import kafka_python_config
 from streams.runtime.settings import Settings
-from streams.runtime.testing import free_port
+from streams.runtime.testing import free_port, listening_addresses
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
@@ -110,7 +110,12 @@ def test_publish_worker_notifier_over_sasl_ssl(
 
     for proc, port in ((worker, settings.worker_web_port), (notifier, settings.notifier_web_port)):
         assert proc.proc.poll() is None, f"{proc.log_path.name} exited ({proc.proc.poll()}):\n{proc.log_text()[-3000:]}"
-        assert _status(f"http://127.0.0.1:{port}/metrics") == 200, f"{proc.log_path.name}: /metrics on {port}"
+        try:
+            status = _status(f"http://127.0.0.1:{port}/metrics")
+        except urllib.error.URLError as exc:  # e.g. refused: the process is stopping (its log says why)
+            pytest.fail(f"{proc.log_path.name}: /metrics on {port}: {exc.reason}\n{proc.log_text()[-3000:]}")
+        assert status == 200, f"{proc.log_path.name}: /metrics on {port}"
+        assert listening_addresses(port) == {"127.0.0.1"}, f"{proc.log_path.name} listens beyond PREEMPT_WEB_HOST"
         for path in ("/table/", "/table/state/", "/table/deliveries/", "/router/", "/router/state/"):
             assert _status(f"http://127.0.0.1:{port}{path}") == 404, (port, path)
 

@@ -23,6 +23,8 @@ from tests.integration.notifier_harness import (
     write_routes,
 )
 
+GIANT_BYTES = 1_040_000  # under the producer's and the broker's default limit of 1 MiB, with key and headers
+
 
 def _routes() -> str:
     # Quiet hours that are not now (in UTC, the fallback zone) and apply to every severity: each
@@ -65,8 +67,9 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     tmp_path: Path,
 ) -> None:
     """An invalid timezone with quiet hours, a failing template, an unknown and an empty templated
-    recipient, and a record that is not an alert: the notifier stays up, the undeliverable ones are in
-    preempt.alerts.dlq with their reason, the rest are delivered, and every good alert after them is."""
+    recipient, and two records that are not alerts (one at Kafka's size limit): the notifier stays up,
+    the undeliverable ones are in preempt.alerts.dlq with their reason, the rest are delivered, and
+    every good alert after them is."""
     settings = notifier_settings(
         settings_factory, write_routes(tmp_path, _routes()), slack_api_url=slack_server.api_url
     )
@@ -80,6 +83,8 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     goods = [make_alert(f"good-{i}", account={"name": f"Good {i}", "owner": _owner("C-OK")}) for i in range(4)]
     produce_alerts(producer, topics.alerts, bad_tz, goods[0], template, goods[1], unknown, goods[2])
     producer.send(topics.alerts, key=b"garbage", value=b'{"alert_id": 42, "not": "an alert"}')
+    # Not an alert, and as large as Kafka's default limit allows: its dead letter is cut to fit.
+    producer.send(topics.alerts, key=b"giant", value=b"{" * GIANT_BYTES)
     produce_alerts(producer, topics.alerts, empty, goods[3])
 
     delivered = wait_for_records(notifier, "alert delivered", 6, timeout_s=90)
@@ -87,9 +92,12 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     assert {r["alert_id"] for r in delivered} == {a.alert_id for a in [bad_tz, template, *goods]}
     assert [r.delivered for r in slack_server.for_target("C-TEMPLATE")] == [True]  # the built-in title instead
 
-    dead = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=3, timeout_s=30, idle_s=1.0)
+    dead = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=4, timeout_s=30, idle_s=1.0)
     by_key = {r.key: {k: v.decode() for k, v in r.headers} for r in dead}
-    assert set(by_key) == {b"unknown-recipient", b"no-recipient", b"garbage"}
+    assert set(by_key) == {b"unknown-recipient", b"no-recipient", b"garbage", b"giant"}
+    assert by_key[b"giant"]["reason"] == "invalid_alert"
+    assert by_key[b"giant"]["truncated"].startswith(f"value cut from {GIANT_BYTES} to ")
+    assert "truncated" not in by_key[b"garbage"]
     assert (by_key[b"unknown-recipient"]["reason"], by_key[b"no-recipient"]["reason"]) == ("permanent", "permanent")
     assert "channel_not_found" in by_key[b"unknown-recipient"]["error"]
     assert "rendered empty" in by_key[b"no-recipient"]["error"]
@@ -102,6 +110,6 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
         metric_value(
             settings, "preempt_notifications_dead_lettered_total", receiver_type="none", reason="invalid_alert"
         )
-        == 1
+        == 2
     )
     assert metric_value(settings, "preempt_alerts_suppressed_total", reason="quiet_hours") == 0

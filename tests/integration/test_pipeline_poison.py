@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas.event import format_ts
-from streams.runtime.dead_letters import DETAIL, REASON, SOURCE_TOPIC
+from streams.runtime.dead_letters import DETAIL, REASON, SOURCE_TOPIC, TRUNCATED
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -46,6 +46,7 @@ rules:
 PARTITIONS = 4
 LATENESS = 10.0
 MAX_STATE_BYTES = 8192
+GIANT_BYTES = 1_040_000  # under the producer's and the broker's default limit of 1 MiB, with key and headers
 
 
 def _event(account: str, name: str, ts: float, **fields: Any) -> dict[str, Any]:
@@ -118,9 +119,10 @@ def test_every_poison_class_is_contained_and_the_good_records_after_it_alert(
     producer: KafkaProducer,
     tmp_path: Path,
 ) -> None:
-    """Deep nesting, huge integers, control characters, an over-limit state, an overflowing sum, a
-    future-stamped event and unreadable state in the changelog: the live worker stays up, each is
-    dead-lettered or quarantined with its reason, and every good record after it alerts."""
+    """Deep nesting, huge integers, control characters, a record at Kafka's size limit, an over-limit
+    state, an overflowing sum, a future-stamped event and unreadable state in the changelog: the live
+    worker stays up, each is dead-lettered or quarantined with its reason, and every good record after
+    it alerts."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "poison.yaml").write_text(RULES, encoding="utf-8")
@@ -160,6 +162,11 @@ def _first_phase(
         good = f"after-{reason}-{i}"
         _send(producer, names.events, good, _event(good, "Ping", now))
         expected.add(("ping", good))
+    # A record as large as Kafka's default limit allows: sent whole with the verdict headers, its
+    # dead letter would be refused by the worker's producer, and the worker would stop on it.
+    _send(producer, names.events, "giant", b"x" * GIANT_BYTES)
+    _send(producer, names.events, "after-giant", _event("after-giant", "Ping", now))
+    expected.add(("ping", "after-giant"))
     # An overflowing custom sum: values whose sum is infinite are skipped; the finite ones still fire.
     for amount in (1.7e308, 1.7e308, 60, 50):
         _send(producer, names.events, "spender", _event("spender", "Purchase", now, properties={"amount": amount}))
@@ -187,7 +194,10 @@ def _first_phase(
 
     out.poll_until(lambda: expected <= out.alert_keys(), 120, "every good record's alert")
     out.poll_until(
-        lambda: {"too_deep", "number_out_of_range", "control_character", "state_too_large"} <= set(out.reasons()),
+        lambda: (
+            {"too_deep", "number_out_of_range", "control_character", "state_too_large", "too_large"}
+            <= set(out.reasons())
+        ),
         60,
         "the dead letters",
     )
@@ -197,8 +207,15 @@ def _first_phase(
     assert {r.key for r in too_large} == {b"bulky"}
     assert all(dict(r.headers)[SOURCE_TOPIC] == b"account-state" for r in too_large)
     assert all(r.value is None or len(r.value) <= MAX_STATE_BYTES for r in too_large)
+    (giant,) = out.letters("too_large")
+    assert giant.key == b"giant"
+    assert giant.value is not None
+    assert 0 < len(giant.value) < GIANT_BYTES
+    assert giant.value == b"x" * len(giant.value)  # the record's first bytes
+    assert dict(giant.headers)[TRUNCATED].startswith(f"value cut from {GIANT_BYTES} to ".encode())
     samples = scrape(settings.worker_web_port)
     assert samples['preempt_accounts_quarantined_total{reason="state_too_large"}'] >= 1
+    assert samples['preempt_events_dead_lettered_total{reason="too_large"}'] == 1
     assert samples['preempt_measure_values_skipped_total{reason="out_of_range"}'] == 2
     assert samples["preempt_future_events_total"] >= 1
     assert samples.get(f'preempt_late_events_total{{partition="{fast_partition}"}}', 0.0) == 0.0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from streams.runtime.settings import Settings
-from streams.runtime.testing import free_port
+from streams.runtime.testing import free_port, listening_addresses
 from streams.runtime.topics import ensure_topics
 from tests.integration.conftest import ManagedProcess
 
@@ -62,6 +62,7 @@ def test_workers_are_ready_after_assignment_and_after_a_rebalance(
     assert alone["status"] == "ready"
     assert _partitions(alone) == first.topic_partitions
     assert _get(first.worker_web_port, "/healthz") == (200, {"status": "alive", "app": f"{first.topic_prefix}-rules"})
+    assert listening_addresses(first.worker_web_port) == {"127.0.0.1"}  # PREEMPT_WEB_HOST, not every interface
 
     second = first.model_copy(update={"worker_web_port": free_port()})
     worker_b = process_factory(["preempt", "worker"], second, name="worker-b")

@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient
 
 from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames, ensure_topics
+from streams.runtime.topics import TopicNames, changelog_topics, ensure_changelog_topics, ensure_topics
 
 
 def _existing(settings: Settings, expected: dict[str, int], timeout_s: float = 30.0) -> dict[str, int]:
@@ -52,3 +52,26 @@ def test_every_topic_by_default_and_a_wrong_events_partition_count_is_refused(
     ensure_topics(other, topics=names.notifier())  # the events topic is not among them: not checked
     with pytest.raises(ConfigError, match="PREEMPT_TOPIC_PARTITIONS"):
         ensure_topics(other)
+
+
+def test_changelog_topics_exist_with_their_partitions_when_the_call_returns(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """The rules app's changelog topics are created with the app's partition count and listed in the
+    broker's metadata by the time ``ensure_changelog_topics`` returns; a second call is a no-op."""
+    from streams.worker.app import create_app
+
+    settings = settings_factory()
+    topics = changelog_topics(create_app(settings), settings.topic_partitions)
+    ensure_changelog_topics(settings, topics)
+    ensure_changelog_topics(settings, topics)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="preempt-test-admin")
+    try:
+        described = {d["name"]: len(d["partitions"]) for d in admin.describe_topics([t.name for t in topics])}
+    finally:
+        admin.close()
+    assert described == {t.name: settings.topic_partitions for t in topics}
+    assert {t.name.removeprefix(settings.topic_prefix) for t in topics} == {
+        "-rules-account-state-changelog",
+        "-rules-partition-clock-changelog",
+    }

@@ -48,3 +48,10 @@ async def test_rebalance_signals_reach_the_runtime(tmp_path: Path) -> None:
     assert dispatcher.paused
     await app.on_partitions_assigned.send({TP(settings.topic("alerts"), 0)})
     assert not dispatcher.paused
+
+
+def test_notifier_listens_on_the_web_host_only(tmp_path: Path) -> None:
+    """The notifier's web server binds PREEMPT_WEB_HOST (127.0.0.1 by default), not Faust's all-interfaces default."""
+    assert create_app(_settings(tmp_path)).conf.web_bind == "127.0.0.1"
+    container = _settings(tmp_path).model_copy(update={"web_host": "0.0.0.0"})
+    assert create_app(container).conf.web_bind == "0.0.0.0"

@@ -22,6 +22,7 @@ from alerts.feedback import (
     verify_slack_signature,
 )
 from schemas.feedback import Feedback
+from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.metrics import FEEDBACK
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -199,3 +200,18 @@ def test_snooze_book_ignores_other_actions() -> None:
     book = SnoozeBook(table)
     assert book.apply(to_feedback(parse_action(make_body("preempt_ack")), NOW), NOW) is None
     assert table == {}
+
+
+def test_a_snooze_end_in_any_rfc3339_spelling_is_recorded() -> None:
+    """A lower-case ``t``/``z`` snooze end (valid RFC 3339) is recorded, not refused by the table write."""
+    book = SnoozeBook({})
+    feedback = Feedback(
+        action="snooze",
+        alert_id="a1",
+        rule_id="error-spike",
+        account_id="acme",
+        at="2026-11-23T06:00:00Z",
+        snooze_until="2026-11-23t07:00:00z",
+    )
+    assert book.apply(feedback, now=parse_rfc3339("2026-11-23T06:00:00Z")) == parse_rfc3339("2026-11-23T07:00:00Z")
+    assert book.snoozed_until("acme", "error-spike", parse_rfc3339("2026-11-23T06:30:00Z")) is not None

@@ -309,6 +309,23 @@ async def test_delivery_loop_crashes_the_app_on_a_bug_in_tick(make_runtime, monk
     assert logs[0]["log_level"] == "critical"
 
 
+async def test_a_dead_letter_that_cannot_be_written_stops_the_notifier(make_runtime) -> None:
+    """When the dead-letter topic refuses a record, the alerts agent logs critical, crashes the app and raises."""
+    runtime, app, _, topics = make_runtime()
+
+    async def refuse(**record: Any) -> None:
+        raise RuntimeError("broker unavailable")
+
+    topics["dead_letters"].send = refuse  # type: ignore[method-assign]
+    event = FakeEvent(b"not an alert")
+    with capture_logs() as logs, pytest.raises(RuntimeError, match="broker unavailable"):
+        await runtime.consume_alerts(FakeStream([event]))
+    assert [type(e) for e in app.crashed] == [RuntimeError]
+    assert event.acks == 0  # re-read after the restart
+    assert logs[-1]["event"] == "alert handling failed; stopping the notifier"
+    assert logs[-1]["log_level"] == "critical"
+
+
 async def test_delivery_loop_delivers_and_stops_when_the_app_stops(make_runtime, make_alert) -> None:
     """The delivery loop delivers a dispatched alert and returns once the app is stopping."""
     runtime, app, notifier, _ = make_runtime()
@@ -323,7 +340,8 @@ async def test_delivery_loop_delivers_and_stops_when_the_app_stops(make_runtime,
 
 
 def test_snooze_feedback_is_recorded_and_invalid_feedback_logged(make_runtime) -> None:
-    """A snooze record suppresses the rule for the account; an invalid record is logged with its offset."""
+    """A snooze record suppresses the rule for the account; an invalid record (a snooze end that is not a
+    time included) is skipped, logged with its offset and counted."""
     runtime, _, _, _ = make_runtime()
     until = time.time() + 3600
     feedback = Feedback(
@@ -334,14 +352,20 @@ def test_snooze_feedback_is_recorded_and_invalid_feedback_logged(make_runtime) -
         at="2026-11-23T06:00:00Z",
         snooze_until=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
     )
+    not_a_time = feedback.model_dump() | {"account_id": "other", "snooze_until": "tomorrow"}
+    before = REGISTRY.get_sample_value("preempt_feedback_invalid_total") or 0.0
     with capture_logs() as logs:
         runtime.apply_feedback(feedback.model_dump_json().encode(), 1)
         runtime.apply_feedback(b"not json", 2)
+        runtime.apply_feedback(json.dumps(not_a_time).encode(), 3)
     assert runtime.snoozes.snoozed_until("acme", "error-spike", time.time()) == pytest.approx(until, abs=1)
+    assert runtime.snoozes.snoozed_until("other", "error-spike", time.time()) is None
     assert [(e["event"], e.get("offset")) for e in logs] == [
         ("snooze recorded", None),
         ("invalid feedback record ignored", 2),
+        ("invalid feedback record ignored", 3),
     ]
+    assert REGISTRY.get_sample_value("preempt_feedback_invalid_total") == before + 2
 
 
 async def test_published_feedback_is_keyed_by_account_and_flushed(make_runtime) -> None:

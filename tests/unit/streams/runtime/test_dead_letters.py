@@ -1,10 +1,21 @@
-"""Dead-letter records: the original bytes and headers survive, and the verdict headers are added."""
+"""Dead-letter records: the original bytes and headers survive, the verdict headers are added, and a
+record too large to send is cut to fit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.decoder import Rejection, decode_event
 from schemas.rfc3339 import parse_rfc3339
-from streams.runtime.dead_letters import alert_dead_letter_headers, dead_letter_headers, dead_letter_record
+from streams.runtime.dead_letters import (
+    ALERT_TRUNCATED,
+    MAX_DEAD_LETTER_BYTES,
+    DeadLetterRecord,
+    alert_dead_letter_headers,
+    bounded,
+    dead_letter_headers,
+    dead_letter_record,
+)
 
 AT = parse_rfc3339("2026-11-23T06:00:00.250Z")
 
@@ -128,3 +139,67 @@ def test_undecodable_alert_dead_letter_headers_carry_only_reason_and_error() -> 
     """A record that is not an alert has no target: only the reason and the error are sent."""
     headers = alert_dead_letter_headers("invalid_alert", "alert_id: Field required")
     assert headers == [("reason", b"invalid_alert"), ("error", b"alert_id: Field required")]
+
+
+def _letter(value: bytes, headers: list[tuple[str, bytes]] | None = None, key: bytes | None = b"acme") -> Any:
+    return dead_letter_record(
+        key=key,
+        value=value,
+        headers=headers or [("content-type", b"application/json")],
+        reason="too_large",
+        detail="the event is too large",
+        field=None,
+        source_topic="preempt.events",
+        partition=0,
+        offset=7,
+        at=AT,
+    )
+
+
+def _size(record: Any) -> int:
+    return len(record.key or b"") + len(record.value or b"") + sum(len(n) + len(v) for n, v in record.headers)
+
+
+def test_a_record_at_kafkas_size_limit_is_cut_to_fit_with_a_header_saying_so() -> None:
+    """A 1 MB source record's dead letter keeps its first bytes, key and headers, within the bound."""
+    raw = b"x" * 999_800
+    record = _letter(raw)
+    assert _size(record) <= MAX_DEAD_LETTER_BYTES
+    assert record.value is not None
+    assert raw.startswith(record.value)
+    assert len(record.value) > MAX_DEAD_LETTER_BYTES - 2048  # only what the headers need is given up
+    assert record.key == b"acme"
+    assert record.headers[0] == ("content-type", b"application/json")
+    verdict = dead_letter_headers(record.headers)
+    assert verdict["preempt.dlq.reason"] == "too_large"
+    assert verdict["preempt.dlq.truncated"] == f"value cut from 999800 to {len(record.value)} bytes"
+
+
+def test_records_that_fit_are_sent_whole_with_no_truncation_header() -> None:
+    """Any dead letter within the bound is the original bytes exactly, without a ``truncated`` header."""
+    raw = b"y" * (MAX_DEAD_LETTER_BYTES - 2048)
+    record = _letter(raw)
+    assert record.value == raw
+    assert "preempt.dlq.truncated" not in dead_letter_headers(record.headers)
+
+
+def test_huge_original_headers_and_key_are_dropped_before_the_verdict() -> None:
+    """Original headers, then the key, go when they alone take half the bound; the verdict stays."""
+    headers = [(f"h{i}", b"z" * 100_000) for i in range(6)]
+    record = _letter(b"v" * 10, headers=headers, key=b"k" * 600_000)
+    assert _size(record) <= MAX_DEAD_LETTER_BYTES
+    assert record.key is None
+    assert record.value == b"v" * 10
+    assert [name for name, _ in record.headers if not name.startswith("preempt.dlq.")] == []
+    assert dead_letter_headers(record.headers)["preempt.dlq.truncated"] == (
+        "6 original headers dropped; key of 600000 bytes dropped"
+    )
+
+
+def test_the_notifiers_dead_letters_are_bounded_with_their_own_marker() -> None:
+    """``bounded`` cuts a notifier dead letter (an oversized invalid alert) and marks it ``truncated``."""
+    headers = alert_dead_letter_headers("invalid_alert", "not JSON")
+    letter = bounded(DeadLetterRecord(b"acme", b"{" * 999_000, headers), ALERT_TRUNCATED, keep=lambda _name: True)
+    assert _size(letter) <= MAX_DEAD_LETTER_BYTES
+    assert dict(letter.headers)["reason"] == b"invalid_alert"
+    assert dict(letter.headers)["truncated"].startswith(b"value cut from 999000 to ")

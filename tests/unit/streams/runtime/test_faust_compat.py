@@ -3,6 +3,7 @@ upgrade changes the private behaviour a workaround relies on."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
 from importlib import metadata
@@ -267,4 +268,310 @@ def test_count_received_feeds_fausts_prometheus_message_counters() -> None:
     assert tp in app.monitor.stream_inbound_time  # Faust's livelock detector sees the stream active
     assert "monitor.stream_inbound_time.get(tp)" in inspect.getsource(
         faust_aiokafka.AIOKafkaConsumerThread.verify_event_path
+    )
+
+
+def test_prometheus_monitor_keeps_its_metrics_in_metrics() -> None:
+    """``PrometheusMonitor`` exports the ``FaustMetrics`` it holds in ``_metrics``; other monitors hold none."""
+    from faust.sensors.monitor import Monitor
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import CollectorRegistry
+
+    from streams.runtime.faust_compat import prometheus_metrics
+
+    metrics = FaustMetrics.create(CollectorRegistry(), "compat")
+    assert prometheus_metrics(PrometheusMonitor(metrics=metrics)) is metrics
+    assert prometheus_metrics(Monitor()) is None
+    for hook in (PrometheusMonitor.on_message_in, PrometheusMonitor.on_table_get):
+        assert "self._metrics." in inspect.getsource(hook)
+
+
+def test_stream_label_is_the_label_prometheus_monitor_counts_events_under() -> None:
+    """``stream_label`` is the label Faust's ``on_stream_event_in`` puts on ``total_events_per_stream``."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import CollectorRegistry
+
+    from streams.runtime.faust_compat import stream_label
+
+    registry = CollectorRegistry()
+    monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, "compat"))
+    owner = type("Task", (), {})()  # Faust keys its per-task counts by the stream's task (weakly)
+    stream: Any = type("FakeStream", (), {"shortlabel": "Stream: Topic: preempt.alerts", "task_owner": owner})()
+    label = stream_label(monitor, stream)
+    assert label == "topic_preempt.alerts"
+    monitor.on_stream_event_in(TP("preempt.alerts", 0), 1, stream, None)  # type: ignore[arg-type]
+    sample = {"stream": f"stream.{label}.events"}
+    assert registry.get_sample_value("compat_total_events_per_stream_total", sample) == 1
+
+
+def test_aggregating_sensor_overrides_public_hooks_only_and_shadows_nothing() -> None:
+    """The sensor subclass overrides only ``SensorInterfaceT`` hooks; its own names are new to its base."""
+    import textwrap
+
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types.sensors import SensorInterfaceT
+    from prometheus_client import CollectorRegistry
+
+    from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
+
+    hooks = {name for name in vars(SensorInterfaceT) if name.startswith("on_")}
+    defined = {  # the methods written in the subclass (mode's metaclass adds ``logger`` and the like)
+        name for name, value in vars(AggregatingPrometheusMonitor).items() if inspect.isfunction(value)
+    } - {"__init__"}
+    overridden = {name for name in defined if hasattr(PrometheusMonitor, name)}
+    assert overridden <= hooks, overridden - hooks
+    base = PrometheusMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "compat"))
+    init = ast.parse(textwrap.dedent(inspect.getsource(AggregatingPrometheusMonitor.__init__)))
+    assigned = {
+        target.attr
+        for node in ast.walk(init)
+        if isinstance(node, ast.AnnAssign | ast.Assign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Attribute)
+    }
+    assert assigned, "the sensor keeps its own counters"
+    assert [name for name in assigned | (defined - overridden) if hasattr(base, name)] == []
+
+
+def test_tables_recovered_follows_recoverys_completed_event() -> None:
+    """``tables_recovered`` is Faust's ``TableManager.recovery.completed``, which recovery sets once done."""
+    from streams.runtime.faust_compat import tables_recovered
+
+    async def scenario() -> tuple[bool, bool]:
+        app = _app("compat-recovered")
+        before = tables_recovered(app)
+        app.tables.recovery.completed.set()  # type: ignore[attr-defined]
+        return before, tables_recovered(app)
+
+    assert asyncio.run(scenario()) == (False, True)
+    assert "self.completed.set()" in inspect.getsource(recovery.Recovery.on_recovery_completed)
+
+
+def test_faust_views_get_aiohttp_requests_and_make_aiohttp_responses() -> None:
+    """A Faust view on the default web driver receives aiohttp's request and returns aiohttp's response."""
+    from aiohttp import web as aiohttp_web
+    from aiohttp.test_utils import TestClient, TestServer
+    from faust.web import Request, Response, View
+
+    from streams.runtime.faust_compat import aiohttp_request, close_connection_after
+
+    seen: list[Any] = []
+
+    async def scenario() -> tuple[int, str, str | None]:
+        app = faust.App("compat-web", broker="kafka://127.0.0.1:1", store="memory://")
+
+        class Echo(View):
+            async def post(self, request: Request, **kwargs: Any) -> Response:
+                body = await aiohttp_request(request).content.read()
+                response = self.text(body.decode().upper())
+                seen.extend([request, response])
+                close_connection_after(response)
+                return response
+
+        app.page("/echo")(Echo)
+        app.web.init_server()
+        async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
+            reply = await client.post("/echo", data=b"hello")
+            return reply.status, await reply.text(), reply.headers.get("Connection")
+
+    status, text, connection = asyncio.run(scenario())
+    assert (status, text) == (200, "HELLO")
+    assert connection == "close"  # force_close() took effect
+    request, response = seen
+    assert isinstance(request, aiohttp_web.Request)
+    assert isinstance(response, aiohttp_web.Response)
+
+
+def test_aiokafka_create_conn_logs_in_and_reports_refused_and_cut_connections() -> None:
+    """``open_connection`` (aiokafka's ``create_conn``) takes our security keywords, raises ``OSError`` when
+    nothing listens and ``KafkaConnectionError`` when the broker cuts the SASL handshake."""
+    import socket
+
+    from aiokafka import conn as aiokafka_conn
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.runtime.aiokafka_compat import open_connection
+    from streams.runtime.kafka_clients import aiokafka_config
+    from streams.runtime.settings import Settings
+
+    keywords = set(inspect.signature(aiokafka_conn.create_conn).parameters)
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="preempt",
+        kafka_sasl_password="secret",
+    )
+    assert set(aiokafka_config(settings)) | {"client_id", "request_timeout_ms"} <= keywords
+    assert "await conn.connect()" in inspect.getsource(aiokafka_conn.create_conn)
+    assert "_do_sasl_handshake" in inspect.getsource(aiokafka_conn.AIOKafkaConnection.connect)
+
+    async def scenario() -> tuple[BaseException | None, BaseException | None]:
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            idle_port = probe.getsockname()[1]
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        cutting_port = server.sockets[0].getsockname()[1]
+        sasl = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}
+        sasl |= {"sasl_plain_username": "u", "sasl_plain_password": "p"}
+        outcomes: list[BaseException | None] = []
+        for port in (idle_port, cutting_port):
+            try:
+                conn = await open_connection("127.0.0.1", port, client_id="compat", request_timeout_ms=5000, **sasl)
+                conn.close()
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        server.close()
+        await server.wait_closed()
+        return outcomes[0], outcomes[1]
+
+    refused, cut = asyncio.run(scenario())
+    assert isinstance(refused, OSError), refused
+    assert not isinstance(refused, KafkaConnectionError), refused
+    assert isinstance(cut, KafkaConnectionError), cut
+
+
+# --- the rule itself: no private reach outside the compat modules ---------------------------------
+
+_ROOT = Path(__file__).resolve().parents[4]
+_COMPAT_MODULES = {"streams/runtime/faust_compat.py", "streams/runtime/aiokafka_compat.py"}
+_UPSTREAM = ("faust", "mode", "aiokafka")
+# Upstream classes a module may subclass: Faust's documented way to write a web page, and the
+# Prometheus sensor (its private names go through faust_compat; see the test above).
+_ALLOWED_BASES = {"View", "PrometheusMonitor"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_imports(tree: ast.Module) -> tuple[set[str], list[str]]:
+    """Names imported from faust/mode/aiokafka, and the private imports among them."""
+    names: set[str] = set()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _UPSTREAM:
+            module = node.module or ""
+            for alias in node.names:
+                names.add(alias.asname or alias.name)
+                if _private(alias.name) or any(_private(part) for part in module.split(".")):
+                    found.append(f"{node.lineno}: from {module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            found += [
+                f"{node.lineno}: import {alias.name}"
+                for alias in node.names
+                if alias.name.split(".")[0] in _UPSTREAM and any(_private(p) for p in alias.name.split("."))
+            ]
+    return names, found
+
+
+def _self_attributes(node: ast.AST) -> set[str]:
+    """Every ``self.<name>`` assigned anywhere under ``node``."""
+    targets: list[ast.expr] = []
+    for n in ast.walk(node):
+        if isinstance(n, ast.Assign):
+            targets += [e for t in n.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+        elif isinstance(n, ast.AnnAssign):
+            targets.append(n.target)
+    return {
+        t.attr
+        for t in targets
+        if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+    }
+
+
+def _subclass_reaches(node: ast.ClassDef, upstream_names: set[str]) -> list[str]:
+    """An upstream base beyond the allowed ones, and inherited private names read through ``self``."""
+    upstream: set[str] = set()
+    for base in node.bases:
+        if isinstance(base, ast.Name) and base.id in upstream_names:
+            upstream.add(base.id)
+        elif isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in _UPSTREAM:
+            upstream.add(base.attr)
+    if not upstream:
+        return []
+    found = [f"{node.lineno}: class {node.name}({', '.join(sorted(upstream))})"] if upstream - _ALLOWED_BASES else []
+    own = {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)} | _self_attributes(node)
+    found += [
+        f"{n.lineno}: self.{n.attr} (inherited from {', '.join(sorted(upstream))})"
+        for n in ast.walk(node)
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Name)
+        and n.value.id == "self"
+        and _private(n.attr)
+        and n.attr not in own
+    ]
+    return found
+
+
+def _private_reaches(path: Path) -> list[str]:
+    """Every reach into a private name in the module at ``path`` (``"<line>: <what>"``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    upstream_names, found = _private_imports(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+                found.append(f"{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            name = node.args[1] if len(node.args) >= 2 else None
+            if (
+                node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+                and isinstance(name, ast.Constant)
+                and isinstance(name.value, str)
+                and _private(name.value)
+            ):
+                found.append(f"{node.lineno}: {node.func.id}(…, {name.value!r})")
+        elif isinstance(node, ast.ClassDef):
+            found += _subclass_reaches(node, upstream_names)
+    return found
+
+
+def test_nothing_outside_the_compat_modules_reaches_into_private_names() -> None:
+    """No module of streams, alerts or bench but the compat modules touches a private name (``obj._x``,
+    ``getattr(obj, "_x")``, a private import), subclasses faust/mode/aiokafka beyond the allowed
+    bases, or reads an inherited private attribute in such a subclass."""
+    offenders: dict[str, list[str]] = {}
+    for package in ("streams", "alerts", "bench"):
+        for path in sorted((_ROOT / package).rglob("*.py")):
+            relative = path.relative_to(_ROOT).as_posix()
+            if relative in _COMPAT_MODULES:
+                continue
+            reaches = _private_reaches(path)
+            if reaches:
+                offenders[relative] = reaches
+    assert offenders == {}, "move these into streams/runtime/faust_compat.py, with a test"
+
+
+def test_the_private_reach_scan_finds_each_kind_of_reach(tmp_path: Path) -> None:
+    """The scan reports a private attribute, a private getattr, a private import, an upstream subclass
+    and an inherited private attribute; a class's own private names are fine."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from faust.streams import _current_event\n"
+        "from faust.sensors.prometheus import PrometheusMonitor\n"
+        "from mode import Service\n"
+        "def f(consumer):\n"
+        "    return consumer._committed_offset, getattr(consumer, '_acked', None)\n"
+        "class Sensor(PrometheusMonitor):\n"
+        "    def __init__(self):\n"
+        "        self._mine = 1\n"
+        "    def flush(self):\n"
+        "        return self._mine, self._metrics\n"
+        "class Worker(Service):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    found = [line.split(": ", 1)[1] for line in _private_reaches(sample)]
+    assert sorted(found) == sorted(
+        [
+            "from faust.streams import _current_event",
+            "._committed_offset",
+            "getattr(…, '_acked')",
+            "self._metrics (inherited from PrometheusMonitor)",
+            "class Worker(Service)",
+        ]
     )

@@ -83,3 +83,13 @@ def test_stream_events_and_table_operations_are_counted(sensor, registry):
     for operation, n in ops.items():
         got = _value(registry, "t_table_operations_total", table="table.account-state", operation=operation)
         assert got == n
+
+
+def test_stream_events_mark_the_partition_active_for_fausts_slow_processing_check(sensor):
+    """Each stream event records its TP's inbound time, which Faust's livelock detector reads."""
+    tp = TP("preempt.alerts", 2)
+    assert tp not in sensor.stream_inbound_time
+    sensor.on_stream_event_in(tp, 5, _Stream(), cast(Any, SimpleNamespace()))
+    first = sensor.stream_inbound_time[tp]
+    sensor.on_stream_event_in(tp, 6, _Stream(), cast(Any, SimpleNamespace()))
+    assert sensor.stream_inbound_time[tp] >= first

@@ -1,9 +1,11 @@
-"""Topic names: every topic of a deployment, and the notifier's share of them."""
+"""Topic names: every topic of a deployment, the notifier's share of them, and the apps' changelog topics."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames
+from streams.runtime.topics import ChangelogTopic, TopicNames, changelog_topics
 
 
 def test_every_topic_is_listed_once_with_the_prefix() -> None:
@@ -25,3 +27,44 @@ def test_the_notifier_topics_are_alerts_its_dead_letters_and_feedback() -> None:
     names = TopicNames.from_settings(Settings(topic_prefix="acme"))
     assert names.notifier() == ("acme.alerts", "acme.alerts.dlq", "acme.feedback")
     assert set(names.notifier()) <= set(names.every())
+
+
+def test_the_rules_apps_changelog_topics_are_compacted_with_the_partition_count(tmp_path: Path) -> None:
+    """The rules app's state and clock changelogs are listed, compacted; the accounts topic is not one to make."""
+    from streams.worker.app import app_id, create_app
+
+    settings = Settings(topic_prefix="acme", topic_partitions=6, data_dir=tmp_path)
+    topics = {t.name: t for t in changelog_topics(create_app(settings), settings.topic_partitions)}
+    compacted = {"cleanup.policy": "compact"}
+    assert topics == {
+        f"{app_id(settings)}-account-state-changelog": ChangelogTopic(
+            f"{app_id(settings)}-account-state-changelog", 6, compacted
+        ),
+        f"{app_id(settings)}-partition-clock-changelog": ChangelogTopic(
+            f"{app_id(settings)}-partition-clock-changelog", 6, compacted
+        ),
+    }
+
+
+def test_the_notifiers_changelog_topics_are_its_two_tables(tmp_path: Path) -> None:
+    """The notifier's ``deliveries`` and ``snoozes`` changelogs are named after its app id, compacted."""
+    from alerts.app import app_id, create_app
+
+    settings = Settings(topic_prefix="acme", data_dir=tmp_path)
+    topics = changelog_topics(create_app(settings), settings.topic_partitions)
+    assert sorted((t.name, t.partitions, t.config["cleanup.policy"]) for t in topics) == [
+        (f"{app_id(settings)}-deliveries-changelog", settings.topic_partitions, "compact"),
+        (f"{app_id(settings)}-snoozes-changelog", settings.topic_partitions, "compact"),
+    ]
+
+
+def test_a_windowed_tables_changelog_also_deletes_after_its_expiry() -> None:
+    """A windowed table's changelog gets ``compact,delete`` and its expiry as ``retention.ms``, as Faust's."""
+    import faust
+
+    app = faust.App("acme-windows", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    app.Table("hits", default=int, partitions=3).tumbling(60, expires=3600)
+    (topic,) = changelog_topics(app, 8)
+    assert topic == ChangelogTopic(
+        "acme-windows-hits-changelog", 3, {"cleanup.policy": "compact,delete", "retention.ms": "3600000"}
+    )

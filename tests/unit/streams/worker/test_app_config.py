@@ -38,3 +38,10 @@ def test_worker_engine_writes_the_state_version_of_the_settings() -> None:
     for settings, version in ((Settings(rules_path=pack), 2), (Settings(rules_path=pack, state_write_version=1), 1)):
         engine, _ = load_engine(settings)
         assert orjson.loads(engine.dumps(engine.new_state()))["v"] == version
+
+
+def test_rules_app_listens_on_the_web_host_only(tmp_path: Path) -> None:
+    """The worker's web server binds PREEMPT_WEB_HOST (127.0.0.1 by default), not Faust's all-interfaces default."""
+    base = {"topic_prefix": f"ut{uuid.uuid4().hex[:8]}", "store": "memory://", "data_dir": tmp_path}
+    assert create_app(Settings(**base)).conf.web_bind == "127.0.0.1"
+    assert create_app(Settings(**base, web_host="0.0.0.0")).conf.web_bind == "0.0.0.0"

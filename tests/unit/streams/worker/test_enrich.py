@@ -1,0 +1,40 @@
+"""``AccountDirectory``: account records from the accounts table, parsed once per record, bad ones counted."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from streams.worker.enrich import AccountDirectory
+
+
+def _invalid_records() -> float:
+    return REGISTRY.get_sample_value("preempt_invalid_account_records_total") or 0.0
+
+
+def test_a_valid_record_is_the_account_and_an_unknown_one_is_none() -> None:
+    """A stored record becomes its ``Account`` (the same object while unchanged); an unknown id is None."""
+    table = {b"acme": b'{"account_id": "acme", "name": "Acme", "tier": "enterprise"}'}
+    directory = AccountDirectory(table)
+    account = directory.lookup("acme")
+    assert account is not None
+    assert (account.name, account.tier) == ("Acme", "enterprise")
+    assert directory.lookup("acme") is account
+    assert directory.lookup("nobody") is None
+
+
+def test_an_invalid_record_is_logged_and_counted_once_until_it_changes() -> None:
+    """An unreadable record yields None, one warning and one count; a corrected record is used at once."""
+    table = {b"acme": b'{"account_id": "acme", "mrr": -5}'}
+    directory = AccountDirectory(table)
+    before = _invalid_records()
+    with capture_logs() as logs:
+        assert directory.lookup("acme") is None
+        assert directory.lookup("acme") is None
+    assert [e["event"] for e in logs] == ["invalid account record; alerts go out without account context"]
+    assert _invalid_records() == before + 1
+    table[b"acme"] = b'{"account_id": "acme", "mrr": 5}'
+    fixed = directory.lookup("acme")
+    assert fixed is not None
+    assert fixed.mrr == 5
+    assert _invalid_records() == before + 1
