@@ -115,6 +115,8 @@ def run_backtest(
     the first event shows that nothing could be replayed, or at the end if nothing was.
     """
     result = BacktestResult()
+    if accounts is not None:
+        engine.bind_accounts(accounts.get)  # risk models with account features read the same records
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
     clock = EventTimeClock(allowed_lateness)

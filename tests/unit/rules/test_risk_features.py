@@ -142,4 +142,4 @@ def test_a_version_1_model_keeps_its_features_and_values() -> None:
     by_name = dict(zip(SPEC.names, features.values(new), strict=True))
     assert features.values(old) == [by_name[name] for name in v1.names]
     with pytest.raises(ValueError, match="version"):
-        FeatureSpec.from_json({**v1.to_json(), "version": 3})
+        FeatureSpec.from_json({**v1.to_json(), "version": 4})
