@@ -14,7 +14,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -81,13 +81,3 @@ class Account(BaseModel):
     timezone: str = Field("UTC", description="IANA zone of the owner, for quiet hours")
     tags: list[str] = Field(default_factory=list)
     links: AccountLinks = Field(default_factory=AccountLinks)
-
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Account:
-        since, renewal = self.customer_since, self.renewal_date
-        if since is not None and renewal is not None and renewal < since:
-            raise ValueError(
-                f"renewal_date {self.renewal_date.isoformat()} is before customer_since "
-                f"{self.customer_since.isoformat()}; a contract renews after the account became a customer"
-            )
-        return self
