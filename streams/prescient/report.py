@@ -326,9 +326,10 @@ def render_markdown(report: Report) -> str:
         f"{_pct(best.precision)}: the target (≥ 1.5× recall at no lower precision) is "
         f"**{'met' if met else 'not met'}**.",
         "",
-        f"Model (`preempt train --horizon {cfg.label_horizon_days:g}d --negative-horizon {cfg.horizon_days:g}d "
-        f"--min-lead {cfg.lead_days:g}d --warmup {cfg.warmup_days:g}d`; risk rules with `warmup: "
-        f"{cfg.warmup_days:g}d`): {len(report.model.doc.features)} features, "
+        f"Model (`preempt train --accounts … --horizon {cfg.label_horizon_days:g}d --negative-horizon "
+        f"{cfg.horizon_days:g}d --min-lead {cfg.lead_days:g}d --warmup {cfg.warmup_days:g}d`; risk rules with `warmup: "
+        f"{cfg.warmup_days:g}d`): {len(report.model.doc.features)} features ({_account_features(report.model)} of "
+        f"them from the account records), "
         f"{training.samples} samples "
         f"({training.positive_samples} positive) of {training.accounts} accounts, C = {training.regularization_c}, "
         f"cross-validated AUC {training.cross_validated_auc}.",
@@ -342,6 +343,11 @@ def render_markdown(report: Report) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def _account_features(model: RiskModel) -> int:
+    spec = model.spec
+    return len(spec.names) - len(features.FeatureSpec(spec.terms, spec.numerics, 2).names) if spec.uses_accounts else 0
 
 
 def write_block(doc: Path, block: str) -> None:
