@@ -327,6 +327,7 @@ def compute(
     baseline_weeks = baseline_days / 7.0 if baseline_days >= 7 else None
     n_terms, n_numerics = len(spec.terms), len(spec.numerics)
     v2 = spec.version >= 2
+    v3 = spec.version >= 3
 
     recent_events = base_events = week_events = 0
     recent_counts = [0] * n_terms
@@ -358,7 +359,7 @@ def compute(
             week_events += count
         elif not recent:
             week_users.setdefault((recent_from - 1 - day) // 7, set()).update(users)
-        if day >= seat_use_from:
+        if v3 and day >= seat_use_from:
             users_28d.update(users)
         if v2:
             weeks_ago = (today - 1 - day) // 7  # 0 = the last 7 days
@@ -433,7 +434,7 @@ def compute(
                 out.append(Explained(float(KEEP_DAYS), float(KEEP_DAYS), float(min(KEEP_DAYS, today - first_day))))
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
-    if spec.version >= 3:
+    if v3:
         out.extend(_account_features(spec, account, now, len(users_28d)))
     return out
 
