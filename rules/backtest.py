@@ -108,13 +108,17 @@ def run_backtest(
 ) -> BacktestResult:
     """Run every event through ``engine`` with one global clock; return the sorted alerts.
 
-    The clock's watermark is the newest event time so far minus ``allowed_lateness``.
+    The clock's watermark is the newest event time so far minus ``allowed_lateness``. ``accounts``
+    enriches the alerts and, bound to the engine (``RuleEngine.bind_accounts``), is where ``risk``
+    models with account features read the records, as the worker reads the accounts topic.
 
     With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
     ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
     the first event shows that nothing could be replayed, or at the end if nothing was.
     """
     result = BacktestResult()
+    if accounts is not None:
+        engine.bind_accounts(accounts.get)  # risk models with account features read the same records
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
     clock = EventTimeClock(allowed_lateness)

@@ -128,6 +128,15 @@ class RuleEngine:
         """
         return self._suppressed + sum(getattr(ev, "suppressed", 0) for ev in self._evaluators)
 
+    def bind_accounts(self, lookup: Callable[[str], Account | None]) -> None:
+        """Where the kinds that read account records (``risk`` with account features) find them: the
+        record of an account id, or None when unknown — the accounts table in the worker, the
+        accounts file in a backtest. Unbound, every account is unknown to them."""
+        for ev in self._evaluators:
+            bind = getattr(ev, "bind_accounts", None)
+            if bind is not None:
+                bind(lookup)
+
     # --- state ---------------------------------------------------------------------------------
     def new_state(self) -> AccountState:
         """All rules' state for one account (mutable)."""

@@ -1,8 +1,40 @@
-"""Accounts (``preempt.accounts``, compacted, key = ``account_id``) — the context every alert carries."""
+"""Accounts (``preempt.accounts``, compacted, key = ``account_id``) — the context every alert carries.
+
+Besides who owns the account (for routing and alert text), a record may carry the commercial
+facts a CRM or billing system knows and usage events do not: ``seats`` bought, the date the
+account became a customer (``customer_since``) and the date its current contract renews or ends
+(``renewal_date``). All are optional, so records written before they existed stay valid. The
+``risk`` rule kind reads them (``rules.risk.features``: days to renewal, tenure, seat use,
+MRR, tier and plan); nothing else depends on them.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _calendar_date(value: Any) -> Any:
+    """A ``YYYY-MM-DD`` string (or a ``date``) and nothing else: no times, no epoch numbers."""
+    if isinstance(value, datetime) or not isinstance(value, str | date):
+        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+    if isinstance(value, str):
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
+    return value
+
+
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
+"""A calendar date, ``YYYY-MM-DD`` on the wire."""
 
 
 class Owner(BaseModel):
@@ -34,6 +66,17 @@ class Account(BaseModel):
     tier: str | None = Field(None, description="e.g. enterprise, growth, starter")
     plan: str | None = None
     mrr: float | None = Field(None, ge=0, description="monthly recurring revenue")
+    seats: int | None = Field(None, ge=0, le=10_000_000, description="seats (licences) the customer pays for")
+    customer_since: CalendarDate | None = Field(
+        None, description="the date the account became a customer (YYYY-MM-DD); tenure is counted from it"
+    )
+    renewal_date: CalendarDate | None = Field(
+        None,
+        description=(
+            "the date the current contract renews or ends (YYYY-MM-DD, UTC); keep it current: "
+            "a date in the past counts as unknown"
+        ),
+    )
     owner: Owner = Field(default_factory=Owner)
     timezone: str = Field("UTC", description="IANA zone of the owner, for quiet hours")
     tags: list[str] = Field(default_factory=list)

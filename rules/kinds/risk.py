@@ -8,6 +8,10 @@ when the risk falls below ``threshold − hysteresis``. The engine's cooldown ap
 Ticks stop ``CAP_DAYS`` after the account's last event (nothing can change after that) and
 resume with its next event.
 
+A model with account features (feature spec version 3) reads the account's record when it scores
+a tick: the engine hands the kind its ``accounts`` lookup (``bind_accounts``) — the accounts
+topic in the worker, the accounts file in a backtest. Nothing of the record is kept in the state.
+
 Evidence: the risk, the threshold, and the top contributing features as sentences a CSM reads
 ("active users down 62% against the last 8 weeks (3 this week vs 8 a week before)").
 """
@@ -15,6 +19,7 @@ Evidence: the risk, the threshold, and the top contributing features as sentence
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +30,7 @@ from rules.models import RiskRule
 from rules.predicates import compile_match
 from rules.risk import features
 from rules.risk.model import load_risk_model
+from schemas.account import Account
 from schemas.event import Event
 
 DAY = features.DAY
@@ -68,6 +74,16 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._names = self._model.doc.features
         self._filter = compile_match(rule.match) if rule.match is not None else None
         self.event_names = rule.match.event_names if rule.match is not None else None
+        self._accounts: Callable[[str], Account | None] | None = None
+
+    def bind_accounts(self, lookup: Callable[[str], Account | None]) -> None:
+        """Where the account records come from (the engine calls it once); unbound, every account is unknown."""
+        self._accounts = lookup
+
+    def _facts(self, account_id: str) -> features.AccountFacts:
+        if not self._spec.uses_accounts or self._accounts is None:
+            return features.UNKNOWN_ACCOUNT
+        return features.AccountFacts.of(self._accounts(account_id))
 
     def new_state(self) -> RiskState:
         return RiskState(features=features.new_state(self._spec))
@@ -99,8 +115,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._current(state)
         findings: list[Finding] = []
         last = state.features["l"]
+        facts = self._facts(account_id)
         while tick is not None and tick <= now:
-            finding = self._tick(state, tick, account_id)
+            finding = self._tick(state, tick, account_id, facts)
             if finding is not None:
                 findings.append(finding)
             tick = tick + DAY
@@ -109,9 +126,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         state.deadline = tick
         return findings
 
-    def _tick(self, state: RiskState, tick: float, account_id: str) -> Finding | None:
+    def _tick(self, state: RiskState, tick: float, account_id: str, facts: features.AccountFacts) -> Finding | None:
         rule = self.rule
-        explained = features.compute(self._spec, state.features, tick)
+        explained = features.compute(self._spec, state.features, tick, facts)
         score = self._model.score(features.values(explained))
         risk = score.risk
         state.risk = round(risk, 6)

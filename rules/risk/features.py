@@ -19,7 +19,14 @@ and the *numeric* properties of rare events (``NPS Submitted.score``). From thos
   happened (``Invoice Paid`` 40 days ago: a monthly payment is missing);
 * per numeric property: its lowest value in the last 28 days and its latest value.
 
-A model file names its spec version; version 1 models (fewer features) keep scoring unchanged.
+Spec version 3 adds what the account record (``schemas.account.Account``, the accounts topic
+or the backtest's accounts file) says and events do not: days to the contract's renewal date,
+tenure from ``customer_since``, seats and the share of them used in the last 28 days, MRR, and
+the tier and plan (one feature per value the training accounts had). The record is read when
+the account is scored (:class:`AccountFacts`), never kept in the state, so the stream and a
+backtest with the same records compute the same features.
+
+A model file names its spec version; version 1 and 2 models (fewer features) keep scoring unchanged.
 
 State is a plain JSON-ready dict (the engine serializes rule state as is): one bucket per UTC
 day for the last ``KEEP_DAYS`` days with the event count, term counts, distinct users (capped)
@@ -32,10 +39,12 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
+from schemas.account import Account
 from schemas.event import Event
 
 DAY = 86400.0
@@ -48,9 +57,13 @@ KEEP_DAYS = RECENT_DAYS + BASELINE_DAYS
 MAX_USERS_PER_DAY = 256
 CAP_DAYS = 90.0
 TREND_WEEKS = 4
-SPEC_VERSION = 2
+SEAT_USE_DAYS = 28
+RENEWAL_CAP_DAYS = 365.0
+SPEC_VERSION = 3
 """The spec version new models get; :data:`SPEC_VERSIONS` lists those this engine scores."""
-SPEC_VERSIONS = (1, 2)
+SPEC_VERSIONS = (1, 2, 3)
+MAX_ACCOUNT_VALUES = 12
+"""At most this many tiers (and plans) become features."""
 
 Scalar = str | int | float | bool | None
 
@@ -102,6 +115,53 @@ GENERIC_V2 = (
     "top_user_days_away",
 )
 GENERIC = GENERIC_V2
+ACCOUNT_V3 = (
+    "days_to_renewal",
+    "renewal_within_30d",
+    "renewal_within_60d",
+    "customer_days",
+    "seats",
+    "seat_use_28d",
+    "mrr",
+)
+"""Features of the account record (spec version 3), before the one-hot tier and plan features."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """What the risk features read from an account record, as numbers (None: not in the record)."""
+
+    renewal_at: float | None = None
+    """00:00 UTC of ``renewal_date``."""
+    customer_since: float | None = None
+    seats: int | None = None
+    mrr: float | None = None
+    tier: str | None = None
+    plan: str | None = None
+    known: bool = False
+    """Whether there was a record at all (an unknown account has every account feature unknown)."""
+
+    @classmethod
+    def of(cls, account: Account | None) -> AccountFacts:
+        """The facts of a record; an unknown account (None) knows nothing."""
+        if account is None:
+            return UNKNOWN_ACCOUNT
+        return cls(
+            _midnight(account.renewal_date),
+            _midnight(account.customer_since),
+            account.seats,
+            account.mrr,
+            account.tier,
+            account.plan,
+            True,
+        )
+
+
+UNKNOWN_ACCOUNT = AccountFacts()
+
+
+def _midnight(day: date | None) -> float | None:
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +171,9 @@ class FeatureSpec:
     terms: tuple[Term, ...]
     numerics: tuple[NumericProp, ...] = ()
     version: int = SPEC_VERSION
+    tiers: tuple[str, ...] = ()
+    """Version 3: the account tiers that each get a feature (``tier:enterprise``)."""
+    plans: tuple[str, ...] = ()
     _by_event: dict[str, tuple[tuple[int, str | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -119,6 +182,8 @@ class FeatureSpec:
     def __post_init__(self) -> None:
         if self.version not in SPEC_VERSIONS:
             raise ValueError(f"feature spec version {self.version!r}; this engine reads {SPEC_VERSIONS}")
+        if self.version < 3 and (self.tiers or self.plans):
+            raise ValueError("tiers and plans are features of spec version 3")
         by_event: dict[str, list[tuple[int, str | None, Scalar]]] = {}
         for index, term in enumerate(self.terms):
             by_event.setdefault(term.event, []).append((index, term.prop, term.value))
@@ -138,15 +203,27 @@ class FeatureSpec:
             names += [f"since:{t.label}" for t in self.terms]
         names += [f"min28:{n.label}" for n in self.numerics]
         names += [f"last:{n.label}" for n in self.numerics]
+        if self.version >= 3:
+            names += list(ACCOUNT_V3)
+            names += [f"tier:{t}" for t in self.tiers]
+            names += [f"plan:{p}" for p in self.plans]
         return names
+
+    @property
+    def uses_accounts(self) -> bool:
+        """Whether the features read the account record (spec version 3)."""
+        return self.version >= 3
 
     def to_json(self) -> dict[str, Any]:
         """The spec as stored in a model file."""
-        return {
+        doc: dict[str, Any] = {
             "version": self.version,
             "terms": [{"event": t.event, "property": t.prop, "value": t.value} for t in self.terms],
             "numerics": [{"event": n.event, "property": n.prop} for n in self.numerics],
         }
+        if self.version >= 3:
+            doc["account"] = {"tiers": list(self.tiers), "plans": list(self.plans)}
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FeatureSpec:
@@ -158,7 +235,10 @@ class FeatureSpec:
             )
         terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
         numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
-        return cls(terms, numerics, int(version))
+        account = doc.get("account") or {}
+        tiers = tuple(str(t) for t in account.get("tiers", ()))
+        plans = tuple(str(p) for p in account.get("plans", ()))
+        return cls(terms, numerics, int(version), tiers, plans)
 
     @property
     def digest(self) -> str:
@@ -231,8 +311,11 @@ def _ratio(now: float, before: float | None) -> float:
     return 0.0 if before is None else math.log((now + 1.0) / (before + 1.0))
 
 
-def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explained]:
-    """Every feature at ``now`` (a tick): only days strictly before ``now``'s day count."""
+def compute(
+    spec: FeatureSpec, state: dict[str, Any], now: float, account: AccountFacts = UNKNOWN_ACCOUNT
+) -> list[Explained]:
+    """Every feature at ``now`` (a tick): only days strictly before ``now``'s day count; the account
+    features (spec version 3) from ``account``, the record as it is at ``now``."""
     today = _day(now)
     days: list[list[Any]] = [d for d in state["days"] if today - KEEP_DAYS <= d[0] < today]
     first, last, last_user = state["f"], state["l"], state["u"]
@@ -244,6 +327,7 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
     baseline_weeks = baseline_days / 7.0 if baseline_days >= 7 else None
     n_terms, n_numerics = len(spec.terms), len(spec.numerics)
     v2 = spec.version >= 2
+    v3 = spec.version >= 3
 
     recent_events = base_events = week_events = 0
     recent_counts = [0] * n_terms
@@ -254,6 +338,8 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
     latest: list[float | None] = [None] * n_numerics
     users_7d: set[str] = set()
     users_recent: set[str] = set()
+    users_28d: set[str] = set()
+    seat_use_from = today - SEAT_USE_DAYS
     week_users: dict[int, set[str]] = {}
     trend_events = [0] * TREND_WEEKS
     trend_users: list[set[str]] = [set() for _ in range(TREND_WEEKS)]
@@ -273,6 +359,8 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
             week_events += count
         elif not recent:
             week_users.setdefault((recent_from - 1 - day) // 7, set()).update(users)
+        if v3 and day >= seat_use_from:
+            users_28d.update(users)
         if v2:
             weeks_ago = (today - 1 - day) // 7  # 0 = the last 7 days
             if weeks_ago < TREND_WEEKS:
@@ -346,6 +434,39 @@ def compute(spec: FeatureSpec, state: dict[str, Any], now: float) -> list[Explai
                 out.append(Explained(float(KEEP_DAYS), float(KEEP_DAYS), float(min(KEEP_DAYS, today - first_day))))
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
+    if v3:
+        out.extend(_account_features(spec, account, now, len(users_28d)))
+    return out
+
+
+def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_28d: int) -> list[Explained]:
+    """The version 3 features of the account record (see :data:`ACCOUNT_V3`), then tier and plan."""
+    out: list[Explained] = []
+    renewal = facts.renewal_at
+    if renewal is not None and renewal >= now:  # a date gone by is stale: unknown, not "overdue"
+        days = min(RENEWAL_CAP_DAYS, (renewal - now) / DAY)
+        out.append(Explained(math.log1p(days), days))
+        out.append(Explained(1.0 if days <= 30 else 0.0, days))
+        out.append(Explained(1.0 if days <= 60 else 0.0, days))
+    else:
+        out += [Explained(None), Explained(None), Explained(None)]
+    since = facts.customer_since
+    if since is not None:
+        tenure = max(0.0, (now - since) / DAY)
+        out.append(Explained(math.log1p(tenure), tenure))
+    else:
+        out.append(Explained(None))
+    seats = facts.seats
+    out.append(Explained(math.log1p(seats), seats) if seats is not None else Explained(None))
+    if seats:
+        out.append(Explained(min(2.0, users_28d / seats), users_28d, seats))
+    else:
+        out.append(Explained(None))
+    mrr = facts.mrr
+    out.append(Explained(math.log1p(mrr), mrr) if mrr is not None else Explained(None))
+    for values, value in ((spec.tiers, facts.tier), (spec.plans, facts.plan)):
+        for candidate in values:
+            out.append(Explained(1.0 if value == candidate else 0.0 if facts.known else None))
     return out
 
 
@@ -408,7 +529,21 @@ def sentence(name: str, item: Explained) -> str:
         return f"{_num(now)} of the {_num(before)} regular users of the 8 weeks before were active in the last 14 days"
     if name == "top_user_days_away":
         return f"the most active user of the 8 weeks before has not been seen for {_num(now)} days"
+    if name == "days_to_renewal":
+        return f"the contract renews in {_num(now)} days"
+    if name in ("renewal_within_30d", "renewal_within_60d"):
+        return f"the contract renews within {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
+    if name == "customer_days":
+        return f"customer for {_num(now)} days"
+    if name == "seats":
+        return f"{_num(now)} seats bought"
+    if name == "seat_use_28d":
+        return f"{_num(now)} of {_num(before)} seats used in the last 28 days"
+    if name == "mrr":
+        return f"MRR {_num(now)}"
     kind, _, label = name.partition(":")
+    if kind in ("tier", "plan"):
+        return f"{kind} {label}"
     if kind == "rate":
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
@@ -430,8 +565,10 @@ def _num(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.1f}"
 
 
-def replay(spec: FeatureSpec, events: Iterable[Event], as_of: Sequence[float]) -> list[tuple[float, list[Explained]]]:
-    """Features of one account at each ``as_of`` time (sorted), from its events — the training path.
+def replay(
+    spec: FeatureSpec, events: Iterable[Event], as_of: Sequence[float], account: AccountFacts = UNKNOWN_ACCOUNT
+) -> list[tuple[float, list[Explained]]]:
+    """Features of one account at each ``as_of`` time (sorted), from its events (and its record).
 
     Events are applied in ``(ts, event_id)`` order with duplicates dropped, and a tick at ``t``
     sees the events before ``t`` — exactly the engine's order (deadlines fire before events
@@ -449,5 +586,5 @@ def replay(spec: FeatureSpec, events: Iterable[Event], as_of: Sequence[float]) -
             observe(spec, state, ordered[position])
             position += 1
         if state["f"] is not None:
-            out.append((tick, compute(spec, state, tick)))
+            out.append((tick, compute(spec, state, tick, account)))
     return out

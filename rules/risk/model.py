@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rules.risk.features import FeatureSpec
 from schemas.errors import PreemptError
 
 MODEL_FORMAT = "preempt-risk-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
+"""The version new model files get: 2 = features of the account record too (feature spec version 3)."""
+MODEL_VERSIONS = (1, 2)
+"""Versions this Preempt scores: a version 1 file (events only, spec version 1 or 2) scores as before."""
 CLIP = 6.0
 
 
@@ -80,8 +84,17 @@ class RiskModelFile(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskModelFile:
-        if self.version != MODEL_VERSION:
-            raise ValueError(f"model version {self.version}; this Preempt reads version {MODEL_VERSION}")
+        if self.version not in MODEL_VERSIONS:
+            raise ValueError(
+                f"model version {self.version}; this Preempt reads versions "
+                f"{', '.join(map(str, MODEL_VERSIONS))}: retrain it with this Preempt's preempt train"
+            )
+        spec_version = self.feature_spec.get("version")
+        if (self.version >= 2) != (isinstance(spec_version, int) and spec_version >= 3):
+            raise ValueError(
+                f"model version {self.version} with feature spec version {spec_version!r}: account features "
+                "(spec version 3) come with model version 2; retrain it with preempt train"
+            )
         sizes = {len(self.features), len(self.mean), len(self.scale), len(self.coef)}
         if len(sizes) != 1:
             raise ValueError("features, mean, scale and coef must have the same length")
@@ -151,7 +164,16 @@ def load_risk_model(path: Path) -> RiskModel:
     except OSError as exc:
         raise RiskModelError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        doc = RiskModelFile.model_validate_json(raw)
+        head = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        head = None
+    if isinstance(head, dict) and head.get("format") == MODEL_FORMAT and head.get("version") not in MODEL_VERSIONS:
+        raise RiskModelError(
+            f"{path}: model version {head.get('version')!r} is not one this Preempt reads "
+            f"({', '.join(map(str, MODEL_VERSIONS))}); retrain it with this Preempt's preempt train"
+        )
+    try:
+        doc = RiskModelFile.model_validate(head) if isinstance(head, dict) else RiskModelFile.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(file)"

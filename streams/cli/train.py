@@ -14,6 +14,7 @@ import click
 import orjson
 
 from rules.backtest import decode_lines, load_accounts
+from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event
 from schemas.jsonl import read_file
@@ -29,12 +30,18 @@ def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
         yield decoded
 
 
-def _restricted(outcomes: Outcomes, accounts_path: Path | None) -> Outcomes:
+def _accounts(accounts_path: Path | None) -> dict[str, Account] | None:
     if accounts_path is None:
-        return outcomes
+        return None
     accounts, bad = load_accounts(accounts_path)
     if bad:
         raise click.ClickException(f"{accounts_path}: line {bad[0].line}: {bad[0].reason}")
+    return accounts
+
+
+def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outcomes:
+    if accounts is None:
+        return outcomes
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
 
 
@@ -50,7 +57,10 @@ def _restricted(outcomes: Outcomes, accounts_path: Path | None) -> Outcomes:
     "--accounts",
     "accounts_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="accounts JSONL: learn only from these accounts (default: every account with an outcome)",
+    help=(
+        "accounts JSONL: learn only from these accounts, and from their records too (renewal date, tenure, "
+        "seats, MRR, tier, plan); default: every account with an outcome, from events only"
+    ),
 )
 @click.option(
     "--outcomes",
@@ -129,16 +139,22 @@ def train_command(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
     names = outcome_names(outcome_events)
-    outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts_path)
+    accounts = _accounts(accounts_path)
+    outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
     exclude = frozenset(names) | frozenset(excluded)
     skipped: list[int] = []
     try:
         spec = risk_training.build_spec(
-            _events(events_path, skipped), exclude, frozenset(only_events) or None, min_account_share
+            _events(events_path, skipped),
+            exclude,
+            frozenset(only_events) or None,
+            min_account_share,
+            accounts_file=accounts,
         )
-        click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties", err=True)
+        records = f", the account records ({len(spec.tiers)} tiers, {len(spec.plans)} plans)" if accounts else ""
+        click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties{records}", err=True)
         samples = risk_training.collect_samples(
             spec,
             _events(events_path, []),
@@ -148,6 +164,7 @@ def train_command(
             warmup_s,
             min_lead=min_lead_s,
             negative_horizon=negative_s,
+            accounts_file=accounts,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
         if samples.late:

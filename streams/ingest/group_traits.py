@@ -21,7 +21,7 @@ from schemas.account import Account
 # Account fields a trait may fill; ``arr`` is annual revenue, stored as mrr = arr / 12.
 TARGETS = frozenset(
     {"name", "plan", "tier", "mrr", "arr", "owner.name", "owner.email", "owner.slack", "timezone", "tags"}
-    | {"links.crm", "links.admin"}
+    | {"links.crm", "links.admin", "seats", "customer_since", "renewal_date"}
 )
 DEFAULT_TRAITS: dict[str, str] = {
     "name": "name",
@@ -41,6 +41,9 @@ DEFAULT_TRAITS: dict[str, str] = {
     "tags": "tags",
     "crm_url": "links.crm",
     "admin_url": "links.admin",
+    "seats": "seats",
+    "customer_since": "customer_since",  # YYYY-MM-DD
+    "renewal_date": "renewal_date",  # YYYY-MM-DD
 }
 
 

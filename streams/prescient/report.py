@@ -40,6 +40,7 @@ from rules.loader import RuleSet, load_rules, parse_rule
 from rules.models import RiskRule
 from rules.risk import features
 from rules.risk.model import RiskModel
+from schemas.account import Account
 from schemas.event import Event
 from schemas.outcome import Outcomes, collect
 from schemas.rfc3339 import parse_rfc3339
@@ -103,15 +104,22 @@ def _outcomes(sim: Simulation) -> Outcomes:
     return collect(account_outcome(a, sim.config.start_ms) for a in sim.accounts)
 
 
+def _records(sim: Simulation) -> dict[str, Account]:
+    """The account records, as ``preempt simulate --accounts-output`` writes them."""
+    return {a.account_id: a.account for a in sim.accounts}
+
+
 def peak_risks(
     model: RiskModel,
     events: Iterable[Event],
     warmup: float,
     churned: Mapping[str, float] | None = None,
     lateness: float = LATENESS,
+    accounts: Mapping[str, Account] | None = None,
 ) -> dict[str, float]:
     """Each account's highest risk over the ticks the engine scores (after the warm-up, and before
-    the account churned: evaluation ignores alerts about accounts that have left).
+    the account churned: evaluation ignores alerts about accounts that have left). A model with
+    account features reads each account's record from ``accounts``, as the backtest does.
 
     Mirrors the backtest: events applied in ``(ts, event_id)`` order behind the watermark
     (newest − lateness), a tick before the events stamped at its instant, ticks stopping
@@ -127,11 +135,13 @@ def peak_risks(
     clock = EventTimeClock(lateness)  # the backtest's watermark
     counter = 0
     gone = churned or {}
+    records = accounts or {}
 
     def run_ticks(account: str, upto: float) -> None:
         tick, state = ticks.get(account), states[account]
+        facts = features.AccountFacts.of(records.get(account)) if spec.uses_accounts else features.UNKNOWN_ACCOUNT
         while tick is not None and tick <= upto:
-            risk = model.score(features.values(features.compute(spec, state, tick))).risk
+            risk = model.score(features.values(features.compute(spec, state, tick, facts))).risk
             if tick - state["f"] >= warmup and tick < gone.get(account, math.inf):
                 peaks[account] = max(peaks.get(account, 0.0), risk)
             tick += DAY
@@ -200,9 +210,9 @@ def _risk_rule(rule_id: str, threshold: float, model: RiskModel, warmup_days: fl
     return rule
 
 
-def _points(events: Iterator[Event], rules: RuleSet) -> list[AlertPoint]:
+def _points(events: Iterator[Event], rules: RuleSet, accounts: dict[str, Account]) -> list[AlertPoint]:
     engine = RuleEngine(rules)
-    result = run_backtest(engine, enumerate(events, start=1), allowed_lateness=LATENESS)
+    result = run_backtest(engine, enumerate(events, start=1), accounts, allowed_lateness=LATENESS)
     return [alert_point(a) for a in result.alerts]
 
 
@@ -218,14 +228,26 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     def test_events() -> Iterator[Event]:
         return config.simulation(config.test_seed).events()
 
+    train_records = _records(config.simulation(config.train_seed))
+    test_records = _records(config.simulation(config.test_seed))
     say(f"training on seed {config.train_seed}: vocabulary")
-    spec = risk_training.build_spec(train_events(), frozenset(risk_training.OUTCOME_EVENT_NAMES))
+    spec = risk_training.build_spec(
+        train_events(), frozenset(risk_training.OUTCOME_EVENT_NAMES), accounts_file=train_records
+    )
     say(f"training: samples ({len(spec.names)} features)")
     train_outcomes = _outcomes(config.simulation(config.train_seed))
     # trained for the warning time it is judged on: samples within the lead of a churn are left out
     label_horizon = config.label_horizon_days * DAY
     samples = risk_training.collect_samples(
-        spec, train_events(), train_outcomes, label_horizon, every, warmup, min_lead=lead, negative_horizon=horizon
+        spec,
+        train_events(),
+        train_outcomes,
+        label_horizon,
+        every,
+        warmup,
+        min_lead=lead,
+        negative_horizon=horizon,
+        accounts_file=train_records,
     )
     say(f"training: fitting {len(samples.labels)} samples")
     fitted = risk_training.fit(samples, len(spec.names))
@@ -238,7 +260,7 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     test_outcomes = _outcomes(config.simulation(config.test_seed))
     pack = load_rules(PACK)
     say(f"held-out seed {config.test_seed}: default pack backtest")
-    pack_points = _points(test_events(), pack)
+    pack_points = _points(test_events(), pack, test_records)
     pack_eval = evaluate(pack_points, test_outcomes, horizon, lead)
     best = max(pack_eval.rules, key=lambda s: (s.recall_at_lead or 0.0, s.precision or 0.0, s.rule_id))
     targets = {
@@ -246,11 +268,11 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
         "risk-at-pack-volume": pack_eval.overall.alerted_accounts,
     }
     say("held-out: peak risks")
-    peaks = peak_risks(model, test_events(), warmup, test_outcomes.churned)
+    peaks = peak_risks(model, test_events(), warmup, test_outcomes.churned, accounts=test_records)
     thresholds = {rule_id: threshold_for(peaks, n) for rule_id, n in targets.items()}
     say("held-out: backtest of the risk rules")
     risk_rules = RuleSet(tuple(_risk_rule(r, t, model, config.warmup_days) for r, t in thresholds.items()))
-    everything = evaluate(pack_points + _points(test_events(), risk_rules), test_outcomes, horizon, lead)
+    everything = evaluate(pack_points + _points(test_events(), risk_rules, test_records), test_outcomes, horizon, lead)
     return Report(config, model, pack_eval, everything, best.rule_id, targets, thresholds)
 
 
@@ -304,9 +326,10 @@ def render_markdown(report: Report) -> str:
         f"{_pct(best.precision)}: the target (≥ 1.5× recall at no lower precision) is "
         f"**{'met' if met else 'not met'}**.",
         "",
-        f"Model (`preempt train --horizon {cfg.label_horizon_days:g}d --negative-horizon {cfg.horizon_days:g}d "
-        f"--min-lead {cfg.lead_days:g}d --warmup {cfg.warmup_days:g}d`; risk rules with `warmup: "
-        f"{cfg.warmup_days:g}d`): {len(report.model.doc.features)} features, "
+        f"Model (`preempt train --accounts … --horizon {cfg.label_horizon_days:g}d --negative-horizon "
+        f"{cfg.horizon_days:g}d --min-lead {cfg.lead_days:g}d --warmup {cfg.warmup_days:g}d`; risk rules with `warmup: "
+        f"{cfg.warmup_days:g}d`): {len(report.model.doc.features)} features ({_account_features(report.model)} of "
+        f"them from the account records), "
         f"{training.samples} samples "
         f"({training.positive_samples} positive) of {training.accounts} accounts, C = {training.regularization_c}, "
         f"cross-validated AUC {training.cross_validated_auc}.",
@@ -320,6 +343,11 @@ def render_markdown(report: Report) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def _account_features(model: RiskModel) -> int:
+    spec = model.spec
+    return len(spec.names) - len(features.FeatureSpec(spec.terms, spec.numerics, 2).names) if spec.uses_accounts else 0
 
 
 def write_block(doc: Path, block: str) -> None:

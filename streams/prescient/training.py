@@ -9,7 +9,9 @@ Steps:
 1. **Vocabulary** (:func:`build_spec`): one pass over the events finds the terms — event names
    and ``name[property=value]`` for properties with 2–12 distinct values — used by at least
    ``min_account_share`` of the accounts, and the numeric properties of rare events. Outcome
-   events (``Subscription Cancelled``…) and excluded names never become features.
+   events (``Subscription Cancelled``…) and excluded names never become features. With account
+   records, the features of the record too (spec version 3: renewal, tenure, seats, MRR, and
+   the tiers and plans that as many accounts have).
 2. **Samples** (:func:`collect_samples`): the events are replayed through the engine's own
    feature state (``rules.risk.features.observe``) in ``(ts, event_id)`` order behind a
    watermark (like the backtest), and at every as-of time — each ``as_of_every`` at UTC
@@ -42,6 +44,7 @@ from rules.clock import EventTimeClock
 from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Term
 from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
+from schemas.account import Account
 from schemas.event import Event, format_ts
 from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
 
@@ -68,8 +71,10 @@ def build_spec(
     only: frozenset[str] | None = None,
     min_account_share: float = 0.05,
     max_terms: int = 150,
+    accounts_file: Mapping[str, Account] | None = None,
 ) -> FeatureSpec:
-    """The terms and numeric properties the events support (see the module docstring)."""
+    """The terms and numeric properties the events support (see the module docstring); with
+    ``accounts_file`` (the account records), a version 3 spec with the record's features."""
     stats: dict[str, _NameStats] = defaultdict(_NameStats)
     accounts: set[str] = set()
     first = last = None
@@ -122,7 +127,23 @@ def build_spec(
                 numerics.append(NumericProp(name, prop))
     candidates.sort(key=lambda c: (-c[0], c[1].label))
     terms = sorted((t for _, t in candidates[:max_terms]), key=lambda t: t.label)
-    return FeatureSpec(tuple(terms), tuple(sorted(numerics, key=lambda n: n.label)))
+    numeric_props = tuple(sorted(numerics, key=lambda n: n.label))
+    if accounts_file is None:
+        return FeatureSpec(tuple(terms), numeric_props, version=2)
+    records = [accounts_file[a] for a in sorted(accounts) if a in accounts_file]
+    tiers = _common_values([r.tier for r in records], needed)
+    plans = _common_values([r.plan for r in records], needed)
+    return FeatureSpec(tuple(terms), numeric_props, 3, tiers, plans)
+
+
+def _common_values(values: list[str | None], needed: int) -> tuple[str, ...]:
+    """The values at least ``needed`` records have (at most ``MAX_ACCOUNT_VALUES``, the most common), sorted."""
+    counts: dict[str, int] = {}
+    for value in values:
+        if value is not None:
+            counts[value] = counts.get(value, 0) + 1
+    common = sorted((v for v, n in counts.items() if n >= needed), key=lambda v: (-counts[v], v))
+    return tuple(sorted(common[: features.MAX_ACCOUNT_VALUES]))
 
 
 @dataclass(slots=True)
@@ -149,8 +170,12 @@ def collect_samples(
     allowed_lateness: float = 5.0,
     min_lead: float = 0.0,
     negative_horizon: float | None = None,
+    accounts_file: Mapping[str, Account] | None = None,
 ) -> Samples:
     """Replay events through the feature state and snapshot every account at each as-of time.
+
+    A version 3 spec reads each account's record from ``accounts_file`` (missing: unknown), as the
+    engine reads it from the accounts topic or a backtest's accounts file.
 
     With ``min_lead``, snapshots less than that before the account's churn are left out: too late
     to act on, they would teach the model the last days' obvious signs instead of early ones.
@@ -169,6 +194,16 @@ def collect_samples(
     next_tick: float | None = None
     clock = EventTimeClock(allowed_lateness)  # the engine's watermark, as the backtest keeps it
     counter = 0
+    records = accounts_file or {}
+    facts: dict[str, features.AccountFacts] = {}
+
+    def facts_of(account_id: str) -> features.AccountFacts:
+        if not spec.uses_accounts:
+            return features.UNKNOWN_ACCOUNT
+        known = facts.get(account_id)
+        if known is None:
+            known = facts[account_id] = features.AccountFacts.of(records.get(account_id))
+        return known
 
     def snapshot(tick: float) -> None:
         for account_id in sorted(states):
@@ -183,7 +218,7 @@ def collect_samples(
                 continue  # already gone, or too close to the churn to act
             if churn is not None and negative_horizon is not None and horizon < churn - tick <= negative_horizon:
                 continue  # churns later, but too soon to count as retained
-            samples.rows.append(features.values(features.compute(spec, state, tick)))
+            samples.rows.append(features.values(features.compute(spec, state, tick, facts_of(account_id))))
             samples.labels.append(1 if churn is not None and churn - tick <= horizon else 0)
             samples.accounts.append(account_id)
             samples.times.append(tick)
@@ -315,7 +350,7 @@ def model_document(
     return RiskModelFile.model_validate(
         {
             "format": MODEL_FORMAT,
-            "version": MODEL_VERSION,
+            "version": MODEL_VERSION if spec.uses_accounts else 1,
             "feature_spec": spec.to_json(),
             "features": spec.names,
             "mean": [round(v, 9) for v in result.mean],

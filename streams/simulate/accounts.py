@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from schemas.account import Account, AccountLinks, Owner
 from streams.simulate.catalogue import (
@@ -57,13 +58,15 @@ class SimAccount:
         return self.account.account_id
 
 
-def build_accounts(seed: int, count: int, days: int) -> list[SimAccount]:
-    """``count`` accounts with personas in the fixed mix; the same seed gives the same accounts."""
+def build_accounts(seed: int, count: int, days: int, start_ms: int) -> list[SimAccount]:
+    """``count`` accounts with personas in the fixed mix; the same seed gives the same accounts.
+
+    ``start_ms`` (the run's first instant) dates the account records' contract fields."""
     root = random.Random(f"preempt-simulate/{seed}")
     personas = assign_personas(count, root)
     names = _company_names(root, count)
     owners = list(CSM_TEAM)
-    return [_build_one(seed, i, personas[i], names[i], owners[i % len(owners)], days) for i in range(count)]
+    return [_build_one(seed, i, personas[i], names[i], owners[i % len(owners)], days, start_ms) for i in range(count)]
 
 
 def _company_names(rng: random.Random, count: int) -> list[str]:
@@ -78,7 +81,7 @@ def _company_names(rng: random.Random, count: int) -> list[str]:
     return names
 
 
-def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, days: int) -> SimAccount:
+def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, days: int, start_ms: int) -> SimAccount:
     account_id = f"acc-{index + 1:04d}"
     rng = random.Random(f"preempt-simulate/{seed}/{account_id}")
     tier = TIERS[pick_tier(persona, rng)]
@@ -92,12 +95,16 @@ def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, day
     )
     owner = Owner(name=csm.name, email=csm.email, slack=csm.slack)
     slug = name.lower().replace(" ", "-")
+    renewal = _date_of(start_ms, outcome.renewal_day)
     account = Account(
         account_id=account_id,
         name=name,
         tier=tier.name,
         plan=tier.plan,
         mrr=round(seats * tier.mrr_per_seat, 2),
+        seats=seats,
+        customer_since=_customer_since(seed, account_id, start_ms, plan, renewal),
+        renewal_date=renewal,
         owner=owner,
         timezone=csm.timezone,
         tags=[f"persona:{persona.value}", f"tier:{tier.name}", *plan.extra_tags],
@@ -118,6 +125,24 @@ def _build_one(seed: int, index: int, persona: Persona, name: str, csm: Csm, day
         rng=rng,
         outcome=outcome,
     )
+
+
+def _date_of(start_ms: int, day: int) -> date:
+    """The UTC calendar date of simulated ``day`` (days from the run's start)."""
+    return (datetime.fromtimestamp(start_ms / 1000, tz=UTC) + timedelta(days=day)).date()
+
+
+def _customer_since(seed: int, account_id: str, start_ms: int, plan: Plan, renewal: date) -> date:
+    """When the account became a customer: a new account on the day it joins; an established one
+    1–5 whole years before its contract date (annual contracts), from its own random stream, so no
+    other draw of the simulation changes and the date says nothing of the outcome."""
+    if plan.joined_day is not None:
+        return _date_of(start_ms, plan.joined_day)
+    years = random.Random(f"preempt-simulate/{seed}/{account_id}/contract").randint(1, 5)
+    try:
+        return renewal.replace(year=renewal.year - years)
+    except ValueError:  # 29 February
+        return renewal.replace(year=renewal.year - years, day=28)
 
 
 def _users(account_id: str, seats: int, plan: Plan, tier: str, rng: random.Random) -> list[SimUser]:

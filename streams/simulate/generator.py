@@ -58,7 +58,7 @@ class Simulation:
     def __init__(self, config: SimulationConfig) -> None:
         self.config = config
         # Story dates scale with the length of the run; a live run uses a 30-day story arc.
-        self.accounts = build_accounts(config.seed, config.accounts, config.days or 30)
+        self.accounts = build_accounts(config.seed, config.accounts, config.days or 30, config.start_ms)
         self._id_prefix = f"{config.seed}:{config.start_ms}:"
         self._jitter = random.Random(f"preempt-simulate/{config.seed}/jitter")
         self._churned_at: dict[int, int] = (

@@ -7,7 +7,9 @@ The outcome follows the persona's trajectory with the noise real books of busine
   comes back, see ``Plan.recover_day``) and renew;
 * some accounts churn for reasons that never show in usage (budget cuts, an acquisition): they
   look healthy and leave on their contract date;
-* everyone else renews (or contracts, or expands) on the contract date, ``renewal_day``.
+* everyone else renews (or contracts, or expands) on the contract date, ``renewal_day``, which
+  the account record carries as ``renewal_date`` (drawn alike for every account, whatever its
+  outcome: the date says when a decision falls, never which).
 
 Each account draws its outcome from its own ``random.Random`` seeded with ``(seed, account_id,
 "outcome")``, so adding outcomes changed no other random draw of the simulation. Days may lie
@@ -34,6 +36,9 @@ class SimOutcome:
     day: int
     offset_ms: int
     reason: str
+    renewal_day: int
+    """The contract date (days from the start): the account record's ``renewal_date``. Every outcome
+    but a churn the account's trouble brings on early happens on it."""
 
     def at_ms(self, start_ms: int) -> int:
         """Epoch milliseconds of the outcome for a run that starts at ``start_ms``."""
@@ -96,20 +101,22 @@ def decide_outcome(seed: int, account_id: str, persona: Persona, plan: Plan, day
     if trajectory is not None and signal is not None:
         churn_p, reason, (lo, hi) = trajectory
         if rng.random() < churn_p:
-            return SimOutcome("churned", signal + rng.randint(lo, hi), business_hours_ms, reason), plan
+            return SimOutcome("churned", signal + rng.randint(lo, hi), business_hours_ms, reason, renewal_day), plan
         if persona is Persona.DECAYING and plan.decay_day is not None:
-            # the CSM (or a new champion) turned it around: usage comes back before the renewal
+            # the CSM (or a new champion) turned it around: usage comes back (in a long enough run,
+            # before the renewal; in a short one the customer renews on the promise of it)
             recover = plan.decay_day + rng.randint(21, 35)
-            return SimOutcome("renewed", max(renewal_day, recover + 7), 0, "recovered"), _recovering(plan, recover)
+            reason = "recovered" if recover < renewal_day else "renewed before its usage recovered"
+            return SimOutcome("renewed", renewal_day, 0, reason, renewal_day), _recovering(plan, recover)
         kind: SimOutcomeKind = "contracted" if persona is Persona.PAYMENT_NOT_RECOVERED else "renewed"
-        return SimOutcome(kind, renewal_day, 0, "renewed despite trouble"), plan
+        return SimOutcome(kind, renewal_day, 0, "renewed despite trouble", renewal_day), plan
     if rng.random() < _SILENT_CHURN.get(persona, 0.03):
-        return SimOutcome("churned", renewal_day, business_hours_ms, rng.choice(_SILENT_REASONS)), plan
+        return SimOutcome("churned", renewal_day, business_hours_ms, rng.choice(_SILENT_REASONS), renewal_day), plan
     if persona is Persona.PROMOTER:
-        return SimOutcome("expanded", renewal_day, 0, "grew"), plan
+        return SimOutcome("expanded", renewal_day, 0, "grew", renewal_day), plan
     if persona is Persona.LOW_SEAT_UTILISATION and rng.random() < 0.6:
-        return SimOutcome("contracted", renewal_day, 0, "right-sized seats"), plan
-    return SimOutcome("renewed", renewal_day, 0, "renewed"), plan
+        return SimOutcome("contracted", renewal_day, 0, "right-sized seats", renewal_day), plan
+    return SimOutcome("renewed", renewal_day, 0, "renewed", renewal_day), plan
 
 
 def _recovering(plan: Plan, day: int) -> Plan:

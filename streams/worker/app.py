@@ -103,6 +103,9 @@ def create_app(
         state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
     )
     directory = AccountDirectory(accounts)
+    bind_accounts = getattr(engine, "bind_accounts", None)
+    if bind_accounts is not None:  # the real engine: risk models with account features read the table
+        bind_accounts(directory.lookup)
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
     )

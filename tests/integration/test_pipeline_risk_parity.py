@@ -47,23 +47,18 @@ COEF = {
     "activity_7d_vs_baseline": -0.3,
     "top_user_days_away": 0.05,
     "since:Login": 0.05,
+    # the account record's features (feature spec 3): the worker reads them from the accounts topic,
+    # the backtest from the accounts file
+    "renewal_within_30d": 0.8,
+    "seat_use_28d": -0.8,
+    "customer_days": -0.05,
 }
 
 
-def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
+def _backtest(rules: Path, events: Path, accounts: Path | None, out: Path) -> set[str]:
+    with_accounts = ["--accounts", str(accounts)] if accounts is not None else []
     subprocess.run(
-        [
-            PREEMPT,
-            "backtest",
-            "--rules",
-            str(rules),
-            "--events",
-            str(events),
-            "--accounts",
-            str(accounts),
-            "--output",
-            str(out),
-        ],
+        [PREEMPT, "backtest", "--rules", str(rules), "--events", str(events), *with_accounts, "--output", str(out)],
         check=True,
         capture_output=True,
     )
@@ -77,7 +72,8 @@ def test_risk_rule_alerts_match_the_backtest(
     producer: KafkaProducer,
     tmp_path: Path,
 ) -> None:
-    """30 simulated days of 40 accounts through Kafka and one worker yield exactly the backtest's risk alert ids."""
+    """30 simulated days of 40 accounts through Kafka and one worker yield exactly the backtest's risk alert ids,
+    account features (read from the accounts topic and the accounts file) included."""
     (tmp_path / "models").mkdir()
     write_model(tmp_path / "models" / "churn.json", COEF, intercept=-1.0)
     rules = tmp_path / "rules"
@@ -91,6 +87,8 @@ def test_risk_rule_alerts_match_the_backtest(
     append_heartbeats(events, settings.topic_partitions)
     expected = _backtest(rules, events, accounts, tmp_path / "backtest.jsonl")
     assert len(expected) >= 5, "the risk rule must fire for the comparison to mean anything"
+    without_records = _backtest(rules, events, None, tmp_path / "backtest-no-accounts.jsonl")
+    assert without_records != expected, "the account records must change the alerts for the comparison to cover them"
 
     publish_lines(producer, names.accounts, accounts)
     total = publish_lines(producer, names.events, events)

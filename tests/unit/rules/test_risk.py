@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -179,3 +180,69 @@ def test_scoring_never_imports_scikit_learn() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_account_features_are_read_from_the_records_the_engine_is_bound_to(tmp_path: Path) -> None:
+    """A model weighing days to renewal fires in a backtest given the account's record, and not without it."""
+    from rules.backtest import run_backtest
+    from schemas.account import Account
+
+    # risk = sigmoid(4 · renewal_within_30d − 2): 0.88 with a renewal in 30 days, 0.5 − ε unknown
+    model = write_model(tmp_path / "m.json", {"renewal_within_30d": 4.0}, intercept=-2.0)
+    rules = RuleSet((_rule(model, threshold=0.8, warmup="1d"),))
+    events = [_login(day) for day in range(20)]
+    acme = Account(account_id="acme", renewal_date=date(2026, 12, 20), seats=5)  # 27 days after the first login
+
+    def alerts(accounts: dict[str, Account] | None) -> list[tuple[str, float, list[str]]]:
+        result = run_backtest(RuleEngine(rules), enumerate(events, start=1), accounts, allowed_lateness=5.0)
+        return [(a.account_id, a.evidence.value, a.evidence.reasons) for a in result.alerts]
+
+    (fired,) = alerts({"acme": acme})
+    assert fired[0] == "acme"
+    assert fired[1] == pytest.approx(0.8808, abs=1e-4)
+    assert fired[2] == ["the contract renews within 30 days (25 days from now)"]  # the first tick past the warm-up
+    assert alerts(None) == []
+    assert alerts({}) == []
+
+
+def test_the_record_is_read_at_each_tick_and_never_kept_in_the_state(tmp_path: Path) -> None:
+    """The engine reads the record as it is when it scores: a record that changes changes the next tick only."""
+    from schemas.account import Account
+
+    model = write_model(tmp_path / "m.json", {"renewal_within_30d": 4.0}, intercept=-2.0)
+    engine = RuleEngine(RuleSet((_rule(model, threshold=0.8, warmup="1d"),)))
+    records: dict[str, Account] = {"acme": Account(account_id="acme", renewal_date=date(2027, 6, 30))}
+    engine.bind_accounts(records.get)
+    state = engine.new_state()
+    engine.on_event(state, _login(0), _login(0).ts)
+    assert engine.advance(state, MIDNIGHT + 3 * DAY) == []  # renewal far away
+    blob = engine.dumps(state)
+    assert b"2027" not in blob
+    assert b"renewal" not in blob
+    records["acme"] = Account(account_id="acme", renewal_date=date(2026, 12, 10))
+    (finding,) = engine.advance(engine.loads(blob), MIDNIGHT + 4 * DAY)
+    assert finding.fired_at == MIDNIGHT + 4 * DAY
+
+
+def test_a_model_of_an_unknown_version_is_one_line_saying_retrain(tmp_path: Path) -> None:
+    """A model file from a newer (or older, unsupported) Preempt fails with one line that says to retrain."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**doc, "version": 7}))
+    with pytest.raises(
+        Exception, match=r"m.json: model version 7 is not one this Preempt reads \(1, 2\); retrain"
+    ) as info:
+        load_risk_model(path)
+    assert "\n" not in str(info.value)
+    path.write_bytes(orjson.dumps({**doc, "version": 1}))  # account features need model version 2
+    with pytest.raises(Exception, match="come with model version 2; retrain it with preempt train"):
+        load_risk_model(path)
+
+
+def test_a_version_1_model_file_still_scores(tmp_path: Path) -> None:
+    """The committed model of version 1 (events only) loads and needs no account records."""
+    from tests.unit.rules.risk_support import GOLDEN
+
+    model = load_risk_model(GOLDEN)
+    assert (model.doc.version, model.spec.version, model.spec.uses_accounts) == (1, 1, False)
+    assert "days_to_renewal" not in model.doc.features

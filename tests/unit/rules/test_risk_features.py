@@ -142,4 +142,61 @@ def test_a_version_1_model_keeps_its_features_and_values() -> None:
     by_name = dict(zip(SPEC.names, features.values(new), strict=True))
     assert features.values(old) == [by_name[name] for name in v1.names]
     with pytest.raises(ValueError, match="version"):
-        FeatureSpec.from_json({**v1.to_json(), "version": 3})
+        FeatureSpec.from_json({**v1.to_json(), "version": 4})
+
+
+def _account(**fields: object) -> features.AccountFacts:
+    from schemas.account import Account
+
+    return features.AccountFacts.of(Account.model_validate({"account_id": "acme", **fields}))
+
+
+def test_account_features_come_from_the_record_at_the_tick() -> None:
+    """Days to renewal, tenure, seats used in 28 days, MRR and tier come from the record as it is at the tick."""
+    spec = FeatureSpec(SPEC.terms, SPEC.numerics, 3, tiers=("enterprise", "starter"), plans=("Pro",))
+    events = [_event(d, user=f"u{d % 4}") for d in range(40)]
+    account = _account(
+        tier="starter", plan="Pro", mrr=1200.0, seats=10, customer_since="2026-10-01", renewal_date="2027-01-12"
+    )
+    ((_, explained),) = features.replay(spec, events, [T0 + 40 * DAY], account)  # the tick is 2027-01-02
+    got = dict(zip(spec.names, explained, strict=True))
+    assert got["days_to_renewal"].now == pytest.approx(10.0)
+    assert got["days_to_renewal"].value == pytest.approx(math.log1p(10.0))
+    assert (got["renewal_within_30d"].value, got["renewal_within_60d"].value) == (1.0, 1.0)
+    assert got["customer_days"].now == pytest.approx(93.0)
+    assert (got["seat_use_28d"].now, got["seat_use_28d"].before, got["seat_use_28d"].value) == (4, 10, 0.4)
+    assert got["seats"].value == pytest.approx(math.log1p(10))
+    assert got["mrr"].value == pytest.approx(math.log1p(1200.0))
+    assert [got[n].value for n in ("tier:enterprise", "tier:starter", "plan:Pro")] == [0.0, 1.0, 1.0]
+    assert features.sentence("seat_use_28d", got["seat_use_28d"]) == "4 of 10 seats used in the last 28 days"
+    assert features.sentence("renewal_within_30d", got["renewal_within_30d"]) == (
+        "the contract renews within 30 days (10 days from now)"
+    )
+
+
+def test_unknown_or_stale_account_facts_are_unknown_features() -> None:
+    """No record, or a renewal date gone by, gives unknown (None) features, which the model imputes."""
+    spec = FeatureSpec(SPEC.terms, SPEC.numerics, 3, tiers=("starter",))
+    events = [_event(d) for d in range(10)]
+    ((_, unknown),) = features.replay(spec, events, [T0 + 10 * DAY])
+    by_name = dict(zip(spec.names, features.values(unknown), strict=True))
+    assert [by_name[n] for n in (*features.ACCOUNT_V3, "tier:starter")] == [None] * 8
+    ((_, stale),) = features.replay(spec, events, [T0 + 10 * DAY], _account(renewal_date="2026-11-30", tier="gold"))
+    by_name = dict(zip(spec.names, features.values(stale), strict=True))
+    assert by_name["days_to_renewal"] is None
+    assert by_name["renewal_within_30d"] is None
+    assert by_name["tier:starter"] == 0.0  # a known record of another tier
+
+
+def test_spec_version_3_round_trips_and_only_it_has_account_features() -> None:
+    """The account vocabulary is stored in the spec; older versions have no account features and refuse one."""
+    spec = FeatureSpec(SPEC.terms, SPEC.numerics, 3, tiers=("growth",), plans=("Team",))
+    assert FeatureSpec.from_json(spec.to_json()) == spec
+    assert spec.uses_accounts
+    assert spec.names[-2:] == ["tier:growth", "plan:Team"]
+    v2 = FeatureSpec(SPEC.terms, SPEC.numerics, 2)
+    assert not v2.uses_accounts
+    assert "days_to_renewal" not in v2.names
+    assert "account" not in v2.to_json()
+    with pytest.raises(ValueError, match="spec version 3"):
+        FeatureSpec(SPEC.terms, SPEC.numerics, 2, tiers=("growth",))

@@ -152,7 +152,10 @@ def test_field_and_reference_errors_are_reported_in_one_pass(tmp_path: Path) -> 
     [
         ('severty="critical"', "unknown name 'severty': did you mean 'severity'?"),
         ('acount.tier="enterprise"', "unknown name 'acount.tier': a dotted name starts with account., labels."),
-        ('account.tierr="enterprise"', "account.tierr is not a field of account (it has: account_id, links"),
+        (
+            'account.tierr="enterprise"',
+            "account.tierr is not a field of account (it has: account_id, customer_since, links",
+        ),
         ('account.owner.mail="x"', "account.owner.mail is not a field of account.owner (it has: email, name, slack)"),
     ],
 )

@@ -49,7 +49,7 @@ def test_owner_trait_may_be_an_email_a_name_or_an_object() -> None:
         "name": "Dana",
         "slack": "U1",
     }
-    assert account_patch("a", {"plan": None, "seats": 4}, mapping) == {"account_id": "a"}
+    assert account_patch("a", {"plan": None, "employees": 4}, mapping) == {"account_id": "a"}
 
 
 def test_the_mapping_is_extended_by_the_setting_and_checked() -> None:
@@ -59,3 +59,16 @@ def test_the_mapping_is_extended_by_the_setting_and_checked() -> None:
     assert patch == {"account_id": "a", "owner": {"email": "cs@vendor.test"}, "tier": "smb"}
     with pytest.raises(ValueError, match="'seats' to 'capacity'"):
         trait_map({"seats": "capacity"})
+
+
+def test_contract_traits_fill_seats_and_dates_and_bad_ones_are_refused() -> None:
+    """seats, customer_since and renewal_date map to the record's fields; a date that is not YYYY-MM-DD is refused."""
+    from streams.ingest.group_traits import TraitError
+
+    mapping = trait_map({})
+    traits = {"seats": 40, "customer_since": "2024-03-01", "renewal_date": "2027-02-28"}
+    assert account_patch("a", traits, mapping) == {"account_id": "a", **traits}
+    with pytest.raises(TraitError, match=r"renewal_date: .*expected a date as YYYY-MM-DD"):
+        account_patch("a", {"renewal_date": "2027-02-28T10:00:00Z"}, mapping)
+    with pytest.raises(TraitError, match="seats: "):
+        account_patch("a", {"seats": -1}, mapping)

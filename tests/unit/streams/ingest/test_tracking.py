@@ -147,6 +147,7 @@ def test_group_becomes_an_event_and_an_account_patch() -> None:
                     "plan": "pro",
                     "mrr": 10000.0,
                     "owner": {"email": "cs@vendor.test"},
+                    "seats": 40,
                 }
             ),
         )

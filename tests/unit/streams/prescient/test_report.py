@@ -8,9 +8,11 @@ from streams.prescient.report import BEGIN, END, ReportConfig, render_markdown, 
 
 
 def test_small_report_end_to_end(tmp_path: Path) -> None:
-    """The report trains, matches alert volumes on the held-out seed and renders the comparison."""
+    """The report trains with the account records, matches alert volumes on the held-out seed and renders the
+    comparison."""
     config = ReportConfig(accounts=24, days=90, train_seed=11, test_seed=12)
     report = run_report(config, tmp_path)
+    assert report.model.spec.uses_accounts  # thresholds and backtest both read the records
     rules = {s.rule_id: s for s in report.rules.rules}
     assert report.best_rule in rules
     for rule_id, target in report.targets.items():
@@ -21,6 +23,7 @@ def test_small_report_end_to_end(tmp_path: Path) -> None:
     assert block.endswith(END)
     assert f"best single rule of the pack: `{report.best_rule}`" in block
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
+    assert "of them from the account records" in block
     assert (tmp_path / "model.json").exists()
 
     doc = tmp_path / "doc.md"

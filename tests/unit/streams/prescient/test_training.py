@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from schemas.event import Event, format_ts
@@ -96,3 +98,32 @@ def test_events_out_of_order_beyond_the_lateness_are_ignored_like_the_engine() -
     events.append(Event("old", "Login", "a", T0 + 3 * DAY, "u9", {}))
     samples = collect_samples(build_spec(events), events, collect([]), horizon=DAY, every=7 * DAY, warmup=DAY)
     assert samples.late == 1
+
+
+def test_account_records_add_their_features_and_vocabulary() -> None:
+    """With records the spec is version 3 with the tiers enough accounts share; samples carry the record's facts."""
+    from datetime import date
+
+    from schemas.account import Account
+
+    records = {
+        "a": Account(account_id="a", tier="pro", seats=4, renewal_date=date(2026, 12, 20)),
+        "b": Account(account_id="b", tier="pro", seats=8),
+        "c": Account(account_id="c", tier="free"),
+    }
+    events_only = build_spec(_events(), OUTCOME_EVENT_NAMES)
+    assert (events_only.version, events_only.uses_accounts) == (2, False)
+    spec = build_spec(_events(), OUTCOME_EVENT_NAMES, min_account_share=0.5, accounts_file=records)
+    assert (spec.version, spec.tiers, spec.plans) == (3, ("pro",), ())  # "free": 1 of 3 accounts, under 50 %
+    outcomes = collect([AccountOutcome(account_id=a, outcome="renewed", at=format_ts(T0 + 90 * DAY)) for a in "abc"])
+    samples = collect_samples(
+        spec, _events(), outcomes, horizon=10 * DAY, every=7 * DAY, warmup=14 * DAY, accounts_file=records
+    )
+    column = {name: i for i, name in enumerate(spec.names)}
+    first = {
+        a: row for a, t, row in zip(samples.accounts, samples.times, samples.rows, strict=True) if t == T0 + 15 * DAY
+    }
+    assert first["a"][column["days_to_renewal"]] == pytest.approx(math.log1p(12.0))  # day 15 = 2026-12-08
+    assert first["b"][column["days_to_renewal"]] is None
+    assert [first[a][column["tier:pro"]] for a in "abc"] == [1.0, 1.0, 0.0]
+    assert first["a"][column["seat_use_28d"]] == pytest.approx(0.25)  # one user of 4 seats

@@ -75,3 +75,36 @@ def test_lifecycle_silences_churned_accounts_and_announces_outcomes() -> None:
 def test_without_lifecycle_events_do_not_change() -> None:
     """Outcomes decided or not, a run without the lifecycle sends no Subscription events."""
     assert not any(e.event == "Subscription Cancelled" for e in _sim(False, accounts=30, days=60).events())
+
+
+def test_account_records_carry_the_contract_the_outcomes_keep() -> None:
+    """Every record has seats, customer_since and renewal_date; renewals and silent churns fall on that date."""
+    from datetime import UTC, datetime, timedelta
+
+    sim = _sim(False, accounts=300, days=180)
+    start = datetime.fromtimestamp(START_MS / 1000, tz=UTC)
+    on_the_date = 0
+    for acc in sim.accounts:
+        record = acc.account
+        assert record.seats == acc.seats
+        assert record.customer_since is not None
+        assert record.renewal_date is not None
+        assert record.customer_since <= record.renewal_date
+        assert record.renewal_date == (start + timedelta(days=acc.outcome.renewal_day)).date()
+        if not acc.outcome.churned or acc.outcome.reason not in {"unhappy", "usage faded", "champion left"}:
+            on_the_date += acc.outcome.day == acc.outcome.renewal_day
+        if not acc.outcome.churned:
+            assert acc.outcome.day == acc.outcome.renewal_day  # renewed, contracted, expanded: on the contract date
+        if acc.plan.joined_day is not None:  # a new account became a customer the day it joined
+            assert record.customer_since == (start + timedelta(days=acc.plan.joined_day)).date()
+    assert on_the_date > 200
+
+
+def test_the_contract_fields_say_nothing_of_the_outcome() -> None:
+    """Renewal dates are drawn alike whatever the outcome: churned and retained accounts spread over the same range."""
+    accounts = [a for seed in (1, 2, 3) for a in _sim(False, accounts=1000, days=180, seed=seed).accounts]
+    churned = sorted(a.outcome.renewal_day for a in accounts if a.outcome.churned)
+    kept = sorted(a.outcome.renewal_day for a in accounts if not a.outcome.churned)
+    assert (churned[0], churned[-1]) == (kept[0], kept[-1]) == (90, 240)
+    assert abs(sum(churned) / len(churned) - sum(kept) / len(kept)) < 5  # measured: 2.4 days apart
+    assert not any(t.startswith(("outcome:", "churn")) for a in accounts for t in a.account.tags)

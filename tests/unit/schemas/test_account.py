@@ -1,0 +1,47 @@
+"""The accounts contract: the optional commercial fields are checked, and records without them stay valid."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.account import Account
+
+
+def test_a_record_without_the_commercial_fields_is_still_valid() -> None:
+    """A record written before seats, customer_since and renewal_date existed reads as before, with them unknown."""
+    account = Account.model_validate_json(b'{"account_id": "acme", "name": "Acme", "tier": "growth", "mrr": 900}')
+    assert (account.seats, account.customer_since, account.renewal_date) == (None, None, None)
+
+
+def test_dates_are_calendar_dates_on_the_wire() -> None:
+    """customer_since and renewal_date are YYYY-MM-DD and come back out the same way."""
+    raw = b'{"account_id": "acme", "seats": 25, "customer_since": "2024-03-01", "renewal_date": "2027-02-28"}'
+    account = Account.model_validate_json(raw)
+    assert account.customer_since == date(2024, 3, 1)
+    assert account.renewal_date == date(2027, 2, 28)
+    dumped = account.model_dump(mode="json")
+    assert (dumped["customer_since"], dumped["renewal_date"], dumped["seats"]) == ("2024-03-01", "2027-02-28", 25)
+    assert Account.model_validate(dumped) == account
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("renewal_date", '"2027-02-30"', "is not a calendar date"),
+        ("renewal_date", '"2027-02-28T00:00:00Z"', "expected a date as YYYY-MM-DD"),
+        ("renewal_date", "1798675200", "expected a date as YYYY-MM-DD"),
+        ("customer_since", '"01/03/2024"', "expected a date as YYYY-MM-DD"),
+        ("seats", "-3", "greater than or equal to 0"),
+        ("seats", "2.5", "valid integer"),
+    ],
+)
+def test_bad_values_are_refused_with_the_field_named(field: str, value: str, message: str) -> None:
+    """A date that is not YYYY-MM-DD (a time, an epoch number, another order) or negative seats are refused."""
+    with pytest.raises(ValidationError) as info:
+        Account.model_validate_json(f'{{"account_id": "acme", "{field}": {value}}}'.encode())
+    (error,) = info.value.errors()
+    assert error["loc"] == (field,)
+    assert message in error["msg"]
