@@ -33,6 +33,15 @@ def _calendar_date(value: Any) -> Any:
     return value
 
 
+# Bounds on the text an account record carries into every alert of the account: an unbounded
+# field (a 600 KB name) made each alert larger than Kafka's 1 MB record limit, and the rules
+# worker stopped on it again after every restart. Generous for any CRM's values.
+MAX_TEXT_CHARS = 256
+MAX_URL_CHARS = 2048
+MAX_TAGS = 64
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Url = Annotated[str, Field(max_length=MAX_URL_CHARS)]
+
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 """A calendar date, ``YYYY-MM-DD`` on the wire."""
 
@@ -42,9 +51,9 @@ class Owner(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str | None = None
-    email: str | None = None
-    slack: str | None = Field(None, description="Slack member id (U…) or channel (#cs-acme)")
+    name: Text | None = None
+    email: Text | None = None
+    slack: Text | None = Field(None, description="Slack member id (U…) or channel (#cs-acme)")
 
 
 class AccountLinks(BaseModel):
@@ -52,8 +61,8 @@ class AccountLinks(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    crm: str | None = None
-    admin: str | None = None
+    crm: Url | None = None
+    admin: Url | None = None
 
 
 class Account(BaseModel):
@@ -62,9 +71,9 @@ class Account(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt account")
 
     account_id: str = Field(min_length=1, max_length=256)
-    name: str | None = None
-    tier: str | None = Field(None, description="e.g. enterprise, growth, starter")
-    plan: str | None = None
+    name: Text | None = None
+    tier: Text | None = Field(None, description="e.g. enterprise, growth, starter")
+    plan: Text | None = None
     mrr: float | None = Field(None, ge=0, description="monthly recurring revenue")
     seats: int | None = Field(None, ge=0, le=10_000_000, description="seats (licences) the customer pays for")
     customer_since: CalendarDate | None = Field(
@@ -78,6 +87,6 @@ class Account(BaseModel):
         ),
     )
     owner: Owner = Field(default_factory=Owner)
-    timezone: str = Field("UTC", description="IANA zone of the owner, for quiet hours")
-    tags: list[str] = Field(default_factory=list)
+    timezone: Text = Field("UTC", description="IANA zone of the owner, for quiet hours")
+    tags: list[Text] = Field(default_factory=list, max_length=MAX_TAGS)
     links: AccountLinks = Field(default_factory=AccountLinks)

@@ -45,3 +45,31 @@ def test_bad_values_are_refused_with_the_field_named(field: str, value: str, mes
     (error,) = info.value.errors()
     assert error["loc"] == (field,)
     assert message in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"name": "n" * 257}, ("name",)),
+        ({"plan": "p" * 257}, ("plan",)),
+        ({"owner": {"email": "e" * 257}}, ("owner", "email")),
+        ({"tags": ["t"] * 65}, ("tags",)),
+        ({"tags": ["t" * 257]}, ("tags", 0)),
+        ({"links": {"crm": "https://crm/" + "x" * 2048}}, ("links", "crm")),
+    ],
+)
+def test_text_fields_are_bounded_so_an_alert_carrying_the_record_stays_small(
+    record: dict[str, object], field: tuple[object, ...]
+) -> None:
+    """An over-long name, owner field, tag or link (or too many tags) is refused with the field named."""
+    with pytest.raises(ValidationError) as info:
+        Account.model_validate({"account_id": "acme", **record})
+    assert info.value.errors()[0]["loc"] == field
+
+
+def test_text_at_the_bounds_is_accepted() -> None:
+    """256-character text, 64 tags and 2,048-character links are valid."""
+    account = Account.model_validate(
+        {"account_id": "acme", "name": "n" * 256, "tags": ["t" * 256] * 64, "links": {"crm": "h" * 2048}}
+    )
+    assert (len(account.name or ""), len(account.tags), len(account.links.crm or "")) == (256, 64, 2048)

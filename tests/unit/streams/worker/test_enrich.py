@@ -38,3 +38,12 @@ def test_an_invalid_record_is_logged_and_counted_once_until_it_changes() -> None
     assert fixed is not None
     assert fixed.mrr == 5
     assert _invalid_records() == before + 1
+
+
+def test_a_record_with_a_huge_field_is_refused_so_alerts_stay_under_kafkas_record_limit() -> None:
+    """A 600 KB account name makes the record invalid (counted), so alerts go out without it."""
+    table = {b"acme": b'{"account_id": "acme", "name": "' + b"n" * 600_000 + b'"}'}
+    before = _invalid_records()
+    with capture_logs():
+        assert AccountDirectory(table).lookup("acme") is None
+    assert _invalid_records() == before + 1
