@@ -10,6 +10,7 @@ whole history is zero is forgotten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -18,7 +19,7 @@ from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
 from rules.models import DropRule
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.event import Event, format_ts
 
 
@@ -81,9 +82,16 @@ class DropEvaluator(EvaluatorBase[DropState]):
     def _empty(self) -> Any:
         return [] if self._measure.kind == "distinct" else 0
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
+
     def on_event(self, state: DropState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
+        return self._matched(state, event)
+
+    def _matched(self, state: DropState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where``."""
         key = self.key_of(event)
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:

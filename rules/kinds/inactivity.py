@@ -7,12 +7,13 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
@@ -36,9 +37,16 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
+
     def on_event(self, state: InactivityState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
+        return self._matched(state, event)
+
+    def _matched(self, state: InactivityState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where``."""
         key = self.key_of(event)
         if key is None:
             return []

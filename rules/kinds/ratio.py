@@ -12,23 +12,26 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
-from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, samples_since, sweep_stale, union_names
+from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, samples_since, sweep_stale, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
 
 MAX_CACHED_NAMES = 10_000
-Test = Matcher | bool
-"""Whether an event of a known name matches: a constant, or the ``where`` check left to run."""
+_Tests = tuple[Matcher | None, bool, Matcher | None, bool]
+"""For events of one name: the numerator's ``where`` left to run (None: the result is the constant
+that follows), then the same for the denominator."""
+_floor = math.floor
+ORIGIN = windows.ORIGIN
 
 
-def _test_for(match: Match, name: str) -> Test:
+def _test_for(match: Match, name: str) -> tuple[Matcher | None, bool]:
     names = match.event_names
     if names is not None and name not in names:
-        return False
+        return None, False
     where = compile_where(match)
-    return True if where is None else where
+    return where, True
 
 
 @dataclass
@@ -90,29 +93,36 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self.event_names = union_names(rule.match.event_names, rule.denominator.event_names)
         self._spec = windows.BucketSpec.sliding(rule.window)
-        self._by_name: dict[str, tuple[Test, Test]] = {}
+        self._resolution = self._spec.resolution
+        self._per_window = self._spec.per_window
+        self._min_denominator = rule.min_denominator
+        self._by_name: dict[str, _Tests] = {}
 
-    def _tests(self, name: str) -> tuple[Test, Test]:
+    def _tests(self, name: str) -> _Tests:
         """Numerator and denominator tests for events of this name (dispatch by name, cached)."""
         found = self._by_name.get(name)
         if found is None:
-            found = (_test_for(self.rule.match, name), _test_for(self.rule.denominator, name))
+            found = (*_test_for(self.rule.match, name), *_test_for(self.rule.denominator, name))
             if len(self._by_name) < MAX_CACHED_NAMES:
                 self._by_name[name] = found
         return found
 
     def on_event(self, state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
-        numerator_test, denominator_test = self._by_name.get(event.event) or self._tests(event.event)
-        in_numerator = numerator_test if type(numerator_test) is bool else numerator_test(event)
-        in_denominator = denominator_test if type(denominator_test) is bool else denominator_test(event)
+        tests = self._by_name.get(event.event)
+        if tests is None:
+            tests = self._tests(event.event)
+        numerator_where, in_numerator, denominator_where, in_denominator = tests
+        if numerator_where is not None:
+            in_numerator = numerator_where(event)
+        if denominator_where is not None:
+            in_denominator = denominator_where(event)
         if not (in_numerator or in_denominator):
             return []
         key = event.user_id if self._per_user else ""
         if key is None:
             return []
-        spec = self._spec
-        index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
-        oldest = index - spec.per_window + 1
+        index = _floor((event.ts - ORIGIN) / self._resolution)  # spec.index, inlined
+        oldest = index - self._per_window + 1
         keys = state.keys
         keyed = keys.get(key)
         if keyed is None:
@@ -124,14 +134,17 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         # Running totals of the kept buckets: the window is exactly the kept buckets (events come
         # in time order and the prune below drops those before it), so no re-summing per event.
         numerators = keyed.numerators
-        denominators = keyed.denominators
         if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
             if numerators and numerators[-1][0] == index:
                 numerators[-1][1] += 1
             else:
                 numerators.append([index, 1])
             keyed.numerator_total += 1
-            remember_sample(keyed.samples, event)
+            samples = keyed.samples  # remember_sample, inlined
+            samples.append([event.ts, event.event_id])
+            if len(samples) > MAX_SAMPLE_EVENT_IDS:
+                del samples[0]
+        denominators = keyed.denominators
         if in_denominator:
             if denominators and denominators[-1][0] == index:
                 denominators[-1][1] += 1
@@ -142,16 +155,15 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
             keyed.numerator_total -= windows.prune_counted(numerators, oldest)
         if denominators and denominators[0][0] < oldest:
             keyed.denominator_total -= windows.prune_counted(denominators, oldest)
+        # the totals are exact integers: compared (and divided) as ints they give what floats would
+        if keyed.denominator_total < self._min_denominator:
+            return []
         numerator = float(keyed.numerator_total)
         denominator = float(keyed.denominator_total)
         rule = self.rule
-        if (
-            denominator < rule.min_denominator
-            or numerator / denominator < rule.min_ratio
-            or self.cooled(cooldowns, key, event.ts)
-        ):
+        if numerator / denominator < rule.min_ratio or self.cooled(cooldowns, key, event.ts):
             return []
-        start = spec.start(oldest)
+        start = self._spec.start(oldest)
         return [
             self.event_finding(
                 event,

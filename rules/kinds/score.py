@@ -23,6 +23,7 @@ warm), or as new when there is none.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -36,9 +37,15 @@ from rules.predicates import Matcher, compile_match, compile_where
 from schemas.event import Event
 
 _Component = tuple[ScoreComponent, Matcher, Measure | None, Getter | None]
+_COUNT = compile_measure("count")
+"""The ``count`` measure, which ``on_event`` adds inline (a candidate's measure is this very object)."""
 _Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
-"""A component as an event of a known name needs it: name, ``where`` test (None: always), measure, latest."""
+"""A component as an event of a known name needs it: name, ``where`` test (None: always), measure
+(``_COUNT`` for any count), latest."""
+_Dispatch = tuple[Matcher | None, tuple[_Candidate, ...]]
 MAX_CACHED_NAMES = 10_000
+_floor = math.floor
+ORIGIN = windows.ORIGIN
 
 
 @dataclass
@@ -109,67 +116,98 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
-        self._by_name: dict[str, list[_Candidate]] = {}
+        self._resolution = self._spec.resolution
+        self._per_window = self._spec.per_window
+        self._by_name: dict[str, _Dispatch] = {}
 
-    def _candidates(self, name: str) -> list[_Candidate]:
-        """Components whose match can accept an event of this name, with only their ``where`` left
-        to test (dispatch by event name, cached per name)."""
+    def _candidates(self, name: str) -> _Dispatch:
+        """What an event of this name does (dispatch by event name, cached per name): a test it
+        must pass first (None: none), then the components whose match can accept it, with only
+        their ``where`` left to test."""
         found = self._by_name.get(name)
         if found is None:
-            found = [
+            candidates = [
                 (component.name, compile_where(component.match), measure, latest)
                 for component, _, measure, latest in self._components
                 if component.match.event_names is None or name in component.match.event_names
             ]
+            gate = None
+            if len(candidates) == 1 and candidates[0][1] is not None:  # one component: its test goes first
+                gate = candidates[0][1]
+                candidates = [(candidates[0][0], None, candidates[0][2], candidates[0][3])]
+            steps = tuple(
+                (component, where, _COUNT if measure is not None and measure.kind == "count" else measure, latest)
+                for component, where, measure, latest in candidates
+            )
+            found = (gate, steps)
             if len(self._by_name) < MAX_CACHED_NAMES:
                 self._by_name[name] = found
         return found
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._candidates(name)[0], self._passed
+
     def on_event(self, state: ScoreState, event: Event) -> list[Finding]:
-        candidates = self._by_name.get(event.event)
-        if candidates is None:
-            candidates = self._candidates(event.event)
+        dispatch = self._by_name.get(event.event)
+        if dispatch is None:
+            dispatch = self._candidates(event.event)
+        gate = dispatch[0]
+        if gate is not None and not gate(event):
+            return []
+        return self._passed(state, event)
+
+    def _passed(self, state: ScoreState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed its name's test (``routed``)."""
+        dispatch = self._by_name.get(event.event)
+        if dispatch is None:
+            dispatch = self._candidates(event.event)
+        candidates = dispatch[1]
         if not candidates or (self._filter is not None and not self._filter(event)):
             return []
         key = event.user_id if self._per_user else ""
         if key is None:
             return []
+        ts = event.ts
         spec = self._spec
-        index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
+        index = _floor((ts - ORIGIN) / self._resolution)  # spec.index, inlined
         keyed = state.keys.get(key)
         touched = False
         for name, where, measure, latest in candidates:
             if where is not None and not where(event):
                 continue
             if keyed is None:
-                keyed = state.keys[key] = ScoreKey(event.ts, None, spec.start(index + 1))
-            if measure is not None:
+                keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
+            if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
                 buckets = keyed.buckets.get(name)
-                if measure.kind == "count":  # windows.add(buckets, index, 1, "count"), inlined
-                    if buckets is None:
-                        buckets = keyed.buckets[name] = []
-                    if buckets and buckets[-1][0] == index:
-                        buckets[-1][1] += 1
+                if buckets is None:
+                    buckets = keyed.buckets[name] = [[index, 1]]
+                else:
+                    last = buckets[-1] if buckets else None
+                    if last is not None and last[0] == index:
+                        last[1] += 1
                     else:
                         buckets.append([index, 1])
-                else:
-                    contribution = measure.contribution(event)
-                    if contribution is None:
-                        continue
-                    if buckets is None:
-                        buckets = keyed.buckets[name] = []
-                    windows.add(buckets, index, contribution, measure.kind)
-                if buckets[0][0] < index - spec.per_window:  # prune only when there is something to drop
-                    windows.prune(buckets, index - spec.per_window)
-                touched = True
-            elif latest is not None:
-                value = latest(event)
+            elif measure is not None:
+                contribution = measure.contribution(event)
+                if contribution is None:
+                    continue
+                buckets = keyed.buckets.get(name)
+                if buckets is None:
+                    buckets = keyed.buckets[name] = []
+                windows.add(buckets, index, contribution, measure.kind)
+            else:
+                value = latest(event) if latest is not None else None
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
                 keyed.latest[name] = float(value)
                 touched = True
-        if keyed is not None and touched:
-            keyed.last_event_ts = event.ts
+                continue
+            oldest = index - self._per_window
+            if buckets[0][0] < oldest:  # prune only when there is something to drop
+                windows.prune(buckets, oldest)
+            touched = True
+        if touched and keyed is not None:
+            keyed.last_event_ts = ts
             if keyed.next_tick is None:
                 tick = spec.start(index + 1)
                 keyed.next_tick = tick
