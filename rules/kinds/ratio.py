@@ -7,7 +7,7 @@ rate over all calls, the denominator's match must include the error events too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -19,14 +19,13 @@ from rules.predicates import Matcher, compile_where
 from schemas.event import Event
 
 MAX_CACHED_NAMES = 10_000
-_Tests = tuple[Matcher | None, bool, Matcher | None, bool]
-"""For events of one name: the numerator's ``where`` left to run (None: the result is the constant
-that follows), then the same for the denominator."""
+_Handler = Callable[..., list[Finding]]
 _floor = math.floor
 ORIGIN = windows.ORIGIN
 
 
 def _test_for(match: Match, name: str) -> tuple[Matcher | None, bool]:
+    """Whether an event of this name matches: its ``where`` left to run, or (None) the constant that follows."""
     names = match.event_names
     if names is not None and name not in names:
         return None, False
@@ -93,71 +92,86 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self.event_names = union_names(rule.match.event_names, rule.denominator.event_names)
         self._spec = windows.BucketSpec.sliding(rule.window)
-        self._resolution = self._spec.resolution
-        self._per_window = self._spec.per_window
-        self._min_denominator = rule.min_denominator
-        self._by_name: dict[str, _Tests] = {}
+        self._by_name: dict[str, _Handler] = {}
 
-    def _tests(self, name: str) -> _Tests:
-        """Numerator and denominator tests for events of this name (dispatch by name, cached)."""
+    def _handler(self, name: str) -> _Handler:
+        """``on_event`` for events of this name: a closure over the name's numerator and
+        denominator tests (dispatch by name, built once per name)."""
         found = self._by_name.get(name)
-        if found is None:
-            found = (*_test_for(self.rule.match, name), *_test_for(self.rule.denominator, name))
-            if len(self._by_name) < MAX_CACHED_NAMES:
-                self._by_name[name] = found
-        return found
+        if found is not None:
+            return found
+        numerator_where, numerator_always = _test_for(self.rule.match, name)
+        denominator_where, denominator_always = _test_for(self.rule.denominator, name)
+        per_user = self._per_user
+        resolution = self._spec.resolution
+        per_window = self._spec.per_window
+        min_denominator = self.rule.min_denominator
+        fire = self._fire
+
+        def on_name(state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+            in_numerator = numerator_always if numerator_where is None else numerator_where(event)
+            in_denominator = denominator_always if denominator_where is None else denominator_where(event)
+            if not (in_numerator or in_denominator):
+                return []
+            key = event.user_id if per_user else ""
+            if key is None:
+                return []
+            index = _floor((event.ts - ORIGIN) / resolution)  # spec.index, inlined
+            oldest = index - per_window + 1
+            keys = state.keys
+            keyed = keys.get(key)
+            if keyed is None:
+                sweep_stale(
+                    keys,
+                    lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
+                )
+                keyed = keys[key] = RatioKey()
+            # Running totals of the kept buckets: the window is exactly the kept buckets (events come
+            # in time order and the prune below drops those before it), so no re-summing per event.
+            numerators = keyed.numerators
+            if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
+                if numerators and numerators[-1][0] == index:
+                    numerators[-1][1] += 1
+                else:
+                    numerators.append([index, 1])
+                keyed.numerator_total += 1
+                samples = keyed.samples  # remember_sample, inlined
+                samples.append([event.ts, event.event_id])
+                if len(samples) > MAX_SAMPLE_EVENT_IDS:
+                    del samples[0]
+            denominators = keyed.denominators
+            if in_denominator:
+                if denominators and denominators[-1][0] == index:
+                    denominators[-1][1] += 1
+                else:
+                    denominators.append([index, 1])
+                keyed.denominator_total += 1
+            if numerators and numerators[0][0] < oldest:
+                keyed.numerator_total -= windows.prune_counted(numerators, oldest)
+            if denominators and denominators[0][0] < oldest:
+                keyed.denominator_total -= windows.prune_counted(denominators, oldest)
+            if keyed.denominator_total < min_denominator:  # an exact integer: as a float it compares the same
+                return []
+            return fire(keyed, key, event, oldest, cooldowns)
+
+        if len(self._by_name) < MAX_CACHED_NAMES:
+            self._by_name[name] = on_name
+        return on_name
+
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return None, self._handler(name)
 
     def on_event(self, state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
-        tests = self._by_name.get(event.event)
-        if tests is None:
-            tests = self._tests(event.event)
-        numerator_where, in_numerator, denominator_where, in_denominator = tests
-        if numerator_where is not None:
-            in_numerator = numerator_where(event)
-        if denominator_where is not None:
-            in_denominator = denominator_where(event)
-        if not (in_numerator or in_denominator):
-            return []
-        key = event.user_id if self._per_user else ""
-        if key is None:
-            return []
-        index = _floor((event.ts - ORIGIN) / self._resolution)  # spec.index, inlined
-        oldest = index - self._per_window + 1
-        keys = state.keys
-        keyed = keys.get(key)
-        if keyed is None:
-            sweep_stale(
-                keys,
-                lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
-            )
-            keyed = keys[key] = RatioKey()
-        # Running totals of the kept buckets: the window is exactly the kept buckets (events come
-        # in time order and the prune below drops those before it), so no re-summing per event.
-        numerators = keyed.numerators
-        if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
-            if numerators and numerators[-1][0] == index:
-                numerators[-1][1] += 1
-            else:
-                numerators.append([index, 1])
-            keyed.numerator_total += 1
-            samples = keyed.samples  # remember_sample, inlined
-            samples.append([event.ts, event.event_id])
-            if len(samples) > MAX_SAMPLE_EVENT_IDS:
-                del samples[0]
-        denominators = keyed.denominators
-        if in_denominator:
-            if denominators and denominators[-1][0] == index:
-                denominators[-1][1] += 1
-            else:
-                denominators.append([index, 1])
-            keyed.denominator_total += 1
-        if numerators and numerators[0][0] < oldest:
-            keyed.numerator_total -= windows.prune_counted(numerators, oldest)
-        if denominators and denominators[0][0] < oldest:
-            keyed.denominator_total -= windows.prune_counted(denominators, oldest)
-        # the totals are exact integers: compared (and divided) as ints they give what floats would
-        if keyed.denominator_total < self._min_denominator:
-            return []
+        handler = self._by_name.get(event.event)
+        if handler is None:
+            handler = self._handler(event.event)
+        return handler(state, event, cooldowns)
+
+    def _fire(
+        self, keyed: RatioKey, key: str, event: Event, oldest: int, cooldowns: Mapping[str, float] | None
+    ) -> list[Finding]:
+        """The finding of an event after which the key's window has enough denominator events: none
+        when the ratio is under ``min_ratio`` or the cooldown would drop it."""
         numerator = float(keyed.numerator_total)
         denominator = float(keyed.denominator_total)
         rule = self.rule

@@ -42,7 +42,8 @@ _COUNT = compile_measure("count")
 _Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
 """A component as an event of a known name needs it: name, ``where`` test (None: always), measure
 (``_COUNT`` for any count), latest."""
-_Dispatch = tuple[Matcher | None, tuple[_Candidate, ...]]
+_Handler = Callable[["ScoreState", Event], list[Finding]]
+_Dispatch = tuple[Matcher | None, _Handler]
 MAX_CACHED_NAMES = 10_000
 _floor = math.floor
 ORIGIN = windows.ORIGIN
@@ -90,6 +91,10 @@ class ScoreState(BoundedState):
         return {"k": keys, "n": self.deadline}
 
 
+def _nothing(state: ScoreState, event: Event) -> list[Finding]:
+    return []
+
+
 class ScoreEvaluator(EvaluatorBase[ScoreState]):
     """Per key: one bucket list per measure component, the latest values, and recent scores."""
 
@@ -116,14 +121,12 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
-        self._resolution = self._spec.resolution
-        self._per_window = self._spec.per_window
         self._by_name: dict[str, _Dispatch] = {}
 
     def _candidates(self, name: str) -> _Dispatch:
         """What an event of this name does (dispatch by event name, cached per name): a test it
-        must pass first (None: none), then the components whose match can accept it, with only
-        their ``where`` left to test."""
+        must pass first (None: none), then what applies it (``_handler`` over the components
+        whose match can accept it)."""
         found = self._by_name.get(name)
         if found is None:
             candidates = [
@@ -139,80 +142,89 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 (component, where, _COUNT if measure is not None and measure.kind == "count" else measure, latest)
                 for component, where, measure, latest in candidates
             )
-            found = (gate, steps)
+            found = (gate, self._handler(steps))
             if len(self._by_name) < MAX_CACHED_NAMES:
                 self._by_name[name] = found
         return found
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
-        return self._candidates(name)[0], self._passed
+        return self._candidates(name)
 
     def on_event(self, state: ScoreState, event: Event) -> list[Finding]:
         dispatch = self._by_name.get(event.event)
         if dispatch is None:
             dispatch = self._candidates(event.event)
-        gate = dispatch[0]
+        gate, handler = dispatch
         if gate is not None and not gate(event):
             return []
-        return self._passed(state, event)
+        return handler(state, event)
 
-    def _passed(self, state: ScoreState, event: Event) -> list[Finding]:
-        """``on_event`` for an event that passed its name's test (``routed``)."""
-        dispatch = self._by_name.get(event.event)
-        if dispatch is None:
-            dispatch = self._candidates(event.event)
-        candidates = dispatch[1]
-        if not candidates or (self._filter is not None and not self._filter(event)):
-            return []
-        key = event.user_id if self._per_user else ""
-        if key is None:
-            return []
-        ts = event.ts
+    def _handler(self, candidates: tuple[_Candidate, ...]) -> _Handler:
+        """``on_event`` for the events of one name that passed its test: a closure over that
+        name's candidate components (built once per name)."""
+        if not candidates:
+            return _nothing
+        match_filter = self._filter
+        per_user = self._per_user
         spec = self._spec
-        index = _floor((ts - ORIGIN) / self._resolution)  # spec.index, inlined
-        keyed = state.keys.get(key)
-        touched = False
-        for name, where, measure, latest in candidates:
-            if where is not None and not where(event):
-                continue
-            if keyed is None:
-                keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
-            if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
-                buckets = keyed.buckets.get(name)
-                if buckets is None:
-                    buckets = keyed.buckets[name] = [[index, 1]]
-                else:
-                    last = buckets[-1] if buckets else None
-                    if last is not None and last[0] == index:
-                        last[1] += 1
+        resolution = spec.resolution
+        per_window = spec.per_window
+
+        def passed(state: ScoreState, event: Event) -> list[Finding]:
+            if match_filter is not None and not match_filter(event):
+                return []
+            key = event.user_id if per_user else ""
+            if key is None:
+                return []
+            ts = event.ts
+            index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
+            keyed = state.keys.get(key)
+            touched = False
+            for name, where, measure, latest in candidates:
+                if where is not None and not where(event):
+                    continue
+                if keyed is None:
+                    keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
+                if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
+                    buckets = keyed.buckets.get(name)
+                    if buckets is None:
+                        buckets = keyed.buckets[name] = [[index, 1]]
                     else:
+                        last = buckets[-1] if buckets else None
+                        if last is not None and last[0] == index:
+                            # the event that opened this bucket pruned to this index's window already
+                            last[1] += 1
+                            touched = True
+                            continue
                         buckets.append([index, 1])
-            elif measure is not None:
-                contribution = measure.contribution(event)
-                if contribution is None:
+                elif measure is not None:
+                    contribution = measure.contribution(event)
+                    if contribution is None:
+                        continue
+                    buckets = keyed.buckets.get(name)
+                    if buckets is None:
+                        buckets = keyed.buckets[name] = []
+                    windows.add(buckets, index, contribution, measure.kind)
+                else:
+                    value = latest(event) if latest is not None else None
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        continue
+                    keyed.latest[name] = float(value)
+                    touched = True
                     continue
-                buckets = keyed.buckets.get(name)
-                if buckets is None:
-                    buckets = keyed.buckets[name] = []
-                windows.add(buckets, index, contribution, measure.kind)
-            else:
-                value = latest(event) if latest is not None else None
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue
-                keyed.latest[name] = float(value)
+                oldest = index - per_window
+                if buckets[0][0] < oldest:  # prune only when there is something to drop
+                    windows.prune(buckets, oldest)
                 touched = True
-                continue
-            oldest = index - self._per_window
-            if buckets[0][0] < oldest:  # prune only when there is something to drop
-                windows.prune(buckets, oldest)
-            touched = True
-        if touched and keyed is not None:
-            keyed.last_event_ts = ts
-            if keyed.next_tick is None:
-                tick = spec.start(index + 1)
-                keyed.next_tick = tick
-                state.lower_bound(tick)
-        return []
+            if touched and keyed is not None:
+                keyed.last_event_ts = ts
+                if keyed.next_tick is None:
+                    tick = spec.start(index + 1)
+                    keyed.next_tick = tick
+                    state.lower_bound(tick)
+            return []
+
+        return passed
 
     def advance_to(self, state: ScoreState, now: float, account_id: str) -> list[Finding]:
         if not state.is_due(now):
