@@ -25,7 +25,7 @@ import heapq
 import math
 from collections.abc import Callable
 from enum import StrEnum
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any
 
 from rules.findings import Finding
@@ -173,15 +173,22 @@ class RuleEngine:
         elif event.ts < clock:
             outcome = _LATE
         else:
-            outcome = _ACCEPTED
             ts = event.ts
             seen[key] = ts
-            _heappush(state.buffer, (ts, event_id, event))
             # the common case of _forget_old_ids, inlined: the oldest id kept stays
             for first in seen.values():
                 if first < clock - self.dedup_horizon or len(seen) > self.max_seen_ids:
                     self._forget_old_ids(state, clock)
                 break
+            if watermark <= finalized:  # advance() would do nothing
+                _heappush(state.buffer, (ts, event_id, event))
+                return _ACCEPTED, []
+            # Apply what the watermark has passed, then buffer this event: it is not among them
+            # (ts >= watermark), and the buffer is then usually empty, which ends the loop sooner.
+            try:
+                return _ACCEPTED, self._advance(state, watermark)
+            finally:
+                _heappush(state.buffer, (ts, event_id, event))
         if watermark <= finalized:  # advance() would do nothing
             return outcome, []
         return outcome, self._advance(state, watermark)
@@ -207,13 +214,11 @@ class RuleEngine:
         buffer = state.buffer
         if buffer and buffer[0][0] < watermark:
             rules: dict[str, Any] = state.rules
-            cooldowns = state.cooldowns
-            routes = self._routes
             while True:
                 ts, _, event = _heappop(buffer)
                 if state.due <= ts:  # a deadline is due first (rare: skips the call otherwise)
                     self._clock(state, ts, out)
-                route = routes.get(event.event)
+                route = self._routes.get(event.event)
                 if route is None:
                     route = self._route(event.event)
                 for rule_id, gate, on_event, uses_cooldowns, deadline_of in route:
@@ -221,7 +226,7 @@ class RuleEngine:
                         continue
                     rule_state = rules[rule_id]
                     if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
-                        findings = on_event(rule_state, event, cooldowns.get(rule_id))
+                        findings = on_event(rule_state, event, state.cooldowns.get(rule_id))
                     else:
                         findings = on_event(rule_state, event)
                     if findings:
@@ -242,12 +247,11 @@ class RuleEngine:
         """Forget the oldest ids (insertion order) while older than the horizon or beyond the cap."""
         seen = state.seen
         cutoff = clock - self.dedup_horizon
+        # the leading ids older than the cutoff (counted in C: cutoff.__gt__(ts) is ts < cutoff)
+        dropped = len(list(takewhile(cutoff.__gt__, seen.values())))
         excess = len(seen) - self.max_seen_ids
-        dropped = 0
-        for ts in seen.values():
-            if ts >= cutoff and dropped >= excess:
-                break
-            dropped += 1
+        if dropped < excess:  # over the cap: the first ``excess`` go whatever their age, then the old after them
+            dropped = excess + len(list(takewhile(cutoff.__gt__, islice(seen.values(), excess, None))))
         if not dropped:
             return
         for event_id in list(islice(seen, dropped)):
