@@ -78,6 +78,8 @@ class DropEvaluator(EvaluatorBase[DropState]):
         self._where = compile_where(rule.match)
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.tumbling(rule.window, rule.window)
+        self._per_user = rule.group_by == "user"
+        self._distinct = self._measure.kind == "distinct"
 
     def _empty(self) -> Any:
         return [] if self._measure.kind == "distinct" else 0
@@ -92,17 +94,17 @@ class DropEvaluator(EvaluatorBase[DropState]):
 
     def _matched(self, state: DropState, event: Event) -> list[Finding]:
         """``on_event`` for an event that passed the ``where``."""
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""  # key_of, inlined
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:
             return []
-        index = self._spec.index(event.ts)
         keyed = state.keys.get(key)
         if keyed is None:
+            index = self._spec.index(event.ts)
             keyed = state.keys[key] = DropKey(index, self._empty())
             state.lower_bound(self._spec.start(index + 1))
         # advance_to(event.ts) already closed every window ending at or before the event
-        if self._measure.kind == "distinct":
+        if self._distinct:
             values: list[str] = keyed.value
             if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
                 values.append(contribution)

@@ -36,6 +36,8 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         self.event_names = rule.match.event_names
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
+        self._per_user = rule.group_by == "user"
+        self._after = rule.after
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         return self._where, self._matched
@@ -47,11 +49,15 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
 
     def _matched(self, state: InactivityState, event: Event) -> list[Finding]:
         """``on_event`` for an event that passed the ``where``."""
-        key = self.key_of(event)
+        key = event.user_id if self._per_user else ""  # key_of, inlined
         if key is None:
             return []
-        state.events[key] = (event.ts, event.event_id)
-        state.lower_bound(event.ts + self.rule.after)
+        ts = event.ts
+        state.events[key] = (ts, event.event_id)
+        deadline = ts + self._after  # state.lower_bound(deadline), inlined
+        current = state.deadline
+        if current is None or deadline < current:
+            state.deadline = deadline
         return []
 
     def advance_to(self, state: InactivityState, now: float, account_id: str) -> list[Finding]:

@@ -30,7 +30,7 @@ from typing import Any, Self
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, union_names
-from rules.measures import Measure, compile_measure
+from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
 from rules.predicates import Matcher, compile_match, compile_where
@@ -206,7 +206,17 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                     buckets = keyed.buckets.get(name)
                     if buckets is None:
                         buckets = keyed.buckets[name] = []
-                    windows.add(buckets, index, contribution, measure.kind)
+                    if measure.kind == "distinct":  # windows.add(buckets, index, contribution, "distinct"), inlined
+                        last = buckets[-1] if buckets else None
+                        if last is not None and last[0] == index:
+                            values = last[1]
+                            if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
+                                values.append(contribution)
+                            touched = True  # the event that opened this bucket pruned already
+                            continue
+                        buckets.append([index, [contribution]])
+                    else:
+                        windows.add(buckets, index, contribution, measure.kind)
                 else:
                     value = latest(event) if latest is not None else None
                     if isinstance(value, bool) or not isinstance(value, int | float):
