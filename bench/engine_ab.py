@@ -56,8 +56,8 @@ def _command(events: Path, passes: int, pin: int | None) -> list[str]:
     return command + (["--pin", str(pin)] if pin is not None else [])
 
 
-def _run(code: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(code), PREEMPT_LOG_LEVEL="WARNING")
+def _run(code: Path, command: list[str], **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(code), PREEMPT_LOG_LEVEL="WARNING", **env_extra)
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} in {code} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -74,7 +74,8 @@ def _timed(code: Path, events: Path, passes: int, pin: int | None) -> dict[str, 
 def _instructions(code: Path, events: Path, passes: int) -> int:
     with tempfile.NamedTemporaryFile(prefix="cachegrind-") as out:
         valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out.name}"]
-        done = _run(code, valgrind + _command(events, passes, None))
+        # a fixed hash seed: the count then repeats exactly (dict and set layouts depend on it)
+        done = _run(code, valgrind + _command(events, passes, None), PYTHONHASHSEED="0")
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")

@@ -168,12 +168,12 @@ class RuleEngine:
         seen = state.seen
         event_id = event.event_id
         key = event_id if len(event_id) <= SEEN_ID_CHARS else seen_key(event_id)  # long ids: a digest
+        ts = event.ts
         if key in seen:
             outcome = _DUPLICATE
-        elif event.ts < clock:
+        elif ts < clock:
             outcome = _LATE
         else:
-            ts = event.ts
             seen[key] = ts
             # the common case of _forget_old_ids, inlined: the oldest id kept stays
             for first in seen.values():
