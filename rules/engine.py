@@ -122,6 +122,7 @@ class RuleEngine:
         self._evaluators: list[Evaluator[Any]] = [build_evaluator(rule) for rule in enabled]
         self._event_evaluators = [ev for ev in self._evaluators if ev.rule.kind != "composite"]
         self._clocked = [ev for ev in self._evaluators if ev.has_deadlines]
+        self._clocked_steps = [(ev.rule.id, ev, _deadline_of(ev)) for ev in self._clocked]
         self._order = {ev.rule.id: index for index, ev in enumerate(self._evaluators)}
         self._listeners: dict[str, list[Evaluator[Any]]] = {}
         for ev in self._evaluators:
@@ -289,12 +290,21 @@ class RuleEngine:
             return
         fired: list[Finding] = []
         account_id = state.account_id or ""
-        for ev in self._clocked:
-            rule_state = state.rules[ev.rule.id]
-            deadline = ev.next_deadline(rule_state)
+        rules: dict[str, Any] = state.rules
+        earliest = math.inf
+        for rule_id, ev, deadline_of in self._clocked_steps:
+            rule_state = rules[rule_id]
+            if deadline_of is _READ_DEADLINE:  # EvaluatorBase.next_deadline, inlined
+                value = rule_state.deadline
+                deadline = None if value is None else float(value)
+            else:
+                deadline = ev.next_deadline(rule_state)
             if deadline is not None and deadline <= now:
                 fired.extend(ev.advance_to(rule_state, now, account_id))
-        state.due = self._earliest_deadline(state)
+                deadline = ev.next_deadline(rule_state)
+            if deadline is not None and deadline < earliest:
+                earliest = deadline
+        state.due = earliest  # what _earliest_deadline gives: each rule's deadline after its advance_to
         if fired:
             fired.sort(key=lambda f: (f.fired_at, self._order[f.rule_id], f.user_id or ""))
             for finding in fired:

@@ -146,10 +146,11 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
                 else:
                     denominators.append([index, 1])
                 keyed.denominator_total += 1
-            if numerators and numerators[0][0] < oldest:
-                keyed.numerator_total -= windows.prune_counted(numerators, oldest)
-            if denominators and denominators[0][0] < oldest:
-                keyed.denominator_total -= windows.prune_counted(denominators, oldest)
+            # windows.prune_counted, inlined: usually one bucket goes, if any
+            while numerators and numerators[0][0] < oldest:
+                keyed.numerator_total -= numerators.pop(0)[1]
+            while denominators and denominators[0][0] < oldest:
+                keyed.denominator_total -= denominators.pop(0)[1]
             if keyed.denominator_total < min_denominator:  # an exact integer: as a float it compares the same
                 return []
             return fire(keyed, key, event, oldest, cooldowns)
