@@ -81,6 +81,11 @@ class EventTimeClock:
 
     def after_event(self, event_time: float, now: float | None = None) -> float:
         """Observe ``event_time`` and return the watermark the clock then shows (the backtest's step)."""
+        if self.future_tolerance is None:  # observe + watermark of an event-time-only clock, inlined
+            seen = self.max_event_time
+            if seen is None or event_time > seen:
+                self.max_event_time = seen = event_time
+            return seen - self.allowed_lateness
         self.observe(event_time, now)
         wm = self.watermark(now)
         return self.watermark_at(event_time) if wm is None else wm  # never None: it has seen an event

@@ -25,7 +25,7 @@ import heapq
 import math
 from collections.abc import Callable
 from enum import StrEnum
-from operator import attrgetter
+from itertools import islice, takewhile
 from typing import Any
 
 from rules.findings import Finding
@@ -33,6 +33,7 @@ from rules.kinds import build_evaluator
 from rules.kinds.base import Evaluator, EvaluatorBase
 from rules.loader import RuleSet
 from rules.models import RuleBase
+from rules.predicates import Matcher
 from rules.state import (
     DEFAULT_MAX_SEEN_IDS,
     READABLE_VERSIONS,
@@ -53,20 +54,29 @@ __all__ = ["AccountState", "EventOutcome", "Finding", "RuleEngine"]
 MAX_ROUTE_CACHE = 10_000
 
 _heappush = heapq.heappush
+_heappop = heapq.heappop
 _COMPACT_AT = 64
 _DeadlineOf = Callable[[Any], float | None]
-_deadline_bound: _DeadlineOf = attrgetter("deadline")
-"""A kind whose deadline is ``EvaluatorBase.next_deadline``: read ``state.deadline`` without the call."""
-_Step = tuple[str, Callable[..., list[Finding]], bool, _DeadlineOf | None]
-"""One routed evaluator: rule id, its ``on_event``, whether it takes the cooldown table, and how to
-read its next deadline (None: it has no deadlines)."""
+
+
+def _read_deadline(state: Any) -> float | None:
+    value = state.deadline
+    return float(value) if value is not None else None
+
+
+_READ_DEADLINE: _DeadlineOf = _read_deadline
+"""A kind whose deadline is ``EvaluatorBase.next_deadline``: the engine reads ``state.deadline`` itself."""
+_Step = tuple[str, Matcher | None, Callable[..., list[Finding]], bool, _DeadlineOf | None]
+"""One routed evaluator: rule id, the test an event must pass to reach it (None: none), what to call
+then (``Evaluator.routed``), whether that takes the cooldown table, and how to read its next
+deadline (None: it has no deadlines)."""
 
 
 def _deadline_of(ev: Evaluator[Any]) -> _DeadlineOf | None:
     if not ev.has_deadlines:
         return None
     if getattr(type(ev), "next_deadline", None) is EvaluatorBase.next_deadline:
-        return _deadline_bound
+        return _READ_DEADLINE
     return ev.next_deadline
 
 
@@ -79,6 +89,11 @@ class EventOutcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+
+
+_ACCEPTED = EventOutcome.ACCEPTED
+_DUPLICATE = EventOutcome.DUPLICATE
+_LATE = EventOutcome.LATE
 
 
 class RuleEngine:
@@ -107,6 +122,7 @@ class RuleEngine:
         self._evaluators: list[Evaluator[Any]] = [build_evaluator(rule) for rule in enabled]
         self._event_evaluators = [ev for ev in self._evaluators if ev.rule.kind != "composite"]
         self._clocked = [ev for ev in self._evaluators if ev.has_deadlines]
+        self._clocked_steps = [(ev.rule.id, ev, _deadline_of(ev)) for ev in self._clocked]
         self._order = {ev.rule.id: index for index, ev in enumerate(self._evaluators)}
         self._listeners: dict[str, list[Evaluator[Any]]] = {}
         for ev in self._evaluators:
@@ -161,63 +177,37 @@ class RuleEngine:
         clock = finalized if finalized > watermark else watermark
         seen = state.seen
         event_id = event.event_id
-        key = event_id
-        if len(key) > SEEN_ID_CHARS:  # bounds the state: long ids are remembered by a digest
-            key = seen_key(key)
+        key = event_id if len(event_id) <= SEEN_ID_CHARS else seen_key(event_id)  # long ids: a digest
+        ts = event.ts
         if key in seen:
-            outcome = EventOutcome.DUPLICATE
-        elif event.ts < clock:
-            outcome = EventOutcome.LATE
+            outcome = _DUPLICATE
+        elif ts < clock:
+            outcome = _LATE
         else:
-            outcome = EventOutcome.ACCEPTED
-            ts = event.ts
             seen[key] = ts
-            _heappush(state.buffer, (ts, event_id, event))
             # the common case of _forget_old_ids, inlined: the oldest id kept stays
             for first in seen.values():
                 if first < clock - self.dedup_horizon or len(seen) > self.max_seen_ids:
                     self._forget_old_ids(state, clock)
                 break
+            if watermark <= finalized:  # advance() would do nothing
+                _heappush(state.buffer, (ts, event_id, event))
+                return _ACCEPTED, []
+            # Apply what the watermark has passed, then buffer this event: it is not among them
+            # (ts >= watermark), and the buffer is then usually empty, which ends the loop sooner.
+            try:
+                return _ACCEPTED, self._advance(state, watermark)
+            finally:
+                _heappush(state.buffer, (ts, event_id, event))
         if watermark <= finalized:  # advance() would do nothing
             return outcome, []
-        return outcome, self.advance(state, watermark)
+        return outcome, self._advance(state, watermark)
 
     def advance(self, state: AccountState, watermark: float) -> list[Finding]:
         """Apply buffered events before ``watermark`` and deadlines up to it, in time order."""
         if watermark <= state.finalized_until:
             return []
-        out: list[Finding] = []
-        buffer = state.buffer
-        if buffer and buffer[0][0] < watermark:
-            rules = state.rules
-            cooldowns = state.cooldowns
-            routes = self._routes
-            pop = heapq.heappop
-            while buffer and buffer[0][0] < watermark:
-                ts, _, event = pop(buffer)
-                if state.due <= ts:  # a deadline is due first (rare: skips the call otherwise)
-                    self._clock(state, ts, out)
-                # --- apply the event to every rule routed by its name (inlined: the hot loop)
-                route = routes.get(event.event)
-                if route is None:
-                    route = self._route(event.event)
-                for rule_id, on_event, uses_cooldowns, deadline_of in route:
-                    rule_state = rules[rule_id]
-                    if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
-                        findings = on_event(rule_state, event, cooldowns.get(rule_id))
-                    else:
-                        findings = on_event(rule_state, event)
-                    if findings:
-                        for finding in findings:
-                            self._emit(state, finding, out)
-                    if deadline_of is not None:
-                        deadline = deadline_of(rule_state)
-                        if deadline is not None and deadline < state.due:
-                            state.due = float(deadline)
-        if state.due <= watermark:
-            self._clock(state, watermark, out)
-        state.finalized_until = watermark
-        return out
+        return self._advance(state, watermark)
 
     def next_wakeup(self, state: AccountState) -> float | None:
         """The earliest watermark at which :meth:`advance` could do something; None if idle.
@@ -228,23 +218,59 @@ class RuleEngine:
         return None if earliest == math.inf else earliest
 
     # --- inside --------------------------------------------------------------------------------
+    def _advance(self, state: AccountState, watermark: float) -> list[Finding]:
+        """``advance`` past its first test (also the tail of ``on_event``: the hot loop, inlined)."""
+        out: list[Finding] = []
+        buffer = state.buffer
+        if buffer and buffer[0][0] < watermark:
+            rules: dict[str, Any] = state.rules
+            while True:
+                ts, _, event = _heappop(buffer)
+                if state.due <= ts:  # a deadline is due first (rare: skips the call otherwise)
+                    self._clock(state, ts, out)
+                route = self._routes.get(event.event)
+                if route is None:
+                    route = self._route(event.event)
+                for rule_id, gate, on_event, uses_cooldowns, deadline_of in route:
+                    if gate is not None and not gate(event):  # the event cannot matter to this rule
+                        continue
+                    rule_state = rules[rule_id]
+                    if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
+                        findings = on_event(rule_state, event, state.cooldowns.get(rule_id))
+                    else:
+                        findings = on_event(rule_state, event)
+                    if findings:
+                        for finding in findings:
+                            self._emit(state, finding, out)
+                    if deadline_of is not None:
+                        deadline = rule_state.deadline if deadline_of is _READ_DEADLINE else deadline_of(rule_state)
+                        if deadline is not None and deadline < state.due:
+                            state.due = float(deadline)
+                if not buffer or buffer[0][0] >= watermark:
+                    break
+        if state.due <= watermark:
+            self._clock(state, watermark, out)
+        state.finalized_until = watermark
+        return out
+
     def _forget_old_ids(self, state: AccountState, clock: float) -> None:
+        """Forget the oldest ids (insertion order) while older than the horizon or beyond the cap."""
         seen = state.seen
         cutoff = clock - self.dedup_horizon
-        cap = self.max_seen_ids
-        dropped = 0
-        oldest = ""
-        while seen:
-            oldest, ts = next(iter(seen.items()))  # insertion order: the oldest id kept comes first
-            if ts >= cutoff and len(seen) <= cap:
-                break
-            del seen[oldest]
-            dropped += 1
-        # Deleting from the front of a dict leaves holes that every later ``next(iter(seen))``
+        # the leading ids older than the cutoff (counted in C: cutoff.__gt__(ts) is ts < cutoff)
+        dropped = len(list(takewhile(cutoff.__gt__, seen.values())))
+        excess = len(seen) - self.max_seen_ids
+        if dropped < excess:  # over the cap: the first ``excess`` go whatever their age, then the old after them
+            dropped = excess + len(list(takewhile(cutoff.__gt__, islice(seen.values(), excess, None))))
+        if not dropped:
+            return
+        for event_id in list(islice(seen, dropped)):
+            del seen[event_id]
+        # Deleting from the front of a dict leaves holes that every later iteration from the front
         # walks over: O(len) per event on a busy account. Compacting costs O(len), so compact
         # with probability ~ dropped / (len / 2): about once per len/2 deletions, O(1) amortized.
         # (Content and order are unchanged, so when it happens does not matter.)
-        if dropped and len(seen) >= _COMPACT_AT and hash(oldest) % (len(seen) // 2) < dropped:
+        if len(seen) >= _COMPACT_AT and hash(event_id) % (len(seen) // 2) < dropped:
             state.seen = dict(seen)
 
     def _route(self, name: str) -> tuple[_Step, ...]:
@@ -252,7 +278,7 @@ class RuleEngine:
         route = self._routes.get(name)
         if route is None:
             route = tuple(
-                (ev.rule.id, ev.on_event, bool(getattr(ev, "takes_cooldowns", False)), _deadline_of(ev))
+                (ev.rule.id, *ev.routed(name), bool(getattr(ev, "takes_cooldowns", False)), _deadline_of(ev))
                 for ev in self._event_evaluators
                 if ev.event_names is None or name in ev.event_names
             )
@@ -273,12 +299,21 @@ class RuleEngine:
             return
         fired: list[Finding] = []
         account_id = state.account_id or ""
-        for ev in self._clocked:
-            rule_state = state.rules[ev.rule.id]
-            deadline = ev.next_deadline(rule_state)
+        rules: dict[str, Any] = state.rules
+        earliest = math.inf
+        for rule_id, ev, deadline_of in self._clocked_steps:
+            rule_state = rules[rule_id]
+            if deadline_of is _READ_DEADLINE:  # EvaluatorBase.next_deadline, inlined
+                value = rule_state.deadline
+                deadline = None if value is None else float(value)
+            else:
+                deadline = ev.next_deadline(rule_state)
             if deadline is not None and deadline <= now:
                 fired.extend(ev.advance_to(rule_state, now, account_id))
-        state.due = self._earliest_deadline(state)
+                deadline = ev.next_deadline(rule_state)
+            if deadline is not None and deadline < earliest:
+                earliest = deadline
+        state.due = earliest  # what _earliest_deadline gives: each rule's deadline after its advance_to
         if fired:
             fired.sort(key=lambda f: (f.fired_at, self._order[f.rule_id], f.user_id or ""))
             for finding in fired:

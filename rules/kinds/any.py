@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState
 from rules.models import AnyRule
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.event import Event, format_ts
 
 
@@ -39,9 +39,16 @@ class AnyEvaluator(EvaluatorBase[AnyState]):
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
+
     def on_event(self, state: AnyState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
+        return self._matched(state, event, cooldowns)
+
+    def _matched(self, state: AnyState, event: Event, cooldowns: Mapping[str, float] | None) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where``."""
         key = self.key_of(event)
         if key is None or self.cooled(cooldowns, key, event.ts):
             return []

@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.models import RuleBase
+from rules.predicates import Matcher
 from schemas.event import Event
 
 Samples = list[list[Any]]
@@ -136,6 +137,12 @@ class Evaluator(Protocol[S]):
         """
         ...
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        """How the engine runs an event of this name (one of ``event_names``): a test the event must
+        pass for ``on_event`` to do anything (None: no test), and what to call once it has passed,
+        with ``on_event``'s arguments and result (``on_event`` itself, or the part after the test)."""
+        ...
+
     def advance_to(self, state: S, now: float, account_id: str) -> list[Finding]:
         """Fire every deadline ``<= now``."""
         ...
@@ -181,6 +188,12 @@ class EvaluatorBase(Generic[S]):
 
     def read_state(self, doc: Any, version: int) -> S:
         return self.state_type.decode(doc, version)
+
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return None, self.on_event
+
+    def on_event(self, state: S, event: Event) -> list[Finding]:
+        raise NotImplementedError(f"{type(self).__name__} has no on_event")
 
     def advance_to(self, state: S, now: float, account_id: str) -> list[Finding]:
         return []

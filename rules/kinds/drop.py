@@ -10,6 +10,7 @@ whole history is zero is forgotten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -18,7 +19,7 @@ from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
 from rules.models import DropRule
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.event import Event, format_ts
 
 
@@ -77,24 +78,33 @@ class DropEvaluator(EvaluatorBase[DropState]):
         self._where = compile_where(rule.match)
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.tumbling(rule.window, rule.window)
+        self._per_user = rule.group_by == "user"
+        self._distinct = self._measure.kind == "distinct"
 
     def _empty(self) -> Any:
         return [] if self._measure.kind == "distinct" else 0
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
+
     def on_event(self, state: DropState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
-        key = self.key_of(event)
+        return self._matched(state, event)
+
+    def _matched(self, state: DropState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where``."""
+        key = event.user_id if self._per_user else ""  # key_of, inlined
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:
             return []
-        index = self._spec.index(event.ts)
         keyed = state.keys.get(key)
         if keyed is None:
+            index = self._spec.index(event.ts)
             keyed = state.keys[key] = DropKey(index, self._empty())
             state.lower_bound(self._spec.start(index + 1))
         # advance_to(event.ts) already closed every window ending at or before the event
-        if self._measure.kind == "distinct":
+        if self._distinct:
             values: list[str] = keyed.value
             if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
                 values.append(contribution)

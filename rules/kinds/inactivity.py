@@ -7,12 +7,13 @@ exactly at the deadline comes too late: deadlines at t fire before events at t.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents
 from rules.models import InactivityRule
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
@@ -35,15 +36,28 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         self.event_names = rule.match.event_names
         # the engine routes only events named by the match (``event_names``): the ``where`` is what is left
         self._where = compile_where(rule.match)
+        self._per_user = rule.group_by == "user"
+        self._after = rule.after
+
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
 
     def on_event(self, state: InactivityState, event: Event) -> list[Finding]:
         if self._where is not None and not self._where(event):
             return []
-        key = self.key_of(event)
+        return self._matched(state, event)
+
+    def _matched(self, state: InactivityState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where``."""
+        key = event.user_id if self._per_user else ""  # key_of, inlined
         if key is None:
             return []
-        state.events[key] = (event.ts, event.event_id)
-        state.lower_bound(event.ts + self.rule.after)
+        ts = event.ts
+        state.events[key] = (ts, event.event_id)
+        deadline = ts + self._after  # state.lower_bound(deadline), inlined
+        current = state.deadline
+        if current is None or deadline < current:
+            state.deadline = deadline
         return []
 
     def advance_to(self, state: InactivityState, now: float, account_id: str) -> list[Finding]:

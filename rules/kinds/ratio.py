@@ -7,28 +7,30 @@ rate over all calls, the denominator's match must include the error events too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
-from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, samples_since, sweep_stale, union_names
+from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, samples_since, sweep_stale, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
 
 MAX_CACHED_NAMES = 10_000
-Test = Matcher | bool
-"""Whether an event of a known name matches: a constant, or the ``where`` check left to run."""
+_Handler = Callable[..., list[Finding]]
+_floor = math.floor
+ORIGIN = windows.ORIGIN
 
 
-def _test_for(match: Match, name: str) -> Test:
+def _test_for(match: Match, name: str) -> tuple[Matcher | None, bool]:
+    """Whether an event of this name matches: its ``where`` left to run, or (None) the constant that follows."""
     names = match.event_names
     if names is not None and name not in names:
-        return False
+        return None, False
     where = compile_where(match)
-    return True if where is None else where
+    return where, True
 
 
 @dataclass
@@ -90,68 +92,93 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         self._per_user = rule.group_by == "user"  # key_of, inlined in on_event
         self.event_names = union_names(rule.match.event_names, rule.denominator.event_names)
         self._spec = windows.BucketSpec.sliding(rule.window)
-        self._by_name: dict[str, tuple[Test, Test]] = {}
+        self._by_name: dict[str, _Handler] = {}
 
-    def _tests(self, name: str) -> tuple[Test, Test]:
-        """Numerator and denominator tests for events of this name (dispatch by name, cached)."""
+    def _handler(self, name: str) -> _Handler:
+        """``on_event`` for events of this name: a closure over the name's numerator and
+        denominator tests (dispatch by name, built once per name)."""
         found = self._by_name.get(name)
-        if found is None:
-            found = (_test_for(self.rule.match, name), _test_for(self.rule.denominator, name))
-            if len(self._by_name) < MAX_CACHED_NAMES:
-                self._by_name[name] = found
-        return found
+        if found is not None:
+            return found
+        numerator_where, numerator_always = _test_for(self.rule.match, name)
+        denominator_where, denominator_always = _test_for(self.rule.denominator, name)
+        per_user = self._per_user
+        resolution = self._spec.resolution
+        per_window = self._spec.per_window
+        min_denominator = self.rule.min_denominator
+        fire = self._fire
+
+        def on_name(state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
+            in_numerator = numerator_always if numerator_where is None else numerator_where(event)
+            in_denominator = denominator_always if denominator_where is None else denominator_where(event)
+            if not (in_numerator or in_denominator):
+                return []
+            key = event.user_id if per_user else ""
+            if key is None:
+                return []
+            index = _floor((event.ts - ORIGIN) / resolution)  # spec.index, inlined
+            oldest = index - per_window + 1
+            keys = state.keys
+            keyed = keys.get(key)
+            if keyed is None:
+                sweep_stale(
+                    keys,
+                    lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
+                )
+                keyed = keys[key] = RatioKey()
+            # Running totals of the kept buckets: the window is exactly the kept buckets (events come
+            # in time order and the prune below drops those before it), so no re-summing per event.
+            numerators = keyed.numerators
+            if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
+                if numerators and numerators[-1][0] == index:
+                    numerators[-1][1] += 1
+                else:
+                    numerators.append([index, 1])
+                keyed.numerator_total += 1
+                samples = keyed.samples  # remember_sample, inlined
+                samples.append([event.ts, event.event_id])
+                if len(samples) > MAX_SAMPLE_EVENT_IDS:
+                    del samples[0]
+            denominators = keyed.denominators
+            if in_denominator:
+                if denominators and denominators[-1][0] == index:
+                    denominators[-1][1] += 1
+                else:
+                    denominators.append([index, 1])
+                keyed.denominator_total += 1
+            # windows.prune_counted, inlined: usually one bucket goes, if any
+            while numerators and numerators[0][0] < oldest:
+                keyed.numerator_total -= numerators.pop(0)[1]
+            while denominators and denominators[0][0] < oldest:
+                keyed.denominator_total -= denominators.pop(0)[1]
+            if keyed.denominator_total < min_denominator:  # an exact integer: as a float it compares the same
+                return []
+            return fire(keyed, key, event, oldest, cooldowns)
+
+        if len(self._by_name) < MAX_CACHED_NAMES:
+            self._by_name[name] = on_name
+        return on_name
+
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return None, self._handler(name)
 
     def on_event(self, state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
-        numerator_test, denominator_test = self._by_name.get(event.event) or self._tests(event.event)
-        in_numerator = numerator_test if type(numerator_test) is bool else numerator_test(event)
-        in_denominator = denominator_test if type(denominator_test) is bool else denominator_test(event)
-        if not (in_numerator or in_denominator):
-            return []
-        key = event.user_id if self._per_user else ""
-        if key is None:
-            return []
-        spec = self._spec
-        index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
-        oldest = index - spec.per_window + 1
-        keys = state.keys
-        keyed = keys.get(key)
-        if keyed is None:
-            sweep_stale(
-                keys,
-                lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
-            )
-            keyed = keys[key] = RatioKey()
-        # Running totals of the kept buckets: the window is exactly the kept buckets (events come
-        # in time order and the prune below drops those before it), so no re-summing per event.
-        numerators = keyed.numerators
-        denominators = keyed.denominators
-        if in_numerator:  # windows.add(numerators, index, 1, "count"), inlined
-            if numerators and numerators[-1][0] == index:
-                numerators[-1][1] += 1
-            else:
-                numerators.append([index, 1])
-            keyed.numerator_total += 1
-            remember_sample(keyed.samples, event)
-        if in_denominator:
-            if denominators and denominators[-1][0] == index:
-                denominators[-1][1] += 1
-            else:
-                denominators.append([index, 1])
-            keyed.denominator_total += 1
-        if numerators and numerators[0][0] < oldest:
-            keyed.numerator_total -= windows.prune_counted(numerators, oldest)
-        if denominators and denominators[0][0] < oldest:
-            keyed.denominator_total -= windows.prune_counted(denominators, oldest)
+        handler = self._by_name.get(event.event)
+        if handler is None:
+            handler = self._handler(event.event)
+        return handler(state, event, cooldowns)
+
+    def _fire(
+        self, keyed: RatioKey, key: str, event: Event, oldest: int, cooldowns: Mapping[str, float] | None
+    ) -> list[Finding]:
+        """The finding of an event after which the key's window has enough denominator events: none
+        when the ratio is under ``min_ratio`` or the cooldown would drop it."""
         numerator = float(keyed.numerator_total)
         denominator = float(keyed.denominator_total)
         rule = self.rule
-        if (
-            denominator < rule.min_denominator
-            or numerator / denominator < rule.min_ratio
-            or self.cooled(cooldowns, key, event.ts)
-        ):
+        if numerator / denominator < rule.min_ratio or self.cooled(cooldowns, key, event.ts):
             return []
-        start = spec.start(oldest)
+        start = self._spec.start(oldest)
         return [
             self.event_finding(
                 event,

@@ -23,22 +23,30 @@ warm), or as new when there is none.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, union_names
-from rules.measures import Measure, compile_measure
+from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
 from rules.predicates import Matcher, compile_match, compile_where
 from schemas.event import Event
 
 _Component = tuple[ScoreComponent, Matcher, Measure | None, Getter | None]
+_COUNT = compile_measure("count")
+"""The ``count`` measure, which ``on_event`` adds inline (a candidate's measure is this very object)."""
 _Candidate = tuple[str, Matcher | None, Measure | None, Getter | None]
-"""A component as an event of a known name needs it: name, ``where`` test (None: always), measure, latest."""
+"""A component as an event of a known name needs it: name, ``where`` test (None: always), measure
+(``_COUNT`` for any count), latest."""
+_Handler = Callable[["ScoreState", Event], list[Finding]]
+_Dispatch = tuple[Matcher | None, _Handler]
 MAX_CACHED_NAMES = 10_000
+_floor = math.floor
+ORIGIN = windows.ORIGIN
 
 
 @dataclass
@@ -83,6 +91,10 @@ class ScoreState(BoundedState):
         return {"k": keys, "n": self.deadline}
 
 
+def _nothing(state: ScoreState, event: Event) -> list[Finding]:
+    return []
+
+
 class ScoreEvaluator(EvaluatorBase[ScoreState]):
     """Per key: one bucket list per measure component, the latest values, and recent scores."""
 
@@ -109,72 +121,160 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
-        self._by_name: dict[str, list[_Candidate]] = {}
+        self._by_name: dict[str, _Dispatch] = {}
 
-    def _candidates(self, name: str) -> list[_Candidate]:
-        """Components whose match can accept an event of this name, with only their ``where`` left
-        to test (dispatch by event name, cached per name)."""
+    def _candidates(self, name: str) -> _Dispatch:
+        """What an event of this name does (dispatch by event name, cached per name): a test it
+        must pass first (None: none), then what applies it (``_handler`` over the components
+        whose match can accept it)."""
         found = self._by_name.get(name)
         if found is None:
-            found = [
+            candidates = [
                 (component.name, compile_where(component.match), measure, latest)
                 for component, _, measure, latest in self._components
                 if component.match.event_names is None or name in component.match.event_names
             ]
+            gate = None
+            if len(candidates) == 1 and candidates[0][1] is not None:  # one component: its test goes first
+                gate = candidates[0][1]
+                candidates = [(candidates[0][0], None, candidates[0][2], candidates[0][3])]
+            steps = tuple(
+                (component, where, _COUNT if measure is not None and measure.kind == "count" else measure, latest)
+                for component, where, measure, latest in candidates
+            )
+            found = (gate, self._handler(steps))
             if len(self._by_name) < MAX_CACHED_NAMES:
                 self._by_name[name] = found
         return found
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._candidates(name)
+
     def on_event(self, state: ScoreState, event: Event) -> list[Finding]:
-        candidates = self._by_name.get(event.event)
-        if candidates is None:
-            candidates = self._candidates(event.event)
-        if not candidates or (self._filter is not None and not self._filter(event)):
+        dispatch = self._by_name.get(event.event)
+        if dispatch is None:
+            dispatch = self._candidates(event.event)
+        gate, handler = dispatch
+        if gate is not None and not gate(event):
             return []
-        key = event.user_id if self._per_user else ""
-        if key is None:
-            return []
+        return handler(state, event)
+
+    def _handler(self, candidates: tuple[_Candidate, ...]) -> _Handler:
+        """``on_event`` for the events of one name that passed its test: a closure over that
+        name's candidate components (built once per name)."""
+        if not candidates:
+            return _nothing
+        match_filter = self._filter
+        per_user = self._per_user
         spec = self._spec
-        index = math.floor((event.ts - windows.ORIGIN) / spec.resolution)  # spec.index, inlined
-        keyed = state.keys.get(key)
-        touched = False
-        for name, where, measure, latest in candidates:
-            if where is not None and not where(event):
-                continue
-            if keyed is None:
-                keyed = state.keys[key] = ScoreKey(event.ts, None, spec.start(index + 1))
-            if measure is not None:
-                buckets = keyed.buckets.get(name)
-                if measure.kind == "count":  # windows.add(buckets, index, 1, "count"), inlined
+        resolution = spec.resolution
+        per_window = spec.per_window
+        if match_filter is None and len(candidates) == 1 and candidates[0][1:] == (None, _COUNT, None):
+            return self._count_handler(candidates[0][0])
+
+        def passed(state: ScoreState, event: Event) -> list[Finding]:
+            if match_filter is not None and not match_filter(event):
+                return []
+            key = event.user_id if per_user else ""
+            if key is None:
+                return []
+            ts = event.ts
+            index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
+            keyed = state.keys.get(key)
+            touched = False
+            for name, where, measure, latest in candidates:
+                if where is not None and not where(event):
+                    continue
+                if keyed is None:
+                    keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
+                if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
+                    buckets = keyed.buckets.get(name)
                     if buckets is None:
-                        buckets = keyed.buckets[name] = []
-                    if buckets and buckets[-1][0] == index:
-                        buckets[-1][1] += 1
+                        buckets = keyed.buckets[name] = [[index, 1]]
                     else:
+                        last = buckets[-1] if buckets else None
+                        if last is not None and last[0] == index:
+                            # the event that opened this bucket pruned to this index's window already
+                            last[1] += 1
+                            touched = True
+                            continue
                         buckets.append([index, 1])
-                else:
+                elif measure is not None:
                     contribution = measure.contribution(event)
                     if contribution is None:
                         continue
+                    buckets = keyed.buckets.get(name)
                     if buckets is None:
                         buckets = keyed.buckets[name] = []
-                    windows.add(buckets, index, contribution, measure.kind)
-                if buckets[0][0] < index - spec.per_window:  # prune only when there is something to drop
-                    windows.prune(buckets, index - spec.per_window)
-                touched = True
-            elif latest is not None:
-                value = latest(event)
-                if isinstance(value, bool) or not isinstance(value, int | float):
+                    if measure.kind == "distinct":  # windows.add(buckets, index, contribution, "distinct"), inlined
+                        last = buckets[-1] if buckets else None
+                        if last is not None and last[0] == index:
+                            values = last[1]
+                            if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
+                                values.append(contribution)
+                            touched = True  # the event that opened this bucket pruned already
+                            continue
+                        buckets.append([index, [contribution]])
+                    else:
+                        windows.add(buckets, index, contribution, measure.kind)
+                else:
+                    value = latest(event) if latest is not None else None
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        continue
+                    keyed.latest[name] = float(value)
+                    touched = True
                     continue
-                keyed.latest[name] = float(value)
+                oldest = index - per_window
+                if buckets[0][0] < oldest:  # prune only when there is something to drop
+                    windows.prune(buckets, oldest)
                 touched = True
-        if keyed is not None and touched:
-            keyed.last_event_ts = event.ts
+            if touched and keyed is not None:
+                keyed.last_event_ts = ts
+                if keyed.next_tick is None:
+                    tick = spec.start(index + 1)
+                    keyed.next_tick = tick
+                    state.lower_bound(tick)
+            return []
+
+        return passed
+
+    def _count_handler(self, name: str) -> _Handler:
+        """``_handler`` for a name whose one component counts every event of it (the common case):
+        the same steps as the general closure, without the loop."""
+        per_user = self._per_user
+        spec = self._spec
+        resolution = spec.resolution
+        per_window = spec.per_window
+
+        def count(state: ScoreState, event: Event) -> list[Finding]:
+            key = event.user_id if per_user else ""
+            if key is None:
+                return []
+            ts = event.ts
+            index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
+            keyed = state.keys.get(key)
+            if keyed is None:
+                keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
+            buckets = keyed.buckets.get(name)
+            if buckets is None:
+                keyed.buckets[name] = [[index, 1]]
+            else:
+                last = buckets[-1] if buckets else None
+                if last is not None and last[0] == index:
+                    last[1] += 1  # the event that opened this bucket pruned to this index's window already
+                else:
+                    buckets.append([index, 1])
+                    oldest = index - per_window
+                    if buckets[0][0] < oldest:
+                        windows.prune(buckets, oldest)
+            keyed.last_event_ts = ts
             if keyed.next_tick is None:
                 tick = spec.start(index + 1)
                 keyed.next_tick = tick
                 state.lower_bound(tick)
-        return []
+            return []
+
+        return count
 
     def advance_to(self, state: ScoreState, now: float, account_id: str) -> list[Finding]:
         if not state.is_due(now):

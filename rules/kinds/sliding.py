@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
+from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, sweep_stale
 from rules.measures import compile_measure
-from rules.predicates import compile_where
+from rules.predicates import Matcher, compile_where
 from schemas.event import Event
 
 
@@ -51,13 +53,26 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.sliding(rule.window)
 
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        return self._where, self._matched
+
+    def on_event(
+        self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None = None
+    ) -> list[Finding]:
+        if self._where is not None and not self._where(event):
+            return []
+        return self._matched(state, event, cooldowns)
+
+    def _matched(self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None) -> list[Finding]:
+        """``on_event`` for an event that passed the ``where`` (each kind's own check)."""
+        raise NotImplementedError
+
     def _record(self, state: SlidingState, event: Event, windows_kept: int) -> tuple[str, SlidingKey, int] | None:
-        """Add ``event`` to its key's buckets, keeping the last ``windows_kept`` windows.
+        """Add ``event`` (which passed the ``where``) to its key's buckets, keeping the last
+        ``windows_kept`` windows.
 
         Returns the key, its state and the event's bucket index, or None when the event does not count.
         """
-        if self._where is not None and not self._where(event):
-            return None
         key = event.user_id if self._per_user else ""
         contribution = self._measure.contribution(event)
         if key is None or contribution is None:

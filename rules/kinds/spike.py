@@ -23,9 +23,7 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
 
     rule: SpikeRule
 
-    def on_event(
-        self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None = None
-    ) -> list[Finding]:
+    def _matched(self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=2)
         if recorded is None:
             return []

@@ -19,9 +19,7 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
 
     rule: ThresholdRule
 
-    def on_event(
-        self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None = None
-    ) -> list[Finding]:
+    def _matched(self, state: SlidingState, event: Event, cooldowns: Mapping[str, float] | None) -> list[Finding]:
         recorded = self._record(state, event, windows_kept=1)
         if recorded is None:
             return []

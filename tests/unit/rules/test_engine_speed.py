@@ -9,7 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rules.engine import RuleEngine
 from rules.kinds import base as kind_base
+from rules.loader import RuleSet, parse_rule
 from rules.models import Match
 from rules.paths import compile_path
 from rules.predicates import _on_path, _op_tests, compile_match, compile_where
@@ -140,3 +142,29 @@ def test_split_totals_equal_two_window_totals(indexes, values, boundary):
         windows.total(names, -1, boundary - 1, "distinct"),
         windows.total(names, boundary, 99, "distinct"),
     )
+
+
+def _forget_old_ids_by_the_loop(seen: dict[str, float], cutoff: float, cap: int) -> dict[str, float]:
+    """The purge as first written: drop the oldest id while it is older than the cutoff or the map is over the cap."""
+    kept = dict(seen)
+    while kept:
+        oldest, ts = next(iter(kept.items()))
+        if ts >= cutoff and len(kept) <= cap:
+            break
+        del kept[oldest]
+    return kept
+
+
+@given(
+    times=st.lists(st.sampled_from([1.0, 5.0, 9.0, 10.0, 11.0, 20.0]), max_size=40),
+    cap=st.integers(1, 30),
+)
+def test_dedup_purge_counted_in_c_drops_what_the_loop_drops(times, cap):
+    """Counting the stale prefix with takewhile keeps exactly the ids the one-by-one loop keeps, over the cap too."""
+    rule = parse_rule({"id": "r", "kind": "any", "title": "t", "severity": "high", "priority": 1, "match": {}})
+    engine = RuleEngine(RuleSet((rule,)), dedup_horizon=10.0, max_seen_ids=cap)
+    state = engine.new_state()
+    state.seen = {f"e{i}": ts for i, ts in enumerate(times)}
+    expected = _forget_old_ids_by_the_loop(state.seen, 20.0 - 10.0, cap)
+    engine._forget_old_ids(state, 20.0)
+    assert list(state.seen.items()) == list(expected.items())
