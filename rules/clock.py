@@ -6,10 +6,13 @@ sorted. The backtest keeps one clock for its whole file; the stream worker keeps
 partition (``streams.worker.clock.PartitionClocks``), which makes one account's result depend only
 on its own partition's events.
 
-A live clock (``future_tolerance`` given) is also moved by the wall clock − lateness, so deadlines
-fire on an all-quiet stream, and counts an event time only up to the wall clock +
-``future_tolerance``: an event stamped minutes ahead cannot drag the clock ahead and make every
-other account's on-time events late (such a time is reported as ``Anomaly.FUTURE_EVENT``).
+A live clock (``future_tolerance`` given) is also moved by the wall clock − lateness whenever its
+stream has caught up (:meth:`EventTimeClock.catch_up`: nothing is waiting to be read), so
+deadlines fire on an all-quiet stream; while a backlog is read (a restart, a rebalance, a burst)
+only event times move it, so the backlog is evaluated, not judged late for having waited. It
+counts an event time only up to the wall clock + ``future_tolerance``: an event stamped minutes
+ahead cannot drag the clock ahead and make every other account's on-time events late (such a
+time is reported as ``Anomaly.FUTURE_EVENT``).
 
 Pure: the wall-clock time comes in as an argument (``now``); nothing here reads a clock.
 """
@@ -30,7 +33,7 @@ class EventTimeClock:
     it): only event times move it, and it has no watermark until it has seen one.
     """
 
-    __slots__ = ("allowed_lateness", "future_tolerance", "max_event_time")
+    __slots__ = ("allowed_lateness", "future_tolerance", "max_event_time", "wall_floor")
 
     def __init__(self, allowed_lateness: float, future_tolerance: float | None = None) -> None:
         if allowed_lateness < 0:
@@ -39,6 +42,8 @@ class EventTimeClock:
         self.future_tolerance = future_tolerance
         self.max_event_time: float | None = None
         """The highest event time counted so far (None until the first)."""
+        self.wall_floor: float | None = None
+        """A live clock's wall clock − lateness when its stream last had nothing waiting (None until then)."""
 
     def observe(self, event_time: float, now: float | None = None) -> bool:
         """Count an accepted event's time; True when the clock moved (it only ever moves forward).
@@ -64,20 +69,31 @@ class EventTimeClock:
         if self.max_event_time is None or max_event_time > self.max_event_time:
             self.max_event_time = max_event_time
 
-    def watermark(self, now: float | None = None) -> float | None:
-        """The watermark; None while an event-time-only clock has seen nothing.
+    def catch_up(self, now: float) -> None:
+        """The stream has nothing waiting to be read: the wall clock − lateness becomes a floor of
+        a live clock's watermark (deadlines fire on a quiet stream). A no-op on an event-time-only clock."""
+        if self.future_tolerance is None:
+            return
+        floor = now - self.allowed_lateness
+        if self.wall_floor is None or floor > self.wall_floor:
+            self.wall_floor = floor
 
-        A live clock's watermark is never behind ``now`` − lateness, and a restored time beyond
-        ``now`` + ``future_tolerance`` (written before that bound existed) counts as that bound.
+    def watermark(self, now: float | None = None) -> float | None:
+        """The watermark; None while the clock has seen nothing (and, live, never caught up).
+
+        A live clock's watermark is never behind the wall floor set by :meth:`catch_up`, and a
+        restored time beyond ``now`` + ``future_tolerance`` (written before that bound existed)
+        counts as that bound.
         """
         seen = self.max_event_time
         if self.future_tolerance is None:
             return None if seen is None else seen - self.allowed_lateness
         now = _required(now)
-        wall = now - self.allowed_lateness
+        floor = self.wall_floor
         if seen is None:
-            return wall
-        return max(min(seen, now + self.future_tolerance) - self.allowed_lateness, wall)
+            return floor
+        wm = min(seen, now + self.future_tolerance) - self.allowed_lateness
+        return wm if floor is None or wm >= floor else floor
 
     def after_event(self, event_time: float, now: float | None = None) -> float:
         """Observe ``event_time`` and return the watermark the clock then shows (the backtest's step)."""

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -193,7 +193,8 @@ class WorkerRuntime:
             return
         async with self.lock:
             self._maybe_rebuild()
-            out = self.processor.tick(self.assigned_partitions())
+            assigned = self.assigned_partitions()
+            out = self.processor.tick(assigned, self.caught_up(assigned))
             await self._apply(out)
 
     async def _apply(self, out: BatchOutput) -> None:
@@ -216,6 +217,33 @@ class WorkerRuntime:
                 account_id=alert.account_id,
                 severity=alert.severity,
             )
+
+    def caught_up(self, partitions: Iterable[int]) -> set[int]:
+        """Those of ``partitions`` with nothing waiting to be read: every record up to the end
+        offset the last fetch reported has been handled (live clocks then follow the wall clock).
+
+        Not caught up while that end offset is unknown (no fetch answered yet, or the partition is
+        being revoked: aiokafka asserts it is assigned) or the next offset to handle is unknown.
+        """
+        consumer = self.app.consumer
+        committed: Mapping[Any, int | None] | None = None
+        out: set[int] = set()
+        for partition in partitions:
+            tp = TP(self.events_topic, partition)
+            try:
+                end = consumer.highwater(tp)
+            except (AssertionError, ConsumerNotStarted):
+                continue
+            if end is None:
+                continue
+            handled = self.processed_offsets.get(partition)
+            if handled is None:  # nothing handled since the assignment: the group's committed offset
+                if committed is None:
+                    committed = committed_offsets(consumer)
+                handled = committed.get(tp)
+            if end == 0 or (handled is not None and handled >= end):
+                out.add(partition)
+        return out
 
     # --- rebalance and recovery ----------------------------------------------------------------
 

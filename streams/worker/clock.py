@@ -3,7 +3,10 @@
 A stream worker keeps one ``rules.clock.EventTimeClock`` per assigned partition of
 ``preempt.events`` (the rule-engine contract; the formula and the allowed lateness live there).
 In live mode (``event_time_only`` false) the clocks are live: the wall clock − lateness also moves
-them, and an event stamped ahead of the wall clock + ``future_tolerance`` moves its partition's
+a partition's clock whenever the worker has read everything the partition holds (:meth:`catch_up`,
+called by the worker's clock timer for the partitions without lag), never while it reads a backlog
+(after a restart or a rebalance, or when it falls behind), so waiting in Kafka does not make events
+late; and an event stamped ahead of the wall clock + ``future_tolerance`` moves its partition's
 clock only that far. Event-time-only mode (replays, parity with the backtest) keeps the plain
 formula. One account's result therefore depends only on its own partition's events. This module
 adds what the worker needs around them: the wall clock, and which partitions moved (to persist).
@@ -68,6 +71,15 @@ class PartitionClocks:
         """
         if self._clock(partition).observe(event_time, self._now()):
             self._dirty.add(partition)
+
+    def catch_up(self, partitions: Iterable[int]) -> None:
+        """``partitions`` have nothing waiting to be read: in live mode the wall clock − lateness
+        becomes the floor of their watermarks (deadlines fire on a quiet partition)."""
+        if self.event_time_only:
+            return
+        now = self._wall_clock()
+        for p in partitions:
+            self._clock(p).catch_up(now)
 
     def restore(self, partition: int, max_event_time: float) -> None:
         """Seed a partition's clock from the persisted value after recovery (not marked dirty)."""

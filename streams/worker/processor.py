@@ -279,9 +279,14 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._dead_letter_quarantined(out)
         return out
 
-    def tick(self, partitions: Iterable[int]) -> BatchOutput:
-        """Advance the clock of ``partitions`` (timer): fire due deadlines and buffered events."""
+    def tick(self, partitions: Iterable[int], caught_up: Iterable[int]) -> BatchOutput:
+        """Advance the clock of ``partitions`` (timer): fire due deadlines and buffered events.
+
+        ``caught_up``: the partitions with nothing waiting to be read; in live mode the wall clock
+        moves their clocks (``PartitionClocks.catch_up``), never a partition still reading a backlog.
+        """
         out = BatchOutput()
+        self.clocks.catch_up(caught_up)
         now = self._wall_clock()
         for p in sorted(partitions):
             self._advance_partition(p, set(), out, now)

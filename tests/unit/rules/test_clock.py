@@ -45,12 +45,36 @@ def test_restore_never_moves_the_clock_back() -> None:
     assert clock.max_event_time == 70.0
 
 
-def test_live_clock_follows_the_wall_clock_when_quiet() -> None:
-    """A live clock is never behind now − lateness, with or without events."""
+def test_live_clock_follows_the_wall_clock_once_caught_up() -> None:
+    """Once its stream has caught up, a live clock is never behind that moment's now − lateness."""
     clock = EventTimeClock(5.0, future_tolerance=1.0)
+    assert clock.watermark(now=1000.0) is None  # nothing seen, never caught up
+    clock.catch_up(now=1000.0)
     assert clock.watermark(now=1000.0) == 995.0
     clock.observe(100.0, now=1000.0)
     assert clock.watermark(now=1000.0) == 995.0
+    clock.catch_up(now=990.0)  # the floor never moves back
+    assert clock.watermark(now=1000.0) == 995.0
+
+
+def test_live_clock_reading_a_backlog_is_moved_by_event_times_only() -> None:
+    """While a backlog is read (no catch_up), the wall clock does not make its events late."""
+    clock = EventTimeClock(5.0, future_tolerance=1.0)
+    clock.catch_up(now=1000.0)
+    clock.observe(1000.0, now=1000.0)
+    # 60 s later the worker reads what was written while it was down: events from t=1001 on.
+    assert clock.watermark(now=1060.0) == 995.0
+    clock.observe(1030.0, now=1060.0)
+    assert clock.watermark(now=1060.0) == 1025.0
+    clock.catch_up(now=1060.0)
+    assert clock.watermark(now=1060.0) == 1055.0
+
+
+def test_event_time_only_clock_ignores_catch_up() -> None:
+    """Catching up does not move an event-time-only clock (the backtest's, replays')."""
+    clock = EventTimeClock(5.0)
+    clock.catch_up(now=1000.0)
+    assert clock.watermark() is None
 
 
 def test_live_clock_caps_a_future_event_and_reports_it(monkeypatch: pytest.MonkeyPatch) -> None:

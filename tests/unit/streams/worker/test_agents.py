@@ -176,3 +176,34 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
     asyncio.run(runtime.handle_poll(stale, generation_id=6))
     assert len(steps) == 2  # not processed
     assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
+
+
+def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:
+    """Live clocks follow the wall clock only on caught-up partitions: handled (or, before anything
+    is handled, committed) up to the end offset of the last fetch; an unknown end or a partition
+    aiokafka no longer holds is not caught up, and an empty partition is."""
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+    from streams.worker.agents import WorkerRuntime
+
+    topic = "events"
+    ends: dict[int, int | None] = {0: 100, 1: 100, 2: None, 3: 0, 4: 50, 5: 7}
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None, {TP(topic, 4): 50})
+
+        def highwater(self, tp: TP) -> int | None:
+            if tp.partition not in ends:
+                raise AssertionError("Partition is not assigned")  # aiokafka's check
+            return ends[tp.partition]
+
+    class App:
+        consumer = Consumer()
+
+    runtime = WorkerRuntime(App(), Settings(), topic, None, None, {}, {})  # type: ignore[arg-type]
+    runtime.processed_offsets = {0: 100, 1: 60, 2: 10}
+    # 0 handled to its end; 1 has 40 waiting; 2 end unknown; 3 empty; 4 committed to its end
+    # (nothing handled since the assignment); 5 nothing handled nor committed; 9 not assigned.
+    assert runtime.caught_up([0, 1, 2, 3, 4, 5, 9]) == {0, 3, 4}

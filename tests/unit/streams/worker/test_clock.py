@@ -14,11 +14,21 @@ def test_watermark_follows_each_partitions_own_max_event_time() -> None:
     assert (clocks.watermark(0), clocks.watermark(1), clocks.watermark(2)) == (95.0, 45.0, None)
 
 
-def test_live_mode_lets_the_wall_clock_move_a_quiet_partition() -> None:
-    """In live mode the wall clock − lateness advances a partition that has seen nothing newer."""
+def test_live_mode_lets_the_wall_clock_move_a_caught_up_partition() -> None:
+    """In live mode the wall clock − lateness advances a partition once it has caught up, not before."""
     clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0)
     clocks.observe(0, 100.0)
+    assert (clocks.watermark(0), clocks.watermark(3)) == (95.0, None)  # a backlog: event time only
+    clocks.catch_up([0, 3])
     assert (clocks.watermark(0), clocks.watermark(3)) == (995.0, 995.0)
+
+
+def test_event_time_only_mode_ignores_catch_up() -> None:
+    """Replays keep the plain formula: catching up does not move an event-time-only clock."""
+    clocks = PartitionClocks(5.0, event_time_only=True, wall_clock=lambda: 1000.0)
+    clocks.observe(0, 100.0)
+    clocks.catch_up([0])
+    assert clocks.watermark(0) == 95.0
 
 
 def test_take_dirty_reports_only_partitions_that_moved_and_restore_is_not_dirty() -> None:

@@ -62,9 +62,21 @@ def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: F
     processor, _ = make_processor(event_time_only=False, wall=T0)
     processor.process_batch([_record(0, "Login", T0)])
     processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10  # the timer runs later
-    out = processor.tick([0])
+    out = processor.tick([0], caught_up=[0])
     assert [a.rule_id for a in out.alerts] == ["quiet"]
     assert list(out.state_writes[0]) == ["acme"]
+
+
+def test_a_live_worker_reading_a_backlog_evaluates_it_instead_of_judging_it_late(make_processor: Factory) -> None:
+    """Events that waited in Kafka (the worker was down or behind) are accepted while the partition
+    is not caught up; once it is, the wall clock fires the deadline they started."""
+    processor, _ = make_processor(event_time_only=False, wall=T0 + 600)  # read 10 minutes late
+    processor.tick([0], caught_up=[])  # the timer, while the partition still has lag
+    out = processor.process_batch([_record(0, "Login", T0)])
+    assert (out.accepted, out.state_writes[0].keys()) == (1, {"acme"})
+    assert processor.tick([0], caught_up=[]).alerts == []  # still behind: no wall-clock deadline
+    processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10
+    assert [a.rule_id for a in processor.tick([0], caught_up=[0]).alerts] == ["quiet"]
 
 
 def test_rebuild_wakeups_restores_pending_deadlines_from_table_bytes(make_processor: Factory) -> None:
@@ -76,7 +88,7 @@ def test_rebuild_wakeups_restores_pending_deadlines_from_table_bytes(make_proces
     fresh.cache._store = table
     assert fresh.rebuild_wakeups((k.decode(), 0, v) for k, v in table.items()) == 1
     fresh.clocks.restore(0, T0 + QUIET_AFTER + 10)
-    assert [a.rule_id for a in fresh.tick([0]).alerts] == ["quiet"]
+    assert [a.rule_id for a in fresh.tick([0], caught_up=[0]).alerts] == ["quiet"]
 
 
 def test_an_offset_gap_between_batches_is_counted(make_processor: Factory) -> None:
@@ -210,7 +222,7 @@ def test_rebuild_with_an_unreadable_state_quarantines_it_and_carries_on(make_pro
     fresh, _ = make_processor()
     fresh.cache._store = table
     assert fresh.rebuild_wakeups([("bad", 0, table[b"bad"]), ("acme", 0, good)]) == 2
-    out = fresh.tick([0])
+    out = fresh.tick([0], caught_up=[0])
     assert [(d.reason, d.record.value) for d in out.dead_letters] == [("state_unreadable", b"{truncated")]
     assert "bad" in out.state_writes[0]
 
