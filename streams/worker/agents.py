@@ -30,6 +30,7 @@ from streams.runtime.faust_compat import (
     flow_active,
     keep_queue_across_flow_resume,
     mark_offsets_done,
+    set_fetch_max_wait,
 )
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
@@ -335,6 +336,8 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         runtime.on_recovered()
 
     app.agent(events, name="evaluate", concurrency=1)(evaluate)
+    # Caught-up partitions must not hold the events partitions' next fetch for Faust's 1.5 s.
+    set_fetch_max_wait(app, settings.worker_fetch_max_wait_seconds)
     if settings.worker_batched_poll:
         # Each poll's events go to the processor as one batch, bypassing Faust's per-message
         # path; the agent stays subscribed (it keeps the topic in the group's assignment) but
