@@ -80,6 +80,12 @@ def _metrics(port: int) -> dict[str, float]:
         return {}
 
 
+def _received(samples: dict[str, float], topic: str) -> float:
+    """Faust's count of ``topic``'s records received (acked, on the batched path) in a /metrics scrape."""
+    label = f'topic="{topic}"'
+    return sum(v for k, v in samples.items() if k.startswith("preempt_rules_messages_received_per_topic_total{") and label in k)
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -186,6 +192,7 @@ async def raw_ceiling(settings: Settings, total: int) -> float:
 def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, float]:
     """The rules worker over the same topic: events/s, changelog records/event, peak RSS."""
     replay = settings.model_copy(update={"event_time_only": True})
+    events_topic = TopicNames.from_settings(settings).events
     proc = _start_worker(replay, workdir / "worker-replay.log")
     first = done = None
     cpu_first = cpu_done = 0.0
@@ -194,9 +201,11 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     try:
         deadline = time.monotonic() + 900
         last_progress = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             samples = _metrics(replay.worker_web_port)
-            seen = metric_sum(samples, "preempt_events_total")
+            # Events whose output is written and offsets acked (the batched path counts a poll in
+            # Faust's received counter when its output stage acks it), not merely evaluated.
+            seen = min(metric_sum(samples, "preempt_events_total"), _received(samples, events_topic))
             if seen > 0 and first is None:
                 first, cpu_first = (time.perf_counter(), seen), _cpu_seconds(proc.pid)
             if seen > last_seen:

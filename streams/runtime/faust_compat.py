@@ -268,7 +268,8 @@ def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None
 
 def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
     """Make the worker consumer Faust creates for ``app`` wait at most ``seconds`` per fetch."""
-    thread: Any = app.consumer._thread
+    consumer: Any = app.consumer
+    thread = consumer._thread
     create = thread._create_worker_consumer
 
     def create_worker_consumer(transport: Any) -> Any:
