@@ -9,11 +9,11 @@
   live mode), firing inactivity/absence deadlines with no further events.
 * After a rebalance or a restart the in-memory parts (state cache, partition clocks, wakeup
   index) are rebuilt from the recovered tables before the next batch or tick.
-* A batch's output (alerts delivered → states → clocks, ``streams.worker.emit``) is performed by
-  an *output stage* that runs while the next poll is processed: at most one stage is in flight,
-  stages run strictly in order, a poll's offsets are acked at the end of its stage, and revocation
-  (and any rebuild from the tables) first waits for the stage in flight. A stage that fails stops
-  the worker; no later stage writes anything.
+* A batch's output (alerts delivered → states → flush → clocks, ``streams.worker.emit``) is
+  performed by an *output stage* that runs while the next poll is processed: stages write states,
+  clocks and acks in batch order, at most ``STAGES_IN_FLIGHT`` are unfinished, a poll's offsets
+  are acked at the end of its stage, and revocation (and any rebuild from the tables) first waits
+  for every stage. A stage that fails stops the worker; no later stage writes anything.
 """
 
 from __future__ import annotations
