@@ -83,7 +83,8 @@ def _metrics(port: int) -> dict[str, float]:
 def _received(samples: dict[str, float], topic: str) -> float:
     """Faust's count of ``topic``'s records received (acked, on the batched path) in a /metrics scrape."""
     label = f'topic="{topic}"'
-    return sum(v for k, v in samples.items() if k.startswith("preempt_rules_messages_received_per_topic_total{") and label in k)
+    name = "preempt_rules_messages_received_per_topic_total{"
+    return sum(v for k, v in samples.items() if k.startswith(name) and label in k)
 
 
 def _peak_rss_mb(pid: int) -> float:
