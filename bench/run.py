@@ -221,7 +221,12 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     if first is None or done is None:
         raise SystemExit(f"worker did not finish; see {workdir / 'worker-replay.log'}")
     if seen < total:
-        _progress(f"!! the worker processed {seen:,.0f} of {total:,} events (see docs/pipeline.md, known issues)")
+        evaluated = metric_sum(samples, "preempt_events_total")
+        acked = _received(samples, events_topic)
+        _progress(
+            f"!! the worker processed {seen:,.0f} of {total:,} events (evaluated {evaluated:,.0f}, "
+            f"acked {acked:,.0f}; see docs/pipeline.md, known issues)"
+        )
     return {
         "events_per_s": (seen - first[1]) / (done - first[0]),
         # Per CPU second of the worker (all its threads): what it costs, whatever else the machine runs.

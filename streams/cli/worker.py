@@ -33,4 +33,9 @@ def worker(loglevel: str) -> None:
     probe_broker(settings)
     ensure_topics(settings)
     app = create_app(settings, engine, rule_ids)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG and handles every record to spin: each
+    # debug line of aiokafka (per fetch, per send, per produce request) and Faust was built and
+    # handled, and its escape codes went into the log. Without it the root stays at WARNING.
+    worker.spinner = None
+    worker.execute_from_commandline()
