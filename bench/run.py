@@ -80,11 +80,13 @@ def _metrics(port: int) -> dict[str, float]:
         return {}
 
 
-def _received(samples: dict[str, float], topic: str) -> float:
-    """Faust's count of ``topic``'s records received (acked, on the batched path) in a /metrics scrape."""
-    label = f'topic="{topic}"'
-    name = "preempt_rules_messages_received_per_topic_total{"
-    return sum(v for k, v in samples.items() if k.startswith(name) and label in k)
+def _acked(samples: dict[str, float]) -> float:
+    """Events of a /metrics scrape whose output is written and offsets acked (evaluated, for a
+    worker without ``preempt_events_acked_total``). Not Faust's per-topic received counter: its
+    Prometheus sensor removes that counter's series at every rebalance, the start-up one included."""
+    if "preempt_events_acked_total" in samples:
+        return samples["preempt_events_acked_total"]
+    return metric_sum(samples, "preempt_events_total")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -193,7 +195,6 @@ async def raw_ceiling(settings: Settings, total: int) -> float:
 def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, float]:
     """The rules worker over the same topic: events/s, changelog records/event, peak RSS."""
     replay = settings.model_copy(update={"event_time_only": True})
-    events_topic = TopicNames.from_settings(settings).events
     proc = _start_worker(replay, workdir / "worker-replay.log")
     first = done = None
     cpu_first = cpu_done = 0.0
@@ -204,9 +205,9 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
         last_progress = time.monotonic()
         while time.monotonic() < deadline and proc.poll() is None:
             samples = _metrics(replay.worker_web_port)
-            # Events whose output is written and offsets acked (the batched path counts a poll in
-            # Faust's received counter when its output stage acks it), not merely evaluated.
-            seen = min(metric_sum(samples, "preempt_events_total"), _received(samples, events_topic))
+            # Events whose output is written and offsets acked, not merely evaluated (a worker
+            # without that counter: evaluated).
+            seen = _acked(samples)
             if seen > 0 and first is None:
                 first, cpu_first = (time.perf_counter(), seen), _cpu_seconds(proc.pid)
             if seen > last_seen:
@@ -222,7 +223,7 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
         raise SystemExit(f"worker did not finish; see {workdir / 'worker-replay.log'}")
     if seen < total:
         evaluated = metric_sum(samples, "preempt_events_total")
-        acked = _received(samples, events_topic)
+        acked = _acked(samples)
         _progress(
             f"!! the worker processed {seen:,.0f} of {total:,} events (evaluated {evaluated:,.0f}, "
             f"acked {acked:,.0f}; see docs/pipeline.md, known issues)"

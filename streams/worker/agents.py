@@ -40,6 +40,7 @@ from streams.runtime.faust_compat import (
     set_fetch_max_wait,
 )
 from streams.runtime.logs import get_logger
+from streams.runtime.metrics import EVENTS_ACKED
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
@@ -120,6 +121,7 @@ class WorkerRuntime:
         async with self.lock:
             await self._process(records)
             await self.drain()  # the agent acks the batch when this returns
+        EVENTS_ACKED.inc(len(records))
 
     async def handle_poll(self, polled: dict[Any, list[Any]], generation_id: int) -> None:
         """Process one poll's records of ``preempt.events`` as one batch (the batched path).
@@ -146,6 +148,7 @@ class WorkerRuntime:
                 for tp, batch in polled.items():
                     ack_offsets(self.app, tp, (r.offset for r in batch))
                     count_received(self.app, tp, len(batch), batch[-1].offset)
+                EVENTS_ACKED.inc(len(records))
 
             await self._process(records, acknowledge)
 

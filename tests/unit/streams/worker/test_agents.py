@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import faust
 import pytest
+from prometheus_client import REGISTRY
 
 from streams.worker.agents import keep_events_across_flow_resume
 from streams.worker.processor import BatchOutput, OffsetCheck
@@ -239,11 +240,13 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
     tp = TP(topic, 0)
 
     async def scenario() -> None:
+        acked_before = REGISTRY.get_sample_value("preempt_events_acked_total") or 0.0
         await runtime.handle_poll(_poll(topic, 3, 4, 5), generation_id=7)
         runtime.writer.deliveries[0].set_result(None)
         await runtime.drain()
         assert steps == ["process [3, 4, 5]", "send a3", "state s3", "flush", "clock 0=3"]
         assert app.consumer._acked[tp] == [3, 4, 5]
+        assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
         assert runtime.processed_offsets == {0: 6}
         assert app.monitor.messages_received_total == 3  # Faust's sensor counts the batch
 
@@ -251,6 +254,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         await runtime.drain()
         assert len(steps) == 5  # not processed
         assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
+        assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
 
     asyncio.run(scenario())
 
