@@ -98,7 +98,7 @@ class WorkerRuntime:
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
-        # The newest output stage (``_submit``) and the task of the one before it.
+        # The newest output stage (``_submit``), and the tasks of the stages not yet seen finished.
         self._stage: OutputStage | None = None
         self._unfinished: deque[asyncio.Future[None]] = deque()  # stage tasks not seen finished, oldest first
         self._crashing: asyncio.Future[Any] | None = None
@@ -189,11 +189,12 @@ class WorkerRuntime:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
 
         Waits first until the previous stage has handed its states to the producer (it ran while
-        this batch was processed), so states are written in batch order and at most two stages
-        are in flight; a failure of that stage is raised here.
+        this batch was processed), so states are written in batch order, and until at most
+        ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
         """
-        # Alerts and dead letters go to the producer now: enqueued from the stage task, each send's
-        # awaits let the next poll's processing (which holds the event loop) start in between.
+        # Alerts and dead letters go to the producer now: sent from the stage task instead, each
+        # send's awaits would let the next poll's processing (which holds the event loop) start
+        # between two alerts, and their delivery would no longer overlap it.
         delivered = await self.writer.send(out)
         previous = self._stage
         if previous is not None:
