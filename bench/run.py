@@ -80,6 +80,15 @@ def _metrics(port: int) -> dict[str, float]:
         return {}
 
 
+def _acked(samples: dict[str, float]) -> float:
+    """Events of a /metrics scrape whose output is written and offsets acked (evaluated, for a
+    worker without ``preempt_events_acked_total``). Not Faust's per-topic received counter: its
+    Prometheus sensor removes that counter's series at every rebalance, the start-up one included."""
+    if "preempt_events_acked_total" in samples:
+        return samples["preempt_events_acked_total"]
+    return metric_sum(samples, "preempt_events_total")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -194,9 +203,11 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     try:
         deadline = time.monotonic() + 900
         last_progress = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             samples = _metrics(replay.worker_web_port)
-            seen = metric_sum(samples, "preempt_events_total")
+            # Events whose output is written and offsets acked, not merely evaluated (a worker
+            # without that counter: evaluated).
+            seen = _acked(samples)
             if seen > 0 and first is None:
                 first, cpu_first = (time.perf_counter(), seen), _cpu_seconds(proc.pid)
             if seen > last_seen:
@@ -211,7 +222,12 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     if first is None or done is None:
         raise SystemExit(f"worker did not finish; see {workdir / 'worker-replay.log'}")
     if seen < total:
-        _progress(f"!! the worker processed {seen:,.0f} of {total:,} events (see docs/pipeline.md, known issues)")
+        evaluated = metric_sum(samples, "preempt_events_total")
+        acked = _acked(samples)
+        _progress(
+            f"!! the worker processed {seen:,.0f} of {total:,} events (evaluated {evaluated:,.0f}, "
+            f"acked {acked:,.0f}; see docs/pipeline.md, known issues)"
+        )
     return {
         "events_per_s": (seen - first[1]) / (done - first[0]),
         # Per CPU second of the worker (all its threads): what it costs, whatever else the machine runs.

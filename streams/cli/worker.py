@@ -36,4 +36,9 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG and handles every record to spin: each
+    # debug line of aiokafka (per fetch, per send, per produce request) and Faust was built and
+    # handled, and its escape codes went into the log. Without it the root stays at WARNING.
+    worker.spinner = None
+    worker.execute_from_commandline()

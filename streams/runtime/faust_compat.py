@@ -264,6 +264,32 @@ def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None
     consumer.getmany = getmany
 
 
+# --- 8. How long a fetch waits at the broker ------------------------------------------------------
+#
+# Upstream behaviour: Faust's ``AIOKafkaConsumerThread._create_worker_consumer`` creates the
+# aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting to change it. aiokafka keeps
+# one fetch per broker in flight and leaves partitions holding unread records out of the next
+# fetch; a fetch made of caught-up partitions only (a global table, changelogs, drained events
+# partitions) is parked by the broker for the whole wait, and the events partitions read in the
+# meantime cannot be fetched again until it returns. aiokafka's consumer passes its private
+# ``_fetch_max_wait_ms`` to its ``Fetcher`` when it starts; we set it on the consumer Faust
+# creates, before Faust starts it.
+
+
+def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
+    """Make the worker consumer Faust creates for ``app`` wait at most ``seconds`` per fetch."""
+    consumer: Any = app.consumer
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def create_worker_consumer(transport: Any) -> Any:
+        client = create(transport)
+        client._fetch_max_wait_ms = max(1, round(seconds * 1000))
+        return client
+
+    thread._create_worker_consumer = create_worker_consumer
+
+
 def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
     """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message."""
     consumer: Any = app.consumer

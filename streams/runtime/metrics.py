@@ -17,6 +17,10 @@ EVENTS = Counter(
     "Events read by the rules worker, by outcome (accepted, dead_lettered, duplicate, late).",
     ["outcome"],
 )
+EVENTS_ACKED = Counter(
+    "preempt_events_acked_total",
+    "Records of preempt.events whose output is written and whose offsets are acked (committable).",
+)
 EVENTS_DEAD_LETTERED = Counter(
     "preempt_events_dead_lettered_total",
     "Records sent to the events dead-letter topic, by reason code.",

@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     worker_producer_linger_seconds: float = Field(
         0.001, ge=0, le=1, description="rules worker: producer linger (how long a batch of sends waits for more)"
     )
+    # Faust's aiokafka consumer long-polls the broker for 1.5 s (``fetch_max_wait_ms``, fixed in
+    # Faust) and aiokafka keeps one fetch per broker in flight. A fetch sent for the partitions
+    # that are caught up (the accounts table, changelogs) while the events partitions still hold
+    # unread records then blocks their next fetch for up to 1.5 s once they are read: a replay or a
+    # catch-up spent ~1 s of every ~3-5 s idle that way (docs/pipeline.md, cost per event).
+    worker_fetch_max_wait_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=1.5,
+        description="rules worker: longest a fetch waits at the broker for new records (idle workers fetch this often)",
+    )
     # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
     # states beyond this many are decoded again from the table when their account comes back.
     worker_state_cache_accounts: int = Field(

@@ -9,12 +9,19 @@
   live mode), firing inactivity/absence deadlines with no further events.
 * After a rebalance or a restart the in-memory parts (state cache, partition clocks, wakeup
   index) are rebuilt from the recovered tables before the next batch or tick.
+* A batch's output (alerts delivered → states → flush → clocks, ``streams.worker.emit``) is
+  performed by an *output stage* that runs while the next poll is processed: stages write states,
+  clocks and acks in batch order, at most ``STAGES_IN_FLIGHT`` are unfinished, a poll's offsets
+  are acked at the end of its stage, and revocation (and any rebuild from the tables) first waits
+  for every stage. A stage that fails stops the worker; no later stage writes anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -30,8 +37,10 @@ from streams.runtime.faust_compat import (
     flow_active,
     keep_queue_across_flow_resume,
     mark_offsets_done,
+    set_fetch_max_wait,
 )
 from streams.runtime.logs import get_logger
+from streams.runtime.metrics import EVENTS_ACKED
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
@@ -39,10 +48,24 @@ from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProce
 
 log = get_logger(__name__)
 
+# Output stages unfinished at once (bounds the polls held in memory and how far acks lag): each
+# waits for a flush (its states on the broker) before its partition clocks, and a flush that
+# starts while the next batches write can take a few polls to return.
+STAGES_IN_FLIGHT = 3
+
 
 def partition_for_key(key: bytes, partitions: int) -> int:
     """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+@dataclass(eq=False)
+class OutputStage:
+    """One batch's (or tick's) output in flight: ``written`` once its states are handed to the
+    producer, ``task`` done once its clocks are written and its offsets acked."""
+
+    written: asyncio.Future[None]
+    task: asyncio.Future[None] = field(init=False)
 
 
 class WorkerRuntime:
@@ -75,6 +98,10 @@ class WorkerRuntime:
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
+        # The newest output stage (``_submit``), and the tasks of the stages not yet seen finished.
+        self._stage: OutputStage | None = None
+        self._unfinished: deque[asyncio.Future[None]] = deque()  # stage tasks not seen finished, oldest first
+        self._crashing: asyncio.Future[Any] | None = None
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -93,16 +120,20 @@ class WorkerRuntime:
         ]
         async with self.lock:
             await self._process(records)
+            await self.drain()  # the agent acks the batch when this returns
+        EVENTS_ACKED.inc(len(records))
 
     async def handle_poll(self, polled: dict[Any, list[Any]], generation_id: int) -> None:
         """Process one poll's records of ``preempt.events`` as one batch (the batched path).
 
         ``polled`` maps each TP to aiokafka's records, handed over by the consumer's fetch loop
         (``faust_compat.divert_topic_polls``) instead of going through Faust's per-message path.
-        Offsets are acked only after the batch's state writes and outputs are handed to the
-        producer (Faust flushes it before committing). Records of an older consumer generation,
-        or polled while a rebalance stopped the flow, are dropped: their partitions are re-read
-        from the committed offsets. Revocation waits for the batch in flight (the lock).
+        Returns once the batch is processed and its output stage started (the fetch loop then
+        polls again); its offsets are acked at the end of that stage, after its state writes and
+        outputs are handed to the producer (Faust flushes it before committing). Records of an
+        older consumer generation, or polled while a rebalance stopped the flow, are dropped:
+        their partitions are re-read from the committed offsets. Revocation waits for the batch
+        in flight (the lock) and for its output stage (:meth:`drain`).
         """
         async with self.lock:
             if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
@@ -110,15 +141,28 @@ class WorkerRuntime:
             # aiokafka's records as they are: a copy per record cost more than the offset and gap
             # bookkeeping of the whole batch (dead letters copy the few records they keep).
             records: list[RecordLike] = [r for batch in polled.values() for r in batch]
-            await self._process(records)
-            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
-                return  # revoked meanwhile: the new owner re-reads from the committed offset
-            for tp, batch in polled.items():
-                ack_offsets(self.app, tp, (r.offset for r in batch))
-                count_received(self.app, tp, len(batch), batch[-1].offset)
 
-    async def _process(self, records: Sequence[RecordLike]) -> None:
-        """Rebuild if needed, repair gaps, process, perform the I/O (under the lock)."""
+            def acknowledge() -> None:
+                if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                    return  # revoked meanwhile: the new owner re-reads from the committed offset
+                for tp, batch in polled.items():
+                    ack_offsets(self.app, tp, (r.offset for r in batch))
+                    count_received(self.app, tp, len(batch), batch[-1].offset)
+                EVENTS_ACKED.inc(len(records))
+
+            await self._process(records, acknowledge)
+
+    async def drain(self) -> None:
+        """Wait until every output stage is done (offsets acked); raises what a stage raised."""
+        while (stage := self._stage) is not None:
+            await stage.task  # each stage waits for the one before it
+            if stage is self._stage:  # no batch started its output meanwhile
+                return
+
+    async def _process(self, records: Sequence[RecordLike], acknowledge: Callable[[], None] | None = None) -> None:
+        """Rebuild if needed, repair gaps, process, start the output stage (under the lock)."""
+        if self._needs_rebuild:
+            await self.drain()  # the rebuild reads the tables: every pending write goes first
         self._maybe_rebuild()
         # One pass over the offsets serves gap repair, gap counting and the progress marker.
         offsets = self.processor.check_offsets(records)
@@ -128,13 +172,97 @@ class WorkerRuntime:
             records, repaired = await self._repair(records, gaps)
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
         out = self.processor.process_batch(records, offsets)
-        await self._apply(out)
-        if repaired:
-            await self._mark_done(repaired)
-        processed = self.processed_offsets
-        for partition, nxt in offsets.next.items():
-            if nxt > processed.get(partition, 0):
-                processed[partition] = nxt
+
+        async def done() -> None:
+            if repaired:
+                await self._mark_done(repaired)
+            processed = self.processed_offsets
+            for partition, nxt in offsets.next.items():
+                if nxt > processed.get(partition, 0):
+                    processed[partition] = nxt
+            if acknowledge is not None:
+                acknowledge()
+
+        await self._submit(out, done)
+
+    async def _submit(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start the output stage of ``out`` (under the lock, once the batch is processed).
+
+        Waits first until the previous stage has handed its states to the producer (it ran while
+        this batch was processed), so states are written in batch order, and until at most
+        ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
+        """
+        # Alerts and dead letters go to the producer now: sent from the stage task instead, each
+        # send's awaits would let the next poll's processing (which holds the event loop) start
+        # between two alerts, and their delivery would no longer overlap it.
+        delivered = await self.writer.send(out)
+        previous = self._stage
+        if previous is not None:
+            await previous.written
+        unfinished = self._unfinished
+        while unfinished and (unfinished[0].done() or len(unfinished) >= STAGES_IN_FLIGHT):
+            await unfinished.popleft()  # raises what that stage raised
+        stage = OutputStage(asyncio.get_running_loop().create_future())
+        stage.written.add_done_callback(_retrieve)  # a failure is raised by the task (and by the next submit)
+        stage.task = asyncio.ensure_future(self._output_stage(out, delivered, done, stage, previous))
+        stage.task.add_done_callback(self._stage_done)
+        unfinished.append(stage.task)
+        self._stage = stage
+
+    async def _output_stage(
+        self,
+        out: BatchOutput,
+        delivered: list[Awaitable[Any]],
+        done: Callable[[], Awaitable[None]] | None,
+        stage: OutputStage,
+        previous: OutputStage | None,
+    ) -> None:
+        """One batch's I/O in the order of ``streams/worker/emit.py``, then its acks (``done``).
+
+        Alerts and dead letters (sent by ``_submit``) delivered → states handed to the producer
+        (``stage.written``) → the producer flushed, so those states are on the broker → the
+        partition clocks (after the previous stage's, which may still be flushing) → ``done``.
+        """
+        try:
+            # Otherwise a crash in between loses an alert (its event already marked seen, or judged late).
+            if delivered:
+                await asyncio.gather(*delivered)
+            self.writer.write_states(out)
+            self.processor.cache.written(out.state_writes)
+        except asyncio.CancelledError:
+            stage.written.cancel()
+            raise
+        except Exception as exc:
+            stage.written.set_exception(exc)
+            raise
+        stage.written.set_result(None)
+        for alert in out.alerts:
+            log.info(
+                "alert emitted",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                severity=alert.severity,
+            )
+        if out.clock_writes:
+            # The clock must never reach the broker ahead of the states it covers: restored ahead,
+            # it would make the re-read events of an unwritten state late (dropped) after a crash.
+            await self.app.producer.flush()
+        if previous is not None:
+            await previous.task  # clocks and acks in batch order; raises if that stage failed
+            previous = None  # no chain of finished stages kept alive
+        if out.clock_writes:
+            self.writer.write_clocks(out)
+        if done is not None:
+            await done()
+
+    def _stage_done(self, task: asyncio.Future[None]) -> None:
+        """A failed output stage stops the worker even when no later batch or tick waits for it."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        log.critical("rules batch output failed; stopping the worker", error=repr(exc))
+        self._crashing = asyncio.ensure_future(self.app.crash(exc))
 
     def _gaps_after_commit(self, first_offsets: dict[int, int]) -> list[tuple[int, int, int]]:
         """A gap between the committed offset and the first record delivered after an assignment.
@@ -192,31 +320,13 @@ class WorkerRuntime:
         if not self._recovered or self.app.rebalancing:
             return
         async with self.lock:
+            if self._needs_rebuild:
+                await self.drain()  # the rebuild reads the tables: every pending write goes first
             self._maybe_rebuild()
             assigned = self.assigned_partitions()
             out = self.processor.tick(assigned, self.caught_up(assigned))
-            await self._apply(out)
-
-    async def _apply(self, out: BatchOutput) -> None:
-        # Order (streams/worker/emit.py): alerts and dead letters delivered → states → clocks. Otherwise a
-        # crash in between loses an alert (its event already marked seen, or judged late).
-        delivered = await self.writer.send(out)
-        if delivered:
-            await asyncio.gather(*delivered)
-        self.writer.write_states(out)
-        if out.clock_writes:
-            # The clock must never reach the broker ahead of the states it covers: restored ahead,
-            # it would make the re-read events of an unwritten state late (dropped) after a crash.
-            await self.app.producer.flush()
-            self.writer.write_clocks(out)
-        for alert in out.alerts:
-            log.info(
-                "alert emitted",
-                alert_id=alert.alert_id,
-                rule_id=alert.rule_id,
-                account_id=alert.account_id,
-                severity=alert.severity,
-            )
+            if out.alerts or out.dead_letters or out.state_writes or out.clock_writes:
+                await self._submit(out)
 
     def caught_up(self, partitions: Iterable[int]) -> set[int]:
         """Those of ``partitions`` with nothing waiting to be read: every record up to the end
@@ -303,6 +413,11 @@ class WorkerRuntime:
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _headers(raw: Any) -> list[tuple[str, bytes]]:
     if not raw:
         return []
@@ -344,6 +459,7 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         async with runtime.lock:  # revocation waits for the batch in flight
+            await runtime.drain()  # and for its output
             runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
 
     async def poll(polled: dict[Any, list[Any]], generation_id: int) -> None:
@@ -363,6 +479,8 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         runtime.on_recovered()
 
     app.agent(events, name="evaluate", concurrency=1)(evaluate)
+    # Caught-up partitions must not hold the events partitions' next fetch for Faust's 1.5 s.
+    set_fetch_max_wait(app, settings.worker_fetch_max_wait_seconds)
     if settings.worker_batched_poll:
         # Each poll's events go to the processor as one batch, bypassing Faust's per-message
         # path; the agent stays subscribed (it keeps the topic in the group's assignment) but

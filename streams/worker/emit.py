@@ -9,6 +9,10 @@ batch's offsets are acked, and Faust flushes the producer before it commits offs
 can repeat work (same ``alert_id``s) but never lose it. Likewise a partition's clock is written
 only after the account states of its batch are on the broker: restored ahead of the restored
 states, it would make the restarted worker drop the re-read events of a lost state write as late.
+
+The runtime (``streams.worker.agents``) performs this order per batch in an output stage that runs
+while the next poll is processed; stages write states, clocks and acks in batch order, and a
+revocation waits for every stage in flight.
 """
 
 from __future__ import annotations

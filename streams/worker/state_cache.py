@@ -77,6 +77,10 @@ class StateCache:
         self._partition: dict[str, int] = {}
         self._dirty: dict[str, int] = {}
         self._quarantined: list[Quarantine] = []
+        # States flushed but not yet written to the table (the runtime writes a batch's states
+        # only once its alerts are delivered, while the next batch is processed): a state evicted
+        # meanwhile must be read back from here, not from the table's older value.
+        self._unwritten: dict[str, tuple[int, bytes]] = {}  # account id -> (partition, state bytes)
 
     def __len__(self) -> int:
         return len(self._states)
@@ -88,7 +92,7 @@ class StateCache:
         """
         state = self._states.get(account_id)
         if state is None:
-            raw = self._store.get(account_id.encode())
+            raw = self._stored(account_id)
             if raw is None:
                 state = self._new_state()
             else:
@@ -117,7 +121,7 @@ class StateCache:
 
     def quarantine(self, account_id: str, partition: int, reason: str, detail: str) -> Any:
         """Set ``account_id``'s state aside (the stored bytes are kept) and start it afresh; returns the new state."""
-        state = self._set_aside(account_id, partition, reason, detail, self._store.get(account_id.encode()))
+        state = self._set_aside(account_id, partition, reason, detail, self._stored(account_id))
         self._states[account_id] = state
         self._partition[account_id] = partition
         return state
@@ -146,9 +150,24 @@ class StateCache:
                     data = self._dumps(self.quarantine(account_id, partition, STATE_TOO_LARGE, detail))
             observe(len(data))
             out.setdefault(partition, {})[account_id] = data
+            self._unwritten[account_id] = (partition, data)
         self._dirty.clear()
         self._evict()
         return out
+
+    def written(self, writes: Mapping[int, Mapping[str, bytes]]) -> None:
+        """``writes`` (a :meth:`flush` result) are in the table now; a later flush's bytes stay pending."""
+        unwritten = self._unwritten
+        for accounts in writes.values():
+            for account_id, data in accounts.items():
+                pending = unwritten.get(account_id)
+                if pending is not None and pending[1] is data:
+                    del unwritten[account_id]
+
+    @property
+    def unwritten(self) -> int:
+        """How many flushed states are not written to the table yet."""
+        return len(self._unwritten)
 
     def take_quarantined(self) -> list[Quarantine]:
         """The accounts quarantined since the last call (to dead-letter their kept state)."""
@@ -162,6 +181,8 @@ class StateCache:
             self._states.pop(account_id, None)
             self._partition.pop(account_id, None)
             self._dirty.pop(account_id, None)
+        for account_id in [a for a, (p, _) in self._unwritten.items() if p in gone]:
+            del self._unwritten[account_id]
         self._quarantined = [q for q in self._quarantined if q.partition not in gone]
 
     def clear(self) -> None:
@@ -169,6 +190,12 @@ class StateCache:
         self._states.clear()
         self._partition.clear()
         self._dirty.clear()
+        self._unwritten.clear()
+
+    def _stored(self, account_id: str) -> bytes | None:
+        """The account's state as the table will hold it once the pending writes are made."""
+        pending = self._unwritten.get(account_id)
+        return pending[1] if pending is not None else self._store.get(account_id.encode())
 
     def _set_aside(self, account_id: str, partition: int, reason: str, detail: str, kept: bytes | None) -> Any:
         if kept is not None and len(kept) > self.max_state_bytes:  # the dead letter must fit in a record too

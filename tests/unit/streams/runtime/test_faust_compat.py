@@ -194,6 +194,25 @@ def test_the_drain_loop_reads_records_through_the_consumers_getmany() -> None:
         assert name in original
 
 
+def test_set_fetch_max_wait_reaches_the_fetcher_of_the_consumer_faust_creates() -> None:
+    """Faust hard-codes a 1.5 s fetch wait; ``set_fetch_max_wait`` changes what its aiokafka fetcher gets."""
+    from streams.runtime.faust_compat import set_fetch_max_wait
+
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+
+    async def scenario() -> tuple[int, int]:
+        app = faust.App("compat-fetch-wait", broker="kafka://127.0.0.1:1", web_enabled=False)
+        set_fetch_max_wait(app, 0.1)
+        thread: Any = app.consumer._thread
+        client = thread._create_worker_consumer(app.transport)
+        # aiokafka hands the consumer's ``_fetch_max_wait_ms`` to the Fetcher it builds in start().
+        start = inspect.getsource(type(client).start)
+        assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+        return client._fetch_max_wait_ms, thread._create_worker_consumer(app.transport)._fetch_max_wait_ms
+
+    assert asyncio.run(scenario()) == (100, 100)
+
+
 def test_a_diverted_poll_goes_to_the_handler_and_other_topics_keep_faust_path() -> None:
     """The events topic's records of a poll reach the handler as one batch; other topics are yielded."""
     from aiokafka.structs import ConsumerRecord

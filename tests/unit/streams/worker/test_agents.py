@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import faust
+import pytest
+from prometheus_client import REGISTRY
 
 from streams.worker.agents import keep_events_across_flow_resume
-from streams.worker.processor import OffsetCheck
+from streams.worker.processor import BatchOutput, OffsetCheck
 
 
 def _offsets_without_gaps(records: list[Any]) -> OffsetCheck:
@@ -20,6 +23,35 @@ def _offsets_without_gaps(records: list[Any]) -> OffsetCheck:
         first.setdefault(r.partition, r.offset)
         nxt[r.partition] = max(nxt.get(r.partition, 0), r.offset + 1)
     return OffsetCheck([], first, nxt)
+
+
+class Cache:
+    """The state cache's surface the runtime uses after a batch's states are written."""
+
+    def written(self, writes: Any) -> None:
+        return None
+
+
+class Writer:
+    """``OutputWriter`` that logs each step to ``steps``; ``deliveries`` holds each alert's delivery future."""
+
+    def __init__(self, steps: list[str]) -> None:
+        self.steps = steps
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    async def send(self, out: BatchOutput) -> list[asyncio.Future[None]]:
+        futures = []
+        for alert in out.alerts:
+            self.steps.append(f"send {alert.alert_id}")
+            futures.append(asyncio.get_running_loop().create_future())
+        self.deliveries += futures
+        return futures
+
+    def write_states(self, out: BatchOutput) -> None:
+        self.steps.extend(f"state {a}" for writes in out.state_writes.values() for a in writes)
+
+    def write_clocks(self, out: BatchOutput) -> None:
+        self.steps.extend(f"clock {p}={t:g}" for p, t in out.clock_writes.items())
 
 
 def test_flow_resume_no_longer_clears_the_agents_queue() -> None:
@@ -66,6 +98,8 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
             return [Record(partition, o, b"k", b"v", (), topic) for o in range(start, end)]
 
     class Processor:
+        cache = Cache()
+
         def __init__(self) -> None:
             self.seen: list[int] = []
 
@@ -75,16 +109,11 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def process_batch(self, records: list[Record], offsets: OffsetCheck) -> Any:
             self.seen = [r.offset for r in records]
             assert offsets == _offsets_without_gaps(records)  # the check of the merged batch
-            return "out"
+            return BatchOutput()
 
-    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
     runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
     runtime._first_unchecked = {1}
-
-    async def apply(out: Any) -> None:
-        return None
-
-    runtime._apply = apply  # type: ignore[method-assign]
     runtime.gap_repair = Repair()  # type: ignore[assignment]
 
     class Msg(NamedTuple):
@@ -98,27 +127,22 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
     class Ev(NamedTuple):
         message: Msg
 
-    batch = [Ev(Msg(1, o, b"k", b"v", [], topic)) for o in (13, 14)]
-    asyncio.run(runtime.handle_batch(batch))
-    assert runtime.processor.seen == [10, 11, 12, 13, 14]  # type: ignore[attr-defined]
-    assert marked == [(TP(topic, 1), 10, 12)]
-    assert runtime.processed_offsets == {1: 15}
-    # Only the first record after an assignment is checked against the commit.
-    asyncio.run(runtime.handle_batch([Ev(Msg(1, 20, b"k", b"v", [], topic))]))
-    assert marked == [(TP(topic, 1), 10, 12)]
+    async def scenario() -> None:
+        batch = [Ev(Msg(1, o, b"k", b"v", [], topic)) for o in (13, 14)]
+        await runtime.handle_batch(batch)
+        assert runtime.processor.seen == [10, 11, 12, 13, 14]  # type: ignore[attr-defined]
+        assert marked == [(TP(topic, 1), 10, 12)]
+        assert runtime.processed_offsets == {1: 15}
+        # Only the first record after an assignment is checked against the commit.
+        await runtime.handle_batch([Ev(Msg(1, 20, b"k", b"v", [], topic))])
+        assert marked == [(TP(topic, 1), 10, 12)]
+
+    asyncio.run(scenario())
 
 
-def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_generation_changed() -> None:
-    """``handle_poll`` processes a poll's records in one batch and acks them after the I/O; a poll of
-    an older consumer generation is dropped unprocessed and unacked."""
-    from aiokafka.structs import ConsumerRecord
+def _fake_app(topic: str) -> Any:
+    """The parts of a Faust app the batched path touches: consumer acks, flow, monitor, producer."""
     from faust.types import TP
-
-    from streams.runtime.settings import Settings
-    from streams.worker.agents import WorkerRuntime
-
-    topic = "events"
-    steps: list[str] = []
 
     class Consumer:
         flow_active = True
@@ -140,6 +164,13 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
             self.messages_received_by_topic: dict[str, int] = defaultdict(int)
             self.tp_read_offsets: dict[TP, int] = {}
 
+    class Producer:
+        def __init__(self) -> None:
+            self.steps: list[str] = []
+
+        async def flush(self) -> None:
+            self.steps.append("flush")
+
     class App:
         consumer_generation_id = 7
 
@@ -147,35 +178,143 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
             self.consumer = Consumer()
             self.flow_control = Flow()
             self.monitor = Monitor()
+            self.producer = Producer()
+            self.crashed: list[BaseException] = []
 
-    class Processor:
-        def check_offsets(self, records: list[Any]) -> OffsetCheck:
-            return _offsets_without_gaps(records)
+        async def crash(self, exc: BaseException) -> None:
+            self.crashed.append(exc)
 
-        def process_batch(self, records: list[Any], offsets: OffsetCheck) -> Any:
-            steps.append(f"process {[r.offset for r in records]}")
-            return "out"
+    return App()
 
-    app = App()
-    runtime = WorkerRuntime(app, Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
-    runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
 
-    async def apply(out: Any) -> None:
-        steps.append(f"apply, acked so far {sorted(app.consumer._acked[TP(topic, 0)])}")
+class _Processor:
+    """Turns a poll into one alert, one state write and one clock write named after its first offset."""
 
-    runtime._apply = apply  # type: ignore[method-assign]
+    cache = Cache()
+
+    def __init__(self, steps: list[str]) -> None:
+        self.steps = steps
+
+    def check_offsets(self, records: list[Any]) -> OffsetCheck:
+        return _offsets_without_gaps(records)
+
+    def process_batch(self, records: list[Any], offsets: OffsetCheck) -> BatchOutput:
+        first = records[0].offset
+        self.steps.append(f"process {[r.offset for r in records]}")
+        alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
+        return BatchOutput(alerts=[alert], state_writes={0: {f"s{first}": b""}}, clock_writes={0: first})  # type: ignore[list-item]
+
+
+def _runtime(topic: str) -> tuple[Any, Any, list[str]]:
+    from streams.runtime.settings import Settings
+    from streams.worker.agents import WorkerRuntime
+
+    steps: list[str] = []
+    app = _fake_app(topic)
+    app.producer.steps = steps
+    runtime = WorkerRuntime(app, Settings(), topic, _Processor(steps), Writer(steps), {}, {})  # type: ignore[arg-type]
+    runtime._needs_rebuild = False  # as after the first batch of an assignment
+    return runtime, app, steps
+
+
+def _poll(topic: str, *offsets: int) -> dict[Any, list[Any]]:
+    from aiokafka.structs import ConsumerRecord
+    from faust.types import TP
+
+    return {TP(topic, 0): [ConsumerRecord(topic, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in offsets]}
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_generation_changed() -> None:
+    """``handle_poll`` processes a poll's records in one batch and acks them after its output (alert
+    delivered → state → flush → clock); a poll of an older consumer generation is dropped
+    unprocessed and unacked."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic)
     tp = TP(topic, 0)
-    poll = {tp: [ConsumerRecord(topic, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (3, 4, 5)]}
-    asyncio.run(runtime.handle_poll(poll, generation_id=7))
-    assert steps == ["process [3, 4, 5]", "apply, acked so far []"]
-    assert app.consumer._acked[tp] == [3, 4, 5]
-    assert runtime.processed_offsets == {0: 6}
-    assert app.monitor.messages_received_total == 3  # Faust's sensor counts the batch
 
-    stale = {tp: [ConsumerRecord(topic, 0, 6, 0, 0, b"k", b"v", None, 1, 1, [])]}
-    asyncio.run(runtime.handle_poll(stale, generation_id=6))
-    assert len(steps) == 2  # not processed
-    assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
+    async def scenario() -> None:
+        acked_before = REGISTRY.get_sample_value("preempt_events_acked_total") or 0.0
+        await runtime.handle_poll(_poll(topic, 3, 4, 5), generation_id=7)
+        runtime.writer.deliveries[0].set_result(None)
+        await runtime.drain()
+        assert steps == ["process [3, 4, 5]", "send a3", "state s3", "flush", "clock 0=3"]
+        assert app.consumer._acked[tp] == [3, 4, 5]
+        assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
+        assert runtime.processed_offsets == {0: 6}
+        assert app.monitor.messages_received_total == 3  # Faust's sensor counts the batch
+
+        await runtime.handle_poll(_poll(topic, 6), generation_id=6)
+        await runtime.drain()
+        assert len(steps) == 5  # not processed
+        assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
+        assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
+
+    asyncio.run(scenario())
+
+
+def test_the_next_poll_is_processed_while_the_previous_polls_output_is_in_flight() -> None:
+    """Poll 2 is processed while poll 1's alert is undelivered; its state waits for that delivery,
+    each clock follows the flush after its own state, and offsets are acked only at the end of
+    their poll's output; ``drain`` (what revocation waits for) returns only after all of it."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic)
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1, 2), generation_id=7)
+        second = asyncio.ensure_future(runtime.handle_poll(_poll(topic, 3, 4), generation_id=7))
+        await _settle()
+        # Poll 2 processed and its alert sent, but it waits for poll 1's states (alert 1 undelivered).
+        assert steps == ["process [1, 2]", "send a1", "process [3, 4]", "send a3"]
+        assert not second.done()
+        assert app.consumer._acked[tp] == []
+        draining = asyncio.ensure_future(runtime.drain())
+
+        runtime.writer.deliveries[0].set_result(None)
+        await second  # poll 1's states are written: poll 2's output stage starts
+        await _settle()
+        assert steps[4:] == ["state s1", "flush", "clock 0=1"]
+        assert app.consumer._acked[tp] == [1, 2]
+        assert not draining.done()  # poll 2's alert is still undelivered
+
+        runtime.writer.deliveries[1].set_result(None)
+        await draining
+        assert steps[7:] == ["state s3", "flush", "clock 0=3"]
+        assert app.consumer._acked[tp] == [1, 2, 3, 4]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> None:
+    """An alert that cannot be delivered fails its output stage: the app is crashed, that poll's
+    state, clock and acks are never written, and the next poll's submit raises instead of writing."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        second = asyncio.ensure_future(runtime.handle_poll(_poll(topic, 2), generation_id=7))
+        await _settle()
+        runtime.writer.deliveries[0].set_exception(RuntimeError("broker gone"))
+        with pytest.raises(RuntimeError, match="broker gone"):  # the next poll does not start its output
+            await second
+        await _settle()
+        assert [repr(e) for e in app.crashed] == [repr(RuntimeError("broker gone"))]
+        assert not any(s.startswith(("state", "clock")) for s in steps)
+        assert app.consumer._acked[TP(topic, 0)] == []
+
+    asyncio.run(scenario())
 
 
 def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:

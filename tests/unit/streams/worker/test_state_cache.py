@@ -27,6 +27,43 @@ def test_state_is_loaded_from_the_table_when_not_cached() -> None:
     assert cache.get("acme", 0) == {"n": 41}
 
 
+def test_an_evicted_state_whose_write_is_pending_is_read_back_from_the_flushed_bytes() -> None:
+    """While a flushed state is not yet written to the table (its batch's alerts are still being
+    delivered), an eviction does not send the next batch back to the table's older value."""
+    table = {b"a": b'{"n": 1}'}
+    cache = _cache(table, max_clean=1)
+    cache.get("a", 0)["n"] = 2
+    cache.mark_dirty("a", 0)
+    first = cache.flush()
+    cache.get("b", 0)
+    cache.flush()  # evicts "a": one clean state at most
+    assert cache.unwritten == 1
+    assert cache.get("a", 0) == {"n": 2}  # the flushed bytes, not the table's {"n": 1}
+    cache.get("a", 0)["n"] = 3
+    cache.mark_dirty("a", 0)
+    second = cache.flush()
+    cache.written(first)  # the older write landing does not hide the newer pending one
+    cache.get("b", 0)
+    cache.flush()
+    assert cache.get("a", 0) == {"n": 3}
+    table[b"a"] = second[0]["a"]
+    cache.written(second)
+    assert cache.unwritten == 0
+
+
+def test_pending_writes_of_dropped_partitions_are_forgotten() -> None:
+    """A revoked partition's unwritten states go with it (the new owner recovers from the changelog)."""
+    cache = _cache({})
+    for account, partition in (("a", 0), ("b", 1)):
+        cache.get(account, partition)["n"] = 1
+        cache.mark_dirty(account, partition)
+    cache.flush()
+    cache.drop_partitions([1])
+    assert cache.unwritten == 1
+    cache.clear()
+    assert cache.unwritten == 0
+
+
 def test_drop_partitions_and_eviction_forget_states() -> None:
     """Revoked partitions' states are dropped; clean states beyond the bound are evicted (LRU)."""
     cache = _cache({}, max_clean=1)
