@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import configure_logging, get_logger, stdlib_logging_config
+from streams.runtime.logs import configure_logging, get_logger, run_faust_worker, stdlib_logging_config
 from streams.runtime.settings import Settings
 
 
@@ -16,7 +16,6 @@ def notifier(loglevel: str) -> None:
     The routing file comes from PREEMPT_ROUTES_PATH (without it every alert is printed to the
     console). Start more notifiers with the same settings to scale out; they share the partitions.
     """
-    from faust import Worker
 
     from alerts.app import create_app, ensure_notifier_topics
     from alerts.routing.config import RoutingConfig
@@ -48,10 +47,4 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
-    Worker(
-        app,
-        loglevel=loglevel,
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=stdlib_logging_config(settings.log_format),
-    ).execute_from_commandline()
+    run_faust_worker(app, loglevel, redirect_stdouts=False, logging_config=stdlib_logging_config(settings.log_format))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import configure_logging
+from streams.runtime.logs import configure_logging, run_faust_worker
 from streams.runtime.settings import Settings
 
 
@@ -16,8 +16,6 @@ def worker(loglevel: str) -> None:
     Configured from PREEMPT_* environment variables (see README). Start more
     workers with the same settings to scale out; they share the partitions.
     """
-    from faust import Worker
-
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
@@ -36,9 +34,4 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
-    worker = Worker(app, loglevel=loglevel, quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG and handles every record to spin: each
-    # debug line of aiokafka (per fetch, per send, per produce request) and Faust was built and
-    # handled, and its escape codes went into the log. Without it the root stays at WARNING.
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_faust_worker(app, loglevel)

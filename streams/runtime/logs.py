@@ -185,3 +185,18 @@ def get_logger(name: str) -> Any:
     (Library records routed through the stdlib carry ``logger`` with the stdlib logger's name.)
     """
     return structlog.get_logger(module=name)
+
+
+def run_faust_worker(app: Any, loglevel: str, **options: Any) -> None:
+    """Run ``app`` under Faust's ``Worker`` (quiet, no terminal spinner) until it stops.
+
+    Faust's spinner sets the root logger to DEBUG and handles every record to spin: each debug
+    line of aiokafka (per fetch, per send, per produce request) and Faust was built and handled
+    (measured: a visible share of the rules worker's CPU), and its escape codes went into the log.
+    Without it the root logger stays where :func:`configure_logging` put it.
+    """
+    from faust import Worker
+
+    worker = Worker(app, loglevel=loglevel, quiet=True, **options)
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -123,3 +123,24 @@ def test_library_records_are_rendered_and_redacted_too(capsys: pytest.CaptureFix
     assert record["logger"] == "faust.transport"
     assert record["level"] == "warning"
     assert WEBHOOK not in record["event"]
+
+
+def test_faust_worker_runs_without_its_terminal_spinner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_faust_worker`` runs Faust's quiet Worker with the spinner removed (it set the root logger to DEBUG)."""
+    import faust
+
+    from streams.runtime.logs import run_faust_worker
+
+    seen: dict[str, object] = {}
+
+    class FakeWorker:
+        def __init__(self, app: object, **options: object) -> None:
+            seen["options"] = options
+            self.spinner: object | None = "spinner"
+
+        def execute_from_commandline(self) -> None:
+            seen["spinner at start"] = self.spinner
+
+    monkeypatch.setattr(faust, "Worker", FakeWorker)
+    run_faust_worker(object(), "warn", redirect_stdouts=False)
+    assert seen == {"options": {"loglevel": "warn", "quiet": True, "redirect_stdouts": False}, "spinner at start": None}
