@@ -171,7 +171,9 @@ class WorkerRuntime:
         if gaps and self.gap_repair is not None:
             records, repaired = await self._repair(records, gaps)
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
-        out = self.processor.process_batch(records, offsets)
+        # Partitions this batch reads to the end of the last fetch: their live clocks catch up
+        # with the wall clock once its events are evaluated (not only at the next tick).
+        out = self.processor.process_batch(records, offsets, self.caught_up(offsets.next, offsets.next))
 
         async def done() -> None:
             if repaired:
@@ -328,12 +330,14 @@ class WorkerRuntime:
             if out.alerts or out.dead_letters or out.state_writes or out.clock_writes:
                 await self._submit(out)
 
-    def caught_up(self, partitions: Iterable[int]) -> set[int]:
+    def caught_up(self, partitions: Iterable[int], evaluated: Mapping[int, int] | None = None) -> set[int]:
         """Those of ``partitions`` with nothing waiting to be read: every record up to the end
-        offset the last fetch reported has been handled (live clocks then follow the wall clock).
+        offset the last fetch reported has been evaluated (live clocks then follow the wall clock).
+        ``evaluated``: next offsets to evaluate that the processor does not know yet (a batch
+        about to be processed).
 
         Not caught up while that end offset is unknown (no fetch answered yet, or the partition is
-        being revoked: aiokafka asserts it is assigned) or the next offset to handle is unknown.
+        being revoked: aiokafka asserts it is assigned) or the next offset to evaluate is unknown.
         """
         consumer = self.app.consumer
         committed: Mapping[Any, int | None] | None = None
@@ -346,8 +350,12 @@ class WorkerRuntime:
                 continue
             if end is None:
                 continue
-            handled = self.processed_offsets.get(partition)
-            if handled is None:  # nothing handled since the assignment: the group's committed offset
+            # Evaluated, not acked: the clock is about evaluation, and acks trail it by the
+            # output stages in flight (under steady traffic there always is one).
+            handled = evaluated.get(partition) if evaluated is not None else None
+            if handled is None:
+                handled = self.processor.evaluated_until(partition)
+            if handled is None:  # nothing evaluated since the assignment: the group's committed offset
                 if committed is None:
                     committed = committed_offsets(consumer)
                 handled = committed.get(tp)

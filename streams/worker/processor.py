@@ -215,11 +215,15 @@ class RulesProcessor(Generic[StateT, FindingT]):
 
     # --- the two entry points ----------------------------------------------------------------
 
-    def process_batch(self, records: Sequence[RecordLike], offsets: OffsetCheck | None = None) -> BatchOutput:
+    def process_batch(
+        self, records: Sequence[RecordLike], offsets: OffsetCheck | None = None, caught_up: Iterable[int] = ()
+    ) -> BatchOutput:
         """Evaluate one batch of raw records; never raises for bad input (it dead-letters it).
 
         ``offsets`` is :meth:`check_offsets` of exactly these records when the caller already has
         it (the runtime does, for gap repair); its gaps are counted and the offsets remembered.
+        ``caught_up``: partitions this batch reads to the end of what the broker holds; once its
+        events are evaluated, live clocks of those partitions catch up with the wall clock.
         """
         self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
@@ -272,8 +276,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 self._emit(findings, out, now, p)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
-        for p in sorted(touched):
-            self._advance_partition(p, touched[p], out, now)
+        caught = set(caught_up)
+        self.clocks.catch_up(caught)  # after the batch's events were judged against the clock before it
+        for p in sorted(touched.keys() | caught):
+            self._advance_partition(p, touched.get(p, set()), out, now)
         out.clock_writes = self.clocks.take_dirty()
         out.state_writes = self.cache.flush()
         self._dead_letter_quarantined(out)
@@ -319,6 +325,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
     def find_gaps(self, records: Sequence[RecordLike]) -> list[tuple[int, int, int]]:
         """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""
         return self.check_offsets(records).gaps
+
+    def evaluated_until(self, partition: int) -> int | None:
+        """The next offset of ``partition`` to evaluate: every record before it was (None: none
+        since the last rebalance). Ahead of the acked offsets while batches' output is in flight."""
+        return self._next_offset.get(partition)
 
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""

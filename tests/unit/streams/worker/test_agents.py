@@ -90,6 +90,9 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         async def _add_gap(self, tp: TP, start: int, last: int) -> None:
             marked.append((tp, start, last))
 
+        def highwater(self, tp: TP) -> int | None:
+            return None  # no fetch answered yet: never caught up
+
     class App:
         consumer = Consumer()
 
@@ -106,7 +109,7 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def check_offsets(self, records: list[Record]) -> OffsetCheck:
             return _offsets_without_gaps(records)
 
-        def process_batch(self, records: list[Record], offsets: OffsetCheck) -> Any:
+        def process_batch(self, records: list[Record], offsets: OffsetCheck, caught_up: Any = ()) -> Any:
             self.seen = [r.offset for r in records]
             assert offsets == _offsets_without_gaps(records)  # the check of the merged batch
             return BatchOutput()
@@ -154,6 +157,9 @@ def _fake_app(topic: str) -> Any:
             self._acked: dict[TP, list[int]] = defaultdict(list)
             self._n_acked = 0
 
+        def highwater(self, tp: TP) -> int | None:
+            return None  # no fetch answered yet: never caught up
+
     class Flow:
         def is_active(self) -> bool:
             return True
@@ -198,7 +204,7 @@ class _Processor:
     def check_offsets(self, records: list[Any]) -> OffsetCheck:
         return _offsets_without_gaps(records)
 
-    def process_batch(self, records: list[Any], offsets: OffsetCheck) -> BatchOutput:
+    def process_batch(self, records: list[Any], offsets: OffsetCheck, caught_up: Any = ()) -> BatchOutput:
         first = records[0].offset
         self.steps.append(f"process {[r.offset for r in records]}")
         alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
@@ -318,8 +324,8 @@ def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> No
 
 
 def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:
-    """Live clocks follow the wall clock only on caught-up partitions: handled (or, before anything
-    is handled, committed) up to the end offset of the last fetch; an unknown end or a partition
+    """Live clocks follow the wall clock only on caught-up partitions: evaluated (or, before anything
+    is evaluated, committed) up to the end offset of the last fetch; an unknown end or a partition
     aiokafka no longer holds is not caught up, and an empty partition is."""
     from faust.types import TP
 
@@ -341,8 +347,12 @@ def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_h
     class App:
         consumer = Consumer()
 
-    runtime = WorkerRuntime(App(), Settings(), topic, None, None, {}, {})  # type: ignore[arg-type]
-    runtime.processed_offsets = {0: 100, 1: 60, 2: 10}
-    # 0 handled to its end; 1 has 40 waiting; 2 end unknown; 3 empty; 4 committed to its end
+    class Processor:
+        def evaluated_until(self, partition: int) -> int | None:
+            return {0: 100, 1: 60, 2: 10}.get(partition)
+
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    runtime.processed_offsets = {1: 100}  # acked offsets do not count: evaluation does
+    # 0 evaluated to its end; 1 has 40 waiting; 2 end unknown; 3 empty; 4 committed to its end
     # (nothing handled since the assignment); 5 nothing handled nor committed; 9 not assigned.
     assert runtime.caught_up([0, 1, 2, 3, 4, 5, 9]) == {0, 3, 4}

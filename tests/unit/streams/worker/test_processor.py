@@ -79,6 +79,15 @@ def test_a_live_worker_reading_a_backlog_evaluates_it_instead_of_judging_it_late
     assert [a.rule_id for a in processor.tick([0], caught_up=[0]).alerts] == ["quiet"]
 
 
+def test_a_batch_reading_a_partition_to_its_end_catches_its_live_clock_up(make_processor: Factory) -> None:
+    """A batch's old events are judged against the clock before it; then the partitions it read to
+    the end catch up with the wall clock, so a deadline already due fires in the same batch."""
+    processor, _ = make_processor(event_time_only=False, wall=T0 + QUIET_AFTER + 10)
+    out = processor.process_batch([_record(0, "Login", T0)], caught_up=[0])
+    assert out.accepted == 1
+    assert [a.rule_id for a in out.alerts] == ["quiet"]
+
+
 def test_rebuild_wakeups_restores_pending_deadlines_from_table_bytes(make_processor: Factory) -> None:
     """After recovery the wakeup index is rebuilt from the table so deadlines still fire."""
     processor, table = make_processor()
