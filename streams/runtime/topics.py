@@ -72,6 +72,16 @@ class TopicNames:
         return (self.alerts, self.alerts_dlq, self.feedback)
 
 
+def _admin(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminClient:
+    """An admin client for ``settings``' cluster (security included); the caller closes it."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_config(settings),
+    )
+
+
 def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
     (description,) = admin.describe_topics([topic])
     have = len(description.get("partitions") or ())
@@ -103,12 +113,7 @@ def ensure_topics(
     names = names or TopicNames.from_settings(settings)
     chosen = names.every() if topics is None else tuple(topics)
     check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=client_id,
-        request_timeout_ms=int(timeout_s * 1000),
-        **kafka_python_config(settings),
-    )
+    admin = _admin(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
         compacted = names.compacted()
@@ -185,12 +190,7 @@ def ensure_changelog_topics(
     wanted = {t.name: t for t in topics}
     if not wanted:
         return
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=client_id,
-        request_timeout_ms=int(timeout_s * 1000),
-        **kafka_python_config(settings),
-    )
+    admin = _admin(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
         missing = [
