@@ -1,7 +1,6 @@
 """What every Preempt process shares: settings, logging, metrics, the ops web surface, Kafka clients
 and their security settings, topic creation, dead-letter headers, and the one module that reaches
-into Faust's private internals (``faust_compat``; ``aiokafka_compat`` holds the access check's one
-aiokafka reach, apart so that the command-line clients need not import Faust).
+into Faust's, mode's and aiokafka's private internals (``faust_compat``).
 
 The rules worker (``streams.worker``), HTTP ingest, the SDK, the simulator and the notifier
 (``alerts``) import from here; nothing here imports them.

@@ -5,9 +5,7 @@ Each use lives here, with the upstream behaviour it works around, and
 ``tests/unit/streams/runtime/test_faust_compat.py`` holds one test per assumption that fails when
 an upgrade changes it. Nothing else in the project may touch a private name of faust, mode or
 aiokafka: the same test file scans ``streams``, ``alerts`` and ``bench`` and fails on any private
-attribute, private import or upstream subclass outside the allowed places. The one exception is
-``streams.runtime.aiokafka_compat``, the aiokafka-only reach of the Kafka access check: it lives
-apart so that the command-line clients that run the check do not import Faust.
+attribute, private import or upstream subclass outside this module.
 
 The versions the assumptions were verified on are in :data:`TESTED_VERSIONS`;
 :func:`require_tested_versions` refuses to start a worker or notifier on any other version (set
@@ -37,7 +35,7 @@ from schemas.errors import PreemptError
 TESTED_VERSIONS: dict[str, tuple[str, ...]] = {
     "faust-streaming": ("0.15.3",),
     "mode-streaming": ("0.7.1",),
-    # aiokafka's fetcher and connection internals are read here and in aiokafka_compat.
+    # aiokafka's fetcher and connection internals are read here too.
     "aiokafka": ("0.14.0",),
 }
 
@@ -383,3 +381,22 @@ def aiohttp_request(request: faust.web.Request) -> aiohttp.web.Request:
 def close_connection_after(response: faust.web.Response) -> None:
     """Close the client's connection once ``response`` is sent (do not read the rest of the body)."""
     cast(aiohttp.web.Response, response).force_close()
+
+
+# --- 11. One logged-in connection for the Kafka access check ------------------------------------
+#
+# Upstream behaviour: ``aiokafka.conn.create_conn`` (not in aiokafka's documented API) opens one
+# connection to one broker and performs the TLS handshake and the SASL login in it, raising the
+# broker's own refusal (``SaslAuthenticationFailed``…) or the ``ssl`` error at once. The public
+# clients retry a refused login until their bootstrap timeout and then report "Unable to
+# bootstrap", which hides the cause the access check (``kafka_clients.check_access``) exists to name.
+
+
+async def open_connection(host: str, port: int, *, client_id: str, request_timeout_ms: int, **security: Any) -> Any:
+    """An open, logged-in connection to the broker at ``host:port`` (the caller closes it).
+
+    ``security`` is ``streams.runtime.kafka_clients.aiokafka_config``'s keyword arguments.
+    """
+    from aiokafka.conn import create_conn
+
+    return await create_conn(host, port, client_id=client_id, request_timeout_ms=request_timeout_ms, **security)

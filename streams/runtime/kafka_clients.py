@@ -146,7 +146,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     """``ok``, ``unreachable`` or ``closed`` (TCP connected, then the handshake was cut); raises on refusals."""
     from aiokafka import errors as aiokafka_errors
 
-    from streams.runtime.aiokafka_compat import open_connection
+    from streams.runtime.faust_compat import open_connection
 
     # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
     auth_errors = (

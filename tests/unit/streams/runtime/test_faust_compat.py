@@ -409,7 +409,7 @@ def test_aiokafka_create_conn_logs_in_and_reports_refused_and_cut_connections() 
     from aiokafka import conn as aiokafka_conn
     from aiokafka.errors import KafkaConnectionError
 
-    from streams.runtime.aiokafka_compat import open_connection
+    from streams.runtime.faust_compat import open_connection
     from streams.runtime.kafka_clients import aiokafka_config
     from streams.runtime.settings import Settings
 
@@ -454,10 +454,10 @@ def test_aiokafka_create_conn_logs_in_and_reports_refused_and_cut_connections() 
     assert isinstance(cut, KafkaConnectionError), cut
 
 
-# --- the rule itself: no private reach outside the compat modules ---------------------------------
+# --- the rule itself: no private reach outside the compat module ------------------------------------
 
 _ROOT = Path(__file__).resolve().parents[4]
-_COMPAT_MODULES = {"streams/runtime/faust_compat.py", "streams/runtime/aiokafka_compat.py"}
+_COMPAT_MODULES = {"streams/runtime/faust_compat.py"}
 _UPSTREAM = ("faust", "mode", "aiokafka")
 # Upstream classes a module may subclass: Faust's documented way to write a web page, and the
 # Prometheus sensor (its private names go through faust_compat; see the test above).
@@ -550,7 +550,7 @@ def _private_reaches(path: Path) -> list[str]:
 
 
 def test_nothing_outside_the_compat_modules_reaches_into_private_names() -> None:
-    """No module of streams, alerts or bench but the compat modules touches a private name (``obj._x``,
+    """No module of streams, alerts or bench but the compat module touches a private name (``obj._x``,
     ``getattr(obj, "_x")``, a private import), subclasses faust/mode/aiokafka beyond the allowed
     bases, or reads an inherited private attribute in such a subclass."""
     offenders: dict[str, list[str]] = {}
