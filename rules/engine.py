@@ -25,7 +25,6 @@ import heapq
 import math
 from collections.abc import Callable
 from enum import StrEnum
-from itertools import islice, takewhile
 from typing import Any
 
 from rules.findings import Finding
@@ -55,7 +54,6 @@ MAX_ROUTE_CACHE = 10_000
 
 _heappush = heapq.heappush
 _heappop = heapq.heappop
-_COMPACT_AT = 64
 _DeadlineOf = Callable[[Any], float | None]
 
 
@@ -185,11 +183,10 @@ class RuleEngine:
             outcome = _LATE
         else:
             seen[key] = ts
-            # the common case of _forget_old_ids, inlined: the oldest id kept stays
-            for first in seen.values():
-                if first < clock - self.dedup_horizon or len(seen) > self.max_seen_ids:
-                    self._forget_old_ids(state, clock)
-                break
+            order = state.seen_order
+            order.append(key)
+            if seen[order[0]] < clock - self.dedup_horizon or len(order) > self.max_seen_ids:
+                self._forget_old_ids(state, clock)
             if watermark <= finalized:  # advance() would do nothing
                 _heappush(state.buffer, (ts, event_id, event))
                 return _ACCEPTED, []
@@ -254,24 +251,11 @@ class RuleEngine:
         return out
 
     def _forget_old_ids(self, state: AccountState, clock: float) -> None:
-        """Forget the oldest ids (insertion order) while older than the horizon or beyond the cap."""
-        seen = state.seen
+        """Forget the oldest ids (arrival order) while older than the horizon or beyond the cap."""
+        seen, order = state.seen, state.seen_order
         cutoff = clock - self.dedup_horizon
-        # the leading ids older than the cutoff (counted in C: cutoff.__gt__(ts) is ts < cutoff)
-        dropped = len(list(takewhile(cutoff.__gt__, seen.values())))
-        excess = len(seen) - self.max_seen_ids
-        if dropped < excess:  # over the cap: the first ``excess`` go whatever their age, then the old after them
-            dropped = excess + len(list(takewhile(cutoff.__gt__, islice(seen.values(), excess, None))))
-        if not dropped:
-            return
-        for event_id in list(islice(seen, dropped)):
-            del seen[event_id]
-        # Deleting from the front of a dict leaves holes that every later iteration from the front
-        # walks over: O(len) per event on a busy account. Compacting costs O(len), so compact
-        # with probability ~ dropped / (len / 2): about once per len/2 deletions, O(1) amortized.
-        # (Content and order are unchanged, so when it happens does not matter.)
-        if len(seen) >= _COMPACT_AT and hash(event_id) % (len(seen) // 2) < dropped:
-            state.seen = dict(seen)
+        while order and (seen[order[0]] < cutoff or len(order) > self.max_seen_ids):
+            del seen[order.popleft()]
 
     def _route(self, name: str) -> tuple[_Step, ...]:
         """What an event of this name runs, computed once per name (dispatch by event name)."""

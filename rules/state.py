@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -73,11 +74,20 @@ class AccountState:
     account_id: str | None = None
     finalized_until: float = -math.inf
     seen: dict[str, float] = field(default_factory=dict)
+    """Event id (:func:`seen_key`) → event time, in arrival order."""
     buffer: list[tuple[float, str, Event]] = field(default_factory=list)
     rules: dict[str, RuleState] = field(default_factory=dict)
     cooldowns: dict[str, dict[str, float]] = field(default_factory=dict)
     due: float = math.inf
     """Earliest deadline of any rule (a lower bound); derived, so not serialized."""
+    seen_order: deque[str] = field(default_factory=deque)
+    """The keys of ``seen`` in the same order; derived, so not serialized. The engine forgets ids
+    from the front, and walking a dict from its front steps over a hole per key deleted before
+    (O(ids) per event on a busy account), so the front is read from here."""
+
+    def __post_init__(self) -> None:
+        if len(self.seen_order) != len(self.seen):
+            self.seen_order = deque(self.seen)
 
 
 def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: int = STATE_VERSION) -> bytes:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rules.engine import RuleEngine
 from rules.kinds import base as kind_base
 from rules.loader import RuleSet, parse_rule
+from rules.state import AccountState
 from rules.models import Match
 from rules.paths import compile_path
 from rules.predicates import _on_path, _op_tests, compile_match, compile_where
@@ -75,13 +76,13 @@ def test_ratio_state_without_running_totals_reads_the_same(make_rule, make_engin
 
 
 def test_dedup_purge_keeps_exactly_the_ids_within_the_horizon(make_rule, make_engine, at):
-    """However often the seen-id map is compacted, it holds the ids of the horizon, oldest first."""
+    """After many ids were forgotten from its front, the seen-id map holds the ids of the horizon, oldest first."""
     engine = make_engine(make_rule("any"), dedup_horizon=100.0)
     state = engine.new_state()
     events = [at(float(i)) for i in range(3000)]
     for event in events:
         engine.on_event(state, event, event.ts)
-    assert list(state.seen) == [e.event_id for e in events if e.ts >= events[-1].ts - 100.0]
+    assert list(state.seen) == list(state.seen_order) == [e.event_id for e in events if e.ts >= events[-1].ts - 100.0]
 
 
 _VALUES = st.one_of(
@@ -159,12 +160,12 @@ def _forget_old_ids_by_the_loop(seen: dict[str, float], cutoff: float, cap: int)
     times=st.lists(st.sampled_from([1.0, 5.0, 9.0, 10.0, 11.0, 20.0]), max_size=40),
     cap=st.integers(1, 30),
 )
-def test_dedup_purge_counted_in_c_drops_what_the_loop_drops(times, cap):
-    """Counting the stale prefix with takewhile keeps exactly the ids the one-by-one loop keeps, over the cap too."""
+def test_dedup_purge_drops_what_the_loop_drops(times, cap):
+    """Forgetting from the arrival-order queue keeps exactly the ids the loop over the map keeps, over the cap too."""
     rule = parse_rule({"id": "r", "kind": "any", "title": "t", "severity": "high", "priority": 1, "match": {}})
     engine = RuleEngine(RuleSet((rule,)), dedup_horizon=10.0, max_seen_ids=cap)
-    state = engine.new_state()
-    state.seen = {f"e{i}": ts for i, ts in enumerate(times)}
+    state = AccountState(seen={f"e{i}": ts for i, ts in enumerate(times)})
     expected = _forget_old_ids_by_the_loop(state.seen, 20.0 - 10.0, cap)
     engine._forget_old_ids(state, 20.0)
     assert list(state.seen.items()) == list(expected.items())
+    assert list(state.seen_order) == list(expected)
