@@ -13,6 +13,7 @@ Bucket lists are plain ``[[index, value], …]`` lists, oldest first, so state s
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -102,13 +103,13 @@ def count_all(buckets: Buckets) -> int:
 
 def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
     """The measure over buckets ``lo..hi`` inclusive."""
+    if buckets and lo <= buckets[0][0] and buckets[-1][0] <= hi:  # all of them (the usual case after a prune)
+        values: Iterable[Any] = map(_value, buckets)
+    else:
+        values = (value for index, value in buckets if lo <= index <= hi)
     if kind == "distinct":
-        seen: set[str] = set()
-        for index, values in buckets:
-            if lo <= index <= hi:
-                seen.update(values)
-        return float(len(seen))
-    return float(sum(value for index, value in buckets if lo <= index <= hi))
+        return float(len(set().union(*values)))
+    return float(sum(values))
 
 
 def split_totals(buckets: Buckets, boundary: int, kind: MeasureKind) -> tuple[float, float]:

@@ -7,12 +7,13 @@ The deadline is ``start + within``; an expect stamped exactly at it is too late.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
-from rules.predicates import compile_match
+from rules.predicates import Matcher, compile_match
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
@@ -35,6 +36,18 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         self.event_names = union_names(rule.start.event_names, rule.expect.event_names)
         self._start = compile_match(rule.start)
         self._expect = compile_match(rule.expect)
+
+    def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+        starts = self.rule.start.event_names
+        if starts is not None and name not in starts:  # an event of this name can only be a follow-up
+            return None, self._follow_up
+        return None, self.on_event
+
+    def _follow_up(self, state: AbsenceState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that cannot be a start: nothing to do unless a start is pending."""
+        if not state.events:
+            return []
+        return self.on_event(state, event)
 
     def on_event(self, state: AbsenceState, event: Event) -> list[Finding]:
         key = self.key_of(event)

@@ -106,6 +106,7 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         resolution = self._spec.resolution
         per_window = self._spec.per_window
         min_denominator = self.rule.min_denominator
+        min_ratio = self.rule.min_ratio
         fire = self._fire
 
         def on_name(state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
@@ -151,7 +152,10 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
                 keyed.numerator_total -= numerators.pop(0)[1]
             while denominators and denominators[0][0] < oldest:
                 keyed.denominator_total -= denominators.pop(0)[1]
-            if keyed.denominator_total < min_denominator:  # an exact integer: as a float it compares the same
+            denominator = keyed.denominator_total
+            if denominator < min_denominator:  # an exact integer: as a float it compares the same
+                return []
+            if keyed.numerator_total / denominator < min_ratio:  # _fire's first test, without the call
                 return []
             return fire(keyed, key, event, oldest, cooldowns)
 

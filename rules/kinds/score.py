@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, union_names
-from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, compile_measure
+from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, MeasureKind, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
 from rules.predicates import Matcher, compile_match, compile_where
@@ -46,6 +47,7 @@ _Handler = Callable[["ScoreState", Event], list[Finding]]
 _Dispatch = tuple[Matcher | None, _Handler]
 MAX_CACHED_NAMES = 10_000
 _floor = math.floor
+_second = itemgetter(1)
 ORIGIN = windows.ORIGIN
 
 
@@ -121,6 +123,12 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             for component in rule.components
         ]
         self._spec = windows.BucketSpec.tumbling(rule.every, rule.window)
+        self._scored: list[tuple[str, MeasureKind | None, float, float, float, float | None]] = [
+            (c.name, measure.kind if measure else None, c.weight, c.zero_at, c.target - c.zero_at, c.default)
+            for c, _, measure, _ in self._components
+        ]
+        """Per component, what ``_score`` reads at every tick (plain values, not the pydantic model's):
+        name, measure kind (None: ``latest``), weight, zero_at, target − zero_at, default."""
         self._by_name: dict[str, _Dispatch] = {}
 
     def _candidates(self, name: str) -> _Dispatch:
@@ -303,20 +311,21 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         weighted = 0.0
         weights = 0.0
         points: dict[str, float] = {}
-        for component, _, measure, _ in self._components:
-            if measure is not None:
-                buckets = keyed.buckets.get(component.name, [])
-                windows.prune(buckets, oldest)
-                value: float | None = windows.total(buckets, oldest, newest, measure.kind)
+        for name, kind, weight, zero_at, span, default in self._scored:
+            if kind is not None:
+                buckets = keyed.buckets.get(name, [])
+                if buckets and buckets[0][0] < oldest:  # prune only when there is something to drop
+                    windows.prune(buckets, oldest)
+                value: float | None = windows.total(buckets, oldest, newest, kind)
             else:
-                value = keyed.latest.get(component.name, component.default)
+                value = keyed.latest.get(name, default)
             if value is None:
                 continue
-            fraction = (value - component.zero_at) / (component.target - component.zero_at)
+            fraction = (value - zero_at) / span
             fraction = min(1.0, max(0.0, fraction))
-            weighted += component.weight * fraction
-            weights += component.weight
-            points[component.name] = round(100 * fraction, 1)
+            weighted += weight * fraction
+            weights += weight
+            points[name] = round(100 * fraction, 1)
         if not weights:
             return None
         return 100 * weighted / weights, points
@@ -330,7 +339,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         history = keyed.history
         while history and history[0][0] <= tick - rule.window:
             del history[0]
-        peak = max((s for _, s in history), default=None)
+        peak = max(map(_second, history), default=None)
         first = keyed.first_tick
         if first is None:  # state from before the warm-up: the kept history says how old the key is
             first = keyed.first_tick = history[0][0] if history else tick
