@@ -228,9 +228,15 @@ class RuleEngine:
                 route = self._routes.get(event.event)
                 if route is None:
                     route = self._route(event.event)
+                last_gate = None
+                passed = True
                 for rule_id, gate, on_event, uses_cooldowns, deadline_of in route:
-                    if gate is not None and not gate(event):  # the event cannot matter to this rule
-                        continue
+                    if gate is not None:
+                        if gate is not last_gate:  # rules with the same where in a row: one test per event
+                            last_gate = gate
+                            passed = gate(event)
+                        if not passed:  # the event cannot matter to this rule
+                            continue
                     rule_state = rules[rule_id]
                     if uses_cooldowns:  # lets the kind skip building a finding cooldown would drop
                         findings = on_event(rule_state, event, state.cooldowns.get(rule_id))

@@ -152,17 +152,35 @@ def _where_checks(match: Match) -> list[Callable[[Event], bool]]:
     return checks
 
 
-def compile_where(match: Match) -> Matcher | None:
-    """The ``where`` part of a match alone, for callers that dispatched on the event name already.
-
-    ``None`` when the match has no ``where``: every event of one of its names matches.
-    """
-    checks = _where_checks(match)
+def _all_of(checks: list[Callable[[Event], bool]]) -> Matcher | None:
     if not checks:
         return None
     if len(checks) == 1:
         return checks[0]
     return lambda ev: all(check(ev) for check in checks)
+
+
+_SHARED_WHERES: dict[tuple[Any, ...], Matcher | None] = {}
+MAX_SHARED_WHERES = 10_000
+
+
+def compile_where(match: Match) -> Matcher | None:
+    """The ``where`` part of a match alone, for callers that dispatched on the event name already.
+
+    ``None`` when the match has no ``where``: every event of one of its names matches. Equal
+    ``where`` blocks (in several rules) give the same callable, so the engine, which routes
+    events by these tests, runs a test that consecutive rules share once per event.
+    """
+    key = tuple(
+        (path, tuple(sorted((op, repr(getattr(ops, op))) for op in ops.model_fields_set)))
+        for path, ops in match.where.items()
+    )
+    if key in _SHARED_WHERES:
+        return _SHARED_WHERES[key]
+    where = _all_of(_where_checks(match))
+    if len(_SHARED_WHERES) < MAX_SHARED_WHERES:
+        _SHARED_WHERES[key] = where
+    return where
 
 
 def compile_match(match: Match | None) -> Matcher:

@@ -1,5 +1,5 @@
 """The engine's speed work keeps its results: dispatch by event name, cooldown checked before a
-finding is built, ratio's running totals, fused ``where`` checks, the dedup purge's compaction."""
+finding is built, ratio's running totals, fused ``where`` checks, forgetting old seen ids, shared where tests."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from rules.engine import RuleEngine
 from rules.kinds import base as kind_base
 from rules.loader import RuleSet, parse_rule
-from rules.state import AccountState
 from rules.models import Match
 from rules.paths import compile_path
 from rules.predicates import _on_path, _op_tests, compile_match, compile_where
+from rules.state import AccountState
 from schemas.event import Event
 from tests.unit.rules.conftest import HOUR, MIN, MONDAY, with_version_1_rule_state
 
@@ -169,3 +169,53 @@ def test_dedup_purge_drops_what_the_loop_drops(times, cap):
     engine._forget_old_ids(state, 20.0)
     assert list(state.seen.items()) == list(expected.items())
     assert list(state.seen_order) == list(expected)
+
+
+class _CountingProperties(dict[str, Any]):
+    """Event properties that count how often a rule reads them."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        type(self).reads += 1
+        return super().get(key, default)
+
+
+def test_rules_with_the_same_where_test_an_event_once(make_rule, make_engine, at):
+    """Two consecutive rules with equal ``where`` blocks run their shared test once per event, and both still see it."""
+    errors = {"event": "Call", "where": {"properties.status": {"gte": 500}}}
+    first = make_rule("threshold", id="first", window="10m", min=2, match=errors)
+    second = make_rule("threshold", id="second", window="10m", min=2, match=errors)
+    engine = make_engine(first, second)
+    state = engine.new_state()
+    _CountingProperties.reads = 0
+    events = [at(i * 10.0, "Call", properties=_CountingProperties(status=503)) for i in range(3)]
+    findings = [f for e in events for f in engine.on_event(state, e, e.ts)[1]]
+    findings += engine.advance(state, MONDAY + HOUR)
+    assert sorted(f.rule_id for f in findings) == ["first", "second"]  # then each in its cooldown
+    assert _CountingProperties.reads == len(events)
+
+
+def test_equal_where_blocks_compile_to_one_test():
+    """``compile_where`` gives equal ``where`` blocks the same callable and different ones their own."""
+    five = Match.model_validate({"event": "A", "where": {"properties.status": {"gte": 500}}})
+    same = Match.model_validate({"event": "B", "where": {"properties.status": {"gte": 500}}})
+    four = Match.model_validate({"event": "A", "where": {"properties.status": {"gte": 400}}})
+    assert compile_where(five) is compile_where(same)
+    assert compile_where(five) is not compile_where(four)
+
+
+@given(
+    indexes=st.lists(st.integers(0, 40), max_size=12, unique=True),
+    lo=st.integers(-1, 42),
+    hi=st.integers(-1, 42),
+)
+def test_window_total_equals_the_filtered_sum(indexes, lo, hi):
+    """``total`` (shortcut or not) equals the measure of the buckets in ``lo..hi``."""
+    from rules import windows
+
+    counts = [[i, i % 5 + 1] for i in sorted(indexes)]
+    assert windows.total(counts, lo, hi, "count") == float(sum(v for i, v in counts if lo <= i <= hi))
+    names = [[i, [str(i % 3), str(i % 4)]] for i in sorted(indexes)]
+    expected = {name for i, values in names if lo <= i <= hi for name in values}
+    assert windows.total(names, lo, hi, "distinct") == float(len(expected))
