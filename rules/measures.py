@@ -65,6 +65,29 @@ def compile_measure(text: str) -> Measure:
 
         return Measure(text, "sum", number)
 
+    root, _, key = path.partition(".")
+    if path == "user_id":  # the common paths with the getter inlined (one call per event instead of two)
+
+        def distinct_user(ev: Event) -> str | None:
+            value = ev.user_id
+            return value if value is None or isinstance(value, str) else repr(value)
+
+        return Measure(text, "distinct", distinct_user)
+    if root == "properties" and "." not in key:
+
+        def distinct_property(ev: Event) -> str | None:
+            value = ev.properties.get(key, MISSING)
+            if value is MISSING or value is None:
+                return None
+            return value if isinstance(value, str) else repr(value)
+
+        return Measure(text, "distinct", distinct_property)
+    return Measure(text, "distinct", distinct_by(getter))
+
+
+def distinct_by(getter: Callable[[Event], Any]) -> Callable[[Event], str | None]:
+    """The contribution of ``distinct:<path>``: the value at the path as a string, None when absent."""
+
     def distinct(ev: Event) -> str | None:
         value = getter(ev)
         if value is MISSING or value is None:
@@ -72,4 +95,4 @@ def compile_measure(text: str) -> Measure:
         # one canonical string per JSON value keeps the state serializable
         return value if isinstance(value, str) else repr(value)
 
-    return Measure(text, "distinct", distinct)
+    return distinct

@@ -219,3 +219,20 @@ def test_window_total_equals_the_filtered_sum(indexes, lo, hi):
     names = [[i, [str(i % 3), str(i % 4)]] for i in sorted(indexes)]
     expected = {name for i, values in names if lo <= i <= hi for name in values}
     assert windows.total(names, lo, hi, "distinct") == float(len(expected))
+
+
+@given(
+    value=_VALUES,
+    present=st.booleans(),
+    user=st.one_of(st.none(), st.sampled_from(["u1", ""])),
+    path=st.sampled_from(["user_id", "properties.x"]),
+)
+def test_inlined_distinct_contributions_agree_with_the_generic_one(value, present, user, path):
+    """The inlined ``distinct:user_id`` and ``distinct:properties.<key>`` give the generic contribution always."""
+    from rules.measures import compile_measure, distinct_by
+
+    event = Event(
+        event_id="e1", event="E", account_id="a", ts=MONDAY, user_id=user, properties={"x": value} if present else {}
+    )
+    generic = distinct_by(compile_path(path))(event)
+    assert compile_measure(f"distinct:{path}").contribution(event) == generic
