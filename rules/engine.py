@@ -260,10 +260,8 @@ class RuleEngine:
         """Forget the oldest ids (arrival order) while older than the horizon or beyond the cap."""
         seen, order = state.seen, state.seen_order
         cutoff = clock - self.dedup_horizon
-        excess = len(order) - self.max_seen_ids
-        while order and (excess > 0 or seen[order[0]] < cutoff):
+        while order and (seen[order[0]] < cutoff or len(order) > self.max_seen_ids):
             del seen[order.popleft()]
-            excess -= 1
 
     def _route(self, name: str) -> tuple[_Step, ...]:
         """What an event of this name runs, computed once per name (dispatch by event name)."""
