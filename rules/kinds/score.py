@@ -304,13 +304,15 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         findings.sort(key=lambda f: (f.fired_at, f.user_id or ""))
         return findings
 
-    def _score(self, keyed: ScoreKey, tick: float) -> tuple[float, dict[str, float]] | None:
+    def _score(self, keyed: ScoreKey, tick: float) -> tuple[float, list[tuple[str, float]]] | None:
+        """The score at ``tick`` and each scored component's fraction of its points (0–1), or None
+        when no component has a value."""
         spec = self._spec
         newest = spec.index(tick) - 1
         oldest = newest - spec.per_window + 1
         weighted = 0.0
         weights = 0.0
-        points: dict[str, float] = {}
+        fractions: list[tuple[str, float]] = []
         for name, kind, weight, zero_at, span, default in self._scored:
             if kind is not None:
                 buckets = keyed.buckets.get(name, [])
@@ -325,17 +327,17 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             fraction = min(1.0, max(0.0, fraction))
             weighted += weight * fraction
             weights += weight
-            points[name] = round(100 * fraction, 1)
+            fractions.append((name, fraction))
         if not weights:
             return None
-        return 100 * weighted / weights, points
+        return 100 * weighted / weights, fractions
 
     def _tick(self, keyed: ScoreKey, key: str, account_id: str, tick: float) -> Finding | None:
         rule = self.rule
         computed = self._score(keyed, tick)
         if computed is None:
             return None
-        score, points = computed
+        score, fractions = computed
         history = keyed.history
         while history and history[0][0] <= tick - rule.window:
             del history[0]
@@ -365,7 +367,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 "threshold": rule.below if below else rule.drop_points,
                 "baseline": round(peak, 1) if peak is not None else None,
                 "reason": "below" if below else "drop",
-                "components": points,
+                "components": {name: round(100 * fraction, 1) for name, fraction in fractions},  # only when it fires
                 "sample_event_ids": [],
             },
         )
