@@ -236,3 +236,19 @@ def test_inlined_distinct_contributions_agree_with_the_generic_one(value, presen
     )
     generic = distinct_by(compile_path(path))(event)
     assert compile_measure(f"distinct:{path}").contribution(event) == generic
+
+
+def test_a_read_state_rebuilds_the_arrival_order_of_its_seen_ids(make_rule, make_engine, at):
+    """A state read back from its bytes has its seen ids' arrival order again, so forgetting them resumes exactly."""
+    engine = make_engine(make_rule("any"), dedup_horizon=100.0)
+    state = engine.new_state()
+    events = [at(float(i)) for i in range(300)]
+    for event in events[:150]:
+        engine.on_event(state, event, event.ts)
+    restored = engine.loads(engine.dumps(state))
+    assert list(restored.seen_order) == list(restored.seen) == list(state.seen)
+    for event in events[150:]:
+        engine.on_event(state, event, event.ts)
+        engine.on_event(restored, event, event.ts)
+    assert list(restored.seen.items()) == list(state.seen.items())
+    assert list(restored.seen_order) == list(state.seen_order)
