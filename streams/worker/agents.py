@@ -173,7 +173,7 @@ class WorkerRuntime:
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
         # Partitions this batch reads to the end of the last fetch: their live clocks catch up
         # with the wall clock once its events are evaluated (not only at the next tick).
-        out = self.processor.process_batch(records, offsets, self.caught_up(offsets.next, offsets.next))
+        out = self.processor.process_batch(records, offsets, self.caught_up(offsets.next, offsets.next), writes=False)
 
         async def done() -> None:
             if repaired:
@@ -190,14 +190,24 @@ class WorkerRuntime:
     async def _submit(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None) -> None:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
 
-        Waits first until the previous stage has handed its states to the producer (it ran while
-        this batch was processed), so states are written in batch order, and until at most
+        ``out`` comes from the processor with ``writes=False``: its alerts are handed to the
+        producer first, then its states are serialized (``take_writes``), then its dead letters
+        are handed over. A tick's output (``done`` None) with nothing to send or write starts no
+        stage. Waits then until the previous stage has handed its states to the producer (it ran
+        while this batch was processed), so states are written in batch order, and until at most
         ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
         """
         # Alerts and dead letters go to the producer now: sent from the stage task instead, each
         # send's awaits would let the next poll's processing (which holds the event loop) start
-        # between two alerts, and their delivery would no longer overlap it.
-        delivered = await self.writer.send(out)
+        # between two alerts, and their delivery would no longer overlap it. Alerts go before the
+        # states are serialized (a live batch touches most accounts): an alert's record is stamped
+        # when it is handed over, and that is when the event → alert latency ends. Nothing else
+        # touches the processor meanwhile: the caller holds the lock.
+        delivered = await self.writer.send_alerts(out.alerts)
+        self.processor.take_writes(out)
+        delivered += await self.writer.send_dead_letters(out.dead_letters)
+        if done is None and not (delivered or out.state_writes or out.clock_writes):
+            return
         previous = self._stage
         if previous is not None:
             await previous.written
@@ -326,9 +336,7 @@ class WorkerRuntime:
                 await self.drain()  # the rebuild reads the tables: every pending write goes first
             self._maybe_rebuild()
             assigned = self.assigned_partitions()
-            out = self.processor.tick(assigned, self.caught_up(assigned))
-            if out.alerts or out.dead_letters or out.state_writes or out.clock_writes:
-                await self._submit(out)
+            await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
 
     def caught_up(self, partitions: Iterable[int], evaluated: Mapping[int, int] | None = None) -> set[int]:
         """Those of ``partitions`` with nothing waiting to be read: every record up to the end
