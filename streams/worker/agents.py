@@ -171,9 +171,15 @@ class WorkerRuntime:
         if gaps and self.gap_repair is not None:
             records, repaired = await self._repair(records, gaps)
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
-        # Partitions this batch reads to the end of the last fetch: their live clocks catch up
-        # with the wall clock once its events are evaluated (not only at the next tick).
-        out = self.processor.process_batch(records, offsets, self.caught_up(offsets.next, offsets.next), writes=False)
+        # Partitions read to the end of the last fetch once this batch is evaluated: their live
+        # clocks catch up with the wall clock after its events (not only at the next tick). Live,
+        # that is every assigned partition, not only the batch's: a poll holds the partitions that
+        # had records, and the deadlines of the others (a buffered event the wall clock − lateness
+        # passes) would otherwise wait for the timer, which waits for this lock.
+        partitions: Iterable[int] = offsets.next
+        if not self.settings.event_time_only:
+            partitions = self.assigned_partitions() | offsets.next.keys()
+        out = self.processor.process_batch(records, offsets, self.caught_up(partitions, offsets.next), writes=False)
 
         async def done() -> None:
             if repaired:

@@ -101,6 +101,9 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
 
+        def assignment(self) -> set[TP]:
+            return {TP(topic, 1)}
+
     class App:
         consumer = Consumer()
 
@@ -220,15 +223,21 @@ class _Processor:
         self.unserialized: dict[int, dict[str, bytes]] = {}
         self.quarantined: list[Any] = []
         self.due: list[str] = []
+        self.evaluated: dict[int, int] = {}
+        self.caught: list[list[int]] = []
 
     def check_offsets(self, records: list[Any]) -> OffsetCheck:
         return _offsets_without_gaps(records)
+
+    def evaluated_until(self, partition: int) -> int | None:
+        return self.evaluated.get(partition)
 
     def process_batch(
         self, records: list[Any], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
     ) -> BatchOutput:
         first = records[0].offset
         self.steps.append(f"process {[r.offset for r in records]}")
+        self.caught.append(sorted(caught_up))
         alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
         self.unserialized = {0: {f"s{first}": b""}}
         out = BatchOutput(alerts=[alert], clock_writes={0: first})  # type: ignore[list-item]
@@ -400,6 +409,30 @@ def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> No
         assert app.consumer._acked[TP(topic, 0)] == []
 
     asyncio.run(scenario())
+
+
+def test_after_a_live_batch_every_caught_up_partition_catches_up_not_only_the_batchs() -> None:
+    """Live, a batch catches up the clocks of every assigned partition read to its end (a partition
+    without records in the poll has deadlines too), not of one still behind; an event-time-only
+    worker (replay) considers the batch's partitions only."""
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+
+    topic = "events"
+    for event_time_only, expected in ((False, [0, 1]), (True, [0])):
+        runtime, app, _ = _runtime(topic)
+        runtime.settings = Settings(event_time_only=event_time_only)
+        ends = {0: 10, 1: 5, 2: 7}
+        app.consumer.assignment = lambda: {TP(topic, p) for p in ends}
+        app.consumer.highwater = lambda tp: ends[tp.partition]
+        runtime.processor.evaluated = {1: 5, 2: 3}  # 1 read to its end, 2 behind
+
+        async def scenario() -> None:
+            await runtime.handle_poll(_poll(topic, 8, 9), generation_id=7)  # partition 0, to its end
+
+        asyncio.run(scenario())
+        assert runtime.processor.caught == [expected]
 
 
 def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:
