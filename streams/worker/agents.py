@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,10 @@ from streams.worker.gap_repair import GapRepair
 from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProcessor
 
 log = get_logger(__name__)
+
+# A deadline timer fires this long after the deadline's wall-clock time: its tick must find the
+# wall clock − lateness past the wakeup (the loop's timer clock and the wall clock are not the same).
+DEADLINE_MARGIN_SECONDS = 0.002
 
 # Output stages unfinished at once (bounds the polls held in memory and how far acks lag): each
 # waits for a flush (its states on the broker) before its partition clocks, and a flush that
@@ -102,6 +108,10 @@ class WorkerRuntime:
         self._stage: OutputStage | None = None
         self._unfinished: deque[asyncio.Future[None]] = deque()  # stage tasks not seen finished, oldest first
         self._crashing: asyncio.Future[Any] | None = None
+        # Live: a one-shot timer for the earliest pending deadline (``_schedule_deadline``).
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_at = math.inf
+        self._deadline_tick: asyncio.Future[None] | None = None
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -192,6 +202,7 @@ class WorkerRuntime:
                 acknowledge()
 
         await self._submit(out, done)
+        self._schedule_deadline()
 
     async def _submit(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None) -> None:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
@@ -343,6 +354,30 @@ class WorkerRuntime:
             self._maybe_rebuild()
             assigned = self.assigned_partitions()
             await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
+            self._schedule_deadline()
+
+    def _schedule_deadline(self) -> None:
+        """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall
+        clock − lateness reaches it), not at the next periodic tick (up to ``clock_tick_seconds``
+        later). An overdue one (its partition still reading a backlog) is left to batches and the
+        periodic tick. Under the lock, after a batch or a tick."""
+        if self.settings.event_time_only:
+            return
+        due = self.processor.next_deadline(self.assigned_partitions())
+        now = time.time()
+        if due is None or due <= now or due >= self._deadline_at:
+            return  # none pending, overdue, or an earlier timer is set
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline_at = due
+        self._deadline = asyncio.get_running_loop().call_later(due - now + DEADLINE_MARGIN_SECONDS, self._deadline_due)
+
+    def _deadline_due(self) -> None:
+        self._deadline, self._deadline_at = None, math.inf
+        if self._deadline_tick is None or self._deadline_tick.done():
+            self._deadline_tick = asyncio.ensure_future(self.tick())
+            # A tick raises only what an earlier output stage raised, which stops the worker already.
+            self._deadline_tick.add_done_callback(_retrieve)
 
     def caught_up(self, partitions: Iterable[int], evaluated: Mapping[int, int] | None = None) -> set[int]:
         """Those of ``partitions`` with nothing waiting to be read: every record up to the end

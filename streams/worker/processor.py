@@ -320,6 +320,14 @@ class RulesProcessor(Generic[StateT, FindingT]):
         out.state_writes = self.cache.flush()
         self._dead_letter_quarantined(out)
 
+    def next_deadline(self, partitions: Iterable[int]) -> float | None:
+        """Live: the wall-clock time at which the earliest pending wakeup of ``partitions`` falls due
+        on a caught-up partition (the wall clock − lateness reaches it); None when none is pending
+        or in event-time mode."""
+        wakeups = self.wakeups
+        earliest = min((w for p in partitions if (w := wakeups.next_due(p)) is not None), default=None)
+        return None if earliest is None else self.clocks.wall_time_of(earliest)
+
     # --- recovery ------------------------------------------------------------------------------
 
     def check_offsets(self, records: Sequence[RecordLike]) -> OffsetCheck:

@@ -130,6 +130,9 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def take_writes(self, out: BatchOutput) -> None:
             return None
 
+        def next_deadline(self, partitions: Any) -> float | None:
+            return None
+
     runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
     runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
     runtime._first_unchecked = {1}
@@ -225,12 +228,17 @@ class _Processor:
         self.due: list[str] = []
         self.evaluated: dict[int, int] = {}
         self.caught: list[list[int]] = []
+        self.deadline: float | None = None
+        self.ticked: asyncio.Event | None = None
 
     def check_offsets(self, records: list[Any]) -> OffsetCheck:
         return _offsets_without_gaps(records)
 
     def evaluated_until(self, partition: int) -> int | None:
         return self.evaluated.get(partition)
+
+    def next_deadline(self, partitions: Any) -> float | None:
+        return self.deadline
 
     def process_batch(
         self, records: list[Any], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
@@ -248,6 +256,8 @@ class _Processor:
     def tick(self, partitions: Any, caught_up: Any, *, writes: bool = True) -> BatchOutput:
         """A tick that fires the alerts and serializes the states a test put in ``due``."""
         self.steps.append("tick")
+        if self.ticked is not None:
+            self.ticked.set()
         alerts = [SimpleNamespace(alert_id=a, rule_id="r", account_id="acme", severity="high") for a in self.due]
         self.unserialized = {0: {f"s{a}": b"" for a in self.due}} if self.due else {}
         self.due = []
@@ -359,7 +369,7 @@ def test_alerts_are_handed_to_the_producer_before_the_states_are_serialized() ->
     follow, and a tick with nothing to send or write starts no output stage."""
 
     topic = "events"
-    runtime, app, steps = _runtime(topic)
+    runtime, _, steps = _runtime(topic)
     runtime._recovered = True
 
     async def scenario() -> None:
@@ -388,6 +398,40 @@ def test_alerts_are_handed_to_the_producer_before_the_states_are_serialized() ->
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("event_time_only", [False, True])
+def test_a_live_runtime_ticks_when_the_earliest_pending_deadline_falls_due(event_time_only: bool) -> None:
+    """Live, a batch sets a timer for the earliest pending deadline and the runtime ticks then, not
+    at the next periodic tick; an overdue deadline (its partition still behind) sets no timer, and
+    an event-time-only worker sets none."""
+    import time
+
+    from streams.runtime.settings import Settings
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic)
+    runtime.settings = Settings(event_time_only=event_time_only)
+    runtime._recovered = True
+    app.consumer.assignment = lambda: set()
+
+    async def scenario() -> None:
+        runtime.processor.ticked = asyncio.Event()
+        runtime.processor.deadline = time.time() + 0.05
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        runtime.writer.deliveries[-1].set_result(None)
+        if event_time_only:
+            assert runtime._deadline is None
+            return
+        assert "tick" not in steps
+        await asyncio.wait_for(runtime.processor.ticked.wait(), timeout=10)
+        runtime.processor.deadline = time.time() - 1.0
+        await runtime.handle_poll(_poll(topic, 2), generation_id=7)
+        runtime.writer.deliveries[-1].set_result(None)
+        assert runtime._deadline is None
+        await runtime.drain()
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> None:
     """An alert that cannot be delivered fails its output stage: the app is crashed, that poll's
     state, clock and acks are never written, and the next poll's submit raises instead of writing."""
@@ -411,7 +455,10 @@ def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> No
     asyncio.run(scenario())
 
 
-def test_after_a_live_batch_every_caught_up_partition_catches_up_not_only_the_batchs() -> None:
+@pytest.mark.parametrize(("event_time_only", "expected"), [(False, [0, 1]), (True, [0])])
+def test_after_a_live_batch_every_caught_up_partition_catches_up_not_only_the_batchs(
+    event_time_only: bool, expected: list[int]
+) -> None:
     """Live, a batch catches up the clocks of every assigned partition read to its end (a partition
     without records in the poll has deadlines too), not of one still behind; an event-time-only
     worker (replay) considers the batch's partitions only."""
@@ -420,19 +467,18 @@ def test_after_a_live_batch_every_caught_up_partition_catches_up_not_only_the_ba
     from streams.runtime.settings import Settings
 
     topic = "events"
-    for event_time_only, expected in ((False, [0, 1]), (True, [0])):
-        runtime, app, _ = _runtime(topic)
-        runtime.settings = Settings(event_time_only=event_time_only)
-        ends = {0: 10, 1: 5, 2: 7}
-        app.consumer.assignment = lambda: {TP(topic, p) for p in ends}
-        app.consumer.highwater = lambda tp: ends[tp.partition]
-        runtime.processor.evaluated = {1: 5, 2: 3}  # 1 read to its end, 2 behind
+    runtime, app, _ = _runtime(topic)
+    runtime.settings = Settings(event_time_only=event_time_only)
+    ends = {0: 10, 1: 5, 2: 7}
+    app.consumer.assignment = lambda: {TP(topic, p) for p in ends}
+    app.consumer.highwater = lambda tp: ends[tp.partition]
+    runtime.processor.evaluated = {1: 5, 2: 3}  # 1 read to its end, 2 behind
 
-        async def scenario() -> None:
-            await runtime.handle_poll(_poll(topic, 8, 9), generation_id=7)  # partition 0, to its end
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 8, 9), generation_id=7)  # partition 0, to its end
 
-        asyncio.run(scenario())
-        assert runtime.processor.caught == [expected]
+    asyncio.run(scenario())
+    assert runtime.processor.caught == [expected]
 
 
 def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:

@@ -338,3 +338,17 @@ def test_writes_can_be_left_to_take_writes_with_the_same_result(make_processor: 
         outs.append((batch.state_writes, batch.clock_writes, [a.alert_id for a in tick.alerts], tick.state_writes))
     assert outs[0] == outs[1]
     assert sorted(outs[0][3][0]) == ["a0", "a1"]
+
+
+def test_next_deadline_is_the_wall_time_the_earliest_wakeup_falls_due_live_only(make_processor: Factory) -> None:
+    """Live, the next deadline is the earliest pending wakeup + the allowed lateness (when the wall
+    clock − lateness reaches it); event-time-only processors have none."""
+    live, _ = make_processor(event_time_only=False, wall=T0)
+    live.process_batch([_record(0, "Login", T0)])
+    wakeup = live.wakeups.next_due(0)
+    assert wakeup is not None
+    assert live.next_deadline([0, 1]) == wakeup + live.settings.allowed_lateness_seconds
+    assert live.next_deadline([1]) is None  # nothing pending there
+    replay, _ = make_processor()
+    replay.process_batch([_record(0, "Login", T0)])
+    assert replay.next_deadline([0]) is None
