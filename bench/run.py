@@ -13,10 +13,15 @@
    ``peak_rss_mb`` (VmHWM). ``pipeline_cpu_events_per_s`` and ``ceiling_cpu_events_per_s`` are the
    same per CPU second (the worker's threads; the ceiling's loop), and ``ratio_to_ceiling_cpu``
    their ratio: on a shared machine these move far less with the load than the wall-clock figures.
-6. ``latency_p50_ms`` / ``latency_p99_ms``: a live-mode worker, background traffic at half the
-   measured pipeline rate plus one NPS detractor per second (the ``any`` rule fires on each):
-   event time → alert read back from the alerts topic. It includes ``allowed_lateness`` (events are
-   evaluated once the watermark passes them).
+6. ``latency_p50_ms`` / ``latency_p99_ms``: a live-mode worker, background traffic at a steady
+   half the measured pipeline rate (sent in 20 ms slices by a pre-encoded aiokafka batch producer,
+   :class:`LiveTraffic`) plus ``BENCH_LIVE_DETRACTORS_PER_S`` (5) NPS detractors per second for
+   ``BENCH_LIVE_SECONDS`` (30) after a ``BENCH_LIVE_WARMUP_SECONDS`` (3) warm-up (the
+   ``nps-detractor`` rule fires on each): the alert record's Kafka timestamp − the alert's
+   ``fired_at`` (the detractor's event time), read back from the alerts topic. It includes
+   ``allowed_lateness`` (events are evaluated once the watermark passes them).
+   ``live_sent_events_per_s`` is the background rate actually sent, ``latency_max_ms`` the
+   slowest alert, ``live_worker_cpu_s`` the live worker's CPU seconds over the phase.
 7. ``rss_mb_100k_accounts``: ``python -m bench.state_memory`` (state table + state cache holding
    100,000 accounts' states).
 
@@ -253,7 +258,9 @@ def live_latency(workdir: Path, rate: float) -> dict[str, Any]:
                 raise SystemExit(f"live worker not ready; see {workdir / 'worker-live.log'}")
             time.sleep(0.2)
         traffic = LiveTraffic(settings, rate, LIVE_SECONDS, LIVE_WARMUP_SECONDS, LIVE_DETRACTORS_PER_S)
+        cpu_start = _cpu_seconds(proc.pid)
         asyncio.run(traffic.run())
+        cpu = _cpu_seconds(proc.pid) - cpu_start
     finally:
         _stop(proc)
     latencies = sorted(traffic.latencies.values())
@@ -264,25 +271,27 @@ def live_latency(workdir: Path, rate: float) -> dict[str, Any]:
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         "max": latencies[-1] if latencies else float("nan"),
         "sent_rate": traffic.background_sent / max(traffic.background_seconds, 1e-9),
+        "worker_cpu_s": cpu,
         "lateness": settings.allowed_lateness_seconds,
         "tick": settings.clock_tick_seconds,
     }
 
 
 class LiveTraffic:
-    """The live phase's load: background events at a steady ``rate`` plus NPS detractors, and the alerts read back.
+    """The live phase's load: background events at a steady ``rate`` plus NPS detractors; the alerts read back.
 
-    Background traffic ("Report Exported" on 500 accounts, which no rule of the default pack alerts
-    on) is sent in slices of ``SLICE_SECONDS``: each slice sends the events due by then (so the
-    rate holds even when a slice starts late), stamped with the time the slice is built. Records
-    are pre-encoded and appended to one aiokafka batch per partition (Kafka's default murmur2
-    partition of the key, as every client puts it): about 1 µs of CPU per record, where
-    kafka-python's ``send`` costs 20–30 µs — on a 2-core machine a per-record producer at 25,000
-    events/s took most of a core from the worker it measures, and sending a second's events as one
-    burst left the worker behind for most of every second. After ``warmup`` seconds, ``per_second``
-    detractors per second (one account each, so no cooldown applies), each stamped with the time it
-    is sent; the ``nps-detractor`` rule fires on every one. Latency = the alert record's Kafka
-    timestamp − the alert's ``fired_at`` (the detractor's event time); the alert is read back from
+    Background traffic ("Report Exported" on ``BENCH_LIVE_ACCOUNTS`` (500) accounts, which no rule
+    of the default pack alerts on) is sent in slices of ``SLICE_SECONDS``: each slice sends the
+    events due by then (so the rate holds even when a slice starts late), stamped with the time
+    the slice is built. Records are pre-encoded and appended to one aiokafka batch per partition
+    (Kafka's default murmur2 partition of the key, as every client puts it): about 1 µs of CPU per
+    record, where kafka-python's ``send`` costs 20–30 µs — on a 2-core machine a per-record
+    producer at 25,000 events/s took most of a core from the worker it measures, and sending a
+    second's events as one burst left the worker behind for most of every second. After
+    ``warmup`` seconds, ``per_second`` detractors per second (one account each, so no cooldown
+    applies), each stamped with the time it is sent; the ``nps-detractor`` rule fires on every
+    one. Latency = the alert record's Kafka timestamp − the alert's ``fired_at`` (the detractor's
+    event time); the alert is read back from
     the alerts topic.
     """
 
@@ -477,8 +486,10 @@ def print_table(figures: dict[str, Any]) -> None:
         shown = "n/a" if value is None else fmt.format(value)
         print(f"{label:<{width}}  {shown:>12}  {key}")
     print(
-        f"(partitions {figures['partitions']}; live rate {figures['live_rate_events_per_s']:,.0f}/s + 1 detractor/s, "
-        f"{figures['live_alerts']}/{figures['live_detractors']} alerts; allowed lateness "
+        f"(partitions {figures['partitions']}; live rate {figures['live_rate_events_per_s']:,.0f}/s "
+        f"(sent {figures['live_sent_events_per_s']:,.0f}/s) + {LIVE_DETRACTORS_PER_S:g} detractors/s, "
+        f"{figures['live_alerts']}/{figures['live_detractors']} alerts, slowest {figures['latency_max_ms']:,.0f} ms; "
+        f"allowed lateness "
         f"{figures['allowed_lateness_s']:g}s; load {figures['load_start']} -> {figures['load_end']})"
     )
 
@@ -520,6 +531,9 @@ def main() -> None:
         "latency_p50_ms": live["p50"] * 1000,
         "latency_p99_ms": live["p99"] * 1000,
         "live_rate_events_per_s": rate,
+        "live_sent_events_per_s": live["sent_rate"],
+        "latency_max_ms": live["max"] * 1000,
+        "live_worker_cpu_s": live["worker_cpu_s"],
         "live_alerts": live["alerts"],
         "live_detractors": live["detractors"],
         "allowed_lateness_s": live["lateness"],
