@@ -340,6 +340,8 @@ class LiveTraffic:
             if len(self.latencies) < len(self.sent):
                 # A worker behind the live rate still delivers: wait (bounded), then report what is missing.
                 await asyncio.wait([reader], timeout=60)
+            if reader.done():
+                reader.result()  # raises what stopped the alert reader, rather than report fewer alerts
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
