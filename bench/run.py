@@ -13,10 +13,15 @@
    ``peak_rss_mb`` (VmHWM). ``pipeline_cpu_events_per_s`` and ``ceiling_cpu_events_per_s`` are the
    same per CPU second (the worker's threads; the ceiling's loop), and ``ratio_to_ceiling_cpu``
    their ratio: on a shared machine these move far less with the load than the wall-clock figures.
-6. ``latency_p50_ms`` / ``latency_p99_ms``: a live-mode worker, background traffic at half the
-   measured pipeline rate plus one NPS detractor per second (the ``any`` rule fires on each):
-   event time → alert read back from the alerts topic. It includes ``allowed_lateness`` (events are
-   evaluated once the watermark passes them).
+6. ``latency_p50_ms`` / ``latency_p99_ms``: a live-mode worker, background traffic at a steady
+   half the measured pipeline rate (sent in 20 ms slices by a pre-encoded aiokafka batch producer,
+   :class:`LiveTraffic`) plus ``BENCH_LIVE_DETRACTORS_PER_S`` (5) NPS detractors per second for
+   ``BENCH_LIVE_SECONDS`` (30) after a ``BENCH_LIVE_WARMUP_SECONDS`` (3) warm-up (the
+   ``nps-detractor`` rule fires on each): the alert record's Kafka timestamp − the alert's
+   ``fired_at`` (the detractor's event time), read back from the alerts topic. It includes
+   ``allowed_lateness`` (events are evaluated once the watermark passes them).
+   ``live_sent_events_per_s`` is the background rate actually sent, ``latency_max_ms`` the
+   slowest alert, ``live_worker_cpu_s`` the live worker's CPU seconds over the phase.
 7. ``rss_mb_100k_accounts``: ``python -m bench.state_memory`` (state table + state cache holding
    100,000 accounts' states).
 
@@ -38,12 +43,12 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from kafka import KafkaConsumer, KafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
@@ -52,11 +57,14 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, metric_sum, scrape, settings_env
 from streams.runtime.topics import TopicNames, ensure_topics
 from streams.simulate.heartbeats import append_heartbeats
+from streams.worker.agents import partition_for_key
 
 REPO = Path(__file__).resolve().parents[1]
 PREEMPT = str(Path(sys.executable).parent / "preempt")
 RATE = os.environ.get("BENCH_RATE")  # live phase: background events/s (default: half the pipeline rate)
-LIVE_SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "30"))
+LIVE_SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "30"))  # live phase: seconds of detractors
+LIVE_WARMUP_SECONDS = float(os.environ.get("BENCH_LIVE_WARMUP_SECONDS", "3"))  # background only, not measured
+LIVE_DETRACTORS_PER_S = float(os.environ.get("BENCH_LIVE_DETRACTORS_PER_S", "5"))
 OUT = REPO / ".bench" / "latest.json"
 
 
@@ -238,79 +246,176 @@ def worker_replay(settings: Settings, total: int, workdir: Path) -> dict[str, fl
     }
 
 
-def live_latency(workdir: Path, rate: float) -> dict[str, float]:
-    """Event time → alert read back, at a fixed background rate, in live mode."""
+def live_latency(workdir: Path, rate: float) -> dict[str, Any]:
+    """Event time → alert read back, at a fixed background rate, in live mode (see :class:`LiveTraffic`)."""
     settings = _settings(log_level="INFO")  # INFO: the readiness line below is an info log
     ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
     proc = _start_worker(settings, workdir / "worker-live.log")
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5, **kafka_python_config(settings))
-    consumer = KafkaConsumer(
-        names.alerts,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=200,
-        **kafka_python_config(settings),
-    )
-    latencies: list[float] = []
-    sent_detractors = 0
     try:
         ready_by = time.monotonic() + 120
         while "rules worker ready" not in (workdir / "worker-live.log").read_text(errors="replace"):
-            if time.monotonic() > ready_by:
+            if time.monotonic() > ready_by or proc.poll() is not None:
                 raise SystemExit(f"live worker not ready; see {workdir / 'worker-live.log'}")
             time.sleep(0.2)
-        start = time.time()
-        i = 0
-        while time.time() - start < LIVE_SECONDS:
-            tick = time.time()
-            for _ in range(int(rate)):
-                i += 1
-                account = f"live-{i % 500}"
-                body = {
-                    "event_id": f"bg-{i}",
-                    "event": "Report Exported",
-                    "account_id": account,
-                    "timestamp": format_ts(time.time()),
-                }
-                producer.send(names.events, key=account.encode(), value=json.dumps(body).encode())
-            sent_detractors += 1
-            account = f"nps-{sent_detractors}"
-            body = {
-                "event_id": f"nps-{sent_detractors}",
-                "event": "NPS Submitted",
-                "account_id": account,
-                "timestamp": format_ts(time.time()),
-                "properties": {"score": 3},
-            }
-            producer.send(names.events, key=account.encode(), value=json.dumps(body).encode())
-            producer.flush()
-            _collect(consumer, latencies)
-            time.sleep(max(0.0, 1.0 - (time.time() - tick)))
-        deadline = time.time() + 60  # a worker behind the live rate still delivers: wait, then report what is missing
-        while len(latencies) < sent_detractors and time.time() < deadline:
-            _collect(consumer, latencies)
+        traffic = LiveTraffic(settings, rate, LIVE_SECONDS, LIVE_WARMUP_SECONDS, LIVE_DETRACTORS_PER_S)
+        cpu_start = _cpu_seconds(proc.pid)
+        asyncio.run(traffic.run())
+        cpu = _cpu_seconds(proc.pid) - cpu_start
     finally:
-        producer.close()
-        consumer.close()
         _stop(proc)
-    latencies.sort()
+    latencies = sorted(traffic.latencies.values())
     return {
-        "detractors": sent_detractors,
+        "detractors": len(traffic.sent),
         "alerts": len(latencies),
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+        "max": latencies[-1] if latencies else float("nan"),
+        "sent_rate": traffic.background_sent / max(traffic.background_seconds, 1e-9),
+        "worker_cpu_s": cpu,
         "lateness": settings.allowed_lateness_seconds,
         "tick": settings.clock_tick_seconds,
     }
 
 
-def _collect(consumer: KafkaConsumer, latencies: list[float]) -> None:
-    for record in consumer:
-        alert = json.loads(record.value)
-        if alert["rule_id"] == "nps-detractor":
-            fired = datetime.fromisoformat(alert["fired_at"].replace("Z", "+00:00")).astimezone(UTC).timestamp()
-            latencies.append(record.timestamp / 1000 - fired)
+class LiveTraffic:
+    """The live phase's load: background events at a steady ``rate`` plus NPS detractors; the alerts read back.
+
+    Background traffic ("Report Exported" on ``BENCH_LIVE_ACCOUNTS`` (500) accounts, which no rule
+    of the default pack alerts on) is sent in slices of ``SLICE_SECONDS``: each slice sends the
+    events due by then (so the rate holds even when a slice starts late), stamped with the time
+    the slice is built. Records are pre-encoded and appended to one aiokafka batch per partition
+    (Kafka's default murmur2 partition of the key, as every client puts it): about 1 µs of CPU per
+    record, where kafka-python's ``send`` costs 20–30 µs — on a 2-core machine a per-record
+    producer at 25,000 events/s took most of a core from the worker it measures, and sending a
+    second's events as one burst left the worker behind for most of every second. After
+    ``warmup`` seconds, ``per_second`` detractors per second (one account each, so no cooldown
+    applies), each stamped with the time it is sent; the ``nps-detractor`` rule fires on every
+    one. Latency = the alert record's Kafka timestamp − the alert's ``fired_at`` (the detractor's
+    event time); the alert is read back from
+    the alerts topic.
+    """
+
+    SLICE_SECONDS = 0.02
+    BACKGROUND = b'{"event_id":"bg-%d","event":"Report Exported","account_id":"live-%d","timestamp":"%s"}'
+    DETRACTOR = (
+        b'{"event_id":"nps-%d","event":"NPS Submitted","account_id":"nps-%d","timestamp":"%s","properties":{"score":3}}'
+    )
+
+    def __init__(self, settings: Settings, rate: float, seconds: float, warmup: float, per_second: float) -> None:
+        self.settings = settings
+        self.names = TopicNames.from_settings(settings)
+        self.rate = rate
+        self.seconds = seconds
+        self.warmup = warmup
+        self.per_second = per_second
+        self.accounts = int(os.environ.get("BENCH_LIVE_ACCOUNTS", "500"))
+        self.sent: dict[str, float] = {}
+        """Detractor account → its event time (the wall clock when it was handed to the producer)."""
+        self.acked: dict[str, float] = {}
+        """Detractor account → when the broker acknowledged it."""
+        self.latencies: dict[str, float] = {}
+        """Detractor account → alert record timestamp − fired_at (seconds)."""
+        self.alert_timestamps: dict[str, float] = {}
+        self.background_sent = 0
+        self.background_seconds = 0.0
+        self._sending = True
+
+    async def run(self) -> None:
+        """Send the traffic, then wait (at most 60 s) for the alerts of every detractor sent."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers, linger_ms=0, **aiokafka_config(self.settings)
+        )
+        consumer = AIOKafkaConsumer(
+            self.names.alerts,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            **aiokafka_config(self.settings),
+        )
+        await producer.start()
+        await consumer.start()
+        reader = asyncio.ensure_future(self._read_alerts(consumer))
+        try:
+            await self._send(producer)
+            self._sending = False
+            if len(self.latencies) < len(self.sent):
+                # A worker behind the live rate still delivers: wait (bounded), then report what is missing.
+                await asyncio.wait([reader], timeout=60)
+            if reader.done():
+                reader.result()  # raises what stopped the alert reader, rather than report fewer alerts
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await consumer.stop()
+            await producer.stop()
+
+    async def _send(self, producer: AIOKafkaProducer) -> None:
+        topic = self.names.events
+        partitions = sorted(await producer.partitions_for(topic))
+        keys = [f"live-{n}".encode() for n in range(self.accounts)]
+        where = [partitions[partition_for_key(key, len(partitions))] for key in keys]
+        pending: set[asyncio.Future[Any]] = set()
+        start = time.time()
+        detractors_from = start + self.warmup
+        end = detractors_from + self.seconds
+        i = 0
+        while (now := time.time()) < end:
+            stamp = format_ts(now).encode()
+            due = int(self.rate * (now - start)) - i
+            batches: dict[int, Any] = {}
+            for _ in range(due):
+                i += 1
+                n = i % self.accounts
+                partition = where[n]
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = producer.create_batch()
+                if batch.append(key=keys[n], value=self.BACKGROUND % (i, n, stamp), timestamp=None) is None:
+                    pending.add(await producer.send_batch(batch, topic, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=keys[n], value=self.BACKGROUND % (i, n, stamp), timestamp=None)
+            for partition, batch in batches.items():
+                pending.add(await producer.send_batch(batch, topic, partition=partition))
+            self.background_sent = i
+            if now >= detractors_from and len(self.sent) < (now - detractors_from) * self.per_second:
+                await self._detractor(producer, topic, partitions, pending)
+            delivered = {f for f in pending if f.done()}
+            for f in delivered:
+                f.result()  # raises what a failed delivery raised
+            pending -= delivered
+            await asyncio.sleep(max(0.0, self.SLICE_SECONDS - (time.time() - now)))
+        self.background_seconds = time.time() - start
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _detractor(
+        self, producer: AIOKafkaProducer, topic: str, partitions: list[int], pending: set[asyncio.Future[Any]]
+    ) -> None:
+        k = len(self.sent) + 1
+        account = f"nps-{k}"
+        key = account.encode()
+        partition = partitions[partition_for_key(key, len(partitions))]
+        batch = producer.create_batch()
+        ts = time.time()
+        batch.append(key=key, value=self.DETRACTOR % (k, k, format_ts(ts).encode()), timestamp=None)
+        delivery = await producer.send_batch(batch, topic, partition=partition)
+        self.sent[account] = _ms(ts)
+        delivery.add_done_callback(lambda _: self.acked.setdefault(account, time.time()))
+        pending.add(delivery)
+
+    async def _read_alerts(self, consumer: AIOKafkaConsumer) -> None:
+        async for record in consumer:
+            alert = json.loads(record.value)
+            if alert["rule_id"] == "nps-detractor" and alert["account_id"] in self.sent:
+                fired = datetime.fromisoformat(alert["fired_at"].replace("Z", "+00:00")).timestamp()
+                self.latencies.setdefault(alert["account_id"], record.timestamp / 1000 - fired)
+                self.alert_timestamps.setdefault(alert["account_id"], record.timestamp / 1000)
+                if not self._sending and len(self.latencies) >= len(self.sent):
+                    return
+
+
+def _ms(ts: float) -> float:
+    """``ts`` as the event carries it: RFC 3339 with milliseconds (``format_ts`` truncates)."""
+    return math.floor(ts * 1000) / 1000
 
 
 def inprocess_ceiling(settings: Settings, values: list[bytes]) -> tuple[float, float]:
@@ -383,8 +488,10 @@ def print_table(figures: dict[str, Any]) -> None:
         shown = "n/a" if value is None else fmt.format(value)
         print(f"{label:<{width}}  {shown:>12}  {key}")
     print(
-        f"(partitions {figures['partitions']}; live rate {figures['live_rate_events_per_s']:,.0f}/s + 1 detractor/s, "
-        f"{figures['live_alerts']}/{figures['live_detractors']} alerts; allowed lateness "
+        f"(partitions {figures['partitions']}; live rate {figures['live_rate_events_per_s']:,.0f}/s "
+        f"(sent {figures['live_sent_events_per_s']:,.0f}/s) + {LIVE_DETRACTORS_PER_S:g} detractors/s, "
+        f"{figures['live_alerts']}/{figures['live_detractors']} alerts, slowest {figures['latency_max_ms']:,.0f} ms; "
+        f"allowed lateness "
         f"{figures['allowed_lateness_s']:g}s; load {figures['load_start']} -> {figures['load_end']})"
     )
 
@@ -426,6 +533,9 @@ def main() -> None:
         "latency_p50_ms": live["p50"] * 1000,
         "latency_p99_ms": live["p99"] * 1000,
         "live_rate_events_per_s": rate,
+        "live_sent_events_per_s": live["sent_rate"],
+        "latency_max_ms": live["max"] * 1000,
+        "live_worker_cpu_s": live["worker_cpu_s"],
         "live_alerts": live["alerts"],
         "live_detractors": live["detractors"],
         "allowed_lateness_s": live["lateness"],

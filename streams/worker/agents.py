@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,10 @@ from streams.worker.gap_repair import GapRepair
 from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProcessor
 
 log = get_logger(__name__)
+
+# A deadline timer fires this long after the deadline's wall-clock time: its tick must find the
+# wall clock − lateness past the wakeup (the loop's timer clock and the wall clock are not the same).
+DEADLINE_MARGIN_SECONDS = 0.002
 
 # Output stages unfinished at once (bounds the polls held in memory and how far acks lag): each
 # waits for a flush (its states on the broker) before its partition clocks, and a flush that
@@ -102,6 +108,10 @@ class WorkerRuntime:
         self._stage: OutputStage | None = None
         self._unfinished: deque[asyncio.Future[None]] = deque()  # stage tasks not seen finished, oldest first
         self._crashing: asyncio.Future[Any] | None = None
+        # Live: a one-shot timer for the earliest pending deadline (``_schedule_deadline``).
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_at = math.inf
+        self._deadline_tick: asyncio.Future[None] | None = None
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -171,9 +181,15 @@ class WorkerRuntime:
         if gaps and self.gap_repair is not None:
             records, repaired = await self._repair(records, gaps)
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
-        # Partitions this batch reads to the end of the last fetch: their live clocks catch up
-        # with the wall clock once its events are evaluated (not only at the next tick).
-        out = self.processor.process_batch(records, offsets, self.caught_up(offsets.next, offsets.next))
+        # Partitions read to the end of the last fetch once this batch is evaluated: their live
+        # clocks catch up with the wall clock after its events (not only at the next tick). Live,
+        # that is every assigned partition, not only the batch's: a poll holds the partitions that
+        # had records, and the deadlines of the others (a buffered event the wall clock − lateness
+        # passes) would otherwise wait for the timer, which waits for this lock.
+        partitions: Iterable[int] = offsets.next
+        if not self.settings.event_time_only:
+            partitions = self.assigned_partitions() | offsets.next.keys()
+        out = self.processor.process_batch(records, offsets, self.caught_up(partitions, offsets.next), writes=False)
 
         async def done() -> None:
             if repaired:
@@ -186,18 +202,29 @@ class WorkerRuntime:
                 acknowledge()
 
         await self._submit(out, done)
+        self._schedule_deadline()
 
     async def _submit(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None) -> None:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
 
-        Waits first until the previous stage has handed its states to the producer (it ran while
-        this batch was processed), so states are written in batch order, and until at most
+        ``out`` comes from the processor with ``writes=False``: its alerts are handed to the
+        producer first, then its states are serialized (``take_writes``), then its dead letters
+        are handed over. A tick's output (``done`` None) with nothing to send or write starts no
+        stage. Waits then until the previous stage has handed its states to the producer (it ran
+        while this batch was processed), so states are written in batch order, and until at most
         ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
         """
         # Alerts and dead letters go to the producer now: sent from the stage task instead, each
         # send's awaits would let the next poll's processing (which holds the event loop) start
-        # between two alerts, and their delivery would no longer overlap it.
-        delivered = await self.writer.send(out)
+        # between two alerts, and their delivery would no longer overlap it. Alerts go before the
+        # states are serialized (a live batch touches most accounts): an alert's record is stamped
+        # when it is handed over, and that is when the event → alert latency ends. Nothing else
+        # touches the processor meanwhile: the caller holds the lock.
+        delivered = await self.writer.send_alerts(out.alerts)
+        self.processor.take_writes(out)
+        delivered += await self.writer.send_dead_letters(out.dead_letters)
+        if done is None and not (delivered or out.state_writes or out.clock_writes):
+            return
         previous = self._stage
         if previous is not None:
             await previous.written
@@ -326,9 +353,31 @@ class WorkerRuntime:
                 await self.drain()  # the rebuild reads the tables: every pending write goes first
             self._maybe_rebuild()
             assigned = self.assigned_partitions()
-            out = self.processor.tick(assigned, self.caught_up(assigned))
-            if out.alerts or out.dead_letters or out.state_writes or out.clock_writes:
-                await self._submit(out)
+            await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
+            self._schedule_deadline()
+
+    def _schedule_deadline(self) -> None:
+        """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall
+        clock − lateness reaches it), not at the next periodic tick (up to ``clock_tick_seconds``
+        later). An overdue one (its partition still reading a backlog) is left to batches and the
+        periodic tick. Under the lock, after a batch or a tick."""
+        if self.settings.event_time_only:
+            return
+        due = self.processor.next_deadline(self.assigned_partitions())
+        now = time.time()
+        if due is None or due <= now or due >= self._deadline_at:
+            return  # none pending, overdue, or an earlier timer is set
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline_at = due
+        self._deadline = asyncio.get_running_loop().call_later(due - now + DEADLINE_MARGIN_SECONDS, self._deadline_due)
+
+    def _deadline_due(self) -> None:
+        self._deadline, self._deadline_at = None, math.inf
+        if self._deadline_tick is None or self._deadline_tick.done():
+            self._deadline_tick = asyncio.ensure_future(self.tick())
+            # A tick raises only what an earlier output stage raised, which stops the worker already.
+            self._deadline_tick.add_done_callback(_retrieve)
 
     def caught_up(self, partitions: Iterable[int], evaluated: Mapping[int, int] | None = None) -> set[int]:
         """Those of ``partitions`` with nothing waiting to be read: every record up to the end

@@ -103,6 +103,11 @@ class PartitionClocks:
         wm = self.watermark(partition)
         return self._template.watermark_at(first_event_time) if wm is None else wm
 
+    def wall_time_of(self, watermark: float) -> float | None:
+        """The wall-clock time at which a caught-up live partition's watermark (wall clock −
+        lateness) reaches ``watermark``; None for event-time-only clocks (the wall clock never moves them)."""
+        return None if self.event_time_only else watermark + self._template.allowed_lateness
+
     def take_dirty(self) -> dict[int, float]:
         """Partitions whose max event time moved since the last call, with the new value (to persist)."""
         out: dict[int, float] = {}

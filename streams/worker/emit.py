@@ -18,11 +18,12 @@ revocation waits for every stage in flight.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, MutableMapping, Sequence
 from typing import Any
 
 import faust
 
+from schemas.alert import Alert
 from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES
 from streams.worker.partition_scope import PartitionEvents
@@ -81,17 +82,17 @@ class OutputWriter:
             CHANGELOG_WRITES.labels(table="partition-clock").inc()
 
     async def send(self, out: BatchOutput) -> list[Awaitable[Any]]:
-        """Dead letters to the DLQ (original key/value/headers + reason headers), alerts keyed by account.
+        """Alerts keyed by account, then dead letters to the DLQ (original key/value/headers + reason headers).
 
         Returns the delivery futures: awaiting them means the broker has the records.
         """
+        return [*await self.send_alerts(out.alerts), *await self.send_dead_letters(out.dead_letters)]
+
+    async def send_alerts(self, alerts: Sequence[Alert]) -> list[Awaitable[Any]]:
+        """``alerts`` to the alerts topic, keyed by account; returns their delivery futures."""
         # send() only enqueues in the producer (force=True: now, not attached to an offset).
-        now = time.time()
         pending: list[Awaitable[Any]] = []
-        for letter in out.dead_letters:
-            dlq = dead_letter(letter, now)
-            pending.append(await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True))
-        for alert in out.alerts:
+        for alert in alerts:
             pending.append(
                 await self._alerts.send(
                     key=alert.account_id.encode(),
@@ -101,4 +102,13 @@ class OutputWriter:
                 )
             )
             ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()
+        return pending
+
+    async def send_dead_letters(self, letters: Sequence[DeadLetterOutput]) -> list[Awaitable[Any]]:
+        """``letters`` to the DLQ (original key/value/headers + reason headers); returns their delivery futures."""
+        now = time.time()
+        pending: list[Awaitable[Any]] = []
+        for letter in letters:
+            dlq = dead_letter(letter, now)
+            pending.append(await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True))
         return pending

@@ -216,7 +216,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
     # --- the two entry points ----------------------------------------------------------------
 
     def process_batch(
-        self, records: Sequence[RecordLike], offsets: OffsetCheck | None = None, caught_up: Iterable[int] = ()
+        self,
+        records: Sequence[RecordLike],
+        offsets: OffsetCheck | None = None,
+        caught_up: Iterable[int] = (),
+        *,
+        writes: bool = True,
     ) -> BatchOutput:
         """Evaluate one batch of raw records; never raises for bad input (it dead-letters it).
 
@@ -224,6 +229,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
         it (the runtime does, for gap repair); its gaps are counted and the offsets remembered.
         ``caught_up``: partitions this batch reads to the end of what the broker holds; once its
         events are evaluated, live clocks of those partitions catch up with the wall clock.
+        ``writes=False`` leaves the state writes (and the dead letters of accounts quarantined) to
+        :meth:`take_writes`, which the caller must call before anything else uses this processor.
         """
         self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
@@ -281,24 +288,45 @@ class RulesProcessor(Generic[StateT, FindingT]):
         for p in sorted(touched.keys() | caught):
             self._advance_partition(p, touched.get(p, set()), out, now)
         out.clock_writes = self.clocks.take_dirty()
-        out.state_writes = self.cache.flush()
-        self._dead_letter_quarantined(out)
+        if writes:
+            self.take_writes(out)
         return out
 
-    def tick(self, partitions: Iterable[int], caught_up: Iterable[int]) -> BatchOutput:
+    def tick(self, partitions: Iterable[int], caught_up: Iterable[int], *, writes: bool = True) -> BatchOutput:
         """Advance the clock of ``partitions`` (timer): fire due deadlines and buffered events.
 
         ``caught_up``: the partitions with nothing waiting to be read; in live mode the wall clock
         moves their clocks (``PartitionClocks.catch_up``), never a partition still reading a backlog.
+        ``writes``: as for :meth:`process_batch`.
         """
         out = BatchOutput()
         self.clocks.catch_up(caught_up)
         now = self._wall_clock()
         for p in sorted(partitions):
             self._advance_partition(p, set(), out, now)
+        if writes:
+            self.take_writes(out)
+        return out
+
+    def take_writes(self, out: BatchOutput) -> None:
+        """Serialize the states the batch (or tick) touched into ``out.state_writes``, once per
+        account, and add the dead letters of the accounts quarantined since the last call.
+
+        :meth:`process_batch` and :meth:`tick` do it themselves unless called with
+        ``writes=False``: the runtime hands a batch's alerts to the producer first, so they do not
+        wait for the serialization of every touched account's state (a live batch touches most
+        accounts, each with the events it buffers for ``allowed_lateness``).
+        """
         out.state_writes = self.cache.flush()
         self._dead_letter_quarantined(out)
-        return out
+
+    def next_deadline(self, partitions: Iterable[int]) -> float | None:
+        """Live: the wall-clock time at which the earliest pending wakeup of ``partitions`` falls due
+        on a caught-up partition (the wall clock − lateness reaches it); None when none is pending
+        or in event-time mode."""
+        wakeups = self.wakeups
+        earliest = min((w for p in partitions if (w := wakeups.next_due(p)) is not None), default=None)
+        return None if earliest is None else self.clocks.wall_time_of(earliest)
 
     # --- recovery ------------------------------------------------------------------------------
 

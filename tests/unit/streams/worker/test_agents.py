@@ -39,10 +39,18 @@ class Writer:
         self.steps = steps
         self.deliveries: list[asyncio.Future[None]] = []
 
-    async def send(self, out: BatchOutput) -> list[asyncio.Future[None]]:
+    async def send_alerts(self, alerts: list[Any]) -> list[asyncio.Future[None]]:
         futures = []
-        for alert in out.alerts:
+        for alert in alerts:
             self.steps.append(f"send {alert.alert_id}")
+            futures.append(asyncio.get_running_loop().create_future())
+        self.deliveries += futures
+        return futures
+
+    async def send_dead_letters(self, letters: list[Any]) -> list[asyncio.Future[None]]:
+        futures = []
+        for letter in letters:
+            self.steps.append(f"dead letter {letter}")
             futures.append(asyncio.get_running_loop().create_future())
         self.deliveries += futures
         return futures
@@ -93,6 +101,9 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
 
+        def assignment(self) -> set[TP]:
+            return {TP(topic, 1)}
+
     class App:
         consumer = Consumer()
 
@@ -109,10 +120,18 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         def check_offsets(self, records: list[Record]) -> OffsetCheck:
             return _offsets_without_gaps(records)
 
-        def process_batch(self, records: list[Record], offsets: OffsetCheck, caught_up: Any = ()) -> Any:
+        def process_batch(
+            self, records: list[Record], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
+        ) -> Any:
             self.seen = [r.offset for r in records]
             assert offsets == _offsets_without_gaps(records)  # the check of the merged batch
             return BatchOutput()
+
+        def take_writes(self, out: BatchOutput) -> None:
+            return None
+
+        def next_deadline(self, partitions: Any) -> float | None:
+            return None
 
     runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
     runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
@@ -160,6 +179,9 @@ def _fake_app(topic: str) -> Any:
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
 
+        def assignment(self) -> set[TP]:
+            return {TP(topic, 0)}
+
     class Flow:
         def is_active(self) -> bool:
             return True
@@ -179,6 +201,7 @@ def _fake_app(topic: str) -> Any:
 
     class App:
         consumer_generation_id = 7
+        rebalancing = False
 
         def __init__(self) -> None:
             self.consumer = Consumer()
@@ -200,15 +223,55 @@ class _Processor:
 
     def __init__(self, steps: list[str]) -> None:
         self.steps = steps
+        self.unserialized: dict[int, dict[str, bytes]] = {}
+        self.quarantined: list[Any] = []
+        self.due: list[str] = []
+        self.evaluated: dict[int, int] = {}
+        self.caught: list[list[int]] = []
+        self.deadline: float | None = None
+        self.ticked: asyncio.Event | None = None
 
     def check_offsets(self, records: list[Any]) -> OffsetCheck:
         return _offsets_without_gaps(records)
 
-    def process_batch(self, records: list[Any], offsets: OffsetCheck, caught_up: Any = ()) -> BatchOutput:
+    def evaluated_until(self, partition: int) -> int | None:
+        return self.evaluated.get(partition)
+
+    def next_deadline(self, partitions: Any) -> float | None:
+        return self.deadline
+
+    def process_batch(
+        self, records: list[Any], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
+    ) -> BatchOutput:
         first = records[0].offset
         self.steps.append(f"process {[r.offset for r in records]}")
+        self.caught.append(sorted(caught_up))
         alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
-        return BatchOutput(alerts=[alert], state_writes={0: {f"s{first}": b""}}, clock_writes={0: first})  # type: ignore[list-item]
+        self.unserialized = {0: {f"s{first}": b""}}
+        out = BatchOutput(alerts=[alert], clock_writes={0: first})  # type: ignore[list-item]
+        if writes:
+            self.take_writes(out)
+        return out
+
+    def tick(self, partitions: Any, caught_up: Any, *, writes: bool = True) -> BatchOutput:
+        """A tick that fires the alerts and serializes the states a test put in ``due``."""
+        self.steps.append("tick")
+        if self.ticked is not None:
+            self.ticked.set()
+        alerts = [SimpleNamespace(alert_id=a, rule_id="r", account_id="acme", severity="high") for a in self.due]
+        self.unserialized = {0: {f"s{a}": b"" for a in self.due}} if self.due else {}
+        self.due = []
+        out = BatchOutput(alerts=alerts)  # type: ignore[arg-type]
+        if writes:
+            self.take_writes(out)
+        return out
+
+    def take_writes(self, out: BatchOutput) -> None:
+        """The states serialized (a step), with the dead letters of accounts a test quarantined."""
+        out.state_writes, self.unserialized = self.unserialized, {}
+        self.steps.extend(f"serialize {a}" for writes in out.state_writes.values() for a in writes)
+        out.dead_letters += self.quarantined
+        self.quarantined = []
 
 
 def _runtime(topic: str) -> tuple[Any, Any, list[str]]:
@@ -250,7 +313,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         await runtime.handle_poll(_poll(topic, 3, 4, 5), generation_id=7)
         runtime.writer.deliveries[0].set_result(None)
         await runtime.drain()
-        assert steps == ["process [3, 4, 5]", "send a3", "state s3", "flush", "clock 0=3"]
+        assert steps == ["process [3, 4, 5]", "send a3", "serialize s3", "state s3", "flush", "clock 0=3"]
         assert app.consumer._acked[tp] == [3, 4, 5]
         assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
         assert runtime.processed_offsets == {0: 6}
@@ -258,7 +321,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
 
         await runtime.handle_poll(_poll(topic, 6), generation_id=6)
         await runtime.drain()
-        assert len(steps) == 5  # not processed
+        assert len(steps) == 6  # not processed
         assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
         assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
 
@@ -280,7 +343,7 @@ def test_the_next_poll_is_processed_while_the_previous_polls_output_is_in_flight
         second = asyncio.ensure_future(runtime.handle_poll(_poll(topic, 3, 4), generation_id=7))
         await _settle()
         # Poll 2 processed and its alert sent, but it waits for poll 1's states (alert 1 undelivered).
-        assert steps == ["process [1, 2]", "send a1", "process [3, 4]", "send a3"]
+        assert steps == ["process [1, 2]", "send a1", "serialize s1", "process [3, 4]", "send a3", "serialize s3"]
         assert not second.done()
         assert app.consumer._acked[tp] == []
         draining = asyncio.ensure_future(runtime.drain())
@@ -288,14 +351,83 @@ def test_the_next_poll_is_processed_while_the_previous_polls_output_is_in_flight
         runtime.writer.deliveries[0].set_result(None)
         await second  # poll 1's states are written: poll 2's output stage starts
         await _settle()
-        assert steps[4:] == ["state s1", "flush", "clock 0=1"]
+        assert steps[6:] == ["state s1", "flush", "clock 0=1"]
         assert app.consumer._acked[tp] == [1, 2]
         assert not draining.done()  # poll 2's alert is still undelivered
 
         runtime.writer.deliveries[1].set_result(None)
         await draining
-        assert steps[7:] == ["state s3", "flush", "clock 0=3"]
+        assert steps[9:] == ["state s3", "flush", "clock 0=3"]
         assert app.consumer._acked[tp] == [1, 2, 3, 4]
+
+    asyncio.run(scenario())
+
+
+def test_alerts_are_handed_to_the_producer_before_the_states_are_serialized() -> None:
+    """A poll's and a tick's alerts go to the producer before their states are serialized (an alert's
+    record is stamped when handed over), the dead letters of accounts quarantined while serializing
+    follow, and a tick with nothing to send or write starts no output stage."""
+
+    topic = "events"
+    runtime, _, steps = _runtime(topic)
+    runtime._recovered = True
+
+    async def scenario() -> None:
+        runtime.processor.quarantined = ["state_too_large"]
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        assert steps == ["process [1]", "send a1", "serialize s1", "dead letter state_too_large"]
+        for delivery in runtime.writer.deliveries:
+            delivery.set_result(None)
+        await runtime.drain()
+        assert steps[4:] == ["state s1", "flush", "clock 0=1"]
+
+        del steps[:]
+        runtime.processor.due = ["due"]
+        await runtime.tick()
+        assert steps == ["tick", "send due", "serialize sdue"]
+        runtime.writer.deliveries[-1].set_result(None)
+        await runtime.drain()
+        assert steps[3:] == ["state sdue"]  # a tick moves no clock: no flush, no clock write
+
+        del steps[:]
+        stage = runtime._stage
+        await runtime.tick()
+        assert steps == ["tick"]
+        assert runtime._stage is stage  # nothing to hand over: no output stage
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("event_time_only", [False, True])
+def test_a_live_runtime_ticks_when_the_earliest_pending_deadline_falls_due(event_time_only: bool) -> None:
+    """Live, a batch sets a timer for the earliest pending deadline and the runtime ticks then, not
+    at the next periodic tick; an overdue deadline (its partition still behind) sets no timer, and
+    an event-time-only worker sets none."""
+    import time
+
+    from streams.runtime.settings import Settings
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic)
+    runtime.settings = Settings(event_time_only=event_time_only)
+    runtime._recovered = True
+    app.consumer.assignment = lambda: set()
+
+    async def scenario() -> None:
+        runtime.processor.ticked = asyncio.Event()
+        runtime.processor.deadline = time.time() + 0.05
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        runtime.writer.deliveries[-1].set_result(None)
+        if event_time_only:
+            assert runtime._deadline is None
+            return
+        assert "tick" not in steps
+        await asyncio.wait_for(runtime.processor.ticked.wait(), timeout=10)
+        runtime.processor.deadline = time.time() - 1.0
+        await runtime.handle_poll(_poll(topic, 2), generation_id=7)
+        runtime.writer.deliveries[-1].set_result(None)
+        assert runtime._deadline is None
+        await runtime.drain()
 
     asyncio.run(scenario())
 
@@ -321,6 +453,32 @@ def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> No
         assert app.consumer._acked[TP(topic, 0)] == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("event_time_only", "expected"), [(False, [0, 1]), (True, [0])])
+def test_after_a_live_batch_every_caught_up_partition_catches_up_not_only_the_batchs(
+    event_time_only: bool, expected: list[int]
+) -> None:
+    """Live, a batch catches up the clocks of every assigned partition read to its end (a partition
+    without records in the poll has deadlines too), not of one still behind; an event-time-only
+    worker (replay) considers the batch's partitions only."""
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+
+    topic = "events"
+    runtime, app, _ = _runtime(topic)
+    runtime.settings = Settings(event_time_only=event_time_only)
+    ends = {0: 10, 1: 5, 2: 7}
+    app.consumer.assignment = lambda: {TP(topic, p) for p in ends}
+    app.consumer.highwater = lambda tp: ends[tp.partition]
+    runtime.processor.evaluated = {1: 5, 2: 3}  # 1 read to its end, 2 behind
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 8, 9), generation_id=7)  # partition 0, to its end
+
+    asyncio.run(scenario())
+    assert runtime.processor.caught == [expected]
 
 
 def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_handled() -> None:

@@ -315,3 +315,40 @@ def test_an_event_the_engine_fails_on_leaves_a_healthy_state_alone(make_processo
     out = processor.process_batch([_record(0, "Login", T0), _record(1, "Poison", T0 + 1), _record(2, "Login", T0 + 2)])
     assert [d.reason for d in out.dead_letters] == ["processing_error"]
     assert json.loads(out.state_writes[0]["acme"])["seen"] == ["e0", "e2"]
+
+
+def test_writes_can_be_left_to_take_writes_with_the_same_result(make_processor: Factory) -> None:
+    """With ``writes=False`` a batch and a tick leave their state writes to ``take_writes`` (called
+    before the next batch or tick, as the runtime does), which returns exactly what they would have
+    written; their alerts are complete before it."""
+    outs = []
+    for deferred in (False, True):
+        processor, _ = make_processor(event_time_only=False, wall=T0)
+        records = [_record(i, "Login", T0 + i, account=f"a{i % 2}") for i in range(4)]
+        batch = processor.process_batch(records, writes=not deferred)
+        if deferred:
+            assert batch.state_writes == {}
+            processor.take_writes(batch)
+        processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10  # the timer runs later
+        tick = processor.tick([0], caught_up=[0], writes=not deferred)
+        if deferred:
+            assert tick.state_writes == {}
+            assert [a.rule_id for a in tick.alerts] == ["quiet", "quiet"]
+            processor.take_writes(tick)
+        outs.append((batch.state_writes, batch.clock_writes, [a.alert_id for a in tick.alerts], tick.state_writes))
+    assert outs[0] == outs[1]
+    assert sorted(outs[0][3][0]) == ["a0", "a1"]
+
+
+def test_next_deadline_is_the_wall_time_the_earliest_wakeup_falls_due_live_only(make_processor: Factory) -> None:
+    """Live, the next deadline is the earliest pending wakeup + the allowed lateness (when the wall
+    clock − lateness reaches it); event-time-only processors have none."""
+    live, _ = make_processor(event_time_only=False, wall=T0)
+    live.process_batch([_record(0, "Login", T0)])
+    wakeup = live.wakeups.next_due(0)
+    assert wakeup is not None
+    assert live.next_deadline([0, 1]) == wakeup + live.settings.allowed_lateness_seconds
+    assert live.next_deadline([1]) is None  # nothing pending there
+    replay, _ = make_processor()
+    replay.process_batch([_record(0, "Login", T0)])
+    assert replay.next_deadline([0]) is None
