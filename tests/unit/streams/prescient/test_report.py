@@ -10,7 +10,7 @@ from streams.prescient.report import BEGIN, END, ReportConfig, render_markdown, 
 def test_small_report_end_to_end(tmp_path: Path) -> None:
     """The report trains with the account records, matches alert volumes on the held-out seed and renders the
     comparison."""
-    config = ReportConfig(accounts=24, days=90, train_seed=11, test_seed=12)
+    config = ReportConfig(accounts=24, train_accounts=30, days=90, train_seed=11, test_seed=12)
     report = run_report(config, tmp_path)
     assert report.model.spec.uses_accounts  # thresholds and backtest both read the records
     rules = {s.rule_id: s for s in report.rules.rules}
@@ -24,6 +24,10 @@ def test_small_report_end_to_end(tmp_path: Path) -> None:
     assert f"best single rule of the pack: `{report.best_rule}`" in block
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
     assert "of them from the account records" in block
+    # the training history has its own size: 30 accounts trained on, 24 held out
+    assert "trained on seed 11 (30 accounts, " in block
+    assert "evaluated on seed 12 (24 accounts, " in block
+    assert report.model.doc.training.accounts > 24
     assert (tmp_path / "model.json").exists()
 
     doc = tmp_path / "doc.md"
