@@ -44,6 +44,7 @@ from streams.runtime.metrics import EVENTS_ACKED
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
+from streams.worker.gc_tuning import tune_gc
 from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProcessor
 
 log = get_logger(__name__)
@@ -391,6 +392,9 @@ class WorkerRuntime:
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
+        # The worker is built and connected: what is alive now lives as long as the process
+        # (streams.worker.gc_tuning; once per process).
+        tune_gc(self.settings.worker_gc_threshold)
         log.info("rules worker ready", partitions=sorted(self.assigned_partitions()))
 
     @property
