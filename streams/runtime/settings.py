@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     # generation was collected ~400 times per 84,000 events and full collections walked the whole
     # process every ~2 polls (streams/worker/gc_tuning.py; docs/pipeline.md, cost per event).
     worker_gc_threshold: int = Field(
-        10_000,
+        50_000,
         ge=0,
         description="rules worker: allocations between young-generation garbage collections (0: Python's defaults)",
     )

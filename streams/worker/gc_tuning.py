@@ -17,9 +17,9 @@ and connected by then):
   collection, so a reference cycle among them that becomes garbage later (for instance Faust
   objects of the first assignment replaced at a rebalance) is not reclaimed: a one-time, bounded
   cost;
-* the young generation's threshold is ``PREEMPT_WORKER_GC_THRESHOLD`` (default 10,000
-  allocations), so most of a poll's objects are freed by reference counting before any
-  collection sees them. 0 keeps Python's thresholds (and skips the freeze).
+* the young generation's threshold is ``PREEMPT_WORKER_GC_THRESHOLD`` (default 50,000
+  allocations, above what a 5,000-record poll holds at once), so a poll's objects are freed by
+  reference counting before any collection sees them. 0 keeps Python's thresholds (and skips the freeze).
 """
 
 from __future__ import annotations
