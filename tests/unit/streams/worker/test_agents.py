@@ -204,6 +204,9 @@ class _Processor:
     def check_offsets(self, records: list[Any]) -> OffsetCheck:
         return _offsets_without_gaps(records)
 
+    def check_runs(self, runs: Any) -> OffsetCheck:
+        return _offsets_without_gaps([r for run in runs for r in run])
+
     def process_batch(self, records: list[Any], offsets: OffsetCheck, caught_up: Any = ()) -> BatchOutput:
         first = records[0].offset
         self.steps.append(f"process {[r.offset for r in records]}")
