@@ -289,17 +289,33 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
 
 
 def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
-    """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message."""
+    """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message.
+
+    A poll's offsets of one partition are usually one contiguous run above the committed offset
+    and not acked yet: they are added in bulk (the same result as one at a time, without a Python
+    step per offset).
+    """
     consumer: Any = app.consumer
     committed = consumer._committed_offset[tp]
     index = consumer._acked_index[tp]
     acked = consumer._acked[tp]
-    n = 0
-    for offset in offsets:
-        if (committed is None or offset >= committed) and offset not in index:
-            index.add(offset)
-            acked.append(offset)
-            n += 1
+    offsets = list(offsets)
+    if (
+        offsets
+        and (committed is None or offsets[0] >= committed)
+        and offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+        and index.isdisjoint(offsets)
+    ):
+        index.update(offsets)
+        acked.extend(offsets)
+        n = len(offsets)
+    else:
+        n = 0
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in index:
+                index.add(offset)
+                acked.append(offset)
+                n += 1
     consumer._n_acked += n
     return n
 

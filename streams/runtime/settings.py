@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         le=1.5,
         description="rules worker: longest a fetch waits at the broker for new records (idle workers fetch this often)",
     )
+    # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
+    # generation was collected ~400 times per 84,000 events and full collections walked the whole
+    # process every ~2 polls (streams/worker/gc_tuning.py; docs/pipeline.md, cost per event).
+    worker_gc_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="rules worker: allocations between young-generation garbage collections (0: Python's defaults)",
+    )
     # Decoded states cost ~5x their serialized size (~20 KB per account with the default pack);
     # states beyond this many are decoded again from the table when their account comes back.
     worker_state_cache_accounts: int = Field(

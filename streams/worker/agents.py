@@ -46,7 +46,8 @@ from streams.runtime.metrics import EVENTS_ACKED
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
-from streams.worker.processor import BatchOutput, Record, RecordLike, RulesProcessor
+from streams.worker.gc_tuning import tune_gc
+from streams.worker.processor import BatchOutput, OffsetCheck, Record, RecordLike, RulesProcessor
 
 log = get_logger(__name__)
 
@@ -156,11 +157,12 @@ class WorkerRuntime:
                 if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
                     return  # revoked meanwhile: the new owner re-reads from the committed offset
                 for tp, batch in polled.items():
-                    ack_offsets(self.app, tp, (r.offset for r in batch))
+                    ack_offsets(self.app, tp, [r.offset for r in batch])
                     count_received(self.app, tp, len(batch), batch[-1].offset)
                 EVENTS_ACKED.inc(len(records))
 
-            await self._process(records, acknowledge)
+            # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
+            await self._process(records, acknowledge, self.processor.check_runs(polled.values()))
 
     async def drain(self) -> None:
         """Wait until every output stage is done (offsets acked); raises what a stage raised."""
@@ -169,13 +171,24 @@ class WorkerRuntime:
             if stage is self._stage:  # no batch started its output meanwhile
                 return
 
-    async def _process(self, records: Sequence[RecordLike], acknowledge: Callable[[], None] | None = None) -> None:
-        """Rebuild if needed, repair gaps, process, start the output stage (under the lock)."""
+    async def _process(
+        self,
+        records: Sequence[RecordLike],
+        acknowledge: Callable[[], None] | None = None,
+        offsets: OffsetCheck | None = None,
+    ) -> None:
+        """Rebuild if needed, repair gaps, process, start the output stage (under the lock).
+
+        ``offsets``: ``records``' offset check when the caller has it (checked against the offsets
+        the processor knows now: after a rebuild it is taken again).
+        """
         if self._needs_rebuild:
             await self.drain()  # the rebuild reads the tables: every pending write goes first
+            offsets = None
         self._maybe_rebuild()
         # One pass over the offsets serves gap repair, gap counting and the progress marker.
-        offsets = self.processor.check_offsets(records)
+        if offsets is None:
+            offsets = self.processor.check_offsets(records)
         gaps = self._gaps_after_commit(offsets.first) + offsets.gaps
         repaired: list[Record] = []
         if gaps and self.gap_repair is not None:
@@ -440,6 +453,9 @@ class WorkerRuntime:
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
+        # The worker is built and connected: what is alive now lives as long as the process
+        # (streams.worker.gc_tuning; once per process).
+        tune_gc(self.settings.worker_gc_threshold)
         log.info("rules worker ready", partitions=sorted(self.assigned_partitions()))
 
     @property

@@ -235,16 +235,22 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
         now = self._wall_clock()
-        touched: dict[int, set[str]] = {}
         before: dict[int, float] = {}
-        outcomes: dict[EventOutcome, int] = {}
+        # This batch's states by account: one state-cache lookup (LRU bookkeeping) per account, not
+        # per event. A quarantine replaces an account's state in the cache: it is then dropped here.
+        states: dict[str, StateT] = {}
+        # Accounts with an accepted event -> partition, in first-accepted order (marked dirty and
+        # advanced after the loop).
+        accepted: dict[str, int] = {}
+        outcomes: dict[EventOutcome, int] = {}  # outcomes other than ACCEPTED (counted in ``accepted``)
+        n_accepted = 0
         # Per record only what must be per record; names looked up once per batch.
         max_bytes = self.settings.max_event_bytes
         max_skew = self.settings.max_future_skew_seconds
         cache_get = self.cache.get
-        mark_dirty = self.cache.mark_dirty
         on_event = self.engine.on_event
         observe = self.clocks.observe
+        accepted_outcome = EventOutcome.ACCEPTED
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
@@ -257,7 +263,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
             wm = before.get(p)
             if wm is None:
                 wm = before[p] = self._watermark_before(p, decoded.ts)
-            state: StateT = cache_get(account_id, p)
+            state = states.get(account_id)
+            if state is None:
+                state = states[account_id] = cache_get(account_id, p)
             try:
                 outcome, findings = on_event(state, decoded, wm)
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
@@ -265,22 +273,31 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 self._dead_letter(
                     out, DeadLetterOutput(Record.of(record), PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
                 )
+                del states[account_id]  # _check_account may quarantine it (a fresh state in the cache)
                 self._check_account(account_id, p, state, wm, out, now)
                 continue
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            if outcome is EventOutcome.ACCEPTED:
-                out.accepted += 1
+            if outcome is accepted_outcome:
+                n_accepted += 1
                 observe(p, decoded.ts)
-                accounts = touched.get(p)
-                if accounts is None:
-                    accounts = touched[p] = set()
-                accounts.add(account_id)
-                mark_dirty(account_id, p)
-            elif outcome is EventOutcome.LATE:
-                clock = max(wm, state.finalized_until)
-                self.late_log.late(p, account_id, clock - decoded.ts, now)
+                accepted[account_id] = p
+            else:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                if outcome is EventOutcome.LATE:
+                    clock = max(wm, state.finalized_until)
+                    self.late_log.late(p, account_id, clock - decoded.ts, now)
             if findings:
                 self._emit(findings, out, now, p)
+        out.accepted += n_accepted
+        if n_accepted:
+            outcomes[accepted_outcome] = n_accepted
+        touched: dict[int, set[str]] = {}
+        mark_dirty = self.cache.mark_dirty
+        for account_id, p in accepted.items():
+            mark_dirty(account_id, p)
+            accounts = touched.get(p)
+            if accounts is None:
+                accounts = touched[p] = set()
+            accounts.add(account_id)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
         caught = set(caught_up)
@@ -333,10 +350,50 @@ class RulesProcessor(Generic[StateT, FindingT]):
     def check_offsets(self, records: Sequence[RecordLike]) -> OffsetCheck:
         """One pass over ``records``' offsets (no state change): every offset jump, against the
         offsets of the previous batches too, and each partition's first and next offset."""
+        expected: dict[int, int] = {}
+        first: dict[int, int] = {}
+        gaps: list[tuple[int, int, int]] = []
+        self._walk_offsets(records, expected, first, gaps)
+        return OffsetCheck(gaps, first, expected)
+
+    def check_runs(self, runs: Iterable[Sequence[RecordLike]]) -> OffsetCheck:
+        """:meth:`check_offsets` of the records of ``runs`` one after the other, where each run holds
+        records of ONE partition in the order read (a poll's records per partition).
+
+        A run whose offsets are one contiguous range starting at or after the partition's next
+        offset (the usual case) is checked without a step per record; any other run is walked
+        record by record exactly as :meth:`check_offsets` does.
+        """
         known = self._next_offset
         expected: dict[int, int] = {}
         first: dict[int, int] = {}
         gaps: list[tuple[int, int, int]] = []
+        for run in runs:
+            if not run:
+                continue
+            p, start = run[0].partition, run[0].offset
+            nxt = known.get(p)
+            if (
+                p not in first
+                and (nxt is None or start >= nxt)
+                and [r.offset for r in run] == list(range(start, start + len(run)))
+            ):
+                first[p] = start
+                if nxt is not None and start > nxt:
+                    gaps.append((p, nxt, start))
+                expected[p] = start + len(run)
+            else:
+                self._walk_offsets(run, expected, first, gaps)
+        return OffsetCheck(gaps, first, expected)
+
+    def _walk_offsets(
+        self,
+        records: Iterable[RecordLike],
+        expected: dict[int, int],
+        first: dict[int, int],
+        gaps: list[tuple[int, int, int]],
+    ) -> None:
+        known = self._next_offset
         for record in records:
             p, offset = record.partition, record.offset
             nxt = expected.get(p)
@@ -348,7 +405,6 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 if nxt is not None and offset > nxt:
                     gaps.append((p, nxt, offset))
                 expected[p] = offset + 1
-        return OffsetCheck(gaps, first, expected)
 
     def find_gaps(self, records: Sequence[RecordLike]) -> list[tuple[int, int, int]]:
         """``(partition, first_missing, next_seen)`` for every offset jump in ``records`` (no state change)."""

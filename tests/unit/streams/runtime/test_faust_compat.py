@@ -19,6 +19,9 @@ from faust.tables import recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from streams.runtime import faust_compat
 from streams.runtime.faust_compat import (
@@ -266,6 +269,42 @@ def test_ack_offsets_lets_faust_commit_like_acked_messages() -> None:
     assert consumer._n_acked == 3
     assert tp in set(consumer._filter_tps_with_pending_acks())
     assert consumer._new_offset(tp) == 13
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    committed=st.one_of(st.none(), st.integers(0, 30)),
+    already=st.lists(st.integers(0, 40), max_size=10),
+    start=st.integers(0, 40),
+    batch=st.one_of(
+        st.integers(0, 12).map(lambda n: list(range(n))),  # contiguous runs (the fast path)
+        st.lists(st.integers(-3, 12), max_size=12),  # anything else
+    ),
+)
+def test_ack_offsets_in_bulk_is_the_same_as_one_by_one(
+    committed: int | None, already: list[int], start: int, batch: list[int]
+) -> None:
+    """``ack_offsets`` leaves Faust's ack bookkeeping exactly as acking each offset in turn would."""
+    from streams.runtime.faust_compat import ack_offsets
+
+    offsets = [start + o for o in batch]
+    app = faust.App("compat-ack-bulk", broker="kafka://127.0.0.1:1", web_enabled=False)
+    consumer: Any = app.consumer
+    tp = TP("events", 0)
+    consumer._committed_offset[tp] = committed
+    for offset in already:
+        consumer._acked_index[tp].add(offset)
+        consumer._acked[tp].append(offset)
+    expected_acked = list(consumer._acked[tp])
+    expected_index = set(consumer._acked_index[tp])
+    for offset in offsets:
+        if (committed is None or offset >= committed) and offset not in expected_index:
+            expected_index.add(offset)
+            expected_acked.append(offset)
+    n = ack_offsets(app, tp, offsets)
+    assert consumer._acked[tp] == expected_acked
+    assert consumer._acked_index[tp] == expected_index
+    assert n == consumer._n_acked == len(expected_acked) - len(already)
 
 
 def test_count_received_feeds_fausts_prometheus_message_counters() -> None:

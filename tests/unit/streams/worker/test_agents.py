@@ -240,6 +240,9 @@ class _Processor:
     def next_deadline(self, partitions: Any) -> float | None:
         return self.deadline
 
+    def check_runs(self, runs: Any) -> OffsetCheck:
+        return _offsets_without_gaps([r for run in runs for r in run])
+
     def process_batch(
         self, records: list[Any], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
     ) -> BatchOutput:

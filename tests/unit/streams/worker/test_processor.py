@@ -6,6 +6,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from schemas.account import Account
@@ -134,6 +137,32 @@ def test_check_offsets_gives_gaps_first_and_next_offsets_in_one_pass(make_proces
     assert check.gaps == [(0, 2, 5), (1, 8, 9)]
     assert check.first == {0: 0, 1: 7}
     assert check.next == {0: 7, 1: 10}
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    known=st.dictionaries(st.integers(0, 2), st.integers(1, 20), max_size=3),
+    runs=st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.one_of(
+                st.tuples(st.integers(0, 25), st.integers(0, 6)).map(lambda s: list(range(s[0], s[0] + s[1]))),
+                st.lists(st.integers(0, 25), max_size=6),
+            ),
+        ),
+        max_size=5,
+    ),
+)
+def test_check_runs_is_check_offsets_of_the_runs_one_after_the_other(
+    make_processor: Factory, known: dict[int, int], runs: list[tuple[int, list[int]]]
+) -> None:
+    """Per-partition runs (contiguous or not, after earlier batches or not, a partition in several
+    runs) give exactly what the record-by-record pass gives for the same records in order."""
+    processor, _ = make_processor()
+    processor.forget_offsets()
+    processor.process_batch([Record(p, o - 1, b"k", b"") for p, o in known.items()])  # partition p expects o
+    batches = [[Record(p, o, b"k", b"v") for o in offsets] for p, offsets in runs]
+    assert processor.check_runs(batches) == processor.check_offsets([r for b in batches for r in b])
 
 
 def test_aiokafka_records_are_processed_as_polled_and_dead_lettered_as_records(make_processor: Factory) -> None:
