@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(
         0.2, gt=0, description="rules worker: longest wait to fill a batch before processing what arrived"
     )
+    # Kafka Streams' commit.interval.ms trade-off: a live poll holds a few hundred records and
+    # touches most accounts, and each touched state (its buffered events and dedup ids) was
+    # serialized and written per batch (docs/pipeline.md, live latency). The states stay dirty in
+    # the cache meanwhile; the batches' offsets are acked only once their states are written.
+    worker_state_write_interval_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="rules worker: each account's state is written at most this often; offsets are "
+        "acked after the write (0: after every batch)",
+    )
     worker_batched_poll: bool = Field(
         True,
         description="rules worker: each poll's events go to the processor as one batch (false: per-record path)",

@@ -14,6 +14,12 @@
   clocks and acks in batch order, at most ``STAGES_IN_FLIGHT`` are unfinished, a poll's offsets
   are acked at the end of its stage, and revocation (and any rebuild from the tables) first waits
   for every stage. A stage that fails stops the worker; no later stage writes anything.
+* Account states are written at most every ``worker_state_write_interval_seconds`` (Kafka Streams'
+  ``commit.interval.ms``): a batch within the interval of the last write leaves its states dirty
+  in the cache and *holds* its acks and partition clocks; the next stage that writes states writes
+  every dirty state, then the held clocks, then acks the held batches in order. Its alerts and
+  dead letters still go out with the batch. :meth:`WorkerRuntime.drain` (revocation, rebuild, the
+  per-record path, shutdown) and the end of an event-time replay force the write.
 """
 
 from __future__ import annotations
@@ -113,6 +119,12 @@ class WorkerRuntime:
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_at = math.inf
         self._deadline_tick: asyncio.Future[None] | None = None
+        # States written at most every interval: the acks (``done``) and partition clocks of the
+        # batches whose states are still dirty in the cache, oldest first (``_hold``).
+        self._write_interval = settings.worker_state_write_interval_seconds
+        self._last_state_write = -math.inf  # time.monotonic() of the last stage that took states
+        self._held_done: list[Callable[[], Awaitable[None]]] = []
+        self._held_clocks: dict[int, float] = {}
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -165,7 +177,10 @@ class WorkerRuntime:
             await self._process(records, acknowledge, self.processor.check_runs(polled.values()))
 
     async def drain(self) -> None:
-        """Wait until every output stage is done (offsets acked); raises what a stage raised."""
+        """Write every state still dirty, then wait until every output stage is done (offsets
+        acked); raises what a stage raised. Under the lock."""
+        if self.holding:
+            await self._submit(BatchOutput(), force=True)
         while (stage := self._stage) is not None:
             await stage.task  # each stage waits for the one before it
             if stage is self._stage:  # no batch started its output meanwhile
@@ -203,6 +218,12 @@ class WorkerRuntime:
         if not self.settings.event_time_only:
             partitions = self.assigned_partitions() | offsets.next.keys()
         out = self.processor.process_batch(records, offsets, self.caught_up(partitions, offsets.next), writes=False)
+        # An event-time replay read to the end of every assigned partition: nothing comes to write
+        # its states with, and its acks are what a replay's end is measured by.
+        force = False
+        if self.settings.event_time_only and self._write_interval > 0:
+            assigned = self.assigned_partitions()
+            force = assigned <= self.caught_up(assigned)
 
         async def done() -> None:
             if repaired:
@@ -214,10 +235,50 @@ class WorkerRuntime:
             if acknowledge is not None:
                 acknowledge()
 
-        await self._submit(out, done)
+        await self._submit(out, done, force=force)
         self._schedule_deadline()
 
-    async def _submit(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None) -> None:
+    @property
+    def holding(self) -> bool:
+        """True while states are dirty in the cache or acks or clocks wait for their write."""
+        return bool(self._held_done or self._held_clocks or self.processor.cache.dirty)
+
+    def _write_states_now(self, force: bool) -> bool:
+        """Whether this batch's (or tick's) stage writes the dirty states: when forced, when
+        ``worker_state_write_interval_seconds`` is 0, when nothing is held (no ack waits), or when
+        the interval has passed since the last write."""
+        if force or self._write_interval <= 0 or not self.holding:
+            return True
+        return time.monotonic() - self._last_state_write >= self._write_interval
+
+    def _hold(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None) -> None:
+        """Keep ``out``'s clocks and ``done`` (its acks) for the stage that writes its states."""
+        self._held_clocks.update(out.clock_writes)  # a later value of a partition's clock covers the earlier
+        out.clock_writes = {}
+        if done is not None:
+            self._held_done.append(done)
+
+    def _release(
+        self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None
+    ) -> Callable[[], Awaitable[None]] | None:
+        """The held clocks join ``out``'s (written after its states); the held acks run before ``done``."""
+        if self._held_clocks:
+            out.clock_writes = {**self._held_clocks, **out.clock_writes}
+            self._held_clocks = {}
+        if not self._held_done:
+            return done
+        dones = self._held_done if done is None else [*self._held_done, done]
+        self._held_done = []
+
+        async def release() -> None:
+            for each in dones:
+                await each()
+
+        return release
+
+    async def _submit(
+        self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None, *, force: bool = False
+    ) -> None:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
 
         ``out`` comes from the processor with ``writes=False``: its alerts are handed to the
@@ -226,6 +287,10 @@ class WorkerRuntime:
         stage. Waits then until the previous stage has handed its states to the producer (it ran
         while this batch was processed), so states are written in batch order, and until at most
         ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
+
+        Within ``worker_state_write_interval_seconds`` of the last state write (and not ``force``)
+        the states stay dirty in the cache: only the dead letters of quarantined accounts are
+        taken, and ``out``'s clocks and ``done`` are held for the next stage that writes states.
         """
         # Alerts and dead letters go to the producer now: sent from the stage task instead, each
         # send's awaits would let the next poll's processing (which holds the event loop) start
@@ -234,7 +299,15 @@ class WorkerRuntime:
         # when it is handed over, and that is when the event → alert latency ends. Nothing else
         # touches the processor meanwhile: the caller holds the lock.
         delivered = await self.writer.send_alerts(out.alerts)
-        self.processor.take_writes(out)
+        if self._write_states_now(force):
+            self.processor.take_writes(out)
+            if out.state_writes:
+                self._last_state_write = time.monotonic()
+            done = self._release(out, done)
+        else:
+            self.processor.take_dead_letters(out)
+            self._hold(out, done)
+            done = None
         delivered += await self.writer.send_dead_letters(out.dead_letters)
         if done is None and not (delivered or out.state_writes or out.clock_writes):
             return
@@ -532,8 +605,19 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         async with runtime.lock:  # revocation waits for the batch in flight
-            await runtime.drain()  # and for its output
+            await runtime.drain()  # and for its output (every state written)
             runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
+
+    async def before_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # The consumer is stopped (its flow too, so no ack goes out): the held states are written
+        # so that the restarted worker finds them and drops the re-read events as duplicates.
+        if not runtime.holding:
+            return
+        try:
+            async with runtime.lock:
+                await runtime.drain()
+        except Exception as exc:  # noqa: BLE001 - shutting down anyway: the restart re-reads from the commit
+            log.warning("pending account states not written at shutdown", error=repr(exc))
 
     async def poll(polled: dict[Any, list[Any]], generation_id: int) -> None:
         try:
@@ -561,5 +645,6 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         divert_topic_polls(app, events.get_topic_name(), poll)
     app.timer(interval=settings.clock_tick_seconds, name="advance-clock")(advance_clock)
     app.on_partitions_revoked.connect(revoked)
+    app.on_before_shutdown.connect(before_shutdown)
     app.on_partitions_assigned.connect(assigned)
     runtime.state_table.on_recover(recovered)

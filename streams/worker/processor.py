@@ -337,6 +337,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
         out.state_writes = self.cache.flush()
         self._dead_letter_quarantined(out)
 
+    def take_dead_letters(self, out: BatchOutput) -> None:
+        """Add the dead letters of the accounts quarantined since the last call, leaving the states
+        dirty in the cache (the runtime writes states at most every
+        ``worker_state_write_interval_seconds``; dead letters go out with their batch)."""
+        self._dead_letter_quarantined(out)
+
     def next_deadline(self, partitions: Iterable[int]) -> float | None:
         """Live: the wall-clock time at which the earliest pending wakeup of ``partitions`` falls due
         on a caught-up partition (the wall clock − lateness reaches it); None when none is pending

@@ -165,6 +165,11 @@ class StateCache:
                     del unwritten[account_id]
 
     @property
+    def dirty(self) -> int:
+        """How many states are changed in memory and not yet serialized by :meth:`flush`."""
+        return len(self._dirty)
+
+    @property
     def unwritten(self) -> int:
         """How many flushed states are not written to the table yet."""
         return len(self._unwritten)

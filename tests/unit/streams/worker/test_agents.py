@@ -26,10 +26,18 @@ def _offsets_without_gaps(records: list[Any]) -> OffsetCheck:
 
 
 class Cache:
-    """The state cache's surface the runtime uses after a batch's states are written."""
+    """The state cache's surface the runtime uses: written states, and how many are dirty."""
+
+    def __init__(self, processor: Any = None) -> None:
+        self.processor = processor
 
     def written(self, writes: Any) -> None:
         return None
+
+    @property
+    def dirty(self) -> int:
+        unserialized = self.processor.unserialized if self.processor is not None else {}
+        return sum(len(accounts) for accounts in unserialized.values())
 
 
 class Writer:
@@ -219,9 +227,8 @@ def _fake_app(topic: str) -> Any:
 class _Processor:
     """Turns a poll into one alert, one state write and one clock write named after its first offset."""
 
-    cache = Cache()
-
     def __init__(self, steps: list[str]) -> None:
+        self.cache = Cache(self)
         self.steps = steps
         self.unserialized: dict[int, dict[str, bytes]] = {}
         self.quarantined: list[Any] = []
@@ -250,7 +257,8 @@ class _Processor:
         self.steps.append(f"process {[r.offset for r in records]}")
         self.caught.append(sorted(caught_up))
         alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
-        self.unserialized = {0: {f"s{first}": b""}}
+        self.unserialized.setdefault(0, {})[f"s{first}"] = b""  # dirty until serialized
+        self.evaluated.update(offsets.next)
         out = BatchOutput(alerts=[alert], clock_writes={0: first})  # type: ignore[list-item]
         if writes:
             self.take_writes(out)
@@ -262,7 +270,8 @@ class _Processor:
         if self.ticked is not None:
             self.ticked.set()
         alerts = [SimpleNamespace(alert_id=a, rule_id="r", account_id="acme", severity="high") for a in self.due]
-        self.unserialized = {0: {f"s{a}": b"" for a in self.due}} if self.due else {}
+        for a in self.due:
+            self.unserialized.setdefault(0, {})[f"s{a}"] = b""
         self.due = []
         out = BatchOutput(alerts=alerts)  # type: ignore[arg-type]
         if writes:
@@ -276,15 +285,22 @@ class _Processor:
         out.dead_letters += self.quarantined
         self.quarantined = []
 
+    def take_dead_letters(self, out: BatchOutput) -> None:
+        """Only the dead letters of accounts a test quarantined; the states stay dirty."""
+        out.dead_letters += self.quarantined
+        self.quarantined = []
 
-def _runtime(topic: str) -> tuple[Any, Any, list[str]]:
+
+def _runtime(topic: str, interval: float = 0.0) -> tuple[Any, Any, list[str]]:
+    """A runtime on a fake app; ``interval``: ``worker_state_write_interval_seconds`` (0: every batch)."""
     from streams.runtime.settings import Settings
     from streams.worker.agents import WorkerRuntime
 
     steps: list[str] = []
     app = _fake_app(topic)
     app.producer.steps = steps
-    runtime = WorkerRuntime(app, Settings(), topic, _Processor(steps), Writer(steps), {}, {})  # type: ignore[arg-type]
+    settings = Settings(worker_state_write_interval_seconds=interval)
+    runtime = WorkerRuntime(app, settings, topic, _Processor(steps), Writer(steps), {}, {})  # type: ignore[arg-type]
     runtime._needs_rebuild = False  # as after the first batch of an assignment
     return runtime, app, steps
 
@@ -517,3 +533,159 @@ def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_h
     # 0 evaluated to its end; 1 has 40 waiting; 2 end unknown; 3 empty; 4 committed to its end
     # (nothing handled since the assignment); 5 nothing handled nor committed; 9 not assigned.
     assert runtime.caught_up([0, 1, 2, 3, 4, 5, 9]) == {0, 3, 4}
+
+
+def _deliver_all(runtime: Any) -> None:
+    for delivery in runtime.writer.deliveries:
+        if not delivery.done():
+            delivery.set_result(None)
+
+
+def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_for_their_write() -> None:
+    """Within ``worker_state_write_interval_seconds`` of the last state write a poll's alert and dead
+    letters go out at once, but its states stay dirty and its offsets and clock wait; the first poll
+    after the interval writes every dirty state once, then the latest clock, then acks the held
+    polls and its own, in poll order."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1, 2), generation_id=7)  # nothing written yet: writes now
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert steps == ["process [1, 2]", "send a1", "serialize s1", "state s1", "flush", "clock 0=1"]
+        assert app.consumer._acked[tp] == [1, 2]
+
+        del steps[:]
+        runtime.processor.quarantined = ["state_too_large"]
+        await runtime.handle_poll(_poll(topic, 3, 4), generation_id=7)
+        _deliver_all(runtime)  # the broker acknowledges the alert (the next poll waits for it)
+        await runtime.handle_poll(_poll(topic, 5), generation_id=7)
+        _deliver_all(runtime)
+        await _settle()
+        # Alerts and the dead letter went out; no state serialized or written, no clock, no ack.
+        assert steps == ["process [3, 4]", "send a3", "dead letter state_too_large", "process [5]", "send a5"]
+        assert app.consumer._acked[tp] == [1, 2]
+        assert runtime.processed_offsets == {0: 3}
+        assert runtime.processor.cache.dirty == 2
+        assert runtime.holding
+
+        del steps[:]
+        runtime._last_state_write -= 31.0  # the interval has passed since the last write
+        await runtime.handle_poll(_poll(topic, 6), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert steps == [
+            "process [6]",
+            "send a6",
+            "serialize s3",
+            "serialize s5",
+            "serialize s6",
+            "state s3",
+            "state s5",
+            "state s6",
+            "flush",  # the states are on the broker before the clock that covers them
+            "clock 0=6",
+        ]
+        assert app.consumer._acked[tp] == [1, 2, 3, 4, 5, 6]
+        assert runtime.processed_offsets == {0: 7}
+        assert not runtime.holding
+
+    asyncio.run(scenario())
+
+
+def test_drain_writes_the_held_states_before_it_returns() -> None:
+    """``drain`` (what revocation, a rebuild and shutdown wait for) writes the states held for the
+    interval, then their clocks, and acks the held polls before it returns; a tick within the
+    interval holds its states too."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        for offset in (1, 2):
+            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
+            _deliver_all(runtime)
+        runtime.processor.due = ["due"]
+        await runtime.tick()
+        _deliver_all(runtime)
+        await _settle()
+        assert [s for s in steps if s.startswith(("process", "send", "tick", "serialize"))] == [
+            "process [1]",
+            "send a1",
+            "serialize s1",
+            "process [2]",
+            "send a2",
+            "tick",
+            "send due",
+        ]
+        assert app.consumer._acked[tp] == [1]
+
+        del steps[:]
+        await runtime.drain()
+        assert steps == ["serialize s2", "serialize sdue", "state s2", "state sdue", "flush", "clock 0=2"]
+        assert app.consumer._acked[tp] == [1, 2]
+        assert not runtime.holding
+
+        del steps[:]
+        await runtime.drain()  # nothing held: nothing written
+        assert steps == []
+
+    asyncio.run(scenario())
+
+
+def test_with_interval_zero_every_poll_writes_its_states_and_acks() -> None:
+    """``PREEMPT_WORKER_STATE_WRITE_INTERVAL_SECONDS=0``: each poll serializes and writes its states
+    and acks its offsets in its own output stage, as before the interval existed."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=0.0)
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        for offset in (1, 2, 3):
+            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
+            _deliver_all(runtime)
+            await runtime._stage.task
+            assert app.consumer._acked[tp] == list(range(1, offset + 1))
+        assert [s for s in steps if s.startswith(("serialize", "state", "clock"))] == [
+            f"{step} {name}"
+            for n in (1, 2, 3)
+            for step, name in (("serialize", f"s{n}"), ("state", f"s{n}"), ("clock", f"0={n}"))
+        ]
+
+    asyncio.run(scenario())
+
+
+def test_an_event_time_replay_read_to_the_end_of_its_partitions_writes_at_once() -> None:
+    """Event-time mode: a poll that leaves every assigned partition read to its end (a replay's end)
+    writes its states and acks at once, whatever the interval; one with records still waiting holds."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime.settings = runtime.settings.model_copy(update={"event_time_only": True})
+    tp = TP(topic, 0)
+    app.consumer.highwater = lambda tp: 4
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 0), generation_id=7)  # the first write
+        _deliver_all(runtime)
+        await runtime.handle_poll(_poll(topic, 1, 2), generation_id=7)  # 3 still to read: held
+        _deliver_all(runtime)
+        await _settle()
+        assert app.consumer._acked[tp] == [0]
+        await runtime.handle_poll(_poll(topic, 3), generation_id=7)  # read to the end offset 4
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert app.consumer._acked[tp] == [0, 1, 2, 3]
+        assert steps[-4:] == ["state s1", "state s3", "flush", "clock 0=3"]
+
+    asyncio.run(scenario())
