@@ -140,3 +140,17 @@ def test_kept_state_is_cut_to_the_limit_so_its_dead_letter_fits_in_a_record() ->
     assert q.kept is not None
     assert len(q.kept) == 1024
     assert "cut to its first 1024 of 5000 bytes" in q.detail
+
+
+def test_dirty_states_held_across_batches_stay_cached_and_flush_once_each() -> None:
+    """States left dirty over several batches (the runtime's write interval) are counted in
+    ``dirty``, served from memory (never evicted, even past ``max_clean``) and flushed once each."""
+    cache = _cache({}, max_clean=1)
+    for batch in range(3):
+        for account in ("a", "b"):
+            cache.get(account, 0)["n"] = batch
+            cache.mark_dirty(account, 0)
+    assert cache.dirty == 2
+    assert cache.get("a", 0) == {"n": 2}
+    assert cache.flush() == {0: {"a": b'{"n": 2}', "b": b'{"n": 2}'}}
+    assert cache.dirty == 0
