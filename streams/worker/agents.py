@@ -19,7 +19,9 @@
   in the cache and *holds* its acks and partition clocks; the next stage that writes states writes
   every dirty state, then the held clocks, then acks the held batches in order. Its alerts and
   dead letters still go out with the batch. :meth:`WorkerRuntime.drain` (revocation, rebuild, the
-  per-record path, shutdown) and the end of an event-time replay force the write.
+  per-record path) and the end of an event-time replay force the write. A shutdown does not: Faust
+  stops the consumer's flow (no ack goes out) and its tables before any hook of ours could write,
+  so the restart re-reads the held batches from the committed offset, as after a crash.
 """
 
 from __future__ import annotations
@@ -608,17 +610,6 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
             await runtime.drain()  # and for its output (every state written)
             runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
 
-    async def before_shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # The consumer is stopped (its flow too, so no ack goes out): the held states are written
-        # so that the restarted worker finds them and drops the re-read events as duplicates.
-        if not runtime.holding:
-            return
-        try:
-            async with runtime.lock:
-                await runtime.drain()
-        except Exception as exc:  # noqa: BLE001 - shutting down anyway: the restart re-reads from the commit
-            log.warning("pending account states not written at shutdown", error=repr(exc))
-
     async def poll(polled: dict[Any, list[Any]], generation_id: int) -> None:
         try:
             await runtime.handle_poll(polled, generation_id)
@@ -645,6 +636,5 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
         divert_topic_polls(app, events.get_topic_name(), poll)
     app.timer(interval=settings.clock_tick_seconds, name="advance-clock")(advance_clock)
     app.on_partitions_revoked.connect(revoked)
-    app.on_before_shutdown.connect(before_shutdown)
     app.on_partitions_assigned.connect(assigned)
     runtime.state_table.on_recover(recovered)
