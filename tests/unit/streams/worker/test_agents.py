@@ -689,3 +689,26 @@ def test_an_event_time_replay_read_to_the_end_of_its_partitions_writes_at_once()
         assert steps[-4:] == ["state s1", "state s3", "flush", "clock 0=3"]
 
     asyncio.run(scenario())
+
+
+def test_the_per_record_path_writes_its_states_before_the_agent_acks() -> None:
+    """``PREEMPT_WORKER_BATCHED_POLL=false``: the agent acks a batch when ``handle_batch`` returns, so
+    that batch's states are written (and its clock after them) whatever the write interval."""
+    topic = "events"
+    runtime, _, steps = _runtime(topic, interval=30.0)
+
+    def event(offset: int) -> Any:
+        message = SimpleNamespace(partition=0, offset=offset, key=b"k", value=b"v", headers=None, topic=topic)
+        return SimpleNamespace(message=message)
+
+    async def scenario() -> None:
+        for offset in (1, 2):
+            handled = asyncio.ensure_future(runtime.handle_batch([event(offset)]))
+            await _settle()
+            _deliver_all(runtime)
+            await asyncio.wait_for(handled, timeout=10)
+            assert steps[-3:] == [f"state s{offset}", "flush", f"clock 0={offset}"]
+            assert runtime.processed_offsets == {0: offset + 1}
+            assert not runtime.holding
+
+    asyncio.run(scenario())
