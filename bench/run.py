@@ -49,13 +49,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from schemas.decoder import Rejection, decode_event
 from schemas.event import format_ts
 from streams.runtime.kafka_clients import aiokafka_config, kafka_python_config
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, metric_sum, scrape, settings_env
-from streams.runtime.topics import TopicNames, ensure_topics
+from streams.runtime.topics import TopicNames, delete_topics_under, ensure_topics
 from streams.simulate.heartbeats import append_heartbeats
 from streams.worker.agents import partition_for_key
 
@@ -68,9 +69,14 @@ LIVE_DETRACTORS_PER_S = float(os.environ.get("BENCH_LIVE_DETRACTORS_PER_S", "5")
 OUT = REPO / ".bench" / "latest.json"
 
 
+PREFIXES: list[str] = []  # every run's topic prefixes, deleted at the end (main)
+
+
 def _settings(**overrides: object) -> Settings:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    PREFIXES.append(prefix)
     base: dict[str, object] = {
-        "topic_prefix": f"bench{uuid.uuid4().hex[:8]}",
+        "topic_prefix": prefix,
         "store": "memory://",
         "data_dir": Path(tempfile.mkdtemp(prefix="preempt-bench-")),
         "worker_web_port": free_port(),
@@ -497,9 +503,21 @@ def print_table(figures: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    """Run the benchmark, print the table, write ``.bench/latest.json``."""
-    workdir = Path(tempfile.mkdtemp(prefix="preempt-bench-"))
+    """Run the benchmark, print the table, write ``.bench/latest.json``; then delete its topics
+    (a broker that keeps every run's topics runs out of open files)."""
     settings = _settings()
+    try:
+        _run(settings)
+    finally:
+        try:
+            deleted = delete_topics_under(settings, PREFIXES)
+            _progress(f"deleted its {deleted} topics")
+        except KafkaError as exc:  # the figures are written; a failed clean-up is reported, not raised
+            _progress(f"topics {', '.join(PREFIXES)}.* not deleted: {type(exc).__name__}: {exc}")
+
+
+def _run(settings: Settings) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="preempt-bench-"))
     figures: dict[str, Any] = {"load_start": _load(), "partitions": settings.topic_partitions, "accounts": 200}
     ensure_topics(settings)
     _progress(f"topics {settings.topic_prefix}.*, {settings.topic_partitions} partitions; logs in {workdir}")

@@ -82,6 +82,26 @@ def _admin(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminCl
     )
 
 
+def delete_topics_under(settings: Settings, prefixes: Iterable[str], timeout_s: float = 60.0) -> int:
+    """Delete every topic named ``<prefix>.…`` or ``<prefix>-…`` (Faust's changelogs) for
+    ``prefixes`` on ``settings``' cluster, 100 per request; returns how many were deleted.
+
+    For throwaway deployments such as ``make bench``'s: a development broker that keeps every
+    run's topics reaches its open-file limit (each partition holds open files) and stops.
+    """
+    starts = tuple(f"{prefix}{sep}" for prefix in prefixes for sep in (".", "-"))
+    if not starts:
+        return 0
+    admin = _admin(settings, "preempt-topics-delete", timeout_s)
+    try:
+        doomed = sorted(t for t in admin.list_topics() if t.startswith(starts))
+        for i in range(0, len(doomed), 100):
+            admin.delete_topics(doomed[i : i + 100], timeout_ms=int(timeout_s * 1000))
+        return len(doomed)
+    finally:
+        admin.close()
+
+
 def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
     (description,) = admin.describe_topics([topic])
     have = len(description.get("partitions") or ())

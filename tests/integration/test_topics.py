@@ -10,7 +10,13 @@ from kafka import KafkaAdminClient
 
 from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames, changelog_topics, ensure_changelog_topics, ensure_topics
+from streams.runtime.topics import (
+    TopicNames,
+    changelog_topics,
+    delete_topics_under,
+    ensure_changelog_topics,
+    ensure_topics,
+)
 
 
 def _existing(settings: Settings, expected: dict[str, int], timeout_s: float = 30.0) -> dict[str, int]:
@@ -75,3 +81,18 @@ def test_changelog_topics_exist_with_their_partitions_when_the_call_returns(
         "-rules-account-state-changelog",
         "-rules-partition-clock-changelog",
     }
+
+
+def test_delete_topics_under_removes_only_the_given_prefixes_topics(settings_factory: Callable[..., Settings]) -> None:
+    """Every topic of the given prefix goes (count returned); another prefix's topics stay."""
+    kept = settings_factory()  # this test's prefix (the session deletes it at the end)
+    doomed = kept.model_copy(update={"topic_prefix": kept.topic_prefix + "x"})  # shares it as a start only
+    ensure_topics(doomed)
+    ensure_topics(kept, topics=TopicNames.from_settings(kept).notifier())
+    expected = dict.fromkeys(TopicNames.from_settings(doomed).every(), doomed.topic_partitions)
+    assert _existing(doomed, expected) == expected
+    assert delete_topics_under(doomed, [doomed.topic_prefix]) == len(expected)
+    assert _existing(doomed, {}) == {}
+    kept_expected = dict.fromkeys(TopicNames.from_settings(kept).notifier(), kept.topic_partitions)
+    assert _existing(kept, kept_expected) == kept_expected
+    assert delete_topics_under(doomed, []) == 0
