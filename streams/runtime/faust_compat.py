@@ -320,6 +320,13 @@ def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
     return n
 
 
+def acked_offsets(app: faust.App, tp: Any) -> list[int]:
+    """The offsets of ``tp`` acked and not yet committed: Faust's private ``Consumer._acked``
+    (the list :func:`ack_offsets` appends to), for diagnostics and tests."""
+    consumer: Any = app.consumer
+    return list(consumer._acked[tp])
+
+
 def flow_active(app: faust.App) -> bool:
     """False while a rebalance has stopped the consumer's flow (records then belong to no one)."""
     return bool(getattr(app.consumer, "flow_active", True)) and app.flow_control.is_active()

@@ -303,6 +303,7 @@ def test_ack_offsets_in_bulk_is_the_same_as_one_by_one(
             expected_acked.append(offset)
     n = ack_offsets(app, tp, offsets)
     assert consumer._acked[tp] == expected_acked
+    assert faust_compat.acked_offsets(app, tp) == expected_acked  # the reader reads the same list
     assert consumer._acked_index[tp] == expected_index
     assert n == consumer._n_acked == len(expected_acked) - len(already)
 

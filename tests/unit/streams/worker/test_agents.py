@@ -11,6 +11,7 @@ import faust
 import pytest
 from prometheus_client import REGISTRY
 
+from streams.runtime.faust_compat import acked_offsets
 from streams.worker.agents import keep_events_across_flow_resume
 from streams.worker.processor import BatchOutput, OffsetCheck
 
@@ -333,7 +334,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         runtime.writer.deliveries[0].set_result(None)
         await runtime.drain()
         assert steps == ["process [3, 4, 5]", "send a3", "serialize s3", "state s3", "flush", "clock 0=3"]
-        assert app.consumer._acked[tp] == [3, 4, 5]
+        assert acked_offsets(app, tp) == [3, 4, 5]
         assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
         assert runtime.processed_offsets == {0: 6}
         assert app.monitor.messages_received_total == 3  # Faust's sensor counts the batch
@@ -341,7 +342,7 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         await runtime.handle_poll(_poll(topic, 6), generation_id=6)
         await runtime.drain()
         assert len(steps) == 6  # not processed
-        assert app.consumer._acked[tp] == [3, 4, 5]  # not acked
+        assert acked_offsets(app, tp) == [3, 4, 5]  # not acked
         assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
 
     asyncio.run(scenario())
@@ -364,20 +365,20 @@ def test_the_next_poll_is_processed_while_the_previous_polls_output_is_in_flight
         # Poll 2 processed and its alert sent, but it waits for poll 1's states (alert 1 undelivered).
         assert steps == ["process [1, 2]", "send a1", "serialize s1", "process [3, 4]", "send a3", "serialize s3"]
         assert not second.done()
-        assert app.consumer._acked[tp] == []
+        assert acked_offsets(app, tp) == []
         draining = asyncio.ensure_future(runtime.drain())
 
         runtime.writer.deliveries[0].set_result(None)
         await second  # poll 1's states are written: poll 2's output stage starts
         await _settle()
         assert steps[6:] == ["state s1", "flush", "clock 0=1"]
-        assert app.consumer._acked[tp] == [1, 2]
+        assert acked_offsets(app, tp) == [1, 2]
         assert not draining.done()  # poll 2's alert is still undelivered
 
         runtime.writer.deliveries[1].set_result(None)
         await draining
         assert steps[9:] == ["state s3", "flush", "clock 0=3"]
-        assert app.consumer._acked[tp] == [1, 2, 3, 4]
+        assert acked_offsets(app, tp) == [1, 2, 3, 4]
 
     asyncio.run(scenario())
 
@@ -469,7 +470,7 @@ def test_a_failed_delivery_stops_the_worker_and_nothing_later_is_written() -> No
         await _settle()
         assert [repr(e) for e in app.crashed] == [repr(RuntimeError("broker gone"))]
         assert not any(s.startswith(("state", "clock")) for s in steps)
-        assert app.consumer._acked[TP(topic, 0)] == []
+        assert acked_offsets(app, TP(topic, 0)) == []
 
     asyncio.run(scenario())
 
@@ -557,7 +558,7 @@ def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_fo
         _deliver_all(runtime)
         await runtime._stage.task
         assert steps == ["process [1, 2]", "send a1", "serialize s1", "state s1", "flush", "clock 0=1"]
-        assert app.consumer._acked[tp] == [1, 2]
+        assert acked_offsets(app, tp) == [1, 2]
 
         del steps[:]
         runtime.processor.quarantined = ["state_too_large"]
@@ -568,7 +569,7 @@ def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_fo
         await _settle()
         # Alerts and the dead letter went out; no state serialized or written, no clock, no ack.
         assert steps == ["process [3, 4]", "send a3", "dead letter state_too_large", "process [5]", "send a5"]
-        assert app.consumer._acked[tp] == [1, 2]
+        assert acked_offsets(app, tp) == [1, 2]
         assert runtime.processed_offsets == {0: 3}
         assert runtime.processor.cache.dirty == 2
         assert runtime.holding
@@ -590,7 +591,7 @@ def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_fo
             "flush",  # the states are on the broker before the clock that covers them
             "clock 0=6",
         ]
-        assert app.consumer._acked[tp] == [1, 2, 3, 4, 5, 6]
+        assert acked_offsets(app, tp) == [1, 2, 3, 4, 5, 6]
         assert runtime.processed_offsets == {0: 7}
         assert not runtime.holding
 
@@ -625,12 +626,12 @@ def test_drain_writes_the_held_states_before_it_returns() -> None:
             "tick",
             "send due",
         ]
-        assert app.consumer._acked[tp] == [1]
+        assert acked_offsets(app, tp) == [1]
 
         del steps[:]
         await runtime.drain()
         assert steps == ["serialize s2", "serialize sdue", "state s2", "state sdue", "flush", "clock 0=2"]
-        assert app.consumer._acked[tp] == [1, 2]
+        assert acked_offsets(app, tp) == [1, 2]
         assert not runtime.holding
 
         del steps[:]
@@ -654,7 +655,7 @@ def test_with_interval_zero_every_poll_writes_its_states_and_acks() -> None:
             await runtime.handle_poll(_poll(topic, offset), generation_id=7)
             _deliver_all(runtime)
             await runtime._stage.task
-            assert app.consumer._acked[tp] == list(range(1, offset + 1))
+            assert acked_offsets(app, tp) == list(range(1, offset + 1))
         assert [s for s in steps if s.startswith(("serialize", "state", "clock"))] == [
             f"{step} {name}"
             for n in (1, 2, 3)
@@ -681,11 +682,11 @@ def test_an_event_time_replay_read_to_the_end_of_its_partitions_writes_at_once()
         await runtime.handle_poll(_poll(topic, 1, 2), generation_id=7)  # 3 still to read: held
         _deliver_all(runtime)
         await _settle()
-        assert app.consumer._acked[tp] == [0]
+        assert acked_offsets(app, tp) == [0]
         await runtime.handle_poll(_poll(topic, 3), generation_id=7)  # read to the end offset 4
         _deliver_all(runtime)
         await runtime._stage.task
-        assert app.consumer._acked[tp] == [0, 1, 2, 3]
+        assert acked_offsets(app, tp) == [0, 1, 2, 3]
         assert steps[-4:] == ["state s1", "state s3", "flush", "clock 0=3"]
 
     asyncio.run(scenario())
