@@ -14,11 +14,15 @@
   clocks and acks in batch order, at most ``STAGES_IN_FLIGHT`` are unfinished, a poll's offsets
   are acked at the end of its stage, and revocation (and any rebuild from the tables) first waits
   for every stage. A stage that fails stops the worker; no later stage writes anything.
-* Account states are written at most every ``worker_state_write_interval_seconds`` (Kafka Streams'
-  ``commit.interval.ms``): a batch within the interval of the last write leaves its states dirty
-  in the cache and *holds* its acks and partition clocks; the next stage that writes states writes
-  every dirty state, then the held clocks, then acks the held batches in order. Its alerts and
-  dead letters still go out with the batch. :meth:`WorkerRuntime.drain` (revocation, rebuild, the
+* Account states are written about once every ``worker_state_write_interval_seconds`` (Kafka
+  Streams' ``commit.interval.ms``) each, and the writes are *spread* over the interval: each stage
+  serializes its share of the dirty states, oldest first (the dirty count × the time since the
+  previous stage ÷ the interval, and every state dirty for longer than the interval). Serializing
+  every hot account at once stalled the event loop for up to half a second once a second, and an
+  alert due meanwhile waited for it. A batch whose states are not all written yet *holds* its acks
+  and partition clocks; a stage releases, in order, the held batches whose states are all
+  serialized (the cache's marks), after its state writes and before their clocks. Alerts and dead
+  letters still go out with the batch. :meth:`WorkerRuntime.drain` (revocation, rebuild, the
   per-record path) and the end of an event-time replay force the write. A shutdown does not: Faust
   stops the consumer's flow (no ack goes out) and its tables before any hook of ours could write,
   so the restart re-reads the held batches from the committed offset, as after a crash.
@@ -121,12 +125,13 @@ class WorkerRuntime:
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_at = math.inf
         self._deadline_tick: asyncio.Future[None] | None = None
-        # States written at most every interval: the acks (``done``) and partition clocks of the
-        # batches whose states are still dirty in the cache, oldest first (``_hold``).
+        # States written about once per interval each, spread over it: the batches (and ticks)
+        # whose states are not all serialized yet, oldest first, each with the cache's dirty mark
+        # after it, its partition clocks and its acks (``done``) (``_hold``, ``_release``).
         self._write_interval = settings.worker_state_write_interval_seconds
-        self._last_state_write = -math.inf  # time.monotonic() of the last stage that took states
-        self._held_done: list[Callable[[], Awaitable[None]]] = []
-        self._held_clocks: dict[int, float] = {}
+        self._last_share = -math.inf  # time.monotonic() of the last stage's share of the writes
+        self._write_credit = 0.0  # the fraction of a state write owed, carried to the next stage
+        self._held: deque[tuple[int, dict[int, float], Callable[[], Awaitable[None]] | None]] = deque()
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -243,34 +248,53 @@ class WorkerRuntime:
     @property
     def holding(self) -> bool:
         """True while states are dirty in the cache or acks or clocks wait for their write."""
-        return bool(self._held_done or self._held_clocks or self.processor.cache.dirty)
+        return bool(self._held or self.processor.cache.dirty)
 
-    def _write_states_now(self, force: bool) -> bool:
-        """Whether this batch's (or tick's) stage writes the dirty states: when forced, when
-        ``worker_state_write_interval_seconds`` is 0, when nothing is held (no ack waits), or when
-        the interval has passed since the last write."""
-        if force or self._write_interval <= 0 or not self.holding:
-            return True
-        return time.monotonic() - self._last_state_write >= self._write_interval
+    def _states_to_write(self, force: bool) -> int | None:
+        """How many of the oldest dirty states this stage serializes; None: every one — when
+        forced, when ``worker_state_write_interval_seconds`` is 0, or when nothing is held (no ack
+        waits: the first batch after a quiet spell writes at once).
+
+        Otherwise the stage's share of the interval: dirty × (time since the last stage's share) ÷
+        interval, its fraction carried over, and at least every state dirty for the interval or
+        longer. Under steady traffic each hot account is then written about once per interval,
+        a few at every batch.
+        """
+        cache = self.processor.cache
+        if force or self._write_interval <= 0 or not self.holding or not cache.dirty:
+            self._last_share = time.monotonic()
+            self._write_credit = 0.0
+            return None
+        now = time.monotonic()
+        share = min(1.0, (now - self._last_share) / self._write_interval)
+        self._last_share = now
+        self._write_credit += cache.dirty * share
+        count = int(self._write_credit)
+        self._write_credit -= count
+        return max(count, cache.dirty_since(now - self._write_interval))
 
     def _hold(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None) -> None:
-        """Keep ``out``'s clocks and ``done`` (its acks) for the stage that writes its states."""
-        self._held_clocks.update(out.clock_writes)  # a later value of a partition's clock covers the earlier
+        """Keep ``out``'s clocks and ``done`` (its acks) until the states it dirtied are serialized."""
+        if out.clock_writes or done is not None:
+            self._held.append((self.processor.cache.dirty_mark, out.clock_writes, done))
         out.clock_writes = {}
-        if done is not None:
-            self._held_done.append(done)
 
-    def _release(
-        self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None
-    ) -> Callable[[], Awaitable[None]] | None:
-        """The held clocks join ``out``'s (written after its states); the held acks run before ``done``."""
-        if self._held_clocks:
-            out.clock_writes = {**self._held_clocks, **out.clock_writes}
-            self._held_clocks = {}
-        if not self._held_done:
-            return done
-        dones = self._held_done if done is None else [*self._held_done, done]
-        self._held_done = []
+    def _release(self, out: BatchOutput) -> Callable[[], Awaitable[None]] | None:
+        """The held batches whose states are all serialized now, oldest first: their clocks join
+        ``out``'s (written after its states), and their acks run in order."""
+        held, written = self._held, self.processor.cache.written_mark
+        clocks: dict[int, float] = {}
+        dones: list[Callable[[], Awaitable[None]]] = []
+        while held and held[0][0] <= written:
+            _, batch_clocks, batch_done = held.popleft()
+            clocks.update(batch_clocks)  # a later value of a partition's clock covers the earlier
+            if batch_done is not None:
+                dones.append(batch_done)
+        out.clock_writes = clocks
+        if not dones:
+            return None
+        if len(dones) == 1:
+            return dones[0]
 
         async def release() -> None:
             for each in dones:
@@ -290,9 +314,9 @@ class WorkerRuntime:
         while this batch was processed), so states are written in batch order, and until at most
         ``STAGES_IN_FLIGHT - 1`` stages are unfinished; a failure of an earlier stage is raised here.
 
-        Within ``worker_state_write_interval_seconds`` of the last state write (and not ``force``)
-        the states stay dirty in the cache: only the dead letters of quarantined accounts are
-        taken, and ``out``'s clocks and ``done`` are held for the next stage that writes states.
+        Unless forced, the stage serializes its share of the dirty states
+        (:meth:`_states_to_write`); ``out``'s clocks and ``done`` are held until the states it
+        dirtied are serialized, and the held batches that are covered now are released with it.
         """
         # Alerts and dead letters go to the producer now: sent from the stage task instead, each
         # send's awaits would let the next poll's processing (which holds the event loop) start
@@ -301,15 +325,13 @@ class WorkerRuntime:
         # when it is handed over, and that is when the event → alert latency ends. Nothing else
         # touches the processor meanwhile: the caller holds the lock.
         delivered = await self.writer.send_alerts(out.alerts)
-        if self._write_states_now(force):
-            self.processor.take_writes(out)
-            if out.state_writes:
-                self._last_state_write = time.monotonic()
-            done = self._release(out, done)
-        else:
+        count = self._states_to_write(force)
+        if count == 0:
             self.processor.take_dead_letters(out)
-            self._hold(out, done)
-            done = None
+        else:
+            self.processor.take_writes(out, count)
+        self._hold(out, done)
+        done = self._release(out)
         delivered += await self.writer.send_dead_letters(out.dead_letters)
         if done is None and not (delivered or out.state_writes or out.clock_writes):
             return

@@ -325,16 +325,17 @@ class RulesProcessor(Generic[StateT, FindingT]):
             self.take_writes(out)
         return out
 
-    def take_writes(self, out: BatchOutput) -> None:
-        """Serialize the states the batch (or tick) touched into ``out.state_writes``, once per
-        account, and add the dead letters of the accounts quarantined since the last call.
+    def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
+        """Serialize the dirty states (the ``count`` oldest, or every one when None) into
+        ``out.state_writes``, once per account, and add the dead letters of the accounts
+        quarantined since the last call.
 
         :meth:`process_batch` and :meth:`tick` do it themselves unless called with
         ``writes=False``: the runtime hands a batch's alerts to the producer first, so they do not
         wait for the serialization of every touched account's state (a live batch touches most
         accounts, each with the events it buffers for ``allowed_lateness``).
         """
-        out.state_writes = self.cache.flush()
+        out.state_writes = self.cache.flush(count)
         self._dead_letter_quarantined(out)
 
     def take_dead_letters(self, out: BatchOutput) -> None:

@@ -11,13 +11,21 @@ an unknown version), cannot be written (the encoder refuses it) or would be larg
 QUARANTINED: its old state bytes are kept aside in a :class:`Quarantine` (the caller dead-letters
 them with the reason), a fresh state takes its place and is written over the bad one, and the
 stream goes on.
+
+Dirty states are kept oldest first, each with the *mark* it got when it became dirty (a counter
+over the cache's life): ``flush(limit)`` serializes the oldest ``limit`` of them, so a caller can
+spread the writes of many hot accounts over its write interval instead of serializing them all at
+once, and :attr:`StateCache.written_mark` says up to which mark every state is serialized — what
+the runtime needs before it may ack the batches that dirtied them.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from streams.runtime.logs import get_logger
@@ -75,7 +83,9 @@ class StateCache:
         self.max_state_bytes = max_state_bytes
         self._states: OrderedDict[str, Any] = OrderedDict()
         self._partition: dict[str, int] = {}
-        self._dirty: dict[str, int] = {}
+        # Dirty states, oldest first: account id -> (partition, mark, time.monotonic() when it became dirty).
+        self._dirty: dict[str, tuple[int, int, float]] = {}
+        self._marks = 0  # the mark of the newest state to become dirty
         self._quarantined: list[Quarantine] = []
         # States flushed but not yet written to the table (the runtime writes a batch's states
         # only once its alerts are delivered, while the next batch is processed): a state evicted
@@ -127,11 +137,14 @@ class StateCache:
         return state
 
     def mark_dirty(self, account_id: str, partition: int) -> None:
-        """Schedule ``account_id``'s state for the next flush."""
-        self._dirty[account_id] = partition
+        """Schedule ``account_id``'s state for a flush (a state already dirty keeps its place and mark)."""
+        if account_id not in self._dirty:
+            self._marks += 1
+            self._dirty[account_id] = (partition, self._marks, time.monotonic())
 
-    def flush(self) -> dict[int, dict[str, bytes]]:
-        """Serialize every dirty state once; returns ``{partition: {account_id: state bytes}}``.
+    def flush(self, count: int | None = None) -> dict[int, dict[str, bytes]]:
+        """Serialize the ``count`` oldest dirty states (every one when None) once each; returns
+        ``{partition: {account_id: state bytes}}``.
 
         A state the encoder refuses, or one over ``max_state_bytes``, is quarantined and its fresh
         replacement written instead.
@@ -139,7 +152,10 @@ class StateCache:
         out: dict[int, dict[str, bytes]] = {}
         observe = ACCOUNT_STATE_BYTES.observe
         limit = self.max_state_bytes
-        for account_id, partition in self._dirty.items():
+        dirty = self._dirty
+        everything = count is None or count >= len(dirty)
+        taken = list(dirty.items() if everything else islice(dirty.items(), max(count or 0, 0)))
+        for account_id, (partition, _, _) in taken:
             try:
                 data = self._dumps(self._states[account_id])
             except Exception as exc:  # noqa: BLE001 - an unencodable state is quarantined, whatever the cause
@@ -151,7 +167,12 @@ class StateCache:
             observe(len(data))
             out.setdefault(partition, {})[account_id] = data
             self._unwritten[account_id] = (partition, data)
-        self._dirty.clear()
+        if everything:
+            dirty.clear()
+        else:
+            for account_id, _ in taken:
+                # A state quarantined just now got a fresh one: it is this flush's write, not dirty.
+                dirty.pop(account_id, None)
         self._evict()
         return out
 
@@ -168,6 +189,28 @@ class StateCache:
     def dirty(self) -> int:
         """How many states are changed in memory and not yet serialized by :meth:`flush`."""
         return len(self._dirty)
+
+    @property
+    def dirty_mark(self) -> int:
+        """The mark of the newest state to become dirty: a batch that marked its states is covered
+        once :attr:`written_mark` reaches the ``dirty_mark`` read after it."""
+        return self._marks
+
+    @property
+    def written_mark(self) -> int:
+        """Every state that became dirty with a mark up to this one is serialized (flushed)."""
+        for _, mark, _ in self._dirty.values():
+            return mark - 1
+        return self._marks
+
+    def dirty_since(self, before: float) -> int:
+        """How many dirty states became dirty at or before ``before`` (``time.monotonic()``): they are the oldest."""
+        n = 0
+        for _, _, since in self._dirty.values():
+            if since > before:
+                break
+            n += 1
+        return n
 
     @property
     def unwritten(self) -> int:
@@ -216,7 +259,7 @@ class StateCache:
             detail=detail,
             kept_bytes=0 if kept is None else len(kept),
         )
-        self._dirty[account_id] = partition  # the fresh state replaces the bad one in the table
+        self.mark_dirty(account_id, partition)  # the fresh state replaces the bad one in the table
         return self._new_state()
 
     def _evict(self) -> None:

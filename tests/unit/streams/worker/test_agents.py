@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -27,18 +28,45 @@ def _offsets_without_gaps(records: list[Any]) -> OffsetCheck:
 
 
 class Cache:
-    """The state cache's surface the runtime uses: written states, and how many are dirty."""
+    """The state cache's surface the runtime uses: written states, how many are dirty, and the
+    marks of the dirty ones (``StateCache``'s, for the states in the processor's ``unserialized``)."""
 
     def __init__(self, processor: Any = None) -> None:
         self.processor = processor
+        self.marks = 0
+        self.since: dict[str, tuple[int, float]] = {}  # dirty state -> (mark, time.monotonic() it became dirty)
+
+    def mark(self, name: str) -> None:
+        if name not in self.since:
+            self.marks += 1
+            self.since[name] = (self.marks, time.monotonic())
 
     def written(self, writes: Any) -> None:
         return None
 
+    def _dirty(self) -> list[str]:
+        unserialized = self.processor.unserialized if self.processor is not None else {}
+        return sorted((a for accounts in unserialized.values() for a in accounts), key=lambda a: self.since[a][0])
+
     @property
     def dirty(self) -> int:
-        unserialized = self.processor.unserialized if self.processor is not None else {}
-        return sum(len(accounts) for accounts in unserialized.values())
+        return len(self._dirty())
+
+    @property
+    def dirty_mark(self) -> int:
+        return self.marks
+
+    @property
+    def written_mark(self) -> int:
+        dirty = self._dirty()
+        return self.since[dirty[0]][0] - 1 if dirty else self.marks
+
+    def dirty_since(self, before: float) -> int:
+        return sum(1 for a in self._dirty() if self.since[a][1] <= before)
+
+    def age(self, seconds: float) -> None:
+        """Every dirty state became dirty ``seconds`` earlier."""
+        self.since = {a: (mark, at - seconds) for a, (mark, at) in self.since.items()}
 
 
 class Writer:
@@ -136,7 +164,7 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
             assert offsets == _offsets_without_gaps(records)  # the check of the merged batch
             return BatchOutput()
 
-        def take_writes(self, out: BatchOutput) -> None:
+        def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
             return None
 
         def next_deadline(self, partitions: Any) -> float | None:
@@ -259,6 +287,7 @@ class _Processor:
         self.caught.append(sorted(caught_up))
         alert = SimpleNamespace(alert_id=f"a{first}", rule_id="r", account_id="acme", severity="high")
         self.unserialized.setdefault(0, {})[f"s{first}"] = b""  # dirty until serialized
+        self.cache.mark(f"s{first}")
         self.evaluated.update(offsets.next)
         out = BatchOutput(alerts=[alert], clock_writes={0: first})  # type: ignore[list-item]
         if writes:
@@ -273,15 +302,20 @@ class _Processor:
         alerts = [SimpleNamespace(alert_id=a, rule_id="r", account_id="acme", severity="high") for a in self.due]
         for a in self.due:
             self.unserialized.setdefault(0, {})[f"s{a}"] = b""
+            self.cache.mark(f"s{a}")
         self.due = []
         out = BatchOutput(alerts=alerts)  # type: ignore[arg-type]
         if writes:
             self.take_writes(out)
         return out
 
-    def take_writes(self, out: BatchOutput) -> None:
-        """The states serialized (a step), with the dead letters of accounts a test quarantined."""
-        out.state_writes, self.unserialized = self.unserialized, {}
+    def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
+        """The ``count`` oldest dirty states (all when None) serialized (a step), with the dead
+        letters of accounts a test quarantined."""
+        taken = self.cache._dirty()[:count]
+        out.state_writes = {0: {a: self.unserialized[0].pop(a) for a in taken}} if taken else {}
+        for a in taken:
+            del self.cache.since[a]
         self.steps.extend(f"serialize {a}" for writes in out.state_writes.values() for a in writes)
         out.dead_letters += self.quarantined
         self.quarantined = []
@@ -543,10 +577,10 @@ def _deliver_all(runtime: Any) -> None:
 
 
 def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_for_their_write() -> None:
-    """Within ``worker_state_write_interval_seconds`` of the last state write a poll's alert and dead
-    letters go out at once, but its states stay dirty and its offsets and clock wait; the first poll
-    after the interval writes every dirty state once, then the latest clock, then acks the held
-    polls and its own, in poll order."""
+    """Right after a state write a poll's alert and dead letters go out at once, but its states stay
+    dirty and its offsets and clock wait; a later poll writes the states dirty for the interval or
+    longer, oldest first, then the clock of the polls they cover, then acks those polls in order; a
+    poll a whole interval after the last one writes every dirty state."""
     from faust.types import TP
 
     topic = "events"
@@ -575,7 +609,7 @@ def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_fo
         assert runtime.holding
 
         del steps[:]
-        runtime._last_state_write -= 31.0  # the interval has passed since the last write
+        runtime.processor.cache.age(31.0)  # s3 and s5 are dirty for longer than the interval
         await runtime.handle_poll(_poll(topic, 6), generation_id=7)
         _deliver_all(runtime)
         await runtime._stage.task
@@ -584,16 +618,55 @@ def test_within_the_write_interval_states_stay_dirty_and_acks_and_clocks_wait_fo
             "send a6",
             "serialize s3",
             "serialize s5",
-            "serialize s6",
             "state s3",
             "state s5",
-            "state s6",
             "flush",  # the states are on the broker before the clock that covers them
-            "clock 0=6",
+            "clock 0=5",
         ]
-        assert acked_offsets(app, tp) == [1, 2, 3, 4, 5, 6]
-        assert runtime.processed_offsets == {0: 7}
+        assert acked_offsets(app, tp) == [1, 2, 3, 4, 5]
+        assert runtime.holding  # poll 6's state is dirty, its offset and clock wait
+
+        del steps[:]
+        runtime._last_share -= 30.0  # a whole interval since the last stage's share
+        await runtime.handle_poll(_poll(topic, 7), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert [s for s in steps if s.startswith(("serialize", "clock"))] == ["serialize s6", "serialize s7", "clock 0=7"]
+        assert acked_offsets(app, tp) == [1, 2, 3, 4, 5, 6, 7]
+        assert runtime.processed_offsets == {0: 8}
         assert not runtime.holding
+
+    asyncio.run(scenario())
+
+
+def test_state_writes_are_spread_over_the_interval_oldest_first() -> None:
+    """A stage a quarter of the interval after the previous one serializes a quarter of the dirty
+    states (the oldest; the fraction left over is carried to the next stage) and releases the
+    polls those states cover, in order, with their latest clock."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=10.0)
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        for offset in range(1, 12):  # the first writes at once; ten more within a moment
+            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
+            _deliver_all(runtime)
+        await _settle()
+        assert acked_offsets(app, tp) == [1]
+        assert runtime.processor.cache.dirty == 10
+
+        del steps[:]
+        runtime._last_share -= 2.5
+        runtime._write_credit = 0.0
+        await runtime.handle_poll(_poll(topic, 12), generation_id=7)  # 11 dirty x 0.25 = 2.75
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert [s for s in steps if s.startswith(("serialize", "clock"))] == ["serialize s2", "serialize s3", "clock 0=3"]
+        assert acked_offsets(app, tp) == [1, 2, 3]
+        assert runtime._write_credit == pytest.approx(0.75, abs=0.01)
+        assert runtime.processor.cache.dirty == 9
 
     asyncio.run(scenario())
 
