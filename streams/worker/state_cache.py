@@ -263,8 +263,21 @@ class StateCache:
         return self._new_state()
 
     def _evict(self) -> None:
-        while len(self._states) > self._max_clean:
-            account_id, _ = self._states.popitem(last=False)
+        """Forget the least recently used clean states beyond ``max_clean`` (a dirty one is kept: it
+        is written later, from memory)."""
+        states = self._states
+        excess = len(states) - self._max_clean
+        if excess <= 0:
+            return
+        dirty = self._dirty
+        victims: list[str] = []
+        for account_id in states:
+            if account_id not in dirty:
+                victims.append(account_id)
+                if len(victims) >= excess:
+                    break
+        for account_id in victims:
+            del states[account_id]
             self._partition.pop(account_id, None)
 
 

@@ -77,6 +77,25 @@ def test_state_round_trips_through_bytes(make_rule, make_engine, at):
     assert engine.dumps(restored) == engine.dumps(state)
 
 
+def test_seen_ids_are_written_as_an_object_and_read_in_either_form(make_rule, make_engine, at):
+    """Version 2 writes the dedup ids as ``{id: ts}`` in arrival order; a state written with them as
+    ``[[id, ts], …]`` (before) reads as the same state, so workers of either form read each other's."""
+    import orjson
+
+    engine = make_engine(make_rule("threshold"), make_rule("inactivity"))
+    state = engine.new_state()
+    for offset in (20, 0, 10):
+        engine.on_event(state, at(offset, "Error"), MONDAY - 100 + offset)
+    doc = orjson.loads(engine.dumps(state))
+    assert isinstance(doc["s"], dict)
+    assert list(doc["s"].items()) == list(state.seen.items())
+    as_pairs = orjson.dumps({**doc, "s": [[key, ts] for key, ts in doc["s"].items()]})
+    restored = engine.loads(as_pairs)
+    assert restored == state
+    assert list(restored.seen) == list(state.seen)
+    assert engine.dumps(restored) == engine.dumps(state)
+
+
 def test_changed_rule_starts_from_fresh_state(make_rule, make_engine, at):
     """A rule whose definition changed does not inherit state of the old definition."""
     old = make_engine(make_rule("threshold"))

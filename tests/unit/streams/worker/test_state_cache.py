@@ -154,3 +154,61 @@ def test_dirty_states_held_across_batches_stay_cached_and_flush_once_each() -> N
     assert cache.get("a", 0) == {"n": 2}
     assert cache.flush() == {0: {"a": b'{"n": 2}', "b": b'{"n": 2}'}}
     assert cache.dirty == 0
+
+
+def test_a_partial_flush_writes_the_oldest_dirty_states_and_says_how_far_it_got() -> None:
+    """``flush(count)`` serializes the ``count`` states that became dirty first (a state dirtied again
+    keeps its place) and leaves the others dirty; ``written_mark`` reaches a batch's ``dirty_mark``
+    only once every state dirtied up to that batch is serialized."""
+    cache = _cache({})
+    for account in ("a", "b"):
+        cache.get(account, 0)["n"] = 1
+        cache.mark_dirty(account, 0)
+    first_batch = cache.dirty_mark
+    for account in ("c", "a"):
+        cache.get(account, 1)["n"] = 2
+        cache.mark_dirty(account, 1)
+    second_batch = cache.dirty_mark
+    assert (first_batch, second_batch) == (2, 3)
+    assert cache.flush(1) == {0: {"a": b'{"n": 2}'}}  # the newest value of the oldest dirty state
+    assert cache.written_mark == 1 < first_batch
+    assert cache.flush(1) == {0: {"b": b'{"n": 1}'}}
+    assert cache.written_mark == first_batch < second_batch
+    cache.get("a", 0)["n"] = 3
+    cache.mark_dirty("a", 0)  # dirty again after its write: a new mark, behind "c"
+    assert cache.flush(1) == {1: {"c": b'{"n": 2}'}}
+    assert cache.written_mark == second_batch
+    assert cache.dirty == 1
+    assert cache.flush() == {0: {"a": b'{"n": 3}'}}
+    assert cache.written_mark == cache.dirty_mark == 4
+    assert cache.flush(5) == {}
+
+
+def test_dirty_since_counts_the_states_dirty_since_before_a_time() -> None:
+    """``dirty_since`` counts the oldest dirty states: those that became dirty at or before the given time."""
+    import time
+
+    cache = _cache({})
+    cache.get("a", 0)
+    cache.mark_dirty("a", 0)
+    between = time.monotonic()
+    while time.monotonic() == between:  # the next mark is strictly later
+        pass
+    cache.get("b", 0)
+    cache.mark_dirty("b", 0)
+    assert cache.dirty_since(between) == 1
+    assert cache.dirty_since(time.monotonic()) == 2
+    assert cache.dirty_since(between - 3600) == 0
+
+
+def test_a_partial_flush_never_evicts_a_state_still_dirty() -> None:
+    """Past ``max_clean`` a flush evicts the least recently used clean states only: a state left
+    dirty by a partial flush stays in memory and is written from there later."""
+    cache = _cache({}, max_clean=1)
+    for account in ("a", "b", "c"):
+        cache.get(account, 0)["n"] = account
+        cache.mark_dirty(account, 0)
+    assert cache.flush(1) == {0: {"a": b'{"n": "a"}'}}
+    assert len(cache) == 2  # "a" (clean) evicted; "b" and "c" kept, dirty
+    assert cache.flush() == {0: {"b": b'{"n": "b"}', "c": b'{"n": "c"}'}}
+    assert len(cache) == 1
