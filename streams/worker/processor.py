@@ -340,7 +340,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
 
     def take_dead_letters(self, out: BatchOutput) -> None:
         """Add the dead letters of the accounts quarantined since the last call, leaving the states
-        dirty in the cache (the runtime writes states at most every
+        dirty in the cache (the runtime writes each state about once per
         ``worker_state_write_interval_seconds``; dead letters go out with their batch)."""
         self._dead_letter_quarantined(out)
 
