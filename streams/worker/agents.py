@@ -252,20 +252,23 @@ class WorkerRuntime:
 
     def _states_to_write(self, force: bool) -> int | None:
         """How many of the oldest dirty states this stage serializes; None: every one — when
-        forced, when ``worker_state_write_interval_seconds`` is 0, or when nothing is held (no ack
-        waits: the first batch after a quiet spell writes at once).
+        forced, when ``worker_state_write_interval_seconds`` is 0, or when none is dirty (the held
+        batches, if any, are all covered then).
 
-        Otherwise the stage's share of the interval: dirty × (time since the last stage's share) ÷
-        interval, its fraction carried over, and at least every state dirty for the interval or
-        longer. Under steady traffic each hot account is then written about once per interval,
-        a few at every batch.
+        Otherwise the stage's share of the interval: dirty × (time since the last stage that had
+        states to write) ÷ interval, its fraction carried over, and at least every state dirty for
+        the interval or longer. Under steady traffic each hot account is then written about once
+        per interval, a few at every batch; the first batch after a quiet spell of an interval or
+        more writes its states at once.
         """
         cache = self.processor.cache
-        if force or self._write_interval <= 0 or not self.holding or not cache.dirty:
-            self._last_share = time.monotonic()
+        now = time.monotonic()
+        if force or self._write_interval <= 0:
+            self._last_share = now
             self._write_credit = 0.0
             return None
-        now = time.monotonic()
+        if not cache.dirty:
+            return None
         share = min(1.0, (now - self._last_share) / self._write_interval)
         self._last_share = now
         self._write_credit += cache.dirty * share

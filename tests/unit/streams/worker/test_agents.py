@@ -673,6 +673,34 @@ def test_state_writes_are_spread_over_the_interval_oldest_first() -> None:
     asyncio.run(scenario())
 
 
+def test_the_first_poll_after_a_quiet_spell_writes_its_states_at_once() -> None:
+    """Ticks with nothing dirty do not restart the interval's share: the first poll an interval or
+    more after the last write serializes its states and acks at once."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+        runtime._last_share -= 31.0  # quiet for an interval; the clock timer ticks meanwhile
+        await runtime.tick()
+        await runtime.tick()
+        del steps[:]
+        await runtime.handle_poll(_poll(topic, 2), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+        assert [s for s in steps if s.startswith(("serialize", "clock"))] == ["serialize s2", "clock 0=2"]
+        assert acked_offsets(app, tp) == [1, 2]
+        assert not runtime.holding
+
+    asyncio.run(scenario())
+
+
 def test_drain_writes_the_held_states_before_it_returns() -> None:
     """``drain`` (what revocation, a rebuild and shutdown wait for) writes the states held for the
     interval, then their clocks, and acks the held polls before it returns; a tick within the
