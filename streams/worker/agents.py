@@ -23,9 +23,9 @@
   and partition clocks; a stage releases, in order, the held batches whose states are all
   serialized (the cache's marks), after its state writes and before their clocks. Alerts and dead
   letters still go out with the batch. :meth:`WorkerRuntime.drain` (revocation, rebuild, the
-  per-record path) and the end of an event-time replay force the write. A shutdown does not: Faust
-  stops the consumer's flow (no ack goes out) and its tables before any hook of ours could write,
-  so the restart re-reads the held batches from the committed offset, as after a crash.
+  per-record path), the end of an event-time replay and a graceful stop
+  (:meth:`WorkerRuntime.write_before_stop`, before Faust stops the consumer and the tables) force
+  the write; after a crash the restart re-reads the held batches from the committed offset.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ DEADLINE_MARGIN_SECONDS = 0.002
 # waits for a flush (its states on the broker) before its partition clocks, and a flush that
 # starts while the next batches write can take a few polls to return.
 STAGES_IN_FLIGHT = 3
+
+# A graceful stop waits at most this long for the held states to be written (a broker that does not
+# answer must not keep the process from stopping; the restart then re-reads, as after a crash).
+STOP_WRITE_TIMEOUT_SECONDS = 15.0
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -468,6 +472,25 @@ class WorkerRuntime:
             assigned = self.assigned_partitions()
             await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
             self._schedule_deadline()
+
+    async def write_before_stop(self) -> None:
+        """As a graceful stop begins (SIGTERM; ``RulesApp.before_stop``): write the held states,
+        then their clocks, and ack their batches (:meth:`drain`), so the last commit Faust makes
+        as it stops covers every batch processed and a restart re-reads nothing. Bounded by
+        ``STOP_WRITE_TIMEOUT_SECONDS``; a failure is logged and the stop goes on (the restart
+        re-reads from the last commit, as after a crash: at-least-once, same ``alert_id``s)."""
+        if not self._recovered:
+            return
+        try:
+            async with asyncio.timeout(STOP_WRITE_TIMEOUT_SECONDS), self.lock:
+                dirty, held = self.processor.cache.dirty, len(self._held)
+                if not (dirty or held or self._stage is not None):
+                    return
+                await self.drain()
+        except Exception as exc:  # noqa: BLE001 - stopping anyway: what was not written is re-read
+            log.warning("held states not written before stopping; a restart re-reads them", error=repr(exc))
+            return
+        log.info("held states written before stopping", states=dirty, batches=held)
 
     def _schedule_deadline(self) -> None:
         """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall

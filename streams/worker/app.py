@@ -9,6 +9,7 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -37,6 +38,21 @@ STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
 
 
+class RulesApp(faust.App):
+    """Faust's app with one hook more: ``before_stop`` runs as a graceful stop begins, while the
+    consumer, the producer and the tables still run — ``App.on_stop`` is Faust's public override
+    point for it (its docstring asks an override to call ``super``). The rules worker writes the
+    states it holds there (``WorkerRuntime.write_before_stop``)."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        """``before_stop``, then Faust's own stop (consumer, tables, a last flush and commit)."""
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
 def app_id(settings: Settings) -> str:
     """The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``."""
     return f"{settings.topic_prefix}-rules"
@@ -63,7 +79,7 @@ def create_app(
         engine, rule_ids = load_engine(settings)
     names = TopicNames.from_settings(settings)
     partitions = settings.topic_partitions
-    app = faust.App(
+    app = RulesApp(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
@@ -112,6 +128,7 @@ def create_app(
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.gap_repair = GapRepair(settings, names.events)
+    app.before_stop = runtime.write_before_stop
     install_agents(app, runtime, events, settings)
     register_web(app)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz
     _register_watchdog(app, runtime, settings)

@@ -701,6 +701,40 @@ def test_the_first_poll_after_a_quiet_spell_writes_its_states_at_once() -> None:
     asyncio.run(scenario())
 
 
+def test_a_graceful_stop_writes_the_held_states_and_a_failure_does_not_keep_it_from_stopping() -> None:
+    """``write_before_stop`` (Faust's ``on_stop``) writes the held states, clocks and acks; when that
+    fails (the broker gone) it logs and returns, so the stop goes on."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        for offset in (1, 2):
+            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
+            _deliver_all(runtime)
+        await _settle()
+        assert acked_offsets(app, tp) == [1]
+        del steps[:]
+        await runtime.write_before_stop()
+        assert steps == ["serialize s2", "state s2", "flush", "clock 0=2"]
+        assert acked_offsets(app, tp) == [1, 2]
+
+        await runtime.handle_poll(_poll(topic, 3), generation_id=7)
+        _deliver_all(runtime)
+
+        async def broken() -> None:
+            raise ConnectionError("broker gone")
+
+        runtime.drain = broken  # type: ignore[method-assign]
+        await runtime.write_before_stop()  # logged, not raised
+        assert acked_offsets(app, tp) == [1, 2]
+
+    asyncio.run(scenario())
+
+
 def test_drain_writes_the_held_states_before_it_returns() -> None:
     """``drain`` (what revocation, a rebuild and shutdown wait for) writes the states held for the
     interval, then their clocks, and acks the held polls before it returns; a tick within the
