@@ -423,3 +423,26 @@ async def open_connection(host: str, port: int, *, client_id: str, request_timeo
     from aiokafka.conn import create_conn
 
     return await create_conn(host, port, client_id=client_id, request_timeout_ms=request_timeout_ms, **security)
+
+
+# --- 12. Work before a graceful stop, while the consumer and the tables still run ----------------
+#
+# Upstream behaviour: ``App.on_stop`` (a documented override point: "remember to call super")
+# stops the consumer's flow, revokes and stops the tables (``_stop_consumer``) and only then sends
+# ``on_before_shutdown`` and flushes the producer; the consumer's own stop commits what is acked.
+# A worker that holds acks until its states are written (the rules worker's write interval) must
+# write them before ``_stop_consumer``: ``on_before_shutdown`` comes too late (a RocksDB store is
+# closed by then). The override runs ``before_stop`` first, then Faust's ``on_stop``.
+
+
+class AppWithBeforeStop(faust.App):
+    """Faust's app with ``before_stop``: awaited as a graceful stop begins, before Faust stops the
+    consumer's flow and the tables (the rules worker writes the states it holds there)."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        """``before_stop``, then Faust's own stop (consumer, tables, a last flush and commit)."""
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()

@@ -474,7 +474,7 @@ class WorkerRuntime:
             self._schedule_deadline()
 
     async def write_before_stop(self) -> None:
-        """As a graceful stop begins (SIGTERM; ``RulesApp.before_stop``): write the held states,
+        """As a graceful stop begins (SIGTERM; ``AppWithBeforeStop.before_stop``): write the held states,
         then their clocks, and ack their batches (:meth:`drain`), so the last commit Faust makes
         as it stops covers every batch processed and a restart re-reads nothing. Bounded by
         ``STOP_WRITE_TIMEOUT_SECONDS``; a failure is logged and the stop goes on (the restart

@@ -9,11 +9,11 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import faust
 
+from streams.runtime.faust_compat import AppWithBeforeStop
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.ops_web import register_liveness
 from streams.runtime.settings import Settings
@@ -36,21 +36,6 @@ if TYPE_CHECKING:
 
 STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
-
-
-class RulesApp(faust.App):
-    """Faust's app with one hook more: ``before_stop`` runs as a graceful stop begins, while the
-    consumer, the producer and the tables still run — ``App.on_stop`` is Faust's public override
-    point for it (its docstring asks an override to call ``super``). The rules worker writes the
-    states it holds there (``WorkerRuntime.write_before_stop``)."""
-
-    before_stop: Callable[[], Awaitable[None]] | None = None
-
-    async def on_stop(self) -> None:
-        """``before_stop``, then Faust's own stop (consumer, tables, a last flush and commit)."""
-        if self.before_stop is not None:
-            await self.before_stop()
-        await super().on_stop()
 
 
 def app_id(settings: Settings) -> str:
@@ -79,7 +64,8 @@ def create_app(
         engine, rule_ids = load_engine(settings)
     names = TopicNames.from_settings(settings)
     partitions = settings.topic_partitions
-    app = RulesApp(
+    # The states the worker holds are written as a graceful stop begins (before_stop, below).
+    app = AppWithBeforeStop(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,

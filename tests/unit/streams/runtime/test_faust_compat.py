@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from streams.runtime import faust_compat
 from streams.runtime.faust_compat import (
+    AppWithBeforeStop,
     ExistingTopicGlobalTable,
     UntestedFaustError,
     committed_offsets,
@@ -121,6 +122,34 @@ def test_assignor_finds_a_global_tables_changelog_by_changelog_topic_name() -> N
     )
     assert faust.GlobalTable(app, name="plain")._changelog_topic_name() == "compat-global-plain-changelog"
     assert table._changelog_topic_name() == "preempt.accounts"
+
+
+def test_before_stop_runs_before_faust_stops_the_consumer_and_the_tables() -> None:
+    """Faust's ``App.on_stop`` still stops the consumer and the tables (``_stop_consumer``) before its
+    ``on_before_shutdown`` signal; ``AppWithBeforeStop`` awaits ``before_stop`` ahead of both."""
+    source = inspect.getsource(faust.App.on_stop)
+    assert source.index("_stop_consumer()") < source.index("on_before_shutdown.send()")
+    order: list[str] = []
+
+    async def scenario() -> None:
+        app = AppWithBeforeStop("compat-before-stop", broker="kafka://127.0.0.1:1", web_enabled=False)
+
+        async def before_stop() -> None:
+            order.append("before_stop")
+
+        async def stop_consumer() -> None:
+            order.append("stop consumer and tables")
+
+        async def before_shutdown(sender: Any, **kwargs: Any) -> None:
+            order.append("on_before_shutdown")
+
+        app.before_stop = before_stop
+        app._stop_consumer = stop_consumer  # type: ignore[method-assign]
+        app.on_before_shutdown.connect(before_shutdown)
+        await app.on_stop()
+
+    asyncio.run(scenario())
+    assert order == ["before_stop", "stop consumer and tables", "on_before_shutdown"]
 
 
 def test_consumer_keeps_committed_offsets_in_committed_offset() -> None:
