@@ -12,8 +12,9 @@
 * A batch's output (alerts delivered → states → flush → clocks, ``streams.worker.emit``) is
   performed by an *output stage* that runs while the next poll is processed: stages write states,
   clocks and acks in batch order, at most ``STAGES_IN_FLIGHT`` are unfinished, a poll's offsets
-  are acked at the end of its stage, and revocation (and any rebuild from the tables) first waits
-  for every stage. A stage that fails stops the worker; no later stage writes anything.
+  are acked at the end of the stage that releases it (below), and revocation (and any rebuild
+  from the tables) first waits for every stage. A batch, tick or stage that fails stops the
+  worker, and nothing more is written (:attr:`WorkerRuntime.failed`): not even by the stop.
 * Account states are written about once every ``worker_state_write_interval_seconds`` (Kafka
   Streams' ``commit.interval.ms``) each, and the writes are *spread* over the interval: each stage
   serializes its share of the dirty states, oldest first (the dirty count × the time since the
@@ -34,7 +35,8 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,10 @@ STAGES_IN_FLIGHT = 3
 # A graceful stop waits at most this long for the held states to be written (a broker that does not
 # answer must not keep the process from stopping; the restart then re-reads, as after a crash).
 STOP_WRITE_TIMEOUT_SECONDS = 15.0
+
+
+class WorkerFailedError(RuntimeError):
+    """A batch, tick or output stage failed: the worker is stopping, and writes nothing more."""
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -136,6 +142,24 @@ class WorkerRuntime:
         self._last_share = -math.inf  # time.monotonic() of the last stage's share of the writes
         self._write_credit = 0.0  # the fraction of a state write owed, carried to the next stage
         self._held: deque[tuple[int, dict[int, float], Callable[[], Awaitable[None]] | None]] = deque()
+        # Set once a batch, tick or output stage fails (or is cancelled) part-way: the cache may hold
+        # states whose alerts never reached the producer, so nothing more is written (a restart
+        # re-reads from the last commit). See :meth:`_failing`.
+        self._failed = False
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Mark the runtime failed when the body raises (or is cancelled)."""
+        try:
+            yield
+        except BaseException:
+            self._failed = True
+            raise
+
+    @property
+    def failed(self) -> bool:
+        """True once a batch, tick or output stage failed: nothing more is written."""
+        return self._failed
 
     # --- the hot path --------------------------------------------------------------------------
 
@@ -153,8 +177,11 @@ class WorkerRuntime:
             for e in events
         ]
         async with self.lock:
-            await self._process(records)
-            await self.drain()  # the agent acks the batch when this returns
+            if self._failed:
+                raise WorkerFailedError("an earlier batch or output stage failed; the worker is stopping")
+            with self._failing():
+                await self._process(records)
+                await self.drain()  # the agent acks the batch when this returns
         EVENTS_ACKED.inc(len(records))
 
     async def handle_poll(self, polled: dict[Any, list[Any]], generation_id: int) -> None:
@@ -163,29 +190,34 @@ class WorkerRuntime:
         ``polled`` maps each TP to aiokafka's records, handed over by the consumer's fetch loop
         (``faust_compat.divert_topic_polls``) instead of going through Faust's per-message path.
         Returns once the batch is processed and its output stage started (the fetch loop then
-        polls again); its offsets are acked at the end of that stage, after its state writes and
+        polls again); its offsets are acked at the end of the stage that releases it (its own, or a
+        later one once its states are written: the write interval), after its state writes and
         outputs are handed to the producer (Faust flushes it before committing). Records of an
         older consumer generation, or polled while a rebalance stopped the flow, are dropped:
         their partitions are re-read from the committed offsets. Revocation waits for the batch
         in flight (the lock) and for its output stage (:meth:`drain`).
         """
         async with self.lock:
-            if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
-                return
+            if self._failed or self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                return  # unacked: re-read from the committed offset (after the rebalance, or the restart)
             # aiokafka's records as they are: a copy per record cost more than the offset and gap
             # bookkeeping of the whole batch (dead letters copy the few records they keep).
             records: list[RecordLike] = [r for batch in polled.values() for r in batch]
+            # What the acks need, not the records: a batch can be held for a write interval.
+            offsets = {tp: [r.offset for r in batch] for tp, batch in polled.items()}
+            total = len(records)
 
             def acknowledge() -> None:
                 if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
                     return  # revoked meanwhile: the new owner re-reads from the committed offset
-                for tp, batch in polled.items():
-                    ack_offsets(self.app, tp, [r.offset for r in batch])
-                    count_received(self.app, tp, len(batch), batch[-1].offset)
-                EVENTS_ACKED.inc(len(records))
+                for tp, acked in offsets.items():
+                    ack_offsets(self.app, tp, acked)
+                    count_received(self.app, tp, len(acked), acked[-1])
+                EVENTS_ACKED.inc(total)
 
             # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
-            await self._process(records, acknowledge, self.processor.check_runs(polled.values()))
+            with self._failing():
+                await self._process(records, acknowledge, self.processor.check_runs(polled.values()))
 
     async def drain(self) -> None:
         """Write every state still dirty, then wait until every output stage is done (offsets
@@ -331,6 +363,8 @@ class WorkerRuntime:
         # states are serialized (a live batch touches most accounts): an alert's record is stamped
         # when it is handed over, and that is when the event → alert latency ends. Nothing else
         # touches the processor meanwhile: the caller holds the lock.
+        if self._failed:
+            raise WorkerFailedError("an earlier batch or output stage failed; nothing more is written")
         delivered = await self.writer.send_alerts(out.alerts)
         count = self._states_to_write(force)
         if count == 0:
@@ -407,6 +441,7 @@ class WorkerRuntime:
         exc = None if task.cancelled() else task.exception()
         if exc is None:
             return
+        self._failed = True
         log.critical("rules batch output failed; stopping the worker", error=repr(exc))
         self._crashing = asyncio.ensure_future(self.app.crash(exc))
 
@@ -462,27 +497,37 @@ class WorkerRuntime:
         return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset)), fetched
 
     async def tick(self) -> None:
-        """Advance the clocks of the assigned partitions (a no-op while recovering)."""
-        if not self._recovered or self.app.rebalancing:
+        """Advance the clocks of the assigned partitions (a no-op while recovering, or once failed)."""
+        if not self._recovered or self.app.rebalancing or self._failed:
             return
         async with self.lock:
-            if self._needs_rebuild:
-                await self.drain()  # the rebuild reads the tables: every pending write goes first
-            self._maybe_rebuild()
-            assigned = self.assigned_partitions()
-            await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
-            self._schedule_deadline()
+            if self._failed:
+                return
+            with self._failing():
+                if self._needs_rebuild:
+                    await self.drain()  # the rebuild reads the tables: every pending write goes first
+                self._maybe_rebuild()
+                assigned = self.assigned_partitions()
+                await self._submit(self.processor.tick(assigned, self.caught_up(assigned), writes=False))
+                self._schedule_deadline()
 
     async def write_before_stop(self) -> None:
         """As a graceful stop begins (SIGTERM; ``AppWithBeforeStop.before_stop``): write the held states,
         then their clocks, and ack their batches (:meth:`drain`), so the last commit Faust makes
         as it stops covers every batch processed and a restart re-reads nothing. Bounded by
         ``STOP_WRITE_TIMEOUT_SECONDS``; a failure is logged and the stop goes on (the restart
-        re-reads from the last commit, as after a crash: at-least-once, same ``alert_id``s)."""
+        re-reads from the last commit, as after a crash: at-least-once, same ``alert_id``s). A
+        stop after a failure (:attr:`failed`; Faust's crash runs the same ``on_stop``) writes
+        nothing: the failed batch's states may be in the cache without its alerts."""
         if not self._recovered:
             return
         try:
             async with asyncio.timeout(STOP_WRITE_TIMEOUT_SECONDS), self.lock:
+                if self._failed:
+                    # The failed batch's states may be in the cache without its alerts on the
+                    # broker: writing them would lose those alerts. The restart re-reads instead.
+                    log.warning("the worker failed: held states not written; a restart re-reads from the last commit")
+                    return
                 dirty, held = self.processor.cache.dirty, len(self._held)
                 if not (dirty or held or self._stage is not None):
                     return
@@ -558,9 +603,18 @@ class WorkerRuntime:
             return set()
         return {tp.partition for tp in assignment if tp.topic == self.events_topic}
 
+    def _drop_held(self, why: str) -> None:
+        """Held batches are released by a drain before a revocation or rebuild forgets dirty states
+        (which would move the cache's written mark past states never written): any still held
+        here are dropped unacked — re-read, never acked for unwritten states."""
+        if self._held:
+            log.error("held batches dropped unacked; their records are re-read", batches=len(self._held), during=why)
+            self._held.clear()
+
     def on_revoked(self, revoked: Iterable[Any]) -> None:
         """Forget what belongs to partitions handed to another worker (it recovers them)."""
         gone = {tp.partition for tp in revoked if tp.topic == self.events_topic}
+        self._drop_held("revocation")
         self.processor.cache.drop_partitions(gone)
         self.processor.clocks.forget(gone)
         self.processor.wakeups.drop_partitions(gone)
@@ -592,6 +646,7 @@ class WorkerRuntime:
         mine = self.assigned_partitions()
         n_partitions = self.settings.topic_partitions
         processor = self.processor
+        self._drop_held("rebuild")
         processor.cache.clear()
         processor.forget_offsets()
         processor.wakeups.drop_partitions(range(n_partitions))

@@ -62,7 +62,12 @@ class Cache:
         return self.since[dirty[0]][0] - 1 if dirty else self.marks
 
     def dirty_since(self, before: float) -> int:
-        return sum(1 for a in self._dirty() if self.since[a][1] <= before)
+        n = 0
+        for a in self._dirty():  # the oldest first, as StateCache counts them
+            if self.since[a][1] > before:
+                break
+            n += 1
+        return n
 
     def age(self, seconds: float) -> None:
         """Every dirty state became dirty ``seconds`` earlier."""
@@ -731,6 +736,72 @@ def test_a_graceful_stop_writes_the_held_states_and_a_failure_does_not_keep_it_f
         runtime.drain = broken  # type: ignore[method-assign]
         await runtime.write_before_stop()  # logged, not raised
         assert acked_offsets(app, tp) == [1, 2]
+
+    asyncio.run(scenario())
+
+
+def test_after_a_failed_poll_nothing_more_is_written_not_even_by_a_graceful_stop() -> None:
+    """A poll that fails part-way (its alerts not handed to the producer) marks the runtime failed:
+    its states, already changed in the cache, are never written — not by ``write_before_stop``,
+    a tick or a later poll (dropped unacked) — so the restart re-reads it and its alerts go out."""
+    from faust.types import TP
+
+    from streams.worker.agents import WorkerFailedError
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+
+        async def producer_gone(alerts: list[Any]) -> list[Any]:
+            raise ConnectionError("alerts topic unreachable")
+
+        sent = runtime.writer.send_alerts
+        runtime.writer.send_alerts = producer_gone  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await runtime.handle_poll(_poll(topic, 2), generation_id=7)
+        runtime.writer.send_alerts = sent  # type: ignore[method-assign]
+        assert runtime.failed
+        del steps[:]
+        await runtime.write_before_stop()
+        await runtime.tick()
+        await runtime.handle_poll(_poll(topic, 3), generation_id=7)
+        with pytest.raises(WorkerFailedError):
+            await runtime.drain()
+        assert steps == []  # nothing processed, serialized, written or flushed
+        assert acked_offsets(app, tp) == [1]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_output_stage_marks_the_runtime_failed_and_a_graceful_stop_writes_nothing() -> None:
+    """An output stage that fails (an alert the broker refused) stops the worker; the stop's
+    ``write_before_stop`` then writes none of the states held since."""
+    from faust.types import TP
+
+    topic = "events"
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    tp = TP(topic, 0)
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+        _deliver_all(runtime)
+        await runtime._stage.task
+        await runtime.handle_poll(_poll(topic, 2), generation_id=7)  # held: states dirty
+        runtime.writer.deliveries[-1].set_exception(ConnectionError("broker refused the alert"))
+        await _settle()
+        assert runtime.failed
+        assert app.crashed
+        del steps[:]
+        await runtime.write_before_stop()
+        assert not [s for s in steps if s.startswith(("serialize", "state", "clock"))]
+        assert acked_offsets(app, tp) == [1]
 
     asyncio.run(scenario())
 
