@@ -230,12 +230,12 @@ def test_a_model_of_an_unknown_version_is_one_line_saying_retrain(tmp_path: Path
     doc = orjson.loads(path.read_bytes())
     path.write_bytes(orjson.dumps({**doc, "version": 7}))
     with pytest.raises(
-        Exception, match=r"m.json: model version 7 is not one this Preempt reads \(1, 2\); retrain"
+        Exception, match=r"m.json: model version 7 is not one this Preempt reads \(1, 2, 3\); retrain"
     ) as info:
         load_risk_model(path)
     assert "\n" not in str(info.value)
-    path.write_bytes(orjson.dumps({**doc, "version": 1}))  # account features need model version 2
-    with pytest.raises(Exception, match="come with model version 2; retrain it with preempt train"):
+    path.write_bytes(orjson.dumps({**doc, "version": 1}))  # feature spec version 4 comes with model version 3
+    with pytest.raises(Exception, match="that spec comes with model version 3; retrain it with preempt train"):
         load_risk_model(path)
 
 
