@@ -18,6 +18,10 @@ the code. Steps, all in process and deterministic (seeded simulations, determini
 4. backtest both risk rules on seed B with the real engine (the pack's backtest is step 3's),
    and evaluate every rule against seed B's outcomes (``rules.evaluation``). The report prints the
    alerted-account counts the backtest actually gave, next to the targets.
+
+``--validate 3,4,5,6`` runs steps 1–4 on validation seeds instead (one trained model, one row a
+seed: the best single rule's and the volume-matched risk rule's churns caught at the lead, and
+both precisions). Features and settings are chosen on those; the held-out seed is refused there.
 """
 
 from __future__ import annotations
