@@ -8,7 +8,7 @@ when the risk falls below ``threshold − hysteresis``. The engine's cooldown ap
 Ticks stop ``CAP_DAYS`` after the account's last event (nothing can change after that) and
 resume with its next event.
 
-A model with account features (feature spec version 3 and later) reads the account's record when it scores
+A model with account features (feature spec version 3) reads the account's record when it scores
 a tick: the engine hands the kind its ``accounts`` lookup (``bind_accounts``) — the accounts
 topic in the worker, the accounts file in a backtest. Nothing of the record is kept in the state.
 

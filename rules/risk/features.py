@@ -26,13 +26,7 @@ the tier and plan (one feature per value the training accounts had). The record 
 the account is scored (:class:`AccountFacts`), never kept in the state, so the stream and a
 backtest with the same records compute the same features.
 
-Spec version 4 adds, per term, how *recently* it last happened on a scale that fades over a
-week (``recent:T`` = exp(−days since T / 7): 0.87 yesterday, 0.37 a week ago, ~0 a month ago).
-``since:T`` counts days on a linear scale, where one day ago and nine days ago differ by little
-against a span of 70; a linear model reads "it just happened" (a failed payment, a cancel page
-viewed) from the faded value. It is computed from the same day buckets: no new state.
-
-A model file names its spec version; version 1, 2 and 3 models (fewer features) keep scoring unchanged.
+A model file names its spec version; version 1 and 2 models (fewer features) keep scoring unchanged.
 
 State is a plain JSON-ready dict (the engine serializes rule state as is): one bucket per UTC
 day for the last ``KEEP_DAYS`` days with the event count, term counts, distinct users (capped)
@@ -65,11 +59,9 @@ CAP_DAYS = 90.0
 TREND_WEEKS = 4
 SEAT_USE_DAYS = 28
 RENEWAL_CAP_DAYS = 365.0
-SPEC_VERSION = 4
+SPEC_VERSION = 3
 """The spec version new models get; :data:`SPEC_VERSIONS` lists those this engine scores."""
-SPEC_VERSIONS = (1, 2, 3, 4)
-RECENT_FADE_DAYS = 7.0
-"""``recent:T`` (spec version 4) = exp(−days since T / this): the e-folding time of a term's recency."""
+SPEC_VERSIONS = (1, 2, 3)
 MAX_ACCOUNT_VALUES = 12
 """At most this many tiers (and plans) become features."""
 
@@ -209,8 +201,6 @@ class FeatureSpec:
         names += [f"count28:{t.label}" for t in self.terms]
         if self.version >= 2:
             names += [f"since:{t.label}" for t in self.terms]
-        if self.version >= 4:
-            names += [f"recent:{t.label}" for t in self.terms]
         names += [f"min28:{n.label}" for n in self.numerics]
         names += [f"last:{n.label}" for n in self.numerics]
         if self.version >= 3:
@@ -221,7 +211,7 @@ class FeatureSpec:
 
     @property
     def uses_accounts(self) -> bool:
-        """Whether the features read the account record (spec version 3 and later)."""
+        """Whether the features read the account record (spec version 3)."""
         return self.version >= 3
 
     def to_json(self) -> dict[str, Any]:
@@ -436,18 +426,12 @@ def compute(
         out.append(Explained(_ratio(rate_now, rate_before), rate_now, rate_before))
     out.extend(Explained(math.log1p(adoption_counts[i]), adoption_counts[i]) for i in range(n_terms))
     if v2:
-        since_terms: list[Explained] = []
         for index in range(n_terms):
             seen = last_day[index]
             if seen is not None:
-                since_terms.append(Explained(float(today - seen), float(today - seen)))
+                out.append(Explained(float(today - seen), float(today - seen)))
             else:  # never in the kept days: as long ago as can be; ``before`` says how many days were looked at
-                since_terms.append(
-                    Explained(float(KEEP_DAYS), float(KEEP_DAYS), float(min(KEEP_DAYS, today - first_day)))
-                )
-        out.extend(since_terms)
-        if spec.version >= 4:
-            out.extend(Explained(_recency(e.now or 0.0), e.now, e.before) for e in since_terms)
+                out.append(Explained(float(KEEP_DAYS), float(KEEP_DAYS), float(min(KEEP_DAYS, today - first_day))))
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
     if v3:
@@ -484,11 +468,6 @@ def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_
         for candidate in values:
             out.append(Explained(1.0 if value == candidate else 0.0 if facts.known else None))
     return out
-
-
-def _recency(days: float) -> float:
-    """How recently something last happened, fading over :data:`RECENT_FADE_DAYS` (1 = just now, 0 = long ago)."""
-    return math.exp(-days / RECENT_FADE_DAYS)
 
 
 def _trend(weekly: Sequence[float], known: bool) -> Explained:
@@ -569,7 +548,7 @@ def sentence(name: str, item: Explained) -> str:
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
         return f"no '{label}' in the last 28 days" if not now else f"'{label}' {_num(now)} time(s) in the last 28 days"
-    if kind in ("since", "recent"):
+    if kind == "since":
         if item.before is not None:  # never seen in the kept history
             return f"no '{label}' in the last {_num(item.before)} days"
         return f"last '{label}' {_num(now)} days ago"

@@ -26,20 +26,10 @@ from rules.risk.features import FeatureSpec
 from schemas.errors import PreemptError
 
 MODEL_FORMAT = "preempt-risk-model"
-MODEL_VERSION = 3
-"""The version new model files get: 3 = feature spec version 4 (per-term recency, account features)."""
-MODEL_VERSIONS = (1, 2, 3)
-"""Versions this Preempt scores: version 1 (events only, spec version 1 or 2) and 2 (spec version 3, with the
-account record's features) files score as before."""
-SPEC_VERSIONS_OF_MODEL = {1: (1, 2), 2: (3,), 3: (4,)}
-"""The feature spec versions each model version comes with."""
-
-
-def model_version_for(spec_version: int) -> int:
-    """The model file version that a feature spec of ``spec_version`` comes with."""
-    return next(m for m, specs in SPEC_VERSIONS_OF_MODEL.items() if spec_version in specs)
-
-
+MODEL_VERSION = 2
+"""The version new model files get: 2 = features of the account record too (feature spec version 3)."""
+MODEL_VERSIONS = (1, 2)
+"""Versions this Preempt scores: a version 1 file (events only, spec version 1 or 2) scores as before."""
 CLIP = 6.0
 
 
@@ -100,12 +90,10 @@ class RiskModelFile(_Strict):
                 f"{', '.join(map(str, MODEL_VERSIONS))}: retrain it with this Preempt's preempt train"
             )
         spec_version = self.feature_spec.get("version")
-        if spec_version not in SPEC_VERSIONS_OF_MODEL[self.version]:
-            wanted = next((m for m, specs in SPEC_VERSIONS_OF_MODEL.items() if spec_version in specs), None)
+        if (self.version >= 2) != (isinstance(spec_version, int) and spec_version >= 3):
             raise ValueError(
-                f"model version {self.version} with feature spec version {spec_version!r}"
-                + (f": that spec comes with model version {wanted}" if wanted is not None else "")
-                + "; retrain it with preempt train"
+                f"model version {self.version} with feature spec version {spec_version!r}: account features "
+                "(spec version 3) come with model version 2; retrain it with preempt train"
             )
         sizes = {len(self.features), len(self.mean), len(self.scale), len(self.coef)}
         if len(sizes) != 1:

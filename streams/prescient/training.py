@@ -10,7 +10,7 @@ Steps:
    and ``name[property=value]`` for properties with 2–12 distinct values — used by at least
    ``min_account_share`` of the accounts, and the numeric properties of rare events. Outcome
    events (``Subscription Cancelled``…) and excluded names never become features. With account
-   records, the features of the record too (spec version 3 and later: renewal, tenure, seats, MRR, and
+   records, the features of the record too (spec version 3: renewal, tenure, seats, MRR, and
    the tiers and plans that as many accounts have).
 2. **Samples** (:func:`collect_samples`): the events are replayed through the engine's own
    feature state (``rules.risk.features.observe``) in ``(ts, event_id)`` order behind a
@@ -43,7 +43,7 @@ from sklearn.model_selection import GroupKFold
 from rules.clock import EventTimeClock
 from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Term
-from rules.risk.model import MODEL_FORMAT, RiskModelFile, model_version_for, standardize
+from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
 from schemas.account import Account
 from schemas.event import Event, format_ts
 from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
@@ -74,8 +74,7 @@ def build_spec(
     accounts_file: Mapping[str, Account] | None = None,
 ) -> FeatureSpec:
     """The terms and numeric properties the events support (see the module docstring); with
-    ``accounts_file`` (the account records), a spec of the current version (4) with the record's features and
-    per-term recency; without, an events-only spec of version 2."""
+    ``accounts_file`` (the account records), a version 3 spec with the record's features."""
     stats: dict[str, _NameStats] = defaultdict(_NameStats)
     accounts: set[str] = set()
     first = last = None
@@ -134,7 +133,7 @@ def build_spec(
     records = [accounts_file[a] for a in sorted(accounts) if a in accounts_file]
     tiers = _common_values([r.tier for r in records], needed)
     plans = _common_values([r.plan for r in records], needed)
-    return FeatureSpec(tuple(terms), numeric_props, features.SPEC_VERSION, tiers, plans)
+    return FeatureSpec(tuple(terms), numeric_props, 3, tiers, plans)
 
 
 def _common_values(values: list[str | None], needed: int) -> tuple[str, ...]:
@@ -175,7 +174,7 @@ def collect_samples(
 ) -> Samples:
     """Replay events through the feature state and snapshot every account at each as-of time.
 
-    A spec of version 3 or later reads each account's record from ``accounts_file`` (missing: unknown), as the
+    A version 3 spec reads each account's record from ``accounts_file`` (missing: unknown), as the
     engine reads it from the accounts topic or a backtest's accounts file.
 
     With ``min_lead``, snapshots less than that before the account's churn are left out: too late
@@ -351,7 +350,7 @@ def model_document(
     return RiskModelFile.model_validate(
         {
             "format": MODEL_FORMAT,
-            "version": model_version_for(spec.version),
+            "version": MODEL_VERSION if spec.uses_accounts else 1,
             "feature_spec": spec.to_json(),
             "features": spec.names,
             "mean": [round(v, 9) for v in result.mean],

@@ -47,10 +47,6 @@ COEF = {
     "activity_7d_vs_baseline": -0.3,
     "top_user_days_away": 0.05,
     "since:Login": 0.05,
-    # per-term recency (feature spec 4): a login yesterday lowers the risk, an admin's raises it (hand-set, for
-    # coverage: both move with the day a term was last seen)
-    "recent:Login": -0.4,
-    "recent:Login[role=admin]": 0.4,
     # the account record's features (feature spec 3): the worker reads them from the accounts topic,
     # the backtest from the accounts file
     "renewal_within_30d": 0.8,

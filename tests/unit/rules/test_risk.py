@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from pathlib import Path
 
@@ -231,12 +230,12 @@ def test_a_model_of_an_unknown_version_is_one_line_saying_retrain(tmp_path: Path
     doc = orjson.loads(path.read_bytes())
     path.write_bytes(orjson.dumps({**doc, "version": 7}))
     with pytest.raises(
-        Exception, match=r"m.json: model version 7 is not one this Preempt reads \(1, 2, 3\); retrain"
+        Exception, match=r"m.json: model version 7 is not one this Preempt reads \(1, 2\); retrain"
     ) as info:
         load_risk_model(path)
     assert "\n" not in str(info.value)
-    path.write_bytes(orjson.dumps({**doc, "version": 1}))  # feature spec version 4 comes with model version 3
-    with pytest.raises(Exception, match="that spec comes with model version 3; retrain it with preempt train"):
+    path.write_bytes(orjson.dumps({**doc, "version": 1}))  # account features need model version 2
+    with pytest.raises(Exception, match="come with model version 2; retrain it with preempt train"):
         load_risk_model(path)
 
 
@@ -247,35 +246,3 @@ def test_a_version_1_model_file_still_scores(tmp_path: Path) -> None:
     model = load_risk_model(GOLDEN)
     assert (model.doc.version, model.spec.version, model.spec.uses_accounts) == (1, 1, False)
     assert "days_to_renewal" not in model.doc.features
-
-
-def test_a_version_2_model_file_still_scores_without_recency(tmp_path: Path) -> None:
-    """A model file of version 2 (feature spec 3, before per-term recency) loads, names no ``recent:`` feature,
-    and a rule using it fires as it did."""
-    from rules.risk.features import FeatureSpec
-    from tests.unit.rules.risk_support import model_doc
-
-    v3 = FeatureSpec(SPEC.terms, SPEC.numerics, version=3)
-    doc = model_doc()
-    names = v3.names
-    doc.update(
-        version=2,
-        feature_spec=v3.to_json(),
-        features=names,
-        mean=[0.0] * len(names),
-        scale=[1.0] * len(names),
-        coef=[1.0 if n == "days_since_last_event" else 0.0 for n in names],
-    )
-    path = tmp_path / "v2.json"
-    path.write_bytes(orjson.dumps(doc))
-    model = load_risk_model(path)
-    assert (model.doc.version, model.spec.version, model.spec.uses_accounts) == (2, 3, True)
-    assert not any(name.startswith("recent:") for name in model.doc.features)
-    evaluator = RiskEvaluator(_rule(path))
-    state = evaluator.new_state()
-    evaluator.on_event(state, _login(0))
-    findings = evaluator.advance_to(state, MIDNIGHT + 20 * DAY, "acme")
-    assert findings, "silence raises the risk of the version 2 model as before"
-    first = findings[0]
-    silent_days = (first.fired_at - _login(0).ts) / DAY
-    assert first.evidence["value"] == pytest.approx(1 / (1 + math.exp(5.0 - silent_days)), abs=1e-4)

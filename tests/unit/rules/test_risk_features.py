@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 
@@ -143,7 +142,7 @@ def test_a_version_1_model_keeps_its_features_and_values() -> None:
     by_name = dict(zip(SPEC.names, features.values(new), strict=True))
     assert features.values(old) == [by_name[name] for name in v1.names]
     with pytest.raises(ValueError, match="version"):
-        FeatureSpec.from_json({**v1.to_json(), "version": 5})
+        FeatureSpec.from_json({**v1.to_json(), "version": 4})
 
 
 def _account(**fields: object) -> features.AccountFacts:
@@ -201,89 +200,3 @@ def test_spec_version_3_round_trips_and_only_it_has_account_features() -> None:
     assert "account" not in v2.to_json()
     with pytest.raises(ValueError, match="spec version 3"):
         FeatureSpec(SPEC.terms, SPEC.numerics, 2, tiers=("growth",))
-
-
-def test_recency_fades_over_a_week_and_reads_like_since() -> None:
-    """``recent:`` (spec version 4) is exp(−days since the term / 7): 2 days → 0.75, 26 days → 0.02, never → ~0."""
-    events = [_event(d) for d in range(30)] + [_event(5, "Error", n=1)]
-    got = _features(events, 31)
-    assert got["recent:Login"].value == pytest.approx(math.exp(-2 / 7))
-    assert got["recent:Error"].value == pytest.approx(math.exp(-26 / 7))
-    assert got["recent:Login[role=admin]"].value == pytest.approx(math.exp(-features.KEEP_DAYS / 7))
-    assert features.sentence("recent:Error", got["recent:Error"]) == "last 'Error' 26 days ago"
-    assert features.sentence("recent:Login[role=admin]", got["recent:Login[role=admin]"]) == (
-        "no 'Login[role=admin]' in the last 31 days"
-    )
-
-
-def _recency_from_scratch(spec: FeatureSpec, events: list[Event], tick: float) -> dict[str, float]:
-    """Each term's ``recent:`` value at ``tick`` straight from the event list (no state)."""
-    today = math.floor(tick / DAY)
-    out: dict[str, float] = {}
-    for term in spec.terms:
-        days = [
-            math.floor(e.ts / DAY)
-            for e in events
-            if e.event == term.event
-            and e.ts < today * DAY
-            and (
-                term.prop is None
-                or (
-                    (term.prop in e.properties and e.properties[term.prop] == term.value)
-                    and type(e.properties[term.prop]) is type(term.value)
-                )
-            )
-        ]
-        kept = [d for d in days if d >= today - features.KEEP_DAYS]
-        out[f"recent:{term.label}"] = math.exp(-(today - max(kept) if kept else features.KEEP_DAYS) / 7)
-    return out
-
-
-def test_incremental_recency_equals_a_from_scratch_computation() -> None:
-    """Over 150 random days of events, the state folded event by event gives at every tick the recency
-    computed from scratch from all the events."""
-    rng = random.Random(7)
-    events: list[Event] = []
-    for day in range(150):
-        for n in range(rng.choice((0, 0, 1, 3))):
-            name = rng.choice(("Login", "Error", "Other"))
-            role = rng.choice(("admin", "member"))
-            events.append(_event(day + rng.random() * 0.9, name, f"u{rng.randrange(4)}", n, role=role))
-    ticks = [T0 + d * DAY for d in range(1, 151, 3)]
-    for tick, explained in features.replay(SPEC, events, ticks):
-        got = {n: e.value for n, e in zip(SPEC.names, explained, strict=True) if n.startswith("recent:")}
-        expected = _recency_from_scratch(SPEC, events, tick)
-        assert got.keys() == expected.keys()
-        for name, value in expected.items():
-            assert got[name] == pytest.approx(value), (name, tick)
-
-
-def test_recency_adds_no_state_and_the_state_stays_bounded() -> None:
-    """Spec version 4 keeps exactly the version 3 state (recency is read off the day buckets), and a year of busy
-    days leaves no more buckets or users a day than the bounds."""
-    v3 = FeatureSpec(SPEC.terms, SPEC.numerics, version=3)
-    events = [_event(d, user=f"u{n}", n=n) for d in range(365) for n in range(300)]
-    states = []
-    for spec in (v3, SPEC):
-        state = features.new_state(spec)
-        for event in events:
-            features.observe(spec, state, event)
-        states.append(state)
-    old, new = states
-    assert {k: v for k, v in old.items() if k != "d"} == {k: v for k, v in new.items() if k != "d"}
-    assert len(new["days"]) == features.KEEP_DAYS
-    assert max(len(bucket[3]) for bucket in new["days"]) == features.MAX_USERS_PER_DAY
-
-
-def test_a_version_3_spec_keeps_its_features_and_values() -> None:
-    """A spec of version 3 (model version 2 files) names no recency feature and computes the same values as
-    version 4 for every feature it has."""
-    v3 = FeatureSpec(SPEC.terms, SPEC.numerics, version=3)
-    assert FeatureSpec.from_json(v3.to_json()) == v3
-    assert not any(name.startswith("recent:") for name in v3.names)
-    assert set(SPEC.names) - set(v3.names) == {f"recent:{t.label}" for t in SPEC.terms}
-    events = [_event(d, user=f"u{d % 3}") for d in range(60)] + [_event(50, "Error", n=1)]
-    ((_, old),) = features.replay(v3, events, [T0 + 61 * DAY])
-    ((_, new),) = features.replay(SPEC, events, [T0 + 61 * DAY])
-    by_name = dict(zip(SPEC.names, features.values(new), strict=True))
-    assert features.values(old) == [by_name[name] for name in v3.names]

@@ -67,10 +67,10 @@ def test_train_writes_a_model_that_a_risk_rule_uses(history: dict[str, Path], tm
     )
     assert result.exit_code == 0, result.output
     doc = orjson.loads(model.read_bytes())
-    assert (doc["format"], doc["version"]) == ("preempt-risk-model", 3)
-    assert doc["feature_spec"]["version"] == 4
+    assert (doc["format"], doc["version"]) == ("preempt-risk-model", 2)
+    assert doc["feature_spec"]["version"] == 3
     assert doc["feature_spec"]["account"]["tiers"] == ["enterprise", "growth", "starter"]
-    assert {"days_to_renewal", "customer_days", "seat_use_28d", "tier:starter", "recent:Login"} <= set(doc["features"])
+    assert {"days_to_renewal", "customer_days", "seat_use_28d", "tier:starter"} <= set(doc["features"])
     assert len(doc["features"]) == len(doc["coef"]) == len(doc["mean"]) == len(doc["scale"])
     terms = {t["event"] for t in doc["feature_spec"]["terms"]}
     assert {"Login", "Feature Used"} <= terms

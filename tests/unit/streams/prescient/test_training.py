@@ -101,7 +101,7 @@ def test_events_out_of_order_beyond_the_lateness_are_ignored_like_the_engine() -
 
 
 def test_account_records_add_their_features_and_vocabulary() -> None:
-    """With records the spec is the current version (4) with the tiers enough accounts share; samples get the facts."""
+    """With records the spec is version 3 with the tiers enough accounts share; samples carry the record's facts."""
     from datetime import date
 
     from schemas.account import Account
@@ -114,7 +114,7 @@ def test_account_records_add_their_features_and_vocabulary() -> None:
     events_only = build_spec(_events(), OUTCOME_EVENT_NAMES)
     assert (events_only.version, events_only.uses_accounts) == (2, False)
     spec = build_spec(_events(), OUTCOME_EVENT_NAMES, min_account_share=0.5, accounts_file=records)
-    assert (spec.version, spec.tiers, spec.plans) == (4, ("pro",), ())  # "free": 1 of 3 accounts, under 50 %
+    assert (spec.version, spec.tiers, spec.plans) == (3, ("pro",), ())  # "free": 1 of 3 accounts, under 50 %
     outcomes = collect([AccountOutcome(account_id=a, outcome="renewed", at=format_ts(T0 + 90 * DAY)) for a in "abc"])
     samples = collect_samples(
         spec, _events(), outcomes, horizon=10 * DAY, every=7 * DAY, warmup=14 * DAY, accounts_file=records
