@@ -18,6 +18,10 @@ the code. Steps, all in process and deterministic (seeded simulations, determini
 4. backtest both risk rules on seed B with the real engine (the pack's backtest is step 3's),
    and evaluate every rule against seed B's outcomes (``rules.evaluation``). The report prints the
    alerted-account counts the backtest actually gave, next to the targets.
+
+``--validate 3,4,5,6`` runs steps 1–4 on validation seeds instead (one trained model, one row a
+seed: the best single rule's and the volume-matched risk rule's churns caught at the lead, and
+both precisions). Features and settings are chosen on those; the held-out seed is refused there.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,8 +231,8 @@ def _points(events: Iterator[Event], rules: RuleSet, accounts: dict[str, Account
     return [alert_point(a) for a in result.alerts]
 
 
-def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] = lambda _: None) -> Report:
-    """Simulate, train, tune and evaluate (see the module docstring); the model goes to ``workdir``."""
+def train_model(config: ReportConfig, workdir: Path, say: Callable[[str], None] = lambda _: None) -> RiskModel:
+    """Steps 1–2: train on seed ``train_seed`` as ``preempt train`` does; the model goes to ``workdir/model.json``."""
     horizon, lead = config.horizon_days * DAY, config.lead_days * DAY
     warmup, every = config.warmup_days * DAY, config.as_of_every_days * DAY
 
@@ -236,11 +240,7 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     def train_events() -> Iterator[Event]:
         return config.training_simulation().events()
 
-    def test_events() -> Iterator[Event]:
-        return config.simulation(config.test_seed).events()
-
     train_records = _records(config.training_simulation())
-    test_records = _records(config.simulation(config.test_seed))
     say(f"training on seed {config.train_seed} ({config.train_accounts} accounts): vocabulary")
     spec = risk_training.build_spec(
         train_events(), frozenset(risk_training.OUTCOME_EVENT_NAMES), accounts_file=train_records
@@ -266,11 +266,34 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
         spec, samples, fitted, train_outcomes, label_horizon, every, min_lead=lead, negative_horizon=horizon
     )
     (workdir / "model.json").write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
-    model = RiskModel.from_doc(document)
+    return RiskModel.from_doc(document)
 
-    test_outcomes = _outcomes(config.simulation(config.test_seed))
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """Steps 3–4 on one seed: the pack, its best single rule, and the risk rules at equal volume."""
+
+    seed: int
+    pack: Evaluation
+    rules: Evaluation
+    best_rule: str
+    targets: dict[str, int]
+    thresholds: dict[str, float]
+
+
+def judge(config: ReportConfig, model: RiskModel, seed: int, say: Callable[[str], None] = lambda _: None) -> Judgement:
+    """Steps 3–4 on seed ``seed`` (``config.accounts`` accounts): the pack's backtest, the thresholds at equal
+    alert volume, the risk rules' backtest, and every rule evaluated against the seed's outcomes."""
+    horizon, lead = config.horizon_days * DAY, config.lead_days * DAY
+    warmup = config.warmup_days * DAY
+
+    def test_events() -> Iterator[Event]:
+        return config.simulation(seed).events()
+
+    test_records = _records(config.simulation(seed))
+    test_outcomes = _outcomes(config.simulation(seed))
     pack = load_rules(PACK)
-    say(f"held-out seed {config.test_seed}: default pack backtest")
+    say(f"seed {seed}: default pack backtest")
     pack_points = _points(test_events(), pack, test_records)
     pack_eval = evaluate(pack_points, test_outcomes, horizon, lead)
     best = max(pack_eval.rules, key=lambda s: (s.recall_at_lead or 0.0, s.precision or 0.0, s.rule_id))
@@ -278,13 +301,20 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
         "risk-at-best-rule-volume": best.alerted_accounts,
         "risk-at-pack-volume": pack_eval.overall.alerted_accounts,
     }
-    say("held-out: peak risks")
+    say(f"seed {seed}: peak risks")
     peaks = peak_risks(model, test_events(), warmup, test_outcomes.churned, accounts=test_records)
     thresholds = {rule_id: threshold_for(peaks, n) for rule_id, n in targets.items()}
-    say("held-out: backtest of the risk rules")
+    say(f"seed {seed}: backtest of the risk rules")
     risk_rules = RuleSet(tuple(_risk_rule(r, t, model, config.warmup_days) for r, t in thresholds.items()))
     everything = evaluate(pack_points + _points(test_events(), risk_rules, test_records), test_outcomes, horizon, lead)
-    return Report(config, model, pack_eval, everything, best.rule_id, targets, thresholds)
+    return Judgement(seed, pack_eval, everything, best.rule_id, targets, thresholds)
+
+
+def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] = lambda _: None) -> Report:
+    """Simulate, train, tune and evaluate (see the module docstring); the model goes to ``workdir``."""
+    model = train_model(config, workdir, say)
+    found = judge(config, model, config.test_seed, lambda text: say(f"held-out {text}"))
+    return Report(config, model, found.pack, found.rules, found.best_rule, found.targets, found.thresholds)
 
 
 def _pct(value: float | None) -> str:
@@ -359,7 +389,61 @@ def render_markdown(report: Report) -> str:
 
 def _account_features(model: RiskModel) -> int:
     spec = model.spec
-    return len(spec.names) - len(features.FeatureSpec(spec.terms, spec.numerics, 2).names) if spec.uses_accounts else 0
+    return len(features.ACCOUNT_V3) + len(spec.tiers) + len(spec.plans) if spec.uses_accounts else 0
+
+
+def validate(
+    config: ReportConfig, workdir: Path, seeds: Sequence[int], say: Callable[[str], None] = lambda _: None
+) -> tuple[RiskModel, list[Judgement]]:
+    """Train once, then judge on each validation seed (never the held-out ``test_seed``: settings and features
+    are chosen on these, and the held-out seed is read only by the report)."""
+    if config.test_seed in seeds:
+        raise ValueError(
+            f"seed {config.test_seed} is the held-out seed: choose settings on other seeds, and read it only "
+            "with make prescient-report"
+        )
+    model = train_model(config, workdir, say)
+    return model, [judge(config, model, seed, say) for seed in seeds]
+
+
+def render_validation(config: ReportConfig, model: RiskModel, found: Sequence[Judgement]) -> str:
+    """Per validation seed: churned accounts caught at the lead by the best single rule and by the risk rule at
+    that rule's alert volume, with both precisions; and the totals."""
+    lead = f"{config.lead_days:g} d"
+    training = model.doc.training
+    lines = [
+        f"Trained on seed {config.train_seed} ({config.train_accounts} accounts, C = {training.regularization_c}, "
+        f"cross-validated AUC {training.cross_validated_auc}, {len(model.doc.features)} features); "
+        f"caught = churned accounts alerted at least {lead} ahead.",
+        "",
+        f"| seed | churned | best single rule | its alerted accounts | its caught @ {lead} | its precision "
+        f"| risk alerted accounts | risk caught @ {lead} | risk precision | ratio |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    best_total = risk_total = 0
+    for item in found:
+        rules = {s.rule_id: s for s in item.rules.rules}
+        best, risk = rules[item.best_rule], rules["risk-at-best-rule-volume"]
+        best_total += best.caught_at_lead
+        risk_total += risk.caught_at_lead
+        ratio = f"{risk.caught_at_lead / best.caught_at_lead:.2f}×" if best.caught_at_lead else "—"
+        lines.append(
+            f"| {item.seed} | {item.rules.churned_accounts} | `{item.best_rule}` | {best.alerted_accounts} | "
+            f"{best.caught_at_lead} | {_pct(best.precision)} | {risk.alerted_accounts} | {risk.caught_at_lead} | "
+            f"{_pct(risk.precision)} | {ratio} |"
+        )
+    ratio = f"{risk_total / best_total:.2f}×" if best_total else "—"
+    lines.append(f"| total | | | | {best_total} | | | {risk_total} | | {ratio} |")
+    return "\n".join(lines)
+
+
+def _seeds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seeds as whole numbers separated by commas, e.g. 3,4,5,6") from None
 
 
 def write_block(doc: Path, block: str) -> None:
@@ -380,14 +464,40 @@ def write_block(doc: Path, block: str) -> None:
 @click.option("--test-seed", type=int, default=DEFAULTS["test_seed"], show_default=True)
 @click.option("--write", "doc", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="update this doc")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("prescient-out"))
+@click.option(
+    "--validate",
+    "seeds",
+    callback=_seeds,
+    metavar="SEEDS",
+    help="judge on these validation seeds (e.g. 3,4,5,6) instead of the held-out one; prints one row a seed",
+)
 def main(
-    accounts: int, train_accounts: int, days: int, train_seed: int, test_seed: int, doc: Path | None, workdir: Path
+    accounts: int,
+    train_accounts: int,
+    days: int,
+    train_seed: int,
+    test_seed: int,
+    doc: Path | None,
+    workdir: Path,
+    seeds: tuple[int, ...] | None,
 ) -> None:
     """Train on one simulated seed, evaluate the pack and the risk rule on another, print the table."""
-    workdir.mkdir(parents=True, exist_ok=True)
     config = ReportConfig(
         accounts=accounts, train_accounts=train_accounts, days=days, train_seed=train_seed, test_seed=test_seed
     )
+    if seeds is not None:
+        if doc is not None:
+            raise click.UsageError("--write takes the held-out report only; drop it with --validate")
+        if not seeds or test_seed in seeds:
+            raise click.UsageError(
+                f"--validate needs seeds other than the held-out seed {test_seed} (e.g. 3,4,5,6): "
+                "settings are chosen on them, never on the held-out one"
+            )
+        workdir.mkdir(parents=True, exist_ok=True)
+        model, found = validate(config, workdir, seeds, say=lambda text: click.echo(text, err=True))
+        click.echo(render_validation(config, model, found))
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
     report = run_report(config, workdir, say=lambda text: click.echo(text, err=True))
     block = render_markdown(report)
     if doc is not None:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.prescient.report import BEGIN, END, ReportConfig, render_markdown, run_report, write_block
+import pytest
+from click.testing import CliRunner
+
+from streams.prescient.report import (
+    BEGIN,
+    END,
+    ReportConfig,
+    main,
+    render_markdown,
+    render_validation,
+    run_report,
+    validate,
+    write_block,
+)
 
 
 def test_small_report_end_to_end(tmp_path: Path) -> None:
@@ -43,3 +56,38 @@ def test_doc_holds_a_generated_block_of_the_default_run() -> None:
     assert f"Reproduce: `{ReportConfig().command}`" in block
     assert "| best single rule of the pack: `" in block
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
+
+
+def test_validation_judges_each_seed_with_the_reports_own_pipeline(tmp_path: Path) -> None:
+    """Validation trains once and gives, per seed, the best rule's and the volume-matched risk rule's caught
+    churns, as the report's own judging does."""
+    config = ReportConfig(accounts=24, train_accounts=30, days=90, train_seed=11, test_seed=12)
+    model, found = validate(config, tmp_path, (13, 14))
+    assert [item.seed for item in found] == [13, 14]
+    table = render_validation(config, model, found)
+    for item in found:
+        rules = {s.rule_id: s for s in item.rules.rules}
+        best, risk = rules[item.best_rule], rules["risk-at-best-rule-volume"]
+        assert risk.alerted_accounts == item.targets["risk-at-best-rule-volume"] == best.alerted_accounts
+        assert (
+            f"| {item.seed} | {item.rules.churned_accounts} | `{item.best_rule}` | {best.alerted_accounts} | " in table
+        )
+    total_best = sum({s.rule_id: s for s in i.rules.rules}[i.best_rule].caught_at_lead for i in found)
+    assert f"| total | | | | {total_best} | " in table
+    with pytest.raises(ValueError, match="seed 12 is the held-out seed"):
+        validate(config, tmp_path, (13, 12))
+
+
+def test_validate_option_refuses_the_held_out_seed_and_bad_seed_lists_in_one_line(tmp_path: Path) -> None:
+    """``--validate`` with the held-out seed, a list that is not numbers, or with ``--write`` fails with one line."""
+    runner = CliRunner()
+    for args, words in (
+        (["--validate", "3,2"], "needs seeds other than the held-out seed 2"),
+        (["--validate", "three"], "give seeds as whole numbers separated by commas"),
+        (["--validate", "3", "--write", str(tmp_path / "doc.md")], "--write takes the held-out report only"),
+    ):
+        (tmp_path / "doc.md").write_text("doc\n")
+        result = runner.invoke(main, [*args, "--workdir", str(tmp_path / "w")])
+        assert result.exit_code == 2, result.output
+        assert words in result.output
+        assert "Traceback" not in result.output
