@@ -345,6 +345,22 @@ def _runtime(topic: str, interval: float = 0.0) -> tuple[Any, Any, list[str]]:
     return runtime, app, steps
 
 
+def _held_runtime(topic: str) -> tuple[Any, Any, list[str], Any]:
+    """A recovered runtime with a 30 s write interval (a test's polls hold their states), and its TP 0."""
+    from faust.types import TP
+
+    runtime, app, steps = _runtime(topic, interval=30.0)
+    runtime._recovered = True
+    return runtime, app, steps, TP(topic, 0)
+
+
+async def _first_poll_written(runtime: Any, topic: str) -> None:
+    """Offset 1 polled, its alert delivered and its output stage (states, clock, ack) finished."""
+    await runtime.handle_poll(_poll(topic, 1), generation_id=7)
+    _deliver_all(runtime)
+    await runtime._stage.task
+
+
 def _poll(topic: str, *offsets: int) -> dict[Any, list[Any]]:
     from aiokafka.structs import ConsumerRecord
     from faust.types import TP
@@ -681,17 +697,12 @@ def test_state_writes_are_spread_over_the_interval_oldest_first() -> None:
 def test_the_first_poll_after_a_quiet_spell_writes_its_states_at_once() -> None:
     """Ticks with nothing dirty do not restart the interval's share: the first poll an interval or
     more after the last write serializes its states and acks at once."""
-    from faust.types import TP
 
     topic = "events"
-    runtime, app, steps = _runtime(topic, interval=30.0)
-    runtime._recovered = True
-    tp = TP(topic, 0)
+    runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
-        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
-        _deliver_all(runtime)
-        await runtime._stage.task
+        await _first_poll_written(runtime, topic)
         runtime._last_share -= 31.0  # quiet for an interval; the clock timer ticks meanwhile
         await runtime.tick()
         await runtime.tick()
@@ -709,12 +720,9 @@ def test_the_first_poll_after_a_quiet_spell_writes_its_states_at_once() -> None:
 def test_a_graceful_stop_writes_the_held_states_and_a_failure_does_not_keep_it_from_stopping() -> None:
     """``write_before_stop`` (Faust's ``on_stop``) writes the held states, clocks and acks; when that
     fails (the broker gone) it logs and returns, so the stop goes on."""
-    from faust.types import TP
 
     topic = "events"
-    runtime, app, steps = _runtime(topic, interval=30.0)
-    runtime._recovered = True
-    tp = TP(topic, 0)
+    runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
         for offset in (1, 2):
@@ -744,19 +752,14 @@ def test_after_a_failed_poll_nothing_more_is_written_not_even_by_a_graceful_stop
     """A poll that fails part-way (its alerts not handed to the producer) marks the runtime failed:
     its states, already changed in the cache, are never written — not by ``write_before_stop``,
     a tick or a later poll (dropped unacked) — so the restart re-reads it and its alerts go out."""
-    from faust.types import TP
 
     from streams.worker.agents import WorkerFailedError
 
     topic = "events"
-    runtime, app, steps = _runtime(topic, interval=30.0)
-    runtime._recovered = True
-    tp = TP(topic, 0)
+    runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
-        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
-        _deliver_all(runtime)
-        await runtime._stage.task
+        await _first_poll_written(runtime, topic)
 
         async def producer_gone(alerts: list[Any]) -> list[Any]:
             raise ConnectionError("alerts topic unreachable")
@@ -782,17 +785,12 @@ def test_after_a_failed_poll_nothing_more_is_written_not_even_by_a_graceful_stop
 def test_a_failed_output_stage_marks_the_runtime_failed_and_a_graceful_stop_writes_nothing() -> None:
     """An output stage that fails (an alert the broker refused) stops the worker; the stop's
     ``write_before_stop`` then writes none of the states held since."""
-    from faust.types import TP
 
     topic = "events"
-    runtime, app, steps = _runtime(topic, interval=30.0)
-    runtime._recovered = True
-    tp = TP(topic, 0)
+    runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
-        await runtime.handle_poll(_poll(topic, 1), generation_id=7)
-        _deliver_all(runtime)
-        await runtime._stage.task
+        await _first_poll_written(runtime, topic)
         await runtime.handle_poll(_poll(topic, 2), generation_id=7)  # held: states dirty
         runtime.writer.deliveries[-1].set_exception(ConnectionError("broker refused the alert"))
         await _settle()
@@ -810,12 +808,9 @@ def test_drain_writes_the_held_states_before_it_returns() -> None:
     """``drain`` (what revocation, a rebuild and shutdown wait for) writes the states held for the
     interval, then their clocks, and acks the held polls before it returns; a tick within the
     interval holds its states too."""
-    from faust.types import TP
 
     topic = "events"
-    runtime, app, steps = _runtime(topic, interval=30.0)
-    runtime._recovered = True
-    tp = TP(topic, 0)
+    runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
         for offset in (1, 2):
