@@ -535,7 +535,8 @@ class WorkerRuntime:
         except Exception as exc:  # noqa: BLE001 - stopping anyway: what was not written is re-read
             log.warning("held states not written before stopping; a restart re-reads them", error=repr(exc))
             return
-        log.info("held states written before stopping", states=dirty, batches=held)
+        if dirty or held:
+            log.info("held states written before stopping", states=dirty, batches=held)
 
     def _schedule_deadline(self) -> None:
         """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall
