@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -446,3 +447,33 @@ class AppWithBeforeStop(faust.App):
         if self.before_stop is not None:
             await self.before_stop()
         await super().on_stop()
+
+
+# --- 13. Stand-ins for Faust's consumer in tests ------------------------------------------------
+#
+# The readers above (``committed_offsets``, ``partition_flow_state``) take Faust's private state
+# of the consumer; a test's stand-in consumer gets that state here, so no module but this one
+# names Faust's private attributes.
+
+
+def stand_in_consumer_state(
+    consumer: Any,
+    *,
+    committed: Mapping[Any, int | None],
+    active: set[Any] | None = None,
+    acks: bool = False,
+    add_gap: Callable[[Any, int, int], Awaitable[None]] | None = None,
+) -> None:
+    """Give a test's stand-in ``consumer`` what the functions above use: its committed offsets per
+    TP; optionally the set of partitions Faust would fetch (the same set object, so a stand-in that
+    resumes partitions updates it in place), Faust's empty ack bookkeeping (``acks``: for
+    ``ack_offsets``/``acked_offsets``) and the gap-marking coroutine ``mark_offsets_done`` calls."""
+    consumer._committed_offset = committed
+    if active is not None:
+        consumer._active_partitions = active
+    if acks:
+        consumer._acked_index = defaultdict(set)
+        consumer._acked = defaultdict(list)
+        consumer._n_acked = 0
+    if add_gap is not None:
+        consumer._add_gap = add_gap

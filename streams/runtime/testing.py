@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from faust.exceptions import ConsumerNotStarted
 
+from streams.runtime.faust_compat import stand_in_consumer_state
 from streams.runtime.settings import Settings
 
 
@@ -91,7 +92,7 @@ class FakeConsumer:
     def __init__(self, assigned: set[TP], ends: dict[TP, int], committed: dict[TP, int | None]) -> None:
         self.assigned = assigned
         self.ends = ends
-        self._committed_offset = committed
+        stand_in_consumer_state(self, committed=committed)
         self.randomly_assigned_topics = {"app-__assignor-__leader"}
 
     def assignment(self) -> set[TP]:

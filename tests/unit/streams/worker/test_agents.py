@@ -12,7 +12,7 @@ import faust
 import pytest
 from prometheus_client import REGISTRY
 
-from streams.runtime.faust_compat import acked_offsets
+from streams.runtime.faust_compat import acked_offsets, stand_in_consumer_state
 from streams.worker.agents import keep_events_across_flow_resume
 from streams.worker.processor import BatchOutput, OffsetCheck
 
@@ -135,9 +135,9 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
 
     class Consumer:
         def __init__(self) -> None:
-            self._committed_offset = {TP(topic, 1): 10}
+            stand_in_consumer_state(self, committed={TP(topic, 1): 10}, add_gap=self.add_gap)
 
-        async def _add_gap(self, tp: TP, start: int, last: int) -> None:
+        async def add_gap(self, tp: TP, start: int, last: int) -> None:
             marked.append((tp, start, last))
 
         def highwater(self, tp: TP) -> int | None:
@@ -213,10 +213,7 @@ def _fake_app(topic: str) -> Any:
 
         def __init__(self) -> None:
             # defaultdicts, as in Faust's consumer
-            self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
-            self._acked_index: dict[TP, set[int]] = defaultdict(set)
-            self._acked: dict[TP, list[int]] = defaultdict(list)
-            self._n_acked = 0
+            stand_in_consumer_state(self, committed=defaultdict(lambda: None), acks=True)
 
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
@@ -570,7 +567,7 @@ def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_h
 
     class Consumer:
         def __init__(self) -> None:
-            self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None, {TP(topic, 4): 50})
+            stand_in_consumer_state(self, committed=defaultdict(lambda: None, {TP(topic, 4): 50}))
 
         def highwater(self, tp: TP) -> int | None:
             if tp.partition not in ends:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from streams.runtime.faust_compat import stand_in_consumer_state
 from streams.worker.liveness import PartitionWatchdog
 
 
@@ -22,8 +23,8 @@ class StubConsumer:
     def __init__(self, tps: list[TP], ends: dict[TP, int], committed: dict[TP, int]) -> None:
         self.tps = tps
         self.ends = ends
-        self._committed_offset = committed  # what streams.runtime.faust_compat.committed_offsets reads
-        self._active_partitions = set(tps)  # what Faust fetches (faust_compat.partition_flow_state)
+        self.active = set(tps)  # what Faust fetches (faust_compat.partition_flow_state)
+        stand_in_consumer_state(self, committed=committed, active=self.active)
         self.resumed: set[TP] = set()
 
     def assignment(self) -> set[TP]:
@@ -31,7 +32,7 @@ class StubConsumer:
 
     def resume_partitions(self, tps: set[TP]) -> None:
         self.resumed = tps
-        self._active_partitions |= tps
+        self.active |= tps  # in place: the set faust_compat reads
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps}
@@ -141,7 +142,7 @@ def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
     topic = "wd-paused"
     tp = TP(topic, 0)
     consumer = StubConsumer([tp], ends={tp: 10}, committed={tp: 0})
-    consumer._active_partitions = set()  # paused and never resumed
+    consumer.active.clear()  # paused and never resumed
     now = [0.0]
     dog = PartitionWatchdog(
         StubApp(consumer),  # type: ignore[arg-type]
@@ -159,4 +160,4 @@ def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
     asyncio.run(at(0))
     asyncio.run(at(11))
     assert consumer.resumed == {tp}
-    assert consumer._active_partitions == {tp}
+    assert consumer.active == {tp}
