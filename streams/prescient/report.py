@@ -102,19 +102,6 @@ class ReportConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Everything the markdown shows."""
-
-    config: ReportConfig
-    model: RiskModel
-    pack: Evaluation
-    rules: Evaluation
-    best_rule: str
-    targets: dict[str, int]
-    thresholds: dict[str, float]
-
-
 def _outcomes(sim: Simulation) -> Outcomes:
     return collect(account_outcome(a, sim.config.start_ms) for a in sim.accounts)
 
@@ -281,6 +268,14 @@ class Judgement:
     thresholds: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class Report(Judgement):
+    """Everything the markdown shows: the held-out seed's judgement, with the configuration and model."""
+
+    config: ReportConfig
+    model: RiskModel
+
+
 def judge(config: ReportConfig, model: RiskModel, seed: int, say: Callable[[str], None] = lambda _: None) -> Judgement:
     """Steps 3–4 on seed ``seed`` (``config.accounts`` accounts): the pack's backtest, the thresholds at equal
     alert volume, the risk rules' backtest, and every rule evaluated against the seed's outcomes."""
@@ -314,7 +309,7 @@ def run_report(config: ReportConfig, workdir: Path, say: Callable[[str], None] =
     """Simulate, train, tune and evaluate (see the module docstring); the model goes to ``workdir``."""
     model = train_model(config, workdir, say)
     found = judge(config, model, config.test_seed, lambda text: say(f"held-out {text}"))
-    return Report(config, model, found.pack, found.rules, found.best_rule, found.targets, found.thresholds)
+    return Report(found.seed, found.pack, found.rules, found.best_rule, found.targets, found.thresholds, config, model)
 
 
 def _pct(value: float | None) -> str:
