@@ -358,6 +358,13 @@ async def _first_poll_written(runtime: Any, topic: str) -> None:
     await runtime._stage.task
 
 
+async def _polls_delivered(runtime: Any, topic: str, *offsets: int) -> None:
+    """One poll per offset, each alert delivered before the next poll."""
+    for offset in offsets:
+        await runtime.handle_poll(_poll(topic, offset), generation_id=7)
+        _deliver_all(runtime)
+
+
 def _poll(topic: str, *offsets: int) -> dict[Any, list[Any]]:
     from aiokafka.structs import ConsumerRecord
     from faust.types import TP
@@ -722,9 +729,7 @@ def test_a_graceful_stop_writes_the_held_states_and_a_failure_does_not_keep_it_f
     runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
-        for offset in (1, 2):
-            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
-            _deliver_all(runtime)
+        await _polls_delivered(runtime, topic, 1, 2)
         await _settle()
         assert acked_offsets(app, tp) == [1]
         del steps[:]
@@ -810,9 +815,7 @@ def test_drain_writes_the_held_states_before_it_returns() -> None:
     runtime, app, steps, tp = _held_runtime(topic)
 
     async def scenario() -> None:
-        for offset in (1, 2):
-            await runtime.handle_poll(_poll(topic, offset), generation_id=7)
-            _deliver_all(runtime)
+        await _polls_delivered(runtime, topic, 1, 2)
         runtime.processor.due = ["due"]
         await runtime.tick()
         _deliver_all(runtime)
