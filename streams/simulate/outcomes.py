@@ -119,5 +119,30 @@ def decide_outcome(seed: int, account_id: str, persona: Persona, plan: Plan, day
     return SimOutcome("renewed", renewal_day, 0, "renewed", renewal_day), plan
 
 
+def churn_chance(persona: Persona, plan: Plan, renewal_day: int, day: int, lead: int, horizon: int) -> float:
+    """The chance, by the outcome model alone, that an account with this story churns at least ``lead`` and at
+    most ``horizon`` whole days after the start of day ``day`` (what an alert on that day would need to count as
+    a warning in time).
+
+    This is what someone who knew the account's persona and story dates — far more than any rule can read
+    from usage — but not how its story ends could know: ``streams.prescient.ceiling`` ranks accounts by it
+    for the report's upper bound. A churn falls at business hours (after the day's start), so a churn ``n``
+    days after ``day`` is at least ``n`` and less than ``horizon`` days ahead when ``lead <= n < horizon``.
+    """
+    trajectory = _TRAJECTORY.get(persona)
+    signal = _signal_day(persona, plan)
+    if trajectory is not None and signal is not None:
+        churn_p, _, (lo, hi) = trajectory
+        in_time = sum(1 for lag in range(lo, hi + 1) if lead <= signal + lag - day < horizon)
+        return churn_p * in_time / (hi - lo + 1)
+    silent_p = _SILENT_CHURN.get(persona, 0.03)
+    return silent_p if lead <= renewal_day - day < horizon else 0.0
+
+
+def trouble_day(persona: Persona, plan: Plan) -> int | None:
+    """The day the account's trouble starts to show in its usage (``None``: a persona without trouble)."""
+    return _signal_day(persona, plan)
+
+
 def _recovering(plan: Plan, day: int) -> Plan:
     return replace(plan, recover_day=day)

@@ -37,6 +37,11 @@ def test_small_report_end_to_end(tmp_path: Path) -> None:
     assert f"best single rule of the pack: `{report.best_rule}`" in block
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
     assert "of them from the account records" in block
+    # the upper bound, evaluated like a rule at the best rule's volume
+    assert report.ceiling.alerted_accounts <= report.targets["risk-at-best-rule-volume"]
+    assert "| upper bound at the best single rule's volume: the story oracle (" in block
+    caught = report.ceiling.caught_at_lead
+    assert f"the story oracle, which no rule reading usage can expect to beat, {caught} " in block
     # the training history has its own size: 30 accounts trained on, 24 held out
     assert "trained on seed 11 (30 accounts, " in block
     assert "evaluated on seed 12 (24 accounts, " in block
@@ -74,6 +79,8 @@ def test_validation_judges_each_seed_with_the_reports_own_pipeline(tmp_path: Pat
         )
     total_best = sum({s.rule_id: s for s in i.rules.rules}[i.best_rule].caught_at_lead for i in found)
     assert f"| total | | | | {total_best} | " in table
+    oracle_total = sum(i.ceiling.caught_at_lead for i in found)
+    assert f"| {oracle_total} ({sum(i.ceiling_expected for i in found):.1f}) | " in table
     with pytest.raises(ValueError, match="seed 12 is the held-out seed"):
         validate(config, tmp_path, (13, 12))
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
-from streams.simulate.personas import Persona
+from streams.simulate.outcomes import churn_chance, trouble_day
+from streams.simulate.personas import Persona, Plan
 
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 
@@ -108,3 +111,39 @@ def test_the_contract_fields_say_nothing_of_the_outcome() -> None:
     assert (churned[0], churned[-1]) == (kept[0], kept[-1]) == (90, 240)
     assert abs(sum(churned) / len(churned) - sum(kept) / len(kept)) < 5  # measured: 2.4 days apart
     assert not any(t.startswith(("outcome:", "churn")) for a in accounts for t in a.account.tags)
+
+
+def test_churn_chance_follows_the_outcome_model() -> None:
+    """The chance of a churn warned in time is the persona's churn odds times the share of its lags that fall in
+    the window, and a silent persona's odds only when its renewal falls there."""
+    dark = Plan(dark_day=40)
+    assert churn_chance(Persona.GONE_DARK, dark, 150, 40, 14, 60) == pytest.approx(0.9)  # lags 20–50: all in time
+    assert churn_chance(Persona.GONE_DARK, dark, 150, 60, 14, 60) == pytest.approx(0.9 * 17 / 31)  # lags 34–50 left
+    assert churn_chance(Persona.GONE_DARK, dark, 150, 100, 14, 60) == 0.0  # every churn already gone by then
+    unpaid = Plan(billing_day=30, payment_fails=True, payment_recovers=False)
+    # lags 12–30 days after the failed invoice: 12 and 13 come too soon for a 14-day warning
+    assert churn_chance(Persona.PAYMENT_NOT_RECOVERED, unpaid, 150, 30, 14, 60) == pytest.approx(0.85 * 17 / 19)
+    healthy = Plan()
+    assert churn_chance(Persona.HEALTHY, healthy, 150, 100, 14, 60) == pytest.approx(0.05)
+    assert churn_chance(Persona.HEALTHY, healthy, 150, 140, 14, 60) == 0.0  # renewal 10 days on: too late
+    assert churn_chance(Persona.HEALTHY, healthy, 150, 80, 14, 60) == 0.0  # renewal 70 days on: beyond the horizon
+    assert trouble_day(Persona.GONE_DARK, dark) == 40
+    assert trouble_day(Persona.HEALTHY, healthy) is None
+
+
+def test_churn_chance_matches_the_simulated_draws() -> None:
+    """Over many simulated accounts, the churns that fall 14–60 days after the day the trouble shows number what
+    the chances add up to (within three standard deviations): the chance and the draw tell the same story."""
+    expected = variance = 0.0
+    happened = 0
+    for acc in _sim(False, accounts=2000, days=180, seed=5).accounts:
+        day = trouble_day(acc.persona, acc.plan)
+        if day is None:
+            day = acc.outcome.renewal_day - 30
+        chance = churn_chance(acc.persona, acc.plan, acc.outcome.renewal_day, day, 14, 60)
+        expected += chance
+        variance += chance * (1 - chance)
+        ahead = acc.outcome.day - day
+        happened += acc.outcome.churned and 14 <= ahead < 60
+    assert expected > 300  # the study is big enough to mean something
+    assert abs(happened - expected) < 3 * variance**0.5, (happened, expected)
