@@ -63,10 +63,13 @@ bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker
 prescient-report: install ## Train the risk rule on one simulated seed, compare it with the default pack on another; update docs/prescient.md
 	$(BIN)/python -m streams.prescient.report --write docs/prescient.md --workdir prescient-out
 
+prescient-validate: install ## The risk rule and the story oracle on the validation seeds 3-6 (about 15 min); update docs/prescient.md
+	$(BIN)/python -m streams.prescient.report --validate 3,4,5,6 --write docs/prescient.md --workdir prescient-out
+
 chaos: install kafka ## Fault scenarios on real processes and brokers (SASL_SSL, SIGKILLs, Slack/SMTP faults, ingest abuse, secrets scan); one table
 	$(BIN)/python -m tests.chaos.run
 
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache .bench
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress bench chaos prescient-report clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress bench chaos prescient-report prescient-validate clean

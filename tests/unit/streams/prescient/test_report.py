@@ -10,10 +10,13 @@ from click.testing import CliRunner
 from streams.prescient.report import (
     BEGIN,
     END,
+    VALIDATION_BEGIN,
+    VALIDATION_END,
     ReportConfig,
     main,
     render_markdown,
     render_validation,
+    render_validation_block,
     run_report,
     validate,
     write_block,
@@ -63,6 +66,16 @@ def test_doc_holds_a_generated_block_of_the_default_run() -> None:
     assert "the target (≥ 1.5× recall at no lower precision) is **" in block
 
 
+def test_doc_holds_a_generated_validation_block() -> None:
+    """docs/prescient.md carries the validation table `make prescient-validate` writes, seeds 3–6 trained on seed 1,
+    with the story oracle's column."""
+    doc = (Path(__file__).resolve().parents[4] / "docs" / "prescient.md").read_text(encoding="utf-8")
+    block = doc[doc.index(VALIDATION_BEGIN) : doc.index(VALIDATION_END) + len(VALIDATION_END)]
+    assert "Reproduce: `python -m streams.prescient.report --validate 3,4,5,6 --train-seed 1`" in block
+    assert "| story oracle caught (expected) | oracle ratio |" in block
+    assert "| total | | | | " in block
+
+
 def test_validation_judges_each_seed_with_the_reports_own_pipeline(tmp_path: Path) -> None:
     """Validation trains once and gives, per seed, the best rule's and the volume-matched risk rule's caught
     churns, as the report's own judging does."""
@@ -81,20 +94,38 @@ def test_validation_judges_each_seed_with_the_reports_own_pipeline(tmp_path: Pat
     assert f"| total | | | | {total_best} | " in table
     oracle_total = sum(i.ceiling.caught_at_lead for i in found)
     assert f"| {oracle_total} ({sum(i.ceiling_expected for i in found):.1f}) | " in table
+    block = render_validation_block(config, model, found)
+    assert block.startswith(VALIDATION_BEGIN)
+    assert block.endswith(VALIDATION_END)
+    assert "Reproduce: `python -m streams.prescient.report --validate 13,14 --train-seed 11`" in block
+    assert table in block
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"{BEGIN}\nreport\n{END}\n\n{VALIDATION_BEGIN}\nold\n{VALIDATION_END}\n")
+    write_block(doc, block, VALIDATION_BEGIN, VALIDATION_END)
+    assert doc.read_text() == f"{BEGIN}\nreport\n{END}\n\n{block}\n"
     with pytest.raises(ValueError, match="seed 12 is the held-out seed"):
         validate(config, tmp_path, (13, 12))
 
 
 def test_validate_option_refuses_the_held_out_seed_and_bad_seed_lists_in_one_line(tmp_path: Path) -> None:
-    """``--validate`` with the held-out seed, a list that is not numbers, or with ``--write`` fails with one line."""
+    """``--validate`` with the held-out seed or a list that is not numbers fails with one line, and ``--write`` to a
+    doc without the markers of the block it would write fails at once."""
     runner = CliRunner()
     for args, words in (
         (["--validate", "3,2"], "needs seeds other than the held-out seed 2"),
         (["--validate", "three"], "give seeds as whole numbers separated by commas"),
-        (["--validate", "3", "--write", str(tmp_path / "doc.md")], "--write takes the held-out report only"),
     ):
-        (tmp_path / "doc.md").write_text("doc\n")
         result = runner.invoke(main, [*args, "--workdir", str(tmp_path / "w")])
         assert result.exit_code == 2, result.output
         assert words in result.output
         assert "Traceback" not in result.output
+    # a doc without the block's markers is refused before any work (no workdir made, no model trained)
+    (tmp_path / "report-only.md").write_text(f"doc\n{BEGIN}\n{END}\n")
+    (tmp_path / "validation-only.md").write_text(f"doc\n{VALIDATION_BEGIN}\n{VALIDATION_END}\n")
+    for args in (["--validate", "3", "--write", "report-only.md"], ["--write", "validation-only.md"]):
+        args[-1] = str(tmp_path / args[-1])
+        result = runner.invoke(main, [*args, "--workdir", str(tmp_path / "w")])
+        assert result.exit_code == 1, result.output
+        assert "the markers of the generated block are missing" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "w").exists()
