@@ -71,8 +71,9 @@ _SILENT_CHURN: dict[Persona, float] = {
 _SILENT_REASONS = ("budget cut", "acquired by a competitor's customer", "consolidated tools", "new leadership")
 
 
-def _signal_day(persona: Persona, plan: Plan) -> int | None:
-    """The day the account's trouble starts to show in its usage."""
+def signal_day(persona: Persona, plan: Plan) -> int | None:
+    """The day a trajectory churn's lag counts from: the day the account's trouble shows in its usage (for
+    integration errors, its last incident); ``None`` for a persona without trouble."""
     match persona:
         case Persona.ONBOARDING_STALLED:
             return plan.joined_day
@@ -97,7 +98,7 @@ def decide_outcome(seed: int, account_id: str, persona: Persona, plan: Plan, day
     renewal_day = rng.randint(days // 2, days + days // 3)
     business_hours_ms = rng.randint(9, 17) * HOUR_MS + rng.randrange(HOUR_MS)
     trajectory = _TRAJECTORY.get(persona)
-    signal = _signal_day(persona, plan)
+    signal = signal_day(persona, plan)
     if trajectory is not None and signal is not None:
         churn_p, reason, (lo, hi) = trajectory
         if rng.random() < churn_p:
@@ -119,29 +120,23 @@ def decide_outcome(seed: int, account_id: str, persona: Persona, plan: Plan, day
     return SimOutcome("renewed", renewal_day, 0, "renewed", renewal_day), plan
 
 
-def churn_chance(persona: Persona, plan: Plan, renewal_day: int, day: int, lead: int, horizon: int) -> float:
-    """The chance, by the outcome model alone, that an account with this story churns at least ``lead`` and at
-    most ``horizon`` whole days after the start of day ``day`` (what an alert on that day would need to count as
-    a warning in time).
+def churn_between(persona: Persona, plan: Plan, renewal_day: int, first_day: int, end_day: int) -> float:
+    """The chance, by the outcome model alone, that an account with this story churns on a day from
+    ``first_day`` up to (not including) ``end_day``: what someone who knew the account's persona and story
+    dates, but not how its story ends, could know (``decide_outcome`` draws the same odds and days).
 
-    This is what someone who knew the account's persona and story dates — far more than any rule can read
-    from usage — but not how its story ends could know: ``streams.prescient.ceiling`` ranks accounts by it
-    for the report's upper bound. A churn falls at business hours (after the day's start), so a churn ``n``
-    days after ``day`` is at least ``n`` and less than ``horizon`` days ahead when ``lead <= n < horizon``.
+    A churn falls at business hours, so an alert at the start of day ``d`` warns of a churn on day ``c`` at
+    least ``lead`` and at most ``horizon`` days ahead exactly when ``lead <= c - d < horizon``: alerts on the
+    days ``a``…``b`` cover the churn days ``a + lead`` up to ``b + horizon`` (``streams.prescient.oracle``).
     """
     trajectory = _TRAJECTORY.get(persona)
-    signal = _signal_day(persona, plan)
+    signal = signal_day(persona, plan)
     if trajectory is not None and signal is not None:
         churn_p, _, (lo, hi) = trajectory
-        in_time = sum(1 for lag in range(lo, hi + 1) if lead <= signal + lag - day < horizon)
-        return churn_p * in_time / (hi - lo + 1)
+        in_range = sum(1 for lag in range(lo, hi + 1) if first_day <= signal + lag < end_day)
+        return churn_p * in_range / (hi - lo + 1)
     silent_p = _SILENT_CHURN.get(persona, 0.03)
-    return silent_p if lead <= renewal_day - day < horizon else 0.0
-
-
-def trouble_day(persona: Persona, plan: Plan) -> int | None:
-    """The day the account's trouble starts to show in its usage (``None``: a persona without trouble)."""
-    return _signal_day(persona, plan)
+    return silent_p if first_day <= renewal_day < end_day else 0.0
 
 
 def _recovering(plan: Plan, day: int) -> Plan:

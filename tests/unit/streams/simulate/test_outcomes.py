@@ -6,9 +6,12 @@ from collections import Counter
 
 import pytest
 
+from rules.evaluation import AlertPoint, evaluate
+from schemas.event import format_ts
+from schemas.outcome import AccountOutcome, collect
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
-from streams.simulate.outcomes import churn_chance, trouble_day
+from streams.simulate.outcomes import churn_between, signal_day
 from streams.simulate.personas import Persona, Plan
 
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z
@@ -113,37 +116,49 @@ def test_the_contract_fields_say_nothing_of_the_outcome() -> None:
     assert not any(t.startswith(("outcome:", "churn")) for a in accounts for t in a.account.tags)
 
 
-def test_churn_chance_follows_the_outcome_model() -> None:
-    """The chance of a churn warned in time is the persona's churn odds times the share of its lags that fall in
-    the window, and a silent persona's odds only when its renewal falls there."""
+def test_churn_between_follows_the_outcome_model() -> None:
+    """The chance of a churn in a span of days is the persona's churn odds times the share of its lags that land
+    there, and a silent persona's odds only when its renewal does."""
     dark = Plan(dark_day=40)
-    assert churn_chance(Persona.GONE_DARK, dark, 150, 40, 14, 60) == pytest.approx(0.9)  # lags 20–50: all in time
-    assert churn_chance(Persona.GONE_DARK, dark, 150, 60, 14, 60) == pytest.approx(0.9 * 17 / 31)  # lags 34–50 left
-    assert churn_chance(Persona.GONE_DARK, dark, 150, 100, 14, 60) == 0.0  # every churn already gone by then
+    assert churn_between(Persona.GONE_DARK, dark, 150, 54, 100) == pytest.approx(0.9)  # lags 20–50: days 60–90
+    assert churn_between(Persona.GONE_DARK, dark, 150, 74, 120) == pytest.approx(0.9 * 17 / 31)  # days 74–90 left
+    assert churn_between(Persona.GONE_DARK, dark, 150, 114, 160) == 0.0  # every churn gone by then
     unpaid = Plan(billing_day=30, payment_fails=True, payment_recovers=False)
-    # lags 12–30 days after the failed invoice: 12 and 13 come too soon for a 14-day warning
-    assert churn_chance(Persona.PAYMENT_NOT_RECOVERED, unpaid, 150, 30, 14, 60) == pytest.approx(0.85 * 17 / 19)
+    # lags 12–30 days after the failed invoice: 12 and 13 come before day 44
+    assert churn_between(Persona.PAYMENT_NOT_RECOVERED, unpaid, 150, 44, 90) == pytest.approx(0.85 * 17 / 19)
     healthy = Plan()
-    assert churn_chance(Persona.HEALTHY, healthy, 150, 100, 14, 60) == pytest.approx(0.05)
-    assert churn_chance(Persona.HEALTHY, healthy, 150, 140, 14, 60) == 0.0  # renewal 10 days on: too late
-    assert churn_chance(Persona.HEALTHY, healthy, 150, 80, 14, 60) == 0.0  # renewal 70 days on: beyond the horizon
-    assert trouble_day(Persona.GONE_DARK, dark) == 40
-    assert trouble_day(Persona.HEALTHY, healthy) is None
+    assert churn_between(Persona.HEALTHY, healthy, 150, 114, 160) == pytest.approx(0.05)
+    assert churn_between(Persona.HEALTHY, healthy, 150, 151, 200) == 0.0  # renewal before the span
+    assert churn_between(Persona.HEALTHY, healthy, 150, 94, 150) == 0.0  # the span ends before the renewal
+    assert signal_day(Persona.GONE_DARK, dark) == 40
+    assert signal_day(Persona.HEALTHY, healthy) is None
 
 
-def test_churn_chance_matches_the_simulated_draws() -> None:
+def test_churn_between_matches_the_simulated_draws() -> None:
     """Over many simulated accounts, the churns that fall 14–60 days after the day the trouble shows number what
     the chances add up to (within three standard deviations): the chance and the draw tell the same story."""
     expected = variance = 0.0
     happened = 0
     for acc in _sim(False, accounts=2000, days=180, seed=5).accounts:
-        day = trouble_day(acc.persona, acc.plan)
+        day = signal_day(acc.persona, acc.plan)
         if day is None:
             day = acc.outcome.renewal_day - 30
-        chance = churn_chance(acc.persona, acc.plan, acc.outcome.renewal_day, day, 14, 60)
+        chance = churn_between(acc.persona, acc.plan, acc.outcome.renewal_day, day + 14, day + 60)
         expected += chance
         variance += chance * (1 - chance)
-        ahead = acc.outcome.day - day
-        happened += acc.outcome.churned and 14 <= ahead < 60
+        happened += acc.outcome.churned and day + 14 <= acc.outcome.day < day + 60
     assert expected > 300  # the study is big enough to mean something
     assert abs(happened - expected) < 3 * variance**0.5, (happened, expected)
+
+
+def test_the_span_of_churn_days_is_the_evaluations_warning_window() -> None:
+    """An alert at the start of day d warns in time (at least 14, at most 60 days ahead) of a churn at business
+    hours exactly when the churn's day lies in d + 14 … d + 59, the span the oracle's chances use."""
+    acc = next(a for a in _sim(True, accounts=200, days=90, seed=3).accounts if a.outcome.churned)
+    churn_day, churn_ms = acc.outcome.day, acc.outcome.at_ms(START_MS)
+    outcomes = collect([AccountOutcome(account_id="acc-x", outcome="churned", at=format_ts(churn_ms / 1000))])
+    for day in (churn_day - 61, churn_day - 60, churn_day - 59, churn_day - 14, churn_day - 13, churn_day):
+        alert = AlertPoint("r", "acc-x", (START_MS + day * DAY_MS) / 1000)
+        caught = evaluate([alert], outcomes, 60 * 86400.0, 14 * 86400.0).overall.caught_at_lead == 1
+        in_span = churn_between(Persona.HEALTHY, Plan(), churn_day, day + 14, day + 60) > 0
+        assert caught == in_span == (churn_day - 59 <= day <= churn_day - 14), day
