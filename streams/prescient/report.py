@@ -94,6 +94,10 @@ class ReportConfig:
     as_of_every_days: int = 7
     warmup_days: float = 7.0
 
+    def __post_init__(self) -> None:
+        if not (self.lead_days.is_integer() and self.horizon_days.is_integer()):
+            raise ValueError("the story oracle counts whole days: give the lead and the horizon in whole days")
+
     def simulation(self, seed: int, accounts: int | None = None) -> Simulation:
         """The simulated history (with its lifecycle) of one seed (``accounts``: the held-out size unless given)."""
         start_ms = round(parse_rfc3339(self.start) * 1000)
@@ -323,8 +327,6 @@ def judge(config: ReportConfig, model: RiskModel, seed: int, say: Callable[[str]
     say(f"seed {seed}: backtest of the risk rules")
     risk_rules = RuleSet(tuple(_risk_rule(r, t, model, config.warmup_days) for r, t in thresholds.items()))
     everything = evaluate(pack_points + _points(test_events(), risk_rules, test_records), test_outcomes, horizon, lead)
-    if not (config.lead_days.is_integer() and config.horizon_days.is_integer()):
-        raise ValueError("the story oracle counts whole days: give the lead and the horizon in whole days")
     oracle = story_oracle(
         sim.accounts,
         sim.config.start_ms,
@@ -582,7 +584,7 @@ def main(
         accounts=accounts, train_accounts=train_accounts, days=days, train_seed=train_seed, test_seed=test_seed
     )
     if seeds is not None:
-        if not seeds or test_seed in seeds:
+        if test_seed in seeds:
             raise click.UsageError(
                 f"--validate needs seeds other than the held-out seed {test_seed} (e.g. 3,4,5,6): "
                 "settings are chosen on them, never on the held-out one"

@@ -139,3 +139,12 @@ def test_validate_option_refuses_the_held_out_seed_and_bad_seed_lists_in_one_lin
     assert result.exit_code == 1, result.output
     assert "cannot read it as UTF-8 text" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_lead_or_horizon_in_part_days_is_refused_before_any_work() -> None:
+    """The story oracle counts whole days, so a configuration with a lead or horizon in part days is refused."""
+    with pytest.raises(ValueError, match="whole days"):
+        ReportConfig(lead_days=14.5)
+    with pytest.raises(ValueError, match="whole days"):
+        ReportConfig(horizon_days=60.25)
+    assert ReportConfig(lead_days=7.0).lead_days == 7.0
