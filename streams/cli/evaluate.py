@@ -67,9 +67,14 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
 
 
 def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event]:
-    """The events of an events file that can announce an outcome (other lines are not decoded)."""
+    """The events of an events file that can announce an outcome (other lines are not decoded).
+
+    A line is decoded when it holds one of the names as orjson writes them, or any JSON escape:
+    ``json.dumps`` writes ``"Abonnement r\\u00e9sili\\u00e9"`` by default, and any writer may
+    escape ``/`` or a quote, so a line with a backslash is decoded rather than skipped unread.
+    """
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    lines = (line for line in read_file(path) if any(needle in line.raw for needle in needles))
+    lines = (line for line in read_file(path) if b"\\" in line.raw or any(needle in line.raw for needle in needles))
     for _, decoded in decode_lines(lines):
         if not isinstance(decoded, Rejection):
             yield decoded

@@ -152,3 +152,48 @@ def test_bad_outcomes_line_is_one_line(files: dict[str, Path], tmp_path: Path) -
     assert result.exit_code != 0
     (line,) = result.output.strip().splitlines()
     assert "bad.jsonl: line 1: outcome" in line
+
+
+def test_renamed_outcome_events_written_with_json_escapes_are_read(files: dict[str, Path], tmp_path: Path) -> None:
+    """Outcome events whose names Python's json.dumps wrote as \\u escapes still count as outcomes."""
+    import json
+
+    events = tmp_path / "escaped.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(e) + "\n"  # ensure_ascii: "Abonnement r\u00e9sili\u00e9"
+            for e in (
+                {"event_id": "1", "event": "Login", "account_id": "a", "timestamp": format_ts(T0)},
+                {
+                    "event_id": "2",
+                    "event": "Abonnement résilié",
+                    "account_id": "a",
+                    "timestamp": format_ts(T0 + 100 * DAY),
+                },
+                {
+                    "event_id": "3",
+                    "event": "Vertrag\u00a0gekündigt",
+                    "account_id": "b",
+                    "timestamp": format_ts(T0 + 99 * DAY),
+                },
+            )
+        )
+    )
+    assert b"\\u00e9" in events.read_bytes()
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--alerts",
+            str(files["alerts"]),
+            "--outcomes",
+            str(events),
+            "--outcome-event",
+            "Abonnement résilié=churned",
+            "--outcome-event",
+            "Vertrag\u00a0gekündigt=churned",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output)["churned_accounts"] == 2
