@@ -13,7 +13,7 @@ from rules.backtest import decode_lines
 from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
 from schemas.alert import Alert
 from schemas.decoder import Rejection
-from schemas.durations import parse_duration
+from schemas.durations import parse_duration, parse_duration_or_seconds
 from schemas.event import Event
 from schemas.jsonl import first_error, read_file
 from schemas.outcome import (
@@ -106,9 +106,11 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
 
 
-def parse_duration_option(value: str, option: str) -> float:
-    """Seconds of a duration option; a one-line error naming the option otherwise."""
+def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) -> float:
+    """Seconds of a duration option (``0``/``0d`` too with ``allow_zero``); a one-line error naming the option."""
     try:
+        if allow_zero:
+            return 0.0 if value.strip() == "0" else parse_duration_or_seconds(value)
         return parse_duration(value)
     except ValueError as exc:
         raise click.ClickException(f"{option}: {exc}") from None
@@ -142,7 +144,9 @@ def parse_duration_option(value: str, option: str) -> float:
     help="event name that announces an outcome, e.g. 'Account Closed=churned' (repeatable; replaces the defaults)",
 )
 @click.option("--horizon", default="60d", show_default=True, help="an alert is right if churn follows within this")
-@click.option("--lead", default="14d", show_default=True, help="recall counts churns warned at least this early")
+@click.option(
+    "--lead", default="14d", show_default=True, help="recall counts churns warned at least this early (0d: any warning)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
 def evaluate_command(
     alerts_path: Path,
@@ -159,7 +163,7 @@ def evaluate_command(
       preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d
     """
     horizon_s = parse_duration_option(horizon, "--horizon")
-    lead_s = parse_duration_option(lead, "--lead")
+    lead_s = parse_duration_option(lead, "--lead", allow_zero=True)
     if lead_s > horizon_s:
         raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
     names = outcome_names(outcome_events)

@@ -124,7 +124,7 @@ def train_command(
         raise click.ClickException(f"--as-of-every {as_of_every}: give whole days, e.g. 7d")
     horizon_s = parse_duration_option(horizon, "--horizon")
     warmup_s = parse_duration_option(warmup, "--warmup")
-    min_lead_s = 0.0 if min_lead.strip() in ("0", "0d", "0s") else parse_duration_option(min_lead, "--min-lead")
+    min_lead_s = parse_duration_option(min_lead, "--min-lead", allow_zero=True)
     if min_lead_s >= horizon_s:
         raise click.ClickException(f"--min-lead {min_lead} must be shorter than --horizon {horizon}")
     negative_s = None if negative_horizon is None else parse_duration_option(negative_horizon, "--negative-horizon")

@@ -197,3 +197,25 @@ def test_renamed_outcome_events_written_with_json_escapes_are_read(files: dict[s
     )
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.output)["churned_accounts"] == 2
+
+
+@pytest.mark.parametrize("lead", ["0d", "0s", "0", "PT0S"])
+def test_lead_of_zero_counts_any_warning_before_the_churn(files: dict[str, Path], lead: str) -> None:
+    """--lead 0d is accepted and counts every churned account warned within the horizon."""
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--lead", lead, "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.output)
+    assert (doc["lead_days"], doc["all"]["recall_at_lead"]) == (0, 1.0)
+
+
+def test_negative_lead_is_one_line(files: dict[str, Path]) -> None:
+    """A negative --lead is refused in one line naming the option."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--lead", "-1d"]
+    )
+    assert result.exit_code != 0
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: --lead: '-1d' is not a duration")
