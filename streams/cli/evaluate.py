@@ -166,8 +166,17 @@ def evaluate_command(
     lead_s = parse_duration_option(lead, "--lead", allow_zero=True)
     if lead_s > horizon_s:
         raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
+    if outcomes_path is not None and events_path is not None:
+        raise click.ClickException("give either --outcomes or --outcomes-events, not both")
     names = outcome_names(outcome_events)
     outcomes = load_outcomes(outcomes_path, events_path, names)
+    if not outcomes.by_account:
+        source = outcomes_path or events_path
+        click.echo(
+            f"note: no outcomes in {source} (outcome events: {', '.join(sorted(names))}; other names: "
+            "--outcome-event 'NAME=churned'); every account counts as not churned",
+            err=True,
+        )
     alerts = load_alert_points(alerts_path)
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
     if as_json:

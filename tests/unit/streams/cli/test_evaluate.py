@@ -219,3 +219,36 @@ def test_negative_lead_is_one_line(files: dict[str, Path]) -> None:
     assert result.exit_code != 0
     (line,) = result.output.strip().splitlines()
     assert line.startswith("Error: --lead: '-1d' is not a duration")
+
+
+def test_events_file_without_outcome_events_says_so(files: dict[str, Path], tmp_path: Path) -> None:
+    """An events file whose outcome events have other names gives a note naming --outcome-event, not silence."""
+    events = tmp_path / "renamed.jsonl"
+    events.write_bytes(
+        orjson.dumps({"event_id": "9", "event": "Account Closed", "account_id": "a", "timestamp": format_ts(T0)})
+        + b"\n"
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(events)])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.stderr.splitlines() if line.startswith("note: no outcomes in"))
+    assert "--outcome-event" in note
+    assert "Subscription Cancelled" in note
+    assert "0 churned accounts" in result.stdout
+
+
+def test_both_outcome_sources_is_one_line(files: dict[str, Path]) -> None:
+    """--outcomes and --outcomes-events together are refused in one line rather than one silently ignored."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--alerts",
+            str(files["alerts"]),
+            "--outcomes",
+            str(files["outcomes"]),
+            "--outcomes-events",
+            str(files["events"]),
+        ],
+    )
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == ["Error: give either --outcomes or --outcomes-events, not both"]
