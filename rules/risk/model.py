@@ -38,7 +38,9 @@ class RiskModelError(PreemptError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity (json.dump writes them; pydantic's JSON parser reads them) would score every
+    # account "nan" and fire for all of them: a model holding one is not a model.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Calibration(_Strict):

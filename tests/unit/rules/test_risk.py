@@ -169,6 +169,25 @@ def test_model_with_a_tampered_feature_list_is_refused(tmp_path: Path) -> None:
         load_risk_model(path)
 
 
+@pytest.mark.parametrize(("field", "value"), [("coef", "NaN"), ("intercept", "Infinity"), ("mean", "-Infinity")])
+def test_a_model_holding_nan_or_infinity_is_refused(tmp_path: Path, field: str, value: str) -> None:
+    """A model file with NaN or infinity (as Python's json.dump writes them) is refused in one line, never scored."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc[field] = [0.0] * len(doc[field]) if isinstance(doc[field], list) else 0.0
+    marker = -12345.5
+    if isinstance(doc[field], list):
+        doc[field][0] = marker
+    else:
+        doc[field] = marker
+    path.write_bytes(orjson.dumps(doc).replace(b"-12345.5", value.encode()))
+    with pytest.raises(
+        Exception, match=rf"m.json is not a Preempt risk model \({field}(\.0)?: Input should be a finite number\)"
+    ) as info:
+        load_risk_model(path)
+    assert "\n" not in str(info.value)
+
+
 def test_scoring_never_imports_scikit_learn() -> None:
     """The worker's modules and the CLI load no numpy or scikit-learn: training alone needs them."""
     import subprocess
