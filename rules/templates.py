@@ -225,5 +225,5 @@ def check_rendering(rule: Any) -> list[str]:
         try:
             _CHECK.from_string(source).render(context)
         except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
-            problems.append(f"rule {rule.id}: {field}: {type(exc).__name__}: {exc}")
+            problems.append(f"rule {rule.id!r}: field {field!r}: {type(exc).__name__}: {exc}")
     return problems

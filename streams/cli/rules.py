@@ -51,10 +51,13 @@ def check(path: Path) -> None:
     ruleset = load_rules_or_exit(path)
     ranked = ruleset.stack_ranked()
     # Every template rendered against an account only known by its id (strict: no "None" for a CSM).
-    problems = [problem for rule in ranked for problem in check_rendering(rule)]
+    # Named like the loader's errors: the rule's own file (not the directory given), rule id and field.
+    problems = [
+        f"{ruleset.sources.get(rule.id, path)}: {problem}" for rule in ranked for problem in check_rendering(rule)
+    ]
     if problems:
         for problem in problems:
-            click.echo(f"{path}: {problem}", err=True)
+            click.echo(problem, err=True)
         raise SystemExit(1)
     click.echo(f"{len(ranked)} rules OK in {path} ({len(ruleset.enabled)} enabled)")
     click.echo(f"{'prio':>4}  {'severity':<8}  {'id':<36}  what")

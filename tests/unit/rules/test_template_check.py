@@ -45,7 +45,10 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
 @pytest.mark.parametrize(
     ("playbook", "problem"),
     [
-        ("Call {{ account.owner.name }}", "playbook: ValueError: prints None for an account known only by its id"),
+        (
+            "Call {{ account.owner.name }}",
+            "field 'playbook': ValueError: prints None for an account known only by its id",
+        ),
         ("MRR ${{ account.mrr }}", "prints None"),
         ("CRM: {{ account.links.crm }}", "prints None"),
         ("{{ evidence.last_seen }} and {{ evidence.nope }}", "UndefinedError: 'dict object' has no attribute 'nope'"),
@@ -62,7 +65,7 @@ def test_check_rendering_flags_none_and_undefined(tmp_path, playbook, problem):
     else:
         assert len(problems) == 1
         assert problem in problems[0]
-        assert problems[0].startswith("rule r1: ")
+        assert problems[0].startswith("rule 'r1': field 'playbook': ")
 
 
 def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
@@ -72,8 +75,8 @@ def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{path}: rule r1: title: ValueError: prints None")
-    assert lines[1].startswith(f"{path}: rule r1: playbook: ValueError: prints None")
+    assert lines[0].startswith(f"{path}: rule 'r1': field 'title': ValueError: prints None")
+    assert lines[1].startswith(f"{path}: rule 'r1': field 'playbook': ValueError: prints None")
     assert "Traceback" not in result.output
 
 
@@ -103,3 +106,16 @@ def test_summary_is_rendered_into_the_evidence_and_ids_do_not_change():
     assert alert.title == "acc-9: the champion (acc-9-u02, an admin) has not logged in for 7 days"
     assert "None" not in alert.playbook
     assert "The account's owner: check LinkedIn / the CRM — did" in alert.playbook
+
+
+def test_template_problems_in_a_directory_name_the_rule_file(tmp_path):
+    """Checking a directory, a template problem names the rule's own file, rule id and field, like a load error."""
+    pack = tmp_path / "pack"
+    (pack / "team").mkdir(parents=True)
+    (pack / "team" / "ok.yaml").write_text(RULE.format(id="fine", kind="any", title="t", body=ANY_BODY, playbook=""))
+    bad = pack / "team" / "bad.yaml"
+    bad.write_text(RULE.format(id="r2", kind="any", title="t", body=ANY_BODY, playbook="Call {{ account.owner.name }}"))
+    result = CliRunner().invoke(main, ["rules", "check", str(pack)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{bad}: rule 'r2': field 'playbook': ValueError: prints None")
