@@ -123,6 +123,7 @@ def run_backtest(
     findings: list[Finding] = []
     clock = EventTimeClock(allowed_lateness)
     suppressed_before = engine.suppressed_by_cooldown
+    earliest: float | None = None  # the first event's time, for the message when until is before the data
     for number, decoded in events:
         result.lines += 1
         if isinstance(decoded, Rejection):
@@ -132,10 +133,11 @@ def run_backtest(
                 result.invalid.append(InvalidLine(number, f"{decoded.reason}: {where}{decoded.detail}"))
             continue
         if until is not None and decoded.ts >= until:
+            earliest = decoded.ts if earliest is None else min(earliest, decoded.ts)
             if clock.watermark_at(decoded.ts) >= until:
                 # Every later event is at/after until or late behind this one: the replay ends here.
                 if clock.max_event_time is None:
-                    raise _until_before_data(until, decoded.ts)
+                    raise _until_before_data(until, earliest)
                 result.stopped_at_line = number
                 break
             result.after_until += 1
@@ -156,7 +158,7 @@ def run_backtest(
             result.late += 1
     final = until if until is not None else clock.watermark()
     if until is not None and result.after_until and clock.max_event_time is None:
-        raise _until_before_data(until, None)
+        raise _until_before_data(until, earliest)
     if final is not None:
         result.final_watermark = final
         for account_id in sorted(states):

@@ -160,6 +160,14 @@ def test_until_before_data_within_the_lateness_is_refused_at_the_end(make_rule, 
         _run(make_engine(make_rule("any")), lateness=60, path=path, until=MONDAY - 1)
 
 
+@pytest.mark.parametrize("lateness", [0.0, 60.0])
+def test_until_at_the_first_event_names_the_first_event_not_a_later_one(make_rule, make_engine, write_jsonl, lateness):
+    """An until equal to the first event's time is refused naming that event's time, not the event that ended it."""
+    path = write_jsonl("e.jsonl", [_event("e1", 0), _event("e2", 86400)])
+    with pytest.raises(BacktestRangeError, match=r"before the data \(the first event is at 2026-11-23T00:00:00.000Z\)"):
+        _run(make_engine(make_rule("any")), lateness=lateness, path=path, until=MONDAY)
+
+
 def test_iso_week_uses_utc():
     """Sunday late evening UTC is still the same ISO week."""
     assert iso_week("2026-11-29T23:59:59.000Z") == "2026-W48"
