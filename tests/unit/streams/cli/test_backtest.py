@@ -86,6 +86,16 @@ def test_backtest_rejects_a_bad_until(inputs):
     assert "RFC 3339" in result.output
 
 
+def test_a_bad_until_names_the_option(inputs):
+    """A date without a time is refused with an error line that names --until."""
+    result = _invoke(inputs, "--until", "2026-11-25")
+    assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith(
+        "Error: Invalid value for --until: not an RFC 3339 timestamp with an offset: '2026-11-25'"
+    )
+
+
 def test_backtest_with_bad_rules_exits_1(inputs):
     """Invalid rules stop the backtest with the loader's message."""
     inputs["rules"].write_text("id: x\nkind: nope\n")
