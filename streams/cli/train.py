@@ -45,6 +45,26 @@ def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outc
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
 
 
+def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> None:
+    """One line saying which examples are missing and what to give, before the fit refuses them."""
+    positive = sum(labels)
+    if not labels:
+        raise click.ClickException(
+            "no samples: no account with an outcome has events for longer than --warmup "
+            f"{warmup} (check that the outcomes' account ids are the events' and the history is long enough)"
+        )
+    if positive == len(labels) and not any(not o.churned for o in outcomes.by_account.values()):
+        raise click.ClickException(
+            "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
+            "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+        )
+    if positive == 0:
+        raise click.ClickException(
+            "no account churned within --horizon of an as-of time: the model needs churned examples "
+            "(check the outcomes, or give a longer --horizon)"
+        )
+
+
 @click.command("train")
 @click.option(
     "--events",
@@ -167,6 +187,7 @@ def train_command(
             accounts_file=accounts,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
+        _check_both_labels(samples.labels, outcomes, warmup)
         if samples.late:
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
         result = risk_training.fit(samples, len(spec.names))

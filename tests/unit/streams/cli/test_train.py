@@ -158,3 +158,92 @@ def test_outcomes_default_to_the_events_outcome_events(history: dict[str, Path],
     )
     assert result.exit_code == 0, result.output
     assert orjson.loads((tmp_path / "m.json").read_bytes())["training"]["accounts"] > 0
+
+
+def _renamed(history: dict[str, Path], tmp_path: Path) -> Path:
+    """The history with every event name replaced (outcomes too) and written by json.dumps (\\u escapes)."""
+    import json
+
+    names = {
+        "Subscription Cancelled": "Vertrag gekündigt",
+        "Subscription Renewed": "Vertrag verlängert",
+        "Subscription Contracted": "Vertrag verkleinert",
+        "Subscription Expanded": "Vertrag erweitert",
+    }
+    path = tmp_path / "umbenannt.jsonl"
+    with history["events"].open() as source, path.open("w") as out:
+        for line in source:
+            event = json.loads(line)
+            event["event"] = names.get(event["event"], "Ereignis " + event["event"].lower().replace(" ", "-"))
+            out.write(json.dumps(event) + "\n")
+    return path
+
+
+def test_train_on_entirely_other_event_names(history: dict[str, Path], tmp_path: Path) -> None:
+    """Events and outcome events named unlike the simulator's train a model whose features use those names only."""
+    events = _renamed(history, tmp_path)
+    model = tmp_path / "m.json"
+    outcome_options = [
+        "--outcome-event",
+        "Vertrag gekündigt=churned",
+        "--outcome-event",
+        "Vertrag verlängert=renewed",
+        "--outcome-event",
+        "Vertrag verkleinert=contracted",
+        "--outcome-event",
+        "Vertrag erweitert=expanded",
+    ]
+    result = CliRunner().invoke(main, ["train", "--events", str(events), "--output", str(model), *outcome_options])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(model.read_bytes())
+    terms = [name.split(":", 1)[1] for name in doc["features"] if ":" in name]
+    assert terms
+    assert all(term.startswith("Ereignis ") for term in terms), terms  # no outcome event, no simulator name
+    assert doc["training"]["churned_accounts"] > 0
+
+
+def test_only_churn_outcome_events_is_one_line_saying_what_to_give(history: dict[str, Path], tmp_path: Path) -> None:
+    """With only the churn event named, the missing retained examples are named in one line, with the fix."""
+    events = _renamed(history, tmp_path)
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(events),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--outcome-event",
+            "Vertrag gekündigt=churned",
+        ],
+    )
+    assert result.exit_code != 0
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: only churned accounts have an outcome")
+    assert "--outcome-event 'NAME=renewed'" in error
+
+
+def test_outcomes_of_other_accounts_is_one_line(history: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes whose account ids are not the events' give no samples: one line saying to check the ids."""
+    outcomes = tmp_path / "fremd.jsonl"
+    outcomes.write_bytes(
+        b"".join(
+            orjson.dumps({**orjson.loads(line), "account_id": "fremd-" + orjson.loads(line)["account_id"]}) + b"\n"
+            for line in history["outcomes"].read_bytes().splitlines()
+        )
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(outcomes),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code != 0
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: no samples: no account with an outcome has events for longer than --warmup 14d")
