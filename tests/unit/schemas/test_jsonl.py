@@ -21,6 +21,16 @@ def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
     ]
 
 
+def test_a_byte_order_mark_at_the_start_of_the_file_is_dropped() -> None:
+    """A UTF-8 BOM before the first record (a CRM or spreadsheet export) is not part of the record; later ones stay."""
+    bom = b"\xef\xbb\xbf"
+    assert [line.raw for line in read_lines(io.BytesIO(bom + b'{"a": 1}\n' + bom + b"x\n"))] == [
+        b'{"a": 1}',
+        bom + b"x",
+    ]
+    assert list(read_lines(io.BytesIO(bom + b"\n2\n"))) == [Line(2, b"2", 2)]
+
+
 def test_blank_lines_are_reported_with_their_size() -> None:
     """``on_blank`` hears each skipped line's size, so a progress bar can reach the file size."""
     blanks: list[int] = []

@@ -252,3 +252,15 @@ def test_both_outcome_sources_is_one_line(files: dict[str, Path]) -> None:
     )
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == ["Error: give either --outcomes or --outcomes-events, not both"]
+
+
+def test_outcomes_exported_with_a_byte_order_mark_are_read(files: dict[str, Path], tmp_path: Path) -> None:
+    """An outcomes file (or events file) starting with a UTF-8 BOM, as CRM exports write, is read like any other."""
+    for source in ("outcomes", "events"):
+        with_bom = tmp_path / f"bom-{source}.jsonl"
+        with_bom.write_bytes(b"\xef\xbb\xbf" + files[source].read_bytes())
+        result = CliRunner().invoke(
+            main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(with_bom), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        assert orjson.loads(result.stdout)["churned_accounts"] == 2
