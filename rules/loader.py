@@ -51,9 +51,17 @@ class RuleSet:
         return sorted(self.rules, key=lambda r: (r.priority, SEVERITY_ORDER[r.severity], r.id))
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """A name starting with a dot below ``root``: an editor's backup, ``.git``, or the ``..data`` and
+    ``..<timestamp>`` folders of a Kubernetes ConfigMap volume, which hold the same files again."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def _rule_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_FILE_SUFFIXES)
+        return sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_FILE_SUFFIXES and not _hidden(p, path)
+        )
     if path.is_file():
         return [path]
     raise RuleConfigError(f"{path}: no such rule file or directory")

@@ -69,6 +69,24 @@ def test_directory_loads_recursively_in_path_order():
     assert [rule.id for rule in ruleset.enabled] == ["payment-not-recovered", "export-volume"]
 
 
+def test_a_kubernetes_configmap_volume_loads_each_rule_once(tmp_path: Path):
+    """A ConfigMap volume's layout (files linked through ..data to a ..<timestamp> folder) loads each rule once;
+    hidden files (editor backups) are skipped."""
+    source = GOLDEN / "good" / "pack_dir"
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    mount = tmp_path / "rules"
+    snapshot = mount / "..2026_11_30_10_00_00.000000001"
+    snapshot.mkdir(parents=True)
+    for file in files:
+        (snapshot / file.name).write_bytes(file.read_bytes())
+        (mount / file.name).symlink_to(Path("..data") / file.name)
+    (mount / "..data").symlink_to(snapshot.name)
+    (mount / ".backup.yaml").write_bytes(files[0].read_bytes())
+    ruleset = load_rules(mount)
+    assert sorted(rule.id for rule in ruleset.rules) == ["cancel-page", "export-volume", "payment-not-recovered"]
+    assert {path.parent for path in ruleset.sources.values()} == {mount}
+
+
 def test_all_errors_of_all_files_are_reported_together():
     """Loading the whole bad directory reports a problem for every file at once."""
     with pytest.raises(RuleConfigError) as caught:
