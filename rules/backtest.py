@@ -4,8 +4,11 @@ Events are read in file order. One global clock (``rules.clock.EventTimeClock``,
 only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
 at the first event), so events out of order by
 less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
-At the end of input the clock moves to ``max event time − lateness``, or to ``until`` when
-given, so pending deadlines up to then fire. ``until`` also cuts the replay: events stamped at
+At the end of input no event can arrive late any more, so the clock moves to the newest event
+time and every event of the file is evaluated (deadlines up to that time fire); or to ``until``
+when given, so pending deadlines up to then fire. (``final_clock="watermark"`` keeps the clock
+where an event-time-only stream that read the same file would stand, ``newest − lateness``: events
+stamped at or after it are then not evaluated.) ``until`` also cuts the replay: events stamped at
 or after it are not evaluated (counted in ``after_until``); reading stops once an event is
 more than the lateness past ``until`` (any later event before ``until`` would be late anyway);
 an ``until`` before the data (nothing could be replayed) raises ``BacktestRangeError``.
@@ -23,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import orjson
 from pydantic import ValidationError
@@ -105,6 +109,7 @@ def run_backtest(
     until: float | None = None,
     *,
     allowed_lateness: float,
+    final_clock: Literal["newest", "watermark"] = "newest",
 ) -> BacktestResult:
     """Run every event through ``engine`` with one global clock; return the sorted alerts.
 
@@ -112,7 +117,9 @@ def run_backtest(
     enriches the alerts and, bound to the engine (``RuleEngine.bind_accounts``), is where ``risk``
     models with account features read the records, as the worker reads the accounts topic.
 
-    With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
+    Without ``until`` the clock ends at the newest event time, every event evaluated
+    (``final_clock="watermark"``: at ``newest − allowed_lateness``, as an event-time-only stream would
+    stand). With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
     ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
     the first event shows that nothing could be replayed, or at the end if nothing was.
     """
@@ -156,13 +163,19 @@ def run_backtest(
             result.duplicates += 1
         else:
             result.late += 1
-    final = until if until is not None else clock.watermark()
     if until is not None and result.after_until and clock.max_event_time is None:
         raise _until_before_data(until, earliest)
-    if final is not None:
+    final = until if until is not None else clock.watermark()
+    advance_to = final
+    if until is None and final_clock == "newest" and clock.max_event_time is not None:
+        # The file has ended: nothing can arrive late any more, so its newest events are evaluated too
+        # (just past the newest time, so events at that instant are applied; no later deadline is due).
+        final = clock.max_event_time
+        advance_to = math.nextafter(final, math.inf)
+    if final is not None and advance_to is not None:
         result.final_watermark = final
         for account_id in sorted(states):
-            findings.extend(engine.advance(states[account_id], final))
+            findings.extend(engine.advance(states[account_id], advance_to))
     result.last_event_at = clock.max_event_time
     result.accounts = len(states)
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,27 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
+STREAM_LATENESS = 5.0
+"""The allowed lateness of the workers these tests start (the settings' default)."""
+
+
+def stream_final_clock(events: Path, lateness: float = STREAM_LATENESS) -> str:
+    """Where an event-time-only worker that read ``events`` stands: the newest event time − lateness.
+
+    A backtest given it as ``--until`` evaluates exactly what that worker evaluated (without it, a
+    backtest evaluates the file's last seconds too, which the worker does once a later event comes).
+    """
+    newest = max(
+        datetime.fromisoformat(json.loads(line)["timestamp"].replace("Z", "+00:00")).timestamp()
+        for line in events.read_bytes().splitlines()
+        if line.strip()
+    )
+    stamp = datetime.fromtimestamp(newest - lateness, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return stamp[:-3] + "Z"
+
+
 def backtest_alert_ids(events: Path, accounts: Path, out: Path) -> set[str]:
-    """The alert ids ``preempt backtest`` (default pack) writes for ``events``."""
+    """The alert ids ``preempt backtest`` (default pack) writes for ``events``, up to the stream's final clock."""
     subprocess.run(
         [
             PREEMPT,
@@ -86,6 +106,8 @@ def backtest_alert_ids(events: Path, accounts: Path, out: Path) -> set[str]:
             str(events),
             "--accounts",
             str(accounts),
+            "--until",
+            stream_final_clock(events),
             "--output",
             str(out),
         ],

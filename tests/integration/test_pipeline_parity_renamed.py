@@ -31,6 +31,7 @@ from tests.integration.pipeline_support import (
     count_lines,
     publish_lines,
     simulate,
+    stream_final_clock,
     wait_for_metric,
 )
 
@@ -109,6 +110,7 @@ def _renamed_history(events: Path, accounts: Path, out: Path) -> tuple[Path, Pat
 
 def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> list[dict[str, Any]]:
     command = ["backtest", "--rules", str(rules), "--events", str(events), "--accounts", str(accounts)]
+    command += ["--until", stream_final_clock(events)]  # where the event-time-only worker's clock ends
     done = subprocess.run(
         [PREEMPT, *command, "--output", str(out)],
         check=True,

@@ -21,6 +21,7 @@ from tests.integration.pipeline_support import (
     count_lines,
     publish_lines,
     simulate,
+    stream_final_clock,
     wait_for_metric,
 )
 from tests.unit.rules.risk_support import write_model
@@ -57,8 +58,20 @@ COEF = {
 
 def _backtest(rules: Path, events: Path, accounts: Path | None, out: Path) -> set[str]:
     with_accounts = ["--accounts", str(accounts)] if accounts is not None else []
+    until = ["--until", stream_final_clock(events)]  # where the event-time-only worker's clock ends
     subprocess.run(
-        [PREEMPT, "backtest", "--rules", str(rules), "--events", str(events), *with_accounts, "--output", str(out)],
+        [
+            PREEMPT,
+            "backtest",
+            "--rules",
+            str(rules),
+            "--events",
+            str(events),
+            *with_accounts,
+            *until,
+            "--output",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )

@@ -54,6 +54,40 @@ def test_invalid_lines_are_reported_with_numbers_and_skipped(make_rule, make_eng
     assert "missing_field" in result.invalid[1].reason
 
 
+@pytest.mark.parametrize("lateness", [0.0, 5.0, 60.0])
+def test_the_last_events_of_the_file_are_evaluated(make_rule, make_engine, write_jsonl, lateness):
+    """Without --until every event of the file is evaluated, the newest too: the clock ends at the newest event."""
+    rows = [_event(f"e{i}", i, name="Error") for i in range(3)]  # reaches min 3 on the file's last event
+    result = _run(make_engine(make_rule("threshold")), write_jsonl("e.jsonl", rows), lateness=lateness)
+    assert [a.fired_at for a in result.alerts] == [format_ts(MONDAY + 2)]
+    assert result.final_watermark == MONDAY + 2
+
+
+def test_deadlines_fire_up_to_the_newest_event_and_no_further(make_rule, make_engine, write_jsonl):
+    """A deadline at the newest event's time fires at the end of the file; one after it needs --until."""
+    one = _run(
+        make_engine(make_rule("inactivity")),
+        write_jsonl("a.jsonl", [_event("e1", 0), _event("e2", 3600, account="b")]),
+        lateness=5.0,
+    )
+    assert [(a.account_id, a.fired_at) for a in one.alerts] == [("acme", format_ts(MONDAY + 3600))]
+    two = _run(
+        make_engine(make_rule("inactivity")),
+        write_jsonl("b.jsonl", [_event("e1", 0), _event("e2", 3599, account="b")]),
+        lateness=5.0,
+    )
+    assert two.alerts == []
+
+
+def test_final_clock_watermark_stands_where_an_event_time_only_stream_would(make_rule, make_engine, write_jsonl):
+    """final_clock="watermark" ends at newest − lateness: the events after it are left for a later event."""
+    rows = [_event(f"e{i}", i, name="Error") for i in range(3)]
+    result = _run(
+        make_engine(make_rule("threshold")), write_jsonl("e.jsonl", rows), lateness=5.0, final_clock="watermark"
+    )
+    assert (result.alerts, result.final_watermark) == ([], MONDAY + 2 - 5.0)
+
+
 def test_until_fires_pending_deadlines(make_rule, make_engine, write_jsonl):
     """Without --until the clock stops at the last event; with it the silence fires."""
     path = write_jsonl("events.jsonl", [_event("e1", 0), _event("e2", 60)])

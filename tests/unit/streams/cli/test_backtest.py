@@ -91,9 +91,7 @@ def test_a_bad_until_names_the_option(inputs):
     result = _invoke(inputs, "--until", "2026-11-25")
     assert result.exit_code == 2
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert error.startswith(
-        "Error: Invalid value for --until: not an RFC 3339 timestamp with an offset: '2026-11-25'"
-    )
+    assert error.startswith("Error: Invalid value for --until: not an RFC 3339 timestamp with an offset: '2026-11-25'")
 
 
 def test_backtest_with_bad_rules_exits_1(inputs):
@@ -193,3 +191,30 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     monkeypatch.setattr(backtest_module, "tqdm", lambda *a, **k: made.append(k))
     assert list(backtest_module._progress(path, iter([(1, b"x")]))) == [(1, b"x")]
     assert made == []
+
+
+def test_a_detractor_in_the_files_last_seconds_is_alerted(tmp_path: Path):
+    """With the default 5 s lateness, events within the last seconds of the file are evaluated and alert."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {"event_id": f"n{i}", "event": "NPS Submitted", "account_id": f"kunde-{i}",
+                 "timestamp": format_ts(MONDAY + i), "properties": {"score": 2}}
+            ) + b"\n"
+            for i in range(3)
+        )
+    )  # fmt: skip
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(
+        main, ["backtest", "--rules", str(rules), "--events", str(events), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"clock advanced to {format_ts(MONDAY + 2)}" in result.stdout
+    assert sorted(orjson.loads(line)["account_id"] for line in out.read_bytes().splitlines()) == [
+        "kunde-0",
+        "kunde-1",
+        "kunde-2",
+    ]
