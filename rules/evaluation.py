@@ -165,8 +165,9 @@ def _pct(value: float | None) -> str:
 def render_table(evaluation: Evaluation) -> str:
     """The terminal table of ``preempt evaluate``."""
     lead_days = f"{evaluation.lead / DAY:g}d"
+    width = max(36, *(len(score.rule_id) + 2 for score in evaluation.rules))  # ids may be 64 characters
     header = (
-        f"{'rule':<36}{'alerts':>8}{'accounts':>10}{'precision':>11}{'recall@' + lead_days:>12}"
+        f"{'rule':<{width}}{'alerts':>8}{'accounts':>10}{'precision':>11}{'recall@' + lead_days:>12}"
         f"{'median lead':>13}{'/owner/wk':>11}"
     )
     lines = [header, "-" * len(header)]
@@ -175,7 +176,7 @@ def render_table(evaluation: Evaluation) -> str:
             lines.append("-" * len(header))
         median = "—" if score.median_lead_days is None else f"{score.median_lead_days:.1f}d"
         lines.append(
-            f"{score.rule_id:<36}{score.alerts:>8}{score.alerted_accounts:>10}{_pct(score.precision):>11}"
+            f"{score.rule_id:<{width}}{score.alerts:>8}{score.alerted_accounts:>10}{_pct(score.precision):>11}"
             f"{_pct(score.recall_at_lead):>12}{median:>13}{score.alerts_per_owner_week:>11.2f}"
         )
     lines.append(

@@ -77,3 +77,13 @@ def test_table_has_one_row_per_rule_and_a_total() -> None:
     assert ALL_RULES in text
     assert "100.0%" in text
     assert "1 churned accounts; horizon 60d, lead 14d" in text
+
+
+def test_table_columns_stay_apart_for_a_64_character_rule_id() -> None:
+    """A rule id of the longest allowed length keeps a space before its alert count, so columns still split."""
+    long_id = "k" * 64
+    alerts = [AlertPoint(long_id, "a", T0, "ann"), AlertPoint("short", "b", T0, "ann")]
+    lines = render_table(evaluate(alerts, _outcomes(a=20), horizon=60 * DAY, lead=14 * DAY)).splitlines()
+    row = next(line for line in lines if line.startswith(long_id))
+    assert row.split()[:2] == [long_id, "1"]
+    assert len({len(line) for line in lines[:-1]}) == 1  # header, rules, rulers and total line up
