@@ -20,6 +20,7 @@ from schemas.event import Event
 from schemas.jsonl import read_file
 from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+from streams.cli.output_paths import writable_output
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -88,7 +89,14 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
 )
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable_output,
+    help="the model file (JSON); its folder must exist",
+)
 @click.option("--as-of-every", "as_of_every", default="7d", show_default=True, help="one sample per account this often")
 @click.option("--horizon", default="60d", show_default=True, help="label: churns within this after the as-of time")
 @click.option(
@@ -196,7 +204,10 @@ def train_command(
     document = risk_training.model_document(
         spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s, negative_horizon=negative_s
     )
-    output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
+    try:
+        output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output_path}: {exc.strerror or exc}") from None
     if skipped:
         click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
     training = document.training

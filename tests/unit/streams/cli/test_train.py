@@ -247,3 +247,20 @@ def test_outcomes_of_other_accounts_is_one_line(history: dict[str, Path], tmp_pa
     assert result.exit_code != 0
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert error.startswith("Error: no samples: no account with an outcome has events for longer than --warmup 14d")
+
+
+def test_output_into_a_missing_folder_is_refused_before_training(history: dict[str, Path], tmp_path: Path) -> None:
+    """--output in a folder that does not exist is one line before any work, never a traceback after it."""
+    missing = tmp_path / "nope" / "m.json"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--output", str(missing)],
+    )
+    assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error == (
+        f"Error: Invalid value for '--output': folder {missing.parent} does not exist; "
+        f"create it first (mkdir -p {missing.parent})"
+    )
+    assert "vocabulary" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
