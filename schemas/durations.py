@@ -43,6 +43,11 @@ def _seconds(value: str) -> float:
     return sum(float(parts[unit] or 0) * _UNITS[unit] for unit in ("w", "d", "h", "m", "s"))
 
 
+MAX_DURATION = 36500 * 86400.0
+"""100 years: longer than any window, deadline or cooldown means anything, and short enough that a
+window's start (its end minus its length) is still a date (``99999999999999d`` reached before year 1)."""
+
+
 def parse_duration(value: object) -> float:
     """Seconds of a rule file's duration string; raises ``ValueError`` with a sentence for its author."""
     if isinstance(value, bool) or not isinstance(value, str):
@@ -50,6 +55,8 @@ def parse_duration(value: object) -> float:
     seconds = _seconds(value)
     if seconds <= 0:
         raise ValueError(f"{value!r}: a duration must be longer than zero")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r}: a duration must be at most 100 years (36500d)")
     return seconds
 
 

@@ -88,6 +88,23 @@ def test_final_clock_watermark_stands_where_an_event_time_only_stream_would(make
     assert (result.alerts, result.final_watermark) == ([], MONDAY + 2 - 5.0)
 
 
+@pytest.mark.parametrize("kind", ["threshold", "ratio", "spike"])
+def test_a_hundred_year_window_alerts_with_its_start_in_the_past_century(make_rule, make_engine, write_jsonl, kind):
+    """The longest window a rule may have still gives an alert whose window start is a date (no crash)."""
+    overrides = {"window": "36500d", "match": {"event": "Error"}}
+    overrides |= (
+        {"min": 1}
+        if kind == "threshold"
+        else {"factor": 2}
+        if kind == "spike"
+        else {"min_ratio": 0.5, "denominator": {}, "min_denominator": 1}
+    )
+    rows = [_event(f"e{i}", i * 60, name="Error") for i in range(3)]
+    result = _run(make_engine(make_rule(kind, **overrides)), write_jsonl("e.jsonl", rows))
+    assert result.alerts
+    assert result.alerts[0].window.start.startswith("192")
+
+
 def test_until_fires_pending_deadlines(make_rule, make_engine, write_jsonl):
     """Without --until the clock stops at the last event; with it the silence fires."""
     path = write_jsonl("events.jsonl", [_event("e1", 0), _event("e2", 60)])

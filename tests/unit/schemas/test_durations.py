@@ -29,6 +29,14 @@ def test_rule_file_refused_forms(text: object) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["36501d", "99999999999999d", "P5300W", "876001h"])
+def test_durations_over_a_hundred_years_are_refused(text: str) -> None:
+    """A duration beyond 100 years is refused with a sentence (its window would start before year 1)."""
+    with pytest.raises(ValueError, match=r"a duration must be at most 100 years \(36500d\)"):
+        parse_duration(text)
+    assert parse_duration("36500d") == 36500 * 86400
+
+
 @pytest.mark.parametrize(("value", "seconds"), [(45, 45.0), (0.5, 0.5), (0, 0.0), ("0s", 0.0)])
 def test_routing_timings_also_take_plain_seconds_and_zero(value: object, seconds: float) -> None:
     """A routing timing may be a number of seconds, and zero (``group_wait: 0s``)."""
