@@ -24,6 +24,8 @@ from rules.backtest import (
     run_backtest,
 )
 from rules.engine import RuleEngine
+from rules.loader import RuleSet
+from rules.models import RiskRule
 from schemas.account import Account
 from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
@@ -125,6 +127,18 @@ def _print_budget(budget: AlertBudget, limit: int | None) -> None:
         )
 
 
+def _note_models_without_records(ruleset: RuleSet) -> None:
+    """A risk model trained with account records scores every account as unknown without --accounts: say so."""
+    for rule in ruleset.enabled:
+        model = rule.loaded_model if isinstance(rule, RiskRule) else None
+        if model is not None and model.spec.uses_accounts:
+            click.echo(
+                f"note: the model of rule {rule.id!r} reads account records (renewal date, seats, MRR…); without "
+                "--accounts every account is unknown to it (give the accounts JSONL the worker reads from its topic)",
+                err=True,
+            )
+
+
 @click.command()
 @click.option(
     "--rules",
@@ -196,6 +210,8 @@ def backtest(
     if accounts_path is not None:
         accounts, bad_accounts = load_accounts(accounts_path)
         _report_invalid("account", len(bad_accounts), bad_accounts)
+    else:
+        _note_models_without_records(ruleset)
     lines = _progress(events_path, read_file(events_path))
     events = decode_lines(lines, settings.max_event_bytes)
     result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)

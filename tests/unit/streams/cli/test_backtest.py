@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from schemas.event import format_ts
 from streams.cli.main import main
+from tests.unit.rules.risk_support import GOLDEN, write_model
 
 MONDAY = 1_795_392_000.0
 RULES = """
@@ -218,3 +220,23 @@ def test_a_detractor_in_the_files_last_seconds_is_alerted(tmp_path: Path):
         "kunde-1",
         "kunde-2",
     ]
+
+
+def test_a_model_with_account_features_without_accounts_gets_a_note(inputs, tmp_path: Path):
+    """A risk model that reads account records, backtested without --accounts, is named in a note on stderr."""
+    write_model(tmp_path / "with-records.json")
+    shutil.copy(GOLDEN, tmp_path / "events-only.json")
+    for name, model in (("records", "with-records.json"), ("events-only", "events-only.json")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"id: risk-{name}\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: {model}\nthreshold: 0.5\n"
+        )
+    base = ["backtest", "--events", str(inputs["events"]), "--allowed-lateness", "0"]
+    result = CliRunner().invoke(main, [*base, "--rules", str(tmp_path / "records.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "note: the model of rule 'risk-records' reads account records" in result.stderr
+    with_accounts = CliRunner().invoke(
+        main, [*base, "--rules", str(tmp_path / "records.yaml"), "--accounts", str(inputs["accounts"])]
+    )
+    assert "note:" not in with_accounts.stderr
+    events_only = CliRunner().invoke(main, [*base, "--rules", str(tmp_path / "events-only.yaml")])
+    assert "note:" not in events_only.stderr
