@@ -36,19 +36,33 @@ def alert_point(alert: Alert) -> AlertPoint:
 
 
 def load_alert_points(path: Path) -> list[AlertPoint]:
-    """Every alert of an alerts JSONL file (``preempt backtest --output``); one clear error otherwise."""
+    """Every alert of an alerts JSONL file (``preempt backtest --output``, or the alerts topic read out);
+    one clear error otherwise.
+
+    An ``alert_id`` seen before is the same alert again (the stream delivers at least once, so a
+    topic read out after a worker restart may hold one twice): counted once, and a note says how many.
+    """
     points: list[AlertPoint] = []
+    seen: set[str] = set()
+    repeated = 0
     try:
         for line in read_file(path):
             try:
-                points.append(alert_point(Alert.model_validate_json(line.raw)))
+                alert = Alert.model_validate_json(line.raw)
             except ValidationError as exc:
                 raise click.ClickException(
                     f"{path}: line {line.number}: not an alert ({first_error(exc)}); "
                     "give the --output of preempt backtest"
                 ) from None
+            if alert.alert_id in seen:
+                repeated += 1
+                continue
+            seen.add(alert.alert_id)
+            points.append(alert_point(alert))
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if repeated:
+        click.echo(f"note: {repeated} repeated alert(s) in {path} (same alert_id) counted once", err=True)
     return points
 
 

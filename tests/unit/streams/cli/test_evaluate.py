@@ -264,3 +264,18 @@ def test_outcomes_exported_with_a_byte_order_mark_are_read(files: dict[str, Path
         )
         assert result.exit_code == 0, result.output
         assert orjson.loads(result.stdout)["churned_accounts"] == 2
+
+
+def test_an_alert_delivered_twice_counts_once(files: dict[str, Path], tmp_path: Path) -> None:
+    """The same alert_id twice (at-least-once delivery read from the topic) is one alert, with a note."""
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(files["alerts"].read_bytes() * 2)
+    once = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(twice), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == orjson.loads(once.stdout)
+    assert "note: 3 repeated alert(s)" in result.stderr
