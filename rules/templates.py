@@ -160,7 +160,20 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "reason": "below",
         "components": {"active_users": 33.3, "feature_breadth": 0.0},
     },
-    "composite": {"measure": "all_of", "value": 2, "threshold": 2, "rules": ["a", "b"]},
+    "composite": {
+        "measure": "all_of",
+        "value": 2,
+        "threshold": 2,
+        "rules": {"a": "2026-01-02T09:00:00.000Z", "b": "2026-01-09T17:30:00.000Z"},
+    },
+    "risk": {
+        "measure": "risk",
+        "value": 0.41,
+        "threshold": 0.35,
+        "reasons": ["active users down 62% against the last 8 weeks (3 this week vs 8 a week before)"],
+        "contributions": {"active_users_vs_baseline": 0.81},
+        "model_trained_at": "2026-01-01T00:00:00.000Z",
+    },
 }
 
 

@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from rules.backtest import run_backtest
 from rules.engine import RuleEngine
 from rules.findings import make_finding
 from rules.loader import load_rules
 from rules.templates import check_rendering, check_template
+from schemas.event import Event
 from streams.cli.main import main
+from tests.unit.rules.risk_support import write_model
 
 PACK = Path(__file__).resolve().parents[3] / "rules" / "packs" / "default"
 GOLDEN_GOOD = Path(__file__).resolve().parent / "golden" / "good"
@@ -119,3 +122,62 @@ def test_template_problems_in_a_directory_name_the_rule_file(tmp_path):
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"{bad}: rule 'r2': field 'playbook': ValueError: prints None")
+
+
+KINDS_WITH_MAPPINGS = """\
+rules:
+  - id: detractor
+    kind: any
+    title: t
+    severity: low
+    priority: 2
+    match: {event: NPS}
+  - id: quiet
+    kind: inactivity
+    title: t
+    severity: low
+    priority: 2
+    after: 1d
+    match: {event: Login}
+  - id: both
+    kind: composite
+    title: "{{ account.name }}: {{ evidence.rules|join(', ') }}"
+    playbook: "{% for rule, at in evidence.rules.items() %}{{ rule }} at {{ at }}; {% endfor %}"
+    severity: high
+    priority: 1
+    all_of: [detractor, quiet]
+    within: 7d
+  - id: churn-risk
+    kind: risk
+    title: "{{ account.name }}: risk {{ evidence.value|percent }} ({{ evidence.reasons|first }})"
+    summary: "{{ evidence.reasons|join('; ') }} (model of {{ evidence.model_trained_at|date }})"
+    playbook: "{% for name, share in evidence.contributions.items() %}{{ name }} {{ share }}; {% endfor %}"
+    severity: high
+    priority: 1
+    model: m.json
+    threshold: 0.5
+    warmup: 1d
+"""
+
+
+def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
+    """Templates using a composite's rules mapping and a risk rule's reasons and contributions pass `rules check`
+    and render without a template error in a real replay."""
+    write_model(tmp_path / "m.json")
+    path = tmp_path / "rules.yaml"
+    path.write_text(KINDS_WITH_MAPPINGS)
+    ruleset = load_rules(path)
+    assert [p for rule in ruleset.rules for p in check_rendering(rule)] == []
+    day = 86400.0
+    t0 = 1_795_392_000.0
+    events = [
+        Event("l1", "Login", "acme", t0),
+        Event("n1", "NPS", "acme", t0 + 2 * day),
+        Event("x1", "Other", "acme", t0 + 12 * day),
+    ]
+    alerts = run_backtest(RuleEngine(ruleset), enumerate(events, start=1), allowed_lateness=0.0).alerts
+    fired = {a.rule_id: a for a in alerts}
+    assert {"both", "churn-risk"} <= set(fired)
+    for rule_id in ("both", "churn-risk"):
+        assert "template_error" not in fired[rule_id].evidence, fired[rule_id].evidence
+        assert "{{" not in fired[rule_id].title
