@@ -171,6 +171,12 @@ def train_command(
     outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+    if accounts is not None and len(outcomes.by_account) < len(accounts):
+        click.echo(
+            f"note: {len(accounts) - len(outcomes.by_account)} of the {len(accounts)} accounts in {accounts_path} "
+            "have no outcome and teach nothing (an account with no outcome yet is neither churned nor retained)",
+            err=True,
+        )
     exclude = frozenset(names) | frozenset(excluded)
     skipped: list[int] = []
     try:

@@ -264,3 +264,29 @@ def test_output_into_a_missing_folder_is_refused_before_training(history: dict[s
     )
     assert "vocabulary" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_accounts_without_an_outcome_are_counted_in_a_note(history: dict[str, Path], tmp_path: Path) -> None:
+    """Accounts of --accounts that have no outcome are left out of training, and a note says how many."""
+    lines = history["outcomes"].read_bytes().splitlines()
+    outcomes = tmp_path / "some.jsonl"
+    outcomes.write_bytes(b"\n".join(lines[:-3]) + b"\n")
+    accounts = sum(1 for line in history["accounts"].read_bytes().splitlines() if line.strip())
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(history["accounts"]),
+            "--outcomes",
+            str(outcomes),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"note: 3 of the {accounts} accounts in {history['accounts']} have no outcome and teach nothing" in (
+        result.stderr
+    )
