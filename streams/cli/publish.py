@@ -12,6 +12,7 @@ import orjson
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
+from schemas.decoder import loads_exact
 from schemas.errors import EventRejectedError, PublishError
 from schemas.jsonl import read_lines
 from streams.runtime.broker_probe import probe_broker
@@ -26,7 +27,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise click.BadParameter(f"{text!r} is not key=value", param_hint="--prop")
     try:
-        return key, orjson.loads(value)
+        return key, loads_exact(value)
     except orjson.JSONDecodeError:
         return key, value
 

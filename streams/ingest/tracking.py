@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
 from streams.ingest.group_traits import TraitError, account_patch
@@ -131,7 +131,7 @@ def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
     """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
     try:
-        doc = orjson.loads(body)
+        doc = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
