@@ -52,10 +52,16 @@ def _parse_start(value: str | None) -> int | None:
 @click.option("--accounts", "account_count", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Days of history.")
 @click.option(
-    "--seed", type=int, default=None, help="Same seed (and --start) → byte-identical output. Default: random."
+    "--seed",
+    type=int,
+    default=None,
+    help="Same seed (and start) → byte-identical files and event ids. Default: random.",
 )
 @click.option(
-    "--start", "start", default=None, help="RFC 3339 start. Default: now − days (files, backfill), now (live)."
+    "--start",
+    "start",
+    default=None,
+    help="RFC 3339 start. Default: today 00:00 UTC − days (files, backfill), now (live).",
 )
 @click.option(
     "--output",
@@ -111,7 +117,9 @@ def simulate(
         probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
     if start_ms is None:
         now_ms = round(time.time() * 1000)
-        start_ms = now_ms if live else now_ms - days * DAY_MS
+        # History starts at a UTC midnight, so the same --seed gives the same files (and event
+        # ids) all day long without --start; the history ends at the start of today.
+        start_ms = now_ms if live else now_ms // DAY_MS * DAY_MS - days * DAY_MS
     sim = Simulation(
         SimulationConfig(
             seed=seed,

@@ -63,3 +63,21 @@ def test_start_that_is_not_a_timestamp_is_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(simulate, ["--start", "yesterday", "--output", str(tmp_path / "e.jsonl")])
     assert result.exit_code == 2
     assert "RFC 3339" in result.output
+
+
+def test_the_same_seed_without_start_gives_the_same_files_all_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --start, runs with the same --seed at different times of one UTC day write identical files,
+    starting --days before that day's midnight."""
+    outputs = []
+    for name, clock in (("morning", 1_795_996_800.0 + 3_600.5), ("evening", 1_795_996_800.0 + 80_000.25)):
+        monkeypatch.setattr(command.time, "time", lambda clock=clock: clock)
+        events = tmp_path / f"{name}.jsonl"
+        args = ["--accounts", "5", "--days", "2", "--seed", "4", "--output", str(events)]
+        result = CliRunner().invoke(simulate, args)
+        assert result.exit_code == 0, result.output
+        assert "start 2026-11-28 00:00:00+00:00" in result.output
+        outputs.append(events.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0]
