@@ -93,7 +93,7 @@ RECHECK_NUMBERS = _Recheck()
 def check_content(properties: Any, context: Any) -> Violation | None:
     """The first bound ``properties`` and ``context`` (already known to be objects) break, or None."""
     found = scan_content(properties, context)
-    return None if found is RECHECK_NUMBERS else found
+    return None if isinstance(found, _Recheck) else found
 
 
 def scan_content(properties: Any, context: Any) -> Violation | _Recheck | None:

@@ -114,7 +114,9 @@ def validate_event_dict(obj: object, *, max_future_skew: float, now: float) -> E
     return _validate(obj, max_future_skew, now, None)
 
 
-def _validate(obj: object, max_future_skew: float, now: float, raw: bytes | None) -> Event | Rejection:
+def _validate(
+    obj: object, max_future_skew: float, now: float, raw: bytes | bytearray | memoryview | None
+) -> Event | Rejection:
     # validate_event_dict without keyword arguments: decode_event calls it per record, with the
     # JSON text ``raw`` that ``obj`` was parsed from (None for a dict from Python).
     if type(obj) is not dict:
@@ -171,10 +173,10 @@ def _validate(obj: object, max_future_skew: float, now: float, raw: bytes | None
     elif type(context) is not dict:
         return Rejection(Reason.INVALID_FIELD, f"context must be a JSON object, got {_describe(context)}", "context")
     if properties or context:
-        violation = bounds.scan_content(properties, context)
-        if violation is not None:
-            if violation is not bounds.RECHECK_NUMBERS:
-                return _violation(violation)
+        content = bounds.scan_content(properties, context)
+        if content is not None:
+            if isinstance(content, bounds.Violation):
+                return _violation(content)
             if raw is not None:
                 # orjson may have read an integer literal past 64 bits as a float: decide on the
                 # exact integers (only events holding a float of magnitude >= 2^63 get here).
