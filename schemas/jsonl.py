@@ -26,10 +26,19 @@ class Line(NamedTuple):
     """Bytes the line took in the file, newline included (for progress bars)."""
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
-    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one."""
+    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one.
+
+    A UTF-8 byte order mark opening the stream (what some Windows editors write) belongs to the
+    file, not to its first record: it is dropped.
+    """
     for number, line in enumerate(stream, start=1):
         raw = line.rstrip(b"\r\n")
+        if number == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]
         if not raw.strip():
             if on_blank is not None:
                 on_blank(len(line))
