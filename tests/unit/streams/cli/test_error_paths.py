@@ -312,7 +312,7 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
         (
             ["ingest", "--port", "99999"],
             {},
-            "Error: Invalid value for '--port': 99999 is not in the range 1<=x<=65535.",
+            "Error: Invalid value for '--port': 99999 is not in the range 0<=x<=65535.",
         ),
         (
             ["ingest"],
