@@ -209,6 +209,11 @@ def _map_item(
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
     lookup_item = {**item, "context": context}
+    if call == "identify" and isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits: an account path into
+        # ``traits`` (the default traits.company.id) finds them there too.
+        own_traits = item.get("traits")
+        lookup_item["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
     account = _account_id(lookup_item, call, config)
     if isinstance(account, Rejection):
         return account
