@@ -37,6 +37,8 @@ MAX_KEY_CHARS = 256
 """Characters of one object key inside ``properties``/``context``."""
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer a JSON reader with IEEE doubles (JavaScript, most SDKs) holds exactly."""
+LARGE_FLOAT = 2.0**63
+"""orjson reads an integer literal outside [-2^63, 2^64) as the nearest float, of at least this magnitude."""
 
 CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f"
 NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -75,23 +77,53 @@ def check_id(name: str, value: str) -> Violation | None:
     return Violation(CONTROL_CHARACTER, f"{name} has a control character (U+{ord(value[at]):04X}) at {at}", name)
 
 
+class _Recheck:
+    """The type of :data:`RECHECK_NUMBERS`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RECHECK_NUMBERS"
+
+
+RECHECK_NUMBERS = _Recheck()
+""":func:`scan_content`'s answer when a float of magnitude ≥ 2^63 may stand for an integer literal."""
+
+
 def check_content(properties: Any, context: Any) -> Violation | None:
     """The first bound ``properties`` and ``context`` (already known to be objects) break, or None."""
+    found = scan_content(properties, context)
+    return None if isinstance(found, _Recheck) else found
+
+
+def scan_content(properties: Any, context: Any) -> Violation | _Recheck | None:
+    """:func:`check_content`, for values parsed from JSON text by orjson.
+
+    orjson reads an integer literal past 64 bits (``18446744073709551616``) as the nearest float,
+    which this walk would let through as a large finite float. So when no bound is broken but a
+    float of magnitude ≥ 2^63 is present, the answer is :data:`RECHECK_NUMBERS`: a caller holding
+    the JSON text re-reads it with exact integers (``schemas.decoder.loads_exact``) and checks that.
+    """
     left = MAX_PROPERTY_VALUES
+    recheck = False
     if properties:
         after = _check(properties, 1, left)
-        if after < 0:  # broken, or a shape only Python callers make: say precisely
+        if after < 0:  # broken, a large float, or a shape only Python callers make: say precisely
             budget = [left]
             found = _describe(properties, "properties", 1, budget)
             if found is not None:
                 return found
             after = budget[0]
+            recheck = True
         left = after
     if context:
         after = _check(context, 1, left)
         if after < 0:
-            return _describe(context, "context", 1, [left])
-    return None
+            found = _describe(context, "context", 1, [left])
+            if found is not None:
+                return found
+            recheck = True
+    return RECHECK_NUMBERS if recheck else None
 
 
 _BROKEN = -1
@@ -125,9 +157,12 @@ def _check(node: Any, depth: int, left: int) -> int:
             left = _check(value, depth + 1, left)
             if left < 0:
                 return _BROKEN
-        elif kind is float or kind is bool or value is None:
-            if kind is float and value - value != 0.0:  # inf - inf and nan - nan are nan: not finite
+        elif kind is float:
+            # False for NaN and ±inf too; a large finite float takes the slow walk (scan_content).
+            if not -LARGE_FLOAT < value < LARGE_FLOAT:
                 return _BROKEN
+        elif kind is bool or value is None:
+            pass
         else:  # only from Python callers (SDK): tuples, str/int subclasses… (checked by _describe)
             return _BROKEN
     return left

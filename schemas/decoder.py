@@ -11,6 +11,7 @@ It never raises: every input, however broken, yields an ``Event`` or a ``Rejecti
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -110,11 +111,14 @@ def validate_event_dict(obj: object, *, max_future_skew: float, now: float) -> E
     timestamp), then a future timestamp. Within a field, its type and length come before the
     content bounds of ``schemas.bounds`` (control characters, nesting, sizes, number range).
     """
-    return _validate(obj, max_future_skew, now)
+    return _validate(obj, max_future_skew, now, None)
 
 
-def _validate(obj: object, max_future_skew: float, now: float) -> Event | Rejection:
-    # validate_event_dict without keyword arguments: decode_event calls it per record.
+def _validate(
+    obj: object, max_future_skew: float, now: float, raw: bytes | bytearray | memoryview | None
+) -> Event | Rejection:
+    # validate_event_dict without keyword arguments: decode_event calls it per record, with the
+    # JSON text ``raw`` that ``obj`` was parsed from (None for a dict from Python).
     if type(obj) is not dict:
         return Rejection(Reason.NOT_AN_OBJECT, f"an event must be a JSON object, got {_describe(obj)}")
     try:
@@ -169,9 +173,16 @@ def _validate(obj: object, max_future_skew: float, now: float) -> Event | Reject
     elif type(context) is not dict:
         return Rejection(Reason.INVALID_FIELD, f"context must be a JSON object, got {_describe(context)}", "context")
     if properties or context:
-        violation = bounds.check_content(properties, context)
-        if violation is not None:
-            return _violation(violation)
+        content = bounds.scan_content(properties, context)
+        if content is not None:
+            if isinstance(content, bounds.Violation):
+                return _violation(content)
+            if raw is not None:
+                # orjson may have read an integer literal past 64 bits as a float: decide on the
+                # exact integers (only events holding a float of magnitude >= 2^63 get here).
+                exact = _exact_loads(raw)
+                if exact is not None:
+                    return _validate(exact, max_future_skew, now, None)
     if type(timestamp) is not str:
         return Rejection(
             Reason.INVALID_FIELD,
@@ -247,7 +258,57 @@ def decode_event(
         obj = _loads(raw)
     except orjson.JSONDecodeError as exc:
         return _undecodable(bytes(raw), exc)
-    return _validate(obj, max_future_skew, now)
+    return _validate(obj, max_future_skew, now, raw)
+
+
+def loads_exact(raw: bytes | bytearray | memoryview | str) -> Any:
+    """``orjson.loads``, except that integer literals past 64 bits stay exact integers.
+
+    orjson reads ``18446744073709551616`` as the float ``1.8446744073709552e19``; an event check on
+    that float would accept it as a large float (and the value would silently change), where the
+    contract refuses the integer (``number_out_of_range``). HTTP ingest and ``preempt publish
+    --prop`` parse with this; the decoder does the same check inline. Raises
+    ``orjson.JSONDecodeError`` for what is not JSON, as ``orjson.loads`` does.
+    """
+    doc = _loads(raw)
+    if _has_large_float(doc):
+        exact = _exact_loads(raw)
+        if exact is not None:
+            return exact
+    return doc
+
+
+def _has_large_float(doc: Any) -> bool:
+    """Whether ``doc`` holds a float of magnitude >= 2^63 anywhere (iteratively: no recursion limit)."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is float:
+            if not -bounds.LARGE_FLOAT < node < bounds.LARGE_FLOAT:
+                return True
+        elif kind is dict:
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _exact_loads(raw: bytes | bytearray | memoryview | str) -> Any:
+    """``raw`` (already accepted by orjson) parsed by the standard library, whose integers are exact.
+
+    None when it cannot parse it (nesting past its recursion limit, integers past its digit
+    limit): the caller keeps orjson's reading, whose bounds refuse such events anyway.
+    """
+    try:
+        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Rejection:

@@ -12,8 +12,9 @@ import orjson
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
+from schemas.decoder import loads_exact
 from schemas.errors import EventRejectedError, PublishError
-from schemas.jsonl import read_lines
+from schemas.jsonl import read_file, read_lines
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
@@ -26,7 +27,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise click.BadParameter(f"{text!r} is not key=value", param_hint="--prop")
     try:
-        return key, orjson.loads(value)
+        return key, loads_exact(value)
     except orjson.JSONDecodeError:
         return key, value
 
@@ -60,6 +61,8 @@ def publish(
     if file is not None:
         if event_name or account_id or user_id or props or timestamp:
             raise click.UsageError("--file cannot be combined with --event/--account/--user/--prop/--timestamp")
+        if next(read_file(file), None) is None:  # before connecting: nothing to send is a mistake
+            raise click.ClickException(f"{file}: no events (the file is empty or only blank lines)")
         settings = Settings()
         probe_broker(settings)
         try:
@@ -67,7 +70,8 @@ def publish(
         except KafkaError as exc:
             raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
         sys.exit(code)
-    if not event_name or not account_id:
+    if event_name is None or account_id is None:
+        # An empty --event "" or --account "" is given: the contract's check below names it.
         raise click.UsageError("give --event and --account (or --file)")
     properties = dict(parse_prop(p) for p in props)
     settings = Settings()

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from schemas.event import Event
 from schemas.outcome import OUTCOME_KINDS
+from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.output_paths import writable_output
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -37,25 +38,49 @@ _PROGRESS_ACCOUNT_DAYS = 500
 
 
 def _parse_start(value: str | None) -> int | None:
+    """Epoch ms of ``--start``, in the grammar every Preempt timestamp uses (``schemas.rfc3339``)."""
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return round(parse_rfc3339(value) * 1000)
     except ValueError as exc:
-        raise click.BadParameter(f"not an RFC 3339 timestamp: {value!r}", param_hint="--start") from exc
-    if parsed.tzinfo is None:
-        raise click.BadParameter(f"needs an offset or Z: {value!r}", param_hint="--start")
-    return round(parsed.timestamp() * 1000)
+        raise click.BadParameter(f"{value!r} {exc}", param_hint="--start") from None
+
+
+def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings | None) -> None:
+    """Refuse a period whose events the contract would reject: past 9999, or (backfill) in the future."""
+    end_ms = start_ms + days * DAY_MS
+    if end_ms > MAX_EPOCH * 1000:
+        raise click.BadParameter(
+            "--start + --days runs past 9999-12-31, where event timestamps end; choose an earlier --start",
+            param_hint="--start",
+        )
+    if backfill and settings is not None:
+        latest_ms = (time.time() + settings.max_future_skew_seconds) * 1000
+        if end_ms > latest_ms:
+            ends = datetime.fromtimestamp(end_ms / 1000, tz=UTC).isoformat()
+            raise click.BadParameter(
+                f"--backfill publishes history, but --start + --days ends at {ends}, in the future: the stream "
+                "would dead-letter those events (future_timestamp). Choose an earlier --start, or write files "
+                "(--output) for a backtest",
+                param_hint="--start",
+            )
 
 
 @click.command()
 @click.option("--accounts", "account_count", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Days of history.")
 @click.option(
-    "--seed", type=int, default=None, help="Same seed (and --start) → byte-identical output. Default: random."
+    "--seed",
+    type=int,
+    default=None,
+    help="Same seed (and start) → byte-identical files and event ids. Default: random.",
 )
 @click.option(
-    "--start", "start", default=None, help="RFC 3339 start. Default: now − days (files, backfill), now (live)."
+    "--start",
+    "start",
+    default=None,
+    help="RFC 3339 start. Default: today 00:00 UTC − days (files, backfill), now (live).",
 )
 @click.option(
     "--output",
@@ -108,10 +133,15 @@ def simulate(
     settings: Settings | None = None
     if not to_files:
         settings = Settings()
-        probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
     if start_ms is None:
         now_ms = round(time.time() * 1000)
-        start_ms = now_ms if live else now_ms - days * DAY_MS
+        # History starts at a UTC midnight, so the same --seed gives the same files (and event
+        # ids) all day long without --start; the history ends at the start of today.
+        start_ms = now_ms if live else now_ms // DAY_MS * DAY_MS - days * DAY_MS
+    else:
+        _check_period(start_ms, days, backfill, settings)
+    if settings is not None:
+        probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
     sim = Simulation(
         SimulationConfig(
             seed=seed,

@@ -103,13 +103,16 @@ def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[s
     if "timezone" in patch:
         _check_zone(patch["timezone"])
     try:
-        Account.model_validate({"account_id": account_id, **patch})
+        account = Account.model_validate({"account_id": account_id, **patch})
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"])
         trait = next((t for t, target in mapping.items() if target == field and t in traits), field)
         raise TraitError(trait, f"{trait}: {error['msg']}") from None
-    return {"account_id": account_id, **patch}
+    # The fields as the account model reads them ("1200" → 1200.0, "5" seats → 5), so the record
+    # written to preempt.accounts holds the committed account schema's types, not the SDK's.
+    read = account.model_dump(mode="json", exclude_unset=True)
+    return {"account_id": account_id, **{name: read[name] for name in patch}}
 
 
 def _check_zone(zone: object) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
 
 SEGMENT_FIELDS = frozenset(
@@ -104,7 +104,7 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
     small body could make every item, and Kafka, carry a large copy.
     """
     try:
-        doc = orjson.loads(body)
+        doc = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     if isinstance(doc, list):

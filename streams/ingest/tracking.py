@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Reason, Rejection, validate_event_dict
+from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
 from streams.ingest.group_traits import TraitError, account_patch
@@ -131,7 +131,7 @@ def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
     """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
     try:
-        doc = orjson.loads(body)
+        doc = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -209,6 +209,11 @@ def _map_item(
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
     lookup_item = {**item, "context": context}
+    if call == "identify" and isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits: an account path into
+        # ``traits`` (the default traits.company.id) finds them there too.
+        own_traits = item.get("traits")
+        lookup_item["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
     account = _account_id(lookup_item, call, config)
     if isinstance(account, Rejection):
         return account

@@ -52,7 +52,13 @@ def read_dead_letters(
     idle_s: float = 1.0,
     timeout_s: float = 30.0,
 ) -> list[StoredDeadLetter]:
-    """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time)."""
+    """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time).
+
+    Newest across all partitions of the topic, by the time each was dead-lettered (the record's
+    timestamp): each partition's newest ``limit`` are kept while reading, then merged. A letter
+    matches ``account_id`` by its key or, when the key is not the account (``key_mismatch``), by
+    the ``account_id`` in its value.
+    """
     topic = TopicNames.from_settings(settings).events_dlq
     check_access(settings)
     consumer = KafkaConsumer(
@@ -61,7 +67,7 @@ def read_dead_letters(
         client_id="preempt-dead-letters",
         **kafka_python_config(settings),
     )
-    kept: deque[StoredDeadLetter] = deque(maxlen=max(1, limit))
+    kept: dict[int, deque[tuple[int, int, int, StoredDeadLetter]]] = {}
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -80,11 +86,27 @@ def read_dead_letters(
                 for record in records:
                     key = None if record.key is None else record.key.decode("utf-8", "replace")
                     verdict = verdict_headers(record.headers)
-                    if account_id is not None and key != account_id:
+                    if account_id is not None and key != account_id and _value_account(record.value) != account_id:
                         continue
                     if reason is not None and verdict.get(REASON) != reason:
                         continue
-                    kept.append(StoredDeadLetter(key=key, value=record.value, verdict=verdict))
+                    letter = StoredDeadLetter(key=key, value=record.value, verdict=verdict)
+                    newest = kept.setdefault(record.partition, deque(maxlen=max(1, limit)))
+                    newest.append((record.timestamp, record.partition, record.offset, letter))
     finally:
         consumer.close()
-    return list(kept) if limit > 0 else []
+    if limit <= 0:
+        return []
+    merged = sorted((entry for newest in kept.values() for entry in newest), key=lambda entry: entry[:3])
+    return [letter for *_, letter in merged[-limit:]]
+
+
+def _value_account(value: bytes | None) -> object:
+    """The ``account_id`` in a dead letter's value when it is a JSON object, else None."""
+    if not value:
+        return None
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("account_id") if isinstance(doc, dict) else None

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
@@ -248,7 +248,14 @@ class Publisher:
                 raise PublishError("the publisher is closed", failed=0)
         try:
             future = self._producer.send(self.topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
-        except KafkaError as exc:  # e.g. no metadata within max_block_ms: the caller must know now
+        except KafkaTimeoutError as exc:  # no metadata within max_block_ms: the caller must know now
+            raise PublishError(
+                f"could not send to {self.topic}: {exc}. Does the topic exist? The broker does not create "
+                "topics: Preempt does (a running `preempt worker`, `Publisher.from_settings`); or is the "
+                "broker unreachable?",
+                failed=1,
+            ) from exc
+        except KafkaError as exc:
             raise PublishError(f"could not send to {self.topic}: {exc}", failed=1) from exc
         future.add_errback(self._on_error)
         with self._lock:

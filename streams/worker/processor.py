@@ -57,6 +57,9 @@ log = get_logger(__name__)
 
 PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
 ALERT_BUILD_FAILED = "alert_build_failed"  # a finding could not become an alert: the finding is dead-lettered
+# A valid event whose record key is not its account_id (or no key): Kafka partitioned it by some
+# other key, so the account's events (and state) would be split over partitions and workers.
+KEY_MISMATCH = "key_mismatch"
 STATE_SOURCE = "account-state"
 """``preempt.dlq.source.topic`` of a quarantined state's dead letter: the state table (offset -1)."""
 
@@ -157,9 +160,10 @@ class OffsetCheck:
 @dataclass(slots=True, frozen=True)
 class DeadLetterOutput:
     """A dead letter the processor asks its driver to produce: a record the worker could not accept,
-    and why (``reason`` is a ``schemas.decoder.Reason``
-    code, ``processing_error`` when the rule engine raised on a valid event, a quarantine reason of
-    ``streams.worker.state_cache`` for an account's set-aside state, or ``alert_build_failed``)."""
+    and why (``reason`` is a ``schemas.decoder.Reason`` code, ``key_mismatch`` for a valid event
+    not keyed by its account, ``processing_error`` when the rule engine raised on a valid event, a
+    quarantine reason of ``streams.worker.state_cache`` for an account's set-aside state, or
+    ``alert_build_failed``)."""
 
     record: Record
     reason: str
@@ -258,8 +262,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
                     out, DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
                 )
                 continue
-            p = record.partition
             account_id = decoded.account_id
+            if record.key != account_id.encode():
+                self._dead_letter(out, _key_mismatch(record, account_id))
+                continue
+            p = record.partition
             wm = before.get(p)
             if wm is None:
                 wm = before[p] = self._watermark_before(p, decoded.ts)
@@ -578,6 +585,20 @@ class RulesProcessor(Generic[StateT, FindingT]):
         duplicates = outcomes.get(EventOutcome.DUPLICATE)
         if duplicates:
             DUPLICATE_EVENTS.inc(duplicates)
+
+
+def _key_mismatch(record: RecordLike, account_id: str) -> DeadLetterOutput:
+    key = record.key
+    got = "no key" if key is None else f"key {_clip(key.decode('utf-8', 'replace'))!r}"
+    detail = (
+        f"the record key must be the account_id {_clip(account_id)!r} (UTF-8), got {got}: Kafka partitions by "
+        "the key, and all of an account's events must share its partition; publish again with the key set"
+    )
+    return DeadLetterOutput(Record.of(record), KEY_MISMATCH, detail)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _quarantine_letter(q: Quarantine) -> DeadLetterOutput:

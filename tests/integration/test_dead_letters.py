@@ -57,3 +57,51 @@ def test_dead_letters_are_listed_with_reason_source_and_value(
     assert f"{names.events}[0]@0 key=acme: missing_field (event_id): event_id is required" in filtered.stdout
     assert '{"event": "x"}' in filtered.stdout
     assert "globex" not in filtered.stdout
+
+
+def test_limit_shows_the_newest_letters_across_partitions_oldest_first(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """--limit N lists the N letters dead-lettered last, whatever partition they are on, oldest first;
+    --account also finds a key_mismatch letter (keyed otherwise) by the account_id in its value."""
+    settings = settings_factory()
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    # Old letters on partition 1, then the newest ones on partitions 0 and 2 (record timestamps say when).
+    plan = [(1, 1_000 + i, f"old-{i}", None) for i in range(5)]
+    plan += [(2, 5_000, "new-0", None), (0, 6_000, "new-1", None), (2, 7_000, "new-2", b"someone-else")]
+    for partition, ts_ms, event_id, key in plan:
+        value = json.dumps({"event_id": event_id, "event": "x", "account_id": "Ünïcode Co"}).encode()
+        letter = dead_letter_record(
+            key=key if key is not None else "Ünïcode Co".encode(),
+            value=value,
+            headers=[],
+            reason="key_mismatch" if key is not None else "missing_field",
+            detail="d",
+            field=None,
+            source_topic=names.events,
+            partition=partition,
+            offset=0,
+            at=ts_ms / 1000,
+        )
+        producer.send(
+            names.events_dlq,
+            key=letter.key,
+            value=letter.value,
+            headers=letter.headers,
+            partition=partition,
+            timestamp_ms=ts_ms,
+        )
+    producer.flush()
+
+    env = settings_env(settings)
+    newest = CliRunner().invoke(events, ["dead-letters", "--limit", "3", "--json"], env=env)
+    assert newest.exit_code == 0, newest.output
+    assert [json.loads(json.loads(line)["value"])["event_id"] for line in newest.stdout.splitlines()] == [
+        "new-0",
+        "new-1",
+        "new-2",
+    ]
+    mine = CliRunner().invoke(events, ["dead-letters", "--account", "Ünïcode Co", "--json"], env=env)
+    assert mine.exit_code == 0, mine.output
+    assert len(mine.stdout.splitlines()) == len(plan)

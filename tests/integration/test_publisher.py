@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
+from schemas.errors import PublishError
 from streams.runtime.settings import Settings
 from streams.runtime.testing import settings_env
 from streams.runtime.topics import TopicNames
@@ -81,3 +83,16 @@ def test_publish_file_sends_valid_lines_and_reports_bad_ones(
     assert f"{path}:21: invalid_json: " in done.stderr
     records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 30, timeout_s=60, idle_s=1)
     assert sorted(r.value for r in records) == sorted(line for line in lines if line.startswith(b'{"event_id":"e'))
+
+
+def test_sending_to_a_topic_that_does_not_exist_says_so(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """The broker does not create topics: a Publisher pointed at a missing topic raises PublishError that
+    asks whether the topic exists and says who creates it, not only kafka-python's metadata timeout."""
+    publisher = Publisher(bootstrap_servers=kafka_bootstrap, topic=f"{topic_prefix}.events", max_block_ms=2_000)
+    try:
+        with pytest.raises(PublishError, match="Does the topic exist") as caught:
+            publisher.track("acme", "Login")
+        assert "preempt worker" in str(caught.value)
+        assert publisher.sent == 0
+    finally:
+        publisher.close(timeout=5)

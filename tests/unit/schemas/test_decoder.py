@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pydantic
 import pytest
 
-from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
+from schemas.decoder import Reason, Rejection, decode_event, loads_exact, validate_event_dict
 from schemas.event import Event, UsageEvent
 from schemas.rfc3339 import parse_rfc3339
 
@@ -345,6 +346,42 @@ def test_integers_outside_the_safe_range_are_number_out_of_range(
         assert (result.reason, result.field) == (Reason.NUMBER_OUT_OF_RANGE, "properties")
 
 
+@pytest.mark.parametrize(
+    "literal", ["18446744073709551616", "-9223372036854775809", "99999999999999999999", "[1, 123456789012345678901234]"]
+)
+def test_integer_literals_past_64_bits_are_number_out_of_range_not_floats(
+    make_payload: Callable[..., dict[str, Any]], literal: str
+) -> None:
+    """An integer literal orjson cannot hold in 64 bits is refused as number_out_of_range, as UsageEvent does,
+    instead of being read as a float and accepted with a changed value."""
+    raw = orjson.dumps(make_payload(context={"n": 0})).replace(b'"n":0', b'"n":' + literal.encode())
+    result = rejection_of(raw)
+    assert (result.reason, result.field) == (Reason.NUMBER_OUT_OF_RANGE, "context")
+    assert literal.strip("[1, ]") in result.detail
+    with pytest.raises(pydantic.ValidationError):
+        UsageEvent.model_validate_json(raw)
+
+
+@pytest.mark.parametrize("literal", ["1e19", "-9.3e18", "1.5e300", "18446744073709551616.0"])
+def test_large_float_literals_are_accepted_with_their_value(
+    make_payload: Callable[..., dict[str, Any]], literal: str
+) -> None:
+    """Float literals of any finite size stay accepted, with the value they were written with."""
+    raw = orjson.dumps(make_payload(properties={"n": 0})).replace(b'"n":0', b'"n":' + literal.encode())
+    result = decode(raw)
+    assert isinstance(result, Event)
+    assert result.properties == {"n": float(literal)}
+    assert result == UsageEvent.model_validate_json(raw).to_event()
+
+
+def test_loads_exact_keeps_integer_literals_past_64_bits_exact() -> None:
+    """loads_exact (HTTP ingest, --prop) parses like orjson but keeps huge integers as integers."""
+    assert loads_exact(b'{"a": [18446744073709551616, 1e19, 2]}') == {"a": [2**64, 1e19, 2]}
+    assert type(loads_exact(b"1e19")) is float
+    with pytest.raises(orjson.JSONDecodeError):
+        loads_exact(b"NaN")
+
+
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400])
 def test_sdk_dicts_with_unstorable_numbers_are_number_out_of_range(
     make_payload: Callable[..., dict[str, Any]], value: float
@@ -357,7 +394,6 @@ def test_sdk_dicts_with_unstorable_numbers_are_number_out_of_range(
 
 def test_usage_event_refuses_what_the_bounds_refuse(make_payload: Callable[..., dict[str, Any]]) -> None:
     """The pydantic model shares the bounds: deep nesting and control characters fail validation there too."""
-    import pydantic
 
     for payload in (make_payload(properties=_nested(33)), make_payload(account_id="a\tb")):
         with pytest.raises(pydantic.ValidationError):

@@ -65,3 +65,10 @@ def test_first_error_names_the_field_or_the_line() -> None:
     with pytest.raises(ValidationError) as line_error:
         Point.model_validate_json(b"[1]")
     assert first_error(line_error.value).startswith("(line): ")
+
+
+def test_a_byte_order_mark_opening_the_file_is_not_part_of_the_first_record() -> None:
+    """A UTF-8 BOM at the start of a file (Windows editors) is dropped from line 1 only; its size still counts."""
+    data = b'\xef\xbb\xbf{"a": 1}\r\n\xef\xbb\xbf{"b": 2}\n'
+    assert list(read_lines(io.BytesIO(data))) == [Line(1, b'{"a": 1}', 13), Line(2, b'\xef\xbb\xbf{"b": 2}', 12)]
+    assert list(read_lines(io.BytesIO(b"\xef\xbb\xbf\n"), on_blank=lambda size: None)) == []

@@ -11,7 +11,10 @@ import pytest
 from schemas.decoder import Rejection, decode_event
 from schemas.errors import EventRejectedError
 from schemas.event import format_ts
+from streams.cli.publish import parse_prop
+from streams.ingest.group_traits import trait_map
 from streams.ingest.payload import parse_body
+from streams.ingest.tracking import TrackingConfig, parse_tracking
 from streams.sdk.publisher import Publisher
 from tests.unit.streams.fake_producer import FakeProducer
 
@@ -62,3 +65,45 @@ def test_every_entry_point_refuses_the_poison_with_the_same_reason(reason: str) 
     )
     assert parsed.accepted == 0
     assert [r.to_json()["reason"] for r in parsed.results] == [reason]
+
+
+def test_every_entry_point_refuses_an_integer_literal_past_64_bits() -> None:
+    """An integer written in JSON text beyond 64 bits (which orjson reads as a float) is number_out_of_range at the
+    worker's decoder, `preempt publish --file`, HTTP ingest (both APIs) and `--prop`, never accepted as a float."""
+    huge = "123456789012345678901234567890"
+    raw = json.dumps(_payload(properties={"n": 0})).replace('"n": 0', f'"n": {huge}').encode()
+    decoded = decode_event(raw, max_bytes=1 << 20, max_future_skew=300.0, now=NOW)
+    assert isinstance(decoded, Rejection)
+    assert str(decoded.reason) == "number_out_of_range"
+
+    producer = FakeProducer()
+    publisher = Publisher(topic="t.events", producer=producer, clock=lambda: NOW, max_event_bytes=1 << 20)
+    with pytest.raises(EventRejectedError) as from_line:
+        publisher.publish_json(raw)
+    assert from_line.value.reason == "number_out_of_range"
+    assert producer.sent == []
+
+    parsed = parse_body(
+        raw, max_event_bytes=1 << 20, max_future_skew=300.0, now=NOW, max_items=1000, max_shared_context_bytes=8192
+    )
+    assert [r.to_json()["reason"] for r in parsed.results] == ["number_out_of_range"]
+
+    call = json.dumps({"type": "track", "messageId": "m-1", "event": "Login", "context": {"groupId": "acme"}})
+    call = call[:-1] + f', "properties": {{"n": {huge}}}}}'
+    config = TrackingConfig(
+        account_id_paths=TrackingConfig.paths(("context.groupId",)),
+        trait_map=trait_map({}),
+        max_event_bytes=32768,
+        max_future_skew=300,
+        max_items=100,
+        max_shared_context_bytes=2048,
+    )
+    tracked = parse_tracking(f'{{"batch": [{call}]}}'.encode(), None, config, NOW)
+    assert tracked.events == []
+    assert [str(r.rejection.reason) for r in tracked.rejections] == ["number_out_of_range"]
+
+    key, value = parse_prop(f"n={huge}")
+    assert (key, value) == ("n", int(huge))
+    with pytest.raises(EventRejectedError) as from_prop:
+        publisher.publish(_payload(properties={key: value}))
+    assert from_prop.value.reason == "number_out_of_range"

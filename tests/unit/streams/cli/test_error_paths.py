@@ -304,3 +304,36 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert "Error: cannot reach Kafka at 127.0.0.1:1 within 0.5 s" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["ingest", "--port", "99999"],
+            {},
+            "Error: Invalid value for '--port': 99999 is not in the range 0<=x<=65535.",
+        ),
+        (
+            ["ingest"],
+            {"PREEMPT_INGEST_PORT": "70000"},
+            "Error: PREEMPT_INGEST_PORT='70000' is not valid: input should be less than or equal to 65535; "
+            "expected an integer. Fix it or unset it (default: 6068)",
+        ),
+        (
+            ["worker"],
+            {"PREEMPT_WORKER_WEB_PORT": "0"},
+            "Error: PREEMPT_WORKER_WEB_PORT='0' is not valid: input should be greater than or equal to 1; "
+            "expected an integer. Fix it or unset it (default: 6066)",
+        ),
+    ],
+)
+def test_a_port_outside_1_to_65535_is_one_line_not_a_bind_traceback(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    """A port no socket can bind (--port or a PREEMPT_*_PORT setting) is refused in one line before anything
+    starts, instead of an OverflowError traceback from bind()."""
+    run = _invoke(args, tmp_path, PREEMPT_INGEST_API_KEYS='["' + "0" * 64 + '"]', PREEMPT_BROKER=CLOSED_BROKER, **env)
+    assert run.returncode in (1, 2)
+    assert run.stderr.strip().splitlines()[-1] == expected
+    assert "Traceback" not in run.stderr

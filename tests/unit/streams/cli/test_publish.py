@@ -90,3 +90,31 @@ def test_file_cannot_be_mixed_with_single_event_options(tmp_path: Path) -> None:
 def test_missing_account_is_a_usage_error() -> None:
     """--event without --account is a usage error (exit 2)."""
     assert CliRunner().invoke(publish, ["--event", "Login"]).exit_code == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n\r\n"])
+def test_file_without_any_event_is_one_line_error_before_connecting(
+    fake_publishers: list[FakeProducer], tmp_path: Path, content: bytes
+) -> None:
+    """An empty (or all-blank) --file exits 1 with one line naming the file, as `events validate` does,
+    and never connects to Kafka."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {path}: no events (the file is empty or only blank lines)"
+    assert fake_publishers == []
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [(["--event", "", "--account", "acme"], "event"), (["--event", "Login", "--account", ""], "account_id")],
+)
+def test_an_empty_event_name_or_account_is_rejected_by_the_contract_naming_the_field(
+    fake_publishers: list[FakeProducer], args: list[str], field: str
+) -> None:
+    """--event "" or --account "" is refused with the contract's reason and field (not "give --event and --account")."""
+    result = CliRunner().invoke(publish, args)
+    assert result.exit_code == 1
+    assert f"rejected: invalid_field ({field}): {field} must be 1 to" in result.output
+    assert fake_publishers == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from streams.ingest.group_traits import account_patch, merge_account, trait_map
@@ -72,3 +74,24 @@ def test_contract_traits_fill_seats_and_dates_and_bad_ones_are_refused() -> None
         account_patch("a", {"renewal_date": "2027-02-28T10:00:00Z"}, mapping)
     with pytest.raises(TraitError, match="seats: "):
         account_patch("a", {"seats": -1}, mapping)
+
+
+def test_traits_sent_as_strings_are_stored_with_the_account_schemas_types() -> None:
+    """Numbers an SDK sends as text ("1200", "40") are stored as the numbers the account schema says,
+    so the record on preempt.accounts validates against schemas/account.schema.json."""
+    import jsonschema
+
+    from schemas.account import Account
+    from schemas.json_schema import render
+
+    patch = account_patch(
+        "Zürich-9", {"name": "Zürich AG", "mrr": "1200", "seats": "40", "csm_email": "a@b.test"}, trait_map({})
+    )
+    assert patch == {
+        "account_id": "Zürich-9",
+        "name": "Zürich AG",
+        "mrr": 1200.0,
+        "seats": 40,
+        "owner": {"email": "a@b.test"},
+    }
+    jsonschema.validate(patch, json.loads(render(Account)))

@@ -131,6 +131,19 @@ def test_identify_becomes_user_identified_with_traits_as_properties() -> None:
     assert parsed.account_updates == []
 
 
+def test_rudderstack_identify_finds_the_account_in_context_traits_company_id() -> None:
+    """A RudderStack identify carries its traits as context.traits: the default account path
+    traits.company.id finds the account there, as it does in a Segment identify's traits."""
+    item = call("identify", anonymousId="anon-r", context={"traits": {"role": "admin", "company": {"id": "Ærø-1"}}})
+    del item["userId"]
+    parsed = batch(item)
+    assert parsed.rejections == []
+    (event,) = events(parsed)
+    assert (event["account_id"], event["user_id"], event["properties"]["role"]) == ("Ærø-1", "anon-r", "admin")
+    segment = call("identify", traits={"company": {"id": "Ærø-2"}}, context={})
+    assert events(batch(segment))[0]["account_id"] == "Ærø-2"
+
+
 def test_group_becomes_an_event_and_an_account_patch() -> None:
     """group → "Group Identified" keyed by groupId, plus a patch of the mapped traits (arr → mrr ÷ 12)."""
     traits = {"name": "Acme", "plan": "pro", "arr": 120000, "csm_email": "cs@vendor.test", "seats": 40}

@@ -63,3 +63,77 @@ def test_start_that_is_not_a_timestamp_is_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(simulate, ["--start", "yesterday", "--output", str(tmp_path / "e.jsonl")])
     assert result.exit_code == 2
     assert "RFC 3339" in result.output
+
+
+def test_the_same_seed_without_start_gives_the_same_files_all_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --start, runs with the same --seed at different times of one UTC day write identical files,
+    starting --days before that day's midnight."""
+    outputs = []
+    for name, clock in (("morning", 1_795_996_800.0 + 3_600.5), ("evening", 1_795_996_800.0 + 80_000.25)):
+        monkeypatch.setattr(command.time, "time", lambda clock=clock: clock)
+        events = tmp_path / f"{name}.jsonl"
+        args = ["--accounts", "5", "--days", "2", "--seed", "4", "--output", str(events)]
+        result = CliRunner().invoke(simulate, args)
+        assert result.exit_code == 0, result.output
+        assert "start 2026-11-28 00:00:00+00:00" in result.output
+        outputs.append(events.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0]
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "message"),
+    [
+        ("1969-12-31T00:00:00Z", 2, "must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"),
+        ("9999-12-30T00:00:00Z", 5, "--start + --days runs past 9999-12-31"),
+        ("2026-11-02 00:00:00Z", 1, "must be an RFC 3339 timestamp with an offset"),
+    ],
+)
+def test_a_start_whose_events_the_contract_refuses_is_one_line(
+    tmp_path: Path, start: str, days: int, message: str
+) -> None:
+    """A --start before 1970, or a period running past 9999, is refused in one line (it wrote events the
+    stream rejects, or ended in an OverflowError traceback), and no file is written."""
+    events = tmp_path / "e.jsonl"
+    args = ["--accounts", "2", "--days", str(days), "--seed", "1", "--start", start, "--output", str(events)]
+    result = CliRunner().invoke(simulate, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not events.exists()
+
+
+def test_lower_case_rfc3339_start_is_accepted(tmp_path: Path) -> None:
+    """--start takes the grammar every Preempt timestamp takes, lower-case t and z included."""
+    result = CliRunner().invoke(
+        simulate,
+        [
+            "--accounts",
+            "2",
+            "--days",
+            "1",
+            "--seed",
+            "1",
+            "--start",
+            "2026-11-02t00:00:00z",
+            "--output",
+            str(tmp_path / "e.jsonl"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "start 2026-11-02 00:00:00+00:00" in result.output
+
+
+def test_backfill_of_a_period_ending_in_the_future_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--backfill publishes history: a --start + --days ending in the future (which the stream would
+    dead-letter as future_timestamp) is refused in one line before any broker is contacted."""
+    monkeypatch.setattr(command.time, "time", lambda: 1_796_040_000.0)  # 2026-11-30T12:00:00Z
+    monkeypatch.setattr(command, "probe_broker", lambda settings: pytest.fail("the broker was contacted"))
+    args = ["--accounts", "2", "--days", "3", "--seed", "1", "--start", "2026-11-29T00:00:00Z", "--backfill"]
+    result = CliRunner().invoke(simulate, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
+    assert result.exit_code == 2
+    assert "ends at 2026-12-02T00:00:00+00:00, in the future" in result.output

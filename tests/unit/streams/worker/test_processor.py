@@ -34,6 +34,27 @@ def test_bad_records_become_dead_letters_with_reason_and_the_batch_carries_on(ma
     assert out.accepted == 2
 
 
+def test_a_record_keyed_other_than_its_account_is_dead_lettered_as_key_mismatch(make_processor: Factory) -> None:
+    """A valid event whose Kafka key is missing or not its account_id (so it may sit on another account's
+    partition) is dead-lettered as key_mismatch, not evaluated; a UTF-8 key equal to the account is accepted."""
+    processor, _ = make_processor()
+    body = {"event_id": "k1", "event": "Login", "account_id": "Zürich-7", "timestamp": format_ts(T0)}
+    value = json.dumps(body).encode()
+    records = [
+        Record(0, 0, None, value, topic="preempt.events"),
+        Record(0, 1, b"someone-else", value, topic="preempt.events"),
+        Record(0, 2, "Zürich-7".encode("latin-1"), value, topic="preempt.events"),
+        Record(0, 3, "Zürich-7".encode(), value, topic="preempt.events"),
+    ]
+    out = processor.process_batch(records)
+    assert [(d.reason, d.record.offset) for d in out.dead_letters] == [("key_mismatch", o) for o in (0, 1, 2)]
+    assert "no key" in out.dead_letters[0].detail
+    assert "'someone-else'" in out.dead_letters[1].detail
+    assert "'Zürich-7'" in out.dead_letters[1].detail
+    assert out.accepted == 1
+    assert {p: sorted(w) for p, w in out.state_writes.items()} == {0: ["Zürich-7"]}
+
+
 def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
     """Fifty events of two accounts produce two state writes and one clock write."""
     processor, _ = make_processor()
