@@ -80,7 +80,7 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     "--start",
     "start",
     default=None,
-    help="RFC 3339 start. Default: today 00:00 UTC − days (files, backfill), now (live).",
+    help="RFC 3339 start. Default: today 00:00 UTC − days (files), now − days (backfill), now (live).",
 )
 @click.option(
     "--output",
@@ -135,9 +135,14 @@ def simulate(
         settings = Settings()
     if start_ms is None:
         now_ms = round(time.time() * 1000)
-        # History starts at a UTC midnight, so the same --seed gives the same files (and event
-        # ids) all day long without --start; the history ends at the start of today.
-        start_ms = now_ms if live else now_ms // DAY_MS * DAY_MS - days * DAY_MS
+        # Files start at a UTC midnight, so the same --seed gives the same files (and event ids) all day
+        # long without --start; a backfill ends now, so the live traffic that follows it has no gap.
+        if live:
+            start_ms = now_ms
+        elif backfill:
+            start_ms = now_ms - days * DAY_MS
+        else:
+            start_ms = now_ms // DAY_MS * DAY_MS - days * DAY_MS
     else:
         _check_period(start_ms, days, backfill, settings)
     if settings is not None:
