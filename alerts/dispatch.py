@@ -63,6 +63,7 @@ class Ticket:
     outstanding: set[str] = field(default_factory=set)
     acked: bool = False
     deferred: bool = False
+    muted: bool = False
 
     def settle(self, target: str | None = None) -> None:
         """Mark ``target`` settled; ack the record when nothing is outstanding any more."""
@@ -333,12 +334,48 @@ class Dispatcher:
             log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
             return None
 
+    def _muted_at_flush(self, item: PendingAlert, now: float) -> bool:
+        """Mute a pending alert that a silence, a snooze or an inhibiting alert now covers; settle it.
+
+        As in Alertmanager, silences and inhibitions apply when a group is flushed, not only when an
+        alert arrives: a composite alert arriving while its components wait in ``group_wait`` (or in
+        quiet hours) mutes them, and so does a silence or Snooze created meanwhile. A failure to
+        decide sends the alert (better a notification too many than none).
+        """
+        try:
+            found = self._suppressed(item.alert, now)
+        except Exception:  # noqa: BLE001 - deciding to mute must never lose the alert
+            log.exception("suppression check at flush failed; the alert is sent", alert_id=item.alert.alert_id)
+            return False
+        if found is None:
+            return False
+        reason, by = found
+        settled = [(key[1], self._waiting.pop(key, [])) for key in item.target_keys()]
+        first = next((tickets[0] for _target, tickets in settled if tickets), None)
+        if first is not None and not first.muted:
+            first.muted = True
+            ALERTS_SUPPRESSED.labels(reason=reason).inc()
+            log.info(
+                "alert suppressed",
+                alert_id=item.alert.alert_id,
+                rule_id=item.alert.rule_id,
+                account_id=item.alert.account_id,
+                reason=reason,
+                by=by,
+            )
+        for target, tickets in settled:
+            for ticket in tickets:
+                ticket.settle(target)
+        return True
+
     def _flush_batch(self, batch: Batch[PendingAlert], now: float) -> None:
         quiet = self.config.quiet_hours
         send: list[PendingAlert] = []
         held: list[PendingAlert] = []
         hold_until: float | None = None
         for item in batch.items:
+            if self._muted_at_flush(item, now):
+                continue
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
                 until = self._quiet_until(quiet, item.alert, now)

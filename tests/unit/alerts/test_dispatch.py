@@ -148,3 +148,40 @@ async def test_rebalance_keeps_work_of_partitions_that_stay(setup, make_alert) -
     assert dispatcher.retain({1}) == 1
     await _run_until_idle(dispatcher, clock)
     assert [n.alerts for n in notifier.sent] == [(kept,)]
+
+
+async def test_source_arriving_during_group_wait_inhibits_waiting_targets(setup, make_alert) -> None:
+    """A composite alert that arrives while its account's component alert waits in group_wait mutes
+    it at the flush (Alertmanager applies inhibition when a group is sent); both are acked."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        inhibit_rules=[
+            {"source_matchers": ['kind="composite"'], "target_matchers": ['kind!="composite"'], "equal": ["account_id"]}
+        ]
+    )
+    component, composite = make_alert(kind="threshold"), make_alert(kind="composite", severity="critical")
+    other_account = make_alert(kind="threshold", account_id="globex")
+    acks: list[str] = []
+    for alert in (component, other_account, composite):
+        dispatcher.on_alert(alert, lambda a=alert: acks.append(a.alert_id))
+
+    await _run_until_idle(dispatcher, clock)
+
+    assert sorted([a.alert_id for a in n.alerts] for n in notifier.sent) == sorted(
+        [[composite.alert_id], [other_account.alert_id]]
+    )
+    assert sorted(acks) == sorted(a.alert_id for a in (component, other_account, composite))
+
+
+async def test_silence_starting_during_group_wait_mutes_the_waiting_alert(setup, make_alert) -> None:
+    """A silence whose span begins while an alert waits in its group mutes it at the flush."""
+    start = "2026-11-23T08:00:00.500000+00:00"  # half a second after the test clock's start
+    dispatcher, notifier, clock, _table, _ = setup(
+        silences=[{"account_id": "acme", "starts_at": start, "ends_at": "2099-01-01T00:00:00Z", "reason": "call"}]
+    )
+    acks: list[int] = []
+    dispatcher.on_alert(make_alert(), lambda: acks.append(1))
+
+    await _run_until_idle(dispatcher, clock)
+
+    assert notifier.sent == []
+    assert acks == [1]
