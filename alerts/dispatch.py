@@ -106,7 +106,8 @@ def _epoch(rfc3339: str | None) -> float | None:
         return None
 
 
-def _timezone(alert: Alert) -> str | None:
+def alert_timezone(alert: Alert) -> str | None:
+    """The zone quiet hours use for ``alert``: the account's, else its owner's (None: the file's default)."""
     owner_tz = alert.account.owner.get("timezone")
     return alert.account.timezone or (str(owner_tz) if owner_tz else None)
 
@@ -328,7 +329,7 @@ class Dispatcher:
     def _quiet_until(self, quiet: QuietHours, alert: Alert, now: float) -> float | None:
         """When quiet hours release ``alert``; a failure to compute it sends the alert now (counted)."""
         try:
-            return defer_until(quiet, _timezone(alert), now)
+            return defer_until(quiet, alert_timezone(alert), now)
         except Exception:  # better a notification at night than none
             NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
             log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
@@ -344,7 +345,7 @@ class Dispatcher:
         """
         try:
             found = self._suppressed(item.alert, now)
-        except Exception:  # noqa: BLE001 - deciding to mute must never lose the alert
+        except Exception:
             log.exception("suppression check at flush failed; the alert is sent", alert_id=item.alert.alert_id)
             return False
         if found is None:
