@@ -153,9 +153,15 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
             continue
         group_key = tree.group_key(alert, match) if match is not None else f"preview:{alert.account_id}"
         for slack in receiver.slack_configs:
-            where = "incoming webhook" if slack.webhook_url is not None or not slack.channel else "channel "
-            target = render_channel(slack, alerts) if slack.channel else ""
-            destination = f"{where}{target}" if slack.channel else where
+            if slack.webhook_url is not None or not slack.channel:
+                destination = "incoming webhook"
+            else:
+                target = render_channel(slack, alerts)
+                destination = (
+                    f"channel {target}"
+                    if target
+                    else "no channel: the channel template rendered empty (the message would not be sent)"
+                )
             out.append(Rendered(name, "slack", destination, slack=render_message(slack, alerts)))
         for email in receiver.email_configs:
             notifier = EmailNotifier(email, settings, receiver=name)

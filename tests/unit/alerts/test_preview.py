@@ -170,3 +170,24 @@ def test_receiver_option_renders_for_named_receivers(files, monkeypatch):
     assert (
         "error: no receiver nobody in the routing file; it has csm-owner, support, billing, cs-leads" in unknown.output
     )
+
+
+def test_slack_channel_that_renders_empty_says_nothing_would_be_sent(tmp_path):
+    """An owner without a Slack id makes ``{{ account.owner.slack }}`` render empty: the preview says the
+    message would not be sent (the notifier dead-letters it), as it does for an email without recipients."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "receivers:\n  - name: owner\n    slack_configs:\n      - channel: '{{ account.owner.slack }}'\n"
+        "route:\n  receiver: owner\n"
+    )
+    alert = tmp_path / "alert.json"
+    alert.write_text(build_alert(account={"name": "Umbrella", "owner": {"name": "Nobody"}}).model_dump_json())
+    result = _run(str(alert), "--routes", str(routes))
+    assert result.exit_code == 0, result.output
+    assert (
+        "=== owner · slack → no channel: the channel template rendered empty (the message would not be sent)"
+        in result.output
+    )
+    with_id = tmp_path / "with-id.json"
+    with_id.write_text(build_alert(account={"owner": {"slack": "U0DANA01"}}).model_dump_json())
+    assert "=== owner · slack → channel U0DANA01" in _run(str(with_id), "--routes", str(routes)).output
