@@ -391,7 +391,7 @@ class Dispatcher:
                 ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
                 log.info("alert deferred by quiet hours", alert_id=item.alert.alert_id, until=until)
         if held and hold_until is not None:
-            self.grouper.hold(batch.receiver, batch.group_key, held, hold_until)
+            self.grouper.hold(batch.receiver, batch.group_key, held, hold_until, sent_any=bool(send))
         targets = self._targets.get(batch.receiver, {})
         for target, notifier in targets.items():
             alerts = tuple(i.alert for i in send if target in i.targets)

@@ -185,3 +185,25 @@ async def test_silence_starting_during_group_wait_mutes_the_waiting_alert(setup,
 
     assert notifier.sent == []
     assert acks == [1]
+
+
+async def test_critical_alert_is_not_held_behind_its_groups_quiet_hours(setup, make_alert) -> None:
+    """A critical alert (which bypasses quiet hours) joining a group whose low alert is held until the
+    end of quiet hours goes out on the group's own schedule; the low alert stays held."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        quiet_hours={"start": "00:00:01", "end": "00:00:00", "timezone": "UTC"}  # quiet all day but one second
+    )
+    low = make_alert(severity="low", account={"timezone": "UTC"})
+    critical = make_alert(severity="critical", account={"timezone": "UTC"})
+    acks: list[str] = []
+    dispatcher.on_alert(low, lambda: acks.append("low"))
+    await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == []
+
+    clock.now += 60
+    dispatcher.on_alert(critical, lambda: acks.append("critical"))
+    await _run_until_idle(dispatcher, clock)
+
+    assert [n.alerts for n in notifier.sent] == [(critical,)]
+    assert acks == ["critical"]
+    assert dispatcher.grouper.pending() == 1  # the low alert, until the quiet hours end
