@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.blocks import Note
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
+from schemas.formatting import datetime_text
 from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
@@ -147,15 +149,17 @@ def to_feedback(action: SlackAction, now: float, snooze_seconds: float = SNOOZE_
     )
 
 
-def update_note(feedback: Feedback) -> str:
-    """The line added to the Slack message after an action."""
-    who = f"<@{feedback.user}>" if feedback.user else "someone"
+def update_note(feedback: Feedback, timezone: str | None = None) -> Note:
+    """What replaces an alert's buttons after an action ("Acknowledged" by whom; ``str()`` gives the line).
+
+    ``alerts.blocks`` mentions the user when Slack sent a member id (Slack shows their name); the
+    snooze's end is in ``timezone`` (the account owner's; UTC when unknown), as every time in an alert.
+    """
     if feedback.action == "acknowledge":
-        return f"Acknowledged by {who}"
+        return Note("Acknowledged", feedback.user)
     if feedback.action == "snooze":
-        until = (feedback.snooze_until or "").replace("T", " ").replace("Z", " UTC")
-        return f"Snoozed until {until} by {who}"
-    return f"Marked not helpful by {who}"
+        return Note(f"Snoozed until {datetime_text(feedback.snooze_until, timezone)}", feedback.user)
+    return Note("Marked not helpful", feedback.user)
 
 
 class SnoozeBook:
@@ -224,7 +228,7 @@ class SlackActionHandler:
         task = asyncio.ensure_future(self._update_safely(action, feedback))
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
-        return 200, update_note(feedback)
+        return 200, str(update_note(feedback))
 
     @staticmethod
     def too_large(content_length: int | None) -> tuple[int, str]:

@@ -34,6 +34,7 @@ import faust
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from alerts.blocks import Note
 from alerts.channels.base import Notifier
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
@@ -86,12 +87,33 @@ class SlackReply(NamedTuple):
     close: bool = False
 
 
+@dataclass(slots=True)
+class SentMessage:
+    """A Slack message as posted (one alert or a digest) and the notes its buttons have left so far."""
+
+    alerts: tuple[Alert, ...]
+    notes: dict[str, Note]
+
+
 class RecentAlerts:
-    """The last delivered alerts by id, so a Slack button can re-render its message (bounded)."""
+    """The last delivered alerts by id and Slack messages by ``channel:ts``, so a button can re-render
+    its whole message — a digest keeps its other alerts and their buttons (bounded)."""
 
     def __init__(self, size: int = 5000) -> None:
         self._alerts: OrderedDict[str, Alert] = OrderedDict()
+        self._messages: OrderedDict[str, SentMessage] = OrderedDict()
         self._size = size
+
+    def add_message(self, ref: str, alerts: tuple[Alert, ...]) -> None:
+        """Remember the Slack message ``ref`` (``channel:ts``) and the alerts it shows."""
+        self._messages[ref] = SentMessage(alerts, {})
+        self._messages.move_to_end(ref)
+        while len(self._messages) > self._size:
+            self._messages.popitem(last=False)
+
+    def message(self, ref: str) -> SentMessage | None:
+        """The Slack message ``ref``, if it is still remembered."""
+        return self._messages.get(ref)
 
     def add(self, alert: Alert) -> None:
         """Remember ``alert`` (evicting the oldest past the bound)."""
@@ -155,6 +177,7 @@ class NotifierRuntime:
             scrub=secret_values(settings, routing),
         )
         self.dispatcher.on_delivered_alert = self.recent.add
+        self.dispatcher.on_delivered_message = self.recent.add_message
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         self.slack_actions = SlackActionHandler(secret, self.publish_feedback, self.update_message)
 
@@ -311,12 +334,21 @@ class NotifierRuntime:
         message cannot be edited).
         """
         alert = self.recent.get(action.alert_id)
+        message = self.recent.message(action.ref) if action.ref is not None else None
+        if message is not None and alert is None:
+            alert = next((a for a in message.alerts if a.alert_id == action.alert_id), None)
         if action.ref is None or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
             return
+        note = update_note(feedback, alert.account.timezone)
+        if message is not None and any(a.alert_id == alert.alert_id for a in message.alerts):
+            message.notes[alert.alert_id] = note  # a digest: its other alerts keep their buttons
+            alerts, notes = message.alerts, dict(message.notes)
+        else:
+            alerts, notes = (alert,), {alert.alert_id: note}
         for notifier in self.dispatcher.notifiers():
             if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
-                await notifier.update(action.ref, (alert,), update_note(feedback))
+                await notifier.update(action.ref, alerts, notes)
                 return
 
     async def handle_slack_action(self, request: web.Request) -> SlackReply:

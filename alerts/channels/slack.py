@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerts.blocks import build_message
+from alerts.blocks import Note, build_message
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.routing.config import SlackReceiver
 from alerts.templates import render, template_context
@@ -177,7 +177,7 @@ class SlackNotifier:
     # -- Notifier protocol -------------------------------------------------------------------------
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""
-        message = self._message(notification.alerts, note=None)
+        message = self._message(notification.alerts)
         if self.mode == "webhook":
             await self._post_webhook(message)
             return DeliveryReceipt(receiver=notification.receiver, ref=None)
@@ -191,12 +191,13 @@ class SlackNotifier:
         )
         return DeliveryReceipt(receiver=notification.receiver, ref=f"{data.get('channel', channel)}:{data.get('ts')}")
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        """Replace the buttons of an earlier message by ``note`` (bot mode); webhooks cannot edit, so no-op."""
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+        """Re-render an earlier message of ``alerts``, each alert in ``notes`` with its note instead of its
+        buttons (bot mode); webhooks cannot edit, so no-op."""
         if self.mode == "webhook":
             log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
             return
-        await self._chat_update(ref, self._message(alerts, note=note))
+        await self._chat_update(ref, self._message(alerts, notes=notes))
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -207,8 +208,8 @@ class SlackNotifier:
         self._hook = None
 
     # -- internals ---------------------------------------------------------------------------------
-    def _message(self, alerts: tuple[Alert, ...], note: str | None) -> dict[str, Any]:
-        return render_message(self._config, alerts, note)
+    def _message(self, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None) -> dict[str, Any]:
+        return render_message(self._config, alerts, notes)
 
     async def _chat_update(self, ref: str, message: dict[str, Any]) -> None:
         channel, sep, ts = ref.partition(":")
@@ -255,12 +256,14 @@ class SlackNotifier:
         raise classify("slack webhook", response.status_code, error, response.headers)
 
 
-def render_message(config: SlackReceiver, alerts: tuple[Alert, ...], note: str | None = None) -> dict[str, Any]:
+def render_message(
+    config: SlackReceiver, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None
+) -> dict[str, Any]:
     """The ``{"text", "blocks"}`` this Slack config posts for ``alerts`` (also used by ``preempt alerts preview``)."""
     context = template_context(alerts)
     title = render("slack_title", context, config.title) if config.title else None
     text = render("slack_text", context, config.text) if config.text else None
-    return build_message(alerts, title=title, text=text, note=note)
+    return build_message(alerts, title=title, text=text, notes=notes)
 
 
 def render_channel(config: SlackReceiver, alerts: tuple[Alert, ...]) -> str:
