@@ -187,11 +187,13 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
         return safe(text, MAX_FALLBACK)
     first = alerts[0]
     who = first.account.name or first.account_id
+    accounts = len({a.account_id for a in alerts})
     if len(alerts) == 1:
         title = first.title.removeprefix(f"{who}: ")
         body = f"[{first.severity.upper()}] {title} ({who}): {evidence_text(first)}"
     else:
-        body = f"{len(alerts)} alerts for {who}: " + "; ".join(a.title for a in alerts)
+        whom = f"{accounts} accounts" if accounts > 1 else who
+        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in alerts)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 

@@ -236,3 +236,14 @@ def test_digest_update_notes_one_alert_and_keeps_the_others_buttons(make_alert: 
     assert [n["elements"][0]["text"] for n in notes] == ["Acknowledged &lt;!channel&gt; by <@U0JANE01>"]
     by_name = build_message(alerts[:1], notes={alerts[0].alert_id: Note("Acknowledged", by="<!here> Jane")})
     assert "Acknowledged by &lt;!here&gt; Jane" in json.dumps(by_name)
+
+
+def test_digest_of_several_accounts_has_a_truthful_fallback(make_alert: Callable[..., Alert]) -> None:
+    """The notification text of a digest spanning accounts counts the accounts instead of naming the first."""
+    alerts = (
+        make_alert(title="Acme: a"),
+        make_alert(account_id="globex", title="Globex: b", account={"name": "Globex"}),
+    )
+    message = build_message(alerts)
+    assert message["text"] == "2 alerts for 2 accounts: Acme: a; Globex: b"
+    assert message["blocks"][0]["text"]["text"] == "2 alerts for 2 accounts"

@@ -104,3 +104,17 @@ async def test_no_recipient_is_permanent(
 def test_classify_smtp(code: int, kind: type[Exception]) -> None:
     """4xx replies are retryable, 5xx permanent."""
     assert isinstance(classify_smtp(code, "DATA", "reason"), kind)
+
+
+def test_digest_of_several_accounts_is_not_titled_with_the_first(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """A digest spanning accounts (a group by owner or team) says how many accounts it covers in the
+    subject, instead of naming the first alert's account for all of them; one account keeps its name."""
+    notifier = make_notifier(to="lead@example.com")
+    acme = make_alert(severity="low")
+    globex = make_alert(account_id="globex", severity="critical", account={"name": "Globex Çørp — 日本"})
+    assert notifier.build((acme, globex, globex), ["lead@example.com"], "g")["Subject"] == (
+        "[CRITICAL] 3 alerts for 2 accounts"
+    )
+    assert notifier.build((acme, acme), ["lead@example.com"], "g")["Subject"] == "[LOW] Acme: 2 alerts"
