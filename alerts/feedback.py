@@ -102,6 +102,9 @@ class SlackAction:
 
 # The button action_ids of alerts/blocks.py.
 _ACTION_IDS = {"preempt_ack": "acknowledge", "preempt_snooze_7d": "snooze", "preempt_not_helpful": "not_helpful"}
+# Link buttons (``Open crm``…) open their URL in the browser, and Slack still posts the click here and
+# shows an error on the button unless it gets a 200: acknowledged, nothing recorded.
+LINK_ACTION_PREFIX = "preempt_link_"
 
 
 def _action_name(action_id: str) -> str:
@@ -111,8 +114,11 @@ def _action_name(action_id: str) -> str:
     return name
 
 
-def parse_action(body: bytes) -> SlackAction:
-    """Parse the form-encoded interactive payload (field ``payload``) of a ``block_actions`` request."""
+def parse_action(body: bytes) -> SlackAction | None:
+    """Parse the form-encoded interactive payload (field ``payload``) of a ``block_actions`` request.
+
+    None for a click on one of our link buttons (nothing to record, but Slack wants its 200).
+    """
     form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
     raw = form.get("payload")
     if not raw:
@@ -120,6 +126,8 @@ def parse_action(body: bytes) -> SlackAction:
     try:
         payload = json.loads(raw[0])
         action = payload["actions"][0]
+        if str(action.get("action_id", "")).startswith(LINK_ACTION_PREFIX) and "value" not in action:
+            return None
         value = json.loads(action["value"])
         alert_id, rule_id, account_id = str(value["alert_id"]), str(value["rule_id"]), str(value["account_id"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -214,6 +222,9 @@ class SlackActionHandler:
             SLACK_ACTIONS_REFUSED.labels(reason="bad_request").inc()
             log.warning("slack action rejected", error=str(exc))
             return 400, str(exc)
+        if action is None:
+            log.debug("slack link button clicked")
+            return 200, ""
         feedback = to_feedback(action, now)
         await self._publish(feedback)
         FEEDBACK.labels(rule=feedback.rule_id, action=feedback.action).inc()

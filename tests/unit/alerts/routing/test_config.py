@@ -197,7 +197,10 @@ def test_unknown_group_by_and_equal_names_are_errors(tmp_path: Path) -> None:
     ("template", "expected"),
     [
         ("{{ account.ownr.slack }}", "template uses account.ownr is not a field of account"),
-        ("{{ acount.owner.slack }}", "template uses unknown variable 'acount' (templates see: account, accounts, alert"),
+        (
+            "{{ acount.owner.slack }}",
+            "template uses unknown variable 'acount' (templates see: account, accounts, alert",
+        ),
         ("{% for a in alerts %}{{ a.titel }}{% endfor %}", "template uses a.titel is not a field of a"),
     ],
 )
