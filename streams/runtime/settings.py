@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     # Web (metrics, health, HTTP ingest)
     web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
-    notifier_web_port: int = 6067
+    notifier_web_port: int = Field(6067, ge=1, le=65535)
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
@@ -212,7 +212,9 @@ class Settings(BaseSettings):
         description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
     )
     smtp_from: str = "Preempt <preempt@localhost>"
-    delivery_give_up_seconds: float = 3600.0
+    delivery_give_up_seconds: float = Field(
+        3600.0, gt=0, description="how long retryable delivery failures are retried before dead-lettering"
+    )
     delivery_retry_initial_seconds: float = Field(
         1.0, gt=0, description="first retry backoff without a Retry-After hint (doubles, with jitter)"
     )

@@ -154,6 +154,24 @@ def test_ingest_without_api_keys_reaches_its_own_check_with_the_broker_down(tmp_
             "expected one of json, console. Fix it or unset it (default: 'json')",
         ),
         (
+            "PREEMPT_DELIVERY_GIVE_UP_SECONDS",
+            "-5",
+            "Error: PREEMPT_DELIVERY_GIVE_UP_SECONDS='-5' is not valid: input should be greater than 0; "
+            "expected a number. Fix it or unset it (default: 3600.0)",
+        ),
+        (
+            "PREEMPT_SMTP_PORT",
+            "70000",
+            "Error: PREEMPT_SMTP_PORT='70000' is not valid: input should be less than or equal to 65535; "
+            "expected an integer. Fix it or unset it (default: 25)",
+        ),
+        (
+            "PREEMPT_NOTIFIER_WEB_PORT",
+            "0",
+            "Error: PREEMPT_NOTIFIER_WEB_PORT='0' is not valid: input should be greater than or equal to 1; "
+            "expected an integer. Fix it or unset it (default: 6067)",
+        ),
+        (
             "PREEMPT_INGEST_API_KEYS",
             "not-json",
             "Error: PREEMPT_INGEST_API_KEYS is not valid: cannot be parsed (a list or mapping is written as JSON); "
