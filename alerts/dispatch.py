@@ -189,6 +189,11 @@ class Dispatcher:
             ticket.settle()
             return
         self._recent.append((now, alert))
+        if all(not route.targets and not route.delivered for route in plan):
+            # Every receiver it reaches has no destination (a "null" receiver, on purpose): counted
+            # and logged like every other alert that is not sent.
+            ALERTS_SUPPRESSED.labels(reason="no_destination").inc()
+            bound.info("alert not sent: its receivers have no destinations", receivers=[r.match.receiver for r in plan])
         for route in plan:
             for target in route.delivered:
                 ALERTS_SUPPRESSED.labels(reason="duplicate").inc()

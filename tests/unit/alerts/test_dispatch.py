@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
+from streams.runtime.metrics import ALERTS_SUPPRESSED
 
 
 class RecordingNotifier:
@@ -207,3 +209,23 @@ async def test_critical_alert_is_not_held_behind_its_groups_quiet_hours(setup, m
     assert [n.alerts for n in notifier.sent] == [(critical,)]
     assert acks == ["critical"]
     assert dispatcher.grouper.pending() == 1  # the low alert, until the quiet hours end
+
+
+async def test_alert_routed_only_to_a_null_receiver_is_counted_and_acked(make_alert) -> None:
+    """An alert whose only receiver has no destinations is acked, logged and counted as no_destination."""
+    routing = RoutingConfig.model_validate(
+        {"receivers": [{"name": "csm", "console_configs": [{}]}, {"name": "void"}], "route": {"receiver": "void"}}
+    )
+
+    async def never(*args: Any) -> None:
+        raise AssertionError(f"unexpected call {args}")
+
+    dispatcher = Dispatcher(routing, {"csm": [RecordingNotifier()], "void": []}, DeliveryLog({}, 3600.0), never, never)
+    before = ALERTS_SUPPRESSED.labels(reason="no_destination")._value.get()
+    acks: list[int] = []
+    with capture_logs() as logs:
+        dispatcher.on_alert(make_alert(), lambda: acks.append(1))
+
+    assert acks == [1]
+    assert ALERTS_SUPPRESSED.labels(reason="no_destination")._value.get() == before + 1
+    assert [e["receivers"] for e in logs if e["event"].startswith("alert not sent")] == [["void"]]
