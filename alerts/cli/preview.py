@@ -72,7 +72,8 @@ def _alert_from(value: object, where: str) -> Alert:
 def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
     """The alert in ``source`` (a JSON file, ``-`` for stdin, or JSONL with ``alert_id``/``index``)."""
     try:
-        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+        raw = raw.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not part of the JSON
     except FileNotFoundError:
         raise PreviewError(
             f"{source}: no such file; give an alert JSON file, a backtest JSONL or - for stdin"

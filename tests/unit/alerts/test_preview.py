@@ -191,3 +191,13 @@ def test_slack_channel_that_renders_empty_says_nothing_would_be_sent(tmp_path):
     with_id = tmp_path / "with-id.json"
     with_id.write_text(build_alert(account={"owner": {"slack": "U0DANA01"}}).model_dump_json())
     assert "=== owner · slack → channel U0DANA01" in _run(str(with_id), "--routes", str(routes)).output
+
+
+def test_alert_file_with_a_byte_order_mark_is_read(files):
+    """An alert file saved with a UTF-8 byte-order mark (as Windows editors do) previews like any other."""
+    files["one"].write_bytes(b"\xef\xbb\xbf" + files["one"].read_bytes())
+    result = _run(str(files["one"]), "--routes", str(files["routes"]))
+    assert result.exit_code == 0, result.output
+    assert "=== owner · console → stdout" in result.output
+    stdin = _run("-", "--routes", str(files["routes"]), stdin="\ufeff" + files["many"].read_text().splitlines()[0])
+    assert stdin.exit_code == 0, stdin.output
