@@ -322,3 +322,19 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert "Error: cannot reach Kafka at 127.0.0.1:1 within 0.5 s" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "notifier"])
+def test_an_unknown_faust_log_level_is_refused_before_starting(tmp_path: Path, command: str) -> None:
+    """--loglevel bogus is a usage error naming the accepted levels (Faust crashed on it at start-up,
+    after connecting, with a traceback in the log); a level in capitals is accepted."""
+    run = _invoke([command, "--loglevel", "bogus"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--loglevel': 'bogus' is not one of "
+        "'debug', 'info', 'warn', 'warning', 'error', 'critical'." in run.stderr
+    )
+    assert "Traceback" not in run.stderr + run.stdout
+    capitals = _invoke([command, "--loglevel", "WARNING"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert "--loglevel" not in capitals.stderr  # got past the option (then failed on the closed broker)
+    assert "cannot reach Kafka" in capitals.stderr
