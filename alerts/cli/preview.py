@@ -29,6 +29,7 @@ from alerts.channels.base import Notification
 from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import render_channel, render_message
+from alerts.cli import logs_to_stderr
 from alerts.formatting import evidence_text
 from alerts.routing.config import RoutingConfig
 from alerts.routing.tree import RoutingTree
@@ -325,6 +326,7 @@ def html_page(alert: Alert, routes: Path, rendered: list[Rendered]) -> str:
 @click.group("alerts")
 def alerts_group() -> None:
     """Work with alerts (the preempt.alerts values)."""
+    logs_to_stderr()
 
 
 @alerts_group.command("preview")

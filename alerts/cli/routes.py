@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from alerts.cli import logs_to_stderr
 from alerts.cli.preview import PreviewError, load_alert
 from alerts.dispatch import alert_timezone
 from alerts.routing.config import ReceiverConfig, RouteConfig, RoutingConfig
@@ -74,6 +75,7 @@ def _load(path: Path) -> RoutingConfig:
 @click.group("routes")
 def routes() -> None:
     """Check and test notification routing files (docs/notifications.md)."""
+    logs_to_stderr()
 
 
 @routes.command("check")
