@@ -32,6 +32,7 @@ MAX_DIGEST_ALERTS = 12  # ≤ 3 blocks each (section, note, actions) + header, a
 ACTION_ACK = "preempt_ack"
 ACTION_SNOOZE = "preempt_snooze_7d"
 ACTION_NOT_HELPFUL = "preempt_not_helpful"
+FEEDBACK_ACTION_IDS = frozenset({ACTION_ACK, ACTION_SNOOZE, ACTION_NOT_HELPFUL})
 
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
@@ -268,6 +269,39 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
         more = len(ordered) - MAX_DIGEST_ALERTS
         blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more alerts not shown")]})
     return blocks
+
+
+def _presses(block: Mapping[str, Any], alert_id: str) -> bool:
+    """True for an actions block holding a feedback button of ``alert_id``."""
+    for element in block.get("elements") or ():
+        if isinstance(element, Mapping) and element.get("action_id") in FEEDBACK_ACTION_IDS:
+            try:
+                if json.loads(str(element.get("value")))["alert_id"] == alert_id:
+                    return True
+            except (ValueError, KeyError, TypeError):
+                continue
+    return False
+
+
+def annotate_posted(blocks: list[Any], alert_id: str, note: Note | str) -> list[Any] | None:
+    """The blocks of a message as Slack shows it, with ``alert_id``'s feedback buttons replaced by
+    ``note`` (its link buttons and the message's other alerts unchanged); None when no block holds
+    that alert's buttons (already answered, or not our message).
+
+    Used to update a message this process did not post (another replica, or before a restart).
+    """
+    out: list[Any] = []
+    found = False
+    for block in blocks:
+        if isinstance(block, Mapping) and block.get("type") == "actions" and _presses(block, alert_id):
+            found = True
+            out.append(_note_block(note))
+            kept = [e for e in block.get("elements") or () if e.get("action_id") not in FEEDBACK_ACTION_IDS]
+            if kept:
+                out.append({**block, "elements": kept})
+        else:
+            out.append(block)
+    return out[:MAX_BLOCKS] if found else None
 
 
 def build_message(

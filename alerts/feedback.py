@@ -98,6 +98,9 @@ class SlackAction:
     account_id: str
     user: str | None
     ref: str | None  # "channel:ts" of the message the button is on
+    # The message as Slack shows it now (its blocks and text, from the payload): lets any notifier
+    # replica update it, also one that did not post it or was restarted since.
+    posted: Mapping[str, Any] | None = None
 
 
 # The button action_ids of alerts/blocks.py.
@@ -137,7 +140,9 @@ def parse_action(body: bytes) -> SlackAction | None:
     channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
     ts = (payload.get("container") or {}).get("message_ts") or (payload.get("message") or {}).get("ts")
     ref = f"{channel}:{ts}" if channel and ts else None
-    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref)
+    message = payload.get("message")
+    posted = message if isinstance(message, dict) and isinstance(message.get("blocks"), list) else None
+    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref, posted)
 
 
 def _rfc3339(ts: float) -> str:

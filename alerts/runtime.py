@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,8 +34,9 @@ import faust
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from alerts.blocks import Note
+from alerts.blocks import Note, annotate_posted
 from alerts.channels.base import Notifier
+from alerts.channels.slack import SlackNotifier
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
 from alerts.feedback import (
@@ -337,6 +338,9 @@ class NotifierRuntime:
         message = self.recent.message(action.ref) if action.ref is not None else None
         if message is not None and alert is None:
             alert = next((a for a in message.alerts if a.alert_id == action.alert_id), None)
+        if action.ref is not None and alert is None and action.posted is not None:
+            await self._update_posted(action.ref, action.posted, action.alert_id, feedback)
+            return
         if action.ref is None or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
             return
@@ -349,6 +353,18 @@ class NotifierRuntime:
         for notifier in self.dispatcher.notifiers():
             if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
                 await notifier.update(action.ref, alerts, notes)
+                return
+
+    async def _update_posted(self, ref: str, posted: Mapping[str, Any], alert_id: str, feedback: Feedback) -> None:
+        """Update a message another notifier (or this one before a restart) posted, from its blocks as
+        Slack sent them with the button press: that alert's buttons give way to the note."""
+        blocks = annotate_posted(list(posted["blocks"]), alert_id, update_note(feedback))
+        if blocks is None:
+            log.info("slack message not updated (its buttons for the alert are gone)", alert_id=alert_id)
+            return
+        for notifier in self.dispatcher.notifiers():
+            if isinstance(notifier, SlackNotifier) and notifier.mode != "webhook":
+                await notifier.update_posted(ref, blocks, str(posted.get("text") or ""))
                 return
 
     async def handle_slack_action(self, request: web.Request) -> SlackReply:

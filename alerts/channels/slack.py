@@ -199,6 +199,13 @@ class SlackNotifier:
             return
         await self._chat_update(ref, self._message(alerts, notes=notes))
 
+    async def update_posted(self, ref: str, blocks: list[Any], text: str) -> None:
+        """Replace an earlier message by ``blocks`` (as built by ``alerts.blocks.annotate_posted``); bot mode."""
+        if self.mode == "webhook":
+            log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
+            return
+        await self._chat_update(ref, {"text": text or "Preempt alert", "blocks": blocks})
+
     async def aclose(self) -> None:
         """Close the HTTP session."""
         if self._session is not None and not self._session.closed:

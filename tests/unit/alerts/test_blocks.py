@@ -20,6 +20,7 @@ from alerts.blocks import (
     MAX_BLOCKS,
     MAX_DIGEST_ALERTS,
     Note,
+    annotate_posted,
     build_message,
     clip,
     escape,
@@ -247,3 +248,28 @@ def test_digest_of_several_accounts_has_a_truthful_fallback(make_alert: Callable
     message = build_message(alerts)
     assert message["text"] == "2 alerts for 2 accounts: Acme: a; Globex: b"
     assert message["blocks"][0]["text"]["text"] == "2 alerts for 2 accounts"
+
+
+def test_annotating_a_posted_digest_replaces_only_that_alerts_feedback_buttons(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """From a message's blocks as Slack sends them back, the pressed alert's feedback buttons give way
+    to the note (its link buttons stay); the other alerts keep theirs; an alert whose buttons are gone
+    (already answered) gives None."""
+    alerts = tuple(make_alert(title=f"alert {i}") for i in range(3))
+    posted = build_message(alerts)["blocks"]
+    annotated = annotate_posted(posted, alerts[1].alert_id, Note("Acknowledged", by="U0JANE01"))
+    assert annotated is not None
+    assert_within_slack_limits({"text": "x", "blocks": annotated})
+    feedback = [
+        json.loads(e["value"])["alert_id"]
+        for b in annotated
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ACTION_ACK
+    ]
+    assert feedback == [alerts[0].alert_id, alerts[2].alert_id]
+    assert sum(json.dumps(b).count("Acknowledged by <@U0JANE01>") for b in annotated) == 1
+    links = [e for b in annotated if b["type"] == "actions" for e in b["elements"] if "url" in e]
+    assert len(links) == 3  # each alert's "Open crm" link stays
+    assert annotate_posted(annotated, alerts[1].alert_id, Note("Acknowledged", by="U0JANE01")) is None
