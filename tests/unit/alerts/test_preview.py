@@ -206,7 +206,7 @@ def test_alert_file_with_a_byte_order_mark_is_read(files):
 def test_log_lines_go_to_stderr_not_into_the_preview(files):
     """A warning while rendering (an account timezone that is not an IANA zone) is written on stderr,
     so stdout holds only the preview (scripts and redirects get clean output)."""
-    files["one"].write_text(build_alert(account={"name": "Acme", "timezone": "Mars/Olympus_Mons"}).model_dump_json())
+    files["one"].write_text(build_alert(account={"name": "Acme", "timezone": "Jupiter/Preview_Only"}).model_dump_json())
     result = _run(str(files["one"]), "--routes", str(files["routes"]))
     assert result.exit_code == 0, result.output
     assert "invalid_timezone" not in result.stdout
