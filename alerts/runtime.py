@@ -176,6 +176,7 @@ class NotifierRuntime:
                 give_up=settings.delivery_give_up_seconds,
             ),
             scrub=secret_values(settings, routing),
+            inhibit_horizon_seconds=settings.inhibit_horizon_seconds,
         )
         self.dispatcher.on_delivered_alert = self.recent.add
         self.dispatcher.on_delivered_message = self.recent.add_message

@@ -222,6 +222,9 @@ class Settings(BaseSettings):
     delivery_log_retention_seconds: float = Field(
         7 * 24 * 3600.0, gt=0, description="how long delivery records are kept to refuse re-sends"
     )
+    inhibit_horizon_seconds: float = Field(
+        3600.0, gt=0, description="how long an alert the notifier received counts as active for inhibit_rules"
+    )
     notifier_commit_interval_seconds: float = Field(
         2.8, gt=0, description="how often the notifier commits the offsets of settled alerts (Faust's default)"
     )

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
 from alerts.routing.config import RoutingConfig
+from alerts.routing.inhibit import Inhibitor
 from alerts.runtime import (
     APP_NAME,
     NotifierRuntime,
@@ -521,3 +522,22 @@ def test_secret_values_collects_every_configured_secret(tmp_path: Path) -> None:
         topic_prefix="ut", data_dir=tmp_path, slack_bot_token=SecretStr("xoxb-1"), smtp_password=SecretStr("pw")
     )
     assert sorted(secret_values(settings, routing)) == sorted(["xoxb-1", "pw", "https://hooks.example/T1"])
+
+
+def test_inhibit_horizon_is_a_setting(make_runtime, make_alert) -> None:
+    """PREEMPT_INHIBIT_HORIZON_SECONDS decides how long a received alert can inhibit others (the docs'
+    "active"): a source older than the horizon no longer mutes its targets."""
+    runtime, *_ = make_runtime(inhibit_horizon_seconds=60.0)
+    routing = RoutingConfig.model_validate(
+        {
+            "receivers": [{"name": "csm"}],
+            "route": {"receiver": "csm"},
+            "inhibit_rules": [{"source_matchers": ['severity="critical"'], "target_matchers": ['severity="low"']}],
+        }
+    )
+    runtime.dispatcher.inhibitor = Inhibitor(routing.inhibit_rules)
+    source = make_alert(severity="critical")
+    runtime.dispatcher._recent.append((1000.0, source))
+    target = make_alert(severity="low")
+    assert runtime.dispatcher._suppressed(target, 1059.0) == ("inhibited", "inhibit rule")
+    assert runtime.dispatcher._suppressed(target, 1061.0) is None
