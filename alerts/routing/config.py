@@ -39,6 +39,7 @@ from alerts.templates import check_template
 from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
 from schemas.durations import parse_duration_or_seconds
+from schemas.email_address import sender_address
 from schemas.errors import ConfigError
 
 
@@ -121,7 +122,9 @@ class EmailReceiver(BaseModel):
     model_config = _MODEL
 
     to: Annotated[tuple[Template, ...], BeforeValidator(_as_tuple)] = Field(min_length=1)
-    from_: str | None = Field(None, alias="from", description="default PREEMPT_SMTP_FROM")
+    from_: Annotated[str, AfterValidator(sender_address)] | None = Field(
+        None, alias="from", description="default PREEMPT_SMTP_FROM"
+    )
     subject: Template | None = None
     text: Template | None = None
     html: Template | None = None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic import AfterValidator, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.email_address import sender_address
 
 _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 
@@ -211,7 +213,7 @@ class Settings(BaseSettings):
         False,
         description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
     )
-    smtp_from: str = "Preempt <preempt@localhost>"
+    smtp_from: Annotated[str, AfterValidator(sender_address)] = "Preempt <preempt@localhost>"
     delivery_give_up_seconds: float = Field(
         3600.0, gt=0, description="how long retryable delivery failures are retried before dead-lettering"
     )
