@@ -10,6 +10,7 @@ Every template sees the formatting filters of alerts/formatting.py (``number``, 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -131,11 +132,21 @@ def _compile(source: str, html: bool) -> Template:
     return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
 
 
+# ``{{ .CommonLabels.x }}``, ``{{ range .Alerts }}``, ``{{- template "x" . }}``: Go's text/template,
+# as Alertmanager configs are written.
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*(\.|range\s+\.|template\s|define\s|if\s+\.|with\s+\.)")
+
+
 def check_template(source: str) -> None:
     """Raise ``ValueError`` when ``source`` is not valid Jinja2 (used when the routing file loads)."""
     try:
         _compile(source, False)
     except TemplateError as exc:
+        if _GO_TEMPLATE.search(source):
+            raise ValueError(
+                "an Alertmanager (Go) template is not supported: Preempt templates are Jinja2, e.g. "
+                "'{{ alert.title }}' or '{% for a in alerts %}{{ a.title }}{% endfor %}' (docs/notifications.md)"
+            ) from None
         raise ValueError(f"invalid template: {exc}") from None
 
 
