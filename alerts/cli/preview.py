@@ -138,6 +138,7 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
     """Every message each receiver the alert routes to (or each of ``only``) would send, by the channels' own code."""
     tree = RoutingTree(config)
     receivers = {r.name: r for r in config.receivers}
+    only = tuple(dict.fromkeys(only))  # a receiver named twice is still one receiver
     unknown = [name for name in only if name not in receivers]
     if unknown:
         raise PreviewError(f"no receiver {', '.join(unknown)} in the routing file; it has {', '.join(receivers)}")
@@ -147,8 +148,8 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
     targets = (
         [(name, next((m for m in matches if m.receiver == name), None)) for name in only]
         if only
-        else [(m.receiver, m) for m in matches]
-    )
+        else [(m.receiver, m) for i, m in enumerate(matches) if m.receiver not in {n.receiver for n in matches[:i]}]
+    )  # routed: each receiver once, with its first route (the notifier sends once per receiver)
     for name, match in targets:
         receiver = receivers.get(name)
         if receiver is None:

@@ -211,3 +211,23 @@ def test_log_lines_go_to_stderr_not_into_the_preview(files):
     assert result.exit_code == 0, result.output
     assert "invalid_timezone" not in result.stdout
     assert "invalid_timezone" in result.stderr
+
+
+def test_each_receiver_is_rendered_once(files, tmp_path):
+    """A receiver named twice with --receiver, or reached twice through continue, is previewed once,
+    as the notifier sends once per receiver."""
+    routes = tmp_path / "twice.yaml"
+    routes.write_text(
+        "receivers:\n  - name: owner\n    console_configs: [{}]\n  - name: leads\n    console_configs: [{}]\n"
+        "route:\n  receiver: owner\n  routes:\n"
+        "    - {matchers: ['account_id=\"acme\"'], receiver: owner, continue: true}\n"
+        "    - {matchers: ['account_id=\"acme\"'], receiver: leads, continue: true}\n"
+        "    - {receiver: owner}\n"
+    )
+    routed = _run(str(files["one"]), "--routes", str(routes))
+    assert [line for line in routed.output.splitlines() if line.startswith("===")] == [
+        "=== owner · console → stdout",
+        "=== leads · console → stdout",
+    ]
+    named = _run(str(files["one"]), "--routes", str(routes), "--receiver", "leads", "--receiver", "leads")
+    assert [line for line in named.output.splitlines() if line.startswith("===")] == ["=== leads · console → stdout"]
