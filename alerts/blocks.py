@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from alerts.formatting import evidence_text, markdown_mrkdwn, slack_escape
@@ -25,11 +27,12 @@ MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
 MAX_URL = 3000
 MAX_FALLBACK = 3000
-MAX_DIGEST_ALERTS = 12  # 2 blocks each + header, context, overflow and note stay far below 50
+MAX_DIGEST_ALERTS = 12  # ≤ 3 blocks each (section, note, actions) + header, account and overflow: 39 ≤ 50
 
 ACTION_ACK = "preempt_ack"
 ACTION_SNOOZE = "preempt_snooze_7d"
 ACTION_NOT_HELPFUL = "preempt_not_helpful"
+FEEDBACK_ACTION_IDS = frozenset({ACTION_ACK, ACTION_SNOOZE, ACTION_NOT_HELPFUL})
 
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
@@ -185,15 +188,40 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
         return safe(text, MAX_FALLBACK)
     first = alerts[0]
     who = first.account.name or first.account_id
+    accounts = len({a.account_id for a in alerts})
     if len(alerts) == 1:
         title = first.title.removeprefix(f"{who}: ")
         body = f"[{first.severity.upper()}] {title} ({who}): {evidence_text(first)}"
     else:
-        body = f"{len(alerts)} alerts for {who}: " + "; ".join(a.title for a in alerts)
+        whom = f"{accounts} accounts" if accounts > 1 else who
+        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in alerts)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 
-def _single(alert: Alert, title: str | None, note: str | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What replaces an alert's feedback buttons after a press: ``text`` ("Acknowledged") and who (``by``)."""
+
+    text: str
+    by: str | None = None
+
+    def __str__(self) -> str:
+        who = f"<@{self.by}>" if self.by and _MEMBER_ID.match(self.by) else (self.by or "someone")
+        return f"{self.text} by {who}"
+
+
+def _note_block(note: Note | str) -> dict[str, Any]:
+    # Escaped like all text; ``by`` becomes a mention when it is a member id (Slack shows the person's
+    # name; a validated member id can neither broadcast nor link).
+    if isinstance(note, str):
+        text = safe(note, MAX_SECTION_TEXT)
+    else:
+        who = f"<@{note.by}>" if note.by and _MEMBER_ID.match(note.by) else safe(note.by or "someone", 300)
+        text = f"{safe(note.text, MAX_SECTION_TEXT - 400)} by {who}"
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
+def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(safe(title if title is not None else alert.title, MAX_HEADER))},
         {"type": "context", "elements": [_mrkdwn(clip(_headline(alert), MAX_SECTION_TEXT))]},
@@ -203,14 +231,14 @@ def _single(alert: Alert, title: str | None, note: str | None) -> list[dict[str,
     if alert.playbook.strip():
         blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
     if note:
-        blocks.append({"type": "context", "elements": [_mrkdwn(safe(note, MAX_SECTION_TEXT))]})
+        blocks.append(_note_block(note))
     actions = _actions(alert, 0, feedback=note is None)
     if actions:
         blocks.append(actions)
     return blocks
 
 
-def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> list[dict[str, Any]]:
+def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, Note | str]) -> list[dict[str, Any]]:
     first = alerts[0]
     accounts = {a.account_id for a in alerts}
     who = first.account.name or first.account_id
@@ -231,28 +259,70 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, note: str | None) -> l
             f"{escape(evidence_text(alert))}"
         )
         blocks.append({"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))})
-        actions = _actions(alert, index, feedback=note is None)
+        note = notes.get(alert.alert_id)
+        if note:
+            blocks.append(_note_block(note))
+        actions = _actions(alert, index, feedback=not note)
         if actions:
             blocks.append(actions)
     if len(ordered) > MAX_DIGEST_ALERTS:
         more = len(ordered) - MAX_DIGEST_ALERTS
         blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more alerts not shown")]})
-    if note:
-        blocks.append({"type": "context", "elements": [_mrkdwn(safe(note, MAX_SECTION_TEXT))]})
     return blocks
 
 
+def _presses(block: Mapping[str, Any], alert_id: str) -> bool:
+    """True for an actions block holding a feedback button of ``alert_id``."""
+    for element in block.get("elements") or ():
+        if isinstance(element, Mapping) and element.get("action_id") in FEEDBACK_ACTION_IDS:
+            try:
+                if json.loads(str(element.get("value")))["alert_id"] == alert_id:
+                    return True
+            except (ValueError, KeyError, TypeError):
+                continue
+    return False
+
+
+def annotate_posted(blocks: list[Any], alert_id: str, note: Note | str) -> list[Any] | None:
+    """The blocks of a message as Slack shows it, with ``alert_id``'s feedback buttons replaced by
+    ``note`` (its link buttons and the message's other alerts unchanged); None when no block holds
+    that alert's buttons (already answered, or not our message).
+
+    Used to update a message this process did not post (another replica, or before a restart).
+    """
+    out: list[Any] = []
+    found = False
+    for block in blocks:
+        if isinstance(block, Mapping) and block.get("type") == "actions" and _presses(block, alert_id):
+            found = True
+            out.append(_note_block(note))
+            kept = [e for e in block.get("elements") or () if e.get("action_id") not in FEEDBACK_ACTION_IDS]
+            if kept:
+                out.append({**block, "elements": kept})
+        else:
+            out.append(block)
+    return out[:MAX_BLOCKS] if found else None
+
+
 def build_message(
-    alerts: tuple[Alert, ...], *, title: str | None = None, text: str | None = None, note: str | None = None
+    alerts: tuple[Alert, ...],
+    *,
+    title: str | None = None,
+    text: str | None = None,
+    notes: Mapping[str, Note | str] | None = None,
 ) -> dict[str, Any]:
     """``{"text": fallback, "blocks": [...]}`` for one alert or a digest of several.
 
     ``title`` and ``text`` are receiver template overrides (already rendered, escaped here).
-    ``note`` (e.g. "Acknowledged by …") replaces the feedback buttons — used for ``chat.update``.
+    ``notes`` (alert id → a ``Note`` such as "Acknowledged" by U0JANE01, or text; escaped) replace
+    those alerts' feedback buttons — used for ``chat.update``; the other alerts of a digest keep theirs.
     """
     if not alerts:
         raise ValueError("build_message needs at least one alert")
-    blocks = _single(alerts[0], title, note) if len(alerts) == 1 else _digest(alerts, title, note)
+    notes = notes or {}
+    blocks = (
+        _single(alerts[0], title, notes.get(alerts[0].alert_id)) if len(alerts) == 1 else _digest(alerts, title, notes)
+    )
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; a guard so a future change cannot break Slack
         blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(message shortened)")]}]
     return {"text": _fallback(alerts, text), "blocks": blocks}

@@ -63,6 +63,7 @@ class Ticket:
     outstanding: set[str] = field(default_factory=set)
     acked: bool = False
     deferred: bool = False
+    muted: bool = False
 
     def settle(self, target: str | None = None) -> None:
         """Mark ``target`` settled; ack the record when nothing is outstanding any more."""
@@ -105,7 +106,8 @@ def _epoch(rfc3339: str | None) -> float | None:
         return None
 
 
-def _timezone(alert: Alert) -> str | None:
+def alert_timezone(alert: Alert) -> str | None:
+    """The zone quiet hours use for ``alert``: the account's, else its owner's (None: the file's default)."""
     owner_tz = alert.account.owner.get("timezone")
     return alert.account.timezone or (str(owner_tz) if owner_tz else None)
 
@@ -144,6 +146,8 @@ class Dispatcher:
         self.grouper: Grouper[PendingAlert] = Grouper()
         self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
+        # A Slack message's reference (channel:ts) and its alerts, so a button can re-render the whole message.
+        self.on_delivered_message: Callable[[str, tuple[Alert, ...]], object] | None = None
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -185,6 +189,11 @@ class Dispatcher:
             ticket.settle()
             return
         self._recent.append((now, alert))
+        if all(not route.targets and not route.delivered for route in plan):
+            # Every receiver it reaches has no destination (a "null" receiver, on purpose): counted
+            # and logged like every other alert that is not sent.
+            ALERTS_SUPPRESSED.labels(reason="no_destination").inc()
+            bound.info("alert not sent: its receivers have no destinations", receivers=[r.match.receiver for r in plan])
         for route in plan:
             for target in route.delivered:
                 ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
@@ -327,11 +336,45 @@ class Dispatcher:
     def _quiet_until(self, quiet: QuietHours, alert: Alert, now: float) -> float | None:
         """When quiet hours release ``alert``; a failure to compute it sends the alert now (counted)."""
         try:
-            return defer_until(quiet, _timezone(alert), now)
+            return defer_until(quiet, alert_timezone(alert), now)
         except Exception:  # better a notification at night than none
             NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
             log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
             return None
+
+    def _muted_at_flush(self, item: PendingAlert, now: float) -> bool:
+        """Mute a pending alert that a silence, a snooze or an inhibiting alert now covers; settle it.
+
+        As in Alertmanager, silences and inhibitions apply when a group is flushed, not only when an
+        alert arrives: a composite alert arriving while its components wait in ``group_wait`` (or in
+        quiet hours) mutes them, and so does a silence or Snooze created meanwhile. A failure to
+        decide sends the alert (better a notification too many than none).
+        """
+        try:
+            found = self._suppressed(item.alert, now)
+        except Exception:
+            log.exception("suppression check at flush failed; the alert is sent", alert_id=item.alert.alert_id)
+            return False
+        if found is None:
+            return False
+        reason, by = found
+        settled = [(key[1], self._waiting.pop(key, [])) for key in item.target_keys()]
+        first = next((tickets[0] for _target, tickets in settled if tickets), None)
+        if first is not None and not first.muted:
+            first.muted = True
+            ALERTS_SUPPRESSED.labels(reason=reason).inc()
+            log.info(
+                "alert suppressed",
+                alert_id=item.alert.alert_id,
+                rule_id=item.alert.rule_id,
+                account_id=item.alert.account_id,
+                reason=reason,
+                by=by,
+            )
+        for target, tickets in settled:
+            for ticket in tickets:
+                ticket.settle(target)
+        return True
 
     def _flush_batch(self, batch: Batch[PendingAlert], now: float) -> None:
         quiet = self.config.quiet_hours
@@ -339,6 +382,8 @@ class Dispatcher:
         held: list[PendingAlert] = []
         hold_until: float | None = None
         for item in batch.items:
+            if self._muted_at_flush(item, now):
+                continue
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
                 until = self._quiet_until(quiet, item.alert, now)
@@ -353,7 +398,7 @@ class Dispatcher:
                 ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
                 log.info("alert deferred by quiet hours", alert_id=item.alert.alert_id, until=until)
         if held and hold_until is not None:
-            self.grouper.hold(batch.receiver, batch.group_key, held, hold_until)
+            self.grouper.hold(batch.receiver, batch.group_key, held, hold_until, sent_any=bool(send))
         targets = self._targets.get(batch.receiver, {})
         for target, notifier in targets.items():
             alerts = tuple(i.alert for i in send if target in i.targets)
@@ -369,6 +414,8 @@ class Dispatcher:
         for account_id, entries in by_account.items():
             self.delivery_log.record(account_id, entries, now)
         await self._flush()  # the changelog write is on the broker before any offset can move on
+        if self.on_delivered_message is not None and receipt.ref and job.receiver_type == "slack":
+            self.on_delivered_message(receipt.ref, job.notification.alerts)
         for alert in job.notification.alerts:
             emitted = _epoch(alert.emitted_at)
             if emitted is not None:

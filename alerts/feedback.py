@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.blocks import Note
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
+from schemas.formatting import datetime_text
 from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
@@ -96,10 +98,16 @@ class SlackAction:
     account_id: str
     user: str | None
     ref: str | None  # "channel:ts" of the message the button is on
+    # The message as Slack shows it now (its blocks and text, from the payload): lets any notifier
+    # replica update it, also one that did not post it or was restarted since.
+    posted: Mapping[str, Any] | None = None
 
 
 # The button action_ids of alerts/blocks.py.
 _ACTION_IDS = {"preempt_ack": "acknowledge", "preempt_snooze_7d": "snooze", "preempt_not_helpful": "not_helpful"}
+# Link buttons (``Open crm``…) open their URL in the browser, and Slack still posts the click here and
+# shows an error on the button unless it gets a 200: acknowledged, nothing recorded.
+LINK_ACTION_PREFIX = "preempt_link_"
 
 
 def _action_name(action_id: str) -> str:
@@ -109,8 +117,11 @@ def _action_name(action_id: str) -> str:
     return name
 
 
-def parse_action(body: bytes) -> SlackAction:
-    """Parse the form-encoded interactive payload (field ``payload``) of a ``block_actions`` request."""
+def parse_action(body: bytes) -> SlackAction | None:
+    """Parse the form-encoded interactive payload (field ``payload``) of a ``block_actions`` request.
+
+    None for a click on one of our link buttons (nothing to record, but Slack wants its 200).
+    """
     form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
     raw = form.get("payload")
     if not raw:
@@ -118,6 +129,8 @@ def parse_action(body: bytes) -> SlackAction:
     try:
         payload = json.loads(raw[0])
         action = payload["actions"][0]
+        if str(action.get("action_id", "")).startswith(LINK_ACTION_PREFIX) and "value" not in action:
+            return None
         value = json.loads(action["value"])
         alert_id, rule_id, account_id = str(value["alert_id"]), str(value["rule_id"]), str(value["account_id"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -127,7 +140,9 @@ def parse_action(body: bytes) -> SlackAction:
     channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
     ts = (payload.get("container") or {}).get("message_ts") or (payload.get("message") or {}).get("ts")
     ref = f"{channel}:{ts}" if channel and ts else None
-    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref)
+    message = payload.get("message")
+    posted = message if isinstance(message, dict) and isinstance(message.get("blocks"), list) else None
+    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref, posted)
 
 
 def _rfc3339(ts: float) -> str:
@@ -147,15 +162,17 @@ def to_feedback(action: SlackAction, now: float, snooze_seconds: float = SNOOZE_
     )
 
 
-def update_note(feedback: Feedback) -> str:
-    """The line added to the Slack message after an action."""
-    who = f"<@{feedback.user}>" if feedback.user else "someone"
+def update_note(feedback: Feedback, timezone: str | None = None) -> Note:
+    """What replaces an alert's buttons after an action ("Acknowledged" by whom; ``str()`` gives the line).
+
+    ``alerts.blocks`` mentions the user when Slack sent a member id (Slack shows their name); the
+    snooze's end is in ``timezone`` (the account owner's; UTC when unknown), as every time in an alert.
+    """
     if feedback.action == "acknowledge":
-        return f"Acknowledged by {who}"
+        return Note("Acknowledged", feedback.user)
     if feedback.action == "snooze":
-        until = (feedback.snooze_until or "").replace("T", " ").replace("Z", " UTC")
-        return f"Snoozed until {until} by {who}"
-    return f"Marked not helpful by {who}"
+        return Note(f"Snoozed until {datetime_text(feedback.snooze_until, timezone)}", feedback.user)
+    return Note("Marked not helpful", feedback.user)
 
 
 class SnoozeBook:
@@ -210,6 +227,9 @@ class SlackActionHandler:
             SLACK_ACTIONS_REFUSED.labels(reason="bad_request").inc()
             log.warning("slack action rejected", error=str(exc))
             return 400, str(exc)
+        if action is None:
+            log.debug("slack link button clicked")
+            return 200, ""
         feedback = to_feedback(action, now)
         await self._publish(feedback)
         FEEDBACK.labels(rule=feedback.rule_id, action=feedback.action).inc()
@@ -224,7 +244,7 @@ class SlackActionHandler:
         task = asyncio.ensure_future(self._update_safely(action, feedback))
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
-        return 200, update_note(feedback)
+        return 200, str(update_note(feedback))
 
     @staticmethod
     def too_large(content_length: int | None) -> tuple[int, str]:

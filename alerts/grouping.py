@@ -44,6 +44,7 @@ class _Group(Generic[T]):
     pending: list[T] = field(default_factory=list)
     flush_at: float | None = None
     last_flush_at: float | None = None
+    sent_before: float | None = None  # last_flush_at before the latest flush (restored when it sent nothing)
     idle_since: float = 0.0
 
 
@@ -64,19 +65,29 @@ class Grouper(Generic[T]):
             self._groups[key] = group
         joined = bool(group.pending)
         group.pending.append(item)
-        if group.flush_at is None:
-            last = group.last_flush_at if group.last_flush_at is not None else now
-            group.flush_at = max(now, last + group.timing.group_interval)
+        if group.last_flush_at is None:
+            due = now + group.timing.group_wait
+        else:
+            due = max(now, group.last_flush_at + group.timing.group_interval)
+        # Items held back (quiet hours) must not hold back a newcomer: it is due on the group's own
+        # schedule, and the flush holds the quiet ones again (a critical alert is never deferred).
+        group.flush_at = due if group.flush_at is None else min(group.flush_at, due)
         return joined
 
-    def hold(self, receiver: str, group_key: str, items: list[T], until: float) -> None:
-        """Put ``items`` back into their group to be flushed no earlier than ``until`` (quiet hours)."""
+    def hold(self, receiver: str, group_key: str, items: list[T], until: float, *, sent_any: bool = True) -> None:
+        """Put ``items`` back into their group to be flushed no earlier than ``until`` (quiet hours).
+
+        ``sent_any=False`` says the flush that returned them sent nothing: the group was not notified,
+        so its ``group_interval`` still counts from the flush before.
+        """
         if not items:
             return
         group = self._groups.get((receiver, group_key))
         if group is None:
             group = _Group(timing=GroupTiming(0.0, 0.0, 0.0))
             self._groups[(receiver, group_key)] = group
+        elif not sent_any:
+            group.last_flush_at = group.sent_before
         group.pending[:0] = items
         group.flush_at = until if group.flush_at is None else min(group.flush_at, until)
 
@@ -88,6 +99,7 @@ class Grouper(Generic[T]):
                 batches.append(Batch(receiver, group_key, tuple(group.pending)))
                 group.pending.clear()
                 group.flush_at = None
+                group.sent_before = group.last_flush_at
                 group.last_flush_at = now
                 group.idle_since = now
             elif not group.pending and now - group.idle_since >= group.timing.repeat_interval:

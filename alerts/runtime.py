@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,7 +34,9 @@ import faust
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from alerts.blocks import Note, annotate_posted
 from alerts.channels.base import Notifier
+from alerts.channels.slack import SlackNotifier
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
 from alerts.feedback import (
@@ -86,12 +88,33 @@ class SlackReply(NamedTuple):
     close: bool = False
 
 
+@dataclass(slots=True)
+class SentMessage:
+    """A Slack message as posted (one alert or a digest) and the notes its buttons have left so far."""
+
+    alerts: tuple[Alert, ...]
+    notes: dict[str, Note]
+
+
 class RecentAlerts:
-    """The last delivered alerts by id, so a Slack button can re-render its message (bounded)."""
+    """The last delivered alerts by id and Slack messages by ``channel:ts``, so a button can re-render
+    its whole message — a digest keeps its other alerts and their buttons (bounded)."""
 
     def __init__(self, size: int = 5000) -> None:
         self._alerts: OrderedDict[str, Alert] = OrderedDict()
+        self._messages: OrderedDict[str, SentMessage] = OrderedDict()
         self._size = size
+
+    def add_message(self, ref: str, alerts: tuple[Alert, ...]) -> None:
+        """Remember the Slack message ``ref`` (``channel:ts``) and the alerts it shows."""
+        self._messages[ref] = SentMessage(alerts, {})
+        self._messages.move_to_end(ref)
+        while len(self._messages) > self._size:
+            self._messages.popitem(last=False)
+
+    def message(self, ref: str) -> SentMessage | None:
+        """The Slack message ``ref``, if it is still remembered."""
+        return self._messages.get(ref)
 
     def add(self, alert: Alert) -> None:
         """Remember ``alert`` (evicting the oldest past the bound)."""
@@ -153,8 +176,10 @@ class NotifierRuntime:
                 give_up=settings.delivery_give_up_seconds,
             ),
             scrub=secret_values(settings, routing),
+            inhibit_horizon_seconds=settings.inhibit_horizon_seconds,
         )
         self.dispatcher.on_delivered_alert = self.recent.add
+        self.dispatcher.on_delivered_message = self.recent.add_message
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         self.slack_actions = SlackActionHandler(secret, self.publish_feedback, self.update_message)
 
@@ -311,12 +336,36 @@ class NotifierRuntime:
         message cannot be edited).
         """
         alert = self.recent.get(action.alert_id)
+        message = self.recent.message(action.ref) if action.ref is not None else None
+        if message is not None and alert is None:
+            alert = next((a for a in message.alerts if a.alert_id == action.alert_id), None)
+        if action.ref is not None and alert is None and action.posted is not None:
+            await self._update_posted(action.ref, action.posted, action.alert_id, feedback)
+            return
         if action.ref is None or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
             return
+        note = update_note(feedback, alert.account.timezone)
+        if message is not None and any(a.alert_id == alert.alert_id for a in message.alerts):
+            message.notes[alert.alert_id] = note  # a digest: its other alerts keep their buttons
+            alerts, notes = message.alerts, dict(message.notes)
+        else:
+            alerts, notes = (alert,), {alert.alert_id: note}
         for notifier in self.dispatcher.notifiers():
             if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
-                await notifier.update(action.ref, (alert,), update_note(feedback))
+                await notifier.update(action.ref, alerts, notes)
+                return
+
+    async def _update_posted(self, ref: str, posted: Mapping[str, Any], alert_id: str, feedback: Feedback) -> None:
+        """Update a message another notifier (or this one before a restart) posted, from its blocks as
+        Slack sent them with the button press: that alert's buttons give way to the note."""
+        blocks = annotate_posted(list(posted["blocks"]), alert_id, update_note(feedback))
+        if blocks is None:
+            log.info("slack message not updated (its buttons for the alert are gone)", alert_id=alert_id)
+            return
+        for notifier in self.dispatcher.notifiers():
+            if isinstance(notifier, SlackNotifier) and notifier.mode != "webhook":
+                await notifier.update_posted(ref, blocks, str(posted.get("text") or ""))
                 return
 
     async def handle_slack_action(self, request: web.Request) -> SlackReply:

@@ -10,6 +10,7 @@ Every template sees the formatting filters of alerts/formatting.py (``number``, 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -25,17 +26,22 @@ log = get_logger(__name__)
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "slack_title": (
-        "{% if count > 1 %}{{ count }} alerts for {{ alert|account_name }}{% else %}{{ alert.title }}{% endif %}"
+        "{% if count > 1 %}{{ count }} alerts for "
+        "{% if accounts > 1 %}{{ accounts }} accounts{% else %}{{ alert|account_name }}{% endif %}"
+        "{% else %}{{ alert.title }}{% endif %}"
     ),
     "slack_text": (
-        "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for {{ alert|account_name }}: "
+        "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for "
+        "{% if accounts > 1 %}{{ accounts }} accounts{% else %}{{ alert|account_name }}{% endif %}: "
         "{% for a in alerts %}{{ a.title }}{% if not loop.last %}; {% endif %}{% endfor %}"
         "{% else %}{{ alert.title|strip_prefix((alert|account_name) ~ ': ') }} ({{ alert|account_name }}): "
         "{{ alert|evidence }}{% endif %}"
     ),
     "email_subject": (
-        "{% set who = alert|account_name %}[{{ severity|upper }}] {{ who }}: "
-        "{% if count > 1 %}{{ count }} alerts{% else %}{{ alert.title|strip_prefix(who ~ ': ') }}{% endif %}"
+        "{% set who = alert|account_name %}[{{ severity|upper }}] "
+        "{% if accounts > 1 %}{{ count }} alerts for {{ accounts }} accounts"
+        "{% elif count > 1 %}{{ who }}: {{ count }} alerts"
+        "{% else %}{{ who }}: {{ alert.title|strip_prefix(who ~ ': ') }}{% endif %}"
     ),
     "email_text": """\
 {% for a in alerts %}{% set tz = a.account.timezone %}{% if count > 1 %}{{ loop.index }}. {% endif %}{{ a.title }}
@@ -126,23 +132,41 @@ def _compile(source: str, html: bool) -> Template:
     return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
 
 
+# ``{{ .CommonLabels.x }}``, ``{{ range .Alerts }}``, ``{{- template "x" . }}``: Go's text/template,
+# as Alertmanager configs are written.
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*(\.|range\s+\.|template\s|define\s|if\s+\.|with\s+\.)")
+
+
 def check_template(source: str) -> None:
     """Raise ``ValueError`` when ``source`` is not valid Jinja2 (used when the routing file loads)."""
     try:
         _compile(source, False)
     except TemplateError as exc:
+        if _GO_TEMPLATE.search(source):
+            raise ValueError(
+                "an Alertmanager (Go) template is not supported: Preempt templates are Jinja2, e.g. "
+                "'{{ alert.title }}' or '{% for a in alerts %}{{ a.title }}{% endfor %}' (docs/notifications.md)"
+            ) from None
         raise ValueError(f"invalid template: {exc}") from None
 
 
 def template_context(alerts: tuple[Alert, ...]) -> dict[str, Any]:
-    """What every template sees: ``alert`` (the first), ``alerts``, ``account``, ``count``, ``severity`` (highest)."""
+    """What every template sees: ``alert`` (the first), ``alerts``, ``account``, ``count``, ``accounts``
+    (how many distinct accounts: a group by owner or team spans several), ``severity`` (highest)."""
     dumped = [a.model_dump(mode="json") for a in alerts]
     first = dumped[0] if dumped else {}
     highest = min((a.severity for a in alerts), key=lambda s: SEVERITY_ORDER[s], default="info")
     account = dict(first.get("account") or {})
     account.setdefault("account_id", first.get("account_id"))
     account["account_id"] = first.get("account_id")
-    return {"alert": first, "alerts": dumped, "account": account, "count": len(dumped), "severity": highest}
+    return {
+        "alert": first,
+        "alerts": dumped,
+        "account": account,
+        "count": len(dumped),
+        "accounts": len({a.account_id for a in alerts}),
+        "severity": highest,
+    }
 
 
 def render(name: str, context: dict[str, Any], override: str | None = None, *, html: bool = False) -> str:

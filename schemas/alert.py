@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def _null_as(empty: object) -> BeforeValidator:
+    # An optional part of the alert sent as JSON null (another producer's "nothing here") reads as
+    # absent, so the notifier sends the alert with its fallbacks instead of dead-lettering it.
+    return BeforeValidator(lambda value: type(empty)() if value is None else value)
+
+
+NullAsEmptyDict = _null_as({})
 
 
 class AlertWindow(BaseModel):
@@ -28,7 +37,7 @@ class Evidence(BaseModel):
     value: float | int | str | None = None
     threshold: float | int | None = None
     baseline: float | None = None
-    sample_event_ids: list[str] = Field(default_factory=list)
+    sample_event_ids: Annotated[list[str], _null_as([])] = Field(default_factory=list)
 
 
 class AlertAccount(BaseModel):
@@ -41,8 +50,8 @@ class AlertAccount(BaseModel):
     plan: str | None = None
     mrr: float | None = None
     timezone: str | None = None
-    owner: dict[str, Any] = Field(default_factory=dict)
-    links: dict[str, Any] = Field(default_factory=dict)
+    owner: Annotated[dict[str, Any], NullAsEmptyDict] = Field(default_factory=dict)
+    links: Annotated[dict[str, Any], NullAsEmptyDict] = Field(default_factory=dict)
 
 
 class Alert(BaseModel):
@@ -58,10 +67,10 @@ class Alert(BaseModel):
     priority: int = Field(ge=1)
     account_id: str
     user_id: str | None = None
-    account: AlertAccount = Field(default_factory=AlertAccount)
+    account: Annotated[AlertAccount, NullAsEmptyDict] = Field(default_factory=AlertAccount)
     fired_at: str = Field(description="event time of the episode that fired")
     emitted_at: str | None = Field(None, description="wall clock when emitted; not part of identity")
-    window: AlertWindow = Field(default_factory=AlertWindow)
-    evidence: Evidence = Field(default_factory=Evidence)
-    playbook: str = ""
-    labels: dict[str, str] = Field(default_factory=dict)
+    window: Annotated[AlertWindow, NullAsEmptyDict] = Field(default_factory=AlertWindow)
+    evidence: Annotated[Evidence, NullAsEmptyDict] = Field(default_factory=Evidence)
+    playbook: Annotated[str, _null_as("")] = ""
+    labels: Annotated[dict[str, str], NullAsEmptyDict] = Field(default_factory=dict)

@@ -7,9 +7,11 @@ sleeps or retries by itself. Errors never carry secrets (webhook URLs, tokens, p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from alerts.blocks import Note
 from schemas.alert import Alert
 
 
@@ -40,8 +42,9 @@ class Notifier(Protocol):
         """Deliver now or raise ``RetryableDeliveryError`` / ``PermanentDeliveryError``."""
         ...
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        """Edit an earlier message (Slack ``chat.update``, e.g. "Acknowledged by …"); others do nothing."""
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+        """Edit an earlier message of ``alerts`` (Slack ``chat.update``): ``notes`` maps an alert id to the
+        line that replaces its buttons ("Acknowledged by …"); others do nothing."""
         ...
 
     async def aclose(self) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
+from alerts.blocks import Note
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.routing.config import ConsoleReceiver
 from alerts.templates import render, template_context
@@ -39,9 +41,10 @@ class ConsoleNotifier:
         self._write(self.format(notification))
         return DeliveryReceipt(receiver=notification.receiver, ref=None)
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        """Print the note (a console message cannot be edited)."""
-        self._write(f"preempt update: {note}\n")
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+        """Print the notes (a console message cannot be edited)."""
+        for note in notes.values():
+            self._write(f"preempt update: {note}\n")
 
     async def aclose(self) -> None:
         """Nothing to release."""

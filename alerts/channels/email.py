@@ -10,12 +10,13 @@ against) the first attempt by mail clients. The SMTP password never appears in e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 
 import aiosmtplib
 
+from alerts.blocks import Note
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
@@ -103,7 +104,7 @@ class EmailNotifier:
             ids.append(str(message["Message-ID"]))
         return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids))
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
         """An email cannot be edited: nothing to do."""
 
     async def aclose(self) -> None:

@@ -12,8 +12,9 @@ instead of sleeping. Error messages never contain the webhook URL or the token.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -21,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerts.blocks import build_message
+from alerts.blocks import Note, build_message
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.routing.config import SlackReceiver
 from alerts.templates import render, template_context
@@ -45,18 +46,26 @@ class ChannelRateLimiter:
 
     A 429 from Slack also ``hold``s the channel for its ``Retry-After``: neither messages nor edits go
     to that channel before then.
+
+    A message that finds its channel busy is given the channel's next free slot (a reservation under
+    its ``token``) and told to come back then: a burst of N messages to one channel goes out one per
+    second in arrival order with about one refusal each, not N²/2 refusals of all of them every second.
     """
 
     def __init__(self, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_interval = min_interval
         self._clock = clock
-        self._paced_until: dict[str, float] = {}
+        self._paced_until: dict[str, float] = {}  # the next unreserved slot of each channel
+        self._last_sent: dict[str, float] = {}
         self._held_until: dict[str, float] = {}
+        self._reserved: dict[tuple[str, Hashable], float] = {}
 
     def _refuse_until(self, until: float, now: float) -> None:
         if now < until:
+            # Rounded up to the millisecond: a job back for its slot is never a fraction too early.
             raise RetryableDeliveryError(
-                "slack: channel paced (one message per second) or rate limited", retry_after=round(until - now, 3)
+                "slack: channel paced (one message per second) or rate limited",
+                retry_after=math.ceil((until - now) * 1000 - 1e-6) / 1000,
             )
 
     def check_hold(self, channel: str) -> None:
@@ -64,18 +73,42 @@ class ChannelRateLimiter:
         now = self._clock()
         self._refuse_until(self._held_until.get(channel, now), now)
 
-    def acquire(self, channel: str) -> None:
-        """Take the channel's slot for a new message, or raise ``RetryableDeliveryError(retry_after=…)``."""
+    def acquire(self, channel: str, token: Hashable | None = None) -> None:
+        """Take the channel's slot for a new message, or raise ``RetryableDeliveryError(retry_after=…)``.
+
+        With a ``token`` (the same for every attempt of one message), a refused message keeps its
+        place: it reserves the channel's next free slot and gets it when it comes back then.
+        """
         now = self._clock()
-        self._refuse_until(max(self._paced_until.get(channel, now), self._held_until.get(channel, now)), now)
-        self._paced_until[channel] = now + self.min_interval
-        if len(self._paced_until) > 10_000:  # bounded memory: forget channels whose slot has long been free
+        held = self._held_until.get(channel, now)
+        earliest = max(self._last_sent.get(channel, -math.inf) + self.min_interval, held)
+        if token is None:
+            self._refuse_until(max(self._paced_until.get(channel, now), earliest), now)
+            self._paced_until[channel] = now + self.min_interval
+        else:
+            slot = self._reserved.pop((channel, token), None)
+            if slot is None:  # a new message joins the line
+                slot = max(self._paced_until.get(channel, now), earliest, now)
+                self._paced_until[channel] = slot + self.min_interval
+            ready = max(slot, earliest)
+            if now < ready:
+                self._reserved[(channel, token)] = ready
+                self._refuse_until(ready, now)
+        self._last_sent[channel] = now
+        if max(len(self._paced_until), len(self._reserved)) > 10_000:  # bounded memory
             self._paced_until = {k: v for k, v in self._paced_until.items() if v > now}
+            self._last_sent = {k: v for k, v in self._last_sent.items() if v > now - self.min_interval}
             self._held_until = {k: v for k, v in self._held_until.items() if v > now}
+            self._reserved = {k: v for k, v in self._reserved.items() if v > now - 60.0}
 
     def hold(self, channel: str, seconds: float) -> None:
-        """Keep the channel closed for ``seconds`` (Slack's Retry-After)."""
-        self._held_until[channel] = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
+        """Keep the channel closed for ``seconds`` (Slack's Retry-After); reserved slots move behind it, in order."""
+        until = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
+        self._held_until[channel] = until
+        waiting = sorted(((slot, key) for key, slot in self._reserved.items() if key[0] == channel), key=lambda w: w[0])
+        for i, (_slot, key) in enumerate(waiting):
+            self._reserved[key] = until + i * self.min_interval
+        self._paced_until[channel] = max(self._paced_until.get(channel, 0.0), until + len(waiting) * self.min_interval)
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -177,26 +210,36 @@ class SlackNotifier:
     # -- Notifier protocol -------------------------------------------------------------------------
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""
-        message = self._message(notification.alerts, note=None)
+        message = self._message(notification.alerts)
+        # The same for every attempt of this message: its reservation of a paced channel's next slot.
+        token = (notification.group_key, tuple(a.alert_id for a in notification.alerts))
         if self.mode == "webhook":
-            await self._post_webhook(message)
+            await self._post_webhook(message, token)
             return DeliveryReceipt(receiver=notification.receiver, ref=None)
         channel = render_channel(self._config, notification.alerts)
         if not channel:
             raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")
         key = f"bot:{channel}"
-        self._limiter.acquire(key)
+        self._limiter.acquire(key, token)
         data = await self._held_on_429(
             key, self._call("chat.postMessage", channel=channel, unfurl_links=False, unfurl_media=False, **message)
         )
         return DeliveryReceipt(receiver=notification.receiver, ref=f"{data.get('channel', channel)}:{data.get('ts')}")
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        """Replace the buttons of an earlier message by ``note`` (bot mode); webhooks cannot edit, so no-op."""
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+        """Re-render an earlier message of ``alerts``, each alert in ``notes`` with its note instead of its
+        buttons (bot mode); webhooks cannot edit, so no-op."""
         if self.mode == "webhook":
             log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
             return
-        await self._chat_update(ref, self._message(alerts, note=note))
+        await self._chat_update(ref, self._message(alerts, notes=notes))
+
+    async def update_posted(self, ref: str, blocks: list[Any], text: str) -> None:
+        """Replace an earlier message by ``blocks`` (as built by ``alerts.blocks.annotate_posted``); bot mode."""
+        if self.mode == "webhook":
+            log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
+            return
+        await self._chat_update(ref, {"text": text or "Preempt alert", "blocks": blocks})
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -207,8 +250,8 @@ class SlackNotifier:
         self._hook = None
 
     # -- internals ---------------------------------------------------------------------------------
-    def _message(self, alerts: tuple[Alert, ...], note: str | None) -> dict[str, Any]:
-        return render_message(self._config, alerts, note)
+    def _message(self, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None) -> dict[str, Any]:
+        return render_message(self._config, alerts, notes)
 
     async def _chat_update(self, ref: str, message: dict[str, Any]) -> None:
         channel, sep, ts = ref.partition(":")
@@ -239,9 +282,9 @@ class SlackNotifier:
         data = response.data
         return data if isinstance(data, dict) else {}
 
-    async def _post_webhook(self, message: dict[str, Any]) -> None:
+    async def _post_webhook(self, message: dict[str, Any], token: Hashable | None = None) -> None:
         key = self._webhook_key()
-        self._limiter.acquire(key)
+        self._limiter.acquire(key, token)
         await self._held_on_429(key, self._webhook_send(message))
 
     async def _webhook_send(self, message: dict[str, Any]) -> None:
@@ -255,12 +298,14 @@ class SlackNotifier:
         raise classify("slack webhook", response.status_code, error, response.headers)
 
 
-def render_message(config: SlackReceiver, alerts: tuple[Alert, ...], note: str | None = None) -> dict[str, Any]:
+def render_message(
+    config: SlackReceiver, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None
+) -> dict[str, Any]:
     """The ``{"text", "blocks"}`` this Slack config posts for ``alerts`` (also used by ``preempt alerts preview``)."""
     context = template_context(alerts)
     title = render("slack_title", context, config.title) if config.title else None
     text = render("slack_text", context, config.text) if config.text else None
-    return build_message(alerts, title=title, text=text, note=note)
+    return build_message(alerts, title=title, text=text, notes=notes)
 
 
 def render_channel(config: SlackReceiver, alerts: tuple[Alert, ...]) -> str:

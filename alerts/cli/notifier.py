@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import configure_logging, get_logger, run_faust_worker, stdlib_logging_config
+from streams.runtime.logs import (
+    FAUST_LOG_LEVELS,
+    configure_logging,
+    get_logger,
+    run_faust_worker,
+    stdlib_logging_config,
+)
 from streams.runtime.settings import Settings
 
 
 @click.command()
-@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+@click.option(
+    "--loglevel",
+    type=click.Choice(FAUST_LOG_LEVELS, case_sensitive=False),
+    default="warn",
+    show_default=True,
+    help="Faust's own log level.",
+)
 def notifier(loglevel: str) -> None:
     """Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.
 

@@ -29,6 +29,7 @@ from alerts.channels.base import Notification
 from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import render_channel, render_message
+from alerts.cli import logs_to_stderr
 from alerts.formatting import evidence_text
 from alerts.routing.config import RoutingConfig
 from alerts.routing.tree import RoutingTree
@@ -72,7 +73,8 @@ def _alert_from(value: object, where: str) -> Alert:
 def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
     """The alert in ``source`` (a JSON file, ``-`` for stdin, or JSONL with ``alert_id``/``index``)."""
     try:
-        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+        raw = raw.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not part of the JSON
     except FileNotFoundError:
         raise PreviewError(
             f"{source}: no such file; give an alert JSON file, a backtest JSONL or - for stdin"
@@ -136,6 +138,7 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
     """Every message each receiver the alert routes to (or each of ``only``) would send, by the channels' own code."""
     tree = RoutingTree(config)
     receivers = {r.name: r for r in config.receivers}
+    only = tuple(dict.fromkeys(only))  # a receiver named twice is still one receiver
     unknown = [name for name in only if name not in receivers]
     if unknown:
         raise PreviewError(f"no receiver {', '.join(unknown)} in the routing file; it has {', '.join(receivers)}")
@@ -145,17 +148,23 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
     targets = (
         [(name, next((m for m in matches if m.receiver == name), None)) for name in only]
         if only
-        else [(m.receiver, m) for m in matches]
-    )
+        else [(m.receiver, m) for i, m in enumerate(matches) if m.receiver not in {n.receiver for n in matches[:i]}]
+    )  # routed: each receiver once, with its first route (the notifier sends once per receiver)
     for name, match in targets:
         receiver = receivers.get(name)
         if receiver is None:
             continue
         group_key = tree.group_key(alert, match) if match is not None else f"preview:{alert.account_id}"
         for slack in receiver.slack_configs:
-            where = "incoming webhook" if slack.webhook_url is not None or not slack.channel else "channel "
-            target = render_channel(slack, alerts) if slack.channel else ""
-            destination = f"{where}{target}" if slack.channel else where
+            if slack.webhook_url is not None or not slack.channel:
+                destination = "incoming webhook"
+            else:
+                target = render_channel(slack, alerts)
+                destination = (
+                    f"channel {target}"
+                    if target
+                    else "no channel: the channel template rendered empty (the message would not be sent)"
+                )
             out.append(Rendered(name, "slack", destination, slack=render_message(slack, alerts)))
         for email in receiver.email_configs:
             notifier = EmailNotifier(email, settings, receiver=name)
@@ -318,6 +327,7 @@ def html_page(alert: Alert, routes: Path, rendered: list[Rendered]) -> str:
 @click.group("alerts")
 def alerts_group() -> None:
     """Work with alerts (the preempt.alerts values)."""
+    logs_to_stderr()
 
 
 @alerts_group.command("preview")

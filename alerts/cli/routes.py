@@ -7,20 +7,20 @@ Both exit 1 with the error on stderr when the file (or the alert) is invalid.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
+from alerts.cli import logs_to_stderr
+from alerts.cli.preview import PreviewError, load_alert
+from alerts.dispatch import alert_timezone
 from alerts.routing.config import ReceiverConfig, RouteConfig, RoutingConfig
 from alerts.routing.matchers import describe
 from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import RoutingTree
-from schemas.alert import Alert
 from schemas.errors import ConfigError
 
 
@@ -75,6 +75,7 @@ def _load(path: Path) -> RoutingConfig:
 @click.group("routes")
 def routes() -> None:
     """Check and test notification routing files (docs/notifications.md)."""
+    logs_to_stderr()
 
 
 @routes.command("check")
@@ -105,25 +106,58 @@ def check(path: Path) -> None:
         )
 
 
+def _parse_now(text: str | None) -> float:
+    if text is None:
+        return datetime.now(UTC).timestamp()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an RFC 3339 time; write e.g. 2026-11-27T21:00:00+01:00", param_hint="'--now'"
+        ) from None
+    if when.tzinfo is None:
+        raise click.BadParameter(
+            f"{text!r} has no timezone; add one, e.g. {text}Z or {text}+01:00", param_hint="'--now'"
+        )
+    return when.timestamp()
+
+
 @routes.command("test")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--alert", "alert_path", required=True, help="alert JSON file (the preempt.alerts value), or -")
+@click.option(
+    "--alert",
+    "alert_path",
+    required=True,
+    help="alert JSON file (the preempt.alerts value), - for stdin, or a JSONL of alerts with --alert-id/--index",
+)
+@click.option("--alert-id", default=None, help="the alert with this alert_id in a JSONL file (e.g. a backtest's)")
+@click.option("--index", type=int, default=None, help="the N-th alert of a JSONL file, counting from 1")
 @click.option("--now", "now_text", default=None, help="RFC 3339 time for silences and quiet hours (default: now)")
 @click.option("--verify-receivers", default=None, help="comma-separated receivers expected; exit 1 if different")
-def test(path: Path, alert_path: str, now_text: str | None, verify_receivers: str | None) -> None:
+def test(
+    path: Path,
+    alert_path: str,
+    alert_id: str | None,
+    index: int | None,
+    now_text: str | None,
+    verify_receivers: str | None,
+) -> None:
     """Print which receivers the alert in --alert reaches through routing FILE, and why."""
+    if alert_id is not None and index is not None:
+        raise PreviewError("give --alert-id or --index, not both")
+    now = _parse_now(now_text)
     config = _load(path)
-    try:
-        raw = sys.stdin.read() if alert_path == "-" else Path(alert_path).read_text(encoding="utf-8")
-        alert = Alert.model_validate(json.loads(raw))
-        now = datetime.fromisoformat(now_text).timestamp() if now_text else datetime.now(UTC).timestamp()
-    except (OSError, ValueError, ValidationError) as exc:
-        click.echo(f"error: {alert_path}: {exc}", err=True)
-        sys.exit(1)
+    alert = load_alert(alert_path, alert_id, index)
     tree = RoutingTree(config)
     matches = tree.match(alert)
-    click.echo(",".join(m.receiver for m in matches))
+    receivers = list(dict.fromkeys(m.receiver for m in matches))  # the notifier sends once per receiver
+    click.echo(",".join(receivers))
+    seen: set[str] = set()
     for m in matches:
+        if m.receiver in seen:
+            click.echo(f"  {m.receiver}: also via {' → '.join(m.path)} (not sent twice: the first route's grouping)")
+            continue
+        seen.add(m.receiver)
         click.echo(
             f"  {m.receiver}: via {' → '.join(m.path)}; group_by=[{','.join(m.group_by)}] "
             f"group_wait={_seconds(m.group_wait)} group_interval={_seconds(m.group_interval)} "
@@ -134,12 +168,11 @@ def test(path: Path, alert_path: str, now_text: str | None, verify_receivers: st
         click.echo(f"silenced by {silence.id} until {silence.ends_at.isoformat()}: {silence.reason}")
     quiet = config.quiet_hours
     if quiet is not None and quiet.applies_to(alert):
-        until = defer_until(quiet, alert.account.timezone, now)
+        until = defer_until(quiet, alert_timezone(alert), now)
         if until is not None:
             click.echo(f"quiet hours: deferred until {datetime.fromtimestamp(until, UTC).isoformat()}")
     if verify_receivers is not None:
         expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
-        got = [m.receiver for m in matches]
-        if got != expected:
-            click.echo(f"error: expected receivers {','.join(expected)}, got {','.join(got)}", err=True)
+        if receivers != expected:
+            click.echo(f"error: expected receivers {','.join(expected)}, got {','.join(receivers)}", err=True)
             sys.exit(1)

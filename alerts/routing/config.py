@@ -10,10 +10,11 @@ matchers and templates (``alerts.routing.names``), and receiver references, toge
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -38,6 +39,7 @@ from alerts.templates import check_template
 from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
 from schemas.durations import parse_duration_or_seconds
+from schemas.email_address import sender_address
 from schemas.errors import ConfigError
 
 
@@ -120,7 +122,9 @@ class EmailReceiver(BaseModel):
     model_config = _MODEL
 
     to: Annotated[tuple[Template, ...], BeforeValidator(_as_tuple)] = Field(min_length=1)
-    from_: str | None = Field(None, alias="from", description="default PREEMPT_SMTP_FROM")
+    from_: Annotated[str, AfterValidator(sender_address)] | None = Field(
+        None, alias="from", description="default PREEMPT_SMTP_FROM"
+    )
     subject: Template | None = None
     text: Template | None = None
     html: Template | None = None
@@ -350,10 +354,55 @@ def _check_receivers(route: dict[str, Any], where: str, known: set[str], problem
             _check_receivers(child, f"{where}.routes[{i}]", known, problems)
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose field the last part of ``loc`` names (``receivers[0].slack_config`` → ReceiverConfig)."""
+    model: type[BaseModel] | None = RoutingConfig
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = _inner_model(field.annotation) if field is not None else None
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc)
+    if model is None:
+        return "unknown key"
+    known = sorted(f.alias or n for n, f in model.model_fields.items())
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key: {hint}(allowed here: {', '.join(known)})"
+
+
+_PLAIN_MESSAGES = {
+    "tuple_type": "expected a list, e.g. [a, b]",
+    "list_type": "expected a list, e.g. [a, b]",
+    "missing": "required",
+    "timezone_aware": "needs a timezone, e.g. 2026-12-01T08:00:00Z",
+}
+
+
 def _format_error(error: Any) -> str:
+    parts = tuple(error.get("loc", ()))
     loc = ""
-    for part in error.get("loc", ()):
+    for part in parts:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-    msg = str(error.get("msg", "invalid"))
-    msg = msg.removeprefix("Value error, ")
+    kind = error.get("type")
+    if kind == "extra_forbidden" and parts:
+        msg = _unknown_key(parts)
+    elif kind == "too_short" and isinstance(error.get("ctx"), dict):
+        msg = f"needs at least {error['ctx'].get('min_length', 1)} item(s)"
+    else:
+        msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg

@@ -23,17 +23,22 @@ class Inhibitor:
     def inhibited_by(self, alert: Alert, active: Iterable[Alert]) -> InhibitRule | None:
         """The first rule under which some other active alert mutes ``alert``, or None.
 
-        As in Alertmanager, an alert never inhibits itself, and a name in ``equal`` that is missing
-        from both alerts counts as equal.
+        As in Alertmanager, an alert never inhibits itself; an alert that matches both sides of a
+        rule cannot be inhibited under it by another alert that also matches both sides (two such
+        alerts would otherwise mute each other and nothing would be sent); and a name in ``equal``
+        that is missing from both alerts counts as equal.
         """
         targeted = [rule for rule in self.rules if matches_all(rule.target_matchers, alert)]
         if not targeted:
             return None
         sources = [a for a in active if a.alert_id != alert.alert_id]
         for rule in targeted:
+            two_sided = matches_all(rule.source_matchers, alert)
             for source in sources:
-                if matches_all(rule.source_matchers, source) and all(
-                    alert_value(source, name) == alert_value(alert, name) for name in rule.equal
-                ):
+                if not matches_all(rule.source_matchers, source):
+                    continue
+                if two_sided and matches_all(rule.target_matchers, source):
+                    continue
+                if all(alert_value(source, name) == alert_value(alert, name) for name in rule.equal):
                     return rule
         return None

@@ -104,13 +104,17 @@ class Matcher:
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
 
 
+_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
+
+
 def _unquote(raw: str) -> str:
-    body = raw[1:-1]
-    return re.sub(r"\\(.)", r"\1", body)
+    """A quoted value's text, unescaped as Alertmanager does: ``\\"``, ``\\\\`` and ``\\n``; any other
+    backslash stays, so a regular expression keeps ``\\d`` or ``\\.`` (``=~"acc-\\d+"``)."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), raw[1:-1])
 
 
 def _split_top_level(text: str) -> list[str]:

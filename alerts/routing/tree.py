@@ -65,7 +65,8 @@ class RoutingTree:
         """Every (receiver, grouping, timing) the alert is delivered with, in tree order; never empty.
 
         The same receiver reached by two routes (through ``continue``) appears twice, once per route,
-        as in Alertmanager — each route groups on its own.
+        as in Alertmanager; the notifier and ``preempt routes test`` keep the first (one alert is
+        never sent twice to the same receiver).
         """
         root = self.config.route
         found = self._walk(root, alert, self._root_defaults, (_label(root, "root"),), is_root=True)

@@ -187,6 +187,10 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(module=name)
 
 
+FAUST_LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "critical")
+"""The values ``--loglevel`` accepts (Faust's own log level); any other would crash Faust's start-up."""
+
+
 def run_faust_worker(app: Any, loglevel: str, **options: Any) -> None:
     """Run ``app`` under Faust's ``Worker`` (quiet, no terminal spinner) until it stops.
 

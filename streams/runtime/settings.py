@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic import AfterValidator, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.email_address import sender_address
 
 _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 
@@ -205,7 +207,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
@@ -214,14 +216,19 @@ class Settings(BaseSettings):
         False,
         description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
     )
-    smtp_from: str = "Preempt <preempt@localhost>"
-    delivery_give_up_seconds: float = 3600.0
+    smtp_from: Annotated[str, AfterValidator(sender_address)] = "Preempt <preempt@localhost>"
+    delivery_give_up_seconds: float = Field(
+        3600.0, gt=0, description="how long retryable delivery failures are retried before dead-lettering"
+    )
     delivery_retry_initial_seconds: float = Field(
         1.0, gt=0, description="first retry backoff without a Retry-After hint (doubles, with jitter)"
     )
     delivery_retry_max_seconds: float = Field(300.0, gt=0, description="cap of the retry backoff")
     delivery_log_retention_seconds: float = Field(
         7 * 24 * 3600.0, gt=0, description="how long delivery records are kept to refuse re-sends"
+    )
+    inhibit_horizon_seconds: float = Field(
+        3600.0, gt=0, description="how long an alert the notifier received counts as active for inhibit_rules"
     )
     notifier_commit_interval_seconds: float = Field(
         2.8, gt=0, description="how often the notifier commits the offsets of settled alerts (Faust's default)"

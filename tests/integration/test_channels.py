@@ -94,7 +94,7 @@ async def test_bot_posts_block_kit_to_owner_and_updates_it(
         assert receipt.ref.startswith("U0JANE01:")
 
         slack_server.requests.clear()
-        await notifier.update(receipt.ref, (alert,), "Acknowledged by Jane")
+        await notifier.update(receipt.ref, (alert,), {alert.alert_id: "Acknowledged by Jane"})
         [updated] = slack_server.wait_for(1)
         assert updated.method == "chat.update"
         assert updated.body["ts"] == receipt.ref.split(":", 1)[1]

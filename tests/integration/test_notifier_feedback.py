@@ -122,3 +122,56 @@ def test_signed_actions_feedback_and_snooze(
     assert delivered_all[1]["alert_id"] == other_rule.alert_id
     assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="snooze") == 1
     assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="not_helpful") == 1
+
+
+DIGEST_ROUTES = """
+receivers:
+  - name: csm
+    slack_configs: [{channel: C-DIGEST}]
+route:
+  receiver: csm
+  group_wait: 1s
+"""
+
+
+def test_a_button_on_a_digest_posted_by_another_notifier_updates_that_alert_only(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """With two notifier replicas behind Slack's one Request URL, a press reaches a replica that did not
+    post the message: it updates the message from the blocks Slack sends along — the pressed alert's
+    buttons give way to "Acknowledged by", the digest's other alerts keep theirs."""
+    routes = write_routes(tmp_path, DIGEST_ROUTES)
+    common = {"slack_api_url": slack_server.api_url, "slack_signing_secret": SECRET}
+    poster = start_notifier(process_factory, notifier_settings(settings_factory, routes, **common), name="poster")
+    alerts = [make_alert("acme", title=f"acme: problem {i}") for i in range(3)]
+    produce_alerts(producer, topics.alerts, *alerts)
+    (delivered, *_) = wait_for_records(poster, "alert delivered", 3)
+    (posted,) = slack_server.wait_for(1, target="C-DIGEST")
+    other_settings = notifier_settings(settings_factory, routes, **common)
+    start_notifier(process_factory, other_settings, name="other-replica")
+
+    channel, ts = delivered["ref"].split(":", 1)
+    payload = json.loads(
+        urllib.parse.parse_qs(_action_body(alerts[1], "preempt_ack", delivered["ref"]).decode())["payload"][0]
+    )
+    payload["message"] = {"ts": ts, "text": posted.body["text"], "blocks": posted.body["blocks"]}
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    url = f"http://127.0.0.1:{other_settings.notifier_web_port}/slack/actions"
+    assert post(url, body, _headers(body, time.time())) == 200
+
+    (update,) = [r for r in slack_server.wait_for(2, target=channel) if r.method == "chat.update"]
+    assert update.body["ts"] == ts
+    buttons = {
+        json.loads(e["value"])["alert_id"]
+        for b in update.body["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "preempt_ack"
+    }
+    assert buttons == {alerts[0].alert_id, alerts[2].alert_id}
+    assert "Acknowledged by <@U123>" in json.dumps(update.body)  # a mention: Slack shows the person's name

@@ -19,6 +19,8 @@ from alerts.blocks import (
     ACTION_SNOOZE,
     MAX_BLOCKS,
     MAX_DIGEST_ALERTS,
+    Note,
+    annotate_posted,
     build_message,
     clip,
     escape,
@@ -118,7 +120,8 @@ def test_hostile_text_is_escaped_and_clipped() -> None:
 
 def test_note_replaces_feedback_buttons(make_alert: Callable[..., Alert]) -> None:
     """An update with a note shows the (escaped) note and drops Acknowledge/Snooze/Not helpful."""
-    message = build_message((make_alert(),), note="Acknowledged by <!channel> Jane")
+    alert = make_alert()
+    message = build_message((alert,), notes={alert.alert_id: "Acknowledged by <!channel> Jane"})
     flat = json.dumps(message)
     assert ACTION_ACK not in flat
     assert "Acknowledged by &lt;!channel&gt; Jane" in flat
@@ -194,7 +197,11 @@ def test_every_default_pack_rule_alert_fits_slack() -> None:
             playbook=fill(rule.get("playbook", "")) + hostile * 3,
             labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
         )
-        for message in (build_message((alert,)), build_message((alert,) * 20), build_message((alert,), note=hostile)):
+        for message in (
+            build_message((alert,)),
+            build_message((alert,) * 20),
+            build_message((alert,), notes={alert.alert_id: hostile}),
+        ):
             try:
                 assert_within_slack_limits(message)
                 assert_no_injection(message)
@@ -215,3 +222,54 @@ def test_any_text_stays_escaped_and_within_limits(title: str, name: str, playboo
     for message in (build_message((alert,)), build_message((alert, alert))):
         assert_within_slack_limits(message)
         assert_no_injection(message)
+
+
+def test_digest_update_notes_one_alert_and_keeps_the_others_buttons(make_alert: Callable[..., Alert]) -> None:
+    """In a digest, a note replaces only its own alert's feedback buttons; a member mention in the note
+    stays a mention while everything else in it is escaped."""
+    alerts = tuple(make_alert(title=f"alert {i}") for i in range(3))
+    message = build_message(alerts, notes={alerts[1].alert_id: Note("Acknowledged <!channel>", by="U0JANE01")})
+    assert_within_slack_limits(message)
+    actions = [b for b in message["blocks"] if b["type"] == "actions"]
+    with_feedback = [a["block_id"] for a in actions if any(e["action_id"] == ACTION_ACK for e in a["elements"])]
+    assert with_feedback == [f"actions:0:{alerts[0].alert_id}", f"actions:2:{alerts[2].alert_id}"]
+    notes = [b for b in message["blocks"] if b["type"] == "context" and "Acknowledged" in json.dumps(b)]
+    assert [n["elements"][0]["text"] for n in notes] == ["Acknowledged &lt;!channel&gt; by <@U0JANE01>"]
+    by_name = build_message(alerts[:1], notes={alerts[0].alert_id: Note("Acknowledged", by="<!here> Jane")})
+    assert "Acknowledged by &lt;!here&gt; Jane" in json.dumps(by_name)
+
+
+def test_digest_of_several_accounts_has_a_truthful_fallback(make_alert: Callable[..., Alert]) -> None:
+    """The notification text of a digest spanning accounts counts the accounts instead of naming the first."""
+    alerts = (
+        make_alert(title="Acme: a"),
+        make_alert(account_id="globex", title="Globex: b", account={"name": "Globex"}),
+    )
+    message = build_message(alerts)
+    assert message["text"] == "2 alerts for 2 accounts: Acme: a; Globex: b"
+    assert message["blocks"][0]["text"]["text"] == "2 alerts for 2 accounts"
+
+
+def test_annotating_a_posted_digest_replaces_only_that_alerts_feedback_buttons(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """From a message's blocks as Slack sends them back, the pressed alert's feedback buttons give way
+    to the note (its link buttons stay); the other alerts keep theirs; an alert whose buttons are gone
+    (already answered) gives None."""
+    alerts = tuple(make_alert(title=f"alert {i}") for i in range(3))
+    posted = build_message(alerts)["blocks"]
+    annotated = annotate_posted(posted, alerts[1].alert_id, Note("Acknowledged", by="U0JANE01"))
+    assert annotated is not None
+    assert_within_slack_limits({"text": "x", "blocks": annotated})
+    feedback = [
+        json.loads(e["value"])["alert_id"]
+        for b in annotated
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ACTION_ACK
+    ]
+    assert feedback == [alerts[0].alert_id, alerts[2].alert_id]
+    assert sum(json.dumps(b).count("Acknowledged by <@U0JANE01>") for b in annotated) == 1
+    links = [e for b in annotated if b["type"] == "actions" for e in b["elements"] if "url" in e]
+    assert len(links) == 3  # each alert's "Open crm" link stays
+    assert annotate_posted(annotated, alerts[1].alert_id, Note("Acknowledged", by="U0JANE01")) is None

@@ -94,3 +94,65 @@ def test_invalid_alert_json_is_reported(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
     assert result.exit_code == 1
     assert "rule_id" in result.output
+
+
+def test_test_takes_an_alert_out_of_a_backtest_jsonl(tmp_path: Path, make_alert: Callable[..., Alert]) -> None:
+    """--alert may be a backtest's JSONL: --index N or --alert-id ID picks the alert; without either,
+    several alerts are one line asking for a choice."""
+    alerts = [make_alert(labels={}), make_alert(severity="critical", labels={"team": "support"})]
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("".join(a.model_dump_json() + "\n" for a in alerts))
+    by_index = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--index", "2"])
+    assert by_index.exit_code == 0, by_index.output
+    assert by_index.output.splitlines()[0] == "cs-leads,support,csm-owner"
+    by_id = CliRunner().invoke(
+        main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--alert-id", alerts[0].alert_id]
+    )
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output.splitlines()[0] == "csm-owner"
+    neither = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
+    assert neither.exit_code == 1
+    assert neither.output == f"error: {path}: 2 alerts; choose one with --alert-id ID or --index N (1–2)\n"
+
+
+def test_test_reports_an_invalid_alert_and_a_bad_now_in_one_line_each(tmp_path: Path) -> None:
+    """An alert missing its fields is one line naming the first and the count; a --now that is not
+    RFC 3339 or has no zone is blamed on --now, not on the alert file."""
+    path = tmp_path / "alert.json"
+    path.write_text("{}")
+    invalid = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
+    assert invalid.exit_code == 1
+    assert invalid.output == f"error: {path}: not an alert (alert_id: Field required; 8 problem(s))\n"
+    for now, why in (("garbage", "is not an RFC 3339 time"), ("2026-11-27T21:00:00", "has no timezone")):
+        result = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", now])
+        assert result.exit_code == 2
+        assert f"Invalid value for '--now': '{now}' {why}" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_test_lists_a_receiver_reached_twice_once(tmp_path: Path, alert_file: Callable[..., Path]) -> None:
+    """A receiver reached by two routes through continue is listed once, as the notifier sends it once."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "receivers: [{name: owner}, {name: leads}]\n"
+        "route:\n  receiver: owner\n  routes:\n"
+        "    - {name: first, matchers: ['severity=\"critical\"'], receiver: owner, continue: true}\n"
+        "    - {name: second, matchers: ['severity=\"critical\"'], receiver: leads, continue: true}\n"
+        "    - {name: third, receiver: owner}\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "routes",
+            "test",
+            str(routes),
+            "--alert",
+            str(alert_file(severity="critical")),
+            "--verify-receivers",
+            "owner,leads",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "owner,leads"
+    assert lines[3] == "  owner: also via root → third (not sent twice: the first route's grouping)"

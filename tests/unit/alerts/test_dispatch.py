@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.delivery_log import DeliveryLog
 from alerts.dispatch import Dispatcher
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
+from streams.runtime.metrics import ALERTS_SUPPRESSED
 
 
 class RecordingNotifier:
@@ -148,3 +150,82 @@ async def test_rebalance_keeps_work_of_partitions_that_stay(setup, make_alert) -
     assert dispatcher.retain({1}) == 1
     await _run_until_idle(dispatcher, clock)
     assert [n.alerts for n in notifier.sent] == [(kept,)]
+
+
+async def test_source_arriving_during_group_wait_inhibits_waiting_targets(setup, make_alert) -> None:
+    """A composite alert that arrives while its account's component alert waits in group_wait mutes
+    it at the flush (Alertmanager applies inhibition when a group is sent); both are acked."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        inhibit_rules=[
+            {"source_matchers": ['kind="composite"'], "target_matchers": ['kind!="composite"'], "equal": ["account_id"]}
+        ]
+    )
+    component, composite = make_alert(kind="threshold"), make_alert(kind="composite", severity="critical")
+    other_account = make_alert(kind="threshold", account_id="globex")
+    acks: list[str] = []
+    for alert in (component, other_account, composite):
+        dispatcher.on_alert(alert, lambda a=alert: acks.append(a.alert_id))
+
+    await _run_until_idle(dispatcher, clock)
+
+    assert sorted([a.alert_id for a in n.alerts] for n in notifier.sent) == sorted(
+        [[composite.alert_id], [other_account.alert_id]]
+    )
+    assert sorted(acks) == sorted(a.alert_id for a in (component, other_account, composite))
+
+
+async def test_silence_starting_during_group_wait_mutes_the_waiting_alert(setup, make_alert) -> None:
+    """A silence whose span begins while an alert waits in its group mutes it at the flush."""
+    start = "2026-11-23T08:00:00.500000+00:00"  # half a second after the test clock's start
+    dispatcher, notifier, clock, _table, _ = setup(
+        silences=[{"account_id": "acme", "starts_at": start, "ends_at": "2099-01-01T00:00:00Z", "reason": "call"}]
+    )
+    acks: list[int] = []
+    dispatcher.on_alert(make_alert(), lambda: acks.append(1))
+
+    await _run_until_idle(dispatcher, clock)
+
+    assert notifier.sent == []
+    assert acks == [1]
+
+
+async def test_critical_alert_is_not_held_behind_its_groups_quiet_hours(setup, make_alert) -> None:
+    """A critical alert (which bypasses quiet hours) joining a group whose low alert is held until the
+    end of quiet hours goes out on the group's own schedule; the low alert stays held."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        quiet_hours={"start": "00:00:01", "end": "00:00:00", "timezone": "UTC"}  # quiet all day but one second
+    )
+    low = make_alert(severity="low", account={"timezone": "UTC"})
+    critical = make_alert(severity="critical", account={"timezone": "UTC"})
+    acks: list[str] = []
+    dispatcher.on_alert(low, lambda: acks.append("low"))
+    await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == []
+
+    clock.now += 60
+    dispatcher.on_alert(critical, lambda: acks.append("critical"))
+    await _run_until_idle(dispatcher, clock)
+
+    assert [n.alerts for n in notifier.sent] == [(critical,)]
+    assert acks == ["critical"]
+    assert dispatcher.grouper.pending() == 1  # the low alert, until the quiet hours end
+
+
+async def test_alert_routed_only_to_a_null_receiver_is_counted_and_acked(make_alert) -> None:
+    """An alert whose only receiver has no destinations is acked, logged and counted as no_destination."""
+    routing = RoutingConfig.model_validate(
+        {"receivers": [{"name": "csm", "console_configs": [{}]}, {"name": "void"}], "route": {"receiver": "void"}}
+    )
+
+    async def never(*args: Any) -> None:
+        raise AssertionError(f"unexpected call {args}")
+
+    dispatcher = Dispatcher(routing, {"csm": [RecordingNotifier()], "void": []}, DeliveryLog({}, 3600.0), never, never)
+    before = ALERTS_SUPPRESSED.labels(reason="no_destination")._value.get()
+    acks: list[int] = []
+    with capture_logs() as logs:
+        dispatcher.on_alert(make_alert(), lambda: acks.append(1))
+
+    assert acks == [1]
+    assert ALERTS_SUPPRESSED.labels(reason="no_destination")._value.get() == before + 1
+    assert [e["receivers"] for e in logs if e["event"].startswith("alert not sent")] == [["void"]]

@@ -23,7 +23,7 @@ from alerts.feedback import (
 )
 from schemas.feedback import Feedback
 from schemas.rfc3339 import parse_rfc3339
-from streams.runtime.metrics import FEEDBACK
+from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = datetime(2026, 11, 23, tzinfo=UTC).timestamp()
@@ -40,6 +40,13 @@ def make_body(action_id: str = "preempt_snooze_7d", **value: str) -> bytes:
         "actions": [{"action_id": action_id, "value": json.dumps(fields)}],
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _parsed(body: bytes) -> SlackAction:
+    """The action in ``body`` (a feedback button, never a link)."""
+    action = parse_action(body)
+    assert action is not None
+    return action
 
 
 def signed(body: bytes, at: float = NOW, secret: str = SECRET) -> dict[str, str]:
@@ -121,15 +128,15 @@ async def test_read_bounded_returns_a_body_within_the_limit() -> None:
 
 def test_button_action_ids_map_to_feedback_actions() -> None:
     """The three buttons of alerts/blocks.py parse to acknowledge, snooze and not_helpful."""
-    actions = [parse_action(make_body(a)).action for a in ("preempt_ack", "preempt_snooze_7d", "preempt_not_helpful")]
+    actions = [_parsed(make_body(a)).action for a in ("preempt_ack", "preempt_snooze_7d", "preempt_not_helpful")]
     assert actions == ["acknowledge", "snooze", "not_helpful"]
-    parsed = parse_action(make_body())
+    parsed = _parsed(make_body())
     assert (parsed.alert_id, parsed.user, parsed.ref) == ("a1", "U123", "C1:1.000100")
 
 
 def test_snooze_feedback_lasts_seven_days() -> None:
     """Snooze produces a feedback record whose snooze_until is 7 days after the action."""
-    feedback = to_feedback(parse_action(make_body()), NOW)
+    feedback = to_feedback(_parsed(make_body()), NOW)
     assert feedback.action == "snooze"
     assert feedback.at == "2026-11-23T00:00:00Z"
     assert feedback.snooze_until == "2026-11-30T00:00:00Z"
@@ -185,7 +192,7 @@ def test_snooze_book_suppresses_the_rule_for_the_account_until_expiry() -> None:
     """A stored snooze covers that account and rule only, until snooze_until."""
     table: dict[bytes, Any] = {}
     book = SnoozeBook(table)
-    until = book.apply(to_feedback(parse_action(make_body()), NOW), NOW)
+    until = book.apply(to_feedback(_parsed(make_body()), NOW), NOW)
 
     assert until == NOW + 7 * 24 * 3600
     assert book.snoozed_until("acme", "error-spike", NOW + 60) == until
@@ -198,7 +205,7 @@ def test_snooze_book_ignores_other_actions() -> None:
     """Acknowledge and Not helpful do not silence anything."""
     table: dict[bytes, Any] = {}
     book = SnoozeBook(table)
-    assert book.apply(to_feedback(parse_action(make_body("preempt_ack")), NOW), NOW) is None
+    assert book.apply(to_feedback(_parsed(make_body("preempt_ack")), NOW), NOW) is None
     assert table == {}
 
 
@@ -215,3 +222,25 @@ def test_a_snooze_end_in_any_rfc3339_spelling_is_recorded() -> None:
     )
     assert book.apply(feedback, now=parse_rfc3339("2026-11-23T06:00:00Z")) == parse_rfc3339("2026-11-23T07:00:00Z")
     assert book.snoozed_until("acme", "error-spike", parse_rfc3339("2026-11-23T06:30:00Z")) is not None
+
+
+async def test_link_button_clicks_are_acknowledged_and_not_recorded() -> None:
+    """Slack posts a click on an "Open crm" link button too and flags the button unless it gets a 200:
+    the click is answered 200 with nothing published, counted or refused."""
+    rec = Recorder()
+    handler = SlackActionHandler(SECRET, rec.publish, rec.update)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U123"},
+        "actions": [{"action_id": "preempt_link_0", "type": "button", "url": "https://crm.example.com/acme"}],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    before = SLACK_ACTIONS_REFUSED.labels(reason="bad_request")._value.get()
+
+    assert await handler.handle(signed(body), body, NOW) == (200, "")
+    await handler.drain()
+
+    assert rec.published == []
+    assert rec.updated == []
+    assert SLACK_ACTIONS_REFUSED.labels(reason="bad_request")._value.get() == before
+    assert (await handler.handle(signed(body, secret="x"), body, NOW))[0] == 401  # still verified first

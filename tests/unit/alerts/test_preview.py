@@ -170,3 +170,64 @@ def test_receiver_option_renders_for_named_receivers(files, monkeypatch):
     assert (
         "error: no receiver nobody in the routing file; it has csm-owner, support, billing, cs-leads" in unknown.output
     )
+
+
+def test_slack_channel_that_renders_empty_says_nothing_would_be_sent(tmp_path):
+    """An owner without a Slack id makes ``{{ account.owner.slack }}`` render empty: the preview says the
+    message would not be sent (the notifier dead-letters it), as it does for an email without recipients."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "receivers:\n  - name: owner\n    slack_configs:\n      - channel: '{{ account.owner.slack }}'\n"
+        "route:\n  receiver: owner\n"
+    )
+    alert = tmp_path / "alert.json"
+    alert.write_text(build_alert(account={"name": "Umbrella", "owner": {"name": "Nobody"}}).model_dump_json())
+    result = _run(str(alert), "--routes", str(routes))
+    assert result.exit_code == 0, result.output
+    assert (
+        "=== owner · slack → no channel: the channel template rendered empty (the message would not be sent)"
+        in result.output
+    )
+    with_id = tmp_path / "with-id.json"
+    with_id.write_text(build_alert(account={"owner": {"slack": "U0DANA01"}}).model_dump_json())
+    assert "=== owner · slack → channel U0DANA01" in _run(str(with_id), "--routes", str(routes)).output
+
+
+def test_alert_file_with_a_byte_order_mark_is_read(files):
+    """An alert file saved with a UTF-8 byte-order mark (as Windows editors do) previews like any other."""
+    files["one"].write_bytes(b"\xef\xbb\xbf" + files["one"].read_bytes())
+    result = _run(str(files["one"]), "--routes", str(files["routes"]))
+    assert result.exit_code == 0, result.output
+    assert "=== owner · console → stdout" in result.output
+    stdin = _run("-", "--routes", str(files["routes"]), stdin="\ufeff" + files["many"].read_text().splitlines()[0])
+    assert stdin.exit_code == 0, stdin.output
+
+
+def test_log_lines_go_to_stderr_not_into_the_preview(files):
+    """A warning while rendering (an account timezone that is not an IANA zone) is written on stderr,
+    so stdout holds only the preview (scripts and redirects get clean output)."""
+    files["one"].write_text(build_alert(account={"name": "Acme", "timezone": "Jupiter/Preview_Only"}).model_dump_json())
+    result = _run(str(files["one"]), "--routes", str(files["routes"]))
+    assert result.exit_code == 0, result.output
+    assert "invalid_timezone" not in result.stdout
+    assert "invalid_timezone" in result.stderr
+
+
+def test_each_receiver_is_rendered_once(files, tmp_path):
+    """A receiver named twice with --receiver, or reached twice through continue, is previewed once,
+    as the notifier sends once per receiver."""
+    routes = tmp_path / "twice.yaml"
+    routes.write_text(
+        "receivers:\n  - name: owner\n    console_configs: [{}]\n  - name: leads\n    console_configs: [{}]\n"
+        "route:\n  receiver: owner\n  routes:\n"
+        "    - {matchers: ['account_id=\"acme\"'], receiver: owner, continue: true}\n"
+        "    - {matchers: ['account_id=\"acme\"'], receiver: leads, continue: true}\n"
+        "    - {receiver: owner}\n"
+    )
+    routed = _run(str(files["one"]), "--routes", str(routes))
+    assert [line for line in routed.output.splitlines() if line.startswith("===")] == [
+        "=== owner · console → stdout",
+        "=== leads · console → stdout",
+    ]
+    named = _run(str(files["one"]), "--routes", str(routes), "--receiver", "leads", "--receiver", "leads")
+    assert [line for line in named.output.splitlines() if line.startswith("===")] == ["=== leads · console → stdout"]

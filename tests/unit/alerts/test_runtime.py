@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
 from alerts.routing.config import RoutingConfig
+from alerts.routing.inhibit import Inhibitor
 from alerts.runtime import (
     APP_NAME,
     NotifierRuntime,
@@ -77,7 +78,7 @@ class RecordingNotifier:
 
     def __init__(self, fail_close: bool = False) -> None:
         self.sent: list[Notification] = []
-        self.updates: list[tuple[str, tuple[Alert, ...], str]] = []
+        self.updates: list[tuple[str, tuple[Alert, ...], dict[str, str]]] = []  # notes as the lines shown
         self.closed = False
         self._fail_close = fail_close
 
@@ -85,8 +86,8 @@ class RecordingNotifier:
         self.sent.append(notification)
         return DeliveryReceipt(receiver=notification.receiver, ref=f"C1:{len(self.sent)}.0")
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        self.updates.append((ref, alerts, note))
+    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, object]) -> None:
+        self.updates.append((ref, alerts, {k: str(v) for k, v in notes.items()}))
 
     async def aclose(self) -> None:
         self.closed = True
@@ -383,7 +384,7 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
     alert = make_alert()
     runtime.recent.add(alert)
     feedback = Feedback(
-        action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x", user="U1"
+        action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x", user="U024BE7LH"
     )
     with capture_logs() as logs:
         await runtime.update_message(SlackAction("acknowledge", "unknown", "r", "acme", "U1", "C1:1.0"), feedback)
@@ -391,7 +392,38 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
     assert notifier.updates == []
     assert [e["event"] for e in logs] == ["slack message not updated (message or alert unknown here)"] * 2
     await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback)
-    assert notifier.updates == [("C1:1.0", (alert,), "Acknowledged by <@U1>")]
+    assert notifier.updates == [("C1:1.0", (alert,), {alert.alert_id: "Acknowledged by <@U024BE7LH>"})]
+
+
+async def test_button_on_a_digest_keeps_its_other_alerts(make_runtime, make_alert) -> None:
+    """A button pressed on one alert of a digest re-renders the whole digest: that alert gets its note,
+    the others stay with their buttons; a second press adds its note to the first; a snooze's end is
+    shown in the account owner's timezone."""
+    runtime, _, notifier, _ = make_runtime()
+    alerts = tuple(make_alert(account={"name": "Acme", "timezone": "America/New_York"}) for _ in range(3))
+    runtime.dispatcher.on_delivered_message("C1:7.0", alerts)  # as the dispatcher does after the post
+    ack = Feedback(
+        action="acknowledge", alert_id=alerts[0].alert_id, rule_id="r", account_id="acme", at="x", user="U024BE7LH"
+    )
+    snooze = Feedback(
+        action="snooze",
+        alert_id=alerts[2].alert_id,
+        rule_id="r",
+        account_id="acme",
+        at="2026-11-23T06:00:00Z",
+        snooze_until="2026-11-30T06:00:00Z",
+        user="U0JANE01",
+    )
+    await runtime.update_message(
+        SlackAction("acknowledge", alerts[0].alert_id, "r", "acme", "U024BE7LH", "C1:7.0"), ack
+    )
+    await runtime.update_message(SlackAction("snooze", alerts[2].alert_id, "r", "acme", "U0JANE01", "C1:7.0"), snooze)
+
+    assert [(ref, got) for ref, got, _ in notifier.updates] == [("C1:7.0", alerts), ("C1:7.0", alerts)]
+    assert notifier.updates[1][2] == {
+        alerts[0].alert_id: "Acknowledged by <@U024BE7LH>",
+        alerts[2].alert_id: "Snoozed until Mon 30 Nov 2026, 01:00 EST by <@U0JANE01>",
+    }
 
 
 class FakeRequest:
@@ -490,3 +522,22 @@ def test_secret_values_collects_every_configured_secret(tmp_path: Path) -> None:
         topic_prefix="ut", data_dir=tmp_path, slack_bot_token=SecretStr("xoxb-1"), smtp_password=SecretStr("pw")
     )
     assert sorted(secret_values(settings, routing)) == sorted(["xoxb-1", "pw", "https://hooks.example/T1"])
+
+
+def test_inhibit_horizon_is_a_setting(make_runtime, make_alert) -> None:
+    """PREEMPT_INHIBIT_HORIZON_SECONDS decides how long a received alert can inhibit others (the docs'
+    "active"): a source older than the horizon no longer mutes its targets."""
+    runtime, *_ = make_runtime(inhibit_horizon_seconds=60.0)
+    routing = RoutingConfig.model_validate(
+        {
+            "receivers": [{"name": "csm"}],
+            "route": {"receiver": "csm"},
+            "inhibit_rules": [{"source_matchers": ['severity="critical"'], "target_matchers": ['severity="low"']}],
+        }
+    )
+    runtime.dispatcher.inhibitor = Inhibitor(routing.inhibit_rules)
+    source = make_alert(severity="critical")
+    runtime.dispatcher._recent.append((1000.0, source))
+    target = make_alert(severity="low")
+    assert runtime.dispatcher._suppressed(target, 1059.0) == ("inhibited", "inhibit rule")
+    assert runtime.dispatcher._suppressed(target, 1061.0) is None

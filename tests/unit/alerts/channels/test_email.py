@@ -104,3 +104,33 @@ async def test_no_recipient_is_permanent(
 def test_classify_smtp(code: int, kind: type[Exception]) -> None:
     """4xx replies are retryable, 5xx permanent."""
     assert isinstance(classify_smtp(code, "DATA", "reason"), kind)
+
+
+def test_digest_of_several_accounts_is_not_titled_with_the_first(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """A digest spanning accounts (a group by owner or team) says how many accounts it covers in the
+    subject, instead of naming the first alert's account for all of them; one account keeps its name."""
+    notifier = make_notifier(to="lead@example.com")
+    acme = make_alert(severity="low")
+    globex = make_alert(account_id="globex", severity="critical", account={"name": "Globex Çørp — 日本"})
+    assert notifier.build((acme, globex, globex), ["lead@example.com"], "g")["Subject"] == (
+        "[CRITICAL] 3 alerts for 2 accounts"
+    )
+    assert notifier.build((acme, acme), ["lead@example.com"], "g")["Subject"] == "[LOW] Acme: 2 alerts"
+
+
+@pytest.mark.parametrize("sender", ["not an address", "Preempt", "a@example.com, b@example.com", ""])
+def test_an_unusable_sender_is_refused_where_it_is_configured(sender: str) -> None:
+    """A ``from`` that is not one email address is a load error of the routing file and of
+    PREEMPT_SMTP_FROM, not a 5xx at the SMTP server that dead-letters every email."""
+    with pytest.raises(ValueError, match="is not one email address"):
+        EmailReceiver.model_validate({"to": "x@example.com", "from": sender})
+    with pytest.raises(ValueError, match="is not one email address"):
+        Settings(smtp_from=sender)
+    assert EmailReceiver.model_validate({"to": "x@example.com", "from": "Preempt <p@example.com>"}).from_
+
+
+def test_the_default_sender_is_valid() -> None:
+    """The default PREEMPT_SMTP_FROM passes its own check."""
+    assert Settings().smtp_from == "Preempt <preempt@localhost>"

@@ -89,3 +89,66 @@ def test_unusable_configuration_fails_at_build_without_secrets() -> None:
     """No webhook and no bot token is a ConfigError naming the receiver."""
     with pytest.raises(ConfigError, match="receiver 'support'"):
         SlackNotifier(SlackReceiver(channel="#cs"), Settings(), ChannelRateLimiter(), receiver="support")
+
+
+def test_a_burst_to_one_channel_keeps_its_order_with_one_refusal_each() -> None:
+    """Five messages for one channel at once: the first goes, each other one is told to come back at
+    its own slot (1 s, 2 s, … later) and gets it then — one refusal each, posts one second apart."""
+    now = [0.0]
+    limiter = ChannelRateLimiter(clock=lambda: now[0])
+    limiter.acquire("C1", "a")
+    refusals: dict[str, float | None] = {}
+    for token in "bcde":
+        with pytest.raises(RetryableDeliveryError) as info:
+            limiter.acquire("C1", token)
+        refusals[token] = info.value.retry_after
+    assert refusals == {"b": 1.0, "c": 2.0, "d": 3.0, "e": 4.0}
+    for token, after in refusals.items():
+        now[0] = after or 0.0
+        limiter.acquire("C1", token)  # its slot: granted at once
+    now[0] = 4.5
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.acquire("C1", "f")
+    assert info.value.retry_after == pytest.approx(0.5)
+
+
+def test_a_late_comer_never_gets_two_posts_within_a_second() -> None:
+    """A reserved message that comes back late does not squeeze the next one: posts stay a second apart."""
+    now = [0.0]
+    limiter = ChannelRateLimiter(clock=lambda: now[0])
+    limiter.acquire("C1", "a")
+    for token in "bc":
+        with pytest.raises(RetryableDeliveryError):
+            limiter.acquire("C1", token)  # b at 1 s, c at 2 s
+    now[0] = 1.7
+    limiter.acquire("C1", "b")  # late for its slot, still its turn
+    now[0] = 2.0
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.acquire("C1", "c")
+    assert info.value.retry_after == pytest.approx(0.7)
+    now[0] = 2.7
+    limiter.acquire("C1", "c")
+
+
+def test_a_429_hold_moves_the_reserved_slots_behind_it_in_order() -> None:
+    """While messages wait for their slots, a 429 with Retry-After closes the channel: their slots move
+    behind the hold, keeping their order and the one-second pacing."""
+    now = [0.0]
+    limiter = ChannelRateLimiter(clock=lambda: now[0])
+    limiter.acquire("C1", "a")
+    for token in "bc":
+        with pytest.raises(RetryableDeliveryError):
+            limiter.acquire("C1", token)
+    now[0] = 0.5
+    limiter.hold("C1", 10.0)
+    now[0] = 1.0
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.acquire("C1", "b")
+    assert info.value.retry_after == pytest.approx(9.5)
+    now[0] = 10.5
+    limiter.acquire("C1", "b")
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.acquire("C1", "c")
+    assert info.value.retry_after == pytest.approx(1.0)
+    now[0] = 11.5
+    limiter.acquire("C1", "c")

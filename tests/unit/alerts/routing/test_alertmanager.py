@@ -105,3 +105,28 @@ def test_routes_check_accepts_the_alertmanager_style_file() -> None:
     result = CliRunner().invoke(routes, ["check", str(GOLDEN / "alertmanager_style.yaml")])
     assert result.exit_code == 0, result.output
     assert '{owner="team-B",severity=~"critical|high"}  receiver=team-B-slack continue' in result.output
+
+
+def test_go_templates_from_alertmanager_are_named_as_such(tmp_path: Path) -> None:
+    """A Slack title or text written as Alertmanager's Go template ({{ .CommonLabels.alertname }},
+    {{ range .Alerts }}) says that Preempt templates are Jinja2 and shows one, instead of "unexpected '.'"."""
+    path = tmp_path / "am.yml"
+    path.write_text(
+        "receivers:\n  - name: slack\n    slack_configs:\n"
+        "      - channel: '#alerts'\n"
+        "        title: '{{ .CommonLabels.alertname }}'\n"
+        '        text: "{{ range .Alerts }}{{ .Annotations.description }}{{ end }}"\n'
+        "route: {receiver: slack}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        RoutingConfig.load(path)
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "receivers[0].slack_configs[0].title",
+        "receivers[0].slack_configs[0].text",
+    ]
+    assert all("an Alertmanager (Go) template is not supported: Preempt templates are Jinja2" in line for line in lines)
+    with pytest.raises(ValueError, match="invalid template: unexpected end of template"):
+        RoutingConfig.model_validate(
+            {"receivers": [{"name": "a", "console_configs": [{"text": "{{ x"}]}], "route": {"receiver": "a"}}
+        )

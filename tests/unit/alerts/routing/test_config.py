@@ -44,14 +44,14 @@ def test_shipped_routing_files_load(name: str) -> None:
         ("bad_duplicate_receiver.yaml", "receivers[1].name: duplicate receiver name 'a'"),
         ("bad_matcher.yaml", "route.routes[0].matchers[0]: invalid matcher 'sev==x'"),
         ("bad_duration.yaml", "route.routes[0].group_wait: 'soon' is not a duration"),
-        ("bad_unknown_field.yaml", "route.recevier: Extra inputs are not permitted"),
+        ("bad_unknown_field.yaml", "route.recevier: unknown key: did you mean 'receiver'? (allowed here: continue, "),
         ("bad_template.yaml", "receivers[0].email_configs[0].to[0]: invalid template"),
         ("bad_silence_everything.yaml", "silences[0]: a silence needs account_id, rule_id or matchers"),
         ("bad_timezone.yaml", "quiet_hours.timezone: unknown IANA timezone 'Mars/Olympus'"),
         ("bad_root_matchers.yaml", "route.matchers: the root route matches every alert"),
         ("bad_yaml.yaml", "line 2, column 3: not valid YAML: "),
         ("bad_root_without_receiver.yaml", "route.receiver: the root route needs a receiver"),
-        ("bad_silence_naive_time.yaml", "silences[0].ends_at: Input should have timezone info"),
+        ("bad_silence_naive_time.yaml", "silences[0].ends_at: needs a timezone, e.g. 2026-12-01T08:00:00Z"),
     ],
 )
 def test_bad_files_name_file_and_field(name: str, expected: str) -> None:
@@ -197,7 +197,10 @@ def test_unknown_group_by_and_equal_names_are_errors(tmp_path: Path) -> None:
     ("template", "expected"),
     [
         ("{{ account.ownr.slack }}", "template uses account.ownr is not a field of account"),
-        ("{{ acount.owner.slack }}", "template uses unknown variable 'acount' (templates see: account, alert"),
+        (
+            "{{ acount.owner.slack }}",
+            "template uses unknown variable 'acount' (templates see: account, accounts, alert",
+        ),
         ("{% for a in alerts %}{{ a.titel }}{% endfor %}", "template uses a.titel is not a field of a"),
     ],
 )
@@ -237,3 +240,24 @@ def test_yes_and_no_are_strings_where_strings_are_expected(tmp_path: Path) -> No
     )
     assert config.route.receiver == "no"
     assert config.route.routes[0].matchers[0].value == "on"
+
+
+def test_field_errors_say_what_to_write(tmp_path: Path) -> None:
+    """A misspelt key gets a "did you mean" and the keys allowed there, a single value where a list
+    belongs says a list is expected, an empty required list says it needs an item — all in one pass."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "receivers: [{name: a, slack_config: [{channel: x}], email_configs: [{to: []}]}]\n"
+        "route: {receiver: a, group_by: account_id}\n"
+        "inhibit_rules: [{source_matchers: ['x=y'], target_matchers: ['x=z'], equals: [account_id]}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        RoutingConfig.load(path)
+    assert sorted(str(caught.value).splitlines()) == [
+        f"{path}: inhibit_rules[0].equals: unknown key: did you mean 'equal'? "
+        "(allowed here: equal, name, source_matchers, target_matchers)",
+        f"{path}: receivers[0].email_configs[0].to: needs at least 1 item(s)",
+        f"{path}: receivers[0].slack_config: unknown key: did you mean 'slack_configs'? "
+        "(allowed here: console_configs, email_configs, name, slack_configs)",
+        f"{path}: route.group_by: expected a list, e.g. [a, b]",
+    ]

@@ -53,7 +53,19 @@ def test_alert_never_inhibits_itself(make_alert: Callable[..., Alert]) -> None:
     rule = InhibitRule.model_validate({"source_matchers": ["severity=high"], "target_matchers": ["severity=high"]})
     alert = make_alert(severity="high")
     assert Inhibitor([rule]).inhibited_by(alert, [alert]) is None
-    assert Inhibitor([rule]).inhibited_by(alert, [alert, make_alert(severity="high")]) is not None
+
+
+def test_alerts_matching_both_sides_do_not_mute_each_other(make_alert: Callable[..., Alert]) -> None:
+    """As in Alertmanager, a source that also matches the target side cannot mute a two-sided target,
+    so two such alerts never silence each other; a one-sided source still mutes it."""
+    rule = InhibitRule.model_validate(
+        {"source_matchers": ["severity=~high|critical"], "target_matchers": ["severity=~high|low"]}
+    )
+    both, other_both = make_alert(severity="high"), make_alert(severity="high")
+    assert Inhibitor([rule]).inhibited_by(both, [other_both]) is None
+    assert Inhibitor([rule]).inhibited_by(other_both, [both]) is None
+    assert Inhibitor([rule]).inhibited_by(both, [make_alert(severity="critical")]) is not None
+    assert Inhibitor([rule]).inhibited_by(make_alert(severity="low"), [other_both]) is not None
 
 
 def test_missing_equal_label_on_both_counts_as_equal(make_alert: Callable[..., Alert]) -> None:

@@ -28,6 +28,20 @@ def test_parse_accepts_alertmanager_syntax(text: str, name: str, op: str, value:
     assert (matcher.name, matcher.op, matcher.value) == (name, op, value)
 
 
+def test_quoted_regex_keeps_its_backslash_classes(make_alert: Callable[..., Alert]) -> None:
+    """A quoted regular expression keeps ``\\d`` and ``\\.`` as Alertmanager does (only ``\\"``,
+    ``\\\\`` and ``\\n`` are escapes), so ``account_id=~"acc-\\d+"`` matches acc-0017 and not acc-x."""
+    digits = Matcher.parse('account_id=~"acc-\\d+"')
+    assert digits.value == "acc-\\d+"
+    assert digits.matches(make_alert(account_id="acc-0017"))
+    assert not digits.matches(make_alert(account_id="acc-x"))
+    dot = Matcher.parse('account.owner.email=~".*@example\\.com"')
+    assert dot.matches(make_alert(account={"owner": {"email": "jane@example.com"}}))
+    assert not dot.matches(make_alert(account={"owner": {"email": "jane@exampleXcom"}}))
+    assert Matcher.parse('title="back\\\\slash"').value == "back\\slash"
+    assert Matcher.parse(str(digits)) == digits
+
+
 @pytest.mark.parametrize("text", ["severity", "sev==x", "=x", 'a="unterminated', "1abc=x"])
 def test_parse_rejects_bad_syntax(text: str) -> None:
     """Malformed matchers raise ValueError naming the text."""

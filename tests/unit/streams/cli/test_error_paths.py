@@ -154,6 +154,24 @@ def test_ingest_without_api_keys_reaches_its_own_check_with_the_broker_down(tmp_
             "expected one of json, console. Fix it or unset it (default: 'json')",
         ),
         (
+            "PREEMPT_DELIVERY_GIVE_UP_SECONDS",
+            "-5",
+            "Error: PREEMPT_DELIVERY_GIVE_UP_SECONDS='-5' is not valid: input should be greater than 0; "
+            "expected a number. Fix it or unset it (default: 3600.0)",
+        ),
+        (
+            "PREEMPT_SMTP_PORT",
+            "70000",
+            "Error: PREEMPT_SMTP_PORT='70000' is not valid: input should be less than or equal to 65535; "
+            "expected an integer. Fix it or unset it (default: 25)",
+        ),
+        (
+            "PREEMPT_NOTIFIER_WEB_PORT",
+            "0",
+            "Error: PREEMPT_NOTIFIER_WEB_PORT='0' is not valid: input should be greater than or equal to 1; "
+            "expected an integer. Fix it or unset it (default: 6067)",
+        ),
+        (
             "PREEMPT_INGEST_API_KEYS",
             "not-json",
             "Error: PREEMPT_INGEST_API_KEYS is not valid: cannot be parsed (a list or mapping is written as JSON); "
@@ -337,3 +355,19 @@ def test_a_port_outside_1_to_65535_is_one_line_not_a_bind_traceback(
     assert run.returncode in (1, 2)
     assert run.stderr.strip().splitlines()[-1] == expected
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "notifier"])
+def test_an_unknown_faust_log_level_is_refused_before_starting(tmp_path: Path, command: str) -> None:
+    """--loglevel bogus is a usage error naming the accepted levels (Faust crashed on it at start-up,
+    after connecting, with a traceback in the log); a level in capitals is accepted."""
+    run = _invoke([command, "--loglevel", "bogus"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--loglevel': 'bogus' is not one of "
+        "'debug', 'info', 'warn', 'warning', 'error', 'critical'." in run.stderr
+    )
+    assert "Traceback" not in run.stderr + run.stdout
+    capitals = _invoke([command, "--loglevel", "WARNING"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert "--loglevel" not in capitals.stderr  # got past the option (then failed on the closed broker)
+    assert "cannot reach Kafka" in capitals.stderr

@@ -1,0 +1,47 @@
+"""The alert contract: optional parts sent as JSON null read as absent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas.alert import Alert
+
+REQUIRED = {
+    "alert_id": "a-1",
+    "rule_id": "usage-drop",
+    "kind": "drop",
+    "title": "Initech: usage dropped",
+    "severity": "medium",
+    "priority": 4,
+    "account_id": "initech",
+    "fired_at": "2026-11-23T06:10:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    "optional",
+    [
+        {"account": None},
+        {"account": {"owner": None, "links": None, "name": None, "mrr": None}},
+        {"evidence": None},
+        {"evidence": {"value": None, "sample_event_ids": None}},
+        {"window": None},
+        {"playbook": None},
+        {"labels": None},
+        {"user_id": None, "emitted_at": None},
+    ],
+)
+def test_optional_parts_sent_as_null_read_as_absent(optional: dict[str, object]) -> None:
+    """An alert from another producer that writes null for an optional part is the alert without it,
+    not an invalid record the notifier would dead-letter."""
+    alert = Alert.model_validate_json(json.dumps({**REQUIRED, **optional}))
+    assert alert == Alert.model_validate(REQUIRED)
+
+
+@pytest.mark.parametrize("field", ["alert_id", "rule_id", "title", "severity", "account_id", "fired_at"])
+def test_required_fields_stay_required_even_as_null(field: str) -> None:
+    """A required field sent as null is still an invalid alert."""
+    with pytest.raises(ValueError, match=field):
+        Alert.model_validate_json(json.dumps({**REQUIRED, field: None}))
