@@ -116,7 +116,7 @@ def create_app(
     runtime.gap_repair = GapRepair(settings, names.events)
     app.before_stop = runtime.write_before_stop
     install_agents(app, runtime, events, settings)
-    register_web(app)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz
+    register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
     _register_watchdog(app, runtime, settings)
     return app
 
