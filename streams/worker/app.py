@@ -111,7 +111,7 @@ def create_app(
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
     )
-    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
+    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.gap_repair = GapRepair(settings, names.events)
     app.before_stop = runtime.write_before_stop

@@ -6,7 +6,8 @@ perform the I/O the returned :class:`BatchOutput` describes (dead letters, alert
 per touched account, one clock write per moved partition). Everything here is synchronous and
 deterministic given the wall clock it is handed, so it is unit-tested without a broker.
 
-Per batch: decode every record (rejections become dead letters) → ``engine.on_event`` with the
+Per batch: decode every record (rejections become dead letters; a valid event read on another
+partition than its account's is forwarded there, :class:`ForwardOutput`) → ``engine.on_event`` with the
 partition's watermark as it stood before the batch (events are only buffered; nothing within the
 allowed lateness can be judged late) → observe event times → for every partition, advance each
 touched account and every account whose wakeup is due under the new watermark → findings →
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 import orjson
+from kafka.partitioner.default import murmur2
 
 from rules.engine import EventOutcome
 from schemas.account import Account
@@ -55,6 +57,15 @@ from streams.worker.wakeups import WakeupIndex
 
 log = get_logger(__name__)
 
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+FORWARDED = "forwarded"  # ``preempt_events_total{outcome}`` of an event re-sent to its account's partition
+FORWARD_LOG_INTERVAL_SECONDS = 10.0
+MAX_HOME_PARTITIONS = 200_000  # account id -> partition memo (murmur2 in Python costs ~2 µs a key)
 PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
 ALERT_BUILD_FAILED = "alert_build_failed"  # a finding could not become an alert: the finding is dead-lettered
 STATE_SOURCE = "account-state"
@@ -167,11 +178,23 @@ class DeadLetterOutput:
     field: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class ForwardOutput:
+    """A valid event read on another partition than its account's (a record without a key, keyed by
+    something else, or placed by a partitioner other than Kafka's default murmur2): the driver
+    re-sends it, unchanged, keyed by ``account_id`` to ``partition``, where it is evaluated."""
+
+    record: Record
+    account_id: str
+    partition: int
+
+
 @dataclass(slots=True)
 class BatchOutput:
     """The I/O one batch (or tick) asks for, in the order it must happen."""
 
     dead_letters: list[DeadLetterOutput] = field(default_factory=list)
+    forwards: list[ForwardOutput] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
     clock_writes: dict[int, float] = field(default_factory=dict)
@@ -212,6 +235,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
+        self._partitions = settings.topic_partitions
+        self._home: dict[str, int] = {}
+        self._forward_logged_at = -math.inf
+        self._forwards_unlogged = 0
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -260,6 +287,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 continue
             p = record.partition
             account_id = decoded.account_id
+            home = self._home.get(account_id)
+            if home is None:
+                home = self._home_partition(account_id)
+            if home != p:
+                self._forward(out, record, account_id, home, now)
+                continue
             wm = before.get(p)
             if wm is None:
                 wm = before[p] = self._watermark_before(p, decoded.ts)
@@ -474,6 +507,34 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 next_seen=next_seen,
             )
         self._next_offset.update(offsets.next)
+
+    def _home_partition(self, account_id: str) -> int:
+        if len(self._home) >= MAX_HOME_PARTITIONS:
+            self._home.clear()
+        home = self._home[account_id] = partition_for_key(account_id.encode(), self._partitions)
+        return home
+
+    def _forward(self, out: BatchOutput, record: RecordLike, account_id: str, home: int, now: float) -> None:
+        """A valid event on another partition than its account's: not evaluated here (the account's
+        state, clock and deadlines live on its own partition, where the rebuild after a rebalance
+        looks for them, maybe in another worker) but re-sent there, counted, and logged at most
+        once per interval."""
+        out.forwards.append(ForwardOutput(Record.of(record), account_id, home))
+        EVENTS.labels(outcome=FORWARDED).inc()
+        if now - self._forward_logged_at < FORWARD_LOG_INTERVAL_SECONDS:
+            self._forwards_unlogged += 1
+            return
+        log.warning(
+            "event on another partition than its account's; forwarded there (key the records by account_id "
+            "with Kafka's default murmur2 partitioner)",
+            account_id=account_id,
+            partition=record.partition,
+            account_partition=home,
+            key=None if record.key is None else record.key[:100].decode("utf-8", "replace"),
+            more_forwarded_since_last_warning=self._forwards_unlogged,
+        )
+        self._forward_logged_at = now
+        self._forwards_unlogged = 0
 
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the

@@ -178,7 +178,8 @@ def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.
         return logging.LogRecord(name, level, __file__, 1, msg, args, None)
 
     first = record("Unable connect to node with id %s", 1)
-    assert gate.filter(first) and not hasattr(first, "repeated")
+    assert gate.filter(first)
+    assert not hasattr(first, "repeated")
     assert [gate.filter(record("Unable connect to node with id %s", n)) for n in range(5)] == [False] * 5
     assert gate.filter(record("Unable to update metadata from [%s]", 1))  # another template passes
     assert gate.filter(record("Unable connect to node with id %s", 1, level=logging.WARNING))  # another level
@@ -189,7 +190,8 @@ def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.
     assert later.repeated == 5  # type: ignore[attr-defined]
     again = record("Unable connect to node with id %s", 1)
     now[0] += 10.0
-    assert gate.filter(again) and not hasattr(again, "repeated")
+    assert gate.filter(again)
+    assert not hasattr(again, "repeated")
 
 
 def test_the_repeat_filter_remembers_a_bounded_number_of_templates() -> None:
