@@ -31,6 +31,7 @@ from streams.worker.processor import BatchOutput, DeadLetterOutput, ForwardOutpu
 
 JSON_HEADERS = [("content-type", b"application/json")]
 FORWARDED_FROM = "preempt.forwarded.from"  # header of a forwarded event: "partition/offset" it was read at
+MAX_FORWARDED_HEADER_BYTES = 64 * 1024  # a forwarded event's own headers beyond this are replaced by content-type
 
 
 def dead_letter(letter: DeadLetterOutput, rejected_at: float) -> DeadLetterRecord:
@@ -119,6 +120,8 @@ class OutputWriter:
         for forward in forwards:
             record = forward.record
             headers = [(k, v) for k, v in record.headers if k != FORWARDED_FROM]
+            if sum(len(k) + len(v or b"") for k, v in headers) > MAX_FORWARDED_HEADER_BYTES:
+                headers = list(JSON_HEADERS)  # huge headers would make the record too large to send
             headers.append((FORWARDED_FROM, f"{record.partition}/{record.offset}".encode()))
             pending.append(
                 await self._events.send(
