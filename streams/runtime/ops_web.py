@@ -9,6 +9,8 @@ state (the committed offsets, whether table recovery completed) comes from
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 import weakref
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from schemas.errors import ConfigError
 from streams.runtime.faust_compat import committed_offsets, tables_recovered
 from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
 from streams.runtime.health import BrokerWatch, ConsumerState, Readiness, lag_by_topic, readiness
@@ -52,6 +55,25 @@ def register_web(
     register_lag_exporter(app, interval_s=lag_interval_s)
     if settings is not None:
         register_broker_watch(app, settings)
+
+
+def check_web_port(host: str, port: int, setting: str) -> None:
+    """Raise :class:`ConfigError` (one line: what and which setting to change) when ``host:port``
+    cannot be listened on — taken by another process, or not an address of this machine.
+
+    Called before the Faust worker starts: Faust reports a failed bind as an error line carrying
+    its whole traceback and exits, after it has connected to Kafka and joined the group.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp listens
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = "another process listens there" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({why}); set {setting} to a free port, "
+                "or PREEMPT_WEB_HOST to an address of this machine"
+            ) from None
 
 
 def register_metrics_page(app: faust.App, faust_metrics_prefix: str) -> None:
