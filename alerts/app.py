@@ -97,7 +97,7 @@ def create_app(
     runtime = NotifierRuntime(app, settings, routing, notifiers, topics, deliveries, snoozes)
     _install(app, runtime)
     _register_slack_actions(app, runtime)
-    _register_web(app)
+    _register_web(app, settings)
     app.preempt_runtime = runtime  # type: ignore[attr-defined]  # the app's one handle on its runtime (tests, a debugger)
     return app
 
@@ -143,6 +143,6 @@ def _register_slack_actions(app: faust.App, runtime: NotifierRuntime) -> None:
     app.page("/slack/actions")(SlackActions)
 
 
-def _register_web(app: faust.App) -> None:
-    """/metrics, /healthz and /readyz (alerts/web.py, the shared ops surface with the notifier's prefix)."""
-    register_web(app)
+def _register_web(app: faust.App, settings: Settings) -> None:
+    """/metrics, /healthz, /readyz and the broker watch (alerts/web.py: the shared ops surface, notifier prefix)."""
+    register_web(app, settings=settings)

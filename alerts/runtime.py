@@ -64,7 +64,7 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-APP_NAME = "preempt-notify"  # the ``app`` label of preempt_ready
+APP_NAME = "preempt-notify"  # the app id (and ``app`` label of preempt_ready) under the default topic prefix
 LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (seconds)
 INVALID_ALERT = "invalid_alert"  # dead-letter reason of a record that is not a valid alert
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
@@ -394,7 +394,7 @@ class NotifierRuntime:
 
         Eager rebalancing revokes everything; the notifier is not ready until it has recovered.
         """
-        READY.labels(app=APP_NAME).set(0)
+        READY.labels(app=self.app.conf.name).set(0)  # the label ops_web's readiness uses
         self.dispatcher.paused = True
 
     def on_partitions_assigned(self, assigned: Collection[Any]) -> int:
@@ -412,7 +412,7 @@ class NotifierRuntime:
 
     def on_recovered(self) -> None:
         """The tables are recovered for the new assignment (Faust's ``on_rebalance_complete``): ready."""
-        READY.labels(app=APP_NAME).set(1)
+        READY.labels(app=self.app.conf.name).set(1)
         partitions = sorted(self.alert_partitions(self.app.consumer.assignment()))
         log.info("notifier ready", partitions=partitions, app_id=self.app.conf.id)
 

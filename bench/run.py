@@ -58,7 +58,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, metric_sum, scrape, settings_env
 from streams.runtime.topics import TopicNames, delete_topics_under, ensure_topics
 from streams.simulate.heartbeats import append_heartbeats
-from streams.worker.agents import partition_for_key
+from streams.worker.processor import partition_for_key
 
 REPO = Path(__file__).resolve().parents[1]
 PREEMPT = str(Path(sys.executable).parent / "preempt")

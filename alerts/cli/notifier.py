@@ -34,6 +34,7 @@ def notifier(loglevel: str) -> None:
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
     settings = Settings()
@@ -47,6 +48,7 @@ def notifier(loglevel: str) -> None:
         routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    check_web_port(settings.web_host, settings.notifier_web_port, "PREEMPT_NOTIFIER_WEB_PORT")
     probe_broker(settings)
     ensure_notifier_topics(settings)
     app = create_app(settings, routing)
@@ -59,4 +61,4 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
-    run_faust_worker(app, loglevel, redirect_stdouts=False, logging_config=stdlib_logging_config(settings.log_format))
+    run_faust_worker(app, loglevel, settings.log_format, redirect_stdouts=False)

@@ -24,6 +24,7 @@ def worker(loglevel: str) -> None:
     """
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
 
@@ -34,10 +35,11 @@ def worker(loglevel: str) -> None:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
+    check_web_port(settings.web_host, settings.worker_web_port, "PREEMPT_WORKER_WEB_PORT")
     probe_broker(settings)
     ensure_topics(settings)
     app = create_app(settings, engine, rule_ids)
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
-    run_faust_worker(app, loglevel)
+    run_faust_worker(app, loglevel, settings.log_format)

@@ -56,7 +56,7 @@ def read_dead_letters(
 
     Newest across all partitions of the topic, by the time each was dead-lettered (the record's
     timestamp): each partition's newest ``limit`` are kept while reading, then merged. A letter
-    matches ``account_id`` by its key or, when the key is not the account (``key_mismatch``), by
+    matches ``account_id`` by its key or, when the record was keyed otherwise (or not at all), by
     the ``account_id`` in its value.
     """
     topic = TopicNames.from_settings(settings).events_dlq

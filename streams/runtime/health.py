@@ -35,6 +35,7 @@ class ConsumerState:
     recovery_completed: bool  # table recovery finished at least once after an assignment
     assigned_partitions: int  # partitions of source topics assigned to this worker
     stalled: tuple[str, ...] = ()  # "topic/partition" of assigned partitions with lag and no progress
+    broker_unreachable: str | None = None  # why no broker answered, once that has lasted too long
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,13 @@ class Readiness:
 
 
 def readiness(state: ConsumerState) -> Readiness:
-    """Decide readiness: assignment received, no rebalance running, tables recovered.
+    """Decide readiness: broker reachable, assignment received, no rebalance running, tables recovered.
 
     A worker that received an empty assignment (more workers than partitions) is ready: it is a
     healthy member of the group, and a readiness probe that never passed would block rollouts.
     """
+    if state.broker_unreachable is not None:  # the cause of whatever else looks wrong: said first
+        return Readiness(False, f"broker unreachable: {state.broker_unreachable}")
     if not state.started:
         return Readiness(False, "consumer not started")
     if state.rebalances == 0:
@@ -159,3 +162,38 @@ class StallTracker:
     def reset(self) -> None:
         """Forget every partition (a rebalance started: progress is measured afresh afterwards)."""
         self._since.clear()
+
+
+class BrokerWatch:
+    """Whether the brokers answer, from the outcome of periodic connection attempts. Pure: the
+    caller passes each attempt's outcome and the time.
+
+    :meth:`unreachable` is None until no attempt has succeeded for ``unreachable_after_s`` (a
+    broker restart or a leader election of a few seconds does not flap readiness), then the
+    reason of the last failure and for how long.
+    """
+
+    def __init__(self, unreachable_after_s: float, now: float) -> None:
+        self.unreachable_after_s = unreachable_after_s
+        self.last_ok = now  # the process checked the broker before it started
+        self.last_error: str | None = None
+
+    def observe(self, error: str | None, now: float) -> None:
+        """Record one attempt at ``now``: ``error`` is None when a broker answered."""
+        if error is None:
+            self.last_ok = now
+        self.last_error = error
+
+    def down_for(self, now: float) -> float | None:
+        """Seconds since a broker last answered, once over the limit and still failing; else None."""
+        if self.last_error is None:
+            return None
+        down = now - self.last_ok
+        return down if down >= self.unreachable_after_s else None
+
+    def unreachable(self, now: float) -> str | None:
+        """``/readyz``'s reason while the brokers are unreachable (None otherwise)."""
+        down = self.down_for(now)
+        if down is None:
+            return None
+        return f"no broker answered for {down:.0f} s ({self.last_error})"

@@ -198,3 +198,36 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
 def _reason(exc: BaseException) -> str:
     # Broker errors carry the broker's own sentence; never include settings (they may hold secrets).
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+async def unreachable_reason(settings: Settings, timeout_s: float) -> str | None:
+    """None when a bootstrap server accepts a connection (with this process's security set-up)
+    within ``timeout_s``; otherwise one line saying why none did (no secret in it).
+
+    Used by the running apps' broker watch (``streams.runtime.ops_web``): the clients inside Faust
+    retry for ever without telling anyone, so the process asks the brokers itself.
+    """
+    from aiokafka import errors as aiokafka_errors
+
+    from streams.runtime.faust_compat import open_connection
+
+    reasons: list[str] = []
+    for server in settings.bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                open_connection(
+                    host.strip("[]"),
+                    int(port),
+                    client_id="preempt-broker-watch",
+                    request_timeout_ms=max(1, int(timeout_s * 1000)),
+                    **aiokafka_config(settings),
+                ),
+                timeout_s,
+            )
+        except (OSError, TimeoutError, ValueError, aiokafka_errors.KafkaError) as exc:
+            reasons.append(f"{server}: {_reason(exc)}")
+            continue
+        conn.close()
+        return None
+    return "; ".join(reasons) or "no bootstrap server configured"

@@ -178,6 +178,11 @@ CONSUMER_LAG = Gauge(
     "Records between the committed offset and the end of each assigned partition, per app and topic.",
     ["app", "topic"],
 )
+BROKER_REACHABLE = Gauge(
+    "preempt_broker_reachable",
+    "1 while a Kafka bootstrap server answers the process's periodic connection attempt, 0 while none does.",
+    ["app"],
+)
 READY = Gauge(
     "preempt_ready",
     "1 when the process has its partitions assigned and its tables recovered.",

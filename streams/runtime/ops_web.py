@@ -9,6 +9,9 @@ state (the committed offsets, whether table recovery completed) comes from
 
 from __future__ import annotations
 
+import errno
+import socket
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +23,14 @@ from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from schemas.errors import ConfigError
 from streams.runtime.faust_compat import committed_offsets, tables_recovered
 from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
-from streams.runtime.health import ConsumerState, Readiness, lag_by_topic, readiness
+from streams.runtime.health import BrokerWatch, ConsumerState, Readiness, lag_by_topic, readiness
+from streams.runtime.kafka_clients import unreachable_reason
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import CONSUMER_LAG, READY
+from streams.runtime.metrics import BROKER_REACHABLE, CONSUMER_LAG, READY
+from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
@@ -35,8 +41,11 @@ log = get_logger(__name__)
 _FAUST_METRICS: dict[str, FaustMetrics] = {}
 
 
-def register_web(app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: float = 15.0) -> None:
-    """Add ``/metrics``, ``/healthz``, ``/readyz`` and the consumer-lag timer to ``app``.
+def register_web(
+    app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: float = 15.0, settings: Settings | None = None
+) -> None:
+    """Add ``/metrics``, ``/healthz``, ``/readyz`` and the consumer-lag timer to ``app`` (and, given
+    the process's ``settings``, the broker watch: :func:`register_broker_watch`).
 
     Called by ``create_app`` after the agents and tables are defined. The ``app`` label of
     ``preempt_ready`` and ``preempt_consumer_lag`` is the Faust app name.
@@ -44,6 +53,27 @@ def register_web(app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: f
     register_metrics_page(app, faust_metrics_prefix)
     register_probes(app)
     register_lag_exporter(app, interval_s=lag_interval_s)
+    if settings is not None:
+        register_broker_watch(app, settings)
+
+
+def check_web_port(host: str, port: int, setting: str) -> None:
+    """Raise :class:`ConfigError` (one line: what and which setting to change) when ``host:port``
+    cannot be listened on — taken by another process, or not an address of this machine.
+
+    Called before the Faust worker starts: Faust reports a failed bind as an error line carrying
+    its whole traceback and exits, after it has connected to Kafka and joined the group.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp listens
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = "another process listens there" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({why}); set {setting} to a free port, "
+                "or PREEMPT_WEB_HOST to an address of this machine"
+            ) from None
 
 
 def register_metrics_page(app: faust.App, faust_metrics_prefix: str) -> None:
@@ -93,6 +123,47 @@ def register_lag_exporter(app: faust.App, *, interval_s: float = 15.0) -> None:
     app.timer(interval=interval_s, name=f"{app.conf.name}.consumer_lag")(export_consumer_lag)
 
 
+# App -> its broker watch (whether the brokers answer; ``register_broker_watch``).
+_BROKER_WATCH: weakref.WeakKeyDictionary[faust.App, BrokerWatch] = weakref.WeakKeyDictionary()
+BROKER_WATCH_INTERVAL_SECONDS = 5.0
+
+
+def register_broker_watch(
+    app: faust.App, settings: Settings, interval_s: float = BROKER_WATCH_INTERVAL_SECONDS
+) -> None:
+    """Every ``interval_s``, open one connection to the bootstrap servers (with the process's
+    security settings). Once none has answered for ``PREEMPT_BROKER_UNREACHABLE_SECONDS``,
+    ``/readyz`` answers 503 ``broker unreachable: …`` and an ERROR line says so once; a line says
+    when a broker answers again. ``preempt_broker_reachable{app}`` follows every attempt.
+
+    Faust's and aiokafka's clients retry an unreachable broker for ever (and pick up again when it
+    returns); without this the process went on answering "ready" with a lag gauge frozen at its
+    last value, and only the clients' own log lines said anything.
+    """
+    name = app.conf.name
+    watch = _BROKER_WATCH[app] = BrokerWatch(settings.broker_unreachable_seconds, time.monotonic())
+    BROKER_REACHABLE.labels(app=name).set(1)
+    timeout_s = max(0.5, min(settings.broker_probe_seconds, interval_s * 0.8))
+    reported = False
+
+    async def watch_broker() -> None:
+        nonlocal reported
+        error = await unreachable_reason(settings, timeout_s)
+        now = time.monotonic()
+        watch.observe(error, now)
+        BROKER_REACHABLE.labels(app=name).set(0 if error is not None else 1)
+        down = watch.down_for(now)
+        if down is not None and not reported:
+            reported = True
+            log.error("broker unreachable; not ready until it answers", app=name, seconds=round(down), error=error)
+        elif error is None and reported:
+            reported = False
+            log.info("broker reachable again", app=name)
+        refresh_ready(app)
+
+    app.timer(interval=interval_s, name=f"{name}.broker_watch")(watch_broker)
+
+
 # App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
 _STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 
@@ -116,6 +187,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         recovery_completed=tables_recovered(app),
         assigned_partitions=len(assigned),
         stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
+        broker_unreachable=watch.unreachable(time.monotonic()) if (watch := _BROKER_WATCH.get(app)) else None,
     )
 
 

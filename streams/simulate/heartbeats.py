@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.jsonl import read_file
-from streams.worker.agents import partition_for_key
+from streams.worker.processor import partition_for_key
 
 
 def heartbeat_keys(partitions: int) -> list[str]:

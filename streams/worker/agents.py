@@ -43,7 +43,6 @@ from typing import Any
 import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
-from kafka.partitioner.default import murmur2
 
 from streams.runtime.faust_compat import (
     ack_offsets,
@@ -61,7 +60,14 @@ from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
 from streams.worker.gc_tuning import tune_gc
-from streams.worker.processor import BatchOutput, OffsetCheck, Record, RecordLike, RulesProcessor
+from streams.worker.processor import (
+    BatchOutput,
+    OffsetCheck,
+    Record,
+    RecordLike,
+    RulesProcessor,
+    partition_for_key,
+)
 
 log = get_logger(__name__)
 
@@ -81,11 +87,6 @@ STOP_WRITE_TIMEOUT_SECONDS = 15.0
 
 class WorkerFailedError(RuntimeError):
     """A batch, tick or output stage failed: the worker is stopping, and writes nothing more."""
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 @dataclass(eq=False)
@@ -374,6 +375,7 @@ class WorkerRuntime:
         self._hold(out, done)
         done = self._release(out)
         delivered += await self.writer.send_dead_letters(out.dead_letters)
+        delivered += await self.writer.send_forwards(out.forwards)
         if done is None and not (delivered or out.state_writes or out.clock_writes):
             return
         previous = self._stage

@@ -111,12 +111,12 @@ def create_app(
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
     )
-    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq)
+    writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.gap_repair = GapRepair(settings, names.events)
     app.before_stop = runtime.write_before_stop
     install_agents(app, runtime, events, settings)
-    register_web(app)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz
+    register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
     _register_watchdog(app, runtime, settings)
     return app
 

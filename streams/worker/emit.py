@@ -27,9 +27,11 @@ from schemas.alert import Alert
 from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES
 from streams.worker.partition_scope import PartitionEvents
-from streams.worker.processor import BatchOutput, DeadLetterOutput
+from streams.worker.processor import BatchOutput, DeadLetterOutput, ForwardOutput
 
 JSON_HEADERS = [("content-type", b"application/json")]
+FORWARDED_FROM = "preempt.forwarded.from"  # header of a forwarded event: "partition/offset" it was read at
+MAX_FORWARDED_HEADER_BYTES = 64 * 1024  # a forwarded event's own headers beyond this are replaced by content-type
 
 
 def dead_letter(letter: DeadLetterOutput, rejected_at: float) -> DeadLetterRecord:
@@ -59,12 +61,14 @@ class OutputWriter:
         clock_table: MutableMapping[bytes, bytes],
         alerts_topic: faust.TopicT,
         dlq_topic: faust.TopicT,
+        events_topic: faust.TopicT | None = None,
     ) -> None:
         self._partitions = partitions
         self._state = state_table
         self._clock = clock_table
         self._alerts = alerts_topic
         self._dlq = dlq_topic
+        self._events = events_topic
 
     def write_states(self, out: BatchOutput) -> None:
         """One changelog record per touched account (synchronous: handed to the producer)."""
@@ -102,6 +106,32 @@ class OutputWriter:
                 )
             )
             ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()
+        return pending
+
+    async def send_forwards(self, forwards: Sequence[ForwardOutput]) -> list[Awaitable[Any]]:
+        """``forwards`` back to the events topic, each on its account's partition, keyed by
+        ``account_id``, with its value and headers unchanged (plus ``preempt.forwarded.from``:
+        ``partition/offset`` of the original); returns their delivery futures."""
+        if not forwards:
+            return []
+        if self._events is None:
+            raise RuntimeError("OutputWriter built without the events topic cannot forward events")
+        pending: list[Awaitable[Any]] = []
+        for forward in forwards:
+            record = forward.record
+            headers = [(k, v) for k, v in record.headers if k != FORWARDED_FROM]
+            if sum(len(k) + len(v or b"") for k, v in headers) > MAX_FORWARDED_HEADER_BYTES:
+                headers = list(JSON_HEADERS)  # huge headers would make the record too large to send
+            headers.append((FORWARDED_FROM, f"{record.partition}/{record.offset}".encode()))
+            pending.append(
+                await self._events.send(
+                    key=forward.account_id.encode(),
+                    value=record.value,
+                    partition=forward.partition,
+                    headers=headers,
+                    force=True,
+                )
+            )
         return pending
 
     async def send_dead_letters(self, letters: Sequence[DeadLetterOutput]) -> list[Awaitable[Any]]:

@@ -13,7 +13,8 @@ and processed offsets both stay put for ``PREEMPT_PARTITION_STALL_SECONDS`` is r
 
 until progress resumes (INFO "partition progressing again", gauge back to 0). A stalled partition
 that Faust stopped fetching (not in its active set outside a rebalance) is also resumed once. Sampling pauses
-while a rebalance or table recovery runs; the stall clock starts again afterwards.
+while a rebalance or table recovery runs, or while the broker cannot be asked for end offsets; the
+stall clock starts again afterwards.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ class PartitionWatchdog:
             missing = [tp for tp in tps if committed.get(tp) is None]
             earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
+            # Most often the broker is away (the broker watch reports that): nobody can progress
+            # meanwhile, so the stall clock starts afresh once sampling works again. Kept running,
+            # the first sample after a long outage reported every partition with lag as stalled.
             log.warning("partition watchdog could not sample", error=repr(exc))
+            self.tracker.reset()
             return
         processed = self._processed()
         samples = [

@@ -6,7 +6,8 @@ perform the I/O the returned :class:`BatchOutput` describes (dead letters, alert
 per touched account, one clock write per moved partition). Everything here is synchronous and
 deterministic given the wall clock it is handed, so it is unit-tested without a broker.
 
-Per batch: decode every record (rejections become dead letters) → ``engine.on_event`` with the
+Per batch: decode every record (rejections become dead letters; a valid event read on another
+partition than its account's is forwarded there, :class:`ForwardOutput`) → ``engine.on_event`` with the
 partition's watermark as it stood before the batch (events are only buffered; nothing within the
 allowed lateness can be judged late) → observe event times → for every partition, advance each
 touched account and every account whose wakeup is due under the new watermark → findings →
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 import orjson
+from kafka.partitioner.default import murmur2
 
 from rules.engine import EventOutcome
 from schemas.account import Account
@@ -55,11 +57,17 @@ from streams.worker.wakeups import WakeupIndex
 
 log = get_logger(__name__)
 
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default (murmur2) partition of ``key`` — where every client puts an account's records."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+FORWARDED = "forwarded"  # ``preempt_events_total{outcome}`` of an event re-sent to its account's partition
+FORWARD_LOG_INTERVAL_SECONDS = 10.0
+MAX_HOME_PARTITIONS = 200_000  # account id -> partition memo (murmur2 in Python costs ~2 µs a key)
 PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
 ALERT_BUILD_FAILED = "alert_build_failed"  # a finding could not become an alert: the finding is dead-lettered
-# A valid event whose record key is not its account_id (or no key): Kafka partitioned it by some
-# other key, so the account's events (and state) would be split over partitions and workers.
-KEY_MISMATCH = "key_mismatch"
 STATE_SOURCE = "account-state"
 """``preempt.dlq.source.topic`` of a quarantined state's dead letter: the state table (offset -1)."""
 
@@ -160,10 +168,9 @@ class OffsetCheck:
 @dataclass(slots=True, frozen=True)
 class DeadLetterOutput:
     """A dead letter the processor asks its driver to produce: a record the worker could not accept,
-    and why (``reason`` is a ``schemas.decoder.Reason`` code, ``key_mismatch`` for a valid event
-    not keyed by its account, ``processing_error`` when the rule engine raised on a valid event, a
-    quarantine reason of ``streams.worker.state_cache`` for an account's set-aside state, or
-    ``alert_build_failed``)."""
+    and why (``reason`` is a ``schemas.decoder.Reason`` code, ``processing_error`` when the rule
+    engine raised on a valid event, a quarantine reason of ``streams.worker.state_cache`` for an
+    account's set-aside state, or ``alert_build_failed``)."""
 
     record: Record
     reason: str
@@ -171,11 +178,23 @@ class DeadLetterOutput:
     field: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class ForwardOutput:
+    """A valid event read on another partition than its account's (a record without a key, keyed by
+    something else, or placed by a partitioner other than Kafka's default murmur2): the driver
+    re-sends it, unchanged, keyed by ``account_id`` to ``partition``, where it is evaluated."""
+
+    record: Record
+    account_id: str
+    partition: int
+
+
 @dataclass(slots=True)
 class BatchOutput:
     """The I/O one batch (or tick) asks for, in the order it must happen."""
 
     dead_letters: list[DeadLetterOutput] = field(default_factory=list)
+    forwards: list[ForwardOutput] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[int, dict[str, bytes]] = field(default_factory=dict)
     clock_writes: dict[int, float] = field(default_factory=dict)
@@ -216,6 +235,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
+        self._partitions = settings.topic_partitions
+        self._home: dict[str, int] = {}
+        self._forward_logged_at = -math.inf
+        self._forwards_unlogged = 0
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -263,10 +286,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 )
                 continue
             account_id = decoded.account_id
-            if record.key != account_id.encode():
-                self._dead_letter(out, _key_mismatch(record, account_id))
+            home = self._home.get(account_id)
+            if home is None:
+                home = self._home_partition(account_id)
+            if home != p:
+                self._forward(out, record, account_id, home, now)
                 continue
-            p = record.partition
             wm = before.get(p)
             if wm is None:
                 wm = before[p] = self._watermark_before(p, decoded.ts)
@@ -482,6 +507,34 @@ class RulesProcessor(Generic[StateT, FindingT]):
             )
         self._next_offset.update(offsets.next)
 
+    def _home_partition(self, account_id: str) -> int:
+        if len(self._home) >= MAX_HOME_PARTITIONS:
+            self._home.clear()
+        home = self._home[account_id] = partition_for_key(account_id.encode(), self._partitions)
+        return home
+
+    def _forward(self, out: BatchOutput, record: RecordLike, account_id: str, home: int, now: float) -> None:
+        """A valid event on another partition than its account's: not evaluated here (the account's
+        state, clock and deadlines live on its own partition, where the rebuild after a rebalance
+        looks for them, maybe in another worker) but re-sent there, counted, and logged at most
+        once per interval."""
+        out.forwards.append(ForwardOutput(Record.of(record), account_id, home))
+        EVENTS.labels(outcome=FORWARDED).inc()
+        if now - self._forward_logged_at < FORWARD_LOG_INTERVAL_SECONDS:
+            self._forwards_unlogged += 1
+            return
+        log.warning(
+            "event on another partition than its account's; forwarded there (key the records by account_id "
+            "with Kafka's default murmur2 partitioner)",
+            account_id=account_id,
+            partition=record.partition,
+            account_partition=home,
+            key=None if record.key is None else record.key[:100].decode("utf-8", "replace"),
+            more_forwarded_since_last_warning=self._forwards_unlogged,
+        )
+        self._forward_logged_at = now
+        self._forwards_unlogged = 0
+
     def _watermark_before(self, partition: int, first_event_time: float) -> float:
         # A partition that has seen nothing yet starts its clock at its first event, as the
         # backtest's clock starts at the file's first event.
@@ -585,20 +638,6 @@ class RulesProcessor(Generic[StateT, FindingT]):
         duplicates = outcomes.get(EventOutcome.DUPLICATE)
         if duplicates:
             DUPLICATE_EVENTS.inc(duplicates)
-
-
-def _key_mismatch(record: RecordLike, account_id: str) -> DeadLetterOutput:
-    key = record.key
-    got = "no key" if key is None else f"key {_clip(key.decode('utf-8', 'replace'))!r}"
-    detail = (
-        f"the record key must be the account_id {_clip(account_id)!r} (UTF-8), got {got}: Kafka partitions by "
-        "the key, and all of an account's events must share its partition; publish again with the key set"
-    )
-    return DeadLetterOutput(Record.of(record), KEY_MISMATCH, detail)
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _quarantine_letter(q: Quarantine) -> DeadLetterOutput:

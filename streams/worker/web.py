@@ -9,11 +9,14 @@ from __future__ import annotations
 import faust
 
 from streams.runtime import ops_web
+from streams.runtime.settings import Settings
 
 FAUST_METRICS_PREFIX = "preempt_rules"
 
 
-def register_web(app: faust.App, *, lag_interval_s: float = 15.0) -> None:
+def register_web(app: faust.App, *, lag_interval_s: float = 15.0, settings: Settings | None = None) -> None:
     """Add ``/metrics`` (Faust's sensor as ``preempt_rules_*`` + every ``preempt_*``), ``/healthz``,
-    ``/readyz`` and the consumer-lag timer to ``app``."""
-    ops_web.register_web(app, faust_metrics_prefix=FAUST_METRICS_PREFIX, lag_interval_s=lag_interval_s)
+    ``/readyz``, the consumer-lag timer and (given ``settings``) the broker watch to ``app``."""
+    ops_web.register_web(
+        app, faust_metrics_prefix=FAUST_METRICS_PREFIX, lag_interval_s=lag_interval_s, settings=settings
+    )

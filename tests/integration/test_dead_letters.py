@@ -63,7 +63,7 @@ def test_limit_shows_the_newest_letters_across_partitions_oldest_first(
     settings_factory: Callable[..., Settings], producer: KafkaProducer
 ) -> None:
     """--limit N lists the N letters dead-lettered last, whatever partition they are on, oldest first;
-    --account also finds a key_mismatch letter (keyed otherwise) by the account_id in its value."""
+    --account also finds a letter keyed otherwise by the account_id in its value."""
     settings = settings_factory()
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
@@ -76,7 +76,7 @@ def test_limit_shows_the_newest_letters_across_partitions_oldest_first(
             key=key if key is not None else "Ünïcode Co".encode(),
             value=value,
             headers=[],
-            reason="key_mismatch" if key is not None else "missing_field",
+            reason="invalid_field" if key is not None else "missing_field",
             detail="d",
             field=None,
             source_topic=names.events,

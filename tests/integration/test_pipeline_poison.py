@@ -21,7 +21,7 @@ from streams.runtime.dead_letters import DETAIL, REASON, SOURCE_TOPIC, TRUNCATED
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
-from streams.worker.agents import partition_for_key
+from streams.worker.processor import partition_for_key
 from tests.integration.conftest import ManagedProcess
 from tests.integration.pipeline_support import scrape, wait_for_metric
 

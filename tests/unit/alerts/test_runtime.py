@@ -21,7 +21,6 @@ from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
 from alerts.routing.config import RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.runtime import (
-    APP_NAME,
     NotifierRuntime,
     NotifierTopics,
     RecentAlerts,
@@ -60,7 +59,7 @@ class FakeApp:
         self.crashed: list[BaseException] = []
         self.producer = SimpleNamespace(flush=self._flush)
         self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
-        self.conf = SimpleNamespace(id="ut-notify")
+        self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
 
     async def _flush(self) -> None:
         self.flushes += 1
@@ -253,7 +252,7 @@ def test_revocation_pauses_deliveries_and_clears_readiness(make_runtime) -> None
     runtime.on_partitions_revoked({TP(ALERTS, 0)})
     assert runtime.dispatcher.paused
     assert runtime.dispatcher.tick() is None
-    assert _sample("preempt_ready", app=APP_NAME) == 0
+    assert _sample("preempt_ready", app="ut-notify") == 0
 
 
 async def test_assignment_keeps_work_of_partitions_that_stayed_and_resumes(make_runtime, make_alert) -> None:
@@ -283,7 +282,7 @@ def test_recovery_marks_ready_and_logs_the_alerts_partitions(make_runtime) -> No
     runtime, _, _, _ = make_runtime(assignment={TP(ALERTS, 3), TP(ALERTS, 1), TP(FEEDBACK, 0)})
     with capture_logs() as logs:
         runtime.on_recovered()
-    assert _sample("preempt_ready", app=APP_NAME) == 1
+    assert _sample("preempt_ready", app="ut-notify") == 1
     assert logs == [
         {
             "event": "notifier ready",

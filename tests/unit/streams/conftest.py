@@ -28,6 +28,9 @@ def make_processor() -> Callable[..., tuple[RulesProcessor, dict[bytes, bytes]]]
     ) -> tuple[RulesProcessor, dict[bytes, bytes]]:
         engine = FakeEngine()
         table: dict[bytes, bytes] = {}
+        # One partition unless a test says otherwise: every account's home partition is then 0
+        # (events read on another partition are forwarded, not evaluated).
+        settings.setdefault("topic_partitions", 1)
         cfg = Settings(event_time_only=event_time_only, allowed_lateness_seconds=5.0, **settings)
         clocks = PartitionClocks(5.0, event_time_only, wall_clock=lambda: wall)
         cache = StateCache(table, engine.new_state, engine.loads, engine.dumps)

@@ -315,6 +315,29 @@ def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.
     assert "choose another --port / PREEMPT_INGEST_PORT" in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [("worker", "PREEMPT_WORKER_WEB_PORT"), ("notifier", "PREEMPT_NOTIFIER_WEB_PORT")],
+)
+def test_a_worker_or_notifier_on_a_taken_web_port_is_one_line_before_any_connection(
+    tmp_path: Path, command: str, setting: str
+) -> None:
+    """`preempt worker` / `preempt notifier` whose web port is taken says so in one line and exits 1
+    before reaching for the broker (Faust reported it as an error line carrying its whole traceback)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _invoke([command], tmp_path, PREEMPT_BROKER=CLOSED_BROKER, **{setting: str(port)})
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port} (another process listens there); "
+        f"set {setting} to a free port, or PREEMPT_WEB_HOST to an address of this machine"
+    )
+
+
 def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
     """PREEMPT_BROKER_PROBE_SECONDS bounds the wait (a slow remote cluster may need more than 5 s)."""
     run = _invoke(

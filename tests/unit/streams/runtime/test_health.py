@@ -7,7 +7,14 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from streams.runtime.health import ConsumerState, PartitionSample, StallTracker, lag_by_topic, readiness
+from streams.runtime.health import (
+    BrokerWatch,
+    ConsumerState,
+    PartitionSample,
+    StallTracker,
+    lag_by_topic,
+    readiness,
+)
 
 
 class TP(NamedTuple):
@@ -140,3 +147,30 @@ def test_reset_and_revocation_forget_the_stall_clock() -> None:
     tracker.observe([], now=11)  # partition 0 revoked
     assert tracker.observe([_sample(1, 1)], now=20) == []
     assert len(tracker.observe([_sample(1, 1)], now=30)) == 1
+
+
+def test_an_unreachable_broker_makes_the_worker_not_ready_and_says_why_first(
+    make_state: Callable[..., ConsumerState],
+) -> None:
+    """With no broker answering, /readyz is 503 with that reason, before any other it would give."""
+    verdict = readiness(make_state(broker_unreachable="no broker answered for 20 s (x)", stalled=("t/1",)))
+    assert not verdict.ready
+    assert verdict.reason == "broker unreachable: no broker answered for 20 s (x)"
+    assert readiness(make_state(broker_unreachable="y", started=False)).reason == "broker unreachable: y"
+
+
+def test_the_broker_counts_as_unreachable_only_after_the_limit_of_failures() -> None:
+    """A failure shorter than the limit changes nothing; past it the watch gives the last error and the
+    time since a broker answered; one answer clears it."""
+    watch = BrokerWatch(15.0, now=100.0)
+    assert watch.unreachable(100.0) is None
+    watch.observe("127.0.0.1:9: refused", now=105.0)
+    assert watch.unreachable(114.0) is None
+    watch.observe("127.0.0.1:9: refused", now=116.0)
+    assert watch.down_for(116.0) == 16.0
+    assert watch.unreachable(116.0) == "no broker answered for 16 s (127.0.0.1:9: refused)"
+    watch.observe(None, now=120.0)
+    assert watch.unreachable(200.0) is None
+    watch.observe("timeout", now=130.0)  # counted from the last answer, not from the first failure
+    assert watch.unreachable(134.0) is None
+    assert watch.down_for(135.0) == 15.0

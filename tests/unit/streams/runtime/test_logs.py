@@ -142,5 +142,63 @@ def test_faust_worker_runs_without_its_terminal_spinner(monkeypatch: pytest.Monk
             seen["spinner at start"] = self.spinner
 
     monkeypatch.setattr(faust, "Worker", FakeWorker)
-    run_faust_worker(object(), "warn", redirect_stdouts=False)
-    assert seen == {"options": {"loglevel": "warn", "quiet": True, "redirect_stdouts": False}, "spinner at start": None}
+    run_faust_worker(object(), "warn", "json", redirect_stdouts=False)
+    options = seen["options"]
+    assert isinstance(options, dict)
+    logging_config = options.pop("logging_config")
+    assert options == {"loglevel": "warn", "quiet": True, "redirect_stdouts": False}
+    assert seen["spinner at start"] is None
+    assert logging_config["formatters"]["structlog"]["()"] is structlog.stdlib.ProcessorFormatter
+
+
+def test_faust_worker_renders_library_records_like_structlog(capsys: pytest.CaptureFixture[str]) -> None:
+    """The logging set-up ``run_faust_worker`` hands Faust's Worker turns an aiokafka error into one JSON line
+    (without it mode installed its own plain-text handler and the rules worker's log was not JSON)."""
+    import logging.config
+
+    from streams.runtime.logs import stdlib_logging_config
+
+    logging.config.dictConfig(stdlib_logging_config("json"))
+    logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, "Connect call failed")
+    record = json.loads(capsys.readouterr().err.strip())
+    assert record["logger"] == "aiokafka"
+    assert record["event"] == "Unable connect to node with id 1: Connect call failed"
+
+
+def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same logger, level and template within the interval passes once; the next one let through
+    says how many were held back (a broker outage made aiokafka log 150 lines a second)."""
+    from streams.runtime import logs
+
+    now = [100.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
+    gate = logs.RepeatedRecordFilter(interval_s=10.0)
+
+    def record(msg: str, *args: object, name: str = "aiokafka", level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+    first = record("Unable connect to node with id %s", 1)
+    assert gate.filter(first)
+    assert not hasattr(first, "repeated")
+    assert [gate.filter(record("Unable connect to node with id %s", n)) for n in range(5)] == [False] * 5
+    assert gate.filter(record("Unable to update metadata from [%s]", 1))  # another template passes
+    assert gate.filter(record("Unable connect to node with id %s", 1, level=logging.WARNING))  # another level
+    assert gate.filter(record("Unable connect to node with id %s", 1, name="faust"))  # another logger
+    now[0] += 10.0
+    later = record("Unable connect to node with id %s", 1)
+    assert gate.filter(later)
+    assert later.repeated == 5  # type: ignore[attr-defined]
+    again = record("Unable connect to node with id %s", 1)
+    now[0] += 10.0
+    assert gate.filter(again)
+    assert not hasattr(again, "repeated")
+
+
+def test_the_repeat_filter_remembers_a_bounded_number_of_templates() -> None:
+    """Past ``MAX_KEYS`` distinct templates the filter forgets them all rather than grow without bound."""
+    from streams.runtime.logs import RepeatedRecordFilter
+
+    gate = RepeatedRecordFilter()
+    for n in range(RepeatedRecordFilter.MAX_KEYS + 5):
+        assert gate.filter(logging.LogRecord("lib", logging.ERROR, __file__, 1, f"message {n}", (), None))
+    assert len(gate._last) <= RepeatedRecordFilter.MAX_KEYS

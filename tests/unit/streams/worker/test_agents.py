@@ -97,6 +97,14 @@ class Writer:
         self.deliveries += futures
         return futures
 
+    async def send_forwards(self, forwards: list[Any]) -> list[asyncio.Future[None]]:
+        futures = []
+        for forward in forwards:
+            self.steps.append(f"forward {forward.account_id} to {forward.partition}")
+            futures.append(asyncio.get_running_loop().create_future())
+        self.deliveries += futures
+        return futures
+
     def write_states(self, out: BatchOutput) -> None:
         self.steps.extend(f"state {a}" for writes in out.state_writes.values() for a in writes)
 

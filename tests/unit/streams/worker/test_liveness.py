@@ -161,3 +161,42 @@ def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
     asyncio.run(at(11))
     assert consumer.resumed == {tp}
     assert consumer.active == {tp}
+
+
+def test_a_broker_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> None:
+    """While end offsets cannot be read (the broker is away) the stall clock restarts: the first samples
+    after a long outage, with the lag that built up meanwhile, report no stall until the stall time
+    has passed again without progress."""
+    from aiokafka.errors import KafkaConnectionError
+
+    topic = "wd-outage"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 10}, committed={tp0: 10})
+    now = [0.0]
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        processed=lambda: {0: 10},
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+    real_highwaters = consumer.highwaters
+
+    async def broker_away(*tps: TP) -> dict[TP, int]:
+        raise KafkaConnectionError("broker away")
+
+    async def rounds(times: list[float]) -> None:
+        for t in times:
+            now[0] = t
+            await dog.check()
+
+    consumer.ends[tp0] = 25  # lag, and nothing can progress
+    asyncio.run(rounds([0]))
+    consumer.highwaters = broker_away  # type: ignore[method-assign]
+    asyncio.run(rounds([10, 100, 200]))
+    consumer.highwaters = real_highwaters  # type: ignore[method-assign]
+    asyncio.run(rounds([205, 220]))
+    assert dog.stalled() == ()
+    asyncio.run(rounds([240]))  # 35 s of lag without progress since sampling resumed: a stall
+    assert dog.stalled() == (f"{topic}/0",)

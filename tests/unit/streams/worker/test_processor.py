@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from schemas.account import Account
 from schemas.event import format_ts
-from streams.worker.processor import Record, RulesProcessor
+from streams.worker.processor import ForwardOutput, Record, RulesProcessor, partition_for_key
 from tests.unit.streams.fake_engine import QUIET_AFTER
 
 T0 = 1_795_420_800.0
@@ -32,27 +32,6 @@ def test_bad_records_become_dead_letters_with_reason_and_the_batch_carries_on(ma
     out = processor.process_batch([_record(0, "Login", T0), bad, _record(2, "Login", T0 + 1)])
     assert [(d.reason, d.record.offset) for d in out.dead_letters] == [("invalid_json", 1)]
     assert out.accepted == 2
-
-
-def test_a_record_keyed_other_than_its_account_is_dead_lettered_as_key_mismatch(make_processor: Factory) -> None:
-    """A valid event whose Kafka key is missing or not its account_id (so it may sit on another account's
-    partition) is dead-lettered as key_mismatch, not evaluated; a UTF-8 key equal to the account is accepted."""
-    processor, _ = make_processor()
-    body = {"event_id": "k1", "event": "Login", "account_id": "Zürich-7", "timestamp": format_ts(T0)}
-    value = json.dumps(body).encode()
-    records = [
-        Record(0, 0, None, value, topic="preempt.events"),
-        Record(0, 1, b"someone-else", value, topic="preempt.events"),
-        Record(0, 2, "Zürich-7".encode("latin-1"), value, topic="preempt.events"),
-        Record(0, 3, "Zürich-7".encode(), value, topic="preempt.events"),
-    ]
-    out = processor.process_batch(records)
-    assert [(d.reason, d.record.offset) for d in out.dead_letters] == [("key_mismatch", o) for o in (0, 1, 2)]
-    assert "no key" in out.dead_letters[0].detail
-    assert "'someone-else'" in out.dead_letters[1].detail
-    assert "'Zürich-7'" in out.dead_letters[1].detail
-    assert out.accepted == 1
-    assert {p: sorted(w) for p, w in out.state_writes.items()} == {0: ["Zürich-7"]}
 
 
 def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
@@ -302,10 +281,11 @@ def test_an_over_limit_state_is_quarantined_and_the_stream_goes_on(make_processo
 
 def test_late_events_are_counted_per_partition(make_processor: Factory) -> None:
     """An event behind its account's clock is counted under its partition label."""
-    processor, _ = make_processor()
+    processor, _ = make_processor(topic_partitions=3)
     before = REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "2"}) or 0.0
-    processor.process_batch([_record(0, "Login", T0, partition=2), _record(1, "Login", T0 + 100, partition=2)])
-    processor.process_batch([_record(2, "Login", T0 + 10, partition=2)])
+    z = {"account": "z", "partition": 2}  # Kafka's default partitioner puts "z" on partition 2 of 3
+    processor.process_batch([_record(0, "Login", T0, **z), _record(1, "Login", T0 + 100, **z)])
+    processor.process_batch([_record(2, "Login", T0 + 10, **z)])
     assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "2"}) == before + 1
 
 
@@ -402,3 +382,33 @@ def test_next_deadline_is_the_wall_time_the_earliest_wakeup_falls_due_live_only(
     replay, _ = make_processor()
     replay.process_batch([_record(0, "Login", T0)])
     assert replay.next_deadline([0]) is None
+
+
+def test_an_event_read_off_its_accounts_partition_is_forwarded_there_not_evaluated(make_processor: Factory) -> None:
+    """A valid event without a key (or keyed by something else) read on another partition than its
+    account's is forwarded to that partition, counted, and neither evaluated nor written here; read
+    there, it is evaluated as usual (its account's state, clock and deadlines live only there)."""
+    processor, _ = make_processor(topic_partitions=4)
+    home = partition_for_key(b"acme", 4)
+    stray = (home + 1) % 4
+    before = REGISTRY.get_sample_value("preempt_events_total", {"outcome": "forwarded"}) or 0.0
+    body = {"event_id": "e1", "event": "Login", "account_id": "acme", "timestamp": format_ts(T0)}
+    keyless = Record(stray, 7, None, json.dumps(body).encode(), [("content-type", b"application/json")], "ev")
+    out = processor.process_batch([keyless])
+    assert out.forwards == [ForwardOutput(keyless, "acme", home)]
+    assert (out.accepted, out.state_writes, out.clock_writes, out.dead_letters) == (0, {}, {}, [])
+    assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": "forwarded"}) == before + 1
+    forwarded = Record(home, 0, b"acme", keyless.value, keyless.headers, "ev")
+    there = processor.process_batch([forwarded])
+    assert (there.accepted, there.forwards, list(there.state_writes)) == (1, [], [home])
+
+
+def test_a_key_other_than_the_account_on_the_accounts_partition_is_evaluated_in_place(
+    make_processor: Factory,
+) -> None:
+    """What matters is the partition: an event keyed oddly but read on its account's partition is evaluated."""
+    processor, _ = make_processor(topic_partitions=4)
+    home = partition_for_key(b"acme", 4)
+    body = {"event_id": "e1", "event": "Login", "account_id": "acme", "timestamp": format_ts(T0)}
+    out = processor.process_batch([Record(home, 0, b"not-the-account", json.dumps(body).encode(), topic="ev")])
+    assert (out.accepted, out.forwards) == (1, [])

@@ -1,0 +1,53 @@
+"""streams/worker/emit.py: how a forwarded event is re-sent to its account's partition."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams.worker.emit import FORWARDED_FROM, JSON_HEADERS, OutputWriter
+from streams.worker.processor import ForwardOutput, Record
+
+
+class FakeTopic:
+    """Records each ``send`` and returns a finished delivery future."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+        self.sent.append(kwargs)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def _writer(events: FakeTopic) -> OutputWriter:
+    return OutputWriter(None, {}, {}, FakeTopic(), FakeTopic(), events)  # type: ignore[arg-type]
+
+
+async def test_a_forwarded_event_keeps_its_value_and_headers_and_says_where_it_was_read() -> None:
+    """The event goes to its account's partition keyed by account id, value and headers unchanged,
+    plus ``preempt.forwarded.from`` = partition/offset of the original."""
+    events = FakeTopic()
+    record = Record(3, 41, None, b'{"x": 1}', [("content-type", b"application/json"), ("trace", b"t-1")], "ev")
+    delivered = await _writer(events).send_forwards([ForwardOutput(record, "acme", 1)])
+    await asyncio.gather(*delivered)
+    assert events.sent == [
+        {
+            "key": b"acme",
+            "value": b'{"x": 1}',
+            "partition": 1,
+            "headers": [("content-type", b"application/json"), ("trace", b"t-1"), (FORWARDED_FROM, b"3/41")],
+            "force": True,
+        }
+    ]
+
+
+async def test_a_forwarded_events_huge_headers_are_not_copied() -> None:
+    """Headers of hundreds of KB (the broker accepts them) would make the re-sent record too large for the
+    producer and stop the worker on it after every restart: they are replaced by the content type."""
+    events = FakeTopic()
+    huge = [(f"h{i}", b"x" * 1000) for i in range(900)]
+    await _writer(events).send_forwards([ForwardOutput(Record(0, 7, b"k", b"{}", huge, "ev"), "acme", 1)])
+    assert events.sent[0]["headers"] == [*JSON_HEADERS, (FORWARDED_FROM, b"0/7")]
