@@ -69,7 +69,7 @@ def create_app(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
-        datadir=str(settings.data_dir),
+        datadir=str(settings.app_data_dir(app_id(settings))),
         topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
