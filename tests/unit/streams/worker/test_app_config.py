@@ -58,3 +58,11 @@ def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -
     assert len(dirs) == 3
     assert all(d.parent == tmp_path for d in dirs)
     assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092"
+
+
+def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
+    """A PREEMPT_DATA_DIR that does not exist yet is created (Faust itself makes only the last level)."""
+    data_dir = tmp_path / "not" / "yet"
+    app = create_app(Settings(topic_prefix="acme", store="memory://", data_dir=data_dir))
+    assert data_dir.is_dir()
+    Path(app.conf.datadir).mkdir(exist_ok=True)  # what Faust does at start
