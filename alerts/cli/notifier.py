@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import configure_logging, get_logger, run_faust_worker, stdlib_logging_config
+from streams.runtime.logs import configure_logging, get_logger, run_faust_worker
 from streams.runtime.settings import Settings
 
 
@@ -47,4 +47,4 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
-    run_faust_worker(app, loglevel, redirect_stdouts=False, logging_config=stdlib_logging_config(settings.log_format))
+    run_faust_worker(app, loglevel, settings.log_format)

@@ -146,6 +146,30 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING))))
 
 
+class ClientErrorFilter(logging.Filter):
+    """One WARNING line, no traceback, for a request the client got wrong or abandoned.
+
+    aiohttp's web server (Faust's web pages, ingest) logs a request it could not parse (a header line
+    over 8 KiB, too many headers, a bad method) or a client that went away in the middle of its body
+    as ``ERROR`` with a full traceback: anyone who can reach a port could fill the log with them and
+    page whoever watches for errors. They say nothing about the server, so they are warnings.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        http_errors = sys.modules.get("aiohttp.http_exceptions")
+        client_error: tuple[type[BaseException], ...] = (ConnectionError,)
+        if http_errors is not None:
+            client_error += (http_errors.HttpProcessingError,)
+        if isinstance(exc, client_error):
+            detail = " ".join(str(exc).split())[:200]
+            message = record.getMessage()
+            record.msg, record.args = "%s: %s (%s)", (message, type(exc).__name__, detail)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
 
@@ -172,9 +196,11 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
                 ],
             }
         },
+        "filters": {"client_errors": {"()": ClientErrorFilter}},
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "structlog"}
         },
+        "loggers": {"aiohttp.server": {"filters": ["client_errors"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 
@@ -187,16 +213,25 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(module=name)
 
 
-def run_faust_worker(app: Any, loglevel: str, **options: Any) -> None:
+def run_faust_worker(app: Any, loglevel: str, log_format: str) -> None:
     """Run ``app`` under Faust's ``Worker`` (quiet, no terminal spinner) until it stops.
 
-    Faust's spinner sets the root logger to DEBUG and handles every record to spin: each debug
-    line of aiokafka (per fetch, per send, per produce request) and Faust was built and handled
-    (measured: a visible share of the rules worker's CPU), and its escape codes went into the log.
-    Without it the root logger stays where :func:`configure_logging` put it.
+    Both Faust apps (rules worker, notifier) start here, so their library records (Faust, aiokafka,
+    aiohttp's web server) are rendered like structlog's, secrets and personal data redacted
+    (:func:`stdlib_logging_config`); left to itself the Worker replaces the root handlers with its
+    own text format. Faust's spinner sets the root logger to DEBUG and handles every record to spin:
+    each debug line of aiokafka (per fetch, per send, per produce request) and Faust was built and
+    handled (measured: a visible share of the rules worker's CPU), and its escape codes went into the
+    log. Without it the root logger stays where :func:`configure_logging` put it.
     """
     from faust import Worker
 
-    worker = Worker(app, loglevel=loglevel, quiet=True, **options)
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=stdlib_logging_config(log_format),
+    )
     worker.spinner = None
     worker.execute_from_commandline()
