@@ -22,6 +22,7 @@ def notifier(loglevel: str) -> None:
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.ops_web import require_free_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
     settings = Settings()
@@ -35,6 +36,7 @@ def notifier(loglevel: str) -> None:
         routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    require_free_port(settings.web_host, settings.notifier_web_port, "PREEMPT_NOTIFIER_WEB_PORT")
     probe_broker(settings)
     ensure_notifier_topics(settings)
     app = create_app(settings, routing)

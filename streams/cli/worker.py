@@ -18,6 +18,7 @@ def worker(loglevel: str) -> None:
     """
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.ops_web import require_free_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
 
@@ -28,6 +29,7 @@ def worker(loglevel: str) -> None:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
+    require_free_port(settings.web_host, settings.worker_web_port, "PREEMPT_WORKER_WEB_PORT")
     probe_broker(settings)
     ensure_topics(settings)
     app = create_app(settings, engine, rule_ids)

@@ -9,6 +9,8 @@ state (the committed offsets, whether table recovery completed) comes from
 
 from __future__ import annotations
 
+import os
+import socket
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from schemas.errors import ConfigError
 from streams.runtime.faust_compat import committed_offsets, tables_recovered
 from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
 from streams.runtime.health import ConsumerState, Readiness, lag_by_topic, readiness
@@ -33,6 +36,24 @@ log = get_logger(__name__)
 # They register on the process-wide registry: create them once per prefix, so building the app
 # twice in one process does not fail.
 _FAUST_METRICS: dict[str, FaustMetrics] = {}
+
+
+def require_free_port(host: str, port: int, setting: str) -> None:
+    """Raise ``ConfigError`` (one line) when ``host:port`` cannot be listened on; called before a Faust app starts.
+
+    Faust binds its web port only once the worker runs and then crashes with a traceback (``OSError:
+    address already in use``) — e.g. a second rules worker on one machine, or ``make demo`` beside a
+    running worker. ``setting`` names the variable that moves the port.
+    """
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}; stop what uses it, "
+            f"or set {setting} "
+            "(or PREEMPT_WEB_HOST) to a free port"
+        ) from None
 
 
 def register_web(app: faust.App, *, faust_metrics_prefix: str, lag_interval_s: float = 15.0) -> None:

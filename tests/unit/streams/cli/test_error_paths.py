@@ -304,3 +304,22 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
     )
     assert run.returncode == 1
     assert "Error: cannot reach Kafka at 127.0.0.1:1 within 0.5 s" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [("worker", "PREEMPT_WORKER_WEB_PORT"), ("notifier", "PREEMPT_NOTIFIER_WEB_PORT")],
+)
+def test_a_web_port_in_use_is_one_line_before_any_connection(command: str, setting: str) -> None:
+    """A worker or notifier whose web port is taken (a second worker on the machine, `make demo` beside a
+    running one) stops with one line naming the port and the setting, not with Faust's crash traceback."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, [command], env={setting: str(port), "PREEMPT_BROKER": CLOSED_BROKER})
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; stop what uses it, or set {setting} "
+        "(or PREEMPT_WEB_HOST) to a free port"
+    ]
