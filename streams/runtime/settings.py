@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     notifier_session_timeout_seconds: float = Field(
         60.0, ge=6, description="consumer-group session timeout: how soon a dead notifier's partitions move on"
     )
-    smtp_ca_file: Path | None = Field(
+    smtp_ca_file: FilePath | None = Field(
         None, description="CA bundle (PEM) to verify the SMTP server's certificate; None = the system CAs"
     )
 

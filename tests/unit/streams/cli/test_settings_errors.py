@@ -51,3 +51,16 @@ def test_every_setting_type_is_described_in_words() -> None:
     for name, field in Settings.model_fields.items():
         words = expected(field.annotation)
         assert words == "text" or " " in words, f"{name}: {words!r}"
+
+
+def test_a_missing_smtp_ca_file_stops_the_notifier_at_start(tmp_path: Path) -> None:
+    """An SMTP CA bundle that does not exist is refused when the notifier starts (like the Kafka one),
+    not at the first e-mail, where every delivery would fail."""
+    missing = tmp_path / "smtp-ca.pem"
+    env = {"PREEMPT_SMTP_CA_FILE": str(missing), "PREEMPT_SMTP_STARTTLS": "true"}
+    result = CliRunner().invoke(main, ["notifier"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: PREEMPT_SMTP_CA_FILE={str(missing)!r} is not valid: path does not point to a file; "
+        "expected the path of an existing file. Fix it or unset it (default: none)"
+    ]
