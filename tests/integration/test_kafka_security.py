@@ -29,7 +29,7 @@ from tests.integration.pipeline_support import (
     simulate,
     wait_for_metric,
 )
-from tests.integration.secured_kafka import SaslBroker, sasl_broker  # noqa: F401
+from tests.integration.secured_kafka import SaslBroker, mtls_plain_scram256_broker, sasl_broker  # noqa: F401
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """
@@ -228,3 +228,41 @@ def test_sasl_or_tls_on_a_plaintext_listener_is_a_protocol_mismatch(kafka_bootst
     message = _access_error(broker=f"kafka://{kafka_bootstrap}", kafka_security_protocol="SSL")
     assert "closed the connection during the SSL handshake" in message
     assert _access_error(broker=f"kafka://{kafka_bootstrap}") == ""
+
+
+def test_plain_and_scram_sha_256_with_mutual_tls_carry_events_to_the_worker(
+    mtls_plain_scram256_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Over a listener offering PLAIN and SCRAM-SHA-256 with client certificates required, `preempt
+    publish` works with either mechanism and a rules worker logged in with PLAIN consumes the events."""
+    broker = mtls_plain_scram256_broker
+    port = free_port()
+    settings = settings_factory(**broker.settings(), worker_web_port=port)
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    for n, mechanism in enumerate(("PLAIN", "SCRAM-SHA-256", "PLAIN")):
+        args = ["preempt", "publish", "--event", "Report Exported", "--account", f"acme-{n}"]
+        output = _run(process_factory, args, settings.model_copy(update={"kafka_sasl_mechanism": mechanism}), f"p{n}")
+        assert "published" in output
+    assert wait_for_metric(port, 'preempt_events_total{outcome="accepted"}', 3, timeout_s=120)
+    assert "Traceback" not in worker.log_text()
+
+
+def test_a_listener_requiring_a_client_certificate_refuses_a_client_without_one_in_one_line(
+    mtls_plain_scram256_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Without PREEMPT_KAFKA_SSL_CERT_FILE/KEY_FILE against mutual TLS, the worker stops at once with one
+    line naming the two settings (it said "check the protocol")."""
+    fields = {k: v for k, v in mtls_plain_scram256_broker.settings().items() if "cert" not in k and "key" not in k}
+    proc = process_factory(["preempt", "worker"], settings_factory(**fields), name="no-cert")
+    proc.proc.wait(timeout=60)
+    output = proc.log_text()
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert lines[-1].startswith("Error: Kafka at 127.0.0.1:"), output[-3000:]
+    assert "refused this client's TLS certificate" in lines[-1]
+    assert "set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in lines[-1]
+    assert "Traceback" not in output
