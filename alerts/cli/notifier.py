@@ -9,7 +9,13 @@ from streams.runtime.settings import Settings
 
 
 @click.command()
-@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+@click.option(
+    "--loglevel",
+    type=click.Choice(["critical", "error", "warn", "warning", "info", "debug"], case_sensitive=False),
+    default="warn",
+    show_default=True,
+    help="Faust's own log level.",
+)
 def notifier(loglevel: str) -> None:
     """Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.
 

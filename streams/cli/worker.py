@@ -9,7 +9,13 @@ from streams.runtime.settings import Settings
 
 
 @click.command()
-@click.option("--loglevel", default="warn", show_default=True, help="Faust's own log level.")
+@click.option(
+    "--loglevel",
+    type=click.Choice(["critical", "error", "warn", "warning", "info", "debug"], case_sensitive=False),
+    default="warn",
+    show_default=True,
+    help="Faust's own log level.",
+)
 def worker(loglevel: str) -> None:
     """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
 

@@ -165,13 +165,16 @@ class Settings(BaseSettings):
 
     # Web (metrics, health, HTTP ingest)
     web_host: str = "127.0.0.1"
-    worker_web_port: int = 6066
-    notifier_web_port: int = 6067
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="rules worker: /metrics, /healthz, /readyz")
+    notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
     ingest_port: int = Field(
-        6068, description="port of `preempt ingest` (/v1/events, the tracking API /v1/batch…, /metrics, /healthz)"
+        6068,
+        ge=1,
+        le=65535,
+        description="port of `preempt ingest` (/v1/events, the tracking API /v1/batch…, /metrics, /healthz)",
     )
     # Ingest hardening (docs/events.md): bounds on what one request may cost before and after auth.
     ingest_max_items: int = Field(1000, ge=1, description="most items in one ingest request (413 above)")
@@ -206,7 +209,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False

@@ -323,3 +323,31 @@ def test_a_web_port_in_use_is_one_line_before_any_connection(command: str, setti
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; stop what uses it, or set {setting} "
         "(or PREEMPT_WEB_HOST) to a free port"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["worker", "--loglevel", "loud"], {}, "Error: Invalid value for '--loglevel': 'loud' is not one of"),
+        (["notifier", "--loglevel", "loud"], {}, "Error: Invalid value for '--loglevel': 'loud' is not one of"),
+        (
+            ["ingest", "--port", "99999"],
+            {},
+            "Error: Invalid value for '--port': 99999 is not in the range 1<=x<=65535.",
+        ),
+        (["worker"], {"PREEMPT_WORKER_WEB_PORT": "99999"}, "Error: PREEMPT_WORKER_WEB_PORT='99999' is not valid"),
+        (["notifier"], {"PREEMPT_NOTIFIER_WEB_PORT": "0"}, "Error: PREEMPT_NOTIFIER_WEB_PORT='0' is not valid"),
+    ],
+    ids=["worker-loglevel", "notifier-loglevel", "ingest-port", "worker-port-setting", "notifier-port-setting"],
+)
+def test_a_bad_log_level_or_port_is_one_line(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    """An unknown --loglevel or a port outside 1-65535 is refused before anything starts (Faust crashed
+    with a TypeError traceback, the socket layer with an OverflowError one)."""
+    run = _finish(*_start(args, _env(PREEMPT_BROKER=CLOSED_BROKER, **env), tmp_path))
+    assert run.returncode in (1, 2), run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, run.stderr  # (click prints its usage line above a bad option)
+    assert errors[0].startswith(message), errors[0]
