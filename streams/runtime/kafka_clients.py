@@ -224,10 +224,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
             "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
         ) from None
     except ssl.SSLCertVerificationError as exc:
-        raise KafkaAccessError(
-            f"Kafka at {server}: the broker's TLS certificate is not trusted ({exc.verify_message}); "
-            "set PREEMPT_KAFKA_SSL_CA_FILE to the CA bundle that signed it"
-        ) from None
+        raise KafkaAccessError(_untrusted_certificate(server, host, exc)) from None
     except ssl.SSLError as exc:
         raise KafkaAccessError(
             f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}); "
@@ -257,6 +254,28 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     finally:
         conn.close()
     return "ok"
+
+
+# OpenSSL's verify codes that a different setting (or the broker's operator) fixes, not the CA file.
+_CERT_NOT_YET_VALID, _CERT_HAS_EXPIRED, _HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 9, 10, 62, 64
+
+
+def _untrusted_certificate(server: str, host: str, exc: ssl.SSLCertVerificationError) -> str:
+    """The one line for a broker certificate this client does not accept, with what fixes it."""
+    if exc.verify_code in (_CERT_HAS_EXPIRED, _CERT_NOT_YET_VALID):
+        return (
+            f"Kafka at {server}: the broker's TLS certificate {exc.verify_message}; it must be renewed on the "
+            "broker (or this machine's clock is wrong)"
+        )
+    if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+        return (
+            f"Kafka at {server}: the broker's TLS certificate is not for {host!r} ({exc.verify_message}); "
+            "write in PREEMPT_BROKER a host name the certificate names"
+        )
+    return (
+        f"Kafka at {server}: the broker's TLS certificate is not trusted ({exc.verify_message}); "
+        "set PREEMPT_KAFKA_SSL_CA_FILE to the CA bundle that signed it"
+    )
 
 
 def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> None:

@@ -8,6 +8,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,14 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "-out", "client.pem", "-passout", "pass:keypass")  # fmt: skip
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=o", "-keyout", "other-key.pem",
         "-out", "other.pem")  # fmt: skip
-    return {name: d / f"{name}.pem" for name in ("ca", "server", "server-key", "client", "client-key", "other-key")}
+    # A server certificate that expired at once (-days 0), and one for another host name.
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days",
+        "0", "-extfile", "server.ext", "-out", "expired.pem")  # fmt: skip
+    (d / "other-host.ext").write_text("subjectAltName=DNS:kafka.example.com\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days",
+        "2", "-extfile", "other-host.ext", "-out", "other-host.pem")  # fmt: skip
+    names = ("ca", "server", "server-key", "client", "client-key", "other-key", "expired", "other-host")
+    return {name: d / f"{name}.pem" for name in names}
 
 
 def test_an_encrypted_client_key_without_its_password_is_refused_without_a_prompt(
@@ -280,3 +288,30 @@ def test_tls_to_a_plaintext_listener_is_a_protocol_mismatch_not_an_unreachable_b
     message = _serve_and_check(fields, reset)
     assert "closed the connection during the SSL handshake" in message
     assert "PREEMPT_KAFKA_SECURITY_PROTOCOL" in message
+
+
+@pytest.mark.parametrize(
+    ("certificate", "message"),
+    [
+        ("expired", "the broker's TLS certificate certificate has expired; it must be renewed on the broker"),
+        ("other-host", "the broker's TLS certificate is not for '127.0.0.1'"),
+    ],
+)
+def test_an_expired_or_misnamed_broker_certificate_says_what_fixes_it(
+    tls_files: dict[str, Path], certificate: str, message: str
+) -> None:
+    """A broker certificate that expired, or names another host, is one line saying so — not "set
+    PREEMPT_KAFKA_SSL_CA_FILE", which cannot help."""
+    time.sleep(1.1)  # the "expired" certificate's end is the second it was made
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(str(tls_files[certificate]), str(tls_files["server-key"]))
+
+    def serve_tls(conn: socket.socket) -> None:
+        tls = server_ssl.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            tls.do_handshake()  # the client refuses the certificate
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    error = _serve_and_check(fields, serve_tls)
+    assert message in error
+    assert "PREEMPT_KAFKA_SSL_CA_FILE" not in error
