@@ -264,8 +264,8 @@ def _untrusted_certificate(server: str, host: str, exc: ssl.SSLCertVerificationE
     """The one line for a broker certificate this client does not accept, with what fixes it."""
     if exc.verify_code in (_CERT_HAS_EXPIRED, _CERT_NOT_YET_VALID):
         return (
-            f"Kafka at {server}: the broker's TLS certificate {exc.verify_message}; it must be renewed on the "
-            "broker (or this machine's clock is wrong)"
+            f"Kafka at {server}: the broker's TLS certificate is out of its validity period ({exc.verify_message}); "
+            "it must be renewed on the broker (or this machine's clock is wrong)"
         )
     if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
         return (

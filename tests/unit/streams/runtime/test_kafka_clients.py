@@ -293,7 +293,11 @@ def test_tls_to_a_plaintext_listener_is_a_protocol_mismatch_not_an_unreachable_b
 @pytest.mark.parametrize(
     ("certificate", "message"),
     [
-        ("expired", "the broker's TLS certificate certificate has expired; it must be renewed on the broker"),
+        (
+            "expired",
+            "the broker's TLS certificate is out of its validity period (certificate has expired); "
+            "it must be renewed on the broker",
+        ),
         ("other-host", "the broker's TLS certificate is not for '127.0.0.1'"),
     ],
 )
