@@ -13,6 +13,7 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -49,6 +50,12 @@ def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     ensure_topics(settings, timeout_s=timeout_s, topics=topics, client_id="preempt-notify-admin")
 
 
+def _data_dir(settings: Settings) -> Path:
+    """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.app_data_dir(app_id(settings))
+
+
 def create_app(
     settings: Settings, routing: RoutingConfig | None = None, notifiers: dict[str, list[Notifier]] | None = None
 ) -> faust.App:
@@ -62,7 +69,7 @@ def create_app(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
-        datadir=str(settings.data_dir),
+        datadir=str(_data_dir(settings)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,

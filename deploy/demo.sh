@@ -43,8 +43,19 @@ echo "demo: topics ${PREEMPT_TOPIC_PREFIX}.*"
 start worker "$BIN/preempt" worker
 start notifier "$BIN/preempt" notifier
 echo "demo: waiting for the rules worker (log: $OUT/worker.log)…"
-for _ in $(seq 1 240); do grep -q "rules worker ready" "$OUT/worker.log" 2>/dev/null && break; sleep 0.5; done
-grep -q "rules worker ready" "$OUT/worker.log" || { echo "demo: the worker did not start; see $OUT/worker.log"; exit 1; }
+for _ in $(seq 1 240); do
+  grep -q "rules worker ready" "$OUT/worker.log" 2>/dev/null && break
+  for i in 0 1; do  # the worker or the notifier stopped (a bad setting, a port in use): say why at once
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      name=$([[ $i == 0 ]] && echo worker || echo notifier)
+      echo "demo: the $name stopped before it was ready; the end of $OUT/$name.log:"
+      tail -n 5 "$OUT/$name.log" | sed 's/^/  /'
+      exit 1
+    fi
+  done
+  sleep 0.5
+done
+grep -q "rules worker ready" "$OUT/worker.log" || { echo "demo: the worker did not start within 120 s; see $OUT/worker.log"; exit 1; }
 
 echo "demo: publishing 3 days of history for $ACCOUNTS accounts (preempt simulate --backfill)…"
 "$BIN/preempt" simulate --accounts "$ACCOUNTS" --days 3 --seed 7 --backfill >"$OUT/backfill.log" 2>&1

@@ -9,7 +9,6 @@ from streams.runtime.logs import (
     configure_logging,
     get_logger,
     run_faust_worker,
-    stdlib_logging_config,
 )
 from streams.runtime.settings import Settings
 

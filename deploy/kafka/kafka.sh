@@ -11,11 +11,14 @@
 #
 # A secured broker (the TLS + SCRAM set-up of a managed Kafka, for tests, `make chaos` and trying the
 # PREEMPT_KAFKA_* settings): KAFKA_SECURITY=SASL_SSL serves clients on a SASL_SSL listener only (TLS,
-# SCRAM-SHA-512). On the first start it makes a CA and a broker certificate for 127.0.0.1/localhost with
-# openssl in $KAFKA_HOME_DIR/tls/ (ca.pem is what clients trust), creates the SCRAM user
-# KAFKA_SCRAM_USER (preempt) with KAFKA_SCRAM_PASSWORD (random when unset) while formatting the storage,
-# and writes $KAFKA_HOME_DIR/client.env: the PREEMPT_* settings a client needs (source it). Use it with
-# its own KAFKA_HOME_DIR and ports, e.g.
+# SCRAM-SHA-512). On the first start it makes a CA, a broker certificate for 127.0.0.1/localhost and a
+# client certificate (tls/client.pem, tls/client-key.pem) with openssl in $KAFKA_HOME_DIR/tls/ (ca.pem
+# is what clients trust), creates the user KAFKA_SCRAM_USER (preempt) with KAFKA_SCRAM_PASSWORD (random
+# when unset) while formatting the storage, and writes $KAFKA_HOME_DIR/client.env: the PREEMPT_*
+# settings a client needs (source it). KAFKA_SASL_MECHANISMS (SCRAM-SHA-512) lists the mechanisms the
+# listener offers, any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (client.env names the first);
+# KAFKA_SSL_CLIENT_AUTH=required adds mutual TLS (client.env then names the client certificate).
+# Use it with its own KAFKA_HOME_DIR and ports, e.g.
 #   KAFKA_SECURITY=SASL_SSL KAFKA_HOME_DIR=/tmp/k-sasl KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 deploy/kafka/kafka.sh start
 set -euo pipefail
 
@@ -34,6 +37,8 @@ props="$home/server.properties"
 security="${KAFKA_SECURITY:-PLAINTEXT}"
 tls="$home/tls"
 scram_user="${KAFKA_SCRAM_USER:-preempt}"
+mechanisms="${KAFKA_SASL_MECHANISMS:-SCRAM-SHA-512}"
+client_auth="${KAFKA_SSL_CLIENT_AUTH:-none}"
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
 
@@ -100,21 +105,33 @@ num.io.threads=4
 PROPS
 }
 
+first_mechanism() { printf '%s' "${mechanisms%%,*}"; }
+
 secured_props() {
   [[ "$security" == "SASL_SSL" ]] || return 0
+  local broker_password client_password mechanism
+  broker_password="$(cat "$tls/broker.password")"
+  client_password="$(tr -d '\n' <"$tls/client.password")"
   cat <<SECURED
-# SASL_SSL listener: TLS with the PEM files made by make_tls, SCRAM-SHA-512 users created at format
-# time (the broker authenticates to itself as the "broker" user). The controller listener stays on
-# 127.0.0.1 in plain text: only this process talks to it.
-sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$(cat "$tls/broker.password")";
+# SASL_SSL listener: TLS with the PEM files made by make_tls and the SASL mechanisms of
+# KAFKA_SASL_MECHANISMS (SCRAM users created at format time, PLAIN users listed below); the broker
+# authenticates to itself as the "broker" user. The controller listener stays on 127.0.0.1 in plain
+# text: only this process talks to it.
+sasl.enabled.mechanisms=$mechanisms
+sasl.mechanism.inter.broker.protocol=$(first_mechanism)
 ssl.keystore.type=PEM
 ssl.keystore.location=$tls/broker-keystore.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$tls/ca.pem
-ssl.client.auth=none
+# Kafka applies client authentication on a SASL_SSL listener only when set with the listener prefix.
+listener.name.sasl_ssl.ssl.client.auth=$client_auth
 SECURED
+  for mechanism in ${mechanisms//,/ }; do
+    case "$mechanism" in
+      PLAIN) printf '%s\n' "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"$broker_password\" user_broker=\"$broker_password\" user_$scram_user=\"$client_password\";" ;;
+      SCRAM-SHA-256 | SCRAM-SHA-512) printf '%s\n' "listener.name.sasl_ssl.${mechanism,,}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"$broker_password\";" ;;
+    esac
+  done
 }
 
 make_tls() {
@@ -134,6 +151,11 @@ make_tls() {
     # Kafka's PEM keystore wants an unencrypted PKCS#8 key followed by the certificate.
     openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.pk8 2>/dev/null
     cat broker-key.pk8 broker.pem >broker-keystore.pem
+    # A client certificate for mutual TLS (KAFKA_SSL_CLIENT_AUTH=required).
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$scram_user" -keyout client-key.pem -out client.csr >/dev/null 2>&1
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+      -extfile client.ext -out client.pem >/dev/null 2>&1
     openssl rand -hex 24 >broker.password
     if [[ -n "${KAFKA_SCRAM_PASSWORD:-}" ]]; then printf '%s' "$KAFKA_SCRAM_PASSWORD" >client.password
     else openssl rand -hex 16 >client.password; fi
@@ -143,8 +165,12 @@ make_tls() {
 
 scram_args() {
   [[ "$security" == "SASL_SSL" ]] || return 0
-  printf '%s\n' --add-scram "SCRAM-SHA-512=[name=broker,password=$(cat "$tls/broker.password")]" \
-    --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$(tr -d '\n' <"$tls/client.password")]"
+  local mechanism
+  for mechanism in ${mechanisms//,/ }; do
+    [[ "$mechanism" == SCRAM-* ]] || continue
+    printf '%s\n' --add-scram "$mechanism=[name=broker,password=$(cat "$tls/broker.password")]" \
+      --add-scram "$mechanism=[name=$scram_user,password=$(tr -d '\n' <"$tls/client.password")]"
+  done
 }
 
 write_client_env() {
@@ -153,11 +179,15 @@ write_client_env() {
 # The settings a Preempt client needs for this broker (written by deploy/kafka/kafka.sh).
 export PREEMPT_BROKER=kafka://127.0.0.1:$port
 export PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL
-export PREEMPT_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export PREEMPT_KAFKA_SASL_MECHANISM=$(first_mechanism)
 export PREEMPT_KAFKA_SASL_USERNAME=$scram_user
 export PREEMPT_KAFKA_SASL_PASSWORD=$(tr -d '\n' <"$tls/client.password")
 export PREEMPT_KAFKA_SSL_CA_FILE=$tls/ca.pem
 ENV
+  if [[ "$client_auth" == "required" ]]; then
+    printf 'export PREEMPT_KAFKA_SSL_CERT_FILE=%s\nexport PREEMPT_KAFKA_SSL_KEY_FILE=%s\n' \
+      "$tls/client.pem" "$tls/client-key.pem" >>"$home/client.env"
+  fi
   chmod 600 "$home/client.env"
 }
 
@@ -165,6 +195,17 @@ start() {
   case "$security" in
     PLAINTEXT | SASL_SSL) ;;
     *) say "KAFKA_SECURITY must be PLAINTEXT or SASL_SSL, not '$security'"; exit 2 ;;
+  esac
+  local mechanism
+  for mechanism in ${mechanisms//,/ }; do
+    case "$mechanism" in
+      PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512) ;;
+      *) say "KAFKA_SASL_MECHANISMS: '$mechanism' is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"; exit 2 ;;
+    esac
+  done
+  case "$client_auth" in
+    none | required) ;;
+    *) say "KAFKA_SSL_CLIENT_AUTH must be none or required, not '$client_auth'"; exit 2 ;;
   esac
   if pid="$(our_pid)" && port_open "$port"; then
     say "already running (pid $pid) on 127.0.0.1:$port; nothing to do"

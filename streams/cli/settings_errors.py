@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
+from pydantic.types import PathType
 from pydantic_settings import SettingsError
 
 from streams.runtime.settings import Settings
@@ -48,8 +49,16 @@ def expected(annotation: object) -> str:
     args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
     if origin is typing.Literal:
         return "one of " + ", ".join(str(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Annotated:  # e.g. pydantic's FilePath = Annotated[Path, PathType("file")]
+        base, *metadata = typing.get_args(annotation)
+        kinds = {item.path_type for item in metadata if isinstance(item, PathType)}
+        if kinds:
+            return " or ".join(f"the path of an existing {kind}" for kind in sorted(kinds))
+        return expected(base)
     if origin in (tuple, list, set, frozenset):
         return "a JSON list"
+    if origin is dict:
+        return "a JSON object"
     if origin in (typing.Union, types.UnionType) and len(args) == 1:
         return expected(args[0])
     return getattr(annotation, "__name__", str(annotation))

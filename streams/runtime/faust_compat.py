@@ -426,6 +426,42 @@ async def open_connection(host: str, port: int, *, client_id: str, request_timeo
     return await create_conn(host, port, client_id=client_id, request_timeout_ms=request_timeout_ms, **security)
 
 
+# Upstream behaviour: a listener accepts ``ApiVersions`` (all ``create_conn`` sends without SASL) before
+# any login, so a client that does not log in to a SASL listener gets an open connection; the broker
+# cuts it at the first real request. And when the broker does not enable the asked SASL mechanism,
+# aiokafka raises ``UnsupportedSaslMechanismError`` with the connection's repr, dropping the list of
+# mechanisms the broker sent; ``SaslHandshake`` is also allowed before a login, so asking again on a
+# connection without SASL gets that list back.
+
+
+async def request_metadata(conn: Any) -> None:
+    """One metadata request (for no topic) on a connection from :func:`open_connection`."""
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    await conn.send(MetadataRequest([]))
+
+
+async def offered_sasl_mechanisms(
+    host: str, port: int, *, client_id: str, request_timeout_ms: int, **security: Any
+) -> list[str]:
+    """The SASL mechanisms the listener at ``host:port`` enables, asked on a connection that does not log in.
+
+    ``security`` is ``aiokafka_config``'s keyword arguments for a ``SASL_*`` protocol.
+    """
+    from aiokafka.conn import create_conn
+    from aiokafka.protocol.admin import SaslHandShakeRequest
+
+    mechanism = security["sasl_mechanism"]
+    bare = {key: value for key, value in security.items() if not key.startswith("sasl_")}
+    bare["security_protocol"] = str(security["security_protocol"]).removeprefix("SASL_")
+    conn = await create_conn(host, port, client_id=client_id, request_timeout_ms=request_timeout_ms, **bare)
+    try:
+        response = await conn.send(SaslHandShakeRequest(mechanism))
+        return [str(name) for name in response.enabled_mechanisms]
+    finally:
+        conn.close()
+
+
 # --- 12. Work before a graceful stop, while the consumer and the tables still run ----------------
 #
 # Upstream behaviour: ``App.on_stop`` (a documented override point: "remember to call super")

@@ -36,28 +36,57 @@ class KafkaAccessError(ConfigError):
     """The brokers refused this client's security set-up (credentials, mechanism, TLS trust)."""
 
 
+class _KeyNeedsPasswordError(Exception):
+    """Raised from OpenSSL's password callback: the client key is encrypted and no password is set."""
+
+
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The TLS context for an SSL/SASL_SSL protocol (CA bundle, optional client cert); None without TLS."""
+    """The TLS context for an SSL/SASL_SSL protocol (CA bundle, optional client cert); None without TLS.
+
+    Each file that cannot be used is one :class:`ConfigError` naming the file and the setting to fix,
+    never the key password. An encrypted key without ``PREEMPT_KAFKA_SSL_KEY_PASSWORD`` is refused
+    here: left to OpenSSL, it would ask for a pass phrase on the terminal and wait.
+    """
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
     ca = settings.kafka_ssl_ca_file
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-        if settings.kafka_ssl_cert_file is not None and settings.kafka_ssl_key_file is not None:
-            password = settings.kafka_ssl_key_password
-            context.load_cert_chain(
-                str(settings.kafka_ssl_cert_file),
-                str(settings.kafka_ssl_key_file),
-                password=password.get_secret_value() if password is not None else None,
-            )
     except (ssl.SSLError, OSError) as exc:
-        # Name the files, never the key password.
         raise ConfigError(
-            f"PREEMPT_KAFKA_SSL_*: cannot load the CA bundle / client certificate "
-            f"(ca={ca}, cert={settings.kafka_ssl_cert_file}, key={settings.kafka_ssl_key_file}): "
-            f"{getattr(exc, 'reason', None) or exc.strerror or type(exc).__name__}"
+            f"PREEMPT_KAFKA_SSL_CA_FILE={ca}: not a PEM bundle of CA certificates ({_ssl_reason(exc)})"
         ) from None
+    cert, key = settings.kafka_ssl_cert_file, settings.kafka_ssl_key_file
+    if cert is None or key is None:
+        return context
+    password = settings.kafka_ssl_key_password
+    asked: list[bool] = []
+
+    def key_password() -> str:
+        asked.append(True)
+        if password is None:
+            raise _KeyNeedsPasswordError
+        return password.get_secret_value()
+
+    try:
+        context.load_cert_chain(str(cert), str(key), password=key_password)
+    except _KeyNeedsPasswordError:
+        raise ConfigError(
+            f"PREEMPT_KAFKA_SSL_KEY_FILE={key} is encrypted; set PREEMPT_KAFKA_SSL_KEY_PASSWORD to its password"
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+            problem = f"the key {key} does not belong to the certificate {cert}"
+        elif asked:
+            problem = f"cannot decrypt the key {key} with PREEMPT_KAFKA_SSL_KEY_PASSWORD (is it the right password?)"
+        else:
+            problem = f"cannot read the certificate {cert} and its key {key} (PEM files expected)"
+        raise ConfigError(f"PREEMPT_KAFKA_SSL_CERT_FILE / PREEMPT_KAFKA_SSL_KEY_FILE: {problem}") from None
     return context
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def _sasl(settings: Settings) -> tuple[str, str, str] | None:
@@ -121,54 +150,73 @@ def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
         pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
 
 
+# What one connection attempt found (besides "ok" and the refusals, which raise at once).
+_UNREACHABLE = "unreachable"  # nothing answers (yet): the clients' own retries take it from here
+_CLOSED = "closed"  # TCP connected, then the broker cut the TLS / SASL handshake
+_CUT_AFTER_HANDSHAKE = "cut after handshake"  # the handshake passed, the first request was cut
+
+
 async def _check_access(settings: Settings, timeout_s: float) -> None:
-    closed: list[str] = []
+    cut: dict[str, str] = {}
     for attempt in range(2):  # a listener that closes on us twice, a second apart, is not a restart
         if attempt:
             await asyncio.sleep(1.0)
-        closed.clear()
+        cut.clear()
         for server in settings.bootstrap_servers:
             outcome = await _try_server(settings, server, timeout_s)
             if outcome == "ok":
                 return
-            if outcome == "closed":
-                closed.append(server)
-        if not closed:
+            if outcome != _UNREACHABLE:
+                cut[server] = outcome
+        if not cut:
             return  # nothing reachable yet: the clients' own retries take it from here
     protocol = settings.kafka_security_protocol
+    if all(outcome == _CUT_AFTER_HANDSHAKE for outcome in cut.values()) and not protocol.startswith("SASL_"):
+        wanted = "SASL_SSL" if protocol == "SSL" else "SASL_PLAINTEXT (or SASL_SSL)"
+        raise KafkaAccessError(
+            f"Kafka at {', '.join(cut)} accepted the {protocol} connection but cut it at the first request: "
+            f"the listener expects a SASL login; set PREEMPT_KAFKA_SECURITY_PROTOCOL={wanted} and "
+            "PREEMPT_KAFKA_SASL_MECHANISM, PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD"
+        )
     raise KafkaAccessError(
-        f"Kafka at {', '.join(closed)} closed the connection during the {protocol} handshake; "
+        f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake; "
         "check that PREEMPT_KAFKA_SECURITY_PROTOCOL matches the listener (SSL/SASL_SSL need TLS)"
     )
 
 
 async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
-    """``ok``, ``unreachable`` or ``closed`` (TCP connected, then the handshake was cut); raises on refusals."""
+    """``ok``, or what went wrong that a retry might cure (see the constants above); raises on refusals."""
     from aiokafka import errors as aiokafka_errors
 
-    from streams.runtime.faust_compat import open_connection
+    from streams.runtime.faust_compat import open_connection, request_metadata
 
     # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
     auth_errors = (
         aiokafka_errors.SaslAuthenticationFailed,
         aiokafka_errors.AuthenticationFailedError,
-        aiokafka_errors.UnsupportedSaslMechanismError,
         aiokafka_errors.AuthenticationMethodNotSupported,
-        aiokafka_errors.IllegalSaslStateError,
     )
     protocol = settings.kafka_security_protocol
     host, _, port = server.rpartition(":")
+    host = host.strip("[]")
+    connect: dict[str, Any] = {"client_id": "preempt-access-check", "request_timeout_ms": int(timeout_s * 1000)}
     try:
         conn = await asyncio.wait_for(
-            open_connection(
-                host.strip("[]"),
-                int(port),
-                client_id="preempt-access-check",
-                request_timeout_ms=int(timeout_s * 1000),
-                **aiokafka_config(settings),
-            ),
-            timeout_s,
+            open_connection(host, int(port), **connect, **aiokafka_config(settings)), timeout_s
         )
+    except aiokafka_errors.UnsupportedSaslMechanismError:
+        raise KafkaAccessError(
+            f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
+            f"{protocol} listener{await _offered(settings, host, int(port), connect, timeout_s)}; "
+            "set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
+        ) from None
+    except aiokafka_errors.IllegalSaslStateError:
+        # The broker's answer to a SASL handshake on a listener that has no SASL.
+        raise KafkaAccessError(
+            f"Kafka at {server} does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol.removeprefix('SASL_')} and unset PREEMPT_KAFKA_SASL_*, or point PREEMPT_BROKER at its "
+            f"{protocol} listener"
+        ) from None
     except auth_errors as exc:
         raise KafkaAccessError(
             f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
@@ -176,23 +224,94 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
             "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
         ) from None
     except ssl.SSLCertVerificationError as exc:
-        raise KafkaAccessError(
-            f"Kafka at {server}: the broker's TLS certificate is not trusted ({exc.verify_message}); "
-            "set PREEMPT_KAFKA_SSL_CA_FILE to the CA bundle that signed it"
-        ) from None
+        raise KafkaAccessError(_untrusted_certificate(server, host, exc)) from None
     except ssl.SSLError as exc:
         raise KafkaAccessError(
             f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}); "
             f"does the listener speak {protocol}? check PREEMPT_KAFKA_SECURITY_PROTOCOL"
         ) from None
     except aiokafka_errors.KafkaConnectionError as exc:
+        _raise_on_tls_alert(settings, server, exc)
         log.warning("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
-        return "closed"
+        return _CLOSED
+    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+        # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
+        log.warning("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
+        return _CLOSED
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         log.warning("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
-        return "unreachable"
-    conn.close()
+        return _UNREACHABLE
+    try:
+        # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
+        await asyncio.wait_for(request_metadata(conn), timeout_s)
+    except aiokafka_errors.KafkaConnectionError as exc:
+        _raise_on_tls_alert(settings, server, exc)
+        log.warning("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
+        return _CUT_AFTER_HANDSHAKE
+    except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
+        log.warning("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
+        return _UNREACHABLE
+    finally:
+        conn.close()
     return "ok"
+
+
+# OpenSSL's verify codes that a different setting (or the broker's operator) fixes, not the CA file.
+_CERT_NOT_YET_VALID, _CERT_HAS_EXPIRED, _HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 9, 10, 62, 64
+
+
+def _untrusted_certificate(server: str, host: str, exc: ssl.SSLCertVerificationError) -> str:
+    """The one line for a broker certificate this client does not accept, with what fixes it."""
+    if exc.verify_code in (_CERT_HAS_EXPIRED, _CERT_NOT_YET_VALID):
+        return (
+            f"Kafka at {server}: the broker's TLS certificate is out of its validity period ({exc.verify_message}); "
+            "it must be renewed on the broker (or this machine's clock is wrong)"
+        )
+    if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+        return (
+            f"Kafka at {server}: the broker's TLS certificate is not for {host!r} ({exc.verify_message}); "
+            "write in PREEMPT_BROKER a host name the certificate names"
+        )
+    return (
+        f"Kafka at {server}: the broker's TLS certificate is not trusted ({exc.verify_message}); "
+        "set PREEMPT_KAFKA_SSL_CA_FILE to the CA bundle that signed it"
+    )
+
+
+def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> None:
+    """A connection the broker cut with a TLS alert (TLS 1.3 checks the client's certificate after the
+    client's side of the handshake): the broker refused this client's certificate, or its absence."""
+    cause = exc.__cause__ or exc.__context__
+    if not isinstance(cause, ssl.SSLError) or "ALERT" not in str(cause.reason or ""):
+        return
+    alert = str(cause.reason).split("ALERT_", 1)[-1].replace("_", " ").lower()
+    if settings.kafka_ssl_cert_file is None:
+        advice = (
+            "the listener wants a client certificate: set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE"
+        )
+    else:
+        advice = (
+            f"check that PREEMPT_KAFKA_SSL_CERT_FILE={settings.kafka_ssl_cert_file} is valid today and signed by a CA "
+            "the broker trusts"
+        )
+    raise KafkaAccessError(
+        f"Kafka at {server} refused this client's TLS certificate (TLS alert: {alert}); {advice}"
+    ) from None
+
+
+async def _offered(settings: Settings, host: str, port: int, connect: dict[str, Any], timeout_s: float) -> str:
+    """`` (it offers PLAIN, SCRAM-SHA-512)`` — or nothing when the broker does not say."""
+    from aiokafka import errors as aiokafka_errors
+
+    from streams.runtime.faust_compat import offered_sasl_mechanisms
+
+    try:
+        offered = await asyncio.wait_for(
+            offered_sasl_mechanisms(host, port, **connect, **aiokafka_config(settings)), timeout_s
+        )
+    except (OSError, TimeoutError, ssl.SSLError, aiokafka_errors.KafkaError):
+        return ""
+    return f" (it offers {', '.join(offered)})" if offered else ""
 
 
 def _reason(exc: BaseException) -> str:

@@ -181,6 +181,30 @@ class RepeatedRecordFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """One WARNING line, no traceback, for a request the client got wrong or abandoned.
+
+    aiohttp's web server (Faust's web pages, ingest) logs a request it could not parse (a header line
+    over 8 KiB, too many headers, a bad method) or a client that went away in the middle of its body
+    as ``ERROR`` with a full traceback: anyone who can reach a port could fill the log with them and
+    page whoever watches for errors. They say nothing about the server, so they are warnings.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        http_errors = sys.modules.get("aiohttp.http_exceptions")
+        client_error: tuple[type[BaseException], ...] = (ConnectionError,)
+        if http_errors is not None:
+            client_error += (http_errors.HttpProcessingError,)
+        if isinstance(exc, client_error):
+            detail = " ".join(str(exc).split())[:200]
+            message = record.getMessage()
+            record.msg, record.args = "%s: %s (%s)", (message, type(exc).__name__, detail)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
 
@@ -209,7 +233,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
                 ],
             }
         },
-        "filters": {"repeats": {"()": RepeatedRecordFilter}},
+        "filters": {"repeats": {"()": RepeatedRecordFilter}, "client_errors": {"()": ClientErrorFilter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -218,6 +242,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
                 "filters": ["repeats"],
             }
         },
+        "loggers": {"aiohttp.server": {"filters": ["client_errors"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -30,7 +32,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
     topic_replication: int = Field(1, ge=1)
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
-    data_dir: Path = Field(Path(".preempt-data"), description="Faust data dir (RocksDB files)")
+    data_dir: Path = Field(
+        Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app and brokers)"
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
     # unreachable broker is one clear line within seconds (streams/runtime/broker_probe.py).
@@ -168,8 +172,8 @@ class Settings(BaseSettings):
 
     # Web (metrics, health, HTTP ingest)
     web_host: str = "127.0.0.1"
-    worker_web_port: int = Field(6066, ge=1, le=65535)
-    notifier_web_port: int = Field(6067, ge=1, le=65535)
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="rules worker: /metrics, /healthz, /readyz")
+    notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
@@ -241,7 +245,7 @@ class Settings(BaseSettings):
     notifier_session_timeout_seconds: float = Field(
         60.0, ge=6, description="consumer-group session timeout: how soon a dead notifier's partitions move on"
     )
-    smtp_ca_file: Path | None = Field(
+    smtp_ca_file: FilePath | None = Field(
         None, description="CA bundle (PEM) to verify the SMTP server's certificate; None = the system CAs"
     )
 
@@ -306,3 +310,17 @@ class Settings(BaseSettings):
         """The broker URL as a kafka-python/aiokafka bootstrap list."""
         hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
         return [h.strip() for h in hosts if h.strip()]
+
+    def app_data_dir(self, app_id: str) -> Path:
+        """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>``.
+
+        RocksDB keeps, per table partition, the changelog offset its state is at. Shared between two
+        clusters (or topic prefixes), a worker moved to the other one would trust state and offsets
+        that do not belong to it: Faust stops with a ``ConsistencyError`` when the offset is past the
+        changelog's end, and silently keeps the other cluster's state when it is not. One folder per
+        app and brokers makes a moved worker rebuild from its own changelog instead.
+        """
+        name = re.sub(r"[^A-Za-z0-9._@+-]", "_", f"{app_id}@{'+'.join(self.bootstrap_servers)}")
+        if len(name) > 120:  # many brokers: keep the name short and still distinct
+            name = f"{name[:100]}.{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+        return self.data_dir / name

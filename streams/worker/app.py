@@ -9,6 +9,7 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -56,6 +57,12 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
     return engine, rule_ids
 
 
+def _data_dir(settings: Settings) -> Path:
+    """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.app_data_dir(app_id(settings))
+
+
 def create_app(
     settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
 ) -> faust.App:
@@ -69,7 +76,7 @@ def create_app(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
-        datadir=str(settings.data_dir),
+        datadir=str(_data_dir(settings)),
         topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,

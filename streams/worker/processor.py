@@ -285,6 +285,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
                     out, DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
                 )
                 continue
+            p = record.partition
             account_id = decoded.account_id
             home = self._home.get(account_id)
             if home is None:

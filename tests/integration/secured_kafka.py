@@ -1,11 +1,13 @@
-"""A second local broker with a SASL_SSL listener only (TLS + SCRAM-SHA-512), for the security tests.
+"""Extra local brokers with a SASL_SSL listener only, for the security tests.
 
-``deploy/kafka/kafka.sh`` with ``KAFKA_SECURITY=SASL_SSL`` does the work: it makes a CA and a broker
-certificate (SAN 127.0.0.1/localhost) with openssl, creates the SCRAM user ``preempt`` while formatting
-the storage, and writes the client settings to ``client.env``. The broker lives in its own temporary
-directory on ports of the 197xx range and is stopped at the end of the session.
+``deploy/kafka/kafka.sh`` with ``KAFKA_SECURITY=SASL_SSL`` does the work: it makes a CA, a broker
+certificate (SAN 127.0.0.1/localhost) and a client certificate with openssl, creates the user ``preempt``
+while formatting the storage, and writes the client settings to ``client.env``. Each broker lives in its
+own temporary directory on ports of the 197xx range and is stopped at the end of the session.
 
-Use the ``sasl_broker`` fixture: ``from tests.integration.secured_kafka import sasl_broker  # noqa: F401``.
+Fixtures: ``sasl_broker`` (TLS + SCRAM-SHA-512, the managed-Kafka default) and
+``mtls_plain_scram256_broker`` (PLAIN and SCRAM-SHA-256, client certificates required):
+``from tests.integration.secured_kafka import sasl_broker  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -60,8 +62,11 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def start_sasl_broker(home: Path) -> tuple[SaslBroker, dict[str, str]]:
-    """Start a SASL_SSL broker in ``home`` on the first free pair of ports; returns it and its script env."""
+def start_sasl_broker(home: Path, **script_settings: str) -> tuple[SaslBroker, dict[str, str]]:
+    """Start a SASL_SSL broker in ``home`` on the first free pair of ports; returns it and its script env.
+
+    ``script_settings`` are extra ``deploy/kafka/kafka.sh`` variables (``KAFKA_SASL_MECHANISMS``,
+    ``KAFKA_SSL_CLIENT_AUTH``)."""
     port = next((p for p in PORT_RANGE if _free(p) and _free(p + 1)), None)
     if port is None:
         pytest.fail("no free port pair in 19700-19799 for the SASL_SSL broker", pytrace=False)
@@ -73,6 +78,7 @@ def start_sasl_broker(home: Path) -> tuple[SaslBroker, dict[str, str]]:
         "KAFKA_CONTROLLER_PORT": str(port + 1),
         "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
         "KAFKA_START_TIMEOUT": "180",
+        **script_settings,
     }
     result = subprocess.run(
         [str(KAFKA_SCRIPT), "start"], env=script_env, check=False, capture_output=True, text=True, timeout=600
@@ -98,4 +104,18 @@ def sasl_broker() -> Iterator[SaslBroker]:
             stop_sasl_broker(script_env)
 
 
-__all__ = ["SaslBroker", "sasl_broker", "start_sasl_broker", "stop_sasl_broker"]
+@pytest.fixture(scope="session")
+def mtls_plain_scram256_broker() -> Iterator[SaslBroker]:
+    """A second SASL_SSL broker that offers PLAIN and SCRAM-SHA-256 (not SCRAM-SHA-512) and requires a
+    client certificate (mutual TLS); its ``settings()`` use PLAIN and the client certificate."""
+    with tempfile.TemporaryDirectory(prefix="preempt-mtls-") as tmp:
+        broker, script_env = start_sasl_broker(
+            Path(tmp), KAFKA_SASL_MECHANISMS="PLAIN,SCRAM-SHA-256", KAFKA_SSL_CLIENT_AUTH="required"
+        )
+        try:
+            yield broker
+        finally:
+            stop_sasl_broker(script_env)
+
+
+__all__ = ["SaslBroker", "mtls_plain_scram256_broker", "sasl_broker", "start_sasl_broker", "stop_sasl_broker"]

@@ -8,6 +8,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -28,7 +29,7 @@ from tests.integration.pipeline_support import (
     simulate,
     wait_for_metric,
 )
-from tests.integration.secured_kafka import SaslBroker, sasl_broker  # noqa: F401
+from tests.integration.secured_kafka import SaslBroker, mtls_plain_scram256_broker, sasl_broker  # noqa: F401
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """
@@ -185,4 +186,83 @@ def test_untrusted_broker_certificate_is_one_clear_error(
     assert proc.proc.returncode == 1, output[-3000:]
     assert "TLS certificate is not trusted" in output
     assert "PREEMPT_KAFKA_SSL_CA_FILE" in output
+    assert "Traceback" not in output
+
+
+def _access_error(**fields: Any) -> str:
+    """The one line ``check_access`` refuses these settings with ("" when access is granted)."""
+    from streams.runtime.kafka_clients import KafkaAccessError, check_access
+
+    settings = Settings(_env_file=None, **fields)
+    try:
+        check_access(settings, timeout_s=10)
+    except KafkaAccessError as exc:
+        return str(exc)
+    return ""
+
+
+def test_a_mechanism_the_broker_does_not_offer_names_the_ones_it_does(sasl_broker: SaslBroker) -> None:  # noqa: F811
+    """SCRAM-SHA-256 or PLAIN against the SCRAM-SHA-512 listener is one line that lists what it offers
+    (aiokafka's own message was the connection's repr)."""
+    for mechanism in ("SCRAM-SHA-256", "PLAIN"):
+        message = _access_error(**sasl_broker.settings(kafka_sasl_mechanism=mechanism))
+        assert f"does not offer the SASL mechanism {mechanism} on its SASL_SSL listener" in message
+        assert "(it offers SCRAM-SHA-512); set PREEMPT_KAFKA_SASL_MECHANISM" in message
+
+
+def test_tls_without_sasl_on_a_sasl_listener_says_a_login_is_expected(sasl_broker: SaslBroker) -> None:  # noqa: F811
+    """PREEMPT_KAFKA_SECURITY_PROTOCOL=SSL against the SASL_SSL listener is refused at the check, saying
+    the listener wants a SASL login; it used to pass the check (the broker answers ApiVersions before any
+    login) and end as "cannot reach Kafka … start the broker"."""
+    fields = {k: v for k, v in sasl_broker.settings().items() if not k.startswith("kafka_sasl_")}
+    message = _access_error(**{**fields, "kafka_security_protocol": "SSL"})
+    assert "accepted the SSL connection but cut it at the first request: the listener expects a SASL login" in message
+    assert "PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in message
+
+
+def test_sasl_or_tls_on_a_plaintext_listener_is_a_protocol_mismatch(kafka_bootstrap: str) -> None:
+    """A SASL login or a TLS hello sent to the plain-text broker is one line naming the protocol setting."""
+    sasl = {"kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "preempt", "kafka_sasl_password": "x"}
+    message = _access_error(broker=f"kafka://{kafka_bootstrap}", kafka_security_protocol="SASL_PLAINTEXT", **sasl)
+    assert "does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in message
+    message = _access_error(broker=f"kafka://{kafka_bootstrap}", kafka_security_protocol="SSL")
+    assert "closed the connection during the SSL handshake" in message
+    assert _access_error(broker=f"kafka://{kafka_bootstrap}") == ""
+
+
+def test_plain_and_scram_sha_256_with_mutual_tls_carry_events_to_the_worker(
+    mtls_plain_scram256_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Over a listener offering PLAIN and SCRAM-SHA-256 with client certificates required, `preempt
+    publish` works with either mechanism and a rules worker logged in with PLAIN consumes the events."""
+    broker = mtls_plain_scram256_broker
+    port = free_port()
+    settings = settings_factory(**broker.settings(), worker_web_port=port)
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    for n, mechanism in enumerate(("PLAIN", "SCRAM-SHA-256", "PLAIN")):
+        args = ["preempt", "publish", "--event", "Report Exported", "--account", f"acme-{n}"]
+        output = _run(process_factory, args, settings.model_copy(update={"kafka_sasl_mechanism": mechanism}), f"p{n}")
+        assert "published" in output
+    assert wait_for_metric(port, 'preempt_events_total{outcome="accepted"}', 3, timeout_s=120)
+    assert "Traceback" not in worker.log_text()
+
+
+def test_a_listener_requiring_a_client_certificate_refuses_a_client_without_one_in_one_line(
+    mtls_plain_scram256_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """Without PREEMPT_KAFKA_SSL_CERT_FILE/KEY_FILE against mutual TLS, the worker stops at once with one
+    line naming the two settings (it said "check the protocol")."""
+    fields = {k: v for k, v in mtls_plain_scram256_broker.settings().items() if "cert" not in k and "key" not in k}
+    proc = process_factory(["preempt", "worker"], settings_factory(**fields), name="no-cert")
+    proc.proc.wait(timeout=60)
+    output = proc.log_text()
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert lines[-1].startswith("Error: Kafka at 127.0.0.1:"), output[-3000:]
+    assert "refused this client's TLS certificate" in lines[-1]
+    assert "set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in lines[-1]
     assert "Traceback" not in output

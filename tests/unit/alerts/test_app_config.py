@@ -55,3 +55,12 @@ def test_notifier_listens_on_the_web_host_only(tmp_path: Path) -> None:
     assert create_app(_settings(tmp_path)).conf.web_bind == "127.0.0.1"
     container = _settings(tmp_path).model_copy(update={"web_host": "0.0.0.0"})
     assert create_app(container).conf.web_bind == "0.0.0.0"
+
+
+def test_notifier_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -> None:
+    """The notifier's delivery log on disk belongs to one app and one set of brokers: moved to another
+    broker with the same PREEMPT_DATA_DIR it rebuilds from its own changelog."""
+    first = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://127.0.0.1:9092"))
+    moved = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://a:9093;kafka://b:9093"))
+    assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092"
+    assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from streams.cli.main import main
+from streams.cli.settings_errors import expected
+from streams.runtime.settings import Settings
 
 
 @pytest.mark.parametrize("args", [["worker"], ["notifier"], ["events", "dead-letters"]])
@@ -28,3 +32,35 @@ def test_invalid_field_names_the_variable() -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: PREEMPT_KAFKA_SASL_MECHANISM='KERBEROS' is not valid: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_missing_kafka_ca_file_says_an_existing_file_is_expected(tmp_path: Path) -> None:
+    """A CA file setting that names no file says so in words, not with a Python type name."""
+    missing = tmp_path / "nowhere" / "ca.pem"
+    env = {"PREEMPT_KAFKA_SECURITY_PROTOCOL": "SSL", "PREEMPT_KAFKA_SSL_CA_FILE": str(missing)}
+    result = CliRunner().invoke(main, ["publish", "--event", "x", "--account", "a"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: PREEMPT_KAFKA_SSL_CA_FILE={str(missing)!r} is not valid: path does not point to a file; "
+        "expected the path of an existing file. Fix it or unset it (default: none)"
+    ]
+
+
+def test_every_setting_type_is_described_in_words() -> None:
+    """No setting's expected value is described by a bare Python type name (Annotated, dict, …)."""
+    for name, field in Settings.model_fields.items():
+        words = expected(field.annotation)
+        assert words == "text" or " " in words, f"{name}: {words!r}"
+
+
+def test_a_missing_smtp_ca_file_stops_the_notifier_at_start(tmp_path: Path) -> None:
+    """An SMTP CA bundle that does not exist is refused when the notifier starts (like the Kafka one),
+    not at the first e-mail, where every delivery would fail."""
+    missing = tmp_path / "smtp-ca.pem"
+    env = {"PREEMPT_SMTP_CA_FILE": str(missing), "PREEMPT_SMTP_STARTTLS": "true"}
+    result = CliRunner().invoke(main, ["notifier"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: PREEMPT_SMTP_CA_FILE={str(missing)!r} is not valid: path does not point to a file; "
+        "expected the path of an existing file. Fix it or unset it (default: none)"
+    ]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import struct
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +156,166 @@ def test_missing_ca_file_is_refused(tmp_path: Path) -> None:
 def test_sasl_password_is_a_secret() -> None:
     """The SASL password never shows in the settings' repr."""
     assert "s3cret" not in repr(_settings(**SASL))
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate + encrypted key."""
+    d = tmp_path_factory.mktemp("tls")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca", "-keyout", "ca-key.pem",
+        "-out", "ca.pem")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server-key.pem", "-out",
+        "server.csr")  # fmt: skip
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days",
+        "2", "-extfile", "server.ext", "-out", "server.pem")  # fmt: skip
+    run("req", "-x509", "-newkey", "rsa:2048", "-days", "2", "-subj", "/CN=c", "-keyout", "client-key.pem",
+        "-out", "client.pem", "-passout", "pass:keypass")  # fmt: skip
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=o", "-keyout", "other-key.pem",
+        "-out", "other.pem")  # fmt: skip
+    # A server certificate that expired at once (-days 0), and one for another host name.
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days",
+        "0", "-extfile", "server.ext", "-out", "expired.pem")  # fmt: skip
+    (d / "other-host.ext").write_text("subjectAltName=DNS:kafka.example.com\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days",
+        "2", "-extfile", "other-host.ext", "-out", "other-host.pem")  # fmt: skip
+    names = ("ca", "server", "server-key", "client", "client-key", "other-key", "expired", "other-host")
+    return {name: d / f"{name}.pem" for name in names}
+
+
+def test_an_encrypted_client_key_without_its_password_is_refused_without_a_prompt(
+    tls_files: dict[str, Path],
+) -> None:
+    """An encrypted client key and no PREEMPT_KAFKA_SSL_KEY_PASSWORD is one error naming the setting
+    (OpenSSL would otherwise ask for a pass phrase on the terminal and wait)."""
+    settings = _settings(
+        kafka_security_protocol="SSL",
+        kafka_ssl_cert_file=tls_files["client"],
+        kafka_ssl_key_file=tls_files["client-key"],
+    )
+    with pytest.raises(ConfigError, match="is encrypted; set PREEMPT_KAFKA_SSL_KEY_PASSWORD"):
+        ssl_context(settings)
+
+
+def test_a_key_of_another_certificate_is_named_as_such(tls_files: dict[str, Path]) -> None:
+    """A client key that does not belong to the client certificate says so (not an OpenSSL code)."""
+    settings = _settings(
+        kafka_security_protocol="SSL",
+        kafka_ssl_cert_file=tls_files["client"],
+        kafka_ssl_key_file=tls_files["other-key"],
+    )
+    with pytest.raises(ConfigError, match="does not belong to the certificate"):
+        ssl_context(settings)
+
+
+def test_a_ca_file_that_is_not_pem_names_the_setting(tmp_path: Path) -> None:
+    """A CA file holding no certificate is refused with the setting's name."""
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"PREEMPT_KAFKA_SSL_CA_FILE=.*not a PEM bundle"):
+        ssl_context(_settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=garbage))
+
+
+def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
+    """Run ``check_access`` against a local listener whose connections ``respond`` handles (in a thread);
+    returns the access error's line, or "" when access was granted."""
+    from streams.runtime.kafka_clients import KafkaAccessError, check_access
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                respond(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        check_access(_settings(broker=f"kafka://127.0.0.1:{listener.getsockname()[1]}", **settings_fields), timeout_s=5)
+    except KafkaAccessError as exc:
+        return str(exc)
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+    return ""
+
+
+def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files: dict[str, Path]) -> None:
+    """A listener with mutual TLS that refuses the client (no certificate) is one error saying which settings
+    to set — not 'closed the connection, check the protocol' (TLS 1.3 reports it only after the handshake)."""
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls_files["ca"]))
+    server_ssl.load_cert_chain(str(tls_files["server"]), str(tls_files["server-key"]))
+    server_ssl.verify_mode = ssl.CERT_REQUIRED
+
+    def require_a_certificate(conn: socket.socket) -> None:
+        tls = server_ssl.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            tls.do_handshake()  # fails: sends the "certificate required" alert
+        tls.shutdown(socket.SHUT_WR)  # let the client read the alert before the connection goes
+        tls.settimeout(3)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            while tls.recv(4096):
+                pass
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    message = _serve_and_check(fields, require_a_certificate)
+    assert "refused this client's TLS certificate (TLS alert: certificate required)" in message
+    assert "PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in message
+
+
+def test_tls_to_a_plaintext_listener_is_a_protocol_mismatch_not_an_unreachable_broker(
+    tls_files: dict[str, Path],
+) -> None:
+    """A listener without TLS that resets the TLS hello is reported as a protocol mismatch at once; it was
+    taken for "broker not reachable yet" and ended, 5 s later, as "cannot reach Kafka … start the broker"."""
+
+    def reset(conn: socket.socket) -> None:  # what a broker does with a frame size it cannot accept
+        conn.recv(5)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    message = _serve_and_check(fields, reset)
+    assert "closed the connection during the SSL handshake" in message
+    assert "PREEMPT_KAFKA_SECURITY_PROTOCOL" in message
+
+
+@pytest.mark.parametrize(
+    ("certificate", "message"),
+    [
+        (
+            "expired",
+            "the broker's TLS certificate is out of its validity period (certificate has expired); "
+            "it must be renewed on the broker",
+        ),
+        ("other-host", "the broker's TLS certificate is not for '127.0.0.1'"),
+    ],
+)
+def test_an_expired_or_misnamed_broker_certificate_says_what_fixes_it(
+    tls_files: dict[str, Path], certificate: str, message: str
+) -> None:
+    """A broker certificate that expired, or names another host, is one line saying so — not "set
+    PREEMPT_KAFKA_SSL_CA_FILE", which cannot help."""
+    time.sleep(1.1)  # the "expired" certificate's end is the second it was made
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(str(tls_files[certificate]), str(tls_files["server-key"]))
+
+    def serve_tls(conn: socket.socket) -> None:
+        tls = server_ssl.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            tls.do_handshake()  # the client refuses the certificate
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    error = _serve_and_check(fields, serve_tls)
+    assert message in error
+    assert "PREEMPT_KAFKA_SSL_CA_FILE" not in error

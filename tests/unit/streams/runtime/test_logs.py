@@ -125,8 +125,12 @@ def test_library_records_are_rendered_and_redacted_too(capsys: pytest.CaptureFix
     assert WEBHOOK not in record["event"]
 
 
-def test_faust_worker_runs_without_its_terminal_spinner(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run_faust_worker`` runs Faust's quiet Worker with the spinner removed (it set the root logger to DEBUG)."""
+def test_faust_worker_runs_quietly_and_logs_like_structlog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_faust_worker`` runs Faust's quiet Worker with the spinner removed (it set the root logger to DEBUG)
+    and with the structlog rendering of library records (the rules worker's were Faust's plain text,
+    unredacted, while the notifier's were JSON)."""
     import faust
 
     from streams.runtime.logs import run_faust_worker
@@ -202,3 +206,43 @@ def test_the_repeat_filter_remembers_a_bounded_number_of_templates() -> None:
     for n in range(RepeatedRecordFilter.MAX_KEYS + 5):
         assert gate.filter(logging.LogRecord("lib", logging.ERROR, __file__, 1, f"message {n}", (), None))
     assert len(gate._last) <= RepeatedRecordFilter.MAX_KEYS
+
+
+def test_a_bad_http_request_is_one_warning_line_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's "Error handling request" for a request the client got wrong (a header over 8 KiB) or
+    abandoned (connection lost mid-body) is one warning line, not an ERROR with a traceback."""
+    from aiohttp.http_exceptions import LineTooLong
+
+    from streams.runtime import logs
+
+    clock = iter(range(0, 10_000, 60))  # a minute between requests: the repeat filter lets each through
+    monkeypatch.setattr(logs.time, "monotonic", lambda: float(next(clock)))
+    configure_logging("json", "INFO")
+    server_log = logging.getLogger("aiohttp.server")
+    for exc in (LineTooLong(b"a" * 100, "8190"), ConnectionResetError("Connection lost")):
+        try:
+            raise exc
+        except Exception:
+            server_log.exception("Error handling request from %s", "127.0.0.1")
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(r["level"], r["event"].split(":")[0]) for r in lines] == [
+        ("warning", "Error handling request from 127.0.0.1"),
+        ("warning", "Error handling request from 127.0.0.1"),
+    ]
+    assert "LineTooLong" in lines[0]["event"]
+    assert "ConnectionResetError" in lines[1]["event"]
+    assert all("exception" not in r for r in lines)
+
+
+def test_a_server_bug_in_a_request_keeps_its_error_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Any other exception while handling a request stays an ERROR with its traceback (a bug)."""
+    configure_logging("json", "INFO")
+    try:
+        raise KeyError("boom")
+    except KeyError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "127.0.0.1")
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert record["level"] == "error"
+    assert "KeyError" in record["exception"]

@@ -45,3 +45,24 @@ def test_rules_app_listens_on_the_web_host_only(tmp_path: Path) -> None:
     base = {"topic_prefix": f"ut{uuid.uuid4().hex[:8]}", "store": "memory://", "data_dir": tmp_path}
     assert create_app(Settings(**base)).conf.web_bind == "127.0.0.1"
     assert create_app(Settings(**base, web_host="0.0.0.0")).conf.web_bind == "0.0.0.0"
+
+
+def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -> None:
+    """The same PREEMPT_DATA_DIR used against another broker or topic prefix gives the worker another
+    RocksDB folder, so it never trusts offsets and state from a changelog that is not its own."""
+    base = {"store": "rocksdb://", "data_dir": tmp_path}
+    local = create_app(Settings(**base, topic_prefix="acme", broker="kafka://127.0.0.1:9092"))
+    managed = create_app(Settings(**base, topic_prefix="acme", broker="kafka://kafka.example:9093"))
+    other_prefix = create_app(Settings(**base, topic_prefix="beta", broker="kafka://127.0.0.1:9092"))
+    dirs = {Path(app.conf.datadir) for app in (local, managed, other_prefix)}
+    assert len(dirs) == 3
+    assert all(d.parent == tmp_path for d in dirs)
+    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092"
+
+
+def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
+    """A PREEMPT_DATA_DIR that does not exist yet is created (Faust itself makes only the last level)."""
+    data_dir = tmp_path / "not" / "yet"
+    app = create_app(Settings(topic_prefix="acme", store="memory://", data_dir=data_dir))
+    assert data_dir.is_dir()
+    Path(app.conf.datadir).mkdir(exist_ok=True)  # what Faust does at start

@@ -1,0 +1,17 @@
+"""Settings helpers that other modules build on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.runtime.settings import Settings
+
+
+def test_app_data_dir_stays_short_and_distinct_for_many_brokers(tmp_path: Path) -> None:
+    """A long bootstrap list gives a folder name of bounded length that still differs per broker set."""
+    many = ";".join(f"kafka://broker-{i}.kafka.internal.example.com:9093" for i in range(12))
+    one = Settings(data_dir=tmp_path, broker=many).app_data_dir("preempt-rules")
+    other = Settings(data_dir=tmp_path, broker=many.replace("broker-11", "broker-12")).app_data_dir("preempt-rules")
+    assert len(one.name) <= 120
+    assert one.parent == tmp_path
+    assert one != other
