@@ -4,7 +4,7 @@ A body is one event, a JSON array of events, or ``{"batch": [...]}`` (Segment's 
 whose top-level ``context`` is merged under each item's own). Each item is either canonical
 (docs/events.md, "The event") or a Segment Track call (``"type": "track"``), mapped to canonical as::
 
-    messageId → event_id    userId → user_id    event → event    timestamp → timestamp
+    messageId → event_id    userId, else anonymousId → user_id    event → event    timestamp → timestamp
     properties → properties    context → context    context.groupId → account_id
 
 A Segment item without ``timestamp`` gets the time the request was received. Items are checked
@@ -167,8 +167,12 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
     }
     if "event" not in item:
         del canonical["event"]
-    if item.get("userId") is not None:
-        canonical["user_id"] = item["userId"]
+    # As on the tracking API: userId, else anonymousId (an analytics.js visitor before sign-in).
+    user = item.get("userId")
+    if user is None:
+        user = item.get("anonymousId")
+    if user is not None:
+        canonical["user_id"] = user
     if "properties" in item:
         canonical["properties"] = item["properties"]
     return canonical

@@ -77,6 +77,16 @@ def test_segment_track_is_mapped_to_the_canonical_shape(segment: Callable[..., d
     }
 
 
+def test_segment_anonymous_id_is_the_user_when_there_is_no_user_id(segment: Callable[..., dict[str, Any]]) -> None:
+    """On /v1/events as on the tracking API, a Segment call with only anonymousId keeps it as user_id;
+    userId wins when both are there."""
+    anonymous = segment(anonymousId="anon-ü-1")
+    del anonymous["userId"]
+    (_, value), (_, both) = parse([anonymous, segment(messageId="m2", anonymousId="anon-2")]).records
+    assert orjson.loads(value)["user_id"] == "anon-ü-1"
+    assert orjson.loads(both)["user_id"] == "u-42"
+
+
 def test_segment_without_timestamp_gets_the_receive_time(segment: Callable[..., dict[str, Any]]) -> None:
     """A Segment call without timestamp is stamped with the time the request arrived."""
     item = segment()
