@@ -194,7 +194,8 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
         body = f"[{first.severity.upper()}] {title} ({who}): {evidence_text(first)}"
     else:
         whom = f"{accounts} accounts" if accounts > 1 else who
-        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in alerts)
+        ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
+        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in ordered)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 

@@ -151,9 +151,11 @@ def check_template(source: str) -> None:
 
 
 def template_context(alerts: tuple[Alert, ...]) -> dict[str, Any]:
-    """What every template sees: ``alert`` (the first), ``alerts``, ``account``, ``count``, ``accounts``
-    (how many distinct accounts: a group by owner or team spans several), ``severity`` (highest)."""
-    dumped = [a.model_dump(mode="json") for a in alerts]
+    """What every template sees: ``alerts`` most severe first (then by priority), as in a Slack digest;
+    ``alert`` (the first of them), ``account`` (its account), ``count``, ``accounts`` (how many distinct
+    accounts: a group by owner or team spans several), ``severity`` (highest)."""
+    ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority))  # stable: ties keep arrival
+    dumped = [a.model_dump(mode="json") for a in ordered]
     first = dumped[0] if dumped else {}
     highest = min((a.severity for a in alerts), key=lambda s: SEVERITY_ORDER[s], default="info")
     account = dict(first.get("account") or {})

@@ -134,3 +134,18 @@ def test_an_unusable_sender_is_refused_where_it_is_configured(sender: str) -> No
 def test_the_default_sender_is_valid() -> None:
     """The default PREEMPT_SMTP_FROM passes its own check."""
     assert Settings().smtp_from == "Preempt <preempt@localhost>"
+
+
+def test_a_digest_lists_the_most_severe_alert_first(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """An email digest reads like the Slack digest: most severe first, then by priority; the subject's
+    severity is the first alert's."""
+    notifier = make_notifier(to="x@example.com")
+    low = make_alert(severity="low", title="Acme: a low one")
+    critical = make_alert(severity="critical", title="Acme: the critical one")
+    high = make_alert(severity="high", priority=3, title="Acme: a high one")
+    text = notifier.build((low, critical, high), ["x@example.com"], "g").get_body(("plain",)).get_content()
+    assert (
+        text.index("1. Acme: the critical one") < text.index("2. Acme: a high one") < text.index("3. Acme: a low one")
+    )
