@@ -11,7 +11,7 @@ from __future__ import annotations
 from alerts.channels.base import Notifier
 from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
-from alerts.channels.slack import ChannelRateLimiter, SlackNotifier
+from alerts.channels.slack import PACED_INTERVAL_SECONDS, ChannelRateLimiter, SlackNotifier
 from alerts.routing.config import RoutingConfig
 from streams.runtime.settings import Settings
 
@@ -20,7 +20,7 @@ def build_notifiers(
     config: RoutingConfig, settings: Settings, limiter: ChannelRateLimiter | None = None
 ) -> dict[str, list[Notifier]]:
     """Receiver name → its notifiers (Slack, then email, then console, in file order)."""
-    shared = limiter or ChannelRateLimiter()
+    shared = limiter or ChannelRateLimiter(min_interval=PACED_INTERVAL_SECONDS)
     notifiers: dict[str, list[Notifier]] = {}
     for receiver in config.receivers:
         channels: list[Notifier] = []

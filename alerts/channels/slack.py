@@ -38,6 +38,10 @@ RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 DEFAULT_RETRY_AFTER = 1.0
+PACED_INTERVAL_SECONDS = 1.05
+"""The notifier's spacing of new messages to one channel: Slack's one a second, plus 50 ms, because a slot is
+taken when a message is about to be sent and the request's own time varies by some milliseconds — without the
+margin two posts could reach Slack 0.99 s apart (measured at the local Slack server)."""
 _T = TypeVar("_T")
 
 

@@ -49,3 +49,17 @@ def test_demo_routes_build_without_credentials() -> None:
     repo = Path(__file__).resolve().parents[4]
     notifiers = build_notifiers(RoutingConfig.load(repo / "deploy" / "routes.demo.yaml"), Settings())
     assert [type(n) for n in notifiers["console"]] == [ConsoleNotifier]
+
+
+def test_slack_notifiers_share_one_limiter_spaced_a_little_over_a_second() -> None:
+    """Every Slack notifier shares one per-channel limiter, spaced over one second so that the jitter of the
+    requests themselves cannot bring two posts to one channel closer than Slack's one a second."""
+    config = _config(
+        {"name": "a", "slack_configs": [{"channel": "#cs"}]},
+        {"name": "b", "slack_configs": [{"channel": "#cs"}, {"channel": "#ops"}]},
+    )
+    notifiers = build_notifiers(config, Settings(slack_bot_token="xoxb-test"))
+    limiters = {id(n._limiter) for name in ("a", "b") for n in notifiers[name] if isinstance(n, SlackNotifier)}
+    assert len(limiters) == 1
+    limiter = next(n._limiter for n in notifiers["a"] if isinstance(n, SlackNotifier))
+    assert 1.0 < limiter.min_interval <= 1.1
