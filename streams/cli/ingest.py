@@ -12,9 +12,9 @@ from streams.runtime.settings import Settings
 @click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
 @click.option(
     "--port",
-    type=click.IntRange(1, 65535),
+    type=click.IntRange(0, 65535),
     default=None,
-    help="Port to listen on (default: PREEMPT_INGEST_PORT, 6068).",
+    help="Port to listen on, 0 for any free one (default: PREEMPT_INGEST_PORT, 6068).",
 )
 def ingest(host: str | None, port: int | None) -> None:
     """Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.

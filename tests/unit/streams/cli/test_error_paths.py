@@ -333,7 +333,7 @@ def test_a_web_port_in_use_is_one_line_before_any_connection(command: str, setti
         (
             ["ingest", "--port", "99999"],
             {},
-            "Error: Invalid value for '--port': 99999 is not in the range 1<=x<=65535.",
+            "Error: Invalid value for '--port': 99999 is not in the range 0<=x<=65535.",
         ),
         (["worker"], {"PREEMPT_WORKER_WEB_PORT": "99999"}, "Error: PREEMPT_WORKER_WEB_PORT='99999' is not valid"),
         (["notifier"], {"PREEMPT_NOTIFIER_WEB_PORT": "0"}, "Error: PREEMPT_NOTIFIER_WEB_PORT='0' is not valid"),
