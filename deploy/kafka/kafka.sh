@@ -18,6 +18,8 @@
 # settings a client needs (source it). KAFKA_SASL_MECHANISMS (SCRAM-SHA-512) lists the mechanisms the
 # listener offers, any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (client.env names the first);
 # KAFKA_SSL_CLIENT_AUTH=required adds mutual TLS (client.env then names the client certificate).
+# SCRAM users exist only for the mechanisms listed when the storage was formatted (the first start):
+# to offer another SCRAM mechanism, start with a fresh KAFKA_HOME_DIR.
 # Use it with its own KAFKA_HOME_DIR and ports, e.g.
 #   KAFKA_SECURITY=SASL_SSL KAFKA_HOME_DIR=/tmp/k-sasl KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 deploy/kafka/kafka.sh start
 set -euo pipefail

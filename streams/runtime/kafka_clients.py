@@ -232,11 +232,11 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         ) from None
     except aiokafka_errors.KafkaConnectionError as exc:
         _raise_on_tls_alert(settings, server, exc)
-        log.warning("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
+        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
         return _CLOSED
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
         # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
-        log.warning("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
+        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
         return _CLOSED
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         log.warning("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
@@ -246,7 +246,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         await asyncio.wait_for(request_metadata(conn), timeout_s)
     except aiokafka_errors.KafkaConnectionError as exc:
         _raise_on_tls_alert(settings, server, exc)
-        log.warning("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
+        log.debug("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
         return _CUT_AFTER_HANDSHAKE
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         log.warning("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = 1024 * 1024
     ingest_port: int = Field(
         6068,
-        ge=1,
+        ge=0,
         le=65535,
         description="port of `preempt ingest` (/v1/events, the tracking API /v1/batch…, /metrics, /healthz)",
     )

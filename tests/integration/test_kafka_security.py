@@ -10,16 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
+from streams.ingest.auth import key_digest
 from streams.runtime.kafka_clients import kafka_python_config
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, listening_addresses
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
+from tests.integration.ingest_support import KEY, post, wait_healthy
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
 from tests.integration.pipeline_support import (
     append_heartbeats,
@@ -266,3 +269,39 @@ def test_a_listener_requiring_a_client_certificate_refuses_a_client_without_one_
     assert "refused this client's TLS certificate" in lines[-1]
     assert "set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in lines[-1]
     assert "Traceback" not in output
+
+
+def test_http_ingest_writes_to_a_sasl_ssl_broker(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """`preempt ingest` logged in over TLS + SCRAM-SHA-512 answers 202 and its events are on the topic."""
+    port = free_port()
+    settings = settings_factory(**sasl_broker.settings(), ingest_api_keys=(key_digest(KEY),), ingest_port=port)
+    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, proc, timeout_s=90)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    items = [
+        {"event_id": f"sec-{i}", "event": "Login", "account_id": f"acct-{i}", "timestamp": stamp} for i in range(3)
+    ]
+    status, answer = post(port, orjson.dumps(items), {"Authorization": f"Bearer {KEY}"})
+    assert (status, answer.get("accepted")) == (202, 3), answer
+
+    topic = TopicNames.from_settings(settings).events
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, consumer_timeout_ms=500, **kafka_python_config(settings)
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        seen: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 3 and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                seen |= {orjson.loads(r.value)["event_id"] for r in records}
+    finally:
+        consumer.close()
+    assert seen == {"sec-0", "sec-1", "sec-2"}
+    assert "Traceback" not in proc.log_text()

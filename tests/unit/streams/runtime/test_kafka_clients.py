@@ -319,3 +319,21 @@ def test_an_expired_or_misnamed_broker_certificate_says_what_fixes_it(
     error = _serve_and_check(fields, serve_tls)
     assert message in error
     assert "PREEMPT_KAFKA_SSL_CA_FILE" not in error
+
+
+def test_a_refused_handshake_is_only_the_error_line_at_info_level(
+    tls_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check's retry of a cut handshake logs at debug only: a worker refused this way prints its one
+    Error line, not two warnings before it."""
+    from streams.runtime.logs import configure_logging
+
+    configure_logging("json", "INFO")
+
+    def reset(conn: socket.socket) -> None:
+        conn.recv(5)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    message = _serve_and_check({"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}, reset)
+    assert "closed the connection during the SSL handshake" in message
+    assert "kafka access check" not in capsys.readouterr().err
