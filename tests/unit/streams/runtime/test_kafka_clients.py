@@ -150,3 +150,14 @@ def test_missing_ca_file_is_refused(tmp_path: Path) -> None:
 def test_sasl_password_is_a_secret() -> None:
     """The SASL password never shows in the settings' repr."""
     assert "s3cret" not in repr(_settings(**SASL))
+
+
+def test_the_kafka_consumers_can_decompress_every_codec_producers_use() -> None:
+    """aiokafka (both Faust apps, gap repair) has snappy, lz4 and zstd (cramjam): a batch in a codec it
+    cannot decode crashed the worker's fetcher, and again after every restart."""
+    from aiokafka import codec
+
+    assert codec.has_gzip()
+    assert codec.has_snappy()
+    assert codec.has_lz4()
+    assert codec.has_zstd()
