@@ -130,6 +130,7 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         settings.partition_stall_seconds,
         processed=lambda: runtime.processed_offsets,
         ready=lambda: runtime.recovered,
+        settle=runtime.settle_recordless_tail,
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled)
