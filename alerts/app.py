@@ -24,7 +24,7 @@ from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
-from streams.runtime.faust_compat import aiohttp_request, close_connection_after
+from streams.runtime.faust_compat import aiohttp_request, close_connection_after, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -63,6 +63,7 @@ def create_app(
 
     Called by ``preempt notifier`` (and the tests) once per process, before the Faust worker runs.
     """
+    tolerate_non_utf8_header_keys()  # one such record crashed the notifier, again after every restart
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
     app = faust.App(

@@ -513,3 +513,119 @@ def stand_in_consumer_state(
         consumer._n_acked = 0
     if add_gap is not None:
         consumer._add_gap = add_gap
+
+
+# --- 14. A record header key that is not UTF-8 ----------------------------------------------------
+#
+# Upstream behaviour: Kafka's header keys are strings, but the broker stores whatever bytes a client
+# sent (librdkafka, Go and Java clients can send any). aiokafka decodes each key with strict UTF-8
+# while it unpacks a fetched batch (``aiokafka.consumer.fetcher.PartitionRecords._unpack_records``
+# iterating a C ``DefaultRecordBatch``; the pure-Python batch wraps the error in a
+# ``CorruptRecordException``). The error escapes Faust's fetcher, which crashes the whole worker;
+# restarted, it fetches the same record and crashes again: one record stopped the service. The
+# fetcher's ``MemoryRecords`` is replaced by one that frames batches itself (aiokafka's pure-Python
+# framing, C batches inside, so the fast path is unchanged) and, when a batch's records cannot be
+# unpacked because a header key is not UTF-8, unpacks that batch again with the pure-Python reader
+# decoding such keys with U+FFFD, skipping the records already delivered. The record then goes on
+# like any other (header keys mean nothing to Preempt; values and keys are untouched).
+
+
+class _LenientSlice(bytearray):
+    """A slice of a batch whose ``decode`` replaces invalid UTF-8 (the reader decodes header keys so)."""
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytearray.decode(self, encoding, "replace")
+
+
+class _LenientBuffer(bytearray):
+    """A batch's bytes whose slices are :class:`_LenientSlice` (integers are still integers)."""
+
+    def __getitem__(self, index: Any) -> Any:
+        item = bytearray.__getitem__(self, index)
+        return _LenientSlice(item) if isinstance(index, slice) else item
+
+
+def _lenient_batch(raw: Any) -> Any:
+    """aiokafka's pure-Python v2 batch over ``raw``, decoding invalid header keys with U+FFFD."""
+    from aiokafka.record.default_records import _DefaultRecordBatchPy
+
+    class LenientBatch(_DefaultRecordBatchPy):  # type: ignore[misc]
+        def _maybe_uncompress(self) -> None:
+            super()._maybe_uncompress()
+            if not isinstance(self._buffer, _LenientBuffer):  # type: ignore[has-type]
+                self._buffer = _LenientBuffer(self._buffer)  # type: ignore[has-type]
+
+    return LenientBatch(raw)
+
+
+def _header_key_error(exc: BaseException) -> bool:
+    return isinstance(exc, UnicodeDecodeError) or isinstance(exc.__cause__, UnicodeDecodeError)
+
+
+class _RecoveringBatch:
+    """A fetched v2 batch (aiokafka's own object, every attribute passed through) whose iteration
+    falls back to :func:`_lenient_batch` when a header key is not UTF-8."""
+
+    __slots__ = ("_batch", "_raw")
+
+    def __init__(self, batch: Any, raw: Any) -> None:
+        self._batch = batch
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+    def __next__(self) -> Any:  # control batches are read with next()
+        return next(self._batch)
+
+    def __iter__(self) -> Iterator[Any]:
+        from aiokafka.errors import CorruptRecordException
+
+        last: int | None = None
+        try:
+            for record in self._batch:
+                last = record.offset
+                yield record
+        except (UnicodeDecodeError, CorruptRecordException) as exc:
+            if not _header_key_error(exc):
+                raise
+            from streams.runtime.logs import get_logger
+
+            get_logger(__name__).warning(
+                "record header key is not UTF-8; read with U+FFFD in its place",
+                base_offset=self._batch.base_offset,
+                after_offset=last,
+            )
+            for record in _lenient_batch(self._raw):
+                if last is None or record.offset > last:
+                    yield record
+
+
+class LenientMemoryRecords:
+    """Drop-in for ``aiokafka.record.memory_records.MemoryRecords`` in the fetcher (see above)."""
+
+    def __init__(self, data: bytes) -> None:
+        from aiokafka.record.memory_records import _MemoryRecordsPy
+
+        self._records = _MemoryRecordsPy(data)
+
+    def size_in_bytes(self) -> int:
+        return int(self._records.size_in_bytes())
+
+    def has_next(self) -> bool:
+        return bool(self._records.has_next())
+
+    def next_batch(self) -> Any:
+        raw = self._records._next_slice
+        batch = self._records.next_batch()
+        if batch is None or raw is None or batch.magic < 2:
+            return batch
+        return _RecoveringBatch(batch, raw)
+
+
+def tolerate_non_utf8_header_keys() -> None:
+    """Make aiokafka's fetcher (every consumer of this process) read records whose header keys are
+    not UTF-8 instead of failing on them (idempotent)."""
+    from aiokafka.consumer import fetcher
+
+    fetcher.MemoryRecords = LenientMemoryRecords

@@ -250,9 +250,12 @@ class WorkerRuntime:
             offsets = self.processor.check_offsets(records)
         gaps = self._gaps_after_commit(offsets.first) + offsets.gaps
         repaired: list[Record] = []
+        empty: list[tuple[int, int, int]] = []
         if gaps and self.gap_repair is not None:
-            records, repaired = await self._repair(records, gaps)
+            records, repaired, empty = await self._repair(records, gaps)
             offsets = self.processor.check_offsets(records)  # the merged batch (rare)
+            if empty:  # offsets that hold no record (transaction markers) are not skipped records
+                offsets.gaps = [g for g in offsets.gaps if g not in empty]
         # Partitions read to the end of the last fetch once this batch is evaluated: their live
         # clocks catch up with the wall clock after its events (not only at the next tick). Live,
         # that is every assigned partition, not only the batch's: a poll holds the partitions that
@@ -272,6 +275,8 @@ class WorkerRuntime:
         async def done() -> None:
             if repaired:
                 await self._mark_done(repaired)
+            for partition, start, end in empty:
+                await mark_offsets_done(self.app, TP(self.events_topic, partition), start, end)
             processed = self.processed_offsets
             for partition, nxt in offsets.next.items():
                 if nxt > processed.get(partition, 0):
@@ -478,12 +483,19 @@ class WorkerRuntime:
 
     async def _repair(
         self, records: Sequence[RecordLike], gaps: list[tuple[int, int, int]]
-    ) -> tuple[list[RecordLike], list[Record]]:
-        """``records`` with the re-read records of ``gaps`` merged in, and the re-read records."""
+    ) -> tuple[list[RecordLike], list[Record], list[tuple[int, int, int]]]:
+        """``records`` with the re-read records of ``gaps`` merged in, the re-read records, and the
+        gaps that hold no record at all (a transactional producer's commit or abort markers: each
+        takes an offset that no consumer is ever given; Faust must still be told they are done)."""
         assert self.gap_repair is not None
         fetched: list[Record] = []
+        empty: list[tuple[int, int, int]] = []
         for partition, start, end in gaps:
-            got = await self.gap_repair.fetch(partition, start, end)
+            got, complete = await self.gap_repair.read_range(partition, start, end)
+            if complete and not got:
+                empty.append((partition, start, end))
+                log.debug("offsets without records (transaction markers)", partition=partition, start=start, end=end)
+                continue
             log.error(
                 "records skipped before reaching the rules worker; re-read them from Kafka",
                 partition=partition,
@@ -496,7 +508,7 @@ class WorkerRuntime:
         # delivered and re-read is kept once.
         delivered = {(r.partition, r.offset) for r in records}
         fetched = [r for r in fetched if (r.partition, r.offset) not in delivered]
-        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset)), fetched
+        return sorted([*records, *fetched], key=lambda r: (r.partition, r.offset)), fetched, empty
 
     async def tick(self) -> None:
         """Advance the clocks of the assigned partitions (a no-op while recovering, or once failed)."""
@@ -539,6 +551,38 @@ class WorkerRuntime:
             return
         if dirty or held:
             log.info("held states written before stopping", states=dirty, batches=held)
+
+    async def settle_recordless_tail(self, partition: int, end: int) -> bool:
+        """True when the offsets of ``partition`` from the next one the worker would evaluate up to
+        ``end`` hold no record (the commit marker a transactional producer writes last): Faust is
+        told they are done, so it commits past them (lag 0, no stall), and the partition counts as
+        read to its end (live clocks follow the wall clock). False when a record is there, the
+        range could not be read in time, or the worker failed.
+
+        The watchdog asks for an assigned partition whose lag does not move. Under the lock (the
+        side consumer also serves gap repair, and no batch may move the start meanwhile).
+        """
+        if self.gap_repair is None:
+            return False
+        async with self.lock:
+            if self._failed or partition not in self.assigned_partitions():
+                return False
+            start = self.processor.evaluated_until(partition)
+            if start is None:
+                start = committed_offsets(self.app.consumer).get(TP(self.events_topic, partition))
+            if start is None or end <= start:
+                return False
+            got, complete = await self.gap_repair.read_range(partition, start, end)
+            if got or not complete:
+                return False
+            # Acked, not only marked done: Faust commits a gap only up to its highest acked offset,
+            # and no record comes after a partition's last marker to be acked.
+            ack_offsets(self.app, TP(self.events_topic, partition), range(start, end))
+            self.processor.skip_recordless(partition, end)
+            if end > self.processed_offsets.get(partition, 0):
+                self.processed_offsets[partition] = end
+        log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
+        return True
 
     def _schedule_deadline(self) -> None:
         """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall

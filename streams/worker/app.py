@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streams.runtime.faust_compat import AppWithBeforeStop
+from streams.runtime.faust_compat import AppWithBeforeStop, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.ops_web import register_liveness
 from streams.runtime.settings import Settings
@@ -67,6 +67,7 @@ def create_app(
     settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
 ) -> faust.App:
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
+    tolerate_non_utf8_header_keys()  # one such record crashed the worker, again after every restart
     if engine is None:
         engine, rule_ids = load_engine(settings)
     names = TopicNames.from_settings(settings)
@@ -136,6 +137,7 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         settings.partition_stall_seconds,
         processed=lambda: runtime.processed_offsets,
         ready=lambda: runtime.recovered,
+        settle=runtime.settle_recordless_tail,
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled)

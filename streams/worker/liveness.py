@@ -20,7 +20,7 @@ stall clock starts again afterwards.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -46,6 +46,7 @@ class PartitionWatchdog:
         processed: Callable[[], Mapping[int, int]],
         ready: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
+        settle: Callable[[int, int], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self.topic = topic
@@ -53,7 +54,9 @@ class PartitionWatchdog:
         self._processed = processed
         self._ready = ready
         self._clock = clock
+        self._settle = settle
         self._stalled: dict[int, PartitionStall] = {}
+        self._previous: dict[int, tuple[int, int | None, int | None]] = {}  # partition -> (end, committed, processed)
 
     @property
     def interval_s(self) -> float:
@@ -97,7 +100,20 @@ class PartitionWatchdog:
             for tp in tps
             if ends.get(tp) is not None
         ]
+        samples = [s for s in samples if not await self._recordless_tail(s)]
         self._update(self.tracker.observe(samples, self._clock()), {tp.partition: tp for tp in tps})
+
+    async def _recordless_tail(self, sample: PartitionSample) -> bool:
+        """True when the sample's lag is only offsets without records: a transactional producer's
+        last commit marker takes an offset no consumer is given, so Faust never acks it and the
+        lag stayed at 1 for good (a false stall, and ``/readyz`` 503). Asked of ``settle`` (the
+        runtime reads the range) once a sample with lag shows no movement since the previous one."""
+        key = (sample.end, sample.committed, sample.processed)
+        unchanged = self._previous.get(sample.partition) == key
+        self._previous[sample.partition] = key
+        if self._settle is None or sample.lag == 0 or not unchanged:
+            return False
+        return await self._settle(sample.partition, sample.end)
 
     def _update(self, stalls: list[PartitionStall], tps: Mapping[int, Any] | None = None) -> None:
         now = {s.partition: s for s in stalls}

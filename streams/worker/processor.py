@@ -455,6 +455,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
         since the last rebalance). Ahead of the acked offsets while batches' output is in flight."""
         return self._next_offset.get(partition)
 
+    def skip_recordless(self, partition: int, end: int) -> None:
+        """Offsets of ``partition`` before ``end`` hold no record (transaction markers, checked by
+        the caller): the next record expected is at ``end``, and reaching it is no gap."""
+        if end > self._next_offset.get(partition, -1):
+            self._next_offset[partition] = end
+
     def forget_offsets(self) -> None:
         """After a rebalance the consumer seeks to committed offsets: start gap detection afresh."""
         self._next_offset.clear()

@@ -663,3 +663,76 @@ def test_the_private_reach_scan_finds_each_kind_of_reach(tmp_path: Path) -> None
             "class Worker(Service)",
         ]
     )
+
+
+class _NotUtf8Key(str):
+    """A header key that aiokafka's (pure-Python) batch builder writes as bytes that are not UTF-8."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-key"
+
+
+def _batch_bytes(compression: int = 0) -> bytes:
+    """One v2 batch: offsets 0-2, the middle record with a header key that is not UTF-8."""
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    builder = _DefaultRecordBatchBuilderPy(
+        magic=2,
+        compression_type=compression,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    builder.append(0, timestamp=1000, key=b"a", value=b"v0", headers=[("h", b"x")])
+    builder.append(1, timestamp=1001, key=b"b", value=b"v1", headers=[(_NotUtf8Key("k"), b"y"), ("ok", b"z")])
+    builder.append(2, timestamp=1002, key=b"c", value=b"v2", headers=[])
+    return bytes(builder.build())
+
+
+def test_aiokafka_cannot_unpack_a_record_whose_header_key_is_not_utf8() -> None:
+    """Upstream: iterating a fetched batch raises on such a header key (Faust's fetcher then crashes the
+    worker, and again after every restart)."""
+    from aiokafka.errors import CorruptRecordException
+    from aiokafka.record.memory_records import MemoryRecords
+
+    records = MemoryRecords(_batch_bytes())
+    batch = records.next_batch()
+    assert batch is not None
+    with pytest.raises((UnicodeDecodeError, CorruptRecordException)):
+        list(batch)
+
+
+@pytest.mark.parametrize("compression", [0, 1], ids=["plain", "gzip"])
+def test_lenient_records_read_every_record_of_a_batch_with_a_bad_header_key(compression: int) -> None:
+    """The fetcher's replacement reads all three records once, in order, keys and values intact, the bad
+    header key with U+FFFD in its place."""
+    records = faust_compat.LenientMemoryRecords(_batch_bytes(compression))
+    batch = records.next_batch()
+    assert records.has_next() is False
+    got = [(r.offset, r.key, r.value, list(r.headers)) for r in batch]
+    assert got == [
+        (0, b"a", b"v0", [("h", b"x")]),
+        (1, b"b", b"v1", [("\ufffd\ufffd-key", b"y"), ("ok", b"z")]),
+        (2, b"c", b"v2", []),
+    ]
+
+
+def test_the_fetcher_reads_a_bad_header_key_through_the_lenient_records() -> None:
+    """Installed, aiokafka's fetcher unpacks such a batch into consumer records instead of raising."""
+    from aiokafka.consumer import fetcher
+    from aiokafka.structs import TopicPartition
+
+    original = fetcher.MemoryRecords
+    try:
+        faust_compat.tolerate_non_utf8_header_keys()
+        assert fetcher.MemoryRecords is faust_compat.LenientMemoryRecords
+        tp = TopicPartition("t", 0)
+        partition = fetcher.PartitionRecords(
+            tp, fetcher.MemoryRecords(_batch_bytes()), None, 0, None, None, True, fetcher.READ_UNCOMMITTED
+        )
+        assert [(r.offset, r.value) for r in partition] == [(0, b"v0"), (1, b"v1"), (2, b"v2")]
+        assert partition.next_fetch_offset == 3
+    finally:
+        fetcher.MemoryRecords = original

@@ -337,3 +337,14 @@ def test_a_refused_handshake_is_only_the_error_line_at_info_level(
     message = _serve_and_check({"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}, reset)
     assert "closed the connection during the SSL handshake" in message
     assert "kafka access check" not in capsys.readouterr().err
+
+
+def test_the_kafka_consumers_can_decompress_every_codec_producers_use() -> None:
+    """aiokafka (both Faust apps, gap repair) has snappy, lz4 and zstd (cramjam): a batch in a codec it
+    cannot decode crashed the worker's fetcher, and again after every restart."""
+    from aiokafka import codec
+
+    assert codec.has_gzip()
+    assert codec.has_snappy()
+    assert codec.has_lz4()
+    assert codec.has_zstd()

@@ -158,8 +158,8 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         consumer = Consumer()
 
     class Repair:
-        async def fetch(self, partition: int, start: int, end: int) -> list[Record]:
-            return [Record(partition, o, b"k", b"v", (), topic) for o in range(start, end)]
+        async def read_range(self, partition: int, start: int, end: int) -> tuple[list[Record], bool]:
+            return [Record(partition, o, b"k", b"v", (), topic) for o in range(start, end)], True
 
     class Processor:
         cache = Cache()

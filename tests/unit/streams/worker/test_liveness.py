@@ -200,3 +200,66 @@ def test_a_broker_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> 
     assert dog.stalled() == ()
     asyncio.run(rounds([240]))  # 35 s of lag without progress since sampling resumed: a stall
     assert dog.stalled() == (f"{topic}/0",)
+
+
+def test_lag_of_offsets_without_records_is_settled_not_reported_as_a_stall() -> None:
+    """Lag that does not move is offered to ``settle`` (the runtime reads the range); when it holds no
+    record (a transaction's last commit marker) the partition is not stalled, however long it lasts."""
+    topic = "wd-markers"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 4}, committed={tp0: 3})
+    now = [0.0]
+    asked: list[tuple[int, int]] = []
+
+    async def settle(partition: int, end: int) -> bool:
+        asked.append((partition, end))
+        return True
+
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        processed=lambda: {0: 3},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        settle=settle,
+    )
+
+    async def rounds(times: list[float]) -> None:
+        for t in times:
+            now[0] = t
+            await dog.check()
+
+    asyncio.run(rounds([0, 15, 31, 45, 60]))
+    assert dog.stalled() == ()
+    assert asked[0] == (0, 4)  # asked once the lag had not moved for one round
+    assert len(asked) == 4
+
+
+def test_lag_settle_refuses_is_still_a_stall() -> None:
+    """When the range holds records (``settle`` says False) a partition without progress is stalled as before."""
+    topic = "wd-real-stall"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 9}, committed={tp0: 3})
+    now = [0.0]
+
+    async def settle(partition: int, end: int) -> bool:
+        return False
+
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        processed=lambda: {0: 3},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        settle=settle,
+    )
+
+    async def rounds(times: list[float]) -> None:
+        for t in times:
+            now[0] = t
+            await dog.check()
+
+    asyncio.run(rounds([0, 15, 31]))
+    assert dog.stalled() == (f"{topic}/0",)
