@@ -8,6 +8,7 @@ Pure apart from the metric and the log: the caller passes the wall clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.runtime.logs import get_logger
@@ -30,6 +31,15 @@ class LateEventLog:
         self.interval = interval
         self._pending: dict[int, int] = {}
         self._partitions: dict[int, _PartitionLog] = {}
+        self._exposed: set[int] = set()
+
+    def expose(self, partitions: Iterable[int]) -> None:
+        """Give each partition's ``preempt_late_events_total`` series a 0 before its first late event, so
+        that a scrape (and ``rate()``, and an alert on it) sees the partition from its assignment on."""
+        for partition in partitions:
+            if partition not in self._exposed:
+                LATE_EVENTS.labels(partition=str(partition))
+                self._exposed.add(partition)
 
     def late(self, partition: int, account_id: str, seconds_late: float, now: float) -> None:
         """One late event of ``account_id`` on ``partition``, ``seconds_late`` behind its clock."""

@@ -350,9 +350,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
         ``writes``: as for :meth:`process_batch`.
         """
         out = BatchOutput()
+        partitions = sorted(partitions)
+        self.late_log.expose(partitions)
         self.clocks.catch_up(caught_up)
         now = self._wall_clock()
-        for p in sorted(partitions):
+        for p in partitions:
             self._advance_partition(p, set(), out, now)
         if writes:
             self.take_writes(out)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from streams.worker.late_events import LateEventLog
+from streams.worker.processor import RulesProcessor
 
 
 def _late_total(partition: int) -> float:
@@ -37,3 +40,20 @@ def test_warnings_are_rate_limited_per_partition_and_name_the_account_and_latene
     last = [e for e in logs if e["event"] == "late event ignored"][-1]
     assert (last["more_late_since_last_warning"], last["worst_seconds_late_since_last_warning"]) == (2, 7.0)
     assert all(e["log_level"] == "warning" for e in logs)
+
+
+def test_an_assigned_partition_shows_zero_late_events_before_its_first() -> None:
+    """A partition handed to the worker's clock has its preempt_late_events_total series at 0 from then on,
+    so a scrape sees it before any event is late (a labelled counter has no series until first used)."""
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "977"}) is None
+    LateEventLog().expose([977, 977])
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "977"}) == 0.0
+
+
+def test_the_clock_tick_exposes_the_assigned_partitions(
+    make_processor: Callable[..., tuple[RulesProcessor, dict[bytes, bytes]]],
+) -> None:
+    """The processor's timer tick exposes the partitions it advances."""
+    processor, _ = make_processor()
+    processor.tick([978], [978])
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "978"}) == 0.0
