@@ -27,10 +27,9 @@ from schemas.alert import Alert
 from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES
 from streams.worker.partition_scope import PartitionEvents
-from streams.worker.processor import BatchOutput, DeadLetterOutput, ForwardOutput
+from streams.worker.processor import FORWARDED_FROM, BatchOutput, DeadLetterOutput, ForwardOutput
 
 JSON_HEADERS = [("content-type", b"application/json")]
-FORWARDED_FROM = "preempt.forwarded.from"  # header of a forwarded event: "partition/offset" it was read at
 MAX_FORWARDED_HEADER_BYTES = 64 * 1024  # a forwarded event's own headers beyond this are replaced by content-type
 
 
@@ -120,7 +119,7 @@ class OutputWriter:
         for forward in forwards:
             record = forward.record
             headers = [(k, v) for k, v in record.headers if k != FORWARDED_FROM]
-            if sum(len(k) + len(v or b"") for k, v in headers) > MAX_FORWARDED_HEADER_BYTES:
+            if sum(len(k.encode()) + len(v or b"") for k, v in headers) > MAX_FORWARDED_HEADER_BYTES:
                 headers = list(JSON_HEADERS)  # huge headers would make the record too large to send
             headers.append((FORWARDED_FROM, f"{record.partition}/{record.offset}".encode()))
             pending.append(

@@ -64,6 +64,7 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 
 FORWARDED = "forwarded"  # ``preempt_events_total{outcome}`` of an event re-sent to its account's partition
+FORWARDED_FROM = "preempt.forwarded.from"  # header of a forwarded event: "partition/offset" it was read at
 FORWARD_LOG_INTERVAL_SECONDS = 10.0
 MAX_HOME_PARTITIONS = 200_000  # account id -> partition memo (murmur2 in Python costs ~2 µs a key)
 PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
@@ -238,6 +239,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._partitions = settings.topic_partitions
         self._home: dict[str, int] = {}
         self._forward_logged_at = -math.inf
+        self._misrouted_logged_at = -math.inf
         self._forwards_unlogged = 0
 
     # --- the two entry points ----------------------------------------------------------------
@@ -290,7 +292,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             home = self._home.get(account_id)
             if home is None:
                 home = self._home_partition(account_id)
-            if home != p:
+            if home != p and not self._misrouted_forward(record, account_id, home, now):
                 self._forward(out, record, account_id, home, now)
                 continue
             wm = before.get(p)
@@ -521,6 +523,28 @@ class RulesProcessor(Generic[StateT, FindingT]):
             self._home.clear()
         home = self._home[account_id] = partition_for_key(account_id.encode(), self._partitions)
         return home
+
+    def _misrouted_forward(self, record: RecordLike, account_id: str, home: int, now: float) -> bool:
+        """Whether ``record`` (off its account's partition) is already a forwarded copy: then it is evaluated
+        where it is, never forwarded again, and an ERROR says why (at most once per interval).
+
+        A copy lands off its home only when workers disagree on the topic's partition count
+        (``PREEMPT_TOPIC_PARTITIONS`` during a rolling change after partitions were added): forwarding it
+        again would bounce it between the workers' two ideas of its home for as long as both run.
+        """
+        if not any(k == FORWARDED_FROM for k, _ in record.headers):
+            return False
+        if now - self._misrouted_logged_at >= FORWARD_LOG_INTERVAL_SECONDS:
+            log.error(
+                "forwarded event is not on its account's partition either; evaluated here, not forwarded again "
+                "(do all workers have the same PREEMPT_TOPIC_PARTITIONS as the topic?)",
+                account_id=account_id,
+                partition=record.partition,
+                account_partition=home,
+                partitions_setting=self._partitions,
+            )
+            self._misrouted_logged_at = now
+        return True
 
     def _forward(self, out: BatchOutput, record: RecordLike, account_id: str, home: int, now: float) -> None:
         """A valid event on another partition than its account's: not evaluated here (the account's

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from schemas.account import Account
 from schemas.event import format_ts
-from streams.worker.processor import ForwardOutput, Record, RulesProcessor, partition_for_key
+from streams.worker.processor import FORWARDED_FROM, ForwardOutput, Record, RulesProcessor, partition_for_key
 from tests.unit.streams.fake_engine import QUIET_AFTER
 
 T0 = 1_795_420_800.0
@@ -412,3 +413,21 @@ def test_a_key_other_than_the_account_on_the_accounts_partition_is_evaluated_in_
     body = {"event_id": "e1", "event": "Login", "account_id": "acme", "timestamp": format_ts(T0)}
     out = processor.process_batch([Record(home, 0, b"not-the-account", json.dumps(body).encode(), topic="ev")])
     assert (out.accepted, out.forwards) == (1, [])
+
+
+def test_a_forwarded_copy_off_its_accounts_partition_is_evaluated_there_not_forwarded_again(
+    make_processor: Factory,
+) -> None:
+    """A copy already forwarded (header preempt.forwarded.from) that is still not on its account's partition
+    (workers disagreeing on the partition count) is evaluated where it is, with an ERROR, never forwarded
+    again: two workers with 12 and 24 partitions would otherwise bounce it between them for good."""
+    processor, _ = make_processor(topic_partitions=4)
+    home = partition_for_key(b"acme", 4)
+    stray = (home + 1) % 4
+    body = {"event_id": "e1", "event": "Login", "account_id": "acme", "timestamp": format_ts(T0)}
+    headers = [("content-type", b"application/json"), (FORWARDED_FROM, b"3/41")]
+    copy = Record(stray, 8, b"acme", json.dumps(body).encode(), headers, "ev")
+    with capture_logs() as logs:
+        out = processor.process_batch([copy])
+    assert (out.accepted, out.forwards, list(out.state_writes)) == (1, [], [stray])
+    assert [e["log_level"] for e in logs if "not forwarded again" in e["event"]] == ["error"]
