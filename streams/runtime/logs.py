@@ -152,7 +152,8 @@ REPEAT_INTERVAL_SECONDS = 10.0
 
 class RepeatedRecordFilter(logging.Filter):
     """Lets a library's record through at most once per ``interval_s`` per logger, level and message
-    template; the next one let through carries ``repeated``: how many were held back meanwhile.
+    template (for ERROR and above: per message, so a different error is never held back behind
+    another); the next one let through carries ``repeated``: how many were held back meanwhile.
 
     While the broker is away aiokafka logs the same few errors hundreds of times a second (measured:
     18,000 lines, 2.2 MB, in two minutes), which buries everything else and fills disks.
@@ -167,7 +168,10 @@ class RepeatedRecordFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for a repeat within the interval (counted); True otherwise, with ``repeated`` set."""
-        key = (record.name, record.levelno, str(record.msg)[:300])
+        # An error is held back only when it says the same thing again: two different errors (another
+        # partition, another crash reason) with one template are both let through.
+        text = record.getMessage() if record.levelno >= logging.ERROR else str(record.msg)
+        key = (record.name, record.levelno, text[:300])
         now = time.monotonic()
         seen = self._last.get(key)
         if seen is not None and now - seen[0] < self.interval_s:
@@ -193,7 +197,9 @@ class ClientErrorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         http_errors = sys.modules.get("aiohttp.http_exceptions")
-        client_error: tuple[type[BaseException], ...] = (ConnectionError,)
+        # The client went away (reset, or the connection closed mid-body): not any ConnectionError, which a
+        # handler's own outbound call (a refused connection to Kafka or Slack) raises too.
+        client_error: tuple[type[BaseException], ...] = (ConnectionResetError,)
         if http_errors is not None:
             client_error += (http_errors.HttpProcessingError,)
         if isinstance(exc, client_error):

@@ -170,8 +170,9 @@ def test_faust_worker_renders_library_records_like_structlog(capsys: pytest.Capt
 
 
 def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same logger, level and template within the interval passes once; the next one let through
-    says how many were held back (a broker outage made aiokafka log 150 lines a second)."""
+    """The same logger, level and template (for an error: the same message) within the interval passes once;
+    the next one let through says how many were held back (a broker outage made aiokafka log 150 lines a
+    second)."""
     from streams.runtime import logs
 
     now = [100.0]
@@ -184,7 +185,7 @@ def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.
     first = record("Unable connect to node with id %s", 1)
     assert gate.filter(first)
     assert not hasattr(first, "repeated")
-    assert [gate.filter(record("Unable connect to node with id %s", n)) for n in range(5)] == [False] * 5
+    assert [gate.filter(record("Unable connect to node with id %s", 1)) for _ in range(5)] == [False] * 5
     assert gate.filter(record("Unable to update metadata from [%s]", 1))  # another template passes
     assert gate.filter(record("Unable connect to node with id %s", 1, level=logging.WARNING))  # another level
     assert gate.filter(record("Unable connect to node with id %s", 1, name="faust"))  # another logger
@@ -246,3 +247,32 @@ def test_a_server_bug_in_a_request_keeps_its_error_and_traceback(capsys: pytest.
     record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert record["level"] == "error"
     assert "KeyError" in record["exception"]
+
+
+def test_different_errors_with_one_template_are_both_let_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ERROR records of one template that say different things (another partition, another crash
+    reason) both pass; only the same error said again within the interval is held back."""
+    from streams.runtime import logs
+
+    monkeypatch.setattr(logs.time, "monotonic", lambda: 100.0)
+    gate = logs.RepeatedRecordFilter(interval_s=10.0)
+
+    def record(*args: object) -> logging.LogRecord:
+        return logging.LogRecord("faust", logging.ERROR, __file__, 1, "Crashed reason=%r", args, None)
+
+    assert gate.filter(record(RuntimeError("first")))
+    assert gate.filter(record(RuntimeError("the real cause")))
+    assert not gate.filter(record(RuntimeError("the real cause")))
+
+
+def test_a_refused_outbound_connection_in_a_request_stays_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A handler's own refused connection (to Kafka, to Slack) is a server problem: ERROR with its traceback,
+    not demoted like a client that went away."""
+    configure_logging("json", "INFO")
+    try:
+        raise ConnectionRefusedError("Connect call failed ('127.0.0.1', 9092)")
+    except ConnectionRefusedError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "127.0.0.1")
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert record["level"] == "error"
+    assert "ConnectionRefusedError" in record["exception"]
