@@ -574,24 +574,24 @@ class WorkerRuntime:
         path (``PREEMPT_WORKER_BATCHED_POLL=false``), whose agent acks after the batch returns,
         settles only partitions with nothing evaluated since the assignment.
 
-        The watchdog asks for an assigned partition whose lag does not move. Under the lock (the
-        side consumer also serves gap repair, and no batch may move the start meanwhile).
+        The watchdog asks for an assigned partition whose lag does not move. The start is taken
+        under the lock, the range read outside it (first record only), and the start checked again
+        under the lock before the ack.
         """
         if self.gap_repair is None:
             return False
         async with self.lock:
-            if self._failed or partition not in self.assigned_partitions():
-                return False
-            start = self.processor.evaluated_until(partition)
-            if start is None:
-                start = committed_offsets(self.app.consumer).get(TP(self.events_topic, partition))
-            elif self._acked_until.get(partition) != start:
-                return False  # evaluated records not acked yet: acking past them could lose them
-            if start is None or end <= start:
-                return False
-            got, complete = await self.gap_repair.read_range(partition, start, end)
-            if got or not complete:
-                return False
+            start = self._tail_start(partition)
+        if start is None or end <= start:
+            return False
+        # Outside the lock (batches and ticks go on meanwhile, the read can wait up to its timeout
+        # on a slow broker), and only up to the first record: a real stall's backlog is not read.
+        got, complete = await self.gap_repair.read_range(partition, start, end, first_only=True)
+        if got or not complete:
+            return False
+        async with self.lock:
+            if self._tail_start(partition) != start:
+                return False  # a batch (or a rebalance) moved the partition meanwhile: asked again
             # Acked, not only marked done: Faust commits a gap only up to its highest acked offset,
             # and no record comes after a partition's last marker to be acked.
             ack_offsets(self.app, TP(self.events_topic, partition), range(start, end))
@@ -601,6 +601,19 @@ class WorkerRuntime:
                 self.processed_offsets[partition] = end
         log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
         return True
+
+    def _tail_start(self, partition: int) -> int | None:
+        """The first offset of ``partition`` that ``settle_recordless_tail`` may ack: the next one
+        to evaluate, when every record before it is acked (None otherwise, or when the worker
+        failed or does not own the partition). Under the lock."""
+        if self._failed or partition not in self.assigned_partitions():
+            return None
+        start = self.processor.evaluated_until(partition)
+        if start is None:
+            return committed_offsets(self.app.consumer).get(TP(self.events_topic, partition))
+        if self._acked_until.get(partition) != start:
+            return None  # evaluated records not acked yet: acking past them could lose them
+        return start
 
     def _schedule_deadline(self) -> None:
         """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall

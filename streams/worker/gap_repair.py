@@ -9,6 +9,7 @@ worker processes them in the same batch instead of losing them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,35 +27,46 @@ class GapRepair:
         self._topic = topic
         self._timeout_s = timeout_s
         self._consumer: AIOKafkaConsumer | None = None
+        # One side consumer serves the worker's gap repair (under the worker's lock) and the
+        # watchdog's recordless-tail probe (outside it): one read at a time.
+        self._lock = asyncio.Lock()
 
     async def fetch(self, partition: int, start: int, end: int) -> list[Record]:
         """The records at offsets ``start`` ≤ offset < ``end`` of ``partition`` (bounded wait)."""
         return (await self.read_range(partition, start, end))[0]
 
-    async def read_range(self, partition: int, start: int, end: int) -> tuple[list[Record], bool]:
+    async def read_range(
+        self, partition: int, start: int, end: int, *, first_only: bool = False
+    ) -> tuple[list[Record], bool]:
         """The records at offsets ``start`` ≤ offset < ``end`` of ``partition``, and whether the
         whole range was read (the consumer's position reached ``end``) within the bounded wait.
+        ``first_only``: stop at the first record of the range (whether the range holds any record
+        at all; a stalled partition's backlog is not read and copied).
 
         A range can hold offsets without records: the commit or abort markers of a transactional
         producer take an offset each and are never returned. Stopping at the position, not at the
         last record, reads such a range at once (it waited the whole timeout, 10 s, holding the
         worker's batch) and tells an empty range from a slow one.
         """
-        consumer = await self._ensure_consumer()
-        tp = TopicPartition(self._topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        out: list[Record] = []
-        deadline = time.monotonic() + self._timeout_s
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
-            for msg in batch.get(tp, []):
-                if start <= msg.offset < end:
-                    headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
-                    out.append(Record(partition, msg.offset, msg.key, msg.value, headers, self._topic))
-            if (out and out[-1].offset >= end - 1) or await consumer.position(tp) >= end:
-                return out, True
-        return out, False
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            tp = TopicPartition(self._topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            out: list[Record] = []
+            limit = 1 if first_only else end - start
+            deadline = time.monotonic() + self._timeout_s
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
+                for msg in batch.get(tp, []):
+                    if start <= msg.offset < end:
+                        headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
+                        out.append(Record(partition, msg.offset, msg.key, msg.value, headers, self._topic))
+                        if first_only:
+                            return out, True
+                if (out and out[-1].offset >= end - 1) or await consumer.position(tp) >= end:
+                    return out, True
+            return out, False
 
     async def close(self) -> None:
         """Stop the side consumer, if it was started."""

@@ -30,3 +30,23 @@ async def test_fetch_returns_exactly_the_missing_offsets(
         (n, f"v{n}".encode(), [("h", b"x")]) for n in (3, 4, 5)
     ]
     assert all(r.partition == 1 and r.key == b"acme" and r.topic == topic for r in got)
+
+
+async def test_first_only_stops_at_the_first_record_of_the_range(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """``first_only`` answers whether a range holds a record with just its first one, complete."""
+    settings = settings_factory()
+    ensure_topics(settings)
+    topic = TopicNames.from_settings(settings).events
+    for i in range(10):
+        producer.send(topic, key=b"acme", value=f"v{i}".encode(), partition=1)
+    producer.flush()
+    repair = GapRepair(settings, topic)
+    try:
+        got, complete = await repair.read_range(1, 2, 10, first_only=True)
+        empty, empty_complete = await repair.read_range(1, 10, 10, first_only=True)
+    finally:
+        await repair.close()
+    assert ([(r.offset, r.value) for r in got], complete) == ([(2, b"v2")], True)
+    assert (empty, empty_complete) == ([], True)

@@ -967,3 +967,40 @@ def test_a_recordless_tail_is_not_acked_ahead_of_records_held_for_their_state_wr
         assert runtime.processed_offsets == {0: 6}
 
     asyncio.run(scenario())
+
+
+def test_a_recordless_tail_is_probed_for_its_first_record_outside_the_lock_and_rechecked_before_the_ack() -> None:
+    """Settling reads only whether the range holds a record (``first_only``), without the worker's
+    lock (batches go on meanwhile); a batch that moves the partition during the read means no ack."""
+    topic = "events"
+    runtime, app, _steps = _runtime(topic)  # interval 0: every poll is acked with its output
+    runtime._recovered = True
+    from faust.types import TP
+
+    tp = TP(topic, 0)
+    seen: list[tuple[bool, Any]] = []
+    poll_meanwhile = True
+
+    class Probe:
+        async def read_range(self, partition: int, start: int, end: int, **kwargs: Any) -> tuple[list[Any], bool]:
+            seen.append((runtime.lock.locked(), kwargs.get("first_only")))
+            if poll_meanwhile:  # a record arrives while the range is read: the batch is not blocked
+                await runtime.handle_poll(_poll(topic, start), generation_id=7)
+                _deliver_all(runtime)
+                await runtime._stage.task
+            return [], True
+
+    runtime.gap_repair = Probe()
+
+    async def scenario() -> None:
+        nonlocal poll_meanwhile
+        await _first_poll_written(runtime, topic)  # offset 1 acked; the next to evaluate is 2
+        assert await runtime.settle_recordless_tail(0, 5) is False
+        assert seen == [(False, True)]
+        assert acked_offsets(app, tp) == [1, 2]  # only the batch's record: the range moved
+
+        poll_meanwhile = False
+        assert await runtime.settle_recordless_tail(0, 5) is True
+        assert acked_offsets(app, tp) == [1, 2, 3, 4]
+
+    asyncio.run(scenario())
