@@ -13,10 +13,14 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from streams.runtime.kafka_clients import aiokafka_config
+from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.worker.processor import Record
+
+log = get_logger(__name__)
 
 
 class GapRepair:
@@ -47,6 +51,11 @@ class GapRepair:
         producer take an offset each and are never returned. Stopping at the position, not at the
         last record, reads such a range at once (it waited the whole timeout, 10 s, holding the
         worker's batch) and tells an empty range from a slow one.
+
+        Offsets retention already deleted (``start`` below the partition's log start offset) are
+        never complete: an ERROR names them, and the records still in Kafka after them are read
+        (not ``first_only``). The side consumer does not reset to the end, which read such a
+        range as complete and empty (markers only): lost records neither reported nor counted.
         """
         async with self._lock:
             consumer = await self._ensure_consumer()
@@ -56,8 +65,23 @@ class GapRepair:
             out: list[Record] = []
             limit = 1 if first_only else end - start
             deadline = time.monotonic() + self._timeout_s
+            lost = False
             while time.monotonic() < deadline:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
+                try:
+                    batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
+                except OffsetOutOfRangeError:
+                    log.error(
+                        "records deleted from Kafka (retention) before the worker read them: lost",
+                        topic=self._topic,
+                        partition=partition,
+                        first_missing=start,
+                        next_seen=end,
+                    )
+                    if lost or first_only:
+                        return out, False
+                    lost = True
+                    await consumer.seek_to_beginning(tp)  # what is left of the range is still read
+                    continue
                 for msg in batch.get(tp, []):
                     if start <= msg.offset < end:
                         headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
@@ -65,7 +89,7 @@ class GapRepair:
                         if first_only:
                             return out, True
                 if (out and out[-1].offset >= end - 1) or await consumer.position(tp) >= end:
-                    return out, True
+                    return out, not lost
             return out, False
 
     async def close(self) -> None:
@@ -80,6 +104,9 @@ class GapRepair:
                 bootstrap_servers=self._settings.bootstrap_servers,
                 enable_auto_commit=False,
                 group_id=None,
+                # An offset retention deleted raises (OffsetOutOfRangeError) instead of jumping to
+                # the end, where the range read as complete and empty.
+                auto_offset_reset="none",
                 **aiokafka_config(self._settings),
             )
             await self._consumer.start()

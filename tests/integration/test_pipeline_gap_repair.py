@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kafka import KafkaProducer
+from structlog.testing import capture_logs
 
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -50,3 +51,39 @@ async def test_first_only_stops_at_the_first_record_of_the_range(
         await repair.close()
     assert ([(r.offset, r.value) for r in got], complete) == ([(2, b"v2")], True)
     assert (empty, empty_complete) == ([], True)
+
+
+async def test_a_range_retention_deleted_is_reported_incomplete_not_read_as_empty(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """Offsets below the log start offset (deleted by retention) make the read incomplete with an
+    ERROR, and the records of the range still in Kafka are read; a ``first_only`` probe of such a
+    range is incomplete too (it read as complete and empty: lost records passed for markers)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    settings = settings_factory()
+    ensure_topics(settings)
+    topic = TopicNames.from_settings(settings).events
+    for i in range(10):
+        producer.send(topic, key=b"acme", value=f"v{i}".encode(), partition=1)
+    producer.flush()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(before_offset=5)})
+    finally:
+        await admin.close()
+    repair = GapRepair(settings, topic)
+    try:
+        with capture_logs() as logs:
+            got, complete = await repair.read_range(1, 2, 8)
+            probe, probe_complete = await repair.read_range(1, 2, 8, first_only=True)
+            after, after_complete = await repair.read_range(1, 6, 8, first_only=True)  # the consumer still works
+    finally:
+        await repair.close()
+    assert ([r.offset for r in got], complete) == ([5, 6, 7], False)
+    assert (probe, probe_complete) == ([], False)
+    assert ([r.offset for r in after], after_complete) == ([6], True)
+    lost = [e for e in logs if e["event"].startswith("records deleted from Kafka (retention)")]
+    assert [(e["log_level"], e["first_missing"], e["next_seen"]) for e in lost] == [("error", 2, 8)] * 2
