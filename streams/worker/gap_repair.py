@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
@@ -26,9 +27,19 @@ log = get_logger(__name__)
 class GapRepair:
     """Fetches ``[start, end)`` of one partition of the events topic on demand."""
 
-    def __init__(self, settings: Settings, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        timeout_s: float = 10.0,
+        isolation_level: Callable[[], str] = lambda: "read_uncommitted",
+    ) -> None:
+        """``isolation_level``: asked when the side consumer starts (the first read); the worker
+        passes its Faust consumer's (``faust_compat.consumer_isolation_level``), so a range reads
+        the same records Faust's consumer delivers (read_committed under exactly-once)."""
         self._settings = settings
         self._topic = topic
+        self._isolation_level = isolation_level
         self._timeout_s = timeout_s
         self._consumer: AIOKafkaConsumer | None = None
         # One side consumer serves the worker's gap repair (under the worker's lock) and the
@@ -107,6 +118,7 @@ class GapRepair:
                 # An offset retention deleted raises (OffsetOutOfRangeError) instead of jumping to
                 # the end, where the range read as complete and empty.
                 auto_offset_reset="none",
+                isolation_level=self._isolation_level(),
                 **aiokafka_config(self._settings),
             )
             await self._consumer.start()

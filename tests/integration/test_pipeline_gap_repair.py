@@ -87,3 +87,34 @@ async def test_a_range_retention_deleted_is_reported_incomplete_not_read_as_empt
     assert ([r.offset for r in after], after_complete) == ([6], True)
     lost = [e for e in logs if e["event"].startswith("records deleted from Kafka (retention)")]
     assert [(e["log_level"], e["first_missing"], e["next_seen"]) for e in lost] == [("error", 2, 8)] * 2
+
+
+async def test_the_side_consumer_reads_with_the_isolation_level_it_is_given(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Read committed (Faust's consumer under exactly-once), an aborted transaction's records are
+    not in the range (they read as markers only); read uncommitted (at-least-once) they are."""
+    from aiokafka import AIOKafkaProducer
+
+    settings = settings_factory()
+    ensure_topics(settings)
+    topic = TopicNames.from_settings(settings).events
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, transactional_id=f"{topic}-tx")
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        for i in range(3):
+            await producer.send_and_wait(topic, key=b"acme", value=f"v{i}".encode(), partition=2)
+        await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    committed = GapRepair(settings, topic, isolation_level=lambda: "read_committed")
+    uncommitted = GapRepair(settings, topic, isolation_level=lambda: "read_uncommitted")
+    try:
+        seen_committed, complete_committed = await committed.read_range(2, 0, 4)
+        seen_uncommitted, _ = await uncommitted.read_range(2, 0, 4)
+    finally:
+        await committed.close()
+        await uncommitted.close()
+    assert (seen_committed, complete_committed) == ([], True)
+    assert [r.value for r in seen_uncommitted] == [b"v0", b"v1", b"v2"]
