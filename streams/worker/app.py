@@ -16,7 +16,7 @@ import faust
 
 from streams.runtime.faust_compat import AppWithBeforeStop, consumer_isolation_level, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
-from streams.runtime.ops_web import register_liveness
+from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from streams.worker.agents import WorkerRuntime, install_agents
@@ -138,6 +138,7 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         processed=lambda: runtime.processed_offsets,
         ready=lambda: runtime.recovered,
         settle=runtime.settle_recordless_tail,
+        broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled)
