@@ -263,7 +263,6 @@ def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None
     consumer.getmany = getmany
 
 
-
 # --- The isolation level of Faust's consumer ------------------------------------------------------
 #
 # Upstream behaviour: Faust's aiokafka driver (``AIOKafkaConsumerThread._create_worker_consumer``)
