@@ -263,6 +263,24 @@ def divert_topic_polls(app: faust.App, topic: str, handler: PollHandler) -> None
     consumer.getmany = getmany
 
 
+# --- The isolation level of Faust's consumer ------------------------------------------------------
+#
+# Upstream behaviour: Faust's aiokafka driver (``AIOKafkaConsumerThread._create_worker_consumer``)
+# gives its worker consumer ``isolation_level="read_committed"`` when the consumer is
+# ``in_transaction`` (``processing_guarantee="exactly_once"`` in a running worker: ``app.in_worker``)
+# and ``"read_uncommitted"`` otherwise; no public accessor says which. A side consumer that re-reads
+# what Faust's consumer skipped (``streams.worker.gap_repair``) must see the same records: a
+# read_uncommitted one would take an aborted transaction's records (never delivered to the worker)
+# for skipped ones, and a read_committed one would wait for an open transaction Faust reads through.
+
+
+def consumer_isolation_level(app: faust.App) -> str:
+    """The ``isolation_level`` Faust's aiokafka driver gives ``app``'s worker consumer. Ask it once
+    the worker runs (Faust reads ``app.in_transaction``, cached, when it creates its consumer)."""
+    consumer: Any = app.consumer
+    return "read_committed" if consumer.in_transaction else "read_uncommitted"
+
+
 # --- 8. How long a fetch waits at the broker ------------------------------------------------------
 #
 # Upstream behaviour: Faust's ``AIOKafkaConsumerThread._create_worker_consumer`` creates the

@@ -164,6 +164,13 @@ def register_broker_watch(
     app.timer(interval=interval_s, name=f"{name}.broker_watch")(watch_broker)
 
 
+def broker_unreachable(app: faust.App) -> bool:
+    """True while ``app``'s broker watch (:func:`register_broker_watch`) declares the brokers
+    unreachable: none answered for ``PREEMPT_BROKER_UNREACHABLE_SECONDS`` (False without a watch)."""
+    watch = _BROKER_WATCH.get(app)
+    return watch is not None and watch.down_for(time.monotonic()) is not None
+
+
 # App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
 _STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 

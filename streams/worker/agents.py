@@ -123,6 +123,10 @@ class WorkerRuntime:
         # Next offset after the last record handled, per partition (the liveness watchdog's
         # "processed" progress marker; dropped with the partition on revocation).
         self.processed_offsets: dict[int, int] = {}
+        # Next offset after the last record acked to Faust by the batched path, per partition: behind
+        # the processor's ``evaluated_until`` while a batch's output is in flight or held for the
+        # state write interval (``settle_recordless_tail`` acks nothing then).
+        self._acked_until: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
         # Partitions whose first record after a (re)assignment is still to be checked against the
@@ -211,9 +215,12 @@ class WorkerRuntime:
             def acknowledge() -> None:
                 if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
                     return  # revoked meanwhile: the new owner re-reads from the committed offset
+                acked_until = self._acked_until
                 for tp, acked in offsets.items():
                     ack_offsets(self.app, tp, acked)
                     count_received(self.app, tp, len(acked), acked[-1])
+                    if acked[-1] + 1 > acked_until.get(tp.partition, 0):
+                        acked_until[tp.partition] = acked[-1] + 1
                 EVENTS_ACKED.inc(total)
 
             # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
@@ -557,32 +564,56 @@ class WorkerRuntime:
         ``end`` hold no record (the commit marker a transactional producer writes last): Faust is
         told they are done, so it commits past them (lag 0, no stall), and the partition counts as
         read to its end (live clocks follow the wall clock). False when a record is there, the
-        range could not be read in time, or the worker failed.
+        range could not be read in time, the worker failed, or records of the partition are
+        evaluated but not acked yet (a batch's output in flight, or held for the state write
+        interval): the watchdog's next sample asks again.
 
-        The watchdog asks for an assigned partition whose lag does not move. Under the lock (the
-        side consumer also serves gap repair, and no batch may move the start meanwhile).
+        Acking the range ahead of such a record would let Faust commit past it (its ``_new_offset``
+        refuses a jump over unacked offsets only when it is more than one offset past the commit,
+        and not at all before the first commit): after a crash, its event is lost. The per-record
+        path (``PREEMPT_WORKER_BATCHED_POLL=false``), whose agent acks after the batch returns,
+        settles only partitions with nothing evaluated since the assignment.
+
+        The watchdog asks for an assigned partition whose lag does not move. The start is taken
+        under the lock, the range read outside it (first record only), and the start checked again
+        under the lock before the ack.
         """
         if self.gap_repair is None:
             return False
         async with self.lock:
-            if self._failed or partition not in self.assigned_partitions():
-                return False
-            start = self.processor.evaluated_until(partition)
-            if start is None:
-                start = committed_offsets(self.app.consumer).get(TP(self.events_topic, partition))
-            if start is None or end <= start:
-                return False
-            got, complete = await self.gap_repair.read_range(partition, start, end)
-            if got or not complete:
-                return False
+            start = self._tail_start(partition)
+        if start is None or end <= start:
+            return False
+        # Outside the lock (batches and ticks go on meanwhile, the read can wait up to its timeout
+        # on a slow broker), and only up to the first record: a real stall's backlog is not read.
+        got, complete = await self.gap_repair.read_range(partition, start, end, first_only=True)
+        if got or not complete:
+            return False
+        async with self.lock:
+            if self._tail_start(partition) != start:
+                return False  # a batch (or a rebalance) moved the partition meanwhile: asked again
             # Acked, not only marked done: Faust commits a gap only up to its highest acked offset,
             # and no record comes after a partition's last marker to be acked.
             ack_offsets(self.app, TP(self.events_topic, partition), range(start, end))
+            self._acked_until[partition] = end
             self.processor.skip_recordless(partition, end)
             if end > self.processed_offsets.get(partition, 0):
                 self.processed_offsets[partition] = end
         log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
         return True
+
+    def _tail_start(self, partition: int) -> int | None:
+        """The first offset of ``partition`` that ``settle_recordless_tail`` may ack: the next one
+        to evaluate, when every record before it is acked (None otherwise, or when the worker
+        failed or does not own the partition). Under the lock."""
+        if self._failed or partition not in self.assigned_partitions():
+            return None
+        start = self.processor.evaluated_until(partition)
+        if start is None:
+            return committed_offsets(self.app.consumer).get(TP(self.events_topic, partition))
+        if self._acked_until.get(partition) != start:
+            return None  # evaluated records not acked yet: acking past them could lose them
+        return start
 
     def _schedule_deadline(self) -> None:
         """Live: tick when the earliest pending deadline of an assigned partition falls due (the wall
@@ -667,6 +698,7 @@ class WorkerRuntime:
         self.processor.wakeups.drop_partitions(gone)
         for partition in gone:
             self.processed_offsets.pop(partition, None)
+            self._acked_until.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
 
@@ -696,6 +728,7 @@ class WorkerRuntime:
         self._drop_held("rebuild")
         processor.cache.clear()
         processor.forget_offsets()
+        self._acked_until.clear()  # as the evaluated offsets: the consumer seeks to the committed ones
         processor.wakeups.drop_partitions(range(n_partitions))
         processor.clocks.forget(range(n_partitions))
         for key, value in list(self.clock_table.items()):

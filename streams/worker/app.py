@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streams.runtime.faust_compat import AppWithBeforeStop, tolerate_non_utf8_header_keys
+from streams.runtime.faust_compat import AppWithBeforeStop, consumer_isolation_level, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
-from streams.runtime.ops_web import register_liveness
+from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from streams.worker.agents import WorkerRuntime, install_agents
@@ -121,7 +121,7 @@ def create_app(
     )
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
-    runtime.gap_repair = GapRepair(settings, names.events)
+    runtime.gap_repair = GapRepair(settings, names.events, isolation_level=lambda: consumer_isolation_level(app))
     app.before_stop = runtime.write_before_stop
     install_agents(app, runtime, events, settings)
     register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
@@ -138,6 +138,7 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         processed=lambda: runtime.processed_offsets,
         ready=lambda: runtime.recovered,
         settle=runtime.settle_recordless_tail,
+        broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled)

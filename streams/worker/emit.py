@@ -119,7 +119,10 @@ class OutputWriter:
         for forward in forwards:
             record = forward.record
             headers = [(k, v) for k, v in record.headers if k != FORWARDED_FROM]
-            if sum(len(k.encode()) + len(v or b"") for k, v in headers) > MAX_FORWARDED_HEADER_BYTES:
+            if (
+                sum(len(k.encode("utf-8", "surrogatepass")) + len(v or b"") for k, v in headers)
+                > MAX_FORWARDED_HEADER_BYTES
+            ):
                 headers = list(JSON_HEADERS)  # huge headers would make the record too large to send
             headers.append((FORWARDED_FROM, f"{record.partition}/{record.offset}".encode()))
             pending.append(

@@ -13,8 +13,9 @@ and processed offsets both stay put for ``PREEMPT_PARTITION_STALL_SECONDS`` is r
 
 until progress resumes (INFO "partition progressing again", gauge back to 0). A stalled partition
 that Faust stopped fetching (not in its active set outside a rebalance) is also resumed once. Sampling pauses
-while a rebalance or table recovery runs, or while the broker cannot be asked for end offsets; the
-stall clock starts again afterwards.
+while a rebalance or table recovery runs, or while the broker watch declares the brokers
+unreachable; the stall clock starts again afterwards. A sample that fails while the broker is not
+declared unreachable is skipped: the stall clock goes on.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ class PartitionWatchdog:
         ready: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
         settle: Callable[[int, int], Awaitable[bool]] | None = None,
+        broker_down: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``broker_down``: True while the broker watch declares the brokers unreachable
+        (``streams.runtime.ops_web.broker_unreachable``); only then does a failed sample restart
+        the stall clock."""
         self.app = app
         self.topic = topic
         self.tracker = StallTracker(stall_after_s)
@@ -55,6 +60,7 @@ class PartitionWatchdog:
         self._ready = ready
         self._clock = clock
         self._settle = settle
+        self._broker_down = broker_down
         self._stalled: dict[int, PartitionStall] = {}
         self._previous: dict[int, tuple[int, int | None, int | None]] = {}  # partition -> (end, committed, processed)
 
@@ -81,11 +87,16 @@ class PartitionWatchdog:
             missing = [tp for tp in tps if committed.get(tp) is None]
             earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
-            # Most often the broker is away (the broker watch reports that): nobody can progress
-            # meanwhile, so the stall clock starts afresh once sampling works again. Kept running,
-            # the first sample after a long outage reported every partition with lag as stalled.
-            log.warning("partition watchdog could not sample", error=repr(exc))
-            self.tracker.reset()
+            if self._broker_down():
+                # The broker watch declared the brokers unreachable: nobody can progress meanwhile,
+                # so the stall clock starts afresh once sampling works again. Kept running, the
+                # first sample after a long outage reported every partition with lag as stalled.
+                log.warning("partition watchdog could not sample; the broker is unreachable", error=repr(exc))
+                self.tracker.reset()
+            else:
+                # One request that failed (a broker that times out one request in eight) is skipped,
+                # not a reason to restart the clock: reset at each, a real stall was never reported.
+                log.warning("partition watchdog could not sample; skipped", error=repr(exc))
             return
         processed = self._processed()
         samples = [

@@ -245,6 +245,26 @@ def test_set_fetch_max_wait_reaches_the_fetcher_of_the_consumer_faust_creates() 
     assert asyncio.run(scenario()) == (100, 100)
 
 
+@pytest.mark.parametrize(
+    ("guarantee", "level"), [("at_least_once", "read_uncommitted"), ("exactly_once", "read_committed")]
+)
+def test_consumer_isolation_level_is_the_one_fausts_driver_gives_its_worker_consumer(
+    guarantee: str, level: str
+) -> None:
+    """``consumer_isolation_level`` names the isolation level of the consumer Faust's aiokafka driver
+    creates for a running worker, for each processing guarantee."""
+    from streams.runtime.faust_compat import consumer_isolation_level
+
+    async def scenario() -> tuple[str, str]:
+        app = faust.App(f"compat-isolation-{guarantee}", broker="kafka://127.0.0.1:1", processing_guarantee=guarantee)
+        app.in_worker = True  # as faust.Worker sets it before the consumer is created
+        thread: Any = app.consumer._thread
+        client = thread._create_worker_consumer(app.transport)
+        return consumer_isolation_level(app), client._isolation_level
+
+    assert asyncio.run(scenario()) == (level, level)
+
+
 def test_a_diverted_poll_goes_to_the_handler_and_other_topics_keep_faust_path() -> None:
     """The events topic's records of a poll reach the handler as one batch; other topics are yielded."""
     from aiokafka.structs import ConsumerRecord

@@ -174,3 +174,26 @@ def test_the_broker_counts_as_unreachable_only_after_the_limit_of_failures() -> 
     watch.observe("timeout", now=130.0)  # counted from the last answer, not from the first failure
     assert watch.unreachable(134.0) is None
     assert watch.down_for(135.0) == 15.0
+
+
+def test_broker_unreachable_is_true_only_once_the_broker_watch_declares_it() -> None:
+    """``ops_web.broker_unreachable`` (what the stall watchdog asks before restarting its clock) is
+    False without a broker watch and while failures are shorter than the limit, True after."""
+    import time
+
+    import faust
+
+    from streams.runtime import ops_web
+    from streams.runtime.settings import Settings
+
+    app = faust.App("broker-unreachable-check", broker="kafka://127.0.0.1:1", web_enabled=False)
+    assert ops_web.broker_unreachable(app) is False  # no watch registered
+    ops_web.register_broker_watch(app, Settings(broker_unreachable_seconds=15.0))
+    watch = ops_web._BROKER_WATCH[app]
+    now = time.monotonic()
+    watch.observe("refused", now)  # one failure right after a success: not declared
+    assert ops_web.broker_unreachable(app) is False
+    watch.last_ok = now - 20.0  # nothing answered for 20 s, over the 15 s limit
+    assert ops_web.broker_unreachable(app) is True
+    watch.observe(None, time.monotonic())  # a broker answers again
+    assert ops_web.broker_unreachable(app) is False

@@ -283,6 +283,9 @@ class _Processor:
     def evaluated_until(self, partition: int) -> int | None:
         return self.evaluated.get(partition)
 
+    def skip_recordless(self, partition: int, end: int) -> None:
+        self.evaluated[partition] = max(end, self.evaluated.get(partition, end))
+
     def next_deadline(self, partitions: Any) -> float | None:
         return self.deadline
 
@@ -922,5 +925,82 @@ def test_the_per_record_path_writes_its_states_before_the_agent_acks() -> None:
             assert steps[-3:] == [f"state s{offset}", "flush", f"clock 0={offset}"]
             assert runtime.processed_offsets == {0: offset + 1}
             assert not runtime.holding
+
+    asyncio.run(scenario())
+
+
+class _EmptyRange:
+    """A side read that finds no record in any range (transaction markers only); records its calls."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, int, int]] = []
+
+    async def read_range(self, partition: int, start: int, end: int, **kwargs: Any) -> tuple[list[Any], bool]:
+        self.reads.append((partition, start, end))
+        return [], True
+
+
+def test_a_recordless_tail_is_not_acked_ahead_of_records_held_for_their_state_write() -> None:
+    """While evaluated records of a partition wait for their state write (held, unacked), settling
+    its recordless tail acks nothing and says False (Faust could otherwise commit past the held
+    records); once they are acked, the tail is acked after them."""
+    topic = "events"
+    runtime, app, _steps, tp = _held_runtime(topic)
+    runtime.gap_repair = _EmptyRange()
+
+    async def scenario() -> None:
+        await _first_poll_written(runtime, topic)  # offset 1 written and acked
+        await _polls_delivered(runtime, topic, 2, 3)  # evaluated, held for the write interval
+        await _settle()
+        assert acked_offsets(app, tp) == [1]
+        assert runtime.processor.evaluated_until(0) == 4
+
+        assert await runtime.settle_recordless_tail(0, 6) is False
+        assert acked_offsets(app, tp) == [1]  # nothing acked past the held offsets 2 and 3
+        assert runtime.gap_repair.reads == []
+
+        await runtime.drain()  # the held states written: 2 and 3 acked
+        assert acked_offsets(app, tp) == [1, 2, 3]
+        assert await runtime.settle_recordless_tail(0, 6) is True
+        assert acked_offsets(app, tp) == [1, 2, 3, 4, 5]
+        assert runtime.gap_repair.reads == [(0, 4, 6)]
+        assert runtime.processed_offsets == {0: 6}
+
+    asyncio.run(scenario())
+
+
+def test_a_recordless_tail_is_probed_for_its_first_record_outside_the_lock_and_rechecked_before_the_ack() -> None:
+    """Settling reads only whether the range holds a record (``first_only``), without the worker's
+    lock (batches go on meanwhile); a batch that moves the partition during the read means no ack."""
+    topic = "events"
+    runtime, app, _steps = _runtime(topic)  # interval 0: every poll is acked with its output
+    runtime._recovered = True
+    from faust.types import TP
+
+    tp = TP(topic, 0)
+    seen: list[tuple[bool, Any]] = []
+    poll_meanwhile = True
+
+    class Probe:
+        async def read_range(self, partition: int, start: int, end: int, **kwargs: Any) -> tuple[list[Any], bool]:
+            seen.append((runtime.lock.locked(), kwargs.get("first_only")))
+            if poll_meanwhile:  # a record arrives while the range is read: the batch is not blocked
+                await runtime.handle_poll(_poll(topic, start), generation_id=7)
+                _deliver_all(runtime)
+                await runtime._stage.task
+            return [], True
+
+    runtime.gap_repair = Probe()
+
+    async def scenario() -> None:
+        nonlocal poll_meanwhile
+        await _first_poll_written(runtime, topic)  # offset 1 acked; the next to evaluate is 2
+        assert await runtime.settle_recordless_tail(0, 5) is False
+        assert seen == [(False, True)]
+        assert acked_offsets(app, tp) == [1, 2]  # only the batch's record: the range moved
+
+        poll_meanwhile = False
+        assert await runtime.settle_recordless_tail(0, 5) is True
+        assert acked_offsets(app, tp) == [1, 2, 3, 4]
 
     asyncio.run(scenario())

@@ -51,3 +51,12 @@ async def test_a_forwarded_events_huge_headers_are_not_copied() -> None:
     huge = [(f"h{i}", b"x" * 1000) for i in range(900)]
     await _writer(events).send_forwards([ForwardOutput(Record(0, 7, b"k", b"{}", huge, "ev"), "acme", 1)])
     assert events.sent[0]["headers"] == [*JSON_HEADERS, (FORWARDED_FROM, b"0/7")]
+
+
+async def test_a_forwarded_events_header_size_counts_the_bytes_of_its_keys_not_their_characters() -> None:
+    """Header keys of multi-byte characters are measured in UTF-8 bytes: 1,000 headers whose keys are
+    30 euro signs (30 characters, 90 bytes) pass the limit (100,000 bytes) and are not copied."""
+    events = FakeTopic()
+    wide = [("€" * 29 + chr(0x4E00 + i), b"x" * 10) for i in range(1000)]
+    await _writer(events).send_forwards([ForwardOutput(Record(0, 8, b"k", b"{}", wide, "ev"), "acme", 1)])
+    assert events.sent[0]["headers"] == [*JSON_HEADERS, (FORWARDED_FROM, b"0/8")]

@@ -164,15 +164,16 @@ def test_a_stalled_partition_faust_stopped_fetching_is_resumed() -> None:
 
 
 def test_a_broker_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> None:
-    """While end offsets cannot be read (the broker is away) the stall clock restarts: the first samples
-    after a long outage, with the lag that built up meanwhile, report no stall until the stall time
-    has passed again without progress."""
+    """While the broker watch declares the brokers unreachable and end offsets cannot be read, the
+    stall clock restarts: the first samples after a long outage, with the lag that built up
+    meanwhile, report no stall until the stall time has passed again without progress."""
     from aiokafka.errors import KafkaConnectionError
 
     topic = "wd-outage"
     tp0 = TP(topic, 0)
     consumer = StubConsumer([tp0], ends={tp0: 10}, committed={tp0: 10})
     now = [0.0]
+    down = [False]
     dog = PartitionWatchdog(
         StubApp(consumer),  # type: ignore[arg-type]
         topic,
@@ -180,6 +181,7 @@ def test_a_broker_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> 
         processed=lambda: {0: 10},
         ready=lambda: True,
         clock=lambda: now[0],
+        broker_down=lambda: down[0],
     )
     real_highwaters = consumer.highwaters
 
@@ -194,11 +196,51 @@ def test_a_broker_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> 
     consumer.ends[tp0] = 25  # lag, and nothing can progress
     asyncio.run(rounds([0]))
     consumer.highwaters = broker_away  # type: ignore[method-assign]
-    asyncio.run(rounds([10, 100, 200]))
+    asyncio.run(rounds([10]))
+    down[0] = True  # the broker watch declares the brokers unreachable
+    asyncio.run(rounds([100, 200]))
+    down[0] = False
     consumer.highwaters = real_highwaters  # type: ignore[method-assign]
     asyncio.run(rounds([205, 220]))
     assert dog.stalled() == ()
     asyncio.run(rounds([240]))  # 35 s of lag without progress since sampling resumed: a stall
+    assert dog.stalled() == (f"{topic}/0",)
+
+
+def test_a_sample_that_fails_while_the_broker_answers_does_not_hide_a_stall() -> None:
+    """A broker that times out one sampling request in eight (not declared unreachable by the broker
+    watch) does not restart the stall clock: the failed samples are skipped and the stall is reported."""
+    topic = "wd-flaky"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 25}, committed={tp0: 10})
+    now = [0.0]
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        processed=lambda: {0: 10},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        broker_down=lambda: False,
+    )
+    real_highwaters = consumer.highwaters
+    calls = [0]
+
+    async def flaky(*tps: TP) -> dict[TP, int]:
+        calls[0] += 1
+        if calls[0] % 8 == 0:
+            raise TimeoutError
+        return await real_highwaters(*tps)
+
+    consumer.highwaters = flaky  # type: ignore[method-assign]
+
+    async def rounds(times: list[float]) -> None:
+        for t in times:
+            now[0] = t
+            await dog.check()
+
+    asyncio.run(rounds([5.0 * i for i in range(9)]))  # 0 … 40 s; the 8th sample (35 s) times out
+    assert calls[0] == 9
     assert dog.stalled() == (f"{topic}/0",)
 
 
