@@ -42,6 +42,9 @@ PACED_INTERVAL_SECONDS = 1.05
 """The notifier's spacing of new messages to one channel: Slack's one a second, plus 50 ms, because a slot is
 taken when a message is about to be sent and the request's own time varies by some milliseconds — without the
 margin two posts could reach Slack 0.99 s apart (measured at the local Slack server)."""
+STALE_RESERVATION_SECONDS = 10.0
+"""A reserved slot this long past is abandoned: a live message comes back at its slot (a retry's own delay
+is far shorter), one that does not was dead-lettered, given up or regrouped and never will."""
 _T = TypeVar("_T")
 
 
@@ -103,12 +106,22 @@ class ChannelRateLimiter:
             self._paced_until = {k: v for k, v in self._paced_until.items() if v > now}
             self._last_sent = {k: v for k, v in self._last_sent.items() if v > now - self.min_interval}
             self._held_until = {k: v for k, v in self._held_until.items() if v > now}
-            self._reserved = {k: v for k, v in self._reserved.items() if v > now - 60.0}
+            self._reserved = {k: v for k, v in self._reserved.items() if v > now - STALE_RESERVATION_SECONDS}
 
     def hold(self, channel: str, seconds: float) -> None:
-        """Keep the channel closed for ``seconds`` (Slack's Retry-After); reserved slots move behind it, in order."""
-        until = max(self._held_until.get(channel, 0.0), self._clock() + seconds)
+        """Keep the channel closed for ``seconds`` (Slack's Retry-After); reserved slots move behind it, in order.
+
+        A reservation whose slot passed more than :data:`STALE_RESERVATION_SECONDS` ago is dropped first: its
+        message is not coming back (dead-lettered, given up, or regrouped by a rebalance), and re-dated it
+        would hold every live message of the channel back by one more interval at each 429.
+        """
+        now = self._clock()
+        until = max(self._held_until.get(channel, 0.0), now + seconds)
         self._held_until[channel] = until
+        for key in [
+            k for k, slot in self._reserved.items() if k[0] == channel and slot < now - STALE_RESERVATION_SECONDS
+        ]:
+            del self._reserved[key]
         waiting = sorted(((slot, key) for key, slot in self._reserved.items() if key[0] == channel), key=lambda w: w[0])
         for i, (_slot, key) in enumerate(waiting):
             self._reserved[key] = until + i * self.min_interval

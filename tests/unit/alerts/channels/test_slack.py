@@ -152,3 +152,22 @@ def test_a_429_hold_moves_the_reserved_slots_behind_it_in_order() -> None:
     assert info.value.retry_after == pytest.approx(1.0)
     now[0] = 11.5
     limiter.acquire("C1", "c")
+
+
+def test_reservations_of_messages_that_never_came_back_do_not_delay_the_channel_after_a_429() -> None:
+    """Messages that reserved a slot and never returned (dead-lettered, given up, regrouped) are forgotten:
+    a later 429 of 1 s delays a new message by about that second, not by one interval per abandoned slot."""
+    now = [0.0]
+    limiter = ChannelRateLimiter(clock=lambda: now[0])
+    limiter.acquire("C1", "first")
+    for i in range(200):
+        with pytest.raises(RetryableDeliveryError):
+            limiter.acquire("C1", f"gone-{i}")
+    now[0] = 86_400.0  # a day later: the channel is idle
+    limiter.acquire("C1", "live")
+    now[0] += 5.0
+    limiter.hold("C1", 1.0)
+    with pytest.raises(RetryableDeliveryError) as info:
+        limiter.acquire("C1", "next")
+    assert info.value.retry_after is not None
+    assert info.value.retry_after <= 1.0
