@@ -268,13 +268,23 @@ def loads_exact(raw: bytes | bytearray | memoryview | str) -> Any:
     that float would accept it as a large float (and the value would silently change), where the
     contract refuses the integer (``number_out_of_range``). HTTP ingest and ``preempt publish
     --prop`` parse with this; the decoder does the same check inline. Raises
-    ``orjson.JSONDecodeError`` for what is not JSON, as ``orjson.loads`` does.
+    ``orjson.JSONDecodeError`` for what is not JSON, as ``orjson.loads`` does, and for a document
+    holding such a large number that the standard library cannot read (nested ~1,000 deep).
     """
     doc = _loads(raw)
     if _has_large_float(doc):
         exact = _exact_loads(raw)
-        if exact is not None:
-            return exact
+        if exact is None:
+            # Kept, orjson's float could stand for an integer literal past 64 bits, accepted with a changed
+            # value: a document the standard library cannot read (nested ~1,000 deep) is refused instead.
+            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+            raise orjson.JSONDecodeError(
+                "it holds a number of magnitude 2^63 or more and is nested too deep to read that number "
+                "exactly; send such a number as a string",
+                text,
+                0,
+            )
+        return exact
     return doc
 
 

@@ -382,6 +382,16 @@ def test_loads_exact_keeps_integer_literals_past_64_bits_exact() -> None:
         loads_exact(b"NaN")
 
 
+def test_loads_exact_refuses_a_huge_number_it_cannot_read_exactly() -> None:
+    """A document nested too deep for the standard library that holds a number of magnitude 2^63 or more is
+    refused, not kept with orjson's float (a Segment call's deep `integrations` let 2^64 through as 1.8e19)."""
+    deep = b"[" * 1010 + b"]" * 1010
+    body = b'{"integrations": ' + deep + b', "properties": {"n": 18446744073709551616}}'
+    with pytest.raises(orjson.JSONDecodeError, match="nested too deep"):
+        loads_exact(body)
+    assert loads_exact(b'{"integrations": ' + deep + b', "properties": {"n": 5}}')["properties"] == {"n": 5}
+
+
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400])
 def test_sdk_dicts_with_unstorable_numbers_are_number_out_of_range(
     make_payload: Callable[..., dict[str, Any]], value: float
