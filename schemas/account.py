@@ -74,7 +74,7 @@ class Account(BaseModel):
     name: Text | None = None
     tier: Text | None = Field(None, description="e.g. enterprise, growth, starter")
     plan: Text | None = None
-    mrr: float | None = Field(None, ge=0, description="monthly recurring revenue")
+    mrr: float | None = Field(None, ge=0, allow_inf_nan=False, description="monthly recurring revenue")
     seats: int | None = Field(None, ge=0, le=10_000_000, description="seats (licences) the customer pays for")
     customer_since: CalendarDate | None = Field(
         None, description="the date the account became a customer (YYYY-MM-DD); tenure is counted from it"

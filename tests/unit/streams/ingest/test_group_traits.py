@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.ingest.group_traits import account_patch, merge_account, trait_map
+from streams.ingest.group_traits import TraitError, account_patch, merge_account, trait_map
 
 
 def test_a_later_patch_updates_fields_and_never_wipes_others() -> None:
@@ -95,3 +95,11 @@ def test_traits_sent_as_strings_are_stored_with_the_account_schemas_types() -> N
         "owner": {"email": "a@b.test"},
     }
     jsonschema.validate(patch, json.loads(render(Account)))
+
+
+@pytest.mark.parametrize("mrr", ["Infinity", "inf", "1e400", "NaN"])
+def test_an_mrr_that_is_not_a_finite_number_is_refused_not_stored_as_null(mrr: str) -> None:
+    """A trait the account model would read as infinity or NaN is refused, naming the trait: written as
+    JSON it became null and wiped the account's stored MRR."""
+    with pytest.raises(TraitError, match="mrr"):
+        account_patch("acc-1", {"name": "Acme", "mrr": mrr}, trait_map({}))
