@@ -169,7 +169,7 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
         del canonical["event"]
     # As on the tracking API: userId, else anonymousId (an analytics.js visitor before sign-in).
     user = item.get("userId")
-    if user is None:
+    if user is None or user == "":  # an SDK's visitor not yet identified may send userId ""
         user = item.get("anonymousId")
     if user is not None:
         canonical["user_id"] = user

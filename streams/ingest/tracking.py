@@ -229,7 +229,7 @@ def _map_item(
     if call == "track" and "event" not in item:
         del canonical["event"]
     user = item.get("userId")
-    if user is None:
+    if user is None or user == "":  # an SDK's visitor not yet identified may send userId ""
         user = item.get("anonymousId")
     if user is not None:
         canonical["user_id"] = _id_text(user)

@@ -87,6 +87,14 @@ def test_segment_anonymous_id_is_the_user_when_there_is_no_user_id(segment: Call
     assert orjson.loads(both)["user_id"] == "u-42"
 
 
+def test_an_empty_user_id_beside_an_anonymous_id_is_the_anonymous_visitor(
+    segment: Callable[..., dict[str, Any]],
+) -> None:
+    """userId "" (a visitor not yet identified) with an anonymousId is that visitor, not a refused empty id."""
+    [(_, value)] = parse(segment(userId="", anonymousId="anon-3")).records
+    assert orjson.loads(value)["user_id"] == "anon-3"
+
+
 def test_segment_without_timestamp_gets_the_receive_time(segment: Callable[..., dict[str, Any]]) -> None:
     """A Segment call without timestamp is stamped with the time the request arrived."""
     item = segment()

@@ -121,6 +121,7 @@ def test_anonymous_id_is_the_user_when_there_is_no_user_id() -> None:
     del item["userId"]
     assert events(batch(item))[0]["user_id"] == "anon-7"
     assert events(batch(call(userId=42)))[0]["user_id"] == "42"
+    assert events(batch(call(userId="", anonymousId="anon-8")))[0]["user_id"] == "anon-8"  # not identified yet
 
 
 def test_identify_becomes_user_identified_with_traits_as_properties() -> None:
