@@ -339,7 +339,9 @@ class NotifierRuntime:
         message = self.recent.message(action.ref) if action.ref is not None else None
         if message is not None and alert is None:
             alert = next((a for a in message.alerts if a.alert_id == action.alert_id), None)
-        if action.ref is not None and alert is None and action.posted is not None:
+        if action.ref is not None and message is None and action.posted is not None:
+            # The message is not known here (another replica posted it, or it was forgotten): edit the blocks
+            # Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
             await self._update_posted(action.ref, action.posted, action.alert_id, feedback)
             return
         if action.ref is None or alert is None:

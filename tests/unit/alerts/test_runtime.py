@@ -540,3 +540,27 @@ def test_inhibit_horizon_is_a_setting(make_runtime, make_alert) -> None:
     target = make_alert(severity="low")
     assert runtime.dispatcher._suppressed(target, 1059.0) == ("inhibited", "inhibit rule")
     assert runtime.dispatcher._suppressed(target, 1061.0) is None
+
+
+async def test_a_press_on_a_message_not_known_here_edits_the_blocks_slack_sent(
+    make_runtime, make_alert, monkeypatch
+) -> None:
+    """An alert delivered here recently but whose message is not known here (another replica posted the
+    digest, or it was forgotten) is updated from the blocks Slack sent with the press, not re-rendered as a
+    message of that one alert (which would drop the digest's other alerts and its receiver's templates)."""
+    runtime, _, notifier, _ = make_runtime()
+    alert = make_alert()
+    runtime.recent.add(alert)
+    edited: list[tuple[str, str]] = []
+
+    async def update_posted(ref: str, posted: object, alert_id: str, feedback: Feedback) -> None:
+        edited.append((ref, alert_id))
+
+    monkeypatch.setattr(runtime, "_update_posted", update_posted)
+    feedback = Feedback(action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x")
+    posted = {"blocks": [{"type": "section"}], "text": "3 alerts"}
+    await runtime.update_message(
+        SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:9.0", posted), feedback
+    )
+    assert edited == [("C1:9.0", alert.alert_id)]
+    assert notifier.updates == []
