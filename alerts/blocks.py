@@ -297,7 +297,11 @@ def annotate_posted(blocks: list[Any], alert_id: str, note: Note | str) -> list[
         if isinstance(block, Mapping) and block.get("type") == "actions" and _presses(block, alert_id):
             found = True
             out.append(_note_block(note))
-            kept = [e for e in block.get("elements") or () if e.get("action_id") not in FEEDBACK_ACTION_IDS]
+            kept = [
+                e
+                for e in block.get("elements") or ()
+                if not (isinstance(e, Mapping) and e.get("action_id") in FEEDBACK_ACTION_IDS)
+            ]
             if kept:
                 out.append({**block, "elements": kept})
         else:
