@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from streams.runtime.logs import (
-    FAUST_LOG_LEVELS,
     configure_logging,
+    faust_loglevel_option,
     get_logger,
     run_faust_worker,
 )
@@ -14,13 +14,7 @@ from streams.runtime.settings import Settings
 
 
 @click.command()
-@click.option(
-    "--loglevel",
-    type=click.Choice(FAUST_LOG_LEVELS, case_sensitive=False),
-    default="warn",
-    show_default=True,
-    help="Faust's own log level.",
-)
+@faust_loglevel_option
 def notifier(loglevel: str) -> None:
     """Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.
 

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import FAUST_LOG_LEVELS, configure_logging, run_faust_worker
+from streams.runtime.logs import configure_logging, faust_loglevel_option, run_faust_worker
 from streams.runtime.settings import Settings
 
 
 @click.command()
-@click.option(
-    "--loglevel",
-    type=click.Choice(FAUST_LOG_LEVELS, case_sensitive=False),
-    default="warn",
-    show_default=True,
-    help="Faust's own log level.",
-)
+@faust_loglevel_option
 def worker(loglevel: str) -> None:
     """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+import click
 import structlog
 from pydantic import SecretStr
 
@@ -263,6 +264,15 @@ def get_logger(name: str) -> Any:
 
 FAUST_LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "critical")
 """The values ``--loglevel`` accepts (Faust's own log level); any other would crash Faust's start-up."""
+
+faust_loglevel_option = click.option(
+    "--loglevel",
+    type=click.Choice(FAUST_LOG_LEVELS, case_sensitive=False),
+    default="warn",
+    show_default=True,
+    help="Faust's own log level.",
+)
+"""The ``--loglevel`` option of both Faust apps' commands (``preempt worker``, ``preempt notifier``)."""
 
 
 def run_faust_worker(app: Any, loglevel: str, log_format: str = "json", **options: Any) -> None:

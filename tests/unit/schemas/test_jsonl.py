@@ -22,13 +22,17 @@ def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
 
 
 def test_a_byte_order_mark_at_the_start_of_the_file_is_dropped() -> None:
-    """A UTF-8 BOM before the first record (a CRM or spreadsheet export) is not part of the record; later ones stay."""
+    """A UTF-8 BOM before the first record (a CRM or spreadsheet export) is not part of the record; later ones
+    stay; its size still counts."""
     bom = b"\xef\xbb\xbf"
     assert [line.raw for line in read_lines(io.BytesIO(bom + b'{"a": 1}\n' + bom + b"x\n"))] == [
         b'{"a": 1}',
         bom + b"x",
     ]
     assert list(read_lines(io.BytesIO(bom + b"\n2\n"))) == [Line(2, b"2", 2)]
+    data = bom + b'{"a": 1}\r\n' + bom + b'{"b": 2}\n'  # its size still counts
+    assert list(read_lines(io.BytesIO(data))) == [Line(1, b'{"a": 1}', 13), Line(2, bom + b'{"b": 2}', 12)]
+    assert list(read_lines(io.BytesIO(bom + b"\n"), on_blank=lambda size: None)) == []
 
 
 def test_blank_lines_are_reported_with_their_size() -> None:
@@ -65,10 +69,3 @@ def test_first_error_names_the_field_or_the_line() -> None:
     with pytest.raises(ValidationError) as line_error:
         Point.model_validate_json(b"[1]")
     assert first_error(line_error.value).startswith("(line): ")
-
-
-def test_a_byte_order_mark_opening_the_file_is_not_part_of_the_first_record() -> None:
-    """A UTF-8 BOM at the start of a file (Windows editors) is dropped from line 1 only; its size still counts."""
-    data = b'\xef\xbb\xbf{"a": 1}\r\n\xef\xbb\xbf{"b": 2}\n'
-    assert list(read_lines(io.BytesIO(data))) == [Line(1, b'{"a": 1}', 13), Line(2, b'\xef\xbb\xbf{"b": 2}', 12)]
-    assert list(read_lines(io.BytesIO(b"\xef\xbb\xbf\n"), on_blank=lambda size: None)) == []
