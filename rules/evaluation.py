@@ -165,7 +165,7 @@ def _pct(value: float | None) -> str:
 def render_table(evaluation: Evaluation) -> str:
     """The terminal table of ``preempt evaluate``."""
     lead_days = f"{evaluation.lead / DAY:g}d"
-    width = max(36, *(len(score.rule_id) + 2 for score in evaluation.rules))  # ids may be 64 characters
+    width = max([36, *(len(score.rule_id) + 2 for score in evaluation.rules)])  # ids may be 64; there may be none
     header = (
         f"{'rule':<{width}}{'alerts':>8}{'accounts':>10}{'precision':>11}{'recall@' + lead_days:>12}"
         f"{'median lead':>13}{'/owner/wk':>11}"

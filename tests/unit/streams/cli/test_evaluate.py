@@ -279,3 +279,15 @@ def test_an_alert_delivered_twice_counts_once(files: dict[str, Path], tmp_path: 
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout) == orjson.loads(once.stdout)
     assert "note: 3 repeated alert(s)" in result.stderr
+
+
+def test_an_empty_alerts_file_is_a_table_with_every_churn_missed(files: dict[str, Path], tmp_path: Path) -> None:
+    """A backtest that alerted nothing writes an empty alerts file; evaluating it shows 0% recall, not a traceback."""
+    empty = tmp_path / "no-alerts.jsonl"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(empty), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 0, result.output
+    total = next(line for line in result.output.splitlines() if line.startswith("(all rules)"))
+    assert total.split()[2:4] == ["0", "0"]
+    assert "0.0%" in total
+    assert "2 churned accounts" in result.output
