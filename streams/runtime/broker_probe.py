@@ -54,8 +54,19 @@ def _check_addresses(settings: Settings) -> None:
             f"PREEMPT_BROKER={settings.broker!r} names no broker; write kafka://host:port[;host:port…]"
         )
     for server in servers:
+        scheme, found, _ = server.partition("://")
+        if found:
+            raise BrokerUnavailableError(
+                f"PREEMPT_BROKER={settings.broker!r}: {scheme}:// is not a Kafka address; "
+                "write kafka://host:port[;host:port…]"
+            )
         host, sep, port = server.rpartition(":")
         if sep and (not host or not port.isdigit()):
             raise BrokerUnavailableError(
                 f"PREEMPT_BROKER={settings.broker!r}: {server!r} is not host:port; write kafka://host:port[;host:port…]"
+            )
+        if sep and not 1 <= int(port) <= 65535:
+            raise BrokerUnavailableError(
+                f"PREEMPT_BROKER={settings.broker!r}: port {port} of {server!r} is not 1-65535; "
+                "write kafka://host:port[;host:port…]"
             )

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.email_address import sender_address
 
+# Faust's broker URLs name the transport: kafka:// (or its alias aiokafka://); Kafka clients want host:port.
+_BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
 _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 
 
@@ -308,8 +310,8 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         """The broker URL as a kafka-python/aiokafka bootstrap list."""
-        hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
-        return [h.strip() for h in hosts if h.strip()]
+        hosts = (_BROKER_SCHEME.sub("", h.strip()) for h in self.broker.replace(";", ",").split(","))
+        return [h for h in hosts if h]
 
     def app_data_dir(self, app_id: str) -> Path:
         """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>``.

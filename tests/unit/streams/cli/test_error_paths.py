@@ -271,6 +271,16 @@ def test_worker_reports_invalid_rules_before_probing_the_broker(tmp_path: Path) 
             "Error: PREEMPT_BROKER='kafka://127.0.0.1:notaport': '127.0.0.1:notaport' is not host:port; "
             "write kafka://host:port[;host:port…]",
         ),
+        (
+            "http://127.0.0.1:9092",
+            "Error: PREEMPT_BROKER='http://127.0.0.1:9092': http:// is not a Kafka address; "
+            "write kafka://host:port[;host:port…]",
+        ),
+        (
+            "kafka://127.0.0.1:99999",
+            "Error: PREEMPT_BROKER='kafka://127.0.0.1:99999': port 99999 of '127.0.0.1:99999' is not 1-65535; "
+            "write kafka://host:port[;host:port…]",
+        ),
     ],
 )
 def test_a_malformed_broker_address_is_named_at_once(tmp_path: Path, broker: str, expected: str) -> None:
