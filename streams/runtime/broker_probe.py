@@ -7,6 +7,10 @@ raises ``BrokerUnavailableError`` with a sentence that says what to do.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
@@ -31,19 +35,33 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
     # returns at once when nothing answers, leaving that case to the probe.
     check_access(settings, timeout_s=timeout_s)
     try:
-        admin = KafkaAdminClient(
+        with _client_logs_quiet():
+            admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers,
-            client_id="preempt-probe",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-            **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
-        )
+                client_id="preempt-probe",
+                request_timeout_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
+                **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
+            )
     except (KafkaError, OSError, ValueError) as exc:
         raise BrokerUnavailableError(
             f"cannot reach Kafka at {where} within {timeout_s:g} s ({type(exc).__name__}); "
             "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one"
         ) from exc
     admin.close()
+
+
+@contextmanager
+def _client_logs_quiet() -> Iterator[None]:
+    """kafka-python's own lines about the probe's connection ("Connection failed: … ECONNREFUSED",
+    "Bootstrap failed") are held back: the probe's one ``Error:`` line says it, and says what to do."""
+    logger = logging.getLogger("kafka")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _check_addresses(settings: Settings) -> None:

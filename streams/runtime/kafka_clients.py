@@ -239,7 +239,8 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
         return _CLOSED
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
-        log.warning("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
+        # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
+        log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
         return _UNREACHABLE
     try:
         # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
@@ -249,7 +250,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         log.debug("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
         return _CUT_AFTER_HANDSHAKE
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
-        log.warning("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
+        log.debug("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
         return _UNREACHABLE
     finally:
         conn.close()
