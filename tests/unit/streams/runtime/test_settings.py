@@ -18,7 +18,7 @@ def test_app_data_dir_stays_short_and_distinct_for_many_brokers(tmp_path: Path) 
 
 
 def test_bootstrap_servers_drop_each_entrys_faust_scheme_and_nothing_else() -> None:
-    """Faust's kafka:// and aiokafka:// schemes are removed per entry (aiokafka:// was left as 'aio…'), bare ones kept."""
+    """Faust's kafka:// and aiokafka:// schemes are removed per entry (aiokafka:// was left as 'aio…')."""
     settings = Settings(broker=" aiokafka://a.example:9092 ; KAFKA://b.example:9093,c.example:9094 ")
     assert settings.bootstrap_servers == ["a.example:9092", "b.example:9093", "c.example:9094"]
     assert Settings(broker="http://a.example:9092").bootstrap_servers == ["http://a.example:9092"]
