@@ -37,7 +37,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
     try:
         with _client_logs_quiet():
             admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+                bootstrap_servers=settings.bootstrap_servers,
                 client_id="preempt-probe",
                 request_timeout_ms=timeout_ms,
                 bootstrap_timeout_ms=timeout_ms,
