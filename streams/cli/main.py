@@ -29,6 +29,7 @@ from streams.cli.settings_errors import describe_settings_error, is_settings_err
 from streams.cli.simulate import simulate
 from streams.cli.train import train_command
 from streams.cli.worker import worker
+from streams.runtime.logs import configure_command_logging
 
 
 class PreemptGroup(click.Group):
@@ -54,6 +55,7 @@ def main() -> None:
     Settings come from PREEMPT_* environment variables; PREEMPT_BROKER defaults to
     the local broker of `make kafka` (kafka://127.0.0.1:9092).
     """
+    configure_command_logging()
 
 
 main.add_command(worker)

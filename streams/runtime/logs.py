@@ -148,6 +148,20 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING))))
 
 
+def configure_command_logging() -> None:
+    """Log lines of a ``preempt`` command go to stderr, at INFO and above.
+
+    Unconfigured structlog prints every level on stdout, into what a command prints for people and
+    scripts (a broker-down ``publish`` showed the access check's debug line before its ``Error:``).
+    Long-running commands (worker, notifier, ingest) then configure logging fully (``configure_logging``).
+    """
+    # sys.stderr is looked up per logger, not bound now: a test runner swaps (and closes) it.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=lambda *_args: structlog.PrintLogger(file=sys.stderr),
+    )
+
+
 REPEAT_INTERVAL_SECONDS = 10.0
 
 

@@ -93,6 +93,7 @@ def test_broker_down_fails_fast_with_one_line(broker_down: dict[str, Run], name:
     assert "Traceback" not in run.stderr
     lines = run.stderr.splitlines()
     assert len(lines) == 1, run.stderr  # no log warning before it
+    assert run.stdout == ""  # nor a log line on stdout, where scripts read a command's output
     assert lines[0].startswith("Error: cannot reach Kafka at 127.0.0.1:1 within 5 s"), run.stderr
     assert "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one" in run.stderr
 
