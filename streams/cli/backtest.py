@@ -30,6 +30,7 @@ from schemas.account import Account
 from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
+from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
@@ -174,7 +175,7 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
 )
 @click.option(
     "--allowed-lateness",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     help="seconds (>= 0); default PREEMPT_ALLOWED_LATENESS_SECONDS",
 )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from schemas.event import Event
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
+from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -101,8 +102,8 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     "account lifecycle: churned accounts go silent, outcomes are also sent as Subscription * events.",
 )
 @click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
-@click.option("--duration", type=click.FloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
+@click.option("--rate", type=FiniteFloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
+@click.option("--duration", type=FiniteFloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
 def simulate(
     account_count: int,
     days: int,

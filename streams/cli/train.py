@@ -20,6 +20,7 @@ from schemas.event import Event
 from schemas.jsonl import read_file
 from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
 
 
@@ -123,7 +124,7 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
 )
 @click.option(
     "--min-account-share",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     default=0.05,
     show_default=True,
     help="a term becomes a feature when at least this share of accounts has it",

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     ``PREEMPT_<FIELD>`` (upper case).
     """
 
-    model_config = SettingsConfigDict(env_prefix="PREEMPT_", extra="ignore", frozen=True)
+    # allow_inf_nan: "inf" seconds overflowed where they became milliseconds (a traceback), "nan" passed some bounds
+    model_config = SettingsConfigDict(env_prefix="PREEMPT_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     # Kafka
     broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")

@@ -64,3 +64,12 @@ def test_a_missing_smtp_ca_file_stops_the_notifier_at_start(tmp_path: Path) -> N
         f"Error: PREEMPT_SMTP_CA_FILE={str(missing)!r} is not valid: path does not point to a file; "
         "expected the path of an existing file. Fix it or unset it (default: none)"
     ]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan"])
+def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None:
+    """PREEMPT_BROKER_PROBE_SECONDS=inf is refused as a setting (it was an OverflowError traceback in the probe)."""
+    result = CliRunner().invoke(main, ["events", "dead-letters"], env={"PREEMPT_BROKER_PROBE_SECONDS": value})
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: PREEMPT_BROKER_PROBE_SECONDS={value!r} is not valid: ")
+    assert len(result.output.strip().splitlines()) == 1
