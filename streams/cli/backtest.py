@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from rules.backtest import (
     AlertBudget,
@@ -32,6 +31,7 @@ from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
+from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
 
@@ -46,7 +46,7 @@ def _progress(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
     if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield from lines
         return
-    with tqdm(total=size, unit="B", unit_scale=True, desc="events", file=sys.stderr, leave=False) as bar:
+    with progress_bar(total=size, unit="B", unit_scale=True, desc="events", leave=False) as bar:
         for line in lines:
             bar.update(line.size)
             yield line

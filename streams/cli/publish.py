@@ -10,11 +10,11 @@ from typing import Any
 import click
 import orjson
 from kafka.errors import KafkaError
-from tqdm import tqdm
 
 from schemas.decoder import loads_exact
 from schemas.errors import EventRejectedError, PublishError
 from schemas.jsonl import read_file, read_lines
+from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
@@ -124,9 +124,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
     try:
         with (
             path.open("rb") as stream,
-            tqdm(  # on a terminal only (disable=None): in a log a bar is line noise
-                total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr, disable=None
-            ) as bar,
+            progress_bar(total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing") as bar,
         ):
             for line in read_lines(stream, on_blank=bar.update):
                 try:

@@ -26,6 +26,7 @@ from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
+from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
 from streams.simulate.files import write_account_outcomes, write_accounts, write_events
@@ -177,7 +178,7 @@ def simulate(
 
 def _days_bar(sim: Simulation, days: int) -> tqdm:
     quiet = len(sim.accounts) * days < _PROGRESS_ACCOUNT_DAYS
-    return tqdm(total=days, unit="day", desc="simulating", disable=True if quiet else None, leave=False)
+    return progress_bar(total=days, unit="day", desc="simulating", shown=not quiet, leave=False)
 
 
 def _counted(events: Iterator[Event], summary: SimulationSummary) -> Iterator[Event]:
@@ -211,7 +212,7 @@ def _to_kafka(
     try:
         if live:
             total = round(rate * duration) if duration is not None else None
-            with tqdm(total=total, unit="ev", desc="publishing", leave=False, disable=None) as bar:
+            with progress_bar(total=total, unit="ev", desc="publishing", leave=False) as bar:
                 for event in paced_now(sim.events(), rate, duration):
                     summary.bytes_written += sink.publish_event(event)
                     summary.observe(event)

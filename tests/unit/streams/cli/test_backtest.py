@@ -190,7 +190,7 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"x\n")
     made = []
-    monkeypatch.setattr(backtest_module, "tqdm", lambda *a, **k: made.append(k))
+    monkeypatch.setattr(backtest_module, "progress_bar", lambda *a, **k: made.append(k))
     assert list(backtest_module._progress(path, iter([(1, b"x")]))) == [(1, b"x")]
     assert made == []
 
