@@ -69,10 +69,10 @@ def test_simulate_shows_its_bar_on_a_sizeless_terminal_and_not_in_a_log(tmp_path
     shown = _read_all(master, until_s=90.0).decode(errors="replace")
     os.close(master)
     assert process.wait(timeout=30) == 0, shown
-    assert "simulating:" in shown and "day" in shown, shown
+    assert "simulating:" in shown, shown
+    assert "day/s" in shown, shown
 
-    logged = subprocess.run(
-        [*args, "--output", str(tmp_path / "b.jsonl")], capture_output=True, timeout=90, check=True
-    )
-    assert b"simulating" not in logged.stderr and b"\r" not in logged.stderr
+    logged = subprocess.run([*args, "--output", str(tmp_path / "b.jsonl")], capture_output=True, timeout=90, check=True)
+    assert b"simulating" not in logged.stderr
+    assert b"\r" not in logged.stderr
     assert b"total" in logged.stdout
