@@ -45,7 +45,7 @@ class PreviewError(click.ClickException):
     """One clear line on stderr and exit 1."""
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(f"Error: {self.message}", err=True)
 
 
 @dataclass

@@ -68,7 +68,7 @@ def _load(path: Path) -> RoutingConfig:
         return RoutingConfig.load(path)
     except ConfigError as exc:
         for line in str(exc).splitlines():  # one problem per line, each naming the file
-            click.echo(f"error: {line}", err=True)
+            click.echo(f"Error: {line}", err=True)
         sys.exit(1)
 
 
@@ -174,5 +174,5 @@ def test(
     if verify_receivers is not None:
         expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
         if receivers != expected:
-            click.echo(f"error: expected receivers {','.join(expected)}, got {','.join(receivers)}", err=True)
+            click.echo(f"Error: expected receivers {','.join(expected)}, got {','.join(receivers)}", err=True)
             sys.exit(1)

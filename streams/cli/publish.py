@@ -137,7 +137,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
                 bar.update(line.size)
         publisher.close()
     except PublishError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"Error: {exc}", err=True)
         return 2
     finally:
         publisher.close()

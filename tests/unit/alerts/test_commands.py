@@ -44,7 +44,7 @@ def test_check_fails_with_file_and_field(tmp_path: Path) -> None:
     bad.write_text("receivers:\n  - name: a\nroute:\n  receiver: nope\n")
     result = CliRunner().invoke(main, ["routes", "check", str(bad)])
     assert result.exit_code == 1
-    assert f"error: {bad}: route.receiver: unknown receiver 'nope'" in result.output
+    assert f"Error: {bad}: route.receiver: unknown receiver 'nope'" in result.output
 
 
 def test_test_prints_receivers_and_why(alert_file: Callable[..., Path]) -> None:
@@ -112,7 +112,7 @@ def test_test_takes_an_alert_out_of_a_backtest_jsonl(tmp_path: Path, make_alert:
     assert by_id.output.splitlines()[0] == "csm-owner"
     neither = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
     assert neither.exit_code == 1
-    assert neither.output == f"error: {path}: 2 alerts; choose one with --alert-id ID or --index N (1–2)\n"
+    assert neither.output == f"Error: {path}: 2 alerts; choose one with --alert-id ID or --index N (1–2)\n"
 
 
 def test_test_reports_an_invalid_alert_and_a_bad_now_in_one_line_each(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_test_reports_an_invalid_alert_and_a_bad_now_in_one_line_each(tmp_path: 
     path.write_text("{}")
     invalid = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path)])
     assert invalid.exit_code == 1
-    assert invalid.output == f"error: {path}: not an alert (alert_id: Field required; 8 problem(s))\n"
+    assert invalid.output == f"Error: {path}: not an alert (alert_id: Field required; 8 problem(s))\n"
     for now, why in (("garbage", "is not an RFC 3339 time"), ("2026-11-27T21:00:00", "has no timezone")):
         result = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", now])
         assert result.exit_code == 2

@@ -93,7 +93,7 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
     [
         (
             ["missing.json"],
-            "error: missing.json: no such file; give an alert JSON file, a backtest JSONL or - for stdin",
+            "Error: missing.json: no such file; give an alert JSON file, a backtest JSONL or - for stdin",
         ),
         (["{many}", "--alert-id", "nope"], "no alert with alert_id nope among its 3 alert(s)"),
         (["{many}", "--index", "4"], "--index 4 is out of range; it holds 3 alert(s) (1–3)"),
@@ -119,7 +119,7 @@ def test_errors_are_one_clear_line(files, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
-    assert len([line for line in result.output.splitlines() if line.startswith("error:")]) == 1
+    assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
 
 
 def test_default_routes_are_the_example_file(files, monkeypatch):
@@ -168,7 +168,7 @@ def test_receiver_option_renders_for_named_receivers(files, monkeypatch):
     unknown = _run(str(files["one"]), "--receiver", "nobody")
     assert unknown.exit_code == 1
     assert (
-        "error: no receiver nobody in the routing file; it has csm-owner, support, billing, cs-leads" in unknown.output
+        "Error: no receiver nobody in the routing file; it has csm-owner, support, billing, cs-leads" in unknown.output
     )
 
 

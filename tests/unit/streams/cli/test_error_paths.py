@@ -228,7 +228,7 @@ def test_routes_check_on_a_missing_file_is_one_line(tmp_path: Path) -> None:
     """A routing file that does not exist is reported without a traceback."""
     run = _invoke(["routes", "check", "nope.yaml"], tmp_path)
     assert run.returncode == 1
-    assert run.stderr.strip() == "error: nope.yaml: cannot read routing file: No such file or directory"
+    assert run.stderr.strip() == "Error: nope.yaml: cannot read routing file: No such file or directory"
 
 
 def test_notifier_with_a_bad_routing_file_says_so_before_the_broker(tmp_path: Path) -> None:
