@@ -67,6 +67,8 @@ def expected(annotation: object) -> str:
 def _field_default(field: str) -> str:
     info = Settings.model_fields[field]
     default: Any = info.get_default(call_default_factory=True)
+    if isinstance(default, Path):
+        return repr(str(default))  # not PosixPath('.preempt-data')
     return "none" if default is None or default == () else repr(default)
 
 

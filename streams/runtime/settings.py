@@ -17,6 +17,37 @@ _BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
 _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 
 
+def _topic_prefix(value: str) -> str:
+    """Kafka's topic name grammar (the broker refused another prefix at topic creation: 'cannot reach Kafka')."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+        raise ValueError("a topic prefix is 1-200 of the characters Kafka allows in topic names: A-Z a-z 0-9 . _ -")
+    return value
+
+
+def _store(value: str) -> str:
+    """The table stores Preempt runs on (Faust also names ones it cannot use here)."""
+    if value.strip().lower() not in ("rocksdb://", "memory://"):
+        raise ValueError("the store is rocksdb:// (production) or memory:// (tests, the demo)")
+    return value.strip().lower()
+
+
+def _data_dir(value: Path) -> Path:
+    """A folder, or a path where one can be made (RocksDB writes a folder per app in it)."""
+    if value.exists() and not value.is_dir():
+        raise ValueError(f"{value} exists and is not a folder; point it at a folder (it is made when missing)")
+    return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    """A level name of Python's logging, in any case; an unknown one silently meant INFO."""
+    if value.strip().upper() not in _LOG_LEVELS:
+        raise ValueError(f"the log level is one of {', '.join(_LOG_LEVELS)}")
+    return value.strip().upper()
+
+
 class Settings(BaseSettings):
     """Everything a worker, notifier or CLI command reads from its environment.
 
@@ -29,13 +60,17 @@ class Settings(BaseSettings):
 
     # Kafka
     broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
-    topic_prefix: str = Field("preempt", description="prefix of every topic name")
+    topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = Field(
+        "preempt", description="prefix of every topic name"
+    )
     # 12: the most rules workers one deployment can run without re-partitioning (a partition is
     # read by one worker), and 1, 2, 3, 4, 6 or 12 workers get equal shares. docs/pipeline.md, "Sizing".
     topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
     topic_replication: int = Field(1, ge=1)
-    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
-    data_dir: Path = Field(
+    store: Annotated[str, AfterValidator(_store)] = Field(
+        "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
+    )
+    data_dir: Annotated[Path, AfterValidator(_data_dir)] = Field(
         Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app and brokers)"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
@@ -254,7 +289,7 @@ class Settings(BaseSettings):
 
     # Logs
     log_format: Literal["json", "console"] = "json"
-    log_level: str = "INFO"
+    log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

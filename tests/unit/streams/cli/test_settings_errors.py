@@ -73,3 +73,43 @@ def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: PREEMPT_BROKER_PROBE_SECONDS={value!r} is not valid: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PREEMPT_TOPIC_PREFIX", "bad prefix!", "the characters Kafka allows in topic names"),
+        ("PREEMPT_TOPIC_PREFIX", "", "the characters Kafka allows in topic names"),
+        ("PREEMPT_STORE", "bogus://", "the store is rocksdb:// (production) or memory://"),
+        ("PREEMPT_LOG_LEVEL", "LOUD", "the log level is one of DEBUG, INFO, WARNING"),
+    ],
+)
+def test_a_setting_faust_or_kafka_would_refuse_later_is_one_line_now(variable: str, value: str, says: str) -> None:
+    """A topic prefix Kafka refuses ('cannot reach Kafka'), a store Faust does not know (its traceback) or an
+    unknown log level (silently INFO) is refused as a setting, before any connection."""
+    env = {variable: value, "PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    for args in (["worker"], ["publish", "--event", "Login", "--account", "acme"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: {variable}={value!r} is not valid: "), result.output
+        assert says in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_naming_the_default(tmp_path: Path) -> None:
+    """PREEMPT_DATA_DIR naming a file is refused at start (RocksDB's traceback), and the default reads as a path."""
+    a_file = tmp_path / "data"
+    a_file.write_text("")
+    result = CliRunner().invoke(main, ["worker"], env={"PREEMPT_DATA_DIR": str(a_file)})
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: PREEMPT_DATA_DIR={str(a_file)!r} is not valid: {a_file} exists and is not a folder; point it at a "
+        "folder (it is made when missing); expected a path. Fix it or unset it (default: '.preempt-data')"
+    )
+
+
+def test_store_and_log_level_are_read_in_any_case() -> None:
+    """MEMORY:// and 'debug' are the names they spell, normalised (the apps compare the store's lower-case form)."""
+    settings = Settings(store=" MEMORY:// ", log_level="debug")
+    assert settings.store == "memory://"
+    assert settings.log_level == "DEBUG"
