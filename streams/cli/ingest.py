@@ -30,6 +30,7 @@ def ingest(host: str | None, port: int | None) -> None:
     from streams.ingest.sink import KafkaEventSink
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.kafka_clients import aiokafka_config
+    from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import TopicNames, ensure_topics
 
     settings = Settings()
@@ -56,9 +57,12 @@ def ingest(host: str | None, port: int | None) -> None:
         app = create_ingest_app(settings, sink, merger=merger)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
+    # A taken port or a foreign address is one line before any connection (not after the probe and
+    # topic creation, under an "ingest listening" log line).
+    check_web_port(bind_host, bind_port, "--port / PREEMPT_INGEST_PORT")
     probe_broker(settings)
     ensure_topics(settings)
-    bind_host, bind_port = host or settings.web_host, port or settings.ingest_port
     log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
     try:
         web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)

@@ -293,39 +293,26 @@ def test_a_malformed_broker_address_is_named_at_once(tmp_path: Path, broker: str
     assert run.stderr.strip() == expected
 
 
-def test_ingest_on_a_taken_port_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`preempt ingest` on a port already in use says which address and what to change, without a traceback."""
+def test_ingest_on_a_taken_port_is_one_line_before_any_connection(tmp_path: Path) -> None:
+    """`preempt ingest` on a port already in use says which address and what to change in one line, before
+    reaching for the broker (it probed Kafka, made the topics and logged 'ingest listening' first)."""
     import socket
 
-    import streams.ingest.account_merger
-    import streams.ingest.sink
-    import streams.runtime.broker_probe
-    import streams.runtime.topics
-
-    class Sink:
-        """Stands in for the Kafka sink and the account merger: this test is about the listening socket."""
-
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        async def start(self) -> None:
-            pass
-
-        async def stop(self) -> None:
-            pass
-
-    monkeypatch.setattr(streams.runtime.broker_probe, "probe_broker", lambda settings: None)
-    monkeypatch.setattr(streams.runtime.topics, "ensure_topics", lambda settings: None)
-    monkeypatch.setattr(streams.ingest.sink, "KafkaEventSink", Sink)
-    monkeypatch.setattr(streams.ingest.account_merger, "AccountMerger", Sink)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = _invoke(["ingest", "--port", str(port)], tmp_path, PREEMPT_INGEST_API_KEYS='["' + "0" * 64 + '"]')
+        run = _run(
+            ["ingest", "--port", str(port)],
+            tmp_path,
+            PREEMPT_BROKER=CLOSED_BROKER,
+            PREEMPT_INGEST_API_KEYS='["' + "0" * 64 + '"]',
+        )
     assert run.returncode == 1
-    assert f"Error: cannot listen on 127.0.0.1:{port}: " in run.stderr
-    assert "choose another --port / PREEMPT_INGEST_PORT" in run.stderr
+    assert run.stderr.splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port} (another process listens there); set --port / "
+        "PREEMPT_INGEST_PORT to a free port, or PREEMPT_WEB_HOST to an address of this machine"
+    ]
 
 
 @pytest.mark.parametrize(
