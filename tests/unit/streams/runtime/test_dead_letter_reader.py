@@ -1,0 +1,120 @@
+"""Reading the dead-letter topic back: to the end it had, however slowly the broker answers; never part of it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+
+import streams.runtime.dead_letter_reader as reader
+from schemas.errors import BrokerUnavailableError
+from streams.runtime.dead_letters import dead_letter_record
+from streams.runtime.settings import Settings
+
+TOPIC = "ut.events.dlq"
+
+
+@dataclass
+class Record:
+    """The fields of a kafka-python ConsumerRecord the reader uses."""
+
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class SlowConsumer:
+    """A consumer over one partition whose fetches return nothing for ``silent_s`` seconds first (a busy broker)."""
+
+    records: list[Record]
+    silent_s: float
+    position_at: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0} if topic == TOPIC else set()
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        pass
+
+    def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.position_at = 0
+
+    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.records) for tp in tps}
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.position_at
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
+        time.sleep(timeout_ms / 1000)
+        if time.monotonic() - self.started < self.silent_s or self.position_at >= len(self.records):
+            return {}
+        batch = self.records[self.position_at :]
+        self.position_at = len(self.records)
+        return {TopicPartition(TOPIC, 0): batch}
+
+    def close(self) -> None:
+        pass
+
+
+def _letters(count: int) -> list[Record]:
+    out = []
+    for offset in range(count):
+        letter = dead_letter_record(
+            key=b"acme",
+            value=b'{"event": "x"}',
+            headers=[],
+            reason="missing_field",
+            detail="event_id is required",
+            field="event_id",
+            source_topic="ut.events",
+            partition=0,
+            offset=offset,
+            at=1_790_000_000.0 + offset,
+        )
+        out.append(Record(0, offset, 1_790_000_000_000 + offset, letter.key, letter.value, list(letter.headers)))
+    return out
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for the topic above; the access check (a real connection) is not part of these tests."""
+    monkeypatch.setattr(reader, "check_access", lambda settings: None)
+    return Settings(topic_prefix="ut", broker="kafka://127.0.0.1:1")
+
+
+def test_a_first_fetch_slower_than_a_second_still_reads_every_letter(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing fetched for 1.5 s (a loaded machine) is not 'no dead letters': all three are read."""
+    consumer = SlowConsumer(_letters(3), silent_s=1.5)
+    monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)
+    letters = reader.read_dead_letters(settings, timeout_s=30.0)
+    assert [letter.verdict["preempt.dlq.source.offset"] for letter in letters] == ["0", "1", "2"]
+
+
+def test_a_topic_not_read_to_its_end_in_time_is_an_error_not_a_partial_list(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the end is not reached within the bound, the command says so instead of listing part of the topic."""
+    consumer = SlowConsumer(_letters(3), silent_s=60.0)
+    monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)
+    expected = r"could not read ut\.events\.dlq to its end within 1 s \(3 record"
+    with pytest.raises(BrokerUnavailableError, match=expected):
+        reader.read_dead_letters(settings, timeout_s=1.0)
+
+
+def test_a_missing_topic_is_no_letters(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefix whose dead-letter topic was never made has no dead letters (and no wait)."""
+    consumer: Any = SlowConsumer([], silent_s=0.0)
+    consumer.partitions_for_topic = lambda topic: set()
+    monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)
+    assert reader.read_dead_letters(settings) == []
