@@ -59,4 +59,6 @@ def first_error(exc: ValidationError) -> str:
     """``field.path: message`` of a line's first validation error (``(line)`` for the line as a whole)."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(line)"
+    if first["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted"
+        return f"{where}: unknown field (not part of this record; check the spelling, or the file)"
     return f"{where}: {first['msg']}"

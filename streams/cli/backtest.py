@@ -202,6 +202,8 @@ def backtest(
     """
     settings = Settings()
     until_ts = _parse_until(until)
+    if next(read_file(events_path), None) is None:  # nothing to replay is a mistake (a wrong or truncated file)
+        raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
     if rules_path is None:
         rules_path = settings.rules_path
     ruleset = load_rules_or_exit(rules_path)
@@ -211,12 +213,27 @@ def backtest(
     if accounts_path is not None:
         accounts, bad_accounts = load_accounts(accounts_path)
         _report_invalid("account", len(bad_accounts), bad_accounts)
+        if not accounts:  # e.g. the events file given as --accounts: every alert would lose its owner
+            why = (
+                f"none of its {len(bad_accounts)} line(s) is an account record (listed above)"
+                if bad_accounts
+                else "the file is empty or only blank lines"
+            )
+            raise click.ClickException(
+                f"{accounts_path}: no accounts: {why}; give a JSONL of account records "
+                "(`preempt events schema --account`), or leave --accounts out"
+            )
     else:
         _note_models_without_records(ruleset)
     lines = _progress(events_path, read_file(events_path))
     events = decode_lines(lines, settings.max_event_bytes)
     result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
     _report_invalid("event", result.invalid_count, result.invalid)
+    if result.lines and result.invalid_count == result.lines:
+        raise click.ClickException(
+            f"{events_path}: none of its {result.lines} line(s) is a valid event (listed above); "
+            "check it with `preempt events validate` against `preempt events schema`"
+        )
     if output_path is not None:
         with output_path.open("wb") as out:
             for alert in result.alerts:

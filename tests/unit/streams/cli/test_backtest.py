@@ -240,3 +240,48 @@ def test_a_model_with_account_features_without_accounts_gets_a_note(inputs, tmp_
     assert "note:" not in with_accounts.stderr
     events_only = CliRunner().invoke(main, [*base, "--rules", str(tmp_path / "events-only.yaml")])
     assert "note:" not in events_only.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+def test_an_events_file_without_events_is_one_line_before_the_replay(inputs, content):
+    """An empty (or blank) events file is an error, as in events validate and publish, not '0 alerts' and exit 0."""
+    inputs["events"].write_bytes(content)
+    result = _invoke(inputs)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {inputs['events']}: no events (the file is empty or only blank lines)\n"
+    assert not inputs["out"].exists()
+
+
+def test_an_events_file_with_no_valid_event_is_an_error_after_its_lines(inputs):
+    """A file none of whose lines is an event (the accounts file given as --events) lists them, then fails."""
+    inputs["events"].write_bytes(inputs["accounts"].read_bytes() * 3)
+    result = _invoke(inputs)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "3 invalid event line(s) skipped:"
+    assert lines[1].startswith("  line 1: unknown_field: ")
+    assert lines[-1] == (
+        f"Error: {inputs['events']}: none of its 3 line(s) is a valid event (listed above); "
+        "check it with `preempt events validate` against `preempt events schema`"
+    )
+
+
+def test_an_accounts_file_without_an_account_is_refused_before_the_replay(inputs):
+    """The events file given as --accounts (every line refused) is an error naming unknown fields, not alerts
+    silently without owners; an empty accounts file too."""
+    inputs["accounts"].write_bytes(inputs["events"].read_bytes())
+    result = _invoke(inputs)
+    assert result.exit_code == 1
+    assert "  line 1: event_id: unknown field (not part of this record; check the spelling, or the file)" in (
+        result.stderr
+    )
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {inputs['accounts']}: no accounts: none of its 3 line(s) is an account record (listed above); "
+        "give a JSONL of account records (`preempt events schema --account`), or leave --accounts out"
+    )
+    assert "alerts" not in result.stdout
+
+    inputs["accounts"].write_bytes(b"")
+    empty = _invoke(inputs)
+    assert empty.exit_code == 1
+    assert "no accounts: the file is empty or only blank lines" in empty.stderr
