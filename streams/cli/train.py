@@ -161,13 +161,13 @@ def train_command(
         raise click.ClickException(
             f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}"
         )
+    names = outcome_names(outcome_events)  # before scikit-learn's import, which takes seconds
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:
         raise click.ClickException(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
-    names = outcome_names(outcome_events)
     accounts = _accounts(accounts_path)
     outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
     if not outcomes.by_account:

@@ -290,3 +290,20 @@ def test_accounts_without_an_outcome_are_counted_in_a_note(history: dict[str, Pa
     assert f"note: 3 of the {accounts} accounts in {history['accounts']} have no outcome and teach nothing" in (
         result.stderr
     )
+
+
+def test_a_bad_outcome_event_is_refused_before_scikit_learn_is_loaded(
+    history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--outcome-event 'X=maybe' is one line before the training module (scikit-learn, seconds to import) loads:
+    with that module unavailable, the option's error still comes first."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "streams.prescient.training", None)  # importing it raises ImportError
+    args = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"])]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "m.json"), "--outcome-event", "X=maybe"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: --outcome-event 'X=maybe': write EVENT NAME=OUTCOME with OUTCOME one of churned, renewed, "
+        "contracted, expanded"
+    )
