@@ -69,8 +69,30 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
             )
 
 
+def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output: Path | None) -> None:
+    """Options of another mode than the one chosen were silently ignored (a --backfill wrote no --output)."""
+    if backfill and (output is not None or accounts_output is not None):
+        raise click.UsageError(
+            "--backfill publishes to Kafka and writes no --output/--accounts-output file; run the two separately "
+            "(the same --seed and --start give the same events)"
+        )
+    ctx = click.get_current_context()
+    if not live:
+        for name in ("rate", "duration"):
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+                mode = "--backfill" if backfill else "writing files"
+                raise click.UsageError(f"--{name} is for live traffic; {mode} goes as fast as it can")
+
+
 @click.command()
-@click.option("--accounts", "account_count", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option(
+    "--accounts",
+    "account_count",
+    type=click.IntRange(1, 100_000),
+    default=100,
+    show_default=True,
+    help="How many customer accounts to simulate.",
+)
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Days of history.")
 @click.option(
     "--seed",
@@ -92,7 +114,11 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     help="Write events JSONL.",
 )
 @click.option(
-    "--accounts-output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=writable_output
+    "--accounts-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=writable_output,
+    help="Write the simulated account records (owner, tier, MRR…) as JSONL, for backtest --accounts.",
 )
 @click.option(
     "--outcomes-output",
@@ -132,6 +158,7 @@ def simulate(
     start_ms = _parse_start(start)
     live = output is None and accounts_output is None and outcomes_output is None and not backfill
     to_files = not live and not backfill
+    _check_mode(live, backfill, output, accounts_output)
     settings: Settings | None = None
     if not to_files:
         settings = Settings()

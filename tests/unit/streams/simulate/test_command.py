@@ -137,3 +137,31 @@ def test_backfill_of_a_period_ending_in_the_future_is_refused_before_connecting(
     result = CliRunner().invoke(simulate, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
     assert result.exit_code == 2
     assert "ends at 2026-12-02T00:00:00+00:00, in the future" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--backfill", "--output", "{tmp}/e.jsonl"],
+            "--backfill publishes to Kafka and writes no --output/--accounts-output file",
+        ),
+        (
+            ["--backfill", "--accounts-output", "{tmp}/a.jsonl"],
+            "--backfill publishes to Kafka and writes no --output/--accounts-output file",
+        ),
+        (
+            ["--output", "{tmp}/e.jsonl", "--rate", "5"],
+            "--rate is for live traffic; writing files goes as fast as it can",
+        ),
+        (["--backfill", "--duration", "5"], "--duration is for live traffic; --backfill goes as fast as it can"),
+    ],
+)
+def test_an_option_of_another_mode_is_a_usage_error_not_ignored(tmp_path: Path, args: list[str], message: str) -> None:
+    """--output with --backfill wrote no file, --rate/--duration outside live traffic did nothing: now exit 2 at
+    once, before any connection."""
+    argv = ["--accounts", "2", "--days", "1", "--seed", "1", *(a.format(tmp=tmp_path) for a in args)]
+    result = CliRunner().invoke(simulate, argv, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
+    assert result.exit_code == 2, result.output
+    assert f"Error: {message}" in result.output
+    assert list(tmp_path.iterdir()) == []
