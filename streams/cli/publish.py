@@ -73,7 +73,11 @@ def publish(
     if event_name is None or account_id is None:
         # An empty --event "" or --account "" is given: the contract's check below names it.
         raise click.UsageError("give --event and --account (or --file)")
-    properties = dict(parse_prop(p) for p in props)
+    properties: dict[str, Any] = {}
+    for key, value in map(parse_prop, props):
+        if key in properties:  # the last one silently won
+            raise click.BadParameter(f"property {key!r} is given twice", param_hint="--prop")
+        properties[key] = value
     settings = Settings()
     now = time.time()
     try:

@@ -118,3 +118,14 @@ def test_an_empty_event_name_or_account_is_rejected_by_the_contract_naming_the_f
     assert result.exit_code == 1
     assert f"rejected: invalid_field ({field}): {field} must be 1 to" in result.output
     assert fake_publishers == []
+
+
+def test_a_property_given_twice_is_a_usage_error_before_connecting() -> None:
+    """--prop plan=a --prop plan=b names the property (the last one silently won), with no broker needed."""
+    result = CliRunner().invoke(
+        publish,
+        ["--event", "Login", "--account", "acme", "--prop", "plan=a", "--prop", "plan=b"],
+        env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"},
+    )
+    assert result.exit_code == 2
+    assert "Error: Invalid value for --prop: property 'plan' is given twice" in result.output
