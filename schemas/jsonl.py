@@ -16,6 +16,8 @@ from typing import BinaryIO, NamedTuple
 
 from pydantic import ValidationError
 
+from schemas.errors import PreemptError
+
 
 class Line(NamedTuple):
     """One non-blank line: its 1-based number and its bytes without the newline."""
@@ -27,6 +29,18 @@ class Line(NamedTuple):
 
 
 BOM = b"\xef\xbb\xbf"
+# How compressed files begin: read as text they gave one "invalid_utf8"/"not JSON" per line (thousands).
+COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
+
+
+class CompressedInputError(PreemptError):
+    """A JSONL input that is a compressed file: one line saying how to read it instead of an error per line."""
 
 
 def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
@@ -39,11 +53,24 @@ def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) 
         raw = line.rstrip(b"\r\n")
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
+        if number == 1:
+            _refuse_compressed(raw, getattr(stream, "name", "the input"))
         if not raw.strip():
             if on_blank is not None:
                 on_blank(len(line))
             continue
         yield Line(number, raw, len(line))
+
+
+def _refuse_compressed(first: bytes, name: object) -> None:
+    for magic, kind in COMPRESSED.items():
+        if first.startswith(magic):
+            if name in ("<stdin>", 0):
+                raise CompressedInputError(f"stdin is {kind}-compressed, not JSON lines; decompress it first")
+            command = "unzip" if kind == "zip" else f"{kind} -d" if kind == "zstd" else f"{kind} -dk"
+            raise CompressedInputError(
+                f"{name} is {kind}-compressed, not JSON lines; decompress it first ({command} {name})"
+            )
 
 
 def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:

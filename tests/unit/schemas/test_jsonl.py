@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.jsonl import Line, first_error, read_file, read_lines
+from schemas.jsonl import CompressedInputError, Line, first_error, read_file, read_lines
 
 
 def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
@@ -69,3 +73,30 @@ def test_first_error_names_the_field_or_the_line() -> None:
     with pytest.raises(ValidationError) as line_error:
         Point.model_validate_json(b"[1]")
     assert first_error(line_error.value).startswith("(line): ")
+
+
+@pytest.mark.parametrize(
+    ("compress", "kind", "command"),
+    [
+        (gzip.compress, "gzip", "gzip -dk"),
+        (bz2.compress, "bzip2", "bzip2 -dk"),
+        (lzma.compress, "xz", "xz -dk"),
+    ],
+)
+def test_a_compressed_file_is_one_error_naming_how_to_decompress_it(
+    tmp_path: Path, compress: Callable[[bytes], bytes], kind: str, command: str
+) -> None:
+    """A gzip/bzip2/xz file given as JSONL is refused at its first line (it gave one 'invalid_utf8' per line)."""
+    path = tmp_path / "events.jsonl.z"
+    path.write_bytes(compress(b'{"event_id": "e1"}\n' * 1000))
+    with pytest.raises(CompressedInputError) as caught:
+        list(read_file(path))
+    assert str(caught.value) == f"{path} is {kind}-compressed, not JSON lines; decompress it first ({command} {path})"
+
+
+def test_a_compressed_stdin_is_named_stdin() -> None:
+    """Piped compressed bytes (`cat x.gz | preempt events validate -`) are named stdin, with no command to run."""
+    stream = io.BytesIO(gzip.compress(b"{}\n"))
+    stream.name = "<stdin>"  # type: ignore[misc]
+    with pytest.raises(CompressedInputError, match=r"^stdin is gzip-compressed, not JSON lines; decompress it first$"):
+        list(read_lines(stream))

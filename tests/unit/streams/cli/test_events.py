@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from schemas.json_schema import SCHEMA_DIR
 from streams.cli.events import events
+from streams.cli.main import main
 
 
 @pytest.fixture
@@ -96,3 +97,22 @@ def test_validate_fails_on_an_input_without_events(tmp_path: Path, content: byte
     result = CliRunner().invoke(events, ["validate", str(path)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {path}: no events (the input is empty or only blank lines)"
+
+
+def test_a_gzipped_events_file_is_one_line_for_validate_backtest_and_publish(tmp_path: Path) -> None:
+    """events validate, backtest and publish --file on events.jsonl.gz say it is compressed in one line (exit 1),
+    instead of one invalid_utf8 line per compressed line."""
+    import gzip
+
+    line = b'{"event_id":"e1","event":"Login","account_id":"acme","timestamp":"2026-11-23T06:00:00Z"}\n'
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(line * 2000))
+    expected = f"Error: {path} is gzip-compressed, not JSON lines; decompress it first (gzip -dk {path})"
+    for args in (
+        ["events", "validate", str(path)],
+        ["backtest", "--events", str(path)],
+        ["publish", "--file", str(path)],
+    ):
+        result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip().splitlines() == [expected], args
