@@ -25,7 +25,22 @@ from schemas import formatting
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
-    "account": frozenset({"account_id", "name", "tier", "plan", "mrr", "owner", "timezone", "tags", "links"}),
+    "account": frozenset(
+        {
+            "account_id",
+            "name",
+            "tier",
+            "plan",
+            "mrr",
+            "seats",
+            "customer_since",
+            "renewal_date",
+            "owner",
+            "timezone",
+            "tags",
+            "links",
+        }
+    ),
     "rule": frozenset({"id", "title", "kind", "severity", "priority", "description", "labels"}),
     "window": frozenset({"start", "end"}),
     "user": frozenset({"id"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.templates import check_template, render_template
+from rules.templates import KNOWN_ATTRIBUTES, check_template, render_template, unknown_account_view
 
 
 @pytest.mark.parametrize(
@@ -36,6 +36,18 @@ def test_invalid_templates(source, reason):
     """Unknown names, unknown fields and syntax errors are refused at load."""
     with pytest.raises(ValueError, match=reason):
         check_template(source)
+
+
+def test_every_account_field_the_docs_list_is_accepted():
+    """Every account field docs/rules.md lists for templates (seats, customer_since, renewal_date too) is
+    accepted at load, and every field the engine's account view has is one of them."""
+    source = (
+        "{{ account.account_id }} {{ account.name }} {{ account.tier }} {{ account.plan }} {{ account.mrr }} "
+        "{{ account.seats }} {{ account.customer_since }} {{ account.renewal_date }} {{ account.owner.name }} "
+        "{{ account.timezone }} {{ account.tags }} {{ account.links.crm }}"
+    )
+    assert check_template(source) == source
+    assert set(unknown_account_view("acme")) == KNOWN_ATTRIBUTES["account"]
 
 
 def test_sandbox_blocks_python_internals():
