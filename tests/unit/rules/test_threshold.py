@@ -147,3 +147,12 @@ def test_sum_measure_ignores_values_that_could_overflow_and_the_state_round_trip
     assert REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "out_of_range"}) == skipped + 3
     assert result.state is not None
     assert engine.loads(engine.dumps(result.state)).rules == result.state.rules
+
+
+def test_a_sum_exactly_at_min_fires_despite_float_rounding(make_rule, make_engine, run, at):
+    """Ten amounts of 0.1 reach ``min: 1`` on the tenth, though they add up to 0.9999999999999999
+    in floating point; nine do not."""
+    engine = make_engine(make_rule("threshold", measure="sum:properties.amount", min=1, match={"event": "Paid"}))
+    events = [at(float(i), "Paid", properties={"amount": 0.1}) for i in range(10)]
+    assert run(engine, events, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 9)]
+    assert run(engine, events[:9], until=MONDAY + 60).fired == []
