@@ -30,6 +30,8 @@ def test_valid_templates(source):
         ("{{ rule.query }}", "rule has no field 'query'"),
         ("{{ account.name ", "syntax error"),
         ("{% for x in %}", "syntax error"),
+        ("{{ evidence.properties.clear() }}", "calls clear"),
+        ("{% set _ = evidence.sample_event_ids.append('x') %}", "calls append"),
     ],
 )
 def test_invalid_templates(source, reason):
@@ -55,6 +57,18 @@ def test_sandbox_blocks_python_internals():
     text, error = render_template("{{ evidence.__class__.__mro__ }}", {"evidence": {}})
     assert error is not None
     assert "object" not in text
+
+
+def test_a_template_cannot_change_the_values_it_renders():
+    """Rendering is read-only: a mutating call fails (reported) and leaves the evidence as it was, so one
+    rule's template never changes another alert about the same event."""
+    properties = {"plan": "pro"}
+    evidence = {"properties": properties, "sample_event_ids": ["e1"]}
+    _, error = render_template(
+        "{{ evidence.properties.clear() }}{{ evidence.sample_event_ids.append('x') }}", {"evidence": evidence}
+    )
+    assert error is not None
+    assert evidence == {"properties": {"plan": "pro"}, "sample_event_ids": ["e1"]}
 
 
 def test_missing_value_renders_leniently_with_the_error():
