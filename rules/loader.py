@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from rules.models import KINDS, CompositeRule, RiskRule, Rule, RuleBase
+from rules.models import KINDS, RULE_ID_PATTERN, CompositeRule, RiskRule, Rule, RuleBase
 from rules.risk.model import RiskModelError, load_risk_model
 from schemas.alert import SEVERITY_ORDER
 from schemas.config_yaml import YamlSyntaxError, load_yaml_file
@@ -182,6 +182,8 @@ def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetai
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
             message = "missing: this field is required"
+        elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == RULE_ID_PATTERN:
+            message = f"{error['input']!r} is not a rule id: use lowercase letters, digits and '-' (e.g. 'churn-risk')"
         yield f"{file}: {who}: field {where!r}: {message}"
 
 

@@ -17,7 +17,8 @@ from rules.templates import check_template
 from schemas.alert import Severity
 from schemas.durations import Duration
 
-RuleId = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+RULE_ID_PATTERN = r"^[a-z0-9-]+$"
+RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]
 MeasureText = Annotated[str, AfterValidator(check_measure)]
 PropertyPath = Annotated[str, AfterValidator(check_path)]
