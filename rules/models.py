@@ -15,7 +15,7 @@ from rules.paths import check_path
 from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
-from schemas.durations import Duration
+from schemas.durations import Cooldown, Duration
 
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
@@ -93,7 +93,7 @@ class RuleBase(_Strict):
     severity: Severity
     priority: int = Field(ge=1)
     group_by: Literal["account", "user"] = "account"
-    cooldown: Duration | None = None
+    cooldown: Cooldown | None = None
     playbook: Template = ""
     summary: Template = Field("", description="the evidence as one sentence; default: built from the kind")
     labels: dict[str, str] = Field(default_factory=dict)

@@ -156,3 +156,11 @@ def test_a_sum_exactly_at_min_fires_despite_float_rounding(make_rule, make_engin
     events = [at(float(i), "Paid", properties={"amount": 0.1}) for i in range(10)]
     assert run(engine, events, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 9)]
     assert run(engine, events[:9], until=MONDAY + 60).fired == []
+
+
+def test_cooldown_zero_lets_every_finding_through(make_rule, make_engine, run, at):
+    """``cooldown: 0s`` is accepted and means none: every event at or over ``min`` alerts."""
+    rule = make_rule("threshold", cooldown="0s")
+    assert rule.effective_cooldown == 0.0
+    result = run(make_engine(rule), [at(float(i), "Error") for i in range(5)], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + i) for i in (2.0, 3.0, 4.0)]
