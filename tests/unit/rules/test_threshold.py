@@ -164,3 +164,11 @@ def test_cooldown_zero_lets_every_finding_through(make_rule, make_engine, run, a
     assert rule.effective_cooldown == 0.0
     result = run(make_engine(rule), [at(float(i), "Error") for i in range(5)], until=MONDAY + 60)
     assert result.fired == [("threshold-rule", MONDAY + i) for i in (2.0, 3.0, 4.0)]
+
+
+def test_without_cooldown_two_events_of_one_instant_give_two_alert_ids(make_rule, make_engine, run, at):
+    """With ``cooldown: 0s`` two events at the same instant over ``min`` are two alerts with two ids."""
+    engine = make_engine(make_rule("threshold", min=1, cooldown="0s"))
+    result = run(engine, [at(5.0, "Error"), at(5.0, "Error")], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + 5.0)] * 2
+    assert len({finding.alert_id for finding in result.findings}) == 2
