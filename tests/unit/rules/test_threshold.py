@@ -172,3 +172,19 @@ def test_without_cooldown_two_events_of_one_instant_give_two_alert_ids(make_rule
     result = run(engine, [at(5.0, "Error"), at(5.0, "Error")], until=MONDAY + 60)
     assert result.fired == [("threshold-rule", MONDAY + 5.0)] * 2
     assert len({finding.alert_id for finding in result.findings}) == 2
+
+
+def test_distinct_long_values_are_counted_by_digest_and_keep_the_state_small(make_rule, make_engine, run, at):
+    """``distinct:`` over long values (10,000-character URLs) counts them exactly, and the state keeps
+    a short digest of each, not the value: thousands of them would outgrow what the worker may store."""
+    rule = make_rule("threshold", measure="distinct:properties.url", min=3, match={"event": "Page Viewed"})
+    engine = make_engine(rule)
+    urls = ["https://example.com/" + letter * 10_000 for letter in "aab"]
+    events = [at(float(i), "Page Viewed", properties={"url": url}) for i, url in enumerate(urls)]
+    result = run(engine, events, until=MONDAY + 60)
+    assert result.fired == []  # two different URLs, not three
+    third = at(5.0, "Page Viewed", properties={"url": "https://example.com/" + "c" * 10_000})
+    result = run(make_engine(rule), [*events, third], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + 5.0)]
+    assert result.state is not None
+    assert len(engine.dumps(result.state)) < 2_000
