@@ -59,9 +59,17 @@ alert sharing the event's properties."""
 FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
+def _printable(value: Any) -> Any:
+    """A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title
+    written ``{{ evidence.value }} errors`` should say "37 errors"."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 def _none_as_empty(value: Any) -> Any:
     # A missing value prints as nothing at run time, never as "None" (rules check refuses it).
-    return "" if value is None else value
+    return "" if value is None else _printable(value)
 
 
 def _refuse_none(value: Any) -> Any:
@@ -70,7 +78,7 @@ def _refuse_none(value: Any) -> Any:
             "prints None for an account known only by its id; give a default "
             "({{ account.tier or 'unknown tier' }}) or use a filter (|person, |mrr, |facts, |aside)"
         )
-    return value
+    return _printable(value)
 
 
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> ImmutableSandboxedEnvironment:

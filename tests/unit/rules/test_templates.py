@@ -71,6 +71,15 @@ def test_a_template_cannot_change_the_values_it_renders():
     assert evidence == {"properties": {"plan": "pro"}, "sample_event_ids": ["e1"]}
 
 
+def test_a_whole_number_prints_without_a_decimal_point():
+    """Counts are floats in the evidence (37.0); a template prints them as "37", other numbers as they are."""
+    context = {"evidence": {"value": 37.0, "ratio": 0.25, "drop_pct": 50.0, "threshold": 20}}
+    text, error = render_template(
+        "{{ evidence.value }} errors, {{ evidence.ratio }}, {{ evidence.drop_pct }}%, {{ evidence.threshold }}", context
+    )
+    assert (text, error) == ("37 errors, 0.25, 50%, 20", None)
+
+
 def test_missing_value_renders_leniently_with_the_error():
     """A value missing at run time renders empty and the error is returned, never raised."""
     text, error = render_template("value={{ evidence.nope }}", {"evidence": {}})
