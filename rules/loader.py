@@ -61,7 +61,9 @@ def _hidden(path: Path, root: Path) -> bool:
 def _rule_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_FILE_SUFFIXES and not _hidden(p, path)
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in RULE_FILE_SUFFIXES and not _hidden(p, path)
         )
     if path.is_file():
         return [path]

@@ -88,6 +88,17 @@ def test_a_kubernetes_configmap_volume_loads_each_rule_once(tmp_path: Path):
     assert {path.parent for path in ruleset.sources.values()} == {mount}
 
 
+def test_a_directory_reads_rule_files_whatever_the_case_of_their_suffix(tmp_path: Path):
+    """``Churn.YAML`` and ``nps.Yml`` in a rules folder are rule files too (a Windows or macOS export),
+    not silently skipped beside the lowercase ones; other suffixes still are."""
+    rule = "id: {id}\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {{event: X}}\n"
+    (tmp_path / "a.yaml").write_text(rule.format(id="lower"), encoding="utf-8")
+    (tmp_path / "Churn.YAML").write_text(rule.format(id="upper"), encoding="utf-8")
+    (tmp_path / "nps.Yml").write_text(rule.format(id="mixed"), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text(rule.format(id="not-a-rule-file"), encoding="utf-8")
+    assert sorted(rule.id for rule in load_rules(tmp_path).rules) == ["lower", "mixed", "upper"]
+
+
 def test_all_errors_of_all_files_are_reported_together():
     """Loading the whole bad directory reports a problem for every file at once."""
     with pytest.raises(RuleConfigError) as caught:
