@@ -20,6 +20,15 @@ from schemas.durations import Cooldown, Duration
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a title is required: one line a CSM reads, e.g. '{{ account.name }}: API errors are spiking'")
+    return text
+
+
+Title = Annotated[str, AfterValidator(_not_blank), AfterValidator(check_template)]
 MeasureText = Annotated[str, AfterValidator(check_measure)]
 PropertyPath = Annotated[str, AfterValidator(check_path)]
 MAX_WHERE_LIST = 1000
@@ -88,7 +97,7 @@ class RuleBase(_Strict):
 
     id: RuleId
     kind: str
-    title: Template
+    title: Title
     description: str = ""
     severity: Severity
     priority: int = Field(ge=1)
