@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from rules.models import KINDS, CompositeRule, RiskRule, Rule, RuleBase
+from rules.models import KINDS, RULE_ID_PATTERN, CompositeRule, RiskRule, Rule, RuleBase
 from rules.risk.model import RiskModelError, load_risk_model
 from schemas.alert import SEVERITY_ORDER
 from schemas.config_yaml import YamlSyntaxError, load_yaml_file
@@ -60,7 +61,9 @@ def _hidden(path: Path, root: Path) -> bool:
 def _rule_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_FILE_SUFFIXES and not _hidden(p, path)
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in RULE_FILE_SUFFIXES and not _hidden(p, path)
         )
     if path.is_file():
         return [path]
@@ -85,9 +88,92 @@ def _describe(index: int | None, raw: object) -> str:
     return "rule #1 (no id)" if index is None else f"rule #{index + 1} (no id)"
 
 
+_UNION_BRANCHES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true/false",
+    "list[str]": "a list of strings",
+}
+"""pydantic's names for the members of the unions in rule models (``event: str | list[str]``, ``gte:
+float | str``, ``eq: str | int | float | bool | None``), which it puts in an error's location."""
+
+
+def _union_branch(loc: tuple[int | str, ...]) -> int | None:
+    """The position of a union member's name in ``loc`` (the last one), None when there is none."""
+    for position in range(len(loc) - 1, 0, -1):
+        if loc[position] in _UNION_BRANCHES:
+            return position
+    return None
+
+
+def _merge_union_branches(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """One error per value that matched no member of its union, instead of one per member.
+
+    pydantic reports ``event: 5`` as "field 'match.event.str': Input should be a valid string" and
+    "field 'match.event.list[str]': Input should be a valid list". When a member got further (an
+    element of a list), its errors are the ones meant; otherwise the value's field gets one error
+    naming every accepted form ("expected a string or a list of strings"). Order is kept.
+    """
+    groups: dict[tuple[int | str, ...], list[tuple[int, ErrorDetails]]] = {}
+    order: list[ErrorDetails | tuple[int | str, ...]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        branch = _union_branch(loc)
+        if branch is None:
+            order.append(error)
+            continue
+        if loc[:branch] not in groups:
+            order.append(loc[:branch])
+        groups.setdefault(loc[:branch], []).append((branch, error))
+    merged: list[ErrorDetails] = []
+    for item in order:
+        if not isinstance(item, tuple):
+            merged.append(item)
+            continue
+        members = groups[item]
+        deeper = [
+            ErrorDetails(type=e["type"], loc=(*item, *e["loc"][b + 1 :]), msg=e["msg"], input=e["input"])
+            for b, e in members
+            if len(e["loc"]) > b + 1
+        ]
+        if deeper:
+            merged.extend(deeper)
+            continue
+        tags = {str(e["loc"][b]) for b, e in members}
+        if "float" in tags:
+            tags.discard("int")  # "a number" covers both
+        forms = [text for tag, text in _UNION_BRANCHES.items() if tag in tags]
+        expected = forms[0] if len(forms) == 1 else f"{', '.join(forms[:-1])} or {forms[-1]}"
+        value = members[0][1]["input"]
+        hint = ' (write dates and times in quotes: "2026-11-01")' if isinstance(value, date) else ""
+        message = f"expected {expected}, not {_yaml_type(value)}{hint}"
+        merged.append(ErrorDetails(type="union_mismatch", loc=item, msg=message, input=value))
+    return merged
+
+
+def _yaml_type(value: object) -> str:
+    """What a YAML value is, in a rule author's words."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, datetime):
+        return "a date and time"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "null" if value is None else type(value).__name__
+
+
 def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetails]) -> Iterator[str]:
     kind = raw.get("kind") if isinstance(raw, dict) else None
-    for error in errors:
+    for error in _merge_union_branches(errors):
         message = error["msg"].removeprefix("Value error, ")
         where = _field_name(tuple(error["loc"]), kind)
         if error["type"] == "union_tag_not_found":
@@ -98,6 +184,8 @@ def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetai
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
             message = "missing: this field is required"
+        elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == RULE_ID_PATTERN:
+            message = f"{error['input']!r} is not a rule id: use lowercase letters, digits and '-' (e.g. 'churn-risk')"
         yield f"{file}: {who}: field {where!r}: {message}"
 
 

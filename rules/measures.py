@@ -6,6 +6,7 @@ or the number to add) and a set of contributions into one number.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +21,11 @@ MAX_SUM_VALUE = float(2**53)
 with it no window sum can overflow to infinity, which JSON cannot store (it would write ``null``)."""
 DISTINCT_VALUES_PER_BUCKET = 1000
 """Cap on distinct values remembered per time bucket (bounds state; documented in docs/rules.md)."""
+MAX_DISTINCT_VALUE_CHARS = 64
+"""A ``distinct:`` value longer than this is remembered as a 33-character digest (:func:`compact`):
+counting needs only equality, and a state holding thousands of long values (URLs, queries, whole
+objects) would outgrow what the worker may store per account (it quarantines such a state, so the
+stream would forget what a backtest, which has no such limit, remembers)."""
 
 
 def check_measure(text: str) -> str:
@@ -70,7 +76,10 @@ def compile_measure(text: str) -> Measure:
 
         def distinct_user(ev: Event) -> str | None:
             value = ev.user_id
-            return value if value is None or isinstance(value, str) else repr(value)
+            if value is None:
+                return None
+            shown = value if isinstance(value, str) else repr(value)
+            return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_user)
     if root == "properties" and "." not in key:
@@ -79,7 +88,8 @@ def compile_measure(text: str) -> Measure:
             value = ev.properties.get(key, MISSING)
             if value is MISSING or value is None:
                 return None
-            return value if isinstance(value, str) else repr(value)
+            shown = value if isinstance(value, str) else repr(value)
+            return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_property)
     return Measure(text, "distinct", distinct_by(getter))
@@ -93,6 +103,12 @@ def distinct_by(getter: Callable[[Event], Any]) -> Callable[[Event], str | None]
         if value is MISSING or value is None:
             return None
         # one canonical string per JSON value keeps the state serializable
-        return value if isinstance(value, str) else repr(value)
+        shown = value if isinstance(value, str) else repr(value)
+        return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
     return distinct
+
+
+def compact(text: str) -> str:
+    """The digest a long ``distinct:`` value is remembered as: ``#`` and 32 hex digits (128 bits)."""
+    return "#" + hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

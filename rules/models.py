@@ -15,10 +15,20 @@ from rules.paths import check_path
 from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
-from schemas.durations import Duration
+from schemas.durations import Cooldown, Duration
 
-RuleId = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+RULE_ID_PATTERN = r"^[a-z0-9-]+$"
+RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a title is required: one line a CSM reads, e.g. '{{ account.name }}: API errors are spiking'")
+    return text
+
+
+Title = Annotated[str, AfterValidator(_not_blank), AfterValidator(check_template)]
 MeasureText = Annotated[str, AfterValidator(check_measure)]
 PropertyPath = Annotated[str, AfterValidator(check_path)]
 MAX_WHERE_LIST = 1000
@@ -87,12 +97,12 @@ class RuleBase(_Strict):
 
     id: RuleId
     kind: str
-    title: Template
+    title: Title
     description: str = ""
     severity: Severity
     priority: int = Field(ge=1)
     group_by: Literal["account", "user"] = "account"
-    cooldown: Duration | None = None
+    cooldown: Cooldown | None = None
     playbook: Template = ""
     summary: Template = Field("", description="the evidence as one sentence; default: built from the kind")
     labels: dict[str, str] = Field(default_factory=dict)

@@ -5,7 +5,9 @@ A template sees exactly five names: ``account``, ``evidence``, ``rule``, ``windo
 filters, any other name, and unknown attributes of ``account``, ``rule``, ``window`` and
 ``user`` (``evidence`` differs per kind, so its keys are free). Rendering never raises: a value
 that is missing at run time renders through a lenient fallback (``None`` prints as nothing), and
-the stream goes on. ``check_rendering`` (run by ``preempt rules check``) renders every template
+the stream goes on. The sandbox is immutable: a template can read the alert's values but never
+change them (``{{ evidence.properties.clear() }}`` would empty the properties of every rule's alert
+about that event). ``check_rendering`` (run by ``preempt rules check``) renders every template
 of a rule against a sparse account with a strict undefined and refuses templates that would
 print ``None`` or fail. The formatting filters (``number``, ``money``, ``mrr``, ``percent``,
 ``duration``, ``datetime``, ``date``, ``person``, ``points``, ``aside``, ``facts``) are those of
@@ -19,25 +21,55 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas import formatting
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
-    "account": frozenset({"account_id", "name", "tier", "plan", "mrr", "owner", "timezone", "tags", "links"}),
+    "account": frozenset(
+        {
+            "account_id",
+            "name",
+            "tier",
+            "plan",
+            "mrr",
+            "seats",
+            "customer_since",
+            "renewal_date",
+            "owner",
+            "timezone",
+            "tags",
+            "links",
+        }
+    ),
     "rule": frozenset({"id", "title", "kind", "severity", "priority", "description", "labels"}),
     "window": frozenset({"start", "end"}),
     "user": frozenset({"id"}),
 }
 TEMPLATE_FIELDS = ("title", "playbook", "summary")
+MUTATING_METHODS = frozenset(
+    {"append", "clear", "extend", "insert", "pop", "popitem", "remove", "reverse", "setdefault", "sort", "update"}
+    | {"add", "discard", "difference_update", "intersection_update", "symmetric_difference_update"}
+)
+"""Methods of lists, dicts and sets that change them: refused at load (the sandbox refuses them at run
+time too). A template that called one would change the evidence of its alert — and of every other
+alert sharing the event's properties."""
 
 FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
+def _printable(value: Any) -> Any:
+    """A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title
+    written ``{{ evidence.value }} errors`` should say "37 errors"."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 def _none_as_empty(value: Any) -> Any:
     # A missing value prints as nothing at run time, never as "None" (rules check refuses it).
-    return "" if value is None else value
+    return "" if value is None else _printable(value)
 
 
 def _refuse_none(value: Any) -> Any:
@@ -46,11 +78,11 @@ def _refuse_none(value: Any) -> Any:
             "prints None for an account known only by its id; give a default "
             "({{ account.tier or 'unknown tier' }}) or use a filter (|person, |mrr, |facts, |aside)"
         )
-    return value
+    return _printable(value)
 
 
-def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=undefined, autoescape=False, finalize=finalize)
+def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
     return env
 
@@ -88,6 +120,11 @@ def check_template(source: str) -> str:
             f"unknown placeholder {', '.join(sorted(unknown))}: templates may use only "
             f"{', '.join(sorted(TEMPLATE_NAMES))}"
         )
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Getattr) and call.node.attr in MUTATING_METHODS:
+            raise ValueError(
+                f"calls {call.node.attr}(), which would change what the alert says; templates may only read"
+            )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         pair = _attribute_of(node)
         if pair is None:

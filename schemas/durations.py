@@ -6,7 +6,8 @@ and years are refused: their length depends on the calendar, and a window must h
 Parsed once at load into float seconds.
 
 Two contexts differ only in what they allow around the grammar: a rule file's duration
-(:data:`Duration`, :func:`parse_duration`) is a string and longer than zero; a routing timing
+(:data:`Duration`, :func:`parse_duration`) is a string and longer than zero (a ``cooldown`` may be
+zero: :data:`Cooldown`); a routing timing
 (:func:`parse_duration_or_seconds`) may also be a plain number of seconds, and zero.
 """
 
@@ -50,11 +51,18 @@ window's start (its end minus its length) is still a date (``99999999999999d`` r
 
 def parse_duration(value: object) -> float:
     """Seconds of a rule file's duration string; raises ``ValueError`` with a sentence for its author."""
+    seconds = parse_cooldown(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: a duration must be longer than zero")
+    return seconds
+
+
+def parse_cooldown(value: object) -> float:
+    """Seconds of a rule's ``cooldown``: a duration string as :func:`parse_duration` reads it, or zero
+    (``0s``, ``PT0S``: no cooldown, every finding alerts)."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"a duration is a string like {FORMS}, not {value!r}")
     seconds = _seconds(value)
-    if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be longer than zero")
     if seconds > MAX_DURATION:
         raise ValueError(f"{value!r}: a duration must be at most 100 years (36500d)")
     return seconds
@@ -82,3 +90,5 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A pydantic field type for rule files: accepts a duration string, holds seconds (> 0)."""
+Cooldown = Annotated[float, BeforeValidator(parse_cooldown)]
+"""A rule's ``cooldown``: a :data:`Duration` or zero (``0s``: none)."""

@@ -1,14 +1,20 @@
 """``absence``: a ``start`` event is not followed by an ``expect`` event within ``within``.
 
 While a start is pending, further starts are ignored (the first one sets the deadline). An
-``expect`` at or after the start clears it; an ``expect`` with no pending start does nothing.
-The deadline is ``start + within``; an expect stamped exactly at it is too late.
+``expect`` at or after the start clears it — also one stamped at the same instant that the engine
+applied first (events of one instant go in ``event_id`` order, so a start and its expect both
+stamped ``2026-03-01T00:00:00Z``, as a day-granular import writes them, must not depend on their
+ids): the key remembers the instant of its latest expect that found nothing pending until the
+clock has passed that instant. Otherwise an ``expect`` with no pending start does nothing. The
+deadline is ``start + within``; an expect stamped exactly at it is too late.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
@@ -21,6 +27,17 @@ from schemas.event import Event, format_ts
 @dataclass
 class AbsenceState(PendingEvents):
     """Per key with a pending start, ``events``: the start; ``deadline``: the earliest follow-up due."""
+
+    expected: dict[str, float] = field(default_factory=dict)
+    """Key → the instant of an expect that found no start pending: one instant's, forgotten once the clock
+    is past it (``deadline`` covers it)."""
+
+    @classmethod
+    def decode(cls, doc: Any, version: int) -> Self:
+        state = super().decode(doc, version)
+        if version != 1:
+            state.expected = dict(doc.get("expected") or {})  # absent in states written before it
+        return state
 
 
 class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
@@ -44,8 +61,10 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         return None, self.on_event
 
     def _follow_up(self, state: AbsenceState, event: Event) -> list[Finding]:
-        """``on_event`` for an event that cannot be a start: nothing to do unless a start is pending."""
+        """``on_event`` for an event that cannot be a start: a follow-up, or nothing."""
         if not state.events:
+            if self._expect(event):
+                self._remember_expect(state, event)
             return []
         return self.on_event(state, event)
 
@@ -54,17 +73,37 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         if key is None:
             return []
         pending = state.events
-        if key in pending and self._expect(event):
-            del pending[key]
+        if key in pending:
+            if self._expect(event):
+                del pending[key]
             return []
-        if key not in pending and self._start(event):
+        if self._start(event):
+            if state.expected.get(key) == event.ts:  # its expect came at the same instant, applied first
+                return []
             pending[key] = (event.ts, event.event_id)
             state.lower_bound(event.ts + self.rule.within)
+        elif self._expect(event):
+            self._remember_expect(state, event)
         return []
+
+    def _remember_expect(self, state: AbsenceState, event: Event) -> None:
+        """An expect with no start pending: kept while its instant is the newest, for a start stamped the same."""
+        key = self.key_of(event)
+        if key is None:
+            return
+        expected = state.expected
+        if expected and next(iter(expected.values())) != event.ts:
+            expected.clear()  # an older instant: no start can be stamped at it any more
+        expected[key] = event.ts
+        # forgotten by the clock once it is past this instant (advance_to), so nothing stale is kept
+        state.lower_bound(math.nextafter(event.ts, math.inf))
 
     def advance_to(self, state: AbsenceState, now: float, account_id: str) -> list[Finding]:
         if not state.is_due(now):
             return []
+        expected = state.expected
+        if expected and next(iter(expected.values())) < now:
+            expected.clear()  # the clock is past their instant: no start can be stamped at it any more
         within = self.rule.within
         findings = []
         for deadline, key, start, start_id in state.pop_due(within, now):
@@ -77,4 +116,6 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
                 "sample_event_ids": [start_id],
             }
             findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
+        if expected:  # pop_due bounded the starts' deadlines only
+            state.lower_bound(math.nextafter(next(iter(expected.values())), math.inf))
         return findings

@@ -30,7 +30,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.models import RuleBase
 from rules.predicates import Matcher
-from schemas.event import Event
+from schemas.event import Event, format_ts
 
 Samples = list[list[Any]]
 """The newest few ``[ts, event_id]`` pairs of contributing events, oldest first."""
@@ -208,8 +208,14 @@ class EvaluatorBase(Generic[S]):
     def event_finding(
         self, event: Event, key: str, window_start: float, evidence: dict[str, Any], episode: str | None = None
     ) -> Finding:
-        """A finding that ``event`` fires: at its time, for its account, over a window ending at it."""
+        """A finding that ``event`` fires: at its time, for its account, over a window ending at it.
+
+        Its episode is the event's time; without a cooldown (``cooldown: 0s``) two events of one instant
+        may both fire, so the event's id joins the episode (as for ``any``) to keep the alert ids apart.
+        """
         rule = self.rule
+        if episode is None and rule.effective_cooldown == 0:
+            episode = f"{format_ts(event.ts)}/{event.event_id}"
         return make_finding(
             rule_id=rule.id,
             kind=rule.kind,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
+from rules.comparisons import raised
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
@@ -142,7 +143,7 @@ class DropEvaluator(EvaluatorBase[DropState]):
         if keyed.closed >= rule.baseline_windows:
             baseline = sum(history) / len(history)
             limit = baseline * (1 - rule.drop_pct / 100)
-            if baseline > 0 and baseline >= rule.min_baseline and value <= limit:
+            if baseline > 0 and baseline >= rule.min_baseline and value <= raised(limit):
                 finding = make_finding(
                     rule_id=rule.id,
                     kind=rule.kind,

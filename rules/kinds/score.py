@@ -29,6 +29,7 @@ from operator import itemgetter
 from typing import Any, Self
 
 from rules import windows
+from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, union_names
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, MeasureKind, compile_measure
@@ -348,8 +349,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         history.append([tick, score])
         if tick < first + rule.window - rule.every:  # window not yet fully observed: warm-up
             return None
-        below = rule.below is not None and score < rule.below
-        fell = rule.drop_points is not None and peak is not None and peak - score >= rule.drop_points
+        below = rule.below is not None and score < lowered(rule.below)
+        fell = rule.drop_points is not None and peak is not None and peak - score >= lowered(rule.drop_points)
         if not (below or fell):
             return None
         return make_finding(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules import windows
+from rules.comparisons import lowered
 from rules.findings import Finding
 from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, sweep_stale
 from rules.measures import compile_measure
@@ -52,6 +53,7 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         self._where = compile_where(rule.match)
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.sliding(rule.window)
+        self._min_reached = lowered(rule.min)  # "reaches min" up to float rounding (rules.comparisons)
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         return self._where, self._matched

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rules import windows
+from rules.comparisons import lowered
 from rules.findings import Finding
 from rules.kinds.base import samples_since
 from rules.kinds.sliding import SlidingMeasureEvaluator, SlidingState
@@ -34,7 +35,11 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
         # _record kept exactly the two windows: previous = the buckets before current_oldest
         previous, current = windows.split_totals(keyed.buckets, current_oldest, kind)
         rule = self.rule
-        if current < rule.min or current < rule.factor * previous or self.cooled(cooldowns, key, event.ts):
+        if (
+            current < self._min_reached
+            or current < lowered(rule.factor * previous)
+            or self.cooled(cooldowns, key, event.ts)
+        ):
             return []
         start = spec.start(current_oldest)
         return [

@@ -28,7 +28,7 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
         oldest = index - spec.per_window + 1
         value = windows.total(keyed.buckets, oldest, index, self._measure.kind)
         rule = self.rule
-        if value < rule.min or self.cooled(cooldowns, key, event.ts):
+        if value < self._min_reached or self.cooled(cooldowns, key, event.ts):
             return []
         start = spec.start(oldest)
         return [

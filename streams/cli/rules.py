@@ -60,6 +60,7 @@ def check(path: Path) -> None:
             click.echo(problem, err=True)
         raise SystemExit(1)
     click.echo(f"{len(ranked)} rules OK in {path} ({len(ruleset.enabled)} enabled)")
-    click.echo(f"{'prio':>4}  {'severity':<8}  {'id':<36}  what")
+    width = max([36, *(len(rule.id) for rule in ranked)])  # ids may be 64 characters
+    click.echo(f"{'prio':>4}  {'severity':<8}  {'id':<{width}}  what")
     for rule in ranked:
-        click.echo(f"{rule.priority:>4}  {rule.severity:<8}  {rule.id:<36}  {_summary(rule)}")
+        click.echo(f"{rule.priority:>4}  {rule.severity:<8}  {rule.id:<{width}}  {_summary(rule)}")

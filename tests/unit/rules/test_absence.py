@@ -47,3 +47,22 @@ def test_episode_is_the_start(make_rule, make_engine, run, at):
     engine = make_engine(make_rule("absence"))
     finding = run(engine, [at(0, "Started")], until=MONDAY + 9 * HOUR).findings[0]
     assert finding.episode == "2026-11-23T00:00:00.000Z"
+
+
+def test_an_expect_stamped_at_the_starts_instant_clears_it_whatever_the_event_ids(make_rule, make_engine, run, at):
+    """A start and its expect stamped at the same instant (a day-granular import) give no alert, whichever of
+    the two the engine applies first (events of one instant go in event_id order)."""
+    for start_id, expect_id in (("b-start", "a-paid"), ("a-start", "b-paid")):
+        engine = make_engine(make_rule("absence"))
+        events = [at(0, "Started", event_id=start_id), at(0, "Completed", event_id=expect_id)]
+        result = run(engine, events, until=MONDAY + 5 * HOUR)
+        assert result.fired == [], (start_id, expect_id)
+        assert result.state is not None
+        assert result.state.rules["absence-rule"].expected == {}  # forgotten once the clock passed the instant
+
+
+def test_an_expect_one_instant_before_the_start_does_not_clear_it(make_rule, make_engine, run, at):
+    """The expect must come at or after the start: one a millisecond before leaves the start pending."""
+    engine = make_engine(make_rule("absence"))
+    events = [at(0, "Completed", event_id="a-paid"), at(0.001, "Started", event_id="b-start")]
+    assert run(engine, events, until=MONDAY + 5 * HOUR).fired == [("absence-rule", MONDAY + 0.001 + HOUR)]

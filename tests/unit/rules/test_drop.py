@@ -69,3 +69,15 @@ def test_state_is_forgotten_after_long_silence(make_rule, make_engine, run, at):
     assert result.state is not None
     assert result.state.rules["drop-rule"].keys == {}
     assert engine.next_wakeup(result.state) is None
+
+
+def test_a_drop_of_exactly_drop_pct_fires_despite_float_rounding(make_rule, make_engine, run, at):
+    """Ten logins a day, then two, is exactly an 80 % drop and fires, though 10 × (1 − 0.8) is
+    1.9999999999999996 in floating point."""
+    engine = make_engine(make_rule("drop", drop_pct=80))
+    events = _logins(at, 0, 10) + _logins(at, 1, 10) + _logins(at, 2, 2)
+    result = run(engine, events, until=MONDAY + 3 * DAY)
+    assert result.fired == [("drop-rule", MONDAY + 3 * DAY)]
+    assert result.findings[0].evidence["drop_pct"] == 80.0
+    three_left = _logins(at, 0, 10) + _logins(at, 1, 10) + _logins(at, 2, 3)
+    assert run(make_engine(make_rule("drop", drop_pct=80)), three_left, until=MONDAY + 3 * DAY).fired == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from rules.loader import load_rules
@@ -85,6 +86,17 @@ def test_a_kubernetes_configmap_volume_loads_each_rule_once(tmp_path: Path):
     ruleset = load_rules(mount)
     assert sorted(rule.id for rule in ruleset.rules) == ["cancel-page", "export-volume", "payment-not-recovered"]
     assert {path.parent for path in ruleset.sources.values()} == {mount}
+
+
+def test_a_directory_reads_rule_files_whatever_the_case_of_their_suffix(tmp_path: Path):
+    """``Churn.YAML`` and ``nps.Yml`` in a rules folder are rule files too (a Windows or macOS export),
+    not silently skipped beside the lowercase ones; other suffixes still are."""
+    rule = "id: {id}\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {{event: X}}\n"
+    (tmp_path / "a.yaml").write_text(rule.format(id="lower"), encoding="utf-8")
+    (tmp_path / "Churn.YAML").write_text(rule.format(id="upper"), encoding="utf-8")
+    (tmp_path / "nps.Yml").write_text(rule.format(id="mixed"), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text(rule.format(id="not-a-rule-file"), encoding="utf-8")
+    assert sorted(rule.id for rule in load_rules(tmp_path).rules) == ["lower", "mixed", "upper"]
 
 
 def test_all_errors_of_all_files_are_reported_together():
@@ -180,3 +192,24 @@ def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: 
     message = str(caught.value)
     assert "field 'below'" in message
     assert "give below, drop_points, or both" not in message
+
+
+@pytest.mark.parametrize(
+    ("match", "field", "message"),
+    [
+        ({"event": 404}, "match.event", "expected a string or a list of strings, not a number"),
+        ({"event": ["Login", 7]}, "match.event[1]", "Input should be a valid string"),
+        ({"event": "X", "where": {"properties.a": {"eq": [1]}}}, "match.where.properties.a.eq", "not a list"),
+        ({"event": "X", "where": {"properties.a": {"ne": {"b": 1}}}}, "match.where.properties.a.ne", "not a mapping"),
+    ],
+)
+def test_a_value_of_no_accepted_type_is_one_line_naming_its_field(tmp_path, match, field, message):
+    """A value that fits none of the forms a field accepts is one error line naming that field and the
+    forms, not one line per form with pydantic's type names (``match.event.str``, ``…list[str]``)."""
+    rule = {"id": "r", "kind": "any", "title": "t", "severity": "low", "priority": 1, "match": match}
+    (tmp_path / "r.yaml").write_text(orjson.dumps(rule).decode())
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{tmp_path / 'r.yaml'}: rule 'r': field {field!r}: ")
+    assert message in line

@@ -178,3 +178,26 @@ def test_state_without_first_tick_of_an_old_key_counts_as_warm(make_rule, make_e
     assert [f.fired_at for f in findings] == [MONDAY + 7 * DAY, MONDAY + 8 * DAY]
     state = _without_first_tick(engine, state)
     assert [f.fired_at for f in engine.advance(state, MONDAY + 9 * DAY)] == [MONDAY + 9 * DAY]
+
+
+_TWO_TENTHS = [
+    {"name": "activity", "weight": 0.1, "match": {"event": "Login"}, "measure": "count", "target": 10},
+    {"name": "exports", "weight": 0.1, "match": {"event": "Export"}, "measure": "count", "target": 1},
+]
+"""Seven logins and no export score exactly 35, which floating point computes as 34.99999999999999."""
+
+
+def test_a_score_exactly_at_below_does_not_fire_despite_float_rounding(make_rule, make_engine, run, at):
+    """A score of exactly 35 is not below ``below: 35``, though its weighted sum rounds under 35."""
+    engine = make_engine(make_rule("score", below=35, components=_TWO_TENTHS))
+    assert run(engine, _logins(at, 0, 7), until=MONDAY + 2 * DAY).fired == []
+    engine = make_engine(make_rule("score", below=35, components=_TWO_TENTHS))
+    assert run(engine, _logins(at, 0, 6), until=MONDAY + 2 * DAY).fired == [("score-rule", MONDAY + 2 * DAY)]
+
+
+def test_a_fall_of_exactly_drop_points_fires_despite_float_rounding(make_rule, make_engine, run, at):
+    """A fall from exactly 35 to 0 is a fall of ``drop_points: 35`` and fires."""
+    engine = make_engine(make_rule("score", below=None, drop_points=35, components=_TWO_TENTHS))
+    result = run(engine, _logins(at, 0, 7), until=MONDAY + 3 * DAY)
+    assert result.fired == [("score-rule", MONDAY + 3 * DAY)]
+    assert (result.findings[0].evidence["reason"], result.findings[0].evidence["baseline"]) == ("drop", 35.0)

@@ -44,3 +44,12 @@ def test_cooldown_applies(make_rule, make_engine, run, at):
     engine = make_engine(make_rule("spike"))
     result = run(engine, _errors(at, 10, 0, step=30), until=MONDAY + 1300)
     assert result.fired == [("spike-rule", MONDAY + 60)]
+
+
+def test_exactly_factor_times_previous_fires_despite_float_rounding(make_rule, make_engine, run, at):
+    """55 errors after 50 is exactly ``factor: 1.1`` × the previous window and fires on the 55th,
+    though 1.1 × 50 is 55.00000000000001 in floating point; the 54th does not."""
+    engine = make_engine(make_rule("spike", factor=1.1, cooldown="1s"))
+    result = run(engine, _errors(at, 50, 0, step=0.1) + _errors(at, 55, 600, step=0.1), until=MONDAY + 700)
+    spikes = [f for f in result.findings if f.evidence["baseline"] == 50.0]
+    assert [(f.fired_at, f.evidence["value"]) for f in spikes] == [(MONDAY + 600 + 5.4, 55.0)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.templates import check_template, render_template
+from rules.templates import KNOWN_ATTRIBUTES, check_template, render_template, unknown_account_view
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,8 @@ def test_valid_templates(source):
         ("{{ rule.query }}", "rule has no field 'query'"),
         ("{{ account.name ", "syntax error"),
         ("{% for x in %}", "syntax error"),
+        ("{{ evidence.properties.clear() }}", "calls clear"),
+        ("{% set _ = evidence.sample_event_ids.append('x') %}", "calls append"),
     ],
 )
 def test_invalid_templates(source, reason):
@@ -38,11 +40,44 @@ def test_invalid_templates(source, reason):
         check_template(source)
 
 
+def test_every_account_field_the_docs_list_is_accepted():
+    """Every account field docs/rules.md lists for templates (seats, customer_since, renewal_date too) is
+    accepted at load, and every field the engine's account view has is one of them."""
+    source = (
+        "{{ account.account_id }} {{ account.name }} {{ account.tier }} {{ account.plan }} {{ account.mrr }} "
+        "{{ account.seats }} {{ account.customer_since }} {{ account.renewal_date }} {{ account.owner.name }} "
+        "{{ account.timezone }} {{ account.tags }} {{ account.links.crm }}"
+    )
+    assert check_template(source) == source
+    assert set(unknown_account_view("acme")) == KNOWN_ATTRIBUTES["account"]
+
+
 def test_sandbox_blocks_python_internals():
     """Reaching for dunder attributes fails safely and is reported, never executed."""
     text, error = render_template("{{ evidence.__class__.__mro__ }}", {"evidence": {}})
     assert error is not None
     assert "object" not in text
+
+
+def test_a_template_cannot_change_the_values_it_renders():
+    """Rendering is read-only: a mutating call fails (reported) and leaves the evidence as it was, so one
+    rule's template never changes another alert about the same event."""
+    properties = {"plan": "pro"}
+    evidence = {"properties": properties, "sample_event_ids": ["e1"]}
+    _, error = render_template(
+        "{{ evidence.properties.clear() }}{{ evidence.sample_event_ids.append('x') }}", {"evidence": evidence}
+    )
+    assert error is not None
+    assert evidence == {"properties": {"plan": "pro"}, "sample_event_ids": ["e1"]}
+
+
+def test_a_whole_number_prints_without_a_decimal_point():
+    """Counts are floats in the evidence (37.0); a template prints them as "37", other numbers as they are."""
+    context = {"evidence": {"value": 37.0, "ratio": 0.25, "drop_pct": 50.0, "threshold": 20}}
+    text, error = render_template(
+        "{{ evidence.value }} errors, {{ evidence.ratio }}, {{ evidence.drop_pct }}%, {{ evidence.threshold }}", context
+    )
+    assert (text, error) == ("37 errors, 0.25, 50%, 20", None)
 
 
 def test_missing_value_renders_leniently_with_the_error():

@@ -147,3 +147,44 @@ def test_sum_measure_ignores_values_that_could_overflow_and_the_state_round_trip
     assert REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "out_of_range"}) == skipped + 3
     assert result.state is not None
     assert engine.loads(engine.dumps(result.state)).rules == result.state.rules
+
+
+def test_a_sum_exactly_at_min_fires_despite_float_rounding(make_rule, make_engine, run, at):
+    """Ten amounts of 0.1 reach ``min: 1`` on the tenth, though they add up to 0.9999999999999999
+    in floating point; nine do not."""
+    engine = make_engine(make_rule("threshold", measure="sum:properties.amount", min=1, match={"event": "Paid"}))
+    events = [at(float(i), "Paid", properties={"amount": 0.1}) for i in range(10)]
+    assert run(engine, events, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 9)]
+    assert run(engine, events[:9], until=MONDAY + 60).fired == []
+
+
+def test_cooldown_zero_lets_every_finding_through(make_rule, make_engine, run, at):
+    """``cooldown: 0s`` is accepted and means none: every event at or over ``min`` alerts."""
+    rule = make_rule("threshold", cooldown="0s")
+    assert rule.effective_cooldown == 0.0
+    result = run(make_engine(rule), [at(float(i), "Error") for i in range(5)], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + i) for i in (2.0, 3.0, 4.0)]
+
+
+def test_without_cooldown_two_events_of_one_instant_give_two_alert_ids(make_rule, make_engine, run, at):
+    """With ``cooldown: 0s`` two events at the same instant over ``min`` are two alerts with two ids."""
+    engine = make_engine(make_rule("threshold", min=1, cooldown="0s"))
+    result = run(engine, [at(5.0, "Error"), at(5.0, "Error")], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + 5.0)] * 2
+    assert len({finding.alert_id for finding in result.findings}) == 2
+
+
+def test_distinct_long_values_are_counted_by_digest_and_keep_the_state_small(make_rule, make_engine, run, at):
+    """``distinct:`` over long values (10,000-character URLs) counts them exactly, and the state keeps
+    a short digest of each, not the value: thousands of them would outgrow what the worker may store."""
+    rule = make_rule("threshold", measure="distinct:properties.url", min=3, match={"event": "Page Viewed"})
+    engine = make_engine(rule)
+    urls = ["https://example.com/" + letter * 10_000 for letter in "aab"]
+    events = [at(float(i), "Page Viewed", properties={"url": url}) for i, url in enumerate(urls)]
+    result = run(engine, events, until=MONDAY + 60)
+    assert result.fired == []  # two different URLs, not three
+    third = at(5.0, "Page Viewed", properties={"url": "https://example.com/" + "c" * 10_000})
+    result = run(make_engine(rule), [*events, third], until=MONDAY + 60)
+    assert result.fired == [("threshold-rule", MONDAY + 5.0)]
+    assert result.state is not None
+    assert len(engine.dumps(result.state)) < 2_000

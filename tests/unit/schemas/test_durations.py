@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.durations import format_duration, parse_duration, parse_duration_or_seconds
+from schemas.durations import format_duration, parse_cooldown, parse_duration, parse_duration_or_seconds
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,12 @@ def test_format_duration_is_the_shortest_exact_form() -> None:
         "90s",
         "0.5s",
     ]
+
+
+def test_a_cooldown_may_be_zero_but_other_durations_may_not() -> None:
+    """``parse_cooldown`` reads the same grammar and also zero (no cooldown); windows stay > 0."""
+    assert [parse_cooldown(text) for text in ("0s", "PT0S", "0m", "10m")] == [0.0, 0.0, 0.0, 600.0]
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_cooldown("0")
+    with pytest.raises(ValueError, match="longer than zero"):
+        parse_duration("PT0S")

@@ -28,3 +28,16 @@ def test_check_reports_errors_and_exits_1():
     result = CliRunner().invoke(main, ["rules", "check", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}: rule 'monthly': field 'window'" in result.stderr
+
+
+def test_a_long_rule_id_keeps_the_columns_apart(tmp_path):
+    """A 64-character id (the longest allowed) is followed by the kind, not run into it."""
+    long_id = "a" * 64
+    (tmp_path / "r.yaml").write_text(
+        f"id: {long_id}\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {{event: X}}\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()[1:3]
+    assert row.split() == ["1", "low", long_id, "any"]
+    assert header.index("what") == row.rindex("any")
