@@ -139,6 +139,30 @@ async def test_bot_500_is_retryable_and_not_retried_inside(
         await notifier.aclose()
 
 
+@pytest.mark.parametrize("mode", ["bot", "webhook"])
+async def test_a_503_with_retry_after_is_retried_no_sooner_than_slack_asked(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    webhook_notifier: Callable[..., SlackNotifier],
+    mode: str,
+) -> None:
+    """A 503 carrying Retry-After: 3 is retryable after those 3 s (not the 1 s backoff), and holds the channel."""
+    target = "#ops" if mode == "bot" else "ops-hook"
+    slack_server.script(target, Reply(status=503, retry_after=3.0))
+    notifier = bot_notifier(channel="#ops") if mode == "bot" else webhook_notifier(target)
+    try:
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert info.value.retry_after == 3.0
+        with pytest.raises(RetryableDeliveryError) as held:
+            await notifier.send(_notification())
+        assert held.value.retry_after is not None
+        assert held.value.retry_after > 2.0
+        assert len(slack_server.for_target(target)) == 1
+    finally:
+        await notifier.aclose()
+
+
 @pytest.mark.parametrize("code", ["channel_not_found", "channel_is_archived", "not_in_channel", "invalid_auth"])
 async def test_bot_permanent_errors(
     slack_server: FakeSlack,  # noqa: F811

@@ -19,6 +19,12 @@ from streams.runtime.settings import Settings
         (200, "ratelimited", {"Retry-After": "3"}, True, 3.0),
         (500, None, {}, True, None),
         (503, None, {}, True, None),
+        (503, None, {"Retry-After": "3"}, True, 3.0),
+        (502, None, {"Retry-After": "soon"}, True, None),
+        (429, None, {"Retry-After": "nan"}, True, 1.0),
+        (429, None, {"Retry-After": "inf"}, True, 1.0),
+        (429, None, {"Retry-After": "-5"}, True, 0.0),
+        (429, None, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, True, 0.0),
         (200, "internal_error", {}, True, None),
         (200, "channel_not_found", {}, False, None),
         (404, "channel_not_found", {}, False, None),
@@ -33,7 +39,8 @@ from streams.runtime.settings import Settings
 def test_classify(
     status: int, error: str | None, headers: dict[str, str], retryable: bool, retry_after: float | None
 ) -> None:
-    """429/5xx/transient codes are retryable (429 with Retry-After); configuration errors are permanent."""
+    """429/5xx/transient codes are retryable (429 with Retry-After, 5xx with it when sent, never nan or inf);
+    configuration errors are permanent."""
     exc = classify("slack chat.postMessage", status, error, headers)
     if retryable:
         assert isinstance(exc, RetryableDeliveryError)
@@ -171,3 +178,15 @@ def test_reservations_of_messages_that_never_came_back_do_not_delay_the_channel_
         limiter.acquire("C1", "next")
     assert info.value.retry_after is not None
     assert info.value.retry_after <= 1.0
+
+
+def test_retry_after_as_an_http_date_is_the_time_until_then() -> None:
+    """A Retry-After given as an HTTP date (RFC 9110) waits until that time, not the 1 s default."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    exc = classify("slack webhook", 429, None, {"Retry-After": when})
+    assert isinstance(exc, RetryableDeliveryError)
+    assert exc.retry_after is not None
+    assert 25.0 <= exc.retry_after <= 30.0
