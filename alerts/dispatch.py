@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from alerts.channels.base import DeliveryReceipt, Notification, Notifier
+from alerts.channels.base import DeliveryReceipt, Notification, Notifier, PartitionedNotifier
 from alerts.delivery_log import DeliveryLog
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
@@ -402,8 +402,13 @@ class Dispatcher:
         targets = self._targets.get(batch.receiver, {})
         for target, notifier in targets.items():
             alerts = tuple(i.alert for i in send if target in i.targets)
-            if alerts:
-                notification = Notification(receiver=batch.receiver, alerts=alerts, group_key=batch.group_key)
+            if not alerts:
+                continue
+            # A destination templated per alert (a Slack DM to each account's owner) gets one message per
+            # address; each part is delivered, retried and dead-lettered on its own.
+            parts = notifier.partition(alerts) if isinstance(notifier, PartitionedNotifier) else [alerts]
+            for part in parts:
+                notification = Notification(receiver=batch.receiver, alerts=part, group_key=batch.group_key)
                 self.scheduler.submit(DeliveryJob(f"{batch.receiver}/{target}", notifier, notification), now)
 
     async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:

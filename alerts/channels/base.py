@@ -50,3 +50,14 @@ class Notifier(Protocol):
     async def aclose(self) -> None:
         """Release connections; called once at shutdown."""
         ...
+
+
+@runtime_checkable
+class PartitionedNotifier(Protocol):
+    """A destination whose address is a template rendered per alert (a Slack ``channel`` such as
+    ``{{ account.owner.slack }}``): the dispatcher asks it to split a group into one notification per
+    address, so that a group spanning several owners reaches each owner with their own alerts only."""
+
+    def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
+        """``alerts`` split by destination, in order; each part is sent (and retried) on its own."""
+        ...

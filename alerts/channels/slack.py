@@ -240,6 +240,20 @@ class SlackNotifier:
         return "webhook:" + hashlib.sha256(self._webhook.get_secret_value().encode()).hexdigest()[:16]
 
     # -- Notifier protocol -------------------------------------------------------------------------
+    def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
+        """One part per channel the ``channel`` template renders for each alert (bot mode), in order.
+
+        A group by rule or team spans several accounts: ``{{ account.owner.slack }}`` must DM each owner
+        their own alerts, not every alert to the first one's owner. Alerts whose channel renders empty
+        form a part of their own (dead-lettered as such). A webhook posts to one channel: one part.
+        """
+        if self.mode == "webhook" or len(alerts) < 2:
+            return [alerts]
+        parts: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            parts.setdefault(render_channel(self._config, (alert,)), []).append(alert)
+        return [tuple(part) for part in parts.values()]
+
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""
         message = self._message(notification.alerts)

@@ -6,6 +6,8 @@ import pytest
 
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, classify
 from alerts.routing.config import SlackReceiver
+from alerts.testing.factories import build_alert
+from schemas.alert import Alert
 from schemas.errors import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.settings import Settings
 
@@ -190,3 +192,20 @@ def test_retry_after_as_an_http_date_is_the_time_until_then() -> None:
     assert isinstance(exc, RetryableDeliveryError)
     assert exc.retry_after is not None
     assert 25.0 <= exc.retry_after <= 30.0
+
+
+def test_a_templated_channel_splits_a_group_per_rendered_channel() -> None:
+    """Bot mode: a group's alerts are split by the channel their own account renders, in order; a webhook
+    (one channel) and a fixed channel keep the group whole."""
+
+    def alert(alert_id: str, slack: str) -> Alert:
+        return build_alert(alert_id=alert_id, account={"name": alert_id, "owner": {"slack": slack}})
+
+    a, b, c, d = alert("a", "U0AAA"), alert("b", "U0BBB"), alert("c", "U0AAA"), alert("d", "")
+    bot = Settings(slack_bot_token="xoxb-1")
+    owners = SlackNotifier(SlackReceiver(channel="{{ account.owner.slack }}"), bot, ChannelRateLimiter())
+    assert owners.partition((a, b, c, d)) == [(a, c), (b,), (d,)]
+    fixed = SlackNotifier(SlackReceiver(channel="#cs"), bot, ChannelRateLimiter())
+    assert fixed.partition((a, b, c)) == [(a, b, c)]
+    hook = SlackNotifier(SlackReceiver(webhook_url="https://hooks.example.com/x"), Settings(), ChannelRateLimiter())
+    assert hook.partition((a, b)) == [(a, b)]
