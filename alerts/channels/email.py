@@ -4,12 +4,14 @@ Recipients are templates rendered per alert (``{{ account.owner.email }}``), so 
 group becomes one digest per distinct set of alerts and recipients. SMTP 4xx replies, disconnects and
 timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``. Message-IDs
 are derived from the group and its alerts, so a retried message threads with (and is deduplicated
-against) the first attempt by mail clients. The SMTP password never appears in errors or logs.
+against) the first attempt by mail clients; a retry of a notification whose first digests went out
+before a later one failed sends only what was not accepted yet. The SMTP password never appears in errors or logs.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
@@ -27,6 +29,7 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 MAX_SUBJECT = 250
+MAX_REMEMBERED = 10_000
 
 
 def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
@@ -54,6 +57,8 @@ class EmailNotifier:
         self._settings = settings
         self._receiver = receiver
         self._timeout = timeout_s
+        # Message-IDs the server accepted (oldest first, bounded): one notification can be several digests.
+        self._accepted: OrderedDict[str, None] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
         """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
@@ -100,9 +105,19 @@ class EmailNotifier:
         ids = []
         for alerts, recipients in digests:
             message = self.build(alerts, recipients, notification.group_key)
-            await self._deliver(message, recipients)
-            ids.append(str(message["Message-ID"]))
+            message_id = str(message["Message-ID"])
+            if message_id not in self._accepted:
+                # A retry after a later digest failed must not send the earlier ones again: their
+                # Message-IDs (derived from group, alerts and recipients) were accepted already.
+                await self._deliver(message, recipients)
+                self._remember(message_id)
+            ids.append(message_id)
         return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids))
+
+    def _remember(self, message_id: str) -> None:
+        self._accepted[message_id] = None
+        while len(self._accepted) > MAX_REMEMBERED:
+            self._accepted.popitem(last=False)
 
     async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
         """An email cannot be edited: nothing to do."""

@@ -398,6 +398,27 @@ async def test_email_smtp_failures(
     smtp_server.wait_for(1)
 
 
+async def test_email_retry_after_a_later_digest_failed_does_not_resend_the_earlier_ones(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """A group of two owners is two digests; when the second gets 451, the retry sends only the second."""
+    first = build_alert(account={"name": "Umbrella", "owner": {"email": "aiko@example.com"}})
+    second = build_alert(account_id="tyrell", account={"name": "Tyrell", "owner": {"email": "boris@example.com"}})
+    smtp_server.script_data("250 Message accepted", times=1)
+    smtp_server.script_data("451 4.3.0 try again later", times=1)
+    notifier = email_notifier()
+    with pytest.raises(RetryableDeliveryError):
+        await notifier.send(_notification(first, second))
+    assert len(smtp_server.wait_for(1)) == 1
+    receipt = await notifier.send(_notification(first, second))
+    mails = smtp_server.wait_for(2)
+    assert sorted(m.rcpt_tos for m in mails) == [("aiko@example.com",), ("boris@example.com",)]
+    assert len([a for a in smtp_server.attempts if a.stage == "DATA"]) == 3
+    assert receipt.ref is not None
+    assert len(receipt.ref.split(",")) == 2
+
+
 async def test_email_unreachable_is_retryable(email_notifier: Callable[..., EmailNotifier]) -> None:
     """No SMTP server listening raises RetryableDeliveryError."""
     notifier = email_notifier(smtp_port=free_port())
