@@ -149,7 +149,15 @@ class EmailNotifier:
             raise classify_smtp(exc.code, type(exc).__name__.removeprefix("SMTP"), exc.message) from None
         except aiosmtplib.SMTPNotSupported as exc:
             raise PermanentDeliveryError(f"email: server does not support what is configured ({exc})") from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            # aiosmtplib's own words say what is wrong ("SMTP STARTTLS extension not supported by server",
+            # "Connection lost"); they never hold the password. Retried, as Alertmanager does.
+            reason = " ".join(str(exc).split())[:200]
+            raise RetryableDeliveryError(
+                f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
+                + (f": {reason}" if reason else "")
+            ) from None
+        except (OSError, TimeoutError) as exc:
             raise RetryableDeliveryError(
                 f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
             ) from None
