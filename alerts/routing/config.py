@@ -164,6 +164,17 @@ class RouteConfig(BaseModel):
     continue_: bool = Field(False, alias="continue")
     routes: tuple[RouteConfig, ...] = ()
 
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Alertmanager refuses both: "..." already means every name, and a repeated name is a typo.
+        if value is not None and "..." in value and len(value) > 1:
+            raise ValueError("'...' (every alert alone) cannot be combined with other names; use ['...'] alone")
+        repeated = sorted({name for name in value or () if value is not None and value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repr(n) for n in repeated)} listed more than once")
+        return value
+
     @field_validator("group_interval", "repeat_interval")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:

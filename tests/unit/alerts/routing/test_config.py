@@ -179,6 +179,25 @@ def test_labels_and_open_fields_are_valid_matcher_names(tmp_path: Path, matcher:
     assert len(config.route.routes[0].matchers) == 1
 
 
+def test_group_by_refuses_what_alertmanager_refuses(tmp_path: Path) -> None:
+    """'...' with other names and a name listed twice are load errors (Alertmanager refuses both)."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a}]\nroute:\n  receiver: a\n  group_by: ['...', account_id]\n"
+            "  routes: [{matchers: [team=x], group_by: [rule_id, account_id, rule_id]}]\n",
+        )
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'routes.yaml'}: route.group_by: '...' (every alert alone) cannot be combined with other "
+        "names; use ['...'] alone",
+        f"{tmp_path / 'routes.yaml'}: route.routes[0].group_by: 'rule_id' listed more than once",
+    ]
+    assert _load_text(tmp_path, "receivers: [{name: a}]\nroute: {receiver: a, group_by: ['...']}\n").route.group_by == (
+        "...",
+    )
+    assert _load_text(tmp_path, "receivers: [{name: a}]\nroute: {receiver: a, group_by: []}\n").route.group_by == ()
+
+
 def test_unknown_group_by_and_equal_names_are_errors(tmp_path: Path) -> None:
     """group_by and inhibit equal names are checked like matcher names."""
     with pytest.raises(ConfigError) as info:
