@@ -49,6 +49,7 @@ log = get_logger(__name__)
 DeadLetterSink = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
 ROUTING_ERROR = "routing_error"  # deciding where the alert goes failed: dead-lettered, acked
 DISPATCH_ERROR = "dispatch_error"  # flushing the alert's group into deliveries failed: dead-lettered, settled
+RECIPIENTS_REFUSED = "recipients_refused"  # delivered, but some recipients refused it: dead-lettered for them
 NO_RECEIVER = "none"  # receiver_type label of an alert dead-lettered before it reached a receiver
 Flush = Callable[[], Awaitable[None]]
 
@@ -437,7 +438,28 @@ class Dispatcher:
                 attempts=job.attempts,
                 group_size=len(job.notification.alerts),
             )
+        if receipt.refused:
+            await self._partly_refused(job, dict(receipt.refused))
         self._settle(job)
+
+    async def _partly_refused(self, job: DeliveryJob, refused: dict[str, str]) -> None:
+        """Alerts some of whose recipients refused the message (the others got it, so it is not re-sent):
+        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped."""
+        for alert in job.notification.alerts:
+            detail = refused.get(alert.alert_id)
+            if detail is None:
+                continue
+            NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=RECIPIENTS_REFUSED).inc()
+            await self._dead_letter(alert, job.target, job.receiver_type, RECIPIENTS_REFUSED, detail[:500])
+            log.warning(
+                "alert dead-lettered",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                target=job.target,
+                reason=RECIPIENTS_REFUSED,
+                detail=detail[:500],
+            )
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:
         for secret in self._scrub:

@@ -26,10 +26,15 @@ class Notification:
 
 @dataclass(frozen=True)
 class DeliveryReceipt:
-    """Proof of delivery: the receiver and the channel's reference (Slack ``channel:ts``, email Message-ID)."""
+    """Proof of delivery: the receiver and the channel's reference (Slack ``channel:ts``, email Message-ID).
+
+    ``refused`` lists (alert id, why) for alerts that reached some of their recipients but not all (an
+    SMTP server refusing one address of several): delivered, and dead-lettered for the ones left out.
+    """
 
     receiver: str
     ref: str | None
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

@@ -58,7 +58,8 @@ class EmailNotifier:
         self._receiver = receiver
         self._timeout = timeout_s
         # Message-IDs the server accepted (oldest first, bounded): one notification can be several digests.
-        self._accepted: OrderedDict[str, None] = OrderedDict()
+        # The value says which of its recipients were refused (None: all accepted).
+        self._accepted: OrderedDict[str, str | None] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
         """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
@@ -103,19 +104,22 @@ class EmailNotifier:
         if not digests:
             raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
         ids = []
+        refused: list[tuple[str, str]] = []
         for alerts, recipients in digests:
             message = self.build(alerts, recipients, notification.group_key)
             message_id = str(message["Message-ID"])
             if message_id not in self._accepted:
                 # A retry after a later digest failed must not send the earlier ones again: their
                 # Message-IDs (derived from group, alerts and recipients) were accepted already.
-                await self._deliver(message, recipients)
-                self._remember(message_id)
+                self._remember(message_id, await self._deliver(message, recipients))
+            detail = self._accepted[message_id]
+            if detail is not None:
+                refused += [(a.alert_id, detail) for a in alerts]
             ids.append(message_id)
-        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids))
+        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
 
-    def _remember(self, message_id: str) -> None:
-        self._accepted[message_id] = None
+    def _remember(self, message_id: str, refused: str | None) -> None:
+        self._accepted[message_id] = refused
         while len(self._accepted) > MAX_REMEMBERED:
             self._accepted.popitem(last=False)
 
@@ -125,7 +129,8 @@ class EmailNotifier:
     async def aclose(self) -> None:
         """Connections are per send: nothing to release."""
 
-    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> str | None:
+        """Send ``message``; None when every recipient took it, else what was refused (the rest got it)."""
         s = self._settings
         try:
             refused, _reply = await aiosmtplib.send(
@@ -161,11 +166,13 @@ class EmailNotifier:
             raise RetryableDeliveryError(
                 f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
             ) from None
-        if refused:
-            # Some recipients got it, some did not; resending would duplicate it for the others.
-            log.warning(
-                "email_recipients_refused",
-                receiver=self._receiver,
-                refused=len(refused),
-                codes=sorted({r.code for r in refused.values()}),
-            )
+        if not refused:
+            return None
+        # Some recipients got it, some did not: resending would duplicate it for the others, so the
+        # refused ones are reported (the dispatcher dead-letters those alerts with this detail).
+        codes = sorted({r.code for r in refused.values()})
+        log.warning("email_recipients_refused", receiver=self._receiver, refused=len(refused), codes=codes)
+        return (
+            f"email RCPT: {len(refused)} of {len(recipients)} recipients refused "
+            f"(SMTP {', '.join(str(c) for c in codes)}); the others received it"
+        )
