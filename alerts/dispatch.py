@@ -184,12 +184,14 @@ class Dispatcher:
             bound.exception("alert routing failed; dead-lettered")
             self._reject(alert, ticket, ROUTING_ERROR, f"{type(exc).__name__}: {exc}")
             return
+        # Every alert received is active for inhibit_rules, also one that is itself silenced or inhibited
+        # (as in Alertmanager: muting an alert does not un-fire it; a silenced outage still mutes its symptoms).
+        self._recent.append((now, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
             bound.info("alert suppressed", reason=plan[0], by=plan[1])
             ticket.settle()
             return
-        self._recent.append((now, alert))
         if all(not route.targets and not route.delivered for route in plan):
             # Every receiver it reaches has no destination (a "null" receiver, on purpose): counted
             # and logged like every other alert that is not sent.
