@@ -11,6 +11,7 @@ matchers and templates (``alerts.routing.names``), and receiver references, toge
 from __future__ import annotations
 
 import difflib
+import re
 import uuid
 from datetime import time
 from pathlib import Path
@@ -231,13 +232,30 @@ class Silence(BaseModel):
         return start <= now < self.ends_at.timestamp()
 
 
+_TIME_OF_DAY = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
+
+
+def _time_of_day(value: object) -> object:
+    # "8:00" is how people write eight o'clock; pydantic alone wants "08:00" ("input is too short").
+    if isinstance(value, time):
+        return value
+    match = _TIME_OF_DAY.match(value) if isinstance(value, str) else None
+    hour, minute, second = (int(g or 0) for g in match.groups()) if match else (-1, 0, 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        raise ValueError(f"expected a time of day like 08:00 or 20:30, got {value!r}")
+    return time(hour, minute, second)
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+
+
 class QuietHours(BaseModel):
     """Daily quiet hours (and optionally weekends) in the owner's timezone; deferred alerts go out at the end."""
 
     model_config = _MODEL
 
-    start: time = Field(description="local time quiet hours begin, e.g. 20:00")
-    end: time = Field(description="local time they end (the digest time), e.g. 08:00")
+    start: TimeOfDay = Field(description="local time quiet hours begin, e.g. 20:00")
+    end: TimeOfDay = Field(description="local time they end (the digest time), e.g. 08:00")
     weekends: bool = Field(False, description="Saturday and Sunday are quiet all day")
     timezone: str = Field("UTC", description="used when the account has no timezone")
     bypass_severities: tuple[Severity, ...] = Field(("critical",), description="severities never deferred")

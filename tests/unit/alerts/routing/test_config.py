@@ -280,3 +280,17 @@ def test_field_errors_say_what_to_write(tmp_path: Path) -> None:
         "(allowed here: console_configs, email_configs, name, slack_configs)",
         f"{path}: route.group_by: expected a list, e.g. [a, b]",
     ]
+
+
+def test_quiet_hours_take_times_written_as_people_write_them(tmp_path: Path) -> None:
+    """'8:00' is eight o'clock (pydantic alone refused it as 'input is too short'); '25:00' is refused in words."""
+    base = "receivers: [{name: a}]\nroute: {receiver: a}\nquiet_hours: {start: '%s', end: '%s'}\n"
+    config = _load_text(tmp_path, base % ("19:30", "8:00"))
+    assert config.quiet_hours is not None
+    assert (str(config.quiet_hours.start), str(config.quiet_hours.end)) == ("19:30:00", "08:00:00")
+    with pytest.raises(ConfigError) as info:
+        _load_text(tmp_path, base % ("25:00", "7"))
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'routes.yaml'}: quiet_hours.start: expected a time of day like 08:00 or 20:30, got '25:00'",
+        f"{tmp_path / 'routes.yaml'}: quiet_hours.end: expected a time of day like 08:00 or 20:30, got '7'",
+    ]
