@@ -419,6 +419,14 @@ _PLAIN_MESSAGES = {
     "list_type": "expected a list, e.g. [a, b]",
     "missing": "required",
     "timezone_aware": "needs a timezone, e.g. 2026-12-01T08:00:00Z",
+    "string_type": "expected text; quote it if YAML read it as something else",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_too_short": "must not be empty",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
 }
 
 
@@ -432,6 +440,9 @@ def _format_error(error: Any) -> str:
         msg = _unknown_key(parts)
     elif kind == "too_short" and isinstance(error.get("ctx"), dict):
         msg = f"needs at least {error['ctx'].get('min_length', 1)} item(s)"
+    elif kind == "literal_error" and isinstance(error.get("ctx"), dict):
+        allowed = str(error["ctx"].get("expected", "")).replace("'", "").replace(" or ", ", ")
+        msg = f"unknown value {error.get('input')!r}; expected one of: {allowed}"
     else:
         msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg

@@ -294,3 +294,24 @@ def test_quiet_hours_take_times_written_as_people_write_them(tmp_path: Path) -> 
         f"{tmp_path / 'routes.yaml'}: quiet_hours.start: expected a time of day like 08:00 or 20:30, got '25:00'",
         f"{tmp_path / 'routes.yaml'}: quiet_hours.end: expected a time of day like 08:00 or 20:30, got '7'",
     ]
+
+
+def test_wrong_types_are_explained_without_pydantic_jargon(tmp_path: Path) -> None:
+    """A number where text belongs, 'maybe' for continue, an empty reason and an unknown severity each
+    get a plain sentence, not 'Input should be a valid string' or 'String should have at least 1 character'."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a, slack_configs: [{channel: 5}]}]\n"
+            "route: {receiver: a, routes: [{receiver: a, continue: maybe}]}\n"
+            "silences: [{rule_id: r, ends_at: '2099-01-01T00:00:00Z', reason: ''}]\n"
+            "quiet_hours: {start: '20:00', end: '08:00', bypass_severities: [urgent]}\n",
+        )
+    where = tmp_path / "routes.yaml"
+    assert str(info.value).splitlines() == [
+        f"{where}: receivers[0].slack_configs[0].channel: expected text; quote it if YAML read it as something else",
+        f"{where}: route.routes[0].continue: expected true or false",
+        f"{where}: silences[0].reason: must not be empty",
+        f"{where}: quiet_hours.bypass_severities[0]: unknown value 'urgent'; expected one of: critical, high, "
+        "medium, low, info",
+    ]
