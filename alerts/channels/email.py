@@ -11,6 +11,7 @@ before a later one failed sends only what was not accepted yet. The SMTP passwor
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
@@ -30,6 +31,7 @@ from streams.runtime.settings import Settings
 log = get_logger(__name__)
 MAX_SUBJECT = 250
 MAX_REMEMBERED = 10_000
+_clock = time.monotonic  # how long ago a message was accepted (patched in tests)
 
 
 def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
@@ -58,8 +60,8 @@ class EmailNotifier:
         self._receiver = receiver
         self._timeout = timeout_s
         # Message-IDs the server accepted (oldest first, bounded): one notification can be several digests.
-        # The value says which of its recipients were refused (None: all accepted).
-        self._accepted: OrderedDict[str, str | None] = OrderedDict()
+        # Message-ID → (what its server refused, None when nothing; when it was accepted, monotonic).
+        self._accepted: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
         """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
@@ -108,20 +110,27 @@ class EmailNotifier:
         for alerts, recipients in digests:
             message = self.build(alerts, recipients, notification.group_key)
             message_id = str(message["Message-ID"])
-            if message_id not in self._accepted:
+            if not self._accepted_recently(message_id):
                 # A retry after a later digest failed must not send the earlier ones again: their
                 # Message-IDs (derived from group, alerts and recipients) were accepted already.
                 self._remember(message_id, await self._deliver(message, recipients))
-            detail = self._accepted[message_id]
+            detail = self._accepted[message_id][0]
             if detail is not None:
                 refused += [(a.alert_id, detail) for a in alerts]
             ids.append(message_id)
         return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
 
     def _remember(self, message_id: str, refused: str | None) -> None:
-        self._accepted[message_id] = refused
+        self._accepted[message_id] = (refused, _clock())
+        self._accepted.move_to_end(message_id)
         while len(self._accepted) > MAX_REMEMBERED:
             self._accepted.popitem(last=False)
+
+    def _accepted_recently(self, message_id: str) -> bool:
+        # Only a retry of the same notification may skip it: retries end with the give-up window, and
+        # the same alert arriving again after its delivery record expired is sent again (as documented).
+        entry = self._accepted.get(message_id)
+        return entry is not None and _clock() - entry[1] <= self._settings.delivery_give_up_seconds
 
     async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
         """An email cannot be edited: nothing to do."""
