@@ -59,8 +59,8 @@ class EmailNotifier:
         self._settings = settings
         self._receiver = receiver
         self._timeout = timeout_s
-        # Message-IDs the server accepted (oldest first, bounded): one notification can be several digests.
-        # Message-ID → (what its server refused, None when nothing; when it was accepted, monotonic).
+        # One notification can be several digests: Message-ID of each one the server accepted (oldest first,
+        # bounded) → (what it refused of its recipients, None when nothing; when, monotonic).
         self._accepted: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
