@@ -319,7 +319,8 @@ class RoutingConfig(BaseModel):
             raise ConfigError(f"{path}: cannot read routing file: {exc.strerror or exc}") from None
         data = load_yaml_file(path)  # ConfigError naming the line for invalid YAML or a duplicate key
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping with receivers and route, got {type(data).__name__}")
+            got = "an empty file" if data is None else f"a {_YAML_KINDS.get(type(data), 'value')}"
+            raise ConfigError(f"{path}: expected a mapping with receivers and route, got {got}")
         problems = translate(data)  # Alertmanager spellings; unsupported Alertmanager keys
         # Receiver references are checked on the raw data, so they are reported together with
         # field errors elsewhere in the file rather than only once those are fixed.
@@ -332,6 +333,9 @@ class RoutingConfig(BaseModel):
             if not problems:
                 return config
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in dict.fromkeys(problems)))
+
+
+_YAML_KINDS: dict[type, str] = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def _field_errors(exc: ValidationError) -> list[str]:

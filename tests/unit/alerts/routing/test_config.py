@@ -78,6 +78,18 @@ def test_non_mapping_file_is_a_config_error(tmp_path: Path) -> None:
         RoutingConfig.load(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "got"), [("", "an empty file"), ("# just a comment\n", "an empty file"), ("hello\n", "a string")]
+)
+def test_an_empty_or_scalar_file_is_named_in_words(tmp_path: Path, text: str, got: str) -> None:
+    """An empty routing file says 'got an empty file', never Python's 'NoneType'."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(path)
+    assert str(info.value) == f"{path}: expected a mapping with receivers and route, got {got}"
+
+
 def test_silence_time_span_and_matching(make_alert: Callable[..., Alert]) -> None:
     """A silence is active in [starts_at, ends_at) and matches on its account, rule and matchers."""
     silence = Silence(
