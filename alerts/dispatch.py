@@ -147,8 +147,9 @@ class Dispatcher:
         self.grouper: Grouper[PendingAlert] = Grouper()
         self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
-        # A Slack message's reference (channel:ts) and its alerts, so a button can re-render the whole message.
-        self.on_delivered_message: Callable[[str, tuple[Alert, ...]], object] | None = None
+        # A Slack message's reference (channel:ts), its alerts and the destination that posted it, so a
+        # button can re-render the whole message with that receiver's templates.
+        self.on_delivered_message: Callable[[str, tuple[Alert, ...], Notifier], object] | None = None
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -423,7 +424,7 @@ class Dispatcher:
             self.delivery_log.record(account_id, entries, now)
         await self._flush()  # the changelog write is on the broker before any offset can move on
         if self.on_delivered_message is not None and receipt.ref and job.receiver_type == "slack":
-            self.on_delivered_message(receipt.ref, job.notification.alerts)
+            self.on_delivered_message(receipt.ref, job.notification.alerts, job.notifier)
         for alert in job.notification.alerts:
             emitted = _epoch(alert.emitted_at)
             if emitted is not None:
