@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.formatting import evidence_text, markdown_mrkdwn, slack_escape
+from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, slack_escape
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 
@@ -157,7 +157,7 @@ def _link_buttons(alert: Alert) -> list[dict[str, Any]]:
             buttons.append(
                 {
                     "type": "button",
-                    "text": _plain(clip(f"Open {escape(label)}", MAX_BUTTON_TEXT)),
+                    "text": _plain(clip(f"Open {escape(link_name(label))}", MAX_BUTTON_TEXT)),
                     "action_id": f"preempt_link_{i}",
                     "url": text,
                 }

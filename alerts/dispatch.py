@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from alerts.channels.base import DeliveryReceipt, Notification, Notifier
+from alerts.channels.base import DeliveryReceipt, Notification, Notifier, PartitionedNotifier
 from alerts.delivery_log import DeliveryLog
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
@@ -49,6 +49,7 @@ log = get_logger(__name__)
 DeadLetterSink = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert, target, receiver_type, reason, detail
 ROUTING_ERROR = "routing_error"  # deciding where the alert goes failed: dead-lettered, acked
 DISPATCH_ERROR = "dispatch_error"  # flushing the alert's group into deliveries failed: dead-lettered, settled
+RECIPIENTS_REFUSED = "recipients_refused"  # delivered, but some recipients refused it: dead-lettered for them
 NO_RECEIVER = "none"  # receiver_type label of an alert dead-lettered before it reached a receiver
 Flush = Callable[[], Awaitable[None]]
 
@@ -146,8 +147,9 @@ class Dispatcher:
         self.grouper: Grouper[PendingAlert] = Grouper()
         self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
-        # A Slack message's reference (channel:ts) and its alerts, so a button can re-render the whole message.
-        self.on_delivered_message: Callable[[str, tuple[Alert, ...]], object] | None = None
+        # A Slack message's reference (channel:ts), its alerts and the destination that posted it, so a
+        # button can re-render the whole message with that receiver's templates.
+        self.on_delivered_message: Callable[[str, tuple[Alert, ...], Notifier], object] | None = None
         self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -183,12 +185,14 @@ class Dispatcher:
             bound.exception("alert routing failed; dead-lettered")
             self._reject(alert, ticket, ROUTING_ERROR, f"{type(exc).__name__}: {exc}")
             return
+        # Every alert received is active for inhibit_rules, also one that is itself silenced or inhibited
+        # (as in Alertmanager: muting an alert does not un-fire it; a silenced outage still mutes its symptoms).
+        self._recent.append((now, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
             bound.info("alert suppressed", reason=plan[0], by=plan[1])
             ticket.settle()
             return
-        self._recent.append((now, alert))
         if all(not route.targets and not route.delivered for route in plan):
             # Every receiver it reaches has no destination (a "null" receiver, on purpose): counted
             # and logged like every other alert that is not sent.
@@ -402,8 +406,13 @@ class Dispatcher:
         targets = self._targets.get(batch.receiver, {})
         for target, notifier in targets.items():
             alerts = tuple(i.alert for i in send if target in i.targets)
-            if alerts:
-                notification = Notification(receiver=batch.receiver, alerts=alerts, group_key=batch.group_key)
+            if not alerts:
+                continue
+            # A destination templated per alert (a Slack DM to each account's owner) gets one message per
+            # address; each part is delivered, retried and dead-lettered on its own.
+            parts = notifier.partition(alerts) if isinstance(notifier, PartitionedNotifier) else [alerts]
+            for part in parts:
+                notification = Notification(receiver=batch.receiver, alerts=part, group_key=batch.group_key)
                 self.scheduler.submit(DeliveryJob(f"{batch.receiver}/{target}", notifier, notification), now)
 
     async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
@@ -415,7 +424,7 @@ class Dispatcher:
             self.delivery_log.record(account_id, entries, now)
         await self._flush()  # the changelog write is on the broker before any offset can move on
         if self.on_delivered_message is not None and receipt.ref and job.receiver_type == "slack":
-            self.on_delivered_message(receipt.ref, job.notification.alerts)
+            self.on_delivered_message(receipt.ref, job.notification.alerts, job.notifier)
         for alert in job.notification.alerts:
             emitted = _epoch(alert.emitted_at)
             if emitted is not None:
@@ -432,7 +441,28 @@ class Dispatcher:
                 attempts=job.attempts,
                 group_size=len(job.notification.alerts),
             )
+        if receipt.refused:
+            await self._partly_refused(job, dict(receipt.refused))
         self._settle(job)
+
+    async def _partly_refused(self, job: DeliveryJob, refused: dict[str, str]) -> None:
+        """Alerts some of whose recipients refused the message (the others got it, so it is not re-sent):
+        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped."""
+        for alert in job.notification.alerts:
+            detail = refused.get(alert.alert_id)
+            if detail is None:
+                continue
+            NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=RECIPIENTS_REFUSED).inc()
+            await self._dead_letter(alert, job.target, job.receiver_type, RECIPIENTS_REFUSED, detail[:500])
+            log.warning(
+                "alert dead-lettered",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+                target=job.target,
+                reason=RECIPIENTS_REFUSED,
+                detail=detail[:500],
+            )
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:
         for secret in self._scrub:

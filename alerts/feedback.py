@@ -105,7 +105,7 @@ class SlackAction:
 
 # The button action_ids of alerts/blocks.py.
 _ACTION_IDS = {"preempt_ack": "acknowledge", "preempt_snooze_7d": "snooze", "preempt_not_helpful": "not_helpful"}
-# Link buttons (``Open crm``…) open their URL in the browser, and Slack still posts the click here and
+# Link buttons (``Open CRM``…) open their URL in the browser, and Slack still posts the click here and
 # shows an error on the button unless it gets a 200: acknowledged, nothing recorded.
 LINK_ACTION_PREFIX = "preempt_link_"
 

@@ -146,6 +146,17 @@ def account_name(alert: Any) -> str:
     return str((account or {}).get("name") or data.get("account_id") or "unknown account")
 
 
+def link_name(key: Any) -> str:
+    """An account link's key as words a CSM reads: ``crm`` → ``CRM``, ``billing_portal`` → ``billing portal``.
+
+    A short key of letters is an acronym (CRM, ERP); longer ones are words (``admin``, ``hubspot``).
+    """
+    raw = str(key).strip()
+    if raw.isalpha() and len(raw) <= 3:
+        return raw.upper()
+    return formatting.label(raw)
+
+
 def owner_text(owner: Any, fallback: str = formatting.OWNER_FALLBACK) -> str:
     """The account owner by name with their role: ``Dana Whitfield (account owner)``, else ``fallback``."""
     return formatting.person(owner, "account owner", fallback)
@@ -156,6 +167,7 @@ FILTERS: dict[str, Any] = {
     "owner": owner_text,
     "evidence": evidence_text,
     "account_name": account_name,
+    "link_name": link_name,
     "plain": markdown_text,
     "mrkdwn": markdown_mrkdwn,
     "markdown_html": markdown_html,

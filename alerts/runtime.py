@@ -94,6 +94,8 @@ class SentMessage:
 
     alerts: tuple[Alert, ...]
     notes: dict[str, Note]
+    # The destination that posted it: an update re-renders with that receiver's own templates.
+    notifier: Notifier | None = None
 
 
 class RecentAlerts:
@@ -105,9 +107,9 @@ class RecentAlerts:
         self._messages: OrderedDict[str, SentMessage] = OrderedDict()
         self._size = size
 
-    def add_message(self, ref: str, alerts: tuple[Alert, ...]) -> None:
-        """Remember the Slack message ``ref`` (``channel:ts``) and the alerts it shows."""
-        self._messages[ref] = SentMessage(alerts, {})
+    def add_message(self, ref: str, alerts: tuple[Alert, ...], notifier: Notifier | None = None) -> None:
+        """Remember the Slack message ``ref`` (``channel:ts``), the alerts it shows and who posted it."""
+        self._messages[ref] = SentMessage(alerts, {}, notifier)
         self._messages.move_to_end(ref)
         while len(self._messages) > self._size:
             self._messages.popitem(last=False)
@@ -353,6 +355,10 @@ class NotifierRuntime:
             alerts, notes = message.alerts, dict(message.notes)
         else:
             alerts, notes = (alert,), {alert.alert_id: note}
+        if message is not None and message.notifier is not None:
+            # The receiver that posted it: its title/text templates, not the first Slack receiver's.
+            await message.notifier.update(action.ref, alerts, notes)
+            return
         for notifier in self.dispatcher.notifiers():
             if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
                 await notifier.update(action.ref, alerts, notes)

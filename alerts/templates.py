@@ -56,7 +56,8 @@ Fired: {{ a.fired_at|datetime(tz) }}
 {% if a.playbook %}
 What to do:
 {{ a.playbook|plain }}
-{% endif %}{% for k, v in a.account.links.items() %}{% if v %}{{ k|upper if k|length <= 3 else k|capitalize }}: {{ v }}
+{% endif %}{% for k, v in a.account.links.items() %}{% if v %}{% set name = k|link_name %}\
+{{ name[:1]|upper }}{{ name[1:] }}: {{ v }}
 {% endif %}{% endfor %}
 {% endfor %}-- Preempt
 """,
@@ -78,7 +79,7 @@ What to do:
 </table>
 {% if a.playbook %}<h3>What to do</h3>{{ a.playbook|markdown_html }}{% endif %}
 {% for k, v in a.account.links.items() %}{% if v %}\
-<p><a href="{{ v|safe_url }}">Open {{ k }}</a></p>{% endif %}{% endfor %}
+<p><a href="{{ v|safe_url }}">Open {{ k|link_name }}</a></p>{% endif %}{% endfor %}
 {% if not loop.last %}<hr>{% endif %}
 {% endfor %}
 <p style="color: #888">Preempt</p>

@@ -87,6 +87,12 @@ class Account(BaseModel):
         ),
     )
     owner: Owner = Field(default_factory=Owner)
-    timezone: Text = Field("UTC", description="IANA zone of the owner, for quiet hours")
+    timezone: Text | None = Field(
+        None,
+        description=(
+            "IANA zone of the owner, for quiet hours and the times in alerts; none: the routing file's "
+            "quiet_hours.timezone for quiet hours, UTC for times"
+        ),
+    )
     tags: list[Text] = Field(default_factory=list, max_length=MAX_TAGS)
     links: AccountLinks = Field(default_factory=AccountLinks)

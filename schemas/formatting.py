@@ -238,15 +238,16 @@ def account_facts(account: Any) -> str:
 
 
 def _count_of(value: Any, measure: Any) -> str:
+    # A producer may leave the value out: the measure is then named without a number, never with a gap.
     count = number(value)
     if measure in (None, "count"):
-        return f"{count} matching event{'s' if count != '1' else ''}"
+        return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
     measure = text(measure)
     if measure.startswith("distinct:"):
         what = label(measure.removeprefix("distinct:").removeprefix("properties."))
         what = "users" if what in ("user ID", "user id") else f"distinct {what}"
-        return f"{count} {what}"
-    return f"{measure.replace(':', ' of ')} {count}"
+        return f"{count} {what}" if count else what
+    return f"{measure.replace(':', ' of ')} {count}" if count else measure.replace(":", " of ")
 
 
 def _properties(props: Any, limit: int = 4) -> str:
@@ -270,57 +271,68 @@ def evidence_sentence(
     measure = evidence.get("measure")
     # An alert's window is bucket-aligned ("6 days 22 hours" for a 7-day rule): named only when asked.
     within = f" in {duration(window_seconds)}" if window_seconds else ""
+    # Each part of the sentence that needs a number is left out (or said in words) when the producer
+    # sent none: "matching events, at or above the rule's threshold", never "of , at or above the of ".
+    limit = number(threshold)
     if kind == "threshold":
-        return f"{_count_of(value, measure)}{within}, at or above the threshold of {number(threshold)}"
+        at = f"the threshold of {limit}" if limit else "the rule's threshold"
+        return f"{_count_of(value, measure)}{within}, at or above {at}"
     if kind == "ratio":
         num, den = evidence.get("numerator"), evidence.get("denominator")
         share = percent(value)
-        limit = f"at or above the {percent(threshold)} limit"
-        if num is not None and den is not None:
-            return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}"
-        return f"{share} of events matched{within}, {limit}"
+        limit = f"at or above the {percent(threshold)} limit" if percent(threshold) else "at or above the rule's limit"
+        if num is not None and den is not None and number(num) and number(den):
+            return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}".replace(" ()", "")
+        return f"{share or 'a share'} of events matched{within}, {limit}"
     if kind == "spike":
-        before = "none" if not baseline else number(baseline)
+        before = "none" if not baseline else (number(baseline) or "none")
         factor = evidence.get("factor")
-        times = f", {number(factor)}× as many" if factor else ""
-        at = f"(alert at {number(threshold)})"
-        return f"{_count_of(value, measure)}{within} against {before} in the window before{times} {at}"
+        times = f", {number(factor)}× as many" if factor and number(factor) else ""
+        at = f" (alert at {limit})" if limit else ""
+        return f"{_count_of(value, measure)}{within} against {before} in the window before{times}{at}"
     if kind == "drop":
         fall = evidence.get("drop_pct")
-        fell = f", {number(fall)}% lower" if fall is not None else ""
-        at = f"(alert at {number(threshold)} or fewer)"
-        return f"{_count_of(value, measure)}{within} against a usual {number(baseline)}{fell} {at}"
+        fell = f", {number(fall)}% lower" if fall is not None and number(fall) else ""
+        usual = f"a usual {number(baseline)}" if number(baseline) else "the usual level"
+        at = f" (alert at {limit} or fewer)" if limit else ""
+        return f"{_count_of(value, measure)}{within} against {usual}{fell}{at}"
     if kind == "inactivity":
         last = evidence.get("last_seen")
-        seen = f"; last seen {datetime_text(last, timezone)}" if last else ""
-        return f"no activity for {duration(threshold if threshold is not None else value)}{seen}"
+        seen = f"; last seen {datetime_text(last, timezone)}" if last and datetime_text(last, timezone) else ""
+        quiet = duration(threshold if threshold is not None else value)
+        return (f"no activity for {quiet}" if quiet else "no recent activity") + seen
     if kind == "absence":
         started = evidence.get("started_at")
-        since = f"started {datetime_text(started, timezone)}; " if started else ""
-        limit = duration(threshold if threshold is not None else value)
-        return f"{since}the expected follow-up did not happen within {limit}"
+        since = f"started {datetime_text(started, timezone)}; " if started and datetime_text(started, timezone) else ""
+        wait = duration(threshold if threshold is not None else value)
+        return f"{since}the expected follow-up did not happen " + (f"within {wait}" if wait else "in time")
     if kind == "sequence":
         elapsed = evidence.get("elapsed_seconds")
-        took = f" within {duration(elapsed)}" if elapsed is not None else ""
-        limit = f" (limit {duration(threshold)})" if threshold is not None else ""
-        return f"all {number(value)} steps happened in order{took}{limit}"
+        took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""
+        limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
+        steps = f"all {number(value)} steps" if number(value) else "all steps"
+        return f"{steps} happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))
         what = text(value) or "a matching event"
         return what + (f": {props}" if props else "")
     if kind == "score":
-        sentence = f"engagement score {number(value)}/100"
-        if evidence.get("reason") == "drop" and baseline is not None:
+        score = number(value)
+        sentence = f"engagement score {score}/100" if score else "engagement score"
+        if evidence.get("reason") == "drop" and baseline is not None and score and number(baseline):
             fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
             sentence += f", down {number(fall)} points from {number(baseline)}"
-        elif threshold is not None:
-            sentence += f", below the floor of {number(threshold)}"
+        elif limit:
+            sentence += f", below the floor of {limit}"
+        elif not score:
+            sentence += " too low"
         weakest = points(evidence.get("components"))
         return sentence + (f" (weakest first: {weakest})" if weakest else "")
     if kind == "composite":
         fired = evidence.get("rules")
         names = text(fired) if isinstance(fired, list | tuple) else ""
-        return f"{number(value)} of {number(threshold)} related rules fired together" + (f": {names}" if names else "")
+        count = f"{number(value)} of {limit} related rules" if number(value) and limit else "related rules"
+        return f"{count} fired together" + (f": {names}" if names else "")
     if value is None:
         return "see the alert"
     extras = [

@@ -26,10 +26,15 @@ class Notification:
 
 @dataclass(frozen=True)
 class DeliveryReceipt:
-    """Proof of delivery: the receiver and the channel's reference (Slack ``channel:ts``, email Message-ID)."""
+    """Proof of delivery: the receiver and the channel's reference (Slack ``channel:ts``, email Message-ID).
+
+    ``refused`` lists (alert id, why) for alerts that reached some of their recipients but not all (an
+    SMTP server refusing one address of several): delivered, and dead-lettered for the ones left out.
+    """
 
     receiver: str
     ref: str | None
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable
@@ -49,4 +54,15 @@ class Notifier(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once at shutdown."""
+        ...
+
+
+@runtime_checkable
+class PartitionedNotifier(Protocol):
+    """A destination whose address is a template rendered per alert (a Slack ``channel`` such as
+    ``{{ account.owner.slack }}``): the dispatcher asks it to split a group into one notification per
+    address, so that a group spanning several owners reaches each owner with their own alerts only."""
+
+    def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
+        """``alerts`` split by destination, in order; each part is sent (and retried) on its own."""
         ...

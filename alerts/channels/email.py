@@ -4,12 +4,15 @@ Recipients are templates rendered per alert (``{{ account.owner.email }}``), so 
 group becomes one digest per distinct set of alerts and recipients. SMTP 4xx replies, disconnects and
 timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``. Message-IDs
 are derived from the group and its alerts, so a retried message threads with (and is deduplicated
-against) the first attempt by mail clients. The SMTP password never appears in errors or logs.
+against) the first attempt by mail clients; a retry of a notification whose first digests went out
+before a later one failed sends only what was not accepted yet. The SMTP password never appears in errors or logs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
@@ -27,6 +30,8 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 MAX_SUBJECT = 250
+MAX_REMEMBERED = 10_000
+_clock = time.monotonic  # how long ago a message was accepted (patched in tests)
 
 
 def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
@@ -54,6 +59,9 @@ class EmailNotifier:
         self._settings = settings
         self._receiver = receiver
         self._timeout = timeout_s
+        # One notification can be several digests: Message-ID of each one the server accepted (oldest first,
+        # bounded) → (what it refused of its recipients, None when nothing; when, monotonic).
+        self._accepted: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
         """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
@@ -98,11 +106,31 @@ class EmailNotifier:
         if not digests:
             raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
         ids = []
+        refused: list[tuple[str, str]] = []
         for alerts, recipients in digests:
             message = self.build(alerts, recipients, notification.group_key)
-            await self._deliver(message, recipients)
-            ids.append(str(message["Message-ID"]))
-        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids))
+            message_id = str(message["Message-ID"])
+            if not self._accepted_recently(message_id):
+                # A retry after a later digest failed must not send the earlier ones again: their
+                # Message-IDs (derived from group, alerts and recipients) were accepted already.
+                self._remember(message_id, await self._deliver(message, recipients))
+            detail = self._accepted[message_id][0]
+            if detail is not None:
+                refused += [(a.alert_id, detail) for a in alerts]
+            ids.append(message_id)
+        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
+
+    def _remember(self, message_id: str, refused: str | None) -> None:
+        self._accepted[message_id] = (refused, _clock())
+        self._accepted.move_to_end(message_id)
+        while len(self._accepted) > MAX_REMEMBERED:
+            self._accepted.popitem(last=False)
+
+    def _accepted_recently(self, message_id: str) -> bool:
+        # Only a retry of the same notification may skip it: retries end with the give-up window, and
+        # the same alert arriving again after its delivery record expired is sent again (as documented).
+        entry = self._accepted.get(message_id)
+        return entry is not None and _clock() - entry[1] <= self._settings.delivery_give_up_seconds
 
     async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
         """An email cannot be edited: nothing to do."""
@@ -110,7 +138,8 @@ class EmailNotifier:
     async def aclose(self) -> None:
         """Connections are per send: nothing to release."""
 
-    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> str | None:
+        """Send ``message``; None when every recipient took it, else what was refused (the rest got it)."""
         s = self._settings
         try:
             refused, _reply = await aiosmtplib.send(
@@ -134,15 +163,25 @@ class EmailNotifier:
             raise classify_smtp(exc.code, type(exc).__name__.removeprefix("SMTP"), exc.message) from None
         except aiosmtplib.SMTPNotSupported as exc:
             raise PermanentDeliveryError(f"email: server does not support what is configured ({exc})") from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            # aiosmtplib's own words say what is wrong ("SMTP STARTTLS extension not supported by server",
+            # "Connection lost"); they never hold the password. Retried, as Alertmanager does.
+            reason = " ".join(str(exc).split())[:200]
+            raise RetryableDeliveryError(
+                f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
+                + (f": {reason}" if reason else "")
+            ) from None
+        except (OSError, TimeoutError) as exc:
             raise RetryableDeliveryError(
                 f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
             ) from None
-        if refused:
-            # Some recipients got it, some did not; resending would duplicate it for the others.
-            log.warning(
-                "email_recipients_refused",
-                receiver=self._receiver,
-                refused=len(refused),
-                codes=sorted({r.code for r in refused.values()}),
-            )
+        if not refused:
+            return None
+        # Some recipients got it, some did not: resending would duplicate it for the others, so the
+        # refused ones are reported (the dispatcher dead-letters those alerts with this detail).
+        codes = sorted({r.code for r in refused.values()})
+        log.warning("email_recipients_refused", receiver=self._receiver, refused=len(refused), codes=codes)
+        return (
+            f"email RCPT: {len(refused)} of {len(recipients)} recipients refused "
+            f"(SMTP {', '.join(str(c) for c in codes)}); the others received it"
+        )

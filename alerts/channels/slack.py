@@ -2,11 +2,12 @@
 incoming webhook.
 
 Retries belong to the notifier's worker loop, so slack_sdk's own retry handlers are switched off and
-every failure becomes ``RetryableDeliveryError`` (429 with its ``Retry-After``, 5xx, timeouts) or
-``PermanentDeliveryError`` (every other error: ``channel_not_found``, ``invalid_payload``, ``channel_is_archived``,
-``not_in_channel``, ``invalid_auth``, HTTP 404/410…). At most one message per second goes to a channel:
-a send that comes too early raises ``RetryableDeliveryError(retry_after=<the rest of the second>)``
-instead of sleeping. Error messages never contain the webhook URL or the token.
+every failure becomes ``RetryableDeliveryError`` (429 with its ``Retry-After``, 5xx with theirs if any,
+timeouts) or ``PermanentDeliveryError`` (every other error: ``channel_not_found``, ``invalid_payload``,
+``channel_is_archived``, ``not_in_channel``, ``invalid_auth``, HTTP 404/410…). At most one message per
+second goes to a channel: a send that comes too early raises
+``RetryableDeliveryError(retry_after=<the rest of the second>)`` instead of sleeping. Error messages never
+contain the webhook URL or the token.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -137,12 +140,23 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float:
+def _retry_after(headers: Mapping[str, Any] | None, default: float | None = DEFAULT_RETRY_AFTER) -> float | None:
+    """Seconds the server asked us to wait: ``Retry-After`` as seconds or as an HTTP date (RFC 9110);
+    ``default`` when it is absent or unreadable (``nan``, ``inf``, garbage: never a wait that cannot end)."""
     raw = _header(headers, "Retry-After")
+    if raw is None or not raw.strip():
+        return default
     try:
-        return max(float(raw), 0.0) if raw is not None else DEFAULT_RETRY_AFTER
+        seconds = float(raw)
     except ValueError:
-        return DEFAULT_RETRY_AFTER
+        try:
+            when = parsedate_to_datetime(raw.strip())
+        except (TypeError, ValueError, IndexError):
+            return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else default
 
 
 def classify(what: str, status: int | None, error: str | None, headers: Mapping[str, Any] | None) -> DeliveryError:
@@ -151,7 +165,8 @@ def classify(what: str, status: int | None, error: str | None, headers: Mapping[
     if status == 429 or error in ("ratelimited", "rate_limited"):
         return RetryableDeliveryError(detail, retry_after=_retry_after(headers))
     if status is not None and status >= 500:
-        return RetryableDeliveryError(detail, retry_after=None)
+        # A 503 may say when to come back (Retry-After); without it the loop backs off.
+        return RetryableDeliveryError(detail, retry_after=_retry_after(headers, default=None))
     if error in RETRYABLE_ERRORS:
         return RetryableDeliveryError(detail, retry_after=None)
     # 404/410 and every known or unknown client error: retrying the same request cannot succeed.
@@ -225,6 +240,20 @@ class SlackNotifier:
         return "webhook:" + hashlib.sha256(self._webhook.get_secret_value().encode()).hexdigest()[:16]
 
     # -- Notifier protocol -------------------------------------------------------------------------
+    def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
+        """One part per channel the ``channel`` template renders for each alert (bot mode), in order.
+
+        A group by rule or team spans several accounts: ``{{ account.owner.slack }}`` must DM each owner
+        their own alerts, not every alert to the first one's owner. Alerts whose channel renders empty
+        form a part of their own (dead-lettered as such). A webhook posts to one channel: one part.
+        """
+        if self.mode == "webhook" or len(alerts) < 2:
+            return [alerts]
+        parts: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            parts.setdefault(render_channel(self._config, (alert,)), []).append(alert)
+        return [tuple(part) for part in parts.values()]
+
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""
         message = self._message(notification.alerts)
@@ -283,7 +312,7 @@ class SlackNotifier:
         try:
             return await call
         except RetryableDeliveryError as exc:
-            if exc.retry_after:  # only a 429 carries one: close the channel until Slack allows it
+            if exc.retry_after:  # Slack said when (429, or a 5xx with Retry-After): close the channel until then
                 self._limiter.hold(key, exc.retry_after)
             raise
 

@@ -17,7 +17,8 @@ from alerts.cli import logs_to_stderr
 from alerts.cli.preview import PreviewError, load_alert
 from alerts.dispatch import alert_timezone
 from alerts.routing.config import ReceiverConfig, RouteConfig, RoutingConfig
-from alerts.routing.matchers import describe
+from alerts.routing.matchers import Matcher, describe
+from alerts.routing.names import shadowed_field_note
 from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import RoutingTree
@@ -63,6 +64,29 @@ def _tree_lines(route: RouteConfig, depth: int = 1) -> list[str]:
     return lines
 
 
+def _notes(config: RoutingConfig) -> list[str]:
+    """Valid but likely unintended: bare matcher names that read a label spelled like a field."""
+    where: list[tuple[str, tuple[Matcher, ...]]] = []
+
+    def walk(route: RouteConfig, at: str) -> None:
+        where.append((f"{at}.matchers", route.matchers))
+        for i, child in enumerate(route.routes):
+            walk(child, f"{at}.routes[{i}]")
+
+    walk(config.route, "route")
+    for i, rule in enumerate(config.inhibit_rules):
+        where += [(f"inhibit_rules[{i}].source_matchers", rule.source_matchers)]
+        where += [(f"inhibit_rules[{i}].target_matchers", rule.target_matchers)]
+    where += [(f"silences[{i}].matchers", s.matchers) for i, s in enumerate(config.silences)]
+    notes = []
+    for at, matchers in where:
+        for matcher in matchers:
+            note = shadowed_field_note(matcher.name)
+            if note is not None:
+                notes.append(f"{at}: {note}")
+    return list(dict.fromkeys(notes))
+
+
 def _load(path: Path) -> RoutingConfig:
     try:
         return RoutingConfig.load(path)
@@ -86,6 +110,8 @@ def check(path: Path) -> None:
     now = datetime.now(UTC).timestamp()
     active = sum(1 for s in config.silences if s.active_at(now))
     click.echo(f"{path}: OK")
+    for note in _notes(config):
+        click.echo(f"note: {note}")
     click.echo(f"receivers ({len(config.receivers)}):")
     for receiver in config.receivers:
         click.echo(f"  {receiver.name}: {_channels(receiver)}")

@@ -11,6 +11,7 @@ matchers and templates (``alerts.routing.names``), and receiver references, toge
 from __future__ import annotations
 
 import difflib
+import re
 import uuid
 from datetime import time
 from pathlib import Path
@@ -164,6 +165,17 @@ class RouteConfig(BaseModel):
     continue_: bool = Field(False, alias="continue")
     routes: tuple[RouteConfig, ...] = ()
 
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Alertmanager refuses both: "..." already means every name, and a repeated name is a typo.
+        if value is not None and "..." in value and len(value) > 1:
+            raise ValueError("'...' (every alert alone) cannot be combined with other names; use ['...'] alone")
+        repeated = sorted({name for name in value or () if value is not None and value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repr(n) for n in repeated)} listed more than once")
+        return value
+
     @field_validator("group_interval", "repeat_interval")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
@@ -220,13 +232,30 @@ class Silence(BaseModel):
         return start <= now < self.ends_at.timestamp()
 
 
+_TIME_OF_DAY = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
+
+
+def _time_of_day(value: object) -> object:
+    # "8:00" is how people write eight o'clock; pydantic alone wants "08:00" ("input is too short").
+    if isinstance(value, time):
+        return value
+    match = _TIME_OF_DAY.match(value) if isinstance(value, str) else None
+    hour, minute, second = (int(g or 0) for g in match.groups()) if match else (-1, 0, 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        raise ValueError(f"expected a time of day like 08:00 or 20:30, got {value!r}")
+    return time(hour, minute, second)
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+
+
 class QuietHours(BaseModel):
     """Daily quiet hours (and optionally weekends) in the owner's timezone; deferred alerts go out at the end."""
 
     model_config = _MODEL
 
-    start: time = Field(description="local time quiet hours begin, e.g. 20:00")
-    end: time = Field(description="local time they end (the digest time), e.g. 08:00")
+    start: TimeOfDay = Field(description="local time quiet hours begin, e.g. 20:00")
+    end: TimeOfDay = Field(description="local time they end (the digest time), e.g. 08:00")
     weekends: bool = Field(False, description="Saturday and Sunday are quiet all day")
     timezone: str = Field("UTC", description="used when the account has no timezone")
     bypass_severities: tuple[Severity, ...] = Field(("critical",), description="severities never deferred")
@@ -290,7 +319,8 @@ class RoutingConfig(BaseModel):
             raise ConfigError(f"{path}: cannot read routing file: {exc.strerror or exc}") from None
         data = load_yaml_file(path)  # ConfigError naming the line for invalid YAML or a duplicate key
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping with receivers and route, got {type(data).__name__}")
+            got = "an empty file" if data is None else f"a {_YAML_KINDS.get(type(data), 'value')}"
+            raise ConfigError(f"{path}: expected a mapping with receivers and route, got {got}")
         problems = translate(data)  # Alertmanager spellings; unsupported Alertmanager keys
         # Receiver references are checked on the raw data, so they are reported together with
         # field errors elsewhere in the file rather than only once those are fixed.
@@ -303,6 +333,9 @@ class RoutingConfig(BaseModel):
             if not problems:
                 return config
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in dict.fromkeys(problems)))
+
+
+_YAML_KINDS: dict[type, str] = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def _field_errors(exc: ValidationError) -> list[str]:
@@ -390,6 +423,14 @@ _PLAIN_MESSAGES = {
     "list_type": "expected a list, e.g. [a, b]",
     "missing": "required",
     "timezone_aware": "needs a timezone, e.g. 2026-12-01T08:00:00Z",
+    "string_type": "expected text; quote it if YAML read it as something else",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_too_short": "must not be empty",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
 }
 
 
@@ -403,6 +444,9 @@ def _format_error(error: Any) -> str:
         msg = _unknown_key(parts)
     elif kind == "too_short" and isinstance(error.get("ctx"), dict):
         msg = f"needs at least {error['ctx'].get('min_length', 1)} item(s)"
+    elif kind == "literal_error" and isinstance(error.get("ctx"), dict):
+        allowed = str(error["ctx"].get("expected", "")).replace("'", "").replace(" or ", ", ")
+        msg = f"unknown value {error.get('input')!r}; expected one of: {allowed}"
     else:
         msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg

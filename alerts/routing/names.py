@@ -154,3 +154,22 @@ def matcher_name_problem(name: str) -> str | None:
     if close:
         return f"unknown name {name!r}: did you mean {close[0]!r}? (a label of that name is written labels.{name})"
     return None
+
+
+def shadowed_field_note(name: str) -> str | None:
+    """A note for a bare matcher name that reads a label but is spelled like an account or evidence field
+    (``tier="enterprise"`` never matches an alert whose *account* is enterprise), or ``None``.
+
+    Not an error: Alertmanager configs use bare label names (``owner="team-A"``) and must load as they are.
+    """
+    if "." in name or name in ALERT_FIELDS or name in ALIASES:
+        return None
+    for root, fields in (("account", ACCOUNT), ("evidence", _EVIDENCE_FIELDS)):
+        if name in fields and name not in _STRUCTURED:
+            return f"{name!r} reads the label {name} (labels.{name}); the {root}'s {name} is {root}.{name}"
+    return None
+
+
+_EVIDENCE_FIELDS = frozenset({"measure", "value", "threshold", "baseline"})
+# Not one value a matcher could mean (``owner="team-A"`` is Alertmanager's own example of a label).
+_STRUCTURED = frozenset({"owner", "links", "tags"})

@@ -139,6 +139,30 @@ async def test_bot_500_is_retryable_and_not_retried_inside(
         await notifier.aclose()
 
 
+@pytest.mark.parametrize("mode", ["bot", "webhook"])
+async def test_a_503_with_retry_after_is_retried_no_sooner_than_slack_asked(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    webhook_notifier: Callable[..., SlackNotifier],
+    mode: str,
+) -> None:
+    """A 503 carrying Retry-After: 3 is retryable after those 3 s (not the 1 s backoff), and holds the channel."""
+    target = "#ops" if mode == "bot" else "ops-hook"
+    slack_server.script(target, Reply(status=503, retry_after=3.0))
+    notifier = bot_notifier(channel="#ops") if mode == "bot" else webhook_notifier(target)
+    try:
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert info.value.retry_after == 3.0
+        with pytest.raises(RetryableDeliveryError) as held:
+            await notifier.send(_notification())
+        assert held.value.retry_after is not None
+        assert held.value.retry_after > 2.0
+        assert len(slack_server.for_target(target)) == 1
+    finally:
+        await notifier.aclose()
+
+
 @pytest.mark.parametrize("code", ["channel_not_found", "channel_is_archived", "not_in_channel", "invalid_auth"])
 async def test_bot_permanent_errors(
     slack_server: FakeSlack,  # noqa: F811
@@ -327,11 +351,13 @@ async def test_email_starttls_required_but_not_offered_sends_no_credentials(
     smtp_server: FakeSMTP,  # noqa: F811
     email_notifier: Callable[..., EmailNotifier],
 ) -> None:
-    """With STARTTLS on and a server that does not offer it, nothing is sent: no login, no message."""
+    """With STARTTLS on and a server that does not offer it, nothing is sent: no login, no message; the
+    error says why (an operator reading the dead letter must not have to guess)."""
     notifier = email_notifier(smtp_username="preempt", smtp_password="s3cret", smtp_starttls=True)
     with pytest.raises(DeliveryError) as info:
         await notifier.send(_notification())
     assert "s3cret" not in str(info.value)
+    assert "STARTTLS" in str(info.value)
     assert smtp_server.logins == []
     assert smtp_server.messages == []
 
@@ -372,6 +398,27 @@ async def test_email_smtp_failures(
     assert smtp_server.messages == []
     await notifier.send(_notification())  # the script is used up: the next attempt is delivered
     smtp_server.wait_for(1)
+
+
+async def test_email_retry_after_a_later_digest_failed_does_not_resend_the_earlier_ones(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """A group of two owners is two digests; when the second gets 451, the retry sends only the second."""
+    first = build_alert(account={"name": "Umbrella", "owner": {"email": "aiko@example.com"}})
+    second = build_alert(account_id="tyrell", account={"name": "Tyrell", "owner": {"email": "boris@example.com"}})
+    smtp_server.script_data("250 Message accepted", times=1)
+    smtp_server.script_data("451 4.3.0 try again later", times=1)
+    notifier = email_notifier()
+    with pytest.raises(RetryableDeliveryError):
+        await notifier.send(_notification(first, second))
+    assert len(smtp_server.wait_for(1)) == 1
+    receipt = await notifier.send(_notification(first, second))
+    mails = smtp_server.wait_for(2)
+    assert sorted(m.rcpt_tos for m in mails) == [("aiko@example.com",), ("boris@example.com",)]
+    assert len([a for a in smtp_server.attempts if a.stage == "DATA"]) == 3
+    assert receipt.ref is not None
+    assert len(receipt.ref.split(",")) == 2
 
 
 async def test_email_unreachable_is_retryable(email_notifier: Callable[..., EmailNotifier]) -> None:

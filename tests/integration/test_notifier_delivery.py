@@ -90,3 +90,74 @@ def test_alerts_reach_slack_and_email_routed_and_grouped(
     assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 2
     # Every consumed alert is settled (11 deliveries logged), and Slack saw exactly these two messages.
     assert len(slack_server.delivered()) == 2
+
+
+OWNER_ROUTES = """
+receivers:
+  - name: owners
+    slack_configs:
+      - channel: "{{ account.owner.slack }}"
+    email_configs:
+      - to: "{{ account.owner.email }}"
+route:
+  receiver: owners
+  group_by: [rule_id]
+  group_wait: 2s
+"""
+
+
+def test_a_group_spanning_owners_dms_each_owner_their_own_alerts(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Grouped by rule, three accounts of two owners: each owner's Slack DM and email hold exactly their
+    own accounts' alerts; a third owner without a Slack id is dead-lettered for Slack alone."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, OWNER_ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    notifier = start_notifier(process_factory, settings)
+
+    def owned(account_id: str, slack: str | None, email: str) -> object:
+        owner = {"name": email.split("@")[0].title(), "email": email, **({"slack": slack} if slack else {})}
+        return make_alert(
+            account_id,
+            title=f"{account_id.title()}: API errors are spiking",
+            account={"name": account_id.title(), "owner": owner},
+        )
+
+    umbrella = owned("umbrella", "U0AIKO001", "aiko@example.com")
+    tyrell = owned("tyrell", "U0BORIS01", "boris@example.com")
+    wayne = owned("wayne", "U0AIKO001", "aiko@example.com")
+    nobody = owned("stark", None, "chen@example.com")
+    produce_alerts(producer, topics.alerts, umbrella, tyrell, wayne, nobody)
+
+    wait_for_records(notifier, "alert delivered", 3 + 4)  # 3 on Slack (2 messages) + 4 by email
+    wait_for_records(notifier, "alert dead-lettered", 1)
+    aiko = slack_server.wait_for(1, target="U0AIKO001")
+    boris = slack_server.wait_for(1, target="U0BORIS01")
+    assert len(aiko) == 1
+    assert len(boris) == 1
+    aiko_text, boris_text = str(aiko[0].body), str(boris[0].body)
+    assert ["Umbrella" in aiko_text, "Wayne" in aiko_text, "Tyrell" in aiko_text, "Stark" in aiko_text] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert ["Tyrell" in boris_text, "Umbrella" in boris_text, "Wayne" in boris_text] == [True, False, False]
+    assert len(slack_server.delivered()) == 2
+    mails = {m.rcpt_tos: m for m in smtp_server.wait_for(3)}
+    assert set(mails) == {("aiko@example.com",), ("boris@example.com",), ("chen@example.com",)}
+    assert "Tyrell" not in str(mails[("aiko@example.com",)].message)
+    (dead,) = wait_for_records(notifier, "alert dead-lettered", 1)
+    assert dead["alert_id"] == nobody.alert_id
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 2

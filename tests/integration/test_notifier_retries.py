@@ -100,3 +100,50 @@ def test_retryable_failures_are_retried_and_permanent_ones_dead_lettered(
     assert not any(b"xoxb-test-token" in r.value for r in dead)
     assert len(smtp_server.messages) == 1
     assert sum(a.reply.startswith("550") for a in smtp_server.attempts) == 1  # dead-lettered, not retried
+
+
+BILLING_ROUTES = """
+receivers:
+  - name: billing
+    email_configs:
+      - to: ["billing-ops@example.com", "{{ account.owner.email }}"]
+route:
+  receiver: billing
+  group_wait: 0s
+"""
+
+
+def test_a_recipient_refused_among_accepted_ones_is_dead_lettered_not_dropped(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The owner's mailbox answers 550 while billing-ops takes the email: billing-ops gets it once (no
+    re-send), and the alert goes to the dead-letter topic as recipients_refused with the SMTP code."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, BILLING_ROUTES),
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    smtp_server.script_rcpt("250 OK", times=1)
+    smtp_server.script_rcpt("550 5.1.1 no such mailbox", times=1)
+    notifier = start_notifier(process_factory, settings)
+
+    alert = make_alert("hooli")
+    produce_alerts(producer, topics.alerts, alert)
+
+    (delivered,) = wait_for_records(notifier, "alert delivered", 1)
+    assert delivered["alert_id"] == alert.alert_id
+    (dead,) = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=1, timeout_s=30)
+    headers = _headers(dead)
+    assert (headers["receiver_type"], headers["reason"]) == ("email", "recipients_refused")
+    assert "550" in headers["error"]
+    assert "1 of 2" in headers["error"]
+    assert dead.key == b"hooli"
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("billing-ops@example.com",)]
+    assert sum(a.stage == "DATA" for a in smtp_server.attempts) == 1

@@ -128,3 +128,37 @@ def test_known_account_reads_like_a_person_wrote_it(backtests):
     score = next(a for a in backtests["with accounts"] if a.rule_id == "engagement-score-low")
     assert "/100" in score.playbook
     assert "{" not in score.playbook
+
+
+def test_account_links_are_named_in_words_on_every_channel():
+    """Account links read "CRM", "admin", "billing portal" in Slack buttons and both email parts, never a raw
+    key such as "crm" or "Billing_portal"."""
+    links = {
+        "crm": "https://crm.example.com/a",
+        "admin": "https://admin.example.com/a",
+        "billing_portal": "https://b.example.com/a",
+    }
+    alert = Alert.model_validate(
+        {
+            "alert_id": "x",
+            "rule_id": "r",
+            "kind": "threshold",
+            "title": "Initech: errors",
+            "severity": "high",
+            "priority": 1,
+            "account_id": "initech",
+            "fired_at": "2026-11-23T06:10:00Z",
+            "account": {"name": "Initech", "links": links},
+        }
+    )
+    blocks = render_message(SlackReceiver(channel="#cs"), (alert,))["blocks"]
+    buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]
+    assert buttons == ["Open admin", "Open billing portal", "Open CRM"]
+    message = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings()).build((alert,), ["a@example.com"], "g")
+    text, html = (part.get_content() for part in message.iter_parts())
+    assert "CRM: https://crm.example.com/a" in text
+    assert "Admin: https://admin.example.com/a" in text
+    assert "Billing portal: https://b.example.com/a" in text
+    assert "Open billing portal</a>" in html
+    assert "Open CRM</a>" in html
+    assert "_" not in "".join(buttons) + text.split("-- Preempt")[0].replace("https://", "")

@@ -156,3 +156,19 @@ def test_test_lists_a_receiver_reached_twice_once(tmp_path: Path, alert_file: Ca
     lines = result.output.splitlines()
     assert lines[0] == "owner,leads"
     assert lines[3] == "  owner: also via root → third (not sent twice: the first route's grouping)"
+
+
+def test_check_notes_a_bare_name_spelled_like_an_account_field(tmp_path: Path) -> None:
+    """'tier="enterprise"' loads (a bare name is a label, as in Alertmanager) but check says it reads the
+    label and that the account's tier is account.tier; Alertmanager's owner="team-A" gets no note."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "receivers: [{name: a}, {name: b}]\n"
+        "route:\n  receiver: a\n  routes: [{matchers: ['tier=\"enterprise\"', 'owner=\"team-A\"'], receiver: b}]\n"
+    )
+    result = CliRunner().invoke(main, ["routes", "check", str(path)])
+    assert result.exit_code == 0
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: route.routes[0].matchers: 'tier' reads the label tier (labels.tier); the account's tier is account.tier"
+    ]

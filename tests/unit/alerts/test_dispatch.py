@@ -174,6 +174,31 @@ async def test_source_arriving_during_group_wait_inhibits_waiting_targets(setup,
     assert sorted(acks) == sorted(a.alert_id for a in (component, other_account, composite))
 
 
+async def test_a_silenced_source_still_inhibits_its_targets(setup, make_alert) -> None:
+    """A composite alert that a silence mutes is still active (it was received): its account's component
+    alerts stay inhibited, as in Alertmanager, instead of going out because the source was silenced."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        inhibit_rules=[
+            {"source_matchers": ['kind="composite"'], "target_matchers": ['kind!="composite"'], "equal": ["account_id"]}
+        ],
+        silences=[{"rule_id": "churn-risk", "reason": "known, CS-12", "ends_at": "2099-01-01T00:00:00Z"}],
+    )
+    composite = make_alert(kind="composite", rule_id="churn-risk", severity="critical")
+    component = make_alert(kind="threshold")
+    acks: list[str] = []
+    with capture_logs() as logs:
+        for alert in (composite, component):
+            dispatcher.on_alert(alert, lambda a=alert: acks.append(a.alert_id))
+        await _run_until_idle(dispatcher, clock)
+
+    assert notifier.sent == []
+    assert sorted(acks) == sorted([composite.alert_id, component.alert_id])
+    assert {(r["alert_id"], r["reason"]) for r in logs if r["event"] == "alert suppressed"} == {
+        (composite.alert_id, "silenced"),
+        (component.alert_id, "inhibited"),
+    }
+
+
 async def test_silence_starting_during_group_wait_mutes_the_waiting_alert(setup, make_alert) -> None:
     """A silence whose span begins while an alert waits in its group mutes it at the flush."""
     start = "2026-11-23T08:00:00.500000+00:00"  # half a second after the test clock's start

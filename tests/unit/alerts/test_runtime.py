@@ -564,3 +564,16 @@ async def test_a_press_on_a_message_not_known_here_edits_the_blocks_slack_sent(
     )
     assert edited == [("C1:9.0", alert.alert_id)]
     assert notifier.updates == []
+
+
+async def test_a_button_updates_the_message_through_the_destination_that_posted_it(make_runtime, make_alert) -> None:
+    """With two Slack destinations (e.g. a receiver with its own title template), a press re-renders the
+    message through the one that posted it, not whichever Slack destination comes first."""
+    support = RecordingNotifier()
+    runtime, _, first, _ = make_runtime(extra=(support,))
+    alert = make_alert()
+    runtime.dispatcher.on_delivered_message("C9:1.0", (alert,), support)  # as the dispatcher does after support's post
+    ack = Feedback(action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x", user="U0X1")
+    await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U0X1", "C9:1.0"), ack)
+    assert first.updates == []
+    assert [(ref, got) for ref, got, _ in support.updates] == [("C9:1.0", (alert,))]

@@ -250,3 +250,25 @@ def test_filters_never_raise(value):
     """Every formatting helper takes any JSON value and returns text."""
     for fn in (number, money, mrr, percent, duration, datetime_text, date_text, person, points, aside, account_facts):
         assert isinstance(fn(value), str)
+
+
+_KINDS = ("threshold", "ratio", "spike", "drop", "inactivity", "absence", "sequence", "any", "score", "composite")
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+@pytest.mark.parametrize(
+    "evidence",
+    [{}, {"measure": "sum:amount"}, {"measure": "distinct:user_id"}, {"threshold": 10}, {"value": 12}],
+    ids=["empty", "sum-measure", "distinct-measure", "threshold-only", "value-only"],
+)
+def test_evidence_without_numbers_reads_as_a_sentence_without_gaps(kind, evidence):
+    """An alert whose producer left out the evidence's numbers reads as words, not a sentence with holes."""
+    sentence = evidence_sentence(kind, evidence)
+    assert sentence == sentence.strip()
+    assert sentence
+    for hole in ("  ", " ,", "()", "( ", " /100", "of ,", "the  ", "at )", "within ", "for ", "all  "):
+        if hole in ("within ", "for "):
+            assert not sentence.endswith(hole.strip()), sentence
+            continue
+        assert hole not in sentence, (hole, sentence)
+    assert not sentence.endswith((" of", " the", " at", " a usual"))

@@ -149,3 +149,30 @@ def test_a_digest_lists_the_most_severe_alert_first(
     assert (
         text.index("1. Acme: the critical one") < text.index("2. Acme: a high one") < text.index("3. Acme: a low one")
     )
+
+
+async def test_an_accepted_digest_is_skipped_only_by_retries_within_the_give_up_window(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """A retry soon after skips a digest the server accepted; the same message after the give-up window
+    (its delivery record expired, the alert arrived again) is sent again, as documented."""
+    from alerts.channels import email as email_module
+    from alerts.channels.base import Notification
+
+    notifier = EmailNotifier(EmailReceiver(to=("ops@example.com",)), Settings(delivery_give_up_seconds=60))
+    sent: list[str] = []
+
+    async def deliver(message: object, recipients: list[str]) -> None:
+        sent.append(str(message["Message-ID"]))  # type: ignore[index]
+
+    clock = [1000.0]
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    monkeypatch.setattr(email_module, "_clock", lambda: clock[0])
+    notification = Notification(receiver="r", alerts=(make_alert(),), group_key="g")
+    await notifier.send(notification)
+    clock[0] += 30
+    await notifier.send(notification)
+    assert len(sent) == 1
+    clock[0] += 61
+    await notifier.send(notification)
+    assert len(sent) == 2

@@ -6,6 +6,8 @@ import pytest
 
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, classify
 from alerts.routing.config import SlackReceiver
+from alerts.testing.factories import build_alert
+from schemas.alert import Alert
 from schemas.errors import ConfigError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.settings import Settings
 
@@ -19,6 +21,12 @@ from streams.runtime.settings import Settings
         (200, "ratelimited", {"Retry-After": "3"}, True, 3.0),
         (500, None, {}, True, None),
         (503, None, {}, True, None),
+        (503, None, {"Retry-After": "3"}, True, 3.0),
+        (502, None, {"Retry-After": "soon"}, True, None),
+        (429, None, {"Retry-After": "nan"}, True, 1.0),
+        (429, None, {"Retry-After": "inf"}, True, 1.0),
+        (429, None, {"Retry-After": "-5"}, True, 0.0),
+        (429, None, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, True, 0.0),
         (200, "internal_error", {}, True, None),
         (200, "channel_not_found", {}, False, None),
         (404, "channel_not_found", {}, False, None),
@@ -33,7 +41,8 @@ from streams.runtime.settings import Settings
 def test_classify(
     status: int, error: str | None, headers: dict[str, str], retryable: bool, retry_after: float | None
 ) -> None:
-    """429/5xx/transient codes are retryable (429 with Retry-After); configuration errors are permanent."""
+    """429/5xx/transient codes are retryable (429 with Retry-After, 5xx with it when sent, never nan or inf);
+    configuration errors are permanent."""
     exc = classify("slack chat.postMessage", status, error, headers)
     if retryable:
         assert isinstance(exc, RetryableDeliveryError)
@@ -171,3 +180,32 @@ def test_reservations_of_messages_that_never_came_back_do_not_delay_the_channel_
         limiter.acquire("C1", "next")
     assert info.value.retry_after is not None
     assert info.value.retry_after <= 1.0
+
+
+def test_retry_after_as_an_http_date_is_the_time_until_then() -> None:
+    """A Retry-After given as an HTTP date (RFC 9110) waits until that time, not the 1 s default."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    exc = classify("slack webhook", 429, None, {"Retry-After": when})
+    assert isinstance(exc, RetryableDeliveryError)
+    assert exc.retry_after is not None
+    assert 25.0 <= exc.retry_after <= 30.0
+
+
+def test_a_templated_channel_splits_a_group_per_rendered_channel() -> None:
+    """Bot mode: a group's alerts are split by the channel their own account renders, in order; a webhook
+    (one channel) and a fixed channel keep the group whole."""
+
+    def alert(alert_id: str, slack: str) -> Alert:
+        return build_alert(alert_id=alert_id, account={"name": alert_id, "owner": {"slack": slack}})
+
+    a, b, c, d = alert("a", "U0AAA"), alert("b", "U0BBB"), alert("c", "U0AAA"), alert("d", "")
+    bot = Settings(slack_bot_token="xoxb-1")
+    owners = SlackNotifier(SlackReceiver(channel="{{ account.owner.slack }}"), bot, ChannelRateLimiter())
+    assert owners.partition((a, b, c, d)) == [(a, c), (b,), (d,)]
+    fixed = SlackNotifier(SlackReceiver(channel="#cs"), bot, ChannelRateLimiter())
+    assert fixed.partition((a, b, c)) == [(a, b, c)]
+    hook = SlackNotifier(SlackReceiver(webhook_url="https://hooks.example.com/x"), Settings(), ChannelRateLimiter())
+    assert hook.partition((a, b)) == [(a, b)]

@@ -78,6 +78,18 @@ def test_non_mapping_file_is_a_config_error(tmp_path: Path) -> None:
         RoutingConfig.load(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "got"), [("", "an empty file"), ("# just a comment\n", "an empty file"), ("hello\n", "a string")]
+)
+def test_an_empty_or_scalar_file_is_named_in_words(tmp_path: Path, text: str, got: str) -> None:
+    """An empty routing file says 'got an empty file', never Python's 'NoneType'."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(path)
+    assert str(info.value) == f"{path}: expected a mapping with receivers and route, got {got}"
+
+
 def test_silence_time_span_and_matching(make_alert: Callable[..., Alert]) -> None:
     """A silence is active in [starts_at, ends_at) and matches on its account, rule and matchers."""
     silence = Silence(
@@ -179,6 +191,25 @@ def test_labels_and_open_fields_are_valid_matcher_names(tmp_path: Path, matcher:
     assert len(config.route.routes[0].matchers) == 1
 
 
+def test_group_by_refuses_what_alertmanager_refuses(tmp_path: Path) -> None:
+    """'...' with other names and a name listed twice are load errors (Alertmanager refuses both)."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a}]\nroute:\n  receiver: a\n  group_by: ['...', account_id]\n"
+            "  routes: [{matchers: [team=x], group_by: [rule_id, account_id, rule_id]}]\n",
+        )
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'routes.yaml'}: route.group_by: '...' (every alert alone) cannot be combined with other "
+        "names; use ['...'] alone",
+        f"{tmp_path / 'routes.yaml'}: route.routes[0].group_by: 'rule_id' listed more than once",
+    ]
+    assert _load_text(tmp_path, "receivers: [{name: a}]\nroute: {receiver: a, group_by: ['...']}\n").route.group_by == (
+        "...",
+    )
+    assert _load_text(tmp_path, "receivers: [{name: a}]\nroute: {receiver: a, group_by: []}\n").route.group_by == ()
+
+
 def test_unknown_group_by_and_equal_names_are_errors(tmp_path: Path) -> None:
     """group_by and inhibit equal names are checked like matcher names."""
     with pytest.raises(ConfigError) as info:
@@ -260,4 +291,39 @@ def test_field_errors_say_what_to_write(tmp_path: Path) -> None:
         f"{path}: receivers[0].slack_config: unknown key: did you mean 'slack_configs'? "
         "(allowed here: console_configs, email_configs, name, slack_configs)",
         f"{path}: route.group_by: expected a list, e.g. [a, b]",
+    ]
+
+
+def test_quiet_hours_take_times_written_as_people_write_them(tmp_path: Path) -> None:
+    """'8:00' is eight o'clock (pydantic alone refused it as 'input is too short'); '25:00' is refused in words."""
+    base = "receivers: [{name: a}]\nroute: {receiver: a}\nquiet_hours: {start: '%s', end: '%s'}\n"
+    config = _load_text(tmp_path, base % ("19:30", "8:00"))
+    assert config.quiet_hours is not None
+    assert (str(config.quiet_hours.start), str(config.quiet_hours.end)) == ("19:30:00", "08:00:00")
+    with pytest.raises(ConfigError) as info:
+        _load_text(tmp_path, base % ("25:00", "7"))
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'routes.yaml'}: quiet_hours.start: expected a time of day like 08:00 or 20:30, got '25:00'",
+        f"{tmp_path / 'routes.yaml'}: quiet_hours.end: expected a time of day like 08:00 or 20:30, got '7'",
+    ]
+
+
+def test_wrong_types_are_explained_without_pydantic_jargon(tmp_path: Path) -> None:
+    """A number where text belongs, 'maybe' for continue, an empty reason and an unknown severity each
+    get a plain sentence, not 'Input should be a valid string' or 'String should have at least 1 character'."""
+    with pytest.raises(ConfigError) as info:
+        _load_text(
+            tmp_path,
+            "receivers: [{name: a, slack_configs: [{channel: 5}]}]\n"
+            "route: {receiver: a, routes: [{receiver: a, continue: maybe}]}\n"
+            "silences: [{rule_id: r, ends_at: '2099-01-01T00:00:00Z', reason: ''}]\n"
+            "quiet_hours: {start: '20:00', end: '08:00', bypass_severities: [urgent]}\n",
+        )
+    where = tmp_path / "routes.yaml"
+    assert str(info.value).splitlines() == [
+        f"{where}: receivers[0].slack_configs[0].channel: expected text; quote it if YAML read it as something else",
+        f"{where}: route.routes[0].continue: expected true or false",
+        f"{where}: silences[0].reason: must not be empty",
+        f"{where}: quiet_hours.bypass_severities[0]: unknown value 'urgent'; expected one of: critical, high, "
+        "medium, low, info",
     ]

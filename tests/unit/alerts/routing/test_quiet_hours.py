@@ -86,3 +86,19 @@ def test_start_equal_end_is_refused() -> None:
     """Quiet hours that start when they end are a configuration error."""
     with pytest.raises(ValueError, match="start and end must differ"):
         QuietHours.model_validate({"start": "08:00", "end": "08:00"})
+
+
+def test_an_account_record_without_timezone_uses_the_files_quiet_hours_zone() -> None:
+    """An account on preempt.accounts that names no timezone gets quiet hours in the routing file's
+    quiet_hours.timezone (as documented), not in UTC: the record no longer defaults to "UTC"."""
+    from alerts.dispatch import alert_timezone
+    from alerts.testing.factories import build_alert
+    from schemas.account import Account
+
+    record = Account.model_validate({"account_id": "hooli", "name": "Hooli", "owner": {"name": "Gavin"}})
+    assert record.timezone is None
+    alert = build_alert(account_id="hooli", account={"name": "Hooli", "timezone": record.timezone})
+    tokyo = QuietHours.model_validate({"start": "20:00", "end": "08:00", "timezone": "Asia/Tokyo"})
+    # 23:00 in Tokyo is 14:00 UTC: quiet for the file's zone, daytime in UTC.
+    now = _at("2026-11-24T23:00", ZoneInfo("Asia/Tokyo"))
+    assert defer_until(tokyo, alert_timezone(alert), now) == _at("2026-11-25T08:00", ZoneInfo("Asia/Tokyo"))
