@@ -13,10 +13,12 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
@@ -24,7 +26,13 @@ from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
-from streams.runtime.faust_compat import aiohttp_request, close_connection_after, tolerate_non_utf8_header_keys
+from streams.runtime.faust_compat import (
+    aiohttp_request,
+    close_connection_after,
+    current_event_scope,
+    placeholder_event,
+    tolerate_non_utf8_header_keys,
+)
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -48,6 +56,50 @@ def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the alerts, alerts DLQ and feedback topics if they are missing (idempotent)."""
     topics = TopicNames.from_settings(settings).notifier()
     ensure_topics(settings, timeout_s=timeout_s, topics=topics, client_id="preempt-notify-admin")
+
+
+class PartitionedWrites(MutableMapping[bytes, Any]):
+    """A ``use_partitioner`` table written from outside stream iteration (the delivery loop).
+
+    Faust's changelog record goes to the partition the producer's default partitioner picks for the
+    key, but the RocksDB store chooses its local partition database from the *current event* and
+    asserts there is one (``faust.stores.rocksdb.Store._set``): every delivery record written by the
+    delivery loop failed with ``AssertionError`` on ``rocksdb://`` (the production store), so
+    nothing was recorded and no alert offset was ever settled. Each write here runs with a
+    placeholder event of the partition the producer will pick, so the local database and the
+    changelog partition agree (``memory://`` ignores it).
+    """
+
+    def __init__(self, app: faust.App, table: MutableMapping[bytes, Any], topic: str, partitions: int) -> None:
+        self._app = app
+        self._table = table
+        self._topic = topic
+        self._partitions = list(range(partitions))
+        self._events: dict[int, faust.Event] = {}  # held strongly: the current event is a weakref
+
+    def partition_for(self, key: bytes) -> int:
+        """The changelog partition the producer's default (murmur2) partitioner picks for ``key``."""
+        return int(DefaultPartitioner()(key, self._partitions, self._partitions))
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        partition = self.partition_for(key)
+        event = self._events.get(partition)
+        if event is None:
+            event = self._events[partition] = placeholder_event(self._app, self._topic, partition)
+        with current_event_scope(event):
+            self._table[key] = value
+
+    def __getitem__(self, key: bytes) -> Any:
+        return self._table[key]
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
 
 
 def _data_dir(settings: Settings) -> Path:
@@ -102,7 +154,8 @@ def create_app(
     # changelog record on the alert's partition (written from the delivery loop, outside the stream).
     deliveries = app.Table("deliveries", partitions=settings.topic_partitions, key_type=bytes, use_partitioner=True)
     snoozes = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
-    runtime = NotifierRuntime(app, settings, routing, notifiers, topics, deliveries, snoozes)
+    written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
+    runtime = NotifierRuntime(app, settings, routing, notifiers, topics, written, snoozes)
     _install(app, runtime)
     _register_slack_actions(app, runtime)
     _register_web(app, settings)
