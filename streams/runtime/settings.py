@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.email_address import sender_address
 
 _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    """A log level name in any case, as its upper-case name (a typo would otherwise mean INFO)."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"not a log level: use one of {', '.join(LOG_LEVELS)} (any case)")
+    return level
 
 
 class Settings(BaseSettings):
@@ -251,7 +260,8 @@ class Settings(BaseSettings):
 
     # Logs
     log_format: Literal["json", "console"] = "json"
-    log_level: str = "INFO"
+    # Case-insensitive (``debug`` = ``DEBUG``); anything else was silently read as INFO.
+    log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

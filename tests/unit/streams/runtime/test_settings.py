@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from streams.runtime.settings import Settings
 
 
@@ -15,3 +18,11 @@ def test_app_data_dir_stays_short_and_distinct_for_many_brokers(tmp_path: Path) 
     assert len(one.name) <= 120
     assert one.parent == tmp_path
     assert one != other
+
+
+def test_log_level_is_case_insensitive_and_a_typo_is_refused() -> None:
+    """PREEMPT_LOG_LEVEL takes a level in any case; a name that is not a level is an error, not INFO."""
+    assert Settings(log_level=" debug ").log_level == "DEBUG"
+    assert Settings(log_level="Warning").log_level == "WARNING"
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings(log_level="verbose")
