@@ -103,7 +103,10 @@ class Settings(BaseSettings):
         1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
     )
     late_event_log_interval_seconds: float = Field(
-        10.0, gt=0, description="at most one 'late event ignored' WARN per partition per interval"
+        10.0,
+        gt=0,
+        description="at most one 'late event ignored' WARN per partition, one 'event dead-lettered' per process, "
+        "per interval",
     )
     worker_batch_size: int = Field(
         2000, ge=1, description="rules worker: most records per batch (state is written once per account per batch)"

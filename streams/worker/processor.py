@@ -52,6 +52,7 @@ from streams.runtime.metrics import (
 from streams.runtime.settings import Settings
 from streams.worker.clock import PartitionClocks
 from streams.worker.late_events import LateEventLog
+from streams.worker.rejection_log import RejectionLog
 from streams.worker.state_cache import EVALUATION_ERROR, Quarantine, StateCache
 from streams.worker.wakeups import WakeupIndex
 
@@ -236,6 +237,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
+        self.rejection_log = RejectionLog(settings.late_event_log_interval_seconds)
         self._partitions = settings.topic_partitions
         self._home: dict[str, int] = {}
         self._forward_logged_at = -math.inf
@@ -283,8 +285,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
-                self._dead_letter(
-                    out, DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                letter = DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                self._dead_letter(out, letter)
+                where = letter.record
+                self.rejection_log.rejected(
+                    letter.reason, letter.detail, letter.field, where.topic, where.partition, where.offset, now
                 )
                 continue
             p = record.partition

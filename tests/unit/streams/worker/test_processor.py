@@ -35,6 +35,23 @@ def test_bad_records_become_dead_letters_with_reason_and_the_batch_carries_on(ma
     assert out.accepted == 2
 
 
+def test_a_refused_record_is_logged_with_reason_partition_and_offset_and_never_its_bytes(
+    make_processor: Factory,
+) -> None:
+    """Each dead-lettered record has a WARN naming why and where (not its content), rate-limited per interval."""
+    processor, _ = make_processor()
+    first = Record(3, 41, b"acme", b'{"email": "bob@example.com"', topic="preempt.events")
+    second = Record(3, 42, b"acme", b"", topic="preempt.events")
+    with capture_logs() as logs:
+        processor.process_batch([first, second])
+    warned = [e for e in logs if e["event"] == "event dead-lettered"]
+    assert [(e["reason"], e["topic"], e["partition"], e["offset"]) for e in warned] == [
+        ("invalid_json", "preempt.events", 3, 41)
+    ]
+    assert warned[0]["log_level"] == "warning"
+    assert "bob@example.com" not in repr(logs)
+
+
 def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
     """Fifty events of two accounts produce two state writes and one clock write."""
     processor, _ = make_processor()
