@@ -34,6 +34,7 @@ from streams.runtime.faust_compat import (
     tolerate_non_utf8_header_keys,
 )
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.metrics import expose_notifier_series
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -118,6 +119,7 @@ def create_app(
     tolerate_non_utf8_header_keys()  # one such record crashed the notifier, again after every restart
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
+    expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))
     app = faust.App(
         app_id(settings),
         broker=settings.broker,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from faust.auth import SSLCredentials
 from faust.types import TP
+from prometheus_client import REGISTRY
 
 from alerts.app import create_app
+from alerts.channels.console import ConsoleNotifier
 from streams.runtime.settings import Settings
 
 
@@ -64,3 +66,18 @@ def test_notifier_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path
     moved = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://a:9093;kafka://b:9093"))
     assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092"
     assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093"
+
+
+def test_notifier_gives_every_outcome_of_its_receiver_types_a_zero_series_at_start(tmp_path: Path) -> None:
+    """Before any delivery, /metrics holds preempt_notifications_total at 0 for each receiver type and outcome
+    (a series born at 1 shows no increase() in Prometheus, so the first dead letter would page no one)."""
+
+    class PagerNotifier(ConsoleNotifier):
+        receiver_type = "unit-pager"
+
+    create_app(_settings(tmp_path), notifiers={"console": [PagerNotifier()]})
+    for outcome in ("sent", "retried", "dead_lettered"):
+        labels = {"receiver_type": "unit-pager", "outcome": outcome}
+        assert REGISTRY.get_sample_value("preempt_notifications_total", labels) == 0.0
+    none = {"receiver_type": "none", "outcome": "dead_lettered"}
+    assert REGISTRY.get_sample_value("preempt_notifications_total", none) is not None

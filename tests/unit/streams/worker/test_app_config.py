@@ -7,7 +7,9 @@ from pathlib import Path
 
 import orjson
 from faust.auth import SASLCredentials
+from prometheus_client import REGISTRY
 
+from streams.runtime.metrics import expose_worker_series
 from streams.runtime.settings import Settings
 from streams.worker.app import create_app, load_engine
 
@@ -66,3 +68,23 @@ def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
     app = create_app(Settings(topic_prefix="acme", store="memory://", data_dir=data_dir))
     assert data_dir.is_dir()
     Path(app.conf.datadir).mkdir(exist_ok=True)  # what Faust does at start
+
+
+def test_rules_app_gives_its_outcomes_and_reasons_a_zero_series_at_start(tmp_path: Path) -> None:
+    """Every event outcome, dead-letter reason and quarantine reason has a series before its first count, so
+    Prometheus's increase() and rate() (and the alert rules on them) see the first one."""
+    create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path))
+    for outcome in ("accepted", "duplicate", "late", "dead_lettered", "forwarded"):
+        assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": outcome}) is not None
+    for reason in ("invalid_json", "number_out_of_range", "processing_error", "alert_build_failed", "state_too_large"):
+        assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": reason}) is not None
+    for reason in ("state_unreadable", "state_unwritable", "state_too_large", "evaluation_error"):
+        assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": reason}) is not None
+
+
+def test_expose_worker_series_makes_zero_series() -> None:
+    """The helper makes each named series at 0 without counting anything."""
+    expose_worker_series(["unit-outcome"], ["unit-reason"], ["unit-quarantine"])
+    assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": "unit-outcome"}) == 0.0
+    assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": "unit-reason"}) == 0.0
+    assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": "unit-quarantine"}) == 0.0
