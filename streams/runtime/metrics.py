@@ -170,7 +170,8 @@ FEEDBACK_INVALID = Counter(
 )
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",
-    "POST /slack/actions requests refused, by reason (too_large, bad_signature, not_configured, bad_request).",
+    "POST /slack/actions requests refused, by reason (too_large, bad_signature, replayed, replay_guard_full, "
+    "not_configured, bad_request).",
     ["reason"],
 )
 
