@@ -106,7 +106,7 @@ class PartitionedWrites(MutableMapping[bytes, Any]):
 def _data_dir(settings: Settings) -> Path:
     """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.app_data_dir(app_id(settings))
+    return settings.app_data_dir(app_id(settings), settings.notifier_web_port)
 
 
 def create_app(

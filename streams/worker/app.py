@@ -63,7 +63,7 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
 def _data_dir(settings: Settings) -> Path:
     """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.app_data_dir(app_id(settings))
+    return settings.app_data_dir(app_id(settings), settings.worker_web_port)
 
 
 def create_app(

@@ -59,7 +59,18 @@ def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -
     dirs = {Path(app.conf.datadir) for app in (local, managed, other_prefix)}
     assert len(dirs) == 3
     assert all(d.parent == tmp_path for d in dirs)
-    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092"
+    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092@6066"
+
+
+def test_two_workers_on_one_machine_get_rocksdb_folders_of_their_own(tmp_path: Path) -> None:
+    """Workers with the same settings but their own web ports (as two on one machine need) use two folders:
+    RocksDB locks a partition's folder, so the second crashed once it was given a partition of the first."""
+    base = {"store": "rocksdb://", "data_dir": tmp_path, "topic_prefix": "acme"}
+    first = create_app(Settings(**base))
+    second = create_app(Settings(**base, worker_web_port=6166))
+    again = create_app(Settings(**base))
+    assert Path(first.conf.datadir) != Path(second.conf.datadir)
+    assert Path(first.conf.datadir) == Path(again.conf.datadir)  # a restart keeps its state
 
 
 def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
