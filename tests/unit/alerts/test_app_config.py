@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust.auth import SSLCredentials
+from faust.streams import current_event
 from faust.types import TP
 from prometheus_client import REGISTRY
 
-from alerts.app import create_app
+from alerts.app import PartitionedWrites, create_app
 from alerts.channels.console import ConsoleNotifier
 from streams.runtime.settings import Settings
 
@@ -81,3 +83,26 @@ def test_notifier_gives_every_outcome_of_its_receiver_types_a_zero_series_at_sta
         assert REGISTRY.get_sample_value("preempt_notifications_total", labels) == 0.0
     none = {"receiver_type": "none", "outcome": "dead_lettered"}
     assert REGISTRY.get_sample_value("preempt_notifications_total", none) is not None
+
+
+def test_delivery_records_are_written_under_an_event_of_the_partition_the_producer_picks(tmp_path: Path) -> None:
+    """Each write of the deliveries table runs with a current event on the key's murmur2 partition (the one
+    the changelog record goes to): RocksDB picks its local database from that event and asserted there was one."""
+    seen: dict[bytes, int] = {}
+
+    class Table(dict[bytes, object]):
+        def __setitem__(self, key: bytes, value: object) -> None:
+            event = current_event()
+            assert event is not None
+            seen[key] = event.message.partition
+            super().__setitem__(key, value)
+
+    app = create_app(_settings(tmp_path))
+    table = Table()
+    writes = PartitionedWrites(app, table, "preempt.alerts", 12)
+    for account in (b"acme", b"globex", "ünïcode".encode()):
+        writes[account] = {"a|b": ["ref", 1.0]}
+        assert seen[account] == DefaultPartitioner()(account, list(range(12)), list(range(12)))
+    assert current_event() is None  # only for the write
+    assert dict(writes) == dict(table)
+    assert len(writes) == 3
