@@ -73,7 +73,8 @@ ALERTS = Counter(
 )
 EVENT_TO_ALERT = Histogram(
     "preempt_event_to_alert_seconds",
-    "Wall-clock time from the newest contributing event's arrival to the alert being emitted.",
+    "Wall-clock time from when the alert was due (its newest event's time, or the deadline or tick that fired "
+    "it) to the alert being emitted.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 WATERMARK = Gauge(

@@ -95,6 +95,11 @@ class EngineFinding(Protocol):
         """Event time of the newest event behind the finding (None: a deadline with no event), for latency."""
         ...
 
+    @property
+    def fired_at(self) -> float:
+        """Event time the finding fired at: its newest event's, or the deadline or tick that fired it."""
+        ...
+
 
 StateT = TypeVar("StateT", bound=EngineState)
 FindingT = TypeVar("FindingT", bound=EngineFinding)
@@ -628,7 +633,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
             out.alerts.append(alert)
             newest = finding.newest_event_ts
             if self._live and newest is not None:
-                EVENT_TO_ALERT.observe(max(0.0, now - newest))
+                # From the moment the alert was due: its newest event, or the deadline or tick that fired
+                # it (an inactivity alert is due 14 days after its last event; timed from that event, every
+                # one landed in +Inf and the p99 latency alert paged on alerts that were on time).
+                EVENT_TO_ALERT.observe(max(0.0, now - max(newest, finding.fired_at)))
 
     def _alert(self, finding: FindingT, out: BatchOutput, now: float, partition: int) -> Alert | None:
         """Enrich and render ``finding``; without the account on failure; dead-lettered if that fails too."""

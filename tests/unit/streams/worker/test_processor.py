@@ -88,6 +88,28 @@ def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: F
     assert list(out.state_writes[0]) == ["acme"]
 
 
+def test_a_deadline_alerts_latency_is_timed_from_its_deadline_not_from_the_last_event(
+    make_processor: Factory,
+) -> None:
+    """preempt_event_to_alert_seconds times a clock-fired alert from the deadline that fired it (here 10 s
+    late), not from the event that started the wait (QUIET_AFTER + 10 s); an event-fired one from its event."""
+
+    def observed() -> tuple[float, float]:
+        total = REGISTRY.get_sample_value("preempt_event_to_alert_seconds_sum")
+        count = REGISTRY.get_sample_value("preempt_event_to_alert_seconds_count")
+        return (total or 0.0, count or 0.0)
+
+    processor, _ = make_processor(event_time_only=False, wall=T0)
+    processor.process_batch([_record(0, "Login", T0)])
+    before = observed()
+    processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10
+    processor._wall_clock = lambda: T0 + QUIET_AFTER + 10
+    assert [a.rule_id for a in processor.tick([0], caught_up=[0]).alerts] == ["quiet"]
+    after = observed()
+    assert after[1] - before[1] == 1
+    assert after[0] - before[0] == 10.0
+
+
 def test_a_live_worker_reading_a_backlog_evaluates_it_instead_of_judging_it_late(make_processor: Factory) -> None:
     """Events that waited in Kafka (the worker was down or behind) are accepted while the partition
     is not caught up; once it is, the wall clock fires the deadline they started."""
