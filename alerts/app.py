@@ -13,10 +13,12 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
@@ -24,8 +26,15 @@ from alerts.channels.factory import build_notifiers
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
-from streams.runtime.faust_compat import aiohttp_request, close_connection_after, tolerate_non_utf8_header_keys
+from streams.runtime.faust_compat import (
+    aiohttp_request,
+    close_connection_after,
+    current_event_scope,
+    placeholder_event,
+    tolerate_non_utf8_header_keys,
+)
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.metrics import expose_notifier_series
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -50,10 +59,54 @@ def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     ensure_topics(settings, timeout_s=timeout_s, topics=topics, client_id="preempt-notify-admin")
 
 
+class PartitionedWrites(MutableMapping[bytes, Any]):
+    """A ``use_partitioner`` table written from outside stream iteration (the delivery loop).
+
+    Faust's changelog record goes to the partition the producer's default partitioner picks for the
+    key, but the RocksDB store chooses its local partition database from the *current event* and
+    asserts there is one (``faust.stores.rocksdb.Store._set``): every delivery record written by the
+    delivery loop failed with ``AssertionError`` on ``rocksdb://`` (the production store), so
+    nothing was recorded and no alert offset was ever settled. Each write here runs with a
+    placeholder event of the partition the producer will pick, so the local database and the
+    changelog partition agree (``memory://`` ignores it).
+    """
+
+    def __init__(self, app: faust.App, table: MutableMapping[bytes, Any], topic: str, partitions: int) -> None:
+        self._app = app
+        self._table = table
+        self._topic = topic
+        self._partitions = list(range(partitions))
+        self._events: dict[int, faust.Event] = {}  # held strongly: the current event is a weakref
+
+    def partition_for(self, key: bytes) -> int:
+        """The changelog partition the producer's default (murmur2) partitioner picks for ``key``."""
+        return int(DefaultPartitioner()(key, self._partitions, self._partitions))
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        partition = self.partition_for(key)
+        event = self._events.get(partition)
+        if event is None:
+            event = self._events[partition] = placeholder_event(self._app, self._topic, partition)
+        with current_event_scope(event):
+            self._table[key] = value
+
+    def __getitem__(self, key: bytes) -> Any:
+        return self._table[key]
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 def _data_dir(settings: Settings) -> Path:
     """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.app_data_dir(app_id(settings))
+    return settings.app_data_dir(app_id(settings), settings.notifier_web_port)
 
 
 def create_app(
@@ -66,6 +119,7 @@ def create_app(
     tolerate_non_utf8_header_keys()  # one such record crashed the notifier, again after every restart
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
+    expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))
     app = faust.App(
         app_id(settings),
         broker=settings.broker,
@@ -102,7 +156,8 @@ def create_app(
     # changelog record on the alert's partition (written from the delivery loop, outside the stream).
     deliveries = app.Table("deliveries", partitions=settings.topic_partitions, key_type=bytes, use_partitioner=True)
     snoozes = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
-    runtime = NotifierRuntime(app, settings, routing, notifiers, topics, deliveries, snoozes)
+    written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
+    runtime = NotifierRuntime(app, settings, routing, notifiers, topics, written, snoozes)
     _install(app, runtime)
     _register_slack_actions(app, runtime)
     _register_web(app, settings)

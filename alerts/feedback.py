@@ -3,7 +3,9 @@
 Slack signs every interactivity request: ``X-Slack-Signature = "v0=" + HMAC-SHA256(signing secret,
 "v0:{X-Slack-Request-Timestamp}:{raw body}")``. A body larger than Slack ever sends gets 413 before it
 is read (:func:`read_bounded`); a request with a wrong signature, or a timestamp that is not a finite
-number within 5 minutes of now (a replay, ``nan``, ``inf``), gets 401. An accepted action is published
+number within 5 minutes of now (a late replay, ``nan``, ``inf``), gets 401, and so does a signed request
+received a second time within those minutes (a replay; Slack sends every button press with its own
+timestamp and body, so a repeated signature is never a second press). An accepted action is published
 to ``preempt.feedback`` (key ``account_id``), counted in ``preempt_feedback_total{rule,action}`` (Not
 helpful per rule is the precision signal for tuning rules), and the Slack message is updated ("Acknowledged by …",
 "Snoozed until …"). Snooze becomes a silence: the notifier's feedback agent stores it in a
@@ -31,6 +33,7 @@ from schemas.formatting import datetime_text
 from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
+from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 
 log = get_logger(__name__)
 
@@ -42,6 +45,9 @@ ACTIONS = ("acknowledge", "snooze", "not_helpful")
 # blocks of at most 3,000 characters, 40,000 characters of text): well under 1 MiB even URL-encoded.
 # Anything larger is not from Slack and is refused before it is read into memory.
 MAX_ACTION_BODY_BYTES = 1024 * 1024
+# Signed requests remembered to refuse replays, per notifier process: button presses by people, in
+# 2 × 5 minutes (a timestamp passes from 5 minutes before now to 5 minutes after). Full -> 429.
+REPLAY_CACHE_SIZE = 20_000
 
 
 class SlackRequestError(ValueError):
@@ -210,6 +216,7 @@ class SlackActionHandler:
         self._publish = publish
         self._update = update_message
         self._updates: set[asyncio.Task[None]] = set()
+        self._replays = ReplayGuard(REPLAY_CACHE_SIZE, setting="alerts.feedback.REPLAY_CACHE_SIZE")
 
     async def handle(self, headers: Mapping[str, str], body: bytes, now: float) -> tuple[int, str]:
         """Returns (HTTP status, text body); the message update runs after the answer (Slack waits ≤ 3 s)."""
@@ -221,6 +228,9 @@ class SlackActionHandler:
             SLACK_ACTIONS_REFUSED.labels(reason="bad_signature").inc()
             log.warning("slack action refused: bad or stale signature")
             return 401, "invalid signature"
+        refused = self._refuse_replay(headers, now)
+        if refused is not None:
+            return refused
         try:
             action = parse_action(body)
         except SlackRequestError as exc:
@@ -245,6 +255,22 @@ class SlackActionHandler:
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
         return 200, str(update_note(feedback))
+
+    def _refuse_replay(self, headers: Mapping[str, str], now: float) -> tuple[int, str] | None:
+        """401 for a validly signed request already received (its signature seen in the window), else None."""
+        # verify_slack_signature accepted both headers: the timestamp is a finite number.
+        expires_at = float(headers.get("X-Slack-Request-Timestamp", "")) + SIGNATURE_TOLERANCE_SECONDS
+        try:
+            fresh = self._replays.first_use(headers.get("X-Slack-Signature", "").encode(), expires_at, now)
+        except ReplayGuardFull as exc:
+            SLACK_ACTIONS_REFUSED.labels(reason="replay_guard_full").inc()
+            log.warning("slack action refused: too many signed requests to remember", error=str(exc))
+            return 429, "too many requests"
+        if fresh:
+            return None
+        SLACK_ACTIONS_REFUSED.labels(reason="replayed").inc()
+        log.warning("slack action refused: the same signed request was already received (replay)")
+        return 401, "request already received"
 
     @staticmethod
     def too_large(content_length: int | None) -> tuple[int, str]:

@@ -21,10 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import heapq
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
+
+__all__ = ["ReplayGuard", "ReplayGuardFull"]  # defined with the notifier's Slack check, in streams.runtime
 
 SIGNATURE_HEADER = "X-Preempt-Signature"
 SIGNATURE_TOLERANCE_S = 300.0
@@ -157,43 +160,3 @@ def verify_signature(
     if replays is not None and not replays.first_use(expected, parsed.timestamp + tolerance_s, now):
         return "this signed request was already received (replay refused)"
     return None
-
-
-class ReplayGuardFull(Exception):  # noqa: N818 - a condition, not an error of the client
-    """The replay guard holds ``capacity`` live signatures: the request cannot be checked now (429)."""
-
-
-@dataclass(slots=True)
-class ReplayGuard:
-    """The valid signatures seen while they can still pass the timestamp check, to refuse a second use.
-
-    A signature is the HMAC of timestamp and body, so the same MAC means the same request. Each is
-    kept until its timestamp leaves the tolerance window (after that the timestamp check refuses
-    it anyway). Memory is bounded by ``capacity``: when that many live signatures are held, a new
-    one raises ``ReplayGuardFull`` (the app answers 429 with Retry-After) rather than forgetting
-    one, which would let it be replayed. Size it above the signed requests one process receives in
-    the window (2 × tolerance); only holders of the secret can fill it.
-    """
-
-    capacity: int
-    _expiry: dict[bytes, float] = field(default_factory=dict)
-    _heap: list[tuple[float, bytes]] = field(default_factory=list)
-
-    def first_use(self, mac: bytes, expires_at: float, now: float) -> bool:
-        """True the first time ``mac`` is seen (and remembers it until ``expires_at``); False afterwards."""
-        self._purge(now)
-        if mac in self._expiry:
-            return False
-        if len(self._expiry) >= self.capacity:
-            raise ReplayGuardFull(f"{self.capacity} signatures are held (PREEMPT_INGEST_REPLAY_CACHE_SIZE)")
-        self._expiry[mac] = expires_at
-        heapq.heappush(self._heap, (expires_at, mac))
-        return True
-
-    def _purge(self, now: float) -> None:
-        while self._heap and self._heap[0][0] < now:
-            _, mac = heapq.heappop(self._heap)
-            self._expiry.pop(mac, None)
-
-    def __len__(self) -> int:
-        return len(self._expiry)

@@ -59,7 +59,9 @@ _PERSONAL_KEYS = frozenset(
         "context",
     }
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address ends in a top-level domain of letters: "preempt-rules@127.0.0.1_9092" (a RocksDB folder
+# in a Faust error) or "worker@10.0.0.5" are not addresses, and were shown as [redacted].
+_EMAIL = re.compile(r"[\w.+-]+@(?:[\w-]+\.)+[^\W\d_]{2,}")
 _LEVELS_WITH_PERSONAL_DATA = frozenset({"debug"})
 
 

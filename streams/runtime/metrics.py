@@ -6,6 +6,8 @@ never an account id, user id or alert id. Rule ids are bounded by the rule pack.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas import observed
@@ -71,7 +73,8 @@ ALERTS = Counter(
 )
 EVENT_TO_ALERT = Histogram(
     "preempt_event_to_alert_seconds",
-    "Wall-clock time from the newest contributing event's arrival to the alert being emitted.",
+    "Wall-clock time from when the alert was due (its newest event's time, or the deadline or tick that fired "
+    "it) to the alert being emitted.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
 WATERMARK = Gauge(
@@ -168,7 +171,8 @@ FEEDBACK_INVALID = Counter(
 )
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",
-    "POST /slack/actions requests refused, by reason (too_large, bad_signature, not_configured, bad_request).",
+    "POST /slack/actions requests refused, by reason (too_large, bad_signature, replayed, replay_guard_full, "
+    "not_configured, bad_request).",
     ["reason"],
 )
 
@@ -207,3 +211,32 @@ PARTITION_STALLS = Counter(
     "Partition stalls detected by the liveness watchdog (one per stall episode)",
     ["topic"],
 )
+
+
+# --- series that exist before their first increment ----------------------------------------------
+# Prometheus's increase() and rate() need two samples of a series: a labelled counter whose series
+# is born at 1 (its first increment came before any scrape saw it at 0) shows no increase, so an
+# alert rule on it missed the first dead letter or quarantine (deploy/prometheus/alerts.yml also
+# catches such newborn series). Each process gives the series its alert rules read a 0 at start.
+NOTIFICATION_OUTCOMES = ("sent", "retried", "dead_lettered")
+NO_RECEIVER_TYPE = "none"  # ``receiver_type`` of a notification dead-lettered before it had a receiver
+
+
+def expose_notifier_series(receiver_types: Iterable[str]) -> None:
+    """A 0 for every ``preempt_notifications_total`` outcome of each receiver type the notifier delivers to."""
+    for receiver_type in receiver_types:
+        for outcome in NOTIFICATION_OUTCOMES:
+            NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
+    NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
+
+
+def expose_worker_series(
+    outcomes: Iterable[str], dead_letter_reasons: Iterable[str], quarantine_reasons: Iterable[str]
+) -> None:
+    """A 0 for the rules worker's event outcomes, dead-letter reasons and quarantine reasons."""
+    for outcome in outcomes:
+        EVENTS.labels(outcome=outcome)
+    for reason in dead_letter_reasons:
+        EVENTS_DEAD_LETTERED.labels(reason=reason)
+    for reason in quarantine_reasons:
+        ACCOUNTS_QUARANTINED.labels(reason=reason)

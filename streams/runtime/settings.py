@@ -132,7 +132,10 @@ class Settings(BaseSettings):
         1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
     )
     late_event_log_interval_seconds: float = Field(
-        10.0, gt=0, description="at most one 'late event ignored' WARN per partition per interval"
+        10.0,
+        gt=0,
+        description="at most one 'late event ignored' WARN per partition, one 'event dead-lettered' per process, "
+        "per interval",
     )
     worker_batch_size: int = Field(
         2000, ge=1, description="rules worker: most records per batch (state is written once per account per batch)"
@@ -289,6 +292,7 @@ class Settings(BaseSettings):
 
     # Logs
     log_format: Literal["json", "console"] = "json"
+    # Case-insensitive (``debug`` = ``DEBUG``); anything else was silently read as INFO.
     log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
 
     @model_validator(mode="after")
@@ -349,16 +353,23 @@ class Settings(BaseSettings):
         hosts = (_BROKER_SCHEME.sub("", h.strip()) for h in self.broker.replace(";", ",").split(","))
         return [h for h in hosts if h]
 
-    def app_data_dir(self, app_id: str) -> Path:
-        """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>``.
+    def app_data_dir(self, app_id: str, web_port: int | None = None) -> Path:
+        """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>[@<web port>]``.
 
         RocksDB keeps, per table partition, the changelog offset its state is at. Shared between two
         clusters (or topic prefixes), a worker moved to the other one would trust state and offsets
         that do not belong to it: Faust stops with a ``ConsistencyError`` when the offset is past the
         changelog's end, and silently keeps the other cluster's state when it is not. One folder per
         app and brokers makes a moved worker rebuild from its own changelog instead.
+
+        ``web_port`` (the process's web port, which no two processes on one machine share) keeps two
+        workers or notifiers on one machine apart: RocksDB locks each table partition's folder, and
+        the second process crashed with "IO error: While lock file … Resource temporarily
+        unavailable" as soon as the group gave it a partition the first had held.
         """
         name = re.sub(r"[^A-Za-z0-9._@+-]", "_", f"{app_id}@{'+'.join(self.bootstrap_servers)}")
         if len(name) > 120:  # many brokers: keep the name short and still distinct
             name = f"{name[:100]}.{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+        if web_port is not None:
+            name = f"{name}@{web_port}"
         return self.data_dir / name

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from rules.engine import EventOutcome
+from schemas.decoder import Reason
 from streams.runtime.faust_compat import AppWithBeforeStop, consumer_isolation_level, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.metrics import expose_worker_series
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
@@ -26,8 +29,8 @@ from streams.worker.enrich import AccountDirectory, accounts_table
 from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
-from streams.worker.processor import RuleEnginePort, RulesProcessor
-from streams.worker.state_cache import StateCache
+from streams.worker.processor import ALERT_BUILD_FAILED, FORWARDED, PROCESSING_ERROR, RuleEnginePort, RulesProcessor
+from streams.worker.state_cache import EVALUATION_ERROR, STATE_TOO_LARGE, STATE_UNREADABLE, STATE_UNWRITABLE, StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
 
@@ -60,7 +63,7 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
 def _data_dir(settings: Settings) -> Path:
     """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.app_data_dir(app_id(settings))
+    return settings.app_data_dir(app_id(settings), settings.worker_web_port)
 
 
 def create_app(
@@ -119,6 +122,7 @@ def create_app(
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
     )
+    _expose_series()
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.gap_repair = GapRepair(settings, names.events, isolation_level=lambda: consumer_isolation_level(app))
@@ -127,6 +131,16 @@ def create_app(
     register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
     _register_watchdog(app, runtime, settings)
     return app
+
+
+def _expose_series() -> None:
+    """A 0 for every outcome and reason the worker counts, so the first one shows in increase() and rate()."""
+    quarantines = (STATE_UNREADABLE, STATE_UNWRITABLE, STATE_TOO_LARGE, EVALUATION_ERROR)
+    expose_worker_series(
+        outcomes=[*(outcome.value for outcome in EventOutcome), "dead_lettered", FORWARDED],
+        dead_letter_reasons=[*(reason.value for reason in Reason), PROCESSING_ERROR, ALERT_BUILD_FAILED, *quarantines],
+        quarantine_reasons=quarantines,
+    )
 
 
 def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Settings) -> None:

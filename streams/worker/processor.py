@@ -52,6 +52,7 @@ from streams.runtime.metrics import (
 from streams.runtime.settings import Settings
 from streams.worker.clock import PartitionClocks
 from streams.worker.late_events import LateEventLog
+from streams.worker.rejection_log import RejectionLog
 from streams.worker.state_cache import EVALUATION_ERROR, Quarantine, StateCache
 from streams.worker.wakeups import WakeupIndex
 
@@ -92,6 +93,11 @@ class EngineFinding(Protocol):
     @property
     def newest_event_ts(self) -> float | None:
         """Event time of the newest event behind the finding (None: a deadline with no event), for latency."""
+        ...
+
+    @property
+    def fired_at(self) -> float:
+        """Event time the finding fired at: its newest event's, or the deadline or tick that fired it."""
         ...
 
 
@@ -236,6 +242,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
+        self.rejection_log = RejectionLog(settings.late_event_log_interval_seconds)
         self._partitions = settings.topic_partitions
         self._home: dict[str, int] = {}
         self._forward_logged_at = -math.inf
@@ -283,8 +290,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
-                self._dead_letter(
-                    out, DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                letter = DeadLetterOutput(Record.of(record), str(decoded.reason), decoded.detail, decoded.field)
+                self._dead_letter(out, letter)
+                where = letter.record
+                self.rejection_log.rejected(
+                    letter.reason, letter.detail, letter.field, where.topic, where.partition, where.offset, now
                 )
                 continue
             p = record.partition
@@ -623,7 +633,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
             out.alerts.append(alert)
             newest = finding.newest_event_ts
             if self._live and newest is not None:
-                EVENT_TO_ALERT.observe(max(0.0, now - newest))
+                # From the moment the alert was due: its newest event, or the deadline or tick that fired
+                # it (an inactivity alert is due 14 days after its last event; timed from that event, every
+                # one landed in +Inf and the p99 latency alert paged on alerts that were on time).
+                EVENT_TO_ALERT.observe(max(0.0, now - max(newest, finding.fired_at)))
 
     def _alert(self, finding: FindingT, out: BatchOutput, now: float, partition: int) -> Alert | None:
         """Enrich and render ``finding``; without the account on failure; dead-lettered if that fails too."""

@@ -66,3 +66,12 @@ def test_ingest_profile_serves_http_ingest(compose: list[str]) -> None:
     ingest = _config(compose, "--profile", "ingest")["services"]["ingest"]
     assert ingest["command"][0] == "ingest"
     assert [p["published"] for p in ingest["ports"]] == ["6068"]
+
+
+def test_every_port_is_published_on_the_hosts_loopback_only(compose: list[str]) -> None:
+    """No service of any profile is reachable from other machines by default: unauthenticated Kafka, the
+    web ports and Grafana's default admin login are published on 127.0.0.1 only."""
+    services = _config(compose, "--profile", "demo", "--profile", "ingest")["services"]
+    published = {(name, p["published"], p.get("host_ip")) for name, s in services.items() for p in s.get("ports", [])}
+    assert {name for name, _, _ in published} == {"kafka", "worker", "notifier", "ingest", "prometheus", "grafana"}
+    assert {host for _, _, host in published} == {"127.0.0.1"}

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
@@ -13,6 +14,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
+    log_records,
     make_alert,
     notifier_settings,
     produce_alerts,
@@ -33,7 +35,9 @@ route:
 """
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_sigkill_and_restart_resends_nothing_delivered(
+    store: str,
     settings_factory: Callable[..., Settings],
     topics: TopicNames,
     producer: KafkaProducer,
@@ -42,7 +46,8 @@ def test_sigkill_and_restart_resends_nothing_delivered(
     tmp_path: Path,
 ) -> None:
     """Alerts delivered before a SIGKILL (offsets not yet committed) are re-consumed after the
-    restart but refused by the recovered delivery log; only the new alert is sent."""
+    restart but refused by the recovered delivery log; only the new alert is sent — on the in-memory
+    store and on RocksDB, the production default (whose delivery records were never written)."""
     # Offsets are committed every 10 minutes here, so the restarted notifier surely re-reads everything.
     settings = notifier_settings(
         settings_factory,
@@ -50,6 +55,7 @@ def test_sigkill_and_restart_resends_nothing_delivered(
         slack_api_url=slack_server.api_url,
         notifier_commit_interval_seconds=600,
         notifier_session_timeout_seconds=6,
+        store=store,
     )
     first = start_notifier(process_factory, settings, name="notifier-1")
     before = [make_alert(f"acct-{i}", account={"name": f"A{i}", "owner": {"slack": f"C-{i}"}}) for i in range(5)]
@@ -65,6 +71,7 @@ def test_sigkill_and_restart_resends_nothing_delivered(
     refused = wait_for_records(second, "alert already delivered", 5)
 
     assert [r["alert_id"] for r in delivered] == [after.alert_id]
+    assert not log_records(first, "delivery bookkeeping failed") + log_records(second, "delivery bookkeeping failed")
     assert {r["alert_id"] for r in refused} == {a.alert_id for a in before}
     per_channel = Counter(r.target for r in slack_server.delivered())
     assert per_channel == Counter({f"C-{i}": 1 for i in range(5)} | {"C-NEW": 1})

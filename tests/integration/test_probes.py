@@ -51,11 +51,13 @@ def _partitions(body: dict[str, Any]) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_workers_are_ready_after_assignment_and_after_a_rebalance(
-    settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+    store: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
 ) -> None:
-    """One worker holds all 4 event partitions; when a second joins, both are ready and hold 4 together."""
-    first = settings_factory(worker_web_port=free_port())
+    """One worker holds all 4 event partitions; when a second joins, both are ready and hold 4 together —
+    also on RocksDB with one PREEMPT_DATA_DIR for both, as two workers on one machine run by default."""
+    first = settings_factory(worker_web_port=free_port(), store=store)
     ensure_topics(first)
     worker_a = process_factory(["preempt", "worker"], first, name="worker-a")
     alone = _wait_ready(worker_a, first.worker_web_port)

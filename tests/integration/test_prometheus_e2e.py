@@ -202,7 +202,8 @@ def test_prometheus_counts_events_alerts_and_deliveries(
     prometheus_factory: Callable[[Settings], tuple[ManagedProcess, PrometheusAPI]],
 ) -> None:
     """Through Prometheus's API: shipped rules load, both targets are up and ready, and simulated
-    traffic shows up as accepted events, dead letters, alerts by rule and sent notifications."""
+    traffic shows up as accepted events, dead letters, alerts by rule and sent notifications; a
+    dead-lettered notification fires the shipped PreemptNotificationsFailing rule."""
     settings = stack_settings
     worker = process_factory(["preempt", "worker"], settings, name="worker")
     notifier = process_factory(["preempt", "notifier"], settings, name="notifier")
@@ -267,6 +268,18 @@ def test_prometheus_counts_events_alerts_and_deliveries(
         90,
         *procs,
     )
+    # A record on the alerts topic that is not an alert: the notifier dead-letters it, and the shipped
+    # PreemptNotificationsFailing rule fires for it here — the process's first dead letter included
+    # (a counter series born at 1 has no increase() in Prometheus; it used to page no one).
+    assert api.query('ALERTS{alertname="PreemptNotificationsFailing"}') == []
+    producer = KafkaProducer(bootstrap_servers=[kafka_bootstrap], acks="all")
+    try:
+        producer.send(settings.topic("alerts"), key=b"e2e-broken", value=b"not an alert").get(timeout=30)
+    finally:
+        producer.close()
+    firing = 'ALERTS{alertname="PreemptNotificationsFailing", alertstate="firing", receiver_type="none"}'
+    _wait_until("PreemptNotificationsFailing to fire", lambda: api.query(firing), 60, *procs)
+
     # The lag exporters (a 15 s timer in each process) report the source topics.
     for app, topic in ((rules_app_id(settings), "events"), (notify_app_id(settings), "alerts")):
         lag = f'preempt_consumer_lag{{app="{app}", topic="{settings.topic(topic)}"}}'

@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust.auth import SSLCredentials
+from faust.streams import current_event
 from faust.types import TP
+from prometheus_client import REGISTRY
 
-from alerts.app import create_app
+from alerts.app import PartitionedWrites, create_app
+from alerts.channels.console import ConsoleNotifier
 from streams.runtime.settings import Settings
 
 
@@ -62,5 +66,43 @@ def test_notifier_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path
     broker with the same PREEMPT_DATA_DIR it rebuilds from its own changelog."""
     first = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://127.0.0.1:9092"))
     moved = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://a:9093;kafka://b:9093"))
-    assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092"
-    assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093"
+    assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092@6067"
+    assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093@6067"
+
+
+def test_notifier_gives_every_outcome_of_its_receiver_types_a_zero_series_at_start(tmp_path: Path) -> None:
+    """Before any delivery, /metrics holds preempt_notifications_total at 0 for each receiver type and outcome
+    (a series born at 1 shows no increase() in Prometheus, so the first dead letter would page no one)."""
+
+    class PagerNotifier(ConsoleNotifier):
+        receiver_type = "unit-pager"
+
+    create_app(_settings(tmp_path), notifiers={"console": [PagerNotifier()]})
+    for outcome in ("sent", "retried", "dead_lettered"):
+        labels = {"receiver_type": "unit-pager", "outcome": outcome}
+        assert REGISTRY.get_sample_value("preempt_notifications_total", labels) == 0.0
+    none = {"receiver_type": "none", "outcome": "dead_lettered"}
+    assert REGISTRY.get_sample_value("preempt_notifications_total", none) is not None
+
+
+def test_delivery_records_are_written_under_an_event_of_the_partition_the_producer_picks(tmp_path: Path) -> None:
+    """Each write of the deliveries table runs with a current event on the key's murmur2 partition (the one
+    the changelog record goes to): RocksDB picks its local database from that event and asserted there was one."""
+    seen: dict[bytes, int] = {}
+
+    class Table(dict[bytes, object]):
+        def __setitem__(self, key: bytes, value: object) -> None:
+            event = current_event()
+            assert event is not None
+            seen[key] = event.message.partition
+            super().__setitem__(key, value)
+
+    app = create_app(_settings(tmp_path))
+    table = Table()
+    writes = PartitionedWrites(app, table, "preempt.alerts", 12)
+    for account in (b"acme", b"globex", "ünïcode".encode()):
+        writes[account] = {"a|b": ["ref", 1.0]}
+        assert seen[account] == DefaultPartitioner()(account, list(range(12)), list(range(12)))
+    assert current_event() is None  # only for the write
+    assert dict(writes) == dict(table)
+    assert len(writes) == 3

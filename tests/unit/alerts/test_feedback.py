@@ -188,6 +188,37 @@ async def test_handler_refuses_bad_requests_without_publishing() -> None:
     assert rec.published == []
 
 
+async def test_a_signed_request_received_again_is_refused_as_a_replay() -> None:
+    """The same signed press sent twice inside the window is recorded once: the copy gets 401 and is
+    counted as replayed; a second press (its own timestamp) and the same body after the window behave."""
+    rec = Recorder()
+    handler = SlackActionHandler(SECRET, rec.publish, rec.update)
+    refused = SLACK_ACTIONS_REFUSED.labels(reason="replayed")
+    before = refused._value.get()
+    body = make_body("preempt_not_helpful")
+
+    assert (await handler.handle(signed(body), body, NOW))[0] == 200
+    assert await handler.handle(signed(body), body, NOW + 120) == (401, "request already received")
+    assert (await handler.handle(signed(body, at=NOW + 1), body, NOW + 121))[0] == 200  # another press
+    assert (await handler.handle(signed(body), body, NOW + 301))[0] == 401  # stale: the timestamp check
+    await handler.drain()
+
+    assert [f.action for f in rec.published] == ["not_helpful", "not_helpful"]
+    assert refused._value.get() == before + 1
+
+
+async def test_a_forged_request_does_not_take_a_place_in_the_replay_guard() -> None:
+    """Only requests with a valid signature are remembered: a forged copy of a real signature's headers
+    is refused for its signature and does not block the real request."""
+    rec = Recorder()
+    handler = SlackActionHandler(SECRET, rec.publish, rec.update)
+    body = make_body("preempt_ack")
+    headers = signed(body)
+
+    assert (await handler.handle(headers, b"tampered" + body, NOW))[0] == 401
+    assert (await handler.handle(headers, body, NOW))[0] == 200
+
+
 def test_snooze_book_suppresses_the_rule_for_the_account_until_expiry() -> None:
     """A stored snooze covers that account and rule only, until snooze_until."""
     table: dict[bytes, Any] = {}

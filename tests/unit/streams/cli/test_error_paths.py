@@ -157,6 +157,12 @@ def test_ingest_without_api_keys_reaches_its_own_check_with_the_broker_down(tmp_
             "expected one of json, console. Fix it or unset it (default: 'json')",
         ),
         (
+            "PREEMPT_LOG_LEVEL",
+            "verbose",
+            "Error: PREEMPT_LOG_LEVEL='verbose' is not valid: not a log level: use one of DEBUG, INFO, WARNING, ERROR, "
+            "CRITICAL (any case); expected text. Fix it or unset it (default: 'INFO')",
+        ),
+        (
             "PREEMPT_DELIVERY_GIVE_UP_SECONDS",
             "-5",
             "Error: PREEMPT_DELIVERY_GIVE_UP_SECONDS='-5' is not valid: input should be greater than 0; "

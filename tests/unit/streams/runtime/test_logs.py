@@ -71,6 +71,19 @@ def test_personal_data_is_redacted_at_info_and_above() -> None:
     assert "jane@acme.example" not in json.dumps(logs)
 
 
+def test_addresses_in_any_domain_are_redacted_and_folder_names_with_an_at_sign_are_not() -> None:
+    """E-mail addresses (sub-domains, plus tags, non-ASCII top-level domains) are redacted at info; the
+    RocksDB folder 'preempt-rules@127.0.0.1_9092@6066' in a Faust error stays readable."""
+    log = get_logger("t")
+    folder = "/var/lib/preempt/preempt-rules@127.0.0.1_9092@6066/v1/tables/account-state-1.db/LOCK"
+    addresses = ("jane.doe+csm@eu.mail.acme.io", "josé@exämple.рф", "OPS@Example.COM")
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.error(f"IO error: While lock file: {folder}", owners=" / ".join(addresses))
+    rendered = json.dumps(logs[0], ensure_ascii=False)
+    assert folder in rendered
+    assert not [a for a in addresses if a in rendered]
+
+
 def test_personal_data_is_kept_at_debug() -> None:
     """Debug lines (never enabled in production) keep owner e-mails and properties for diagnosis."""
     log = get_logger("t")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from streams.runtime.settings import Settings
 
 
@@ -22,3 +25,11 @@ def test_bootstrap_servers_drop_each_entrys_faust_scheme_and_nothing_else() -> N
     settings = Settings(broker=" aiokafka://a.example:9092 ; KAFKA://b.example:9093,c.example:9094 ")
     assert settings.bootstrap_servers == ["a.example:9092", "b.example:9093", "c.example:9094"]
     assert Settings(broker="http://a.example:9092").bootstrap_servers == ["http://a.example:9092"]
+
+
+def test_log_level_is_case_insensitive_and_a_typo_is_refused() -> None:
+    """PREEMPT_LOG_LEVEL takes a level in any case; a name that is not a level is an error, not INFO."""
+    assert Settings(log_level=" debug ").log_level == "DEBUG"
+    assert Settings(log_level="Warning").log_level == "WARNING"
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings(log_level="verbose")

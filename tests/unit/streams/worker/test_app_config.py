@@ -7,7 +7,9 @@ from pathlib import Path
 
 import orjson
 from faust.auth import SASLCredentials
+from prometheus_client import REGISTRY
 
+from streams.runtime.metrics import expose_worker_series
 from streams.runtime.settings import Settings
 from streams.worker.app import create_app, load_engine
 
@@ -57,7 +59,18 @@ def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -
     dirs = {Path(app.conf.datadir) for app in (local, managed, other_prefix)}
     assert len(dirs) == 3
     assert all(d.parent == tmp_path for d in dirs)
-    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092"
+    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092@6066"
+
+
+def test_two_workers_on_one_machine_get_rocksdb_folders_of_their_own(tmp_path: Path) -> None:
+    """Workers with the same settings but their own web ports (as two on one machine need) use two folders:
+    RocksDB locks a partition's folder, so the second crashed once it was given a partition of the first."""
+    base = {"store": "rocksdb://", "data_dir": tmp_path, "topic_prefix": "acme"}
+    first = create_app(Settings(**base))
+    second = create_app(Settings(**base, worker_web_port=6166))
+    again = create_app(Settings(**base))
+    assert Path(first.conf.datadir) != Path(second.conf.datadir)
+    assert Path(first.conf.datadir) == Path(again.conf.datadir)  # a restart keeps its state
 
 
 def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
@@ -66,3 +79,23 @@ def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
     app = create_app(Settings(topic_prefix="acme", store="memory://", data_dir=data_dir))
     assert data_dir.is_dir()
     Path(app.conf.datadir).mkdir(exist_ok=True)  # what Faust does at start
+
+
+def test_rules_app_gives_its_outcomes_and_reasons_a_zero_series_at_start(tmp_path: Path) -> None:
+    """Every event outcome, dead-letter reason and quarantine reason has a series before its first count, so
+    Prometheus's increase() and rate() (and the alert rules on them) see the first one."""
+    create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path))
+    for outcome in ("accepted", "duplicate", "late", "dead_lettered", "forwarded"):
+        assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": outcome}) is not None
+    for reason in ("invalid_json", "number_out_of_range", "processing_error", "alert_build_failed", "state_too_large"):
+        assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": reason}) is not None
+    for reason in ("state_unreadable", "state_unwritable", "state_too_large", "evaluation_error"):
+        assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": reason}) is not None
+
+
+def test_expose_worker_series_makes_zero_series() -> None:
+    """The helper makes each named series at 0 without counting anything."""
+    expose_worker_series(["unit-outcome"], ["unit-reason"], ["unit-quarantine"])
+    assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": "unit-outcome"}) == 0.0
+    assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": "unit-reason"}) == 0.0
+    assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": "unit-quarantine"}) == 0.0

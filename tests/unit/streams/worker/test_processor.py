@@ -35,6 +35,23 @@ def test_bad_records_become_dead_letters_with_reason_and_the_batch_carries_on(ma
     assert out.accepted == 2
 
 
+def test_a_refused_record_is_logged_with_reason_partition_and_offset_and_never_its_bytes(
+    make_processor: Factory,
+) -> None:
+    """Each dead-lettered record has a WARN naming why and where (not its content), rate-limited per interval."""
+    processor, _ = make_processor()
+    first = Record(3, 41, b"acme", b'{"email": "bob@example.com"', topic="preempt.events")
+    second = Record(3, 42, b"acme", b"", topic="preempt.events")
+    with capture_logs() as logs:
+        processor.process_batch([first, second])
+    warned = [e for e in logs if e["event"] == "event dead-lettered"]
+    assert [(e["reason"], e["topic"], e["partition"], e["offset"]) for e in warned] == [
+        ("invalid_json", "preempt.events", 3, 41)
+    ]
+    assert warned[0]["log_level"] == "warning"
+    assert "bob@example.com" not in repr(logs)
+
+
 def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
     """Fifty events of two accounts produce two state writes and one clock write."""
     processor, _ = make_processor()
@@ -69,6 +86,28 @@ def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: F
     out = processor.tick([0], caught_up=[0])
     assert [a.rule_id for a in out.alerts] == ["quiet"]
     assert list(out.state_writes[0]) == ["acme"]
+
+
+def test_a_deadline_alerts_latency_is_timed_from_its_deadline_not_from_the_last_event(
+    make_processor: Factory,
+) -> None:
+    """preempt_event_to_alert_seconds times a clock-fired alert from the deadline that fired it (here 10 s
+    late), not from the event that started the wait (QUIET_AFTER + 10 s); an event-fired one from its event."""
+
+    def observed() -> tuple[float, float]:
+        total = REGISTRY.get_sample_value("preempt_event_to_alert_seconds_sum")
+        count = REGISTRY.get_sample_value("preempt_event_to_alert_seconds_count")
+        return (total or 0.0, count or 0.0)
+
+    processor, _ = make_processor(event_time_only=False, wall=T0)
+    processor.process_batch([_record(0, "Login", T0)])
+    before = observed()
+    processor.clocks._wall_clock = lambda: T0 + QUIET_AFTER + 10
+    processor._wall_clock = lambda: T0 + QUIET_AFTER + 10
+    assert [a.rule_id for a in processor.tick([0], caught_up=[0]).alerts] == ["quiet"]
+    after = observed()
+    assert after[1] - before[1] == 1
+    assert after[0] - before[0] == 10.0
 
 
 def test_a_live_worker_reading_a_backlog_evaluates_it_instead_of_judging_it_late(make_processor: Factory) -> None:

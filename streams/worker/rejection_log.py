@@ -1,0 +1,48 @@
+"""Records the decoder refused: logged — at most one WARN per interval — besides their dead letter and metric.
+
+A record that does not decode (not JSON, a missing field, a broken bound…) is dead-lettered and
+counted in ``preempt_events_dead_lettered_total{reason}``; the failure policy (docs/pipeline.md) also
+promises a log line, so an operator reading the worker's log sees that producers send bad events
+without a flood when a producer sends nothing else: the first refusal is logged at once, the next
+ones at most once per ``interval`` with how many were refused meanwhile and for which reasons. The
+line names the reason, the field, the source partition and offset (to find the dead letter) and the
+decoder's sentence — never the record's bytes, which may hold personal data.
+"""
+
+from __future__ import annotations
+
+from streams.runtime.logs import get_logger
+
+log = get_logger(__name__)
+
+DETAIL_CHARS = 300
+
+
+class RejectionLog:
+    """Logs refused records at most once per ``interval`` seconds per process (the caller passes the wall clock)."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._last_logged: float | None = None
+        self._held: dict[str, int] = {}
+
+    def rejected(
+        self, reason: str, detail: str, field: str | None, topic: str, partition: int, offset: int, now: float
+    ) -> None:
+        """One record of ``topic``/``partition`` at ``offset`` dead-lettered for ``reason``."""
+        if self._last_logged is not None and now - self._last_logged < self.interval:
+            self._held[reason] = self._held.get(reason, 0) + 1
+            return
+        held, self._held = self._held, {}
+        self._last_logged = now
+        log.warning(
+            "event dead-lettered",
+            reason=reason,
+            field=field,
+            detail=detail[:DETAIL_CHARS],
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            more_dead_lettered_since_last_warning=sum(held.values()),
+            reasons_since_last_warning=held,
+        )

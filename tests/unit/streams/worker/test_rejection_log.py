@@ -1,0 +1,30 @@
+"""Refused records in the worker's log: one WARN at once, then at most one per interval with a summary."""
+
+from __future__ import annotations
+
+from structlog.testing import capture_logs
+
+from streams.worker.rejection_log import RejectionLog
+
+
+def test_the_first_refusal_is_logged_at_once_and_later_ones_are_summed_up_once_per_interval() -> None:
+    """A flood of refusals is one line per interval, carrying how many were held back and their reasons."""
+    rejections = RejectionLog(interval=10.0)
+    with capture_logs() as logs:
+        rejections.rejected("invalid_json", "not valid JSON: x", None, "preempt.events", 0, 5, now=100.0)
+        rejections.rejected("missing_field", "event is required", "event", "preempt.events", 1, 6, now=101.0)
+        rejections.rejected("missing_field", "event is required", "event", "preempt.events", 1, 7, now=102.0)
+        rejections.rejected("too_deep", "nested too deep", "properties", "preempt.events", 2, 8, now=109.0)
+        rejections.rejected("empty", "the record value is empty", None, "preempt.events", 0, 9, now=110.5)
+    lines = [e for e in logs if e["event"] == "event dead-lettered"]
+    assert [(e["reason"], e["partition"], e["offset"]) for e in lines] == [("invalid_json", 0, 5), ("empty", 0, 9)]
+    assert lines[0]["more_dead_lettered_since_last_warning"] == 0
+    assert lines[1]["more_dead_lettered_since_last_warning"] == 3
+    assert lines[1]["reasons_since_last_warning"] == {"missing_field": 2, "too_deep": 1}
+
+
+def test_a_long_decoder_sentence_is_cut() -> None:
+    """The detail is bounded, so one refusal cannot write a huge log line."""
+    with capture_logs() as logs:
+        RejectionLog().rejected("invalid_json", "x" * 10_000, None, "preempt.events", 0, 1, now=1.0)
+    assert len(logs[0]["detail"]) == 300
