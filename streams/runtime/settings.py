@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1)
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (production) or memory://")
     data_dir: Path = Field(
-        Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app and brokers)"
+        Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
@@ -311,16 +311,24 @@ class Settings(BaseSettings):
         hosts = self.broker.replace("kafka://", "").replace(";", ",").split(",")
         return [h.strip() for h in hosts if h.strip()]
 
-    def app_data_dir(self, app_id: str) -> Path:
-        """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>``.
+    def app_data_dir(self, app_id: str, web_port: int) -> Path:
+        """Faust's data dir for one process of the app ``app_id``:
+        ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>/port-<web port>``.
 
         RocksDB keeps, per table partition, the changelog offset its state is at. Shared between two
         clusters (or topic prefixes), a worker moved to the other one would trust state and offsets
         that do not belong to it: Faust stops with a ``ConsistencyError`` when the offset is past the
         changelog's end, and silently keeps the other cluster's state when it is not. One folder per
         app and brokers makes a moved worker rebuild from its own changelog instead.
+
+        Within it, one folder per web port: two workers of one app on one machine (the scale-out the
+        docs describe: the same settings, another ``PREEMPT_WORKER_WEB_PORT``) each open every table
+        partition they are given, active or standby, and RocksDB locks a partition's database for
+        one process: with one shared folder the second worker crashed on the first partition both
+        held ("While lock file: …/account-state-0.db/LOCK"). A port is taken by one process of the
+        machine at a time and stays the same across restarts, so a restarted worker finds its files.
         """
         name = re.sub(r"[^A-Za-z0-9._@+-]", "_", f"{app_id}@{'+'.join(self.bootstrap_servers)}")
         if len(name) > 120:  # many brokers: keep the name short and still distinct
             name = f"{name[:100]}.{hashlib.sha256(name.encode()).hexdigest()[:16]}"
-        return self.data_dir / name
+        return self.data_dir / name / f"port-{web_port}"

@@ -56,8 +56,19 @@ def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -
     other_prefix = create_app(Settings(**base, topic_prefix="beta", broker="kafka://127.0.0.1:9092"))
     dirs = {Path(app.conf.datadir) for app in (local, managed, other_prefix)}
     assert len(dirs) == 3
-    assert all(d.parent == tmp_path for d in dirs)
-    assert Path(local.conf.datadir).name == "acme-rules@127.0.0.1_9092"
+    assert all(d.parent.parent == tmp_path for d in dirs)
+    assert Path(local.conf.datadir) == tmp_path / "acme-rules@127.0.0.1_9092" / "port-6066"
+
+
+def test_two_rules_workers_on_one_machine_keep_their_rocksdb_files_apart(tmp_path: Path) -> None:
+    """Two workers with the same settings but their own web ports get their own RocksDB folders, both
+    made at start (sharing one, the second crashed on RocksDB's lock of a partition both were given)."""
+    base = {"store": "rocksdb://", "data_dir": tmp_path / "data", "topic_prefix": "acme"}
+    first = create_app(Settings(**base, worker_web_port=6066))
+    second = create_app(Settings(**base, worker_web_port=6166))
+    assert first.conf.datadir != second.conf.datadir
+    for app in (first, second):
+        Path(app.conf.datadir).mkdir()  # what Faust does at start: the last level only
 
 
 def test_rules_app_data_dir_may_not_exist_yet(tmp_path: Path) -> None:
