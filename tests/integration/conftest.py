@@ -134,7 +134,7 @@ def settings_factory(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) ->
             "broker": f"kafka://{kafka_bootstrap}",
             "topic_prefix": topic_prefix,
             "topic_partitions": 4,
-            "store": os.environ.get("PREEMPT_TEST_STORE", "memory://"),
+            "store": "memory://",
             "data_dir": tmp_path / "data",
             "log_format": "json",
         }
