@@ -237,7 +237,8 @@ class RuleEngine:
             kept += 1
         # Applied: every event up to the newest of the oldest ones, with its ties (the same
         # timestamp cannot be split: events are applied in (ts, event_id) order below a watermark).
-        newest_applied = entries[len(entries) - kept - 1][0] if kept < len(entries) else entries[-1][0]
+        # At least one is (the whole buffer did not fit in max_bytes, so not in half of it).
+        newest_applied = entries[len(entries) - kept - 1][0]
         findings = self._advance(state, math.nextafter(newest_applied, math.inf))
         remaining = sum(len(orjson.dumps(buffered_row(ev))) + 1 for _, _, ev in state.buffer)
         return len(entries) - len(state.buffer), remaining, findings
