@@ -27,6 +27,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from rules.findings import Finding
 from rules.kinds import build_evaluator
 from rules.kinds.base import Evaluator, EvaluatorBase
@@ -39,6 +41,7 @@ from rules.state import (
     SEEN_ID_CHARS,
     STATE_VERSION,
     AccountState,
+    buffered_row,
     decode_state,
     encode_state,
     seen_key,
@@ -205,6 +208,40 @@ class RuleEngine:
         if watermark <= state.finalized_until:
             return []
         return self._advance(state, watermark)
+
+    def bound_buffer(self, state: AccountState, max_bytes: int) -> tuple[int, int, list[Finding]]:
+        """Keep the account's buffered events (those the watermark has not passed yet) within
+        ``max_bytes`` of encoded state: when they take more, apply the oldest of them now, ahead of
+        the watermark, until the rest take at most half of it. Returns how many were applied, the
+        bytes still buffered, and the findings.
+
+        Who calls it: the rules worker, for an account whose events arrive faster than its state
+        can hold them for the allowed lateness (a client stuck in a retry loop, thousands of events
+        a second): otherwise its state outgrows the record limit and is quarantined, losing its
+        windows, cooldowns and the very alert the burst should raise. The account's own clock
+        (``finalized_until``) moves past the applied events, so a later event older than them is
+        late for this account (counted as such); other accounts are not affected. The backtest
+        does not bound its buffers, so it can differ from the stream for such an account only.
+        """
+        buffer = state.buffer
+        if not buffer:
+            return 0, 0, []
+        entries = sorted(buffer)  # oldest first, as advance() applies them
+        sizes = [len(orjson.dumps(buffered_row(ev))) + 1 for _, _, ev in entries]
+        total = sum(sizes)
+        if total <= max_bytes:
+            return 0, total, []
+        keep_bytes, kept = max_bytes // 2, 0
+        while kept < len(entries) and keep_bytes >= sizes[len(entries) - 1 - kept]:
+            keep_bytes -= sizes[len(entries) - 1 - kept]
+            kept += 1
+        # Applied: every event up to the newest of the oldest ones, with its ties (the same
+        # timestamp cannot be split: events are applied in (ts, event_id) order below a watermark).
+        # At least one is (the whole buffer did not fit in max_bytes, so not in half of it).
+        newest_applied = entries[len(entries) - kept - 1][0]
+        findings = self._advance(state, math.nextafter(newest_applied, math.inf))
+        remaining = sum(len(orjson.dumps(buffered_row(ev))) + 1 for _, _, ev in state.buffer)
+        return len(entries) - len(state.buffer), remaining, findings
 
     def next_wakeup(self, state: AccountState) -> float | None:
         """The earliest watermark at which :meth:`advance` could do something; None if idle.

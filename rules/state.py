@@ -92,6 +92,11 @@ class AccountState:
             self.seen_order = deque(self.seen)
 
 
+def buffered_row(ev: Event) -> list[Any]:
+    """How :func:`encode_state` writes one buffered event (its size is what the event adds to the state)."""
+    return [ev.ts, ev.event_id, ev.event, ev.account_id, ev.user_id, ev.properties, ev.context]
+
+
 def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: int = STATE_VERSION) -> bytes:
     """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint.
 
@@ -114,10 +119,7 @@ def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: 
         # ``dict(doc["s"])`` (workers of either form read the other's states); version 1 keeps the
         # pairs its readers expect.
         "s": state.seen if version == STATE_VERSION else list(state.seen.items()),
-        "b": [
-            [ev.ts, ev.event_id, ev.event, ev.account_id, ev.user_id, ev.properties, ev.context]
-            for _, _, ev in state.buffer
-        ],
+        "b": [buffered_row(ev) for _, _, ev in state.buffer],
         "r": rules,
         "c": state.cooldowns,
     }

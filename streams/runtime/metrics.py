@@ -99,6 +99,12 @@ ACCOUNTS_QUARANTINED = Counter(
     "By reason (state_unreadable, state_unwritable, state_too_large, evaluation_error).",
     ["reason"],
 )
+EVENTS_EVALUATED_EARLY = Counter(
+    "preempt_events_evaluated_early_total",
+    "Events of an account evaluated before the watermark passed them: its buffered events outgrew a quarter of "
+    "PREEMPT_MAX_STATE_BYTES (a client sending thousands of events a second); its later events older than them "
+    "are late for it.",
+)
 ACCOUNT_STATE_BYTES = Histogram(
     "preempt_account_state_bytes",
     "Encoded size of each account state written to the state table (the largest must stay under the "

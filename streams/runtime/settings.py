@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
     )
     data_dir: Annotated[Path, AfterValidator(_data_dir)] = Field(
-        Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app and brokers)"
+        Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
@@ -353,8 +353,9 @@ class Settings(BaseSettings):
         hosts = (_BROKER_SCHEME.sub("", h.strip()) for h in self.broker.replace(";", ",").split(","))
         return [h for h in hosts if h]
 
-    def app_data_dir(self, app_id: str, web_port: int | None = None) -> Path:
-        """Faust's data dir for the app ``app_id``: ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>[@<web port>]``.
+    def app_data_dir(self, app_id: str, web_port: int) -> Path:
+        """Faust's data dir for one process of the app ``app_id``:
+        ``PREEMPT_DATA_DIR/<app id>@<bootstrap servers>/port-<web port>``.
 
         RocksDB keeps, per table partition, the changelog offset its state is at. Shared between two
         clusters (or topic prefixes), a worker moved to the other one would trust state and offsets
@@ -362,14 +363,14 @@ class Settings(BaseSettings):
         changelog's end, and silently keeps the other cluster's state when it is not. One folder per
         app and brokers makes a moved worker rebuild from its own changelog instead.
 
-        ``web_port`` (the process's web port, which no two processes on one machine share) keeps two
-        workers or notifiers on one machine apart: RocksDB locks each table partition's folder, and
-        the second process crashed with "IO error: While lock file … Resource temporarily
-        unavailable" as soon as the group gave it a partition the first had held.
+        Within it, one folder per web port: two workers of one app on one machine (the scale-out the
+        docs describe: the same settings, another ``PREEMPT_WORKER_WEB_PORT``) each open every table
+        partition they are given, active or standby, and RocksDB locks a partition's database for
+        one process: with one shared folder the second worker crashed on the first partition both
+        held ("While lock file: …/account-state-0.db/LOCK"). A port is taken by one process of the
+        machine at a time and stays the same across restarts, so a restarted worker finds its files.
         """
         name = re.sub(r"[^A-Za-z0-9._@+-]", "_", f"{app_id}@{'+'.join(self.bootstrap_servers)}")
         if len(name) > 120:  # many brokers: keep the name short and still distinct
             name = f"{name[:100]}.{hashlib.sha256(name.encode()).hexdigest()[:16]}"
-        if web_port is not None:
-            name = f"{name}@{web_port}"
-        return self.data_dir / name
+        return self.data_dir / name / f"port-{web_port}"

@@ -61,9 +61,11 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
 
 
 def _data_dir(settings: Settings) -> Path:
-    """This app's folder under PREEMPT_DATA_DIR; the parent is made here (Faust makes only the last level)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.app_data_dir(app_id(settings), settings.worker_web_port)
+    """This process's folder under PREEMPT_DATA_DIR (per app, brokers and web port); its parents are
+    made here (Faust makes only the last level)."""
+    folder = settings.app_data_dir(app_id(settings), settings.worker_web_port)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def create_app(

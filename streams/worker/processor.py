@@ -46,6 +46,7 @@ from streams.runtime.metrics import (
     EVENT_TO_ALERT,
     EVENTS,
     EVENTS_DEAD_LETTERED,
+    EVENTS_EVALUATED_EARLY,
     RULE_EVALUATIONS,
     WATERMARK,
 )
@@ -116,6 +117,7 @@ class RuleEnginePort(Protocol[StateT, FindingT]):
     def on_event(self, state: StateT, event: Event, watermark: float) -> tuple[EventOutcome, list[FindingT]]: ...
     def advance(self, state: StateT, watermark: float) -> list[FindingT]: ...
     def next_wakeup(self, state: StateT) -> float | None: ...
+    def bound_buffer(self, state: StateT, max_bytes: int) -> tuple[int, int, list[FindingT]]: ...
     def dumps(self, state: StateT) -> bytes: ...
     def loads(self, data: bytes) -> StateT: ...
     def to_alert(self, finding: FindingT, account: Account | None, emitted_at: float) -> Alert: ...
@@ -248,6 +250,14 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._forward_logged_at = -math.inf
         self._misrouted_logged_at = -math.inf
         self._forwards_unlogged = 0
+        # Bytes of the accepted events of each account since its buffered events (those the
+        # watermark has not passed) were last measured: an over-estimate (applied events are not
+        # subtracted), so the exact measure (``engine.bound_buffer``) runs only once it passes the
+        # limit, not per batch. A quarter of the state limit, so that with what a state buffered
+        # before a restart (at most that, unmeasured) and its seen ids the state stays under it.
+        self._buffered_bytes: dict[str, int] = {}
+        self._buffer_limit = max(1, settings.max_state_bytes // 4)
+        self._early_logged_at = -math.inf
 
     # --- the two entry points ----------------------------------------------------------------
 
@@ -286,6 +296,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache_get = self.cache.get
         on_event = self.engine.on_event
         observe = self.clocks.observe
+        buffered = self._buffered_bytes
+        if len(buffered) > MAX_HOME_PARTITIONS:  # accounts never measured again: forget the estimates
+            buffered.clear()
         accepted_outcome = EventOutcome.ACCEPTED
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
@@ -325,6 +338,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 n_accepted += 1
                 observe(p, decoded.ts)
                 accepted[account_id] = p
+                buffered[account_id] = buffered.get(account_id, 0) + len(record.value or b"")
             else:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if outcome is EventOutcome.LATE:
@@ -594,6 +608,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
             state = self.cache.get(account_id, partition)
             try:
                 findings = self.engine.advance(state, wm)
+                if account_id in touched and self._buffered_bytes.get(account_id, 0) > self._buffer_limit:
+                    findings += self._bound_buffer(account_id, state, partition, now)
                 wakeup = self.engine.next_wakeup(state)
             except Exception as exc:  # noqa: BLE001 - the account's state cannot move on: set it aside, not the stream
                 self._quarantine(account_id, partition, exc)
@@ -606,6 +622,30 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if evaluations:
             for counter in self._rule_evaluations:
                 counter.inc(evaluations)
+
+    def _bound_buffer(self, account_id: str, state: StateT, partition: int, now: float) -> list[FindingT]:
+        """Keep one account's buffered events within ``_buffer_limit`` bytes: past it, its oldest are
+        evaluated now (``engine.bound_buffer``), counted and logged, instead of its state growing
+        past ``max_state_bytes`` and being quarantined with the alert its burst should raise."""
+        applied, remaining, findings = self.engine.bound_buffer(state, self._buffer_limit)
+        if remaining:
+            self._buffered_bytes[account_id] = remaining
+        else:
+            self._buffered_bytes.pop(account_id, None)
+        if applied:
+            EVENTS_EVALUATED_EARLY.inc(applied)
+            if now - self._early_logged_at >= FORWARD_LOG_INTERVAL_SECONDS:
+                log.warning(
+                    "an account's events arrive faster than its state can hold them for the allowed lateness; "
+                    "its oldest were evaluated ahead of the watermark (its later events older than them are late)",
+                    account_id=account_id,
+                    partition=partition,
+                    evaluated_early=applied,
+                    buffered_bytes=remaining,
+                    limit_bytes=self._buffer_limit,
+                )
+                self._early_logged_at = now
+        return findings
 
     def _check_account(
         self, account_id: str, partition: int, state: StateT, watermark: float, out: BatchOutput, now: float

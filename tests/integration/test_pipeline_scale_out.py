@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaProducer
 
 from streams.runtime.settings import Settings
@@ -23,15 +24,19 @@ from tests.integration.pipeline_support import (
 )
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_two_workers_with_a_join_mid_stream_give_the_single_worker_alert_set(
+    store: str,
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
     process_factory: Callable[..., ManagedProcess],
     producer: KafkaProducer,
     tmp_path: Path,
 ) -> None:
-    """Worker 2 joins while worker 1 is mid-stream; together they emit exactly the backtest's alert ids."""
-    settings = settings_factory(event_time_only=True, worker_web_port=free_port())
+    """Worker 2 joins while worker 1 is mid-stream; together they emit exactly the backtest's alert ids,
+    also with RocksDB (the production store) and both workers on one machine with the same settings
+    but their web ports (the second crashed on RocksDB's lock when they shared a folder)."""
+    settings = settings_factory(event_time_only=True, worker_web_port=free_port(), store=store)
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     history = simulated_history(tmp_path, settings.topic_partitions, days=3, accounts=60, seed=13)

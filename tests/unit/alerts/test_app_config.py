@@ -66,8 +66,8 @@ def test_notifier_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path
     broker with the same PREEMPT_DATA_DIR it rebuilds from its own changelog."""
     first = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://127.0.0.1:9092"))
     moved = create_app(Settings(topic_prefix="acme", data_dir=tmp_path, broker="kafka://a:9093;kafka://b:9093"))
-    assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092@6067"
-    assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093@6067"
+    assert Path(first.conf.datadir) == tmp_path / "acme-notify@127.0.0.1_9092" / "port-6067"
+    assert Path(moved.conf.datadir) == tmp_path / "acme-notify@a_9093+b_9093" / "port-6067"
 
 
 def test_notifier_gives_every_outcome_of_its_receiver_types_a_zero_series_at_start(tmp_path: Path) -> None:

@@ -198,3 +198,34 @@ def test_the_default_dedup_cap_keeps_a_busy_accounts_state_small(make_rule, make
         engine.on_event(state, at(i, event_id=f"{i:032x}"), MONDAY + i)
     assert len(state.seen) == DEFAULT_MAX_SEEN_IDS
     assert len(engine.dumps(state)) < 400_000
+
+
+def test_bound_buffer_applies_the_oldest_buffered_events_once_they_outgrow_the_bound(make_rule, make_engine, at):
+    """A burst the watermark has not passed yet, over the byte bound: its oldest events are applied at
+    once (the threshold they reach fires), the rest fit in half the bound, and a later event older
+    than the applied ones is late for this account."""
+    engine = make_engine(make_rule("threshold", match={"event": "API Error"}, window="1h", measure="count", min=50))
+    state = engine.new_state()
+    for i in range(400):
+        engine.on_event(state, at(i * 0.01, "API Error", properties={"status": 503, "path": "/v1/sync"}), MONDAY - 5)
+    applied, size, findings = engine.bound_buffer(state, 1_000_000)
+    assert (applied, findings, len(state.buffer)) == (0, [], 400)  # within the bound
+    assert size > 20_000
+    applied, remaining, findings = engine.bound_buffer(state, 20_000)
+    assert applied > 50
+    assert applied + len(state.buffer) == 400
+    assert 0 < remaining <= 10_000
+    assert [f.rule_id for f in findings] == ["threshold-rule"]
+    assert engine.bound_buffer(state, 20_000)[0] == 0  # within the bound now: nothing more applied
+    assert engine.on_event(state, at(0.005, "API Error"), MONDAY - 5)[0] is EventOutcome.LATE
+
+
+def test_bound_buffer_applies_events_of_one_timestamp_together(make_rule, make_engine, at):
+    """Events sharing a timestamp are applied all or none (their order is by event id below a watermark)."""
+    engine = make_engine(make_rule("any", match={"event": "API Error"}, cooldown="1s"))
+    state = engine.new_state()
+    for _ in range(300):
+        engine.on_event(state, at(1.0, "API Error"), MONDAY - 5)
+    applied, remaining, findings = engine.bound_buffer(state, 10_000)
+    assert (applied, remaining, len(state.buffer)) == (300, 0, 0)
+    assert len(findings) == 1  # one finding: the cooldown holds the other 299 back

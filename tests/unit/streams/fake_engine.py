@@ -89,6 +89,17 @@ class FakeEngine:
             times.append(state.last_ts + QUIET_AFTER)
         return min(times) if times else None
 
+    def bound_buffer(self, state: FakeState, max_bytes: int) -> tuple[int, int, list[FakeFinding]]:
+        """Apply the oldest buffered events while the buffer (as JSON) takes more than half of ``max_bytes``."""
+        size = len(json.dumps(state.buffered))
+        if size <= max_bytes:
+            return 0, size, []
+        state.buffered.sort()
+        before, out = len(state.buffered), []
+        while state.buffered and len(json.dumps(state.buffered)) > max_bytes // 2:
+            out += self.advance(state, state.buffered[0][0])
+        return before - len(state.buffered), len(json.dumps(state.buffered)), out
+
     def dumps(self, state: FakeState) -> bytes:
         return json.dumps(state.__dict__).encode()
 

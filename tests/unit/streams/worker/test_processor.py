@@ -470,3 +470,25 @@ def test_a_forwarded_copy_off_its_accounts_partition_is_evaluated_there_not_forw
         out = processor.process_batch([copy])
     assert (out.accepted, out.forwards, list(out.state_writes)) == (1, [], [stray])
     assert [e["log_level"] for e in logs if "not forwarded again" in e["event"]] == ["error"]
+
+
+def test_a_burst_the_watermark_has_not_passed_is_evaluated_early_instead_of_quarantining_its_account(
+    make_processor: Factory,
+) -> None:
+    """One account sending hundreds of events within the allowed lateness (a client stuck in a retry
+    loop): its oldest buffered events are evaluated at once, the alert they make goes out in the same
+    batch, the early events are counted and logged, and its state stays under the limit (it was
+    quarantined, and the alert lost)."""
+    processor, _ = make_processor(max_state_bytes=8192)
+    before = REGISTRY.get_sample_value("preempt_events_evaluated_early_total") or 0.0
+    burst = [_record(i, "Error", T0 + i * 0.001, account="stuck") for i in range(300)]
+    with capture_logs() as logs:
+        out = processor.process_batch(burst)
+    assert out.dead_letters == []
+    assert [(a.rule_id, a.account_id) for a in out.alerts] == [("three-errors", "stuck")]
+    assert len(out.state_writes[0]["stuck"]) <= 8192
+    early = (REGISTRY.get_sample_value("preempt_events_evaluated_early_total") or 0.0) - before
+    assert early > 0
+    assert [entry["account_id"] for entry in logs if "evaluated ahead of the watermark" in entry["event"]] == ["stuck"]
+    calm = processor.process_batch([_record(400 + i, "Error", T0 + 1 + i * 0.001, account="calm") for i in range(3)])
+    assert calm.alerts == []  # an account within the bound keeps waiting for the watermark
