@@ -16,9 +16,13 @@ _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+_LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # the stdlib's own aliases
+
+
 def _log_level(value: str) -> str:
     """A log level name in any case, as its upper-case name (a typo would otherwise mean INFO)."""
     level = value.strip().upper()
+    level = _LOG_LEVEL_ALIASES.get(level, level)
     if level not in LOG_LEVELS:
         raise ValueError(f"not a log level: use one of {', '.join(LOG_LEVELS)} (any case)")
     return level
