@@ -38,14 +38,19 @@ def _data_dir(value: Path) -> Path:
     return value
 
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+_LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # the stdlib's own aliases
 
 
 def _log_level(value: str) -> str:
-    """A level name of Python's logging, in any case; an unknown one silently meant INFO."""
-    if value.strip().upper() not in _LOG_LEVELS:
-        raise ValueError(f"the log level is one of {', '.join(_LOG_LEVELS)}")
-    return value.strip().upper()
+    """A log level name in any case, as its upper-case name (a typo would otherwise mean INFO)."""
+    level = value.strip().upper()
+    level = _LOG_LEVEL_ALIASES.get(level, level)
+    if level not in LOG_LEVELS:
+        raise ValueError(f"not a log level: use one of {', '.join(LOG_LEVELS)} (any case)")
+    return level
 
 
 class Settings(BaseSettings):

@@ -32,6 +32,7 @@ def test_log_level_is_case_insensitive_and_a_typo_is_refused() -> None:
     """PREEMPT_LOG_LEVEL takes a level in any case; a name that is not a level is an error, not INFO."""
     assert Settings(log_level=" debug ").log_level == "DEBUG"
     assert Settings(log_level="Warning").log_level == "WARNING"
+    assert Settings(log_level="warn").log_level == "WARNING"
     with pytest.raises(ValidationError, match="log_level"):
         Settings(log_level="verbose")
 
