@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
@@ -36,7 +37,9 @@ route:
 """
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_second_notifier_takes_over_pending_alerts_exactly_once(
+    store: str,
     settings_factory: Callable[..., Settings],
     topics: TopicNames,
     producer: KafkaProducer,
@@ -45,12 +48,15 @@ def test_second_notifier_takes_over_pending_alerts_exactly_once(
     tmp_path: Path,
 ) -> None:
     """Alerts waiting in group_wait when a rebalance moves their partition are delivered by exactly
-    one of the two notifiers: the first keeps the partitions it retains, the second re-reads the rest."""
+    one of the two notifiers: the first keeps the partitions it retains, the second re-reads the rest;
+    also on RocksDB with both on one machine and one PREEMPT_DATA_DIR (the second crashed on RocksDB's
+    lock of a delivery-log partition both opened when their folders were one)."""
     settings = notifier_settings(
         settings_factory,
         write_routes(tmp_path, ROUTES),
         slack_api_url=slack_server.api_url,
         notifier_session_timeout_seconds=6,
+        store=store,
     )
     first = start_notifier(process_factory, settings, name="notifier-1")
     alerts = [make_alert(f"acct-{i}", account={"name": f"A{i}", "owner": {"slack": f"C-{i}"}}) for i in range(20)]
