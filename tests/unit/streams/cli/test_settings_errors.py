@@ -81,7 +81,7 @@ def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None
         ("PREEMPT_TOPIC_PREFIX", "bad prefix!", "the characters Kafka allows in topic names"),
         ("PREEMPT_TOPIC_PREFIX", "", "the characters Kafka allows in topic names"),
         ("PREEMPT_STORE", "bogus://", "the store is rocksdb:// (production) or memory://"),
-        ("PREEMPT_LOG_LEVEL", "LOUD", "the log level is one of DEBUG, INFO, WARNING"),
+        ("PREEMPT_LOG_LEVEL", "LOUD", "not a log level: use one of DEBUG, INFO, WARNING"),
     ],
 )
 def test_a_setting_faust_or_kafka_would_refuse_later_is_one_line_now(variable: str, value: str, says: str) -> None:
