@@ -77,7 +77,7 @@ def test_the_same_seed_without_start_gives_the_same_files_all_day(
         args = ["--accounts", "5", "--days", "2", "--seed", "4", "--output", str(events)]
         result = CliRunner().invoke(simulate, args)
         assert result.exit_code == 0, result.output
-        assert "start 2026-11-28 00:00:00+00:00" in result.output
+        assert "start 2026-11-28T00:00:00.000Z" in result.output
         outputs.append(events.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0]
@@ -123,7 +123,7 @@ def test_lower_case_rfc3339_start_is_accepted(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "start 2026-11-02 00:00:00+00:00" in result.output
+    assert "start 2026-11-02T00:00:00.000Z" in result.output
 
 
 def test_backfill_of_a_period_ending_in_the_future_is_refused_before_connecting(
