@@ -186,9 +186,7 @@ def simulate(
         )
     )
     summary = SimulationSummary(sim.accounts)
-    click.echo(
-        f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True
-    )
+    click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
         write_account_outcomes(outcomes_output, sim.accounts, start_ms)
