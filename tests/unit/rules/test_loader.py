@@ -180,3 +180,26 @@ def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: 
     message = str(caught.value)
     assert "field 'below'" in message
     assert "give below, drop_points, or both" not in message
+
+
+def test_a_rule_file_given_as_a_pipe_is_read(tmp_path: Path) -> None:
+    """`preempt rules check <(git show HEAD:rules.yaml)` (a /dev/fd pipe: neither file nor folder) loads the rule
+    instead of 'no such rule file or directory'."""
+    import os
+    import threading
+
+    text = b"id: piped\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: Login}\n"
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_end, "wb") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        ruleset = load_rules(Path(f"/dev/fd/{read_end}"))
+    finally:
+        writer.join(timeout=10)
+        os.close(read_end)
+    assert [rule.id for rule in ruleset.rules] == ["piped"]
