@@ -138,6 +138,23 @@ def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings)
         ) from None
 
 
+def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``names`` has a leader, or after ``timeout_s`` (the clients retry).
+
+    A consumer started on a topic made a moment ago asked a broker that did not lead its partitions
+    yet: aiokafka logged "Failed fetch offsets … NotLeaderForPartitionError" as ERRORs on every fresh
+    deployment (HTTP ingest's account merger), which read as a broken cluster.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(names)
+        if len(described) == len(names) and all(
+            d.get("partitions") and all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in described
+        ):
+            return
+        time.sleep(0.2)
+
+
 def ensure_topics(
     settings: Settings,
     names: TopicNames | None = None,
@@ -176,6 +193,7 @@ def ensure_topics(
             # Another process may win the race; the topic is there, which is all we need.
             with contextlib.suppress(TopicAlreadyExistsError):
                 _create(admin, wanted, settings)
+            _await_leaders(admin, [t.name for t in wanted], timeout_s)
         if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings.topic_partitions)
     finally:
