@@ -65,7 +65,7 @@ def _rule_files(path: Path) -> list[Path]:
             for p in path.rglob("*")
             if p.is_file() and p.suffix.lower() in RULE_FILE_SUFFIXES and not _hidden(p, path)
         )
-    if path.is_file():
+    if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
         return [path]
     raise RuleConfigError(f"{path}: no such rule file or directory")
 

@@ -29,6 +29,7 @@ from schemas.account import Account
 from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
+from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
 from streams.cli.progress import progress_bar
@@ -153,12 +154,14 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
     "events_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help="events JSONL (the event contract), in time order up to the allowed lateness",
 )
 @click.option(
     "--accounts",
     "accounts_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
 )
 @click.option(

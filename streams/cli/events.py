@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -89,7 +90,11 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
 
     settings = Settings()
     probe_broker(settings)
-    letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit)
+    seen: Counter[str] = Counter()
+    letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit, reasons_seen=seen)
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())
     click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    if not letters and limit and (reason or account_id) and seen:  # a typo in a filter read as "none"
+        held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
+        click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)

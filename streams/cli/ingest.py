@@ -14,7 +14,7 @@ from streams.runtime.settings import Settings
     "--port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Port to listen on, 0 for any free one (default: PREEMPT_INGEST_PORT, 6068).",
+    help="Port to listen on (default, and with 0: PREEMPT_INGEST_PORT, 6068).",
 )
 def ingest(host: str | None, port: int | None) -> None:
     """Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.

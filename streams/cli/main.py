@@ -9,6 +9,7 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -25,7 +26,7 @@ from streams.cli.events import events
 from streams.cli.ingest import ingest
 from streams.cli.publish import publish
 from streams.cli.rules import rules_group
-from streams.cli.settings_errors import describe_settings_error, is_settings_error
+from streams.cli.settings_errors import describe_settings_error, is_settings_error, misspelt_settings
 from streams.cli.simulate import simulate
 from streams.cli.train import train_command
 from streams.cli.worker import worker
@@ -56,6 +57,8 @@ def main() -> None:
     the local broker of `make kafka` (kafka://127.0.0.1:9092).
     """
     configure_command_logging()
+    for note in misspelt_settings(os.environ):
+        click.echo(note, err=True)
 
 
 main.add_command(worker)

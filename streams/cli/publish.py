@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 from schemas.decoder import loads_exact
 from schemas.errors import EventRejectedError, PublishError
 from schemas.jsonl import read_file, read_lines
+from streams.cli.input_files import rereadable
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -42,6 +43,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
     "--file",
     "file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help="A JSONL file of canonical events to publish instead of one event.",
 )
 def publish(

@@ -6,9 +6,11 @@ fails, so every command reports a bad environment the same way and never with a 
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,20 @@ def is_settings_error(exc: BaseException) -> bool:
     if isinstance(exc, SettingsError):
         return True
     return isinstance(exc, ValidationError) and exc.title == Settings.__name__
+
+
+def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
+    """A note for each ``PREEMPT_*`` variable that is no setting but nearly spells one (``PREEMPT_BROKERS``).
+
+    Unknown variables are ignored (other tools share the prefix: scripts, tests), so a typo silently
+    left the setting at its default; a near miss of a real name is named instead.
+    """
+    known = sorted(env_name(field) for field in Settings.model_fields)
+    notes = []
+    for name in sorted(environ):
+        if not name.startswith(_ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.9)
+        if close:
+            notes.append(f"note: {name} is not a Preempt setting and is ignored; did you mean {close[0]}?")
+    return notes

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from schemas.event import Event
+from schemas.event import Event, format_ts
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
@@ -186,9 +186,7 @@ def simulate(
         )
     )
     summary = SimulationSummary(sim.accounts)
-    click.echo(
-        f"seed {seed}, {account_count} accounts, start {datetime.fromtimestamp(start_ms / 1000, tz=UTC)}", err=True
-    )
+    click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
         write_account_outcomes(outcomes_output, sim.accounts, start_ms)

@@ -20,6 +20,7 @@ from schemas.event import Event
 from schemas.jsonl import read_file
 from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
 from streams.cli.output_paths import writable_output
 
@@ -73,12 +74,14 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
     "events_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help="events JSONL (history)",
 )
 @click.option(
     "--accounts",
     "accounts_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help=(
         "accounts JSONL: learn only from these accounts, and from their records too (renewal date, tenure, "
         "seats, MRR, tier, plan); default: every account with an outcome, from events only"
@@ -88,6 +91,7 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
     "--outcomes",
     "outcomes_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=rereadable,
     help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
 )
 @click.option(

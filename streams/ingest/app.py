@@ -106,11 +106,17 @@ def create_ingest_app(
     """The ingest app for ``settings``, writing to ``sink``; the sink (and ``merger``) start and stop with the app.
 
     Raises ``ValueError`` when no API key is configured (ingest never runs open), an entry is not a
-    sha256 digest, or a tracking-API setting is invalid.
+    sha256 digest, the signing secret is set but empty, or a tracking-API setting is invalid.
     """
     config = IngestConfig(settings, clock)
     if not config.keys:
         raise ValueError("HTTP ingest needs at least one API key digest in PREEMPT_INGEST_API_KEYS")
+    if config.hmac_secret is not None and not config.hmac_secret.strip():
+        # An empty key signs as well as any (e.g. compose's ${SECRET} of an unset variable): signing
+        # would look on and protect nothing.
+        raise ValueError(
+            "PREEMPT_INGEST_HMAC_SECRET is set but empty: give the signing secret, or unset it to turn signing off"
+        )
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[count_responses, cors],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import orjson
@@ -51,6 +51,7 @@ def read_dead_letters(
     reason: str | None = None,
     limit: int = 50,
     timeout_s: float = 30.0,
+    reasons_seen: Counter[str] | None = None,
 ) -> list[StoredDeadLetter]:
     """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time).
 
@@ -63,6 +64,9 @@ def read_dead_letters(
     raises ``BrokerUnavailableError``: "the newest" of part of the topic would be wrong. (A second
     of silence used to end the read: on a busy machine the first fetch took longer, and the command
     showed no dead letters, or old ones, with exit 0.)
+
+    ``reasons_seen``, when given, counts the reason of every letter read, matching or not (so a
+    caller can say what the topic holds when a filter matched nothing).
     """
     topic = TopicNames.from_settings(settings).events_dlq
     check_access(settings)
@@ -93,6 +97,8 @@ def read_dead_letters(
                 for record in records:
                     key = None if record.key is None else record.key.decode("utf-8", "replace")
                     verdict = verdict_headers(record.headers)
+                    if reasons_seen is not None:
+                        reasons_seen[verdict.get(REASON, "?")] += 1
                     if account_id is not None and key != account_id and _value_account(record.value) != account_id:
                         continue
                     if reason is not None and verdict.get(REASON) != reason:

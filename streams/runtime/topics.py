@@ -18,7 +18,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
 from streams.runtime.kafka_clients import check_access, kafka_python_config
@@ -113,6 +113,48 @@ def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
         )
 
 
+def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings) -> None:
+    """``admin.create_topics``; a refusal the settings can fix is a ``ConfigError`` naming the setting.
+
+    kafka-python raised the broker's error with the whole request in its text (a screenful), which
+    the commands printed as "cannot reach Kafka: …" or a traceback.
+    """
+    try:
+        admin.create_topics(topics)
+    except TopicAlreadyExistsError:
+        raise
+    except InvalidReplicationFactorError:
+        brokers = len(admin.describe_cluster().get("brokers") or ())
+        raise ConfigError(
+            f"Kafka refused to create topic {topics[0].name} with PREEMPT_TOPIC_REPLICATION="
+            f"{settings.topic_replication}: the cluster has {brokers} broker(s); set PREEMPT_TOPIC_REPLICATION "
+            f"to at most {brokers}"
+        ) from None
+    except KafkaError as exc:
+        names = ", ".join(t.name for t in topics[:3]) + (" …" if len(topics) > 3 else "")
+        raise ConfigError(
+            f"Kafka refused to create the topics {names}: {type(exc).__name__} ({exc.description}); "
+            "check the broker's topic policy and this client's permissions"
+        ) from None
+
+
+def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``names`` has a leader, or after ``timeout_s`` (the clients retry).
+
+    A consumer started on a topic made a moment ago asked a broker that did not lead its partitions
+    yet: aiokafka logged "Failed fetch offsets … NotLeaderForPartitionError" as ERRORs on every fresh
+    deployment (HTTP ingest's account merger), which read as a broken cluster.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(names)
+        if len(described) == len(names) and all(
+            d.get("partitions") and all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in described
+        ):
+            return
+        time.sleep(0.2)
+
+
 def ensure_topics(
     settings: Settings,
     names: TopicNames | None = None,
@@ -150,7 +192,8 @@ def ensure_topics(
         if wanted:
             # Another process may win the race; the topic is there, which is all we need.
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(wanted)
+                _create(admin, wanted, settings)
+            _await_leaders(admin, [t.name for t in wanted], timeout_s)
         if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings.topic_partitions)
     finally:
@@ -225,7 +268,7 @@ def ensure_changelog_topics(
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker may win the race
-                admin.create_topics(missing)
+                _create(admin, missing, settings)
         deadline = time.monotonic() + timeout_s
         while True:
             described = admin.describe_topics(list(wanted))

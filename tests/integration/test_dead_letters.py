@@ -105,3 +105,35 @@ def test_limit_shows_the_newest_letters_across_partitions_oldest_first(
     mine = CliRunner().invoke(events, ["dead-letters", "--account", "Ünïcode Co", "--json"], env=env)
     assert mine.exit_code == 0, mine.output
     assert len(mine.stdout.splitlines()) == len(plan)
+
+
+def test_a_filter_matching_nothing_says_what_the_topic_holds(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """--reason with a typo ('unknwon_field') shows none and a note naming the reasons on the topic, so a typo
+    does not read as 'no such dead letters'."""
+    settings = settings_factory()
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    for offset, reason in enumerate(["unknown_field", "unknown_field", "invalid_json"]):
+        letter = dead_letter_record(
+            key=b"acme",
+            value=b"{}",
+            headers=[],
+            reason=reason,
+            detail="d",
+            field=None,
+            source_topic=names.events,
+            partition=0,
+            offset=offset,
+            at=NOW,
+        )
+        producer.send(names.events_dlq, key=letter.key, value=letter.value, headers=letter.headers)
+    producer.flush()
+    result = CliRunner().invoke(events, ["dead-letters", "--reason", "unknwon_field"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "0 dead letter(s) shown",
+        "note: none matches the filter; the topic holds 3: invalid_json (1), unknown_field (2)",
+    ]

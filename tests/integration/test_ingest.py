@@ -85,3 +85,17 @@ def test_abuse_gets_the_right_status_and_only_good_events_reach_kafka(
     records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 2, timeout_s=30, idle_s=2)
     assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(i for c in cases for i in c.good_ids)
     assert "Traceback" not in proc.log_text()
+
+
+def test_a_fresh_deployment_starts_without_error_lines(
+    settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+) -> None:
+    """On topics it has just made, ingest's account merger starts without aiokafka's "Failed fetch offsets …
+    NotLeaderForPartitionError" ERRORs (3-4 per start before topic creation waited for partition leaders)."""
+    port = free_port()
+    settings = settings_factory(ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_port=port)
+    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, proc)
+    time.sleep(5.0)  # the merger's first fetches of the accounts topics happen in these seconds
+    errors = [line for line in proc.log_text().splitlines() if '"level": "error"' in line]
+    assert errors == []

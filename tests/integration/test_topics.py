@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient
 from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
 from streams.runtime.topics import (
+    ChangelogTopic,
     TopicNames,
     changelog_topics,
     delete_topics_under,
@@ -96,3 +97,20 @@ def test_delete_topics_under_removes_only_the_given_prefixes_topics(settings_fac
     kept_expected = dict.fromkeys(TopicNames.from_settings(kept).notifier(), kept.topic_partitions)
     assert _existing(kept, kept_expected) == kept_expected
     assert delete_topics_under(doomed, []) == 0
+
+
+def test_a_replication_factor_above_the_broker_count_names_the_setting(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """PREEMPT_TOPIC_REPLICATION=3 on a one-broker cluster is a ConfigError saying how many brokers there are
+    (it was kafka-python's InvalidReplicationFactorError carrying the whole request: a traceback in the worker)."""
+    settings = settings_factory(topic_replication=3)
+    with pytest.raises(ConfigError) as caught:
+        ensure_topics(settings)
+    assert str(caught.value) == (
+        f"Kafka refused to create topic {settings.topic_prefix}.events with PREEMPT_TOPIC_REPLICATION=3: the cluster "
+        "has 1 broker(s); set PREEMPT_TOPIC_REPLICATION to at most 1"
+    )
+    changelog = [ChangelogTopic(f"{settings.topic_prefix}-rules-account-state-changelog", 2)]
+    with pytest.raises(ConfigError, match=r"PREEMPT_TOPIC_REPLICATION=3: the cluster has 1 broker\(s\)"):
+        ensure_changelog_topics(settings, changelog)

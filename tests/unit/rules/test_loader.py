@@ -213,3 +213,26 @@ def test_a_value_of_no_accepted_type_is_one_line_naming_its_field(tmp_path, matc
     (line,) = str(caught.value).splitlines()
     assert line.startswith(f"{tmp_path / 'r.yaml'}: rule 'r': field {field!r}: ")
     assert message in line
+
+
+def test_a_rule_file_given_as_a_pipe_is_read(tmp_path: Path) -> None:
+    """`preempt rules check <(git show HEAD:rules.yaml)` (a /dev/fd pipe: neither file nor folder) loads the rule
+    instead of 'no such rule file or directory'."""
+    import os
+    import threading
+
+    text = b"id: piped\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: Login}\n"
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_end, "wb") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        ruleset = load_rules(Path(f"/dev/fd/{read_end}"))
+    finally:
+        writer.join(timeout=10)
+        os.close(read_end)
+    assert [rule.id for rule in ruleset.rules] == ["piped"]

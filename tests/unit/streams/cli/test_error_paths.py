@@ -135,6 +135,23 @@ def test_ingest_without_api_keys_reaches_its_own_check_with_the_broker_down(tmp_
     assert "Error: HTTP ingest needs at least one API key digest in PREEMPT_INGEST_API_KEYS" in run.stderr
 
 
+@pytest.mark.parametrize("secret", ["", "   "])
+def test_ingest_with_an_empty_signing_secret_is_refused_before_any_connection(tmp_path: Path, secret: str) -> None:
+    """PREEMPT_INGEST_HMAC_SECRET set but empty (an unset ${VAR} in compose) is one line: signing with an empty
+    key looked on and protected nothing."""
+    run = _invoke(
+        ["ingest", "--port", "0"],
+        tmp_path,
+        PREEMPT_BROKER=CLOSED_BROKER,
+        PREEMPT_INGEST_API_KEYS='["' + "0" * 64 + '"]',
+        PREEMPT_INGEST_HMAC_SECRET=secret,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "Error: PREEMPT_INGEST_HMAC_SECRET is set but empty: give the signing secret, or unset it to turn signing off"
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

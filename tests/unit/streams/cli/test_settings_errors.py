@@ -113,3 +113,14 @@ def test_store_and_log_level_are_read_in_any_case() -> None:
     settings = Settings(store=" MEMORY:// ", log_level="debug")
     assert settings.store == "memory://"
     assert settings.log_level == "DEBUG"
+
+
+def test_a_misspelt_setting_is_named_with_the_one_it_nearly_spells(tmp_path: Path) -> None:
+    """PREEMPT_TOPIC_PARTITON=3 (a typo, silently ignored: the default 12 was used) gets a note naming
+    PREEMPT_TOPIC_PARTITIONS; variables that merely share the prefix (PREEMPT_KEY in the docs' curl) get none."""
+    env = {"PREEMPT_TOPIC_PARTITON": "3", "PREEMPT_KEY": "pk_x", "PREEMPT_TEST_HOST": "h"}
+    result = CliRunner().invoke(main, ["events", "validate", str(tmp_path / "none.jsonl")], env=env)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: PREEMPT_TOPIC_PARTITON is not a Preempt setting and is ignored; did you mean PREEMPT_TOPIC_PARTITIONS?"
+    ]

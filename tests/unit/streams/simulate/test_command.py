@@ -77,7 +77,7 @@ def test_the_same_seed_without_start_gives_the_same_files_all_day(
         args = ["--accounts", "5", "--days", "2", "--seed", "4", "--output", str(events)]
         result = CliRunner().invoke(simulate, args)
         assert result.exit_code == 0, result.output
-        assert "start 2026-11-28 00:00:00+00:00" in result.output
+        assert "start 2026-11-28T00:00:00.000Z" in result.output
         outputs.append(events.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0]
@@ -123,7 +123,7 @@ def test_lower_case_rfc3339_start_is_accepted(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "start 2026-11-02 00:00:00+00:00" in result.output
+    assert "start 2026-11-02T00:00:00.000Z" in result.output
 
 
 def test_backfill_of_a_period_ending_in_the_future_is_refused_before_connecting(
@@ -165,3 +165,11 @@ def test_an_option_of_another_mode_is_a_usage_error_not_ignored(tmp_path: Path, 
     assert result.exit_code == 2, result.output
     assert f"Error: {message}" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_start_is_printed_in_the_event_contracts_timestamp_form(tmp_path: Path) -> None:
+    """The first line names the start as RFC 3339 (as --start takes it), not Python's '2026-11-02 00:00:00+00:00'."""
+    result = CliRunner().invoke(simulate, ["--accounts", "2", "--days", "1", "--seed", "1", "--start", START,
+                                           "--output", str(tmp_path / "e.jsonl")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "seed 1, 2 accounts, start 2026-11-02T00:00:00.000Z"
