@@ -59,11 +59,15 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _rule_files(path: Path) -> list[Path]:
+    """The rule files under ``path``; a rule file's name that leads nowhere (a broken link) is listed too,
+    so that reading it reports it instead of its rules missing silently."""
     if path.is_dir():
         return sorted(
             p
             for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in RULE_FILE_SUFFIXES and not _hidden(p, path)
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
+            and p.suffix.lower() in RULE_FILE_SUFFIXES
+            and not _hidden(p, path)
         )
     if path.is_file():
         return [path]
@@ -230,6 +234,9 @@ def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: Validatio
 
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
+    if file.is_symlink() and not file.exists():
+        errors.append(f"{file}: rule (unknown): field '(file)': a broken link (to {file.readlink()}): fix or remove it")
+        return []
     try:
         data = load_yaml_file(file)
     except YamlSyntaxError as exc:

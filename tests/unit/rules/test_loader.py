@@ -213,3 +213,18 @@ def test_a_value_of_no_accepted_type_is_one_line_naming_its_field(tmp_path, matc
     (line,) = str(caught.value).splitlines()
     assert line.startswith(f"{tmp_path / 'r.yaml'}: rule 'r': field {field!r}: ")
     assert message in line
+
+
+def test_a_broken_link_in_a_rules_folder_is_an_error_not_a_silent_gap(tmp_path: Path):
+    """A rule file that is a link to nothing (a half-updated mount) is reported, naming the file and its
+    target, instead of its rules silently missing while the others load."""
+    (tmp_path / "ok.yaml").write_text(
+        "id: ok\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: X}\n", encoding="utf-8"
+    )
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing" / "rules.yaml")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'gone.yaml'}: rule (unknown): field '(file)': a broken link "
+        f"(to {tmp_path / 'missing' / 'rules.yaml'}): fix or remove it"
+    )
