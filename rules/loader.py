@@ -188,6 +188,10 @@ def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetai
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
             message = "missing: this field is required"
+        elif error["type"] == "bool_type":
+            message = f"expected true or false, not {error['input']!r}"
+            if isinstance(error["input"], str):
+                message += " (YAML 1.2 reads yes, no, on and off as strings)"
         elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == RULE_ID_PATTERN:
             message = f"{error['input']!r} is not a rule id: use lowercase letters, digits and '-' (e.g. 'churn-risk')"
         yield f"{file}: {who}: field {where!r}: {message}"
