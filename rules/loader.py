@@ -59,11 +59,15 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _rule_files(path: Path) -> list[Path]:
+    """The rule files under ``path``; a rule file's name that leads nowhere (a broken link) is listed too,
+    so that reading it reports it instead of its rules missing silently."""
     if path.is_dir():
         return sorted(
             p
             for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in RULE_FILE_SUFFIXES and not _hidden(p, path)
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
+            and p.suffix.lower() in RULE_FILE_SUFFIXES
+            and not _hidden(p, path)
         )
     if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
         return [path]
@@ -184,6 +188,10 @@ def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetai
             message = "unknown field (check the spelling; see docs/rules.md)"
         elif error["type"] == "missing":
             message = "missing: this field is required"
+        elif error["type"] == "bool_type":
+            message = f"expected true or false, not {error['input']!r}"
+            if isinstance(error["input"], str):
+                message += " (YAML 1.2 reads yes, no, on and off as strings)"
         elif error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == RULE_ID_PATTERN:
             message = f"{error['input']!r} is not a rule id: use lowercase letters, digits and '-' (e.g. 'churn-risk')"
         yield f"{file}: {who}: field {where!r}: {message}"
@@ -230,6 +238,9 @@ def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: Validatio
 
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
+    if file.is_symlink() and not file.exists():
+        errors.append(f"{file}: rule (unknown): field '(file)': a broken link (to {file.readlink()}): fix or remove it")
+        return []
     try:
         data = load_yaml_file(file)
     except YamlSyntaxError as exc:

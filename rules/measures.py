@@ -78,7 +78,7 @@ def compile_measure(text: str) -> Measure:
             value = ev.user_id
             if value is None:
                 return None
-            shown = value if isinstance(value, str) else repr(value)
+            shown = value if isinstance(value, str) else canonical(value)
             return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_user)
@@ -88,7 +88,7 @@ def compile_measure(text: str) -> Measure:
             value = ev.properties.get(key, MISSING)
             if value is MISSING or value is None:
                 return None
-            shown = value if isinstance(value, str) else repr(value)
+            shown = value if isinstance(value, str) else canonical(value)
             return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_property)
@@ -103,10 +103,18 @@ def distinct_by(getter: Callable[[Event], Any]) -> Callable[[Event], str | None]
         if value is MISSING or value is None:
             return None
         # one canonical string per JSON value keeps the state serializable
-        shown = value if isinstance(value, str) else repr(value)
+        shown = value if isinstance(value, str) else canonical(value)
         return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
     return distinct
+
+
+def canonical(value: Any) -> str:
+    """The string a non-string ``distinct:`` value is counted as: numbers by value, as ``where`` compares
+    them (``500`` and ``500.0`` are one value), ``True`` apart from ``1``."""
+    if type(value) is float and value.is_integer() and abs(value) < MAX_SUM_VALUE:
+        return repr(int(value))
+    return repr(value)
 
 
 def compact(text: str) -> str:

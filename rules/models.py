@@ -36,7 +36,7 @@ MAX_WHERE_LIST = 1000
 
 class _Strict(BaseModel):
     # .nan and .inf are YAML floats: a rule holding one would never fire (or always), silently
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 Scalar = str | int | float | bool | None
@@ -45,7 +45,7 @@ Scalar = str | int | float | bool | None
 class WhereOps(_Strict):
     """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
     eq: Scalar = None
     ne: Scalar = None

@@ -4,22 +4,21 @@ While a start is pending, further starts are ignored (the first one sets the dea
 ``expect`` at or after the start clears it — also one stamped at the same instant that the engine
 applied first (events of one instant go in ``event_id`` order, so a start and its expect both
 stamped ``2026-03-01T00:00:00Z``, as a day-granular import writes them, must not depend on their
-ids): the key remembers the instant of its latest expect that found nothing pending until the
-clock has passed that instant. Otherwise an ``expect`` with no pending start does nothing. The
+ids): each key remembers the instant of its latest expect that found nothing pending (only the
+newest instant can still matter). Otherwise an ``expect`` with no pending start does nothing. The
 deadline is ``start + within``; an expect stamped exactly at it is too late.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, PendingEvents, union_names
+from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, union_names
 from rules.models import AbsenceRule
-from rules.predicates import Matcher, compile_match
+from rules.predicates import Matcher, compile_match, compile_where
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
 
@@ -29,8 +28,7 @@ class AbsenceState(PendingEvents):
     """Per key with a pending start, ``events``: the start; ``deadline``: the earliest follow-up due."""
 
     expected: dict[str, float] = field(default_factory=dict)
-    """Key → the instant of an expect that found no start pending: one instant's, forgotten once the clock
-    is past it (``deadline`` covers it)."""
+    """Key → the instant of its latest expect that found no start pending (bounded: see ``_remember_expect``)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -53,20 +51,26 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         self.event_names = union_names(rule.start.event_names, rule.expect.event_names)
         self._start = compile_match(rule.start)
         self._expect = compile_match(rule.expect)
+        self._per_user = rule.group_by == "user"
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         starts = self.rule.start.event_names
-        if starts is not None and name not in starts:  # an event of this name can only be a follow-up
-            return None, self._follow_up
+        if starts is not None and name not in starts:
+            # an event of this name can only be an expect: the engine tests the expect's where first
+            return compile_where(self.rule.expect), self._expected
         return None, self.on_event
 
-    def _follow_up(self, state: AbsenceState, event: Event) -> list[Finding]:
-        """``on_event`` for an event that cannot be a start: a follow-up, or nothing."""
-        if not state.events:
-            if self._expect(event):
-                self._remember_expect(state, event)
+    def _expected(self, state: AbsenceState, event: Event) -> list[Finding]:
+        """``on_event`` for an event that passed the expect's test and cannot be a start."""
+        key = event.user_id if self._per_user else ""  # key_of, inlined
+        if key is None:
             return []
-        return self.on_event(state, event)
+        pending = state.events
+        if key in pending:
+            del pending[key]
+        else:  # nothing pending: remembered for a start of the same instant
+            self._remember_expect(state.expected, key, event.ts)
+        return []
 
     def on_event(self, state: AbsenceState, event: Event) -> list[Finding]:
         key = self.key_of(event)
@@ -83,27 +87,23 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
             pending[key] = (event.ts, event.event_id)
             state.lower_bound(event.ts + self.rule.within)
         elif self._expect(event):
-            self._remember_expect(state, event)
+            self._remember_expect(state.expected, key, event.ts)
         return []
 
-    def _remember_expect(self, state: AbsenceState, event: Event) -> None:
-        """An expect with no start pending: kept while its instant is the newest, for a start stamped the same."""
-        key = self.key_of(event)
-        if key is None:
-            return
-        expected = state.expected
-        if expected and next(iter(expected.values())) != event.ts:
-            expected.clear()  # an older instant: no start can be stamped at it any more
-        expected[key] = event.ts
-        # forgotten by the clock once it is past this instant (advance_to), so nothing stale is kept
-        state.lower_bound(math.nextafter(event.ts, math.inf))
+    @staticmethod
+    def _remember_expect(expected: dict[str, float], key: str, ts: float) -> None:
+        """An expect with no start pending, for a start stamped at the same instant (applied after it).
+
+        Only the newest instant matters (no event can come at an older one): past ``SWEEP_AT`` keys the
+        older instants are dropped, so a per-user rule keeps a bounded map."""
+        if len(expected) >= SWEEP_AT and key not in expected:
+            for stale in [k for k, at in expected.items() if at < ts]:
+                del expected[stale]
+        expected[key] = ts
 
     def advance_to(self, state: AbsenceState, now: float, account_id: str) -> list[Finding]:
         if not state.is_due(now):
             return []
-        expected = state.expected
-        if expected and next(iter(expected.values())) < now:
-            expected.clear()  # the clock is past their instant: no start can be stamped at it any more
         within = self.rule.within
         findings = []
         for deadline, key, start, start_id in state.pop_due(within, now):
@@ -116,6 +116,4 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
                 "sample_event_ids": [start_id],
             }
             findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
-        if expected:  # pop_due bounded the starts' deadlines only
-            state.lower_bound(math.nextafter(next(iter(expected.values())), math.inf))
         return findings

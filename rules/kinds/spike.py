@@ -50,7 +50,7 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
                 {
                     "measure": rule.measure,
                     "value": current,
-                    "threshold": rule.factor * previous if previous else rule.min,
+                    "threshold": round(rule.factor * previous, 6) if previous else rule.min,
                     "baseline": previous,
                     "factor": round(current / previous, 3) if previous else None,
                     "sample_event_ids": samples_since(keyed.samples, start),

@@ -57,8 +57,6 @@ def test_an_expect_stamped_at_the_starts_instant_clears_it_whatever_the_event_id
         events = [at(0, "Started", event_id=start_id), at(0, "Completed", event_id=expect_id)]
         result = run(engine, events, until=MONDAY + 5 * HOUR)
         assert result.fired == [], (start_id, expect_id)
-        assert result.state is not None
-        assert result.state.rules["absence-rule"].expected == {}  # forgotten once the clock passed the instant
 
 
 def test_an_expect_one_instant_before_the_start_does_not_clear_it(make_rule, make_engine, run, at):
@@ -66,3 +64,14 @@ def test_an_expect_one_instant_before_the_start_does_not_clear_it(make_rule, mak
     engine = make_engine(make_rule("absence"))
     events = [at(0, "Completed", event_id="a-paid"), at(0.001, "Started", event_id="b-start")]
     assert run(engine, events, until=MONDAY + 5 * HOUR).fired == [("absence-rule", MONDAY + 0.001 + HOUR)]
+
+
+def test_a_per_user_rule_remembers_expects_of_the_newest_instant_only(make_rule, make_engine, run, at):
+    """Expects with nothing pending are remembered per user, but only the newest instant's once many users
+    sent one: the state stays bounded however many users there are."""
+    engine = make_engine(make_rule("absence", group_by="user"))
+    events = [at(float(i), "Completed", user_id=f"u{i}") for i in range(200)]
+    result = run(engine, events, until=MONDAY + HOUR)
+    assert result.state is not None
+    assert len(result.state.rules["absence-rule"].expected) <= 40
+    assert result.state.rules["absence-rule"].expected["u199"] == MONDAY + 199

@@ -236,3 +236,18 @@ def test_a_rule_file_given_as_a_pipe_is_read(tmp_path: Path) -> None:
         writer.join(timeout=10)
         os.close(read_end)
     assert [rule.id for rule in ruleset.rules] == ["piped"]
+
+
+def test_a_broken_link_in_a_rules_folder_is_an_error_not_a_silent_gap(tmp_path: Path):
+    """A rule file that is a link to nothing (a half-updated mount) is reported, naming the file and its
+    target, instead of its rules silently missing while the others load."""
+    (tmp_path / "ok.yaml").write_text(
+        "id: ok\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: X}\n", encoding="utf-8"
+    )
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing" / "rules.yaml")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'gone.yaml'}: rule (unknown): field '(file)': a broken link "
+        f"(to {tmp_path / 'missing' / 'rules.yaml'}): fix or remove it"
+    )

@@ -52,4 +52,6 @@ def test_exactly_factor_times_previous_fires_despite_float_rounding(make_rule, m
     engine = make_engine(make_rule("spike", factor=1.1, cooldown="1s"))
     result = run(engine, _errors(at, 50, 0, step=0.1) + _errors(at, 55, 600, step=0.1), until=MONDAY + 700)
     spikes = [f for f in result.findings if f.evidence["baseline"] == 50.0]
-    assert [(f.fired_at, f.evidence["value"]) for f in spikes] == [(MONDAY + 600 + 5.4, 55.0)]
+    assert [(f.fired_at, f.evidence["value"], f.evidence["threshold"]) for f in spikes] == [
+        (MONDAY + 605.4, 55.0, 55.0)
+    ]

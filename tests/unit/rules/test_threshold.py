@@ -188,3 +188,13 @@ def test_distinct_long_values_are_counted_by_digest_and_keep_the_state_small(mak
     assert result.fired == [("threshold-rule", MONDAY + 5.0)]
     assert result.state is not None
     assert len(engine.dumps(result.state)) < 2_000
+
+
+def test_distinct_counts_numbers_by_value_as_where_compares_them(make_rule, make_engine, run, at):
+    """``500`` and ``500.0`` are one distinct value (``where`` calls them equal); ``true`` and ``1`` are two."""
+    rule = make_rule("threshold", measure="distinct:properties.code", min=3, match={"event": "Error"})
+    same = [at(0.0, "Error", properties={"code": 500}), at(1.0, "Error", properties={"code": 500.0})]
+    assert run(make_engine(rule), [*same, at(2.0, "Error", properties={"code": 502})], until=MONDAY + 60).fired == []
+    apart = [at(0.0, "Error", properties={"code": 1}), at(1.0, "Error", properties={"code": True})]
+    three = [*apart, at(2.0, "Error", properties={"code": 2.5})]
+    assert run(make_engine(rule), three, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 2.0)]
