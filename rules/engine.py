@@ -221,7 +221,8 @@ class RuleEngine:
         windows, cooldowns and the very alert the burst should raise. The account's own clock
         (``finalized_until``) moves past the applied events, so a later event older than them is
         late for this account (counted as such); other accounts are not affected. The backtest
-        does not bound its buffers, so it can differ from the stream for such an account only.
+        does not bound its buffers: events in time order give the same findings either way, so it
+        can differ from the stream only for such an account whose events also arrive out of order.
         """
         buffer = state.buffer
         if not buffer:

@@ -19,7 +19,8 @@ def notifier(loglevel: str) -> None:
     """Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.
 
     The routing file comes from PREEMPT_ROUTES_PATH (without it every alert is printed to the
-    console). Start more notifiers with the same settings to scale out; they share the partitions.
+    console). Start more notifiers with the same settings to scale out (on one machine each with its own
+    PREEMPT_NOTIFIER_WEB_PORT); they share the partitions.
     """
 
     from alerts.app import create_app, ensure_notifier_topics

@@ -14,7 +14,8 @@ def worker(loglevel: str) -> None:
     """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
 
     Configured from PREEMPT_* environment variables (see README). Start more
-    workers with the same settings to scale out; they share the partitions.
+    workers with the same settings to scale out (on one machine each with its own
+    PREEMPT_WORKER_WEB_PORT); they share the partitions.
     """
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions

@@ -307,6 +307,29 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
     thread._create_worker_consumer = create_worker_consumer
 
 
+# --- 8b. When a partition's highwater was learnt ----------------------------------------------------
+#
+# Upstream behaviour: aiokafka stamps each partition's highwater with the wall-clock time of the
+# fetch response that carried it (``AIOKafkaConsumer.last_poll_timestamp``, public in aiokafka),
+# but Faust's consumer exposes only the offset (``Consumer.highwater``); its aiokafka consumer is
+# the private ``AIOKafkaConsumerThread._consumer``. A live worker that has evaluated a partition up
+# to its highwater knows it quiet as of that time, not as of now: the fetcher cannot take a
+# response in while a batch holds the event loop, so after a long batch the highwater is stale.
+
+
+def highwater_time(app: faust.App, tp: Any) -> float | None:
+    """Wall-clock seconds of the fetch response that gave ``tp``'s highwater (None: not known yet)."""
+    thread = getattr(app.consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    if client is None:
+        return None
+    try:
+        stamp = client.last_poll_timestamp(tp)
+    except AssertionError:  # not assigned (any more)
+        return None
+    return None if stamp is None else stamp / 1000.0
+
+
 def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
     """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message.
 

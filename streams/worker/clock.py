@@ -15,7 +15,7 @@ adds what the worker needs around them: the wall clock, and which partitions mov
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from rules.clock import DEFAULT_FUTURE_TOLERANCE, EventTimeClock
 
@@ -72,12 +72,23 @@ class PartitionClocks:
         if self._clock(partition).observe(event_time, self._now()):
             self._dirty.add(partition)
 
-    def catch_up(self, partitions: Iterable[int]) -> None:
+    def catch_up(self, partitions: Iterable[int] | Mapping[int, float]) -> None:
         """``partitions`` have nothing waiting to be read: in live mode the wall clock − lateness
-        becomes the floor of their watermarks (deadlines fire on a quiet partition)."""
+        becomes the floor of their watermarks (deadlines fire on a quiet partition).
+
+        A mapping gives, per partition, the wall-clock time it is known quiet as of (when the
+        broker reported the end the worker has evaluated up to): the floor is that time −
+        lateness, never later than now − lateness. Events written after that time may not have
+        been read yet; judged against now, those waiting while a long batch held the worker would
+        be late for it (they were dropped under load).
+        """
         if self.event_time_only:
             return
         now = self._wall_clock()
+        if isinstance(partitions, Mapping):
+            for p, as_of in partitions.items():
+                self._clock(p).catch_up(min(now, as_of))
+            return
         for p in partitions:
             self._clock(p).catch_up(now)
 

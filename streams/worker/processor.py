@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -274,7 +274,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
         ``offsets`` is :meth:`check_offsets` of exactly these records when the caller already has
         it (the runtime does, for gap repair); its gaps are counted and the offsets remembered.
         ``caught_up``: partitions this batch reads to the end of what the broker holds; once its
-        events are evaluated, live clocks of those partitions catch up with the wall clock.
+        events are evaluated, live clocks of those partitions catch up with the wall clock (a
+        mapping: as of the time each was known read to its end, ``PartitionClocks.catch_up``).
         ``writes=False`` leaves the state writes (and the dead letters of accounts quarantined) to
         :meth:`take_writes`, which the caller must call before anything else uses this processor.
         """
@@ -360,7 +361,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
         caught = set(caught_up)
-        self.clocks.catch_up(caught)  # after the batch's events were judged against the clock before it
+        # After the batch's events were judged against the clock before it; a mapping says as of when.
+        self.clocks.catch_up(caught_up if isinstance(caught_up, Mapping) else caught)
         for p in sorted(touched.keys() | caught):
             self._advance_partition(p, touched.get(p, set()), out, now)
         out.clock_writes = self.clocks.take_dirty()

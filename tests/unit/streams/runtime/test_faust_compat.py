@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import aiokafka
 import faust
 import faust.streams
 import mode.utils.queues
@@ -243,6 +244,35 @@ def test_set_fetch_max_wait_reaches_the_fetcher_of_the_consumer_faust_creates() 
         return client._fetch_max_wait_ms, thread._create_worker_consumer(app.transport)._fetch_max_wait_ms
 
     assert asyncio.run(scenario()) == (100, 100)
+
+
+def test_highwater_time_is_when_aiokafkas_fetcher_stamped_the_highwater() -> None:
+    """aiokafka stamps a partition's highwater with the wall-clock time of the fetch response (read by
+    ``last_poll_timestamp``); Faust keeps its aiokafka consumer in ``_consumer``; ``highwater_time``
+    reads the stamp in seconds (None before any fetch or once the partition is not assigned)."""
+    from aiokafka.consumer import fetcher
+
+    from streams.runtime.faust_compat import highwater_time
+
+    source = inspect.getsource(fetcher.Fetcher._proc_fetch_request)
+    assert "tp_state.highwater = highwater" in source
+    assert "tp_state.timestamp = now_ms" in source
+    assert "now_ms = int(1000 * time.time())" in source
+    assert "return assignment.state_value(partition).timestamp" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.last_poll_timestamp
+    )
+    assert "self._consumer = self._create_consumer(" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread)
+
+    class Client:
+        def last_poll_timestamp(self, tp: Any) -> int | None:
+            assert tp.partition != 9, "Partition is not assigned"
+            return {0: 1_790_000_000_250}.get(tp.partition)
+
+    app = faust.App("compat-highwater-time", broker="kafka://127.0.0.1:1", web_enabled=False)
+    thread: Any = app.consumer._thread
+    assert highwater_time(app, TP("t", 0)) is None  # no aiokafka consumer yet
+    thread._consumer = Client()
+    assert [highwater_time(app, TP("t", p)) for p in (0, 1, 9)] == [1_790_000_000.25, None, None]
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,11 @@ def test_future_tolerance_set_later_applies_to_existing_clocks() -> None:
     clocks.future_tolerance = 10.0
     clocks.observe(0, 2000.0)
     assert clocks.max_event_time(0) == 1010.0
+
+
+def test_a_caught_up_partition_catches_up_as_of_when_it_was_known_read_to_its_end() -> None:
+    """Given as of when each partition was known read to its end (the fetch that reported its end),
+    the wall-clock floor is that time − lateness, not now − lateness (never later than now)."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0)
+    clocks.catch_up({0: 940.0, 1: 2000.0})
+    assert (clocks.watermark(0), clocks.watermark(1)) == (935.0, 995.0)

@@ -492,3 +492,13 @@ def test_a_burst_the_watermark_has_not_passed_is_evaluated_early_instead_of_quar
     assert [entry["account_id"] for entry in logs if "evaluated ahead of the watermark" in entry["event"]] == ["stuck"]
     calm = processor.process_batch([_record(400 + i, "Error", T0 + 1 + i * 0.001, account="calm") for i in range(3)])
     assert calm.alerts == []  # an account within the bound keeps waiting for the watermark
+
+
+def test_events_waiting_while_a_long_batch_ran_are_not_late_in_live_mode(make_processor: Factory) -> None:
+    """Live: a batch that read its partition to the end known 60 s ago (the batch held the worker
+    meanwhile) moves the clock to then − lateness, so the events written in those 60 s, read next,
+    are evaluated, not dropped as late (they were: the clock had moved to now − lateness)."""
+    processor, _ = make_processor(event_time_only=False, wall=T0 + 60)
+    processor.process_batch([_record(0, "Login", T0 - 1)], caught_up={0: T0})
+    out = processor.process_batch([_record(1 + i, "Error", T0 + 1 + i) for i in range(3)])
+    assert out.accepted == 3
