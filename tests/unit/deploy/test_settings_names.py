@@ -11,8 +11,15 @@ from streams.cli.settings_errors import env_name
 from streams.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
-# Not settings, on purpose: a shell variable of the docs' curl examples, and knobs of test runs.
-NOT_SETTINGS = {"PREEMPT_KEY", "PREEMPT_E2E_METRICS_OUT", "PREEMPT_STRESS_CYCLES", "PREEMPT_STRESS_MAX_KILL_AFTER"}
+# Not settings, on purpose: a shell variable of the docs' curl examples, knobs of test runs, and the
+# README's example of a near-miss name (which the commands point out with a note).
+NOT_SETTINGS = {
+    "PREEMPT_KEY",
+    "PREEMPT_E2E_METRICS_OUT",
+    "PREEMPT_STRESS_CYCLES",
+    "PREEMPT_STRESS_MAX_KILL_AFTER",
+    "PREEMPT_BROKERS",
+}
 KNOWN = {env_name(field) for field in Settings.model_fields} | NOT_SETTINGS
 FILES = sorted(
     [
