@@ -28,7 +28,7 @@ class AbsenceState(PendingEvents):
     """Per key with a pending start, ``events``: the start; ``deadline``: the earliest follow-up due."""
 
     expected: dict[str, float] = field(default_factory=dict)
-    """Key → the instant of its latest expect that found no start pending (bounded: see ``_remember_expect``)."""
+    """Key → the instant of its latest expect (bounded: see ``_remember_expect``)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -65,11 +65,9 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         key = event.user_id if self._per_user else ""  # key_of, inlined
         if key is None:
             return []
-        pending = state.events
-        if key in pending:
-            del pending[key]
-        else:  # nothing pending: remembered for a start of the same instant
-            self._remember_expect(state.expected, key, event.ts)
+        state.events.pop(key, None)
+        # remembered for a start of the same instant applied after it, whether or not it cleared an older start
+        self._remember_expect(state.expected, key, event.ts)
         return []
 
     def on_event(self, state: AbsenceState, event: Event) -> list[Finding]:
@@ -80,6 +78,7 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         if key in pending:
             if self._expect(event):
                 del pending[key]
+                self._remember_expect(state.expected, key, event.ts)
             return []
         if self._start(event):
             if state.expected.get(key) == event.ts:  # its expect came at the same instant, applied first
@@ -92,7 +91,7 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
 
     @staticmethod
     def _remember_expect(expected: dict[str, float], key: str, ts: float) -> None:
-        """An expect with no start pending, for a start stamped at the same instant (applied after it).
+        """An expect's instant, for a start stamped at the same instant (applied after it).
 
         Only the newest instant matters (no event can come at an older one): past ``SWEEP_AT`` keys the
         older instants are dropped, so a per-user rule keeps a bounded map."""

@@ -138,6 +138,12 @@ def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings)
         ) from None
 
 
+def _has_leader(partition: dict[str, Any]) -> bool:
+    """A partition of kafka-python's ``describe_topics`` has a leader (``leader_id`` since kafka-python 3,
+    ``leader`` before)."""
+    return int(partition.get("leader_id", partition.get("leader", -1))) >= 0
+
+
 def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
     """Return once every partition of ``names`` has a leader, or after ``timeout_s`` (the clients retry).
 
@@ -149,7 +155,7 @@ def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) 
     while time.monotonic() < deadline:
         described = admin.describe_topics(names)
         if len(described) == len(names) and all(
-            d.get("partitions") and all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in described
+            d.get("partitions") and all(_has_leader(p) for p in d["partitions"]) for d in described
         ):
             return
         time.sleep(0.2)

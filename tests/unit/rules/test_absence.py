@@ -75,3 +75,17 @@ def test_a_per_user_rule_remembers_expects_of_the_newest_instant_only(make_rule,
     assert result.state is not None
     assert len(result.state.rules["absence-rule"].expected) <= 40
     assert result.state.rules["absence-rule"].expected["u199"] == MONDAY + 199
+
+
+def test_an_expect_that_clears_an_older_start_also_clears_a_start_of_its_own_instant(make_rule, make_engine, run, at):
+    """Started on day 0, then Started and Completed stamped at one later instant: no alert, whichever of the
+    two later events the engine applies first (the expect that cleared the older start is remembered too)."""
+    for start_id, expect_id in (("b-start", "a-paid"), ("a-start", "b-paid")):
+        engine = make_engine(make_rule("absence"))
+        events = [
+            at(0, "Started", event_id="0-start"),
+            at(600, "Started", event_id=start_id),
+            at(600, "Completed", event_id=expect_id),
+        ]
+        result = run(engine, events, until=MONDAY + 5 * HOUR)
+        assert result.fired == [], (start_id, expect_id)

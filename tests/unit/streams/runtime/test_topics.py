@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from streams.runtime.settings import Settings
@@ -68,3 +69,22 @@ def test_a_windowed_tables_changelog_also_deletes_after_its_expiry() -> None:
     assert topic == ChangelogTopic(
         "acme-windows-hits-changelog", 3, {"cleanup.policy": "compact,delete", "retention.ms": "3600000"}
     )
+
+
+def test_the_leader_wait_returns_at_the_first_describe_that_shows_leaders() -> None:
+    """kafka-python 3 names a partition's leader ``leader_id``: a describe where every partition has one ends the
+    wait at once (it read ``leader``, saw none, and every topic creation slept the whole timeout)."""
+    from streams.runtime import topics
+
+    class Admin:
+        calls = 0
+
+        def describe_topics(self, names: list[str]) -> list[dict[str, object]]:
+            Admin.calls += 1
+            partition = {"error_code": 0, "partition_index": 0, "leader_id": 1 if Admin.calls > 1 else -1}
+            return [{"topic": name, "error_code": 0, "partitions": [partition]} for name in names]
+
+    started = time.monotonic()
+    topics._await_leaders(Admin(), ["t1", "t2"], timeout_s=30.0)  # type: ignore[arg-type]
+    assert Admin.calls == 2
+    assert time.monotonic() - started < 10.0  # not the timeout: the second describe showed leaders
