@@ -34,11 +34,14 @@ from streams.runtime.faust_compat import (
     tolerate_non_utf8_header_keys,
 )
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
 __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifier_topics"]
+
+log = get_logger(__name__)
 
 
 def app_id(settings: Settings) -> str:
@@ -106,8 +109,9 @@ class PartitionedWrites(MutableMapping[bytes, Any]):
 def _data_dir(settings: Settings) -> Path:
     """This process's folder under PREEMPT_DATA_DIR (per app, brokers and web port); its parents are
     made here (Faust makes only the last level)."""
-    folder = settings.app_data_dir(app_id(settings), settings.notifier_web_port)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder, moved = settings.prepare_app_data_dir(app_id(settings), settings.notifier_web_port)
+    if moved is not None:
+        log.info("rocksdb files of the previous folder layout moved", source=str(moved), folder=str(folder))
     return folder
 
 

@@ -379,3 +379,22 @@ class Settings(BaseSettings):
         if len(name) > 120:  # many brokers: keep the name short and still distinct
             name = f"{name[:100]}.{hashlib.sha256(name.encode()).hexdigest()[:16]}"
         return self.data_dir / name / f"port-{web_port}"
+
+    def prepare_app_data_dir(self, app_id: str, web_port: int) -> tuple[Path, Path | None]:
+        """:meth:`app_data_dir`, with its parents made (Faust makes only the last level), and the folder
+        it moved there: the tables a version before the per-port folders kept in ``<app id>@<bootstrap
+        servers>/v1`` move into the first process's own folder, so an upgrade with a persistent volume
+        (compose) keeps its RocksDB files instead of rebuilding every table from the changelog and
+        leaving them on disk. Only one process can take them (a rename); the others rebuild, as a new
+        worker does. None when nothing was moved."""
+        folder = self.app_data_dir(app_id, web_port)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        legacy = folder.parent / "v1"
+        if folder.exists() or not legacy.is_dir():
+            return folder, None
+        folder.mkdir()
+        try:
+            legacy.rename(folder / "v1")
+        except OSError:  # another process of the machine took them first
+            return folder, None
+        return folder, legacy

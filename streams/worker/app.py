@@ -18,6 +18,7 @@ from rules.engine import EventOutcome
 from schemas.decoder import Reason
 from streams.runtime.faust_compat import AppWithBeforeStop, consumer_isolation_level, tolerate_non_utf8_header_keys
 from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 STATE_TABLE = "account-state"
 CLOCK_TABLE = "partition-clock"
 
+log = get_logger(__name__)
+
 
 def app_id(settings: Settings) -> str:
     """The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``."""
@@ -63,8 +66,9 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
 def _data_dir(settings: Settings) -> Path:
     """This process's folder under PREEMPT_DATA_DIR (per app, brokers and web port); its parents are
     made here (Faust makes only the last level)."""
-    folder = settings.app_data_dir(app_id(settings), settings.worker_web_port)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder, moved = settings.prepare_app_data_dir(app_id(settings), settings.worker_web_port)
+    if moved is not None:
+        log.info("rocksdb files of the previous folder layout moved", source=str(moved), folder=str(folder))
     return folder
 
 

@@ -46,3 +46,20 @@ def test_two_processes_of_one_app_on_one_machine_get_their_own_data_dirs(tmp_pat
     assert first.parent == second.parent == tmp_path / "preempt-rules@127.0.0.1_9092"
     assert first.name == "port-6066"
     assert settings.app_data_dir("preempt-rules", 6066) == first
+
+
+def test_an_upgrade_moves_the_previous_layouts_tables_into_the_first_process_folder(tmp_path: Path) -> None:
+    """RocksDB files kept in ``<app>@<brokers>/v1`` (before the per-port folders) move into the first
+    process's folder, so a persistent volume keeps them; a second process finds nothing to take."""
+    settings = Settings(data_dir=tmp_path, broker="kafka://127.0.0.1:9092")
+    legacy = tmp_path / "preempt-rules@127.0.0.1_9092" / "v1" / "tables" / "account-state-0.db"
+    legacy.mkdir(parents=True)
+    (legacy / "CURRENT").write_text("MANIFEST-000001\n")
+    folder, moved = settings.prepare_app_data_dir("preempt-rules", 6066)
+    assert moved == tmp_path / "preempt-rules@127.0.0.1_9092" / "v1"
+    assert (folder / "v1" / "tables" / "account-state-0.db" / "CURRENT").read_text() == "MANIFEST-000001\n"
+    assert not moved.exists()
+    other, nothing = settings.prepare_app_data_dir("preempt-rules", 6166)
+    assert (other.parent, other.exists(), nothing) == (folder.parent, False, None)
+    again, nothing_again = settings.prepare_app_data_dir("preempt-rules", 6066)
+    assert (again, nothing_again) == (folder, None)
