@@ -12,8 +12,9 @@ counts as at it, as docs/rules.md promises for each kind.
 
 from __future__ import annotations
 
-TOLERANCE = 1e-9
-"""Relative slack of a limit (float64 rounding is about 1e-16 per operation)."""
+TOLERANCE = 1e-12
+"""Relative slack of a limit: float64 rounding is about 1e-16 per operation, so thousands of summed terms stay
+within it, and a whole-number count or sum only meets a limit it equals (below 1e12)."""
 
 
 def lowered(limit: float) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rules.engine import EventOutcome
-from tests.unit.rules.conftest import MIN, MONDAY
+from tests.unit.rules.conftest import HOUR, MIN, MONDAY
 
 
 def test_fires_exactly_at_min(make_rule, make_engine, run, at):
@@ -198,3 +198,13 @@ def test_distinct_counts_numbers_by_value_as_where_compares_them(make_rule, make
     apart = [at(0.0, "Error", properties={"code": 1}), at(1.0, "Error", properties={"code": True})]
     three = [*apart, at(2.0, "Error", properties={"code": 2.5})]
     assert run(make_engine(rule), three, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 2.0)]
+
+
+def test_a_whole_number_sum_one_below_a_large_min_does_not_fire(make_rule, make_engine, run, at):
+    """The slack that lets rounding reach a limit is relative and tiny: 9,999,999,999 is below ``min``
+    10,000,000,000 (a slack of 1e-9 made it fire)."""
+    engine = make_engine(
+        make_rule("threshold", measure="sum:properties.amount", min=10_000_000_000, match={"event": "Paid"})
+    )
+    events = [at(0, "Paid", properties={"amount": 9_999_999_999})]
+    assert run(engine, events, until=MONDAY + 2 * HOUR).fired == []
