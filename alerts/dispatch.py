@@ -187,7 +187,9 @@ class Dispatcher:
             return
         # Every alert received is active for inhibit_rules, also one that is itself silenced or inhibited
         # (as in Alertmanager: muting an alert does not un-fire it; a silenced outage still mutes its symptoms).
-        self._recent.append((now, alert))
+        # Only alerts that can be a source are kept: a flood of others cannot push a source out of the bound.
+        if self.inhibitor.can_inhibit(alert):
+            self._recent.append((now, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
             bound.info("alert suppressed", reason=plan[0], by=plan[1])

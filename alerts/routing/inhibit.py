@@ -20,6 +20,11 @@ class Inhibitor:
     def __init__(self, rules: Iterable[InhibitRule]) -> None:
         self.rules = tuple(rules)
 
+    def can_inhibit(self, alert: Alert) -> bool:
+        """Whether ``alert`` matches some rule's source side: only such alerts need remembering as active
+        (others, however many, must not push real sources out of a bounded memory)."""
+        return any(matches_all(rule.source_matchers, alert) for rule in self.rules)
+
     def inhibited_by(self, alert: Alert, active: Iterable[Alert]) -> InhibitRule | None:
         """The first rule under which some other active alert mutes ``alert``, or None.
 

@@ -199,6 +199,27 @@ async def test_a_silenced_source_still_inhibits_its_targets(setup, make_alert) -
     }
 
 
+async def test_a_flood_of_alerts_that_inhibit_nothing_does_not_push_a_source_out(setup, make_alert) -> None:
+    """More than the remembered 10,000 silenced alerts that match no inhibit rule's source side, received
+    after a source: its target is still inhibited (only possible sources are remembered as active)."""
+    dispatcher, notifier, clock, _table, _ = setup(
+        inhibit_rules=[
+            {"source_matchers": ['kind="composite"'], "target_matchers": ['kind!="composite"'], "equal": ["account_id"]}
+        ],
+        silences=[{"rule_id": "noisy", "reason": "known", "ends_at": "2099-01-01T00:00:00Z"}],
+    )
+    composite = make_alert(kind="composite", rule_id="churn-risk", severity="critical")
+    dispatcher.on_alert(composite, lambda: None)
+    for _ in range(10_001):
+        dispatcher.on_alert(make_alert(kind="threshold", rule_id="noisy", account_id="other"), lambda: None)
+    target = make_alert(kind="threshold")
+    dispatcher.on_alert(target, lambda: None)
+    await _run_until_idle(dispatcher, clock)
+    sent = {a.alert_id for n in notifier.sent for a in n.alerts}
+    assert composite.alert_id in sent
+    assert target.alert_id not in sent
+
+
 async def test_silence_starting_during_group_wait_mutes_the_waiting_alert(setup, make_alert) -> None:
     """A silence whose span begins while an alert waits in its group mutes it at the flush."""
     start = "2026-11-23T08:00:00.500000+00:00"  # half a second after the test clock's start
