@@ -66,6 +66,9 @@ class CompositeEvaluator(EvaluatorBase[CompositeState]):
                 account_id=finding.account_id,
                 key="",
                 fired_at=now,
+                # without a cooldown two completions can fall on one instant: the finding that completed
+                # each joins its episode to keep their alert ids apart (as an event's id does for ``any``)
+                episode=f"{format_ts(now)}/{finding.alert_id}" if rule.effective_cooldown == 0 else None,
                 window_start=first,
                 window_end=now,
                 newest_event_ts=finding.newest_event_ts,

@@ -55,3 +55,15 @@ def test_combines_a_deadline_rule_with_an_event_rule(make_rule, make_engine, run
     events = [at(0, "Login"), at(HOUR + 600, "NPS", properties={"score": 0})]
     result = run(engine, events, until=MONDAY + 3 * HOUR)
     assert ("composite-rule", MONDAY + HOUR + 600) in result.fired
+
+
+def test_without_a_cooldown_two_completions_of_one_instant_get_two_alert_ids(make_rule, make_engine, run, at):
+    """``cooldown: 0s``: A, B, A, B all stamped at one instant complete the composite twice, as two alerts
+    with two ids (one id would let the notifier send only one)."""
+    a = make_rule("any", id="a", match={"event": "A"}, cooldown="0s")
+    b = make_rule("any", id="b", match={"event": "B"}, cooldown="0s")
+    engine = make_engine(a, b, make_rule("composite", cooldown="0s"))
+    events = [at(0, name, event_id=f"e{i}-{name}") for i, name in enumerate(["A", "B", "A", "B"])]
+    found = [f for f in run(engine, events, until=MONDAY + 2 * HOUR).findings if f.rule_id == "composite-rule"]
+    assert len(found) == 2
+    assert len({f.alert_id for f in found}) == 2
