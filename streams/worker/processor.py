@@ -360,6 +360,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             accounts.add(account_id)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
+        self.rejection_log.flush(now)
         caught = set(caught_up)
         # After the batch's events were judged against the clock before it; a mapping says as of when.
         self.clocks.catch_up(caught_up if isinstance(caught_up, Mapping) else caught)

@@ -46,3 +46,16 @@ class RejectionLog:
             more_dead_lettered_since_last_warning=sum(held.values()),
             reasons_since_last_warning=held,
         )
+
+    def flush(self, now: float) -> None:
+        """Once the interval has passed, log the refusals held back since the last line (when refusals stop,
+        the last interval's count would otherwise never reach the log). Cheap when nothing is held."""
+        if not self._held or self._last_logged is None or now - self._last_logged < self.interval:
+            return
+        held, self._held = self._held, {}
+        self._last_logged = now
+        log.warning(
+            "events dead-lettered since the last warning",
+            more_dead_lettered_since_last_warning=sum(held.values()),
+            reasons_since_last_warning=held,
+        )

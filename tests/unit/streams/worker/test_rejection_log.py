@@ -28,3 +28,21 @@ def test_a_long_decoder_sentence_is_cut() -> None:
     with capture_logs() as logs:
         RejectionLog().rejected("invalid_json", "x" * 10_000, None, "preempt.events", 0, 1, now=1.0)
     assert len(logs[0]["detail"]) == 300
+
+
+def test_refusals_held_back_are_logged_once_the_interval_passes_even_when_refusals_stop() -> None:
+    """The refusals held back in the last interval reach the log at the first batch after it, though no
+    refusal follows; nothing is logged while nothing is held."""
+    rejections = RejectionLog(interval=10.0)
+    with capture_logs() as logs:
+        rejections.flush(now=50.0)
+        rejections.rejected("invalid_json", "not valid JSON: x", None, "preempt.events", 0, 5, now=100.0)
+        rejections.rejected("missing_field", "event is required", "event", "preempt.events", 1, 6, now=101.0)
+        rejections.flush(now=105.0)
+        rejections.flush(now=110.0)
+        rejections.flush(now=200.0)
+    summaries = [e for e in logs if e["event"] == "events dead-lettered since the last warning"]
+    assert [(e["more_dead_lettered_since_last_warning"], e["reasons_since_last_warning"]) for e in summaries] == [
+        (1, {"missing_field": 1})
+    ]
+    assert len(logs) == 2
