@@ -665,6 +665,11 @@ class WorkerRuntime:
         out: dict[int, float] = {}
         for partition in partitions:
             tp = TP(self.events_topic, partition)
+            # The time before the end: a fetch landing between the two reads then gives a newer end (not
+            # caught up), never an end with a newer time than records it has not seen were written at.
+            as_of = highwater_time(self.app, tp)
+            if as_of is None:  # not known yet: now, also read before the end
+                as_of = time.time()
             try:
                 end = consumer.highwater(tp)
             except (AssertionError, ConsumerNotStarted):
@@ -681,8 +686,7 @@ class WorkerRuntime:
                     committed = committed_offsets(consumer)
                 handled = committed.get(tp)
             if end == 0 or (handled is not None and handled >= end):
-                as_of = highwater_time(self.app, tp)
-                out[partition] = time.time() if as_of is None else as_of
+                out[partition] = as_of
         return out
 
     # --- rebalance and recovery ----------------------------------------------------------------

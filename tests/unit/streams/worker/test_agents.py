@@ -606,6 +606,49 @@ def test_a_partition_is_caught_up_only_when_everything_up_to_its_end_offset_is_h
     assert runtime.caught_up([0, 1, 2, 3, 4, 5, 9]) == {0, 3, 4}
 
 
+def test_a_fetch_landing_between_the_reads_never_dates_an_end_by_a_newer_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time of the last fetch response is read before the end offset: when a fetch lands between the
+    two reads, the partition is not caught up (a newer end) instead of caught up as of the newer
+    response, whose records it has not evaluated (their events would then be judged late)."""
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+    from streams.worker import agents
+    from streams.worker.agents import WorkerRuntime
+
+    topic = "events"
+    fetch = {"end": 10, "at": 100.0, "reads": 0}
+
+    def read() -> None:  # the first read sees the old fetch; a new one lands right after it
+        fetch["reads"] += 1
+        if fetch["reads"] == 2:
+            fetch.update(end=11, at=200.0)
+
+    class Consumer:
+        def highwater(self, tp: TP) -> int:
+            read()
+            return fetch["end"]  # type: ignore[return-value]
+
+    def highwater_time(app: Any, tp: TP) -> float:
+        read()
+        return fetch["at"]  # type: ignore[return-value]
+
+    class App:
+        consumer = Consumer()
+
+    class Processor:
+        def evaluated_until(self, partition: int) -> int:
+            return 10
+
+    monkeypatch.setattr(agents, "highwater_time", highwater_time)
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    caught = runtime.caught_up_as_of([0])
+    assert fetch["reads"] == 2
+    assert caught == {} or caught[0] <= 100.0
+
+
 def _deliver_all(runtime: Any) -> None:
     for delivery in runtime.writer.deliveries:
         if not delivery.done():
