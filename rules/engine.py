@@ -219,8 +219,8 @@ class RuleEngine:
         can hold them for the allowed lateness (a client stuck in a retry loop, thousands of events
         a second): otherwise its state outgrows the record limit and is quarantined, losing its
         windows, cooldowns and the very alert the burst should raise. The account's own clock
-        (``finalized_until``) moves past the applied events, so a later event older than them is
-        late for this account (counted as such); other accounts are not affected. The backtest
+        (``finalized_until``) moves to the newest applied event's time, so a later event older than
+        that is late for this account (counted as such); other accounts are not affected. The backtest
         does not bound its buffers: events in time order give the same findings either way, so it
         can differ from the stream only for such an account whose events also arrive out of order.
         """
@@ -241,6 +241,9 @@ class RuleEngine:
         # At least one is (the whole buffer did not fit in max_bytes, so not in half of it).
         newest_applied = entries[len(entries) - kept - 1][0]
         findings = self._advance(state, math.nextafter(newest_applied, math.inf))
+        # The account's clock stands at the applied events' time, not just past it: a later event
+        # stamped the same instant (a burst often shares one) is still accepted, not late.
+        state.finalized_until = newest_applied
         remaining = sum(len(orjson.dumps(buffered_row(ev))) + 1 for _, _, ev in state.buffer)
         return len(entries) - len(state.buffer), remaining, findings
 

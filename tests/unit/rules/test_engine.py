@@ -229,6 +229,9 @@ def test_bound_buffer_applies_events_of_one_timestamp_together(make_rule, make_e
     applied, remaining, findings = engine.bound_buffer(state, 10_000)
     assert (applied, remaining, len(state.buffer)) == (300, 0, 0)
     assert len(findings) == 1  # one finding: the cooldown holds the other 299 back
+    # A later event of that same instant is still accepted (the account's clock stands at it).
+    assert engine.on_event(state, at(1.0, "API Error"), MONDAY - 5)[0] is EventOutcome.ACCEPTED
+    assert engine.on_event(state, at(0.5, "API Error"), MONDAY - 5)[0] is EventOutcome.LATE
 
 
 def test_bound_buffer_changes_no_finding_for_events_that_arrive_in_order(at):
