@@ -455,32 +455,27 @@ class Dispatcher:
             if detail is None:
                 continue
             NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=RECIPIENTS_REFUSED).inc()
-            await self._dead_letter(alert, job.target, job.receiver_type, RECIPIENTS_REFUSED, detail[:500])
-            log.warning(
-                "alert dead-lettered",
-                alert_id=alert.alert_id,
-                rule_id=alert.rule_id,
-                account_id=alert.account_id,
-                target=job.target,
-                reason=RECIPIENTS_REFUSED,
-                detail=detail[:500],
-            )
+            await self._dead_letter_alert(job, alert, RECIPIENTS_REFUSED, detail)
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:
+        for alert in job.notification.alerts:
+            await self._dead_letter_alert(job, alert, reason, detail)
+        self._settle(job)
+
+    async def _dead_letter_alert(self, job: DeliveryJob, alert: Alert, reason: str, detail: str) -> None:
+        """One alert of ``job`` to the dead letters (configured secrets scrubbed from ``detail``), and its log line."""
         for secret in self._scrub:
             detail = detail.replace(secret, "***")
-        for alert in job.notification.alerts:
-            await self._dead_letter(alert, job.target, job.receiver_type, reason, detail[:500])
-            log.warning(
-                "alert dead-lettered",
-                alert_id=alert.alert_id,
-                rule_id=alert.rule_id,
-                account_id=alert.account_id,
-                target=job.target,
-                reason=reason,
-                detail=detail[:500],
-            )
-        self._settle(job)
+        await self._dead_letter(alert, job.target, job.receiver_type, reason, detail[:500])
+        log.warning(
+            "alert dead-lettered",
+            alert_id=alert.alert_id,
+            rule_id=alert.rule_id,
+            account_id=alert.account_id,
+            target=job.target,
+            reason=reason,
+            detail=detail[:500],
+        )
 
     def _settle(self, job: DeliveryJob) -> None:
         for alert in job.notification.alerts:
