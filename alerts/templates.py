@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
@@ -114,8 +114,8 @@ def _none_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _environment(html: bool) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def _environment(html: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
         undefined=ChainableUndefined, autoescape=html, keep_trailing_newline=True, finalize=_none_as_empty
     )
     env.filters.update(FILTERS)

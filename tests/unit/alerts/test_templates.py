@@ -83,3 +83,14 @@ def test_check_template_reports_syntax_errors() -> None:
 def test_safe_url(url: str, expected: str) -> None:
     """Only http(s) and mailto links pass."""
     assert safe_url(url) == expected
+
+
+def test_a_routing_template_cannot_change_the_alert_it_renders(make_alert) -> None:
+    """Routing-file templates render read-only, as rule templates do: a mutating call fails (logged, the
+    default template is used), so one receiver's template cannot empty what another receiver shows."""
+    context = {"alerts": [make_alert().model_dump(mode="json")]}
+    evidence = dict(context["alerts"][0]["evidence"])
+    with capture_logs() as logs:
+        render("slack.title", context, "{{ alerts[0].evidence.clear() }}")
+    assert context["alerts"][0]["evidence"] == evidence
+    assert any(e["event"] == "template_failed" and "SecurityError" in e["error"] for e in logs)
