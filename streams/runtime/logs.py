@@ -228,6 +228,24 @@ class ClientErrorFilter(logging.Filter):
         return True
 
 
+class MovingLeaderFilter(logging.Filter):
+    """One WARNING for aiokafka's "… NotLeaderForPartitionError / LeaderNotAvailableError" ERRORs.
+
+    A partition whose leader is being elected — a topic created a moment ago (every fresh deployment:
+    the broker answers NotLeader for a moment even after its metadata names the leader), or a broker
+    that went away — makes aiokafka log an ERROR and retry until the leader answers. The condition
+    is transient and handled; a broker that stays away shows in ``preempt_broker_reachable`` and
+    ``/readyz``, so these are warnings, not pages.
+    """
+
+    MOVING = ("NotLeaderForPartitionError", "LeaderNotAvailableError")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and any(name in record.getMessage() for name in self.MOVING):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
 
@@ -256,7 +274,11 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
                 ],
             }
         },
-        "filters": {"repeats": {"()": RepeatedRecordFilter}, "client_errors": {"()": ClientErrorFilter}},
+        "filters": {
+            "repeats": {"()": RepeatedRecordFilter},
+            "client_errors": {"()": ClientErrorFilter},
+            "moving_leaders": {"()": MovingLeaderFilter},
+        },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -265,7 +287,11 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
                 "filters": ["repeats"],
             }
         },
-        "loggers": {"aiohttp.server": {"filters": ["client_errors"]}},
+        "loggers": {
+            "aiohttp.server": {"filters": ["client_errors"]},
+            "aiokafka.consumer.fetcher": {"filters": ["moving_leaders"]},
+            "aiokafka.consumer.group_coordinator": {"filters": ["moving_leaders"]},
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 

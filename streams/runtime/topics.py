@@ -148,8 +148,9 @@ def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) 
     """Return once every partition of ``names`` has a leader, or after ``timeout_s`` (the clients retry).
 
     A consumer started on a topic made a moment ago asked a broker that did not lead its partitions
-    yet: aiokafka logged "Failed fetch offsets … NotLeaderForPartitionError" as ERRORs on every fresh
-    deployment (HTTP ingest's account merger), which read as a broken cluster.
+    yet: aiokafka logged "Failed fetch offsets … NotLeaderForPartitionError" on every fresh deployment
+    (HTTP ingest's account merger). The broker may still answer so for a moment after its metadata
+    names the leader; aiokafka retries, and such lines are warnings (``logs.MovingLeaderFilter``).
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -90,8 +90,9 @@ def test_abuse_gets_the_right_status_and_only_good_events_reach_kafka(
 def test_a_fresh_deployment_starts_without_error_lines(
     settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
 ) -> None:
-    """On topics it has just made, ingest's account merger starts without aiokafka's "Failed fetch offsets …
-    NotLeaderForPartitionError" ERRORs (3-4 per start before topic creation waited for partition leaders)."""
+    """On topics it has just made, ingest's account merger starts without ERROR lines: aiokafka's "Failed
+    fetch offsets … NotLeaderForPartitionError" (3-4 per start while the new partitions' leaders settle,
+    retried by aiokafka) is a warning (streams.runtime.logs.MovingLeaderFilter)."""
     port = free_port()
     settings = settings_factory(ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_port=port)
     proc = process_factory(["preempt", "ingest"], settings, name="ingest")

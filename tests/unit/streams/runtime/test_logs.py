@@ -289,3 +289,19 @@ def test_a_refused_outbound_connection_in_a_request_stays_an_error(capsys: pytes
     record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert record["level"] == "error"
     assert "ConnectionRefusedError" in record["exception"]
+
+
+def test_a_partition_whose_leader_is_moving_is_a_warning_other_fetch_errors_stay_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiokafka's "Failed fetch offsets … NotLeaderForPartitionError" (a topic made a moment ago, a leader
+    election: retried until the leader answers) is a warning; another fetch error stays an ERROR."""
+    configure_logging("json", "INFO")
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+    fetcher.error("Failed fetch offsets from %s: %s", 1, "[Error 6] NotLeaderForPartitionError: TopicPartition(t, 1)")
+    fetcher.error("Unexpected error while fetching data: %s", "[Error 3] UnknownTopicOrPartitionError")
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(r["level"], r["event"].split(":")[0]) for r in lines] == [
+        ("warning", "Failed fetch offsets from 1"),
+        ("error", "Unexpected error while fetching data"),
+    ]
