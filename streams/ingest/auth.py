@@ -25,9 +25,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
-
-__all__ = ["ReplayGuard", "ReplayGuardFull"]  # defined with the notifier's Slack check, in streams.runtime
+from streams.runtime.replay_guard import ReplayGuard
 
 SIGNATURE_HEADER = "X-Preempt-Signature"
 SIGNATURE_TOLERANCE_S = 300.0

@@ -22,8 +22,6 @@ from aiohttp import web
 from streams.ingest.auth import (
     SIGNATURE_HEADER,
     ApiKey,
-    ReplayGuard,
-    ReplayGuardFull,
     authenticate,
     parse_api_keys,
     verify_signature,
@@ -33,6 +31,7 @@ from streams.ingest.group_traits import trait_map
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
 from streams.runtime.logs import get_logger
+from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 from streams.runtime.settings import Settings
 
 log = get_logger(__name__)

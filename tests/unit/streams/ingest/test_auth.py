@@ -7,14 +7,13 @@ import base64
 import pytest
 
 from streams.ingest.auth import (
-    ReplayGuard,
-    ReplayGuardFull,
     authenticate,
     key_digest,
     parse_api_keys,
     sign,
     verify_signature,
 )
+from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 
 SECRET = b"whsec-test"
 BODY = b'{"event": "Login"}'
