@@ -31,6 +31,7 @@ from streams.runtime.faust_compat import (
     close_connection_after,
     current_event_scope,
     placeholder_event,
+    seek_uncommitted_to_beginning,
     tolerate_non_utf8_header_keys,
 )
 from streams.runtime.kafka_clients import faust_credentials
@@ -152,6 +153,9 @@ def create_app(
         web_router_enabled=False,
         broker_credentials=faust_credentials(settings),
     )
+    # Alerts fetched as a rebalance or recovery stops the flow are read again from the committed
+    # offset; with nothing committed yet (a restart before the first commit) they were skipped.
+    seek_uncommitted_to_beginning(app)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     topics = NotifierTopics(
         alerts=app.topic(settings.topic("alerts"), **raw),

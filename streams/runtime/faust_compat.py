@@ -120,6 +120,15 @@ def keep_queue_across_flow_resume(app: faust.App, queue: Any) -> bool:
     return True
 
 
+def keep_stream_across_flow_resume(app: faust.App, stream: Any) -> bool:
+    """:func:`keep_queue_across_flow_resume` for the queue of an agent's ``stream`` (its channel's).
+
+    Call it first thing in the agent's body. Records of an older consumer generation are still
+    skipped by Faust's stream iterator; their partitions are re-read from the committed offsets.
+    """
+    return keep_queue_across_flow_resume(app, getattr(getattr(stream, "channel", None), "queue", None))
+
+
 # --- 3. A global table whose changelog is an existing topic ---------------------------------------
 #
 # Upstream behaviour: the partition assignor
@@ -305,6 +314,38 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
         return client
 
     thread._create_worker_consumer = create_worker_consumer
+
+
+# --- 8a. A seek back to the committed offset of a partition with nothing committed --------------
+#
+# Upstream behaviour: records polled while the flow is stopped -- a rebalance, or the poll that
+# returns as recovery completes, whose records Faust already fetched for the source partitions --
+# are dropped by ``Consumer.getmany`` (and our diverted poll), which then calls ``perform_seek`` so
+# they are read again from the committed offsets. ``perform_seek`` calls ``seek_to_committed``,
+# and aiokafka's ``AIOKafkaConsumer.seek_to_committed`` seeks only partitions whose committed
+# offset is above 0: a partition with nothing committed (a new group, or no record acked before a
+# crash) keeps the position the dropped poll advanced. Those records were never delivered and are
+# never read again: a notifier restarted before its first commit skipped the alerts it had not
+# committed (one run in about six). The wrapped ``seek_to_committed`` sends such partitions to their
+# first offset -- what the apps' ``consumer_auto_offset_reset="earliest"`` reads -- except table
+# changelogs, which recovery positions itself.
+
+
+def seek_uncommitted_to_beginning(app: faust.App) -> None:
+    """Make ``app``'s consumer re-read from the start a source partition with nothing committed
+    whenever Faust seeks back to the committed offsets (instead of leaving it where it was)."""
+    consumer: Any = app.consumer
+    seek_to_committed = consumer.seek_to_committed
+
+    async def seek_back() -> Mapping[Any, int | None]:
+        committed: Mapping[Any, int | None] = await seek_to_committed()
+        changelogs = set(app.tables.changelog_topics)
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if fresh:
+            await consumer._thread.seek_to_beginning(*fresh)
+        return committed
+
+    consumer.seek_to_committed = seek_back
 
 
 # --- 8b. When a partition's highwater was learnt ----------------------------------------------------

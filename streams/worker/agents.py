@@ -51,8 +51,9 @@ from streams.runtime.faust_compat import (
     divert_topic_polls,
     flow_active,
     highwater_time,
-    keep_queue_across_flow_resume,
+    keep_stream_across_flow_resume,
     mark_offsets_done,
+    seek_uncommitted_to_beginning,
     set_fetch_max_wait,
 )
 from streams.runtime.logs import get_logger
@@ -782,7 +783,7 @@ def keep_events_across_flow_resume(app: faust.App, stream: Any) -> None:
     docs/pipeline.md). Records of an older consumer generation are still skipped by the stream
     iterator, and the partitions are re-read from the committed offsets after a rebalance.
     """
-    keep_queue_across_flow_resume(app, getattr(getattr(stream, "channel", None), "queue", None))
+    keep_stream_across_flow_resume(app, stream)
 
 
 def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
@@ -830,6 +831,9 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
     app.agent(events, name="evaluate", concurrency=1)(evaluate)
     # Caught-up partitions must not hold the events partitions' next fetch for Faust's 1.5 s.
     set_fetch_max_wait(app, settings.worker_fetch_max_wait_seconds)
+    # Events fetched as a rebalance or recovery stops the flow are read again from the committed
+    # offset; a partition with nothing committed kept the dropped poll's position (events lost).
+    seek_uncommitted_to_beginning(app)
     if settings.worker_batched_poll:
         # Each poll's events go to the processor as one batch, bypassing Faust's per-message
         # path; the agent stays subscribed (it keeps the topic in the group's assignment) but

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from schemas.alert import Alert
 from streams.runtime.settings import Settings
@@ -137,3 +138,36 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def rewind_group(bootstrap: str, group: str, topic: str, partitions: int, timeout_s: float = 60.0) -> dict[int, int]:
+    """Set ``group``'s committed offsets on ``topic`` back to 0 once its members are gone, if it
+    committed past 0; returns the offsets it had committed there (``{partition: offset}``).
+
+    A consumer's offsets may be committed at any rebalance (a heartbeat missed under load is enough),
+    so a test that needs a killed notifier's successor to re-read everything rewinds the group
+    instead of hoping nothing was committed. The broker takes the rewind only from an empty group:
+    this waits (bounded) for a SIGKILLed member's session to expire.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap], request_timeout_ms=10_000)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        deadline = time.monotonic() + timeout_s
+        state: Any = None
+        while time.monotonic() < deadline:
+            state = admin.describe_groups([group]).get(group)
+            if not state or not state.get("members"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"group {group} still had members after {timeout_s}s: {state}")
+        committed = admin.list_group_offsets({group: tps}).get(group, {})
+        before = {tp.partition: meta.offset for tp, meta in committed.items() if (meta.offset or 0) > 0}
+        if not before:
+            return before  # nothing committed: the successor reads from the start already
+        errors = admin.alter_group_offsets(group, {tp: OffsetAndMetadata(0, "", -1) for tp in tps})
+        failed = {tp.partition: err for tp, err in errors.items() if err.__name__ != "NoError"}
+        assert not failed, f"rewinding {group} on {topic} failed: {failed}"
+        return before
+    finally:
+        admin.close()

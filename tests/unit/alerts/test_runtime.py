@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -60,6 +61,7 @@ class FakeApp:
         self.producer = SimpleNamespace(flush=self._flush)
         self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
         self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
+        self.flow_control = FlowControlEvent()  # Faust's: resuming it clears the queues registered
 
     async def _flush(self) -> None:
         self.flushes += 1
@@ -111,9 +113,13 @@ class FakeEvent:
 class FakeStream:
     """A Faust stream over fixed events; remembers whether acking was switched off."""
 
-    def __init__(self, events: list[Any]) -> None:
+    def __init__(self, events: list[Any], flow_control: FlowControlEvent | None = None) -> None:
         self._events = events
         self.noack_called = False
+        # The agent's channel queue, registered with the app's flow control as Faust's channels are.
+        self.channel = SimpleNamespace(
+            queue=FlowControlQueue(flow_control=flow_control or FlowControlEvent(), clear_on_resume=True)
+        )
 
     def noack(self) -> FakeStream:
         self.noack_called = True
@@ -218,6 +224,19 @@ async def test_consume_alerts_switches_the_stream_to_manual_acks(make_runtime) -
     stream = FakeStream([])
     await runtime.consume_alerts(stream)
     assert stream.noack_called
+
+
+async def test_the_agents_queues_survive_the_flow_resume_after_recovery(make_runtime) -> None:
+    """Faust's recovery resumes flow control after its final seek and so empties every registered
+    queue: alerts waiting in the notifier agent's queue were never delivered nor re-read. Both agents
+    take their queue out of that clearing before they iterate."""
+    runtime, app, _, _ = make_runtime()
+    alerts, feedback = FakeStream([], app.flow_control), FakeStream([], app.flow_control)
+    queues = (alerts.channel.queue, feedback.channel.queue)
+    assert all(q in app.flow_control._queues for q in queues)
+    await runtime.consume_alerts(alerts)
+    await runtime.consume_feedback(feedback)
+    assert not any(q in app.flow_control._queues for q in queues)
 
 
 def test_delivery_dead_letter_headers_name_target_receiver_and_type() -> None:

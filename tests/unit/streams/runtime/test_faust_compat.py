@@ -786,3 +786,46 @@ def test_the_fetcher_reads_a_bad_header_key_through_the_lenient_records() -> Non
         assert partition.next_fetch_offset == 3
     finally:
         fetcher.MemoryRecords = original
+
+
+def test_aiokafka_seeks_back_only_partitions_committed_above_zero() -> None:
+    """The hole ``seek_uncommitted_to_beginning`` fills: Faust drops a poll that returns while the flow
+    is stopped and seeks back to the committed offsets, but aiokafka leaves a partition with nothing
+    (or 0) committed where the dropped poll advanced it."""
+    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
+    assert "if not self.flow_active:" in getmany
+    assert "await self.perform_seek()" in getmany
+    assert "await self.seek_to_committed()" in inspect.getsource(faust_consumer.Consumer.perform_seek)
+    assert "seek_to_committed()" in inspect.getsource(faust_consumer.ThreadDelegateConsumer.seek_to_committed)
+    seek = inspect.getsource(aiokafka.AIOKafkaConsumer.seek_to_committed)
+    assert "if offset and offset > 0:" in seek
+    assert "self._fetcher.seek_to(tp, offset)" in seek
+    assert "seek_to_beginning" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread)
+
+
+def test_seek_uncommitted_to_beginning_rewinds_source_partitions_with_nothing_committed() -> None:
+    """Partitions committed at None or 0 go to their beginning; committed ones and changelogs are left."""
+    from streams.runtime.faust_compat import seek_uncommitted_to_beginning
+
+    async def scenario() -> tuple[Any, list[Any]]:
+        app = _app("compat-seek-back")
+        table = app.Table("deliveries", partitions=4)
+        changelog = table.changelog_topic.get_topic_name()
+        committed = {TP("alerts", 0): None, TP("alerts", 1): 0, TP("alerts", 2): 7, TP(changelog, 0): None}
+        rewound: list[Any] = []
+
+        async def seek_to_committed() -> Any:
+            return committed
+
+        async def seek_to_beginning(*tps: Any) -> None:
+            rewound.extend(tps)
+
+        consumer: Any = app.consumer
+        consumer.seek_to_committed = seek_to_committed
+        consumer._thread.seek_to_beginning = seek_to_beginning
+        seek_uncommitted_to_beginning(app)
+        return await consumer.seek_to_committed(), rewound
+
+    got, rewound = asyncio.run(scenario())
+    assert got[TP("alerts", 2)] == 7  # what Faust's perform_seek records is unchanged
+    assert sorted(rewound) == [TP("alerts", 0), TP("alerts", 1)]
