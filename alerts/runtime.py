@@ -34,6 +34,7 @@ import faust
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from alerts.acks import InOrderAcks
 from alerts.blocks import Note, annotate_posted
 from alerts.channels.base import Notifier
 from alerts.channels.slack import SlackNotifier
@@ -52,7 +53,6 @@ from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from streams.runtime.dead_letters import ALERT_TRUNCATED, DeadLetterRecord, alert_dead_letter_headers, bounded
-from streams.runtime.faust_compat import keep_stream_across_flow_resume
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -164,6 +164,7 @@ class NotifierRuntime:
         self.app = app
         self.settings = settings
         self.topics = topics
+        self.acks = InOrderAcks()
         self.snoozes = SnoozeBook(snoozes)
         self.recent = RecentAlerts()
         self.dispatcher = Dispatcher(
@@ -198,12 +199,7 @@ class NotifierRuntime:
         dead letter that cannot be written) or a bug: stop the process, as the delivery loop does.
         Left to Faust, the agent would be restarted with the record unacked, and the partition's
         committed offset would stay behind it, silently, until the next rebalance.
-
-        Faust empties the agent's queue when recovery resumes the flow after its final seek: alerts
-        waiting there were never delivered nor re-read (one restart in about six lost one); the
-        queue is kept (``faust_compat.keep_stream_across_flow_resume``), as the rules worker's is.
         """
-        keep_stream_across_flow_resume(self.app, stream)
         async for event in stream.noack().events():
             try:
                 await self.handle_alert(event)
@@ -219,13 +215,15 @@ class NotifierRuntime:
         one's failures are dead-lettered by the dispatcher (``alerts/dispatch.py``).
         """
         message = event.message
+        # Faust gets the ack once every earlier alert of the partition is settled (alerts/acks.py).
+        ack = self.acks.track(message.partition, message.offset, event.ack)
         try:
             alert = Alert.model_validate_json(event.value or b"")
         except ValidationError as exc:
             await self.dead_letter_invalid(message.key, event.value, exc)
-            event.ack()
+            ack()
             return
-        self.dispatcher.on_alert(alert, event.ack, message.partition)
+        self.dispatcher.on_alert(alert, ack, message.partition)
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError) -> None:
         """Dead-letter a record that is not a valid alert, as it was consumed; log and count it.
@@ -306,9 +304,7 @@ class NotifierRuntime:
     # --- feedback ------------------------------------------------------------------------------
 
     async def consume_feedback(self, stream: Any) -> None:
-        """The ``preempt.feedback`` agent's body, run by Faust for the app's lifetime (Faust acks).
-        Its queue is kept across flow resumes, as the alerts agent's is."""
-        keep_stream_across_flow_resume(self.app, stream)
+        """The ``preempt.feedback`` agent's body, run by Faust for the app's lifetime (Faust acks)."""
         async for event in stream.events():
             self.apply_feedback(event.value, event.message.offset)
 
@@ -416,11 +412,14 @@ class NotifierRuntime:
     def on_partitions_assigned(self, assigned: Collection[Any]) -> int:
         """Keep the work of partitions that stayed here, drop the rest (Faust's ``on_partitions_assigned``).
 
-        Faust does not re-deliver the records of partitions that stayed; work of partitions that
-        moved is dropped, and their new owner re-reads it from the committed offset. Deliveries
-        resume. Returns the number of pending deliveries dropped.
+        Work of partitions that moved is dropped, and their new owner re-reads it from the committed
+        offset. Partitions that stayed are read again from their committed offset too (a fresh
+        assignment): the copies of alerts still pending join their work (the dispatcher's
+        ``_waiting``), delivered ones are refused by the delivery log. Deliveries resume. Returns
+        the number of pending deliveries dropped.
         """
         mine = self.alert_partitions(assigned)
+        self.acks.keep(mine)
         dropped = self.dispatcher.retain(mine)
         if dropped:
             log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)

@@ -104,29 +104,26 @@ def current_event_scope(event: faust.Event) -> Iterator[None]:
 #
 # Upstream behaviour (mode 0.7 ``FlowControlEvent.resume`` -> ``clear()``): resuming flow control
 # clears every queue registered with ``clear_on_resume=True`` -- every Faust channel queue, the
-# events agent's buffer included. faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes
+# agents' buffers included. faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes
 # flow a second time *after* awaiting a seek, while the fetcher already delivers records, so the
-# records waiting in the agent's queue at that moment were dropped without ever being processed
-# (docs/pipeline.md, Known issues). mode has no public way to unregister a queue; we discard it
-# from the private WeakSet ``FlowControlEvent._queues``.
+# records waiting in an agent's queue at that moment were dropped without ever being processed
+# (docs/pipeline.md, Known issues). Faust's revocation (``App._on_partitions_revoked``) clears the
+# same queues explicitly with ``flow_control.clear()``, and that clear is needed: records left there
+# would be skipped by the stream iterator -- and acked, which lets Faust commit past them. So only
+# the clear *on resume* goes: the app's ``FlowControlEvent.resume`` is replaced on the instance by
+# one that does what mode's does except ``clear()`` (its private ``_suspend``/``_resume`` events).
 
 
-def keep_queue_across_flow_resume(app: faust.App, queue: Any) -> bool:
-    """Stop ``app.flow_control.resume()`` from clearing ``queue``; False if mode has no such set."""
-    managed = getattr(app.flow_control, "_queues", None)
-    if queue is None or managed is None:
-        return False
-    managed.discard(queue)
-    return True
+def resume_flow_without_clearing(app: faust.App) -> None:
+    """Make ``app.flow_control.resume()`` leave the agents' queues as they are (revocation's
+    ``flow_control.clear()`` still empties them)."""
+    flow: Any = app.flow_control
 
+    def resume() -> None:
+        flow._suspend.clear()
+        flow._resume.set()
 
-def keep_stream_across_flow_resume(app: faust.App, stream: Any) -> bool:
-    """:func:`keep_queue_across_flow_resume` for the queue of an agent's ``stream`` (its channel's).
-
-    Call it first thing in the agent's body. Records of an older consumer generation are still
-    skipped by Faust's stream iterator; their partitions are re-read from the committed offsets.
-    """
-    return keep_queue_across_flow_resume(app, getattr(getattr(stream, "channel", None), "queue", None))
+    flow.resume = resume
 
 
 # --- 3. A global table whose changelog is an existing topic ---------------------------------------
@@ -318,17 +315,16 @@ def set_fetch_max_wait(app: faust.App, seconds: float) -> None:
 
 # --- 8a. A seek back to the committed offset of a partition with nothing committed --------------
 #
-# Upstream behaviour: records polled while the flow is stopped -- a rebalance, or the poll that
-# returns as recovery completes, whose records Faust already fetched for the source partitions --
-# are dropped by ``Consumer.getmany`` (and our diverted poll), which then calls ``perform_seek`` so
-# they are read again from the committed offsets. ``perform_seek`` calls ``seek_to_committed``,
-# and aiokafka's ``AIOKafkaConsumer.seek_to_committed`` seeks only partitions whose committed
-# offset is above 0: a partition with nothing committed (a new group, or no record acked before a
-# crash) keeps the position the dropped poll advanced. Those records were never delivered and are
-# never read again: a notifier restarted before its first commit skipped the alerts it had not
-# committed (one run in about six). The wrapped ``seek_to_committed`` sends such partitions to their
-# first offset -- what the apps' ``consumer_auto_offset_reset="earliest"`` reads -- except table
-# changelogs, which recovery positions itself.
+# Upstream behaviour: a poll that returns while the flow is stopped -- one that began before a
+# rebalance returns records of the new assignment -- is dropped by ``Consumer.getmany`` (and by our
+# diverted poll), which then calls ``perform_seek`` so the records are read again from the committed
+# offsets; recovery calls it too. ``perform_seek`` calls ``seek_to_committed``, and aiokafka's
+# ``AIOKafkaConsumer.seek_to_committed`` seeks only partitions whose committed offset is above 0: a
+# partition with nothing committed (a new group, or nothing acked before a crash) keeps the position
+# the dropped poll advanced, and those records are never read (until a restart). The wrapped
+# ``seek_to_committed`` sends such partitions of the topics the app's agents read to their first
+# offset -- what the apps' ``consumer_auto_offset_reset="earliest"`` reads; table changelogs are
+# left to recovery.
 
 
 def seek_uncommitted_to_beginning(app: faust.App) -> None:
@@ -339,8 +335,9 @@ def seek_uncommitted_to_beginning(app: faust.App) -> None:
 
     async def seek_back() -> Mapping[Any, int | None]:
         committed: Mapping[Any, int | None] = await seek_to_committed()
-        changelogs = set(app.tables.changelog_topics)
-        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        # The topics the app's agents read: not table changelogs, nor Faust's leader-assignor topic.
+        sources = {name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic in sources]
         if fresh:
             await consumer._thread.seek_to_beginning(*fresh)
         return committed

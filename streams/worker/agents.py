@@ -51,8 +51,8 @@ from streams.runtime.faust_compat import (
     divert_topic_polls,
     flow_active,
     highwater_time,
-    keep_stream_across_flow_resume,
     mark_offsets_done,
+    resume_flow_without_clearing,
     seek_uncommitted_to_beginning,
     set_fetch_max_wait,
 )
@@ -775,22 +775,10 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
-def keep_events_across_flow_resume(app: faust.App, stream: Any) -> None:
-    """Stop Faust from emptying the events stream's buffer each time it resumes flow control.
-
-    Records fetched while recovery awaits its final seek would otherwise be dropped unprocessed
-    (the workaround and its evidence: ``streams.runtime.faust_compat.keep_queue_across_flow_resume`` and
-    docs/pipeline.md). Records of an older consumer generation are still skipped by the stream
-    iterator, and the partitions are re-read from the committed offsets after a rebalance.
-    """
-    keep_stream_across_flow_resume(app, stream)
-
-
 def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT, settings: Settings) -> None:
     """Register the events agent, the clock timer and the rebalance hooks on ``app``."""
 
     async def evaluate(stream: Any) -> None:
-        keep_events_across_flow_resume(app, stream)
         # take_events (not take): the batch keeps each record's partition and offset, and the
         # records are acked only after the whole batch has been handled.
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_seconds):
@@ -834,6 +822,9 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
     # Events fetched as a rebalance or recovery stops the flow are read again from the committed
     # offset; a partition with nothing committed kept the dropped poll's position (events lost).
     seek_uncommitted_to_beginning(app)
+    # Records fetched while recovery awaits its final seek must not be thrown away when it resumes
+    # the flow (the evidence: docs/pipeline.md, Known issues).
+    resume_flow_without_clearing(app)
     if settings.worker_batched_poll:
         # Each poll's events go to the processor as one batch, bypassing Faust's per-message
         # path; the agent stays subscribed (it keeps the topic in the group's assignment) but

@@ -106,3 +106,17 @@ def test_delivery_records_are_written_under_an_event_of_the_partition_the_produc
     assert current_event() is None  # only for the write
     assert dict(writes) == dict(table)
     assert len(writes) == 3
+
+
+async def test_notifier_agents_keep_their_queues_when_recovery_resumes_the_flow(tmp_path: Path) -> None:
+    """Alerts waiting in the agents' queues survive the flow resume that ends recovery (Faust's resume
+    emptied them: the alerts were neither delivered nor re-read); revocation still empties them."""
+    app = create_app(_settings(tmp_path))
+    queues = [app.agents[name].channel.queue for name in ("alerts.app.notify", "alerts.app.apply_feedback")]
+    for queue in queues:
+        queue.put_nowait("record")
+    app.flow_control.suspend()
+    app.flow_control.resume()
+    assert [q.qsize() for q in queues] == [1, 1]
+    app.flow_control.clear()
+    assert [q.qsize() for q in queues] == [0, 0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -12,7 +13,6 @@ from typing import Any
 
 import pytest
 from faust.types import TP
-from mode.utils.queues import FlowControlEvent, FlowControlQueue
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -61,7 +61,6 @@ class FakeApp:
         self.producer = SimpleNamespace(flush=self._flush)
         self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
         self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
-        self.flow_control = FlowControlEvent()  # Faust's: resuming it clears the queues registered
 
     async def _flush(self) -> None:
         self.flushes += 1
@@ -96,12 +95,15 @@ class RecordingNotifier:
             raise ConnectionError("already gone")
 
 
+OFFSETS = itertools.count(7)  # each record read has its own offset, in the order read
+
+
 class FakeEvent:
     """A Faust event of ``preempt.alerts``: value, message (key, partition, offset) and an ack counter."""
 
     def __init__(self, value: bytes, partition: int = 0, key: bytes = b"acme") -> None:
         self.value = value
-        self.message = SimpleNamespace(key=key, partition=partition, offset=7, topic=ALERTS)
+        self.message = SimpleNamespace(key=key, partition=partition, offset=next(OFFSETS), topic=ALERTS)
         self.acks = 0
         self.acked = asyncio.Event()
 
@@ -113,13 +115,9 @@ class FakeEvent:
 class FakeStream:
     """A Faust stream over fixed events; remembers whether acking was switched off."""
 
-    def __init__(self, events: list[Any], flow_control: FlowControlEvent | None = None) -> None:
+    def __init__(self, events: list[Any]) -> None:
         self._events = events
         self.noack_called = False
-        # The agent's channel queue, registered with the app's flow control as Faust's channels are.
-        self.channel = SimpleNamespace(
-            queue=FlowControlQueue(flow_control=flow_control or FlowControlEvent(), clear_on_resume=True)
-        )
 
     def noack(self) -> FakeStream:
         self.noack_called = True
@@ -218,25 +216,28 @@ async def test_valid_alert_is_acked_only_after_its_delivery_is_settled(make_runt
     assert topics["dead_letters"].sent == []
 
 
+async def test_an_alert_settled_early_is_acked_to_faust_after_the_earlier_one_waiting(make_runtime, make_alert) -> None:
+    """A record dead-lettered at once waits, for its ack, for the alert before it in the partition that is
+    still being delivered: Faust must not commit past that alert (a restart would never read it again)."""
+    runtime, _, notifier, topics = make_runtime()
+    waiting = FakeEvent(make_alert().model_dump_json().encode(), partition=1)
+    broken = FakeEvent(b"not an alert", partition=1)
+    elsewhere = FakeEvent(b"not an alert either", partition=2)
+    await runtime.consume_alerts(FakeStream([waiting, broken, elsewhere]))
+    assert len(topics["dead_letters"].sent) == 2
+    assert (waiting.acks, broken.acks, elsewhere.acks) == (0, 0, 1)
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert len(notifier.sent) == 1
+    assert (waiting.acks, broken.acks) == (1, 1)
+
+
 async def test_consume_alerts_switches_the_stream_to_manual_acks(make_runtime) -> None:
     """The alerts agent body iterates the stream with Faust's automatic acks off."""
     runtime, _, _, _ = make_runtime()
     stream = FakeStream([])
     await runtime.consume_alerts(stream)
     assert stream.noack_called
-
-
-async def test_the_agents_queues_survive_the_flow_resume_after_recovery(make_runtime) -> None:
-    """Faust's recovery resumes flow control after its final seek and so empties every registered
-    queue: alerts waiting in the notifier agent's queue were never delivered nor re-read. Both agents
-    take their queue out of that clearing before they iterate."""
-    runtime, app, _, _ = make_runtime()
-    alerts, feedback = FakeStream([], app.flow_control), FakeStream([], app.flow_control)
-    queues = (alerts.channel.queue, feedback.channel.queue)
-    assert all(q in app.flow_control._queues for q in queues)
-    await runtime.consume_alerts(alerts)
-    await runtime.consume_feedback(feedback)
-    assert not any(q in app.flow_control._queues for q in queues)
 
 
 def test_delivery_dead_letter_headers_name_target_receiver_and_type() -> None:

@@ -31,7 +31,6 @@ from streams.runtime.faust_compat import (
     UntestedFaustError,
     committed_offsets,
     current_event_scope,
-    keep_queue_across_flow_resume,
     placeholder_event,
     require_tested_versions,
 )
@@ -87,23 +86,32 @@ def test_rocksdb_store_reads_the_current_event_for_its_partition_database() -> N
     assert "current_event()" in inspect.getsource(rocksdb.Store._set)
 
 
-def test_flow_resume_clears_registered_queues_and_discarding_one_keeps_it() -> None:
-    """mode's ``FlowControlEvent.resume`` clears the queues in ``_queues``; a discarded queue keeps its items."""
+def test_flow_resume_clears_registered_queues_unless_resume_flow_without_clearing() -> None:
+    """mode's ``FlowControlEvent.resume`` clears the queues in ``_queues``; after
+    ``resume_flow_without_clearing`` it only resumes, and ``clear()`` (revocation's) still clears."""
+    from streams.runtime.faust_compat import resume_flow_without_clearing
 
-    async def scenario() -> tuple[int, int, bool]:
-        app = _app("compat-flow")
-        kept_queue = app.topic("events").clone(is_iterator=True).queue
-        other_queue = app.topic("other").clone(is_iterator=True).queue
-        assert isinstance(app.flow_control, mode.utils.queues.FlowControlEvent)
-        assert kept_queue in app.flow_control._queues  # registered by clear_on_resume=True
-        for q in (kept_queue, other_queue):
+    async def scenario() -> tuple[int, int, bool, int]:
+        plain, patched = _app("compat-flow-plain"), _app("compat-flow")
+        queues = [app.topic("events").clone(is_iterator=True).queue for app in (plain, patched)]
+        assert isinstance(patched.flow_control, mode.utils.queues.FlowControlEvent)
+        assert all(q in app.flow_control._queues for q, app in zip(queues, (plain, patched), strict=True))
+        for q in queues:
             q.put_nowait("record")
-        done = keep_queue_across_flow_resume(app, kept_queue)
-        app.flow_control.resume()
-        return kept_queue.qsize(), other_queue.qsize(), done
+        resume_flow_without_clearing(patched)
+        for app in (plain, patched):
+            app.flow_control.suspend()
+            app.flow_control.resume()
+        kept = queues[1].qsize()
+        patched.flow_control.clear()
+        return queues[0].qsize(), kept, patched.flow_control.is_active(), queues[1].qsize()
 
-    kept, cleared, done = asyncio.run(scenario())
-    assert (kept, cleared, done) == (1, 0, True)
+    assert asyncio.run(scenario()) == (0, 1, True, 0)
+    resume = inspect.getsource(mode.utils.queues.FlowControlEvent.resume)
+    assert "self._suspend.clear()" in resume
+    assert "self._resume.set()" in resume
+    # Revocation empties the agents' queues itself: records left there would be skipped and acked.
+    assert "self.flow_control.clear" in inspect.getsource(faust.App._on_partitions_revoked)
 
 
 def test_recovery_resumes_flow_after_awaiting_the_seek() -> None:
@@ -804,14 +812,27 @@ def test_aiokafka_seeks_back_only_partitions_committed_above_zero() -> None:
 
 
 def test_seek_uncommitted_to_beginning_rewinds_source_partitions_with_nothing_committed() -> None:
-    """Partitions committed at None or 0 go to their beginning; committed ones and changelogs are left."""
+    """Partitions of the agents' topics committed at None or 0 go to their beginning; committed ones,
+    changelogs and Faust's leader topic are left."""
     from streams.runtime.faust_compat import seek_uncommitted_to_beginning
 
     async def scenario() -> tuple[Any, list[Any]]:
         app = _app("compat-seek-back")
         table = app.Table("deliveries", partitions=4)
         changelog = table.changelog_topic.get_topic_name()
-        committed = {TP("alerts", 0): None, TP("alerts", 1): 0, TP("alerts", 2): 7, TP(changelog, 0): None}
+
+        async def agent(stream: Any) -> None:
+            async for _ in stream:
+                pass
+
+        app.agent(app.topic("alerts"), name="notify")(agent)
+        committed = {
+            TP("alerts", 0): None,
+            TP("alerts", 1): 0,
+            TP("alerts", 2): 7,
+            TP(changelog, 0): None,
+            TP("compat-seek-back-__assignor-__leader", 0): None,
+        }
         rewound: list[Any] = []
 
         async def seek_to_committed() -> Any:

@@ -8,12 +8,10 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-import faust
 import pytest
 from prometheus_client import REGISTRY
 
 from streams.runtime.faust_compat import acked_offsets, stand_in_consumer_state
-from streams.worker.agents import keep_events_across_flow_resume
 from streams.worker.processor import BatchOutput, OffsetCheck
 
 
@@ -110,23 +108,6 @@ class Writer:
 
     def write_clocks(self, out: BatchOutput) -> None:
         self.steps.extend(f"clock {p}={t:g}" for p, t in out.clock_writes.items())
-
-
-def test_flow_resume_no_longer_clears_the_agents_queue() -> None:
-    """After the hook, ``flow_control.resume()`` leaves queued records in the stream's channel queue."""
-
-    async def scenario() -> tuple[int, int]:
-        app = faust.App("test-flow-resume", broker="memory://", web_enabled=False)
-        other = app.topic("other").clone(is_iterator=True)
-        stream = app.stream(app.topic("events").clone(is_iterator=True))
-        for q in (stream.channel.queue, other.queue):
-            q.put_nowait("record")
-        keep_events_across_flow_resume(app, stream)
-        app.flow_control.resume()
-        return stream.channel.queue.qsize(), other.queue.qsize()
-
-    kept, cleared = asyncio.run(scenario())
-    assert (kept, cleared) == (1, 0)
 
 
 def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_marked_done() -> None:

@@ -99,3 +99,16 @@ def test_expose_worker_series_makes_zero_series() -> None:
     assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": "unit-outcome"}) == 0.0
     assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": "unit-reason"}) == 0.0
     assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": "unit-quarantine"}) == 0.0
+
+
+def test_rules_agent_keeps_its_queue_when_recovery_resumes_the_flow(tmp_path: Path) -> None:
+    """Events waiting in the agent's queue survive the flow resume that ends recovery (Faust's resume
+    emptied it: the events were never evaluated); revocation's clear still empties it."""
+    app = create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path))
+    [agent] = app.agents.values()
+    agent.channel.queue.put_nowait("record")
+    app.flow_control.suspend()
+    app.flow_control.resume()
+    assert agent.channel.queue.qsize() == 1
+    app.flow_control.clear()
+    assert agent.channel.queue.qsize() == 0

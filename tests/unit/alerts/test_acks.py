@@ -1,0 +1,82 @@
+"""Acks reach Faust in offset order per partition, so a commit never passes an alert still waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from alerts.acks import InOrderAcks
+
+
+class Faust:
+    """Records the offsets whose ack was handed over, in order."""
+
+    def __init__(self) -> None:
+        self.acked: list[tuple[int, int]] = []
+
+    def ack(self, partition: int, offset: int) -> Any:
+        return lambda: self.acked.append((partition, offset))
+
+
+def test_fausts_commit_passes_a_waiting_offset_when_later_ones_are_acked() -> None:
+    """The hazard (faust-streaming 0.15 ``Consumer._new_offset``): with 5 committed and 6, 7 acked Faust
+    commits 8, and with nothing committed and 1-9 acked it commits 10 -- past offsets 5 and 0."""
+
+    async def new_offset(committed: int | None, acked: list[int]) -> int | None:
+        app = faust.App("acks-hazard", broker="kafka://127.0.0.1:1", web_enabled=False)
+        consumer: Any = app.consumer
+        tp = TP("alerts", 0)
+        consumer._committed_offset[tp] = committed
+        consumer._acked[tp] = list(acked)
+        consumer._acked_index[tp] = set(acked)
+        result: int | None = consumer._new_offset(tp)
+        return result
+
+    assert asyncio.run(new_offset(5, [6, 7])) == 8
+    assert asyncio.run(new_offset(None, list(range(1, 10)))) == 10
+
+
+def test_an_ack_waits_for_every_earlier_record_of_its_partition() -> None:
+    """Later records settled first are handed over only once the earlier one settles; other partitions go on."""
+    faust_acks, acks = Faust(), InOrderAcks()
+    first = acks.track(0, 5, faust_acks.ack(0, 5))
+    second = acks.track(0, 6, faust_acks.ack(0, 6))
+    third = acks.track(0, 7, faust_acks.ack(0, 7))
+    other = acks.track(1, 3, faust_acks.ack(1, 3))
+    third()
+    second()
+    other()
+    assert faust_acks.acked == [(1, 3)]
+    assert acks.waiting(0) == 3
+    first()
+    assert faust_acks.acked == [(1, 3), (0, 5), (0, 6), (0, 7)]
+    assert acks.waiting(0) == 0
+    first()  # settling twice hands nothing over twice
+    assert len(faust_acks.acked) == 4
+
+
+def test_a_partition_read_again_from_an_earlier_offset_starts_afresh() -> None:
+    """After a seek back, the copies read again carry the acks; the first reading's acks are dropped."""
+    faust_acks, acks = Faust(), InOrderAcks()
+    waiting = acks.track(0, 5, faust_acks.ack(0, 5))
+    acks.track(0, 6, faust_acks.ack(0, 6))()
+    again = acks.track(0, 5, faust_acks.ack(0, 5))
+    again_next = acks.track(0, 6, faust_acks.ack(0, 6))
+    waiting()  # the first reading's record settles (with its copy): nothing from the old lane
+    assert faust_acks.acked == []
+    again()
+    again_next()
+    assert faust_acks.acked == [(0, 5), (0, 6)]
+
+
+def test_partitions_assigned_elsewhere_are_forgotten() -> None:
+    """A partition that moved away and comes back later starts afresh, not behind acks that never come."""
+    faust_acks, acks = Faust(), InOrderAcks()
+    acks.track(2, 10, faust_acks.ack(2, 10))  # its work is dropped on revocation: never settled
+    acks.keep({0, 1})
+    assert acks.waiting(2) == 0
+    acks.track(2, 40, faust_acks.ack(2, 40))()
+    assert faust_acks.acked == [(2, 40)]
