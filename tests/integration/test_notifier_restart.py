@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
 from alerts.app import app_id
-from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
@@ -81,3 +82,51 @@ def test_sigkill_and_restart_resends_nothing_delivered(
     assert {a.alert_id for a in before} <= refused_ids <= {a.alert_id for a in before} | {after.alert_id}
     per_channel = Counter(r.target for r in slack_server.delivered())
     assert per_channel == Counter({f"C-{i}": 1 for i in range(5)} | {"C-NEW": 1})
+
+
+def test_an_alert_still_being_retried_is_not_committed_past_and_is_sent_after_a_restart(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An alert whose Slack channel keeps failing stays uncommitted while a later alert of its partition is
+    delivered and committed around it; after a SIGKILL the restarted notifier sends it (once) and not the
+    later one again. Faust committed past such an alert, and a restart never read it again."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        notifier_commit_interval_seconds=0.5,
+        notifier_session_timeout_seconds=6,
+    )
+    slack_server.always("C-WAIT", Reply.server_error(503))  # retried, never given up within the test
+    first = start_notifier(process_factory, settings, name="notifier-1")
+    waiting = make_alert("acme", account={"name": "Acme", "owner": {"slack": "C-WAIT"}})
+    later = make_alert("acme", account={"name": "Acme", "owner": {"slack": "C-LATER"}})  # same key: same partition
+    produce_alerts(producer, topics.alerts, waiting, later)
+    wait_for_records(first, "alert delivered", 1)
+    slack_server.wait_for(1, target="C-LATER")
+    # Several commit intervals pass with the later alert acked: the partition's commit stays at the waiting one.
+    group, tps = app_id(settings), [TopicPartition(topics.alerts, p) for p in range(settings.topic_partitions)]
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            committed = admin.list_group_offsets({group: tps}).get(group, {})
+            assert all((meta.offset or 0) <= 0 for meta in committed.values()), committed  # one alert before each
+            time.sleep(0.25)
+    finally:
+        admin.close()
+    assert not slack_server.delivered("C-WAIT")
+    first.kill()
+
+    slack_server.always("C-WAIT", Reply.ok())
+    second = start_notifier(process_factory, settings, name="notifier-2")
+    sent = wait_for_records(second, "alert delivered", 1)
+    assert [r["alert_id"] for r in sent] == [waiting.alert_id]
+    assert {r["alert_id"] for r in wait_for_records(second, "alert already delivered", 1)} == {later.alert_id}
+    assert len(slack_server.delivered("C-WAIT")) == 1
+    assert len(slack_server.delivered("C-LATER")) == 1
