@@ -127,6 +127,9 @@ def test_an_alert_still_being_retried_is_not_committed_past_and_is_sent_after_a_
     second = start_notifier(process_factory, settings, name="notifier-2")
     sent = wait_for_records(second, "alert delivered", 1)
     assert [r["alert_id"] for r in sent] == [waiting.alert_id]
-    assert {r["alert_id"] for r in wait_for_records(second, "alert already delivered", 1)} == {later.alert_id}
+    # The later alert is read again and refused (the waiting one too, if a seek back re-reads it once sent).
+    refused = {r["alert_id"] for r in wait_for_records(second, "alert already delivered", 1)}
+    assert later.alert_id in refused
+    assert refused <= {later.alert_id, waiting.alert_id}
     assert len(slack_server.delivered("C-WAIT")) == 1
     assert len(slack_server.delivered("C-LATER")) == 1
