@@ -199,8 +199,9 @@ def _same_tp(a: Any, b: Any) -> bool:
 # --- 6. Records the worker processed without Faust delivering them --------------------------------
 #
 # Upstream behaviour: Faust commits a partition only up to the first offset that was never acked
-# (``Consumer._new_offset`` walks the sorted ``_acked`` list; with a hole right after the committed
-# offset it returns None on every commit, for as long as the assignment lasts). Records that Faust
+# (``Consumer._new_offset`` walks the sorted ``_acked`` list; with a hole of two or more records
+# right after the committed offset it returns None on every commit, for as long as the assignment
+# lasts; a one-record hole, or any hole while nothing or 0 is committed, it commits past). Records that Faust
 # fetched but never handed to the stream (see ``streams.worker.gap_repair``) are re-read and processed by
 # the worker, yet Faust never acks them: the partition's committed offset then stops for good while
 # everything after it is processed -- a silent commit stall. Faust marks offset ranges it knows

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames
@@ -47,10 +47,10 @@ def test_second_notifier_takes_over_pending_alerts_exactly_once(
     slack_server: FakeSlack,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """Alerts waiting in group_wait when a rebalance moves their partition are delivered by exactly
-    one of the two notifiers: the first keeps the partitions it retains, the second re-reads the rest;
-    also on RocksDB with both on one machine and one PREEMPT_DATA_DIR (the second crashed on RocksDB's
-    lock of a delivery-log partition both opened when their folders were one)."""
+    """Alerts pending (in group_wait, then retried) when a rebalance moves their partition are delivered
+    by exactly one of the two notifiers: the first keeps the partitions it retains, the second re-reads
+    the rest; also on RocksDB with both on one machine and one PREEMPT_DATA_DIR (the second crashed on
+    RocksDB's lock of a delivery-log partition both opened when their folders were one)."""
     settings = notifier_settings(
         settings_factory,
         write_routes(tmp_path, ROUTES),
@@ -59,12 +59,19 @@ def test_second_notifier_takes_over_pending_alerts_exactly_once(
         store=store,
     )
     first = start_notifier(process_factory, settings, name="notifier-1")
+    # Slack refuses (503, retryable) until the second notifier has joined, so the alerts are still
+    # pending whenever the rebalance comes: a loaded machine took 3-6.5 s of the 10 s group_wait to
+    # start the second notifier, after which the first would have delivered them all itself.
+    for i in range(20):
+        slack_server.always(f"C-{i}", Reply.server_error(503))
     alerts = [make_alert(f"acct-{i}", account={"name": f"A{i}", "owner": {"slack": f"C-{i}"}}) for i in range(20)]
     produce_alerts(producer, topics.alerts, *alerts)
     second = process_factory(
         ["preempt", "notifier"], settings.model_copy(update={"notifier_web_port": free_port()}), name="notifier-2"
     )
     second.wait_for_log("notifier ready", timeout_s=90)
+    for i in range(20):
+        slack_server.always(f"C-{i}", Reply.ok())
 
     slack_server.wait_for(20, timeout_s=60)
     deadline = time.monotonic() + 30
