@@ -246,6 +246,24 @@ class MovingLeaderFilter(logging.Filter):
         return True
 
 
+class RebalanceCommitFilter(logging.Filter):
+    """One WARNING for aiokafka's "OffsetCommit failed … RebalanceInProgressError …, will rejoin" ERROR.
+
+    A commit that meets a rebalance in progress (another worker or notifier joining or leaving: every
+    scale-out, restart and rolling deploy) is refused; aiokafka rejoins the group and the records
+    since the last commit are read again by their owner (the delivery log and the rule engine's
+    event ids refuse the repeats). Normal operation, so a warning. Being thrown out of the group
+    (UnknownMemberId, IllegalGeneration: a missed session) stays an ERROR.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR:
+            message = record.getMessage()
+            if message.startswith("OffsetCommit failed") and "RebalanceInProgressError" in message:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
 
@@ -278,6 +296,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
             "repeats": {"()": RepeatedRecordFilter},
             "client_errors": {"()": ClientErrorFilter},
             "moving_leaders": {"()": MovingLeaderFilter},
+            "rebalance_commits": {"()": RebalanceCommitFilter},
         },
         "handlers": {
             "stderr": {
@@ -290,7 +309,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
         "loggers": {
             "aiohttp.server": {"filters": ["client_errors"]},
             "aiokafka.consumer.fetcher": {"filters": ["moving_leaders"]},
-            "aiokafka.consumer.group_coordinator": {"filters": ["moving_leaders"]},
+            "aiokafka.consumer.group_coordinator": {"filters": ["moving_leaders", "rebalance_commits"]},
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }

@@ -305,3 +305,19 @@ def test_a_partition_whose_leader_is_moving_is_a_warning_other_fetch_errors_stay
         ("warning", "Failed fetch offsets from 1"),
         ("error", "Unexpected error while fetching data"),
     ]
+
+
+def test_a_commit_refused_by_a_rebalance_in_progress_is_a_warning_being_thrown_out_stays_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiokafka's "OffsetCommit failed … RebalanceInProgressError …, will rejoin" (every scale-out or
+    restart of a peer) is a warning; a commit refused because this member was thrown out stays an ERROR."""
+    configure_logging("json", "INFO")
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    template = "OffsetCommit failed for group %s due to group error (%s), will rejoin"
+    coordinator.error(template, "preempt-notify", "[Error 27] RebalanceInProgressError: preempt-notify")
+    coordinator.error(template, "preempt-notify", "[Error 25] UnknownMemberIdError: preempt-notify")
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [r["level"] for r in lines] == ["warning", "error"]
+    assert "RebalanceInProgressError" in lines[0]["event"]
+    assert "UnknownMemberIdError" in lines[1]["event"]
