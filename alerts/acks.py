@@ -8,10 +8,12 @@ with nothing committed yet and 1–9 acked it commits 10. Offset 5 (or 0) was st
 restart or a rebalance then never read it again: the alert was lost, silently.
 
 :class:`InOrderAcks` passes a record's ack to Faust only once every record before it in the
-partition (as read since the last rewind) is settled, so a commit never passes an alert still
-waiting. A record read again from an earlier offset (Faust seeks back to the committed offset after
-a rebalance or recovery) starts the partition afresh: what waited there is read again, and the
-dispatcher settles both copies together.
+partition is settled, so a commit never passes an alert still waiting. A record read again from
+an earlier offset X (Faust seeks back to the committed offset during recovery) replaces the copies
+of X and after: those are read again, and the dispatcher settles both copies together. Copies
+before X keep their acks — Faust does not always read the whole range again (its read offset can
+move past the committed one while the seek is awaited). A rebalance forgets everything (``keep``):
+Faust forgets its acks too and reads every partition it keeps again from the committed offset.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ class _Record:
     offset: int
     ack: Callable[[], object]
     settled: bool = False
+    dropped: bool = False  # replaced by a copy read again, or its partition forgotten
 
 
 @dataclass(slots=True)
 class _Lane:
-    """The records of one partition read since it was last (re)started, oldest first."""
+    """The records of one partition whose ack is not handed over yet, in offset order."""
 
     last: int
     pending: deque[_Record] = field(default_factory=deque)
@@ -45,23 +48,29 @@ class InOrderAcks:
     def track(self, partition: int, offset: int, ack: Callable[[], object]) -> Callable[[], None]:
         """Register a record just read; returns the callable that settles it (idempotent).
 
-        ``ack`` (Faust's) is called once this record and every record read before it in
-        ``partition`` are settled. A record at or before the last one read means the partition
-        was rewound: the records still waiting are read again, so their acks are dropped.
+        ``ack`` (Faust's) is called once this record and every record before it in ``partition``
+        are settled. A record at or before the last one read means the partition is read again
+        from there: the copies from that offset on are dropped (their new copies carry the acks).
         """
         lane = self._lanes.get(partition)
-        if lane is None or offset <= lane.last:
+        if lane is None:
             lane = self._lanes[partition] = _Lane(offset)
+        elif offset <= lane.last:
+            kept: deque[_Record] = deque()
+            for old in lane.pending:
+                if old.offset < offset:
+                    kept.append(old)
+                else:
+                    old.dropped = True
+            lane.pending = kept
         record = _Record(offset, ack)
         lane.pending.append(record)
         lane.last = offset
 
         def settle() -> None:
-            if record.settled:
+            if record.settled or record.dropped:
                 return
             record.settled = True
-            if self._lanes.get(partition) is not lane:
-                return  # rewound since: the copy read again carries the ack
             pending = lane.pending
             while pending and pending[0].settled:
                 pending.popleft().ack()
@@ -69,10 +78,12 @@ class InOrderAcks:
         return settle
 
     def keep(self, partitions: Collection[int]) -> None:
-        """After a rebalance: forget the partitions not assigned here any more (their records
-        are read by their new owner; the dispatcher drops their work)."""
+        """Forget the partitions not in ``partitions`` (all of them at a rebalance's revocation:
+        Faust reads the partitions it keeps again from the committed offset, and the dispatcher
+        drops the work of those that moved)."""
         for partition in [p for p in self._lanes if p not in partitions]:
-            del self._lanes[partition]
+            for record in self._lanes.pop(partition).pending:
+                record.dropped = True
 
     def waiting(self, partition: int) -> int:
         """How many records of ``partition`` wait for their own or an earlier record's settling."""

@@ -147,6 +147,8 @@ class Dispatcher:
         self.grouper: Grouper[PendingAlert] = Grouper()
         self.paused = False  # True during a rebalance: nothing is sent until the assignment is known
         self.on_delivered_alert: Callable[[Alert], object] | None = None  # e.g. remember it for Slack buttons
+        # A dead letter that could not be sent leaves its alert unsettled (see RetryScheduler.on_failure).
+        self.on_failure: Callable[[BaseException], object] | None = None
         # A Slack message's reference (channel:ts), its alerts and the destination that posted it, so a
         # button can re-render the whole message with that receiver's templates.
         self.on_delivered_message: Callable[[str, tuple[Alert, ...], Notifier], object] | None = None
@@ -274,11 +276,10 @@ class Dispatcher:
 
     def _task_done(self, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "dead letter not sent; the alert stays unacked and is re-read after a restart",
-                error=repr(task.exception()),
-            )
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("dead letter not sent; the alert stays unacked and is re-read after a restart", error=repr(exc))
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     async def drain(self) -> None:
         """Wait for dead letters being sent and deliveries in flight (tests and shutdown)."""

@@ -118,6 +118,10 @@ class RetryScheduler:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self.wakeup = asyncio.Event()
+        # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
+        # written: the alert stays unsettled. The notifier stops the process there (a restart re-reads
+        # it); left running, its partition's commits would wait for it for ever (alerts/acks.py).
+        self.on_failure: Callable[[BaseException], object] | None = None
 
     def submit(self, job: DeliveryJob, at: float | None = None) -> None:
         """Queue ``job`` to be attempted at ``at`` (default: now)."""
@@ -200,7 +204,7 @@ class RetryScheduler:
             bound.warning("delivery given up", error=detail, give_up_seconds=self.policy.give_up)
             task = asyncio.ensure_future(self._dead_letter(job, "gave_up", detail))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._settled_task)
             return
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="retried").inc()
         NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
@@ -215,5 +219,16 @@ class RetryScheduler:
         async with self._slots:
             try:
                 await self.attempt(job)
-            except Exception:  # a failing callback must not kill the loop; it is logged
+            except Exception as exc:  # a failing callback must not kill the loop; it is logged
                 log.exception("delivery bookkeeping failed", target=job.target)
+                self._failed(exc)
+
+    def _settled_task(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("delivery bookkeeping failed", error=repr(exc))
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.on_failure is not None:
+            self.on_failure(exc)

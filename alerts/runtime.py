@@ -165,6 +165,7 @@ class NotifierRuntime:
         self.settings = settings
         self.topics = topics
         self.acks = InOrderAcks()
+        self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
         self.recent = RecentAlerts()
         self.dispatcher = Dispatcher(
@@ -182,6 +183,7 @@ class NotifierRuntime:
             scrub=secret_values(settings, routing),
             inhibit_horizon_seconds=settings.inhibit_horizon_seconds,
         )
+        self.dispatcher.on_failure = self.dispatcher.scheduler.on_failure = self.bookkeeping_failed
         self.dispatcher.on_delivered_alert = self.recent.add
         self.dispatcher.on_delivered_message = self.recent.add_message
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -270,6 +272,19 @@ class NotifierRuntime:
         letter = bounded(DeadLetterRecord(key, value, headers), ALERT_TRUNCATED, keep=lambda _name: True)
         await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
         await self.flush()
+
+    def bookkeeping_failed(self, exc: BaseException) -> None:
+        """A delivery record or a dead letter could not be written (the broker): stop the process.
+
+        The alert stays unsettled, and Faust gets acks in offset order (``alerts/acks.py``): left
+        running, the notifier would hold its partition's commits, and every later alert in memory,
+        for good. After the restart the alert is read again and the delivery log refuses re-sends.
+        """
+        log.critical("delivery bookkeeping failed; stopping the notifier", error=repr(exc))
+        if not self.app.should_stop:
+            task = asyncio.ensure_future(self.app.crash(exc))
+            self._crashing.add(task)
+            task.add_done_callback(self._crashing.discard)
 
     async def flush(self) -> None:
         """Flush the producer (dead letters, feedback, the delivery log's changelog) before an ack."""
@@ -408,6 +423,10 @@ class NotifierRuntime:
         """
         READY.labels(app=self.app.conf.name).set(0)  # the label ops_web's readiness uses
         self.dispatcher.paused = True
+        # Faust forgot the acks and commits of every partition (eager rebalancing) and reads each
+        # partition it keeps again from its committed offset: an ack of this reading handed over
+        # now would land in a list Faust never clears and could carry a later commit past an alert.
+        self.acks.keep(())
 
     def on_partitions_assigned(self, assigned: Collection[Any]) -> int:
         """Keep the work of partitions that stayed here, drop the rest (Faust's ``on_partitions_assigned``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 
@@ -147,6 +148,32 @@ async def test_gives_up_after_the_window(harness) -> None:
 
     assert outcomes["dead"] == [("gave_up", "451")]
     assert scheduler.next_due() is None
+
+
+async def test_a_give_up_whose_dead_letter_cannot_be_sent_is_reported_to_on_failure(make_alert) -> None:
+    """The gave_up dead letter failing (the broker) leaves the alert unsettled: on_failure hears of it (the
+    notifier stops there) instead of the exception vanishing with its task."""
+    clock = Clock()
+    failures: list[BaseException] = []
+
+    async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        raise AssertionError("not delivered")
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        raise RuntimeError("broker unavailable")
+
+    scheduler = RetryScheduler(BackoffPolicy(give_up=60.0), delivered, dead, clock=clock, rng=random.Random(7))
+    scheduler.on_failure = failures.append
+    notifier = ScriptedNotifier(
+        RetryableDeliveryError("451", retry_after=30.0), RetryableDeliveryError("451", retry_after=40.0)
+    )
+    job = DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "g"))
+    await scheduler.attempt(job)
+    clock.now += 30.0
+    scheduler.start_due()
+    await scheduler.drain()
+    await asyncio.sleep(0)
+    assert [str(e) for e in failures] == ["broker unavailable"]
 
 
 async def test_repeated_unexpected_errors_are_dead_lettered_not_retried_for_an_hour(harness) -> None:

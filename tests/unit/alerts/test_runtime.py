@@ -232,6 +232,27 @@ async def test_an_alert_settled_early_is_acked_to_faust_after_the_earlier_one_wa
     assert (waiting.acks, broken.acks) == (1, 1)
 
 
+async def test_a_delivery_record_that_cannot_be_written_stops_the_notifier(make_runtime, make_alert) -> None:
+    """The broker refusing a delivery's record leaves the alert unsettled, which would hold its partition's
+    commits for good: the notifier stops (the alert is re-read after the restart, the log refuses re-sends)."""
+    runtime, app, notifier, _ = make_runtime()
+
+    async def refuse() -> None:
+        raise RuntimeError("broker unavailable")
+
+    app.producer.flush = refuse
+    event = FakeEvent(make_alert().model_dump_json().encode())
+    with capture_logs() as logs:
+        await runtime.handle_alert(event)
+        runtime.dispatcher.tick()
+        await runtime.dispatcher.scheduler.drain()
+        await asyncio.sleep(0)  # the crash is scheduled from the failing task's callback
+    assert len(notifier.sent) == 1
+    assert event.acks == 0
+    assert [type(e) for e in app.crashed] == [RuntimeError]
+    assert "delivery bookkeeping failed; stopping the notifier" in [r["event"] for r in logs]
+
+
 async def test_consume_alerts_switches_the_stream_to_manual_acks(make_runtime) -> None:
     """The alerts agent body iterates the stream with Faust's automatic acks off."""
     runtime, _, _, _ = make_runtime()
@@ -276,8 +297,9 @@ def test_revocation_pauses_deliveries_and_clears_readiness(make_runtime) -> None
 
 
 async def test_assignment_keeps_work_of_partitions_that_stayed_and_resumes(make_runtime, make_alert) -> None:
-    """After an assignment only pending alerts of still-owned alerts partitions are kept, and deliveries resume."""
-    runtime, _, _, _ = make_runtime()
+    """After an assignment only pending alerts of still-owned alerts partitions are kept, and deliveries resume;
+    Faust reads the kept partition again from its committed offset, and the copy read again carries the ack."""
+    runtime, _, notifier, _ = make_runtime()
     stays, moves = (
         FakeEvent(make_alert().model_dump_json().encode(), 0),
         FakeEvent(make_alert().model_dump_json().encode(), 1),
@@ -292,9 +314,12 @@ async def test_assignment_keeps_work_of_partitions_that_stayed_and_resumes(make_
     [line] = logs
     assert line["event"] == "pending deliveries handed over on rebalance"
     assert line["kept_partitions"] == [0]
+    again = FakeEvent(stays.value, 0)  # the same record, read again after the rebalance
+    await runtime.handle_alert(again)
     runtime.dispatcher.tick()
     await runtime.dispatcher.scheduler.drain()
-    assert (stays.acks, moves.acks) == (1, 0)
+    assert len(notifier.sent) == 1
+    assert (again.acks, stays.acks, moves.acks) == (1, 0, 0)
 
 
 def test_recovery_marks_ready_and_logs_the_alerts_partitions(make_runtime) -> None:
