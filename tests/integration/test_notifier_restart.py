@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from alerts.app import app_id
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
@@ -25,6 +25,7 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
+from tests.integration.restart_stress import committed_and_ends
 
 ROUTES = """
 receivers:
@@ -110,16 +111,13 @@ def test_an_alert_still_being_retried_is_not_committed_past_and_is_sent_after_a_
     wait_for_records(first, "alert delivered", 1)
     slack_server.wait_for(1, target="C-LATER")
     # Several commit intervals pass with the later alert acked: the partition's commit stays at the waiting one.
-    group, tps = app_id(settings), [TopicPartition(topics.alerts, p) for p in range(settings.topic_partitions)]
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    try:
-        deadline = time.monotonic() + 4.0
-        while time.monotonic() < deadline:
-            committed = admin.list_group_offsets({group: tps}).get(group, {})
-            assert all((meta.offset or 0) <= 0 for meta in committed.values()), committed  # one alert before each
-            time.sleep(0.25)
-    finally:
-        admin.close()
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        offsets = committed_and_ends(
+            settings.bootstrap_servers[0], app_id(settings), topics.alerts, settings.topic_partitions
+        )
+        assert all(committed <= 0 for committed, _end in offsets.values()), offsets  # the waiting alert is at 0
+        time.sleep(0.25)
     assert not slack_server.delivered("C-WAIT")
     first.kill()
 
