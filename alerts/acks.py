@@ -85,6 +85,11 @@ class InOrderAcks:
             for record in self._lanes.pop(partition).pending:
                 record.dropped = True
 
+    def held(self) -> int:
+        """How many records, over every partition, wait for their own or an earlier record's settling
+        (``preempt_notifier_alerts_held``)."""
+        return sum(len(lane.pending) for lane in self._lanes.values())
+
     def waiting(self, partition: int) -> int:
         """How many records of ``partition`` wait for their own or an earlier record's settling."""
         lane = self._lanes.get(partition)

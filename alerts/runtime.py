@@ -59,6 +59,7 @@ from streams.runtime.metrics import (
     FEEDBACK_INVALID,
     NOTIFICATIONS,
     NOTIFICATIONS_DEAD_LETTERED,
+    NOTIFIER_ALERTS_HELD,
     READY,
 )
 from streams.runtime.settings import Settings
@@ -165,6 +166,7 @@ class NotifierRuntime:
         self.settings = settings
         self.topics = topics
         self.acks = InOrderAcks()
+        NOTIFIER_ALERTS_HELD.set_function(self.acks.held)
         self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
         self.recent = RecentAlerts()

@@ -166,6 +166,11 @@ NOTIFIER_FALLBACKS = Counter(
     "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
     ["reason"],
 )
+NOTIFIER_ALERTS_HELD = Gauge(
+    "preempt_notifier_alerts_held",
+    "Alerts read by this notifier whose offset cannot be committed yet: not settled (quiet hours, group_wait, "
+    "retries) or behind one of their partition that is not. They are in preempt_consumer_lag until settled.",
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",

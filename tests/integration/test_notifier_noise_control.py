@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,8 +91,14 @@ def test_silences_inhibition_and_quiet_hours(
     assert not any("Nightowl" in t or "Hushed" in t or "Initech: errors spiking" in t for t in texts)
     for reason in ("silenced", "inhibited", "quiet_hours"):
         assert metric_value(settings, "preempt_alerts_suppressed_total", reason=reason) == 1
+    # The deferred alert is held from its partition's commit, and says so (it is in the lag).
+    assert metric_value(settings, "preempt_notifier_alerts_held") >= 1
 
     # At the end of the quiet hours the held alert goes out (the "next digest").
     after = wait_for_records(notifier, "alert delivered", 3, timeout_s=40)
     (late,) = [r for r in after if r["alert_id"] == night.alert_id]
     assert datetime.fromisoformat(late["timestamp"].replace("Z", "+00:00")) >= quiet_end
+    deadline = time.monotonic() + 10
+    while metric_value(settings, "preempt_notifier_alerts_held") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric_value(settings, "preempt_notifier_alerts_held") == 0

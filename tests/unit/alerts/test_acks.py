@@ -106,3 +106,24 @@ def test_a_rebalance_forgets_every_ack_not_handed_over() -> None:
     acks.keep(())
     settle()
     assert faust_acks.acked == []
+
+
+def test_held_counts_every_record_kept_from_the_commit_and_feeds_the_gauge() -> None:
+    """``held`` sums the records not handed over on every partition; the notifier exposes it as
+    ``preempt_notifier_alerts_held`` (a settled record behind a waiting one still counts)."""
+    from prometheus_client import REGISTRY
+
+    from streams.runtime.metrics import NOTIFIER_ALERTS_HELD
+
+    faust_acks, acks = Faust(), InOrderAcks()
+    waiting = acks.track(0, 5, faust_acks.ack(0, 5))
+    acks.track(0, 6, faust_acks.ack(0, 6))()
+    acks.track(1, 2, faust_acks.ack(1, 2))
+    assert acks.held() == 3
+    NOTIFIER_ALERTS_HELD.set_function(acks.held)
+    assert REGISTRY.get_sample_value("preempt_notifier_alerts_held") == 3
+    waiting()
+    assert acks.held() == 1
+    assert REGISTRY.get_sample_value("preempt_notifier_alerts_held") == 1
+    acks.keep(())
+    assert acks.held() == 0
