@@ -36,6 +36,18 @@ class KafkaAccessError(ConfigError):
     """The brokers refused this client's security set-up (credentials, mechanism, TLS trust)."""
 
 
+KAFKA_DEFAULT_PORT = 9092
+
+
+def host_and_port(server: str) -> tuple[str, int]:
+    """``host`` and port of one bootstrap server; a server written without a port is on Kafka's default
+    port, as kafka-python, aiokafka and Faust read it (``kafka://localhost`` is ``localhost:9092``)."""
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():  # "localhost", "[::1]": no port given
+        return server.strip("[]"), KAFKA_DEFAULT_PORT
+    return host.strip("[]"), int(port)
+
+
 class _KeyNeedsPasswordError(Exception):
     """Raised from OpenSSL's password callback: the client key is encrypted and no password is set."""
 
@@ -197,17 +209,14 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         aiokafka_errors.AuthenticationMethodNotSupported,
     )
     protocol = settings.kafka_security_protocol
-    host, _, port = server.rpartition(":")
-    host = host.strip("[]")
+    host, port = host_and_port(server)
     connect: dict[str, Any] = {"client_id": "preempt-access-check", "request_timeout_ms": int(timeout_s * 1000)}
     try:
-        conn = await asyncio.wait_for(
-            open_connection(host, int(port), **connect, **aiokafka_config(settings)), timeout_s
-        )
+        conn = await asyncio.wait_for(open_connection(host, port, **connect, **aiokafka_config(settings)), timeout_s)
     except aiokafka_errors.UnsupportedSaslMechanismError:
         raise KafkaAccessError(
             f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
-            f"{protocol} listener{await _offered(settings, host, int(port), connect, timeout_s)}; "
+            f"{protocol} listener{await _offered(settings, host, port, connect, timeout_s)}; "
             "set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
         ) from None
     except aiokafka_errors.IllegalSaslStateError:
@@ -333,12 +342,12 @@ async def unreachable_reason(settings: Settings, timeout_s: float) -> str | None
 
     reasons: list[str] = []
     for server in settings.bootstrap_servers:
-        host, _, port = server.rpartition(":")
+        host, port = host_and_port(server)
         try:
             conn = await asyncio.wait_for(
                 open_connection(
-                    host.strip("[]"),
-                    int(port),
+                    host,
+                    port,
                     client_id="preempt-broker-watch",
                     request_timeout_ms=max(1, int(timeout_s * 1000)),
                     **aiokafka_config(settings),

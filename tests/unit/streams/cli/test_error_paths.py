@@ -316,6 +316,15 @@ def test_a_malformed_broker_address_is_named_at_once(tmp_path: Path, broker: str
     assert run.stderr.strip() == expected
 
 
+def test_a_broker_address_without_a_port_is_probed_on_kafkas_default_port(tmp_path: Path) -> None:
+    """PREEMPT_BROKER=kafka://host (no port, as Faust and the Kafka clients accept it) is probed on port 9092:
+    an unreachable one is the probe's one line, not a traceback from the access check's ``int(port)``."""
+    run = _invoke(["events", "dead-letters"], tmp_path, PREEMPT_BROKER="kafka://no-such-broker.invalid")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.stderr.startswith("Error: cannot reach Kafka at no-such-broker.invalid within")
+
+
 def test_ingest_on_a_taken_port_is_one_line_before_any_connection(tmp_path: Path) -> None:
     """`preempt ingest` on a port already in use says which address and what to change in one line, before
     reaching for the broker (it probed Kafka, made the topics and logged 'ingest listening' first)."""

@@ -19,7 +19,13 @@ from faust.types.auth import AuthProtocol
 from pydantic import ValidationError
 
 from schemas.errors import ConfigError
-from streams.runtime.kafka_clients import aiokafka_config, faust_credentials, kafka_python_config, ssl_context
+from streams.runtime.kafka_clients import (
+    aiokafka_config,
+    faust_credentials,
+    host_and_port,
+    kafka_python_config,
+    ssl_context,
+)
 from streams.runtime.settings import Settings
 
 
@@ -48,6 +54,20 @@ SASL = {
     "kafka_sasl_username": "preempt",
     "kafka_sasl_password": "s3cret",
 }
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("127.0.0.1:19092", ("127.0.0.1", 19092)),
+        ("localhost", ("localhost", 9092)),
+        ("[::1]:9093", ("::1", 9093)),
+        ("[::1]", ("::1", 9092)),
+    ],
+)
+def test_a_bootstrap_server_without_a_port_is_on_kafkas_default_port(server: str, expected: tuple[str, int]) -> None:
+    """``kafka://localhost`` means port 9092, as the Kafka clients read it (the access check crashed on it)."""
+    assert host_and_port(server) == expected
 
 
 def test_plaintext_by_default_adds_nothing_but_the_protocol() -> None:
