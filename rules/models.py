@@ -16,6 +16,7 @@ from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
 from schemas.durations import Cooldown, Duration
+from schemas.event import MAX_EVENT_NAME_CHARS
 
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
@@ -82,6 +83,12 @@ class Match(_Strict):
     def _names_not_empty(self) -> Match:
         if isinstance(self.event, list) and not self.event:
             raise ValueError("event: give at least one event name (or leave event out to match all)")
+        for name in self.event_names or ():
+            # no event carries such a name (the event contract), so the rule would load and never fire
+            if not 1 <= len(name) <= MAX_EVENT_NAME_CHARS:
+                raise ValueError(
+                    f"event: {name[:40]!r} can never match: an event name is 1 to {MAX_EVENT_NAME_CHARS} characters"
+                )
         return self
 
     @property
