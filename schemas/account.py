@@ -46,6 +46,19 @@ CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 """A calendar date, ``YYYY-MM-DD`` on the wire."""
 
 
+def _null_is_none_on_record(value: Any) -> Any:
+    """``null`` for ``owner``, ``links`` or ``tags`` — how CRM exports write "none on record" — is the
+    same as leaving the field out; refused, it cost the account's whole record (name, tier, owner)."""
+    return {} if value is None else value
+
+
+def _null_is_no_tags(value: Any) -> Any:
+    return [] if value is None else value
+
+
+Tags = Annotated[list[Text], Field(max_length=MAX_TAGS)]
+
+
 class Owner(BaseModel):
     """The CSM who owns the account."""
 
@@ -86,7 +99,9 @@ class Account(BaseModel):
             "a date in the past counts as unknown"
         ),
     )
-    owner: Owner = Field(default_factory=Owner)
+    owner: Annotated[Owner, BeforeValidator(_null_is_none_on_record, json_schema_input_type=Owner | None)] = Field(
+        default_factory=Owner
+    )
     timezone: Text | None = Field(
         None,
         description=(
@@ -94,5 +109,9 @@ class Account(BaseModel):
             "quiet_hours.timezone for quiet hours, UTC for times"
         ),
     )
-    tags: list[Text] = Field(default_factory=list, max_length=MAX_TAGS)
-    links: AccountLinks = Field(default_factory=AccountLinks)
+    tags: Annotated[Tags, BeforeValidator(_null_is_no_tags, json_schema_input_type=Tags | None)] = Field(
+        default_factory=list
+    )
+    links: Annotated[
+        AccountLinks, BeforeValidator(_null_is_none_on_record, json_schema_input_type=AccountLinks | None)
+    ] = Field(default_factory=AccountLinks)

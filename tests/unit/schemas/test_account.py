@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from schemas.account import Account
+from schemas.account import Account, AccountLinks, Owner
 
 
 def test_a_record_without_the_commercial_fields_is_still_valid() -> None:
@@ -73,3 +73,15 @@ def test_text_at_the_bounds_is_accepted() -> None:
         {"account_id": "acme", "name": "n" * 256, "tags": ["t" * 256] * 64, "links": {"crm": "h" * 2048}}
     )
     assert (len(account.name or ""), len(account.tags), len(account.links.crm or "")) == (256, 64, 2048)
+
+
+def test_a_null_owner_links_or_tags_is_none_on_record() -> None:
+    """``"owner": null`` (and ``links``, ``tags``), as CRM exports write an empty part, reads like a record
+    without it: refused, the account's name and tier were lost from every alert too."""
+    account = Account.model_validate_json(
+        '{"account_id": "acme", "name": "Acme", "tier": "smb", "owner": null, "links": null, "tags": null}'
+    )
+    assert account.name == "Acme"
+    assert account.owner == Owner()
+    assert account.links == AccountLinks()
+    assert account.tags == []
