@@ -330,6 +330,8 @@ def evidence_sentence(
         return sentence + (f" (weakest first: {weakest})" if weakest else "")
     if kind == "composite":
         fired = evidence.get("rules")
+        if isinstance(fired, Mapping):  # the composite kind's evidence: rule id -> when it fired
+            fired = [rule_id for rule_id, _ in sorted(fired.items(), key=lambda item: str(item[1]))]
         names = text(fired) if isinstance(fired, list | tuple) else ""
         count = f"{number(value)} of {limit} related rules" if number(value) and limit else "related rules"
         return f"{count} fired together" + (f": {names}" if names else "")

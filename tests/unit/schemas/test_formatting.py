@@ -162,6 +162,15 @@ def test_score_points_weakest_first_no_dict_repr():
             {"value": 2, "threshold": 2, "rules": ["weekly-active-users-drop", "nps-detractor"]},
             "2 of 2 related rules fired together: weekly-active-users-drop, nps-detractor",
         ),
+        (  # the composite kind's own evidence: each rule with the time it fired, named in that order
+            "composite",
+            {
+                "value": 2,
+                "threshold": 2,
+                "rules": {"nps-detractor": "2026-11-23T06:00:00.000Z", "usage-drop": "2026-11-20T00:00:00.000Z"},
+            },
+            "2 of 2 related rules fired together: usage-drop, nps-detractor",
+        ),
     ],
 )
 def test_evidence_sentence_per_kind(kind, evidence, sentence):
