@@ -94,6 +94,8 @@ def _account_fields(alert: Alert) -> list[dict[str, Any]]:
         fields.append(_mrkdwn(f"*Owner*\n{owner}"))
     if not owner:
         fields.append(_mrkdwn("*Owner*\nnone on record"))
+    if alert.user_id:  # a per-user rule's alert is about this one user of the account
+        fields.append(_mrkdwn(f"*User*\n`{safe(alert.user_id, 300)}`"))
     if acc.mrr is not None:
         fields.append(_mrkdwn(f"*MRR*\n{safe(formatting.money(acc.mrr), 100)}"))
     return fields

@@ -51,7 +51,8 @@ Account: {{ a|account_name }}{% if a.account.name %} ({{ a.account_id }}){% endi
 {% set facts = a.account|facts %}{% if facts %}, {{ facts }}{% endif %}
 Owner: {{ a.account.owner|owner('none on record') }}\
 {% if a.account.owner.email %} <{{ a.account.owner.email }}>{% endif %}
-Severity: {{ a.severity }}, priority {{ a.priority }}, rule {{ a.rule_id }}
+{% if a.user_id %}User: {{ a.user_id }}
+{% endif %}Severity: {{ a.severity }}, priority {{ a.priority }}, rule {{ a.rule_id }}
 Fired: {{ a.fired_at|datetime(tz) }}
 {% if a.playbook %}
 What to do:
@@ -73,6 +74,7 @@ What to do:
 {% set facts = a.account|facts %}{% if facts %}<tr><th align="left">Plan</th><td>{{ facts }}</td></tr>{% endif %}
 <tr><th align="left">Owner</th><td>{{ a.account.owner|owner('none on record') }}\
 {% if a.account.owner.email %} &lt;{{ a.account.owner.email }}&gt;{% endif %}</td></tr>
+{% if a.user_id %}<tr><th align="left">User</th><td>{{ a.user_id }}</td></tr>{% endif %}
 <tr><th align="left">Severity</th>\
 <td>{{ a.severity|upper }}, priority {{ a.priority }}, rule <code>{{ a.rule_id }}</code></td></tr>
 <tr><th align="left">Fired</th><td>{{ a.fired_at|datetime(tz) }}</td></tr>
@@ -91,7 +93,8 @@ What to do:
   account:  {{ a|account_name }}{% if a.account.name %} ({{ a.account_id }}){% endif %}\
 {% set facts = a.account|facts %}{% if facts %}, {{ facts }}{% endif %}
   owner:    {{ a.account.owner|owner('none on record') }}
-  fired:    {{ a.fired_at|datetime(tz) }}  rule: {{ a.rule_id }} ({{ a.kind }})  alert_id: {{ a.alert_id }}
+{% if a.user_id %}  user:     {{ a.user_id }}
+{% endif %}  fired:    {{ a.fired_at|datetime(tz) }}  rule: {{ a.rule_id }} ({{ a.kind }})  alert_id: {{ a.alert_id }}
 {% if a.playbook %}  playbook: {{ a.playbook|plain|indent(12) }}
 {% endif %}{% endfor %}""",
 }

@@ -162,3 +162,13 @@ def test_account_links_are_named_in_words_on_every_channel():
     assert "Open billing portal</a>" in html
     assert "Open CRM</a>" in html
     assert "_" not in "".join(buttons) + text.split("-- Preempt")[0].replace("https://", "")
+
+
+def test_a_per_user_alert_names_the_user_on_every_channel(make_alert):
+    """An alert of a ``group_by: user`` rule says which user it is about, whatever its title says: a CSM told
+    "no activity for 7 days" about one of the account's users cannot act without knowing whom."""
+    alert = make_alert(user_id="u-4711", title="An admin went quiet")
+    for channel, text in _messages(alert).items():
+        if channel not in ("slack text", "email subject"):
+            assert "u-4711" in text, channel
+    assert "user" not in _messages(make_alert(user_id=None))["console"]
