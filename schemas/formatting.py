@@ -335,6 +335,13 @@ def evidence_sentence(
         names = text(fired) if isinstance(fired, list | tuple) else ""
         count = f"{number(value)} of {limit} related rules" if number(value) and limit else "related rules"
         return f"{count} fired together" + (f": {names}" if names else "")
+    if kind == "risk":
+        # a calibrated probability, said as a percentage (0.2501 read "0.3"), with the model's reasons
+        risk = f"churn risk {percent(value)}" if number(value) else "churn risk"
+        at = f", at or above the {percent(threshold)} threshold" if number(threshold) else ""
+        reasons = evidence.get("reasons")
+        why = "; ".join(text(r) for r in reasons if text(r)) if isinstance(reasons, list | tuple) else ""
+        return risk + at + (f": {why}" if why else "")
     if value is None:
         return "see the alert"
     extras = [

@@ -171,6 +171,16 @@ def test_score_points_weakest_first_no_dict_repr():
             },
             "2 of 2 related rules fired together: usage-drop, nps-detractor",
         ),
+        (  # the learned rule's evidence: a probability and the top contributing features as sentences
+            "risk",
+            {
+                "value": 0.2501,
+                "threshold": 0.1,
+                "reasons": ["active users down 62% against the last 8 weeks", "no 'Report Exported' in 28 days"],
+            },
+            "churn risk 25%, at or above the 10% threshold: active users down 62% against the last 8 weeks; "
+            "no 'Report Exported' in 28 days",
+        ),
     ],
 )
 def test_evidence_sentence_per_kind(kind, evidence, sentence):
