@@ -83,6 +83,11 @@ def _owner(alert: Alert) -> str | None:
     return safe(name, 300) if name else None
 
 
+def _user(alert: Alert) -> str:
+    # a per-user rule's alert is about one user of the account: say whom (the title may not)
+    return f" · user `{safe(alert.user_id, 300)}`" if alert.user_id else ""
+
+
 def _account_fields(alert: Alert) -> list[dict[str, Any]]:
     acc = alert.account
     who = f"{safe(acc.name, 500)} (`{safe(alert.account_id, 300)}`)" if acc.name else f"`{safe(alert.account_id, 300)}`"
@@ -94,8 +99,6 @@ def _account_fields(alert: Alert) -> list[dict[str, Any]]:
         fields.append(_mrkdwn(f"*Owner*\n{owner}"))
     if not owner:
         fields.append(_mrkdwn("*Owner*\nnone on record"))
-    if alert.user_id:  # a per-user rule's alert is about this one user of the account
-        fields.append(_mrkdwn(f"*User*\n`{safe(alert.user_id, 300)}`"))
     if acc.mrr is not None:
         fields.append(_mrkdwn(f"*MRR*\n{safe(formatting.money(acc.mrr), 100)}"))
     return fields
@@ -109,8 +112,8 @@ def _when(alert: Alert, value: str | None) -> str:
 def _headline(alert: Alert) -> str:
     emoji = SEVERITY_EMOJI.get(alert.severity, "")
     return (
-        f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule `{safe(alert.rule_id, 200)}` "
-        f"· fired {safe(_when(alert, alert.fired_at), 64)}"
+        f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule `{safe(alert.rule_id, 200)}`"
+        f"{_user(alert)} · fired {safe(_when(alert, alert.fired_at), 64)}"
     )
 
 
@@ -257,7 +260,7 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
         account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
         text = (
             f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
-            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}` "
+            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}`{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
             f"{escape(evidence_text(alert))}"
         )

@@ -172,3 +172,13 @@ def test_a_per_user_alert_names_the_user_on_every_channel(make_alert):
         if channel not in ("slack text", "email subject"):
             assert "u-4711" in text, channel
     assert "user" not in _messages(make_alert(user_id=None))["console"]
+
+
+def test_a_digest_of_per_user_alerts_names_each_user(make_alert):
+    """Grouped into one message, each per-user alert names its own user (Slack digest lines, email parts)."""
+    alerts = (make_alert(alert_id="a1", user_id="u-1"), make_alert(alert_id="a2", user_id="u-2"))
+    slack = json.dumps(render_message(SlackReceiver(webhook_url=SecretStr("https://hooks.example.com/x")), alerts))
+    email = EmailNotifier(EmailReceiver(to=("csm@example.com",)), Settings()).build(alerts, ["csm@example.com"], "g")
+    for text in [slack, *(str(p.get_content()) for p in email.iter_parts())]:
+        assert "u-1" in text
+        assert "u-2" in text
