@@ -562,7 +562,8 @@ def sentence(name: str, item: Explained) -> str:
 def _num(value: float | None) -> str:
     if value is None:
         return "none"
-    return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.1f}"
+    # one decimal below 10, and never a trailing ".0": 5.96 days is "6 days", not "6.0 days"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")
 
 
 def replay(

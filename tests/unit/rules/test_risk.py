@@ -73,7 +73,7 @@ def test_evidence_names_the_top_features_as_sentences(tmp_path: Path) -> None:
     assert evidence["measure"] == "risk"
     assert evidence["value"] == pytest.approx(1 / (1 + 2.718281828 ** -(5.9583333 - 5)), abs=1e-3)
     assert evidence["threshold"] == 0.5
-    assert evidence["reasons"] == ["no events for 6.0 days"]
+    assert evidence["reasons"] == ["no events for 6 days"]  # 5.96, said without a raw ".0"
     assert list(evidence["contributions"]) == ["days_since_last_event"]
 
 
