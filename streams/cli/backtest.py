@@ -153,14 +153,14 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
-    help="events JSONL (the event contract), in time order up to the allowed lateness",
+    help="events JSONL (the event contract; - reads stdin), in time order up to the allowed lateness",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
 )

@@ -136,21 +136,21 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     "--alerts",
     "alerts_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="alerts JSONL (preempt backtest --output)",
 )
 @click.option(
     "--outcomes",
     "outcomes_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="outcomes JSONL (preempt simulate --outcomes-output), or an events JSONL holding outcome events",
 )
 @click.option(
     "--outcomes-events",
     "events_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL whose Subscription Cancelled/Renewed/… events are the outcomes",
 )

@@ -1,4 +1,4 @@
-"""A click callback for input-file options: a pipe is copied to a temporary file first.
+"""A click callback for input-file options: ``-`` (stdin) or a pipe is copied to a temporary file first.
 
 ``preempt backtest --events <(zcat events.jsonl.gz)`` hands the command ``/dev/fd/63``, a pipe that
 can be read once. Several commands read an input twice (``train`` reads the events once for its
@@ -6,31 +6,49 @@ vocabulary and once for its samples; ``evaluate`` looks at the first line of ``-
 an outcomes file from an events file; ``backtest`` and ``publish`` check that there is an event at
 all before they start): from a pipe the second read lost what the first had buffered — whole lines,
 or all of it, silently. A regular file is used as it is.
+
+``-`` reads stdin (``zcat events.jsonl.gz | preempt backtest --events -``), as ``events validate``
+and ``alerts preview`` do; one option of a command can take it. The copy is named after what it
+holds (``stdin``, ``63``) in a folder of its own, so that the messages that name the file say so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import click
+
+_STDIN_TAKEN = "preempt.stdin_taken_by"
 
 
 def rereadable(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """``value`` when it is a regular file; else a temporary copy of what it holds, deleted when the command ends."""
-    if value is None or value.is_file():
+    if value is None:
         return value
-    handle, name = tempfile.mkstemp(prefix="preempt-", suffix=f"-{value.name}")
-    copy = Path(name)
-    ctx.call_on_close(lambda: copy.unlink(missing_ok=True))
+    from_stdin = str(value) == "-"
+    if not from_stdin and value.is_file():
+        return value
+    if from_stdin:
+        taken = ctx.meta.get(_STDIN_TAKEN)
+        if taken is not None:
+            raise click.BadParameter(f"stdin is already the input of {taken}; give a file here", ctx, param)
+        ctx.meta[_STDIN_TAKEN] = "/".join(param.opts) or param.name
+    folder = Path(tempfile.mkdtemp(prefix="preempt-"))
+    ctx.call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+    copy = folder / ("stdin" if from_stdin else value.name)
     try:
-        with os.fdopen(handle, "wb") as out, value.open("rb") as source:
+        with copy.open("wb") as out, _source(value, from_stdin) as source:
             shutil.copyfileobj(source, out, 1 << 20)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            copy.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
         raise click.BadParameter(f"cannot read {value}: {exc.strerror or exc}", ctx, param) from None
     return copy
+
+
+def _source(value: Path, from_stdin: bool) -> contextlib.AbstractContextManager[BinaryIO]:
+    # stdin stays open: it is the process's, not this copy's
+    return contextlib.nullcontext(click.get_binary_stream("stdin")) if from_stdin else value.open("rb")

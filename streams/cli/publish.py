@@ -42,9 +42,9 @@ def parse_prop(text: str) -> tuple[str, Any]:
 @click.option(
     "--file",
     "file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
-    help="A JSONL file of canonical events to publish instead of one event.",
+    help="A JSONL file of canonical events to publish instead of one event (- reads stdin).",
 )
 def publish(
     event_name: str | None,

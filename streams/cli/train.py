@@ -73,14 +73,14 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL (history)",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help=(
         "accounts JSONL: learn only from these accounts, and from their records too (renewal date, tenure, "
@@ -90,7 +90,7 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
 @click.option(
     "--outcomes",
     "outcomes_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
 )

@@ -67,4 +67,38 @@ def test_an_evaluate_of_piped_outcomes_reads_them(tmp_path: Path) -> None:
 def test_the_temporary_copy_is_removed_when_the_command_ends(tmp_path: Path) -> None:
     """The copy a pipe is read into does not outlive the command."""
     _, fd = _through_a_pipe(["backtest", "--events"], [], _events(10), tmp_path)
-    assert list(Path(tempfile.gettempdir()).glob(f"preempt-*-{fd}")) == []
+    assert list(Path(tempfile.gettempdir()).glob(f"preempt-*/{fd}")) == []
+
+
+def _from_stdin(args: list[str], data: bytes, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PREEMPT, *args],
+        input=data.decode(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PREEMPT_")},
+    )
+
+
+def test_dash_reads_stdin(tmp_path: Path) -> None:
+    """``--events -`` replays what stdin holds (``zcat events.jsonl.gz | preempt backtest --events -``), as
+    ``events validate -`` reads it; it was 'File '-' does not exist'."""
+    run = _from_stdin(["backtest", "--events", "-"], _events(50), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "50 lines: 50 events accepted" in run.stderr + run.stdout
+
+
+def test_a_message_about_stdin_or_a_pipe_names_it(tmp_path: Path) -> None:
+    """An error about an input read from stdin names ``stdin`` (not a random temporary file name)."""
+    run = _from_stdin(["backtest", "--events", "-"], b"\n", tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.startswith("Error: ") and "/stdin: no events" in run.stderr, run.stderr
+
+
+def test_only_one_option_takes_stdin(tmp_path: Path) -> None:
+    """Two options given ``-`` would leave the second empty: refused, naming the option that has it."""
+    run = _from_stdin(["backtest", "--events", "-", "--accounts", "-"], _events(5), tmp_path)
+    assert run.returncode == 2
+    assert "stdin is already the input of --events" in run.stderr
