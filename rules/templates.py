@@ -256,7 +256,8 @@ def sample_context(rule: Any) -> dict[str, Any]:
         "evidence": evidence,
         "rule": rule_context(rule),
         "window": {"start": "2026-01-03T00:00:00.000Z", "end": "2026-01-10T00:00:00.000Z"},
-        "user": {"id": "user-1"} if rule.group_by == "user" else {"id": None},
+        # a per-account rule's alert has no user: ``{{ user.id }}`` renders empty there (docs/rules.md), as at run time
+        "user": {"id": "user-1"} if rule.group_by == "user" else {"id": ""},
     }
 
 

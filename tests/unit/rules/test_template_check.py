@@ -57,6 +57,8 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
         ("{{ evidence.last_seen }} and {{ evidence.nope }}", "UndefinedError: 'dict object' has no attribute 'nope'"),
         ("{{ evidence.threshold|duration }} {{ evidence.last_seen|datetime(account.timezone) }}", None),
         ('{{ account.owner|person(fallback=\\"The owner\\") }}{{ account.links.crm|aside }}', None),
+        # `user` is documented as empty for per-account rules, and renders so: not a None to refuse
+        ("{{ user.id }}", None),
     ],
 )
 def test_check_rendering_flags_none_and_undefined(tmp_path, playbook, problem):
