@@ -72,9 +72,13 @@ def _none_as_empty(value: Any) -> Any:
     return "" if value is None else _printable(value)
 
 
+class _PrintsNoneError(ValueError):
+    """A template printed ``None`` in ``check_rendering``."""
+
+
 def _refuse_none(value: Any) -> Any:
     if value is None:
-        raise ValueError(
+        raise _PrintsNoneError(
             "prints None for an account known only by its id; give a default "
             "({{ account.tier or 'unknown tier' }}) or use a filter (|person, |mrr, |facts, |aside)"
         )
@@ -275,6 +279,40 @@ def check_rendering(rule: Any) -> list[str]:
             continue
         try:
             _CHECK.from_string(source).render(context)
+        except _PrintsNoneError as exc:
+            why = str(exc)
+            if _prints_none_for_a_known_account(source, context):
+                # not the account: a value this kind leaves empty (a threshold's evidence.baseline)
+                why = (
+                    f"prints None even for an account with every field known: a value the {rule.kind} kind "
+                    "leaves empty (see the kind's evidence in docs/rules.md); give a default or leave it out"
+                )
+            problems.append(f"rule {rule.id!r}: field {field!r}: ValueError: {why}")
         except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
             problems.append(f"rule {rule.id!r}: field {field!r}: {type(exc).__name__}: {exc}")
     return problems
+
+
+_KNOWN_ACCOUNT: dict[str, Any] = {
+    **SPARSE_ACCOUNT,
+    "name": "Acme",
+    "tier": "enterprise",
+    "plan": "annual",
+    "mrr": 1000.0,
+    "seats": 20,
+    "customer_since": "2024-01-01",
+    "renewal_date": "2027-01-01",
+    "owner": {"name": "Dana", "email": "dana@example.com", "slack": "U0123"},
+    "tags": ["vip"],
+    "links": {"crm": "https://crm.example.com/acme", "admin": "https://admin.example.com/acme"},
+}
+
+
+def _prints_none_for_a_known_account(source: str, context: dict[str, Any]) -> bool:
+    try:
+        _CHECK.from_string(source).render({**context, "account": _KNOWN_ACCOUNT})
+    except _PrintsNoneError:
+        return True
+    except Exception:  # noqa: BLE001 — only whether None is printed matters here
+        return False
+    return False

@@ -59,6 +59,8 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
         ('{{ account.owner|person(fallback=\\"The owner\\") }}{{ account.links.crm|aside }}', None),
         # `user` is documented as empty for per-account rules, and renders so: not a None to refuse
         ("{{ user.id }}", None),
+        # empty for any account: the message blamed the account (an inactivity rule has no baseline)
+        ("{{ evidence.baseline }}", "prints None even for an account with every field known: a value the inactivity"),
     ],
 )
 def test_check_rendering_flags_none_and_undefined(tmp_path, playbook, problem):
