@@ -69,7 +69,8 @@ def parse_yaml(text: str, source: str) -> Any:
         line, where = _where(exc)
         raise YamlSyntaxError(f"{source}: {where}not valid YAML: {_describe(exc)}", line) from None
     except YAMLError as exc:
-        raise YamlSyntaxError(f"{source}: not valid YAML: {exc}", None) from None
+        # e.g. a control character: the library's message continues on a second line with its position
+        raise YamlSyntaxError(f"{source}: not valid YAML: {' '.join(str(exc).split())}", None) from None
 
 
 def load_yaml_file(path: Path) -> Any:

@@ -62,3 +62,12 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     """A missing file raises ConfigError naming the path."""
     with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read: No such file"):
         load_yaml_file(tmp_path / "missing.yaml")
+
+
+def test_a_file_that_is_not_text_is_one_line() -> None:
+    """A control character (a binary file given as rules or routes) is one line naming the position, not the
+    YAML library's two-line message."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("\x00\x01\x02", "r.yaml")
+    assert "\n" not in str(caught.value)
+    assert "not valid YAML" in str(caught.value)
