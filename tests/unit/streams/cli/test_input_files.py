@@ -94,7 +94,8 @@ def test_a_message_about_stdin_or_a_pipe_names_it(tmp_path: Path) -> None:
     """An error about an input read from stdin names ``stdin`` (not a random temporary file name)."""
     run = _from_stdin(["backtest", "--events", "-"], b"\n", tmp_path)
     assert run.returncode == 1
-    assert run.stderr.startswith("Error: ") and "/stdin: no events" in run.stderr, run.stderr
+    assert run.stderr.startswith("Error: "), run.stderr
+    assert "/stdin: no events" in run.stderr, run.stderr
 
 
 def test_only_one_option_takes_stdin(tmp_path: Path) -> None:
