@@ -66,6 +66,8 @@ class TrainingInfo(_Strict):
     negative_horizon_days: float | None = None
     as_of_every_days: float
     regularization_c: float
+    regularization_chosen_by: str = "cross-validated log loss"
+    """How C was set: ``cross-validated log loss`` (the default) or ``given`` (``--regularization``)."""
     cross_validated_auc: float | None = None
     library: str = ""
 

@@ -133,6 +133,14 @@ def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> No
     show_default=True,
     help="a term becomes a feature when at least this share of accounts has it",
 )
+@click.option(
+    "--regularization",
+    "regularization",
+    type=FiniteFloatRange(0.0, None, min_open=True),
+    default=None,
+    help="the logistic regression's C (smaller: stronger regularization); default: chosen from "
+    "0.001-0.3 by grouped cross-validated log loss. Choose it on validation data, never on the data you judge on",
+)
 def train_command(
     events_path: Path,
     accounts_path: Path | None,
@@ -147,6 +155,7 @@ def train_command(
     excluded: tuple[str, ...],
     outcome_events: tuple[str, ...],
     min_account_share: float,
+    regularization: float | None,
 ) -> None:
     """Train a churn-risk model for `kind: risk` rules.
 
@@ -209,7 +218,7 @@ def train_command(
         _check_both_labels(samples.labels, outcomes, warmup)
         if samples.late:
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
-        result = risk_training.fit(samples, len(spec.names))
+        result = risk_training.fit(samples, len(spec.names), c=regularization)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     document = risk_training.model_document(
@@ -224,7 +233,8 @@ def train_command(
     training = document.training
     click.echo(
         f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "
-        f"from {training.events_from} to {training.events_to}; C={training.regularization_c}, "
+        f"from {training.events_from} to {training.events_to}; C={training.regularization_c} "
+        f"({training.regularization_chosen_by}), "
         f"cross-validated AUC {training.cross_validated_auc}"
     )
     click.echo(f"wrote {output_path} ({len(document.features)} features)")

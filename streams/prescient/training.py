@@ -20,8 +20,8 @@ Steps:
    left out, and with ``negative_horizon`` so are those whose churn lies after ``horizon`` but
    within ``negative_horizon``: a retained example is one that does not churn for that long).
 3. **Fit** (:func:`fit`): logistic regression on features standardized with
-   ``rules.risk.model.standardize``; the regularization is chosen by grouped (per account)
-   cross-validation, and Platt calibration is fitted on the out-of-fold scores.
+   ``rules.risk.model.standardize``; the regularization is given (``--regularization``) or chosen
+   by grouped (per account) cross-validated log loss, and Platt calibration is fitted on the out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -274,6 +274,7 @@ class Fit:
     calibration_b: float
     c: float
     auc: float | None
+    c_chosen_by: str = "cross-validated log loss"
 
 
 def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], list[float]]:
@@ -292,29 +293,37 @@ def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], l
     return mean, scale
 
 
-def fit(samples: Samples, width: int, seed: int = 0) -> Fit:
-    """Logistic regression + Platt calibration (see the module docstring)."""
+def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> Fit:
+    """Logistic regression + Platt calibration (see the module docstring).
+
+    ``c``: the regularization (``preempt train --regularization``); ``None`` chooses it from
+    :data:`C_GRID` by grouped cross-validated log loss. Either way the calibration is fitted on
+    out-of-fold scores of the C used.
+    """
     y = np.asarray(samples.labels, dtype=int)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the samples need both churned and retained examples; check --outcomes and --horizon")
+    if c is not None and not (math.isfinite(c) and c > 0):
+        raise ValueError(f"the regularization C must be a positive number, not {c}")
     mean, scale = _moments(samples.rows, width)
     x = np.asarray([standardize(r, mean, scale) for r in samples.rows], dtype=float)
     groups = np.asarray(samples.accounts)
     folds = min(4, len(set(samples.accounts)))
     splitter = GroupKFold(n_splits=folds)
     best: tuple[float, float, np.ndarray[Any, Any]] | None = None
-    for c in C_GRID:
+    for candidate in C_GRID if c is None else (c,):
         oof = np.zeros(len(y))
         for train, test in splitter.split(x, y, groups):
             if len(set(y[train])) < 2:
                 continue
-            model = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+            model = LogisticRegression(C=candidate, max_iter=5000, random_state=seed)
             model.fit(x[train], y[train])
             oof[test] = model.decision_function(x[test])
         loss = log_loss(y, 1.0 / (1.0 + np.exp(-oof)), labels=[0, 1])
         if best is None or loss < best[0]:
-            best = (loss, c, oof)
+            best = (loss, candidate, oof)
     assert best is not None
+    chosen = c is None
     _, c, oof = best
     platt = LogisticRegression(C=1e6, max_iter=5000)
     platt.fit(oof.reshape(-1, 1), y)
@@ -330,6 +339,7 @@ def fit(samples: Samples, width: int, seed: int = 0) -> Fit:
         calibration_b=float(platt.intercept_[0]),
         c=c,
         auc=auc,
+        c_chosen_by="cross-validated log loss" if chosen else "given",
     )
 
 
@@ -375,6 +385,7 @@ def model_document(
                 "negative_horizon_days": None if negative_horizon is None else negative_horizon / DAY,
                 "as_of_every_days": every / DAY,
                 "regularization_c": result.c,
+                "regularization_chosen_by": result.c_chosen_by,
                 "cross_validated_auc": None if result.auc is None else round(result.auc, 4),
                 "library": f"scikit-learn {sklearn.__version__}",
             },

@@ -144,6 +144,28 @@ def test_negative_horizon_is_recorded_and_checked(history: dict[str, Path], tmp_
     ]
 
 
+def test_regularization_is_given_or_chosen_and_recorded(history: dict[str, Path], tmp_path: Path) -> None:
+    """--regularization C uses that C (recorded as given); without it cross-validated log loss chooses
+    one of the grid; a C that is not a positive number is one line."""
+    base = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"])]
+    given, chosen = tmp_path / "given.json", tmp_path / "chosen.json"
+    result = CliRunner().invoke(main, [*base, "--output", str(given), "--regularization", "0.07"])
+    assert result.exit_code == 0, result.output
+    assert "C=0.07 (given)" in result.output
+    training = orjson.loads(given.read_bytes())["training"]
+    assert (training["regularization_c"], training["regularization_chosen_by"]) == (0.07, "given")
+    result = CliRunner().invoke(main, [*base, "--output", str(chosen)])
+    assert result.exit_code == 0, result.output
+    training = orjson.loads(chosen.read_bytes())["training"]
+    assert training["regularization_chosen_by"] == "cross-validated log loss"
+    assert training["regularization_c"] in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+    for bad in ("0", "-1", "nan", "lots"):
+        result = CliRunner().invoke(main, [*base, "--output", str(given), "--regularization", bad])
+        assert result.exit_code == 2, (bad, result.output)
+        assert "Traceback" not in result.output
+        assert result.output.strip().splitlines()[-1].startswith("Error: Invalid value for '--regularization'")
+
+
 def test_outcomes_default_to_the_events_outcome_events(history: dict[str, Path], tmp_path: Path) -> None:
     """Without --outcomes, the Subscription * events of the events file are the labels."""
     result = CliRunner().invoke(

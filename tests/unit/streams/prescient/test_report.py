@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from streams.prescient.report import (
     BEGIN,
     END,
+    REGULARIZATION_C,
     VALIDATION_BEGIN,
     VALIDATION_END,
     ReportConfig,
@@ -148,3 +149,18 @@ def test_a_lead_or_horizon_in_part_days_is_refused_before_any_work() -> None:
     with pytest.raises(ValueError, match="whole days"):
         ReportConfig(horizon_days=60.25)
     assert ReportConfig(lead_days=7.0).lead_days == 7.0
+
+
+def test_the_regularization_is_the_validated_one_unless_given_and_bad_values_are_one_line(tmp_path: Path) -> None:
+    """The report trains with the C chosen on the validation seeds; another C, or ``auto`` (chosen by
+    cross-validated log loss, as ``preempt train`` by default), shows in the command that reproduces it."""
+    assert ReportConfig().regularization_c == REGULARIZATION_C
+    assert "--regularization" not in ReportConfig().command
+    assert ReportConfig(regularization_c=None).command.endswith("--regularization auto --test-seed 2")
+    assert "--regularization 0.01 " in ReportConfig(regularization_c=0.01).command
+    for bad in ("0", "-0.1", "inf", "strong"):
+        result = CliRunner().invoke(main, ["--regularization", bad, "--workdir", str(tmp_path / "w")])
+        assert result.exit_code == 2, result.output
+        assert "give a positive number, e.g. 0.003, or auto" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "w").exists()
