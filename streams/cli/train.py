@@ -203,6 +203,13 @@ def train_command(
         )
         records = f", the account records ({len(spec.tiers)} tiers, {len(spec.plans)} plans)" if accounts else ""
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties{records}", err=True)
+        learned = {term.event for term in spec.terms} | {numeric.event for numeric in spec.numerics}
+        for name in sorted(set(only_events) - learned):
+            click.echo(
+                f"note: --event {name!r} gives no feature: no training event has that name, or fewer than "
+                f"{min_account_share:.0%} of the accounts have it (--min-account-share), or it is an outcome event",
+                err=True,
+            )
         samples = risk_training.collect_samples(
             spec,
             _events(events_path, []),

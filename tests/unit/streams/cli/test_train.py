@@ -146,12 +146,16 @@ def test_negative_horizon_is_recorded_and_checked(history: dict[str, Path], tmp_
 
 def test_regularization_is_given_or_chosen_and_recorded(history: dict[str, Path], tmp_path: Path) -> None:
     """--regularization C uses that C (recorded as given); without it cross-validated log loss chooses
-    one of the grid; a C that is not a positive number is one line."""
+    one of the grid; a C that is not a positive number is one line. (And an --event that gives no
+    feature is a note.)"""
     base = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"])]
     given, chosen = tmp_path / "given.json", tmp_path / "chosen.json"
-    result = CliRunner().invoke(main, [*base, "--output", str(given), "--regularization", "0.07"])
+    listed = ["--event", "Login", "--event", "Lgoin"]  # a typo in --event is said, not silently featureless
+    result = CliRunner().invoke(main, [*base, "--output", str(given), "--regularization", "0.07", *listed])
     assert result.exit_code == 0, result.output
     assert "C=0.07 (given)" in result.output
+    assert "note: --event 'Lgoin' gives no feature: no training event has that name" in result.output
+    assert "'Login' gives no feature" not in result.output
     training = orjson.loads(given.read_bytes())["training"]
     assert (training["regularization_c"], training["regularization_chosen_by"]) == (0.07, "given")
     result = CliRunner().invoke(main, [*base, "--output", str(chosen)])
