@@ -44,6 +44,7 @@ def ingest(host: str | None, port: int | None) -> None:
         topics.events,
         max_event_bytes=settings.max_event_bytes,
         account_updates_topic=topics.account_updates,
+        dead_letter_topic=topics.events_dlq,
         security=aiokafka_config(settings),
     )
     merger = AccountMerger(

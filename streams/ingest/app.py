@@ -2,7 +2,8 @@
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
-Kafka → 202 with a result per item, or 422 when no item was valid (nothing is sent). The
+Kafka → 202 with a result per item, or 422 when no item was valid (no event is sent). Rejected
+items then go to the events dead-letter topic (``gate.store_dead_letters``). The
 tracking API (``tracking_routes``) answers as the Segment/RudderStack SDKs expect. When Kafka is
 slow the answer is 429, when it fails 503, both with ``Retry-After``; a client that retries may
 resend events that did get through, which the rules worker drops as duplicates by ``event_id``.
@@ -17,12 +18,22 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from streams.ingest.account_merger import AccountMerger
-from streams.ingest.gate import CONFIG, SINK, Admitted, IngestConfig, admit, json_response, retry_after_headers, store
+from streams.ingest.gate import (
+    CONFIG,
+    SINK,
+    Admitted,
+    IngestConfig,
+    admit,
+    json_response,
+    retry_after_headers,
+    store,
+    store_dead_letters,
+)
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking_routes import add_tracking_routes, cors
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import INGEST_EVENTS, INGEST_REQUESTS
+from streams.runtime.metrics import INGEST_EVENTS, INGEST_REQUESTS, expose_ingest_series
 from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -76,6 +87,7 @@ async def post_events(request: web.Request) -> web.Response:
     if not parsed.accepted:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
         log.info("ingest request rejected", source=admitted.source, rejected=rejected)
+        await store_dead_letters(request, admitted, parsed.rejected)
         return json_response(422, answer)
     problem = await store(request, _error, admitted.source, parsed.records)
     if problem is not None:
@@ -84,6 +96,7 @@ async def post_events(request: web.Request) -> web.Response:
     if rejected:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
     log.info("ingest request accepted", source=admitted.source, accepted=parsed.accepted, rejected=rejected)
+    await store_dead_letters(request, admitted, parsed.rejected)
     return json_response(202, answer)
 
 
@@ -126,6 +139,7 @@ def create_ingest_app(
     )
     app[CONFIG] = config
     app[SINK] = sink
+    expose_ingest_series()
 
     async def start(_app: web.Application) -> None:
         await sink.start()

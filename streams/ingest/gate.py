@@ -5,7 +5,9 @@ API key (401) → declared and actual body size (413) → signature over the byt
 signing is on, and replay (401; 429 when the replay guard is full) → ``Content-Encoding`` (gzip
 inflated only now, within a size and a ratio limit: 413; corrupt or unknown: 400/415).
 ``store`` writes the accepted records within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``: a slow
-Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``.
+Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``. ``store_dead_letters``
+then writes the request's rejected items to the events dead-letter topic; its failure changes no
+answer (the answer already lists the rejections): it is logged and counted.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from streams.ingest.auth import (
 )
 from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
 from streams.ingest.group_traits import trait_map
+from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
+from streams.runtime.dead_letters import ingest_dead_letter_record
 from streams.runtime.logs import get_logger
+from streams.runtime.metrics import INGEST_DEAD_LETTERS
 from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 from streams.runtime.settings import Settings
 
@@ -211,6 +216,46 @@ async def store(
         log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events))
         return answer(503, "kafka_unavailable", "the event store is unavailable; retry later")
     return None
+
+
+async def store_dead_letters(request: web.Request, admitted: Admitted, rejected: Sequence[RejectedItem]) -> None:
+    """Write ``rejected`` to the events dead-letter topic, after the request's accepted records.
+
+    Never raises: the client's answer already lists the rejections, and the accepted records are
+    stored, so a failure (or no acknowledgement within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``) is
+    logged (ERROR) and counted in ``preempt_ingest_dead_letters_total{outcome="failed"}`` instead.
+    """
+    if not rejected:
+        return
+    config = request.app[CONFIG]
+    letters = [
+        ingest_dead_letter_record(
+            key=None if item.account_id is None else item.account_id.encode("utf-8", "surrogatepass"),
+            value=item.value,
+            content_type="application/json",
+            reason=str(item.rejection.reason),
+            detail=item.rejection.detail,
+            field=item.rejection.field,
+            route=request.path,
+            api_key_source=admitted.source,
+            at=config.clock(),
+        )
+        for item in rejected
+    ]
+    try:
+        async with asyncio.timeout(config.kafka_timeout_s):
+            await request.app[SINK].send_dead_letters(letters)
+    except Exception as exc:  # noqa: BLE001 - the answer stands; the loss is logged and counted, never silent
+        INGEST_DEAD_LETTERS.labels(outcome="failed").inc(len(letters))
+        log.error(
+            "ingest could not write rejected items to the dead-letter topic",
+            source=admitted.source,
+            route=request.path,
+            dead_letters=len(letters),
+            error=str(exc) or type(exc).__name__,
+        )
+        return
+    INGEST_DEAD_LETTERS.labels(outcome="written").inc(len(letters))
 
 
 def retry_after_headers(status: int) -> dict[str, str] | None:

@@ -10,18 +10,20 @@ whose top-level ``context`` is merged under each item's own). Each item is eithe
 A Segment item without ``timestamp`` gets the time the request was received. Items are checked
 by the stream's own rules (``schemas.decoder.validate_event_dict``) plus the per-event size limit,
 so an accepted item is never dead-lettered for its content. Rejections name the field as the
-sender wrote it (``messageId``, ``context.groupId`` for Segment items).
+sender wrote it (``messageId``, ``context.groupId`` for Segment items). Each rejected item is
+also kept as a ``RejectedItem`` (its bytes and account id) for the events dead-letter topic.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
+from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 SEGMENT_FIELDS = frozenset(
     {
@@ -52,6 +54,7 @@ _SEGMENT_NAMES = {
     "properties": "properties",
     "context": "context",
 }
+ACCOUNT_ID_PATHS = (("account_id",), ("context", "groupId"))  # canonical, then Segment
 
 
 class BodyError(ValueError):
@@ -85,10 +88,11 @@ class ItemResult:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A body's accepted records (key, value) and a result per item."""
+    """A body's accepted records (key, value), a result per item, and the rejected items to dead-letter."""
 
     records: list[tuple[bytes, bytes]]
     results: list[ItemResult]
+    rejected: list[RejectedItem] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
@@ -103,6 +107,11 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
     own, so it is limited to ``max_shared_context_bytes`` (``BodyError`` above): otherwise a
     small body could make every item, and Kafka, carry a large copy.
     """
+    return _split(body, max_items=max_items, max_shared_context_bytes=max_shared_context_bytes)[0]
+
+
+def _split(body: bytes, *, max_items: int, max_shared_context_bytes: int) -> tuple[list[Any], bool]:
+    """``split_items``, and whether the body was one event (not an array or a batch)."""
     try:
         doc = loads_exact(body)
     except orjson.JSONDecodeError as exc:
@@ -112,11 +121,11 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
             raise BodyError("the batch is empty")
         if len(doc) > max_items:
             raise TooManyItems(f"the request has {len(doc)} items; the limit is {max_items}")
-        return doc
+        return doc, False
     if not isinstance(doc, dict):
         raise BodyError('the body must be an event object, an array of events or {"batch": [...]}')
     if "batch" not in doc:
-        return [doc]
+        return [doc], True
     batch = doc["batch"]
     unknown = sorted(k for k in doc if k not in BATCH_FIELDS)
     if unknown:
@@ -138,8 +147,8 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
             if isinstance(item, dict) and isinstance(item.get("context", {}), dict)
             else item
             for item in batch
-        ]
-    return batch
+        ], False
+    return batch, False
 
 
 def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | Rejection:
@@ -188,32 +197,35 @@ def parse_body(
     max_shared_context_bytes: int,
 ) -> Parsed:
     """Validate every item of ``body``; ``BodyError``/``TooManyItems`` when the body itself is unusable."""
-    records: list[tuple[bytes, bytes]] = []
-    results: list[ItemResult] = []
-    items = split_items(body, max_items=max_items, max_shared_context_bytes=max_shared_context_bytes)
+    parsed = Parsed(records=[], results=[])
+    items, single = _split(body, max_items=max_items, max_shared_context_bytes=max_shared_context_bytes)
     for index, item in enumerate(items):
-        segment = isinstance(item, dict) and "type" in item
-        canonical = from_segment(item, now) if segment else item
-        if isinstance(canonical, Rejection):
-            results.append(ItemResult(index, rejection=canonical))
-            continue
-        verdict = validate_event_dict(canonical, max_future_skew=max_future_skew, now=now)
+        verdict = _check(item, max_event_bytes=max_event_bytes, max_future_skew=max_future_skew, now=now)
         if isinstance(verdict, Rejection):
-            if segment and verdict.field in _SEGMENT_NAMES:
-                verdict = Rejection(verdict.reason, verdict.detail, _SEGMENT_NAMES[verdict.field])
-            results.append(ItemResult(index, rejection=verdict))
+            parsed.results.append(ItemResult(index, rejection=verdict))
+            value = item_bytes(item, body if single else None)
+            parsed.rejected.append(RejectedItem(value, account_id_at(item, ACCOUNT_ID_PATHS), verdict))
             continue
-        value = orjson.dumps(canonical)
-        if len(value) > max_event_bytes:
-            results.append(
-                ItemResult(
-                    index,
-                    rejection=Rejection(
-                        Reason.TOO_LARGE, f"the event is {len(value)} bytes; the limit is {max_event_bytes}"
-                    ),
-                )
-            )
-            continue
-        records.append((verdict.account_id.encode("utf-8"), value))
-        results.append(ItemResult(index, event_id=verdict.event_id))
-    return Parsed(records=records, results=results)
+        key, value, event_id = verdict
+        parsed.records.append((key, value))
+        parsed.results.append(ItemResult(index, event_id=event_id))
+    return parsed
+
+
+def _check(
+    item: Any, *, max_event_bytes: int, max_future_skew: float, now: float
+) -> tuple[bytes, bytes, str] | Rejection:
+    """(key, value, event_id) of an accepted item, or why it is rejected."""
+    segment = isinstance(item, dict) and "type" in item
+    canonical = from_segment(item, now) if segment else item
+    if isinstance(canonical, Rejection):
+        return canonical
+    verdict = validate_event_dict(canonical, max_future_skew=max_future_skew, now=now)
+    if isinstance(verdict, Rejection):
+        if segment and verdict.field in _SEGMENT_NAMES:
+            return Rejection(verdict.reason, verdict.detail, _SEGMENT_NAMES[verdict.field])
+        return verdict
+    value = orjson.dumps(canonical)
+    if len(value) > max_event_bytes:
+        return Rejection(Reason.TOO_LARGE, f"the event is {len(value)} bytes; the limit is {max_event_bytes}")
+    return verdict.account_id.encode("utf-8"), value, verdict.event_id

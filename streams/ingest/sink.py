@@ -1,7 +1,8 @@
 """Where accepted ingest records go: a small protocol, and its Kafka implementation on aiokafka.
 
 Events go to ``preempt.events``; account patches from group calls go to
-``preempt.accounts.updates``, which ``streams.ingest.account_merger`` folds into ``preempt.accounts``.
+``preempt.accounts.updates``, which ``streams.ingest.account_merger`` folds into ``preempt.accounts``;
+rejected items go to ``preempt.events.dlq`` as dead letters (``streams.runtime.dead_letters``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+
+from streams.runtime.dead_letters import DeadLetterRecord
 
 CONTENT_TYPE_HEADER = ("content-type", b"application/json")
 
@@ -34,6 +37,13 @@ class EventSink(Protocol):
     async def send_account_updates(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Write account patches (group calls) to the account-updates topic, keyed by account."""
 
+    async def send_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Write the dead letters of rejected items to the events dead-letter topic, with their headers.
+
+        Called after the request's accepted records are written (and for a request with none);
+        returns once every letter is acknowledged, or raises.
+        """
+
 
 class KafkaEventSink:
     """Sends records to ``topic`` with aiokafka, waiting for every acknowledgement."""
@@ -46,10 +56,12 @@ class KafkaEventSink:
         max_event_bytes: int,
         linger_ms: int = 5,
         account_updates_topic: str | None = None,
+        dead_letter_topic: str | None = None,
         security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.account_updates_topic = account_updates_topic
+        self.dead_letter_topic = dead_letter_topic
         self._config: dict[str, Any] = {
             **(security or {}),  # streams.runtime.kafka_clients.aiokafka_config(settings)
             "bootstrap_servers": bootstrap_servers,
@@ -81,11 +93,21 @@ class KafkaEventSink:
             raise RuntimeError("the Kafka sink has no account-updates topic")
         await self._send(self.account_updates_topic, records)
 
-    async def _send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def send_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Like ``send_many``, to the dead-letter topic, each letter with its own headers."""
+        if self.dead_letter_topic is None:
+            raise RuntimeError("the Kafka sink has no dead-letter topic")
+        await self._send(self.dead_letter_topic, letters)
+
+    async def _send(self, topic: str, records: Sequence[tuple[bytes, bytes]] | Sequence[DeadLetterRecord]) -> None:
         if self._producer is None:
             raise RuntimeError("the Kafka sink is not started")
         producer = self._producer
-        futures = [
-            await producer.send(topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER]) for key, value in records
-        ]
+        futures = []
+        for record in records:
+            if isinstance(record, DeadLetterRecord):
+                key, value, headers = record.key, record.value, record.headers
+            else:
+                (key, value), headers = record, [CONTENT_TYPE_HEADER]
+            futures.append(await producer.send(topic, key=key, value=value, headers=headers))
         await asyncio.gather(*futures)

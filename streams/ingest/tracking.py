@@ -17,7 +17,9 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
 Every event passes the stream's own validator (``schemas.decoder.validate_event_dict``) and the
 per-event size limit, so an accepted event is never dead-lettered for its content. An item that
 cannot become an event (no account, bad timestamp…) is rejected on its own, with a reason; the
-rest of the batch goes on. The SDKs' own unknown fields are ignored, as Segment does.
+rest of the batch goes on; it is also kept as a ``RejectedItem`` (its bytes and, when one can be
+read, its account id) for the events dead-letter topic. The SDKs' own unknown fields are ignored,
+as Segment does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
 from streams.ingest.group_traits import TraitError, account_patch
 from streams.ingest.payload import BodyError, TooManyItems
+from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 EVENT_NAMES = {
@@ -121,6 +124,7 @@ class TrackingParsed:
     account_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
     ignored: int = 0
     rejections: list[ItemRejection] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)  # one per rejection, for the dead-letter topic
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (call type, outcome) → items
 
 
@@ -168,6 +172,9 @@ def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, receiv
             shown_call = item_call if isinstance(item_call, str) else None
             shown_id = message_id if isinstance(message_id, str) else None
             parsed.rejections.append(ItemRejection(index, shown_call, shown_id, outcome))
+            parsed.rejected.append(
+                _rejected_item(item, item_call, shared, body if call is not None else None, config, outcome)
+            )
             verdict = "rejected"
         elif outcome is None:
             parsed.ignored += 1
@@ -180,6 +187,16 @@ def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, receiv
             verdict = "accepted"
         parsed.counts[(label, verdict)] = parsed.counts.get((label, verdict), 0) + 1
     return parsed
+
+
+def _rejected_item(
+    item: Any, call: Any, shared: dict[str, Any], whole_body: bytes | None, config: TrackingConfig, why: Rejection
+) -> RejectedItem:
+    """A rejected call for the dead-letter topic: a batch item with the batch's kept context under its own."""
+    if isinstance(item, dict) and shared and isinstance(item.get("context", {}), dict):
+        item = {**item, "context": {**shared, **item.get("context", {})}}
+    paths = (("groupId",),) if call == "group" else config.account_id_paths
+    return RejectedItem(item_bytes(item, whole_body), account_id_at(item, paths), why)
 
 
 Mapped = tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None] | Rejection | None

@@ -4,8 +4,10 @@ The Segment and RudderStack SDKs retry on 429 and 5xx (honouring ``Retry-After``
 batch on any other 4xx; they treat only 2xx (RudderStack's Python SDK: only 200) as delivered.
 So, as Segment's own API does, a batch that could be read is answered **200** even when some
 (or all) of its items were rejected — retrying those would never succeed — and the rejections
-are counted (``preempt_ingest_tracking_calls_total{outcome="rejected"}``), logged, and listed in
-the body for people who look. Error bodies carry ``code`` and ``message``, which the SDKs log.
+are counted (``preempt_ingest_tracking_calls_total{outcome="rejected"}``), logged, listed in
+the body for people who look, and sent to the events dead-letter topic (``preempt events
+dead-letters`` shows them to the sender, whose SDK ignores the body). Error bodies carry ``code``
+and ``message``, which the SDKs log.
 
 analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i`` identify,
 ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the body;
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.ingest.gate import CONFIG, Admitted, admit, json_response, retry_after_headers, store
+from streams.ingest.gate import CONFIG, Admitted, admit, json_response, retry_after_headers, store, store_dead_letters
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -92,6 +94,7 @@ def tracking_handler(call: str | None) -> Handler:
             ignored=parsed.ignored,
             rejected=len(parsed.rejections),
         )
+        await store_dead_letters(request, admitted, parsed.rejected)
         return json_response(
             200,
             {

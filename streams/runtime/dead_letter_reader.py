@@ -10,7 +10,17 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.errors import BrokerUnavailableError
-from streams.runtime.dead_letters import AT, DETAIL, FIELD, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
+from streams.runtime.dead_letters import (
+    AT,
+    DETAIL,
+    FIELD,
+    NO_POSITION,
+    REASON,
+    SOURCE_API_KEY,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+)
 from streams.runtime.dead_letters import dead_letter_headers as verdict_headers
 from streams.runtime.kafka_clients import check_access, kafka_python_config
 from streams.runtime.settings import Settings
@@ -29,10 +39,19 @@ class StoredDeadLetter:
     verdict: dict[str, str]
 
     def describe(self) -> str:
-        """Two lines for a terminal: the verdict and where from, then the original value (clipped)."""
+        """Two lines for a terminal: the verdict and where from, then the original value (clipped).
+
+        Where from is ``topic[partition]@offset`` for a record read from a topic, or the route and the
+        API key's name for an item HTTP ingest rejected (``http:/v1/batch (api key web)``).
+        """
         v = self.verdict
         field = f" ({v[FIELD]})" if v.get(FIELD) else ""
-        origin = f"{v.get(SOURCE_TOPIC, '?')}[{v.get(SOURCE_PARTITION, '?')}]@{v.get(SOURCE_OFFSET, '?')}"
+        origin = v.get(SOURCE_TOPIC, "?")
+        position = (v.get(SOURCE_PARTITION), v.get(SOURCE_OFFSET))
+        if position != (str(NO_POSITION), str(NO_POSITION)):
+            origin += f"[{position[0] or '?'}]@{position[1] or '?'}"
+        if SOURCE_API_KEY in v:
+            origin += f" (api key {v[SOURCE_API_KEY]})"
         text = "<none>" if self.value is None else self.value.decode("utf-8", "replace")
         if len(text) > MAX_VALUE_CHARS:
             text = text[:MAX_VALUE_CHARS] + "…"

@@ -1,8 +1,9 @@
 """Dead letters for ``preempt.events.dlq``: the original record plus headers saying why.
 
 Who calls it: the rules worker, for every record it cannot accept (a decoder ``Rejection`` or a
-failure while processing). It is pure — no I/O, no clock: the caller passes the time and sends
-the returned record itself, keyed like the original so the dead letter lands next to its
+failure while processing), and HTTP ingest, for every item it rejects (:func:`ingest_dead_letter_record`:
+a record that came from no topic). It is pure — no I/O, no clock: the caller passes the time and
+sends the returned record itself, keyed like the original so the dead letter lands next to its
 account's other dead letters.
 
 Headers added (values UTF-8):
@@ -15,8 +16,12 @@ Headers added (values UTF-8):
 ``preempt.dlq.source.partition``
 ``preempt.dlq.source.offset``  … (decimal)
 ``preempt.dlq.at``             when it was dead-lettered, RFC 3339 UTC
+``preempt.dlq.source.api_key`` only from HTTP ingest: the name (``source``) of the API key used
 ``preempt.dlq.truncated``      only on a dead letter cut to fit: what was left out
 =============================  ===============================================================
+
+A record from HTTP ingest came from no topic: its source topic is ``http:<route>`` (e.g.
+``http:/v1/batch``) and its partition and offset are ``-1`` (:data:`NO_POSITION`).
 
 The original headers come first, minus any earlier ``preempt.dlq.*`` ones (a record replayed
 from the dead-letter topic and rejected again carries only its latest verdict).
@@ -50,6 +55,10 @@ SOURCE_TOPIC = "preempt.dlq.source.topic"
 SOURCE_PARTITION = "preempt.dlq.source.partition"
 SOURCE_OFFSET = "preempt.dlq.source.offset"
 AT = "preempt.dlq.at"
+SOURCE_API_KEY = "preempt.dlq.source.api_key"
+HTTP_SOURCE_PREFIX = "http:"
+NO_POSITION = -1
+"""Partition and offset of a dead letter whose record came from no topic (HTTP ingest)."""
 TRUNCATED = "preempt.dlq.truncated"
 MAX_DETAIL_CHARS = 1000
 MAX_DEAD_LETTER_BYTES = 900 * 1024
@@ -110,22 +119,58 @@ def dead_letter_record(
     ``at`` is the wall-clock time in epoch seconds. Never raises for any header shape that
     Kafka clients produce (lists of pairs, tuples, dicts; str, bytes or None values).
     """
+    verdict = _verdict(reason, detail, field, source_topic, partition, offset, at)
+    return _letter(key, value, headers, verdict)
+
+
+def ingest_dead_letter_record(
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    content_type: str,
+    reason: str,
+    detail: str,
+    field: str | None,
+    route: str,
+    api_key_source: str,
+    at: float,
+) -> DeadLetterRecord:
+    """The dead letter for one item HTTP ingest rejected (called by ``streams.ingest.gate``).
+
+    The item came from no topic: ``preempt.dlq.source.topic`` is ``http:<route>`` (the request's
+    path, e.g. ``/v1/events``), partition and offset are :data:`NO_POSITION`, and
+    ``preempt.dlq.source.api_key`` names the API key (its source name, never the key). The only
+    original header is ``content-type``.
+    """
+    verdict = _verdict(reason, detail, field, HTTP_SOURCE_PREFIX + route, NO_POSITION, NO_POSITION, at)
+    verdict.append((SOURCE_API_KEY, api_key_source.encode("utf-8", "surrogateescape")))
+    return _letter(key, value, [("content-type", content_type)], verdict)
+
+
+def _verdict(
+    reason: str, detail: str, field: str | None, source_topic: str, partition: int, offset: int, at: float
+) -> list[tuple[str, bytes]]:
     if len(detail) > MAX_DETAIL_CHARS:
         detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
-    out = [(str(name), _as_bytes(val)) for name, val in _pairs(headers) if not str(name).startswith(DLQ_HEADER_PREFIX)]
-    out += [
+    return [
         (REASON, reason.encode()),
         (DETAIL, detail.encode("utf-8", "surrogateescape")),
         (FIELD, (field or "").encode("utf-8", "surrogateescape")),
-        (SOURCE_TOPIC, source_topic.encode()),
+        (SOURCE_TOPIC, source_topic.encode("utf-8", "surrogateescape")),
         (SOURCE_PARTITION, str(partition).encode()),
         (SOURCE_OFFSET, str(offset).encode()),
         (AT, format_ts(at).encode()),
     ]
+
+
+def _letter(
+    key: bytes | None, value: bytes | None, headers: HeadersIn, verdict: list[tuple[str, bytes]]
+) -> DeadLetterRecord:
+    out = [(str(name), _as_bytes(val)) for name, val in _pairs(headers) if not str(name).startswith(DLQ_HEADER_PREFIX)]
     letter = DeadLetterRecord(
         key=None if key is None else bytes(key),
         value=None if value is None else bytes(value),
-        headers=out,
+        headers=out + verdict,
     )
     return bounded(letter, TRUNCATED, keep=lambda name: name.startswith(DLQ_HEADER_PREFIX))
 

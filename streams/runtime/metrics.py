@@ -53,6 +53,11 @@ INGEST_TRACKING_CALLS = Counter(
     "and outcome (accepted, rejected, ignored).",
     ["type", "outcome"],
 )
+INGEST_DEAD_LETTERS = Counter(
+    "preempt_ingest_dead_letters_total",
+    "Items rejected by HTTP ingest sent to the events dead-letter topic, by outcome (written, failed).",
+    ["outcome"],
+)
 INGEST_ACCOUNT_MERGES = Counter(
     "preempt_ingest_account_merges_total",
     "Account patches from group calls folded into preempt.accounts, by outcome (merged, unchanged, "
@@ -239,6 +244,15 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
+
+
+INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")
+
+
+def expose_ingest_series() -> None:
+    """A 0 for every ``preempt_ingest_dead_letters_total`` outcome (HTTP ingest)."""
+    for outcome in INGEST_DEAD_LETTER_OUTCOMES:
+        INGEST_DEAD_LETTERS.labels(outcome=outcome)
 
 
 def expose_worker_series(

@@ -8,18 +8,22 @@ from collections.abc import Callable
 import orjson
 
 from streams.ingest.auth import key_digest, sign
+from streams.runtime.dead_letter_reader import read_dead_letters
+from streams.runtime.dead_letters import dead_letter_headers
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
-from tests.integration.ingest_support import KEY, SECRET, abuse_cases, post, send, wait_healthy
+from tests.integration.ingest_support import KEY, SECRET, SIGN, abuse_cases, basic_auth, post, send, wait_healthy
 
 
 def test_signed_batches_over_http_land_on_the_events_topic(
     kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
 ) -> None:
     """Canonical and Segment items posted with a key and signature are read back from Kafka, keyed by account;
-    rejected items and unauthenticated requests produce nothing."""
+    rejected items (of /v1/events and of the tracking API) are read back from the events dead-letter topic with
+    their bytes and verdict headers, and `preempt events dead-letters` shows them; unauthenticated requests
+    produce nothing."""
     port = free_port()
     settings = settings_factory(
         ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_hmac_secret=SECRET, ingest_port=port
@@ -63,6 +67,31 @@ def test_signed_batches_over_http_land_on_the_events_topic(
     assert sorted(v["event_id"] for v in values) == sorted([f"c{i}" for i in range(20)] + [f"s{i}" for i in range(5)])
     assert all(r.key == v["account_id"].encode() for r, v in zip(records, values, strict=True))
     assert {v["account_id"] for v in values if v["event_id"].startswith("s")} == {"globex"}
+
+    # A tracking call without an account: 200 for the SDK, and a dead letter for its sender to find.
+    no_account = orjson.dumps({"type": "track", "messageId": "t-1", "event": "Login", "context": {"locale": "en"}})
+    assert send(port, "/v1/track", no_account, {"Authorization": basic_auth()}, SIGN, int(time.time())) == 200
+
+    names = TopicNames.from_settings(settings)
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 2, timeout_s=60, idle_s=1)
+    by_route = {dead_letter_headers(r.headers)["preempt.dlq.source.topic"]: r for r in letters}
+    assert sorted(by_route) == ["http:/v1/events", "http:/v1/track"]
+    batch_item, call = by_route["http:/v1/events"], by_route["http:/v1/track"]
+    assert (batch_item.key, batch_item.value) == (None, b'{"event":"no ids"}')
+    assert (call.key, call.value) == (None, no_account)
+    for record in letters:
+        headers = dead_letter_headers(record.headers)
+        assert ("content-type", b"application/json") in record.headers
+        assert headers["preempt.dlq.reason"] == "missing_field"
+        assert headers["preempt.dlq.detail"]
+        assert (headers["preempt.dlq.source.partition"], headers["preempt.dlq.source.offset"]) == ("-1", "-1")
+        assert headers["preempt.dlq.source.api_key"] == "web"
+        assert headers["preempt.dlq.at"].endswith("Z")
+    assert dead_letter_headers(call.headers)["preempt.dlq.field"] == "context.groupId"
+
+    shown = read_dead_letters(settings, reason="missing_field", limit=10)
+    assert sorted(letter.describe().split(" ", 2)[1] for letter in shown) == ["http:/v1/events", "http:/v1/track"]
+    assert all("(api key web) key=None: missing_field" in letter.describe() for letter in shown)
 
 
 def test_abuse_gets_the_right_status_and_only_good_events_reach_kafka(

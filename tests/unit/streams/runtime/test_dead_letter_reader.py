@@ -11,7 +11,7 @@ from kafka import TopicPartition
 
 import streams.runtime.dead_letter_reader as reader
 from schemas.errors import BrokerUnavailableError
-from streams.runtime.dead_letters import dead_letter_record
+from streams.runtime.dead_letters import dead_letter_headers, dead_letter_record, ingest_dead_letter_record
 from streams.runtime.settings import Settings
 
 TOPIC = "ut.events.dlq"
@@ -118,3 +118,33 @@ def test_a_missing_topic_is_no_letters(settings: Settings, monkeypatch: pytest.M
     consumer.partitions_for_topic = lambda topic: set()
     monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)
     assert reader.read_dead_letters(settings) == []
+
+
+def test_a_letter_from_a_topic_shows_where_it_was_read() -> None:
+    """A worker's dead letter reads topic[partition]@offset."""
+    [record] = _letters(1)
+    letter = reader.StoredDeadLetter(key="acme", value=record.value, verdict=dead_letter_headers(record.headers))
+    assert " ut.events[0]@0 key=acme: missing_field (event_id): event_id is required\n" in letter.describe()
+
+
+def test_a_letter_from_http_ingest_shows_its_route_and_api_key_not_a_position() -> None:
+    """An ingest dead letter (partition and offset -1) reads as its route and the API key's name."""
+    letter = ingest_dead_letter_record(
+        key=None,
+        value=b'{"event": "x"}',
+        content_type="application/json",
+        reason="missing_field",
+        detail="event_id is required",
+        field="event_id",
+        route="/v1/batch",
+        api_key_source="web",
+        at=1_790_000_000.0,
+    )
+    stored = reader.StoredDeadLetter(key=None, value=letter.value, verdict=dead_letter_headers(letter.headers))
+    assert " http:/v1/batch (api key web) key=None: missing_field (event_id):" in stored.describe()
+
+
+def test_a_letter_without_source_headers_still_reads() -> None:
+    """Missing source, partition or offset headers (another tool's record) show as ?, never fail."""
+    stored = reader.StoredDeadLetter(key=None, value=None, verdict={"preempt.dlq.reason": "x"})
+    assert stored.describe().startswith("? ?[?]@? key=None: x: \n    <none>")

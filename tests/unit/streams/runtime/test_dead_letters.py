@@ -15,6 +15,7 @@ from streams.runtime.dead_letters import (
     bounded,
     dead_letter_headers,
     dead_letter_record,
+    ingest_dead_letter_record,
 )
 
 AT = parse_rfc3339("2026-11-23T06:00:00.250Z")
@@ -203,3 +204,49 @@ def test_the_notifiers_dead_letters_are_bounded_with_their_own_marker() -> None:
     assert _size(letter) <= MAX_DEAD_LETTER_BYTES
     assert dict(letter.headers)["reason"] == b"invalid_alert"
     assert dict(letter.headers)["truncated"].startswith(b"value cut from 999000 to ")
+
+
+def test_an_ingest_item_gets_the_verdict_with_its_route_no_position_and_its_api_key_name() -> None:
+    """A record from no topic: source http:<route>, partition and offset -1, the key's name, content-type kept."""
+    record = ingest_dead_letter_record(
+        key=b"acme",
+        value=b'{"event": "x"}',
+        content_type="application/json",
+        reason="missing_field",
+        detail="event_id is required",
+        field="event_id",
+        route="/v1/batch",
+        api_key_source="web",
+        at=AT,
+    )
+    assert (record.key, record.value) == (b"acme", b'{"event": "x"}')
+    assert record.headers[0] == ("content-type", b"application/json")
+    assert dead_letter_headers(record.headers) == {
+        "preempt.dlq.reason": "missing_field",
+        "preempt.dlq.detail": "event_id is required",
+        "preempt.dlq.field": "event_id",
+        "preempt.dlq.source.topic": "http:/v1/batch",
+        "preempt.dlq.source.partition": "-1",
+        "preempt.dlq.source.offset": "-1",
+        "preempt.dlq.at": "2026-11-23T06:00:00.250Z",
+        "preempt.dlq.source.api_key": "web",
+    }
+
+
+def test_an_oversized_ingest_item_is_cut_to_fit_keeping_every_verdict_header() -> None:
+    """A body as large as ingest accepts is cut to fit, with the API key's name still on it."""
+    record = ingest_dead_letter_record(
+        key=None,
+        value=b"x" * (MAX_DEAD_LETTER_BYTES + 10),
+        content_type="application/json",
+        reason="too_large",
+        detail="too large",
+        field=None,
+        route="/v1/events",
+        api_key_source="web",
+        at=AT,
+    )
+    headers = dead_letter_headers(record.headers)
+    assert headers["preempt.dlq.source.api_key"] == "web"
+    assert headers["preempt.dlq.truncated"].startswith("value cut from")
+    assert len(record.value or b"") < MAX_DEAD_LETTER_BYTES

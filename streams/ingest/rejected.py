@@ -1,0 +1,63 @@
+"""An item ingest rejected, as it goes to ``preempt.events.dlq``: its bytes, its account, its verdict.
+
+Pure. ``payload.parse_body`` and ``tracking.parse_tracking`` build one per rejected item;
+``gate.store_dead_letters`` sends them. The value is the request body itself when the body was
+that one item, else the item re-serialized with orjson (the per-item bytes of a JSON array are not
+kept by the parser), a batch's shared ``context`` merged under its own as ingest read it. Either
+way without ``writeKey``: analytics.js puts the API key there, and a dead letter must not carry it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from schemas.decoder import Rejection
+
+SECRET_FIELDS = frozenset({"writeKey"})
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedItem:
+    """One rejected item: the bytes to dead-letter (None if they cannot be written), its account id, why."""
+
+    value: bytes | None
+    account_id: str | None
+    rejection: Rejection
+
+
+def item_bytes(item: Any, whole_body: bytes | None) -> bytes | None:
+    """``whole_body`` when the body was this one item, else ``item`` as JSON; ``writeKey`` left out.
+
+    None only for an item no JSON encoder can write back (nested past the encoders' depth).
+    """
+    secret = isinstance(item, dict) and any(name in item for name in SECRET_FIELDS)
+    if whole_body is not None and not secret:
+        return whole_body
+    if secret:
+        item = {k: v for k, v in item.items() if k not in SECRET_FIELDS}
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        pass  # an integer past 64 bits (number_out_of_range) or nesting past orjson's 255 levels
+    try:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def account_id_at(item: Any, paths: Iterable[tuple[str, ...]]) -> str | None:
+    """The first non-empty account id (a string, or an integer as text) at one of ``paths`` in ``item``."""
+    for path in paths:
+        found: Any = item
+        for part in path:
+            found = found.get(part) if isinstance(found, dict) else None
+        if isinstance(found, int) and not isinstance(found, bool):
+            found = str(found)
+        if isinstance(found, str) and found:
+            return found
+    return None
