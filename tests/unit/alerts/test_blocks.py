@@ -273,3 +273,12 @@ def test_annotating_a_posted_digest_replaces_only_that_alerts_feedback_buttons(
     links = [e for b in annotated if b["type"] == "actions" for e in b["elements"] if "url" in e]
     assert len(links) == 3  # each alert's "Open crm" link stays
     assert annotate_posted(annotated, alerts[1].alert_id, Note("Acknowledged", by="U0JANE01")) is None
+
+
+def test_times_use_the_owners_timezone_when_the_account_has_none() -> None:
+    """Quiet hours fall back to ``account.owner.timezone`` (alerts.dispatch.alert_timezone): the fired
+    time a CSM reads must be in that zone too, not UTC."""
+    alert = build_alert(account={"timezone": None, "owner": {"name": "Kenji", "timezone": "Asia/Tokyo"}})
+    text = json.dumps(build_message((alert,))["blocks"])
+    assert "15:10 JST" in text
+    assert "06:10 UTC" not in text

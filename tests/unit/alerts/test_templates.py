@@ -94,3 +94,25 @@ def test_a_routing_template_cannot_change_the_alert_it_renders(make_alert) -> No
         render("slack.title", context, "{{ alerts[0].evidence.clear() }}")
     assert context["alerts"][0]["evidence"] == evidence
     assert any(e["event"] == "template_failed" and "SecurityError" in e["error"] for e in logs)
+
+
+def test_templates_show_times_in_the_owners_timezone_when_the_account_has_none() -> None:
+    """Email and console show the fired time in the zone quiet hours use: the owner's when the account has none."""
+    alert = Alert.model_validate(
+        {
+            "alert_id": "a1",
+            "rule_id": "error-spike",
+            "kind": "threshold",
+            "title": "Kaisha: API errors",
+            "severity": "high",
+            "priority": 2,
+            "account_id": "kaisha",
+            "account": {"name": "Kaisha", "owner": {"name": "Kenji", "timezone": "Asia/Tokyo"}},
+            "fired_at": "2026-11-23T06:10:00Z",
+        }
+    )
+    context = template_context((alert,))
+    for name in ("email_text", "email_html", "console_text"):
+        out = render(name, context)
+        assert "15:10 JST" in out, name
+        assert "06:10 UTC" not in out, name
