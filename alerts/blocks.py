@@ -105,10 +105,8 @@ def _account_fields(alert: Alert) -> list[dict[str, Any]]:
 
 
 def _when(alert: Alert, value: str | None) -> str:
-    # Times in the account owner's timezone (UTC when unknown or invalid): the account's, else the
-    # owner's own, as quiet hours read it (alerts.dispatch.alert_timezone).
-    zone = alert.account.timezone or alert.account.owner.get("timezone")
-    return formatting.datetime_text(value, zone) if value else "…"
+    # Times in the account's (else its owner's) timezone, as quiet hours read it; UTC when unknown or invalid.
+    return formatting.datetime_text(value, alert.account.local_timezone) if value else "…"
 
 
 def _headline(alert: Alert) -> str:

@@ -109,8 +109,7 @@ def _epoch(rfc3339: str | None) -> float | None:
 
 def alert_timezone(alert: Alert) -> str | None:
     """The zone quiet hours use for ``alert``: the account's, else its owner's (None: the file's default)."""
-    owner_tz = alert.account.owner.get("timezone")
-    return alert.account.timezone or (str(owner_tz) if owner_tz else None)
+    return alert.account.local_timezone
 
 
 class Dispatcher:

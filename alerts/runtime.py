@@ -370,7 +370,7 @@ class NotifierRuntime:
         if action.ref is None or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
             return
-        note = update_note(feedback, alert.account.timezone)
+        note = update_note(feedback, alert.account.local_timezone)
         if message is not None and any(a.alert_id == alert.alert_id for a in message.alerts):
             message.notes[alert.alert_id] = note  # a digest: its other alerts keep their buttons
             alerts, notes = message.alerts, dict(message.notes)

@@ -160,11 +160,9 @@ def template_context(alerts: tuple[Alert, ...]) -> dict[str, Any]:
     accounts: a group by owner or team spans several), ``severity`` (highest)."""
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority))  # stable: ties keep arrival
     dumped = [a.model_dump(mode="json") for a in ordered]
-    for a in dumped:
-        # Times show in the zone quiet hours use: the account's, else its owner's (alerts.dispatch.alert_timezone).
-        account = a.get("account") or {}
-        if not account.get("timezone") and (account.get("owner") or {}).get("timezone"):
-            account["timezone"] = str(account["owner"]["timezone"])
+    for a, data in zip(ordered, dumped, strict=True):
+        # Times show in the zone quiet hours use: the account's, else its owner's.
+        data["account"]["timezone"] = a.account.local_timezone
     first = dumped[0] if dumped else {}
     highest = min((a.severity for a in alerts), key=lambda s: SEVERITY_ORDER[s], default="info")
     account = dict(first.get("account") or {})

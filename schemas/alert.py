@@ -53,6 +53,13 @@ class AlertAccount(BaseModel):
     owner: Annotated[dict[str, Any], NullAsEmptyDict] = Field(default_factory=dict)
     links: Annotated[dict[str, Any], NullAsEmptyDict] = Field(default_factory=dict)
 
+    @property
+    def local_timezone(self) -> str | None:
+        """The zone the account's times are shown and quiet hours kept in: the account's, else its owner's
+        (None: unknown; callers fall back to UTC or the routing file's default)."""
+        owner_tz = self.owner.get("timezone")
+        return self.timezone or (str(owner_tz) if owner_tz else None)
+
 
 class Alert(BaseModel):
     """An intervention alert, keyed in Kafka by ``account_id``."""

@@ -45,3 +45,16 @@ def test_required_fields_stay_required_even_as_null(field: str) -> None:
     """A required field sent as null is still an invalid alert."""
     with pytest.raises(ValueError, match=field):
         Alert.model_validate_json(json.dumps({**REQUIRED, field: None}))
+
+
+@pytest.mark.parametrize(
+    ("account", "zone"),
+    [
+        ({"timezone": "Europe/Paris", "owner": {"timezone": "America/Chicago"}}, "Europe/Paris"),
+        ({"owner": {"timezone": "America/Chicago"}}, "America/Chicago"),
+        ({"timezone": None, "owner": {"timezone": ""}}, None),
+        ({}, None),
+    ],
+)
+def test_local_timezone_is_the_accounts_else_its_owners(account: dict[str, object], zone: str | None) -> None:
+    assert Alert.model_validate({**REQUIRED, "account": account}).account.local_timezone == zone
