@@ -563,7 +563,8 @@ def _num(value: float | None) -> str:
     if value is None:
         return "none"
     # one decimal below 10, and never a trailing ".0": 5.96 days is "6 days", not "6.0 days"
-    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")
+    text = f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")
+    return "0" if text == "-0" else text  # -0.04 rounds to "-0", which reads as a sign error
 
 
 def replay(

@@ -200,3 +200,11 @@ def test_spec_version_3_round_trips_and_only_it_has_account_features() -> None:
     assert "account" not in v2.to_json()
     with pytest.raises(ValueError, match="spec version 3"):
         FeatureSpec(SPEC.terms, SPEC.numerics, 2, tiers=("growth",))
+
+
+@pytest.mark.parametrize(("value", "text"), [(-0.04, "0"), (-0.4, "-0.4"), (5.96, "6"), (-12.4, "-12"), (0.0, "0")])
+def test_numbers_in_sentences_never_read_minus_zero(value: float, text: str) -> None:
+    assert (
+        features.sentence("min28:nps", features.Explained(value, value, None))
+        == f"lowest 'nps' in the last 28 days: {text}"
+    )
