@@ -107,6 +107,9 @@ class SlackAction:
     # The message as Slack shows it now (its blocks and text, from the payload): lets any notifier
     # replica update it, also one that did not post it or was restarted since.
     posted: Mapping[str, Any] | None = None
+    # Where Slack takes a replacement of that message (valid 30 minutes): the only way to edit a message
+    # an incoming webhook posted, and a fallback for a bot's message whose channel:ts is missing.
+    response_url: str | None = None
 
 
 # The button action_ids of alerts/blocks.py.
@@ -148,7 +151,11 @@ def parse_action(body: bytes) -> SlackAction | None:
     ref = f"{channel}:{ts}" if channel and ts else None
     message = payload.get("message")
     posted = message if isinstance(message, dict) and isinstance(message.get("blocks"), list) else None
-    return SlackAction(_action_name(str(action.get("action_id", ""))), alert_id, rule_id, account_id, user, ref, posted)
+    response_url = payload.get("response_url")
+    if not (isinstance(response_url, str) and response_url.startswith(("https://", "http://"))):
+        response_url = None
+    name = _action_name(str(action.get("action_id", "")))
+    return SlackAction(name, alert_id, rule_id, account_id, user, ref, posted, response_url)
 
 
 def _rfc3339(ts: float) -> str:

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -355,19 +355,20 @@ class NotifierRuntime:
     async def update_message(self, action: SlackAction, feedback: Feedback) -> None:
         """Re-render the Slack message a button was pressed on (called by the Slack handler, after it answered).
 
-        Only possible for an alert this process delivered recently, through a Slack bot (a webhook
-        message cannot be edited).
+        A bot's message is edited with ``chat.update``; one an incoming webhook posted (or any, when its
+        channel and ts are missing) through the press's ``response_url``.
         """
         alert = self.recent.get(action.alert_id)
         message = self.recent.message(action.ref) if action.ref is not None else None
         if message is not None and alert is None:
             alert = next((a for a in message.alerts if a.alert_id == action.alert_id), None)
-        if action.ref is not None and message is None and action.posted is not None:
-            # The message is not known here (another replica posted it, or it was forgotten): edit the blocks
-            # Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
-            await self._update_posted(action.ref, action.posted, action.alert_id, feedback)
+        editable = action.ref is not None or action.response_url is not None
+        if message is None and action.posted is not None and editable:
+            # The message is not known here (another replica or a webhook posted it, or it was forgotten): edit
+            # the blocks Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
+            await self._update_posted(action, feedback)
             return
-        if action.ref is None or alert is None:
+        if not editable or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
             return
         note = update_note(feedback, alert.account.local_timezone)
@@ -378,24 +379,35 @@ class NotifierRuntime:
             alerts, notes = (alert,), {alert.alert_id: note}
         if message is not None and message.notifier is not None:
             # The receiver that posted it: its title/text templates, not the first Slack receiver's.
-            await message.notifier.update(action.ref, alerts, notes)
+            await message.notifier.update(action.ref, alerts, notes, action.response_url)
             return
-        for notifier in self.dispatcher.notifiers():
-            if notifier.receiver_type == "slack" and getattr(notifier, "mode", "bot") != "webhook":
-                await notifier.update(action.ref, alerts, notes)
-                return
+        notifier = self._slack_editor(action)
+        if notifier is not None:
+            await notifier.update(action.ref, alerts, notes, action.response_url)
 
-    async def _update_posted(self, ref: str, posted: Mapping[str, Any], alert_id: str, feedback: Feedback) -> None:
+    async def _update_posted(self, action: SlackAction, feedback: Feedback) -> None:
         """Update a message another notifier (or this one before a restart) posted, from its blocks as
         Slack sent them with the button press: that alert's buttons give way to the note."""
-        blocks = annotate_posted(list(posted["blocks"]), alert_id, update_note(feedback))
+        assert action.posted is not None
+        blocks = annotate_posted(list(action.posted["blocks"]), action.alert_id, update_note(feedback))
         if blocks is None:
-            log.info("slack message not updated (its buttons for the alert are gone)", alert_id=alert_id)
+            log.info("slack message not updated (its buttons for the alert are gone)", alert_id=action.alert_id)
             return
-        for notifier in self.dispatcher.notifiers():
-            if isinstance(notifier, SlackNotifier) and notifier.mode != "webhook":
-                await notifier.update_posted(ref, blocks, str(posted.get("text") or ""))
-                return
+        notifier = self._slack_editor(action)
+        if isinstance(notifier, SlackNotifier):
+            await notifier.update_posted(action.ref, blocks, str(action.posted.get("text") or ""), action.response_url)
+
+    def _slack_editor(self, action: SlackAction) -> Notifier | None:
+        """The Slack receiver that can edit the pressed message: a bot (``chat.update``) when Slack sent its
+        channel and ts, else any Slack receiver when Slack sent a ``response_url``; None (logged) if none can."""
+        slack = [n for n in self.dispatcher.notifiers() if n.receiver_type == "slack"]
+        bots = [n for n in slack if getattr(n, "mode", "bot") != "webhook"]
+        if action.ref is not None and bots:
+            return bots[0]
+        if action.response_url is not None and slack:
+            return slack[0]
+        log.info("slack message not updated (no Slack receiver here can edit it)", alert_id=action.alert_id)
+        return None
 
     async def handle_slack_action(self, request: web.Request) -> SlackReply:
         """Answer one ``POST /slack/actions`` (called by the page ``create_app`` registers).

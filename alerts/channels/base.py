@@ -47,9 +47,16 @@ class Notifier(Protocol):
         """Deliver now or raise ``RetryableDeliveryError`` / ``PermanentDeliveryError``."""
         ...
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
-        """Edit an earlier message of ``alerts`` (Slack ``chat.update``): ``notes`` maps an alert id to the
-        line that replaces its buttons ("Acknowledged by …"); others do nothing."""
+    async def update(
+        self,
+        ref: str | None,
+        alerts: tuple[Alert, ...],
+        notes: Mapping[str, Note | str],
+        response_url: str | None = None,
+    ) -> None:
+        """Edit an earlier message of ``alerts`` (Slack: ``chat.update`` of ``ref``, else the button press's
+        ``response_url``): ``notes`` maps an alert id to the line that replaces its buttons ("Acknowledged
+        by …"); others do nothing."""
         ...
 
     async def aclose(self) -> None:

@@ -41,7 +41,13 @@ class ConsoleNotifier:
         self._write(self.format(notification))
         return DeliveryReceipt(receiver=notification.receiver, ref=None)
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+    async def update(
+        self,
+        ref: str | None,
+        alerts: tuple[Alert, ...],
+        notes: Mapping[str, Note | str],
+        response_url: str | None = None,
+    ) -> None:
         """Print the notes (a console message cannot be edited)."""
         for note in notes.values():
             self._write(f"preempt update: {note}\n")

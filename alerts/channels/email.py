@@ -132,7 +132,13 @@ class EmailNotifier:
         entry = self._accepted.get(message_id)
         return entry is not None and _clock() - entry[1] <= self._settings.delivery_give_up_seconds
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+    async def update(
+        self,
+        ref: str | None,
+        alerts: tuple[Alert, ...],
+        notes: Mapping[str, Note | str],
+        response_url: str | None = None,
+    ) -> None:
         """An email cannot be edited: nothing to do."""
 
     async def aclose(self) -> None:

@@ -272,20 +272,22 @@ class SlackNotifier:
         )
         return DeliveryReceipt(receiver=notification.receiver, ref=f"{data.get('channel', channel)}:{data.get('ts')}")
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str]) -> None:
+    async def update(
+        self,
+        ref: str | None,
+        alerts: tuple[Alert, ...],
+        notes: Mapping[str, Note | str],
+        response_url: str | None = None,
+    ) -> None:
         """Re-render an earlier message of ``alerts``, each alert in ``notes`` with its note instead of its
-        buttons (bot mode); webhooks cannot edit, so no-op."""
-        if self.mode == "webhook":
-            log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
-            return
-        await self._chat_update(ref, self._message(alerts, notes=notes))
+        buttons: ``chat.update`` of ``ref`` (bot mode), else through the press's ``response_url``."""
+        await self._replace(ref, self._message(alerts, notes=notes), response_url)
 
-    async def update_posted(self, ref: str, blocks: list[Any], text: str) -> None:
-        """Replace an earlier message by ``blocks`` (as built by ``alerts.blocks.annotate_posted``); bot mode."""
-        if self.mode == "webhook":
-            log.info("slack_update_skipped", reason="incoming webhooks cannot edit messages")
-            return
-        await self._chat_update(ref, {"text": text or "Preempt alert", "blocks": blocks})
+    async def update_posted(
+        self, ref: str | None, blocks: list[Any], text: str, response_url: str | None = None
+    ) -> None:
+        """Replace an earlier message by ``blocks`` (as built by ``alerts.blocks.annotate_posted``), as ``update``."""
+        await self._replace(ref, {"text": text or "Preempt alert", "blocks": blocks}, response_url)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -298,6 +300,20 @@ class SlackNotifier:
     # -- internals ---------------------------------------------------------------------------------
     def _message(self, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None) -> dict[str, Any]:
         return render_message(self._config, alerts, notes)
+
+    async def _replace(self, ref: str | None, message: dict[str, Any], response_url: str | None) -> None:
+        # chat.update needs the bot token; an incoming webhook cannot edit what it posted, but Slack gives
+        # every button press a response_url that replaces the message the button is on.
+        if self.mode == "bot" and ref:
+            await self._chat_update(ref, message)
+        elif response_url:
+            await self._respond(response_url, message)
+        else:
+            log.info("slack_update_skipped", reason="no message reference or response_url to edit it with")
+
+    async def _respond(self, response_url: str, message: dict[str, Any]) -> None:
+        client = AsyncWebhookClient(url=response_url, timeout=self._timeout, session=self._http(), retry_handlers=[])
+        await _send_hook("slack response_url", client, {**message, "replace_original": True})
 
     async def _chat_update(self, ref: str, message: dict[str, Any]) -> None:
         channel, sep, ts = ref.partition(":")
@@ -334,14 +350,20 @@ class SlackNotifier:
         await self._held_on_429(key, self._webhook_send(message))
 
     async def _webhook_send(self, message: dict[str, Any]) -> None:
-        try:
-            response = await self._webhook_client().send_dict({**message, "unfurl_links": False})
-        except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
-            raise RetryableDeliveryError(f"slack webhook: {type(exc).__name__}") from None
-        if response.status_code == 200:
-            return
-        error = (response.body or "").strip()[:100] or None
-        raise classify("slack webhook", response.status_code, error, response.headers)
+        await _send_hook("slack webhook", self._webhook_client(), {**message, "unfurl_links": False})
+
+
+async def _send_hook(what: str, client: AsyncWebhookClient, payload: dict[str, Any]) -> None:
+    """POST ``payload`` to a webhook-style URL (incoming webhook, response_url); failures classified."""
+    try:
+        response = await client.send_dict(payload)
+    except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
+        # str(exc) may hold the URL (a secret): the type is enough to act on.
+        raise RetryableDeliveryError(f"{what}: {type(exc).__name__}") from None
+    if response.status_code == 200:
+        return
+    error = (response.body or "").strip()[:100] or None
+    raise classify(what, response.status_code, error, response.headers)
 
 
 def render_message(

@@ -70,8 +70,8 @@ class SlackRequest:
 
     time: float
     path: str
-    kind: str  # "api" or "webhook"
-    method: str  # Web API method, or "webhook"
+    kind: str  # "api", "webhook" or "response_url"
+    method: str  # Web API method, "webhook" or "response_url"
     target: str  # channel (Web API) or webhook name
     body: dict[str, Any]
     headers: dict[str, str]
@@ -134,6 +134,11 @@ class FakeSlack:
         """An incoming-webhook URL whose requests are recorded with target ``name``."""
         return f"{self.url}services/{name}"
 
+    def response_url(self, name: str = "default") -> str:
+        """A button press's ``response_url`` (Slack's ``hooks.slack.com/actions/…``), recorded with target
+        ``name`` and method ``response_url``; scripted and answered like a webhook."""
+        return f"{self.url}actions/{name}"
+
     # -- scripting ---------------------------------------------------------------------------------
     def script(self, target: str, *replies: Reply) -> None:
         """Answer the next requests for ``target`` with ``replies`` in order, then succeed again."""
@@ -176,6 +181,7 @@ class FakeSlack:
             app = web.Application()
             app.router.add_post("/api/{method}", self._api)
             app.router.add_post("/services/{name:.+}", self._webhook)
+            app.router.add_post("/actions/{name:.+}", self._webhook)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, 0)
@@ -265,7 +271,8 @@ class FakeSlack:
         reply = self._next_reply(name)
         if reply.status == 200 and reply.error is None and block_kit_violations(body):
             reply = Reply(status=400, error="invalid_blocks")
-        self._record(request, "webhook", "webhook", name, body, reply)
+        kind = "response_url" if request.path.startswith("/actions/") else "webhook"
+        self._record(request, kind, kind, name, body, reply)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}

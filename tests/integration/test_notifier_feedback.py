@@ -175,3 +175,58 @@ def test_a_button_on_a_digest_posted_by_another_notifier_updates_that_alert_only
     }
     assert buttons == {alerts[0].alert_id, alerts[2].alert_id}
     assert "Acknowledged by <@U123>" in json.dumps(update.body)  # a mention: Slack shows the person's name
+
+
+def test_a_button_on_a_webhook_message_updates_it_through_the_response_url(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An incoming webhook cannot edit what it posted: a press on its message (which Slack sends with the
+    message's blocks and a response_url) replaces the message through the response_url, the pressed
+    alert's buttons giving way to "Acknowledged by"."""
+    routes = write_routes(
+        tmp_path,
+        f"""
+receivers:
+  - name: csm
+    slack_configs: [{{webhook_url: "{slack_server.webhook_url("cs-team")}"}}]
+route:
+  receiver: csm
+  group_by: ["..."]
+  group_wait: 0s
+""",
+    )
+    settings = notifier_settings(
+        settings_factory, routes, slack_api_url=slack_server.api_url, slack_signing_secret=SECRET, slack_bot_token=None
+    )
+    notifier = start_notifier(process_factory, settings)
+    alert = make_alert("globex")
+    produce_alerts(producer, topics.alerts, alert)
+    wait_for_records(notifier, "alert delivered", 1)
+    (posted,) = slack_server.wait_for(1, target="cs-team")
+
+    payload = json.loads(
+        urllib.parse.parse_qs(_action_body(alert, "preempt_ack", "C-HOOK:1.000200").decode())["payload"][0]
+    )
+    payload["message"] = {"ts": "1.000200", "text": posted.body["text"], "blocks": posted.body["blocks"]}
+    payload["response_url"] = slack_server.response_url("press-1")
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    url = f"http://127.0.0.1:{settings.notifier_web_port}/slack/actions"
+    assert post(url, body, _headers(body, time.time())) == 200
+
+    (replaced,) = slack_server.wait_for(1, target="press-1")
+    assert replaced.method == "response_url"
+    assert replaced.body["replace_original"] is True
+    assert "Acknowledged by <@U123>" in json.dumps(replaced.body["blocks"])
+    assert not [
+        e
+        for b in replaced.body["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "preempt_ack"
+    ]
+    assert [r.method for r in slack_server.requests if r.kind == "api"] == []  # no chat.update: no bot token

@@ -134,6 +134,23 @@ def test_button_action_ids_map_to_feedback_actions() -> None:
     assert (parsed.alert_id, parsed.user, parsed.ref) == ("a1", "U123", "C1:1.000100")
 
 
+@pytest.mark.parametrize(
+    ("response_url", "kept"),
+    [
+        ("https://hooks.slack.com/actions/T1/2/abc", True),
+        ("http://127.0.0.1:8000/actions/x", True),
+        ("file:///etc/passwd", False),
+        (42, False),
+        (None, False),
+    ],
+)
+def test_the_presss_response_url_is_kept_when_it_is_a_web_address(response_url: object, kept: bool) -> None:
+    """Slack's response_url (how a webhook's message is edited) is kept; anything but http(s) is not."""
+    payload = json.loads(urllib.parse.parse_qs(make_body().decode())["payload"][0])
+    body = urllib.parse.urlencode({"payload": json.dumps({**payload, "response_url": response_url})}).encode()
+    assert _parsed(body).response_url == (response_url if kept else None)
+
+
 def test_snooze_feedback_lasts_seven_days() -> None:
     """Snooze produces a feedback record whose snooze_until is 7 days after the action."""
     feedback = to_feedback(_parsed(make_body()), NOW)

@@ -86,8 +86,10 @@ class RecordingNotifier:
         self.sent.append(notification)
         return DeliveryReceipt(receiver=notification.receiver, ref=f"C1:{len(self.sent)}.0")
 
-    async def update(self, ref: str, alerts: tuple[Alert, ...], notes: Mapping[str, object]) -> None:
-        self.updates.append((ref, alerts, {k: str(v) for k, v in notes.items()}))
+    async def update(
+        self, ref: str | None, alerts: tuple[Alert, ...], notes: Mapping[str, object], response_url: str | None = None
+    ) -> None:
+        self.updates.append((ref or f"response_url:{response_url}", alerts, {k: str(v) for k, v in notes.items()}))
 
     async def aclose(self) -> None:
         self.closed = True
@@ -437,6 +439,12 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
     assert [e["event"] for e in logs] == ["slack message not updated (message or alert unknown here)"] * 2
     await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback)
     assert notifier.updates == [("C1:1.0", (alert,), {alert.alert_id: "Acknowledged by <@U024BE7LH>"})]
+    # Without channel:ts but with the press's response_url (the way to edit a webhook's message): edited too.
+    url = "https://hooks.slack.test/actions/T1/1/x"
+    await runtime.update_message(
+        SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", None, None, url), feedback
+    )
+    assert notifier.updates[1] == (f"response_url:{url}", (alert,), {alert.alert_id: "Acknowledged by <@U024BE7LH>"})
 
 
 async def test_button_on_a_digest_keeps_its_other_alerts(make_runtime, make_alert) -> None:
@@ -598,8 +606,8 @@ async def test_a_press_on_a_message_not_known_here_edits_the_blocks_slack_sent(
     runtime.recent.add(alert)
     edited: list[tuple[str, str]] = []
 
-    async def update_posted(ref: str, posted: object, alert_id: str, feedback: Feedback) -> None:
-        edited.append((ref, alert_id))
+    async def update_posted(action: SlackAction, feedback: Feedback) -> None:
+        edited.append((str(action.ref), action.alert_id))
 
     monkeypatch.setattr(runtime, "_update_posted", update_posted)
     feedback = Feedback(action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x")
