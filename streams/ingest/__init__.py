@@ -6,6 +6,7 @@ and a slow or failing HTTP client never touches a worker's event loop. ``gate`` 
 (``auth``: API keys, signatures, replays; ``body``: size and gzip limits) and stores its records
 (``sink``); ``payload`` turns a ``/v1/events`` body into records, ``tracking`` maps tracking-API
 calls (served by ``tracking_routes``); ``rejected`` keeps each rejected item for the events
-dead-letter topic (``gate.store_dead_letters``); ``group_traits`` and ``account_merger`` keep
-``preempt.accounts`` current from group calls; ``app`` wires them together.
+dead-letter topic (``gate.queue_dead_letters``, written in the background by
+``dead_letter_writer``); ``group_traits`` and ``account_merger`` keep ``preempt.accounts`` current
+from group calls; ``app`` wires them together.
 """

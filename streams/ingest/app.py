@@ -3,7 +3,8 @@
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
 Kafka → 202 with a result per item, or 422 when no item was valid (no event is sent). Rejected
-items then go to the events dead-letter topic (``gate.store_dead_letters``). The
+items then go to the events dead-letter topic in the background (``gate.queue_dead_letters``,
+``dead_letter_writer``: no answer waits for that write; cleanup drains it before the sink stops). The
 tracking API (``tracking_routes``) answers as the Segment/RudderStack SDKs expect. When Kafka is
 slow the answer is 429, when it fails 503, both with ``Retry-After``; a client that retries may
 resend events that did get through, which the rules worker drops as duplicates by ``event_id``.
@@ -18,16 +19,18 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from streams.ingest.account_merger import AccountMerger
+from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.gate import (
     CONFIG,
+    DEAD_LETTERS,
     SINK,
     Admitted,
     IngestConfig,
     admit,
     json_response,
+    queue_dead_letters,
     retry_after_headers,
     store,
-    store_dead_letters,
 )
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.sink import EventSink
@@ -87,7 +90,7 @@ async def post_events(request: web.Request) -> web.Response:
     if not parsed.accepted:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
         log.info("ingest request rejected", source=admitted.source, rejected=rejected)
-        await store_dead_letters(request, admitted, parsed.rejected)
+        queue_dead_letters(request, admitted, parsed.rejected)
         return json_response(422, answer)
     problem = await store(request, _error, admitted.source, parsed.records)
     if problem is not None:
@@ -96,7 +99,7 @@ async def post_events(request: web.Request) -> web.Response:
     if rejected:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
     log.info("ingest request accepted", source=admitted.source, accepted=parsed.accepted, rejected=rejected)
-    await store_dead_letters(request, admitted, parsed.rejected)
+    queue_dead_letters(request, admitted, parsed.rejected)
     return json_response(202, answer)
 
 
@@ -139,6 +142,8 @@ def create_ingest_app(
     )
     app[CONFIG] = config
     app[SINK] = sink
+    dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
+    app[DEAD_LETTERS] = dead_letters
     expose_ingest_series()
 
     async def start(_app: web.Application) -> None:
@@ -147,6 +152,9 @@ def create_ingest_app(
             await merger.start()
 
     async def stop(_app: web.Application) -> None:
+        # Cleanup runs once every request is answered: the last dead letters go out (or are
+        # counted failed) while the sink is still up.
+        await dead_letters.drain()
         if merger is not None:
             await merger.stop()
         await sink.stop()

@@ -5,9 +5,10 @@ API key (401) → declared and actual body size (413) → signature over the byt
 signing is on, and replay (401; 429 when the replay guard is full) → ``Content-Encoding`` (gzip
 inflated only now, within a size and a ratio limit: 413; corrupt or unknown: 400/415).
 ``store`` writes the accepted records within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``: a slow
-Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``. ``store_dead_letters``
-then writes the request's rejected items to the events dead-letter topic; its failure changes no
-answer (the answer already lists the rejections): it is logged and counted.
+Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``. ``queue_dead_letters``
+then hands the request's rejected items to ``dead_letter_writer``, which writes them to the events
+dead-letter topic in the background: the answer (which already lists the rejections) neither
+waits for nor changes with that write; its failure is logged and counted.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from streams.ingest.auth import (
     verify_signature,
 )
 from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
+from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
 from streams.runtime.dead_letters import ingest_dead_letter_record
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import INGEST_DEAD_LETTERS
 from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 from streams.runtime.settings import Settings
 
@@ -77,6 +78,7 @@ class IngestConfig:
 
 CONFIG = web.AppKey("config", IngestConfig)
 SINK: web.AppKey[EventSink] = web.AppKey("sink", EventSink)  # type: ignore[type-abstract]
+DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterWriter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +220,12 @@ async def store(
     return None
 
 
-async def store_dead_letters(request: web.Request, admitted: Admitted, rejected: Sequence[RejectedItem]) -> None:
-    """Write ``rejected`` to the events dead-letter topic, after the request's accepted records.
+def queue_dead_letters(request: web.Request, admitted: Admitted, rejected: Sequence[RejectedItem]) -> None:
+    """Hand ``rejected`` to the app's ``DeadLetterWriter`` for the events dead-letter topic; never waits.
 
-    Never raises: the client's answer already lists the rejections, and the accepted records are
-    stored, so a failure (or no acknowledgement within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``) is
-    logged (ERROR) and counted in ``preempt_ingest_dead_letters_total{outcome="failed"}`` instead.
+    Called after the request's accepted records are stored. The answer already lists the
+    rejections and does not wait for this write: its outcome is counted in
+    ``preempt_ingest_dead_letters_total{outcome}`` and a failure logged (ERROR) by the writer.
     """
     if not rejected:
         return
@@ -242,20 +244,7 @@ async def store_dead_letters(request: web.Request, admitted: Admitted, rejected:
         )
         for item in rejected
     ]
-    try:
-        async with asyncio.timeout(config.kafka_timeout_s):
-            await request.app[SINK].send_dead_letters(letters)
-    except Exception as exc:  # noqa: BLE001 - the answer stands; the loss is logged and counted, never silent
-        INGEST_DEAD_LETTERS.labels(outcome="failed").inc(len(letters))
-        log.error(
-            "ingest could not write rejected items to the dead-letter topic",
-            source=admitted.source,
-            route=request.path,
-            dead_letters=len(letters),
-            error=str(exc) or type(exc).__name__,
-        )
-        return
-    INGEST_DEAD_LETTERS.labels(outcome="written").inc(len(letters))
+    request.app[DEAD_LETTERS].submit(letters, source=admitted.source, route=request.path)
 
 
 def retry_after_headers(status: int) -> dict[str, str] | None:

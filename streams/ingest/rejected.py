@@ -1,7 +1,7 @@
 """An item ingest rejected, as it goes to ``preempt.events.dlq``: its bytes, its account, its verdict.
 
 Pure. ``payload.parse_body`` and ``tracking.parse_tracking`` build one per rejected item;
-``gate.store_dead_letters`` sends them. The value is the request body itself when the body was
+``gate.queue_dead_letters`` sends them. The value is the request body itself when the body was
 that one item, else the item re-serialized with orjson (the per-item bytes of a JSON array are not
 kept by the parser), a batch's shared ``context`` merged under its own as ingest read it. Either
 way without ``writeKey``: analytics.js puts the API key there, and a dead letter must not carry it.

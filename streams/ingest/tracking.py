@@ -16,10 +16,12 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
 
 Every event passes the stream's own validator (``schemas.decoder.validate_event_dict``) and the
 per-event size limit, so an accepted event is never dead-lettered for its content. An item that
-cannot become an event (no account, bad timestamp…) is rejected on its own, with a reason; the
-rest of the batch goes on; it is also kept as a ``RejectedItem`` (its bytes and, when one can be
-read, its account id) for the events dead-letter topic. The SDKs' own unknown fields are ignored,
-as Segment does.
+cannot become an event (a track call without an account, a bad timestamp…) is rejected on its
+own, with a reason; the rest of the batch goes on; it is also kept as a ``RejectedItem`` (its
+bytes and, when one can be read where the mapping looks, its account id) for the events
+dead-letter topic. A page, screen or identify call without an account is not an error: the SDKs
+send them for anonymous visitors all the time, so it is skipped (``Skip.NO_ACCOUNT``), counted and
+never dead-lettered. The SDKs' own unknown fields are ignored, as Segment does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -39,6 +42,10 @@ from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+# Calls the SDKs send for visitors no account is known for yet (analytics.js calls page() on every
+# load, identify() with only an anonymousId): without an account they are skipped, not rejected.
+# A track or group call without one is a sender's error.
+ANONYMOUS_CALLS = frozenset({"page", "screen", "identify"})
 EVENT_NAMES = {
     "identify": "User Identified",
     "group": "Group Identified",
@@ -116,9 +123,15 @@ class ItemRejection:
         }
 
 
+class Skip(StrEnum):
+    """Why a call that is not an error became nothing (the ``reason`` of the skipped-calls metric)."""
+
+    NO_ACCOUNT = "no_account"  # a page, screen or identify call of a visitor without an account
+
+
 @dataclass(slots=True)
 class TrackingParsed:
-    """A body's records: events for preempt.events, account patches, ignored calls, rejections."""
+    """A body's records: events for preempt.events, account patches, ignored and skipped calls, rejections."""
 
     events: list[tuple[bytes, bytes]] = field(default_factory=list)
     account_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -126,6 +139,12 @@ class TrackingParsed:
     rejections: list[ItemRejection] = field(default_factory=list)
     rejected: list[RejectedItem] = field(default_factory=list)  # one per rejection, for the dead-letter topic
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (call type, outcome) → items
+    skips: dict[tuple[str, Skip], int] = field(default_factory=dict)  # (call type, reason) → items skipped
+
+    @property
+    def skipped(self) -> int:
+        """Calls skipped (not errors, not events): see ``Skip``."""
+        return sum(self.skips.values())
 
 
 def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,6 +198,9 @@ def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, receiv
         elif outcome is None:
             parsed.ignored += 1
             verdict = "ignored"
+        elif isinstance(outcome, Skip):
+            parsed.skips[(label, outcome)] = parsed.skips.get((label, outcome), 0) + 1
+            verdict = "skipped"
         else:
             event, patch = outcome
             parsed.events.append(event)
@@ -192,14 +214,38 @@ def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, receiv
 def _rejected_item(
     item: Any, call: Any, shared: dict[str, Any], whole_body: bytes | None, config: TrackingConfig, why: Rejection
 ) -> RejectedItem:
-    """A rejected call for the dead-letter topic: a batch item with the batch's kept context under its own."""
-    if isinstance(item, dict) and shared and isinstance(item.get("context", {}), dict):
-        item = {**item, "context": {**shared, **item.get("context", {})}}
-    paths = (("groupId",),) if call == "group" else config.account_id_paths
-    return RejectedItem(item_bytes(item, whole_body), account_id_at(item, paths), why)
+    """A rejected call for the dead-letter topic: a batch item with the batch's kept context under its own,
+    keyed by the account wherever the mapping would have found it (``_account_lookup``)."""
+    if not isinstance(item, dict):
+        return RejectedItem(item_bytes(item, whole_body), None, why)
+    own_context = item.get("context", {})
+    if not isinstance(own_context, dict):
+        own_context = {}  # rejected for it; the batch's context may still name the account
+    elif shared:
+        item = {**item, "context": {**shared, **own_context}}
+    context = {**shared, **_kept_context(own_context)}
+    account = account_id_at(_account_lookup(item, call, context), _account_paths(call, config))
+    return RejectedItem(item_bytes(item, whole_body), account, why)
 
 
-Mapped = tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None] | Rejection | None
+def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """The call as the account paths are read in it: ``context`` (the batch's kept context under the call's
+    own) in place of its own, and, in an identify, RudderStack's ``context.traits`` under its ``traits``."""
+    lookup = {**item, "context": context}
+    if call == "identify" and isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits: an account path into
+        # ``traits`` (the default traits.company.id) finds them there too.
+        own_traits = item.get("traits")
+        lookup["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
+    return lookup
+
+
+def _account_paths(call: Any, config: TrackingConfig) -> tuple[tuple[str, ...], ...]:
+    """Where a call's account id is: a group call's ``groupId``, else ``PREEMPT_INGEST_ACCOUNT_ID_PATHS``."""
+    return (("groupId",),) if call == "group" else config.account_id_paths
+
+
+Mapped = tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None] | Rejection | Skip | None
 
 
 def _map_item(
@@ -225,15 +271,9 @@ def _map_item(
     if not isinstance(own_context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
-    lookup_item = {**item, "context": context}
-    if call == "identify" and isinstance(context.get("traits"), dict):
-        # RudderStack's SDKs send identify traits as context.traits: an account path into
-        # ``traits`` (the default traits.company.id) finds them there too.
-        own_traits = item.get("traits")
-        lookup_item["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
-    account = _account_id(lookup_item, call, config)
-    if isinstance(account, Rejection):
-        return account
+    account = account_id_at(_account_lookup(item, call, context), _account_paths(call, config))
+    if account is None:
+        return Skip.NO_ACCOUNT if call in ANONYMOUS_CALLS else _no_account(call, config)
     timestamp = _corrected_timestamp(item, batch_sent_at, received_at)
     if isinstance(timestamp, Rejection):
         return timestamp
@@ -293,19 +333,9 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-def _account_id(item: dict[str, Any], call: str, config: TrackingConfig) -> str | Rejection:
+def _no_account(call: str, config: TrackingConfig) -> Rejection:
     if call == "group":
-        group = _id_text(item.get("groupId"))
-        if isinstance(group, str) and group:
-            return group
         return Rejection(Reason.MISSING_FIELD, "a group call needs groupId (the account id)", "groupId")
-    for path in config.account_id_paths:
-        found: Any = item
-        for part in path:
-            found = found.get(part) if isinstance(found, dict) else None
-        found = _id_text(found)
-        if isinstance(found, str) and found:
-            return found
     tried = " or ".join(".".join(p) for p in config.account_id_paths)
     return Rejection(
         Reason.MISSING_FIELD,

@@ -6,8 +6,10 @@ So, as Segment's own API does, a batch that could be read is answered **200** ev
 (or all) of its items were rejected — retrying those would never succeed — and the rejections
 are counted (``preempt_ingest_tracking_calls_total{outcome="rejected"}``), logged, listed in
 the body for people who look, and sent to the events dead-letter topic (``preempt events
-dead-letters`` shows them to the sender, whose SDK ignores the body). Error bodies carry ``code``
-and ``message``, which the SDKs log.
+dead-letters`` shows them to the sender, whose SDK ignores the body). Calls skipped as normal
+traffic (an anonymous visitor's page, screen or identify without an account) are counted by
+reason (``preempt_ingest_tracking_calls_skipped_total``) and in the body's ``skipped``, not
+dead-lettered. Error bodies carry ``code`` and ``message``, which the SDKs log.
 
 analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i`` identify,
 ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the body;
@@ -20,11 +22,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.ingest.gate import CONFIG, Admitted, admit, json_response, retry_after_headers, store, store_dead_letters
+from streams.ingest.gate import CONFIG, Admitted, admit, json_response, queue_dead_letters, retry_after_headers, store
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS
+from streams.runtime.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS, INGEST_TRACKING_CALLS_SKIPPED
 
 log = get_logger(__name__)
 
@@ -73,6 +75,8 @@ def tracking_handler(call: str | None) -> Handler:
             return problem
         for (call_type, outcome), n in parsed.counts.items():
             INGEST_TRACKING_CALLS.labels(type=call_type, outcome=outcome).inc(n)
+        for (call_type, reason), n in parsed.skips.items():
+            INGEST_TRACKING_CALLS_SKIPPED.labels(type=call_type, reason=str(reason)).inc(n)
         if parsed.events:
             INGEST_EVENTS.labels(outcome="accepted").inc(len(parsed.events))
         if parsed.rejections:
@@ -92,15 +96,17 @@ def tracking_handler(call: str | None) -> Handler:
             events=len(parsed.events),
             account_updates=len(parsed.account_updates),
             ignored=parsed.ignored,
+            skipped=parsed.skipped,
             rejected=len(parsed.rejections),
         )
-        await store_dead_letters(request, admitted, parsed.rejected)
+        queue_dead_letters(request, admitted, parsed.rejected)
         return json_response(
             200,
             {
                 "success": True,
                 "accepted": len(parsed.events),
                 "ignored": parsed.ignored,
+                "skipped": parsed.skipped,
                 "rejected": len(parsed.rejections),
                 "rejections": [r.to_json() for r in parsed.rejections[:MAX_LISTED_REJECTIONS]],
             },

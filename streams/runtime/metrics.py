@@ -50,8 +50,14 @@ INGEST_EVENTS = Counter(
 INGEST_TRACKING_CALLS = Counter(
     "preempt_ingest_tracking_calls_total",
     "Segment/RudderStack tracking-API calls, by type (track, identify, group, page, screen, alias, unknown) "
-    "and outcome (accepted, rejected, ignored).",
+    "and outcome (accepted, rejected, ignored, skipped).",
     ["type", "outcome"],
+)
+INGEST_TRACKING_CALLS_SKIPPED = Counter(
+    "preempt_ingest_tracking_calls_skipped_total",
+    "Tracking-API calls that are not errors and became no event, by type (identify, page, screen) and reason "
+    "(no_account: an anonymous visitor's call without an account); never dead-lettered.",
+    ["type", "reason"],
 )
 INGEST_DEAD_LETTERS = Counter(
     "preempt_ingest_dead_letters_total",

@@ -22,8 +22,8 @@ def test_signed_batches_over_http_land_on_the_events_topic(
 ) -> None:
     """Canonical and Segment items posted with a key and signature are read back from Kafka, keyed by account;
     rejected items (of /v1/events and of the tracking API) are read back from the events dead-letter topic with
-    their bytes and verdict headers, and `preempt events dead-letters` shows them; unauthenticated requests
-    produce nothing."""
+    their bytes and verdict headers, and `preempt events dead-letters` shows them; an anonymous visitor's page
+    call without an account is skipped, not dead-lettered; unauthenticated requests produce nothing."""
     port = free_port()
     settings = settings_factory(
         ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_hmac_secret=SECRET, ingest_port=port
@@ -68,12 +68,16 @@ def test_signed_batches_over_http_land_on_the_events_topic(
     assert all(r.key == v["account_id"].encode() for r, v in zip(records, values, strict=True))
     assert {v["account_id"] for v in values if v["event_id"].startswith("s")} == {"globex"}
 
+    # An anonymous visitor's page call: normal SDK traffic, skipped (no event, no dead letter).
+    page = orjson.dumps({"type": "page", "messageId": "p-1", "anonymousId": "anon-1", "name": "Pricing"})
+    assert send(port, "/v1/page", page, {"Authorization": basic_auth()}, SIGN, int(time.time())) == 200
     # A tracking call without an account: 200 for the SDK, and a dead letter for its sender to find.
     no_account = orjson.dumps({"type": "track", "messageId": "t-1", "event": "Login", "context": {"locale": "en"}})
     assert send(port, "/v1/track", no_account, {"Authorization": basic_auth()}, SIGN, int(time.time())) == 200
 
     names = TopicNames.from_settings(settings)
     letters = consume_records(kafka_bootstrap, names.events_dlq, 2, timeout_s=60, idle_s=1)
+    assert len(letters) == 2
     by_route = {dead_letter_headers(r.headers)["preempt.dlq.source.topic"]: r for r in letters}
     assert sorted(by_route) == ["http:/v1/events", "http:/v1/track"]
     batch_item, call = by_route["http:/v1/events"], by_route["http:/v1/track"]

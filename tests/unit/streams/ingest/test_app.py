@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 
 from streams.ingest.app import create_ingest_app
 from streams.ingest.auth import sign
 from streams.runtime.settings import Settings
-from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink
-
-
-def event(event_id: str = "e1", **overrides: Any) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "event": "Login",
-        "account_id": "acme",
-        "timestamp": "2026-11-23T05:00:00Z",
-    } | overrides
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink, counter, event
 
 
 async def test_valid_event_is_accepted_with_202_and_sent(client_factory: ClientFactory) -> None:

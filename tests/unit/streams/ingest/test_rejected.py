@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
 import orjson
-from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from schemas.decoder import Reason
@@ -24,33 +20,16 @@ from streams.runtime.dead_letters import (
     DeadLetterRecord,
     dead_letter_headers,
 )
-from tests.unit.streams.ingest.conftest import AUTH, KEY, ClientFactory
-
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
-
-
-def event(event_id: str = "e1", **overrides: Any) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "event": "Login",
-        "account_id": "acme",
-        "timestamp": "2026-11-23T05:00:00Z",
-    } | overrides
-
-
-def track(message_id: str = "m-1", **overrides: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "messageId": message_id,
-        "userId": "u-1",
-        "event": "Report Exported",
-        "timestamp": "2026-11-23T05:00:00Z",
-        "context": {"groupId": "acme"},
-    } | overrides
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+from tests.unit.streams.ingest.conftest import (
+    AUTH,
+    BASIC,
+    KEY,
+    ClientFactory,
+    counter,
+    dead_letters_done,
+    event,
+    track,
+)
 
 
 def verdict(letter: DeadLetterRecord) -> dict[str, str]:
@@ -93,6 +72,7 @@ async def test_rejected_items_of_a_batch_are_dead_lettered_after_the_accepted_on
     bad = event("b", extra=1)
     response = await client.post("/v1/events", data=orjson.dumps([event("a"), bad, {"event": "no ids"}]), headers=AUTH)
     assert response.status == 202
+    await dead_letters_done(client)
     assert sink.calls == ["events", "dead_letters"]
     keyed, unkeyed = sink.dead_letters
     assert (keyed.key, keyed.value) == (b"acme", orjson.dumps(bad))
@@ -120,6 +100,7 @@ async def test_a_422_dead_letters_the_body_itself(client_factory: ClientFactory)
     body = b'{"event_id": "e1", "event": "Login", "account_id": "acme", "timestamp": "not a time"}'
     response = await client.post("/v1/events", data=body, headers=AUTH)
     assert response.status == 422
+    await dead_letters_done(client)
     assert sink.records == []
     [letter] = sink.dead_letters
     assert (letter.key, letter.value) == (b"acme", body)
@@ -133,6 +114,7 @@ async def test_a_segment_item_is_keyed_by_its_group_id(client_factory: ClientFac
     del item["messageId"]
     response = await client.post("/v1/events", data=orjson.dumps({"batch": [item, track("m-2")]}), headers=AUTH)
     assert response.status == 202
+    await dead_letters_done(client)
     [letter] = sink.dead_letters
     assert letter.key == b"acme"
     assert verdict(letter)[FIELD] == "messageId"
@@ -145,6 +127,7 @@ async def test_requests_rejected_whole_write_no_dead_letters(client_factory: Cli
     assert (await client.post("/v1/events", data=orjson.dumps(event()), headers={})).status == 401
     assert (await client.post("/v1/events", data=orjson.dumps([event()] * 3), headers=AUTH)).status == 413
     assert (await client.post("/v1/batch", data=b"[]", headers=BASIC)).status == 400
+    await dead_letters_done(client)
     assert sink.dead_letters == []
 
 
@@ -154,6 +137,7 @@ async def test_a_tracking_call_without_an_account_is_dead_lettered_unkeyed(clien
     body = orjson.dumps(track(context={}))
     response = await client.post("/v1/track", data=body, headers=BASIC)
     assert response.status == 200
+    await dead_letters_done(client)
     [letter] = sink.dead_letters
     assert (letter.key, letter.value) == (None, body)
     headers = verdict(letter)
@@ -168,6 +152,7 @@ async def test_a_tracking_batch_item_carries_the_shared_context_and_its_account(
     body = {"batch": [track(context={}), bad], "context": {"groupId": "globex"}}
     response = await client.post("/v1/batch", data=orjson.dumps(body), headers=BASIC)
     assert response.status == 200
+    await dead_letters_done(client)
     assert sink.calls == ["events", "dead_letters"]
     [letter] = sink.dead_letters
     assert letter.key == b"globex"
@@ -181,6 +166,7 @@ async def test_a_browser_call_never_dead_letters_its_write_key(client_factory: C
     body = orjson.dumps(track(context={}) | {"writeKey": KEY})
     response = await client.post("/v1/t", data=body)
     assert response.status == 200
+    await dead_letters_done(client)
     [letter] = sink.dead_letters
     assert KEY.encode() not in (letter.value or b"")
     assert KEY.encode() not in b"".join(value for _, value in letter.headers)
@@ -193,8 +179,28 @@ async def test_a_group_call_is_keyed_by_its_group_id(client_factory: ClientFacto
     call = {"type": "group", "messageId": "g-1", "groupId": "acme", "traits": "not an object"}
     response = await client.post("/v1/batch", data=orjson.dumps({"batch": [call]}), headers=BASIC)
     assert response.status == 200
+    await dead_letters_done(client)
     [letter] = sink.dead_letters
     assert (letter.key, verdict(letter)[FIELD]) == (b"acme", "traits")
+
+
+async def test_a_rudderstack_identify_is_keyed_by_the_account_in_its_context_traits(
+    client_factory: ClientFactory,
+) -> None:
+    """/v1/identify with the account only in context.traits (RudderStack), rejected for its timestamp: its dead
+    letter is keyed by that account, where the mapping reads it (traits.company.id also looks in context.traits)."""
+    client, sink = await client_factory()
+    call = {
+        "messageId": "i-1",
+        "userId": "u-1",
+        "timestamp": "yesterday",
+        "context": {"traits": {"role": "admin", "company": {"id": "initech"}}},
+    }
+    response = await client.post("/v1/identify", data=orjson.dumps(call), headers=BASIC)
+    assert (await response.json())["rejections"][0]["field"] == "timestamp"
+    await dead_letters_done(client)
+    [letter] = sink.dead_letters
+    assert letter.key == b"initech"
 
 
 async def test_a_failed_dead_letter_write_keeps_the_answer_and_is_logged_and_counted(
@@ -209,6 +215,7 @@ async def test_a_failed_dead_letter_write_keeps_the_answer_and_is_logged_and_cou
         events = await client.post("/v1/events", data=orjson.dumps([event("a"), {"event": "x"}]), headers=AUTH)
         tracked = await client.post("/v1/batch", data=orjson.dumps({"batch": [track(context={})]}), headers=BASIC)
         refused = await client.post("/v1/events", data=orjson.dumps({"event": "x"}), headers=AUTH)
+        await dead_letters_done(client)
     assert (events.status, tracked.status, refused.status) == (202, 200, 422)
     assert (await events.json())["rejected"] == 1
     assert [key for key, _ in sink.records] == [b"acme"]
@@ -234,6 +241,7 @@ async def test_the_reader_shows_an_ingest_dead_letter_by_route_and_key_name(clie
     """`preempt events dead-letters` prints the route and the API key's name, not a partition and offset of -1."""
     client, sink = await client_factory()
     await client.post("/v1/events", data=orjson.dumps({"event": "x"}), headers=AUTH)
+    await dead_letters_done(client)
     [letter] = sink.dead_letters
     stored = StoredDeadLetter(key=None, value=letter.value, verdict=verdict(letter))
     first_line = stored.describe().splitlines()[0]

@@ -17,7 +17,7 @@ from rules.predicates import compile_match
 from schemas.decoder import Rejection, decode_event
 from streams.ingest.group_traits import trait_map
 from streams.ingest.payload import BodyError, TooManyItems
-from streams.ingest.tracking import TrackingConfig, TrackingParsed, parse_tracking
+from streams.ingest.tracking import Skip, TrackingConfig, TrackingParsed, parse_tracking
 from tests.unit.streams.ingest.conftest import NOW
 
 CONFIG = TrackingConfig(
@@ -212,6 +212,44 @@ def test_an_item_without_account_is_rejected_and_the_rest_goes_on() -> None:
     assert parsed.counts == {("track", "rejected"): 1, ("track", "accepted"): 1}
 
 
+@pytest.mark.parametrize("kind", ["page", "screen", "identify"])
+def test_an_anonymous_visitors_call_without_account_is_skipped_not_rejected(kind: str) -> None:
+    """page, screen and identify without an account (the SDKs send them for anonymous visitors all the time) are
+    skipped with the reason no_account: no event, no rejection, nothing for the dead-letter topic."""
+    item = call(kind, userId=None, anonymousId="anon-1", context={"locale": "en"})
+    parsed = batch(item, call(messageId="kept"))
+    assert (parsed.rejections, parsed.rejected, parsed.ignored) == ([], [], 0)
+    assert [e["event_id"] for e in events(parsed)] == ["kept"]
+    assert parsed.skips == {(kind, Skip.NO_ACCOUNT): 1}
+    assert parsed.skipped == 1
+    assert parsed.counts == {(kind, "skipped"): 1, ("track", "accepted"): 1}
+
+
+def test_track_and_group_calls_without_account_stay_rejections() -> None:
+    """A track call without any account, and a group call without groupId, are the sender's errors: rejected."""
+    parsed = batch(call(context={}, anonymousId="anon-1"), call("group", context={"groupId": "acme"}))
+    assert [(r.call, r.rejection.field) for r in parsed.rejections] == [
+        ("track", "context.groupId"),
+        ("group", "groupId"),
+    ]
+    assert len(parsed.rejected) == 2
+    assert parsed.skips == {}
+
+
+def test_a_rejected_rudderstack_identify_is_keyed_by_the_account_in_its_context_traits() -> None:
+    """An identify whose account is only in context.traits (RudderStack) and is rejected for another reason
+    keeps that account for its dead letter, as the mapping would have read it; also from a batch's context."""
+    item = call("identify", timestamp="yesterday", context={"traits": {"company": {"id": "initech"}}})
+    (rejected,) = batch(item).rejected
+    assert (rejected.account_id, rejected.rejection.field) == ("initech", "timestamp")
+    shared = call("identify", timestamp="yesterday", context={})
+    (rejected,) = batch(shared, context={"traits": {"company": {"id": 42}}}).rejected
+    assert rejected.account_id == "42"
+    own_wins = call("identify", timestamp="yesterday", traits={"company": {"id": "own"}}, context={})
+    (rejected,) = batch(own_wins, context={"traits": {"company": {"id": "shared"}}}).rejected
+    assert rejected.account_id == "own"
+
+
 def test_account_id_paths_are_configurable() -> None:
     """A deployment can take the account from a property (or a trait) instead of context.groupId."""
     config = TrackingConfig(
@@ -292,7 +330,7 @@ json_values = st.recursive(
 def test_any_json_gives_one_verdict_per_item_never_a_crash(items: list[dict[str, Any]], sent_at: Any) -> None:
     """Whatever the SDK-shaped JSON, parse_tracking gives every item exactly one verdict, and every event decodes."""
     parsed = batch(*items, sentAt=sent_at)
-    assert len(parsed.events) + len(parsed.rejections) + parsed.ignored == len(items)
+    assert len(parsed.events) + len(parsed.rejections) + parsed.ignored + parsed.skipped == len(items)
     for _, value in parsed.events:
         assert not isinstance(decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW), Rejection)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 from pathlib import Path
 from typing import Any
@@ -10,28 +9,11 @@ from unittest import mock
 
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 
 from streams.ingest.auth import sign
-from tests.unit.streams.ingest.conftest import KEY, NOW, ClientFactory
+from tests.unit.streams.ingest.conftest import BASIC, KEY, NOW, ClientFactory, counter, dead_letters_done, track
 
 EVENTS_DOC = Path(__file__).resolve().parents[4] / "docs" / "events.md"
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
-
-
-def track(message_id: str = "m-1", **overrides: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "messageId": message_id,
-        "userId": "u-1",
-        "event": "Report Exported",
-        "timestamp": "2026-11-23T05:00:00Z",
-        "context": {"groupId": "acme"},
-    } | overrides
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_a_batch_with_basic_auth_is_answered_200_success(client_factory: ClientFactory) -> None:
@@ -60,6 +42,39 @@ async def test_a_mixed_batch_is_200_with_bad_items_dropped_and_counted(client_fa
     assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["ok"]
     assert counter("preempt_ingest_tracking_calls_total", type="track", outcome="rejected") == before + 1
     assert counter("preempt_ingest_tracking_calls_total", type="alias", outcome="ignored") == ignored + 1
+
+
+async def test_anonymous_page_screen_and_identify_calls_are_skipped_counted_and_not_dead_lettered(
+    client_factory: ClientFactory,
+) -> None:
+    """A batch of an anonymous visitor's page, screen and identify calls (no account) and a track call without one:
+    200; the three are skipped (answer, preempt_ingest_tracking_calls_skipped_total{reason="no_account"}), only
+    the track call is rejected and dead-lettered."""
+    client, sink = await client_factory()
+    anonymous = {"userId": None, "anonymousId": "anon-1", "timestamp": "2026-11-23T05:00:00Z", "context": {}}
+    items = [
+        {"type": "page", "messageId": "p", "name": "Pricing"} | anonymous,
+        {"type": "screen", "messageId": "s", "name": "Home"} | anonymous,
+        {"type": "identify", "messageId": "i", "traits": {"locale": "en"}} | anonymous,
+        track("t", context={}),
+    ]
+    kinds = ("page", "screen", "identify")
+    skipped = {
+        kind: counter("preempt_ingest_tracking_calls_skipped_total", type=kind, reason="no_account") for kind in kinds
+    }
+    outcome = counter("preempt_ingest_tracking_calls_total", type="page", outcome="skipped")
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": items}), headers=BASIC)
+    assert response.status == 200
+    body = await response.json()
+    assert (body["accepted"], body["skipped"], body["rejected"]) == (0, 3, 1)
+    assert [r["messageId"] for r in body["rejections"]] == ["t"]
+    await dead_letters_done(client)
+    assert [orjson.loads(letter.value or b"")["messageId"] for letter in sink.dead_letters] == ["t"]
+    for kind in kinds:
+        assert (
+            counter("preempt_ingest_tracking_calls_skipped_total", type=kind, reason="no_account") == skipped[kind] + 1
+        )
+    assert counter("preempt_ingest_tracking_calls_total", type="page", outcome="skipped") == outcome + 1
 
 
 @pytest.mark.parametrize(
