@@ -305,8 +305,13 @@ class SlackNotifier:
         # chat.update needs the bot token; an incoming webhook cannot edit what it posted, but Slack gives
         # every button press a response_url that replaces the message the button is on.
         if self.mode == "bot" and ref:
-            await self._chat_update(ref, message)
-        elif response_url:
+            try:
+                await self._chat_update(ref, message)
+                return
+            except PermanentDeliveryError:
+                if not response_url:
+                    raise  # e.g. a webhook's message in a channel the bot is not in: cant_update_message
+        if response_url:
             await self._respond(response_url, message)
         else:
             log.info("slack_update_skipped", reason="no message reference or response_url to edit it with")

@@ -209,3 +209,66 @@ def test_a_templated_channel_splits_a_group_per_rendered_channel() -> None:
     assert fixed.partition((a, b, c)) == [(a, b, c)]
     hook = SlackNotifier(SlackReceiver(webhook_url="https://hooks.example.com/x"), Settings(), ChannelRateLimiter())
     assert hook.partition((a, b)) == [(a, b)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "ref", "response_url", "update_fails", "expected"),
+    [
+        ("bot", "C1:1.0", None, False, ["chat.update C1:1.0"]),
+        ("bot", "C1:1.0", "https://hooks.example/actions/1", False, ["chat.update C1:1.0"]),
+        (
+            "bot",
+            "C1:1.0",
+            "https://hooks.example/actions/1",
+            True,
+            ["chat.update C1:1.0", "response_url https://hooks.example/actions/1"],
+        ),
+        ("bot", None, "https://hooks.example/actions/1", False, ["response_url https://hooks.example/actions/1"]),
+        (
+            "webhook",
+            "C1:1.0",
+            "https://hooks.example/actions/1",
+            False,
+            ["response_url https://hooks.example/actions/1"],
+        ),
+        ("webhook", "C1:1.0", None, False, []),
+        ("bot", None, None, False, []),
+    ],
+)
+async def test_a_message_is_edited_by_chat_update_else_through_the_presss_response_url(
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    ref: str | None,
+    response_url: str | None,
+    update_fails: bool,
+    expected: list[str],
+) -> None:
+    """A bot edits by channel:ts; a webhook's message (or a bot's that chat.update cannot edit, such as one
+    a webhook posted in a channel the bot is not in) is replaced through the press's response_url."""
+    receiver = SlackReceiver(channel="#cs") if mode == "bot" else SlackReceiver(webhook_url="https://hooks.example/x")
+    notifier = SlackNotifier(receiver, Settings(slack_bot_token="xoxb-1"), ChannelRateLimiter())
+    calls: list[str] = []
+
+    async def chat_update(ref: str, message: dict[str, object]) -> None:
+        calls.append(f"chat.update {ref}")
+        if update_fails:
+            raise PermanentDeliveryError("slack chat.update: cant_update_message")
+
+    async def respond(url: str, message: dict[str, object]) -> None:
+        calls.append(f"response_url {url}")
+
+    monkeypatch.setattr(notifier, "_chat_update", chat_update)
+    monkeypatch.setattr(notifier, "_respond", respond)
+    await notifier.update(ref, (build_alert(),), {}, response_url)
+    assert calls == expected
+
+
+async def test_a_failed_chat_update_without_a_response_url_still_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    notifier = SlackNotifier(SlackReceiver(channel="#cs"), Settings(slack_bot_token="xoxb-1"), ChannelRateLimiter())
+
+    async def chat_update(ref: str, message: dict[str, object]) -> None:
+        raise PermanentDeliveryError("slack chat.update: message_not_found")
+
+    monkeypatch.setattr(notifier, "_chat_update", chat_update)
+    with pytest.raises(PermanentDeliveryError, match="message_not_found"):
+        await notifier.update("C1:1.0", (build_alert(),), {})
