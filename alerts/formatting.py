@@ -132,11 +132,10 @@ def evidence_text(alert: Any) -> str:
     if "evidence" not in data or not isinstance(data.get("evidence"), Mapping):
         return formatting.evidence_sentence("", data)
     account = data.get("account") if isinstance(data.get("account"), Mapping) else {}
-    return formatting.evidence_sentence(
-        str(data.get("kind") or ""),
-        data["evidence"],
-        timezone=(account or {}).get("timezone"),
-    )
+    owner = (account or {}).get("owner")
+    # The account's zone, else its owner's (AlertAccount.local_timezone; a dict may come from a template).
+    zone = (account or {}).get("timezone") or (owner.get("timezone") if isinstance(owner, Mapping) else None)
+    return formatting.evidence_sentence(str(data.get("kind") or ""), data["evidence"], timezone=zone or None)
 
 
 def account_name(alert: Any) -> str:

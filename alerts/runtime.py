@@ -366,7 +366,7 @@ class NotifierRuntime:
         if message is None and action.posted is not None and editable:
             # The message is not known here (another replica or a webhook posted it, or it was forgotten): edit
             # the blocks Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
-            await self._update_posted(action, feedback)
+            await self._update_posted(action, feedback, alert.account.local_timezone if alert else None)
             return
         if not editable or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
@@ -385,11 +385,12 @@ class NotifierRuntime:
         if notifier is not None:
             await notifier.update(action.ref, alerts, notes, action.response_url)
 
-    async def _update_posted(self, action: SlackAction, feedback: Feedback) -> None:
+    async def _update_posted(self, action: SlackAction, feedback: Feedback, timezone: str | None = None) -> None:
         """Update a message another notifier (or this one before a restart) posted, from its blocks as
-        Slack sent them with the button press: that alert's buttons give way to the note."""
+        Slack sent them with the button press: that alert's buttons give way to the note (a snooze's end in
+        ``timezone``, the account's when the alert is known here, else UTC)."""
         assert action.posted is not None
-        blocks = annotate_posted(list(action.posted["blocks"]), action.alert_id, update_note(feedback))
+        blocks = annotate_posted(list(action.posted["blocks"]), action.alert_id, update_note(feedback, timezone))
         if blocks is None:
             log.info("slack message not updated (its buttons for the alert are gone)", alert_id=action.alert_id)
             return

@@ -34,6 +34,7 @@ from streams.ingest.gate import (
 )
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.sink import EventSink
+from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import INGEST_EVENTS, INGEST_REQUESTS, expose_ingest_series
@@ -144,7 +145,7 @@ def create_ingest_app(
     app[SINK] = sink
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
-    expose_ingest_series()
+    expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
 
     async def start(_app: web.Application) -> None:
         await sink.start()

@@ -43,8 +43,9 @@ from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 # Calls the SDKs send for visitors no account is known for yet (analytics.js calls page() on every
-# load, identify() with only an anonymousId): without an account they are skipped, not rejected.
-# A track or group call without one is a sender's error.
+# load, identify() with only an anonymousId): without an account *and without a userId* they are
+# skipped, not rejected. A signed-in user's call without an account, and a track or group call
+# without one, are a sender's error.
 ANONYMOUS_CALLS = frozenset({"page", "screen", "identify"})
 EVENT_NAMES = {
     "identify": "User Identified",
@@ -240,6 +241,17 @@ def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) ->
     return lookup
 
 
+def _given_at(lookup: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[str, ...] | None:
+    """The first of ``paths`` that holds a value at all (JSON null and "" count as absent)."""
+    for path in paths:
+        found: Any = lookup
+        for part in path:
+            found = found.get(part) if isinstance(found, dict) else None
+        if found is not None and found != "":
+            return path
+    return None
+
+
 def _account_paths(call: Any, config: TrackingConfig) -> tuple[tuple[str, ...], ...]:
     """Where a call's account id is: a group call's ``groupId``, else ``PREEMPT_INGEST_ACCOUNT_ID_PATHS``."""
     return (("groupId",),) if call == "group" else config.account_id_paths
@@ -271,9 +283,17 @@ def _map_item(
     if not isinstance(own_context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
-    account = account_id_at(_account_lookup(item, call, context), _account_paths(call, config))
+    lookup, paths = _account_lookup(item, call, context), _account_paths(call, config)
+    account = account_id_at(lookup, paths)
     if account is None:
-        return Skip.NO_ACCOUNT if call in ANONYMOUS_CALLS else _no_account(call, config)
+        given = _given_at(lookup, paths)
+        if given is not None:
+            return Rejection(
+                Reason.INVALID_FIELD, "the account id must be a non-empty string or an integer", ".".join(given)
+            )
+        if call in ANONYMOUS_CALLS and item.get("userId") in (None, ""):
+            return Skip.NO_ACCOUNT
+        return _no_account(call, config)
     timestamp = _corrected_timestamp(item, batch_sent_at, received_at)
     if isinstance(timestamp, Rejection):
         return timestamp

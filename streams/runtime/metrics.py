@@ -255,10 +255,13 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")
 
 
-def expose_ingest_series() -> None:
-    """A 0 for every ``preempt_ingest_dead_letters_total`` outcome (HTTP ingest)."""
+def expose_ingest_series(tracking_skips: Iterable[tuple[str, str]] = ()) -> None:
+    """A 0 for every ``preempt_ingest_dead_letters_total`` outcome (HTTP ingest), and for each
+    ``(type, reason)`` of ``preempt_ingest_tracking_calls_skipped_total`` in ``tracking_skips``."""
     for outcome in INGEST_DEAD_LETTER_OUTCOMES:
         INGEST_DEAD_LETTERS.labels(outcome=outcome)
+    for call, reason in tracking_skips:
+        INGEST_TRACKING_CALLS_SKIPPED.labels(type=call, reason=reason)
 
 
 def expose_worker_series(

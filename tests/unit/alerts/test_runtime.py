@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+import alerts.runtime as runtime_module
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
 from alerts.routing.config import RoutingConfig
@@ -606,7 +607,7 @@ async def test_a_press_on_a_message_not_known_here_edits_the_blocks_slack_sent(
     runtime.recent.add(alert)
     edited: list[tuple[str, str]] = []
 
-    async def update_posted(action: SlackAction, feedback: Feedback) -> None:
+    async def update_posted(action: SlackAction, feedback: Feedback, timezone: str | None = None) -> None:
         edited.append((str(action.ref), action.alert_id))
 
     monkeypatch.setattr(runtime, "_update_posted", update_posted)
@@ -630,3 +631,33 @@ async def test_a_button_updates_the_message_through_the_destination_that_posted_
     await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U0X1", "C9:1.0"), ack)
     assert first.updates == []
     assert [(ref, got) for ref, got, _ in support.updates] == [("C9:1.0", (alert,))]
+
+
+async def test_a_press_edited_from_slacks_blocks_shows_the_snooze_in_the_accounts_zone(
+    make_runtime, make_alert, monkeypatch
+) -> None:
+    """A webhook's message (never known here by channel:ts) is edited from the blocks Slack sent: the snooze's
+    end is still in the account's zone (its owner's here) when the alert is known, not UTC."""
+    runtime, _, _, _ = make_runtime()
+    alert = make_alert(account={"name": "Acme", "timezone": None, "owner": {"timezone": "America/Chicago"}})
+    runtime.recent.add(alert)
+    zones: list[str | None] = []
+    real_update_note = runtime_module.update_note
+
+    def update_note(feedback: Feedback, timezone: str | None = None) -> object:
+        zones.append(timezone)
+        return real_update_note(feedback, timezone)
+
+    monkeypatch.setattr(runtime_module, "update_note", update_note)
+    feedback = Feedback(
+        action="snooze",
+        alert_id=alert.alert_id,
+        rule_id="r",
+        account_id="acme",
+        at="x",
+        snooze_until="2026-12-08T00:00:00Z",
+    )
+    posted = {"blocks": [{"type": "section"}], "text": "1 alert"}
+    action = SlackAction("snooze", alert.alert_id, "r", "acme", "U1", "C1:9.0", posted, "https://hooks.slack.com/a/1")
+    await runtime.update_message(action, feedback)
+    assert zones == ["America/Chicago"]

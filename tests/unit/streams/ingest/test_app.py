@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from streams.ingest.app import create_ingest_app
-from streams.ingest.auth import sign
+from streams.ingest.auth import key_digest, sign
 from streams.runtime.settings import Settings
 from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink, counter, event
 
@@ -170,3 +170,14 @@ def test_app_refuses_to_start_without_keys() -> None:
     """Ingest never runs open: no configured key is a ValueError at build time."""
     with pytest.raises(ValueError, match="PREEMPT_INGEST_API_KEYS"):
         create_ingest_app(Settings(), MemorySink())
+
+
+def test_the_skipped_tracking_calls_are_exposed_at_zero_from_the_start() -> None:
+    """Every (type, reason) of preempt_ingest_tracking_calls_skipped_total exists once the app is built, so
+    that increase() and rate() see the first skipped call (Prometheus cannot tell 0 → 1 from a new series)."""
+    from prometheus_client import REGISTRY
+
+    create_ingest_app(Settings(ingest_api_keys=(f"web={key_digest(KEY)}",)), MemorySink())  # type: ignore[arg-type]
+    for kind in ("identify", "page", "screen"):
+        labels = {"type": kind, "reason": "no_account"}
+        assert REGISTRY.get_sample_value("preempt_ingest_tracking_calls_skipped_total", labels) is not None

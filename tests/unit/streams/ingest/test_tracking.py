@@ -236,6 +236,29 @@ def test_track_and_group_calls_without_account_stay_rejections() -> None:
     assert parsed.skips == {}
 
 
+@pytest.mark.parametrize("kind", ["page", "screen", "identify"])
+def test_a_signed_in_users_call_without_account_is_rejected_not_skipped(kind: str) -> None:
+    """With a userId the sender knows who it is: a page, screen or identify without an account is its error
+    (a forgotten groupId or company trait), rejected and dead-lettered like a track call."""
+    parsed = batch(call(kind, userId="u-42", context={"locale": "en"}))
+    assert [(r.call, r.rejection.reason.value, r.rejection.field) for r in parsed.rejections] == [
+        (kind, "missing_field", "context.groupId")
+    ]
+    assert (parsed.skips, len(parsed.rejected)) == ({}, 1)
+
+
+@pytest.mark.parametrize("value", [12.5, True, {"id": "acme"}, ["acme"]])
+@pytest.mark.parametrize("kind", ["track", "page", "identify"])
+def test_an_account_path_holding_no_usable_id_is_an_invalid_field(kind: str, value: object) -> None:
+    """Something at the account path that is not an id is a malformed call, rejected with the path, never
+    skipped as if no account had been given (even from an anonymous visitor)."""
+    parsed = batch(call(kind, userId=None, anonymousId="anon-1", context={"groupId": value}))
+    assert [(r.rejection.reason.value, r.rejection.field) for r in parsed.rejections] == [
+        ("invalid_field", "context.groupId")
+    ]
+    assert parsed.skips == {}
+
+
 def test_a_rejected_rudderstack_identify_is_keyed_by_the_account_in_its_context_traits() -> None:
     """An identify whose account is only in context.traits (RudderStack) and is rejected for another reason
     keeps that account for its dead letter, as the mapping would have read it; also from a batch's context."""
