@@ -50,12 +50,18 @@ def item_bytes(item: Any, whole_body: bytes | None) -> bytes | None:
         return None
 
 
+def value_at(item: Any, path: tuple[str, ...]) -> Any:
+    """What ``item`` holds at ``path`` (nested objects), None when any step is missing or not an object."""
+    found: Any = item
+    for part in path:
+        found = found.get(part) if isinstance(found, dict) else None
+    return found
+
+
 def account_id_at(item: Any, paths: Iterable[tuple[str, ...]]) -> str | None:
     """The first non-empty account id (a string, or an integer as text) at one of ``paths`` in ``item``."""
     for path in paths:
-        found: Any = item
-        for part in path:
-            found = found.get(part) if isinstance(found, dict) else None
+        found = value_at(item, path)
         if isinstance(found, int) and not isinstance(found, bool):
             found = str(found)
         if isinstance(found, str) and found:

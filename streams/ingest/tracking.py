@@ -39,7 +39,7 @@ from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
 from streams.ingest.group_traits import TraitError, account_patch
 from streams.ingest.payload import BodyError, TooManyItems
-from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
+from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes, value_at
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 # Calls the SDKs send for visitors no account is known for yet (analytics.js calls page() on every
@@ -243,13 +243,7 @@ def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) ->
 
 def _given_at(lookup: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[str, ...] | None:
     """The first of ``paths`` that holds a value at all (JSON null and "" count as absent)."""
-    for path in paths:
-        found: Any = lookup
-        for part in path:
-            found = found.get(part) if isinstance(found, dict) else None
-        if found is not None and found != "":
-            return path
-    return None
+    return next((path for path in paths if value_at(lookup, path) not in (None, "")), None)
 
 
 def _account_paths(call: Any, config: TrackingConfig) -> tuple[tuple[str, ...], ...]:
