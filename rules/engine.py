@@ -13,7 +13,8 @@ Time semantics, in one place:
 * Deadlines (inactivity, absence, drop window ends, score ticks) fire when the watermark
   reaches them (``deadline <= watermark``), and before any event stamped at the same instant.
 * An event older than the watermark already applied to its account (or than the caller's
-  watermark) is LATE and ignored; an event id seen within the dedup horizon is a DUPLICATE.
+  watermark) is LATE and ignored; an event id seen at most the dedup horizon (of event time)
+  before the event is a DUPLICATE.
 * Cooldown: a rule's finding for a key within ``cooldown`` of its previous one is suppressed.
 * ``composite`` rules receive the other rules' findings (after cooldown) for the account.
 """
@@ -180,13 +181,20 @@ class RuleEngine:
         event_id = event.event_id
         key = event_id if len(event_id) <= SEEN_ID_CHARS else seen_key(event_id)  # long ids: a digest
         ts = event.ts
-        if key in seen:
+        first_seen = seen.get(key)
+        if first_seen is not None and ts - first_seen <= self.dedup_horizon:
             outcome = _DUPLICATE
         elif ts < clock:
             outcome = _LATE
         else:
-            seen[key] = ts
             order = state.seen_order
+            if first_seen is not None:
+                # An id seen more than the horizon before this event (not yet forgotten: ids are
+                # forgotten as new ones arrive) is a new event reusing it, whether or not other
+                # events came in between; it moves to the end of the arrival order (rare: O(n)).
+                del seen[key]
+                order.remove(key)
+            seen[key] = ts
             order.append(key)
             if seen[order[0]] < clock - self.dedup_horizon or len(order) > self.max_seen_ids:
                 self._forget_old_ids(state, clock)

@@ -28,6 +28,13 @@ objects) would outgrow what the worker may store per account (it quarantines suc
 stream would forget what a backtest, which has no such limit, remembers)."""
 
 
+TYPED = "\x1f"
+"""The mark that starts the string a non-string ``distinct:`` value is counted as, so that no string
+value counts as the same value: the number ``500`` and the string ``"500"``, ``true`` and ``"True"``
+are two values, as ``where`` tells them apart. A string that itself starts with the mark gets a
+second one (the counted strings stay one-to-one with the values)."""
+
+
 def check_measure(text: str) -> str:
     """Validate ``count`` / ``distinct:<path>`` / ``sum:<path>`` (for pydantic validators)."""
     if text == "count":
@@ -78,7 +85,7 @@ def compile_measure(text: str) -> Measure:
             value = ev.user_id
             if value is None:
                 return None
-            shown = value if isinstance(value, str) else canonical(value)
+            shown = value if value[:1] != TYPED else TYPED + value  # a user id is always a string
             return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_user)
@@ -88,7 +95,7 @@ def compile_measure(text: str) -> Measure:
             value = ev.properties.get(key, MISSING)
             if value is MISSING or value is None:
                 return None
-            shown = value if isinstance(value, str) else canonical(value)
+            shown = value if type(value) is str and value[:1] != TYPED else canonical(value)
             return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
         return Measure(text, "distinct", distinct_property)
@@ -103,18 +110,21 @@ def distinct_by(getter: Callable[[Event], Any]) -> Callable[[Event], str | None]
         if value is MISSING or value is None:
             return None
         # one canonical string per JSON value keeps the state serializable
-        shown = value if isinstance(value, str) else canonical(value)
+        shown = canonical(value)
         return shown if len(shown) <= MAX_DISTINCT_VALUE_CHARS else compact(shown)
 
     return distinct
 
 
 def canonical(value: Any) -> str:
-    """The string a non-string ``distinct:`` value is counted as: numbers by value, as ``where`` compares
-    them (``500`` and ``500.0`` are one value), ``True`` apart from ``1``."""
+    """The string a ``distinct:`` value is counted as: a string as itself; any other value marked
+    (``TYPED``) and by value, as ``where`` compares them (``500`` and ``500.0`` are one value, ``true``
+    apart from ``1``, and neither the same as a string)."""
+    if type(value) is str:
+        return value if value[:1] != TYPED else TYPED + value
     if type(value) is float and value.is_integer() and abs(value) < MAX_SUM_VALUE:
-        return repr(int(value))
-    return repr(value)
+        return TYPED + repr(int(value))
+    return TYPED + repr(value)
 
 
 def compact(text: str) -> str:

@@ -80,5 +80,17 @@ class AccountDirectory:
             )
             INVALID_ACCOUNT_RECORDS.inc()
             account = None
+        else:
+            if account.account_id != account_id:
+                # The key is the account id (docs/events.md): a record naming another account
+                # (a sync keyed by name or CRM id) would give this account's alerts another
+                # account's name and owner — and a backtest reads it as the other account's.
+                log.warning(
+                    "invalid account record; alerts go out without account context",
+                    account_id=account_id,
+                    error=f"the record under this key is for account_id {account.account_id!r} (key it by that)",
+                )
+                INVALID_ACCOUNT_RECORDS.inc()
+                account = None
         self._parsed[account_id] = (raw, account)
         return account

@@ -41,6 +41,7 @@ from schemas.event import Event
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_NOT_BUILT,
+    ALERTS_SUPPRESSED,
     DUPLICATE_EVENTS,
     EVENT_OFFSET_GAPS,
     EVENT_TO_ALERT,
@@ -121,6 +122,10 @@ class RuleEnginePort(Protocol[StateT, FindingT]):
     def dumps(self, state: StateT) -> bytes: ...
     def loads(self, data: bytes) -> StateT: ...
     def to_alert(self, finding: FindingT, account: Account | None, emitted_at: float) -> Alert: ...
+    @property
+    def suppressed_by_cooldown(self) -> int:
+        """Findings dropped by cooldown since the engine was built (the worker counts the increase)."""
+        ...
 
 
 class RecordLike(Protocol):
@@ -239,6 +244,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._rule_evaluations = [RULE_EVALUATIONS.labels(rule=rule_id) for rule_id in self._rule_ids]
         self._wall_clock = wall_clock
         self._live = not settings.event_time_only
+        self._cooled = ALERTS_SUPPRESSED.labels(reason="cooldown")
+        self._cooled_counted = engine.suppressed_by_cooldown
         self._next_offset: dict[int, int] = {}
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
@@ -367,6 +374,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         for p in sorted(touched.keys() | caught):
             self._advance_partition(p, touched.get(p, set()), out, now)
         out.clock_writes = self.clocks.take_dirty()
+        self._count_cooldowns()
         if writes:
             self.take_writes(out)
         return out
@@ -385,9 +393,18 @@ class RulesProcessor(Generic[StateT, FindingT]):
         now = self._wall_clock()
         for p in partitions:
             self._advance_partition(p, set(), out, now)
+        self._count_cooldowns()
         if writes:
             self.take_writes(out)
         return out
+
+    def _count_cooldowns(self) -> None:
+        """Count the findings the rules' cooldowns dropped since the last call (DESIGN §9:
+        ``preempt_alerts_suppressed_total{reason="cooldown"}``; the backtest's summary shows them too)."""
+        total = self.engine.suppressed_by_cooldown
+        if total > self._cooled_counted:
+            self._cooled.inc(total - self._cooled_counted)
+        self._cooled_counted = total
 
     def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
         """Serialize the dirty states (the ``count`` oldest, or every one when None) into

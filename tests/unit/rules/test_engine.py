@@ -51,6 +51,24 @@ def test_dedup_forgets_ids_older_than_the_horizon(make_rule, make_engine, at):
     assert engine.on_event(state, first, MONDAY + 2 * HOUR)[0] is EventOutcome.LATE
 
 
+def test_an_id_reused_after_the_horizon_is_a_new_event_even_with_nothing_in_between(make_rule, make_engine, at):
+    """The same event id stamped more than the horizon after its first use is accepted, also when no
+    other event of the account came in between (ids are forgotten only as new ones arrive, and the
+    old id was still remembered); within the horizon, or at exactly it, it stays a duplicate."""
+    engine = make_engine(make_rule("any", match={"event": "Login"}), dedup_horizon=HOUR)
+    state = engine.new_state()
+    assert engine.on_event(state, at(0, event_id="reused"), MONDAY)[0] is EventOutcome.ACCEPTED
+    assert engine.on_event(state, at(HOUR, event_id="reused"), MONDAY + HOUR)[0] is EventOutcome.DUPLICATE
+    again = at(2 * HOUR, event_id="reused")
+    assert engine.on_event(state, again, MONDAY + 2 * HOUR)[0] is EventOutcome.ACCEPTED
+    assert engine.on_event(state, at(2 * HOUR + 1, event_id="reused"), MONDAY + 2 * HOUR)[0] is EventOutcome.DUPLICATE
+    assert list(state.seen_order) == list(state.seen) == ["reused"]
+    fired = [f.fired_at for f in engine.advance(state, MONDAY + 3 * HOUR)]
+    assert fired == [MONDAY + 2 * HOUR]
+    restored = engine.loads(engine.dumps(state))
+    assert list(restored.seen_order) == ["reused"]
+
+
 def test_dedup_has_a_hard_cap(make_rule, make_engine, at):
     """No more than ``max_seen_ids`` ids are remembered per account."""
     engine = make_engine(make_rule("any"), max_seen_ids=3)

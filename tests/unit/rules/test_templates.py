@@ -80,6 +80,14 @@ def test_a_whole_number_prints_without_a_decimal_point():
     assert (text, error) == ("37 errors, 0.25, 50%, 20", None)
 
 
+def test_a_huge_whole_number_prints_as_a_float_not_as_hundreds_of_digits():
+    """A property of 1e300 prints as ``1e+300`` (a whole float beyond 2**53 holds no more digits),
+    not as a 301-digit integer; 2**53 itself still prints as an integer."""
+    context = {"evidence": {"value": 1e300, "low": -1e20, "edge": float(2**53)}}
+    text, error = render_template("{{ evidence.value }} {{ evidence.low }} {{ evidence.edge }}", context)
+    assert (text, error) == ("1e+300 -1e+20 9007199254740992", None)
+
+
 def test_missing_value_renders_leniently_with_the_error():
     """A value missing at run time renders empty and the error is returned, never raised."""
     text, error = render_template("value={{ evidence.nope }}", {"evidence": {}})

@@ -208,3 +208,21 @@ def test_a_whole_number_sum_one_below_a_large_min_does_not_fire(make_rule, make_
     )
     events = [at(0, "Paid", properties={"amount": 9_999_999_999})]
     assert run(engine, events, until=MONDAY + 2 * HOUR).fired == []
+
+
+def test_distinct_never_counts_a_number_and_a_string_as_one_value(make_rule, make_engine, run, at):
+    """``500`` and ``"500"``, ``true`` and ``"True"`` are different values (``where`` tells them apart),
+    on every path shape: a top-level property, a nested one, and a string that looks like the mark."""
+    for measure in ("distinct:properties.code", "distinct:properties.who.code"):
+        rule = make_rule("threshold", measure=measure, min=2, match={"event": "Error"})
+
+        def props(value, measure=measure):
+            return {"code": value} if measure.endswith(".code") and "who" not in measure else {"who": {"code": value}}
+
+        for one, other in ((500, "500"), (True, "True"), (2.5, "2.5"), ("\x1f500", 500)):
+            events = [at(0.0, "Error", properties=props(one)), at(1.0, "Error", properties=props(other))]
+            assert run(make_engine(rule), events, until=MONDAY + 60).fired == [("threshold-rule", MONDAY + 1.0)], (
+                measure,
+                one,
+                other,
+            )

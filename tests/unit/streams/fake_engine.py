@@ -49,6 +49,9 @@ def _finding(rule_id: str, account_id: str, episode: float, newest: float | None
 class FakeEngine:
     """The contract's RuleEngine surface over two hard-coded rules."""
 
+    suppressed_by_cooldown = 0
+    """Findings a cooldown dropped (the fake has no cooldown; a test may set it)."""
+
     def new_state(self) -> FakeState:
         return FakeState()
 

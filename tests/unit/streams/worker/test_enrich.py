@@ -47,3 +47,18 @@ def test_a_record_with_a_huge_field_is_refused_so_alerts_stay_under_kafkas_recor
     with capture_logs():
         assert AccountDirectory(table).lookup("acme") is None
     assert _invalid_records() == before + 1
+
+
+def test_a_record_under_another_accounts_key_is_refused_and_counted() -> None:
+    """A record whose ``account_id`` is not its key (a sync keyed by name) does not enrich the key's
+    account with another account's name and owner: None, one warning naming both, one count."""
+    table = {b"acme": b'{"account_id": "globex", "name": "Globex", "owner": {"name": "Gail"}}'}
+    directory = AccountDirectory(table)
+    before = _invalid_records()
+    with capture_logs() as logs:
+        assert directory.lookup("acme") is None
+        assert directory.lookup("acme") is None
+    assert len(logs) == 1
+    assert logs[0]["account_id"] == "acme"
+    assert "'globex'" in logs[0]["error"]
+    assert _invalid_records() == before + 1

@@ -502,3 +502,48 @@ def test_events_waiting_while_a_long_batch_ran_are_not_late_in_live_mode(make_pr
     processor.process_batch([_record(0, "Login", T0 - 1)], caught_up={0: T0})
     out = processor.process_batch([_record(1 + i, "Error", T0 + 1 + i) for i in range(3)])
     assert out.accepted == 3
+
+
+def _cooldown_suppressed() -> float:
+    return REGISTRY.get_sample_value("preempt_alerts_suppressed_total", {"reason": "cooldown"}) or 0.0
+
+
+def test_findings_dropped_by_a_cooldown_are_counted_as_suppressed(tmp_path: Any) -> None:
+    """With the real engine, findings a rule's cooldown drops show in
+    ``preempt_alerts_suppressed_total{reason="cooldown"}`` (DESIGN §9), those of events and of deadlines."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+    from streams.runtime.settings import Settings
+    from streams.worker.clock import PartitionClocks
+    from streams.worker.state_cache import StateCache
+    from streams.worker.wakeups import WakeupIndex
+
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n"
+        "- {id: every-error, kind: any, title: t, severity: low, priority: 1, cooldown: 1h, match: {event: Error}}\n"
+        "- {id: quiet, kind: inactivity, title: q, severity: low, priority: 2, after: 1m, cooldown: 1d,"
+        " match: {event: Error}}\n"
+    )
+    engine = RuleEngine(load_rules(tmp_path / "r.yaml"))
+    cfg = Settings(event_time_only=True, allowed_lateness_seconds=5.0, topic_partitions=1)
+    table: dict[bytes, bytes] = {}
+    processor = RulesProcessor(
+        engine,
+        cfg,
+        StateCache(table, engine.new_state, engine.loads, engine.dumps),
+        PartitionClocks(5.0, True, wall_clock=lambda: T0),
+        WakeupIndex(),
+        {}.get,
+        ["every-error", "quiet"],
+        wall_clock=lambda: T0,
+    )
+    before = _cooldown_suppressed()
+    errors = [_record(i, "Error", T0 + 10 * i) for i in range(4)]
+    out = processor.process_batch([*errors, _record(4, "Ping", T0 + 100)])
+    assert [a.rule_id for a in out.alerts] == ["every-error", "quiet"]
+    assert _cooldown_suppressed() == before + 3
+    # one more error (within the any rule's 1h) and the silence after it (within quiet's 1d), both
+    # dropped: the second by a deadline the clock fires
+    out = processor.process_batch([_record(5, "Error", T0 + 120), _record(6, "Ping", T0 + 300)])
+    assert out.alerts == []
+    assert _cooldown_suppressed() == before + 5
