@@ -81,18 +81,34 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
     return names
 
 
-def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event]:
+def _outcome_events(path: Path, names: dict[str, OutcomeKind], invalid: list[tuple[int, str]]) -> Iterator[Event]:
     """The events of an events file that can announce an outcome (other lines are not decoded).
 
     A line is decoded when it holds one of the names as orjson writes them, or any JSON escape:
     ``json.dumps`` writes ``"Abonnement r\\u00e9sili\\u00e9"`` by default, and any writer may
     escape ``/`` or a quote, so a line with a backslash is decoded rather than skipped unread.
+    A line that announces an outcome but is not a valid event (no offset in its timestamp, an
+    unknown field…) is appended to ``invalid`` (line number, reason): a churn left out changes
+    every figure, so the caller says so.
     """
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    lines = (line for line in read_file(path) if b"\\" in line.raw or any(needle in line.raw for needle in needles))
-    for _, decoded in decode_lines(lines):
+    for line in read_file(path):
+        if b"\\" not in line.raw and not any(needle in line.raw for needle in needles):
+            continue
+        ((_, decoded),) = decode_lines((line,))
         if not isinstance(decoded, Rejection):
             yield decoded
+        elif _names_an_outcome(line.raw, names, needles):
+            invalid.append((line.number, decoded.detail))
+
+
+def _names_an_outcome(raw: bytes, names: dict[str, OutcomeKind], needles: list[bytes]) -> bool:
+    """Whether a line that is not a valid event was meant to announce an outcome."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return any(needle in raw for needle in needles)
+    return isinstance(doc, dict) and isinstance(doc.get("event"), str) and doc["event"] in names
 
 
 def _looks_like_events(path: Path) -> bool:
@@ -114,7 +130,16 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         source = outcomes_path if outcomes_path is not None else events_path
         if source is None:
             raise click.ClickException("give --outcomes FILE (outcomes or events JSONL) or --outcomes-events FILE")
-        return outcomes_from_events(_outcome_events(source, names), names)
+        invalid: list[tuple[int, str]] = []
+        outcomes = outcomes_from_events(_outcome_events(source, names, invalid), names)
+        if invalid:
+            line, reason = invalid[0]
+            click.echo(
+                f"note: {len(invalid)} outcome event(s) in {source} are not valid events and were left out "
+                f"(first: line {line}: {reason})",
+                err=True,
+            )
+        return outcomes
     except OutcomeFileError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -291,3 +291,25 @@ def test_an_empty_alerts_file_is_a_table_with_every_churn_missed(files: dict[str
     assert total.split()[2:4] == ["0", "0"]
     assert "0.0%" in total
     assert "2 churned accounts" in result.output
+
+
+def test_an_outcome_event_that_is_not_a_valid_event_is_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """A 'Subscription Cancelled' line the decoder refuses (no offset, an unknown field, a list as name) is left
+    out with a note naming the count and the first line, never silently: a missed churn changes every figure."""
+    events = tmp_path / "events.jsonl"
+    bad = [
+        {"event_id": "4", "event": "Subscription Cancelled", "account_id": "c", "timestamp": "2026-09-01T00:00:00"},
+        {"event_id": "5", "event": "Subscription Cancelled", "account_id": "c", "timestamp": format_ts(T0), "x": 1},
+        {"event_id": "6", "event": ["Subscription Cancelled"], "account_id": "c", "timestamp": format_ts(T0)},
+        {"event_id": "7", "event": "Login", "account_id": "c", "timestamp": "yesterday"},  # not an outcome: no note
+    ]
+    events.write_bytes(files["events"].read_bytes() + b"".join(orjson.dumps(e) + b"\n" for e in bad))
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(events), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["churned_accounts"] == 2
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert note.startswith(
+        f"note: 2 outcome event(s) in {events} are not valid events and were left out (first: line 4: "
+    )
