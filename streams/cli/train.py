@@ -48,18 +48,23 @@ def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outc
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
 
 
-def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> None:
+def _check_retained(outcomes: Outcomes) -> None:
+    """Refuse outcomes in which every account churned: samples long before a churn would be labelled "retained",
+    and the model would learn when churners leave, not which accounts do."""
+    if all(o.churned for o in outcomes.by_account.values()):
+        raise click.ClickException(
+            "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
+            "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+        )
+
+
+def _check_both_labels(labels: list[int], warmup: str) -> None:
     """One line saying which examples are missing and what to give, before the fit refuses them."""
     positive = sum(labels)
     if not labels:
         raise click.ClickException(
             "no samples: no account with an outcome has events for longer than --warmup "
             f"{warmup} (check that the outcomes' account ids are the events' and the history is long enough)"
-        )
-    if positive == len(labels) and not any(not o.churned for o in outcomes.by_account.values()):
-        raise click.ClickException(
-            "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
-            "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
         )
     if positive == 0:
         raise click.ClickException(
@@ -185,6 +190,7 @@ def train_command(
     outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+    _check_retained(outcomes)
     if accounts is not None and len(outcomes.by_account) < len(accounts):
         click.echo(
             f"note: {len(accounts) - len(outcomes.by_account)} of the {len(accounts)} accounts in {accounts_path} "
@@ -222,7 +228,7 @@ def train_command(
             accounts_file=accounts,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
-        _check_both_labels(samples.labels, outcomes, warmup)
+        _check_both_labels(samples.labels, warmup)
         if samples.late:
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
         result = risk_training.fit(samples, len(spec.names), c=regularization)

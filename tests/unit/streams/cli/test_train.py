@@ -333,3 +333,26 @@ def test_a_bad_outcome_event_is_refused_before_scikit_learn_is_loaded(
         "Error: --outcome-event 'X=maybe': write EVENT NAME=OUTCOME with OUTCOME one of churned, renewed, "
         "contracted, expanded"
     )
+
+
+def test_outcomes_where_every_account_churned_are_refused(history: dict[str, Path], tmp_path: Path) -> None:
+    """An outcomes file holding only churns is one line naming what to give, and no model: its early samples
+    would be labelled 'retained', and the model would learn when churners leave rather than which accounts do."""
+    churned = tmp_path / "churned.jsonl"
+    churned.write_bytes(
+        b"".join(
+            line + b"\n"
+            for line in history["outcomes"].read_bytes().splitlines()
+            if orjson.loads(line)["outcome"] == "churned"
+        )
+    )
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(churned), "--output", str(model)]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
+        "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+    ]
+    assert not model.exists()
