@@ -356,3 +356,25 @@ def test_outcomes_where_every_account_churned_are_refused(history: dict[str, Pat
         "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
     ]
     assert not model.exists()
+
+
+def test_too_few_accounts_to_learn_from_is_one_line(history: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes of one churned and one renewed account give samples of both labels, but a model of two customers
+    (cross-validated one against the other) says nothing: one line with the counts, and no model file."""
+    lines = history["outcomes"].read_bytes().splitlines()
+    churned = next(line for line in lines if orjson.loads(line)["outcome"] == "churned")
+    renewed = next(line for line in lines if orjson.loads(line)["outcome"] == "renewed")
+    two = tmp_path / "two.jsonl"
+    two.write_bytes(churned + b"\n" + renewed + b"\n")
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(two), "--output", str(model)]
+    )
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error == (
+        "Error: too few examples to learn from: 1 churning and 1 retained account(s) gave samples, and a model "
+        "needs at least 3 of each (more accounts with outcomes, or a longer history)"
+    )
+    assert "Traceback" not in result.output
+    assert not model.exists()
