@@ -200,13 +200,17 @@ def train_command(
     exclude = frozenset(names) | frozenset(excluded)
     skipped: list[int] = []
     try:
-        spec = risk_training.build_spec(
-            _events(events_path, skipped),
-            exclude,
-            frozenset(only_events) or None,
-            min_account_share,
-            accounts_file=accounts,
-        )
+        try:
+            spec = risk_training.build_spec(
+                _events(events_path, skipped),
+                exclude,
+                frozenset(only_events) or None,
+                min_account_share,
+                accounts_file=accounts,
+            )
+        finally:  # before any refusal: "no events to learn from" in a file of invalid lines must say so
+            if skipped:
+                click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
         records = f", the account records ({len(spec.tiers)} tiers, {len(spec.plans)} plans)" if accounts else ""
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties{records}", err=True)
         learned = {term.event for term in spec.terms} | {numeric.event for numeric in spec.numerics}
@@ -228,9 +232,9 @@ def train_command(
             accounts_file=accounts,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
-        _check_both_labels(samples.labels, warmup)
-        if samples.late:
+        if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
+        _check_both_labels(samples.labels, warmup)
         result = risk_training.fit(samples, len(spec.names), c=regularization)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -241,8 +245,6 @@ def train_command(
         output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as exc:
         raise click.ClickException(f"cannot write {output_path}: {exc.strerror or exc}") from None
-    if skipped:
-        click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
     training = document.training
     click.echo(
         f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "

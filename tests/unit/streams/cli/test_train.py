@@ -378,3 +378,27 @@ def test_too_few_accounts_to_learn_from_is_one_line(history: dict[str, Path], tm
     )
     assert "Traceback" not in result.output
     assert not model.exists()
+
+
+def test_the_notes_on_ignored_events_come_before_a_refusal(history: dict[str, Path], tmp_path: Path) -> None:
+    """Events out of time order (a file sorted by account) and invalid lines are said before the refusal they cause,
+    not only after a model is written: the refusal alone ('no events', 'no churn') would point elsewhere."""
+    lines = history["events"].read_bytes().splitlines()
+    by_account = tmp_path / "by-account.jsonl"
+    by_account.write_bytes(
+        b"".join(line + b"\n" for line in sorted(lines, key=lambda b: orjson.loads(b)["account_id"]))
+    )
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b"not json\n{}\n")
+    for events, note in (
+        (by_account, " event(s) out of time order beyond 5 s ignored, as the engine would"),
+        (garbage, "2 invalid event line(s) skipped (first: line 1)"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            ["train", "--events", str(events), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")],
+        )
+        assert result.exit_code == 1, result.output
+        said = result.stderr.splitlines()
+        error = next(i for i, line in enumerate(said) if line.startswith("Error:"))
+        assert any(note in line for line in said[:error]), said
