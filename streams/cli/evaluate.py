@@ -59,7 +59,10 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
                 repeated += 1
                 continue
             seen.add(alert.alert_id)
-            points.append(alert_point(alert))
+            try:
+                points.append(alert_point(alert))
+            except ValueError as exc:  # fired_at is a plain string in the alert contract
+                raise click.ClickException(f"{path}: line {line.number}: fired_at: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc.strerror or exc}") from None
     if repeated:

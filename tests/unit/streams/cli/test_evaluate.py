@@ -313,3 +313,20 @@ def test_an_outcome_event_that_is_not_a_valid_event_is_said(files: dict[str, Pat
     assert note.startswith(
         f"note: 2 outcome event(s) in {events} are not valid events and were left out (first: line 4: "
     )
+
+
+@pytest.mark.parametrize("fired_at", ["2026-09-01T00:00:00", "yesterday", "2026-02-30T00:00:00Z"])
+def test_an_alert_whose_fired_at_is_not_rfc3339_is_one_line(
+    files: dict[str, Path], tmp_path: Path, fired_at: str
+) -> None:
+    """An alert (hand-made, or from another tool) whose fired_at has no offset or is no time is one line naming the
+    file, line and field; it was a traceback."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        files["alerts"].read_bytes() + orjson.dumps({**_alert("x", "a", 1), "fired_at": fired_at}) + b"\n"
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {alerts}: line 4: fired_at: ")
