@@ -514,8 +514,8 @@ def sentence(name: str, item: Explained) -> str:
         return f"no events for {_num(now)} days"
     if name == "days_since_last_user_event":
         return f"no user activity for {_num(now)} days"
-    if name == "tenure_days":
-        return f"customer for {_num(now)} days"
+    if name == "tenure_days":  # the first event seen, not the contract: customer_days says "customer for"
+        return f"first event {_num(now)} days ago"
     if name == "activity_7d_vs_baseline":
         return (
             f"activity {_change(now, before)} against the last 8 weeks "

@@ -169,6 +169,9 @@ def test_account_features_come_from_the_record_at_the_tick() -> None:
     assert got["mrr"].value == pytest.approx(math.log1p(1200.0))
     assert [got[n].value for n in ("tier:enterprise", "tier:starter", "plan:Pro")] == [0.0, 1.0, 1.0]
     assert features.sentence("seat_use_28d", got["seat_use_28d"]) == "4 of 10 seats used in the last 28 days"
+    # the record's tenure and the events' differ (93 vs 40 days): two "customer for" sentences contradicted
+    assert features.sentence("customer_days", got["customer_days"]) == "customer for 93 days"
+    assert features.sentence("tenure_days", got["tenure_days"]) == "first event 40 days ago"
     assert features.sentence("renewal_within_30d", got["renewal_within_30d"]) == (
         "the contract renews within 30 days (10 days from now)"
     )
