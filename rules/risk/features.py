@@ -532,7 +532,9 @@ def sentence(name: str, item: Explained) -> str:
     if name == "days_to_renewal":
         return f"the contract renews in {_num(now)} days"
     if name in ("renewal_within_30d", "renewal_within_60d"):
-        return f"the contract renews within {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
+        # a negative weight makes "not within" a reason too: the sentence says which side the account is on
+        within = "renews within" if item.value else "does not renew within"
+        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
     if name == "customer_days":
         return f"customer for {_num(now)} days"
     if name == "seats":
@@ -542,8 +544,8 @@ def sentence(name: str, item: Explained) -> str:
     if name == "mrr":
         return f"MRR {_num(now)}"
     kind, _, label = name.partition(":")
-    if kind in ("tier", "plan"):
-        return f"{kind} {label}"
+    if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
+        return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
     if kind == "rate":
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":

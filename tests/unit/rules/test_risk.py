@@ -265,3 +265,42 @@ def test_a_version_1_model_file_still_scores(tmp_path: Path) -> None:
     model = load_risk_model(GOLDEN)
     assert (model.doc.version, model.spec.version, model.spec.uses_accounts) == (1, 1, False)
     assert "days_to_renewal" not in model.doc.features
+
+
+def test_a_reason_from_a_negative_weight_says_which_side_the_account_is_on(tmp_path: Path) -> None:
+    """A negative weight on 'enterprise tier' or 'renews within 30 days' makes an account NOT on that tier, or NOT
+    renewing soon, riskier: the reason must say 'not on the enterprise tier', never 'tier enterprise' for a
+    starter account, nor 'renews within 30 days (45 days from now)'."""
+    from rules.backtest import run_backtest
+    from rules.risk.features import FeatureSpec
+    from schemas.account import Account
+    from tests.unit.rules.risk_support import model_doc
+
+    spec = FeatureSpec(SPEC.terms, SPEC.numerics, 3, tiers=("enterprise", "starter"))
+    names = spec.names
+    weights = {"renewal_within_30d": -2.0, "tier:enterprise": -2.0}
+    doc = model_doc(weights, intercept=0.0)
+    doc.update(
+        feature_spec=spec.to_json(),
+        features=names,
+        mean=[0.5 if name in weights else 0.0 for name in names],  # half the training accounts were on either side
+        scale=[1.0] * len(names),
+        coef=[weights.get(name, 0.0) for name in names],
+    )
+    model = tmp_path / "m.json"
+    model.write_bytes(orjson.dumps(doc))
+    rules = RuleSet((_rule(model, threshold=0.8, warmup="1d"),))
+    starter = Account(
+        account_id="acme", tier="starter", renewal_date=date(2027, 1, 7)
+    )  # 43 days after the tick that fires
+    result = run_backtest(
+        RuleEngine(rules),
+        enumerate([_login(day) for day in range(4)], start=1),
+        {"acme": starter},
+        allowed_lateness=5.0,
+    )
+    (alert,) = result.alerts
+    assert sorted(alert.evidence.reasons) == [
+        "not on the enterprise tier",
+        "the contract does not renew within 30 days (43 days from now)",
+    ]
