@@ -224,6 +224,15 @@ def evaluate_command(
             err=True,
         )
     alerts = load_alert_points(alerts_path)
+    alerted = {alert.account_id for alert in alerts}
+    unknown = sorted(alerted - outcomes.by_account.keys())
+    if unknown and outcomes.by_account:  # none at all is said above
+        click.echo(
+            f"note: {len(unknown)} of the {len(alerted)} alerted accounts have no outcome in "
+            f"{outcomes_path or events_path} and count as not churned (first: {unknown[0]}): an outcome not known "
+            "yet, or account ids that differ between the files",
+            err=True,
+        )
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
     if as_json:
         click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
