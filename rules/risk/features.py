@@ -487,6 +487,8 @@ def values(explained: Sequence[Explained]) -> list[float | None]:
 
 
 def _change(now: float | None, before: float | None) -> str:
+    if not now and (before is None or before <= 0):  # nothing then, nothing now: "new" would say it appeared
+        return "still at zero"
     if now is None or before is None or before <= 0:
         return "new"
     pct = 100.0 * (now - before) / before

@@ -203,3 +203,16 @@ def test_spec_version_3_round_trips_and_only_it_has_account_features() -> None:
     assert "account" not in v2.to_json()
     with pytest.raises(ValueError, match="spec version 3"):
         FeatureSpec(SPEC.terms, SPEC.numerics, 2, tiers=("growth",))
+
+
+def test_a_change_from_nothing_to_nothing_is_not_new() -> None:
+    """A gone-dark account scored 10 weeks after its last event has 0 events now and 0 in its baseline: the reason
+    says it is still at zero, where it said 'new' (which reads as something that appeared)."""
+    nothing = features.Explained(0.0, 0.0, 0.0)
+    assert features.sentence("activity_vs_baseline", nothing) == (
+        "activity still at zero against the last 8 weeks (0 vs 0 events a week)"
+    )
+    assert features.sentence("rate:Invoice Sent", nothing) == (
+        "'Invoice Sent' still at zero against the last 8 weeks (0 vs 0 a week)"
+    )
+    assert features.sentence("rate:Invoice Sent", features.Explained(0.7, 1.0, 0.0)).startswith("'Invoice Sent' new")
