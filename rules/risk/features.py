@@ -506,7 +506,7 @@ def sentence(name: str, item: Explained) -> str:
             f"({_num(now)} this week vs {_num(before)} a week before)"
         )
     if name == "active_users_7d":
-        return f"{_num(now)} active user(s) in the last 7 days"
+        return f"{_counted(now, 'active user')} in the last 7 days"
     if name == "breadth_vs_previous":
         return (
             f"breadth of use {_change(now, before)}: {_num(now)} kinds of activity in the last 14 days, "
@@ -551,7 +551,9 @@ def sentence(name: str, item: Explained) -> str:
     if kind == "rate":
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
-        return f"no '{label}' in the last 28 days" if not now else f"'{label}' {_num(now)} time(s) in the last 28 days"
+        return (
+            f"no '{label}' in the last 28 days" if not now else f"'{label}' {_counted(now, 'time')} in the last 28 days"
+        )
     if kind == "since":
         if item.before is not None:  # never seen in the kept history
             return f"no '{label}' in the last {_num(item.before)} days"
@@ -561,6 +563,11 @@ def sentence(name: str, item: Explained) -> str:
     if kind == "last":
         return f"latest '{label}': {_num(now)}"
     return f"{name} = {_num(item.value)}"
+
+
+def _counted(value: float | None, noun: str) -> str:
+    """``1 time``, ``3 times``: a CSM reads words, not ``time(s)``."""
+    return f"{_num(value)} {noun}" if value == 1 else f"{_num(value)} {noun}s"
 
 
 def _num(value: float | None) -> str:

@@ -216,3 +216,15 @@ def test_a_change_from_nothing_to_nothing_is_not_new() -> None:
         "'Invoice Sent' still at zero against the last 8 weeks (0 vs 0 a week)"
     )
     assert features.sentence("rate:Invoice Sent", features.Explained(0.7, 1.0, 0.0)).startswith("'Invoice Sent' new")
+
+
+def test_counts_in_reasons_are_words_not_plural_markers() -> None:
+    """'Invoice Sent' 1 time / 9 times, 1 active user / 2 active users: never 'time(s)' or 'user(s)'."""
+    assert features.sentence("count28:Invoice Sent", features.Explained(0.1, 1.0)) == (
+        "'Invoice Sent' 1 time in the last 28 days"
+    )
+    assert features.sentence("count28:Invoice Sent", features.Explained(0.9, 9.0)) == (
+        "'Invoice Sent' 9 times in the last 28 days"
+    )
+    assert features.sentence("active_users_7d", features.Explained(1.0, 1.0)) == "1 active user in the last 7 days"
+    assert features.sentence("active_users_7d", features.Explained(2.0, 2.0)) == "2 active users in the last 7 days"
