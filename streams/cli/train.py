@@ -187,7 +187,15 @@ def train_command(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
     accounts = _accounts(accounts_path)
-    outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
+    every_outcome = load_outcomes(outcomes_path, None if outcomes_path else events_path, names)
+    outcomes = _restricted(every_outcome, accounts)
+    if accounts is not None and len(outcomes.by_account) < len(every_outcome.by_account):
+        left_out = sorted(every_outcome.by_account.keys() - accounts.keys())
+        click.echo(
+            f"note: {len(left_out)} of the {len(every_outcome.by_account)} accounts with an outcome are not in "
+            f"{accounts_path} and are left out (first: {left_out[0]}); --accounts chooses the accounts to learn from",
+            err=True,
+        )
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
     _check_retained(outcomes)

@@ -402,3 +402,34 @@ def test_the_notes_on_ignored_events_come_before_a_refusal(history: dict[str, Pa
         said = result.stderr.splitlines()
         error = next(i for i, line in enumerate(said) if line.startswith("Error:"))
         assert any(note in line for line in said[:error]), said
+
+
+def test_outcomes_of_accounts_left_out_of_accounts_are_counted_in_a_note(
+    history: dict[str, Path], tmp_path: Path
+) -> None:
+    """Outcomes of accounts that --accounts does not list are left out of training, and a note says how many (the
+    reverse of 'accounts without an outcome'): a truncated accounts export no longer shrinks the training silently."""
+    lines = history["accounts"].read_bytes().splitlines()
+    accounts = tmp_path / "some-accounts.jsonl"
+    accounts.write_bytes(b"".join(line + b"\n" for line in lines[:-3]))
+    dropped = sorted(orjson.loads(line)["account_id"] for line in lines[-3:])
+    outcomes = len(history["outcomes"].read_bytes().splitlines())
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(accounts),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"note: 3 of the {outcomes} accounts with an outcome are not in {accounts} and are left out "
+        f"(first: {dropped[0]}); --accounts chooses the accounts to learn from"
+    ) in result.stderr.splitlines()
