@@ -299,8 +299,10 @@ class RiskRule(RuleBase):
 
     ``model`` is a file made by ``preempt train``, relative to the rule file; the loader reads it
     (``rules.loader``) and keeps it on the rule. Scored at every UTC midnight. After firing, the
-    rule re-arms only once the risk falls below ``threshold − hysteresis``; ``cooldown`` (default
-    30 days) spaces alerts further. No alert before the account has ``warmup`` of history.
+    rule re-arms only once the risk falls below ``threshold − hysteresis`` (default 0.05, or half the
+    threshold when that is smaller: a threshold of 0.05 or below is valid without writing one);
+    ``cooldown`` (default 30 days) spaces alerts further. No alert before the account has ``warmup``
+    of history.
     """
 
     kind: Literal["risk"]
@@ -312,6 +314,16 @@ class RiskRule(RuleBase):
     top_features: int = Field(3, ge=1, le=10)
     match: Match | None = None
     _loaded_model: RiskModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_hysteresis(cls, data: Any) -> Any:
+        """Without ``hysteresis``, 0.05 — or half a threshold of 0.1 or less, which 0.05 would equal or exceed."""
+        if isinstance(data, dict) and "hysteresis" not in data:
+            threshold = data.get("threshold")
+            if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold < 0.1:
+                return {**data, "hysteresis": threshold / 2}
+        return data
 
     @model_validator(mode="after")
     def _hysteresis_below_threshold(self) -> RiskRule:

@@ -487,6 +487,8 @@ def values(explained: Sequence[Explained]) -> list[float | None]:
 
 
 def _change(now: float | None, before: float | None) -> str:
+    if not now and (before is None or before <= 0):  # nothing then, nothing now: "new" would say it appeared
+        return "still at zero"
     if now is None or before is None or before <= 0:
         return "new"
     pct = 100.0 * (now - before) / before
@@ -504,7 +506,7 @@ def sentence(name: str, item: Explained) -> str:
             f"({_num(now)} this week vs {_num(before)} a week before)"
         )
     if name == "active_users_7d":
-        return f"{_num(now)} active user(s) in the last 7 days"
+        return f"{_counted(now, 'active user')} in the last 7 days"
     if name == "breadth_vs_previous":
         return (
             f"breadth of use {_change(now, before)}: {_num(now)} kinds of activity in the last 14 days, "
@@ -514,8 +516,8 @@ def sentence(name: str, item: Explained) -> str:
         return f"no events for {_num(now)} days"
     if name == "days_since_last_user_event":
         return f"no user activity for {_num(now)} days"
-    if name == "tenure_days":
-        return f"customer for {_num(now)} days"
+    if name == "tenure_days":  # the first event seen, not the contract: customer_days says "customer for"
+        return f"first event {_num(now)} days ago"
     if name == "activity_7d_vs_baseline":
         return (
             f"activity {_change(now, before)} against the last 8 weeks "
@@ -532,7 +534,9 @@ def sentence(name: str, item: Explained) -> str:
     if name == "days_to_renewal":
         return f"the contract renews in {_num(now)} days"
     if name in ("renewal_within_30d", "renewal_within_60d"):
-        return f"the contract renews within {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
+        # a negative weight makes "not within" a reason too: the sentence says which side the account is on
+        within = "renews within" if item.value else "does not renew within"
+        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
     if name == "customer_days":
         return f"customer for {_num(now)} days"
     if name == "seats":
@@ -542,12 +546,14 @@ def sentence(name: str, item: Explained) -> str:
     if name == "mrr":
         return f"MRR {_num(now)}"
     kind, _, label = name.partition(":")
-    if kind in ("tier", "plan"):
-        return f"{kind} {label}"
+    if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
+        return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
     if kind == "rate":
         return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
-        return f"no '{label}' in the last 28 days" if not now else f"'{label}' {_num(now)} time(s) in the last 28 days"
+        return (
+            f"no '{label}' in the last 28 days" if not now else f"'{label}' {_counted(now, 'time')} in the last 28 days"
+        )
     if kind == "since":
         if item.before is not None:  # never seen in the kept history
             return f"no '{label}' in the last {_num(item.before)} days"
@@ -557,6 +563,11 @@ def sentence(name: str, item: Explained) -> str:
     if kind == "last":
         return f"latest '{label}': {_num(now)}"
     return f"{name} = {_num(item.value)}"
+
+
+def _counted(value: float | None, noun: str) -> str:
+    """``1 time``, ``3 times``: a CSM reads words, not ``time(s)``."""
+    return f"{_num(value)} {noun}" if value == 1 else f"{_num(value)} {noun}s"
 
 
 def _num(value: float | None) -> str:

@@ -59,7 +59,10 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
                 repeated += 1
                 continue
             seen.add(alert.alert_id)
-            points.append(alert_point(alert))
+            try:
+                points.append(alert_point(alert))
+            except ValueError as exc:  # fired_at is a plain string in the alert contract
+                raise click.ClickException(f"{path}: line {line.number}: fired_at: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc.strerror or exc}") from None
     if repeated:
@@ -81,18 +84,34 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
     return names
 
 
-def _outcome_events(path: Path, names: dict[str, OutcomeKind]) -> Iterator[Event]:
+def _outcome_events(path: Path, names: dict[str, OutcomeKind], invalid: list[tuple[int, str]]) -> Iterator[Event]:
     """The events of an events file that can announce an outcome (other lines are not decoded).
 
     A line is decoded when it holds one of the names as orjson writes them, or any JSON escape:
     ``json.dumps`` writes ``"Abonnement r\\u00e9sili\\u00e9"`` by default, and any writer may
     escape ``/`` or a quote, so a line with a backslash is decoded rather than skipped unread.
+    A line that announces an outcome but is not a valid event (no offset in its timestamp, an
+    unknown field…) is appended to ``invalid`` (line number, reason): a churn left out changes
+    every figure, so the caller says so.
     """
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    lines = (line for line in read_file(path) if b"\\" in line.raw or any(needle in line.raw for needle in needles))
-    for _, decoded in decode_lines(lines):
+    for line in read_file(path):
+        if b"\\" not in line.raw and not any(needle in line.raw for needle in needles):
+            continue
+        ((_, decoded),) = decode_lines((line,))
         if not isinstance(decoded, Rejection):
             yield decoded
+        elif _names_an_outcome(line.raw, names, needles):
+            invalid.append((line.number, decoded.detail))
+
+
+def _names_an_outcome(raw: bytes, names: dict[str, OutcomeKind], needles: list[bytes]) -> bool:
+    """Whether a line that is not a valid event was meant to announce an outcome."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return any(needle in raw for needle in needles)
+    return isinstance(doc, dict) and isinstance(doc.get("event"), str) and doc["event"] in names
 
 
 def _looks_like_events(path: Path) -> bool:
@@ -114,7 +133,16 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         source = outcomes_path if outcomes_path is not None else events_path
         if source is None:
             raise click.ClickException("give --outcomes FILE (outcomes or events JSONL) or --outcomes-events FILE")
-        return outcomes_from_events(_outcome_events(source, names), names)
+        invalid: list[tuple[int, str]] = []
+        outcomes = outcomes_from_events(_outcome_events(source, names, invalid), names)
+        if invalid:
+            line, reason = invalid[0]
+            click.echo(
+                f"note: {len(invalid)} outcome event(s) in {source} are not valid events and were left out "
+                f"(first: line {line}: {reason})",
+                err=True,
+            )
+        return outcomes
     except OutcomeFileError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -196,6 +224,15 @@ def evaluate_command(
             err=True,
         )
     alerts = load_alert_points(alerts_path)
+    alerted = {alert.account_id for alert in alerts}
+    unknown = sorted(alerted - outcomes.by_account.keys())
+    if unknown and outcomes.by_account:  # none at all is said above
+        click.echo(
+            f"note: {len(unknown)} of the {len(alerted)} alerted accounts have no outcome in "
+            f"{outcomes_path or events_path} and count as not churned (first: {unknown[0]}): an outcome not known "
+            "yet, or account ids that differ between the files",
+            err=True,
+        )
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
     if as_json:
         click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())

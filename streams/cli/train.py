@@ -48,18 +48,23 @@ def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outc
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
 
 
-def _check_both_labels(labels: list[int], outcomes: Outcomes, warmup: str) -> None:
+def _check_retained(outcomes: Outcomes) -> None:
+    """Refuse outcomes in which every account churned: samples long before a churn would be labelled "retained",
+    and the model would learn when churners leave, not which accounts do."""
+    if all(o.churned for o in outcomes.by_account.values()):
+        raise click.ClickException(
+            "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
+            "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+        )
+
+
+def _check_both_labels(labels: list[int], warmup: str) -> None:
     """One line saying which examples are missing and what to give, before the fit refuses them."""
     positive = sum(labels)
     if not labels:
         raise click.ClickException(
             "no samples: no account with an outcome has events for longer than --warmup "
             f"{warmup} (check that the outcomes' account ids are the events' and the history is long enough)"
-        )
-    if positive == len(labels) and not any(not o.churned for o in outcomes.by_account.values()):
-        raise click.ClickException(
-            "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
-            "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
         )
     if positive == 0:
         raise click.ClickException(
@@ -182,9 +187,18 @@ def train_command(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
     accounts = _accounts(accounts_path)
-    outcomes = _restricted(load_outcomes(outcomes_path, None if outcomes_path else events_path, names), accounts)
+    every_outcome = load_outcomes(outcomes_path, None if outcomes_path else events_path, names)
+    outcomes = _restricted(every_outcome, accounts)
+    if accounts is not None and len(outcomes.by_account) < len(every_outcome.by_account):
+        left_out = sorted(every_outcome.by_account.keys() - accounts.keys())
+        click.echo(
+            f"note: {len(left_out)} of the {len(every_outcome.by_account)} accounts with an outcome are not in "
+            f"{accounts_path} and are left out (first: {left_out[0]}); --accounts chooses the accounts to learn from",
+            err=True,
+        )
     if not outcomes.by_account:
         raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+    _check_retained(outcomes)
     if accounts is not None and len(outcomes.by_account) < len(accounts):
         click.echo(
             f"note: {len(accounts) - len(outcomes.by_account)} of the {len(accounts)} accounts in {accounts_path} "
@@ -194,13 +208,17 @@ def train_command(
     exclude = frozenset(names) | frozenset(excluded)
     skipped: list[int] = []
     try:
-        spec = risk_training.build_spec(
-            _events(events_path, skipped),
-            exclude,
-            frozenset(only_events) or None,
-            min_account_share,
-            accounts_file=accounts,
-        )
+        try:
+            spec = risk_training.build_spec(
+                _events(events_path, skipped),
+                exclude,
+                frozenset(only_events) or None,
+                min_account_share,
+                accounts_file=accounts,
+            )
+        finally:  # before any refusal: "no events to learn from" in a file of invalid lines must say so
+            if skipped:
+                click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
         records = f", the account records ({len(spec.tiers)} tiers, {len(spec.plans)} plans)" if accounts else ""
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties{records}", err=True)
         learned = {term.event for term in spec.terms} | {numeric.event for numeric in spec.numerics}
@@ -222,9 +240,9 @@ def train_command(
             accounts_file=accounts,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
-        _check_both_labels(samples.labels, outcomes, warmup)
-        if samples.late:
+        if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
+        _check_both_labels(samples.labels, warmup)
         result = risk_training.fit(samples, len(spec.names), c=regularization)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -235,8 +253,6 @@ def train_command(
         output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as exc:
         raise click.ClickException(f"cannot write {output_path}: {exc.strerror or exc}") from None
-    if skipped:
-        click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
     training = document.training
     click.echo(
         f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "

@@ -53,6 +53,9 @@ MAX_CATEGORY_VALUES = 12
 OUTCOME_EVENT_NAMES = frozenset(DEFAULT_OUTCOME_EVENTS)
 """Outcome events never become features (they are the labels)."""
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+MIN_ACCOUNTS_PER_LABEL = 3
+"""Fewer churning (or retained) accounts than this is refused: the per-account cross-validation that chooses C
+and fits the calibration would hold out every example of a label, and the model would describe a few customers."""
 
 
 @dataclass(slots=True)
@@ -303,6 +306,14 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
     y = np.asarray(samples.labels, dtype=int)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the samples need both churned and retained examples; check --outcomes and --horizon")
+    churning = {a for a, label in zip(samples.accounts, samples.labels, strict=True) if label}
+    retained = set(samples.accounts) - churning
+    if len(churning) < MIN_ACCOUNTS_PER_LABEL or len(retained) < MIN_ACCOUNTS_PER_LABEL:
+        raise ValueError(
+            f"too few examples to learn from: {len(churning)} churning and {len(retained)} retained account(s) "
+            f"gave samples, and a model needs at least {MIN_ACCOUNTS_PER_LABEL} of each (more accounts with "
+            "outcomes, or a longer history)"
+        )
     if c is not None and not (math.isfinite(c) and c > 0):
         raise ValueError(f"the regularization C must be a positive number, not {c}")
     mean, scale = _moments(samples.rows, width)

@@ -159,6 +159,15 @@ def test_hysteresis_must_stay_below_threshold(tmp_path: Path) -> None:
         _rule(tmp_path / "m.json", threshold=0.1, hysteresis=0.1)
 
 
+@pytest.mark.parametrize(("threshold", "hysteresis"), [(0.05, 0.025), (0.02, 0.01), (0.1, 0.05), (0.35, 0.05)])
+def test_a_low_threshold_without_hysteresis_loads(tmp_path: Path, threshold: float, hysteresis: float) -> None:
+    """A threshold of 0.05 or below is valid (0 < threshold < 1) and needs no hysteresis written: the default is
+    0.05, or half the threshold when that is smaller. It was refused with 'hysteresis must be smaller than
+    threshold', about a field the rule file did not have."""
+    rule = _rule(write_model(tmp_path / "m.json"), threshold=threshold)
+    assert rule.hysteresis == pytest.approx(hysteresis)
+
+
 def test_model_with_a_tampered_feature_list_is_refused(tmp_path: Path) -> None:
     """The feature list must be exactly what the spec produces, or scores would be misaligned."""
     path = write_model(tmp_path / "m.json")
@@ -265,3 +274,42 @@ def test_a_version_1_model_file_still_scores(tmp_path: Path) -> None:
     model = load_risk_model(GOLDEN)
     assert (model.doc.version, model.spec.version, model.spec.uses_accounts) == (1, 1, False)
     assert "days_to_renewal" not in model.doc.features
+
+
+def test_a_reason_from_a_negative_weight_says_which_side_the_account_is_on(tmp_path: Path) -> None:
+    """A negative weight on 'enterprise tier' or 'renews within 30 days' makes an account NOT on that tier, or NOT
+    renewing soon, riskier: the reason must say 'not on the enterprise tier', never 'tier enterprise' for a
+    starter account, nor 'renews within 30 days (45 days from now)'."""
+    from rules.backtest import run_backtest
+    from rules.risk.features import FeatureSpec
+    from schemas.account import Account
+    from tests.unit.rules.risk_support import model_doc
+
+    spec = FeatureSpec(SPEC.terms, SPEC.numerics, 3, tiers=("enterprise", "starter"))
+    names = spec.names
+    weights = {"renewal_within_30d": -2.0, "tier:enterprise": -2.0}
+    doc = model_doc(weights, intercept=0.0)
+    doc.update(
+        feature_spec=spec.to_json(),
+        features=names,
+        mean=[0.5 if name in weights else 0.0 for name in names],  # half the training accounts were on either side
+        scale=[1.0] * len(names),
+        coef=[weights.get(name, 0.0) for name in names],
+    )
+    model = tmp_path / "m.json"
+    model.write_bytes(orjson.dumps(doc))
+    rules = RuleSet((_rule(model, threshold=0.8, warmup="1d"),))
+    starter = Account(
+        account_id="acme", tier="starter", renewal_date=date(2027, 1, 7)
+    )  # 43 days after the tick that fires
+    result = run_backtest(
+        RuleEngine(rules),
+        enumerate([_login(day) for day in range(4)], start=1),
+        {"acme": starter},
+        allowed_lateness=5.0,
+    )
+    (alert,) = result.alerts
+    assert sorted(alert.evidence.reasons) == [
+        "not on the enterprise tier",
+        "the contract does not renew within 30 days (43 days from now)",
+    ]

@@ -169,6 +169,9 @@ def test_account_features_come_from_the_record_at_the_tick() -> None:
     assert got["mrr"].value == pytest.approx(math.log1p(1200.0))
     assert [got[n].value for n in ("tier:enterprise", "tier:starter", "plan:Pro")] == [0.0, 1.0, 1.0]
     assert features.sentence("seat_use_28d", got["seat_use_28d"]) == "4 of 10 seats used in the last 28 days"
+    # the record's tenure and the events' differ (93 vs 40 days): two "customer for" sentences contradicted
+    assert features.sentence("customer_days", got["customer_days"]) == "customer for 93 days"
+    assert features.sentence("tenure_days", got["tenure_days"]) == "first event 40 days ago"
     assert features.sentence("renewal_within_30d", got["renewal_within_30d"]) == (
         "the contract renews within 30 days (10 days from now)"
     )
@@ -208,3 +211,28 @@ def test_numbers_in_sentences_never_read_minus_zero(value: float, text: str) -> 
         features.sentence("min28:nps", features.Explained(value, value, None))
         == f"lowest 'nps' in the last 28 days: {text}"
     )
+
+
+def test_a_change_from_nothing_to_nothing_is_not_new() -> None:
+    """A gone-dark account scored 10 weeks after its last event has 0 events now and 0 in its baseline: the reason
+    says it is still at zero, where it said 'new' (which reads as something that appeared)."""
+    nothing = features.Explained(0.0, 0.0, 0.0)
+    assert features.sentence("activity_vs_baseline", nothing) == (
+        "activity still at zero against the last 8 weeks (0 vs 0 events a week)"
+    )
+    assert features.sentence("rate:Invoice Sent", nothing) == (
+        "'Invoice Sent' still at zero against the last 8 weeks (0 vs 0 a week)"
+    )
+    assert features.sentence("rate:Invoice Sent", features.Explained(0.7, 1.0, 0.0)).startswith("'Invoice Sent' new")
+
+
+def test_counts_in_reasons_are_words_not_plural_markers() -> None:
+    """'Invoice Sent' 1 time / 9 times, 1 active user / 2 active users: never 'time(s)' or 'user(s)'."""
+    assert features.sentence("count28:Invoice Sent", features.Explained(0.1, 1.0)) == (
+        "'Invoice Sent' 1 time in the last 28 days"
+    )
+    assert features.sentence("count28:Invoice Sent", features.Explained(0.9, 9.0)) == (
+        "'Invoice Sent' 9 times in the last 28 days"
+    )
+    assert features.sentence("active_users_7d", features.Explained(1.0, 1.0)) == "1 active user in the last 7 days"
+    assert features.sentence("active_users_7d", features.Explained(2.0, 2.0)) == "2 active users in the last 7 days"

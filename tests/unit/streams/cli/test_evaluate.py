@@ -103,7 +103,7 @@ def test_json_output(files: dict[str, Path]) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    doc = orjson.loads(result.output)
+    doc = orjson.loads(result.stdout)
     assert (doc["horizon_days"], doc["lead_days"], doc["churned_accounts"]) == (30, 7, 2)
     late = next(r for r in doc["rules"] if r["rule_id"] == "late")
     assert (late["precision"], late["recall_at_lead"], late["median_lead_days"]) == (1.0, 0.0, 5.0)
@@ -117,7 +117,7 @@ def test_outcomes_from_an_events_file(files: dict[str, Path], flag: str) -> None
         main, ["evaluate", "--alerts", str(files["alerts"]), flag, str(files["events"]), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.output)["churned_accounts"] == 2
+    assert orjson.loads(result.stdout)["churned_accounts"] == 2
 
 
 def test_bad_duration_is_one_line(files: dict[str, Path]) -> None:
@@ -196,7 +196,7 @@ def test_renamed_outcome_events_written_with_json_escapes_are_read(files: dict[s
         ],
     )
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.output)["churned_accounts"] == 2
+    assert orjson.loads(result.stdout)["churned_accounts"] == 2
 
 
 @pytest.mark.parametrize("lead", ["0d", "0s", "0", "PT0S"])
@@ -207,7 +207,7 @@ def test_lead_of_zero_counts_any_warning_before_the_churn(files: dict[str, Path]
         ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--lead", lead, "--json"],
     )
     assert result.exit_code == 0, result.output
-    doc = orjson.loads(result.output)
+    doc = orjson.loads(result.stdout)
     assert (doc["lead_days"], doc["all"]["recall_at_lead"]) == (0, 1.0)
 
 
@@ -291,3 +291,59 @@ def test_an_empty_alerts_file_is_a_table_with_every_churn_missed(files: dict[str
     assert total.split()[2:4] == ["0", "0"]
     assert "0.0%" in total
     assert "2 churned accounts" in result.output
+
+
+def test_an_outcome_event_that_is_not_a_valid_event_is_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """A 'Subscription Cancelled' line the decoder refuses (no offset, an unknown field, a list as name) is left
+    out with a note naming the count and the first line, never silently: a missed churn changes every figure."""
+    events = tmp_path / "events.jsonl"
+    bad = [
+        {"event_id": "4", "event": "Subscription Cancelled", "account_id": "c", "timestamp": "2026-09-01T00:00:00"},
+        {"event_id": "5", "event": "Subscription Cancelled", "account_id": "c", "timestamp": format_ts(T0), "x": 1},
+        {"event_id": "6", "event": ["Subscription Cancelled"], "account_id": "c", "timestamp": format_ts(T0)},
+        {"event_id": "7", "event": "Login", "account_id": "c", "timestamp": "yesterday"},  # not an outcome: no note
+    ]
+    events.write_bytes(files["events"].read_bytes() + b"".join(orjson.dumps(e) + b"\n" for e in bad))
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(events), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["churned_accounts"] == 2
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: 2 outcome event(s)")]
+    assert note.startswith(
+        f"note: 2 outcome event(s) in {events} are not valid events and were left out (first: line 4: "
+    )
+
+
+@pytest.mark.parametrize("fired_at", ["2026-09-01T00:00:00", "yesterday", "2026-02-30T00:00:00Z"])
+def test_an_alert_whose_fired_at_is_not_rfc3339_is_one_line(
+    files: dict[str, Path], tmp_path: Path, fired_at: str
+) -> None:
+    """An alert (hand-made, or from another tool) whose fired_at has no offset or is no time is one line naming the
+    file, line and field; it was a traceback."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        files["alerts"].read_bytes() + orjson.dumps({**_alert("x", "a", 1), "fired_at": fired_at}) + b"\n"
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {alerts}: line 4: fired_at: ")
+
+
+def test_alerted_accounts_without_an_outcome_are_counted_in_a_note(files: dict[str, Path], tmp_path: Path) -> None:
+    """An alerted account the outcomes do not name counts as not churned, and a note says how many there are: ids
+    that differ between the two files would otherwise read as a rule that only cries wolf."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(files["alerts"].read_bytes() + orjson.dumps(_alert("early", "CRM-0001", 60)) + b"\n")
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    early = next(r for r in orjson.loads(result.stdout)["rules"] if r["rule_id"] == "early")
+    assert (early["alerted_accounts"], early["precision"]) == (3, 0.3333)
+    assert result.stderr.splitlines() == [
+        f"note: 1 of the 4 alerted accounts have no outcome in {files['outcomes']} and count as not churned "
+        "(first: CRM-0001): an outcome not known yet, or account ids that differ between the files"
+    ]

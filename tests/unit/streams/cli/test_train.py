@@ -333,3 +333,103 @@ def test_a_bad_outcome_event_is_refused_before_scikit_learn_is_loaded(
         "Error: --outcome-event 'X=maybe': write EVENT NAME=OUTCOME with OUTCOME one of churned, renewed, "
         "contracted, expanded"
     )
+
+
+def test_outcomes_where_every_account_churned_are_refused(history: dict[str, Path], tmp_path: Path) -> None:
+    """An outcomes file holding only churns is one line naming what to give, and no model: its early samples
+    would be labelled 'retained', and the model would learn when churners leave rather than which accounts do."""
+    churned = tmp_path / "churned.jsonl"
+    churned.write_bytes(
+        b"".join(
+            line + b"\n"
+            for line in history["outcomes"].read_bytes().splitlines()
+            if orjson.loads(line)["outcome"] == "churned"
+        )
+    )
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(churned), "--output", str(model)]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
+        "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+    ]
+    assert not model.exists()
+
+
+def test_too_few_accounts_to_learn_from_is_one_line(history: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes of one churned and one renewed account give samples of both labels, but a model of two customers
+    (cross-validated one against the other) says nothing: one line with the counts, and no model file."""
+    lines = history["outcomes"].read_bytes().splitlines()
+    churned = next(line for line in lines if orjson.loads(line)["outcome"] == "churned")
+    renewed = next(line for line in lines if orjson.loads(line)["outcome"] == "renewed")
+    two = tmp_path / "two.jsonl"
+    two.write_bytes(churned + b"\n" + renewed + b"\n")
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(two), "--output", str(model)]
+    )
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error == (
+        "Error: too few examples to learn from: 1 churning and 1 retained account(s) gave samples, and a model "
+        "needs at least 3 of each (more accounts with outcomes, or a longer history)"
+    )
+    assert "Traceback" not in result.output
+    assert not model.exists()
+
+
+def test_the_notes_on_ignored_events_come_before_a_refusal(history: dict[str, Path], tmp_path: Path) -> None:
+    """Events out of time order (a file sorted by account) and invalid lines are said before the refusal they cause,
+    not only after a model is written: the refusal alone ('no events', 'no churn') would point elsewhere."""
+    lines = history["events"].read_bytes().splitlines()
+    by_account = tmp_path / "by-account.jsonl"
+    by_account.write_bytes(
+        b"".join(line + b"\n" for line in sorted(lines, key=lambda b: orjson.loads(b)["account_id"]))
+    )
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b"not json\n{}\n")
+    for events, note in (
+        (by_account, " event(s) out of time order beyond 5 s ignored, as the engine would"),
+        (garbage, "2 invalid event line(s) skipped (first: line 1)"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            ["train", "--events", str(events), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")],
+        )
+        assert result.exit_code == 1, result.output
+        said = result.stderr.splitlines()
+        error = next(i for i, line in enumerate(said) if line.startswith("Error:"))
+        assert any(note in line for line in said[:error]), said
+
+
+def test_outcomes_of_accounts_left_out_of_accounts_are_counted_in_a_note(
+    history: dict[str, Path], tmp_path: Path
+) -> None:
+    """Outcomes of accounts that --accounts does not list are left out of training, and a note says how many (the
+    reverse of 'accounts without an outcome'): a truncated accounts export no longer shrinks the training silently."""
+    lines = history["accounts"].read_bytes().splitlines()
+    accounts = tmp_path / "some-accounts.jsonl"
+    accounts.write_bytes(b"".join(line + b"\n" for line in lines[:-3]))
+    dropped = sorted(orjson.loads(line)["account_id"] for line in lines[-3:])
+    outcomes = len(history["outcomes"].read_bytes().splitlines())
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--accounts",
+            str(accounts),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"note: 3 of the {outcomes} accounts with an outcome are not in {accounts} and are left out "
+        f"(first: {dropped[0]}); --accounts chooses the accounts to learn from"
+    ) in result.stderr.splitlines()

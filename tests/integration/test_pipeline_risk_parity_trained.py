@@ -1,0 +1,211 @@
+"""Parity for a ``risk`` model that ``preempt train`` learned from a product unlike the simulator's.
+
+``test_pipeline_risk_parity.py`` scores a hand-set model over the simulator's event names. Here an
+invoicing product ("Invoice Sent", "Report Exported", "Seat Added", "Support Ticket Opened"; its
+outcomes announced as "Contract Ended" / "Contract Extended") is trained on with ``preempt train``,
+and the stream worker and ``preempt backtest`` must give the same alert ids for the rule using it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.pipeline_support import (
+    PREEMPT,
+    alert_ids,
+    append_heartbeats,
+    count_lines,
+    publish_lines,
+    stream_final_clock,
+    wait_for_metric,
+)
+
+START = datetime(2026, 9, 7, tzinfo=UTC)
+OUTCOME_OPTIONS = ["--outcome-event", "Contract Ended=churned", "--outcome-event", "Contract Extended=renewed"]
+RISK_RULE = """\
+id: ledger-churn-risk
+kind: risk
+title: "{{ account.name }}: churn risk {{ evidence.value }}"
+severity: high
+priority: 1
+model: ../models/ledger.json
+threshold: 0.35
+hysteresis: 0.1
+warmup: 7d
+cooldown: 10d
+"""
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _event(
+    account: str, user: str, name: str, at: datetime, number: int, props: dict[str, object] | None
+) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event_id": f"{account}-{number}",
+        "event": name,
+        "account_id": account,
+        "user_id": user,
+        "timestamp": _stamp(at),
+    }
+    if props:
+        event["properties"] = props
+    return event
+
+
+def _account_days(
+    rng: random.Random, account: str, users: list[str], days: int
+) -> tuple[list[dict[str, object]], int | None]:
+    """One account's usage, and the day it churns (None: it stays); a churner's use fades for 15-25 days first."""
+    fade = rng.randint(20, days - 25) if rng.random() < 0.45 else None
+    churn_day = None if fade is None else fade + rng.randint(15, 25)
+    out: list[dict[str, object]] = []
+    for day in range(churn_day if churn_day is not None else days):
+        level = 1.0 if fade is None or day <= fade else max(0.05, 1 - (day - fade) / 15)
+        planned: list[tuple[str, dict[str, object] | None]] = []
+        planned += [("Report Exported", {"format": rng.choice(["pdf", "xlsx"])})] * rng.randint(0, round(5 * level))
+        planned += [("Invoice Sent", {"amount": rng.randint(50, 5000)})] * rng.randint(0, round(3 * level))
+        if rng.random() < 0.04:
+            planned.append(("Seat Added", None))
+        if rng.random() < (0.02 if level > 0.5 else 0.15):
+            planned.append(("Support Ticket Opened", {"priority": rng.choice(["low", "high"])}))
+        for name, props in planned:
+            at = START + timedelta(days=day, seconds=rng.randrange(86400))
+            out.append(_event(account, rng.choice(users), name, at, len(out), props))
+    return out, churn_day
+
+
+def _invoicing_history(out: Path, seed: int, accounts: int, days: int) -> tuple[Path, Path]:
+    """Events (time-ordered) and account records of an invoicing product: churners' use fades, then they leave."""
+    rng = random.Random(seed)
+    events: list[dict[str, object]] = []
+    records: list[dict[str, object]] = []
+    for i in range(accounts):
+        account = f"ledger-{seed}-{i:03d}"
+        users = [f"{account}-u{j}" for j in range(rng.randint(2, 5))]
+        renewal = START + timedelta(days=rng.randint(days // 2, days + 30))
+        records.append(
+            {
+                "account_id": account,
+                "name": f"Ledger Customer {i}",
+                "tier": rng.choice(["team", "business"]),
+                "plan": rng.choice(["monthly", "annual"]),
+                "mrr": rng.choice([300.0, 900.0, 2400.0]),
+                "seats": len(users) + 2,
+                "customer_since": "2026-03-01",
+                "renewal_date": renewal.date().isoformat(),
+                "owner": {"name": ["Ines Moreau", "Kofi Mensah"][i % 2], "email": f"owner{i % 2}@example.org"},
+                "timezone": "Europe/Paris",
+            }
+        )
+        usage, churn_day = _account_days(rng, account, users, days)
+        events += usage
+        at = renewal if churn_day is None else START + timedelta(days=churn_day, hours=14)
+        if at < START + timedelta(days=days):  # the outcome falls within the history: announced as an event
+            name = "Contract Extended" if churn_day is None else "Contract Ended"
+            events.append(
+                {"event_id": f"{account}-outcome", "event": name, "account_id": account, "timestamp": _stamp(at)}
+            )
+    events.sort(key=lambda e: (str(e["timestamp"]), str(e["event_id"])))
+    events_path, accounts_path = out / "events.jsonl", out / "accounts.jsonl"
+    events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    accounts_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return events_path, accounts_path
+
+
+def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
+    subprocess.run(
+        [
+            PREEMPT,
+            "backtest",
+            "--rules",
+            str(rules),
+            "--events",
+            str(events),
+            "--accounts",
+            str(accounts),
+            "--until",
+            stream_final_clock(events),
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
+
+
+def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_backtest(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """`preempt train` on one invoicing history (no simulator event name), then another history of the same
+    product through Kafka and one worker yields exactly the backtest's risk alert ids."""
+    training = tmp_path / "training"
+    training.mkdir()
+    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "ledger.json"
+    subprocess.run(
+        [
+            PREEMPT,
+            "train",
+            "--events",
+            str(train_events),
+            "--accounts",
+            str(train_accounts),
+            "--output",
+            str(model),
+            *OUTCOME_OPTIONS,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    doc = json.loads(model.read_bytes())
+    terms = {term["event"] for term in doc["feature_spec"]["terms"]}
+    assert terms == {"Report Exported", "Invoice Sent", "Seat Added", "Support Ticket Opened"}
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "risk.yaml").write_text(RISK_RULE)
+
+    port = free_port()
+    settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    live = tmp_path / "live"
+    live.mkdir()
+    events, accounts = _invoicing_history(live, seed=32, accounts=30, days=60)
+    append_heartbeats(events, settings.topic_partitions)
+    expected = _backtest(rules, events, accounts, tmp_path / "backtest.jsonl")
+    assert len(expected) >= 5, "the risk rule must fire for the comparison to mean anything"
+
+    publish_lines(producer, names.accounts, accounts)
+    total = publish_lines(producer, names.events, events)
+    assert total == count_lines(events)
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+
+    wait_for_metric(port, "preempt_events_total", total, timeout_s=240)
+    records = consume_records(kafka_bootstrap, names.alerts, len(expected), timeout_s=90, idle_s=3.0)
+    got = alert_ids(records)
+    assert set(got) == expected
+    assert [a for a, n in Counter(got).items() if n > 1] == []
+    reasons = [reason for r in records for reason in json.loads(r.value)["evidence"]["reasons"]]
+    assert reasons
