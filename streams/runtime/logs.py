@@ -21,6 +21,7 @@ import logging
 import logging.config
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
@@ -148,6 +149,36 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
         cache_logger_on_first_use=True,
     )
     logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING))))
+    install_exception_hooks()
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("threading").error("uncaught exception in thread %s", thread, exc_info=exc_info)
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    where = unraisable.err_msg or "Exception ignored in"
+    logging.getLogger("unraisable").error(
+        "%s: %r", where, unraisable.object, exc_info=(unraisable.exc_type, exc, unraisable.exc_traceback)
+    )
+
+
+def install_exception_hooks() -> None:
+    """Uncaught exceptions of threads, and exceptions Python can only ignore, become one log record each.
+
+    Python prints them to stderr, many lines of text: a traceback of aiokafka's consumer thread
+    (Faust runs the consumer in a thread of its own; stopping it while the broker is away raises
+    there) came out as a plain-text traceback, and in the rules worker, whose stdout/stderr mode
+    redirects to the ``mode.redirect`` logger line by line, as ~40 JSON records of one traceback
+    line each. Through the logger it is one record with the traceback in ``exception``.
+    """
+    threading.excepthook = _log_thread_exception
+    sys.unraisablehook = _log_unraisable
 
 
 def configure_command_logging() -> None:
