@@ -224,6 +224,33 @@ def test_faust_worker_renders_library_records_like_structlog(capsys: pytest.Capt
     assert record["event"] == "Unable connect to node with id 1: Connect call failed"
 
 
+def test_faust_table_recovery_progress_is_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """Faust's recovery progress (INFO) reaches the log, as the PreemptNotReady runbook says; other library
+    INFO records stay out, and so does the progress with PREEMPT_LOG_LEVEL=WARNING."""
+    import logging.config
+
+    from streams.runtime.logs import stdlib_logging_config
+
+    logging.config.dictConfig(stdlib_logging_config("json", app_level="INFO"))
+    logging.getLogger("faust.tables.recovery").info(
+        "Still fetching changelog topics for recovery, estimated time remaining %s (total remaining=%r):\n%s",
+        "2 minutes",
+        120000,
+        "table",
+    )
+    logging.getLogger("aiokafka.consumer").info("fetching")
+    logging.getLogger("faust.transport").info("consumer ready")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert (record["logger"], record["level"]) == ("faust.tables.recovery", "info")
+    assert "total remaining=120000" in record["event"]
+
+    logging.config.dictConfig(stdlib_logging_config("json", app_level="WARNING"))
+    logging.getLogger("faust.tables.recovery").info("Recovery complete")
+    assert capsys.readouterr().err == ""
+
+
 def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same logger, level and template (for an error: the same message) within the interval passes once;
     the next one let through says how many were held back (a broker outage made aiokafka log 150 lines a
