@@ -23,6 +23,7 @@ from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
+from alerts.liveness import AlertsWatchdog
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
@@ -38,6 +39,7 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
+from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -173,10 +175,25 @@ def create_app(
     written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
     runtime = NotifierRuntime(app, settings, routing, notifiers, topics, written, snoozes)
     _install(app, runtime)
+    _register_watchdog(app, runtime, settings)
     _register_slack_actions(app, runtime)
     _register_web(app, settings)
     app.preempt_runtime = runtime  # type: ignore[attr-defined]  # the app's one handle on its runtime (tests, a debugger)
     return app
+
+
+def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Settings) -> None:
+    """The liveness watchdog (``alerts.liveness``): a timer, and its stalls on ``/readyz``."""
+    watchdog = AlertsWatchdog(
+        app,
+        settings.topic("alerts"),
+        settings.partition_stall_seconds,
+        read=lambda: runtime.read_offsets,
+        ready=lambda: runtime.recovered,
+        broker_down=lambda: broker_unreachable(app),
+    )
+    app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
+    register_liveness(app, watchdog.stalled)
 
 
 def _install(app: faust.App, runtime: NotifierRuntime) -> None:
