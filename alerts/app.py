@@ -23,6 +23,7 @@ from faust.web import Request, Response, View
 
 from alerts.channels.base import Notifier
 from alerts.channels.factory import build_notifiers
+from alerts.liveness import AlertsWatchdog
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
@@ -33,11 +34,13 @@ from streams.runtime.faust_compat import (
     placeholder_event,
     resume_flow_without_clearing,
     seek_uncommitted_to_beginning,
+    stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
+from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -125,6 +128,7 @@ def create_app(
     Called by ``preempt notifier`` (and the tests) once per process, before the Faust worker runs.
     """
     tolerate_non_utf8_header_keys()  # one such record crashed the notifier, again after every restart
+    stop_fetchers_cleanly()  # a SIGTERM while the broker was away took 64 s (faust_compat section 15)
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
     expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))
@@ -173,10 +177,25 @@ def create_app(
     written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
     runtime = NotifierRuntime(app, settings, routing, notifiers, topics, written, snoozes)
     _install(app, runtime)
+    _register_watchdog(app, runtime, settings)
     _register_slack_actions(app, runtime)
     _register_web(app, settings)
     app.preempt_runtime = runtime  # type: ignore[attr-defined]  # the app's one handle on its runtime (tests, a debugger)
     return app
+
+
+def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Settings) -> None:
+    """The liveness watchdog (``alerts.liveness``): a timer, and its stalls on ``/readyz``."""
+    watchdog = AlertsWatchdog(
+        app,
+        settings.topic("alerts"),
+        settings.partition_stall_seconds,
+        read=lambda: runtime.read_offsets,
+        ready=lambda: runtime.recovered,
+        broker_down=lambda: broker_unreachable(app),
+    )
+    app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
+    register_liveness(app, watchdog.stalled)
 
 
 def _install(app: faust.App, runtime: NotifierRuntime) -> None:

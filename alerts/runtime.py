@@ -167,6 +167,10 @@ class NotifierRuntime:
         self.topics = topics
         self.acks = InOrderAcks()
         NOTIFIER_ALERTS_HELD.set_function(self.acks.held)
+        # Per partition of preempt.alerts, the next offset after the last alert handled (the watchdog's
+        # measure, alerts/liveness.py); forgotten on revocation, when every partition is read again.
+        self.read_offsets: dict[int, int] = {}
+        self.recovered = False
         self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
         self.recent = RecentAlerts()
@@ -226,8 +230,9 @@ class NotifierRuntime:
         except ValidationError as exc:
             await self.dead_letter_invalid(message.key, event.value, exc)
             ack()
-            return
-        self.dispatcher.on_alert(alert, ack, message.partition)
+        else:
+            self.dispatcher.on_alert(alert, ack, message.partition)
+        self.read_offsets[message.partition] = message.offset + 1
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError) -> None:
         """Dead-letter a record that is not a valid alert, as it was consumed; log and count it.
@@ -437,6 +442,8 @@ class NotifierRuntime:
         Eager rebalancing revokes everything; the notifier is not ready until it has recovered.
         """
         READY.labels(app=self.app.conf.name).set(0)  # the label ops_web's readiness uses
+        self.recovered = False
+        self.read_offsets.clear()
         self.dispatcher.paused = True
         # Faust forgot the acks and commits of every partition (eager rebalancing) and reads each
         # partition it keeps again from its committed offset: an ack of this reading handed over
@@ -462,6 +469,7 @@ class NotifierRuntime:
     def on_recovered(self) -> None:
         """The tables are recovered for the new assignment (Faust's ``on_rebalance_complete``): ready."""
         READY.labels(app=self.app.conf.name).set(1)
+        self.recovered = True
         partitions = sorted(self.alert_partitions(self.app.consumer.assignment()))
         log.info("notifier ready", partitions=partitions, app_id=self.app.conf.id)
 

@@ -55,4 +55,4 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
-    run_faust_worker(app, loglevel, settings.log_format, redirect_stdouts=False)
+    run_faust_worker(app, loglevel, settings.log_format, settings.log_level, redirect_stdouts=False)

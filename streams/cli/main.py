@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from alerts.cli.dead_letters import dead_letters as alert_dead_letters
 from alerts.cli.notifier import notifier
 from alerts.cli.preview import alerts_group
 from alerts.cli.routes import routes
@@ -70,6 +71,7 @@ main.add_command(rules_group)
 main.add_command(simulate)
 main.add_command(routes)
 main.add_command(notifier)
+alerts_group.add_command(alert_dead_letters)
 main.add_command(alerts_group)
 main.add_command(evaluate_command)
 main.add_command(train_command)

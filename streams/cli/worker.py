@@ -37,4 +37,4 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
-    run_faust_worker(app, loglevel, settings.log_format)
+    run_faust_worker(app, loglevel, settings.log_format, settings.log_level)

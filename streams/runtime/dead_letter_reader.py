@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
@@ -71,6 +73,9 @@ def read_dead_letters(
     limit: int = 50,
     timeout_s: float = 30.0,
     reasons_seen: Counter[str] | None = None,
+    topic: str | None = None,
+    verdict_of: Callable[[Any], dict[str, str]] = verdict_headers,
+    reason_header: str = REASON,
 ) -> list[StoredDeadLetter]:
     """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time).
 
@@ -86,8 +91,12 @@ def read_dead_letters(
 
     ``reasons_seen``, when given, counts the reason of every letter read, matching or not (so a
     caller can say what the topic holds when a filter matched nothing).
+
+    ``topic`` (default ``preempt.events.dlq``), ``verdict_of`` and ``reason_header`` read another
+    dead-letter topic whose headers are named otherwise: the notifier's ``preempt.alerts.dlq``
+    (``preempt alerts dead-letters``).
     """
-    topic = TopicNames.from_settings(settings).events_dlq
+    topic = topic or TopicNames.from_settings(settings).events_dlq
     check_access(settings)
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -115,12 +124,12 @@ def read_dead_letters(
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
                     key = None if record.key is None else record.key.decode("utf-8", "replace")
-                    verdict = verdict_headers(record.headers)
+                    verdict = verdict_of(record.headers)
                     if reasons_seen is not None:
-                        reasons_seen[verdict.get(REASON, "?")] += 1
+                        reasons_seen[verdict.get(reason_header, "?")] += 1
                     if account_id is not None and key != account_id and _value_account(record.value) != account_id:
                         continue
-                    if reason is not None and verdict.get(REASON) != reason:
+                    if reason is not None and verdict.get(reason_header) != reason:
                         continue
                     letter = StoredDeadLetter(key=key, value=record.value, verdict=verdict)
                     newest = kept.setdefault(record.partition, deque(maxlen=max(1, limit)))

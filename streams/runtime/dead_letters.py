@@ -244,3 +244,16 @@ def alert_dead_letter_headers(
         ]
     headers += [(ALERT_REASON, reason.encode()), (ALERT_ERROR, detail.encode("utf-8", "surrogateescape"))]
     return headers
+
+
+ALERT_VERDICT_HEADERS = (ALERT_TARGET, ALERT_RECEIVER, ALERT_RECEIVER_TYPE, ALERT_REASON, ALERT_ERROR, ALERT_TRUNCATED)
+
+
+def alert_dead_letter_verdict(headers: HeadersIn) -> dict[str, str]:
+    """The headers :func:`alert_dead_letter_headers` wrote (and ``truncated``) as text, for the tools that read
+    ``preempt.alerts.dlq`` back (``preempt alerts dead-letters``)."""
+    return {
+        str(name): _as_bytes(val).decode("utf-8", "replace")
+        for name, val in _pairs(headers)
+        if str(name) in ALERT_VERDICT_HEADERS
+    }

@@ -14,6 +14,8 @@ The versions the assumptions were verified on are in :data:`TESTED_VERSIONS`;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import weakref
 from collections import defaultdict
@@ -709,3 +711,44 @@ def tolerate_non_utf8_header_keys() -> None:
     from aiokafka.consumer import fetcher
 
     fetcher.MemoryRecords = LenientMemoryRecords
+
+
+# --- 15. A consumer stopped while its broker is away --------------------------------------------
+#
+# Upstream behaviour (aiokafka 0.14.0, ``aiokafka.consumer.fetcher.Fetcher.close``): the fetcher
+# cancels its pending fetch requests and awaits each one unguarded. A request that failed while the
+# broker is away sleeps its retry backoff outside its own ``CancelledError`` handler, so awaiting it
+# raises ``CancelledError`` out of ``close``: the consumer's stop fails, Faust's consumer thread dies
+# with that traceback, and mode waits 60 s for the dead thread before it gives up. A rules worker or
+# notifier sent SIGTERM during a broker outage took 64 s to stop (Kubernetes' grace period is 60 s).
+# ``close`` here does the same, but a request that ended cancelled is not an error of the close.
+
+
+UPSTREAM: dict[str, Callable[..., Any]] = {}
+"""Upstream functions replaced here, by name (their tests check the behaviour worked around is still there)."""
+
+
+async def _close_fetcher(self: Any) -> None:
+    self._closed = True
+    self._fetch_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await self._fetch_task
+    for waiter in self._fetch_waiters:  # fail every pending fetchone/fetchall call
+        self._notify(waiter)
+    for task in self._pending_tasks:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():  # the close itself was cancelled: pass it on
+                raise
+
+
+def stop_fetchers_cleanly() -> None:
+    """Make aiokafka's fetcher (every consumer of this process) close without raising when its pending
+    requests end cancelled (idempotent)."""
+    from aiokafka.consumer import fetcher
+
+    if fetcher.Fetcher.close is not _close_fetcher:
+        UPSTREAM["Fetcher.close"] = fetcher.Fetcher.close
+        fetcher.Fetcher.close = _close_fetcher

@@ -21,6 +21,7 @@ import logging
 import logging.config
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
@@ -147,7 +148,37 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING))))
+    logging.config.dictConfig(stdlib_logging_config(fmt, logging.getLevelName(max(lvl, logging.WARNING)), level))
+    install_exception_hooks()
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("threading").error("uncaught exception in thread %s", thread, exc_info=exc_info)
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    where = unraisable.err_msg or "Exception ignored in"
+    logging.getLogger("unraisable").error(
+        "%s: %r", where, unraisable.object, exc_info=(unraisable.exc_type, exc, unraisable.exc_traceback)
+    )
+
+
+def install_exception_hooks() -> None:
+    """Uncaught exceptions of threads, and exceptions Python can only ignore, become one log record each.
+
+    Python prints them to stderr, many lines of text: a traceback of aiokafka's consumer thread
+    (Faust runs the consumer in a thread of its own; stopping it while the broker is away raises
+    there) came out as a plain-text traceback, and in the rules worker, whose stdout/stderr mode
+    redirects to the ``mode.redirect`` logger line by line, as ~40 JSON records of one traceback
+    line each. Through the logger it is one record with the traceback in ``exception``.
+    """
+    threading.excepthook = _log_thread_exception
+    sys.unraisablehook = _log_unraisable
 
 
 def configure_command_logging() -> None:
@@ -264,14 +295,25 @@ class RebalanceCommitFilter(logging.Filter):
         return True
 
 
-def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str, Any]:
+RECOVERY_LOGGER = "faust.tables.recovery"
+"""Faust's table recovery: its progress lines ("Still fetching changelog topics for recovery, estimated
+time remaining … (total remaining=…)", "Recovery complete") are INFO records."""
+
+
+def stdlib_logging_config(fmt: str = "json", level: str = "WARNING", app_level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` that renders stdlib records (Faust, aiokafka) like structlog.
 
     Pass it to Faust's worker, which otherwise replaces the root handlers with its own coloured
     text: ``Worker(app, loglevel=..., logging_config=stdlib_logging_config(settings.log_format))``.
     A record repeated within :data:`REPEAT_INTERVAL_SECONDS` is held back and counted
     (:class:`RepeatedRecordFilter`).
+
+    Library records pass at ``level`` (WARNING) and above, except Faust's table recovery, which
+    passes at ``app_level`` (``PREEMPT_LOG_LEVEL``) when that is INFO or below: its progress lines
+    are what the runbook for ``table recovery in progress`` (docs/operations.md, PreemptNotReady)
+    tells the on-call to watch, and at WARNING none of them was logged.
     """
+    recovery_level = logging.getLevelName(max(_level_number(app_level), logging.INFO))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -310,6 +352,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING") -> dict[str
             "aiohttp.server": {"filters": ["client_errors"]},
             "aiokafka.consumer.fetcher": {"filters": ["moving_leaders"]},
             "aiokafka.consumer.group_coordinator": {"filters": ["moving_leaders", "rebalance_commits"]},
+            RECOVERY_LOGGER: {"level": recovery_level},
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
@@ -336,7 +379,9 @@ faust_loglevel_option = click.option(
 """The ``--loglevel`` option of both Faust apps' commands (``preempt worker``, ``preempt notifier``)."""
 
 
-def run_faust_worker(app: Any, loglevel: str, log_format: str = "json", **options: Any) -> None:
+def run_faust_worker(
+    app: Any, loglevel: str, log_format: str = "json", log_level: str = "INFO", **options: Any
+) -> None:
     """Run ``app`` under Faust's ``Worker`` (quiet, no terminal spinner) until it stops.
 
     Faust's and the libraries' stdlib records are rendered like structlog's
@@ -347,11 +392,12 @@ def run_faust_worker(app: Any, loglevel: str, log_format: str = "json", **option
     Faust's spinner sets the root logger to DEBUG and handles every record to spin: each debug
     line of aiokafka (per fetch, per send, per produce request) and Faust was built and handled
     (measured: a visible share of the rules worker's CPU), and its escape codes went into the log.
-    Without it the root logger stays where :func:`configure_logging` put it.
+    Without it the root logger stays where :func:`configure_logging` put it. ``log_level``
+    (``PREEMPT_LOG_LEVEL``) decides whether Faust's table-recovery progress is logged.
     """
     from faust import Worker
 
-    options.setdefault("logging_config", stdlib_logging_config(log_format))
+    options.setdefault("logging_config", stdlib_logging_config(log_format, app_level=log_level))
     worker = Worker(app, loglevel=loglevel, quiet=True, **options)
     worker.spinner = None
     worker.execute_from_commandline()

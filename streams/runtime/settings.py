@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     # Liveness watchdog (streams/worker/liveness.py): an assigned partition with lag whose committed and
     # processed offsets do not move for this long is reported stalled (log, metric, /readyz).
     partition_stall_seconds: float = Field(
-        120.0, gt=0, description="rules worker: lag without progress for this long marks a partition stalled"
+        120.0, gt=0, description="worker and notifier: lag without progress for this long marks a partition stalled"
     )
     # Broker watch (streams/runtime/ops_web.py): the Faust apps' clients retry an unreachable broker
     # for ever; once no bootstrap server has answered for this long, /readyz says so (503).

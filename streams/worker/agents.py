@@ -85,6 +85,8 @@ STAGES_IN_FLIGHT = 3
 # A graceful stop waits at most this long for the held states to be written (a broker that does not
 # answer must not keep the process from stopping; the restart then re-reads, as after a crash).
 STOP_WRITE_TIMEOUT_SECONDS = 15.0
+# How long the watchdog's recordless-tail check waits for the worker's lock (settle_recordless_tail).
+SETTLE_LOCK_WAIT_SECONDS = 1.0
 
 
 class WorkerFailedError(RuntimeError):
@@ -579,12 +581,19 @@ class WorkerRuntime:
 
         The watchdog asks for an assigned partition whose lag does not move. The start is taken
         under the lock, the range read outside it (first record only), and the start checked again
-        under the lock before the ack.
+        under the lock before the ack. The lock is waited for at most ``SETTLE_LOCK_WAIT_SECONDS``
+        (False otherwise): a batch or tick that holds it can be waiting on the broker — an output
+        stage whose dead letter or alert the broker does not take — which is a real stall, and
+        the watchdog, waiting here, reported it only after it had ended.
         """
         if self.gap_repair is None:
             return False
-        async with self.lock:
+        if not await self._lock_within(SETTLE_LOCK_WAIT_SECONDS):
+            return False
+        try:
             start = self._tail_start(partition)
+        finally:
+            self.lock.release()
         if start is None or end <= start:
             return False
         # Outside the lock (batches and ticks go on meanwhile, the read can wait up to its timeout
@@ -592,7 +601,9 @@ class WorkerRuntime:
         got, complete = await self.gap_repair.read_range(partition, start, end, first_only=True)
         if got or not complete:
             return False
-        async with self.lock:
+        if not await self._lock_within(SETTLE_LOCK_WAIT_SECONDS):
+            return False
+        try:
             if self._tail_start(partition) != start:
                 return False  # a batch (or a rebalance) moved the partition meanwhile: asked again
             # Acked, not only marked done: Faust commits a gap only up to its highest acked offset,
@@ -602,7 +613,18 @@ class WorkerRuntime:
             self.processor.skip_recordless(partition, end)
             if end > self.processed_offsets.get(partition, 0):
                 self.processed_offsets[partition] = end
+        finally:
+            self.lock.release()
         log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
+        return True
+
+    async def _lock_within(self, timeout_s: float) -> bool:
+        """Take the worker's lock if it comes within ``timeout_s``; False (not taken) otherwise."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.lock.acquire()
+        except TimeoutError:
+            return False
         return True
 
     def _tail_start(self, partition: int) -> int | None:

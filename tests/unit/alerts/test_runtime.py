@@ -325,6 +325,19 @@ async def test_assignment_keeps_work_of_partitions_that_stayed_and_resumes(make_
     assert (again.acks, stays.acks, moves.acks) == (1, 0, 0)
 
 
+async def test_the_watchdog_measure_is_the_offset_after_each_alert_handled(make_runtime, make_alert) -> None:
+    """Each alert handled (dispatched or dead-lettered) moves its partition's read offset, which the liveness
+    watchdog compares with the partition's end; a revocation forgets them (every partition is read again)."""
+    runtime, _, _, _ = make_runtime()
+    good, bad = FakeEvent(make_alert().model_dump_json().encode(), 2), FakeEvent(b"{oops", 3)
+    await runtime.handle_alert(good)
+    await runtime.handle_alert(bad)
+    assert runtime.read_offsets == {2: good.message.offset + 1, 3: bad.message.offset + 1}
+    runtime.on_partitions_revoked({TP(ALERTS, 2)})
+    assert runtime.read_offsets == {}
+    assert runtime.recovered is False
+
+
 def test_recovery_marks_ready_and_logs_the_alerts_partitions(make_runtime) -> None:
     """Once the tables are recovered the notifier is ready and logs the alerts partitions it owns."""
     runtime, _, _, _ = make_runtime(assignment={TP(ALERTS, 3), TP(ALERTS, 1), TP(FEEDBACK, 0)})

@@ -37,3 +37,33 @@ def test_alert_has_severity_and_summary(rule: dict[str, object]) -> None:
     assert isinstance(annotations, dict)
     assert labels["severity"] in {"critical", "warning"}
     assert annotations["summary"]
+
+
+def test_the_runbook_table_lists_every_shipped_alert_and_says_how_many() -> None:
+    """docs/operations.md's "Alert rules and runbook" names the number of rules alerts.yml ships and has one table
+    row per alert (it said "twelve" while thirteen shipped)."""
+    words = [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+    ]
+    text = (REPO / "docs" / "operations.md").read_text()
+    said = re.search(r"`deploy/prometheus/alerts\.yml` ships (\w+) rules", text)
+    assert said is not None
+    assert said.group(1) == words[len(ALERTS) - 1]
+    section = text.split("## Alert rules and runbook", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(Preempt\w+)` \|", section, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(str(rule["alert"]) for rule in ALERTS)

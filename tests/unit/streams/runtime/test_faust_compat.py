@@ -850,3 +850,64 @@ def test_seek_uncommitted_to_beginning_rewinds_source_partitions_with_nothing_co
     got, rewound = asyncio.run(scenario())
     assert got[TP("alerts", 2)] == 7  # what Faust's perform_seek records is unchanged
     assert sorted(rewound) == [TP("alerts", 0), TP("alerts", 1)]
+
+
+class _ClosingFetcher:
+    """The slice of aiokafka's Fetcher that ``close`` uses: a fetch task, waiters, and one pending request
+    that failed while the broker was away and sleeps its retry backoff (outside its CancelledError handler)."""
+
+    def __init__(self) -> None:
+        async def routine() -> None:
+            await asyncio.sleep(3600)
+
+        async def failed_request() -> bool:
+            try:
+                raise ConnectionError("node not ready")
+            except ConnectionError:
+                await asyncio.sleep(3600)  # aiokafka: asyncio.sleep(self._retry_backoff) in the except branch
+                return False
+
+        self._closed = False
+        self._fetch_task = asyncio.ensure_future(routine())
+        self._fetch_waiters: set[Any] = set()
+        self._pending_tasks = {asyncio.ensure_future(failed_request())}
+
+    def _notify(self, future: Any) -> None:
+        pass
+
+
+def test_aiokafka_fetcher_close_raises_when_a_request_sleeping_its_backoff_is_cancelled() -> None:
+    """Upstream behaviour section 15 works around: Fetcher.close awaits its cancelled pending requests
+    unguarded, so a request retrying an unreachable broker makes close raise CancelledError (the consumer
+    thread then dies and mode waits 60 s for it). Fails once aiokafka guards it: drop the workaround."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    from streams.runtime.faust_compat import UPSTREAM
+
+    original = UPSTREAM.get("Fetcher.close", Fetcher.close)  # upstream's, whether or not an app patched it
+
+    async def scenario() -> None:
+        fetcher = _ClosingFetcher()
+        await asyncio.sleep(0)
+        with pytest.raises(asyncio.CancelledError):
+            await original(fetcher)
+
+    asyncio.run(scenario())
+
+
+def test_a_fetcher_closed_while_its_requests_retry_an_absent_broker_closes_cleanly() -> None:
+    """stop_fetchers_cleanly: the same close returns, every pending request cancelled, the fetcher closed."""
+    from aiokafka.consumer import fetcher as module
+
+    from streams.runtime.faust_compat import stop_fetchers_cleanly
+
+    stop_fetchers_cleanly()
+
+    async def scenario() -> None:
+        fetcher = _ClosingFetcher()
+        await asyncio.sleep(0)
+        await asyncio.wait_for(module.Fetcher.close(fetcher), timeout=5)  # type: ignore[arg-type]
+        assert fetcher._closed
+        assert all(task.cancelled() for task in fetcher._pending_tasks)
+
+    asyncio.run(scenario())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +24,9 @@ def _restore_logging() -> Iterator[None]:
     """Each test configures logging itself; put structlog and the stdlib back afterwards."""
     root_handlers = list(logging.root.handlers)
     root_level = logging.root.level
+    thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
     yield
+    threading.excepthook, sys.unraisablehook = thread_hook, unraisable_hook
     structlog.reset_defaults()
     logging.root.handlers[:] = root_handlers
     logging.root.setLevel(root_level)
@@ -117,6 +121,44 @@ def test_production_format_is_one_json_object_per_line(capsys: pytest.CaptureFix
     assert record["timestamp"].endswith("Z")
 
 
+def test_an_uncaught_exception_in_a_thread_is_one_json_line_with_its_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A thread that dies (aiokafka's consumer thread stopped while the broker is away) logs one ERROR record,
+    not Python's multi-line plain-text traceback on stderr."""
+    configure_logging("json", "INFO")
+
+    def consumer_thread() -> None:
+        raise RuntimeError(f"node not ready {BOT_TOKEN}")
+
+    thread = threading.Thread(target=consumer_thread, name="AIOKafkaConsumerThread")
+    thread.start()
+    thread.join()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["level"] == "error"
+    assert "AIOKafkaConsumerThread" in record["event"]
+    assert "RuntimeError: node not ready" in record["exception"]
+    assert BOT_TOKEN not in lines[0]
+
+
+def test_an_exception_python_can_only_ignore_is_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """'Exception ignored in …' (a destructor that raises) is one ERROR record, not lines of text."""
+    configure_logging("json", "INFO")
+
+    class Closing:
+        def __del__(self) -> None:
+            raise ValueError("close failed")
+
+    Closing()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["level"] == "error"
+    assert "ValueError: close failed" in record["exception"]
+
+
 def test_development_format_is_readable_text(capsys: pytest.CaptureFixture[str]) -> None:
     """console format writes a human-readable line, not JSON."""
     configure_logging("console", "DEBUG")
@@ -180,6 +222,33 @@ def test_faust_worker_renders_library_records_like_structlog(capsys: pytest.Capt
     record = json.loads(capsys.readouterr().err.strip())
     assert record["logger"] == "aiokafka"
     assert record["event"] == "Unable connect to node with id 1: Connect call failed"
+
+
+def test_faust_table_recovery_progress_is_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """Faust's recovery progress (INFO) reaches the log, as the PreemptNotReady runbook says; other library
+    INFO records stay out, and so does the progress with PREEMPT_LOG_LEVEL=WARNING."""
+    import logging.config
+
+    from streams.runtime.logs import stdlib_logging_config
+
+    logging.config.dictConfig(stdlib_logging_config("json", app_level="INFO"))
+    logging.getLogger("faust.tables.recovery").info(
+        "Still fetching changelog topics for recovery, estimated time remaining %s (total remaining=%r):\n%s",
+        "2 minutes",
+        120000,
+        "table",
+    )
+    logging.getLogger("aiokafka.consumer").info("fetching")
+    logging.getLogger("faust.transport").info("consumer ready")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert (record["logger"], record["level"]) == ("faust.tables.recovery", "info")
+    assert "total remaining=120000" in record["event"]
+
+    logging.config.dictConfig(stdlib_logging_config("json", app_level="WARNING"))
+    logging.getLogger("faust.tables.recovery").info("Recovery complete")
+    assert capsys.readouterr().err == ""
 
 
 def test_a_repeated_library_record_is_held_back_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1028,3 +1028,29 @@ def test_a_recordless_tail_is_probed_for_its_first_record_outside_the_lock_and_r
         assert acked_offsets(app, tp) == [1, 2, 3, 4]
 
     asyncio.run(scenario())
+
+
+def test_settling_a_recordless_tail_does_not_wait_for_a_lock_held_by_a_stuck_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a batch or tick holds the worker's lock — an output stage waiting on a dead letter the broker does
+    not take (its topic deleted) — the watchdog's recordless-tail check answers False within the lock wait
+    instead of waiting with it: waiting, the watchdog reported that stall only after it had ended."""
+    from streams.worker import agents
+
+    monkeypatch.setattr(agents, "SETTLE_LOCK_WAIT_SECONDS", 0.05, raising=False)
+    topic = "events"
+    runtime, _app, _steps = _runtime(topic)
+    runtime._recovered = True
+    runtime.gap_repair = _EmptyRange()
+
+    async def scenario() -> None:
+        await _first_poll_written(runtime, topic)
+        await runtime.lock.acquire()  # the stuck stage's tick
+        assert await asyncio.wait_for(runtime.settle_recordless_tail(0, 5), timeout=5) is False
+        assert runtime.gap_repair.reads == []
+        runtime.lock.release()
+        assert await asyncio.wait_for(runtime.settle_recordless_tail(0, 5), timeout=5) is True
+        assert not runtime.lock.locked()
+
+    asyncio.run(scenario())

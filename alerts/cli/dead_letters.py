@@ -1,0 +1,148 @@
+"""``preempt alerts dead-letters``: the notifier's dead letters (``preempt.alerts.dlq``) read back, and replayed.
+
+The PreemptNotificationsFailing runbook (docs/operations.md) sends the on-call to the dead-letter
+records for the detail and, once the receiver is fixed, to replay the alerts that still matter.
+Replaying produces each dead-lettered alert again on ``preempt.alerts``: the notifier routes it as
+new, and its delivery log (by ``alert_id`` and target) keeps the targets that already had it from
+getting it twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+import orjson
+from kafka import KafkaProducer
+from pydantic import ValidationError
+
+from schemas.alert import Alert
+from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
+from streams.runtime.dead_letters import (
+    ALERT_ERROR,
+    ALERT_REASON,
+    ALERT_RECEIVER_TYPE,
+    ALERT_TARGET,
+    ALERT_TRUNCATED,
+)
+from streams.runtime.settings import Settings
+
+
+def describe(letter: StoredDeadLetter) -> str:
+    """Two lines for a terminal: reason, target and error, then the alert (clipped)."""
+    v = letter.verdict
+    target = v.get(ALERT_TARGET, "-")
+    receiver_type = v.get(ALERT_RECEIVER_TYPE) or "none"
+    alert_id = _alert_id(letter.value)
+    text = "<none>" if letter.value is None else letter.value.decode("utf-8", "replace")
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[:MAX_VALUE_CHARS] + "…"
+    head = f"key={letter.key} alert_id={alert_id or '?'} target={target} ({receiver_type}): {v.get(ALERT_REASON, '?')}"
+    return f"{head}: {v.get(ALERT_ERROR, '')}\n    {text}"
+
+
+def _alert_id(value: bytes | None) -> str | None:
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    found = doc.get("alert_id") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def replayable(letter: StoredDeadLetter) -> Alert | None:
+    """The alert a letter holds, when it is a whole valid alert (not a record cut to fit, not an invalid one)."""
+    if letter.value is None or ALERT_TRUNCATED in letter.verdict:
+        return None
+    try:
+        return Alert.model_validate_json(letter.value)
+    except ValidationError:
+        return None
+
+
+def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, int]:
+    """Produce each replayable letter's alert on ``preempt.alerts`` (keyed by account); (replayed, skipped).
+
+    An alert dead-lettered for several targets is sent once."""
+    from streams.runtime.kafka_clients import kafka_python_config
+    from streams.runtime.topics import TopicNames
+
+    alerts: dict[str, Alert] = {}
+    skipped = 0
+    for letter in letters:
+        alert = replayable(letter)
+        if alert is None:
+            skipped += 1
+        else:
+            alerts.setdefault(alert.alert_id, alert)
+    if not alerts:
+        return 0, skipped
+    topic = TopicNames.from_settings(settings).alerts
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        client_id="preempt-alerts-replay",
+        **kafka_python_config(settings),
+    )
+    try:
+        for alert in alerts.values():
+            producer.send(
+                topic,
+                key=alert.account_id.encode(),
+                value=alert.model_dump_json().encode(),
+                headers=[("content-type", b"application/json")],
+            )
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=5)
+    return len(alerts), skipped
+
+
+@click.command("dead-letters")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+)
+@click.option("--account", "account_id", default=None, help="Only dead letters of this account.")
+@click.option("--reason", default=None, help="Only this reason: permanent, gave_up, invalid_alert, …")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+@click.option(
+    "--replay",
+    "replay_",
+    is_flag=True,
+    help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); "
+    "targets that already had one are not sent it twice.",
+)
+def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool) -> None:
+    """Show alerts the notifier dead-lettered (preempt.alerts.dlq): target, reason, error and the alert.
+
+    Reads the whole topic from the beginning and prints the newest --limit matches, oldest first.
+    """
+    from streams.runtime.broker_probe import probe_broker
+    from streams.runtime.dead_letter_reader import read_dead_letters
+    from streams.runtime.dead_letters import alert_dead_letter_verdict
+    from streams.runtime.topics import TopicNames
+
+    settings = Settings()
+    probe_broker(settings)
+    seen: Counter[str] = Counter()
+    letters = read_dead_letters(
+        settings,
+        account_id=account_id,
+        reason=reason,
+        limit=limit,
+        reasons_seen=seen,
+        topic=TopicNames.from_settings(settings).alerts_dlq,
+        verdict_of=alert_dead_letter_verdict,
+        reason_header=ALERT_REASON,
+    )
+    for letter in letters:
+        click.echo(letter.to_json() if as_json else describe(letter))
+    click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    if not letters and limit and (reason or account_id) and seen:
+        held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
+        click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)
+    if replay_:
+        sent, skipped = replay(settings, letters)
+        names = TopicNames.from_settings(settings)
+        note = f" ({skipped} skipped: not a whole alert)" if skipped else ""
+        click.echo(f"replayed {sent} alert(s) to {names.alerts}{note}", err=True)

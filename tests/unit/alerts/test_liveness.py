@@ -1,0 +1,83 @@
+"""The notifier's liveness watchdog: alerts it stops reading are a stall; alerts it holds are not."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from alerts.liveness import AlertsWatchdog
+from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
+
+
+def _gauge(topic: str, partition: int) -> float | None:
+    return REGISTRY.get_sample_value("preempt_partition_stalled", {"topic": topic, "partition": str(partition)})
+
+
+def _watchdog(topic: str, ends: dict[TP, int], committed: dict[TP, int], read: dict[int, int], now: list[float]) -> Any:
+    consumer = StubConsumer(sorted(ends), ends=ends, committed=committed)
+    return AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        read=lambda: read,
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+
+
+def _rounds(dog: AlertsWatchdog, now: list[float], times: list[float]) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        with capture_logs() as logs:
+            for t in times:
+                now[0] = t
+                await dog.check()
+        return logs
+
+    return asyncio.run(run())
+
+
+def test_alerts_the_notifier_stops_reading_are_a_stall_on_readyz_until_it_reads_again() -> None:
+    """A partition whose end is past what the agent read (its handler stuck on a dead letter the broker does not
+    take) is reported after the stall time — ERROR, gauge 1, /readyz — and cleared once the agent reads on."""
+    topic = "wd-alerts"
+    tp = TP(topic, 3)
+    now = [0.0]
+    read = {3: 5}
+    dog = _watchdog(topic, ends={tp: 7}, committed={tp: 4}, read=read, now=now)
+
+    logs = _rounds(dog, now, [0, 15, 31])
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert [(e["partition"], e["lag"], e["read"]) for e in errors] == [(3, 2, 5)]
+    assert dog.stalled() == (f"{topic}/3",)
+    assert _gauge(topic, 3) == 1
+
+    read[3] = 7
+    logs = _rounds(dog, now, [40])
+    assert dog.stalled() == ()
+    assert _gauge(topic, 3) == 0
+    assert any(entry["event"] == "partition progressing again" for entry in logs)
+
+
+def test_alerts_read_and_held_for_hours_are_not_a_stall() -> None:
+    """Quiet hours, group_wait and retries keep the commit behind alerts already read: no stall, however long."""
+    topic = "wd-alerts-held"
+    tp = TP(topic, 0)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 9}, committed={tp: 2}, read={0: 9}, now=now)
+    logs = _rounds(dog, now, [0, 600, 3600, 7200])
+    assert not [entry for entry in logs if entry["log_level"] == "error"]
+    assert dog.stalled() == ()
+
+
+def test_a_position_read_before_a_rebalance_does_not_hide_behind_a_newer_commit() -> None:
+    """The position is the higher of what was read and what was committed: a stale read offset lower than the
+    commit (the partition came back after others moved it on) does not count the committed alerts as lag."""
+    topic = "wd-alerts-stale"
+    tp = TP(topic, 1)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 20}, committed={tp: 20}, read={1: 3}, now=now)
+    _rounds(dog, now, [0, 60])
+    assert dog.stalled() == ()
