@@ -1,4 +1,5 @@
-"""Title, playbook and summary placeholders, rendered in a Jinja2 sandbox.
+"""Title, playbook and summary placeholders, rendered in a Jinja2 sandbox (schemas/template_sandbox.py:
+its ``range()`` steps and output bounded per rendering).
 
 A template sees exactly five names: ``account``, ``evidence``, ``rule``, ``window`` and ``user``
 (the user a per-user rule fired for, else empty). Load time rejects syntax errors, unknown
@@ -21,9 +22,9 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas import formatting
+from schemas.template_sandbox import BoundedSandbox
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
@@ -91,8 +92,8 @@ def _refuse_none(value: Any) -> Any:
     return _printable(value)
 
 
-def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=undefined, autoescape=False, finalize=finalize)
+def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
+    env = BoundedSandbox(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
     return env
 
