@@ -60,17 +60,11 @@ alert sharing the event's properties."""
 FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
-MAX_PRINTED_INTEGER = 2.0**53
-"""Up to this magnitude a whole float prints as an integer; beyond it as Python prints the float
-(``1e+300``): a float that large holds no more digits, and ``int(1e300)`` printed 301 of them
-(a property of ``1e300`` made a 300-character title)."""
-
-
 def _printable(value: Any) -> Any:
     """A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title
-    written ``{{ evidence.value }} errors`` should say "37 errors"."""
-    if type(value) is float and value.is_integer() and -MAX_PRINTED_INTEGER <= value <= MAX_PRINTED_INTEGER:
-        return int(value)
+    written ``{{ evidence.value }} errors`` should say "37 errors" (beyond 2**53 as the float: ``1e+300``)."""
+    if type(value) is float and (whole := formatting.whole_number(value)) is not None:
+        return whole
     return value
 
 
