@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from alerts.blocks import Note
 from schemas.errors import RetryableDeliveryError
@@ -212,7 +212,14 @@ class SnoozeBook:
 
 
 Publish = Callable[[Feedback], Awaitable[None]]
-UpdateMessage = Callable[[SlackAction, Feedback], Awaitable[None]]
+
+
+class UpdateMessage(Protocol):
+    """Re-renders the message a button was pressed on (``NotifierRuntime.update_message``)."""
+
+    def __call__(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> Awaitable[None]:
+        """``by_response_url``: replace the message through the press's ``response_url``, not ``chat.update``."""
+        ...
 
 
 class SlackActionHandler:
@@ -295,12 +302,31 @@ class SlackActionHandler:
                 return
             except RetryableDeliveryError as exc:
                 if attempt == UPDATE_ATTEMPTS:
-                    log.warning("slack message update given up", alert_id=action.alert_id, error=str(exc))
+                    await self._update_by_response_url(action, feedback, exc)
                     return
                 await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
             except Exception:  # the action is recorded; a failed cosmetic update is only logged
                 log.exception("slack message update failed", alert_id=action.alert_id)
                 return
+
+    async def _update_by_response_url(self, action: SlackAction, feedback: Feedback, error: Exception) -> None:
+        # The attempts edited by channel:ts (chat.update) and each failed retryably (429s, 5xx, timeouts): a
+        # press that also came with a response_url gets one replacement through it, as a permanent chat.update
+        # failure does (SlackNotifier._replace), rather than leaving the message with its buttons.
+        if action.ref is None or action.response_url is None:
+            log.warning("slack message update given up", alert_id=action.alert_id, error=str(error))
+            return
+        try:
+            await self._update(action, feedback, by_response_url=True)
+        except Exception as exc:  # noqa: BLE001 — the action is recorded; a failed cosmetic update is only logged
+            log.warning(
+                "slack message update given up",
+                alert_id=action.alert_id,
+                error=str(error),
+                response_url_error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        log.info("slack message updated through the response_url after its retries", alert_id=action.alert_id)
 
     async def drain(self) -> None:
         """Wait for the message updates in flight (tests and shutdown)."""

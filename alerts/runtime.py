@@ -27,7 +27,7 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import faust
@@ -357,12 +357,14 @@ class NotifierRuntime:
         await self.topics.feedback.send(key=feedback.account_id.encode(), value=feedback.model_dump_json().encode())
         await self.flush()
 
-    async def update_message(self, action: SlackAction, feedback: Feedback) -> None:
+    async def update_message(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> None:
         """Re-render the Slack message a button was pressed on (called by the Slack handler, after it answered).
 
         A bot's message is edited with ``chat.update``; one an incoming webhook posted (or any, when its
-        channel and ts are missing) through the press's ``response_url``.
+        channel and ts are missing, or with ``by_response_url``: the handler's retries of ``chat.update``
+        are spent) through the press's ``response_url``.
         """
+        edit = replace(action, ref=None) if by_response_url else action  # channel:ts still finds the message
         alert = self.recent.get(action.alert_id)
         message = self.recent.message(action.ref) if action.ref is not None else None
         if message is not None and alert is None:
@@ -371,7 +373,7 @@ class NotifierRuntime:
         if message is None and action.posted is not None and editable:
             # The message is not known here (another replica or a webhook posted it, or it was forgotten): edit
             # the blocks Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
-            await self._update_posted(action, feedback, alert.account.local_timezone if alert else None)
+            await self._update_posted(edit, feedback, alert.account.local_timezone if alert else None)
             return
         if not editable or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
@@ -384,11 +386,11 @@ class NotifierRuntime:
             alerts, notes = (alert,), {alert.alert_id: note}
         if message is not None and message.notifier is not None:
             # The receiver that posted it: its title/text templates, not the first Slack receiver's.
-            await message.notifier.update(action.ref, alerts, notes, action.response_url)
+            await message.notifier.update(edit.ref, alerts, notes, action.response_url)
             return
-        notifier = self._slack_editor(action)
+        notifier = self._slack_editor(edit)
         if notifier is not None:
-            await notifier.update(action.ref, alerts, notes, action.response_url)
+            await notifier.update(edit.ref, alerts, notes, action.response_url)
 
     async def _update_posted(self, action: SlackAction, feedback: Feedback, timezone: str | None = None) -> None:
         """Update a message another notifier (or this one before a restart) posted, from its blocks as

@@ -1,4 +1,5 @@
-"""Message templates rendered in Jinja2's sandbox; receivers may override any of them.
+"""Message templates rendered in Jinja2's sandbox (schemas/template_sandbox.py: ``range()`` steps
+and output bounded per rendering); receivers may override any of them.
 
 Called by the channels (Slack, email, console) for every notification. A template that fails to
 render — a bad override, a missing field, a sandbox violation — is logged and replaced by the
@@ -15,10 +16,10 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
+from schemas.template_sandbox import BoundedSandbox
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFIER_FALLBACKS
 
@@ -117,8 +118,8 @@ def _none_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _environment(html: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(html: bool) -> BoundedSandbox:
+    env = BoundedSandbox(
         undefined=ChainableUndefined, autoescape=html, keep_trailing_newline=True, finalize=_none_as_empty
     )
     env.filters.update(FILTERS)

@@ -1,4 +1,5 @@
-"""Title, playbook and summary placeholders, rendered in a Jinja2 sandbox.
+"""Title, playbook and summary placeholders, rendered in a Jinja2 sandbox (schemas/template_sandbox.py:
+its ``range()`` steps and output bounded per rendering).
 
 A template sees exactly five names: ``account``, ``evidence``, ``rule``, ``window`` and ``user``
 (the user a per-user rule fired for, else empty). Load time rejects syntax errors, unknown
@@ -21,9 +22,9 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas import formatting
+from schemas.template_sandbox import BoundedSandbox
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
@@ -59,17 +60,11 @@ alert sharing the event's properties."""
 FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
-MAX_PRINTED_INTEGER = 2.0**53
-"""Up to this magnitude a whole float prints as an integer; beyond it as Python prints the float
-(``1e+300``): a float that large holds no more digits, and ``int(1e300)`` printed 301 of them
-(a property of ``1e300`` made a 300-character title)."""
-
-
 def _printable(value: Any) -> Any:
     """A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title
-    written ``{{ evidence.value }} errors`` should say "37 errors"."""
-    if type(value) is float and value.is_integer() and -MAX_PRINTED_INTEGER <= value <= MAX_PRINTED_INTEGER:
-        return int(value)
+    written ``{{ evidence.value }} errors`` should say "37 errors" (beyond 2**53 as the float: ``1e+300``)."""
+    if type(value) is float and (whole := formatting.whole_number(value)) is not None:
+        return whole
     return value
 
 
@@ -91,8 +86,8 @@ def _refuse_none(value: Any) -> Any:
     return _printable(value)
 
 
-def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=undefined, autoescape=False, finalize=finalize)
+def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
+    env = BoundedSandbox(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
     return env
 

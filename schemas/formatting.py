@@ -32,6 +32,20 @@ _WORD_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60),
 _ACRONYMS = {"api": "API", "nps": "NPS", "sso": "SSO", "mrr": "MRR", "csm": "CSM", "id": "ID"}
 
 
+MAX_PRINTED_INTEGER = 2.0**53
+"""Up to this magnitude a whole float prints as an integer; beyond it as Python prints the float
+(``1e+300``): a float that large holds no more digits, and ``int(1e300)`` printed 301 of them
+(a property of ``1e300`` made a 300-character title)."""
+
+
+def whole_number(value: float) -> int | None:
+    """The integer a whole float prints as (``37.0`` → ``37``: counts are kept as floats); None when it
+    is not whole or beyond :data:`MAX_PRINTED_INTEGER`, where it prints as a float."""
+    if value.is_integer() and -MAX_PRINTED_INTEGER <= value <= MAX_PRINTED_INTEGER:
+        return int(value)
+    return None
+
+
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -69,8 +83,11 @@ def number(value: Any, digits: int = 1) -> str:
     if parsed is None:
         return text(value)
     rounded = round(parsed, digits)
-    if rounded.is_integer():
-        return f"{int(rounded):,}"
+    whole = whole_number(rounded)
+    if whole is not None:
+        return f"{whole:,}"
+    if rounded.is_integer():  # beyond 2**53: as the float prints (1e+308), not its 309 digits
+        return f"{rounded:,}"
     return f"{rounded:,.{digits}f}".rstrip("0").rstrip(".")
 
 
@@ -80,7 +97,13 @@ def money(value: Any, currency: str | None = "USD", missing: str = "unknown") ->
     if parsed is None:
         return missing if value is None or text(value).strip() == "" else text(value)
     code = (currency or "USD").upper()
-    amount = f"{parsed:,.0f}" if parsed.is_integer() else f"{parsed:,.2f}"
+    whole = whole_number(parsed)
+    if whole is not None:
+        amount = f"{whole:,}"
+    elif parsed.is_integer():  # beyond 2**53: as the float prints (1e+308), not its 309 digits
+        amount = f"{parsed:,}"
+    else:
+        amount = f"{parsed:,.2f}"
     symbol = CURRENCY_SYMBOLS.get(code)
     return f"{symbol}{amount}" if symbol else f"{amount} {code}"
 

@@ -11,8 +11,10 @@ The writer holds its pending writes (asyncio keeps only weak references to tasks
 they carry, bounded by ``MAX_PENDING_BYTES``: past it, new letters are counted failed at once
 rather than piling up in memory while Kafka is slow. The app's cleanup calls ``drain`` after the
 last request is answered and before the sink stops: it waits for the pending writes at most the
-same timeout, then cancels the rest, which are counted failed and logged like any other failure
-(their records may still go out while the producer flushes on stop). Nothing is lost uncounted.
+same timeout, then cancels the rest, which are counted failed and logged like any other failure:
+their letters may be lost (a cancelled write may already have reached the broker, or go out while
+the producer flushes on stop). A write that does not end within ``CANCELLED_WAIT_SECONDS`` of its
+cancellation does not hold the shutdown: one ERROR names how many letters it leaves behind.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ log = get_logger(__name__)
 # for 10 s before letters are counted failed instead of held.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 FAILED_LOG = "ingest could not write rejected items to the dead-letter topic"
+CANCELLED_WAIT_SECONDS = 1.0
+"""How long the drain waits for the writes it cancelled to end (a write that ignores its cancellation,
+such as a client not honouring it, must not hold the shutdown)."""
 
 
 def letter_bytes(letter: DeadLetterRecord) -> int:
@@ -48,7 +53,7 @@ class DeadLetterWriter:
         self._sink = sink
         self._timeout_s = timeout_s
         self._max_pending_bytes = max_pending_bytes
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: dict[asyncio.Task[None], int] = {}  # each write and how many letters it carries
         self._pending_bytes = 0
         self._stopping = False
 
@@ -72,7 +77,7 @@ class DeadLetterWriter:
             return
         self._pending_bytes += size
         task = asyncio.create_task(self._write(letters, source, route))
-        self._pending.add(task)
+        self._pending[task] = len(letters)
         # Counted here, not in _write: a task cancelled before it ran never enters its coroutine.
         task.add_done_callback(partial(self._finished, letters, source, route, size))
 
@@ -90,8 +95,17 @@ class DeadLetterWriter:
         _, late = await asyncio.wait(set(self._pending), timeout=self._timeout_s)
         for task in late:
             task.cancel()
-        if late:
-            await asyncio.wait(late)  # each cancelled write counts and logs its letters
+        if not late:
+            return
+        # Each cancelled write counts and logs its letters as it ends; one that does not end soon is left behind.
+        _, stuck = await asyncio.wait(late, timeout=CANCELLED_WAIT_SECONDS)
+        if stuck:
+            log.error(
+                "ingest stopping without waiting for dead-letter writes that did not end when cancelled; "
+                "their letters may be lost",
+                writes=len(stuck),
+                dead_letters=sum(self._pending.get(task, 0) for task in stuck),
+            )
 
     async def _write(self, letters: Sequence[DeadLetterRecord], source: str, route: str) -> None:
         try:
@@ -107,7 +121,7 @@ class DeadLetterWriter:
     def _finished(
         self, letters: Sequence[DeadLetterRecord], source: str, route: str, size: int, task: asyncio.Task[None]
     ) -> None:
-        self._pending.discard(task)
+        self._pending.pop(task, None)
         self._pending_bytes -= size
         if task.cancelled():
             self._failed(letters, source, route, "ingest stopped before Kafka acknowledged")

@@ -61,7 +61,8 @@ INGEST_TRACKING_CALLS_SKIPPED = Counter(
 )
 INGEST_DEAD_LETTERS = Counter(
     "preempt_ingest_dead_letters_total",
-    "Items rejected by HTTP ingest sent to the events dead-letter topic, by outcome (written, failed).",
+    "Items rejected by HTTP ingest sent to the events dead-letter topic, by outcome "
+    "(written; failed: not acknowledged, may be lost).",
     ["outcome"],
 )
 INGEST_ACCOUNT_MERGES = Counter(

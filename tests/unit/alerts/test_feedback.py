@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from alerts.feedback import (
     MAX_ACTION_BODY_BYTES,
+    UPDATE_ATTEMPTS,
     SlackAction,
     SlackActionHandler,
     SnoozeBook,
@@ -21,6 +23,7 @@ from alerts.feedback import (
     to_feedback,
     verify_slack_signature,
 )
+from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
 from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
@@ -234,6 +237,45 @@ async def test_a_forged_request_does_not_take_a_place_in_the_replay_guard() -> N
 
     assert (await handler.handle(headers, b"tampered" + body, NOW))[0] == 401
     assert (await handler.handle(headers, body, NOW))[0] == 200
+
+
+class BusyChatUpdate:
+    """An update whose chat.update always fails retryably (Slack answering 429 or 5xx); through the press's
+    response_url it succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def update(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> None:
+        self.calls.append("response_url" if by_response_url else "chat.update")
+        if not by_response_url:
+            raise RetryableDeliveryError("slack chat.update: HTTP 503", retry_after=0.0)
+
+
+def _with_response_url(body: bytes, response_url: str) -> bytes:
+    payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+    return urllib.parse.urlencode({"payload": json.dumps({**payload, "response_url": response_url})}).encode()
+
+
+@pytest.mark.parametrize("response_url", ["https://hooks.slack.com/actions/T1/2/abc", None])
+async def test_chat_update_failing_retryably_on_every_attempt_falls_back_to_the_response_url(
+    response_url: str | None,
+) -> None:
+    """When every chat.update attempt fails retryably, a press with a response_url has its message replaced
+    through it (as after a permanent chat.update failure); without one the update is given up and logged."""
+    busy = BusyChatUpdate()
+    handler = SlackActionHandler(SECRET, Recorder().publish, busy.update)
+    body = make_body("preempt_ack")
+    if response_url is not None:
+        body = _with_response_url(body, response_url)
+
+    with capture_logs() as logs:
+        assert (await handler.handle(signed(body), body, NOW))[0] == 200
+        await handler.drain()
+
+    assert busy.calls == ["chat.update"] * UPDATE_ATTEMPTS + (["response_url"] if response_url else [])
+    given_up = [e for e in logs if e["event"] == "slack message update given up"]
+    assert len(given_up) == (0 if response_url else 1)
 
 
 def test_snooze_book_suppresses_the_rule_for_the_account_until_expiry() -> None:

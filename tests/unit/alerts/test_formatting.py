@@ -67,6 +67,19 @@ def test_templates_see_every_filter(make_alert):
     assert {"number", "money", "mrr", "percent", "duration", "datetime", "date", "person", "evidence"} <= set(FILTERS)
 
 
+def test_a_huge_whole_number_prints_as_a_float_in_the_number_and_money_filters(make_alert):
+    """1e308 through ``number``, ``money`` and ``mrr`` prints as ``1e+308``, not as its 309 digits (as a rule
+    template prints it); up to 2**53 a whole float still prints as an integer with separators."""
+    alert = make_alert(account={"mrr": 1e308})
+    source = (
+        "{{ alert.account.mrr|number }} {{ alert.account.mrr|money }} {{ alert.account.mrr|mrr }} "
+        "{{ 9007199254740992.0|number }}"
+    )
+    assert render("email_text", template_context((alert,)), source) == (
+        "1e+308 $1e+308 $1e+308 MRR 9,007,199,254,740,992"
+    )
+
+
 def test_missing_values_never_print_none(make_alert):
     """A template naming a field the alert lacks prints nothing, not None."""
     alert = make_alert(account={"tier": None, "mrr": None, "owner": {}})

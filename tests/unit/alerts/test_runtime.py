@@ -461,6 +461,25 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
     assert notifier.updates[1] == (f"response_url:{url}", (alert,), {alert.alert_id: "Acknowledged by <@U024BE7LH>"})
 
 
+async def test_a_message_update_by_response_url_skips_chat_update_but_keeps_the_digest(
+    make_runtime, make_alert
+) -> None:
+    """With ``by_response_url`` (the handler's chat.update retries are spent) the message a press's channel:ts
+    names is re-rendered whole, digest and notes, and replaced through the press's response_url."""
+    runtime, _, notifier, _ = make_runtime()
+    alerts = (make_alert(), make_alert())
+    runtime.dispatcher.on_delivered_message("C1:7.0", alerts)
+    ack = Feedback(
+        action="acknowledge", alert_id=alerts[0].alert_id, rule_id="r", account_id="acme", at="x", user="U024BE7LH"
+    )
+    url = "https://hooks.slack.test/actions/T1/1/x"
+    action = SlackAction("acknowledge", alerts[0].alert_id, "r", "acme", "U024BE7LH", "C1:7.0", None, url)
+    await runtime.update_message(action, ack, by_response_url=True)
+    assert notifier.updates == [
+        (f"response_url:{url}", alerts, {alerts[0].alert_id: "Acknowledged by <@U024BE7LH>"}),
+    ]
+
+
 async def test_button_on_a_digest_keeps_its_other_alerts(make_runtime, make_alert) -> None:
     """A button pressed on one alert of a digest re-renders the whole digest: that alert gets its note,
     the others stay with their buttons; a second press adds its note to the first; a snooze's end is

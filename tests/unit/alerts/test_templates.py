@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from alerts.templates import check_template, render, safe_url, template_context
 from schemas.alert import Alert
+from streams.runtime.metrics import NOTIFIER_FALLBACKS
 
 
 def test_default_subject_has_severity_account_and_title(make_alert: Callable[..., Alert]) -> None:
@@ -45,6 +46,22 @@ def test_broken_override_falls_back_to_default_and_logs(make_alert: Callable[...
     assert subject == "[HIGH] Acme: API errors are spiking"
     assert logs[0]["event"] == "template_failed"
     assert logs[0]["template"] == "email_subject"
+
+
+@pytest.mark.timeout(10)  # before the sandbox bounded it, this ran for hours
+def test_an_override_with_huge_nested_loops_falls_back_to_the_default(make_alert: Callable[..., Alert]) -> None:
+    """An override looping 10^10 times stops at the sandbox's step limit and falls back like any failing
+    template (logged, counted): one notification cannot hold the notifier."""
+    context = template_context((make_alert(),))
+    fallbacks = NOTIFIER_FALLBACKS.labels(reason="template_error")
+    before = fallbacks._value.get()
+    loops = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+    with capture_logs() as logs:
+        subject = render("email_subject", context, loops)
+    assert subject == "[HIGH] Acme: API errors are spiking"
+    assert logs[0]["event"] == "template_failed"
+    assert logs[0]["error"].startswith("TemplateLimitError: template stopped after 100,000 steps")
+    assert fallbacks._value.get() == before + 1
 
 
 def test_sandbox_blocks_unsafe_access(make_alert: Callable[..., Alert]) -> None:

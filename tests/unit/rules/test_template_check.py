@@ -87,6 +87,20 @@ def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.timeout(10)  # before the sandbox bounded it, this ran for hours
+def test_rules_check_stops_a_template_with_huge_nested_loops_in_one_line(tmp_path):
+    """A title looping 10^10 times (two nested range(100000)) is one line naming file, rule and field and
+    exit 1 — not a check that runs for hours."""
+    loops = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+    path = _rules(tmp_path, title=loops)
+    result = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}: rule 'r1': field 'title': TemplateLimitError: template stopped after 100,000 steps of range() "
+        "(nested loops multiply)"
+    ]
+
+
 def test_unknown_filter_is_refused_at_load():
     """A typo in a filter name is a load error, not a runtime surprise."""
     with pytest.raises(ValueError, match="No filter named 'monye'"):

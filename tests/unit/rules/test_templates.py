@@ -94,6 +94,16 @@ def test_missing_value_renders_leniently_with_the_error():
     assert (text, error is not None) == ("value=", True)
 
 
+def test_nested_loops_stop_with_the_error_instead_of_stalling_the_worker():
+    """Nested loops over range() stop at the sandbox's step limit: the raw source is the text and the
+    error says why (the alert still goes out, with a ``template_error``), within a fraction of a second."""
+    source = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}{{ account.name }}"
+    text, error = render_template(source, {"account": {"name": "Acme"}})
+    assert text == source
+    assert error is not None
+    assert error.startswith("TemplateLimitError: template stopped after 100,000 steps")
+
+
 def test_render_without_placeholders_is_the_source():
     """Plain text is returned as is."""
     assert render_template("Hello", {}) == ("Hello", None)

@@ -43,6 +43,21 @@ def test_money_and_mrr():
     assert mrr(None) == "MRR unknown"
 
 
+@pytest.mark.parametrize(
+    ("value", "as_number", "as_money"),
+    [
+        (1e308, "1e+308", "$1e+308"),
+        (-1e20, "-1e+20", "$-1e+20"),
+        (2.0**53, "9,007,199,254,740,992", "$9,007,199,254,740,992"),
+        (1e15 + 0.5, "1,000,000,000,000,000.5", "$1,000,000,000,000,000.50"),
+    ],
+)
+def test_a_whole_number_beyond_2_to_the_53_prints_as_a_float(value, as_number, as_money):
+    """Beyond 2**53 a whole float prints as the float (``1e+308``), not as hundreds of digits; up to it
+    as an integer with separators — as rule templates print a bare value."""
+    assert (number(value), money(value)) == (as_number, as_money)
+
+
 def test_percent():
     """Ratios become percentages without a trailing .0."""
     assert percent(0.3) == "30%"

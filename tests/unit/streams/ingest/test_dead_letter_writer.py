@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
 import orjson
 from structlog.testing import capture_logs
 
-from streams.ingest.dead_letter_writer import FAILED_LOG, DeadLetterWriter, letter_bytes
+from streams.ingest.dead_letter_writer import CANCELLED_WAIT_SECONDS, FAILED_LOG, DeadLetterWriter, letter_bytes
 from streams.runtime.dead_letters import DeadLetterRecord, ingest_dead_letter_record
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, MemorySink, counter, event, track
 
@@ -115,6 +116,39 @@ async def test_the_drain_gives_up_on_a_write_that_outlives_its_timeout_and_count
     assert [(e["route"], e["dead_letters"], e["error"]) for e in errors] == [
         ("/v1/events", 1, "ingest stopped before Kafka acknowledged")
     ]
+
+
+class DeafSink(MemorySink):
+    """A sink whose dead-letter write ignores every cancellation until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        while not self.release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.release.wait()
+
+
+async def test_the_drain_does_not_wait_for_ever_on_a_write_that_ignores_its_cancellation() -> None:
+    """A write that does not end when cancelled does not hold the shutdown: the drain returns about
+    CANCELLED_WAIT_SECONDS after cancelling it, with one ERROR saying its letters may be lost."""
+    sink = DeafSink()
+    writer = DeadLetterWriter(sink, timeout_s=0.2)
+    writer.submit([letter(), letter()], source="web", route="/v1/events")
+    started = time.monotonic()
+    try:
+        with capture_logs() as logs:
+            await asyncio.wait_for(writer.drain(), timeout=3)
+    finally:
+        sink.release.set()  # let the write end, so the test leaves no task behind (the loop could not close)
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.2 + CANCELLED_WAIT_SECONDS + 0.5, f"the drain took {elapsed:.2f} s"
+    [error] = [e for e in logs if e["log_level"] == "error"]
+    assert "their letters may be lost" in error["event"]
+    assert (error["writes"], error["dead_letters"]) == (1, 2)
+    await writer.flush()
 
 
 async def test_letters_submitted_after_the_drain_are_counted_failed() -> None:
