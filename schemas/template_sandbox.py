@@ -7,18 +7,21 @@ each rule's. Jinja's own sandbox refuses Python internals and a ``range()`` of m
 range(100000) %}x{% endfor %}{% endfor %}`` is 10^10 steps, and held ``preempt rules check`` (and would
 hold a worker) for hours. Here one rendering may step through at most ``MAX_RANGE_STEPS`` items of
 ``range()`` in all (every loop over a range counts, however nested or reused) and produce at most
-``MAX_OUTPUT_CHARS`` characters; past either it raises :class:`TemplateLimitError`, which each caller
+``MAX_OUTPUT_CHARS`` characters, and no single value it makes may outgrow them either (``'x' * 10**9``,
+``10 ** 10**9``, ``|center(10**9)``); past any of these it raises :class:`TemplateLimitError`, which each caller
 handles as any template that raises (``rules check`` names the rule and field, the worker keeps the
 raw title with a ``template_error``, the notifier falls back to its default template).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, overload
 
 from jinja2 import Template
+from jinja2.runtime import Context
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
@@ -113,11 +116,51 @@ class BoundedTemplate(Template):
             _STEPS.reset(token)
 
 
+MAX_POWER_BITS = 4096
+"""The largest whole number ``**`` may make in a template, in bits (about 1,233 digits)."""
+
+
+def _too_big(size: float, what: str) -> None:
+    if size > MAX_OUTPUT_CHARS:
+        raise TemplateLimitError(f"template stopped: {what} would be more than {MAX_OUTPUT_CHARS:,} long")
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    """``'x' * n`` / ``[..] * n``: refused when the result would outgrow the output limit."""
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int) and not isinstance(times, bool):
+            _too_big(len(seq) * max(times, 0), "a repeated value")
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    """``a ** b`` on whole numbers: refused when the result would need more than MAX_POWER_BITS bits."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+        if exponent * math.log2(abs(base)) > MAX_POWER_BITS:
+            raise TemplateLimitError(f"template stopped: a power of more than {MAX_POWER_BITS:,} bits")
+
+
+def _bounded_center(value: Any, width: int = 80) -> str:
+    """Jinja's ``center`` filter, with the width bounded by the output limit."""
+    _too_big(width, "a centred value")
+    return str(value).center(width)
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox whose templates are :class:`BoundedTemplate` and whose ``range`` is counted."""
+    """Jinja's immutable sandbox whose templates are :class:`BoundedTemplate`, whose ``range`` is counted,
+    and whose ``*``, ``**`` and ``center`` cannot build a value past the limits."""
 
     template_class = BoundedTemplate
+    intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.globals["range"] = bounded_range
+        self.filters["center"] = _bounded_center
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*`` and ``**`` as Python has them, refused (:class:`TemplateLimitError`) past the limits."""
+        if operator == "*":
+            _check_repeat(left, right)
+        else:
+            _check_power(left, right)
+        return super().call_binop(context, operator, left, right)

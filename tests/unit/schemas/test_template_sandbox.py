@@ -48,3 +48,29 @@ def test_range_still_reads_as_a_range():
     )
     with pytest.raises(OverflowError, match="MAX_RANGE"):
         _render("{{ range(100001)|length }}")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ 'x' * 10**9 }}", "a repeated value"),
+        ("{{ 10**9 * 'x' }}", "a repeated value"),
+        ("{{ [0] * 10**8 }}", "a repeated value"),
+        ("{{ 10 ** 1000000 }}", "a power of more than"),
+        ("{{ 'a'|center(10**9) }}", "a centred value"),
+    ],
+)
+def test_one_value_cannot_outgrow_the_limits(source: str, message: str):
+    """A single expression that would build a gigabyte string, a million-digit number or a huge centring
+    is refused before Python builds it (without the check each takes seconds to minutes and GBs)."""
+    with pytest.raises(TemplateLimitError, match=message):
+        _render(source)
+
+
+def test_ordinary_arithmetic_and_repetition_still_work():
+    """Products, powers and centring of ordinary sizes render as Python computes them."""
+    assert _render("{{ 2 * 3 }} {{ 'ab' * 3 }} {{ 2 ** 10 }} {{ 1.5 * 2 }} {{ 'x'|center(5) }}|") == (
+        "6 ababab 1024 3.0   x  |"
+    )
+    assert len(_render("{{ 2 ** 4000 }}")) == 1205
