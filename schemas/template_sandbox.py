@@ -21,8 +21,8 @@ from contextvars import ContextVar
 from typing import Any, overload
 
 from jinja2 import Template
-from jinja2.runtime import Context
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 MAX_RANGE_STEPS = 100_000
@@ -134,9 +134,9 @@ def _check_repeat(left: Any, right: Any) -> None:
 
 def _check_power(base: Any, exponent: Any) -> None:
     """``a ** b`` on whole numbers: refused when the result would need more than MAX_POWER_BITS bits."""
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        if exponent * math.log2(abs(base)) > MAX_POWER_BITS:
-            raise TemplateLimitError(f"template stopped: a power of more than {MAX_POWER_BITS:,} bits")
+    whole = isinstance(base, int) and isinstance(exponent, int)
+    if whole and exponent > 0 and abs(base) > 1 and exponent * math.log2(abs(base)) > MAX_POWER_BITS:
+        raise TemplateLimitError(f"template stopped: a power of more than {MAX_POWER_BITS:,} bits")
 
 
 def _bounded_center(value: Any, width: int = 80) -> str:
