@@ -740,7 +740,10 @@ async def _close_fetcher(self: Any) -> None:
         try:
             await task
         except asyncio.CancelledError:
-            if not task.cancelled():  # the close itself was cancelled: pass it on
+            # The close itself was cancelled (then the request it awaited is cancelled with it, so
+            # ``task.cancelled()`` alone cannot tell): pass it on.
+            current = asyncio.current_task()
+            if not task.cancelled() or (current is not None and current.cancelling()):
                 raise
 
 

@@ -911,3 +911,32 @@ def test_a_fetcher_closed_while_its_requests_retry_an_absent_broker_closes_clean
         assert all(task.cancelled() for task in fetcher._pending_tasks)
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_close_is_still_cancelled() -> None:
+    """stop_fetchers_cleanly swallows only the pending requests' own cancellation: a close that is itself
+    cancelled (while it awaits a request that takes a moment to end) raises CancelledError to its caller."""
+    from aiokafka.consumer import fetcher as module
+
+    from streams.runtime.faust_compat import stop_fetchers_cleanly
+
+    stop_fetchers_cleanly()
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # cleanup under way when the close is cancelled
+            raise
+
+    async def scenario() -> None:
+        fetcher = _ClosingFetcher()
+        fetcher._pending_tasks = {asyncio.ensure_future(slow_to_end())}
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(module.Fetcher.close(fetcher))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(closing, timeout=5)
+
+    asyncio.run(scenario())
