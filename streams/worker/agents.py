@@ -60,6 +60,7 @@ from streams.runtime.faust_compat import (
 )
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import EVENTS_ACKED
+from streams.runtime.ops_web import broker_last_unanswered
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
@@ -729,7 +730,11 @@ class WorkerRuntime:
     def _note_answers(self, answered: Mapping[int, float]) -> None:
         """Hand the times of the broker's latest fetch answers to the clocks; say so once per outage."""
         clocks = self.processor.clocks
-        gaps = clocks.fetched(answered, last_unanswered_request(self.app))
+        # A fetch or another request of the consumer that failed (the broker refused or cut the
+        # connection), or a probe of the broker watch that went unanswered (a broker that hangs: the
+        # consumer's requests wait out Faust's 90 s request timeout without failing).
+        failures = [t for t in (last_unanswered_request(self.app), broker_last_unanswered(self.app)) if t is not None]
+        gaps = clocks.fetched(answered, max(failures, default=None))
         if gaps:
             log.warning(
                 "the broker did not answer fetches for longer than the allowed lateness (an outage: producers "

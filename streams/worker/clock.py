@@ -113,8 +113,9 @@ class PartitionClocks:
 
     def fetched(self, answered: Mapping[int, float], unanswered_at: float | None) -> dict[int, float]:
         """The broker answered a fetch of each partition at the given wall-clock time (its latest
-        answer; the runtime passes every assigned partition's before each batch and tick), and a
-        request of the worker's consumer last failed at ``unanswered_at`` (None: never).
+        answer; the runtime passes every assigned partition's before each batch and tick), and the
+        broker last left a request of the worker unanswered at ``unanswered_at`` (a consumer
+        request that failed, or a probe of the broker watch; None: never).
 
         A partition not answered for longer than the allowed lateness, with a failed request in
         that gap, was unreachable — for its producers too, most likely — so its watermark stays
