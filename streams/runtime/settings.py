@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     clock_future_tolerance_seconds: float = Field(
         1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
     )
+    clock_outage_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="live mode: how long a partition's clock stays put after the broker did not answer for longer "
+        "than the allowed lateness, so the events producers buffered meanwhile are not late (0: off)",
+    )
     late_event_log_interval_seconds: float = Field(
         10.0,
         gt=0,
