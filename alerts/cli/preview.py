@@ -36,6 +36,7 @@ from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
 from schemas.errors import ConfigError
 from schemas.jsonl import read_lines
+from streams.runtime.output_files import clobbering
 from streams.runtime.settings import Settings
 
 EXAMPLE_ROUTES = Path(__file__).resolve().parents[2] / "deploy" / "routes.example.yaml"
@@ -369,6 +370,9 @@ def preview(
     """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
+    clobbered = clobbering({"--html": html_path}, {"ALERTS": Path(source), "--routes": routes_path})
+    if clobbered is not None:
+        raise click.UsageError(clobbered)
     if html_path is not None and not html_path.parent.exists():
         raise PreviewError(f"{html_path}: the folder {html_path.parent} does not exist")
     alert = load_alert(source, alert_id, index)

@@ -31,7 +31,7 @@ from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
@@ -203,6 +203,9 @@ def backtest(
     gives byte-identical output. Exit 3 when --budget is given and an owner gets more alerts in
     an ISO week than it allows.
     """
+    refuse_overwriting_inputs(
+        {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--rules": rules_path}
+    )
     settings = Settings()
     until_ts = _parse_until(until)
     if next(read_file(events_path), None) is None:  # nothing to replay is a mistake (a wrong or truncated file)

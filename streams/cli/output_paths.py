@@ -1,15 +1,21 @@
-"""A click callback for ``--output``-style options: refuse a file that cannot be written, up front.
+"""Checks for ``--output``-style options: refuse a file that cannot be written, or that is an input, up front.
 
 A command that replays or generates for minutes must not find out at the end that its output
-folder does not exist; the check runs while the options are parsed, before any work.
+folder does not exist; the check runs while the options are parsed, before any work. An output
+that names one of the command's inputs (``backtest --events ev.jsonl --output ev.jsonl``) would
+replace the input with the result, and two outputs naming one file would leave only the last:
+both are refused before anything is read or written.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
+
+from streams.runtime.output_files import clobbering
 
 
 def writable_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -24,3 +30,11 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: Path | No
     if not os.access(folder, os.W_OK | os.X_OK):
         raise click.BadParameter(f"folder {folder} is not writable", ctx, param)
     return value
+
+
+def refuse_overwriting_inputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path | None]) -> None:
+    """Raise ``UsageError`` when an output (option name → path) is an input or another output
+    (``streams.runtime.output_files.clobbering``); called by a command before it reads or writes anything."""
+    problem = clobbering(outputs, inputs)
+    if problem is not None:
+        raise click.UsageError(problem)

@@ -25,7 +25,7 @@ from schemas.event import Event, format_ts
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -159,6 +159,9 @@ def simulate(
     live = output is None and accounts_output is None and outcomes_output is None and not backfill
     to_files = not live and not backfill
     _check_mode(live, backfill, output, accounts_output)
+    refuse_overwriting_inputs(
+        {"--output": output, "--accounts-output": accounts_output, "--outcomes-output": outcomes_output}, {}
+    )
     settings: Settings | None = None
     if not to_files:
         settings = Settings()

@@ -22,7 +22,7 @@ from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -166,6 +166,9 @@ def train_command(
 
     preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
     """
+    refuse_overwriting_inputs(
+        {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--outcomes": outcomes_path}
+    )
     every_s = parse_duration_option(as_of_every, "--as-of-every")
     if not (every_s / 86400).is_integer():
         raise click.ClickException(f"--as-of-every {as_of_every}: give whole days, e.g. 7d")

@@ -426,3 +426,52 @@ def test_an_unknown_faust_log_level_is_refused_before_starting(tmp_path: Path, c
     capitals = _invoke([command, "--loglevel", "WARNING"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
     assert "--loglevel" not in capitals.stderr  # got past the option (then failed on the closed broker)
     assert "cannot reach Kafka" in capitals.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["backtest", "--events", "events.jsonl", "--output", "./events.jsonl"],
+            "Error: --output events.jsonl is also the --events file: writing it would replace the input",
+        ),
+        (
+            ["train", "--events", "events.jsonl", "--outcomes", "outcomes.jsonl", "--output", "outcomes.jsonl"],
+            "Error: --output outcomes.jsonl is also the --outcomes file: writing it would replace the input",
+        ),
+        (
+            [
+                "simulate",
+                "--seed",
+                "1",
+                "--days",
+                "1",
+                "--accounts",
+                "1",
+                "--output",
+                "x.jsonl",
+                "--outcomes-output",
+                "x.jsonl",
+            ],
+            "Error: --output and --outcomes-output both name x.jsonl: one would overwrite the other",
+        ),
+        (
+            ["alerts", "preview", "events.jsonl", "--html", "events.jsonl"],
+            "Error: --html events.jsonl is also the ALERTS file: writing it would replace the input",
+        ),
+    ],
+    ids=["backtest", "train", "simulate", "preview"],
+)
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """An output naming an input (or another output) is a usage error, and the input is left as it was."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "outcomes.jsonl").write_bytes(
+        b'{"account_id":"acme","outcome":"churned","at":"2026-11-24T00:00:00Z"}\n'
+    )
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert (tmp_path / "events.jsonl").read_bytes() == VALID_EVENT
+    assert not (tmp_path / "x.jsonl").exists()
