@@ -31,7 +31,7 @@ from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
@@ -241,7 +241,7 @@ def backtest(
             "check it with `preempt events validate` against `preempt events schema`"
         )
     if output_path is not None:
-        with output_path.open("wb") as out:
+        with writing(output_path), output_path.open("wb") as out:
             for alert in result.alerts:
                 out.write(alert_line(alert))
     alert_counts = alert_budget(result.alerts, accounts)

@@ -10,7 +10,8 @@ both are refused before anything is read or written.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -38,3 +39,16 @@ def refuse_overwriting_inputs(outputs: Mapping[str, Path | None], inputs: Mappin
     problem = clobbering(outputs, inputs)
     if problem is not None:
         raise click.UsageError(problem)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into one line, ``cannot write PATH: REASON``.
+
+    The checks above cannot see a full disk or a file system that refuses the file (``/proc``,
+    a read-only mount, a quota); the write finds out, and the user gets the reason, not a traceback.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None

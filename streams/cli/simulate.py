@@ -25,7 +25,7 @@ from schemas.event import Event, format_ts
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -192,7 +192,8 @@ def simulate(
     click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
-        write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+        with writing(outcomes_output):
+            write_account_outcomes(outcomes_output, sim.accounts, start_ms)
     if to_files:
         _to_files(sim, summary, days, output, accounts_output)
     else:
@@ -219,9 +220,10 @@ def _to_files(
     sim: Simulation, summary: SimulationSummary, days: int, output: Path | None, accounts_output: Path | None
 ) -> None:
     if accounts_output is not None:
-        write_accounts(accounts_output, sim.accounts)
+        with writing(accounts_output):
+            write_accounts(accounts_output, sim.accounts)
     if output is not None:
-        with _days_bar(sim, days) as bar:
+        with writing(output), _days_bar(sim, days) as bar:
             events = sim.events(on_day=lambda _day: bar.update(1))
             summary.bytes_written = write_events(output, _counted(events, summary))
 

@@ -22,7 +22,7 @@ from schemas.outcome import Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import refuse_overwriting_inputs, writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -252,10 +252,8 @@ def train_command(
     document = risk_training.model_document(
         spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s, negative_horizon=negative_s
     )
-    try:
+    with writing(output_path):
         output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output_path}: {exc.strerror or exc}") from None
     training = document.training
     click.echo(
         f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "

@@ -475,3 +475,25 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
     assert message in run.stderr
     assert (tmp_path / "events.jsonl").read_bytes() == VALID_EVENT
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device every write to fails with ENOSPC")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "--events", "events.jsonl", "--rules", "rules.yaml", "--output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--accounts-output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--outcomes-output", "/dev/full"],
+    ],
+    ids=["backtest", "simulate-events", "simulate-accounts", "simulate-outcomes"],
+)
+def test_a_full_disk_while_writing_an_output_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """A write the folder checks cannot foresee (a full disk) fails with the file and the reason, not a traceback."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "rules.yaml").write_text(  # an alert for the one event, so that there is something to write
+        "rules:\n  - {id: login, kind: any, title: t, severity: low, priority: 3, match: {event: Login}}\n"
+    )
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[-1] == "Error: cannot write /dev/full: No space left on device"
