@@ -10,6 +10,7 @@ top-level handler.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -497,3 +498,44 @@ def test_a_full_disk_while_writing_an_output_is_one_line(tmp_path: Path, args: l
     run = _invoke(args, tmp_path)
     assert run.returncode == 1
     assert run.stderr.splitlines()[-1] == "Error: cannot write /dev/full: No space left on device"
+
+
+def test_ctrl_c_is_one_line_and_exit_130() -> None:
+    """A KeyboardInterrupt in a command is one line and exit 130 (click's default is 'Aborted!' and exit 1)."""
+
+    @click.group(cls=PreemptGroup)
+    def group() -> None:
+        """A test group."""
+
+    @group.command()
+    def slow() -> None:
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(group, ["slow"])
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.\n"
+
+
+def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback."""
+    args = ["simulate", "--seed", "1", "--days", "3650", "--accounts", "1000", "--output", "events.jsonl"]
+    process = subprocess.Popen(
+        [PREEMPT, *args],
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell without job control starts background jobs with SIGINT ignored; a terminal's Ctrl-C does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # "seed 1, 1000 accounts, …": generating has begun
+    process.send_signal(signal.SIGINT)
+    run = _finish(process, time.monotonic())
+    assert first.startswith("seed 1, 1000 accounts")
+    assert run.returncode == 130
+    assert "Traceback" not in run.stderr
+    assert (
+        run.stderr.strip() == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
+    )
