@@ -18,7 +18,7 @@ from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event
 from schemas.jsonl import read_file
-from schemas.outcome import Outcomes
+from schemas.outcome import OutcomeKind, Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange
@@ -46,6 +46,27 @@ def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outc
     if accounts is None:
         return outcomes
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
+
+
+def _no_outcomes(
+    events_path: Path,
+    outcomes_path: Path | None,
+    accounts_path: Path | None,
+    every_outcome: Outcomes,
+    names: dict[str, OutcomeKind],
+) -> str:
+    """Why there is no outcome to learn from, naming the file that has none and what to give instead."""
+    if every_outcome.by_account:  # there were outcomes, but --accounts left every one out (noted above)
+        return f"none of the accounts with an outcome is in {accounts_path}; check --accounts against --outcomes"
+    if outcomes_path is None:
+        return (
+            f"{events_path} holds no outcome event ({', '.join(sorted(names))}): give --outcomes FILE, "
+            "or name the events that announce an outcome with --outcome-event 'NAME=churned'"
+        )
+    return (
+        f"{outcomes_path}: no outcomes (an outcomes JSONL, or events JSONL with {', '.join(sorted(names))} events); "
+        "give the outcomes of the accounts, e.g. preempt simulate --outcomes-output"
+    )
 
 
 def _check_retained(outcomes: Outcomes) -> None:
@@ -183,6 +204,8 @@ def train_command(
             f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}"
         )
     names = outcome_names(outcome_events)  # before scikit-learn's import, which takes seconds
+    if next(read_file(events_path), None) is None:  # a wrong or truncated file, not "no outcomes"
+        raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:
@@ -200,7 +223,7 @@ def train_command(
             err=True,
         )
     if not outcomes.by_account:
-        raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+        raise click.ClickException(_no_outcomes(events_path, outcomes_path, accounts_path, every_outcome, names))
     _check_retained(outcomes)
     if accounts is not None and len(outcomes.by_account) < len(accounts):
         click.echo(
