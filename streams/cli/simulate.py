@@ -32,9 +32,11 @@ from streams.runtime.settings import Settings
 from streams.simulate.files import write_account_outcomes, write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
+from streams.simulate.outcomes import last_renewal_day
 from streams.simulate.publishing import KafkaSink, paced_now
 from streams.simulate.summary import SimulationSummary
 
+_YEAR_10000_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, the first instant with no date
 # A progress bar is only worth it past this many account-days.
 _PROGRESS_ACCOUNT_DAYS = 500
 
@@ -55,6 +57,14 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     if end_ms > MAX_EPOCH * 1000:
         raise click.BadParameter(
             "--start + --days runs past 9999-12-31, where event timestamps end; choose an earlier --start",
+            param_hint="--start",
+        )
+    # The account records' renewal dates reach past the end (an OverflowError traceback past 9999-12-31)
+    reach_ms = last_renewal_day(days) * DAY_MS
+    if start_ms + reach_ms >= _YEAR_10000_MS:
+        raise click.BadParameter(
+            f"the accounts' renewal dates reach up to {last_renewal_day(days)} day(s) after --start, past "
+            f"9999-12-31 where dates end; choose a --start before {format_ts((_YEAR_10000_MS - reach_ms) / 1000)}",
             param_hint="--start",
         )
     if backfill and settings is not None:
