@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.email_address import sender_address
+from schemas.errors import ConfigError
 
 # Faust's broker URLs name the transport: kafka:// (or its alias aiokafka://); Kafka clients want host:port.
 _BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
@@ -388,7 +389,13 @@ class Settings(BaseSettings):
         leaving them on disk. Only one process can take them (a rename); the others rebuild, as a new
         worker does. None when nothing was moved."""
         folder = self.app_data_dir(app_id, web_port)
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, not ours, or under a file: say which setting, not mkdir's traceback
+            raise ConfigError(
+                f"PREEMPT_DATA_DIR={self.data_dir}: cannot make the folder {folder.parent} "
+                f"({exc.strerror or exc}); point PREEMPT_DATA_DIR at a folder this user can write"
+            ) from None
         legacy = folder.parent / "v1"
         if folder.exists() or not legacy.is_dir():
             return folder, None
