@@ -204,11 +204,15 @@ def simulate(
     if outcomes_output is not None:
         with writing(outcomes_output):
             write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+    cut_short = False
     if to_files:
         _to_files(sim, summary, days, output, accounts_output)
     else:
-        _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
+        cut_short = _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
+    if cut_short:
+        # Ctrl-C is how live traffic stops; a backfill it stops is incomplete history, not success (exit 130)
+        raise KeyboardInterrupt
     if outcomes_output is not None:
         kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
         counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
@@ -246,9 +250,11 @@ def _to_kafka(
     rate: float,
     duration: float | None,
     settings: Settings,
-) -> None:
+) -> bool:
+    """Publish the accounts and the events; whether a backfill was cut short by Ctrl-C (after flushing)."""
     sink = KafkaSink(settings)
     sink.publish_accounts(sim.accounts)
+    cut_short = False
     try:
         if live:
             total = round(rate * duration) if duration is not None else None
@@ -263,7 +269,9 @@ def _to_kafka(
                     summary.bytes_written += sink.publish_event(event)
     except KeyboardInterrupt:
         click.echo("interrupted; flushing what was sent", err=True)
+        cut_short = not live
     finally:
         sink.close()
     if sink.failed:
         raise click.ClickException(f"{sink.failed} records could not be published (see the log)")
+    return cut_short
