@@ -36,7 +36,7 @@ from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
 from schemas.errors import ConfigError
 from schemas.jsonl import read_lines
-from streams.runtime.output_files import clobbering
+from streams.runtime.output_files import STDOUT_REFUSED, clobbering
 from streams.runtime.settings import Settings
 
 EXAMPLE_ROUTES = Path(__file__).resolve().parents[2] / "deploy" / "routes.example.yaml"
@@ -370,6 +370,8 @@ def preview(
     """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
+    if html_path is not None and str(html_path) == "-":
+        raise click.BadParameter(STDOUT_REFUSED, param_hint="--html")
     clobbered = clobbering({"--html": html_path}, {"ALERTS": Path(source), "--routes": routes_path})
     if clobbered is not None:
         raise click.UsageError(clobbered)

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import click
 
-from streams.runtime.output_files import clobbering
+from streams.runtime.output_files import STDOUT_REFUSED, clobbering
 
 
 def writable_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """Return ``value`` when its folder exists and is writable; otherwise raise ``BadParameter``."""
     if value is None:
         return None
+    if str(value) == "-":  # inputs take - for stdin; here it made a file named "-" in the current folder
+        raise click.BadParameter(STDOUT_REFUSED, ctx, param)
     folder = value.parent if str(value.parent) else Path()
     if value.is_dir():
         raise click.BadParameter(f"{value} is a folder; give a file name inside it", ctx, param)

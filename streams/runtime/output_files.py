@@ -12,6 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+# ``-`` means stdin for the inputs, so a user writes it for an output too; the commands that write a
+# file print their summary on stdout, and ``-`` made a file named "-" in the current folder.
+STDOUT_REFUSED = "- (stdout) is not an output file here (the summary goes to stdout); give a file name"
+
 
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file: the same inode when both exist (links too), else the same absolute path."""

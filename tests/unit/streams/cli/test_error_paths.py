@@ -539,3 +539,30 @@ def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Pat
     assert (
         run.stderr.strip() == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["backtest", "--events", "events.jsonl", "--output", "-"], "'--output'"),
+        (
+            ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--accounts-output", "-"],
+            "'--accounts-output'",
+        ),
+        (["train", "--events", "events.jsonl", "--output", "-"], "'--output'"),
+        (["alerts", "preview", "alert.json", "--html", "-"], "--html"),
+    ],
+    ids=["backtest", "simulate", "train", "preview"],
+)
+def test_an_output_of_dash_is_refused_instead_of_making_a_file_named_dash(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    """``-`` reads stdin for the inputs; as an output it made a file named "-" in the current folder (exit 0)."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 2
+    assert (
+        f"Error: Invalid value for {option}: - (stdout) is not an output file here (the summary goes to stdout); "
+        "give a file name"
+    ) in run.stderr
+    assert not (tmp_path / "-").exists()
