@@ -32,6 +32,12 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: Path | No
         raise click.BadParameter(f"folder {folder} does not exist; create it first (mkdir -p {folder})", ctx, param)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise click.BadParameter(f"folder {folder} is not writable", ctx, param)
+    if value.exists() and not os.access(value, os.W_OK):  # found out only after the replay or the training
+        raise click.BadParameter(
+            f"{value} exists and is read-only; give another file name, or make it writable (chmod u+w {value})",
+            ctx,
+            param,
+        )
     return value
 
 

@@ -566,3 +566,25 @@ def test_an_output_of_dash_is_refused_instead_of_making_a_file_named_dash(
         "give a file name"
     ) in run.stderr
     assert not (tmp_path / "-").exists()
+
+
+def test_a_read_only_output_file_is_refused_before_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing --output this user cannot write is a usage error at once, not 'cannot write' after the whole
+    replay (or training); os.access is faked because root may write any file."""
+    from streams.cli import output_paths
+
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "alerts.jsonl").write_text("")
+    real_access = os.access
+    monkeypatch.setattr(
+        output_paths.os,
+        "access",
+        lambda path, mode: (Path(path).name != "alerts.jsonl" or not mode & os.W_OK) and real_access(path, mode),
+    )
+    run = _invoke(["backtest", "--events", "events.jsonl", "--output", "alerts.jsonl"], tmp_path)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--output': alerts.jsonl exists and is read-only; give another file name, "
+        "or make it writable (chmod u+w alerts.jsonl)"
+    ) in run.stderr
+    assert "lines:" not in run.stdout  # no replay
