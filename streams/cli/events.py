@@ -86,15 +86,20 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     newest --limit matches, oldest first.
     """
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.dead_letter_reader import read_dead_letters
+    from streams.runtime.dead_letter_reader import missing_topic_note, read_dead_letters
 
     settings = Settings()
     probe_broker(settings)
     seen: Counter[str] = Counter()
-    letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit, reasons_seen=seen)
+    missing: set[str] = set()
+    letters = read_dead_letters(
+        settings, account_id=account_id, reason=reason, limit=limit, reasons_seen=seen, missing=missing
+    )
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())
     click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    for topic in sorted(missing):
+        click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:  # a typo in a filter read as "none"
         held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
         click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)
