@@ -127,7 +127,11 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
 def load_routes(path: Path | None) -> tuple[RoutingConfig, Path]:
     """The routing file: ``path``, else PREEMPT_ROUTES_PATH, else deploy/routes.example.yaml."""
     chosen = path or Settings().routes_path or EXAMPLE_ROUTES
-    if not chosen.exists():
+    try:
+        present = chosen.exists()
+    except OSError:  # in a folder this user may not enter: loading it says so, naming the file
+        present = True
+    if not present:
         raise PreviewError(f"{chosen}: no such routing file; give --routes PATH or set PREEMPT_ROUTES_PATH")
     try:
         return RoutingConfig.load(chosen), chosen

@@ -26,18 +26,23 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: Path | No
     if str(value) == "-":  # inputs take - for stdin; here it made a file named "-" in the current folder
         raise click.BadParameter(STDOUT_REFUSED, ctx, param)
     folder = value.parent if str(value.parent) else Path()
-    if value.is_dir():
-        raise click.BadParameter(f"{value} is a folder; give a file name inside it", ctx, param)
-    if not folder.is_dir():
-        raise click.BadParameter(f"folder {folder} does not exist; create it first (mkdir -p {folder})", ctx, param)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"folder {folder} is not writable", ctx, param)
-    if value.exists() and not os.access(value, os.W_OK):  # found out only after the replay or the training
+    try:
+        if value.is_dir():
+            raise click.BadParameter(f"{value} is a folder; give a file name inside it", ctx, param)
+        if not folder.is_dir():
+            raise click.BadParameter(f"folder {folder} does not exist; create it first (mkdir -p {folder})", ctx, param)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"folder {folder} is not writable", ctx, param)
+        if value.exists() and not os.access(value, os.W_OK):  # found out only after the replay or the training
+            raise click.BadParameter(
+                f"{value} exists and is read-only; give another file name, or make it writable (chmod u+w {value})",
+                ctx,
+                param,
+            )
+    except OSError as exc:  # a folder on the way that this user may not enter (no x permission)
         raise click.BadParameter(
-            f"{value} exists and is read-only; give another file name, or make it writable (chmod u+w {value})",
-            ctx,
-            param,
-        )
+            f"cannot look at {value}: {exc.strerror or exc} (a folder on the way is closed to this user)", ctx, param
+        ) from None
     return value
 
 

@@ -21,6 +21,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from alerts.testing.factories import build_alert
 from streams.cli.main import PreemptGroup, main
 
 PREEMPT = str(Path(sys.executable).parent / "preempt")
@@ -588,3 +589,28 @@ def test_a_read_only_output_file_is_refused_before_the_replay(tmp_path: Path, mo
         "or make it writable (chmod u+w alerts.jsonl)"
     ) in run.stderr
     assert "lines:" not in run.stdout  # no replay
+
+
+def test_paths_in_a_folder_closed_to_the_user_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An --output or --routes inside a folder without the x permission could not even be looked at: a
+    PermissionError traceback from is_dir/exists. Now one line naming the path (stat is faked: root may look
+    anywhere)."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: bool) -> os.stat_result:
+        if self.parent.name == "closed":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    run = _invoke(["backtest", "--events", "events.jsonl", "--output", "closed/alerts.jsonl"], tmp_path)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--output': cannot look at closed/alerts.jsonl: Permission denied "
+        "(a folder on the way is closed to this user)"
+    ) in run.stderr
+    (tmp_path / "alert.json").write_text(build_alert().model_dump_json())
+    run = _invoke(["alerts", "preview", "alert.json", "--routes", "closed/routes.yaml"], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith("Error: closed/routes.yaml: cannot read routing file:")
