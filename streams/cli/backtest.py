@@ -30,7 +30,7 @@ from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange
+from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
@@ -145,7 +145,7 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
 @click.option(
     "--rules",
     "rules_path",
-    type=click.Path(exists=True, path_type=Path),
+    type=InputPath(exists=True, path_type=Path),
     default=None,
     help="rule file or directory [default: PREEMPT_RULES_PATH, else the default pack]",
 )
@@ -153,14 +153,14 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL (the event contract; - reads stdin), in time order up to the allowed lateness",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
 )

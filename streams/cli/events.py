@@ -15,6 +15,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.event import UsageEvent
 from schemas.json_schema import render
 from schemas.jsonl import read_lines
+from streams.cli.option_types import InputPath
 from streams.runtime.settings import Settings
 from streams.sdk.event_lines import describe_rejection
 
@@ -32,7 +33,7 @@ def schema(for_accounts: bool) -> None:
 
 
 @events.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("path", type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 def validate(path: Path) -> None:
     """Check a JSONL file of events (or - for stdin) offline, exactly as the stream would.
 

@@ -21,7 +21,7 @@ from schemas.jsonl import read_file
 from schemas.outcome import OutcomeKind, Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange
+from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 
 
@@ -99,14 +99,14 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL (history)",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help=(
         "accounts JSONL: learn only from these accounts, and from their records too (renewal date, tenure, "
@@ -116,7 +116,7 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
 @click.option(
     "--outcomes",
     "outcomes_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
 )
