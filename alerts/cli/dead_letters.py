@@ -118,13 +118,14 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     Reads the whole topic from the beginning and prints the newest --limit matches, oldest first.
     """
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.dead_letter_reader import read_dead_letters
+    from streams.runtime.dead_letter_reader import missing_topic_note, read_dead_letters
     from streams.runtime.dead_letters import alert_dead_letter_verdict
     from streams.runtime.topics import TopicNames
 
     settings = Settings()
     probe_broker(settings)
     seen: Counter[str] = Counter()
+    missing: set[str] = set()
     letters = read_dead_letters(
         settings,
         account_id=account_id,
@@ -134,10 +135,13 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
         topic=TopicNames.from_settings(settings).alerts_dlq,
         verdict_of=alert_dead_letter_verdict,
         reason_header=ALERT_REASON,
+        missing=missing,
     )
     for letter in letters:
         click.echo(letter.to_json() if as_json else describe(letter))
     click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    for topic in sorted(missing):
+        click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:
         held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
         click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -251,3 +253,35 @@ def test_a_broken_link_in_a_rules_folder_is_an_error_not_a_silent_gap(tmp_path: 
         f"{tmp_path / 'gone.yaml'}: rule (unknown): field '(file)': a broken link "
         f"(to {tmp_path / 'missing' / 'rules.yaml'}): fix or remove it"
     )
+
+
+def test_rule_files_that_cannot_be_looked_at_are_read_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """In a rules folder without the x permission (``chmod -R 644 rules``) every stat of a file fails; the
+    listing raised PermissionError (a traceback). The file is listed and read, so reading it reports why; a
+    rules path that cannot be looked at at all is one error naming it. (stat is faked: root may look anywhere.)"""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    rule_file = folder / "a.yaml"
+    rule_file.write_text(
+        "id: a\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: X}\n", encoding="utf-8"
+    )
+    real_stat, real_lstat = Path.stat, Path.lstat
+    blocked: set[Path] = set()
+
+    def refused(real: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+        def stat(self: Path, **kwargs: bool) -> os.stat_result:
+            if self in blocked:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, **kwargs)
+
+        return stat
+
+    monkeypatch.setattr(Path, "stat", refused(real_stat))
+    monkeypatch.setattr(Path, "lstat", refused(real_lstat))
+    blocked.add(rule_file)
+    assert [rule.id for rule in load_rules(folder).rules] == ["a"]
+    blocked.clear()
+    blocked.add(folder)
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(folder)
+    assert str(caught.value) == f"{folder}: cannot read: Permission denied"
