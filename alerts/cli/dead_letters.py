@@ -2,9 +2,11 @@
 
 The PreemptNotificationsFailing runbook (docs/operations.md) sends the on-call to the dead-letter
 records for the detail and, once the receiver is fixed, to replay the alerts that still matter.
-Replaying produces each dead-lettered alert again on ``preempt.alerts``: the notifier routes it as
-new, and its delivery log (by ``alert_id`` and target) keeps the targets that already had it from
-getting it twice.
+Replaying produces each dead-lettered alert again on ``preempt.alerts`` with the header
+``preempt-replay`` naming the target(s) it was dead-lettered for (``alerts/replay.py``): the notifier
+sends it to those targets only (not to the receivers that had it, or were silenced or inhibited when
+it came), and its delivery log (by ``alert_id`` and target) keeps a target that has had it since
+from getting it twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 from kafka import KafkaProducer
 from pydantic import ValidationError
 
+from alerts.replay import replay_header
 from schemas.alert import Alert
 from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
 from streams.runtime.dead_letters import (
@@ -60,21 +63,34 @@ def replayable(letter: StoredDeadLetter) -> Alert | None:
         return None
 
 
+def _target(letter: StoredDeadLetter) -> str | None:
+    """The delivery target a letter was dead-lettered for; None when it names none (it failed before routing)."""
+    target = letter.verdict.get(ALERT_TARGET)
+    return target if target and target != "-" else None
+
+
 def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, int]:
     """Produce each replayable letter's alert on ``preempt.alerts`` (keyed by account); (replayed, skipped).
 
-    An alert dead-lettered for several targets is sent once."""
+    An alert dead-lettered for several targets is sent once, its ``preempt-replay`` header naming them
+    all (none when one of its letters names no target: the notifier routes it as new)."""
     from streams.runtime.kafka_clients import kafka_python_config
     from streams.runtime.topics import TopicNames
 
     alerts: dict[str, Alert] = {}
+    targets: dict[str, set[str] | None] = {}  # None: route it as new
     skipped = 0
     for letter in letters:
         alert = replayable(letter)
         if alert is None:
             skipped += 1
+            continue
+        alerts.setdefault(alert.alert_id, alert)
+        named, target = targets.setdefault(alert.alert_id, set()), _target(letter)
+        if target is None or named is None:
+            targets[alert.alert_id] = None
         else:
-            alerts.setdefault(alert.alert_id, alert)
+            named.add(target)
     if not alerts:
         return 0, skipped
     topic = TopicNames.from_settings(settings).alerts
@@ -90,7 +106,7 @@ def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, in
                 topic,
                 key=alert.account_id.encode(),
                 value=alert.model_dump_json().encode(),
-                headers=[("content-type", b"application/json")],
+                headers=[("content-type", b"application/json"), replay_header(targets[alert.alert_id] or ())],
             )
         producer.flush(timeout=30)
     finally:
@@ -109,8 +125,8 @@ def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, in
     "--replay",
     "replay_",
     is_flag=True,
-    help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); "
-    "targets that already had one are not sent it twice.",
+    help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); the notifier "
+    "sends each only to the target(s) it was dead-lettered for, and not twice to the same target.",
 )
 def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool) -> None:
     """Show alerts the notifier dead-lettered (preempt.alerts.dlq): target, reason, error and the alert.
