@@ -16,8 +16,9 @@ target's own delivery failures are the retry scheduler's (``permanent``, ``gave_
 
 A replayed alert (``preempt alerts dead-letters --replay``, header ``preempt-replay``: ``alerts/replay.py``)
 goes only to the targets it was dead-lettered for, each still checked against the delivery log; a
-named target this routing file no longer has is dead-lettered again (``unknown_target``).
-Silences, snoozes and inhibitions active now mute it as they mute any alert.
+named target this routing file no longer has is dead-lettered again (``unknown_target``). It is never
+an active source for ``inhibit_rules`` (it fired days ago, perhaps). Silences, snoozes and inhibitions active now mute
+it as they mute any alert.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ class Dispatcher:
         # Every alert received is active for inhibit_rules, also one that is itself silenced or inhibited
         # (as in Alertmanager: muting an alert does not un-fire it; a silenced outage still mutes its symptoms).
         # Only alerts that can be a source are kept: a flood of others cannot push a source out of the bound.
-        if self.inhibitor.can_inhibit(alert):
+        # A replay is not: it fired when it was first emitted, and would mute the account's alerts of now.
+        if replay is None and self.inhibitor.can_inhibit(alert):
             self._recent.append((now, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()

@@ -6,7 +6,8 @@ it. Its value is a JSON array of the delivery targets (``receiver/channel``) the
 dead-lettered for. A replayed alert goes to those targets only — not routed again to the receivers
 that had it, or were silenced or inhibited when it first came — still checked against the delivery
 log. An empty array stands for a letter that named no target (it failed before routing, e.g.
-``routing_error``): that alert is routed as new.
+``routing_error``): that alert is routed as new. A replayed alert is never an active source for
+``inhibit_rules``.
 """
 
 from __future__ import annotations

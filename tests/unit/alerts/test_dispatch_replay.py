@@ -160,6 +160,23 @@ async def test_a_replay_that_names_no_target_is_routed_as_new(harness, make_aler
     assert h.sent() == {"slack": [alert.alert_id], "email": [alert.alert_id], "audit": []}
 
 
+async def test_a_replayed_alert_is_not_an_inhibition_source(harness, make_alert) -> None:
+    """A replayed composite does not mute the account's alerts of now (it fired when first emitted); the
+    same composite consumed as new does."""
+    h = harness()
+    replayed, component = make_alert(kind="composite", severity="critical"), make_alert(kind="threshold")
+    h.dispatcher.on_alert(replayed, lambda: None, replay=("csm/slack",))
+    h.dispatcher.on_alert(component, lambda: None)
+    await h.run()
+    assert component.alert_id in h.sent()["email"]
+
+    fresh, later = make_alert(kind="composite", severity="critical"), make_alert(kind="threshold")
+    h.dispatcher.on_alert(fresh, lambda: None)
+    h.dispatcher.on_alert(later, lambda: None)
+    await h.run()
+    assert later.alert_id not in h.sent()["email"]
+
+
 async def test_a_silence_active_now_mutes_a_replay(harness, make_alert) -> None:
     """Silences of now apply to a replay as to any alert: suppressed, acked, not sent."""
     h = harness(silences=[{"account_id": "acme", "ends_at": "2099-01-01T00:00:00Z", "reason": "churned"}])
