@@ -17,7 +17,9 @@ target's own delivery failures are the retry scheduler's (``permanent``, ``gave_
 A replayed alert (``preempt alerts dead-letters --replay``, header ``preempt-replay``: ``alerts/replay.py``)
 goes only to the targets it was dead-lettered for, each still checked against the delivery log; a
 named target this routing file no longer has is dead-lettered again (``unknown_target``). It is never
-an active source for ``inhibit_rules`` (it fired days ago, perhaps). Silences, snoozes and inhibitions active now mute
+an active source for ``inhibit_rules`` (it fired days ago, perhaps) and its delivery is not observed
+in ``preempt_notification_latency_seconds`` (its ``emitted_at`` is the first emission's: the log line
+``alert delivered`` says ``replay=true`` instead). Silences, snoozes and inhibitions active now mute
 it as they mute any alert.
 """
 
@@ -500,8 +502,11 @@ class Dispatcher:
         if self.on_delivered_message is not None and receipt.ref and job.receiver_type == "slack":
             self.on_delivered_message(receipt.ref, job.notification.alerts, job.notifier)
         for alert in job.notification.alerts:
+            # The first ticket waiting for this target is the copy that is being sent (a later copy joined it).
+            tickets = self._waiting.get((alert.alert_id, job.target), [])
+            replay = bool(tickets) and tickets[0].replay
             emitted = _epoch(alert.emitted_at)
-            if emitted is not None:
+            if emitted is not None and not replay:  # a replay's emitted_at is its first emission's
                 NOTIFICATION_LATENCY.labels(receiver_type=job.receiver_type).observe(max(now - emitted, 0.0))
             if self.on_delivered_alert is not None:
                 self.on_delivered_alert(alert)
@@ -514,6 +519,7 @@ class Dispatcher:
                 ref=receipt.ref,
                 attempts=job.attempts,
                 group_size=len(job.notification.alerts),
+                replay=replay,
             )
         if receipt.refused:
             await self._partly_refused(job, dict(receipt.refused))

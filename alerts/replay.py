@@ -7,7 +7,7 @@ dead-lettered for. A replayed alert goes to those targets only — not routed ag
 that had it, or were silenced or inhibited when it first came — still checked against the delivery
 log. An empty array stands for a letter that named no target (it failed before routing, e.g.
 ``routing_error``): that alert is routed as new. A replayed alert is never an active source for
-``inhibit_rules``.
+``inhibit_rules`` and is not observed in ``preempt_notification_latency_seconds``.
 """
 
 from __future__ import annotations

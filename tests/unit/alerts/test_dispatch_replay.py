@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.delivery_log import DeliveryLog
@@ -185,3 +186,27 @@ async def test_a_silence_active_now_mutes_a_replay(harness, make_alert) -> None:
     await h.run()
     assert h.sent() == {"slack": [], "email": [], "audit": []}
     assert acks == [1]
+
+
+async def test_a_replay_is_not_observed_as_notification_latency(harness, make_alert) -> None:
+    """A replayed alert's emitted_at is days old: its delivery adds no latency observation (the log line says
+    replay=true); a fresh alert's does."""
+    h = harness()
+
+    def observations() -> float:
+        return (
+            REGISTRY.get_sample_value("preempt_notification_latency_seconds_count", {"receiver_type": "slack"}) or 0.0
+        )
+
+    before = observations()
+    old = make_alert(emitted_at="2026-11-20T06:10:00Z")
+    with capture_logs() as logs:
+        h.dispatcher.on_alert(old, lambda: None, replay=("csm/slack",))
+        await h.run()
+    assert observations() == before
+    [delivered] = [e for e in logs if e["event"] == "alert delivered"]
+    assert delivered["replay"] is True
+
+    h.dispatcher.on_alert(make_alert(), lambda: None)
+    await h.run()
+    assert observations() == before + 2  # csm/slack and audit/slack
