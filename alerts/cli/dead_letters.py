@@ -6,11 +6,13 @@ Replaying produces each dead-lettered alert again on ``preempt.alerts`` with the
 ``preempt-replay`` naming the target(s) it was dead-lettered for (``alerts/replay.py``): the notifier
 sends it to those targets only (not to the receivers that had it, or were silenced or inhibited when
 it came), and its delivery log (by ``alert_id`` and target) keeps a target that has had it since
-from getting it twice.
+from getting it twice. The log forgets after ``PREEMPT_DELIVERY_LOG_RETENTION_SECONDS`` (7 days), so
+a letter older than that is refused unless ``--force``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import click
@@ -67,6 +69,23 @@ def _target(letter: StoredDeadLetter) -> str | None:
     """The delivery target a letter was dead-lettered for; None when it names none (it failed before routing)."""
     target = letter.verdict.get(ALERT_TARGET)
     return target if target and target != "-" else None
+
+
+def too_old(letters: list[StoredDeadLetter], retention_seconds: float, now: float) -> int:
+    """How many replayable ``letters`` were dead-lettered longer ago than the delivery log remembers."""
+    horizon_ms = (now - retention_seconds) * 1000
+    return sum(
+        1
+        for letter in letters
+        if letter.timestamp_ms is not None and letter.timestamp_ms < horizon_ms and replayable(letter) is not None
+    )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, int]:
@@ -128,11 +147,21 @@ def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, in
     help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); the notifier "
     "sends each only to the target(s) it was dead-lettered for, and not twice to the same target.",
 )
-def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --replay: replay letters older than the delivery log's retention too "
+    "(the notifier no longer knows whether their targets had them since).",
+)
+def dead_letters(
+    limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool, force: bool
+) -> None:
     """Show alerts the notifier dead-lettered (preempt.alerts.dlq): target, reason, error and the alert.
 
     Reads the whole topic from the beginning and prints the newest --limit matches, oldest first.
     """
+    if force and not replay_:
+        raise click.UsageError("--force only goes with --replay")
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.dead_letter_reader import read_dead_letters
     from streams.runtime.dead_letters import alert_dead_letter_verdict
@@ -158,6 +187,15 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
         held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
         click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)
     if replay_:
+        retention = settings.delivery_log_retention_seconds
+        old = too_old(letters, retention, time.time())
+        if old and not force:
+            raise click.ClickException(
+                f"not replayed: {old} of the dead letters shown are older than the delivery log's retention "
+                f"({_duration(retention)}, PREEMPT_DELIVERY_LOG_RETENTION_SECONDS), so the notifier cannot tell "
+                "whether their targets had them since; narrow the selection (--account, --reason, --limit) "
+                "or add --force to replay them anyway"
+            )
         sent, skipped = replay(settings, letters)
         names = TopicNames.from_settings(settings)
         note = f" ({skipped} skipped: not a whole alert)" if skipped else ""

@@ -3,6 +3,7 @@ line (exit 1) when Kafka fails."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import orjson
@@ -19,12 +20,17 @@ from streams.cli.main import main
 from streams.runtime.dead_letter_reader import StoredDeadLetter
 from streams.runtime.dead_letters import alert_dead_letter_headers, alert_dead_letter_verdict
 
+DAY_MS = 86_400_000
 
-def letter(alert: Alert, reason: str, target: str | None) -> StoredDeadLetter:
-    """A letter as the reader returns it."""
+
+def letter(alert: Alert, reason: str, target: str | None, age_days: float = 0.0) -> StoredDeadLetter:
+    """A letter as the reader returns it, dead-lettered ``age_days`` ago."""
     kind = None if target is None else target.rsplit("/", 1)[-1]
     headers = alert_dead_letter_headers(reason, "boom", target=target, receiver_type=kind)
-    return StoredDeadLetter(alert.account_id, alert.model_dump_json().encode(), alert_dead_letter_verdict(headers))
+    stamp = int(time.time() * 1000 - age_days * DAY_MS)
+    return StoredDeadLetter(
+        alert.account_id, alert.model_dump_json().encode(), alert_dead_letter_verdict(headers), stamp
+    )
 
 
 class FakeFuture:
@@ -69,6 +75,7 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> list[StoredDeadLetter]:
     monkeypatch.setattr(broker_probe, "probe_broker", lambda settings: None)
     monkeypatch.setattr(reader, "read_dead_letters", lambda settings, **kw: list(letters))
     monkeypatch.setattr(command, "KafkaProducer", FakeProducer)
+    monkeypatch.delenv("PREEMPT_DELIVERY_LOG_RETENTION_SECONDS", raising=False)
     return letters
 
 
@@ -96,3 +103,39 @@ def test_a_replay_names_the_targets_each_alert_was_dead_lettered_for(cli) -> Non
     (producer,) = FakeProducer.instances
     assert all(REPLAY_HEADER in dict(h) for *_, h in producer.sent)
     assert "replayed 2 alert(s) to preempt.alerts" in result.stderr
+
+
+def test_letters_older_than_the_delivery_log_retention_are_refused_without_force(cli) -> None:
+    """A letter older than the delivery log's retention (7 days): nothing is replayed, one line says why and
+    what to do, exit 1; --force replays it."""
+    cli += [
+        letter(build_alert(), "permanent", "csm/slack", age_days=8),
+        letter(build_alert(), "permanent", "csm/slack"),
+    ]
+    refused = run("--replay")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[-1] == (
+        "Error: not replayed: 1 of the dead letters shown are older than the delivery log's retention "
+        "(7d, PREEMPT_DELIVERY_LOG_RETENTION_SECONDS), so the notifier cannot tell whether their targets had "
+        "them since; narrow the selection (--account, --reason, --limit) or add --force to replay them anyway"
+    )
+    assert FakeProducer.instances == []
+
+    forced = run("--replay", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert len(sent_targets()) == 2
+
+
+def test_the_retention_setting_moves_the_limit(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PREEMPT_DELIVERY_LOG_RETENTION_SECONDS at 30 days, an 8-day-old letter is replayed."""
+    monkeypatch.setenv("PREEMPT_DELIVERY_LOG_RETENTION_SECONDS", str(30 * 86400))
+    cli.append(letter(build_alert(), "permanent", "csm/slack", age_days=8))
+    result = run("--replay")
+    assert result.exit_code == 0, result.output
+
+
+def test_force_without_replay_is_a_usage_error(cli) -> None:
+    """--force alone says it goes with --replay."""
+    result = run("--force")
+    assert result.exit_code == 2
+    assert "--force only goes with --replay" in result.stderr
