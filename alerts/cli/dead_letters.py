@@ -7,21 +7,26 @@ Replaying produces each dead-lettered alert again on ``preempt.alerts`` with the
 sends it to those targets only (not to the receivers that had it, or were silenced or inhibited when
 it came), and its delivery log (by ``alert_id`` and target) keeps a target that has had it since
 from getting it twice. The log forgets after ``PREEMPT_DELIVERY_LOG_RETENTION_SECONDS`` (7 days), so
-a letter older than that is refused unless ``--force``.
+a letter older than that is refused unless ``--force``. A broker failure while producing is one
+``Error:`` line and exit 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import click
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from alerts.replay import replay_header
 from schemas.alert import Alert
+from schemas.errors import PublishError
 from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
 from streams.runtime.dead_letters import (
     ALERT_ERROR,
@@ -88,11 +93,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, int]:
+ProducerFactory = Callable[..., KafkaProducer]
+
+
+def replay(
+    settings: Settings, letters: list[StoredDeadLetter], producer_factory: ProducerFactory | None = None
+) -> tuple[int, int]:
     """Produce each replayable letter's alert on ``preempt.alerts`` (keyed by account); (replayed, skipped).
 
     An alert dead-lettered for several targets is sent once, its ``preempt-replay`` header naming them
-    all (none when one of its letters names no target: the notifier routes it as new)."""
+    all (none when one of its letters names no target: the notifier routes it as new). Raises
+    ``PublishError`` (one line) when Kafka does not take them all."""
     from streams.runtime.kafka_clients import kafka_python_config
     from streams.runtime.topics import TopicNames
 
@@ -113,23 +124,46 @@ def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, in
     if not alerts:
         return 0, skipped
     topic = TopicNames.from_settings(settings).alerts
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        client_id="preempt-alerts-replay",
-        **kafka_python_config(settings),
-    )
+    where = ", ".join(settings.bootstrap_servers)
     try:
-        for alert in alerts.values():
+        producer = (producer_factory or KafkaProducer)(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            client_id="preempt-alerts-replay",
+            **kafka_python_config(settings),
+        )
+    except KafkaError as exc:
+        raise PublishError(
+            f"cannot replay: Kafka at {where} did not answer ({type(exc).__name__}); nothing was replayed. "
+            "Run the command again once the broker is back",
+            len(alerts),
+        ) from None
+    try:
+        futures = [
             producer.send(
                 topic,
                 key=alert.account_id.encode(),
                 value=alert.model_dump_json().encode(),
                 headers=[("content-type", b"application/json"), replay_header(targets[alert.alert_id] or ())],
             )
+            for alert in alerts.values()
+        ]
         producer.flush(timeout=30)
+        failed = [f.exception for f in futures if not f.is_done or f.failed()]
+    except KafkaError as exc:
+        failed = [exc] * len(alerts)
     finally:
-        producer.close(timeout=5)
+        # A close that fails after the flush loses nothing; after a failed flush, that failure is the one to tell.
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=5)
+    if failed:
+        first = failed[0]
+        raise PublishError(
+            f"replay failed: {len(failed)} of {len(alerts)} alert(s) not confirmed by Kafka at {where} "
+            f"({type(first).__name__ if first else 'no answer'}); run the command again once the broker is back "
+            "(the notifier's delivery log keeps targets that already had them from a second copy)",
+            len(failed),
+        )
     return len(alerts), skipped
 
 

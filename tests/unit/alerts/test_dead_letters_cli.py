@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 from click.testing import CliRunner
+from kafka.errors import KafkaTimeoutError
 
 import alerts.cli.dead_letters as command
 import streams.runtime.broker_probe as broker_probe
@@ -139,3 +140,35 @@ def test_force_without_replay_is_a_usage_error(cli) -> None:
     result = run("--force")
     assert result.exit_code == 2
     assert "--force only goes with --replay" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("flush", "Error: replay failed: 1 of 1 alert(s) not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
+        ("send", "Error: replay failed: 1 of 1 alert(s) not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
+        ("connect", "Error: cannot replay: Kafka at 127.0.0.1:9092 did not answer (KafkaTimeoutError)"),
+    ],
+)
+def test_a_broker_failure_during_replay_is_one_line_and_exit_1(
+    cli, monkeypatch: pytest.MonkeyPatch, script: str, expected: str
+) -> None:
+    """A flush that times out, a record the broker never confirmed, a bootstrap that does not answer: one
+    Error line that says to run it again, exit 1, no traceback."""
+    cli.append(letter(build_alert(), "permanent", "csm/slack"))
+    if script == "flush":
+        FakeProducer.flush_error = KafkaTimeoutError("Timeout after waiting for 30 secs.")
+    elif script == "send":
+        FakeProducer.send_error = KafkaTimeoutError("Batch expired")
+    else:
+
+        def unreachable(**config: Any) -> None:
+            raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:9092']")
+
+        monkeypatch.setattr(command, "KafkaProducer", unreachable)
+    result = run("--replay")
+    assert result.exit_code == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(expected), last
+    assert "again once the broker is back" in last
+    assert "Traceback" not in result.output
