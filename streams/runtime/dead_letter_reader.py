@@ -39,6 +39,7 @@ class StoredDeadLetter:
     key: str | None
     value: bytes | None
     verdict: dict[str, str]
+    timestamp_ms: int | None = None  # the record's timestamp: when it was dead-lettered (epoch ms)
 
     def describe(self) -> str:
         """Two lines for a terminal: the verdict and where from, then the original value (clipped).
@@ -138,7 +139,7 @@ def read_dead_letters(
                         continue
                     if reason is not None and verdict.get(reason_header) != reason:
                         continue
-                    letter = StoredDeadLetter(key=key, value=record.value, verdict=verdict)
+                    letter = StoredDeadLetter(key, record.value, verdict, record.timestamp)
                     newest = kept.setdefault(record.partition, deque(maxlen=max(1, limit)))
                     newest.append((record.timestamp, record.partition, record.offset, letter))
     finally:
