@@ -9,6 +9,7 @@ each name the file, the rule id and the field, e.g.::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -63,16 +64,30 @@ def _rule_files(path: Path) -> list[Path]:
     so that reading it reports it instead of its rules missing silently."""
     try:
         if path.is_dir():
-            return sorted(
+            files = sorted(
                 p
                 for p in path.rglob("*")
                 if p.suffix.lower() in RULE_FILE_SUFFIXES and _listed(p) and not _hidden(p, path)
             )
+            _check_folders_readable(path)
+            return files
         if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
             return [path]
     except OSError as exc:  # a folder on the way that this user may not enter
         raise RuleConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     raise RuleConfigError(f"{path}: no such rule file or directory")
+
+
+def _check_folders_readable(root: Path) -> None:
+    """``rglob`` passes over a folder it may not list (``chmod 700`` by another user), and its rules
+    would be missing without a word: the first such folder (not a hidden one) is an error naming it."""
+    errors: list[OSError] = []
+    for _ in os.walk(root, onerror=errors.append):
+        pass
+    for error in errors:
+        folder = Path(error.filename) if error.filename else root
+        if folder == root or not _hidden(folder, root):
+            raise RuleConfigError(f"{folder}: cannot read this folder of rules: {error.strerror or error}")
 
 
 def _listed(path: Path) -> bool:

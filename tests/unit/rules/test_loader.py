@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -285,3 +286,30 @@ def test_rule_files_that_cannot_be_looked_at_are_read_not_a_traceback(tmp_path: 
     with pytest.raises(RuleConfigError) as caught:
         load_rules(folder)
     assert str(caught.value) == f"{folder}: cannot read: Permission denied"
+
+
+def test_a_rules_folder_that_cannot_be_listed_is_an_error_not_missing_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A sub-folder this user may not list (``chmod 700`` by another user) was passed over by the listing,
+    and its rules were missing without a word; it is one error naming the folder. A hidden folder (a
+    ConfigMap's ``..data``) is not read anyway. (scandir is faked: root may list anything.)"""
+    rule = "id: {id}\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {{event: X}}\n"
+    (tmp_path / "team").mkdir()
+    (tmp_path / "a.yaml").write_text(rule.format(id="a"), encoding="utf-8")
+    (tmp_path / "team" / "b.yaml").write_text(rule.format(id="b"), encoding="utf-8")
+    (tmp_path / ".cache").mkdir()
+    real_scandir = os.scandir
+    blocked: set[Path] = {tmp_path / ".cache"}
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) in blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert sorted(rule.id for rule in load_rules(tmp_path).rules) == ["a", "b"]
+    blocked.add(tmp_path / "team")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'team'}: cannot read this folder of rules: Permission denied"
