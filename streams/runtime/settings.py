@@ -6,6 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -38,6 +39,14 @@ def _store(value: str) -> str:
     if value.strip().lower() not in ("rocksdb://", "memory://"):
         raise ValueError("the store is rocksdb:// (production) or memory:// (tests, the demo)")
     return value.strip().lower()
+
+
+def _web_api_url(value: str) -> str:
+    """Slack's Web API base: an http(s) URL with a host (a typo made every bot message fail at delivery)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s) URL with a host, e.g. https://slack.com/api/ (the default)")
+    return value.strip()
 
 
 _CLOSED_FOLDER = "(a folder on the way is closed to this user)"
@@ -294,7 +303,7 @@ class Settings(BaseSettings):
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)

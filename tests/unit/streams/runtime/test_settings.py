@@ -39,6 +39,16 @@ def test_log_level_is_case_insensitive_and_a_typo_is_refused() -> None:
         Settings(log_level="verbose")
 
 
+@pytest.mark.parametrize("url", ["notaurl", "slack.com/api/", "ftp://slack.com/api/", "https://", ""])
+def test_a_slack_api_url_that_is_no_http_url_is_refused(url: str) -> None:
+    """PREEMPT_SLACK_API_URL must be an http(s) URL with a host: a typo was accepted at start and made
+    every bot message fail at delivery; the fake Slack server's http://127.0.0.1 URL is fine."""
+    with pytest.raises(ValidationError, match="an http\\(s\\) URL with a host"):
+        Settings(slack_api_url=url)
+    assert Settings(slack_api_url=" http://127.0.0.1:8080/api/ ").slack_api_url == "http://127.0.0.1:8080/api/"
+    assert Settings().slack_api_url == "https://slack.com/api/"
+
+
 def test_two_processes_of_one_app_on_one_machine_get_their_own_data_dirs(tmp_path: Path) -> None:
     """Two workers with the same settings but their own web ports (two on one machine) never share a
     RocksDB folder (RocksDB locks a partition's database for one process); a restart finds its own."""
