@@ -17,6 +17,13 @@ from collections.abc import Iterable, Mapping
 import orjson
 
 REPLAY_HEADER = "preempt-replay"
+MAX_REPLAY_TARGETS = 64
+"""Targets one replayed alert may name: a routing file's targets for one alert are a handful; a header
+naming thousands (a garbled or forged record) would fan out into one dead letter each."""
+MAX_TARGET_CHARS = 256
+"""Characters of one target name (``receiver/channel``): a longer one is no target of a routing file, and
+its dead letter (which repeats it in three headers) could outgrow what Kafka takes — the notifier then
+crashed on the record at every restart."""
 
 HeaderPairs = Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]] | None
 
@@ -33,7 +40,8 @@ def replay_header(targets: Iterable[str]) -> tuple[str, bytes]:
 def replay_targets(headers: HeaderPairs) -> tuple[str, ...] | None:
     """The targets a record's ``preempt-replay`` header names; None when the record is not a replay.
 
-    Raises ``InvalidReplayHeaderError`` for a value that is not a JSON array of strings.
+    Raises ``InvalidReplayHeaderError`` for a value that is not a JSON array of strings, names more than
+    ``MAX_REPLAY_TARGETS`` targets or one longer than ``MAX_TARGET_CHARS`` (each named once).
     """
     if headers is None:
         return None
@@ -47,5 +55,14 @@ def replay_targets(headers: HeaderPairs) -> tuple[str, ...] | None:
             raise InvalidReplayHeaderError(f"{REPLAY_HEADER} header is not JSON: {exc}") from None
         if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
             raise InvalidReplayHeaderError(f"{REPLAY_HEADER} header is not a JSON array of target names")
-        return tuple(targets)
+        named = tuple(dict.fromkeys(targets))
+        if len(named) > MAX_REPLAY_TARGETS:
+            raise InvalidReplayHeaderError(
+                f"{REPLAY_HEADER} header names {len(named)} targets, more than {MAX_REPLAY_TARGETS}"
+            )
+        if any(len(t) > MAX_TARGET_CHARS for t in named):
+            raise InvalidReplayHeaderError(
+                f"{REPLAY_HEADER} header names a target longer than {MAX_TARGET_CHARS} characters"
+            )
+        return named
     return None

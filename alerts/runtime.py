@@ -53,7 +53,13 @@ from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
-from streams.runtime.dead_letters import ALERT_TRUNCATED, DeadLetterRecord, alert_dead_letter_headers, bounded
+from streams.runtime.dead_letters import (
+    ALERT_TRUNCATED,
+    INVALID_ALERT,
+    DeadLetterRecord,
+    alert_dead_letter_headers,
+    bounded,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -69,7 +75,6 @@ log = get_logger(__name__)
 
 APP_NAME = "preempt-notify"  # the app id (and ``app`` label of preempt_ready) under the default topic prefix
 LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (seconds)
-INVALID_ALERT = "invalid_alert"  # dead-letter reason of a record that is not a valid alert
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
 

@@ -34,6 +34,7 @@ from streams.runtime.dead_letters import (
     ALERT_RECEIVER_TYPE,
     ALERT_TARGET,
     ALERT_TRUNCATED,
+    INVALID_ALERT,
 )
 from streams.runtime.settings import Settings
 
@@ -61,8 +62,12 @@ def _alert_id(value: bytes | None) -> str | None:
 
 
 def replayable(letter: StoredDeadLetter) -> Alert | None:
-    """The alert a letter holds, when it is a whole valid alert (not a record cut to fit, not an invalid one)."""
-    if letter.value is None or ALERT_TRUNCATED in letter.verdict:
+    """The alert a letter holds, when it is a whole valid alert (not a record cut to fit, not an invalid one).
+
+    A letter the notifier refused as ``invalid_alert`` is never replayed, even when its value reads as an
+    alert here: its fault was elsewhere (a garbled ``preempt-replay`` header), the targets it was meant
+    for are not kept, and replayed without them it would be routed as new, to every receiver."""
+    if letter.value is None or ALERT_TRUNCATED in letter.verdict or letter.verdict.get(ALERT_REASON) == INVALID_ALERT:
         return None
     try:
         return Alert.model_validate_json(letter.value)

@@ -72,6 +72,7 @@ ALERT_RECEIVER_TYPE = "receiver_type"
 ALERT_REASON = "reason"
 ALERT_ERROR = "error"
 ALERT_TRUNCATED = "truncated"  # only on a dead letter cut to fit (see bounded)
+INVALID_ALERT = "invalid_alert"  # the reason of a record on preempt.alerts the notifier could not take as an alert
 
 HeaderValue = bytes | bytearray | memoryview | str | None
 HeadersIn = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
@@ -233,17 +234,28 @@ def alert_dead_letter_headers(
 
     With ``target`` (``receiver/channel…``, a delivery that failed): ``target``, ``receiver`` (the
     target's first part), ``receiver_type``, ``reason``, ``error``. Without (a record that is not
-    an alert): ``reason`` and ``error`` only. ``detail`` is sent as given; the caller bounds it.
+    an alert): ``reason`` and ``error`` only. ``target`` and ``detail`` are clipped to
+    ``MAX_ALERT_HEADER_CHARS`` each: a dead letter must fit in a record whatever they hold.
     """
     headers: list[tuple[str, bytes]] = []
     if target is not None:
         headers += [
-            (ALERT_TARGET, target.encode("utf-8", "surrogateescape")),
-            (ALERT_RECEIVER, target.split("/", 1)[0].encode("utf-8", "surrogateescape")),
+            (ALERT_TARGET, _clipped(target)),
+            (ALERT_RECEIVER, _clipped(target.split("/", 1)[0])),
             (ALERT_RECEIVER_TYPE, (receiver_type or "").encode()),
         ]
-    headers += [(ALERT_REASON, reason.encode()), (ALERT_ERROR, detail.encode("utf-8", "surrogateescape"))]
+    headers += [(ALERT_REASON, reason.encode()), (ALERT_ERROR, _clipped(detail))]
     return headers
+
+
+MAX_ALERT_HEADER_CHARS = 2000
+"""Characters kept of a target name or an error sentence in an alert dead letter's headers."""
+
+
+def _clipped(text: str) -> bytes:
+    if len(text) > MAX_ALERT_HEADER_CHARS:
+        text = text[: MAX_ALERT_HEADER_CHARS - 1] + "…"
+    return text.encode("utf-8", "surrogateescape")
 
 
 ALERT_VERDICT_HEADERS = (ALERT_TARGET, ALERT_RECEIVER, ALERT_RECEIVER_TYPE, ALERT_REASON, ALERT_ERROR, ALERT_TRUNCATED)

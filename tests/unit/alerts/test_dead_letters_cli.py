@@ -172,3 +172,37 @@ def test_a_broker_failure_during_replay_is_one_line_and_exit_1(
     assert last.startswith(expected), last
     assert "again once the broker is back" in last
     assert "Traceback" not in result.output
+
+
+def test_a_letter_the_notifier_refused_as_invalid_is_not_replayed(cli) -> None:
+    """An alert refused as invalid_alert (a garbled preempt-replay header) holds a valid alert, but not the
+    targets it was meant for: replayed, it would go to every receiver as new. It is skipped and counted."""
+    good, garbled = build_alert(), build_alert(account_id="globex")
+    cli += [letter(good, "permanent", "csm/slack"), letter(garbled, "invalid_alert", None)]
+    result = run("--replay")
+    assert result.exit_code == 0, result.output
+    assert sent_targets() == {good.alert_id: ("csm/slack",)}
+    assert "1 skipped" in result.stderr
+
+
+def test_a_dead_letter_fits_in_a_record_whatever_its_target_and_error_hold() -> None:
+    """Target, receiver and error are clipped: a dead letter's headers stay small for any input."""
+    headers = alert_dead_letter_headers("unknown_target", "e" * 500_000, target="r" * 400_000, receiver_type="x")
+    assert sum(len(value) for _, value in headers) < 10_000
+    verdict = alert_dead_letter_verdict(headers)
+    assert verdict["target"] == "r" * 1999 + "…"
+
+
+def test_replay_targets_are_bounded_and_named_once() -> None:
+    """More than MAX_REPLAY_TARGETS targets, or one longer than MAX_TARGET_CHARS, is an invalid header;
+    a target named twice is one target."""
+    from alerts.replay import MAX_REPLAY_TARGETS, MAX_TARGET_CHARS, InvalidReplayHeaderError
+
+    pair = (REPLAY_HEADER, orjson.dumps(["csm/slack", "csm/email", "csm/slack"]))
+    assert replay_targets([pair]) == ("csm/slack", "csm/email")
+    many = (REPLAY_HEADER, orjson.dumps([f"r/{i}" for i in range(MAX_REPLAY_TARGETS + 1)]))
+    with pytest.raises(InvalidReplayHeaderError, match="targets, more than"):
+        replay_targets([many])
+    long = (REPLAY_HEADER, orjson.dumps(["r/" + "x" * MAX_TARGET_CHARS]))
+    with pytest.raises(InvalidReplayHeaderError, match="longer than"):
+        replay_targets([long])

@@ -251,6 +251,28 @@ async def test_a_replayed_alert_reaches_the_dispatcher_with_its_targets(make_run
     assert (replayed.acks, plain.acks, broken.acks) == (1, 1, 1)
 
 
+@pytest.mark.parametrize(
+    "targets",
+    [["x" * 340_000], [f"csm/c{i}" for i in range(65)]],
+    ids=["a 340 KB target", "65 targets"],
+)
+async def test_a_replay_header_past_its_bounds_is_one_small_dead_letter(make_runtime, make_alert, targets) -> None:
+    """A preempt-replay header naming one 340 KB target made a dead letter over Kafka's record size (the
+    target repeated in three headers): the send failed and crashed the notifier, at every restart; one
+    naming thousands of targets fanned out into a dead letter each. Both are one invalid_alert letter."""
+    runtime, _, notifier, topics = make_runtime()
+    event = FakeEvent(make_alert().model_dump_json().encode(), headers=[replay_header(targets)])
+    await runtime.consume_alerts(FakeStream([event]))
+    [letter] = topics["dead_letters"].sent
+    headers = dict(letter["headers"])
+    assert headers["reason"] == b"invalid_alert"
+    assert sum(len(v or b"") for _, v in letter["headers"]) < 10_000
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert notifier.sent == []
+    assert event.acks == 1
+
+
 async def test_an_alert_settled_early_is_acked_to_faust_after_the_earlier_one_waiting(make_runtime, make_alert) -> None:
     """A record dead-lettered at once waits, for its ack, for the alert before it in the partition that is
     still being delivered: Faust must not commit past that alert (a restart would never read it again)."""
