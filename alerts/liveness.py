@@ -15,12 +15,18 @@ the rules worker's are (``streams.worker.liveness``): ERROR ``partition stalled 
 ``preempt_partition_stalled{topic,partition}`` = 1, ``preempt_partition_stalls_total{topic}`` + 1,
 ``/readyz`` 503 — until it moves again (INFO ``partition progressing again``, gauge 0). Sampling
 pauses while a rebalance or table recovery runs, or while the broker is declared unreachable.
+
+Offsets without records are not lag. Under ``exactly_once`` the rules worker writes alerts in
+transactions, and each commit (or abort) marker takes an offset no consumer is ever given: after the
+last alert the read position stays one short of the end for good. A partition whose lag did not move
+since the previous sample is probed (``probe``: ``streams.runtime.range_reader``, the rules worker's
+recordless-tail check): when ``[position, end)`` holds no record, the position counts as the end.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -47,8 +53,11 @@ class AlertsWatchdog:
         ready: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
         broker_down: Callable[[], bool] = lambda: False,
+        probe: Callable[[int, int, int], Awaitable[bool]] | None = None,
     ) -> None:
-        """``read``: per partition, the next offset after the last alert the agent handled."""
+        """``read``: per partition, the next offset after the last alert the agent handled.
+        ``probe(partition, start, end)``: True when ``[start, end)`` holds no record (bounded wait;
+        ``RangeReader.holds_no_record``)."""
         self.app = app
         self.topic = topic
         self.tracker = StallTracker(stall_after_s)
@@ -57,6 +66,9 @@ class AlertsWatchdog:
         self._clock = clock
         self._broker_down = broker_down
         self._stalled: dict[int, PartitionStall] = {}
+        self._probe = probe
+        self._previous: dict[int, tuple[int, int]] = {}  # partition -> (position, end) of the last sample
+        self._recordless: dict[int, tuple[int, int]] = {}  # partition -> (position, end) probed empty
 
     @property
     def interval_s(self) -> float:
@@ -77,23 +89,48 @@ class AlertsWatchdog:
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
             ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
+            committed = committed_offsets(consumer)
+            read = self._read()
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 self.tracker.reset()  # nobody can progress meanwhile: the clock starts afresh afterwards
             log.warning("alerts watchdog could not sample; skipped", error=repr(exc))
             return
-        committed = committed_offsets(consumer)
-        read = self._read()
         samples = []
         for tp in tps:
             positions = [p for p in (read.get(tp.partition), committed.get(tp)) if p is not None]
             if ends.get(tp) is None or not positions:
                 continue  # nothing read or committed yet: no position to measure from
-            position = max(positions)
-            samples.append(
-                PartitionSample(tp.topic, tp.partition, end=int(ends[tp]), committed=position, processed=position)
-            )
+            end = int(ends[tp])
+            position = max(int(p) for p in positions)
+            if await self._recordless_tail(tp.partition, position, end):
+                position = end
+            samples.append(PartitionSample(tp.topic, tp.partition, end=end, committed=position, processed=position))
         self._update(self.tracker.observe(samples, self._clock()))
+
+    async def _recordless_tail(self, partition: int, position: int, end: int) -> bool:
+        """True when ``[position, end)`` holds offsets but no record (transaction markers): not lag.
+
+        Probed once the sample shows lag that did not move since the previous sample (a stall needs
+        that for the whole stall time anyway; a moving partition is not read twice); a range found
+        empty is remembered, so an idle partition is read once, not every sample. A probe that fails
+        or does not finish in its bounded wait counts as lag (a stall is reported, not hidden)."""
+        key = (position, end)
+        unchanged = self._previous.get(partition) == key
+        self._previous[partition] = key
+        if self._probe is None or end <= position or not unchanged:
+            return False
+        if self._recordless.get(partition) == key:
+            return True
+        try:
+            empty = await self._probe(partition, position, end)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("alerts watchdog could not read the tail of a partition", partition=partition, error=repr(exc))
+            return False
+        if empty:
+            self._recordless[partition] = key
+            log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
+        return empty
 
     def _update(self, stalls: list[PartitionStall]) -> None:
         now = {s.partition: s for s in stalls}
