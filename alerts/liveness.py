@@ -91,6 +91,11 @@ class AlertsWatchdog:
             ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
             committed = committed_offsets(consumer)
             read = self._read()
+            # Nothing read or committed yet (a new consumer group): the agent reads from the
+            # partition's first offset (auto_offset_reset=earliest), so lag counts from there. A
+            # first alert it cannot get past was never reported.
+            missing = [tp for tp in tps if read.get(tp.partition) is None and committed.get(tp) is None]
+            earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 self.tracker.reset()  # nobody can progress meanwhile: the clock starts afresh afterwards
@@ -98,9 +103,9 @@ class AlertsWatchdog:
             return
         samples = []
         for tp in tps:
-            positions = [p for p in (read.get(tp.partition), committed.get(tp)) if p is not None]
+            positions = [p for p in (read.get(tp.partition), committed.get(tp), earliest.get(tp)) if p is not None]
             if ends.get(tp) is None or not positions:
-                continue  # nothing read or committed yet: no position to measure from
+                continue  # no position to measure from (the broker did not say)
             end = int(ends[tp])
             position = max(int(p) for p in positions)
             if await self._recordless_tail(tp.partition, position, end):

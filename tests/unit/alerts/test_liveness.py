@@ -135,3 +135,26 @@ def test_a_tail_that_holds_an_alert_or_cannot_be_read_is_still_a_stall() -> None
         assert dog.stalled() == (f"{topic}/2",), name
         assert tail.reads, name
         assert set(tail.reads) == {(2, 5, 9)}, name
+
+
+def test_a_first_alert_of_a_new_consumer_group_the_agent_cannot_get_past_is_a_stall() -> None:
+    """Nothing committed and nothing read (a new group): lag counts from the partition's earliest offset, so a
+    first alert the agent never gets past is reported after the stall time instead of being skipped."""
+    topic = "wd-alerts-new-group"
+    tp = TP(topic, 1)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 3}, committed={}, read={}, now=now)
+    logs = _rounds(dog, now, [0, 15, 31])
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert [(e["partition"], e["lag"], e["read"]) for e in errors] == [(1, 3, 0)]
+    assert dog.stalled() == (f"{topic}/1",)
+
+
+def test_an_empty_partition_of_a_new_consumer_group_is_not_a_stall() -> None:
+    """Nothing committed, nothing read, nothing written (earliest == end): no lag, no stall."""
+    topic = "wd-alerts-new-empty"
+    tp = TP(topic, 0)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 0}, committed={}, read={}, now=now)
+    _rounds(dog, now, [0, 31, 62])
+    assert dog.stalled() == ()
