@@ -202,9 +202,10 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
         ready=lambda: runtime.recovered,
         broker_down=lambda: broker_unreachable(app),
         probe=tail.holds_no_record,
+        dead_letters=runtime.dead_letters_pending,
     )
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
-    register_liveness(app, watchdog.stalled)
+    register_liveness(app, watchdog.stalled, watchdog.stuck)
 
     async def close_tail_reader(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await tail.close()

@@ -21,12 +21,21 @@ transactions, and each commit (or abort) marker takes an offset no consumer is e
 last alert the read position stays one short of the end for good. A partition whose lag did not move
 since the previous sample is probed (``probe``: ``streams.runtime.range_reader``, the rules worker's
 recordless-tail check): when ``[position, end)`` holds no record, the position counts as the end.
+
+A delivery's dead letter the broker does not take is no stall: the dispatcher sends it from a task
+of its own, the agent reads on, the partition's commit stays behind the alert. The runtime tracks
+every dead letter it is writing (:class:`PendingWrites`); one still in flight after the stall time
+is reported: ERROR ``dead letter not written …``, ``/readyz`` 503 — until every dead letter is
+written (INFO ``dead letters written again``). ``preempt_notifier_dead_letter_pending_seconds``
+says how old the oldest is, at any time.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -39,6 +48,32 @@ from streams.runtime.logs import get_logger
 from streams.runtime.metrics import PARTITION_STALLED, PARTITION_STALLS
 
 log = get_logger(__name__)
+
+
+class PendingWrites:
+    """Writes in flight and when each began (the runtime's dead-letter sends), for the watchdog."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._started: dict[int, float] = {}
+        self._ids = itertools.count()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the block as one write in flight until it returns or raises."""
+        key = next(self._ids)
+        self._started[key] = self._clock()
+        try:
+            yield
+        finally:
+            del self._started[key]
+
+    def __len__(self) -> int:
+        return len(self._started)
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest write in flight began (0.0: none in flight)."""
+        return self._clock() - min(self._started.values()) if self._started else 0.0
 
 
 class AlertsWatchdog:
@@ -54,10 +89,11 @@ class AlertsWatchdog:
         clock: Callable[[], float] = time.monotonic,
         broker_down: Callable[[], bool] = lambda: False,
         probe: Callable[[int, int, int], Awaitable[bool]] | None = None,
+        dead_letters: PendingWrites | None = None,
     ) -> None:
         """``read``: per partition, the next offset after the last alert the agent handled.
         ``probe(partition, start, end)``: True when ``[start, end)`` holds no record (bounded wait;
-        ``RangeReader.holds_no_record``)."""
+        ``RangeReader.holds_no_record``). ``dead_letters``: the dead letters being written."""
         self.app = app
         self.topic = topic
         self.tracker = StallTracker(stall_after_s)
@@ -69,6 +105,8 @@ class AlertsWatchdog:
         self._probe = probe
         self._previous: dict[int, tuple[int, int]] = {}  # partition -> (position, end) of the last sample
         self._recordless: dict[int, tuple[int, int]] = {}  # partition -> (position, end) probed empty
+        self._dead_letters = dead_letters
+        self._stuck: tuple[str, ...] = ()
 
     @property
     def interval_s(self) -> float:
@@ -79,8 +117,13 @@ class AlertsWatchdog:
         """``topic/partition`` of every partition stalled right now (for ``/readyz``)."""
         return tuple(s.name for _, s in sorted(self._stalled.items()))
 
+    def stuck(self) -> tuple[str, ...]:
+        """Why writes the notifier waits on are stuck, if they are (for ``/readyz``)."""
+        return self._stuck
+
     async def check(self) -> None:
         """One sampling round (the app's timer calls it every ``interval_s``)."""
+        self._check_dead_letters()
         if self.app.rebalancing or self.app.in_recovery or not self._ready():
             self.tracker.reset()
             self._update([])
@@ -136,6 +179,26 @@ class AlertsWatchdog:
             self._recordless[partition] = key
             log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
         return empty
+
+    def _check_dead_letters(self) -> None:
+        """Report dead letters in flight for longer than the stall time (see the module doc).
+
+        Checked whatever else goes on (a rebalance does not unblock them): the alert stays unacked,
+        so its partition's commit, and every later alert's, waits behind it."""
+        if self._dead_letters is None:
+            return
+        age, pending = self._dead_letters.oldest_age(), len(self._dead_letters)
+        if pending and age >= self.tracker.stall_after_s:
+            if not self._stuck:
+                log.error(
+                    "dead letter not written: the broker has not taken it; its alert stays unacked",
+                    pending=pending,
+                    oldest_s=round(age, 1),
+                )
+            self._stuck = (f"dead letter not written for {age:.0f} s ({pending} pending)",)
+        elif self._stuck:
+            self._stuck = ()
+            log.info("dead letters written again")
 
     def _update(self, stalls: list[PartitionStall]) -> None:
         now = {s.partition: s for s in stalls}

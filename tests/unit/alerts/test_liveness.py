@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from alerts.liveness import AlertsWatchdog
+from alerts.liveness import AlertsWatchdog, PendingWrites
 from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
 
 
@@ -158,3 +158,35 @@ def test_an_empty_partition_of_a_new_consumer_group_is_not_a_stall() -> None:
     dog = _watchdog(topic, ends={tp: 0}, committed={}, read={}, now=now)
     _rounds(dog, now, [0, 31, 62])
     assert dog.stalled() == ()
+
+
+def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz_until_written() -> None:
+    """A delivery's dead letter still in flight after the stall time (preempt.alerts.dlq deleted: the agent reads
+    on, the commit waits) is one ERROR and a /readyz reason; a short one is not; once written, both clear."""
+    topic = "wd-alerts-dlq"
+    tp = TP(topic, 0)
+    now = [0.0]
+    pending = PendingWrites(clock=lambda: now[0])
+    consumer = StubConsumer([tp], ends={tp: 4}, committed={tp: 1})
+    dog = AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        read=lambda: {0: 4},  # the agent read on: no partition stall
+        ready=lambda: True,
+        clock=lambda: now[0],
+        dead_letters=pending,
+    )
+    with pending.track():
+        logs = _rounds(dog, now, [0, 15, 29])
+        assert dog.stuck() == ()
+        assert pending.oldest_age() == 29
+        logs = _rounds(dog, now, [31, 46])
+        assert dog.stuck() == ("dead letter not written for 46 s (1 pending)",)
+        errors = [entry for entry in logs if entry["log_level"] == "error"]
+        assert [(e["pending"], e["oldest_s"]) for e in errors] == [(1, 31)]
+        assert dog.stalled() == ()
+    logs = _rounds(dog, now, [50])
+    assert dog.stuck() == ()
+    assert pending.oldest_age() == 0
+    assert any(entry["event"] == "dead letters written again" for entry in logs)
