@@ -13,6 +13,14 @@ whose routing fails (a matcher, silence, inhibition or grouping error) is dead-l
 ``reason=dispatch_error``; a quiet-hours computation that fails sends the alert now (counted); each
 target's own delivery failures are the retry scheduler's (``permanent``, ``gave_up``,
 ``unexpected_error``).
+
+A replayed alert (``preempt alerts dead-letters --replay``, header ``preempt-replay``: ``alerts/replay.py``)
+goes only to the targets it was dead-lettered for, each still checked against the delivery log; a
+named target this routing file no longer has is dead-lettered again (``unknown_target``). It is never
+an active source for ``inhibit_rules`` (it fired days ago, perhaps) and its delivery is not observed
+in ``preempt_notification_latency_seconds`` (its ``emitted_at`` is the first emission's: the log line
+``alert delivered`` says ``replay=true`` instead). Silences, snoozes and inhibitions active now mute
+it as they mute any alert.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from alerts.routing.config import QuietHours, RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
-from alerts.routing.tree import RouteMatch, RoutingTree
+from alerts.routing.tree import DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, RouteMatch, RoutingTree
 from schemas.alert import Alert
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
@@ -50,6 +58,7 @@ DeadLetterSink = Callable[[Alert, str, str, str, str], Awaitable[None]]  # alert
 ROUTING_ERROR = "routing_error"  # deciding where the alert goes failed: dead-lettered, acked
 DISPATCH_ERROR = "dispatch_error"  # flushing the alert's group into deliveries failed: dead-lettered, settled
 RECIPIENTS_REFUSED = "recipients_refused"  # delivered, but some recipients refused it: dead-lettered for them
+UNKNOWN_TARGET = "unknown_target"  # a replay names a target this routing file does not have: dead-lettered
 NO_RECEIVER = "none"  # receiver_type label of an alert dead-lettered before it reached a receiver
 Flush = Callable[[], Awaitable[None]]
 
@@ -65,6 +74,7 @@ class Ticket:
     acked: bool = False
     deferred: bool = False
     muted: bool = False
+    replay: bool = False  # produced again from the dead letters (alerts/replay.py)
 
     def settle(self, target: str | None = None) -> None:
         """Mark ``target`` settled; ack the record when nothing is outstanding any more."""
@@ -83,6 +93,14 @@ class _Route:
     group_key: str
     targets: tuple[str, ...]
     delivered: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where an alert goes: its routes, and the replay targets this routing file does not have."""
+
+    routes: list[_Route]
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +190,27 @@ class Dispatcher:
 
     # --- consuming ------------------------------------------------------------------------------
 
-    def on_alert(self, alert: Alert, ack: Callable[[], object], partition: int | None = None) -> None:
+    def on_alert(
+        self,
+        alert: Alert,
+        ack: Callable[[], object],
+        partition: int | None = None,
+        replay: tuple[str, ...] | None = None,
+    ) -> None:
         """Decide what happens to one consumed alert; ``ack`` is called once it is fully settled.
+
+        ``replay``: the targets a replayed alert was dead-lettered for (``alerts/replay.py``); it goes
+        to those only (an empty tuple: a letter that named none, routed as new). None: not a replay.
 
         Never raises for one alert: a routing failure dead-letters it (``routing_error``) and acks it.
         """
         now = self._clock()
-        ticket = Ticket(alert=alert, partition=partition, ack=ack)
+        ticket = Ticket(alert=alert, partition=partition, ack=ack, replay=replay is not None)
         bound = log.bind(alert_id=alert.alert_id, rule_id=alert.rule_id, account_id=alert.account_id)
+        if replay is not None:
+            bound = bound.bind(replay=True)
         try:
-            plan = self._plan(alert, now)
+            plan = self._plan(alert, now, replay)
         except Exception as exc:  # noqa: BLE001 - one alert's routing failure is that alert's (policy)
             bound.exception("alert routing failed; dead-lettered")
             self._reject(alert, ticket, ROUTING_ERROR, f"{type(exc).__name__}: {exc}")
@@ -189,19 +218,29 @@ class Dispatcher:
         # Every alert received is active for inhibit_rules, also one that is itself silenced or inhibited
         # (as in Alertmanager: muting an alert does not un-fire it; a silenced outage still mutes its symptoms).
         # Only alerts that can be a source are kept: a flood of others cannot push a source out of the bound.
-        if self.inhibitor.can_inhibit(alert):
+        # A replay is not: it fired when it was first emitted, and would mute the account's alerts of now.
+        if replay is None and self.inhibitor.can_inhibit(alert):
             self._recent.append((now, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
             bound.info("alert suppressed", reason=plan[0], by=plan[1])
             ticket.settle()
             return
-        if all(not route.targets and not route.delivered for route in plan):
+        for target in plan.unknown:
+            ticket.outstanding.add(target)
+            self._waiting.setdefault((alert.alert_id, target), []).append(ticket)
+            NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=NO_RECEIVER, reason=UNKNOWN_TARGET).inc()
+            NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
+            detail = f"replayed for {target}, which this notifier's routing file does not have"
+            self._spawn(self._send_failed_target(alert, target, detail, UNKNOWN_TARGET))
+        if plan.routes and all(not route.targets and not route.delivered for route in plan.routes):
             # Every receiver it reaches has no destination (a "null" receiver, on purpose): counted
             # and logged like every other alert that is not sent.
             ALERTS_SUPPRESSED.labels(reason="no_destination").inc()
-            bound.info("alert not sent: its receivers have no destinations", receivers=[r.match.receiver for r in plan])
-        for route in plan:
+            bound.info(
+                "alert not sent: its receivers have no destinations", receivers=[r.match.receiver for r in plan.routes]
+            )
+        for route in plan.routes:
             for target in route.delivered:
                 ALERTS_SUPPRESSED.labels(reason="duplicate").inc()
                 bound.info("alert already delivered", target=f"{route.match.receiver}/{target}")
@@ -228,25 +267,60 @@ class Dispatcher:
         self.scheduler.wakeup.set()
         ticket.settle()
 
-    def _plan(self, alert: Alert, now: float) -> tuple[str, str] | list[_Route]:
+    def _plan(self, alert: Alert, now: float, replay: tuple[str, ...] | None = None) -> tuple[str, str] | _Plan:
         """Every decision about ``alert`` that can fail, made before any state changes: a suppression
         ``(reason, by)`` or the routes with their undelivered and already delivered targets."""
         reason = self._suppressed(alert, now)
         if reason is not None:
             return reason
+        if replay:
+            return self._replay_plan(alert, replay)
         routes: list[_Route] = []
         seen: set[str] = set()
         for match in self.tree.match(alert):
             if match.receiver in seen:
                 continue
             seen.add(match.receiver)
-            targets: list[str] = []
-            delivered: list[str] = []
-            for target in self._targets.get(match.receiver, {}):
-                done = self.delivery_log.delivered(alert.account_id, alert.alert_id, f"{match.receiver}/{target}")
-                (delivered if done is not None else targets).append(target)
-            routes.append(_Route(match, self.tree.group_key(alert, match), tuple(targets), tuple(delivered)))
-        return routes
+            routes.append(
+                self._route(alert, match, self.tree.group_key(alert, match), self._targets.get(match.receiver, {}))
+            )
+        return _Plan(routes)
+
+    def _route(self, alert: Alert, match: RouteMatch, group_key: str, wanted: Iterable[str]) -> _Route:
+        """``match``'s route with the ``wanted`` targets split by the delivery log: to send, already delivered."""
+        targets: list[str] = []
+        delivered: list[str] = []
+        for target in wanted:
+            done = self.delivery_log.delivered(alert.account_id, alert.alert_id, f"{match.receiver}/{target}")
+            (delivered if done is not None else targets).append(target)
+        return _Route(match, group_key, tuple(targets), tuple(delivered))
+
+    def _replay_plan(self, alert: Alert, wanted: tuple[str, ...]) -> _Plan:
+        """A replayed alert's routes: only the targets it names, not routed again.
+
+        Each receiver sends it on its own, at once (no group wait: it waited long enough); a target
+        that no receiver here has (renamed, removed) is returned as unknown.
+        """
+        by_receiver: dict[str, list[str]] = {}
+        unknown: list[str] = []
+        for full in dict.fromkeys(wanted):
+            found = next(
+                (
+                    (receiver, full[len(receiver) + 1 :])
+                    for receiver, targets in self._targets.items()
+                    if full.startswith(f"{receiver}/") and full[len(receiver) + 1 :] in targets
+                ),
+                None,
+            )
+            if found is None:
+                unknown.append(full)
+            else:
+                by_receiver.setdefault(found[0], []).append(found[1])
+        routes = []
+        for receiver, targets in by_receiver.items():
+            match = RouteMatch(receiver, ("...",), 0.0, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, ("replay",))
+            routes.append(self._route(alert, match, f"{receiver}|replay|{{alert_id={alert.alert_id}}}", targets))
+        return _Plan(routes, tuple(unknown))
 
     def _reject(self, alert: Alert, ticket: Ticket, reason: str, detail: str) -> None:
         """Dead-letter ``alert`` before it reached any receiver, then ack it (the dead letter is sent first)."""
@@ -326,14 +400,14 @@ class Dispatcher:
                 NOTIFICATIONS.labels(receiver_type=NO_RECEIVER, outcome="dead_lettered").inc()
                 self._spawn(self._send_failed_target(item.alert, target, detail[:500]))
 
-    async def _send_failed_target(self, alert: Alert, target: str, detail: str) -> None:
-        await self._dead_letter(alert, target, NO_RECEIVER, DISPATCH_ERROR, detail)
+    async def _send_failed_target(self, alert: Alert, target: str, detail: str, reason: str = DISPATCH_ERROR) -> None:
+        await self._dead_letter(alert, target, NO_RECEIVER, reason, detail)
         log.warning(
             "alert dead-lettered",
             alert_id=alert.alert_id,
             account_id=alert.account_id,
             target=target,
-            reason=DISPATCH_ERROR,
+            reason=reason,
             detail=detail,
         )
         for ticket in self._waiting.pop((alert.alert_id, target), []):
@@ -428,8 +502,11 @@ class Dispatcher:
         if self.on_delivered_message is not None and receipt.ref and job.receiver_type == "slack":
             self.on_delivered_message(receipt.ref, job.notification.alerts, job.notifier)
         for alert in job.notification.alerts:
+            # The first ticket waiting for this target is the copy that is being sent (a later copy joined it).
+            tickets = self._waiting.get((alert.alert_id, job.target), [])
+            replay = bool(tickets) and tickets[0].replay
             emitted = _epoch(alert.emitted_at)
-            if emitted is not None:
+            if emitted is not None and not replay:  # a replay's emitted_at is its first emission's
                 NOTIFICATION_LATENCY.labels(receiver_type=job.receiver_type).observe(max(now - emitted, 0.0))
             if self.on_delivered_alert is not None:
                 self.on_delivered_alert(alert)
@@ -442,6 +519,7 @@ class Dispatcher:
                 ref=receipt.ref,
                 attempts=job.attempts,
                 group_size=len(job.notification.alerts),
+                replay=replay,
             )
         if receipt.refused:
             await self._partly_refused(job, dict(receipt.refused))

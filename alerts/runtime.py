@@ -49,6 +49,7 @@ from alerts.feedback import (
     update_note,
 )
 from alerts.liveness import PendingWrites
+from alerts.replay import InvalidReplayHeaderError, replay_targets
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
@@ -236,15 +237,22 @@ class NotifierRuntime:
             await self.dead_letter_invalid(message.key, event.value, exc)
             ack()
         else:
-            self.dispatcher.on_alert(alert, ack, message.partition)
+            try:
+                replay = replay_targets(message.headers)
+            except InvalidReplayHeaderError as exc:
+                await self.dead_letter_invalid(message.key, event.value, str(exc))
+                ack()
+            else:
+                self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
         self.read_offsets[message.partition] = message.offset + 1
 
-    async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError) -> None:
-        """Dead-letter a record that is not a valid alert, as it was consumed; log and count it.
+    async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:
+        """Dead-letter a record that is not a valid alert (or a replay whose ``preempt-replay`` header
+        is not valid), as it was consumed; log and count it.
 
         Called by :meth:`handle_alert`, which acks the record afterwards.
         """
-        errors = validation_summary(exc)
+        errors = exc if isinstance(exc, str) else validation_summary(exc)
         log.warning("undecodable alert dead-lettered", error=errors)
         headers = self.dead_letter_headers(INVALID_ALERT, errors[:MAX_INVALID_DETAIL_CHARS])
         await self.send_dead_letter(key, value, headers)

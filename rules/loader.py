@@ -9,6 +9,7 @@ each name the file, the rule id and the field, e.g.::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -61,17 +62,50 @@ def _hidden(path: Path, root: Path) -> bool:
 def _rule_files(path: Path) -> list[Path]:
     """The rule files under ``path``; a rule file's name that leads nowhere (a broken link) is listed too,
     so that reading it reports it instead of its rules missing silently."""
-    if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if (p.is_file() or (p.is_symlink() and not p.exists()))
-            and p.suffix.lower() in RULE_FILE_SUFFIXES
-            and not _hidden(p, path)
-        )
-    if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
-        return [path]
+    try:
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in RULE_FILE_SUFFIXES and _listed(p) and not _hidden(p, path)
+            )
+            _check_folders_readable(path)
+            return files
+        if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
+            return [path]
+    except OSError as exc:  # a folder on the way that this user may not enter
+        raise RuleConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     raise RuleConfigError(f"{path}: no such rule file or directory")
+
+
+def _check_folders_readable(root: Path) -> None:
+    """``rglob`` passes over a folder it may not list (``chmod 700`` by another user), and its rules
+    would be missing without a word: the first such folder (not a hidden one) is an error naming it."""
+    errors: list[OSError] = []
+    for _ in os.walk(root, onerror=errors.append):
+        pass
+    for error in errors:
+        folder = Path(error.filename) if error.filename else root
+        if folder == root or not _hidden(folder, root):
+            raise RuleConfigError(f"{folder}: cannot read this folder of rules: {error.strerror or error}")
+
+
+def _listed(path: Path) -> bool:
+    """A file, or a name that leads nowhere (a broken link), or one that cannot even be looked at: in a
+    folder without the x permission (``chmod -R 644 rules``) ``is_file`` raised PermissionError, a
+    traceback; listed, reading it reports "cannot read: Permission denied" with the file's name."""
+    try:
+        return path.is_file() or _broken_link(path)
+    except OSError:
+        return True
+
+
+def _broken_link(path: Path) -> bool:
+    """A symbolic link to nothing; False when the name cannot be looked at (reading it says why)."""
+    try:
+        return path.is_symlink() and not path.exists()
+    except OSError:
+        return False
 
 
 def _field_name(loc: tuple[int | str, ...], kind: object) -> str:
@@ -238,7 +272,7 @@ def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: Validatio
 
 
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
-    if file.is_symlink() and not file.exists():
+    if _broken_link(file):
         errors.append(f"{file}: rule (unknown): field '(file)': a broken link (to {file.readlink()}): fix or remove it")
         return []
     try:

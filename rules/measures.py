@@ -28,11 +28,12 @@ objects) would outgrow what the worker may store per account (it quarantines suc
 stream would forget what a backtest, which has no such limit, remembers)."""
 
 
-TYPED = "\x1f"
+TYPED = "="
 """The mark that starts the string a non-string ``distinct:`` value is counted as, so that no string
 value counts as the same value: the number ``500`` and the string ``"500"``, ``true`` and ``"True"``
 are two values, as ``where`` tells them apart. A string that itself starts with the mark gets a
-second one (the counted strings stay one-to-one with the values)."""
+second one (the counted strings stay one-to-one with the values). Printable, so it costs one byte of
+state a value (a control character is written ``\u001f`` in JSON: six)."""
 
 
 def check_measure(text: str) -> str:

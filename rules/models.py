@@ -318,10 +318,11 @@ class RiskRule(RuleBase):
     @model_validator(mode="before")
     @classmethod
     def _default_hysteresis(cls, data: Any) -> Any:
-        """Without ``hysteresis``, 0.05 — or half a threshold of 0.1 or less, which 0.05 would equal or exceed."""
+        """Without ``hysteresis``, 0.05 — or half the threshold when it is 0.05 or less, which 0.05 would equal
+        or exceed (a threshold above 0.05 keeps 0.05, as before: its rules re-arm as they did)."""
         if isinstance(data, dict) and "hysteresis" not in data:
             threshold = data.get("threshold")
-            if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold < 0.1:
+            if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold <= 0.05:
                 return {**data, "hysteresis": threshold / 2}
         return data
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +14,16 @@ from schemas.event import Event
 
 _ids = itertools.count(1)
 T0 = 1_795_420_800.0  # 2026-11-23T08:00:00Z
+
+
+@pytest.fixture(autouse=True)
+def _process_hooks_restored() -> Iterator[None]:
+    """``configure_logging`` (called by many tests and by the CLI they run) installs process-wide hooks
+    for uncaught thread exceptions and unraisable ones; pytest installs its own once per session, and a
+    test that left ours in place would make every later test stop failing on such exceptions."""
+    saved = (sys.excepthook, threading.excepthook, sys.unraisablehook)
+    yield
+    sys.excepthook, threading.excepthook, sys.unraisablehook = saved
 
 
 @pytest.fixture

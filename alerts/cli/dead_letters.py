@@ -2,21 +2,31 @@
 
 The PreemptNotificationsFailing runbook (docs/operations.md) sends the on-call to the dead-letter
 records for the detail and, once the receiver is fixed, to replay the alerts that still matter.
-Replaying produces each dead-lettered alert again on ``preempt.alerts``: the notifier routes it as
-new, and its delivery log (by ``alert_id`` and target) keeps the targets that already had it from
-getting it twice.
+Replaying produces each dead-lettered alert again on ``preempt.alerts`` with the header
+``preempt-replay`` naming the target(s) it was dead-lettered for (``alerts/replay.py``): the notifier
+sends it to those targets only (not to the receivers that had it, or were silenced or inhibited when
+it came), and its delivery log (by ``alert_id`` and target) keeps a target that has had it since
+from getting it twice. The log forgets after ``PREEMPT_DELIVERY_LOG_RETENTION_SECONDS`` (7 days), so
+a letter older than that is refused unless ``--force``. A broker failure while producing is one
+``Error:`` line and exit 1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
+from collections.abc import Callable
 
 import click
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from alerts.replay import replay_header
 from schemas.alert import Alert
+from schemas.errors import PublishError
 from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
 from streams.runtime.dead_letters import (
     ALERT_ERROR,
@@ -60,41 +70,100 @@ def replayable(letter: StoredDeadLetter) -> Alert | None:
         return None
 
 
-def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, int]:
+def _target(letter: StoredDeadLetter) -> str | None:
+    """The delivery target a letter was dead-lettered for; None when it names none (it failed before routing)."""
+    target = letter.verdict.get(ALERT_TARGET)
+    return target if target and target != "-" else None
+
+
+def too_old(letters: list[StoredDeadLetter], retention_seconds: float, now: float) -> int:
+    """How many replayable ``letters`` were dead-lettered longer ago than the delivery log remembers."""
+    horizon_ms = (now - retention_seconds) * 1000
+    return sum(
+        1
+        for letter in letters
+        if letter.timestamp_ms is not None and letter.timestamp_ms < horizon_ms and replayable(letter) is not None
+    )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+ProducerFactory = Callable[..., KafkaProducer]
+
+
+def replay(
+    settings: Settings, letters: list[StoredDeadLetter], producer_factory: ProducerFactory | None = None
+) -> tuple[int, int]:
     """Produce each replayable letter's alert on ``preempt.alerts`` (keyed by account); (replayed, skipped).
 
-    An alert dead-lettered for several targets is sent once."""
+    An alert dead-lettered for several targets is sent once, its ``preempt-replay`` header naming them
+    all (none when one of its letters names no target: the notifier routes it as new). Raises
+    ``PublishError`` (one line) when Kafka does not take them all."""
     from streams.runtime.kafka_clients import kafka_python_config
     from streams.runtime.topics import TopicNames
 
     alerts: dict[str, Alert] = {}
+    targets: dict[str, set[str] | None] = {}  # None: route it as new
     skipped = 0
     for letter in letters:
         alert = replayable(letter)
         if alert is None:
             skipped += 1
+            continue
+        alerts.setdefault(alert.alert_id, alert)
+        named, target = targets.setdefault(alert.alert_id, set()), _target(letter)
+        if target is None or named is None:
+            targets[alert.alert_id] = None
         else:
-            alerts.setdefault(alert.alert_id, alert)
+            named.add(target)
     if not alerts:
         return 0, skipped
     topic = TopicNames.from_settings(settings).alerts
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        client_id="preempt-alerts-replay",
-        **kafka_python_config(settings),
-    )
+    where = ", ".join(settings.bootstrap_servers)
     try:
-        for alert in alerts.values():
+        producer = (producer_factory or KafkaProducer)(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            client_id="preempt-alerts-replay",
+            **kafka_python_config(settings),
+        )
+    except KafkaError as exc:
+        raise PublishError(
+            f"cannot replay: Kafka at {where} did not answer ({type(exc).__name__}); nothing was replayed. "
+            "Run the command again once the broker is back",
+            len(alerts),
+        ) from None
+    try:
+        futures = [
             producer.send(
                 topic,
                 key=alert.account_id.encode(),
                 value=alert.model_dump_json().encode(),
-                headers=[("content-type", b"application/json")],
+                headers=[("content-type", b"application/json"), replay_header(targets[alert.alert_id] or ())],
             )
+            for alert in alerts.values()
+        ]
         producer.flush(timeout=30)
+        failed = [f.exception for f in futures if not f.is_done or f.failed()]
+    except KafkaError as exc:
+        failed = [exc] * len(alerts)
     finally:
-        producer.close(timeout=5)
+        # A close that fails after the flush loses nothing; after a failed flush, that failure is the one to tell.
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=5)
+    if failed:
+        first = failed[0]
+        raise PublishError(
+            f"replay failed: {len(failed)} of {len(alerts)} alert(s) not confirmed by Kafka at {where} "
+            f"({type(first).__name__ if first else 'no answer'}); run the command again once the broker is back "
+            "(the notifier's delivery log keeps targets that already had them from a second copy)",
+            len(failed),
+        )
     return len(alerts), skipped
 
 
@@ -109,22 +178,33 @@ def replay(settings: Settings, letters: list[StoredDeadLetter]) -> tuple[int, in
     "--replay",
     "replay_",
     is_flag=True,
-    help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); "
-    "targets that already had one are not sent it twice.",
+    help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); the notifier "
+    "sends each only to the target(s) it was dead-lettered for, and not twice to the same target.",
 )
-def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --replay: replay letters older than the delivery log's retention too "
+    "(the notifier no longer knows whether their targets had them since).",
+)
+def dead_letters(
+    limit: int, account_id: str | None, reason: str | None, as_json: bool, replay_: bool, force: bool
+) -> None:
     """Show alerts the notifier dead-lettered (preempt.alerts.dlq): target, reason, error and the alert.
 
     Reads the whole topic from the beginning and prints the newest --limit matches, oldest first.
     """
+    if force and not replay_:
+        raise click.UsageError("--force only goes with --replay")
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.dead_letter_reader import read_dead_letters
+    from streams.runtime.dead_letter_reader import missing_topic_note, read_dead_letters
     from streams.runtime.dead_letters import alert_dead_letter_verdict
     from streams.runtime.topics import TopicNames
 
     settings = Settings()
     probe_broker(settings)
     seen: Counter[str] = Counter()
+    missing: set[str] = set()
     letters = read_dead_letters(
         settings,
         account_id=account_id,
@@ -134,14 +214,26 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
         topic=TopicNames.from_settings(settings).alerts_dlq,
         verdict_of=alert_dead_letter_verdict,
         reason_header=ALERT_REASON,
+        missing=missing,
     )
     for letter in letters:
         click.echo(letter.to_json() if as_json else describe(letter))
     click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    for topic in sorted(missing):
+        click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:
         held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
         click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)
     if replay_:
+        retention = settings.delivery_log_retention_seconds
+        old = too_old(letters, retention, time.time())
+        if old and not force:
+            raise click.ClickException(
+                f"not replayed: {old} of the dead letters shown are older than the delivery log's retention "
+                f"({_duration(retention)}, PREEMPT_DELIVERY_LOG_RETENTION_SECONDS), so the notifier cannot tell "
+                "whether their targets had them since; narrow the selection (--account, --reason, --limit) "
+                "or add --force to replay them anyway"
+            )
         sent, skipped = replay(settings, letters)
         names = TopicNames.from_settings(settings)
         note = f" ({skipped} skipped: not a whole alert)" if skipped else ""

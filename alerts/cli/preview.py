@@ -36,6 +36,7 @@ from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
 from schemas.errors import ConfigError
 from schemas.jsonl import read_lines
+from streams.runtime.output_files import STDOUT_REFUSED, clobbering
 from streams.runtime.settings import Settings
 
 EXAMPLE_ROUTES = Path(__file__).resolve().parents[2] / "deploy" / "routes.example.yaml"
@@ -126,7 +127,11 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
 def load_routes(path: Path | None) -> tuple[RoutingConfig, Path]:
     """The routing file: ``path``, else PREEMPT_ROUTES_PATH, else deploy/routes.example.yaml."""
     chosen = path or Settings().routes_path or EXAMPLE_ROUTES
-    if not chosen.exists():
+    try:
+        present = chosen.exists()
+    except OSError:  # in a folder this user may not enter: loading it says so, naming the file
+        present = True
+    if not present:
         raise PreviewError(f"{chosen}: no such routing file; give --routes PATH or set PREEMPT_ROUTES_PATH")
     try:
         return RoutingConfig.load(chosen), chosen
@@ -369,6 +374,11 @@ def preview(
     """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
+    if html_path is not None and str(html_path) == "-":
+        raise click.BadParameter(STDOUT_REFUSED, param_hint="--html")
+    clobbered = clobbering({"--html": html_path}, {"ALERTS": Path(source), "--routes": routes_path})
+    if clobbered is not None:
+        raise click.UsageError(clobbered)
     if html_path is not None and not html_path.parent.exists():
         raise PreviewError(f"{html_path}: the folder {html_path.parent} does not exist")
     alert = load_alert(source, alert_id, index)

@@ -200,5 +200,9 @@ def test(
     if verify_receivers is not None:
         expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
         if receivers != expected:
-            click.echo(f"Error: expected receivers {','.join(expected)}, got {','.join(receivers)}", err=True)
+            # "(none)" rather than nothing: '--verify-receivers ""' (a silenced alert) read "expected receivers , got"
+            click.echo(
+                f"Error: expected receivers {','.join(expected) or '(none)'}, got {','.join(receivers) or '(none)'}",
+                err=True,
+            )
             sys.exit(1)

@@ -30,8 +30,8 @@ from schemas.event import format_ts
 from schemas.jsonl import Line, read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.option_types import FiniteFloatRange, InputPath
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
@@ -145,7 +145,7 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
 @click.option(
     "--rules",
     "rules_path",
-    type=click.Path(exists=True, path_type=Path),
+    type=InputPath(exists=True, path_type=Path),
     default=None,
     help="rule file or directory [default: PREEMPT_RULES_PATH, else the default pack]",
 )
@@ -153,14 +153,14 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL (the event contract; - reads stdin), in time order up to the allowed lateness",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="accounts JSONL: owner, tier, links for the alerts and the alert budget",
 )
@@ -203,6 +203,9 @@ def backtest(
     gives byte-identical output. Exit 3 when --budget is given and an owner gets more alerts in
     an ISO week than it allows.
     """
+    refuse_overwriting_inputs(
+        {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--rules": rules_path}
+    )
     settings = Settings()
     until_ts = _parse_until(until)
     if next(read_file(events_path), None) is None:  # nothing to replay is a mistake (a wrong or truncated file)
@@ -238,7 +241,7 @@ def backtest(
             "check it with `preempt events validate` against `preempt events schema`"
         )
     if output_path is not None:
-        with output_path.open("wb") as out:
+        with writing(output_path), output_path.open("wb") as out:
             for alert in result.alerts:
                 out.write(alert_line(alert))
     alert_counts = alert_budget(result.alerts, accounts)

@@ -27,6 +27,7 @@ from schemas.outcome import (
 )
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
+from streams.cli.option_types import InputPath
 
 
 def alert_point(alert: Alert) -> AlertPoint:
@@ -164,21 +165,21 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     "--alerts",
     "alerts_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="alerts JSONL (preempt backtest --output)",
 )
 @click.option(
     "--outcomes",
     "outcomes_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="outcomes JSONL (preempt simulate --outcomes-output), or an events JSONL holding outcome events",
 )
 @click.option(
     "--outcomes-events",
     "events_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL whose Subscription Cancelled/Renewed/… events are the outcomes",
 )

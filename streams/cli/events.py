@@ -15,6 +15,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.event import UsageEvent
 from schemas.json_schema import render
 from schemas.jsonl import read_lines
+from streams.cli.option_types import InputPath
 from streams.runtime.settings import Settings
 from streams.sdk.event_lines import describe_rejection
 
@@ -32,7 +33,7 @@ def schema(for_accounts: bool) -> None:
 
 
 @events.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("path", type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 def validate(path: Path) -> None:
     """Check a JSONL file of events (or - for stdin) offline, exactly as the stream would.
 
@@ -86,15 +87,20 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     newest --limit matches, oldest first.
     """
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.dead_letter_reader import read_dead_letters
+    from streams.runtime.dead_letter_reader import missing_topic_note, read_dead_letters
 
     settings = Settings()
     probe_broker(settings)
     seen: Counter[str] = Counter()
-    letters = read_dead_letters(settings, account_id=account_id, reason=reason, limit=limit, reasons_seen=seen)
+    missing: set[str] = set()
+    letters = read_dead_letters(
+        settings, account_id=account_id, reason=reason, limit=limit, reasons_seen=seen, missing=missing
+    )
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())
     click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    for topic in sorted(missing):
+        click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:  # a typo in a filter read as "none"
         held = ", ".join(f"{name} ({count})" for name, count in sorted(seen.items()))
         click.echo(f"note: none matches the filter; the topic holds {sum(seen.values())}: {held}", err=True)

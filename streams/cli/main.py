@@ -3,8 +3,9 @@
 This is the one place that knows every command, including the notifier's (``alerts.cli.routes``),
 so it is the only module in ``streams`` that imports from ``alerts``. It is also the one place
 that turns a user's error into one line: any ``PreemptError`` (a bad file, an invalid event, an
-unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1. Anything else
-is a bug and keeps its traceback.
+unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1. Ctrl-C (SIGINT)
+prints one line and exits 130, as a shell reports a command ended by SIGINT (128 + 2), so a script
+can tell an interrupted run from a failed one. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -33,14 +34,22 @@ from streams.cli.train import train_command
 from streams.cli.worker import worker
 from streams.runtime.logs import configure_command_logging
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
+
 
 class PreemptGroup(click.Group):
     """The ``preempt`` group: one line, not a traceback, for the errors a user can fix."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1)."""
+        """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1), Ctrl-C as exit 130."""
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # click's own handling says "Aborted!" and exits 1, the code of a failure
+            click.echo(
+                "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.", err=True
+            )
+            ctx.exit(INTERRUPTED_EXIT)
         except PreemptError as exc:
             raise click.ClickException(str(exc)) from exc
         except (ValidationError, SettingsError) as exc:

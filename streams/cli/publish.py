@@ -15,6 +15,7 @@ from schemas.decoder import loads_exact
 from schemas.errors import EventRejectedError, PublishError
 from schemas.jsonl import read_file, read_lines
 from streams.cli.input_files import rereadable
+from streams.cli.option_types import InputPath
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
@@ -42,7 +43,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
 @click.option(
     "--file",
     "file",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="A JSONL file of canonical events to publish instead of one event (- reads stdin).",
 )

@@ -25,16 +25,18 @@ from schemas.event import Event, format_ts
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
 from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
 from streams.simulate.files import write_account_outcomes, write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
 from streams.simulate.local_time import DAY_MS
+from streams.simulate.outcomes import last_renewal_day
 from streams.simulate.publishing import KafkaSink, paced_now
 from streams.simulate.summary import SimulationSummary
 
+_YEAR_10000_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, the first instant with no date
 # A progress bar is only worth it past this many account-days.
 _PROGRESS_ACCOUNT_DAYS = 500
 
@@ -55,6 +57,14 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     if end_ms > MAX_EPOCH * 1000:
         raise click.BadParameter(
             "--start + --days runs past 9999-12-31, where event timestamps end; choose an earlier --start",
+            param_hint="--start",
+        )
+    # The account records' renewal dates reach past the end (an OverflowError traceback past 9999-12-31)
+    reach_ms = last_renewal_day(days) * DAY_MS
+    if start_ms + reach_ms >= _YEAR_10000_MS:
+        raise click.BadParameter(
+            f"the accounts' renewal dates reach up to {last_renewal_day(days)} day(s) after --start, past "
+            f"9999-12-31 where dates end; choose a --start before {format_ts((_YEAR_10000_MS - reach_ms) / 1000)}",
             param_hint="--start",
         )
     if backfill and settings is not None:
@@ -159,6 +169,9 @@ def simulate(
     live = output is None and accounts_output is None and outcomes_output is None and not backfill
     to_files = not live and not backfill
     _check_mode(live, backfill, output, accounts_output)
+    refuse_overwriting_inputs(
+        {"--output": output, "--accounts-output": accounts_output, "--outcomes-output": outcomes_output}, {}
+    )
     settings: Settings | None = None
     if not to_files:
         settings = Settings()
@@ -189,12 +202,17 @@ def simulate(
     click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
-        write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+        with writing(outcomes_output):
+            write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+    cut_short = False
     if to_files:
         _to_files(sim, summary, days, output, accounts_output)
     else:
-        _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
+        cut_short = _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
+    if cut_short:
+        # Ctrl-C is how live traffic stops; a backfill it stops is incomplete history, not success (exit 130)
+        raise KeyboardInterrupt
     if outcomes_output is not None:
         kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
         counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
@@ -216,9 +234,10 @@ def _to_files(
     sim: Simulation, summary: SimulationSummary, days: int, output: Path | None, accounts_output: Path | None
 ) -> None:
     if accounts_output is not None:
-        write_accounts(accounts_output, sim.accounts)
+        with writing(accounts_output):
+            write_accounts(accounts_output, sim.accounts)
     if output is not None:
-        with _days_bar(sim, days) as bar:
+        with writing(output), _days_bar(sim, days) as bar:
             events = sim.events(on_day=lambda _day: bar.update(1))
             summary.bytes_written = write_events(output, _counted(events, summary))
 
@@ -231,9 +250,11 @@ def _to_kafka(
     rate: float,
     duration: float | None,
     settings: Settings,
-) -> None:
+) -> bool:
+    """Publish the accounts and the events; whether a backfill was cut short by Ctrl-C (after flushing)."""
     sink = KafkaSink(settings)
     sink.publish_accounts(sim.accounts)
+    cut_short = False
     try:
         if live:
             total = round(rate * duration) if duration is not None else None
@@ -248,7 +269,9 @@ def _to_kafka(
                     summary.bytes_written += sink.publish_event(event)
     except KeyboardInterrupt:
         click.echo("interrupted; flushing what was sent", err=True)
+        cut_short = not live
     finally:
         sink.close()
     if sink.failed:
         raise click.ClickException(f"{sink.failed} records could not be published (see the log)")
+    return cut_short

@@ -18,11 +18,11 @@ from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event
 from schemas.jsonl import read_file
-from schemas.outcome import Outcomes
+from schemas.outcome import OutcomeKind, Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange
-from streams.cli.output_paths import writable_output
+from streams.cli.option_types import FiniteFloatRange, InputPath
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -46,6 +46,27 @@ def _restricted(outcomes: Outcomes, accounts: dict[str, Account] | None) -> Outc
     if accounts is None:
         return outcomes
     return Outcomes({a: o for a, o in outcomes.by_account.items() if a in accounts})
+
+
+def _no_outcomes(
+    events_path: Path,
+    outcomes_path: Path | None,
+    accounts_path: Path | None,
+    every_outcome: Outcomes,
+    names: dict[str, OutcomeKind],
+) -> str:
+    """Why there is no outcome to learn from, naming the file that has none and what to give instead."""
+    if every_outcome.by_account:  # there were outcomes, but --accounts left every one out (noted above)
+        return f"none of the accounts with an outcome is in {accounts_path}; check --accounts against --outcomes"
+    if outcomes_path is None:
+        return (
+            f"{events_path} holds no outcome event ({', '.join(sorted(names))}): give --outcomes FILE, "
+            "or name the events that announce an outcome with --outcome-event 'NAME=churned'"
+        )
+    return (
+        f"{outcomes_path}: no outcomes (an outcomes JSONL, or events JSONL with {', '.join(sorted(names))} events); "
+        "give the outcomes of the accounts, e.g. preempt simulate --outcomes-output"
+    )
 
 
 def _check_retained(outcomes: Outcomes) -> None:
@@ -78,14 +99,14 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
     "--events",
     "events_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="events JSONL (history)",
 )
 @click.option(
     "--accounts",
     "accounts_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help=(
         "accounts JSONL: learn only from these accounts, and from their records too (renewal date, tenure, "
@@ -95,7 +116,7 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
 @click.option(
     "--outcomes",
     "outcomes_path",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
     help="outcomes JSONL, or an events JSONL holding outcome events (default: the --events file's outcome events)",
 )
@@ -166,6 +187,9 @@ def train_command(
 
     preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
     """
+    refuse_overwriting_inputs(
+        {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--outcomes": outcomes_path}
+    )
     every_s = parse_duration_option(as_of_every, "--as-of-every")
     if not (every_s / 86400).is_integer():
         raise click.ClickException(f"--as-of-every {as_of_every}: give whole days, e.g. 7d")
@@ -180,6 +204,8 @@ def train_command(
             f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}"
         )
     names = outcome_names(outcome_events)  # before scikit-learn's import, which takes seconds
+    if next(read_file(events_path), None) is None:  # a wrong or truncated file, not "no outcomes"
+        raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:
@@ -197,7 +223,7 @@ def train_command(
             err=True,
         )
     if not outcomes.by_account:
-        raise click.ClickException("no outcomes for the accounts to learn from; check --outcomes and --accounts")
+        raise click.ClickException(_no_outcomes(events_path, outcomes_path, accounts_path, every_outcome, names))
     _check_retained(outcomes)
     if accounts is not None and len(outcomes.by_account) < len(accounts):
         click.echo(
@@ -249,10 +275,8 @@ def train_command(
     document = risk_training.model_document(
         spec, samples, result, outcomes, horizon_s, every_s, min_lead=min_lead_s, negative_horizon=negative_s
     )
-    try:
+    with writing(output_path):
         output_path.write_bytes(orjson.dumps(document.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output_path}: {exc.strerror or exc}") from None
     training = document.training
     click.echo(
         f"trained on {training.samples} samples of {training.accounts} accounts ({training.churned_accounts} churned) "

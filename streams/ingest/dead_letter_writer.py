@@ -54,6 +54,7 @@ class DeadLetterWriter:
         self._timeout_s = timeout_s
         self._max_pending_bytes = max_pending_bytes
         self._pending: dict[asyncio.Task[None], int] = {}  # each write and how many letters it carries
+        self._given_up: set[asyncio.Task[None]] = set()  # writes drain() stopped waiting for (counted failed)
         self._pending_bytes = 0
         self._stopping = False
 
@@ -100,21 +101,31 @@ class DeadLetterWriter:
         # Each cancelled write counts and logs its letters as it ends; one that does not end soon is left behind.
         _, stuck = await asyncio.wait(late, timeout=CANCELLED_WAIT_SECONDS)
         if stuck:
+            # Counted failed now (the process is about to exit; PreemptIngestDeadLettersFailing sees them)
+            # and forgotten: should one of them end after all, it counts nothing more.
+            letters = sum(self._pending.pop(task, 0) for task in stuck)
+            self._given_up.update(stuck)
+            INGEST_DEAD_LETTERS.labels(outcome="failed").inc(letters)
             log.error(
                 "ingest stopping without waiting for dead-letter writes that did not end when cancelled; "
                 "their letters may be lost",
                 writes=len(stuck),
-                dead_letters=sum(self._pending.get(task, 0) for task in stuck),
+                dead_letters=letters,
             )
 
     async def _write(self, letters: Sequence[DeadLetterRecord], source: str, route: str) -> None:
+        error: str | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
                 await self._sink.send_dead_letters(letters)
         except TimeoutError:
-            self._failed(letters, source, route, f"Kafka did not acknowledge within {self._timeout_s:g} s")
+            error = f"Kafka did not acknowledge within {self._timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - the answer stands; the loss is logged and counted, never silent
-            self._failed(letters, source, route, str(exc) or type(exc).__name__)
+            error = str(exc) or type(exc).__name__
+        if asyncio.current_task() in self._given_up:
+            return  # given up at shutdown: counted failed then
+        if error is not None:
+            self._failed(letters, source, route, error)
         else:
             INGEST_DEAD_LETTERS.labels(outcome="written").inc(len(letters))
 
@@ -123,6 +134,9 @@ class DeadLetterWriter:
     ) -> None:
         self._pending.pop(task, None)
         self._pending_bytes -= size
+        if task in self._given_up:
+            self._given_up.discard(task)
+            return
         if task.cancelled():
             self._failed(letters, source, route, "ingest stopped before Kafka acknowledged")
 

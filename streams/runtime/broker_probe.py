@@ -8,6 +8,7 @@ raises ``BrokerUnavailableError`` with a sentence that says what to do.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,11 +30,20 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
     if timeout_s is None:
         timeout_s = settings.broker_probe_seconds
     where = ", ".join(settings.bootstrap_servers)
-    timeout_ms = max(1, int(timeout_s * 1000))
+    unreachable = (
+        f"cannot reach Kafka at {where} within {timeout_s:g} s ({{reason}}); "
+        "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one"
+    )
+    # One deadline for both steps below, so that the time the error states is the time it took.
+    deadline = time.monotonic() + timeout_s
     # A broker that answers but refuses the login or the TLS handshake would look "unreachable" to
     # the admin client below; check_access names the real cause (wrong password, untrusted CA) and
     # returns at once when nothing answers, leaving that case to the probe.
     check_access(settings, timeout_s=timeout_s)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:  # connections accepted, no answer (a hung broker, a port-forward to nothing)
+        raise BrokerUnavailableError(unreachable.format(reason="no answer"))
+    timeout_ms = max(1, int(remaining * 1000))
     try:
         with _client_logs_quiet():
             admin = KafkaAdminClient(
@@ -44,10 +54,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
                 **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
             )
     except (KafkaError, OSError, ValueError) as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach Kafka at {where} within {timeout_s:g} s ({type(exc).__name__}); "
-            "start the broker (`make kafka`) or point PREEMPT_BROKER at a running one"
-        ) from exc
+        raise BrokerUnavailableError(unreachable.format(reason=type(exc).__name__)) from exc
     admin.close()
 
 

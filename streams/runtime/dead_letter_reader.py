@@ -39,6 +39,7 @@ class StoredDeadLetter:
     key: str | None
     value: bytes | None
     verdict: dict[str, str]
+    timestamp_ms: int | None = None  # the record's timestamp: when it was dead-lettered (epoch ms)
 
     def describe(self) -> str:
         """Two lines for a terminal: the verdict and where from, then the original value (clipped).
@@ -76,6 +77,7 @@ def read_dead_letters(
     topic: str | None = None,
     verdict_of: Callable[[Any], dict[str, str]] = verdict_headers,
     reason_header: str = REASON,
+    missing: set[str] | None = None,
 ) -> list[StoredDeadLetter]:
     """The newest ``limit`` dead letters matching the filters, oldest first (bounded in time).
 
@@ -91,6 +93,10 @@ def read_dead_letters(
 
     ``reasons_seen``, when given, counts the reason of every letter read, matching or not (so a
     caller can say what the topic holds when a filter matched nothing).
+
+    ``missing``, when given, gets the topic's name when the topic does not exist: no process of this
+    PREEMPT_TOPIC_PREFIX ever ran on these brokers, which the caller says (``missing_topic_note``)
+    rather than showing "0 dead letters" as if the deployment had none.
 
     ``topic`` (default ``preempt.events.dlq``), ``verdict_of`` and ``reason_header`` read another
     dead-letter topic whose headers are named otherwise: the notifier's ``preempt.alerts.dlq``
@@ -109,6 +115,8 @@ def read_dead_letters(
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
+            if missing is not None:
+                missing.add(topic)
             return []
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
@@ -131,7 +139,7 @@ def read_dead_letters(
                         continue
                     if reason is not None and verdict.get(reason_header) != reason:
                         continue
-                    letter = StoredDeadLetter(key=key, value=record.value, verdict=verdict)
+                    letter = StoredDeadLetter(key, record.value, verdict, record.timestamp)
                     newest = kept.setdefault(record.partition, deque(maxlen=max(1, limit)))
                     newest.append((record.timestamp, record.partition, record.offset, letter))
     finally:
@@ -140,6 +148,15 @@ def read_dead_letters(
         return []
     merged = sorted((entry for newest in kept.values() for entry in newest), key=lambda entry: entry[:3])
     return [letter for *_, letter in merged[-limit:]]
+
+
+def missing_topic_note(settings: Settings, topic: str) -> str:
+    """The note for a dead-letter topic that does not exist: most likely the wrong prefix or brokers."""
+    return (
+        f"note: {topic} does not exist on {', '.join(settings.bootstrap_servers)}: no worker, notifier or ingest "
+        f"has run there with PREEMPT_TOPIC_PREFIX={settings.topic_prefix}; check PREEMPT_TOPIC_PREFIX and "
+        "PREEMPT_BROKER"
+    )
 
 
 def _value_account(value: bytes | None) -> object:

@@ -371,6 +371,51 @@ def highwater_time(app: faust.App, tp: Any) -> float | None:
     return None if stamp is None else stamp / 1000.0
 
 
+# --- 8c. When a request of the worker consumer last went unanswered --------------------------------
+#
+# Upstream behaviour: aiokafka's fetcher logs a fetch that failed (``AIOKafkaClient.send`` raising a
+# ``KafkaError``: the broker refused the connection, cut it, or did not answer in time) and tries
+# again; nothing public says when it happened. A gap between two fetch answers (8b) is an outage
+# only if a request failed in it: a long batch holding the event loop leaves a gap too, while the
+# producers write on. We wrap ``send`` of the client of the aiokafka consumer Faust creates
+# (``AIOKafkaConsumer._client``, which its fetcher and group coordinator call through the attribute).
+
+_UNANSWERED: weakref.WeakKeyDictionary[faust.App, float] = weakref.WeakKeyDictionary()
+
+
+def watch_unanswered_requests(app: faust.App) -> None:
+    """Remember the wall-clock time at which a request of ``app``'s worker consumer last failed
+    (:func:`last_unanswered_request`). Call before Faust starts the consumer."""
+    from aiokafka.errors import KafkaError
+
+    consumer: Any = app.consumer
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def create_worker_consumer(transport: Any) -> Any:
+        client = create(transport)
+        kafka_client = client._client
+        send = kafka_client.send
+
+        async def send_watched(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await send(*args, **kwargs)
+            except KafkaError:
+                _UNANSWERED[app] = time.time()
+                raise
+
+        kafka_client.send = send_watched
+        return client
+
+    thread._create_worker_consumer = create_worker_consumer
+
+
+def last_unanswered_request(app: faust.App) -> float | None:
+    """Wall-clock seconds of the latest failed request of ``app``'s worker consumer (None: none yet,
+    or not watched: :func:`watch_unanswered_requests`)."""
+    return _UNANSWERED.get(app)
+
+
 def ack_offsets(app: faust.App, tp: Any, offsets: Iterable[int]) -> int:
     """Mark ``offsets`` of ``tp`` processed, as ``Consumer.ack`` does for a delivered message.
 
@@ -740,7 +785,10 @@ async def _close_fetcher(self: Any) -> None:
         try:
             await task
         except asyncio.CancelledError:
-            if not task.cancelled():  # the close itself was cancelled: pass it on
+            # The close itself was cancelled (then the request it awaited is cancelled with it, so
+            # ``task.cancelled()`` alone cannot tell): pass it on.
+            current = asyncio.current_task()
+            if not task.cancelled() or (current is not None and current.cancelling()):
                 raise
 
 

@@ -180,11 +180,15 @@ class BrokerWatch:
         self.unreachable_after_s = unreachable_after_s
         self.last_ok = now  # the process checked the broker before it started
         self.last_error: str | None = None
+        self.last_failure: float | None = None
+        """When an attempt last failed (None: never), however short the outage."""
 
     def observe(self, error: str | None, now: float) -> None:
         """Record one attempt at ``now``: ``error`` is None when a broker answered."""
         if error is None:
             self.last_ok = now
+        else:
+            self.last_failure = now
         self.last_error = error
 
     def down_for(self, now: float) -> float | None:

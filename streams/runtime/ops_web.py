@@ -171,6 +171,15 @@ def broker_unreachable(app: faust.App) -> bool:
     return watch is not None and watch.down_for(time.monotonic()) is not None
 
 
+def broker_last_unanswered(app: faust.App) -> float | None:
+    """Wall-clock seconds of the latest attempt of ``app``'s broker watch that no broker answered
+    (None: none yet, or no watch) — also an outage shorter than ``PREEMPT_BROKER_UNREACHABLE_SECONDS``."""
+    watch = _BROKER_WATCH.get(app)
+    if watch is None or watch.last_failure is None:
+        return None
+    return time.time() - (time.monotonic() - watch.last_failure)
+
+
 # App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
 _STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 # App -> why writes it waits on are stuck (the notifier's dead letters in flight too long).

@@ -6,11 +6,21 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, FilePath, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.email_address import sender_address
+from schemas.errors import ConfigError
 
 # Faust's broker URLs name the transport: kafka:// (or its alias aiokafka://); Kafka clients want host:port.
 _BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
@@ -31,11 +41,39 @@ def _store(value: str) -> str:
     return value.strip().lower()
 
 
+def _web_api_url(value: str) -> str:
+    """Slack's Web API base: an http(s) URL with a host (a typo made every bot message fail at delivery)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s) URL with a host, e.g. https://slack.com/api/ (the default)")
+    return value.strip()
+
+
+_CLOSED_FOLDER = "(a folder on the way is closed to this user)"
+
+
 def _data_dir(value: Path) -> Path:
     """A folder, or a path where one can be made (RocksDB writes a folder per app in it)."""
-    if value.exists() and not value.is_dir():
+    try:
+        conflict = value.exists() and not value.is_dir()
+    except OSError as exc:  # in a folder without the x permission: a PermissionError traceback
+        raise ValueError(f"cannot look at {value}: {exc.strerror or exc} {_CLOSED_FOLDER}") from None
+    if conflict:
         raise ValueError(f"{value} exists and is not a folder; point it at a folder (it is made when missing)")
     return value
+
+
+def _looked_at(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """pydantic's FilePath check, with a path it may not even look at (a folder on the way without the x
+    permission) as a setting error instead of the PermissionError traceback it raised."""
+    try:
+        return handler(value)
+    except OSError as exc:
+        raise ValueError(f"cannot look at {value}: {exc.strerror or exc} {_CLOSED_FOLDER}") from None
+
+
+# An existing file, as FilePath, that also reports a path this user may not look at as the setting's error.
+ExistingFile = Annotated[FilePath, WrapValidator(_looked_at)]
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -97,11 +135,11 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_file: FilePath | None = Field(
+    kafka_ssl_ca_file: ExistingFile | None = Field(
         None, description="CA bundle (PEM) that signed the brokers' certificates; None = the system CAs"
     )
-    kafka_ssl_cert_file: FilePath | None = Field(None, description="client certificate (PEM), for mutual TLS")
-    kafka_ssl_key_file: FilePath | None = Field(None, description="private key (PEM) of the client certificate")
+    kafka_ssl_cert_file: ExistingFile | None = Field(None, description="client certificate (PEM), for mutual TLS")
+    kafka_ssl_key_file: ExistingFile | None = Field(None, description="private key (PEM) of the client certificate")
     kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
 
     # Events
@@ -135,6 +173,12 @@ class Settings(BaseSettings):
     clock_tick_seconds: float = Field(0.2, gt=0, description="rules worker: how often partition clocks advance")
     clock_future_tolerance_seconds: float = Field(
         1.0, ge=0, description="live mode: how far a partition's clock may run ahead of the wall clock"
+    )
+    clock_outage_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="live mode: how long a partition's clock stays put after the broker did not answer for longer "
+        "than the allowed lateness, so the events producers buffered meanwhile are not late (0: off)",
     )
     late_event_log_interval_seconds: float = Field(
         10.0,
@@ -259,7 +303,7 @@ class Settings(BaseSettings):
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -291,7 +335,7 @@ class Settings(BaseSettings):
     notifier_session_timeout_seconds: float = Field(
         60.0, ge=6, description="consumer-group session timeout: how soon a dead notifier's partitions move on"
     )
-    smtp_ca_file: FilePath | None = Field(
+    smtp_ca_file: ExistingFile | None = Field(
         None, description="CA bundle (PEM) to verify the SMTP server's certificate; None = the system CAs"
     )
 
@@ -388,7 +432,13 @@ class Settings(BaseSettings):
         leaving them on disk. Only one process can take them (a rename); the others rebuild, as a new
         worker does. None when nothing was moved."""
         folder = self.app_data_dir(app_id, web_port)
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, not ours, or under a file: say which setting, not mkdir's traceback
+            raise ConfigError(
+                f"PREEMPT_DATA_DIR={self.data_dir}: cannot make the folder {folder.parent} "
+                f"({exc.strerror or exc}); point PREEMPT_DATA_DIR at a folder this user can write"
+            ) from None
         legacy = folder.parent / "v1"
         if folder.exists() or not legacy.is_dir():
             return folder, None

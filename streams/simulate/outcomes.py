@@ -92,10 +92,15 @@ def signal_day(persona: Persona, plan: Plan) -> int | None:
     return None
 
 
+def last_renewal_day(days: int) -> int:
+    """The latest contract date an account of a ``days``-long run can have: up to a third of the run past its end."""
+    return days + days // 3
+
+
 def decide_outcome(seed: int, account_id: str, persona: Persona, plan: Plan, days: int) -> tuple[SimOutcome, Plan]:
     """The account's outcome, and its plan (a decaying account that recovers gets a ``recover_day``)."""
     rng = random.Random(f"preempt-simulate/{seed}/{account_id}/outcome")
-    renewal_day = rng.randint(days // 2, days + days // 3)
+    renewal_day = rng.randint(days // 2, last_renewal_day(days))
     business_hours_ms = rng.randint(9, 17) * HOUR_MS + rng.randrange(HOUR_MS)
     trajectory = _TRAJECTORY.get(persona)
     signal = signal_day(persona, plan)

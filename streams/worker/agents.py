@@ -51,13 +51,16 @@ from streams.runtime.faust_compat import (
     divert_topic_polls,
     flow_active,
     highwater_time,
+    last_unanswered_request,
     mark_offsets_done,
     resume_flow_without_clearing,
     seek_uncommitted_to_beginning,
     set_fetch_max_wait,
+    watch_unanswered_requests,
 )
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import EVENTS_ACKED
+from streams.runtime.ops_web import broker_last_unanswered
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
@@ -682,17 +685,29 @@ class WorkerRuntime:
         partition is known read to its end as of then, not as of now. While a long batch holds the
         event loop no fetch response is taken in, and records written meanwhile wait unseen; a
         live clock moved to now − lateness made them late (8,236 of 40,000 events of a burst
-        over 20,000 accounts were dropped as late)."""
+        over 20,000 accounts were dropped as late).
+
+        Live, it also tells the clocks when the broker last answered for each partition
+        (``PartitionClocks.fetched``), first: one it did not answer for longer than the allowed
+        lateness (an outage) has its watermark held, before this batch or tick can move it."""
         consumer = self.app.consumer
         committed: Mapping[Any, int | None] | None = None
         out: dict[int, float] = {}
+        answered: dict[int, float] = {}  # when the broker last answered a fetch of each partition
+        partitions = list(partitions)
+        for partition in partitions:
+            stamp = highwater_time(self.app, TP(self.events_topic, partition))
+            if stamp is not None:
+                answered[partition] = stamp
+        if answered and not self.settings.event_time_only:
+            self._note_answers(answered)
+        now = time.time()
         for partition in partitions:
             tp = TP(self.events_topic, partition)
-            # The time before the end: a fetch landing between the two reads then gives a newer end (not
-            # caught up), never an end with a newer time than records it has not seen were written at.
-            as_of = highwater_time(self.app, tp)
-            if as_of is None:  # not known yet: now, also read before the end
-                as_of = time.time()
+            # The time (read above) before the end: a fetch landing between the two reads then gives a
+            # newer end (not caught up), never an end with a newer time than records it has not seen
+            # were written at. Not known yet: now, also read before the end.
+            as_of = answered.get(partition, now)
             try:
                 end = consumer.highwater(tp)
             except (AssertionError, ConsumerNotStarted):
@@ -711,6 +726,24 @@ class WorkerRuntime:
             if end == 0 or (handled is not None and handled >= end):
                 out[partition] = as_of
         return out
+
+    def _note_answers(self, answered: Mapping[int, float]) -> None:
+        """Hand the times of the broker's latest fetch answers to the clocks; say so once per outage."""
+        clocks = self.processor.clocks
+        # A fetch or another request of the consumer that failed (the broker refused or cut the
+        # connection), or a probe of the broker watch that went unanswered (a broker that hangs: the
+        # consumer's requests wait out Faust's 90 s request timeout without failing).
+        failures = [t for t in (last_unanswered_request(self.app), broker_last_unanswered(self.app)) if t is not None]
+        gaps = clocks.fetched(answered, max(failures, default=None))
+        if gaps:
+            log.warning(
+                "the broker did not answer fetches for longer than the allowed lateness (an outage: producers "
+                "could not write either); the watermark of these partitions is held so that the events they "
+                "buffered meanwhile are evaluated, not dropped as late",
+                partitions=sorted(gaps),
+                seconds_unanswered=round(max(gaps.values()), 1),
+                held_for_seconds=clocks.outage_grace,
+            )
 
     # --- rebalance and recovery ----------------------------------------------------------------
 
@@ -841,6 +874,9 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
     app.agent(events, name="evaluate", concurrency=1)(evaluate)
     # Caught-up partitions must not hold the events partitions' next fetch for Faust's 1.5 s.
     set_fetch_max_wait(app, settings.worker_fetch_max_wait_seconds)
+    # When its fetches failed: a gap between fetch answers with a failure in it is an outage
+    # (the partition clocks hold their watermark after it, ``PartitionClocks.fetched``).
+    watch_unanswered_requests(app)
     # Events fetched as a rebalance or recovery stops the flow are read again from the committed
     # offset; a partition with nothing committed kept the dropped poll's position (events lost).
     seek_uncommitted_to_beginning(app)

@@ -9,7 +9,17 @@ called by the worker's clock timer for the partitions without lag), never while 
 late; and an event stamped ahead of the wall clock + ``future_tolerance`` moves its partition's
 clock only that far. Event-time-only mode (replays, parity with the backtest) keeps the plain
 formula. One account's result therefore depends only on its own partition's events. This module
-adds what the worker needs around them: the wall clock, and which partitions moved (to persist).
+adds what the worker needs around them: the wall clock, which partitions moved (to persist), and
+the hold after a broker outage (:meth:`PartitionClocks.fetched`).
+
+A broker outage is a time at which the worker could not learn a partition's end offset, and at
+which the producers could not write to it either: they buffer and retry, and deliver the events
+stamped meanwhile after it, in no particular order (an ingest client's retries, an SDK's buffer
+behind its request timeout) and mixed with fresh ones. Their delay is the outage's, not theirs: a
+partition the broker did not answer for longer than the allowed lateness keeps the watermark the
+outage left it at for ``outage_grace`` seconds once the broker answers again, so what producers
+deliver meanwhile is evaluated, not dropped as late (the wall clock − lateness, or the first fresh
+event, would otherwise pass every event stamped during the outage).
 """
 
 from __future__ import annotations
@@ -19,7 +29,11 @@ from collections.abc import Callable, Iterable, Mapping
 
 from rules.clock import DEFAULT_FUTURE_TOLERANCE, EventTimeClock
 
-__all__ = ["DEFAULT_FUTURE_TOLERANCE", "PartitionClocks"]
+__all__ = ["DEFAULT_FUTURE_TOLERANCE", "DEFAULT_OUTAGE_GRACE", "PartitionClocks"]
+
+DEFAULT_OUTAGE_GRACE = 60.0
+"""Seconds a partition's watermark stays put once the broker answers again after an outage
+(kafka-python's request timeout is 30 s; ingest clients retry after 5 s, and back off)."""
 
 
 class PartitionClocks:
@@ -31,13 +45,18 @@ class PartitionClocks:
         event_time_only: bool,
         wall_clock: Callable[[], float] = time.time,
         future_tolerance: float = DEFAULT_FUTURE_TOLERANCE,
+        outage_grace: float = DEFAULT_OUTAGE_GRACE,
     ) -> None:
         self.event_time_only = event_time_only
+        self.outage_grace = outage_grace
+        """Seconds a partition's watermark is held after an outage (:meth:`fetched`; 0: not held)."""
         self._future_tolerance = future_tolerance
         self._template = EventTimeClock(allowed_lateness, None if event_time_only else future_tolerance)
         self._wall_clock = wall_clock
         self._clocks: dict[int, EventTimeClock] = {}
         self._dirty: set[int] = set()
+        self._answered: dict[int, float] = {}  # partition -> wall time of the broker's latest fetch answer
+        self._holds: dict[int, tuple[float, float]] = {}  # partition -> (watermark held, until wall time)
 
     @property
     def future_tolerance(self) -> float:
@@ -92,6 +111,54 @@ class PartitionClocks:
         for p in partitions:
             self._clock(p).catch_up(now)
 
+    def fetched(self, answered: Mapping[int, float], unanswered_at: float | None) -> dict[int, float]:
+        """The broker answered a fetch of each partition at the given wall-clock time (its latest
+        answer; the runtime passes every assigned partition's before each batch and tick), and the
+        broker last left a request of the worker unanswered at ``unanswered_at`` (a consumer
+        request that failed, or a probe of the broker watch; None: never).
+
+        A partition not answered for longer than the allowed lateness, with a failed request in
+        that gap, was unreachable — for its producers too, most likely — so its watermark stays
+        where it is now until ``outage_grace`` seconds after the answer that ended the gap (a later
+        outage extends the hold, never moves the held watermark). A gap without a failure is a
+        batch that held the event loop: the producers wrote meanwhile and their records are read
+        as a backlog, so nothing is held. Returns the partitions whose gap started or extended a
+        hold, with the gap's length in seconds. A no-op in event-time-only mode.
+
+        What is known survives :meth:`forget`: a rebalance right after an outage must not lose its
+        hold (the rebuilt clock is capped, not moved back, until the hold ends).
+        """
+        if self.event_time_only:
+            return {}
+        lateness = self._template.allowed_lateness
+        now = self._wall_clock()
+        out: dict[int, float] = {}
+        for p, at in answered.items():
+            last = self._answered.get(p)
+            if last is not None and at <= last:
+                continue
+            self._answered[p] = at
+            if last is None or at - last <= lateness or self.outage_grace <= 0:
+                continue
+            if unanswered_at is None or unanswered_at <= last:
+                continue  # nothing failed in the gap: the event loop was busy, not the broker away
+            held = self._holds.get(p)
+            until = at + self.outage_grace
+            if held is not None and held[1] > now:
+                self._holds[p] = (held[0], max(held[1], until))
+            else:
+                wm = self._clock(p).watermark(now)
+                if wm is None:
+                    continue  # nothing to hold: the partition's first event will start its clock
+                self._holds[p] = (wm, until)
+            out[p] = at - last
+        return out
+
+    def held_until(self, partition: int) -> float | None:
+        """The wall-clock time until which ``partition``'s watermark is held after an outage, if it is."""
+        held = self._holds.get(partition)
+        return None if held is None or held[1] <= self._wall_clock() else held[1]
+
     def restore(self, partition: int, max_event_time: float) -> None:
         """Seed a partition's clock from the persisted value after recovery (not marked dirty)."""
         self._clock(partition).restore(max_event_time)
@@ -106,7 +173,15 @@ class PartitionClocks:
         clock = self._clocks.get(partition)
         if clock is None:
             clock = self._template  # a partition with no clock yet: what an empty clock says
-        return clock.watermark(self._now())
+        now = self._now()
+        wm = clock.watermark(now)
+        held = self._holds.get(partition)
+        if held is None or wm is None:
+            return wm
+        if now is None or now >= held[1]:
+            del self._holds[partition]  # the hold is over: the clock moves on as the formula says
+            return wm
+        return min(wm, held[0])
 
     def watermark_or_start(self, partition: int, first_event_time: float) -> float:
         """The partition's watermark; while it has none, the one its first event will start it at

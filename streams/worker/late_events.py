@@ -2,7 +2,8 @@
 
 A late event (older than its account's clock) is ignored by the rules, so it must never be
 silent: ``preempt_late_events_total{partition}`` counts every one, and a rate-limited WARN names an
-account and how late it was, with how many more were late on that partition since the last line.
+account and how late it was, with how many more were late on that partition since the last line
+(and once the interval has passed without a new late event, a line with that count: :meth:`flush`).
 Pure apart from the metric and the log: the caller passes the wall clock.
 """
 
@@ -61,6 +62,21 @@ class LateEventLog:
             more_late_since_last_warning=suppressed,
             worst_seconds_late_since_last_warning=round(worst, 3),
         )
+
+    def flush(self, now: float) -> None:
+        """Once a partition's interval has passed, log the late events held back since its last line
+        (when late events stop — a producer's buffer delivered in one burst — the burst's count would
+        otherwise never reach the log, only the metric). Cheap when nothing is held."""
+        for partition, state in self._partitions.items():
+            if not state.suppressed or now - state.last_logged < self.interval:
+                continue
+            log.warning(
+                "late events ignored since the last warning",
+                partition=partition,
+                more_late_since_last_warning=state.suppressed,
+                worst_seconds_late_since_last_warning=round(state.worst, 3),
+            )
+            state.last_logged, state.suppressed, state.worst = now, 0, 0.0
 
     def flush_counts(self) -> None:
         """Add the late events seen since the last call to the metric (once per batch: labels() is costly)."""

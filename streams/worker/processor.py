@@ -250,6 +250,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
         clocks.future_tolerance = settings.clock_future_tolerance_seconds
+        clocks.outage_grace = settings.clock_outage_grace_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
         self.rejection_log = RejectionLog(settings.late_event_log_interval_seconds)
         self._partitions = settings.topic_partitions
@@ -367,6 +368,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
             accounts.add(account_id)
         self._count_outcomes(outcomes)
         self.late_log.flush_counts()
+        self.late_log.flush(now)
         self.rejection_log.flush(now)
         caught = set(caught_up)
         # After the batch's events were judged against the clock before it; a mapping says as of when.
@@ -393,6 +395,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
         now = self._wall_clock()
         for p in partitions:
             self._advance_partition(p, set(), out, now)
+        # A quiet stream has no batch to log the late and refused records held back since the last line.
+        self.late_log.flush(now)
+        self.rejection_log.flush(now)
         self._count_cooldowns()
         if writes:
             self.take_writes(out)

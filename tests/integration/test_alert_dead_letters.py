@@ -4,20 +4,35 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
 from alerts.app import ensure_notifier_topics
+from alerts.replay import replay_targets
 from alerts.testing.factories import build_alert
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from alerts.testing.smtp_server import FakeSMTP, smtp_server  # noqa: F401
 from schemas.alert import Alert
 from streams.cli.main import main
 from streams.runtime.dead_letters import alert_dead_letter_headers
 from streams.runtime.settings import Settings
 from streams.runtime.testing import settings_env
 from streams.runtime.topics import TopicNames
-from tests.integration.conftest import consume_records
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.notifier_harness import (
+    log_records,
+    make_alert,
+    metric_value,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
 
 
 def test_alert_dead_letters_are_listed_filtered_and_replayed(
@@ -55,3 +70,67 @@ def test_alert_dead_letters_are_listed_filtered_and_replayed(
     assert f"replayed 1 alert(s) to {names.alerts} (1 skipped: not a whole alert)" in replayed.stderr
     records = consume_records(kafka_bootstrap, names.alerts, expected=1, idle_s=2.0)
     assert [(r.key, Alert.model_validate_json(r.value)) for r in records] == [(b"acme", alert)]
+    assert replay_targets(records[0].headers) == ("csm/slack",)  # the notifier sends it there only
+
+
+ROUTES = """
+receivers:
+  - name: csm
+    slack_configs: [{channel: C-CSM}]
+    email_configs: [{to: "{{ account.owner.email }}"}]
+route:
+  receiver: csm
+  group_wait: 0s
+"""
+
+
+def test_a_replayed_alert_goes_only_to_the_target_that_had_failed_and_never_twice(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Slack answers channel_not_found while the email goes out: the Slack target is dead-lettered. Once
+    Slack is fixed, --replay delivers the alert to Slack only (the owner gets no second email), observes
+    no latency for it; a second --replay is refused by the delivery log (no second Slack message)."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    slack_server.script("C-CSM", Reply.slack_error("channel_not_found"))
+    notifier = start_notifier(process_factory, settings)
+    alert = make_alert("replayco")
+    produce_alerts(producer, topics.alerts, alert)
+    (emailed,) = wait_for_records(notifier, "alert delivered", 1)
+    assert emailed["target"] == "csm/email"
+    (dead,) = wait_for_records(notifier, "alert dead-lettered", 1)
+    assert (dead["target"], dead["reason"]) == ("csm/slack", "permanent")
+    assert len(smtp_server.wait_for(1)) == 1
+    latency_before = metric_value(settings, "preempt_notification_latency_seconds_count", receiver_type="slack")
+
+    env = settings_env(settings)
+    runner = CliRunner()
+    replayed = runner.invoke(main, ["alerts", "dead-letters", "--account", "replayco", "--replay"], env=env)
+    assert replayed.exit_code == 0, replayed.output
+    assert f"replayed 1 alert(s) to {topics.alerts}" in replayed.stderr
+    delivered = wait_for_records(notifier, "alert delivered", 2)
+    assert [(r["target"], r["replay"]) for r in delivered] == [("csm/email", False), ("csm/slack", True)]
+    assert [r.target for r in slack_server.wait_for(1, "C-CSM")] == ["C-CSM"]
+    assert metric_value(settings, "preempt_notification_latency_seconds_count", receiver_type="slack") == (
+        latency_before
+    )
+
+    again = runner.invoke(main, ["alerts", "dead-letters", "--account", "replayco", "--replay"], env=env)
+    assert again.exit_code == 0, again.output
+    (duplicate,) = wait_for_records(notifier, "alert already delivered", 1)
+    assert duplicate["target"] == "csm/slack"
+    time.sleep(1.0)  # a second message would have been sent by now (group_wait 0s)
+    assert len(slack_server.delivered("C-CSM")) == 1
+    assert len(smtp_server.messages) == 1
+    assert len(log_records(notifier, "alert delivered")) == 2

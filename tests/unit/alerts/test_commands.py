@@ -85,6 +85,9 @@ def test_verify_receivers_mismatch_exits_1(alert_file: Callable[..., Path]) -> N
     )
     assert bad.exit_code == 1
     assert "expected receivers billing, got csm-owner" in bad.output
+    none = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--verify-receivers", ""])
+    assert none.exit_code == 1
+    assert "Error: expected receivers (none), got csm-owner" in none.output
 
 
 def test_invalid_alert_json_is_reported(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 import alerts.runtime as runtime_module
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
+from alerts.replay import replay_header
 from alerts.routing.config import RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.runtime import (
@@ -104,9 +105,13 @@ OFFSETS = itertools.count(7)  # each record read has its own offset, in the orde
 class FakeEvent:
     """A Faust event of ``preempt.alerts``: value, message (key, partition, offset) and an ack counter."""
 
-    def __init__(self, value: bytes, partition: int = 0, key: bytes = b"acme") -> None:
+    def __init__(
+        self, value: bytes, partition: int = 0, key: bytes = b"acme", headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         self.value = value
-        self.message = SimpleNamespace(key=key, partition=partition, offset=next(OFFSETS), topic=ALERTS)
+        self.message = SimpleNamespace(
+            key=key, partition=partition, offset=next(OFFSETS), topic=ALERTS, headers=headers or []
+        )
         self.acks = 0
         self.acked = asyncio.Event()
 
@@ -217,6 +222,33 @@ async def test_valid_alert_is_acked_only_after_its_delivery_is_settled(make_runt
     assert [a.alert_id for n in notifier.sent for a in n.alerts] == [alert.alert_id]
     assert event.acks == 1
     assert topics["dead_letters"].sent == []
+
+
+async def test_a_replayed_alert_reaches_the_dispatcher_with_its_targets(make_runtime, make_alert) -> None:
+    """A record with the preempt-replay header is dispatched as a replay of the targets it names; one whose
+    header is not a JSON array of targets is dead-lettered (invalid_alert) and acked, not sent to anyone."""
+    runtime, _, notifier, topics = make_runtime()
+    seen: list[tuple[str, ...] | None] = []
+    dispatch = runtime.dispatcher.on_alert
+
+    def spy(alert: Alert, ack: Callable[[], object], partition: int | None = None, replay: Any = None) -> None:
+        seen.append(replay)
+        dispatch(alert, ack, partition, replay=replay)
+
+    runtime.dispatcher.on_alert = spy  # type: ignore[method-assign]
+    alert = make_alert()
+    replayed = FakeEvent(alert.model_dump_json().encode(), headers=[replay_header(["csm/slack"])])
+    plain = FakeEvent(make_alert().model_dump_json().encode())
+    broken = FakeEvent(make_alert().model_dump_json().encode(), headers=[("preempt-replay", b"csm/slack")])
+    await runtime.consume_alerts(FakeStream([replayed, plain, broken]))
+    assert seen == [("csm/slack",), None]
+    [letter] = topics["dead_letters"].sent
+    assert dict(letter["headers"])["reason"] == b"invalid_alert"
+    assert b"preempt-replay header is not JSON" in dict(letter["headers"])["error"]
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert len([a for n in notifier.sent for a in n.alerts]) == 2  # the broken one was sent nowhere
+    assert (replayed.acks, plain.acks, broken.acks) == (1, 1, 1)
 
 
 async def test_an_alert_settled_early_is_acked_to_faust_after_the_earlier_one_waiting(make_runtime, make_alert) -> None:

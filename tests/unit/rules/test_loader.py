@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -251,3 +254,62 @@ def test_a_broken_link_in_a_rules_folder_is_an_error_not_a_silent_gap(tmp_path: 
         f"{tmp_path / 'gone.yaml'}: rule (unknown): field '(file)': a broken link "
         f"(to {tmp_path / 'missing' / 'rules.yaml'}): fix or remove it"
     )
+
+
+def test_rule_files_that_cannot_be_looked_at_are_read_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """In a rules folder without the x permission (``chmod -R 644 rules``) every stat of a file fails; the
+    listing raised PermissionError (a traceback). The file is listed and read, so reading it reports why; a
+    rules path that cannot be looked at at all is one error naming it. (stat is faked: root may look anywhere.)"""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    rule_file = folder / "a.yaml"
+    rule_file.write_text(
+        "id: a\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {event: X}\n", encoding="utf-8"
+    )
+    real_stat, real_lstat = Path.stat, Path.lstat
+    blocked: set[Path] = set()
+
+    def refused(real: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+        def stat(self: Path, **kwargs: bool) -> os.stat_result:
+            if self in blocked:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, **kwargs)
+
+        return stat
+
+    monkeypatch.setattr(Path, "stat", refused(real_stat))
+    monkeypatch.setattr(Path, "lstat", refused(real_lstat))
+    blocked.add(rule_file)
+    assert [rule.id for rule in load_rules(folder).rules] == ["a"]
+    blocked.clear()
+    blocked.add(folder)
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(folder)
+    assert str(caught.value) == f"{folder}: cannot read: Permission denied"
+
+
+def test_a_rules_folder_that_cannot_be_listed_is_an_error_not_missing_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A sub-folder this user may not list (``chmod 700`` by another user) was passed over by the listing,
+    and its rules were missing without a word; it is one error naming the folder. A hidden folder (a
+    ConfigMap's ``..data``) is not read anyway. (scandir is faked: root may list anything.)"""
+    rule = "id: {id}\nkind: any\ntitle: t\nseverity: low\npriority: 1\nmatch: {{event: X}}\n"
+    (tmp_path / "team").mkdir()
+    (tmp_path / "a.yaml").write_text(rule.format(id="a"), encoding="utf-8")
+    (tmp_path / "team" / "b.yaml").write_text(rule.format(id="b"), encoding="utf-8")
+    (tmp_path / ".cache").mkdir()
+    real_scandir = os.scandir
+    blocked: set[Path] = {tmp_path / ".cache"}
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) in blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert sorted(rule.id for rule in load_rules(tmp_path).rules) == ["a", "b"]
+    blocked.add(tmp_path / "team")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'team'}: cannot read this folder of rules: Permission denied"

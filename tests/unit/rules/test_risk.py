@@ -159,11 +159,13 @@ def test_hysteresis_must_stay_below_threshold(tmp_path: Path) -> None:
         _rule(tmp_path / "m.json", threshold=0.1, hysteresis=0.1)
 
 
-@pytest.mark.parametrize(("threshold", "hysteresis"), [(0.05, 0.025), (0.02, 0.01), (0.1, 0.05), (0.35, 0.05)])
+@pytest.mark.parametrize(
+    ("threshold", "hysteresis"), [(0.05, 0.025), (0.02, 0.01), (0.08, 0.05), (0.1, 0.05), (0.35, 0.05)]
+)
 def test_a_low_threshold_without_hysteresis_loads(tmp_path: Path, threshold: float, hysteresis: float) -> None:
     """A threshold of 0.05 or below is valid (0 < threshold < 1) and needs no hysteresis written: the default is
-    0.05, or half the threshold when that is smaller. It was refused with 'hysteresis must be smaller than
-    threshold', about a field the rule file did not have."""
+    0.05, or half a threshold of 0.05 or less (a threshold above keeps 0.05, as before). It was refused with
+    'hysteresis must be smaller than threshold', about a field the rule file did not have."""
     rule = _rule(write_model(tmp_path / "m.json"), threshold=threshold)
     assert rule.hysteresis == pytest.approx(hysteresis)
 

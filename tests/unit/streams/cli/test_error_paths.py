@@ -10,6 +10,7 @@ top-level handler.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from alerts.testing.factories import build_alert
 from streams.cli.main import PreemptGroup, main
 
 PREEMPT = str(Path(sys.executable).parent / "preempt")
@@ -426,3 +428,189 @@ def test_an_unknown_faust_log_level_is_refused_before_starting(tmp_path: Path, c
     capitals = _invoke([command, "--loglevel", "WARNING"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
     assert "--loglevel" not in capitals.stderr  # got past the option (then failed on the closed broker)
     assert "cannot reach Kafka" in capitals.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["backtest", "--events", "events.jsonl", "--output", "./events.jsonl"],
+            "Error: --output events.jsonl is also the --events file: writing it would replace the input",
+        ),
+        (
+            ["train", "--events", "events.jsonl", "--outcomes", "outcomes.jsonl", "--output", "outcomes.jsonl"],
+            "Error: --output outcomes.jsonl is also the --outcomes file: writing it would replace the input",
+        ),
+        (
+            [
+                "simulate",
+                "--seed",
+                "1",
+                "--days",
+                "1",
+                "--accounts",
+                "1",
+                "--output",
+                "x.jsonl",
+                "--outcomes-output",
+                "x.jsonl",
+            ],
+            "Error: --output and --outcomes-output both name x.jsonl: one would overwrite the other",
+        ),
+        (
+            ["alerts", "preview", "events.jsonl", "--html", "events.jsonl"],
+            "Error: --html events.jsonl is also the ALERTS file: writing it would replace the input",
+        ),
+    ],
+    ids=["backtest", "train", "simulate", "preview"],
+)
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """An output naming an input (or another output) is a usage error, and the input is left as it was."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "outcomes.jsonl").write_bytes(
+        b'{"account_id":"acme","outcome":"churned","at":"2026-11-24T00:00:00Z"}\n'
+    )
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert (tmp_path / "events.jsonl").read_bytes() == VALID_EVENT
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device every write to fails with ENOSPC")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "--events", "events.jsonl", "--rules", "rules.yaml", "--output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--accounts-output", "/dev/full"],
+        ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--outcomes-output", "/dev/full"],
+    ],
+    ids=["backtest", "simulate-events", "simulate-accounts", "simulate-outcomes"],
+)
+def test_a_full_disk_while_writing_an_output_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """A write the folder checks cannot foresee (a full disk) fails with the file and the reason, not a traceback."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "rules.yaml").write_text(  # an alert for the one event, so that there is something to write
+        "rules:\n  - {id: login, kind: any, title: t, severity: low, priority: 3, match: {event: Login}}\n"
+    )
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[-1] == "Error: cannot write /dev/full: No space left on device"
+
+
+def test_ctrl_c_is_one_line_and_exit_130() -> None:
+    """A KeyboardInterrupt in a command is one line and exit 130 (click's default is 'Aborted!' and exit 1)."""
+
+    @click.group(cls=PreemptGroup)
+    def group() -> None:
+        """A test group."""
+
+    @group.command()
+    def slow() -> None:
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(group, ["slow"])
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.\n"
+
+
+def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback."""
+    args = ["simulate", "--seed", "1", "--days", "3650", "--accounts", "1000", "--output", "events.jsonl"]
+    process = subprocess.Popen(
+        [PREEMPT, *args],
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell without job control starts background jobs with SIGINT ignored; a terminal's Ctrl-C does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # "seed 1, 1000 accounts, …": generating has begun
+    process.send_signal(signal.SIGINT)
+    run = _finish(process, time.monotonic())
+    assert first.startswith("seed 1, 1000 accounts")
+    assert run.returncode == 130
+    assert "Traceback" not in run.stderr
+    assert (
+        run.stderr.strip() == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["backtest", "--events", "events.jsonl", "--output", "-"], "'--output'"),
+        (
+            ["simulate", "--seed", "1", "--days", "1", "--accounts", "1", "--accounts-output", "-"],
+            "'--accounts-output'",
+        ),
+        (["train", "--events", "events.jsonl", "--output", "-"], "'--output'"),
+        (["alerts", "preview", "alert.json", "--html", "-"], "--html"),
+    ],
+    ids=["backtest", "simulate", "train", "preview"],
+)
+def test_an_output_of_dash_is_refused_instead_of_making_a_file_named_dash(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    """``-`` reads stdin for the inputs; as an output it made a file named "-" in the current folder (exit 0)."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    run = _invoke(args, tmp_path)
+    assert run.returncode == 2
+    assert (
+        f"Error: Invalid value for {option}: - (stdout) is not an output file here (the summary goes to stdout); "
+        "give a file name"
+    ) in run.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_read_only_output_file_is_refused_before_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing --output this user cannot write is a usage error at once, not 'cannot write' after the whole
+    replay (or training); os.access is faked because root may write any file."""
+    from streams.cli import output_paths
+
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "alerts.jsonl").write_text("")
+    real_access = os.access
+    monkeypatch.setattr(
+        output_paths.os,
+        "access",
+        lambda path, mode: (Path(path).name != "alerts.jsonl" or not mode & os.W_OK) and real_access(path, mode),
+    )
+    run = _invoke(["backtest", "--events", "events.jsonl", "--output", "alerts.jsonl"], tmp_path)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--output': alerts.jsonl exists and is read-only; give another file name, "
+        "or make it writable (chmod u+w alerts.jsonl)"
+    ) in run.stderr
+    assert "lines:" not in run.stdout  # no replay
+
+
+def test_paths_in_a_folder_closed_to_the_user_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An --output or --routes inside a folder without the x permission could not even be looked at: a
+    PermissionError traceback from is_dir/exists. Now one line naming the path (stat is faked: root may look
+    anywhere)."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: bool) -> os.stat_result:
+        if self.parent.name == "closed":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    run = _invoke(["backtest", "--events", "events.jsonl", "--output", "closed/alerts.jsonl"], tmp_path)
+    assert run.returncode == 2
+    assert (
+        "Error: Invalid value for '--output': cannot look at closed/alerts.jsonl: Permission denied "
+        "(a folder on the way is closed to this user)"
+    ) in run.stderr
+    (tmp_path / "alert.json").write_text(build_alert().model_dump_json())
+    run = _invoke(["alerts", "preview", "alert.json", "--routes", "closed/routes.yaml"], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith("Error: closed/routes.yaml: cannot read routing file:")

@@ -1,13 +1,17 @@
-"""Number options refuse nan and infinity with one usage line instead of a traceback or a nonsense run."""
+"""Option types: number options refuse nan and infinity with one usage line instead of a traceback or a
+nonsense run; input paths tell "not there" from "not allowed to look"."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from streams.cli.main import main
+from streams.cli.option_types import InputPath
 
 EVENT = b'{"event_id":"e1","event":"Login","account_id":"acme","timestamp":"2026-11-23T06:00:00Z"}\n'
 
@@ -46,3 +50,31 @@ def test_a_finite_number_option_is_still_taken(tmp_path: Path, monkeypatch: pyte
     result = CliRunner().invoke(main, ["backtest", "--events", "events.jsonl", "--allowed-lateness", "2.5"])
     assert result.exit_code == 0, result.output
     assert "1 events accepted" in result.output
+
+
+def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """click's Path(exists=True) said "File 'x' does not exist" for a file in a folder without the x permission;
+    InputPath says it cannot look at it, and why. Missing files and ``-`` keep click's handling. (os.stat is
+    faked: root may look anywhere.)"""
+    from streams.cli import option_types
+
+    closed = tmp_path / "closed" / "events.jsonl"
+    real_stat = os.stat
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if os.fsdecode(path) == str(closed):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", str(closed))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(option_types.os, "stat", stat)
+    option = InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+    with pytest.raises(click.BadParameter) as raised:
+        option.convert(str(closed), None, None)
+    assert raised.value.message == (
+        f"cannot look at {closed}: Permission denied (a folder on the way is closed to this user)"
+    )
+    with pytest.raises(click.BadParameter, match="does not exist"):
+        option.convert(str(tmp_path / "missing.jsonl"), None, None)
+    assert option.convert("-", None, None) == Path("-")

@@ -433,3 +433,33 @@ def test_outcomes_of_accounts_left_out_of_accounts_are_counted_in_a_note(
         f"note: 3 of the {outcomes} accounts with an outcome are not in {accounts} and are left out "
         f"(first: {dropped[0]}); --accounts chooses the accounts to learn from"
     ) in result.stderr.splitlines()
+
+
+def test_an_empty_events_file_is_named_as_empty(tmp_path: Path) -> None:
+    """An empty --events file is said to be empty, not 'no outcomes … check --outcomes and --accounts'."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n\n")
+    result = CliRunner().invoke(main, ["train", "--events", str(events), "--output", str(tmp_path / "m.json")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {events}: no events (the file is empty or only blank lines)\n"
+
+
+@pytest.mark.parametrize("with_outcomes_file", [False, True], ids=["events-only", "outcomes-file"])
+def test_no_outcomes_names_the_file_without_them_and_what_to_give(
+    history: dict[str, Path], tmp_path: Path, with_outcomes_file: bool
+) -> None:
+    """No outcome at all names the file that should hold them (the events' or --outcomes) and what to give."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(history["events"].read_bytes().split(b"\n", 20)[0] + b"\n")  # the first events: no outcome yet
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(b"\n")
+    args = ["train", "--events", str(events), "--output", str(tmp_path / "m.json")]
+    if with_outcomes_file:
+        args += ["--outcomes", str(outcomes)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    if with_outcomes_file:
+        assert result.stderr.startswith(f"Error: {outcomes}: no outcomes (an outcomes JSONL, or events JSONL with ")
+    else:
+        assert result.stderr.startswith(f"Error: {events} holds no outcome event (Subscription Cancelled, ")
+        assert "give --outcomes FILE, or name the events that announce an outcome with --outcome-event" in result.stderr

@@ -120,6 +120,23 @@ def test_a_missing_topic_is_no_letters(settings: Settings, monkeypatch: pytest.M
     assert reader.read_dead_letters(settings) == []
 
 
+def test_a_missing_topic_is_named_so_that_the_command_can_say_so(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead-letter topic that does not exist is reported to the caller, whose note names the prefix and brokers
+    to check: "0 dead letter(s) shown" alone read as a healthy deployment when PREEMPT_TOPIC_PREFIX was wrong."""
+    consumer: Any = SlowConsumer([], silent_s=0.0)
+    consumer.partitions_for_topic = lambda topic: set()
+    monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)
+    missing: set[str] = set()
+    assert reader.read_dead_letters(settings, missing=missing) == []
+    assert missing == {"ut.events.dlq"}
+    assert reader.missing_topic_note(settings, "ut.events.dlq") == (
+        "note: ut.events.dlq does not exist on 127.0.0.1:1: no worker, notifier or ingest has run there with "
+        "PREEMPT_TOPIC_PREFIX=ut; check PREEMPT_TOPIC_PREFIX and PREEMPT_BROKER"
+    )
+
+
 def test_a_letter_from_a_topic_shows_where_it_was_read() -> None:
     """A worker's dead letter reads topic[partition]@offset."""
     [record] = _letters(1)

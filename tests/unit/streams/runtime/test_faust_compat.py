@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,38 @@ def test_highwater_time_is_when_aiokafkas_fetcher_stamped_the_highwater() -> Non
     assert highwater_time(app, TP("t", 0)) is None  # no aiokafka consumer yet
     thread._consumer = Client()
     assert [highwater_time(app, TP("t", p)) for p in (0, 1, 9)] == [1_790_000_000.25, None, None]
+
+
+def test_a_failed_request_of_the_worker_consumer_is_remembered_with_its_time() -> None:
+    """aiokafka's fetcher sends through ``AIOKafkaConsumer._client.send`` (looked up on each call) and
+    logs and retries a ``KafkaError``; ``watch_unanswered_requests`` wraps that ``send`` of the consumer
+    Faust creates, so ``last_unanswered_request`` says when a request last failed (a node that is not
+    ready: no broker answered)."""
+    from aiokafka.consumer import fetcher
+    from aiokafka.errors import NodeNotReadyError
+
+    from streams.runtime.faust_compat import last_unanswered_request, watch_unanswered_requests
+
+    assert "response = await self._client.send(node_id, request)" in inspect.getsource(
+        fetcher.Fetcher._proc_fetch_request
+    )
+    assert "except Errors.KafkaError as err:" in inspect.getsource(fetcher.Fetcher._proc_fetch_request)
+
+    async def scenario() -> tuple[float | None, float | None]:
+        app = faust.App("compat-unanswered", broker="kafka://127.0.0.1:1", web_enabled=False)
+        watch_unanswered_requests(app)
+        thread: Any = app.consumer._thread
+        client = thread._create_worker_consumer(app.transport)
+        before = last_unanswered_request(app)
+        with pytest.raises(NodeNotReadyError):
+            await client._client.send(12345, object())  # no such node: not ready, nothing sent
+        return before, last_unanswered_request(app)
+
+    started = time.time()
+    before, failed = asyncio.run(scenario())
+    assert before is None
+    assert failed is not None
+    assert started <= failed <= time.time()
 
 
 @pytest.mark.parametrize(
@@ -909,5 +942,34 @@ def test_a_fetcher_closed_while_its_requests_retry_an_absent_broker_closes_clean
         await asyncio.wait_for(module.Fetcher.close(fetcher), timeout=5)  # type: ignore[arg-type]
         assert fetcher._closed
         assert all(task.cancelled() for task in fetcher._pending_tasks)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_close_is_still_cancelled() -> None:
+    """stop_fetchers_cleanly swallows only the pending requests' own cancellation: a close that is itself
+    cancelled (while it awaits a request that takes a moment to end) raises CancelledError to its caller."""
+    from aiokafka.consumer import fetcher as module
+
+    from streams.runtime.faust_compat import stop_fetchers_cleanly
+
+    stop_fetchers_cleanly()
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # cleanup under way when the close is cancelled
+            raise
+
+    async def scenario() -> None:
+        fetcher = _ClosingFetcher()
+        fetcher._pending_tasks = {asyncio.ensure_future(slow_to_end())}
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(module.Fetcher.close(fetcher))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(closing, timeout=5)
 
     asyncio.run(scenario())

@@ -204,3 +204,28 @@ def test_broker_unreachable_is_true_only_once_the_broker_watch_declares_it() -> 
     assert ops_web.broker_unreachable(app) is True
     watch.observe(None, time.monotonic())  # a broker answers again
     assert ops_web.broker_unreachable(app) is False
+
+
+def test_the_broker_watch_remembers_its_last_failed_attempt_in_wall_clock_time() -> None:
+    """Any failed attempt, however short the outage, is remembered (the worker's clocks ask whether
+    the broker went unanswered between two fetch answers); ``ops_web.broker_last_unanswered`` gives
+    its time on the wall clock, None before any failure or without a watch."""
+    import time
+
+    import faust
+
+    from streams.runtime import ops_web
+    from streams.runtime.settings import Settings
+
+    watch = BrokerWatch(15.0, now=100.0)
+    watch.observe("refused", now=105.0)
+    watch.observe(None, now=110.0)
+    assert watch.last_failure == 105.0
+    app = faust.App("broker-last-unanswered", broker="kafka://127.0.0.1:1", web_enabled=False)
+    assert ops_web.broker_last_unanswered(app) is None  # no watch registered
+    ops_web.register_broker_watch(app, Settings())
+    assert ops_web.broker_last_unanswered(app) is None  # no failure yet
+    ops_web._BROKER_WATCH[app].observe("timeout", time.monotonic() - 3.0)
+    failed = ops_web.broker_last_unanswered(app)
+    assert failed is not None
+    assert abs(failed - (time.time() - 3.0)) < 0.5

@@ -8,7 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import simulate as command
+from streams.cli.main import main
 from streams.cli.simulate import simulate
+from streams.simulate import publishing
+from tests.unit.streams.fake_producer import FakeFuture, FakeProducer
 
 START = "2026-11-02T00:00:00Z"
 
@@ -88,6 +91,14 @@ def test_the_same_seed_without_start_gives_the_same_files_all_day(
     [
         ("1969-12-31T00:00:00Z", 2, "must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"),
         ("9999-12-30T00:00:00Z", 5, "--start + --days runs past 9999-12-31"),
+        # events end by 9999-12-31, but the accounts' renewal dates reach past it
+        ("9999-12-31T00:00:00Z", 1, "renewal dates reach up to 1 day(s) after --start, past 9999-12-31"),
+        (
+            "9999-01-01T00:00:00Z",
+            360,
+            "renewal dates reach up to 480 day(s) after --start, past 9999-12-31 where dates end; "
+            "choose a --start before 9998-09-08T00:00:00.000Z",
+        ),
         ("2026-11-02 00:00:00Z", 1, "must be an RFC 3339 timestamp with an offset"),
     ],
 )
@@ -173,3 +184,30 @@ def test_the_start_is_printed_in_the_event_contracts_timestamp_form(tmp_path: Pa
                                            "--output", str(tmp_path / "e.jsonl")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[0] == "seed 1, 2 accounts, start 2026-11-02T00:00:00.000Z"
+
+
+class _InterruptingProducer(FakeProducer):
+    """A fake producer that takes a few events, then gets Ctrl-C (KeyboardInterrupt) on the next send."""
+
+    def send(self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> FakeFuture:
+        if topic.endswith(".events") and sum(m["topic"].endswith(".events") for m in self.sent) >= 5:
+            raise KeyboardInterrupt
+        return super().send(topic, key=key, value=value, headers=headers)
+
+
+@pytest.mark.parametrize(("mode", "exit_code"), [(["--backfill"], 130), (["--rate", "1000", "--duration", "60"], 0)])
+def test_ctrl_c_cuts_a_backfill_short_with_exit_130_and_stops_live_traffic_with_exit_0(
+    monkeypatch: pytest.MonkeyPatch, mode: list[str], exit_code: int
+) -> None:
+    """Ctrl-C is how live traffic ends (exit 0); a backfill it stops is incomplete history, so exit 130, not 0.
+    Both flush what was sent first."""
+    producer = _InterruptingProducer()
+    monkeypatch.setattr(command, "probe_broker", lambda settings: None)
+    monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(command, "KafkaSink", lambda settings: publishing.KafkaSink(settings, producer=producer))
+    args = ["simulate", "--accounts", "2", "--days", "3", "--seed", "1", *mode]
+    result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
+    assert result.exit_code == exit_code, result.output
+    assert "interrupted; flushing what was sent" in result.stderr
+    assert producer.closed
+    assert ("Interrupted (Ctrl-C)" in result.stderr) is (exit_code == 130)

@@ -598,6 +598,7 @@ def test_a_fetch_landing_between_the_reads_never_dates_an_end_by_a_newer_respons
     from streams.runtime.settings import Settings
     from streams.worker import agents
     from streams.worker.agents import WorkerRuntime
+    from streams.worker.clock import PartitionClocks
 
     topic = "events"
     fetch = {"end": 10, "at": 100.0, "reads": 0}
@@ -620,6 +621,8 @@ def test_a_fetch_landing_between_the_reads_never_dates_an_end_by_a_newer_respons
         consumer = Consumer()
 
     class Processor:
+        clocks = PartitionClocks(5.0, event_time_only=False)
+
         def evaluated_until(self, partition: int) -> int:
             return 10
 
@@ -628,6 +631,56 @@ def test_a_fetch_landing_between_the_reads_never_dates_an_end_by_a_newer_respons
     caught = runtime.caught_up_as_of([0])
     assert fetch["reads"] == 2
     assert caught == {} or caught[0] <= 100.0
+
+
+def test_the_runtime_hands_fetch_answers_and_failures_to_the_clocks_and_says_once_when_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before each batch and tick the clocks learn when the broker last answered each partition and
+    when a request last failed: after an outage longer than the lateness the watermark is held, and
+    one WARN names the partitions, how long nothing answered and for how long the clock is held."""
+    from faust.types import TP
+    from structlog.testing import capture_logs
+
+    from streams.runtime.settings import Settings
+    from streams.worker import agents
+    from streams.worker.agents import WorkerRuntime
+    from streams.worker.clock import PartitionClocks
+
+    topic = "events"
+    fetch = {"at": 1000.0, "failed": None}
+    wall = {"now": 1000.0}
+
+    class Consumer:
+        def highwater(self, tp: TP) -> int:
+            return 10
+
+    class App:
+        consumer = Consumer()
+
+    class Processor:
+        clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: wall["now"])
+
+        def evaluated_until(self, partition: int) -> int:
+            return 10
+
+    monkeypatch.setattr(agents, "highwater_time", lambda app, tp: fetch["at"] if tp.partition == 0 else None)
+    monkeypatch.setattr(agents, "last_unanswered_request", lambda app: fetch["failed"])
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), None, {}, {})  # type: ignore[arg-type]
+    clocks = runtime.processor.clocks
+    clocks.observe(0, 999.0)
+    with capture_logs() as logs:
+        assert runtime.caught_up_as_of([0, 1])[0] == 1000.0  # partition 1: no answer yet (as of now)
+        fetch.update(at=1031.0, failed=1012.0)
+        wall["now"] = 1031.5
+        assert runtime.caught_up_as_of([0, 1])[0] == 1031.0
+        runtime.caught_up_as_of([0, 1])  # the same answer again: no second line
+    clocks.catch_up({0: 1031.0})
+    assert clocks.watermark(0) == 994.0  # held where the outage left it (the event at 999 − lateness)
+    held = [e for e in logs if e["event"].startswith("the broker did not answer fetches")]
+    assert [(e["partitions"], e["seconds_unanswered"], e["held_for_seconds"], e["log_level"]) for e in held] == [
+        ([0], 31.0, 60.0, "warning")
+    ]
 
 
 def _deliver_all(runtime: Any) -> None:

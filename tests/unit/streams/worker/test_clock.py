@@ -95,3 +95,78 @@ def test_a_caught_up_partition_catches_up_as_of_when_it_was_known_read_to_its_en
     clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0)
     clocks.catch_up({0: 940.0, 1: 2000.0})
     assert (clocks.watermark(0), clocks.watermark(1)) == (935.0, 995.0)
+
+
+class _Wall:
+    """A settable wall clock."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _live(wall: _Wall, grace: float = 60.0) -> PartitionClocks:
+    """A live clock of partition 0 at 995 (event 999 read at 1000, caught up as of then), lateness 5 s."""
+    clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=wall, outage_grace=grace)
+    clocks.observe(0, 999.0)
+    clocks.fetched({0: 1000.0}, None)
+    clocks.catch_up({0: 1000.0})
+    assert clocks.watermark(0) == 995.0
+    return clocks
+
+
+def test_after_a_broker_outage_the_watermark_stays_put_for_the_grace_so_buffered_events_are_not_late() -> None:
+    """The broker answered no fetch from 1000 to 1031 and requests failed meanwhile: producers could
+    not write either, so the events they stamped during the outage and deliver after it (behind the
+    first answer, behind fresh events) are not late; the watermark moves on once the grace is over."""
+    wall = _Wall(1031.0)
+    clocks = _live(wall)
+    assert clocks.fetched({0: 1031.0}, unanswered_at=1010.0) == {0: 31.0}
+    clocks.catch_up({0: 1031.0})  # the first answer after the outage: read to its end
+    clocks.observe(0, 1031.0)  # a fresh event
+    assert clocks.watermark(0) == 995.0  # an event stamped at 1001, during the outage, is still on time
+    assert clocks.held_until(0) == 1091.0
+    wall.now = 1091.0
+    assert clocks.watermark(0) == 1026.0
+    assert clocks.held_until(0) is None
+
+
+def test_a_gap_without_a_failed_request_or_shorter_than_the_lateness_holds_nothing() -> None:
+    """A long batch that held the event loop leaves a gap between fetch answers without any failed
+    request (producers wrote meanwhile: a backlog, not an outage); a gap within the lateness cannot
+    make an event late; and a grace of 0 turns the hold off."""
+    wall = _Wall(1031.0)
+    clocks = _live(wall)
+    assert clocks.fetched({0: 1031.0}, unanswered_at=999.0) == {}  # the last failure is before the gap
+    clocks.catch_up({0: 1031.0})
+    assert clocks.watermark(0) == 1026.0
+    assert clocks.fetched({0: 1035.0}, unanswered_at=1032.0) == {}  # 4 s: within the lateness
+    off = _live(_Wall(1031.0), grace=0.0)
+    assert off.fetched({0: 1031.0}, unanswered_at=1010.0) == {}
+
+
+def test_a_second_outage_extends_the_hold_without_moving_the_held_watermark_and_forget_keeps_it() -> None:
+    """The broker flaps: a second gap with failures during the hold extends it, at the watermark of
+    the first; a rebalance that rebuilds the partition's clock (forget, restore) keeps the hold."""
+    wall = _Wall(1031.0)
+    clocks = _live(wall)
+    clocks.fetched({0: 1031.0}, unanswered_at=1010.0)
+    clocks.observe(0, 1031.0)
+    wall.now = 1050.0
+    assert clocks.fetched({0: 1050.0}, unanswered_at=1045.0) == {0: 19.0}
+    assert clocks.held_until(0) == 1110.0
+    clocks.forget([0])
+    clocks.restore(0, 1031.0)
+    clocks.catch_up({0: 1050.0})
+    assert clocks.watermark(0) == 995.0
+
+
+def test_event_time_only_clocks_are_never_held() -> None:
+    """Replays keep the plain formula: fetch answers do not hold an event-time-only clock."""
+    clocks = PartitionClocks(5.0, event_time_only=True)
+    clocks.observe(0, 100.0)
+    assert clocks.fetched({0: 1000.0}, None) == {}
+    assert clocks.fetched({0: 1100.0}, unanswered_at=1050.0) == {}
+    assert clocks.watermark(0) == 95.0

@@ -57,3 +57,39 @@ def test_the_clock_tick_exposes_the_assigned_partitions(
     processor, _ = make_processor()
     processor.tick([978], [978])
     assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "978"}) == 0.0
+
+
+def test_late_events_held_back_are_logged_once_the_interval_has_passed_even_when_none_follows() -> None:
+    """A burst of late events (a producer's buffer delivered at once) logs its first at once and, once the
+    interval has passed, one line with how many more and the worst lateness, though no later event is
+    late; nothing more is logged until another late event."""
+    late = LateEventLog(interval=10.0)
+    with capture_logs() as logs:
+        for i in range(40):
+            late.late(0, f"a{i}", 25.0 + i / 10, now=100.0)
+        late.flush(now=105.0)  # within the interval: held
+        late.flush(now=110.0)
+        late.flush(now=130.0)
+    assert [(e["event"], e["more_late_since_last_warning"]) for e in logs] == [
+        ("late event ignored", 0),
+        ("late events ignored since the last warning", 39),
+    ]
+    assert (logs[1]["partition"], logs[1]["worst_seconds_late_since_last_warning"], logs[1]["log_level"]) == (
+        0,
+        28.9,
+        "warning",
+    )
+
+
+def test_the_clock_tick_of_a_quiet_stream_logs_the_late_events_held_back(
+    make_processor: Callable[..., tuple[RulesProcessor, dict[bytes, bytes]]],
+) -> None:
+    """With no batch coming, the timer's tick writes the held-back count to the log."""
+    processor, _ = make_processor(wall=1000.0)
+    processor.late_log.late(0, "acme", 30.0, now=980.0)
+    processor.late_log.late(0, "globex", 31.0, now=981.0)
+    with capture_logs() as logs:
+        processor.tick([0], [])
+    assert [(e["event"], e["more_late_since_last_warning"]) for e in logs] == [
+        ("late events ignored since the last warning", 1)
+    ]

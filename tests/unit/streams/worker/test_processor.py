@@ -504,6 +504,26 @@ def test_events_waiting_while_a_long_batch_ran_are_not_late_in_live_mode(make_pr
     assert out.accepted == 3
 
 
+def test_events_stamped_during_a_broker_outage_and_delivered_after_it_are_not_late(make_processor: Factory) -> None:
+    """Live: the broker answered no fetch for 31 s (requests failed). The first answer after it reads
+    the partition to its end with a fresh event; the events producers buffered during the outage come
+    next. They are evaluated, not late (they were: the first answer had moved the clock to then −
+    lateness), and the clock moves on once the grace is over."""
+    processor, _ = make_processor(event_time_only=False, wall=T0 + 31)
+    clocks = processor.clocks
+    clocks._wall_clock = lambda: T0  # type: ignore[method-assign]
+    clocks.fetched({0: T0}, None)
+    processor.process_batch([_record(0, "Login", T0 - 1)], caught_up={0: T0})
+    clocks._wall_clock = lambda: T0 + 31  # type: ignore[method-assign]
+    assert clocks.fetched({0: T0 + 31}, unanswered_at=T0 + 10) == {0: 31.0}  # the runtime, before the batch
+    processor.process_batch([_record(1, "Login", T0 + 31, account="fresh")], caught_up={0: T0 + 31})
+    out = processor.process_batch([_record(2 + i, "Error", T0 + 1 + i) for i in range(3)], caught_up={0: T0 + 31})
+    assert out.accepted == 3
+    clocks._wall_clock = lambda: T0 + 91  # type: ignore[method-assign]
+    processor.tick([0], {0: T0 + 91})
+    assert clocks.watermark(0) == T0 + 86
+
+
 def _cooldown_suppressed() -> float:
     return REGISTRY.get_sample_value("preempt_alerts_suppressed_total", {"reason": "cooldown"}) or 0.0
 
