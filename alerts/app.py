@@ -30,6 +30,7 @@ from alerts.web import register_web
 from streams.runtime.faust_compat import (
     aiohttp_request,
     close_connection_after,
+    consumer_isolation_level,
     current_event_scope,
     placeholder_event,
     resume_flow_without_clearing,
@@ -41,6 +42,7 @@ from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
 from streams.runtime.ops_web import broker_unreachable, register_liveness
+from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -186,16 +188,29 @@ def create_app(
 
 def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Settings) -> None:
     """The liveness watchdog (``alerts.liveness``): a timer, and its stalls on ``/readyz``."""
+    topic = settings.topic("alerts")
+    # Reads a partition's tail as the agent's consumer would (read_committed under exactly_once):
+    # offsets holding only transaction markers are not lag. Bounded: a sample waits at most 5 s.
+    tail = RangeReader(
+        settings, topic, timeout_s=5.0, isolation_level=lambda: consumer_isolation_level(app), reader="the notifier"
+    )
     watchdog = AlertsWatchdog(
         app,
-        settings.topic("alerts"),
+        topic,
         settings.partition_stall_seconds,
         read=lambda: runtime.read_offsets,
         ready=lambda: runtime.recovered,
         broker_down=lambda: broker_unreachable(app),
+        probe=tail.holds_no_record,
+        dead_letters=runtime.dead_letters_pending,
     )
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
-    register_liveness(app, watchdog.stalled)
+    register_liveness(app, watchdog.stalled, watchdog.stuck)
+
+    async def close_tail_reader(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await tail.close()
+
+    app.on_before_shutdown.connect(close_tail_reader)
 
 
 def _install(app: faust.App, runtime: NotifierRuntime) -> None:

@@ -48,6 +48,7 @@ from alerts.feedback import (
     read_bounded,
     update_note,
 )
+from alerts.liveness import PendingWrites
 from alerts.replay import InvalidReplayHeaderError, replay_targets
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
@@ -67,6 +68,7 @@ from streams.runtime.metrics import (
     NOTIFICATIONS,
     NOTIFICATIONS_DEAD_LETTERED,
     NOTIFIER_ALERTS_HELD,
+    NOTIFIER_DEAD_LETTER_PENDING_SECONDS,
     READY,
 )
 from streams.runtime.settings import Settings
@@ -173,6 +175,9 @@ class NotifierRuntime:
         self.topics = topics
         self.acks = InOrderAcks()
         NOTIFIER_ALERTS_HELD.set_function(self.acks.held)
+        # Dead letters being written (alerts/liveness.py reports one in flight past the stall time).
+        self.dead_letters_pending = PendingWrites()
+        NOTIFIER_DEAD_LETTER_PENDING_SECONDS.set_function(self.dead_letters_pending.oldest_age)
         # Per partition of preempt.alerts, the next offset after the last alert handled (the watchdog's
         # measure, alerts/liveness.py); forgotten on revocation, when every partition is read again.
         self.read_offsets: dict[int, int] = {}
@@ -290,8 +295,9 @@ class NotifierRuntime:
         a ``truncated`` header saying what was left out (``streams.runtime.dead_letters.bounded``).
         """
         letter = bounded(DeadLetterRecord(key, value, headers), ALERT_TRUNCATED, keep=lambda _name: True)
-        await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
-        await self.flush()
+        with self.dead_letters_pending.track():  # the watchdog reports one the broker does not take
+            await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+            await self.flush()
 
     def bookkeeping_failed(self, exc: BaseException) -> None:
         """A delivery record or a dead letter could not be written (the broker): stop the process.

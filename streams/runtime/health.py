@@ -36,6 +36,7 @@ class ConsumerState:
     assigned_partitions: int  # partitions of source topics assigned to this worker
     stalled: tuple[str, ...] = ()  # "topic/partition" of assigned partitions with lag and no progress
     broker_unreachable: str | None = None  # why no broker answered, once that has lasted too long
+    stuck: tuple[str, ...] = ()  # writes the broker has not taken for too long (why, one per kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ def readiness(state: ConsumerState) -> Readiness:
         return Readiness(False, "table recovery in progress")
     if state.stalled:
         return Readiness(False, f"partition stalled (lag, no progress): {', '.join(state.stalled)}")
+    if state.stuck:
+        return Readiness(False, "; ".join(state.stuck))
     return Readiness(True, f"{state.assigned_partitions} partitions assigned, tables recovered")
 
 

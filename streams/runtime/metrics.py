@@ -178,6 +178,11 @@ NOTIFIER_FALLBACKS = Counter(
     "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
     ["reason"],
 )
+NOTIFIER_DEAD_LETTER_PENDING_SECONDS = Gauge(
+    "preempt_notifier_dead_letter_pending_seconds",
+    "Age of the oldest dead letter this notifier is still writing to preempt.alerts.dlq (0: none). Past "
+    "PREEMPT_PARTITION_STALL_SECONDS the broker is not taking it: /readyz 503.",
+)
 NOTIFIER_ALERTS_HELD = Gauge(
     "preempt_notifier_alerts_held",
     "Alerts read by this notifier whose offset cannot be committed yet: not settled (quiet hours, group_wait, "

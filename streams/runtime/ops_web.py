@@ -182,11 +182,18 @@ def broker_last_unanswered(app: faust.App) -> float | None:
 
 # App -> "topic/partition" of its stalled partitions (the rules worker's liveness watchdog).
 _STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+# App -> why writes it waits on are stuck (the notifier's dead letters in flight too long).
+_STUCK: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 
 
-def register_liveness(app: faust.App, stalled: Callable[[], tuple[str, ...]]) -> None:
-    """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready."""
+def register_liveness(
+    app: faust.App, stalled: Callable[[], tuple[str, ...]], stuck: Callable[[], tuple[str, ...]] | None = None
+) -> None:
+    """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready,
+    and the writes ``stuck()`` describes (the notifier's dead letters the broker does not take)."""
     _STALLED[app] = stalled
+    if stuck is not None:
+        _STUCK[app] = stuck
 
 
 def consumer_state(app: faust.App) -> ConsumerState:
@@ -204,6 +211,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         assigned_partitions=len(assigned),
         stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
         broker_unreachable=watch.unreachable(time.monotonic()) if (watch := _BROKER_WATCH.get(app)) else None,
+        stuck=stuck() if (stuck := _STUCK.get(app)) is not None else (),
     )
 
 

@@ -9,19 +9,11 @@ worker processes them in the same batch instead of losing them.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import OffsetOutOfRangeError
-
-from streams.runtime.kafka_clients import aiokafka_config
-from streams.runtime.logs import get_logger
+from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
 from streams.worker.processor import Record
-
-log = get_logger(__name__)
 
 
 class GapRepair:
@@ -37,14 +29,10 @@ class GapRepair:
         """``isolation_level``: asked when the side consumer starts (the first read); the worker
         passes its Faust consumer's (``faust_compat.consumer_isolation_level``), so a range reads
         the same records Faust's consumer delivers (read_committed under exactly-once)."""
-        self._settings = settings
         self._topic = topic
-        self._isolation_level = isolation_level
-        self._timeout_s = timeout_s
-        self._consumer: AIOKafkaConsumer | None = None
-        # One side consumer serves the worker's gap repair (under the worker's lock) and the
-        # watchdog's recordless-tail probe (outside it): one read at a time.
-        self._lock = asyncio.Lock()
+        # One side consumer (``streams.runtime.range_reader``) serves the worker's gap repair (under
+        # the worker's lock) and the watchdog's recordless-tail probe (outside it): one read at a time.
+        self._reader = RangeReader(settings, topic, timeout_s=timeout_s, isolation_level=isolation_level)
 
     async def fetch(self, partition: int, start: int, end: int) -> list[Record]:
         """The records at offsets ``start`` ≤ offset < ``end`` of ``partition`` (bounded wait)."""
@@ -54,72 +42,16 @@ class GapRepair:
         self, partition: int, start: int, end: int, *, first_only: bool = False
     ) -> tuple[list[Record], bool]:
         """The records at offsets ``start`` ≤ offset < ``end`` of ``partition``, and whether the
-        whole range was read (the consumer's position reached ``end``) within the bounded wait.
-        ``first_only``: stop at the first record of the range (whether the range holds any record
-        at all; a stalled partition's backlog is not read and copied).
-
-        A range can hold offsets without records: the commit or abort markers of a transactional
-        producer take an offset each and are never returned. Stopping at the position, not at the
-        last record, reads such a range at once (it waited the whole timeout, 10 s, holding the
-        worker's batch) and tells an empty range from a slow one.
-
-        Offsets retention already deleted (``start`` below the partition's log start offset) are
-        never complete: an ERROR names them, and the records still in Kafka after them are read
-        (not ``first_only``). The side consumer does not reset to the end, which read such a
-        range as complete and empty (markers only): lost records neither reported nor counted.
-        """
-        async with self._lock:
-            consumer = await self._ensure_consumer()
-            tp = TopicPartition(self._topic, partition)
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            out: list[Record] = []
-            limit = 1 if first_only else end - start
-            deadline = time.monotonic() + self._timeout_s
-            lost = False
-            while time.monotonic() < deadline:
-                try:
-                    batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
-                except OffsetOutOfRangeError:
-                    log.error(
-                        "records deleted from Kafka (retention) before the worker read them: lost",
-                        topic=self._topic,
-                        partition=partition,
-                        first_missing=start,
-                        next_seen=end,
-                    )
-                    if lost or first_only:
-                        return out, False
-                    lost = True
-                    await consumer.seek_to_beginning(tp)  # what is left of the range is still read
-                    continue
-                for msg in batch.get(tp, []):
-                    if start <= msg.offset < end:
-                        headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
-                        out.append(Record(partition, msg.offset, msg.key, msg.value, headers, self._topic))
-                        if first_only:
-                            return out, True
-                if (out and out[-1].offset >= end - 1) or await consumer.position(tp) >= end:
-                    return out, not lost
-            return out, False
+        whole range was read within the bounded wait (``RangeReader.read_range``, which says how
+        ranges of transaction markers and offsets retention deleted are read). ``first_only``:
+        stop at the first record of the range (whether the range holds any record at all)."""
+        msgs, complete = await self._reader.read_range(partition, start, end, first_only=first_only)
+        out = []
+        for msg in msgs:
+            headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())]
+            out.append(Record(partition, msg.offset, msg.key, msg.value, headers, self._topic))
+        return out, complete
 
     async def close(self) -> None:
         """Stop the side consumer, if it was started."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def _ensure_consumer(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.bootstrap_servers,
-                enable_auto_commit=False,
-                group_id=None,
-                # An offset retention deleted raises (OffsetOutOfRangeError) instead of jumping to
-                # the end, where the range read as complete and empty.
-                auto_offset_reset="none",
-                isolation_level=self._isolation_level(),
-                **aiokafka_config(self._settings),
-            )
-            await self._consumer.start()
-        return self._consumer
+        await self._reader.close()

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from alerts.liveness import AlertsWatchdog
+from alerts.liveness import AlertsWatchdog, PendingWrites
 from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
 
 
@@ -81,3 +81,112 @@ def test_a_position_read_before_a_rebalance_does_not_hide_behind_a_newer_commit(
     dog = _watchdog(topic, ends={tp: 20}, committed={tp: 20}, read={1: 3}, now=now)
     _rounds(dog, now, [0, 60])
     assert dog.stalled() == ()
+
+
+class _Tail:
+    """The recordless-tail probe: says whether ``[start, end)`` holds no record, and counts its reads."""
+
+    def __init__(self, empty: bool | Exception) -> None:
+        self.empty = empty
+        self.reads: list[tuple[int, int, int]] = []
+
+    async def __call__(self, partition: int, start: int, end: int) -> bool:
+        self.reads.append((partition, start, end))
+        if isinstance(self.empty, Exception):
+            raise self.empty
+        return self.empty
+
+
+def _probed_watchdog(topic: str, tp: TP, end: int, read_to: int, tail: _Tail, now: list[float]) -> AlertsWatchdog:
+    consumer = StubConsumer([tp], ends={tp: end}, committed={tp: read_to})
+    return AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        read=lambda: {tp.partition: read_to},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        probe=tail,
+    )
+
+
+def test_a_transaction_marker_after_the_last_alert_is_not_a_stall() -> None:
+    """Under exactly_once the last alert (offset 4) is followed by its commit marker (offset 5): read position 5,
+    end 6. The tail holds no record, so an idle notifier stays ready; the tail is read once, not every sample."""
+    topic = "wd-alerts-marker"
+    tp = TP(topic, 0)
+    now = [0.0]
+    tail = _Tail(empty=True)
+    dog = _probed_watchdog(topic, tp, end=6, read_to=5, tail=tail, now=now)
+    logs = _rounds(dog, now, [0, 15, 30, 45, 60, 600])
+    assert not [entry for entry in logs if entry["log_level"] == "error"]
+    assert dog.stalled() == ()
+    assert tail.reads == [(0, 5, 6)]
+
+
+def test_a_tail_that_holds_an_alert_or_cannot_be_read_is_still_a_stall() -> None:
+    """The probe hides only offsets without records: a record there, or a probe that fails, leaves the stall."""
+    for name, tail in (("record", _Tail(empty=False)), ("fails", _Tail(empty=TimeoutError()))):
+        topic = f"wd-alerts-tail-{name}"
+        tp = TP(topic, 2)
+        now = [0.0]
+        dog = _probed_watchdog(topic, tp, end=9, read_to=5, tail=tail, now=now)
+        _rounds(dog, now, [0, 15, 31, 46])
+        assert dog.stalled() == (f"{topic}/2",), name
+        assert tail.reads, name
+        assert set(tail.reads) == {(2, 5, 9)}, name
+
+
+def test_a_first_alert_of_a_new_consumer_group_the_agent_cannot_get_past_is_a_stall() -> None:
+    """Nothing committed and nothing read (a new group): lag counts from the partition's earliest offset, so a
+    first alert the agent never gets past is reported after the stall time instead of being skipped."""
+    topic = "wd-alerts-new-group"
+    tp = TP(topic, 1)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 3}, committed={}, read={}, now=now)
+    logs = _rounds(dog, now, [0, 15, 31])
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert [(e["partition"], e["lag"], e["read"]) for e in errors] == [(1, 3, 0)]
+    assert dog.stalled() == (f"{topic}/1",)
+
+
+def test_an_empty_partition_of_a_new_consumer_group_is_not_a_stall() -> None:
+    """Nothing committed, nothing read, nothing written (earliest == end): no lag, no stall."""
+    topic = "wd-alerts-new-empty"
+    tp = TP(topic, 0)
+    now = [0.0]
+    dog = _watchdog(topic, ends={tp: 0}, committed={}, read={}, now=now)
+    _rounds(dog, now, [0, 31, 62])
+    assert dog.stalled() == ()
+
+
+def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz_until_written() -> None:
+    """A delivery's dead letter still in flight after the stall time (preempt.alerts.dlq deleted: the agent reads
+    on, the commit waits) is one ERROR and a /readyz reason; a short one is not; once written, both clear."""
+    topic = "wd-alerts-dlq"
+    tp = TP(topic, 0)
+    now = [0.0]
+    pending = PendingWrites(clock=lambda: now[0])
+    consumer = StubConsumer([tp], ends={tp: 4}, committed={tp: 1})
+    dog = AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        read=lambda: {0: 4},  # the agent read on: no partition stall
+        ready=lambda: True,
+        clock=lambda: now[0],
+        dead_letters=pending,
+    )
+    with pending.track():
+        logs = _rounds(dog, now, [0, 15, 29])
+        assert dog.stuck() == ()
+        assert pending.oldest_age() == 29
+        logs = _rounds(dog, now, [31, 46])
+        assert dog.stuck() == ("dead letter not written for 46 s (1 pending)",)
+        errors = [entry for entry in logs if entry["log_level"] == "error"]
+        assert [(e["pending"], e["oldest_s"]) for e in errors] == [(1, 31)]
+        assert dog.stalled() == ()
+    logs = _rounds(dog, now, [50])
+    assert dog.stuck() == ()
+    assert pending.oldest_age() == 0
+    assert any(entry["event"] == "dead letters written again" for entry in logs)

@@ -424,6 +424,34 @@ async def test_delivery_loop_crashes_the_app_on_a_bug_in_tick(make_runtime, monk
     assert logs[0]["log_level"] == "critical"
 
 
+async def test_a_delivery_dead_letter_being_written_is_pending_for_the_watchdog(make_runtime, make_alert) -> None:
+    """While the broker has not taken a delivery's dead letter it counts as pending (alerts/liveness.py reports it
+    past the stall time); once written it is not, and a send that raises is not left pending either."""
+    runtime, _, _, topics = make_runtime()
+    taken = asyncio.Event()
+    sent = topics["dead_letters"].send
+
+    async def slow(**record: Any) -> None:
+        await taken.wait()
+        await sent(**record)
+
+    topics["dead_letters"].send = slow  # type: ignore[method-assign]
+    task = asyncio.ensure_future(runtime.dead_letter_delivery(make_alert(), "csm/slack-0", "slack", "permanent", "x"))
+    await asyncio.sleep(0)
+    assert len(runtime.dead_letters_pending) == 1
+    taken.set()
+    await task
+    assert len(runtime.dead_letters_pending) == 0
+
+    async def refuse(**record: Any) -> None:
+        raise RuntimeError("broker unavailable")
+
+    topics["dead_letters"].send = refuse  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await runtime.dead_letter_delivery(make_alert(), "csm/slack-0", "slack", "permanent", "x")
+    assert len(runtime.dead_letters_pending) == 0
+
+
 async def test_a_dead_letter_that_cannot_be_written_stops_the_notifier(make_runtime) -> None:
     """When the dead-letter topic refuses a record, the alerts agent logs critical, crashes the app and raises."""
     runtime, app, _, topics = make_runtime()

@@ -91,6 +91,13 @@ def test_lag_is_never_negative_and_skips_unknown_ends() -> None:
     assert lag_by_topic([a0, a1], {a0: 5}, {a0: 9, a1: 0}, {}) == {"events": 0}
 
 
+def test_a_process_with_stuck_writes_is_not_ready_and_says_why(make_state: Callable[..., ConsumerState]) -> None:
+    """A recovered notifier whose dead letter the broker has not taken for too long answers not ready, with why."""
+    verdict = readiness(make_state(stuck=("dead letter not written for 130 s (1 pending)",)))
+    assert not verdict.ready
+    assert verdict.reason == "dead letter not written for 130 s (1 pending)"
+
+
 def test_a_worker_with_a_stalled_partition_is_not_ready(make_state: Callable[..., ConsumerState]) -> None:
     """A recovered worker reporting a stalled partition answers not ready and names the partition."""
     verdict = readiness(make_state(stalled=("preempt.events/2",)))

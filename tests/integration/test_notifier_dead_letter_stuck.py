@@ -1,0 +1,87 @@
+"""A delivery's dead letter the broker does not take (``preempt.alerts.dlq`` deleted): the agent reads on, so no
+partition stalls, but the alert stays unacked. Before, ``/readyz`` said 200 and nothing but the producer's
+warnings was logged; now the notifier reports it once it has waited for the stall time."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaProducer
+
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
+from tests.integration.conftest import ManagedProcess
+from tests.integration.notifier_harness import (
+    make_alert,
+    metric_value,
+    notifier_settings,
+    produce_alerts,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+
+ROUTES = """
+receivers:
+  - name: owner
+    slack_configs: [{channel: "{{ account.owner.slack }}"}]
+route:
+  receiver: owner
+  group_wait: 0s
+"""
+STALL_S = 8.0  # the watchdog samples every 2 s
+
+
+def _readyz(settings: Settings) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{settings.notifier_web_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A permanent delivery failure whose dead letter cannot be written: after the stall time one ERROR line,
+    ``/readyz`` 503 naming it, and the pending-age gauge past the stall time; the process keeps running."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        partition_stall_seconds=STALL_S,
+    )
+    slack_server.always("C-NOBODY", Reply.slack_error("channel_not_found"))
+    notifier = start_notifier(process_factory, settings)
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap], request_timeout_ms=10_000)
+    try:
+        admin.delete_topics([topics.alerts_dlq])
+    finally:
+        admin.close()
+    owner = {"name": "Dana", "email": "dana@example.com", "slack": "C-NOBODY"}
+    produce_alerts(producer, topics.alerts, make_alert("nobody", account={"name": "Nobody", "owner": owner}))
+
+    (error,) = wait_for_records(
+        notifier, "dead letter not written: the broker has not taken it; its alert stays unacked", 1, timeout_s=60
+    )
+    assert error["pending"] == 1
+    assert error["oldest_s"] >= STALL_S
+    status, body = _readyz(settings)
+    assert status == 503
+    assert "dead letter not written for" in body
+    assert metric_value(settings, "preempt_notifier_dead_letter_pending_seconds") >= STALL_S
+    assert metric_value(settings, "preempt_partition_stalls_total", topic=topics.alerts) == 0
+    time.sleep(1)
+    assert notifier.proc.poll() is None
