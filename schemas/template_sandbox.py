@@ -57,6 +57,7 @@ from schemas.template_sizes import (
 )
 
 __all__ = [
+    "MACRO_CALL_STEPS",
     "MAX_LOOP_STEPS",
     "MAX_NUMBER_BITS",
     "MAX_OUTPUT_CHARS",
@@ -238,10 +239,13 @@ class _BoundedCodeGenerator(CodeGenerator):
             super().visit_Getitem(node, frame)
 
 
+_PASSED = (Context, EvalContext, Environment)
+
+
 def _values(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """A filter's arguments split into what Jinja passes first (context, environment) and the template's."""
     skip = 0
-    while skip < len(args) and isinstance(args[skip], Context | EvalContext | Environment):
+    while skip < len(args) and isinstance(args[skip], _PASSED):
         skip += 1
     return args[:skip], args[skip:]
 

@@ -47,7 +47,14 @@ def measure(value: Any, cap: int, known: dict[int, tuple[Any, int]] | None = Non
     """The size of ``value`` (module doc), counted up to a little past ``cap``. ``known`` remembers the
     sizes of containers measured whole (a rendering's values do not change while it runs), so a list
     read in every step of a loop, or nested in itself, is walked once."""
-    if isinstance(value, str | bytes):  # the usual cases first: this runs for every value a template touches
+    kind = type(value)  # the usual cases first, by exact type: this runs for every value a template touches
+    if kind is str:
+        return len(value)
+    if kind is int:
+        return int(value.bit_length()) // 3 + 1
+    if kind in _ONE:
+        return 1
+    if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, int):
         return value.bit_length() // 3 + 1
@@ -78,6 +85,7 @@ def measure(value: Any, cap: int, known: dict[int, tuple[Any, int]] | None = Non
 
 
 _CONTAINERS = (dict, list, tuple, set, frozenset)
+_ONE = frozenset({float, bool, type(None), range})
 
 
 def _text(value: Any) -> str:
