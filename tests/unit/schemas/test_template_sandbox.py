@@ -144,6 +144,7 @@ def test_membership_index_and_count_of_a_range_are_not_steps():
         ("{{ 'x' * 600000 + 'x' * 600000 }}", "a sum"),
         ("{{ 'x' * 600000 ~ 'x' * 600000 }}", "a value"),
         ("{{ [[0] * 1000] * 2000 }}", "a repeated value"),
+        ("{{ ([[0] * 10] * 30000)|sum(start=[])|length }}", "adding 30,000 sequences"),
         ("{{ 3 ** 2500 * 3 ** 2500 }}", "a product of more than"),
     ],
 )
@@ -239,7 +240,8 @@ ORDINARY = [
     "{% set ns = namespace(total=0, names=[]) %}{% for i in range(5) %}{% set ns.total = ns.total + i %}"
     "{% set ns.names = ns.names + [i|string] %}{% endfor %}{{ ns.total }} {{ ns.names|join('') }}",
     "{% set block %}a{{ 1 + 1 }}b{% endset %}{{ block }} {% filter upper %}shout {{ 'it' }}{% endfilter %}",
-    "{{ range(10)|select('odd')|list }} {{ ['b', 'a']|sort|first }} {{ {'b': 1}|items|list }} {{ none is none }}",
+    "{{ [[1], [2, 3]]|sum(start=[]) }} {{ [1, 2, 3]|sum }} {{ range(10)|select('odd')|list }} "
+    "{{ ['b', 'a']|sort|first }} {{ {'b': 1}|items|list }} {{ none is none }}",
     "{{ 'Ünïcode'|upper }} {{ 'x,y'.split(',') }} {{ '  pad '|trim }} {{ 12345.678|round(1) }} {{ -3|abs }}",
 ]
 
