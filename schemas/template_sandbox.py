@@ -302,6 +302,19 @@ def _wordwrap_size(s: Any, width: Any = 79, break_long_words: bool = True, wraps
     return sizes.estimate_wordwrap(s, width, wrapstring)
 
 
+def _wrapped(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """``|wordwrap``: its result, and the copying Python's textwrap does breaking a long word (it copies
+    the rest of the word at every break: ``('x' * 500000)|wordwrap(1)`` took 7 s)."""
+    too_big(_wordwrap_size(*args, **kwargs), "a wrapped value")
+    copying = sizes.estimate_wordwrap_copying(*args[:3], **{k: v for k, v in kwargs.items() if k in _WRAP_ARGS})
+    if copying > 100 * MAX_WORK_CHARS:
+        raise TemplateLimitError("template stopped: wrapping a word that long that narrowly would take too long")
+    return args
+
+
+_WRAP_ARGS = frozenset({"width", "break_long_words"})
+
+
 def _center_size(value: Any, width: Any = 80) -> Any:
     return width
 
@@ -313,7 +326,7 @@ _FILTER_CHECKS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any,
     "format": _estimated("a formatted value", _format_size),
     "replace": _estimated("a replaced value", sizes.estimate_replace),
     "indent": _estimated("an indented value", _indent_size),
-    "wordwrap": _estimated("a wrapped value", _wordwrap_size),
+    "wordwrap": _wrapped,
     "center": _estimated("a centred value", _center_size),
     "batch": _limited("a batch", MAX_OUTPUT_CHARS, 1, "linecount"),
     "slice": _limited("a slice into parts", MAX_LOOP_STEPS, 1, "slices"),

@@ -165,6 +165,16 @@ def estimate_wordwrap(text: Any, width: Any = 79, wrapstring: Any = None) -> int
     return chars + breaks * len(_text(wrapstring) if wrapstring is not None else "\n")
 
 
+def estimate_wordwrap_copying(text: Any, width: Any = 79, break_long_words: Any = True) -> int:
+    """What textwrap copies breaking long words: the rest of a word at every break, so about
+    ``len(text) * longest word / width`` characters."""
+    if not break_long_words:
+        return 0
+    body = _text(text)
+    longest = max(map(len, body.split()), default=0)
+    return len(body) * longest // max(_whole(width), 1)
+
+
 def estimate_translate(text: str | bytes, table: Any) -> int:
     """``text.translate(table)``: every character may become the longest replacement."""
     longest = 1

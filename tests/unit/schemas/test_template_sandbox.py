@@ -132,6 +132,7 @@ def test_membership_index_and_count_of_a_range_are_not_steps():
         ("{{ ('x' * 10).replace('', 'y' * 999999) }}", "the result of .replace()"),
         ("{{ 'a\nb'|indent(2000000) }}", "an indented value"),
         ("{{ ('a ' * 400000)|wordwrap(1, wrapstring='yyyy') }}", "a wrapped value"),
+        ("{{ ('x' * 499999)|wordwrap(1) }}", "wrapping a word that long"),
         ("{{ 'x'.ljust(10**9) }}", "the result of .ljust()"),
         ("{{ 'x'.rjust(10**9) }}", "the result of .rjust()"),
         ("{{ 'x'.center(10**9) }}", "the result of .center()"),
