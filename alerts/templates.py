@@ -1,5 +1,5 @@
-"""Message templates rendered in Jinja2's sandbox (schemas/template_sandbox.py: ``range()`` steps
-and output bounded per rendering); receivers may override any of them.
+"""Message templates rendered in Jinja2's sandbox (schemas/template_sandbox.py: loop steps,
+value sizes, work and output bounded per rendering); receivers may override any of them.
 
 Called by the channels (Slack, email, console) for every notification. A template that fails to
 render — a bad override, a missing field, a sandbox violation — is logged and replaced by the

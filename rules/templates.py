@@ -1,5 +1,5 @@
 """Title, playbook and summary placeholders, rendered in a Jinja2 sandbox (schemas/template_sandbox.py:
-its ``range()`` steps and output bounded per rendering).
+its loop steps, value sizes, work and output bounded per rendering).
 
 A template sees exactly five names: ``account``, ``evidence``, ``rule``, ``window`` and ``user``
 (the user a per-user rule fired for, else empty). Load time rejects syntax errors, unknown

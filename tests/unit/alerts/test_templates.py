@@ -60,7 +60,7 @@ def test_an_override_with_huge_nested_loops_falls_back_to_the_default(make_alert
         subject = render("email_subject", context, loops)
     assert subject == "[HIGH] Acme: API errors are spiking"
     assert logs[0]["event"] == "template_failed"
-    assert logs[0]["error"].startswith("TemplateLimitError: template stopped after 100,000 steps")
+    assert logs[0]["error"].startswith("TemplateLimitError: template stopped after 100,000 loop steps")
     assert fallbacks._value.get() == before + 1
 
 

@@ -96,7 +96,7 @@ def test_rules_check_stops_a_template_with_huge_nested_loops_in_one_line(tmp_pat
     result = CliRunner().invoke(main, ["rules", "check", str(path)])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{path}: rule 'r1': field 'title': TemplateLimitError: template stopped after 100,000 steps of range() "
+        f"{path}: rule 'r1': field 'title': TemplateLimitError: template stopped after 100,000 loop steps "
         "(nested loops multiply)"
     ]
 

@@ -101,7 +101,7 @@ def test_nested_loops_stop_with_the_error_instead_of_stalling_the_worker():
     text, error = render_template(source, {"account": {"name": "Acme"}})
     assert text == source
     assert error is not None
-    assert error.startswith("TemplateLimitError: template stopped after 100,000 steps")
+    assert error.startswith("TemplateLimitError: template stopped after 100,000 loop steps")
 
 
 def test_render_without_placeholders_is_the_source():
