@@ -734,7 +734,7 @@ class WorkerRuntime:
         # connection), or a probe of the broker watch that went unanswered (a broker that hangs: the
         # consumer's requests wait out Faust's 90 s request timeout without failing).
         failures = [t for t in (last_unanswered_request(self.app), broker_last_unanswered(self.app)) if t is not None]
-        gaps = clocks.fetched(answered, max(failures, default=None))
+        gaps = clocks.fetched(answered, failures)
         if gaps:
             log.warning(
                 "the broker did not answer fetches for longer than the allowed lateness (an outage: producers "
