@@ -244,7 +244,14 @@ class PartitionClocks:
         return out
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Drop the clocks of partitions this worker no longer owns."""
+        """Drop the clocks of partitions this worker no longer owns, and when the broker last
+        answered their fetches unless a hold of theirs lasts: a partition assigned again later
+        measures its first gap from its first answer then, not from before it was revoked (a
+        broker blip meanwhile held its backlog as if it had been an outage)."""
+        now = self._wall_clock()
         for p in partitions:
             self._clocks.pop(p, None)
             self._dirty.discard(p)
+            hold = self._holds.get(p)
+            if hold is None or hold.until <= now:
+                self._answered.pop(p, None)

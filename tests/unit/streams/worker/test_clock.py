@@ -207,6 +207,20 @@ def test_only_a_failure_inside_the_gap_makes_it_an_outage() -> None:
     assert clocks.fetched({0: 1060.0}, unanswered_at=[1040.0, 1061.0]) == {0: 29.0}
 
 
+def test_a_partition_assigned_again_hours_later_measures_no_gap_from_before_its_revocation() -> None:
+    """Revoked at 1000, assigned again at 8200 with a broker blip (a failed request) in between: its
+    first answer starts its clock of answers afresh, so its backlog is not held as after an outage."""
+    wall = _Wall(1000.0)
+    clocks = _live(wall)
+    clocks.forget([0])
+    wall.now = 8200.0
+    clocks.restore(0, 999.0)
+    assert clocks.fetched({0: 8200.0}, unanswered_at=5000.0) == {}
+    clocks.catch_up({0: 8200.0})
+    assert clocks.held_until(0) is None
+    assert clocks.watermark(0) == 8195.0
+
+
 def test_event_time_only_clocks_are_never_held() -> None:
     """Replays keep the plain formula: fetch answers do not hold an event-time-only clock."""
     clocks = PartitionClocks(5.0, event_time_only=True)
