@@ -19,7 +19,10 @@ behind its request timeout) and mixed with fresh ones. Their delay is the outage
 partition the broker did not answer for longer than the allowed lateness keeps the watermark the
 outage left it at for ``outage_grace`` seconds once the broker answers again, so what producers
 deliver meanwhile is evaluated, not dropped as late (the wall clock − lateness, or the first fresh
-event, would otherwise pass every event stamped during the outage).
+event, would otherwise pass every event stamped during the outage). A flapping broker extends a
+hold at most to one grace after the first hold's end, and moves the held watermark up to each new
+outage. Holds live in memory only: a restart, or a move of the partition to another worker,
+loses them.
 """
 
 from __future__ import annotations
