@@ -167,6 +167,11 @@ class StallTracker:
         self._since.clear()
 
 
+LOOP_LAG_TOLERANCE_SECONDS = 1.0
+"""How long the event loop may be blocked during a broker-watch attempt for its failure to count
+as the broker's (:meth:`BrokerWatch.observe`)."""
+
+
 class BrokerWatch:
     """Whether the brokers answer, from the outcome of periodic connection attempts. Pure: the
     caller passes each attempt's outcome and the time.
@@ -181,14 +186,22 @@ class BrokerWatch:
         self.last_ok = now  # the process checked the broker before it started
         self.last_error: str | None = None
         self.last_failure: float | None = None
-        """When an attempt last failed (None: never), however short the outage."""
+        """When an attempt that went unanswered last started (None: never), however short the outage."""
 
-    def observe(self, error: str | None, now: float) -> None:
-        """Record one attempt at ``now``: ``error`` is None when a broker answered."""
+    def observe(self, error: str | None, now: float, *, asked_at: float | None = None, loop_lag: float = 0.0) -> None:
+        """Record one attempt at ``now`` (started at ``asked_at``; default ``now``): ``error`` is
+        None when a broker answered.
+
+        ``loop_lag``: the longest the process's event loop was blocked while the attempt waited.
+        Over :data:`LOOP_LAG_TOLERANCE_SECONDS`, a failure is not remembered in ``last_failure``:
+        the broker may have answered while a long batch held the loop, and the attempt timed out
+        before the loop could read it (the worker's clocks held their watermark after every such
+        batch). Readiness still counts it, as before.
+        """
         if error is None:
             self.last_ok = now
-        else:
-            self.last_failure = now
+        elif loop_lag <= LOOP_LAG_TOLERANCE_SECONDS:
+            self.last_failure = now if asked_at is None else asked_at
         self.last_error = error
 
     def down_for(self, now: float) -> float | None:

@@ -93,6 +93,11 @@ WATERMARK = Gauge(
     "preempt_watermark_seconds",
     "The rules worker's event-time clock (epoch seconds), per worker.",
 )
+CLOCK_HELD_PARTITIONS = Gauge(
+    "preempt_clock_held_partitions",
+    "Partitions of preempt.events whose watermark this rules worker holds after a broker outage "
+    "(PREEMPT_CLOCK_OUTAGE_GRACE_SECONDS); 0 otherwise.",
+)
 MEASURE_VALUES_SKIPPED = Counter(
     "preempt_measure_values_skipped_total",
     "Event values a sum: measure ignored, by reason (out_of_range: magnitude above 2^53, so sums stay finite).",

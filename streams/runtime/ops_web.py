@@ -9,12 +9,13 @@ state (the committed offsets, whether table recovery completed) comes from
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import KafkaError
@@ -33,6 +34,7 @@ from streams.runtime.metrics import BROKER_REACHABLE, CONSUMER_LAG, READY
 from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 # Faust's own sensor metrics are named <prefix>_* (preempt_rules_*, preempt_notify_*) whatever the
 # app id (which carries the topic prefix), so dashboards and alert rules work for every deployment.
@@ -148,9 +150,10 @@ def register_broker_watch(
 
     async def watch_broker() -> None:
         nonlocal reported
-        error = await unreachable_reason(settings, timeout_s)
+        asked_at = time.monotonic()
+        error, loop_lag = await with_loop_lag(unreachable_reason(settings, timeout_s))
         now = time.monotonic()
-        watch.observe(error, now)
+        watch.observe(error, now, asked_at=asked_at, loop_lag=loop_lag)
         BROKER_REACHABLE.labels(app=name).set(0 if error is not None else 1)
         down = watch.down_for(now)
         if down is not None and not reported:
@@ -162,6 +165,34 @@ def register_broker_watch(
         refresh_ready(app)
 
     app.timer(interval=interval_s, name=f"{name}.broker_watch")(watch_broker)
+
+
+async def with_loop_lag(awaitable: Awaitable[T], step_s: float = 0.25) -> tuple[T, float]:
+    """``awaitable``'s result, and the longest the event loop was blocked while it waited (seconds
+    beyond ``step_s`` that a sleep of ``step_s`` overslept; 0 when it resolves within one step).
+
+    A broker-watch attempt runs on the process's own event loop: a batch that holds it longer
+    than the attempt's timeout makes the attempt time out though the broker answered.
+    """
+    loop = asyncio.get_running_loop()
+    lag = 0.0
+    sleeping_since = loop.time()
+
+    async def measure() -> None:
+        nonlocal lag, sleeping_since
+        while True:
+            sleeping_since = loop.time()
+            await asyncio.sleep(step_s)
+            lag = max(lag, loop.time() - sleeping_since - step_s)
+
+    sentinel = asyncio.ensure_future(measure())
+    try:
+        result = await awaitable
+    finally:
+        sentinel.cancel()
+    # The sleep under way when the attempt ended: its wake-up may not have run yet.
+    lag = max(lag, loop.time() - sleeping_since - step_s)
+    return result, lag
 
 
 def broker_unreachable(app: faust.App) -> bool:

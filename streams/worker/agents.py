@@ -59,7 +59,7 @@ from streams.runtime.faust_compat import (
     watch_unanswered_requests,
 )
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import EVENTS_ACKED
+from streams.runtime.metrics import CLOCK_HELD_PARTITIONS, EVENTS_ACKED
 from streams.runtime.ops_web import broker_last_unanswered
 from streams.runtime.settings import Settings
 from streams.worker.emit import OutputWriter
@@ -139,6 +139,9 @@ class WorkerRuntime:
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
+        # Live: the wall-clock time of the latest fetch answer that ended an outage already logged
+        # (``_note_answers``: one WARN per outage, not per partition or batch).
+        self._outage_end: float | None = None
         # The newest output stage (``_submit``), and the tasks of the stages not yet seen finished.
         self._stage: OutputStage | None = None
         self._unfinished: deque[asyncio.Future[None]] = deque()  # stage tasks not seen finished, oldest first
@@ -728,14 +731,25 @@ class WorkerRuntime:
         return out
 
     def _note_answers(self, answered: Mapping[int, float]) -> None:
-        """Hand the times of the broker's latest fetch answers to the clocks; say so once per outage."""
+        """Hand the times of the broker's latest fetch answers to the clocks; say once per outage
+        that partitions are held (a WARN), and when their holds end (an INFO); keep
+        ``preempt_clock_held_partitions`` current."""
         clocks = self.processor.clocks
+        ended = clocks.end_holds()
+        if ended:
+            log.info(
+                "the watermark hold after a broker outage ended; these partitions' clocks move on",
+                partitions=sorted(ended),
+            )
         # A fetch or another request of the consumer that failed (the broker refused or cut the
         # connection), or a probe of the broker watch that went unanswered (a broker that hangs: the
         # consumer's requests wait out Faust's 90 s request timeout without failing).
         failures = [t for t in (last_unanswered_request(self.app), broker_last_unanswered(self.app)) if t is not None]
-        gaps = clocks.fetched(answered, max(failures, default=None))
-        if gaps:
+        gaps = clocks.fetched(answered, failures)
+        # One line per outage: the partitions answered in later batches after the same outage
+        # (their gap started before it ended) are not said again.
+        new = [p for p in gaps if self._outage_end is None or answered[p] - gaps[p] >= self._outage_end]
+        if new:
             log.warning(
                 "the broker did not answer fetches for longer than the allowed lateness (an outage: producers "
                 "could not write either); the watermark of these partitions is held so that the events they "
@@ -744,6 +758,9 @@ class WorkerRuntime:
                 seconds_unanswered=round(max(gaps.values()), 1),
                 held_for_seconds=clocks.outage_grace,
             )
+        if gaps:
+            self._outage_end = max([answered[p] for p in gaps] + [self._outage_end or 0.0])
+        CLOCK_HELD_PARTITIONS.set(clocks.held_partitions())
 
     # --- rebalance and recovery ----------------------------------------------------------------
 

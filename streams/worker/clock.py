@@ -19,7 +19,10 @@ behind its request timeout) and mixed with fresh ones. Their delay is the outage
 partition the broker did not answer for longer than the allowed lateness keeps the watermark the
 outage left it at for ``outage_grace`` seconds once the broker answers again, so what producers
 deliver meanwhile is evaluated, not dropped as late (the wall clock − lateness, or the first fresh
-event, would otherwise pass every event stamped during the outage).
+event, would otherwise pass every event stamped during the outage). A flapping broker extends a
+hold at most to one grace after the first hold's end, and moves the held watermark up to each new
+outage. Holds live in memory only: a restart, or a move of the partition to another worker,
+loses them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,20 @@ __all__ = ["DEFAULT_FUTURE_TOLERANCE", "DEFAULT_OUTAGE_GRACE", "PartitionClocks"
 DEFAULT_OUTAGE_GRACE = 60.0
 """Seconds a partition's watermark stays put once the broker answers again after an outage
 (kafka-python's request timeout is 30 s; ingest clients retry after 5 s, and back off)."""
+
+
+class _Hold:
+    """A partition's watermark held after an outage (:meth:`PartitionClocks.fetched`)."""
+
+    __slots__ = ("limit", "until", "watermark")
+
+    def __init__(self, watermark: float, until: float, limit: float) -> None:
+        self.watermark = watermark
+        """The watermark the partition's is capped at while held (moved up by a later outage)."""
+        self.until = until
+        """Wall-clock time the hold ends (extended by a later outage, never past ``limit``)."""
+        self.limit = limit
+        """The latest ``until`` may become: the first hold's end + one grace."""
 
 
 class PartitionClocks:
@@ -56,7 +73,7 @@ class PartitionClocks:
         self._clocks: dict[int, EventTimeClock] = {}
         self._dirty: set[int] = set()
         self._answered: dict[int, float] = {}  # partition -> wall time of the broker's latest fetch answer
-        self._holds: dict[int, tuple[float, float]] = {}  # partition -> (watermark held, until wall time)
+        self._holds: dict[int, _Hold] = {}
 
     @property
     def future_tolerance(self) -> float:
@@ -111,25 +128,37 @@ class PartitionClocks:
         for p in partitions:
             self._clock(p).catch_up(now)
 
-    def fetched(self, answered: Mapping[int, float], unanswered_at: float | None) -> dict[int, float]:
+    def fetched(self, answered: Mapping[int, float], unanswered_at: float | Iterable[float] | None) -> dict[int, float]:
         """The broker answered a fetch of each partition at the given wall-clock time (its latest
         answer; the runtime passes every assigned partition's before each batch and tick), and the
-        broker last left a request of the worker unanswered at ``unanswered_at`` (a consumer
-        request that failed, or a probe of the broker watch; None: never).
+        broker left a request of the worker unanswered at ``unanswered_at`` (the wall-clock times
+        of recent ones: a consumer request that failed, or a probe of the broker watch; None: never).
 
         A partition not answered for longer than the allowed lateness, with a failed request in
-        that gap, was unreachable — for its producers too, most likely — so its watermark stays
-        where it is now until ``outage_grace`` seconds after the answer that ended the gap (a later
-        outage extends the hold, never moves the held watermark). A gap without a failure is a
+        that gap (after the answer before it, not after the answer that ended it), was unreachable
+        — for its producers too, most likely — so its watermark stays where it is now until
+        ``outage_grace`` seconds after the answer that ended the gap. A gap without a failure is a
         batch that held the event loop: the producers wrote meanwhile and their records are read
         as a backlog, so nothing is held. Returns the partitions whose gap started or extended a
         hold, with the gap's length in seconds. A no-op in event-time-only mode.
 
-        What is known survives :meth:`forget`: a rebalance right after an outage must not lose its
-        hold (the rebuilt clock is capped, not moved back, until the hold ends).
+        A later outage during the hold (a flapping broker) extends it, but never past one grace
+        after the first hold's end (the total hold is at most the first gap's end + 2 × grace),
+        and moves the held watermark up to where the new gap started (− the lateness, never past
+        the clock's own watermark): what was buffered during the new gap is still on time, and the
+        watermark does not stay at the first outage while deadlines wait.
+
+        What is known survives :meth:`forget` while a hold lasts: a rebalance right after an outage
+        must not lose its hold (the rebuilt clock is capped, not moved back, until the hold ends).
         """
         if self.event_time_only:
             return {}
+        if unanswered_at is None:
+            failures: tuple[float, ...] = ()
+        elif isinstance(unanswered_at, int | float):
+            failures = (float(unanswered_at),)
+        else:
+            failures = tuple(unanswered_at)
         lateness = self._template.allowed_lateness
         now = self._wall_clock()
         out: dict[int, float] = {}
@@ -140,24 +169,40 @@ class PartitionClocks:
             self._answered[p] = at
             if last is None or at - last <= lateness or self.outage_grace <= 0:
                 continue
-            if unanswered_at is None or unanswered_at <= last:
+            if not any(last < failed <= at for failed in failures):
                 continue  # nothing failed in the gap: the event loop was busy, not the broker away
-            held = self._holds.get(p)
-            until = at + self.outage_grace
-            if held is not None and held[1] > now:
-                self._holds[p] = (held[0], max(held[1], until))
+            hold = self._holds.get(p)
+            wm = self._clock(p).watermark(now)
+            if hold is not None and hold.until > now:
+                if wm is not None:
+                    hold.watermark = max(hold.watermark, min(wm, last - lateness))
+                hold.until = min(max(hold.until, at + self.outage_grace), hold.limit)
             else:
-                wm = self._clock(p).watermark(now)
                 if wm is None:
                     continue  # nothing to hold: the partition's first event will start its clock
-                self._holds[p] = (wm, until)
+                until = at + self.outage_grace
+                self._holds[p] = _Hold(wm, until, until + self.outage_grace)
             out[p] = at - last
         return out
 
     def held_until(self, partition: int) -> float | None:
         """The wall-clock time until which ``partition``'s watermark is held after an outage, if it is."""
-        held = self._holds.get(partition)
-        return None if held is None or held[1] <= self._wall_clock() else held[1]
+        hold = self._holds.get(partition)
+        return None if hold is None or hold.until <= self._wall_clock() else hold.until
+
+    def end_holds(self) -> dict[int, float]:
+        """Drop the holds that are over (their partitions' clocks move on as the formula says) and
+        return their partitions, with the watermark each was held at."""
+        now = self._wall_clock()
+        ended = {p: hold.watermark for p, hold in self._holds.items() if hold.until <= now}
+        for p in ended:
+            del self._holds[p]
+        return ended
+
+    def held_partitions(self) -> int:
+        """How many partitions' watermarks are held after an outage now."""
+        now = self._wall_clock()
+        return sum(1 for hold in self._holds.values() if hold.until > now)
 
     def restore(self, partition: int, max_event_time: float) -> None:
         """Seed a partition's clock from the persisted value after recovery (not marked dirty)."""
@@ -175,13 +220,10 @@ class PartitionClocks:
             clock = self._template  # a partition with no clock yet: what an empty clock says
         now = self._now()
         wm = clock.watermark(now)
-        held = self._holds.get(partition)
-        if held is None or wm is None:
-            return wm
-        if now is None or now >= held[1]:
-            del self._holds[partition]  # the hold is over: the clock moves on as the formula says
-            return wm
-        return min(wm, held[0])
+        hold = self._holds.get(partition)
+        if hold is None or wm is None or now is None or now >= hold.until:
+            return wm  # not held (an ended hold is dropped by :meth:`end_holds`)
+        return min(wm, hold.watermark)
 
     def watermark_or_start(self, partition: int, first_event_time: float) -> float:
         """The partition's watermark; while it has none, the one its first event will start it at
@@ -205,7 +247,14 @@ class PartitionClocks:
         return out
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Drop the clocks of partitions this worker no longer owns."""
+        """Drop the clocks of partitions this worker no longer owns, and when the broker last
+        answered their fetches unless a hold of theirs lasts: a partition assigned again later
+        measures its first gap from its first answer then, not from before it was revoked (a
+        broker blip meanwhile held its backlog as if it had been an outage)."""
+        now = self._wall_clock()
         for p in partitions:
             self._clocks.pop(p, None)
             self._dirty.discard(p)
+            hold = self._holds.get(p)
+            if hold is None or hold.until <= now:
+                self._answered.pop(p, None)

@@ -229,3 +229,74 @@ def test_the_broker_watch_remembers_its_last_failed_attempt_in_wall_clock_time()
     failed = ops_web.broker_last_unanswered(app)
     assert failed is not None
     assert abs(failed - (time.time() - 3.0)) < 0.5
+
+
+def _long_batch(seconds: float) -> None:
+    """A batch that holds the event loop (CPU-bound work, as the worker's evaluation)."""
+    import time
+
+    time.sleep(seconds)
+
+
+def test_a_probe_that_timed_out_while_a_batch_held_the_event_loop_is_not_a_broker_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker watch runs on the worker's own event loop: a 1.5 s batch holding it makes an
+    attempt time out though the broker answered. That attempt still counts for readiness, but not
+    as a request the broker left unanswered (the clocks held their watermark after every long
+    batch); an attempt that timed out on a free loop does count, stamped when it started."""
+    import asyncio
+    import time
+
+    import faust
+
+    from streams.runtime import ops_web
+    from streams.runtime.settings import Settings
+
+    async def blocked_probe(settings: Settings, timeout_s: float) -> str:
+        await asyncio.sleep(0.01)
+        _long_batch(1.5)  # on the same loop
+        return "127.0.0.1:9092: timed out"
+
+    async def hung_broker(settings: Settings, timeout_s: float) -> str:
+        await asyncio.sleep(1.5)
+        return "127.0.0.1:9092: timed out"
+
+    app = faust.App("broker-watch-loop-lag", broker="kafka://127.0.0.1:1", web_enabled=False)
+    timers: list[Any] = []
+    monkeypatch.setattr(app, "timer", lambda **kwargs: lambda fun: timers.append(fun) or fun)
+    ops_web.register_broker_watch(app, Settings())
+    (watch_broker,) = timers
+    watch = ops_web._BROKER_WATCH[app]
+
+    monkeypatch.setattr(ops_web, "unreachable_reason", blocked_probe)
+    asyncio.run(watch_broker())
+    assert watch.last_error is not None
+    assert ops_web.broker_last_unanswered(app) is None
+
+    monkeypatch.setattr(ops_web, "unreachable_reason", hung_broker)
+    started = time.time()
+    asyncio.run(watch_broker())
+    failed = ops_web.broker_last_unanswered(app)
+    assert failed is not None
+    assert abs(failed - started) < 0.5  # when the attempt started, not when it gave up
+
+
+def test_with_loop_lag_measures_how_long_the_loop_was_blocked() -> None:
+    import asyncio
+
+    from streams.runtime.ops_web import with_loop_lag
+
+    async def blocks() -> int:
+        await asyncio.sleep(0.01)
+        _long_batch(0.8)
+        return 1
+
+    async def waits() -> int:
+        await asyncio.sleep(0.8)
+        return 2
+
+    assert asyncio.run(with_loop_lag(blocks()))[1] > 0.5
+    result, lag = asyncio.run(with_loop_lag(waits()))
+    assert result == 2
+    assert lag < 0.2

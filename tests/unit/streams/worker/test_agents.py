@@ -683,6 +683,69 @@ def test_the_runtime_hands_fetch_answers_and_failures_to_the_clocks_and_says_onc
     ]
 
 
+def test_one_warn_per_outage_a_gauge_of_held_partitions_and_an_info_when_the_hold_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After one outage, partitions the broker answers in different batches are held under one WARN;
+    ``preempt_clock_held_partitions`` counts them; an INFO names them when the hold ends, and the
+    gauge is 0 again; a later outage has its own WARN."""
+    from faust.types import TP
+    from prometheus_client import REGISTRY
+    from structlog.testing import capture_logs
+
+    from streams.runtime.settings import Settings
+    from streams.worker import agents
+    from streams.worker.agents import WorkerRuntime
+    from streams.worker.clock import PartitionClocks
+
+    answers: dict[int, float] = {0: 1000.0, 1: 1000.0}
+    fetch: dict[str, float | None] = {"failed": None}
+    wall = {"now": 1000.0}
+
+    class Consumer:
+        def highwater(self, tp: TP) -> int:
+            return 10
+
+    class App:
+        consumer = Consumer()
+
+    class Processor:
+        clocks = PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: wall["now"])
+
+        def evaluated_until(self, partition: int) -> int:
+            return 10
+
+    def held() -> float | None:
+        return REGISTRY.get_sample_value("preempt_clock_held_partitions")
+
+    monkeypatch.setattr(agents, "highwater_time", lambda app, tp: answers.get(tp.partition))
+    monkeypatch.setattr(agents, "last_unanswered_request", lambda app: fetch["failed"])
+    monkeypatch.setattr(agents, "broker_last_unanswered", lambda app: None)
+    runtime = WorkerRuntime(App(), Settings(), "events", Processor(), None, {}, {})  # type: ignore[arg-type]
+    clocks = runtime.processor.clocks
+    clocks.observe(0, 999.0)
+    clocks.observe(1, 999.0)
+    with capture_logs() as logs:
+        runtime.caught_up_as_of([0, 1])
+        fetch["failed"] = 1012.0
+        wall["now"] = answers[0] = 1031.0  # the first batch after the outage: partition 0 answered
+        runtime.caught_up_as_of([0, 1])
+        assert held() == 1.0
+        wall["now"] = answers[1] = 1032.0  # the next: partition 1, after the same outage
+        runtime.caught_up_as_of([0, 1])
+        assert held() == 2.0
+        wall["now"] = answers[0] = answers[1] = 1092.5  # both holds are over
+        runtime.caught_up_as_of([0, 1])
+        assert held() == 0.0
+        fetch["failed"] = 1200.0
+        wall["now"] = answers[0] = 1210.0  # another outage, 1092.5 to 1210
+        runtime.caught_up_as_of([0, 1])
+    warned = [e["partitions"] for e in logs if e["event"].startswith("the broker did not answer fetches")]
+    assert warned == [[0], [0]]
+    ended = [e["partitions"] for e in logs if e["event"].startswith("the watermark hold after a broker outage ended")]
+    assert ended == [[0, 1]]
+
+
 def _deliver_all(runtime: Any) -> None:
     for delivery in runtime.writer.deliveries:
         if not delivery.done():

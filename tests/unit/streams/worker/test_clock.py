@@ -147,9 +147,10 @@ def test_a_gap_without_a_failed_request_or_shorter_than_the_lateness_holds_nothi
     assert off.fetched({0: 1031.0}, unanswered_at=1010.0) == {}
 
 
-def test_a_second_outage_extends_the_hold_without_moving_the_held_watermark_and_forget_keeps_it() -> None:
-    """The broker flaps: a second gap with failures during the hold extends it, at the watermark of
-    the first; a rebalance that rebuilds the partition's clock (forget, restore) keeps the hold."""
+def test_a_second_outage_extends_the_hold_moves_the_held_watermark_up_and_forget_keeps_it() -> None:
+    """The broker flaps: a second gap with failures during the hold extends it and moves the held
+    watermark up to where that gap started (− the lateness); a rebalance that rebuilds the
+    partition's clock (forget, restore) keeps the hold."""
     wall = _Wall(1031.0)
     clocks = _live(wall)
     clocks.fetched({0: 1031.0}, unanswered_at=1010.0)
@@ -157,10 +158,67 @@ def test_a_second_outage_extends_the_hold_without_moving_the_held_watermark_and_
     wall.now = 1050.0
     assert clocks.fetched({0: 1050.0}, unanswered_at=1045.0) == {0: 19.0}
     assert clocks.held_until(0) == 1110.0
+    assert clocks.watermark(0) == 1026.0  # the second gap started at 1031: what was buffered in it is on time
     clocks.forget([0])
     clocks.restore(0, 1031.0)
     clocks.catch_up({0: 1050.0})
-    assert clocks.watermark(0) == 995.0
+    assert clocks.watermark(0) == 1026.0
+
+
+def test_a_flapping_broker_holds_the_watermark_at_most_two_graces_and_never_at_the_first_outage() -> None:
+    """Down 10 s every 50 s for an hour: each outage extends the hold, but a hold never lasts past
+    its first release + one grace, and the held watermark follows the outages (before: frozen at
+    the first outage for the whole hour)."""
+    wall = _Wall(1000.0)
+    clocks = _live(wall)
+    longest_held = 0.0
+    held_since: float | None = None
+    lag = 0.0  # how far the watermark stays behind the wall clock
+    for cycle in range(72):
+        start = 1000.0 + 50.0 * cycle
+        for t in range(int(start) + 1, int(start) + 50):
+            wall.now = float(t)
+            down = start < t <= start + 10.0
+            if not down:
+                clocks.fetched({0: wall.now}, unanswered_at=start + 5.0 if cycle else None)
+                clocks.observe(0, wall.now - 1.0)
+                clocks.catch_up({0: wall.now})
+            getattr(clocks, "end_holds", lambda: None)()  # (the runtime's, before each batch)
+            held = clocks.held_until(0) is not None
+            if held and held_since is None:
+                held_since = wall.now
+            elif not held and held_since is not None:
+                longest_held, held_since = max(longest_held, wall.now - held_since), None
+            wm = clocks.watermark(0)
+            assert wm is not None
+            lag = max(lag, wall.now - wm)
+    assert longest_held <= 2 * 60.0  # before: held for 3,555 s, at the first outage's watermark
+    assert lag <= 70.0  # one cycle, one outage and the lateness behind at most
+
+
+def test_only_a_failure_inside_the_gap_makes_it_an_outage() -> None:
+    """A failure after the answer that ended the gap (a probe that timed out later) is not in it;
+    of several recent failures, one inside the gap is enough."""
+    wall = _Wall(1031.0)
+    clocks = _live(wall)
+    assert clocks.fetched({0: 1031.0}, unanswered_at=1032.0) == {}
+    assert clocks.held_until(0) is None
+    wall.now = 1060.0
+    assert clocks.fetched({0: 1060.0}, unanswered_at=[1040.0, 1061.0]) == {0: 29.0}
+
+
+def test_a_partition_assigned_again_hours_later_measures_no_gap_from_before_its_revocation() -> None:
+    """Revoked at 1000, assigned again at 8200 with a broker blip (a failed request) in between: its
+    first answer starts its clock of answers afresh, so its backlog is not held as after an outage."""
+    wall = _Wall(1000.0)
+    clocks = _live(wall)
+    clocks.forget([0])
+    wall.now = 8200.0
+    clocks.restore(0, 999.0)
+    assert clocks.fetched({0: 8200.0}, unanswered_at=5000.0) == {}
+    clocks.catch_up({0: 8200.0})
+    assert clocks.held_until(0) is None
+    assert clocks.watermark(0) == 8195.0
 
 
 def test_event_time_only_clocks_are_never_held() -> None:
