@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faust.exceptions import ConsumerNotStarted
 
 from streams.runtime.faust_compat import committed_offsets
@@ -107,6 +107,7 @@ class AlertsWatchdog:
         self._recordless: dict[int, tuple[int, int]] = {}  # partition -> (position, end) probed empty
         self._dead_letters = dead_letters
         self._stuck: tuple[str, ...] = ()
+        self._broker_seen_down: float | None = None  # the clock when the broker watch last said unreachable
 
     @property
     def interval_s(self) -> float:
@@ -172,7 +173,7 @@ class AlertsWatchdog:
             return True
         try:
             empty = await self._probe(partition, position, end)
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, KafkaError, ConsumerStoppedError) as exc:
             log.warning("alerts watchdog could not read the tail of a partition", partition=partition, error=repr(exc))
             return False
         if empty:
@@ -184,10 +185,18 @@ class AlertsWatchdog:
         """Report dead letters in flight for longer than the stall time (see the module doc).
 
         Checked whatever else goes on (a rebalance does not unblock them): the alert stays unacked,
-        so its partition's commit, and every later alert's, waits behind it."""
+        so its partition's commit, and every later alert's, waits behind it. Not while the broker
+        watch declares the brokers unreachable (``/readyz`` says that already), and a letter's age
+        counts from the brokers' return, not across the outage."""
         if self._dead_letters is None:
             return
+        now = self._clock()
+        if self._broker_down():  # /readyz says so already; a dead letter cannot be written meanwhile
+            self._broker_seen_down = now
+            return
         age, pending = self._dead_letters.oldest_age(), len(self._dead_letters)
+        if self._broker_seen_down is not None:  # counted from the broker's return, not across the outage
+            age = min(age, now - self._broker_seen_down)
         if pending and age >= self.tracker.stall_after_s:
             if not self._stuck:
                 log.error(

@@ -186,22 +186,24 @@ class BrokerWatch:
         self.last_ok = now  # the process checked the broker before it started
         self.last_error: str | None = None
         self.last_failure: float | None = None
-        """When an attempt that went unanswered last started (None: never), however short the outage."""
+        """When an attempt that went unanswered last gave up (None: never), however short the outage."""
 
-    def observe(self, error: str | None, now: float, *, asked_at: float | None = None, loop_lag: float = 0.0) -> None:
-        """Record one attempt at ``now`` (started at ``asked_at``; default ``now``): ``error`` is
-        None when a broker answered.
+    def observe(self, error: str | None, now: float, *, loop_lag: float = 0.0) -> None:
+        """Record one attempt that ended at ``now``: ``error`` is None when a broker answered.
 
-        ``loop_lag``: the longest the process's event loop was blocked while the attempt waited.
-        Over :data:`LOOP_LAG_TOLERANCE_SECONDS`, a failure is not remembered in ``last_failure``:
-        the broker may have answered while a long batch held the loop, and the attempt timed out
-        before the loop could read it (the worker's clocks held their watermark after every such
-        batch). Readiness still counts it, as before.
+        A failure is remembered in ``last_failure`` at ``now``, when it gave up: a hung broker fails
+        no consumer request for a long while, so the watch's failure is the only sign of it inside
+        the fetch gap that ends with the broker's return (stamped at its start, the attempt under way
+        when the broker hung fell before the gap, and a short hang went unnoticed).
+        ``loop_lag``: how long the process's event loop was blocked when the attempt ended. Over
+        :data:`LOOP_LAG_TOLERANCE_SECONDS`, the failure is not remembered: the broker may have
+        answered while a long batch held the loop across the attempt's deadline (the worker's
+        clocks held their watermark after every such batch). Readiness still counts it, as before.
         """
         if error is None:
             self.last_ok = now
         elif loop_lag <= LOOP_LAG_TOLERANCE_SECONDS:
-            self.last_failure = now if asked_at is None else asked_at
+            self.last_failure = now
         self.last_error = error
 
     def down_for(self, now: float) -> float | None:

@@ -150,10 +150,9 @@ def register_broker_watch(
 
     async def watch_broker() -> None:
         nonlocal reported
-        asked_at = time.monotonic()
         error, loop_lag = await with_loop_lag(unreachable_reason(settings, timeout_s))
         now = time.monotonic()
-        watch.observe(error, now, asked_at=asked_at, loop_lag=loop_lag)
+        watch.observe(error, now, loop_lag=loop_lag)
         BROKER_REACHABLE.labels(app=name).set(0 if error is not None else 1)
         down = watch.down_for(now)
         if down is not None and not reported:
@@ -168,31 +167,29 @@ def register_broker_watch(
 
 
 async def with_loop_lag(awaitable: Awaitable[T], step_s: float = 0.25) -> tuple[T, float]:
-    """``awaitable``'s result, and the longest the event loop was blocked while it waited (seconds
-    beyond ``step_s`` that a sleep of ``step_s`` overslept; 0 when it resolves within one step).
+    """``awaitable``'s result, and how long the event loop was blocked when it ended (seconds beyond
+    ``step_s`` that the sleep under way at its end overslept; 0 when the loop was free then).
 
-    A broker-watch attempt runs on the process's own event loop: a batch that holds it longer
-    than the attempt's timeout makes the attempt time out though the broker answered.
+    A broker-watch attempt runs on the process's own event loop: a batch that holds the loop across
+    the attempt's deadline makes it time out though the broker answered. Only a block at the end
+    counts: one in the middle of the attempt leaves it time to read an answer that came meanwhile
+    (asyncio hands out ready sockets before expired timers), so the attempt's failure is the broker's.
     """
     loop = asyncio.get_running_loop()
-    lag = 0.0
     sleeping_since = loop.time()
 
     async def measure() -> None:
-        nonlocal lag, sleeping_since
+        nonlocal sleeping_since
         while True:
             sleeping_since = loop.time()
             await asyncio.sleep(step_s)
-            lag = max(lag, loop.time() - sleeping_since - step_s)
 
     sentinel = asyncio.ensure_future(measure())
     try:
         result = await awaitable
     finally:
         sentinel.cancel()
-    # The sleep under way when the attempt ended: its wake-up may not have run yet.
-    lag = max(lag, loop.time() - sleeping_since - step_s)
-    return result, lag
+    return result, max(0.0, loop.time() - sleeping_since - step_s)
 
 
 def broker_unreachable(app: faust.App) -> bool:

@@ -9,6 +9,7 @@ an offset each and are never given to a consumer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ class RangeReader:
         self._timeout_s = timeout_s
         self._reader = reader
         self._consumer: AIOKafkaConsumer | None = None
+        self._closed = False
         # One side consumer serves every caller (the worker's gap repair under the worker's lock,
         # the watchdog's recordless-tail probe outside it): one read at a time.
         self._lock = asyncio.Lock()
@@ -72,6 +74,8 @@ class RangeReader:
         range as complete and empty (markers only): lost records neither reported nor counted.
         """
         async with self._lock:
+            if self._closed:  # the app is stopping: nothing is read, and no consumer is started again
+                return [], False
             consumer = await self._ensure_consumer()
             tp = TopicPartition(self._topic, partition)
             consumer.assign([tp])
@@ -115,14 +119,20 @@ class RangeReader:
         return complete and not got
 
     async def close(self) -> None:
-        """Stop the side consumer, if it was started."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        """Stop the side consumer, if it was started, after the read under way; later reads read nothing."""
+        async with self._lock:
+            self._closed = True
+            if self._consumer is not None:
+                consumer, self._consumer = self._consumer, None
+                await consumer.stop()
 
     async def _ensure_consumer(self) -> AIOKafkaConsumer:
+        """The side consumer, started. Kept only once it started: a start that failed (a broker away, a
+        refused login) is stopped and raised, and the next read starts afresh (a consumer kept unstarted
+        made every later read raise AttributeError, which crashed the notifier's watchdog timer). The
+        start is bounded by the read timeout (TimeoutError)."""
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._settings.bootstrap_servers,
                 enable_auto_commit=False,
                 group_id=None,
@@ -132,5 +142,12 @@ class RangeReader:
                 isolation_level=self._isolation_level(),
                 **aiokafka_config(self._settings),
             )
-            await self._consumer.start()
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await consumer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                raise
+            self._consumer = consumer
         return self._consumer

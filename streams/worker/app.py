@@ -137,8 +137,15 @@ def create_app(
     _expose_series()
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
-    runtime.gap_repair = GapRepair(settings, names.events, isolation_level=lambda: consumer_isolation_level(app))
+    gap_repair = runtime.gap_repair = GapRepair(
+        settings, names.events, isolation_level=lambda: consumer_isolation_level(app)
+    )
     app.before_stop = runtime.write_before_stop
+
+    async def close_gap_repair(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await gap_repair.close()  # its side consumer, started by the first gap or tail probe
+
+    app.on_before_shutdown.connect(close_gap_repair)
     install_agents(app, runtime, events, settings)
     register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
     _register_watchdog(app, runtime, settings)

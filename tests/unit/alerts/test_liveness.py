@@ -190,3 +190,34 @@ def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz_until_writ
     assert dog.stuck() == ()
     assert pending.oldest_age() == 0
     assert any(entry["event"] == "dead letters written again" for entry in logs)
+
+
+def test_a_dead_letter_waiting_out_a_broker_outage_is_not_reported_twice() -> None:
+    """While the broker watch declares the brokers unreachable (/readyz says so already) a pending dead
+    letter is not reported; after their return its age counts from then, so the producer has the stall
+    time to flush it before it is reported."""
+    topic = "wd-alerts-dlq-outage"
+    tp = TP(topic, 0)
+    now, down = [0.0], [True]
+    pending = PendingWrites(clock=lambda: now[0])
+    consumer = StubConsumer([tp], ends={tp: 4}, committed={tp: 1})
+    dog = AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=30,
+        read=lambda: {0: 4},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        broker_down=lambda: down[0],
+        dead_letters=pending,
+    )
+    with pending.track():
+        logs = _rounds(dog, now, [0, 60, 120])
+        assert dog.stuck() == ()
+        assert not [entry for entry in logs if entry["log_level"] == "error"]
+        down[0] = False
+        _rounds(dog, now, [135])
+        assert dog.stuck() == ()  # 15 s after the return, not 135 s after the write began
+        logs = _rounds(dog, now, [151])
+        assert dog.stuck() == ("dead letter not written for 31 s (1 pending)",)
+        assert [entry["oldest_s"] for entry in logs if entry["log_level"] == "error"] == [31]
