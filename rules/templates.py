@@ -24,7 +24,7 @@ import jinja2
 from jinja2 import meta, nodes
 
 from schemas import formatting
-from schemas.template_sandbox import BoundedSandbox
+from schemas.template_sandbox import BoundedSandbox, TemplateLimitError
 
 TEMPLATE_NAMES = frozenset({"account", "evidence", "rule", "window", "user"})
 KNOWN_ATTRIBUTES: dict[str, frozenset[str]] = {
@@ -158,6 +158,8 @@ def render_template(source: str, context: dict[str, Any]) -> tuple[str, str | No
     visible = {name: context.get(name, {}) for name in TEMPLATE_NAMES}
     try:
         return _compiled(source, True).render(visible), None
+    except TemplateLimitError as exc:  # lenient rendering would do all that work again: the raw source
+        return source, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 — a template must never stop the stream; reported below
         error = f"{type(exc).__name__}: {exc}"
     try:

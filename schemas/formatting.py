@@ -75,6 +75,10 @@ def text(value: Any) -> str:
     return str(value)
 
 
+MAX_DIGITS = 20
+"""The most decimals ``number`` (and ``percent``) keep: a float has about 17 significant digits."""
+
+
 def number(value: Any, digits: int = 1) -> str:
     """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``; text passes through; ``None`` → ``""``."""
     if value is None:
@@ -82,6 +86,7 @@ def number(value: Any, digits: int = 1) -> str:
     parsed = _as_float(value)
     if parsed is None:
         return text(value)
+    digits = max(-MAX_DIGITS, min(MAX_DIGITS, digits))  # |number(999999999) formatted a 1-GB string
     rounded = round(parsed, digits)
     whole = whole_number(rounded)
     if whole is not None:

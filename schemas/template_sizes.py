@@ -12,7 +12,7 @@ builds it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping, ValuesView
 from string import Formatter
 from typing import Any
 
@@ -54,6 +54,8 @@ def measure(value: Any, cap: int, known: dict[int, tuple[Any, int]] | None = Non
         return int(value.bit_length()) // 3 + 1
     if kind in _ONE:
         return 1
+    if kind is range:  # what walking it costs (|sum, |max, `x in r` for a non-int x read every item)
+        return len(value) + 1
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, int):
@@ -68,6 +70,8 @@ def measure(value: Any, cap: int, known: dict[int, tuple[Any, int]] | None = Non
             total += len(item)
         elif isinstance(item, int):
             total += item.bit_length() // 3 + 1
+        elif isinstance(item, range):
+            total += len(item) + 1
         elif not isinstance(item, _CONTAINERS):
             total += 1
         elif known is not None and (hit := known.get(id(item))) is not None and hit[0] is item:
@@ -84,8 +88,8 @@ def measure(value: Any, cap: int, known: dict[int, tuple[Any, int]] | None = Non
     return total
 
 
-_CONTAINERS = (dict, list, tuple, set, frozenset)
-_ONE = frozenset({float, bool, type(None), range})
+_CONTAINERS = (dict, list, tuple, set, frozenset, KeysView, ValuesView, ItemsView)
+_ONE = frozenset({float, bool, type(None)})
 
 
 def _text(value: Any) -> str:

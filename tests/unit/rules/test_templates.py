@@ -107,3 +107,24 @@ def test_nested_loops_stop_with_the_error_instead_of_stalling_the_worker():
 def test_render_without_placeholders_is_the_source():
     """Plain text is returned as is."""
     assert render_template("Hello", {}) == ("Hello", None)
+
+
+def test_a_template_past_the_limits_is_not_rendered_a_second_time_leniently(monkeypatch) -> None:
+    """Strict rendering stopped by the sandbox's limits gives the raw source at once: the lenient retry
+    would do all that work again (twice the time per field per alert in the worker)."""
+    from rules import templates
+
+    calls: list[bool] = []
+    real = templates._compiled
+
+    def counting(source: str, strict: bool):
+        calls.append(strict)
+        return real(source, strict)
+
+    monkeypatch.setattr(templates, "_compiled", counting)
+    source = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}x"
+    text, error = templates.render_template(source, {})
+    assert text == source
+    assert error is not None
+    assert error.startswith("TemplateLimitError")
+    assert calls == [True]

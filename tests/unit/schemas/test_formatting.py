@@ -306,3 +306,11 @@ def test_evidence_without_numbers_reads_as_a_sentence_without_gaps(kind, evidenc
             continue
         assert hole not in sentence, (hole, sentence)
     assert not sentence.endswith((" of", " the", " at", " a usual"))
+
+
+@pytest.mark.timeout(10)
+def test_number_keeps_at_most_twenty_decimals() -> None:
+    """|number(999999999) formatted a 1-GB string (then stripped its zeros); a float has ~17 digits."""
+    assert number(1.5, 999_999_999) == "1.5"
+    assert percent(0.5, 999_999_999) == "50%"
+    assert number(1234.5, -999_999_999) == "0"

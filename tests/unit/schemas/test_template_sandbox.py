@@ -259,3 +259,43 @@ def test_a_template_near_the_limits_still_renders():
     """A value just under MAX_OUTPUT_CHARS built once and a loop just under MAX_LOOP_STEPS render."""
     assert len(_render("{{ '%999990s' % 'x' }}")) == 999_990
     assert _render("{% for a in 'x' * 99999 %}{% endfor %}{{ range(10)|join('y' * 99999)|length }}") == "900001"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        # ranges and dict views are walked by |sum, |max and `in` (a non-int is looked for item by item)
+        ("{% for i in range(100000) %}{{ range(100000)|sum }}{% endfor %}", "characters of work"),
+        ("{% for i in range(100000) %}{{ 0.5 in range(100000) }}{% endfor %}", "characters of work"),
+        ("{% set k = {}.fromkeys(range(100000)).keys() %}{% for i in range(1000) %}{{ k|sum }}{% endfor %}", "work"),
+        ("{{ 1|round(-10000000) }}", "a rounding precision"),  # builds 10**10000000
+        ("{{ ([0]*10000)|tojson(99999) }}", "a JSON indent"),  # 2 GB before its size was known
+        ("{{ 'x'|center(499990)|replace(' ', 'x ')|urlize|length }}", "a text to find links in"),
+    ],
+)
+def test_walking_ranges_rounding_json_and_links_stay_bounded(source: str, message: str):
+    """What the first limits missed (each took seconds to minutes, or gigabytes, on the old code)."""
+    with pytest.raises(TemplateLimitError, match=message):
+        _render(source)
+
+
+def test_constant_expressions_are_not_evaluated_while_compiling():
+    """Jinja's optimizer folded constant expressions at compile time, outside any budget: compiling is
+    now cheap whatever the template, and the work is counted when it renders."""
+    import time
+
+    started = time.monotonic()
+    template = BoundedSandbox().from_string("{{ 'x'|center(499990)|replace(' ', 'x ')|urlize|length }}" * 3)
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(TemplateLimitError):
+        template.render()
+
+
+def test_ordinary_ranges_rounding_json_and_links_render_as_before():
+    assert _render("{{ 3.14159|round(2) }} {{ 5 in range(10) }} {{ range(10)|sum }} {{ [1]|tojson(2) }}") == (
+        "3.14 True 45 [\n  1\n]"
+    )
+    assert _render("{% for i in range(60000) %}{% endfor %}{{ 'see https://x.io'|urlize }}").startswith(
+        'see <a href="https://x.io"'
+    )
