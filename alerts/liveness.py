@@ -45,7 +45,7 @@ from faust.exceptions import ConsumerNotStarted
 from streams.runtime.faust_compat import committed_offsets
 from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import PARTITION_STALLED, PARTITION_STALLS
+from streams.runtime.stall_reports import StallReports, sample_interval_s
 
 log = get_logger(__name__)
 
@@ -101,7 +101,7 @@ class AlertsWatchdog:
         self._ready = ready
         self._clock = clock
         self._broker_down = broker_down
-        self._stalled: dict[int, PartitionStall] = {}
+        self._reports = StallReports("partition stalled: assigned, with alerts not read, no progress", log)
         self._probe = probe
         self._previous: dict[int, tuple[int, int]] = {}  # partition -> (position, end) of the last sample
         self._recordless: dict[int, tuple[int, int]] = {}  # partition -> (position, end) probed empty
@@ -112,11 +112,11 @@ class AlertsWatchdog:
     @property
     def interval_s(self) -> float:
         """How often to sample: often enough to report within ~1.25 × the stall time."""
-        return max(1.0, min(15.0, self.tracker.stall_after_s / 4))
+        return sample_interval_s(self.tracker.stall_after_s)
 
     def stalled(self) -> tuple[str, ...]:
         """``topic/partition`` of every partition stalled right now (for ``/readyz``)."""
-        return tuple(s.name for _, s in sorted(self._stalled.items()))
+        return self._reports.names()
 
     def stuck(self) -> tuple[str, ...]:
         """Why writes the notifier waits on are stuck, if they are (for ``/readyz``)."""
@@ -210,21 +210,6 @@ class AlertsWatchdog:
             log.info("dead letters written again")
 
     def _update(self, stalls: list[PartitionStall]) -> None:
-        now = {s.partition: s for s in stalls}
-        for partition, stall in now.items():
-            if partition not in self._stalled:
-                PARTITION_STALLS.labels(topic=stall.topic).inc()
-                log.error(
-                    "partition stalled: assigned, with alerts not read, no progress",
-                    topic=stall.topic,
-                    partition=partition,
-                    lag=stall.lag,
-                    read=stall.processed,
-                    stalled_for_s=round(stall.stalled_for_s, 1),
-                )
-            PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(1)
-        for partition, stall in self._stalled.items():
-            if partition not in now:
-                PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(0)
-                log.info("partition progressing again", topic=stall.topic, partition=partition)
-        self._stalled = now
+        self._reports.update(
+            stalls, lambda stall: {"read": stall.processed, "stalled_for_s": round(stall.stalled_for_s, 1)}
+        )

@@ -31,7 +31,7 @@ from faust.exceptions import ConsumerNotStarted
 from streams.runtime.faust_compat import committed_offsets, partition_flow_state
 from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import PARTITION_STALLED, PARTITION_STALLS
+from streams.runtime.stall_reports import StallReports, sample_interval_s
 
 log = get_logger(__name__)
 
@@ -61,17 +61,17 @@ class PartitionWatchdog:
         self._clock = clock
         self._settle = settle
         self._broker_down = broker_down
-        self._stalled: dict[int, PartitionStall] = {}
+        self._reports = StallReports("partition stalled: assigned, with lag, no committed or processed progress", log)
         self._previous: dict[int, tuple[int, int | None, int | None]] = {}  # partition -> (end, committed, processed)
 
     @property
     def interval_s(self) -> float:
         """How often to sample: often enough to report within ~1.25 × the stall time."""
-        return max(1.0, min(15.0, self.tracker.stall_after_s / 4))
+        return sample_interval_s(self.tracker.stall_after_s)
 
     def stalled(self) -> tuple[str, ...]:
         """``topic/partition`` of every partition stalled right now (for ``/readyz``)."""
-        return tuple(s.name for _, s in sorted(self._stalled.items()))
+        return self._reports.names()
 
     async def check(self) -> None:
         """One sampling round (the app's timer calls it every ``interval_s``)."""
@@ -127,29 +127,21 @@ class PartitionWatchdog:
         return await self._settle(sample.partition, sample.end)
 
     def _update(self, stalls: list[PartitionStall], tps: Mapping[int, Any] | None = None) -> None:
-        now = {s.partition: s for s in stalls}
-        for partition, stall in now.items():
-            if partition not in self._stalled:
-                PARTITION_STALLS.labels(topic=stall.topic).inc()
-                flow = partition_flow_state(self.app, tps[partition]) if tps and partition in tps else {}
-                log.error(
-                    "partition stalled: assigned, with lag, no committed or processed progress",
-                    topic=stall.topic,
-                    partition=partition,
-                    lag=stall.lag,
-                    committed=stall.committed,
-                    processed=stall.processed,
-                    stalled_for_s=round(stall.stalled_for_s, 1),
-                    **flow,
-                )
-                if flow.get("faust_active") is False and tps is not None:
-                    # Outside a rebalance and recovery every assigned source partition should be
-                    # fetched; one left paused (or marked buffer-full) would never move again.
-                    log.warning("resuming a stalled partition Faust had stopped fetching", partition=partition)
-                    self.app.consumer.resume_partitions({tps[partition]})
-            PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(1)
-        for partition, stall in self._stalled.items():
-            if partition not in now:
-                PARTITION_STALLED.labels(topic=stall.topic, partition=str(partition)).set(0)
-                log.info("partition progressing again", topic=stall.topic, partition=partition)
-        self._stalled = now
+        flows: dict[int, dict[str, Any]] = {}
+
+        def details(stall: PartitionStall) -> dict[str, Any]:
+            tp = tps.get(stall.partition) if tps else None
+            flow = flows[stall.partition] = partition_flow_state(self.app, tp) if tp is not None else {}
+            return {
+                "committed": stall.committed,
+                "processed": stall.processed,
+                "stalled_for_s": round(stall.stalled_for_s, 1),
+                **flow,
+            }
+
+        for stall in self._reports.update(stalls, details):
+            if flows.get(stall.partition, {}).get("faust_active") is False and tps is not None:
+                # Outside a rebalance and recovery every assigned source partition should be
+                # fetched; one left paused (or marked buffer-full) would never move again.
+                log.warning("resuming a stalled partition Faust had stopped fetching", partition=stall.partition)
+                self.app.consumer.resume_partitions({tps[stall.partition]})
