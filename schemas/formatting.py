@@ -267,10 +267,20 @@ def _count_of(value: Any, measure: Any) -> str:
         return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
     measure = text(measure)
     if measure.startswith("distinct:"):
-        what = label(measure.removeprefix("distinct:").removeprefix("properties."))
+        what = _path_words(measure.removeprefix("distinct:"))
         what = "users" if what in ("user ID", "user id") else f"distinct {what}"
         return f"{count} {what}" if count else what
+    if measure.startswith("sum:"):
+        what = f"total {_path_words(measure.removeprefix('sum:'))}"
+        return f"{what} {count}" if count else what
     return f"{measure.replace(':', ' of ')} {count}" if count else measure.replace(":", " of ")
+
+
+def _path_words(path: str) -> str:
+    # An event field path in words for people: "properties.invoice.amount" → "invoice amount".
+    for prefix in ("properties.", "context."):
+        path = path.removeprefix(prefix)
+    return label(path.replace(".", "_"))
 
 
 def _properties(props: Any, limit: int = 4) -> str:

@@ -306,3 +306,18 @@ def test_evidence_without_numbers_reads_as_a_sentence_without_gaps(kind, evidenc
             continue
         assert hole not in sentence, (hole, sentence)
     assert not sentence.endswith((" of", " the", " at", " a usual"))
+
+
+@pytest.mark.parametrize(
+    ("measure", "expected"),
+    [
+        ("sum:properties.amount", "total amount 1,100,000, at or above the threshold of 1,000,000"),
+        ("sum:context.order_value", "total order value 1,100,000, at or above the threshold of 1,000,000"),
+        ("sum:properties.invoice.amount", "total invoice amount 1,100,000, at or above the threshold of 1,000,000"),
+        ("distinct:context.app", "1,100,000 distinct app, at or above the threshold of 1,000,000"),
+    ],
+)
+def test_measure_over_a_path_is_said_in_words(measure, expected):
+    """A ``sum:``/``distinct:`` measure names the property in words, never its field path."""
+    evidence = {"measure": measure, "value": 1_100_000.0, "threshold": 1_000_000.0}
+    assert evidence_sentence("threshold", evidence) == expected
