@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, slack_escape
+from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, playbook, slack_escape
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 
@@ -131,7 +131,7 @@ def _evidence(alert: Alert) -> str:
 
 def _playbook(alert: Alert) -> str:
     # The playbook's Markdown as Slack mrkdwn (**bold** → *bold*, links → <url|text>), escaped.
-    return clip(f"*What to do*\n{markdown_mrkdwn(alert.playbook.strip())}", MAX_SECTION_TEXT)
+    return clip(f"*What to do*\n{markdown_mrkdwn(playbook(alert))}", MAX_SECTION_TEXT)
 
 
 def _action_value(alert: Alert) -> str:
@@ -234,8 +234,7 @@ def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[di
         {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(alert)]},
         {"type": "section", "text": _mrkdwn(_evidence(alert))},
     ]
-    if alert.playbook.strip():
-        blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
+    blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
     if note:
         blocks.append(_note_block(note))
     actions = _actions(alert, 0, feedback=note is None)

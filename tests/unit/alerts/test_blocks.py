@@ -282,3 +282,12 @@ def test_times_use_the_owners_timezone_when_the_account_has_none() -> None:
     text = json.dumps(build_message((alert,))["blocks"])
     assert "15:10 JST" in text
     assert "06:10 UTC" not in text
+
+
+def test_an_alert_without_playbook_gets_the_fallback_what_to_do_section() -> None:
+    """A Slack message of a rule without a ``playbook`` still has a *What to do* section, naming the rule."""
+    blocks = build_message((build_alert(playbook="  "),))["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
+    what = [t for t in texts if t.startswith("*What to do*")]
+    assert len(what) == 1
+    assert "No playbook is written for rule `error-spike`" in what[0]
