@@ -43,6 +43,7 @@ SEVERITY_EMOJI = {
 }
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+_WORD_BOUNDARY_REACH = 30  # how many characters a cut may give up to end after a whole word
 
 
 def escape(text: object) -> str:
@@ -51,12 +52,23 @@ def escape(text: object) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis, never inside an ``&amp;``-style entity."""
+    """``text`` cut to ``limit`` characters with an ellipsis: after a whole word when one ends near the
+    limit, never inside an ``&amp;``-style entity nor inside a ``<url|text>`` link or ``<@U…>`` mention."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
+    # Text is escaped before it is clipped, so a "<" is always the start of our own link or mention:
+    # one cut before its ">" would show Slack a raw, broken "<https://…".
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
     cut = _ENTITY_TAIL.sub("", cut)
-    return cut + "…"
+    if cut and not text[len(cut)].isspace():
+        # "…Incorporated L…" reads as a typo: end at the last word when it is close enough.
+        space = max(cut.rfind(" "), cut.rfind("\n"))
+        if space > 0 and len(cut) - space <= _WORD_BOUNDARY_REACH:
+            cut = cut[:space]
+    return cut.rstrip() + "…"
 
 
 def safe(text: object, limit: int) -> str:

@@ -291,3 +291,22 @@ def test_an_alert_without_playbook_gets_the_fallback_what_to_do_section() -> Non
     what = [t for t in texts if t.startswith("*What to do*")]
     assert len(what) == 1
     assert "No playbook is written for rule `error-spike`" in what[0]
+
+
+def test_clip_ends_at_a_word_boundary_when_one_is_near() -> None:
+    """A long account name in a header is cut after a whole word ("Incorporated …"), not mid-word ("L…")."""
+    name = "Consolidated Holdings Company of Greater Regions Incorporated Limited and Partners"
+    clipped = clip(name, 64)
+    assert clipped == "Consolidated Holdings Company of Greater Regions Incorporated…"
+    assert len(clipped) <= 64
+    assert clip("x" * 100, 10) == "x" * 9 + "…"  # no space near: a hard cut still keeps the limit
+
+
+def test_clip_never_leaves_half_a_slack_link_or_mention() -> None:
+    """A cut inside ``<https://…|text>`` or ``<@U…>`` drops the unclosed link rather than print a raw ``<``."""
+    text = "Call them now, then open <https://crm.example.com/accounts/acme-with-a-long-path|the CRM record> today"
+    clipped = clip(text, 60)
+    assert "<" not in clipped
+    assert clipped == "Call them now, then open…"
+    whole = clip(text, len(text) - 3)
+    assert "<https://crm.example.com/accounts/acme-with-a-long-path|the CRM record>" in whole
