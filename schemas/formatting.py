@@ -268,7 +268,11 @@ def _count_of(value: Any, measure: Any) -> str:
     measure = text(measure)
     if measure.startswith("distinct:"):
         what = _path_words(measure.removeprefix("distinct:"))
-        what = "users" if what in ("user ID", "user id") else f"distinct {what}"
+        one = count == "1"
+        if what in ("user ID", "user id"):
+            what = "user" if one else "users"
+        else:
+            what = f"distinct value{'' if one else 's'} of {what}"
         return f"{count} {what}" if count else what
     if measure.startswith("sum:"):
         what = f"total {_path_words(measure.removeprefix('sum:'))}"
