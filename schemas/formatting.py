@@ -290,7 +290,9 @@ def _path_words(path: str) -> str:
 def _properties(props: Any, limit: int = 4) -> str:
     if not isinstance(props, Mapping):
         return ""
-    shown = [f"{label(k)} {text(v)}".strip() for k, v in list(props.items())[:limit]]
+    # A property sent as null or "" has nothing to say: its bare name ("plan") would read as a gap.
+    said = [(k, text(v).strip()) for k, v in props.items()]
+    shown = [f"{label(k)} {v}" for k, v in said if v][:limit]
     return ", ".join(shown)
 
 

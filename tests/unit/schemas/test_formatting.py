@@ -337,3 +337,9 @@ def test_a_count_of_one_is_singular(measure, value, expected):
     """One active user is "1 user", not "1 users"; a distinct count names what it counts in words."""
     evidence = {"measure": measure, "value": value, "baseline": 4.0}
     assert evidence_sentence("drop", evidence) == expected
+
+
+def test_an_event_property_without_a_value_is_left_out():
+    """A null or empty property is not shown as a bare name ("plan"): only properties with a value are said."""
+    evidence = {"value": "Plan Changed", "properties": {"plan": None, "from": "", "to": "starter", "seats": 0}}
+    assert evidence_sentence("any", evidence) == "Plan Changed: to starter, seats 0"
