@@ -200,6 +200,14 @@ def _actions(alert: Alert, index: int, *, feedback: bool) -> dict[str, Any] | No
     return {"type": "actions", "block_id": clip(f"actions:{index}:{alert.alert_id}", 255), "elements": elements}
 
 
+def _line_title(alert: Alert, one_account: bool) -> str:
+    # A digest of one account names it in its header: its lines drop the "Acme: " most titles start with.
+    if not one_account:
+        return alert.title
+    short = alert.title.removeprefix(f"{alert.account.name or alert.account_id}: ")
+    return short if short.strip() else alert.title
+
+
 def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     if text is not None and text.strip():
         return safe(text, MAX_FALLBACK)
@@ -212,7 +220,7 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     else:
         whom = f"{accounts} accounts" if accounts > 1 else who
         ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
-        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in ordered)
+        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(_line_title(a, accounts == 1) for a in ordered)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 
@@ -267,10 +275,11 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
             {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(first)]}
         )
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
+    one_account = len(accounts) == 1
     for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
-        account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
+        account = "" if one_account else f" — {safe(alert.account.name or alert.account_id, 300)}"
         text = (
-            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(_line_title(alert, one_account), 1000)}*{account}\n"
             f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}`{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
             f"{escape(evidence_text(alert))}"

@@ -34,7 +34,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "slack_text": (
         "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for "
         "{% if accounts > 1 %}{{ accounts }} accounts{% else %}{{ alert|account_name }}{% endif %}: "
-        "{% for a in alerts %}{{ a.title }}{% if not loop.last %}; {% endif %}{% endfor %}"
+        "{% for a in alerts %}{{ a.title|strip_prefix((a|account_name) ~ ': ') if accounts == 1 else a.title }}"
+        "{% if not loop.last %}; {% endif %}{% endfor %}"
         "{% else %}{{ alert.title|strip_prefix((alert|account_name) ~ ': ') }} ({{ alert|account_name }}): "
         "{{ alert|evidence }}{% endif %}"
     ),

@@ -310,3 +310,16 @@ def test_clip_never_leaves_half_a_slack_link_or_mention() -> None:
     assert clipped == "Call them now, then open…"
     whole = clip(text, len(text) - 3)
     assert "<https://crm.example.com/accounts/acme-with-a-long-path|the CRM record>" in whole
+
+
+def test_a_one_account_digest_names_the_account_once_per_line() -> None:
+    """In a digest of one account the header names it; each alert's line drops the title's "Acme: " prefix."""
+    alerts = (
+        build_alert(title="Acme: API errors are spiking"),
+        build_alert(title="Acme: champion went quiet", severity="low"),
+    )
+    message = build_message(alerts)
+    lines = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b]
+    assert any("*API errors are spiking*" in line for line in lines)
+    assert not any("Acme: " in line for line in lines)
+    assert message["text"].count("Acme") == 1, message["text"]

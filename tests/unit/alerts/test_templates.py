@@ -144,3 +144,9 @@ def test_an_alert_without_playbook_still_says_what_to_do(make_alert: Callable[..
     written = render(template, template_context((make_alert(),)))
     assert "No playbook is written" not in written
     assert "admin" in written
+
+
+def test_slack_text_of_a_one_account_digest_names_the_account_once(make_alert: Callable[..., Alert]) -> None:
+    """The notification text of a one-account digest says "2 alerts for Acme: A; B", not "Acme: A; Acme: B"."""
+    context = template_context((make_alert(), make_alert(title="Acme: champion went quiet")))
+    assert render("slack_text", context) == "[HIGH] 2 alerts for Acme: API errors are spiking; champion went quiet"
