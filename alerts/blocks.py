@@ -293,7 +293,8 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
             blocks.append(actions)
     if len(ordered) > MAX_DIGEST_ALERTS:
         more = len(ordered) - MAX_DIGEST_ALERTS
-        blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more alerts not shown")]})
+        shown = f"…and {more} more alert{'s' if more != 1 else ''} not shown"
+        blocks.append({"type": "context", "elements": [_mrkdwn(shown)]})
     return blocks
 
 

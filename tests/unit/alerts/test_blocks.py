@@ -323,3 +323,10 @@ def test_a_one_account_digest_names_the_account_once_per_line() -> None:
     assert any("*API errors are spiking*" in line for line in lines)
     assert not any("Acme: " in line for line in lines)
     assert message["text"].count("Acme") == 1, message["text"]
+
+
+def test_a_digest_with_one_alert_over_the_limit_says_one_more_alert() -> None:
+    """The digest's overflow line is singular for one: "…and 1 more alert not shown"."""
+    alerts = tuple(build_alert() for _ in range(MAX_DIGEST_ALERTS + 1))
+    contexts = [b for b in build_message(alerts)["blocks"] if b["type"] == "context"]
+    assert contexts[-1]["elements"][0]["text"] == "…and 1 more alert not shown"
