@@ -349,7 +349,7 @@ def evidence_sentence(
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
-        steps = f"all {number(value)} steps" if number(value) else "all steps"
+        steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))

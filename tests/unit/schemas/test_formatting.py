@@ -155,7 +155,7 @@ def test_score_points_weakest_first_no_dict_repr():
         (
             "sequence",
             {"value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
-            "all 2 steps happened in order within 2 days 4 hours (limit 7 days)",
+            "both steps happened in order within 2 days 4 hours (limit 7 days)",
         ),
         (
             "any",
