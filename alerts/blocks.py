@@ -132,7 +132,8 @@ def _headline(alert: Alert) -> str:
 def _evidence(alert: Alert) -> str:
     ev = alert.evidence
     lines = [f"*Why*: {escape(evidence_text(alert))}"]
-    if alert.window.start or alert.window.end:
+    # A window of one instant (an ``any`` alert's event) is the fired time the context line already shows.
+    if (alert.window.start or alert.window.end) and alert.window.start != alert.window.end:
         lines.append(f"Window: {escape(_when(alert, alert.window.start))} → {escape(_when(alert, alert.window.end))}")
     if ev.sample_event_ids:
         shown = ", ".join(f"`{escape(e)}`" for e in ev.sample_event_ids[:5])

@@ -330,3 +330,12 @@ def test_a_digest_with_one_alert_over_the_limit_says_one_more_alert() -> None:
     alerts = tuple(build_alert() for _ in range(MAX_DIGEST_ALERTS + 1))
     contexts = [b for b in build_message(alerts)["blocks"] if b["type"] == "context"]
     assert contexts[-1]["elements"][0]["text"] == "…and 1 more alert not shown"
+
+
+def test_a_window_of_one_instant_is_not_shown_as_a_range() -> None:
+    """An ``any`` alert's window starts and ends at its event: no "Window: 07:10 → 07:10" line repeating the time."""
+    alert = build_alert(kind="any", window={"start": "2026-11-23T06:10:00Z", "end": "2026-11-23T06:10:00Z"})
+    texts = [b["text"]["text"] for b in build_message((alert,))["blocks"] if b["type"] == "section" and "text" in b]
+    why = next(t for t in texts if t.startswith("*Why*"))
+    assert "Window:" not in why
+    assert "→" not in why
