@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, slack_escape
+from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, playbook, slack_escape
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 
@@ -43,6 +43,7 @@ SEVERITY_EMOJI = {
 }
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+_WORD_BOUNDARY_REACH = 30  # how many characters a cut may give up to end after a whole word
 
 
 def escape(text: object) -> str:
@@ -51,12 +52,23 @@ def escape(text: object) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis, never inside an ``&amp;``-style entity."""
+    """``text`` cut to ``limit`` characters with an ellipsis: after a whole word when one ends near the
+    limit, never inside an ``&amp;``-style entity nor inside a ``<url|text>`` link or ``<@U…>`` mention."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
+    # Text is escaped before it is clipped, so a "<" is always the start of our own link or mention:
+    # one cut before its ">" would show Slack a raw, broken "<https://…".
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
     cut = _ENTITY_TAIL.sub("", cut)
-    return cut + "…"
+    if cut and not text[len(cut)].isspace():
+        # "…Incorporated L…" reads as a typo: end at the last word when it is close enough.
+        space = max(cut.rfind(" "), cut.rfind("\n"))
+        if space > 0 and len(cut) - space <= _WORD_BOUNDARY_REACH:
+            cut = cut[:space]
+    return cut.rstrip() + "…"
 
 
 def safe(text: object, limit: int) -> str:
@@ -120,7 +132,8 @@ def _headline(alert: Alert) -> str:
 def _evidence(alert: Alert) -> str:
     ev = alert.evidence
     lines = [f"*Why*: {escape(evidence_text(alert))}"]
-    if alert.window.start or alert.window.end:
+    # A window of one instant (an ``any`` alert's event) is the fired time the context line already shows.
+    if (alert.window.start or alert.window.end) and alert.window.start != alert.window.end:
         lines.append(f"Window: {escape(_when(alert, alert.window.start))} → {escape(_when(alert, alert.window.end))}")
     if ev.sample_event_ids:
         shown = ", ".join(f"`{escape(e)}`" for e in ev.sample_event_ids[:5])
@@ -131,7 +144,7 @@ def _evidence(alert: Alert) -> str:
 
 def _playbook(alert: Alert) -> str:
     # The playbook's Markdown as Slack mrkdwn (**bold** → *bold*, links → <url|text>), escaped.
-    return clip(f"*What to do*\n{markdown_mrkdwn(alert.playbook.strip())}", MAX_SECTION_TEXT)
+    return clip(f"*What to do*\n{markdown_mrkdwn(playbook(alert))}", MAX_SECTION_TEXT)
 
 
 def _action_value(alert: Alert) -> str:
@@ -188,6 +201,14 @@ def _actions(alert: Alert, index: int, *, feedback: bool) -> dict[str, Any] | No
     return {"type": "actions", "block_id": clip(f"actions:{index}:{alert.alert_id}", 255), "elements": elements}
 
 
+def _line_title(alert: Alert, one_account: bool) -> str:
+    # A digest of one account names it in its header: its lines drop the "Acme: " most titles start with.
+    if not one_account:
+        return alert.title
+    short = alert.title.removeprefix(f"{alert.account.name or alert.account_id}: ")
+    return short if short.strip() else alert.title
+
+
 def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     if text is not None and text.strip():
         return safe(text, MAX_FALLBACK)
@@ -200,7 +221,7 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     else:
         whom = f"{accounts} accounts" if accounts > 1 else who
         ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
-        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(a.title for a in ordered)
+        body = f"{len(alerts)} alerts for {whom}: " + "; ".join(_line_title(a, accounts == 1) for a in ordered)
     return safe(body, MAX_FALLBACK) if body.strip() else "Preempt alert"
 
 
@@ -234,8 +255,7 @@ def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[di
         {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(alert)]},
         {"type": "section", "text": _mrkdwn(_evidence(alert))},
     ]
-    if alert.playbook.strip():
-        blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
+    blocks.append({"type": "section", "text": _mrkdwn(_playbook(alert))})
     if note:
         blocks.append(_note_block(note))
     actions = _actions(alert, 0, feedback=note is None)
@@ -256,10 +276,11 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
             {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(first)]}
         )
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
+    one_account = len(accounts) == 1
     for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
-        account = "" if len(accounts) == 1 else f" — {safe(alert.account.name or alert.account_id, 300)}"
+        account = "" if one_account else f" — {safe(alert.account.name or alert.account_id, 300)}"
         text = (
-            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(alert.title, 1000)}*{account}\n"
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(_line_title(alert, one_account), 1000)}*{account}\n"
             f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}`{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
             f"{escape(evidence_text(alert))}"
@@ -273,7 +294,8 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
             blocks.append(actions)
     if len(ordered) > MAX_DIGEST_ALERTS:
         more = len(ordered) - MAX_DIGEST_ALERTS
-        blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more alerts not shown")]})
+        shown = f"…and {more} more alert{'s' if more != 1 else ''} not shown"
+        blocks.append({"type": "context", "elements": [_mrkdwn(shown)]})
     return blocks
 
 

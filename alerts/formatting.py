@@ -145,6 +145,21 @@ def account_name(alert: Any) -> str:
     return str((account or {}).get("name") or data.get("account_id") or "unknown account")
 
 
+# What a message says to do when its rule has no playbook: a CSM still gets a next step, and the gap
+# is named so that CS ops can close it (rule authors may leave `playbook` out; docs/rules.md).
+PLAYBOOK_FALLBACK = (
+    "No playbook is written for rule `{rule_id}` yet: check the evidence above with the account's "
+    "contacts, decide the next step, and ask CS ops to add a playbook to the rule."
+)
+
+
+def playbook(alert: Any) -> str:
+    """The alert's playbook (Markdown), or the fallback next step naming the rule when it has none."""
+    data = _as_dict(alert)
+    written = str(data.get("playbook") or "").strip()
+    return written or PLAYBOOK_FALLBACK.format(rule_id=data.get("rule_id") or "unknown")
+
+
 def link_name(key: Any) -> str:
     """An account link's key as words a CSM reads: ``crm`` → ``CRM``, ``billing_portal`` → ``billing portal``.
 
@@ -166,6 +181,7 @@ FILTERS: dict[str, Any] = {
     "owner": owner_text,
     "evidence": evidence_text,
     "account_name": account_name,
+    "playbook": playbook,
     "link_name": link_name,
     "plain": markdown_text,
     "mrkdwn": markdown_mrkdwn,

@@ -34,7 +34,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "slack_text": (
         "[{{ severity|upper }}] {% if count > 1 %}{{ count }} alerts for "
         "{% if accounts > 1 %}{{ accounts }} accounts{% else %}{{ alert|account_name }}{% endif %}: "
-        "{% for a in alerts %}{{ a.title }}{% if not loop.last %}; {% endif %}{% endfor %}"
+        "{% for a in alerts %}{{ a.title|strip_prefix((a|account_name) ~ ': ') if accounts == 1 else a.title }}"
+        "{% if not loop.last %}; {% endif %}{% endfor %}"
         "{% else %}{{ alert.title|strip_prefix((alert|account_name) ~ ': ') }} ({{ alert|account_name }}): "
         "{{ alert|evidence }}{% endif %}"
     ),
@@ -55,10 +56,10 @@ Owner: {{ a.account.owner|owner('none on record') }}\
 {% if a.user_id %}User: {{ a.user_id }}
 {% endif %}Severity: {{ a.severity }}, priority {{ a.priority }}, rule {{ a.rule_id }}
 Fired: {{ a.fired_at|datetime(tz) }}
-{% if a.playbook %}
+
 What to do:
-{{ a.playbook|plain }}
-{% endif %}{% for k, v in a.account.links.items() %}{% if v %}{% set name = k|link_name %}\
+{{ a|playbook|plain }}
+{% for k, v in a.account.links.items() %}{% if v %}{% set name = k|link_name %}\
 {{ name[:1]|upper }}{{ name[1:] }}: {{ v }}
 {% endif %}{% endfor %}
 {% endfor %}-- Preempt
@@ -80,7 +81,7 @@ What to do:
 <td>{{ a.severity|upper }}, priority {{ a.priority }}, rule <code>{{ a.rule_id }}</code></td></tr>
 <tr><th align="left">Fired</th><td>{{ a.fired_at|datetime(tz) }}</td></tr>
 </table>
-{% if a.playbook %}<h3>What to do</h3>{{ a.playbook|markdown_html }}{% endif %}
+<h3>What to do</h3>{{ a|playbook|markdown_html }}
 {% for k, v in a.account.links.items() %}{% if v %}\
 <p><a href="{{ v|safe_url }}">Open {{ k|link_name }}</a></p>{% endif %}{% endfor %}
 {% if not loop.last %}<hr>{% endif %}
@@ -96,8 +97,8 @@ What to do:
   owner:    {{ a.account.owner|owner('none on record') }}
 {% if a.user_id %}  user:     {{ a.user_id }}
 {% endif %}  fired:    {{ a.fired_at|datetime(tz) }}  rule: {{ a.rule_id }} ({{ a.kind }})  alert_id: {{ a.alert_id }}
-{% if a.playbook %}  playbook: {{ a.playbook|plain|indent(12) }}
-{% endif %}{% endfor %}""",
+  playbook: {{ a|playbook|plain|indent(12) }}
+{% endfor %}""",
 }
 
 

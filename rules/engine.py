@@ -393,7 +393,7 @@ class RuleEngine:
             "user": {"id": finding.user_id},
         }
         title, title_error = render_template(rule.title, context)
-        playbook, playbook_error = render_template(rule.playbook, context)
+        playbook, playbook_error = render_template(rule.playbook, context, markdown=True)
         evidence = dict(finding.evidence)
         if rule.summary:
             summary, summary_error = render_template(rule.summary, context)

@@ -17,6 +17,7 @@ schemas/formatting.py, the same the notifier's channels use.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -86,6 +87,17 @@ def _refuse_none(value: Any) -> Any:
     return _printable(value)
 
 
+# CommonMark syntax a printed value could bring into a playbook: links and images ([…](…)), autolinks and
+# HTML (<…>), emphasis (* _), code (`), entities (&amp;) and the backslash itself. Escaped, an NPS comment
+# or an account name reads as the text it is; the template's own Markdown is untouched.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&])")
+
+
+def _markdown_text(value: Any) -> Any:
+    printed = _none_as_empty(value)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", printed) if isinstance(printed, str) else printed
+
+
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
     env = BoundedSandbox(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
@@ -94,6 +106,8 @@ def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSan
 
 _STRICT = _environment(jinja2.StrictUndefined, _none_as_empty)
 _LENIENT = _environment(jinja2.ChainableUndefined, _none_as_empty)
+_STRICT_MARKDOWN = _environment(jinja2.StrictUndefined, _markdown_text)
+_LENIENT_MARKDOWN = _environment(jinja2.ChainableUndefined, _markdown_text)
 _CHECK = _environment(jinja2.StrictUndefined, _refuse_none)
 
 
@@ -142,12 +156,17 @@ def check_template(source: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(source: str, strict: bool) -> jinja2.Template:
+def _compiled(source: str, strict: bool, markdown: bool = False) -> jinja2.Template:
+    if markdown:
+        return (_STRICT_MARKDOWN if strict else _LENIENT_MARKDOWN).from_string(source)
     return (_STRICT if strict else _LENIENT).from_string(source)
 
 
-def render_template(source: str, context: dict[str, Any]) -> tuple[str, str | None]:
+def render_template(source: str, context: dict[str, Any], *, markdown: bool = False) -> tuple[str, str | None]:
     """Render a checked template; never raises.
+
+    ``markdown=True`` (the playbook, which channels render as Markdown) escapes the Markdown syntax of
+    every printed value, so account and event text cannot add links or emphasis.
 
     Returns the text and, when strict rendering failed, why (the caller records it in the alert's
     evidence so the failure is visible); the text then comes from lenient rendering, or is the
@@ -157,13 +176,13 @@ def render_template(source: str, context: dict[str, Any]) -> tuple[str, str | No
         return source, None
     visible = {name: context.get(name, {}) for name in TEMPLATE_NAMES}
     try:
-        return _compiled(source, True).render(visible), None
+        return _compiled(source, True, markdown).render(visible), None
     except TemplateLimitError as exc:  # lenient rendering would do all that work again: the raw source
         return source, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 — a template must never stop the stream; reported below
         error = f"{type(exc).__name__}: {exc}"
     try:
-        return _compiled(source, False).render(visible), error
+        return _compiled(source, False, markdown).render(visible), error
     except Exception:  # noqa: BLE001 — the raw source is still a useful title; error already reported
         return source, error
 

@@ -272,16 +272,32 @@ def _count_of(value: Any, measure: Any) -> str:
         return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
     measure = text(measure)
     if measure.startswith("distinct:"):
-        what = label(measure.removeprefix("distinct:").removeprefix("properties."))
-        what = "users" if what in ("user ID", "user id") else f"distinct {what}"
+        what = _path_words(measure.removeprefix("distinct:"))
+        one = count == "1"
+        if what in ("user ID", "user id"):
+            what = "user" if one else "users"
+        else:
+            what = f"distinct value{'' if one else 's'} of {what}"
         return f"{count} {what}" if count else what
+    if measure.startswith("sum:"):
+        what = f"total {_path_words(measure.removeprefix('sum:'))}"
+        return f"{what} {count}" if count else what
     return f"{measure.replace(':', ' of ')} {count}" if count else measure.replace(":", " of ")
+
+
+def _path_words(path: str) -> str:
+    # An event field path in words for people: "properties.invoice.amount" → "invoice amount".
+    for prefix in ("properties.", "context."):
+        path = path.removeprefix(prefix)
+    return label(path.replace(".", "_"))
 
 
 def _properties(props: Any, limit: int = 4) -> str:
     if not isinstance(props, Mapping):
         return ""
-    shown = [f"{label(k)} {text(v)}".strip() for k, v in list(props.items())[:limit]]
+    # A property sent as null or "" has nothing to say: its bare name ("plan") would read as a gap.
+    said = [(k, text(v).strip()) for k, v in props.items()]
+    shown = [f"{label(k)} {v}" for k, v in said if v][:limit]
     return ", ".join(shown)
 
 
@@ -338,7 +354,7 @@ def evidence_sentence(
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
-        steps = f"all {number(value)} steps" if number(value) else "all steps"
+        steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))

@@ -19,10 +19,11 @@ from alerts.dispatch import alert_timezone
 from alerts.routing.config import ReceiverConfig, RouteConfig, RoutingConfig
 from alerts.routing.matchers import Matcher, describe
 from alerts.routing.names import shadowed_field_note
-from alerts.routing.quiet_hours import defer_until
+from alerts.routing.quiet_hours import defer_until, quiet_zone
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import RoutingTree
 from schemas.errors import ConfigError
+from schemas.formatting import datetime_text
 
 
 def _seconds(value: float) -> str:
@@ -194,9 +195,13 @@ def test(
         click.echo(f"silenced by {silence.id} until {silence.ends_at.isoformat()}: {silence.reason}")
     quiet = config.quiet_hours
     if quiet is not None and quiet.applies_to(alert):
-        until = defer_until(quiet, alert_timezone(alert), now)
+        zone_name = alert_timezone(alert)
+        until = defer_until(quiet, zone_name, now)
         if until is not None:
-            click.echo(f"quiet hours: deferred until {datetime.fromtimestamp(until, UTC).isoformat()}")
+            # In the clock quiet hours follow (the owner's), as RFC 3339 and as the words alerts use.
+            zone = quiet_zone(quiet, zone_name)
+            local = datetime.fromtimestamp(until, UTC).astimezone(zone)
+            click.echo(f"quiet hours: deferred until {local.isoformat()} ({datetime_text(until, zone.key)})")
     if verify_receivers is not None:
         expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
         if receivers != expected:

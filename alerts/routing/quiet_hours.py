@@ -28,6 +28,11 @@ def _zone(quiet: QuietHours, tz_name: str | None) -> ZoneInfo:
     return ZoneInfo(quiet.timezone)
 
 
+def quiet_zone(quiet: QuietHours, tz_name: str | None) -> ZoneInfo:
+    """The zone whose clock quiet hours follow for an account: its own IANA zone, else ``quiet.timezone``."""
+    return _zone(quiet, tz_name)
+
+
 def _is_quiet(quiet: QuietHours, local: datetime) -> bool:
     if quiet.weekends and local.weekday() >= 5:
         return True

@@ -282,3 +282,60 @@ def test_times_use_the_owners_timezone_when_the_account_has_none() -> None:
     text = json.dumps(build_message((alert,))["blocks"])
     assert "15:10 JST" in text
     assert "06:10 UTC" not in text
+
+
+def test_an_alert_without_playbook_gets_the_fallback_what_to_do_section() -> None:
+    """A Slack message of a rule without a ``playbook`` still has a *What to do* section, naming the rule."""
+    blocks = build_message((build_alert(playbook="  "),))["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
+    what = [t for t in texts if t.startswith("*What to do*")]
+    assert len(what) == 1
+    assert "No playbook is written for rule `error-spike`" in what[0]
+
+
+def test_clip_ends_at_a_word_boundary_when_one_is_near() -> None:
+    """A long account name in a header is cut after a whole word ("Incorporated …"), not mid-word ("L…")."""
+    name = "Consolidated Holdings Company of Greater Regions Incorporated Limited and Partners"
+    clipped = clip(name, 64)
+    assert clipped == "Consolidated Holdings Company of Greater Regions Incorporated…"
+    assert len(clipped) <= 64
+    assert clip("x" * 100, 10) == "x" * 9 + "…"  # no space near: a hard cut still keeps the limit
+
+
+def test_clip_never_leaves_half_a_slack_link_or_mention() -> None:
+    """A cut inside ``<https://…|text>`` or ``<@U…>`` drops the unclosed link rather than print a raw ``<``."""
+    text = "Call them now, then open <https://crm.example.com/accounts/acme-with-a-long-path|the CRM record> today"
+    clipped = clip(text, 60)
+    assert "<" not in clipped
+    assert clipped == "Call them now, then open…"
+    whole = clip(text, len(text) - 3)
+    assert "<https://crm.example.com/accounts/acme-with-a-long-path|the CRM record>" in whole
+
+
+def test_a_one_account_digest_names_the_account_once_per_line() -> None:
+    """In a digest of one account the header names it; each alert's line drops the title's "Acme: " prefix."""
+    alerts = (
+        build_alert(title="Acme: API errors are spiking"),
+        build_alert(title="Acme: champion went quiet", severity="low"),
+    )
+    message = build_message(alerts)
+    lines = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b]
+    assert any("*API errors are spiking*" in line for line in lines)
+    assert not any("Acme: " in line for line in lines)
+    assert message["text"].count("Acme") == 1, message["text"]
+
+
+def test_a_digest_with_one_alert_over_the_limit_says_one_more_alert() -> None:
+    """The digest's overflow line is singular for one: "…and 1 more alert not shown"."""
+    alerts = tuple(build_alert() for _ in range(MAX_DIGEST_ALERTS + 1))
+    contexts = [b for b in build_message(alerts)["blocks"] if b["type"] == "context"]
+    assert contexts[-1]["elements"][0]["text"] == "…and 1 more alert not shown"
+
+
+def test_a_window_of_one_instant_is_not_shown_as_a_range() -> None:
+    """An ``any`` alert's window starts and ends at its event: no "Window: 07:10 → 07:10" line repeating the time."""
+    alert = build_alert(kind="any", window={"start": "2026-11-23T06:10:00Z", "end": "2026-11-23T06:10:00Z"})
+    texts = [b["text"]["text"] for b in build_message((alert,))["blocks"] if b["type"] == "section" and "text" in b]
+    why = next(t for t in texts if t.startswith("*Why*"))
+    assert "Window:" not in why
+    assert "→" not in why

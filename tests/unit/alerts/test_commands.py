@@ -62,7 +62,7 @@ def test_test_prints_receivers_and_why(alert_file: Callable[..., Path]) -> None:
 
 
 def test_test_reports_quiet_hours_and_silences(alert_file: Callable[..., Path]) -> None:
-    """At 21:00 in the owner's zone a high alert is deferred; a silenced account says by what."""
+    """At 21:00 in the owner's zone a high alert is deferred (until when, in that zone); a silence says by what."""
     path = alert_file(account_id="globex", severity="high")
     result = CliRunner().invoke(
         main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", "2026-11-27T21:00:00+01:00"]
@@ -70,7 +70,7 @@ def test_test_reports_quiet_hours_and_silences(alert_file: Callable[..., Path]) 
     assert result.exit_code == 0, result.output
     assert "silenced by" in result.output
     assert "Planned migration weekend" in result.output
-    assert "quiet hours: deferred until 2026-11-30T07:00:00+00:00" in result.output
+    assert "quiet hours: deferred until 2026-11-30T08:00:00+01:00 (Mon 30 Nov 2026, 08:00 CET)" in result.output
 
 
 def test_verify_receivers_mismatch_exits_1(alert_file: Callable[..., Path]) -> None:

@@ -133,3 +133,20 @@ def test_templates_show_times_in_the_owners_timezone_when_the_account_has_none()
         out = render(name, context)
         assert "15:10 JST" in out, name
         assert "06:10 UTC" not in out, name
+
+
+@pytest.mark.parametrize("template", ["email_text", "email_html", "console_text"])
+def test_an_alert_without_playbook_still_says_what_to_do(make_alert: Callable[..., Alert], template: str) -> None:
+    """A rule without a ``playbook`` gets the fallback next step (naming the rule), never a silent gap."""
+    rendered = render(template, template_context((make_alert(playbook=""),)))
+    assert "No playbook is written for rule" in rendered
+    assert "error-spike" in rendered
+    written = render(template, template_context((make_alert(),)))
+    assert "No playbook is written" not in written
+    assert "admin" in written
+
+
+def test_slack_text_of_a_one_account_digest_names_the_account_once(make_alert: Callable[..., Alert]) -> None:
+    """The notification text of a one-account digest says "2 alerts for Acme: A; B", not "Acme: A; Acme: B"."""
+    context = template_context((make_alert(), make_alert(title="Acme: champion went quiet")))
+    assert render("slack_text", context) == "[HIGH] 2 alerts for Acme: API errors are spiking; champion went quiet"

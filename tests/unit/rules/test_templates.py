@@ -117,9 +117,9 @@ def test_a_template_past_the_limits_is_not_rendered_a_second_time_leniently(monk
     calls: list[bool] = []
     real = templates._compiled
 
-    def counting(source: str, strict: bool):
+    def counting(source: str, strict: bool, *args):
         calls.append(strict)
-        return real(source, strict)
+        return real(source, strict, *args)
 
     monkeypatch.setattr(templates, "_compiled", counting)
     source = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}x"
@@ -128,3 +128,22 @@ def test_a_template_past_the_limits_is_not_rendered_a_second_time_leniently(monk
     assert error is not None
     assert error.startswith("TemplateLimitError")
     assert calls == [True]
+
+
+def test_values_printed_into_a_playbook_are_text_not_markdown() -> None:
+    """An end user's NPS comment or an account name cannot add a link or emphasis to a playbook's Markdown;
+    the rule author's own Markdown stays Markdown."""
+    from alerts.formatting import markdown_html, markdown_text
+
+    comment = "[Reset your password](https://phish.example) *now* <b>&amp; `x` _y_ \\"
+    context = {"evidence": {"properties": {"comment": comment}}, "account": {"name": "Acme *Bold*"}}
+    source = '**Call {{ account.name }}** today. They wrote: "{{ evidence.properties.comment }}"'
+    playbook, error = render_template(source, context, markdown=True)
+    assert error is None
+    html = str(markdown_html(playbook))
+    for markup in ("<a ", "<em>", "<code>", "<b>"):
+        assert markup not in html, html
+    assert html.startswith("<p><strong>Call Acme *Bold*</strong> today.")
+    assert markdown_text(playbook) == f'Call Acme *Bold* today. They wrote: "{comment}"'
+    title, _ = render_template("{{ account.name }}: NPS", context)
+    assert title == "Acme *Bold*: NPS"  # titles and summaries are plain text: nothing to escape

@@ -155,7 +155,7 @@ def test_score_points_weakest_first_no_dict_repr():
         (
             "sequence",
             {"value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
-            "all 2 steps happened in order within 2 days 4 hours (limit 7 days)",
+            "both steps happened in order within 2 days 4 hours (limit 7 days)",
         ),
         (
             "any",
@@ -314,3 +314,40 @@ def test_number_keeps_at_most_twenty_decimals() -> None:
     assert number(1.5, 999_999_999) == "1.5"
     assert percent(0.5, 999_999_999) == "50%"
     assert number(1234.5, -999_999_999) == "0"
+
+
+@pytest.mark.parametrize(
+    ("measure", "expected"),
+    [
+        ("sum:properties.amount", "total amount 1,100,000, at or above the threshold of 1,000,000"),
+        ("sum:context.order_value", "total order value 1,100,000, at or above the threshold of 1,000,000"),
+        ("sum:properties.invoice.amount", "total invoice amount 1,100,000, at or above the threshold of 1,000,000"),
+        ("distinct:context.app", "1,100,000 distinct values of app, at or above the threshold of 1,000,000"),
+    ],
+)
+def test_measure_over_a_path_is_said_in_words(measure, expected):
+    """A ``sum:``/``distinct:`` measure names the property in words, never its field path."""
+    evidence = {"measure": measure, "value": 1_100_000.0, "threshold": 1_000_000.0}
+    assert evidence_sentence("threshold", evidence) == expected
+
+
+@pytest.mark.parametrize(
+    ("measure", "value", "expected"),
+    [
+        ("distinct:user_id", 1.0, "1 user against a usual 4"),
+        ("distinct:user_id", 2.0, "2 users against a usual 4"),
+        ("distinct:properties.feature", 1.0, "1 distinct value of feature against a usual 4"),
+        ("distinct:properties.feature", 3.0, "3 distinct values of feature against a usual 4"),
+        ("count", 1.0, "1 matching event against a usual 4"),
+    ],
+)
+def test_a_count_of_one_is_singular(measure, value, expected):
+    """One active user is "1 user", not "1 users"; a distinct count names what it counts in words."""
+    evidence = {"measure": measure, "value": value, "baseline": 4.0}
+    assert evidence_sentence("drop", evidence) == expected
+
+
+def test_an_event_property_without_a_value_is_left_out():
+    """A null or empty property is not shown as a bare name ("plan"): only properties with a value are said."""
+    evidence = {"value": "Plan Changed", "properties": {"plan": None, "from": "", "to": "starter", "seats": 0}}
+    assert evidence_sentence("any", evidence) == "Plan Changed: to starter, seats 0"
