@@ -71,6 +71,13 @@ def parse_yaml(text: str, source: str) -> Any:
     except YAMLError as exc:
         # e.g. a control character: the library's message continues on a second line with its position
         raise YamlSyntaxError(f"{source}: not valid YAML: {' '.join(str(exc).split())}", None) from None
+    except RecursionError:
+        # thousands of nested brackets or list levels: the parser recurses once per level
+        raise YamlSyntaxError(
+            f"{source}: not valid YAML: nested too deeply (thousands of levels of lists or mappings); "
+            "a real config needs a handful",
+            None,
+        ) from None
 
 
 def load_yaml_file(path: Path) -> Any:

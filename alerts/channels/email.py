@@ -73,6 +73,18 @@ class EmailNotifier:
                     found.append(addr)
         return found
 
+    def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
+        """The alerts that have some recipient, then those none of whose ``to`` templates renders a valid
+        address (an account without an owner email) as a part of their own: that part is dead-lettered
+        ("no valid recipient") instead of riding along, unsent, in a digest recorded as delivered."""
+        if len(alerts) < 2:
+            return [alerts]
+        reachable: list[Alert] = []
+        unreachable: list[Alert] = []
+        for alert in alerts:
+            (reachable if self.recipients(alert) else unreachable).append(alert)
+        return [tuple(part) for part in (reachable, unreachable) if part]
+
     def _digests(self, alerts: Iterable[Alert]) -> list[tuple[tuple[Alert, ...], list[str]]]:
         per_recipient: dict[str, list[Alert]] = {}
         for alert in alerts:

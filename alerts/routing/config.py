@@ -40,7 +40,7 @@ from alerts.templates import check_template
 from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
 from schemas.durations import parse_duration_or_seconds
-from schemas.email_address import sender_address
+from schemas.email_address import recipient_addresses, sender_address
 from schemas.errors import ConfigError
 
 
@@ -129,6 +129,16 @@ class EmailReceiver(BaseModel):
     subject: Template | None = None
     text: Template | None = None
     html: Template | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _literal_recipients_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A template is rendered per alert (an empty or invalid result dead-letters that alert alone);
+        # a fixed entry is checked here, where a typo is one line at start rather than every email lost.
+        for entry in value:
+            if "{{" not in entry and "{%" not in entry:
+                recipient_addresses(entry)
+        return value
 
 
 class ConsoleReceiver(BaseModel):

@@ -16,6 +16,8 @@ comma-separated set in braces or without: ``'{owner="team-A", level!="critical"}
 from __future__ import annotations
 
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]  # no stub; the parser re itself uses
+import re._parser as sre_parser  # type: ignore[import-not-found]
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +92,13 @@ class Matcher:
                 regex = re.compile(value)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression in matcher {text!r}: {exc}") from None
+            if _nests_repetition(sre_parser.parse(value).data, inside_repeat=False):
+                raise ValueError(
+                    f"regular expression in matcher {text!r} has nested repetition (a repeated group that "
+                    "itself repeats, like '(a+)+'), which can take minutes on some values and stall the "
+                    "notifier: repeat once, e.g. 'a+' instead of '(a+)+', or make the inner repeat "
+                    "possessive ('(a++)+')"
+                )
         return cls(m["name"], op, value, regex)
 
     def matches(self, alert: Alert) -> bool:
@@ -106,6 +115,37 @@ class Matcher:
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
+
+
+_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
+
+
+def _nests_repetition(items: list[Any], *, inside_repeat: bool) -> bool:
+    """Whether a parsed regex holds a variable-count repeat inside another repeat (``(a+)+``, ``(.*a)*``,
+    ``(a{1,3})+``): the shape that backtracks exponentially, since Python's ``re`` has no timeout.
+    Possessive repeats and atomic groups never backtrack into, so they are left alone."""
+    for op, av in items:
+        if op in _REPEATS:
+            low, high, body = av
+            variable = high > 1 and low != high
+            if inside_repeat and variable:
+                return True
+            if _nests_repetition(body.data, inside_repeat=inside_repeat or high > 1):
+                return True
+        elif op == sre_constants.SUBPATTERN:
+            if _nests_repetition(av[3].data, inside_repeat=inside_repeat):
+                return True
+        elif op == sre_constants.BRANCH:
+            if any(_nests_repetition(branch.data, inside_repeat=inside_repeat) for branch in av[1]):
+                return True
+        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            if _nests_repetition(av[1].data, inside_repeat=inside_repeat):
+                return True
+        elif op == sre_constants.GROUPREF_EXISTS:
+            branches = [b for b in av[1:] if b is not None]
+            if any(_nests_repetition(b.data, inside_repeat=inside_repeat) for b in branches):
+                return True
+    return False
 
 
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}

@@ -56,13 +56,14 @@ def defer_until(quiet: QuietHours | None, tz_name: str | None, now: float) -> fl
     if not _is_quiet(quiet, local):
         return None
     # The quiet period ends at the first local `end` time or midnight (the end of a weekend) after now
-    # that is not itself quiet; with weekends that is at most three days away.
-    candidates = (
-        datetime.combine(local.date() + timedelta(days=day), at, tzinfo=zone)
+    # that is not itself quiet; with weekends that is at most three days away. Candidates are compared as
+    # instants, both passes of a wall time repeated when clocks fall back, and checked for quiet at the
+    # local time they really are (a time skipped when clocks spring forward lands after the jump).
+    instants = (
+        datetime.combine(local.date() + timedelta(days=day), at, tzinfo=zone).replace(fold=fold).timestamp()
         for day in range(8)
         for at in (time(0), quiet.end)
+        for fold in (0, 1)
     )
-    for candidate in candidates:
-        if candidate > local and not _is_quiet(quiet, candidate):
-            return candidate.timestamp()
-    return None  # unreachable for a valid QuietHours (start != end), kept total for mypy
+    ahead = [ts for ts in instants if ts > now and not _is_quiet(quiet, datetime.fromtimestamp(ts, tz=zone))]
+    return min(ahead) if ahead else None  # never empty for a valid QuietHours (start != end)

@@ -115,3 +115,47 @@ async def test_a_failing_quiet_hours_computation_sends_the_alert_now(build, make
     dispatcher.on_alert(make_alert(), lambda: None)
     await _settle(dispatcher, clock)
     assert (letters, len(notifier.sent)) == ([], 1)
+
+
+async def test_an_email_recipient_that_renders_empty_for_one_account_dead_letters_only_its_alert(
+    make_alert, monkeypatch
+) -> None:
+    """A group spanning accounts (group_by: [rule_id]) where one owner has no email: the others are mailed,
+    that account's alert is dead-lettered (permanent, "no valid recipient") — not counted as delivered."""
+    from alerts.channels.email import EmailNotifier
+    from alerts.routing.config import EmailReceiver
+    from streams.runtime.settings import Settings
+
+    routing = RoutingConfig.model_validate(
+        {
+            "receivers": [{"name": "csm", "email_configs": [{"to": "{{ account.owner.email }}"}]}],
+            "route": {"receiver": "csm", "group_by": ["rule_id"]},
+        }
+    )
+    email = EmailNotifier(EmailReceiver(to=["{{ account.owner.email }}"]), Settings(smtp_from="p@example.com"))
+    mailed: list[list[str]] = []
+
+    async def deliver(message: Any, recipients: list[str]) -> None:
+        mailed.append(recipients)
+
+    monkeypatch.setattr(email, "_deliver", deliver)
+    clock, letters = Clock(), []
+
+    async def dead_letter(alert: Alert, target: str, receiver_type: str, reason: str, detail: str) -> None:
+        letters.append((alert.alert_id, receiver_type, reason, detail))
+
+    async def flush() -> None:
+        """Nothing to flush."""
+
+    dispatcher = Dispatcher(routing, {"csm": [email]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock)
+    good = make_alert(rule_id="r")
+    ownerless = make_alert(rule_id="r", account_id="globex", account={"owner": {"email": "n/a"}})
+    acks: list[str] = []
+    dispatcher.on_alert(good, lambda: acks.append("good"), partition=0)
+    dispatcher.on_alert(ownerless, lambda: acks.append("ownerless"), partition=0)
+    await _settle(dispatcher, clock, 600.0)
+    await _settle(dispatcher, clock, 600.0)
+    assert mailed == [["jane@example.com"]]
+    assert [(a, t, r) for a, t, r, _ in letters] == [(ownerless.alert_id, "email", "permanent")]
+    assert "no valid recipient" in letters[0][3]
+    assert sorted(acks) == ["good", "ownerless"]

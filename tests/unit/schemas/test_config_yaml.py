@@ -71,3 +71,12 @@ def test_a_file_that_is_not_text_is_one_line() -> None:
         parse_yaml("\x00\x01\x02", "r.yaml")
     assert "\n" not in str(caught.value)
     assert "not valid YAML" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["x: " + "[" * 5000 + "]" * 5000, "x:\n" + "".join(" " * i + "- \n" for i in range(0, 6000, 2))]
+)
+def test_absurdly_deep_nesting_is_one_line_not_a_recursion_error(text: str) -> None:
+    """Thousands of nested brackets or list levels overflow the parser's recursion: one clear error."""
+    with pytest.raises(YamlSyntaxError, match="nested too deeply"):
+        parse_yaml(text, "deep.yaml")

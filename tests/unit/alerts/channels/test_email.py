@@ -27,7 +27,9 @@ def test_recipients_are_templated_and_deduplicated(
     make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
 ) -> None:
     """Templates render per alert; comma lists split; invalid and duplicate addresses are dropped."""
-    notifier = make_notifier(to=["{{ account.owner.email }}", "ops@example.com, jane@example.com", "not-an-address"])
+    notifier = make_notifier(
+        to=["{{ account.owner.email }}", "ops@example.com, jane@example.com", "{{ 'not-an-address' }}"]
+    )
     assert notifier.recipients(make_alert()) == ["jane@example.com", "ops@example.com"]
 
 

@@ -327,3 +327,20 @@ def test_wrong_types_are_explained_without_pydantic_jargon(tmp_path: Path) -> No
         f"{where}: quiet_hours.bypass_severities[0]: unknown value 'urgent'; expected one of: critical, high, "
         "medium, low, info",
     ]
+
+
+@pytest.mark.parametrize("to", ["not-an-address", "ops@example.com; oops", "<>"])
+def test_a_literal_recipient_that_is_not_an_address_is_refused_at_load(tmp_path: Path, to: str) -> None:
+    """A fixed (untemplated) ``to`` that holds no valid address would dead-letter every email: refused at load."""
+    text = f'receivers: [{{name: a, email_configs: [{{to: ["{to}"]}}]}}]\nroute: {{receiver: a}}\n'
+    with pytest.raises(ConfigError, match=r"email_configs\[0\]\.to: .*not an email address"):
+        _load_text(tmp_path, text)
+
+
+def test_literal_and_templated_recipients_load(tmp_path: Path) -> None:
+    """Addresses with display names, lists and templates stay accepted."""
+    text = (
+        "receivers: [{name: a, email_configs: [{to: ['Ops <ops@example.com>', 'a@example.com, b@example.com',"
+        " '{{ account.owner.email }}']}]}]\nroute: {receiver: a}\n"
+    )
+    assert _load_text(tmp_path, text).receivers[0].email_configs[0].to[0] == "Ops <ops@example.com>"

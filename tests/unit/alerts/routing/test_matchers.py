@@ -119,3 +119,17 @@ def test_alertname_reads_the_rule_id(make_alert: Callable[..., Alert]) -> None:
     """Alertmanager's alertname is the rule id of a Preempt alert."""
     assert Matcher.parse('alertname="error-spike"').matches(make_alert(rule_id="error-spike"))
     assert alert_value(make_alert(rule_id="x"), "alertname") == "x"
+
+
+@pytest.mark.parametrize("regex", ["(a+)+$", "(a*)*", "(.*a)+", r"(\w+\s?)*x", "((ab)+c?)+", "(a{1,3})+"])
+def test_parse_rejects_nested_repetition(regex: str) -> None:
+    """A repeat inside a repeat can backtrack exponentially (`(a+)+$` on "aaaa…!" runs for minutes and
+    Python's re has no timeout), which would freeze the notifier: such a matcher is refused at load."""
+    with pytest.raises(ValueError, match="nested repetition"):
+        Matcher.parse(f'account_id=~"{regex}"')
+
+
+@pytest.mark.parametrize("regex", ["a+", "(ab)+", "(a|b)*c", "acc-\\d+", "(?:error-.*)", "a{2}(b{3})+", "(a++)+"])
+def test_parse_accepts_linear_regexes(regex: str) -> None:
+    """Ordinary regexes, a fixed count inside a repeat, and possessive inner repeats stay accepted."""
+    assert Matcher.parse(f'account_id=~"{regex}"').op == "=~"

@@ -102,3 +102,21 @@ def test_an_account_record_without_timezone_uses_the_files_quiet_hours_zone() ->
     # 23:00 in Tokyo is 14:00 UTC: quiet for the file's zone, daytime in UTC.
     now = _at("2026-11-24T23:00", ZoneInfo("Asia/Tokyo"))
     assert defer_until(tokyo, alert_timezone(alert), now) == _at("2026-11-25T08:00", ZoneInfo("Asia/Tokyo"))
+
+
+def test_the_repeated_hour_of_a_dst_change_defers_to_a_time_still_ahead() -> None:
+    """On the night clocks fall back (New York, 2026-11-01, 01:00–02:00 happens twice), an alert at the
+    second 01:40 with quiet hours 01:30–01:45 waits until the second 01:45 — not the first one, already past."""
+    quiet = QuietHours(start="01:30", end="01:45", timezone="America/New_York")
+    now = datetime.fromisoformat("2026-11-01T06:40:00+00:00").timestamp()  # 01:40 EST, the second pass
+    assert defer_until(quiet, None, now) == datetime.fromisoformat("2026-11-01T06:45:00+00:00").timestamp()
+
+
+def test_an_end_inside_the_skipped_hour_of_a_dst_change_is_not_before_it() -> None:
+    """On the night clocks spring forward (New York, 2026-03-08, 02:00 jumps to 03:00) quiet hours ending at
+    02:30 end after the jump, never at an instant that is still 01:xx local (inside the quiet hours)."""
+    quiet = QuietHours(start="01:00", end="02:30", timezone="America/New_York")
+    now = datetime.fromisoformat("2026-03-08T06:10:00+00:00").timestamp()  # 01:10 EST
+    until = defer_until(quiet, None, now)
+    assert until is not None
+    assert until >= datetime.fromisoformat("2026-03-08T07:00:00+00:00").timestamp()  # 03:00 EDT
