@@ -57,17 +57,18 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
-    # Text is escaped before it is clipped, so a "<" is always the start of our own link or mention:
-    # one cut before its ">" would show Slack a raw, broken "<https://…".
-    opened = cut.rfind("<")
-    if opened > cut.rfind(">"):
-        cut = cut[:opened]
-    cut = _ENTITY_TAIL.sub("", cut)
-    if cut and not text[len(cut)].isspace():
+    if not text[len(cut)].isspace():
         # "…Incorporated L…" reads as a typo: end at the last word when it is close enough.
         space = max(cut.rfind(" "), cut.rfind("\n"))
         if space > 0 and len(cut) - space <= _WORD_BOUNDARY_REACH:
             cut = cut[:space]
+    # After the word boundary (a space can lie inside a link's text): text is escaped before it is
+    # clipped, so a "<" is always the start of our own link or mention, and one cut before its ">"
+    # would show Slack a raw, broken "<https://…".
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
+    cut = _ENTITY_TAIL.sub("", cut)
     return cut.rstrip() + "…"
 
 

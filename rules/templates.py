@@ -93,9 +93,16 @@ def _refuse_none(value: Any) -> Any:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&])")
 
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+
+
 def _markdown_text(value: Any) -> Any:
+    """A value printed into a playbook: on one line (a line break in it could start a heading, a quote or a
+    numbered step of its own: fake instructions), its Markdown syntax escaped."""
     printed = _none_as_empty(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", printed) if isinstance(printed, str) else printed
+    if not isinstance(printed, str):
+        return printed
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed))
 
 
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:

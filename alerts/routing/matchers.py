@@ -132,6 +132,15 @@ def _nests_repetition(items: list[Any], *, inside_repeat: bool) -> bool:
                 return True
             if _nests_repetition(body.data, inside_repeat=inside_repeat or high > 1):
                 return True
+        elif op == sre_constants.POSSESSIVE_REPEAT:
+            # Never backtracked into as a whole, but what it repeats still backtracks within each
+            # pass: ``(?:(a+)+b)++`` is as exponential as ``(a+)+b``.
+            low, high, body = av
+            if _nests_repetition(body.data, inside_repeat=inside_repeat or high > 1):
+                return True
+        elif op == sre_constants.ATOMIC_GROUP:
+            if _nests_repetition(av.data, inside_repeat=inside_repeat):  # likewise: ``(?>(a+)+b)``
+                return True
         elif op == sre_constants.SUBPATTERN:
             if _nests_repetition(av[3].data, inside_repeat=inside_repeat):
                 return True

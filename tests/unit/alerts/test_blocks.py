@@ -339,3 +339,12 @@ def test_a_window_of_one_instant_is_not_shown_as_a_range() -> None:
     why = next(t for t in texts if t.startswith("*Why*"))
     assert "Window:" not in why
     assert "→" not in why
+
+
+def test_a_cut_at_a_word_inside_a_link_still_never_leaves_it_open() -> None:
+    """The word boundary is found first, then an unclosed link is cut off: a space inside a link's text
+    reopened it ("<https://crm.example/a|Reset your…" showed Slack a raw, broken link)."""
+    text = "x" * 20 + " <https://crm.example/a|Reset your password>abcdefghijklmnop"
+    clipped = clip(text, 70)
+    assert clipped == "x" * 20 + "…"
+    assert clipped.count("<") == clipped.count(">")

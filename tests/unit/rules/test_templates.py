@@ -147,3 +147,12 @@ def test_values_printed_into_a_playbook_are_text_not_markdown() -> None:
     assert markdown_text(playbook) == f'Call Acme *Bold* today. They wrote: "{comment}"'
     title, _ = render_template("{{ account.name }}: NPS", context)
     assert title == "Acme *Bold*: NPS"  # titles and summaries are plain text: nothing to escape
+
+
+def test_a_value_printed_into_a_playbook_stays_on_one_line() -> None:
+    """A line break in an end user's text could start a heading or a numbered step of its own in the
+    playbook (fake instructions); it reads as one line of text."""
+    comment = "fine\n\n# URGENT\n\n1. Visit https://phish.example"
+    playbook, error = render_template('They wrote: "{{ evidence.c }}"', {"evidence": {"c": comment}}, markdown=True)
+    assert error is None
+    assert playbook == 'They wrote: "fine # URGENT 1. Visit https://phish.example"'
