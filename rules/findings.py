@@ -12,9 +12,21 @@ MAX_SAMPLE_EVENT_IDS = 5
 
 
 def alert_id_for(rule_id: str, account_id: str, user_id: str | None, episode: str) -> str:
-    """The alert identity: rule, key and episode only — never wall-clock time."""
-    text = f"{rule_id}|{account_id}|{user_id or ''}|{episode}"
+    """The alert identity: rule, key and episode only — never wall-clock time.
+
+    The parts are joined with ``|``; a ``|`` or ``\\`` inside a part is escaped with ``\\`` so that
+    two different keys never join to the same text (account ``a|`` with user ``b`` against account
+    ``a`` with user ``|b``). Parts without either character join exactly as before the escaping
+    existed, so the ids of alerts already delivered keep their ids unless a part held one.
+    """
+    text = "|".join(_escaped(part) for part in (rule_id, account_id, user_id or "", episode))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _escaped(part: str) -> str:
+    if "|" not in part and "\\" not in part:
+        return part
+    return part.replace("\\", "\\\\").replace("|", "\\|")
 
 
 @dataclass(slots=True, frozen=True)

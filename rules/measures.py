@@ -11,9 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import structlog
+
 from rules.paths import MISSING, check_path, compile_path
 from schemas.event import Event
 from schemas.observed import Anomaly, report
+
+log = structlog.get_logger(module=__name__)
 
 MeasureKind = Literal["count", "distinct", "sum"]
 MAX_SUM_VALUE = float(2**53)
@@ -34,6 +38,38 @@ value counts as the same value: the number ``500`` and the string ``"500"``, ``t
 are two values, as ``where`` tells them apart. A string that itself starts with the mark gets a
 second one (the counted strings stay one-to-one with the values). Printable, so it costs one byte of
 state a value (a control character is written ``\u001f`` in JSON: six)."""
+
+
+_skips: dict[tuple[str, str], int] = {}
+
+
+def _skipped(measure: str, reason: str, ev: Event) -> None:
+    """Count one value a ``sum:`` measure could not add, and log it: never silent, never a flood.
+
+    Every skip is counted (``preempt_measure_values_skipped_total{reason}``); the log has the first
+    skip of each measure and reason, then the 10th, 100th, 1000th… with the total so far (``rules``
+    reads no clock, so the throttle counts instead of timing): a producer sending ``"49.99"`` on
+    every event gives a handful of lines, not one per event."""
+    report(Anomaly.MEASURE_VALUE_SKIPPED, reason)
+    key = (measure, reason)
+    total = _skips.get(key, 0) + 1
+    if len(_skips) < 10_000 or key in _skips:  # bounded: measures come from rule files
+        _skips[key] = total
+    if total == 1 or _is_power_of_ten(total):
+        log.warning(
+            "sum value skipped",
+            measure=measure,
+            reason=reason,
+            skipped_so_far=total,
+            event_name=ev.event[:100],
+            account_id=ev.account_id[:100],
+        )
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n % 10 == 0:
+        n //= 10
+    return n == 1
 
 
 def check_measure(text: str) -> str:
@@ -71,9 +107,10 @@ def compile_measure(text: str) -> Measure:
         def number(ev: Event) -> float | None:
             value = getter(ev)
             if isinstance(value, bool) or not isinstance(value, int | float):
+                _skipped(text, "missing" if value is MISSING or value is None else "not_a_number", ev)
                 return None
             if not -MAX_SUM_VALUE <= value <= MAX_SUM_VALUE:  # also False for NaN
-                report(Anomaly.MEASURE_VALUE_SKIPPED, "out_of_range")
+                _skipped(text, "out_of_range", ev)
                 return None
             return float(value)
 

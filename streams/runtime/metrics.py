@@ -100,7 +100,8 @@ CLOCK_HELD_PARTITIONS = Gauge(
 )
 MEASURE_VALUES_SKIPPED = Counter(
     "preempt_measure_values_skipped_total",
-    "Event values a sum: measure ignored, by reason (out_of_range: magnitude above 2^53, so sums stay finite).",
+    "Event values a sum: measure could not add, by reason (out_of_range: magnitude above 2^53, so sums stay "
+    "finite; not_a_number: a string or boolean; missing: absent or null in an event the rule matched).",
     ["reason"],
 )
 INVALID_TIMEZONES = Counter(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from rules.engine import EventOutcome
+from rules.findings import alert_id_for
 from rules.state import StateDecodeError
 from schemas.account import Account, AccountLinks, Owner
 from tests.unit.rules.conftest import HOUR, MONDAY
@@ -144,6 +147,25 @@ def test_alert_id_depends_on_rule_key_and_episode_only(make_rule, make_engine, r
     two = engine.advance(state, MONDAY + HOUR) + engine.advance(state, MONDAY + 9 * HOUR)
     assert [f.alert_id for f in one] == [f.alert_id for f in two]
     assert len(one[0].alert_id) == 32
+
+
+def test_alert_ids_of_keys_holding_the_separator_never_collide():
+    """Account ``a|`` with user ``b`` and account ``a`` with user ``|b`` joined to the same text once."""
+    ids = {
+        alert_id_for("r", "a|", "b", "ep"),
+        alert_id_for("r", "a", "|b", "ep"),
+        alert_id_for("r", "a\\", "|b", "ep"),
+        alert_id_for("r", "a", "\\|b", "ep"),
+        alert_id_for("r", "a|b", None, "ep"),
+        alert_id_for("r", "a", "b", "ep"),
+    }
+    assert len(ids) == 6
+
+
+def test_alert_ids_of_ordinary_keys_are_unchanged_by_the_escaping():
+    """Ids already delivered (keys without ``|`` or ``\\``) keep their value: the delivery log dedups by id."""
+    expected = hashlib.sha256(b"error-spike|acc-1|u-7|2026-01-05T00:00:00Z").hexdigest()[:32]
+    assert alert_id_for("error-spike", "acc-1", "u-7", "2026-01-05T00:00:00Z") == expected
 
 
 def test_to_alert_renders_templates_with_the_account(make_rule, make_engine, run, at):

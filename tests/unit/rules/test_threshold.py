@@ -118,6 +118,36 @@ def test_sum_measure_adds_numbers_and_skips_non_numbers(make_rule, make_engine, 
     assert result.findings[0].evidence["value"] == 100.0
 
 
+def test_sum_measure_counts_and_logs_the_values_it_cannot_add(make_rule, make_engine, run, at):
+    """A string amount, a null and a missing amount add nothing, and none of them is silent: each is counted
+    by reason, and the log has the first of each measure and reason, then the 10th, 100th… (not one per event)."""
+    from prometheus_client import REGISTRY
+    from structlog.testing import capture_logs
+
+    import streams.runtime.metrics  # noqa: F401  (subscribes the metric to rules' reports)
+
+    def skipped(reason: str) -> float:
+        return REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": reason}) or 0.0
+
+    before = {reason: skipped(reason) for reason in ("not_a_number", "missing")}
+    engine = make_engine(make_rule("threshold", measure="sum:properties.refund_total", min=1000))
+    events = [at(i, "Error", properties={"refund_total": "49.99"}) for i in range(12)] + [
+        at(12, "Error", properties={"refund_total": None}),
+        at(13, "Error"),
+        at(14, "Error", properties={"refund_total": 5}),
+    ]
+    with capture_logs() as logs:
+        result = run(engine, events, until=MONDAY + 100)
+    assert result.fired == []
+    assert skipped("not_a_number") == before["not_a_number"] + 12
+    assert skipped("missing") == before["missing"] + 2  # absent, or null
+    warnings = [line for line in logs if line["event"] == "sum value skipped"]
+    lines = [(line["reason"], line["skipped_so_far"]) for line in warnings]
+    assert lines[:2] == [("not_a_number", 1), ("not_a_number", 10)]
+    assert ("missing", 1) in lines
+    assert {line["measure"] for line in warnings} == {"sum:properties.refund_total"}
+
+
 def test_per_user_state_forgets_users_whose_events_left_the_window(make_rule, make_engine, run, at):
     """Many users over time do not grow the state: stale users are swept when new ones arrive."""
     engine = make_engine(make_rule("threshold", group_by="user"))
