@@ -5,8 +5,9 @@ A matcher names either an alert field (``severity``, ``rule_id``, ``kind``, ``ac
 ``account.owner.email``), an explicit label (``labels.team``) or — as in Alertmanager, where
 everything is a label — a bare label name (``team``). A missing value reads as the empty string, so
 ``team=""`` matches alerts without that label and ``team!="x"`` matches them too.
-Regular expressions are anchored at both ends, as in Alertmanager. ``alertname`` — Alertmanager's
-name of an alert — reads the rule id, so routes written for Alertmanager keep working.
+Regular expressions are RE2 syntax and anchored at both ends, as in Alertmanager (Go's regexp), and
+match in linear time (:mod:`alerts.routing.regex`). ``alertname`` — Alertmanager's name of an alert —
+reads the rule id, so routes written for Alertmanager keep working.
 
 One entry of a ``matchers`` list may hold one matcher or, as in Alertmanager's own configs, a
 comma-separated set in braces or without: ``'{owner="team-A", level!="critical"}'``
@@ -16,11 +17,10 @@ comma-separated set in braces or without: ``'{owner="team-A", level!="critical"}
 from __future__ import annotations
 
 import re
-import re._constants as sre_constants  # type: ignore[import-not-found]  # no stub; the parser re itself uses
-import re._parser as sre_parser  # type: ignore[import-not-found]
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from alerts.routing.regex import AnchoredRegex, compile_regex
 from schemas.alert import Alert
 
 Operator = Literal["=", "!=", "=~", "!~"]
@@ -72,13 +72,14 @@ class Matcher:
     name: str
     op: Operator
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: AnchoredRegex | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
         """Parse ``severity="critical"`` / ``account.tier!=starter`` / ``rule_id=~"error-.*"``.
 
-        Raises ``ValueError`` with a readable reason on bad syntax or a bad regular expression.
+        Raises ``ValueError`` with a readable reason on bad syntax or a regular expression RE2 cannot
+        compile (a look-ahead, a backreference…: :func:`alerts.routing.regex.compile_regex`).
         """
         m = _MATCHER_RE.match(text)
         if m is None:
@@ -89,16 +90,9 @@ class Matcher:
         regex = None
         if op in ("=~", "!~"):
             try:
-                regex = re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression in matcher {text!r}: {exc}") from None
-            if _nests_repetition(sre_parser.parse(value).data, inside_repeat=False):
-                raise ValueError(
-                    f"regular expression in matcher {text!r} has nested repetition (a repeated group that "
-                    "itself repeats, like '(a+)+'), which can take minutes on some values and stall the "
-                    "notifier: repeat once, e.g. 'a+' instead of '(a+)+', or make the inner repeat "
-                    "possessive ('(a++)+')"
-                )
+                regex = compile_regex(value)
+            except ValueError as exc:
+                raise ValueError(f"regular expression in matcher {text!r} {exc}") from None
         return cls(m["name"], op, value, regex)
 
     def matches(self, alert: Alert) -> bool:
@@ -109,52 +103,12 @@ class Matcher:
         if self.op == "!=":
             return actual != self.value
         assert self._regex is not None  # set by parse for regex operators
-        found = self._regex.fullmatch(actual) is not None
+        found = self._regex.fullmatch(actual)
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
-
-
-_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
-
-
-def _nests_repetition(items: list[Any], *, inside_repeat: bool) -> bool:
-    """Whether a parsed regex holds a variable-count repeat inside another repeat (``(a+)+``, ``(.*a)*``,
-    ``(a{1,3})+``): the shape that backtracks exponentially, since Python's ``re`` has no timeout.
-    Possessive repeats and atomic groups never backtrack into, so they are left alone."""
-    for op, av in items:
-        if op in _REPEATS:
-            low, high, body = av
-            variable = high > 1 and low != high
-            if inside_repeat and variable:
-                return True
-            if _nests_repetition(body.data, inside_repeat=inside_repeat or high > 1):
-                return True
-        elif op == sre_constants.POSSESSIVE_REPEAT:
-            # Never backtracked into as a whole, but what it repeats still backtracks within each
-            # pass: ``(?:(a+)+b)++`` is as exponential as ``(a+)+b``.
-            low, high, body = av
-            if _nests_repetition(body.data, inside_repeat=inside_repeat or high > 1):
-                return True
-        elif op == sre_constants.ATOMIC_GROUP:
-            if _nests_repetition(av.data, inside_repeat=inside_repeat):  # likewise: ``(?>(a+)+b)``
-                return True
-        elif op == sre_constants.SUBPATTERN:
-            if _nests_repetition(av[3].data, inside_repeat=inside_repeat):
-                return True
-        elif op == sre_constants.BRANCH:
-            if any(_nests_repetition(branch.data, inside_repeat=inside_repeat) for branch in av[1]):
-                return True
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            if _nests_repetition(av[1].data, inside_repeat=inside_repeat):
-                return True
-        elif op == sre_constants.GROUPREF_EXISTS:
-            branches = [b for b in av[1:] if b is not None]
-            if any(_nests_repetition(b.data, inside_repeat=inside_repeat) for b in branches):
-                return True
-    return False
 
 
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}

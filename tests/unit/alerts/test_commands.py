@@ -175,3 +175,60 @@ def test_check_notes_a_bare_name_spelled_like_an_account_field(tmp_path: Path) -
     assert notes == [
         "note: route.routes[0].matchers: 'tier' reads the label tier (labels.tier); the account's tier is account.tier"
     ]
+
+
+def test_backtracking_regexes_load_and_route_at_once(tmp_path: Path, alert_file: Callable[..., Path]) -> None:
+    """Regexes that backtracked for minutes in Python's re (in a route, an inhibit rule and a silence) pass
+    check, and test routes an alert whose value is their worst case at once: matching is RE2's."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "receivers: [{name: owner}, {name: support}]\n"
+        "route:\n  receiver: owner\n  routes: [{matchers: ['labels.code=~\"(a|aa)+c\"'], receiver: support}]\n"
+        "inhibit_rules:\n  - {source_matchers: ['labels.code=~\"(a+)+b\"'], target_matchers: ['severity=\"low\"']}\n"
+        "silences:\n  - {matchers: ['labels.code=~\"(a|a)*b\"'], ends_at: '2030-01-01T00:00:00Z', reason: test}\n"
+    )
+    check = CliRunner().invoke(main, ["routes", "check", str(routes)])
+    assert check.exit_code == 0, check.output
+    assert '- {labels.code=~"(a|aa)+c"}  receiver=support' in check.output
+    now = ["--now", "2026-11-24T10:00:00+00:00"]
+    worst = CliRunner().invoke(
+        main, ["routes", "test", str(routes), "--alert", str(alert_file(labels={"code": "a" * 40})), *now]
+    )
+    assert worst.exit_code == 0, worst.output
+    assert worst.output.splitlines()[0] == "owner"
+    assert "silenced" not in worst.output
+    routed = CliRunner().invoke(
+        main, ["routes", "test", str(routes), "--alert", str(alert_file(labels={"code": "a" * 40 + "c"})), *now]
+    )
+    assert routed.output.splitlines()[0] == "support"
+    silenced = CliRunner().invoke(
+        main, ["routes", "test", str(routes), "--alert", str(alert_file(labels={"code": "a" * 40 + "b"})), *now]
+    )
+    assert "silenced by " in silenced.output
+
+
+def test_check_refuses_what_re2_lacks_in_one_line_per_field(tmp_path: Path) -> None:
+    """A look-ahead in a route, a possessive repeat in an inhibit rule and a backreference in a silence are
+    each one Error line naming the field and the construct; exit 1, no traceback."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "receivers: [{name: owner}, {name: support}]\n"
+        "route:\n  receiver: owner\n  routes: [{matchers: ['rule_id=~\"(?!test-).*\"'], receiver: support}]\n"
+        "inhibit_rules:\n  - {source_matchers: ['labels.code=~\"(a++)+b\"'], target_matchers: ['severity=\"low\"']}\n"
+        "silences:\n  - {matchers: ['labels.code=~\"(a)\\1\"'], ends_at: '2030-01-01T00:00:00Z', reason: test}\n"
+    )
+    result = CliRunner().invoke(main, ["routes", "check", str(routes)])
+    assert result.exit_code == 1
+    unsupported = "which RE2 — the regex syntax Alertmanager uses — does not support: "
+    assert result.output.splitlines() == [
+        f"Error: {routes}: route.routes[0].matchers[0]: regular expression in matcher 'rule_id=~\"(?!test-).*\"' "
+        f"uses a negative look-ahead `(?!`, {unsupported}match the value itself, or add a !~ matcher on the "
+        'same name (!~"test-.*" for =~"(?!test-).*")',
+        f"Error: {routes}: inhibit_rules[0].source_matchers[0]: regular expression in matcher "
+        f"'labels.code=~\"(a++)+b\"' uses a possessive repeat `++`, {unsupported}drop the last `+` (`a+` for "
+        "`a++`); RE2 never backtracks, so it needs none",
+        f"Error: {routes}: silences[0].matchers[0]: regular expression in matcher 'labels.code=~\"(a)\\\\1\"' "
+        f"uses a backreference `\\1`, {unsupported}write out the values it stands for ((ab|cd)-(ab|cd), or "
+        "ab-ab|cd-cd for (ab|cd)-\\1)",
+    ]
+    assert "Traceback" not in result.output
