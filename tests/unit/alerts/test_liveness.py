@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from alerts.liveness import AlertsWatchdog, PendingWrites
+from alerts.recordless import RecordlessOffsets
 from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
 
 
@@ -122,6 +123,29 @@ def test_a_transaction_marker_after_the_last_alert_is_not_a_stall() -> None:
     assert not [entry for entry in logs if entry["log_level"] == "error"]
     assert dog.stalled() == ()
     assert tail.reads == [(0, 5, 6)]
+
+
+def test_a_tail_found_empty_is_written_down_for_the_lag_gauge() -> None:
+    """The tail the probe found without records is handed to the runtime's record of such offsets, which
+    ``preempt_consumer_lag`` leaves out; a tail that holds an alert is not."""
+    now = [0.0]
+    for empty, written in ((True, 1), (False, 0)):
+        topic = f"wd-alerts-written-{empty}"
+        tp = TP(topic, 0)
+        known = RecordlessOffsets()
+        consumer = StubConsumer([tp], ends={tp: 6}, committed={tp: 5})
+        dog = AlertsWatchdog(
+            StubApp(consumer),  # type: ignore[arg-type]
+            topic,
+            stall_after_s=30,
+            read=lambda: {0: 5},
+            ready=lambda: True,
+            clock=lambda: now[0],
+            probe=_Tail(empty=empty),
+            recordless=known,
+        )
+        _rounds(dog, now, [0, 15])
+        assert known.excluded_from_lag(0, 5, 6) == written, empty
 
 
 def test_a_tail_that_holds_an_alert_or_cannot_be_read_is_still_a_stall() -> None:
