@@ -55,14 +55,13 @@ async def _publish_in_transactions(bootstrap: str, topic: str, batches: list[lis
         await producer.stop()
 
 
-def test_an_idle_notifier_after_transactional_alerts_stays_ready(
-    kafka_bootstrap: str,
+def _delivered_in_transactions(
+    bootstrap: str,
     settings_factory: Callable[..., Settings],
     process_factory: Callable[..., ManagedProcess],
     tmp_path: Path,
-) -> None:
-    """Two transactions of alerts are delivered, then nothing is written: after more than the stall time the
-    notifier reports no stall and ``/readyz`` answers 200."""
+) -> tuple[Settings, str, ManagedProcess]:
+    """A notifier under exactly_once that has delivered two transactions of two alerts each on partition 0."""
     settings = notifier_settings(
         settings_factory,
         write_routes(tmp_path, ROUTES),
@@ -72,8 +71,20 @@ def test_an_idle_notifier_after_transactional_alerts_stays_ready(
     topic = TopicNames.from_settings(settings).alerts
     notifier = start_notifier(process_factory, settings)
     batches = [[make_alert(f"tx{t}-{i}") for i in range(2)] for t in range(2)]
-    asyncio.run(_publish_in_transactions(kafka_bootstrap, topic, batches))
+    asyncio.run(_publish_in_transactions(bootstrap, topic, batches))
     wait_for_records(notifier, "alert delivered", 4, timeout_s=60)
+    return settings, topic, notifier
+
+
+def test_an_idle_notifier_after_transactional_alerts_stays_ready(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """Two transactions of alerts are delivered, then nothing is written: after more than the stall time the
+    notifier reports no stall and ``/readyz`` answers 200."""
+    settings, topic, notifier = _delivered_in_transactions(kafka_bootstrap, settings_factory, process_factory, tmp_path)
 
     time.sleep(STALL_S * 2)  # idle for longer than the stall time (and the watchdog's sampling)
     assert metric_value(settings, "preempt_partition_stalls_total", topic=topic) == 0
@@ -91,17 +102,7 @@ def test_a_caught_up_notifier_reports_no_lag_after_transactional_alerts(
 ) -> None:
     """Once every alert written in transactions is delivered, ``preempt_consumer_lag`` for the alerts topic
     reads 0: the commit marker after the last alert is no record to read. Before, it stayed at 1 for good."""
-    settings = notifier_settings(
-        settings_factory,
-        write_routes(tmp_path, ROUTES),
-        processing_guarantee="exactly_once",
-        partition_stall_seconds=STALL_S,
-    )
-    topic = TopicNames.from_settings(settings).alerts
-    notifier = start_notifier(process_factory, settings)
-    batches = [[make_alert(f"lag{t}-{i}") for i in range(2)] for t in range(2)]
-    asyncio.run(_publish_in_transactions(kafka_bootstrap, topic, batches))
-    wait_for_records(notifier, "alert delivered", 4, timeout_s=60)
+    settings, topic, _ = _delivered_in_transactions(kafka_bootstrap, settings_factory, process_factory, tmp_path)
     delivered_at = time.monotonic()
 
     # Readings are taken once the exporter has run since the delivery (a reading from before the alerts

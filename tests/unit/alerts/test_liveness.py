@@ -98,7 +98,9 @@ class _Tail:
         return self.empty
 
 
-def _probed_watchdog(topic: str, tp: TP, end: int, read_to: int, tail: _Tail, now: list[float]) -> AlertsWatchdog:
+def _probed_watchdog(
+    topic: str, tp: TP, end: int, read_to: int, tail: _Tail, now: list[float], recordless: Any = None
+) -> AlertsWatchdog:
     consumer = StubConsumer([tp], ends={tp: end}, committed={tp: read_to})
     return AlertsWatchdog(
         StubApp(consumer),  # type: ignore[arg-type]
@@ -108,6 +110,7 @@ def _probed_watchdog(topic: str, tp: TP, end: int, read_to: int, tail: _Tail, no
         ready=lambda: True,
         clock=lambda: now[0],
         probe=tail,
+        recordless=recordless,
     )
 
 
@@ -131,18 +134,9 @@ def test_a_tail_found_empty_is_written_down_for_the_lag_gauge() -> None:
     now = [0.0]
     for empty, written in ((True, 1), (False, 0)):
         topic = f"wd-alerts-written-{empty}"
-        tp = TP(topic, 0)
         known = RecordlessOffsets()
-        consumer = StubConsumer([tp], ends={tp: 6}, committed={tp: 5})
-        dog = AlertsWatchdog(
-            StubApp(consumer),  # type: ignore[arg-type]
-            topic,
-            stall_after_s=30,
-            read=lambda: {0: 5},
-            ready=lambda: True,
-            clock=lambda: now[0],
-            probe=_Tail(empty=empty),
-            recordless=known,
+        dog = _probed_watchdog(
+            topic, TP(topic, 0), end=6, read_to=5, tail=_Tail(empty=empty), now=now, recordless=known
         )
         _rounds(dog, now, [0, 15])
         assert known.excluded_from_lag(0, 5, 6) == written, empty
