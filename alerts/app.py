@@ -41,7 +41,7 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
-from streams.runtime.ops_web import broker_unreachable, register_liveness
+from streams.runtime.ops_web import broker_unreachable, register_liveness, register_recordless
 from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -203,9 +203,12 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
         broker_down=lambda: broker_unreachable(app),
         probe=tail.holds_no_record,
         dead_letters=runtime.dead_letters_pending,
+        recordless=runtime.recordless,
     )
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
     register_liveness(app, watchdog.stalled, watchdog.stuck)
+    # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.
+    register_recordless(app, topic, runtime.recordless.excluded_from_lag)
 
     async def close_tail_reader(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await tail.close()

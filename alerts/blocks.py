@@ -2,7 +2,10 @@
 
 ``build_message`` is called by the Slack channel for every post and update. Every piece of event or
 account text is escaped (``&``, ``<``, ``>``), so an account called ``<!channel>`` can neither ping a
-channel nor inject a link; the only mention we create is the owner's, from a validated member id.
+channel nor inject a link; the only mention we create is the owner's, from a validated member id. In
+mrkdwn, that text also keeps its ``*``, ``_``, ``~`` and backticks from formatting (``literal``: an
+account called ``Acme *EU*`` shows its stars, not a bold "EU"); ``plain_text`` (the header, buttons)
+and the notification text are formatted by nobody and only escaped.
 Limits (https://api.slack.com/reference/block-kit/blocks): ≤ 50 blocks, header ≤ 150 characters,
 section text ≤ 3,000, section field ≤ 2,000, button text ≤ 75, button value ≤ 2,000, ≤ 10 context elements.
 """
@@ -15,7 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.formatting import evidence_text, link_name, markdown_mrkdwn, playbook, slack_escape
+from alerts.formatting import (
+    evidence_text,
+    link_name,
+    markdown_mrkdwn,
+    playbook,
+    slack_code,
+    slack_escape,
+    slack_literal,
+)
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 
@@ -73,8 +84,20 @@ def clip(text: str, limit: int) -> str:
 
 
 def safe(text: object, limit: int) -> str:
-    """Escape, then clip: the form every piece of alert text takes in a message."""
+    """Escape, then clip: the form every piece of alert text takes in ``plain_text`` (headers, buttons)
+    and in the notification text."""
     return clip(escape(text), limit)
+
+
+def literal(text: object, limit: int) -> str:
+    """Escape, keep Slack from formatting it (``Acme *EU*`` shows its stars), then clip: the form account,
+    user and event text takes in mrkdwn (``alerts.formatting.slack_literal``)."""
+    return clip(slack_literal(text), limit)
+
+
+def code(text: object, limit: int) -> str:
+    """An id as inline code (a backtick in it cannot end the code early), clipped inside the backticks."""
+    return "`" + clip(slack_code(text)[1:-1], limit) + "`"
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -92,21 +115,22 @@ def _owner(alert: Alert) -> str | None:
     name = owner.get("name") or owner.get("email")
     if _MEMBER_ID.match(slack):
         # The one mention we create on purpose: the account owner, from a validated member id.
-        return f"<@{slack}>" + (f" ({safe(name, 200)})" if name else "")
-    return safe(name, 300) if name else None
+        return f"<@{slack}>" + (f" ({literal(name, 200)})" if name else "")
+    return literal(name, 300) if name else None
 
 
 def _user(alert: Alert) -> str:
     # a per-user rule's alert is about one user of the account: say whom (the title may not)
-    return f" · user `{safe(alert.user_id, 300)}`" if alert.user_id else ""
+    return f" · user {code(alert.user_id, 300)}" if alert.user_id else ""
 
 
 def _account_fields(alert: Alert) -> list[dict[str, Any]]:
     acc = alert.account
-    who = f"{safe(acc.name, 500)} (`{safe(alert.account_id, 300)}`)" if acc.name else f"`{safe(alert.account_id, 300)}`"
+    account_id = code(alert.account_id, 300)
+    who = f"{literal(acc.name, 500)} ({account_id})" if acc.name else account_id
     fields = [_mrkdwn(f"*Account*\n{who}")]
     if acc.tier:
-        fields.append(_mrkdwn(f"*Tier*\n{safe(acc.tier, 200)}"))
+        fields.append(_mrkdwn(f"*Tier*\n{literal(acc.tier, 200)}"))
     owner = _owner(alert)
     if owner:
         fields.append(_mrkdwn(f"*Owner*\n{owner}"))
@@ -125,19 +149,19 @@ def _when(alert: Alert, value: str | None) -> str:
 def _headline(alert: Alert) -> str:
     emoji = SEVERITY_EMOJI.get(alert.severity, "")
     return (
-        f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule `{safe(alert.rule_id, 200)}`"
+        f"{emoji} *{alert.severity.upper()}* · priority {alert.priority} · rule {code(alert.rule_id, 200)}"
         f"{_user(alert)} · fired {safe(_when(alert, alert.fired_at), 64)}"
     )
 
 
 def _evidence(alert: Alert) -> str:
     ev = alert.evidence
-    lines = [f"*Why*: {escape(evidence_text(alert))}"]
+    lines = [f"*Why*: {slack_literal(evidence_text(alert))}"]
     # A window of one instant (an ``any`` alert's event) is the fired time the context line already shows.
     if (alert.window.start or alert.window.end) and alert.window.start != alert.window.end:
         lines.append(f"Window: {escape(_when(alert, alert.window.start))} → {escape(_when(alert, alert.window.end))}")
     if ev.sample_event_ids:
-        shown = ", ".join(f"`{escape(e)}`" for e in ev.sample_event_ids[:5])
+        shown = ", ".join(slack_code(e) for e in ev.sample_event_ids[:5])
         more = f" and {len(ev.sample_event_ids) - 5} more" if len(ev.sample_event_ids) > 5 else ""
         lines.append(f"Sample events: {shown}{more}")
     return clip("\n".join(lines), MAX_SECTION_TEXT)
@@ -242,10 +266,10 @@ def _note_block(note: Note | str) -> dict[str, Any]:
     # Escaped like all text; ``by`` becomes a mention when it is a member id (Slack shows the person's
     # name; a validated member id can neither broadcast nor link).
     if isinstance(note, str):
-        text = safe(note, MAX_SECTION_TEXT)
+        text = literal(note, MAX_SECTION_TEXT)
     else:
-        who = f"<@{note.by}>" if note.by and _MEMBER_ID.match(note.by) else safe(note.by or "someone", 300)
-        text = f"{safe(note.text, MAX_SECTION_TEXT - 400)} by {who}"
+        who = f"<@{note.by}>" if note.by and _MEMBER_ID.match(note.by) else literal(note.by or "someone", 300)
+        text = f"{literal(note.text, MAX_SECTION_TEXT - 400)} by {who}"
     return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
@@ -279,12 +303,12 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))
     one_account = len(accounts) == 1
     for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
-        account = "" if one_account else f" — {safe(alert.account.name or alert.account_id, 300)}"
+        account = "" if one_account else f" — {literal(alert.account.name or alert.account_id, 300)}"
         text = (
-            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{safe(_line_title(alert, one_account), 1000)}*{account}\n"
-            f"{alert.severity.upper()} · rule `{safe(alert.rule_id, 200)}`{_user(alert)} "
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{literal(_line_title(alert, one_account), 1000)}*{account}\n"
+            f"{alert.severity.upper()} · rule {code(alert.rule_id, 200)}{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
-            f"{escape(evidence_text(alert))}"
+            f"{slack_literal(evidence_text(alert))}"
         )
         blocks.append({"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))})
         note = notes.get(alert.alert_id)

@@ -9,6 +9,7 @@ the message templates (alerts/templates.py) under the names docs/notifications.m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,40 +30,101 @@ def slack_escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Slack mrkdwn has no escape character: an account called "Acme *EU*" was shown "Acme EU" with EU in bold
+# (``~Legacy~`` struck through, a backtick opened code). A zero-width space does not help: Slack takes it
+# for a word break, so one next to a marker makes formatting *more* likely (the trick Slack formatters use
+# to force bold inside a word). What Slack shows as typed is the fallback of a date token whose format it
+# cannot read: each marker that could open or close formatting is sent as such a token, and shows as
+# itself. A marker between two letters or digits (``Acme_Corp``) opens and closes nothing and is sent as is.
+_SLACK_MARKERS = frozenset("*_~`")
+SLACK_LITERAL = "<!date^00000000^{{_}}|{}>"
+# Where a token cannot go (inside a link's label, which Slack parses as one ``<…>``): a look-alike.
+_SLACK_LOOKALIKES = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"})
+
+
+def _word_char(char: str) -> bool:
+    # ASCII only: whether Slack counts an accented letter as part of a word is not known, so a marker
+    # next to one is broken (harmless) rather than trusted (a name shown in bold).
+    return char.isascii() and char.isalnum()
+
+
+def slack_literal(text: object, *, in_link: bool = False) -> str:
+    """``text`` as Slack mrkdwn that shows it as typed: escaped (``&<>``), and every ``*``, ``_``, ``~`` or
+    backtick that Slack could read as formatting sent so that it shows as itself. For account, user and
+    event text in mrkdwn (never in ``plain_text``, where Slack formats nothing). ``in_link``: for a link's
+    label, where those characters become look-alikes (∗ ˍ ∼ ˋ)."""
+    raw = str(text)
+    if not _SLACK_MARKERS.intersection(raw):
+        return slack_escape(raw)
+    if in_link:
+        return slack_escape(raw.translate(_SLACK_LOOKALIKES))
+    out: list[str] = []
+    last = 0
+    for url in _URL.finditer(raw):  # Slack links a URL as it is: a token inside it would cut the link
+        out.append(_literal_words(raw[last : url.start()]))
+        out.append(slack_escape(url.group()))
+        last = url.end()
+    out.append(_literal_words(raw[last:]))
+    return "".join(out)
+
+
+_URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>]+", re.IGNORECASE)
+
+
+def _literal_words(raw: str) -> str:
+    out: list[str] = []
+    for index, char in enumerate(raw):
+        if char not in _SLACK_MARKERS:
+            out.append(slack_escape(char))
+            continue
+        before = raw[index - 1] if index else ""
+        after = raw[index + 1] if index + 1 < len(raw) else ""
+        inside_a_word = char != "`" and _word_char(before) and _word_char(after)
+        out.append(char if inside_a_word else SLACK_LITERAL.format(char))
+    return "".join(out)
+
+
+def slack_code(text: object) -> str:
+    """``text`` as Slack inline code: backticks around it, escaped; a backtick inside (which would end the
+    code early) becomes a look-alike. Nothing else inside code is formatted."""
+    return "`" + slack_escape(str(text).replace("`", "\u02cb")) + "`"
+
+
 def _safe_href(href: object) -> str | None:
     text = str(href or "").strip()
     return text if text.lower().startswith(_SAFE_SCHEMES) else None
 
 
-def _inline(node: SyntaxTreeNode, slack: bool) -> str:
+def _inline(node: SyntaxTreeNode, slack: bool, in_link: bool = False) -> str:
+    # Text the Markdown parser left as text is literal: in Slack its *, _, ~ and ` must not format.
     out: list[str] = []
     for child in node.children:
         kind = child.type
         if kind == "text":
-            out.append(slack_escape(child.content) if slack else child.content)
+            out.append(slack_literal(child.content, in_link=in_link) if slack else child.content)
         elif kind in ("softbreak", "hardbreak"):
             out.append("\n")
         elif kind == "strong":
-            inner = _inline(child, slack)
+            inner = _inline(child, slack, in_link)
             out.append(f"*{inner}*" if slack and inner.strip() else inner)
         elif kind == "em":
-            inner = _inline(child, slack)
+            inner = _inline(child, slack, in_link)
             out.append(f"_{inner}_" if slack and inner.strip() else inner)
         elif kind == "code_inline":
-            out.append(f"`{slack_escape(child.content)}`" if slack else child.content)
+            out.append(slack_code(child.content) if slack else child.content)
         elif kind == "link":
-            inner = _inline(child, slack)
             href = _safe_href(child.attrs.get("href"))
-            if href is None or inner == href:
-                out.append(inner)
+            label = _inline(child, False)
+            if href is None or label == href:  # an unsafe link's label, or a bare URL (Slack links it)
+                out.append(_inline(child, slack, in_link))
             elif slack:
-                out.append(f"<{slack_escape(href)}|{inner}>")
+                out.append(f"<{slack_escape(href)}|{_inline(child, slack, in_link=True)}>")
             else:
-                out.append(f"{inner} ({href})")
+                out.append(f"{label} ({href})")
         elif child.children:
-            out.append(_inline(child, slack))
+            out.append(_inline(child, slack, in_link))
         else:
-            out.append(slack_escape(child.content) if slack else child.content)
+            out.append(slack_literal(child.content, in_link=in_link) if slack else child.content)
     return "".join(out)
 
 

@@ -20,7 +20,8 @@ Offsets without records are not lag. Under ``exactly_once`` the rules worker wri
 transactions, and each commit (or abort) marker takes an offset no consumer is ever given: after the
 last alert the read position stays one short of the end for good. A partition whose lag did not move
 since the previous sample is probed (``probe``: ``streams.runtime.range_reader``, the rules worker's
-recordless-tail check): when ``[position, end)`` holds no record, the position counts as the end.
+recordless-tail check): when ``[position, end)`` holds no record, the position counts as the end,
+and the range is written down (``alerts.recordless``) so that ``preempt_consumer_lag`` leaves it out.
 
 A delivery's dead letter the broker does not take is no stall: the dispatcher sends it from a task
 of its own, the agent reads on, the partition's commit stays behind the alert. The runtime tracks
@@ -42,6 +43,7 @@ import faust
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faust.exceptions import ConsumerNotStarted
 
+from alerts.recordless import RecordlessOffsets
 from streams.runtime.faust_compat import committed_offsets
 from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
 from streams.runtime.logs import get_logger
@@ -90,10 +92,13 @@ class AlertsWatchdog:
         broker_down: Callable[[], bool] = lambda: False,
         probe: Callable[[int, int, int], Awaitable[bool]] | None = None,
         dead_letters: PendingWrites | None = None,
+        recordless: RecordlessOffsets | None = None,
     ) -> None:
         """``read``: per partition, the next offset after the last alert the agent handled.
         ``probe(partition, start, end)``: True when ``[start, end)`` holds no record (bounded wait;
-        ``RangeReader.holds_no_record``). ``dead_letters``: the dead letters being written."""
+        ``RangeReader.holds_no_record``). ``dead_letters``: the dead letters being written.
+        ``recordless``: where a tail found empty is written down (the runtime's, which the consumer-lag
+        gauge leaves out)."""
         self.app = app
         self.topic = topic
         self.tracker = StallTracker(stall_after_s)
@@ -104,7 +109,7 @@ class AlertsWatchdog:
         self._reports = StallReports("partition stalled: assigned, with alerts not read, no progress", log)
         self._probe = probe
         self._previous: dict[int, tuple[int, int]] = {}  # partition -> (position, end) of the last sample
-        self._recordless: dict[int, tuple[int, int]] = {}  # partition -> (position, end) probed empty
+        self._recordless = recordless if recordless is not None else RecordlessOffsets()
         self._dead_letters = dead_letters
         self._stuck: tuple[str, ...] = ()
         self._broker_seen_down: float | None = None  # the clock when the broker watch last said unreachable
@@ -169,7 +174,7 @@ class AlertsWatchdog:
         self._previous[partition] = key
         if self._probe is None or end <= position or not unchanged:
             return False
-        if self._recordless.get(partition) == key:
+        if self._recordless.covers(partition, position, end):
             return True
         try:
             empty = await self._probe(partition, position, end)
@@ -177,7 +182,7 @@ class AlertsWatchdog:
             log.warning("alerts watchdog could not read the tail of a partition", partition=partition, error=repr(exc))
             return False
         if empty:
-            self._recordless[partition] = key
+            self._recordless.add(partition, position, end)
             log.debug("offsets without records at the end of a partition (transaction markers)", partition=partition)
         return empty
 

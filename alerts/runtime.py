@@ -49,6 +49,7 @@ from alerts.feedback import (
     update_note,
 )
 from alerts.liveness import PendingWrites
+from alerts.recordless import RecordlessOffsets
 from alerts.replay import InvalidReplayHeaderError, replay_targets
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
@@ -181,6 +182,9 @@ class NotifierRuntime:
         # Per partition of preempt.alerts, the next offset after the last alert handled (the watchdog's
         # measure, alerts/liveness.py); forgotten on revocation, when every partition is read again.
         self.read_offsets: dict[int, int] = {}
+        # Offsets of preempt.alerts without a record (transaction markers): the offsets the agent
+        # skipped between two alerts, and the tails the watchdog found empty; not consumer lag.
+        self.recordless = RecordlessOffsets()
         self.recovered = False
         self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
@@ -249,6 +253,9 @@ class NotifierRuntime:
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
+        previous = self.read_offsets.get(message.partition)
+        if previous is not None and message.offset > previous:
+            self.recordless.add(message.partition, previous, message.offset)
         self.read_offsets[message.partition] = message.offset + 1
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:

@@ -301,6 +301,47 @@ def _properties(props: Any, limit: int = 4) -> str:
     return ", ".join(shown)
 
 
+# How many event names a sentence lists before it counts the rest ("'A', 'B' or 3 other events").
+_NAMES_SHOWN = 3
+
+
+def event_names(names: Any, joiner: str = "or") -> str:
+    """Event names as a CSM reads them: ``'Invoice Paid'``, ``'Invoice Paid' or 'Payment Method Updated'``,
+    ``'A', 'B' or 3 other events`` past three; ``""`` when there are none."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list | tuple):
+        return ""
+    quoted = [f"'{text(name)}'" for name in names if text(name)]
+    if len(quoted) > _NAMES_SHOWN:
+        rest = len(quoted) - (_NAMES_SHOWN - 1)
+        quoted = [*quoted[: _NAMES_SHOWN - 1], f"{rest} other events"]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} {joiner} {quoted[-1]}"
+
+
+def _absence_sentence(evidence: Mapping[str, Any], wait: Any, timezone: Any) -> str:
+    """``no 'Invoice Paid' within 3 days of 'Invoice Payment Failed' (Fri 2 Jan 2026, 09:00 EST)``.
+
+    The names come from the rule (``expected``, ``start``: the absence kind's evidence); an alert written
+    before the evidence carried them keeps the sentence it had."""
+    started = evidence.get("started_at")
+    when = datetime_text(started, timezone) if started else ""
+    within = f"within {duration(wait)}" if duration(wait) else "in time"
+    if "expected" not in evidence:
+        since = f"started {when}; " if when else ""
+        return f"{since}the expected follow-up did not happen {within}"
+    expected = event_names(evidence.get("expected"))
+    filtered = evidence.get("expected_filtered") is True  # the expect's `where` narrows those names
+    if expected:
+        missing = f"no matching {expected}" if filtered else f"no {expected}"
+    else:  # the rule expects any event (with its `where`, if any)
+        missing = "no matching event" if filtered else "no follow-up event"
+    start = event_names(evidence.get("start")) or "the start"
+    return f"{missing} {within} of {start}" + (f" ({when})" if when else "")
+
+
 def evidence_sentence(
     kind: str, evidence: Mapping[str, Any], *, timezone: Any = None, window_seconds: float | None = None
 ) -> str:
@@ -346,10 +387,7 @@ def evidence_sentence(
         quiet = duration(threshold if threshold is not None else value)
         return (f"no activity for {quiet}" if quiet else "no recent activity") + seen
     if kind == "absence":
-        started = evidence.get("started_at")
-        since = f"started {datetime_text(started, timezone)}; " if started and datetime_text(started, timezone) else ""
-        wait = duration(threshold if threshold is not None else value)
-        return f"{since}the expected follow-up did not happen " + (f"within {wait}" if wait else "in time")
+        return _absence_sentence(evidence, threshold if threshold is not None else value, timezone)
     if kind == "sequence":
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""

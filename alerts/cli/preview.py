@@ -223,36 +223,68 @@ _EMOJI = {
     ":white_circle:": '<span class="dot" style="color: #bbbbbb">●</span>',
 }
 _SLACK_TOKEN = re.compile(r"<([^<>]*)>")
+# While styles are found, each <…> token (mention, link, date) and code span stands as one private-use
+# character: Slack reads them first and whole, so a star inside one neither opens nor closes bold.
+_HOLE = 0xE000
+_CODE = re.compile(r"`([^`\n]+)`")
+# Slack formats *bold*, _italic_ and ~strike~ only at word breaks: the opening marker not after a letter or
+# digit and followed by a non-space, the closing one after a non-space and not followed by a letter or digit
+# (``Acme_Corp_Ltd`` shows its underscores). A zero-width space is a break, not a letter.
+_STYLES = [
+    (
+        re.compile(
+            rf"(?<![A-Za-z0-9]){re.escape(marker)}(?=\S)([^{re.escape(marker)}\n]*?\S){re.escape(marker)}(?![A-Za-z0-9])"
+        ),
+        tag,
+    )
+    for marker, tag in (("*", "b"), ("_", "i"), ("~", "s"))
+]
 
 
-def _inline_mrkdwn(text: str) -> str:
-    # Slack text is escaped (&amp; &lt; &gt;); unescape, then escape for HTML, so nothing in it is markup.
-    safe = html.escape(html.unescape(text), quote=False)
-    for code, char in _EMOJI.items():
-        safe = safe.replace(code, char)
-    safe = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", safe)
-    safe = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"<b>\1</b>", safe)
-    safe = re.sub(r"(?<![\w_])_([^_\n]+)_(?![\w_])", r"<i>\1</i>", safe)
-    return safe.replace("\n", "<br>")
+def _styled(safe: str) -> str:
+    for pattern, tag in _STYLES:
+        safe = pattern.sub(rf"<{tag}>\1</{tag}>", safe)
+    return safe
+
+
+def _token_html(inner: str) -> str:
+    target, _, label = inner.partition("|")
+    if target.startswith("@"):
+        return f'<span class="mention">@{html.escape(label or target[1:])}</span>'
+    if target.lower().startswith(("https://", "http://", "mailto:")):
+        return f'<a href="{html.escape(target)}">{_styled(html.escape(label or target, quote=False))}</a>'
+    if target.startswith("!date^"):
+        # A date whose format Slack cannot read shows its fallback as typed (how text keeps its stars).
+        return html.escape(label)
+    return html.escape(f"<{inner}>")
 
 
 def mrkdwn_html(text: str) -> Markup:
-    """Slack mrkdwn drawn roughly as Slack shows it: bold, italics, code, links, mentions, emoji."""
-    out: list[str] = []
-    last = 0
-    for token in _SLACK_TOKEN.finditer(text):
-        out.append(_inline_mrkdwn(text[last : token.start()]))
-        inner = html.unescape(token.group(1))
-        target, _, label = inner.partition("|")
-        if target.startswith("@"):
-            out.append(f'<span class="mention">@{html.escape(label or target[1:])}</span>')
-        elif target.lower().startswith(("https://", "http://", "mailto:")):
-            out.append(f'<a href="{html.escape(target)}">{html.escape(label or target)}</a>')
-        else:
-            out.append(html.escape(f"<{inner}>"))
-        last = token.end()
-    out.append(_inline_mrkdwn(text[last:]))
-    return Markup("".join(out))  # noqa: S704 — every piece above is escaped
+    """Slack mrkdwn drawn roughly as Slack shows it: bold, italics, strike, code, links, mentions, dates,
+    emoji; anything else is text."""
+    holes: list[str] = []
+
+    def hole(piece: str) -> str:
+        holes.append(piece)
+        return chr(_HOLE + len(holes) - 1)
+
+    # Slack text is escaped (&amp; &lt; &gt;): tokens are found in it, then the rest is unescaped and
+    # escaped for HTML, so nothing in it is markup.
+    text = re.sub("[\ue000-\uf8ff]", "\ufffd", text)  # the holes' own characters are not the text's
+    text = _SLACK_TOKEN.sub(lambda m: hole(_token_html(html.unescape(m.group(1)))), text)
+    safe = html.escape(html.unescape(text), quote=False)
+    safe = _CODE.sub(lambda m: hole(f"<code>{m.group(1)}</code>"), safe)
+    for code, char in _EMOJI.items():
+        safe = safe.replace(code, char)
+    safe = _styled(safe)
+    for _ in range(2):  # a code span can hold a token
+        safe = re.sub("[\ue000-\uf8ff]", lambda m: holes[ord(m.group()) - _HOLE], safe)
+    return Markup(safe.replace("\n", "<br>"))  # noqa: S704 — every piece above is escaped
+
+
+def plain_text(text: str) -> str:
+    """A ``plain_text`` object's text as Slack shows it: no formatting at all (the page escapes it)."""
+    return html.unescape(text)
 
 
 # The email's HTML part goes into an iframe's srcdoc (escaped by autoescape). sandbox="allow-same-origin"
@@ -294,7 +326,7 @@ iframe { width: 100%; height: 520px; border: 1px solid #eee; background: #fff; }
 {% if item.slack is not none %}
 <div class="slack">
 {% for block in item.slack.blocks %}
-{% if block.type == "header" %}<div class="header">{{ mrkdwn(block.text.text) }}</div>
+{% if block.type == "header" %}<div class="header">{{ plain(block.text.text) }}</div>
 {% elif block.type == "context" %}<div class="context">\
 {% for e in block.elements %}{{ mrkdwn(e.text) }} {% endfor %}</div>
 {% elif block.type == "section" and block.fields %}<div class="fields">\
@@ -325,7 +357,12 @@ iframe { width: 100%; height: 520px; border: 1px solid #eee; background: #fff; }
 def html_page(alert: Alert, routes: Path, rendered: list[Rendered]) -> str:
     """The side-by-side page: Slack blocks drawn roughly as Slack does, email HTML in a sandboxed iframe."""
     return _PAGE.render(
-        alert=alert, routes=str(routes), rendered=rendered, sentence=evidence_text(alert), mrkdwn=mrkdwn_html
+        alert=alert,
+        routes=str(routes),
+        rendered=rendered,
+        sentence=evidence_text(alert),
+        mrkdwn=mrkdwn_html,
+        plain=plain_text,
     )
 
 

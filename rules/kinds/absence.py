@@ -7,6 +7,11 @@ stamped ``2026-03-01T00:00:00Z``, as a day-granular import writes them, must not
 ids): each key remembers the instant of its latest expect that found nothing pending (only the
 newest instant can still matter). Otherwise an ``expect`` with no pending start does nothing. The
 deadline is ``start + within``; an expect stamped exactly at it is too late.
+
+The evidence names what was expected (``expected``: the ``expect`` event names, None for any event;
+``expected_filtered``: whether its ``where`` narrows them) and after what (``start``), so that the
+alert can say "no 'Invoice Paid' within 3 days of 'Invoice Payment Failed'". The alert id does not
+depend on them: it comes from the rule, the key and the start.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, Self
 
 from rules.findings import Finding
 from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, union_names
-from rules.models import AbsenceRule
+from rules.models import AbsenceRule, Match
 from rules.predicates import Matcher, compile_match, compile_where
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
@@ -52,6 +57,10 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         self._start = compile_match(rule.start)
         self._expect = compile_match(rule.expect)
         self._per_user = rule.group_by == "user"
+        # What the alert says was missing (and after what): the names as the rule lists them, for a
+        # sentence a CSM reads ("no 'Invoice Paid' within 3 days of 'Invoice Payment Failed'").
+        self._expected_names = _written_names(rule.expect)
+        self._start_names = _written_names(rule.start)
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         starts = self.rule.start.event_names
@@ -112,7 +121,17 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
                 "threshold": within,
                 "baseline": None,
                 "started_at": format_ts(start),
+                "expected": list(self._expected_names) if self._expected_names is not None else None,
+                "expected_filtered": bool(self.rule.expect.where),
+                "start": list(self._start_names) if self._start_names is not None else None,
                 "sample_event_ids": [start_id],
             }
             findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
         return findings
+
+
+def _written_names(match: Match) -> tuple[str, ...] | None:
+    """The event names of ``match`` in the order the rule lists them (None: any event)."""
+    if match.event is None:
+        return None
+    return (match.event,) if isinstance(match.event, str) else tuple(match.event)

@@ -6,7 +6,7 @@ import each other) read Faust's state the same way and decide the same way. No F
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -79,11 +79,14 @@ def lag_by_topic(
     end_offsets: Mapping[TP, int],
     committed: Mapping[TP, int | None],
     earliest: Mapping[TP, int],
+    recordless: Callable[[TP, int, int], int] | None = None,
 ) -> dict[str, int]:
     """Records between the committed offset and the end of each partition, summed per topic.
 
     A partition with no committed offset yet counts from its earliest offset (a new consumer
-    group reading from the beginning is behind by the whole partition). Never negative.
+    group reading from the beginning is behind by the whole partition). ``recordless(tp, start,
+    end)``: how many offsets of ``[start, end)`` are known to hold no record (a transactional
+    producer's commit markers), left out. Never negative.
     """
     lag: dict[str, int] = {}
     for tp in assigned:
@@ -93,7 +96,10 @@ def lag_by_topic(
         start = committed.get(tp)
         if start is None:
             start = earliest.get(tp, 0)
-        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - start)
+        behind = max(0, end - start)
+        if behind and recordless is not None:
+            behind = max(0, behind - recordless(tp, start, end))
+        lag[tp.topic] = lag.get(tp.topic, 0) + behind
     return lag
 
 

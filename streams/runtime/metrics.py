@@ -213,7 +213,8 @@ SLACK_ACTIONS_REFUSED = Counter(
 # --- Kafka -------------------------------------------------------------------------------------
 CONSUMER_LAG = Gauge(
     "preempt_consumer_lag",
-    "Records between the committed offset and the end of each assigned partition, per app and topic.",
+    "Records between the committed offset and the end of each assigned partition, per app and topic (offsets "
+    "known to hold no record, a transactional producer's markers, left out).",
     ["app", "topic"],
 )
 BROKER_REACHABLE = Gauge(

@@ -260,11 +260,24 @@ def refresh_ready(app: faust.App) -> Readiness:
     return verdict
 
 
+# App -> topic -> how many offsets of [start, end) of a partition hold no record (register_recordless).
+_RECORDLESS: weakref.WeakKeyDictionary[faust.App, dict[str, Callable[[int, int, int], int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def register_recordless(app: faust.App, topic: str, recordless: Callable[[int, int, int], int]) -> None:
+    """Leave out of ``preempt_consumer_lag`` the offsets of ``topic`` that ``recordless(partition,
+    committed, end)`` says hold no record (the notifier: transaction markers on ``preempt.alerts``)."""
+    _RECORDLESS.setdefault(app, {})[topic] = recordless
+
+
 _REPORTED_TOPICS: dict[str, set[str]] = {}
 
 
 async def update_consumer_lag(app: faust.App) -> None:
-    """Set ``preempt_consumer_lag{app,topic}`` from this worker's assigned source partitions.
+    """Set ``preempt_consumer_lag{app,topic}`` from this worker's assigned source partitions, less
+    the offsets known to hold no record (:func:`register_recordless`).
 
     Topics this worker no longer holds drop to 0 so a revoked partition's lag does not linger.
     """
@@ -280,7 +293,13 @@ async def update_consumer_lag(app: faust.App) -> None:
     except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
         log.warning("consumer lag not updated", app=name, error=repr(exc))
         return
-    lag = lag_by_topic(tps, ends, committed, earliest)
+    known = _RECORDLESS.get(app, {})
+
+    def recordless(tp: Any, start: int, end: int) -> int:
+        count = known.get(tp.topic)
+        return count(tp.partition, start, end) if count is not None else 0
+
+    lag = lag_by_topic(tps, ends, committed, earliest, recordless if known else None)
     reported = _REPORTED_TOPICS.setdefault(name, set())
     for topic in reported - lag.keys():
         CONSUMER_LAG.labels(app=name, topic=topic).set(0)

@@ -113,6 +113,12 @@ def wait_for_records(proc: ManagedProcess, event: str, count: int, timeout_s: fl
 
 def metric_value(settings: Settings, name: str, **labels: str) -> float:
     """One sample of the notifier's /metrics (0 when absent)."""
+    value = metric_sample(settings, name, **labels)
+    return 0.0 if value is None else value
+
+
+def metric_sample(settings: Settings, name: str, **labels: str) -> float | None:
+    """One sample of the notifier's /metrics (None when the series is absent)."""
     url = f"http://127.0.0.1:{settings.notifier_web_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -127,7 +133,7 @@ def metric_value(settings: Settings, name: str, **labels: str) -> float:
                 return float(value)
         elif metric == name and not labels:
             return float(value)
-    return 0.0
+    return None
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:

@@ -3,6 +3,7 @@ Web API (slack_sdk pointed at it) and a real aiosmtpd SMTP server."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,10 @@ from pydantic import ValidationError
 
 from alerts.blocks import ACTION_ACK
 from alerts.channels.base import Notification
+from alerts.channels.console import ConsoleNotifier
 from alerts.channels.email import EmailNotifier
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, render_message
+from alerts.cli.preview import mrkdwn_html
 from alerts.routing.config import EmailReceiver, SlackReceiver
 from alerts.testing.factories import build_alert, hostile_alert
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
@@ -288,6 +291,47 @@ async def test_webhook_failures(
         assert len(slack_server.for_target("hook")) == 1
     finally:
         await notifier.aclose()
+
+
+async def test_names_with_slack_formatting_characters_show_as_typed_on_every_channel(
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """An account "Acme_Corp *EU*" owned by "~Legacy~ Ops": the message Slack receives draws both as typed
+    (no bold "EU", no struck "Legacy"), and the email and the console show the names unchanged."""
+    account = "Acme_Corp *EU*"
+    owner = {"name": "~Legacy~ Ops", "email": "legacy@example.com", "slack": "C0LEGACY"}
+    alert = build_alert(title=f"{account}: usage dropped", account={"name": account, "owner": owner})
+    notifier = bot_notifier()
+    try:
+        await notifier.send(_notification(alert))
+    finally:
+        await notifier.aclose()
+    [posted] = slack_server.wait_for(1, target="C0LEGACY")
+    shown = " ".join(
+        str(mrkdwn_html(field["text"])) for block in posted.body["blocks"] for field in block.get("fields", [])
+    )
+    assert "*Account*\nAcme_Corp *EU* (`acme`)" not in json.dumps(posted.body)  # sent so that Slack keeps it
+    assert "Acme_Corp *EU* (<code>acme</code>)" in shown
+    assert "~Legacy~ Ops" in shown
+    assert posted.body["blocks"][0]["text"]["text"] == alert.title  # plain_text: Slack formats nothing there
+
+    await email_notifier(to="{{ account.owner.email }}").send(_notification(alert))
+    [mail] = smtp_server.wait_for(1)
+    text, page = (p.get_content() for p in mail.message.iter_parts())
+    assert f"{account}: usage dropped" in mail.message["Subject"]
+    assert account in text
+    assert "~Legacy~ Ops" in text
+    assert "Acme_Corp *EU*" in page
+    assert "<!date" not in text + page
+
+    out = io.StringIO()
+    await ConsoleNotifier(stream=out).send(_notification(alert))
+    assert account in out.getvalue()
+    assert "~Legacy~ Ops" in out.getvalue()
+    assert "<!date" not in out.getvalue()
 
 
 # --- email ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from alerts.channels.slack import render_message
 from alerts.routing.config import EmailReceiver, SlackReceiver
 from rules.backtest import run_backtest
 from rules.engine import RuleEngine
+from rules.findings import alert_id_for
 from rules.loader import load_rules
 from schemas.alert import Alert
+from schemas.event import Event
 from streams.runtime.settings import Settings
 from streams.simulate.generator import Simulation, SimulationConfig
 
@@ -182,3 +185,30 @@ def test_a_digest_of_per_user_alerts_names_each_user(make_alert):
     for text in [slack, *(str(p.get_content()) for p in email.iter_parts())]:
         assert "u-1" in text
         assert "u-2" in text
+
+
+ABSENCE_RULE = """
+id: payment-not-recovered
+kind: absence
+title: "{{ account.name }}: failed payment not recovered in 3 days"
+severity: critical
+priority: 1
+start: {event: Invoice Payment Failed}
+expect: {event: [Invoice Paid, Payment Method Updated]}
+within: 3d
+"""
+
+
+def test_an_absence_alert_says_which_events_did_not_come_on_every_channel(tmp_path):
+    """The absence rule of docs/rules.md without a ``summary``: the CSM reads what is missing and after what
+    ("no 'Invoice Paid' or 'Payment Method Updated' within 3 days of 'Invoice Payment Failed'"), not "the
+    expected follow-up did not happen"; the alert id is the one the rule, account and start give."""
+    (tmp_path / "rule.yaml").write_text(ABSENCE_RULE)
+    failed = Event(event="Invoice Payment Failed", event_id="f1", account_id="acme", ts=START.timestamp())
+    engine = RuleEngine(load_rules(tmp_path / "rule.yaml"))
+    [alert] = run_backtest(engine, [(1, failed)], {}, START.timestamp() + 4 * 86400, allowed_lateness=0.0).alerts
+    missing = "no 'Invoice Paid' or 'Payment Method Updated' within 3 days of 'Invoice Payment Failed'"
+    for channel, text in _messages(alert).items():
+        if channel != "email subject":
+            assert missing in unescape(text), channel
+    assert alert.alert_id == alert_id_for("payment-not-recovered", "acme", None, "2026-10-01T00:00:00.000Z")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from alerts.blocks import (
     clip,
     escape,
 )
+from alerts.cli.preview import mrkdwn_html
+from alerts.formatting import SLACK_LITERAL
 from alerts.testing.factories import HOSTILE, build_alert, hostile_alert
 from schemas.alert import Alert
 
@@ -75,11 +78,16 @@ def assert_within_slack_limits(message: dict[str, Any]) -> None:
                 assert len(button.get("url", "")) <= 3000
 
 
+# The only tokens we create: the owner's mention, and a formatting character shown as itself.
+_OUR_TOKENS = re.compile(r"<@U0JANE01>|" + re.escape(SLACK_LITERAL.format("@")).replace("@", "[*_~`]"))
+
+
 def assert_no_injection(message: dict[str, Any]) -> None:
-    """No raw special mention or link from alert text survives; only the owner mention we create is allowed."""
+    """No raw special mention or link from alert text survives; only the owner mention we create is allowed
+    (and the date tokens that show a formatting character as itself)."""
     for text in _texts(message):
         for found in re.findall(r"<[^>]*>", text):
-            assert re.fullmatch(r"<@U0JANE01>", found), f"unescaped {found!r} in {text[:80]!r}"
+            assert _OUR_TOKENS.fullmatch(found), f"unescaped {found!r} in {text[:80]!r}"
 
 
 def test_single_alert_has_every_part(make_alert: Callable[..., Alert]) -> None:
@@ -348,3 +356,83 @@ def test_a_cut_at_a_word_inside_a_link_still_never_leaves_it_open() -> None:
     clipped = clip(text, 70)
     assert clipped == "x" * 20 + "…"
     assert clipped.count("<") == clipped.count(">")
+
+
+# Names Slack would format: bold, strike, code, italic at word breaks; "Acme_Corp" alone would not.
+FORMATTING_NAMES = {
+    "account": "Acme_Corp *EU*",
+    "owner": "~Legacy~ `ops` _team_",
+    "tier": "*gold*",
+    "note_by": "_Jane_",
+}
+
+
+def _formatting_alert(account_id: str = "acme", **overrides: Any) -> Alert:
+    names = FORMATTING_NAMES
+    return build_alert(
+        account_id=account_id,
+        title=f"{names['account']}: usage dropped",
+        account={"name": names["account"], "tier": names["tier"], "owner": {"name": names["owner"], "slack": ""}},
+        evidence={"summary": f"no *Invoice Paid* from {names['account']} in 7 days", "sample_event_ids": ["e_1*"]},
+        # A playbook template prints names Markdown-escaped (rules/templates.py).
+        playbook="Call **Acme\\_Corp \\*EU\\*** about [the *invoice*](https://billing.example.com/_inv_).",
+        **overrides,
+    )
+
+
+def _shown(message: dict[str, Any]) -> str:
+    """Every mrkdwn text of a message as Slack draws it (the preview's model), one per line."""
+    texts: list[str] = []
+    for block in message["blocks"]:
+        if block["type"] == "context":
+            texts += [e["text"] for e in block["elements"]]
+        elif block["type"] == "section":
+            texts += [f["text"] for f in block.get("fields", [])]
+            if "text" in block:
+                texts.append(block["text"]["text"])
+    return "\n".join(str(mrkdwn_html(t)) for t in texts)
+
+
+def test_names_with_formatting_characters_show_as_typed_in_slack() -> None:
+    """An account, owner, tier or person named with *, _, ~ or backticks is drawn as typed — no bold EU, no
+    struck "Legacy" — in the account fields, titles, evidence, notes and playbook, of one alert and of
+    digests; the header (plain_text, formatted by nobody) and the notification text keep the name as is."""
+    names = FORMATTING_NAMES
+    alert = _formatting_alert()
+    other = _formatting_alert(account_id="other")
+    note = Note("Acknowledged", names["note_by"])
+    everything = (names["account"], names["owner"], names["tier"], names["note_by"], "no *Invoice Paid* from")
+    for message, expected in (
+        (build_message((alert,), notes={alert.alert_id: note}), everything),
+        (build_message((alert, _formatting_alert()), notes={alert.alert_id: note}), everything),
+        # Several accounts: no account fields, each line names its account.
+        (build_message((alert, other)), (names["account"], "no *Invoice Paid* from")),
+    ):
+        shown = _shown(message)
+        for name in expected:
+            assert html.escape(name, quote=False) in shown, name
+        for formatted in ("<b>EU</b>", "<s>Legacy</s>", "<code>ops</code>", "<i>team</i>", "<b>gold</b>"):
+            assert formatted not in shown
+        assert "<i>Jane</i>" not in shown
+        assert "<b>Invoice Paid</b>" not in shown
+        assert "Acme_Corp *EU*" in message["text"]
+        assert_within_slack_limits(message)
+    single = build_message((alert,), notes={alert.alert_id: note})
+    shown = _shown(single)
+    assert "<code>e_1*</code>" in shown
+    assert "Call <b>Acme_Corp *EU*</b> about" in shown  # the playbook's own bold stays bold
+    assert '<a href="https://billing.example.com/_inv_">the <i>invoice</i></a>' in shown  # and its link
+    assert single["blocks"][0]["text"] == {"type": "plain_text", "text": alert.title, "emoji": True}
+
+
+def test_a_marker_inside_a_word_is_sent_as_it_is() -> None:
+    """Only characters Slack could read as formatting are changed: ``Acme_Corp_Ltd`` goes out as typed."""
+    message = build_message((build_alert(account={"name": "Acme_Corp_Ltd"}),))
+    assert "*Account*\nAcme_Corp_Ltd (`acme`)" in json.loads(json.dumps(message))["blocks"][2]["fields"][0]["text"]
+
+
+def test_a_backtick_in_an_id_does_not_end_its_code() -> None:
+    """An id shown as code stays one code span whatever it holds: its backtick becomes a look-alike."""
+    message = build_message((build_alert(user_id="u`1 *x*"),))
+    shown = _shown(message)
+    assert "user <code>u\u02cb1 *x*</code>" in shown

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from alerts.liveness import AlertsWatchdog, PendingWrites
+from alerts.recordless import RecordlessOffsets
 from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
 
 
@@ -97,7 +98,9 @@ class _Tail:
         return self.empty
 
 
-def _probed_watchdog(topic: str, tp: TP, end: int, read_to: int, tail: _Tail, now: list[float]) -> AlertsWatchdog:
+def _probed_watchdog(
+    topic: str, tp: TP, end: int, read_to: int, tail: _Tail, now: list[float], recordless: Any = None
+) -> AlertsWatchdog:
     consumer = StubConsumer([tp], ends={tp: end}, committed={tp: read_to})
     return AlertsWatchdog(
         StubApp(consumer),  # type: ignore[arg-type]
@@ -107,6 +110,7 @@ def _probed_watchdog(topic: str, tp: TP, end: int, read_to: int, tail: _Tail, no
         ready=lambda: True,
         clock=lambda: now[0],
         probe=tail,
+        recordless=recordless,
     )
 
 
@@ -122,6 +126,20 @@ def test_a_transaction_marker_after_the_last_alert_is_not_a_stall() -> None:
     assert not [entry for entry in logs if entry["log_level"] == "error"]
     assert dog.stalled() == ()
     assert tail.reads == [(0, 5, 6)]
+
+
+def test_a_tail_found_empty_is_written_down_for_the_lag_gauge() -> None:
+    """The tail the probe found without records is handed to the runtime's record of such offsets, which
+    ``preempt_consumer_lag`` leaves out; a tail that holds an alert is not."""
+    now = [0.0]
+    for empty, written in ((True, 1), (False, 0)):
+        topic = f"wd-alerts-written-{empty}"
+        known = RecordlessOffsets()
+        dog = _probed_watchdog(
+            topic, TP(topic, 0), end=6, read_to=5, tail=_Tail(empty=empty), now=now, recordless=known
+        )
+        _rounds(dog, now, [0, 15])
+        assert known.excluded_from_lag(0, 5, 6) == written, empty
 
 
 def test_a_tail_that_holds_an_alert_or_cannot_be_read_is_still_a_stall() -> None:

@@ -289,6 +289,23 @@ async def test_an_alert_settled_early_is_acked_to_faust_after_the_earlier_one_wa
     assert (waiting.acks, broken.acks) == (1, 1)
 
 
+async def test_offsets_skipped_between_two_alerts_read_are_known_to_hold_no_record(make_runtime, make_alert) -> None:
+    """Offsets the agent was never given between two alerts of a partition (the commit marker of each
+    transaction) are written down for the lag gauge; offsets of another partition, or read again, are not."""
+    runtime, *_ = make_runtime()
+    first, second, third = (FakeEvent(make_alert().model_dump_json().encode(), partition=4) for _ in range(3))
+    first.message.offset, second.message.offset, third.message.offset = 100, 102, 105
+    again = FakeEvent(make_alert().model_dump_json().encode(), partition=4)
+    again.message.offset = 101
+    other = FakeEvent(make_alert().model_dump_json().encode(), partition=5)
+    other.message.offset = 50
+    await runtime.consume_alerts(FakeStream([first, second, third, other]))
+    assert runtime.recordless.count(4, 100, 106) == 3  # 101, 103, 104
+    assert runtime.recordless.count(5, 0, 51) == 0
+    await runtime.consume_alerts(FakeStream([again]))
+    assert runtime.recordless.count(4, 100, 106) == 3
+
+
 async def test_a_delivery_record_that_cannot_be_written_stops_the_notifier(make_runtime, make_alert) -> None:
     """The broker refusing a delivery's record leaves the alert unsettled, which would hold its partition's
     commits for good: the notifier stops (the alert is re-read after the restart, the log refuses re-sends)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rules.findings import alert_id_for
 from tests.unit.rules.conftest import HOUR, MONDAY
 
 
@@ -89,3 +90,26 @@ def test_an_expect_that_clears_an_older_start_also_clears_a_start_of_its_own_ins
         ]
         result = run(engine, events, until=MONDAY + 5 * HOUR)
         assert result.fired == [], (start_id, expect_id)
+
+
+def test_the_evidence_names_the_expected_events_and_the_start_as_the_rule_lists_them(make_rule, make_engine, run, at):
+    """The finding's evidence carries the expect's event names in the rule's order (and whether its ``where``
+    narrows them) and the start's, so the alert can say what is missing; the alert id stays the start's."""
+    rule = make_rule(
+        "absence",
+        start={"event": "Invoice Payment Failed"},
+        expect={"event": ["Payment Method Updated", "Invoice Paid"], "where": {"properties.amount": {"gt": 0}}},
+    )
+    [finding] = run(make_engine(rule), [at(0, "Invoice Payment Failed")], until=MONDAY + 9 * HOUR).findings
+    assert finding.evidence["expected"] == ["Payment Method Updated", "Invoice Paid"]
+    assert finding.evidence["expected_filtered"] is True
+    assert finding.evidence["start"] == ["Invoice Payment Failed"]
+    assert finding.alert_id == alert_id_for(rule.id, "acme", None, "2026-11-23T00:00:00.000Z")
+
+
+def test_a_rule_that_expects_any_event_says_so_in_its_evidence(make_rule, make_engine, run, at):
+    """``expect`` without an event name (any event): the evidence's ``expected`` is None, not an empty list."""
+    rule = make_rule("absence", start={"event": "Started"}, expect={"where": {"properties.ok": True}})
+    [finding] = run(make_engine(rule), [at(0, "Started")], until=MONDAY + 9 * HOUR).findings
+    assert finding.evidence["expected"] is None
+    assert finding.evidence["start"] == ["Started"]

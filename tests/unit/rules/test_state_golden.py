@@ -64,9 +64,19 @@ def test_version_1_state_continues_with_the_old_codes_findings_and_state(name: s
         findings += engine.on_event(state, event, watermark)[1]
     findings += engine.advance(state, MANIFEST["final_watermark"])
     expected = base.with_suffix(".findings.jsonl").read_bytes().splitlines()
-    assert [orjson.dumps(dataclasses.asdict(f)) for f in findings] == expected
+    # Ids, episodes, times and evidence as the old code wrote them; absence evidence names its events since.
+    assert [orjson.dumps(_without_absence_names(dataclasses.asdict(f))) for f in findings] == expected
     _without_same_instant_expects(state)  # information the old code did not keep (rules.kinds.absence)
     assert engine.dumps(state) == engine.dumps(engine.loads(base.with_suffix(".final.json").read_bytes()))
+
+
+def _without_absence_names(finding: dict[str, Any]) -> dict[str, Any]:
+    """An absence finding without the event names its evidence carries since the old code (for the sentence)."""
+    if finding["kind"] == "absence":
+        for key in ("expected", "expected_filtered", "start"):
+            assert key in finding["evidence"], key
+            del finding["evidence"][key]
+    return finding
 
 
 def _without_same_instant_expects(state: Any) -> None:

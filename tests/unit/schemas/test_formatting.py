@@ -153,6 +153,42 @@ def test_score_points_weakest_first_no_dict_repr():
             "started Fri 2 Jan 2026, 09:00 EST; the expected follow-up did not happen within 3 days",
         ),
         (
+            "absence",
+            {
+                "value": "3d",
+                "threshold": 259200.0,
+                "started_at": "2026-01-02T14:00:00Z",
+                "expected": ["Invoice Paid", "Payment Method Updated"],
+                "expected_filtered": False,
+                "start": ["Invoice Payment Failed"],
+            },
+            "no 'Invoice Paid' or 'Payment Method Updated' within 3 days of 'Invoice Payment Failed'"
+            " (Fri 2 Jan 2026, 09:00 EST)",
+        ),
+        (
+            "absence",
+            {
+                "value": "14d",
+                "threshold": 1209600.0,
+                "started_at": "2026-01-02T14:00:00Z",
+                "expected": ["Feature Used"],
+                "expected_filtered": True,
+                "start": ["Onboarding Started", "Trial Started"],
+            },
+            "no matching 'Feature Used' within 14 days of 'Onboarding Started' or 'Trial Started'"
+            " (Fri 2 Jan 2026, 09:00 EST)",
+        ),
+        (
+            "absence",
+            {"threshold": 604800.0, "expected": ["A", "B", "C", "D", "E"], "start": None},
+            "no 'A', 'B' or 3 other events within 7 days of the start",
+        ),
+        (
+            "absence",
+            {"threshold": 604800.0, "expected": None, "expected_filtered": True, "start": ["Signed Up"]},
+            "no matching event within 7 days of 'Signed Up'",
+        ),
+        (
             "sequence",
             {"value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
             "both steps happened in order within 2 days 4 hours (limit 7 days)",

@@ -85,6 +85,18 @@ def test_lag_of_a_never_committed_partition_counts_from_earliest() -> None:
     assert lag_by_topic([tp], {tp: 50}, {tp: None}, {tp: 20}) == {"events": 30}
 
 
+def test_lag_leaves_out_offsets_known_to_hold_no_record() -> None:
+    """Offsets said to hold no record (transaction markers) are not lag; the records around them still are."""
+    a0, a1 = TP("alerts", 0), TP("alerts", 1)
+    markers = {a0: range(5, 7), a1: range(2, 3)}  # a0: two markers at the tail; a1: one between two records
+
+    def recordless(tp: TP, start: int, end: int) -> int:
+        return len(range(max(start, markers[tp].start), min(end, markers[tp].stop)))
+
+    assert lag_by_topic([a0, a1], {a0: 7, a1: 4}, {a0: 5, a1: 1}, {}, recordless) == {"alerts": 2}
+    assert lag_by_topic([a0], {a0: 7}, {a0: 3}, {}, recordless) == {"alerts": 2}
+
+
 def test_lag_is_never_negative_and_skips_unknown_ends() -> None:
     """A committed offset past a stale end offset gives 0; a partition with no end offset is skipped."""
     a0, a1 = TP("events", 0), TP("events", 1)
