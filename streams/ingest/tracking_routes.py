@@ -11,9 +11,11 @@ traffic (an anonymous visitor's page, screen or identify without an account) are
 reason (``preempt_ingest_tracking_calls_skipped_total``) and in the body's ``skipped``, not
 dead-lettered. Error bodies carry ``code`` and ``message``, which the SDKs log.
 
-analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i`` identify,
-``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the body;
-browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
+``/v1/import`` is Segment's older name for ``/v1/batch``: analytics-java, rudder-sdk-java and
+Analytics.NET still post their batches there. analytics.js (the browser) posts the single-letter
+paths (``/v1/t`` track, ``/v1/i`` identify, ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias,
+``/v1/b`` batch) with the key in the body; browsers may call only from
+``PREEMPT_INGEST_CORS_ORIGINS``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: dict[str, str | None] = {
     "batch": None,
+    # Segment's older name for /v1/batch, still where analytics-java, rudder-sdk-java and
+    # Analytics.NET post their batches.
+    "import": None,
     "track": "track",
     "identify": "identify",
     "group": "group",
