@@ -54,6 +54,11 @@ ROUTES: dict[str, str | None] = {
     "a": "alias",
 }
 MAX_LISTED_REJECTIONS = 100
+# What the browser SDKs send besides the safelisted headers: RudderStack's JS SDK (v1.1 and v3) puts
+# the write key in Authorization and the visitor's id, base64, in AnonymousId on every call, with
+# Content-Type application/json. A preflight that does not allow one of them makes the browser send
+# nothing at all.
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, AnonymousId"
 
 
 def tracking_error(status: int, code: str, message: str) -> web.Response:
@@ -139,7 +144,7 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["Vary"] = "Origin"
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = "POST"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
     return response
 

@@ -307,6 +307,23 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     assert len(sink.records) == 2
 
 
+async def test_the_preflight_allows_every_header_the_rudderstack_js_sdk_sends(client_factory: ClientFactory) -> None:
+    """RudderStack's browser SDK sends Authorization (Basic write key), Content-Type and AnonymousId on every call:
+    the preflight must allow all three (a browser compares them case-insensitively), or the browser sends nothing."""
+    client, _ = await client_factory(ingest_cors_origins=("https://app.example.test",))
+    preflight = await client.options(
+        "/v1/track",
+        headers={
+            "Origin": "https://app.example.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "anonymousid,authorization,content-type",
+        },
+    )
+    assert preflight.status == 204
+    allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"anonymousid", "authorization", "content-type"} <= allowed
+
+
 async def test_the_documented_rejection_answer_is_what_ingest_says(client_factory: ClientFactory) -> None:
     """docs/events.md's example answer for a batch with an account-less call matches the real response."""
     text = EVENTS_DOC.read_text()
