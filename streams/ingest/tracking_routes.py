@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.ingest.gate import CONFIG, Admitted, admit, json_response, queue_dead_letters, retry_after_headers, store
+from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -63,7 +63,7 @@ CORS_ALLOWED_HEADERS = "Authorization, Content-Type, AnonymousId"
 
 def tracking_error(status: int, code: str, message: str) -> web.Response:
     """An error in the shape the SDKs read (``code``, ``message``); ``Retry-After`` on 429/503."""
-    return json_response(status, {"success": False, "code": code, "message": message}, retry_after_headers(status))
+    return error_response(status, {"success": False, "code": code, "message": message}, code, message)
 
 
 def tracking_handler(call: str | None) -> Handler:
