@@ -7,6 +7,7 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
     messageId → event_id              userId, else anonymousId → user_id
     account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId)
     timestamp → receivedAt − (sentAt − originalTimestamp), as Segment corrects client clocks
+                (ISO 8601 read as Segment does: no offset = UTC, +hhmm; ``sdk_time``)
     track    → event, properties
     page     → "Page Viewed", properties + name, category        screen → "Screen Viewed", likewise
     identify → "User Identified", traits (and RudderStack's context.traits) as properties
@@ -36,10 +37,11 @@ import orjson
 
 from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
-from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
+from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes, value_at
+from streams.ingest.sdk_time import parse_sdk_time
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 # Calls the SDKs send for visitors no account is known for yet (analytics.js calls page() on every
@@ -360,9 +362,9 @@ def _no_account(call: str, config: TrackingConfig) -> Rejection:
 
 def _instant(value: Any, name: str) -> float | Rejection:
     if not isinstance(value, str):
-        return Rejection(Reason.INVALID_FIELD, f"{name} must be an RFC 3339 string", name)
+        return Rejection(Reason.INVALID_FIELD, f"{name} must be a string holding an ISO 8601 date and time", name)
     try:
-        return parse_rfc3339(value)
+        return parse_sdk_time(value)
     except ValueError as exc:
         return Rejection(Reason.INVALID_FIELD, f"{name} {exc}", name)
 

@@ -94,6 +94,40 @@ def test_without_sent_at_the_client_time_is_kept_and_without_any_time_the_receip
 
 
 @pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("2026-11-23T05:00:00", "2026-11-23T05:00:00.000Z"),  # JS new Date(...) strings, Python utcnow().isoformat()
+        ("2026-11-23T05:00:00.1234567", "2026-11-23T05:00:00.123Z"),  # .NET DateTime.ToString("o"), Kind unspecified
+        ("2026-11-23T06:00:00.000+0100", "2026-11-23T05:00:00.000Z"),  # Java's SimpleDateFormat "Z"
+        ("2026-11-23T01:00:00-04", "2026-11-23T05:00:00.000Z"),  # ISO 8601 hour-only offset
+        ("2026-11-23 05:00:00Z", "2026-11-23T05:00:00.000Z"),  # RFC 3339 §5.6's space
+        ("2026-11-23t05:00:00.5z", "2026-11-23T05:00:00.500Z"),
+    ],
+    ids=["no-offset", "no-offset-7-digits", "basic-offset", "hour-offset", "space", "lower-case"],
+)
+def test_sdk_timestamps_are_read_as_segment_reads_them(written: str, read: str) -> None:
+    """Segment reads a timestamp without an offset as UTC and takes ISO 8601's +hhmm/+hh offsets: so does the
+    tracking API, for timestamp, originalTimestamp and sentAt alike; the event gets the canonical RFC 3339 form."""
+    assert events(batch(call(timestamp=written)))[0]["timestamp"] == read
+    assert events(batch(call(originalTimestamp=written)))[0]["timestamp"] == read
+    an_hour_earlier = written.replace("T05:", "T04:").replace(" 05:", " 04:").replace("t05:", "t04:")
+    an_hour_earlier = an_hour_earlier.replace("T06:", "T05:").replace("T01:", "T00:")
+    sent = batch(call(timestamp=an_hour_earlier), sentAt=an_hour_earlier)
+    assert events(sent)[0]["timestamp"] == "2026-11-23T06:00:00.000Z"  # sentAt = the call's time: NOW
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-11-23", "1796110000", "Mon Nov 23 2026 05:00:00 GMT+0000", "2026-11-23T05:00", "2026-11-23T05:00:00+1"],
+)
+def test_what_is_not_an_iso_8601_date_and_time_still_rejects_the_call(written: str) -> None:
+    """A date alone, an epoch number as a string, a JS Date string, no seconds, a 1-digit offset: rejected."""
+    parsed = batch(call(timestamp=written))
+    assert [r.rejection.field for r in parsed.rejections] == ["timestamp"]
+    assert "ISO 8601" in parsed.rejections[0].rejection.detail
+
+
+@pytest.mark.parametrize(
     ("overrides", "top", "field"),
     [
         ({"timestamp": "nan"}, {}, "timestamp"),
