@@ -23,6 +23,7 @@ import orjson
 
 from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
+from schemas.jsonl import BOM
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 SEGMENT_FIELDS = frozenset(
@@ -63,6 +64,36 @@ class BodyError(ValueError):
 
 class TooManyItems(ValueError):  # noqa: N818 - reads as the condition it reports
     """More items in one request than ``PREEMPT_INGEST_MAX_ITEMS``: HTTP 413 (split the batch)."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_json_body(body: bytes) -> Any:
+    """The JSON document of a (decoded) request body, for both routes; ``BodyError`` saying what it is instead.
+
+    A UTF-8 byte order mark before the document is ignored (RFC 8259 §8.1 lets a reader; Windows
+    tools write one), as ``preempt publish`` ignores one at the start of a file.
+    """
+    if body.startswith(BOM):
+        body = body[len(BOM) :]
+    try:
+        return loads_exact(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(_not_json(body, exc)) from None
+
+
+def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    # orjson says "str is not valid UTF-8: surrogates not allowed" of any byte that is not UTF-8.
+    if body.startswith(GZIP_MAGIC):
+        return "the body is gzip-compressed but has no Content-Encoding: gzip header; send the header"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"the body is not UTF-8 (invalid byte at {bad.start}); send JSON encoded as UTF-8"
+    if not text.strip():
+        return "the body is empty; send a JSON object"
+    return f"the body is not valid JSON: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +143,7 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
 
 def _split(body: bytes, *, max_items: int, max_shared_context_bytes: int) -> tuple[list[Any], bool]:
     """``split_items``, and whether the body was one event (not an array or a batch)."""
-    try:
-        doc = loads_exact(body)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    doc = read_json_body(body)
     if isinstance(doc, list):
         if not doc:
             raise BodyError("the batch is empty")

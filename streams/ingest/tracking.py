@@ -35,11 +35,11 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
+from schemas.decoder import Reason, Rejection, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
-from streams.ingest.payload import BodyError, TooManyItems
+from streams.ingest.payload import BodyError, TooManyItems, read_json_body
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes, value_at
 from streams.ingest.sdk_time import parse_sdk_time
 
@@ -156,10 +156,7 @@ def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
     """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
-    try:
-        doc = loads_exact(body)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    doc = read_json_body(body)
     if not isinstance(doc, dict):
         raise BodyError("the body must be a JSON object")
     if call is not None:
