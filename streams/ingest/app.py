@@ -1,4 +1,4 @@
-"""The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/metrics``.
+"""The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/readyz``, ``/metrics``.
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
@@ -37,6 +37,7 @@ from streams.ingest.gate import (
     store,
 )
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
+from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
@@ -46,7 +47,9 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-__all__ = ["CONFIG", "SINK", "IngestConfig", "create_ingest_app"]
+__all__ = ["CONFIG", "READINESS", "SINK", "IngestConfig", "create_ingest_app"]
+
+READINESS = web.AppKey("readiness", IngestReadiness)
 
 
 # Refusals logged where they happen, with what Kafka or the replay guard said (gate.store, gate.admit).
@@ -159,8 +162,12 @@ def create_ingest_app(
     sink: EventSink,
     clock: Callable[[], float] = time.time,
     merger: AccountMerger | None = None,
+    broker_check: BrokerCheck | None = None,
 ) -> web.Application:
     """The ingest app for ``settings``, writing to ``sink``; the sink (and ``merger``) start and stop with the app.
+
+    ``broker_check`` (the process passes ``kafka_clients.unreachable_reason``) drives ``/readyz``
+    (``streams.ingest.readiness``); without one, ingest is always ready.
 
     Raises ``ValueError`` when no API key is configured (ingest never runs open), an entry is not a
     sha256 digest, the signing secret is set but empty, or a tracking-API setting is invalid.
@@ -185,16 +192,19 @@ def create_ingest_app(
     app[SINK] = sink
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
+    readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds)
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
 
     async def start(_app: web.Application) -> None:
         await sink.start()
         if merger is not None:
             await merger.start()
+        await readiness.start()
 
     async def stop(_app: web.Application) -> None:
         # Cleanup runs once every request is answered: the last dead letters go out (or are
         # counted failed) while the sink is still up.
+        await readiness.stop()
         await dead_letters.drain()
         if merger is not None:
             await merger.stop()
@@ -205,5 +215,6 @@ def create_ingest_app(
     app.router.add_post("/v1/events", post_events)
     add_tracking_routes(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readiness.readyz)
     app.router.add_get("/metrics", metrics)
     return app
