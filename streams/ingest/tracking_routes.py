@@ -11,11 +11,11 @@ traffic (an anonymous visitor's page, screen or identify without an account) are
 reason (``preempt_ingest_tracking_calls_skipped_total``) and in the body's ``skipped``, not
 dead-lettered. Error bodies carry ``code`` and ``message``, which the SDKs log.
 
-``/v1/import`` is Segment's older name for ``/v1/batch``: analytics-java, rudder-sdk-java and
-Analytics.NET still post their batches there. analytics.js (the browser) posts the single-letter
-paths (``/v1/t`` track, ``/v1/i`` identify, ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias,
-``/v1/b`` batch) with the key in the body; browsers may call only from
-``PREEMPT_INGEST_CORS_ORIGINS``.
+``/v1/import`` is Segment's older name for ``/v1/batch``: analytics-java (at ``/v1/import/``),
+rudder-sdk-java and Analytics.NET still post their batches there; every path also takes a trailing
+slash. analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i``
+identify, ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the
+body; browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
 """
 
 from __future__ import annotations
@@ -150,10 +150,14 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _is_tracking(path: str) -> bool:
-    return path.startswith("/v1/") and path[4:] in ROUTES
+    return path.startswith("/v1/") and path[4:].removesuffix("/") in ROUTES
 
 
 def add_tracking_routes(app: web.Application) -> None:
-    """Register ``POST /v1/batch``, ``/v1/<call>`` and the analytics.js paths on ``app``."""
+    """Register ``POST /v1/batch``, ``/v1/<call>`` and the analytics.js paths on ``app``, each also with a
+    trailing slash: analytics-java 3.5.1 posts to ``/v1/import/`` (a redirect would not do: a client
+    need not resend a POST body to it)."""
     for path, call in ROUTES.items():
-        app.router.add_post(f"/v1/{path}", tracking_handler(call))
+        handler = tracking_handler(call)
+        app.router.add_post(f"/v1/{path}", handler)
+        app.router.add_post(f"/v1/{path}/", handler)

@@ -113,13 +113,17 @@ async def test_single_call_routes(client_factory: ClientFactory, path: str, body
     assert sink.account_updates == expected_updates
 
 
-async def test_the_java_and_dotnet_sdks_batch_path_v1_import_is_a_batch(client_factory: ClientFactory) -> None:
-    """/v1/import, where analytics-java, rudder-sdk-java and Analytics.NET post their batches (gzip, Basic auth),
-    is /v1/batch: 200 and the events produced, not a 404 the SDK drops the batch on."""
+@pytest.mark.parametrize("path", ["/v1/import", "/v1/import/", "/v1/batch/"])
+async def test_the_java_and_dotnet_sdks_batch_path_v1_import_is_a_batch(
+    client_factory: ClientFactory, path: str
+) -> None:
+    """/v1/import, where analytics-java (3.5.1 posts to /v1/import/, with the slash), rudder-sdk-java and
+    Analytics.NET post their batches (gzip, Basic auth), is /v1/batch: 200 and the events produced, not a 404
+    the SDK drops the batch on. A trailing slash is the same route."""
     client, sink = await client_factory()
     body = {"batch": [track("j-1"), track("j-2")], "sentAt": "2026-11-23T05:00:00Z", "context": {"library": {}}}
     response = await client.post(
-        "/v1/import", data=gzip.compress(orjson.dumps(body)), headers=BASIC | {"Content-Encoding": "gzip"}
+        path, data=gzip.compress(orjson.dumps(body)), headers=BASIC | {"Content-Encoding": "gzip"}
     )
     assert response.status == 200, await response.text()
     assert (await response.json())["accepted"] == 2
