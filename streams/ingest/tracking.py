@@ -5,7 +5,8 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
 (docs/events.md, "Send from Segment or RudderStack SDKs")::
 
     messageId → event_id              userId, else anonymousId → user_id
-    account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId)
+    account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId);
+               a path into traits also reads context.traits (RudderStack, the mobile SDKs)
     timestamp → receivedAt − (sentAt − originalTimestamp), as Segment corrects client clocks
                 (ISO 8601 read as Segment does: no offset = UTC, +hhmm; ``sdk_time``)
     track    → event, properties
@@ -230,11 +231,12 @@ def _rejected_item(
 
 def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) -> dict[str, Any]:
     """The call as the account paths are read in it: ``context`` (the batch's kept context under the call's
-    own) in place of its own, and, in an identify, RudderStack's ``context.traits`` under its ``traits``."""
+    own) in place of its own, and ``context.traits`` under its ``traits``."""
     lookup = {**item, "context": context}
-    if call == "identify" and isinstance(context.get("traits"), dict):
-        # RudderStack's SDKs send identify traits as context.traits: an account path into
-        # ``traits`` (the default traits.company.id) finds them there too.
+    if isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits, and the mobile SDKs repeat the
+        # identified user's traits as context.traits on every later call: an account path into
+        # ``traits`` (the default traits.company.id) finds them there too, the call's own first.
         own_traits = item.get("traits")
         lookup["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
     return lookup

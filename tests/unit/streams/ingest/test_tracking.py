@@ -179,6 +179,23 @@ def test_rudderstack_identify_finds_the_account_in_context_traits_company_id() -
     assert events(batch(segment))[0]["account_id"] == "Ærø-2"
 
 
+@pytest.mark.parametrize("kind", ["track", "page", "screen"])
+def test_a_mobile_sdks_later_calls_find_the_account_in_context_traits_too(kind: str) -> None:
+    """The mobile SDKs (RudderStack's Android and iOS, Segment's) repeat the identified user's traits as
+    context.traits on every later call: traits.company.id finds the account there for track, page and screen as
+    it does for the identify — they were rejected (track, a signed-in page) or skipped (an anonymous page)."""
+    context = {"traits": {"anonymousId": "anon-m", "company": {"id": "globex"}}, "os": {"name": "Android"}}
+    item = call(kind, context=context)
+    parsed = batch(item)
+    assert (parsed.rejections, parsed.skips) == ([], {})
+    (event,) = events(parsed)
+    assert event["account_id"] == "globex"
+    assert "company" not in event.get("properties", {})  # only an identify's traits become properties
+    anonymous = call(kind, userId=None, anonymousId="anon-m", context=context)
+    assert [e["account_id"] for e in events(batch(anonymous))] == ["globex"]
+    assert events(batch(call(kind, context=context | {"groupId": "acme"})))[0]["account_id"] == "acme"  # first path
+
+
 def test_group_becomes_an_event_and_an_account_patch() -> None:
     """group → "Group Identified" keyed by groupId, plus a patch of the mapped traits (arr → mrr ÷ 12)."""
     traits = {"name": "Acme", "plan": "pro", "arr": 120000, "csm_email": "cs@vendor.test", "seats": 40}
