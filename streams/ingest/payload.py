@@ -16,6 +16,8 @@ also kept as a ``RejectedItem`` (its bytes and account id) for the events dead-l
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,14 +75,42 @@ def read_json_body(body: bytes) -> Any:
     """The JSON document of a (decoded) request body, for both routes; ``BodyError`` saying what it is instead.
 
     A UTF-8 byte order mark before the document is ignored (RFC 8259 §8.1 lets a reader; Windows
-    tools write one), as ``preempt publish`` ignores one at the start of a file.
+    tools write one), as ``preempt publish`` ignores one at the start of a file. ``NaN`` and
+    ``±Infinity`` are read as floats (``_with_non_finite_numbers``), for the item check to reject.
     """
     if body.startswith(BOM):
         body = body[len(BOM) :]
     try:
         return loads_exact(body)
     except orjson.JSONDecodeError as exc:
-        raise BodyError(_not_json(body, exc)) from None
+        doc = _with_non_finite_numbers(body)
+        if doc is _UNREADABLE:
+            raise BodyError(_not_json(body, exc)) from None
+        return doc
+
+
+_UNREADABLE = object()
+_NON_FINITE = re.compile(rb"NaN|Infinity")
+
+
+def _with_non_finite_numbers(body: bytes) -> Any:
+    """The document, when all that kept it from being JSON are ``NaN``/``Infinity``/``-Infinity`` numbers.
+
+    Python's ``json.dumps`` writes ``float("nan")`` so, and segment-analytics-python and
+    rudder-sdk-python send what it writes: one such property made the whole batch a 400, on which
+    the SDK drops every call in it. Read as floats, they get only their own item rejected
+    (``number_out_of_range``: no event holds them). The standard library reads them (and large
+    integers exactly); a document it cannot read, or whose strings orjson could not write (lone
+    surrogates), stays unreadable. Only the failure path pays for this.
+    """
+    if _NON_FINITE.search(body) is None:
+        return _UNREADABLE
+    try:
+        doc = json.loads(body.decode("utf-8"))
+        orjson.dumps(doc)  # what ingest writes must be writable; NaN itself becomes null here, checked later
+    except (ValueError, RecursionError, orjson.JSONEncodeError):
+        return _UNREADABLE
+    return doc
 
 
 def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> str:

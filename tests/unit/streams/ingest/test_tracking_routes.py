@@ -238,6 +238,38 @@ async def test_a_body_that_is_not_utf8_json_says_what_it_is(
 
 
 @pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_a_non_finite_number_rejects_its_item_not_the_whole_batch(
+    client_factory: ClientFactory, path: str, status: int, literal: str
+) -> None:
+    """Python's json.dumps — what segment-analytics-python and rudder-sdk-python send — writes float("nan") as
+    NaN, which JSON has not: the batch was a 400 and the SDK dropped every call in it. Now only the item holding
+    it is rejected (number_out_of_range, dead-lettered with the number as sent); the others are stored."""
+    client, sink = await client_factory()
+    items = [track("good-1"), track("bad", properties={"score": 0.0}), track("good-2")]
+    data = orjson.dumps({"batch": items}).replace(b'"score":0.0', f'"score":{literal}'.encode())
+    assert literal.encode() in data
+    response = await client.post(path, data=data, headers=BASIC)
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["good-1", "good-2"]
+    await dead_letters_done(client)
+    [letter] = sink.dead_letters
+    assert dict(letter.headers)["preempt.dlq.reason"] == b"number_out_of_range"
+    assert f'"score":{literal}'.encode() in (letter.value or b"")
+
+
+async def test_a_non_finite_number_next_to_broken_json_is_still_a_400(client_factory: ClientFactory) -> None:
+    """The lenient reading is only for NaN and ±Infinity: a body that is not JSON otherwise stays a 400."""
+    client, sink = await client_factory()
+    response = await client.post("/v1/batch", data=b'{"batch": [{"x": NaN}, {"y": 1,}]}', headers=BASIC)
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["message"]
+    assert sink.records == []
+
+
+@pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
 async def test_a_utf8_byte_order_mark_before_the_json_is_ignored(
     client_factory: ClientFactory, path: str, status: int
 ) -> None:
