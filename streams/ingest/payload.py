@@ -75,42 +75,56 @@ def read_json_body(body: bytes) -> Any:
     """The JSON document of a (decoded) request body, for both routes; ``BodyError`` saying what it is instead.
 
     A UTF-8 byte order mark before the document is ignored (RFC 8259 §8.1 lets a reader; Windows
-    tools write one), as ``preempt publish`` ignores one at the start of a file. ``NaN`` and
-    ``±Infinity`` are read as floats (``_with_non_finite_numbers``), for the item check to reject.
+    tools write one), as ``preempt publish`` ignores one at the start of a file. What real senders'
+    JSON libraries write and orjson refuses is read as ``_lenient_json`` says.
     """
     if body.startswith(BOM):
         body = body[len(BOM) :]
     try:
         return loads_exact(body)
     except orjson.JSONDecodeError as exc:
-        doc = _with_non_finite_numbers(body)
+        doc = _lenient_json(body)
         if doc is _UNREADABLE:
             raise BodyError(_not_json(body, exc)) from None
         return doc
 
 
 _UNREADABLE = object()
-_NON_FINITE = re.compile(rb"NaN|Infinity")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _with_non_finite_numbers(body: bytes) -> Any:
-    """The document, when all that kept it from being JSON are ``NaN``/``Infinity``/``-Infinity`` numbers.
+def _lenient_json(body: bytes) -> Any:
+    """The document of a body orjson refused for what real senders' JSON libraries write; else ``_UNREADABLE``.
 
-    Python's ``json.dumps`` writes ``float("nan")`` so, and segment-analytics-python and
-    rudder-sdk-python send what it writes: one such property made the whole batch a 400, on which
-    the SDK drops every call in it. Read as floats, they get only their own item rejected
-    (``number_out_of_range``: no event holds them). The standard library reads them (and large
-    integers exactly); a document it cannot read, or whose strings orjson could not write (lone
-    surrogates), stays unreadable. Only the failure path pays for this.
+    * ``NaN``, ``Infinity``, ``-Infinity``: Python's ``json.dumps`` writes such floats so, and
+      segment-analytics-python and rudder-sdk-python send what it writes. Read as floats, they
+      get only their own item rejected (``number_out_of_range``: no event holds them).
+    * A lone surrogate escape (``"\\ud83d"``): JavaScript's ``"👍 …".slice(0, n)`` cuts an emoji
+      in half and ``JSON.stringify`` writes the half so (analytics-node, analytics.js). It is read
+      as U+FFFD, as the Go JSON decoders of Segment's and RudderStack's servers read it.
+
+    Either made the whole request a 400, on which an SDK drops every call of the batch. The
+    standard library reads both (and large integers exactly); a document it cannot read either
+    stays unreadable. Only the failure path pays for this.
     """
-    if _NON_FINITE.search(body) is None:
-        return _UNREADABLE
     try:
         doc = json.loads(body.decode("utf-8"))
-        orjson.dumps(doc)  # what ingest writes must be writable; NaN itself becomes null here, checked later
-    except (ValueError, RecursionError, orjson.JSONEncodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return _UNREADABLE
-    return doc
+    try:
+        return _without_lone_surrogates(doc)
+    except RecursionError:
+        return _UNREADABLE
+
+
+def _without_lone_surrogates(node: Any) -> Any:
+    if isinstance(node, str):
+        return _LONE_SURROGATE.sub("\ufffd", node)
+    if isinstance(node, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_lone_surrogates(v) for v in node]
+    return node
 
 
 def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> str:

@@ -260,6 +260,25 @@ async def test_a_non_finite_number_rejects_its_item_not_the_whole_batch(
     assert f'"score":{literal}'.encode() in (letter.value or b"")
 
 
+@pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
+async def test_a_lone_surrogate_escape_becomes_the_replacement_character(
+    client_factory: ClientFactory, path: str, status: int
+) -> None:
+    """JavaScript's "Great report 👍".slice(0, 14) cuts the emoji in half, and JSON.stringify writes the half as
+    \\ud83d (analytics-node, analytics.js): the batch was a 400 and the SDK dropped every call in it. As Segment's
+    and RudderStack's servers do, a lone surrogate is read as U+FFFD; every item is stored."""
+    client, sink = await client_factory()
+    items = [track("a"), track("lone", event="Titled X", properties={"title": "Great Q report"}), track("b")]
+    data = orjson.dumps({"batch": items}).replace(b" X", b" \\ud83d").replace(b" Q", b" \\udc4d")
+    response = await client.post(path, data=data, headers=BASIC)
+    assert response.status == status, await response.text()
+    assert (await response.json())["accepted"] == 3
+    stored = {e["event_id"]: e for e in (orjson.loads(v) for _, v in sink.records)}
+    assert sorted(stored) == ["a", "b", "lone"]
+    assert stored["lone"]["event"] == "Titled \ufffd"
+    assert stored["lone"]["properties"] == {"title": "Great \ufffd report"}
+
+
 async def test_a_non_finite_number_next_to_broken_json_is_still_a_400(client_factory: ClientFactory) -> None:
     """The lenient reading is only for NaN and ±Infinity: a body that is not JSON otherwise stays a 400."""
     client, sink = await client_factory()
