@@ -151,6 +151,13 @@ class TrackingParsed:
         return sum(self.skips.values())
 
 
+def _given(doc: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """``doc[name]``, or ``default`` when it is absent or JSON null: the SDKs (and any serialised struct) write
+    null for an optional field they do not have, which is what Segment's API reads it as."""
+    value = doc.get(name)
+    return default if value is None else value
+
+
 def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if k in CONTEXT_KEYS}
 
@@ -167,7 +174,7 @@ def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -
         raise BodyError('a batch body is {"batch": [...]}; batch is missing or not an array')
     if len(batch) > config.max_items:
         raise TooManyItems(f"the batch has {len(batch)} items; the limit is {config.max_items}")
-    shared = doc.get("context", {})
+    shared = _given(doc, "context", {})
     if not isinstance(shared, dict):
         raise BodyError("the batch's context must be a JSON object")
     kept = _kept_context(shared)
@@ -219,7 +226,7 @@ def _rejected_item(
     keyed by the account wherever the mapping would have found it (``_account_lookup``)."""
     if not isinstance(item, dict):
         return RejectedItem(item_bytes(item, whole_body), None, why)
-    own_context = item.get("context", {})
+    own_context = _given(item, "context", {})
     if not isinstance(own_context, dict):
         own_context = {}  # rejected for it; the batch's context may still name the account
     elif shared:
@@ -274,7 +281,7 @@ def _map_item(
     message_id = item.get("messageId")
     if message_id is None:
         return Rejection(Reason.MISSING_FIELD, "messageId is required (it is the event id)", "messageId")
-    own_context = item.get("context", {})
+    own_context = _given(item, "context", {})
     if not isinstance(own_context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
@@ -375,13 +382,13 @@ def _corrected_timestamp(item: dict[str, Any], batch_sent_at: Any, received_at: 
     send it); ``sentAt`` the client's time of sending (the item's, else the batch's). Without
     ``sentAt`` the client's time is used as it is; without any time, the time of receipt.
     """
-    original_field = "originalTimestamp" if "originalTimestamp" in item else "timestamp"
-    if original_field not in item:
+    original_field = "originalTimestamp" if _given(item, "originalTimestamp") is not None else "timestamp"
+    if _given(item, original_field) is None:
         return format_ts(received_at)
     original = _instant(item[original_field], original_field)
     if isinstance(original, Rejection):
         return original
-    sent_value = item.get("sentAt", batch_sent_at)
+    sent_value = _given(item, "sentAt", batch_sent_at)
     if sent_value is None:
         corrected = original
     else:

@@ -116,6 +116,20 @@ def test_sdk_timestamps_are_read_as_segment_reads_them(written: str, read: str) 
     assert events(sent)[0]["timestamp"] == "2026-11-23T06:00:00.000Z"  # sentAt = the call's time: NOW
 
 
+def test_a_null_optional_field_is_an_absent_one() -> None:
+    """JSON null in context (the call's or the batch's), timestamp or originalTimestamp means "not given", as it
+    already did in properties, traits and sentAt: the call is mapped as without the field (a serialised struct's
+    empty optional field) — it was rejected, and a null batch context made the whole batch a 400."""
+    assert events(batch(call(context=None), context={"groupId": "acme"}))[0]["account_id"] == "acme"
+    assert events(batch(call(), context=None))[0]["account_id"] == "acme"
+    assert events(batch(call(timestamp=None)))[0]["timestamp"] == "2026-11-23T06:00:00.000Z"  # receipt time
+    assert events(batch(call(originalTimestamp=None)))[0]["timestamp"] == "2026-11-23T05:00:00.000Z"  # timestamp
+    corrected = batch(call(timestamp="2026-11-23T04:59:50Z", sentAt=None), sentAt="2026-11-23T05:00:00Z")
+    assert events(corrected)[0]["timestamp"] == "2026-11-23T05:59:50.000Z"  # the batch's sentAt
+    (rejected,) = batch(call(context=None, timestamp="bad"), context={"groupId": "acme"}).rejected
+    assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
+
+
 @pytest.mark.parametrize(
     "written",
     ["2026-11-23", "1796110000", "Mon Nov 23 2026 05:00:00 GMT+0000", "2026-11-23T05:00", "2026-11-23T05:00:00+1"],
