@@ -9,6 +9,7 @@ from unittest import mock
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from streams.ingest.auth import sign
 from tests.unit.streams.ingest.conftest import BASIC, KEY, NOW, ClientFactory, counter, dead_letters_done, track
@@ -200,14 +201,18 @@ async def test_abuse_gets_the_right_status_and_produces_nothing(
     status: int,
     code: str,
 ) -> None:
-    """Each abuse case is answered with its status and an SDK-readable code/message; 0 records are produced."""
+    """Each abuse case is answered with its status and an SDK-readable code/message, and logged once with them;
+    0 records are produced."""
     client, sink = await client_factory(**settings)
-    response = await client.post("/v1/batch", data=data, headers=headers)
+    with capture_logs() as logs:
+        response = await client.post("/v1/batch", data=data, headers=headers)
     assert response.status == status
     body = await response.json()
     assert (body["success"], body["code"]) == (False, code)
     assert body["message"]
     assert sink.records == sink.account_updates == []
+    refused = [(e["status"], e["code"], e["reason"]) for e in logs if e["event"] == "ingest request refused"]
+    assert refused == [(status, code, body["message"])]
 
 
 LATIN_1 = orjson.dumps({"batch": [track(event="Café")]}).replace("é".encode(), b"\xe9")
