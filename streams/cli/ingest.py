@@ -7,6 +7,8 @@ import click
 from streams.runtime.logs import configure_logging, get_logger
 from streams.runtime.settings import Settings
 
+BROKER_CHECK_TIMEOUT_SECONDS = 4.0  # one /readyz connection attempt every 5 s (streams.ingest.readiness)
+
 
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
@@ -29,7 +31,7 @@ def ingest(host: str | None, port: int | None) -> None:
     from streams.ingest.app import create_ingest_app
     from streams.ingest.sink import KafkaEventSink
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.kafka_clients import aiokafka_config
+    from streams.runtime.kafka_clients import aiokafka_config, unreachable_reason
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -54,8 +56,12 @@ def ingest(host: str | None, port: int | None) -> None:
         group_id=f"{settings.topic_prefix}-ingest-accounts",
         security=aiokafka_config(settings),
     )
+
+    async def broker_check() -> str | None:
+        return await unreachable_reason(settings, BROKER_CHECK_TIMEOUT_SECONDS)
+
     try:
-        app = create_ingest_app(settings, sink, merger=merger)
+        app = create_ingest_app(settings, sink, merger=merger, broker_check=broker_check)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     bind_host, bind_port = host or settings.web_host, port or settings.ingest_port

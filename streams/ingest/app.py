@@ -1,4 +1,4 @@
-"""The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/metrics``.
+"""The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/readyz``, ``/metrics``.
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
@@ -8,6 +8,8 @@ items then go to the events dead-letter topic in the background (``gate.queue_de
 tracking API (``tracking_routes``) answers as the Segment/RudderStack SDKs expect. When Kafka is
 slow the answer is 429, when it fails 503, both with ``Retry-After``; a client that retries may
 resend events that did get through, which the rules worker drops as duplicates by ``event_id``.
+Every answer is counted by status; every other refused request (4xx) is also logged, once, by
+``log_refusal``: the SDKs drop a batch on a 4xx, so its events are lost unless someone looks.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.gate import (
     CONFIG,
     DEAD_LETTERS,
+    REFUSAL,
     SINK,
+    SOURCE,
     Admitted,
     IngestConfig,
     admit,
+    error_response,
     json_response,
     queue_dead_letters,
-    retry_after_headers,
     store,
 )
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
+from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
@@ -42,25 +47,63 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-__all__ = ["CONFIG", "SINK", "IngestConfig", "create_ingest_app"]
+__all__ = ["CONFIG", "READINESS", "SINK", "IngestConfig", "create_ingest_app"]
+
+READINESS = web.AppKey("readiness", IngestReadiness)
 
 
-def _error(status: int, _code: str, message: str) -> web.Response:
-    return json_response(status, {"error": message}, retry_after_headers(status))
+# Refusals logged where they happen, with what Kafka or the replay guard said (gate.store, gate.admit).
+LOGGED_WHERE_REFUSED = frozenset({429, 503})
+LOGGED_CHARS = 300
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return error_response(status, {"error": message}, code, message)
 
 
 @web.middleware
 async def count_responses(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Count every answer by status code (``preempt_ingest_requests_total``), errors included."""
+    """Count every answer by status code (``preempt_ingest_requests_total``), errors included, and log
+    every refused request (``log_refusal``)."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         INGEST_REQUESTS.labels(status=str(exc.status)).inc()
+        log_refusal(request, exc)
         raise
     INGEST_REQUESTS.labels(status=str(response.status)).inc()
+    log_refusal(request, response)
     return response
+
+
+def log_refusal(request: web.Request, response: web.StreamResponse) -> None:
+    """One WARNING for a request refused whole (4xx; 429 and 503 are logged where Kafka failed).
+
+    Its events are lost unless the sender retries, and the SDKs drop a batch on any 4xx but 429: the
+    count by status alone would not tell the operator which sender, or why. The line names the
+    route, status, code and reason, the API key's name when the key was good, and the User-Agent
+    (which SDK) — never the body.
+    """
+    if response.status < 400 or response.status in LOGGED_WHERE_REFUSED:
+        return
+    refusal = response.get(REFUSAL)
+    if refusal is not None:
+        code, reason = refusal.code, refusal.message
+    else:  # aiohttp's own answer: no such route or method
+        reason = response.reason or str(response.status)
+        code = reason.lower().replace(" ", "_")
+    log.warning(
+        "ingest request refused",
+        route=request.path[:LOGGED_CHARS],
+        method=request.method,
+        status=response.status,
+        code=code,
+        reason=reason[:LOGGED_CHARS],
+        source=request.get(SOURCE),
+        user_agent=request.headers.get("User-Agent", "")[:LOGGED_CHARS] or None,
+    )
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -119,8 +162,12 @@ def create_ingest_app(
     sink: EventSink,
     clock: Callable[[], float] = time.time,
     merger: AccountMerger | None = None,
+    broker_check: BrokerCheck | None = None,
 ) -> web.Application:
     """The ingest app for ``settings``, writing to ``sink``; the sink (and ``merger``) start and stop with the app.
+
+    ``broker_check`` (the process passes ``kafka_clients.unreachable_reason``) drives ``/readyz``
+    (``streams.ingest.readiness``); without one, ingest is always ready.
 
     Raises ``ValueError`` when no API key is configured (ingest never runs open), an entry is not a
     sha256 digest, the signing secret is set but empty, or a tracking-API setting is invalid.
@@ -145,16 +192,19 @@ def create_ingest_app(
     app[SINK] = sink
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
+    readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds)
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
 
     async def start(_app: web.Application) -> None:
         await sink.start()
         if merger is not None:
             await merger.start()
+        await readiness.start()
 
     async def stop(_app: web.Application) -> None:
         # Cleanup runs once every request is answered: the last dead letters go out (or are
         # counted failed) while the sink is still up.
+        await readiness.stop()
         await dead_letters.drain()
         if merger is not None:
             await merger.stop()
@@ -165,5 +215,6 @@ def create_ingest_app(
     app.router.add_post("/v1/events", post_events)
     add_tracking_routes(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readiness.readyz)
     app.router.add_get("/metrics", metrics)
     return app

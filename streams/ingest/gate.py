@@ -8,7 +8,9 @@ inflated only now, within a size and a ratio limit: 413; corrupt or unknown: 400
 Kafka gets 429 with ``Retry-After``, a failing one 503 with ``Retry-After``. ``queue_dead_letters``
 then hands the request's rejected items to ``dead_letter_writer``, which writes them to the events
 dead-letter topic in the background: the answer (which already lists the rejections) neither
-waits for nor changes with that write; its failure is logged and counted.
+waits for nor changes with that write; its failure is logged and counted. Error answers are built
+by ``error_response``, which keeps their code and message on the response (``REFUSAL``) for the
+app's refusal log; ``admit`` names the good key's source on the request (``SOURCE``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,18 @@ DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterWriter)
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was refused: the code and message of its error answer, kept for the refusal log."""
+
+    code: str
+    message: str
+
+
+REFUSAL = web.ResponseKey("refusal", Refusal)  # on an error answer built by ``error_response``
+SOURCE = web.RequestKey("source", str)  # on a request whose API key was good: the key's name
+
+
+@dataclass(frozen=True, slots=True)
 class Admitted:
     """An authenticated request: the key's source, the decoded body, and when it was received."""
 
@@ -98,6 +112,13 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
+def error_response(status: int, body: dict[str, Any], code: str, message: str) -> web.Response:
+    """An error answer: ``body`` as JSON, ``Retry-After`` on 429/503, and the ``Refusal`` for the log."""
+    response = json_response(status, body, retry_after_headers(status))
+    response[REFUSAL] = Refusal(code, message)
+    return response
+
+
 async def admit(request: web.Request, answer: Answer, *, body_key: bool = False) -> Admitted | web.Response:
     """The authenticated, decoded request, or the error response (see the module docstring).
 
@@ -111,6 +132,7 @@ async def admit(request: web.Request, answer: Answer, *, body_key: bool = False)
     source = authenticate(authorization, config.keys)
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Bearer <key>, or Basic auth <key>:)")
+    request[SOURCE] = source
     body = await _read(request, config.max_body_bytes)
     if isinstance(body, str):
         return answer(413, "payload_too_large", body)
@@ -131,6 +153,7 @@ async def _admit_body_key(request: web.Request, answer: Answer, config: IngestCo
     source = authenticate(f"Bearer {key}", config.keys) if isinstance(key, str) and key else None
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Authorization header or writeKey)")
+    request[SOURCE] = source
     return _decode(request, answer, config, source, body)
 
 
@@ -149,8 +172,7 @@ def _decode(
             )
             return answer(429, "replay_guard_full", "too many signed requests in the tolerance window; retry later")
         if problem is not None:
-            log.warning("ingest signature rejected", source=source, problem=problem)
-            return answer(401, "unauthorized", problem)
+            return answer(401, "unauthorized", problem)  # logged with the other refusals (app.log_refusal)
     try:
         decoded = decode_content(
             body,

@@ -10,6 +10,7 @@ CRM sync) set. The default mapping (docs/events.md) is extended or overridden by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,9 +96,7 @@ def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[s
             else:
                 raise TraitError(trait, "owner must be a string or an object with name, email, slack")
         elif target == "arr":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TraitError(trait, f"{trait} must be a number")
-            _set(patch, "mrr", value / 12)
+            _set(patch, "mrr", _annual_amount(trait, value) / 12)
         else:
             _set(patch, target, value)
     if "timezone" in patch:
@@ -113,6 +112,23 @@ def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[s
     # written to preempt.accounts holds the committed account schema's types, not the SDK's.
     read = account.model_dump(mode="json", exclude_unset=True)
     return {"account_id": account_id, **{name: read[name] for name in patch}}
+
+
+def _annual_amount(trait: str, value: Any) -> float:
+    """An annual amount (``arr``): a number or its text, as the account model reads ``mrr``; finite and ≥ 0.
+
+    Checked here, not by the account model: it would name ``mrr``, a trait the caller did not send.
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise TraitError(trait, f"{trait} must be a number, got {value[:64]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TraitError(trait, f"{trait} must be a number")
+    if not (math.isfinite(value) and value >= 0):
+        raise TraitError(trait, f"{trait} must be a finite amount of 0 or more, got {value}")
+    return float(value)
 
 
 def _check_zone(zone: object) -> None:

@@ -16,6 +16,8 @@ also kept as a ``RejectedItem`` (its bytes and account id) for the events dead-l
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ import orjson
 
 from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
 from schemas.event import format_ts
+from schemas.jsonl import BOM
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes
 
 SEGMENT_FIELDS = frozenset(
@@ -63,6 +66,78 @@ class BodyError(ValueError):
 
 class TooManyItems(ValueError):  # noqa: N818 - reads as the condition it reports
     """More items in one request than ``PREEMPT_INGEST_MAX_ITEMS``: HTTP 413 (split the batch)."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_json_body(body: bytes) -> Any:
+    """The JSON document of a (decoded) request body, for both routes; ``BodyError`` saying what it is instead.
+
+    A UTF-8 byte order mark before the document is ignored (RFC 8259 §8.1 lets a reader; Windows
+    tools write one), as ``preempt publish`` ignores one at the start of a file. What real senders'
+    JSON libraries write and orjson refuses is read as ``_lenient_json`` says.
+    """
+    if body.startswith(BOM):
+        body = body[len(BOM) :]
+    try:
+        return loads_exact(body)
+    except orjson.JSONDecodeError as exc:
+        doc = _lenient_json(body)
+        if doc is _UNREADABLE:
+            raise BodyError(_not_json(body, exc)) from None
+        return doc
+
+
+_UNREADABLE = object()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lenient_json(body: bytes) -> Any:
+    """The document of a body orjson refused for what real senders' JSON libraries write; else ``_UNREADABLE``.
+
+    * ``NaN``, ``Infinity``, ``-Infinity``: Python's ``json.dumps`` writes such floats so, and
+      segment-analytics-python and rudder-sdk-python send what it writes. Read as floats, they
+      get only their own item rejected (``number_out_of_range``: no event holds them).
+    * A lone surrogate escape (``"\\ud83d"``): JavaScript's ``"👍 …".slice(0, n)`` cuts an emoji
+      in half and ``JSON.stringify`` writes the half so (analytics-node, analytics.js). It is read
+      as U+FFFD, as the Go JSON decoders of Segment's and RudderStack's servers read it.
+
+    Either made the whole request a 400, on which an SDK drops every call of the batch. The
+    standard library reads both (and large integers exactly); a document it cannot read either
+    stays unreadable. Only the failure path pays for this.
+    """
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return _UNREADABLE
+    try:
+        return _without_lone_surrogates(doc)
+    except RecursionError:
+        return _UNREADABLE
+
+
+def _without_lone_surrogates(node: Any) -> Any:
+    if isinstance(node, str):
+        return _LONE_SURROGATE.sub("\ufffd", node)
+    if isinstance(node, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_lone_surrogates(v) for v in node]
+    return node
+
+
+def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    # orjson says "str is not valid UTF-8: surrogates not allowed" of any byte that is not UTF-8.
+    if body.startswith(GZIP_MAGIC):
+        return "the body is gzip-compressed but has no Content-Encoding: gzip header; send the header"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"the body is not UTF-8 (invalid byte at {bad.start}); send JSON encoded as UTF-8"
+    if not text.strip():
+        return "the body is empty; send a JSON object"
+    return f"the body is not valid JSON: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +187,7 @@ def split_items(body: bytes, *, max_items: int, max_shared_context_bytes: int) -
 
 def _split(body: bytes, *, max_items: int, max_shared_context_bytes: int) -> tuple[list[Any], bool]:
     """``split_items``, and whether the body was one event (not an array or a batch)."""
-    try:
-        doc = loads_exact(body)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    doc = read_json_body(body)
     if isinstance(doc, list):
         if not doc:
             raise BodyError("the batch is empty")

@@ -3,13 +3,15 @@
 Pure. ``payload.parse_body`` and ``tracking.parse_tracking`` build one per rejected item;
 ``gate.queue_dead_letters`` sends them. The value is the request body itself when the body was
 that one item, else the item re-serialized with orjson (the per-item bytes of a JSON array are not
-kept by the parser), a batch's shared ``context`` merged under its own as ingest read it. Either
+kept by the parser), a batch's shared ``context`` merged under its own as ingest read it — a NaN or
+±Infinity written as the sender's JSON library wrote it (``NaN``), not as orjson would (``null``). Either
 way without ``writeKey``: analytics.js puts the API key there, and a dead letter must not carry it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +42,29 @@ def item_bytes(item: Any, whole_body: bytes | None) -> bytes | None:
         return whole_body
     if secret:
         item = {k: v for k, v in item.items() if k not in SECRET_FIELDS}
-    try:
-        return orjson.dumps(item)
-    except orjson.JSONEncodeError:
-        pass  # an integer past 64 bits (number_out_of_range) or nesting past orjson's 255 levels
+    if not _has_non_finite(item):  # orjson would write NaN and ±Infinity as null: the sender would not see them
+        try:
+            return orjson.dumps(item)
+        except orjson.JSONEncodeError:
+            pass  # an integer past 64 bits (number_out_of_range) or nesting past orjson's 255 levels
     try:
         return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+def _has_non_finite(item: Any) -> bool:
+    """Whether ``item`` holds a NaN or ±Infinity float anywhere (only rejected items are walked)."""
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def value_at(item: Any, path: tuple[str, ...]) -> Any:

@@ -5,8 +5,10 @@ verdict per item out. ``app`` serves it on ``/v1/batch`` and ``/v1/<call>``. The
 (docs/events.md, "Send from Segment or RudderStack SDKs")::
 
     messageId → event_id              userId, else anonymousId → user_id
-    account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId)
+    account  → context.groupId, else the next of PREEMPT_INGEST_ACCOUNT_ID_PATHS (group: groupId);
+               a path into traits also reads context.traits (RudderStack, the mobile SDKs)
     timestamp → receivedAt − (sentAt − originalTimestamp), as Segment corrects client clocks
+                (ISO 8601 read as Segment does: no offset = UTC, +hhmm; ``sdk_time``)
     track    → event, properties
     page     → "Page Viewed", properties + name, category        screen → "Screen Viewed", likewise
     identify → "User Identified", traits (and RudderStack's context.traits) as properties
@@ -34,12 +36,13 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Reason, Rejection, loads_exact, validate_event_dict
+from schemas.decoder import Reason, Rejection, validate_event_dict
 from schemas.event import format_ts
-from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, parse_rfc3339
+from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
-from streams.ingest.payload import BodyError, TooManyItems
+from streams.ingest.payload import BodyError, TooManyItems, read_json_body
 from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes, value_at
+from streams.ingest.sdk_time import parse_sdk_time
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 # Calls the SDKs send for visitors no account is known for yet (analytics.js calls page() on every
@@ -148,16 +151,20 @@ class TrackingParsed:
         return sum(self.skips.values())
 
 
+def _given(doc: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """``doc[name]``, or ``default`` when it is absent or JSON null: the SDKs (and any serialised struct) write
+    null for an optional field they do not have, which is what Segment's API reads it as."""
+    value = doc.get(name)
+    return default if value is None else value
+
+
 def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if k in CONTEXT_KEYS}
 
 
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
     """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
-    try:
-        doc = loads_exact(body)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(f"the body is not valid JSON: {exc}") from None
+    doc = read_json_body(body)
     if not isinstance(doc, dict):
         raise BodyError("the body must be a JSON object")
     if call is not None:
@@ -167,7 +174,7 @@ def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -
         raise BodyError('a batch body is {"batch": [...]}; batch is missing or not an array')
     if len(batch) > config.max_items:
         raise TooManyItems(f"the batch has {len(batch)} items; the limit is {config.max_items}")
-    shared = doc.get("context", {})
+    shared = _given(doc, "context", {})
     if not isinstance(shared, dict):
         raise BodyError("the batch's context must be a JSON object")
     kept = _kept_context(shared)
@@ -219,7 +226,7 @@ def _rejected_item(
     keyed by the account wherever the mapping would have found it (``_account_lookup``)."""
     if not isinstance(item, dict):
         return RejectedItem(item_bytes(item, whole_body), None, why)
-    own_context = item.get("context", {})
+    own_context = _given(item, "context", {})
     if not isinstance(own_context, dict):
         own_context = {}  # rejected for it; the batch's context may still name the account
     elif shared:
@@ -231,11 +238,12 @@ def _rejected_item(
 
 def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) -> dict[str, Any]:
     """The call as the account paths are read in it: ``context`` (the batch's kept context under the call's
-    own) in place of its own, and, in an identify, RudderStack's ``context.traits`` under its ``traits``."""
+    own) in place of its own, and ``context.traits`` under its ``traits``."""
     lookup = {**item, "context": context}
-    if call == "identify" and isinstance(context.get("traits"), dict):
-        # RudderStack's SDKs send identify traits as context.traits: an account path into
-        # ``traits`` (the default traits.company.id) finds them there too.
+    if isinstance(context.get("traits"), dict):
+        # RudderStack's SDKs send identify traits as context.traits, and the mobile SDKs repeat the
+        # identified user's traits as context.traits on every later call: an account path into
+        # ``traits`` (the default traits.company.id) finds them there too, the call's own first.
         own_traits = item.get("traits")
         lookup["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
     return lookup
@@ -273,7 +281,7 @@ def _map_item(
     message_id = item.get("messageId")
     if message_id is None:
         return Rejection(Reason.MISSING_FIELD, "messageId is required (it is the event id)", "messageId")
-    own_context = item.get("context", {})
+    own_context = _given(item, "context", {})
     if not isinstance(own_context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
     context = {**shared, **_kept_context(own_context)}
@@ -360,9 +368,9 @@ def _no_account(call: str, config: TrackingConfig) -> Rejection:
 
 def _instant(value: Any, name: str) -> float | Rejection:
     if not isinstance(value, str):
-        return Rejection(Reason.INVALID_FIELD, f"{name} must be an RFC 3339 string", name)
+        return Rejection(Reason.INVALID_FIELD, f"{name} must be a string holding an ISO 8601 date and time", name)
     try:
-        return parse_rfc3339(value)
+        return parse_sdk_time(value)
     except ValueError as exc:
         return Rejection(Reason.INVALID_FIELD, f"{name} {exc}", name)
 
@@ -374,13 +382,13 @@ def _corrected_timestamp(item: dict[str, Any], batch_sent_at: Any, received_at: 
     send it); ``sentAt`` the client's time of sending (the item's, else the batch's). Without
     ``sentAt`` the client's time is used as it is; without any time, the time of receipt.
     """
-    original_field = "originalTimestamp" if "originalTimestamp" in item else "timestamp"
-    if original_field not in item:
+    original_field = "originalTimestamp" if _given(item, "originalTimestamp") is not None else "timestamp"
+    if _given(item, original_field) is None:
         return format_ts(received_at)
     original = _instant(item[original_field], original_field)
     if isinstance(original, Rejection):
         return original
-    sent_value = item.get("sentAt", batch_sent_at)
+    sent_value = _given(item, "sentAt", batch_sent_at)
     if sent_value is None:
         corrected = original
     else:

@@ -11,9 +11,11 @@ traffic (an anonymous visitor's page, screen or identify without an account) are
 reason (``preempt_ingest_tracking_calls_skipped_total``) and in the body's ``skipped``, not
 dead-lettered. Error bodies carry ``code`` and ``message``, which the SDKs log.
 
-analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i`` identify,
-``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the body;
-browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
+``/v1/import`` is Segment's older name for ``/v1/batch``: analytics-java (at ``/v1/import/``),
+rudder-sdk-java and Analytics.NET still post their batches there; every path also takes a trailing
+slash. analytics.js (the browser) posts the single-letter paths (``/v1/t`` track, ``/v1/i``
+identify, ``/v1/g`` group, ``/v1/p`` page, ``/v1/a`` alias, ``/v1/b`` batch) with the key in the
+body; browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.ingest.gate import CONFIG, Admitted, admit, json_response, queue_dead_letters, retry_after_headers, store
+from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -33,6 +35,9 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: dict[str, str | None] = {
     "batch": None,
+    # Segment's older name for /v1/batch, still where analytics-java, rudder-sdk-java and
+    # Analytics.NET post their batches.
+    "import": None,
     "track": "track",
     "identify": "identify",
     "group": "group",
@@ -49,11 +54,16 @@ ROUTES: dict[str, str | None] = {
     "a": "alias",
 }
 MAX_LISTED_REJECTIONS = 100
+# What the browser SDKs send besides the safelisted headers: RudderStack's JS SDK (v1.1 and v3) puts
+# the write key in Authorization and the visitor's id, base64, in AnonymousId on every call, with
+# Content-Type application/json. A preflight that does not allow one of them makes the browser send
+# nothing at all.
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, AnonymousId"
 
 
 def tracking_error(status: int, code: str, message: str) -> web.Response:
     """An error in the shape the SDKs read (``code``, ``message``); ``Retry-After`` on 429/503."""
-    return json_response(status, {"success": False, "code": code, "message": message}, retry_after_headers(status))
+    return error_response(status, {"success": False, "code": code, "message": message}, code, message)
 
 
 def tracking_handler(call: str | None) -> Handler:
@@ -134,16 +144,20 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["Vary"] = "Origin"
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = "POST"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
     return response
 
 
 def _is_tracking(path: str) -> bool:
-    return path.startswith("/v1/") and path[4:] in ROUTES
+    return path.startswith("/v1/") and path[4:].removesuffix("/") in ROUTES
 
 
 def add_tracking_routes(app: web.Application) -> None:
-    """Register ``POST /v1/batch``, ``/v1/<call>`` and the analytics.js paths on ``app``."""
+    """Register ``POST /v1/batch``, ``/v1/<call>`` and the analytics.js paths on ``app``, each also with a
+    trailing slash: analytics-java 3.5.1 posts to ``/v1/import/`` (a redirect would not do: a client
+    need not resend a POST body to it)."""
     for path, call in ROUTES.items():
-        app.router.add_post(f"/v1/{path}", tracking_handler(call))
+        handler = tracking_handler(call)
+        app.router.add_post(f"/v1/{path}", handler)
+        app.router.add_post(f"/v1/{path}/", handler)

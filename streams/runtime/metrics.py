@@ -224,7 +224,8 @@ BROKER_REACHABLE = Gauge(
 )
 READY = Gauge(
     "preempt_ready",
-    "1 when the process has its partitions assigned and its tables recovered.",
+    "1 when /readyz would answer 200: rules worker and notifier with their partitions assigned and tables "
+    "recovered, ingest with a broker that answers.",
     ["app"],
 )
 EVENT_OFFSET_GAPS = Counter(

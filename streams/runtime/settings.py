@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     # Broker watch (streams/runtime/ops_web.py): the Faust apps' clients retry an unreachable broker
     # for ever; once no bootstrap server has answered for this long, /readyz says so (503).
     broker_unreachable_seconds: float = Field(
-        15.0, gt=0, description="worker and notifier: /readyz answers 503 once no broker answered for this long"
+        15.0, gt=0, description="worker, notifier, ingest: /readyz answers 503 once no broker answered for this long"
     )
     # A state write is one account's state (median ~4 KB, tens of KB for busy accounts); Kafka's
     # default 16 KB producer batch holds two or three, so a batch's writes took hundreds of requests.

@@ -16,6 +16,7 @@ from schemas.rfc3339 import parse_rfc3339
 from streams.ingest.app import create_ingest_app
 from streams.ingest.auth import key_digest
 from streams.ingest.gate import DEAD_LETTERS
+from streams.ingest.readiness import BrokerCheck
 from streams.runtime.dead_letters import DeadLetterRecord
 from streams.runtime.settings import Settings
 
@@ -112,11 +113,12 @@ async def client_factory() -> AsyncIterator[ClientFactory]:
     clients: list[TestClient[Any, Any]] = []
 
     async def factory(
-        clock: Callable[[], float] = lambda: NOW, **overrides: Any
+        clock: Callable[[], float] = lambda: NOW, broker_check: BrokerCheck | None = None, **overrides: Any
     ) -> tuple[TestClient[Any, Any], MemorySink]:
         settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), **overrides)  # type: ignore[arg-type]
         sink = MemorySink()
-        client: TestClient[Any, Any] = TestClient(TestServer(create_ingest_app(settings, sink, clock=clock)))
+        app = create_ingest_app(settings, sink, clock=clock, broker_check=broker_check)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
         return client, sink

@@ -6,11 +6,22 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from streams.ingest.app import create_ingest_app
 from streams.ingest.auth import key_digest, sign
 from streams.runtime.settings import Settings
-from tests.unit.streams.ingest.conftest import AUTH, KEY, NOW, ClientFactory, MemorySink, counter, event
+from tests.unit.streams.ingest.conftest import (
+    AUTH,
+    BASIC,
+    KEY,
+    NOW,
+    ClientFactory,
+    MemorySink,
+    counter,
+    event,
+    track,
+)
 
 
 async def test_valid_event_is_accepted_with_202_and_sent(client_factory: ClientFactory) -> None:
@@ -156,6 +167,75 @@ async def test_kafka_failure_gets_503_with_retry_after(client_factory: ClientFac
     response = await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
+
+
+REFUSED_LOG = "ingest request refused"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "data", "settings", "status", "code", "source"),
+    [
+        (
+            "/v1/batch",
+            {"Authorization": "Basic d3Jvbmc6"},
+            orjson.dumps({"batch": [track()]}),
+            {},
+            401,
+            "unauthorized",
+            None,
+        ),
+        ("/v1/batch", BASIC, b"{not json", {}, 400, "invalid_request", "web"),
+        ("/v1/events", AUTH, b"x" * 3000, {"ingest_max_body_bytes": 2048}, 413, "payload_too_large", "web"),
+        ("/v1/events", AUTH, b"[]", {}, 400, "invalid_request", "web"),
+        ("/v1/events", AUTH, orjson.dumps(event()), {"ingest_hmac_secret": "whsec"}, 401, "unauthorized", "web"),
+        ("/v1/nope", BASIC, orjson.dumps({"batch": [track()]}), {}, 404, "not_found", None),
+    ],
+    ids=[
+        "unknown-key",
+        "not-json",
+        "oversize",
+        "empty-batch",
+        "unsigned",
+        "no-such-route",
+    ],
+)
+async def test_a_refused_request_is_logged_with_its_reason_and_counted(
+    client_factory: ClientFactory,
+    path: str,
+    headers: dict[str, str],
+    data: bytes,
+    settings: dict[str, object],
+    status: int,
+    code: str,
+    source: str | None,
+) -> None:
+    """A request refused whole (its events are lost: the SDKs drop a batch on a 4xx) is counted by status and
+    logged once, at WARNING, with the route, status, code, reason, the key's name when the key was good and the
+    User-Agent (every tracking-API refusal: test_tracking_routes.test_abuse_gets_the_right_status…)."""
+    client, sink = await client_factory(**settings)
+    before = counter("preempt_ingest_requests_total", status=str(status))
+    with capture_logs() as logs:
+        response = await client.post(path, data=data, headers=headers | {"User-Agent": "analytics-java/3.5.1"})
+    assert response.status == status
+    assert counter("preempt_ingest_requests_total", status=str(status)) == before + 1
+    [line] = [entry for entry in logs if entry["event"] == REFUSED_LOG]
+    assert line["log_level"] == "warning"
+    assert (line["route"], line["status"], line["code"], line["source"]) == (path, status, code, source)
+    assert line["reason"]
+    assert line["user_agent"] == "analytics-java/3.5.1"
+    assert sink.records == []
+
+
+async def test_accepted_requests_and_kafka_refusals_are_not_logged_as_refused(client_factory: ClientFactory) -> None:
+    """A 200/202 is no refusal, and a 429/503 is logged where Kafka failed (with what it said), not twice."""
+    client, sink = await client_factory()
+    with capture_logs() as logs:
+        assert (await client.post("/v1/batch", data=orjson.dumps({"batch": [track()]}), headers=BASIC)).status == 200
+        assert (await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)).status == 202
+        sink.fail = True
+        assert (await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)).status == 503
+    assert [entry for entry in logs if entry["event"] == REFUSED_LOG] == []
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == ["ingest could not write to Kafka"]
 
 
 async def test_health_and_metrics_need_no_key(client_factory: ClientFactory) -> None:

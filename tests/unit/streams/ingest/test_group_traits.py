@@ -103,3 +103,19 @@ def test_an_mrr_that_is_not_a_finite_number_is_refused_not_stored_as_null(mrr: s
     JSON it became null and wiped the account's stored MRR."""
     with pytest.raises(TraitError, match="mrr"):
         account_patch("acc-1", {"name": "Acme", "mrr": mrr}, trait_map({}))
+
+
+def test_arr_sent_as_text_is_read_like_mrr_sent_as_text() -> None:
+    """arr "24000" (analytics-node, forms and CRMs send numbers as text) is mrr 2000.0, as mrr "2000" is 2000.0:
+    it rejected the whole group call (event and account update) with "arr must be a number"."""
+    mapping = trait_map({})
+    assert account_patch("a", {"arr": "24000"}, mapping) == {"account_id": "a", "mrr": 2000.0}
+    assert account_patch("a", {"arr": " 1.2e4 "}, mapping) == {"account_id": "a", "mrr": 1000.0}
+
+
+@pytest.mark.parametrize("arr", ["Infinity", "NaN", "1e400", "24k", "", True, -12, "-12"])
+def test_an_arr_that_is_not_a_finite_amount_is_refused_naming_arr(arr: object) -> None:
+    """A text that is no number, a non-finite one, a boolean or a negative amount is refused as traits.arr."""
+    with pytest.raises(TraitError, match="arr") as refused:
+        account_patch("a", {"arr": arr}, trait_map({}))
+    assert refused.value.trait == "arr"

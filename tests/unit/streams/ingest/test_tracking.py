@@ -94,6 +94,54 @@ def test_without_sent_at_the_client_time_is_kept_and_without_any_time_the_receip
 
 
 @pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("2026-11-23T05:00:00", "2026-11-23T05:00:00.000Z"),  # JS new Date(...) strings, Python utcnow().isoformat()
+        ("2026-11-23T05:00:00.1234567", "2026-11-23T05:00:00.123Z"),  # .NET DateTime.ToString("o"), Kind unspecified
+        ("2026-11-23T06:00:00.000+0100", "2026-11-23T05:00:00.000Z"),  # Java's SimpleDateFormat "Z"
+        ("2026-11-23T01:00:00-04", "2026-11-23T05:00:00.000Z"),  # ISO 8601 hour-only offset
+        ("2026-11-23 05:00:00Z", "2026-11-23T05:00:00.000Z"),  # RFC 3339 §5.6's space
+        ("2026-11-23t05:00:00.5z", "2026-11-23T05:00:00.500Z"),
+    ],
+    ids=["no-offset", "no-offset-7-digits", "basic-offset", "hour-offset", "space", "lower-case"],
+)
+def test_sdk_timestamps_are_read_as_segment_reads_them(written: str, read: str) -> None:
+    """Segment reads a timestamp without an offset as UTC and takes ISO 8601's +hhmm/+hh offsets: so does the
+    tracking API, for timestamp, originalTimestamp and sentAt alike; the event gets the canonical RFC 3339 form."""
+    assert events(batch(call(timestamp=written)))[0]["timestamp"] == read
+    assert events(batch(call(originalTimestamp=written)))[0]["timestamp"] == read
+    an_hour_earlier = written.replace("T05:", "T04:").replace(" 05:", " 04:").replace("t05:", "t04:")
+    an_hour_earlier = an_hour_earlier.replace("T06:", "T05:").replace("T01:", "T00:")
+    sent = batch(call(timestamp=an_hour_earlier), sentAt=an_hour_earlier)
+    assert events(sent)[0]["timestamp"] == "2026-11-23T06:00:00.000Z"  # sentAt = the call's time: NOW
+
+
+def test_a_null_optional_field_is_an_absent_one() -> None:
+    """JSON null in context (the call's or the batch's), timestamp or originalTimestamp means "not given", as it
+    already did in properties, traits and sentAt: the call is mapped as without the field (a serialised struct's
+    empty optional field) — it was rejected, and a null batch context made the whole batch a 400."""
+    assert events(batch(call(context=None), context={"groupId": "acme"}))[0]["account_id"] == "acme"
+    assert events(batch(call(), context=None))[0]["account_id"] == "acme"
+    assert events(batch(call(timestamp=None)))[0]["timestamp"] == "2026-11-23T06:00:00.000Z"  # receipt time
+    assert events(batch(call(originalTimestamp=None)))[0]["timestamp"] == "2026-11-23T05:00:00.000Z"  # timestamp
+    corrected = batch(call(timestamp="2026-11-23T04:59:50Z", sentAt=None), sentAt="2026-11-23T05:00:00Z")
+    assert events(corrected)[0]["timestamp"] == "2026-11-23T05:59:50.000Z"  # the batch's sentAt
+    (rejected,) = batch(call(context=None, timestamp="bad"), context={"groupId": "acme"}).rejected
+    assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-11-23", "1796110000", "Mon Nov 23 2026 05:00:00 GMT+0000", "2026-11-23T05:00", "2026-11-23T05:00:00+1"],
+)
+def test_what_is_not_an_iso_8601_date_and_time_still_rejects_the_call(written: str) -> None:
+    """A date alone, an epoch number as a string, a JS Date string, no seconds, a 1-digit offset: rejected."""
+    parsed = batch(call(timestamp=written))
+    assert [r.rejection.field for r in parsed.rejections] == ["timestamp"]
+    assert "ISO 8601" in parsed.rejections[0].rejection.detail
+
+
+@pytest.mark.parametrize(
     ("overrides", "top", "field"),
     [
         ({"timestamp": "nan"}, {}, "timestamp"),
@@ -143,6 +191,23 @@ def test_rudderstack_identify_finds_the_account_in_context_traits_company_id() -
     assert (event["account_id"], event["user_id"], event["properties"]["role"]) == ("Ærø-1", "anon-r", "admin")
     segment = call("identify", traits={"company": {"id": "Ærø-2"}}, context={})
     assert events(batch(segment))[0]["account_id"] == "Ærø-2"
+
+
+@pytest.mark.parametrize("kind", ["track", "page", "screen"])
+def test_a_mobile_sdks_later_calls_find_the_account_in_context_traits_too(kind: str) -> None:
+    """The mobile SDKs (RudderStack's Android and iOS, Segment's) repeat the identified user's traits as
+    context.traits on every later call: traits.company.id finds the account there for track, page and screen as
+    it does for the identify — they were rejected (track, a signed-in page) or skipped (an anonymous page)."""
+    context = {"traits": {"anonymousId": "anon-m", "company": {"id": "globex"}}, "os": {"name": "Android"}}
+    item = call(kind, context=context)
+    parsed = batch(item)
+    assert (parsed.rejections, parsed.skips) == ([], {})
+    (event,) = events(parsed)
+    assert event["account_id"] == "globex"
+    assert "company" not in event.get("properties", {})  # only an identify's traits become properties
+    anonymous = call(kind, userId=None, anonymousId="anon-m", context=context)
+    assert [e["account_id"] for e in events(batch(anonymous))] == ["globex"]
+    assert events(batch(call(kind, context=context | {"groupId": "acme"})))[0]["account_id"] == "acme"  # first path
 
 
 def test_group_becomes_an_event_and_an_account_patch() -> None:

@@ -9,6 +9,7 @@ from unittest import mock
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from streams.ingest.auth import sign
 from tests.unit.streams.ingest.conftest import BASIC, KEY, NOW, ClientFactory, counter, dead_letters_done, track
@@ -113,6 +114,23 @@ async def test_single_call_routes(client_factory: ClientFactory, path: str, body
     assert sink.account_updates == expected_updates
 
 
+@pytest.mark.parametrize("path", ["/v1/import", "/v1/import/", "/v1/batch/"])
+async def test_the_java_and_dotnet_sdks_batch_path_v1_import_is_a_batch(
+    client_factory: ClientFactory, path: str
+) -> None:
+    """/v1/import, where analytics-java (3.5.1 posts to /v1/import/, with the slash), rudder-sdk-java and
+    Analytics.NET post their batches (gzip, Basic auth), is /v1/batch: 200 and the events produced, not a 404
+    the SDK drops the batch on. A trailing slash is the same route."""
+    client, sink = await client_factory()
+    body = {"batch": [track("j-1"), track("j-2")], "sentAt": "2026-11-23T05:00:00Z", "context": {"library": {}}}
+    response = await client.post(
+        path, data=gzip.compress(orjson.dumps(body)), headers=BASIC | {"Content-Encoding": "gzip"}
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["accepted"] == 2
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["j-1", "j-2"]
+
+
 async def test_alias_is_accepted_and_produces_nothing(client_factory: ClientFactory) -> None:
     """/v1/alias answers 200 and sends nothing."""
     client, sink = await client_factory()
@@ -183,14 +201,108 @@ async def test_abuse_gets_the_right_status_and_produces_nothing(
     status: int,
     code: str,
 ) -> None:
-    """Each abuse case is answered with its status and an SDK-readable code/message; 0 records are produced."""
+    """Each abuse case is answered with its status and an SDK-readable code/message, and logged once with them;
+    0 records are produced."""
     client, sink = await client_factory(**settings)
-    response = await client.post("/v1/batch", data=data, headers=headers)
+    with capture_logs() as logs:
+        response = await client.post("/v1/batch", data=data, headers=headers)
     assert response.status == status
     body = await response.json()
     assert (body["success"], body["code"]) == (False, code)
     assert body["message"]
     assert sink.records == sink.account_updates == []
+    refused = [(e["status"], e["code"], e["reason"]) for e in logs if e["event"] == "ingest request refused"]
+    assert refused == [(status, code, body["message"])]
+
+
+LATIN_1 = orjson.dumps({"batch": [track(event="Café")]}).replace("é".encode(), b"\xe9")
+LATIN_1_AT = LATIN_1.index(b"\xe9")
+
+
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/events"])
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (LATIN_1, f"not UTF-8 (invalid byte at {LATIN_1_AT})"),
+        (gzip.compress(orjson.dumps({"batch": [track()]})), "gzip-compressed but has no Content-Encoding"),
+        (b" \r\n ", "empty"),
+    ],
+    ids=["latin-1", "gzip-without-header", "blank"],
+)
+async def test_a_body_that_is_not_utf8_json_says_what_it_is(
+    client_factory: ClientFactory, path: str, data: bytes, says: str
+) -> None:
+    """A Latin-1 body, a gzip body without its header and a blank body get a 400 that says which (orjson said
+    "str is not valid UTF-8: surrogates not allowed" for the first two)."""
+    client, sink = await client_factory()
+    response = await client.post(path, data=data, headers=BASIC)
+    assert response.status == 400
+    body = await response.json()
+    assert says in body.get("message", body.get("error", ""))
+    assert sink.records == []
+
+
+@pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_a_non_finite_number_rejects_its_item_not_the_whole_batch(
+    client_factory: ClientFactory, path: str, status: int, literal: str
+) -> None:
+    """Python's json.dumps — what segment-analytics-python and rudder-sdk-python send — writes float("nan") as
+    NaN, which JSON has not: the batch was a 400 and the SDK dropped every call in it. Now only the item holding
+    it is rejected (number_out_of_range, dead-lettered with the number as sent); the others are stored."""
+    client, sink = await client_factory()
+    items = [track("good-1"), track("bad", properties={"score": 0.0}), track("good-2")]
+    data = orjson.dumps({"batch": items}).replace(b'"score":0.0', f'"score":{literal}'.encode())
+    assert literal.encode() in data
+    response = await client.post(path, data=data, headers=BASIC)
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["good-1", "good-2"]
+    await dead_letters_done(client)
+    [letter] = sink.dead_letters
+    assert dict(letter.headers)["preempt.dlq.reason"] == b"number_out_of_range"
+    assert f'"score":{literal}'.encode() in (letter.value or b"")
+
+
+@pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
+async def test_a_lone_surrogate_escape_becomes_the_replacement_character(
+    client_factory: ClientFactory, path: str, status: int
+) -> None:
+    """JavaScript's "Great report 👍".slice(0, 14) cuts the emoji in half, and JSON.stringify writes the half as
+    \\ud83d (analytics-node, analytics.js): the batch was a 400 and the SDK dropped every call in it. As Segment's
+    and RudderStack's servers do, a lone surrogate is read as U+FFFD; every item is stored."""
+    client, sink = await client_factory()
+    items = [track("a"), track("lone", event="Titled X", properties={"title": "Great Q report"}), track("b")]
+    data = orjson.dumps({"batch": items}).replace(b" X", b" \\ud83d").replace(b" Q", b" \\udc4d")
+    response = await client.post(path, data=data, headers=BASIC)
+    assert response.status == status, await response.text()
+    assert (await response.json())["accepted"] == 3
+    stored = {e["event_id"]: e for e in (orjson.loads(v) for _, v in sink.records)}
+    assert sorted(stored) == ["a", "b", "lone"]
+    assert stored["lone"]["event"] == "Titled \ufffd"
+    assert stored["lone"]["properties"] == {"title": "Great \ufffd report"}
+
+
+async def test_a_non_finite_number_next_to_broken_json_is_still_a_400(client_factory: ClientFactory) -> None:
+    """The lenient reading is only for NaN and ±Infinity: a body that is not JSON otherwise stays a 400."""
+    client, sink = await client_factory()
+    response = await client.post("/v1/batch", data=b'{"batch": [{"x": NaN}, {"y": 1,}]}', headers=BASIC)
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["message"]
+    assert sink.records == []
+
+
+@pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
+async def test_a_utf8_byte_order_mark_before_the_json_is_ignored(
+    client_factory: ClientFactory, path: str, status: int
+) -> None:
+    """A body starting with a UTF-8 BOM (Windows tools write one; RFC 8259 lets a reader ignore it) is read,
+    as preempt publish reads such a file."""
+    client, sink = await client_factory()
+    response = await client.post(path, data=b"\xef\xbb\xbf" + orjson.dumps({"batch": [track()]}), headers=BASIC)
+    assert response.status == status, await response.text()
+    assert len(sink.records) == 1
 
 
 async def test_gzip_is_not_inflated_before_the_key_is_checked(client_factory: ClientFactory) -> None:
@@ -212,7 +324,7 @@ async def test_the_server_itself_never_inflates_bodies(client_factory: ClientFac
     with mock.patch("streams.ingest.gate.decode_content", side_effect=lambda body, *_a, **_k: body):
         response = await client.post("/v1/batch", data=data, headers=BASIC | {"Content-Encoding": "gzip"})
     assert response.status == 400
-    assert "not valid JSON" in (await response.json())["message"]
+    assert "gzip-compressed" in (await response.json())["message"]  # it reached the parser still compressed
     assert sink.records == []
 
 
@@ -292,6 +404,23 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     big = await client.post("/v1/t", data=orjson.dumps(track(pad="x" * 70_000) | {"writeKey": KEY}), headers=plain)
     assert big.status == 401
     assert len(sink.records) == 2
+
+
+async def test_the_preflight_allows_every_header_the_rudderstack_js_sdk_sends(client_factory: ClientFactory) -> None:
+    """RudderStack's browser SDK sends Authorization (Basic write key), Content-Type and AnonymousId on every call:
+    the preflight must allow all three (a browser compares them case-insensitively), or the browser sends nothing."""
+    client, _ = await client_factory(ingest_cors_origins=("https://app.example.test",))
+    preflight = await client.options(
+        "/v1/track",
+        headers={
+            "Origin": "https://app.example.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "anonymousid,authorization,content-type",
+        },
+    )
+    assert preflight.status == 204
+    allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"anonymousid", "authorization", "content-type"} <= allowed
 
 
 async def test_the_documented_rejection_answer_is_what_ingest_says(client_factory: ClientFactory) -> None:

@@ -1,0 +1,103 @@
+"""``GET /readyz`` of ``preempt ingest``: ready while a Kafka broker answers.
+
+Ingest holds no partitions and no tables: what it needs to do its job is a broker that takes its
+writes. While none does, every request with events is answered 429 or 503 and the SDKs hold their
+batches, so the pod should leave the load balancer and the on-call should hear of it — as for the
+rules worker and the notifier (docs/operations.md, "Health probes"): every ``interval_s`` one
+connection attempt to the bootstrap servers (``check``: ``kafka_clients.unreachable_reason`` in the
+process), judged by the same ``BrokerWatch``; once none has answered for
+``PREEMPT_BROKER_UNREACHABLE_SECONDS``, ``/readyz`` answers 503 with the reason, ``preempt_ready``
+and ``preempt_broker_reachable`` (``app="preempt-ingest"``) say 0, and one ERROR line is logged
+(one INFO line when a broker answers again). The process keeps serving: a restart would not bring
+the broker back, and the producer picks up again by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from streams.runtime.health import BrokerWatch
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import BROKER_REACHABLE, READY
+
+log = get_logger(__name__)
+
+APP_NAME = "preempt-ingest"  # the ``app`` label of preempt_ready and preempt_broker_reachable
+BROKER_WATCH_INTERVAL_SECONDS = 5.0
+BrokerCheck = Callable[[], Awaitable[str | None]]  # None: a broker answered; else why none did
+
+
+class IngestReadiness:
+    """The broker watch of one ingest app and its ``/readyz`` answer; started and stopped with the app."""
+
+    def __init__(
+        self,
+        check: BrokerCheck | None,
+        unreachable_after_s: float,
+        interval_s: float = BROKER_WATCH_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check
+        self._interval_s = interval_s
+        self._clock = clock
+        self._watch = BrokerWatch(unreachable_after_s, clock())  # the CLI probed the broker before it started
+        self._task: asyncio.Task[None] | None = None
+        self._reported = False
+        READY.labels(app=APP_NAME).set(1)
+        BROKER_REACHABLE.labels(app=APP_NAME).set(1)
+
+    def not_ready_reason(self) -> str | None:
+        """Why ingest is not ready now (None: ready)."""
+        unreachable = self._watch.unreachable(self._clock())
+        return None if unreachable is None else f"broker unreachable: {unreachable}"
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """200 ``{"status": "ready"}``, or 503 ``{"status": "not_ready", "reason": …}``."""
+        reason = self.not_ready_reason()
+        body = {"status": "ready", "app": APP_NAME} if reason is None else {"status": "not_ready", "app": APP_NAME}
+        if reason is not None:
+            body["reason"] = reason
+        return web.Response(
+            status=200 if reason is None else 503, body=orjson.dumps(body), content_type="application/json"
+        )
+
+    async def start(self) -> None:
+        """Start watching (nothing to watch without a ``check``: always ready)."""
+        if self._check is not None:
+            self._task = asyncio.create_task(self._run(self._check), name="preempt-ingest-broker-watch")
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, check: BrokerCheck) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                error = await check()
+            except Exception as exc:  # noqa: BLE001 - a check that breaks must not end the watch ("ready" for ever)
+                error = f"the broker check failed: {exc!r}"
+            self.observe(error)
+
+    def observe(self, error: str | None) -> None:
+        """Record one connection attempt's outcome (None: a broker answered) and update metrics and log."""
+        self._watch.observe(error, self._clock())
+        BROKER_REACHABLE.labels(app=APP_NAME).set(0 if error is not None else 1)
+        reason = self.not_ready_reason()
+        READY.labels(app=APP_NAME).set(0 if reason is not None else 1)
+        if reason is not None and not self._reported:
+            self._reported = True
+            log.error("broker unreachable; ingest not ready until it answers", app=APP_NAME, reason=reason)
+        elif error is None and self._reported:
+            self._reported = False
+            log.info("broker reachable again", app=APP_NAME)
