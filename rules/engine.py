@@ -171,12 +171,23 @@ class RuleEngine:
         return state
 
     # --- time ----------------------------------------------------------------------------------
-    def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[EventOutcome, list[Finding]]:
-        """Offer one event of this state's account, then advance to ``watermark``."""
+    def on_event(
+        self, state: AccountState, event: Event, watermark: float, late_before: float | None = None
+    ) -> tuple[EventOutcome, list[Finding]]:
+        """Offer one event of this state's account, then advance to ``watermark``.
+
+        ``late_before``: the caller's clock as the event arrived, when it is ahead of the
+        ``watermark`` the account is advanced to (the stream worker advances a batch's accounts
+        once, after the batch, but judges each event against its partition's clock as it stood
+        when the event was read, the earlier events of the batch counted, as the backtest does).
+        An event stamped before it is late. Default: ``watermark``.
+        """
         if state.account_id is None:
             state.account_id = event.account_id
         finalized = state.finalized_until
         clock = finalized if finalized > watermark else watermark
+        if late_before is not None and late_before > clock:
+            clock = late_before
         seen = state.seen
         event_id = event.event_id
         key = event_id if len(event_id) <= SEEN_ID_CHARS else seen_key(event_id)  # long ids: a digest
