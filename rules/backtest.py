@@ -77,11 +77,19 @@ class BacktestResult:
     """The line where reading stopped because no later event could be before ``until``."""
 
 
-def decode_lines(lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES) -> Iterator[tuple[int, Event | Rejection]]:
-    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder (no future-skew
-    check: it is history)."""
+def decode_lines(
+    lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES, *, now: float = math.inf, max_future_skew: float = 0.0
+) -> Iterator[tuple[int, Event | Rejection]]:
+    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder.
+
+    ``now`` (the wall clock, given by the caller: this module reads no clock) turns on the stream's
+    future check: an event stamped more than ``max_future_skew`` after it is ``future_timestamp``, as
+    the stream and ``preempt events validate`` refuse it. History is never ahead of the clock, so a
+    replay of real history gives the same result whenever it runs; without the check one event from a
+    client with a broken clock moved the replay's clock years ahead and every later event was late.
+    """
     for line in lines:
-        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
+        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=max_future_skew, now=now)
 
 
 def load_accounts(path: Path) -> tuple[dict[str, Account], list[InvalidLine]]:

@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 an error (bad rules, ``--until`` before the data…); 2 a 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,7 +233,10 @@ def backtest(
     else:
         _note_models_without_records(ruleset)
     lines = _progress(events_path, read_file(events_path))
-    events = decode_lines(lines, settings.max_event_bytes)
+    # The stream's future check against this machine's clock (as `preempt events validate` does).
+    events = decode_lines(
+        lines, settings.max_event_bytes, now=time.time(), max_future_skew=settings.max_future_skew_seconds
+    )
     result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
     _report_invalid("event", result.invalid_count, result.invalid)
     if result.lines and result.invalid_count == result.lines:

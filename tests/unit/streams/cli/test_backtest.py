@@ -285,3 +285,27 @@ def test_an_accounts_file_without_an_account_is_refused_before_the_replay(inputs
     empty = _invoke(inputs)
     assert empty.exit_code == 1
     assert "no accounts: the file is empty or only blank lines" in empty.stderr
+
+
+def test_an_event_stamped_past_the_allowed_future_skew_is_invalid_as_in_the_stream(inputs):
+    """One event from a client whose clock says 2099 is refused (``future_timestamp``), as the stream, ``preempt
+    events validate`` and ``preempt publish`` refuse it: accepted, it moved the replay's clock to 2099, so every
+    later line of the file was judged late and ignored (the detractor below never alerted) and every deadline
+    up to 2099 fired."""
+    events = [
+        {"event_id": "n1", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(MONDAY),
+         "properties": {"score": 3}},
+        {"event_id": "f1", "event": "Login", "account_id": "broken-clock", "timestamp": "2099-01-01T00:00:00Z"},
+        {"event_id": "n2", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(MONDAY + 120),
+         "properties": {"score": 2}},
+    ]  # fmt: skip
+    inputs["events"].write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    result = _invoke(inputs)
+    assert result.exit_code == 0, result.output
+    assert "  line 2: future_timestamp: timestamp: timestamp 2099-01-01T00:00:00Z is " in result.stderr
+    assert "2 events accepted" in result.stdout and "0 late" in result.stdout
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert [(a["rule_id"], a["fired_at"]) for a in alerts] == [
+        ("detractor", format_ts(MONDAY)),
+        ("detractor", format_ts(MONDAY + 120)),
+    ]
