@@ -19,6 +19,8 @@ from schemas.durations import Cooldown, Duration
 from schemas.event import MAX_EVENT_NAME_CHARS
 
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
+MAX_PRIORITY = 1_000_000
+"""The largest ``priority`` (a stack rank; 1 is the most important)."""
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]
 
@@ -107,7 +109,9 @@ class RuleBase(_Strict):
     title: Title
     description: str = ""
     severity: Severity
-    priority: int = Field(ge=1)
+    # Bounded: a stack rank past a million means nothing, and past 2^64 it broke the alert JSON
+    # (the backtest died writing it) or reached consumers as a number they cannot read exactly.
+    priority: int = Field(ge=1, le=MAX_PRIORITY)
     group_by: Literal["account", "user"] = "account"
     cooldown: Cooldown | None = None
     playbook: Template = ""
