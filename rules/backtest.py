@@ -1,8 +1,9 @@
 """The backtest: the same engine over a JSONL file of events, offline (docs/rules.md, "Backtesting").
 
 Events are read in file order. One global clock (``rules.clock.EventTimeClock``, event time
-only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
-at the first event), so events out of order by
+only): the watermark is the highest accepted event time so far minus the allowed lateness (it
+starts at the first event; a duplicate or a late event does not move it, as in the stream), so
+events out of order by
 less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
 At the end of input no event can arrive late any more, so the clock moves to the newest event
 time and every event of the file is evaluated (deadlines up to that time fire); or to ``until``
@@ -157,13 +158,17 @@ def run_backtest(
                 break
             result.after_until += 1
             continue
-        watermark = clock.after_event(decoded.ts)
+        # The clock as the event arrives (or where its first event starts it); only an accepted event
+        # moves it, as in the stream: a duplicate restamped later, or a late event, is ignored whole.
+        seen = clock.max_event_time
+        watermark = decoded.ts - allowed_lateness if seen is None else seen - allowed_lateness
         state = states.get(decoded.account_id)
         if state is None:
             state = states[decoded.account_id] = engine.new_state()
         outcome, fired = engine.on_event(state, decoded, watermark)
         findings.extend(fired)
         if outcome is EventOutcome.ACCEPTED:
+            clock.observe(decoded.ts)
             result.accepted += 1
             first = result.first_event_at
             result.first_event_at = decoded.ts if first is None else min(first, decoded.ts)

@@ -223,3 +223,21 @@ def test_iso_week_uses_utc():
     """Sunday late evening UTC is still the same ISO week."""
     assert iso_week("2026-11-29T23:59:59.000Z") == "2026-W48"
     assert iso_week("2026-11-30T00:00:00.000Z") == "2026-W49"
+
+
+def test_a_duplicate_does_not_move_the_clock_as_in_the_stream(make_rule, make_engine, write_jsonl):
+    """A duplicate (an id seen within the dedup horizon) is ignored, and its timestamp with it: a client's
+    retry restamped an hour later moved the backtest's clock an hour ahead, so the on-time events after it
+    were late, while the stream worker (whose clocks count accepted events only) evaluated them."""
+    rows = [
+        _event("e1", 0, name="NPS", account="ACME Corp/EU"),
+        _event("e1", HOUR, name="NPS", account="ACME Corp/EU"),  # the same event re-sent, restamped
+        _event("e2", 10, name="NPS", account="東京スタジオ"),
+    ]
+    result = _run(make_engine(make_rule("any", match={"event": "NPS"})), write_jsonl("e.jsonl", rows), lateness=5.0)
+    assert (result.accepted, result.duplicates, result.late) == (2, 1, 0)
+    assert [(a.account_id, a.fired_at) for a in result.alerts] == [
+        ("ACME Corp/EU", format_ts(MONDAY)),
+        ("東京スタジオ", format_ts(MONDAY + 10)),
+    ]
+    assert result.last_event_at == MONDAY + 10
