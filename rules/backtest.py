@@ -1,17 +1,20 @@
 """The backtest: the same engine over a JSONL file of events, offline (docs/rules.md, "Backtesting").
 
-Events are read in file order. One global clock (``rules.clock.EventTimeClock``, event time
-only): the watermark is the highest event time seen so far minus the allowed lateness (it starts
-at the first event), so events out of order by
-less than the lateness are evaluated exactly as if sorted, and later ones are counted as late.
-At the end of input no event can arrive late any more, so the clock moves to the newest event
-time and every event of the file is evaluated (deadlines up to that time fire); or to ``until``
-when given, so pending deadlines up to then fire. (``final_clock="watermark"`` keeps the clock
-where an event-time-only stream that read the same file would stand, ``newest − lateness``: events
-stamped at or after it are then not evaluated.) ``until`` also cuts the replay: events stamped at
-or after it are not evaluated (counted in ``after_until``); reading stops once an event is
-more than the lateness past ``until`` (any later event before ``until`` would be late anyway);
-an ``until`` before the data (nothing could be replayed) raises ``BacktestRangeError``.
+Events are read in file order. One clock (``rules.clock.EventTimeClock``, event time only) per
+partition, as the stream worker keeps one per partition of ``preempt.events`` (the caller says
+which partition an account's events go to; without that, one clock over the file): its watermark
+is the highest accepted event time of the partition so far minus the allowed lateness (it starts
+at the partition's first event; a duplicate or a late event does not move it, as in the stream), so
+events out of order by less than the lateness are evaluated exactly as if sorted, and later ones are
+counted as late. At the end of input no event can arrive late any more, so the clocks move to the
+newest event time and every event of the file is evaluated (deadlines up to that time fire); or to
+``until`` when given, so pending deadlines up to then fire. (``final_clock="watermark"`` keeps each
+clock where an event-time-only stream that read the same file would stand, its partition's
+``newest − lateness``: events stamped at or after it are then not evaluated.) ``until`` also cuts
+the replay: events stamped at or after it are not evaluated (counted in ``after_until``); reading
+stops once every partition has had an event more than the lateness past ``until`` (any later event
+before ``until`` would be late anyway); an ``until`` before the data (nothing could be replayed)
+raises ``BacktestRangeError``.
 Invalid lines are reported with their line numbers and skipped. Same rules + same file ⇒
 byte-identical output (alerts are sorted, and ``emitted_at`` is ``fired_at``).
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,11 +80,19 @@ class BacktestResult:
     """The line where reading stopped because no later event could be before ``until``."""
 
 
-def decode_lines(lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES) -> Iterator[tuple[int, Event | Rejection]]:
-    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder (no future-skew
-    check: it is history)."""
+def decode_lines(
+    lines: Iterable[Line], max_bytes: int = MAX_EVENT_BYTES, *, now: float = math.inf, max_future_skew: float = 0.0
+) -> Iterator[tuple[int, Event | Rejection]]:
+    """Decode each line (``schemas.jsonl.read_file``) with the stream's own decoder.
+
+    ``now`` (the wall clock, given by the caller: this module reads no clock) turns on the stream's
+    future check: an event stamped more than ``max_future_skew`` after it is ``future_timestamp``, as
+    the stream and ``preempt events validate`` refuse it. History is never ahead of the clock, so a
+    replay of real history gives the same result whenever it runs; without the check one event from a
+    client with a broken clock moved the replay's clock years ahead and every later event was late.
+    """
     for line in lines:
-        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=0.0, now=math.inf)
+        yield line.number, decode_event(line.raw, max_bytes=max_bytes, max_future_skew=max_future_skew, now=now)
 
 
 def load_accounts(path: Path) -> tuple[dict[str, Account], list[InvalidLine]]:
@@ -110,25 +121,37 @@ def run_backtest(
     *,
     allowed_lateness: float,
     final_clock: Literal["newest", "watermark"] = "newest",
+    partition_of: Callable[[str], int] | None = None,
+    partitions: int = 1,
 ) -> BacktestResult:
-    """Run every event through ``engine`` with one global clock; return the sorted alerts.
+    """Run every event through ``engine``; return the sorted alerts.
 
-    The clock's watermark is the newest event time so far minus ``allowed_lateness``. ``accounts``
-    enriches the alerts and, bound to the engine (``RuleEngine.bind_accounts``), is where ``risk``
-    models with account features read the records, as the worker reads the accounts topic.
+    One clock per partition, as the stream worker keeps: ``partition_of`` gives an account's
+    partition of ``partitions`` (the CLI passes Kafka's default partitioner, the stream's); without
+    it one clock over the whole file. A clock's watermark is the newest accepted event time of its
+    partition so far minus ``allowed_lateness``. ``accounts`` enriches the alerts and, bound to the
+    engine (``RuleEngine.bind_accounts``), is where ``risk`` models with account features read the
+    records, as the worker reads the accounts topic.
 
-    Without ``until`` the clock ends at the newest event time, every event evaluated
-    (``final_clock="watermark"``: at ``newest − allowed_lateness``, as an event-time-only stream would
-    stand). With ``until``, events stamped at or after it are cut (counted, not evaluated) and the clock
-    ends at ``until``. Raises ``BacktestRangeError`` when ``until`` is before the data: as soon as
-    the first event shows that nothing could be replayed, or at the end if nothing was.
+    Without ``until`` the clocks end at the file's newest event time, every event evaluated
+    (``final_clock="watermark"``: each partition at its newest − ``allowed_lateness``, as an
+    event-time-only stream would stand). With ``until``, events stamped at or after it are cut
+    (counted, not evaluated) and the clocks end at ``until``; reading stops once every partition has
+    an event more than the lateness past it. Raises ``BacktestRangeError`` when ``until`` is before
+    the data: as soon as the events show that nothing could be replayed, or at the end if nothing was.
     """
     result = BacktestResult()
     if accounts is not None:
         engine.bind_accounts(accounts.get)  # risk models with account features read the same records
+    if partition_of is None:
+        partitions = 1
     states: dict[str, AccountState] = {}
     findings: list[Finding] = []
-    clock = EventTimeClock(allowed_lateness)
+    clocks = [EventTimeClock(allowed_lateness) for _ in range(partitions)]
+    home: dict[str, int] = {}  # account -> partition (the partitioner is not cheap)
+    # Partitions that read an event more than the lateness past until: their later events before until
+    # are late for them (as in a stream, which does not stop at until), judged against this time.
+    closed: dict[int, float] = {}
     suppressed_before = engine.suppressed_by_cooldown
     earliest: float | None = None  # the first event's time, for the message when until is before the data
     for number, decoded in events:
@@ -139,23 +162,37 @@ def run_backtest(
                 where = f"{decoded.field}: " if decoded.field else ""
                 result.invalid.append(InvalidLine(number, f"{decoded.reason}: {where}{decoded.detail}"))
             continue
+        account_id = decoded.account_id
+        if partition_of is None:
+            p = 0
+        else:
+            p = home.get(account_id, -1)
+            if p < 0:
+                p = home[account_id] = partition_of(account_id)
+        clock = clocks[p]
         if until is not None and decoded.ts >= until:
             earliest = decoded.ts if earliest is None else min(earliest, decoded.ts)
             if clock.watermark_at(decoded.ts) >= until:
-                # Every later event is at/after until or late behind this one: the replay ends here.
-                if clock.max_event_time is None:
-                    raise _until_before_data(until, earliest)
-                result.stopped_at_line = number
-                break
+                # Every later event of this partition is at/after until or late behind this one.
+                closed[p] = max(closed.get(p, -math.inf), clock.watermark_at(decoded.ts))
+                if len(closed) == partitions:  # every partition: the replay ends here
+                    if all(c.max_event_time is None for c in clocks):
+                        raise _until_before_data(until, earliest)
+                    result.stopped_at_line = number
+                    break
             result.after_until += 1
             continue
-        watermark = clock.after_event(decoded.ts)
-        state = states.get(decoded.account_id)
+        # The clock as the event arrives (or where its first event starts it); only an accepted event
+        # moves it, as in the stream: a duplicate restamped later, or a late event, is ignored whole.
+        seen = clock.max_event_time
+        watermark = decoded.ts - allowed_lateness if seen is None else seen - allowed_lateness
+        state = states.get(account_id)
         if state is None:
-            state = states[decoded.account_id] = engine.new_state()
-        outcome, fired = engine.on_event(state, decoded, watermark)
+            state = states[account_id] = engine.new_state()
+        outcome, fired = engine.on_event(state, decoded, watermark, closed.get(p))
         findings.extend(fired)
         if outcome is EventOutcome.ACCEPTED:
+            clock.observe(decoded.ts)
             result.accepted += 1
             first = result.first_event_at
             result.first_event_at = decoded.ts if first is None else min(first, decoded.ts)
@@ -163,20 +200,27 @@ def run_backtest(
             result.duplicates += 1
         else:
             result.late += 1
-    if until is not None and result.after_until and clock.max_event_time is None:
+    newest = max((c.max_event_time for c in clocks if c.max_event_time is not None), default=None)
+    if until is not None and result.after_until and newest is None:
         raise _until_before_data(until, earliest)
-    final = until if until is not None else clock.watermark()
-    advance_to = final
-    if until is None and final_clock == "newest" and clock.max_event_time is not None:
+    if until is not None:
+        result.final_watermark = until
+        targets = dict.fromkeys(range(partitions), until)
+    elif newest is None:
+        targets = {}
+    elif final_clock == "newest":
         # The file has ended: nothing can arrive late any more, so its newest events are evaluated too
         # (just past the newest time, so events at that instant are applied; no later deadline is due).
-        final = clock.max_event_time
-        advance_to = math.nextafter(final, math.inf)
-    if final is not None and advance_to is not None:
-        result.final_watermark = final
-        for account_id in sorted(states):
-            findings.extend(engine.advance(states[account_id], advance_to))
-    result.last_event_at = clock.max_event_time
+        result.final_watermark = newest
+        targets = dict.fromkeys(range(partitions), math.nextafter(newest, math.inf))
+    else:  # where an event-time-only stream stands: each partition at its own watermark
+        result.final_watermark = newest - allowed_lateness
+        targets = {p: wm for p, c in enumerate(clocks) if (wm := c.watermark()) is not None}
+    for account_id in sorted(states):
+        target = targets.get(home.get(account_id, 0))
+        if target is not None:
+            findings.extend(engine.advance(states[account_id], target))
+    result.last_event_at = newest
     result.accounts = len(states)
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before
     accounts = accounts or {}

@@ -82,6 +82,19 @@ def _deadline_of(ev: Evaluator[Any]) -> _DeadlineOf | None:
     return ev.next_deadline
 
 
+PRESENTATION_FIELDS = frozenset(
+    {"title", "description", "severity", "priority", "playbook", "summary", "labels", "cooldown"}
+)
+"""Rule fields that shape the alerts people read, not what the rule remembers: editing them keeps the
+rule's state (the engine's cooldown table is kept per rule id whatever changes)."""
+
+
+def state_fingerprint(rule: RuleBase) -> str:
+    """The tag of a rule's stored state: a hash of every field but :data:`PRESENTATION_FIELDS`, so a
+    state is read back only by a rule that evaluates events the same way."""
+    return hashlib.sha256(rule.model_dump_json(exclude=set(PRESENTATION_FIELDS)).encode()).hexdigest()[:16]
+
+
 class EventOutcome(StrEnum):
     """What happened to an event offered to :meth:`RuleEngine.on_event`.
 
@@ -134,6 +147,9 @@ class RuleEngine:
         self._fingerprints = {
             rule.id: hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16] for rule in enabled
         }
+        # Written beside the whole rule's fingerprint (which workers before it compare), so that a rule
+        # whose title, playbook… was edited still reads its state (rules.state.encode_state).
+        self._state_fingerprints = {rule.id: state_fingerprint(rule) for rule in enabled}
         self._routes: dict[str, tuple[_Step, ...]] = {}
         self._by_id = {ev.rule.id: ev for ev in self._evaluators}
 
@@ -162,21 +178,32 @@ class RuleEngine:
 
     def dumps(self, state: AccountState) -> bytes:
         """Compact, versioned bytes of the state (in encoding ``state_version``)."""
-        return encode_state(state, self._fingerprints, self.state_version)
+        return encode_state(state, self._fingerprints, self.state_version, self._state_fingerprints)
 
     def loads(self, data: bytes) -> AccountState:
         """The state from :meth:`dumps`; rules added or changed since start from fresh state."""
-        state = decode_state(data, self._fingerprints, self._by_id)
+        state = decode_state(data, self._fingerprints, self._by_id, self._state_fingerprints)
         state.due = self._earliest_deadline(state)
         return state
 
     # --- time ----------------------------------------------------------------------------------
-    def on_event(self, state: AccountState, event: Event, watermark: float) -> tuple[EventOutcome, list[Finding]]:
-        """Offer one event of this state's account, then advance to ``watermark``."""
+    def on_event(
+        self, state: AccountState, event: Event, watermark: float, late_before: float | None = None
+    ) -> tuple[EventOutcome, list[Finding]]:
+        """Offer one event of this state's account, then advance to ``watermark``.
+
+        ``late_before``: the caller's clock as the event arrived, when it is ahead of the
+        ``watermark`` the account is advanced to (the stream worker advances a batch's accounts
+        once, after the batch, but judges each event against its partition's clock as it stood
+        when the event was read, the earlier events of the batch counted, as the backtest does).
+        An event stamped before it is late. Default: ``watermark``.
+        """
         if state.account_id is None:
             state.account_id = event.account_id
         finalized = state.finalized_until
         clock = finalized if finalized > watermark else watermark
+        if late_before is not None and late_before > clock:
+            clock = late_before
         seen = state.seen
         event_id = event.event_id
         key = event_id if len(event_id) <= SEEN_ID_CHARS else seen_key(event_id)  # long ids: a digest

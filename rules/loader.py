@@ -377,7 +377,7 @@ def load_rules(path: Path) -> RuleSet:
     if not rules and not errors:
         errors.append(f"{path}: rule (none): field '(path)': no rules found in *.yaml or *.yml files")
     if errors:
-        raise RuleConfigError("\n".join(errors))
+        raise RuleConfigError("\n".join(errors), loaded=RuleSet(tuple(rules), sources))
     return RuleSet(tuple(rules), sources)
 
 

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from rules.measures import check_measure
 from rules.paths import check_path
 from rules.risk.model import RiskModel
 from rules.templates import check_template
 from schemas.alert import Severity
-from schemas.durations import Cooldown, Duration
+from schemas.durations import Cooldown, Duration, format_duration
 from schemas.event import MAX_EVENT_NAME_CHARS
 
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
+MAX_PRIORITY = 1_000_000
+"""The largest ``priority`` (a stack rank; 1 is the most important)."""
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, min_length=1, max_length=64)]
 Template = Annotated[str, AfterValidator(check_template)]
 
@@ -107,7 +118,9 @@ class RuleBase(_Strict):
     title: Title
     description: str = ""
     severity: Severity
-    priority: int = Field(ge=1)
+    # Bounded: a stack rank past a million means nothing, and past 2^64 it broke the alert JSON
+    # (the backtest died writing it) or reached consumers as a number they cannot read exactly.
+    priority: int = Field(ge=1, le=MAX_PRIORITY)
     group_by: Literal["account", "user"] = "account"
     cooldown: Cooldown | None = None
     playbook: Template = ""
@@ -139,7 +152,23 @@ class _Windowed(RuleBase):
         return self.window
 
 
-class ThresholdRule(_Windowed):
+class _Sliding(_Windowed):
+    """The kinds over sliding windows (``rules.windows.BucketSpec.sliding``): under a minute they are
+    counted in 1-second buckets, so such a window is a whole number of seconds (a 250 ms window
+    covered a whole second)."""
+
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds_under_a_minute(cls, window: float) -> float:
+        if window < 60 and window != int(window):
+            raise ValueError(
+                f"{format_duration(window)}: a sliding window under a minute is counted in whole seconds "
+                "(1-second buckets); write e.g. '1s', '30s' or '45s'"
+            )
+        return window
+
+
+class ThresholdRule(_Sliding):
     """Fires when the measure over the last ``window`` reaches ``min``."""
 
     kind: Literal["threshold"]
@@ -148,7 +177,7 @@ class ThresholdRule(_Windowed):
     min: float = Field(gt=0)
 
 
-class RatioRule(_Windowed):
+class RatioRule(_Sliding):
     """Fires when matching / ``denominator`` events over ``window`` reach ``min_ratio``."""
 
     kind: Literal["ratio"]
@@ -158,7 +187,7 @@ class RatioRule(_Windowed):
     min_denominator: int = Field(1, ge=1)
 
 
-class SpikeRule(_Windowed):
+class SpikeRule(_Sliding):
     """Fires when the measure over ``window`` is ≥ ``factor`` × the window before, and ≥ ``min``."""
 
     kind: Literal["spike"]

@@ -97,18 +97,33 @@ def buffered_row(ev: Event) -> list[Any]:
     return [ev.ts, ev.event_id, ev.event, ev.account_id, ev.user_id, ev.properties, ev.context]
 
 
-def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: int = STATE_VERSION) -> bytes:
+def encode_state(
+    state: AccountState,
+    fingerprints: Mapping[str, str],
+    version: int = STATE_VERSION,
+    state_fingerprints: Mapping[str, str] | None = None,
+) -> bytes:
     """Serialize to compact JSON bytes; each rule's state is tagged with its rule's fingerprint.
+
+    ``state_fingerprints`` (version 2 only): a second tag per rule, of the fields that decide what
+    it remembers (``rules.engine.state_fingerprint``), written third in the rule's entry: a rule
+    edited only where people read it (title, playbook…) reads its state back by it. Readers before
+    it compare the first tag and ignore the third.
 
     ``version`` 1 writes what workers from before typed rule state read: for the first release
     with typed state during a rolling upgrade, when a partition can move back to an old worker.
     """
     if version not in READABLE_VERSIONS:
         raise ValueError(f"cannot write account state version {version!r}")
-    rules: dict[str, list[Any]] = {
-        rule_id: [fingerprints[rule_id], rs if version == STATE_VERSION else rs.to_version_1()]
-        for rule_id, rs in state.rules.items()
-    }
+    if version == STATE_VERSION and state_fingerprints:
+        rules: dict[str, list[Any]] = {
+            rule_id: [fingerprints[rule_id], rs, state_fingerprints[rule_id]] for rule_id, rs in state.rules.items()
+        }
+    else:
+        rules = {
+            rule_id: [fingerprints[rule_id], rs if version == STATE_VERSION else rs.to_version_1()]
+            for rule_id, rs in state.rules.items()
+        }
     doc = {
         "v": version,
         "a": state.account_id,
@@ -126,12 +141,19 @@ def encode_state(state: AccountState, fingerprints: Mapping[str, str], version: 
     return orjson.dumps(doc)
 
 
-def decode_state(data: bytes, fingerprints: Mapping[str, str], readers: Mapping[str, RuleStateReader]) -> AccountState:
+def decode_state(
+    data: bytes,
+    fingerprints: Mapping[str, str],
+    readers: Mapping[str, RuleStateReader],
+    state_fingerprints: Mapping[str, str] | None = None,
+) -> AccountState:
     """Read bytes from :func:`encode_state`, of this version or an older readable one.
 
-    A rule whose definition changed (different fingerprint) or that is new starts from
-    ``readers[rule_id].new_state()``; state of rules no longer loaded is dropped.
+    A rule whose definition changed (different fingerprint, and no matching ``state_fingerprints``
+    tag: see :func:`encode_state`) or that is new starts from ``readers[rule_id].new_state()``;
+    state of rules no longer loaded is dropped.
     """
+    by_state = state_fingerprints or {}
     try:
         doc: dict[str, Any] = orjson.loads(data)
         version = doc.get("v")
@@ -153,7 +175,9 @@ def decode_state(data: bytes, fingerprints: Mapping[str, str], readers: Mapping[
         for rule_id, fingerprint in fingerprints.items():
             entry = stored.get(rule_id)
             reader = readers[rule_id]
-            fits = entry is not None and entry[0] == fingerprint
+            fits = entry is not None and (
+                entry[0] == fingerprint or (len(entry) > 2 and entry[2] == by_state.get(rule_id))
+            )
             rules[rule_id] = reader.read_state(entry[1], version) if fits else reader.new_state()
         cooldowns = {rule_id: table for rule_id, table in doc["c"].items() if rule_id in fingerprints}
         return AccountState(

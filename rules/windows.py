@@ -1,8 +1,9 @@
 """Time buckets for windows, aligned to one origin so every process cuts time the same way.
 
 Sliding windows (``threshold``, ``ratio``, ``spike``) keep one value per bucket of
-``resolution = window / 60`` (1 s for windows under a minute); the window "at time t" is t's
-bucket and the 59 before it, so it spans between ``window − resolution`` and ``window``.
+``resolution = window / 60`` (1 s for windows under a minute, which the rule models keep to whole
+seconds); the window "at time t" is t's bucket and the 59 before it (under a minute: the window's
+seconds less one), so it spans between ``window − resolution`` and ``window``.
 Tumbling windows (``drop``, ``score`` ticks) start at multiples of their length from the origin,
 Monday 1970-01-05T00:00:00Z, so weekly windows run Monday to Monday and daily ones midnight to
 midnight (UTC).

@@ -24,7 +24,16 @@ class ConfigError(PreemptError):
 
 
 class RuleConfigError(ConfigError):
-    """A rule file is invalid."""
+    """A rule file is invalid.
+
+    ``loaded``: what the loader could still validate (a ``rules.loader.RuleSet`` of the rules without
+    errors of their own), so that ``preempt rules check`` also reports their template problems in the
+    same run; None when the error is not about single rules (a missing path).
+    """
+
+    def __init__(self, message: str, loaded: object | None = None) -> None:
+        super().__init__(message)
+        self.loaded = loaded
 
 
 class EventRejectedError(PreemptError):

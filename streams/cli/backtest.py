@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 an error (bad rules, ``--until`` before the data…); 2 a 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from streams.cli.output_paths import refuse_overwriting_inputs, writable_output,
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import Settings
+from streams.worker.processor import partition_for_key
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
 SHOWN_INVALID = 20
@@ -183,6 +185,13 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
     help="seconds (>= 0); default PREEMPT_ALLOWED_LATENESS_SECONDS",
 )
 @click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="one event-time clock per partition of this many, as the worker keeps (accounts placed by Kafka's "
+    "default partitioner); default PREEMPT_TOPIC_PARTITIONS; 1: one clock over the whole file",
+)
+@click.option(
     "--budget",
     type=click.IntRange(min=0),
     default=None,
@@ -195,6 +204,7 @@ def backtest(
     until: str | None,
     output_path: Path | None,
     allowed_lateness: float | None,
+    partitions: int | None,
     budget: int | None,
 ) -> None:
     """Replay events (JSONL) through the rules offline and summarise the alerts they would send.
@@ -232,8 +242,21 @@ def backtest(
     else:
         _note_models_without_records(ruleset)
     lines = _progress(events_path, read_file(events_path))
-    events = decode_lines(lines, settings.max_event_bytes)
-    result = run_backtest(engine, events, accounts, until_ts, allowed_lateness=lateness)
+    # The stream's future check against this machine's clock (as `preempt events validate` does).
+    events = decode_lines(
+        lines, settings.max_event_bytes, now=time.time(), max_future_skew=settings.max_future_skew_seconds
+    )
+    # One clock per partition, as the worker keeps (its lateness is judged per partition).
+    partitions = settings.topic_partitions if partitions is None else partitions
+    result = run_backtest(
+        engine,
+        events,
+        accounts,
+        until_ts,
+        allowed_lateness=lateness,
+        partition_of=lambda account_id: partition_for_key(account_id.encode(), partitions),
+        partitions=partitions,
+    )
     _report_invalid("event", result.invalid_count, result.invalid)
     if result.lines and result.invalid_count == result.lines:
         raise click.ClickException(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -41,6 +42,22 @@ def _summary(rule: RuleBase) -> str:
     return ", ".join(parts)
 
 
+def _rendering_problems(ruleset: RuleSet, path: Path) -> list[str]:
+    """Every template rendered against an account only known by its id (strict: no "None" for a CSM).
+    Named like the loader's errors: the rule's own file (not the directory given), rule id and field."""
+    return [
+        f"{ruleset.sources.get(rule.id, path)}: {problem}"
+        for rule in ruleset.stack_ranked()
+        for problem in check_rendering(rule)
+    ]
+
+
+def _report(problems: list[str]) -> NoReturn:
+    for problem in problems:
+        click.echo(problem, err=True)
+    raise SystemExit(1)
+
+
 @rules_group.command(name="check")
 @click.argument("path", type=click.Path(path_type=Path))
 def check(path: Path) -> None:
@@ -48,17 +65,16 @@ def check(path: Path) -> None:
 
     Exits 1 and prints every problem (file, rule id and field) when a rule is invalid.
     """
-    ruleset = load_rules_or_exit(path)
+    try:
+        ruleset = load_rules(path)
+    except RuleConfigError as exc:
+        # Every problem in one run: the loader's, then the templates of the rules it could still load.
+        loaded = exc.loaded if isinstance(exc.loaded, RuleSet) else None
+        _report([*str(exc).splitlines(), *(_rendering_problems(loaded, path) if loaded else [])])
     ranked = ruleset.stack_ranked()
-    # Every template rendered against an account only known by its id (strict: no "None" for a CSM).
-    # Named like the loader's errors: the rule's own file (not the directory given), rule id and field.
-    problems = [
-        f"{ruleset.sources.get(rule.id, path)}: {problem}" for rule in ranked for problem in check_rendering(rule)
-    ]
+    problems = _rendering_problems(ruleset, path)
     if problems:
-        for problem in problems:
-            click.echo(problem, err=True)
-        raise SystemExit(1)
+        _report(problems)
     click.echo(f"{len(ranked)} rules OK in {path} ({len(ruleset.enabled)} enabled)")
     width = max([36, *(len(rule.id) for rule in ranked)])  # ids may be 64 characters
     click.echo(f"{'prio':>4}  {'severity':<8}  {'id':<{width}}  what")

@@ -16,6 +16,12 @@ def worker(loglevel: str) -> None:
     Configured from PREEMPT_* environment variables (see README). Start more
     workers with the same settings to scale out (on one machine each with its own
     PREEMPT_WORKER_WEB_PORT); they share the partitions.
+
+    Replaying history: PREEMPT_EVENT_TIME_ONLY=true moves the clocks by event
+    time alone (no wall clock), for the same alerts as `preempt backtest` with
+    --partitions PREEMPT_TOPIC_PARTITIONS and --until the newest event time minus
+    PREEMPT_ALLOWED_LATENESS_SECONDS, once every partition has an event at that
+    newest time (docs/pipeline.md, "Guarantees").
     """
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions

@@ -99,14 +99,16 @@ class PartitionClocks:
     def _now(self) -> float | None:
         return None if self.event_time_only else self._wall_clock()
 
-    def observe(self, partition: int, event_time: float) -> None:
-        """Record an accepted event's time; the clock only ever moves forward.
+    def observe(self, partition: int, event_time: float) -> bool:
+        """Record an accepted event's time; the clock only ever moves forward. True when it moved.
 
         In live mode a time beyond the wall clock + ``future_tolerance`` counts as that bound (and
         in ``preempt_future_events_total``): the partition's clock never runs ahead of real time.
         """
         if self._clock(partition).observe(event_time, self._now()):
             self._dirty.add(partition)
+            return True
+        return False
 
     def catch_up(self, partitions: Iterable[int] | Mapping[int, float]) -> None:
         """``partitions`` have nothing waiting to be read: in live mode the wall clock − lateness

@@ -8,8 +8,10 @@ deterministic given the wall clock it is handed, so it is unit-tested without a 
 
 Per batch: decode every record (rejections become dead letters; a valid event read on another
 partition than its account's is forwarded there, :class:`ForwardOutput`) → ``engine.on_event`` with the
-partition's watermark as it stood before the batch (events are only buffered; nothing within the
-allowed lateness can be judged late) → observe event times → for every partition, advance each
+partition's watermark as it stood before the batch (events are only buffered) and its clock as the
+event arrives (the batch's earlier events counted: an event more than the allowed lateness behind
+one read before it is late, as in the backtest, wherever the poll boundaries fall) → observe event
+times → for every partition, advance each
 touched account and every account whose wakeup is due under the new watermark → findings →
 enrich → alerts. Advancing once per touched account per batch, not once per event, is the work
 that batching shares.
@@ -115,7 +117,9 @@ class RuleEnginePort(Protocol[StateT, FindingT]):
     """
 
     def new_state(self) -> StateT: ...
-    def on_event(self, state: StateT, event: Event, watermark: float) -> tuple[EventOutcome, list[FindingT]]: ...
+    def on_event(
+        self, state: StateT, event: Event, watermark: float, late_before: float | None = None
+    ) -> tuple[EventOutcome, list[FindingT]]: ...
     def advance(self, state: StateT, watermark: float) -> list[FindingT]: ...
     def next_wakeup(self, state: StateT) -> float | None: ...
     def bound_buffer(self, state: StateT, max_bytes: int) -> tuple[int, int, list[FindingT]]: ...
@@ -290,7 +294,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
         now = self._wall_clock()
+        # Per partition: the watermark as it stood before the batch (what its accounts are advanced
+        # from: they are advanced once, after the batch), and the clock as each event arrives (the
+        # batch's earlier events counted): an event older than that is late, as in the backtest,
+        # wherever the poll boundaries fall.
         before: dict[int, float] = {}
+        late_clock: dict[int, float] = {}
         # This batch's states by account: one state-cache lookup (LRU bookkeeping) per account, not
         # per event. A quarantine replaces an account's state in the cache: it is then dropped here.
         states: dict[str, StateT] = {}
@@ -305,6 +314,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         cache_get = self.cache.get
         on_event = self.engine.on_event
         observe = self.clocks.observe
+        watermark_of = self.clocks.watermark
         buffered = self._buffered_bytes
         if len(buffered) > MAX_HOME_PARTITIONS:  # accounts never measured again: forget the estimates
             buffered.clear()
@@ -329,12 +339,12 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 continue
             wm = before.get(p)
             if wm is None:
-                wm = before[p] = self._watermark_before(p, decoded.ts)
+                wm = before[p] = late_clock[p] = self._watermark_before(p, decoded.ts)
             state = states.get(account_id)
             if state is None:
                 state = states[account_id] = cache_get(account_id, p)
             try:
-                outcome, findings = on_event(state, decoded, wm)
+                outcome, findings = on_event(state, decoded, wm, late_clock[p])
             except Exception as exc:  # a rule bug must not stall the stream nor lose the event
                 log.exception("rule engine failed on an event", account_id=account_id)
                 self._dead_letter(
@@ -345,13 +355,16 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 continue
             if outcome is accepted_outcome:
                 n_accepted += 1
-                observe(p, decoded.ts)
+                if observe(p, decoded.ts):
+                    moved = watermark_of(p)
+                    if moved is not None and moved > late_clock[p]:
+                        late_clock[p] = moved
                 accepted[account_id] = p
                 buffered[account_id] = buffered.get(account_id, 0) + len(record.value or b"")
             else:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if outcome is EventOutcome.LATE:
-                    clock = max(wm, state.finalized_until)
+                    clock = max(late_clock[p], state.finalized_until)
                     self.late_log.late(p, account_id, clock - decoded.ts, now)
             if findings:
                 self._emit(findings, out, now, p)

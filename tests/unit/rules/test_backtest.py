@@ -223,3 +223,47 @@ def test_iso_week_uses_utc():
     """Sunday late evening UTC is still the same ISO week."""
     assert iso_week("2026-11-29T23:59:59.000Z") == "2026-W48"
     assert iso_week("2026-11-30T00:00:00.000Z") == "2026-W49"
+
+
+def test_a_duplicate_does_not_move_the_clock_as_in_the_stream(make_rule, make_engine, write_jsonl):
+    """A duplicate (an id seen within the dedup horizon) is ignored, and its timestamp with it: a client's
+    retry restamped an hour later moved the backtest's clock an hour ahead, so the on-time events after it
+    were late, while the stream worker (whose clocks count accepted events only) evaluated them."""
+    rows = [
+        _event("e1", 0, name="NPS", account="ACME Corp/EU"),
+        _event("e1", HOUR, name="NPS", account="ACME Corp/EU"),  # the same event re-sent, restamped
+        _event("e2", 10, name="NPS", account="東京スタジオ"),
+    ]
+    result = _run(make_engine(make_rule("any", match={"event": "NPS"})), write_jsonl("e.jsonl", rows), lateness=5.0)
+    assert (result.accepted, result.duplicates, result.late) == (2, 1, 0)
+    assert [(a.account_id, a.fired_at) for a in result.alerts] == [
+        ("ACME Corp/EU", format_ts(MONDAY)),
+        ("東京スタジオ", format_ts(MONDAY + 10)),
+    ]
+    assert result.last_event_at == MONDAY + 10
+
+
+def test_until_stops_reading_only_once_every_partition_is_past_it(make_rule, make_engine, write_jsonl):
+    """With one clock per partition an event well past --until closes only its own partition: a later
+    line of another partition's account before --until is still evaluated (a stream reads it on time);
+    the replay stops once every partition is past --until (with one clock: at the first such event)."""
+    rows = [
+        _event("a1", 0, name="NPS", account="a"),
+        _event("a2", 3 * HOUR, name="NPS", account="a"),  # partition 0: past --until by more than the lateness
+        _event("b1", 60, name="NPS", account="b"),  # partition 1, before --until: evaluated
+        _event("b2", 4 * HOUR, name="NPS", account="b"),  # partition 1 past too: reading stops here
+        _event("a3", 120, name="NPS", account="a"),  # not read
+    ]
+    path = write_jsonl("e.jsonl", rows)
+    engine = make_engine(make_rule("any", match={"event": "NPS"}))
+    result = _run(
+        engine, path, lateness=5.0, until=MONDAY + HOUR, partition_of=lambda a: 0 if a == "a" else 1, partitions=2
+    )
+    assert [(a.account_id, a.fired_at) for a in result.alerts] == [
+        ("a", format_ts(MONDAY)),
+        ("b", format_ts(MONDAY + 60)),
+    ]
+    assert (result.after_until, result.stopped_at_line) == (1, 4)
+    single = _run(make_engine(make_rule("any", match={"event": "NPS"})), path, lateness=5.0, until=MONDAY + HOUR)
+    assert [a.account_id for a in single.alerts] == ["a"]
+    assert single.stopped_at_line == 2

@@ -129,6 +129,50 @@ def test_changed_rule_starts_from_fresh_state(make_rule, make_engine, at):
     assert same.loads(old.dumps(state)).rules == state.rules
 
 
+EDITS_PEOPLE_READ = {
+    "title": "Onboarding stalled at {{ account.name }}",
+    "description": "a typo fixed",
+    "severity": "low",
+    "priority": 7,
+    "playbook": "Call the admin today.",
+    "summary": "no completion within {{ evidence.value }}",
+    "labels": {"team": "cs"},
+    "cooldown": "2h",
+}
+
+
+@pytest.mark.parametrize("field", sorted(EDITS_PEOPLE_READ))
+def test_editing_what_people_read_keeps_the_rules_state(make_rule, make_engine, at, field):
+    """A rule whose title, playbook, severity, priority, labels, description, summary or cooldown was edited
+    keeps its state: a pending deadline still fires. (Any edit started the rule afresh, so fixing a
+    playbook's typo silently dropped every pending absence deadline of every account.)"""
+    old = make_engine(make_rule("absence"))
+    state = old.new_state()
+    old.on_event(state, at(0, "Started"), MONDAY)
+    old.advance(state, MONDAY + 1)
+    edited = make_engine(make_rule("absence", **{field: EDITS_PEOPLE_READ[field]}))
+    restored = edited.loads(old.dumps(state))
+    assert restored.rules == state.rules
+    assert [f.rule_id for f in edited.advance(restored, MONDAY + 2 * HOUR)] == ["absence-rule"]
+
+
+def test_state_written_under_the_fingerprint_of_the_whole_rule_is_still_read(make_rule, make_engine, at):
+    """States written before the fingerprint left out what people read (the whole rule's JSON) keep
+    their rule state after the upgrade as long as the rule is unchanged."""
+    import hashlib
+
+    from rules.state import encode_state
+
+    rule = make_rule("absence")
+    engine = make_engine(rule)
+    state = engine.new_state()
+    engine.on_event(state, at(0, "Started"), MONDAY)
+    engine.advance(state, MONDAY + 1)
+    whole = hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16]
+    restored = engine.loads(encode_state(state, {rule.id: whole}))
+    assert restored.rules == state.rules
+
+
 def test_unreadable_state_raises_a_clear_error(make_rule, make_engine):
     """Garbage or a future version is a StateDecodeError, not a crash deep inside."""
     engine = make_engine(make_rule("any"))

@@ -55,10 +55,12 @@ class FakeEngine:
     def new_state(self) -> FakeState:
         return FakeState()
 
-    def on_event(self, state: FakeState, event: Event, watermark: float) -> tuple[EventOutcome, list[FakeFinding]]:
+    def on_event(
+        self, state: FakeState, event: Event, watermark: float, late_before: float | None = None
+    ) -> tuple[EventOutcome, list[FakeFinding]]:
         if event.event_id in state.seen:
             return EventOutcome.DUPLICATE, []
-        if event.ts < state.finalized_until:
+        if event.ts < max(state.finalized_until, late_before if late_before is not None else watermark):
             return EventOutcome.LATE, []
         state.seen.append(event.event_id)
         state.account_id = event.account_id

@@ -105,8 +105,9 @@ def test_backtest_with_bad_rules_exits_1(inputs):
 
 
 def test_until_cuts_the_replay_and_says_so(inputs):
-    """Events at or after --until are not replayed; the summary says how many were skipped."""
-    result = _invoke(inputs, "--until", format_ts(MONDAY + 30))
+    """Events at or after --until are not replayed; the summary says how many were skipped (with one clock,
+    reading stops at the first event more than the lateness past --until)."""
+    result = _invoke(inputs, "--until", format_ts(MONDAY + 30), "--partitions", "1")
     assert result.exit_code == 0, result.output
     assert (
         "replay cut at --until 2026-11-23T00:00:30.000Z: 0 events at or after it skipped; "
@@ -285,3 +286,65 @@ def test_an_accounts_file_without_an_account_is_refused_before_the_replay(inputs
     empty = _invoke(inputs)
     assert empty.exit_code == 1
     assert "no accounts: the file is empty or only blank lines" in empty.stderr
+
+
+def test_an_event_stamped_past_the_allowed_future_skew_is_invalid_as_in_the_stream(inputs):
+    """One event from a client whose clock says 2099 is refused (``future_timestamp``), as the stream, ``preempt
+    events validate`` and ``preempt publish`` refuse it: accepted, it moved the replay's clock to 2099, so every
+    later line of the file was judged late and ignored (the detractor below never alerted) and every deadline
+    up to 2099 fired."""
+    events = [
+        {"event_id": "n1", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(MONDAY),
+         "properties": {"score": 3}},
+        {"event_id": "f1", "event": "Login", "account_id": "broken-clock", "timestamp": "2099-01-01T00:00:00Z"},
+        {"event_id": "n2", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(MONDAY + 120),
+         "properties": {"score": 2}},
+    ]  # fmt: skip
+    inputs["events"].write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    result = _invoke(inputs)
+    assert result.exit_code == 0, result.output
+    assert "  line 2: future_timestamp: timestamp: timestamp 2099-01-01T00:00:00Z is " in result.stderr
+    assert "2 events accepted" in result.stdout
+    assert "0 late" in result.stdout
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert [(a["rule_id"], a["fired_at"]) for a in alerts] == [
+        ("detractor", format_ts(MONDAY)),
+        ("detractor", format_ts(MONDAY + 120)),
+    ]
+
+
+def _disordered_accounts(inputs: dict[str, Path]) -> None:
+    """A detractor of an account on partition 1 of 3 an hour behind one of an account on partition 0:
+    the worker (one clock per partition) evaluates it, it is that partition's first event."""
+    events = [
+        {"event_id": "n1", "event": "NPS Submitted", "account_id": "ACME Corp/EU", "timestamp": format_ts(MONDAY),
+         "properties": {"score": 3}},
+        {"event_id": "n2", "event": "NPS Submitted", "account_id": "東京スタジオ",
+         "timestamp": format_ts(MONDAY - 3600), "properties": {"score": 1}},
+    ]  # fmt: skip
+    inputs["events"].write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+
+
+def test_events_are_judged_late_per_partition_as_the_worker_judges_them(inputs, monkeypatch):
+    """The backtest keeps one clock per partition of PREEMPT_TOPIC_PARTITIONS, as the worker does: an
+    account's event an hour behind another partition's events is evaluated (the backtest's one clock
+    over the file judged it late, so the stream sent an alert the backtest did not show)."""
+    monkeypatch.setenv("PREEMPT_TOPIC_PARTITIONS", "3")
+    _disordered_accounts(inputs)
+    result = _invoke(inputs, "--until", "2026-11-24T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "2 events accepted" in result.stdout
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert sorted((a["account_id"], a["fired_at"]) for a in alerts if a["rule_id"] == "detractor") == [
+        ("ACME Corp/EU", format_ts(MONDAY)),
+        ("東京スタジオ", format_ts(MONDAY - 3600)),
+    ]
+
+
+def test_partitions_1_keeps_one_clock_over_the_file(inputs):
+    """--partitions 1: one clock over the whole file (the event an hour behind is late)."""
+    _disordered_accounts(inputs)
+    result = _invoke(inputs, "--partitions", "1", "--until", "2026-11-24T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "1 events accepted" in result.stdout
+    assert "1 late" in result.stdout

@@ -41,3 +41,25 @@ def test_a_long_rule_id_keeps_the_columns_apart(tmp_path):
     header, row = result.output.splitlines()[1:3]
     assert row.split() == ["1", "low", long_id, "any"]
     assert header.index("what") == row.rindex("any")
+
+
+def test_a_template_error_is_reported_with_another_files_field_error_in_one_run(tmp_path):
+    """Every problem comes out at once: a template that would fail for a CSM (a missing evidence key) in one
+    file is reported together with a field error in another, not only after that one is fixed."""
+    (tmp_path / "a.yaml").write_text(
+        "id: export-failed\nkind: any\ntitle: '{{ evidence.nope.deeper }}'\nseverity: low\npriority: 1\n"
+        "match: {event: Export Failed}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b.yaml").write_text(
+        "id: seat-removed\nkind: any\ntitle: t\nseverity: loud\npriority: 1\nmatch: {event: Seat Removed}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 'b.yaml'}: rule 'seat-removed': field 'severity': "
+        "Input should be 'critical', 'high', 'medium', 'low' or 'info'",
+        f"{tmp_path / 'a.yaml'}: rule 'export-failed': field 'title': "
+        "UndefinedError: 'dict object' has no attribute 'nope'",
+    ]

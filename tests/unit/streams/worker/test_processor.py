@@ -312,7 +312,7 @@ def test_an_over_limit_state_is_quarantined_and_the_stream_goes_on(make_processo
     assert out.dead_letters == []
     table[b"busy"] = out.state_writes[0]["busy"]  # what the writer does
     batch = [_record(i, "Login", T0 + i, account="busy", event_id=f"{i:0>100}") for i in range(1, 20)]
-    out = processor.process_batch([*batch, _record(20, "Login", T0, account="calm")])
+    out = processor.process_batch([*batch, _record(20, "Login", T0 + 19, account="calm")])
     assert [(d.reason, d.record.key) for d in out.dead_letters] == [("state_too_large", b"busy")]
     assert out.dead_letters[0].record.value == table[b"busy"]  # the last state written is kept aside
     assert all(len(v) <= 1024 for w in out.state_writes.values() for v in w.values())
@@ -376,10 +376,10 @@ def test_an_event_the_engine_fails_on_leaves_a_healthy_state_alone(make_processo
     processor, _ = make_processor()
     real_on_event = processor.engine.on_event
 
-    def on_event(state: Any, event: Any, watermark: float) -> Any:
+    def on_event(state: Any, event: Any, watermark: float, late_before: float | None = None) -> Any:
         if event.event == "Poison":
             raise ValueError("cannot read this event")
-        return real_on_event(state, event, watermark)
+        return real_on_event(state, event, watermark, late_before)
 
     processor.engine.on_event = on_event  # type: ignore[method-assign]
     out = processor.process_batch([_record(0, "Login", T0), _record(1, "Poison", T0 + 1), _record(2, "Login", T0 + 2)])
@@ -567,3 +567,63 @@ def test_findings_dropped_by_a_cooldown_are_counted_as_suppressed(tmp_path: Any)
     out = processor.process_batch([_record(5, "Error", T0 + 120), _record(6, "Ping", T0 + 300)])
     assert out.alerts == []
     assert _cooldown_suppressed() == before + 5
+
+
+def _real_processor(tmp_path: Any, rules_yaml: str, event_time_only: bool = True) -> RulesProcessor:
+    """A processor over the real rule engine (one partition, lateness 5 s)."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+    from streams.runtime.settings import Settings
+    from streams.worker.clock import PartitionClocks
+    from streams.worker.state_cache import StateCache
+    from streams.worker.wakeups import WakeupIndex
+
+    (tmp_path / "r.yaml").write_text(rules_yaml)
+    engine = RuleEngine(load_rules(tmp_path / "r.yaml"))
+    cfg = Settings(event_time_only=event_time_only, allowed_lateness_seconds=5.0, topic_partitions=1)
+    return RulesProcessor(
+        engine,
+        cfg,
+        StateCache({}, engine.new_state, engine.loads, engine.dumps),
+        PartitionClocks(5.0, event_time_only, wall_clock=lambda: T0 + 1000),
+        WakeupIndex(),
+        {}.get,
+        [],
+        wall_clock=lambda: T0 + 1000,
+    )
+
+
+EVERY_ERROR = "- {id: every-error, kind: any, title: t, severity: low, priority: 1, match: {event: Error}}\n"
+
+
+@given(split=st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=5))
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_an_event_later_than_the_lateness_behind_an_earlier_one_of_its_batch_is_late_whatever_the_batches(
+    tmp_path: Any, split: list[int]
+) -> None:
+    """Late is judged against the partition's clock as the event arrives, as the backtest judges it: an
+    event more than the allowed lateness older than one read before it on its partition is late and
+    ignored, also when both come in one poll (it was accepted then, and alerted, so a late event's fate
+    depended on where the poll boundaries fell)."""
+    records = [
+        _record(0, "Error", T0),
+        _record(1, "Error", T0 + 100, account="other"),
+        _record(2, "Error", T0 + 10),  # 90 s behind the partition's newest event: late
+        _record(3, "Error", T0 + 98),  # within the lateness: evaluated
+        _record(4, "Ping", T0 + 200),
+    ]
+    processor = _real_processor(tmp_path, "rules:\n" + EVERY_ERROR)
+    late_before = REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) or 0.0
+    fired: list[tuple[str, str]] = []
+    start = 0
+    for size in [*split, len(records)]:
+        batch = records[start : start + size]
+        start += len(batch)
+        if batch:
+            fired += [(a.account_id, a.fired_at) for a in processor.process_batch(batch).alerts]
+    assert sorted(fired) == [
+        ("acme", format_ts(T0)),
+        ("acme", format_ts(T0 + 98)),
+        ("other", format_ts(T0 + 100)),
+    ]
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) == late_before + 1
