@@ -34,6 +34,7 @@ from streams.ingest.auth import (
 from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
 from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
+from streams.ingest.payload import BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
@@ -146,8 +147,10 @@ async def _admit_body_key(request: web.Request, answer: Answer, config: IngestCo
     if isinstance(body, str):
         return answer(401, "unauthorized", "missing API key (Authorization header; writeKey only in small bodies)")
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        # Read as the tracking routes read it (a lone surrogate as U+FFFD…): analytics.js is the
+        # sender whose JSON.stringify writes half an emoji, and it puts its key here.
+        doc = read_json_body(body)
+    except BodyError:
         doc = None
     key = doc.get("writeKey") if isinstance(doc, dict) else None
     source = authenticate(f"Bearer {key}", config.keys) if isinstance(key, str) and key else None

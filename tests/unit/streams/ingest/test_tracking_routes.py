@@ -436,3 +436,28 @@ async def test_the_documented_rejection_answer_is_what_ingest_says(client_factor
     doc_detail = documented["rejections"][0].pop("detail")
     assert answer["rejections"][0].pop("detail").startswith(doc_detail.removesuffix(" (…)"))
     assert answer == documented
+
+
+async def test_analytics_js_with_the_key_in_the_body_gets_the_lenient_reading_too(client_factory: ClientFactory) -> None:
+    """analytics.js — the browser SDK whose JSON.stringify writes half an emoji as \\ud83d — puts the key in the
+    body: that body was read with orjson alone to find the key, so the call got a 401 ("unknown API key") where the
+    same call with the key in a header is stored with U+FFFD."""
+    client, sink = await client_factory()
+    data = orjson.dumps(track(event="Titled X") | {"writeKey": KEY}).replace(b" X", b" \\ud83d")
+    response = await client.post("/v1/t", data=data, headers={"Content-Type": "text/plain"})
+    assert response.status == 200, await response.text()
+    [(_, value)] = sink.records
+    assert orjson.loads(value)["event"] == "Titled \ufffd"
+
+
+async def test_a_batch_item_whose_type_is_not_a_string_rejects_only_that_item(client_factory: ClientFactory) -> None:
+    """``"type": {}`` or ``[]`` (an unhashable value) raised TypeError looking it up among the calls: the whole
+    batch was a 500, which the SDKs retry for ever. It is rejected on its own, like any other bad type."""
+    client, sink = await client_factory()
+    items = [track("good-1"), track("object", type={}), track("array", type=[]), track("good-2")]
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": items}), headers=BASIC)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert {(r["index"], r["field"]) for r in body["rejections"]} == {(1, "type"), (2, "type")}
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["good-1", "good-2"]
