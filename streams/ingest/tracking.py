@@ -274,7 +274,7 @@ def _map_item(
         return Rejection(Reason.NOT_AN_OBJECT, "each call must be a JSON object")
     if call is None:
         return Rejection(Reason.MISSING_FIELD, "type is required in a batch item", "type")
-    if call not in CALLS:
+    if not isinstance(call, str) or call not in CALLS:  # {} or [] cannot even be looked up
         return Rejection(Reason.INVALID_FIELD, f"type must be one of {', '.join(sorted(CALLS))}", "type")
     if call == "alias":
         return None  # accepted and counted; Preempt keys by account, so an alias changes nothing
