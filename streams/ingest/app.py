@@ -8,8 +8,9 @@ items then go to the events dead-letter topic in the background (``gate.queue_de
 tracking API (``tracking_routes``) answers as the Segment/RudderStack SDKs expect. When Kafka is
 slow the answer is 429, when it fails 503, both with ``Retry-After``; a client that retries may
 resend events that did get through, which the rules worker drops as duplicates by ``event_id``.
-Every answer is counted by status; every other refused request (4xx) is also logged, once, by
-``log_refusal``: the SDKs drop a batch on a 4xx, so its events are lost unless someone looks.
+Every answer is counted by status; every other refused request (4xx) is also logged by
+``log_refusal`` (at most one line per kind of refusal per 10 s, ``refusal_log``): the SDKs drop a
+batch on a 4xx, so its events are lost unless someone looks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from streams.ingest.gate import (
 )
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
+from streams.ingest.refusal_log import RefusalLog
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
@@ -50,6 +52,7 @@ log = get_logger(__name__)
 __all__ = ["CONFIG", "READINESS", "SINK", "IngestConfig", "create_ingest_app"]
 
 READINESS = web.AppKey("readiness", IngestReadiness)
+REFUSALS = web.AppKey("refusals", RefusalLog)
 
 
 # Refusals logged where they happen, with what Kafka or the replay guard said (gate.store, gate.admit).
@@ -84,7 +87,8 @@ def log_refusal(request: web.Request, response: web.StreamResponse) -> None:
     Its events are lost unless the sender retries, and the SDKs drop a batch on any 4xx but 429: the
     count by status alone would not tell the operator which sender, or why. The line names the
     route, status, code and reason, the API key's name when the key was good, and the User-Agent
-    (which SDK) — never the body.
+    (which SDK) — never the body. Throttled per status, code and key name (``refusal_log``): anyone
+    who can reach the port can send refused requests, and each one no longer writes a line.
     """
     if response.status < 400 or response.status in LOGGED_WHERE_REFUSED:
         return
@@ -94,14 +98,13 @@ def log_refusal(request: web.Request, response: web.StreamResponse) -> None:
     else:  # aiohttp's own answer: no such route or method
         reason = response.reason or str(response.status)
         code = reason.lower().replace(" ", "_")
-    log.warning(
-        "ingest request refused",
+    request.app[REFUSALS].refused(
+        response.status,
+        code,
+        request.get(SOURCE),
         route=request.path[:LOGGED_CHARS],
         method=request.method,
-        status=response.status,
-        code=code,
         reason=reason[:LOGGED_CHARS],
-        source=request.get(SOURCE),
         user_agent=request.headers.get("User-Agent", "")[:LOGGED_CHARS] or None,
     )
 
@@ -192,6 +195,7 @@ def create_ingest_app(
     app[SINK] = sink
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
+    app[REFUSALS] = RefusalLog()
     readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds)
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
 

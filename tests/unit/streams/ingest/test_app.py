@@ -226,6 +226,25 @@ async def test_a_refused_request_is_logged_with_its_reason_and_counted(
     assert sink.records == []
 
 
+async def test_refusals_repeated_by_anyone_do_not_flood_the_log(client_factory: ClientFactory) -> None:
+    """Anyone who can reach the port can send requests ingest refuses (a wrong key, a made-up path): 50 of them
+    wrote 50 WARNING lines. Each kind of refusal (status, code, key name) is logged once per interval; every one
+    is still counted, and a different kind still gets its own line at once."""
+    client, _ = await client_factory()
+    before = counter("preempt_ingest_requests_total", status="401")
+    wrong = {"Authorization": "Bearer nope"}
+    with capture_logs() as logs:
+        for index in range(50):
+            response = await client.post(f"/v1/batch?n={index}", data=b"{}", headers=wrong)
+            assert response.status == 401
+        for index in range(20):
+            assert (await client.post(f"/v1/made-up-{index}", data=b"{}", headers=wrong)).status == 404
+        assert (await client.post("/v1/batch", data=b"{not json", headers=BASIC)).status == 400
+    assert counter("preempt_ingest_requests_total", status="401") == before + 50
+    lines = [(entry["status"], entry["code"], entry["source"]) for entry in logs if entry["event"] == REFUSED_LOG]
+    assert lines == [(401, "unauthorized", None), (404, "not_found", None), (400, "invalid_request", "web")]
+
+
 async def test_accepted_requests_and_kafka_refusals_are_not_logged_as_refused(client_factory: ClientFactory) -> None:
     """A 200/202 is no refusal, and a 429/503 is logged where Kafka failed (with what it said), not twice."""
     client, sink = await client_factory()
