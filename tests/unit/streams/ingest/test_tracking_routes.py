@@ -438,7 +438,9 @@ async def test_the_documented_rejection_answer_is_what_ingest_says(client_factor
     assert answer == documented
 
 
-async def test_analytics_js_with_the_key_in_the_body_gets_the_lenient_reading_too(client_factory: ClientFactory) -> None:
+async def test_analytics_js_with_the_key_in_the_body_gets_the_lenient_reading_too(
+    client_factory: ClientFactory,
+) -> None:
     """analytics.js — the browser SDK whose JSON.stringify writes half an emoji as \\ud83d — puts the key in the
     body: that body was read with orjson alone to find the key, so the call got a 401 ("unknown API key") where the
     same call with the key in a header is stored with U+FFFD."""
