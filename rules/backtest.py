@@ -35,7 +35,7 @@ import orjson
 from pydantic import ValidationError
 
 from rules.clock import EventTimeClock
-from rules.engine import EventOutcome, RuleEngine
+from rules.engine import AlertTooLargeError, EventOutcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
 from schemas.account import Account
@@ -78,6 +78,10 @@ class BacktestResult:
     """Valid events stamped at or after ``until`` that were read and skipped."""
     stopped_at_line: int | None = None
     """The line where reading stopped because no later event could be before ``until``."""
+    not_built: int = 0
+    """Findings whose alert would be too large (``rules.engine.AlertTooLargeError``): the stream dead-letters them."""
+    not_built_reason: str = ""
+    """The first of them, in words."""
 
 
 def decode_lines(
@@ -225,7 +229,12 @@ def run_backtest(
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before
     accounts = accounts or {}
     findings.sort(key=_sort_key)
-    result.alerts = [engine.to_alert(f, accounts.get(f.account_id), f.fired_at) for f in findings]
+    for finding in findings:
+        try:
+            result.alerts.append(engine.to_alert(finding, accounts.get(finding.account_id), finding.fired_at))
+        except AlertTooLargeError as exc:  # the stream dead-letters it (alert_build_failed): never an alert
+            result.not_built += 1
+            result.not_built_reason = result.not_built_reason or str(exc)
     return result
 
 

@@ -55,6 +55,11 @@ from schemas.event import Event, format_ts
 __all__ = ["AccountState", "EventOutcome", "Finding", "RuleEngine"]
 
 MAX_ROUTE_CACHE = 10_000
+MAX_ALERT_BYTES = 512 * 1024
+"""An alert's JSON may be at most this large. Templates may print up to a million characters each and a
+rule may list any number of event names, so without a bound one rule could build an alert Kafka refuses
+(over about 1 MB): the worker's send would fail on every retry of the batch. Such a finding is
+dead-lettered by the worker (``alert_build_failed``) and counted by the backtest, never sent."""
 
 _heappush = heapq.heappush
 _heappop = heapq.heappop
@@ -428,7 +433,7 @@ class RuleEngine:
             playbook_error = playbook_error or summary_error
         if title_error or playbook_error:
             evidence["template_error"] = title_error or playbook_error
-        return Alert(
+        alert = Alert(
             alert_id=finding.alert_id,
             rule_id=finding.rule_id,
             kind=finding.kind,
@@ -453,6 +458,18 @@ class RuleEngine:
             playbook=playbook,
             labels=dict(rule.labels),
         )
+        size = len(alert.model_dump_json())
+        if size > MAX_ALERT_BYTES:
+            raise AlertTooLargeError(
+                f"alert of rule {finding.rule_id!r} would be {size:,} bytes, over the {MAX_ALERT_BYTES:,} an alert may "
+                "be (Kafka refuses records over about 1 MB): shorten its title, summary or playbook template, or "
+                "its list of event names"
+            )
+        return alert
+
+
+class AlertTooLargeError(ValueError):
+    """A finding whose alert would be too large to send: the stream dead-letters it, the backtest counts it."""
 
 
 def _account_view(account_id: str, account: Account | None) -> dict[str, Any]:

@@ -96,6 +96,13 @@ def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | N
     if result.final_watermark is not None:
         click.echo(f"clock advanced to {format_ts(result.final_watermark)}")
     click.echo(f"{len(result.alerts)} alerts ({result.suppressed_by_cooldown} more suppressed by cooldown)")
+    if result.not_built:
+        click.echo(
+            f"note: {result.not_built} more {'alert was' if result.not_built == 1 else 'alerts were'} too large to "
+            "send and not written (the worker "
+            f"dead-letters them as alert_build_failed); the first: {result.not_built_reason}",
+            err=True,
+        )
     if not result.alerts:
         return
     click.echo("\nalerts per rule:")

@@ -267,3 +267,20 @@ def test_until_stops_reading_only_once_every_partition_is_past_it(make_rule, mak
     single = _run(make_engine(make_rule("any", match={"event": "NPS"})), path, lateness=5.0, until=MONDAY + HOUR)
     assert [a.account_id for a in single.alerts] == ["a"]
     assert single.stopped_at_line == 2
+
+
+def test_an_alert_too_large_to_send_is_counted_not_written_and_the_rest_go_on(make_rule, make_engine, write_jsonl):
+    """A playbook printing 600,000 characters makes an alert Kafka would refuse: the stream dead-letters it, the
+    backtest leaves it out and counts it with the reason — and the other accounts' alerts are still there."""
+    big = make_rule(
+        "threshold",
+        id="big-playbook",
+        playbook="{% if account.name == 'huge' %}{{ 'x' * 600000 }}{% else %}Call them.{% endif %}",
+    )
+    rows = [_event(f"e{i}", i, name="Error") for i in range(3)]
+    rows += [_event(f"h{i}", i, name="Error", account="huge") for i in range(3)]
+    result = _run(make_engine(big), write_jsonl("e.jsonl", rows), lateness=60.0)
+    assert [a.account_id for a in result.alerts] == ["acme"]
+    assert result.not_built == 1
+    assert "big-playbook" in result.not_built_reason
+    assert "bytes" in result.not_built_reason

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from rules.engine import EventOutcome
+from rules.engine import MAX_ALERT_BYTES, AlertTooLargeError, EventOutcome
 from rules.findings import alert_id_for
 from rules.state import StateDecodeError
 from schemas.account import Account, AccountLinks, Owner
@@ -210,6 +210,18 @@ def test_alert_ids_of_ordinary_keys_are_unchanged_by_the_escaping():
     """Ids already delivered (keys without ``|`` or ``\\``) keep their value: the delivery log dedups by id."""
     expected = hashlib.sha256(b"error-spike|acc-1|u-7|2026-01-05T00:00:00Z").hexdigest()[:32]
     assert alert_id_for("error-spike", "acc-1", "u-7", "2026-01-05T00:00:00Z") == expected
+
+
+def test_to_alert_refuses_an_alert_over_the_size_kafka_takes(make_rule, make_engine, run, at):
+    """Templates may each print a million characters: an alert over MAX_ALERT_BYTES is AlertTooLargeError, which the
+    worker dead-letters (alert_build_failed) instead of failing every retry of its batch at send."""
+    rule = make_rule("threshold", title="{{ 'T' * 300000 }}", playbook="{{ 'P' * 300000 }}")
+    finding = run(make_engine(rule), [at(0, "Error"), at(1, "Error"), at(2, "Error")], until=MONDAY + 10).findings[0]
+    with pytest.raises(AlertTooLargeError, match=r"threshold-rule.*bytes"):
+        make_engine(rule).to_alert(finding, None, MONDAY + 10)
+    small = make_rule("threshold", title="{{ 'T' * 200 }}")
+    assert len(make_engine(small).to_alert(finding, None, MONDAY + 10).title) == 200
+    assert MAX_ALERT_BYTES < 1_000_000
 
 
 def test_to_alert_renders_templates_with_the_account(make_rule, make_engine, run, at):
