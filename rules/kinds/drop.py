@@ -96,8 +96,10 @@ class DropEvaluator(EvaluatorBase[DropState]):
     def _matched(self, state: DropState, event: Event) -> list[Finding]:
         """``on_event`` for an event that passed the ``where``."""
         key = event.user_id if self._per_user else ""  # key_of, inlined
+        if key is None:  # a per-user rule ignores events without a user (before the measure: not a skipped value)
+            return []
         contribution = self._measure.contribution(event)
-        if key is None or contribution is None:
+        if contribution is None:
             return []
         keyed = state.keys.get(key)
         if keyed is None:

@@ -76,8 +76,10 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         Returns the key, its state and the event's bucket index, or None when the event does not count.
         """
         key = event.user_id if self._per_user else ""
+        if key is None:  # a per-user rule ignores events without a user (before the measure: not a skipped value)
+            return None
         contribution = self._measure.contribution(event)
-        if key is None or contribution is None:
+        if contribution is None:
             return None
         spec = self._spec
         index = spec.index(event.ts)

@@ -256,3 +256,21 @@ def test_distinct_never_counts_a_number_and_a_string_as_one_value(make_rule, mak
                 one,
                 other,
             )
+
+
+def test_a_per_user_sum_does_not_count_events_without_a_user_as_skipped_values(make_rule, make_engine, run, at):
+    """A per-user rule ignores events without a user before its measure reads them: their amounts are not
+    'missing' values (the metric counts values a sum could have added, not events the rule never keys)."""
+    from prometheus_client import REGISTRY
+
+    import streams.runtime.metrics  # noqa: F401  (subscribes the metric to rules' reports)
+
+    def skipped() -> float:
+        return REGISTRY.get_sample_value("preempt_measure_values_skipped_total", {"reason": "missing"}) or 0.0
+
+    before = skipped()
+    rule = make_rule("threshold", measure="sum:properties.seats_removed", min=10, group_by="user")
+    run(make_engine(rule), [at(i, "Error") for i in range(5)], until=MONDAY + 100)
+    assert skipped() == before
+    run(make_engine(rule), [at(0, "Error", user_id="u1")], until=MONDAY + 100)
+    assert skipped() == before + 1
