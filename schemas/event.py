@@ -28,7 +28,7 @@ from schemas.rfc3339 import parse_rfc3339_datetime
 MAX_EVENT_BYTES = 32 * 1024
 MAX_EVENT_NAME_CHARS = 128
 MAX_ID_CHARS = 256
-RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 
 
 def _rfc3339_only(value: object) -> object:

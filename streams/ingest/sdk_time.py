@@ -23,7 +23,7 @@ import re
 from schemas.rfc3339 import parse_rfc3339
 
 _SDK_TIME = re.compile(
-    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d(?:\.\d{1,9})?)(?:([Zz])|([+-]\d\d)(?::?(\d\d))?)?", re.ASCII
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d(?:\.\d{1,9})?)(?:([Zz])|([+-](?:[01]\d|2[0-3]))(?::?([0-5]\d))?)?", re.ASCII
 )
 SHAPE_ERROR = "must be an ISO 8601 date and time, e.g. 2026-11-23T06:00:00Z (no offset is read as UTC)"
 

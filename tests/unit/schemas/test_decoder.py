@@ -95,6 +95,19 @@ def test_timestamps_with_offsets_lower_case_and_long_fractions_are_accepted(
     assert result.ts == parse_rfc3339(expected)
 
 
+@pytest.mark.parametrize("timestamp", ["2026-11-23T06:00:00+01:99", "2026-11-23T06:00:00-00:60", "2026-11-23T06:00:00+24:00"])
+def test_offsets_beyond_23_hours_59_minutes_are_rejected_not_moved(
+    make_payload: Callable[..., dict[str, Any]], timestamp: str
+) -> None:
+    """RFC 3339's offset is hh 00-23 : mm 00-59; fromisoformat read '+01:99' as 2 h 39 min and moved the event."""
+    rejection = rejection_of(orjson.dumps(make_payload(timestamp=timestamp)))
+    assert (rejection.reason, rejection.field) == (Reason.INVALID_FIELD, "timestamp")
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_rfc3339(timestamp)
+    with pytest.raises(pydantic.ValidationError):
+        UsageEvent.model_validate(make_payload(timestamp=timestamp))
+
+
 @pytest.mark.parametrize("raw", [b"", None], ids=["no-bytes", "tombstone"])
 def test_empty_values_are_rejected_as_empty(raw: bytes | None) -> None:
     """An empty record value or a tombstone is rejected as empty."""
