@@ -24,7 +24,9 @@ MIN_EPOCH = 0.0
 MAX_EPOCH = 253402300799.999999  # 9999-12-31T23:59:59.999999Z
 # The offset's hour is 00-23 and its minute 00-59 (RFC 3339's time-numoffset): fromisoformat takes
 # "+01:99" as 2 h 39 min, which would move the event silently.
-_GRAMMAR = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII)
+_GRAMMAR = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
 # The common upper-case subset, for hot loops that inline the fast path (see schemas.decoder)
 # and fall back to parse_rfc3339 for anything else.
 UPPER_CASE_GRAMMAR = re.compile(
