@@ -95,7 +95,9 @@ def test_timestamps_with_offsets_lower_case_and_long_fractions_are_accepted(
     assert result.ts == parse_rfc3339(expected)
 
 
-@pytest.mark.parametrize("timestamp", ["2026-11-23T06:00:00+01:99", "2026-11-23T06:00:00-00:60", "2026-11-23T06:00:00+24:00"])
+@pytest.mark.parametrize(
+    "timestamp", ["2026-11-23T06:00:00+01:99", "2026-11-23T06:00:00-00:60", "2026-11-23T06:00:00+24:00"]
+)
 def test_offsets_beyond_23_hours_59_minutes_are_rejected_not_moved(
     make_payload: Callable[..., dict[str, Any]], timestamp: str
 ) -> None:
