@@ -16,8 +16,10 @@ certificate and its key are read the same way everywhere: hostnames are always c
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigError
@@ -62,6 +64,13 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
     ca = settings.kafka_ssl_ca_file
+    for setting, path in (
+        ("PREEMPT_KAFKA_SSL_CA_FILE", ca),
+        ("PREEMPT_KAFKA_SSL_CERT_FILE", settings.kafka_ssl_cert_file),
+        ("PREEMPT_KAFKA_SSL_KEY_FILE", settings.kafka_ssl_key_file),
+    ):
+        if path is not None:
+            _check_readable(setting, path)
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
     except (ssl.SSLError, OSError) as exc:
@@ -95,6 +104,19 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
             problem = f"cannot read the certificate {cert} and its key {key} (PEM files expected)"
         raise ConfigError(f"PREEMPT_KAFKA_SSL_CERT_FILE / PREEMPT_KAFKA_SSL_KEY_FILE: {problem}") from None
     return context
+
+
+def _check_readable(setting: str, path: Path) -> None:
+    """A file this process may not open is named as such: OpenSSL's own errors for it read as a file
+    that is not PEM ("not a PEM bundle (Permission denied)", "PEM files expected")."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={path}: cannot read it ({exc.strerror or type(exc).__name__}); "
+            f"make it readable by the user this process runs as (uid {os.geteuid()})"
+        ) from None
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -238,6 +240,73 @@ def test_a_ca_file_that_is_not_pem_names_the_setting(tmp_path: Path) -> None:
     garbage.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"PREEMPT_KAFKA_SSL_CA_FILE=.*not a PEM bundle"):
         ssl_context(_settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=garbage))
+
+
+def _ssl_context_error_as_another_user(settings: Settings) -> str:
+    """The ConfigError ``ssl_context(settings)`` raises in a child process running as ``nobody`` ("" if none).
+
+    Root reads any file, so a file closed to the process is only closed to it under another user id: the
+    child drops root before building the context (the modules are imported already); a test run by
+    another user than root has its own id, for which the caller's ``chmod 000`` is enough."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery from here on, only os._exit
+        code = 0
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                ssl_context(settings)
+            except ConfigError as exc:
+                os.write(write, str(exc).encode())
+        except BaseException:  # reported as the exit status; the parent fails the test
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child process failed"
+    return message
+
+
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [
+        ("PREEMPT_KAFKA_SSL_CA_FILE", "ca"),
+        ("PREEMPT_KAFKA_SSL_CERT_FILE", "cert"),
+        ("PREEMPT_KAFKA_SSL_KEY_FILE", "key"),
+    ],
+)
+def test_a_tls_file_the_process_may_not_read_is_named_as_unreadable_not_as_bad_pem(
+    tls_files: dict[str, Path], setting: str, name: str
+) -> None:
+    """A CA, certificate or key file the process's user may not read (a Secret mounted 0400 for root, the
+    container running as uid 10001) is one line saying it cannot be read and by whom; it said "not a PEM
+    bundle of CA certificates (Permission denied)" or, for the client's files, "PEM files expected"."""
+    with tempfile.TemporaryDirectory(prefix="preempt-tls-") as folder:  # pytest's own tmp folders are 0700
+        shared = Path(folder)
+        shared.chmod(0o755)
+        files = {"ca": shared / "ca.pem", "cert": shared / "client.pem", "key": shared / "client.key"}
+        for key, source in (("ca", "ca"), ("cert", "client"), ("key", "client-key")):
+            files[key].write_bytes(tls_files[source].read_bytes())
+            files[key].chmod(0o644)
+        files[name].chmod(0o000)
+        settings = _settings(
+            kafka_security_protocol="SSL",
+            kafka_ssl_ca_file=files["ca"],
+            kafka_ssl_cert_file=files["cert"],
+            kafka_ssl_key_file=files["key"],
+            kafka_ssl_key_password="keypass",
+        )
+        message = _ssl_context_error_as_another_user(settings)
+    assert message.startswith(f"{setting}={files[name]}: cannot read it (Permission denied); "), message
+    assert "make it readable by the user this process runs as (uid " in message
+    assert "PEM" not in message
 
 
 def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
