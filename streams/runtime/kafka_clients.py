@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +172,15 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return _shared(settings)
 
 
-def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """Why a bootstrap server gave the access check no answer (a retry may cure it)."""
+
+    reason: str  # the connection's own words ("[Errno 111] Connect call failed …"), no setting in it
+    unresolved: bool = False  # its host name does not resolve
+
+
+def check_access(settings: Settings, timeout_s: float = 15.0) -> dict[str, Unreachable]:
     """Fail fast when the brokers refuse the security set-up; called before a process starts its clients.
 
     kafka-python and Faust retry a refused login until their own timeouts run out (kafka-python's
@@ -183,21 +193,25 @@ def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
     ``timeout_s`` bounds the whole check, however many bootstrap servers there are: a server that
     accepts the connection and never answers (a hung broker, a port-forward to nothing) took
     ``timeout_s`` each, so a probe that said "within 5 s" took 20 s with three of them.
+
+    Returns why each server that was tried gave no answer, when none answered (empty when one did):
+    the caller's own "cannot reach" line names the real cause (a refused connection, a host name that
+    does not resolve) instead of its client's timeout.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-access-check") as pool:
-        pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
+        return pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
 
 
-# What one connection attempt found (besides "ok" and the refusals, which raise at once).
-_UNREACHABLE = "unreachable"  # nothing answers (yet): the clients' own retries take it from here
+# What one connection attempt found (besides "ok", an Unreachable server and the refusals, which raise at once).
 _CLOSED = "closed"  # TCP connected, then the broker cut the TLS / SASL handshake
 _CUT_AFTER_HANDSHAKE = "cut after handshake"  # the handshake passed, the first request was cut
 
 
-async def _check_access(settings: Settings, timeout_s: float) -> None:
+async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unreachable]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     cut: dict[str, str] = {}
+    unreachable: dict[str, Unreachable] = {}
     for attempt in range(2):  # a listener that closes on us twice, a second apart, is not a restart
         if attempt:
             await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
@@ -206,19 +220,21 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
         for position, server in enumerate(servers):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return  # out of time: nothing refused us, so the caller's own timeout or retries decide
+                return unreachable  # out of time: nothing refused us, so the caller's timeout or retries decide
             # an equal share of what is left, so that a silent server does not use up the time of the next
             share = remaining / (len(servers) - position)
             try:
                 outcome = await asyncio.wait_for(_try_server(settings, server, share), share)
             except TimeoutError:
-                outcome = _UNREACHABLE
+                outcome = Unreachable("no answer")
             if outcome == "ok":
-                return
-            if outcome != _UNREACHABLE:
+                return {}
+            if isinstance(outcome, Unreachable):
+                unreachable[server] = outcome
+            else:
                 cut[server] = outcome
         if not cut:
-            return  # nothing reachable yet: the clients' own retries take it from here
+            return unreachable  # nothing reachable yet: the clients' own retries take it from here
     protocol = settings.kafka_security_protocol
     if all(outcome == _CUT_AFTER_HANDSHAKE for outcome in cut.values()) and not protocol.startswith("SASL_"):
         wanted = "SASL_SSL" if protocol == "SSL" else "SASL_PLAINTEXT (or SASL_SSL)"
@@ -233,7 +249,7 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
     )
 
 
-async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
+async def _try_server(settings: Settings, server: str, timeout_s: float) -> str | Unreachable:
     """``ok``, or what went wrong that a retry might cure (see the constants above); raises on refusals."""
     from aiokafka import errors as aiokafka_errors
 
@@ -287,7 +303,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
         log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
-        return _UNREACHABLE
+        return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror))
     try:
         # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
         await asyncio.wait_for(request_metadata(conn), timeout_s)
@@ -297,7 +313,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
         return _CUT_AFTER_HANDSHAKE
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         log.debug("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
-        return _UNREACHABLE
+        return Unreachable(f"no answer to a metadata request ({_reason(exc)})")
     finally:
         conn.close()
     return "ok"
