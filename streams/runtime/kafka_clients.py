@@ -255,52 +255,22 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
 
     from streams.runtime.faust_compat import open_connection, request_metadata
 
-    # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
-    auth_errors = (
-        aiokafka_errors.SaslAuthenticationFailed,
-        aiokafka_errors.AuthenticationFailedError,
-        aiokafka_errors.AuthenticationMethodNotSupported,
-    )
-    protocol = settings.kafka_security_protocol
     host, port = host_and_port(server)
     connect: dict[str, Any] = {"client_id": "preempt-access-check", "request_timeout_ms": int(timeout_s * 1000)}
     try:
         conn = await asyncio.wait_for(open_connection(host, port, **connect, **aiokafka_config(settings)), timeout_s)
-    except aiokafka_errors.UnsupportedSaslMechanismError:
-        raise KafkaAccessError(
-            f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
-            f"{protocol} listener{await _offered(settings, host, port, connect, timeout_s)}; "
-            "set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
-        ) from None
-    except aiokafka_errors.IllegalSaslStateError:
-        # The broker's answer to a SASL handshake on a listener that has no SASL.
-        raise KafkaAccessError(
-            f"Kafka at {server} does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL="
-            f"{protocol.removeprefix('SASL_')} and unset PREEMPT_KAFKA_SASL_*, or point PREEMPT_BROKER at its "
-            f"{protocol} listener"
-        ) from None
-    except auth_errors as exc:
-        raise KafkaAccessError(
-            f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
-            f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
-            "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
-        ) from None
-    except ssl.SSLCertVerificationError as exc:
-        raise KafkaAccessError(_untrusted_certificate(server, host, exc)) from None
-    except ssl.SSLError as exc:
-        raise KafkaAccessError(
-            f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}); "
-            f"does the listener speak {protocol}? check PREEMPT_KAFKA_SECURITY_PROTOCOL"
-        ) from None
-    except aiokafka_errors.KafkaConnectionError as exc:
-        _raise_on_tls_alert(settings, server, exc)
-        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
-        return _CLOSED
-    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-        # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
-        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
-        return _CLOSED
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
+        refusal = _refusal(settings, server, host, exc)
+        if isinstance(exc, aiokafka_errors.UnsupportedSaslMechanismError):  # and name the ones it offers
+            refusal = _unsupported_mechanism(settings, server, await _offered(settings, host, port, connect, timeout_s))
+        if refusal is not None:
+            raise KafkaAccessError(refusal) from None
+        if isinstance(
+            exc, (aiokafka_errors.KafkaConnectionError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+        ):
+            # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
+            log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
+            return _CLOSED
         # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
         log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
         return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror))
@@ -308,7 +278,9 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
         # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
         await asyncio.wait_for(request_metadata(conn), timeout_s)
     except aiokafka_errors.KafkaConnectionError as exc:
-        _raise_on_tls_alert(settings, server, exc)
+        refusal = _refused_certificate(settings, server, exc)
+        if refusal is not None:
+            raise KafkaAccessError(refusal) from None
         log.debug("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
         return _CUT_AFTER_HANDSHAKE
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
@@ -317,6 +289,55 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
     finally:
         conn.close()
     return "ok"
+
+
+def _refusal(settings: Settings, server: str, host: str, exc: BaseException) -> str | None:
+    """The one line (what is wrong, what to set) for a connection that failed because the broker refuses
+    this client's security set-up — a retry cannot help; None for anything else (not reachable yet).
+
+    Shared by the start-up check (it raises the line) and the running processes' broker watch (its
+    reason), so a broker that starts refusing a running process is named the same way."""
+    from aiokafka import errors as aiokafka_errors
+
+    protocol = settings.kafka_security_protocol
+    if isinstance(exc, aiokafka_errors.UnsupportedSaslMechanismError):
+        return _unsupported_mechanism(settings, server, "")
+    if isinstance(exc, aiokafka_errors.IllegalSaslStateError):
+        # The broker's answer to a SASL handshake on a listener that has no SASL.
+        return (
+            f"Kafka at {server} does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol.removeprefix('SASL_')} and unset PREEMPT_KAFKA_SASL_*, or point PREEMPT_BROKER at its "
+            f"{protocol} listener"
+        )
+    # Broker answers that mean the credentials or the mechanism are wrong.
+    auth_errors = (
+        aiokafka_errors.SaslAuthenticationFailed,
+        aiokafka_errors.AuthenticationFailedError,
+        aiokafka_errors.AuthenticationMethodNotSupported,
+    )
+    if isinstance(exc, auth_errors):
+        return (
+            f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
+            f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
+            "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _untrusted_certificate(server, host, exc)
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}); "
+            f"does the listener speak {protocol}? check PREEMPT_KAFKA_SECURITY_PROTOCOL"
+        )
+    if isinstance(exc, aiokafka_errors.KafkaConnectionError):
+        return _refused_certificate(settings, server, exc)
+    return None
+
+
+def _unsupported_mechanism(settings: Settings, server: str, offered: str) -> str:
+    return (
+        f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
+        f"{settings.kafka_security_protocol} listener{offered}; set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
+    )
 
 
 # OpenSSL's verify codes that a different setting (or the broker's operator) fixes, not the CA file.
@@ -341,12 +362,12 @@ def _untrusted_certificate(server: str, host: str, exc: ssl.SSLCertVerificationE
     )
 
 
-def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> None:
+def _refused_certificate(settings: Settings, server: str, exc: BaseException) -> str | None:
     """A connection the broker cut with a TLS alert (TLS 1.3 checks the client's certificate after the
     client's side of the handshake): the broker refused this client's certificate, or its absence."""
     cause = exc.__cause__ or exc.__context__
     if not isinstance(cause, ssl.SSLError) or "ALERT" not in str(cause.reason or ""):
-        return
+        return None
     alert = str(cause.reason).split("ALERT_", 1)[-1].replace("_", " ").lower()
     if settings.kafka_ssl_cert_file is None:
         advice = (
@@ -357,9 +378,7 @@ def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> 
             f"check that PREEMPT_KAFKA_SSL_CERT_FILE={settings.kafka_ssl_cert_file} is valid today and signed by a CA "
             "the broker trusts"
         )
-    raise KafkaAccessError(
-        f"Kafka at {server} refused this client's TLS certificate (TLS alert: {alert}); {advice}"
-    ) from None
+    return f"Kafka at {server} refused this client's TLS certificate (TLS alert: {alert}); {advice}"
 
 
 async def _offered(settings: Settings, host: str, port: int, connect: dict[str, Any], timeout_s: float) -> str:
@@ -408,7 +427,9 @@ async def unreachable_reason(settings: Settings, timeout_s: float) -> str | None
                 timeout_s,
             )
         except (OSError, TimeoutError, ValueError, aiokafka_errors.KafkaError) as exc:
-            reasons.append(f"{server}: {_reason(exc)}")
+            # A broker that refuses this client (a rotated password or CA, a client certificate now
+            # required or expired) is named as at start, with what to set: it will not come back by itself.
+            reasons.append(_refusal(settings, server, host, exc) or f"{server}: {_reason(exc)}")
             continue
         conn.close()
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from streams.runtime.kafka_clients import (
     host_and_port,
     kafka_python_config,
     ssl_context,
+    unreachable_reason,
 )
 from streams.runtime.settings import Settings
 
@@ -309,11 +311,9 @@ def test_a_tls_file_the_process_may_not_read_is_named_as_unreadable_not_as_bad_p
     assert "PEM" not in message
 
 
-def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
-    """Run ``check_access`` against a local listener whose connections ``respond`` handles (in a thread);
-    returns the access error's line, or "" when access was granted."""
-    from streams.runtime.kafka_clients import KafkaAccessError, check_access
-
+@contextlib.contextmanager
+def _listening(respond: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A local listener whose connections ``respond`` handles (in a thread); yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -330,19 +330,28 @@ def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        check_access(_settings(broker=f"kafka://127.0.0.1:{listener.getsockname()[1]}", **settings_fields), timeout_s=5)
-    except KafkaAccessError as exc:
-        return str(exc)
+        yield int(listener.getsockname()[1])
     finally:
         stop.set()
         thread.join(10)
         listener.close()
+
+
+def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
+    """Run ``check_access`` against a local listener whose connections ``respond`` handles (in a thread);
+    returns the access error's line, or "" when access was granted."""
+    from streams.runtime.kafka_clients import KafkaAccessError, check_access
+
+    with _listening(respond) as port:
+        try:
+            check_access(_settings(broker=f"kafka://127.0.0.1:{port}", **settings_fields), timeout_s=5)
+        except KafkaAccessError as exc:
+            return str(exc)
     return ""
 
 
-def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files: dict[str, Path]) -> None:
-    """A listener with mutual TLS that refuses the client (no certificate) is one error saying which settings
-    to set — not 'closed the connection, check the protocol' (TLS 1.3 reports it only after the handshake)."""
+def _requiring_a_certificate(tls_files: dict[str, Path]) -> Callable[[socket.socket], None]:
+    """A TLS listener's handler with mutual TLS that refuses a client without a certificate."""
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls_files["ca"]))
     server_ssl.load_cert_chain(str(tls_files["server"]), str(tls_files["server-key"]))
     server_ssl.verify_mode = ssl.CERT_REQUIRED
@@ -357,10 +366,51 @@ def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files
             while tls.recv(4096):
                 pass
 
+    return require_a_certificate
+
+
+def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files: dict[str, Path]) -> None:
+    """A listener with mutual TLS that refuses the client (no certificate) is one error saying which settings
+    to set — not 'closed the connection, check the protocol' (TLS 1.3 reports it only after the handshake)."""
     fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
-    message = _serve_and_check(fields, require_a_certificate)
+    message = _serve_and_check(fields, _requiring_a_certificate(tls_files))
     assert "refused this client's TLS certificate (TLS alert: certificate required)" in message
     assert "PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in message
+
+
+def test_the_broker_watch_reports_a_refusal_of_this_client_as_the_refusal(tls_files: dict[str, Path]) -> None:
+    """A running process whose broker starts refusing it (client certificates now required, or its own
+    expired, a rotated CA or password) gets the start-up check's line as the broker watch's reason, so
+    /readyz and the ERROR line say what to fix; they said "KafkaConnectionError: Connection at … closed"."""
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    with _listening(_requiring_a_certificate(tls_files)) as port:
+        settings = _settings(broker=f"kafka://127.0.0.1:{port}", **fields)
+        reason = asyncio.run(unreachable_reason(settings, 5.0))
+    assert reason == (
+        f"Kafka at 127.0.0.1:{port} refused this client's TLS certificate (TLS alert: certificate required); "
+        "the listener wants a client certificate: set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE"
+    )
+
+
+def test_the_broker_watch_names_a_broker_certificate_this_client_no_longer_trusts(
+    tls_files: dict[str, Path],
+) -> None:
+    """A broker whose certificate changed to one this client does not trust (its CA rotated) is reported by
+    the watch with the line that says which setting fixes it, not an SSL error's repr."""
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(str(tls_files["other-host"]), str(tls_files["server-key"]))
+
+    def serve_tls(conn: socket.socket) -> None:
+        tls = server_ssl.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            tls.do_handshake()  # the client refuses the certificate
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    with _listening(serve_tls) as port:
+        reason = asyncio.run(unreachable_reason(_settings(broker=f"kafka://127.0.0.1:{port}", **fields), 5.0))
+    assert reason is not None
+    assert reason.startswith(f"Kafka at 127.0.0.1:{port}: the broker's TLS certificate is not for '127.0.0.1'"), reason
+    assert reason.endswith("write in PREEMPT_BROKER a host name the certificate names"), reason
 
 
 def test_tls_to_a_plaintext_listener_is_a_protocol_mismatch_not_an_unreachable_broker(
