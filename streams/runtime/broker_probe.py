@@ -38,8 +38,15 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     # A broker that answers but refuses the login or the TLS handshake would look "unreachable" to
     # the admin client below; check_access names the real cause (wrong password, untrusted CA) and
-    # returns at once when nothing answers, leaving that case to the probe.
-    check_access(settings, timeout_s=timeout_s)
+    # returns at once when nothing answers, leaving that case to the probe — with why nothing did.
+    silent = check_access(settings, timeout_s=timeout_s)
+    why = "; ".join(f"{server}: {found.reason}" for server, found in silent.items())
+    if len(silent) == len(settings.bootstrap_servers) and all(found.unresolved for found in silent.values()):
+        # a typo in a (managed) broker's host name: no broker to start, nothing to wait for
+        raise BrokerUnavailableError(
+            f"cannot resolve the Kafka host name of {where} ({', '.join(f.reason for f in silent.values())}); "
+            "check the host names in PREEMPT_BROKER (and this machine's DNS)"
+        )
     remaining = deadline - time.monotonic()
     if remaining <= 0:  # connections accepted, no answer (a hung broker, a port-forward to nothing)
         raise BrokerUnavailableError(unreachable.format(reason="no answer"))
@@ -54,7 +61,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
                 **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
             )
     except (KafkaError, OSError, ValueError) as exc:
-        raise BrokerUnavailableError(unreachable.format(reason=type(exc).__name__)) from exc
+        raise BrokerUnavailableError(unreachable.format(reason=why or type(exc).__name__)) from exc
     admin.close()
 
 

@@ -16,8 +16,12 @@ certificate and its key are read the same way everywhere: hostnames are always c
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigError
@@ -62,6 +66,13 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
     ca = settings.kafka_ssl_ca_file
+    for setting, path in (
+        ("PREEMPT_KAFKA_SSL_CA_FILE", ca),
+        ("PREEMPT_KAFKA_SSL_CERT_FILE", settings.kafka_ssl_cert_file),
+        ("PREEMPT_KAFKA_SSL_KEY_FILE", settings.kafka_ssl_key_file),
+    ):
+        if path is not None:
+            _check_readable(setting, path)
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
     except (ssl.SSLError, OSError) as exc:
@@ -95,6 +106,19 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
             problem = f"cannot read the certificate {cert} and its key {key} (PEM files expected)"
         raise ConfigError(f"PREEMPT_KAFKA_SSL_CERT_FILE / PREEMPT_KAFKA_SSL_KEY_FILE: {problem}") from None
     return context
+
+
+def _check_readable(setting: str, path: Path) -> None:
+    """A file this process may not open is named as such: OpenSSL's own errors for it read as a file
+    that is not PEM ("not a PEM bundle (Permission denied)", "PEM files expected")."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={path}: cannot read it ({exc.strerror or type(exc).__name__}); "
+            f"make it readable by the user this process runs as (uid {os.geteuid()})"
+        ) from None
 
 
 def _ssl_reason(exc: BaseException) -> str:
@@ -148,7 +172,15 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return _shared(settings)
 
 
-def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """Why a bootstrap server gave the access check no answer (a retry may cure it)."""
+
+    reason: str  # the connection's own words ("[Errno 111] Connect call failed …"), no setting in it
+    unresolved: bool = False  # its host name does not resolve
+
+
+def check_access(settings: Settings, timeout_s: float = 15.0) -> dict[str, Unreachable]:
     """Fail fast when the brokers refuse the security set-up; called before a process starts its clients.
 
     kafka-python and Faust retry a refused login until their own timeouts run out (kafka-python's
@@ -161,21 +193,25 @@ def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
     ``timeout_s`` bounds the whole check, however many bootstrap servers there are: a server that
     accepts the connection and never answers (a hung broker, a port-forward to nothing) took
     ``timeout_s`` each, so a probe that said "within 5 s" took 20 s with three of them.
+
+    Returns why each server that was tried gave no answer, when none answered (empty when one did):
+    the caller's own "cannot reach" line names the real cause (a refused connection, a host name that
+    does not resolve) instead of its client's timeout.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-access-check") as pool:
-        pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
+        return pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
 
 
-# What one connection attempt found (besides "ok" and the refusals, which raise at once).
-_UNREACHABLE = "unreachable"  # nothing answers (yet): the clients' own retries take it from here
+# What one connection attempt found (besides "ok", an Unreachable server and the refusals, which raise at once).
 _CLOSED = "closed"  # TCP connected, then the broker cut the TLS / SASL handshake
 _CUT_AFTER_HANDSHAKE = "cut after handshake"  # the handshake passed, the first request was cut
 
 
-async def _check_access(settings: Settings, timeout_s: float) -> None:
+async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unreachable]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     cut: dict[str, str] = {}
+    unreachable: dict[str, Unreachable] = {}
     for attempt in range(2):  # a listener that closes on us twice, a second apart, is not a restart
         if attempt:
             await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
@@ -184,19 +220,21 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
         for position, server in enumerate(servers):
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return  # out of time: nothing refused us, so the caller's own timeout or retries decide
+                return unreachable  # out of time: nothing refused us, so the caller's timeout or retries decide
             # an equal share of what is left, so that a silent server does not use up the time of the next
             share = remaining / (len(servers) - position)
             try:
                 outcome = await asyncio.wait_for(_try_server(settings, server, share), share)
             except TimeoutError:
-                outcome = _UNREACHABLE
+                outcome = Unreachable("no answer")
             if outcome == "ok":
-                return
-            if outcome != _UNREACHABLE:
+                return {}
+            if isinstance(outcome, Unreachable):
+                unreachable[server] = outcome
+            else:
                 cut[server] = outcome
         if not cut:
-            return  # nothing reachable yet: the clients' own retries take it from here
+            return unreachable  # nothing reachable yet: the clients' own retries take it from here
     protocol = settings.kafka_security_protocol
     if all(outcome == _CUT_AFTER_HANDSHAKE for outcome in cut.values()) and not protocol.startswith("SASL_"):
         wanted = "SASL_SSL" if protocol == "SSL" else "SASL_PLAINTEXT (or SASL_SSL)"
@@ -211,74 +249,95 @@ async def _check_access(settings: Settings, timeout_s: float) -> None:
     )
 
 
-async def _try_server(settings: Settings, server: str, timeout_s: float) -> str:
+async def _try_server(settings: Settings, server: str, timeout_s: float) -> str | Unreachable:
     """``ok``, or what went wrong that a retry might cure (see the constants above); raises on refusals."""
     from aiokafka import errors as aiokafka_errors
 
     from streams.runtime.faust_compat import open_connection, request_metadata
 
-    # Broker answers that mean the credentials or the mechanism are wrong: retrying cannot help.
+    host, port = host_and_port(server)
+    connect: dict[str, Any] = {"client_id": "preempt-access-check", "request_timeout_ms": int(timeout_s * 1000)}
+    try:
+        conn = await asyncio.wait_for(open_connection(host, port, **connect, **aiokafka_config(settings)), timeout_s)
+    except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
+        refusal = _refusal(settings, server, host, exc)
+        if isinstance(exc, aiokafka_errors.UnsupportedSaslMechanismError):  # and name the ones it offers
+            refusal = _unsupported_mechanism(settings, server, await _offered(settings, host, port, connect, timeout_s))
+        if refusal is not None:
+            raise KafkaAccessError(refusal) from None
+        if isinstance(
+            exc, (aiokafka_errors.KafkaConnectionError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+        ):
+            # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
+            log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
+            return _CLOSED
+        # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
+        log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
+        return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror))
+    try:
+        # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
+        await asyncio.wait_for(request_metadata(conn), timeout_s)
+    except aiokafka_errors.KafkaConnectionError as exc:
+        refusal = _refused_certificate(settings, server, exc)
+        if refusal is not None:
+            raise KafkaAccessError(refusal) from None
+        log.debug("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
+        return _CUT_AFTER_HANDSHAKE
+    except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
+        log.debug("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
+        return Unreachable(f"no answer to a metadata request ({_reason(exc)})")
+    finally:
+        conn.close()
+    return "ok"
+
+
+def _refusal(settings: Settings, server: str, host: str, exc: BaseException) -> str | None:
+    """The one line (what is wrong, what to set) for a connection that failed because the broker refuses
+    this client's security set-up — a retry cannot help; None for anything else (not reachable yet).
+
+    Shared by the start-up check (it raises the line) and the running processes' broker watch (its
+    reason), so a broker that starts refusing a running process is named the same way."""
+    from aiokafka import errors as aiokafka_errors
+
+    protocol = settings.kafka_security_protocol
+    if isinstance(exc, aiokafka_errors.UnsupportedSaslMechanismError):
+        return _unsupported_mechanism(settings, server, "")
+    if isinstance(exc, aiokafka_errors.IllegalSaslStateError):
+        # The broker's answer to a SASL handshake on a listener that has no SASL.
+        return (
+            f"Kafka at {server} does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol.removeprefix('SASL_')} and unset PREEMPT_KAFKA_SASL_*, or point PREEMPT_BROKER at its "
+            f"{protocol} listener"
+        )
+    # Broker answers that mean the credentials or the mechanism are wrong.
     auth_errors = (
         aiokafka_errors.SaslAuthenticationFailed,
         aiokafka_errors.AuthenticationFailedError,
         aiokafka_errors.AuthenticationMethodNotSupported,
     )
-    protocol = settings.kafka_security_protocol
-    host, port = host_and_port(server)
-    connect: dict[str, Any] = {"client_id": "preempt-access-check", "request_timeout_ms": int(timeout_s * 1000)}
-    try:
-        conn = await asyncio.wait_for(open_connection(host, port, **connect, **aiokafka_config(settings)), timeout_s)
-    except aiokafka_errors.UnsupportedSaslMechanismError:
-        raise KafkaAccessError(
-            f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
-            f"{protocol} listener{await _offered(settings, host, port, connect, timeout_s)}; "
-            "set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
-        ) from None
-    except aiokafka_errors.IllegalSaslStateError:
-        # The broker's answer to a SASL handshake on a listener that has no SASL.
-        raise KafkaAccessError(
-            f"Kafka at {server} does not take SASL logins on this listener; set PREEMPT_KAFKA_SECURITY_PROTOCOL="
-            f"{protocol.removeprefix('SASL_')} and unset PREEMPT_KAFKA_SASL_*, or point PREEMPT_BROKER at its "
-            f"{protocol} listener"
-        ) from None
-    except auth_errors as exc:
-        raise KafkaAccessError(
+    if isinstance(exc, auth_errors):
+        return (
             f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
             f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
             "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
-        ) from None
-    except ssl.SSLCertVerificationError as exc:
-        raise KafkaAccessError(_untrusted_certificate(server, host, exc)) from None
-    except ssl.SSLError as exc:
-        raise KafkaAccessError(
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _untrusted_certificate(server, host, exc)
+    if isinstance(exc, ssl.SSLError):
+        return (
             f"Kafka at {server}: the TLS handshake failed ({exc.reason or exc}); "
             f"does the listener speak {protocol}? check PREEMPT_KAFKA_SECURITY_PROTOCOL"
-        ) from None
-    except aiokafka_errors.KafkaConnectionError as exc:
-        _raise_on_tls_alert(settings, server, exc)
-        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
-        return _CLOSED
-    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-        # Connected, then cut: e.g. a TLS hello sent to a listener without TLS.
-        log.debug("kafka access check: connection closed during the handshake", server=server, error=_reason(exc))
-        return _CLOSED
-    except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
-        # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
-        log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
-        return _UNREACHABLE
-    try:
-        # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
-        await asyncio.wait_for(request_metadata(conn), timeout_s)
-    except aiokafka_errors.KafkaConnectionError as exc:
-        _raise_on_tls_alert(settings, server, exc)
-        log.debug("kafka access check: connection cut at the first request", server=server, error=_reason(exc))
-        return _CUT_AFTER_HANDSHAKE
-    except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
-        log.debug("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
-        return _UNREACHABLE
-    finally:
-        conn.close()
-    return "ok"
+        )
+    if isinstance(exc, aiokafka_errors.KafkaConnectionError):
+        return _refused_certificate(settings, server, exc)
+    return None
+
+
+def _unsupported_mechanism(settings: Settings, server: str, offered: str) -> str:
+    return (
+        f"Kafka at {server} does not offer the SASL mechanism {settings.kafka_sasl_mechanism} on its "
+        f"{settings.kafka_security_protocol} listener{offered}; set PREEMPT_KAFKA_SASL_MECHANISM to one it offers"
+    )
 
 
 # OpenSSL's verify codes that a different setting (or the broker's operator) fixes, not the CA file.
@@ -303,12 +362,12 @@ def _untrusted_certificate(server: str, host: str, exc: ssl.SSLCertVerificationE
     )
 
 
-def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> None:
+def _refused_certificate(settings: Settings, server: str, exc: BaseException) -> str | None:
     """A connection the broker cut with a TLS alert (TLS 1.3 checks the client's certificate after the
     client's side of the handshake): the broker refused this client's certificate, or its absence."""
     cause = exc.__cause__ or exc.__context__
     if not isinstance(cause, ssl.SSLError) or "ALERT" not in str(cause.reason or ""):
-        return
+        return None
     alert = str(cause.reason).split("ALERT_", 1)[-1].replace("_", " ").lower()
     if settings.kafka_ssl_cert_file is None:
         advice = (
@@ -319,9 +378,7 @@ def _raise_on_tls_alert(settings: Settings, server: str, exc: BaseException) -> 
             f"check that PREEMPT_KAFKA_SSL_CERT_FILE={settings.kafka_ssl_cert_file} is valid today and signed by a CA "
             "the broker trusts"
         )
-    raise KafkaAccessError(
-        f"Kafka at {server} refused this client's TLS certificate (TLS alert: {alert}); {advice}"
-    ) from None
+    return f"Kafka at {server} refused this client's TLS certificate (TLS alert: {alert}); {advice}"
 
 
 async def _offered(settings: Settings, host: str, port: int, connect: dict[str, Any], timeout_s: float) -> str:
@@ -370,7 +427,9 @@ async def unreachable_reason(settings: Settings, timeout_s: float) -> str | None
                 timeout_s,
             )
         except (OSError, TimeoutError, ValueError, aiokafka_errors.KafkaError) as exc:
-            reasons.append(f"{server}: {_reason(exc)}")
+            # A broker that refuses this client (a rotated password or CA, a client certificate now
+            # required or expired) is named as at start, with what to set: it will not come back by itself.
+            reasons.append(_refusal(settings, server, host, exc) or f"{server}: {_reason(exc)}")
             continue
         conn.close()
         return None

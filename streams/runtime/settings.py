@@ -98,8 +98,13 @@ class Settings(BaseSettings):
     ``PREEMPT_<FIELD>`` (upper case).
     """
 
-    # allow_inf_nan: "inf" seconds overflowed where they became milliseconds (a traceback), "nan" passed some bounds
-    model_config = SettingsConfigDict(env_prefix="PREEMPT_", extra="ignore", frozen=True, allow_inf_nan=False)
+    # allow_inf_nan: "inf" seconds overflowed where they became milliseconds (a traceback), "nan" passed some bounds.
+    # hide_input_in_errors: a check across fields failed with every input in its message, the SASL password
+    # too, in the traceback of whoever builds Settings() in their own code (the SDK's from_settings); the
+    # CLI's one-line errors read each error's input itself and never show a secret's.
+    model_config = SettingsConfigDict(
+        env_prefix="PREEMPT_", extra="ignore", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     # Kafka
     broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
@@ -343,6 +348,22 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     # Case-insensitive (``debug`` = ``DEBUG``); anything else was silently read as INFO.
     log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
+
+    @model_validator(mode="after")
+    def _check_broker_has_no_credentials(self) -> Settings:
+        """Credentials copied into the address (``user:password@host:port``, as service URIs write them)
+        are refused without showing them: a Kafka address takes none, and the entry was taken for a host
+        name, so the password ended up in "cannot reach Kafka at …" lines, readiness reasons and paths."""
+        servers = self.bootstrap_servers
+        if not any("@" in server for server in servers):
+            return self
+        without = ";".join(server.rpartition("@")[2] for server in servers)
+        raise ValueError(
+            "PREEMPT_BROKER holds credentials before '@' (not shown); a Kafka address takes none: write "
+            f"PREEMPT_BROKER=kafka://{without} and put them in PREEMPT_KAFKA_SASL_USERNAME and "
+            "PREEMPT_KAFKA_SASL_PASSWORD (with PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL and "
+            "PREEMPT_KAFKA_SASL_MECHANISM)"
+        )
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

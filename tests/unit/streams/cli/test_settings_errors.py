@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from streams.cli.main import main
 from streams.cli.settings_errors import expected
@@ -124,3 +125,41 @@ def test_a_misspelt_setting_is_named_with_the_one_it_nearly_spells(tmp_path: Pat
     assert notes == [
         "note: PREEMPT_TOPIC_PARTITON is not a Preempt setting and is ignored; did you mean PREEMPT_TOPIC_PARTITIONS?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("broker", "address"),
+    [
+        ("kafka://preempt:hunter2-secret@kafka.example.com:9093", "kafka.example.com:9093"),
+        ("preempt:hunter2-secret@kafka.example.com:9093", "kafka.example.com:9093"),
+        (
+            "kafka://a.example.com:9093;kafka://preempt:hunter2-secret@b.example.com:9093",
+            "a.example.com:9093;b.example.com:9093",
+        ),
+        ("kafka://hunter2-secret@kafka.example.com:9093", "kafka.example.com:9093"),
+    ],
+)
+def test_credentials_written_into_the_broker_address_are_refused_without_showing_them(
+    broker: str, address: str
+) -> None:
+    """A PREEMPT_BROKER copied with its credentials (``user:password@host:port``, as service URIs carry
+    them) is one line naming the settings the credentials belong in, without the password; it was taken
+    for a host name, and the command waited 5 s to print "cannot reach Kafka at preempt:<password>@…"."""
+    for args in (["worker"], ["publish", "--event", "Login", "--account", "acme"], ["events", "dead-letters"]):
+        result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": broker})
+        assert result.exit_code == 1, result.output
+        assert "hunter2" not in result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("Error: invalid settings: PREEMPT_BROKER holds credentials before '@'"), lines
+        assert f"write PREEMPT_BROKER=kafka://{address} and put them in PREEMPT_KAFKA_SASL_USERNAME and " in lines[0]
+
+
+def test_a_settings_error_raised_in_python_code_does_not_show_the_inputs() -> None:
+    """Settings() built by a product's own code (for the SDK's ``Publisher.from_settings``) that fails a
+    check across fields raised a ValidationError whose message listed every input, the SASL password too."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, kafka_security_protocol="SASL_SSL", kafka_sasl_password="hunter2-secret")  # type: ignore[call-arg]
+    assert "PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+    assert "hunter2" not in repr(raised.value)

@@ -51,3 +51,40 @@ def test_silent_brokers_fail_the_probe_within_the_time_it_states(silent_port: in
     assert str(raised.value).startswith(f"cannot reach Kafka at 127.0.0.1:{silent_port}, ")
     assert "within 1 s (no answer); start the broker" in str(raised.value)
     assert took < 2.5, f"the probe took {took:.1f} s"
+
+
+def test_a_host_name_that_does_not_resolve_is_named_at_once() -> None:
+    """A typo in a managed Kafka's host name (``*.invalid`` never resolves) is one line saying the name does
+    not resolve and which setting holds it, at once; it took the whole 5 s and said "(KafkaTimeoutError);
+    start the broker (`make kafka`)", which is no help against a cloud broker."""
+    settings = Settings(_env_file=None, broker="kafka://pkc-typo.eu-west-1.aws.invalid:9092")  # type: ignore[call-arg]
+    began = time.monotonic()
+    with pytest.raises(BrokerUnavailableError) as raised:
+        probe_broker(settings, timeout_s=5.0)
+    took = time.monotonic() - began
+    message = str(raised.value)
+    assert message.startswith("cannot resolve the Kafka host name of pkc-typo.eu-west-1.aws.invalid:9092 ("), message
+    assert message.endswith("); check the host names in PREEMPT_BROKER (and this machine's DNS)"), message
+    assert "make kafka" not in message
+    assert took < 4, f"the probe took {took:.1f} s"
+
+
+def test_a_refused_connection_is_named_in_the_probes_line(unused_port: int) -> None:
+    """A port where nothing listens is reported with the connection's own error, not as a KafkaTimeoutError."""
+    settings = Settings(_env_file=None, broker=f"kafka://127.0.0.1:{unused_port}")  # type: ignore[call-arg]
+    with pytest.raises(BrokerUnavailableError) as raised:
+        probe_broker(settings, timeout_s=1.0)
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach Kafka at 127.0.0.1:{unused_port} within 1 s (127.0.0.1:{unused_port}: "), (
+        message
+    )
+    assert "Connect call failed" in message
+    assert "KafkaTimeoutError" not in message
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

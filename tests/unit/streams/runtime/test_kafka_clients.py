@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from streams.runtime.kafka_clients import (
     host_and_port,
     kafka_python_config,
     ssl_context,
+    unreachable_reason,
 )
 from streams.runtime.settings import Settings
 
@@ -240,11 +244,76 @@ def test_a_ca_file_that_is_not_pem_names_the_setting(tmp_path: Path) -> None:
         ssl_context(_settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=garbage))
 
 
-def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
-    """Run ``check_access`` against a local listener whose connections ``respond`` handles (in a thread);
-    returns the access error's line, or "" when access was granted."""
-    from streams.runtime.kafka_clients import KafkaAccessError, check_access
+def _ssl_context_error_as_another_user(settings: Settings) -> str:
+    """The ConfigError ``ssl_context(settings)`` raises in a child process running as ``nobody`` ("" if none).
 
+    Root reads any file, so a file closed to the process is only closed to it under another user id: the
+    child drops root before building the context (the modules are imported already); a test run by
+    another user than root has its own id, for which the caller's ``chmod 000`` is enough."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery from here on, only os._exit
+        code = 0
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                ssl_context(settings)
+            except ConfigError as exc:
+                os.write(write, str(exc).encode())
+        except BaseException:  # reported as the exit status; the parent fails the test
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child process failed"
+    return message
+
+
+@pytest.mark.parametrize(
+    ("setting", "name"),
+    [
+        ("PREEMPT_KAFKA_SSL_CA_FILE", "ca"),
+        ("PREEMPT_KAFKA_SSL_CERT_FILE", "cert"),
+        ("PREEMPT_KAFKA_SSL_KEY_FILE", "key"),
+    ],
+)
+def test_a_tls_file_the_process_may_not_read_is_named_as_unreadable_not_as_bad_pem(
+    tls_files: dict[str, Path], setting: str, name: str
+) -> None:
+    """A CA, certificate or key file the process's user may not read (a Secret mounted 0400 for root, the
+    container running as uid 10001) is one line saying it cannot be read and by whom; it said "not a PEM
+    bundle of CA certificates (Permission denied)" or, for the client's files, "PEM files expected"."""
+    with tempfile.TemporaryDirectory(prefix="preempt-tls-") as folder:  # pytest's own tmp folders are 0700
+        shared = Path(folder)
+        shared.chmod(0o755)
+        files = {"ca": shared / "ca.pem", "cert": shared / "client.pem", "key": shared / "client.key"}
+        for key, source in (("ca", "ca"), ("cert", "client"), ("key", "client-key")):
+            files[key].write_bytes(tls_files[source].read_bytes())
+            files[key].chmod(0o644)
+        files[name].chmod(0o000)
+        settings = _settings(
+            kafka_security_protocol="SSL",
+            kafka_ssl_ca_file=files["ca"],
+            kafka_ssl_cert_file=files["cert"],
+            kafka_ssl_key_file=files["key"],
+            kafka_ssl_key_password="keypass",
+        )
+        message = _ssl_context_error_as_another_user(settings)
+    assert message.startswith(f"{setting}={files[name]}: cannot read it (Permission denied); "), message
+    assert "make it readable by the user this process runs as (uid " in message
+    assert "PEM" not in message
+
+
+@contextlib.contextmanager
+def _listening(respond: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A local listener whose connections ``respond`` handles (in a thread); yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -261,19 +330,28 @@ def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        check_access(_settings(broker=f"kafka://127.0.0.1:{listener.getsockname()[1]}", **settings_fields), timeout_s=5)
-    except KafkaAccessError as exc:
-        return str(exc)
+        yield int(listener.getsockname()[1])
     finally:
         stop.set()
         thread.join(10)
         listener.close()
+
+
+def _serve_and_check(settings_fields: dict[str, Any], respond: Callable[[socket.socket], None]) -> str:
+    """Run ``check_access`` against a local listener whose connections ``respond`` handles (in a thread);
+    returns the access error's line, or "" when access was granted."""
+    from streams.runtime.kafka_clients import KafkaAccessError, check_access
+
+    with _listening(respond) as port:
+        try:
+            check_access(_settings(broker=f"kafka://127.0.0.1:{port}", **settings_fields), timeout_s=5)
+        except KafkaAccessError as exc:
+            return str(exc)
     return ""
 
 
-def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files: dict[str, Path]) -> None:
-    """A listener with mutual TLS that refuses the client (no certificate) is one error saying which settings
-    to set — not 'closed the connection, check the protocol' (TLS 1.3 reports it only after the handshake)."""
+def _requiring_a_certificate(tls_files: dict[str, Path]) -> Callable[[socket.socket], None]:
+    """A TLS listener's handler with mutual TLS that refuses a client without a certificate."""
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls_files["ca"]))
     server_ssl.load_cert_chain(str(tls_files["server"]), str(tls_files["server-key"]))
     server_ssl.verify_mode = ssl.CERT_REQUIRED
@@ -288,10 +366,51 @@ def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files
             while tls.recv(4096):
                 pass
 
+    return require_a_certificate
+
+
+def test_a_broker_that_wants_a_client_certificate_is_named_in_one_line(tls_files: dict[str, Path]) -> None:
+    """A listener with mutual TLS that refuses the client (no certificate) is one error saying which settings
+    to set — not 'closed the connection, check the protocol' (TLS 1.3 reports it only after the handshake)."""
     fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
-    message = _serve_and_check(fields, require_a_certificate)
+    message = _serve_and_check(fields, _requiring_a_certificate(tls_files))
     assert "refused this client's TLS certificate (TLS alert: certificate required)" in message
     assert "PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE" in message
+
+
+def test_the_broker_watch_reports_a_refusal_of_this_client_as_the_refusal(tls_files: dict[str, Path]) -> None:
+    """A running process whose broker starts refusing it (client certificates now required, or its own
+    expired, a rotated CA or password) gets the start-up check's line as the broker watch's reason, so
+    /readyz and the ERROR line say what to fix; they said "KafkaConnectionError: Connection at … closed"."""
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    with _listening(_requiring_a_certificate(tls_files)) as port:
+        settings = _settings(broker=f"kafka://127.0.0.1:{port}", **fields)
+        reason = asyncio.run(unreachable_reason(settings, 5.0))
+    assert reason == (
+        f"Kafka at 127.0.0.1:{port} refused this client's TLS certificate (TLS alert: certificate required); "
+        "the listener wants a client certificate: set PREEMPT_KAFKA_SSL_CERT_FILE and PREEMPT_KAFKA_SSL_KEY_FILE"
+    )
+
+
+def test_the_broker_watch_names_a_broker_certificate_this_client_no_longer_trusts(
+    tls_files: dict[str, Path],
+) -> None:
+    """A broker whose certificate changed to one this client does not trust (its CA rotated) is reported by
+    the watch with the line that says which setting fixes it, not an SSL error's repr."""
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(str(tls_files["other-host"]), str(tls_files["server-key"]))
+
+    def serve_tls(conn: socket.socket) -> None:
+        tls = server_ssl.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            tls.do_handshake()  # the client refuses the certificate
+
+    fields = {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": tls_files["ca"]}
+    with _listening(serve_tls) as port:
+        reason = asyncio.run(unreachable_reason(_settings(broker=f"kafka://127.0.0.1:{port}", **fields), 5.0))
+    assert reason is not None
+    assert reason.startswith(f"Kafka at 127.0.0.1:{port}: the broker's TLS certificate is not for '127.0.0.1'"), reason
+    assert reason.endswith("write in PREEMPT_BROKER a host name the certificate names"), reason
 
 
 def test_tls_to_a_plaintext_listener_is_a_protocol_mismatch_not_an_unreachable_broker(
