@@ -534,6 +534,23 @@ def close_connection_after(response: faust.web.Response) -> None:
     cast(aiohttp.web.Response, response).force_close()
 
 
+# --- 10b. The topic the leader assignor declares at every start ---------------------------------
+#
+# Upstream behaviour: unless ``topic_disable_leader`` is set, Faust's ``LeaderAssignor`` declares the
+# one-partition topic ``<app id>-__assignor-__leader`` whenever the worker starts (a CreateTopics
+# request even when it exists), as the tables declare their changelogs. A Kafka user without CREATE on
+# it stops the worker with a TopicAuthorizationFailedError traceback; the permission check
+# (``streams.runtime.kafka_permissions``) names the topic first. The name is on the private
+# ``_leader_assignor``.
+
+
+def leader_topic_name(app: faust.App) -> str | None:
+    """The name of the topic Faust's leader assignor declares at start (None: the app has none)."""
+    if app.conf.topic_disable_leader:
+        return None
+    return str(cast(Any, app)._leader_assignor._leader_topic_name)
+
+
 # --- 11. One logged-in connection for the Kafka access check ------------------------------------
 #
 # Upstream behaviour: ``aiokafka.conn.create_conn`` (not in aiokafka's documented API) opens one

@@ -512,6 +512,23 @@ def test_aggregating_sensor_overrides_public_hooks_only_and_shadows_nothing() ->
     assert [name for name in assigned | (defined - overridden) if hasattr(base, name)] == []
 
 
+def test_leader_topic_name_is_the_topic_the_leader_assignor_declares() -> None:
+    """``leader_topic_name`` is the name of the topic Faust's leader assignor declares when it starts
+    (``<app id>-__assignor-__leader``), and None when the app turned the leader topic off."""
+    from faust.assignor.leader_assignor import LeaderAssignor
+
+    from streams.runtime.faust_compat import leader_topic_name
+
+    app = _app("compat-leader")
+    assert leader_topic_name(app) == "compat-leader-__assignor-__leader"
+    assert app._leader_assignor._leader_topic.get_topic_name() == leader_topic_name(app)  # type: ignore[attr-defined]
+    assert "self._leader_topic" in inspect.getsource(LeaderAssignor._enable_leader_topic)
+    assert "maybe_declare" in inspect.getsource(LeaderAssignor._enable_leader_topic)
+    off = faust.App("compat-no-leader", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False,
+                    topic_disable_leader=True)  # fmt: skip
+    assert leader_topic_name(off) is None
+
+
 def test_tables_recovered_follows_recoverys_completed_event() -> None:
     """``tables_recovered`` is Faust's ``TableManager.recovery.completed``, which recovery sets once done."""
     from streams.runtime.faust_compat import tables_recovered
