@@ -11,6 +11,9 @@ those a process needs fail badly when missing, so they are asked for first, once
   TopicAuthorizationFailedError traceback in a log line. Asked by a validate-only creation, which the
   broker answers "exists" (allowed) or "not authorized" without creating anything.
 
+A third, :func:`check_topic_readable`, is for the dead-letter readers: a topic the user may not
+describe looks absent, and they printed "0 dead letter(s) shown" with a note blaming the topic prefix.
+
 Each refusal is a :class:`KafkaAccessError`: one line naming the user, the group or topics and the
 ACL to grant. Anything else the broker answers is left to the clients, as before.
 """
@@ -77,6 +80,29 @@ def check_permissions(
             )
     finally:
         admin.close()
+
+
+def check_topic_readable(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> None:
+    """Raise :class:`KafkaAccessError` when the brokers refuse this client ``topic`` (no DESCRIBE: to it
+    the topic looks absent, so a reader showed nothing and blamed the topic prefix). Called by the
+    dead-letter readers when the topic has no partitions for them."""
+    try:
+        admin = admin_client(settings, "preempt-dead-letters", timeout_s)
+    except KafkaError as exc:  # not an answer about permissions: the caller's own note stands
+        log.debug("permission check: no admin client", topic=topic, error=str(exc))
+        return
+    try:
+        (described,) = admin.describe_topics([topic])
+    except KafkaError as exc:
+        log.debug("permission check: topic not described", topic=topic, error=str(exc))
+        return
+    finally:
+        admin.close()
+    if described.get("error_code") == TopicAuthorizationFailedError.errno:
+        raise KafkaAccessError(
+            f"Kafka at {', '.join(settings.bootstrap_servers)} refuses {_principal(settings)} the topic {topic} "
+            f"(TopicAuthorizationFailedError); grant it DESCRIBE and READ on the topic {topic} ({_DOCS})"
+        )
 
 
 def _principal(settings: Settings) -> str:

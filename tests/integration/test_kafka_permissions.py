@@ -128,3 +128,21 @@ def test_a_user_without_create_on_the_apps_own_topics_stops_at_start_with_one_li
     line = _one_line_and_exit_1(process_factory(["preempt", "worker"], settings, name="worker"))
     assert f"refuses user 'preempt' to create the topics {prefix}-rules-" in line, line
     assert f"grant it CREATE on the topics prefixed '{prefix}-rules-'" in line, line
+
+
+@pytest.mark.parametrize("command", [["events", "dead-letters"], ["alerts", "dead-letters"]], ids=["events", "alerts"])
+def test_a_dead_letter_topic_the_user_may_not_read_is_named_as_such(
+    acl_broker: SaslBroker,  # noqa: F811
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    """A dead-letter topic that exists but that the user may not describe is one line naming the ACL; it
+    printed "0 dead letter(s) shown" and a note that no worker had ever run with this topic prefix."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    ensure_topics(_settings(acl_broker.admin_settings(), prefix, tmp_path))  # the deployment exists
+    settings = _settings(acl_broker.settings(), prefix, tmp_path)
+    line = _one_line_and_exit_1(process_factory(["preempt", *command], settings, name=command[0]), timeout_s=60)
+    topic = f"{prefix}.{command[0]}.dlq"
+    assert f"refuses user 'preempt' the topic {topic} (TopicAuthorizationFailedError)" in line, line
+    assert f"grant it DESCRIBE and READ on the topic {topic}" in line, line
