@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -266,15 +268,18 @@ def test_a_broker_that_goes_away_for_good_is_one_line_not_a_traceback(
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: "), result.stderr
-    sent = len(producer.sent)  # 2 account records, 10 acknowledged events, then the ones never acknowledged
+    # 2 account records and 10 events acknowledged, then the ones never acknowledged (how many the
+    # live mode sends in its 0.05 s depends on the machine's load: the line must add up, not hit a number)
     if send_blocks:
         says = (
             "Kafka stopped taking records (KafkaTimeoutError: Failed to update metadata after 60.0 secs.); "
             "the 12 records sent before were acknowledged"
         )
+        assert says in last, last
     else:
-        assert sent > 12
-        says = f"Kafka did not acknowledge {sent - 12} of the {sent} records sent (0 refused, the rest not in time)"
-    assert says in last, last
+        counts = re.search(r"Kafka did not acknowledge (\d+) of the (\d+) records sent \(0 refused, the rest not in time\)", last)
+        assert counts is not None, last
+        unacknowledged, sent = int(counts[1]), int(counts[2])
+        assert sent > 12 and sent - unacknowledged == 12, last
     assert last.endswith("check that the broker is up, then run the command again"), last
     assert producer.close_attempts == 1
