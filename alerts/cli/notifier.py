@@ -27,7 +27,8 @@ def notifier(loglevel: str) -> None:
     from alerts.routing.config import RoutingConfig
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.faust_compat import UntestedFaustError, leader_topic_name, require_tested_versions
+    from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
@@ -47,9 +48,11 @@ def notifier(loglevel: str) -> None:
     ensure_notifier_topics(settings)
     app = create_app(settings, routing)
     # The tables' changelogs exist before the group forms (see ensure_changelog_topics).
-    ensure_changelog_topics(
-        settings, changelog_topics(app, settings.topic_partitions), client_id="preempt-notify-admin"
-    )
+    changelogs = changelog_topics(app, settings.topic_partitions)
+    ensure_changelog_topics(settings, changelogs, client_id="preempt-notify-admin")
+    # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
+    declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
+    check_permissions(settings, group_id=app.conf.id, declared_topics=declared, client_id="preempt-notify-admin")
     log.info(
         "notifier starting",
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",

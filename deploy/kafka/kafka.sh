@@ -18,6 +18,9 @@
 # settings a client needs (source it). KAFKA_SASL_MECHANISMS (SCRAM-SHA-512) lists the mechanisms the
 # listener offers, any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (client.env names the first);
 # KAFKA_SSL_CLIENT_AUTH=required adds mutual TLS (client.env then names the client certificate).
+# KAFKA_AUTHORIZER=acl turns Kafka's ACLs on, as a managed Kafka has them: only the broker's own user
+# (tls/broker.password; admin.env holds its client settings) may do anything until ACLs grant more,
+# e.g. to the user of client.env (for tests of a client that lacks one).
 # SCRAM users exist only for the mechanisms listed when the storage was formatted (the first start):
 # to offer another SCRAM mechanism, start with a fresh KAFKA_HOME_DIR.
 # Use it with its own KAFKA_HOME_DIR and ports, e.g.
@@ -41,6 +44,7 @@ tls="$home/tls"
 scram_user="${KAFKA_SCRAM_USER:-preempt}"
 mechanisms="${KAFKA_SASL_MECHANISMS:-SCRAM-SHA-512}"
 client_auth="${KAFKA_SSL_CLIENT_AUTH:-none}"
+authorizer="${KAFKA_AUTHORIZER:-none}"
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
 
@@ -128,6 +132,12 @@ ssl.truststore.location=$tls/ca.pem
 # Kafka applies client authentication on a SASL_SSL listener only when set with the listener prefix.
 listener.name.sasl_ssl.ssl.client.auth=$client_auth
 SECURED
+  if [[ "$authorizer" == "acl" ]]; then
+    # ACLs on: the broker's own user (inter-broker) and the plain-text controller listener's
+    # ANONYMOUS principal may do anything; every other user needs ACLs.
+    printf '%s\n' "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
+      "super.users=User:broker;User:ANONYMOUS" "allow.everyone.if.no.acl.found=false"
+  fi
   for mechanism in ${mechanisms//,/ }; do
     case "$mechanism" in
       PLAIN) printf '%s\n' "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"$broker_password\" user_broker=\"$broker_password\" user_$scram_user=\"$client_password\";" ;;
@@ -191,6 +201,13 @@ ENV
       "$tls/client.pem" "$tls/client-key.pem" >>"$home/client.env"
   fi
   chmod 600 "$home/client.env"
+  if [[ "$authorizer" == "acl" ]]; then
+    # The broker's own user, which ACLs do not bind: for granting ACLs and adding users.
+    sed -e "s/^export PREEMPT_KAFKA_SASL_USERNAME=.*/export PREEMPT_KAFKA_SASL_USERNAME=broker/" \
+      -e "s/^export PREEMPT_KAFKA_SASL_PASSWORD=.*/export PREEMPT_KAFKA_SASL_PASSWORD=$(cat "$tls/broker.password")/" \
+      "$home/client.env" >"$home/admin.env"
+    chmod 600 "$home/admin.env"
+  fi
 }
 
 start() {
@@ -208,6 +225,11 @@ start() {
   case "$client_auth" in
     none | required) ;;
     *) say "KAFKA_SSL_CLIENT_AUTH must be none or required, not '$client_auth'"; exit 2 ;;
+  esac
+  case "$authorizer" in
+    none) ;;
+    acl) [[ "$security" == "SASL_SSL" ]] || { say "KAFKA_AUTHORIZER=acl needs KAFKA_SECURITY=SASL_SSL (users to grant ACLs to)"; exit 2; } ;;
+    *) say "KAFKA_AUTHORIZER must be none or acl, not '$authorizer'"; exit 2 ;;
   esac
   if pid="$(our_pid)" && port_open "$port"; then
     say "already running (pid $pid) on 127.0.0.1:$port; nothing to do"

@@ -32,6 +32,7 @@ def ingest(host: str | None, port: int | None) -> None:
     from streams.ingest.sink import KafkaEventSink
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.kafka_clients import aiokafka_config, unreachable_reason
+    from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import TopicNames, ensure_topics
 
@@ -41,6 +42,7 @@ def ingest(host: str | None, port: int | None) -> None:
     # The sink and the merger connect only when the app starts, so the app's own checks (API
     # keys) come first, then the broker probe, then topic creation.
     topics = TopicNames.from_settings(settings)
+    merger_group = f"{settings.topic_prefix}-ingest-accounts"
     sink = KafkaEventSink(
         settings.bootstrap_servers,
         topics.events,
@@ -53,7 +55,7 @@ def ingest(host: str | None, port: int | None) -> None:
         settings.bootstrap_servers,
         updates_topic=topics.account_updates,
         accounts_topic=topics.accounts,
-        group_id=f"{settings.topic_prefix}-ingest-accounts",
+        group_id=merger_group,
         security=aiokafka_config(settings),
     )
 
@@ -70,6 +72,7 @@ def ingest(host: str | None, port: int | None) -> None:
     check_web_port(bind_host, bind_port, "--port / PREEMPT_INGEST_PORT")
     probe_broker(settings)
     ensure_topics(settings)
+    check_permissions(settings, group_id=merger_group)  # the merger's consumer group: one line, not its traceback
     log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
     try:
         web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from schemas.event import Event, format_ts
@@ -253,9 +254,10 @@ def _to_kafka(
 ) -> bool:
     """Publish the accounts and the events; whether a backfill was cut short by Ctrl-C (after flushing)."""
     sink = KafkaSink(settings)
-    sink.publish_accounts(sim.accounts)
     cut_short = False
+    stopped: KafkaError | None = None  # a send that Kafka did not take (no metadata within max_block_ms)
     try:
+        sink.publish_accounts(sim.accounts)
         if live:
             total = round(rate * duration) if duration is not None else None
             with progress_bar(total=total, unit="ev", desc="publishing", leave=False) as bar:
@@ -270,8 +272,19 @@ def _to_kafka(
     except KeyboardInterrupt:
         click.echo("interrupted; flushing what was sent", err=True)
         cut_short = not live
+    except KafkaError as exc:
+        stopped = exc
     finally:
         sink.close()
-    if sink.failed:
-        raise click.ClickException(f"{sink.failed} records could not be published (see the log)")
+    if stopped is not None or sink.unacknowledged:
+        # a broker that went away and did not come back: one line, not the final flush's traceback
+        problems = [f"Kafka stopped taking records ({stopped})"] if stopped is not None else []
+        if sink.unacknowledged:
+            problems.append(
+                f"Kafka did not acknowledge {sink.unacknowledged} of the {sink.sent} records sent "
+                f"({sink.failed} refused, the rest not in time)"
+            )
+        else:
+            problems.append(f"the {sink.sent} records sent before were acknowledged")
+        raise click.ClickException(f"{'; '.join(problems)}; check that the broker is up, then run the command again")
     return cut_short

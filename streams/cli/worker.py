@@ -24,7 +24,8 @@ def worker(loglevel: str) -> None:
     newest time (docs/pipeline.md, "Guarantees").
     """
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.faust_compat import UntestedFaustError, require_tested_versions
+    from streams.runtime.faust_compat import UntestedFaustError, leader_topic_name, require_tested_versions
+    from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
@@ -42,5 +43,9 @@ def worker(loglevel: str) -> None:
     app = create_app(settings, engine, rule_ids)
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
-    ensure_changelog_topics(settings, changelog_topics(app, settings.topic_partitions))
+    changelogs = changelog_topics(app, settings.topic_partitions)
+    ensure_changelog_topics(settings, changelogs)
+    # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
+    declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
+    check_permissions(settings, group_id=app.conf.id, declared_topics=declared)
     run_faust_worker(app, loglevel, settings.log_format, settings.log_level)

@@ -25,6 +25,7 @@ from streams.runtime.dead_letters import (
 )
 from streams.runtime.dead_letters import dead_letter_headers as verdict_headers
 from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.kafka_permissions import check_topic_readable
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 
@@ -115,6 +116,7 @@ def read_dead_letters(
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
+            check_topic_readable(settings, topic)  # a topic this user may not see looks absent too
             if missing is not None:
                 missing.add(topic)
             return []

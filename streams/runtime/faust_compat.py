@@ -534,6 +534,40 @@ def close_connection_after(response: faust.web.Response) -> None:
     cast(aiohttp.web.Response, response).force_close()
 
 
+# --- 10b. The topic the leader assignor declares at every start ---------------------------------
+#
+# Upstream behaviour: unless ``topic_disable_leader`` is set, Faust's ``LeaderAssignor`` declares the
+# one-partition topic ``<app id>-__assignor-__leader`` whenever the worker starts (a CreateTopics
+# request even when it exists), as the tables declare their changelogs. A Kafka user without CREATE on
+# it stops the worker with a TopicAuthorizationFailedError traceback; the permission check
+# (``streams.runtime.kafka_permissions``) names the topic first. The name is on the private
+# ``_leader_assignor``.
+
+
+def leader_topic_name(app: faust.App) -> str | None:
+    """The name of the topic Faust's leader assignor declares at start (None: the app has none)."""
+    if app.conf.topic_disable_leader:
+        return None
+    return str(cast(Any, app)._leader_assignor._leader_topic_name)
+
+
+# --- 10c. How long Faust's web server keeps a connection that sends no whole request ------------
+#
+# Upstream behaviour: Faust's aiohttp driver makes ``AppRunner(web_app, access_log=None)`` in
+# ``Web.__init__`` (``_runner``), so aiohttp's ``RequestHandler`` default ``keepalive_timeout`` of
+# 3630 s applies: a connection that sends nothing, or trickles a request's headers, was held for an
+# hour on the worker's and the notifier's ports (ingest's ``aiohttp.web.run_app`` sets 75 s). The
+# runner hands its keyword arguments (``_kwargs``) to the server it makes when the web server starts.
+
+WEB_IDLE_TIMEOUT_SECONDS = 75.0  # aiohttp.web.run_app's default, which ingest's port has
+
+
+def bound_idle_connections(app: faust.App, seconds: float = WEB_IDLE_TIMEOUT_SECONDS) -> None:
+    """Close a connection to ``app``'s web server that has not sent a whole request within ``seconds``
+    (or stays idle that long after an answer). Call before the web server starts."""
+    cast(Any, app.web)._runner._kwargs["keepalive_timeout"] = seconds
+
+
 # --- 11. One logged-in connection for the Kafka access check ------------------------------------
 #
 # Upstream behaviour: ``aiokafka.conn.create_conn`` (not in aiokafka's documented API) opens one

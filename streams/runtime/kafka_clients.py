@@ -164,7 +164,12 @@ def _shared(settings: Settings) -> dict[str, Any]:
 
 def kafka_python_config(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for kafka-python's KafkaProducer / KafkaConsumer / KafkaAdminClient."""
-    return _shared(settings)
+    config = _shared(settings)
+    if str(config.get("sasl_mechanism", "")).startswith("SCRAM-"):
+        # SCRAM writes ',' and '=' of a user name as '=2C' and '=3D' (RFC 5802, 5.1); aiokafka does so
+        # itself, kafka-python sends the name as given, and the broker refuses the login.
+        config["sasl_plain_username"] = config["sasl_plain_username"].replace("=", "=3D").replace(",", "=2C")
+    return config
 
 
 def aiokafka_config(settings: Settings) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.errors import ConfigError
-from streams.runtime.faust_compat import committed_offsets, tables_recovered
+from streams.runtime.faust_compat import bound_idle_connections, committed_offsets, tables_recovered
 from streams.runtime.faust_sensor import AggregatingPrometheusMonitor
 from streams.runtime.health import BrokerWatch, ConsumerState, Readiness, lag_by_topic, readiness
 from streams.runtime.kafka_clients import unreachable_reason
@@ -52,6 +52,8 @@ def register_web(
     Called by ``create_app`` after the agents and tables are defined. The ``app`` label of
     ``preempt_ready`` and ``preempt_consumer_lag`` is the Faust app name.
     """
+    # A connection that sends no whole request is closed after 75 s, as on ingest's port (it was an hour).
+    bound_idle_connections(app)
     register_metrics_page(app, faust_metrics_prefix)
     register_probes(app)
     register_lag_exporter(app, interval_s=lag_interval_s)

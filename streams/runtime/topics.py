@@ -72,7 +72,7 @@ class TopicNames:
         return (self.alerts, self.alerts_dlq, self.feedback)
 
 
-def _admin(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminClient:
+def admin_client(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminClient:
     """An admin client for ``settings``' cluster (security included); the caller closes it."""
     return KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -92,7 +92,7 @@ def delete_topics_under(settings: Settings, prefixes: Iterable[str], timeout_s: 
     starts = tuple(f"{prefix}{sep}" for prefix in prefixes for sep in (".", "-"))
     if not starts:
         return 0
-    admin = _admin(settings, "preempt-topics-delete", timeout_s)
+    admin = admin_client(settings, "preempt-topics-delete", timeout_s)
     try:
         doomed = sorted(t for t in admin.list_topics() if t.startswith(starts))
         for i in range(0, len(doomed), 100):
@@ -182,7 +182,7 @@ def ensure_topics(
     names = names or TopicNames.from_settings(settings)
     chosen = names.every() if topics is None else tuple(topics)
     check_access(settings)  # a refused login is one clear error now, not a 30 s bootstrap timeout
-    admin = _admin(settings, client_id, timeout_s)
+    admin = admin_client(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
         compacted = names.compacted()
@@ -260,7 +260,7 @@ def ensure_changelog_topics(
     wanted = {t.name: t for t in topics}
     if not wanted:
         return
-    admin = _admin(settings, client_id, timeout_s)
+    admin = admin_client(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -5,9 +5,11 @@ certificate (SAN 127.0.0.1/localhost) and a client certificate with openssl, cre
 while formatting the storage, and writes the client settings to ``client.env``. Each broker lives in its
 own temporary directory on ports of the 197xx range and is stopped at the end of the session.
 
-Fixtures: ``sasl_broker`` (TLS + SCRAM-SHA-512, the managed-Kafka default) and
-``mtls_plain_scram256_broker`` (PLAIN and SCRAM-SHA-256, client certificates required):
+Fixtures: ``sasl_broker`` (TLS + SCRAM-SHA-512, the managed-Kafka default),
+``mtls_plain_scram256_broker`` (PLAIN and SCRAM-SHA-256, client certificates required) and
+``acl_broker`` (TLS + SCRAM-SHA-512 with ACLs on: the user ``preempt`` may do nothing until granted):
 ``from tests.integration.secured_kafka import sasl_broker  # noqa: F401``.
+``PREEMPT_TEST_SECURED_PORT`` moves the range of ports tried (default 19700) to one of your own.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import pytest
 
 from tests.integration.conftest import KAFKA_SCRIPT
 
-PORT_RANGE = range(19700, 19800, 2)  # broker port, controller port = broker port + 1
+_FIRST_PORT = int(os.environ.get("PREEMPT_TEST_SECURED_PORT", "19700"))
+PORT_RANGE = range(_FIRST_PORT, _FIRST_PORT + 100, 2)  # broker port, controller port = broker port + 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,13 @@ class SaslBroker:
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """Settings fields (lower-case names) for a client of this broker; ``overrides`` apply."""
         fields: dict[str, Any] = {key.removeprefix("PREEMPT_").lower(): value for key, value in self.env.items()}
+        fields.update(overrides)
+        return fields
+
+    def admin_settings(self, **overrides: Any) -> dict[str, Any]:
+        """Settings fields for the broker's own user, which ACLs do not bind (``acl_broker`` only)."""
+        env = _read_env(self.home / "admin.env")
+        fields: dict[str, Any] = {key.removeprefix("PREEMPT_").lower(): value for key, value in env.items()}
         fields.update(overrides)
         return fields
 
@@ -118,4 +128,23 @@ def mtls_plain_scram256_broker() -> Iterator[SaslBroker]:
             stop_sasl_broker(script_env)
 
 
-__all__ = ["SaslBroker", "mtls_plain_scram256_broker", "sasl_broker", "start_sasl_broker", "stop_sasl_broker"]
+@pytest.fixture(scope="session")
+def acl_broker() -> Iterator[SaslBroker]:
+    """A SASL_SSL broker (SCRAM-SHA-512) with Kafka's ACLs on, as a managed Kafka has them: its
+    ``settings()`` user ``preempt`` may do nothing until granted; ``admin_settings()`` may do anything."""
+    with tempfile.TemporaryDirectory(prefix="preempt-acl-") as tmp:
+        broker, script_env = start_sasl_broker(Path(tmp), KAFKA_AUTHORIZER="acl")
+        try:
+            yield broker
+        finally:
+            stop_sasl_broker(script_env)
+
+
+__all__ = [
+    "SaslBroker",
+    "acl_broker",
+    "mtls_plain_scram256_broker",
+    "sasl_broker",
+    "start_sasl_broker",
+    "stop_sasl_broker",
+]

@@ -8,13 +8,20 @@ from typing import Any
 
 
 class FakeFuture:
-    """Stands in for kafka-python's FutureRecordMetadata: fails at once when told to."""
+    """Stands in for kafka-python's FutureRecordMetadata: acknowledged or failed at once as told, or
+    ``pending`` for ever (a broker that went away)."""
 
-    def __init__(self, error: BaseException | None) -> None:
+    def __init__(self, error: BaseException | None, pending: bool = False) -> None:
         self.error = error
+        self.pending = pending
+
+    def add_callback(self, callback: Callable[[Any], Any]) -> FakeFuture:
+        if self.error is None and not self.pending:
+            callback(None)  # kafka-python passes the RecordMetadata
+        return self
 
     def add_errback(self, callback: Callable[[BaseException], Any]) -> FakeFuture:
-        if self.error is not None:
+        if self.error is not None and not self.pending:
             callback(self.error)
         return self
 

@@ -86,8 +86,10 @@ def _letters(count: int) -> list[Record]:
 
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings for the topic above; the access check (a real connection) is not part of these tests."""
+    """Settings for the topic above; the access and permission checks (real connections) are not part of
+    these tests."""
     monkeypatch.setattr(reader, "check_access", lambda settings: None)
+    monkeypatch.setattr(reader, "check_topic_readable", lambda settings, topic: None)
     return Settings(topic_prefix="ut", broker="kafka://127.0.0.1:1")
 
 

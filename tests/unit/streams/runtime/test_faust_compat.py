@@ -512,6 +512,61 @@ def test_aggregating_sensor_overrides_public_hooks_only_and_shadows_nothing() ->
     assert [name for name in assigned | (defined - overridden) if hasattr(base, name)] == []
 
 
+def test_leader_topic_name_is_the_topic_the_leader_assignor_declares() -> None:
+    """``leader_topic_name`` is the name of the topic Faust's leader assignor declares when it starts
+    (``<app id>-__assignor-__leader``), and None when the app turned the leader topic off."""
+    from faust.assignor.leader_assignor import LeaderAssignor
+
+    from streams.runtime.faust_compat import leader_topic_name
+
+    app = _app("compat-leader")
+    assert leader_topic_name(app) == "compat-leader-__assignor-__leader"
+    assert app._leader_assignor._leader_topic.get_topic_name() == leader_topic_name(app)  # type: ignore[attr-defined]
+    assert "self._leader_topic" in inspect.getsource(LeaderAssignor._enable_leader_topic)
+    assert "maybe_declare" in inspect.getsource(LeaderAssignor._enable_leader_topic)
+    off = faust.App("compat-no-leader", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False,
+                    topic_disable_leader=True)  # fmt: skip
+    assert leader_topic_name(off) is None
+
+
+def test_a_faust_web_connection_that_sends_no_whole_request_is_closed_after_the_bound() -> None:
+    """Faust's web server (the worker's and the notifier's ports) kept a connection that sent nothing, or
+    only part of a request's headers, for aiohttp's default of 3630 s (ingest's ``run_app``: 75 s);
+    ``bound_idle_connections`` gives Faust's runner the same bound, and the server closes both."""
+    import socket
+
+    from aiohttp.web_protocol import RequestHandler
+
+    from streams.runtime.faust_compat import bound_idle_connections
+    from streams.runtime.testing import free_port
+
+    assert inspect.signature(RequestHandler).parameters["keepalive_timeout"].default == 3630
+
+    def closed_after(port: int, sent: bytes) -> float:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            began = time.monotonic()
+            sock.sendall(sent)
+            assert sock.recv(100) == b""  # closed without an answer
+            return time.monotonic() - began
+
+    async def scenario() -> tuple[float, float]:
+        port = free_port()
+        app = faust.App("compat-idle", broker="kafka://127.0.0.1:1", store="memory://", web_bind="127.0.0.1",
+                        web_port=port)  # fmt: skip
+        bound_idle_connections(app, 0.5)
+        await app.web.start_server()  # type: ignore[attr-defined]
+        try:
+            idle = await asyncio.to_thread(closed_after, port, b"")
+            partial = await asyncio.to_thread(closed_after, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        finally:
+            await app.web.stop_server()  # type: ignore[attr-defined]
+        return idle, partial
+
+    idle, partial = asyncio.run(scenario())
+    assert idle < 5, idle
+    assert partial < 5, partial
+
+
 def test_tables_recovered_follows_recoverys_completed_event() -> None:
     """``tables_recovered`` is Faust's ``TableManager.recovery.completed``, which recovery sets once done."""
     from streams.runtime.faust_compat import tables_recovered

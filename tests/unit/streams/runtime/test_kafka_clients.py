@@ -104,6 +104,22 @@ def test_sasl_ssl_config_for_every_library(pem_files: dict[str, Path]) -> None:
     assert "s3cret" not in repr(credentials)
 
 
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_a_scram_user_name_with_a_comma_or_equals_sign_logs_in_from_every_client(mechanism: str) -> None:
+    """SCRAM sends ',' and '=' of a user name as '=2C' and '=3D' (RFC 5802). aiokafka does so itself;
+    kafka-python sent the name raw, so such a user (accepted at start by the aiokafka access check) was
+    refused to publish, simulate, the dead-letter readers and topic creation, reported as "cannot reach
+    Kafka … start the broker". The kafka-python configuration now carries the escaped name."""
+    from kafka.net.sasl.scram import SaslMechanismScram
+
+    settings = _settings(**{**SASL, "kafka_sasl_mechanism": mechanism, "kafka_sasl_username": "svc,ops=1"})
+    first = SaslMechanismScram(**kafka_python_config(settings)).auth_bytes()
+    assert first.startswith(b"n,,n=svc=2Cops=3D1,r="), first
+    assert aiokafka_config(settings)["sasl_plain_username"] == "svc,ops=1"  # aiokafka escapes it itself
+    plain = _settings(**{**SASL, "kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "svc,ops=1"})
+    assert kafka_python_config(plain)["sasl_plain_username"] == "svc,ops=1"  # PLAIN sends the name as it is
+
+
 def test_sasl_plaintext_has_no_tls() -> None:
     """SASL_PLAINTEXT (PLAIN mechanism) sends credentials without a TLS context."""
     settings = _settings(**{**SASL, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "PLAIN"})

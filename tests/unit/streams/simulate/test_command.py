@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from kafka.errors import KafkaTimeoutError
 
 from streams.cli import simulate as command
 from streams.cli.main import main
@@ -211,3 +214,72 @@ def test_ctrl_c_cuts_a_backfill_short_with_exit_130_and_stops_live_traffic_with_
     assert "interrupted; flushing what was sent" in result.stderr
     assert producer.closed
     assert ("Interrupted (Ctrl-C)" in result.stderr) is (exit_code == 130)
+
+
+class _BrokerGoneProducer(FakeProducer):
+    """kafka-python's producer when the broker goes away for good after ``acknowledged`` events: later
+    records are never acknowledged, ``flush`` and ``close`` (which flushes first) raise KafkaTimeoutError
+    and, with ``send_blocks``, a send waiting for metadata that never comes raises it too."""
+
+    def __init__(self, acknowledged: int, send_blocks: bool = False) -> None:
+        super().__init__()
+        self.acknowledged = acknowledged
+        self.send_blocks = send_blocks
+        self.close_attempts = 0
+
+    def send(self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> FakeFuture:
+        events = sum(m["topic"].endswith(".events") for m in self.sent)
+        if events < self.acknowledged or not topic.endswith(".events"):
+            return super().send(topic, key=key, value=value, headers=headers)
+        if self.send_blocks:
+            raise KafkaTimeoutError("Failed to update metadata after 60.0 secs.")
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
+        return FakeFuture(None, pending=True)
+
+    def flush(self, timeout: float | None = None) -> None:
+        super().flush(timeout)
+        if any(m["topic"].endswith(".events") for m in self.sent[self.acknowledged + 2 :]):
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.close_attempts += 1
+        self.flush(timeout)
+        super().close(timeout)
+
+
+@pytest.mark.parametrize(
+    ("mode", "send_blocks"),
+    [(["--rate", "1000", "--duration", "0.05"], False), (["--backfill"], False), (["--backfill"], True)],
+    ids=["live", "backfill", "backfill-send-blocks"],
+)
+def test_a_broker_that_goes_away_for_good_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, mode: list[str], send_blocks: bool
+) -> None:
+    """A broker that went away during a live run or a backfill and did not come back ended the command with
+    the KafkaTimeoutError traceback of the final flush (and a second one from kafka-python's exit hook); it
+    is one line saying how many records Kafka did not acknowledge, and exit 1."""
+    producer = _BrokerGoneProducer(acknowledged=10, send_blocks=send_blocks)
+    monkeypatch.setattr(command, "probe_broker", lambda settings: None)
+    monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(command, "KafkaSink", lambda settings: publishing.KafkaSink(settings, producer=producer))
+    args = ["simulate", "--accounts", "2", "--days", "3", "--seed", "1", *mode]
+    result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: "), result.stderr
+    # 2 account records and 10 events acknowledged, then the ones never acknowledged (how many the
+    # live mode sends in its 0.05 s depends on the machine's load: the line must add up, not hit a number)
+    if send_blocks:
+        says = (
+            "Kafka stopped taking records (KafkaTimeoutError: Failed to update metadata after 60.0 secs.); "
+            "the 12 records sent before were acknowledged"
+        )
+        assert says in last, last
+    else:
+        counts = re.search(r"Kafka did not acknowledge (\d+) of the (\d+) records sent \(0 refused, the rest not in time\)", last)
+        assert counts is not None, last
+        unacknowledged, sent = int(counts[1]), int(counts[2])
+        assert sent > 12 and sent - unacknowledged == 12, last
+    assert last.endswith("check that the broker is up, then run the command again"), last
+    assert producer.close_attempts == 1
