@@ -58,6 +58,8 @@ REFUSALS = web.AppKey("refusals", RefusalLog)
 # Refusals logged where they happen, with what Kafka or the replay guard said (gate.store, gate.admit).
 LOGGED_WHERE_REFUSED = frozenset({429, 503})
 LOGGED_CHARS = 300
+# The ops pages: probes and scrapes are not senders' requests (each scrape, counted, was one more "200").
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -69,7 +71,9 @@ async def count_responses(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Count every answer by status code (``preempt_ingest_requests_total``), errors included, and log
-    every refused request (``log_refusal``)."""
+    every refused request (``log_refusal``). A GET of an ops page (probes, scrapes) is neither."""
+    if request.method in {"GET", "HEAD"} and request.path in OPS_PATHS:
+        return await handler(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

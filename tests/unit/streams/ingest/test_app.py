@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from streams.ingest.app import create_ingest_app
@@ -263,6 +264,30 @@ async def test_health_and_metrics_need_no_key(client_factory: ClientFactory) -> 
     assert (await client.get("/healthz")).status == 200
     metrics = await (await client.get("/metrics")).text()
     assert "preempt_ingest_requests_total" in metrics
+
+
+def _requests_counted() -> float:
+    """Every ``preempt_ingest_requests_total`` series summed, whatever the status."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "preempt_ingest_requests"
+        for sample in metric.samples
+        if sample.name == "preempt_ingest_requests_total"
+    )
+
+
+async def test_probes_and_scrapes_are_not_counted_as_ingest_requests(client_factory: ClientFactory) -> None:
+    """The kubelet's /healthz and /readyz and Prometheus's /metrics are not requests of senders: counted, a
+    scrape every 15 s swelled the request rate, and /readyz's 503s while the broker was away read as senders
+    refused. A request to the API still counts."""
+    client, _ = await client_factory()
+    before = _requests_counted()
+    for path in ("/healthz", "/readyz", "/metrics", "/healthz"):
+        assert (await client.get(path)).status == 200
+    assert _requests_counted() == before
+    assert (await client.post("/v1/events", data=orjson.dumps(event()), headers=AUTH)).status == 202
+    assert _requests_counted() == before + 1
 
 
 def test_app_refuses_to_start_without_keys() -> None:
