@@ -4,12 +4,22 @@ rules' unit tests pass, and every Grafana dashboard query is valid PromQL."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from streams.runtime.testing import free_port
+from tests.integration.conftest import ManagedProcess
 from tests.integration.deploy_tools import REPO, require_prometheus_tools
 
 PROM_DIR = REPO / "deploy" / "prometheus"
@@ -35,6 +45,110 @@ def test_scrape_config_is_valid(promtool: str) -> None:
     result = _promtool(promtool, "check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+class _MetricsPage(BaseHTTPRequestHandler):
+    """A /metrics page with one sample: a target Prometheus scrapes as up."""
+
+    def do_GET(self) -> None:
+        body = b"preempt_ready 1\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads Prometheus, not this server's access log."""
+
+
+@pytest.fixture
+def metrics_page() -> Iterator[int]:
+    """The port of a local HTTP server answering every GET with a valid Prometheus page."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _pods_of_the_manifests(port: int) -> list[dict[str, Any]]:
+    """What Kubernetes service discovery would give Prometheus for one pod of each Deployment in
+    deploy/k8s (labels and annotations from the manifests), as a file_sd target group on ``port``."""
+
+    def name(key: str) -> str:  # as Kubernetes discovery writes label and annotation keys
+        return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+    groups = []
+    for path in sorted((REPO / "deploy" / "k8s").glob("*-deployment.yaml")):
+        meta = yaml.safe_load(path.read_text())["spec"]["template"]["metadata"]
+        labels = {
+            "__meta_kubernetes_pod_ip": "127.0.0.1",
+            "__meta_kubernetes_pod_name": f"{meta['labels']['app.kubernetes.io/name']}-0",
+            **{f"__meta_kubernetes_pod_label_{name(k)}": v for k, v in meta["labels"].items()},
+            **{f"__meta_kubernetes_pod_annotation_{name(k)}": str(v) for k, v in meta["annotations"].items()},
+        }
+        labels["__meta_kubernetes_pod_annotation_prometheus_io_port"] = str(port)  # all on the one test page
+        groups.append({"targets": [path.stem], "labels": labels})
+    return groups
+
+
+def test_kubernetes_scrape_config_names_the_jobs_the_alert_rules_select(
+    process_factory: Callable[..., ManagedProcess], metrics_page: int, tmp_path: Path
+) -> None:
+    """A real Prometheus with the relabelling of prometheus-kubernetes.yml, fed the manifests' pods (through
+    file_sd in place of the Kubernetes API, which Debian's build of Prometheus leaves out; promtool checks the
+    rest of the file here), scrapes one target per app under the job names alerts.yml selects:
+    the docs said to copy the pods' app.kubernetes.io/name into `job`, which gives preempt-worker, and
+    PreemptWorkerDown fired for ever on absent(up{job="preempt-rules"})."""
+    prometheus, promtool = require_prometheus_tools()
+    config = yaml.safe_load((PROM_DIR / "prometheus-kubernetes.yml").read_text())
+    [job] = config["scrape_configs"]
+    del job["kubernetes_sd_configs"]
+    (tmp_path / "pods.json").write_text(json.dumps(_pods_of_the_manifests(metrics_page)))
+    job["file_sd_configs"] = [{"files": [str(tmp_path / "pods.json")]}]
+    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"}
+    config["rule_files"] = [str(PROM_DIR / "alerts.yml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    port = free_port()
+    process_factory(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        name="prometheus",
+    )
+
+    def query(promql: str) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return list(json.loads(response.read())["data"]["result"])
+        except OSError:  # not listening yet
+            return []
+
+    deadline = time.monotonic() + 60
+    up: dict[str, str] = {}
+    while time.monotonic() < deadline and len(up) < 3:
+        up = {sample["metric"]["job"]: sample["value"][1] for sample in query("up")}
+        time.sleep(0.5)
+    assert up == {"preempt-rules": "1", "preempt-notify": "1", "preempt-ingest": "1"}
+    for alert in ("PreemptWorkerDown", "PreemptNotifierDown"):
+        [rule] = [
+            r
+            for group in yaml.safe_load((PROM_DIR / "alerts.yml").read_text())["groups"]
+            for r in group["rules"]
+            if r["alert"] == alert
+        ]
+        assert query(rule["expr"]) == [], f"{alert} fires with every pod up"
 
 
 def test_alert_rules_are_valid(promtool: str) -> None:
