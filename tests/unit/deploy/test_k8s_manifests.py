@@ -150,3 +150,29 @@ def test_kafka_credentials_are_optional_secret_references(deployment: Callable[[
         for var in ("PREEMPT_KAFKA_SASL_USERNAME", "PREEMPT_KAFKA_SASL_PASSWORD"):
             assert refs[var]["name"] == "preempt-secrets"
             assert refs[var]["optional"] is True
+
+
+KAFKA_SECRETS = {"PREEMPT_KAFKA_SASL_USERNAME", "PREEMPT_KAFKA_SASL_PASSWORD"}
+SECRETS_READ = {
+    "preempt-worker": KAFKA_SECRETS,
+    "preempt-notifier": KAFKA_SECRETS
+    | {
+        "PREEMPT_SLACK_BOT_TOKEN",
+        "PREEMPT_SLACK_WEBHOOK_URL",
+        "PREEMPT_SLACK_SIGNING_SECRET",
+        "PREEMPT_SMTP_USERNAME",
+        "PREEMPT_SMTP_PASSWORD",
+    },
+    "preempt-ingest": KAFKA_SECRETS | {"PREEMPT_INGEST_API_KEYS", "PREEMPT_INGEST_HMAC_SECRET"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS_READ))
+def test_each_pod_gets_only_the_secrets_its_process_reads(
+    deployment: Callable[[str], dict[str, Any]], name: str
+) -> None:
+    """A secret goes only to the pods whose process uses it: the rules worker, which serves no ingest, was
+    handed the ingest signing secret (anyone who could read its environment could sign events)."""
+    env = deployment(name)["spec"]["template"]["spec"]["containers"][0]["env"]
+    secrets = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+    assert secrets <= SECRETS_READ[name]
