@@ -52,7 +52,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
         raise BrokerUnavailableError(unreachable.format(reason="no answer"))
     timeout_ms = max(1, int(remaining * 1000))
     try:
-        with _client_logs_quiet():
+        with client_logs_quiet():
             admin = KafkaAdminClient(
                 bootstrap_servers=settings.bootstrap_servers,
                 client_id="preempt-probe",
@@ -66,12 +66,14 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
 
 
 @contextmanager
-def _client_logs_quiet() -> Iterator[None]:
-    """kafka-python's own lines about the probe's connection ("Connection failed: … ECONNREFUSED",
-    "Bootstrap failed") are held back: the probe's one ``Error:`` line says it, and says what to do."""
-    logger = logging.getLogger("kafka")
+def client_logs_quiet(name: str = "kafka", level: int = logging.CRITICAL) -> Iterator[None]:
+    """Hold back a client library's log lines below ``level`` from logger ``name`` and its children.
+
+    The probe's: kafka-python's own lines about its connection ("Connection failed: … ECONNREFUSED",
+    "Bootstrap failed"), which the probe's one ``Error:`` line says, with what to do."""
+    logger = logging.getLogger(name)
     previous = logger.level
-    logger.setLevel(logging.CRITICAL)
+    logger.setLevel(level)
     try:
         yield
     finally:
