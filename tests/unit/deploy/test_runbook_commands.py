@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import pytest
 
 from streams.cli.main import main
+from streams.runtime.health import ConsumerState, readiness
 
 REPO = Path(__file__).resolve().parents[3]
 RUNBOOK = (REPO / "docs" / "operations.md").read_text().split("## Alert rules and runbook", 1)[1].split("\n## ", 1)[0]
@@ -49,3 +51,30 @@ def test_the_runbook_names_commands() -> None:
     assert "preempt routes check /etc/preempt/routes/routes.yaml" in PREEMPT
     assert any(command.startswith("preempt rules check") for command in PREEMPT)
     assert KAFKA_TOOLS
+
+
+def _not_ready_reasons() -> list[str]:
+    """The fixed part of each reason ``readiness`` gives (the text before a count, a list or a detail)."""
+    ready = ConsumerState(
+        started=True, rebalances=1, rebalancing=False, in_recovery=False, recovery_completed=True, assigned_partitions=4
+    )
+    states = [
+        replace(ready, broker_unreachable="no broker answered for 21 s (…)"),
+        replace(ready, started=False),
+        replace(ready, rebalances=0),
+        replace(ready, in_recovery=True),
+        replace(ready, rebalancing=True),
+        replace(ready, stalled=("preempt.events/2",)),
+        replace(ready, stuck=("dead letter not written for 130 s (1 pending)",)),
+    ]
+    answers = [readiness(state) for state in states]
+    assert not any(answer.ready for answer in answers)
+    return [re.split(r"[:(]| \d", answer.reason, maxsplit=1)[0].strip() for answer in answers]
+
+
+@pytest.mark.parametrize("reason", _not_ready_reasons())
+def test_the_not_ready_runbook_explains_each_reason_readyz_gives(reason: str) -> None:
+    """PreemptNotReady tells the on-call to read /readyz's reason: each reason it can give has a bullet there
+    (the notifier's `dead letter not written for …` had none)."""
+    section = RUNBOOK.split("### PreemptNotReady", 1)[1].split("\n### ", 1)[0]
+    assert f"`{reason}" in section
