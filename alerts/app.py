@@ -28,6 +28,7 @@ from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
 from streams.runtime.faust_compat import (
+    AppWithBeforeStop,
     aiohttp_request,
     close_connection_after,
     consumer_isolation_level,
@@ -124,7 +125,7 @@ def _data_dir(settings: Settings) -> Path:
 
 def create_app(
     settings: Settings, routing: RoutingConfig | None = None, notifiers: dict[str, list[Notifier]] | None = None
-) -> faust.App:
+) -> AppWithBeforeStop:
     """Build the notifier app (no I/O until the worker starts). ``routing`` defaults to the console.
 
     Called by ``preempt notifier`` (and the tests) once per process, before the Faust worker runs.
@@ -134,7 +135,8 @@ def create_app(
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
     expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))
-    app = faust.App(
+    # AppWithBeforeStop for its stop deadline (preempt notifier sets it); nothing to do before the stop.
+    app = AppWithBeforeStop(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,

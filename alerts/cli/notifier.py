@@ -58,4 +58,5 @@ def notifier(loglevel: str) -> None:
         routes=str(settings.routes_path) if settings.routes_path else "console (PREEMPT_ROUTES_PATH unset)",
         web_port=settings.notifier_web_port,
     )
+    app.stop_deadline_seconds = settings.stop_timeout_seconds  # a stop that hangs ends with an ERROR line
     run_faust_worker(app, loglevel, settings.log_format, settings.log_level, redirect_stdouts=False)

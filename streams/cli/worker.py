@@ -48,4 +48,5 @@ def worker(loglevel: str) -> None:
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
     declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
     check_permissions(settings, group_id=app.conf.id, declared_topics=declared)
+    app.stop_deadline_seconds = settings.stop_timeout_seconds  # a stop that hangs ends with an ERROR line
     run_faust_worker(app, loglevel, settings.log_format, settings.log_level)

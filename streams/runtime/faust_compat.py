@@ -635,12 +635,21 @@ async def offered_sasl_mechanisms(
 
 class AppWithBeforeStop(faust.App):
     """Faust's app with ``before_stop``: awaited as a graceful stop begins, before Faust stops the
-    consumer's flow and the tables (the rules worker writes the states it holds there)."""
+    consumer's flow and the tables (the rules worker writes the states it holds there).
+
+    With ``stop_deadline_seconds`` (set by ``preempt worker`` and ``preempt notifier``, not by tests
+    that run an app in their own process), a stop still running that long after it began ends the
+    process with an ERROR line (``streams/runtime/stop_deadline.py``): Faust's stop has no limit."""
 
     before_stop: Callable[[], Awaitable[None]] | None = None
+    stop_deadline_seconds: float | None = None
 
     async def on_stop(self) -> None:
         """``before_stop``, then Faust's own stop (consumer, tables, a last flush and commit)."""
+        if self.stop_deadline_seconds is not None:
+            from streams.runtime import stop_deadline
+
+            stop_deadline.arm(str(self.conf.id), self.stop_deadline_seconds)
         if self.before_stop is not None:
             await self.before_stop()
         await super().on_stop()

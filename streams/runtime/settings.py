@@ -224,6 +224,15 @@ class Settings(BaseSettings):
     partition_stall_seconds: float = Field(
         120.0, gt=0, description="worker and notifier: lag without progress for this long marks a partition stalled"
     )
+    # Faust's stop waits without a limit for each agent's record (streams/runtime/stop_deadline.py):
+    # one stuck behind a deleted dead-letter topic kept a SIGTERMed process up for minutes. Below the
+    # Kubernetes manifests' 60 s grace period, so the ERROR line comes before the kubelet's SIGKILL.
+    stop_timeout_seconds: float = Field(
+        45.0,
+        gt=0,
+        description="worker and notifier: a graceful stop still running this long after SIGTERM is "
+        "logged (ERROR) and the process exits with status 1",
+    )
     # Broker watch (streams/runtime/ops_web.py): the Faust apps' clients retry an unreachable broker
     # for ever; once no bootstrap server has answered for this long, /readyz says so (503).
     broker_unreachable_seconds: float = Field(

@@ -79,7 +79,7 @@ def _data_dir(settings: Settings) -> Path:
 
 def create_app(
     settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
-) -> faust.App:
+) -> AppWithBeforeStop:
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
     tolerate_non_utf8_header_keys()  # one such record crashed the worker, again after every restart
     stop_fetchers_cleanly()  # a SIGTERM while the broker was away took 64 s (faust_compat section 15)

@@ -679,6 +679,10 @@ _UPSTREAM = ("faust", "mode", "aiokafka")
 _ALLOWED_BASES = {"View", "PrometheusMonitor"}
 
 
+# Standard-library functions whose documented, public name starts with an underscore.
+_DOCUMENTED_STDLIB = {("os", "_exit")}
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
@@ -748,7 +752,8 @@ def _private_reaches(path: Path) -> list[str]:
     upstream_names, found = _private_imports(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr):
-            if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+            owner = node.value.id if isinstance(node.value, ast.Name) else None
+            if owner not in {"self", "cls"} and (owner, node.attr) not in _DOCUMENTED_STDLIB:
                 found.append(f"{node.lineno}: .{node.attr}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             name = node.args[1] if len(node.args) >= 2 else None
