@@ -12,6 +12,10 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
   dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
   must not hold an alert for the whole give-up window.
 
+Attempts in flight are bounded per channel type (``slack``, ``email``, ``console``), not for the whole
+process: an SMTP server that takes every connection and never answers holds each email attempt for its
+timeout, and with one shared bound those attempts took every slot while Slack messages queued behind them.
+
 Modelled on arq's ``Retry(defer=…)``: the failure says whether and when, the loop decides.
 """
 
@@ -116,7 +120,8 @@ class RetryScheduler:
         self._queue: list[_Entry] = []
         self._seq = itertools.count()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._slots: dict[str, asyncio.Semaphore] = {}  # receiver_type → its attempts in flight
         self.wakeup = asyncio.Event()
         # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
         # written: the alert stays unsettled. The notifier stops the process there (a restart re-reads
@@ -216,7 +221,10 @@ class RetryScheduler:
         await self._on_dead_letter(job, reason, detail)
 
     async def _run(self, job: DeliveryJob) -> None:
-        async with self._slots:
+        slots = self._slots.get(job.receiver_type)
+        if slots is None:
+            slots = self._slots[job.receiver_type] = asyncio.Semaphore(self._max_in_flight)
+        async with slots:
             try:
                 await self.attempt(job)
             except Exception as exc:  # a failing callback must not kill the loop; it is logged
