@@ -25,6 +25,7 @@ from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
 from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from streams.runtime.kafka_clients import ca_bundle_context
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 
@@ -55,6 +56,9 @@ class EmailNotifier:
     receiver_type = "email"
 
     def __init__(self, config: EmailReceiver, settings: Settings, *, receiver: str = "", timeout_s: float = 15.0):
+        if settings.smtp_ca_file is not None:
+            # A CA file that is not PEM failed every TLS connection, retried for an hour: refused at start.
+            ca_bundle_context("PREEMPT_SMTP_CA_FILE", settings.smtp_ca_file)
         self._config = config
         self._settings = settings
         self._receiver = receiver

@@ -404,7 +404,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_smtp_credentials_encrypted(self) -> Settings:
-        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed."""
+        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed; the
+        SMTP settings that cannot work together are refused here, not by the first email (which would
+        retry them for an hour, or dead-letter every alert)."""
+        if self.smtp_starttls and self.smtp_use_tls:
+            raise ValueError(
+                "PREEMPT_SMTP_STARTTLS and PREEMPT_SMTP_USE_TLS are both on: turn on one, USE_TLS for TLS from "
+                "the first byte (port 465), STARTTLS to upgrade a plain connection (port 587)"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password and self.smtp_password.get_secret_value()):
+            raise ValueError(
+                "PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD go together: set both or neither "
+                "(one alone logs in with an empty password, or not at all)"
+            )
         if self.smtp_username and not (self.smtp_use_tls or self.smtp_starttls) and not self.smtp_allow_plaintext_auth:
             raise ValueError(
                 "PREEMPT_SMTP_USERNAME is set but neither PREEMPT_SMTP_STARTTLS nor PREEMPT_SMTP_USE_TLS is on: "

@@ -703,7 +703,12 @@ def test_secret_values_collects_every_configured_secret(tmp_path: Path) -> None:
         }
     )
     settings = Settings(
-        topic_prefix="ut", data_dir=tmp_path, slack_bot_token=SecretStr("xoxb-1"), smtp_password=SecretStr("pw")
+        topic_prefix="ut",
+        data_dir=tmp_path,
+        slack_bot_token=SecretStr("xoxb-1"),
+        smtp_username="preempt",
+        smtp_password=SecretStr("pw"),
+        smtp_starttls=True,
     )
     assert sorted(secret_values(settings, routing)) == sorted(["xoxb-1", "pw", "https://hooks.example/T1"])
 
