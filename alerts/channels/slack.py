@@ -190,6 +190,9 @@ class SlackNotifier:
         self._config = config
         self._limiter = limiter
         self._timeout = timeout_s
+        # A Retry-After past the give-up window dead-letters the message it answers (gave_up); the channel
+        # is held no longer than that window, so later messages ask Slack again then.
+        self._max_hold = settings.delivery_give_up_seconds
         self._api_url = settings.slack_api_url
         self._token = settings.slack_bot_token
         self._webhook = config.webhook_url
@@ -334,7 +337,7 @@ class SlackNotifier:
             return await call
         except RetryableDeliveryError as exc:
             if exc.retry_after:  # Slack said when (429, or a 5xx with Retry-After): close the channel until then
-                self._limiter.hold(key, exc.retry_after)
+                self._limiter.hold(key, min(exc.retry_after, self._max_hold))
             raise
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
