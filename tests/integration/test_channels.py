@@ -319,6 +319,24 @@ async def test_webhook_failures(
         await notifier.aclose()
 
 
+async def test_a_proxy_page_in_place_of_slacks_answer_is_no_delivery(
+    slack_server: FakeSlack,  # noqa: F811
+    webhook_notifier: Callable[..., SlackNotifier],
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """An HTML page with HTTP 200 (a proxy or firewall in between) is a permanent failure that says so, for a
+    webhook and for the Web API. The webhook counted it as delivered: the message was lost and nobody knew."""
+    slack_server.script("hook", Reply.proxy_page())
+    slack_server.script("#cs", Reply.proxy_page())
+    for notifier in (webhook_notifier("hook"), bot_notifier(channel="#cs")):
+        try:
+            with pytest.raises(PermanentDeliveryError, match="HTTP 200 but the answer is not Slack's: a proxy"):
+                await notifier.send(_notification())
+        finally:
+            await notifier.aclose()
+    assert len(slack_server.for_target("hook")) == len(slack_server.for_target("#cs")) == 1
+
+
 async def test_names_with_slack_formatting_characters_show_as_typed_on_every_channel(
     slack_server: FakeSlack,  # noqa: F811
     smtp_server: FakeSMTP,  # noqa: F811
