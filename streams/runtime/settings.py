@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.email_address import sender_address
 from schemas.errors import ConfigError
+from schemas.secret_url import secret_http_url
 
 # Faust's broker URLs name the transport: kafka:// (or its alias aiokafka://); Kafka clients want host:port.
 _BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
@@ -47,6 +48,14 @@ def _web_api_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("an http(s) URL with a host, e.g. https://slack.com/api/ (the default)")
     return value.strip()
+
+
+def _filled_secret(value: SecretStr) -> SecretStr:
+    """A secret set to nothing (``PREEMPT_SLACK_BOT_TOKEN=`` in an env file) is refused: taken as set, the
+    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered."""
+    if not value.get_secret_value().strip():
+        raise ValueError("it is set but empty: give the value, or unset it")
+    return value
 
 
 _CLOSED_FOLDER = "(a folder on the way is closed to this user)"
@@ -306,11 +315,11 @@ class Settings(BaseSettings):
 
     # Notifier
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
-    slack_bot_token: SecretStr | None = None
-    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = None
+    slack_webhook_url: Annotated[SecretStr, AfterValidator(secret_http_url)] | None = None
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
-    smtp_host: str = "127.0.0.1"
+    smtp_host: str = Field("127.0.0.1", min_length=1)
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
