@@ -3,7 +3,8 @@
 ``create_app`` builds the app — its topics, its ``deliveries`` and ``snoozes`` tables — and one
 ``NotifierRuntime`` (``alerts/runtime.py``), and registers the runtime's methods with Faust: the
 alerts agent (concurrency 1, manual acks: a record is acked only when all its deliveries are
-settled), the feedback agent, the delivery-loop task, the rebalance signals, the shutdown hook and
+settled), the feedback agent, the delivery-loop task, the rebalance signals, the graceful-stop hook
+(deliveries in flight finish before the consumer stops), the shutdown hook and
 ``POST /slack/actions``. The web server (``settings.notifier_web_port``) also serves ``/metrics``,
 ``/healthz`` and ``/readyz`` (``alerts/web.py``).
 
@@ -135,7 +136,8 @@ def create_app(
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
     expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))
-    # AppWithBeforeStop for its stop deadline (preempt notifier sets it); nothing to do before the stop.
+    # Deliveries in flight finish as a graceful stop begins (before_stop, in _install); preempt
+    # notifier sets its stop deadline.
     app = AppWithBeforeStop(
         app_id(settings),
         broker=settings.broker,
@@ -218,8 +220,9 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     app.on_before_shutdown.connect(close_tail_reader)
 
 
-def _install(app: faust.App, runtime: NotifierRuntime) -> None:
-    """Register the runtime's agents, delivery-loop task, rebalance signals and shutdown hook on ``app``."""
+def _install(app: AppWithBeforeStop, runtime: NotifierRuntime) -> None:
+    """Register the runtime's agents, delivery-loop task, rebalance signals, graceful-stop and shutdown
+    hooks on ``app``."""
     # The agents keep the names they had as closures here (Faust's logs name them).
     app.agent(runtime.topics.alerts, name="alerts.app.notify", concurrency=1)(runtime.consume_alerts)
     app.agent(runtime.topics.feedback, name="alerts.app.apply_feedback")(runtime.consume_feedback)
@@ -237,6 +240,7 @@ def _install(app: faust.App, runtime: NotifierRuntime) -> None:
     async def shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await runtime.close_channels()
 
+    app.before_stop = runtime.finish_deliveries  # deliveries in flight end before the consumer stops
     app.on_rebalance_complete.connect(recovered)
     app.on_partitions_revoked.connect(revoked)
     app.on_partitions_assigned.connect(assigned)

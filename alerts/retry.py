@@ -12,6 +12,10 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
   dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
   must not hold an alert for the whole give-up window.
 
+Attempts in flight are bounded per channel type (``slack``, ``email``, ``console``), not for the whole
+process: an SMTP server that takes every connection and never answers holds each email attempt for its
+timeout, and with one shared bound those attempts took every slot while Slack messages queued behind them.
+
 Modelled on arq's ``Retry(defer=…)``: the failure says whether and when, the loop decides.
 """
 
@@ -116,8 +120,10 @@ class RetryScheduler:
         self._queue: list[_Entry] = []
         self._seq = itertools.count()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._slots: dict[str, asyncio.Semaphore] = {}  # receiver_type → its attempts in flight
         self.wakeup = asyncio.Event()
+        self._stopping = False
         # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
         # written: the alert stays unsettled. The notifier stops the process there (a restart re-reads
         # it); left running, its partition's commits would wait for it for ever (alerts/acks.py).
@@ -136,6 +142,10 @@ class RetryScheduler:
         """Jobs queued or being attempted."""
         return len(self._queue) + len(self._in_flight)
 
+    def in_flight(self) -> int:
+        """Attempts started and not finished (with their bookkeeping)."""
+        return len(self._in_flight)
+
     def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
         """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
         kept: list[_Entry] = []
@@ -148,8 +158,15 @@ class RetryScheduler:
         self._queue = kept
         return dropped
 
+    def stop_starting(self) -> None:
+        """Start no attempt from now on, also of jobs already waiting for a slot (a graceful stop): what
+        is not attempted stays unsettled and is read again after the restart."""
+        self._stopping = True
+
     def start_due(self) -> int:
         """Start an attempt (as a task) for every job that is due now; returns how many started."""
+        if self._stopping:
+            return 0
         now = self._clock()
         started = 0
         while self._queue and self._queue[0].due <= now:
@@ -216,7 +233,12 @@ class RetryScheduler:
         await self._on_dead_letter(job, reason, detail)
 
     async def _run(self, job: DeliveryJob) -> None:
-        async with self._slots:
+        slots = self._slots.get(job.receiver_type)
+        if slots is None:
+            slots = self._slots[job.receiver_type] = asyncio.Semaphore(self._max_in_flight)
+        async with slots:
+            if self._stopping:
+                return
             try:
                 await self.attempt(job)
             except Exception as exc:  # a failing callback must not kill the loop; it is logged

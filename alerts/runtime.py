@@ -78,6 +78,9 @@ log = get_logger(__name__)
 
 APP_NAME = "preempt-notify"  # the app id (and ``app`` label of preempt_ready) under the default topic prefix
 LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (seconds)
+# A graceful stop waits at most this long for the delivery attempts in flight (Slack's timeout is 10 s,
+# SMTP's 15 s a command) and their records: a channel that does not answer must not keep the process up.
+STOP_DELIVERY_TIMEOUT_SECONDS = 20.0
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
 
@@ -500,6 +503,29 @@ class NotifierRuntime:
         self.recovered = True
         partitions = sorted(self.alert_partitions(self.app.consumer.assignment()))
         log.info("notifier ready", partitions=partitions, app_id=self.app.conf.id)
+
+    async def finish_deliveries(self) -> None:
+        """As a graceful stop begins (SIGTERM; ``AppWithBeforeStop.before_stop``, while the consumer and the
+        tables still run): start no new delivery attempt, and wait for the ones in flight to be recorded
+        in the delivery log or dead-lettered, at most :data:`STOP_DELIVERY_TIMEOUT_SECONDS`.
+
+        Closing the channels under an attempt cut it off after Slack or the SMTP server may already have
+        taken the message, and the restart sent it again: every rolling restart could post duplicates.
+        What is not attempted stays unacked and is read again after the restart, as after a crash.
+        """
+        self.dispatcher.paused = True
+        self.dispatcher.scheduler.stop_starting()
+        in_flight = self.dispatcher.scheduler.in_flight()
+        if in_flight:
+            log.info("waiting for deliveries in flight before stopping", in_flight=in_flight)
+        try:
+            async with asyncio.timeout(STOP_DELIVERY_TIMEOUT_SECONDS):
+                await self.dispatcher.drain()
+        except TimeoutError:
+            log.warning(
+                "deliveries still in flight at stop; a restart may send them again",
+                waited_seconds=STOP_DELIVERY_TIMEOUT_SECONDS,
+            )
 
     async def close_channels(self) -> None:
         """Close the channels' connections (Faust's ``on_before_shutdown``); errors are ignored.

@@ -13,6 +13,7 @@ contain the webhook URL or the token.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -41,6 +42,7 @@ RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 DEFAULT_RETRY_AFTER = 1.0
+NOT_SLACKS_ANSWER = "but the answer is not Slack's: a proxy or firewall in between?"
 PACED_INTERVAL_SECONDS = 1.05
 """The notifier's spacing of new messages to one channel: Slack's one a second, plus 50 ms, because a slot is
 taken when a message is about to be sent and the request's own time varies by some milliseconds — without the
@@ -190,6 +192,9 @@ class SlackNotifier:
         self._config = config
         self._limiter = limiter
         self._timeout = timeout_s
+        # A Retry-After past the give-up window dead-letters the message it answers (gave_up); the channel
+        # is held no longer than that window, so later messages ask Slack again then.
+        self._max_hold = settings.delivery_give_up_seconds
         self._api_url = settings.slack_api_url
         self._token = settings.slack_bot_token
         self._webhook = config.webhook_url
@@ -334,7 +339,7 @@ class SlackNotifier:
             return await call
         except RetryableDeliveryError as exc:
             if exc.retry_after:  # Slack said when (429, or a 5xx with Retry-After): close the channel until then
-                self._limiter.hold(key, exc.retry_after)
+                self._limiter.hold(key, min(exc.retry_after, self._max_hold))
             raise
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -355,17 +360,38 @@ class SlackNotifier:
         await self._held_on_429(key, self._webhook_send(message))
 
     async def _webhook_send(self, message: dict[str, Any]) -> None:
-        await _send_hook("slack webhook", self._webhook_client(), {**message, "unfurl_links": False})
+        payload = {**message, "unfurl_links": False}
+        await _send_hook("slack webhook", self._webhook_client(), payload, answers_ok=True)
 
 
-async def _send_hook(what: str, client: AsyncWebhookClient, payload: dict[str, Any]) -> None:
-    """POST ``payload`` to a webhook-style URL (incoming webhook, response_url); failures classified."""
+def _says_ok(body: str | None) -> bool:
+    """True for Slack's success answer: ``ok`` (an incoming webhook's) or JSON with ``"ok": true``."""
+    text = (body or "").strip()
+    if text == "ok":
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("ok") is True
+
+
+async def _send_hook(
+    what: str, client: AsyncWebhookClient, payload: dict[str, Any], *, answers_ok: bool = False
+) -> None:
+    """POST ``payload`` to a webhook-style URL (incoming webhook, response_url); failures classified.
+
+    ``answers_ok``: the URL is an incoming webhook, which answers a message it posted with the body ``ok``.
+    A 200 with another body (a proxy's page) is no delivery: counted as one, the message was lost unseen.
+    """
     try:
         response = await client.send_dict(payload)
     except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
         # str(exc) may hold the URL (a secret): the type is enough to act on.
         raise RetryableDeliveryError(f"{what}: {type(exc).__name__}") from None
     if response.status_code == 200:
+        if answers_ok and not _says_ok(response.body):
+            raise PermanentDeliveryError(f"{what}: HTTP 200 {NOT_SLACKS_ANSWER}")
         return
     error = (response.body or "").strip()[:100] or None
     raise classify(what, response.status_code, error, response.headers)
@@ -392,4 +418,6 @@ def _from_api_error(method: str, exc: SlackApiError) -> DeliveryError:
     data = getattr(response, "data", None)
     error = data.get("error") if isinstance(data, dict) else None
     headers = getattr(response, "headers", None)
+    if status is not None and int(status) == 200 and error is None:  # no Slack JSON in the body: a proxy's page
+        return PermanentDeliveryError(f"slack {method}: HTTP 200 {NOT_SLACKS_ANSWER}")
     return classify(f"slack {method}", int(status) if status is not None else None, error, headers)

@@ -42,6 +42,7 @@ from schemas.config_yaml import load_yaml_file
 from schemas.durations import parse_duration_or_seconds
 from schemas.email_address import recipient_addresses, sender_address
 from schemas.errors import ConfigError
+from schemas.secret_url import secret_http_url
 
 
 def _to_matcher(value: object) -> Matcher | tuple[Matcher, ...]:
@@ -111,10 +112,7 @@ class SlackReceiver(BaseModel):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
-        # The message must not echo the value: it is a secret.
-        if value is not None and not value.get_secret_value().lower().startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL (value hidden)")
-        return value
+        return None if value is None else secret_http_url(value)
 
 
 class EmailReceiver(BaseModel):

@@ -4,7 +4,8 @@ Point slack_sdk at it (``Settings(slack_api_url=server.api_url)`` or ``webhook_u
 It runs aiohttp in a thread of its own, so it answers while a test blocks (consuming Kafka, waiting for a
 child process). Every request is recorded with its monotonic time, path, target (channel or webhook
 name), JSON body and headers. Replies are scriptable per target: ``script("C1", Reply.rate_limited(2.0))``
-queues one reply per request (``Reply.slow(3)`` answers late, for timeouts);
+queues one reply per request (``Reply.slow(3)`` answers late, for timeouts; ``Reply.proxy_page()`` answers
+an HTML page, as a proxy in between does);
 ``always("C2", Reply.slack_error("channel_not_found"))`` answers every request.
 Block Kit payloads over Slack's limits are refused with ``invalid_blocks``, as Slack does.
 
@@ -37,6 +38,7 @@ class Reply:
     error: str | None = None
     retry_after: float | None = None
     delay: float = 0.0  # seconds to wait before answering (to provoke client timeouts)
+    page: str | None = None  # an HTML page answered instead of Slack's answer (a proxy in between)
 
     @classmethod
     def ok(cls) -> Reply:
@@ -57,6 +59,11 @@ class Reply:
     def slow(cls, delay: float) -> Reply:
         """Success, but only after ``delay`` seconds."""
         return cls(delay=delay)
+
+    @classmethod
+    def proxy_page(cls, status: int = 200) -> Reply:
+        """An HTML page with ``status`` in place of Slack's answer, as a proxy or firewall in between sends."""
+        return cls(status=status, page="<html><body>Access to this site is blocked by policy.</body></html>")
 
     @classmethod
     def slack_error(cls, code: str) -> Reply:
@@ -80,7 +87,7 @@ class SlackRequest:
     @property
     def delivered(self) -> bool:
         """True when the fake accepted the message."""
-        return self.reply.status == 200 and self.reply.error is None
+        return self.reply.status == 200 and self.reply.error is None and self.reply.page is None
 
 
 def block_kit_violations(payload: dict[str, Any]) -> list[str]:
@@ -254,6 +261,8 @@ class FakeSlack:
         self._record(request, "api", method, target, body, reply)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.page is not None:
+            return web.Response(status=reply.status, text=reply.page, content_type="text/html")
         headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
         if reply.status >= 500:
             return web.Response(status=reply.status, text="internal server error", headers=headers)
@@ -275,6 +284,8 @@ class FakeSlack:
         self._record(request, kind, kind, name, body, reply)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.page is not None:
+            return web.Response(status=reply.status, text=reply.page, content_type="text/html")
         headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
         if reply.status >= 500:
             return web.Response(status=reply.status, text="internal server error", headers=headers)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import socket
 import ssl
 import subprocess
 import threading
@@ -177,6 +178,17 @@ def smtp_server() -> Iterator[FakeSMTP]:
         server.stop()
 
 
+@pytest.fixture
+def smtp_blackhole() -> Iterator[tuple[str, int]]:
+    """``(host, port)`` of a server that takes every connection and never says a word (a hung relay, a
+    firewall that lets the handshake through): each SMTP attempt to it lasts until the client's timeout."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    try:
+        yield "127.0.0.1", int(listener.getsockname()[1])
+    finally:
+        listener.close()
+
+
 def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     """A throw-away certificate and key for ``host`` (openssl CLI); the certificate is its own CA."""
     cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
@@ -219,4 +231,12 @@ def smtp_tls_server(tmp_path: Path) -> Iterator[tuple[FakeSMTP, Path]]:
         server.stop()
 
 
-__all__ = ["FakeSMTP", "ReceivedMail", "SmtpAttempt", "self_signed_certificate", "smtp_server", "smtp_tls_server"]
+__all__ = [
+    "FakeSMTP",
+    "ReceivedMail",
+    "SmtpAttempt",
+    "self_signed_certificate",
+    "smtp_blackhole",
+    "smtp_server",
+    "smtp_tls_server",
+]

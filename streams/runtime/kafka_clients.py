@@ -65,20 +65,13 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
-    ca = settings.kafka_ssl_ca_file
     for setting, path in (
-        ("PREEMPT_KAFKA_SSL_CA_FILE", ca),
         ("PREEMPT_KAFKA_SSL_CERT_FILE", settings.kafka_ssl_cert_file),
         ("PREEMPT_KAFKA_SSL_KEY_FILE", settings.kafka_ssl_key_file),
     ):
         if path is not None:
             _check_readable(setting, path)
-    try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"PREEMPT_KAFKA_SSL_CA_FILE={ca}: not a PEM bundle of CA certificates ({_ssl_reason(exc)})"
-        ) from None
+    context = ca_bundle_context("PREEMPT_KAFKA_SSL_CA_FILE", settings.kafka_ssl_ca_file)
     cert, key = settings.kafka_ssl_cert_file, settings.kafka_ssl_key_file
     if cert is None or key is None:
         return context
@@ -106,6 +99,20 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
             problem = f"cannot read the certificate {cert} and its key {key} (PEM files expected)"
         raise ConfigError(f"PREEMPT_KAFKA_SSL_CERT_FILE / PREEMPT_KAFKA_SSL_KEY_FILE: {problem}") from None
     return context
+
+
+def ca_bundle_context(setting: str, ca: Path | None) -> ssl.SSLContext:
+    """A client TLS context (hostnames checked) trusting the PEM CA bundle ``ca`` (None: the system CAs).
+
+    A file that cannot be used is one :class:`ConfigError` naming ``setting`` — Kafka's CA file here,
+    the SMTP server's in ``alerts.channels.email`` — at start, not at the first connection.
+    """
+    if ca is not None:
+        _check_readable(setting, ca)
+    try:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{setting}={ca}: not a PEM bundle of CA certificates ({_ssl_reason(exc)})") from None
 
 
 def _check_readable(setting: str, path: Path) -> None:

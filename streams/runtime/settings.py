@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.email_address import sender_address
 from schemas.errors import ConfigError
+from schemas.secret_url import secret_http_url
 
 # Faust's broker URLs name the transport: kafka:// (or its alias aiokafka://); Kafka clients want host:port.
 _BROKER_SCHEME = re.compile(r"^(?:kafka|aiokafka)://", re.IGNORECASE)
@@ -47,6 +48,14 @@ def _web_api_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("an http(s) URL with a host, e.g. https://slack.com/api/ (the default)")
     return value.strip()
+
+
+def _filled_secret(value: SecretStr) -> SecretStr:
+    """A secret set to nothing (``PREEMPT_SLACK_BOT_TOKEN=`` in an env file) is refused: taken as set, the
+    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered."""
+    if not value.get_secret_value().strip():
+        raise ValueError("it is set but empty: give the value, or unset it")
+    return value
 
 
 _CLOSED_FOLDER = "(a folder on the way is closed to this user)"
@@ -315,11 +324,11 @@ class Settings(BaseSettings):
 
     # Notifier
     routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
-    slack_bot_token: SecretStr | None = None
-    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = None
+    slack_webhook_url: Annotated[SecretStr, AfterValidator(secret_http_url)] | None = None
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None
-    smtp_host: str = "127.0.0.1"
+    smtp_host: str = Field("127.0.0.1", min_length=1)
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
@@ -413,7 +422,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_smtp_credentials_encrypted(self) -> Settings:
-        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed."""
+        """A password is never sent over a clear-text SMTP session unless that is explicitly allowed; the
+        SMTP settings that cannot work together are refused here, not by the first email (which would
+        retry them for an hour, or dead-letter every alert)."""
+        if self.smtp_starttls and self.smtp_use_tls:
+            raise ValueError(
+                "PREEMPT_SMTP_STARTTLS and PREEMPT_SMTP_USE_TLS are both on: turn on one, USE_TLS for TLS from "
+                "the first byte (port 465), STARTTLS to upgrade a plain connection (port 587)"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password and self.smtp_password.get_secret_value()):
+            raise ValueError(
+                "PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD go together: set both or neither "
+                "(one alone logs in with an empty password, or not at all)"
+            )
         if self.smtp_username and not (self.smtp_use_tls or self.smtp_starttls) and not self.smtp_allow_plaintext_auth:
             raise ValueError(
                 "PREEMPT_SMTP_USERNAME is set but neither PREEMPT_SMTP_STARTTLS nor PREEMPT_SMTP_USE_TLS is on: "

@@ -3,6 +3,7 @@ Web API (slack_sdk pointed at it) and a real aiosmtpd SMTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Callable
@@ -123,6 +124,31 @@ async def test_bot_429_is_retryable_with_retry_after(
         assert held.value.retry_after is not None
         assert 1.0 < held.value.retry_after <= 2.0
         assert len(slack_server.for_target("#cs")) == 1
+    finally:
+        await notifier.aclose()
+
+
+async def test_a_retry_after_past_the_give_up_window_closes_the_channel_for_that_window_only(
+    slack_server: FakeSlack,  # noqa: F811
+) -> None:
+    """A 429 whose Retry-After is three years (a proxy's, or a clock's error) gives its message up, and holds the
+    channel for the give-up window only: a message after it is posted. The channel stayed closed, every later
+    message refused without asking Slack, until the notifier was restarted."""
+    slack_server.script("#cs", Reply.rate_limited(100_000_000))
+    settings = Settings(slack_bot_token=TOKEN, slack_api_url=slack_server.api_url, delivery_give_up_seconds=1.5)
+    notifier = SlackNotifier(SlackReceiver(channel="#cs"), settings, ChannelRateLimiter())
+    try:
+        with pytest.raises(RetryableDeliveryError) as info:
+            await notifier.send(_notification())
+        assert info.value.retry_after == 100_000_000
+        later = _notification()
+        with pytest.raises(RetryableDeliveryError) as held:
+            await notifier.send(later)
+        assert held.value.retry_after is not None
+        assert held.value.retry_after <= 1.5
+        await asyncio.sleep(held.value.retry_after + 0.1)
+        await notifier.send(later)
+        assert [r.reply.status for r in slack_server.for_target("#cs")] == [429, 200]
     finally:
         await notifier.aclose()
 
@@ -291,6 +317,24 @@ async def test_webhook_failures(
         assert len(slack_server.for_target("hook")) == 1
     finally:
         await notifier.aclose()
+
+
+async def test_a_proxy_page_in_place_of_slacks_answer_is_no_delivery(
+    slack_server: FakeSlack,  # noqa: F811
+    webhook_notifier: Callable[..., SlackNotifier],
+    bot_notifier: Callable[..., SlackNotifier],
+) -> None:
+    """An HTML page with HTTP 200 (a proxy or firewall in between) is a permanent failure that says so, for a
+    webhook and for the Web API. The webhook counted it as delivered: the message was lost and nobody knew."""
+    slack_server.script("hook", Reply.proxy_page())
+    slack_server.script("#cs", Reply.proxy_page())
+    for notifier in (webhook_notifier("hook"), bot_notifier(channel="#cs")):
+        try:
+            with pytest.raises(PermanentDeliveryError, match="HTTP 200 but the answer is not Slack's: a proxy"):
+                await notifier.send(_notification())
+        finally:
+            await notifier.aclose()
+    assert len(slack_server.for_target("hook")) == len(slack_server.for_target("#cs")) == 1
 
 
 async def test_names_with_slack_formatting_characters_show_as_typed_on_every_channel(

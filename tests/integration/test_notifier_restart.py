@@ -131,3 +131,36 @@ def test_an_alert_still_being_retried_is_not_committed_past_and_is_sent_after_a_
     assert refused <= {later.alert_id, waiting.alert_id}
     assert len(slack_server.delivered("C-WAIT")) == 1
     assert len(slack_server.delivered("C-LATER")) == 1
+
+
+def test_a_sigterm_lets_the_message_in_flight_finish_and_the_restart_does_not_post_it_again(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A SIGTERM (a rolling restart) while Slack takes 3 s to answer a post: the notifier waits for the
+    answer and records the delivery before it stops, so its successor posts nothing again. It used to close
+    the connection under the request — after Slack had taken the message — and the restart posted it twice."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        notifier_session_timeout_seconds=6,
+    )
+    slack_server.script("C-SLOW", Reply.slow(3.0))
+    first = start_notifier(process_factory, settings, name="notifier-1")
+    alert = make_alert("acme", account={"name": "Acme", "owner": {"slack": "C-SLOW"}})
+    produce_alerts(producer, topics.alerts, alert)
+    deadline = time.monotonic() + 30
+    while not slack_server.for_target("C-SLOW") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.stop()
+    assert [r["alert_id"] for r in log_records(first, "alert delivered")] == [alert.alert_id]
+
+    rewind_group(settings.bootstrap_servers[0], app_id(settings), topics.alerts, settings.topic_partitions)
+    second = start_notifier(process_factory, settings, name="notifier-2")
+    wait_for_records(second, "alert already delivered", 1)
+    assert len(slack_server.for_target("C-SLOW")) == 1

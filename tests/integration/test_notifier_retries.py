@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kafka import KafkaProducer
 
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
-from alerts.testing.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+from alerts.testing.smtp_server import FakeSMTP, smtp_blackhole, smtp_server  # noqa: F401
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
@@ -147,3 +148,45 @@ def test_a_recipient_refused_among_accepted_ones_is_dead_lettered_not_dropped(
     assert dead.key == b"hooli"
     assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("billing-ops@example.com",)]
     assert sum(a.stage == "DATA" for a in smtp_server.attempts) == 1
+
+
+SPLIT_ROUTES = """
+receivers:
+  - {name: chat, slack_configs: [{channel: "{{ account.owner.slack }}"}]}
+  - {name: mail, email_configs: [{to: "{{ account.owner.email }}"}]}
+route:
+  receiver: chat
+  group_wait: 0s
+  routes:
+    - {matchers: ['account_id=~"mail-.*"'], receiver: mail}
+"""
+
+
+def test_an_smtp_server_that_never_answers_does_not_hold_back_slack(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_blackhole: tuple[str, int],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """24 emails to a relay that takes connections and never answers (each attempt lasts the 15 s SMTP
+    timeout) do not delay Slack: an alert for Slack produced after them is posted within seconds, not
+    after the hung email attempts in front of it have timed out."""
+    host, port = smtp_blackhole
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, SPLIT_ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=host,
+        smtp_port=port,
+    )
+    start_notifier(process_factory, settings)
+    produce_alerts(producer, topics.alerts, *(make_alert(f"mail-{n}") for n in range(24)))
+    time.sleep(2.0)  # the notifier has read them: the email attempts have started, and hang
+
+    produced = time.monotonic()
+    produce_alerts(producer, topics.alerts, make_alert("chat-1"))
+    (posted,) = slack_server.wait_for(1, timeout_s=30)
+    assert posted.time - produced < 8.0

@@ -186,3 +186,72 @@ async def test_repeated_unexpected_errors_are_dead_lettered_not_retried_for_an_h
     assert outcomes["delivered"] == []
     assert [reason for reason, _ in outcomes["dead"]] == ["unexpected_error"]
     assert job.attempts == 3
+
+
+class HangingNotifier(ScriptedNotifier):
+    """An email server that takes the connection and does not answer until ``release`` is set."""
+
+    receiver_type = "email"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.calls += 1
+        await self.release.wait()
+        return DeliveryReceipt(receiver=notification.receiver, ref="<id@preempt>")
+
+
+async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_alert) -> None:
+    """Email attempts that hang fill the email slots only: a Slack message due after them goes out at once."""
+    delivered: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        delivered.append(job.target)
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        raise AssertionError(reason)
+
+    scheduler = RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), max_in_flight=2)
+    smtp = HangingNotifier()
+    for n in range(3):
+        scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), f"g{n}")))
+    scheduler.submit(DeliveryJob("chat/slack", ScriptedNotifier(), Notification("chat", (make_alert(),), "s")))
+    scheduler.start_due()
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    assert (delivered, smtp.calls) == (["chat/slack"], 2)
+    smtp.release.set()
+    await scheduler.drain()
+    assert sorted(delivered) == ["chat/slack", "mail/email", "mail/email", "mail/email"]
+
+
+async def test_after_stop_starting_the_attempts_in_flight_finish_and_no_new_one_starts(make_alert) -> None:
+    """A graceful stop lets the attempts talking to a channel finish (and be recorded); jobs waiting for a
+    slot, and jobs due later, are not attempted: they stay unsettled for the restart."""
+    delivered: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        delivered.append(job.notification.group_key)
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        raise AssertionError(reason)
+
+    clock = Clock()
+    scheduler = RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=clock, max_in_flight=1)
+    smtp = HangingNotifier()
+    scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), "in-flight")))
+    scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), "waiting")))
+    scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), "later")), clock.now + 5)
+    scheduler.start_due()
+    await asyncio.sleep(0)
+    assert (smtp.calls, scheduler.in_flight()) == (1, 2)
+
+    scheduler.stop_starting()
+    smtp.release.set()
+    await scheduler.drain()
+    clock.now += 10
+    assert scheduler.start_due() == 0
+    assert (delivered, smtp.calls, scheduler.in_flight()) == (["in-flight"], 1, 0)

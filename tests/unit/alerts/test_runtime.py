@@ -34,6 +34,7 @@ from schemas.alert import Alert
 from schemas.feedback import Feedback
 from streams.runtime.settings import Settings
 from tests.unit.alerts.test_feedback import SECRET, make_body, signed
+from tests.unit.alerts.test_retry import HangingNotifier
 
 ALERTS = "ut.alerts"
 FEEDBACK = "ut.feedback"
@@ -703,7 +704,12 @@ def test_secret_values_collects_every_configured_secret(tmp_path: Path) -> None:
         }
     )
     settings = Settings(
-        topic_prefix="ut", data_dir=tmp_path, slack_bot_token=SecretStr("xoxb-1"), smtp_password=SecretStr("pw")
+        topic_prefix="ut",
+        data_dir=tmp_path,
+        slack_bot_token=SecretStr("xoxb-1"),
+        smtp_username="preempt",
+        smtp_password=SecretStr("pw"),
+        smtp_starttls=True,
     )
     assert sorted(secret_values(settings, routing)) == sorted(["xoxb-1", "pw", "https://hooks.example/T1"])
 
@@ -792,3 +798,38 @@ async def test_a_press_edited_from_slacks_blocks_shows_the_snooze_in_the_account
     action = SlackAction("snooze", alert.alert_id, "r", "acme", "U1", "C1:9.0", posted, "https://hooks.slack.com/a/1")
     await runtime.update_message(action, feedback)
     assert zones == ["America/Chicago"]
+
+
+async def test_a_graceful_stop_waits_for_the_delivery_in_flight_and_starts_no_other(make_runtime, make_alert) -> None:
+    """finish_deliveries (before Faust stops the consumer) lets an email being sent finish and be acked, and
+    starts no attempt of an alert read meanwhile: that one stays unacked, for the restart to read again."""
+    email = HangingNotifier()
+    runtime, _, _, _ = make_runtime(extra=(email,))
+    first = FakeEvent(make_alert().model_dump_json().encode())
+    await runtime.consume_alerts(FakeStream([first]))
+    runtime.dispatcher.tick()
+    await asyncio.sleep(0)
+    stopping = asyncio.ensure_future(runtime.finish_deliveries())
+    later = FakeEvent(make_alert().model_dump_json().encode())
+    await runtime.consume_alerts(FakeStream([later]))
+    runtime.dispatcher.tick()
+    email.release.set()
+    await stopping
+    assert (first.acks, later.acks, email.calls) == (1, 0, 1)
+
+
+async def test_a_graceful_stop_waits_for_a_channel_that_does_not_answer_no_longer_than_its_bound(
+    make_runtime, make_alert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An email server that never answers holds the stop for STOP_DELIVERY_TIMEOUT_SECONDS only, and says so."""
+    monkeypatch.setattr(runtime_module, "STOP_DELIVERY_TIMEOUT_SECONDS", 0.2)
+    runtime, _, _, _ = make_runtime(extra=(HangingNotifier(),))
+    event = FakeEvent(make_alert().model_dump_json().encode())
+    await runtime.consume_alerts(FakeStream([event]))
+    runtime.dispatcher.tick()
+    with capture_logs() as logs:
+        await asyncio.wait_for(runtime.finish_deliveries(), 5)
+    assert event.acks == 0
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "deliveries still in flight at stop; a restart may send them again"
+    ]

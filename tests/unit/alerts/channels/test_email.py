@@ -82,6 +82,25 @@ def test_per_recipient_digests(make_notifier: Callable[..., EmailNotifier], make
     }
 
 
+def test_a_digest_of_more_alerts_than_one_email_holds_is_split_and_every_part_renders(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """1,600 alerts for one recipient (a group by rule at a deadline, a night held by quiet hours) become emails
+    of at most 100 alerts, each with both parts rendered. As one email, the HTML part passed the template
+    sandbox's output limit and was sent empty: a blank email in every mail client."""
+    notifier = make_notifier(to="lead@example.com")
+    playbook = (
+        "1. Call the champion and ask what changed.\n2. **Check** the error dashboard.\n3. Offer a session.\n" * 3
+    )
+    alerts = [make_alert(account_id=f"acc-{n}", alert_id=f"a{n}", playbook=playbook) for n in range(1600)]
+    digests = notifier._digests(alerts)
+    assert [len(part) for part, _recipients in digests] == [100] * 16
+    assert [a.alert_id for part, _recipients in digests for a in part] == [a.alert_id for a in alerts]
+    message = notifier.build(digests[-1][0], digests[-1][1], "g")
+    assert "acc-1599" in message.get_body(("html",)).get_content()
+    assert "acc-1599" in message.get_body(("plain",)).get_content()
+
+
 async def test_no_recipient_is_permanent(
     make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from alerts.channels.console import ConsoleNotifier
@@ -40,6 +42,16 @@ def test_misconfigured_slack_fails_at_build() -> None:
     config = _config({"name": "owner", "slack_configs": [{"channel": "#cs"}]})
     with pytest.raises(ConfigError, match="owner"):
         build_notifiers(config, Settings())
+
+
+def test_an_smtp_ca_file_that_is_not_pem_fails_at_build(tmp_path: Path) -> None:
+    """An SMTP CA bundle that is not PEM is a ConfigError naming the setting at start; it failed every email's
+    TLS handshake instead, retried for an hour."""
+    junk = tmp_path / "smtp-ca.pem"
+    junk.write_text("not a certificate\n")
+    config = _config({"name": "mail", "email_configs": [{"to": "ops@example.com"}]})
+    with pytest.raises(ConfigError, match=r"^PREEMPT_SMTP_CA_FILE=.*smtp-ca.pem: not a PEM bundle of CA certificates"):
+        build_notifiers(config, Settings(smtp_starttls=True, smtp_ca_file=junk))
 
 
 def test_demo_routes_build_without_credentials() -> None:

@@ -67,6 +67,58 @@ def test_a_missing_smtp_ca_file_stops_the_notifier_at_start(tmp_path: Path) -> N
     ]
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"PREEMPT_SMTP_STARTTLS": "true", "PREEMPT_SMTP_USE_TLS": "true"},
+            "PREEMPT_SMTP_STARTTLS and PREEMPT_SMTP_USE_TLS are both on: turn on one",
+        ),
+        (
+            {"PREEMPT_SMTP_STARTTLS": "true", "PREEMPT_SMTP_USERNAME": "preempt"},
+            "PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD go together: set both or neither",
+        ),
+        (
+            {"PREEMPT_SMTP_STARTTLS": "true", "PREEMPT_SMTP_PASSWORD": "hunter2-secret"},
+            "PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD go together: set both or neither",
+        ),
+    ],
+)
+def test_smtp_settings_that_cannot_work_together_stop_the_notifier_at_start(env: dict[str, str], says: str) -> None:
+    """Both TLS modes on (implicit TLS silently won), or a username without a password or the reverse (a login
+    with an empty password, or none), stop the notifier at start: they failed every email instead."""
+    # Nothing listens on port 1: without the check the notifier stops at the broker probe, another line.
+    result = CliRunner().invoke(main, ["notifier"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", **env})
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: invalid settings: {says}")
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PREEMPT_SLACK_BOT_TOKEN", "", "it is set but empty: give the value, or unset it"),
+        ("PREEMPT_SLACK_WEBHOOK_URL", "", "must be an http(s) URL (value hidden)"),
+        ("PREEMPT_SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/hunter2-secret", "must be an http(s) URL"),
+        ("PREEMPT_SMTP_HOST", "", "string should have at least 1 character"),
+    ],
+)
+def test_slack_and_smtp_settings_that_fail_every_message_stop_the_notifier_at_start(
+    variable: str, value: str, says: str
+) -> None:
+    """An empty bot token (every post not_authed, every alert dead-lettered), a webhook URL that is no URL or an
+    empty SMTP host (every message retried for an hour, then given up) are one line at start, secrets hidden."""
+    result = CliRunner().invoke(main, ["notifier"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", variable: value})
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: {variable}")
+    assert says in lines[0]
+    assert "hunter2" not in result.output
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan"])
 def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None:
     """PREEMPT_BROKER_PROBE_SECONDS=inf is refused as a setting (it was an OverflowError traceback in the probe)."""
