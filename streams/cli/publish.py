@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,8 @@ def _one_event(
 
 def _publish_file(path: Path, settings: Settings) -> int:
     """Publish the valid lines of ``path``; report the others. Returns the exit code."""
-    sent = rejected = 0
+    rejected = 0
+    stopped: PublishError | None = None  # a send Kafka did not take (no metadata within max_block_ms)
     publisher = Publisher.from_settings(settings)
     try:
         with (
@@ -136,17 +138,20 @@ def _publish_file(path: Path, settings: Settings) -> int:
             for line in read_lines(stream, on_blank=bar.update):
                 try:
                     publisher.publish_json(line.raw)
-                    sent += 1
                 except EventRejectedError as exc:
                     rejected += 1
                     field = f" ({exc.field})" if exc.field else ""
                     bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
                 bar.update(line.size)
-        publisher.close()
     except PublishError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        return 2
+        stopped = exc
     finally:
-        publisher.close()
-    click.echo(f"published {sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
+        with contextlib.suppress(PublishError):  # what Kafka did not take is counted in the tally
+            publisher.close()
+    shortfall = publisher.tally.shortfall(stopped)
+    if shortfall is not None:
+        # a broker that went away and did not come back: how many got through, not the flush's traceback
+        click.echo(f"Error: {shortfall}", err=True)
+        return 2
+    click.echo(f"published {publisher.sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
     return 1 if rejected else 0
