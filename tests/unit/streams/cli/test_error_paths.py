@@ -479,6 +479,36 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
     assert not (tmp_path / "x.jsonl").exists()
 
 
+# Linux's /proc/self/mem fails its first read at offset 0 (nothing is mapped there) with EIO, as a bad disk does
+UNREADABLE = "/proc/self/mem"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "validate", UNREADABLE],
+        ["backtest", "--events", UNREADABLE],
+        ["backtest", "--events", "events.jsonl", "--accounts", UNREADABLE],
+        ["train", "--events", UNREADABLE, "--output", "model.json"],
+        ["evaluate", "--alerts", UNREADABLE, "--outcomes", "events.jsonl"],
+        ["publish", "--file", UNREADABLE],
+    ],
+    ids=["validate", "backtest-events", "backtest-accounts", "train", "evaluate", "publish"],
+)
+def test_an_input_that_fails_to_read_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """A JSONL input whose reading fails (an I/O error: a bad disk, a network file system gone) ended
+    ``events validate``, ``backtest``, ``train`` and ``publish --file`` with an OSError traceback; every
+    command says which file and what to do, in one line, before any broker is needed."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    run = _invoke(args, tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        f"Error: {UNREADABLE}: cannot read it: Input/output error; check the disk or file system it is on, "
+        "then run the command again"
+    )
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device every write to fails with ENOSPC")
 @pytest.mark.parametrize(
     "args",
