@@ -91,6 +91,10 @@ def _log_level(value: str) -> str:
     return level
 
 
+# Far above any real topic; a backtest keeps a clock per partition, and a typo of 10^8 took minutes and gigabytes.
+MAX_TOPIC_PARTITIONS = 100_000
+
+
 class Settings(BaseSettings):
     """Everything a worker, notifier or CLI command reads from its environment.
 
@@ -113,7 +117,9 @@ class Settings(BaseSettings):
     )
     # 12: the most rules workers one deployment can run without re-partitioning (a partition is
     # read by one worker), and 1, 2, 3, 4, 6 or 12 workers get equal shares. docs/pipeline.md, "Sizing".
-    topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
+    topic_partitions: int = Field(
+        12, ge=1, le=MAX_TOPIC_PARTITIONS, description="partitions of the topics Preempt creates"
+    )
     topic_replication: int = Field(1, ge=1)
     store: Annotated[str, AfterValidator(_store)] = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
