@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     FilePath,
     SecretStr,
@@ -50,6 +51,17 @@ def _web_api_url(value: str) -> str:
 
 
 _CLOSED_FOLDER = "(a folder on the way is closed to this user)"
+
+
+def _given_path(value: object) -> object:
+    """An empty path setting is ``Path("")``, which is ``.``: ``PREEMPT_RULES_PATH=`` (a variable a script
+    left empty) loaded every rule file under the working folder, and ``PREEMPT_DATA_DIR=`` put the state there."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an empty path means the working folder")
+    return value
+
+
+GivenPath = Annotated[Path, BeforeValidator(_given_path)]
 
 
 def _data_dir(value: Path) -> Path:
@@ -124,7 +136,7 @@ class Settings(BaseSettings):
     store: Annotated[str, AfterValidator(_store)] = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
     )
-    data_dir: Annotated[Path, AfterValidator(_data_dir)] = Field(
+    data_dir: Annotated[GivenPath, AfterValidator(_data_dir)] = Field(
         Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
@@ -176,7 +188,7 @@ class Settings(BaseSettings):
     )
 
     # Rules
-    rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
+    rules_path: GivenPath = Field(_REPO_PACK, description="rule file or directory")
     allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
     # Live event→alert latency is allowed lateness + up to one tick: 0.2 s keeps p99 within lateness
@@ -311,7 +323,7 @@ class Settings(BaseSettings):
     )
 
     # Notifier
-    routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
+    routes_path: GivenPath | None = Field(None, description="routing YAML; None = console preview receiver")
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"

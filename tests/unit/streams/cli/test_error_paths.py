@@ -216,6 +216,29 @@ def test_a_bad_setting_names_the_variable_and_the_expected_type(
     assert run.stderr.strip() == expected
 
 
+@pytest.mark.parametrize(
+    ("variable", "default"),
+    [("PREEMPT_RULES_PATH", None), ("PREEMPT_DATA_DIR", "'.preempt-data'"), ("PREEMPT_ROUTES_PATH", "none")],
+)
+def test_an_empty_path_setting_is_refused_not_taken_as_the_working_folder(
+    tmp_path: Path, variable: str, default: str | None
+) -> None:
+    """A path setting a script left empty was Path(""), the working folder: ``PREEMPT_RULES_PATH=`` loaded
+    every rule file under it (here one that is not meant as a rule), ``PREEMPT_DATA_DIR=`` kept state there.
+    It is one line naming the variable."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    run = _invoke(["backtest", "--events", "events.jsonl"], tmp_path, **{variable: ""})
+    assert run.returncode == 1, run.stdout
+    [line] = run.stderr.splitlines()
+    assert line.startswith(
+        f"Error: {variable}='' is not valid: an empty path means the working folder; expected a path. "
+        "Fix it or unset it (default: "
+    ), line
+    if default is not None:
+        assert line.endswith(f"(default: {default})"), line
+
+
 def test_a_bad_setting_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
     """Run as a user runs it, a bad setting prints the one line and nothing else."""
     run = _run(["events", "validate", "-"], tmp_path, stdin=VALID_EVENT, PREEMPT_MAX_EVENT_BYTES="abc")
