@@ -48,14 +48,16 @@ class InputReadError(PreemptError):
     one line naming it and how far it got, not the ``OSError`` traceback."""
 
 
-def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
-    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one.
+def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None, name: object = None) -> Iterator[Line]:
+    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one. Errors name it
+    ``name`` (default: the stream's own name).
 
     A UTF-8 byte order mark at the start of the file (as spreadsheet and CRM exports write one) is
     part of the file, not of its first record: it is dropped. A read that fails (an I/O error)
     raises :class:`InputReadError`, one line for the command to print.
     """
-    name = getattr(stream, "name", "the input")
+    if name is None:
+        name = getattr(stream, "name", "the input")
     number = 0
     try:
         for number, line in enumerate(stream, start=1):
@@ -95,7 +97,7 @@ def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iter
     ``OSError`` (missing, unreadable) is raised from the first iteration, for the caller to word.
     """
     with path.open("rb") as stream:
-        yield from read_lines(stream, on_blank)
+        yield from read_lines(stream, on_blank, name=str(path))
 
 
 def first_error(exc: ValidationError) -> str:

@@ -140,7 +140,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
             path.open("rb") as stream,
             progress_bar(total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing") as bar,
         ):
-            for line in read_lines(stream, on_blank=bar.update):
+            for line in read_lines(stream, on_blank=bar.update, name=str(path)):
                 number = line.number
                 try:
                     publisher.publish_json(line.raw)
