@@ -17,7 +17,8 @@ KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka
 PORT_RANGE = range(19440, 19500, 2)  # broker port, controller port = broker port + 1
 
 
-def _free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 (a broker of a test's own may take it)."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -30,7 +31,7 @@ class OwnBroker:
     """A PLAINTEXT broker of this test's own, which the test may kill and start again."""
 
     def __init__(self, home: Path) -> None:
-        port = next((p for p in PORT_RANGE if _free(p) and _free(p + 1)), None)
+        port = next((p for p in PORT_RANGE if port_free(p) and port_free(p + 1)), None)
         if port is None:
             pytest.fail("no free port pair in 19440-19499 for the test's own broker", pytrace=False)
         self.port = port
