@@ -70,6 +70,14 @@ class WhereOps(_Strict):
     contains: Scalar = None
     exists: bool = True
 
+    @field_validator("in_")
+    @classmethod
+    def _in_names_a_value(cls, choices: list[Scalar] | None) -> list[Scalar] | None:
+        # no value is one of none: the rule would load and never fire
+        if choices == []:
+            raise ValueError("an empty list can never match: list the values to match, or leave the op out")
+        return choices
+
     @model_validator(mode="after")
     def _at_least_one(self) -> WhereOps:
         if not self.model_fields_set:

@@ -43,23 +43,41 @@ class CompressedInputError(PreemptError):
     """A JSONL input that is a compressed file: one line saying how to read it instead of an error per line."""
 
 
-def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:
-    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one.
+class InputReadError(PreemptError):
+    """A JSONL input whose reading failed part-way (an I/O error of the disk or the network file system):
+    one line naming it and how far it got, not the ``OSError`` traceback."""
+
+
+def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None, name: object = None) -> Iterator[Line]:
+    """The non-blank lines of ``stream``; ``on_blank(size)`` is called for each blank one. Errors name it
+    ``name`` (default: the stream's own name).
 
     A UTF-8 byte order mark at the start of the file (as spreadsheet and CRM exports write one) is
-    part of the file, not of its first record: it is dropped.
+    part of the file, not of its first record: it is dropped. A read that fails (an I/O error)
+    raises :class:`InputReadError`, one line for the command to print.
     """
-    for number, line in enumerate(stream, start=1):
-        raw = line.rstrip(b"\r\n")
-        if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM) :]
-        if number == 1:
-            _refuse_compressed(raw, getattr(stream, "name", "the input"))
-        if not raw.strip():
-            if on_blank is not None:
-                on_blank(len(line))
-            continue
-        yield Line(number, raw, len(line))
+    if name is None:
+        name = getattr(stream, "name", "the input")
+    number = 0
+    try:
+        for number, line in enumerate(stream, start=1):
+            raw = line.rstrip(b"\r\n")
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            if number == 1:
+                _refuse_compressed(raw, name)
+            if not raw.strip():
+                if on_blank is not None:
+                    on_blank(len(line))
+                continue
+            yield Line(number, raw, len(line))
+    except OSError as exc:  # from reading the stream only: a caller's own errors never enter a generator
+        where = "stdin" if name in ("<stdin>", 0) else name
+        got = f" past line {number}" if number else ""
+        raise InputReadError(
+            f"{where}: cannot read it{got}: {exc.strerror or exc}; "
+            "check the disk or file system it is on, then run the command again"
+        ) from None
 
 
 def _refuse_compressed(first: bytes, name: object) -> None:
@@ -79,7 +97,7 @@ def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iter
     ``OSError`` (missing, unreadable) is raised from the first iteration, for the caller to word.
     """
     with path.open("rb") as stream:
-        yield from read_lines(stream, on_blank)
+        yield from read_lines(stream, on_blank, name=str(path))
 
 
 def first_error(exc: ValidationError) -> str:

@@ -94,7 +94,9 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
     # Lines as in every JSONL file (a U+2028 inside a JSON string does not end a line).
     lines = [
         (line.number, line.raw.decode("utf-8", "surrogateescape"))
-        for line in read_lines(io.BytesIO(raw.encode("utf-8", "surrogateescape")))
+        for line in read_lines(
+            io.BytesIO(raw.encode("utf-8", "surrogateescape")), name="<stdin>" if source == "-" else source
+        )
     ]
     if isinstance(whole, dict):
         lines = [(1, raw)]

@@ -35,7 +35,7 @@ from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.cli.rules import load_rules_or_exit
-from streams.runtime.settings import Settings
+from streams.runtime.settings import MAX_TOPIC_PARTITIONS, Settings
 from streams.worker.processor import partition_for_key
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
@@ -193,7 +193,7 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
 )
 @click.option(
     "--partitions",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_TOPIC_PARTITIONS),
     default=None,
     help="one event-time clock per partition of this many, as the worker keeps (accounts placed by Kafka's "
     "default partitioner); default PREEMPT_TOPIC_PARTITIONS; 1: one clock over the whole file",

@@ -12,6 +12,7 @@ import click
 
 from schemas.account import Account
 from schemas.decoder import Rejection, decode_event
+from schemas.errors import PreemptError
 from schemas.event import UsageEvent
 from schemas.json_schema import render
 from schemas.jsonl import read_lines
@@ -52,20 +53,27 @@ def validate(path: Path) -> None:
         nonlocal blank
         blank += 1
 
+    number = 0  # the last line read
     with contextlib.ExitStack() as stack:
         stream = click.get_binary_stream("stdin") if stdin else stack.enter_context(path.open("rb"))
-        for line in read_lines(stream, on_blank=count_blank):
-            result = decode_event(
-                line.raw,
-                max_bytes=settings.max_event_bytes,
-                max_future_skew=settings.max_future_skew_seconds,
-                now=now,
-            )
-            if isinstance(result, Rejection):
-                invalid += 1
-                click.echo(describe_rejection(name, line.number, result), err=True)
-            else:
-                valid += 1
+        try:
+            for line in read_lines(stream, on_blank=count_blank, name=str(name)):
+                number = line.number
+                result = decode_event(
+                    line.raw,
+                    max_bytes=settings.max_event_bytes,
+                    max_future_skew=settings.max_future_skew_seconds,
+                    now=now,
+                )
+                if isinstance(result, Rejection):
+                    invalid += 1
+                    click.echo(describe_rejection(name, line.number, result), err=True)
+                else:
+                    valid += 1
+        except (KeyboardInterrupt, PreemptError):  # Ctrl-C, a file that fails part-way: how far it got
+            if number:
+                click.echo(f"{name}: stopped at line {number}: {valid} valid, {invalid} invalid so far", err=True)
+            raise
     if valid + invalid == 0:
         raise click.ClickException(f"{name}: no events (the input is empty or only blank lines)")
     skipped = f", {blank} blank line(s) skipped" if blank else ""

@@ -8,8 +8,9 @@ all before they start): from a pipe the second read lost what the first had buff
 or all of it, silently. A regular file is used as it is.
 
 ``-`` reads stdin (``zcat events.jsonl.gz | preempt backtest --events -``), as ``events validate``
-and ``alerts preview`` do; one option of a command can take it. The copy is named after what it
-holds (``stdin``, ``63``) in a folder of its own, so that the messages that name the file say so.
+and ``alerts preview`` do; one option of a command can take it. The copy is a :class:`NamedCopy`:
+messages name it as the user did (``<stdin>``, ``/dev/fd/63``), not as the temporary file, which is
+gone when the command ends ("/tmp/preempt-x1y2/stdin:17: missing_field", "gzip -dk /tmp/…").
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import BinaryIO
 
 import click
 
 _STDIN_TAKEN = "preempt.stdin_taken_by"
+
+
+class NamedCopy(PosixPath):
+    """The path of a temporary copy that prints as what it is a copy of; the file system sees the copy."""
+
+    shown: str | None = None
+
+    def __str__(self) -> str:
+        return self.shown or super().__str__()
+
+    def __fspath__(self) -> str:
+        return super().__str__()
 
 
 def rereadable(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -39,7 +52,8 @@ def rereadable(ctx: click.Context, param: click.Parameter, value: Path | None) -
         ctx.meta[_STDIN_TAKEN] = "/".join(param.opts) or param.name
     folder = Path(tempfile.mkdtemp(prefix="preempt-"))
     ctx.call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
-    copy = folder / ("stdin" if from_stdin else value.name)
+    copy = NamedCopy(folder / ("stdin" if from_stdin else value.name))
+    copy.shown = "<stdin>" if from_stdin else str(value)
     try:
         with copy.open("wb") as out, _source(value, from_stdin) as source:
             shutil.copyfileobj(source, out, 1 << 20)

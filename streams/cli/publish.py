@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import orjson
 from kafka.errors import KafkaError
 
 from schemas.decoder import loads_exact
-from schemas.errors import EventRejectedError, PublishError
+from schemas.errors import EventRejectedError, PreemptError, PublishError
 from schemas.jsonl import read_file, read_lines
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import InputPath
@@ -58,8 +59,13 @@ def publish(
     """Publish one event (--event/--account), or every valid event of a JSONL file (--file).
 
     Events are validated locally first, exactly as the stream validates them. With --file,
-    each rejected line is reported as FILE:LINE: REASON (FIELD): DETAIL, the valid ones are
-    still sent, and the exit code is 1 if any line was rejected.
+    each rejected line is reported as FILE:LINE: REASON (FIELD): DETAIL and the valid ones are
+    still sent; the exit code is 1 if any line was rejected, 2 if Kafka did not acknowledge
+    every event sent (a broker gone mid-file). Examples:
+
+    \b
+      preempt publish --event 'Report Exported' --account acme --prop format=csv
+      preempt publish --file events.jsonl
     """
     if file is not None:
         if event_name or account_id or user_id or props or timestamp:
@@ -126,27 +132,45 @@ def _one_event(
 
 def _publish_file(path: Path, settings: Settings) -> int:
     """Publish the valid lines of ``path``; report the others. Returns the exit code."""
-    sent = rejected = 0
+    rejected = number = 0  # number: the last line read
+    stopped: PublishError | None = None  # a send Kafka did not take (no metadata within max_block_ms)
     publisher = Publisher.from_settings(settings)
     try:
         with (
             path.open("rb") as stream,
             progress_bar(total=path.stat().st_size, unit="B", unit_scale=True, desc="publishing") as bar,
         ):
-            for line in read_lines(stream, on_blank=bar.update):
+            for line in read_lines(stream, on_blank=bar.update, name=str(path)):
+                number = line.number
                 try:
                     publisher.publish_json(line.raw)
-                    sent += 1
                 except EventRejectedError as exc:
                     rejected += 1
                     field = f" ({exc.field})" if exc.field else ""
                     bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
                 bar.update(line.size)
-        publisher.close()
     except PublishError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        stopped = exc
+    except (KeyboardInterrupt, PreemptError):
+        # Ctrl-C, or a file that fails part-way: what was sent is flushed, and the user learns how far it got
+        _close(publisher)
+        tally = publisher.tally
+        click.echo(
+            f"{path}: stopped at line {number}: Kafka acknowledged {tally.acknowledged} of the {tally.sent} "
+            f"event(s) sent to {publisher.topic}; {rejected} line(s) rejected",
+            err=True,
+        )
+        raise
+    _close(publisher)
+    shortfall = publisher.tally.shortfall(stopped)
+    if shortfall is not None:
+        # a broker that went away and did not come back: how many got through, not the flush's traceback
+        click.echo(f"Error: {shortfall}", err=True)
         return 2
-    finally:
-        publisher.close()
-    click.echo(f"published {sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
+    click.echo(f"published {publisher.sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
     return 1 if rejected else 0
+
+
+def _close(publisher: Publisher) -> None:
+    with contextlib.suppress(PublishError):  # what Kafka did not take is counted in the tally
+        publisher.close()

@@ -276,15 +276,8 @@ def _to_kafka(
         stopped = exc
     finally:
         sink.close()
-    if stopped is not None or sink.unacknowledged:
+    shortfall = sink.tally.shortfall(stopped)
+    if shortfall is not None:
         # a broker that went away and did not come back: one line, not the final flush's traceback
-        problems = [f"Kafka stopped taking records ({stopped})"] if stopped is not None else []
-        if sink.unacknowledged:
-            problems.append(
-                f"Kafka did not acknowledge {sink.unacknowledged} of the {sink.sent} records sent "
-                f"({sink.failed} refused, the rest not in time)"
-            )
-        else:
-            problems.append(f"the {sink.sent} records sent before were acknowledged")
-        raise click.ClickException(f"{'; '.join(problems)}; check that the broker is up, then run the command again")
+        raise click.ClickException(shortfall)
     return cut_short

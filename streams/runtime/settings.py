@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     FilePath,
     SecretStr,
@@ -61,6 +62,17 @@ def _filled_secret(value: SecretStr) -> SecretStr:
 _CLOSED_FOLDER = "(a folder on the way is closed to this user)"
 
 
+def _given_path(value: object) -> object:
+    """An empty path setting is ``Path("")``, which is ``.``: ``PREEMPT_RULES_PATH=`` (a variable a script
+    left empty) loaded every rule file under the working folder, and ``PREEMPT_DATA_DIR=`` put the state there."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an empty path means the working folder")
+    return value
+
+
+GivenPath = Annotated[Path, BeforeValidator(_given_path)]
+
+
 def _data_dir(value: Path) -> Path:
     """A folder, or a path where one can be made (RocksDB writes a folder per app in it)."""
     try:
@@ -100,6 +112,10 @@ def _log_level(value: str) -> str:
     return level
 
 
+# Far above any real topic; a backtest keeps a clock per partition, and a typo of 10^8 took minutes and gigabytes.
+MAX_TOPIC_PARTITIONS = 100_000
+
+
 class Settings(BaseSettings):
     """Everything a worker, notifier or CLI command reads from its environment.
 
@@ -122,12 +138,14 @@ class Settings(BaseSettings):
     )
     # 12: the most rules workers one deployment can run without re-partitioning (a partition is
     # read by one worker), and 1, 2, 3, 4, 6 or 12 workers get equal shares. docs/pipeline.md, "Sizing".
-    topic_partitions: int = Field(12, ge=1, description="partitions of the topics Preempt creates")
+    topic_partitions: int = Field(
+        12, ge=1, le=MAX_TOPIC_PARTITIONS, description="partitions of the topics Preempt creates"
+    )
     topic_replication: int = Field(1, ge=1)
     store: Annotated[str, AfterValidator(_store)] = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
     )
-    data_dir: Annotated[Path, AfterValidator(_data_dir)] = Field(
+    data_dir: Annotated[GivenPath, AfterValidator(_data_dir)] = Field(
         Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
@@ -179,7 +197,7 @@ class Settings(BaseSettings):
     )
 
     # Rules
-    rules_path: Path = Field(_REPO_PACK, description="rule file or directory")
+    rules_path: GivenPath = Field(_REPO_PACK, description="rule file or directory")
     allowed_lateness_seconds: float = Field(5.0, ge=0, description="how far out of order events may arrive")
     event_time_only: bool = Field(False, description="only the watermark moves the clock (replays, parity)")
     # Live event→alert latency is allowed lateness + up to one tick: 0.2 s keeps p99 within lateness
@@ -323,7 +341,7 @@ class Settings(BaseSettings):
     )
 
     # Notifier
-    routes_path: Path | None = Field(None, description="routing YAML; None = console preview receiver")
+    routes_path: GivenPath | None = Field(None, description="routing YAML; None = console preview receiver")
     slack_bot_token: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = None
     slack_webhook_url: Annotated[SecretStr, AfterValidator(secret_http_url)] | None = None
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"

@@ -33,6 +33,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
+from streams.runtime.delivery_tally import DeliveryTally, close_producer
 from streams.runtime.kafka_clients import kafka_python_config
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
@@ -168,7 +169,8 @@ class Publisher:
         )
         self._lock = threading.Lock()
         self._closed = False
-        self._sent = 0
+        self.tally = DeliveryTally()
+        """Events sent, acknowledged and refused so far (a command's count when the broker goes away)."""
         self._failed = 0
         self._first_error: BaseException | None = None
 
@@ -259,7 +261,7 @@ class Publisher:
             raise PublishError(f"could not send to {self.topic}: {exc}", failed=1) from exc
         future.add_errback(self._on_error)
         with self._lock:
-            self._sent += 1
+            self.tally.watch(future)
 
     def _on_error(self, exc: BaseException) -> None:
         with self._lock:
@@ -273,7 +275,7 @@ class Publisher:
     @property
     def sent(self) -> int:
         """Events handed to Kafka so far (accepted locally)."""
-        return self._sent
+        return self.tally.sent
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every event sent so far is acknowledged; ``PublishError`` if any failed."""
@@ -301,10 +303,13 @@ class Publisher:
             if self._closed:
                 return
             self._closed = True
-        try:
-            self._flush_producer(timeout)
-        finally:
-            self._producer.close(timeout=timeout)
+        if not close_producer(self._producer, timeout):
+            # not the producer's own close: it would wait ``timeout`` a second time, then raise KafkaTimeoutError
+            raise PublishError(
+                f"Kafka did not acknowledge {self.tally.unacknowledged} of the {self.tally.sent} event(s) sent to "
+                f"{self.topic} within {timeout} s",
+                failed=self.tally.unacknowledged,
+            )
         self._raise_failures()
 
     def __enter__(self) -> Publisher:

@@ -3,16 +3,15 @@ events to ``preempt.events``, both keyed by ``account_id`` (kafka-python, batche
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from schemas.event import Event
+from streams.runtime.delivery_tally import DeliveryTally, close_producer
 from streams.runtime.kafka_clients import kafka_python_config
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
@@ -38,27 +37,12 @@ class KafkaSink:
             client_id="preempt-simulate",
             **kafka_python_config(settings),
         )
-        self.sent = 0  # records handed to the producer
-        self.acknowledged = 0  # … that Kafka acknowledged
-        self.failed = 0  # … that Kafka refused (or the producer gave up on)
-
-    @property
-    def unacknowledged(self) -> int:
-        """Records sent that Kafka has not acknowledged (refused, or still waiting after ``close``)."""
-        return self.sent - self.acknowledged
-
-    def _on_ack(self, _metadata: Any) -> None:
-        self.acknowledged += 1
-
-    def _on_error(self, exc: BaseException) -> None:
-        self.failed += 1
-        log.error("simulate_publish_failed", error=str(exc))
+        self.tally = DeliveryTally()
 
     def _send(self, topic: str, key: str, value: bytes) -> None:
         future = self.producer.send(topic, key=key.encode(), value=value.rstrip(b"\n"), headers=_HEADERS)
-        self.sent += 1
-        future.add_callback(self._on_ack)
-        future.add_errback(self._on_error)
+        self.tally.watch(future)
+        future.add_errback(_log_failure)
 
     def publish_accounts(self, accounts: Iterable[SimAccount]) -> int:
         """Send every account record (the compacted topic keeps the latest per account)."""
@@ -75,19 +59,15 @@ class KafkaSink:
         return len(line)
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Flush what is buffered and close; failures were counted in ``failed`` and logged, and what
+        """Flush what is buffered and close; failures were counted in ``tally`` and logged, and what
         Kafka did not acknowledge within ``timeout_s`` (a broker gone for good) is left in
-        ``unacknowledged``, for the command's one line: never raised."""
-        try:
-            self.producer.flush(timeout=timeout_s)
-        except KafkaError as exc:  # KafkaTimeoutError: records still unacknowledged
-            log.error("simulate: Kafka did not acknowledge every record in time", error=str(exc), seconds=timeout_s)
-            # close() drops kafka-python's exit hook (which would flush again, with a traceback),
-            # then fails on the same records; they stay counted as unacknowledged
-            with contextlib.suppress(KafkaError):
-                self.producer.close(timeout=0)
-            return
-        self.producer.close(timeout=timeout_s)
+        ``tally.unacknowledged``, for the command's one line: never raised."""
+        if not close_producer(self.producer, timeout_s):
+            log.error("simulate: Kafka did not acknowledge every record in time", seconds=timeout_s)
+
+
+def _log_failure(exc: BaseException) -> None:
+    log.error("simulate_publish_failed", error=str(exc))
 
 
 def paced_now(

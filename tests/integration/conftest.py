@@ -26,9 +26,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from streams.runtime.settings import Settings
 from streams.runtime.testing import settings_env
 from streams.runtime.topics import TopicNames, ensure_topics
+from tests.integration.own_broker import KAFKA_SCRIPT, OwnBroker
 
 REPO = Path(__file__).resolve().parents[2]
-KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP = os.environ.get("PREEMPT_TEST_BOOTSTRAP", "127.0.0.1:9092")
 
 
@@ -115,6 +115,17 @@ def kafka_bootstrap() -> Iterator[str]:
     yield BOOTSTRAP
     if os.environ.get("PREEMPT_TEST_KEEP_TOPICS", "") in ("", "0"):
         _CLEANUP["summary"] = delete_session_topics(BOOTSTRAP, _PREFIXES)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    """A started broker of this test's own (not the session's), which it may kill; stopped at teardown."""
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import KAFKA_SCRIPT
+from tests.integration.own_broker import KAFKA_SCRIPT, port_free
 
 _FIRST_PORT = int(os.environ.get("PREEMPT_TEST_SECURED_PORT", "19700"))
 PORT_RANGE = range(_FIRST_PORT, _FIRST_PORT + 100, 2)  # broker port, controller port = broker port + 1
@@ -54,15 +53,6 @@ class SaslBroker:
         return fields
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _read_env(path: Path) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -77,7 +67,7 @@ def start_sasl_broker(home: Path, **script_settings: str) -> tuple[SaslBroker, d
 
     ``script_settings`` are extra ``deploy/kafka/kafka.sh`` variables (``KAFKA_SASL_MECHANISMS``,
     ``KAFKA_SSL_CLIENT_AUTH``)."""
-    port = next((p for p in PORT_RANGE if _free(p) and _free(p + 1)), None)
+    port = next((p for p in PORT_RANGE if port_free(p) and port_free(p + 1)), None)
     if port is None:
         pytest.fail("no free port pair in 19700-19799 for the SASL_SSL broker", pytrace=False)
     script_env = {

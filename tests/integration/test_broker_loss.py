@@ -10,28 +10,23 @@ processes are ready again without a restart and the worker alerts on a new event
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka import KafkaProducer
 
 from schemas.event import format_ts
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, metric_sum, scrape
 from streams.runtime.topics import TopicNames, ensure_topics
-from tests.integration.conftest import KAFKA_SCRIPT, ManagedProcess, consume_records
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.own_broker import OwnBroker
 
-PORT_RANGE = range(19440, 19500, 2)  # broker port, controller port = broker port + 1
 RULES = """
 rules:
   - id: ping
@@ -43,76 +38,6 @@ rules:
 """
 UNREACHABLE_AFTER_S = 5.0
 OUTAGE_GRACE_S = 10.0  # the worker's clock waits this long after the outage (60 s by default)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-class OwnBroker:
-    """A PLAINTEXT broker of this test's own, which the test may kill and start again."""
-
-    def __init__(self, home: Path) -> None:
-        port = next((p for p in PORT_RANGE if _free(p) and _free(p + 1)), None)
-        if port is None:
-            pytest.fail("no free port pair in 19440-19499 for the test's own broker", pytrace=False)
-        self.port = port
-        self.home = home
-        self.env = {
-            **os.environ,
-            "KAFKA_HOME_DIR": str(home),
-            "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(port + 1),
-            "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
-            "KAFKA_START_TIMEOUT": "180",
-        }
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        result = subprocess.run(
-            [str(KAFKA_SCRIPT), "start"], env=self.env, check=False, capture_output=True, text=True, timeout=600
-        )
-        if result.returncode != 0:
-            pytest.fail(f"the test's broker did not start:\n{result.stderr[-3000:]}", pytrace=False)
-
-    def kill(self) -> None:
-        """SIGKILL the broker (only this one: its own pid file)."""
-        pid = int((self.home / "kafka.pid").read_text().strip())
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=self.env, check=False, capture_output=True, timeout=120)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    """A started broker of this test's own, stopped at teardown."""
-    broker = OwnBroker(tmp_path / "kafka")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _get(port: int, path: str) -> tuple[int, dict[str, Any]]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
+import itertools
 import lzma
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.jsonl import CompressedInputError, Line, first_error, read_file, read_lines
+from schemas.jsonl import CompressedInputError, InputReadError, Line, first_error, read_file, read_lines
 
 
 def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
@@ -100,3 +103,32 @@ def test_a_compressed_stdin_is_named_stdin() -> None:
     stream.name = "<stdin>"  # type: ignore[misc]
     with pytest.raises(CompressedInputError, match=r"^stdin is gzip-compressed, not JSON lines; decompress it first$"):
         list(read_lines(stream))
+
+
+class _FailingDisk(io.RawIOBase):
+    """A file whose disk fails (EIO) once ``good`` bytes have been read."""
+
+    name = "events.jsonl"
+
+    def __init__(self, good: bytes) -> None:
+        self.good = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.good:
+            raise OSError(errno.EIO, "Input/output error")
+        size = min(len(buffer), len(self.good))
+        buffer[:size] = self.good[:size]
+        self.good = self.good[size:]
+        return size
+
+
+def test_a_read_that_fails_part_way_is_one_error_saying_how_far_it_got() -> None:
+    """A disk or network file system error part-way through the file escaped as an OSError traceback
+    from the line loop of every command; it is one error naming the file and the last line read."""
+    lines = read_lines(io.BufferedReader(_FailingDisk(b'{"a": 1}\n{"a": 2}\n'), buffer_size=9))
+    assert [line.number for line in itertools.islice(lines, 2)] == [1, 2]
+    with pytest.raises(InputReadError, match=r"^events.jsonl: cannot read it past line 2: Input/output error; "):
+        next(lines)

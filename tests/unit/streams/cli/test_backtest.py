@@ -348,3 +348,17 @@ def test_partitions_1_keeps_one_clock_over_the_file(inputs):
     assert result.exit_code == 0, result.output
     assert "1 events accepted" in result.stdout
     assert "1 late" in result.stdout
+
+
+def test_a_partition_count_beyond_any_topic_is_refused_at_once(inputs, monkeypatch):
+    """The backtest keeps one clock per partition: --partitions 100000000 (or PREEMPT_TOPIC_PARTITIONS) ran
+    for minutes and gigabytes; a count over 100,000 is one line naming the option or the setting."""
+    result = _invoke(inputs, "--partitions", "100001")
+    assert result.exit_code == 2, result.output
+    assert "Error: Invalid value for '--partitions': 100001 is not in the range 1<=x<=100000." in result.stderr
+    monkeypatch.setenv("PREEMPT_TOPIC_PARTITIONS", "100001")
+    result = _invoke(inputs)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        "Error: PREEMPT_TOPIC_PARTITIONS='100001' is not valid: input should be less than or equal to 100000"
+    )

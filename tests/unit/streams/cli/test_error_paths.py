@@ -216,6 +216,29 @@ def test_a_bad_setting_names_the_variable_and_the_expected_type(
     assert run.stderr.strip() == expected
 
 
+@pytest.mark.parametrize(
+    ("variable", "default"),
+    [("PREEMPT_RULES_PATH", None), ("PREEMPT_DATA_DIR", "'.preempt-data'"), ("PREEMPT_ROUTES_PATH", "none")],
+)
+def test_an_empty_path_setting_is_refused_not_taken_as_the_working_folder(
+    tmp_path: Path, variable: str, default: str | None
+) -> None:
+    """A path setting a script left empty was Path(""), the working folder: ``PREEMPT_RULES_PATH=`` loaded
+    every rule file under it (here one that is not meant as a rule), ``PREEMPT_DATA_DIR=`` kept state there.
+    It is one line naming the variable."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    run = _invoke(["backtest", "--events", "events.jsonl"], tmp_path, **{variable: ""})
+    assert run.returncode == 1, run.stdout
+    [line] = run.stderr.splitlines()
+    assert line.startswith(
+        f"Error: {variable}='' is not valid: an empty path means the working folder; expected a path. "
+        "Fix it or unset it (default: "
+    ), line
+    if default is not None:
+        assert line.endswith(f"(default: {default})"), line
+
+
 def test_a_bad_setting_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
     """Run as a user runs it, a bad setting prints the one line and nothing else."""
     run = _run(["events", "validate", "-"], tmp_path, stdin=VALID_EVENT, PREEMPT_MAX_EVENT_BYTES="abc")
@@ -477,6 +500,36 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
     assert message in run.stderr
     assert (tmp_path / "events.jsonl").read_bytes() == VALID_EVENT
     assert not (tmp_path / "x.jsonl").exists()
+
+
+# Linux's /proc/self/mem fails its first read at offset 0 (nothing is mapped there) with EIO, as a bad disk does
+UNREADABLE = "/proc/self/mem"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "validate", UNREADABLE],
+        ["backtest", "--events", UNREADABLE],
+        ["backtest", "--events", "events.jsonl", "--accounts", UNREADABLE],
+        ["train", "--events", UNREADABLE, "--output", "model.json"],
+        ["evaluate", "--alerts", UNREADABLE, "--outcomes", "events.jsonl"],
+        ["publish", "--file", UNREADABLE],
+    ],
+    ids=["validate", "backtest-events", "backtest-accounts", "train", "evaluate", "publish"],
+)
+def test_an_input_that_fails_to_read_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """A JSONL input whose reading fails (an I/O error: a bad disk, a network file system gone) ended
+    ``events validate``, ``backtest``, ``train`` and ``publish --file`` with an OSError traceback; every
+    command says which file and what to do, in one line, before any broker is needed."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    run = _invoke(args, tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        f"Error: {UNREADABLE}: cannot read it: Input/output error; check the disk or file system it is on, "
+        "then run the command again"
+    )
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device every write to fails with ENOSPC")

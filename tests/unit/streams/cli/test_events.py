@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from schemas.json_schema import SCHEMA_DIR
+from streams.cli import events as events_module
 from streams.cli.events import events
 from streams.cli.main import main
 
@@ -116,3 +118,27 @@ def test_a_gzipped_events_file_is_one_line_for_validate_backtest_and_publish(tmp
         result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
         assert result.exit_code == 1, (args, result.output)
         assert result.output.strip().splitlines() == [expected], args
+
+
+def test_ctrl_c_in_validate_says_how_far_it_got(
+    write_jsonl: Callable[[list[bytes]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in a long validate only said "Interrupted": it says the line it stopped at and the counts so far,
+    then exits 130."""
+    path = write_jsonl([good("e1"), b"[]", good("e3"), good("e4")])
+    decode = events_module.decode_event
+    calls: list[bytes] = []
+
+    def ctrl_c_on_the_third(raw: bytes, **kwargs: Any) -> Any:
+        calls.append(raw)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return decode(raw, **kwargs)
+
+    monkeypatch.setattr(events_module, "decode_event", ctrl_c_on_the_third)
+    result = CliRunner().invoke(main, ["events", "validate", str(path)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"{path}: stopped at line 3: 1 valid, 1 invalid so far",
+        "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
+    ]

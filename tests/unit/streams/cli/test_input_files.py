@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -71,15 +72,15 @@ def test_the_temporary_copy_is_removed_when_the_command_ends(tmp_path: Path) -> 
 
 
 def _from_stdin(args: list[str], data: bytes, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    run = subprocess.run(
         [PREEMPT, *args],
-        input=data.decode(),
+        input=data,
         cwd=cwd,
         capture_output=True,
-        text=True,
         timeout=120,
         env={k: v for k, v in os.environ.items() if not k.startswith("PREEMPT_")},
     )
+    return subprocess.CompletedProcess(run.args, run.returncode, run.stdout.decode(), run.stderr.decode())
 
 
 def test_dash_reads_stdin(tmp_path: Path) -> None:
@@ -91,11 +92,16 @@ def test_dash_reads_stdin(tmp_path: Path) -> None:
 
 
 def test_a_message_about_stdin_or_a_pipe_names_it(tmp_path: Path) -> None:
-    """An error about an input read from stdin names ``stdin`` (not a random temporary file name)."""
+    """An error about an input read from stdin names it ``<stdin>``, as ``events validate -`` does: it named
+    the temporary copy (/tmp/preempt-x1y2/stdin), and for a compressed stdin told the user to decompress
+    that file (gzip -dk /tmp/preempt-x1y2/stdin), which is gone when the command ends."""
     run = _from_stdin(["backtest", "--events", "-"], b"\n", tmp_path)
     assert run.returncode == 1
-    assert run.stderr.startswith("Error: "), run.stderr
-    assert "/stdin: no events" in run.stderr, run.stderr
+    assert run.stderr.splitlines() == ["Error: <stdin>: no events (the file is empty or only blank lines)"]
+    for args in (["backtest", "--events", "-"], ["publish", "--file", "-"], ["alerts", "preview", "-"]):
+        run = _from_stdin(args, gzip.compress(_events(3)), tmp_path)
+        assert run.returncode == 1, (args, run.stderr)
+        assert run.stderr.splitlines() == ["Error: stdin is gzip-compressed, not JSON lines; decompress it first"]
 
 
 def test_only_one_option_takes_stdin(tmp_path: Path) -> None:

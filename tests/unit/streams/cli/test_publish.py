@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import publish as publish_module
+from streams.cli.main import main
 from streams.cli.publish import parse_prop, publish
 from streams.sdk.publisher import Publisher
 from tests.unit.streams.fake_producer import FakeProducer
@@ -129,3 +130,32 @@ def test_a_property_given_twice_is_a_usage_error_before_connecting() -> None:
     )
     assert result.exit_code == 2
     assert "Error: Invalid value for --prop: property 'plan' is given twice" in result.output
+
+
+class _CtrlCOnThirdSend(FakeProducer):
+    """A producer that acknowledges two sends, then the user presses Ctrl-C during the third."""
+
+    def send(self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        if len(self.sent) == 2:
+            raise KeyboardInterrupt
+        return super().send(topic, key=key, value=value, headers=headers)
+
+
+def test_ctrl_c_in_a_file_says_how_far_it_got(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Ctrl-C during --file only said "Interrupted": not which line it stopped at, nor how many events Kafka had;
+    it flushes what was sent, says both on stderr, and exits 130."""
+    producer = _CtrlCOnThirdSend()
+    monkeypatch.setattr(
+        publish_module.Publisher, "from_settings", staticmethod(lambda *a, **k: Publisher(topic="t", producer=producer))
+    )
+    monkeypatch.setattr(publish_module, "probe_broker", lambda settings: None)
+    event = {"event": "Login", "account_id": "acme", "timestamp": "2026-11-23T06:00:00Z"}
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"event_id": f"e{i}", **event}) + b"\n" for i in range(5)) + b"[]\n")
+    result = CliRunner().invoke(main, ["publish", "--file", str(path)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines() == [
+        f"{path}: stopped at line 3: Kafka acknowledged 2 of the 2 event(s) sent to t; 0 line(s) rejected",
+        "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
+    ]
+    assert producer.flushed == 1

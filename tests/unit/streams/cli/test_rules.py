@@ -30,6 +30,17 @@ def test_check_reports_errors_and_exits_1():
     assert f"{bad}: rule 'monthly': field 'window'" in result.stderr
 
 
+def test_a_where_in_an_empty_list_is_refused_in_one_line():
+    """A ``where`` op ``in: []`` can never match, so the rule would load and stay silent: one line, exit 1."""
+    bad = GOLDEN / "bad" / "where_in_empty_list.yaml"
+    result = CliRunner().invoke(main, ["rules", "check", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"{bad}: rule 'never-fires': field 'match.where.properties.format.in': an empty list can never match: "
+        "list the values to match, or leave the op out"
+    ]
+
+
 def test_a_long_rule_id_keeps_the_columns_apart(tmp_path):
     """A 64-character id (the longest allowed) is followed by the kind, not run into it."""
     long_id = "a" * 64

@@ -13,7 +13,7 @@ import pytest
 from schemas.errors import EventRejectedError, PublishError
 from schemas.rfc3339 import parse_rfc3339
 from streams.sdk.publisher import Publisher
-from tests.unit.streams.fake_producer import FakeProducer
+from tests.unit.streams.fake_producer import FakeFuture, FakeProducer
 
 NOW = parse_rfc3339("2026-11-23T06:00:00Z")
 
@@ -158,3 +158,30 @@ def test_flush_timeout_is_a_publish_error(publisher_factory: Callable[..., Any])
     publisher.track("acme", "Login")
     with pytest.raises(PublishError, match="did not complete"):
         publisher.flush(timeout=1)
+
+
+def test_a_close_that_kafka_does_not_complete_in_time_is_a_publish_error_after_one_wait(
+    publisher_factory: Callable[..., Any],
+) -> None:
+    """A close whose flush times out (a broker gone) raised kafka-python's KafkaTimeoutError from the producer's
+    own close, after waiting the timeout a second time; it raises PublishError saying how many of the events
+    sent Kafka did not acknowledge, after one wait."""
+    from kafka.errors import KafkaTimeoutError
+
+    publisher, producer = publisher_factory()
+    waits: list[float | None] = []
+
+    def gone(timeout: float | None = None) -> None:
+        waits.append(timeout)
+        if timeout:
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    producer.flush = gone
+    producer.send = lambda *args, **kwargs: FakeFuture(None, pending=True)
+    publisher.track("acme", "Login")
+    with pytest.raises(
+        PublishError, match=r"Kafka did not acknowledge 1 of the 1 event\(s\) sent to t.events"
+    ) as caught:
+        publisher.close(timeout=2)
+    assert caught.value.failed == 1
+    assert waits == [2]

@@ -46,12 +46,12 @@ def test_events_go_to_the_events_topic_keyed_by_account(sim: Simulation, sink: K
 
 
 def test_failed_sends_are_counted(sim: Simulation, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A send the broker rejects is counted in ``failed``, not lost silently."""
+    """A send the broker rejects is counted in the tally's ``failed``, not lost silently."""
     monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
     failing = KafkaSink(Settings(), producer=FakeProducer(fail_with=RuntimeError("broker said no")))
     failing.publish_event(next(sim.events()))
     failing.close()
-    assert failing.failed == 1
+    assert failing.tally.failed == 1
     assert failing.producer.flushed == 1
 
 
