@@ -39,6 +39,8 @@ def notifier(loglevel: str) -> None:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("alerts.notifier")
+    for warning in settings.smtp_warnings():
+        log.warning("smtp settings", problem=warning)
     try:
         routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
     except ConfigError as exc:

@@ -254,9 +254,12 @@ class Settings(BaseSettings):
     # Faust's stop waits without a limit for each agent's record (streams/runtime/stop_deadline.py):
     # one stuck behind a deleted dead-letter topic kept a SIGTERMed process up for minutes. Below the
     # Kubernetes manifests' 60 s grace period, so the ERROR line comes before the kubelet's SIGKILL.
+    # At least 25 s: the notifier waits up to 20 s for its deliveries in flight and the worker up to 15 s
+    # for its state write as the stop begins (tests/unit/deploy/test_stop_grace.py); at most an hour.
     stop_timeout_seconds: float = Field(
         45.0,
-        gt=0,
+        ge=25,
+        le=3600,
         description="worker and notifier: a graceful stop still running this long after SIGTERM is "
         "logged (ERROR) and the process exits with status 1",
     )
@@ -443,15 +446,10 @@ class Settings(BaseSettings):
         """A password is never sent over a clear-text SMTP session unless that is explicitly allowed; the
         SMTP settings that cannot work together are refused here, not by the first email (which would
         retry them for an hour, or dead-letter every alert)."""
-        if self.smtp_starttls and self.smtp_use_tls:
+        if self.smtp_username and not (self.smtp_password and self.smtp_password.get_secret_value()):
             raise ValueError(
-                "PREEMPT_SMTP_STARTTLS and PREEMPT_SMTP_USE_TLS are both on: turn on one, USE_TLS for TLS from "
-                "the first byte (port 465), STARTTLS to upgrade a plain connection (port 587)"
-            )
-        if bool(self.smtp_username) != bool(self.smtp_password and self.smtp_password.get_secret_value()):
-            raise ValueError(
-                "PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD go together: set both or neither "
-                "(one alone logs in with an empty password, or not at all)"
+                "PREEMPT_SMTP_USERNAME is set without PREEMPT_SMTP_PASSWORD: every email would log in with an "
+                "empty password; set the password too, or unset the username to send without logging in"
             )
         if self.smtp_username and not (self.smtp_use_tls or self.smtp_starttls) and not self.smtp_allow_plaintext_auth:
             raise ValueError(
@@ -460,6 +458,23 @@ class Settings(BaseSettings):
                 "(or set PREEMPT_SMTP_ALLOW_PLAINTEXT_AUTH=true for a trusted local relay)"
             )
         return self
+
+    def smtp_warnings(self) -> list[str]:
+        """SMTP settings that work, but likely not as meant: the notifier logs each at start (WARNING).
+        Refusing them would stop notifiers that ran before (the shipped configmap turns STARTTLS on, and
+        the documented Secret used to give a password alone)."""
+        warnings = []
+        if self.smtp_starttls and self.smtp_use_tls:
+            warnings.append(
+                "PREEMPT_SMTP_STARTTLS and PREEMPT_SMTP_USE_TLS are both on: USE_TLS wins (TLS from the first "
+                "byte, port 465); turn STARTTLS off to say so, or USE_TLS off to upgrade a plain connection (587)"
+            )
+        if self.smtp_password and self.smtp_password.get_secret_value() and not self.smtp_username:
+            warnings.append(
+                "PREEMPT_SMTP_PASSWORD is set without PREEMPT_SMTP_USERNAME: emails are sent without logging in; "
+                "set the username to log in, or unset the password"
+            )
+        return warnings
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""

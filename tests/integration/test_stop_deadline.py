@@ -21,7 +21,7 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.pipeline_support import wait_for_metric
 
-STOP_TIMEOUT_S = 6.0
+STOP_TIMEOUT_S = 25.0  # the smallest PREEMPT_STOP_TIMEOUT_SECONDS accepted
 GAVE_UP = "graceful stop did not finish; exiting without it"
 
 

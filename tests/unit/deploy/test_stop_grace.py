@@ -57,3 +57,10 @@ def test_the_stop_deadline_comes_before_the_containers_sigkill(service: str) -> 
     deployment = yaml.safe_load((REPO / "deploy" / "k8s" / f"{service}-deployment.yaml").read_text())
     assert _seconds(compose["services"][service].get("stop_grace_period", "10s")) >= _stop_timeout() + 10
     assert deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) >= _stop_timeout() + 10
+
+
+def test_no_stop_deadline_allowed_by_the_settings_cuts_the_work_before_the_stop_short() -> None:
+    """The smallest PREEMPT_STOP_TIMEOUT_SECONDS accepted still leaves the states' write and the deliveries'
+    wait their time (a 5 s deadline would have re-sent the deliveries in flight after every restart)."""
+    (lower,) = [m.ge for m in Settings.model_fields["stop_timeout_seconds"].metadata if hasattr(m, "ge")]
+    assert lower >= max(BOUNDS.values()) + 5
