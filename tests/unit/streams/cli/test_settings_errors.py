@@ -100,7 +100,8 @@ def test_smtp_settings_that_worked_before_are_a_warning_not_a_refusal(env: dict[
     assert result.exit_code == 1
     assert "invalid settings" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error: cannot reach Kafka"), result.output
-    assert Settings(**{k.removeprefix("PREEMPT_").lower(): v for k, v in env.items()}).smtp_warnings()[0].startswith(says)
+    settings = Settings(**{k.removeprefix("PREEMPT_").lower(): v for k, v in env.items()})
+    assert settings.smtp_warnings()[0].startswith(says)
     assert says in result.output
     assert "hunter2" not in result.output
 
