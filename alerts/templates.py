@@ -19,7 +19,7 @@ from jinja2 import ChainableUndefined, Template, TemplateError
 
 from alerts.formatting import FILTERS
 from schemas.alert import SEVERITY_ORDER, Alert
-from schemas.template_sandbox import BoundedSandbox
+from schemas.template_sandbox import BoundedSandbox, TemplateLimitError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFIER_FALLBACKS
 
@@ -180,18 +180,24 @@ def template_context(alerts: tuple[Alert, ...]) -> dict[str, Any]:
     }
 
 
-def render(name: str, context: dict[str, Any], override: str | None = None, *, html: bool = False) -> str:
-    """Render the ``override`` template (or the default called ``name``); never raises.
+def render(
+    name: str, context: dict[str, Any], override: str | None = None, *, html: bool = False, divisible: bool = False
+) -> str:
+    """Render the ``override`` template (or the default called ``name``); never raises, unless ``divisible``.
 
     A failing override falls back to the default; a failing default yields an empty string.
     Both failures are logged with the template name (never the context, which may be large).
+    ``divisible`` is for a caller that can render fewer alerts instead (the email digests): a default
+    that passes a sandbox limit then raises ``TemplateLimitError`` rather than rendering empty.
     """
     for source, what in ((override, "override"), (DEFAULT_TEMPLATES.get(name), "default")):
         if source is None:
             continue
         try:
             return _compile(source, html).render(context)
-        except Exception as exc:  # noqa: BLE001 — any template failure falls back, by contract
+        except Exception as exc:  # any template failure falls back, by contract (re-raised: checked above)
+            if divisible and what == "default" and isinstance(exc, TemplateLimitError):
+                raise
             NOTIFIER_FALLBACKS.labels(reason="template_error").inc()
             log.warning("template_failed", template=name, which=what, error=f"{type(exc).__name__}: {exc}")
     return ""

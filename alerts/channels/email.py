@@ -2,11 +2,12 @@
 
 Recipients are templates rendered per alert (``{{ account.owner.email }}``), so one notification for a
 group becomes one digest per distinct set of alerts and recipients (of at most ``MAX_DIGEST_ALERTS``
-alerts). SMTP 4xx replies, disconnects and timeouts raise ``RetryableDeliveryError``; 5xx replies raise
-``PermanentDeliveryError``. Message-IDs are derived from the group and its alerts, so a retried message
-threads with (and is deduplicated against) the first attempt by mail clients; a retry of a notification
-whose first digests went out before a later one failed sends only what was not accepted yet. The SMTP
-password never appears in errors or logs.
+alerts, and halved until each part fits the template sandbox's output limit). SMTP 4xx replies,
+disconnects and timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``.
+Message-IDs are derived from the group and its alerts, so a retried message threads with (and is
+deduplicated against) the first attempt by mail clients; a retry of a notification whose first digests
+went out before a later one failed sends only what was not accepted yet. The SMTP password never appears
+in errors or logs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 
@@ -26,6 +27,7 @@ from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
 from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.template_sandbox import TemplateLimitError
 from streams.runtime.kafka_clients import ca_bundle_context
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
@@ -35,7 +37,8 @@ MAX_SUBJECT = 250
 MAX_DIGEST_ALERTS = 100
 """Alerts in one email at most; a bigger digest is sent as several emails. The default HTML part of about
 1,500 alerts passes the template sandbox's 1,000,000 characters of output: it rendered empty, and mail
-clients, which show the HTML part, showed a blank email for a group of alerts recorded as delivered."""
+clients, which show the HTML part, showed a blank email for a group of alerts recorded as delivered. Playbooks
+have no length bound, so 100 alerts can still pass it: such an email is halved again (see ``_messages``)."""
 MAX_REMEMBERED = 10_000
 _clock = time.monotonic  # how long ago a message was accepted (patched in tests)
 
@@ -110,8 +113,12 @@ class EmailNotifier:
             for start in range(0, len(alerts), MAX_DIGEST_ALERTS)
         ]
 
-    def build(self, alerts: tuple[Alert, ...], recipients: list[str], group_key: str) -> EmailMessage:
-        """The multipart/alternative message (text part first, then HTML) for these alerts."""
+    def build(
+        self, alerts: tuple[Alert, ...], recipients: list[str], group_key: str, *, divisible: bool = False
+    ) -> EmailMessage:
+        """The multipart/alternative message (text part first, then HTML) for these alerts. With ``divisible``,
+        a part whose default template passes a sandbox limit raises ``TemplateLimitError`` (the caller sends
+        fewer alerts per email) instead of rendering empty."""
         context = template_context(alerts)
         subject = " ".join(render("email_subject", context, self._config.subject).split())[:MAX_SUBJECT]
         msg = EmailMessage()
@@ -121,9 +128,26 @@ class EmailNotifier:
         msg["Date"] = formatdate(usegmt=True)
         identity = "\n".join([group_key, *sorted(a.alert_id for a in alerts), *sorted(recipients)])
         msg["Message-ID"] = f"<{hashlib.sha256(identity.encode()).hexdigest()[:32]}@preempt>"
-        msg.set_content(render("email_text", context, self._config.text))
-        msg.add_alternative(render("email_html", context, self._config.html, html=True), subtype="html")
+        msg.set_content(render("email_text", context, self._config.text, divisible=divisible))
+        html = render("email_html", context, self._config.html, html=True, divisible=divisible)
+        msg.add_alternative(html, subtype="html")
         return msg
+
+    def _messages(
+        self, alerts: tuple[Alert, ...], recipients: list[str], group_key: str
+    ) -> Iterator[tuple[tuple[Alert, ...], EmailMessage]]:
+        """The emails of one digest, each with its alerts: one email, or, when a part does not fit the
+        template sandbox (long playbooks), the two halves, each split again if need be, down to a single
+        alert (whose part then falls back as any failing template does: logged and counted). Rendering
+        depends only on the alerts, so a retry splits the same way and finds the same Message-IDs."""
+        try:
+            message = self.build(alerts, recipients, group_key, divisible=len(alerts) > 1)
+        except TemplateLimitError:
+            half = len(alerts) // 2
+            yield from self._messages(alerts[:half], recipients, group_key)
+            yield from self._messages(alerts[half:], recipients, group_key)
+            return
+        yield alerts, message
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
@@ -132,17 +156,17 @@ class EmailNotifier:
             raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
         ids = []
         refused: list[tuple[str, str]] = []
-        for alerts, recipients in digests:
-            message = self.build(alerts, recipients, notification.group_key)
-            message_id = str(message["Message-ID"])
-            if not self._accepted_recently(message_id):
-                # A retry after a later digest failed must not send the earlier ones again: their
-                # Message-IDs (derived from group, alerts and recipients) were accepted already.
-                self._remember(message_id, await self._deliver(message, recipients))
-            detail = self._accepted[message_id][0]
-            if detail is not None:
-                refused += [(a.alert_id, detail) for a in alerts]
-            ids.append(message_id)
+        for digest, recipients in digests:
+            for alerts, message in self._messages(digest, recipients, notification.group_key):
+                message_id = str(message["Message-ID"])
+                if not self._accepted_recently(message_id):
+                    # A retry after a later digest failed must not send the earlier ones again: their
+                    # Message-IDs (derived from group, alerts and recipients) were accepted already.
+                    self._remember(message_id, await self._deliver(message, recipients))
+                detail = self._accepted[message_id][0]
+                if detail is not None:
+                    refused += [(a.alert_id, detail) for a in alerts]
+                ids.append(message_id)
         return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
 
     def _remember(self, message_id: str, refused: str | None) -> None:

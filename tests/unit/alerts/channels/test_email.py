@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from email.message import EmailMessage
 
 import pytest
+from structlog.testing import capture_logs
 
 from alerts.channels.email import EmailNotifier, classify_smtp
 from alerts.routing.config import EmailReceiver
 from schemas.alert import Alert
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from streams.runtime.metrics import NOTIFIER_FALLBACKS
 from streams.runtime.settings import Settings
 
 
@@ -99,6 +103,87 @@ def test_a_digest_of_more_alerts_than_one_email_holds_is_split_and_every_part_re
     message = notifier.build(digests[-1][0], digests[-1][1], "g")
     assert "acc-1599" in message.get_body(("html",)).get_content()
     assert "acc-1599" in message.get_body(("plain",)).get_content()
+
+
+LONG_PLAYBOOK = (
+    "1. **Check** the [error dashboard](https://grafana.example.com/d/errors?account=acme) & call the admin.\n" * 80
+)[:8000]
+
+
+async def test_a_digest_too_big_for_the_template_sandbox_is_halved_until_every_part_renders(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """100 alerts with 8,000-character playbooks pass the sandbox's 1,000,000 characters of output in HTML: the
+    digest goes out in halves, each with both parts rendered, every alert once, and no template fallback. As
+    one email its HTML part rendered empty: a blank email recorded as delivered."""
+    from alerts.channels.base import Notification
+
+    notifier = EmailNotifier(EmailReceiver(to=("ops@example.com",)), Settings())
+    alerts = tuple(make_alert(account_id=f"acc-{n}", alert_id=f"a{n}", playbook=LONG_PLAYBOOK) for n in range(100))
+    sent: list[EmailMessage] = []
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> None:
+        sent.append(message)
+
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    with capture_logs() as logs:
+        receipt = await notifier.send(Notification(receiver="r", alerts=alerts, group_key="g"))
+    assert [e["event"] for e in logs] == []
+    assert len(sent) >= 2
+    for message in sent:
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        count = len(_accounts(message))
+        assert str(message["Subject"]) == f"[HIGH] {count} alerts for {count} accounts"
+        assert html.count("<h2") == text.count("What to do:") == count
+    assert sorted(int(part.removeprefix("acc-")) for m in sent for part in _accounts(m)) == list(range(100))
+    assert receipt.ref == ",".join(str(m["Message-ID"]) for m in sent)
+
+
+def _accounts(message: EmailMessage) -> list[str]:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return re.findall(r"^Account: Acme \((acc-\d+)\)", text, re.MULTILINE)
+
+
+async def test_a_retry_of_a_halved_digest_sends_only_the_half_not_accepted(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """When the second half of a split digest fails, the retry splits the same way and sends only that half."""
+    from alerts.channels.base import Notification
+
+    notifier = EmailNotifier(EmailReceiver(to=("ops@example.com",)), Settings())
+    alerts = tuple(make_alert(account_id=f"acc-{n}", alert_id=f"a{n}", playbook=LONG_PLAYBOOK) for n in range(100))
+    sent: list[str] = []
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> None:
+        if len(sent) == 1 and not retrying:
+            raise RetryableDeliveryError("email: SMTP 451 try later")
+        sent.append(str(message["Message-ID"]))
+
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    notification = Notification(receiver="r", alerts=alerts, group_key="g")
+    retrying = False
+    with pytest.raises(RetryableDeliveryError):
+        await notifier.send(notification)
+    retrying = True
+    receipt = await notifier.send(notification)
+    assert len(sent) == len(set(sent)) == len(receipt.ref.split(",")) >= 2
+    assert receipt.ref == ",".join(sent)
+
+
+def test_a_single_alert_too_big_for_the_template_sandbox_keeps_the_logged_fallback(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """One alert whose HTML part cannot fit is not split further: the part falls back (empty), logged and counted."""
+    notifier = make_notifier(to="ops@example.com")
+    fallbacks = NOTIFIER_FALLBACKS.labels(reason="template_error")
+    before = fallbacks._value.get()
+    with capture_logs() as logs:
+        [(alerts, message)] = list(notifier._messages((make_alert(playbook="<" * 300_000),), ["ops@example.com"], "g"))
+    assert len(alerts) == 1
+    assert message.get_body(("html",)).get_content().strip() == ""  # type: ignore[union-attr]
+    assert [(e["event"], e["template"]) for e in logs] == [("template_failed", "email_html")]
+    assert fallbacks._value.get() == before + 1
 
 
 async def test_no_recipient_is_permanent(
