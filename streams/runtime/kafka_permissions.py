@@ -5,7 +5,10 @@ those a process needs fail badly when missing, so they are asked for first, once
 
 * READ on the consumer group: aiokafka retries ``GROUP_AUTHORIZATION_FAILED`` for ever, so a rules
   worker or notifier without it waited "for the consumer group to assign partitions", not ready, with
-  nothing logged; ingest's account merger stopped with a traceback. Asked by describing the group.
+  nothing logged; ingest's account merger stopped with a traceback. Asked by describing the group with
+  its authorized operations, or, when the broker names none (a group not made yet), by a
+  LeaveGroup of a member that does not exist: it needs READ, as the consumer's JoinGroup does, and
+  changes nothing. Describing alone needs only DESCRIBE, which a user with DESCRIBE but not READ passed.
 * CREATE on the Faust apps' own topics (their tables' changelogs, the leader assignor's topic): Faust
   declares them at every start, existing ones too, and a refusal stopped the worker with a
   TopicAuthorizationFailedError traceback in a log line. Asked by a validate-only creation, which the
@@ -21,8 +24,11 @@ ACL to grant. Anything else the broker answers is left to the clients, as before
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
+from kafka import KafkaAdminClient
+from kafka.admin import MemberToRemove
 from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 
 from streams.runtime.broker_probe import client_logs_quiet
@@ -32,6 +38,8 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import admin_client
 
 _DOCS = 'docs/operations.md, "Connecting to a secured Kafka"'
+_RETRY_S = 0.5
+_PROBE_MEMBER = "preempt-permission-check"  # not a member id a broker gives out (those end in a UUID)
 log = get_logger(__name__)
 
 
@@ -51,18 +59,11 @@ def check_permissions(
     who = _principal(settings)
     admin = admin_client(settings, client_id, timeout_s)
     try:
-        try:
-            # kafka-python cannot decode a Faust member's metadata (its own assignor protocol): a
-            # WARNING with the whole group at every start of a second replica, about nothing.
-            with client_logs_quiet("kafka.admin", logging.ERROR):
-                admin.describe_groups([group_id])
-        except GroupAuthorizationFailedError:
+        if _group_read_refused_retrying(admin, group_id, timeout_s):
             raise KafkaAccessError(
                 f"Kafka at {where} refuses {who} the consumer group {group_id!r} (GroupAuthorizationFailedError); "
                 f"grant it READ on the group {group_id!r} ({_DOCS})"
-            ) from None
-        except KafkaError as exc:  # e.g. no coordinator yet on a broker just started: the consumer retries
-            log.debug("permission check: consumer group not described", group=group_id, error=str(exc))
+            )
         topics = sorted(set(declared_topics))
         if not topics:
             return
@@ -85,6 +86,51 @@ def check_permissions(
             )
     finally:
         admin.close()
+
+
+def _group_read_refused_retrying(admin: KafkaAdminClient, group_id: str, timeout_s: float) -> bool:
+    """:func:`_group_read_refused`, asked again for up to ``timeout_s`` while the answer is one to retry: on
+    a new cluster the first FindCoordinator makes the offsets topic and answers COORDINATOR_NOT_AVAILABLE
+    (the check was skipped there, and the consumer then waited for ever on its refused JoinGroup)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            # kafka-python cannot decode a Faust member's metadata (its own assignor protocol): a
+            # WARNING with the whole group at every start of a second replica, about nothing.
+            with client_logs_quiet("kafka.admin", logging.ERROR):
+                return _group_read_refused(admin, group_id)
+        except KafkaError as exc:
+            if exc.retriable and time.monotonic() + _RETRY_S < deadline:
+                time.sleep(_RETRY_S)
+                continue
+            # not an answer about permissions (still no coordinator, say): the consumer retries itself
+            log.debug("permission check: consumer group not described", group=group_id, error=str(exc))
+            return False
+
+
+def _group_read_refused(admin: KafkaAdminClient, group_id: str) -> bool:
+    """Whether the brokers refuse this client READ on the consumer group ``group_id``.
+
+    kafka-python raises for a refused FindCoordinator (no DESCRIBE) but puts a per-group DescribeGroups
+    error in the result; a user with DESCRIBE but not READ gets neither, so the group's authorized
+    operations decide. The broker names none for a group that does not exist yet (kafka-python: None; an
+    old broker neither); then a LeaveGroup of a member that cannot exist asks (the broker checks READ
+    first, then answers UNKNOWN_MEMBER_ID: nothing changes, even in a group with members). Without an
+    authorizer the broker names every operation, and the LeaveGroup is not refused."""
+    try:
+        described = admin.describe_groups([group_id], include_authorized_operations=True)[group_id]
+    except GroupAuthorizationFailedError:
+        return True
+    if GroupAuthorizationFailedError.__name__ in (described.get("error") or ""):
+        return True
+    operations = described.get("authorized_operations")
+    if operations is not None:
+        return "READ" not in operations
+    try:
+        answers = admin.remove_group_members(group_id, [MemberToRemove(member_id=_PROBE_MEMBER)])
+    except GroupAuthorizationFailedError:  # LeaveGroup v3+: one error for the whole request
+        return True
+    return GroupAuthorizationFailedError in answers.values()  # older brokers: one error per member
 
 
 def check_topic_readable(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> None:

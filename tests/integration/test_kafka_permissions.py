@@ -10,13 +10,23 @@ declares them at every start, existing ones too: the worker stopped with a trace
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    NewTopic,
+    ResourcePattern,
+    ResourceType,
+)
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.ingest.auth import key_digest
 from streams.runtime.faust_compat import leader_topic_name
@@ -46,9 +56,9 @@ def _settings(fields: dict[str, Any], prefix: str, tmp_path: Path) -> Settings:
     )
 
 
-def _grant(broker: SaslBroker, prefix: str, *, create: bool, group: bool) -> None:
+def _grant(broker: SaslBroker, prefix: str, *, create: bool, group: Sequence[ACLOperation]) -> None:
     """Give ``preempt`` DESCRIBE, READ and WRITE on the deployment's topics (``<prefix>.…`` and the Faust
-    apps' ``<prefix>-…``), and CREATE on them and READ on its consumer groups as asked."""
+    apps' ``<prefix>-…``), CREATE on them as asked, and the ``group`` operations on its consumer groups."""
     operations = [ACLOperation.DESCRIBE, ACLOperation.READ, ACLOperation.WRITE]
     if create:
         operations.append(ACLOperation.CREATE)
@@ -57,16 +67,22 @@ def _grant(broker: SaslBroker, prefix: str, *, create: bool, group: bool) -> Non
         for op in operations
         for start in (f"{prefix}.", f"{prefix}-")
     ]
-    if group:
-        group_acl = _prefixed(ResourceType.GROUP, prefix)
-        acls.append(ACL("User:preempt", "*", ACLOperation.READ, ACLPermissionType.ALLOW, group_acl))
+    group_acl = _prefixed(ResourceType.GROUP, prefix)
+    acls += [ACL("User:preempt", "*", op, ACLPermissionType.ALLOW, group_acl) for op in group]
+    with _broker_admin(broker) as admin:
+        result = admin.create_acls(acls)
+    assert not result["failed"], result
+
+
+@contextmanager
+def _broker_admin(broker: SaslBroker) -> Iterator[KafkaAdminClient]:
+    """An admin client of the broker's own user, whom ACLs do not bind."""
     admin_settings = Settings(_env_file=None, **broker.admin_settings())  # type: ignore[call-arg]
     admin = KafkaAdminClient(bootstrap_servers=admin_settings.bootstrap_servers, **kafka_python_config(admin_settings))
     try:
-        result = admin.create_acls(acls)
+        yield admin
     finally:
         admin.close()
-    assert not result["failed"], result
 
 
 def _prefixed(kind: ResourceType, start: str) -> ResourcePattern:
@@ -100,11 +116,37 @@ def test_a_user_without_its_consumer_group_acl_stops_at_start_with_one_line(
     group and the ACL to grant (the worker and the notifier waited for ever, not ready, logging nothing;
     ingest stopped with aiokafka's GroupAuthorizationFailedError traceback)."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    _grant(acl_broker, prefix, create=True, group=False)
+    _grant(acl_broker, prefix, create=True, group=())
     settings = _settings(acl_broker.settings(), prefix, tmp_path)
     line = _one_line_and_exit_1(process_factory(command, settings, name=group))
     assert f"refuses user 'preempt' the consumer group '{prefix}-{group}'" in line, line
     assert f"grant it READ on the group '{prefix}-{group}'" in line, line
+
+
+@pytest.mark.parametrize("group_exists", [False, True], ids=["new-group", "group-with-offsets"])
+def test_a_user_that_may_describe_its_consumer_group_but_not_read_it_stops_at_start_with_one_line(
+    acl_broker: SaslBroker,  # noqa: F811
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+    group_exists: bool,
+) -> None:
+    """DESCRIBE but not READ on the consumer group: describing the group needs DESCRIBE only, so the check
+    passed and the worker's JoinGroup was refused: it waited for ever, not ready, logging nothing. Both
+    on a first start (the broker names no authorized operations for a group that does not exist yet) and
+    once the group has committed offsets (it names them: DESCRIBE only)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    _grant(acl_broker, prefix, create=True, group=(ACLOperation.DESCRIBE,))
+    group = f"{prefix}-rules"
+    if group_exists:
+        with _broker_admin(acl_broker) as admin:
+            seed = f"{prefix}.offsets-seed"
+            admin.create_topics([NewTopic(seed, 1, 1)])
+            admin.alter_group_offsets(group, {TopicPartition(seed, 0): OffsetAndMetadata(0, "", -1)})
+            assert admin.describe_groups([group])[group]["error"] is None  # the group exists
+    settings = _settings(acl_broker.settings(), prefix, tmp_path)
+    line = _one_line_and_exit_1(process_factory(["preempt", "worker"], settings, name="worker"))
+    assert f"refuses user 'preempt' the consumer group '{group}'" in line, line
+    assert f"grant it READ on the group '{group}'" in line, line
 
 
 def test_a_user_without_create_on_the_apps_own_topics_stops_at_start_with_one_line(
@@ -116,7 +158,7 @@ def test_a_user_without_create_on_the_apps_own_topics_stops_at_start_with_one_li
     topics (changelogs, the leader topic) at every start, so the worker cannot run; it stops with one line
     naming CREATE and the topics' prefix, not with Faust's TopicAuthorizationFailedError traceback."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    _grant(acl_broker, prefix, create=False, group=True)
+    _grant(acl_broker, prefix, create=False, group=(ACLOperation.READ,))
     admin = _settings(acl_broker.admin_settings(), prefix, tmp_path)
     ensure_topics(admin)
     app = create_app(admin, *load_engine(admin))
