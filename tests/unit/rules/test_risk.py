@@ -315,3 +315,20 @@ def test_a_reason_from_a_negative_weight_says_which_side_the_account_is_on(tmp_p
         "not on the enterprise tier",
         "the contract does not renew within 30 days (43 days from now)",
     ]
+
+
+def test_a_model_whose_score_overflows_is_refused(tmp_path: Path) -> None:
+    """Finite but huge coefficients (a hand-edited file) scored some accounts NaN (two contributions of +inf and
+    -inf): such an account never alerted, and its evidence held infinities. The file is refused at load."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["coef"] = [1e308] * len(doc["coef"])
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(Exception, match=r"m.json is not a Preempt risk model \(\(file\): .*overflow") as info:
+        load_risk_model(path)
+    assert "\n" not in str(info.value)
+    doc["coef"] = [1.0] * len(doc["coef"])
+    doc["calibration"]["a"] = 1e307
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(Exception, match="overflow"):
+        load_risk_model(path)
