@@ -233,9 +233,14 @@ class FeatureSpec:
             raise ValueError(
                 f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}"
             )
-        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
-        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
+        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in _listed(doc, "terms"))
+        for term in terms:
+            if not (term.prop is None or isinstance(term.prop, str)) or isinstance(term.value, list | dict):
+                raise ValueError(f"term {term.event!r}: a property is a name and its value a string, number or bool")
+        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in _listed(doc, "numerics"))
         account = doc.get("account") or {}
+        if not isinstance(account, dict):
+            raise ValueError("'account' must be an object (tiers, plans)")
         tiers = tuple(str(t) for t in account.get("tiers", ()))
         plans = tuple(str(p) for p in account.get("plans", ()))
         return cls(terms, numerics, int(version), tiers, plans)
@@ -244,6 +249,14 @@ class FeatureSpec:
     def digest(self) -> str:
         """Identifies the state layout: a state kept under another spec is started afresh."""
         return hashlib.sha256(orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _listed(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``doc[key]``, a list of objects (``terms`` is required, ``numerics`` may be absent)."""
+    items = doc[key] if key == "terms" else doc.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError(f"'{key}' must be a list of objects")
+    return items
 
 
 def new_state(spec: FeatureSpec) -> dict[str, Any]:
