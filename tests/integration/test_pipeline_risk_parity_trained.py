@@ -19,7 +19,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from streams.runtime.settings import Settings
-from streams.runtime.testing import free_port
+from streams.runtime.testing import free_port, metric_sum
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
@@ -27,7 +27,6 @@ from tests.integration.pipeline_support import (
     alert_ids,
     append_heartbeats,
     count_lines,
-    metric_sum,
     publish_lines,
     stream_final_clock,
     wait_for_metric,
@@ -150,6 +149,24 @@ def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
     return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
 
 
+def _trained_rule(tmp_path: Path) -> tuple[Path, Callable[..., set[str]], set[str]]:
+    """A rules folder whose risk rule uses a model trained on an invoicing history; a function retraining it on the
+    same history with more options; the model's event names."""
+    training = tmp_path / "training"
+    training.mkdir()
+    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "ledger.json"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "risk.yaml").write_text(RISK_RULE)
+
+    def retrain(*extra: str) -> set[str]:
+        return _train(train_events, train_accounts, model, *extra)
+
+    return rules, retrain, retrain()
+
+
 def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_backtest(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -159,32 +176,8 @@ def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_b
 ) -> None:
     """`preempt train` on one invoicing history (no simulator event name), then another history of the same
     product through Kafka and one worker yields exactly the backtest's risk alert ids."""
-    training = tmp_path / "training"
-    training.mkdir()
-    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
-    (tmp_path / "models").mkdir()
-    model = tmp_path / "models" / "ledger.json"
-    subprocess.run(
-        [
-            PREEMPT,
-            "train",
-            "--events",
-            str(train_events),
-            "--accounts",
-            str(train_accounts),
-            "--output",
-            str(model),
-            *OUTCOME_OPTIONS,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    doc = json.loads(model.read_bytes())
-    terms = {term["event"] for term in doc["feature_spec"]["terms"]}
+    rules, _, terms = _trained_rule(tmp_path)
     assert terms == {"Report Exported", "Invoice Sent", "Seat Added", "Support Ticket Opened"}
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "risk.yaml").write_text(RISK_RULE)
 
     port = free_port()
     settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)
@@ -244,15 +237,8 @@ def test_risk_parity_holds_across_a_worker_restart_and_a_retrained_model_with_ot
     state comes back from the changelog). Then the model is replaced by one retrained without "Seat Added" (another
     vocabulary) and the worker restarted: every account's risk features start afresh, which the worker used to do
     without a word; it now logs it at WARNING and counts it."""
-    training = tmp_path / "training"
-    training.mkdir()
-    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
-    (tmp_path / "models").mkdir()
-    model = tmp_path / "models" / "ledger.json"
-    assert "Seat Added" in _train(train_events, train_accounts, model)
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "risk.yaml").write_text(RISK_RULE)
+    rules, retrain, terms = _trained_rule(tmp_path)
+    assert "Seat Added" in terms
 
     port = free_port()
     settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)
@@ -289,7 +275,7 @@ def test_risk_parity_holds_across_a_worker_restart_and_a_retrained_model_with_ot
     assert "rule state restarted" not in worker.log_text()
     worker.stop()
 
-    assert "Seat Added" not in _train(train_events, train_accounts, model, "--exclude-event", "Seat Added")
+    assert "Seat Added" not in retrain("--exclude-event", "Seat Added")
     later = live / "later.jsonl"  # one more event a day after the history for every account
     newest = max(json.loads(line)["timestamp"] for line in lines)
     at = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(days=1)
