@@ -167,6 +167,13 @@ class RuleEngine:
         """
         return self._suppressed + sum(getattr(ev, "suppressed", 0) for ev in self._evaluators)
 
+    @property
+    def states_restarted(self) -> dict[str, int]:
+        """Per rule id, the account states a kind started afresh since this engine was built because they were
+        kept under another layout (``risk``: a model file replaced by one with another vocabulary)."""
+        counts = {ev.rule.id: int(getattr(ev, "restarted", 0)) for ev in self._evaluators}
+        return {rule_id: n for rule_id, n in counts.items() if n}
+
     def bind_accounts(self, lookup: Callable[[str], Account | None]) -> None:
         """Where the kinds that read account records (``risk`` with account features) find them: the
         record of an account id, or None when unknown — the accounts table in the worker, the

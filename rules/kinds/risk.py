@@ -75,6 +75,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._filter = compile_match(rule.match) if rule.match is not None else None
         self.event_names = rule.match.event_names if rule.match is not None else None
         self._accounts: Callable[[str], Account | None] | None = None
+        self.restarted = 0
+        """Account states kept under another model's feature spec and started afresh (the worker counts and logs
+        the increase: a retrained model with another vocabulary restarts every account's features)."""
 
     def bind_accounts(self, lookup: Callable[[str], Account | None]) -> None:
         """Where the account records come from (the engine calls it once); unbound, every account is unknown."""
@@ -91,6 +94,8 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
     def _current(self, state: RiskState) -> None:
         """A state kept under another model's feature spec starts afresh (its layout differs)."""
         if state.features.get("d") != self._digest:
+            if state.features:
+                self.restarted += 1
             fresh = self.new_state()
             state.features, state.deadline, state.armed, state.risk = (
                 fresh.features,

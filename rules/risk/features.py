@@ -233,9 +233,14 @@ class FeatureSpec:
             raise ValueError(
                 f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}"
             )
-        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in doc["terms"])
-        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in doc.get("numerics", []))
+        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in _listed(doc, "terms"))
+        for term in terms:
+            if not (term.prop is None or isinstance(term.prop, str)) or isinstance(term.value, list | dict):
+                raise ValueError(f"term {term.event!r}: a property is a name and its value a string, number or bool")
+        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in _listed(doc, "numerics"))
         account = doc.get("account") or {}
+        if not isinstance(account, dict):
+            raise ValueError("'account' must be an object (tiers, plans)")
         tiers = tuple(str(t) for t in account.get("tiers", ()))
         plans = tuple(str(p) for p in account.get("plans", ()))
         return cls(terms, numerics, int(version), tiers, plans)
@@ -244,6 +249,14 @@ class FeatureSpec:
     def digest(self) -> str:
         """Identifies the state layout: a state kept under another spec is started afresh."""
         return hashlib.sha256(orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _listed(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``doc[key]``, a list of objects (``terms`` is required, ``numerics`` may be absent)."""
+    items = doc[key] if key == "terms" else doc.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError(f"'{key}' must be a list of objects")
+    return items
 
 
 def new_state(spec: FeatureSpec) -> dict[str, Any]:
@@ -305,6 +318,8 @@ class Explained:
     value: float | None
     now: float | None = None
     before: float | None = None
+    weeks: float | None = None
+    """How many weeks the baseline behind ``before`` holds (8 once the account has the history; fewer before)."""
 
 
 def _ratio(now: float, before: float | None) -> float:
@@ -391,9 +406,9 @@ def compute(
     generic: list[Explained] = []
     weekly_recent = recent_events / 2.0
     weekly_base = base_events / baseline_weeks if baseline_weeks else None
-    generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base))
+    generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base, baseline_weeks))
     base_users = sum(len(u) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
-    generic.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users))
+    generic.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users, baseline_weeks))
     generic.append(Explained(math.log1p(len(users_7d)), len(users_7d)))
     has_before = first_day <= recent_from - RECENT_DAYS
     before = float(len(breadth_before)) if has_before else None
@@ -405,17 +420,20 @@ def compute(
     tenure = max(0.0, (now - first) / DAY) if first is not None else 0.0
     generic.append(Explained(math.log1p(tenure), tenure))
     if v2:
-        generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base))
+        generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base, baseline_weeks))
         full_weeks = first_day <= today - 7 * TREND_WEEKS  # younger accounts have no 4-week trend yet
         generic.append(_trend(trend_events, full_weeks))
         generic.append(_trend([len(u) for u in trend_users], full_weeks))
         regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
         retained = sum(1 for u in regulars if u in users_recent)
-        generic.append(Explained(retained / len(regulars), retained, len(regulars)) if regulars else Explained(None))
+        if regulars:
+            generic.append(Explained(retained / len(regulars), retained, len(regulars), baseline_weeks))
+        else:
+            generic.append(Explained(None))
         if base_user_days and baseline_weeks:
             champion = min(base_user_days, key=lambda u: (-base_user_days[u], u))
             away = float(today - user_last_day[champion])
-            generic.append(Explained(away, away, base_user_days[champion]))
+            generic.append(Explained(away, away, base_user_days[champion], baseline_weeks))
         else:
             generic.append(Explained(None))
 
@@ -423,7 +441,7 @@ def compute(
     for index in range(n_terms):
         rate_now = recent_counts[index] / 2.0
         rate_before = base_counts[index] / baseline_weeks if baseline_weeks else None
-        out.append(Explained(_ratio(rate_now, rate_before), rate_now, rate_before))
+        out.append(Explained(_ratio(rate_now, rate_before), rate_now, rate_before, baseline_weeks))
     out.extend(Explained(math.log1p(adoption_counts[i]), adoption_counts[i]) for i in range(n_terms))
     if v2:
         for index in range(n_terms):
@@ -498,11 +516,13 @@ def _change(now: float | None, before: float | None) -> str:
 def sentence(name: str, item: Explained) -> str:
     """A sentence a CSM reads: ``active users down 62% against the last 8 weeks (3 vs 8 a week)``."""
     now, before = item.now, item.before
+    # the baseline is named by what it holds: "the last 3 weeks" for an account (or a worker) 5 weeks old
+    weeks = _span(BASELINE_DAYS if item.weeks is None else round(item.weeks * 7))
     if name == "activity_vs_baseline":
-        return f"activity {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} events a week)"
+        return f"activity {_change(now, before)} against the last {weeks} ({_num(now)} vs {_num(before)} events a week)"
     if name == "active_users_vs_baseline":
         return (
-            f"active users {_change(now, before)} against the last 8 weeks "
+            f"active users {_change(now, before)} against the last {weeks} "
             f"({_num(now)} this week vs {_num(before)} a week before)"
         )
     if name == "active_users_7d":
@@ -513,14 +533,14 @@ def sentence(name: str, item: Explained) -> str:
             f"{_num(before)} in the 14 days before"
         )
     if name == "days_since_last_event":
-        return f"no events for {_num(now)} days"
+        return f"no events for {_counted(now, 'day')}"
     if name == "days_since_last_user_event":
-        return f"no user activity for {_num(now)} days"
+        return f"no user activity for {_counted(now, 'day')}"
     if name == "tenure_days":  # the first event seen, not the contract: customer_days says "customer for"
-        return f"first event {_num(now)} days ago"
+        return f"first event {_counted(now, 'day')} ago"
     if name == "activity_7d_vs_baseline":
         return (
-            f"activity {_change(now, before)} against the last 8 weeks "
+            f"activity {_change(now, before)} against the last {weeks} "
             f"({_num(now)} events in the last 7 days vs {_num(before)} a week)"
         )
     if name == "activity_trend_4w":
@@ -528,19 +548,19 @@ def sentence(name: str, item: Explained) -> str:
     if name == "active_users_trend_4w":
         return f"weekly active users {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)})"
     if name == "baseline_users_retained":
-        return f"{_num(now)} of the {_num(before)} regular users of the 8 weeks before were active in the last 14 days"
+        return f"{_num(now)} of the {_num(before)} regular users of the {weeks} before were active in the last 14 days"
     if name == "top_user_days_away":
-        return f"the most active user of the 8 weeks before has not been seen for {_num(now)} days"
+        return f"the most active user of the {weeks} before has not been seen for {_counted(now, 'day')}"
     if name == "days_to_renewal":
-        return f"the contract renews in {_num(now)} days"
+        return f"the contract renews in {_counted(now, 'day')}"
     if name in ("renewal_within_30d", "renewal_within_60d"):
         # a negative weight makes "not within" a reason too: the sentence says which side the account is on
         within = "renews within" if item.value else "does not renew within"
-        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_num(now)} days from now)"
+        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_counted(now, 'day')} from now)"
     if name == "customer_days":
-        return f"customer for {_num(now)} days"
+        return f"customer for {_counted(now, 'day')}"
     if name == "seats":
-        return f"{_num(now)} seats bought"
+        return f"{_counted(now, 'seat')} bought"
     if name == "seat_use_28d":
         return f"{_num(now)} of {_num(before)} seats used in the last 28 days"
     if name == "mrr":
@@ -549,15 +569,15 @@ def sentence(name: str, item: Explained) -> str:
     if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
         return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
     if kind == "rate":
-        return f"'{label}' {_change(now, before)} against the last 8 weeks ({_num(now)} vs {_num(before)} a week)"
+        return f"'{label}' {_change(now, before)} against the last {weeks} ({_num(now)} vs {_num(before)} a week)"
     if kind == "count28":
         return (
             f"no '{label}' in the last 28 days" if not now else f"'{label}' {_counted(now, 'time')} in the last 28 days"
         )
     if kind == "since":
         if item.before is not None:  # never seen in the kept history
-            return f"no '{label}' in the last {_num(item.before)} days"
-        return f"last '{label}' {_num(now)} days ago"
+            return f"no '{label}' in the last {_counted(item.before, 'day')}"
+        return f"last '{label}' {_counted(now, 'day')} ago"
     if kind == "min28":
         return f"lowest '{label}' in the last 28 days: {_num(now)}"
     if kind == "last":
@@ -565,9 +585,15 @@ def sentence(name: str, item: Explained) -> str:
     return f"{name} = {_num(item.value)}"
 
 
+def _span(days: int) -> str:
+    """``8 weeks``, ``3 weeks``, ``46 days``: whole weeks in weeks, otherwise in days."""
+    return _counted(days / 7, "week") if days % 7 == 0 else _counted(days, "day")
+
+
 def _counted(value: float | None, noun: str) -> str:
     """``1 time``, ``3 times``: a CSM reads words, not ``time(s)``."""
-    return f"{_num(value)} {noun}" if value == 1 else f"{_num(value)} {noun}s"
+    text = _num(value)
+    return f"{text} {noun}" if text == "1" else f"{text} {noun}s"
 
 
 def _num(value: float | None) -> str:

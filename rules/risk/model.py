@@ -104,6 +104,11 @@ class RiskModelFile(_Strict):
             raise ValueError("features, mean, scale and coef must have the same length")
         if any(s <= 0 for s in self.scale):
             raise ValueError("every scale must be positive")
+        # the largest score any account can get (standardized values are clipped to ±CLIP): beyond floats, two
+        # contributions of +inf and -inf would score an account NaN, which never alerts
+        largest = abs(self.intercept) + sum(abs(c) for c in self.coef) * CLIP
+        if not math.isfinite(abs(self.calibration.a) * largest + abs(self.calibration.b)):
+            raise ValueError("coefficients so large that scores overflow")
         return self
 
 

@@ -7,8 +7,11 @@ of the CLI and the rules worker never load them; they come with the ``train`` ex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -23,6 +26,9 @@ from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_op
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
+
+if TYPE_CHECKING:  # scikit-learn's import takes seconds: the module is imported once options are checked
+    from streams.prescient.training import Samples
 
 
 def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
@@ -77,6 +83,23 @@ def _check_retained(outcomes: Outcomes) -> None:
             "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
             "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
         )
+
+
+def _check_as_of_spacing(samples: Samples, every_s: float, as_of_every: str) -> None:
+    """No sample because no as-of time falls in the history (the first is ``every`` after the first midnight)."""
+    first, last = samples.first_event_at, samples.last_event_at
+    if samples.labels or first is None or last is None:
+        return
+    if (math.floor(first / 86400) + 1) * 86400 + every_s > last:
+        raise click.ClickException(
+            f"no samples: --as-of-every {as_of_every} leaves no as-of time in the history "
+            f"({round((last - first) / 86400)} days, from {_date(first)} to {_date(last)}): "
+            "give a shorter spacing, or a longer history"
+        )
+
+
+def _date(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
 
 
 def _check_both_labels(labels: list[int], warmup: str) -> None:
@@ -268,6 +291,7 @@ def train_command(
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
         if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
+        _check_as_of_spacing(samples, every_s, as_of_every)
         _check_both_labels(samples.labels, warmup)
         result = risk_training.fit(samples, len(spec.names), c=regularization)
     except ValueError as exc:

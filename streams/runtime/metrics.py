@@ -111,6 +111,12 @@ INVALID_TIMEZONES = Counter(
 # The pure packages report these through schemas.observed (they may not import this module).
 observed.subscribe(Anomaly.MEASURE_VALUE_SKIPPED, lambda reason: MEASURE_VALUES_SKIPPED.labels(reason=reason).inc())
 observed.subscribe(Anomaly.INVALID_TIMEZONE, lambda _reason: INVALID_TIMEZONES.inc())
+RULE_STATES_RESTARTED = Counter(
+    "preempt_rule_states_restarted_total",
+    "Account states of a rule started afresh because they were kept under another layout: a risk rule's model "
+    "replaced by one with another vocabulary (its features rebuild from the events that come next).",
+    ["rule"],
+)
 ACCOUNTS_QUARANTINED = Counter(
     "preempt_accounts_quarantined_total",
     "Accounts whose stored state could not be read or written: old state dead-lettered, a fresh state started. "

@@ -51,6 +51,7 @@ from streams.runtime.metrics import (
     EVENTS_DEAD_LETTERED,
     EVENTS_EVALUATED_EARLY,
     RULE_EVALUATIONS,
+    RULE_STATES_RESTARTED,
     WATERMARK,
 )
 from streams.runtime.settings import Settings
@@ -129,6 +130,11 @@ class RuleEnginePort(Protocol[StateT, FindingT]):
     @property
     def suppressed_by_cooldown(self) -> int:
         """Findings dropped by cooldown since the engine was built (the worker counts the increase)."""
+        ...
+
+    @property
+    def states_restarted(self) -> Mapping[str, int]:
+        """Per rule, account states started afresh since the engine was built (the worker counts and logs them)."""
         ...
 
 
@@ -250,6 +256,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._live = not settings.event_time_only
         self._cooled = ALERTS_SUPPRESSED.labels(reason="cooldown")
         self._cooled_counted = engine.suppressed_by_cooldown
+        self._restarts_counted: dict[str, int] = dict(engine.states_restarted)
         self._next_offset: dict[int, int] = {}
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
@@ -423,6 +430,27 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if total > self._cooled_counted:
             self._cooled.inc(total - self._cooled_counted)
         self._cooled_counted = total
+        self._count_restarts()
+
+    def _count_restarts(self) -> None:
+        """Count (``preempt_rule_states_restarted_total{rule}``) the account states a rule started afresh, and say
+        it: the first time for a rule at WARNING, as a retrained model with another vocabulary silently restarts
+        every account's risk features (no alert before ``warmup``, baselines short for weeks)."""
+        for rule_id, total in self.engine.states_restarted.items():
+            before = self._restarts_counted.get(rule_id, 0)
+            if total <= before:
+                continue
+            RULE_STATES_RESTARTED.labels(rule=rule_id).inc(total - before)
+            self._restarts_counted[rule_id] = total
+            if before == 0:
+                log.warning(
+                    "rule state restarted: the stored account states were kept under another model vocabulary",
+                    rule=rule_id,
+                    accounts_so_far=total,
+                    why="the rule's model file was replaced by one trained on other terms; each account's features "
+                    "start afresh from its next events (no alert before warmup; baselines short for up to 10 weeks)",
+                    metric="preempt_rule_states_restarted_total",
+                )
 
     def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
         """Serialize the dirty states (the ``count`` oldest, or every one when None) into

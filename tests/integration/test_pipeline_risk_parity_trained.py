@@ -19,7 +19,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from streams.runtime.settings import Settings
-from streams.runtime.testing import free_port
+from streams.runtime.testing import free_port, metric_sum
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
@@ -149,6 +149,24 @@ def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> set[str]:
     return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
 
 
+def _trained_rule(tmp_path: Path) -> tuple[Path, Callable[..., set[str]], set[str]]:
+    """A rules folder whose risk rule uses a model trained on an invoicing history; a function retraining it on the
+    same history with more options; the model's event names."""
+    training = tmp_path / "training"
+    training.mkdir()
+    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "ledger.json"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "risk.yaml").write_text(RISK_RULE)
+
+    def retrain(*extra: str) -> set[str]:
+        return _train(train_events, train_accounts, model, *extra)
+
+    return rules, retrain, retrain()
+
+
 def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_backtest(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -158,32 +176,8 @@ def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_b
 ) -> None:
     """`preempt train` on one invoicing history (no simulator event name), then another history of the same
     product through Kafka and one worker yields exactly the backtest's risk alert ids."""
-    training = tmp_path / "training"
-    training.mkdir()
-    train_events, train_accounts = _invoicing_history(training, seed=31, accounts=40, days=120)
-    (tmp_path / "models").mkdir()
-    model = tmp_path / "models" / "ledger.json"
-    subprocess.run(
-        [
-            PREEMPT,
-            "train",
-            "--events",
-            str(train_events),
-            "--accounts",
-            str(train_accounts),
-            "--output",
-            str(model),
-            *OUTCOME_OPTIONS,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    doc = json.loads(model.read_bytes())
-    terms = {term["event"] for term in doc["feature_spec"]["terms"]}
+    rules, _, terms = _trained_rule(tmp_path)
     assert terms == {"Report Exported", "Invoice Sent", "Seat Added", "Support Ticket Opened"}
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "risk.yaml").write_text(RISK_RULE)
 
     port = free_port()
     settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)
@@ -209,3 +203,94 @@ def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_b
     assert [a for a, n in Counter(got).items() if n > 1] == []
     reasons = [reason for r in records for reason in json.loads(r.value)["evidence"]["reasons"]]
     assert reasons
+
+
+def _train(events: Path, accounts: Path, model: Path, *extra: str) -> set[str]:
+    """`preempt train` on the invoicing history; the model's event names."""
+    subprocess.run(
+        [
+            PREEMPT,
+            "train",
+            "--events",
+            str(events),
+            "--accounts",
+            str(accounts),
+            "--output",
+            str(model),
+            *OUTCOME_OPTIONS,
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {term["event"] for term in json.loads(model.read_bytes())["feature_spec"]["terms"]}
+
+
+def test_risk_parity_holds_across_a_worker_restart_and_a_retrained_model_with_other_terms_is_said(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Half the live history, a graceful restart, the other half: the backtest's alert ids, each once (the risk
+    state comes back from the changelog). Then the model is replaced by one retrained without "Seat Added" (another
+    vocabulary) and the worker restarted: every account's risk features start afresh, which the worker used to do
+    without a word; it now logs it at WARNING and counts it."""
+    rules, retrain, terms = _trained_rule(tmp_path)
+    assert "Seat Added" in terms
+
+    port = free_port()
+    settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    live = tmp_path / "live"
+    live.mkdir()
+    events, accounts = _invoicing_history(live, seed=32, accounts=30, days=60)
+    lines = events.read_bytes().splitlines(keepends=True)
+    first, second = live / "first.jsonl", live / "second.jsonl"
+    first.write_bytes(b"".join(lines[: len(lines) // 2]))
+    second.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    append_heartbeats(events, settings.topic_partitions)
+    append_heartbeats(second, settings.topic_partitions)
+    expected = _backtest(rules, events, accounts, tmp_path / "backtest.jsonl")
+    assert len(expected) >= 5, "the risk rule must fire for the comparison to mean anything"
+
+    publish_lines(producer, names.accounts, accounts)
+    sent = publish_lines(producer, names.events, first)
+    worker = process_factory(["preempt", "worker"], settings, name="worker-1")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    wait_for_metric(port, "preempt_events_total", sent, timeout_s=240)
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.log_text()[-3000:]
+
+    sent = publish_lines(producer, names.events, second)
+    worker = process_factory(["preempt", "worker"], settings, name="worker-2")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    wait_for_metric(port, "preempt_events_total", sent, timeout_s=240)
+    records = consume_records(kafka_bootstrap, names.alerts, len(expected), timeout_s=90, idle_s=3.0)
+    got = alert_ids(records)
+    assert set(got) == expected
+    assert [a for a, n in Counter(got).items() if n > 1] == []
+    assert "rule state restarted" not in worker.log_text()
+    worker.stop()
+
+    assert "Seat Added" not in retrain("--exclude-event", "Seat Added")
+    later = live / "later.jsonl"  # one more event a day after the history for every account
+    newest = max(json.loads(line)["timestamp"] for line in lines)
+    at = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(days=1)
+    ids = sorted({json.loads(line)["account_id"] for line in lines})
+    later.write_text("".join(json.dumps(_event(a, f"{a}-u0", "Report Exported", at, 10**6, None)) + "\n" for a in ids))
+    append_heartbeats(later, settings.topic_partitions)
+    sent = publish_lines(producer, names.events, later)
+    worker = process_factory(["preempt", "worker"], settings, name="worker-3")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    wait_for_metric(port, "preempt_events_total", sent, timeout_s=120)
+    scraped = wait_for_metric(port, "preempt_rule_states_restarted_total", 1, timeout_s=60)
+    restarted = metric_sum(scraped, "preempt_rule_states_restarted_total")
+    assert restarted >= len(ids) / 2
+    worker.wait_for_log("rule state restarted", timeout_s=30)
+    warned = [line for line in worker.log_text().splitlines() if "rule state restarted" in line]
+    assert len(warned) == 1
+    assert '"level": "warning"' in warned[0]
+    assert "ledger-churn-risk" in warned[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,7 +14,7 @@ from rules.kinds.risk import RiskEvaluator
 from rules.loader import RuleSet, load_rules, parse_rule
 from rules.models import RiskRule
 from rules.risk import features
-from rules.risk.model import load_risk_model
+from rules.risk.model import RiskModelError, load_risk_model
 from schemas.errors import RuleConfigError
 from schemas.event import Event
 from tests.unit.rules.risk_support import SPEC, write_model
@@ -315,3 +316,43 @@ def test_a_reason_from_a_negative_weight_says_which_side_the_account_is_on(tmp_p
         "not on the enterprise tier",
         "the contract does not renew within 30 days (43 days from now)",
     ]
+
+
+def test_a_model_whose_score_overflows_is_refused(tmp_path: Path) -> None:
+    """Finite but huge coefficients (a hand-edited file) scored some accounts NaN (two contributions of +inf and
+    -inf): such an account never alerted, and its evidence held infinities. The file is refused at load."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["coef"] = [1e308] * len(doc["coef"])
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(Exception, match=r"m.json is not a Preempt risk model \(\(file\): .*overflow") as info:
+        load_risk_model(path)
+    assert "\n" not in str(info.value)
+    doc["coef"] = [1.0] * len(doc["coef"])
+    doc["calibration"]["a"] = 1e307
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(Exception, match="overflow"):
+        load_risk_model(path)
+
+
+@pytest.mark.parametrize(
+    "spec_change",
+    [
+        {"account": "growth"},
+        {"account": ["growth"]},
+        {"numerics": "NPS"},
+        {"terms": [{"event": "Login", "property": "role", "value": ["admin"]}]},
+        {"terms": [{"event": "Login", "property": ["role"], "value": "admin"}]},
+        {"terms": "Login"},
+    ],
+)
+def test_a_feature_spec_of_another_shape_is_refused_in_one_line(tmp_path: Path, spec_change: dict[str, Any]) -> None:
+    """A hand-edited feature_spec whose parts have the wrong shape: 'account' a string was a traceback
+    (AttributeError) in rules check, backtest and the worker; a list as a term's value loaded and never matched."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["feature_spec"] |= spec_change
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(RiskModelError, match=r"^feature_spec: ") as info:
+        load_risk_model(path)
+    assert "\n" not in str(info.value)

@@ -96,8 +96,8 @@ def test_the_champion_away_and_regular_users_retained() -> None:
     got = _features(events, 70)
     assert got["top_user_days_away"].value == 70 - 53
     assert features.sentence("top_user_days_away", got["top_user_days_away"]) == (
-        "the most active user of the 8 weeks before has not been seen for 17 days"
-    )
+        "the most active user of the 46 days before has not been seen for 17 days"
+    )  # 46 days of baseline: the account's first event was 60 days before the tick
     assert got["baseline_users_retained"].value == 0.5
     assert (got["baseline_users_retained"].now, got["baseline_users_retained"].before) == (1, 2)
 
@@ -236,3 +236,47 @@ def test_counts_in_reasons_are_words_not_plural_markers() -> None:
     )
     assert features.sentence("active_users_7d", features.Explained(1.0, 1.0)) == "1 active user in the last 7 days"
     assert features.sentence("active_users_7d", features.Explained(2.0, 2.0)) == "2 active users in the last 7 days"
+
+
+def test_a_young_accounts_baseline_is_named_by_its_length_not_as_eight_weeks() -> None:
+    """Five weeks of history (three of baseline before the last two): the reasons said 'against the last 8 weeks'
+    while the baseline held three, as for every account in the first weeks after a worker starts."""
+    events = [_event(d, user="u1") for d in range(35)] + [_event(d, user="u2") for d in range(0, 21, 2)]
+    got = _features(events, 35)
+    assert features.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
+        "active users down 50% against the last 3 weeks ("
+    )
+    assert "against the last 3 weeks (" in features.sentence("activity_vs_baseline", got["activity_vs_baseline"])
+    assert "against the last 3 weeks (" in features.sentence("activity_7d_vs_baseline", got["activity_7d_vs_baseline"])
+    assert "against the last 3 weeks (" in features.sentence("rate:Login", got["rate:Login"])
+    assert "regular users of the 3 weeks before " in features.sentence(
+        "baseline_users_retained", got["baseline_users_retained"]
+    )
+    assert features.sentence("top_user_days_away", got["top_user_days_away"]).startswith(
+        "the most active user of the 3 weeks before "
+    )
+    # the full baseline keeps its words
+    full = _features([_event(d, user="u1") for d in range(70)], 70)
+    assert "against the last 8 weeks (" in features.sentence("rate:Login", full["rate:Login"])
+
+
+def test_one_day_is_singular_in_reasons() -> None:
+    """'last 'Invoice Sent' 1 days ago', 'customer for 1 days': a CSM reads '1 day'."""
+    one = features.Explained(1.0, 1.0)
+    assert features.sentence("since:Invoice Sent", one) == "last 'Invoice Sent' 1 day ago"
+    assert features.sentence("since:Invoice Sent", features.Explained(3.0, 3.0)) == "last 'Invoice Sent' 3 days ago"
+    assert features.sentence("since:Invoice Sent", features.Explained(70.0, 70.0, 1.0)) == (
+        "no 'Invoice Sent' in the last 1 day"
+    )
+    assert features.sentence("days_since_last_event", one) == "no events for 1 day"
+    assert features.sentence("days_since_last_user_event", one) == "no user activity for 1 day"
+    assert features.sentence("tenure_days", one) == "first event 1 day ago"
+    assert features.sentence("customer_days", one) == "customer for 1 day"
+    assert features.sentence("days_to_renewal", one) == "the contract renews in 1 day"
+    assert features.sentence("renewal_within_30d", features.Explained(1.0, 1.0)) == (
+        "the contract renews within 30 days (1 day from now)"
+    )
+    assert features.sentence("seats", one) == "1 seat bought"
+    assert features.sentence("top_user_days_away", features.Explained(1.0, 1.0, 5.0)).endswith(
+        "has not been seen for 1 day"
+    )

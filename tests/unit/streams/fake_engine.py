@@ -51,6 +51,7 @@ class FakeEngine:
 
     suppressed_by_cooldown = 0
     """Findings a cooldown dropped (the fake has no cooldown; a test may set it)."""
+    states_restarted: dict[str, int] = {}  # noqa: RUF012 (read only: the fake's rules never restart a state)
 
     def new_state(self) -> FakeState:
         return FakeState()

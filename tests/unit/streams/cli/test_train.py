@@ -127,6 +127,31 @@ def test_bad_as_of_spacing_is_one_line(history: dict[str, Path], tmp_path: Path)
     assert result.output.strip().splitlines() == ["Error: --as-of-every 36h: give whole days, e.g. 7d"]
 
 
+def test_as_of_spacing_longer_than_the_history_says_so(history: dict[str, Path], tmp_path: Path) -> None:
+    """--as-of-every 100d over 90 days of history leaves no as-of time in it: the refusal blamed --warmup 14d and
+    the account ids, neither of which was the cause."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--as-of-every",
+            "100d",
+        ],
+    )
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: no samples: --as-of-every 100d leaves no as-of time in the history (90 days, from "
+        "2026-01-05 to 2026-04-04): give a shorter spacing, or a longer history"
+    )
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_negative_horizon_is_recorded_and_checked(history: dict[str, Path], tmp_path: Path) -> None:
     """--negative-horizon lands in the model's training info; one shorter than --horizon is a one-line error."""
     base = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--horizon", "30d"]

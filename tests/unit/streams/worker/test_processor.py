@@ -627,3 +627,66 @@ def test_an_event_later_than_the_lateness_behind_an_earlier_one_of_its_batch_is_
         ("other", format_ts(T0 + 100)),
     ]
     assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) == late_before + 1
+
+
+def test_a_risk_model_replaced_by_one_with_another_vocabulary_says_the_states_restart(tmp_path: Any) -> None:
+    """A worker restarted after the model file was replaced by a retrained one whose vocabulary differs starts every
+    account's risk features afresh (their layout differs): no alert before warmup, baselines short for weeks. It
+    happened without a word; now it is counted per account and logged once per rule at WARNING."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+    from rules.risk.features import FeatureSpec, Term
+    from streams.runtime.settings import Settings
+    from streams.worker.clock import PartitionClocks
+    from streams.worker.state_cache import StateCache
+    from streams.worker.wakeups import WakeupIndex
+    from tests.unit.rules.risk_support import model_doc, write_model
+
+    (tmp_path / "models").mkdir()
+    model = write_model(tmp_path / "models" / "churn.json")
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n- {id: churn-risk, kind: risk, title: t, severity: high, priority: 1, model: models/churn.json,"
+        " threshold: 0.9}\n"
+    )
+
+    def processor(table: dict[bytes, bytes]) -> RulesProcessor:
+        engine = RuleEngine(load_rules(tmp_path / "r.yaml"))
+        return RulesProcessor(
+            engine,
+            Settings(event_time_only=True, allowed_lateness_seconds=5.0, topic_partitions=1),
+            StateCache(table, engine.new_state, engine.loads, engine.dumps),
+            PartitionClocks(5.0, True, wall_clock=lambda: T0),
+            WakeupIndex(),
+            {}.get,
+            ["churn-risk"],
+            wall_clock=lambda: T0,
+        )
+
+    def restarted() -> float:
+        return REGISTRY.get_sample_value("preempt_rule_states_restarted_total", {"rule": "churn-risk"}) or 0.0
+
+    first = processor({})
+    out = first.process_batch([_record(i, "Login", T0 + i, account=f"a{i % 2}") for i in range(4)])
+    table = {account.encode(): raw for writes in out.state_writes.values() for account, raw in writes.items()}
+    assert sorted(table) == [b"a0", b"a1"]
+    before = restarted()
+
+    same = processor(dict(table))  # the same model: the states are read back as they were
+    with capture_logs() as logs:
+        same.process_batch([_record(10, "Login", T0 + 10, account="a0")])
+    assert restarted() == before
+    assert not [e for e in logs if e["event"].startswith("rule state restarted")]
+
+    doc = model_doc()
+    doc["feature_spec"] = FeatureSpec((Term("Invoice Sent"),), ()).to_json()  # retrained on another product's terms
+    doc["features"] = FeatureSpec((Term("Invoice Sent"),), ()).names
+    size = len(doc["features"])
+    doc |= {"mean": [0.0] * size, "scale": [1.0] * size, "coef": [0.0] * size}
+    model.write_bytes(json.dumps(doc).encode())
+    retrained = processor(dict(table))
+    with capture_logs() as logs:
+        retrained.process_batch([_record(20, "Login", T0 + 20, account="a0")])
+        retrained.process_batch([_record(21, "Login", T0 + 21, account="a1")])
+    assert restarted() == before + 2
+    warned = [e for e in logs if e["event"].startswith("rule state restarted")]
+    assert [(e["log_level"], e["rule"], e["accounts_so_far"]) for e in warned] == [("warning", "churn-risk", 1)]
