@@ -9,6 +9,7 @@ from collections.abc import Callable
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
+from streams.runtime.testing import free_port
 from tests.integration.conftest import REPO, ManagedProcess, consume_records
 
 
@@ -23,7 +24,10 @@ def test_events_flow_through_a_faust_agent(
     admin.close()
 
     worker = process_factory(
-        [sys.executable, "-m", "faust", "-A", "tests.integration.echo_app", "worker", "-l", "info"],
+        # Faust's worker command opens its web port even with web_enabled=False: a free one, not 6066,
+        # which any other Faust worker on the machine may hold
+        [sys.executable, "-m", "faust", "-A", "tests.integration.echo_app", "worker", "-l", "info"]
+        + ["--web-port", str(free_port())],
         name="echo",
         ECHO_APP_ID=f"echo-{run}",
         ECHO_BROKER=f"kafka://{kafka_bootstrap}",

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from streams.cli.main import main
 from streams.cli.settings_errors import expected
 from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
 
 
 @pytest.mark.parametrize("args", [["worker"], ["notifier"], ["events", "dead-letters"]])
@@ -96,7 +97,10 @@ def test_smtp_settings_that_worked_before_are_a_warning_not_a_refusal(env: dict[
     """Both TLS modes on (the shipped configmap turns STARTTLS on; implicit TLS wins), or a password without
     a username (the documented Secret used to give only the password; no login is made), ran before: the
     notifier starts with a WARNING saying what it does, and goes on (here to the broker probe, nothing on port 1)."""
-    result = CliRunner().invoke(main, ["notifier"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", **env})
+    port = str(free_port())  # the web port is checked before the broker: not 6067, which a notifier may hold
+    result = CliRunner().invoke(
+        main, ["notifier"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", "PREEMPT_NOTIFIER_WEB_PORT": port, **env}
+    )
     assert result.exit_code == 1
     assert "invalid settings" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error: cannot reach Kafka"), result.output
