@@ -23,11 +23,11 @@ def test_events_flow_through_a_faust_agent(
     admin.create_topics([NewTopic(t, 2, 1) for t in (topic_in, topic_out)])
     admin.close()
 
+    web_port = ["--web-port", str(free_port())]
     worker = process_factory(
         # Faust's worker command opens its web port even with web_enabled=False: a free one, not 6066,
         # which any other Faust worker on the machine may hold
-        [sys.executable, "-m", "faust", "-A", "tests.integration.echo_app", "worker", "-l", "info"]
-        + ["--web-port", str(free_port())],
+        [sys.executable, "-m", "faust", "-A", "tests.integration.echo_app", "worker", "-l", "info", *web_port],
         name="echo",
         ECHO_APP_ID=f"echo-{run}",
         ECHO_BROKER=f"kafka://{kafka_bootstrap}",
