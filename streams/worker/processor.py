@@ -298,6 +298,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         ``writes=False`` leaves the state writes (and the dead letters of accounts quarantined) to
         :meth:`take_writes`, which the caller must call before anything else uses this processor.
         """
+        records = self._skip_evaluated(records)
         self._note_offsets(self.check_offsets(records) if offsets is None else offsets)
         out = BatchOutput()
         now = self._wall_clock()
@@ -594,6 +595,25 @@ class RulesProcessor(Generic[StateT, FindingT]):
         return n
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _skip_evaluated(self, records: Sequence[RecordLike]) -> Sequence[RecordLike]:
+        """``records`` without those this processor evaluated since the last rebalance (offset below
+        the partition's next offset to evaluate). Faust seeks a partition back to its committed
+        offset at the end of a rebalance's recovery, and a poll handled while that seek was awaited
+        comes again: its effect is in the account states already. Evaluated again, its events older
+        than the dedup horizon behind the clock were counted and logged as late (their ids were
+        forgotten), and its bad records dead-lettered twice. Counted as duplicates."""
+        known = self._next_offset
+        if not known or not records:
+            return records
+        kept = [r for r in records if (nxt := known.get(r.partition)) is None or r.offset >= nxt]
+        skipped = len(records) - len(kept)
+        if not skipped:
+            return records
+        EVENTS.labels(outcome=EventOutcome.DUPLICATE.value).inc(skipped)
+        DUPLICATE_EVENTS.inc(skipped)
+        log.info("records read again after a seek back were evaluated already; skipped", records=skipped)
+        return kept
 
     def _note_offsets(self, offsets: OffsetCheck) -> None:
         # Offsets of a non-transactional topic are contiguous, so a jump means records were

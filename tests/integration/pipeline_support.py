@@ -94,18 +94,25 @@ def stream_final_clock(events: Path, lateness: float = STREAM_LATENESS) -> str:
     return stamp[:-3] + "Z"
 
 
-def backtest_alert_ids(events: Path, accounts: Path, out: Path) -> set[str]:
-    """The alert ids ``preempt backtest`` (default pack) writes for ``events``, up to the stream's final clock."""
+def backtest_alert_ids(
+    events: Path,
+    accounts: Path | None,
+    out: Path,
+    rules: Path | str = "rules/packs/default",
+    partitions: int | None = None,
+) -> set[str]:
+    """The alert ids ``preempt backtest`` (default pack unless ``rules``; one clock per partition of
+    ``partitions``, as the worker keeps) writes for ``events``, up to the stream's final clock."""
     subprocess.run(
         [
             PREEMPT,
             "backtest",
             "--rules",
-            "rules/packs/default",
+            str(rules),
             "--events",
             str(events),
-            "--accounts",
-            str(accounts),
+            *([] if accounts is None else ["--accounts", str(accounts)]),
+            *([] if partitions is None else ["--partitions", str(partitions)]),
             "--until",
             stream_final_clock(events),
             "--output",

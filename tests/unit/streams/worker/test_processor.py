@@ -690,3 +690,34 @@ def test_a_risk_model_replaced_by_one_with_another_vocabulary_says_the_states_re
     assert restarted() == before + 2
     warned = [e for e in logs if e["event"].startswith("rule state restarted")]
     assert [(e["log_level"], e["rule"], e["accounts_so_far"]) for e in warned] == [("warning", "churn-risk", 1)]
+
+
+def test_records_read_again_after_a_seek_back_are_duplicates_not_late_events_or_new_dead_letters(
+    tmp_path: Any,
+) -> None:
+    """Faust seeks a partition back to its committed offset after a rebalance, also when this worker
+    already evaluated a poll of it (one handled while the seek was awaited): the records come again.
+    Their effect is in the account states already, so they are skipped and counted as duplicates --
+    not judged late (an event-time replay's ids older than the dedup horizon behind the clock are
+    forgotten: 296 such records were counted and logged as late events in a two-worker replay) and
+    not dead-lettered a second time."""
+    day = 86400.0
+    t0 = T0 - 3 * day  # the processor's wall clock is T0 + 1000 s
+    records = [
+        _record(0, "Error", t0),
+        Record(0, 1, b"acme", b"{nope", topic="preempt.events"),
+        _record(2, "Error", t0 + 2 * day),
+        _record(3, "Ping", t0 + 2 * day + 100, account="other"),
+    ]
+    processor = _real_processor(tmp_path, "rules:\n" + EVERY_ERROR)
+    late = REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) or 0.0
+    dups = REGISTRY.get_sample_value("preempt_events_total", {"outcome": "duplicate"}) or 0.0
+    first = processor.process_batch(records)
+    assert (first.accepted, len(first.dead_letters), len(first.alerts)) == (3, 1, 2)
+    again = processor.process_batch(records)
+    assert (again.accepted, again.dead_letters, again.alerts) == (0, [], [])
+    assert REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) == late
+    assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": "duplicate"}) == dups + 4
+    # A record after them is evaluated as usual.
+    later = processor.process_batch([*records[2:], _record(4, "Error", t0 + 2 * day + 100)])
+    assert later.accepted == 1
