@@ -59,6 +59,18 @@ def _log_lines(proc: ManagedProcess) -> list[dict[str, Any]]:
     return lines
 
 
+def _assert_stops_at_the_deadline(proc: ManagedProcess) -> None:
+    """SIGTERM ``proc``, stuck behind its dead letter: it exits at the deadline, status 1, one ERROR line."""
+    status, took = _exit_within(proc, timeout_s=STOP_TIMEOUT_S + 40)
+    assert status is not None, f"still running {took:.0f} s after SIGTERM:\n{proc.log_text()[-3000:]}"
+    gave_up = [line for line in _log_lines(proc) if line.get("event") == GAVE_UP]
+    assert status == 1, proc.log_text()[-3000:]
+    assert len(gave_up) == 1, proc.log_text()[-3000:]
+    assert gave_up[0]["level"] == "error"
+    assert gave_up[0]["seconds"] == STOP_TIMEOUT_S
+    assert took < STOP_TIMEOUT_S + 30, took
+
+
 def test_a_worker_stuck_behind_a_deleted_dead_letter_topic_stops_at_its_deadline(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -78,14 +90,7 @@ def test_a_worker_stuck_behind_a_deleted_dead_letter_topic_stops_at_its_deadline
     wait_for_metric(settings.worker_web_port, "preempt_events_total", 4, timeout_s=60)
     time.sleep(2)  # the dead letters are with the producer, waiting for a topic that is gone
 
-    status, took = _exit_within(worker, timeout_s=STOP_TIMEOUT_S + 40)
-    assert status is not None, f"still running {took:.0f} s after SIGTERM:\n{worker.log_text()[-3000:]}"
-    gave_up = [line for line in _log_lines(worker) if line.get("event") == GAVE_UP]
-    assert status == 1, worker.log_text()[-3000:]
-    assert len(gave_up) == 1, worker.log_text()[-3000:]
-    assert gave_up[0]["level"] == "error"
-    assert gave_up[0]["seconds"] == STOP_TIMEOUT_S
-    assert took < STOP_TIMEOUT_S + 30, took
+    _assert_stops_at_the_deadline(worker)
 
 
 def test_a_notifier_stuck_behind_a_deleted_dead_letter_topic_stops_at_its_deadline(
@@ -106,9 +111,4 @@ def test_a_notifier_stuck_behind_a_deleted_dead_letter_topic_stops_at_its_deadli
     notifier.wait_for_log("undecodable alert dead-lettered", timeout_s=60)
     time.sleep(2)  # the dead letter is with the producer, waiting for a topic that is gone
 
-    status, took = _exit_within(notifier, timeout_s=STOP_TIMEOUT_S + 40)
-    assert status is not None, f"still running {took:.0f} s after SIGTERM:\n{notifier.log_text()[-3000:]}"
-    gave_up = [line for line in _log_lines(notifier) if line.get("event") == GAVE_UP]
-    assert status == 1, notifier.log_text()[-3000:]
-    assert len(gave_up) == 1, notifier.log_text()[-3000:]
-    assert took < STOP_TIMEOUT_S + 30, took
+    _assert_stops_at_the_deadline(notifier)
