@@ -15,6 +15,8 @@ app = faust.App(
     topic_partitions=2,
     web_enabled=False,
     consumer_auto_offset_reset="earliest",
+    # the test's temporary folder, not the working one (Faust writes <id>-data/ there)
+    datadir=os.environ["ECHO_DATADIR"],
 )
 source = app.topic(os.environ["ECHO_IN"], key_serializer="raw", value_serializer="raw", partitions=2)
 sink = app.topic(os.environ["ECHO_OUT"], key_serializer="raw", value_serializer="raw", partitions=2)

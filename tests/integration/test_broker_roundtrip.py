@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
@@ -14,7 +15,7 @@ from tests.integration.conftest import REPO, ManagedProcess, consume_records
 
 
 def test_events_flow_through_a_faust_agent(
-    kafka_bootstrap: str, producer: KafkaProducer, process_factory: Callable[..., ManagedProcess]
+    kafka_bootstrap: str, producer: KafkaProducer, process_factory: Callable[..., ManagedProcess], tmp_path: Path
 ) -> None:
     """50 records produced by kafka-python are transformed by a Faust agent and read back in order per key."""
     run = uuid.uuid4().hex[:8]
@@ -33,6 +34,7 @@ def test_events_flow_through_a_faust_agent(
         ECHO_BROKER=f"kafka://{kafka_bootstrap}",
         ECHO_IN=topic_in,
         ECHO_OUT=topic_out,
+        ECHO_DATADIR=str(tmp_path / "echo-data"),
         PYTHONPATH=str(REPO),
     )
     worker.wait_for_log("Worker ready", timeout_s=90)
