@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.formatting import (
+    account_name,
     evidence_text,
     link_name,
     markdown_mrkdwn,
     playbook,
+    short_title,
     slack_code,
     slack_escape,
     slack_literal,
@@ -273,9 +275,14 @@ def _note_block(note: Note | str) -> dict[str, Any]:
     return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
+def _header_title(alert: Alert, title: str | None) -> str:
+    return short_title(title if title is not None else alert.title, account_name(alert), MAX_HEADER)
+
+
 def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain(safe(title if title is not None else alert.title, MAX_HEADER))},
+        # A long account name gives way before what happened (the title usually starts with the name).
+        {"type": "header", "text": _plain(safe(_header_title(alert, title), MAX_HEADER))},
         {"type": "context", "elements": [_mrkdwn(clip(_headline(alert), MAX_SECTION_TEXT))]},
         {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(alert)]},
         {"type": "section", "text": _mrkdwn(_evidence(alert))},

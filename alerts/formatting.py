@@ -222,6 +222,42 @@ def playbook(alert: Any) -> str:
     return written or PLAYBOOK_FALLBACK.format(rule_id=data.get("rule_id") or "unknown")
 
 
+# The least of an account's name a shortened title keeps, so that it still says whose alert it is.
+_NAME_KEPT = 24
+
+
+def clip_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters with ``…``: after a whole word when one ends within the
+    last third of the limit. Plain text only (Slack text is clipped by alerts.blocks.clip, which knows links)."""
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if not text[len(cut)].isspace() and space > (limit * 2) // 3:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def short_title(title: str, name: str, limit: int) -> str:
+    """``title`` in at most ``limit`` characters, giving up the account's name before what happened.
+
+    Titles start with the account's name (``{{ account.name }}: …``), and names may be 256 characters
+    long: cut at the end, a Slack header or an email subject showed only the name and lost what the
+    alert is about. When the title starts with ``name: ``, the name is shortened (to no less than
+    ``_NAME_KEPT`` characters) and the rest kept; any other title is cut at the end.
+    """
+    if len(title) <= limit:
+        return title
+    prefix = f"{name}: " if name else ""
+    if not prefix or not title.startswith(prefix):
+        return clip_words(title, limit)
+    rest = title[len(prefix) :]
+    budget = max(_NAME_KEPT, limit - len(rest) - 2)
+    return clip_words(f"{clip_words(name, budget)}: {rest}", limit)
+
+
 def link_name(key: Any) -> str:
     """An account link's key as words a CSM reads: ``crm`` → ``CRM``, ``billing_portal`` → ``billing portal``.
 

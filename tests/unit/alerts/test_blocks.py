@@ -436,3 +436,16 @@ def test_a_backtick_in_an_id_does_not_end_its_code() -> None:
     message = build_message((build_alert(user_id="u`1 *x*"),))
     shown = _shown(message)
     assert "user <code>u\u02cb1 *x*</code>" in shown
+
+
+def test_a_long_account_name_gives_way_to_the_title_in_the_header() -> None:
+    """The header of an alert for an account with a 256-character name keeps what happened and shortens
+    the name; it was cut at 150 characters, inside the name ("…Very Long…"), the alert's subject lost."""
+    name = ("Very Long Account Name " * 12)[:256]
+    cases = ((f"{name}: bank link not verified", None), (None, f"{name}: bank link not verified [gold]"))
+    for title, override in cases:
+        alert = build_alert(title=title or f"{name}: x", account={"name": name})
+        header = build_message((alert,), title=override)["blocks"][0]["text"]["text"]
+        assert len(header) <= 150
+        assert header.startswith("Very Long Account Name Very Long")
+        assert header.endswith("…: bank link not verified" + (" [gold]" if override else ""))
