@@ -367,13 +367,18 @@ def evidence_sentence(
         share = percent(value)
         limit = f"at or above the {percent(threshold)} limit" if percent(threshold) else "at or above the rule's limit"
         if num is not None and den is not None and number(num) and number(den):
+            over = (_as_float(num) or 0.0) > (_as_float(den) or 0.0)
+            if over:  # the two are counted independently: "3 of 1 events matched (300%)" said nothing
+                counted = f"{number(den)} counted event{'' if number(den) == '1' else 's'}"
+                return f"{_count_of(num, 'count')} against {counted} ({share}){within}, {limit}".replace(" ()", "")
             return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}".replace(" ()", "")
         return f"{share or 'a share'} of events matched{within}, {limit}"
     if kind == "spike":
         before = "none" if not baseline else (number(baseline) or "none")
         factor = evidence.get("factor")
-        times = f", {number(factor)}× as many" if factor and number(factor) else ""
-        at = f" (alert at {limit})" if limit else ""
+        # A factor from a negative previous window (alerts written before spike.py refused one) says nothing.
+        times = f", {number(factor)}× as many" if (_as_float(factor) or 0.0) > 0 else ""
+        at = f" (alert at {limit})" if limit and (_as_float(threshold) or 0.0) > 0 else ""  # min is > 0
         return f"{_count_of(value, measure)}{within} against {before} in the window before{times}{at}"
     if kind == "drop":
         fall = evidence.get("drop_pct")

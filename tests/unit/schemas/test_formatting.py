@@ -132,10 +132,20 @@ def test_score_points_weakest_first_no_dict_repr():
             {"value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
             "12 of 40 events matched (30%), at or above the 25% limit",
         ),
+        (  # numerator and denominator are counted independently: refunds per order can pass 100%
+            "ratio",
+            {"value": 3.0, "threshold": 0.5, "numerator": 3, "denominator": 1},
+            "3 matching events against 1 counted event (300%), at or above the 50% limit",
+        ),
         (
             "spike",
             {"measure": "count", "value": 60.0, "threshold": 30.0, "baseline": 10.0, "factor": 6.0},
             "60 matching events against 10 in the window before, 6× as many (alert at 30)",
+        ),
+        (  # a sum whose previous window was negative: no "-2× as many" (alerts written before spike.py's fix)
+            "spike",
+            {"measure": "sum:properties.amount", "value": 10.0, "threshold": -10.0, "baseline": -5.0, "factor": -2.0},
+            "total amount 10 against -5 in the window before",
         ),
         (
             "drop",
