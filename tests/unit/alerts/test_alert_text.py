@@ -212,3 +212,45 @@ def test_an_absence_alert_says_which_events_did_not_come_on_every_channel(tmp_pa
         if channel != "email subject":
             assert missing in unescape(text), channel
     assert alert.alert_id == alert_id_for("payment-not-recovered", "acme", None, "2026-10-01T00:00:00.000Z")
+
+
+def _email_parts(account: dict[str, object]) -> tuple[str, str]:
+    alert = Alert.model_validate(
+        {
+            "alert_id": "x",
+            "rule_id": "r",
+            "kind": "threshold",
+            "title": "Initech: errors",
+            "severity": "high",
+            "priority": 1,
+            "account_id": "initech",
+            "fired_at": "2026-11-23T06:10:00Z",
+            "account": account,
+        }
+    )
+    message = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings()).build((alert,), ["a@example.com"], "g")
+    text, html = (str(part.get_content()) for part in message.iter_parts())
+    return text, html
+
+
+def test_an_owner_known_only_by_email_is_named_once():
+    """An owner with an email and no name reads "Owner: ann@example.com (account owner)" in both email parts;
+    it read "ann@example.com (account owner) <ann@example.com>". A named owner keeps the address."""
+    text, html = _email_parts({"name": "Initech", "owner": {"email": "ann@example.com"}})
+    assert "Owner: ann@example.com (account owner)\n" in text
+    assert "<td>ann@example.com (account owner)</td>" in html
+    text, html = _email_parts({"name": "Initech", "owner": {"name": "Ann Lee", "email": "ann@example.com"}})
+    assert "Owner: Ann Lee (account owner) <ann@example.com>\n" in text
+    assert "<td>Ann Lee (account owner) &lt;ann@example.com&gt;</td>" in html
+
+
+def test_an_account_link_that_is_not_http_is_left_out_of_the_email_as_out_of_slack():
+    """A ``javascript:`` link (account data) gets no "Open admin" link to ``#`` in the HTML part and no
+    "Admin: javascript:…" line in the text part — Slack gives it no button either; http(s) links stay."""
+    links = {"admin": "javascript:alert(1)", "crm": "https://crm.example.com/a"}
+    text, html = _email_parts({"name": "Initech", "links": links})
+    assert "javascript" not in text + html
+    assert "Open admin" not in html
+    assert 'href="#"' not in html
+    assert "CRM: https://crm.example.com/a" in text
+    assert '<a href="https://crm.example.com/a">Open CRM</a>' in html
