@@ -28,6 +28,7 @@ from alerts.formatting import (
     slack_code,
     slack_escape,
     slack_literal,
+    without_bidi_controls,
 )
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
@@ -389,4 +390,15 @@ def build_message(
     )
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; a guard so a future change cannot break Slack
         blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(message shortened)")]}]
-    return {"text": _fallback(alerts, text), "blocks": blocks}
+    return _in_reading_order({"text": _fallback(alerts, text), "blocks": blocks})
+
+
+def _in_reading_order(node: Any) -> Any:
+    # Every text of the message without bidi overrides: account or event text cannot turn a line around.
+    if isinstance(node, str):
+        return without_bidi_controls(node)
+    if isinstance(node, dict):
+        return {key: _in_reading_order(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_in_reading_order(value) for value in node]
+    return node

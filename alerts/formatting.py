@@ -25,6 +25,18 @@ _MD = MarkdownIt("commonmark", {"html": False})
 _SAFE_SCHEMES = ("https://", "http://", "mailto:")
 
 
+# Unicode's bidirectional embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI). An
+# account or user text holding an unclosed RLO (U+202E) turned the rest of its line around in Slack and
+# email clients: "(Acme\u202e): 3 matching events" showed as "(Acme stneve gnihctam 3 :)". No text of
+# ours uses them, and right-to-left names (Hebrew, Arabic) show right to left without them.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def without_bidi_controls(text: str) -> str:
+    """``text`` without bidirectional embedding, override and isolate characters (marks such as U+200F stay)."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def slack_escape(text: object) -> str:
     """Slack's three control characters as entities: ``&`` ``<`` ``>``."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

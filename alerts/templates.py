@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateError
 
-from alerts.formatting import FILTERS
+from alerts.formatting import FILTERS, without_bidi_controls
 from schemas.alert import SEVERITY_ORDER, Alert
 from schemas.template_sandbox import BoundedSandbox, TemplateLimitError
 from streams.runtime.logs import get_logger
@@ -194,7 +194,8 @@ def render(
         if source is None:
             continue
         try:
-            return _compile(source, html).render(context)
+            # Every message a template makes (email, console, Slack overrides) is shown in reading order.
+            return without_bidi_controls(_compile(source, html).render(context))
         except Exception as exc:  # any template failure falls back, by contract (re-raised: checked above)
             if divisible and what == "default" and isinstance(exc, TemplateLimitError):
                 raise

@@ -254,3 +254,21 @@ def test_an_account_link_that_is_not_http_is_left_out_of_the_email_as_out_of_sla
     assert 'href="#"' not in html
     assert "CRM: https://crm.example.com/a" in text
     assert '<a href="https://crm.example.com/a">Open CRM</a>' in html
+
+
+def test_bidi_overrides_in_account_and_event_text_cannot_turn_a_line_around(make_alert):
+    """An unclosed right-to-left override (U+202E) or isolate in an account name, title, playbook or event
+    property reaches no channel: it displayed the rest of the line reversed ("(Acme‮): 3 matching events"
+    read "(Acme stneve gnihctam 3 :)"). Right-to-left letters and emoji are kept."""
+    name = "Acme\u202e \u2067שלום 🚀"
+    alert = make_alert(
+        title=f"{name}: sync failed\u202d",
+        account={"name": name, "owner": {"name": "Eve\u202e", "email": "eve@example.com"}},
+        kind="any",
+        evidence={"value": "CSAT Answered", "properties": {"comment": "bad\u202e service"}},
+        playbook="Call \u202b**them**",
+    )
+    for channel, text in _messages(alert).items():
+        assert not set(text) & {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}, channel
+        assert "Acme שלום 🚀" in text, channel
+    assert "bad service" in _messages(alert)["email text"]
