@@ -210,7 +210,17 @@ def datetime_text(value: Any, timezone: Any = None) -> str:
     if moment is None:
         return text(value)
     local = moment.astimezone(zone(timezone))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname() or 'UTC'}"
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {_zone_name(local)}"
+
+
+def _zone_name(local: datetime) -> str:
+    # Zones without an abbreviation (Asia/Kathmandu, Australia/Lord_Howe, America/Sao_Paulo) name
+    # themselves by offset, "+0545" or "-03": said as "UTC+05:45", "UTC-03", which a reader recognises.
+    name = local.tzname() or "UTC"
+    if name[:1] not in "+-" or not name[1:].isdigit():
+        return name
+    sign, digits = name[0], name[1:]
+    return f"UTC{sign}{digits[:2]}:{digits[2:4]}" if len(digits) >= 4 else f"UTC{sign}{digits}"
 
 
 def date_text(value: Any, timezone: Any = None) -> str:

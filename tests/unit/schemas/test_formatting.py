@@ -92,6 +92,18 @@ def test_times_in_the_owner_timezone():
     assert date_text("2026-01-10T00:00:00Z", "America/Los_Angeles") == "Fri 9 Jan 2026"
 
 
+def test_zones_without_an_abbreviation_and_dst_changes_read_as_offsets_from_utc():
+    """A zone that has no abbreviation shows its offset as "UTC+05:45" (it showed "+0545", "+11", "-03");
+    the day after a daylight-saving change shows the new offset (Lord Howe moves by half an hour)."""
+    assert datetime_text("2026-03-08T06:30:00Z", "Asia/Kathmandu") == "Sun 8 Mar 2026, 12:15 UTC+05:45"
+    assert datetime_text("2026-03-08T06:30:00Z", "America/Sao_Paulo") == "Sun 8 Mar 2026, 03:30 UTC-03"
+    assert datetime_text("2026-04-04T12:00:00Z", "Australia/Lord_Howe") == "Sat 4 Apr 2026, 23:00 UTC+11"
+    assert datetime_text("2026-04-05T12:00:00Z", "Australia/Lord_Howe") == "Sun 5 Apr 2026, 22:30 UTC+10:30"
+    # around the US change (2026-03-08 02:00 EST → 03:00 EDT) the abbreviation follows the instant
+    assert datetime_text("2026-03-08T06:59:00Z", "America/New_York") == "Sun 8 Mar 2026, 01:59 EST"
+    assert datetime_text("2026-03-08T07:00:00Z", "America/New_York") == "Sun 8 Mar 2026, 03:00 EDT"
+
+
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
     before = metrics.INVALID_TIMEZONES._value.get()
