@@ -418,7 +418,7 @@ def evidence_sentence(
         sentence = f"engagement score {score}/100" if score else "engagement score"
         if evidence.get("reason") == "drop" and baseline is not None and score and number(baseline):
             fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
-            sentence += f", down {number(fall)} points from {number(baseline)}"
+            sentence += f", down {number(fall)} point{'' if number(fall) == '1' else 's'} from {number(baseline)}"
         elif limit:
             sentence += f", below the floor of {limit}"
         elif not score:

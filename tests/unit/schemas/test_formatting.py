@@ -104,6 +104,14 @@ def test_zones_without_an_abbreviation_and_dst_changes_read_as_offsets_from_utc(
     assert datetime_text("2026-03-08T07:00:00Z", "America/New_York") == "Sun 8 Mar 2026, 03:00 EDT"
 
 
+def test_a_score_down_one_point_is_singular():
+    """A score that fell by exactly one point reads "down 1 point" (it read "down 1 points")."""
+    evidence = {"value": 39.0, "baseline": 40.0, "reason": "drop", "components": {"logins": 39.0}}
+    assert evidence_sentence("score", evidence).startswith("engagement score 39/100, down 1 point from 40")
+    evidence = {**evidence, "value": 30.0}
+    assert evidence_sentence("score", evidence).startswith("engagement score 30/100, down 10 points from 40")
+
+
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
     before = metrics.INVALID_TIMEZONES._value.get()
