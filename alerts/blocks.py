@@ -313,7 +313,8 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
     for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
         account = "" if one_account else f" — {literal(alert.account.name or alert.account_id, 300)}"
         text = (
-            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{literal(_line_title(alert, one_account), 1000)}*{account}\n"
+            # The line names its account (after the title, or in the header): the title's "Acme: " is dropped.
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{literal(_line_title(alert, True), 1000)}*{account}\n"
             f"{alert.severity.upper()} · rule {code(alert.rule_id, 200)}{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
             f"{slack_literal(evidence_text(alert))}"

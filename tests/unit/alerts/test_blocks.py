@@ -333,6 +333,19 @@ def test_a_one_account_digest_names_the_account_once_per_line() -> None:
     assert message["text"].count("Acme") == 1, message["text"]
 
 
+def test_a_digest_of_several_accounts_names_each_account_once_per_line() -> None:
+    """A line of a digest across accounts reads "*API errors are spiking* — Acme"; it repeated the name,
+    "*Acme: API errors are spiking* — Acme" (a 256-character name twice in one line)."""
+    alerts = (
+        build_alert(title="Acme: API errors are spiking"),
+        build_alert(title="Globex: champion went quiet", account_id="globex", account={"name": "Globex"}),
+    )
+    lines = [b["text"]["text"] for b in build_message(alerts)["blocks"] if b["type"] == "section" and "text" in b]
+    assert any(line.startswith(":large_orange_circle: *API errors are spiking* — Acme\n") for line in lines), lines
+    assert any("*champion went quiet* — Globex\n" in line for line in lines), lines
+    assert not any("Acme: " in line or "Globex: " in line for line in lines)
+
+
 def test_a_digest_with_one_alert_over_the_limit_says_one_more_alert() -> None:
     """The digest's overflow line is singular for one: "…and 1 more alert not shown"."""
     alerts = tuple(build_alert() for _ in range(MAX_DIGEST_ALERTS + 1))
