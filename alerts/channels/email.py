@@ -24,7 +24,7 @@ import aiosmtplib
 
 from alerts.blocks import Note
 from alerts.channels.base import DeliveryReceipt, Notification
-from alerts.formatting import account_name, short_title
+from alerts.formatting import account_name, short_title, without_bidi_controls
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
@@ -58,6 +58,7 @@ def _subject(rendered: str, name: str) -> str:
     """The subject on one line, at most ``MAX_SUBJECT`` characters: a long account name is shortened
     before the title (``[HIGH] Very Long Account… : sync failed``), and a cut is marked with ``…``."""
     line = " ".join(rendered.split())
+    name = re.sub(r"\s+", " ", without_bidi_controls(name))  # as the rendered subject shows it
     tag = _SEVERITY_TAG.match(line)
     head = tag.group() if tag else ""
     return head + short_title(line[len(head) :], name, MAX_SUBJECT - len(head))

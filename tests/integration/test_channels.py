@@ -378,6 +378,34 @@ async def test_names_with_slack_formatting_characters_show_as_typed_on_every_cha
     assert "<!date" not in out.getvalue()
 
 
+async def test_a_long_right_to_left_overriding_name_reaches_slack_and_email_readable(
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """An account named with 250 characters and an unclosed right-to-left override: what Slack and the SMTP
+    server receive has no bidi control, and the header and subject still say what happened."""
+    name = "Very Long Account Name \u202e" + "x" * 226
+    alert = build_alert(title=f"{name}: bank link not verified", account={"name": name})
+    bidi = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+    notifier = bot_notifier()
+    try:
+        await notifier.send(_notification(alert))
+    finally:
+        await notifier.aclose()
+    [posted] = slack_server.wait_for(1, target="U0JANE01")
+    assert not bidi & set(json.dumps(posted.body, ensure_ascii=False))
+    assert posted.body["blocks"][0]["text"]["text"].endswith("…: bank link not verified")
+
+    await email_notifier().send(_notification(alert))
+    [mail] = smtp_server.wait_for(1)
+    subject = str(mail.message["Subject"])
+    assert subject.startswith("[HIGH] Very Long Account Name x")
+    assert subject.endswith("…: bank link not verified")
+    assert not bidi & set(subject + "".join(str(p.get_content()) for p in mail.message.iter_parts()))
+
+
 # --- email ------------------------------------------------------------------------------------------
 
 
