@@ -406,6 +406,8 @@ def evidence_sentence(
     if kind == "sequence":
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""
+        if seconds_of(elapsed) == 0:  # a day-granular import stamps both steps alike: not "within 0 seconds"
+            took = " at the same time"
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
         steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"

@@ -112,6 +112,14 @@ def test_a_score_down_one_point_is_singular():
     assert evidence_sentence("score", evidence).startswith("engagement score 30/100, down 10 points from 40")
 
 
+def test_a_sequence_whose_steps_share_an_instant_says_so():
+    """Steps stamped at the same instant happened "at the same time" (it read "within 0 seconds")."""
+    evidence = {"value": 2, "threshold": 3600.0, "elapsed_seconds": 0.0}
+    assert evidence_sentence("sequence", evidence) == "both steps happened in order at the same time (limit 1 hour)"
+    evidence = {**evidence, "elapsed_seconds": 60.0}
+    assert evidence_sentence("sequence", evidence) == "both steps happened in order within 1 minute (limit 1 hour)"
+
+
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
     before = metrics.INVALID_TIMEZONES._value.get()
