@@ -60,6 +60,16 @@ def _word_char(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
+# Slack reads a ">" (sent as &gt;) or a fullwidth "＞" at the start of a line as a block quote, escaped or
+# not: text that starts a line with one is shown as a quote. A soft hyphen (U+00AD, invisible) before it
+# keeps it a character; it is put where the text starts too, which may be the start of a line of the message.
+_LINE_START_QUOTE = re.compile(r"(^|\n)([ \t]*)(&gt;|\uff1e)")
+
+
+def _no_quote(escaped: str) -> str:
+    return _LINE_START_QUOTE.sub("\\1\\2\u00ad\\3", escaped)
+
+
 def slack_literal(text: object, *, in_link: bool = False) -> str:
     """``text`` as Slack mrkdwn that shows it as typed: escaped (``&<>``), and every ``*``, ``_``, ``~`` or
     backtick that Slack could read as formatting sent so that it shows as itself. For account, user and
@@ -67,9 +77,9 @@ def slack_literal(text: object, *, in_link: bool = False) -> str:
     label, where those characters become look-alikes (∗ ˍ ∼ ˋ)."""
     raw = str(text)
     if not _SLACK_MARKERS.intersection(raw):
-        return slack_escape(raw)
+        return _no_quote(slack_escape(raw))
     if in_link:
-        return slack_escape(raw.translate(_SLACK_LOOKALIKES))
+        return _no_quote(slack_escape(raw.translate(_SLACK_LOOKALIKES)))
     out: list[str] = []
     last = 0
     for url in _URL.finditer(raw):  # Slack links a URL as it is: a token inside it would cut the link
@@ -77,7 +87,7 @@ def slack_literal(text: object, *, in_link: bool = False) -> str:
         out.append(slack_escape(url.group()))
         last = url.end()
     out.append(_literal_words(raw[last:]))
-    return "".join(out)
+    return _no_quote("".join(out))
 
 
 _URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>]+", re.IGNORECASE)

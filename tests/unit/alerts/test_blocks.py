@@ -47,6 +47,18 @@ def _texts(node: Any) -> Iterator[str]:
         yield node
 
 
+def _mrkdwn_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every mrkdwn text object of a payload."""
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn":
+            yield node
+        for value in node.values():
+            yield from _mrkdwn_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _mrkdwn_objects(value)
+
+
 def assert_within_slack_limits(message: dict[str, Any]) -> None:
     """Slack's documented Block Kit limits, checked block by block."""
     blocks = message["blocks"]
@@ -462,3 +474,24 @@ def test_a_long_account_name_gives_way_to_the_title_in_the_header() -> None:
         assert len(header) <= 150
         assert header.startswith("Very Long Account Name Very Long")
         assert header.endswith("…: bank link not verified" + (" [gold]" if override else ""))
+
+
+def test_text_that_starts_a_line_with_a_greater_than_sign_is_not_a_slack_quote() -> None:
+    """Slack shows a line starting with ">" (even sent as "&gt;") as a block quote: an account named "> VIP",
+    an end user's comment with "> quote" on a line of its own and a tier "＞ gold" are shown as typed, a soft
+    hyphen before the sign; they were quoted."""
+    alert = build_alert(
+        title="> VIP: CSAT 1",
+        kind="any",
+        account={"name": "> VIP", "tier": "\uff1e gold", "owner": {"name": "  > Ann"}},
+        evidence={"value": "CSAT Answered", "properties": {"comment": "bad\n> quote\n  >> nested"}},
+        playbook="Call them.",
+    )
+    blocks = build_message((alert,))["blocks"]
+    # mrkdwn only: the header is plain_text, which Slack never formats
+    texts = [str(m["text"]) for m in _mrkdwn_objects(blocks)]
+    quoted = [line for t in texts for line in t.split("\n") if line.lstrip(" \t").startswith(("&gt;", "\uff1e"))]
+    assert quoted == [], quoted
+    joined = "\n".join(texts)
+    assert "*Account*\n\u00ad&gt; VIP (`acme`)" in joined
+    assert "\n\u00ad&gt; quote\n  \u00ad&gt;&gt; nested" in joined
