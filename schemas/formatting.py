@@ -306,7 +306,9 @@ def _properties(props: Any, limit: int = 4) -> str:
     if not isinstance(props, Mapping):
         return ""
     # A property sent as null or "" has nothing to say: its bare name ("plan") would read as a gap.
-    said = [(k, text(v).strip()) for k, v in props.items()]
+    # On one line: an end user's comment with line breaks broke the "why:" line of the console and the
+    # email's text part, and in Slack started lines of its own.
+    said = [(k, " ".join(text(v).split())) for k, v in props.items()]
     shown = [f"{label(k)} {v}" for k, v in said if v][:limit]
     return ", ".join(shown)
 
@@ -413,7 +415,7 @@ def evidence_sentence(
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))
-        what = text(value) or "a matching event"
+        what = " ".join(text(value).split()) or "a matching event"
         return what + (f": {props}" if props else "")
     if kind == "score":
         score = number(value)

@@ -478,12 +478,12 @@ def test_a_long_account_name_gives_way_to_the_title_in_the_header() -> None:
 
 def test_text_that_starts_a_line_with_a_greater_than_sign_is_not_a_slack_quote() -> None:
     """Slack shows a line starting with ">" (even sent as "&gt;") as a block quote: an account named "> VIP",
-    an end user's comment with "> quote" on a line of its own and a tier "＞ gold" are shown as typed, a soft
+    an owner's name with "> the boss" on a line of its own and a tier "＞ gold" are shown as typed, a soft
     hyphen before the sign; they were quoted."""
     alert = build_alert(
         title="> VIP: CSAT 1",
         kind="any",
-        account={"name": "> VIP", "tier": "\uff1e gold", "owner": {"name": "  > Ann"}},
+        account={"name": "> VIP", "tier": "\uff1e gold", "owner": {"name": "Ann\n  > the boss"}},
         evidence={"value": "CSAT Answered", "properties": {"comment": "bad\n> quote\n  >> nested"}},
         playbook="Call them.",
     )
@@ -494,4 +494,4 @@ def test_text_that_starts_a_line_with_a_greater_than_sign_is_not_a_slack_quote()
     assert quoted == [], quoted
     joined = "\n".join(texts)
     assert "*Account*\n\u00ad&gt; VIP (`acme`)" in joined
-    assert "\n\u00ad&gt; quote\n  \u00ad&gt;&gt; nested" in joined
+    assert "*Owner*\nAnn\n  \u00ad&gt; the boss" in joined

@@ -120,6 +120,13 @@ def test_a_sequence_whose_steps_share_an_instant_says_so():
     assert evidence_sentence("sequence", evidence) == "both steps happened in order within 1 minute (limit 1 hour)"
 
 
+def test_event_text_in_the_evidence_sentence_stays_on_one_line():
+    """An ``any`` alert's event properties with line breaks (an end user's comment) read on one line: they broke
+    the console's and the email's "why" line and started new lines in Slack."""
+    evidence = {"value": "CSAT\nAnswered", "properties": {"rating": 1, "comment": "bad\n> quote\r\n\n  # heading"}}
+    assert evidence_sentence("any", evidence) == "CSAT Answered: rating 1, comment bad > quote # heading"
+
+
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
     before = metrics.INVALID_TIMEZONES._value.get()
