@@ -391,7 +391,8 @@ def build_message(
     )
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; a guard so a future change cannot break Slack
         blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(message shortened)")]}]
-    return _in_reading_order({"text": _fallback(alerts, text), "blocks": blocks})
+    message: dict[str, Any] = _in_reading_order({"text": _fallback(alerts, text), "blocks": blocks})
+    return message
 
 
 def _in_reading_order(node: Any) -> Any:
