@@ -34,6 +34,14 @@ def _notification(*alerts: Alert, receiver: str = "owner") -> Notification:
     return Notification(receiver=receiver, alerts=alerts or (build_alert(),), group_key=f"{receiver}|root|g")
 
 
+async def _send_and_close(notifier: SlackNotifier, alert: Alert) -> None:
+    """Send one alert and release the notifier's HTTP session."""
+    try:
+        await notifier.send(_notification(alert))
+    finally:
+        await notifier.aclose()
+
+
 @pytest.fixture
 def bot_notifier(slack_server: FakeSlack) -> Callable[..., SlackNotifier]:  # noqa: F811
     """Factory: a bot-token SlackNotifier (chat.postMessage) pointed at the fake Slack."""
@@ -348,11 +356,7 @@ async def test_names_with_slack_formatting_characters_show_as_typed_on_every_cha
     account = "Acme_Corp *EU*"
     owner = {"name": "~Legacy~ Ops", "email": "legacy@example.com", "slack": "C0LEGACY"}
     alert = build_alert(title=f"{account}: usage dropped", account={"name": account, "owner": owner})
-    notifier = bot_notifier()
-    try:
-        await notifier.send(_notification(alert))
-    finally:
-        await notifier.aclose()
+    await _send_and_close(bot_notifier(), alert)
     [posted] = slack_server.wait_for(1, target="C0LEGACY")
     shown = " ".join(
         str(mrkdwn_html(field["text"])) for block in posted.body["blocks"] for field in block.get("fields", [])
@@ -389,11 +393,7 @@ async def test_a_long_right_to_left_overriding_name_reaches_slack_and_email_read
     name = "Very Long Account Name \u202e" + "x" * 226
     alert = build_alert(title=f"{name}: bank link not verified", account={"name": name})
     bidi = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-    notifier = bot_notifier()
-    try:
-        await notifier.send(_notification(alert))
-    finally:
-        await notifier.aclose()
+    await _send_and_close(bot_notifier(), alert)
     [posted] = slack_server.wait_for(1, target="U0JANE01")
     assert not bidi & set(json.dumps(posted.body, ensure_ascii=False))
     assert posted.body["blocks"][0]["text"]["text"].endswith("…: bank link not verified")

@@ -133,15 +133,9 @@ def test_known_account_reads_like_a_person_wrote_it(backtests):
     assert "{" not in score.playbook
 
 
-def test_account_links_are_named_in_words_on_every_channel():
-    """Account links read "CRM", "admin", "billing portal" in Slack buttons and both email parts, never a raw
-    key such as "crm" or "Billing_portal"."""
-    links = {
-        "crm": "https://crm.example.com/a",
-        "admin": "https://admin.example.com/a",
-        "billing_portal": "https://b.example.com/a",
-    }
-    alert = Alert.model_validate(
+def _initech_alert(account: dict[str, object]) -> Alert:
+    """A threshold alert for account ``initech`` with this account record, as a producer sends it."""
+    return Alert.model_validate(
         {
             "alert_id": "x",
             "rule_id": "r",
@@ -151,9 +145,20 @@ def test_account_links_are_named_in_words_on_every_channel():
             "priority": 1,
             "account_id": "initech",
             "fired_at": "2026-11-23T06:10:00Z",
-            "account": {"name": "Initech", "links": links},
+            "account": account,
         }
     )
+
+
+def test_account_links_are_named_in_words_on_every_channel():
+    """Account links read "CRM", "admin", "billing portal" in Slack buttons and both email parts, never a raw
+    key such as "crm" or "Billing_portal"."""
+    links = {
+        "crm": "https://crm.example.com/a",
+        "admin": "https://admin.example.com/a",
+        "billing_portal": "https://b.example.com/a",
+    }
+    alert = _initech_alert({"name": "Initech", "links": links})
     blocks = render_message(SlackReceiver(channel="#cs"), (alert,))["blocks"]
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]
     assert buttons == ["Open admin", "Open billing portal", "Open CRM"]
@@ -215,19 +220,7 @@ def test_an_absence_alert_says_which_events_did_not_come_on_every_channel(tmp_pa
 
 
 def _email_parts(account: dict[str, object]) -> tuple[str, str]:
-    alert = Alert.model_validate(
-        {
-            "alert_id": "x",
-            "rule_id": "r",
-            "kind": "threshold",
-            "title": "Initech: errors",
-            "severity": "high",
-            "priority": 1,
-            "account_id": "initech",
-            "fired_at": "2026-11-23T06:10:00Z",
-            "account": account,
-        }
-    )
+    alert = _initech_alert(account)
     message = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings()).build((alert,), ["a@example.com"], "g")
     text, html = (str(part.get_content()) for part in message.iter_parts())
     return text, html
