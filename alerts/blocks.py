@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.formatting import (
+    account_name,
     evidence_text,
     link_name,
     markdown_mrkdwn,
     playbook,
+    short_title,
     slack_code,
     slack_escape,
     slack_literal,
+    without_bidi_controls,
 )
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
@@ -273,9 +276,14 @@ def _note_block(note: Note | str) -> dict[str, Any]:
     return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
+def _header_title(alert: Alert, title: str | None) -> str:
+    return short_title(title if title is not None else alert.title, account_name(alert), MAX_HEADER)
+
+
 def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain(safe(title if title is not None else alert.title, MAX_HEADER))},
+        # A long account name gives way before what happened (the title usually starts with the name).
+        {"type": "header", "text": _plain(safe(_header_title(alert, title), MAX_HEADER))},
         {"type": "context", "elements": [_mrkdwn(clip(_headline(alert), MAX_SECTION_TEXT))]},
         {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(alert)]},
         {"type": "section", "text": _mrkdwn(_evidence(alert))},
@@ -305,7 +313,8 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
     for index, alert in enumerate(ordered[:MAX_DIGEST_ALERTS]):
         account = "" if one_account else f" — {literal(alert.account.name or alert.account_id, 300)}"
         text = (
-            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{literal(_line_title(alert, one_account), 1000)}*{account}\n"
+            # The line names its account (after the title, or in the header): the title's "Acme: " is dropped.
+            f"{SEVERITY_EMOJI.get(alert.severity, '')} *{literal(_line_title(alert, True), 1000)}*{account}\n"
             f"{alert.severity.upper()} · rule {code(alert.rule_id, 200)}{_user(alert)} "
             f"· fired {safe(_when(alert, alert.fired_at), 64)}\n"
             f"{slack_literal(evidence_text(alert))}"
@@ -382,4 +391,16 @@ def build_message(
     )
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; a guard so a future change cannot break Slack
         blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(message shortened)")]}]
-    return {"text": _fallback(alerts, text), "blocks": blocks}
+    message: dict[str, Any] = _in_reading_order({"text": _fallback(alerts, text), "blocks": blocks})
+    return message
+
+
+def _in_reading_order(node: Any) -> Any:
+    # Every text of the message without bidi overrides: account or event text cannot turn a line around.
+    if isinstance(node, str):
+        return without_bidi_controls(node)
+    if isinstance(node, dict):
+        return {key: _in_reading_order(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_in_reading_order(value) for value in node]
+    return node

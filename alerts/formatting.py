@@ -25,6 +25,18 @@ _MD = MarkdownIt("commonmark", {"html": False})
 _SAFE_SCHEMES = ("https://", "http://", "mailto:")
 
 
+# Unicode's bidirectional embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI). An
+# account or user text holding an unclosed RLO (U+202E) turned the rest of its line around in Slack and
+# email clients: "(Acme\u202e): 3 matching events" showed as "(Acme stneve gnihctam 3 :)". No text of
+# ours uses them, and right-to-left names (Hebrew, Arabic) show right to left without them.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def without_bidi_controls(text: str) -> str:
+    """``text`` without bidirectional embedding, override and isolate characters (marks such as U+200F stay)."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def slack_escape(text: object) -> str:
     """Slack's three control characters as entities: ``&`` ``<`` ``>``."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -48,6 +60,16 @@ def _word_char(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
+# Slack reads a ">" (sent as &gt;) or a fullwidth "＞" at the start of a line as a block quote, escaped or
+# not: text that starts a line with one is shown as a quote. A soft hyphen (U+00AD, invisible) before it
+# keeps it a character; it is put where the text starts too, which may be the start of a line of the message.
+_LINE_START_QUOTE = re.compile(r"(^|\n)([ \t]*)(&gt;|\uff1e)")
+
+
+def _no_quote(escaped: str) -> str:
+    return _LINE_START_QUOTE.sub("\\1\\2\u00ad\\3", escaped)
+
+
 def slack_literal(text: object, *, in_link: bool = False) -> str:
     """``text`` as Slack mrkdwn that shows it as typed: escaped (``&<>``), and every ``*``, ``_``, ``~`` or
     backtick that Slack could read as formatting sent so that it shows as itself. For account, user and
@@ -55,9 +77,9 @@ def slack_literal(text: object, *, in_link: bool = False) -> str:
     label, where those characters become look-alikes (∗ ˍ ∼ ˋ)."""
     raw = str(text)
     if not _SLACK_MARKERS.intersection(raw):
-        return slack_escape(raw)
+        return _no_quote(slack_escape(raw))
     if in_link:
-        return slack_escape(raw.translate(_SLACK_LOOKALIKES))
+        return _no_quote(slack_escape(raw.translate(_SLACK_LOOKALIKES)))
     out: list[str] = []
     last = 0
     for url in _URL.finditer(raw):  # Slack links a URL as it is: a token inside it would cut the link
@@ -65,7 +87,7 @@ def slack_literal(text: object, *, in_link: bool = False) -> str:
         out.append(slack_escape(url.group()))
         last = url.end()
     out.append(_literal_words(raw[last:]))
-    return "".join(out)
+    return _no_quote("".join(out))
 
 
 _URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>]+", re.IGNORECASE)
@@ -220,6 +242,42 @@ def playbook(alert: Any) -> str:
     data = _as_dict(alert)
     written = str(data.get("playbook") or "").strip()
     return written or PLAYBOOK_FALLBACK.format(rule_id=data.get("rule_id") or "unknown")
+
+
+# The least of an account's name a shortened title keeps, so that it still says whose alert it is.
+_NAME_KEPT = 24
+
+
+def clip_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters with ``…``: after a whole word when one ends within the
+    last third of the limit. Plain text only (Slack text is clipped by alerts.blocks.clip, which knows links)."""
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if not text[len(cut)].isspace() and space > (limit * 2) // 3:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def short_title(title: str, name: str, limit: int) -> str:
+    """``title`` in at most ``limit`` characters, giving up the account's name before what happened.
+
+    Titles start with the account's name (``{{ account.name }}: …``), and names may be 256 characters
+    long: cut at the end, a Slack header or an email subject showed only the name and lost what the
+    alert is about. When the title starts with ``name: ``, the name is shortened (to no less than
+    ``_NAME_KEPT`` characters) and the rest kept; any other title is cut at the end.
+    """
+    if len(title) <= limit:
+        return title
+    prefix = f"{name}: " if name else ""
+    if not prefix or not title.startswith(prefix):
+        return clip_words(title, limit)
+    rest = title[len(prefix) :]
+    budget = max(_NAME_KEPT, limit - len(rest) - 2)
+    return clip_words(f"{clip_words(name, budget)}: {rest}", limit)
 
 
 def link_name(key: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateError
 
-from alerts.formatting import FILTERS
+from alerts.formatting import FILTERS, without_bidi_controls
 from schemas.alert import SEVERITY_ORDER, Alert
 from schemas.template_sandbox import BoundedSandbox, TemplateLimitError
 from streams.runtime.logs import get_logger
@@ -52,14 +52,14 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 Account: {{ a|account_name }}{% if a.account.name %} ({{ a.account_id }}){% endif %}\
 {% set facts = a.account|facts %}{% if facts %}, {{ facts }}{% endif %}
 Owner: {{ a.account.owner|owner('none on record') }}\
-{% if a.account.owner.email %} <{{ a.account.owner.email }}>{% endif %}
+{% if a.account.owner.email and a.account.owner.name %} <{{ a.account.owner.email }}>{% endif %}
 {% if a.user_id %}User: {{ a.user_id }}
 {% endif %}Severity: {{ a.severity }}, priority {{ a.priority }}, rule {{ a.rule_id }}
 Fired: {{ a.fired_at|datetime(tz) }}
 
 What to do:
 {{ a|playbook|plain }}
-{% for k, v in a.account.links.items() %}{% if v %}{% set name = k|link_name %}\
+{% for k, v in a.account.links.items() %}{% if v|safe_url != '#' %}{% set name = k|link_name %}\
 {{ name[:1]|upper }}{{ name[1:] }}: {{ v }}
 {% endif %}{% endfor %}
 {% endfor %}-- Preempt
@@ -75,14 +75,14 @@ What to do:
 {% if a.account.name %} ({{ a.account_id }}){% endif %}</td></tr>
 {% set facts = a.account|facts %}{% if facts %}<tr><th align="left">Plan</th><td>{{ facts }}</td></tr>{% endif %}
 <tr><th align="left">Owner</th><td>{{ a.account.owner|owner('none on record') }}\
-{% if a.account.owner.email %} &lt;{{ a.account.owner.email }}&gt;{% endif %}</td></tr>
+{% if a.account.owner.email and a.account.owner.name %} &lt;{{ a.account.owner.email }}&gt;{% endif %}</td></tr>
 {% if a.user_id %}<tr><th align="left">User</th><td>{{ a.user_id }}</td></tr>{% endif %}
 <tr><th align="left">Severity</th>\
 <td>{{ a.severity|upper }}, priority {{ a.priority }}, rule <code>{{ a.rule_id }}</code></td></tr>
 <tr><th align="left">Fired</th><td>{{ a.fired_at|datetime(tz) }}</td></tr>
 </table>
 <h3>What to do</h3>{{ a|playbook|markdown_html }}
-{% for k, v in a.account.links.items() %}{% if v %}\
+{% for k, v in a.account.links.items() %}{% if v|safe_url != '#' %}\
 <p><a href="{{ v|safe_url }}">Open {{ k|link_name }}</a></p>{% endif %}{% endfor %}
 {% if not loop.last %}<hr>{% endif %}
 {% endfor %}
@@ -194,7 +194,8 @@ def render(
         if source is None:
             continue
         try:
-            return _compile(source, html).render(context)
+            # Every message a template makes (email, console, Slack overrides) is shown in reading order.
+            return without_bidi_controls(_compile(source, html).render(context))
         except Exception as exc:  # any template failure falls back, by contract (re-raised: checked above)
             if divisible and what == "default" and isinstance(exc, TemplateLimitError):
                 raise

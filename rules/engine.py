@@ -49,7 +49,7 @@ from rules.state import (
 )
 from rules.templates import render_template, rule_context, unknown_account_view
 from schemas.account import Account
-from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence
+from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence, visible_name
 from schemas.event import Event, format_ts
 
 __all__ = ["AccountState", "EventOutcome", "Finding", "RuleEngine"]
@@ -484,5 +484,5 @@ def _account_view(account_id: str, account: Account | None) -> dict[str, Any]:
     if account is None:
         return unknown_account_view(account_id)
     view = account.model_dump()
-    view["name"] = account.name or account_id
+    view["name"] = visible_name(account.name) or account_id
     return view

@@ -96,13 +96,21 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
 
+# Block syntax a value opens when the template prints it at the start of a line ("They wrote:\n{{ c }}"):
+# a heading (#), a quote (>), a list item (- + 1. 1)), a setext underline (=), a thematic break or a
+# fence (- ~), a code block (four spaces). Its first character is escaped (``\#``); leading spaces are dropped.
+_BLOCK_START = re.compile(r"^(?:([#>+\-=~|])|(\d{1,9})([.)]))")
+
+
 def _markdown_text(value: Any) -> Any:
     """A value printed into a playbook: on one line (a line break in it could start a heading, a quote or a
-    numbered step of its own: fake instructions), its Markdown syntax escaped."""
+    numbered step of its own: fake instructions), its Markdown syntax escaped, also what would open a block
+    at the start of a line."""
     printed = _none_as_empty(value)
     if not isinstance(printed, str):
         return printed
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed))
+    one_line = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed)).lstrip()
+    return _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", one_line, count=1)
 
 
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -17,6 +18,15 @@ def _null_as(empty: object) -> BeforeValidator:
 
 
 NullAsEmptyDict = _null_as({})
+
+
+def visible_name(value: Any) -> Any:
+    """A name with nothing to see — spaces, zero-width or other format characters only — is no name (None):
+    shown as such, "   " or "\u200b" made a header ":  usage dropped" and an empty Account field, where a
+    missing name shows the account id."""
+    if isinstance(value, str) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in value):
+        return None
+    return value
 
 
 class AlertWindow(BaseModel):
@@ -45,7 +55,7 @@ class AlertAccount(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str | None = None
+    name: Annotated[str | None, BeforeValidator(visible_name)] = None
     tier: str | None = None
     plan: str | None = None
     mrr: float | None = None

@@ -210,7 +210,17 @@ def datetime_text(value: Any, timezone: Any = None) -> str:
     if moment is None:
         return text(value)
     local = moment.astimezone(zone(timezone))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname() or 'UTC'}"
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {_zone_name(local)}"
+
+
+def _zone_name(local: datetime) -> str:
+    # Zones without an abbreviation (Asia/Kathmandu, Australia/Lord_Howe, America/Sao_Paulo) name
+    # themselves by offset, "+0545" or "-03": said as "UTC+05:45", "UTC-03", which a reader recognises.
+    name = local.tzname() or "UTC"
+    if name[:1] not in "+-" or not name[1:].isdigit():
+        return name
+    sign, digits = name[0], name[1:]
+    return f"UTC{sign}{digits[:2]}:{digits[2:4]}" if len(digits) >= 4 else f"UTC{sign}{digits}"
 
 
 def date_text(value: Any, timezone: Any = None) -> str:
@@ -296,7 +306,9 @@ def _properties(props: Any, limit: int = 4) -> str:
     if not isinstance(props, Mapping):
         return ""
     # A property sent as null or "" has nothing to say: its bare name ("plan") would read as a gap.
-    said = [(k, text(v).strip()) for k, v in props.items()]
+    # On one line: an end user's comment with line breaks broke the "why:" line of the console and the
+    # email's text part, and in Slack started lines of its own.
+    said = [(k, " ".join(text(v).split())) for k, v in props.items()]
     shown = [f"{label(k)} {v}" for k, v in said if v][:limit]
     return ", ".join(shown)
 
@@ -367,13 +379,18 @@ def evidence_sentence(
         share = percent(value)
         limit = f"at or above the {percent(threshold)} limit" if percent(threshold) else "at or above the rule's limit"
         if num is not None and den is not None and number(num) and number(den):
+            over = (_as_float(num) or 0.0) > (_as_float(den) or 0.0)
+            if over:  # the two are counted independently: "3 of 1 events matched (300%)" said nothing
+                counted = f"{number(den)} counted event{'' if number(den) == '1' else 's'}"
+                return f"{_count_of(num, 'count')} against {counted} ({share}){within}, {limit}".replace(" ()", "")
             return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}".replace(" ()", "")
         return f"{share or 'a share'} of events matched{within}, {limit}"
     if kind == "spike":
         before = "none" if not baseline else (number(baseline) or "none")
         factor = evidence.get("factor")
-        times = f", {number(factor)}× as many" if factor and number(factor) else ""
-        at = f" (alert at {limit})" if limit else ""
+        # A factor from a negative previous window (alerts written before spike.py refused one) says nothing.
+        times = f", {number(factor)}× as many" if (_as_float(factor) or 0.0) > 0 else ""
+        at = f" (alert at {limit})" if limit and (_as_float(threshold) or 0.0) > 0 else ""  # min is > 0
         return f"{_count_of(value, measure)}{within} against {before} in the window before{times}{at}"
     if kind == "drop":
         fall = evidence.get("drop_pct")
@@ -391,19 +408,21 @@ def evidence_sentence(
     if kind == "sequence":
         elapsed = evidence.get("elapsed_seconds")
         took = f" within {duration(elapsed)}" if elapsed is not None and duration(elapsed) else ""
+        if seconds_of(elapsed) == 0:  # a day-granular import stamps both steps alike: not "within 0 seconds"
+            took = " at the same time"
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
         steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":
         props = _properties(evidence.get("properties"))
-        what = text(value) or "a matching event"
+        what = " ".join(text(value).split()) or "a matching event"
         return what + (f": {props}" if props else "")
     if kind == "score":
         score = number(value)
         sentence = f"engagement score {score}/100" if score else "engagement score"
         if evidence.get("reason") == "drop" and baseline is not None and score and number(baseline):
             fall = (_as_float(baseline) or 0.0) - (_as_float(value) or 0.0)
-            sentence += f", down {number(fall)} points from {number(baseline)}"
+            sentence += f", down {number(fall)} point{'' if number(fall) == '1' else 's'} from {number(baseline)}"
         elif limit:
             sentence += f", below the floor of {limit}"
         elif not score:

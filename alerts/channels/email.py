@@ -13,6 +13,7 @@ in errors or logs.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +24,7 @@ import aiosmtplib
 
 from alerts.blocks import Note
 from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.formatting import account_name, short_title, without_bidi_controls
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
@@ -47,6 +49,19 @@ def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
     """4xx → retryable, everything else → permanent (the one place that decides)."""
     detail = f"email {what}: SMTP {code} {message.strip()[:200]}".rstrip()
     return RetryableDeliveryError(detail) if 400 <= code < 500 else PermanentDeliveryError(detail)
+
+
+_SEVERITY_TAG = re.compile(r"\[[^\]]{1,20}\] ")
+
+
+def _subject(rendered: str, name: str) -> str:
+    """The subject on one line, at most ``MAX_SUBJECT`` characters: a long account name is shortened
+    before the title (``[HIGH] Very Long Account… : sync failed``), and a cut is marked with ``…``."""
+    line = " ".join(rendered.split())
+    name = re.sub(r"\s+", " ", without_bidi_controls(name))  # as the rendered subject shows it
+    tag = _SEVERITY_TAG.match(line)
+    head = tag.group() if tag else ""
+    return head + short_title(line[len(head) :], name, MAX_SUBJECT - len(head))
 
 
 def _addresses(rendered: str) -> list[str]:
@@ -120,7 +135,7 @@ class EmailNotifier:
         a part whose default template passes a sandbox limit raises ``TemplateLimitError`` (the caller sends
         fewer alerts per email) instead of rendering empty."""
         context = template_context(alerts)
-        subject = " ".join(render("email_subject", context, self._config.subject).split())[:MAX_SUBJECT]
+        subject = _subject(render("email_subject", context, self._config.subject), account_name(context["alert"]))
         msg = EmailMessage()
         msg["Subject"] = subject or f"[{context['severity'].upper()}] Preempt alert"
         msg["From"] = self._config.from_ or self._settings.smtp_from

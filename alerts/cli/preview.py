@@ -335,11 +335,11 @@ iframe { width: 100%; height: 520px; border: 1px solid #eee; background: #fff; }
 {% for f in block.fields %}<div>{{ mrkdwn(f.text) }}</div>{% endfor %}</div>
 {% elif block.type == "section" %}<div class="section">{{ mrkdwn(block.text.text) }}</div>
 {% elif block.type == "actions" %}<div class="actions">{% for b in block.elements %}\
-<span class="button{% if b.style == 'primary' %} primary{% endif %}">{{ b.text.text }}</span>{% endfor %}</div>
+<span class="button{% if b.style == 'primary' %} primary{% endif %}">{{ plain(b.text.text) }}</span>{% endfor %}</div>
 {% endif %}
 {% endfor %}
 </div>
-<div class="fallback">Notification text: {{ item.slack.text }}</div>
+<div class="fallback">Notification text: {{ plain(item.slack.text) }}</div>
 {% elif item.channel == "email" %}
 <div class="headers">{% for k, v in item.headers.items() %}<div><b>{{ k }}</b> {{ v }}</div>{% endfor %}</div>
 <iframe title="email HTML part" sandbox="allow-same-origin" srcdoc="{{ item.html }}"></iframe>

@@ -50,9 +50,11 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
                 {
                     "measure": rule.measure,
                     "value": current,
-                    "threshold": round(rule.factor * previous, 6) if previous else rule.min,
+                    # The bar the window had to reach: factor × previous, but never below min (a small
+                    # or negative previous window — a sum of refunds — made it read "alert at -10").
+                    "threshold": max(rule.min, round(rule.factor * previous, 6)),
                     "baseline": previous,
-                    "factor": round(current / previous, 3) if previous else None,
+                    "factor": round(current / previous, 3) if previous > 0 else None,
                     "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )

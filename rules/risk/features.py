@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from schemas import formatting
 from schemas.account import Account
 from schemas.event import Event
 
@@ -564,7 +565,7 @@ def sentence(name: str, item: Explained) -> str:
     if name == "seat_use_28d":
         return f"{_num(now)} of {_num(before)} seats used in the last 28 days"
     if name == "mrr":
-        return f"MRR {_num(now)}"
+        return formatting.mrr(now)  # "$12,500 MRR", as every channel shows the account's MRR (was "MRR 12500")
     kind, _, label = name.partition(":")
     if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
         return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
@@ -600,7 +601,7 @@ def _num(value: float | None) -> str:
     if value is None:
         return "none"
     # one decimal below 10, and never a trailing ".0": 5.96 days is "6 days", not "6.0 days"
-    text = f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")
+    text = f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")  # 12,500 as on every channel
     return "0" if text == "-0" else text  # -0.04 rounds to "-0", which reads as a sign error
 
 

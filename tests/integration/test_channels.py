@@ -34,6 +34,14 @@ def _notification(*alerts: Alert, receiver: str = "owner") -> Notification:
     return Notification(receiver=receiver, alerts=alerts or (build_alert(),), group_key=f"{receiver}|root|g")
 
 
+async def _send_and_close(notifier: SlackNotifier, alert: Alert) -> None:
+    """Send one alert and release the notifier's HTTP session."""
+    try:
+        await notifier.send(_notification(alert))
+    finally:
+        await notifier.aclose()
+
+
 @pytest.fixture
 def bot_notifier(slack_server: FakeSlack) -> Callable[..., SlackNotifier]:  # noqa: F811
     """Factory: a bot-token SlackNotifier (chat.postMessage) pointed at the fake Slack."""
@@ -348,11 +356,7 @@ async def test_names_with_slack_formatting_characters_show_as_typed_on_every_cha
     account = "Acme_Corp *EU*"
     owner = {"name": "~Legacy~ Ops", "email": "legacy@example.com", "slack": "C0LEGACY"}
     alert = build_alert(title=f"{account}: usage dropped", account={"name": account, "owner": owner})
-    notifier = bot_notifier()
-    try:
-        await notifier.send(_notification(alert))
-    finally:
-        await notifier.aclose()
+    await _send_and_close(bot_notifier(), alert)
     [posted] = slack_server.wait_for(1, target="C0LEGACY")
     shown = " ".join(
         str(mrkdwn_html(field["text"])) for block in posted.body["blocks"] for field in block.get("fields", [])
@@ -376,6 +380,30 @@ async def test_names_with_slack_formatting_characters_show_as_typed_on_every_cha
     assert account in out.getvalue()
     assert "~Legacy~ Ops" in out.getvalue()
     assert "<!date" not in out.getvalue()
+
+
+async def test_a_long_right_to_left_overriding_name_reaches_slack_and_email_readable(
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """An account named with 250 characters and an unclosed right-to-left override: what Slack and the SMTP
+    server receive has no bidi control, and the header and subject still say what happened."""
+    name = "Very Long Account Name \u202e" + "x" * 226
+    alert = build_alert(title=f"{name}: bank link not verified", account={"name": name})
+    bidi = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+    await _send_and_close(bot_notifier(), alert)
+    [posted] = slack_server.wait_for(1, target="U0JANE01")
+    assert not bidi & set(json.dumps(posted.body, ensure_ascii=False))
+    assert posted.body["blocks"][0]["text"]["text"].endswith("…: bank link not verified")
+
+    await email_notifier().send(_notification(alert))
+    [mail] = smtp_server.wait_for(1)
+    subject = str(mail.message["Subject"])
+    assert subject.startswith("[HIGH] Very Long Account Name x")
+    assert subject.endswith("…: bank link not verified")
+    assert not bidi & set(subject + "".join(str(p.get_content()) for p in mail.message.iter_parts()))
 
 
 # --- email ------------------------------------------------------------------------------------------

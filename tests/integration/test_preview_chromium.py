@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageStat
 
+from alerts.channels.email import EmailNotifier
+from alerts.routing.config import EmailReceiver
 from alerts.testing.factories import build_alert
+from streams.runtime.settings import Settings
 from tests.integration.deploy_tools import REPO, require_chromium
 
 ROUTES = REPO / "deploy" / "routes.example.yaml"
@@ -88,3 +94,41 @@ def test_preview_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert "Acknowledge" in html  # the Slack buttons are drawn
     assert "&lt;strong&gt;Quartzline Learning&lt;/strong&gt;" in html  # the email HTML part, in the iframe's srcdoc
     assert "**" not in html
+
+
+def test_hostile_account_text_in_the_email_html_reads_as_typed_in_headless_chromium(tmp_path: Path) -> None:
+    """The email's HTML part for an account named with markup, Slack tokens, an unclosed right-to-left override
+    and a javascript: link, opened in Chromium: no element comes from the text, the reader sees the name as
+    typed (without the override), and the javascript: link is not offered."""
+    chromium = require_chromium()
+    name = "<script>alert(1)</script><img src=x onerror=alert(1)> <!channel> *Acme* & Co \u202eevil"
+    alert = build_alert(
+        title=f"{name}: usage dropped",
+        account={"name": name, "links": {"admin": "javascript:alert(1)", "crm": "https://crm.example.com/a"}},
+        playbook="Call **them**: <b>now</b> & <!here>",
+    )
+    message = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings()).build((alert,), ["a@example.com"], "g")
+    email_html = str(next(p for p in message.iter_parts() if p.get_content_type() == "text/html").get_content())
+    # The part in a same-origin iframe; a script of the wrapper (not of the email) reports what a reader sees.
+    wrapper = tmp_path / "email.html"
+    wrapper.write_text(
+        f'<!DOCTYPE html><html><body><iframe id="mail" srcdoc="{html.escape(email_html)}"></iframe>'
+        '<pre id="seen"></pre><script>document.getElementById("mail").onload = () => {'
+        'const d = document.getElementById("mail").contentDocument;'
+        'document.getElementById("seen").textContent = JSON.stringify({scripts: d.scripts.length,'
+        'images: d.images.length, links: [...d.links].map(a => a.getAttribute("href")), text: d.body.innerText});'
+        "};</script></body></html>",
+        encoding="utf-8",
+    )
+    dom = _chromium(chromium, "--virtual-time-budget=5000", "--dump-dom", wrapper.as_uri(), cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="seen">(.*?)</pre>', dom.stdout, re.S)
+    assert found is not None, dom.stdout[-2000:]
+    seen = json.loads(html.unescape(found.group(1)))
+    assert seen["scripts"] == 0
+    assert seen["images"] == 0
+    assert seen["links"] == ["https://crm.example.com/a"]
+    shown = name.replace("\u202e", "")
+    assert f"{shown}: usage dropped" in seen["text"]
+    assert "Call them: <b>now</b> & <!here>" in seen["text"]
+    assert "\u202e" not in seen["text"]

@@ -133,15 +133,9 @@ def test_known_account_reads_like_a_person_wrote_it(backtests):
     assert "{" not in score.playbook
 
 
-def test_account_links_are_named_in_words_on_every_channel():
-    """Account links read "CRM", "admin", "billing portal" in Slack buttons and both email parts, never a raw
-    key such as "crm" or "Billing_portal"."""
-    links = {
-        "crm": "https://crm.example.com/a",
-        "admin": "https://admin.example.com/a",
-        "billing_portal": "https://b.example.com/a",
-    }
-    alert = Alert.model_validate(
+def _initech_alert(account: dict[str, object]) -> Alert:
+    """A threshold alert for account ``initech`` with this account record, as a producer sends it."""
+    return Alert.model_validate(
         {
             "alert_id": "x",
             "rule_id": "r",
@@ -151,9 +145,20 @@ def test_account_links_are_named_in_words_on_every_channel():
             "priority": 1,
             "account_id": "initech",
             "fired_at": "2026-11-23T06:10:00Z",
-            "account": {"name": "Initech", "links": links},
+            "account": account,
         }
     )
+
+
+def test_account_links_are_named_in_words_on_every_channel():
+    """Account links read "CRM", "admin", "billing portal" in Slack buttons and both email parts, never a raw
+    key such as "crm" or "Billing_portal"."""
+    links = {
+        "crm": "https://crm.example.com/a",
+        "admin": "https://admin.example.com/a",
+        "billing_portal": "https://b.example.com/a",
+    }
+    alert = _initech_alert({"name": "Initech", "links": links})
     blocks = render_message(SlackReceiver(channel="#cs"), (alert,))["blocks"]
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]
     assert buttons == ["Open admin", "Open billing portal", "Open CRM"]
@@ -212,3 +217,51 @@ def test_an_absence_alert_says_which_events_did_not_come_on_every_channel(tmp_pa
         if channel != "email subject":
             assert missing in unescape(text), channel
     assert alert.alert_id == alert_id_for("payment-not-recovered", "acme", None, "2026-10-01T00:00:00.000Z")
+
+
+def _email_parts(account: dict[str, object]) -> tuple[str, str]:
+    alert = _initech_alert(account)
+    message = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings()).build((alert,), ["a@example.com"], "g")
+    text, html = (str(part.get_content()) for part in message.iter_parts())
+    return text, html
+
+
+def test_an_owner_known_only_by_email_is_named_once():
+    """An owner with an email and no name reads "Owner: ann@example.com (account owner)" in both email parts;
+    it read "ann@example.com (account owner) <ann@example.com>". A named owner keeps the address."""
+    text, html = _email_parts({"name": "Initech", "owner": {"email": "ann@example.com"}})
+    assert "Owner: ann@example.com (account owner)\n" in text
+    assert "<td>ann@example.com (account owner)</td>" in html
+    text, html = _email_parts({"name": "Initech", "owner": {"name": "Ann Lee", "email": "ann@example.com"}})
+    assert "Owner: Ann Lee (account owner) <ann@example.com>\n" in text
+    assert "<td>Ann Lee (account owner) &lt;ann@example.com&gt;</td>" in html
+
+
+def test_an_account_link_that_is_not_http_is_left_out_of_the_email_as_out_of_slack():
+    """A ``javascript:`` link (account data) gets no "Open admin" link to ``#`` in the HTML part and no
+    "Admin: javascript:…" line in the text part — Slack gives it no button either; http(s) links stay."""
+    links = {"admin": "javascript:alert(1)", "crm": "https://crm.example.com/a"}
+    text, html = _email_parts({"name": "Initech", "links": links})
+    assert "javascript" not in text + html
+    assert "Open admin" not in html
+    assert 'href="#"' not in html
+    assert "CRM: https://crm.example.com/a" in text
+    assert '<a href="https://crm.example.com/a">Open CRM</a>' in html
+
+
+def test_bidi_overrides_in_account_and_event_text_cannot_turn_a_line_around(make_alert):
+    """An unclosed right-to-left override (U+202E) or isolate in an account name, title, playbook or event
+    property reaches no channel: it displayed the rest of the line reversed ("(Acme‮): 3 matching events"
+    read "(Acme stneve gnihctam 3 :)"). Right-to-left letters and emoji are kept."""
+    name = "Acme\u202e \u2067שלום 🚀"
+    alert = make_alert(
+        title=f"{name}: sync failed\u202d",
+        account={"name": name, "owner": {"name": "Eve\u202e", "email": "eve@example.com"}},
+        kind="any",
+        evidence={"value": "CSAT Answered", "properties": {"comment": "bad\u202e service"}},
+        playbook="Call \u202b**them**",
+    )
+    for channel, text in _messages(alert).items():
+        assert not set(text) & {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}, channel
+        assert "Acme שלום 🚀" in text, channel
+    assert "bad service" in _messages(alert)["email text"]

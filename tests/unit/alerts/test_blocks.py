@@ -47,6 +47,18 @@ def _texts(node: Any) -> Iterator[str]:
         yield node
 
 
+def _mrkdwn_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every mrkdwn text object of a payload."""
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn":
+            yield node
+        for value in node.values():
+            yield from _mrkdwn_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _mrkdwn_objects(value)
+
+
 def assert_within_slack_limits(message: dict[str, Any]) -> None:
     """Slack's documented Block Kit limits, checked block by block."""
     blocks = message["blocks"]
@@ -333,6 +345,19 @@ def test_a_one_account_digest_names_the_account_once_per_line() -> None:
     assert message["text"].count("Acme") == 1, message["text"]
 
 
+def test_a_digest_of_several_accounts_names_each_account_once_per_line() -> None:
+    """A line of a digest across accounts reads "*API errors are spiking* — Acme"; it repeated the name,
+    "*Acme: API errors are spiking* — Acme" (a 256-character name twice in one line)."""
+    alerts = (
+        build_alert(title="Acme: API errors are spiking"),
+        build_alert(title="Globex: champion went quiet", account_id="globex", account={"name": "Globex"}),
+    )
+    lines = [b["text"]["text"] for b in build_message(alerts)["blocks"] if b["type"] == "section" and "text" in b]
+    assert any(line.startswith(":large_orange_circle: *API errors are spiking* — Acme\n") for line in lines), lines
+    assert any("*champion went quiet* — Globex\n" in line for line in lines), lines
+    assert not any("Acme: " in line or "Globex: " in line for line in lines)
+
+
 def test_a_digest_with_one_alert_over_the_limit_says_one_more_alert() -> None:
     """The digest's overflow line is singular for one: "…and 1 more alert not shown"."""
     alerts = tuple(build_alert() for _ in range(MAX_DIGEST_ALERTS + 1))
@@ -436,3 +461,37 @@ def test_a_backtick_in_an_id_does_not_end_its_code() -> None:
     message = build_message((build_alert(user_id="u`1 *x*"),))
     shown = _shown(message)
     assert "user <code>u\u02cb1 *x*</code>" in shown
+
+
+def test_a_long_account_name_gives_way_to_the_title_in_the_header() -> None:
+    """The header of an alert for an account with a 256-character name keeps what happened and shortens
+    the name; it was cut at 150 characters, inside the name ("…Very Long…"), the alert's subject lost."""
+    name = ("Very Long Account Name " * 12)[:256]
+    cases = ((f"{name}: bank link not verified", None), (None, f"{name}: bank link not verified [gold]"))
+    for title, override in cases:
+        alert = build_alert(title=title or f"{name}: x", account={"name": name})
+        header = build_message((alert,), title=override)["blocks"][0]["text"]["text"]
+        assert len(header) <= 150
+        assert header.startswith("Very Long Account Name Very Long")
+        assert header.endswith("…: bank link not verified" + (" [gold]" if override else ""))
+
+
+def test_text_that_starts_a_line_with_a_greater_than_sign_is_not_a_slack_quote() -> None:
+    """Slack shows a line starting with ">" (even sent as "&gt;") as a block quote: an account named "> VIP",
+    an owner's name with "> the boss" on a line of its own and a tier "＞ gold" are shown as typed, a soft
+    hyphen before the sign; they were quoted."""
+    alert = build_alert(
+        title="> VIP: CSAT 1",
+        kind="any",
+        account={"name": "> VIP", "tier": "\uff1e gold", "owner": {"name": "Ann\n  > the boss"}},
+        evidence={"value": "CSAT Answered", "properties": {"comment": "bad\n> quote\n  >> nested"}},
+        playbook="Call them.",
+    )
+    blocks = build_message((alert,))["blocks"]
+    # mrkdwn only: the header is plain_text, which Slack never formats
+    texts = [str(m["text"]) for m in _mrkdwn_objects(blocks)]
+    quoted = [line for t in texts for line in t.split("\n") if line.lstrip(" \t").startswith(("&gt;", "\uff1e"))]
+    assert quoted == [], quoted
+    joined = "\n".join(texts)
+    assert "*Account*\n\u00ad&gt; VIP (`acme`)" in joined
+    assert "*Owner*\nAnn\n  \u00ad&gt; the boss" in joined

@@ -144,6 +144,24 @@ def test_html_page_is_written_and_escapes_alert_text(files, tmp_path):
     assert 'srcdoc="&lt;!DOCTYPE html&gt;' in html
 
 
+def test_html_page_shows_the_notification_text_and_buttons_as_slack_does(files, tmp_path):
+    """The page shows the notification text and the button labels as Slack draws them, "Tom & Jerry <EU>",
+    escaped once for HTML; it showed Slack's entities, "Tom &amp; Jerry &lt;EU&gt;", to the person reading."""
+    links = {"crm": "https://crm.example.com/a", "<b>": "https://b.example.com/"}
+    alert = build_alert(
+        alert_id="t-1", title="Tom & Jerry <EU>: usage dropped", account={"name": "Tom & Jerry <EU>", "links": links}
+    )
+    files["one"].write_text(alert.model_dump_json())
+    page = tmp_path / "out.html"
+    assert _run(str(files["one"]), "--routes", str(files["routes"]), "--html", str(page)).exit_code == 0
+    html = page.read_text()
+    assert "Notification text: [HIGH] usage dropped (Tom &amp; Jerry &lt;EU&gt;): " in html
+    assert ">Open &lt;b&gt;</span>" in html
+    slack_card = html.split('data-channel="slack"', 1)[1].split('class="card"', 1)[0]
+    assert "&amp;amp;" not in slack_card
+    assert "&amp;lt;" not in slack_card
+
+
 def test_mrkdwn_drawing():
     """Slack mrkdwn is drawn as Slack shows it: bold, code, mentions, links; anything else is text."""
     html = str(mrkdwn_html("*Owner*\n<@U0JANE01> (Jane) `rule` <https://x.example|CRM> &lt;b&gt; <javascript:x|y>"))

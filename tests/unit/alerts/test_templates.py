@@ -77,12 +77,12 @@ def test_unknown_template_without_override_is_empty(make_alert: Callable[..., Al
 
 
 def test_html_is_autoescaped(make_alert: Callable[..., Alert]) -> None:
-    """Account text cannot inject markup into the HTML email; javascript: links are neutralised."""
+    """Account text cannot inject markup into the HTML email; javascript: links are left out."""
     alert = make_alert(title="<script>alert(1)</script>", account={"links": {"crm": "javascript:alert(1)"}})
     html = render("email_html", template_context((alert,)), html=True)
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
-    assert 'href="#"' in html
+    assert "javascript" not in html
     assert render("email_text", template_context((alert,))).startswith("<script>alert(1)</script>")
 
 

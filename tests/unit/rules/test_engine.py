@@ -256,6 +256,17 @@ def test_unknown_account_name_falls_back_to_its_id(make_rule, make_engine, run, 
     assert engine.to_alert(finding, None, MONDAY).title == "acme is unhappy"
 
 
+def test_a_blank_account_name_falls_back_to_its_id(make_rule, make_engine, run, at):
+    """A name of spaces or zero-width characters is no name: the title and the alert's account read as for an
+    account without one (it made a title "   is unhappy" and an empty Account field in every message)."""
+    engine = make_engine(make_rule("any", title="{{ account.name }} is unhappy"))
+    finding = run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).findings[0]
+    for blank in ("   ", "\u200b", "\u200b \u2060\t"):
+        alert = engine.to_alert(finding, Account(account_id="acme", name=blank, tier="growth"), MONDAY)
+        assert alert.title == "acme is unhappy"
+        assert (alert.account.name, alert.account.tier) == (None, "growth")
+
+
 def test_missing_evidence_key_never_crashes_rendering(make_rule, make_engine, run, at):
     """A placeholder whose value is missing at run time renders leniently and is reported."""
     engine = make_engine(make_rule("any", title="Score {{ evidence.properties.nps }}!"))

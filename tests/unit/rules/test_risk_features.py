@@ -280,3 +280,11 @@ def test_one_day_is_singular_in_reasons() -> None:
     assert features.sentence("top_user_days_away", features.Explained(1.0, 1.0, 5.0)).endswith(
         "has not been seen for 1 day"
     )
+
+
+def test_money_and_large_numbers_in_reasons_read_as_on_every_channel() -> None:
+    """MRR reads "$12,500 MRR" (it read "MRR 12500") and counts of ten thousand or more have separators."""
+    assert features.sentence("mrr", features.Explained(12500.0, 12500.0)) == "$12,500 MRR"
+    assert features.sentence("activity_vs_baseline", features.Explained(-0.6, 12000.0, 30000.0)) == (
+        "activity down 60% against the last 8 weeks (12,000 vs 30,000 events a week)"
+    )

@@ -55,3 +55,18 @@ def test_exactly_factor_times_previous_fires_despite_float_rounding(make_rule, m
     assert [(f.fired_at, f.evidence["value"], f.evidence["threshold"]) for f in spikes] == [
         (MONDAY + 605.4, 55.0, 55.0)
     ]
+
+
+def test_evidence_names_the_bar_that_applied_when_the_previous_window_is_small_or_negative(
+    make_rule, make_engine, run, at
+):
+    """A sum whose previous window was negative (refunds) or tiny: the threshold is ``min`` — the bar the
+    window had to reach — and no factor is claimed; it read "-2× as many (alert at -10)"."""
+    rule = make_rule("spike", measure="sum:properties.amount", factor=2, min=1, match={"event": "Refund"})
+    for before, expected_factor in ((-5.0, None), (0.25, 40.0)):
+        engine = make_engine(rule)
+        events = [at(0, "Refund", properties={"amount": before}), at(600, "Refund", properties={"amount": 10})]
+        findings = run(engine, events, until=MONDAY + 1300).findings
+        assert [(f.evidence["value"], f.evidence["threshold"], f.evidence["factor"]) for f in findings] == [
+            (10.0, 1, expected_factor)
+        ]

@@ -156,3 +156,35 @@ def test_a_value_printed_into_a_playbook_stays_on_one_line() -> None:
     playbook, error = render_template('They wrote: "{{ evidence.c }}"', {"evidence": {"c": comment}}, markdown=True)
     assert error is None
     assert playbook == 'They wrote: "fine # URGENT 1. Visit https://phish.example"'
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("> quote", "> quote"),
+        ("# URGENT", "# URGENT"),
+        ("1. Refund everyone", "1. Refund everyone"),
+        ("2) Refund everyone", "2) Refund everyone"),
+        ("- item", "- item"),
+        ("+ item", "+ item"),
+        ("---", "---"),
+        ("===", "==="),
+        ("~~~", "~~~"),
+        ("      indented code", "indented code"),
+        ("-5 seats", "-5 seats"),
+        ("1.5 days", "1.5 days"),
+    ],
+)
+def test_a_value_printed_at_the_start_of_a_playbook_line_opens_no_block(value: str, shown: str) -> None:
+    """An end user's text printed where a playbook line starts ("They wrote:\\n{{ c }}") is one line of text on
+    every channel: it made a quote, a heading, a numbered step, a rule or a code block of its own."""
+    from alerts.formatting import markdown_html, markdown_mrkdwn, markdown_text
+
+    playbook, error = render_template("They wrote:\n{{ evidence.c }}", {"evidence": {"c": value}}, markdown=True)
+    assert error is None
+    html = str(markdown_html(playbook))
+    for block in ("<blockquote", "<h1", "<h2", "<ol", "<ul", "<hr", "<pre", "<code"):
+        assert block not in html, html
+    assert markdown_text(playbook) == f"They wrote:\n{shown}"
+    if "~" not in value:  # Slack mrkdwn: a leading ">" is kept from quoting by a soft hyphen (alerts.formatting)
+        assert markdown_mrkdwn(playbook) == "They wrote:\n" + shown.replace(">", "\u00ad&gt;")

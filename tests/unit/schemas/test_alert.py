@@ -58,3 +58,12 @@ def test_required_fields_stay_required_even_as_null(field: str) -> None:
 )
 def test_local_timezone_is_the_accounts_else_its_owners(account: dict[str, object], zone: str | None) -> None:
     assert Alert.model_validate({**REQUIRED, "account": account}).account.local_timezone == zone
+
+
+def test_an_account_name_with_nothing_to_see_reads_as_no_name() -> None:
+    """An alert from any producer whose account name is spaces or zero-width characters has no name, so every
+    channel shows the account id instead (Slack showed an empty Account field); real names are kept."""
+    for blank in ("", "  ", "\u200b", "\u2060\u200d \n"):
+        assert Alert.model_validate({**REQUIRED, "account": {"name": blank}}).account.name is None
+    for name in ("Acme", " Acme ", "🚀", "שלום"):
+        assert Alert.model_validate({**REQUIRED, "account": {"name": name}}).account.name == name

@@ -92,6 +92,41 @@ def test_times_in_the_owner_timezone():
     assert date_text("2026-01-10T00:00:00Z", "America/Los_Angeles") == "Fri 9 Jan 2026"
 
 
+def test_zones_without_an_abbreviation_and_dst_changes_read_as_offsets_from_utc():
+    """A zone that has no abbreviation shows its offset as "UTC+05:45" (it showed "+0545", "+11", "-03");
+    the day after a daylight-saving change shows the new offset (Lord Howe moves by half an hour)."""
+    assert datetime_text("2026-03-08T06:30:00Z", "Asia/Kathmandu") == "Sun 8 Mar 2026, 12:15 UTC+05:45"
+    assert datetime_text("2026-03-08T06:30:00Z", "America/Sao_Paulo") == "Sun 8 Mar 2026, 03:30 UTC-03"
+    assert datetime_text("2026-04-04T12:00:00Z", "Australia/Lord_Howe") == "Sat 4 Apr 2026, 23:00 UTC+11"
+    assert datetime_text("2026-04-05T12:00:00Z", "Australia/Lord_Howe") == "Sun 5 Apr 2026, 22:30 UTC+10:30"
+    # around the US change (2026-03-08 02:00 EST → 03:00 EDT) the abbreviation follows the instant
+    assert datetime_text("2026-03-08T06:59:00Z", "America/New_York") == "Sun 8 Mar 2026, 01:59 EST"
+    assert datetime_text("2026-03-08T07:00:00Z", "America/New_York") == "Sun 8 Mar 2026, 03:00 EDT"
+
+
+def test_a_score_down_one_point_is_singular():
+    """A score that fell by exactly one point reads "down 1 point" (it read "down 1 points")."""
+    evidence = {"value": 39.0, "baseline": 40.0, "reason": "drop", "components": {"logins": 39.0}}
+    assert evidence_sentence("score", evidence).startswith("engagement score 39/100, down 1 point from 40")
+    evidence = {**evidence, "value": 30.0}
+    assert evidence_sentence("score", evidence).startswith("engagement score 30/100, down 10 points from 40")
+
+
+def test_a_sequence_whose_steps_share_an_instant_says_so():
+    """Steps stamped at the same instant happened "at the same time" (it read "within 0 seconds")."""
+    evidence = {"value": 2, "threshold": 3600.0, "elapsed_seconds": 0.0}
+    assert evidence_sentence("sequence", evidence) == "both steps happened in order at the same time (limit 1 hour)"
+    evidence = {**evidence, "elapsed_seconds": 60.0}
+    assert evidence_sentence("sequence", evidence) == "both steps happened in order within 1 minute (limit 1 hour)"
+
+
+def test_event_text_in_the_evidence_sentence_stays_on_one_line():
+    """An ``any`` alert's event properties with line breaks (an end user's comment) read on one line: they broke
+    the console's and the email's "why" line and started new lines in Slack."""
+    evidence = {"value": "CSAT\nAnswered", "properties": {"rating": 1, "comment": "bad\n> quote\r\n\n  # heading"}}
+    assert evidence_sentence("any", evidence) == "CSAT Answered: rating 1, comment bad > quote # heading"
+
+
 def test_invalid_timezone_falls_back_to_utc_and_is_counted():
     """A timezone that is not an IANA zone shows UTC, is counted once per name, and never raises."""
     before = metrics.INVALID_TIMEZONES._value.get()
@@ -132,10 +167,20 @@ def test_score_points_weakest_first_no_dict_repr():
             {"value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
             "12 of 40 events matched (30%), at or above the 25% limit",
         ),
+        (  # numerator and denominator are counted independently: refunds per order can pass 100%
+            "ratio",
+            {"value": 3.0, "threshold": 0.5, "numerator": 3, "denominator": 1},
+            "3 matching events against 1 counted event (300%), at or above the 50% limit",
+        ),
         (
             "spike",
             {"measure": "count", "value": 60.0, "threshold": 30.0, "baseline": 10.0, "factor": 6.0},
             "60 matching events against 10 in the window before, 6× as many (alert at 30)",
+        ),
+        (  # a sum whose previous window was negative: no "-2× as many" (alerts written before spike.py's fix)
+            "spike",
+            {"measure": "sum:properties.amount", "value": 10.0, "threshold": -10.0, "baseline": -5.0, "factor": -2.0},
+            "total amount 10 against -5 in the window before",
         ),
         (
             "drop",

@@ -72,6 +72,21 @@ def test_subject_newlines_cannot_inject_headers(
     assert message["Bcc"] is None
 
 
+def test_a_long_account_name_gives_way_to_the_title_in_the_subject(
+    make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]
+) -> None:
+    """An account name of 256 characters is shortened in the subject, which still says what happened and
+    marks the cut; it was cut at 250 characters, inside the name, without a mark. Runs of spaces and bidi
+    controls in the name (which the subject does not show) do not stop it."""
+    for name in (("Very Long Account Name " * 12)[:256], "Very  Long Account Name\u202e " * 11):  # spaces, RLO
+        alert = make_alert(title=f"{name}: bank link not verified", account={"name": name})
+        message = make_notifier(to="x@example.com").build((alert,), ["x@example.com"], "g")
+        subject = str(message["Subject"])
+        assert len(subject) <= 250
+        assert subject.startswith("[HIGH] Very Long Account Name Very Long")
+        assert subject.endswith("…: bank link not verified"), subject
+
+
 def test_per_recipient_digests(make_notifier: Callable[..., EmailNotifier], make_alert: Callable[..., Alert]) -> None:
     """Alerts owned by different people become one digest per owner; shared recipients share a message."""
     notifier = make_notifier(to=["{{ account.owner.email }}", "lead@example.com"])
