@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from rules.backtest import decode_lines
-from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
+from rules.evaluation import AlertPoint, RuleScore, evaluate, render_table
 from schemas.alert import Alert
 from schemas.decoder import Rejection
 from schemas.durations import parse_duration, parse_duration_or_seconds
@@ -31,10 +31,10 @@ from streams.cli.option_types import InputPath
 
 
 def alert_point(alert: Alert) -> AlertPoint:
-    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack."""
+    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack (else None)."""
     owner = alert.account.owner
-    label = owner.get("name") or owner.get("email") or owner.get("slack") or NO_OWNER
-    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label))
+    label = owner.get("name") or owner.get("email") or owner.get("slack")
+    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label) if label else None)
 
 
 def load_alert_points(path: Path) -> list[AlertPoint]:
@@ -150,6 +150,23 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
 
 
+def _note_left_out(overall: RuleScore) -> None:
+    """Say what the table's figures leave out, so nothing is dropped without a word."""
+    if overall.after_churn:
+        click.echo(
+            f"note: {overall.after_churn} of the {overall.alerts} alerts fired at or after their account's churn "
+            "and count in no precision, recall or lead (after_churn in --json): events that go on after a churn, "
+            "or a churn time earlier than it was",
+            err=True,
+        )
+    if overall.alerts_without_owner:
+        click.echo(
+            f"note: {overall.alerts_without_owner} of the {overall.alerts} alerts are on accounts without an owner "
+            "and count in no owner's alerts per week (give preempt backtest --accounts records with owners)",
+            err=True,
+        )
+
+
 def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) -> float:
     """Seconds of a duration option (``0``/``0d`` too with ``allow_zero``); a one-line error naming the option."""
     try:
@@ -234,7 +251,10 @@ def evaluate_command(
             "yet, or account ids that differ between the files",
             err=True,
         )
+    if not alerts:
+        click.echo(f"note: no alerts in {alerts_path}: every churn counts as missed", err=True)
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
+    _note_left_out(result.overall)
     if as_json:
         click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

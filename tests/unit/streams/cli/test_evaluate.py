@@ -347,3 +347,47 @@ def test_alerted_accounts_without_an_outcome_are_counted_in_a_note(files: dict[s
         f"note: 1 of the 4 alerted accounts have no outcome in {files['outcomes']} and count as not churned "
         "(first: CRM-0001): an outcome not known yet, or account ids that differ between the files"
     ]
+
+
+def test_alerts_after_the_churn_and_without_an_owner_are_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """An alert at or after its account's churn counts in no figure of the table, and one on an unowned account in
+    no owner's volume: a note on stderr says how many of each, so nothing is left out without a word."""
+    after = _alert("late", "a", 120)  # a churned on day 100
+    unowned = {**_alert("early", "c", 60), "account": {"owner": {}}}
+    alerts = tmp_path / "more-alerts.jsonl"
+    alerts.write_bytes(files["alerts"].read_bytes() + orjson.dumps(after) + b"\n" + orjson.dumps(unowned) + b"\n")
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.stdout)
+    assert (doc["owners"], doc["all"]["after_churn"], doc["all"]["alerts_without_owner"]) == (1, 1, 1)
+    assert "note: 1 of the 5 alerts fired at or after their account's churn" in result.stderr
+    assert "note: 1 of the 5 alerts are on accounts without an owner" in result.stderr
+
+
+def test_an_empty_alerts_file_is_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """An empty alerts file (a rule that never fired, or the wrong file) gets a note, not only a row of zeros."""
+    empty = tmp_path / "no-alerts.jsonl"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(empty), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 0, result.output
+    assert f"note: no alerts in {empty}" in result.stderr
+
+
+def test_json_keys_are_the_documented_ones(files: dict[str, Path]) -> None:
+    """--json has exactly the keys docs/prescient.md lists, at the top and per rule (a script reads them)."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    doc = orjson.loads(result.stdout)
+    documented = (Path(__file__).parents[4] / "docs" / "prescient.md").read_text()
+    rule_keys = {
+        "rule_id", "alerts", "alerted_accounts", "true_positive_accounts", "precision", "alert_precision",
+        "caught_at_lead", "recall_at_lead", "median_lead_days", "alerts_per_owner_week", "after_churn",
+        "alerts_without_owner",
+    }  # fmt: skip
+    assert set(doc) == {"horizon_days", "lead_days", "churned_accounts", "owners", "weeks", "rules", "all"}
+    assert set(doc["all"]) == rule_keys
+    assert all(set(rule) == rule_keys for rule in doc["rules"])
+    assert all(f"`{key}`" in documented for key in {*doc, *rule_keys})
