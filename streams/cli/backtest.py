@@ -29,31 +29,18 @@ from rules.models import RiskRule
 from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event, format_ts
-from schemas.jsonl import Line, read_file
+from schemas.jsonl import read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
-from streams.cli.progress import progress_bar
+from streams.cli.progress import file_progress
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import MAX_TOPIC_PARTITIONS, Settings
 from streams.worker.processor import partition_for_key
 
-PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
 SHOWN_INVALID = 20
 OVER_BUDGET_EXIT = 3
-
-
-def _progress(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
-    # Only for a person watching: in a log file (stderr not a terminal) a bar is line noise.
-    size = path.stat().st_size
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        yield from lines
-        return
-    with progress_bar(total=size, unit="B", unit_scale=True, desc="events", leave=False) as bar:
-        for line in lines:
-            bar.update(line.size)
-            yield line
 
 
 def _parse_until(value: str | None) -> float | None:
@@ -278,7 +265,7 @@ def backtest(
             )
     else:
         _note_models_without_records(ruleset)
-    lines = _progress(events_path, read_file(events_path))
+    lines = file_progress(events_path, read_file(events_path), "events")
     # The stream's future check against this machine's clock (as `preempt events validate` does).
     names: set[str] = set()
     events = _names_seen(

@@ -28,6 +28,7 @@ from schemas.outcome import (
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import InputPath
+from streams.cli.progress import file_progress
 
 
 def alert_point(alert: Alert) -> AlertPoint:
@@ -96,7 +97,7 @@ def _outcome_events(path: Path, names: dict[str, OutcomeKind], invalid: list[tup
     every figure, so the caller says so.
     """
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    for line in read_file(path):
+    for line in file_progress(path, read_file(path), "outcome events"):
         if b"\\" not in line.raw and not any(needle in line.raw for needle in needles):
             continue
         ((_, decoded),) = decode_lines((line,))

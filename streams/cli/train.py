@@ -26,13 +26,14 @@ from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_op
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
+from streams.cli.progress import file_progress
 
 if TYPE_CHECKING:  # scikit-learn's import takes seconds: the module is imported once options are checked
     from streams.prescient.training import Samples
 
 
-def _events(path: Path, skipped: list[int], seen: set[str] | None = None) -> Iterator[Event]:
-    for number, decoded in decode_lines(read_file(path)):
+def _events(path: Path, skipped: list[int], seen: set[str] | None = None, *, desc: str) -> Iterator[Event]:
+    for number, decoded in decode_lines(file_progress(path, read_file(path), desc)):
         if isinstance(decoded, Rejection):
             skipped.append(number)
             continue
@@ -285,7 +286,7 @@ def train_command(
     try:
         try:
             spec = risk_training.build_spec(
-                _events(events_path, skipped, seen),
+                _events(events_path, skipped, seen, desc="vocabulary"),
                 exclude,
                 frozenset(only_events) or None,
                 min_account_share,
@@ -306,7 +307,7 @@ def train_command(
             )
         samples = risk_training.collect_samples(
             spec,
-            _events(events_path, []),
+            _events(events_path, [], desc="samples"),
             outcomes,
             horizon_s,
             every_s,

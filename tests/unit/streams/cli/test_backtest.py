@@ -185,14 +185,14 @@ def test_output_into_a_missing_folder_is_refused_before_the_replay(inputs, tmp_p
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     """A file over the progress threshold shows no bar when stderr is not a terminal (logs stay clean)."""
-    from streams.cli import backtest as backtest_module
+    from streams.cli import progress as progress_module
 
-    monkeypatch.setattr(backtest_module, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"x\n")
     made = []
-    monkeypatch.setattr(backtest_module, "progress_bar", lambda *a, **k: made.append(k))
-    assert list(backtest_module._progress(path, iter([(1, b"x")]))) == [(1, b"x")]
+    monkeypatch.setattr(progress_module, "progress_bar", lambda *a, **k: made.append(k))
+    assert list(progress_module.file_progress(path, iter([(1, b"x")]), "events")) == [(1, b"x")]  # type: ignore[list-item]
     assert made == []
 
 

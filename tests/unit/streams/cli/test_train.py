@@ -525,3 +525,53 @@ def test_outcomes_of_accounts_without_events_are_counted_in_a_note(history: dict
         f"note: 4 of the {total} accounts with an outcome have no event in {history['events']} and teach nothing "
         "(first: crm-0)"
     ) in result.stderr
+
+
+class _Bar:
+    """A stand-in for a tqdm bar that keeps what it was told."""
+
+    def __init__(self, made: list[dict[str, object]], **options: object) -> None:
+        self.options = {**options, "done": 0}
+        made.append(self.options)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        self.options["done"] = int(self.options["done"]) + n  # type: ignore[call-overload]
+
+
+def test_both_passes_over_the_events_show_progress_on_a_terminal(
+    history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, a large history gets a bar for the vocabulary pass and one for the samples pass (minutes
+    on a real product's year of events); it showed nothing until the model was written."""
+    from types import SimpleNamespace
+
+    from streams.cli import progress as progress_module
+
+    made: list[dict[str, object]] = []
+    monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(progress_module, "sys", SimpleNamespace(stderr=SimpleNamespace(isatty=lambda: True)))
+    monkeypatch.setattr(progress_module, "progress_bar", lambda **options: _Bar(made, **options))
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(history["outcomes"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    size = history["events"].stat().st_size
+    assert [(bar["desc"], bar["total"], bar["done"]) for bar in made] == [
+        ("vocabulary", size, size),
+        ("samples", size, size),
+    ]
