@@ -54,8 +54,7 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
                 alert = Alert.model_validate_json(line.raw)
             except ValidationError as exc:
                 raise click.ClickException(
-                    f"{path}: line {line.number}: not an alert ({first_error(exc)}); "
-                    "give the --output of preempt backtest"
+                    f"{path}: line {line.number}: not an alert ({first_error(exc)}); {_alerts_hint(line.raw)}"
                 ) from None
             if alert.alert_id in seen:
                 repeated += 1
@@ -70,6 +69,31 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
     if repeated:
         click.echo(f"note: {repeated} repeated alert(s) in {path} (same alert_id) counted once", err=True)
     return points
+
+
+def _alerts_hint(raw: bytes) -> str:
+    """What to give instead of a line that is not an alert, from what the line looks like."""
+    key, tab, value = raw.partition(b"\t")
+    if tab and value.lstrip().startswith(b"{") and not key.lstrip().startswith(b"{"):
+        return "the line starts with a key before the alert: dump the alerts topic's values only (no print.key)"
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and "outcome" in doc:
+        return "it is an outcome: --alerts and --outcomes swapped?"
+    return "give the --output of preempt backtest, or the alerts topic's values, one a line"
+
+
+def _holds_alerts(path: Path) -> bool:
+    """Whether a file given as outcomes starts with an alert (the two options swapped)."""
+    for line in read_file(path):
+        try:
+            first = orjson.loads(line.raw)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(first, dict) and "alert_id" in first and "rule_id" in first
+    return False
 
 
 def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
@@ -130,6 +154,10 @@ def _looks_like_events(path: Path) -> bool:
 def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:
     """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected)."""
     try:
+        if outcomes_path is not None and _holds_alerts(outcomes_path):
+            raise click.ClickException(
+                f"{outcomes_path}: line 1 is an alert, not an outcome: --alerts and --outcomes swapped?"
+            )
         if outcomes_path is not None and not _looks_like_events(outcomes_path):
             return read_outcomes(outcomes_path)
         source = outcomes_path if outcomes_path is not None else events_path

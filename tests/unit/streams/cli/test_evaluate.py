@@ -391,3 +391,25 @@ def test_json_keys_are_the_documented_ones(files: dict[str, Path]) -> None:
     assert set(doc["all"]) == rule_keys
     assert all(set(rule) == rule_keys for rule in doc["rules"])
     assert all(f"`{key}`" in documented for key in {*doc, *rule_keys})
+
+
+def test_an_alerts_topic_dumped_with_its_keys_is_one_line_saying_how_to_dump_it(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The live stream's alerts read out with kafka-console-consumer's print.key ('acme<TAB>{…}') are refused in one
+    line naming the key, not with advice to run a backtest; the topic's values alone are read like the backtest's."""
+    lines = files["alerts"].read_bytes().splitlines()
+    keyed = tmp_path / "topic-with-keys.jsonl"
+    keyed.write_bytes(b"".join(orjson.loads(line)["account_id"].encode() + b"\t" + line + b"\n" for line in lines))
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(keyed), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 1
+    assert "the line starts with a key before the alert: dump the alerts topic's values only" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_alerts_and_outcomes_swapped_is_one_line_saying_so(files: dict[str, Path]) -> None:
+    """The two files given the wrong way round are named as swapped, whichever is read first."""
+    for alerts, outcomes in ((files["outcomes"], files["outcomes"]), (files["alerts"], files["alerts"])):
+        result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(outcomes)])
+        assert result.exit_code == 1
+        assert "--alerts and --outcomes swapped?" in result.stderr, result.stderr
