@@ -213,7 +213,7 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     required=True,
     type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
-    help="alerts JSONL (preempt backtest --output)",
+    help="alerts JSONL: preempt backtest --output, or the alerts topic's values one a line",
 )
 @click.option(
     "--outcomes",
@@ -240,7 +240,7 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
 @click.option(
     "--lead", default="14d", show_default=True, help="recall counts churns warned at least this early (0d: any warning)"
 )
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table (its keys: docs/prescient.md)")
 def evaluate_command(
     alerts_path: Path,
     outcomes_path: Path | None,
@@ -251,9 +251,11 @@ def evaluate_command(
     as_json: bool,
 ) -> None:
     """Measure alerts against outcomes: per rule and for all rules, precision, recall at the lead
-    time, median lead time and alerts per owner per week.
+    time, median lead time and alerts per owner per week (docs/prescient.md, "preempt evaluate").
 
+    \b
       preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d
+      preempt evaluate --alerts alerts.jsonl --outcomes events.jsonl --outcome-event 'Plan Cancelled=churned' --json
     """
     horizon_s = parse_duration_option(horizon, "--horizon")
     lead_s = parse_duration_option(lead, "--lead", allow_zero=True)

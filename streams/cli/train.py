@@ -231,9 +231,10 @@ def train_command(
     min_account_share: float,
     regularization: float | None,
 ) -> None:
-    """Train a churn-risk model for `kind: risk` rules.
+    """Train a churn-risk model for `kind: risk` rules (docs/prescient.md, "preempt train").
 
-    preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
+    \b
+      preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
     """
     refuse_overwriting_inputs(
         {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--outcomes": outcomes_path}

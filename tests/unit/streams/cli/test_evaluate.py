@@ -413,3 +413,23 @@ def test_alerts_and_outcomes_swapped_is_one_line_saying_so(files: dict[str, Path
         result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(outcomes)])
         assert result.exit_code == 1
         assert "--alerts and --outcomes swapped?" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        ("evaluate", "preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d"),
+        (
+            "train",
+            "preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl "
+            "--output model.json",
+        ),
+    ],
+)
+def test_help_shows_the_example_on_one_line(command: str, example: str) -> None:
+    """--help keeps each example command whole (it was wrapped mid-command, '--horizon' / '60d' on two lines), so it
+    can be copied, and says where the figures are defined."""
+    result = CliRunner().invoke(main, [command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    assert any(line.strip() == example for line in result.output.splitlines()), result.output
+    assert "docs/prescient.md" in result.output
