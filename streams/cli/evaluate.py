@@ -179,6 +179,22 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
 
 
+def _note_churns_out_of_reach(alerts: list[AlertPoint], outcomes: Outcomes, horizon_s: float) -> None:
+    """Churns no alert of the file could have warned of (outcomes of a longer period than the alerts', e.g. a
+    CRM's export of every year) count as missed in recall: say how many, so a low recall is read right."""
+    first = min(alert.fired_at for alert in alerts)
+    last = max(alert.fired_at for alert in alerts)
+    churned = outcomes.churned
+    out_of_reach = sorted(a for a, at in churned.items() if at <= first or at > last + horizon_s)
+    if out_of_reach:
+        click.echo(
+            f"note: {len(out_of_reach)} of the {len(churned)} churns lie before the first alert or more than --horizon "
+            f"after the last (first: {out_of_reach[0]}): no alert in the file could warn of them, and recall counts "
+            "them as missed; give the outcomes of the period the alerts cover",
+            err=True,
+        )
+
+
 def _note_left_out(overall: RuleScore) -> None:
     """Say what the table's figures leave out, so nothing is dropped without a word."""
     if overall.after_churn:
@@ -284,6 +300,8 @@ def evaluate_command(
         )
     if not alerts:
         click.echo(f"note: no alerts in {alerts_path}: every churn counts as missed", err=True)
+    else:
+        _note_churns_out_of_reach(alerts, outcomes, horizon_s)
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
     _note_left_out(result.overall)
     if as_json:

@@ -433,3 +433,20 @@ def test_help_shows_the_example_on_one_line(command: str, example: str) -> None:
     assert result.exit_code == 0
     assert any(line.strip() == example for line in result.output.splitlines()), result.output
     assert "docs/prescient.md" in result.output
+
+
+def test_churns_no_alert_could_warn_of_are_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes of a longer period than the alerts' (a CRM's export of every year) hold churns before the first
+    alert or long after the last: recall counts them as missed, and a note says how many so a low recall is read
+    right. The alerts' own period gives no such note."""
+    plain = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"])]
+    )
+    assert "churns lie before the first alert" not in plain.stderr
+    outcomes = tmp_path / "crm-outcomes.jsonl"
+    older = {"account_id": "gone-2024", "outcome": "churned", "at": format_ts(T0 - 400 * DAY)}
+    later = {"account_id": "gone-later", "outcome": "churned", "at": format_ts(T0 + 400 * DAY)}
+    outcomes.write_bytes(files["outcomes"].read_bytes() + orjson.dumps(older) + b"\n" + orjson.dumps(later) + b"\n")
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(outcomes)])
+    assert result.exit_code == 0, result.output
+    assert "note: 2 of the 4 churns lie before the first alert or more than --horizon after the last" in result.stderr
