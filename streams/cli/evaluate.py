@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -85,15 +86,21 @@ def _alerts_hint(raw: bytes) -> str:
     return "give the --output of preempt backtest, or the alerts topic's values, one a line"
 
 
-def _holds_alerts(path: Path) -> bool:
-    """Whether a file given as outcomes starts with an alert (the two options swapped)."""
+def _first_object(path: Path) -> dict[str, Any] | None:
+    """The first line of a file as a JSON object, or None (empty, not JSON, not an object)."""
     for line in read_file(path):
         try:
             first = orjson.loads(line.raw)
         except orjson.JSONDecodeError:
-            return False
-        return isinstance(first, dict) and "alert_id" in first and "rule_id" in first
-    return False
+            return None
+        return first if isinstance(first, dict) else None
+    return None
+
+
+def _holds_alerts(path: Path) -> bool:
+    """Whether a file given as outcomes starts with an alert (the two options swapped)."""
+    first = _first_object(path)
+    return first is not None and "alert_id" in first and "rule_id" in first
 
 
 def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
@@ -142,13 +149,8 @@ def _names_an_outcome(raw: bytes, names: dict[str, OutcomeKind], needles: list[b
 
 def _looks_like_events(path: Path) -> bool:
     """Auto-detection: an events file's lines have ``event`` and no ``outcome``."""
-    for line in read_file(path):
-        try:
-            first = orjson.loads(line.raw)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(first, dict) and "event" in first and "outcome" not in first
-    return False
+    first = _first_object(path)
+    return first is not None and "event" in first and "outcome" not in first
 
 
 def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:

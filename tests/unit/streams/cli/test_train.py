@@ -557,18 +557,8 @@ def test_both_passes_over_the_events_show_progress_on_a_terminal(
     monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
     monkeypatch.setattr(progress_module, "sys", SimpleNamespace(stderr=SimpleNamespace(isatty=lambda: True)))
     monkeypatch.setattr(progress_module, "progress_bar", lambda **options: _Bar(made, **options))
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--events",
-            str(history["events"]),
-            "--outcomes",
-            str(history["outcomes"]),
-            "--output",
-            str(tmp_path / "m.json"),
-        ],
-    )
+    args = ["--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")]
+    result = CliRunner().invoke(main, ["train", *args])
     assert result.exit_code == 0, result.output
     size = history["events"].stat().st_size
     assert [(bar["desc"], bar["total"], bar["done"]) for bar in made] == [
