@@ -174,6 +174,16 @@ class RuleEngine:
         counts = {ev.rule.id: int(getattr(ev, "restarted", 0)) for ev in self._evaluators}
         return {rule_id: n for rule_id, n in counts.items() if n}
 
+    def rules_missing_their_events(self, at_least: int) -> dict[str, int]:
+        """Per rule id, how many events a kind folded in (at least ``at_least``) without one of the event names its
+        model learned from (``risk``: a model of another product's events, or of names renamed since)."""
+        out: dict[str, int] = {}
+        for ev in self._evaluators:
+            seen = int(getattr(ev, "events_seen", 0))
+            if seen >= at_least and getattr(ev, "learned_events_seen", 1) == 0:
+                out[ev.rule.id] = seen
+        return out
+
     def bind_accounts(self, lookup: Callable[[str], Account | None]) -> None:
         """Where the kinds that read account records (``risk`` with account features) find them: the
         record of an account id, or None when unknown — the accounts table in the worker, the

@@ -12,9 +12,11 @@ Who calls it: ``preempt evaluate`` and the prescient report. Definitions (docs/p
   and at most ``horizon`` before the churn.
 * **median lead** — over churned accounts warned within the horizon, the median of the longest
   warning each got (churn − its earliest alert within the horizon), in days.
-* **alerts per owner per week** — a rule's alerts / (owners × weeks), where owners are the
-  distinct account owners in the whole alerts file and weeks its span (first to last alert,
-  at least one week), so rules compare on one scale.
+* **alerts per owner per week** — a rule's alerts on owned accounts / (owners × weeks), where
+  owners are the distinct account owners in the whole alerts file and weeks its span (first to
+  last alert, at least one week), so rules compare on one scale. Alerts on accounts without an
+  owner reach no CSM's desk: they are counted apart (``alerts_without_owner``), never as one more
+  owner, and with no owner at all the figure is None.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from schemas.outcome import Outcomes
 DAY = 86400.0
 WEEK = 7 * DAY
 ALL_RULES = "(all rules)"
-NO_OWNER = "(no owner)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ class AlertPoint:
     rule_id: str
     account_id: str
     fired_at: float
-    owner: str = NO_OWNER
+    owner: str | None = None
+    """Who owns the account (name, else email, else Slack); None: no owner on record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,10 @@ class RuleScore:
     caught_at_lead: int
     recall_at_lead: float | None
     median_lead_days: float | None
-    alerts_per_owner_week: float
+    alerts_per_owner_week: float | None
+    """Alerts on owned accounts per owner per week; None when no alert names an owner."""
     after_churn: int
+    alerts_without_owner: int
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (rounded to 4 decimals)."""
@@ -96,7 +100,7 @@ def evaluate(alerts: Sequence[AlertPoint], outcomes: Outcomes, horizon: float, l
     if lead < 0 or lead > horizon:
         raise ValueError("lead must lie between 0 and the horizon")
     churned = outcomes.churned
-    owners = len({a.owner for a in alerts})
+    owners = len({a.owner for a in alerts if a.owner is not None})
     if alerts:
         span = max(a.fired_at for a in alerts) - min(a.fired_at for a in alerts)
         weeks = max(1.0, span / WEEK)
@@ -105,7 +109,7 @@ def evaluate(alerts: Sequence[AlertPoint], outcomes: Outcomes, horizon: float, l
     by_rule: dict[str, list[AlertPoint]] = defaultdict(list)
     for alert in alerts:
         by_rule[alert.rule_id].append(alert)
-    scale = max(owners, 1) * weeks
+    scale = owners * weeks if owners else None
     rules = tuple(_score(rule_id, by_rule[rule_id], churned, horizon, lead, scale) for rule_id in sorted(by_rule))
     overall = _score(ALL_RULES, alerts, churned, horizon, lead, scale)
     return Evaluation(horizon, lead, len(churned), owners, weeks, rules, overall)
@@ -117,9 +121,10 @@ def _score(
     churned: Mapping[str, float],
     horizon: float,
     lead: float,
-    scale: float,
+    scale: float | None,
 ) -> RuleScore:
     count = 0
+    unowned = 0
     after_churn = 0
     hits = 0
     counted = 0
@@ -128,6 +133,8 @@ def _score(
     longest_warning: dict[str, float] = {}
     for alert in alerts:
         count += 1
+        if alert.owner is None:
+            unowned += 1
         churn = churned.get(alert.account_id)
         if churn is not None and alert.fired_at >= churn:
             after_churn += 1
@@ -153,8 +160,9 @@ def _score(
         caught_at_lead=caught,
         recall_at_lead=caught / len(churned) if churned else None,
         median_lead_days=statistics.median(leads) if leads else None,
-        alerts_per_owner_week=count / scale,
+        alerts_per_owner_week=None if scale is None else (count - unowned) / scale,
         after_churn=after_churn,
+        alerts_without_owner=unowned,
     )
 
 
@@ -175,12 +183,15 @@ def render_table(evaluation: Evaluation) -> str:
         if score is evaluation.overall:
             lines.append("-" * len(header))
         median = "—" if score.median_lead_days is None else f"{score.median_lead_days:.1f}d"
+        volume = "—" if score.alerts_per_owner_week is None else f"{score.alerts_per_owner_week:.2f}"
         lines.append(
             f"{score.rule_id:<{width}}{score.alerts:>8}{score.alerted_accounts:>10}{_pct(score.precision):>11}"
-            f"{_pct(score.recall_at_lead):>12}{median:>13}{score.alerts_per_owner_week:>11.2f}"
+            f"{_pct(score.recall_at_lead):>12}{median:>13}{volume:>11}"
         )
+    unowned = evaluation.overall.alerts_without_owner
     lines.append(
         f"{evaluation.churned_accounts} churned accounts; horizon {evaluation.horizon / DAY:g}d, lead {lead_days}; "
         f"{evaluation.owners} owner(s) over {evaluation.weeks:.1f} week(s)"
+        + (f"; {unowned} alert(s) on accounts without an owner, not in /owner/wk" if unowned else "")
     )
     return "\n".join(lines)

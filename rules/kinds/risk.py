@@ -75,6 +75,12 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._filter = compile_match(rule.match) if rule.match is not None else None
         self.event_names = rule.match.event_names if rule.match is not None else None
         self._accounts: Callable[[str], Account | None] | None = None
+        self._learned = self._spec.event_names
+        self.events_seen = 0
+        """Events folded into the features since this evaluator was built (after ``match``)."""
+        self.learned_events_seen = 0
+        """Of those, events whose name the model learned from: none after many means a model of other events
+        (another product's, or names renamed since) whose per-event features all read as absent."""
         self.restarted = 0
         """Account states kept under another model's feature spec and started afresh (the worker counts and logs
         the increase: a retrained model with another vocabulary restarts every account's features)."""
@@ -108,6 +114,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         if self._filter is not None and not self._filter(event):
             return []
         self._current(state)
+        self.events_seen += 1
+        if event.event in self._learned:
+            self.learned_events_seen += 1
         features.observe(self._spec, state.features, event)
         if state.deadline is None:
             state.deadline = (math.floor(event.ts / DAY) + 1) * DAY

@@ -211,6 +211,11 @@ class FeatureSpec:
         return names
 
     @property
+    def event_names(self) -> frozenset[str]:
+        """The event names the model learned its per-term and numeric features from."""
+        return frozenset(self._by_event) | frozenset(self._numeric_by_event)
+
+    @property
     def uses_accounts(self) -> bool:
         """Whether the features read the account record (spec version 3)."""
         return self.version >= 3

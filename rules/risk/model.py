@@ -133,7 +133,9 @@ class RiskModel:
         try:
             spec = FeatureSpec.from_json(doc.feature_spec)
         except (KeyError, TypeError, ValueError) as exc:
-            raise RiskModelError(f"feature_spec: {exc}") from None
+            raise RiskModelError(
+                f"feature_spec: {exc}; make the model again with this Preempt's preempt train"
+            ) from None
         if spec.names != doc.features:
             raise RiskModelError("features do not match what feature_spec produces (edited by hand?)")
         return cls(spec, doc)

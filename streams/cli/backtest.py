@@ -27,32 +27,20 @@ from rules.engine import RuleEngine
 from rules.loader import RuleSet
 from rules.models import RiskRule
 from schemas.account import Account
-from schemas.event import format_ts
-from schemas.jsonl import Line, read_file
+from schemas.decoder import Rejection
+from schemas.event import Event, format_ts
+from schemas.jsonl import read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
-from streams.cli.progress import progress_bar
+from streams.cli.progress import file_progress
 from streams.cli.rules import load_rules_or_exit
 from streams.runtime.settings import MAX_TOPIC_PARTITIONS, Settings
 from streams.worker.processor import partition_for_key
 
-PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # a bar is noise on small files
 SHOWN_INVALID = 20
 OVER_BUDGET_EXIT = 3
-
-
-def _progress(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
-    # Only for a person watching: in a log file (stderr not a terminal) a bar is line noise.
-    size = path.stat().st_size
-    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        yield from lines
-        return
-    with progress_bar(total=size, unit="B", unit_scale=True, desc="events", leave=False) as bar:
-        for line in lines:
-            bar.update(line.size)
-            yield line
 
 
 def _parse_until(value: str | None) -> float | None:
@@ -146,6 +134,35 @@ def _note_models_without_records(ruleset: RuleSet) -> None:
             click.echo(
                 f"note: the model of rule {rule.id!r} reads account records (renewal date, seats, MRR…); without "
                 "--accounts every account is unknown to it (give the accounts JSONL the worker reads from its topic)",
+                err=True,
+            )
+
+
+Decoded = tuple[int, Event | Rejection]
+
+
+def _names_seen(events: Iterator[Decoded], seen: set[str]) -> Iterator[Decoded]:
+    """The decoded lines, unchanged, adding each event's name to ``seen`` on the way."""
+    for number, decoded in events:
+        if not isinstance(decoded, Rejection):
+            seen.add(decoded.event)
+        yield number, decoded
+
+
+def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: Path) -> None:
+    """A risk model none of whose event names is in the events (trained on another product, or on names since
+    renamed) reads every per-event feature as absent: its risk sits near its floor and it stays silent. Say so."""
+    if not seen:
+        return
+    for rule in ruleset.enabled:
+        model = rule.loaded_model if isinstance(rule, RiskRule) else None
+        learned = model.spec.event_names if model is not None else frozenset()
+        if learned and not learned & seen:
+            examples = ", ".join(repr(name) for name in sorted(learned)[:3])
+            click.echo(
+                f"note: none of the {len(learned)} event names the model of rule {rule.id!r} learned from "
+                f"({examples}{', …' if len(learned) > 3 else ''}) is in {events_path}: its per-event features read "
+                "as absent, so its risk says little; train it on this product's events (preempt train)",
                 err=True,
             )
 
@@ -248,10 +265,14 @@ def backtest(
             )
     else:
         _note_models_without_records(ruleset)
-    lines = _progress(events_path, read_file(events_path))
+    lines = file_progress(events_path, read_file(events_path), "events")
     # The stream's future check against this machine's clock (as `preempt events validate` does).
-    events = decode_lines(
-        lines, settings.max_event_bytes, now=time.time(), max_future_skew=settings.max_future_skew_seconds
+    names: set[str] = set()
+    events = _names_seen(
+        decode_lines(
+            lines, settings.max_event_bytes, now=time.time(), max_future_skew=settings.max_future_skew_seconds
+        ),
+        names,
     )
     # One clock per partition, as the worker keeps (its lateness is judged per partition).
     partitions = settings.topic_partitions if partitions is None else partitions
@@ -265,6 +286,7 @@ def backtest(
         partitions=partitions,
     )
     _report_invalid("event", result.invalid_count, result.invalid)
+    _note_models_of_other_events(ruleset, names, events_path)
     if result.lines and result.invalid_count == result.lines:
         raise click.ClickException(
             f"{events_path}: none of its {result.lines} line(s) is a valid event (listed above); "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 from pydantic import ValidationError
 
 from rules.backtest import decode_lines
-from rules.evaluation import NO_OWNER, AlertPoint, evaluate, render_table
+from rules.evaluation import AlertPoint, RuleScore, evaluate, render_table
 from schemas.alert import Alert
 from schemas.decoder import Rejection
 from schemas.durations import parse_duration, parse_duration_or_seconds
@@ -28,13 +29,14 @@ from schemas.outcome import (
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import InputPath
+from streams.cli.progress import file_progress
 
 
 def alert_point(alert: Alert) -> AlertPoint:
-    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack."""
+    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack (else None)."""
     owner = alert.account.owner
-    label = owner.get("name") or owner.get("email") or owner.get("slack") or NO_OWNER
-    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label))
+    label = owner.get("name") or owner.get("email") or owner.get("slack")
+    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label) if label else None)
 
 
 def load_alert_points(path: Path) -> list[AlertPoint]:
@@ -53,8 +55,7 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
                 alert = Alert.model_validate_json(line.raw)
             except ValidationError as exc:
                 raise click.ClickException(
-                    f"{path}: line {line.number}: not an alert ({first_error(exc)}); "
-                    "give the --output of preempt backtest"
+                    f"{path}: line {line.number}: not an alert ({first_error(exc)}); {_alerts_hint(line.raw)}"
                 ) from None
             if alert.alert_id in seen:
                 repeated += 1
@@ -69,6 +70,37 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
     if repeated:
         click.echo(f"note: {repeated} repeated alert(s) in {path} (same alert_id) counted once", err=True)
     return points
+
+
+def _alerts_hint(raw: bytes) -> str:
+    """What to give instead of a line that is not an alert, from what the line looks like."""
+    key, tab, value = raw.partition(b"\t")
+    if tab and value.lstrip().startswith(b"{") and not key.lstrip().startswith(b"{"):
+        return "the line starts with a key before the alert: dump the alerts topic's values only (no print.key)"
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and "outcome" in doc:
+        return "it is an outcome: --alerts and --outcomes swapped?"
+    return "give the --output of preempt backtest, or the alerts topic's values, one a line"
+
+
+def _first_object(path: Path) -> dict[str, Any] | None:
+    """The first line of a file as a JSON object, or None (empty, not JSON, not an object)."""
+    for line in read_file(path):
+        try:
+            first = orjson.loads(line.raw)
+        except orjson.JSONDecodeError:
+            return None
+        return first if isinstance(first, dict) else None
+    return None
+
+
+def _holds_alerts(path: Path) -> bool:
+    """Whether a file given as outcomes starts with an alert (the two options swapped)."""
+    first = _first_object(path)
+    return first is not None and "alert_id" in first and "rule_id" in first
 
 
 def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
@@ -96,7 +128,7 @@ def _outcome_events(path: Path, names: dict[str, OutcomeKind], invalid: list[tup
     every figure, so the caller says so.
     """
     needles = [orjson.dumps(name)[1:-1] for name in names]
-    for line in read_file(path):
+    for line in file_progress(path, read_file(path), "outcome events"):
         if b"\\" not in line.raw and not any(needle in line.raw for needle in needles):
             continue
         ((_, decoded),) = decode_lines((line,))
@@ -117,18 +149,17 @@ def _names_an_outcome(raw: bytes, names: dict[str, OutcomeKind], needles: list[b
 
 def _looks_like_events(path: Path) -> bool:
     """Auto-detection: an events file's lines have ``event`` and no ``outcome``."""
-    for line in read_file(path):
-        try:
-            first = orjson.loads(line.raw)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(first, dict) and "event" in first and "outcome" not in first
-    return False
+    first = _first_object(path)
+    return first is not None and "event" in first and "outcome" not in first
 
 
 def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:
     """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected)."""
     try:
+        if outcomes_path is not None and _holds_alerts(outcomes_path):
+            raise click.ClickException(
+                f"{outcomes_path}: line 1 is an alert, not an outcome: --alerts and --outcomes swapped?"
+            )
         if outcomes_path is not None and not _looks_like_events(outcomes_path):
             return read_outcomes(outcomes_path)
         source = outcomes_path if outcomes_path is not None else events_path
@@ -150,6 +181,39 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
 
 
+def _note_churns_out_of_reach(alerts: list[AlertPoint], outcomes: Outcomes, horizon_s: float) -> None:
+    """Churns no alert of the file could have warned of (outcomes of a longer period than the alerts', e.g. a
+    CRM's export of every year) count as missed in recall: say how many, so a low recall is read right."""
+    first = min(alert.fired_at for alert in alerts)
+    last = max(alert.fired_at for alert in alerts)
+    churned = outcomes.churned
+    out_of_reach = sorted(a for a, at in churned.items() if at <= first or at > last + horizon_s)
+    if out_of_reach:
+        click.echo(
+            f"note: {len(out_of_reach)} of the {len(churned)} churns lie before the first alert or more than --horizon "
+            f"after the last (first: {out_of_reach[0]}): no alert in the file could warn of them, and recall counts "
+            "them as missed; give the outcomes of the period the alerts cover",
+            err=True,
+        )
+
+
+def _note_left_out(overall: RuleScore) -> None:
+    """Say what the table's figures leave out, so nothing is dropped without a word."""
+    if overall.after_churn:
+        click.echo(
+            f"note: {overall.after_churn} of the {overall.alerts} alerts fired at or after their account's churn "
+            "and count in no precision, recall or lead (after_churn in --json): events that go on after a churn, "
+            "or a churn time earlier than it was",
+            err=True,
+        )
+    if overall.alerts_without_owner:
+        click.echo(
+            f"note: {overall.alerts_without_owner} of the {overall.alerts} alerts are on accounts without an owner "
+            "and count in no owner's alerts per week (give preempt backtest --accounts records with owners)",
+            err=True,
+        )
+
+
 def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) -> float:
     """Seconds of a duration option (``0``/``0d`` too with ``allow_zero``); a one-line error naming the option."""
     try:
@@ -167,7 +231,7 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     required=True,
     type=InputPath(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     callback=rereadable,
-    help="alerts JSONL (preempt backtest --output)",
+    help="alerts JSONL: preempt backtest --output, or the alerts topic's values one a line",
 )
 @click.option(
     "--outcomes",
@@ -194,7 +258,7 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
 @click.option(
     "--lead", default="14d", show_default=True, help="recall counts churns warned at least this early (0d: any warning)"
 )
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table (its keys: docs/prescient.md)")
 def evaluate_command(
     alerts_path: Path,
     outcomes_path: Path | None,
@@ -205,9 +269,11 @@ def evaluate_command(
     as_json: bool,
 ) -> None:
     """Measure alerts against outcomes: per rule and for all rules, precision, recall at the lead
-    time, median lead time and alerts per owner per week.
+    time, median lead time and alerts per owner per week (docs/prescient.md, "preempt evaluate").
 
+    \b
       preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d
+      preempt evaluate --alerts alerts.jsonl --outcomes events.jsonl --outcome-event 'Plan Cancelled=churned' --json
     """
     horizon_s = parse_duration_option(horizon, "--horizon")
     lead_s = parse_duration_option(lead, "--lead", allow_zero=True)
@@ -234,7 +300,12 @@ def evaluate_command(
             "yet, or account ids that differ between the files",
             err=True,
         )
+    if not alerts:
+        click.echo(f"note: no alerts in {alerts_path}: every churn counts as missed", err=True)
+    else:
+        _note_churns_out_of_reach(alerts, outcomes, horizon_s)
     result = evaluate(alerts, outcomes, horizon_s, lead_s)
+    _note_left_out(result.overall)
     if as_json:
         click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -26,16 +26,19 @@ from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_op
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
+from streams.cli.progress import file_progress
 
 if TYPE_CHECKING:  # scikit-learn's import takes seconds: the module is imported once options are checked
     from streams.prescient.training import Samples
 
 
-def _events(path: Path, skipped: list[int]) -> Iterator[Event]:
-    for number, decoded in decode_lines(read_file(path)):
+def _events(path: Path, skipped: list[int], seen: set[str] | None = None, *, desc: str) -> Iterator[Event]:
+    for number, decoded in decode_lines(file_progress(path, read_file(path), desc)):
         if isinstance(decoded, Rejection):
             skipped.append(number)
             continue
+        if seen is not None:
+            seen.add(decoded.account_id)
         yield decoded
 
 
@@ -82,6 +85,28 @@ def _check_retained(outcomes: Outcomes) -> None:
         raise click.ClickException(
             "only churned accounts have an outcome, and accounts without one teach nothing: give the retained "
             "accounts' outcomes too (an outcomes file, or their renewal events: --outcome-event 'NAME=renewed')"
+        )
+
+
+def _check_churned(outcomes: Outcomes, source: Path) -> None:
+    """Refuse outcomes without a churn before the replay (minutes on a large history): there is nothing to learn."""
+    if not outcomes.churned:
+        raise click.ClickException(
+            f"no account churned in the outcomes of {source} ({len(outcomes.by_account)} account(s), none churned): "
+            "the model needs churned examples; give their outcomes (an outcomes file, or their cancellation events: "
+            "--outcome-event 'NAME=churned')"
+        )
+
+
+def _note_outcomes_without_events(outcomes: Outcomes, seen: set[str], events_path: Path) -> None:
+    """Outcomes of accounts that have no event in the history teach nothing: say how many (ids from another system?)."""
+    missing = sorted(outcomes.by_account.keys() - seen)
+    if missing:
+        click.echo(
+            f"note: {len(missing)} of the {len(outcomes.by_account)} accounts with an outcome have no event in "
+            f"{events_path} and teach nothing (first: {missing[0]}): account ids that differ between the files, or "
+            "accounts gone before the history starts",
+            err=True,
         )
 
 
@@ -206,9 +231,10 @@ def train_command(
     min_account_share: float,
     regularization: float | None,
 ) -> None:
-    """Train a churn-risk model for `kind: risk` rules.
+    """Train a churn-risk model for `kind: risk` rules (docs/prescient.md, "preempt train").
 
-    preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
+    \b
+      preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl --output model.json
     """
     refuse_overwriting_inputs(
         {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--outcomes": outcomes_path}
@@ -248,6 +274,7 @@ def train_command(
     if not outcomes.by_account:
         raise click.ClickException(_no_outcomes(events_path, outcomes_path, accounts_path, every_outcome, names))
     _check_retained(outcomes)
+    _check_churned(outcomes, outcomes_path or events_path)
     if accounts is not None and len(outcomes.by_account) < len(accounts):
         click.echo(
             f"note: {len(accounts) - len(outcomes.by_account)} of the {len(accounts)} accounts in {accounts_path} "
@@ -256,10 +283,11 @@ def train_command(
         )
     exclude = frozenset(names) | frozenset(excluded)
     skipped: list[int] = []
+    seen: set[str] = set()
     try:
         try:
             spec = risk_training.build_spec(
-                _events(events_path, skipped),
+                _events(events_path, skipped, seen, desc="vocabulary"),
                 exclude,
                 frozenset(only_events) or None,
                 min_account_share,
@@ -268,6 +296,7 @@ def train_command(
         finally:  # before any refusal: "no events to learn from" in a file of invalid lines must say so
             if skipped:
                 click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
+        _note_outcomes_without_events(outcomes, seen, events_path)
         records = f", the account records ({len(spec.tiers)} tiers, {len(spec.plans)} plans)" if accounts else ""
         click.echo(f"vocabulary: {len(spec.terms)} terms, {len(spec.numerics)} numeric properties{records}", err=True)
         learned = {term.event for term in spec.terms} | {numeric.event for numeric in spec.numerics}
@@ -279,7 +308,7 @@ def train_command(
             )
         samples = risk_training.collect_samples(
             spec,
-            _events(events_path, []),
+            _events(events_path, [], desc="samples"),
             outcomes,
             horizon_s,
             every_s,

@@ -72,6 +72,7 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 FORWARDED = "forwarded"  # ``preempt_events_total{outcome}`` of an event re-sent to its account's partition
 FORWARDED_FROM = "preempt.forwarded.from"  # header of a forwarded event: "partition/offset" it was read at
 FORWARD_LOG_INTERVAL_SECONDS = 10.0
+MISSING_EVENTS_AFTER = 1_000  # events a risk rule folds in, none of its model's names, before the worker says so
 MAX_HOME_PARTITIONS = 200_000  # account id -> partition memo (murmur2 in Python costs ~2 µs a key)
 PROCESSING_ERROR = "processing_error"  # the rule engine raised on a valid event: the event is dead-lettered
 ALERT_BUILD_FAILED = "alert_build_failed"  # a finding could not become an alert: the finding is dead-lettered
@@ -135,6 +136,10 @@ class RuleEnginePort(Protocol[StateT, FindingT]):
     @property
     def states_restarted(self) -> Mapping[str, int]:
         """Per rule, account states started afresh since the engine was built (the worker counts and logs them)."""
+        ...
+
+    def rules_missing_their_events(self, at_least: int) -> Mapping[str, int]:
+        """Per rule, events folded in (at least ``at_least``) with none of its model's event names (logged once)."""
         ...
 
 
@@ -257,6 +262,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._cooled = ALERTS_SUPPRESSED.labels(reason="cooldown")
         self._cooled_counted = engine.suppressed_by_cooldown
         self._restarts_counted: dict[str, int] = dict(engine.states_restarted)
+        self._missing_warned: set[str] = set()
         self._next_offset: dict[int, int] = {}
         # The settings' bounds apply to the parts this core drives, whoever built them.
         cache.max_state_bytes = settings.max_state_bytes
@@ -432,6 +438,22 @@ class RulesProcessor(Generic[StateT, FindingT]):
             self._cooled.inc(total - self._cooled_counted)
         self._cooled_counted = total
         self._count_restarts()
+        self._warn_missing_events()
+
+    def _warn_missing_events(self) -> None:
+        """Say once per rule, at WARNING, when a risk rule has folded in many events and none had a name its model
+        learned from: every per-event feature reads as absent, the risk sits at its floor and the rule is silent."""
+        for rule_id, seen in self.engine.rules_missing_their_events(MISSING_EVENTS_AFTER).items():
+            if rule_id in self._missing_warned:
+                continue
+            self._missing_warned.add(rule_id)
+            log.warning(
+                "risk rule sees none of its model's event names",
+                rule=rule_id,
+                events_so_far=seen,
+                why="the model was trained on other events (another product's, or names renamed since): its "
+                "per-event features all read as absent and it will hardly ever alert; train it on these events",
+            )
 
     def _count_restarts(self) -> None:
         """Count (``preempt_rule_states_restarted_total{rule}``) the account states a rule started afresh, and say

@@ -87,3 +87,30 @@ def test_table_columns_stay_apart_for_a_64_character_rule_id() -> None:
     row = next(line for line in lines if line.startswith(long_id))
     assert row.split()[:2] == [long_id, "1"]
     assert len({len(line) for line in lines[:-1]}) == 1  # header, rules, rulers and total line up
+
+
+def test_accounts_without_an_owner_are_not_one_more_owner() -> None:
+    """Alerts on unowned accounts are counted apart: they neither add an owner nor spread the owned alerts thinner."""
+    alerts = [
+        AlertPoint("r1", "a", T0, "ann"),
+        AlertPoint("r1", "a", T0 + 14 * DAY, "ann"),
+        AlertPoint("r1", "b", T0 + 7 * DAY, None),
+        AlertPoint("r1", "c", T0 + 7 * DAY, None),
+    ]
+    result = evaluate(alerts, _outcomes(a=None, b=None, c=None), horizon=60 * DAY, lead=14 * DAY)
+    assert result.owners == 1
+    assert result.overall.alerts_without_owner == 2
+    assert result.overall.alerts_per_owner_week == pytest.approx(2 / (1 * 2))  # ann's 2 alerts over 2 weeks
+    assert "2 alert(s) on accounts without an owner" in render_table(result)
+
+
+def test_no_owner_at_all_leaves_alerts_per_owner_week_unknown() -> None:
+    """With no owner on any alert (a backtest without --accounts) there is no per-owner volume to give, not a
+    volume per week that reads as one CSM's load."""
+    alerts = [AlertPoint("r1", "a", T0), AlertPoint("r1", "b", T0 + DAY)]
+    result = evaluate(alerts, _outcomes(a=None, b=None), horizon=60 * DAY, lead=14 * DAY)
+    assert result.owners == 0
+    assert result.overall.alerts_per_owner_week is None
+    assert result.to_json()["all"]["alerts_per_owner_week"] is None
+    total = next(line for line in render_table(result).splitlines() if line.startswith(ALL_RULES))
+    assert total.split()[-1] == "—"

@@ -356,3 +356,18 @@ def test_a_feature_spec_of_another_shape_is_refused_in_one_line(tmp_path: Path, 
     with pytest.raises(RiskModelError, match=r"^feature_spec: ") as info:
         load_risk_model(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_feature_spec_of_a_version_this_preempt_does_not_read_says_what_to_do(tmp_path: Path) -> None:
+    """A model whose feature spec is of a later version (a newer Preempt's) is one line saying what is wrong
+    and what to do, as a model version of its own is ('retrain it'); it only said which versions are read."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["feature_spec"]["version"] = 9
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(RiskModelError) as info:
+        load_risk_model(path)
+    assert str(info.value) == (
+        "feature_spec: feature spec version 9; this engine reads 1, 2, 3; make the model again with this "
+        "Preempt's preempt train"
+    )

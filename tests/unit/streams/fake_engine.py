@@ -53,6 +53,9 @@ class FakeEngine:
     """Findings a cooldown dropped (the fake has no cooldown; a test may set it)."""
     states_restarted: dict[str, int] = {}  # noqa: RUF012 (read only: the fake's rules never restart a state)
 
+    def rules_missing_their_events(self, at_least: int) -> dict[str, int]:
+        return {}  # the fake's rules have no model
+
     def new_state(self) -> FakeState:
         return FakeState()
 

@@ -185,14 +185,14 @@ def test_output_into_a_missing_folder_is_refused_before_the_replay(inputs, tmp_p
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     """A file over the progress threshold shows no bar when stderr is not a terminal (logs stay clean)."""
-    from streams.cli import backtest as backtest_module
+    from streams.cli import progress as progress_module
 
-    monkeypatch.setattr(backtest_module, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"x\n")
     made = []
-    monkeypatch.setattr(backtest_module, "progress_bar", lambda *a, **k: made.append(k))
-    assert list(backtest_module._progress(path, iter([(1, b"x")]))) == [(1, b"x")]
+    monkeypatch.setattr(progress_module, "progress_bar", lambda *a, **k: made.append(k))
+    assert list(progress_module.file_progress(path, iter([(1, b"x")]), "events")) == [(1, b"x")]  # type: ignore[list-item]
     assert made == []
 
 
@@ -362,3 +362,27 @@ def test_a_partition_count_beyond_any_topic_is_refused_at_once(inputs, monkeypat
     assert result.stderr.startswith(
         "Error: PREEMPT_TOPIC_PARTITIONS='100001' is not valid: input should be less than or equal to 100000"
     )
+
+
+def test_a_model_of_other_event_names_gets_a_note(inputs, tmp_path: Path):
+    """A risk model learned from events none of which is in the file (another product's, or names since renamed)
+    sees every per-event feature absent and stays silent: a note names the rule and what the model learned from."""
+    write_model(tmp_path / "model.json")  # learned from Login, Error and NPS
+    (tmp_path / "risk.yaml").write_text(
+        "id: churn-risk\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: model.json\nthreshold: 0.5\n"
+    )
+    other = tmp_path / "other-product.jsonl"
+    other.write_bytes(
+        orjson.dumps({"event_id": "i1", "event": "Invoice Sent", "account_id": "acme", "timestamp": format_ts(MONDAY)})
+        + b"\n"
+    )
+    base = ["backtest", "--rules", str(tmp_path / "risk.yaml"), "--allowed-lateness", "0", "--events"]
+    result = CliRunner().invoke(main, [*base, str(other)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: none of the 3 event names the model of rule 'churn-risk' learned from ('Error', 'Login', 'NPS') "
+        f"is in {other}"
+    ) in result.stderr
+    same_product = CliRunner().invoke(main, [*base, str(inputs["events"])])  # has a Login
+    assert same_product.exit_code == 0, same_product.output
+    assert "none of the" not in same_product.stderr

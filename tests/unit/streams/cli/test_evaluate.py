@@ -291,6 +291,7 @@ def test_an_empty_alerts_file_is_a_table_with_every_churn_missed(files: dict[str
     assert total.split()[2:4] == ["0", "0"]
     assert "0.0%" in total
     assert "2 churned accounts" in result.output
+    assert f"note: no alerts in {empty}" in result.stderr  # a rule that never fired, or the wrong file
 
 
 def test_an_outcome_event_that_is_not_a_valid_event_is_said(files: dict[str, Path], tmp_path: Path) -> None:
@@ -347,3 +348,97 @@ def test_alerted_accounts_without_an_outcome_are_counted_in_a_note(files: dict[s
         f"note: 1 of the 4 alerted accounts have no outcome in {files['outcomes']} and count as not churned "
         "(first: CRM-0001): an outcome not known yet, or account ids that differ between the files"
     ]
+
+
+def test_alerts_after_the_churn_and_without_an_owner_are_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """An alert at or after its account's churn counts in no figure of the table, and one on an unowned account in
+    no owner's volume: a note on stderr says how many of each, so nothing is left out without a word."""
+    after = _alert("late", "a", 120)  # a churned on day 100
+    unowned = {**_alert("early", "c", 60), "account": {"owner": {}}}
+    alerts = tmp_path / "more-alerts.jsonl"
+    alerts.write_bytes(files["alerts"].read_bytes() + orjson.dumps(after) + b"\n" + orjson.dumps(unowned) + b"\n")
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.stdout)
+    assert (doc["owners"], doc["all"]["after_churn"], doc["all"]["alerts_without_owner"]) == (1, 1, 1)
+    assert "note: 1 of the 5 alerts fired at or after their account's churn" in result.stderr
+    assert "note: 1 of the 5 alerts are on accounts without an owner" in result.stderr
+
+
+def test_json_keys_are_the_documented_ones(files: dict[str, Path]) -> None:
+    """--json has exactly the keys docs/prescient.md lists, at the top and per rule (a script reads them)."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), "--json"]
+    )
+    doc = orjson.loads(result.stdout)
+    documented = (Path(__file__).parents[4] / "docs" / "prescient.md").read_text()
+    rule_keys = {
+        "rule_id", "alerts", "alerted_accounts", "true_positive_accounts", "precision", "alert_precision",
+        "caught_at_lead", "recall_at_lead", "median_lead_days", "alerts_per_owner_week", "after_churn",
+        "alerts_without_owner",
+    }  # fmt: skip
+    assert set(doc) == {"horizon_days", "lead_days", "churned_accounts", "owners", "weeks", "rules", "all"}
+    assert set(doc["all"]) == rule_keys
+    assert all(set(rule) == rule_keys for rule in doc["rules"])
+    assert all(f"`{key}`" in documented for key in {*doc, *rule_keys})
+
+
+def test_an_alerts_topic_dumped_with_its_keys_is_one_line_saying_how_to_dump_it(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The live stream's alerts read out with kafka-console-consumer's print.key ('acme<TAB>{…}') are refused in one
+    line naming the key, not with advice to run a backtest; the topic's values alone are read like the backtest's."""
+    lines = files["alerts"].read_bytes().splitlines()
+    keyed = tmp_path / "topic-with-keys.jsonl"
+    keyed.write_bytes(b"".join(orjson.loads(line)["account_id"].encode() + b"\t" + line + b"\n" for line in lines))
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(keyed), "--outcomes", str(files["outcomes"])])
+    assert result.exit_code == 1
+    assert "the line starts with a key before the alert: dump the alerts topic's values only" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_alerts_and_outcomes_swapped_is_one_line_saying_so(files: dict[str, Path]) -> None:
+    """The two files given the wrong way round are named as swapped, whichever is read first."""
+    for alerts, outcomes in ((files["outcomes"], files["outcomes"]), (files["alerts"], files["alerts"])):
+        result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(outcomes)])
+        assert result.exit_code == 1
+        assert "--alerts and --outcomes swapped?" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        ("evaluate", "preempt evaluate --alerts alerts.jsonl --outcomes outcomes.jsonl --horizon 60d --lead 14d"),
+        (
+            "train",
+            "preempt train --events events.jsonl --accounts accounts.jsonl --outcomes outcomes.jsonl "
+            "--output model.json",
+        ),
+    ],
+)
+def test_help_shows_the_example_on_one_line(command: str, example: str) -> None:
+    """--help keeps each example command whole (it was wrapped mid-command, '--horizon' / '60d' on two lines), so it
+    can be copied, and says where the figures are defined."""
+    result = CliRunner().invoke(main, [command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    assert any(line.strip() == example for line in result.output.splitlines()), result.output
+    assert "docs/prescient.md" in result.output
+
+
+def test_churns_no_alert_could_warn_of_are_said(files: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes of a longer period than the alerts' (a CRM's export of every year) hold churns before the first
+    alert or long after the last: recall counts them as missed, and a note says how many so a low recall is read
+    right. The alerts' own period gives no such note."""
+    plain = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"])]
+    )
+    assert "churns lie before the first alert" not in plain.stderr
+    outcomes = tmp_path / "crm-outcomes.jsonl"
+    older = {"account_id": "gone-2024", "outcome": "churned", "at": format_ts(T0 - 400 * DAY)}
+    later = {"account_id": "gone-later", "outcome": "churned", "at": format_ts(T0 + 400 * DAY)}
+    outcomes.write_bytes(files["outcomes"].read_bytes() + orjson.dumps(older) + b"\n" + orjson.dumps(later) + b"\n")
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(outcomes)])
+    assert result.exit_code == 0, result.output
+    assert "note: 2 of the 4 churns lie before the first alert or more than --horizon after the last" in result.stderr

@@ -488,3 +488,80 @@ def test_no_outcomes_names_the_file_without_them_and_what_to_give(
     else:
         assert result.stderr.startswith(f"Error: {events} holds no outcome event (Subscription Cancelled, ")
         assert "give --outcomes FILE, or name the events that announce an outcome with --outcome-event" in result.stderr
+
+
+def test_outcomes_without_a_churn_are_refused_before_the_replay(history: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes in which no account churned are one line before the events are read (minutes on a large history),
+    not after both passes over them."""
+    renewed = [line for line in history["outcomes"].read_bytes().splitlines() if b'"churned"' not in line]
+    outcomes = tmp_path / "renewed.jsonl"
+    outcomes.write_bytes(b"\n".join(renewed) + b"\n")
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(outcomes), "--output", str(model)]
+    )
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith(f"Error: no account churned in the outcomes of {outcomes} ({len(renewed)} account(s)")
+    assert "vocabulary:" not in result.stderr  # refused before the first pass over the events
+    assert not model.exists()
+
+
+def test_outcomes_of_accounts_without_events_are_counted_in_a_note(history: dict[str, Path], tmp_path: Path) -> None:
+    """Outcomes keyed by ids the events do not have (a CRM's) teach nothing: a note says how many and names the
+    first, where they were left out without a word."""
+    ghosts = [
+        orjson.dumps({"account_id": f"crm-{i}", "outcome": "churned", "at": "2026-02-01T00:00:00Z"}) for i in range(4)
+    ]
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(history["outcomes"].read_bytes() + b"\n".join(ghosts) + b"\n")
+    total = len(outcomes.read_bytes().splitlines())
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["train", "--events", str(history["events"]), "--outcomes", str(outcomes), "--output", str(model)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"note: 4 of the {total} accounts with an outcome have no event in {history['events']} and teach nothing "
+        "(first: crm-0)"
+    ) in result.stderr
+
+
+class _Bar:
+    """A stand-in for a tqdm bar that keeps what it was told."""
+
+    def __init__(self, made: list[dict[str, object]], **options: object) -> None:
+        self.options = {**options, "done": 0}
+        made.append(self.options)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        self.options["done"] = int(self.options["done"]) + n  # type: ignore[call-overload]
+
+
+def test_both_passes_over_the_events_show_progress_on_a_terminal(
+    history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, a large history gets a bar for the vocabulary pass and one for the samples pass (minutes
+    on a real product's year of events); it showed nothing until the model was written."""
+    from types import SimpleNamespace
+
+    from streams.cli import progress as progress_module
+
+    made: list[dict[str, object]] = []
+    monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(progress_module, "sys", SimpleNamespace(stderr=SimpleNamespace(isatty=lambda: True)))
+    monkeypatch.setattr(progress_module, "progress_bar", lambda **options: _Bar(made, **options))
+    args = ["--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")]
+    result = CliRunner().invoke(main, ["train", *args])
+    assert result.exit_code == 0, result.output
+    size = history["events"].stat().st_size
+    assert [(bar["desc"], bar["total"], bar["done"]) for bar in made] == [
+        ("vocabulary", size, size),
+        ("samples", size, size),
+    ]

@@ -721,3 +721,52 @@ def test_records_read_again_after_a_seek_back_are_duplicates_not_late_events_or_
     # A record after them is evaluated as usual.
     later = processor.process_batch([*records[2:], _record(4, "Error", t0 + 2 * day + 100)])
     assert later.accepted == 1
+
+
+def test_a_risk_rule_that_sees_none_of_its_models_event_names_is_said_once(tmp_path: Any, monkeypatch: Any) -> None:
+    """A worker whose risk model learned from other event names (another product's, or names renamed since) reads
+    every per-event feature as absent and stays silent: after enough events with none of those names it says so
+    once at WARNING; a stream that has the names, or has not yet seen enough events, gets no such line."""
+    from rules.engine import RuleEngine
+    from rules.loader import load_rules
+    from streams.runtime.settings import Settings
+    from streams.worker import processor as processor_module
+    from streams.worker.clock import PartitionClocks
+    from streams.worker.state_cache import StateCache
+    from streams.worker.wakeups import WakeupIndex
+    from tests.unit.rules.risk_support import write_model
+
+    monkeypatch.setattr(processor_module, "MISSING_EVENTS_AFTER", 3)
+    (tmp_path / "models").mkdir()
+    write_model(tmp_path / "models" / "churn.json")  # learned from Login, Error and NPS
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n- {id: churn-risk, kind: risk, title: t, severity: high, priority: 1, model: models/churn.json,"
+        " threshold: 0.9}\n"
+    )
+
+    def processor() -> RulesProcessor:
+        engine = RuleEngine(load_rules(tmp_path / "r.yaml"))
+        return RulesProcessor(
+            engine,
+            Settings(event_time_only=True, allowed_lateness_seconds=5.0, topic_partitions=1),
+            StateCache({}, engine.new_state, engine.loads, engine.dumps),
+            PartitionClocks(5.0, True, wall_clock=lambda: T0),
+            WakeupIndex(),
+            {}.get,
+            ["churn-risk"],
+            wall_clock=lambda: T0,
+        )
+
+    def warned(batches: list[list[Record]]) -> list[tuple[str, str, int]]:
+        worker = processor()
+        with capture_logs() as logs:
+            for batch in batches:
+                worker.process_batch(batch)
+        lines = [e for e in logs if e["event"] == "risk rule sees none of its model's event names"]
+        return [(e["log_level"], e["rule"], e["events_so_far"]) for e in lines]
+
+    # events are folded in once the watermark (newest - 5 s of lateness) passes them: the last one waits
+    other = [_record(i, "Invoice Sent", T0 - 1000 + 100 * i, account=f"a{i % 2}") for i in range(1, 7)]
+    assert warned([other[:3]]) == []  # two folded in: too few to tell
+    assert warned([other[:4], other[4:]]) == [("warning", "churn-risk", 3)]  # at the first batch past 3, once
+    assert warned([[_record(0, "Login", T0 - 1000), *other]]) == []
