@@ -93,6 +93,14 @@ WATERMARK = Gauge(
     "preempt_watermark_seconds",
     "The rules worker's event-time clock (epoch seconds), per worker.",
 )
+DEADLINE_WORK_BEHIND = Gauge(
+    "preempt_deadline_work_behind_seconds",
+    "Per partition of preempt.events: how far, in event time, the oldest account whose deadline or tick has "
+    "fallen due but is not yet advanced is behind the watermark (0: none waiting). A batch or tick spends at "
+    "most 0.1 s on such accounts and leaves the rest to the next (a risk rule makes every account due at "
+    "each UTC midnight).",
+    ["partition"],
+)
 CLOCK_HELD_PARTITIONS = Gauge(
     "preempt_clock_held_partitions",
     "Partitions of preempt.events whose watermark this rules worker holds after a broker outage "

@@ -8,7 +8,7 @@ It lives in memory only and is rebuilt from the state table after recovery or a 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class WakeupIndex:
@@ -33,14 +33,18 @@ class WakeupIndex:
 
     def pop_due(self, partition: int, watermark: float) -> list[str]:
         """Remove and return the accounts of ``partition`` whose wakeup is ≤ ``watermark``."""
+        return list(self.iter_due(partition, watermark))
+
+    def iter_due(self, partition: int, watermark: float) -> Iterator[str]:
+        """Pop and yield, earliest first, the accounts of ``partition`` whose wakeup is ≤ ``watermark``,
+        one at a time: a caller that stops part-way leaves the rest scheduled as they were."""
         heap = self._heaps.get(partition)
-        due: list[str] = []
+        current = self._current
         while heap and heap[0][0] <= watermark:
             wakeup, account_id = heapq.heappop(heap)
-            if self._current.get(account_id) == (partition, wakeup):
-                del self._current[account_id]
-                due.append(account_id)
-        return due
+            if current.get(account_id) == (partition, wakeup):
+                del current[account_id]
+                yield account_id
 
     def next_due(self, partition: int) -> float | None:
         """The earliest live wakeup on ``partition`` (for tests and the readiness of the timer)."""

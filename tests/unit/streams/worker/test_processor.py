@@ -770,3 +770,43 @@ def test_a_risk_rule_that_sees_none_of_its_models_event_names_is_said_once(tmp_p
     assert warned([other[:3]]) == []  # two folded in: too few to tell
     assert warned([other[:4], other[4:]]) == [("warning", "churn-risk", 3)]  # at the first batch past 3, once
     assert warned([[_record(0, "Login", T0 - 1000), *other]]) == []
+
+
+def test_accounts_due_at_once_are_spread_over_batches_and_ticks_with_the_same_alerts(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Deadline work has a time budget per batch or tick: a risk rule makes every account due at each UTC
+    midnight (~0.5 ms each), and advancing them all in one go held the event loop for a minute with 100,000
+    accounts. Past the budget the rest stay due for the next batch or tick, which give the same alerts; how
+    far behind it is shows in ``preempt_deadline_work_behind_seconds`` and in one INFO line."""
+    from streams.worker import processor as processor_module
+
+    rules = (
+        "rules:\n- {id: quiet, kind: inactivity, title: t, severity: low, priority: 1, after: 10m,"
+        " match: {event: Login}}\n"
+    )
+    records = [_record(i, "Login", T0 + i, account=f"a{i:02d}") for i in range(20)]
+    wake = _record(20, "Ping", T0 + 900, account="zz")
+
+    unbounded = _real_processor(tmp_path, rules)
+    unbounded.process_batch(records)
+    expected = sorted(a.alert_id for a in unbounded.process_batch([wake]).alerts)
+    assert len(expected) == 20
+
+    monkeypatch.setattr(processor_module, "DUE_WORK_SECONDS", 0.0)
+    monkeypatch.setattr(processor_module, "DUE_WORK_MIN_SECONDS", 0.0)
+    bounded = _real_processor(tmp_path, rules)
+    bounded.process_batch(records)
+    with capture_logs() as logs:
+        first = bounded.process_batch([wake])
+    assert len(first.alerts) == 1  # one due account a pass: the budget is spent at once
+    behind = REGISTRY.get_sample_value("preempt_deadline_work_behind_seconds", {"partition": "0"})
+    # the watermark (newest - lateness) against the oldest still due: a15, whose Login (stamped T0 + 15) the
+    # first batch's watermark (T0 + 14) left buffered; a14 went first
+    assert behind == (900 - 5) - 15
+    assert [e["log_level"] for e in logs if e["event"].startswith("deadline work spread")] == ["info"]
+    fired = [a.alert_id for a in first.alerts]
+    for _ in range(40):
+        fired += [a.alert_id for a in bounded.tick([0], []).alerts]
+    assert sorted(fired) == expected
+    assert REGISTRY.get_sample_value("preempt_deadline_work_behind_seconds", {"partition": "0"}) == 0.0
