@@ -406,6 +406,32 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     assert len(sink.records) == 2
 
 
+async def test_an_analytics_js_batch_over_64_kib_is_admitted_on_the_write_key_it_starts_with(
+    client_factory: ClientFactory,
+) -> None:
+    """analytics.js's batching mode posts {"writeKey", "batch", "sentAt"} (key first) to /v1/b and flushes near
+    Segment's 500 KB limit: a 150 KB batch was refused 401 (the key was looked for only in bodies up to 64 KiB),
+    which analytics.js takes as delivered. The key at the body's start admits it; a wrong key there, or a key
+    that is not at the start of a large body, is still a 401 and nothing is stored."""
+    client, sink = await client_factory()
+    batch = [track(f"b-{i}", properties={"pad": "x" * 7_000}) for i in range(20)]
+    plain = {"Content-Type": "text/plain"}
+
+    def body(key: str) -> bytes:
+        return orjson.dumps({"writeKey": key, "batch": batch, "sentAt": "2026-11-23T05:00:01.000Z"})
+
+    assert len(body(KEY)) > 140_000
+    response = await client.post("/v1/b", data=body(KEY), headers=plain)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["accepted"] == 20
+    assert len(sink.records) == 20
+    wrong = await client.post("/v1/b", data=body("pk_wrong"), headers=plain)
+    assert wrong.status == 401
+    key_last = orjson.dumps({"batch": batch, "writeKey": KEY})
+    assert (await client.post("/v1/b", data=key_last, headers=plain)).status == 401
+    assert len(sink.records) == 20
+
+
 async def test_the_preflight_allows_every_header_the_rudderstack_js_sdk_sends(client_factory: ClientFactory) -> None:
     """RudderStack's browser SDK sends Authorization (Basic write key), Content-Type and AnonymousId on every call:
     the preflight must allow all three (a browser compares them case-insensitively), or the browser sends nothing."""
