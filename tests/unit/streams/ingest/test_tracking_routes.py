@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import aiohttp
 import orjson
 import pytest
 from structlog.testing import capture_logs
@@ -338,6 +340,25 @@ async def test_a_slow_kafka_gets_429_and_a_failing_one_503_both_with_retry_after
     sink.delay_s, sink.fail = 0.0, True
     response = await client.post("/v1/batch", data=orjson.dumps({"batch": [track()]}), headers=BASIC)
     assert (response.status, response.headers["Retry-After"]) == (503, "5")
+
+
+async def test_by_default_a_slow_kafka_is_answered_before_analytics_node_gives_up_on_the_request(
+    client_factory: ClientFactory,
+) -> None:
+    """@segment/analytics-node aborts a request after 10 s (httpRequestTimeout); ingest waited exactly 10 s for
+    Kafka, so with the broker down the SDK never saw the 429 and its Retry-After (measured: three AbortErrors, then
+    the batch dropped as a delivery failure). With the default settings the 429 comes well before 10 s."""
+    client, sink = await client_factory()
+    sink.delay_s = 30.0
+    started = time.monotonic()
+    response = await client.post(
+        "/v1/batch",
+        data=orjson.dumps({"batch": [track()]}),
+        headers=BASIC,
+        timeout=aiohttp.ClientTimeout(total=10.0),
+    )
+    assert (response.status, response.headers["Retry-After"]) == (429, "5")
+    assert time.monotonic() - started < 9.0
 
 
 @pytest.mark.parametrize(
