@@ -328,10 +328,11 @@ class Settings(BaseSettings):
     ingest_max_gzip_ratio: float | None = Field(
         None, gt=1, description="most decompressed/compressed ratio of a gzip body (413 above); None: no ratio limit"
     )
-    # Under the shortest request timeout of the SDKs (@segment/analytics-node: 10 s), or the SDK gives
-    # up first and never sees the 429's Retry-After (it then counts the attempt and drops the batch sooner).
+    # Under the shortest request timeout of the SDKs (Analytics.NET: 5 s, @segment/analytics-node: 10 s),
+    # or the SDK gives up first and never sees the 429's Retry-After (analytics-node then counts the
+    # attempt against maxRetries and drops the batch sooner; a 429 it retries without counting).
     ingest_kafka_timeout_seconds: float = Field(
-        8.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
+        4.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
     )
     ingest_replay_cache_size: int = Field(
         100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"

@@ -342,12 +342,13 @@ async def test_a_slow_kafka_gets_429_and_a_failing_one_503_both_with_retry_after
     assert (response.status, response.headers["Retry-After"]) == (503, "5")
 
 
-async def test_by_default_a_slow_kafka_is_answered_before_analytics_node_gives_up_on_the_request(
+async def test_by_default_a_slow_kafka_is_answered_before_the_sdks_give_up_on_the_request(
     client_factory: ClientFactory,
 ) -> None:
-    """@segment/analytics-node aborts a request after 10 s (httpRequestTimeout); ingest waited exactly 10 s for
-    Kafka, so with the broker down the SDK never saw the 429 and its Retry-After (measured: three AbortErrors, then
-    the batch dropped as a delivery failure). With the default settings the 429 comes well before 10 s."""
+    """@segment/analytics-node aborts a request after 10 s (httpRequestTimeout), Analytics.NET after 5 s; ingest
+    waited exactly 10 s for Kafka, so with the broker down the SDK never saw the 429 and its Retry-After (measured
+    with analytics-node: three AbortErrors, then the batch dropped as a delivery failure). With the default settings
+    the 429 comes before 5 s."""
     client, sink = await client_factory()
     sink.delay_s = 30.0
     started = time.monotonic()
@@ -358,7 +359,7 @@ async def test_by_default_a_slow_kafka_is_answered_before_analytics_node_gives_u
         timeout=aiohttp.ClientTimeout(total=10.0),
     )
     assert (response.status, response.headers["Retry-After"]) == (429, "5")
-    assert time.monotonic() - started < 9.0
+    assert time.monotonic() - started < 4.8
 
 
 @pytest.mark.parametrize(
