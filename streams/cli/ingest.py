@@ -28,7 +28,7 @@ def ingest(host: str | None, port: int | None) -> None:
     from aiohttp import web
 
     from streams.ingest.account_merger import AccountMerger
-    from streams.ingest.app import create_ingest_app
+    from streams.ingest.app import create_ingest_app, stop_wait_seconds
     from streams.ingest.sink import KafkaEventSink
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.kafka_clients import aiokafka_config, unreachable_reason
@@ -75,7 +75,14 @@ def ingest(host: str | None, port: int | None) -> None:
     check_permissions(settings, group_id=merger_group)  # the merger's consumer group: one line, not its traceback
     log.info("ingest listening", host=bind_host, port=bind_port, signing=settings.ingest_hmac_secret is not None)
     try:
-        web.run_app(app, host=bind_host, port=bind_port, print=None, access_log=None)
+        web.run_app(
+            app,
+            host=bind_host,
+            port=bind_port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=stop_wait_seconds(settings),
+        )
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise click.ClickException(
             f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}; "

@@ -15,6 +15,7 @@ batch on a 4xx, so its events are lost unless someone looks.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -49,7 +50,7 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-__all__ = ["CONFIG", "READINESS", "SINK", "IngestConfig", "create_ingest_app"]
+__all__ = ["CONFIG", "READINESS", "SINK", "IngestConfig", "create_ingest_app", "stop_wait_seconds"]
 
 READINESS = web.AppKey("readiness", IngestReadiness)
 REFUSALS = web.AppKey("refusals", RefusalLog)
@@ -60,6 +61,20 @@ LOGGED_WHERE_REFUSED = frozenset({429, 503})
 LOGGED_CHARS = 300
 # The ops pages: probes and scrapes are not senders' requests (each scrape, counted, was one more "200").
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# A stop waits this much longer than the Kafka timeout for the requests in progress: every request
+# whose body is read is answered by then (stored, or 429). What still runs is a client trickling its
+# body, and without a bound one such connection held the stop for aiohttp's 60 s — past Kubernetes'
+# 30 s grace, so the SIGKILL also took the dead letters still waiting for Kafka.
+STOP_GRACE_SECONDS = 2.0
+
+
+def stop_wait_seconds(settings: Settings) -> float:
+    """How long a graceful stop (SIGTERM) waits for requests in progress before cutting them off.
+
+    ``preempt ingest`` passes it to aiohttp as ``shutdown_timeout``. A request cut off was never
+    answered, so nothing it carried was acknowledged: its sender retries (docs/events.md, "Stopping").
+    """
+    return settings.ingest_kafka_timeout_seconds + STOP_GRACE_SECONDS
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -79,6 +94,16 @@ async def count_responses(
     except web.HTTPException as exc:
         INGEST_REQUESTS.labels(status=str(exc.status)).inc()
         log_refusal(request, exc)
+        raise
+    except asyncio.CancelledError:
+        # Only a stop cancels a handler here (aiohttp leaves handlers running when a client goes away):
+        # the request outlived ``stop_wait_seconds``. It gets no answer, so its sender retries it.
+        log.warning(
+            "ingest stopping: request in progress cut off, not acknowledged (its sender retries)",
+            route=request.path[:LOGGED_CHARS],
+            source=request.get(SOURCE),
+            user_agent=request.headers.get("User-Agent", "")[:LOGGED_CHARS] or None,
+        )
         raise
     INGEST_REQUESTS.labels(status=str(response.status)).inc()
     log_refusal(request, response)
@@ -202,12 +227,16 @@ def create_ingest_app(
     app[REFUSALS] = RefusalLog()
     readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds)
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
+    stop_wait = stop_wait_seconds(settings)
 
     async def start(_app: web.Application) -> None:
         await sink.start()
         if merger is not None:
             await merger.start()
         await readiness.start()
+
+    async def stopping(_app: web.Application) -> None:
+        log.info("ingest stopping: no new connections; waiting for requests in progress", at_most_s=stop_wait)
 
     async def stop(_app: web.Application) -> None:
         # Cleanup runs once every request is answered: the last dead letters go out (or are
@@ -219,6 +248,7 @@ def create_ingest_app(
         await sink.stop()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(stopping)
     app.on_cleanup.append(stop)
     app.router.add_post("/v1/events", post_events)
     add_tracking_routes(app)

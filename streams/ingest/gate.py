@@ -16,6 +16,7 @@ app's refusal log; ``admit`` names the good key's source on the request (``SOURC
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,8 +49,13 @@ log = get_logger(__name__)
 RETRY_AFTER_S = 5
 # analytics.js in a browser cannot set an Authorization header on its simple (no preflight)
 # requests, so it puts the write key in the body. Finding it means parsing JSON before the key is
-# checked, so that is allowed only for small, uncompressed bodies (analytics.js sends ≤ 64 KiB).
+# checked, so that is allowed only for small, uncompressed bodies (one call is ≤ 32 KiB).
 BODY_KEY_MAX_BYTES = 64 * 1024
+# analytics.js's batching mode posts {"writeKey":"…","batch":[…],"sentAt":"…"} to /v1/b and flushes
+# only near Segment's 500 KB limit (or every 10 calls, so 10 large calls pass 64 KiB too). Its
+# JSON.stringify writes the key first: a longer body is admitted on the key at its very start,
+# found without parsing the body, before anything past the first 64 KiB is read.
+LEADING_WRITE_KEY = re.compile(rb'\s*\{\s*"writeKey"\s*:\s*"([^"\\]{1,256})"')
 
 
 class IngestConfig:
@@ -143,9 +149,12 @@ async def admit(request: web.Request, answer: Answer, *, body_key: bool = False)
 async def _admit_body_key(request: web.Request, answer: Answer, config: IngestConfig) -> Admitted | web.Response:
     if request.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
         return answer(401, "unauthorized", "a compressed body needs the key in the Authorization header")
-    body = await _read(request, BODY_KEY_MAX_BYTES)
-    if isinstance(body, str):
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
         return answer(401, "unauthorized", "missing API key (Authorization header; writeKey only in small bodies)")
+    head, whole = await _read_head(request, BODY_KEY_MAX_BYTES)
+    if not whole:
+        return await _admit_leading_key(request, answer, config, head)
+    body = head
     try:
         # Read as the tracking routes read it (a lone surrogate as U+FFFD…): analytics.js is the
         # sender whose JSON.stringify writes half an emoji, and it puts its key here.
@@ -157,6 +166,27 @@ async def _admit_body_key(request: web.Request, answer: Answer, config: IngestCo
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Authorization header or writeKey)")
     request[SOURCE] = source
+    return _decode(request, answer, config, source, body)
+
+
+async def _admit_leading_key(
+    request: web.Request, answer: Answer, config: IngestConfig, head: bytes
+) -> Admitted | web.Response:
+    """A body over ``BODY_KEY_MAX_BYTES`` without ``Authorization``: admitted on a ``writeKey`` at its start
+    (analytics.js's batches), and only then read on, up to ``PREEMPT_INGEST_MAX_BODY_BYTES``."""
+    match = LEADING_WRITE_KEY.match(head)
+    source = authenticate(f"Bearer {match.group(1).decode('ascii', 'replace')}", config.keys) if match else None
+    if source is None:
+        return answer(
+            401,
+            "unauthorized",
+            f"missing or unknown API key (Authorization header; a body over {BODY_KEY_MAX_BYTES} bytes "
+            'must start with {"writeKey": "<key>", as analytics.js writes it)',
+        )
+    request[SOURCE] = source
+    body = await _read(request, config.max_body_bytes, head)
+    if isinstance(body, str):
+        return answer(413, "payload_too_large", body)
     return _decode(request, answer, config, source, body)
 
 
@@ -192,13 +222,26 @@ def _decode(
     return Admitted(source=source, body=decoded, received_at=now)
 
 
-async def _read(request: web.Request, limit: int) -> bytes | str:
-    """The raw body, or why not (over ``limit``, declared or actual)."""
+async def _read_head(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` + 1 bytes of the raw body, and whether that is all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+async def _read(request: web.Request, limit: int, head: bytes = b"") -> bytes | str:
+    """The raw body (after ``head``, its part already read), or why not (over ``limit``, declared or actual)."""
     too_large = f"the body is larger than {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
         return too_large
-    chunks: list[bytes] = []
-    size = 0
+    chunks: list[bytes] = [head] if head else []
+    size = len(head)
     try:
         # Read at most limit + 1 bytes, whatever Content-Length said (chunked bodies have none).
         while size <= limit:

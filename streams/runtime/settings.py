@@ -322,11 +322,17 @@ class Settings(BaseSettings):
     ingest_max_shared_context_bytes: int = Field(
         8 * 1024, ge=0, description="most bytes of a batch's shared `context` (400 above); it is never copied whole"
     )
-    ingest_max_gzip_ratio: float = Field(
-        100.0, gt=1, description="most decompressed/compressed ratio of a gzip body (413 above)"
+    # Off by default: the inflated size is bounded by ingest_max_body_bytes and inflated only after the
+    # key, so a ratio bounds nothing more, while the SDKs' own batches (100 calls that carry the same
+    # flags or settings object) inflate 100-200 times and were refused 413, which the SDKs never retry.
+    ingest_max_gzip_ratio: float | None = Field(
+        None, gt=1, description="most decompressed/compressed ratio of a gzip body (413 above); None: no ratio limit"
     )
+    # Under the shortest request timeout of the SDKs (Analytics.NET: 5 s, @segment/analytics-node: 10 s),
+    # or the SDK gives up first and never sees the 429's Retry-After (analytics-node then counts the
+    # attempt against maxRetries and drops the batch sooner; a 429 it retries without counting).
     ingest_kafka_timeout_seconds: float = Field(
-        10.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
+        4.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
     )
     ingest_replay_cache_size: int = Field(
         100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"

@@ -26,6 +26,19 @@ def test_a_gzip_bomb_stops_at_the_ratio_or_size_limit() -> None:
         decode_content(bomb, "gzip", max_bytes=10**6, max_ratio=10_000)
 
 
+def test_without_a_ratio_limit_only_the_size_bounds_a_gzip_body() -> None:
+    """With no ratio (the default) a body that inflates 200 times within the size limit is read, and a bomb still
+    stops at the size limit."""
+    flags = b'{"feature_042_enabled": true, ' * 200
+    data = b"[" + b",".join(b'{"id": %d, "flags": %s}' % (i, flags) for i in range(100)) + b"]"
+    packed = gzip.compress(data)
+    assert len(data) / len(packed) > 150
+    assert len(data) < 10**6
+    assert decode_content(packed, "gzip", max_bytes=10**6, max_ratio=None) == data
+    with pytest.raises(BodyTooLarge, match="larger than 1000000 bytes"):
+        decode_content(gzip.compress(b"\0" * 50_000_000), "gzip", max_bytes=10**6, max_ratio=None)
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not gzip", gzip.compress(b'{"a": 1}')[:-6], gzip.compress(b"{}") + b"junk"],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import aiohttp
 import orjson
 import pytest
 from structlog.testing import capture_logs
@@ -340,6 +342,26 @@ async def test_a_slow_kafka_gets_429_and_a_failing_one_503_both_with_retry_after
     assert (response.status, response.headers["Retry-After"]) == (503, "5")
 
 
+async def test_by_default_a_slow_kafka_is_answered_before_the_sdks_give_up_on_the_request(
+    client_factory: ClientFactory,
+) -> None:
+    """@segment/analytics-node aborts a request after 10 s (httpRequestTimeout), Analytics.NET after 5 s; ingest
+    waited exactly 10 s for Kafka, so with the broker down the SDK never saw the 429 and its Retry-After (measured
+    with analytics-node: three AbortErrors, then the batch dropped as a delivery failure). With the default settings
+    the 429 comes before 5 s."""
+    client, sink = await client_factory()
+    sink.delay_s = 30.0
+    started = time.monotonic()
+    response = await client.post(
+        "/v1/batch",
+        data=orjson.dumps({"batch": [track()]}),
+        headers=BASIC,
+        timeout=aiohttp.ClientTimeout(total=10.0),
+    )
+    assert (response.status, response.headers["Retry-After"]) == (429, "5")
+    assert time.monotonic() - started < 4.8
+
+
 @pytest.mark.parametrize(
     ("stamp", "reason"),
     [("nan", "malformed"), ("9" * 5000, "malformed"), ("99999999999", "more than 300s"), ("-5", "malformed")],
@@ -404,6 +426,32 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     big = await client.post("/v1/t", data=orjson.dumps(track(pad="x" * 70_000) | {"writeKey": KEY}), headers=plain)
     assert big.status == 401
     assert len(sink.records) == 2
+
+
+async def test_an_analytics_js_batch_over_64_kib_is_admitted_on_the_write_key_it_starts_with(
+    client_factory: ClientFactory,
+) -> None:
+    """analytics.js's batching mode posts {"writeKey", "batch", "sentAt"} (key first) to /v1/b and flushes near
+    Segment's 500 KB limit: a 150 KB batch was refused 401 (the key was looked for only in bodies up to 64 KiB),
+    which analytics.js takes as delivered. The key at the body's start admits it; a wrong key there, or a key
+    that is not at the start of a large body, is still a 401 and nothing is stored."""
+    client, sink = await client_factory()
+    batch = [track(f"b-{i}", properties={"pad": "x" * 7_000}) for i in range(20)]
+    plain = {"Content-Type": "text/plain"}
+
+    def body(key: str) -> bytes:
+        return orjson.dumps({"writeKey": key, "batch": batch, "sentAt": "2026-11-23T05:00:01.000Z"})
+
+    assert len(body(KEY)) > 140_000
+    response = await client.post("/v1/b", data=body(KEY), headers=plain)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["accepted"] == 20
+    assert len(sink.records) == 20
+    wrong = await client.post("/v1/b", data=body("pk_wrong"), headers=plain)
+    assert wrong.status == 401
+    key_last = orjson.dumps({"batch": batch, "writeKey": KEY})
+    assert (await client.post("/v1/b", data=key_last, headers=plain)).status == 401
+    assert len(sink.records) == 20
 
 
 async def test_the_preflight_allows_every_header_the_rudderstack_js_sdk_sends(client_factory: ClientFactory) -> None:

@@ -1,0 +1,56 @@
+"""Batches as the real SDKs build them, through a real `preempt ingest` with its defaults, into the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from streams.ingest.auth import key_digest
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.ingest_support import wait_healthy
+
+WRITE_KEY = "wk_sdk_batches"
+
+
+def test_a_gzipped_rudderstack_batch_of_calls_sharing_a_flags_object_is_stored(
+    kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+) -> None:
+    """rudder-sdk-python gzips every batch; 100 track calls that each carry the same 200-flag object (~6 KB) make a
+    ~600 KB batch that inflates more than 100 times. It was refused 413 as a "compression bomb", which the SDK does
+    not retry (the 100 calls were lost); with the default settings every call reaches preempt.events."""
+    from rudderstack.analytics import Client
+
+    port = free_port()
+    settings = settings_factory(ingest_api_keys=(f"rudder={key_digest(WRITE_KEY)}",), ingest_port=port)
+    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, proc)
+
+    flags = {f"feature_{i:03d}_enabled": i % 3 == 0 for i in range(200)}
+    errors: list[Any] = []
+    client = Client(
+        write_key=WRITE_KEY,
+        host=f"http://127.0.0.1:{port}",
+        on_error=lambda error, _batch: errors.append(error),
+        max_retries=1,
+    )
+    for i in range(100):
+        client.track(
+            user_id=f"user-{i % 7}",
+            event="Settings Viewed",
+            properties={"flags": flags, "page": i},
+            context={"groupId": "stark-4"},
+            message_id=f"flags-{i}",
+        )
+    client.flush()
+    client.join()
+
+    assert errors == [], errors
+    records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 100, timeout_s=60, idle_s=1)
+    values = [orjson.loads(r.value) for r in records]
+    assert sorted(v["event_id"] for v in values) == sorted(f"flags-{i}" for i in range(100))
+    assert all(v["properties"]["flags"] == flags and r.key == b"stark-4" for r, v in zip(records, values, strict=True))
