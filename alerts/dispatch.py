@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerts.channels.base import DeliveryReceipt, Notification, Notifier, PartitionedNotifier
+from alerts.delivery_health import DeliveryHealth
 from alerts.delivery_log import DeliveryLog
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
-from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from alerts.retry import DEFAULT_FAILING_AFTER_SECONDS, BackoffPolicy, DeliveryJob, RetryScheduler
 from alerts.routing.config import QuietHours, RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.routing.quiet_hours import defer_until
@@ -146,6 +147,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         inhibit_horizon_seconds: float = 3600.0,
         scrub: Iterable[str] = (),
+        failing_after_seconds: float = DEFAULT_FAILING_AFTER_SECONDS,
     ) -> None:
         self.config = config
         self.tree = RoutingTree(config)
@@ -169,7 +171,13 @@ class Dispatcher:
         # A Slack message's reference (channel:ts), its alerts and the destination that posted it, so a
         # button can re-render the whole message with that receiver's templates.
         self.on_delivered_message: Callable[[str, tuple[Alert, ...], Notifier], object] | None = None
-        self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
+        self.scheduler = RetryScheduler(
+            policy or BackoffPolicy(),
+            self._delivered,
+            self._dead_lettered,
+            clock=clock,
+            health=DeliveryHealth(failing_after_seconds, clock),
+        )
         self._tasks: set[asyncio.Future[None]] = set()
 
     @staticmethod

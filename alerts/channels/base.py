@@ -73,3 +73,16 @@ class PartitionedNotifier(Protocol):
     def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
         """``alerts`` split by destination, in order; each part is sent (and retried) on its own."""
         ...
+
+
+@runtime_checkable
+class DestinationAware(Protocol):
+    """A channel that says where a notification's attempt goes (a webhook URL, a Slack channel, an SMTP
+    server), so that the delivery loop bounds attempts in flight per destination: one that hangs holds
+    back its own deliveries only (``alerts/retry.py``)."""
+
+    receiver_type: str
+
+    def destination(self, notification: Notification) -> str:
+        """A key naming the destination of ``notification`` (never a secret: hash one)."""
+        ...

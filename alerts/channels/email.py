@@ -149,6 +149,10 @@ class EmailNotifier:
             return
         yield alerts, message
 
+    def destination(self, notification: Notification) -> str:
+        """The SMTP server every message goes to: the key of its attempts' slots in the delivery loop."""
+        return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
+
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
         digests = self._digests(notification.alerts)
