@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier
+from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier, PartlyDeliveredError
 from alerts.delivery_health import DeliveryHealth
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
@@ -226,6 +226,10 @@ class RetryScheduler:
             bound.warning("delivery failed permanently", error=str(exc))
             await self._dead_letter(job, "permanent", str(exc))
             return
+        except PartlyDeliveredError as exc:  # some recipients have it: the channel works
+            self.health.succeeded(job.target)
+            self._retry(job, str(exc), exc.retry_after, partial=exc.receipt)
+            return
         except RetryableDeliveryError as exc:
             if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
                 self.health.failed(job.target, job.receiver_type, str(exc))
@@ -245,11 +249,21 @@ class RetryScheduler:
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
         await self._on_delivered(job, receipt)
 
-    def _retry(self, job: DeliveryJob, detail: str, retry_after: float | None) -> None:
+    def _retry(
+        self, job: DeliveryJob, detail: str, retry_after: float | None, partial: DeliveryReceipt | None = None
+    ) -> None:
         now = self._clock()
         first = job.first_attempt_at if job.first_attempt_at is not None else now
         at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)
         bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        if at is None and partial is not None:
+            # Delivered to some recipients: recorded as delivered, the alerts dead-lettered for the others.
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
+            bound.warning("delivery given up for some recipients", error=detail, give_up_seconds=self.policy.give_up)
+            task = asyncio.ensure_future(self._on_delivered(job, partial))
+            self._in_flight.add(task)
+            task.add_done_callback(self._settled_task)
+            return
         if at is None:
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             bound.warning("delivery given up", error=detail, give_up_seconds=self.policy.give_up)

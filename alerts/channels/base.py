@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from alerts.blocks import Note
 from schemas.alert import Alert
+from schemas.errors import RetryableDeliveryError
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,17 @@ class DeliveryReceipt:
     receiver: str
     ref: str | None
     refused: tuple[tuple[str, str], ...] = ()
+
+
+class PartlyDeliveredError(RetryableDeliveryError):
+    """Some recipients took the message and others refused it for now (SMTP RCPT 4xx): the retry goes to
+    those only. ``receipt`` is what the delivery loop records if it gives up on them: delivered, with its
+    ``refused`` naming the alerts they did not get (dead-lettered as ``recipients_refused``, not
+    ``gave_up``: a replay would send the message again to the recipients who have it)."""
+
+    def __init__(self, message: str, *, receipt: DeliveryReceipt) -> None:
+        super().__init__(message)
+        self.receipt = receipt
 
 
 @runtime_checkable

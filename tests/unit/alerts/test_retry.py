@@ -335,3 +335,38 @@ async def test_attempts_in_flight_are_bounded_for_the_whole_process_too(make_ale
     await scheduler.drain()
     assert len(delivered) == 6
     assert scheduler.destinations() == 0
+
+
+async def test_giving_up_on_recipients_refused_for_now_records_what_the_others_got(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A message some recipients took and others kept refusing for now (PartlyDeliveredError) is, at the
+    give-up, delivered with those alerts refused (dead-lettered ``recipients_refused`` by the caller), not
+    dead-lettered ``gave_up``, which a replay would send again to the recipients who have it."""
+    from alerts.channels.base import PartlyDeliveredError
+
+    clock = Clock()
+    refused = (("a1", "email RCPT: 1 recipient(s) refused for now"),)
+    receipt = DeliveryReceipt(receiver="finance", ref="<m@preempt>", refused=refused)
+    partly = PartlyDeliveredError("email RCPT: 1 recipient(s) refused for now", receipt=receipt)
+    notifier = ScriptedNotifier(*[partly] * 20)
+    delivered: list[DeliveryReceipt] = []
+    dead: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, got: DeliveryReceipt) -> None:
+        delivered.append(got)
+
+    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        dead.append(reason)
+
+    scheduler = RetryScheduler(
+        BackoffPolicy(initial=1.0, maximum=8.0, give_up=30.0), on_delivered, on_dead, clock=clock, rng=random.Random(3)
+    )
+    job = DeliveryJob("finance/email", notifier, Notification("finance", (make_alert(),), "g"))
+    while not delivered and not dead and notifier.calls < 20:
+        await scheduler.attempt(job)
+        clock.now += 10.0
+        await scheduler.drain()
+
+    assert (delivered, dead) == ([receipt], [])
+    assert notifier.calls < 20
