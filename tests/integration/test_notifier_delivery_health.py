@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from tests.integration.notifier_harness import (
     metric_value,
     notifier_settings,
     produce_alerts,
+    readyz,
     start_notifier,
     wait_for_records,
     write_routes,
@@ -47,20 +46,15 @@ FAILING_S = 3.0
 FAILING_LINE = "deliveries failing: every attempt to a target failed; not ready until one succeeds"
 
 
-def _readyz(settings: Settings) -> tuple[int, dict[str, str]]:
-    url = f"http://127.0.0.1:{settings.notifier_web_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status), json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), json.loads(exc.read())
-
-
-def _wait_readyz(settings: Settings, want: Callable[[int, dict[str, str]], bool], timeout_s: float = 45.0) -> dict:
+def _wait_readyz(
+    settings: Settings, want: Callable[[int, dict[str, str]], bool], timeout_s: float = 45.0
+) -> dict[str, str]:
+    """Poll (bounded) the notifier's /readyz until ``want(status, body)``; its JSON body."""
     deadline = time.monotonic() + timeout_s
-    status, body = _readyz(settings)
+    status, body = 0, {}
     while time.monotonic() < deadline:
-        status, body = _readyz(settings)
+        status, text = readyz(settings)
+        body = json.loads(text)
         if want(status, body):
             return body
         time.sleep(0.3)
