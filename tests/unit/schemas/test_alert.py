@@ -58,3 +58,15 @@ def test_required_fields_stay_required_even_as_null(field: str) -> None:
 )
 def test_local_timezone_is_the_accounts_else_its_owners(account: dict[str, object], zone: str | None) -> None:
     assert Alert.model_validate({**REQUIRED, "account": account}).account.local_timezone == zone
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("alert_id", ""), ("rule_id", ""), ("account_id", ""), ("alert_id", "a\n1"), ("account_id", "x" * 257)],
+)
+def test_an_alert_without_a_usable_id_is_invalid(field: str, value: str) -> None:
+    """An empty (or control-character, overlong) alert, rule or account id is no alert: the notifier
+    dead-letters it as invalid_alert. Before, two alerts of one account with alert_id "" were one
+    "duplicate" (the second never sent), and an alert without an account was sent as "()"."""
+    with pytest.raises(ValueError, match=field):
+        Alert.model_validate({**REQUIRED, field: value})
