@@ -14,8 +14,10 @@ outcomes:
   ``failing_after_s`` (``PREEMPT_DELIVERY_FAILING_SECONDS``) with no success, and its last failure is
   recent (within twice that: a target nothing was sent to for that long is not known to fail any more).
 
-So one failed message never makes the process unready (one attempt, or a retry that succeeds), and
-the first success clears it. Each change is logged once (ERROR ``deliveries failing``, INFO
+So one failed message does not make the process unready — a single attempt, a retry that succeeds within
+the window, or failures between which any other message to the target is delivered — unless it is all the
+target had to send and it kept failing for the whole window (nothing was delivered: reported). The first
+success clears it. Each change is logged once (ERROR ``deliveries failing``, INFO
 ``deliveries succeeding again``) and ``preempt_notifier_targets_failing{receiver_type}`` counts the
 failing targets. Pure but for those: the caller passes the time.
 """
