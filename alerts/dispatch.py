@@ -535,12 +535,16 @@ class Dispatcher:
 
     async def _partly_refused(self, job: DeliveryJob, refused: dict[str, str]) -> None:
         """Alerts some of whose recipients refused the message (the others got it, so it is not re-sent):
-        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped."""
+        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped.
+
+        Counted in ``preempt_notifications_total{outcome="dead_lettered"}`` too, as every dead letter is: the
+        ``PreemptNotificationsFailing`` rule pages on it (a CSM did not get the alert)."""
         for alert in job.notification.alerts:
             detail = refused.get(alert.alert_id)
             if detail is None:
                 continue
             NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=RECIPIENTS_REFUSED).inc()
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             await self._dead_letter_alert(job, alert, RECIPIENTS_REFUSED, detail)
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:

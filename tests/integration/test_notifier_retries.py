@@ -15,6 +15,7 @@ from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
     make_alert,
+    metric_value,
     notifier_settings,
     produce_alerts,
     start_notifier,
@@ -148,6 +149,8 @@ def test_a_recipient_refused_among_accepted_ones_is_dead_lettered_not_dropped(
     assert dead.key == b"hooli"
     assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("billing-ops@example.com",)]
     assert sum(a.stage == "DATA" for a in smtp_server.attempts) == 1
+    # Every dead letter counts where PreemptNotificationsFailing looks (this one was not paged on before).
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="email", outcome="dead_lettered") == 1
 
 
 FINANCE_ROUTES = """
