@@ -63,14 +63,20 @@ def test_one_failed_message_does_not_make_the_notifier_unready() -> None:
     assert health.failing() == ()
 
 
-def test_a_success_clears_the_report_and_says_so() -> None:
-    """The first delivery of a failing target ends its report: the reason goes, INFO line, gauge back to 0."""
-    clock = Clock()
+def _reported_failing(clock: Clock) -> DeliveryHealth:
+    """A tracker (60 s window) whose ``ops/slack`` failed three times over 90 s: reported."""
     health = DeliveryHealth(60.0, clock)
     for _ in range(3):
         health.failed("ops/slack", "slack", "slack webhook: HTTP 500")
         clock.now += 30.0
     assert health.failing()
+    return health
+
+
+def test_a_success_clears_the_report_and_says_so() -> None:
+    """The first delivery of a failing target ends its report: the reason goes, INFO line, gauge back to 0."""
+    clock = Clock()
+    health = _reported_failing(clock)
     with capture_logs() as logs:
         health.succeeded("ops/slack")
     assert health.failing() == ()
@@ -81,11 +87,7 @@ def test_a_success_clears_the_report_and_says_so() -> None:
 def test_a_target_not_tried_for_twice_the_window_is_no_longer_reported() -> None:
     """Failures long past, with nothing tried since, no longer say the target fails (nobody knows)."""
     clock = Clock()
-    health = DeliveryHealth(60.0, clock)
-    for _ in range(3):
-        health.failed("ops/slack", "slack", "slack webhook: HTTP 500")
-        clock.now += 30.0
-    assert health.failing()
+    health = _reported_failing(clock)
     clock.now += 121.0
     assert health.failing() == ()
     assert _failing_gauge("slack") == 0.0

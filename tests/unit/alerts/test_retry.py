@@ -203,8 +203,8 @@ class HangingNotifier(ScriptedNotifier):
         return DeliveryReceipt(receiver=notification.receiver, ref="<id@preempt>")
 
 
-async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_alert) -> None:
-    """Email attempts that hang fill the email slots only: a Slack message due after them goes out at once."""
+def _recording(**limits: int) -> tuple[RetryScheduler, list[str]]:
+    """A scheduler whose deliveries append their target to the returned list (a dead letter fails the test)."""
     delivered: list[str] = []
 
     async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
@@ -213,7 +213,12 @@ async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_aler
     async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
         raise AssertionError(reason)
 
-    scheduler = RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), max_in_flight=2)
+    return RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), **limits), delivered
+
+
+async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_alert) -> None:
+    """Email attempts that hang fill the email slots only: a Slack message due after them goes out at once."""
+    scheduler, delivered = _recording(max_in_flight=2)
     smtp = HangingNotifier()
     for n in range(3):
         scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), f"g{n}")))
@@ -284,15 +289,7 @@ class Webhook(ScriptedNotifier):
 async def test_a_hanging_webhook_holds_back_its_own_deliveries_only(make_alert) -> None:
     """Slots are per destination, not per channel type: webhook attempts that hang fill that webhook's
     slots, and a message to another Slack webhook due after them goes out at once."""
-    delivered: list[str] = []
-
-    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
-        delivered.append(job.target)
-
-    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
-        raise AssertionError(reason)
-
-    scheduler = RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), max_in_flight=2)
+    scheduler, delivered = _recording(max_in_flight=2)
     hook = HangingWebhook("webhook:aaaa")
     for n in range(3):
         scheduler.submit(DeliveryJob("ops/slack", hook, Notification("ops", (make_alert(),), f"g{n}")))
@@ -310,17 +307,7 @@ async def test_a_hanging_webhook_holds_back_its_own_deliveries_only(make_alert) 
 async def test_attempts_in_flight_are_bounded_for_the_whole_process_too(make_alert) -> None:
     """Per-destination slots do not make concurrency unbounded: with many hanging destinations the
     process-wide bound holds, and the slots of destinations no attempt uses any more are forgotten."""
-    delivered: list[str] = []
-
-    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
-        delivered.append(job.target)
-
-    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
-        raise AssertionError(reason)
-
-    scheduler = RetryScheduler(
-        BackoffPolicy(), on_delivered, dead, clock=Clock(), max_in_flight=2, max_in_flight_total=3
-    )
+    scheduler, delivered = _recording(max_in_flight=2, max_in_flight_total=3)
     hooks = [HangingWebhook(f"webhook:{n}") for n in range(3)]
     for n, hook in enumerate(hooks):
         for m in range(2):
