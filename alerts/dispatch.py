@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerts.channels.base import DeliveryReceipt, Notification, Notifier, PartitionedNotifier
+from alerts.delivery_health import DeliveryHealth
 from alerts.delivery_log import DeliveryLog
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
-from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from alerts.retry import DEFAULT_FAILING_AFTER_SECONDS, BackoffPolicy, DeliveryJob, RetryScheduler
 from alerts.routing.config import QuietHours, RoutingConfig
 from alerts.routing.inhibit import Inhibitor
 from alerts.routing.quiet_hours import defer_until
@@ -146,6 +147,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         inhibit_horizon_seconds: float = 3600.0,
         scrub: Iterable[str] = (),
+        failing_after_seconds: float = DEFAULT_FAILING_AFTER_SECONDS,
     ) -> None:
         self.config = config
         self.tree = RoutingTree(config)
@@ -169,7 +171,13 @@ class Dispatcher:
         # A Slack message's reference (channel:ts), its alerts and the destination that posted it, so a
         # button can re-render the whole message with that receiver's templates.
         self.on_delivered_message: Callable[[str, tuple[Alert, ...], Notifier], object] | None = None
-        self.scheduler = RetryScheduler(policy or BackoffPolicy(), self._delivered, self._dead_lettered, clock=clock)
+        self.scheduler = RetryScheduler(
+            policy or BackoffPolicy(),
+            self._delivered,
+            self._dead_lettered,
+            clock=clock,
+            health=DeliveryHealth(failing_after_seconds, clock),
+        )
         self._tasks: set[asyncio.Future[None]] = set()
 
     @staticmethod
@@ -527,12 +535,16 @@ class Dispatcher:
 
     async def _partly_refused(self, job: DeliveryJob, refused: dict[str, str]) -> None:
         """Alerts some of whose recipients refused the message (the others got it, so it is not re-sent):
-        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped."""
+        dead-lettered for the ones left out (``recipients_refused``), counted and logged, never dropped.
+
+        Counted in ``preempt_notifications_total{outcome="dead_lettered"}`` too, as every dead letter is: the
+        ``PreemptNotificationsFailing`` rule pages on it (a CSM did not get the alert)."""
         for alert in job.notification.alerts:
             detail = refused.get(alert.alert_id)
             if detail is None:
                 continue
             NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=RECIPIENTS_REFUSED).inc()
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             await self._dead_letter_alert(job, alert, RECIPIENTS_REFUSED, detail)
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:

@@ -12,9 +12,16 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
   dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
   must not hold an alert for the whole give-up window.
 
-Attempts in flight are bounded per channel type (``slack``, ``email``, ``console``), not for the whole
-process: an SMTP server that takes every connection and never answers holds each email attempt for its
-timeout, and with one shared bound those attempts took every slot while Slack messages queued behind them.
+Attempts in flight are bounded per destination — a Slack webhook URL, a Slack channel (bot token), the
+SMTP server — and for the whole process: a destination that takes every request and never answers holds
+each attempt for its timeout, and with one bound per channel type two or more hanging webhooks took every
+Slack slot while the messages of every other Slack receiver queued behind them (measured: a healthy
+webhook's messages waited up to 7.9 s behind four hanging ones). Each destination gets at most
+``max_in_flight`` attempts at once and the process ``max_in_flight_total``: a hanging destination holds its
+own slots only, until so many destinations hang at once that they fill the process's.
+
+Each attempt's outcome also goes to ``DeliveryHealth`` (``alerts/delivery_health.py``), which tells
+``/readyz`` when every attempt to a target has failed for a while.
 
 Modelled on arq's ``Retry(defer=…)``: the failure says whether and when, the loop decides.
 """
@@ -29,7 +36,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from alerts.channels.base import DeliveryReceipt, Notification, Notifier
+from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier, PartlyDeliveredError
+from alerts.delivery_health import DeliveryHealth
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
@@ -37,6 +45,9 @@ from streams.runtime.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFIC
 log = get_logger(__name__)
 
 MAX_UNEXPECTED_ERRORS = 3
+MAX_IN_FLIGHT_PER_DESTINATION = 16
+MAX_IN_FLIGHT_TOTAL = 128
+DEFAULT_FAILING_AFTER_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,14 @@ DeliveredCallback = Callable[[DeliveryJob, DeliveryReceipt], Awaitable[None]]
 DeadLetterCallback = Callable[[DeliveryJob, str, str], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class _Slots:
+    """One destination's attempts in flight, and how many attempts hold or wait for them."""
+
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
 @dataclass(order=True, slots=True)
 class _Entry:
     due: float
@@ -110,7 +129,9 @@ class RetryScheduler:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        max_in_flight: int = 16,
+        max_in_flight: int = MAX_IN_FLIGHT_PER_DESTINATION,
+        max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
+        health: DeliveryHealth | None = None,
     ) -> None:
         self.policy = policy
         self._on_delivered = on_delivered
@@ -121,7 +142,11 @@ class RetryScheduler:
         self._seq = itertools.count()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._max_in_flight = max_in_flight
-        self._slots: dict[str, asyncio.Semaphore] = {}  # receiver_type → its attempts in flight
+        # Destination → its attempts in flight; forgotten when none holds or waits for it (a templated
+        # channel can name a destination per account owner).
+        self._slots: dict[str, _Slots] = {}
+        self._total = asyncio.Semaphore(max_in_flight_total)
+        self.health = health or DeliveryHealth(DEFAULT_FAILING_AFTER_SECONDS, clock)
         self.wakeup = asyncio.Event()
         self._stopping = False
         # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
@@ -145,6 +170,10 @@ class RetryScheduler:
     def in_flight(self) -> int:
         """Attempts started and not finished (with their bookkeeping)."""
         return len(self._in_flight)
+
+    def destinations(self) -> int:
+        """Destinations with attempts in flight or waiting for a slot (their slots are forgotten after)."""
+        return len(self._slots)
 
     def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
         """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
@@ -192,15 +221,23 @@ class RetryScheduler:
         try:
             receipt = await job.notifier.send(job.notification)
         except PermanentDeliveryError as exc:
+            self.health.failed(job.target, job.receiver_type, str(exc))
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             bound.warning("delivery failed permanently", error=str(exc))
             await self._dead_letter(job, "permanent", str(exc))
             return
+        except PartlyDeliveredError as exc:  # some recipients have it: the channel works
+            self.health.succeeded(job.target)
+            self._retry(job, str(exc), exc.retry_after, partial=exc.receipt)
+            return
         except RetryableDeliveryError as exc:
+            if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
+                self.health.failed(job.target, job.receiver_type, str(exc))
             self._retry(job, str(exc), exc.retry_after)
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug or an unmapped I/O error: retry, never crash the loop
             bound.exception("unexpected delivery error")
+            self.health.failed(job.target, job.receiver_type, f"{type(exc).__name__}: {exc}")
             job.unexpected_errors += 1
             if job.unexpected_errors >= MAX_UNEXPECTED_ERRORS:
                 NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
@@ -208,14 +245,25 @@ class RetryScheduler:
                 return
             self._retry(job, f"{type(exc).__name__}: {exc}", None)
             return
+        self.health.succeeded(job.target)
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
         await self._on_delivered(job, receipt)
 
-    def _retry(self, job: DeliveryJob, detail: str, retry_after: float | None) -> None:
+    def _retry(
+        self, job: DeliveryJob, detail: str, retry_after: float | None, partial: DeliveryReceipt | None = None
+    ) -> None:
         now = self._clock()
         first = job.first_attempt_at if job.first_attempt_at is not None else now
         at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)
         bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        if at is None and partial is not None:
+            # Delivered to some recipients: recorded as delivered, the alerts dead-lettered for the others.
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
+            bound.warning("delivery given up for some recipients", error=detail, give_up_seconds=self.policy.give_up)
+            task = asyncio.ensure_future(self._on_delivered(job, partial))
+            self._in_flight.add(task)
+            task.add_done_callback(self._settled_task)
+            return
         if at is None:
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             bound.warning("delivery given up", error=detail, give_up_seconds=self.policy.give_up)
@@ -232,18 +280,37 @@ class RetryScheduler:
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=reason).inc()
         await self._on_dead_letter(job, reason, detail)
 
-    async def _run(self, job: DeliveryJob) -> None:
-        slots = self._slots.get(job.receiver_type)
-        if slots is None:
-            slots = self._slots[job.receiver_type] = asyncio.Semaphore(self._max_in_flight)
-        async with slots:
-            if self._stopping:
-                return
+    @staticmethod
+    def destination(job: DeliveryJob) -> str:
+        """Where ``job``'s attempt goes (its slots' key): the channel's own answer, else the target."""
+        notifier = job.notifier
+        if isinstance(notifier, DestinationAware):
             try:
-                await self.attempt(job)
-            except Exception as exc:  # a failing callback must not kill the loop; it is logged
-                log.exception("delivery bookkeeping failed", target=job.target)
-                self._failed(exc)
+                return f"{notifier.receiver_type}:{notifier.destination(job.notification)}"
+            except Exception:  # noqa: BLE001 - a template that fails here fails again in send, which reports it
+                log.debug("destination of a delivery not known; its target's slots are used", target=job.target)
+        return job.target
+
+    async def _run(self, job: DeliveryJob) -> None:
+        key = self.destination(job)
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = _Slots(asyncio.Semaphore(self._max_in_flight))
+        slots.users += 1
+        try:
+            # The destination's slot first: attempts queued behind a hanging destination hold none of the process's.
+            async with slots.semaphore, self._total:
+                if self._stopping:
+                    return
+                try:
+                    await self.attempt(job)
+                except Exception as exc:  # a failing callback must not kill the loop; it is logged
+                    log.exception("delivery bookkeeping failed", target=job.target)
+                    self._failed(exc)
+        finally:
+            slots.users -= 1
+            if slots.users == 0:
+                del self._slots[key]
 
     def _settled_task(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -206,6 +206,7 @@ class NotifierRuntime:
             ),
             scrub=secret_values(settings, routing),
             inhibit_horizon_seconds=settings.inhibit_horizon_seconds,
+            failing_after_seconds=settings.delivery_failing_seconds,
         )
         self.dispatcher.on_failure = self.dispatcher.scheduler.on_failure = self.bookkeeping_failed
         self.dispatcher.on_delivered_alert = self.recent.add

@@ -5,7 +5,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from schemas.bounds import NO_CONTROL_CHARACTERS_PATTERN
+from schemas.event import MAX_ID_CHARS
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -71,18 +74,25 @@ class AlertAccount(BaseModel):
         return self.timezone or (str(owner_tz) if owner_tz else None)
 
 
+AlertIdentifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=NO_CONTROL_CHARACTERS_PATTERN)
+]
+"""``alert_id``, ``rule_id``, ``account_id``: never empty (an empty ``alert_id`` made every such alert of an
+account a "duplicate" of the first one, suppressed), no control characters, as event ids."""
+
+
 class Alert(BaseModel):
     """An intervention alert, keyed in Kafka by ``account_id``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt alert")
 
-    alert_id: str
-    rule_id: str
+    alert_id: AlertIdentifier
+    rule_id: AlertIdentifier
     kind: str
     title: str
     severity: Severity
     priority: int = Field(ge=1)
-    account_id: str
+    account_id: AlertIdentifier
     user_id: str | None = None
     account: Annotated[AlertAccount, NullAsEmptyDict] = Field(default_factory=AlertAccount)
     fired_at: str = Field(description="event time of the episode that fired")

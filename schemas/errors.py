@@ -55,11 +55,16 @@ class DeliveryError(PreemptError):
 
 
 class RetryableDeliveryError(DeliveryError):
-    """Delivery failed but may succeed later; ``retry_after`` (seconds) is the server's hint, if any."""
+    """Delivery failed but may succeed later; ``retry_after`` (seconds) is the server's hint, if any.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``throttled``: the channel only said "not now" (Slack's 429, the notifier's own pacing), not that it
+    fails: such a refusal does not count against the channel's health (``alerts/delivery_health.py``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, throttled: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class PermanentDeliveryError(DeliveryError):

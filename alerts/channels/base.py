@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from alerts.blocks import Note
 from schemas.alert import Alert
+from schemas.errors import RetryableDeliveryError
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,17 @@ class DeliveryReceipt:
     receiver: str
     ref: str | None
     refused: tuple[tuple[str, str], ...] = ()
+
+
+class PartlyDeliveredError(RetryableDeliveryError):
+    """Some recipients took the message and others refused it for now (SMTP RCPT 4xx): the retry goes to
+    those only. ``receipt`` is what the delivery loop records if it gives up on them: delivered, with its
+    ``refused`` naming the alerts they did not get (dead-lettered as ``recipients_refused``, not
+    ``gave_up``: a replay would send the message again to the recipients who have it)."""
+
+    def __init__(self, message: str, *, receipt: DeliveryReceipt) -> None:
+        super().__init__(message)
+        self.receipt = receipt
 
 
 @runtime_checkable
@@ -72,4 +84,17 @@ class PartitionedNotifier(Protocol):
 
     def partition(self, alerts: tuple[Alert, ...]) -> list[tuple[Alert, ...]]:
         """``alerts`` split by destination, in order; each part is sent (and retried) on its own."""
+        ...
+
+
+@runtime_checkable
+class DestinationAware(Protocol):
+    """A channel that says where a notification's attempt goes (a webhook URL, a Slack channel, an SMTP
+    server), so that the delivery loop bounds attempts in flight per destination: one that hangs holds
+    back its own deliveries only (``alerts/retry.py``)."""
+
+    receiver_type: str
+
+    def destination(self, notification: Notification) -> str:
+        """A key naming the destination of ``notification`` (never a secret: hash one)."""
         ...

@@ -6,8 +6,11 @@ alerts, and halved until each part fits the template sandbox's output limit). SM
 disconnects and timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``.
 Message-IDs are derived from the group and its alerts, so a retried message threads with (and is
 deduplicated against) the first attempt by mail clients; a retry of a notification whose first digests
-went out before a later one failed sends only what was not accepted yet. The SMTP password never appears
-in errors or logs.
+went out before a later one failed sends only what was not accepted yet. A server that takes a message for
+some recipients and refuses others *for now* (RCPT 4xx: greylisting, a full mailbox, too many recipients)
+raises ``PartlyDeliveredError``: the retry sends that message to the refused recipients only, and if they
+still refuse when the loop gives up, the alerts are dead-lettered for them (``recipients_refused``), as a
+5xx refusal of some recipients is at once. The SMTP password never appears in errors or logs.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 
 import aiosmtplib
 
 from alerts.blocks import Note
-from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.channels.base import DeliveryReceipt, Notification, PartlyDeliveredError
 from alerts.formatting import account_name, short_title, without_bidi_controls
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
@@ -64,6 +68,27 @@ def _subject(rendered: str, name: str) -> str:
     return head + short_title(line[len(head) :], name, MAX_SUBJECT - len(head))
 
 
+Refusals = dict[str, tuple[int, str]]
+"""Recipients a server refused at RCPT: address → (SMTP code, its message)."""
+
+
+@dataclass(slots=True)
+class _SentMessage:
+    """What became of one message (by Message-ID) on its recipients so far."""
+
+    first: float  # when the server first took it for someone (monotonic)
+    delivered: set[str] = field(default_factory=set)
+    refused: Refusals = field(default_factory=dict)  # refused for good (5xx)
+    deferred: Refusals = field(default_factory=dict)  # refused for now (4xx) at the last attempt
+
+    def settled(self, address: str) -> bool:
+        return address in self.delivered or address in self.refused
+
+
+def _codes(refusals: Refusals) -> str:
+    return ", ".join(str(c) for c in sorted({code for code, _ in refusals.values()}))
+
+
 def _addresses(rendered: str) -> list[str]:
     found = []
     for _name, addr in getaddresses([rendered.replace(";", ",")]):
@@ -86,9 +111,9 @@ class EmailNotifier:
         self._settings = settings
         self._receiver = receiver
         self._timeout = timeout_s
-        # One notification can be several digests: Message-ID of each one the server accepted (oldest first,
-        # bounded) → (what it refused of its recipients, None when nothing; when, monotonic).
-        self._accepted: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        # One notification can be several digests: Message-ID of each one the server took for some recipient
+        # (oldest first, bounded) → who got it and who refused it.
+        self._accepted: OrderedDict[str, _SentMessage] = OrderedDict()
 
     def recipients(self, alert: Alert) -> list[str]:
         """The addresses this alert goes to: every ``to`` template rendered for it, deduplicated."""
@@ -164,6 +189,10 @@ class EmailNotifier:
             return
         yield alerts, message
 
+    def destination(self, notification: Notification) -> str:
+        """The SMTP server every message goes to: the key of its attempts' slots in the delivery loop."""
+        return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
+
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
         digests = self._digests(notification.alerts)
@@ -171,30 +200,87 @@ class EmailNotifier:
             raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
         ids = []
         refused: list[tuple[str, str]] = []
+        deferred: list[tuple[tuple[Alert, ...], _SentMessage]] = []
         for digest, recipients in digests:
             for alerts, message in self._messages(digest, recipients, notification.group_key):
                 message_id = str(message["Message-ID"])
-                if not self._accepted_recently(message_id):
-                    # A retry after a later digest failed must not send the earlier ones again: their
-                    # Message-IDs (derived from group, alerts and recipients) were accepted already.
-                    self._remember(message_id, await self._deliver(message, recipients))
-                detail = self._accepted[message_id][0]
-                if detail is not None:
-                    refused += [(a.alert_id, detail) for a in alerts]
+                # A retry after a later digest failed must not send the earlier ones again: their Message-IDs
+                # (derived from group, alerts and recipients) were accepted already; nor a message again to the
+                # recipients that took it when others refused it for now.
+                sent = self._accepted_recently(message_id)
+                pending = [r for r in recipients if sent is None or not sent.settled(r)]
+                if pending:
+                    sent = self._record(message_id, sent, pending, await self._deliver(message, pending))
+                assert sent is not None  # _record returns it, or raised
+                if sent.refused:
+                    refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
+                if sent.deferred:
+                    deferred.append((alerts, sent))
                 ids.append(message_id)
-        return DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
+        receipt = DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
+        if deferred:
+            raise self._partly_delivered(receipt, deferred)
+        return receipt
 
-    def _remember(self, message_id: str, refused: str | None) -> None:
-        self._accepted[message_id] = (refused, _clock())
+    def _record(
+        self, message_id: str, sent: _SentMessage | None, pending: list[str], refusals: Refusals
+    ) -> _SentMessage:
+        """Remember what the server did with ``pending``; raise when nobody has the message yet and nobody took it."""
+        taken = [r for r in pending if r not in refusals]
+        if sent is None and not taken:
+            # Nobody has it: a plain failure, retried (some refused for now) or dead-lettered (all for good).
+            detail = f"email RCPT: every recipient refused (SMTP {_codes(refusals)})"
+            if any(400 <= code < 500 for code, _ in refusals.values()):
+                raise RetryableDeliveryError(detail)
+            raise PermanentDeliveryError(detail)
+        if sent is None:
+            sent = _SentMessage(first=_clock())
+        sent.delivered.update(taken)
+        sent.deferred = {r: v for r, v in refusals.items() if 400 <= v[0] < 500}
+        sent.refused.update({r: v for r, v in refusals.items() if r not in sent.deferred})
+        if refusals:
+            log.warning(
+                "email_recipients_refused",
+                receiver=self._receiver,
+                refused=len(refusals),
+                codes=sorted({code for code, _ in refusals.values()}),
+                retried=len(sent.deferred),
+            )
+        self._accepted[message_id] = sent
         self._accepted.move_to_end(message_id)
         while len(self._accepted) > MAX_REMEMBERED:
             self._accepted.popitem(last=False)
+        return sent
 
-    def _accepted_recently(self, message_id: str) -> bool:
+    @staticmethod
+    def _refused_detail(sent: _SentMessage, recipients: int) -> str:
+        return (
+            f"email RCPT: {len(sent.refused)} of {recipients} recipients refused "
+            f"(SMTP {_codes(sent.refused)}); the others received it"
+        )
+
+    @staticmethod
+    def _partly_delivered(
+        receipt: DeliveryReceipt, deferred: list[tuple[tuple[Alert, ...], _SentMessage]]
+    ) -> PartlyDeliveredError:
+        """The retryable error of messages some recipients took and others refused for now: retried for
+        those only; if the loop gives up, ``receipt`` with the alerts refused to them is what was delivered."""
+        waiting = {r: v for _alerts, sent in deferred for r, v in sent.deferred.items()}
+        detail = (
+            f"email RCPT: {len(waiting)} recipient(s) refused for now (SMTP {_codes(waiting)}); the others received it"
+        )
+        given_up = [
+            (a.alert_id, f"{detail}; retried until the give-up window") for alerts, _ in deferred for a in alerts
+        ]
+        return PartlyDeliveredError(detail, receipt=replace(receipt, refused=receipt.refused + tuple(given_up)))
+
+    def _accepted_recently(self, message_id: str) -> _SentMessage | None:
         # Only a retry of the same notification may skip it: retries end with the give-up window, and
         # the same alert arriving again after its delivery record expired is sent again (as documented).
         entry = self._accepted.get(message_id)
-        return entry is not None and _clock() - entry[1] <= self._settings.delivery_give_up_seconds
+        if entry is None or _clock() - entry.first > self._settings.delivery_give_up_seconds:
+            return None
+        return entry
 
     async def update(
         self,
@@ -208,8 +294,9 @@ class EmailNotifier:
     async def aclose(self) -> None:
         """Connections are per send: nothing to release."""
 
-    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> str | None:
-        """Send ``message``; None when every recipient took it, else what was refused (the rest got it)."""
+    async def _deliver(self, message: EmailMessage, recipients: list[str]) -> Refusals:
+        """Send ``message`` to ``recipients``; returns the ones the server refused at RCPT (all of them, when it
+        took the message for nobody). Any other failure raises."""
         s = self._settings
         try:
             refused, _reply = await aiosmtplib.send(
@@ -225,10 +312,7 @@ class EmailNotifier:
                 cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file is not None else None,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            retry = any(400 <= c < 500 for c in codes)
-            detail = f"email RCPT: every recipient refused (SMTP {', '.join(str(c) for c in sorted(set(codes)))})"
-            raise (RetryableDeliveryError(detail) if retry else PermanentDeliveryError(detail)) from None
+            return {r.recipient: (r.code, r.message) for r in exc.recipients}
         except aiosmtplib.SMTPResponseException as exc:
             raise classify_smtp(exc.code, type(exc).__name__.removeprefix("SMTP"), exc.message) from None
         except aiosmtplib.SMTPNotSupported as exc:
@@ -245,13 +329,6 @@ class EmailNotifier:
             raise RetryableDeliveryError(
                 f"email: {type(exc).__name__} talking to {s.smtp_host}:{s.smtp_port}"
             ) from None
-        if not refused:
-            return None
-        # Some recipients got it, some did not: resending would duplicate it for the others, so the
-        # refused ones are reported (the dispatcher dead-letters those alerts with this detail).
-        codes = sorted({r.code for r in refused.values()})
-        log.warning("email_recipients_refused", receiver=self._receiver, refused=len(refused), codes=codes)
-        return (
-            f"email RCPT: {len(refused)} of {len(recipients)} recipients refused "
-            f"(SMTP {', '.join(str(c) for c in codes)}); the others received it"
-        )
+        # Some recipients got it, some did not: resending to all would duplicate it for the others, so the
+        # refused ones are returned (retried alone when they refused for now, dead-lettered otherwise).
+        return {address: (response.code, response.message) for address, response in refused.items()}

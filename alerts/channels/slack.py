@@ -78,6 +78,7 @@ class ChannelRateLimiter:
             raise RetryableDeliveryError(
                 "slack: channel paced (one message per second) or rate limited",
                 retry_after=math.ceil((until - now) * 1000 - 1e-6) / 1000,
+                throttled=True,
             )
 
     def check_hold(self, channel: str) -> None:
@@ -165,7 +166,7 @@ def classify(what: str, status: int | None, error: str | None, headers: Mapping[
     """The one place that decides whether a Slack failure is retryable (the Alertmanager way)."""
     detail = f"{what}: HTTP {status}" + (f" {error}" if error else "")
     if status == 429 or error in ("ratelimited", "rate_limited"):
-        return RetryableDeliveryError(detail, retry_after=_retry_after(headers))
+        return RetryableDeliveryError(detail, retry_after=_retry_after(headers), throttled=True)
     if status is not None and status >= 500:
         # A 503 may say when to come back (Retry-After); without it the loop backs off.
         return RetryableDeliveryError(detail, retry_after=_retry_after(headers, default=None))
@@ -258,6 +259,13 @@ class SlackNotifier:
         for alert in alerts:
             parts.setdefault(render_channel(self._config, (alert,)), []).append(alert)
         return [tuple(part) for part in parts.values()]
+
+    def destination(self, notification: Notification) -> str:
+        """The webhook (by a hash of its URL) or, with the bot token, the channel ``notification`` goes to:
+        the key of its attempts' slots in the delivery loop and of its pacing."""
+        if self.mode == "webhook":
+            return self._webhook_key()
+        return f"bot:{render_channel(self._config, notification.alerts)}"
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""

@@ -4,8 +4,8 @@ Point slack_sdk at it (``Settings(slack_api_url=server.api_url)`` or ``webhook_u
 It runs aiohttp in a thread of its own, so it answers while a test blocks (consuming Kafka, waiting for a
 child process). Every request is recorded with its monotonic time, path, target (channel or webhook
 name), JSON body and headers. Replies are scriptable per target: ``script("C1", Reply.rate_limited(2.0))``
-queues one reply per request (``Reply.slow(3)`` answers late, for timeouts; ``Reply.proxy_page()`` answers
-an HTML page, as a proxy in between does);
+queues one reply per request (``Reply.slow(3)`` answers late, for timeouts; ``Reply.hang()`` takes the
+request and never answers; ``Reply.proxy_page()`` answers an HTML page, as a proxy in between does);
 ``always("C2", Reply.slack_error("channel_not_found"))`` answers every request.
 Block Kit payloads over Slack's limits are refused with ``invalid_blocks``, as Slack does.
 
@@ -27,6 +27,8 @@ import pytest
 from aiohttp import web
 
 # How Slack's webhook endpoint answers each error code (the Web API answers HTTP 200 with ok=false).
+HANG_SECONDS = 24 * 3600.0
+SHUTDOWN_TIMEOUT_SECONDS = 2.0  # requests still unanswered at stop (Reply.hang) are dropped after this
 _WEBHOOK_STATUS = {"channel_not_found": 404, "channel_is_archived": 410, "invalid_token": 403, "no_service": 404}
 
 
@@ -59,6 +61,11 @@ class Reply:
     def slow(cls, delay: float) -> Reply:
         """Success, but only after ``delay`` seconds."""
         return cls(delay=delay)
+
+    @classmethod
+    def hang(cls) -> Reply:
+        """Take the request and never answer (a destination that hangs); ``stop`` does not wait for it."""
+        return cls(delay=HANG_SECONDS)
 
     @classmethod
     def proxy_page(cls, status: int = 200) -> Reply:
@@ -189,7 +196,7 @@ class FakeSlack:
             app.router.add_post("/api/{method}", self._api)
             app.router.add_post("/services/{name:.+}", self._webhook)
             app.router.add_post("/actions/{name:.+}", self._webhook)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, 0)
             await site.start()
@@ -213,6 +220,7 @@ class FakeSlack:
             return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(10)  # requests left hanging
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -295,6 +303,14 @@ class FakeSlack:
             status = reply.status if reply.status != 200 else _WEBHOOK_STATUS.get(reply.error, 400)
             return web.Response(status=status, text=reply.error, headers=headers)
         return web.Response(status=200, text="ok")
+
+
+async def _cancel_pending() -> None:
+    """Cancel the loop's other tasks (handlers of requests that were never answered) and wait for them."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture

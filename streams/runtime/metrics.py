@@ -208,6 +208,13 @@ NOTIFIER_ALERTS_HELD = Gauge(
     "Alerts read by this notifier whose offset cannot be committed yet: not settled (quiet hours, group_wait, "
     "retries) or behind one of their partition that is not. They are in preempt_consumer_lag until settled.",
 )
+NOTIFIER_TARGETS_FAILING = Gauge(
+    "preempt_notifier_targets_failing",
+    "Delivery targets (receiver/channel) of this notifier whose every attempt has failed for "
+    "PREEMPT_DELIVERY_FAILING_SECONDS, with no success since: /readyz 503 'deliveries failing' "
+    "(alerts/delivery_health.py).",
+    ["receiver_type"],
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
@@ -277,6 +284,7 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
     for receiver_type in receiver_types:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
+        NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
 
 

@@ -373,6 +373,12 @@ class Settings(BaseSettings):
         1.0, gt=0, description="first retry backoff without a Retry-After hint (doubles, with jitter)"
     )
     delivery_retry_max_seconds: float = Field(300.0, gt=0, description="cap of the retry backoff")
+    delivery_failing_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="notifier: a target whose every delivery attempt failed for this long (3 at least), with no "
+        "success, makes /readyz 503 'deliveries failing' until one succeeds",
+    )
     delivery_log_retention_seconds: float = Field(
         7 * 24 * 3600.0, gt=0, description="how long delivery records are kept to refuse re-sends"
     )

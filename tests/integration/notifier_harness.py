@@ -136,6 +136,16 @@ def metric_sample(settings: Settings, name: str, **labels: str) -> float | None:
     return None
 
 
+def readyz(settings: Settings) -> tuple[int, str]:
+    """``(status, body)`` of the notifier's /readyz (503 included)."""
+    url = f"http://127.0.0.1:{settings.notifier_web_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
     """POST ``body`` and return the HTTP status (errors included)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310

@@ -5,8 +5,6 @@ warnings was logged; now the notifier reports it once it has waited for the stal
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from tests.integration.notifier_harness import (
     metric_value,
     notifier_settings,
     produce_alerts,
+    readyz,
     start_notifier,
     wait_for_records,
     write_routes,
@@ -35,15 +34,6 @@ route:
   group_wait: 0s
 """
 STALL_S = 8.0  # the watchdog samples every 2 s
-
-
-def _readyz(settings: Settings) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{settings.notifier_web_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode()
 
 
 def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz(
@@ -78,7 +68,7 @@ def test_a_dead_letter_the_broker_does_not_take_is_reported_on_readyz(
     )
     assert error["pending"] == 1
     assert error["oldest_s"] >= STALL_S
-    status, body = _readyz(settings)
+    status, body = readyz(settings)
     assert status == 503
     assert "dead letter not written for" in body
     assert metric_value(settings, "preempt_notifier_dead_letter_pending_seconds") >= STALL_S

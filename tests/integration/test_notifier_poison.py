@@ -3,6 +3,7 @@ counted) and every good alert after it is delivered (issue 10, failure policy)."
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,10 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     producer.send(topics.alerts, key=b"garbage", value=b'{"alert_id": 42, "not": "an alert"}')
     # Not an alert, and as large as Kafka's default limit allows: its dead letter is cut to fit.
     producer.send(topics.alerts, key=b"giant", value=b"{" * GIANT_BYTES)
+    # Two alerts of one account without an id: before, the second was a "duplicate" of the first, never sent.
+    for rule_id in ("renewal-at-risk", "seat-drop"):
+        unnamed = json.loads(make_alert("stark-industries", rule_id=rule_id).model_dump_json()) | {"alert_id": ""}
+        producer.send(topics.alerts, key=b"stark-industries", value=json.dumps(unnamed).encode())
     produce_alerts(producer, topics.alerts, empty, goods[3])
 
     delivered = wait_for_records(notifier, "alert delivered", 6, timeout_s=90)
@@ -92,9 +97,11 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     assert {r["alert_id"] for r in delivered} == {a.alert_id for a in [bad_tz, template, *goods]}
     assert [r.delivered for r in slack_server.for_target("C-TEMPLATE")] == [True]  # the built-in title instead
 
-    dead = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=4, timeout_s=30, idle_s=1.0)
+    dead = consume_records(kafka_bootstrap, topics.alerts_dlq, expected=6, timeout_s=30, idle_s=1.0)
     by_key = {r.key: {k: v.decode() for k, v in r.headers} for r in dead}
-    assert set(by_key) == {b"unknown-recipient", b"no-recipient", b"garbage", b"giant"}
+    assert set(by_key) == {b"unknown-recipient", b"no-recipient", b"garbage", b"giant", b"stark-industries"}
+    unnamed_letters = [{k: v.decode() for k, v in r.headers} for r in dead if r.key == b"stark-industries"]
+    assert [(h["reason"], h["error"].split(":")[0]) for h in unnamed_letters] == [("invalid_alert", "alert_id")] * 2
     assert by_key[b"giant"]["reason"] == "invalid_alert"
     assert by_key[b"giant"]["truncated"].startswith(f"value cut from {GIANT_BYTES} to ")
     assert "truncated" not in by_key[b"garbage"]
@@ -110,6 +117,6 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
         metric_value(
             settings, "preempt_notifications_dead_lettered_total", receiver_type="none", reason="invalid_alert"
         )
-        == 2
+        == 4
     )
     assert metric_value(settings, "preempt_alerts_suppressed_total", reason="quiet_hours") == 0

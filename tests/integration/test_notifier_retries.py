@@ -15,6 +15,7 @@ from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
     make_alert,
+    metric_value,
     notifier_settings,
     produce_alerts,
     start_notifier,
@@ -148,6 +149,56 @@ def test_a_recipient_refused_among_accepted_ones_is_dead_lettered_not_dropped(
     assert dead.key == b"hooli"
     assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("billing-ops@example.com",)]
     assert sum(a.stage == "DATA" for a in smtp_server.attempts) == 1
+    # Every dead letter counts where PreemptNotificationsFailing looks (this one was not paged on before).
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="email", outcome="dead_lettered") == 1
+
+
+FINANCE_ROUTES = """
+receivers:
+  - name: finance
+    email_configs:
+      - to: ["ar@example.com", "{{ account.owner.email }}", "cfo@example.com"]
+route:
+  receiver: finance
+  group_wait: 0s
+"""
+
+
+def test_a_recipient_refused_for_now_among_accepted_ones_gets_the_email_on_a_retry_of_its_own(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The owner's mailbox answers 451 (greylisted) while the two others take the email: the retry sends it
+    to the owner alone (the others get it once), and nothing is dead-lettered. Before, the alert was
+    dead-lettered at once as recipients_refused and the owner never got it."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, FINANCE_ROUTES),
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+    )
+    smtp_server.script_rcpt("250 OK", times=1)
+    smtp_server.script_rcpt("451 4.7.1 greylisted, come back later", times=1)
+    notifier = start_notifier(process_factory, settings)
+
+    alert = make_alert("wonka-industries", rule_id="invoice-overdue")
+    produce_alerts(producer, topics.alerts, alert)
+
+    (delivered,) = wait_for_records(notifier, "alert delivered", 1)
+    assert delivered["alert_id"] == alert.alert_id
+    assert delivered["attempts"] == 2
+    mails = smtp_server.wait_for(2)
+    assert [m.rcpt_tos for m in mails] == [
+        ("ar@example.com", "cfo@example.com"),
+        ("csm-wonka-industries@example.com",),
+    ]
+    assert mails[0].message["Message-ID"] == mails[1].message["Message-ID"]
+    assert consume_records(kafka_bootstrap, topics.alerts_dlq, expected=1, timeout_s=5) == []
 
 
 SPLIT_ROUTES = """

@@ -135,8 +135,9 @@ async def test_an_email_recipient_that_renders_empty_for_one_account_dead_letter
     email = EmailNotifier(EmailReceiver(to=["{{ account.owner.email }}"]), Settings(smtp_from="p@example.com"))
     mailed: list[list[str]] = []
 
-    async def deliver(message: Any, recipients: list[str]) -> None:
+    async def deliver(message: Any, recipients: list[str]) -> dict[str, tuple[int, str]]:
         mailed.append(recipients)
+        return {}  # every recipient took it
 
     monkeypatch.setattr(email, "_deliver", deliver)
     clock, letters = Clock(), []

@@ -203,8 +203,8 @@ class HangingNotifier(ScriptedNotifier):
         return DeliveryReceipt(receiver=notification.receiver, ref="<id@preempt>")
 
 
-async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_alert) -> None:
-    """Email attempts that hang fill the email slots only: a Slack message due after them goes out at once."""
+def _recording(**limits: int) -> tuple[RetryScheduler, list[str]]:
+    """A scheduler whose deliveries append their target to the returned list (a dead letter fails the test)."""
     delivered: list[str] = []
 
     async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
@@ -213,7 +213,12 @@ async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_aler
     async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
         raise AssertionError(reason)
 
-    scheduler = RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), max_in_flight=2)
+    return RetryScheduler(BackoffPolicy(), on_delivered, dead, clock=Clock(), **limits), delivered
+
+
+async def test_a_hanging_channel_does_not_hold_back_the_other_channels(make_alert) -> None:
+    """Email attempts that hang fill the email slots only: a Slack message due after them goes out at once."""
+    scheduler, delivered = _recording(max_in_flight=2)
     smtp = HangingNotifier()
     for n in range(3):
         scheduler.submit(DeliveryJob("mail/email", smtp, Notification("mail", (make_alert(),), f"g{n}")))
@@ -255,3 +260,100 @@ async def test_after_stop_starting_the_attempts_in_flight_finish_and_no_new_one_
     clock.now += 10
     assert scheduler.start_due() == 0
     assert (delivered, smtp.calls, scheduler.in_flight()) == (["in-flight"], 1, 0)
+
+
+class HangingWebhook(HangingNotifier):
+    """A Slack webhook that takes every request and answers none until released."""
+
+    receiver_type = "slack"
+
+    def __init__(self, url_key: str) -> None:
+        super().__init__()
+        self.url_key = url_key
+
+    def destination(self, notification: Notification) -> str:
+        return self.url_key
+
+
+class Webhook(ScriptedNotifier):
+    """A Slack webhook that answers at once."""
+
+    def __init__(self, url_key: str) -> None:
+        super().__init__()
+        self.url_key = url_key
+
+    def destination(self, notification: Notification) -> str:
+        return self.url_key
+
+
+async def test_a_hanging_webhook_holds_back_its_own_deliveries_only(make_alert) -> None:
+    """Slots are per destination, not per channel type: webhook attempts that hang fill that webhook's
+    slots, and a message to another Slack webhook due after them goes out at once."""
+    scheduler, delivered = _recording(max_in_flight=2)
+    hook = HangingWebhook("webhook:aaaa")
+    for n in range(3):
+        scheduler.submit(DeliveryJob("ops/slack", hook, Notification("ops", (make_alert(),), f"g{n}")))
+    scheduler.submit(DeliveryJob("team-b/slack", Webhook("webhook:bbbb"), Notification("team-b", (make_alert(),), "b")))
+    scheduler.start_due()
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    assert (delivered, hook.calls) == (["team-b/slack"], 2)
+    hook.release.set()
+    await scheduler.drain()
+    assert sorted(delivered) == ["ops/slack", "ops/slack", "ops/slack", "team-b/slack"]
+
+
+async def test_attempts_in_flight_are_bounded_for_the_whole_process_too(make_alert) -> None:
+    """Per-destination slots do not make concurrency unbounded: with many hanging destinations the
+    process-wide bound holds, and the slots of destinations no attempt uses any more are forgotten."""
+    scheduler, delivered = _recording(max_in_flight=2, max_in_flight_total=3)
+    hooks = [HangingWebhook(f"webhook:{n}") for n in range(3)]
+    for n, hook in enumerate(hooks):
+        for m in range(2):
+            scheduler.submit(DeliveryJob(f"r{n}/slack", hook, Notification(f"r{n}", (make_alert(),), f"g{n}{m}")))
+    scheduler.start_due()
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    assert sum(h.calls for h in hooks) == 3
+    for hook in hooks:
+        hook.release.set()
+    await scheduler.drain()
+    assert len(delivered) == 6
+    assert scheduler.destinations() == 0
+
+
+async def test_giving_up_on_recipients_refused_for_now_records_what_the_others_got(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A message some recipients took and others kept refusing for now (PartlyDeliveredError) is, at the
+    give-up, delivered with those alerts refused (dead-lettered ``recipients_refused`` by the caller), not
+    dead-lettered ``gave_up``, which a replay would send again to the recipients who have it."""
+    from alerts.channels.base import PartlyDeliveredError
+
+    clock = Clock()
+    refused = (("a1", "email RCPT: 1 recipient(s) refused for now"),)
+    receipt = DeliveryReceipt(receiver="finance", ref="<m@preempt>", refused=refused)
+    partly = PartlyDeliveredError("email RCPT: 1 recipient(s) refused for now", receipt=receipt)
+    notifier = ScriptedNotifier(*[partly] * 20)
+    delivered: list[DeliveryReceipt] = []
+    dead: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, got: DeliveryReceipt) -> None:
+        delivered.append(got)
+
+    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        dead.append(reason)
+
+    scheduler = RetryScheduler(
+        BackoffPolicy(initial=1.0, maximum=8.0, give_up=30.0), on_delivered, on_dead, clock=clock, rng=random.Random(3)
+    )
+    job = DeliveryJob("finance/email", notifier, Notification("finance", (make_alert(),), "g"))
+    while not delivered and not dead and notifier.calls < 20:
+        await scheduler.attempt(job)
+        clock.now += 10.0
+        await scheduler.drain()
+
+    assert (delivered, dead) == ([receipt], [])
+    assert notifier.calls < 20

@@ -66,6 +66,10 @@ def _not_ready_reasons() -> list[str]:
         replace(ready, rebalancing=True),
         replace(ready, stalled=("preempt.events/2",)),
         replace(ready, stuck=("dead letter not written for 130 s (1 pending)",)),
+        replace(
+            ready,
+            stuck=("deliveries failing: renewals/slack: 7 attempts failed in a row, none delivered for 312 s (…)",),
+        ),
     ]
     answers = [readiness(state) for state in states]
     assert not any(answer.ready for answer in answers)

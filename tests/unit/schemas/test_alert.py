@@ -67,3 +67,15 @@ def test_an_account_name_with_nothing_to_see_reads_as_no_name() -> None:
         assert Alert.model_validate({**REQUIRED, "account": {"name": blank}}).account.name is None
     for name in ("Acme", " Acme ", "🚀", "שלום"):
         assert Alert.model_validate({**REQUIRED, "account": {"name": name}}).account.name == name
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("alert_id", ""), ("rule_id", ""), ("account_id", ""), ("alert_id", "a\n1"), ("account_id", "x" * 257)],
+)
+def test_an_alert_without_a_usable_id_is_invalid(field: str, value: str) -> None:
+    """An empty (or control-character, overlong) alert, rule or account id is no alert: the notifier
+    dead-letters it as invalid_alert. Before, two alerts of one account with alert_id "" were one
+    "duplicate" (the second never sent), and an alert without an account was sent as "()"."""
+    with pytest.raises(ValueError, match=field):
+        Alert.model_validate({**REQUIRED, field: value})

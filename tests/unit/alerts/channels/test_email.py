@@ -137,8 +137,9 @@ async def test_a_digest_too_big_for_the_template_sandbox_is_halved_until_every_p
     alerts = tuple(make_alert(account_id=f"acc-{n}", alert_id=f"a{n}", playbook=LONG_PLAYBOOK) for n in range(100))
     sent: list[EmailMessage] = []
 
-    async def deliver(message: EmailMessage, recipients: list[str]) -> None:
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
         sent.append(message)
+        return {}
 
     monkeypatch.setattr(notifier, "_deliver", deliver)
     with capture_logs() as logs:
@@ -170,10 +171,11 @@ async def test_a_retry_of_a_halved_digest_sends_only_the_half_not_accepted(
     alerts = tuple(make_alert(account_id=f"acc-{n}", alert_id=f"a{n}", playbook=LONG_PLAYBOOK) for n in range(100))
     sent: list[str] = []
 
-    async def deliver(message: EmailMessage, recipients: list[str]) -> None:
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
         if len(sent) == 1 and not retrying:
             raise RetryableDeliveryError("email: SMTP 451 try later")
         sent.append(str(message["Message-ID"]))
+        return {}
 
     monkeypatch.setattr(notifier, "_deliver", deliver)
     notification = Notification(receiver="r", alerts=alerts, group_key="g")
@@ -283,8 +285,9 @@ async def test_an_accepted_digest_is_skipped_only_by_retries_within_the_give_up_
     notifier = EmailNotifier(EmailReceiver(to=("ops@example.com",)), Settings(delivery_give_up_seconds=60))
     sent: list[str] = []
 
-    async def deliver(message: object, recipients: list[str]) -> None:
+    async def deliver(message: object, recipients: list[str]) -> dict[str, tuple[int, str]]:
         sent.append(str(message["Message-ID"]))  # type: ignore[index]
+        return {}
 
     clock = [1000.0]
     monkeypatch.setattr(notifier, "_deliver", deliver)
@@ -297,3 +300,69 @@ async def test_an_accepted_digest_is_skipped_only_by_retries_within_the_give_up_
     clock[0] += 61
     await notifier.send(notification)
     assert len(sent) == 2
+
+
+async def test_recipients_refused_for_now_get_the_message_on_the_retry_and_only_they(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """A server that takes a message for two recipients and refuses a third with a 4xx (greylisting): the
+    send raises PartlyDeliveredError, the retry sends the same message to that recipient alone, and once it
+    takes it the receipt is clean; a 5xx recipient among them is reported refused, never retried."""
+    from alerts.channels.base import Notification, PartlyDeliveredError
+
+    notifier = EmailNotifier(
+        EmailReceiver(to=("ar@example.com", "cfo@example.com", "{{ account.owner.email }}", "gone@example.com")),
+        Settings(),
+    )
+    answers = [
+        {"cfo@example.com": (451, "4.7.1 greylisted"), "gone@example.com": (550, "5.1.1 no such user")},
+        {},
+    ]
+    calls: list[tuple[str, list[str]]] = []
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        calls.append((str(message["Message-ID"]), recipients))
+        return answers.pop(0)
+
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    alert = make_alert(account_id="wonka", account={"owner": {"email": "csm-wonka@example.com"}})
+    notification = Notification(receiver="finance", alerts=(alert,), group_key="g")
+    with pytest.raises(PartlyDeliveredError, match=r"1 recipient\(s\) refused for now \(SMTP 451\)") as raised:
+        await notifier.send(notification)
+    assert dict(raised.value.receipt.refused)[alert.alert_id].startswith("email RCPT: 1 recipient(s) refused for now")
+    receipt = await notifier.send(notification)
+
+    assert [recipients for _id, recipients in calls] == [
+        ["ar@example.com", "cfo@example.com", "csm-wonka@example.com", "gone@example.com"],
+        ["cfo@example.com"],
+    ]
+    assert calls[0][0] == calls[1][0]  # the same message (Message-ID), so mail clients thread it
+    assert receipt.refused == (
+        (alert.alert_id, "email RCPT: 1 of 4 recipients refused (SMTP 550); the others received it"),
+    )
+    await notifier.send(notification)
+    assert len(calls) == 2  # every recipient settled: nothing is sent again
+
+
+async def test_every_recipient_refused_is_retryable_with_a_4xx_and_permanent_with_only_5xx(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """A message nobody took: retried when a refusal was temporary, dead-lettered when all were 5xx."""
+    from alerts.channels.base import Notification, PartlyDeliveredError
+
+    notifier = EmailNotifier(EmailReceiver(to=("a@example.com", "b@example.com")), Settings())
+    answers = [
+        {"a@example.com": (550, "no"), "b@example.com": (451, "later")},
+        {"a@example.com": (550, "no"), "b@example.com": (553, "no")},
+    ]
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        return answers.pop(0)
+
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    notification = Notification(receiver="r", alerts=(make_alert(),), group_key="g")
+    with pytest.raises(RetryableDeliveryError, match="every recipient refused") as raised:
+        await notifier.send(notification)
+    assert not isinstance(raised.value, PartlyDeliveredError)
+    with pytest.raises(PermanentDeliveryError, match=r"every recipient refused \(SMTP 550, 553\)"):
+        await notifier.send(notification)

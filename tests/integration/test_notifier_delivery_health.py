@@ -1,0 +1,124 @@
+"""A notifier every delivery of which fails is not ready: ``/readyz`` 503 ``deliveries failing: <target>``.
+
+Before, a Slack answering 500 to everything or an SMTP relay refusing every message left ``/readyz`` at
+200: the notifier read, retried and dead-lettered on, doing none of its job, and nothing said so but
+the retry and dead-letter counters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from alerts.app import app_id
+from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
+from alerts.testing.smtp_server import FakeSMTP, smtp_server  # noqa: F401
+from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
+from tests.integration.conftest import ManagedProcess
+from tests.integration.notifier_harness import (
+    make_alert,
+    metric_value,
+    notifier_settings,
+    produce_alerts,
+    readyz,
+    start_notifier,
+    wait_for_records,
+    write_routes,
+)
+
+ROUTES = """
+receivers:
+  - {name: renewals, slack_configs: [{channel: C-RENEWALS}]}
+  - {name: renewals-mail, email_configs: [{to: "{{ account.owner.email }}"}]}
+  - {name: expansion, slack_configs: [{channel: C-EXPANSION}]}
+route:
+  receiver: expansion
+  group_wait: 0s
+  routes:
+    - {matchers: ['account_id=~"northwind-.*"'], receiver: renewals}
+    - {matchers: ['account_id=~"contoso-.*"'], receiver: renewals-mail}
+"""
+FAILING_S = 3.0
+FAILING_LINE = "deliveries failing: every attempt to a target failed; not ready until one succeeds"
+
+
+def _wait_readyz(
+    settings: Settings, want: Callable[[int, dict[str, str]], bool], timeout_s: float = 45.0
+) -> dict[str, str]:
+    """Poll (bounded) the notifier's /readyz until ``want(status, body)``; its JSON body."""
+    deadline = time.monotonic() + timeout_s
+    status, body = 0, {}
+    while time.monotonic() < deadline:
+        status, text = readyz(settings)
+        body = json.loads(text)
+        if want(status, body):
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"/readyz never as wanted; last: {status} {body}")
+
+
+def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Slack answering 500 to one channel and the SMTP relay refusing every message: after the failing
+    window both targets are named on /readyz (503), with an ERROR line each and the gauge; a healthy
+    channel meanwhile delivers; once Slack answers again the retry delivers and only email is left; once the
+    relay takes mail, /readyz is 200 again."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        delivery_failing_seconds=FAILING_S,
+    )
+    slack_server.always("C-RENEWALS", Reply.server_error(500))
+    smtp_server.script_data("554 5.7.1 relay access denied", times=None)
+    notifier = start_notifier(process_factory, settings)
+    _wait_readyz(settings, lambda s, b: s == 200)
+
+    # One Slack alert retried for ever (500), email alerts refused one by one (554, dead-lettered).
+    produce_alerts(producer, topics.alerts, make_alert("northwind-7", rule_id="renewal-at-risk"))
+    for n in range(4):
+        produce_alerts(producer, topics.alerts, make_alert(f"contoso-{n}", rule_id="champion-left"))
+        time.sleep(1.0)
+    produce_alerts(producer, topics.alerts, make_alert("fabrikam-2", rule_id="seat-drop"))
+    slack_server.wait_for(1, target="C-EXPANSION")  # a healthy channel is not held back
+
+    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
+    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" in b.get("reason", ""))
+    reason = body["reason"]
+    assert "deliveries failing: renewals-mail/email:" in reason
+    assert "SMTP 554" in reason
+    assert "deliveries failing: renewals/slack:" in reason
+    assert "HTTP 500" in reason
+    assert "expansion" not in reason
+    errors = wait_for_records(notifier, FAILING_LINE, 2)
+    assert {e["target"] for e in errors} == {"renewals/slack", "renewals-mail/email"}
+    assert metric_value(settings, "preempt_notifier_targets_failing", receiver_type="slack") == 1
+    assert metric_value(settings, "preempt_ready", app=app_id(settings)) == 0
+
+    slack_server.always("C-RENEWALS", Reply.ok())
+    slack_server.wait_for(1, target="C-RENEWALS")
+    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" not in b.get("reason", ""))
+    assert "renewals-mail/email" in body["reason"]
+    assert metric_value(settings, "preempt_notifier_targets_failing", receiver_type="slack") == 0
+
+    smtp_server.script_data("250 Message accepted", times=None)
+    produce_alerts(producer, topics.alerts, make_alert("contoso-9", rule_id="champion-left"))
+    smtp_server.wait_for(1)
+    _wait_readyz(settings, lambda s, b: s == 200)
+    assert [r["target"] for r in wait_for_records(notifier, "deliveries succeeding again", 2)] == [
+        "renewals/slack",
+        "renewals-mail/email",
+    ]
