@@ -30,7 +30,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
-from streams.worker.emit import OutputWriter
+from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
 from streams.worker.enrich import AccountDirectory, accounts_table
 from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
@@ -157,7 +157,13 @@ def _expose_series() -> None:
     quarantines = (STATE_UNREADABLE, STATE_UNWRITABLE, STATE_TOO_LARGE, EVALUATION_ERROR)
     expose_worker_series(
         outcomes=[*(outcome.value for outcome in EventOutcome), "dead_lettered", FORWARDED],
-        dead_letter_reasons=[*(reason.value for reason in Reason), PROCESSING_ERROR, ALERT_BUILD_FAILED, *quarantines],
+        dead_letter_reasons=[
+            *(reason.value for reason in Reason),
+            PROCESSING_ERROR,
+            ALERT_BUILD_FAILED,
+            ALERT_TOO_LARGE,
+            *quarantines,
+        ],
         quarantine_reasons=quarantines,
     )
 

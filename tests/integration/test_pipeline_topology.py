@@ -1,0 +1,102 @@
+"""The rules worker under topic changes an operator or a managed Kafka makes: a topic that refuses large
+records, partitions added to the events topic, changelog topics that do not keep state."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from schemas.event import format_ts
+from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.pipeline_support import wait_for_metric
+
+RULES = """
+rules:
+  - id: crate-dropped-runbook
+    kind: any
+    title: "a crate was dropped"
+    severity: high
+    priority: 2
+    match: {{event: Crate Dropped}}
+    playbook: "{playbook}"
+  - id: crate-dropped-note
+    kind: any
+    title: "a crate was dropped (short)"
+    severity: low
+    priority: 3
+    match: {{event: Crate Dropped}}
+    playbook: "Call the warehouse."
+"""
+
+
+def _rules(tmp_path: Path, playbook: str) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "crates.yaml").write_text(RULES.format(playbook=playbook))
+    return folder
+
+
+def _publish(producer: KafkaProducer, topic: str, accounts: list[str], event: str = "Crate Dropped") -> None:
+    now = time.time()
+    for i, account in enumerate(accounts):
+        body = {"event_id": f"crate-{account}", "event": event, "account_id": account, "timestamp": format_ts(now)}
+        producer.send(topic, key=account.encode(), value=json.dumps(body).encode(), headers=[("src", str(i).encode())])
+    producer.flush()
+
+
+def _set_topic_config(bootstrap: str, topic: str, **config: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)])
+    finally:
+        admin.close()
+
+
+def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worker_goes_on(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """An alerts topic whose max.message.bytes is below one rule's alerts (a long playbook): those alerts
+    go to the events dead-letter topic with reason alert_too_large, counted; the other rule's alerts
+    are emitted and the worker keeps running (before, it stopped on the first one, after every restart)."""
+    settings = settings_factory(
+        rules_path=_rules(tmp_path, "Walk the customer through it. " * 100), worker_web_port=free_port()
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    _set_topic_config(kafka_bootstrap, names.alerts, **{"max.message.bytes": "2500"})
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    accounts = [f"depot-{i}" for i in range(3)]
+    _publish(producer, names.events, accounts)
+
+    samples = wait_for_metric(
+        settings.worker_web_port, 'preempt_events_dead_lettered_total{reason="alert_too_large"}', 3
+    )
+    emitted = consume_records(kafka_bootstrap, names.alerts, 3, timeout_s=30, idle_s=2.0)
+    assert Counter(json.loads(r.value)["rule_id"] for r in emitted) == {"crate-dropped-note": 3}
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 3, timeout_s=30, idle_s=1.0)
+    assert len(letters) == 3
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert headers[REASON] == b"alert_too_large"
+        assert headers[SOURCE_TOPIC].decode() == names.alerts
+        assert json.loads(letter.value)["rule_id"] == "crate-dropped-runbook"
+    assert {json.loads(letter.value)["account_id"] for letter in letters} == set(accounts)
+    assert samples.get('preempt_alerts_total{rule="crate-dropped-runbook",severity="high"}', 0.0) == 0
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    assert worker.log_text().count("alert too large for Kafka; dead-lettered") == 3
+    assert "Traceback" not in worker.log_text()
