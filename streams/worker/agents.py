@@ -44,6 +44,7 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams.runtime.copartitioning import PartitionCountError, copartitioning_problem
 from streams.runtime.faust_compat import (
     ack_offsets,
     committed_offsets,
@@ -797,6 +798,33 @@ class WorkerRuntime:
         """A new assignment: rebuild from the tables once they are recovered."""
         self._needs_rebuild = True
 
+    def partition_count_problem(self) -> str | None:
+        """What is wrong with the events topic's partition count in the consumer's metadata (the one
+        the new assignment was made on), against the tables' changelogs and the setting; None if nothing.
+
+        Kafka hands a running worker partitions added to the events topic at its next metadata
+        refresh (``consumer_metadata_max_age_ms``, 5 minutes); it went on reading them, forwarding
+        their events to partitions of the old count, and with two workers a changelog partition could
+        be active on one and written by the other.
+        """
+        consumer = self.app.consumer
+        have = consumer.topic_partitions(self.events_topic)
+        if not have:
+            return None
+        tables = (self.state_table, self.clock_table)
+        changelogs = {
+            name: n
+            for name in (getattr(table, "changelog_topic_name", None) for table in tables)
+            if name and (n := consumer.topic_partitions(name))
+        }
+        return copartitioning_problem(self.events_topic, have, changelogs, self.settings.topic_partitions)
+
+    def stop_on_partition_count(self, problem: str) -> None:
+        """Stop the worker, writing nothing more: the deployment's topics changed under it."""
+        self._failed = True
+        log.critical("partition count changed; stopping the worker", problem=problem)
+        self._crashing = asyncio.ensure_future(self.app.crash(PartitionCountError(problem)))
+
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
@@ -883,6 +911,10 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
             raise
 
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        problem = runtime.partition_count_problem()
+        if problem is not None:
+            runtime.stop_on_partition_count(problem)
+            return
         runtime.on_assigned()
 
     async def recovered() -> None:

@@ -4,13 +4,15 @@ records, partitions added to the events topic, changelog topics that do not keep
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
 
 from schemas.event import format_ts
 from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
@@ -100,3 +102,60 @@ def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worke
     assert worker.proc.poll() is None, worker.log_text()[-3000:]
     assert worker.log_text().count("alert too large for Kafka; dead-lettered") == 3
     assert "Traceback" not in worker.log_text()
+
+
+def _add_partitions(bootstrap: str, topic: str, total: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        admin.create_partitions({topic: NewPartitions(total)})
+    finally:
+        admin.close()
+
+
+def _exit_line(proc: ManagedProcess, timeout_s: float = 90.0) -> str:
+    """Wait (bounded) for ``proc`` to exit with status 1; its last line."""
+    try:
+        proc.proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {timeout_s:.0f} s later:\n{proc.log_text()[-3000:]}")
+    log = proc.log_text()
+    assert proc.proc.returncode == 1, log[-3000:]
+    assert "Traceback" not in log
+    return log.strip().splitlines()[-1]
+
+
+def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_restart_with_one_line(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Events topic altered from 4 to 6 partitions under a running worker: at its next metadata refresh it
+    stops (status 1) with a CRITICAL line naming both counts; a restart, with PREEMPT_TOPIC_PARTITIONS
+    4 or 6 (the count the old message told the operator to set), refuses to start with the same one line.
+    Before, the running worker read the new partitions and went on, and the restart with 6 started,
+    reported ready and stopped on its first batch with Faust's PartitionsMismatch."""
+    rules = _rules(tmp_path, "Call them.")
+    settings = settings_factory(rules_path=rules, worker_web_port=free_port(), worker_metadata_max_age_seconds=3)
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    _publish(producer, names.events, [f"dock-{i}" for i in range(4)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 4)
+
+    _add_partitions(kafka_bootstrap, names.events, 6)
+    _exit_line(worker, timeout_s=60)
+    assert f"topic {names.events} has 6 partitions but the state built from it has 4" in worker.log_text()
+    assert "partition count changed; stopping the worker" in worker.log_text()
+
+    expected = f"Error: topic {names.events} has 6 partitions but the state built from it has 4"
+    for count in (4, 6):
+        again = process_factory(
+            ["preempt", "worker"], settings_factory(rules_path=rules, topic_partitions=count), name=f"restart-{count}"
+        )
+        line = _exit_line(again, timeout_s=60)
+        assert line.startswith(expected), line
+        assert f"recreate {names.events} with 4 partitions" in line
+        assert "PREEMPT_TOPIC_PARTITIONS=6 and replay" in line
