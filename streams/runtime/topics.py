@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
@@ -127,6 +127,30 @@ def _check_copartitioned(admin: KafkaAdminClient, source: str, changelogs: Itera
     problem = copartitioning_problem(source, have, counts, settings.topic_partitions) if have else None
     if problem:
         raise PartitionCountError(problem)
+
+
+def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings: Settings) -> None:
+    """``ConfigError`` when a changelog topic that must keep every key's latest record is not compacted
+    only: made beforehand by a tool or a managed Kafka's default, or changed later, its records are
+    deleted by retention, and a restarted or rebalanced worker recovers accounts without their state
+    (alerts missed or repeated, deadlines and cooldowns lost) — silently."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
+    described = admin.describe_configs(resources).get("topic", {})
+    for topic in topics:
+        config = {k: v.get("value") for k, v in (described.get(topic.name) or {}).items()}
+        policy = config.get("cleanup.policy") or "delete (the broker's default)"
+        retention = config.get("retention.ms")
+        deleting = "compact" not in policy or ("delete" in policy and retention != "-1")
+        if deleting:
+            fix = f"--entity-type topics --entity-name {topic.name} --add-config cleanup.policy=compact"
+            raise ConfigError(
+                f"changelog topic {topic.name} has cleanup.policy={policy}"
+                + (f" (retention.ms={retention})" if retention else "")
+                + ": Kafka deletes its state records once they are older than the retention, and a worker "
+                "recovering the table then starts those accounts afresh (alerts repeated or missed, deadlines "
+                f"lost). Make it compacted only: kafka-configs.sh --bootstrap-server {settings.bootstrap_servers[0]} "
+                f"--alter {fix}"
+            )
 
 
 def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings) -> None:
@@ -309,6 +333,9 @@ def ensure_changelog_topics(
                     f"{timeout_s:.0f} s after they were created; is the Kafka cluster healthy?"
                 )
             time.sleep(0.2)
+        kept = [t for t in wanted.values() if t.name in existing and t.config.get("cleanup.policy") == "compact"]
+        if kept:
+            _check_kept(admin, kept, settings)
         if source is not None:
             _check_copartitioned(admin, source, wanted, settings)
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 
 from schemas.event import format_ts
 from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
@@ -159,3 +159,29 @@ def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_rest
         assert line.startswith(expected), line
         assert f"recreate {names.events} with 4 partitions" in line
         assert "PREEMPT_TOPIC_PARTITIONS=6 and replay" in line
+
+
+def test_a_changelog_topic_made_beforehand_with_cleanup_policy_delete_is_refused_with_one_line(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """The account-state changelog made beforehand (a provisioning tool, a managed Kafka's default) with
+    cleanup.policy=delete and a day's retention: the worker refuses to start, naming the topic, its
+    policy and the command that fixes it. Before, it ran, and Kafka deleted account state older than a day."""
+    settings = settings_factory(rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    changelog = f"{settings.topic_prefix}-rules-account-state-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        config = {"cleanup.policy": "delete", "retention.ms": "86400000"}
+        admin.create_topics([NewTopic(changelog, 4, 1, topic_configs=config)])
+    finally:
+        admin.close()
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    line = _exit_line(worker, timeout_s=60)
+    assert line.startswith(f"Error: changelog topic {changelog} has cleanup.policy=delete (retention.ms=86400000)"), (
+        line
+    )
+    assert f"--entity-name {changelog} --add-config cleanup.policy=compact" in line
