@@ -74,6 +74,7 @@ from streams.worker.processor import (
     RulesProcessor,
     partition_for_key,
 )
+from streams.worker.progress import PartitionProgress
 
 log = get_logger(__name__)
 
@@ -128,6 +129,8 @@ class WorkerRuntime:
         self.clock_table = clock_table
         self.lock = asyncio.Lock()
         self.gap_repair: GapRepair | None = None
+        # Handled offsets kept in a table: a committed offset moved past them is counted (streams/worker/progress.py).
+        self.progress: PartitionProgress | None = None
         # Next offset after the last record handled, per partition (the liveness watchdog's
         # "processed" progress marker; dropped with the partition on revocation).
         self.processed_offsets: dict[int, int] = {}
@@ -232,6 +235,8 @@ class WorkerRuntime:
                     count_received(self.app, tp, len(acked), acked[-1])
                     if acked[-1] + 1 > acked_until.get(tp.partition, 0):
                         acked_until[tp.partition] = acked[-1] + 1
+                if self.progress is not None:  # on the broker before Faust commits (it flushes first)
+                    self.progress.record({tp.partition: acked[-1] + 1 for tp, acked in offsets.items()})
                 EVENTS_ACKED.inc(total)
 
             # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
@@ -302,6 +307,8 @@ class WorkerRuntime:
                     processed[partition] = nxt
             if acknowledge is not None:
                 acknowledge()
+            elif self.progress is not None:  # Faust's per-message path: acked when the batch returns
+                self.progress.record(offsets.next)
 
         await self._submit(out, done, force=force)
         self._schedule_deadline()
@@ -617,6 +624,8 @@ class WorkerRuntime:
             # and no record comes after a partition's last marker to be acked.
             ack_offsets(self.app, TP(self.events_topic, partition), range(start, end))
             self._acked_until[partition] = end
+            if self.progress is not None:
+                self.progress.record({partition: end})
             self.processor.skip_recordless(partition, end)
             if end > self.processed_offsets.get(partition, 0):
                 self.processed_offsets[partition] = end
@@ -811,7 +820,7 @@ class WorkerRuntime:
         have = consumer.topic_partitions(self.events_topic)
         if not have:
             return None
-        tables = (self.state_table, self.clock_table)
+        tables = (self.state_table, self.clock_table, *((self.progress.table,) if self.progress is not None else ()))
         changelogs = {
             name: n
             for name in (getattr(table, "changelog_topic_name", None) for table in tables)
@@ -858,6 +867,9 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
+        if self.progress is not None:
+            committed = committed_offsets(self.app.consumer)
+            self.progress.check(mine, {p: committed.get(TP(self.events_topic, p)) for p in mine})
         self._first_unchecked = set(mine)
         self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))

@@ -36,6 +36,7 @@ from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import ALERT_BUILD_FAILED, FORWARDED, PROCESSING_ERROR, RuleEnginePort, RulesProcessor
+from streams.worker.progress import PROGRESS_TABLE, PartitionProgress
 from streams.worker.state_cache import EVALUATION_ERROR, STATE_TOO_LARGE, STATE_UNREADABLE, STATE_UNWRITABLE, StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
@@ -122,6 +123,7 @@ def create_app(
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": partitions}
     state_table = app.Table(STATE_TABLE, **as_bytes)
     clock_table = app.Table(CLOCK_TABLE, **as_bytes)
+    progress_table = app.Table(PROGRESS_TABLE, **as_bytes)
     accounts = accounts_table(app, names.accounts, partitions)
 
     clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
@@ -138,6 +140,7 @@ def create_app(
     _expose_series()
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
+    runtime.progress = PartitionProgress(progress_table, PartitionEvents(app, names.events), names.events)
     gap_repair = runtime.gap_repair = GapRepair(
         settings, names.events, isolation_level=lambda: consumer_isolation_level(app)
     )

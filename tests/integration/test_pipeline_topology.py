@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+from kafka.structs import OffsetAndMetadata
 
 from schemas.event import format_ts
 from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
@@ -185,3 +186,55 @@ def test_a_changelog_topic_made_beforehand_with_cleanup_policy_delete_is_refused
         line
     )
     assert f"--entity-name {changelog} --add-config cleanup.policy=compact" in line
+
+
+def _reset_group(bootstrap: str, group: str, topic: str, to: str) -> None:
+    """What ``kafka-consumer-groups.sh --reset-offsets --to-earliest|--to-latest --execute`` does (group stopped)."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        offsets = consumer.beginning_offsets(tps) if to == "earliest" else consumer.end_offsets(tps)
+        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+    finally:
+        consumer.close()
+
+
+def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothing_twice_when_it_replays(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Reset to latest with 5 unread events: the restarted worker counts 5 in preempt_events_skipped_total
+    and logs a WARN (before: nothing said it). Reset to earliest: every event is read again and dropped as
+    a duplicate, no alert is sent twice, nothing counted as skipped."""
+    settings = settings_factory(rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-rules"
+
+    first = process_factory(["preempt", "worker"], settings, name="first")
+    first.wait_for_log("rules worker ready", timeout_s=90)
+    _publish(producer, names.events, [f"bay-{i}" for i in range(3)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
+    first.stop()
+
+    _publish(producer, names.events, [f"yard-{i}" for i in range(5)])  # never read: the reset skips them
+    _reset_group(kafka_bootstrap, group, names.events, "latest")
+    second = process_factory(["preempt", "worker"], settings, name="second")
+    second.wait_for_log("rules worker ready", timeout_s=90)
+    samples = wait_for_metric(settings.worker_web_port, "preempt_events_skipped_total", 5, timeout_s=30)
+    assert samples["preempt_events_skipped_total"] == 5
+    assert "records skipped: the consumer group's offset moved past records no worker read" in second.log_text()
+    second.stop()
+
+    _reset_group(kafka_bootstrap, group, names.events, "earliest")
+    third = process_factory(["preempt", "worker"], settings, name="third")
+    third.wait_for_log("rules worker ready", timeout_s=90)
+    samples = wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 3, timeout_s=30)
+    assert samples["preempt_events_skipped_total"] == 0
+    emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=3.0)]
+    per_id = Counter(alert["alert_id"] for alert in emitted)
+    assert max(per_id.values()) == 1, per_id  # the replay sent no alert a second time
+    assert sum(1 for alert in emitted if alert["account_id"].startswith("bay-")) == 6  # 3 accounts x 2 rules
