@@ -50,7 +50,7 @@ def copartitioning_problem(
             f"partitions were added to {source}, so Kafka now sends accounts to other partitions than the ones "
             f"holding their state. Kafka cannot remove partitions: recreate {source} with {old} partitions "
             f"(PREEMPT_TOPIC_PARTITIONS={old}), or start a new deployment (another PREEMPT_TOPIC_PREFIX) with "
-            f"PREEMPT_TOPIC_PARTITIONS={source_partitions} and replay the events into it ({DOCS})"
+            f"PREEMPT_TOPIC_PARTITIONS={source_partitions} and replay the records into it ({DOCS})"
         )
     if source_partitions != configured:
         return (

@@ -308,6 +308,8 @@ def ensure_changelog_topics(
     admin = admin_client(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
+        if source is not None:  # before any changelog is made with the setting's count
+            _check_copartitioned(admin, source, [name for name in wanted if name in existing], settings)
         missing = [
             NewTopic(
                 name=t.name,
@@ -336,7 +338,5 @@ def ensure_changelog_topics(
         kept = [t for t in wanted.values() if t.name in existing and t.config.get("cleanup.policy") == "compact"]
         if kept:
             _check_kept(admin, kept, settings)
-        if source is not None:
-            _check_copartitioned(admin, source, wanted, settings)
     finally:
         admin.close()

@@ -238,3 +238,32 @@ def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothin
     per_id = Counter(alert["alert_id"] for alert in emitted)
     assert max(per_id.values()) == 1, per_id  # the replay sent no alert a second time
     assert sum(1 for alert in emitted if alert["account_id"].startswith("bay-")) == 6  # 3 accounts x 2 rules
+
+
+def test_a_notifier_on_an_alerts_topic_made_with_another_partition_count_refuses_with_one_line(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """The alerts topic made beforehand with 6 partitions, PREEMPT_TOPIC_PARTITIONS 4: the notifier stops at
+    start with the setting to use, and makes no changelog with the wrong count. Before, it made its
+    tables' changelogs with 4 partitions and ran on 6 (its tables no longer co-partitioned with alerts)."""
+    settings = settings_factory(notifier_web_port=free_port())
+    names = TopicNames.from_settings(settings)
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        admin.create_topics([NewTopic(names.alerts, 6, 1)])
+    finally:
+        admin.close()
+    notifier = process_factory(["preempt", "notifier"], settings, name="notifier")
+    line = _exit_line(notifier, timeout_s=60)
+    assert line == (
+        f"Error: topic {names.alerts} has 6 partitions but PREEMPT_TOPIC_PARTITIONS is 4: set "
+        "PREEMPT_TOPIC_PARTITIONS=6 for this deployment (the count is fixed when the topics are created; "
+        "docs/pipeline.md, Sizing partitions and workers)"
+    )
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        assert not [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-notify-")]
+    finally:
+        admin.close()
