@@ -140,6 +140,7 @@ class WorkerRuntime:
         self._acked_until: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
+        self._events_missing = False  # logged once per disappearance (missing_events_topic)
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
@@ -802,6 +803,7 @@ class WorkerRuntime:
             self._acked_until.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
+        self._events_missing = False  # logged once per disappearance (missing_events_topic)
 
     def on_assigned(self) -> None:
         """A new assignment: rebuild from the tables once they are recovered."""
@@ -827,6 +829,24 @@ class WorkerRuntime:
             if name and (n := consumer.topic_partitions(name))
         }
         return copartitioning_problem(self.events_topic, have, changelogs, self.settings.topic_partitions)
+
+    def missing_events_topic(self) -> tuple[str, ...]:
+        """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under
+        the worker), else nothing. The group then assigns this worker no partition, which alone read as
+        a healthy standby (ready, "0 partitions assigned"); the worker reads it again once it is back."""
+        if not self._recovered or self.app.consumer.topic_partitions(self.events_topic):
+            if self._events_missing:
+                self._events_missing = False
+                log.info("events topic back", topic=self.events_topic)
+            return ()
+        reason = (
+            f"topic {self.events_topic} does not exist (deleted?): nothing to read; recreate it with "
+            f"{self.settings.topic_partitions} partitions (a restarted worker creates it)"
+        )
+        if not self._events_missing:
+            self._events_missing = True
+            log.error("events topic missing; not ready until it is back", topic=self.events_topic, reason=reason)
+        return (reason,)
 
     def stop_on_partition_count(self, problem: str) -> None:
         """Stop the worker, writing nothing more: the deployment's topics changed under it."""

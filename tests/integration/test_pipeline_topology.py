@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -267,3 +270,57 @@ def test_a_notifier_on_an_alerts_topic_made_with_another_partition_count_refuses
         assert not [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-notify-")]
     finally:
         admin.close()
+
+
+def _readyz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def _wait_readyz(port: int, status: int, reason: str = "", timeout_s: float = 60.0) -> dict[str, Any]:
+    """Poll /readyz until it answers ``status`` with a reason starting with ``reason``."""
+    deadline = time.monotonic() + timeout_s
+    last: tuple[int, dict[str, Any]] = (0, {})
+    while time.monotonic() < deadline:
+        last = _readyz(port)
+        if last[0] == status and str(last[1].get("reason", "")).startswith(reason):
+            return last[1]
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz not {status} within {timeout_s:.0f} s: {last}")
+
+
+def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_until_it_is_back(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """The events topic deleted while the worker runs: /readyz 503 naming the topic, one ERROR line; the
+    topic made again: ready, and an event published then is evaluated. Before, /readyz said ready
+    ("0 partitions assigned"), as for a healthy standby."""
+    settings = settings_factory(
+        rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port(), worker_metadata_max_age_seconds=3
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    worker = process_factory(["preempt", "worker"], settings, name="worker")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    _wait_readyz(settings.worker_web_port, 200)
+
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        admin.delete_topics([names.events])
+    finally:
+        admin.close()
+    _wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")
+    assert worker.log_text().count("events topic missing; not ready until it is back") == 1
+
+    ensure_topics(settings)
+    _wait_readyz(settings.worker_web_port, 200)
+    _publish(producer, names.events, ["quay-1"])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 1)
+    assert worker.proc.poll() is None
