@@ -16,11 +16,18 @@ assignment) pass the counts they read. No Faust or Kafka import here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from schemas.errors import ConfigError
 
 DOCS = "docs/pipeline.md, Sizing partitions and workers"
+
+
+class PartitionCounts(Protocol):
+    """Faust's consumer, as far as partition counts go (``Consumer.topic_partitions``: its metadata)."""
+
+    def topic_partitions(self, topic: str) -> int | None: ...
 
 
 class PartitionCountError(ConfigError):
@@ -59,3 +66,16 @@ def copartitioning_problem(
             f"are created; {DOCS})"
         )
     return None
+
+
+def assignment_problem(
+    consumer: PartitionCounts, source: str, changelogs: Iterable[str], configured: int
+) -> str | None:
+    """:func:`copartitioning_problem` on the counts in ``consumer``'s metadata — the ones a new assignment
+    was made on (the rules worker and the notifier call it from ``on_partitions_assigned``). None while
+    the source topic is not in the metadata."""
+    have = consumer.topic_partitions(source)
+    if not have:
+        return None
+    counts = {name: n for name in changelogs if (n := consumer.topic_partitions(name))}
+    return copartitioning_problem(source, have, counts, configured)

@@ -292,11 +292,11 @@ class Settings(BaseSettings):
     )
     # Partitions added to the events topic reach a running worker with its next metadata refresh; the
     # worker then stops with one line (streams/runtime/copartitioning.py). Faust's default is 5 minutes.
-    worker_metadata_max_age_seconds: float = Field(
+    metadata_max_age_seconds: float = Field(
         60.0,
         ge=1,
         le=3600,
-        description="rules worker: how often the consumer refreshes topic metadata (sees added partitions)",
+        description="worker and notifier: how often the consumer refreshes topic metadata (sees added partitions)",
     )
     # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
     # generation was collected ~400 times per 84,000 events and full collections walked the whole

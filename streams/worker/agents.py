@@ -44,7 +44,7 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams.runtime.copartitioning import PartitionCountError, copartitioning_problem
+from streams.runtime.copartitioning import PartitionCountError, assignment_problem
 from streams.runtime.faust_compat import (
     ack_offsets,
     committed_offsets,
@@ -818,17 +818,9 @@ class WorkerRuntime:
         their events to partitions of the old count, and with two workers a changelog partition could
         be active on one and written by the other.
         """
-        consumer = self.app.consumer
-        have = consumer.topic_partitions(self.events_topic)
-        if not have:
-            return None
         tables = (self.state_table, self.clock_table, *((self.progress.table,) if self.progress is not None else ()))
-        changelogs = {
-            name: n
-            for name in (getattr(table, "changelog_topic_name", None) for table in tables)
-            if name and (n := consumer.topic_partitions(name))
-        }
-        return copartitioning_problem(self.events_topic, have, changelogs, self.settings.topic_partitions)
+        changelogs = [name for table in tables if (name := getattr(table, "changelog_topic_name", None))]
+        return assignment_problem(self.app.consumer, self.events_topic, changelogs, self.settings.topic_partitions)
 
     def missing_events_topic(self) -> tuple[str, ...]:
         """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under

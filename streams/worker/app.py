@@ -114,7 +114,7 @@ def create_app(
         producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
-        consumer_metadata_max_age_ms=int(settings.worker_metadata_max_age_seconds * 1000),
+        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)
