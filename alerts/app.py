@@ -32,6 +32,7 @@ from alerts.web import register_web
 from streams.runtime.copartitioning import PartitionCountError, assignment_problem
 from streams.runtime.faust_compat import (
     AppWithBeforeStop,
+    ClusterPartitionCounts,
     aiohttp_request,
     close_connection_after,
     consumer_isolation_level,
@@ -244,7 +245,8 @@ def _install(app: AppWithBeforeStop, runtime: NotifierRuntime) -> None:
         # tables are no longer co-partitioned with it; stop with the line the next start prints too.
         changelogs = [table.changelog_topic_name for table in app.tables.values()]
         configured = runtime.settings.topic_partitions
-        problem = assignment_problem(app.consumer, runtime.topics.alerts.get_topic_name(), changelogs, configured)
+        alerts = runtime.topics.alerts.get_topic_name()
+        problem = assignment_problem(ClusterPartitionCounts(app), alerts, changelogs, configured)
         if problem is not None:
             log.critical("partition count changed; stopping the notifier", problem=problem)
             stopping.append(asyncio.ensure_future(app.crash(PartitionCountError(problem))))

@@ -46,6 +46,7 @@ from faust.types import TP
 
 from streams.runtime.copartitioning import PartitionCountError, assignment_problem
 from streams.runtime.faust_compat import (
+    ClusterPartitionCounts,
     ack_offsets,
     committed_offsets,
     count_received,
@@ -820,13 +821,14 @@ class WorkerRuntime:
         """
         tables = (self.state_table, self.clock_table, *((self.progress.table,) if self.progress is not None else ()))
         changelogs = [name for table in tables if (name := getattr(table, "changelog_topic_name", None))]
-        return assignment_problem(self.app.consumer, self.events_topic, changelogs, self.settings.topic_partitions)
+        counts = ClusterPartitionCounts(self.app)
+        return assignment_problem(counts, self.events_topic, changelogs, self.settings.topic_partitions)
 
     def missing_events_topic(self) -> tuple[str, ...]:
         """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under
         the worker), else nothing. The group then assigns this worker no partition, which alone read as
         a healthy standby (ready, "0 partitions assigned"); the worker reads it again once it is back."""
-        if not self._recovered or self.app.consumer.topic_partitions(self.events_topic):
+        if not self._recovered or ClusterPartitionCounts(self.app).topic_partitions(self.events_topic):
             if self._events_missing:
                 self._events_missing = False
                 log.info("events topic back", topic=self.events_topic)
