@@ -14,6 +14,7 @@ default topic prefix, ``<prefix>-notify`` otherwise (so deployments sharing a br
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from alerts.liveness import AlertsWatchdog
 from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
+from streams.runtime.copartitioning import PartitionCountError, assignment_problem
 from streams.runtime.faust_compat import (
     AppWithBeforeStop,
+    ClusterPartitionCounts,
     aiohttp_request,
     close_connection_after,
     consumer_isolation_level,
@@ -152,6 +155,7 @@ def create_app(
         stream_wait_empty=False,
         broker_commit_interval=settings.notifier_commit_interval_seconds,
         broker_session_timeout=settings.notifier_session_timeout_seconds,
+        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         web_host=settings.web_host,
         # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
         # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
@@ -236,7 +240,19 @@ def _install(app: AppWithBeforeStop, runtime: NotifierRuntime) -> None:
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.on_partitions_revoked(args[0] if args else kwargs.get("revoked", ()))
 
+    stopping: list[asyncio.Future[None]] = []  # the crash task, kept alive
+
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Partitions added to the alerts topic (seen at the consumer's next metadata refresh): its
+        # tables are no longer co-partitioned with it; stop with the line the next start prints too.
+        changelogs = [table.changelog_topic_name for table in app.tables.values()]
+        configured = runtime.settings.topic_partitions
+        alerts = runtime.topics.alerts.get_topic_name()
+        problem = assignment_problem(ClusterPartitionCounts(app), alerts, changelogs, configured)
+        if problem is not None:
+            log.critical("partition count changed; stopping the notifier", problem=problem)
+            stopping.append(asyncio.ensure_future(app.crash(PartitionCountError(problem))))
+            return
         runtime.on_partitions_assigned(args[0] if args else kwargs.get("assigned", ()))
 
     async def shutdown(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

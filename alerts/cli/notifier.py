@@ -51,7 +51,7 @@ def notifier(loglevel: str) -> None:
     app = create_app(settings, routing)
     # The tables' changelogs exist before the group forms (see ensure_changelog_topics).
     changelogs = changelog_topics(app, settings.topic_partitions)
-    ensure_changelog_topics(settings, changelogs, client_id="preempt-notify-admin")
+    ensure_changelog_topics(settings, changelogs, source=settings.topic("alerts"), client_id="preempt-notify-admin")
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
     declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
     check_permissions(settings, group_id=app.conf.id, declared_topics=declared, client_id="preempt-notify-admin")

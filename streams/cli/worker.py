@@ -44,7 +44,7 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     changelogs = changelog_topics(app, settings.topic_partitions)
-    ensure_changelog_topics(settings, changelogs)
+    ensure_changelog_topics(settings, changelogs, source=settings.topic("events"))
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
     declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
     check_permissions(settings, group_id=app.conf.id, declared_topics=declared)

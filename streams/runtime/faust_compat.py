@@ -153,6 +153,30 @@ class ExistingTopicGlobalTable(faust.GlobalTable):  # type: ignore[misc]
 # every few seconds would double the lag exporter's and the watchdog's cost.
 
 
+class ClusterPartitionCounts:
+    """Partition counts from the consumer client's cluster metadata, which every group member keeps.
+
+    Upstream behaviour: Faust's ``Consumer.topic_partitions`` reads aiokafka's group coordinator
+    ``_metadata_snapshot``, which only the group *leader* maintains (``_group_subscription``): on every
+    other member it answers None for every topic — a deleted events topic or an added partition
+    looked the same as no metadata. Read-only; None when the consumer is not started or the topic
+    is not in the metadata.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    def topic_partitions(self, topic: str) -> int | None:
+        """Partitions of ``topic`` known to the consumer's client (None: unknown or absent)."""
+        thread = getattr(self._app.consumer, "_thread", None)
+        client = getattr(getattr(thread, "_consumer", None), "_client", None)
+        cluster = getattr(client, "cluster", None)
+        if cluster is None:
+            return None
+        partitions = cluster.partitions_for_topic(topic)
+        return len(partitions) if partitions else None
+
+
 def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """The consumer's last committed offset per TP (``None``/missing: nothing committed yet)."""
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})

@@ -255,6 +255,12 @@ EVENT_OFFSET_GAPS = Counter(
     "re-read (should stay 0).",
 )
 
+EVENTS_SKIPPED = Counter(
+    "preempt_events_skipped_total",
+    "Records of preempt.events the consumer group's committed offset moved past without a rules worker "
+    "reading them (an operator's offset reset to latest, or retention); found when a worker takes the partition.",
+)
+
 # Liveness watchdog (streams/worker/liveness.py): an assigned partition with lag whose committed and
 # processed offsets did not move for PREEMPT_PARTITION_STALL_SECONDS. Partition labels are bounded
 # by the topic's partition count.

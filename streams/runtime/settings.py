@@ -290,6 +290,14 @@ class Settings(BaseSettings):
         le=1.5,
         description="rules worker: longest a fetch waits at the broker for new records (idle workers fetch this often)",
     )
+    # Partitions added to the events topic reach a running worker with its next metadata refresh; the
+    # worker then stops with one line (streams/runtime/copartitioning.py). Faust's default is 5 minutes.
+    metadata_max_age_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="worker and notifier: how often the consumer refreshes topic metadata (sees added partitions)",
+    )
     # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
     # generation was collected ~400 times per 84,000 events and full collections walked the whole
     # process every ~2 polls (streams/worker/gc_tuning.py; docs/pipeline.md, cost per event).

@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
+from streams.runtime.copartitioning import PartitionCountError, copartitioning_problem
 from streams.runtime.kafka_clients import check_access, kafka_python_config
 from streams.runtime.settings import Settings
 
@@ -102,15 +103,54 @@ def delete_topics_under(settings: Settings, prefixes: Iterable[str], timeout_s: 
         admin.close()
 
 
-def _check_partitions(admin: KafkaAdminClient, topic: str, wanted: int) -> None:
-    (description,) = admin.describe_topics([topic])
-    have = len(description.get("partitions") or ())
-    if have and have != wanted:
-        raise ConfigError(
-            f"topic {topic} has {have} partitions but PREEMPT_TOPIC_PARTITIONS is {wanted}: set "
-            f"PREEMPT_TOPIC_PARTITIONS={have} for this deployment (the count is fixed when the topics are "
-            "created; docs/pipeline.md, Sizing partitions and workers)"
-        )
+def _partition_counts(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
+    """Partition count of each of ``names`` that exists (a topic being deleted may list none)."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    described = admin.describe_topics(wanted)
+    return {d["name"]: len(d["partitions"]) for d in described if d.get("partitions")}
+
+
+def _check_partitions(admin: KafkaAdminClient, topic: str, settings: Settings, existing: set[str]) -> None:
+    """Refuse an events topic whose partition count is not the setting's, nor the rules worker's state's
+    (its changelog topics, ``<prefix>-rules-…-changelog``: partitions added to the topic later)."""
+    state_prefix = f"{settings.topic_prefix}-rules-"
+    changelogs = [t for t in existing if t.startswith(state_prefix) and t.endswith("-changelog")]
+    _check_copartitioned(admin, topic, changelogs, settings)
+
+
+def _check_copartitioned(admin: KafkaAdminClient, source: str, changelogs: Iterable[str], settings: Settings) -> None:
+    """``PartitionCountError`` when ``source``'s partition count is not its ``changelogs``' or the setting's."""
+    counts = _partition_counts(admin, [source, *changelogs])
+    have = counts.pop(source, 0)
+    problem = copartitioning_problem(source, have, counts, settings.topic_partitions) if have else None
+    if problem:
+        raise PartitionCountError(problem)
+
+
+def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings: Settings) -> None:
+    """``ConfigError`` when a changelog topic that must keep every key's latest record is not compacted
+    only: made beforehand by a tool or a managed Kafka's default, or changed later, its records are
+    deleted by retention, and a restarted or rebalanced worker recovers accounts without their state
+    (alerts missed or repeated, deadlines and cooldowns lost) — silently."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
+    described = admin.describe_configs(resources).get("topic", {})
+    for topic in topics:
+        config = {k: v.get("value") for k, v in (described.get(topic.name) or {}).items()}
+        policy = config.get("cleanup.policy") or "delete (the broker's default)"
+        retention = config.get("retention.ms")
+        deleting = "compact" not in policy or ("delete" in policy and retention != "-1")
+        if deleting:
+            fix = f"--entity-type topics --entity-name {topic.name} --add-config cleanup.policy=compact"
+            raise ConfigError(
+                f"changelog topic {topic.name} has cleanup.policy={policy}"
+                + (f" (retention.ms={retention})" if retention else "")
+                + ": Kafka deletes its state records once they are older than the retention, and a worker "
+                "recovering the table then starts those accounts afresh (alerts repeated or missed, deadlines "
+                f"lost). Make it compacted only: kafka-configs.sh --bootstrap-server {settings.bootstrap_servers[0]} "
+                f"--alter {fix}"
+            )
 
 
 def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings) -> None:
@@ -202,7 +242,7 @@ def ensure_topics(
                 _create(admin, wanted, settings)
             _await_leaders(admin, [t.name for t in wanted], timeout_s)
         if names.events in chosen and names.events in existing:
-            _check_partitions(admin, names.events, settings.topic_partitions)
+            _check_partitions(admin, names.events, settings, existing)
     finally:
         admin.close()
 
@@ -246,9 +286,14 @@ def ensure_changelog_topics(
     topics: Iterable[ChangelogTopic],
     timeout_s: float = 30.0,
     *,
+    source: str | None = None,
     client_id: str = "preempt-admin",
 ) -> None:
     """Create the missing changelog topics and wait (bounded) until the broker lists their partitions.
+
+    ``source``: the topic the tables are co-partitioned with (the worker's events topic, the
+    notifier's alerts topic): a ``PartitionCountError`` when its partition count is not the
+    changelogs' (partitions added to it after the state was built) or the setting's.
 
     Called by ``preempt worker`` and ``preempt notifier`` after the app is built, before the Faust
     worker starts. Left to Faust, a changelog topic is created while the worker starts, and the
@@ -263,6 +308,8 @@ def ensure_changelog_topics(
     admin = admin_client(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
+        if source is not None:  # before any changelog is made with the setting's count
+            _check_copartitioned(admin, source, [name for name in wanted if name in existing], settings)
         missing = [
             NewTopic(
                 name=t.name,
@@ -281,12 +328,15 @@ def ensure_changelog_topics(
             described = admin.describe_topics(list(wanted))
             listed = {d["name"] for d in described if d.get("partitions")}
             if listed >= wanted.keys():
-                return
+                break
             if time.monotonic() >= deadline:
                 raise ConfigError(
                     f"changelog topics {', '.join(sorted(wanted.keys() - listed))} not in the broker's metadata "
                     f"{timeout_s:.0f} s after they were created; is the Kafka cluster healthy?"
                 )
             time.sleep(0.2)
+        kept = [t for t in wanted.values() if t.name in existing and t.config.get("cleanup.policy") == "compact"]
+        if kept:
+            _check_kept(admin, kept, settings)
     finally:
         admin.close()

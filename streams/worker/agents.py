@@ -44,7 +44,9 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams.runtime.copartitioning import PartitionCountError, assignment_problem
 from streams.runtime.faust_compat import (
+    ClusterPartitionCounts,
     ack_offsets,
     committed_offsets,
     count_received,
@@ -73,6 +75,7 @@ from streams.worker.processor import (
     RulesProcessor,
     partition_for_key,
 )
+from streams.worker.progress import PartitionProgress
 
 log = get_logger(__name__)
 
@@ -127,6 +130,8 @@ class WorkerRuntime:
         self.clock_table = clock_table
         self.lock = asyncio.Lock()
         self.gap_repair: GapRepair | None = None
+        # Handled offsets kept in a table: a committed offset moved past them is counted (streams/worker/progress.py).
+        self.progress: PartitionProgress | None = None
         # Next offset after the last record handled, per partition (the liveness watchdog's
         # "processed" progress marker; dropped with the partition on revocation).
         self.processed_offsets: dict[int, int] = {}
@@ -136,6 +141,7 @@ class WorkerRuntime:
         self._acked_until: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
+        self._events_missing = False  # logged once per disappearance (missing_events_topic)
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
@@ -231,6 +237,8 @@ class WorkerRuntime:
                     count_received(self.app, tp, len(acked), acked[-1])
                     if acked[-1] + 1 > acked_until.get(tp.partition, 0):
                         acked_until[tp.partition] = acked[-1] + 1
+                if self.progress is not None:  # on the broker before Faust commits (it flushes first)
+                    self.progress.record({tp.partition: acked[-1] + 1 for tp, acked in offsets.items()})
                 EVENTS_ACKED.inc(total)
 
             # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
@@ -301,6 +309,8 @@ class WorkerRuntime:
                     processed[partition] = nxt
             if acknowledge is not None:
                 acknowledge()
+            elif self.progress is not None:  # Faust's per-message path: acked when the batch returns
+                self.progress.record(offsets.next)
 
         await self._submit(out, done, force=force)
         self._schedule_deadline()
@@ -616,6 +626,8 @@ class WorkerRuntime:
             # and no record comes after a partition's last marker to be acked.
             ack_offsets(self.app, TP(self.events_topic, partition), range(start, end))
             self._acked_until[partition] = end
+            if self.progress is not None:
+                self.progress.record({partition: end})
             self.processor.skip_recordless(partition, end)
             if end > self.processed_offsets.get(partition, 0):
                 self.processed_offsets[partition] = end
@@ -792,10 +804,49 @@ class WorkerRuntime:
             self._acked_until.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
+        self._events_missing = False  # logged once per disappearance (missing_events_topic)
 
     def on_assigned(self) -> None:
         """A new assignment: rebuild from the tables once they are recovered."""
         self._needs_rebuild = True
+
+    def partition_count_problem(self) -> str | None:
+        """What is wrong with the events topic's partition count in the consumer's metadata (the one
+        the new assignment was made on), against the tables' changelogs and the setting; None if nothing.
+
+        Kafka hands a running worker partitions added to the events topic at its next metadata
+        refresh (``consumer_metadata_max_age_ms``, 5 minutes); it went on reading them, forwarding
+        their events to partitions of the old count, and with two workers a changelog partition could
+        be active on one and written by the other.
+        """
+        tables = (self.state_table, self.clock_table, *((self.progress.table,) if self.progress is not None else ()))
+        changelogs = [name for table in tables if (name := getattr(table, "changelog_topic_name", None))]
+        counts = ClusterPartitionCounts(self.app)
+        return assignment_problem(counts, self.events_topic, changelogs, self.settings.topic_partitions)
+
+    def missing_events_topic(self) -> tuple[str, ...]:
+        """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under
+        the worker), else nothing. The group then assigns this worker no partition, which alone read as
+        a healthy standby (ready, "0 partitions assigned"); the worker reads it again once it is back."""
+        if not self._recovered or ClusterPartitionCounts(self.app).topic_partitions(self.events_topic):
+            if self._events_missing:
+                self._events_missing = False
+                log.info("events topic back", topic=self.events_topic)
+            return ()
+        reason = (
+            f"topic {self.events_topic} does not exist (deleted?): nothing to read; recreate it with "
+            f"{self.settings.topic_partitions} partitions (a restarted worker creates it)"
+        )
+        if not self._events_missing:
+            self._events_missing = True
+            log.error("events topic missing; not ready until it is back", topic=self.events_topic, reason=reason)
+        return (reason,)
+
+    def stop_on_partition_count(self, problem: str) -> None:
+        """Stop the worker, writing nothing more: the deployment's topics changed under it."""
+        self._failed = True
+        log.critical("partition count changed; stopping the worker", problem=problem)
+        self._crashing = asyncio.ensure_future(self.app.crash(PartitionCountError(problem)))
 
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
@@ -830,6 +881,9 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
+        if self.progress is not None:
+            committed = committed_offsets(self.app.consumer)
+            self.progress.check(mine, {p: committed.get(TP(self.events_topic, p)) for p in mine})
         self._first_unchecked = set(mine)
         self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
@@ -883,6 +937,10 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
             raise
 
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        problem = runtime.partition_count_problem()
+        if problem is not None:
+            runtime.stop_on_partition_count(problem)
+            return
         runtime.on_assigned()
 
     async def recovered() -> None:

@@ -30,12 +30,13 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
-from streams.worker.emit import OutputWriter
+from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
 from streams.worker.enrich import AccountDirectory, accounts_table
 from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import ALERT_BUILD_FAILED, FORWARDED, PROCESSING_ERROR, RuleEnginePort, RulesProcessor
+from streams.worker.progress import PROGRESS_TABLE, PartitionProgress
 from streams.worker.state_cache import EVALUATION_ERROR, STATE_TOO_LARGE, STATE_UNREADABLE, STATE_UNWRITABLE, StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
@@ -113,6 +114,7 @@ def create_app(
         producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
+        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)
@@ -121,6 +123,7 @@ def create_app(
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": partitions}
     state_table = app.Table(STATE_TABLE, **as_bytes)
     clock_table = app.Table(CLOCK_TABLE, **as_bytes)
+    progress_table = app.Table(PROGRESS_TABLE, **as_bytes)
     accounts = accounts_table(app, names.accounts, partitions)
 
     clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
@@ -137,6 +140,7 @@ def create_app(
     _expose_series()
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
+    runtime.progress = PartitionProgress(progress_table, PartitionEvents(app, names.events), names.events)
     gap_repair = runtime.gap_repair = GapRepair(
         settings, names.events, isolation_level=lambda: consumer_isolation_level(app)
     )
@@ -157,7 +161,13 @@ def _expose_series() -> None:
     quarantines = (STATE_UNREADABLE, STATE_UNWRITABLE, STATE_TOO_LARGE, EVALUATION_ERROR)
     expose_worker_series(
         outcomes=[*(outcome.value for outcome in EventOutcome), "dead_lettered", FORWARDED],
-        dead_letter_reasons=[*(reason.value for reason in Reason), PROCESSING_ERROR, ALERT_BUILD_FAILED, *quarantines],
+        dead_letter_reasons=[
+            *(reason.value for reason in Reason),
+            PROCESSING_ERROR,
+            ALERT_BUILD_FAILED,
+            ALERT_TOO_LARGE,
+            *quarantines,
+        ],
         quarantine_reasons=quarantines,
     )
 
@@ -174,4 +184,4 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
-    register_liveness(app, watchdog.stalled)
+    register_liveness(app, watchdog.stalled, runtime.missing_events_topic)

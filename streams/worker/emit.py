@@ -17,19 +17,27 @@ revocation waits for every stage in flight.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Awaitable, MutableMapping, Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
 from schemas.alert import Alert
-from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
-from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES
+from streams.runtime.dead_letters import NO_POSITION, DeadLetterRecord, dead_letter_record
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES, EVENTS_DEAD_LETTERED
 from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import FORWARDED_FROM, BatchOutput, DeadLetterOutput, ForwardOutput
 
+log = get_logger(__name__)
+
 JSON_HEADERS = [("content-type", b"application/json")]
+ALERT_TOO_LARGE = "alert_too_large"  # the broker (or the producer) refused an alert record as too large
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 MAX_FORWARDED_HEADER_BYTES = 64 * 1024  # a forwarded event's own headers beyond this are replaced by content-type
 
 
@@ -68,6 +76,7 @@ class OutputWriter:
         self._alerts = alerts_topic
         self._dlq = dlq_topic
         self._events = events_topic
+        self._resend_lock = asyncio.Lock()
 
     def write_states(self, out: BatchOutput) -> None:
         """One changelog record per touched account (synchronous: handed to the producer)."""
@@ -96,16 +105,78 @@ class OutputWriter:
         # send() only enqueues in the producer (force=True: now, not attached to an offset).
         pending: list[Awaitable[Any]] = []
         for alert in alerts:
-            pending.append(
-                await self._alerts.send(
-                    key=alert.account_id.encode(),
-                    value=alert.model_dump_json().encode(),
-                    headers=list(JSON_HEADERS),
-                    force=True,
+            value = alert.model_dump_json().encode()
+            try:
+                sent = await self._alerts.send(
+                    key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS), force=True
                 )
-            )
-            ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()
+            except _TOO_LARGE as exc:  # over the producer's max_request_size: refused before sending
+                pending.append(asyncio.ensure_future(self._alert_too_large(alert, value, exc)))
+                continue
+            pending.append(asyncio.ensure_future(self._alert_delivered(alert, value, sent)))
         return pending
+
+    async def _alert_delivered(self, alert: Alert, value: bytes, sent: Awaitable[Any]) -> None:
+        """Await ``alert``'s delivery; an alert the broker refuses as too large is dead-lettered.
+
+        A topic's ``max.message.bytes`` (a managed Kafka's is often 1 MB, or set lower per topic)
+        below an alert's size (a long playbook, large evidence) failed the whole batch: the worker
+        stopped, and stopped again on the same alert after every restart.
+        """
+        try:
+            await sent
+        except _TOO_LARGE:
+            # The limit is on a record *batch*: alerts that fit were refused with a large one that
+            # shared their batch. Sent again one at a time, each travels alone (aiokafka does not
+            # split a refused batch as Kafka's Java producer does).
+            async with self._resend_lock:
+                try:
+                    await (
+                        await self._alerts.send(
+                            key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS), force=True
+                        )
+                    )
+                except _TOO_LARGE as again:
+                    await self._alert_too_large(alert, value, again)
+                    return
+        ALERTS.labels(rule=alert.rule_id, severity=alert.severity).inc()
+
+    async def _alert_too_large(self, alert: Alert, value: bytes, exc: BaseException) -> None:
+        """Dead-letter an alert Kafka refused as too large: the alert itself (cut to fit), or, if the
+        dead-letter topic refuses that too, its ids; counted and logged. Raises when even that fails."""
+        topic = self._alerts.get_topic_name()
+        detail = (
+            f"alert of {len(value)} bytes refused by Kafka as too large for {topic} ({type(exc).__name__}); "
+            "shorten the rule's playbook or raise the topic's max.message.bytes"
+        )
+        letter = dead_letter_record(
+            key=alert.account_id.encode(),
+            value=value,
+            headers=JSON_HEADERS,
+            reason=ALERT_TOO_LARGE,
+            detail=detail,
+            field=None,
+            source_topic=topic,
+            partition=NO_POSITION,
+            offset=NO_POSITION,
+            at=time.time(),
+        )
+        try:
+            await (await self._dlq.send(key=letter.key, value=letter.value, headers=letter.headers, force=True))
+        except _TOO_LARGE:
+            ids = {k: getattr(alert, k) for k in ("alert_id", "rule_id", "kind", "severity", "account_id", "user_id")}
+            summary = json.dumps({**ids, "fired_at": alert.fired_at, "alert_bytes": len(value)})
+            await (await self._dlq.send(key=letter.key, value=summary.encode(), headers=letter.headers, force=True))
+        EVENTS_DEAD_LETTERED.labels(reason=ALERT_TOO_LARGE).inc()
+        log.error(
+            "alert too large for Kafka; dead-lettered",
+            alert_id=alert.alert_id,
+            rule_id=alert.rule_id,
+            account_id=alert.account_id,
+            alert_bytes=len(value),
+            topic=topic,
+            error=type(exc).__name__,
+        )
 
     async def send_forwards(self, forwards: Sequence[ForwardOutput]) -> list[Awaitable[Any]]:
         """``forwards`` back to the events topic, each on its account's partition, keyed by

@@ -81,6 +81,7 @@ def test_changelog_topics_exist_with_their_partitions_when_the_call_returns(
     assert {t.name.removeprefix(settings.topic_prefix) for t in topics} == {
         "-rules-account-state-changelog",
         "-rules-partition-clock-changelog",
+        "-rules-partition-progress-changelog",
     }
 
 

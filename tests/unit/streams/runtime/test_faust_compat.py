@@ -1033,3 +1033,30 @@ def test_a_cancelled_close_is_still_cancelled() -> None:
             await asyncio.wait_for(closing, timeout=5)
 
     asyncio.run(scenario())
+
+
+def test_cluster_partition_counts_read_the_consumer_clients_cluster_metadata() -> None:
+    """aiokafka's client keeps ``cluster`` (ClusterMetadata) that every member fills; absent topics are None."""
+    from types import SimpleNamespace
+
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.cluster import ClusterMetadata
+
+    from streams.runtime.faust_compat import ClusterPartitionCounts
+
+    assert "cluster" in AIOKafkaClient.__init__.__code__.co_names
+    cluster = ClusterMetadata()
+    assert cluster.partitions_for_topic("gone") is None
+    cluster._partitions["t.events"] = {0: None, 1: None, 2: None}  # what a metadata response fills
+    app = SimpleNamespace(
+        consumer=SimpleNamespace(
+            _thread=SimpleNamespace(_consumer=SimpleNamespace(_client=SimpleNamespace(cluster=cluster)))
+        )
+    )
+    counts = ClusterPartitionCounts(app)  # type: ignore[arg-type]
+    assert counts.topic_partitions("t.events") == 3
+    assert counts.topic_partitions("gone") is None
+    assert (
+        ClusterPartitionCounts(SimpleNamespace(consumer=SimpleNamespace(_thread=None))).topic_partitions("t.events")
+        is None
+    )  # type: ignore[arg-type]

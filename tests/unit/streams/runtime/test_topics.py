@@ -31,7 +31,8 @@ def test_the_notifier_topics_are_alerts_its_dead_letters_and_feedback() -> None:
 
 
 def test_the_rules_apps_changelog_topics_are_compacted_with_the_partition_count(tmp_path: Path) -> None:
-    """The rules app's state and clock changelogs are listed, compacted; the accounts topic is not one to make."""
+    """The rules app's state, clock and progress changelogs are listed, compacted; the accounts topic is not
+    one to make."""
     from streams.worker.app import app_id, create_app
 
     settings = Settings(topic_prefix="acme", topic_partitions=6, data_dir=tmp_path)
@@ -43,6 +44,9 @@ def test_the_rules_apps_changelog_topics_are_compacted_with_the_partition_count(
         ),
         f"{app_id(settings)}-partition-clock-changelog": ChangelogTopic(
             f"{app_id(settings)}-partition-clock-changelog", 6, compacted
+        ),
+        f"{app_id(settings)}-partition-progress-changelog": ChangelogTopic(
+            f"{app_id(settings)}-partition-progress-changelog", 6, compacted
         ),
     }
 

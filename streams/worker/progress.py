@@ -1,0 +1,112 @@
+"""How far each partition of ``preempt.events`` was handled, kept in a table, so that the worker that takes
+a partition can tell when the consumer group's committed offset moved past records nobody read.
+
+An operator's ``kafka-consumer-groups.sh --reset-offsets --to-latest`` (or ``--to-datetime``,
+``--shift-by``) while the workers were stopped skipped every record between: the worker started at the
+new offset and said nothing, so those events were never evaluated and no metric showed it. The
+worker writes the next offset it handled per partition to the ``partition-progress`` table (one
+changelog record per partition per batch, before the batch's offsets are acked, so it is on the
+broker before they are committed); after an assignment it compares the group's committed offsets
+with it. A committed offset past the recorded one is a skip (counted, WARN); one before it is a
+replay (INFO; the records' events are dropped as duplicates within the dedup horizon).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import CHANGELOG_WRITES, EVENTS_SKIPPED
+from streams.worker.partition_scope import PartitionEvents
+
+log = get_logger(__name__)
+
+PROGRESS_TABLE = "partition-progress"
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetMove:
+    """A partition whose committed offset is not where this deployment's workers left it."""
+
+    partition: int
+    recorded: int  # next offset after the last record handled
+    committed: int  # next offset the consumer group will read
+
+    @property
+    def skipped(self) -> int:
+        """Records the group's offset moved past without their being read (0 for a replay)."""
+        return max(0, self.committed - self.recorded)
+
+
+def offset_moves(recorded: Mapping[int, int], committed: Mapping[int, int | None]) -> list[OffsetMove]:
+    """The partitions of ``recorded`` whose ``committed`` offset differs from it (pure)."""
+    moves = []
+    for partition, mark in sorted(recorded.items()):
+        at = committed.get(partition)
+        if at is not None and at != mark:
+            moves.append(OffsetMove(partition, mark, at))
+    return moves
+
+
+class PartitionProgress:
+    """Records each partition's handled offset in the progress table and checks it after assignments."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], partitions: PartitionEvents, topic: str) -> None:
+        self.table = table
+        self._partitions = partitions
+        self._topic = topic
+        self._written: dict[int, int] = {}
+
+    def record(self, next_offsets: Mapping[int, int]) -> None:
+        """Write the next offsets that moved (called before a batch's offsets are acked)."""
+        moved = 0
+        for partition, nxt in next_offsets.items():
+            if self._written.get(partition) == nxt:
+                continue
+            with self._partitions.scope(partition):
+                self.table[str(partition).encode()] = str(nxt).encode()
+            self._written[partition] = nxt
+            moved += 1
+        if moved:
+            CHANGELOG_WRITES.labels(table=PROGRESS_TABLE).inc(moved)
+
+    def check(self, partitions: Iterable[int], committed: Mapping[int, int | None]) -> list[OffsetMove]:
+        """After an assignment (tables recovered): compare the recorded offsets of ``partitions`` with the
+        group's ``committed`` ones; count and log the records skipped. Returns the moves found."""
+        mine = set(partitions)
+        self._written = {p: n for p, n in self._written.items() if p in mine}
+        recorded: dict[int, int] = {}
+        for partition in mine:
+            raw = self.table.get(str(partition).encode())
+            try:
+                recorded[partition] = int(raw) if raw is not None else -1
+            except ValueError:
+                log.error("unreadable partition progress record skipped", partition=partition, value=repr(raw)[:100])
+        # A partition no worker has recorded yet starts where the group will read it from (from the
+        # start when nothing is committed): a later reset past records it never read is a skip too.
+        self.record({p: committed.get(p) or 0 for p, n in recorded.items() if n < 0})
+        moves = offset_moves({p: n for p, n in recorded.items() if n >= 0}, committed)
+        for move in moves:
+            self._written[move.partition] = move.recorded
+            if move.skipped:
+                EVENTS_SKIPPED.inc(move.skipped)
+                log.warning(
+                    "records skipped: the consumer group's offset moved past records no worker read "
+                    "(an offset reset to latest, or retention deleted them); their events are not evaluated",
+                    topic=self._topic,
+                    partition=move.partition,
+                    handled_until=move.recorded,
+                    committed=move.committed,
+                    skipped=move.skipped,
+                )
+            else:
+                log.info(
+                    "records read again: the consumer group's offset is behind the records already handled "
+                    "(an offset reset to earliest?); their events are dropped as duplicates",
+                    topic=self._topic,
+                    partition=move.partition,
+                    handled_until=move.recorded,
+                    committed=move.committed,
+                )
+        return moves
