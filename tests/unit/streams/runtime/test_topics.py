@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+from structlog.testing import capture_logs
+
+from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
-from streams.runtime.topics import ChangelogTopic, TopicNames, changelog_topics
+from streams.runtime.topics import ChangelogTopic, TopicNames, _check_kept, changelog_topics
 
 
 def test_every_topic_is_listed_once_with_the_prefix() -> None:
@@ -92,3 +97,37 @@ def test_the_leader_wait_returns_at_the_first_describe_that_shows_leaders() -> N
     topics._await_leaders(Admin(), ["t1", "t2"], timeout_s=30.0)  # type: ignore[arg-type]
     assert Admin.calls == 2
     assert time.monotonic() - started < 10.0  # not the timeout: the second describe showed leaders
+
+
+class _ConfigsAdmin:
+    """``KafkaAdminClient.describe_configs`` as kafka-python answers it: a topic whose configs this user may
+    not describe comes back with no configs (kafka-python drops the per-topic error code)."""
+
+    def __init__(self, shown: dict[str, dict[str, dict[str, str]]]) -> None:
+        self.shown = shown
+
+    def describe_configs(self, resources: list[Any], config_filter: str = "modified") -> dict[str, Any]:
+        assert config_filter == "all"  # a default cleanup.policy is listed too, so a missing one means unreadable
+        return {"topic": {r.name: self.shown.get(r.name, {}) for r in resources}}
+
+
+def _config(value: str, source: str = "TOPIC_CONFIG") -> dict[str, str]:
+    return {"value": value, "config_source": source}
+
+
+def test_changelog_topics_whose_configs_cannot_be_read_are_warned_about_not_refused_as_deleting() -> None:
+    """A user without DESCRIBE_CONFIGS (a managed Kafka's usual DESCRIBE/READ/WRITE/CREATE grants) got no
+    configs back, and the worker refused to start saying the changelog had cleanup.policy=delete, which it
+    did not have. Unreadable configs are now a WARNING; a readable deleting policy is still refused."""
+    topics = [ChangelogTopic("a-rules-state-changelog", 4), ChangelogTopic("a-rules-clock-changelog", 4)]
+    settings = Settings(topic_prefix="a")
+    with capture_logs() as logs:
+        readable = _ConfigsAdmin({"a-rules-clock-changelog": {"cleanup.policy": _config("compact")}})
+        _check_kept(readable, topics, settings)
+    warned = [e for e in logs if e["event"] == "changelog topics' cleanup policy not checked"]
+    assert [(e["log_level"], e["topics"]) for e in warned] == [("warning", ["a-rules-state-changelog"])]
+
+    deleting = {"cleanup.policy": _config("delete", "DEFAULT_CONFIG"), "retention.ms": _config("604800000")}
+    refused = r"a-rules-state-changelog has cleanup\.policy=delete \(the broker's default\)"
+    with pytest.raises(ConfigError, match=refused):
+        _check_kept(_ConfigsAdmin({"a-rules-state-changelog": deleting}), topics[:1], settings)
