@@ -804,7 +804,7 @@ class WorkerRuntime:
             self._acked_until.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
-        self._events_missing = False  # logged once per disappearance (missing_events_topic)
+        # _events_missing is kept: a rebalance while the topic is gone is not its return (missing_events_topic)
 
     def on_assigned(self) -> None:
         """A new assignment: rebuild from the tables once they are recovered."""
@@ -828,7 +828,9 @@ class WorkerRuntime:
         """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under
         the worker), else nothing. The group then assigns this worker no partition, which alone read as
         a healthy standby (ready, "0 partitions assigned"); the worker reads it again once it is back."""
-        if not self._recovered or ClusterPartitionCounts(self.app).topic_partitions(self.events_topic):
+        if not self._recovered:  # recovering: /readyz says so; whether the topic is back is decided once recovered
+            return ()
+        if ClusterPartitionCounts(self.app).topic_partitions(self.events_topic):
             if self._events_missing:
                 self._events_missing = False
                 log.info("events topic back", topic=self.events_topic)

@@ -1170,3 +1170,56 @@ def test_settling_a_recordless_tail_does_not_wait_for_a_lock_held_by_a_stuck_out
         assert not runtime.lock.locked()
 
     asyncio.run(scenario())
+
+
+def test_a_deleted_events_topic_is_said_once_however_many_rebalances_come_before_it_is_back() -> None:
+    """The events topic deleted under the worker: one ERROR, then one INFO when it is back. A rebalance while
+    it was gone (the group reacts to the deletion) reset the flag and said "events topic back" and the ERROR
+    again: a false recovery in the log, and two ERROR lines for one disappearance."""
+    from structlog.testing import capture_logs
+
+    from streams.runtime.settings import Settings
+    from streams.worker.agents import WorkerRuntime
+
+    partitions: dict[str, set[int]] = {"events": {0, 1}}
+
+    class Cluster:
+        def partitions_for_topic(self, topic: str) -> set[int] | None:
+            return partitions.get(topic)
+
+    class Consumer:
+        class _thread:  # noqa: N801 - the attribute path faust_compat.ClusterPartitionCounts reads
+            class _consumer:  # noqa: N801
+                class _client:  # noqa: N801
+                    cluster = Cluster()
+
+    class App:
+        consumer = Consumer()
+
+    class Processor:
+        class cache:  # noqa: N801
+            @staticmethod
+            def drop_partitions(_: Any) -> None: ...
+
+        class clocks:  # noqa: N801
+            @staticmethod
+            def forget(_: Any) -> None: ...
+
+        class wakeups:  # noqa: N801
+            @staticmethod
+            def drop_partitions(_: Any) -> None: ...
+
+    runtime = WorkerRuntime(App(), Settings(), "events", Processor(), None, {}, {})  # type: ignore[arg-type]
+    runtime._recovered = True
+    with capture_logs() as logs:
+        assert runtime.missing_events_topic() == ()
+        del partitions["events"]
+        assert runtime.missing_events_topic()[0].startswith("topic events does not exist")
+        runtime.on_revoked([])  # the group rebalances: nothing assigned, recovery again
+        assert runtime.missing_events_topic() == ()  # recovering: /readyz says that instead
+        runtime._recovered = True
+        assert runtime.missing_events_topic()[0].startswith("topic events does not exist")
+        partitions["events"] = {0, 1}
+        assert runtime.missing_events_topic() == ()
+    said = [(e["log_level"], e["event"]) for e in logs if "events topic" in e["event"]]
+    assert said == [("error", "events topic missing; not ready until it is back"), ("info", "events topic back")]
