@@ -60,6 +60,13 @@ def _publish(producer: KafkaProducer, topic: str, accounts: list[str], event: st
     producer.flush()
 
 
+def _ready_worker(process_factory: Callable[..., ManagedProcess], settings: Settings, name: str) -> ManagedProcess:
+    """``preempt worker`` started with ``settings``, once it says it is ready."""
+    worker = process_factory(["preempt", "worker"], settings, name=name)
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    return worker
+
+
 def _set_topic_config(bootstrap: str, topic: str, **config: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
     try:
@@ -84,8 +91,7 @@ def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worke
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     _set_topic_config(kafka_bootstrap, names.alerts, **{"max.message.bytes": "2500"})
-    worker = process_factory(["preempt", "worker"], settings, name="worker")
-    worker.wait_for_log("rules worker ready", timeout_s=90)
+    worker = _ready_worker(process_factory, settings, "worker")
     accounts = [f"depot-{i}" for i in range(3)]
     _publish(producer, names.events, accounts)
 
@@ -146,8 +152,7 @@ def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_rest
     settings = settings_factory(rules_path=rules, worker_web_port=free_port(), metadata_max_age_seconds=3)
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    worker = process_factory(["preempt", "worker"], settings, name="worker")
-    worker.wait_for_log("rules worker ready", timeout_s=90)
+    worker = _ready_worker(process_factory, settings, "worker")
     _publish(producer, names.events, [f"dock-{i}" for i in range(4)])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 4)
 
@@ -219,24 +224,21 @@ def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothin
     names = TopicNames.from_settings(settings)
     group = f"{settings.topic_prefix}-rules"
 
-    first = process_factory(["preempt", "worker"], settings, name="first")
-    first.wait_for_log("rules worker ready", timeout_s=90)
+    first = _ready_worker(process_factory, settings, "first")
     _publish(producer, names.events, [f"bay-{i}" for i in range(3)])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
     first.stop()
 
     _publish(producer, names.events, [f"yard-{i}" for i in range(5)])  # never read: the reset skips them
     _reset_group(kafka_bootstrap, group, names.events, "latest")
-    second = process_factory(["preempt", "worker"], settings, name="second")
-    second.wait_for_log("rules worker ready", timeout_s=90)
+    second = _ready_worker(process_factory, settings, "second")
     samples = wait_for_metric(settings.worker_web_port, "preempt_events_skipped_total", 5, timeout_s=30)
     assert samples["preempt_events_skipped_total"] == 5
     assert "records skipped: the consumer group's offset moved past records no worker read" in second.log_text()
     second.stop()
 
     _reset_group(kafka_bootstrap, group, names.events, "earliest")
-    third = process_factory(["preempt", "worker"], settings, name="third")
-    third.wait_for_log("rules worker ready", timeout_s=90)
+    _ready_worker(process_factory, settings, "third")
     samples = wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 3, timeout_s=30)
     assert samples["preempt_events_skipped_total"] == 0
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=3.0)]
@@ -311,8 +313,7 @@ def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_unti
     )
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    worker = process_factory(["preempt", "worker"], settings, name="worker")
-    worker.wait_for_log("rules worker ready", timeout_s=90)
+    worker = _ready_worker(process_factory, settings, "worker")
     _wait_readyz(settings.worker_web_port, 200)
 
     admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
