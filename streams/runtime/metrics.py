@@ -195,7 +195,8 @@ NOTIFICATIONS_DEAD_LETTERED = Counter(
 NOTIFIER_FALLBACKS = Counter(
     "preempt_notifier_fallbacks_total",
     "Alerts the notifier delivered with a fallback instead of failing them, by reason (invalid_timezone: quiet "
-    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
+    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once; "
+    "invalid_link: a Slack link button left out, its URL not http(s)).",
     ["reason"],
 )
 NOTIFIER_DEAD_LETTER_PENDING_SECONDS = Gauge(
