@@ -122,3 +122,60 @@ def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds
         "renewals/slack",
         "renewals-mail/email",
     ]
+
+
+OUTAGE_LINE = (
+    "delivery destination refuses every message: its alerts are retried (not dead-lettered) until it is fixed or "
+    "the give-up window ends"
+)
+
+
+def test_a_wrong_smtp_password_holds_the_alerts_until_it_works_again(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The relay answers AUTH with 535 (its password was rotated): no alert is dead-lettered; each is retried,
+    one ERROR names the server, that authentication failed and what to fix, /readyz says deliveries failing;
+    once the relay takes the password again, every alert is delivered exactly once and /readyz is 200."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_username="preempt",
+        smtp_password="old-password",
+        smtp_allow_plaintext_auth=True,
+        delivery_failing_seconds=FAILING_S,
+    )
+    smtp_server.password = "rotated-password"
+    notifier = start_notifier(process_factory, settings)
+    alerts = [make_alert(f"contoso-{n}", rule_id="champion-left") for n in range(3)]
+    produce_alerts(producer, topics.alerts, *alerts)
+
+    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
+    assert "SMTP 535" in body["reason"]
+    [error] = wait_for_records(notifier, OUTAGE_LINE, 1)
+    assert error["destination"] == f"SMTP server {smtp_server.host}:{smtp_server.port}"
+    assert "authentication failed" in error["fix"]
+    assert "PREEMPT_SMTP_PASSWORD" in error["fix"]
+    time.sleep(2.0)  # more failed attempts of all three alerts: still one ERROR, nothing dead-lettered
+    assert len(wait_for_records(notifier, OUTAGE_LINE, 1)) == 1
+    assert len(wait_for_records(notifier, "delivery retry scheduled", 6)) >= 6
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="email", outcome="dead_lettered") == 0
+    assert smtp_server.messages == []
+    assert "old-password" not in notifier.log_text()
+
+    smtp_server.password = "old-password"  # the relay is put right
+    mails = smtp_server.wait_for(3)
+    _wait_readyz(settings, lambda s, b: s == 200)
+    wait_for_records(notifier, "delivery destination takes messages again", 1)
+    time.sleep(1.0)
+    assert sorted(m.rcpt_tos for m in smtp_server.messages) == sorted(
+        (f"csm-contoso-{n}@example.com",) for n in range(3)
+    )
+    assert len(mails) == 3
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="email", outcome="dead_lettered") == 0
