@@ -236,15 +236,26 @@ class EmailNotifier:
                 # A retry after a later digest failed must not send the earlier ones again: their Message-IDs
                 # (derived from group, alerts and recipients) were accepted already; nor a message again to the
                 # recipients that took it when others refused it for now.
+                # The delivery log's record of each recipient (notification.ledger) does the same across a
+                # restart and for a replayed dead letter: a recipient that has every alert of it is skipped.
                 sent = self._accepted_recently(message_id)
-                pending = [r for r in recipients if sent is None or not sent.settled(r)]
+                ledger = notification.ledger
+                pending = [
+                    r
+                    for r in recipients
+                    if (sent is None or not sent.settled(r))
+                    and not (ledger is not None and all(ledger.reached(a, r) for a in alerts))
+                ]
                 if pending:
-                    sent = self._record(message_id, sent, pending, await self._deliver(message, pending))
-                assert sent is not None  # _record returns it, or raised
-                if sent.refused:
-                    refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
-                if sent.deferred:
-                    deferred.append((alerts, sent))
+                    refusals = await self._deliver(message, pending)
+                    sent = self._record(message_id, sent, pending, refusals)
+                    if ledger is not None:
+                        ledger.record(alerts, [r for r in pending if r not in refusals], message_id)
+                if sent is not None:
+                    if sent.refused:
+                        refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
+                    if sent.deferred:
+                        deferred.append((alerts, sent))
                 ids.append(message_id)
         receipt = DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
         if deferred:

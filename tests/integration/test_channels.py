@@ -605,3 +605,37 @@ async def test_email_server_that_requires_a_login_is_the_destination_failing() -
         assert server.messages == []
     finally:
         server.stop()
+
+
+async def test_a_replay_of_an_email_that_reached_some_recipients_goes_to_the_others_only(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """Two alerts, each to its owner and to ops@: the first owner's message goes out, ops@'s fails. A
+    notifier that remembers nothing (restarted, or replaying the dead letter) with the delivery log's ledger
+    sends each alert only to the recipients that never got it: no second message to the first owner."""
+    from alerts.delivery_log import DeliveryLog, TargetLedger
+
+    table: dict[bytes, object] = {}
+    ledger = TargetLedger(DeliveryLog(table, 3600.0), "csm/email", lambda: 1000.0)
+    to = ["{{ account.owner.email }}", "ops@example.com"]
+    first = build_alert(account={"name": "Umbrella", "owner": {"email": "aiko@example.com"}})
+    second = build_alert(account_id="tyrell", account={"name": "Tyrell", "owner": {"email": "boris@example.com"}})
+    smtp_server.script_data("250 Message accepted", times=1)
+    smtp_server.script_data("451 4.3.0 try again later", times=None)
+    with pytest.raises(RetryableDeliveryError):
+        await email_notifier(to=to).send(Notification("csm", (first, second), "csm|g", ledger=ledger))
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("aiko@example.com",)]
+
+    smtp_server.script_data("250 Message accepted", times=None)  # fixed; the alert replayed on its own
+    for alert in (first, second):
+        await email_notifier(to=to).send(Notification("csm", (alert,), f"csm|replay|{alert.alert_id}", ledger=ledger))
+    mails = smtp_server.wait_for(3)
+    assert sorted(m.rcpt_tos for m in mails) == [
+        ("aiko@example.com",),
+        ("boris@example.com", "ops@example.com"),
+        ("ops@example.com",),
+    ]
+    again = await email_notifier(to=to).send(Notification("csm", (first,), "csm|replay|again", ledger=ledger))
+    assert again.ref
+    assert len(smtp_server.messages) == 3  # everyone has it: nothing is sent
