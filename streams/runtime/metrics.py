@@ -204,6 +204,11 @@ NOTIFIER_DEAD_LETTER_PENDING_SECONDS = Gauge(
     "Age of the oldest dead letter this notifier is still writing to preempt.alerts.dlq (0: none). Past "
     "PREEMPT_PARTITION_STALL_SECONDS the broker is not taking it: /readyz 503.",
 )
+NOTIFIER_ALERTS_REKEYED = Counter(
+    "preempt_notifier_alerts_rekeyed_total",
+    "Alerts read from preempt.alerts under another key (or partition) than their account_id's (a producer not "
+    "keying by account_id), produced again keyed by account_id and delivered from there.",
+)
 NOTIFIER_ALERTS_HELD = Gauge(
     "preempt_notifier_alerts_held",
     "Alerts read by this notifier whose offset cannot be committed yet: not settled (quiet hours, group_wait, "
