@@ -185,7 +185,9 @@ def create_app(
     deliveries = app.Table("deliveries", partitions=settings.topic_partitions, key_type=bytes, use_partitioner=True)
     snoozes = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
     written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
-    runtime = NotifierRuntime(app, settings, routing, notifiers, topics, written, snoozes)
+    runtime = NotifierRuntime(
+        app, settings, routing, notifiers, topics, written, snoozes, partition_for=written.partition_for
+    )
     _install(app, runtime)
     _register_watchdog(app, runtime, settings)
     _register_slack_actions(app, runtime)

@@ -8,6 +8,10 @@ account called ``Acme *EU*`` shows its stars, not a bold "EU"); ``plain_text`` (
 and the notification text are formatted by nobody and only escaped.
 Limits (https://api.slack.com/reference/block-kit/blocks): ≤ 50 blocks, header ≤ 150 characters,
 section text ≤ 3,000, section field ≤ 2,000, button text ≤ 75, button value ≤ 2,000, ≤ 10 context elements.
+A header is one line (``one_line``: an account name with a line break gave a header of two lines), and a link
+button's ``url`` is a valid http(s) URL (``button_url``): Slack refuses a whole message whose block holds an
+invalid one (a CRM link with a space or ``<``), so such a URL is percent-encoded, and one that cannot be made
+valid (another scheme, no host) drops its button, logged and counted (``invalid_link``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from alerts.formatting import (
     account_name,
@@ -32,6 +37,10 @@ from alerts.formatting import (
 )
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import NOTIFIER_FALLBACKS
+
+log = get_logger(__name__)
 
 MAX_BLOCKS = 50
 MAX_HEADER = 150
@@ -58,6 +67,11 @@ SEVERITY_EMOJI = {
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 _WORD_BOUNDARY_REACH = 30  # how many characters a cut may give up to end after a whole word
+# What a URL's path, query and fragment keep as they are (RFC 3986's reserved and unreserved characters, and
+# "%" of an existing escape); every other character (a space, "<", ">", '"', a non-ASCII letter) is escaped.
+_URL_KEEP = "/:@!$&'()*+,;=-._~?%"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+$")
 
 
 def escape(text: object) -> str:
@@ -101,6 +115,46 @@ def literal(text: object, limit: int) -> str:
 def code(text: object, limit: int) -> str:
     """An id as inline code (a backtick in it cannot end the code early), clipped inside the backticks."""
     return "`" + clip(slack_code(text)[1:-1], limit) + "`"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: each run of white space (line breaks, tabs, U+2028) as one space. Slack shows a
+    header's line breaks, so an account name with one gave a header of two lines."""
+    return " ".join(text.split())
+
+
+def button_url(raw: object) -> tuple[str | None, str]:
+    """``(url, "")`` for a link button, percent-encoded where Slack would refuse it (a space, ``<``, ``>``,
+    a non-ASCII letter), or ``(None, why)`` when no valid http(s) URL can be made of it."""
+    text = str(raw or "").strip()
+    if not text:
+        return None, "empty"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return None, "not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return None, "not an http(s) URL"
+    host = parts.hostname or ""
+    if not host:
+        return None, "no host"
+    if not _HOST.match(host):
+        try:
+            host = host.encode("idna").decode("ascii")  # a non-ASCII host in its ASCII form
+        except UnicodeError:
+            return None, "invalid host"
+        if not _HOST.match(host):
+            return None, "invalid host"
+    netloc = host + (f":{port}" if port is not None else "")
+    if parts.username is not None or parts.password is not None:
+        return None, "credentials in the URL"
+    encoded = [quote(_STRAY_PERCENT.sub("%25", piece), safe=_URL_KEEP) for piece in (parts.path, parts.query)]
+    fragment = quote(_STRAY_PERCENT.sub("%25", parts.fragment), safe=_URL_KEEP)
+    url = urlunsplit((parts.scheme.lower(), netloc, encoded[0], encoded[1], fragment))
+    if len(url) > MAX_URL:
+        return None, f"longer than {MAX_URL} characters"
+    return url, ""
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -197,17 +251,22 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 
 def _link_buttons(alert: Alert) -> list[dict[str, Any]]:
     buttons = []
-    for i, (label, url) in enumerate(sorted(alert.account.links.items())):
-        text = str(url or "")
-        if text.lower().startswith(("https://", "http://")) and len(text) <= MAX_URL:
-            buttons.append(
-                {
-                    "type": "button",
-                    "text": _plain(clip(f"Open {escape(link_name(label))}", MAX_BUTTON_TEXT)),
-                    "action_id": f"preempt_link_{i}",
-                    "url": text,
-                }
+    for i, (label, raw) in enumerate(sorted(alert.account.links.items())):
+        url, why = button_url(raw)
+        if url is None:
+            NOTIFIER_FALLBACKS.labels(reason="invalid_link").inc()
+            log.warning(
+                "account link button left out", alert_id=alert.alert_id, link=one_line(str(label))[:100], reason=why
             )
+            continue
+        buttons.append(
+            {
+                "type": "button",
+                "text": _plain(clip(f"Open {escape(one_line(link_name(label)))}", MAX_BUTTON_TEXT)),
+                "action_id": f"preempt_link_{i}",
+                "url": url,
+            }
+        )
     return buttons[:5]
 
 
@@ -277,7 +336,8 @@ def _note_block(note: Note | str) -> dict[str, Any]:
 
 
 def _header_title(alert: Alert, title: str | None) -> str:
-    return short_title(title if title is not None else alert.title, account_name(alert), MAX_HEADER)
+    # One line, the name as the title shows it: "Acme\nCorp: …" starts with the one-line name "Acme Corp".
+    return short_title(one_line(title if title is not None else alert.title), one_line(account_name(alert)), MAX_HEADER)
 
 
 def _single(alert: Alert, title: str | None, note: Note | str | None) -> list[dict[str, Any]]:
@@ -303,7 +363,7 @@ def _digest(alerts: tuple[Alert, ...], title: str | None, notes: Mapping[str, No
     who = first.account.name or first.account_id
     heading = title if title is not None else (f"{len(alerts)} alerts for {who}" if len(accounts) == 1 else None)
     heading = heading if heading is not None else f"{len(alerts)} alerts for {len(accounts)} accounts"
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(safe(heading, MAX_HEADER))}]
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(safe(one_line(heading), MAX_HEADER))}]
     if len(accounts) == 1:
         blocks.append(
             {"type": "section", "fields": [_mrkdwn(clip(f["text"], MAX_FIELD_TEXT)) for f in _account_fields(first)]}

@@ -20,6 +20,11 @@ target had to send and it kept failing for the whole window (nothing was deliver
 success clears it. Each change is logged once (ERROR ``deliveries failing``, INFO
 ``deliveries succeeding again``) and ``preempt_notifier_targets_failing{receiver_type}`` counts the
 failing targets. Pure but for those: the caller passes the time.
+
+``DestinationOutages`` follows what fails for every message whatever its alert (``DestinationFailingError``:
+a wrong or rotated SMTP password, a revoked Slack token): the first failure of an episode is one ERROR
+naming the destination, what failed and what to fix — at once, not after the failing window, since the
+answer itself says that nothing will get through — and the first delivery to it afterwards one INFO.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from schemas.errors import DestinationFailingError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFIER_TARGETS_FAILING
 
@@ -106,3 +112,61 @@ class DeliveryHealth:
     def _export(self, receiver_type: str) -> None:
         count = sum(1 for s in self._streaks.values() if s.reported and s.receiver_type == receiver_type)
         NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type).set(count)
+
+
+@dataclass(slots=True)
+class _Outage:
+    since: float
+    failures: int
+
+
+class DestinationOutages:
+    """Destinations that refuse every message (see the module doc); ``clock`` is the scheduler's.
+
+    ``key`` is the delivery loop's destination of an attempt (a Slack channel, a webhook's hash, the SMTP
+    server); an error's own ``destination`` (the Slack bot token, shared by every channel) groups keys into
+    one episode, so a revoked token is one ERROR, not one per channel, and a delivery to any of them ends it.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._outages: dict[str, _Outage] = {}
+        self._episode_of: dict[str, str] = {}  # destination key → the outage it belongs to
+
+    def failed(self, key: str, target: str, error: DestinationFailingError) -> None:
+        """An attempt to ``key`` (for ``target``) failed with ``error``: the first of an episode is logged."""
+        name = error.destination or key
+        self._episode_of[key] = name
+        outage = self._outages.get(name)
+        if outage is not None:
+            outage.failures += 1
+            return
+        self._outages[name] = _Outage(self._clock(), 1)
+        log.error(
+            "delivery destination refuses every message: its alerts are retried (not dead-lettered) until it is "
+            "fixed or the give-up window ends",
+            destination=name,
+            target=target,
+            error=str(error)[:300],
+            fix=error.fix,
+        )
+
+    def succeeded(self, key: str) -> None:
+        """An attempt to ``key`` delivered: its episode (if any) ends, logged once."""
+        name = self._episode_of.pop(key, None)
+        if name is None:
+            return
+        for other in [k for k, n in self._episode_of.items() if n == name]:
+            del self._episode_of[other]
+        outage = self._outages.pop(name, None)
+        if outage is not None:
+            log.info(
+                "delivery destination takes messages again",
+                destination=name,
+                failed_attempts=outage.failures,
+                since_s=round(self._clock() - outage.since),
+            )
+
+    def failing(self) -> tuple[str, ...]:
+        """The destinations in an episode now (tests, a debugger)."""
+        return tuple(sorted(self._outages))

@@ -29,12 +29,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from alerts.channels.base import DeliveryReceipt, Notification, Notifier, PartitionedNotifier
 from alerts.delivery_health import DeliveryHealth
-from alerts.delivery_log import DeliveryLog
+from alerts.delivery_log import DeliveryLog, TargetLedger
 from alerts.feedback import SnoozeBook
 from alerts.grouping import Batch, Grouper, GroupTiming
 from alerts.retry import DEFAULT_FAILING_AFTER_SECONDS, BackoffPolicy, DeliveryJob, RetryScheduler
@@ -496,8 +496,10 @@ class Dispatcher:
             # address; each part is delivered, retried and dead-lettered on its own.
             parts = notifier.partition(alerts) if isinstance(notifier, PartitionedNotifier) else [alerts]
             for part in parts:
-                notification = Notification(receiver=batch.receiver, alerts=part, group_key=batch.group_key)
-                self.scheduler.submit(DeliveryJob(f"{batch.receiver}/{target}", notifier, notification), now)
+                full = f"{batch.receiver}/{target}"
+                ledger = TargetLedger(self.delivery_log, full, self._clock)
+                notification = Notification(batch.receiver, part, batch.group_key, ledger=ledger)
+                self.scheduler.submit(DeliveryJob(full, notifier, notification), now)
 
     async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
         now = self._clock()
@@ -549,7 +551,13 @@ class Dispatcher:
 
     async def _dead_lettered(self, job: DeliveryJob, reason: str, detail: str) -> None:
         for alert in job.notification.alerts:
-            await self._dead_letter_alert(job, alert, reason, detail)
+            # Recipients that have it already (an email whose other recipients kept failing) are counted first (the
+            # detail is cut at 500 characters): a replay goes to the others only (the delivery log keeps each one).
+            reached = self.delivery_log.recipients(alert.account_id, alert.alert_id, job.target)
+            said = (
+                f"already received by {len(reached)} recipient(s), a replay skips them; {detail}" if reached else detail
+            )
+            await self._dead_letter_alert(job, alert, reason, said)
         self._settle(job)
 
     async def _dead_letter_alert(self, job: DeliveryJob, alert: Alert, reason: str, detail: str) -> None:
@@ -598,7 +606,7 @@ class Dispatcher:
             alerts = tuple(a for a in job.notification.alerts if (a.alert_id, job.target) not in gone)
             if not alerts:
                 return None
-            job.notification = Notification(job.notification.receiver, alerts, job.notification.group_key)
+            job.notification = replace(job.notification, alerts=alerts)
             return job
 
         self.scheduler.discard(keep_job)

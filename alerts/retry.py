@@ -7,6 +7,9 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
 * ``RetryableDeliveryError`` → retried after exactly ``retry_after`` when the server gave one (never
   earlier), otherwise after an exponential backoff with jitter, capped; a job whose next attempt would
   fall past the give-up window (measured from its first attempt) is dead-lettered instead;
+* ``DestinationFailingError`` (a retryable error: the destination refuses every message — a wrong SMTP
+  password, a revoked Slack token) → retried the same way, and the episode logged once at ERROR with what to
+  fix (``DestinationOutages``);
 * ``PermanentDeliveryError`` → dead-lettered at once, never retried;
 * any other exception (a channel bug, an unmapped error) → retried like a retryable failure, but
   dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
@@ -37,8 +40,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier, PartlyDeliveredError
-from alerts.delivery_health import DeliveryHealth
-from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from alerts.delivery_health import DeliveryHealth, DestinationOutages
+from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
 
@@ -147,6 +150,7 @@ class RetryScheduler:
         self._slots: dict[str, _Slots] = {}
         self._total = asyncio.Semaphore(max_in_flight_total)
         self.health = health or DeliveryHealth(DEFAULT_FAILING_AFTER_SECONDS, clock)
+        self.outages = DestinationOutages(clock)
         self.wakeup = asyncio.Event()
         self._stopping = False
         # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
@@ -228,7 +232,13 @@ class RetryScheduler:
             return
         except PartlyDeliveredError as exc:  # some recipients have it: the channel works
             self.health.succeeded(job.target)
+            self.outages.succeeded(self.destination(job))
             self._retry(job, str(exc), exc.retry_after, partial=exc.receipt)
+            return
+        except DestinationFailingError as exc:  # bad credentials: the destination's fault, not the alert's
+            self.health.failed(job.target, job.receiver_type, str(exc))
+            self.outages.failed(self.destination(job), job.target, exc)
+            self._retry(job, str(exc), exc.retry_after)
             return
         except RetryableDeliveryError as exc:
             if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
@@ -246,6 +256,7 @@ class RetryScheduler:
             self._retry(job, f"{type(exc).__name__}: {exc}", None)
             return
         self.health.succeeded(job.target)
+        self.outages.succeeded(self.destination(job))
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
         await self._on_delivered(job, receipt)
 

@@ -5,9 +5,11 @@ as the app's agents, task, rebalance signals, shutdown hook and the ``/slack/act
 calls them; nothing here registers itself. The runtime owns:
 
 * the hot path — each ``preempt.alerts`` record is decoded and handed to the ``Dispatcher`` with its
-  ack; an undecodable one is dead-lettered and acked at once. A record is acked only when all its
-  deliveries are settled (``alerts/dispatch.py``), so its offset never moves past an alert that could
-  still be lost; a dead letter the broker refuses stops the process (the record is re-read);
+  ack; an undecodable one is dead-lettered and acked at once; one whose key is not its ``account_id``
+  (or that sits on another partition than that key's) is produced again keyed by ``account_id`` and acked
+  (:meth:`NotifierRuntime.rekey`), so that the alert and its delivery records share a partition. A record
+  is acked only when all its deliveries are settled (``alerts/dispatch.py``), so its offset never moves
+  past an alert that could still be lost; a dead letter the broker refuses stops the process (the record is re-read);
 * the delivery loop — the one task that flushes aggregation groups and runs delivery attempts and
   retries; a bug in it stops the process (unacked alerts are re-read after the restart, and the
   delivery log refuses re-sends);
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -69,6 +71,7 @@ from streams.runtime.metrics import (
     NOTIFICATIONS,
     NOTIFICATIONS_DEAD_LETTERED,
     NOTIFIER_ALERTS_HELD,
+    NOTIFIER_ALERTS_REKEYED,
     NOTIFIER_DEAD_LETTER_PENDING_SECONDS,
     READY,
 )
@@ -81,6 +84,7 @@ LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (secon
 # A graceful stop waits at most this long for the delivery attempts in flight (Slack's timeout is 10 s,
 # SMTP's 15 s a command) and their records: a channel that does not answer must not keep the process up.
 STOP_DELIVERY_TIMEOUT_SECONDS = 20.0
+REKEYED_HEADER = "preempt-rekeyed-from"  # partition:offset of the mis-keyed record an alert was produced again from
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
 
@@ -173,8 +177,11 @@ class NotifierRuntime:
         topics: NotifierTopics,
         deliveries: MutableMapping[bytes, Any],
         snoozes: MutableMapping[bytes, Any],
+        partition_for: Callable[[bytes], int] | None = None,
     ) -> None:
         self.app = app
+        # The partition of preempt.alerts (and of the delivery log) a key belongs to; None: keys alone are checked.
+        self.partition_for = partition_for
         self.settings = settings
         self.topics = topics
         self.acks = InOrderAcks()
@@ -250,6 +257,11 @@ class NotifierRuntime:
             await self.dead_letter_invalid(message.key, event.value, exc)
             ack()
         else:
+            if self.misplaced(message.key, message.partition, alert):
+                await self.rekey(alert, event.value, message)
+                ack()
+                self._note_read(message.partition, message.offset)
+                return
             try:
                 replay = replay_targets(message.headers)
             except InvalidReplayHeaderError as exc:
@@ -257,10 +269,50 @@ class NotifierRuntime:
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
-        previous = self.read_offsets.get(message.partition)
-        if previous is not None and message.offset > previous:
-            self.recordless.add(message.partition, previous, message.offset)
-        self.read_offsets[message.partition] = message.offset + 1
+        self._note_read(message.partition, message.offset)
+
+    def _note_read(self, partition: int, offset: int) -> None:
+        previous = self.read_offsets.get(partition)
+        if previous is not None and offset > previous:
+            self.recordless.add(partition, previous, offset)
+        self.read_offsets[partition] = offset + 1
+
+    def misplaced(self, key: bytes | None, partition: int, alert: Alert) -> bool:
+        """True when the record of ``alert`` is not keyed by its ``account_id``, or not on that key's partition.
+
+        The delivery log is keyed by ``account_id`` and lives on that key's partition, which the notifier owning
+        it recovers. An alert read from another partition (a third-party producer keying by something else, or
+        with a partitioner of its own) would have its deliveries recorded where, after a rebalance, the notifier
+        that re-reads it may not look: the same alert could be sent twice.
+        """
+        wanted = alert.account_id.encode()
+        if key != wanted:
+            return True
+        return self.partition_for is not None and partition != self.partition_for(wanted)
+
+    async def rekey(self, alert: Alert, value: bytes | None, message: Any) -> None:
+        """Produce ``alert``'s record again on ``preempt.alerts``, keyed by its ``account_id`` (on that key's
+        partition), with its headers, and flush before the caller acks the original; log and count it.
+
+        Delivered from there only: a crash between the send and the ack re-keys it twice, and the second copy
+        is refused by the delivery log as a duplicate. Called by :meth:`handle_alert`."""
+        key = alert.account_id.encode()
+        partition = self.partition_for(key) if self.partition_for is not None else None
+        headers = message.headers
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+        pairs.append((REKEYED_HEADER, f"{message.partition}:{message.offset}".encode()))
+        await self.topics.alerts.send(key=key, value=value, partition=partition, headers=pairs)
+        await self.flush()
+        NOTIFIER_ALERTS_REKEYED.inc()
+        log.warning(
+            "alert not keyed by its account_id: produced again keyed by it, delivered from there",
+            alert_id=alert.alert_id,
+            account_id=alert.account_id,
+            key=repr(message.key)[:80],
+            partition=message.partition,
+            offset=message.offset,
+            to_partition=partition,
+        )
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:
         """Dead-letter a record that is not a valid alert (or a replay whose ``preempt-replay`` header

@@ -9,6 +9,7 @@ PreemptError
 ├── BacktestRangeError     a backtest's --until is before its data (nothing would be replayed)
 └── DeliveryError          a notification could not be delivered
     ├── RetryableDeliveryError(retry_after=…)   the worker loop backs off and retries
+    │   └── DestinationFailingError(fix=…)      the destination refuses everything (bad credentials): retried
     └── PermanentDeliveryError                  dead-lettered at once
 """
 
@@ -65,6 +66,24 @@ class RetryableDeliveryError(DeliveryError):
         super().__init__(message)
         self.retry_after = retry_after
         self.throttled = throttled
+
+
+class DestinationFailingError(RetryableDeliveryError):
+    """The destination refuses every message, whichever alert it holds: a wrong or rotated SMTP password
+    (535), a server that wants a login or TLS the settings do not give (530, 534, 538), a revoked or expired
+    Slack token (``invalid_auth``, ``token_revoked``, ``account_inactive``…). Not the alert's fault, so not
+    dead-lettered at once: retried as any retryable failure until the give-up window, the target counted as
+    failing, and the alerts delivered once the destination takes them again.
+
+    ``destination`` names what fails for people (``SMTP server smtp.example.com:587``) and is the key of the
+    one ERROR the delivery loop logs per episode (None: the loop's own destination key); ``fix`` says what
+    to change. Neither holds a secret.
+    """
+
+    def __init__(self, message: str, *, fix: str, destination: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.destination = destination
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -7,8 +7,8 @@ sleeps or retries by itself. Errors never carry secrets (webhook URLs, tokens, p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from alerts.blocks import Note
@@ -16,13 +16,30 @@ from schemas.alert import Alert
 from schemas.errors import RetryableDeliveryError
 
 
+class RecipientLedger(Protocol):
+    """Which recipients of one delivery target already have an alert, kept in the delivery log
+    (``alerts.delivery_log.TargetLedger``): a channel with several recipients per alert (email) sends a retry,
+    a replay or a re-read after a restart only to the recipients not recorded, and records each it reached."""
+
+    def reached(self, alert: Alert, address: str) -> bool:
+        """True when ``address`` is recorded as having ``alert`` at this target."""
+        ...
+
+    def record(self, alerts: tuple[Alert, ...], addresses: Iterable[str], ref: str | None) -> None:
+        """Record that ``addresses`` took the message ``ref`` holding ``alerts``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Notification:
-    """One message to one receiver: a single alert, or a group of alerts sent as one digest."""
+    """One message to one receiver: a single alert, or a group of alerts sent as one digest.
+
+    ``ledger``: where the channel looks up and records the recipients already reached (None: not kept)."""
 
     receiver: str
     alerts: tuple[Alert, ...]
     group_key: str
+    ledger: RecipientLedger | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

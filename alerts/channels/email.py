@@ -32,7 +32,7 @@ from alerts.formatting import account_name, short_title, without_bidi_controls
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
-from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import DeliveryError, DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from schemas.template_sandbox import TemplateLimitError
 from streams.runtime.kafka_clients import ca_bundle_context
 from streams.runtime.logs import get_logger
@@ -49,9 +49,35 @@ MAX_REMEMBERED = 10_000
 _clock = time.monotonic  # how long ago a message was accepted (patched in tests)
 
 
-def classify_smtp(code: int, what: str, message: str = "") -> DeliveryError:
-    """4xx → retryable, everything else → permanent (the one place that decides)."""
-    detail = f"email {what}: SMTP {code} {message.strip()[:200]}".rstrip()
+DESTINATION_CODES = frozenset({530, 534, 535, 538})
+"""SMTP replies about the session, not the message: authentication required (530) or failed (535), this login
+refused (534), TLS required first (530 "Must issue a STARTTLS command first", 538). Every message fails the
+same way until the settings or the server change: retried (``DestinationFailingError``), not dead-lettered."""
+
+
+def _smtp_fix(code: int, message: str) -> str:
+    if code == 535:
+        return "authentication failed: check PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD (a rotated password?)"
+    if code == 538 or "tls" in message.lower():
+        return (
+            "the server requires TLS: set PREEMPT_SMTP_STARTTLS=true (port 587) or PREEMPT_SMTP_USE_TLS=true (port 465)"
+        )
+    if code == 534:
+        return (
+            "the server refuses this login (an app password or another mechanism?): "
+            "check PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD"
+        )
+    return "the server requires authentication: set PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD"
+
+
+def classify_smtp(code: int, what: str, message: str = "", server: str = "") -> DeliveryError:
+    """4xx → retryable, a session refusal (``DESTINATION_CODES``: authentication, TLS) → the destination
+    failing (retried), every other code → permanent (the one place that decides)."""
+    detail = f"email {what}: SMTP {code} {' '.join(message.split())[:200]}".rstrip()
+    if code in DESTINATION_CODES:
+        where = f"SMTP server {server}" if server else "SMTP server"
+        fix = _smtp_fix(code, message)
+        return DestinationFailingError(f"{detail} ({where}: {fix})", fix=fix, destination=where)
     return RetryableDeliveryError(detail) if 400 <= code < 500 else PermanentDeliveryError(detail)
 
 
@@ -191,6 +217,9 @@ class EmailNotifier:
 
     def destination(self, notification: Notification) -> str:
         """The SMTP server every message goes to: the key of its attempts' slots in the delivery loop."""
+        return self._server()
+
+    def _server(self) -> str:
         return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
@@ -207,15 +236,26 @@ class EmailNotifier:
                 # A retry after a later digest failed must not send the earlier ones again: their Message-IDs
                 # (derived from group, alerts and recipients) were accepted already; nor a message again to the
                 # recipients that took it when others refused it for now.
+                # The delivery log's record of each recipient (notification.ledger) does the same across a
+                # restart and for a replayed dead letter: a recipient that has every alert of it is skipped.
                 sent = self._accepted_recently(message_id)
-                pending = [r for r in recipients if sent is None or not sent.settled(r)]
+                ledger = notification.ledger
+                pending = [
+                    r
+                    for r in recipients
+                    if (sent is None or not sent.settled(r))
+                    and not (ledger is not None and all(ledger.reached(a, r) for a in alerts))
+                ]
                 if pending:
-                    sent = self._record(message_id, sent, pending, await self._deliver(message, pending))
-                assert sent is not None  # _record returns it, or raised
-                if sent.refused:
-                    refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
-                if sent.deferred:
-                    deferred.append((alerts, sent))
+                    refusals = await self._deliver(message, pending)
+                    sent = self._record(message_id, sent, pending, refusals)
+                    if ledger is not None:
+                        ledger.record(alerts, [r for r in pending if r not in refusals], message_id)
+                if sent is not None:
+                    if sent.refused:
+                        refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
+                    if sent.deferred:
+                        deferred.append((alerts, sent))
                 ids.append(message_id)
         receipt = DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
         if deferred:
@@ -230,7 +270,11 @@ class EmailNotifier:
         if sent is None and not taken:
             # Nobody has it: a plain failure, retried (some refused for now) or dead-lettered (all for good).
             detail = f"email RCPT: every recipient refused (SMTP {_codes(refusals)})"
-            if any(400 <= code < 500 for code, _ in refusals.values()):
+            codes = {code for code, _ in refusals.values()}
+            if codes <= DESTINATION_CODES:  # "530 authentication required" at RCPT: the session, not the address
+                code, message = next(iter(refusals.values()))
+                raise classify_smtp(code, "RCPT", message, self._server())
+            if any(400 <= code < 500 for code in codes):
                 raise RetryableDeliveryError(detail)
             raise PermanentDeliveryError(detail)
         if sent is None:
@@ -314,9 +358,17 @@ class EmailNotifier:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return {r.recipient: (r.code, r.message) for r in exc.recipients}
         except aiosmtplib.SMTPResponseException as exc:
-            raise classify_smtp(exc.code, type(exc).__name__.removeprefix("SMTP"), exc.message) from None
+            what = type(exc).__name__.removeprefix("SMTP")
+            raise classify_smtp(exc.code, what, exc.message, self._server()) from None
         except aiosmtplib.SMTPNotSupported as exc:
-            raise PermanentDeliveryError(f"email: server does not support what is configured ({exc})") from None
+            # STARTTLS or AUTH configured and not offered: every message would fail alike until the settings
+            # or the server change, so the destination fails (retried), not each alert.
+            fix = "check PREEMPT_SMTP_STARTTLS, PREEMPT_SMTP_USE_TLS, PREEMPT_SMTP_PORT and the login settings"
+            raise DestinationFailingError(
+                f"email: SMTP server {self._server()} does not support what is configured ({exc}): {fix}",
+                fix=fix,
+                destination=f"SMTP server {self._server()}",
+            ) from None
         except aiosmtplib.SMTPException as exc:
             # aiosmtplib's own words say what is wrong ("SMTP STARTTLS extension not supported by server",
             # "Connection lost"); they never hold the password. Retried, as Alertmanager does.

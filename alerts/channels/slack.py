@@ -3,8 +3,10 @@ incoming webhook.
 
 Retries belong to the notifier's worker loop, so slack_sdk's own retry handlers are switched off and
 every failure becomes ``RetryableDeliveryError`` (429 with its ``Retry-After``, 5xx with theirs if any,
-timeouts) or ``PermanentDeliveryError`` (every other error: ``channel_not_found``, ``invalid_payload``,
-``channel_is_archived``, ``not_in_channel``, ``invalid_auth``, HTTP 404/410…). At most one message per
+timeouts), ``DestinationFailingError`` (credentials that fail for every message: ``invalid_auth``,
+``token_revoked``, ``account_inactive``, a revoked webhook's ``invalid_token``/``no_service``…: retried, see
+``DESTINATION_ERRORS``) or ``PermanentDeliveryError`` (every other error: ``channel_not_found``,
+``invalid_payload``, ``channel_is_archived``, ``not_in_channel``, HTTP 404/410…). At most one message per
 second goes to a channel: a send that comes too early raises
 ``RetryableDeliveryError(retry_after=<the rest of the second>)`` instead of sleeping. Error messages never
 contain the webhook URL or the token.
@@ -31,7 +33,13 @@ from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.routing.config import SlackReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
-from schemas.errors import ConfigError, DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import (
+    ConfigError,
+    DeliveryError,
+    DestinationFailingError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 
@@ -41,6 +49,27 @@ log = get_logger(__name__)
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# Slack error codes that say the credentials fail, whatever the message (a token revoked or rotated, the
+# app uninstalled, a webhook removed): every message fails alike until an operator fixes them, so they are
+# the destination failing (retried until the give-up window, delivered once fixed), not the alert's fault.
+# Code → what to fix.
+_BOT_TOKEN_FIX = "set PREEMPT_SLACK_BOT_TOKEN to the app's current bot token (xoxb-…) and restart the notifier"  # noqa: S105 - advice, no token
+DESTINATION_ERRORS = {
+    "invalid_auth": _BOT_TOKEN_FIX,
+    "not_authed": _BOT_TOKEN_FIX,
+    "token_revoked": _BOT_TOKEN_FIX,
+    "token_expired": _BOT_TOKEN_FIX,
+    "account_inactive": "the bot's Slack account or app was deactivated: reinstall the app, then " + _BOT_TOKEN_FIX,
+    "missing_scope": "the token lacks the chat:write scope: add it to the Slack app, reinstall it, then "
+    + _BOT_TOKEN_FIX,
+    "not_allowed_token_type": "the token is not a bot token: " + _BOT_TOKEN_FIX,
+    "team_access_not_granted": "the app is not granted to this workspace: grant it in the org's admin settings",
+    "team_disabled": "the Slack workspace is disabled",
+    "invalid_token": "the webhook is revoked: create an incoming webhook and set its URL in the routing file "
+    "(or PREEMPT_SLACK_WEBHOOK_URL), then restart the notifier",
+    "no_service": "the webhook is removed or disabled: create an incoming webhook and set its URL in the routing "
+    "file (or PREEMPT_SLACK_WEBHOOK_URL), then restart the notifier",
+}
 DEFAULT_RETRY_AFTER = 1.0
 NOT_SLACKS_ANSWER = "but the answer is not Slack's: a proxy or firewall in between?"
 PACED_INTERVAL_SECONDS = 1.05
@@ -172,6 +201,13 @@ def classify(what: str, status: int | None, error: str | None, headers: Mapping[
         return RetryableDeliveryError(detail, retry_after=_retry_after(headers, default=None))
     if error in RETRYABLE_ERRORS:
         return RetryableDeliveryError(detail, retry_after=None)
+    fix = DESTINATION_ERRORS.get(error or "")
+    if fix is not None:
+        # The bot token is one for every channel: one episode for all of them. A webhook is its own destination
+        # (the delivery loop's key for it: a hash of its URL, never the URL).
+        hook = what in ("slack webhook", "slack response_url")
+        where = None if hook else "Slack Web API (PREEMPT_SLACK_BOT_TOKEN)"
+        return DestinationFailingError(f"{detail} ({fix})", fix=fix, destination=where)
     # 404/410 and every known or unknown client error: retrying the same request cannot succeed.
     return PermanentDeliveryError(detail)
 

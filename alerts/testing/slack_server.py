@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from aiohttp import web
 # How Slack's webhook endpoint answers each error code (the Web API answers HTTP 200 with ok=false).
 HANG_SECONDS = 24 * 3600.0
 SHUTDOWN_TIMEOUT_SECONDS = 2.0  # requests still unanswered at stop (Reply.hang) are dropped after this
+# What Slack takes as a button's url: http(s), no white space, quotes or angle brackets, ASCII only.
+_VALID_URL = re.compile(r"https?://[!#-;=?-~]+")
 _WEBHOOK_STATUS = {"channel_not_found": 404, "channel_is_archived": 410, "invalid_token": 403, "no_service": 404}
 
 
@@ -109,6 +112,12 @@ def block_kit_violations(payload: dict[str, Any]) -> list[str]:
         text = (block.get("text") or {}).get("text", "")
         if block.get("type") == "header" and len(text) > 150:
             problems.append("header > 150")
+        if block.get("type") == "header" and any(c in text for c in "\r\n"):
+            problems.append("header with a line break")
+        for element in block.get("elements") or []:
+            url = element.get("url") if isinstance(element, dict) else None
+            if url is not None and not _VALID_URL.fullmatch(str(url)):
+                problems.append("button url invalid")
         if block.get("type") == "section" and len(text) > 3000:
             problems.append("section text > 3000")
         if any(len(f.get("text", "")) > 2000 for f in block.get("fields") or []):

@@ -3,7 +3,9 @@
 ``smtp_server.script_rcpt("451 4.3.0 Try again later", times=2)`` answers the next two RCPT commands with
 451; ``script_data("550 5.7.1 Rejected")`` does the same for DATA (``times=None``: every time). Every
 accepted message is recorded (time, envelope, raw bytes, parsed message); every reply to RCPT/DATA is in
-``attempts``. AUTH LOGIN/PLAIN is offered without TLS (never required) and the logins are recorded.
+``attempts``. AUTH LOGIN/PLAIN is offered without TLS and the logins are recorded; ``password`` (settable at
+any time: a rotation) makes a login with another password fail with 535, and ``auth_required=True`` answers
+MAIL of a session without a login with 530.
 
 Use the ``smtp_server`` fixture: ``from alerts.testing.smtp_server import smtp_server  # noqa: F401``.
 """
@@ -76,13 +78,18 @@ class SmtpAttempt:
 class FakeSMTP:
     """The aiosmtpd handler plus its controller; start it with the ``smtp_server`` fixture."""
 
-    def __init__(self, host: str = "127.0.0.1", tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", tls_context: ssl.SSLContext | None = None, *, auth_required: bool = False
+    ) -> None:
         self.host = host
         self._tls_context = tls_context
+        self._auth_required = auth_required
+        self.password: str | None = None  # None: any password logs in
         self.port = free_port()
         self.messages: list[ReceivedMail] = []
         self.attempts: list[SmtpAttempt] = []
         self.logins: list[str] = []
+        self.failed_logins: list[str] = []
         self._rcpt: deque[str] = deque()
         self._data: deque[str] = deque()
         self._rcpt_always: str | None = None
@@ -118,6 +125,13 @@ class FakeSMTP:
         raise AssertionError(f"expected {count} emails, got {len(self.messages)}; attempts: {self.attempts}")
 
     # -- aiosmtpd handler hooks --------------------------------------------------------------------
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
+        if self._auth_required and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         with self._lock:
             reply = self._rcpt.popleft() if self._rcpt else (self._rcpt_always or "250 OK")
@@ -141,6 +155,9 @@ class FakeSMTP:
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             with self._lock:
+                if self.password is not None and auth_data.password.decode() != self.password:
+                    self.failed_logins.append(auth_data.login.decode())
+                    return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
                 self.logins.append(auth_data.login.decode())
             return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
@@ -154,7 +171,7 @@ class FakeSMTP:
             port=self.port,
             authenticator=self._authenticate,
             auth_require_tls=False,
-            auth_required=False,
+            auth_required=False,  # aiosmtpd's own warns without TLS: handle_MAIL answers 530 instead
             tls_context=self._tls_context,
             require_starttls=False,
         )

@@ -195,13 +195,19 @@ NOTIFICATIONS_DEAD_LETTERED = Counter(
 NOTIFIER_FALLBACKS = Counter(
     "preempt_notifier_fallbacks_total",
     "Alerts the notifier delivered with a fallback instead of failing them, by reason (invalid_timezone: quiet "
-    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once).",
+    "hours in the default zone; template_error: the built-in template; quiet_hours_error: sent at once; "
+    "invalid_link: a Slack link button left out, its URL not http(s)).",
     ["reason"],
 )
 NOTIFIER_DEAD_LETTER_PENDING_SECONDS = Gauge(
     "preempt_notifier_dead_letter_pending_seconds",
     "Age of the oldest dead letter this notifier is still writing to preempt.alerts.dlq (0: none). Past "
     "PREEMPT_PARTITION_STALL_SECONDS the broker is not taking it: /readyz 503.",
+)
+NOTIFIER_ALERTS_REKEYED = Counter(
+    "preempt_notifier_alerts_rekeyed_total",
+    "Alerts read from preempt.alerts under another key (or partition) than their account_id's (a producer not "
+    "keying by account_id), produced again keyed by account_id and delivered from there.",
 )
 NOTIFIER_ALERTS_HELD = Gauge(
     "preempt_notifier_alerts_held",

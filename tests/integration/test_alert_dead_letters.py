@@ -134,3 +134,57 @@ def test_a_replayed_alert_goes_only_to_the_target_that_had_failed_and_never_twic
     assert len(slack_server.delivered("C-CSM")) == 1
     assert len(smtp_server.messages) == 1
     assert len(log_records(notifier, "alert delivered")) == 2
+
+
+SHARED_ROUTES = """
+receivers:
+  - name: csm
+    email_configs:
+      - to: ["{{ account.owner.email }}", "ops@example.com"]
+route:
+  receiver: csm
+  group_by: [rule_id]
+  group_wait: 2s
+"""
+
+
+def test_replaying_an_email_given_up_for_some_recipients_reaches_only_those_that_never_got_it(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    smtp_server: FakeSMTP,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two accounts' alerts in one group, each to its owner and to ops@: the first owner's email goes out, the
+    relay refuses the rest (451) until the give-up window: both alerts are dead-lettered ``gave_up``, the first
+    saying one recipient has it. Once the relay is fixed, --replay sends each only to the recipients that never
+    got it: the first owner gets no second email."""
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, SHARED_ROUTES),
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        delivery_give_up_seconds=3.0,
+    )
+    smtp_server.script_data("250 Message accepted", times=1)
+    smtp_server.script_data("451 4.3.0 try again later", times=None)
+    notifier = start_notifier(process_factory, settings)
+    first = make_alert("umbrella", account={"name": "Umbrella", "owner": {"email": "aiko@example.com"}})
+    second = make_alert("tyrell", account={"name": "Tyrell", "owner": {"email": "boris@example.com"}})
+    produce_alerts(producer, topics.alerts, first, second)
+    dead = wait_for_records(notifier, "alert dead-lettered", 2, timeout_s=60)
+    assert {(d["alert_id"], d["reason"]) for d in dead} == {(first.alert_id, "gave_up"), (second.alert_id, "gave_up")}
+    by_id = {d["alert_id"]: d["detail"] for d in dead}
+    assert by_id[first.alert_id].startswith("already received by 1 recipient(s), a replay skips them;")
+    assert not by_id[second.alert_id].startswith("already received")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("aiko@example.com",)]
+
+    smtp_server.script_data("250 Message accepted", times=None)
+    replayed = CliRunner().invoke(main, ["alerts", "dead-letters", "--replay"], env=settings_env(settings))
+    assert replayed.exit_code == 0, replayed.output
+    assert f"replayed 2 alert(s) to {topics.alerts}" in replayed.stderr
+    wait_for_records(notifier, "alert delivered", 2)
+    time.sleep(1.0)  # a second email to the first owner would be out by now
+    received = sorted(r for m in smtp_server.messages for r in m.rcpt_tos)
+    assert received == ["aiko@example.com", "boris@example.com", "ops@example.com", "ops@example.com"]

@@ -23,7 +23,7 @@ from alerts.testing.factories import build_alert, hostile_alert
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from alerts.testing.smtp_server import FakeSMTP, smtp_server, smtp_tls_server  # noqa: F401
 from schemas.alert import Alert
-from schemas.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import DeliveryError, DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 
@@ -200,7 +200,7 @@ async def test_a_503_with_retry_after_is_retried_no_sooner_than_slack_asked(
         await notifier.aclose()
 
 
-@pytest.mark.parametrize("code", ["channel_not_found", "channel_is_archived", "not_in_channel", "invalid_auth"])
+@pytest.mark.parametrize("code", ["channel_not_found", "channel_is_archived", "not_in_channel"])
 async def test_bot_permanent_errors(
     slack_server: FakeSlack,  # noqa: F811
     bot_notifier: Callable[..., SlackNotifier],
@@ -214,6 +214,29 @@ async def test_bot_permanent_errors(
             await notifier.send(_notification())
         assert code in str(info.value)
         assert TOKEN not in str(info.value)
+    finally:
+        await notifier.aclose()
+
+
+@pytest.mark.parametrize("code", ["invalid_auth", "token_revoked", "account_inactive"])
+async def test_a_bad_token_is_the_destination_failing_and_retried(
+    slack_server: FakeSlack,  # noqa: F811
+    bot_notifier: Callable[..., SlackNotifier],
+    code: str,
+) -> None:
+    """A wrong, revoked or deactivated token fails every message: DestinationFailingError (retried), saying to
+    fix PREEMPT_SLACK_BOT_TOKEN, without the token; once Slack takes the token again the message goes out."""
+    slack_server.script("#ops", Reply.slack_error(code))
+    notifier = bot_notifier(channel="#ops")
+    try:
+        with pytest.raises(DestinationFailingError) as info:
+            await notifier.send(_notification())
+        assert code in str(info.value)
+        assert "PREEMPT_SLACK_BOT_TOKEN" in info.value.fix
+        assert TOKEN not in str(info.value)
+        await asyncio.sleep(1.1)  # the channel's pacing
+        await notifier.send(_notification())
+        slack_server.wait_for(1, target="#ops")
     finally:
         await notifier.aclose()
 
@@ -304,6 +327,8 @@ async def test_webhook_delivers(
         (Reply.slack_error("channel_not_found"), PermanentDeliveryError, None),
         (Reply.slack_error("channel_is_archived"), PermanentDeliveryError, None),
         (Reply.slack_error("invalid_payload"), PermanentDeliveryError, None),
+        (Reply.slack_error("invalid_token"), DestinationFailingError, None),
+        (Reply.slack_error("no_service"), DestinationFailingError, None),
     ],
 )
 async def test_webhook_failures(
@@ -542,3 +567,75 @@ async def test_email_unreachable_is_retryable(email_notifier: Callable[..., Emai
     notifier = email_notifier(smtp_port=free_port())
     with pytest.raises(RetryableDeliveryError):
         await notifier.send(_notification())
+
+
+async def test_email_wrong_password_is_the_destination_failing_until_the_password_works(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """The server answers AUTH with 535 (the password was rotated): DestinationFailingError naming the server and
+    what to fix, never the password, nothing sent; once the server takes the password, the message goes out."""
+    smtp_server.password = "new-password"
+    notifier = email_notifier(smtp_username="preempt", smtp_password="old-password", smtp_allow_plaintext_auth=True)
+    with pytest.raises(DestinationFailingError) as info:
+        await notifier.send(_notification())
+    assert "SMTP 535" in str(info.value)
+    assert f"{smtp_server.host}:{smtp_server.port}" in str(info.value)
+    assert "PREEMPT_SMTP_PASSWORD" in info.value.fix
+    assert "password" not in str(info.value).replace("PREEMPT_SMTP_PASSWORD", "").replace("rotated password", "")
+    assert set(smtp_server.failed_logins) == {"preempt"}
+    assert smtp_server.messages == []
+    smtp_server.password = "old-password"  # the server side is put right
+    await notifier.send(_notification())
+    smtp_server.wait_for(1)
+
+
+async def test_email_server_that_requires_a_login_is_the_destination_failing() -> None:
+    """A relay that wants a login the settings do not give answers MAIL with 530: DestinationFailingError saying
+    to set PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD, nothing sent."""
+    server = FakeSMTP(auth_required=True)
+    server.start()
+    try:
+        settings = Settings(smtp_host=server.host, smtp_port=server.port)
+        notifier = EmailNotifier(EmailReceiver(to=("{{ account.owner.email }}",)), settings, timeout_s=5)
+        with pytest.raises(DestinationFailingError) as info:
+            await notifier.send(_notification())
+        assert "SMTP 530" in str(info.value)
+        assert "PREEMPT_SMTP_USERNAME" in info.value.fix
+        assert server.messages == []
+    finally:
+        server.stop()
+
+
+async def test_a_replay_of_an_email_that_reached_some_recipients_goes_to_the_others_only(
+    smtp_server: FakeSMTP,  # noqa: F811
+    email_notifier: Callable[..., EmailNotifier],
+) -> None:
+    """Two alerts, each to its owner and to ops@: the first owner's message goes out, ops@'s fails. A
+    notifier that remembers nothing (restarted, or replaying the dead letter) with the delivery log's ledger
+    sends each alert only to the recipients that never got it: no second message to the first owner."""
+    from alerts.delivery_log import DeliveryLog, TargetLedger
+
+    table: dict[bytes, object] = {}
+    ledger = TargetLedger(DeliveryLog(table, 3600.0), "csm/email", lambda: 1000.0)
+    to = ["{{ account.owner.email }}", "ops@example.com"]
+    first = build_alert(account={"name": "Umbrella", "owner": {"email": "aiko@example.com"}})
+    second = build_alert(account_id="tyrell", account={"name": "Tyrell", "owner": {"email": "boris@example.com"}})
+    smtp_server.script_data("250 Message accepted", times=1)
+    smtp_server.script_data("451 4.3.0 try again later", times=None)
+    with pytest.raises(RetryableDeliveryError):
+        await email_notifier(to=to).send(Notification("csm", (first, second), "csm|g", ledger=ledger))
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [("aiko@example.com",)]
+
+    smtp_server.script_data("250 Message accepted", times=None)  # fixed; the alert replayed on its own
+    for alert in (first, second):
+        await email_notifier(to=to).send(Notification("csm", (alert,), f"csm|replay|{alert.alert_id}", ledger=ledger))
+    mails = smtp_server.wait_for(3)
+    assert sorted(m.rcpt_tos for m in mails) == [
+        ("aiko@example.com",),
+        ("boris@example.com", "ops@example.com"),
+        ("ops@example.com",),
+    ]
+    again = await email_notifier(to=to).send(Notification("csm", (first,), "csm|replay|again", ledger=ledger))
+    assert again.ref
+    assert len(smtp_server.messages) == 3  # everyone has it: nothing is sent

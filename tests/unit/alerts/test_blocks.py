@@ -495,3 +495,68 @@ def test_text_that_starts_a_line_with_a_greater_than_sign_is_not_a_slack_quote()
     joined = "\n".join(texts)
     assert "*Account*\n\u00ad&gt; VIP (`acme`)" in joined
     assert "*Owner*\nAnn\n  \u00ad&gt; the boss" in joined
+
+
+def _link_urls(message: dict[str, Any]) -> list[str]:
+    return [e["url"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if "url" in e]
+
+
+def test_a_line_break_in_the_account_name_gives_a_one_line_header() -> None:
+    """An account name (and title) with line breaks and tabs: the header of a single alert and of a digest is one
+    line, the name still shortened as a title prefix."""
+    account = {"name": "Acme\nCorp\t EU", "links": {}}
+    alert = build_alert(title="Acme\nCorp\t EU: API errors\r\nare spiking", account=account)
+    header = build_message((alert,))["blocks"][0]["text"]["text"]
+    assert header == "Acme Corp EU: API errors are spiking"
+    other = build_alert(title="second", account=account)
+    digest = build_message((alert, other))["blocks"][0]["text"]["text"]
+    assert "\n" not in digest
+    assert "\t" not in digest
+    assert digest == "2 alerts for Acme Corp EU"
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ("https://crm.example.com/acme", "https://crm.example.com/acme"),
+        ("https://crm.example.com/a b?q=<x>&n=1", "https://crm.example.com/a%20b?q=%3Cx%3E&n=1"),
+        (" HTTPS://crm.example.com/Zürich#tab 2 ", "https://crm.example.com/Z%C3%BCrich#tab%202"),
+        ("https://crm.example.com/already%20escaped/100%", "https://crm.example.com/already%20escaped/100%25"),
+        ("http://bücher.example:8443/x", "http://xn--bcher-kva.example:8443/x"),
+    ],
+)
+def test_link_button_urls_are_percent_encoded(raw: str, url: str) -> None:
+    """A CRM link with spaces, ``<``, ``>`` or non-ASCII letters goes into the button percent-encoded."""
+    alert = build_alert(account={"name": "Acme", "links": {"crm": raw}})
+    assert _link_urls(build_message((alert,))) == [url]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("crm.example.com/acme", "not an http(s) URL"),
+        ("https://", "no host"),
+        ("https://crm example.com/x", "invalid host"),
+        ("https://user:pw@crm.example.com/", "credentials in the URL"),
+        ("https://crm.example.com:http/", "not a URL"),
+        ("https://crm.example.com/" + "x" * 3001, "longer than 3000 characters"),
+    ],
+)
+def test_a_link_that_is_no_valid_http_url_drops_its_button_with_a_logged_reason(raw: str, why: str) -> None:
+    """The button is left out (the rest of the message stays), with a WARNING naming the link and why, counted."""
+    from prometheus_client import REGISTRY
+    from structlog.testing import capture_logs
+
+    def dropped() -> float:
+        return REGISTRY.get_sample_value("preempt_notifier_fallbacks_total", {"reason": "invalid_link"}) or 0.0
+
+    before = dropped()
+    alert = build_alert(account={"name": "Acme", "links": {"crm": raw, "admin": "https://admin.example.com/"}})
+    with capture_logs() as logs:
+        message = build_message((alert,))
+    assert _link_urls(message) == ["https://admin.example.com/"]
+    assert [(e["event"], e["link"], e["reason"]) for e in logs if e["log_level"] == "warning"] == [
+        ("account link button left out", "crm", why)
+    ]
+    assert dropped() == before + 1

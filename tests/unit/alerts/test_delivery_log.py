@@ -39,3 +39,25 @@ def test_records_older_than_retention_are_pruned_on_write() -> None:
 
     assert log.delivered("acme", "old", "csm/slack") is None
     assert log.delivered("acme", "new", "csm/slack") is not None
+
+
+def test_each_recipient_of_a_target_is_recorded_apart_from_the_target() -> None:
+    """The ledger records the recipients a message reached, per alert and account: found for them only, listed
+    for the dead letter, and no record of the target itself (it is delivered once every recipient is)."""
+    from alerts.delivery_log import TargetLedger
+    from alerts.testing.factories import build_alert
+
+    table: dict[bytes, Any] = {}
+    log = DeliveryLog(table, retention_seconds=3600.0)
+    ledger = TargetLedger(log, "csm/email", lambda: 100.0)
+    acme = build_alert(alert_id="a1")
+    globex = build_alert(alert_id="g1", account_id="globex")
+    ledger.record((acme, globex), ["ops@example.com", "jane@example.com"], "<m1@preempt>")
+
+    assert ledger.reached(acme, "ops@example.com")
+    assert ledger.reached(globex, "jane@example.com")
+    assert not ledger.reached(acme, "boris@example.com")
+    assert not TargetLedger(log, "csm/email#2", lambda: 100.0).reached(acme, "ops@example.com")
+    assert log.recipients("acme", "a1", "csm/email") == ["jane@example.com", "ops@example.com"]
+    assert log.recipients("acme", "a1", "csm/email#2") == []
+    assert log.delivered("acme", "a1", "csm/email") is None

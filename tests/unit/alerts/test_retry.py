@@ -357,3 +357,67 @@ async def test_giving_up_on_recipients_refused_for_now_records_what_the_others_g
 
     assert (delivered, dead) == ([receipt], [])
     assert notifier.calls < 20
+
+
+async def test_a_destination_refusing_every_message_is_retried_and_logged_once_per_episode(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """SMTP 535 (a rotated password) is the destination's failure, not the alert's: each alert is retried with
+    backoff, not dead-lettered; one ERROR for the episode (naming the server and what to fix), however many
+    attempts and alerts fail; the first delivery after it is one INFO, and the alerts are delivered."""
+    from structlog.testing import capture_logs
+
+    from alerts.channels.email import classify_smtp
+
+    def auth_failed() -> Exception:
+        return classify_smtp(535, "Authentication", "5.7.8 Authentication credentials invalid", "smtp.example.com:587")
+
+    clock = Clock()
+    notifier = ScriptedNotifier(auth_failed(), auth_failed(), auth_failed())
+    scheduler, job, outcomes = harness(notifier, clock=clock)
+    other = DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "g2"))
+    with capture_logs() as logs:
+        await scheduler.attempt(job)
+        await scheduler.attempt(other)
+        assert scheduler.outages.failing() == ("SMTP server smtp.example.com:587",)
+        clock.now += 10.0
+        scheduler.start_due()
+        await scheduler.drain()
+        clock.now += 20.0
+        scheduler.start_due()
+        await scheduler.drain()
+
+    assert outcomes["dead"] == []
+    assert len(outcomes["delivered"]) == 2
+    assert notifier.calls == 5
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert len(errors) == 1
+    assert errors[0]["destination"] == "SMTP server smtp.example.com:587"
+    assert "authentication failed" in errors[0]["fix"]
+    assert "PREEMPT_SMTP_PASSWORD" in errors[0]["fix"]
+    assert "SMTP 535" in errors[0]["error"]
+    back = [e for e in logs if e["event"] == "delivery destination takes messages again"]
+    assert [(e["destination"], e["failed_attempts"]) for e in back] == [("SMTP server smtp.example.com:587", 3)]
+    assert scheduler.outages.failing() == ()
+
+
+async def test_a_destination_failing_until_the_give_up_window_is_dead_lettered_gave_up(harness) -> None:
+    """A revoked Slack token that is never fixed: retried until the give-up window, then ``gave_up`` (replayable
+    once fixed), its error saying what to fix."""
+    from alerts.channels.slack import classify
+
+    clock = Clock()
+    notifier = ScriptedNotifier(*[classify("slack chat.postMessage", 200, "token_revoked", None) for _ in range(20)])
+    scheduler, job, outcomes = harness(
+        notifier, policy=BackoffPolicy(initial=1.0, maximum=8.0, give_up=20.0), clock=clock
+    )
+    await scheduler.attempt(job)
+    for _ in range(10):
+        clock.now += 8.0
+        scheduler.start_due()
+        await scheduler.drain()
+    [(reason, detail)] = outcomes["dead"]
+    assert reason == "gave_up"
+    assert "token_revoked" in detail
+    assert "PREEMPT_SLACK_BOT_TOKEN" in detail
+    assert notifier.calls > 2

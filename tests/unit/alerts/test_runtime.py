@@ -50,8 +50,11 @@ class FakeTopic:
     def get_topic_name(self) -> str:
         return self.name
 
-    async def send(self, *, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
-        self.sent.append({"key": key, "value": value, "headers": headers})
+    async def send(
+        self, *, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
+    ) -> None:
+        record = {"key": key, "value": value, "headers": headers}
+        self.sent.append(record if partition is None else {**record, "partition": partition})
 
 
 class FakeApp:
@@ -833,3 +836,56 @@ async def test_a_graceful_stop_waits_for_a_channel_that_does_not_answer_no_longe
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
         "deliveries still in flight at stop; a restart may send them again"
     ]
+
+
+async def test_an_alert_not_keyed_by_its_account_is_produced_again_keyed_by_it_and_acked(
+    make_runtime, make_alert
+) -> None:
+    """A third-party producer's alert keyed by something else is not delivered from there (its delivery records
+    would live on another partition): produced again keyed by account_id, with its headers and where it came
+    from, flushed, then acked, logged and counted; the copy keyed by account_id is delivered."""
+    from structlog.testing import capture_logs
+
+    runtime, app, notifier, topics = make_runtime()
+    alert = make_alert()
+    value = alert.model_dump_json().encode()
+    event = FakeEvent(value, partition=3, key=b"crm-export-17", headers=[("source", b"crm")])
+    before = _sample("preempt_notifier_alerts_rekeyed_total")
+    with capture_logs() as logs:
+        await runtime.consume_alerts(FakeStream([event]))
+    [copy] = topics["alerts"].sent
+    assert (copy["key"], copy["value"], copy.get("partition")) == (alert.account_id.encode(), value, None)
+    assert copy["headers"] == [("source", b"crm"), ("preempt-rekeyed-from", f"3:{event.message.offset}".encode())]
+    assert event.acks == 1
+    assert app.flushes >= 1
+    assert _sample("preempt_notifier_alerts_rekeyed_total") == before + 1
+    [line] = [e for e in logs if e["log_level"] == "warning"]
+    assert (line["alert_id"], line["key"], line["partition"]) == (alert.alert_id, "b'crm-export-17'", 3)
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert notifier.sent == []
+
+    rekeyed = FakeEvent(value, partition=1, key=alert.account_id.encode(), headers=copy["headers"])
+    await runtime.consume_alerts(FakeStream([rekeyed]))
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert [a.alert_id for n in notifier.sent for a in n.alerts] == [alert.alert_id]
+    assert len(topics["alerts"].sent) == 1
+
+
+async def test_an_alert_on_another_partition_than_its_key_is_produced_again_on_that_partition(
+    make_runtime, make_alert
+) -> None:
+    """Keyed by account_id but on another partition (a producer with a partitioner of its own): produced again
+    on the partition of its key, the delivery log's; the copy there is not produced again."""
+    runtime, _, notifier, topics = make_runtime()
+    runtime.partition_for = lambda key: 2
+    alert = make_alert()
+    value = alert.model_dump_json().encode()
+    await runtime.consume_alerts(FakeStream([FakeEvent(value, partition=0, key=alert.account_id.encode())]))
+    assert [(c["key"], c.get("partition")) for c in topics["alerts"].sent] == [(alert.account_id.encode(), 2)]
+    await runtime.consume_alerts(FakeStream([FakeEvent(value, partition=2, key=alert.account_id.encode())]))
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert len(topics["alerts"].sent) == 1
+    assert [a.alert_id for n in notifier.sent for a in n.alerts] == [alert.alert_id]

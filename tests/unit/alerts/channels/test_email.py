@@ -366,3 +366,26 @@ async def test_every_recipient_refused_is_retryable_with_a_4xx_and_permanent_wit
     assert not isinstance(raised.value, PartlyDeliveredError)
     with pytest.raises(PermanentDeliveryError, match=r"every recipient refused \(SMTP 550, 553\)"):
         await notifier.send(notification)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "fix"),
+    [
+        (535, "5.7.8 Authentication credentials invalid", "PREEMPT_SMTP_PASSWORD"),
+        (530, "5.7.0 Authentication required", "PREEMPT_SMTP_USERNAME"),
+        (530, "5.7.0 Must issue a STARTTLS command first", "PREEMPT_SMTP_STARTTLS=true"),
+        (534, "5.7.9 Application-specific password required", "PREEMPT_SMTP_PASSWORD"),
+        (538, "5.7.11 Encryption required for requested authentication mechanism", "PREEMPT_SMTP_USE_TLS=true"),
+    ],
+)
+def test_session_refusals_are_the_destination_failing_not_the_alert(code: int, message: str, fix: str) -> None:
+    """Authentication failed or required, TLS required: every message would fail alike, so the error is the
+    destination's (retried), naming the server and what to fix."""
+    from schemas.errors import DestinationFailingError
+
+    error = classify_smtp(code, "Authentication", message, "smtp.example.com:587")
+    assert isinstance(error, DestinationFailingError)
+    assert error.destination == "SMTP server smtp.example.com:587"
+    assert fix in error.fix
+    assert f"SMTP {code}" in str(error)
+    assert "smtp.example.com:587" in str(error)

@@ -33,7 +33,6 @@ from streams.runtime.settings import Settings
         (410, "channel_is_archived", {}, False, None),
         (400, "invalid_payload", {}, False, None),
         (200, "not_in_channel", {}, False, None),
-        (200, "invalid_auth", {}, False, None),
         (404, None, {}, False, None),
         (200, "some_new_error", {}, False, None),
     ],
@@ -50,6 +49,34 @@ def test_classify(
     else:
         assert isinstance(exc, PermanentDeliveryError)
     assert str(status) in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("what", "status", "error", "bot"),
+    [
+        ("slack chat.postMessage", 200, "invalid_auth", True),
+        ("slack chat.postMessage", 200, "not_authed", True),
+        ("slack chat.postMessage", 200, "token_revoked", True),
+        ("slack chat.postMessage", 200, "token_expired", True),
+        ("slack chat.postMessage", 200, "account_inactive", True),
+        ("slack chat.postMessage", 200, "missing_scope", True),
+        ("slack webhook", 403, "invalid_token", False),
+        ("slack webhook", 404, "no_service", False),
+    ],
+)
+def test_credentials_that_fail_for_every_message_are_the_destination_failing(
+    what: str, status: int, error: str, bot: bool
+) -> None:
+    """A revoked, expired or wrong token (or a removed webhook) is no fault of the alert: retried as the
+    destination failing (one episode for the bot token, per webhook otherwise), saying what to fix."""
+    from schemas.errors import DestinationFailingError
+
+    exc = classify(what, status, error, {})
+    assert isinstance(exc, DestinationFailingError)
+    assert error in str(exc)
+    assert exc.fix in str(exc)
+    assert exc.destination == ("Slack Web API (PREEMPT_SLACK_BOT_TOKEN)" if bot else None)
+    assert ("PREEMPT_SLACK_BOT_TOKEN" if bot else "webhook") in exc.fix
 
 
 def test_rate_limiter_allows_one_per_second_per_channel() -> None:
