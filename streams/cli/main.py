@@ -1,4 +1,4 @@
-"""The ``preempt`` command line: one group, one module per subcommand in ``streams/commands``.
+"""The ``preempt`` command line: one group, one module per subcommand in ``streams/cli``.
 
 This is the one place that knows every command, including the notifier's (``alerts.cli.routes``),
 so it is the only module in ``streams`` that imports from ``alerts``. It is also the one place
