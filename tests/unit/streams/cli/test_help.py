@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -36,3 +38,11 @@ def test_help_shows_each_example_command_on_one_line(path: tuple[str, ...], comm
     assert result.exit_code == 0, result.output
     shown = {line.strip() for line in result.output.splitlines()}
     assert [e for e in examples if e not in shown] == []
+
+
+def test_the_readme_command_table_lists_every_command() -> None:
+    """README.md's "Commands" table names every `preempt` command a newcomer can run (a group by its commands)."""
+    readme = (Path(__file__).resolve().parents[4] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands\n\n", 1)[1].split("\n\n", 1)[0]
+    runnable = [" ".join(path) for path, command in COMMANDS if not isinstance(command, click.Group)]
+    assert [name for name in runnable if f"`preempt {name}" not in table] == []
