@@ -80,8 +80,15 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
         raise PreviewError(
             f"{source}: no such file; give an alert JSON file, a backtest JSONL or - for stdin"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PreviewError(f"{source}: cannot read it ({type(exc).__name__}: {exc})") from None
+    except IsADirectoryError:
+        raise PreviewError(f"{source}: is a folder; give an alert JSON file, a backtest JSONL or - for stdin") from None
+    except UnicodeDecodeError as exc:
+        raise PreviewError(
+            f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+            "a compressed file? decompress it first (gzip -dk FILE)"
+        ) from None
+    except OSError as exc:
+        raise PreviewError(f"{source}: cannot read it ({exc.strerror or exc})") from None
     name = "stdin" if source == "-" else source
     if not raw.strip():
         raise PreviewError(f"{name}: empty; expected an alert JSON object or a backtest's alerts JSONL")

@@ -1,4 +1,4 @@
-"""The ``preempt`` command line: one group, one module per subcommand in ``streams/commands``.
+"""The ``preempt`` command line: one group, one module per subcommand in ``streams/cli``.
 
 This is the one place that knows every command, including the notifier's (``alerts.cli.routes``),
 so it is the only module in ``streams`` that imports from ``alerts``. It is also the one place
@@ -11,30 +11,38 @@ can tell an interrupted run from a failed one. Anything else is a bug and keeps 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-import click
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
-from alerts.cli.dead_letters import dead_letters as alert_dead_letters
-from alerts.cli.notifier import notifier
-from alerts.cli.preview import alerts_group
-from alerts.cli.routes import routes
-from schemas.errors import PreemptError
-from streams.cli.backtest import backtest
-from streams.cli.evaluate import evaluate_command
-from streams.cli.events import events
-from streams.cli.ingest import ingest
-from streams.cli.publish import publish
-from streams.cli.rules import rules_group
-from streams.cli.settings_errors import describe_settings_error, is_settings_error, misspelt_settings
-from streams.cli.simulate import simulate
-from streams.cli.train import train_command
-from streams.cli.worker import worker
-from streams.runtime.logs import configure_command_logging
-
 INTERRUPTED_EXIT = 130  # 128 + SIGINT
+INTERRUPTED = "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
+
+# Importing the commands takes a second or more (Kafka clients, Faust, pydantic models) before the
+# group's own handler exists: a Ctrl-C in that time is the same one line and exit 130, not a traceback.
+try:
+    import click
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from alerts.cli.dead_letters import dead_letters as alert_dead_letters
+    from alerts.cli.notifier import notifier
+    from alerts.cli.preview import alerts_group
+    from alerts.cli.routes import routes
+    from schemas.errors import PreemptError
+    from streams.cli.backtest import backtest
+    from streams.cli.evaluate import evaluate_command
+    from streams.cli.events import events
+    from streams.cli.ingest import ingest
+    from streams.cli.publish import publish
+    from streams.cli.rules import rules_group
+    from streams.cli.settings_errors import describe_settings_error, is_settings_error, misspelt_settings
+    from streams.cli.simulate import simulate
+    from streams.cli.train import train_command
+    from streams.cli.worker import worker
+    from streams.runtime.logs import configure_command_logging
+except KeyboardInterrupt:
+    sys.stderr.write(INTERRUPTED + "\n")
+    raise SystemExit(INTERRUPTED_EXIT) from None
 
 
 class PreemptGroup(click.Group):
@@ -46,9 +54,7 @@ class PreemptGroup(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:
             # click's own handling says "Aborted!" and exits 1, the code of a failure
-            click.echo(
-                "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.", err=True
-            )
+            click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
         except PreemptError as exc:
             raise click.ClickException(str(exc)) from exc

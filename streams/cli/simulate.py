@@ -159,10 +159,9 @@ def simulate(
 
     Each account's persona is in its tags (persona:decaying). Examples:
 
+    \b
       preempt simulate --days 30 --accounts 100 --seed 7 --output events.jsonl --accounts-output accounts.jsonl
-
       preempt simulate --days 180 --accounts 300 --seed 1 --output events.jsonl --outcomes-output outcomes.jsonl
-
       preempt simulate --accounts 20 --rate 100 --duration 60
     """
     seed = secrets.randbelow(1_000_000) if seed is None else seed

@@ -12,8 +12,13 @@ The convention (also described in docs/rules.md, "Examples in these docs are tes
 * The blocks of one file run in order, in one scratch folder that sees the repository's top-level
   folders (``rules/``, ``deploy/``, ``docs/``…), so an example may use files an earlier one wrote.
   Commands run with bash, ``preempt`` from this virtualenv, and no ``PREEMPT_*`` variables.
-* A block that cannot run offline (it needs a live broker or a running server) is preceded by
-  ``<!-- docs-test: skip: <reason> -->``; the reason is required.
+* A block that needs a Kafka broker and nothing else is preceded by ``<!-- docs-test: broker -->``:
+  the offline run leaves it out, and ``tests/integration/test_docs_broker_examples.py`` runs it
+  against the test broker (``PREEMPT_BROKER`` set, topics under a prefix of the test's own, shown
+  in the output as the default ``preempt.``); ``python -m tests.docs.examples --broker HOST:PORT``
+  runs (and with ``--write`` refreshes) these blocks too.
+* A block that cannot run even so (it needs a running server, or prints something new each time)
+  is preceded by ``<!-- docs-test: skip: <reason> -->``; the reason is required.
 * A command with a ``$ `` prompt in a block of any other language is an error: it shows output
   that nothing checks.
 
@@ -37,6 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DOCS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip:\s*(?P<reason>\S.*?)\s*-->$")
+NEEDS_BROKER = re.compile(r"^<!--\s*docs-test:\s*broker\s*-->$")
+DEFAULT_PREFIX = "preempt"  # the topic prefix the docs show (PREEMPT_TOPIC_PREFIX's default)
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+)\s*(?P<info>[\w+-]*)")
 EXIT = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
 ELLIPSIS_LINES = {"...", "…"}
@@ -69,7 +76,16 @@ class Block:
     line: int
     info: str
     skip: str | None
+    needs_broker: bool = False
     commands: list[Command] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where ``<!-- docs-test: broker -->`` blocks run: a broker address and a topic prefix of their own."""
+
+    address: str
+    topic_prefix: str
 
 
 @dataclass
@@ -97,8 +113,11 @@ def parse(path: Path) -> list[Block]:
             index += 1
             continue
         indent, fence, info = opened["indent"], opened["fence"], opened["info"]
-        skip_match = SKIP.match(lines[index - 1].strip()) if index > 0 else None
-        block = Block(path, index + 1, info, skip_match["reason"] if skip_match else None)
+        marker = lines[index - 1].strip() if index > 0 else ""
+        skip_match = SKIP.match(marker)
+        block = Block(
+            path, index + 1, info, skip_match["reason"] if skip_match else None, NEEDS_BROKER.match(marker) is not None
+        )
         end = index + 1
         while end < len(lines) and not lines[end].strip().startswith(fence):
             end += 1
@@ -179,14 +198,17 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_file(path: Path) -> list[Outcome]:
-    """Run every example of ``path`` in order in one scratch folder."""
+def run_file(path: Path, broker: Broker | None = None) -> list[Outcome]:
+    """Run every offline example of ``path`` in order in one scratch folder; with ``broker``, its
+    ``<!-- docs-test: broker -->`` examples instead, against that broker."""
     folder = scratch_folder()
     env = environment()
+    if broker is not None:
+        env |= {"PREEMPT_BROKER": broker.address, "PREEMPT_TOPIC_PREFIX": broker.topic_prefix}
     outcomes: list[Outcome] = []
     try:
         for block in parse(path):
-            if block.skip is not None or block.info != "console":
+            if block.skip is not None or block.info != "console" or block.needs_broker != (broker is not None):
                 continue
             for command in block.commands:
                 done = subprocess.run(
@@ -199,6 +221,8 @@ def run_file(path: Path) -> list[Outcome]:
                     check=False,
                 )
                 output = done.stdout.decode("utf-8", "replace").splitlines()
+                if broker is not None:  # the docs show the default prefix's topic names
+                    output = [line.replace(f"{broker.topic_prefix}.", f"{DEFAULT_PREFIX}.") for line in output]
                 outcomes.append(Outcome(command, output, done.returncode))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -244,13 +268,19 @@ def main() -> int:
     """``make docs``: run every example; with --write, refresh the outputs that changed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite expected outputs that no longer match")
+    parser.add_argument(
+        "--broker", metavar="HOST:PORT", help="also run the <!-- docs-test: broker --> examples against this broker"
+    )
     args = parser.parse_args()
+    broker = Broker(args.broker, f"docs{os.getpid()}") if args.broker else None
     status = 0
     for path in DOCS:
         for problem in problems_without_running(path):
             print(problem)
             status = 1
         outcomes = run_file(path)
+        if broker is not None:
+            outcomes += run_file(path, broker)
         bad = [o for o in outcomes if not o.ok]
         if args.write:
             changed = rewrite(path, outcomes)

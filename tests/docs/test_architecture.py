@@ -47,3 +47,29 @@ def test_every_module_and_name_the_doc_cites_exists() -> None:
             if not hasattr(module, name):
                 missing.append(f"{path}.{name}")
     assert missing == []
+
+
+def test_every_path_a_docstring_names_exists() -> None:
+    """A path our docstrings quote (```streams/cli```, ```rules/clock.py```) is a real folder or file: the
+    docstrings are the newcomer's map (the ``preempt`` command's named ``streams/commands`` after the re-layout)."""
+    import ast
+    import re
+
+    quoted = re.compile(r"`+((?:schemas|rules|streams|alerts|tests|bench|deploy|docs)/[\w/.-]*?)`+")
+    checked, missing = 0, []
+    for top in architecture.PACKAGES:
+        for module in sorted((architecture.REPO / top).rglob("*.py")):
+            tree = ast.parse(module.read_text(encoding="utf-8"))
+            nodes = (
+                n
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            )
+            for doc in filter(None, (ast.get_docstring(n) for n in nodes)):
+                for ref in quoted.findall(doc):
+                    checked += 1
+                    path = architecture.REPO / ref.rstrip("/")
+                    if not path.exists() and not path.with_name(path.name + ".py").exists():
+                        missing.append(f"{module.relative_to(architecture.REPO)}: {ref}")
+    assert checked > 10
+    assert missing == []

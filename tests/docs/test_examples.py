@@ -9,6 +9,7 @@ import pytest
 from tests.docs.examples import (
     DOCS,
     REPO,
+    Broker,
     describe,
     output_matches,
     parse,
@@ -89,3 +90,21 @@ def test_a_wrong_exit_code_is_drift(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text("```console\n$ echo out; false\nout\n$ echo out; exit 3   # exit 3\nout\n```\n")
     assert [o.ok for o in run_file(doc)] == [False, True]
+
+
+def test_a_broker_block_runs_only_with_a_broker_and_shows_the_default_prefix(tmp_path: Path) -> None:
+    """`<!-- docs-test: broker -->` blocks are left out offline; with a broker they alone run, with
+    PREEMPT_BROKER and a topic prefix of their own that the output shows as `preempt.`."""
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        "```console\n$ echo offline\noffline\n```\n"
+        "<!-- docs-test: broker -->\n```console\n"
+        '$ echo "$PREEMPT_BROKER to $PREEMPT_TOPIC_PREFIX.events"\n127.0.0.1:1 to preempt.events\n```\n'
+    )
+    offline, online = parse(doc)
+    assert (offline.needs_broker, online.needs_broker, online.skip) == (False, True, None)
+    assert [o.command.text for o in run_file(doc)] == ["echo offline"]
+    ran = run_file(doc, Broker("127.0.0.1:1", "t0123"))
+    assert [o.command.text for o in ran] == ['echo "$PREEMPT_BROKER to $PREEMPT_TOPIC_PREFIX.events"']
+    assert ran[0].output == ["127.0.0.1:1 to preempt.events"]
+    assert ran[0].ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
         (["{one}", "--routes", "nowhere.yaml"], "nowhere.yaml: no such routing file"),
         (["{one}", "--html", "/no/such/folder/out.html"], "the folder /no/such/folder does not exist"),
         (["{many}", "--index", "1", "--alert-id", "b-1"], "give --alert-id or --index, not both"),
+        (["{folder}"], "Error: {folder}: is a folder; give an alert JSON file, a backtest JSONL or - for stdin"),
+        (["{gzipped}", "--index", "1"], "Error: {gzipped}: not UTF-8 text (byte 0x8b at position 1); a compressed"),
     ],
 )
 def test_errors_are_one_clear_line(files, tmp_path, args, message):
@@ -111,8 +114,12 @@ def test_errors_are_one_clear_line(files, tmp_path, args, message):
     bad.write_text(files["one"].read_text().replace("\n", " ") + "\n{not json\n")
     notalert = tmp_path / "notalert.json"
     notalert.write_text('{"title": "x"}')
-    values = {"many": files["many"], "bad": bad, "notalert": notalert, "one": files["one"]}
+    gzipped = tmp_path / "alerts.jsonl.gz"
+    gzipped.write_bytes(gzip.compress(files["many"].read_bytes()))
+    values = {"many": files["many"], "bad": bad, "notalert": notalert, "one": files["one"], "folder": tmp_path}
+    values["gzipped"] = gzipped
     argv = [a.format(**values) for a in args]
+    message = message.format(**values)
     if "--routes" not in argv:
         argv += ["--routes", str(files["routes"])]
     result = _run(*argv)

@@ -570,6 +570,42 @@ def test_ctrl_c_is_one_line_and_exit_130() -> None:
     assert result.stderr == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.\n"
 
 
+# What the installed ``preempt`` script does, with a Ctrl-C arriving while the commands are imported
+# (a second or more on a loaded machine): a finder raises KeyboardInterrupt when kafka is first imported.
+_CTRL_C_WHILE_IMPORTING = """
+import sys
+
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "kafka":
+            raise KeyboardInterrupt
+        return None
+
+
+sys.meta_path.insert(0, CtrlC())
+from streams.cli.main import main
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    """A Ctrl-C before the group's handler exists (while ``streams.cli.main`` imports the commands) is the same
+    one line and exit 130, not a traceback through the Kafka client's modules."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING, "--help"],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.\n"
+    assert done.stdout == ""
+
+
 def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:
     """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback."""
     args = ["simulate", "--seed", "1", "--days", "3650", "--accounts", "1000", "--output", "events.jsonl"]
