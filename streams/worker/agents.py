@@ -885,7 +885,10 @@ class WorkerRuntime:
         n = processor.rebuild_wakeups(states)
         if self.progress is not None:
             committed = committed_offsets(self.app.consumer)
-            self.progress.check(mine, {p: committed.get(TP(self.events_topic, p)) for p in mine})
+            moves = self.progress.check(mine, {p: committed.get(TP(self.events_topic, p)) for p in mine})
+            for move in moves:
+                if move.committed < move.recorded:
+                    processor.read_again(move.partition, move.recorded)
         self._first_unchecked = set(mine)
         self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
