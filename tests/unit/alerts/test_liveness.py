@@ -239,3 +239,44 @@ def test_a_dead_letter_waiting_out_a_broker_outage_is_not_reported_twice() -> No
         logs = _rounds(dog, now, [151])
         assert dog.stuck() == ("dead letter not written for 31 s (1 pending)",)
         assert [entry["oldest_s"] for entry in logs if entry["log_level"] == "error"] == [31]
+
+
+def test_samples_that_never_answer_while_a_broker_answers_make_the_notifier_not_ready() -> None:
+    """The alerts topic's partitions keep leaders that are gone (two of three brokers down with the
+    controller quorum) while the third broker answers: each sample is bounded by the interval (aiokafka
+    waited 90 s), and once they have failed for the stall time /readyz says so, until one works again."""
+    topic = "nw-leaderless"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 5}, committed={tp0: 5})
+    now = [0.0]
+    dog = AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=2,  # sampled every 1 s: each hanging sample costs this test 1 s
+        read=lambda: {0: 5},
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+    real_highwaters = consumer.highwaters
+
+    async def leaderless(*tps: TP) -> dict[TP, int]:
+        await asyncio.Event().wait()  # never answered
+        return {}
+
+    consumer.highwaters = leaderless  # type: ignore[method-assign]
+
+    async def rounds(times: list[float]) -> list[tuple[str, ...]]:
+        seen = []
+        for t in times:
+            now[0] = t
+            await asyncio.wait_for(dog.check(), timeout=5)
+            seen.append(dog.unreadable())
+        return seen
+
+    seen = asyncio.run(rounds([0.0, 1.0, 2.0]))
+    assert seen[:2] == [(), ()]
+    assert len(seen[2]) == 1
+    assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
+    consumer.highwaters = real_highwaters  # type: ignore[method-assign]
+    asyncio.run(rounds([3.0]))
+    assert dog.unreadable() == ()
