@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from alerts.liveness import AlertsWatchdog, PendingWrites
 from alerts.recordless import RecordlessOffsets
-from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
+from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer, never_answers, unreadable_rounds
 
 
 def _gauge(topic: str, partition: int) -> float | None:
@@ -258,25 +258,11 @@ def test_samples_that_never_answer_while_a_broker_answers_make_the_notifier_not_
         clock=lambda: now[0],
     )
     real_highwaters = consumer.highwaters
+    consumer.highwaters = never_answers  # type: ignore[method-assign]
 
-    async def leaderless(*tps: TP) -> dict[TP, int]:
-        await asyncio.Event().wait()  # never answered
-        return {}
-
-    consumer.highwaters = leaderless  # type: ignore[method-assign]
-
-    async def rounds(times: list[float]) -> list[tuple[str, ...]]:
-        seen = []
-        for t in times:
-            now[0] = t
-            await asyncio.wait_for(dog.check(), timeout=5)
-            seen.append(dog.unreadable())
-        return seen
-
-    seen = asyncio.run(rounds([0.0, 1.0, 2.0]))
+    seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
     assert seen[:2] == [(), ()]
     assert len(seen[2]) == 1
     assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
     consumer.highwaters = real_highwaters  # type: ignore[method-assign]
-    asyncio.run(rounds([3.0]))
-    assert dog.unreadable() == ()
+    assert unreadable_rounds(dog, now, [3.0]) == [()]

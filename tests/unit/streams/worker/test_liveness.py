@@ -63,6 +63,26 @@ def _stalls(topic: str) -> float:
     return REGISTRY.get_sample_value("preempt_partition_stalls_total", {"topic": topic}) or 0.0
 
 
+async def never_answers(*tps: TP) -> dict[TP, int]:
+    """``highwaters`` of partitions whose leaders are gone, with no controller to move them: no answer."""
+    await asyncio.Event().wait()
+    return {}
+
+
+def unreadable_rounds(dog: Any, now: list[float], times: list[float]) -> list[tuple[str, ...]]:
+    """One bounded ``check`` of a watchdog per time, and what ``unreadable()`` said after each."""
+
+    async def run() -> list[tuple[str, ...]]:
+        seen = []
+        for t in times:
+            now[0] = t
+            await asyncio.wait_for(dog.check(), timeout=5)
+            seen.append(dog.unreadable())
+        return seen
+
+    return asyncio.run(run())
+
+
 def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> None:
     """After the stall time: one ERROR line, the gauge at 1, the counter +1, /readyz names it; progress clears it."""
     topic = "wd-events"
@@ -326,30 +346,16 @@ def test_samples_that_never_answer_while_a_broker_answers_make_the_worker_not_re
         broker_down=lambda: False,
     )
     real_highwaters = consumer.highwaters
-
-    async def leaderless(*tps: TP) -> dict[TP, int]:
-        await asyncio.Event().wait()  # never answered
-        return {}
-
-    consumer.highwaters = leaderless  # type: ignore[method-assign]
-
-    async def rounds(times: list[float]) -> list[tuple[str, ...]]:
-        seen = []
-        for t in times:
-            now[0] = t
-            await asyncio.wait_for(dog.check(), timeout=5)
-            seen.append(dog.unreadable())
-        return seen
+    consumer.highwaters = never_answers  # type: ignore[method-assign]
 
     with capture_logs() as logs:
-        seen = asyncio.run(rounds([0.0, 1.0, 2.0]))
+        seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
         assert seen[:2] == [(), ()]
         assert len(seen[2]) == 1
         assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
         assert dog.unreadable() == seen[2]
         consumer.highwaters = real_highwaters  # type: ignore[method-assign]
-        asyncio.run(rounds([3.0]))
-        assert dog.unreadable() == ()
+        assert unreadable_rounds(dog, now, [3.0]) == [()]
     events = [e["event"] for e in logs if e["log_level"] in {"error", "info"}]
     assert events == [
         "partition end offsets not readable; not ready until they are",
