@@ -623,6 +623,15 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if handled_until > self._read_again.get(partition, -1):
             self._read_again[partition] = handled_until
 
+    def reading_from(self, committed: Mapping[int, int | None]) -> None:
+        """After a rebuild the consumer reads each assigned partition from the group's ``committed``
+        offset: only a partition read again from behind what was evaluated keeps its :meth:`read_again`
+        offset (not one no longer assigned, nor one without a committed offset — a recreated topic
+        starts at offset 0 again)."""
+        self._read_again = {
+            p: n for p, n in self._read_again.items() if (at := committed.get(p)) is not None and at < n
+        }
+
     def restore_clock(self, key: bytes, value: bytes, partitions: set[int]) -> None:
         """Seed a partition's clock from one record of the clock table, if it is one of ``partitions``.
 

@@ -770,6 +770,7 @@ def test_records_this_worker_evaluated_before_a_rebalance_and_reads_again_are_du
     assert processor.process_batch(records).accepted == 6
     late = REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) or 0.0
     processor.forget_offsets()  # the rebuild after the rebalance
+    processor.reading_from({0: 0})  # read again from the group's committed offset
     again = processor.process_batch([*records, _record(6, "Error", t0 + 3 * day)])
     assert (again.accepted, len(again.alerts)) == (1, 1)  # only the new one, evaluated and alerted
     assert (REGISTRY.get_sample_value("preempt_late_events_total", {"partition": "0"}) or 0.0) == late
