@@ -218,7 +218,7 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
     health = runtime.dispatcher.scheduler.health
     # /readyz: dead letters the broker does not take, and targets every delivery to which fails.
-    register_liveness(app, watchdog.stalled, lambda: watchdog.stuck() + health.failing())
+    register_liveness(app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing())
     # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.
     register_recordless(app, topic, runtime.recordless.excluded_from_lag)
 

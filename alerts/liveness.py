@@ -33,6 +33,7 @@ says how old the oldest is, at any time.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -47,7 +48,7 @@ from alerts.recordless import RecordlessOffsets
 from streams.runtime.faust_compat import committed_offsets
 from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
 from streams.runtime.logs import get_logger
-from streams.runtime.stall_reports import StallReports, sample_interval_s
+from streams.runtime.stall_reports import StallReports, UnreadableOffsets, sample_interval_s
 
 log = get_logger(__name__)
 
@@ -113,6 +114,7 @@ class AlertsWatchdog:
         self._dead_letters = dead_letters
         self._stuck: tuple[str, ...] = ()
         self._broker_seen_down: float | None = None  # the clock when the broker watch last said unreachable
+        self._unreadable = UnreadableOffsets(topic, stall_after_s, clock, log)
 
     @property
     def interval_s(self) -> float:
@@ -127,29 +129,33 @@ class AlertsWatchdog:
         """Why writes the notifier waits on are stuck, if they are (for ``/readyz``)."""
         return self._stuck
 
+    def unreadable(self) -> tuple[str, ...]:
+        """``/readyz``'s reason while every sample has failed for the stall time although a broker
+        answers (``streams.runtime.stall_reports.UnreadableOffsets``); else nothing."""
+        return () if self._broker_down() else self._unreadable.reason()
+
     async def check(self) -> None:
         """One sampling round (the app's timer calls it every ``interval_s``)."""
         self._check_dead_letters()
         if self.app.rebalancing or self.app.in_recovery or not self._ready():
             self.tracker.reset()
             self._update([])
+            self._unreadable.sampled()
             return
         consumer = self.app.consumer
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
-            ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
-            committed = committed_offsets(consumer)
-            read = self._read()
-            # Nothing read or committed yet (a new consumer group): the agent reads from the
-            # partition's first offset (auto_offset_reset=earliest), so lag counts from there. A
-            # first alert it cannot get past was never reported.
-            missing = [tp for tp in tps if read.get(tp.partition) is None and committed.get(tp) is None]
-            earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
+            # Bounded: a partition without a leader made aiokafka wait for its request timeout (90 s).
+            ends, committed, read, earliest = await asyncio.wait_for(self._offsets(tps), timeout=self.interval_s)
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 self.tracker.reset()  # nobody can progress meanwhile: the clock starts afresh afterwards
+                self._unreadable.sampled()
+            else:
+                self._unreadable.failed(exc, self.interval_s)
             log.warning("alerts watchdog could not sample; skipped", error=repr(exc))
             return
+        self._unreadable.sampled()
         samples = []
         for tp in tps:
             positions = [p for p in (read.get(tp.partition), committed.get(tp), earliest.get(tp)) if p is not None]
@@ -161,6 +167,20 @@ class AlertsWatchdog:
                 position = end
             samples.append(PartitionSample(tp.topic, tp.partition, end=end, committed=position, processed=position))
         self._update(self.tracker.observe(samples, self._clock()))
+
+    async def _offsets(
+        self, tps: list[Any]
+    ) -> tuple[Mapping[Any, int], Mapping[Any, int | None], Mapping[int, int], Mapping[Any, int]]:
+        consumer = self.app.consumer
+        ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
+        committed = committed_offsets(consumer)
+        read = self._read()
+        # Nothing read or committed yet (a new consumer group): the agent reads from the
+        # partition's first offset (auto_offset_reset=earliest), so lag counts from there. A
+        # first alert it cannot get past was never reported.
+        missing = [tp for tp in tps if read.get(tp.partition) is None and committed.get(tp) is None]
+        earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
+        return ends, committed, read, earliest
 
     async def _recordless_tail(self, partition: int, position: int, end: int) -> bool:
         """True when ``[position, end)`` holds offsets but no record (transaction markers): not lag.

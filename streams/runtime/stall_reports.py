@@ -2,7 +2,7 @@
 ``alerts.liveness``) report the partitions they find stalled: ``preempt_partition_stalled{topic,
 partition}`` 1 while stalled and 0 after, ``preempt_partition_stalls_total{topic}`` + 1 and one ERROR
 when a stall starts, one INFO ``partition progressing again`` when it ends. ``/readyz`` reads
-:meth:`StallReports.names`.
+:meth:`StallReports.names`. And how both say that they cannot sample at all (:class:`UnreadableOffsets`).
 """
 
 from __future__ import annotations
@@ -55,3 +55,59 @@ class StallReports:
                 self.log.info("partition progressing again", topic=stall.topic, partition=partition)
         self.current = now
         return started
+
+
+class UnreadableOffsets:
+    """A watchdog's samples of ``topic``'s end offsets that keep failing while some broker answers.
+
+    Each sample is bounded by the sampling interval (a partition whose leader is gone made aiokafka
+    wait for its request timeout, 90 s, and the watchdog's timer with it). Once every sample has
+    failed for the stall time — two of three brokers down with the controller quorum: the
+    partitions keep leaders that are gone and nothing is read or written, while the third broker
+    answers the broker watch — :meth:`reason` is ``/readyz``'s reason (one ERROR line), until a
+    sample works again (one INFO line). Before, the failed samples were skipped and ``/readyz``
+    stayed 200 however long that lasted.
+    """
+
+    def __init__(self, topic: str, stall_after_s: float, clock: Callable[[], float], logger: Any = log) -> None:
+        self.topic = topic
+        self.stall_after_s = stall_after_s
+        self._clock = clock
+        self._log = logger
+        self._since: float | None = None  # first failed sample of the current run of failures
+        self._failure = ""
+        self._logged = False
+
+    def failed(self, exc: BaseException, bound_s: float) -> None:
+        """A sample failed (``bound_s``: the time it was given) while the broker watch sees a broker."""
+        if self._since is None:
+            self._since = self._clock()
+        self._failure = repr(exc) if str(exc) else f"no answer within {bound_s:.0f} s"
+
+    def sampled(self) -> None:
+        """A sample worked, or none was due (rebalance, recovery, brokers unreachable): the run of
+        failures, if any, is over."""
+        if self._logged:
+            self._log.info("partition end offsets readable again", topic=self.topic)
+        self._since = None
+        self._logged = False
+
+    def reason(self) -> tuple[str, ...]:
+        """``/readyz``'s reason once the samples have failed for the stall time; else nothing."""
+        if self._since is None:
+            return ()
+        failing_for = self._clock() - self._since
+        if failing_for < self.stall_after_s:
+            return ()
+        if not self._logged:
+            self._logged = True
+            self._log.error(
+                "partition end offsets not readable; not ready until they are",
+                topic=self.topic,
+                failing_for_s=round(failing_for, 1),
+                error=self._failure,
+            )
+        return (
+            f"end offsets of {self.topic} not readable for {failing_for:.0f} s ({self._failure}): the brokers "
+            "answer but do not serve its partitions (leaders down, no controller quorum?); progress unknown",
+        )

@@ -883,9 +883,14 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
+        group_offsets = committed_offsets(self.app.consumer)
+        committed = {p: group_offsets.get(TP(self.events_topic, p)) for p in mine}
+        processor.reading_from(committed)
         if self.progress is not None:
-            committed = committed_offsets(self.app.consumer)
-            self.progress.check(mine, {p: committed.get(TP(self.events_topic, p)) for p in mine})
+            moves = self.progress.check(mine, committed)
+            for move in moves:
+                if move.committed < move.recorded:
+                    processor.read_again(move.partition, move.recorded)
         self._first_unchecked = set(mine)
         self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))

@@ -184,4 +184,4 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
-    register_liveness(app, watchdog.stalled, runtime.missing_events_topic)
+    register_liveness(app, watchdog.stalled, lambda: (*runtime.missing_events_topic(), *watchdog.unreadable()))

@@ -16,10 +16,14 @@ that Faust stopped fetching (not in its active set outside a rebalance) is also 
 while a rebalance or table recovery runs, or while the broker watch declares the brokers
 unreachable; the stall clock starts again afterwards. A sample that fails while the broker is not
 declared unreachable is skipped: the stall clock goes on.
+
+A sample is bounded by the sampling interval; samples that fail for the stall time while some broker
+answers make ``/readyz`` say so (``streams.runtime.stall_reports.UnreadableOffsets``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -31,7 +35,7 @@ from faust.exceptions import ConsumerNotStarted
 from streams.runtime.faust_compat import committed_offsets, partition_flow_state
 from streams.runtime.health import PartitionSample, PartitionStall, StallTracker
 from streams.runtime.logs import get_logger
-from streams.runtime.stall_reports import StallReports, sample_interval_s
+from streams.runtime.stall_reports import StallReports, UnreadableOffsets, sample_interval_s
 
 log = get_logger(__name__)
 
@@ -63,6 +67,7 @@ class PartitionWatchdog:
         self._broker_down = broker_down
         self._reports = StallReports("partition stalled: assigned, with lag, no committed or processed progress", log)
         self._previous: dict[int, tuple[int, int | None, int | None]] = {}  # partition -> (end, committed, processed)
+        self._unreadable = UnreadableOffsets(topic, stall_after_s, clock, log)
 
     @property
     def interval_s(self) -> float:
@@ -73,19 +78,24 @@ class PartitionWatchdog:
         """``topic/partition`` of every partition stalled right now (for ``/readyz``)."""
         return self._reports.names()
 
+    def unreadable(self) -> tuple[str, ...]:
+        """``/readyz``'s reason while every sample has failed for the stall time although a broker
+        answers (``UnreadableOffsets``); else nothing."""
+        return () if self._broker_down() else self._unreadable.reason()
+
     async def check(self) -> None:
         """One sampling round (the app's timer calls it every ``interval_s``)."""
         if self.app.rebalancing or self.app.in_recovery or not self._ready():
             self.tracker.reset()
             self._update([])
+            self._unreadable.sampled()
             return
         consumer = self.app.consumer
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
-            ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
-            committed = committed_offsets(consumer)
-            missing = [tp for tp in tps if committed.get(tp) is None]
-            earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
+            # Bounded: an answer that takes longer is as good as none (a partition without a leader
+            # made aiokafka wait for its request timeout, and the timer with it).
+            ends, committed, earliest = await asyncio.wait_for(self._offsets(tps), timeout=self.interval_s)
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 # The broker watch declared the brokers unreachable: nobody can progress meanwhile,
@@ -93,11 +103,14 @@ class PartitionWatchdog:
                 # first sample after a long outage reported every partition with lag as stalled.
                 log.warning("partition watchdog could not sample; the broker is unreachable", error=repr(exc))
                 self.tracker.reset()
+                self._unreadable.sampled()
             else:
                 # One request that failed (a broker that times out one request in eight) is skipped,
                 # not a reason to restart the clock: reset at each, a real stall was never reported.
                 log.warning("partition watchdog could not sample; skipped", error=repr(exc))
+                self._unreadable.failed(exc, self.interval_s)
             return
+        self._unreadable.sampled()
         processed = self._processed()
         samples = [
             PartitionSample(
@@ -113,6 +126,14 @@ class PartitionWatchdog:
         ]
         samples = [s for s in samples if not await self._recordless_tail(s)]
         self._update(self.tracker.observe(samples, self._clock()), {tp.partition: tp for tp in tps})
+
+    async def _offsets(self, tps: list[Any]) -> tuple[Mapping[Any, int], Mapping[Any, int | None], Mapping[Any, int]]:
+        consumer = self.app.consumer
+        ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
+        committed = committed_offsets(consumer)
+        missing = [tp for tp in tps if committed.get(tp) is None]
+        earliest: Mapping[Any, int] = await consumer.earliest_offsets(*missing) if missing else {}
+        return ends, committed, earliest
 
     async def _recordless_tail(self, sample: PartitionSample) -> bool:
         """True when the sample's lag is only offsets without records: a transactional producer's

@@ -39,22 +39,30 @@ class Cluster:
     home: Path
     classpath: str
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    broker_ports: dict[int, int] = field(default_factory=lambda: dict(BROKER_PORTS))
+    controller_ports: dict[int, int] = field(default_factory=lambda: dict(CONTROLLER_PORTS))
+
+    @classmethod
+    def on_ports(cls, home: Path, classpath: str, base: int) -> Cluster:
+        """A cluster whose node n listens on ``base + 2(n-1)`` (broker) and the port after it (controller)."""
+        brokers = {n: base + 2 * (n - 1) for n in BROKER_PORTS}
+        return cls(home, classpath, broker_ports=brokers, controller_ports={n: p + 1 for n, p in brokers.items()})
 
     @property
     def bootstrap(self) -> str:
         """All three brokers, as PREEMPT_BROKER wants them."""
-        return ";".join(f"127.0.0.1:{p}" for p in BROKER_PORTS.values())
+        return ";".join(f"127.0.0.1:{p}" for p in self.broker_ports.values())
 
     def _props(self, node: int) -> Path:
         path = self.home / f"node-{node}" / "server.properties"
-        voters = ",".join(f"{n}@127.0.0.1:{p}" for n, p in CONTROLLER_PORTS.items())
+        voters = ",".join(f"{n}@127.0.0.1:{p}" for n, p in self.controller_ports.items())
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             f"""process.roles=broker,controller
 node.id={node}
 controller.quorum.voters={voters}
-listeners=PLAINTEXT://127.0.0.1:{BROKER_PORTS[node]},CONTROLLER://127.0.0.1:{CONTROLLER_PORTS[node]}
-advertised.listeners=PLAINTEXT://127.0.0.1:{BROKER_PORTS[node]}
+listeners=PLAINTEXT://127.0.0.1:{self.broker_ports[node]},CONTROLLER://127.0.0.1:{self.controller_ports[node]}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.broker_ports[node]}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT

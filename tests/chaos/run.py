@@ -9,7 +9,9 @@ alerts, 2 a 3-broker KRaft cluster losing a partition leader and restarting a br
 input at load, 4 Slack 429 → 503 → recovery, 5 permanent delivery errors, 6 SMTP 421/451 then 250,
 7 notifier SIGKILLed between Slack's 200 and the delivery record, 8 template and mention injection,
 9 ingest abuse (keys, signatures, replays, sizes, mixed batches), 10 secrets scan of every log and dead
-letter, 11 the SASL_SSL pipeline and a refused client.
+letter, 11 the SASL_SSL pipeline and a refused client, 12 a fault sweep on a 3-broker cluster (leader
+SIGKILL, two brokers down below min ISR, the rules worker SIGKILLed, a rolling restart) with Slack,
+email and the ingest live.
 Every loop is bounded; every address is 127.0.0.1. Exit 0 when every row passes.
 """
 
@@ -25,6 +27,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.chaos.broker_sweep import run_broker_sweep
 from tests.chaos.cluster import run_cluster_failover
 from tests.chaos.delivery import run_delivery_faults
 from tests.chaos.harness import Context, Row
@@ -47,6 +50,7 @@ SCENARIOS: list[tuple[set[int], Callable[[Context], list[Row]]]] = [
     ({1}, lambda ctx: [run_worker_sigkills(ctx)]),
     ({3}, lambda ctx: [run_poison_at_load(ctx)]),
     ({2}, lambda ctx: [run_cluster_failover(ctx)]),
+    ({12}, run_broker_sweep),
     ({10}, lambda ctx: [run_secrets_scan(ctx)]),
 ]
 NAMES = {
@@ -61,6 +65,7 @@ NAMES = {
     9: "9 ingest abuse",
     10: "10 secrets in logs and dead letters",
     11: "11 SASL_SSL pipeline + wrong credentials",
+    12: "12 3-broker sweep",
 }
 
 

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from alerts.liveness import AlertsWatchdog, PendingWrites
 from alerts.recordless import RecordlessOffsets
-from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer
+from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer, never_answers, unreadable_rounds
 
 
 def _gauge(topic: str, partition: int) -> float | None:
@@ -239,3 +239,30 @@ def test_a_dead_letter_waiting_out_a_broker_outage_is_not_reported_twice() -> No
         logs = _rounds(dog, now, [151])
         assert dog.stuck() == ("dead letter not written for 31 s (1 pending)",)
         assert [entry["oldest_s"] for entry in logs if entry["log_level"] == "error"] == [31]
+
+
+def test_samples_that_never_answer_while_a_broker_answers_make_the_notifier_not_ready() -> None:
+    """The alerts topic's partitions keep leaders that are gone (two of three brokers down with the
+    controller quorum) while the third broker answers: each sample is bounded by the interval (aiokafka
+    waited 90 s), and once they have failed for the stall time /readyz says so, until one works again."""
+    topic = "nw-leaderless"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 5}, committed={tp0: 5})
+    now = [0.0]
+    dog = AlertsWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=2,  # sampled every 1 s: each hanging sample costs this test 1 s
+        read=lambda: {0: 5},
+        ready=lambda: True,
+        clock=lambda: now[0],
+    )
+    real_highwaters = consumer.highwaters
+    consumer.highwaters = never_answers  # type: ignore[method-assign]
+
+    seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
+    assert seen[:2] == [(), ()]
+    assert len(seen[2]) == 1
+    assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
+    consumer.highwaters = real_highwaters  # type: ignore[method-assign]
+    assert unreadable_rounds(dog, now, [3.0]) == [()]

@@ -63,6 +63,26 @@ def _stalls(topic: str) -> float:
     return REGISTRY.get_sample_value("preempt_partition_stalls_total", {"topic": topic}) or 0.0
 
 
+async def never_answers(*tps: TP) -> dict[TP, int]:
+    """``highwaters`` of partitions whose leaders are gone, with no controller to move them: no answer."""
+    await asyncio.Event().wait()
+    return {}
+
+
+def unreadable_rounds(dog: Any, now: list[float], times: list[float]) -> list[tuple[str, ...]]:
+    """One bounded ``check`` of a watchdog per time, and what ``unreadable()`` said after each."""
+
+    async def run() -> list[tuple[str, ...]]:
+        seen = []
+        for t in times:
+            now[0] = t
+            await asyncio.wait_for(dog.check(), timeout=5)
+            seen.append(dog.unreadable())
+        return seen
+
+    return asyncio.run(run())
+
+
 def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> None:
     """After the stall time: one ERROR line, the gauge at 1, the counter +1, /readyz names it; progress clears it."""
     topic = "wd-events"
@@ -305,3 +325,39 @@ def test_lag_settle_refuses_is_still_a_stall() -> None:
 
     asyncio.run(rounds([0, 15, 31]))
     assert dog.stalled() == (f"{topic}/0",)
+
+
+def test_samples_that_never_answer_while_a_broker_answers_make_the_worker_not_ready_after_the_stall_time() -> None:
+    """Two of three brokers down with the controller quorum: the partitions keep leaders that are gone,
+    the end offsets never come (aiokafka waited 86 s for each sample, the timer with it) and nothing
+    progresses, while the third broker answers. Each sample is bounded by the interval; once they have
+    failed for the stall time, /readyz names the topic (one ERROR line), until a sample works again."""
+    topic = "wd-leaderless"
+    tp0 = TP(topic, 0)
+    consumer = StubConsumer([tp0], ends={tp0: 25}, committed={tp0: 25})
+    now = [0.0]
+    dog = PartitionWatchdog(
+        StubApp(consumer),  # type: ignore[arg-type]
+        topic,
+        stall_after_s=2,  # sampled every 1 s, so each hanging sample costs this test 1 s
+        processed=lambda: {0: 25},
+        ready=lambda: True,
+        clock=lambda: now[0],
+        broker_down=lambda: False,
+    )
+    real_highwaters = consumer.highwaters
+    consumer.highwaters = never_answers  # type: ignore[method-assign]
+
+    with capture_logs() as logs:
+        seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
+        assert seen[:2] == [(), ()]
+        assert len(seen[2]) == 1
+        assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
+        assert dog.unreadable() == seen[2]
+        consumer.highwaters = real_highwaters  # type: ignore[method-assign]
+        assert unreadable_rounds(dog, now, [3.0]) == [()]
+    events = [e["event"] for e in logs if e["log_level"] in {"error", "info"}]
+    assert events == [
+        "partition end offsets not readable; not ready until they are",
+        "partition end offsets readable again",
+    ]
