@@ -39,10 +39,12 @@ from streams.ingest.payload import BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
+from streams.ingest.write_health import WRITE_ACCOUNT_UPDATES, WRITE_EVENTS, IngestWriteHealth
 from streams.runtime.dead_letters import ingest_dead_letter_record
 from streams.runtime.logs import get_logger
 from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 
 log = get_logger(__name__)
 
@@ -72,6 +74,7 @@ class IngestConfig:
         self.max_shared_context_bytes = settings.ingest_max_shared_context_bytes
         self.max_gzip_ratio = settings.ingest_max_gzip_ratio
         self.kafka_timeout_s = settings.ingest_kafka_timeout_seconds
+        self.topics = TopicNames.from_settings(settings)
         self.cors_origins = frozenset(settings.ingest_cors_origins)
         self.replays = ReplayGuard(capacity=settings.ingest_replay_cache_size)
         self.tracking = TrackingConfig(
@@ -88,6 +91,7 @@ class IngestConfig:
 CONFIG = web.AppKey("config", IngestConfig)
 SINK: web.AppKey[EventSink] = web.AppKey("sink", EventSink)  # type: ignore[type-abstract]
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterWriter)
+WRITES = web.AppKey("writes", IngestWriteHealth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,26 +268,38 @@ async def store(
     events: Sequence[tuple[bytes, bytes]],
     account_updates: Sequence[tuple[bytes, bytes]] = (),
 ) -> web.Response | None:
-    """Write the records (events first); None once Kafka acknowledged them all, else the 429/503."""
+    """Write the records (events first); None once Kafka acknowledged them all, else the 429/503.
+
+    Each kind of write's outcome goes to the app's ``IngestWriteHealth`` (``/readyz``): not acknowledged
+    in time counts as failed, as a refusal does.
+    """
     config = request.app[CONFIG]
     sink = request.app[SINK]
+    health = request.app[WRITES]
     started = time.monotonic()
+    write, topic = WRITE_EVENTS, config.topics.events
     try:
         async with asyncio.timeout(config.kafka_timeout_s):
             if events:
                 await sink.send_many(events)
+                health.succeeded(topic)
             if account_updates:
+                write, topic = WRITE_ACCOUNT_UPDATES, config.topics.account_updates
                 await sink.send_account_updates(account_updates)
+                health.succeeded(topic)
     except TimeoutError:
+        health.write_failed(write, topic, f"not acknowledged within {config.kafka_timeout_s:g} s")
         log.warning(
             "ingest: Kafka did not acknowledge in time; answered 429",
             source=source,
             events=len(events),
+            topic=topic,
             seconds=round(time.monotonic() - started, 3),
         )
         return answer(429, "kafka_slow", "the event store is slow; retry after Retry-After seconds")
     except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored": the client must retry
-        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events))
+        health.write_failed(write, topic, f"{type(exc).__name__}: {exc}")
+        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events), topic=topic)
         return answer(503, "kafka_unavailable", "the event store is unavailable; retry later")
     return None
 

@@ -342,6 +342,20 @@ class Settings(BaseSettings):
     ingest_kafka_timeout_seconds: float = Field(
         4.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
     )
+    # Writes the broker refuses while it answers (events topic deleted, too few in-sync replicas, no
+    # WRITE ACL) answer every request 429/503: /readyz says so (streams/ingest/write_health.py).
+    ingest_writes_failing_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="ingest: writes to a topic (events, account updates, the account merger's) that all failed for "
+        "this long (3 at least), with no success, make /readyz 503 'writes failing' until one succeeds",
+    )
+    ingest_account_catch_up_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="ingest: longest the account merger waits to have read preempt.accounts up to its end before "
+        "a batch of group-call patches (a failed attempt, retried)",
+    )
     ingest_replay_cache_size: int = Field(
         100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"
     )
