@@ -216,7 +216,7 @@ def create_ingest_app(
             "PREEMPT_INGEST_HMAC_SECRET is set but empty: give the signing secret, or unset it to turn signing off"
         )
     app = web.Application(
-        client_max_size=config.max_body_bytes,
+        client_max_size=config.max_batch_body_bytes,
         middlewares=[count_responses, cors],
         # aiohttp would otherwise inflate gzip/deflate/br bodies while reading them, before any
         # handler ran: before authentication and without a ratio limit. gate.admit does it after.

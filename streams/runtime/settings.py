@@ -319,6 +319,23 @@ class Settings(BaseSettings):
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
+    # rudder-sdk-python fills a batch up to 4 MB of calls plus the one that passes it (each call up to
+    # 4 MB) and drops a batch answered 413 without retrying it: the batch routes read up to this much
+    # (docs/events.md, "Body size"). Parsing costs up to ~9x the body (measured), hence the slots below.
+    ingest_max_batch_body_bytes: int = Field(
+        8 * 1024 * 1024 + 64 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="most bytes of a tracking-API batch body (/v1/batch, /v1/import, /v1/b), as sent or inflated "
+        "(413 above); at least PREEMPT_INGEST_MAX_BODY_BYTES",
+    )
+    ingest_large_bodies_in_flight: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="batch bodies over PREEMPT_INGEST_MAX_BODY_BYTES read and parsed at once; one more is "
+        "answered 429 with Retry-After (the SDKs retry it)",
+    )
     ingest_port: int = Field(
         6068,
         ge=0,
