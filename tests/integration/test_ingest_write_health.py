@@ -57,22 +57,27 @@ def recreate(admin: KafkaAdminClient, topic: str, partitions: int, **configs: st
             time.sleep(0.5)
 
 
+def start_ingest(
+    settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess], **overrides: Any
+) -> tuple[int, Settings, ManagedProcess]:
+    """A healthy `preempt ingest` that reports failing writes after 3 s: its port, settings and process."""
+    port = free_port()
+    settings = settings_factory(
+        ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_port=port, ingest_writes_failing_seconds=3.0, **overrides
+    )
+    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, proc)
+    return port, settings, proc
+
+
 def test_a_deleted_events_topic_makes_ingest_not_ready_until_writes_are_taken_again(
     kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
 ) -> None:
     """The events topic deleted under a running ingest: every request is answered 429 and, once writes have
     failed for PREEMPT_INGEST_WRITES_FAILING_SECONDS, /readyz is 503 naming the topic (it was 200 before the
     fix: the broker still answered); the topic back, the next request is stored and /readyz is 200 again."""
-    port = free_port()
-    settings = settings_factory(
-        ingest_api_keys=(f"web={key_digest(KEY)}",),
-        ingest_port=port,
-        ingest_writes_failing_seconds=3.0,
-        ingest_kafka_timeout_seconds=1.0,
-    )
+    port, settings, proc = start_ingest(settings_factory, process_factory, ingest_kafka_timeout_seconds=1.0)
     events_topic = TopicNames.from_settings(settings).events
-    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
-    wait_healthy(port, proc)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
     assert post(port, orjson.dumps(canonical("before", stamp)), HEADERS)[0] == 202
     assert readyz(port)[0] == 200
@@ -109,16 +114,8 @@ def test_a_stuck_account_merger_makes_ingest_not_ready(
     """The accounts topic deleted: group calls are still taken (their patches go to the updates topic) but the
     merger can merge none of them and retries for ever; /readyz names the stuck merger and the accounts topic
     (it said ready before the fix)."""
-    port = free_port()
-    settings = settings_factory(
-        ingest_api_keys=(f"web={key_digest(KEY)}",),
-        ingest_port=port,
-        ingest_writes_failing_seconds=3.0,
-        ingest_account_catch_up_seconds=1.0,
-    )
+    port, settings, proc = start_ingest(settings_factory, process_factory, ingest_account_catch_up_seconds=1.0)
     accounts_topic = TopicNames.from_settings(settings).accounts
-    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
-    wait_healthy(port, proc)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         admin.delete_topics([accounts_topic])
