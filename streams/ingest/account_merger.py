@@ -60,8 +60,17 @@ async def _stop_following(task: asyncio.Task[None] | None, consumer: AIOKafkaCon
 class AccountsView:
     """The latest record of every account on ``preempt.accounts``, read from the beginning and followed."""
 
-    def __init__(self, bootstrap_servers: list[str], topic: str, security: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        topic: str,
+        security: Mapping[str, Any] | None = None,
+        metadata_max_age_ms: int = 300_000,
+    ) -> None:
         self.topic = topic
+        # A topic deleted leaves the view with no partitions until a metadata refresh shows it again
+        # (aiokafka's default: 5 minutes, the merger stuck all that time after the topic is back).
+        self._metadata_max_age_ms = metadata_max_age_ms
         self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
         self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
@@ -80,6 +89,7 @@ class AccountsView:
             group_id=None,  # no group: every partition, from the beginning
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            metadata_max_age_ms=self._metadata_max_age_ms,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._follow(self._consumer), name="accounts-view")
@@ -156,8 +166,9 @@ class AccountMerger:
         catch_up_timeout_s: float = 30.0,
         retry_s: float = 2.0,
         security: Mapping[str, Any] | None = None,
+        metadata_max_age_ms: int = 300_000,
     ) -> None:
-        self.view = AccountsView(bootstrap_servers, accounts_topic, security)
+        self.view = AccountsView(bootstrap_servers, accounts_topic, security, metadata_max_age_ms)
         self.accounts_topic = accounts_topic
         self.catch_up_timeout_s = catch_up_timeout_s
         self.retry_s = retry_s

@@ -296,7 +296,8 @@ class Settings(BaseSettings):
         60.0,
         ge=1,
         le=3600,
-        description="worker and notifier: how often the consumer refreshes topic metadata (sees added partitions)",
+        description="worker, notifier and ingest's account merger: how often the consumer refreshes topic metadata "
+        "(sees added partitions, a topic created again)",
     )
     # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
     # generation was collected ~400 times per 84,000 events and full collections walked the whole

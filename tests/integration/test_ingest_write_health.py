@@ -113,8 +113,11 @@ def test_a_stuck_account_merger_makes_ingest_not_ready(
 ) -> None:
     """The accounts topic deleted: group calls are still taken (their patches go to the updates topic) but the
     merger can merge none of them and retries for ever; /readyz names the stuck merger and the accounts topic
-    (it said ready before the fix)."""
-    port, settings, proc = start_ingest(settings_factory, process_factory, ingest_account_catch_up_seconds=1.0)
+    (it said ready before the fix); the topic back, the view sees it at its next metadata refresh
+    (PREEMPT_METADATA_MAX_AGE_SECONDS; aiokafka's 5 minutes before), the patch is merged, ready again."""
+    port, settings, proc = start_ingest(
+        settings_factory, process_factory, ingest_account_catch_up_seconds=1.0, metadata_max_age_seconds=2.0
+    )
     accounts_topic = TopicNames.from_settings(settings).accounts
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
@@ -127,5 +130,13 @@ def test_a_stuck_account_merger_makes_ingest_not_ready(
         assert "attempts failed in a row" in reason
         assert "did not read" in reason  # the view of the accounts topic cannot catch up: nothing merges
         proc.wait_for_log("writes failing: every write to a topic failed")
+
+        recreate(admin, accounts_topic, settings.topic_partitions, **{"cleanup.policy": "compact"})
+        deadline = time.monotonic() + 90
+        while readyz(port)[0] != 200:
+            assert time.monotonic() < deadline, proc.log_text()[-3000:]
+            time.sleep(0.5)
+        proc.wait_for_log("writes succeeding again")
+        assert '"accounts": 1' in proc.log_text()  # the patch was merged into the new topic
     finally:
         admin.close()
