@@ -17,7 +17,8 @@ outcomes:
 So one failed message does not make the process unready — a single attempt, a retry that succeeds within
 the window, or failures between which any other message to the target is delivered — unless it is all the
 target had to send and it kept failing for the whole window (nothing was delivered: reported). The first
-success clears it. Each change is logged once (ERROR ``deliveries failing``, INFO
+success clears it. The streak arithmetic is ``streams/runtime/failure_streaks.py``'s (ingest's failing
+writes follow the same rule). Each change is logged once (ERROR ``deliveries failing``, INFO
 ``deliveries succeeding again``) and ``preempt_notifier_targets_failing{receiver_type}`` counts the
 failing targets. Pure but for those: the caller passes the time.
 
@@ -33,85 +34,47 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas.errors import DestinationFailingError
+from streams.runtime.failure_streaks import MAX_ERROR_CHARS, MIN_FAILURES, FailureStreaks, Streak
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import NOTIFIER_TARGETS_FAILING
 
 log = get_logger(__name__)
 
-MIN_FAILURES = 3
-"""Failed attempts in a row a target needs, besides the time, to be reported (one message's retries can be them)."""
-MAX_ERROR_CHARS = 160
+__all__ = ["MIN_FAILURES", "DeliveryHealth", "DestinationOutages"]
 
 
-@dataclass(slots=True)
-class _Streak:
-    receiver_type: str
-    since: float  # the first failure of the streak
-    last: float  # the latest failure
-    failures: int
-    error: str
-    reported: bool = False
+class DeliveryHealth(FailureStreaks):
+    """The failure streak of every delivery target (see the module doc). ``clock`` is the scheduler's.
 
+    ``failed(target, receiver_type, error)``: the receiver type is the streak's metric group.
+    """
 
-class DeliveryHealth:
-    """The failure streak of every delivery target (see the module doc). ``clock`` is the scheduler's."""
+    def _reason(self, target: str, streak: Streak, now: float) -> str:
+        return (
+            f"deliveries failing: {target}: {streak.failures} attempts failed in a row, none delivered for "
+            f"{now - streak.since:.0f} s (last: {streak.error[:MAX_ERROR_CHARS]})"
+        )
 
-    def __init__(self, failing_after_s: float, clock: Callable[[], float], min_failures: int = MIN_FAILURES) -> None:
-        self.failing_after_s = failing_after_s
-        self.min_failures = min_failures
-        self._clock = clock
-        self._streaks: dict[str, _Streak] = {}
+    def _reported(self, target: str, streak: Streak, now: float) -> None:
+        log.error(
+            "deliveries failing: every attempt to a target failed; not ready until one succeeds",
+            target=target,
+            failed_attempts=streak.failures,
+            since_s=round(now - streak.since),
+            error=streak.error[:MAX_ERROR_CHARS],
+        )
+        self._export(streak.group)
 
-    def succeeded(self, target: str) -> None:
-        """An attempt to ``target`` delivered: its streak (if any) ends."""
-        streak = self._streaks.pop(target, None)
-        if streak is not None and streak.reported:
-            log.info("deliveries succeeding again", target=target, failed_attempts=streak.failures)
-            self._export(streak.receiver_type)
+    def _recovered(self, target: str, streak: Streak) -> None:
+        log.info("deliveries succeeding again", target=target, failed_attempts=streak.failures)
+        self._export(streak.group)
 
-    def failed(self, target: str, receiver_type: str, error: str) -> None:
-        """An attempt to ``target`` failed with ``error`` (no secrets: channels raise without them)."""
-        now = self._clock()
-        streak = self._streaks.get(target)
-        if streak is None:
-            self._streaks[target] = _Streak(receiver_type, now, now, 1, error)
-            return
-        streak.failures += 1
-        streak.last = now
-        streak.error = error
-
-    def failing(self) -> tuple[str, ...]:
-        """``/readyz``'s reasons, one per failing target (empty when every target delivers or is unknown)."""
-        now = self._clock()
-        reasons: list[str] = []
-        for target, streak in sorted(self._streaks.items()):
-            if now - streak.last > 2 * self.failing_after_s:  # nothing tried for long: no longer known to fail
-                del self._streaks[target]
-                if streak.reported:
-                    log.info("deliveries no longer tried; failure report cleared", target=target)
-                    self._export(streak.receiver_type)
-                continue
-            if streak.failures < self.min_failures or now - streak.since < self.failing_after_s:
-                continue
-            if not streak.reported:
-                streak.reported = True
-                log.error(
-                    "deliveries failing: every attempt to a target failed; not ready until one succeeds",
-                    target=target,
-                    failed_attempts=streak.failures,
-                    since_s=round(now - streak.since),
-                    error=streak.error[:MAX_ERROR_CHARS],
-                )
-                self._export(streak.receiver_type)
-            reasons.append(
-                f"deliveries failing: {target}: {streak.failures} attempts failed in a row, none delivered for "
-                f"{now - streak.since:.0f} s (last: {streak.error[:MAX_ERROR_CHARS]})"
-            )
-        return tuple(reasons)
+    def _expired(self, target: str, streak: Streak) -> None:
+        log.info("deliveries no longer tried; failure report cleared", target=target)
+        self._export(streak.group)
 
     def _export(self, receiver_type: str) -> None:
-        count = sum(1 for s in self._streaks.values() if s.reported and s.receiver_type == receiver_type)
-        NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type).set(count)
+        NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type).set(self.reported_in(receiver_type))
 
 
 @dataclass(slots=True)

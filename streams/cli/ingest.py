@@ -56,6 +56,8 @@ def ingest(host: str | None, port: int | None) -> None:
         updates_topic=topics.account_updates,
         accounts_topic=topics.accounts,
         group_id=merger_group,
+        catch_up_timeout_s=settings.ingest_account_catch_up_seconds,
+        metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
         security=aiokafka_config(settings),
     )
 

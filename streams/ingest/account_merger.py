@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from schemas.account import Account
 from streams.ingest.group_traits import merge_account
 from streams.ingest.sink import CONTENT_TYPE_HEADER
+from streams.ingest.write_health import WRITE_ACCOUNT_MERGES, IngestWriteHealth
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import CONSUMER_LAG, INGEST_ACCOUNT_MERGES
 
@@ -59,8 +60,17 @@ async def _stop_following(task: asyncio.Task[None] | None, consumer: AIOKafkaCon
 class AccountsView:
     """The latest record of every account on ``preempt.accounts``, read from the beginning and followed."""
 
-    def __init__(self, bootstrap_servers: list[str], topic: str, security: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        topic: str,
+        security: Mapping[str, Any] | None = None,
+        metadata_max_age_ms: int = 300_000,
+    ) -> None:
         self.topic = topic
+        # A topic deleted leaves the view with no partitions until a metadata refresh shows it again
+        # (aiokafka's default: 5 minutes, the merger stuck all that time after the topic is back).
+        self._metadata_max_age_ms = metadata_max_age_ms
         self.records: dict[bytes, bytes] = {}  # raw JSON, parsed when merged onto (a few hundred bytes each)
         self._bootstrap_servers = bootstrap_servers
         self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
@@ -79,6 +89,7 @@ class AccountsView:
             group_id=None,  # no group: every partition, from the beginning
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            metadata_max_age_ms=self._metadata_max_age_ms,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._follow(self._consumer), name="accounts-view")
@@ -155,8 +166,9 @@ class AccountMerger:
         catch_up_timeout_s: float = 30.0,
         retry_s: float = 2.0,
         security: Mapping[str, Any] | None = None,
+        metadata_max_age_ms: int = 300_000,
     ) -> None:
-        self.view = AccountsView(bootstrap_servers, accounts_topic, security)
+        self.view = AccountsView(bootstrap_servers, accounts_topic, security, metadata_max_age_ms)
         self.accounts_topic = accounts_topic
         self.catch_up_timeout_s = catch_up_timeout_s
         self.retry_s = retry_s
@@ -168,6 +180,9 @@ class AccountMerger:
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self.merged = 0  # patches applied since start (for logs and tests)
+        # Set by the ingest app: every batch's outcome, so a merger that merges nothing any more (the
+        # accounts topic deleted or unwritable, the view unable to read it) is on /readyz.
+        self.health: IngestWriteHealth | None = None
 
     async def start(self) -> None:
         """Connect everything and start merging (called from the app's startup)."""
@@ -206,10 +221,15 @@ class AccountMerger:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
                 if batch:
                     await self.merge_batch(consumer, producer, batch)
+                    if self.health is not None:
+                        self.health.succeeded(self.accounts_topic)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka trouble: re-read the same patches later
-                log.warning("account merge failed; retrying the same patches", error=str(exc))
+                error = f"{type(exc).__name__}: {exc}"  # a TimeoutError's str() is empty
+                if self.health is not None:
+                    self.health.write_failed(WRITE_ACCOUNT_MERGES, self.accounts_topic, error)
+                log.warning("account merge failed; retrying the same patches", error=error)
                 for tp, records in batch.items():
                     with contextlib.suppress(Exception):  # a partition revoked meanwhile is re-read by its owner
                         consumer.seek(tp, records[0].offset)
@@ -236,7 +256,13 @@ class AccountMerger:
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     ) -> None:
         """Merge one fetched batch of patches, write the changed records, then commit the patches."""
-        await self.view.catch_up(self.catch_up_timeout_s)
+        try:
+            await self.view.catch_up(self.catch_up_timeout_s)
+        except TimeoutError:
+            within = f"{self.catch_up_timeout_s:g} s"
+            raise TimeoutError(
+                f"the accounts view did not read {self.accounts_topic} up to its end within {within}"
+            ) from None
         changed: dict[bytes, dict[str, Any]] = {}
         for records in batch.values():
             for record in records:

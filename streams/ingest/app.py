@@ -30,6 +30,7 @@ from streams.ingest.gate import (
     REFUSAL,
     SINK,
     SOURCE,
+    WRITES,
     Admitted,
     IngestConfig,
     admit,
@@ -44,6 +45,7 @@ from streams.ingest.refusal_log import RefusalLog
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
+from streams.ingest.write_health import IngestWriteHealth
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import INGEST_EVENTS, INGEST_REQUESTS, expose_ingest_series
 from streams.runtime.settings import Settings
@@ -198,8 +200,8 @@ def create_ingest_app(
 ) -> web.Application:
     """The ingest app for ``settings``, writing to ``sink``; the sink (and ``merger``) start and stop with the app.
 
-    ``broker_check`` (the process passes ``kafka_clients.unreachable_reason``) drives ``/readyz``
-    (``streams.ingest.readiness``); without one, ingest is always ready.
+    ``broker_check`` (the process passes ``kafka_clients.unreachable_reason``) and the outcome of every
+    write (``write_health``: the requests', the merger's) drive ``/readyz`` (``streams.ingest.readiness``).
 
     Raises ``ValueError`` when no API key is configured (ingest never runs open), an entry is not a
     sha256 digest, the signing secret is set but empty, or a tracking-API setting is invalid.
@@ -214,7 +216,7 @@ def create_ingest_app(
             "PREEMPT_INGEST_HMAC_SECRET is set but empty: give the signing secret, or unset it to turn signing off"
         )
     app = web.Application(
-        client_max_size=config.max_body_bytes,
+        client_max_size=config.max_batch_body_bytes,
         middlewares=[count_responses, cors],
         # aiohttp would otherwise inflate gzip/deflate/br bodies while reading them, before any
         # handler ran: before authentication and without a ratio limit. gate.admit does it after.
@@ -225,7 +227,10 @@ def create_ingest_app(
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
-    readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds)
+    writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
+    if merger is not None:
+        merger.health = writes
+    readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds, writes=writes)
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
     stop_wait = stop_wait_seconds(settings)
 

@@ -39,10 +39,12 @@ from streams.ingest.payload import BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
+from streams.ingest.write_health import WRITE_ACCOUNT_UPDATES, WRITE_EVENTS, IngestWriteHealth
 from streams.runtime.dead_letters import ingest_dead_letter_record
 from streams.runtime.logs import get_logger
 from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 from streams.runtime.settings import Settings
+from streams.runtime.topics import TopicNames
 
 log = get_logger(__name__)
 
@@ -58,6 +60,30 @@ BODY_KEY_MAX_BYTES = 64 * 1024
 LEADING_WRITE_KEY = re.compile(rb'\s*\{\s*"writeKey"\s*:\s*"([^"\\]{1,256})"')
 
 
+class LargeBodies:
+    """Slots for the batch bodies larger than ``PREEMPT_INGEST_MAX_BODY_BYTES`` being handled at once.
+
+    Reading and parsing a body costs up to ~9 times its size in memory (a batch of small values);
+    bodies up to ``PREEMPT_INGEST_MAX_BATCH_BODY_BYTES`` are allowed for rudder-sdk-python's batches,
+    so how many are handled at once is bounded: one more is answered 429, which the SDKs retry.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.taken = 0
+
+    def take(self) -> bool:
+        """Take a slot; False when none is free."""
+        if self.taken >= self.slots:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a slot taken by ``take``."""
+        self.taken -= 1
+
+
 class IngestConfig:
     """What the handlers need from the settings, parsed once at start."""
 
@@ -66,12 +92,15 @@ class IngestConfig:
         secret = settings.ingest_hmac_secret
         self.hmac_secret = secret.get_secret_value().encode() if secret is not None else None
         self.max_body_bytes = settings.ingest_max_body_bytes
+        self.max_batch_body_bytes = max(settings.ingest_max_batch_body_bytes, settings.ingest_max_body_bytes)
+        self.large_bodies = LargeBodies(settings.ingest_large_bodies_in_flight)
         self.max_event_bytes = settings.max_event_bytes
         self.max_future_skew = settings.max_future_skew_seconds
         self.max_items = settings.ingest_max_items
         self.max_shared_context_bytes = settings.ingest_max_shared_context_bytes
         self.max_gzip_ratio = settings.ingest_max_gzip_ratio
         self.kafka_timeout_s = settings.ingest_kafka_timeout_seconds
+        self.topics = TopicNames.from_settings(settings)
         self.cors_origins = frozenset(settings.ingest_cors_origins)
         self.replays = ReplayGuard(capacity=settings.ingest_replay_cache_size)
         self.tracking = TrackingConfig(
@@ -88,6 +117,7 @@ class IngestConfig:
 CONFIG = web.AppKey("config", IngestConfig)
 SINK: web.AppKey[EventSink] = web.AppKey("sink", EventSink)  # type: ignore[type-abstract]
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterWriter)
+WRITES = web.AppKey("writes", IngestWriteHealth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +139,12 @@ class Admitted:
     source: str
     body: bytes
     received_at: float
+    large: bool = False  # holds one of ``LargeBodies``' slots: ``release`` it once the request is answered
+
+    def release(self, request: web.Request) -> None:
+        """Give back the large-body slot this request holds, if any (call once, when it is answered)."""
+        if self.large:
+            request.app[CONFIG].large_bodies.give_back()
 
 
 Answer = Callable[[int, str, str], web.Response]  # (status, code, message) → response
@@ -126,34 +162,42 @@ def error_response(status: int, body: dict[str, Any], code: str, message: str) -
     return response
 
 
-async def admit(request: web.Request, answer: Answer, *, body_key: bool = False) -> Admitted | web.Response:
+async def admit(
+    request: web.Request, answer: Answer, *, body_key: bool = False, batch: bool = False
+) -> Admitted | web.Response:
     """The authenticated, decoded request, or the error response (see the module docstring).
 
     With ``body_key`` (the tracking API), a request without ``Authorization`` may carry the key as
-    ``writeKey`` in a small uncompressed JSON body, as analytics.js does.
+    ``writeKey`` in a small uncompressed JSON body, as analytics.js does. With ``batch`` (the tracking
+    API's batch routes) the body may hold up to ``PREEMPT_INGEST_MAX_BATCH_BODY_BYTES``; one over
+    ``PREEMPT_INGEST_MAX_BODY_BYTES`` needs a ``LargeBodies`` slot (429 when none is free), which the
+    caller gives back with ``Admitted.release``.
     """
     config = request.app[CONFIG]
+    limit = config.max_batch_body_bytes if batch else config.max_body_bytes
     authorization = request.headers.get("Authorization")
     if authorization is None and body_key:
-        return await _admit_body_key(request, answer, config)
+        return await _admit_body_key(request, answer, config, limit)
     source = authenticate(authorization, config.keys)
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Bearer <key>, or Basic auth <key>:)")
     request[SOURCE] = source
-    body = await _read(request, config.max_body_bytes)
+    body = await _read(request, limit)
     if isinstance(body, str):
         return answer(413, "payload_too_large", body)
-    return _decode(request, answer, config, source, body)
+    return _decode(request, answer, config, source, body, limit)
 
 
-async def _admit_body_key(request: web.Request, answer: Answer, config: IngestConfig) -> Admitted | web.Response:
+async def _admit_body_key(
+    request: web.Request, answer: Answer, config: IngestConfig, limit: int
+) -> Admitted | web.Response:
     if request.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
         return answer(401, "unauthorized", "a compressed body needs the key in the Authorization header")
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
+    if request.content_length is not None and request.content_length > limit:
         return answer(401, "unauthorized", "missing API key (Authorization header; writeKey only in small bodies)")
     head, whole = await _read_head(request, BODY_KEY_MAX_BYTES)
     if not whole:
-        return await _admit_leading_key(request, answer, config, head)
+        return await _admit_leading_key(request, answer, config, head, limit)
     body = head
     try:
         # Read as the tracking routes read it (a lone surrogate as U+FFFD…): analytics.js is the
@@ -166,11 +210,11 @@ async def _admit_body_key(request: web.Request, answer: Answer, config: IngestCo
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Authorization header or writeKey)")
     request[SOURCE] = source
-    return _decode(request, answer, config, source, body)
+    return _decode(request, answer, config, source, body, limit)
 
 
 async def _admit_leading_key(
-    request: web.Request, answer: Answer, config: IngestConfig, head: bytes
+    request: web.Request, answer: Answer, config: IngestConfig, head: bytes, limit: int
 ) -> Admitted | web.Response:
     """A body over ``BODY_KEY_MAX_BYTES`` without ``Authorization``: admitted on a ``writeKey`` at its start
     (analytics.js's batches), and only then read on, up to ``PREEMPT_INGEST_MAX_BODY_BYTES``."""
@@ -184,14 +228,14 @@ async def _admit_leading_key(
             'must start with {"writeKey": "<key>", as analytics.js writes it)',
         )
     request[SOURCE] = source
-    body = await _read(request, config.max_body_bytes, head)
+    body = await _read(request, limit, head)
     if isinstance(body, str):
         return answer(413, "payload_too_large", body)
-    return _decode(request, answer, config, source, body)
+    return _decode(request, answer, config, source, body, limit)
 
 
 def _decode(
-    request: web.Request, answer: Answer, config: IngestConfig, source: str, body: bytes
+    request: web.Request, answer: Answer, config: IngestConfig, source: str, body: bytes, limit: int
 ) -> Admitted | web.Response:
     now = config.clock()
     if config.hmac_secret is not None:
@@ -210,7 +254,7 @@ def _decode(
         decoded = decode_content(
             body,
             request.headers.get("Content-Encoding"),
-            max_bytes=config.max_body_bytes,
+            max_bytes=limit,
             max_ratio=config.max_gzip_ratio,
         )
     except BodyTooLarge as exc:
@@ -219,7 +263,16 @@ def _decode(
         return answer(415, "unsupported_encoding", str(exc))
     except CorruptBody as exc:
         return answer(400, "invalid_body", str(exc))
-    return Admitted(source=source, body=decoded, received_at=now)
+    large = max(len(body), len(decoded)) > config.max_body_bytes
+    if large and not config.large_bodies.take():
+        log.warning(
+            "ingest: a large batch body is already being handled; answered 429",
+            source=source,
+            bytes=len(decoded),
+            slots=config.large_bodies.slots,
+        )
+        return answer(429, "busy", "another large batch is being handled; retry after Retry-After seconds")
+    return Admitted(source=source, body=decoded, received_at=now, large=large)
 
 
 async def _read_head(request: web.Request, limit: int) -> tuple[bytes, bool]:
@@ -264,26 +317,38 @@ async def store(
     events: Sequence[tuple[bytes, bytes]],
     account_updates: Sequence[tuple[bytes, bytes]] = (),
 ) -> web.Response | None:
-    """Write the records (events first); None once Kafka acknowledged them all, else the 429/503."""
+    """Write the records (events first); None once Kafka acknowledged them all, else the 429/503.
+
+    Each kind of write's outcome goes to the app's ``IngestWriteHealth`` (``/readyz``): not acknowledged
+    in time counts as failed, as a refusal does.
+    """
     config = request.app[CONFIG]
     sink = request.app[SINK]
+    health = request.app[WRITES]
     started = time.monotonic()
+    write, topic = WRITE_EVENTS, config.topics.events
     try:
         async with asyncio.timeout(config.kafka_timeout_s):
             if events:
                 await sink.send_many(events)
+                health.succeeded(topic)
             if account_updates:
+                write, topic = WRITE_ACCOUNT_UPDATES, config.topics.account_updates
                 await sink.send_account_updates(account_updates)
+                health.succeeded(topic)
     except TimeoutError:
+        health.write_failed(write, topic, f"not acknowledged within {config.kafka_timeout_s:g} s")
         log.warning(
             "ingest: Kafka did not acknowledge in time; answered 429",
             source=source,
             events=len(events),
+            topic=topic,
             seconds=round(time.monotonic() - started, 3),
         )
         return answer(429, "kafka_slow", "the event store is slow; retry after Retry-After seconds")
     except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored": the client must retry
-        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events))
+        health.write_failed(write, topic, f"{type(exc).__name__}: {exc}")
+        log.error("ingest could not write to Kafka", source=source, error=str(exc), events=len(events), topic=topic)
         return answer(503, "kafka_unavailable", "the event store is unavailable; retry later")
     return None
 

@@ -1,4 +1,4 @@
-"""``GET /readyz`` of ``preempt ingest``: ready while a Kafka broker answers.
+"""``GET /readyz`` of ``preempt ingest``: ready while a Kafka broker answers and takes ingest's writes.
 
 Ingest holds no partitions and no tables: what it needs to do its job is a broker that takes its
 writes. While none does, every request with events is answered 429 or 503 and the SDKs hold their
@@ -10,6 +10,12 @@ process), judged by the same ``BrokerWatch``; once none has answered for
 and ``preempt_broker_reachable`` (``app="preempt-ingest"``) say 0, and one ERROR line is logged
 (one INFO line when a broker answers again). The process keeps serving: a restart would not bring
 the broker back, and the producer picks up again by itself.
+
+A broker that answers but refuses the writes (a topic deleted, too few in-sync replicas, no WRITE
+ACL) is the other reason: ``IngestWriteHealth`` (``write_health``) reports the kinds of write —
+the events, the account updates, the account merger's — that have all failed for
+``PREEMPT_INGEST_WRITES_FAILING_SECONDS``; ``/readyz`` then answers 503 naming the topic and the
+last error. The broker's reason, the cause of anything else, is said first.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from streams.ingest.write_health import IngestWriteHealth
 from streams.runtime.health import BrokerWatch
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import BROKER_REACHABLE, READY
@@ -42,8 +49,10 @@ class IngestReadiness:
         unreachable_after_s: float,
         interval_s: float = BROKER_WATCH_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        writes: IngestWriteHealth | None = None,
     ) -> None:
         self._check = check
+        self._writes = writes
         self._interval_s = interval_s
         self._clock = clock
         self._watch = BrokerWatch(unreachable_after_s, clock())  # the CLI probed the broker before it started
@@ -53,9 +62,15 @@ class IngestReadiness:
         BROKER_REACHABLE.labels(app=APP_NAME).set(1)
 
     def not_ready_reason(self) -> str | None:
-        """Why ingest is not ready now (None: ready)."""
+        """Why ingest is not ready now (None: ready); sets ``preempt_ready``."""
         unreachable = self._watch.unreachable(self._clock())
-        return None if unreachable is None else f"broker unreachable: {unreachable}"
+        failing = self._writes.failing() if self._writes is not None else ()
+        if unreachable is not None:
+            reason: str | None = f"broker unreachable: {unreachable}"
+        else:
+            reason = "; ".join(failing) or None
+        READY.labels(app=APP_NAME).set(0 if reason is not None else 1)
+        return reason
 
     async def readyz(self, _request: web.Request) -> web.Response:
         """200 ``{"status": "ready"}``, or 503 ``{"status": "not_ready", "reason": …}``."""
@@ -68,9 +83,8 @@ class IngestReadiness:
         )
 
     async def start(self) -> None:
-        """Start watching (nothing to watch without a ``check``: always ready)."""
-        if self._check is not None:
-            self._task = asyncio.create_task(self._run(self._check), name="preempt-ingest-broker-watch")
+        """Start watching (without a ``check``, only the writes are watched)."""
+        self._task = asyncio.create_task(self._run(self._check), name="preempt-ingest-broker-watch")
 
     async def stop(self) -> None:
         """Stop watching."""
@@ -80,9 +94,12 @@ class IngestReadiness:
                 await self._task
             self._task = None
 
-    async def _run(self, check: BrokerCheck) -> None:
+    async def _run(self, check: BrokerCheck | None) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
+            if check is None:
+                self.not_ready_reason()  # the writes' ERROR/INFO lines and preempt_ready, without a probe
+                continue
             try:
                 error = await check()
             except Exception as exc:  # noqa: BLE001 - a check that breaks must not end the watch ("ready" for ever)
@@ -93,11 +110,15 @@ class IngestReadiness:
         """Record one connection attempt's outcome (None: a broker answered) and update metrics and log."""
         self._watch.observe(error, self._clock())
         BROKER_REACHABLE.labels(app=APP_NAME).set(0 if error is not None else 1)
-        reason = self.not_ready_reason()
-        READY.labels(app=APP_NAME).set(0 if reason is not None else 1)
+        reason = self._watch.unreachable(self._clock())
+        self.not_ready_reason()
         if reason is not None and not self._reported:
             self._reported = True
-            log.error("broker unreachable; ingest not ready until it answers", app=APP_NAME, reason=reason)
+            log.error(
+                "broker unreachable; ingest not ready until it answers",
+                app=APP_NAME,
+                reason=f"broker unreachable: {reason}",
+            )
         elif error is None and self._reported:
             self._reported = False
             log.info("broker reachable again", app=APP_NAME)

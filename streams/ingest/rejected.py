@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from schemas.decoder import Rejection
+from schemas.bounds import MAX_NESTING_DEPTH
+from schemas.decoder import Reason, Rejection
 
 SECRET_FIELDS = frozenset({"writeKey"})
 
@@ -32,11 +33,36 @@ class RejectedItem:
     rejection: Rejection
 
 
+MAX_READ_DEPTH = 512
+"""Levels of nesting of one item past which, in a body the readers refuse, the item is cut out (``payload.deep_items``).
+
+orjson reads at most 1,024 levels in the whole document and the standard library (the lenient
+reader) fewer; an item can hold at most 32 levels inside ``properties``/``context`` anyway."""
+
+
+@dataclass(frozen=True, slots=True)
+class TooDeep:
+    """An item of a request nested too deep to be read: its bytes as sent. Rejected ``too_deep``."""
+
+    raw: bytes
+
+    def rejection(self) -> Rejection:
+        """Why the item is rejected."""
+        return Rejection(
+            Reason.TOO_DEEP,
+            f"the item nests JSON more than {MAX_READ_DEPTH} levels deep and cannot be read "
+            f"(properties and context may nest {MAX_NESTING_DEPTH} levels)",
+        )
+
+
 def item_bytes(item: Any, whole_body: bytes | None) -> bytes | None:
     """``whole_body`` when the body was this one item, else ``item`` as JSON; ``writeKey`` left out.
 
-    None only for an item no JSON encoder can write back (nested past the encoders' depth).
+    None only for an item no JSON encoder can write back (nested past the encoders' depth), and for a
+    ``TooDeep`` item's bytes that hold a ``writeKey`` (they cannot be read to leave it out).
     """
+    if isinstance(item, TooDeep):
+        return None if b'"writeKey"' in item.raw else item.raw
     secret = isinstance(item, dict) and any(name in item for name in SECRET_FIELDS)
     if whole_body is not None and not secret:
         return whole_body

@@ -41,7 +41,7 @@ from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
 from streams.ingest.payload import BodyError, TooManyItems, read_json_body
-from streams.ingest.rejected import RejectedItem, account_id_at, item_bytes, value_at
+from streams.ingest.rejected import RejectedItem, TooDeep, account_id_at, item_bytes, value_at
 from streams.ingest.sdk_time import parse_sdk_time
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
@@ -165,7 +165,11 @@ def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
     """(items, kept shared context, batch sentAt) of a ``/v1/batch`` body (``call`` None) or one call."""
     doc = read_json_body(body)
+    if isinstance(doc, TooDeep) and call is not None:
+        return [doc], {}, None  # rejected alone, too_deep
     if not isinstance(doc, dict):
+        if isinstance(doc, TooDeep):  # a batch route: the deep part is not one call of a batch
+            raise BodyError('the body nests JSON too deep to be read and is not {"batch": [...]}')
         raise BodyError("the body must be a JSON object")
     if call is not None:
         return [doc], {}, None
@@ -193,7 +197,10 @@ def parse_tracking(body: bytes, call: str | None, config: TrackingConfig, receiv
     for index, item in enumerate(items):
         item_call = call if call is not None else (item.get("type") if isinstance(item, dict) else None)
         message_id = item.get("messageId") if isinstance(item, dict) else None
-        outcome = _map_item(item, item_call, shared, batch_sent_at, config, received_at)
+        if isinstance(item, TooDeep):
+            outcome: Any = item.rejection()
+        else:
+            outcome = _map_item(item, item_call, shared, batch_sent_at, config, received_at)
         label = item_call if isinstance(item_call, str) and item_call in CALLS else "unknown"
         if isinstance(outcome, Rejection):
             shown_call = item_call if isinstance(item_call, str) else None

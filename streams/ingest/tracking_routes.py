@@ -70,9 +70,15 @@ def tracking_handler(call: str | None) -> Handler:
     """The handler for one tracking route (``call`` None = a batch of any calls)."""
 
     async def handle(request: web.Request) -> web.Response:
-        admitted = await admit(request, tracking_error, body_key=True)
+        admitted = await admit(request, tracking_error, body_key=True, batch=call is None)
         if not isinstance(admitted, Admitted):
             return admitted
+        try:
+            return await answer(request, admitted)
+        finally:
+            admitted.release(request)
+
+    async def answer(request: web.Request, admitted: Admitted) -> web.Response:
         config = request.app[CONFIG]
         try:
             parsed = parse_tracking(admitted.body, call, config.tracking, admitted.received_at)

@@ -65,6 +65,13 @@ INGEST_DEAD_LETTERS = Counter(
     "(written; failed: not acknowledged, may be lost).",
     ["outcome"],
 )
+INGEST_WRITES_FAILING = Gauge(
+    "preempt_ingest_writes_failing",
+    "Kinds of write of this ingest process (events, account_updates, account_merges) whose every attempt has "
+    "failed for PREEMPT_INGEST_WRITES_FAILING_SECONDS, with no success since: /readyz 503 'writes failing' "
+    "(streams/ingest/write_health.py).",
+    ["write"],
+)
 INGEST_ACCOUNT_MERGES = Counter(
     "preempt_ingest_account_merges_total",
     "Account patches from group calls folded into preempt.accounts, by outcome (merged, unchanged, "
@@ -252,7 +259,7 @@ BROKER_REACHABLE = Gauge(
 READY = Gauge(
     "preempt_ready",
     "1 when /readyz would answer 200: rules worker and notifier with their partitions assigned and tables "
-    "recovered, ingest with a broker that answers.",
+    "recovered, ingest with a broker that answers and takes its writes.",
     ["app"],
 )
 EVENT_OFFSET_GAPS = Counter(
@@ -301,13 +308,17 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
 
 
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")
+INGEST_WRITES = ("events", "account_updates", "account_merges")  # preempt_ingest_writes_failing{write}
 
 
 def expose_ingest_series(tracking_skips: Iterable[tuple[str, str]] = ()) -> None:
-    """A 0 for every ``preempt_ingest_dead_letters_total`` outcome (HTTP ingest), and for each
+    """A 0 for every ``preempt_ingest_dead_letters_total`` outcome and ``preempt_ingest_writes_failing`` write
+    (HTTP ingest), and for each
     ``(type, reason)`` of ``preempt_ingest_tracking_calls_skipped_total`` in ``tracking_skips``."""
     for outcome in INGEST_DEAD_LETTER_OUTCOMES:
         INGEST_DEAD_LETTERS.labels(outcome=outcome)
+    for write in INGEST_WRITES:
+        INGEST_WRITES_FAILING.labels(write=write).set(0)
     for call, reason in tracking_skips:
         INGEST_TRACKING_CALLS_SKIPPED.labels(type=call, reason=reason)
 

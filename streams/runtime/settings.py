@@ -296,7 +296,8 @@ class Settings(BaseSettings):
         60.0,
         ge=1,
         le=3600,
-        description="worker and notifier: how often the consumer refreshes topic metadata (sees added partitions)",
+        description="worker, notifier and ingest's account merger: how often the consumer refreshes topic metadata "
+        "(sees added partitions, a topic created again)",
     )
     # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
     # generation was collected ~400 times per 84,000 events and full collections walked the whole
@@ -319,6 +320,23 @@ class Settings(BaseSettings):
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
     ingest_max_body_bytes: int = 1024 * 1024
+    # rudder-sdk-python fills a batch up to 4 MB of calls plus the one that passes it (each call up to
+    # 4 MB) and drops a batch answered 413 without retrying it: the batch routes read up to this much
+    # (docs/events.md, "Body size"). Parsing costs up to ~9x the body (measured), hence the slots below.
+    ingest_max_batch_body_bytes: int = Field(
+        8 * 1024 * 1024 + 64 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="most bytes of a tracking-API batch body (/v1/batch, /v1/import, /v1/b), as sent or inflated "
+        "(413 above); at least PREEMPT_INGEST_MAX_BODY_BYTES",
+    )
+    ingest_large_bodies_in_flight: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="batch bodies over PREEMPT_INGEST_MAX_BODY_BYTES read and parsed at once; one more is "
+        "answered 429 with Retry-After (the SDKs retry it)",
+    )
     ingest_port: int = Field(
         6068,
         ge=0,
@@ -341,6 +359,20 @@ class Settings(BaseSettings):
     # attempt against maxRetries and drops the batch sooner; a 429 it retries without counting).
     ingest_kafka_timeout_seconds: float = Field(
         4.0, gt=0, description="longest wait for Kafka's acks before answering 429 with Retry-After"
+    )
+    # Writes the broker refuses while it answers (events topic deleted, too few in-sync replicas, no
+    # WRITE ACL) answer every request 429/503: /readyz says so (streams/ingest/write_health.py).
+    ingest_writes_failing_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="ingest: writes to a topic (events, account updates, the account merger's) that all failed for "
+        "this long (3 at least), with no success, make /readyz 503 'writes failing' until one succeeds",
+    )
+    ingest_account_catch_up_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="ingest: longest the account merger waits to have read preempt.accounts up to its end before "
+        "a batch of group-call patches (a failed attempt, retried)",
     )
     ingest_replay_cache_size: int = Field(
         100_000, ge=1, description="signatures remembered inside the tolerance window to refuse replays"

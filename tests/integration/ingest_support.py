@@ -147,7 +147,7 @@ def abuse_cases(
             SIGN,
             400,
         ),
-        AbuseCase("oversize", "/v1/batch", b" " * (2 * 1024 * 1024), basic, SIGN, 413),
+        AbuseCase("oversize", "/v1/batch", b" " * (9 * 1024 * 1024), basic, SIGN, 413),  # batch routes: 8 MiB
         AbuseCase(
             "canonical mixed",
             "/v1/events",

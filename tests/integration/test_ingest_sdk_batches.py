@@ -17,27 +17,39 @@ from tests.integration.ingest_support import wait_healthy
 WRITE_KEY = "wk_sdk_batches"
 
 
-def test_a_gzipped_rudderstack_batch_of_calls_sharing_a_flags_object_is_stored(
-    kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
-) -> None:
-    """rudder-sdk-python gzips every batch; 100 track calls that each carry the same 200-flag object (~6 KB) make a
-    ~600 KB batch that inflates more than 100 times. It was refused 413 as a "compression bomb", which the SDK does
-    not retry (the 100 calls were lost); with the default settings every call reaches preempt.events."""
+def rudder_ingest(
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    errors: list[Any],
+    **client_options: Any,
+) -> tuple[Settings, ManagedProcess, Any]:
+    """A healthy `preempt ingest` with its defaults, and a rudder-sdk-python client for it that puts the
+    errors it gives up on in ``errors`` (no retries of retryable ones)."""
     from rudderstack.analytics import Client
 
     port = free_port()
     settings = settings_factory(ingest_api_keys=(f"rudder={key_digest(WRITE_KEY)}",), ingest_port=port)
     proc = process_factory(["preempt", "ingest"], settings, name="ingest")
     wait_healthy(port, proc)
-
-    flags = {f"feature_{i:03d}_enabled": i % 3 == 0 for i in range(200)}
-    errors: list[Any] = []
     client = Client(
         write_key=WRITE_KEY,
         host=f"http://127.0.0.1:{port}",
         on_error=lambda error, _batch: errors.append(error),
         max_retries=1,
+        **client_options,
     )
+    return settings, proc, client
+
+
+def test_a_gzipped_rudderstack_batch_of_calls_sharing_a_flags_object_is_stored(
+    kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+) -> None:
+    """rudder-sdk-python gzips every batch; 100 track calls that each carry the same 200-flag object (~6 KB) make a
+    ~600 KB batch that inflates more than 100 times. It was refused 413 as a "compression bomb", which the SDK does
+    not retry (the 100 calls were lost); with the default settings every call reaches preempt.events."""
+    flags = {f"feature_{i:03d}_enabled": i % 3 == 0 for i in range(200)}
+    errors: list[Any] = []
+    settings, _, client = rudder_ingest(settings_factory, process_factory, errors)
     for i in range(100):
         client.track(
             user_id=f"user-{i % 7}",
@@ -54,3 +66,33 @@ def test_a_gzipped_rudderstack_batch_of_calls_sharing_a_flags_object_is_stored(
     values = [orjson.loads(r.value) for r in records]
     assert sorted(v["event_id"] for v in values) == sorted(f"flags-{i}" for i in range(100))
     assert all(v["properties"]["flags"] == flags and r.key == b"stark-4" for r, v in zip(records, values, strict=True))
+
+
+def test_a_rudderstack_batch_of_large_calls_over_one_mib_is_stored(
+    kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+) -> None:
+    """rudder-sdk-python fills a batch up to 100 calls or 4 MB: 100 calls of ~24 KB (each under the 32 KiB an
+    event may hold) make a ~2.4 MB batch. Ingest read at most 1 MiB and answered 413, which the SDK does not retry
+    (on_error, the 100 calls lost); its batch routes now read up to PREEMPT_INGEST_MAX_BATCH_BODY_BYTES."""
+    errors: list[Any] = []
+    # upload_interval: one batch of 100, not several small ones
+    settings, proc, client = rudder_ingest(settings_factory, process_factory, errors, upload_interval=5.0)
+    for i in range(100):
+        client.track(
+            user_id="user-1",
+            event="Report Exported",
+            # Distinct text per call, so that gzip does not shrink the body below the old limit.
+            properties={
+                f"part_{j}": f"{i:03d}-{j}-" + "".join(chr(65 + (i * 7 + j * k) % 26) for k in range(7_900))
+                for j in range(3)
+            },
+            context={"groupId": "wayne-1"},
+            message_id=f"large-{i}",
+        )
+    client.flush()
+    client.join()
+
+    assert errors == [], errors
+    assert "payload_too_large" not in proc.log_text()
+    records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 100, timeout_s=60, idle_s=1)
+    assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(f"large-{i}" for i in range(100))

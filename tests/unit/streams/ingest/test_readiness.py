@@ -7,7 +7,7 @@ import asyncio
 from structlog.testing import capture_logs
 
 from streams.ingest.app import READINESS
-from tests.unit.streams.ingest.conftest import ClientFactory
+from tests.unit.streams.ingest.conftest import AUTH, ClientFactory, event
 
 UNREACHABLE_LOG = "broker unreachable; ingest not ready until it answers"
 
@@ -80,3 +80,66 @@ async def test_the_watch_runs_the_check_every_interval_and_survives_a_check_that
     reason = readiness.not_ready_reason()
     assert reason is not None
     assert "the broker check failed: RuntimeError('boom')" in reason
+
+
+def writes_failing(write: str) -> float | None:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("preempt_ingest_writes_failing", {"write": write})
+
+
+WRITES_FAILING_LOG = "writes failing: every write to a topic failed; ingest not ready until one succeeds"
+
+
+async def test_readyz_is_503_naming_the_topic_once_every_write_was_refused_for_the_limit(
+    client_factory: ClientFactory,
+) -> None:
+    """A broker that answers but refuses every write (topic deleted, too few replicas, no ACL): once 3 writes
+    and PREEMPT_INGEST_WRITES_FAILING_SECONDS passed with none taken, /readyz 503 names the events topic and
+    the error, the gauges say so and one ERROR is logged; the next write taken makes it ready (one INFO)."""
+    client, sink = await client_factory(
+        broker_check=lambda: answered(None), ingest_writes_failing_seconds=0.05, topic_prefix="shop"
+    )
+    sink.fail = True
+    for i in range(3):
+        assert (await client.post("/v1/events", json=event(f"e{i}"), headers=AUTH)).status == 503
+    assert (await client.get("/readyz")).status == 200  # not for long yet
+    await asyncio.sleep(0.06)
+    with capture_logs() as logs:
+        response = await client.get("/readyz")
+        assert (await client.get("/readyz")).status == 503
+    assert response.status == 503
+    reason = (await response.json())["reason"]
+    assert reason.startswith("writes failing: topic shop.events: 3 attempts failed in a row")
+    assert "ConnectionError: broker unreachable" in reason
+    assert (gauge("preempt_ready"), writes_failing("events")) == (0.0, 1.0)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [WRITES_FAILING_LOG]
+    sink.fail = False
+    with capture_logs() as logs:
+        assert (await client.post("/v1/events", json=event("e9"), headers=AUTH)).status == 202
+    assert (await client.get("/readyz")).status == 200
+    assert (gauge("preempt_ready"), writes_failing("events")) == (1.0, 0.0)
+    assert "writes succeeding again" in [e["event"] for e in logs if e["log_level"] == "info"]
+
+
+async def test_writes_never_acknowledged_in_time_make_ingest_not_ready_too(client_factory: ClientFactory) -> None:
+    """Writes answered 429 because Kafka never acknowledged them (what a deleted topic gives) count as failed."""
+    client, sink = await client_factory(ingest_writes_failing_seconds=0.05, ingest_kafka_timeout_seconds=0.01)
+    sink.delay_s = 0.05
+    for i in range(3):
+        assert (await client.post("/v1/events", json=event(f"e{i}"), headers=AUTH)).status == 429
+    await asyncio.sleep(0.06)
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert "topic preempt.events" in (await response.json())["reason"]
+    assert "not acknowledged within 0.01 s" in (await response.json())["reason"]
+
+
+async def test_one_success_between_failures_keeps_ingest_ready(client_factory: ClientFactory) -> None:
+    """Failures interrupted by a write that is taken start a new streak: a flaky broker is not 'failing'."""
+    client, sink = await client_factory(ingest_writes_failing_seconds=0.05)
+    for i in range(4):
+        sink.fail = i != 2
+        await client.post("/v1/events", json=event(f"e{i}"), headers=AUTH)
+        await asyncio.sleep(0.02)
+    assert (await client.get("/readyz")).status == 200

@@ -179,7 +179,13 @@ BOMB = gzip.compress(orjson.dumps({"batch": [track(context={"groupId": "acme", "
         (BASIC, b"[1, 2]", {}, 400, "invalid_request"),
         (BASIC, b"{nope", {}, 400, "invalid_request"),
         (BASIC, orjson.dumps({"batch": "x"}), {}, 400, "invalid_request"),
-        (BASIC, b"x" * 3000, {"ingest_max_body_bytes": 2048}, 413, "payload_too_large"),
+        (
+            BASIC,
+            b"x" * 70_000,
+            {"ingest_max_body_bytes": 2048, "ingest_max_batch_body_bytes": 65_536},
+            413,
+            "payload_too_large",
+        ),
     ],
     ids=[
         "no-key",

@@ -1,0 +1,91 @@
+"""JSON nested deeper than the readers take: the one over-deep item is rejected (too_deep), the batch is not."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams.ingest.payload import BodyError, deep_items, parse_body
+from streams.runtime.dead_letters import dead_letter_headers
+from tests.unit.streams.ingest.conftest import AUTH, BASIC, NOW, ClientFactory, dead_letters_done, event, track
+
+DEEP = b"[" * 1100 + b"]" * 1100  # orjson reads 1,024 levels at most
+
+
+def batch_with_a_deep_item(good: list[dict[str, object]], *, key: str = "batch") -> bytes:
+    """``{key: [good[0], <an item 1,101 levels deep>, good[1:]...]}``."""
+    deep = b'{"type":"track","messageId":"deep","properties":{"p":' + DEEP + b"}}"
+    items = [orjson.dumps(good[0]), deep, *(orjson.dumps(g) for g in good[1:])]
+    return b'{"' + key.encode() + b'":[' + b",".join(items) + b"]}"
+
+
+def test_deep_items_cuts_only_the_over_deep_item_and_keeps_its_bytes() -> None:
+    """The scan finds the item by its brackets (strings holding brackets do not count) and nothing else."""
+    body = b'[{"a":"x]\\"[{"},' + DEEP + b',{"b":1}]'
+    cut = deep_items(body)
+    assert cut is not None
+    assert cut.body == b'[{"a":"x]\\"[{"},null,{"b":1}]'
+    assert cut.items == {1: DEEP}
+
+
+def test_a_batch_with_one_over_deep_item_keeps_the_others() -> None:
+    """Before: the whole body was a 400 ('not valid JSON: depth limit exceeded'); now item 1 alone is too_deep."""
+    body = batch_with_a_deep_item([event("e1"), event("e2")])
+    parsed = parse_body(
+        body, max_event_bytes=32 * 1024, max_future_skew=300, now=NOW, max_items=100, max_shared_context_bytes=8192
+    )
+    assert [r.event_id for r in parsed.results if r.rejection is None] == ["e1", "e2"]
+    (rejected,) = parsed.rejected
+    assert (str(rejected.rejection.reason), parsed.results[1].index) == ("too_deep", 1)
+    assert (rejected.value or b"").startswith(b'{"type":"track","messageId":"deep"')
+
+
+def test_deep_nesting_outside_the_items_is_a_clear_400() -> None:
+    """A batch's shared context nested 1,100 levels is not one item's: the body is refused, saying why."""
+    body = b'{"batch":[' + orjson.dumps(event()) + b'],"context":{"x":' + DEEP + b"}}"
+    with pytest.raises(BodyError, match="more than 1,024 levels deep outside its items"):
+        parse_body(
+            body, max_event_bytes=32 * 1024, max_future_skew=300, now=NOW, max_items=100, max_shared_context_bytes=8192
+        )
+
+
+async def test_v1_events_answers_202_and_dead_letters_the_deep_item(client_factory: ClientFactory) -> None:
+    """/v1/events: the good events are stored, the deep one is listed rejected and dead-lettered with its reason."""
+    client, sink = await client_factory(clock=lambda: NOW)
+    response = await client.post("/v1/events", data=batch_with_a_deep_item([event("e1"), event("e2")]), headers=AUTH)
+    assert response.status == 202
+    answer = await response.json()
+    assert (answer["accepted"], answer["rejected"]) == (2, 1)
+    assert answer["results"][1]["reason"] == "too_deep"
+    assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["e1", "e2"]
+    await dead_letters_done(client)
+    (letter,) = sink.dead_letters
+    assert dead_letter_headers(letter.headers)["preempt.dlq.reason"] == "too_deep"
+
+
+async def test_v1_batch_answers_200_with_the_deep_call_rejected(client_factory: ClientFactory) -> None:
+    """The tracking API (an SDK drops a batch answered 400): 200, the other calls stored, the deep one rejected."""
+    client, sink = await client_factory(clock=lambda: NOW)
+    response = await client.post("/v1/batch", data=batch_with_a_deep_item([track("m-1"), track("m-2")]), headers=BASIC)
+    assert response.status == 200
+    answer = await response.json()
+    assert (answer["accepted"], answer["rejected"]) == (2, 1)
+    assert answer["rejections"][0]["reason"] == "too_deep"
+    assert len(sink.records) == 2
+
+
+async def test_a_single_over_deep_call_is_rejected_not_refused(client_factory: ClientFactory) -> None:
+    """/v1/track with one call nested 1,100 levels: 200 with the call rejected too_deep (not a 400)."""
+    client, sink = await client_factory(clock=lambda: NOW)
+    body = b'{"type":"track","messageId":"deep","event":"x","properties":{"p":' + DEEP + b"}}"
+    response = await client.post("/v1/track", data=body, headers=BASIC)
+    assert response.status == 200
+    assert (await response.json())["rejections"][0]["reason"] == "too_deep"
+    await dead_letters_done(client)
+    assert [letter.value for letter in sink.dead_letters] == [body]
+
+
+def test_a_body_of_nothing_but_brackets_is_not_scanned_to_its_end() -> None:
+    """The scan gives up past MAX_DEEP_TOKENS tokens beyond the read depth: the body stays refused (400)."""
+    assert deep_items(b"[" * (1 << 20)) is None
+    assert deep_items(b"[" + b",".join([DEEP] * 3) + b"]") is not None  # a few deep items are cut

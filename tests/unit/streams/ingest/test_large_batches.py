@@ -1,0 +1,57 @@
+"""Batch bodies over PREEMPT_INGEST_MAX_BODY_BYTES on the tracking API's batch routes (rudder-sdk-python's 4 MB)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.unit.streams.ingest.conftest import AUTH, BASIC, NOW, ClientFactory, event, track
+
+
+def large_batch(calls: int = 5, chars: int = 6000, prefix: str = "m") -> bytes:
+    """``calls`` track calls of ~``chars`` bytes each, as one /v1/batch body."""
+    return orjson.dumps({"batch": [track(f"{prefix}{i}", properties={"text": "x" * chars}) for i in range(calls)]})
+
+
+async def test_a_batch_over_the_body_limit_is_read_on_the_batch_routes(client_factory: ClientFactory) -> None:
+    """A 30 KB batch with a 16 KiB body limit: stored whole on /v1/batch (it was 413, which the SDK drops);
+    /v1/events keeps the body limit."""
+    client, sink = await client_factory(clock=lambda: NOW, ingest_max_body_bytes=16 * 1024)
+    body = large_batch()
+    response = await client.post("/v1/batch", data=body, headers=BASIC)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["accepted"] == 5
+    assert len(sink.records) == 5
+    events = orjson.dumps([event(f"e{i}", properties={"text": "x" * 6000}) for i in range(5)])
+    assert (await client.post("/v1/events", data=events, headers=AUTH)).status == 413
+
+
+async def test_the_per_event_limit_still_applies_inside_a_large_batch(client_factory: ClientFactory) -> None:
+    """A call over PREEMPT_MAX_EVENT_BYTES in a large batch is rejected alone (too_large); the others are stored."""
+    client, sink = await client_factory(clock=lambda: NOW, ingest_max_body_bytes=16 * 1024, max_event_bytes=8 * 1024)
+    calls = [track("small-1"), track("big", properties={"a": "x" * 8000, "b": "y" * 8000}), track("small-2")]
+    response = await client.post("/v1/batch", data=orjson.dumps({"batch": calls}), headers=BASIC)
+    assert response.status == 200
+    answer = await response.json()
+    assert (answer["accepted"], [r["reason"] for r in answer["rejections"]]) == (2, ["too_large"])
+    assert len(sink.records) == 2
+
+
+async def test_one_large_body_at_a_time_the_next_is_429_and_the_slot_comes_back(client_factory: ClientFactory) -> None:
+    """With one slot, a large batch arriving while another is being stored gets 429 (retried by the SDKs, unlike
+    413); once the first is answered the slot is free again. Small batches never wait for a slot."""
+    client, sink = await client_factory(
+        clock=lambda: NOW, ingest_max_body_bytes=16 * 1024, ingest_large_bodies_in_flight=1
+    )
+    sink.delay_s = 0.3
+    first = asyncio.ensure_future(client.post("/v1/batch", data=large_batch(prefix="a"), headers=BASIC))
+    await asyncio.sleep(0.1)
+    second = await client.post("/v1/batch", data=large_batch(prefix="b"), headers=BASIC)
+    assert second.status == 429
+    assert second.headers["Retry-After"] == "5"
+    assert (await second.json())["code"] == "busy"
+    small = await client.post("/v1/batch", data=orjson.dumps({"batch": [track("s")]}), headers=BASIC)
+    assert small.status == 200
+    assert (await first).status == 200
+    assert (await client.post("/v1/batch", data=large_batch(prefix="c"), headers=BASIC)).status == 200
