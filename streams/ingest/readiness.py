@@ -14,8 +14,10 @@ the broker back, and the producer picks up again by itself.
 A broker that answers but refuses the writes (a topic deleted, too few in-sync replicas, no WRITE
 ACL) is the other reason: ``IngestWriteHealth`` (``write_health``) reports the kinds of write —
 the events, the account updates, the account merger's — that have all failed for
-``PREEMPT_INGEST_WRITES_FAILING_SECONDS``; ``/readyz`` then answers 503 naming the topic and the
-last error. The broker's reason, the cause of anything else, is said first.
+``PREEMPT_INGEST_WRITES_FAILING_SECONDS``. Failing event writes make ``/readyz`` answer 503 naming
+the topic and the last error; failing account writes are listed under ``degraded`` in a 200 answer
+(the events still go through: a pod out of the load balancer would refuse them too). The broker's
+reason, the cause of anything else, is said first.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from streams.ingest.write_health import IngestWriteHealth
+from streams.ingest.write_health import WRITE_EVENTS, IngestWriteHealth
 from streams.runtime.health import BrokerWatch
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import BROKER_REACHABLE, READY
@@ -63,21 +65,35 @@ class IngestReadiness:
 
     def not_ready_reason(self) -> str | None:
         """Why ingest is not ready now (None: ready); sets ``preempt_ready``."""
+        return self._state()[0]
+
+    def _state(self) -> tuple[str | None, list[str]]:
+        """``(why not ready or None, what is degraded)``: only the events' writes make ingest unready.
+
+        The account updates' and the merger's failing writes are reported (``degraded`` in the body,
+        ``preempt_ingest_writes_failing``, one ERROR) but keep the pod ready: its events still go
+        through, and every replica shares the broker, so taking them all out of the load balancer
+        would refuse every event for a fault of the account records alone."""
         unreachable = self._watch.unreachable(self._clock())
-        failing = self._writes.failing() if self._writes is not None else ()
+        failing = self._writes.failing_by_group() if self._writes is not None else []
+        blocking = [reason for group, reason in failing if group == WRITE_EVENTS]
+        degraded = [reason for group, reason in failing if group != WRITE_EVENTS]
         if unreachable is not None:
             reason: str | None = f"broker unreachable: {unreachable}"
         else:
-            reason = "; ".join(failing) or None
+            reason = "; ".join(blocking) or None
         READY.labels(app=APP_NAME).set(0 if reason is not None else 1)
-        return reason
+        return reason, degraded
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        """200 ``{"status": "ready"}``, or 503 ``{"status": "not_ready", "reason": …}``."""
-        reason = self.not_ready_reason()
-        body = {"status": "ready", "app": APP_NAME} if reason is None else {"status": "not_ready", "app": APP_NAME}
+        """200 ``{"status": "ready"}``, or 503 ``{"status": "not_ready", "reason": …}``; either with
+        ``"degraded": [...]`` while account writes fail."""
+        reason, degraded = self._state()
+        body: dict[str, object] = {"status": "ready" if reason is None else "not_ready", "app": APP_NAME}
         if reason is not None:
             body["reason"] = reason
+        if degraded:
+            body["degraded"] = degraded
         return web.Response(
             status=200 if reason is None else 503, body=orjson.dumps(body), content_type="application/json"
         )

@@ -12,8 +12,10 @@ it. ``IngestWriteHealth`` follows each kind of write from its outcomes, by the r
 
 A write that fails or is not acknowledged within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS`` (answered
 429) extends the streak; one acknowledged ends it. A streak of at least 3 attempts with no success
-for ``PREEMPT_INGEST_WRITES_FAILING_SECONDS`` makes ``/readyz`` 503 naming the topic and the last
-error, ``preempt_ingest_writes_failing{write}`` 1, and logs one ERROR; the next success, one INFO.
+for ``PREEMPT_INGEST_WRITES_FAILING_SECONDS`` sets ``preempt_ingest_writes_failing{write}`` to 1 and
+logs one ERROR (the next success, one INFO); for the events it makes ``/readyz`` 503 naming the topic
+and the last error, for the account writes it is listed under ``degraded`` in a 200 answer (events
+still go through; ``readiness``).
 A process nothing was written through for twice that long (it left the load balancer) is no
 longer known to fail and is ready again, so it is tried again.
 """
@@ -52,7 +54,9 @@ class IngestWriteHealth(FailureStreaks):
 
     def _reported(self, target: str, streak: Streak, now: float) -> None:
         log.error(
-            "writes failing: every write to a topic failed; ingest not ready until one succeeds",
+            "writes failing: every write to a topic failed; ingest not ready until one succeeds"
+            if streak.group == WRITE_EVENTS
+            else "account writes failing: every write to a topic failed; events still taken, accounts not updated",
             write=streak.group,
             topic=target,
             failed_attempts=streak.failures,

@@ -65,8 +65,12 @@ class FailureStreaks:
 
     def failing(self) -> tuple[str, ...]:
         """``/readyz``'s reasons, one per failing target (empty when every target works or is unknown)."""
+        return tuple(reason for _group, reason in self.failing_by_group())
+
+    def failing_by_group(self) -> list[tuple[str, str]]:
+        """``(group, reason)`` of every failing target, for an owner whose groups weigh differently."""
         now = self._clock()
-        reasons: list[str] = []
+        reasons: list[tuple[str, str]] = []
         for target, streak in sorted(self._streaks.items()):
             if now - streak.last > 2 * self.failing_after_s:  # nothing tried for long: no longer known to fail
                 del self._streaks[target]
@@ -78,8 +82,8 @@ class FailureStreaks:
             if not streak.reported:
                 streak.reported = True
                 self._reported(target, streak, now)
-            reasons.append(self._reason(target, streak, now))
-        return tuple(reasons)
+            reasons.append((streak.group, self._reason(target, streak, now)))
+        return reasons
 
     def reported_in(self, group: str) -> int:
         """How many targets of ``group`` are reported failing now (for the owner's gauge)."""

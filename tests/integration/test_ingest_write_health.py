@@ -45,6 +45,19 @@ def wait_not_ready(port: int, proc: ManagedProcess, needle: str, poke: Callable[
     raise AssertionError(f"/readyz stayed {status} {body}:\n{proc.log_text()[-3000:]}")
 
 
+def wait_degraded(port: int, proc: ManagedProcess, needle: str, timeout_s: float) -> str:
+    """Wait until /readyz answers 200 listing a ``degraded`` reason with ``needle``; that reason."""
+    deadline = time.monotonic() + timeout_s
+    status, body = readyz(port)
+    while time.monotonic() < deadline:
+        status, body = readyz(port)
+        found = [r for r in body.get("degraded", []) if needle in r]
+        if status == 200 and found:
+            return str(found[0])
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz stayed {status} {body}:\n{proc.log_text()[-3000:]}")
+
+
 def recreate(admin: KafkaAdminClient, topic: str, partitions: int, **configs: str) -> None:
     """Create ``topic`` again once the broker has finished deleting it."""
     deadline = time.monotonic() + 60
@@ -108,13 +121,15 @@ def test_a_deleted_events_topic_makes_ingest_not_ready_until_writes_are_taken_ag
         admin.close()
 
 
-def test_a_stuck_account_merger_makes_ingest_not_ready(
+def test_a_stuck_account_merger_is_reported_and_leaves_ingest_ready_for_events(
     kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
 ) -> None:
     """The accounts topic deleted: group calls are still taken (their patches go to the updates topic) but the
     merger can merge none of them and retries for ever; /readyz names the stuck merger and the accounts topic
-    (it said ready before the fix); the topic back, the view sees it at its next metadata refresh
-    (PREEMPT_METADATA_MAX_AGE_SECONDS; aiokafka's 5 minutes before), the patch is merged, ready again."""
+    under "degraded" (it said nothing before) but stays 200, and events are still taken — every replica
+    shares the broker, so an unready answer would take them all out of the load balancer for a fault of the
+    account records alone; the topic back, the view sees it at its next metadata refresh
+    (PREEMPT_METADATA_MAX_AGE_SECONDS; aiokafka's 5 minutes before), the patch is merged, degraded no more."""
     port, settings, proc = start_ingest(
         settings_factory, process_factory, ingest_account_catch_up_seconds=1.0, metadata_max_age_seconds=2.0
     )
@@ -126,16 +141,19 @@ def test_a_stuck_account_merger_makes_ingest_not_ready(
             {"type": "group", "groupId": "acme", "userId": "u-1", "messageId": "g-1", "traits": {"name": "Acme"}}
         )
         assert send(port, "/v1/group", group, {"Authorization": basic_auth()}, None, int(time.time())) == 200
-        reason = wait_not_ready(port, proc, f"account merger stuck: topic {accounts_topic}", lambda: None, 120)
+        reason = wait_degraded(port, proc, f"account merger stuck: topic {accounts_topic}", 120)
         assert "attempts failed in a row" in reason
         assert "did not read" in reason  # the view of the accounts topic cannot catch up: nothing merges
         proc.wait_for_log("writes failing: every write to a topic failed")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        assert post(port, orjson.dumps(canonical("during", stamp)), HEADERS)[0] == 202  # events still go in
 
         recreate(admin, accounts_topic, settings.topic_partitions, **{"cleanup.policy": "compact"})
         deadline = time.monotonic() + 90
-        while readyz(port)[0] != 200:
+        while readyz(port)[1].get("degraded"):
             assert time.monotonic() < deadline, proc.log_text()[-3000:]
             time.sleep(0.5)
+        assert readyz(port) == (200, {"status": "ready", "app": "preempt-ingest"})
         proc.wait_for_log("writes succeeding again")
         assert '"accounts": 1' in proc.log_text()  # the patch was merged into the new topic
     finally:

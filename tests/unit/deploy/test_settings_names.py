@@ -19,6 +19,8 @@ NOT_SETTINGS = {
     "PREEMPT_STRESS_CYCLES",
     "PREEMPT_STRESS_MAX_KILL_AFTER",
     "PREEMPT_BROKERS",
+    "PREEMPT_CHAOS_CLUSTER_PORT",
+    "PREEMPT_CHAOS_WEB_PORT",
 }
 KNOWN = {env_name(field) for field in Settings.model_fields} | NOT_SETTINGS
 FILES = sorted(

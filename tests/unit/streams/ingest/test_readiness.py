@@ -89,6 +89,9 @@ def writes_failing(write: str) -> float | None:
 
 
 WRITES_FAILING_LOG = "writes failing: every write to a topic failed; ingest not ready until one succeeds"
+ACCOUNT_WRITES_FAILING_LOG = (
+    "account writes failing: every write to a topic failed; events still taken, accounts not updated"
+)
 
 
 async def test_readyz_is_503_naming_the_topic_once_every_write_was_refused_for_the_limit(
@@ -143,3 +146,38 @@ async def test_one_success_between_failures_keeps_ingest_ready(client_factory: C
         await client.post("/v1/events", json=event(f"e{i}"), headers=AUTH)
         await asyncio.sleep(0.02)
     assert (await client.get("/readyz")).status == 200
+
+
+async def test_failing_account_writes_are_degraded_not_unready() -> None:
+    """The merger's (or the group calls') writes failing for the limit: /readyz stays 200, with the reason
+    under "degraded", the gauge says so and one ERROR is logged — the events still go through, and an unready
+    answer would take every replica (they share the broker) out of the load balancer. Failing event writes
+    alongside make it 503, the account writes' reason still listed."""
+    import orjson
+
+    from streams.ingest.readiness import IngestReadiness
+    from streams.ingest.write_health import WRITE_ACCOUNT_MERGES, WRITE_EVENTS, IngestWriteHealth
+
+    now = [100.0]
+    writes = IngestWriteHealth(10.0, clock=lambda: now[0])
+    readiness = IngestReadiness(None, unreachable_after_s=30.0, clock=lambda: now[0], writes=writes)
+    with capture_logs() as logs:
+        for _ in range(3):
+            writes.write_failed(WRITE_ACCOUNT_MERGES, "shop.accounts", "TimeoutError: the view did not read")
+        now[0] += 11
+        response = await readiness.readyz(None)  # type: ignore[arg-type]
+    body = orjson.loads(response.body)  # type: ignore[arg-type]
+    assert response.status == 200
+    assert body["status"] == "ready"
+    assert [r.split(": 3 attempts")[0] for r in body["degraded"]] == ["account merger stuck: topic shop.accounts"]
+    assert (gauge("preempt_ready"), writes_failing("account_merges")) == (1.0, 1.0)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [ACCOUNT_WRITES_FAILING_LOG]
+    for _ in range(3):
+        writes.write_failed(WRITE_EVENTS, "shop.events", "KafkaError: UNKNOWN_TOPIC_OR_PARTITION")
+    now[0] += 11
+    writes.write_failed(WRITE_ACCOUNT_MERGES, "shop.accounts", "TimeoutError: the view did not read")
+    response = await readiness.readyz(None)  # type: ignore[arg-type]
+    body = orjson.loads(response.body)  # type: ignore[arg-type]
+    assert response.status == 503
+    assert body["reason"].startswith("writes failing: topic shop.events")
+    assert len(body["degraded"]) == 1
