@@ -17,6 +17,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.notifier_harness import make_alert, produce_alerts, start_notifier
 from tests.integration.pipeline_support import wait_for_metric
 from tests.integration.topology_support import (
     crate_rules,
@@ -165,3 +166,33 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=60, idle_s=2.0)]
     assert Counter(alert["account_id"] for alert in emitted) == dict.fromkeys(accounts, 2)
     assert worker.proc.poll() is None
+
+
+def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_and_the_restart_refuses(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+) -> None:
+    """The notifier's delivery-log changelog deleted after it committed 3 alerts: it stops (status 1) with one
+    CRITICAL line naming the topic, and its restart refuses to recreate it empty (the delivery log is what
+    keeps a re-read alert from being sent twice). Before, it ran on, and the restart started with no log."""
+    settings = settings_factory(notifier_web_port=free_port(), metadata_max_age_seconds=3)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-notify"
+    changelog = f"{group}-deliveries-changelog"
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, names.alerts, *(make_alert(f"dock-{i}") for i in range(3)))
+    _wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
+
+    _delete_topic(kafka_bootstrap, changelog)
+    assert notifier.proc.wait(timeout=60) == 1  # exit_line would refuse the console receiver's previews
+    assert notifier.log_text().count('"changelog topic missing; stopping"') == 1
+    assert f"changelog topic {changelog} does not exist (deleted?)" in notifier.log_text()
+
+    line = exit_line(process_factory(["preempt", "notifier"], settings, name="restart"), timeout_s=60)
+    assert line.startswith(
+        f"Error: changelog topic {changelog} does not exist, but consumer group {group} has read 3 records of "
+        f"{names.alerts}"
+    ), line
+    assert changelog not in _topics(kafka_bootstrap)
