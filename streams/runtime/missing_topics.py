@@ -38,7 +38,7 @@ from streams.runtime.settings import Settings
 
 log = get_logger(__name__)
 
-DOCS = "docs/operations.md, Missing topics"
+DOCS = "docs/operations.md, PreemptTopicMissing"
 WATCH_INTERVAL_SECONDS = 2.0
 
 
