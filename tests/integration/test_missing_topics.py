@@ -21,20 +21,13 @@ from tests.integration.notifier_harness import make_alert, produce_alerts, start
 from tests.integration.pipeline_support import wait_for_metric
 from tests.integration.topology_support import (
     crate_rules,
+    delete_topic,
     exit_line,
     publish_crates,
     ready_worker,
     reset_group,
     wait_readyz,
 )
-
-
-def _delete_topic(bootstrap: str, topic: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
-    try:
-        admin.delete_topics([topic])
-    finally:
-        admin.close()
 
 
 def _topics(bootstrap: str) -> set[str]:
@@ -83,7 +76,7 @@ def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_ref
     publish_crates(producer, names.events, [f"pier-{i}" for i in range(4)])
     _wait_committed(kafka_bootstrap, group, names.events, 4)
 
-    _delete_topic(kafka_bootstrap, changelog)
+    delete_topic(kafka_bootstrap, changelog)
     exit_line(worker, timeout_s=60)
     log = worker.log_text()
     assert log.count('"changelog topic missing; stopping"') == 1, log[-3000:]
@@ -128,7 +121,7 @@ def test_a_replay_after_the_changelog_was_deleted_starts_without_the_setting(
     worker.stop()
     worker.proc.wait(timeout=60)
 
-    _delete_topic(kafka_bootstrap, f"{group}-account-state-changelog")
+    delete_topic(kafka_bootstrap, f"{group}-account-state-changelog")
     refused = exit_line(process_factory(["preempt", "worker"], settings, name="refused"), timeout_s=60)
     assert refused.startswith("Error: changelog topic"), refused
     reset_group(kafka_bootstrap, group, names.events, "earliest")
@@ -154,7 +147,7 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     worker = ready_worker(process_factory, settings, "worker")
     wait_readyz(settings.worker_web_port, 200)
 
-    _delete_topic(kafka_bootstrap, names.alerts)
+    delete_topic(kafka_bootstrap, names.alerts)
     accounts = [f"wharf-{i}" for i in range(3)]
     publish_crates(producer, names.events, accounts)
     wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=60)
@@ -185,7 +178,7 @@ def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_an
     produce_alerts(producer, names.alerts, *(make_alert(f"dock-{i}") for i in range(3)))
     _wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
 
-    _delete_topic(kafka_bootstrap, changelog)
+    delete_topic(kafka_bootstrap, changelog)
     assert notifier.proc.wait(timeout=60) == 1  # exit_line would refuse the console receiver's previews
     assert notifier.log_text().count('"changelog topic missing; stopping"') == 1
     assert f"changelog topic {changelog} does not exist (deleted?)" in notifier.log_text()

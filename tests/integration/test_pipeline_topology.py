@@ -19,6 +19,7 @@ from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import wait_for_metric
 from tests.integration.topology_support import (
     crate_rules,
+    delete_topic,
     exit_line,
     publish_crates,
     ready_worker,
@@ -229,11 +230,7 @@ def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_unti
     worker = ready_worker(process_factory, settings, "worker")
     wait_readyz(settings.worker_web_port, 200)
 
-    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
-    try:
-        admin.delete_topics([names.events])
-    finally:
-        admin.close()
+    delete_topic(kafka_bootstrap, names.events)
     wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")
     assert worker.log_text().count("events topic missing; not ready until it is back") == 1
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from schemas.event import format_ts
@@ -109,3 +109,12 @@ def reset_group(bootstrap: str, group: str, topic: str, to: str) -> None:
         consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
     finally:
         consumer.close()
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """What ``kafka-topics.sh --delete --topic <topic>`` does."""
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
