@@ -52,6 +52,8 @@ def notifier(loglevel: str) -> None:
     app = create_app(settings, routing)
     # The tables' changelogs exist before the group forms (see ensure_changelog_topics).
     changelogs = changelog_topics(app, settings.topic_partitions)
+    # The group first (its committed offsets decide whether a missing changelog may be made): one line if refused.
+    check_permissions(settings, group_id=app.conf.id, client_id="preempt-notify-admin")
     created = ensure_changelog_topics(
         settings, changelogs, source=settings.topic("alerts"), group=app.conf.id, client_id="preempt-notify-admin"
     )

@@ -45,6 +45,8 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     changelogs = changelog_topics(app, settings.topic_partitions)
+    # The group first (its committed offsets decide whether a missing changelog may be made): one line if refused.
+    check_permissions(settings, group_id=app.conf.id)
     created = ensure_changelog_topics(settings, changelogs, source=settings.topic("events"), group=app.conf.id)
     discard_stale_stores(app, created)  # a changelog made anew: the local files of its deleted one go
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.

@@ -29,6 +29,7 @@ from typing import Any
 import faust
 from kafka import KafkaAdminClient
 from kafka.admin import OffsetSpec
+from kafka.errors import KafkaError
 
 from schemas.errors import ConfigError
 from streams.runtime.faust_compat import consumer_metadata_topics, producer_metadata_topics, table_store_files
@@ -172,7 +173,14 @@ def check_state_kept(
 ) -> None:
     """Before ``missing`` changelog topics are created: ``LostStateError`` when ``group`` has read records of
     ``source`` (its tables' state existed and would not be rebuilt), unless ``PREEMPT_ACCEPT_LOST_STATE``."""
-    read = records_read(admin, group, source) if missing else 0
+    try:
+        read = records_read(admin, group, source) if missing else 0
+    except KafkaError as exc:  # the group's ACL is checked before (check_permissions): a broker fault
+        raise LostStateError(
+            f"changelog topic {', '.join(missing)} does not exist and Kafka did not show consumer group {group}'s "
+            f"committed offsets ({type(exc).__name__}), so whether its state would be lost is not known; "
+            "try again once the broker answers"
+        ) from None
     if not read:
         return
     names = ", ".join(missing)
