@@ -46,10 +46,11 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
+from streams.runtime.missing_topics import crash_on, watch_topics
 from streams.runtime.ops_web import broker_unreachable, register_liveness, register_recordless
 from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames, ensure_topics
+from streams.runtime.topics import TopicNames, changelog_topics, ensure_topics
 
 __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifier_topics"]
 
@@ -218,7 +219,10 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
     health = runtime.dispatcher.scheduler.health
     # /readyz: dead letters the broker does not take, and targets every delivery to which fails.
-    register_liveness(app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing())
+    # A changelog (delivery log, snoozes) deleted under the notifier stops it: the next start asks the operator.
+    changelogs = [t.name for t in changelog_topics(app, settings.topic_partitions)]
+    missing = watch_topics(app, changelogs=changelogs, written=(), reason_for=str, stop=crash_on(app))
+    register_liveness(app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing(), missing)
     # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.
     register_recordless(app, topic, runtime.recordless.excluded_from_lag)
 

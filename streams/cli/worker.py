@@ -26,6 +26,7 @@ def worker(loglevel: str) -> None:
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.faust_compat import UntestedFaustError, leader_topic_name, require_tested_versions
     from streams.runtime.kafka_permissions import check_permissions
+    from streams.runtime.missing_topics import discard_stale_stores
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
@@ -44,7 +45,10 @@ def worker(loglevel: str) -> None:
     # The tables' changelogs exist before the group forms (a changelog Faust creates while the
     # worker starts can be missing from the first assignment, and the first table write then fails).
     changelogs = changelog_topics(app, settings.topic_partitions)
-    ensure_changelog_topics(settings, changelogs, source=settings.topic("events"))
+    # The group first (its committed offsets decide whether a missing changelog may be made): one line if refused.
+    check_permissions(settings, group_id=app.conf.id)
+    created = ensure_changelog_topics(settings, changelogs, source=settings.topic("events"), group=app.conf.id)
+    discard_stale_stores(app, created)  # a changelog made anew: the local files of its deleted one go
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
     declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]
     check_permissions(settings, group_id=app.conf.id, declared_topics=declared)

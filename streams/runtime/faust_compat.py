@@ -867,3 +867,61 @@ def stop_fetchers_cleanly() -> None:
     if fetcher.Fetcher.close is not _close_fetcher:
         UPSTREAM["Fetcher.close"] = fetcher.Fetcher.close
         fetcher.Fetcher.close = _close_fetcher
+
+
+# --- 16. The topics in the metadata of the worker's consumer and producer -------------------------
+#
+# Upstream behaviour: Faust keeps no view of which topics exist. Its consumer's aiokafka client
+# (``Consumer._thread._consumer._client``) refreshes the metadata of the subscribed topics (sources
+# and changelogs) every ``consumer_metadata_max_age_ms``; the producer's client (``Producer._producer``,
+# an ``AIOKafkaProducer``, whose ``client`` is public) refreshes the topics it writes at once when a
+# write fails. A topic deleted under the process drops out of that client's ``cluster`` at the next
+# refresh (aiokafka logs "Topic … not found in cluster metadata", at every retry), and nothing else
+# says so: the producer retries the write for ever. ``streams.runtime.missing_topics`` reads the
+# topic sets here.
+
+
+def _cluster_topics(client: Any) -> frozenset[str] | None:
+    cluster = getattr(client, "cluster", None)
+    if cluster is None or getattr(client, "_sync_task", None) is None:  # not bootstrapped: no metadata yet
+        return None
+    return frozenset(cluster.topics(exclude_internal_topics=False))
+
+
+def consumer_metadata_topics(app: faust.App) -> frozenset[str] | None:
+    """Topics in the consumer client's latest metadata (None: the consumer has none yet)."""
+    thread = getattr(app.consumer, "_thread", None)
+    return _cluster_topics(getattr(getattr(thread, "_consumer", None), "_client", None))
+
+
+def producer_metadata_topics(app: faust.App) -> frozenset[str] | None:
+    """Topics in the (non-transactional) producer client's latest metadata (None: no producer started)."""
+    return _cluster_topics(getattr(getattr(app.producer, "_producer", None), "client", None))
+
+
+# --- 17. The local files of a table's store ------------------------------------------------------
+#
+# Upstream behaviour: Faust's RocksDB store keeps each partition of a table in
+# ``Store.partition_path(partition)`` (``<tabledir>/<table>-<partition>.db``) together with the
+# changelog offset it has read. Opened against a changelog topic made anew (empty), recovery stops
+# the worker with ``ConsistencyError`` ("persisted offset … is higher than the last offset in that
+# topic") and a traceback, at every restart. The memory store keeps no files.
+
+
+def table_store_files(app: faust.App, changelogs: Iterable[str]) -> list[Any]:
+    """The local store files (``pathlib.Path``) of ``app``'s tables whose changelog topic is in ``changelogs``."""
+    import re
+
+    names = set(changelogs)
+    found: list[Any] = []
+    for table in app.tables.values():
+        if table.changelog_topic.get_topic_name() not in names:
+            continue
+        partition_path = getattr(table.data, "partition_path", None)
+        if partition_path is None:  # not a store with files
+            continue
+        first = partition_path(0)
+        pattern = re.compile(re.escape(first.name.removesuffix("0.db")) + r"\d+\.db")
+        if first.parent.is_dir():
+            found.extend(sorted(p for p in first.parent.iterdir() if pattern.fullmatch(p.name)))
+    return found

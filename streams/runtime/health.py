@@ -37,6 +37,7 @@ class ConsumerState:
     stalled: tuple[str, ...] = ()  # "topic/partition" of assigned partitions with lag and no progress
     broker_unreachable: str | None = None  # why no broker answered, once that has lasted too long
     stuck: tuple[str, ...] = ()  # writes the broker has not taken for too long (why, one per kind)
+    missing: tuple[str, ...] = ()  # topics deleted under the process (why, one per topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ def readiness(state: ConsumerState) -> Readiness:
     """
     if state.broker_unreachable is not None:  # the cause of whatever else looks wrong: said first
         return Readiness(False, f"broker unreachable: {state.broker_unreachable}")
+    if state.missing:  # the cause of a rebalance or a stall that never ends: said before them
+        return Readiness(False, "; ".join(state.missing))
     if not state.started:
         return Readiness(False, "consumer not started")
     if state.rebalances == 0:

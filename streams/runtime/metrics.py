@@ -262,6 +262,12 @@ READY = Gauge(
     "recovered, ingest with a broker that answers and takes its writes.",
     ["app"],
 )
+TOPIC_MISSING = Gauge(
+    "preempt_topic_missing",
+    "1 while a changelog topic of the app, or a topic it writes (the rules worker's alerts topic), is gone from "
+    "its clients' metadata after it was there (deleted under the process; streams/runtime/missing_topics.py).",
+    ["app", "topic"],
+)
 EVENT_OFFSET_GAPS = Counter(
     "preempt_event_offset_gaps_total",
     "Records of preempt.events that were acked without reaching the rules worker and could not be "

@@ -214,16 +214,24 @@ def broker_last_unanswered(app: faust.App) -> float | None:
 _STALLED: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 # App -> why writes it waits on are stuck (the notifier's dead letters in flight too long).
 _STUCK: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+# App -> why topics deleted under it matter (streams.runtime.missing_topics).
+_MISSING: weakref.WeakKeyDictionary[faust.App, Callable[[], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 
 
 def register_liveness(
-    app: faust.App, stalled: Callable[[], tuple[str, ...]], stuck: Callable[[], tuple[str, ...]] | None = None
+    app: faust.App,
+    stalled: Callable[[], tuple[str, ...]],
+    stuck: Callable[[], tuple[str, ...]] | None = None,
+    missing: Callable[[], tuple[str, ...]] | None = None,
 ) -> None:
     """Make ``/readyz`` and ``preempt_ready`` report the partitions ``stalled()`` names as not ready,
-    and the writes ``stuck()`` describes (the notifier's dead letters the broker does not take)."""
+    the writes ``stuck()`` describes (the notifier's dead letters the broker does not take) and the
+    topics deleted under the process ``missing()`` describes (``streams.runtime.missing_topics``)."""
     _STALLED[app] = stalled
     if stuck is not None:
         _STUCK[app] = stuck
+    if missing is not None:
+        _MISSING[app] = missing
 
 
 def consumer_state(app: faust.App) -> ConsumerState:
@@ -242,6 +250,7 @@ def consumer_state(app: faust.App) -> ConsumerState:
         stalled=stalled() if (stalled := _STALLED.get(app)) is not None else (),
         broker_unreachable=watch.unreachable(time.monotonic()) if (watch := _BROKER_WATCH.get(app)) else None,
         stuck=stuck() if (stuck := _STUCK.get(app)) is not None else (),
+        missing=missing() if (missing := _MISSING.get(app)) is not None else (),
     )
 
 

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
     # unreachable broker is one clear line within seconds (streams/runtime/broker_probe.py).
     broker_probe_seconds: float = Field(5.0, gt=0, description="how long commands wait for a broker to answer")
+    # A changelog topic missing while the consumer group has read records of its source topic: the worker
+    # and the notifier refuse to recreate it empty unless this is set (streams/runtime/missing_topics.py).
+    accept_lost_state: bool = Field(
+        False,
+        description="worker and notifier: recreate missing changelog topics empty although state was built "
+        "(that state is lost); set it for one start, then remove it",
+    )
     allow_untested_faust: bool = Field(
         False,
         description="start even on faust-streaming/mode versions streams/runtime/faust_compat.py was not tested on",

@@ -308,13 +308,17 @@ def ensure_changelog_topics(
     timeout_s: float = 30.0,
     *,
     source: str | None = None,
+    group: str | None = None,
     client_id: str = "preempt-admin",
-) -> None:
-    """Create the missing changelog topics and wait (bounded) until the broker lists their partitions.
+) -> list[str]:
+    """Create the missing changelog topics and wait (bounded) until the broker lists their partitions;
+    return the names of those it created.
 
     ``source``: the topic the tables are co-partitioned with (the worker's events topic, the
     notifier's alerts topic): a ``PartitionCountError`` when its partition count is not the
-    changelogs' (partitions added to it after the state was built) or the setting's.
+    changelogs' (partitions added to it after the state was built) or the setting's. With ``group``
+    (the app's consumer group) too: a ``LostStateError`` when a changelog is missing although the group
+    has read records of ``source`` (``streams.runtime.missing_topics.check_state_kept``).
 
     Called by ``preempt worker`` and ``preempt notifier`` after the app is built, before the Faust
     worker starts. Left to Faust, a changelog topic is created while the worker starts, and the
@@ -325,12 +329,17 @@ def ensure_changelog_topics(
     """
     wanted = {t.name: t for t in topics}
     if not wanted:
-        return
+        return []
     admin = admin_client(settings, client_id, timeout_s)
     try:
         existing = set(admin.list_topics())
         if source is not None:  # before any changelog is made with the setting's count
             _check_copartitioned(admin, source, [name for name in wanted if name in existing], settings)
+            if group is not None:  # before a changelog whose state existed is made empty
+                from streams.runtime.missing_topics import check_state_kept  # imports Faust: only the apps call this
+
+                absent = sorted(name for name in wanted if name not in existing)
+                check_state_kept(admin, settings, absent, group=group, source=source)
         missing = [
             NewTopic(
                 name=t.name,
@@ -359,5 +368,6 @@ def ensure_changelog_topics(
         kept = [t for t in wanted.values() if t.name in existing and t.config.get("cleanup.policy") == "compact"]
         if kept:
             _check_kept(admin, kept, settings)
+        return [t.name for t in missing]
     finally:
         admin.close()

@@ -846,9 +846,13 @@ class WorkerRuntime:
 
     def stop_on_partition_count(self, problem: str) -> None:
         """Stop the worker, writing nothing more: the deployment's topics changed under it."""
-        self._failed = True
         log.critical("partition count changed; stopping the worker", problem=problem)
-        self._crashing = asyncio.ensure_future(self.app.crash(PartitionCountError(problem)))
+        self.stop(PartitionCountError(problem))
+
+    def stop(self, error: Exception) -> None:
+        """Stop the worker with ``error``, writing nothing more (a process-wide failure, logged by the caller)."""
+        self._failed = True
+        self._crashing = asyncio.ensure_future(self.app.crash(error))
 
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""

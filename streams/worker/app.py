@@ -25,9 +25,10 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
+from streams.runtime.missing_topics import watch_topics, written_reason
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames
+from streams.runtime.topics import TopicNames, changelog_topics
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
 from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
@@ -184,4 +185,12 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
-    register_liveness(app, watchdog.stalled, lambda: (*runtime.missing_events_topic(), *watchdog.unreadable()))
+    # A changelog deleted under the worker stops it; the alerts topic deleted makes it not ready, named.
+    missing = watch_topics(
+        app,
+        changelogs=[t.name for t in changelog_topics(app, settings.topic_partitions)],
+        written=[settings.topic("alerts")],
+        reason_for=lambda topic: written_reason(topic, settings.topic_partitions, "preempt worker"),
+        stop=runtime.stop,
+    )
+    register_liveness(app, watchdog.stalled, lambda: (*runtime.missing_events_topic(), *watchdog.unreadable()), missing)

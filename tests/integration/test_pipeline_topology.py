@@ -4,67 +4,28 @@ records, partitions added to the events topic, changelog topics that do not keep
 from __future__ import annotations
 
 import json
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.structs import OffsetAndMetadata
 
-from schemas.event import format_ts
 from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import wait_for_metric
-
-RULES = """
-rules:
-  - id: crate-dropped-runbook
-    kind: any
-    title: "a crate was dropped"
-    severity: high
-    priority: 2
-    match: {{event: Crate Dropped}}
-    playbook: "{playbook}"
-  - id: crate-dropped-note
-    kind: any
-    title: "a crate was dropped (short)"
-    severity: low
-    priority: 3
-    match: {{event: Crate Dropped}}
-    playbook: "Call the warehouse."
-"""
-
-
-def _rules(tmp_path: Path, playbook: str) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    (folder / "crates.yaml").write_text(RULES.format(playbook=playbook))
-    return folder
-
-
-def _publish(producer: KafkaProducer, topic: str, accounts: list[str], event: str = "Crate Dropped") -> None:
-    now = time.time()
-    for i, account in enumerate(accounts):
-        body = {"event_id": f"crate-{account}", "event": event, "account_id": account, "timestamp": format_ts(now)}
-        producer.send(topic, key=account.encode(), value=json.dumps(body).encode(), headers=[("src", str(i).encode())])
-    producer.flush()
-
-
-def _ready_worker(process_factory: Callable[..., ManagedProcess], settings: Settings, name: str) -> ManagedProcess:
-    """``preempt worker`` started with ``settings``, once it says it is ready."""
-    worker = process_factory(["preempt", "worker"], settings, name=name)
-    worker.wait_for_log("rules worker ready", timeout_s=90)
-    return worker
+from tests.integration.topology_support import (
+    crate_rules,
+    delete_topic,
+    exit_line,
+    publish_crates,
+    ready_worker,
+    reset_group,
+    wait_readyz,
+)
 
 
 def _set_topic_config(bootstrap: str, topic: str, **config: str) -> None:
@@ -86,14 +47,14 @@ def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worke
     go to the events dead-letter topic with reason alert_too_large, counted; the other rule's alerts
     are emitted and the worker keeps running (before, it stopped on the first one, after every restart)."""
     settings = settings_factory(
-        rules_path=_rules(tmp_path, "Walk the customer through it. " * 100), worker_web_port=free_port()
+        rules_path=crate_rules(tmp_path, "Walk the customer through it. " * 100), worker_web_port=free_port()
     )
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     _set_topic_config(kafka_bootstrap, names.alerts, **{"max.message.bytes": "2500"})
-    worker = _ready_worker(process_factory, settings, "worker")
+    worker = ready_worker(process_factory, settings, "worker")
     accounts = [f"depot-{i}" for i in range(3)]
-    _publish(producer, names.events, accounts)
+    publish_crates(producer, names.events, accounts)
 
     samples = wait_for_metric(
         settings.worker_web_port, 'preempt_events_dead_lettered_total{reason="alert_too_large"}', 3
@@ -122,20 +83,6 @@ def _add_partitions(bootstrap: str, topic: str, total: int) -> None:
         admin.close()
 
 
-def _exit_line(proc: ManagedProcess, timeout_s: float = 90.0) -> str:
-    """Wait (bounded) for ``proc`` to exit with status 1; its last line."""
-    try:
-        proc.proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"still running {timeout_s:.0f} s later:\n{proc.log_text()[-3000:]}")
-    log = proc.log_text()
-    assert proc.proc.returncode == 1, log[-3000:]
-    # JSON log lines (a library's traceback stays inside one's "exception" field) and the one Error line.
-    raw = [line for line in log.splitlines() if line.strip() and not line.startswith(("{", "Error: "))]
-    assert not raw, raw[:20]
-    return log.strip().splitlines()[-1]
-
-
 def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_restart_with_one_line(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -148,16 +95,16 @@ def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_rest
     4 or 6 (the count the old message told the operator to set), refuses to start with the same one line.
     Before, the running worker read the new partitions and went on, and the restart with 6 started,
     reported ready and stopped on its first batch with Faust's PartitionsMismatch."""
-    rules = _rules(tmp_path, "Call them.")
+    rules = crate_rules(tmp_path, "Call them.")
     settings = settings_factory(rules_path=rules, worker_web_port=free_port(), metadata_max_age_seconds=3)
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    worker = _ready_worker(process_factory, settings, "worker")
-    _publish(producer, names.events, [f"dock-{i}" for i in range(4)])
+    worker = ready_worker(process_factory, settings, "worker")
+    publish_crates(producer, names.events, [f"dock-{i}" for i in range(4)])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 4)
 
     _add_partitions(kafka_bootstrap, names.events, 6)
-    _exit_line(worker, timeout_s=60)
+    exit_line(worker, timeout_s=60)
     assert f"topic {names.events} has 6 partitions but the state built from it has 4" in worker.log_text()
     assert "partition count changed; stopping the worker" in worker.log_text()
 
@@ -166,7 +113,7 @@ def test_partitions_added_to_the_events_topic_stop_a_running_worker_and_its_rest
         again = process_factory(
             ["preempt", "worker"], settings_factory(rules_path=rules, topic_partitions=count), name=f"restart-{count}"
         )
-        line = _exit_line(again, timeout_s=60)
+        line = exit_line(again, timeout_s=60)
         assert line.startswith(expected), line
         assert f"recreate {names.events} with 4 partitions" in line
         assert "PREEMPT_TOPIC_PARTITIONS=6 and replay" in line
@@ -181,7 +128,7 @@ def test_a_changelog_topic_made_beforehand_with_cleanup_policy_delete_is_refused
     """The account-state changelog made beforehand (a provisioning tool, a managed Kafka's default) with
     cleanup.policy=delete and a day's retention: the worker refuses to start, naming the topic, its
     policy and the command that fixes it. Before, it ran, and Kafka deleted account state older than a day."""
-    settings = settings_factory(rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
     ensure_topics(settings)
     changelog = f"{settings.topic_prefix}-rules-account-state-changelog"
     admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
@@ -191,22 +138,11 @@ def test_a_changelog_topic_made_beforehand_with_cleanup_policy_delete_is_refused
     finally:
         admin.close()
     worker = process_factory(["preempt", "worker"], settings, name="worker")
-    line = _exit_line(worker, timeout_s=60)
+    line = exit_line(worker, timeout_s=60)
     assert line.startswith(f"Error: changelog topic {changelog} has cleanup.policy=delete (retention.ms=86400000)"), (
         line
     )
     assert f"--entity-name {changelog} --add-config cleanup.policy=compact" in line
-
-
-def _reset_group(bootstrap: str, group: str, topic: str, to: str) -> None:
-    """What ``kafka-consumer-groups.sh --reset-offsets --to-earliest|--to-latest --execute`` does (group stopped)."""
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=group, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        offsets = consumer.beginning_offsets(tps) if to == "earliest" else consumer.end_offsets(tps)
-        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
-    finally:
-        consumer.close()
 
 
 def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothing_twice_when_it_replays(
@@ -219,26 +155,26 @@ def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothin
     """Reset to latest with 5 unread events: the restarted worker counts 5 in preempt_events_skipped_total
     and logs a WARN (before: nothing said it). Reset to earliest: every event is read again and dropped as
     a duplicate, no alert is sent twice, nothing counted as skipped."""
-    settings = settings_factory(rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     group = f"{settings.topic_prefix}-rules"
 
-    first = _ready_worker(process_factory, settings, "first")
-    _publish(producer, names.events, [f"bay-{i}" for i in range(3)])
+    first = ready_worker(process_factory, settings, "first")
+    publish_crates(producer, names.events, [f"bay-{i}" for i in range(3)])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
     first.stop()
 
-    _publish(producer, names.events, [f"yard-{i}" for i in range(5)])  # never read: the reset skips them
-    _reset_group(kafka_bootstrap, group, names.events, "latest")
-    second = _ready_worker(process_factory, settings, "second")
+    publish_crates(producer, names.events, [f"yard-{i}" for i in range(5)])  # never read: the reset skips them
+    reset_group(kafka_bootstrap, group, names.events, "latest")
+    second = ready_worker(process_factory, settings, "second")
     samples = wait_for_metric(settings.worker_web_port, "preempt_events_skipped_total", 5, timeout_s=30)
     assert samples["preempt_events_skipped_total"] == 5
     assert "records skipped: the consumer group's offset moved past records no worker read" in second.log_text()
     second.stop()
 
-    _reset_group(kafka_bootstrap, group, names.events, "earliest")
-    _ready_worker(process_factory, settings, "third")
+    reset_group(kafka_bootstrap, group, names.events, "earliest")
+    ready_worker(process_factory, settings, "third")
     samples = wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 3, timeout_s=30)
     assert samples["preempt_events_skipped_total"] == 0
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=3.0)]
@@ -263,7 +199,7 @@ def test_a_notifier_on_an_alerts_topic_made_with_another_partition_count_refuses
     finally:
         admin.close()
     notifier = process_factory(["preempt", "notifier"], settings, name="notifier")
-    line = _exit_line(notifier, timeout_s=60)
+    line = exit_line(notifier, timeout_s=60)
     assert line == (
         f"Error: topic {names.alerts} has 6 partitions but PREEMPT_TOPIC_PARTITIONS is 4: set "
         "PREEMPT_TOPIC_PARTITIONS=6 for this deployment (the count is fixed when the topics are created; "
@@ -274,28 +210,6 @@ def test_a_notifier_on_an_alerts_topic_made_with_another_partition_count_refuses
         assert not [t for t in admin.list_topics() if t.startswith(f"{settings.topic_prefix}-notify-")]
     finally:
         admin.close()
-
-
-def _readyz(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
-    except OSError:  # not listening yet
-        return 0, {}
-
-
-def _wait_readyz(port: int, status: int, reason: str = "", timeout_s: float = 60.0) -> dict[str, Any]:
-    """Poll /readyz until it answers ``status`` with a reason starting with ``reason``."""
-    deadline = time.monotonic() + timeout_s
-    last: tuple[int, dict[str, Any]] = (0, {})
-    while time.monotonic() < deadline:
-        last = _readyz(port)
-        if last[0] == status and str(last[1].get("reason", "")).startswith(reason):
-            return last[1]
-        time.sleep(0.5)
-    raise AssertionError(f"/readyz not {status} within {timeout_s:.0f} s: {last}")
 
 
 def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_until_it_is_back(
@@ -309,24 +223,20 @@ def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_unti
     topic made again: ready, and an event published then is evaluated. Before, /readyz said ready
     ("0 partitions assigned"), as for a healthy standby."""
     settings = settings_factory(
-        rules_path=_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
     )
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    worker = _ready_worker(process_factory, settings, "worker")
-    _wait_readyz(settings.worker_web_port, 200)
+    worker = ready_worker(process_factory, settings, "worker")
+    wait_readyz(settings.worker_web_port, 200)
 
-    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
-    try:
-        admin.delete_topics([names.events])
-    finally:
-        admin.close()
-    _wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")
+    delete_topic(kafka_bootstrap, names.events)
+    wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")
     assert worker.log_text().count("events topic missing; not ready until it is back") == 1
 
     ensure_topics(settings)
-    _wait_readyz(settings.worker_web_port, 200)
-    _publish(producer, names.events, ["quay-1"])
+    wait_readyz(settings.worker_web_port, 200)
+    publish_crates(producer, names.events, ["quay-1"])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 1)
     assert worker.proc.poll() is None
 
@@ -342,8 +252,8 @@ def test_partitions_added_to_the_alerts_topic_stop_a_running_notifier(
     settings = settings_factory(notifier_web_port=free_port(), metadata_max_age_seconds=3)
     names = TopicNames.from_settings(settings)
     notifier = process_factory(["preempt", "notifier"], settings, name="notifier")
-    _wait_readyz(settings.notifier_web_port, 200, timeout_s=90)
+    wait_readyz(settings.notifier_web_port, 200, timeout_s=90)
     _add_partitions(kafka_bootstrap, names.alerts, 6)
-    _exit_line(notifier, timeout_s=60)
+    exit_line(notifier, timeout_s=60)
     assert "partition count changed; stopping the notifier" in notifier.log_text()
     assert f"topic {names.alerts} has 6 partitions but the state built from it has 4" in notifier.log_text()

@@ -12,6 +12,7 @@ import pytest
 
 from streams.cli.main import main
 from streams.runtime.health import ConsumerState, readiness
+from streams.runtime.missing_topics import changelog_reason, written_reason
 
 REPO = Path(__file__).resolve().parents[3]
 RUNBOOK = (REPO / "docs" / "operations.md").read_text().split("## Alert rules and runbook", 1)[1].split("\n## ", 1)[0]
@@ -65,6 +66,8 @@ def _not_ready_reasons() -> list[str]:
         replace(ready, in_recovery=True),
         replace(ready, rebalancing=True),
         replace(ready, stalled=("preempt.events/2",)),
+        replace(ready, missing=(changelog_reason("preempt-rules-account-state-changelog"),)),
+        replace(ready, missing=(written_reason("preempt.alerts", 12, "preempt worker"),)),
         replace(ready, stuck=("dead letter not written for 130 s (1 pending)",)),
         replace(
             ready,

@@ -1035,6 +1035,54 @@ def test_a_cancelled_close_is_still_cancelled() -> None:
     asyncio.run(scenario())
 
 
+def test_metadata_topics_read_the_consumer_and_producer_clients_cluster() -> None:
+    """The consumer's client sits at ``_thread._consumer._client``, the producer's at ``_producer.client``; both
+    keep ``cluster`` and a ``_sync_task`` once bootstrapped; a topic a metadata response leaves out is not listed."""
+    from types import SimpleNamespace
+
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.cluster import ClusterMetadata
+    from aiokafka.producer import AIOKafkaProducer
+
+    from streams.runtime.faust_compat import consumer_metadata_topics, producer_metadata_topics
+
+    assert "_sync_task" in AIOKafkaClient.__init__.__code__.co_names
+    assert "client" in AIOKafkaProducer.__init__.__code__.co_names
+    cluster = ClusterMetadata()
+    cluster._partitions["t-app-state-changelog"] = {0: None}
+    client = SimpleNamespace(cluster=cluster, _sync_task=object())
+    app = SimpleNamespace(
+        consumer=SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_client=client))),
+        producer=SimpleNamespace(_producer=SimpleNamespace(client=client)),
+    )
+    assert consumer_metadata_topics(app) == frozenset({"t-app-state-changelog"})  # type: ignore[arg-type]
+    assert producer_metadata_topics(app) == frozenset({"t-app-state-changelog"})  # type: ignore[arg-type]
+    unstarted = SimpleNamespace(cluster=cluster, _sync_task=None)
+    app = SimpleNamespace(consumer=SimpleNamespace(_thread=None), producer=SimpleNamespace(_producer=None))
+    assert consumer_metadata_topics(app) is None  # type: ignore[arg-type]
+    assert producer_metadata_topics(app) is None  # type: ignore[arg-type]
+    app.producer = SimpleNamespace(_producer=SimpleNamespace(client=unstarted))
+    assert producer_metadata_topics(app) is None  # type: ignore[arg-type]
+
+
+def test_table_store_files_are_the_rocksdb_stores_partition_paths(tmp_path: Path) -> None:
+    """Faust's RocksDB store keeps partition N of table T in ``partition_path(N)``; the files of the tables on
+    the given changelogs are found, another table's with a longer name that starts the same are not."""
+    from streams.runtime.faust_compat import table_store_files
+
+    app = faust.App("t-app", store="rocksdb://", datadir=str(tmp_path), broker="kafka://127.0.0.1:1")
+    state = app.Table("state", partitions=4, key_type=bytes, value_type=bytes)
+    app.Table("state-2", partitions=4, key_type=bytes, value_type=bytes)
+    folder = state.data.partition_path(0).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("state-0.db", "state-3.db", "state-2-1.db", "state-backups"):
+        (folder / name).mkdir(exist_ok=True)  # Faust made state-backups already
+    assert state.data.partition_path(3) == folder / "state-3.db"
+    found = table_store_files(app, [state.changelog_topic.get_topic_name()])
+    assert [p.name for p in found] == ["state-0.db", "state-3.db"]
+    assert table_store_files(app, []) == []
+
+
 def test_cluster_partition_counts_read_the_consumer_clients_cluster_metadata() -> None:
     """aiokafka's client keeps ``cluster`` (ClusterMetadata) that every member fills; absent topics are None."""
     from types import SimpleNamespace

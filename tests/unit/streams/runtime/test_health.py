@@ -72,6 +72,17 @@ def test_empty_assignment_after_rebalance_is_ready(make_state: Callable[..., Con
     assert readiness(make_state(assigned_partitions=0)).ready
 
 
+def test_a_missing_topic_is_the_reason_before_a_rebalance_or_a_stall(make_state: Callable[..., ConsumerState]) -> None:
+    """A topic deleted under the process is named even while the rebalance or the stall it causes lasts
+    (before, /readyz said only 'rebalance in progress' or 'partition stalled')."""
+    gone = ("topic t.alerts does not exist (deleted?): …",)
+    for overrides in ({}, {"rebalancing": True}, {"in_recovery": True}, {"stalled": ("t.events/0",)}):
+        verdict = readiness(make_state(missing=gone, **overrides))
+        assert not verdict.ready
+        assert verdict.reason == gone[0]
+    assert readiness(make_state(missing=gone, broker_unreachable="no broker answered")).reason.startswith("broker")
+
+
 def test_lag_sums_end_minus_committed_per_topic() -> None:
     """Lag is the end offset minus the committed offset, summed over a topic's partitions."""
     a0, a1, b0 = TP("events", 0), TP("events", 1), TP("feedback", 0)

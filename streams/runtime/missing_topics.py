@@ -1,0 +1,217 @@
+"""Topics deleted under a running rules worker or notifier, and changelog topics missing at start.
+
+A table's changelog topic is the only durable copy of its state. Deleted under a running process
+(``kafka-topics.sh --delete``), the group rebalances, the table's partitions are no longer assigned
+(the process goes on from an empty table) and every state write is retried for ever; nothing named
+the cause. Restarted, the process created the changelog again, *empty*: every account's state (or
+the notifier's delivery log and snoozes) was gone, and the group's committed offsets meant the records
+that built it were not read again — silently. So:
+
+* while running, :func:`watch_topics` notices a watched topic gone from the clients' metadata
+  (refreshed every ``PREEMPT_METADATA_MAX_AGE_SECONDS``, at once after a failed write): a changelog
+  is a process-wide failure — one CRITICAL line naming it, ``/readyz`` 503, ``preempt_topic_missing``,
+  and the process stops (it could only go on with empty state, and its restart asks the operator);
+  a topic it only writes (the rules worker's alerts topic) makes it not ready, naming the topic, until
+  the topic is back — the writes wait in the producer meanwhile and go out then;
+* at start, :func:`check_state_kept` refuses to recreate a missing changelog empty while the consumer
+  group has committed offsets past the start of the source topic (state existed and would not be
+  rebuilt), unless ``PREEMPT_ACCEPT_LOST_STATE=true``. A new deployment (nothing committed) and a
+  replay (offsets reset to the earliest) start as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+from kafka import KafkaAdminClient
+from kafka.admin import OffsetSpec
+from kafka.errors import KafkaError
+
+from schemas.errors import ConfigError
+from streams.runtime.faust_compat import consumer_metadata_topics, producer_metadata_topics, table_store_files
+from streams.runtime.logs import get_logger
+from streams.runtime.metrics import TOPIC_MISSING
+from streams.runtime.settings import Settings
+
+log = get_logger(__name__)
+
+DOCS = "docs/operations.md, PreemptTopicMissing"
+WATCH_INTERVAL_SECONDS = 2.0
+
+
+class LostStateError(ConfigError):
+    """A changelog topic is missing while the state it held was built: recreating it empty loses that state."""
+
+
+class MissingTopicWatch:
+    """Which watched topics were deleted: seen in the metadata once, absent from it now. Pure: the caller
+    passes, per topic, whether the latest metadata lists it (None: no metadata to tell).
+
+    A topic never seen is not missing: at start the metadata may not list it yet.
+    """
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = tuple(topics)
+        self._seen: set[str] = set()
+        self.missing: set[str] = set()
+
+    def observe(self, listed: Callable[[str], bool | None]) -> tuple[list[str], list[str]]:
+        """Record the metadata now; return the topics gone since the last call and those back."""
+        gone: list[str] = []
+        back: list[str] = []
+        for topic in self.topics:
+            present = listed(topic)
+            if present is None:
+                continue
+            if present:
+                self._seen.add(topic)
+                if topic in self.missing:
+                    self.missing.discard(topic)
+                    back.append(topic)
+            elif topic in self._seen and topic not in self.missing:
+                self.missing.add(topic)
+                gone.append(topic)
+        return gone, back
+
+
+def changelog_reason(topic: str) -> str:
+    """``/readyz``'s reason (and the CRITICAL line's) for a changelog topic deleted under the process."""
+    return (
+        f"changelog topic {topic} does not exist (deleted?): its table's state can no longer be written or "
+        f"recovered; stopping (a restart refuses to recreate it empty: restore it, replay or accept the loss, {DOCS})"
+    )
+
+
+def written_reason(topic: str, partitions: int, creator: str) -> str:
+    """``/readyz``'s reason for a topic the process writes, deleted under it."""
+    return (
+        f"topic {topic} does not exist (deleted?): its records wait in the producer; recreate it with "
+        f"{partitions} partitions ({creator} creates it at start), they go out then"
+    )
+
+
+def watch_topics(
+    app: faust.App,
+    *,
+    changelogs: Iterable[str],
+    written: Iterable[str],
+    reason_for: Callable[[str], str],
+    stop: Callable[[Exception], None],
+) -> Callable[[], tuple[str, ...]]:
+    """Add a timer to ``app`` that watches its ``changelogs`` (in the consumer's metadata: it reads them)
+    and the topics it only writes, ``written`` (in the producer's; ``reason_for`` says what to do);
+    return ``/readyz``'s reasons for the missing ones.
+
+    A changelog gone: CRITICAL ``changelog topic missing; stopping``, ``stop(LostStateError)`` once.
+    A written topic gone: ERROR ``topic missing; not ready until it is back``, INFO ``topic back``.
+    ``preempt_topic_missing{app,topic}`` is 1 while a topic is missing.
+    """
+    changelog_watch = MissingTopicWatch(changelogs)
+    written_watch = MissingTopicWatch(written)
+    name = app.conf.name
+    stopping: list[str] = []
+    for topic in (*changelog_watch.topics, *written_watch.topics):
+        TOPIC_MISSING.labels(app=name, topic=topic).set(0)
+
+    def listed_in(topics: frozenset[str] | None) -> Callable[[str], bool | None]:
+        return lambda topic: None if topics is None else topic in topics
+
+    async def check() -> None:
+        gone, _ = changelog_watch.observe(listed_in(consumer_metadata_topics(app)))
+        for topic in gone:
+            TOPIC_MISSING.labels(app=name, topic=topic).set(1)
+            if not stopping:
+                stopping.append(topic)
+                reason = changelog_reason(topic)
+                log.critical("changelog topic missing; stopping", topic=topic, reason=reason)
+                stop(LostStateError(reason))
+        lost, back = written_watch.observe(listed_in(producer_metadata_topics(app)))
+        for topic in lost:
+            TOPIC_MISSING.labels(app=name, topic=topic).set(1)
+            log.error("topic missing; not ready until it is back", topic=topic, reason=reason_for(topic))
+        for topic in back:
+            TOPIC_MISSING.labels(app=name, topic=topic).set(0)
+            log.info("topic back", topic=topic)
+
+    app.timer(interval=WATCH_INTERVAL_SECONDS, name="topic-watch")(check)
+
+    def reasons() -> tuple[str, ...]:
+        return (
+            *(changelog_reason(t) for t in sorted(changelog_watch.missing)),
+            *(reason_for(t) for t in sorted(written_watch.missing)),
+        )
+
+    return reasons
+
+
+def crash_on(app: faust.App) -> Callable[[Exception], None]:
+    """A ``stop`` for :func:`watch_topics` that crashes ``app`` (the crash task is kept alive)."""
+    tasks: list[asyncio.Future[Any]] = []
+    return lambda error: tasks.append(asyncio.ensure_future(app.crash(error)))
+
+
+def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
+    """Records of ``source`` behind the offsets ``group`` committed (0: nothing committed, or offsets at the
+    start of the topic — a new deployment, or a replay after ``--reset-offsets --to-earliest``)."""
+    committed = {
+        tp: meta.offset
+        for tp, meta in admin.list_group_offsets({group: None}).get(group, {}).items()
+        if tp.topic == source and meta.offset >= 0
+    }
+    if not committed:
+        return 0
+    earliest = admin.list_partition_offsets(dict.fromkeys(committed, OffsetSpec.EARLIEST))
+    return sum(max(0, offset - earliest[tp].offset) for tp, offset in committed.items() if tp in earliest)
+
+
+def check_state_kept(
+    admin: KafkaAdminClient, settings: Settings, missing: list[str], *, group: str, source: str
+) -> None:
+    """Before ``missing`` changelog topics are created: ``LostStateError`` when ``group`` has read records of
+    ``source`` (its tables' state existed and would not be rebuilt), unless ``PREEMPT_ACCEPT_LOST_STATE``."""
+    try:
+        read = records_read(admin, group, source) if missing else 0
+    except KafkaError as exc:  # the group's ACL is checked before (check_permissions): a broker fault
+        raise LostStateError(
+            f"changelog topic {', '.join(missing)} does not exist and Kafka did not show consumer group {group}'s "
+            f"committed offsets ({type(exc).__name__}), so whether its state would be lost is not known; "
+            "try again once the broker answers"
+        ) from None
+    if not read:
+        return
+    names = ", ".join(missing)
+    if settings.accept_lost_state:
+        log.warning(
+            "changelog topics missing; recreated empty (PREEMPT_ACCEPT_LOST_STATE=true)",
+            topics=missing,
+            group=group,
+            records_not_replayed=read,
+        )
+        return
+    bootstrap = settings.bootstrap_servers[0]
+    raise LostStateError(
+        f"changelog topic {names} does not exist, but consumer group {group} has read {read} records of {source}: "
+        "recreated empty, the state built from them would be lost and they would not be read again. Restore the "
+        f"topic (from a backup or mirror); or replay: kafka-consumer-groups.sh --bootstrap-server {bootstrap} "
+        f"--group {group} --reset-offsets --to-earliest --topic {source} --execute (records past retention are "
+        f"gone); or accept the loss: start once with PREEMPT_ACCEPT_LOST_STATE=true ({DOCS})"
+    )
+
+
+def discard_stale_stores(app: faust.App, created: Iterable[str]) -> None:
+    """Remove the local store files of the tables whose changelog topic was just ``created`` (it was
+    missing): they belong to the deleted topic, and Faust's recovery stops on them at every start."""
+    paths = table_store_files(app, created)
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    if paths:
+        log.warning(
+            "local table files of a recreated changelog topic removed",
+            topics=sorted(created),
+            folder=str(paths[0].parent),
+            files=[path.name for path in paths],
+        )

@@ -1,0 +1,191 @@
+"""Topics deleted under a running rules worker or notifier (``kafka-topics.sh --delete``), on the real broker:
+a changelog topic stops the process and its restart refuses to recreate it empty while state existed; the
+worker's alerts topic makes it not ready, named, until it is back (streams/runtime/missing_topics.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaProducer
+
+from streams.runtime.missing_topics import records_read
+from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
+from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.notifier_harness import make_alert, produce_alerts, start_notifier
+from tests.integration.pipeline_support import wait_for_metric
+from tests.integration.topology_support import (
+    crate_rules,
+    delete_topic,
+    exit_line,
+    publish_crates,
+    ready_worker,
+    reset_group,
+    wait_readyz,
+)
+
+
+def _topics(bootstrap: str) -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``group`` has committed offsets ``records`` records into ``topic``."""
+    deadline = time.monotonic() + timeout_s
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        while (read := records_read(admin, group, topic)) < records:
+            assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_refuses_to_recreate_it_empty(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """The account-state changelog deleted under a worker that has committed 4 events: it stops (status 1)
+    with one CRITICAL line naming the topic; a restart refuses with one line (the topic is not made again);
+    a start with PREEMPT_ACCEPT_LOST_STATE=true recreates it, removes the RocksDB files of the deleted one,
+    and runs. Before, the worker stayed ready and retried the writes for ever, and a restart recreated the
+    topic empty without a word (or, with its RocksDB kept, stopped on Faust's ConsistencyError traceback)."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."),
+        worker_web_port=free_port(),
+        metadata_max_age_seconds=3,
+        store="rocksdb://",
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-rules"
+    changelog = f"{group}-account-state-changelog"
+    worker = ready_worker(process_factory, settings, "worker")
+    publish_crates(producer, names.events, [f"pier-{i}" for i in range(4)])
+    _wait_committed(kafka_bootstrap, group, names.events, 4)
+
+    delete_topic(kafka_bootstrap, changelog)
+    exit_line(worker, timeout_s=60)
+    log = worker.log_text()
+    assert log.count('"changelog topic missing; stopping"') == 1, log[-3000:]
+    assert f"changelog topic {changelog} does not exist (deleted?)" in log
+
+    again = process_factory(["preempt", "worker"], settings, name="restart")
+    line = exit_line(again, timeout_s=60)
+    assert line.startswith(
+        f"Error: changelog topic {changelog} does not exist, but consumer group {group} has read 4 records of "
+        f"{names.events}: recreated empty, the state built from them would be lost"
+    ), line
+    assert "--reset-offsets --to-earliest" in line
+    assert "PREEMPT_ACCEPT_LOST_STATE=true" in line
+    assert changelog not in _topics(kafka_bootstrap)
+
+    accepting = settings.model_copy(update={"accept_lost_state": True})
+    accepted = ready_worker(process_factory, accepting, "accepted")
+    wait_readyz(settings.worker_web_port, 200)
+    log = accepted.log_text()
+    assert "changelog topics missing; recreated empty (PREEMPT_ACCEPT_LOST_STATE=true)" in log
+    assert "local table files of a recreated changelog topic removed" in log
+    assert changelog in _topics(kafka_bootstrap)
+    assert "Traceback" not in log
+
+
+def test_a_replay_after_the_changelog_was_deleted_starts_without_the_setting(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """The changelog deleted while the worker was stopped, then the group's offsets reset to the earliest (the
+    line's second remedy): the worker starts, recreates the topic and reads the events again."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-rules"
+    worker = ready_worker(process_factory, settings, "worker")
+    publish_crates(producer, names.events, [f"jetty-{i}" for i in range(3)])
+    _wait_committed(kafka_bootstrap, group, names.events, 3)
+    worker.stop()
+    worker.proc.wait(timeout=60)
+
+    delete_topic(kafka_bootstrap, f"{group}-account-state-changelog")
+    refused = exit_line(process_factory(["preempt", "worker"], settings, name="refused"), timeout_s=60)
+    assert refused.startswith("Error: changelog topic"), refused
+    reset_group(kafka_bootstrap, group, names.events, "earliest")
+    ready_worker(process_factory, settings, "replay")
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
+
+
+def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_is_lost(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """The alerts topic deleted under a worker, then events that fire alerts: /readyz 503 naming the topic
+    (before: 'partition stalled' after 120 s, without the topic) and one ERROR line; the topic made again:
+    ready, INFO 'topic back', and every alert on the topic."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    worker = ready_worker(process_factory, settings, "worker")
+    wait_readyz(settings.worker_web_port, 200)
+
+    delete_topic(kafka_bootstrap, names.alerts)
+    accounts = [f"wharf-{i}" for i in range(3)]
+    publish_crates(producer, names.events, accounts)
+    wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=60)
+    assert worker.log_text().count('"topic missing; not ready until it is back"') == 1
+
+    ensure_topics(settings)
+    wait_readyz(settings.worker_web_port, 200, timeout_s=60)
+    worker.wait_for_log('"topic back"', timeout_s=10)
+    emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=60, idle_s=2.0)]
+    assert Counter(alert["account_id"] for alert in emitted) == dict.fromkeys(accounts, 2)
+    assert worker.proc.poll() is None
+
+
+def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_and_the_restart_refuses(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+) -> None:
+    """The notifier's delivery-log changelog deleted after it committed 3 alerts: it stops (status 1) with one
+    CRITICAL line naming the topic, and its restart refuses to recreate it empty (the delivery log is what
+    keeps a re-read alert from being sent twice). Before, it ran on, and the restart started with no log."""
+    settings = settings_factory(notifier_web_port=free_port(), metadata_max_age_seconds=3)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-notify"
+    changelog = f"{group}-deliveries-changelog"
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, names.alerts, *(make_alert(f"dock-{i}") for i in range(3)))
+    _wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
+
+    delete_topic(kafka_bootstrap, changelog)
+    assert notifier.proc.wait(timeout=60) == 1  # exit_line would refuse the console receiver's previews
+    assert notifier.log_text().count('"changelog topic missing; stopping"') == 1
+    assert f"changelog topic {changelog} does not exist (deleted?)" in notifier.log_text()
+
+    line = exit_line(process_factory(["preempt", "notifier"], settings, name="restart"), timeout_s=60)
+    assert line.startswith(
+        f"Error: changelog topic {changelog} does not exist, but consumer group {group} has read 3 records of "
+        f"{names.alerts}"
+    ), line
+    assert changelog not in _topics(kafka_bootstrap)

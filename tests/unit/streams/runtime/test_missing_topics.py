@@ -1,0 +1,49 @@
+"""The watch that tells a topic deleted under a running process from one not in the metadata yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streams.runtime.missing_topics import MissingTopicWatch, changelog_reason, written_reason
+
+
+def _listed(*topics: str) -> Callable[[str], bool]:
+    return lambda topic: topic in topics
+
+
+def test_a_topic_seen_then_absent_is_missing_once_and_back_once() -> None:
+    """Gone is reported at the first look without it, once; back at the first look with it, once."""
+    watch = MissingTopicWatch(["a", "b"])
+    assert watch.observe(_listed("a", "b")) == ([], [])
+    assert watch.observe(_listed("b")) == (["a"], [])
+    assert watch.observe(_listed("b")) == ([], [])
+    assert watch.missing == {"a"}
+    assert watch.observe(_listed("a", "b")) == ([], ["a"])
+    assert watch.missing == set()
+
+
+def test_a_topic_never_seen_is_not_missing() -> None:
+    """At start the metadata may not list a topic yet: absent before it was ever seen is not 'deleted'."""
+    watch = MissingTopicWatch(["a"])
+    assert watch.observe(_listed()) == ([], [])
+    assert watch.missing == set()
+
+
+def test_no_metadata_changes_nothing() -> None:
+    """A client without metadata (not started, or restarting) says nothing about the topics."""
+    watch = MissingTopicWatch(["a"])
+    watch.observe(_listed("a"))
+    assert watch.observe(lambda topic: None) == ([], [])
+    assert watch.missing == set()
+
+
+def test_the_reasons_name_the_topic_and_what_to_do() -> None:
+    """The changelog's reason says the process stops and the restart asks; the written topic's how to recreate it."""
+    assert changelog_reason("x-rules-account-state-changelog").startswith(
+        "changelog topic x-rules-account-state-changelog does not exist (deleted?)"
+    )
+    assert "stopping" in changelog_reason("c")
+    assert written_reason("x.alerts", 12, "preempt worker") == (
+        "topic x.alerts does not exist (deleted?): its records wait in the producer; recreate it with 12 partitions "
+        "(preempt worker creates it at start), they go out then"
+    )
