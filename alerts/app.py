@@ -222,7 +222,9 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     # A changelog (delivery log, snoozes) deleted under the notifier stops it: the next start asks the operator.
     changelogs = [t.name for t in changelog_topics(app, settings.topic_partitions)]
     missing = watch_topics(app, changelogs=changelogs, written=(), reason_for=str, stop=crash_on(app))
-    register_liveness(app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing(), missing)
+    register_liveness(
+        app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing(), missing
+    )
     # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.
     register_recordless(app, topic, runtime.recordless.excluded_from_lag)
 
