@@ -35,6 +35,7 @@ and numeric minimums. Time comes in as arguments; a tick at midnight sees the da
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
@@ -79,10 +80,25 @@ class Term:
 
     @property
     def label(self) -> str:
-        """How people read it: ``Login`` or ``Login[role=admin]``."""
+        """How people read it: ``Login`` or ``Login[role=admin]``; a boolean in JSON spelling, as events carry it
+        (``Export[ok=true]``; models trained before 2026-12 wrote ``ok=True``, see :attr:`legacy_label`)."""
+        if self.prop is None:
+            return self.event
+        return f"{self.event}[{self.prop}={_spelled(self.value)}]"
+
+    @property
+    def legacy_label(self) -> str:
+        """The label as model files trained before 2026-12 name it: Python's ``True``/``False``/``None``."""
         if self.prop is None:
             return self.event
         return f"{self.event}[{self.prop}={self.value}]"
+
+
+def _spelled(value: Scalar) -> str:
+    """A property value as a label shows it: JSON's ``true``, ``false``, ``null``; strings and numbers as they are."""
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +191,9 @@ class FeatureSpec:
     tiers: tuple[str, ...] = ()
     """Version 3: the account tiers that each get a feature (``tier:enterprise``)."""
     plans: tuple[str, ...] = ()
+    legacy_labels: bool = field(default=False, compare=False)
+    """Name boolean terms ``=True``/``=False``, as model files trained before 2026-12 do (read with
+    :meth:`matching_names`): the same features, so such a model scores as before."""
     _by_event: dict[str, tuple[tuple[int, str | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -198,10 +217,11 @@ class FeatureSpec:
     def names(self) -> list[str]:
         """Feature names, in vector order."""
         names = list(GENERIC_V1 if self.version == 1 else GENERIC_V2)
-        names += [f"rate:{t.label}" for t in self.terms]
-        names += [f"count28:{t.label}" for t in self.terms]
+        labels = [t.legacy_label if self.legacy_labels else t.label for t in self.terms]
+        names += [f"rate:{label}" for label in labels]
+        names += [f"count28:{label}" for label in labels]
         if self.version >= 2:
-            names += [f"since:{t.label}" for t in self.terms]
+            names += [f"since:{label}" for label in labels]
         names += [f"min28:{n.label}" for n in self.numerics]
         names += [f"last:{n.label}" for n in self.numerics]
         if self.version >= 3:
@@ -209,6 +229,14 @@ class FeatureSpec:
             names += [f"tier:{t}" for t in self.tiers]
             names += [f"plan:{p}" for p in self.plans]
         return names
+
+    def matching_names(self, names: Sequence[str]) -> FeatureSpec | None:
+        """This spec if it yields ``names``, or the same spec naming booleans as older model files did
+        (``ok=False``) if that yields them; None when neither does."""
+        if self.names == list(names):
+            return self
+        legacy = dataclasses.replace(self, legacy_labels=True)
+        return legacy if legacy.names == list(names) else None
 
     @property
     def event_names(self) -> frozenset[str]:
