@@ -48,8 +48,10 @@ def owner_identity(owner: dict[str, Any]) -> str | None:
 
 
 def alert_point(alert: Alert) -> AlertPoint:
-    """The parts of an alert that evaluation uses; the owner is :func:`owner_identity` (email, else Slack, else name)."""
-    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), owner_identity(alert.account.owner))
+    """The parts of an alert that evaluation uses; the owner is :func:`owner_identity` (email, Slack, name)."""
+    return AlertPoint(
+        alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), owner_identity(alert.account.owner)
+    )
 
 
 def load_alert_points(path: Path) -> list[AlertPoint]:

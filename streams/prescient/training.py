@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -367,12 +367,19 @@ def _standardize_in_place(x: np.ndarray[Any, Any], mean: list[float], scale: lis
         column[unknown] = 0.0
 
 
-def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> Fit:
+def fit_steps(samples: Samples, c: float | None = None) -> int:
+    """How many models :func:`fit` trains (for a progress bar): per C, one per fold, and the final one."""
+    return (len(C_GRID) if c is None else 1) * min(4, len(set(samples.accounts))) + 1
+
+
+def fit(
+    samples: Samples, width: int, seed: int = 0, c: float | None = None, step: Callable[[], None] | None = None
+) -> Fit:
     """Logistic regression + Platt calibration (see the module docstring).
 
     ``c``: the regularization (``preempt train --regularization``); ``None`` chooses it from
     :data:`C_GRID` by grouped cross-validated log loss. Either way the calibration is fitted on
-    out-of-fold scores of the C used.
+    out-of-fold scores of the C used. ``step`` is called after each of the :func:`fit_steps` models.
     """
     y = np.asarray(samples.labels, dtype=int)
     if y.sum() == 0 or y.sum() == len(y):
@@ -404,6 +411,8 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
             model = LogisticRegression(C=candidate, max_iter=5000, random_state=seed)
             model.fit(x[train], y[train])
             oof[test] = model.decision_function(x[test])
+            if step is not None:
+                step()
         loss = log_loss(y, 1.0 / (1.0 + np.exp(-oof)), labels=[0, 1])
         if best is None or loss < best[0]:
             best = (loss, candidate, oof)
@@ -415,6 +424,8 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
     auc = float(roc_auc_score(y, oof)) if len(set(y)) == 2 else None
     final = LogisticRegression(C=c, max_iter=5000, random_state=seed)
     final.fit(x, y)
+    if step is not None:
+        step()
     return Fit(
         mean=mean,
         scale=scale,
