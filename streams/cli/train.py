@@ -100,6 +100,11 @@ def _accounts(accounts_path: Path | None) -> dict[str, Account] | None:
     accounts, bad = load_accounts(accounts_path)
     if bad:
         raise click.ClickException(f"{accounts_path}: line {bad[0].line}: {bad[0].reason}")
+    if not accounts:  # said as preempt backtest says it, not as "none of the accounts with an outcome is in it"
+        raise click.ClickException(
+            f"{accounts_path}: no accounts: the file is empty or only blank lines; give a JSONL of account records "
+            "(`preempt events schema --account`), or leave --accounts out"
+        )
     return accounts
 
 

@@ -593,3 +593,23 @@ def test_a_training_too_big_for_the_memory_is_refused_early_in_one_line(
     assert not (tmp_path / "m.json").exists()
     checked = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "n.json"), "--no-memory-check"])
     assert checked.exit_code == 0, checked.output
+
+
+def test_an_empty_accounts_file_is_named_as_empty(history: dict[str, Path], tmp_path: Path) -> None:
+    """An empty --accounts file is one line saying so (as preempt backtest says it), not a note that every outcome
+    was left out followed by "none of the accounts with an outcome is in it"."""
+    empty = tmp_path / "accounts.jsonl"
+    empty.write_bytes(b"\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            *("--events", str(history["events"]), "--outcomes", str(history["outcomes"])),
+            *("--accounts", str(empty), "--output", str(tmp_path / "m.json")),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {empty}: no accounts: the file is empty or only blank lines; give a JSONL of account records "
+        "(`preempt events schema --account`), or leave --accounts out"
+    ]
