@@ -309,8 +309,9 @@ def collect_samples(
                 del kept[event_id]
         first = samples.first_event_at
         samples.first_event_at = event.ts if first is None else min(first, event.ts)
-        counter += 1
-        heapq.heappush(heap, (event.ts, event.event_id, counter, event))
+        if event.account_id in outcomes.by_account:  # an account without an outcome gives no sample: no state
+            counter += 1
+            heapq.heappush(heap, (event.ts, event.event_id, counter, event))
         apply_before(watermark)
     apply_before(math.inf)
     newest = clock.max_event_time

@@ -15,6 +15,7 @@ from schemas.event import Event, format_ts
 from schemas.outcome import AccountOutcome, Outcomes, collect
 from streams.prescient.training import (
     OUTCOME_EVENT_NAMES,
+    Samples,
     build_spec,
     collect_samples,
     fit,
@@ -144,7 +145,7 @@ def _busy_history(accounts: int, days: int, per_day: int) -> Iterator[Event]:
     for day in range(days):
         for slot in range(per_day):
             for number in range(accounts):
-                ts = T0 + day * DAY + 3600 + slot * 60 + number
+                ts = T0 + day * DAY + 3600 + slot * 1000 + number  # in time order for up to 1,000 accounts
                 role = "admin" if (day + number) % 3 else "viewer"
                 yield Event(f"e{number}-{day}-{slot}", "Login", f"acc{number}", ts, f"u{slot % 3}", {"role": role})
 
@@ -248,3 +249,25 @@ def test_the_fit_sees_the_numbers_the_list_based_training_saw() -> None:
     result = fit(samples, width, c=0.01)
     assert (result.mean, result.scale) == (mean, scale)
     assert np.array_equal(samples.matrix(), expected)
+
+
+def test_accounts_without_an_outcome_keep_no_state_and_change_nothing() -> None:
+    """An account without an outcome gives no sample, so the replay keeps no feature state for it (training on a
+    sample of accounts, --accounts, then takes that much less memory); the samples are the same."""
+    outcomes = _outcomes_of(10, 40)
+    some = collect([o for a, o in outcomes.by_account.items() if a in {"acc1", "acc2", "acc3", "acc4"}])
+    spec = build_spec(_busy_history(10, 3, 1), OUTCOME_EVENT_NAMES)
+
+    def run(accounts: int) -> tuple[Samples, int]:
+        tracemalloc.start()
+        try:
+            samples = collect_samples(spec, _busy_history(accounts, 40, 5), some, 60 * DAY, 7 * DAY, DAY)
+            return samples, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    few, few_peak = run(5)
+    many, many_peak = run(200)  # 195 more accounts, none of them with an outcome
+    assert (few.accounts, few.times, few.labels) == (many.accounts, many.times, many.labels)
+    assert np.array_equal(few.matrix(), many.matrix(), equal_nan=True)
+    assert many_peak < 2 * few_peak
