@@ -42,7 +42,7 @@ class AlertPoint:
     account_id: str
     fired_at: float
     owner: str | None = None
-    """Who owns the account (name, else email, else Slack); None: no owner on record."""
+    """Who owns the account, as an identity (its email, else Slack id, else name); None: no owner on record."""
 
 
 @dataclass(frozen=True, slots=True)

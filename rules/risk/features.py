@@ -35,8 +35,10 @@ and numeric minimums. Time comes in as arguments; a tick at midnight sees the da
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -79,10 +81,25 @@ class Term:
 
     @property
     def label(self) -> str:
-        """How people read it: ``Login`` or ``Login[role=admin]``."""
+        """How people read it: ``Login`` or ``Login[role=admin]``; a boolean in JSON spelling, as events carry it
+        (``Export[ok=true]``; models trained before 2026-12 wrote ``ok=True``, see :attr:`legacy_label`)."""
+        if self.prop is None:
+            return self.event
+        return f"{self.event}[{self.prop}={_spelled(self.value)}]"
+
+    @property
+    def legacy_label(self) -> str:
+        """The label as model files trained before 2026-12 name it: Python's ``True``/``False``/``None``."""
         if self.prop is None:
             return self.event
         return f"{self.event}[{self.prop}={self.value}]"
+
+
+def _spelled(value: Scalar) -> str:
+    """A property value as a label shows it: JSON's ``true``, ``false``, ``null``; strings and numbers as they are."""
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,33 +192,39 @@ class FeatureSpec:
     tiers: tuple[str, ...] = ()
     """Version 3: the account tiers that each get a feature (``tier:enterprise``)."""
     plans: tuple[str, ...] = ()
-    _by_event: dict[str, tuple[tuple[int, str | None, Scalar], ...]] = field(
+    legacy_labels: bool = field(default=False, compare=False)
+    """Name boolean terms ``=True``/``=False``, as model files trained before 2026-12 do (read with
+    :meth:`matching_names`): the same features, so such a model scores as before."""
+    _by_event: dict[str, tuple[tuple[str, str | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _numeric_by_event: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+    _numeric_by_event: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+    """Per event name, the state keys (``str(index)``, made once and shared by every bucket of every account:
+    a string of its own per bucket took about 50 bytes each) and what the term or property matches."""
 
     def __post_init__(self) -> None:
         if self.version not in SPEC_VERSIONS:
             raise ValueError(f"feature spec version {self.version!r}; this engine reads {SPEC_VERSIONS}")
         if self.version < 3 and (self.tiers or self.plans):
             raise ValueError("tiers and plans are features of spec version 3")
-        by_event: dict[str, list[tuple[int, str | None, Scalar]]] = {}
+        by_event: dict[str, list[tuple[str, str | None, Scalar]]] = {}
         for index, term in enumerate(self.terms):
-            by_event.setdefault(term.event, []).append((index, term.prop, term.value))
+            by_event.setdefault(term.event, []).append((str(index), term.prop, term.value))
         self._by_event.update({name: tuple(items) for name, items in by_event.items()})
-        numeric: dict[str, list[tuple[int, str]]] = {}
+        numeric: dict[str, list[tuple[str, str]]] = {}
         for index, item in enumerate(self.numerics):
-            numeric.setdefault(item.event, []).append((index, item.prop))
+            numeric.setdefault(item.event, []).append((str(index), item.prop))
         self._numeric_by_event.update({name: tuple(items) for name, items in numeric.items()})
 
     @property
     def names(self) -> list[str]:
         """Feature names, in vector order."""
         names = list(GENERIC_V1 if self.version == 1 else GENERIC_V2)
-        names += [f"rate:{t.label}" for t in self.terms]
-        names += [f"count28:{t.label}" for t in self.terms]
+        labels = [t.legacy_label if self.legacy_labels else t.label for t in self.terms]
+        names += [f"rate:{label}" for label in labels]
+        names += [f"count28:{label}" for label in labels]
         if self.version >= 2:
-            names += [f"since:{t.label}" for t in self.terms]
+            names += [f"since:{label}" for label in labels]
         names += [f"min28:{n.label}" for n in self.numerics]
         names += [f"last:{n.label}" for n in self.numerics]
         if self.version >= 3:
@@ -209,6 +232,14 @@ class FeatureSpec:
             names += [f"tier:{t}" for t in self.tiers]
             names += [f"plan:{p}" for p in self.plans]
         return names
+
+    def matching_names(self, names: Sequence[str]) -> FeatureSpec | None:
+        """This spec if it yields ``names``, or the same spec naming booleans as older model files did
+        (``ok=False``) if that yields them; None when neither does."""
+        if self.names == list(names):
+            return self
+        legacy = dataclasses.replace(self, legacy_labels=True)
+        return legacy if legacy.names == list(names) else None
 
     @property
     def event_names(self) -> frozenset[str]:
@@ -296,23 +327,21 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
         state["u"] = ts
         users = bucket[3]
         if user not in users and len(users) < MAX_USERS_PER_DAY:
-            users.append(user)
+            users.append(sys.intern(user))  # one string per user, not one per user and day
     terms = spec._by_event.get(event.event)
     if terms:
         counts = bucket[2]
         props = event.properties
-        for index, prop, value in terms:
+        for key, prop, value in terms:
             if prop is None or (prop in props and props[prop] == value and type(props[prop]) is type(value)):
-                key = str(index)
                 counts[key] = counts.get(key, 0) + 1
     numerics = spec._numeric_by_event.get(event.event)
     if numerics:
         mins = bucket[4]
-        for index, prop in numerics:
+        for key, prop in numerics:
             raw = event.properties.get(prop)
             if isinstance(raw, bool) or not isinstance(raw, int | float):
                 continue
-            key = str(index)
             current = mins.get(key)
             mins[key] = [raw, raw] if current is None else [min(current[0], raw), raw]
 

@@ -136,9 +136,10 @@ class RiskModel:
             raise RiskModelError(
                 f"feature_spec: {exc}; make the model again with this Preempt's preempt train"
             ) from None
-        if spec.names != doc.features:
+        matching = spec.matching_names(doc.features)  # a model of before 2026-12 names booleans ok=False
+        if matching is None:
             raise RiskModelError("features do not match what feature_spec produces (edited by hand?)")
-        return cls(spec, doc)
+        return cls(matching, doc)
 
     def score(self, vector: Sequence[float | None]) -> Score:
         """The calibrated churn risk of one feature vector."""

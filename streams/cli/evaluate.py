@@ -32,11 +32,26 @@ from streams.cli.option_types import InputPath
 from streams.cli.progress import file_progress
 
 
+def owner_identity(owner: dict[str, Any]) -> str | None:
+    """Who an owner is, for counting owners: the email (case and spaces aside), else the Slack id, else the name.
+
+    Names are not identities: two CSMs called "Alex Kim" are two owners, and one CSM written "Ann Lee" on one
+    record and "ann lee " on another is one (their email says so). None: no owner on record.
+    """
+    for field, prefix in (("email", "email:"), ("slack", "slack:"), ("name", "name:")):
+        value = owner.get(field)
+        if value is not None and not isinstance(value, dict | list):
+            text = " ".join(str(value).split())
+            if text:
+                return prefix + (text.casefold() if field != "slack" else text)
+    return None
+
+
 def alert_point(alert: Alert) -> AlertPoint:
-    """The parts of an alert that evaluation uses; the owner is its name, else email, else Slack (else None)."""
-    owner = alert.account.owner
-    label = owner.get("name") or owner.get("email") or owner.get("slack")
-    return AlertPoint(alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), str(label) if label else None)
+    """The parts of an alert that evaluation uses; the owner is :func:`owner_identity` (email, Slack, name)."""
+    return AlertPoint(
+        alert.rule_id, alert.account_id, parse_rfc3339(alert.fired_at), owner_identity(alert.account.owner)
+    )
 
 
 def load_alert_points(path: Path) -> list[AlertPoint]:

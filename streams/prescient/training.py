@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +43,7 @@ from sklearn.model_selection import GroupKFold
 from rules.clock import EventTimeClock
 from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Term
-from rules.risk.model import MODEL_FORMAT, MODEL_VERSION, RiskModelFile, standardize
+from rules.risk.model import CLIP, MODEL_FORMAT, MODEL_VERSION, RiskModelFile
 from schemas.account import Account
 from schemas.event import Event, format_ts
 from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
@@ -149,11 +149,22 @@ def _common_values(values: list[str | None], needed: int) -> tuple[str, ...]:
     return tuple(sorted(common[: features.MAX_ACCOUNT_VALUES]))
 
 
+SAMPLE_CHUNK_ROWS = 4096
+"""Samples are kept in float64 blocks of this many rows (NaN = unknown): 8 bytes a feature, not a Python float."""
+DEDUP_HORIZON = 86400.0
+"""An event id seen at most this long (of event time) before is a duplicate: the engine's default ``dedup_horizon``."""
+
+
 @dataclass(slots=True)
 class Samples:
-    """One row per (account, as-of time): features, label, and the account (for grouped CV)."""
+    """One row per (account, as-of time): features, label, and the account (for grouped CV).
 
-    rows: list[list[float | None]] = field(default_factory=list)
+    The features are kept in float64 blocks (:data:`SAMPLE_CHUNK_ROWS` rows each; an unknown value is NaN), so
+    a sample costs 8 bytes a feature rather than a list of Python floats (about 30): the same numbers, so
+    the same model.
+    """
+
+    width: int = 0
     labels: list[int] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
@@ -161,6 +172,36 @@ class Samples:
     last_event_at: float | None = None
     late: int = 0
     """Events older than the watermark (newest − lateness), ignored as the engine ignores them."""
+    duplicates: int = 0
+    """Events whose id the account sent within :data:`DEDUP_HORIZON` before, ignored as the engine ignores them."""
+    _blocks: list[np.ndarray[Any, Any]] = field(default_factory=list)
+    _filled: int = 0
+
+    def add(self, row: list[float | None], label: int, account_id: str, tick: float) -> None:
+        """Append one sample."""
+        if not self._blocks or self._filled == SAMPLE_CHUNK_ROWS:
+            self._blocks.append(np.empty((SAMPLE_CHUNK_ROWS, self.width), dtype=np.float64))
+            self._filled = 0
+        self._blocks[-1][self._filled] = [math.nan if v is None else v for v in row]
+        self._filled += 1
+        self.labels.append(label)
+        self.accounts.append(account_id)
+        self.times.append(tick)
+
+    def matrix(self) -> np.ndarray[Any, Any]:
+        """Every sample's features, one row each (NaN: unknown), as one array; the blocks become that array."""
+        if not self._blocks:
+            return np.empty((0, self.width), dtype=np.float64)
+        if len(self._blocks) > 1 or self._filled != SAMPLE_CHUNK_ROWS:
+            whole = np.concatenate([*self._blocks[:-1], self._blocks[-1][: self._filled]])
+            self._blocks = [whole]
+            self._filled = len(whole)
+        return self._blocks[0]
+
+    @property
+    def rows(self) -> list[list[float | None]]:
+        """The features as lists (None: unknown), for reading a few samples."""
+        return [[None if math.isnan(v) else v for v in row] for row in self.matrix().tolist()]
 
 
 def collect_samples(
@@ -191,9 +232,12 @@ def collect_samples(
     if every <= 0 or not (every / DAY).is_integer():
         raise ValueError("as-of spacing must be a whole number of days")
     states: dict[str, dict[str, Any]] = {}
-    seen: set[tuple[str, str]] = set()
+    # event ids of the last DEDUP_HORIZON, per account, as the engine keeps them: memory follows the event rate,
+    # not the history's length (a set of every (account, id) took about 200 bytes an event)
+    seen: dict[str, dict[str, float]] = {}
+    arrivals: deque[tuple[float, str, str]] = deque()
     heap: list[tuple[float, str, int, Event]] = []
-    samples = Samples()
+    samples = Samples(width=len(spec.names))
     next_tick: float | None = None
     clock = EventTimeClock(allowed_lateness)  # the engine's watermark, as the backtest keeps it
     counter = 0
@@ -221,10 +265,12 @@ def collect_samples(
                 continue  # already gone, or too close to the churn to act
             if churn is not None and negative_horizon is not None and horizon < churn - tick <= negative_horizon:
                 continue  # churns later, but too soon to count as retained
-            samples.rows.append(features.values(features.compute(spec, state, tick, facts_of(account_id))))
-            samples.labels.append(1 if churn is not None and churn - tick <= horizon else 0)
-            samples.accounts.append(account_id)
-            samples.times.append(tick)
+            samples.add(
+                features.values(features.compute(spec, state, tick, facts_of(account_id))),
+                1 if churn is not None and churn - tick <= horizon else 0,
+                account_id,
+                tick,
+            )
 
     def apply_before(limit: float) -> None:
         nonlocal next_tick
@@ -240,20 +286,32 @@ def collect_samples(
             features.observe(spec, state, event)
 
     for event in events:
-        key = (event.account_id, event.event_id)
-        if key in seen:
+        ids = seen.get(event.account_id)
+        if ids is None:
+            ids = seen[event.account_id] = {}
+        first_seen = ids.get(event.event_id)
+        if first_seen is not None and event.ts - first_seen <= DEDUP_HORIZON:
+            samples.duplicates += 1  # the engine's DUPLICATE (checked before lateness, as there)
             continue
-        seen.add(key)
         if next_tick is None:
             next_tick = (math.floor(event.ts / DAY) + 1) * DAY + every
         watermark = clock.after_event(event.ts)
         if event.ts < watermark:
             samples.late += 1  # the engine would ignore it as late too
             continue
+        ids[event.event_id] = event.ts  # an id seen longer ago than the horizon is a new event reusing it
+        arrivals.append((event.ts, event.account_id, event.event_id))
+        forget_before = watermark - DEDUP_HORIZON
+        while arrivals and arrivals[0][0] < forget_before:
+            ts, account_id, event_id = arrivals.popleft()
+            kept = seen[account_id]
+            if kept.get(event_id) == ts:
+                del kept[event_id]
         first = samples.first_event_at
         samples.first_event_at = event.ts if first is None else min(first, event.ts)
-        counter += 1
-        heapq.heappush(heap, (event.ts, event.event_id, counter, event))
+        if event.account_id in outcomes.by_account:  # an account without an outcome gives no sample: no state
+            counter += 1
+            heapq.heappush(heap, (event.ts, event.event_id, counter, event))
         apply_before(watermark)
     apply_before(math.inf)
     newest = clock.max_event_time
@@ -280,11 +338,14 @@ class Fit:
     c_chosen_by: str = "cross-validated log loss"
 
 
-def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], list[float]]:
+def _moments(x: np.ndarray[Any, Any]) -> tuple[list[float], list[float]]:
+    """Each column's mean and standard deviation over its known values (NaN: unknown), summed in row order
+    in Python floats, as the models trained from lists were: the same inputs give the same model file."""
     mean: list[float] = []
     scale: list[float] = []
-    for j in range(width):
-        column = [v for v in (r[j] for r in rows) if v is not None]
+    for j in range(x.shape[1]):
+        values = x[:, j]
+        column: list[float] = values[~np.isnan(values)].tolist()
         if not column:
             mean.append(0.0)
             scale.append(1.0)
@@ -296,12 +357,30 @@ def _moments(rows: list[list[float | None]], width: int) -> tuple[list[float], l
     return mean, scale
 
 
-def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> Fit:
+def _standardize_in_place(x: np.ndarray[Any, Any], mean: list[float], scale: list[float]) -> None:
+    """:func:`rules.risk.model.standardize` on every row at once, in place (column by column: no second copy)."""
+    for j, (m, s) in enumerate(zip(mean, scale, strict=True)):
+        column = x[:, j]
+        unknown = np.isnan(column)
+        column -= m
+        column /= s
+        np.clip(column, -CLIP, CLIP, out=column)
+        column[unknown] = 0.0
+
+
+def fit_steps(samples: Samples, c: float | None = None) -> int:
+    """How many models :func:`fit` trains (for a progress bar): per C, one per fold, and the final one."""
+    return (len(C_GRID) if c is None else 1) * min(4, len(set(samples.accounts))) + 1
+
+
+def fit(
+    samples: Samples, width: int, seed: int = 0, c: float | None = None, step: Callable[[], None] | None = None
+) -> Fit:
     """Logistic regression + Platt calibration (see the module docstring).
 
     ``c``: the regularization (``preempt train --regularization``); ``None`` chooses it from
     :data:`C_GRID` by grouped cross-validated log loss. Either way the calibration is fitted on
-    out-of-fold scores of the C used.
+    out-of-fold scores of the C used. ``step`` is called after each of the :func:`fit_steps` models.
     """
     y = np.asarray(samples.labels, dtype=int)
     if y.sum() == 0 or y.sum() == len(y):
@@ -316,8 +395,11 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
         )
     if c is not None and not (math.isfinite(c) and c > 0):
         raise ValueError(f"the regularization C must be a positive number, not {c}")
-    mean, scale = _moments(samples.rows, width)
-    x = np.asarray([standardize(r, mean, scale) for r in samples.rows], dtype=float)
+    x = samples.matrix()
+    if x.shape[1] != width:
+        raise ValueError(f"samples of {x.shape[1]} features for a model of {width}")
+    mean, scale = _moments(x)
+    _standardize_in_place(x, mean, scale)  # the samples' features are standardized from here on
     groups = np.asarray(samples.accounts)
     folds = min(4, len(set(samples.accounts)))
     splitter = GroupKFold(n_splits=folds)
@@ -330,6 +412,8 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
             model = LogisticRegression(C=candidate, max_iter=5000, random_state=seed)
             model.fit(x[train], y[train])
             oof[test] = model.decision_function(x[test])
+            if step is not None:
+                step()
         loss = log_loss(y, 1.0 / (1.0 + np.exp(-oof)), labels=[0, 1])
         if best is None or loss < best[0]:
             best = (loss, candidate, oof)
@@ -341,6 +425,8 @@ def fit(samples: Samples, width: int, seed: int = 0, c: float | None = None) -> 
     auc = float(roc_auc_score(y, oof)) if len(set(y)) == 2 else None
     final = LogisticRegression(C=c, max_iter=5000, random_state=seed)
     final.fit(x, y)
+    if step is not None:
+        step()
     return Fit(
         mean=mean,
         scale=scale,

@@ -371,3 +371,66 @@ def test_a_feature_spec_of_a_version_this_preempt_does_not_read_says_what_to_do(
         "feature_spec: feature spec version 9; this engine reads 1, 2, 3; make the model again with this "
         "Preempt's preempt train"
     )
+
+
+def test_boolean_terms_are_named_in_json_spelling_and_older_models_still_score(tmp_path: Path) -> None:
+    """A term on a boolean property is named ``ok=true`` (as the event's JSON says it), never Python's ``ok=True``;
+    a model file trained before, naming it ``ok=False``, still loads, keeps its names and scores the same."""
+    from rules.risk.features import FeatureSpec, Term
+    from rules.risk.model import RiskModel, RiskModelFile
+    from tests.unit.rules.risk_support import model_doc
+
+    spec = FeatureSpec(terms=(Term("Export"), Term("Export", "ok", False), Term("Export", "ok", True)))
+    assert [t.label for t in spec.terms] == ["Export", "Export[ok=false]", "Export[ok=true]"]
+    assert "count28:Export[ok=false]" in spec.names
+    assert not any("False" in name or "True" in name for name in spec.names)
+    old_names = [n.replace("ok=false", "ok=False").replace("ok=true", "ok=True") for n in spec.names]
+    weights = {"count28:Export[ok=false]": 0.7, "days_since_last_event": 0.2}
+    docs = {}
+    for label, names in (("new", spec.names), ("old", old_names)):
+        doc = model_doc()
+        doc["feature_spec"] = spec.to_json()
+        doc["features"] = names
+        doc["mean"], doc["scale"] = [0.0] * len(names), [1.0] * len(names)
+        doc["coef"] = [weights.get(n.replace("False", "false").replace("True", "true"), 0.0) for n in names]
+        path = tmp_path / f"{label}.json"
+        path.write_bytes(orjson.dumps(doc))
+        docs[label] = load_risk_model(path)
+    assert docs["old"].doc.features == old_names  # the evidence keeps the file's own names
+    state = features.new_state(spec)
+    for day in range(3):
+        features.observe(
+            spec, state, Event(f"e{day}", "Export", "a", 1_790_000_000.0 + day * 86400, "u", {"ok": False})
+        )
+    vector = features.values(features.compute(spec, state, 1_790_000_000.0 + 5 * 86400))
+    assert docs["old"].score(vector) == docs["new"].score(vector)
+    assert docs["old"].spec.digest == docs["new"].spec.digest  # the same state layout: a worker's state carries on
+    edited = {**model_doc(), "feature_spec": spec.to_json(), "features": [*old_names[:-1], "count28:Export[ok=maybe]"]}
+    with pytest.raises(RiskModelError, match="features do not match"):
+        RiskModel.from_doc(
+            RiskModelFile.model_validate(
+                {
+                    **edited,
+                    "mean": [0.0] * len(old_names),
+                    "scale": [1.0] * len(old_names),
+                    "coef": [0.0] * len(old_names),
+                }
+            )
+        )
+
+
+def test_every_bucket_shares_its_keys_and_user_ids() -> None:
+    """The state's term keys ("12") and user ids are one string each, shared by every day's bucket of every account
+    (a string per bucket and day made an account's 70 days of state several times larger); the state is unchanged."""
+    from rules.risk.features import FeatureSpec, Term
+
+    spec = FeatureSpec(terms=tuple(Term(f"E{n}") for n in range(12)))
+    states = [features.new_state(spec), features.new_state(spec)]
+    for day in range(2):
+        for state in states:
+            user = "".join(["user-", "42"])  # a new string object per event, as decoding makes them
+            features.observe(spec, state, Event(f"e{day}{id(state)}", "E11", "a", 1_790_000_000.0 + day * 86400, user))
+    buckets = [bucket for state in states for bucket in state["days"]]
+    assert all(list(b[2]) == ["11"] and b[3] == ["user-42"] for b in buckets)
+    assert len({id(next(iter(b[2]))) for b in buckets}) == 1
+    assert len({id(b[3][0]) for b in buckets}) == 1

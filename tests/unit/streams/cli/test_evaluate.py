@@ -442,3 +442,31 @@ def test_churns_no_alert_could_warn_of_are_said(files: dict[str, Path], tmp_path
     result = CliRunner().invoke(main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(outcomes)])
     assert result.exit_code == 0, result.output
     assert "note: 2 of the 4 churns lie before the first alert or more than --horizon after the last" in result.stderr
+
+
+def test_owners_are_told_apart_by_email_then_slack_then_name(tmp_path: Path) -> None:
+    """Two CSMs with one name but different emails are two owners; one CSM whose name is written two ways (the
+    same email) is one; without an email the Slack id decides, and only then the name."""
+    owners = [
+        {"name": "Alex Kim", "email": "alex.kim@example.com"},
+        {"name": "Alex Kim", "email": "alex.kim2@example.com"},  # another Alex Kim
+        {"name": "Ann Lee", "email": "ann@example.com"},
+        {"name": "Ann  LEE", "email": " Ann@Example.com"},  # the same Ann, spelled otherwise
+        {"name": "Bo", "slack": "U123"},
+        {"name": "Bo Chen", "slack": "U123"},  # the same Bo
+        {"name": "Cy"},
+    ]
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        b"".join(
+            orjson.dumps({**_alert("r", f"acc{i}", 10 + i), "account": {"owner": owner}}) + b"\n"
+            for i, owner in enumerate(owners)
+        )
+    )
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(orjson.dumps({"account_id": "acc0", "outcome": "churned", "at": format_ts(T0 + 30 * DAY)}))
+    result = CliRunner().invoke(main, ["evaluate", "--alerts", str(alerts), "--outcomes", str(outcomes), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.stdout)
+    assert doc["owners"] == 5  # Alex Kim ×2, Ann, Bo, Cy
+    assert doc["all"]["alerts_per_owner_week"] == pytest.approx(7 / 5)

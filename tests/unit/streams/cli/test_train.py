@@ -547,16 +547,19 @@ class _Bar:
 def test_both_passes_over_the_events_show_progress_on_a_terminal(
     history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a terminal, a large history gets a bar for the vocabulary pass and one for the samples pass (minutes
-    on a real product's year of events); it showed nothing until the model was written."""
+    """On a terminal, a large history gets a bar for the vocabulary pass, one for the samples pass (minutes
+    on a real product's year of events) and one for the fit's models; it showed nothing until the model was
+    written, and then nothing during the fit."""
     from types import SimpleNamespace
 
     from streams.cli import progress as progress_module
+    from streams.cli import train as train_module
 
     made: list[dict[str, object]] = []
     monkeypatch.setattr(progress_module, "PROGRESS_MIN_BYTES", 1)
     monkeypatch.setattr(progress_module, "sys", SimpleNamespace(stderr=SimpleNamespace(isatty=lambda: True)))
     monkeypatch.setattr(progress_module, "progress_bar", lambda **options: _Bar(made, **options))
+    monkeypatch.setattr(train_module, "progress_bar", lambda **options: _Bar(made, **options))
     args = ["--events", str(history["events"]), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")]
     result = CliRunner().invoke(main, ["train", *args])
     assert result.exit_code == 0, result.output
@@ -564,4 +567,49 @@ def test_both_passes_over_the_events_show_progress_on_a_terminal(
     assert [(bar["desc"], bar["total"], bar["done"]) for bar in made] == [
         ("vocabulary", size, size),
         ("samples", size, size),
+        ("fit", 25, 25),  # 6 regularizations x 4 folds, and the final model: minutes on a large history
+    ]
+
+
+def test_a_training_too_big_for_the_memory_is_refused_early_in_one_line(
+    history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Estimated from the first pass over the events (accounts, history span, features), a training that would not
+    fit in the available memory is one line before the replay, instead of a process the kernel kills an hour on;
+    --no-memory-check tries anyway."""
+    from streams.cli import train
+
+    monkeypatch.setattr(train, "available_memory", lambda: 100 * 2**20)  # 100 MB
+    args = ["train", "--events", str(history["events"]), "--outcomes", str(history["outcomes"])]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "m.json")])
+    assert result.exit_code == 1
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1
+    assert "training would need about" in error[0]
+    assert "0.1 GB is available" in error[0]
+    assert "30 accounts" in error[0]
+    assert "Traceback" not in result.output
+    assert "samples:" not in result.stderr  # refused before the replay
+    assert not (tmp_path / "m.json").exists()
+    checked = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "n.json"), "--no-memory-check"])
+    assert checked.exit_code == 0, checked.output
+
+
+def test_an_empty_accounts_file_is_named_as_empty(history: dict[str, Path], tmp_path: Path) -> None:
+    """An empty --accounts file is one line saying so (as preempt backtest says it), not a note that every outcome
+    was left out followed by "none of the accounts with an outcome is in it"."""
+    empty = tmp_path / "accounts.jsonl"
+    empty.write_bytes(b"\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            *("--events", str(history["events"]), "--outcomes", str(history["outcomes"])),
+            *("--accounts", str(empty), "--output", str(tmp_path / "m.json")),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {empty}: no accounts: the file is empty or only blank lines; give a JSONL of account records "
+        "(`preempt events schema --account`), or leave --accounts out"
     ]

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import tracemalloc
+from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
+from rules.risk.model import standardize
 from schemas.event import Event, format_ts
-from schemas.outcome import AccountOutcome, collect
-from streams.prescient.training import OUTCOME_EVENT_NAMES, build_spec, collect_samples
+from schemas.outcome import AccountOutcome, Outcomes, collect
+from streams.prescient.training import (
+    OUTCOME_EVENT_NAMES,
+    Samples,
+    build_spec,
+    collect_samples,
+    fit,
+)
 
 DAY = 86400.0
 T0 = 1_795_392_000.0  # a UTC midnight
@@ -127,3 +138,136 @@ def test_account_records_add_their_features_and_vocabulary() -> None:
     assert first["b"][column["days_to_renewal"]] is None
     assert [first[a][column["tier:pro"]] for a in "abc"] == [1.0, 1.0, 0.0]
     assert first["a"][column["seat_use_28d"]] == pytest.approx(0.25)  # one user of 4 seats
+
+
+def _busy_history(accounts: int, days: int, per_day: int) -> Iterator[Event]:
+    """Events made on the fly (none kept by the caller): ``per_day`` logins a day per account, in time order."""
+    for day in range(days):
+        for slot in range(per_day):
+            for number in range(accounts):
+                ts = T0 + day * DAY + 3600 + slot * 1000 + number  # in time order for up to 1,000 accounts
+                role = "admin" if (day + number) % 3 else "viewer"
+                yield Event(f"e{number}-{day}-{slot}", "Login", f"acc{number}", ts, f"u{slot % 3}", {"role": role})
+
+
+def _outcomes_of(accounts: int, days: int) -> Outcomes:
+    return collect(
+        [
+            AccountOutcome(
+                account_id=f"acc{n}",
+                outcome="churned" if n % 2 else "renewed",
+                at=format_ts(T0 + (days - 5 - n % 7) * DAY + 7200),
+            )
+            for n in range(accounts)
+        ]
+    )
+
+
+def test_samples_cost_8_bytes_a_feature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The samples are kept as float64 arrays, not as lists of Python floats (about 32 bytes a feature): 100,000
+    accounts' samples went over 10 GB before."""
+    from streams.prescient import training
+
+    monkeypatch.setattr(training, "SAMPLE_CHUNK_ROWS", 256)
+    accounts, days = 50, 30
+    spec = build_spec(_busy_history(accounts, 3, 1), OUTCOME_EVENT_NAMES)
+    tracemalloc.start()
+    try:
+        samples = collect_samples(
+            spec, _busy_history(accounts, days, 1), _outcomes_of(accounts, days), 60 * DAY, DAY, DAY
+        )
+        gc.collect()
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    width = len(spec.names)
+    assert len(samples.labels) > 4 * 256
+    assert kept / len(samples.labels) < 1.3 * 8 * width + 100  # the last block's unused rows, labels, ids, times
+
+
+def test_memory_does_not_grow_with_the_number_of_events() -> None:
+    """Event ids are remembered for the engine's dedup horizon (a day of event time), not for the whole history:
+    a set of every (account, event id) made memory grow by about 200 bytes an event. Past the 70 days the
+    feature state keeps, twice the days (and events) take no more memory."""
+    accounts, per_day = 5, 20
+
+    def peak(days: int) -> int:
+        spec = build_spec(_busy_history(accounts, 3, 1), OUTCOME_EVENT_NAMES)
+        tracemalloc.start()
+        try:
+            samples = collect_samples(
+                spec, _busy_history(accounts, days, per_day), _outcomes_of(accounts, days), 60 * DAY, 70 * DAY, DAY
+            )
+            assert samples.labels
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    more_events = accounts * 75 * per_day
+    growth = (peak(150) - peak(75)) / more_events
+    assert growth < 20, f"{growth:.0f} bytes for each further event"
+
+
+def test_an_event_id_repeated_within_the_dedup_horizon_counts_once_and_later_is_a_new_event() -> None:
+    """As the engine: the same (account, event id) within a day of event time is a duplicate, ignored and counted;
+    an id reused a month later is another event, which the engine applies."""
+    events = _events()
+    first = events[5]
+    again = Event(first.event_id, first.event, first.account_id, first.ts, first.user_id, dict(first.properties))
+    reused = Event("a-l0", "Login", "a", T0 + 30 * DAY + 7200, "u2", {})  # a-l0 was day 0's login
+    spec = build_spec(events, OUTCOME_EVENT_NAMES)
+    outcomes = collect([AccountOutcome(account_id="a", outcome="renewed", at=format_ts(T0 + 90 * DAY))])
+    column = spec.names.index("active_users_7d")
+
+    def users_on_day_36(history: list[Event]) -> float | None:
+        samples = collect_samples(spec, sorted(history, key=lambda e: e.ts), outcomes, DAY, 7 * DAY, DAY)
+        assert (samples.duplicates, samples.late) == (1 if any(e is again for e in history) else 0, 0)
+        return dict(zip(samples.times, samples.rows, strict=True))[T0 + 36 * DAY][column]
+
+    assert users_on_day_36([*events, again]) == users_on_day_36(events)  # the repeat changes nothing
+    assert users_on_day_36([*events, again, reused]) == pytest.approx(math.log1p(2))  # u1 and the reused id's u2
+
+
+def test_the_fit_sees_the_numbers_the_list_based_training_saw() -> None:
+    """Means, scales and the standardized matrix are exactly those of the former list-based code (Python sums in
+    row order, ``rules.risk.model.standardize`` per row), so the same inputs give the same model file."""
+    accounts, days = 24, 60
+    spec = build_spec(_busy_history(accounts, 3, 1), OUTCOME_EVENT_NAMES)
+    samples = collect_samples(spec, _busy_history(accounts, days, 2), _outcomes_of(accounts, days), 20 * DAY, DAY, DAY)
+    rows = samples.rows
+    width = len(spec.names)
+    mean: list[float] = []
+    scale: list[float] = []
+    for j in range(width):
+        column = [v for v in (r[j] for r in rows) if v is not None]
+        m = sum(column) / len(column) if column else 0.0
+        var = sum((v - m) ** 2 for v in column) / len(column) if column else 0.0
+        mean.append(m)
+        scale.append(math.sqrt(var) if var > 1e-12 else 1.0)
+    expected = np.asarray([standardize(r, mean, scale) for r in rows], dtype=float)
+    assert any(v is None for row in rows for v in row)  # unknown values are part of the comparison
+    result = fit(samples, width, c=0.01)
+    assert (result.mean, result.scale) == (mean, scale)
+    assert np.array_equal(samples.matrix(), expected)
+
+
+def test_accounts_without_an_outcome_keep_no_state_and_change_nothing() -> None:
+    """An account without an outcome gives no sample, so the replay keeps no feature state for it (training on a
+    sample of accounts, --accounts, then takes that much less memory); the samples are the same."""
+    outcomes = _outcomes_of(10, 40)
+    some = collect([o for a, o in outcomes.by_account.items() if a in {"acc1", "acc2", "acc3", "acc4"}])
+    spec = build_spec(_busy_history(10, 3, 1), OUTCOME_EVENT_NAMES)
+
+    def run(accounts: int) -> tuple[Samples, int]:
+        tracemalloc.start()
+        try:
+            samples = collect_samples(spec, _busy_history(accounts, 40, 5), some, 60 * DAY, 7 * DAY, DAY)
+            return samples, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    few, few_peak = run(5)
+    many, many_peak = run(200)  # 195 more accounts, none of them with an outcome
+    assert (few.accounts, few.times, few.labels) == (many.accounts, many.times, many.labels)
+    assert np.array_equal(few.matrix(), many.matrix(), equal_nan=True)
+    assert many_peak < 2 * few_peak
