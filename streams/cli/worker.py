@@ -30,6 +30,7 @@ def worker(loglevel: str) -> None:
     from streams.runtime.ops_web import check_web_port
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics, ensure_topics
     from streams.worker.app import create_app, load_engine
+    from streams.worker.progress import PROGRESS_TABLE
 
     settings = Settings()
     try:
@@ -47,7 +48,12 @@ def worker(loglevel: str) -> None:
     changelogs = changelog_topics(app, settings.topic_partitions)
     # The group first (its committed offsets decide whether a missing changelog may be made): one line if refused.
     check_permissions(settings, group_id=app.conf.id)
-    created = ensure_changelog_topics(settings, changelogs, source=settings.topic("events"), group=app.conf.id)
+    # partition-progress (added 2026-12-01) only tells skipped offsets apart: an upgrade from a version
+    # without it makes it, empty, where the state tables' absence stops the start.
+    progress = app.tables[PROGRESS_TABLE].changelog_topic.get_topic_name()
+    created = ensure_changelog_topics(
+        settings, changelogs, source=settings.topic("events"), group=app.conf.id, rebuildable=[progress]
+    )
     discard_stale_stores(app, created)  # a changelog made anew: the local files of its deleted one go
     # A missing consumer-group or CREATE ACL: one line now, not a silent wait or Faust's traceback.
     declared = [t.name for t in changelogs] + [name for name in (leader_topic_name(app),) if name]

@@ -169,10 +169,24 @@ def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
 
 
 def check_state_kept(
-    admin: KafkaAdminClient, settings: Settings, missing: list[str], *, group: str, source: str
+    admin: KafkaAdminClient,
+    settings: Settings,
+    missing: list[str],
+    *,
+    group: str,
+    source: str,
+    rebuildable: Iterable[str] = (),
 ) -> None:
     """Before ``missing`` changelog topics are created: ``LostStateError`` when ``group`` has read records of
-    ``source`` (its tables' state existed and would not be rebuilt), unless ``PREEMPT_ACCEPT_LOST_STATE``."""
+    ``source`` (its tables' state existed and would not be rebuilt), unless ``PREEMPT_ACCEPT_LOST_STATE``.
+
+    ``rebuildable``: changelogs whose table may start empty (it holds no state an alert depends on, e.g. the
+    rules worker's ``partition-progress``): one missing is made without asking — after an upgrade from a
+    version without that table it is new, not lost (an INFO line says so)."""
+    optional = sorted(set(missing) & set(rebuildable))
+    missing = [name for name in missing if name not in optional]
+    if optional:
+        log.info("changelog topics of tables that start empty created (new in this version, or lost)", topics=optional)
     try:
         read = records_read(admin, group, source) if missing else 0
     except KafkaError as exc:  # the group's ACL is checked before (check_permissions): a broker fault

@@ -309,6 +309,7 @@ def ensure_changelog_topics(
     *,
     source: str | None = None,
     group: str | None = None,
+    rebuildable: Iterable[str] = (),
     client_id: str = "preempt-admin",
 ) -> list[str]:
     """Create the missing changelog topics and wait (bounded) until the broker lists their partitions;
@@ -318,7 +319,8 @@ def ensure_changelog_topics(
     notifier's alerts topic): a ``PartitionCountError`` when its partition count is not the
     changelogs' (partitions added to it after the state was built) or the setting's. With ``group``
     (the app's consumer group) too: a ``LostStateError`` when a changelog is missing although the group
-    has read records of ``source`` (``streams.runtime.missing_topics.check_state_kept``).
+    has read records of ``source`` (``streams.runtime.missing_topics.check_state_kept``), except for the
+    ``rebuildable`` changelogs (tables that may start empty: new after an upgrade, not lost).
 
     Called by ``preempt worker`` and ``preempt notifier`` after the app is built, before the Faust
     worker starts. Left to Faust, a changelog topic is created while the worker starts, and the
@@ -339,7 +341,7 @@ def ensure_changelog_topics(
                 from streams.runtime.missing_topics import check_state_kept  # imports Faust: only the apps call this
 
                 absent = sorted(name for name in wanted if name not in existing)
-                check_state_kept(admin, settings, absent, group=group, source=source)
+                check_state_kept(admin, settings, absent, group=group, source=source, rebuildable=rebuildable)
         missing = [
             NewTopic(
                 name=t.name,

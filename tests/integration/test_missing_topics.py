@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.runtime.missing_topics import records_read
 from streams.runtime.settings import Settings
@@ -36,6 +36,16 @@ def _topics(bootstrap: str) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+def _records_in(bootstrap: str, topic: str) -> int:
+    """The end offsets of ``topic``'s partitions, summed (the records ever written to it)."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap])
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(parts).values())
+    finally:
+        consumer.close()
 
 
 def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 60.0) -> None:
@@ -100,6 +110,38 @@ def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_ref
     assert "local table files of a recreated changelog topic removed" in log
     assert changelog in _topics(kafka_bootstrap)
     assert "Traceback" not in log
+
+
+def test_an_upgrade_from_a_version_without_the_progress_table_starts_and_keeps_the_state(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """A deployment of a version before the partition-progress table (added 2026-12-01): its group has
+    committed offsets and its account-state changelog exists, the progress changelog does not. The new
+    version starts without the setting — the table only tells skipped offsets apart, so it may start
+    empty — with one INFO line (the start refused with the lost-state line before), and the state built
+    before is kept: the account-state changelog is not recreated."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-rules"
+    worker = ready_worker(process_factory, settings, "before")
+    publish_crates(producer, names.events, [f"quay-{i}" for i in range(3)])
+    _wait_committed(kafka_bootstrap, group, names.events, 3)
+    worker.stop()
+    worker.proc.wait(timeout=60)
+
+    kept = _records_in(kafka_bootstrap, f"{group}-account-state-changelog")
+    delete_topic(kafka_bootstrap, f"{group}-partition-progress-changelog")  # the older version had none
+    upgraded = ready_worker(process_factory, settings, "upgraded")
+    log = upgraded.log_text()
+    assert "changelog topics of tables that start empty created (new in this version, or lost)" in log, log[-3000:]
+    assert "changelog topics missing; recreated empty" not in log
+    assert f"{group}-partition-progress-changelog" in _topics(kafka_bootstrap)
+    assert _records_in(kafka_bootstrap, f"{group}-account-state-changelog") >= kept > 0  # not made anew
 
 
 def test_a_replay_after_the_changelog_was_deleted_starts_without_the_setting(
