@@ -60,6 +60,27 @@ def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeou
         admin.close()
 
 
+def _stopped_after_three_events(
+    bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+    prefix: str,
+) -> tuple[Settings, TopicNames, str]:
+    """A worker that evaluated 3 events (its group committed them) and stopped: its settings, topics, group."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    group = f"{settings.topic_prefix}-rules"
+    worker = ready_worker(process_factory, settings, "before")
+    publish_crates(producer, names.events, [f"{prefix}-{i}" for i in range(3)])
+    _wait_committed(bootstrap, group, names.events, 3)
+    worker.stop()
+    worker.proc.wait(timeout=60)
+    return settings, names, group
+
+
 def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_refuses_to_recreate_it_empty(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -124,15 +145,9 @@ def test_an_upgrade_from_a_version_without_the_progress_table_starts_and_keeps_t
     version starts without the setting — the table only tells skipped offsets apart, so it may start
     empty — with one INFO line (the start refused with the lost-state line before), and the state built
     before is kept: the account-state changelog is not recreated."""
-    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    group = f"{settings.topic_prefix}-rules"
-    worker = ready_worker(process_factory, settings, "before")
-    publish_crates(producer, names.events, [f"quay-{i}" for i in range(3)])
-    _wait_committed(kafka_bootstrap, group, names.events, 3)
-    worker.stop()
-    worker.proc.wait(timeout=60)
+    settings, _names, group = _stopped_after_three_events(
+        kafka_bootstrap, settings_factory, process_factory, producer, tmp_path, "quay"
+    )
 
     kept = _records_in(kafka_bootstrap, f"{group}-account-state-changelog")
     delete_topic(kafka_bootstrap, f"{group}-partition-progress-changelog")  # the older version had none
@@ -153,15 +168,9 @@ def test_a_replay_after_the_changelog_was_deleted_starts_without_the_setting(
 ) -> None:
     """The changelog deleted while the worker was stopped, then the group's offsets reset to the earliest (the
     line's second remedy): the worker starts, recreates the topic and reads the events again."""
-    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    group = f"{settings.topic_prefix}-rules"
-    worker = ready_worker(process_factory, settings, "worker")
-    publish_crates(producer, names.events, [f"jetty-{i}" for i in range(3)])
-    _wait_committed(kafka_bootstrap, group, names.events, 3)
-    worker.stop()
-    worker.proc.wait(timeout=60)
+    settings, names, group = _stopped_after_three_events(
+        kafka_bootstrap, settings_factory, process_factory, producer, tmp_path, "jetty"
+    )
 
     delete_topic(kafka_bootstrap, f"{group}-account-state-changelog")
     refused = exit_line(process_factory(["preempt", "worker"], settings, name="refused"), timeout_s=60)
