@@ -52,6 +52,7 @@ from streams.runtime.faust_compat import (
     count_received,
     divert_topic_polls,
     flow_active,
+    group_committed_offsets,
     highwater_time,
     last_unanswered_request,
     mark_offsets_done,
@@ -93,6 +94,8 @@ STAGES_IN_FLIGHT = 3
 STOP_WRITE_TIMEOUT_SECONDS = 15.0
 # How long the watchdog's recordless-tail check waits for the worker's lock (settle_recordless_tail).
 SETTLE_LOCK_WAIT_SECONDS = 1.0
+# How long a rebuild waits for the group coordinator's committed offsets (``_group_committed``).
+COMMITTED_FETCH_TIMEOUT_SECONDS = 10.0
 
 
 class WorkerFailedError(RuntimeError):
@@ -269,7 +272,7 @@ class WorkerRuntime:
         if self._needs_rebuild:
             await self.drain()  # the rebuild reads the tables: every pending write goes first
             offsets = None
-        self._maybe_rebuild()
+        await self._maybe_rebuild()
         # One pass over the offsets serves gap repair, gap counting and the progress marker.
         if offsets is None:
             offsets = self.processor.check_offsets(records)
@@ -548,7 +551,7 @@ class WorkerRuntime:
             with self._failing():
                 if self._needs_rebuild:
                     await self.drain()  # the rebuild reads the tables: every pending write goes first
-                self._maybe_rebuild()
+                await self._maybe_rebuild()
                 assigned = self.assigned_partitions()
                 await self._submit(self.processor.tick(assigned, self.caught_up_as_of(assigned), writes=False))
                 self._schedule_deadline()
@@ -867,10 +870,37 @@ class WorkerRuntime:
         """True once the tables are recovered for the current assignment."""
         return self._recovered
 
-    def _maybe_rebuild(self) -> None:
+    async def _group_committed(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """The consumer group's committed offset of each of ``partitions`` of the events topic, as the
+        group coordinator has it. Faust's own copy (``committed_offsets``) is empty for every partition
+        right after a rebalance that revoked it — with the eager assignor, each one this worker keeps
+        too — until recovery's seek back, which the rebuild's first poll can come before: then every
+        partition's records read again were judged late (126 to 607 of 5,501 in
+        ``tests/integration/test_pipeline_rebalance_late.py``). That copy is the fallback when the
+        coordinator does not answer within ``COMMITTED_FETCH_TIMEOUT_SECONDS`` (WARN)."""
+        tps = [TP(self.events_topic, p) for p in sorted(partitions)]
+        got = await group_committed_offsets(self.app, tps, COMMITTED_FETCH_TIMEOUT_SECONDS)
+        if got is None:
+            log.warning(
+                "the group coordinator did not give the committed offsets after an assignment; using the "
+                "consumer's own (records read again may be counted as late events)",
+                partitions=[tp.partition for tp in tps],
+            )
+            got = dict(committed_offsets(self.app.consumer))
+        return {tp.partition: got.get(tp) for tp in tps}
+
+    async def _maybe_rebuild(self) -> None:
         if not self._needs_rebuild:
             return
         mine = self.assigned_partitions()
+        # Asked first, before anything is forgotten; an assignment that comes meanwhile asks for the
+        # next rebuild (on_assigned sets the flag again).
+        self._needs_rebuild = False
+        try:
+            committed = await self._group_committed(mine)
+        except BaseException:
+            self._needs_rebuild = True
+            raise
         n_partitions = self.settings.topic_partitions
         processor = self.processor
         self._drop_held("rebuild")
@@ -887,8 +917,6 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
-        group_offsets = committed_offsets(self.app.consumer)
-        committed = {p: group_offsets.get(TP(self.events_topic, p)) for p in mine}
         processor.reading_from(committed)
         if self.progress is not None:
             moves = self.progress.check(mine, committed)
@@ -896,7 +924,6 @@ class WorkerRuntime:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)
         self._first_unchecked = set(mine)
-        self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 
 
