@@ -403,6 +403,45 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
     asyncio.run(scenario())
 
 
+class _StepTable(dict[bytes, bytes]):
+    """A table that logs each write to ``steps``."""
+
+    def __init__(self, steps: list[str]) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.steps.append(f"progress {key.decode()}={value.decode()}")
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("interval", [0.0, 30.0])
+def test_a_polls_progress_record_goes_in_the_flush_before_its_clock(interval: float) -> None:
+    """The progress record (how far the partition was evaluated) is handed to the producer with the states,
+    before the flush that precedes the clock record: the broker never has a clock covering records that no
+    progress record covers (a worker SIGKILLed in between left the next owner judging them late). Before,
+    it was written with the acks, after the clock. Held for the write interval, it is released with the
+    clock of its batch."""
+    import contextlib
+
+    from streams.worker.progress import PartitionProgress
+
+    topic = "events"
+    runtime, _, steps = _runtime(topic, interval=interval)
+    scopes = SimpleNamespace(scope=lambda partition: contextlib.nullcontext())
+    runtime.progress = PartitionProgress(_StepTable(steps), scopes, topic)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 3, 4, 5), generation_id=7)
+        _deliver_all(runtime)
+        await runtime.drain()
+        _deliver_all(runtime)
+        await runtime.drain()
+        assert steps[-4:] == ["state s3", "progress 0=6", "flush", "clock 0=3"]
+
+    asyncio.run(scenario())
+
+
 def test_the_next_poll_is_processed_while_the_previous_polls_output_is_in_flight() -> None:
     """Poll 2 is processed while poll 1's alert is undelivered; its state waits for that delivery,
     each clock follows the flush after its own state, and offsets are acked only at the end of
