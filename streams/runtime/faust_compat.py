@@ -178,9 +178,48 @@ class ClusterPartitionCounts:
 
 
 def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
-    """The consumer's last committed offset per TP (``None``/missing: nothing committed yet)."""
+    """The consumer's last committed offset per TP (``None``/missing: nothing committed yet).
+
+    Faust's own copy (``Consumer._committed_offset``): it drops a partition's offset when the
+    partition is revoked (every partition, with the eager assignor, at every rebalance) and learns it
+    again only when recovery seeks back to the committed offsets, which a poll can come before. Where
+    the group's offset must be known right after an assignment, ask :func:`group_committed_offsets`."""
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
     return committed
+
+
+async def group_committed_offsets(app: faust.App, tps: Iterable[Any], timeout_s: float) -> dict[Any, int | None] | None:
+    """The consumer group's committed offset of each of ``tps`` (None: nothing committed), asked of the
+    group coordinator; None when it does not answer within ``timeout_s`` (or the consumer is not running).
+
+    Upstream behaviour: aiokafka's ``GroupCoordinator.fetch_committed_offsets`` (what
+    ``AIOKafkaConsumer.seek_to_committed`` uses) retries a retriable error forever, so it is bounded
+    here, inside the consumer's thread (``ConsumerThread.call_thread``): a fetch left running there
+    would hold up the thread's other calls (commits, seeks)."""
+    from aiokafka.errors import KafkaError
+
+    wanted = list(tps)
+    stand_in = getattr(app.consumer, "_stand_in_group_committed", None)
+    if stand_in is not None:
+        return None if stand_in is False else {tp: stand_in.get(tp) for tp in wanted}
+    thread = getattr(app.consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    coordinator = getattr(client, "_coordinator", None)
+    if thread is None or coordinator is None:
+        return None
+
+    async def fetch() -> Mapping[Any, Any] | None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return cast(Mapping[Any, Any], await coordinator.fetch_committed_offsets(set(wanted)))
+        except (TimeoutError, KafkaError):
+            return None
+
+    got = await thread.call_thread(fetch)
+    if got is None:
+        return None
+    found = {(tp.topic, tp.partition): meta.offset for tp, meta in got.items()}
+    return {tp: (at if (at := found.get((tp.topic, tp.partition))) is not None and at >= 0 else None) for tp in wanted}
 
 
 # --- 5. Why a partition is not consumed (diagnostics for the stall watchdog) ---------------------
@@ -690,15 +729,19 @@ def stand_in_consumer_state(
     consumer: Any,
     *,
     committed: Mapping[Any, int | None],
+    group_committed: Mapping[Any, int | None] | bool | None = None,
     active: set[Any] | None = None,
     acks: bool = False,
     add_gap: Callable[[Any, int, int], Awaitable[None]] | None = None,
 ) -> None:
     """Give a test's stand-in ``consumer`` what the functions above use: its committed offsets per
-    TP; optionally the set of partitions Faust would fetch (the same set object, so a stand-in that
-    resumes partitions updates it in place), Faust's empty ack bookkeeping (``acks``: for
+    TP (Faust's copy); optionally the group's (what :func:`group_committed_offsets` answers; False: the
+    coordinator does not answer), the set of partitions Faust would fetch (the same set object, so a
+    stand-in that resumes partitions updates it in place), Faust's empty ack bookkeeping (``acks``: for
     ``ack_offsets``/``acked_offsets``) and the gap-marking coroutine ``mark_offsets_done`` calls."""
     consumer._committed_offset = committed
+    if group_committed is not None:
+        consumer._stand_in_group_committed = group_committed
     if active is not None:
         consumer._active_partitions = active
     if acks:

@@ -52,6 +52,7 @@ from streams.runtime.faust_compat import (
     count_received,
     divert_topic_polls,
     flow_active,
+    group_committed_offsets,
     highwater_time,
     last_unanswered_request,
     mark_offsets_done,
@@ -93,6 +94,8 @@ STAGES_IN_FLIGHT = 3
 STOP_WRITE_TIMEOUT_SECONDS = 15.0
 # How long the watchdog's recordless-tail check waits for the worker's lock (settle_recordless_tail).
 SETTLE_LOCK_WAIT_SECONDS = 1.0
+# How long a rebuild waits for the group coordinator's committed offsets (``_group_committed``).
+COMMITTED_FETCH_TIMEOUT_SECONDS = 10.0
 
 
 class WorkerFailedError(RuntimeError):
@@ -162,7 +165,9 @@ class WorkerRuntime:
         self._write_interval = settings.worker_state_write_interval_seconds
         self._last_share = -math.inf  # time.monotonic() of the last stage's share of the writes
         self._write_credit = 0.0  # the fraction of a state write owed, carried to the next stage
-        self._held: deque[tuple[int, dict[int, float], Callable[[], Awaitable[None]] | None]] = deque()
+        self._held: deque[
+            tuple[int, dict[int, float], Callable[[], Awaitable[None]] | None, Callable[[], None] | None]
+        ] = deque()
         # Set once a batch, tick or output stage fails (or is cancelled) part-way: the cache may hold
         # states whose alerts never reached the producer, so nothing more is written (a restart
         # re-reads from the last commit). See :meth:`_failing`.
@@ -237,13 +242,18 @@ class WorkerRuntime:
                     count_received(self.app, tp, len(acked), acked[-1])
                     if acked[-1] + 1 > acked_until.get(tp.partition, 0):
                         acked_until[tp.partition] = acked[-1] + 1
-                if self.progress is not None:  # on the broker before Faust commits (it flushes first)
-                    self.progress.record({tp.partition: acked[-1] + 1 for tp, acked in offsets.items()})
                 EVENTS_ACKED.inc(total)
+
+            def record_progress() -> None:
+                if self.progress is None:
+                    return
+                if self.app.consumer_generation_id != generation_id or not flow_active(self.app):
+                    return  # revoked meanwhile: the changelog partition is the new owner's
+                self.progress.record({tp.partition: acked[-1] + 1 for tp, acked in offsets.items()})
 
             # Each TP's records are one partition's, in the order read: contiguous runs are checked whole.
             with self._failing():
-                await self._process(records, acknowledge, self.processor.check_runs(polled.values()))
+                await self._process(records, acknowledge, self.processor.check_runs(polled.values()), record_progress)
 
     async def drain(self) -> None:
         """Write every state still dirty, then wait until every output stage is done (offsets
@@ -260,16 +270,18 @@ class WorkerRuntime:
         records: Sequence[RecordLike],
         acknowledge: Callable[[], None] | None = None,
         offsets: OffsetCheck | None = None,
+        record_progress: Callable[[], None] | None = None,
     ) -> None:
         """Rebuild if needed, repair gaps, process, start the output stage (under the lock).
 
         ``offsets``: ``records``' offset check when the caller has it (checked against the offsets
-        the processor knows now: after a rebuild it is taken again).
+        the processor knows now: after a rebuild it is taken again). ``record_progress`` writes the
+        batch's progress record (the batched path's; the per-record path's is the batch's next offsets).
         """
         if self._needs_rebuild:
             await self.drain()  # the rebuild reads the tables: every pending write goes first
             offsets = None
-        self._maybe_rebuild()
+        await self._maybe_rebuild()
         # One pass over the offsets serves gap repair, gap counting and the progress marker.
         if offsets is None:
             offsets = self.processor.check_offsets(records)
@@ -309,10 +321,14 @@ class WorkerRuntime:
                     processed[partition] = nxt
             if acknowledge is not None:
                 acknowledge()
-            elif self.progress is not None:  # Faust's per-message path: acked when the batch returns
-                self.progress.record(offsets.next)
 
-        await self._submit(out, done, force=force)
+        if record_progress is None and self.progress is not None:  # Faust's per-message path
+            progress, handled = self.progress, offsets.next
+
+            def record_progress() -> None:
+                progress.record(handled)
+
+        await self._submit(out, done, force=force, progress=record_progress)
         self._schedule_deadline()
 
     @property
@@ -346,37 +362,50 @@ class WorkerRuntime:
         self._write_credit -= count
         return max(count, cache.dirty_since(now - self._write_interval))
 
-    def _hold(self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None) -> None:
-        """Keep ``out``'s clocks and ``done`` (its acks) until the states it dirtied are serialized."""
-        if out.clock_writes or done is not None:
-            self._held.append((self.processor.cache.dirty_mark, out.clock_writes, done))
+    def _hold(
+        self,
+        out: BatchOutput,
+        done: Callable[[], Awaitable[None]] | None,
+        progress: Callable[[], None] | None = None,
+    ) -> None:
+        """Keep ``out``'s clocks, ``done`` (its acks) and ``progress`` (its progress record) until the
+        states it dirtied are serialized."""
+        if out.clock_writes or done is not None or progress is not None:
+            self._held.append((self.processor.cache.dirty_mark, out.clock_writes, done, progress))
         out.clock_writes = {}
 
-    def _release(self, out: BatchOutput) -> Callable[[], Awaitable[None]] | None:
+    def _release(self, out: BatchOutput) -> tuple[Callable[[], Awaitable[None]] | None, list[Callable[[], None]]]:
         """The held batches whose states are all serialized now, oldest first: their clocks join
-        ``out``'s (written after its states), and their acks run in order."""
+        ``out``'s (written after its states), their acks run in order, and their progress records
+        (returned second) go in the flush before those clocks."""
         held, written = self._held, self.processor.cache.written_mark
         clocks: dict[int, float] = {}
         dones: list[Callable[[], Awaitable[None]]] = []
+        progress: list[Callable[[], None]] = []
         while held and held[0][0] <= written:
-            _, batch_clocks, batch_done = held.popleft()
+            _, batch_clocks, batch_done, batch_progress = held.popleft()
             clocks.update(batch_clocks)  # a later value of a partition's clock covers the earlier
             if batch_done is not None:
                 dones.append(batch_done)
+            if batch_progress is not None:
+                progress.append(batch_progress)
         out.clock_writes = clocks
-        if not dones:
-            return None
-        if len(dones) == 1:
-            return dones[0]
+        if len(dones) <= 1:
+            return (dones[0] if dones else None), progress
 
         async def release() -> None:
             for each in dones:
                 await each()
 
-        return release
+        return release, progress
 
     async def _submit(
-        self, out: BatchOutput, done: Callable[[], Awaitable[None]] | None = None, *, force: bool = False
+        self,
+        out: BatchOutput,
+        done: Callable[[], Awaitable[None]] | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[], None] | None = None,
     ) -> None:
         """Start the output stage of ``out`` (under the lock, once the batch is processed).
 
@@ -405,11 +434,11 @@ class WorkerRuntime:
             self.processor.take_dead_letters(out)
         else:
             self.processor.take_writes(out, count)
-        self._hold(out, done)
-        done = self._release(out)
+        self._hold(out, done, progress)
+        done, progressed = self._release(out)
         delivered += await self.writer.send_dead_letters(out.dead_letters)
         delivered += await self.writer.send_forwards(out.forwards)
-        if done is None and not (delivered or out.state_writes or out.clock_writes):
+        if done is None and not (delivered or out.state_writes or out.clock_writes or progressed):
             return
         previous = self._stage
         if previous is not None:
@@ -419,7 +448,7 @@ class WorkerRuntime:
             await unfinished.popleft()  # raises what that stage raised
         stage = OutputStage(asyncio.get_running_loop().create_future())
         stage.written.add_done_callback(_retrieve)  # a failure is raised by the task (and by the next submit)
-        stage.task = asyncio.ensure_future(self._output_stage(out, delivered, done, stage, previous))
+        stage.task = asyncio.ensure_future(self._output_stage(out, delivered, done, stage, previous, progressed))
         stage.task.add_done_callback(self._stage_done)
         unfinished.append(stage.task)
         self._stage = stage
@@ -431,12 +460,14 @@ class WorkerRuntime:
         done: Callable[[], Awaitable[None]] | None,
         stage: OutputStage,
         previous: OutputStage | None,
+        progress: Sequence[Callable[[], None]] = (),
     ) -> None:
         """One batch's I/O in the order of ``streams/worker/emit.py``, then its acks (``done``).
 
         Alerts and dead letters (sent by ``_submit``) delivered → states handed to the producer
-        (``stage.written``) → the producer flushed, so those states are on the broker → the
-        partition clocks (after the previous stage's, which may still be flushing) → ``done``.
+        (``stage.written``) → the released batches' progress records → the producer flushed, so
+        those states and progress records are on the broker → the partition clocks (after the
+        previous stage's, which may still be flushing) → ``done``.
         """
         try:
             # Otherwise a crash in between loses an alert (its event already marked seen, or judged late).
@@ -459,6 +490,12 @@ class WorkerRuntime:
                 account_id=alert.account_id,
                 severity=alert.severity,
             )
+        # Nor ahead of the progress record of the batches it covers (written after it, the two went
+        # in separate produce batches): a worker SIGKILLed between the two would leave the next
+        # owner reading again records the restored clock had passed but no progress record covers,
+        # judged late (their ids forgotten past the dedup horizon) instead of duplicates.
+        for record_progress in progress:
+            record_progress()
         if out.clock_writes:
             # The clock must never reach the broker ahead of the states it covers: restored ahead,
             # it would make the re-read events of an unwritten state late (dropped) after a crash.
@@ -548,7 +585,7 @@ class WorkerRuntime:
             with self._failing():
                 if self._needs_rebuild:
                     await self.drain()  # the rebuild reads the tables: every pending write goes first
-                self._maybe_rebuild()
+                await self._maybe_rebuild()
                 assigned = self.assigned_partitions()
                 await self._submit(self.processor.tick(assigned, self.caught_up_as_of(assigned), writes=False))
                 self._schedule_deadline()
@@ -867,10 +904,37 @@ class WorkerRuntime:
         """True once the tables are recovered for the current assignment."""
         return self._recovered
 
-    def _maybe_rebuild(self) -> None:
+    async def _group_committed(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """The consumer group's committed offset of each of ``partitions`` of the events topic, as the
+        group coordinator has it. Faust's own copy (``committed_offsets``) is empty for every partition
+        right after a rebalance that revoked it — with the eager assignor, each one this worker keeps
+        too — until recovery's seek back, which the rebuild's first poll can come before: then every
+        partition's records read again were judged late (126 to 607 of 5,501 in
+        ``tests/integration/test_pipeline_rebalance_late.py``). That copy is the fallback when the
+        coordinator does not answer within ``COMMITTED_FETCH_TIMEOUT_SECONDS`` (WARN)."""
+        tps = [TP(self.events_topic, p) for p in sorted(partitions)]
+        got = await group_committed_offsets(self.app, tps, COMMITTED_FETCH_TIMEOUT_SECONDS)
+        if got is None:
+            log.warning(
+                "the group coordinator did not give the committed offsets after an assignment; using the "
+                "consumer's own (records read again may be counted as late events)",
+                partitions=[tp.partition for tp in tps],
+            )
+            got = dict(committed_offsets(self.app.consumer))
+        return {tp.partition: got.get(tp) for tp in tps}
+
+    async def _maybe_rebuild(self) -> None:
         if not self._needs_rebuild:
             return
         mine = self.assigned_partitions()
+        # Asked first, before anything is forgotten; an assignment that comes meanwhile asks for the
+        # next rebuild (on_assigned sets the flag again).
+        self._needs_rebuild = False
+        try:
+            committed = await self._group_committed(mine)
+        except BaseException:
+            self._needs_rebuild = True
+            raise
         n_partitions = self.settings.topic_partitions
         processor = self.processor
         self._drop_held("rebuild")
@@ -887,8 +951,6 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
-        group_offsets = committed_offsets(self.app.consumer)
-        committed = {p: group_offsets.get(TP(self.events_topic, p)) for p in mine}
         processor.reading_from(committed)
         if self.progress is not None:
             moves = self.progress.check(mine, committed)
@@ -896,7 +958,6 @@ class WorkerRuntime:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)
         self._first_unchecked = set(mine)
-        self._needs_rebuild = False
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 
 

@@ -5,10 +5,11 @@ An operator's ``kafka-consumer-groups.sh --reset-offsets --to-latest`` (or ``--t
 ``--shift-by``) while the workers were stopped skipped every record between: the worker started at the
 new offset and said nothing, so those events were never evaluated and no metric showed it. The
 worker writes the next offset it handled per partition to the ``partition-progress`` table (one
-changelog record per partition per batch, before the batch's offsets are acked, so it is on the
-broker before they are committed); after an assignment it compares the group's committed offsets
-with it. A committed offset past the recorded one is a skip (counted, WARN); one before it is a
-replay (INFO; the records' events are dropped as duplicates within the dedup horizon).
+changelog record per partition per batch, with the batch's states, in the flush before its partition
+clocks: on the broker before the clock covers the batch, and before its offsets are committed); after
+an assignment it compares the group's committed offsets with it. A committed offset past the
+recorded one is a skip (counted, WARN); one before it is a replay (INFO; the records' events are
+dropped as duplicates within the dedup horizon).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class PartitionProgress:
         self._written: dict[int, int] = {}
 
     def record(self, next_offsets: Mapping[int, int]) -> None:
-        """Write the next offsets that moved (called before a batch's offsets are acked)."""
+        """Write the next offsets that moved (called before the flush that precedes a batch's clocks)."""
         moved = 0
         for partition, nxt in next_offsets.items():
             if self._written.get(partition) == nxt:

@@ -188,6 +188,60 @@ def test_consumer_keeps_committed_offsets_in_committed_offset() -> None:
     assert "_committed_offset" in inspect.getsource(faust_consumer.Consumer.on_partitions_revoked)
 
 
+def test_group_committed_offsets_ask_the_group_coordinator_in_the_consumers_thread_bounded() -> None:
+    """aiokafka's ``AIOKafkaConsumer.committed`` asks ``_coordinator.fetch_committed_offsets``, which retries a
+    retriable error forever; Faust runs its aiokafka consumer's calls through ``call_thread``.
+    ``group_committed_offsets`` asks the coordinator so (a negative offset or none: nothing committed), and
+    answers None when it does not answer in time, fails, or there is no aiokafka consumer yet."""
+    from types import SimpleNamespace
+
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.errors import GroupAuthorizationFailedError
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    from streams.runtime.faust_compat import group_committed_offsets
+
+    assert "await self._coordinator.fetch_committed_offsets([partition])" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.committed
+    )
+    assert "while True:" in inspect.getsource(GroupCoordinator.fetch_committed_offsets)
+    assert "self.call_thread(self._ensure_consumer().seek_to_committed)" in inspect.getsource(
+        faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed
+    )
+
+    class Coordinator:
+        def __init__(self, behaviour: str = "answer") -> None:
+            self.behaviour = behaviour
+
+        async def fetch_committed_offsets(self, partitions: Any) -> dict[Any, Any]:
+            assert {(tp.topic, tp.partition) for tp in partitions} <= {("t", 0), ("t", 1), ("t", 2)}
+            if self.behaviour == "hang":
+                await asyncio.sleep(3600)
+            if self.behaviour == "fail":
+                raise GroupAuthorizationFailedError()
+            nothing = OffsetAndMetadata(-1, "")
+            return {TopicPartition("t", 0): OffsetAndMetadata(42, ""), TopicPartition("t", 1): nothing}
+
+    async def scenario() -> list[Any]:
+        app = faust.App("compat-group-committed", broker="kafka://127.0.0.1:1", web_enabled=False)
+        thread: Any = app.consumer._thread
+        in_thread: list[Any] = []
+
+        async def call_thread(fun: Any, *args: Any, **kwargs: Any) -> Any:
+            in_thread.append(fun)
+            return await fun(*args, **kwargs)
+
+        thread.call_thread = call_thread
+        tps = [TP("t", 0), TP("t", 1), TP("t", 2)]
+        answers = [await group_committed_offsets(app, tps, 1.0)]  # no aiokafka consumer yet
+        for behaviour in ("answer", "hang", "fail"):
+            thread._consumer = SimpleNamespace(_coordinator=Coordinator(behaviour))
+            answers.append(await group_committed_offsets(app, tps, 0.05))
+        return [*answers, len(in_thread)]
+
+    assert asyncio.run(scenario()) == [None, {TP("t", 0): 42, TP("t", 1): None, TP("t", 2): None}, None, None, 3]
+
+
 @pytest.mark.parametrize("command", ["worker", "notifier"])
 def test_worker_and_notifier_refuse_an_untested_version_with_one_line(
     command: str, monkeypatch: pytest.MonkeyPatch

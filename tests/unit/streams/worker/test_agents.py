@@ -165,7 +165,7 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
             return None
 
     runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
-    runtime._maybe_rebuild = lambda: None  # type: ignore[method-assign]
+    runtime._maybe_rebuild = _no_rebuild  # type: ignore[method-assign]
     runtime._first_unchecked = {1}
     runtime.gap_repair = Repair()  # type: ignore[assignment]
 
@@ -191,6 +191,10 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
         assert marked == [(TP(topic, 1), 10, 12)]
 
     asyncio.run(scenario())
+
+
+async def _no_rebuild() -> None:
+    return None
 
 
 def _fake_app(topic: str) -> Any:
@@ -395,6 +399,45 @@ def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_
         assert len(steps) == 6  # not processed
         assert acked_offsets(app, tp) == [3, 4, 5]  # not acked
         assert REGISTRY.get_sample_value("preempt_events_acked_total") == acked_before + 3
+
+    asyncio.run(scenario())
+
+
+class _StepTable(dict[bytes, bytes]):
+    """A table that logs each write to ``steps``."""
+
+    def __init__(self, steps: list[str]) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.steps.append(f"progress {key.decode()}={value.decode()}")
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("interval", [0.0, 30.0])
+def test_a_polls_progress_record_goes_in_the_flush_before_its_clock(interval: float) -> None:
+    """The progress record (how far the partition was evaluated) is handed to the producer with the states,
+    before the flush that precedes the clock record: the broker never has a clock covering records that no
+    progress record covers (a worker SIGKILLed in between left the next owner judging them late). Before,
+    it was written with the acks, after the clock. Held for the write interval, it is released with the
+    clock of its batch."""
+    import contextlib
+
+    from streams.worker.progress import PartitionProgress
+
+    topic = "events"
+    runtime, _, steps = _runtime(topic, interval=interval)
+    scopes = SimpleNamespace(scope=lambda partition: contextlib.nullcontext())
+    runtime.progress = PartitionProgress(_StepTable(steps), scopes, topic)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await runtime.handle_poll(_poll(topic, 3, 4, 5), generation_id=7)
+        _deliver_all(runtime)
+        await runtime.drain()
+        _deliver_all(runtime)
+        await runtime.drain()
+        assert steps[-4:] == ["state s3", "progress 0=6", "flush", "clock 0=3"]
 
     asyncio.run(scenario())
 
@@ -1223,3 +1266,102 @@ def test_a_deleted_events_topic_is_said_once_however_many_rebalances_come_before
         assert runtime.missing_events_topic() == ()
     said = [(e["log_level"], e["event"]) for e in logs if "events topic" in e["event"]]
     assert said == [("error", "events topic missing; not ready until it is back"), ("info", "events topic back")]
+
+
+class _Wakeups:
+    def drop_partitions(self, partitions: Any) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _RebuildProcessor:
+    """What a rebuild calls on the processor; records what it is told is read again, and from where."""
+
+    def __init__(self) -> None:
+        self.cache = SimpleNamespace(clear=lambda: None, dirty=0, written_mark=0, dirty_mark=0)
+        self.wakeups = _Wakeups()
+        self.clocks = SimpleNamespace(forget=lambda partitions: None)
+        self.read_from: dict[int, int | None] | None = None
+        self.again: dict[int, int] = {}
+
+    def forget_offsets(self) -> None:
+        return None
+
+    def restore_clock(self, key: bytes, value: bytes, partitions: set[int]) -> None:
+        return None
+
+    def rebuild_wakeups(self, states: Any) -> int:
+        return len(list(states))
+
+    def reading_from(self, committed: dict[int, int | None]) -> None:
+        self.read_from = dict(committed)
+
+    def read_again(self, partition: int, handled_until: int) -> None:
+        self.again[partition] = handled_until
+
+    def tick(self, partitions: Any, caught_up: Any, *, writes: bool = True) -> BatchOutput:
+        return BatchOutput()
+
+    def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
+        return None
+
+    def take_dead_letters(self, out: BatchOutput) -> None:
+        return None
+
+    def next_deadline(self, partitions: Any) -> float | None:
+        return None
+
+    def evaluated_until(self, partition: int) -> int | None:
+        return None
+
+
+def _rebuilt(group_committed: Any) -> _RebuildProcessor:
+    """A rebuild after an assignment of partition 0, whose progress record says 9 was handled, while
+    Faust's own copy of the committed offsets is empty (as after a revocation, before recovery's seek
+    back) and the group coordinator answers ``group_committed``."""
+    import contextlib
+
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+    from streams.worker.agents import WorkerRuntime
+    from streams.worker.progress import PartitionProgress
+
+    topic = "t.events"
+    app = _fake_app(topic)
+    stand_in_consumer_state(app.consumer, committed=defaultdict(lambda: None), group_committed=group_committed(TP))
+    processor = _RebuildProcessor()
+    runtime = WorkerRuntime(app, Settings(), topic, processor, Writer([]), {}, {})  # type: ignore[arg-type]
+    scopes = SimpleNamespace(scope=lambda partition: contextlib.nullcontext())
+    runtime.progress = PartitionProgress({b"0": b"9"}, scopes, topic)  # type: ignore[arg-type]
+    runtime._recovered = True
+    asyncio.run(runtime.tick())
+    assert not runtime._needs_rebuild
+    return processor
+
+
+def test_a_rebuild_reads_the_groups_committed_offsets_not_fausts_copy_emptied_by_the_revocation() -> None:
+    """Faust forgets a partition's committed offset when it is revoked (every one with the eager
+    assignor, those this worker keeps too) and learns it again only at recovery's seek back, which the
+    first poll after the rebuild can come before. The rebuild took that empty copy for "nothing
+    committed": it dropped what this worker had evaluated (``reading_from``) and did not compare the
+    progress table with the committed offset, so the records the poll read again were judged late --
+    126 to 607 of 5,501 in ``tests/integration/test_pipeline_rebalance_late.py``. It asks the group
+    coordinator: committed 5, handled up to 9, so 5 to 8 are read again."""
+    processor = _rebuilt(lambda tp: {tp("t.events", 0): 5})
+    assert processor.read_from == {0: 5}
+    assert processor.again == {0: 9}
+
+
+def test_a_rebuild_whose_group_coordinator_does_not_answer_falls_back_to_fausts_copy() -> None:
+    """No answer in time: the rebuild goes on with Faust's copy (here empty: nothing read again), and says so."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        processor = _rebuilt(lambda tp: False)
+    assert processor.read_from == {0: None}
+    assert processor.again == {}
+    warned = [e for e in logs if e["event"].startswith("the group coordinator did not give the committed offsets")]
+    assert [(e["log_level"], e["partitions"]) for e in warned] == [("warning", [0])]
