@@ -6,8 +6,9 @@ account's alerts owns its delivery records, and a restarted or rebalanced worker
 the changelog before it consumes. Each table value is that account's records:
 ``{"<alert_id>|<target>": [ref, delivered_at]}``; records older than the retention are pruned on write.
 
-An email target also records each recipient it reached, under ``"<alert_id>|<target>>"<address>"``
-(``TargetLedger``, written by the email channel after each accepted message): a message that reached some
+An email target that did not reach all its recipients at once also records each recipient it reached, under
+``"<alert_id>|<target>>"<address>"`` (``TargetLedger``, written by the email channel; an email every recipient took
+is recorded as delivered to the target only, keeping the account's value small): a message that reached some
 recipients and failed for others until the give-up window is dead-lettered ``gave_up``, and its replay (or a
 retry after a restart) goes only to the recipients not recorded.
 

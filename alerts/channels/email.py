@@ -230,33 +230,44 @@ class EmailNotifier:
         ids = []
         refused: list[tuple[str, str]] = []
         deferred: list[tuple[tuple[Alert, ...], _SentMessage]] = []
-        for digest, recipients in digests:
-            for alerts, message in self._messages(digest, recipients, notification.group_key):
-                message_id = str(message["Message-ID"])
-                # A retry after a later digest failed must not send the earlier ones again: their Message-IDs
-                # (derived from group, alerts and recipients) were accepted already; nor a message again to the
-                # recipients that took it when others refused it for now.
-                # The delivery log's record of each recipient (notification.ledger) does the same across a
-                # restart and for a replayed dead letter: a recipient that has every alert of it is skipped.
-                sent = self._accepted_recently(message_id)
-                ledger = notification.ledger
-                pending = [
-                    r
-                    for r in recipients
-                    if (sent is None or not sent.settled(r))
-                    and not (ledger is not None and all(ledger.reached(a, r) for a in alerts))
-                ]
-                if pending:
-                    refusals = await self._deliver(message, pending)
-                    sent = self._record(message_id, sent, pending, refusals)
-                    if ledger is not None:
-                        ledger.record(alerts, [r for r in pending if r not in refusals], message_id)
-                if sent is not None:
-                    if sent.refused:
-                        refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
-                    if sent.deferred:
-                        deferred.append((alerts, sent))
-                ids.append(message_id)
+        ledger = notification.ledger
+        # The recipients each message reached, written to the delivery log only when the notification does not
+        # end delivered to all (a recipient refused or deferred, or a later message failing): a complete one is
+        # recorded as delivered to the target, which stops every re-send, and a record per recipient per alert
+        # would only grow the account's delivery-log value towards Kafka's record size limit.
+        reached: list[tuple[tuple[Alert, ...], list[str], str]] = []
+        complete = False
+        try:
+            for digest, recipients in digests:
+                for alerts, message in self._messages(digest, recipients, notification.group_key):
+                    message_id = str(message["Message-ID"])
+                    # A retry after a later digest failed must not send the earlier ones again: their Message-IDs
+                    # (derived from group, alerts and recipients) were accepted already; nor a message again to
+                    # the recipients that took it when others refused it for now.
+                    # The delivery log's record of each recipient (ledger) does the same across a restart and
+                    # for a replayed dead letter: a recipient that has every alert of it is skipped.
+                    sent = self._accepted_recently(message_id)
+                    pending = [
+                        r
+                        for r in recipients
+                        if (sent is None or not sent.settled(r))
+                        and not (ledger is not None and all(ledger.reached(a, r) for a in alerts))
+                    ]
+                    if pending:
+                        refusals = await self._deliver(message, pending)
+                        sent = self._record(message_id, sent, pending, refusals)
+                        reached.append((alerts, [r for r in pending if r not in refusals], message_id))
+                    if sent is not None:
+                        if sent.refused:
+                            refused += [(a.alert_id, self._refused_detail(sent, len(recipients))) for a in alerts]
+                        if sent.deferred:
+                            deferred.append((alerts, sent))
+                    ids.append(message_id)
+            complete = not refused and not deferred
+        finally:
+            if ledger is not None and not complete:
+                for alerts, addresses, message_id in reached:
+                    ledger.record(alerts, addresses, message_id)
         receipt = DeliveryReceipt(receiver=notification.receiver, ref=",".join(ids), refused=tuple(refused))
         if deferred:
             raise self._partly_delivered(receipt, deferred)

@@ -389,3 +389,35 @@ def test_session_refusals_are_the_destination_failing_not_the_alert(code: int, m
     assert fix in error.fix
     assert f"SMTP {code}" in str(error)
     assert "smtp.example.com:587" in str(error)
+
+
+async def test_recipients_are_recorded_in_the_ledger_only_when_the_email_is_not_delivered_to_all(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """An email every recipient took writes no recipient records (the target's own record stops a re-send, and
+    one record per recipient per alert only grew the account's delivery-log value towards Kafka's record limit);
+    one a recipient deferred records the recipients that took it, so a restart or a replay skips them."""
+    from alerts.channels.base import Notification, PartlyDeliveredError
+    from alerts.delivery_log import DeliveryLog, TargetLedger
+
+    table: dict[bytes, object] = {}
+    ledger = TargetLedger(DeliveryLog(table, 3600.0), "csm/email", lambda: 1000.0)
+    answers = [{}, {"cfo@example.com": (451, "4.7.1 greylisted")}]
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        return answers.pop(0)
+
+    def notifier() -> EmailNotifier:
+        made = EmailNotifier(EmailReceiver(to=("ar@example.com", "cfo@example.com")), Settings())
+        monkeypatch.setattr(made, "_deliver", deliver)
+        return made
+
+    whole = make_alert(account_id="acme", alert_id="a" * 32)
+    await notifier().send(Notification("csm", (whole,), "g1", ledger=ledger))
+    assert table == {}
+    partial = make_alert(account_id="acme", alert_id="b" * 32)
+    with pytest.raises(PartlyDeliveredError):
+        await notifier().send(Notification("csm", (partial,), "g2", ledger=ledger))
+    assert ledger.reached(partial, "ar@example.com")
+    assert not ledger.reached(partial, "cfo@example.com")
+    assert not ledger.reached(whole, "ar@example.com")

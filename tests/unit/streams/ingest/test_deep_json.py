@@ -89,3 +89,24 @@ def test_a_body_of_nothing_but_brackets_is_not_scanned_to_its_end() -> None:
     """The scan gives up past MAX_DEEP_TOKENS tokens beyond the read depth: the body stays refused (400)."""
     assert deep_items(b"[" * (1 << 20)) is None
     assert deep_items(b"[" + b",".join([DEEP] * 3) + b"]") is not None  # a few deep items are cut
+
+
+def test_a_body_broken_otherwise_is_refused_without_the_depth_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A truncated batch is not JSON for another reason than its depth: refused at once, without scanning its
+    tokens for deep items (0.7 s of a 5 MB body's 1.0 s on the event loop); a deep one is still scanned."""
+    from streams.ingest import payload
+
+    scanned: list[int] = []
+    real = payload.deep_items
+
+    def counting(body: bytes) -> object:
+        scanned.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(payload, "deep_items", counting)
+    truncated = b'{"batch":[' + b",".join(orjson.dumps(track(f"m{i}")) for i in range(50))
+    with pytest.raises(BodyError, match="not valid JSON"):
+        payload.read_json_body(truncated)
+    assert scanned == []
+    payload.read_json_body(batch_with_a_deep_item([track("a")]))
+    assert len(scanned) == 1
