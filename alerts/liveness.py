@@ -33,7 +33,6 @@ says how old the oldest is, at any time.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -146,7 +145,7 @@ class AlertsWatchdog:
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
             # Bounded: a partition without a leader made aiokafka wait for its request timeout (90 s).
-            ends, committed, read, earliest = await asyncio.wait_for(self._offsets(tps), timeout=self.interval_s)
+            ends, committed, read, earliest = await self._unreadable.sample(lambda: self._offsets(tps), self.interval_s)
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 self.tracker.reset()  # nobody can progress meanwhile: the clock starts afresh afterwards

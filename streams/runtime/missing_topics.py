@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,15 +52,20 @@ class MissingTopicWatch:
     """Which watched topics were deleted: seen in the metadata once, absent from it now. Pure: the caller
     passes, per topic, whether the latest metadata lists it (None: no metadata to tell).
 
-    A topic never seen is not missing: at start the metadata may not list it yet.
+    A topic never seen is not missing: at start the metadata may not list it yet. A topic is missing once
+    it has been absent for ``confirm_s`` (``now`` is the caller's clock): aiokafka leaves a topic out of
+    its metadata for any error of it (a leader election's ``LEADER_NOT_AVAILABLE`` too), and the next
+    refresh (``PREEMPT_METADATA_MAX_AGE_SECONDS``) lists it again — only a deleted topic stays away.
     """
 
-    def __init__(self, topics: Iterable[str]) -> None:
+    def __init__(self, topics: Iterable[str], confirm_s: float = 0.0) -> None:
         self.topics = tuple(topics)
+        self.confirm_s = confirm_s
         self._seen: set[str] = set()
+        self._absent_since: dict[str, float] = {}
         self.missing: set[str] = set()
 
-    def observe(self, listed: Callable[[str], bool | None]) -> tuple[list[str], list[str]]:
+    def observe(self, listed: Callable[[str], bool | None], now: float = 0.0) -> tuple[list[str], list[str]]:
         """Record the metadata now; return the topics gone since the last call and those back."""
         gone: list[str] = []
         back: list[str] = []
@@ -69,13 +75,22 @@ class MissingTopicWatch:
                 continue
             if present:
                 self._seen.add(topic)
+                self._absent_since.pop(topic, None)
                 if topic in self.missing:
                     self.missing.discard(topic)
                     back.append(topic)
             elif topic in self._seen and topic not in self.missing:
-                self.missing.add(topic)
-                gone.append(topic)
+                since = self._absent_since.setdefault(topic, now)
+                if now - since >= self.confirm_s:
+                    self.missing.add(topic)
+                    gone.append(topic)
         return gone, back
+
+
+def confirm_seconds(settings: Settings) -> float:
+    """How long a watched topic must be absent from the metadata to count as deleted: past one refresh
+    (``PREEMPT_METADATA_MAX_AGE_SECONDS``) plus 5 s, and at least 15 s (a leader election's error)."""
+    return max(15.0, settings.metadata_max_age_seconds + 5.0)
 
 
 def changelog_reason(topic: str) -> str:
@@ -101,17 +116,20 @@ def watch_topics(
     written: Iterable[str],
     reason_for: Callable[[str], str],
     stop: Callable[[Exception], None],
+    confirm_s: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[], tuple[str, ...]]:
     """Add a timer to ``app`` that watches its ``changelogs`` (in the consumer's metadata: it reads them)
     and the topics it only writes, ``written`` (in the producer's; ``reason_for`` says what to do);
-    return ``/readyz``'s reasons for the missing ones.
+    return ``/readyz``'s reasons for the missing ones. A topic counts as missing once absent from the
+    metadata for ``confirm_s`` (``confirm_seconds``: past one metadata refresh).
 
     A changelog gone: CRITICAL ``changelog topic missing; stopping``, ``stop(LostStateError)`` once.
     A written topic gone: ERROR ``topic missing; not ready until it is back``, INFO ``topic back``.
     ``preempt_topic_missing{app,topic}`` is 1 while a topic is missing.
     """
-    changelog_watch = MissingTopicWatch(changelogs)
-    written_watch = MissingTopicWatch(written)
+    changelog_watch = MissingTopicWatch(changelogs, confirm_s)
+    written_watch = MissingTopicWatch(written, confirm_s)
     name = app.conf.name
     stopping: list[str] = []
     for topic in (*changelog_watch.topics, *written_watch.topics):
@@ -121,7 +139,8 @@ def watch_topics(
         return lambda topic: None if topics is None else topic in topics
 
     async def check() -> None:
-        gone, _ = changelog_watch.observe(listed_in(consumer_metadata_topics(app)))
+        now = clock()
+        gone, _ = changelog_watch.observe(listed_in(consumer_metadata_topics(app)), now)
         for topic in gone:
             TOPIC_MISSING.labels(app=name, topic=topic).set(1)
             if not stopping:
@@ -129,7 +148,7 @@ def watch_topics(
                 reason = changelog_reason(topic)
                 log.critical("changelog topic missing; stopping", topic=topic, reason=reason)
                 stop(LostStateError(reason))
-        lost, back = written_watch.observe(listed_in(producer_metadata_topics(app)))
+        lost, back = written_watch.observe(listed_in(producer_metadata_topics(app)), now)
         for topic in lost:
             TOPIC_MISSING.labels(app=name, topic=topic).set(1)
             log.error("topic missing; not ready until it is back", topic=topic, reason=reason_for(topic))

@@ -7,12 +7,15 @@ when a stall starts, one INFO ``partition progressing again`` when it ends. ``/r
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from streams.runtime.health import PartitionStall
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import PARTITION_STALLED, PARTITION_STALLS
+
+T = TypeVar("T")
 
 log = get_logger(__name__)
 
@@ -77,6 +80,25 @@ class UnreadableOffsets:
         self._since: float | None = None  # first failed sample of the current run of failures
         self._failure = ""
         self._logged = False
+        self._pending: asyncio.Future[Any] | None = None  # a sample still waiting in the consumer's thread
+
+    async def sample(self, make: Callable[[], Awaitable[T]], bound_s: float) -> T:
+        """``make()``'s answer within ``bound_s``, else ``TimeoutError``; at most one at a time.
+
+        The offsets requests run in Faust's consumer thread, whose two workers also fetch and commit;
+        cancelling the wait here does not stop a request there (it waits for aiokafka's request timeout,
+        90 s). So a sample that did not answer in time is kept, and while it still runs no other is
+        started (``TimeoutError`` at once): a new one every interval would take both workers and hold the
+        fetches and commits of the healthy partitions behind them. A late answer is dropped (old offsets)."""
+        if self._pending is not None and not self._pending.done():
+            raise TimeoutError(f"the previous sample has had no answer for over {bound_s:.0f} s")
+        self._pending = asyncio.ensure_future(make())
+        done, _ = await asyncio.wait({self._pending}, timeout=bound_s)
+        if not done:
+            raise TimeoutError()
+        task, self._pending = self._pending, None
+        answer: T = task.result()
+        return answer
 
     def failed(self, exc: BaseException, bound_s: float) -> None:
         """A sample failed (``bound_s``: the time it was given) while the broker watch sees a broker."""

@@ -25,7 +25,7 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
-from streams.runtime.missing_topics import watch_topics, written_reason
+from streams.runtime.missing_topics import confirm_seconds, watch_topics, written_reason
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, changelog_topics
@@ -192,5 +192,6 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         written=[settings.topic("alerts")],
         reason_for=lambda topic: written_reason(topic, settings.topic_partitions, "preempt worker"),
         stop=runtime.stop,
+        confirm_s=confirm_seconds(settings),
     )
     register_liveness(app, watchdog.stalled, lambda: (*runtime.missing_events_topic(), *watchdog.unreadable()), missing)

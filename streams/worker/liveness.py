@@ -23,7 +23,6 @@ answers make ``/readyz`` say so (``streams.runtime.stall_reports.UnreadableOffse
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -95,7 +94,7 @@ class PartitionWatchdog:
             tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
             # Bounded: an answer that takes longer is as good as none (a partition without a leader
             # made aiokafka wait for its request timeout, and the timer with it).
-            ends, committed, earliest = await asyncio.wait_for(self._offsets(tps), timeout=self.interval_s)
+            ends, committed, earliest = await self._unreadable.sample(lambda: self._offsets(tps), self.interval_s)
         except (TimeoutError, ConsumerNotStarted, KafkaError) as exc:
             if self._broker_down():
                 # The broker watch declared the brokers unreachable: nobody can progress meanwhile,

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from alerts.liveness import AlertsWatchdog, PendingWrites
 from alerts.recordless import RecordlessOffsets
-from tests.unit.streams.worker.test_liveness import TP, StubApp, StubConsumer, never_answers, unreadable_rounds
+from tests.unit.streams.worker.test_liveness import TP, NeverAnswers, StubApp, StubConsumer, unreadable_rounds
 
 
 def _gauge(topic: str, partition: int) -> float | None:
@@ -258,11 +258,16 @@ def test_samples_that_never_answer_while_a_broker_answers_make_the_notifier_not_
         clock=lambda: now[0],
     )
     real_highwaters = consumer.highwaters
-    consumer.highwaters = never_answers  # type: ignore[method-assign]
+    hanging = NeverAnswers()
+    consumer.highwaters = hanging  # type: ignore[method-assign]
 
-    seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
+    def back() -> None:
+        hanging.release()
+        consumer.highwaters = real_highwaters  # type: ignore[method-assign]
+
+    seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0, 3.0], before={3.0: back})
     assert seen[:2] == [(), ()]
     assert len(seen[2]) == 1
     assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
-    consumer.highwaters = real_highwaters  # type: ignore[method-assign]
-    assert unreadable_rounds(dog, now, [3.0]) == [()]
+    assert hanging.calls == 1  # one request at a time in the consumer's thread
+    assert seen[3] == ()

@@ -47,3 +47,17 @@ def test_the_reasons_name_the_topic_and_what_to_do() -> None:
         "topic x.alerts does not exist (deleted?): its records wait in the producer; recreate it with 12 partitions "
         "(preempt worker creates it at start), they go out then"
     )
+
+
+def test_a_topic_absent_for_less_than_the_confirmation_time_is_not_missing() -> None:
+    """aiokafka leaves a topic out of its metadata for any error of it (a leader election): absent once and
+    listed at the next refresh, it is not missing (the process would have stopped on it); absent for the
+    confirmation time, it is."""
+    watch = MissingTopicWatch(["t-changelog"], confirm_s=15.0)
+    assert watch.observe(lambda _t: True, 0.0) == ([], [])
+    assert watch.observe(lambda _t: False, 2.0) == ([], [])
+    assert watch.observe(lambda _t: False, 14.0) == ([], [])
+    assert watch.observe(lambda _t: True, 16.0) == ([], [])  # listed again: the absence was an error
+    assert watch.observe(lambda _t: False, 18.0) == ([], [])
+    assert watch.observe(lambda _t: False, 33.0) == (["t-changelog"], [])
+    assert watch.missing == {"t-changelog"}

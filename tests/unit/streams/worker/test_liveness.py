@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from prometheus_client import REGISTRY
@@ -63,18 +64,38 @@ def _stalls(topic: str) -> float:
     return REGISTRY.get_sample_value("preempt_partition_stalls_total", {"topic": topic}) or 0.0
 
 
-async def never_answers(*tps: TP) -> dict[TP, int]:
-    """``highwaters`` of partitions whose leaders are gone, with no controller to move them: no answer."""
-    await asyncio.Event().wait()
-    return {}
+class NeverAnswers:
+    """``highwaters`` of partitions whose leaders are gone, with no controller to move them: no answer until
+    ``release()`` (aiokafka's request timeout); ``calls`` counts the requests made."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._gate: asyncio.Event | None = None
+
+    async def __call__(self, *tps: TP) -> dict[TP, int]:
+        self.calls += 1
+        if self._gate is None:
+            self._gate = asyncio.Event()
+        await self._gate.wait()
+        return {}
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
 
 
-def unreadable_rounds(dog: Any, now: list[float], times: list[float]) -> list[tuple[str, ...]]:
-    """One bounded ``check`` of a watchdog per time, and what ``unreadable()`` said after each."""
+def unreadable_rounds(
+    dog: Any, now: list[float], times: list[float], before: dict[float, Callable[[], None]] | None = None
+) -> list[tuple[str, ...]]:
+    """One bounded ``check`` of a watchdog per time (``before[t]()`` first, if given), in one event loop, and
+    what ``unreadable()`` said after each."""
 
     async def run() -> list[tuple[str, ...]]:
         seen = []
         for t in times:
+            if before and t in before:
+                before[t]()
+                await asyncio.sleep(0.01)  # a released request finishes
             now[0] = t
             await asyncio.wait_for(dog.check(), timeout=5)
             seen.append(dog.unreadable())
@@ -346,16 +367,22 @@ def test_samples_that_never_answer_while_a_broker_answers_make_the_worker_not_re
         broker_down=lambda: False,
     )
     real_highwaters = consumer.highwaters
-    consumer.highwaters = never_answers  # type: ignore[method-assign]
+    hanging = NeverAnswers()
+    consumer.highwaters = hanging  # type: ignore[method-assign]
+
+    def back() -> None:
+        hanging.release()  # the request times out in aiokafka; the next sample is a new one
+        consumer.highwaters = real_highwaters  # type: ignore[method-assign]
 
     with capture_logs() as logs:
-        seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0])
+        seen = unreadable_rounds(dog, now, [0.0, 1.0, 2.0, 3.0], before={3.0: back})
         assert seen[:2] == [(), ()]
         assert len(seen[2]) == 1
         assert seen[2][0].startswith(f"end offsets of {topic} not readable for 2 s")
-        assert dog.unreadable() == seen[2]
-        consumer.highwaters = real_highwaters  # type: ignore[method-assign]
-        assert unreadable_rounds(dog, now, [3.0]) == [()]
+        # One request at a time waits in the consumer's thread (it also fetches and commits): the rounds
+        # after the first that hung start none (three hanging requests before).
+        assert hanging.calls == 1
+        assert seen[3] == ()
     events = [e["event"] for e in logs if e["log_level"] in {"error", "info"}]
     assert events == [
         "partition end offsets not readable; not ready until they are",
