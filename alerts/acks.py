@@ -5,7 +5,8 @@ later ones are delivered. Faust commits a partition up to the end of the first r
 acked offsets, and checks only loosely that the run starts at the committed offset
 (faust-streaming 0.15 ``Consumer._new_offset``): with 5 committed and 6, 7 acked it commits 8;
 with nothing committed yet and 1–9 acked it commits 10. Offset 5 (or 0) was still waiting, and a
-restart or a rebalance then never read it again: the alert was lost, silently.
+restart or a rebalance then never read it again: the alert was lost, silently (shown on the
+installed Faust by ``tests/unit/streams/runtime/test_faust_compat.py``).
 
 :class:`InOrderAcks` passes a record's ack to Faust only once every record before it in the
 partition is settled, so a commit never passes an alert still waiting. A record read again from

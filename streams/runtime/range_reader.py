@@ -55,6 +55,12 @@ class RangeReader:
         """The topic whose partitions this reads."""
         return self._topic
 
+    @property
+    def consumer_started(self) -> bool:
+        """Whether a side consumer is started and kept (none before the first read, after a failed start
+        or after close)."""
+        return self._consumer is not None
+
     async def read_range(
         self, partition: int, start: int, end: int, *, first_only: bool = False
     ) -> tuple[list[Any], bool]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-import faust
-from faust.types import TP
 
 from alerts.acks import InOrderAcks
 
@@ -19,24 +15,6 @@ class Faust:
 
     def ack(self, partition: int, offset: int) -> Any:
         return lambda: self.acked.append((partition, offset))
-
-
-def test_fausts_commit_passes_a_waiting_offset_when_later_ones_are_acked() -> None:
-    """The hazard (faust-streaming 0.15 ``Consumer._new_offset``): with 5 committed and 6, 7 acked Faust
-    commits 8, and with nothing committed and 1-9 acked it commits 10 -- past offsets 5 and 0."""
-
-    async def new_offset(committed: int | None, acked: list[int]) -> int | None:
-        app = faust.App("acks-hazard", broker="kafka://127.0.0.1:1", web_enabled=False)
-        consumer: Any = app.consumer
-        tp = TP("alerts", 0)
-        consumer._committed_offset[tp] = committed
-        consumer._acked[tp] = list(acked)
-        consumer._acked_index[tp] = set(acked)
-        result: int | None = consumer._new_offset(tp)
-        return result
-
-    assert asyncio.run(new_offset(5, [6, 7])) == 8
-    assert asyncio.run(new_offset(None, list(range(1, 10)))) == 10
 
 
 def test_an_ack_waits_for_every_earlier_record_of_its_partition() -> None:

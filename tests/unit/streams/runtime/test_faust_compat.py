@@ -280,6 +280,25 @@ def test_an_unacked_hole_stops_commits_until_marked_done() -> None:
     assert asyncio.run(scenario()) == (None, 8)
 
 
+def test_fausts_commit_passes_a_waiting_offset_when_later_ones_are_acked() -> None:
+    """The hazard ``alerts/acks.py`` guards against (faust-streaming 0.15 ``Consumer._new_offset``):
+    with 5 committed and 6, 7 acked Faust commits 8, and with nothing committed and 1-9 acked it
+    commits 10 -- past offsets 5 and 0."""
+
+    async def new_offset(committed: int | None, acked: list[int]) -> int | None:
+        app = faust.App("acks-hazard", broker="kafka://127.0.0.1:1", web_enabled=False)
+        consumer: Any = app.consumer
+        tp = TP("alerts", 0)
+        consumer._committed_offset[tp] = committed
+        consumer._acked[tp] = list(acked)
+        consumer._acked_index[tp] = set(acked)
+        result: int | None = consumer._new_offset(tp)
+        return result
+
+    assert asyncio.run(new_offset(5, [6, 7])) == 8
+    assert asyncio.run(new_offset(None, list(range(1, 10)))) == 10
+
+
 def test_the_drain_loop_reads_records_through_the_consumers_getmany() -> None:
     """Faust's fetch loop takes ``self.getmany`` once and iterates it: an instance override is used."""
     source = inspect.getsource(faust_consumer.Consumer._drain_messages)
@@ -837,6 +856,72 @@ def test_nothing_outside_the_compat_modules_reaches_into_private_names() -> None
             if reaches:
                 offenders[relative] = reaches
     assert offenders == {}, "move these into streams/runtime/faust_compat.py, with a test"
+
+
+# Packages whose every module (tests included) must leave Faust's internals to the compat module.
+_ALL_PACKAGES = ("streams", "alerts", "rules", "schemas", "bench", "deploy", "tests")
+# Tests of the compat module itself: the one place besides it that may name Faust's internals.
+_COMPAT_TESTS = {"tests/unit/streams/runtime/test_faust_compat.py"}
+
+
+def _upstream_private_names() -> set[str]:
+    """The private names the compat module and its tests reach into on objects that are not their own
+    (Faust's, mode's and aiokafka's internals), less those Preempt's own classes define on ``self``."""
+    nodes = [
+        node
+        for module in sorted(_COMPAT_MODULES | _COMPAT_TESTS)
+        for node in ast.walk(ast.parse((_ROOT / module).read_text(encoding="utf-8")))
+    ]
+    reached = {
+        node.attr
+        for node in nodes
+        if isinstance(node, ast.Attribute)
+        and _private(node.attr)
+        and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+    }
+    reached |= {
+        node.args[1].value
+        for node in nodes
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in {"getattr", "setattr", "hasattr"}
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and isinstance(node.args[1].value, str)
+        and _private(node.args[1].value)
+    }
+    own: set[str] = set()
+    for package in _ALL_PACKAGES:
+        for path in (_ROOT / package).rglob("*.py"):
+            if path.relative_to(_ROOT).as_posix() not in _COMPAT_MODULES | _COMPAT_TESTS:
+                own |= _self_attributes(ast.parse(path.read_text(encoding="utf-8")))
+    return reached - own
+
+
+def test_no_module_or_test_outside_the_compat_module_names_fausts_internals() -> None:
+    """Every private name the compat module reaches into (``_committed_offset``, ``_acked``,
+    ``_new_offset``…) appears nowhere else: not in rules, schemas or deploy, and not in tests but
+    the compat module's own -- a test that needs Faust's state goes through ``stand_in_consumer_state``
+    or lives here, so an upstream change fails one module's tests."""
+    names = _upstream_private_names()
+    assert {"_committed_offset", "_acked", "_new_offset", "_active_partitions"} <= names
+    offenders: dict[str, list[str]] = {}
+    for package in _ALL_PACKAGES:
+        for path in sorted((_ROOT / package).rglob("*.py")):
+            relative = path.relative_to(_ROOT).as_posix()
+            if relative in _COMPAT_MODULES | _COMPAT_TESTS:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            reaches = [
+                f"{node.lineno}: .{node.attr}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute)
+                and node.attr in names
+                and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+            ]
+            if reaches:
+                offenders[relative] = reaches
+    assert offenders == {}, "name Faust's internals only in streams/runtime/faust_compat.py and its tests"
 
 
 def test_the_private_reach_scan_finds_each_kind_of_reach(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ async def test_a_side_consumer_that_failed_to_start_is_started_afresh_at_the_nex
     for _ in range(2):
         with pytest.raises((KafkaError, TimeoutError)):
             await reader.holds_no_record(0, 0, 5)
-    assert reader._consumer is None
+    assert not reader.consumer_started
     await reader.close()
 
 
@@ -33,4 +33,4 @@ async def test_a_closed_reader_reads_nothing_and_starts_no_consumer() -> None:
     await reader.close()
     assert await reader.read_range(0, 0, 5) == ([], False)
     assert await reader.holds_no_record(0, 0, 5) is False
-    assert reader._consumer is None
+    assert not reader.consumer_started

@@ -108,7 +108,8 @@ def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> No
     """After the stall time: one ERROR line, the gauge at 1, the counter +1, /readyz names it; progress clears it."""
     topic = "wd-events"
     tp0, tp1 = TP(topic, 0), TP(topic, 1)
-    consumer = StubConsumer([tp0, tp1], ends={tp0: 50, tp1: 80}, committed={tp0: 50, tp1: 20})
+    committed = {tp0: 50, tp1: 20}
+    consumer = StubConsumer([tp0, tp1], ends={tp0: 50, tp1: 80}, committed=committed)
     now = [0.0]
     processed = {0: 50, 1: 20}
     dog = PartitionWatchdog(
@@ -140,7 +141,7 @@ def test_a_partition_with_lag_and_no_progress_is_reported_until_it_moves() -> No
     assert _stalls(topic) == before + 1
     assert consumer.resumed == set()  # Faust was fetching it: nothing to resume
 
-    consumer._committed_offset[tp1] = 40  # progress
+    committed[tp1] = 40  # progress (the stand-in keeps this mapping as Faust's committed offsets)
     logs = asyncio.run(rounds([50]))
     assert dog.stalled() == ()
     assert _gauge(topic, 1) == 0
