@@ -42,6 +42,8 @@ def notifier(loglevel: str) -> None:
     log = get_logger("alerts.notifier")
     for warning in settings.smtp_warnings():
         log.warning("smtp settings", problem=warning)
+    for warning in settings.guarantee_warnings():
+        log.warning("processing guarantee", problem=warning)
     try:
         routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
     except ConfigError as exc:

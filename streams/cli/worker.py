@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.runtime.logs import configure_logging, faust_loglevel_option, run_faust_worker
+from streams.runtime.logs import configure_logging, faust_loglevel_option, get_logger, run_faust_worker
 from streams.runtime.settings import Settings
 
 
@@ -38,6 +38,8 @@ def worker(loglevel: str) -> None:
     except UntestedFaustError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_format, settings.log_level)
+    for warning in settings.guarantee_warnings():
+        get_logger("streams.worker").warning("processing guarantee", problem=warning)
     engine, rule_ids = load_engine(settings)  # invalid rules are reported before any connection
     check_web_port(settings.web_host, settings.worker_web_port, "PREEMPT_WORKER_WEB_PORT")
     probe_broker(settings)

@@ -535,6 +535,19 @@ class Settings(BaseSettings):
             )
         return warnings
 
+    def guarantee_warnings(self) -> list[str]:
+        """What ``processing_guarantee`` does not give, logged at the start of a worker and a notifier
+        (WARNING). ``exactly_once`` makes Faust's consumer read committed records only, but Preempt's
+        outputs go outside Faust's transactions (docs/pipeline.md, "exactly_once today"): delivery stays
+        at least once, with each ``alert_id`` delivered once by the notifier."""
+        if self.processing_guarantee != "exactly_once":
+            return []
+        return [
+            "PREEMPT_PROCESSING_GUARANTEE=exactly_once reads only committed records, but alerts, state and "
+            "dead letters are not written in Kafka transactions: a crash can write an alert twice, as with "
+            "at_least_once (the notifier delivers each alert_id once); see docs/pipeline.md, 'exactly_once today'"
+        ]
+
     def topic(self, name: str) -> str:
         """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""
         return f"{self.topic_prefix}.{name}"

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.runtime.missing_topics import records_read
@@ -180,18 +181,23 @@ def test_a_replay_after_the_changelog_was_deleted_starts_without_the_setting(
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_is_lost(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
     process_factory: Callable[..., ManagedProcess],
     producer: KafkaProducer,
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     """The alerts topic deleted under a worker, then events that fire alerts: /readyz 503 naming the topic
     (before: 'partition stalled' after 120 s, without the topic) and one ERROR line; the topic made again:
     ready, INFO 'topic back', and every alert on the topic."""
     settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+        rules_path=crate_rules(tmp_path, "Call them."),
+        worker_web_port=free_port(),
+        metadata_max_age_seconds=3,
+        processing_guarantee=guarantee,
     )
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
@@ -209,6 +215,9 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     worker.wait_for_log('"topic back"', timeout_s=10)
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=60, idle_s=2.0)]
     assert Counter(alert["account_id"] for alert in emitted) == dict.fromkeys(accounts, 2)
+    # exactly_once reads committed records only; its outputs are not transactional, and the worker says so
+    warned = '"processing guarantee"' in worker.log_text()
+    assert warned == (guarantee == "exactly_once")
     assert worker.proc.poll() is None
 
 

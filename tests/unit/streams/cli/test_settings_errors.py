@@ -229,3 +229,28 @@ def test_a_settings_error_raised_in_python_code_does_not_show_the_inputs() -> No
     assert "PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs" in str(raised.value)
     assert "hunter2" not in str(raised.value)
     assert "hunter2" not in repr(raised.value)
+
+
+@pytest.mark.parametrize("command", ["worker", "notifier"])
+def test_exactly_once_starts_with_a_warning_of_what_it_does_not_give(command: str) -> None:
+    """PREEMPT_PROCESSING_GUARANTEE=exactly_once runs (it reads committed records only), but the outputs are
+    not transactional: worker and notifier say so in one WARNING at start; the default says nothing."""
+    says = "PREEMPT_PROCESSING_GUARANTEE=exactly_once reads only committed records"
+    outputs = {}
+    for guarantee in ("exactly_once", "at_least_once"):
+        port = str(free_port())
+        result = CliRunner().invoke(
+            main,
+            [command],
+            env={
+                "PREEMPT_BROKER": "kafka://127.0.0.1:1",
+                "PREEMPT_WORKER_WEB_PORT": port,
+                "PREEMPT_NOTIFIER_WEB_PORT": port,
+                "PREEMPT_PROCESSING_GUARANTEE": guarantee,
+            },
+        )
+        assert result.output.strip().splitlines()[-1].startswith("Error: cannot reach Kafka"), result.output
+        outputs[guarantee] = result.output
+    assert outputs["exactly_once"].count(says) == 1
+    assert "processing guarantee" not in outputs["at_least_once"]
+    assert Settings(processing_guarantee="at_least_once").guarantee_warnings() == []
