@@ -1,4 +1,4 @@
 """The ``preempt`` command: the group in ``main`` and one module per subcommand.
 
-This is the one place that also imports the notifier's commands (``alerts.cli``).
+``main`` is the one place that also names the notifier's commands (``alerts.cli``), imported when one runs.
 """

@@ -1,11 +1,15 @@
 """The ``preempt`` command line: one group, one module per subcommand in ``streams/cli``.
 
 This is the one place that knows every command, including the notifier's (``alerts.cli.routes``),
-so it is the only module in ``streams`` that imports from ``alerts``. It is also the one place
-that turns a user's error into one line: any ``PreemptError`` (a bad file, an invalid event, an
-unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1. Ctrl-C (SIGINT)
-prints one line and exits 130, as a shell reports a command ended by SIGINT (128 + 2), so a script
-can tell an interrupted run from a failed one. Anything else is a bug and keeps its traceback.
+so it is the only module in ``streams`` that names modules of ``alerts``. A command's module is
+imported when the command runs, shows its ``--help`` or reports a bad flag (``COMMANDS``,
+``streams/cli/lazy_group.py``): ``preempt --help`` and a mistyped command import no command's module,
+nor Kafka, Faust or pydantic, and a command imports only its own.
+
+It is also the one place that turns a user's error into one line: any ``PreemptError`` (a bad file, an
+invalid event, an unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1.
+Ctrl-C (SIGINT) prints one line and exits 130, as a shell reports a command ended by SIGINT (128 + 2),
+so a script can tell an interrupted run from a failed one. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,54 +21,110 @@ from typing import Any
 INTERRUPTED_EXIT = 130  # 128 + SIGINT
 INTERRUPTED = "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
 
-# Importing the commands takes a second or more (Kafka clients, Faust, pydantic models) before the
-# group's own handler exists: a Ctrl-C in that time is the same one line and exit 130, not a traceback.
+# A Ctrl-C before the group's handler exists is the same one line and exit 130, not a traceback.
 try:
     import click
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
 
-    from alerts.cli.dead_letters import dead_letters as alert_dead_letters
-    from alerts.cli.notifier import notifier
-    from alerts.cli.preview import alerts_group
-    from alerts.cli.routes import routes
-    from schemas.errors import PreemptError
-    from streams.cli.backtest import backtest
-    from streams.cli.evaluate import evaluate_command
-    from streams.cli.events import events
-    from streams.cli.ingest import ingest
-    from streams.cli.publish import publish
-    from streams.cli.rules import rules_group
-    from streams.cli.settings_errors import describe_settings_error, is_settings_error, misspelt_settings
-    from streams.cli.simulate import simulate
-    from streams.cli.train import train_command
-    from streams.cli.worker import worker
-    from streams.runtime.logs import configure_command_logging
+    from streams.cli.lazy_group import LazyCommand, LazyGroup
 except KeyboardInterrupt:
     sys.stderr.write(INTERRUPTED + "\n")
     raise SystemExit(INTERRUPTED_EXIT) from None
 
+# Every command: where it is defined and its short help, which ``preempt --help`` lists without
+# importing it. tests/unit/streams/cli/test_help.py checks each line against the command's docstring.
+COMMANDS: dict[str, LazyCommand] = {
+    "alerts": LazyCommand(
+        "alerts.cli.preview:alerts_group",
+        "Work with alerts (the preempt.alerts values).",
+        extra=("alerts.cli.dead_letters:dead_letters",),
+    ),
+    "backtest": LazyCommand(
+        "streams.cli.backtest:backtest",
+        "Replay events (JSONL) through the rules offline and summarise the alerts they would send.",
+    ),
+    "evaluate": LazyCommand(
+        "streams.cli.evaluate:evaluate_command",
+        "Measure alerts against outcomes: per rule and for all rules, precision, recall at the lead time, median "
+        'lead time and alerts per owner per week (docs/prescient.md, "preempt evaluate").',
+    ),
+    "events": LazyCommand("streams.cli.events:events", "The event contract: JSON Schema and offline validation."),
+    "ingest": LazyCommand(
+        "streams.cli.ingest:ingest",
+        "Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.",
+    ),
+    "notifier": LazyCommand(
+        "alerts.cli.notifier:notifier",
+        "Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.",
+    ),
+    "publish": LazyCommand(
+        "streams.cli.publish:publish",
+        "Publish one event (--event/--account), or every valid event of a JSONL file (--file).",
+    ),
+    "routes": LazyCommand(
+        "alerts.cli.routes:routes", "Check and test notification routing files (docs/notifications.md)."
+    ),
+    "rules": LazyCommand("streams.cli.rules:rules_group", "Work with rule files."),
+    "simulate": LazyCommand(
+        "streams.cli.simulate:simulate",
+        "Simulate customer accounts (healthy, stalled onboarding, decaying, failed payments, NPS detractors…) and "
+        "write their events to files or publish them to Kafka.",
+    ),
+    "train": LazyCommand(
+        "streams.cli.train:train_command",
+        'Train a churn-risk model for `kind: risk` rules (docs/prescient.md, "preempt train").',
+    ),
+    "worker": LazyCommand(
+        "streams.cli.worker:worker",
+        "Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.",
+    ),
+}
 
-class PreemptGroup(click.Group):
+
+def user_error(exc: Exception) -> str | None:
+    """The one-line message for an error the user can fix (``PreemptError``, a bad ``PREEMPT_*`` setting), else None.
+
+    Imported here, not at the top: the errors' modules load pydantic, which ``preempt --help`` does not need.
+    """
+    from schemas.errors import PreemptError
+
+    if isinstance(exc, PreemptError):
+        return str(exc)
+    from streams.cli.settings_errors import describe_settings_error, is_settings_error
+
+    if is_settings_error(exc):
+        return describe_settings_error(exc)
+    return None
+
+
+class PreemptGroup(LazyGroup):
     """The ``preempt`` group: one line, not a traceback, for the errors a user can fix."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1), Ctrl-C as exit 130."""
+        """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1), Ctrl-C as exit 130.
+
+        The subcommand's module is imported in here too (``resolve_command``), so a Ctrl-C while it loads is the
+        same one line.
+        """
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             # click's own handling says "Aborted!" and exits 1, the code of a failure
             click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
-        except PreemptError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except (ValidationError, SettingsError) as exc:
-            if not is_settings_error(exc):
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            message = user_error(exc)
+            if message is None:
                 raise
-            raise click.ClickException(describe_settings_error(exc)) from exc
+            raise click.ClickException(message) from exc
 
 
-@click.group(cls=PreemptGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=PreemptGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="preempt")
 def main() -> None:
     """Preempt: real-time customer-success alerts from product usage events.
@@ -72,21 +132,9 @@ def main() -> None:
     Settings come from PREEMPT_* environment variables; PREEMPT_BROKER defaults to
     the local broker of `make kafka` (kafka://127.0.0.1:9092).
     """
+    from streams.cli.settings_errors import misspelt_settings
+    from streams.runtime.logs import configure_command_logging
+
     configure_command_logging()
     for note in misspelt_settings(os.environ):
         click.echo(note, err=True)
-
-
-main.add_command(worker)
-main.add_command(publish)
-main.add_command(events)
-main.add_command(ingest)
-main.add_command(backtest)
-main.add_command(rules_group)
-main.add_command(simulate)
-main.add_command(routes)
-main.add_command(notifier)
-alerts_group.add_command(alert_dead_letters)
-main.add_command(alerts_group)
-main.add_command(evaluate_command)
-main.add_command(train_command)

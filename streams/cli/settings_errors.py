@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import SecretStr, ValidationError
 from pydantic.types import PathType
@@ -103,7 +103,7 @@ def describe_settings_error(exc: ValidationError | SettingsError) -> str:
     return "\n".join(lines)
 
 
-def is_settings_error(exc: BaseException) -> bool:
+def is_settings_error(exc: BaseException) -> TypeGuard[ValidationError | SettingsError]:
     """True for the errors ``Settings()`` raises on a bad environment (not for other models' errors)."""
     if isinstance(exc, SettingsError):
         return True
