@@ -9,8 +9,7 @@ them. The table is checked against each command's own help by the tests, so the 
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,22 +22,12 @@ SHORT_HELP_LIMIT = 45  # click's default for a command's short help (shell compl
 
 @dataclass(frozen=True, slots=True)
 class LazyCommand:
-    """Where a command is defined (``"package.module:attribute"``) and its short help (the first sentence of
-    its docstring, as ``command.get_short_help_str()`` gives it without a length limit). ``extra`` are commands
-    of other modules that join the group at ``target`` when it is loaded."""
+    """How to get a command (``load``: a function that imports its module and returns it) and its short help
+    (the first sentence of its docstring, as ``command.get_short_help_str()`` gives it without a length
+    limit)."""
 
-    target: str
+    load: Callable[[], click.Command]
     short_help: str
-    extra: tuple[str, ...] = ()
-
-
-def load(target: str) -> click.Command:
-    """The command object at ``"package.module:attribute"``."""
-    module_name, attribute = target.split(":")
-    command = getattr(importlib.import_module(module_name), attribute)
-    if not isinstance(command, click.Command):
-        raise TypeError(f"{target} is not a click command")
-    return command
 
 
 class LazyGroup(click.Group):
@@ -54,14 +43,11 @@ class LazyGroup(click.Group):
         return sorted({*self.commands, *self.lazy_commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command, importing its module (and its ``extra`` commands') on first use."""
+        """The command, importing its module on first use."""
         command = self.commands.get(cmd_name)
         spec = self.lazy_commands.get(cmd_name)
         if command is None and spec is not None:
-            command = load(spec.target)
-            if isinstance(command, click.Group):
-                for extra in spec.extra:
-                    command.add_command(load(extra))
+            command = spec.load()
             self.add_command(command, cmd_name)
         return command
 

@@ -30,53 +30,118 @@ except KeyboardInterrupt:
     sys.stderr.write(INTERRUPTED + "\n")
     raise SystemExit(INTERRUPTED_EXIT) from None
 
-# Every command: where it is defined and its short help, which ``preempt --help`` lists without
-# importing it. tests/unit/streams/cli/test_help.py checks each line against the command's docstring.
+# Each command's loader imports its module when the command is run or asked for its help (a dict of
+# functions, no dotted paths: import-linter sees each dependency).
+
+
+def _alerts() -> click.Command:
+    from alerts.cli.dead_letters import dead_letters
+    from alerts.cli.preview import alerts_group
+
+    alerts_group.add_command(dead_letters)
+    return alerts_group
+
+
+def _backtest() -> click.Command:
+    from streams.cli.backtest import backtest
+
+    return backtest
+
+
+def _evaluate() -> click.Command:
+    from streams.cli.evaluate import evaluate_command
+
+    return evaluate_command
+
+
+def _events() -> click.Command:
+    from streams.cli.events import events
+
+    return events
+
+
+def _ingest() -> click.Command:
+    from streams.cli.ingest import ingest
+
+    return ingest
+
+
+def _notifier() -> click.Command:
+    from alerts.cli.notifier import notifier
+
+    return notifier
+
+
+def _publish() -> click.Command:
+    from streams.cli.publish import publish
+
+    return publish
+
+
+def _routes() -> click.Command:
+    from alerts.cli.routes import routes
+
+    return routes
+
+
+def _rules() -> click.Command:
+    from streams.cli.rules import rules_group
+
+    return rules_group
+
+
+def _simulate() -> click.Command:
+    from streams.cli.simulate import simulate
+
+    return simulate
+
+
+def _train() -> click.Command:
+    from streams.cli.train import train_command
+
+    return train_command
+
+
+def _worker() -> click.Command:
+    from streams.cli.worker import worker
+
+    return worker
+
+
+# Every command and its short help, which ``preempt --help`` lists without importing it.
+# tests/unit/streams/cli/test_help.py checks each line against the command's docstring.
 COMMANDS: dict[str, LazyCommand] = {
-    "alerts": LazyCommand(
-        "alerts.cli.preview:alerts_group",
-        "Work with alerts (the preempt.alerts values).",
-        extra=("alerts.cli.dead_letters:dead_letters",),
-    ),
+    "alerts": LazyCommand(_alerts, "Work with alerts (the preempt.alerts values)."),
     "backtest": LazyCommand(
-        "streams.cli.backtest:backtest",
-        "Replay events (JSONL) through the rules offline and summarise the alerts they would send.",
+        _backtest, "Replay events (JSONL) through the rules offline and summarise the alerts they would send."
     ),
     "evaluate": LazyCommand(
-        "streams.cli.evaluate:evaluate_command",
+        _evaluate,
         "Measure alerts against outcomes: per rule and for all rules, precision, recall at the lead time, median "
         'lead time and alerts per owner per week (docs/prescient.md, "preempt evaluate").',
     ),
-    "events": LazyCommand("streams.cli.events:events", "The event contract: JSON Schema and offline validation."),
+    "events": LazyCommand(_events, "The event contract: JSON Schema and offline validation."),
     "ingest": LazyCommand(
-        "streams.cli.ingest:ingest",
+        _ingest,
         "Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.",
     ),
     "notifier": LazyCommand(
-        "alerts.cli.notifier:notifier",
-        "Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console.",
+        _notifier, "Run a notifier: consume preempt.alerts, route, group and deliver to Slack, email or the console."
     ),
     "publish": LazyCommand(
-        "streams.cli.publish:publish",
-        "Publish one event (--event/--account), or every valid event of a JSONL file (--file).",
+        _publish, "Publish one event (--event/--account), or every valid event of a JSONL file (--file)."
     ),
-    "routes": LazyCommand(
-        "alerts.cli.routes:routes", "Check and test notification routing files (docs/notifications.md)."
-    ),
-    "rules": LazyCommand("streams.cli.rules:rules_group", "Work with rule files."),
+    "routes": LazyCommand(_routes, "Check and test notification routing files (docs/notifications.md)."),
+    "rules": LazyCommand(_rules, "Work with rule files."),
     "simulate": LazyCommand(
-        "streams.cli.simulate:simulate",
+        _simulate,
         "Simulate customer accounts (healthy, stalled onboarding, decaying, failed payments, NPS detractors…) and "
         "write their events to files or publish them to Kafka.",
     ),
     "train": LazyCommand(
-        "streams.cli.train:train_command",
-        'Train a churn-risk model for `kind: risk` rules (docs/prescient.md, "preempt train").',
+        _train, 'Train a churn-risk model for `kind: risk` rules (docs/prescient.md, "preempt train").'
     ),
-    "worker": LazyCommand(
-        "streams.cli.worker:worker",
-        "Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.",
-    ),
+    "worker": LazyCommand(_worker, "Run a rules worker: consume preempt.events, evaluate the rules, emit alerts."),
 }
 
 

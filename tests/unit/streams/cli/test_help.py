@@ -13,7 +13,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from streams.cli.lazy_group import load
 from streams.cli.main import COMMANDS as TABLE
 from streams.cli.main import PreemptGroup, main
 
@@ -62,7 +61,7 @@ def test_the_readme_command_table_lists_every_command() -> None:
 def test_the_command_table_holds_each_commands_own_short_help(name: str) -> None:
     """``preempt --help`` lists a command from main.py's table, not its docstring: the table's line is the
     command's own first sentence (edit the docstring and this fails until the table says the same)."""
-    command = load(TABLE[name].target)
+    command = TABLE[name].load()
     assert command.name == name
     assert TABLE[name].short_help == command.get_short_help_str(limit=sys.maxsize)
 
@@ -72,7 +71,7 @@ def test_preempt_help_lists_the_commands_as_click_lists_them_loaded(width: int) 
     """The "Commands" section from the table (nothing imported) is the one click writes from the commands
     themselves: the same names, the same order, each line cut at the same word for the terminal's width."""
     lazy = PreemptGroup(name="preempt", lazy_commands=TABLE)
-    eager = click.Group(name="preempt", commands={name: load(spec.target) for name, spec in TABLE.items()})
+    eager = click.Group(name="preempt", commands={name: spec.load() for name, spec in TABLE.items()})
 
     def commands_section(group: click.Group) -> str:
         formatter = click.HelpFormatter(width=width)
@@ -86,7 +85,7 @@ def test_preempt_help_lists_the_commands_as_click_lists_them_loaded(width: int) 
 
 def test_every_command_of_the_group_is_in_the_table() -> None:
     """A command the group gets from elsewhere than the table (add_command) would be listed without its line
-    checked above; the alerts group gets dead-letters from its own module through the table's ``extra``."""
+    checked above; the alerts group gets dead-letters from its own module through its loader."""
     assert set(main.list_commands(click.Context(main))) == set(TABLE)
     alerts = main.get_command(click.Context(main), "alerts")
     assert isinstance(alerts, click.Group)
