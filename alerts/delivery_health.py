@@ -96,14 +96,15 @@ class DestinationOutages:
         self._outages: dict[str, _Outage] = {}
         self._episode_of: dict[str, str] = {}  # destination key → the outage it belongs to
 
-    def failed(self, key: str, target: str, error: DestinationFailingError) -> None:
-        """An attempt to ``key`` (for ``target``) failed with ``error``: the first of an episode is logged."""
+    def failed(self, key: str, target: str, error: DestinationFailingError) -> str:
+        """An attempt to ``key`` (for ``target``) failed with ``error``: the first of an episode is logged.
+        Returns the episode's name (the delivery loop's breaker)."""
         name = error.destination or key
         self._episode_of[key] = name
         outage = self._outages.get(name)
         if outage is not None:
             outage.failures += 1
-            return
+            return name
         self._outages[name] = _Outage(self._clock(), 1)
         log.error(
             "delivery destination refuses every message: its alerts are retried (not dead-lettered) until it is "
@@ -113,12 +114,18 @@ class DestinationOutages:
             error=str(error)[:300],
             fix=error.fix,
         )
+        return name
 
-    def succeeded(self, key: str) -> None:
-        """An attempt to ``key`` delivered: its episode (if any) ends, logged once."""
+    def episode(self, key: str) -> str | None:
+        """The episode ``key`` is in now (None: it is not known to fail)."""
+        name = self._episode_of.get(key)
+        return name if name in self._outages else None
+
+    def succeeded(self, key: str) -> str | None:
+        """An attempt to ``key`` delivered: its episode (if any) ends, logged once; returns its name."""
         name = self._episode_of.pop(key, None)
         if name is None:
-            return
+            return None
         for other in [k for k, n in self._episode_of.items() if n == name]:
             del self._episode_of[other]
         outage = self._outages.pop(name, None)
@@ -129,6 +136,7 @@ class DestinationOutages:
                 failed_attempts=outage.failures,
                 since_s=round(self._clock() - outage.since),
             )
+        return name
 
     def failing(self) -> tuple[str, ...]:
         """The destinations in an episode now (tests, a debugger)."""

@@ -9,7 +9,7 @@ channel). ``RetryScheduler`` keeps the jobs in a queue ordered by due time and r
   fall past the give-up window (measured from its first attempt) is dead-lettered instead;
 * ``DestinationFailingError`` (a retryable error: the destination refuses every message — a wrong SMTP
   password, a revoked Slack token) → retried the same way, and the episode logged once at ERROR with what to
-  fix (``DestinationOutages``);
+  fix (``DestinationOutages``); the destination's *breaker* opens (below);
 * ``PermanentDeliveryError`` → dead-lettered at once, never retried;
 * any other exception (a channel bug, an unmapped error) → retried like a retryable failure, but
   dead-lettered (``unexpected_error``) after ``MAX_UNEXPECTED_ERRORS`` of them: a deterministic bug
@@ -22,6 +22,20 @@ Slack slot while the messages of every other Slack receiver queued behind them (
 webhook's messages waited up to 7.9 s behind four hanging ones). Each destination gets at most
 ``max_in_flight`` attempts at once and the process ``max_in_flight_total``: a hanging destination holds its
 own slots only, until so many destinations hang at once that they fill the process's.
+
+A breaker per failing destination (an episode of ``DestinationOutages``: the SMTP server, the Slack bot token,
+a webhook). Before, each held alert retried on its own, up to 16 at once per destination: 30 alerts held by a
+wrong SMTP password made 210 connections with a failed login (420 AUTH commands) in a minute — what gets an
+account locked or rate-limited by a real provider; after, 18 (15 of them the first wave). While a
+destination's breaker is open, one delivery — the *probe*: the first that failed — is attempted at its retry
+backoff; every other delivery to it that comes due (or fails alongside the probe) is *held*: queued until
+its give-up window (from its first attempt, or from when it was first held) ends, then dead-lettered
+``gave_up`` without an attempt, as it would have been. The probe's success (a partial email delivery
+included) closes the breaker and releases the held deliveries at once.
+A probe dead-lettered for another reason (a permanent refusal of its own message, the give-up window)
+hands the role to the held delivery queued first, at once. A destination the loop has not seen fail yet
+(another Slack channel of a revoked bot token) is attempted once before its deliveries are held.
+``preempt_notifier_breakers_open{receiver_type}`` counts the open breakers.
 
 Each attempt's outcome also goes to ``DeliveryHealth`` (``alerts/delivery_health.py``), which tells
 ``/readyz`` when every attempt to a target has failed for a while.
@@ -43,7 +57,12 @@ from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
 from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import NOTIFICATION_RETRIES, NOTIFICATIONS, NOTIFICATIONS_DEAD_LETTERED
+from streams.runtime.metrics import (
+    NOTIFICATION_RETRIES,
+    NOTIFICATIONS,
+    NOTIFICATIONS_DEAD_LETTERED,
+    NOTIFIER_BREAKERS_OPEN,
+)
 
 log = get_logger(__name__)
 
@@ -90,6 +109,7 @@ class DeliveryJob:
     attempts: int = 0
     first_attempt_at: float | None = None
     unexpected_errors: int = 0
+    held_by: str | None = None  # the open breaker (a failing destination's episode) it waits for
 
     @property
     def receiver_type(self) -> str:
@@ -107,6 +127,17 @@ class _Slots:
 
     semaphore: asyncio.Semaphore
     users: int = 0
+
+
+@dataclass(slots=True)
+class _Breaker:
+    """An open breaker: the destination (episode) refuses every message; ``probe`` is the one delivery that
+    may try it (None: the next one due takes the role)."""
+
+    name: str
+    receiver_type: str
+    probe: DeliveryJob | None
+    error: str
 
 
 @dataclass(order=True, slots=True)
@@ -151,6 +182,7 @@ class RetryScheduler:
         self._total = asyncio.Semaphore(max_in_flight_total)
         self.health = health or DeliveryHealth(DEFAULT_FAILING_AFTER_SECONDS, clock)
         self.outages = DestinationOutages(clock)
+        self._breakers: dict[str, _Breaker] = {}  # episode name → its open breaker
         self.wakeup = asyncio.Event()
         self._stopping = False
         # Called when a delivery's bookkeeping (its delivery record, its dead letter) could not be
@@ -182,14 +214,27 @@ class RetryScheduler:
     def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
         """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
         kept: list[_Entry] = []
+        gone: list[DeliveryJob] = []
         for entry in self._queue:
             job = keep(entry.job)
             if job is not None:
                 kept.append(_Entry(entry.due, entry.seq, job))
+            else:
+                gone.append(entry.job)
         dropped = len(self._queue) - len(kept)
         heapq.heapify(kept)
         self._queue = kept
+        for job in gone:
+            self._probe_gone(job)
         return dropped
+
+    def breakers(self) -> tuple[str, ...]:
+        """The destinations (episodes) whose breaker is open (tests, a debugger)."""
+        return tuple(sorted(self._breakers))
+
+    def held(self) -> int:
+        """Queued deliveries held by an open breaker."""
+        return sum(1 for entry in self._queue if entry.job.held_by is not None)
 
     def stop_starting(self) -> None:
         """Start no attempt from now on, also of jobs already waiting for a slot (a graceful stop): what
@@ -228,17 +273,21 @@ class RetryScheduler:
             self.health.failed(job.target, job.receiver_type, str(exc))
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             bound.warning("delivery failed permanently", error=str(exc))
+            self._probe_gone(job)
             await self._dead_letter(job, "permanent", str(exc))
             return
         except PartlyDeliveredError as exc:  # some recipients have it: the channel works
             self.health.succeeded(job.target)
-            self.outages.succeeded(self.destination(job))
+            self._destination_works(job)
             self._retry(job, str(exc), exc.retry_after, partial=exc.receipt)
             return
         except DestinationFailingError as exc:  # bad credentials: the destination's fault, not the alert's
             self.health.failed(job.target, job.receiver_type, str(exc))
-            self.outages.failed(self.destination(job), job.target, exc)
-            self._retry(job, str(exc), exc.retry_after)
+            name = self.outages.failed(self.destination(job), job.target, exc)
+            if self._probes(job, name, str(exc)):
+                self._retry(job, str(exc), exc.retry_after)
+            else:  # failed alongside the probe (in flight when the breaker opened): it waits for the probe
+                self._hold(job, self._breakers[name])
             return
         except RetryableDeliveryError as exc:
             if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
@@ -250,13 +299,14 @@ class RetryScheduler:
             self.health.failed(job.target, job.receiver_type, f"{type(exc).__name__}: {exc}")
             job.unexpected_errors += 1
             if job.unexpected_errors >= MAX_UNEXPECTED_ERRORS:
+                self._probe_gone(job)
                 NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
                 await self._dead_letter(job, "unexpected_error", f"{type(exc).__name__}: {exc}")
                 return
             self._retry(job, f"{type(exc).__name__}: {exc}", None)
             return
         self.health.succeeded(job.target)
-        self.outages.succeeded(self.destination(job))
+        self._destination_works(job)
         NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
         await self._on_delivered(job, receipt)
 
@@ -276,6 +326,7 @@ class RetryScheduler:
             task.add_done_callback(self._settled_task)
             return
         if at is None:
+            self._probe_gone(job)
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             bound.warning("delivery given up", error=detail, give_up_seconds=self.policy.give_up)
             task = asyncio.ensure_future(self._dead_letter(job, "gave_up", detail))
@@ -286,6 +337,102 @@ class RetryScheduler:
         NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
         bound.info("delivery retry scheduled", error=detail, retry_in=round(at - now, 3), retry_after=retry_after)
         self.submit(job, at)
+
+    # --- the breakers ---------------------------------------------------------------------------
+
+    def _probes(self, job: DeliveryJob, name: str, error: str) -> bool:
+        """``job`` failed against the failing destination ``name``: open its breaker (``job`` probes it) if it
+        is closed; True when ``job`` is (or becomes) the probe, False when another delivery is."""
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = self._breakers[name] = _Breaker(name, job.receiver_type, job, error)
+            self._export_breakers(job.receiver_type)
+            log.warning(
+                "delivery breaker open: one delivery at a time probes the destination, the others wait",
+                destination=name,
+                target=job.target,
+            )
+        breaker.error = error
+        if breaker.probe is None:
+            breaker.probe = job
+        return breaker.probe is job
+
+    def _gate(self, job: DeliveryJob) -> bool:
+        """Whether ``job``, due now, may be attempted: yes unless its destination's breaker is open and another
+        delivery probes it; then it is held (re-queued until its give-up window) or, past it, dead-lettered."""
+        name = self.outages.episode(self.destination(job))
+        breaker = self._breakers.get(name) if name is not None else None
+        if breaker is None:
+            job.held_by = None
+            return True
+        if breaker.probe is None or breaker.probe is job:
+            breaker.probe = job
+            job.held_by = None
+            return True
+        first = job.first_attempt_at
+        if job.held_by == breaker.name and first is not None and self._clock() - first >= self.policy.give_up:
+            job.held_by = None
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
+            detail = f"{breaker.error} (held {self.policy.give_up:.0f} s while the destination refused every message)"
+            log.warning(
+                "delivery given up",
+                target=job.target,
+                group_key=job.notification.group_key,
+                attempt=job.attempts,
+                error=detail,
+                give_up_seconds=self.policy.give_up,
+            )
+            task = asyncio.ensure_future(self._dead_letter(job, "gave_up", detail))
+            self._in_flight.add(task)
+            task.add_done_callback(self._settled_task)
+            return False
+        self._hold(job, breaker)
+        return False
+
+    def _hold(self, job: DeliveryJob, breaker: _Breaker) -> None:
+        """Queue ``job`` until the end of its give-up window; the probe's success releases it before."""
+        now = self._clock()
+        if job.first_attempt_at is None:  # its give-up window starts when it is first held
+            job.first_attempt_at = now
+        job.held_by = breaker.name
+        self.submit(job, max(job.first_attempt_at + self.policy.give_up, now))
+
+    def _destination_works(self, job: DeliveryJob) -> None:
+        """A delivery reached ``job``'s destination: its episode ends, its breaker closes, its held jobs are due."""
+        name = self.outages.succeeded(self.destination(job))
+        breaker = self._breakers.pop(name, None) if name is not None else None
+        if breaker is None:
+            return
+        self._export_breakers(breaker.receiver_type)
+        now = self._clock()
+        released = 0
+        for entry in self._queue:
+            if entry.job.held_by == breaker.name:
+                entry.job.held_by = None
+                entry.due = now
+                released += 1
+        heapq.heapify(self._queue)
+        self.wakeup.set()
+        log.info("delivery breaker closed: the held deliveries go out", destination=breaker.name, released=released)
+
+    def _probe_gone(self, job: DeliveryJob) -> None:
+        """``job`` will not be attempted again: if it probed an open breaker, the held delivery queued first
+        becomes due now and takes the role."""
+        for breaker in self._breakers.values():
+            if breaker.probe is not job:
+                continue
+            breaker.probe = None
+            waiting = [entry for entry in self._queue if entry.job.held_by == breaker.name]
+            if waiting:
+                first = min(waiting, key=lambda entry: entry.seq)
+                first.due = self._clock()
+                heapq.heapify(self._queue)
+                self.wakeup.set()
+            return
+
+    def _export_breakers(self, receiver_type: str) -> None:
+        count = sum(1 for b in self._breakers.values() if b.receiver_type == receiver_type)
+        NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type).set(count)
 
     async def _dead_letter(self, job: DeliveryJob, reason: str, detail: str) -> None:
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=reason).inc()
@@ -309,9 +456,11 @@ class RetryScheduler:
             slots = self._slots[key] = _Slots(asyncio.Semaphore(self._max_in_flight))
         slots.users += 1
         try:
+            if not self._gate(job):  # held by its destination's breaker: no slot taken
+                return
             # The destination's slot first: attempts queued behind a hanging destination hold none of the process's.
             async with slots.semaphore, self._total:
-                if self._stopping:
+                if self._stopping or not self._gate(job):  # the breaker opened while it waited for a slot
                     return
                 try:
                     await self.attempt(job)

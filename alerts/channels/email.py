@@ -3,7 +3,9 @@
 Recipients are templates rendered per alert (``{{ account.owner.email }}``), so one notification for a
 group becomes one digest per distinct set of alerts and recipients (of at most ``MAX_DIGEST_ALERTS``
 alerts, and halved until each part fits the template sandbox's output limit). SMTP 4xx replies,
-disconnects and timeouts raise ``RetryableDeliveryError``; 5xx replies raise ``PermanentDeliveryError``.
+disconnects and timeouts raise ``RetryableDeliveryError``; 5xx replies about one message or recipient raise
+``PermanentDeliveryError``, and those about the destination — the login, TLS, relaying for this client, the
+sender address (``smtp_scope``) — ``DestinationFailingError`` (retried, the destination's breaker opens).
 Message-IDs are derived from the group and its alerts, so a retried message threads with (and is
 deduplicated against) the first attempt by mail clients; a retry of a notification whose first digests
 went out before a later one failed sends only what was not accepted yet. A server that takes a message for
@@ -70,15 +72,106 @@ def _smtp_fix(code: int, message: str) -> str:
     return "the server requires authentication: set PREEMPT_SMTP_USERNAME and PREEMPT_SMTP_PASSWORD"
 
 
-def classify_smtp(code: int, what: str, message: str = "", server: str = "") -> DeliveryError:
-    """4xx → retryable, a session refusal (``DESTINATION_CODES``: authentication, TLS) → the destination
-    failing (retried), every other code → permanent (the one place that decides)."""
-    detail = f"email {what}: SMTP {code} {' '.join(message.split())[:200]}".rstrip()
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_RELAY = re.compile(
+    r"relay(?:ing)?\s+(?:access\s+)?(?:is\s+)?(?:denied|not\s+(?:permitted|allowed|authorized)|prohibited|refused|forbidden)"
+    r"|(?:unable|not\s+(?:permitted|allowed|authorized))\s+to\s+relay|(?:do|does|will)\s+not\s+relay|\bno\s+relaying\b",
+    re.IGNORECASE,
+)
+"""A reply saying the server will not relay for this client ("Relay access denied", "Relaying denied", "Unable to
+relay"), not one that merely holds the word (Postfix's "User unknown in relay recipient table" is the address's)."""
+AUTH_STATUS = frozenset({"7.8", "7.9", "7.11", "7.13", "7.14", "7.57"})
+"""Enhanced codes (RFC 3463 ``class.subject.detail``; RFC 4954, the IANA registry, Microsoft 365's 5.7.57) about
+the login whatever the reply code: credentials invalid (x.7.8), mechanism too weak (x.7.9), encryption required
+for it (x.7.11), account disabled (x.7.13), trust relationship required (x.7.14), anonymous client not allowed
+to send (5.7.57)."""
+SENDER_STATUS = frozenset({"1.7", "1.8", "7.23", "7.26", "7.27"})
+"""Enhanced codes about the sender address whatever the stage: its syntax (x.1.7) or domain (x.1.8) is bad, SPF
+(x.7.23) or DMARC and the other sender-authentication checks (x.7.26) fail, its domain accepts no mail (x.7.27,
+RFC 7505): every message from that sender fails alike."""
+CLIENT_STATUS = frozenset({"7.25", "7.54", "7.64"})
+"""Enhanced codes about this client, not the message: its reverse DNS fails (x.7.25, RFC 7372), it may not relay
+(Microsoft 365's 5.7.54 "Unable to relay", 5.7.64 "Relay Access Denied")."""
+MESSAGE_AT_MAIL = frozenset({"3.4", "5.4", "6.7"})
+"""Enhanced codes a MAIL refusal gives about one message: too big for the server (x.3.4, also 552), its MAIL
+parameters (x.5.4, also 555), a non-ASCII address the server cannot take (x.6.7)."""
+STAGES = ("session", "MAIL", "RCPT", "DATA")
+
+
+def smtp_stage(what: str) -> str:
+    """The SMTP stage of a refusal, from the name the channel gives it (aiosmtplib's exception without
+    ``SMTP``, or the command): ``MAIL``, ``RCPT``, ``DATA`` or ``session`` (greeting, EHLO, STARTTLS, AUTH)."""
+    if what in ("MAIL", "SenderRefused"):
+        return "MAIL"
+    if what in ("RCPT", "RecipientRefused", "RecipientsRefused"):
+        return "RCPT"
+    if what in ("DATA", "DataError"):
+        return "DATA"
+    return "session"
+
+
+def smtp_scope(code: int, message: str, stage: str) -> str:
+    """Whether a 5xx SMTP refusal is about the destination — ``"relay"`` (the server refuses this client: its
+    login, its address, relaying for it), ``"sender"`` (the sender address) — or ``"message"`` (this message or
+    this recipient). The destination-wide ones refuse every message alike until someone changes the settings or
+    the server (docs/notifier-operations.md, "SMTP refusals"):
+
+    * authentication and TLS (``DESTINATION_CODES``, ``AUTH_STATUS``) at any stage → relay;
+    * every refusal before MAIL (the greeting's 554 "no SMTP service", EHLO, STARTTLS) → relay;
+    * a refusal naming relaying ("554 5.7.1 Relay access denied", "550 5.7.1 Relaying denied", "Unable to
+      relay") or ``CLIENT_STATUS`` at any stage → relay (RFC 3463's 5.7.1 alone is "delivery not authorized":
+      per-host *or per-recipient* filtering, so without "relay" at RCPT or DATA it is the recipient's or the
+      message's);
+    * ``SENDER_STATUS`` at any stage, and every MAIL refusal but those about one message (552, 555,
+      ``MAIL_AT_MAIL``) → sender;
+    * everything else at RCPT (5.1.x a bad address, 5.2.x its mailbox, 5.7.1 a recipient's policy, 550, 553) and
+      at DATA (5.7.1 spam or content policy, 5.6.x content, 5.3.4 size, 554 transaction failed) → message.
+    """
+    found = _ENHANCED.match(message)
+    status = f"{found.group(2)}.{found.group(3)}" if found else None
+    if code in DESTINATION_CODES or status in AUTH_STATUS:
+        return "relay"
+    if stage == "session" or status in CLIENT_STATUS or _RELAY.search(message):
+        return "relay"
+    if status in SENDER_STATUS:
+        return "sender"
+    if stage == "MAIL" and code not in (552, 555) and status not in MESSAGE_AT_MAIL:
+        return "sender"
+    return "message"
+
+
+def _scope_fix(scope: str, code: int, message: str, sender: str) -> str:
     if code in DESTINATION_CODES:
-        where = f"SMTP server {server}" if server else "SMTP server"
-        fix = _smtp_fix(code, message)
-        return DestinationFailingError(f"{detail} ({where}: {fix})", fix=fix, destination=where)
-    return RetryableDeliveryError(detail) if 400 <= code < 500 else PermanentDeliveryError(detail)
+        return _smtp_fix(code, message)
+    if scope == "sender":
+        return (
+            f"the server refuses the sender {sender or 'address'}: set PREEMPT_SMTP_FROM (or the receiver's `from`) "
+            "to an address this server and login may send as (SPF/DMARC of its domain)"
+        )
+    found = _ENHANCED.match(message)
+    if _RELAY.search(message) or (found and found.group(2) == "7"):
+        return (
+            "the server refuses to relay for this notifier: log in (PREEMPT_SMTP_USERNAME/PREEMPT_SMTP_PASSWORD) "
+            "or have the relay permit this host, or use the relay meant for it (PREEMPT_SMTP_HOST/PREEMPT_SMTP_PORT)"
+        )
+    return "the server refuses this client: check PREEMPT_SMTP_HOST/PREEMPT_SMTP_PORT and the server's logs"
+
+
+def classify_smtp(code: int, what: str, message: str = "", server: str = "", sender: str = "") -> DeliveryError:
+    """4xx → retryable; a destination-wide refusal (``smtp_scope``: authentication, TLS, relaying, the sender) →
+    the destination failing (retried, one ERROR per episode); every other 5xx → permanent (the one place that
+    decides). A sender refusal is its own episode per sender (another receiver's ``from`` may be fine)."""
+    detail = f"email {what}: SMTP {code} {' '.join(message.split())[:200]}".rstrip()
+    if 400 <= code < 500:
+        return RetryableDeliveryError(detail)
+    scope = smtp_scope(code, message, smtp_stage(what))
+    if scope == "message":
+        return PermanentDeliveryError(detail)
+    where = f"SMTP server {server}" if server else "SMTP server"
+    if scope == "sender" and sender:
+        where = f"{where}, sender {sender}"
+    fix = _scope_fix(scope, code, message, sender)
+    return DestinationFailingError(f"{detail} ({where}: {fix})", fix=fix, destination=where)
 
 
 _SEVERITY_TAG = re.compile(r"\[[^\]]{1,20}\] ")
@@ -113,6 +206,12 @@ class _SentMessage:
 
 def _codes(refusals: Refusals) -> str:
     return ", ".join(str(c) for c in sorted({code for code, _ in refusals.values()}))
+
+
+def _reply_text(refusals: Refusals) -> str:
+    """The first refusal's words, its addresses left out (the reason, for the dead letter's ``error``)."""
+    _code, text = next(iter(refusals.values()))
+    return " ".join(re.sub(r"<[^<>]*>:?\s*", "", text).split())[:200]
 
 
 def _addresses(rendered: str) -> list[str]:
@@ -216,11 +315,17 @@ class EmailNotifier:
         yield alerts, message
 
     def destination(self, notification: Notification) -> str:
-        """The SMTP server every message goes to: the key of its attempts' slots in the delivery loop."""
-        return self._server()
+        """The SMTP server every message goes to, and the sender it sends as: the key of its attempts' slots and
+        breaker in the delivery loop (a server refusing one receiver's ``from`` holds back only that sender's)."""
+        return f"{self._server()} from {self._sender()}"
 
     def _server(self) -> str:
         return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
+
+    def _sender(self) -> str:
+        """The envelope sender (MAIL FROM): the address of the ``From`` this receiver's emails carry."""
+        found = getaddresses([self._config.from_ or self._settings.smtp_from])
+        return found[0][1] if found and found[0][1] else "(no sender)"
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
@@ -280,11 +385,13 @@ class EmailNotifier:
         taken = [r for r in pending if r not in refusals]
         if sent is None and not taken:
             # Nobody has it: a plain failure, retried (some refused for now) or dead-lettered (all for good).
-            detail = f"email RCPT: every recipient refused (SMTP {_codes(refusals)})"
+            detail = f"email RCPT: every recipient refused (SMTP {_codes(refusals)}: {_reply_text(refusals)})"
             codes = {code for code, _ in refusals.values()}
-            if codes <= DESTINATION_CODES:  # "530 authentication required" at RCPT: the session, not the address
+            if all(code >= 500 and smtp_scope(code, text, "RCPT") != "message" for code, text in refusals.values()):
+                # "530 authentication required" or "554 5.7.1 Relay access denied" to every recipient: the
+                # session or the relay, not the addresses
                 code, message = next(iter(refusals.values()))
-                raise classify_smtp(code, "RCPT", message, self._server())
+                raise classify_smtp(code, "RCPT", message, self._server(), self._sender())
             if any(400 <= code < 500 for code in codes):
                 raise RetryableDeliveryError(detail)
             raise PermanentDeliveryError(detail)
@@ -370,7 +477,7 @@ class EmailNotifier:
             return {r.recipient: (r.code, r.message) for r in exc.recipients}
         except aiosmtplib.SMTPResponseException as exc:
             what = type(exc).__name__.removeprefix("SMTP")
-            raise classify_smtp(exc.code, what, exc.message, self._server()) from None
+            raise classify_smtp(exc.code, what, exc.message, self._server(), self._sender()) from None
         except aiosmtplib.SMTPNotSupported as exc:
             # STARTTLS or AUTH configured and not offered: every message would fail alike until the settings
             # or the server change, so the destination fails (retried), not each alert.

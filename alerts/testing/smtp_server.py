@@ -1,11 +1,13 @@
 """A real SMTP server (aiosmtpd) for integration tests, with scriptable failures.
 
 ``smtp_server.script_rcpt("451 4.3.0 Try again later", times=2)`` answers the next two RCPT commands with
-451; ``script_data("550 5.7.1 Rejected")`` does the same for DATA (``times=None``: every time). Every
+451; ``script_data("550 5.7.1 Rejected")`` does the same for DATA, ``script_mail`` for MAIL (``times=None``:
+every time). Every
 accepted message is recorded (time, envelope, raw bytes, parsed message); every reply to RCPT/DATA is in
 ``attempts``. AUTH LOGIN/PLAIN is offered without TLS and the logins are recorded; ``password`` (settable at
-any time: a rotation) makes a login with another password fail with 535, and ``auth_required=True`` answers
-MAIL of a session without a login with 530.
+any time: a rotation) makes a login with another password fail with 535 (``failed_logins`` has each, and
+``failed_login_sessions`` counts their connections: aiosmtplib tries every mechanism offered), and
+``auth_required=True`` answers MAIL of a session without a login with 530.
 
 Use the ``smtp_server`` fixture: ``from alerts.testing.smtp_server import smtp_server  # noqa: F401``.
 """
@@ -71,7 +73,7 @@ class SmtpAttempt:
     """One RCPT or DATA command and the reply the server gave."""
 
     time: float
-    stage: str  # "RCPT" or "DATA"
+    stage: str  # "MAIL", "RCPT" or "DATA"
     reply: str
 
 
@@ -90,9 +92,11 @@ class FakeSMTP:
         self.attempts: list[SmtpAttempt] = []
         self.logins: list[str] = []
         self.failed_logins: list[str] = []
+        self.failed_login_sessions = 0  # connections with a failed login (a client may try each mechanism)
         self._rcpt: deque[str] = deque()
         self._data: deque[str] = deque()
         self._rcpt_always: str | None = None
+        self._mail_always: str | None = None
         self._data_always: str | None = None
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -105,6 +109,11 @@ class FakeSMTP:
                 self._rcpt_always = reply
             else:
                 self._rcpt.extend([reply] * times)
+
+    def script_mail(self, reply: str | None) -> None:
+        """Answer every MAIL command with ``reply`` (a sender refused); None: take them again."""
+        with self._lock:
+            self._mail_always = reply
 
     def script_data(self, reply: str, times: int | None = 1) -> None:
         """Answer the next ``times`` DATA commands with ``reply`` (``None``: every one)."""
@@ -128,6 +137,11 @@ class FakeSMTP:
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
         if self._auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        with self._lock:
+            refused = self._mail_always
+            if refused is not None:
+                self.attempts.append(SmtpAttempt(time.monotonic(), "MAIL", refused))
+                return refused
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -157,6 +171,9 @@ class FakeSMTP:
             with self._lock:
                 if self.password is not None and auth_data.password.decode() != self.password:
                     self.failed_logins.append(auth_data.login.decode())
+                    if not getattr(session, "preempt_login_failed", False):
+                        session.preempt_login_failed = True
+                        self.failed_login_sessions += 1
                     return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
                 self.logins.append(auth_data.login.decode())
             return AuthResult(success=True)

@@ -228,6 +228,13 @@ NOTIFIER_TARGETS_FAILING = Gauge(
     "(alerts/delivery_health.py).",
     ["receiver_type"],
 )
+NOTIFIER_BREAKERS_OPEN = Gauge(
+    "preempt_notifier_breakers_open",
+    "Delivery destinations (an SMTP server, the Slack bot token, a webhook) whose breaker is open: they refuse "
+    "every message (DestinationFailingError), so one delivery at a time probes them at the retry backoff and "
+    "the others wait without trying (alerts/retry.py).",
+    ["receiver_type"],
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",
@@ -310,6 +317,7 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
         NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type)
+        NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
 
 

@@ -20,6 +20,12 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from tests.integration.conftest import ManagedProcess
 
+OUTAGE_LINE = (
+    "delivery destination refuses every message: its alerts are retried (not dead-lettered) until it is fixed or "
+    "the give-up window ends"
+)
+"""The ERROR a destination refusing every message logs once per episode (``alerts/delivery_health.py``)."""
+
 
 def make_alert(account_id: str = "acme", **overrides: Any) -> Alert:
     """A valid alert of ``account_id`` with a unique id; any field can be overridden."""

@@ -21,6 +21,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
+    OUTAGE_LINE,
     log_records,
     make_alert,
     metric_value,
@@ -124,12 +125,6 @@ def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds
         "renewals/slack",
         "renewals-mail/email",
     ]
-
-
-OUTAGE_LINE = (
-    "delivery destination refuses every message: its alerts are retried (not dead-lettered) until it is fixed or "
-    "the give-up window ends"
-)
 
 
 def test_a_wrong_smtp_password_holds_the_alerts_until_it_works_again(

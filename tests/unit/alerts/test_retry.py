@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from alerts.channels.base import DeliveryReceipt, Notification
-from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from alerts.retry import MAX_IN_FLIGHT_PER_DESTINATION, BackoffPolicy, DeliveryJob, RetryScheduler
 from schemas.alert import Alert
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
 
@@ -383,8 +383,11 @@ async def test_a_destination_refusing_every_message_is_retried_and_logged_once_p
         clock.now += 10.0
         scheduler.start_due()
         await scheduler.drain()
+        assert scheduler.held() == 1  # ``other`` waits for ``job``, the breaker's probe
         clock.now += 20.0
         scheduler.start_due()
+        await scheduler.drain()
+        scheduler.start_due()  # the probe's success released ``other``: due now
         await scheduler.drain()
 
     assert outcomes["dead"] == []
@@ -421,3 +424,131 @@ async def test_a_destination_failing_until_the_give_up_window_is_dead_lettered_g
     assert "token_revoked" in detail
     assert "PREEMPT_SLACK_BOT_TOKEN" in detail
     assert notifier.calls > 2
+
+
+class FailingDestination(ScriptedNotifier):
+    """An SMTP server refusing the login (535) to ``failures`` attempts, then taking every message; it counts
+    the attempts that reached it (a real server would count these failed logins against the account)."""
+
+    receiver_type = "email"
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        self.calls += 1
+        await asyncio.sleep(0)  # the network: the other deliveries due start meanwhile
+        if self.calls <= self.failures:
+            raise classify_smtp(535, "Authentication", "5.7.8 Authentication credentials invalid", "smtp:587")
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"<{self.calls}@preempt>")
+
+    def destination(self, notification: Notification) -> str:
+        return "smtp:587"
+
+
+def _jobs(notifier: ScriptedNotifier, make_alert: Callable[..., Alert], count: int) -> list[DeliveryJob]:
+    return [
+        DeliveryJob(f"csm{n}/email", notifier, Notification(f"csm{n}", (make_alert(),), f"g{n}")) for n in range(count)
+    ]
+
+
+async def _run_for(scheduler: RetryScheduler, clock: Clock, seconds: float, step: float = 0.25) -> None:
+    """Advance the fake clock by ``step`` up to ``seconds``, starting what is due and letting it finish."""
+    end = clock.now + seconds
+    while clock.now < end:
+        scheduler.start_due()
+        await scheduler.drain()
+        clock.now += step
+    scheduler.start_due()
+    await scheduler.drain()
+
+
+async def test_a_failing_destination_is_probed_by_one_delivery_and_the_held_ones_go_out_once_after(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """30 deliveries to an SMTP server refusing the login: after the first wave (those in flight together) only
+    one delivery at a time tries it, at the backoff; none is dead-lettered; once the probe gets through, every
+    held delivery goes out at once, each once, and the breaker is closed."""
+    clock = Clock()
+    notifier = FailingDestination(failures=10**6)
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    for job in _jobs(notifier, make_alert, 30):
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    first_wave = notifier.calls
+    # 30 due at once: 16 (the destination's slots) try it before the first failure is known; the other 14
+    # find the breaker open when they get a slot, and wait without trying.
+    assert first_wave == MAX_IN_FLIGHT_PER_DESTINATION
+    assert scheduler.breakers() == ("SMTP server smtp:587",)
+    assert scheduler.held() == 29
+
+    await _run_for(scheduler, clock, 60.0)
+    probes = notifier.calls - first_wave
+    # Backoff 1, 2, 4, 8, 8, … s (jitter: at least half): one probe at a time, about 9-15 in a minute.
+    assert 5 <= probes <= 20, probes
+    assert outcomes == {"delivered": [], "dead": []}
+    assert scheduler.held() == 29
+
+    notifier.failures = notifier.calls  # the password works again
+    await _run_for(scheduler, clock, 10.0)
+    assert len(outcomes["delivered"]) == 30
+    assert notifier.calls - first_wave - probes == 30  # the probe once more, and each held delivery once
+    assert outcomes["dead"] == []
+    assert scheduler.breakers() == ()
+    assert scheduler.held() == 0
+    assert scheduler.pending() == 0
+
+
+async def test_held_deliveries_are_dead_lettered_at_their_give_up_window_not_before(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """A destination that never works again: the held deliveries are dead-lettered ``gave_up`` when their own
+    give-up window ends (not tried), never before; the probe's own give-up hands the role on."""
+    clock = Clock()
+    notifier = FailingDestination(failures=10**6)
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=60.0), clock)
+    for job in _jobs(notifier, make_alert, 3):
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    await _run_for(scheduler, clock, 50.0)
+    assert outcomes["dead"] == []
+    await _run_for(scheduler, clock, 20.0)
+    assert [reason for reason, _ in outcomes["dead"]] == ["gave_up"] * 3
+    assert all("SMTP 535" in detail for _, detail in outcomes["dead"])
+    assert scheduler.pending() == 0
+
+
+async def test_a_probe_dead_lettered_for_its_own_message_hands_the_role_to_a_held_delivery(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """The probe's own message is refused for good (one bad address): it is dead-lettered and a held delivery
+    probes at once (it is not left waiting for its give-up window); it gets through and releases the rest."""
+    from alerts.channels.email import classify_smtp
+
+    clock = Clock()
+    notifier = FailingDestination(failures=3)
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    jobs = _jobs(notifier, make_alert, 3)
+    for job in jobs:
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.held() == 2
+    original = notifier.send
+
+    async def refuse_probe(notification: Notification) -> DeliveryReceipt:
+        if notification is jobs[0].notification:
+            notifier.calls += 1
+            raise classify_smtp(550, "DATA", "5.1.1 No such user")
+        return await original(notification)
+
+    notifier.send = refuse_probe  # type: ignore[method-assign]
+    await _run_for(scheduler, clock, 5.0)
+    assert outcomes["dead"] == [("permanent", "email DATA: SMTP 550 5.1.1 No such user")]
+    assert len(outcomes["delivered"]) == 2
+    assert scheduler.breakers() == ()

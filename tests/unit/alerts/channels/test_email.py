@@ -9,7 +9,7 @@ from email.message import EmailMessage
 import pytest
 from structlog.testing import capture_logs
 
-from alerts.channels.email import EmailNotifier, classify_smtp
+from alerts.channels.email import EmailNotifier, classify_smtp, smtp_scope
 from alerts.routing.config import EmailReceiver
 from schemas.alert import Alert
 from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -364,8 +364,42 @@ async def test_every_recipient_refused_is_retryable_with_a_4xx_and_permanent_wit
     with pytest.raises(RetryableDeliveryError, match="every recipient refused") as raised:
         await notifier.send(notification)
     assert not isinstance(raised.value, PartlyDeliveredError)
-    with pytest.raises(PermanentDeliveryError, match=r"every recipient refused \(SMTP 550, 553\)"):
+    with pytest.raises(PermanentDeliveryError, match=r"every recipient refused \(SMTP 550, 553: no\)"):
         await notifier.send(notification)
+
+
+async def test_every_recipient_refused_by_a_relay_denial_is_the_destination_failing(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """ "554 5.7.1 Relay access denied" to each recipient is the relay refusing this client: the destination
+    failing (held, retried), not a dead letter; the same code with a recipient's reason is that recipient's,
+    and the dead letter keeps the reason (its address left out)."""
+    from alerts.channels.base import Notification
+    from schemas.errors import DestinationFailingError
+
+    notifier = EmailNotifier(EmailReceiver(to=("a@example.com", "b@example.com")), Settings())
+    relay = (554, "5.7.1 <a@example.com>: Relay access denied")
+    unknown = (550, "5.1.1 <a@example.com>: Recipient address rejected: User unknown")
+    answers = [
+        {"a@example.com": relay, "b@example.com": (554, "5.7.1 x")},
+        {"a@example.com": relay, "b@example.com": relay},
+        {"a@example.com": unknown, "b@example.com": unknown},
+    ]
+
+    async def deliver(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        return answers.pop(0)
+
+    monkeypatch.setattr(notifier, "_deliver", deliver)
+    notification = Notification(receiver="r", alerts=(make_alert(),), group_key="g")
+    with pytest.raises(PermanentDeliveryError):  # one of them refused for its own reason: not the relay's
+        await notifier.send(notification)
+    with pytest.raises(DestinationFailingError) as failing:
+        await notifier.send(notification)
+    assert "relay" in failing.value.fix
+    with pytest.raises(PermanentDeliveryError) as refused:
+        await notifier.send(notification)
+    assert "5.1.1 Recipient address rejected: User unknown" in str(refused.value)
+    assert "a@example.com" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -421,3 +455,91 @@ async def test_recipients_are_recorded_in_the_ledger_only_when_the_email_is_not_
     assert ledger.reached(partial, "ar@example.com")
     assert not ledger.reached(partial, "cfo@example.com")
     assert not ledger.reached(whole, "ar@example.com")
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "stage", "scope"),
+    [
+        # the relay refuses this client: every message alike
+        (554, "5.7.1 <csm@example.com>: Relay access denied", "RCPT", "relay"),  # Postfix
+        (550, "5.7.1 Relaying denied", "RCPT", "relay"),  # sendmail
+        (550, "5.7.54 SMTP; Unable to relay recipient in non-accepted domain", "RCPT", "relay"),  # Exchange
+        (550, "5.7.64 TenantAttribution; Relay Access Denied", "RCPT", "relay"),  # Microsoft 365
+        (554, "Relay access denied", "RCPT", "relay"),  # no enhanced code
+        (550, "5.7.25 The sending IP has no PTR record", "DATA", "relay"),
+        (530, "5.7.57 Client not authenticated to send mail", "MAIL", "relay"),
+        (554, "5.7.8 Authentication credentials invalid", "MAIL", "relay"),
+        (554, "5.7.1 Client host rejected: Access denied", "session", "relay"),  # the greeting or EHLO
+        (521, "5.3.2 This host does not accept mail", "session", "relay"),
+        # the sender: every message from it alike
+        (553, "5.7.1 <preempt@localhost>: Sender address rejected: not owned by user", "MAIL", "sender"),
+        (550, "5.1.8 Bad sender's system address", "MAIL", "sender"),
+        (501, "5.1.7 Bad sender address syntax", "MAIL", "sender"),
+        (550, "5.7.26 Unauthenticated email from example.com is not accepted (DMARC)", "DATA", "sender"),
+        (550, "5.7.23 SPF validation failed", "RCPT", "sender"),
+        (550, "Sender rejected", "MAIL", "sender"),  # any other MAIL refusal: every message has that sender
+        # one message or one recipient: dead-lettered with its reason
+        (550, "5.1.1 <nobody@example.com>: Recipient address rejected: User unknown", "RCPT", "message"),
+        (552, "5.2.2 Mailbox full", "RCPT", "message"),
+        (550, "5.7.1 Recipient refuses mail from this sender", "RCPT", "message"),  # per-recipient policy (RFC 3463)
+        (554, "5.7.1 Message rejected as spam", "DATA", "message"),
+        (550, "5.6.0 Content rejected", "DATA", "message"),
+        (554, "Transaction failed", "DATA", "message"),
+        (552, "5.3.4 Message size exceeds fixed limit", "MAIL", "message"),
+        (555, "5.5.4 Unsupported option: SMTPUTF8", "MAIL", "message"),
+        (553, "5.6.7 Non-ASCII addresses not permitted for that sender", "MAIL", "message"),
+        (550, "Requested action not taken: mailbox unavailable", "RCPT", "message"),
+        (
+            550,
+            "5.1.1 <x@example.com>: Recipient address rejected: User unknown in relay recipient table",
+            "RCPT",
+            "message",
+        ),
+        (550, "5.7.1 We do not relay for example.org", "RCPT", "relay"),
+    ],
+)
+def test_smtp_refusals_are_about_the_destination_or_about_one_message(
+    code: int, message: str, stage: str, scope: str
+) -> None:
+    """RFC 5321 replies with RFC 3463 enhanced codes: the stage and the code say whether every message would be
+    refused alike (the relay, the login, the sender) or only this one (its recipient, its content)."""
+    assert smtp_scope(code, message, stage) == scope
+
+
+@pytest.mark.parametrize(
+    ("code", "what", "message", "destination", "fix"),
+    [
+        (554, "RCPT", "5.7.1 Relay access denied", "SMTP server smtp.example.com:25", "relay"),
+        (
+            553,
+            "SenderRefused",
+            "5.7.1 Sender address rejected",
+            "SMTP server smtp.example.com:25, sender alerts@example.com",
+            "PREEMPT_SMTP_FROM",
+        ),
+        (554, "ConnectResponseError", "No SMTP service here", "SMTP server smtp.example.com:25", "PREEMPT_SMTP_HOST"),
+    ],
+)
+def test_destination_wide_refusals_are_the_destination_failing(
+    code: int, what: str, message: str, destination: str, fix: str
+) -> None:
+    """A relay refusal or a refused sender is retried as the destination failing (one ERROR per episode naming
+    the server, and the sender when it is the sender's), not dead-lettered per alert."""
+    from schemas.errors import DestinationFailingError
+
+    error = classify_smtp(code, what, message, "smtp.example.com:25", "alerts@example.com")
+    assert isinstance(error, DestinationFailingError)
+    assert error.destination == destination
+    assert fix in error.fix
+    assert f"SMTP {code}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "what", "message"),
+    [(550, "RCPT", "5.1.1 User unknown"), (554, "DataError", "5.7.1 Message rejected as spam")],
+)
+def test_refusals_of_one_message_stay_permanent(code: int, what: str, message: str) -> None:
+    """A bad address or a message refused for its content is that alert's: dead-lettered with its reason."""
+    error = classify_smtp(code, what, message, "smtp.example.com:25", "alerts@example.com")
+    assert isinstance(error, PermanentDeliveryError)
+    assert message in str(error)
