@@ -47,12 +47,14 @@ def slow_batch(stamp: str) -> bytes:
 
 
 def _queues(port_a: int, port_b: int) -> tuple[int, int] | None:
-    """(send queue, receive queue) in bytes of the IPv4 TCP socket from local ``port_a`` to ``port_b``."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port_a:04X}") and fields[2].endswith(f":{port_b:04X}"):
-            tx, rx = fields[4].split(":")
-            return int(tx, 16), int(rx, 16)
+    """(send queue, receive queue) in bytes of the TCP socket from local ``port_a`` to ``port_b`` (Linux's tables;
+    an IPv4 connection to a dual-stack listener is in tcp6)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port_a:04X}") and fields[2].endswith(f":{port_b:04X}"):
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
     return None
 
 
