@@ -1,7 +1,8 @@
 """The ingest web app: ``POST /v1/events``, the tracking API (``/v1/batch``…), ``/healthz``, ``/readyz``, ``/metrics``.
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
-``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation →
+``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation (both in a
+worker thread, ``parse_threads``: the loop keeps answering probes and other requests) →
 Kafka → 202 with a result per item, or 422 when no item was valid (no event is sent). Rejected
 items then go to the events dead-letter topic in the background (``gate.queue_dead_letters``,
 ``dead_letter_writer``: no answer waits for that write; cleanup drains it before the sink stops). The
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -39,6 +41,7 @@ from streams.ingest.gate import (
     queue_dead_letters,
     store,
 )
+from streams.ingest.parse_threads import PARSE_THREADS, ParseThreads
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
@@ -146,15 +149,17 @@ async def post_events(request: web.Request) -> web.Response:
     if not isinstance(admitted, Admitted):
         return admitted
     config = request.app[CONFIG]
+    parse = partial(
+        parse_body,
+        admitted.body,
+        max_event_bytes=config.max_event_bytes,
+        max_future_skew=config.max_future_skew,
+        now=admitted.received_at,
+        max_items=config.max_items,
+        max_shared_context_bytes=config.max_shared_context_bytes,
+    )
     try:
-        parsed = parse_body(
-            admitted.body,
-            max_event_bytes=config.max_event_bytes,
-            max_future_skew=config.max_future_skew,
-            now=admitted.received_at,
-            max_items=config.max_items,
-            max_shared_context_bytes=config.max_shared_context_bytes,
-        )
+        parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
     except TooManyItems as exc:
         return _error(413, "too_many_items", str(exc))
     except BodyError as exc:
@@ -227,6 +232,7 @@ def create_ingest_app(
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
+    parse_threads = app[PARSE_THREADS] = ParseThreads(config.large_bodies.slots)
     writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
     if merger is not None:
         merger.health = writes
@@ -251,6 +257,7 @@ def create_ingest_app(
         if merger is not None:
             await merger.stop()
         await sink.stop()
+        parse_threads.shutdown()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stopping)

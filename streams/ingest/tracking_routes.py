@@ -21,10 +21,12 @@ body; browsers may call only from ``PREEMPT_INGEST_CORS_ORIGINS``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 
 from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
+from streams.ingest.parse_threads import PARSE_THREADS
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -80,8 +82,9 @@ def tracking_handler(call: str | None) -> Handler:
 
     async def answer(request: web.Request, admitted: Admitted) -> web.Response:
         config = request.app[CONFIG]
+        parse = partial(parse_tracking, admitted.body, call, config.tracking, admitted.received_at)
         try:
-            parsed = parse_tracking(admitted.body, call, config.tracking, admitted.received_at)
+            parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
         except TooManyItems as exc:
             return tracking_error(413, "too_many_items", str(exc))
         except BodyError as exc:

@@ -1,0 +1,126 @@
+"""Request bodies are parsed in worker threads: the event loop answers other requests meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.ingest import app as ingest_app
+from streams.ingest import tracking_routes
+from streams.ingest.parse_threads import ParseThreads
+from streams.ingest.payload import BodyError
+from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, event, track
+from tests.unit.streams.ingest.test_large_batches import large_batch
+
+HOLD_S = 5.0  # how long a held parse waits to be released (on the event loop, it could not be)
+
+
+class HeldParse:
+    """Wraps a parse function: the first call waits until ``release`` (at most ``HOLD_S``), and says how it ended."""
+
+    def __init__(self, parse: Callable[..., Any], order: list[str]) -> None:
+        self.parse = parse
+        self.order = order
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.order.append("parse released" if self.release.wait(HOLD_S) else "parse not released")
+        return self.parse(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("route", "module", "name", "body", "headers", "ids", "small_after"),
+    [
+        ("/v1/batch", tracking_routes, "parse_tracking", large_batch(), BASIC, ["m0", "m1", "m2", "m3", "m4"], False),
+        ("/v1/events", ingest_app, "parse_body", orjson.dumps([event("e1"), event("e2")]), AUTH, ["e1", "e2"], True),
+    ],
+)
+async def test_other_requests_are_answered_while_a_body_is_parsed(
+    client_factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
+    module: Any,
+    name: str,
+    body: bytes,
+    headers: dict[str, str],
+    ids: list[str],
+    small_after: bool,
+) -> None:
+    """While a body's parse is held, /healthz is answered (on the event loop, the held parse blocked it until it
+    gave up), and so is a small batch beside a large body (over the body limit). Ordinary bodies are parsed one at
+    a time, in order, as on the loop: a small batch after an ordinary body waits for its parse. Once released, the
+    body is answered and stored as before."""
+    client, sink = await client_factory(ingest_max_body_bytes=16 * 1024)
+    order: list[str] = []
+    held = HeldParse(getattr(module, name), order)
+    monkeypatch.setattr(module, name, held)
+    posted = asyncio.ensure_future(client.post(route, data=body, headers=headers))
+    assert await asyncio.to_thread(held.entered.wait, HOLD_S)
+    probe = await client.get("/healthz")
+    order.append(f"probe {probe.status}")
+    small = asyncio.ensure_future(
+        client.post("/v1/batch", data=orjson.dumps({"batch": [track("small")]}), headers=BASIC)
+    )
+    if not small_after:
+        order.append(f"small batch {(await small).status}")
+    held.release.set()
+    response = await posted
+    if small_after:
+        order.append(f"small batch {(await small).status}")
+    if small_after:
+        assert order == ["probe 200", "parse released", "small batch 200"]
+    else:
+        assert order == ["probe 200", "small batch 200", "parse released"]
+    assert response.status in (200, 202), await response.text()
+    stored = [orjson.loads(value)["event_id"] for _, value in sink.records]
+    assert stored == ([*ids, "small"] if small_after else ["small", *ids])
+
+
+async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_beside_them() -> None:
+    """Ordinary bodies queue in one thread (in the order they came, as on the loop); a large body does not wait
+    for them, and neither runs on the event loop's thread."""
+    threads = ParseThreads(large_slots=1)
+    loop_thread = threading.get_ident()
+    first_started, first_may_end = threading.Event(), threading.Event()
+    ran: list[tuple[str, bool]] = []
+
+    def parse(name: str, wait: threading.Event | None = None) -> str:
+        ran.append((name, threading.get_ident() != loop_thread))
+        if wait is not None:
+            first_started.set()
+            assert wait.wait(HOLD_S)
+        return name
+
+    try:
+        first = asyncio.ensure_future(threads.run(lambda: parse("first", first_may_end), large=False))
+        second = asyncio.ensure_future(threads.run(lambda: parse("second"), large=False))
+        assert await asyncio.to_thread(first_started.wait, HOLD_S)
+        assert await threads.run(lambda: parse("large"), large=True) == "large"
+        assert not second.done()
+        first_may_end.set()
+        assert (await first, await second) == ("first", "second")
+    finally:
+        threads.shutdown()
+    assert ran == [("first", True), ("large", True), ("second", True)]
+
+
+async def test_a_parse_error_reaches_the_handler() -> None:
+    """What a parse raises (a body that is not JSON…) is raised to the caller, as it was on the loop."""
+    threads = ParseThreads(large_slots=1)
+
+    def refuse() -> None:
+        raise BodyError("the body is not valid JSON")
+
+    try:
+        with pytest.raises(BodyError, match="not valid JSON"):
+            await threads.run(refuse, large=False)
+    finally:
+        threads.shutdown()
