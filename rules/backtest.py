@@ -38,7 +38,7 @@ from rules.clock import EventTimeClock
 from rules.engine import AlertTooLargeError, EventOutcome, RuleEngine
 from rules.findings import Finding
 from rules.state import AccountState
-from schemas.account import Account
+from schemas.account import Account, Owner, owner_identity
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
 from schemas.errors import BacktestRangeError
@@ -284,21 +284,48 @@ class AlertBudget:
         return sorted((owner, week, n) for (owner, week), n in self.per_owner_week.items() if n > limit)
 
 
-def owner_label(account: Account | None) -> str:
-    """The owner a budget line is charged to: name, else email, else Slack, else NO_OWNER."""
-    if account is None:
-        return NO_OWNER
-    owner = account.owner
-    return owner.name or owner.email or owner.slack or NO_OWNER
+def owner_labels(accounts: dict[str, Account]) -> dict[str, str]:
+    """Account id → the owner its budget lines are charged to, for every account with an owner on record.
+
+    Owners are told apart as ``preempt evaluate`` tells them (``owner_identity``: email, else Slack id,
+    else name), never by name alone: two CSMs called "Alex Kim" have two budgets, shown as
+    ``Alex Kim <alex@one.example>`` and ``Alex Kim <alex@two.example>``; an owner whose name no other
+    owner has is shown by name. One owner written two ways is shown as its first account (by id) writes it.
+    """
+    shown: dict[str, Owner] = {}  # identity → the record it is shown as
+    identity_of: dict[str, str] = {}
+    for account_id in sorted(accounts):
+        owner = accounts[account_id].owner
+        identity = owner_identity(owner.model_dump())
+        if identity is not None:
+            identity_of[account_id] = identity
+            shown.setdefault(identity, owner)
+    names = Counter(_name(owner) for owner in shown.values())
+    label = {identity: _label(owner, names) for identity, owner in shown.items()}
+    return {account_id: label[identity] for account_id, identity in identity_of.items()}
+
+
+def _name(owner: Owner) -> str:
+    return " ".join((owner.name or owner.email or owner.slack or "").split())
+
+
+def _label(owner: Owner, names: Counter[str]) -> str:
+    name = _name(owner)
+    if names[name] == 1 or not owner.name:
+        return name
+    if owner.email:
+        return f"{name} <{owner.email.strip()}>"
+    return f"{name} ({owner.slack.strip()})" if owner.slack else name
 
 
 def alert_budget(alerts: Iterable[Alert], accounts: dict[str, Account]) -> AlertBudget:
     """Count alerts for the summary."""
     budget = AlertBudget()
+    owners = owner_labels(accounts)
     for alert in alerts:
         budget.per_rule[alert.rule_id] += 1
         budget.per_severity[alert.severity] += 1
-        owner, week = owner_label(accounts.get(alert.account_id)), iso_week(alert.fired_at)
+        owner, week = owners.get(alert.account_id, NO_OWNER), iso_week(alert.fired_at)
         budget.per_owner_week[(owner, week)] += 1
         budget.per_owner_week_rule[(owner, week, alert.rule_id)] += 1
     return budget

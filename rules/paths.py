@@ -1,8 +1,11 @@
 """Dotted paths into an event (``properties.plan.tier``, ``user_id``), compiled to getters.
 
 The roots are the event's fields; below ``properties`` and ``context`` the path walks nested
-JSON objects. A missing step yields :data:`MISSING` rather than an error, so a rule never
-crashes on an event that lacks a property.
+JSON objects, and a key with dots in its name is found by the same path: ``properties.http.code``
+reads ``{"http": {"code": 503}}`` and also ``{"http.code": 503}`` (OpenTelemetry-style attribute
+names, which no path could reach otherwise); where both hold a value, the nested object's is read.
+A missing step yields :data:`MISSING` rather than an error, so a rule never crashes on an event
+that lacks a property.
 """
 
 from __future__ import annotations
@@ -60,13 +63,30 @@ def compile_path(path: str) -> Getter:
         return lambda ev: ev.context.get(key, MISSING)
 
     def walk(ev: Event) -> Any:
-        node: Any = ev.properties if root == "properties" else ev.context
+        top: Any = ev.properties if root == "properties" else ev.context
+        node = top
         for key in keys:
             if not isinstance(node, dict):
-                return MISSING
+                return _dotted(top, keys)
             node = node.get(key, MISSING)
             if node is MISSING:
-                return MISSING
+                return _dotted(top, keys)
         return node
 
     return walk
+
+
+def _dotted(node: Any, keys: tuple[str, ...]) -> Any:
+    """The value at ``keys`` below ``node`` where some keys hold dots (``{"http.code": 503}``): shorter keys first,
+    so the nested object's value wins; only read when the plain nested walk found nothing."""
+    if not keys:
+        return node
+    if not isinstance(node, dict):
+        return MISSING
+    for end in range(1, len(keys) + 1):
+        value = node.get(".".join(keys[:end]), MISSING)
+        if value is not MISSING:
+            found = _dotted(value, keys[end:])
+            if found is not MISSING:
+                return found
+    return MISSING

@@ -11,6 +11,7 @@ MRR, tier and plan); nothing else depends on them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -67,6 +68,21 @@ class Owner(BaseModel):
     name: Text | None = None
     email: Text | None = None
     slack: Text | None = Field(None, description="Slack member id (U…) or channel (#cs-acme)")
+
+
+def owner_identity(owner: Mapping[str, Any]) -> str | None:
+    """Who an owner is, for counting owners: the email (case and spaces aside), else the Slack id, else the name.
+
+    Names are not identities: two CSMs called "Alex Kim" are two owners, and one CSM written "Ann Lee" on one
+    record and "ann lee " on another is one (their email says so). None: no owner on record.
+    """
+    for field, prefix in (("email", "email:"), ("slack", "slack:"), ("name", "name:")):
+        value = owner.get(field)
+        if value is not None and not isinstance(value, dict | list):
+            text = " ".join(str(value).split())
+            if text:
+                return prefix + (text.casefold() if field != "slack" else text)
+    return None
 
 
 class AccountLinks(BaseModel):

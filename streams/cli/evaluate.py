@@ -12,6 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from rules.evaluation import AlertPoint, RuleScore, evaluate, render_table
+from schemas.account import owner_identity
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
 from schemas.durations import parse_duration, parse_duration_or_seconds
@@ -30,21 +31,6 @@ from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.option_types import InputPath
 from streams.cli.progress import file_progress
-
-
-def owner_identity(owner: dict[str, Any]) -> str | None:
-    """Who an owner is, for counting owners: the email (case and spaces aside), else the Slack id, else the name.
-
-    Names are not identities: two CSMs called "Alex Kim" are two owners, and one CSM written "Ann Lee" on one
-    record and "ann lee " on another is one (their email says so). None: no owner on record.
-    """
-    for field, prefix in (("email", "email:"), ("slack", "slack:"), ("name", "name:")):
-        value = owner.get(field)
-        if value is not None and not isinstance(value, dict | list):
-            text = " ".join(str(value).split())
-            if text:
-                return prefix + (text.casefold() if field != "slack" else text)
-    return None
 
 
 def alert_point(alert: Alert) -> AlertPoint:

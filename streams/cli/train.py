@@ -27,6 +27,7 @@ from streams.cli.input_files import rereadable
 from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress, progress_bar
+from streams.runtime.settings import Settings
 
 if TYPE_CHECKING:  # scikit-learn's import takes seconds: the module is imported once options are checked
     from streams.prescient.training import Samples
@@ -318,6 +319,9 @@ def train_command(
             f"--negative-horizon {negative_horizon} must not be shorter than --horizon {horizon}"
         )
     names = outcome_names(outcome_events)  # before scikit-learn's import, which takes seconds
+    settings = Settings()  # the worker's lateness and dedup horizon: the model learns from the events it evaluates
+    lateness = settings.allowed_lateness_seconds
+    dedup_horizon = max(settings.dedup_horizon_seconds, lateness)  # as preempt backtest keeps it
     if next(read_file(events_path), None) is None:  # a wrong or truncated file, not "no outcomes"
         raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
     try:
@@ -381,13 +385,24 @@ def train_command(
             horizon_s,
             every_s,
             warmup_s,
+            allowed_lateness=lateness,
             min_lead=min_lead_s,
             negative_horizon=negative_s,
             accounts_file=accounts,
+            dedup_horizon=dedup_horizon,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
         if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
-            click.echo(f"{samples.late} event(s) out of time order beyond 5 s ignored, as the engine would", err=True)
+            click.echo(
+                f"{samples.late} event(s) out of time order beyond {lateness:g} s ignored, as the engine would",
+                err=True,
+            )
+        if samples.duplicates:
+            click.echo(
+                f"{samples.duplicates} duplicate event(s) (an event id sent again within {dedup_horizon:g} s) ignored, "
+                "as the engine would",
+                err=True,
+            )
         _check_as_of_spacing(samples, every_s, as_of_every)
         _check_both_labels(samples.labels, warmup)
         steps = risk_training.fit_steps(samples, regularization)

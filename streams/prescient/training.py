@@ -152,7 +152,8 @@ def _common_values(values: list[str | None], needed: int) -> tuple[str, ...]:
 SAMPLE_CHUNK_ROWS = 4096
 """Samples are kept in float64 blocks of this many rows (NaN = unknown): 8 bytes a feature, not a Python float."""
 DEDUP_HORIZON = 86400.0
-"""An event id seen at most this long (of event time) before is a duplicate: the engine's default ``dedup_horizon``."""
+"""An event id seen at most this long (of event time) before is a duplicate: the engine's default ``dedup_horizon``
+(``preempt train`` gives the worker's setting)."""
 
 
 @dataclass(slots=True)
@@ -173,7 +174,7 @@ class Samples:
     late: int = 0
     """Events older than the watermark (newest − lateness), ignored as the engine ignores them."""
     duplicates: int = 0
-    """Events whose id the account sent within :data:`DEDUP_HORIZON` before, ignored as the engine ignores them."""
+    """Events whose id the account sent within the dedup horizon before, ignored as the engine ignores them."""
     _blocks: list[np.ndarray[Any, Any]] = field(default_factory=list)
     _filled: int = 0
 
@@ -215,8 +216,12 @@ def collect_samples(
     min_lead: float = 0.0,
     negative_horizon: float | None = None,
     accounts_file: Mapping[str, Account] | None = None,
+    dedup_horizon: float = DEDUP_HORIZON,
 ) -> Samples:
     """Replay events through the feature state and snapshot every account at each as-of time.
+
+    ``allowed_lateness`` and ``dedup_horizon`` are the engine's: give the worker's settings, so that the
+    events the model learns from are those the worker evaluates.
 
     A version 3 spec reads each account's record from ``accounts_file`` (missing: unknown), as the
     engine reads it from the accounts topic or a backtest's accounts file.
@@ -232,7 +237,7 @@ def collect_samples(
     if every <= 0 or not (every / DAY).is_integer():
         raise ValueError("as-of spacing must be a whole number of days")
     states: dict[str, dict[str, Any]] = {}
-    # event ids of the last DEDUP_HORIZON, per account, as the engine keeps them: memory follows the event rate,
+    # event ids of the last dedup horizon, per account, as the engine keeps them: memory follows the event rate,
     # not the history's length (a set of every (account, id) took about 200 bytes an event)
     seen: dict[str, dict[str, float]] = {}
     arrivals: deque[tuple[float, str, str]] = deque()
@@ -290,7 +295,7 @@ def collect_samples(
         if ids is None:
             ids = seen[event.account_id] = {}
         first_seen = ids.get(event.event_id)
-        if first_seen is not None and event.ts - first_seen <= DEDUP_HORIZON:
+        if first_seen is not None and event.ts - first_seen <= dedup_horizon:
             samples.duplicates += 1  # the engine's DUPLICATE (checked before lateness, as there)
             continue
         if next_tick is None:
@@ -301,7 +306,7 @@ def collect_samples(
             continue
         ids[event.event_id] = event.ts  # an id seen longer ago than the horizon is a new event reusing it
         arrivals.append((event.ts, event.account_id, event.event_id))
-        forget_before = watermark - DEDUP_HORIZON
+        forget_before = watermark - dedup_horizon
         while arrivals and arrivals[0][0] < forget_before:
             ts, account_id, event_id = arrivals.popleft()
             kept = seen[account_id]

@@ -284,3 +284,22 @@ def test_an_alert_too_large_to_send_is_counted_not_written_and_the_rest_go_on(ma
     assert result.not_built == 1
     assert "big-playbook" in result.not_built_reason
     assert "bytes" in result.not_built_reason
+
+
+def test_the_budget_tells_owners_apart_by_email_not_by_name(make_rule, make_engine, write_jsonl):
+    """Two CSMs with the same name are two budgets (shown with their emails); one CSM written two ways is one."""
+    accounts_path = write_jsonl(
+        "accounts.jsonl",
+        [
+            {"account_id": "a", "owner": {"name": "Alex Kim", "email": "alex@one.example"}},
+            {"account_id": "b", "owner": {"name": "Alex Kim", "email": "alex@two.example"}},
+            {"account_id": "c", "owner": {"name": "Ann Lee", "email": "ann@x.example"}},
+            {"account_id": "d", "owner": {"name": "ann lee ", "email": "ANN@x.example"}},
+        ],
+    )
+    accounts, _ = load_accounts(accounts_path)
+    rows = [_event(f"e{n}", n, "NPS", account=account, properties={"score": 1}) for n, account in enumerate("abcd")]
+    result = _run(make_engine(make_rule("any")), write_jsonl("e.jsonl", rows), accounts=accounts)
+    budget = alert_budget(result.alerts, accounts)
+    assert budget.per_owner() == {"Alex Kim <alex@one.example>": 1, "Alex Kim <alex@two.example>": 1, "Ann Lee": 2}
+    assert budget.over(1) == [("Ann Lee", "2026-W48", 2)]

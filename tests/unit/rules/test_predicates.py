@@ -53,6 +53,20 @@ def test_where_ops(make_event, where, properties, expected):
     assert _matches(make_event, where, properties=properties) is expected
 
 
+def test_a_key_with_dots_in_its_name_is_found_by_the_same_path(make_event):
+    """``properties.http.code`` finds a flat ``{"http.code": 503}`` (OpenTelemetry-style attribute names) as well as
+    ``{"http": {"code": 503}}``, at any depth; where both hold a value, the nested object's is the one compared."""
+    where = {"properties.http.code": {"gte": 500}}
+    assert _matches(make_event, where, properties={"http.code": 503})
+    assert _matches(make_event, where, properties={"http": {"code": 503}})
+    assert _matches(make_event, where, properties={"http": {"method": "GET"}, "http.code": 503})
+    assert not _matches(make_event, where, properties={"http": {"code": 200}, "http.code": 503})
+    assert not _matches(make_event, where, properties={"http.code.x": 503})
+    assert _matches(make_event, {"properties.a.b.c": 1}, properties={"a": {"b.c": 1}})
+    assert _matches(make_event, {"properties.a.b.c": 1}, properties={"a.b": {"c": 1}})
+    assert _matches(make_event, {"context.page.url": {"contains": "/cancel"}}, context={"page.url": "/x/cancel"})
+
+
 def test_event_name_or_list_or_any(make_event):
     """``event`` is one name, a list of names, or absent (every event)."""
     login, other = make_event(event="Login"), make_event(event="Other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -613,3 +614,36 @@ def test_an_empty_accounts_file_is_named_as_empty(history: dict[str, Path], tmp_
         f"Error: {empty}: no accounts: the file is empty or only blank lines; give a JSONL of account records "
         "(`preempt events schema --account`), or leave --accounts out"
     ]
+
+
+def test_duplicates_and_late_events_follow_the_worker_settings(
+    history: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the worker: an event id sent again an hour later is a duplicate within the default day of
+    PREEMPT_DEDUP_HORIZON_SECONDS and a new event within half an hour; an event 3 s out of order is in time within
+    the default 5 s of PREEMPT_ALLOWED_LATENESS_SECONDS and late within 0 s."""
+    lines = history["events"].read_bytes().splitlines()
+    first, middle = orjson.loads(lines[0]), orjson.loads(lines[100])
+    again = {**first, "timestamp": _shifted(first, 3600)}
+    behind = {**middle, "event_id": "three-seconds-behind", "timestamp": _shifted(middle, -3)}
+    ordered = sorted([*lines, orjson.dumps(again)], key=lambda line: _shifted(orjson.loads(line), 0))
+    at = ordered.index(lines[100]) + 1
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in [*ordered[:at], orjson.dumps(behind), *ordered[at:]]))
+    args = ["train", "--events", str(events), "--outcomes", str(history["outcomes"]), "--output", str(tmp_path / "m")]
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "1 duplicate event(s) (an event id sent again within 86400 s) ignored, as the engine would" in result.stderr
+    assert "out of time order" not in result.stderr
+
+    monkeypatch.setenv("PREEMPT_DEDUP_HORIZON_SECONDS", "1800")
+    monkeypatch.setenv("PREEMPT_ALLOWED_LATENESS_SECONDS", "0")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "duplicate event(s)" not in result.stderr
+    assert "1 event(s) out of time order beyond 0 s ignored, as the engine would" in result.stderr
+
+
+def _shifted(event: dict[str, str], seconds: float) -> str:
+    return (datetime.fromisoformat(event["timestamp"]) + timedelta(seconds=seconds)).isoformat()
