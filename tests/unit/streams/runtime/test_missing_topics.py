@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from streams.runtime.missing_topics import MissingTopicWatch, changelog_reason, written_reason
 
@@ -61,3 +63,47 @@ def test_a_topic_absent_for_less_than_the_confirmation_time_is_not_missing() -> 
     assert watch.observe(lambda _t: False, 18.0) == ([], [])
     assert watch.observe(lambda _t: False, 33.0) == (["t-changelog"], [])
     assert watch.missing == {"t-changelog"}
+
+
+def test_a_written_topic_the_producer_no_longer_asks_metadata_for_is_not_missing() -> None:
+    """aiokafka's producer asks the metadata of every topic until it first sends to one its metadata lacks (a
+    dead-letter topic briefly gone); from then on it asks only for the topics it was given that way. The
+    alerts topic, listed before, is absent from every later answer although it exists: it is not known to be
+    missing (before: /readyz 503 'topic … does not exist (deleted?)' until an alert was sent)."""
+    from types import SimpleNamespace
+
+    from aiokafka.cluster import ClusterMetadata
+
+    from streams.runtime.missing_topics import watch_topics
+
+    cluster = ClusterMetadata()
+    cluster._partitions.update({"x.alerts": {0: None}, "x.events.dlq": {0: None}})
+    client = SimpleNamespace(cluster=cluster, _sync_task=object(), _topics=set())
+    timers: list[Callable[[], Any]] = []
+    app = SimpleNamespace(
+        conf=SimpleNamespace(name="preempt-rules-test"),
+        timer=lambda **_options: lambda fn: timers.append(fn) or fn,
+        consumer=SimpleNamespace(_thread=None),
+        producer=SimpleNamespace(_producer=SimpleNamespace(client=client)),
+    )
+    now = [0.0]
+    reasons = watch_topics(
+        app,  # type: ignore[arg-type]
+        changelogs=(),
+        written=["x.alerts"],
+        reason_for=lambda topic: f"{topic} missing",
+        stop=lambda _error: None,
+        confirm_s=15.0,
+        clock=lambda: now[0],
+    )
+    (check,) = timers
+    asyncio.run(check())  # every topic's metadata: the alerts topic is seen
+    client._topics = {"x.events.dlq"}  # a send to the dead-letter topic while it was gone: only it is asked for
+    del cluster._partitions["x.alerts"]
+    for now[0] in (2.0, 10.0, 20.0, 40.0):
+        asyncio.run(check())
+    assert reasons() == ()
+    client._topics = {"x.events.dlq", "x.alerts"}  # asked for, and not in the answer: deleted
+    for now[0] in (42.0, 60.0):
+        asyncio.run(check())
+    assert reasons() == ("x.alerts missing",)
