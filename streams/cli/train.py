@@ -59,24 +59,43 @@ FIT_COPIES = 2.5
 """The samples' matrix, its copy while the blocks are joined, and the training folds' copies in the fit."""
 
 
+MEMINFO = Path("/proc/meminfo")
+CGROUP = Path("/sys/fs/cgroup")  # cgroup v2: this process's group (a container's) is mounted here
+
+
 def available_memory() -> int | None:
     """Bytes this process may still take: MemAvailable, or less under a cgroup limit; None when unknown."""
     available: int | None = None
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in MEMINFO.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        limit = (CGROUP / "memory.max").read_text().strip()
+        used = int((CGROUP / "memory.current").read_text().strip())
+        # memory.current counts the page cache of the files read (the whole events file, just before the check);
+        # its inactive part is given back on demand: not taken (the kubelet's working set leaves it out too).
+        used -= _inactive_file()
         if limit != "max":
             room = int(limit) - used
             available = room if available is None else min(available, room)
     except (OSError, ValueError):
         pass
     return available
+
+
+def _inactive_file() -> int:
+    """The cgroup's reclaimable page cache (``memory.stat``'s ``inactive_file``); 0 when not known."""
+    try:
+        for line in (CGROUP / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "inactive_file":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _check_memory(accounts: int, span: list[float], every_s: float, width: int) -> None:

@@ -942,6 +942,17 @@ def producer_metadata_topics(app: faust.App) -> frozenset[str] | None:
     return _cluster_topics(getattr(getattr(app.producer, "_producer", None), "client", None))
 
 
+def producer_metadata_requested(app: faust.App) -> frozenset[str] | None:
+    """The topics the producer client asks the metadata of (None: every topic).
+
+    Upstream behaviour: ``AIOKafkaClient`` asks for every topic while its ``_topics`` is empty; a send to a
+    topic its metadata lacks (``_wait_on_metadata`` → ``add_topic``) adds that topic, and from then on
+    every refresh asks for ``_topics`` only: a topic outside it drops out of ``cluster`` although it
+    exists, until the producer first sends to it."""
+    requested = getattr(getattr(getattr(app.producer, "_producer", None), "client", None), "_topics", None)
+    return frozenset(requested) if requested else None
+
+
 # --- 17. The local files of a table's store ------------------------------------------------------
 #
 # Upstream behaviour: Faust's RocksDB store keeps each partition of a table in

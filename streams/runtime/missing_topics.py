@@ -33,7 +33,12 @@ from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
 
 from schemas.errors import ConfigError
-from streams.runtime.faust_compat import consumer_metadata_topics, producer_metadata_topics, table_store_files
+from streams.runtime.faust_compat import (
+    consumer_metadata_topics,
+    producer_metadata_requested,
+    producer_metadata_topics,
+    table_store_files,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import TOPIC_MISSING
 from streams.runtime.settings import Settings
@@ -135,8 +140,14 @@ def watch_topics(
     for topic in (*changelog_watch.topics, *written_watch.topics):
         TOPIC_MISSING.labels(app=name, topic=topic).set(0)
 
-    def listed_in(topics: frozenset[str] | None) -> Callable[[str], bool | None]:
-        return lambda topic: None if topics is None else topic in topics
+    def listed_in(
+        topics: frozenset[str] | None, requested: frozenset[str] | None = None
+    ) -> Callable[[str], bool | None]:
+        # A topic the client does not ask the metadata of (requested: None, every topic) is absent from
+        # it whether it exists or not: nothing is known of it.
+        return lambda topic: (
+            None if topics is None or (requested is not None and topic not in requested) else (topic in topics)
+        )
 
     async def check() -> None:
         now = clock()
@@ -148,7 +159,8 @@ def watch_topics(
                 reason = changelog_reason(topic)
                 log.critical("changelog topic missing; stopping", topic=topic, reason=reason)
                 stop(LostStateError(reason))
-        lost, back = written_watch.observe(listed_in(producer_metadata_topics(app)), now)
+        written_listed = listed_in(producer_metadata_topics(app), producer_metadata_requested(app))
+        lost, back = written_watch.observe(written_listed, now)
         for topic in lost:
             TOPIC_MISSING.labels(app=name, topic=topic).set(1)
             log.error("topic missing; not ready until it is back", topic=topic, reason=reason_for(topic))

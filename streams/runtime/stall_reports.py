@@ -93,6 +93,9 @@ class UnreadableOffsets:
         if self._pending is not None and not self._pending.done():
             raise TimeoutError(f"the previous sample has had no answer for over {bound_s:.0f} s")
         self._pending = asyncio.ensure_future(make())
+        # A late answer is dropped with the task: its error (aiokafka's, after its request timeout) too,
+        # not left for the loop to log as "Task exception was never retrieved" with a traceback.
+        self._pending.add_done_callback(_retrieve)
         done, _ = await asyncio.wait({self._pending}, timeout=bound_s)
         if not done:
             raise TimeoutError()
@@ -133,3 +136,8 @@ class UnreadableOffsets:
             f"end offsets of {self.topic} not readable for {failing_for:.0f} s ({self._failure}): the brokers "
             "answer but do not serve its partitions (leaders down, no controller quorum?); progress unknown",
         )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

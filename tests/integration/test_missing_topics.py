@@ -26,6 +26,7 @@ from tests.integration.topology_support import (
     exit_line,
     publish_crates,
     ready_worker,
+    readyz,
     reset_group,
     wait_readyz,
 )
@@ -249,3 +250,38 @@ def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_an
         f"{names.alerts}"
     ), line
     assert changelog not in _topics(kafka_bootstrap)
+
+
+def test_a_worker_whose_producer_asks_for_fewer_topics_does_not_call_the_alerts_topic_deleted(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Dead letters sent while the events' dead-letter topic was briefly gone make the producer ask the metadata
+    of that topic only (aiokafka); the alerts topic, which exists, is then absent from every answer. Before, the
+    worker said 'topic … alerts does not exist (deleted?)' (/readyz 503) until an alert was sent; it stays ready."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    worker = ready_worker(process_factory, settings, "worker")
+    wait_readyz(settings.worker_web_port, 200)
+
+    delete_topic(kafka_bootstrap, names.events_dlq)
+    time.sleep(3)
+    for key in (b"bad-1", b"bad-2"):  # the second one sent once the producer's metadata lacks the topic
+        producer.send(names.events, key=key, value=b"not json")
+        producer.flush()
+        time.sleep(4)
+    ensure_topics(settings)
+    statuses = []
+    deadline = time.monotonic() + 35  # past the 15 s a topic must stay absent to count as missing
+    while time.monotonic() < deadline:
+        status, body = readyz(settings.worker_web_port)
+        statuses.append((status, str(body.get("reason", ""))[:80]))
+        time.sleep(1)
+    assert {status for status, _ in statuses} == {200}, statuses
+    assert '"topic missing; not ready until it is back"' not in worker.log_text()

@@ -647,3 +647,24 @@ def test_duplicates_and_late_events_follow_the_worker_settings(
 
 def _shifted(event: dict[str, str], seconds: float) -> str:
     return (datetime.fromisoformat(event["timestamp"]) + timedelta(seconds=seconds)).isoformat()
+
+
+def test_the_page_cache_of_the_events_read_is_not_counted_as_memory_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a cgroup v2 memory limit, memory.current counts the page cache of the files read, and the first pass
+    reads the whole events file just before the check: the kernel gives that cache back on demand, so the
+    inactive part of it (memory.stat's inactive_file, as the kubelet's working set leaves it out) is room too.
+    Counted as taken, a 3 GB events file in a 4 GB container refused a training that fits."""
+    from streams.cli import train
+
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.max").write_text(f"{4 * 2**30}\n")
+    (cgroup / "memory.current").write_text(f"{4 * 2**30 - 2**20}\n")  # at the limit: mostly the events' cache
+    (cgroup / "memory.stat").write_text(f"anon {400 * 2**20}\nfile {3 * 2**30}\ninactive_file {3 * 2**30}\n")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: {64 * 2**20} kB\nMemAvailable: {60 * 2**20} kB\n")
+    monkeypatch.setattr(train, "CGROUP", cgroup)
+    monkeypatch.setattr(train, "MEMINFO", meminfo)
+    assert train.available_memory() == 3 * 2**30 + 2**20
