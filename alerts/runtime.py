@@ -66,7 +66,7 @@ from streams.runtime.dead_letters import (
     alert_dead_letter_headers,
     bounded,
 )
-from streams.runtime.faust_compat import ack_offsets, committed_offsets
+from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -92,6 +92,8 @@ STOP_DELIVERY_TIMEOUT_SECONDS = 20.0
 REKEYED_HEADER = "preempt-rekeyed-from"  # partition:offset of the mis-keyed record an alert was produced again from
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
+# The first alert of a partition after an assignment waits at most this long for the group's committed offset.
+COMMITTED_FETCH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +305,7 @@ class NotifierRuntime:
         """
         expected = self.read_offsets.get(partition)
         if expected is None:  # the first record since the assignment: from the group's committed offset
-            expected = committed_offsets(self.app.consumer).get(TP(self.topics.alerts.get_topic_name(), partition))
+            expected = await self._committed(partition)
         jump = offset_jump(expected, offset)
         if jump is None or self.recordless.covers(partition, *jump):
             return
@@ -329,6 +331,16 @@ class NotifierRuntime:
                 recovered=len(skipped.records),
                 lost=skipped.lost,
             )
+
+    async def _committed(self, partition: int) -> int | None:
+        """The group's committed offset of ``partition``, asked of the group coordinator (bounded); Faust's own
+        copy when it does not answer. Faust's copy alone was not known yet when the first record after a
+        restart came (``tests/integration/test_notifier_skipped_alerts.py``): a skip of it went unseen."""
+        tp = TP(self.topics.alerts.get_topic_name(), partition)
+        got = await group_committed_offsets(self.app, [tp], COMMITTED_FETCH_TIMEOUT_SECONDS)
+        if got is not None:
+            return got.get(tp)
+        return committed_offsets(self.app.consumer).get(tp)
 
     def _ack_reread(self, partition: int, offset: int) -> None:
         """Let Faust commit past a re-read alert once it is settled: Faust never delivered it, so it never acks it."""

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka.producer.future import RecordMetadata
 
 from alerts.app import app_id
+from schemas.alert import Alert
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
@@ -26,6 +28,7 @@ from tests.integration.notifier_harness import (
     make_alert,
     metric_value,
     notifier_settings,
+    start_notifier,
     wait_for_records,
     write_routes,
 )
@@ -38,6 +41,33 @@ def _committed(bootstrap: list[str], group: str, tp: TopicPartition) -> int | No
         return None if meta is None else meta.offset
     finally:
         admin.close()
+
+
+def _wait_committed(settings: Settings, tp: TopicPartition, offset: int, notifier: ManagedProcess) -> None:
+    """Wait (bounded) until the notifiers' group committed ``offset`` on ``tp``."""
+    deadline = time.monotonic() + 60
+    while (committed := _committed(settings.bootstrap_servers, app_id(settings), tp)) != offset:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"the group's offset of {tp} stayed at {committed}, not {offset}:\n{notifier.log_text()[-3000:]}"
+            )
+        time.sleep(0.5)
+
+
+def _start_skipping(
+    process_factory: Callable[..., ManagedProcess], settings: Settings, tp: TopicPartition, offset: int
+) -> ManagedProcess:
+    """Start the real notifier with Faust's skip of ``offset`` of ``tp`` made to happen; wait until it happened."""
+    notifier = process_factory(
+        [sys.executable, "-m", "tests.integration.skipping_notifier"],
+        settings,
+        name="skipping-notifier",
+        SKIP_ALERT_RECORD=f"{tp.topic}:{tp.partition}:{offset}",
+    )
+    notifier.wait_for_log("notifier ready", timeout_s=90)
+    dropped = wait_for_records(notifier, "test: record dropped before the agent", 1, timeout_s=60)
+    assert [(r["partition"], r["offset"]) for r in dropped] == [(tp.partition, offset)]
+    return notifier
 
 
 def test_an_alert_faust_skipped_is_reread_and_delivered_once(
@@ -61,14 +91,7 @@ def test_an_alert_faust_skipped_is_reread_and_delivered_once(
     ]
     partition = sent[0].partition
     assert [m.offset for m in sent] == [0, 1, 2, 3]  # a fresh topic: the skipped alert is at offset 2
-    notifier = process_factory(
-        [sys.executable, "-m", "tests.integration.skipping_notifier"],
-        settings,
-        name="skipping-notifier",
-        SKIP_ALERT_RECORD=f"{topics.alerts}:{partition}:2",
-    )
-    notifier.wait_for_log("notifier ready", timeout_s=90)
-    assert wait_for_records(notifier, "test: record dropped before the agent", 1, timeout_s=60)[0]["offset"] == 2
+    notifier = _start_skipping(process_factory, settings, TopicPartition(topics.alerts, partition), 2)
     delivered = wait_for_records(notifier, "alert delivered", 4, timeout_s=60)
     ids = [r["alert_id"] for r in delivered]
     assert sorted(ids) == sorted(a.alert_id for a in alerts)
@@ -78,12 +101,42 @@ def test_an_alert_faust_skipped_is_reread_and_delivered_once(
     ]
     assert metric_value(settings, "preempt_notifier_skipped_alerts_total", outcome="repaired") == 1
     assert metric_value(settings, "preempt_notifier_skipped_alerts_total", outcome="lost") == 0
-    tp = TopicPartition(topics.alerts, partition)
-    deadline = time.monotonic() + 60
-    while (committed := _committed(settings.bootstrap_servers, app_id(settings), tp)) != 4:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the group's offset of {tp} stayed at {committed}, not 4:\n{notifier.log_text()[-3000:]}")
-        time.sleep(0.5)
+    _wait_committed(settings, TopicPartition(topics.alerts, partition), 4, notifier)
     notifier.stop()
     # Nothing more was delivered while it ran on: each alert once.
     assert sorted(r["alert_id"] for r in log_records(notifier, "alert delivered")) == sorted(ids)
+
+
+def test_an_alert_faust_skipped_first_after_an_assignment_is_reread_and_delivered(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """A notifier committed the partition to offset 2 and stopped; the next one is assigned it and Faust skips
+    its very first record (offset 2): the first alert it is given (offset 3) is checked against the committed
+    offset, and the skipped one read again and delivered."""
+    settings = notifier_settings(
+        settings_factory, write_routes(tmp_path, CONSOLE_PER_ALERT_ROUTES), notifier_commit_interval_seconds=0.5
+    )
+    ensure_topics(settings)
+    alerts = [make_alert("acme", title=f"Acme: signal {i}") for i in range(4)]
+
+    def send(alert: Alert) -> RecordMetadata:
+        value = alert.model_dump_json().encode()
+        return producer.send(topics.alerts, key=alert.account_id.encode(), value=value).get(timeout=30)
+
+    first = [send(a) for a in alerts[:2]]
+    tp = TopicPartition(topics.alerts, first[0].partition)
+    before = start_notifier(process_factory, settings, name="first-notifier")
+    wait_for_records(before, "alert delivered", 2, timeout_s=60)
+    _wait_committed(settings, tp, 2, before)
+    before.stop()
+    assert [send(a).offset for a in alerts[2:]] == [2, 3]
+    notifier = _start_skipping(process_factory, settings, tp, 2)
+    delivered = wait_for_records(notifier, "alert delivered", 2, timeout_s=60)
+    assert sorted(r["alert_id"] for r in delivered) == sorted(a.alert_id for a in alerts[2:])
+    repaired = log_records(notifier, "records skipped before reaching the notifier; re-read them from Kafka")
+    assert [(r["first_missing"], r["next_seen"], r["recovered"]) for r in repaired] == [(2, 3, 1)]
+    _wait_committed(settings, tp, 4, notifier)

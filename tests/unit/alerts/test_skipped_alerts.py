@@ -172,12 +172,20 @@ async def test_the_first_record_after_an_assignment_is_checked_against_the_commi
     faust_acks: list[tuple[int, int]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """After an assignment the first record's offset is compared with the group's committed offset: the
-    alerts between are re-read and delivered; a partition with nothing committed is not checked."""
+    """After an assignment the first record's offset is compared with the group's committed offset (asked of
+    the coordinator): the alerts between are re-read and delivered; a partition with nothing committed is not
+    checked."""
     skipped = make_alert(account_id="head")
     reader = FakeRangeReader([_record(skipped, 4, 30)])
     runtime, _, notifier, _ = make_runtime(reader=reader)
-    monkeypatch.setattr(runtime_module, "committed_offsets", lambda consumer: {TP(ALERTS, 4): 30})
+    asked: list[list[TP]] = []
+
+    async def group_committed_offsets(app: Any, tps: Any, timeout_s: float) -> dict[TP, int | None]:
+        asked.append(list(tps))
+        return {tp: 30 if tp == TP(ALERTS, 4) else None for tp in tps}
+
+    monkeypatch.setattr(runtime_module, "group_committed_offsets", group_committed_offsets)
+    monkeypatch.setattr(runtime_module, "committed_offsets", lambda consumer: {TP(ALERTS, 5): 3})  # not asked
     runtime.on_partitions_revoked(set())
     runtime.on_partitions_assigned({TP(ALERTS, 4), TP(ALERTS, 5)})
     await runtime.consume_alerts(FakeStream([_event(make_alert(), 4, 31), _event(make_alert(), 5, 9)]))
@@ -185,6 +193,28 @@ async def test_the_first_record_after_an_assignment_is_checked_against_the_commi
     assert reader.reads == [(4, 30, 31)]
     assert skipped.alert_id in [a.alert_id for n in notifier.sent for a in n.alerts]
     assert faust_acks == [(4, 30)]
+    assert asked == [[TP(ALERTS, 4)], [TP(ALERTS, 5)]]  # once per partition: later records follow the previous
+
+
+async def test_fausts_committed_offset_is_used_when_the_coordinator_does_not_answer(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The coordinator not answering in time: the first record after an assignment is checked against
+    Faust's own copy of the committed offset."""
+    reader = FakeRangeReader([_record(make_alert(account_id="head"), 4, 30)])
+    runtime, *_ = make_runtime(reader=reader)
+
+    async def no_answer(app: Any, tps: Any, timeout_s: float) -> None:
+        return None
+
+    monkeypatch.setattr(runtime_module, "group_committed_offsets", no_answer)
+    monkeypatch.setattr(runtime_module, "committed_offsets", lambda consumer: {TP(ALERTS, 4): 30})
+    await runtime.consume_alerts(FakeStream([_event(make_alert(), 4, 31), _event(make_alert(), 4, 32)]))
+    assert reader.reads == [(4, 30, 31)]
+    assert faust_acks == []  # not settled yet: nothing delivered
 
 
 async def test_a_rebalance_during_the_reread_drops_what_was_read(
