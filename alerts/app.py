@@ -186,25 +186,38 @@ def create_app(
     deliveries = app.Table("deliveries", partitions=settings.topic_partitions, key_type=bytes, use_partitioner=True)
     snoozes = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
     written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
+    # One side consumer of preempt.alerts, as the agent's consumer reads (read_committed under exactly_once),
+    # bounded at 5 s a read: the watchdog's tail probe and the agent's re-read of alerts Faust skipped.
+    reader = RangeReader(
+        settings,
+        settings.topic("alerts"),
+        timeout_s=5.0,
+        isolation_level=lambda: consumer_isolation_level(app),
+        reader="the notifier",
+    )
     runtime = NotifierRuntime(
-        app, settings, routing, notifiers, topics, written, snoozes, partition_for=written.partition_for
+        app,
+        settings,
+        routing,
+        notifiers,
+        topics,
+        written,
+        snoozes,
+        partition_for=written.partition_for,
+        skipped_reader=reader,
     )
     _install(app, runtime)
-    _register_watchdog(app, runtime, settings)
+    _register_watchdog(app, runtime, settings, reader)
     _register_slack_actions(app, runtime)
     _register_web(app, settings)
     app.preempt_runtime = runtime  # type: ignore[attr-defined]  # the app's one handle on its runtime (tests, a debugger)
     return app
 
 
-def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Settings) -> None:
-    """The liveness watchdog (``alerts.liveness``): a timer, and its stalls on ``/readyz``."""
+def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Settings, tail: RangeReader) -> None:
+    """The liveness watchdog (``alerts.liveness``): a timer, and its stalls on ``/readyz``. ``tail`` reads a
+    partition's tail as the agent's consumer would: offsets holding only transaction markers are not lag."""
     topic = settings.topic("alerts")
-    # Reads a partition's tail as the agent's consumer would (read_committed under exactly_once):
-    # offsets holding only transaction markers are not lag. Bounded: a sample waits at most 5 s.
-    tail = RangeReader(
-        settings, topic, timeout_s=5.0, isolation_level=lambda: consumer_isolation_level(app), reader="the notifier"
-    )
     watchdog = AlertsWatchdog(
         app,
         topic,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, MutableMapping
@@ -34,6 +35,7 @@ from typing import Any, NamedTuple
 
 import faust
 from aiohttp import web
+from faust.types import TP
 from pydantic import SecretStr, ValidationError
 
 from alerts.acks import InOrderAcks
@@ -64,6 +66,7 @@ from streams.runtime.dead_letters import (
     alert_dead_letter_headers,
     bounded,
 )
+from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -73,9 +76,11 @@ from streams.runtime.metrics import (
     NOTIFIER_ALERTS_HELD,
     NOTIFIER_ALERTS_REKEYED,
     NOTIFIER_DEAD_LETTER_PENDING_SECONDS,
+    NOTIFIER_SKIPPED_ALERTS,
     READY,
 )
 from streams.runtime.settings import Settings
+from streams.runtime.skipped_records import RangeSource, offset_jump, reread_skipped
 
 log = get_logger(__name__)
 
@@ -87,6 +92,8 @@ STOP_DELIVERY_TIMEOUT_SECONDS = 20.0
 REKEYED_HEADER = "preempt-rekeyed-from"  # partition:offset of the mis-keyed record an alert was produced again from
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
+# The first alert of a partition after an assignment waits at most this long for the group's committed offset.
+COMMITTED_FETCH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +185,13 @@ class NotifierRuntime:
         deliveries: MutableMapping[bytes, Any],
         snoozes: MutableMapping[bytes, Any],
         partition_for: Callable[[bytes], int] | None = None,
+        *,
+        skipped_reader: RangeSource,
     ) -> None:
+        """``skipped_reader`` reads offset ranges of ``preempt.alerts`` with a side consumer (the watchdog's
+        ``RangeReader``, Faust's isolation level): the alerts Faust skipped (:meth:`repair_skipped`)."""
         self.app = app
+        self.skipped_reader = skipped_reader
         # The partition of preempt.alerts (and of the delivery log) a key belongs to; None: keys alone are checked.
         self.partition_for = partition_for
         self.settings = settings
@@ -246,34 +258,98 @@ class NotifierRuntime:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).
 
         No record's content makes it raise: an undecodable one is dead-lettered and acked; a decoded
-        one's failures are dead-lettered by the dispatcher (``alerts/dispatch.py``).
+        one's failures are dead-lettered by the dispatcher (``alerts/dispatch.py``). Alerts Faust skipped
+        before this one are re-read and handled first (:meth:`repair_skipped`).
         """
         message = event.message
+        await self.repair_skipped(message.partition, message.offset)
+        await self._handle_record(message, event.value, event.ack)
+
+    async def _handle_record(self, message: Any, value: bytes | None, faust_ack: Callable[[], object]) -> None:
+        """Decode, dispatch or dead-letter one record (``message``: its key, partition, offset, headers)."""
         # Faust gets the ack once every earlier alert of the partition is settled (alerts/acks.py).
-        ack = self.acks.track(message.partition, message.offset, event.ack)
+        ack = self.acks.track(message.partition, message.offset, faust_ack)
         try:
-            alert = Alert.model_validate_json(event.value or b"")
+            alert = Alert.model_validate_json(value or b"")
         except ValidationError as exc:
-            await self.dead_letter_invalid(message.key, event.value, exc)
+            await self.dead_letter_invalid(message.key, value, exc)
             ack()
         else:
             if self.misplaced(message.key, message.partition, alert):
-                await self.rekey(alert, event.value, message)
+                await self.rekey(alert, value, message)
                 ack()
                 self._note_read(message.partition, message.offset)
                 return
             try:
                 replay = replay_targets(message.headers)
             except InvalidReplayHeaderError as exc:
-                await self.dead_letter_invalid(message.key, event.value, str(exc))
+                await self.dead_letter_invalid(message.key, value, str(exc))
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
         self._note_read(message.partition, message.offset)
 
+    async def repair_skipped(self, partition: int, offset: int) -> None:
+        """Handle the alerts Faust acknowledged without handing them over, before the record at ``offset``.
+
+        faust-streaming 0.15 was seen to skip a record (about one in 80,000, soon after an assignment) and
+        commit past it: the alert was never delivered, and nothing said so. A record whose offset jumps past
+        the one expected — the offset after the last alert handled of ``partition``, or the group's committed
+        offset for the first record after an assignment — has the range between read again by the side
+        reader (``streams.runtime.skipped_records``). Offsets that hold no record (a transactional producer's
+        markers) are remembered for the lag gauge. The alerts re-read are handled here in offset order, through
+        the same path as any record (their delivery log refuses what was delivered already), and their acks
+        wait in line (``alerts/acks.py``) before the record at ``offset``; counted
+        (``preempt_notifier_skipped_alerts_total{outcome="repaired"}``). Offsets that cannot be read
+        (retention deleted them) are counted as lost and logged with their range.
+        """
+        expected = self.read_offsets.get(partition)
+        if expected is None:  # the first record since the assignment: from the group's committed offset
+            expected = await self._committed(partition)
+        jump = offset_jump(expected, offset)
+        if jump is None or self.recordless.covers(partition, *jump):
+            return
+        start, end = jump
+        generation = self.app.consumer_generation_id
+        skipped = await reread_skipped(self.skipped_reader, partition, start, end, "the notifier")
+        if self.app.consumer_generation_id != generation:
+            return  # a rebalance meanwhile: the partition is read again from its committed offset
+        if skipped.markers_only:
+            self.recordless.add(partition, start, end)
+            return
+        for record in skipped.records:
+            NOTIFIER_SKIPPED_ALERTS.labels(outcome="repaired").inc()
+            ack = functools.partial(self._ack_reread, partition, record.offset)
+            await self._handle_record(record, record.value, ack)
+        if skipped.lost:
+            NOTIFIER_SKIPPED_ALERTS.labels(outcome="lost").inc(skipped.lost)
+            log.error(
+                "alerts skipped before reaching the notifier could not be re-read (retention?): lost",
+                partition=partition,
+                first_missing=start,
+                next_seen=end,
+                recovered=len(skipped.records),
+                lost=skipped.lost,
+            )
+
+    async def _committed(self, partition: int) -> int | None:
+        """The group's committed offset of ``partition``, asked of the group coordinator (bounded); Faust's own
+        copy when it does not answer. Faust's copy alone was not known yet when the first record after a
+        restart came (``tests/integration/test_notifier_skipped_alerts.py``): a skip of it went unseen."""
+        tp = TP(self.topics.alerts.get_topic_name(), partition)
+        got = await group_committed_offsets(self.app, [tp], COMMITTED_FETCH_TIMEOUT_SECONDS)
+        if got is not None:
+            return got.get(tp)
+        return committed_offsets(self.app.consumer).get(tp)
+
+    def _ack_reread(self, partition: int, offset: int) -> None:
+        """Let Faust commit past a re-read alert once it is settled: Faust never delivered it, so it never acks it."""
+        ack_offsets(self.app, TP(self.topics.alerts.get_topic_name(), partition), [offset])
+
     def _note_read(self, partition: int, offset: int) -> None:
         previous = self.read_offsets.get(partition)
         if previous is not None and offset > previous:
+            # Checked before this record was handled (repair_skipped): the offsets between hold no record.
             self.recordless.add(partition, previous, offset)
         self.read_offsets[partition] = offset + 1
 

@@ -216,6 +216,13 @@ NOTIFIER_ALERTS_REKEYED = Counter(
     "Alerts read from preempt.alerts under another key (or partition) than their account_id's (a producer not "
     "keying by account_id), produced again keyed by account_id and delivered from there.",
 )
+NOTIFIER_SKIPPED_ALERTS = Counter(
+    "preempt_notifier_skipped_alerts_total",
+    "Alert records of preempt.alerts Faust acknowledged without handing them to the notifier, by outcome "
+    "(repaired: re-read from Kafka and handled; lost: could not be re-read, e.g. deleted by retention). "
+    "Should stay 0.",
+    ["outcome"],
+)
 NOTIFIER_ALERTS_HELD = Gauge(
     "preempt_notifier_alerts_held",
     "Alerts read by this notifier whose offset cannot be committed yet: not settled (quiet hours, group_wait, "
@@ -319,6 +326,8 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
         NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type)
         NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
+    for outcome in ("repaired", "lost"):
+        NOTIFIER_SKIPPED_ALERTS.labels(outcome=outcome)
 
 
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")

@@ -65,6 +65,7 @@ from streams.runtime.logs import get_logger
 from streams.runtime.metrics import CLOCK_HELD_PARTITIONS, EVENTS_ACKED
 from streams.runtime.ops_web import broker_last_unanswered
 from streams.runtime.settings import Settings
+from streams.runtime.skipped_records import offset_jump, reread_skipped
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
 from streams.worker.gc_tuning import tune_gc
@@ -530,9 +531,9 @@ class WorkerRuntime:
         gaps: list[tuple[int, int, int]] = []
         for partition, offset in first.items():
             self._first_unchecked.discard(partition)
-            start = committed.get(TP(self.events_topic, partition))
-            if start is not None and offset > start:
-                gaps.append((partition, start, offset))
+            jump = offset_jump(committed.get(TP(self.events_topic, partition)), offset)
+            if jump is not None:
+                gaps.append((partition, *jump))
         return gaps
 
     async def _mark_done(self, repaired: list[Record]) -> None:
@@ -556,19 +557,11 @@ class WorkerRuntime:
         fetched: list[Record] = []
         empty: list[tuple[int, int, int]] = []
         for partition, start, end in gaps:
-            got, complete = await self.gap_repair.read_range(partition, start, end)
-            if complete and not got:
+            skipped = await reread_skipped(self.gap_repair, partition, start, end, "the rules worker")
+            if skipped.markers_only:
                 empty.append((partition, start, end))
-                log.debug("offsets without records (transaction markers)", partition=partition, start=start, end=end)
                 continue
-            log.error(
-                "records skipped before reaching the rules worker; re-read them from Kafka",
-                partition=partition,
-                first_missing=start,
-                next_seen=end,
-                recovered=len(got),
-            )
-            fetched += got
+            fetched += skipped.records
         # Per-partition order is what matters (each partition has its own clock). A record both
         # delivered and re-read is kept once.
         delivered = {(r.partition, r.offset) for r in records}

@@ -26,6 +26,12 @@ OUTAGE_LINE = (
 )
 """The ERROR a destination refusing every message logs once per episode (``alerts/delivery_health.py``)."""
 
+# Every alert to the console, each in its own group, at once: an alert handled late is not held for a group_interval.
+CONSOLE_PER_ALERT_ROUTES = """
+receivers: [{name: console, console_configs: [{}]}]
+route: {receiver: console, group_by: [alert_id], group_wait: 0s}
+"""
+
 
 def make_alert(account_id: str = "acme", **overrides: Any) -> Alert:
     """A valid alert of ``account_id`` with a unique id; any field can be overridden."""

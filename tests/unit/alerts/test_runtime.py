@@ -67,6 +67,7 @@ class FakeApp:
         self.producer = SimpleNamespace(flush=self._flush)
         self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
         self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
+        self.consumer_generation_id = 1
 
     async def _flush(self) -> None:
         self.flushes += 1
@@ -140,15 +141,36 @@ class FakeStream:
             yield event
 
 
+class FakeRangeReader:
+    """The side reader of ``preempt.alerts``: ``records`` (aiokafka-like) by offset; the rest of any range
+    read holds transaction markers (``complete``), or could not be read (not ``complete``)."""
+
+    def __init__(self, records: list[Any] | None = None, complete: bool = True) -> None:
+        self.records = records or []
+        self.complete = complete
+        self.reads: list[tuple[int, int, int]] = []
+
+    async def read_range(
+        self, partition: int, start: int, end: int, *, first_only: bool = False
+    ) -> tuple[list[Any], bool]:
+        self.reads.append((partition, start, end))
+        got = [r for r in self.records if r.partition == partition and start <= r.offset < end]
+        return got, self.complete
+
+
 Runtime = tuple[NotifierRuntime, FakeApp, RecordingNotifier, dict[str, FakeTopic]]
 
 
 @pytest.fixture
 def make_runtime(tmp_path: Path) -> Callable[..., Runtime]:
-    """Factory: a runtime over one Slack-bot receiver ``csm`` (no grouping wait), fake app and topics."""
+    """Factory: a runtime over one Slack-bot receiver ``csm`` (no grouping wait), fake app and topics; its side
+    reader finds transaction markers only in any range unless ``reader`` says otherwise."""
 
     def factory(
-        assignment: set[TP] | None = None, extra: tuple[RecordingNotifier, ...] = (), **settings: Any
+        assignment: set[TP] | None = None,
+        extra: tuple[RecordingNotifier, ...] = (),
+        reader: FakeRangeReader | None = None,
+        **settings: Any,
     ) -> Runtime:
         routing = RoutingConfig.model_validate(
             {"receivers": [{"name": "csm", "console_configs": [{}]}], "route": {"receiver": "csm", "group_wait": "0s"}}
@@ -167,6 +189,7 @@ def make_runtime(tmp_path: Path) -> Callable[..., Runtime]:
             NotifierTopics(**topics),  # type: ignore[arg-type]
             {},
             {},
+            skipped_reader=reader or FakeRangeReader(),
         )
         return runtime, app, notifier, topics
 
