@@ -149,6 +149,9 @@ class WorkerRuntime:
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
         self._first_unchecked: set[int] = set()
+        # The group's committed offsets the last rebuild got from the coordinator (``_group_committed``): what
+        # the first record after an assignment is checked against (Faust's copy is empty until its seek back).
+        self._committed_at_rebuild: dict[int, int | None] = {}
         # Live: the wall-clock time of the latest fetch answer that ended an outage already logged
         # (``_note_answers``: one WARN per outage, not per partition or batch).
         self._outage_end: float | None = None
@@ -522,16 +525,21 @@ class WorkerRuntime:
         """A gap between the committed offset and the first record delivered after an assignment.
 
         Faust's drain loop can drop records it already fetched when a rebalance moves its read
-        offset under it; those records are never acked, and Faust never commits past them.
+        offset under it; those records are never acked, and Faust never commits past them. The
+        committed offset is the coordinator's, as the rebuild got it: Faust's own copy is empty until
+        recovery's seek back, which the first poll can come before (then no gap was seen).
         """
         if not self._first_unchecked:
             return []
         first = {p: o for p, o in first_offsets.items() if p in self._first_unchecked}
-        committed = committed_offsets(self.app.consumer)
+        fausts = committed_offsets(self.app.consumer)
         gaps: list[tuple[int, int, int]] = []
         for partition, offset in first.items():
             self._first_unchecked.discard(partition)
-            jump = offset_jump(committed.get(TP(self.events_topic, partition)), offset)
+            committed = self._committed_at_rebuild.get(partition)
+            if committed is None:
+                committed = fausts.get(TP(self.events_topic, partition))
+            jump = offset_jump(committed, offset)
             if jump is not None:
                 gaps.append((partition, *jump))
         return gaps
@@ -928,6 +936,7 @@ class WorkerRuntime:
         except BaseException:
             self._needs_rebuild = True
             raise
+        self._committed_at_rebuild = committed
         n_partitions = self.settings.topic_partitions
         processor = self.processor
         self._drop_held("rebuild")

@@ -110,9 +110,12 @@ class Writer:
         self.steps.extend(f"clock {p}={t:g}" for p, t in out.clock_writes.items())
 
 
-def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_marked_done() -> None:
+@pytest.mark.parametrize("known_by", ["faust", "coordinator"])
+def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_marked_done(known_by: str) -> None:
     """After an assignment, a first record past the committed offset triggers a re-read of the missing
-    range, and the re-read offsets are handed to Faust as done so its commits can pass them."""
+    range, and the re-read offsets are handed to Faust as done so its commits can pass them. The committed
+    offset is the one the rebuild got from the group coordinator: Faust's own copy is empty until its seek
+    back, which the first poll can come before (then the gap went unseen)."""
     from faust.types import TP
 
     from streams.runtime.settings import Settings
@@ -124,7 +127,8 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
 
     class Consumer:
         def __init__(self) -> None:
-            stand_in_consumer_state(self, committed={TP(topic, 1): 10}, add_gap=self.add_gap)
+            fausts = {TP(topic, 1): 10} if known_by == "faust" else {}
+            stand_in_consumer_state(self, committed=fausts, add_gap=self.add_gap)
 
         async def add_gap(self, tp: TP, start: int, last: int) -> None:
             marked.append((tp, start, last))
@@ -167,6 +171,8 @@ def test_records_between_the_commit_and_the_first_delivered_one_are_re_read_and_
     runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
     runtime._maybe_rebuild = _no_rebuild  # type: ignore[method-assign]
     runtime._first_unchecked = {1}
+    if known_by == "coordinator":
+        runtime._committed_at_rebuild = {1: 10}
     runtime.gap_repair = Repair()  # type: ignore[assignment]
 
     class Msg(NamedTuple):
