@@ -182,10 +182,7 @@ async def admit(
     if source is None:
         return answer(401, "unauthorized", "missing or unknown API key (Bearer <key>, or Basic auth <key>:)")
     request[SOURCE] = source
-    body = await _read(request, limit)
-    if isinstance(body, str):
-        return answer(413, "payload_too_large", body)
-    return _decode(request, answer, config, source, body, limit)
+    return await _read_and_decode(request, answer, config, source, limit)
 
 
 async def _admit_body_key(
@@ -228,15 +225,45 @@ async def _admit_leading_key(
             'must start with {"writeKey": "<key>", as analytics.js writes it)',
         )
     request[SOURCE] = source
-    body = await _read(request, limit, head)
-    if isinstance(body, str):
-        return answer(413, "payload_too_large", body)
-    return _decode(request, answer, config, source, body, limit)
+    return await _read_and_decode(request, answer, config, source, limit, head)
+
+
+async def _read_and_decode(
+    request: web.Request, answer: Answer, config: IngestConfig, source: str, limit: int, head: bytes = b""
+) -> Admitted | web.Response:
+    """Read the body (after ``head``) and decode it. A body whose ``Content-Length`` is over
+    ``PREEMPT_INGEST_MAX_BODY_BYTES`` takes its ``LargeBodies`` slot *before* it is read, and gets 429 at once
+    when none is free: otherwise every one of N concurrent large uploads was read into memory (and inflated)
+    before all but one were refused. A body without ``Content-Length`` (chunked) is checked once read."""
+    length = request.content_length
+    early = length is not None and config.max_body_bytes < length <= limit
+    if early and not config.large_bodies.take():
+        return _no_large_slot(answer, config, source, length or 0)
+    result: Admitted | web.Response | None = None
+    try:
+        body = await _read(request, limit, head)
+        if isinstance(body, str):
+            result = answer(413, "payload_too_large", body)
+        else:
+            result = _decode(request, answer, config, source, body, limit, slot_taken=early)
+        return result
+    finally:
+        if early and not (isinstance(result, Admitted) and result.large):
+            config.large_bodies.give_back()  # refused, failed or not large after all: the slot is free again
 
 
 def _decode(
-    request: web.Request, answer: Answer, config: IngestConfig, source: str, body: bytes, limit: int
+    request: web.Request,
+    answer: Answer,
+    config: IngestConfig,
+    source: str,
+    body: bytes,
+    limit: int,
+    *,
+    slot_taken: bool = False,
 ) -> Admitted | web.Response:
+    """Check the signature and inflate ``body``; a body over ``PREEMPT_INGEST_MAX_BODY_BYTES`` (as sent or
+    inflated) needs a ``LargeBodies`` slot (``slot_taken``: the caller took it before reading)."""
     now = config.clock()
     if config.hmac_secret is not None:
         try:
@@ -264,15 +291,19 @@ def _decode(
     except CorruptBody as exc:
         return answer(400, "invalid_body", str(exc))
     large = max(len(body), len(decoded)) > config.max_body_bytes
-    if large and not config.large_bodies.take():
-        log.warning(
-            "ingest: a large batch body is already being handled; answered 429",
-            source=source,
-            bytes=len(decoded),
-            slots=config.large_bodies.slots,
-        )
-        return answer(429, "busy", "another large batch is being handled; retry after Retry-After seconds")
+    if large and not slot_taken and not config.large_bodies.take():
+        return _no_large_slot(answer, config, source, len(decoded))
     return Admitted(source=source, body=decoded, received_at=now, large=large)
+
+
+def _no_large_slot(answer: Answer, config: IngestConfig, source: str, size: int) -> web.Response:
+    log.warning(
+        "ingest: a large batch body is already being handled; answered 429",
+        source=source,
+        bytes=size,
+        slots=config.large_bodies.slots,
+    )
+    return answer(429, "busy", "another large batch is being handled; retry after Retry-After seconds")
 
 
 async def _read_head(request: web.Request, limit: int) -> tuple[bytes, bool]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 
+from streams.ingest.gate import CONFIG
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, NOW, ClientFactory, event, track
 
 
@@ -55,3 +57,40 @@ async def test_one_large_body_at_a_time_the_next_is_429_and_the_slot_comes_back(
     assert small.status == 200
     assert (await first).status == 200
     assert (await client.post("/v1/batch", data=large_batch(prefix="c"), headers=BASIC)).status == 200
+
+
+async def test_a_large_body_takes_its_slot_before_it_is_read_and_gives_it_back_when_refused(
+    client_factory: ClientFactory,
+) -> None:
+    """A batch whose Content-Length is over the body limit takes the one slot before its body is read: a second
+    large batch sent meanwhile is 429 at once, unread (before, both were read into memory first, and the slot was
+    taken only once a body was whole). A large body refused after the slot was taken (415) gives it back."""
+    client, sink = await client_factory(
+        clock=lambda: NOW, ingest_max_body_bytes=16 * 1024, ingest_large_bodies_in_flight=1
+    )
+    body = large_batch(prefix="a")
+    rest_sent = asyncio.Event()
+
+    async def slowly() -> Any:
+        yield body[:1000]
+        await rest_sent.wait()
+        yield body[1000:]
+
+    length = {"Content-Length": str(len(body))}
+    first = asyncio.ensure_future(client.post("/v1/batch", data=slowly(), headers={**BASIC, **length}))
+    slots = client.server.app[CONFIG].large_bodies
+    for _ in range(200):  # bounded: until the first request's head reached the server (the old code: never)
+        if slots.taken:
+            break
+        await asyncio.sleep(0.05)
+    assert slots.taken == 1, "the first large body did not take its slot while its body was still being sent"
+    second = await client.post("/v1/batch", data=large_batch(prefix="b"), headers=BASIC)
+    assert second.status == 429, await second.text()
+    assert (await second.json())["code"] == "busy"
+    assert not first.done()
+    rest_sent.set()
+    assert (await first).status == 200
+    refused = await client.post("/v1/batch", data=body, headers={**BASIC, "Content-Encoding": "br"})
+    assert refused.status == 415
+    assert (await client.post("/v1/batch", data=large_batch(prefix="c"), headers=BASIC)).status == 200
+    assert len(sink.records) == 10  # a and c; b was refused unread
