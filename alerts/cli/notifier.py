@@ -36,7 +36,7 @@ def notifier(loglevel: str) -> None:
     from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.missing_topics import discard_stale_stores
     from streams.runtime.ops_web import check_web_port
-    from streams.runtime.store_full import StopOnFullDisk
+    from streams.runtime.store_full import StopOnFullDisk, expose_data_dir_space
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
     settings = Settings()
@@ -77,4 +77,5 @@ def notifier(loglevel: str) -> None:
     app.stop_deadline_seconds = settings.stop_timeout_seconds  # a stop that hangs ends with an ERROR line
     # A full disk under the table store: one CRITICAL line and exit 1, never a dead letter (store_full.py).
     watch_store_writes(StopOnFullDisk("notifier", settings.data_dir))
+    expose_data_dir_space(app.conf.name, settings.data_dir)
     run_faust_worker(app, loglevel, settings.log_format, settings.log_level, redirect_stdouts=False)

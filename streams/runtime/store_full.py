@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import sys
 import threading
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.runtime.logs import get_logger
+from streams.runtime.metrics import DATA_DIR_FREE_BYTES, DATA_DIR_SIZE_BYTES
 
 log = get_logger(__name__)
 
@@ -86,3 +88,18 @@ class StopOnFullDisk:
             with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: the exit matters more
                 stream.flush()
         self.exit_process(EXIT_STATUS)
+
+
+def expose_data_dir_space(app: str, data_dir: Path) -> None:
+    """``preempt_data_dir_free_bytes`` / ``_size_bytes`` of ``app``, read from ``data_dir``'s volume at each
+    scrape (NaN while it cannot be read): the alert that the disk fills comes before the stop."""
+
+    def space(free: bool) -> float:
+        try:
+            stat = os.statvfs(data_dir)
+        except OSError:
+            return math.nan
+        return float((stat.f_bavail if free else stat.f_blocks) * stat.f_frsize)
+
+    DATA_DIR_FREE_BYTES.labels(app=app).set_function(lambda: space(free=True))
+    DATA_DIR_SIZE_BYTES.labels(app=app).set_function(lambda: space(free=False))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from streams.runtime.store_full import EXIT_STATUS, StopOnFullDisk, is_disk_full
+from streams.runtime.store_full import EXIT_STATUS, StopOnFullDisk, expose_data_dir_space, is_disk_full
 
 ROCKSDB_FULL = "IO error: No space left on device: While appending to file: /data/t/state-0.db/000004.log"
 
@@ -45,3 +45,25 @@ def test_the_stop_logs_one_critical_line_with_the_data_dir_and_remedy_then_exits
     assert line["error"] == ROCKSDB_FULL
     assert "PREEMPT_DATA_DIR" in line["remedy"]
     assert "nothing is lost" in line["remedy"]
+
+
+def test_the_data_dir_space_gauges_read_the_volume_at_each_scrape(tmp_path: Path) -> None:
+    """Free and total bytes of the data dir's volume, as statvfs gives them; NaN once the folder is gone."""
+    import math
+    import os
+
+    from prometheus_client import REGISTRY
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    expose_data_dir_space("t-space-rules", folder)
+    stat = os.statvfs(folder)
+    free = REGISTRY.get_sample_value("preempt_data_dir_free_bytes", {"app": "t-space-rules"})
+    size = REGISTRY.get_sample_value("preempt_data_dir_size_bytes", {"app": "t-space-rules"})
+    assert size == stat.f_blocks * stat.f_frsize > 0
+    assert free is not None
+    assert abs(free - stat.f_bavail * stat.f_frsize) < 64 * 1024 * 1024  # other writers on the volume meanwhile
+    folder.rmdir()
+    free = REGISTRY.get_sample_value("preempt_data_dir_free_bytes", {"app": "t-space-rules"})
+    assert free is not None
+    assert math.isnan(free)
