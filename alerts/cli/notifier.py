@@ -27,10 +27,16 @@ def notifier(loglevel: str) -> None:
     from alerts.routing.config import RoutingConfig
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.faust_compat import UntestedFaustError, leader_topic_name, require_tested_versions
+    from streams.runtime.faust_compat import (
+        UntestedFaustError,
+        leader_topic_name,
+        require_tested_versions,
+        watch_store_writes,
+    )
     from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.missing_topics import discard_stale_stores
     from streams.runtime.ops_web import check_web_port
+    from streams.runtime.store_full import StopOnFullDisk, expose_data_dir_space
     from streams.runtime.topics import changelog_topics, ensure_changelog_topics
 
     settings = Settings()
@@ -69,4 +75,7 @@ def notifier(loglevel: str) -> None:
         web_port=settings.notifier_web_port,
     )
     app.stop_deadline_seconds = settings.stop_timeout_seconds  # a stop that hangs ends with an ERROR line
+    # A full disk under the table store: one CRITICAL line and exit 1, never a dead letter (store_full.py).
+    watch_store_writes(StopOnFullDisk("notifier", settings.data_dir))
+    expose_data_dir_space(app.conf.name, settings.data_dir)
     run_faust_worker(app, loglevel, settings.log_format, settings.log_level, redirect_stdouts=False)

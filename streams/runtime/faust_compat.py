@@ -979,3 +979,48 @@ def table_store_files(app: faust.App, changelogs: Iterable[str]) -> list[Any]:
         if first.parent.is_dir():
             found.extend(sorted(p for p in first.parent.iterdir() if pattern.fullmatch(p.name)))
     return found
+
+
+# --- 18. Failed writes of a table's RocksDB store ---------------------------------------------------
+#
+# Upstream behaviour: Faust's RocksDB store writes from several places that handle a failure
+# differently: a table write (``Store._set`` / ``_del``) raises into the caller; a changelog batch
+# (``apply_changelog_batch``: recovery, standbys and global tables, read all the time) fails inside
+# the recovery loop, which logs "Error in recovery" as a WARNING and goes on; the changelog offset
+# written after each send (``set_persisted_offset``, from a produce callback) fails in asyncio's
+# "Exception in callback" log line; a partition's database that cannot be opened
+# (``_open_for_partition``) crashes the app with a traceback. A full disk fails all of them (RocksDB's
+# IOError, a plain ``Exception`` from rocksdict). Each of these methods is wrapped once so that the
+# handlers given to :func:`watch_store_writes` see every such failure first; it is raised on as before.
+
+_STORE_WRITES = ("_set", "_del", "apply_changelog_batch", "set_persisted_offset", "_open_for_partition")
+_store_write_handlers: list[Callable[[BaseException], None]] = []
+
+
+def watch_store_writes(handler: Callable[[BaseException], None]) -> Callable[[], None]:
+    """Call ``handler`` with every exception a RocksDB table store raises while it writes or opens a
+    partition's database (the process's own handler decides; the exception is raised on). Returns
+    the function that stops calling it (tests)."""
+    from faust.stores import rocksdb
+
+    store = rocksdb.Store
+    if not getattr(store, "_preempt_writes_watched", False):
+        for name in _STORE_WRITES:
+            setattr(store, name, _watched_store_write(getattr(store, name)))
+        store._preempt_writes_watched = True  # type: ignore[attr-defined]  # marks the wrapping as done
+    _store_write_handlers.append(handler)
+    return lambda: _store_write_handlers.remove(handler)
+
+
+def _watched_store_write(method: Callable[..., Any]) -> Callable[..., Any]:
+    def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            for handler in _store_write_handlers:
+                handler(exc)
+            raise
+
+    watched.__name__ = method.__name__
+    watched.__doc__ = method.__doc__
+    return watched

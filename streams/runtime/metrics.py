@@ -276,6 +276,15 @@ READY = Gauge(
     "recovered, ingest with a broker that answers and takes its writes.",
     ["app"],
 )
+DATA_DIR_FREE_BYTES = Gauge(
+    "preempt_data_dir_free_bytes",
+    "Bytes free for the process on the volume of PREEMPT_DATA_DIR (its RocksDB table store), read at each "
+    "scrape; a full one stops the rules worker or notifier (streams/runtime/store_full.py).",
+    ["app"],
+)
+DATA_DIR_SIZE_BYTES = Gauge(
+    "preempt_data_dir_size_bytes", "Size in bytes of the volume of PREEMPT_DATA_DIR, read at each scrape.", ["app"]
+)
 TOPIC_MISSING = Gauge(
     "preempt_topic_missing",
     "1 while a changelog topic of the app, or a topic it writes (the rules worker's alerts topic), is gone from "

@@ -1294,3 +1294,62 @@ def test_a_written_topic_the_producer_no_longer_asks_metadata_for_is_not_missing
     for now[0] in (42.0, 60.0):
         asyncio.run(check())
     assert reasons() == ("x.alerts missing",)
+
+
+class _FullDB:
+    """A RocksDB handle whose every write fails as rocksdict reports a full disk."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: 000004.log")
+
+    def write(self, batch: Any) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: 000004.log")
+
+    def delete(self, key: bytes) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: 000004.log")
+
+
+def test_store_write_failures_reach_the_watch_handler_first_and_are_raised_on(tmp_path: Path) -> None:
+    """A failed RocksDB write (a changelog batch, the persisted offset, a delete, a partition that cannot be
+    opened) is handed to the handler before Faust's caller sees it (its recovery loop only logs a
+    WARNING); the exception itself is raised on unchanged."""
+    from types import SimpleNamespace
+
+    from faust.stores import rocksdb
+
+    from streams.runtime.faust_compat import watch_store_writes
+
+    # Upstream: the recovery loop swallows what apply_changelog_batch raises, as a warning.
+    assert 'logger.warning(f"Error in recovery {ex}")' in inspect.getsource(recovery.Recovery._slurp_changelogs.fun)
+    seen: list[BaseException] = []
+    unwatch = watch_store_writes(seen.append)
+    try:
+        app = faust.App("t-full", store="rocksdb://", datadir=str(tmp_path), broker="kafka://127.0.0.1:1")
+        table = app.Table("state", partitions=2, key_type=bytes, value_type=bytes)
+        store = table.data
+        assert isinstance(store, rocksdb.Store)
+        store._dbs[0] = _FullDB()  # a partition's opened database, as _db_for_partition keeps it
+        tp = TP(table.changelog_topic.get_topic_name(), 0)
+        with pytest.raises(Exception, match="No space left") as raised:
+            store.set_persisted_offset(tp, 5)
+        assert seen == [raised.value]
+        event = SimpleNamespace(message=SimpleNamespace(tp=tp, offset=6, partition=0, key=b"k", value=b"v"))
+        with pytest.raises(Exception, match="No space left"):
+            store.apply_changelog_batch([event], lambda k: k, lambda v: v)
+        store._key_index[b"k"] = 0
+        with pytest.raises(Exception, match="No space left"):
+            store._del(b"k")
+        assert len(seen) == 3
+        blocked = store.partition_path(1)
+        blocked.parent.mkdir(parents=True, exist_ok=True)
+        blocked.write_text("a file where the database folder goes")
+        with pytest.raises(Exception, match="File exists") as refused:
+            store._db_for_partition(1)
+        assert seen[-1] is refused.value
+        assert rocksdb.Store._set.__name__ == "_set"  # wrapped too (it needs the current event to run)
+    finally:
+        unwatch()
+    seen.clear()
+    with pytest.raises(Exception, match="No space left"):
+        store.set_persisted_offset(tp, 7)
+    assert seen == []  # unwatched
