@@ -303,6 +303,7 @@ class NotifierRuntime:
         (``preempt_notifier_skipped_alerts_total{outcome="repaired"}``). Offsets that cannot be read
         (retention deleted them) are counted as lost and logged with their range.
         """
+        generation = self.app.consumer_generation_id  # before the coordinator is asked: a rebalance then counts
         expected = self.read_offsets.get(partition)
         if expected is None:  # the first record since the assignment: from the group's committed offset
             expected = await self._committed(partition)
@@ -310,7 +311,6 @@ class NotifierRuntime:
         if jump is None or self.recordless.covers(partition, *jump):
             return
         start, end = jump
-        generation = self.app.consumer_generation_id
         skipped = await reread_skipped(self.skipped_reader, partition, start, end, "the notifier")
         if self.app.consumer_generation_id != generation:
             return  # a rebalance meanwhile: the partition is read again from its committed offset

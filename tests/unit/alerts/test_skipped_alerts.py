@@ -236,3 +236,30 @@ async def test_a_rebalance_during_the_reread_drops_what_was_read(
     await runtime.consume_alerts(FakeStream([_event(make_alert(), 6, 1), _event(make_alert(), 6, 3)]))
     assert _sample(SKIPPED, outcome="repaired") == before
     assert faust_acks == []
+
+
+async def test_a_rebalance_while_the_committed_offset_is_asked_drops_what_was_read(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebalance while the group coordinator is asked for the committed offset (the first record after an
+    assignment; the coordinator answers late during a rebalance): the partition may be another notifier's now,
+    so the alerts re-read are not handled (nor acked, nor counted), as for a rebalance during the read."""
+    reader = FakeRangeReader([_record(make_alert(account_id="head"), 4, 30)])
+    runtime, app, notifier, _ = make_runtime(reader=reader)
+
+    async def rebalancing(app_: Any, tps: Any, timeout_s: float) -> dict[TP, int | None]:
+        app.consumer_generation_id += 1  # the next generation began while the coordinator was asked
+        return dict.fromkeys(tps, 30)
+
+    monkeypatch.setattr(runtime_module, "group_committed_offsets", rebalancing)
+    before = _sample(SKIPPED, outcome="repaired")
+    runtime.on_partitions_revoked(set())
+    await runtime.repair_skipped(4, 31)
+    await _deliver(runtime)
+    assert _sample(SKIPPED, outcome="repaired") == before
+    assert notifier.sent == []
+    assert faust_acks == []
+    assert runtime.acks.held() == 0
