@@ -74,16 +74,18 @@ class StopOnFullDisk:
             if self._stopping:
                 return
             self._stopping = True
-        log.critical(
-            "state store disk full; stopping",
-            process=self.process,
-            data_dir=str(self.data_dir),
-            error=str(exc),
-            remedy=(
-                "free space on the volume of PREEMPT_DATA_DIR or give it a larger one; the restart reads "
-                "again every record not committed (nothing is lost, nothing dead-lettered)"
-            ),
-        )
+        # The log stream can be on the full disk too (stderr redirected to a file there): the exit matters more.
+        with contextlib.suppress(OSError, ValueError):
+            log.critical(
+                "state store disk full; stopping",
+                process=self.process,
+                data_dir=str(self.data_dir),
+                error=str(exc),
+                remedy=(
+                    "free space on the volume of PREEMPT_DATA_DIR or give it a larger one; the restart reads "
+                    "again every record not committed (nothing is lost, nothing dead-lettered)"
+                ),
+            )
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: the exit matters more
                 stream.flush()

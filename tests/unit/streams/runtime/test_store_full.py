@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from streams.runtime.store_full import EXIT_STATUS, StopOnFullDisk, expose_data_dir_space, is_disk_full
@@ -45,6 +47,27 @@ def test_the_stop_logs_one_critical_line_with_the_data_dir_and_remedy_then_exits
     assert line["error"] == ROCKSDB_FULL
     assert "PREEMPT_DATA_DIR" in line["remedy"]
     assert "nothing is lost" in line["remedy"]
+
+
+def test_the_stop_exits_also_when_its_log_line_cannot_be_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log stream on the full disk too (stderr redirected to a file on it; /dev/full here): the CRITICAL
+    line cannot be written, and the process still exits 1 (before, the write's OSError came out of the handler
+    and the exit was never reached, nor on the next failure)."""
+    import structlog
+
+    import streams.runtime.store_full as store_full
+
+    full = open("/dev/full", "w")  # noqa: SIM115 - closed below; its close fails too (the line still buffered)
+    monkeypatch.setattr(store_full, "log", structlog.wrap_logger(structlog.PrintLogger(file=full)))
+    exits: list[int] = []
+    stop = StopOnFullDisk("notifier", Path("/var/lib/preempt"), exit_process=exits.append)
+    try:
+        stop(Exception(ROCKSDB_FULL))
+        stop(Exception(ROCKSDB_FULL))
+    finally:
+        with contextlib.suppress(OSError):
+            full.close()
+    assert exits == [EXIT_STATUS]
 
 
 def test_the_data_dir_space_gauges_read_the_volume_at_each_scrape(tmp_path: Path) -> None:
