@@ -1024,3 +1024,33 @@ def _watched_store_write(method: Callable[..., Any]) -> Callable[..., Any]:
     watched.__name__ = method.__name__
     watched.__doc__ = method.__doc__
     return watched
+
+
+# --- 19. Faust's record skip, on demand (tests only) ----------------------------------------------
+#
+# Upstream behaviour: faust-streaming 0.15 was seen to acknowledge a record without handing it to an
+# agent (about one in 80,000, soon after an assignment); it cannot be made to happen on demand. Its
+# drain loop reads ``Consumer.getmany`` (a public method of ``faust.transport.consumer.Consumer``) and,
+# seeing the next offset jump past a record, marks the offset done itself (``Consumer._add_gap``), so
+# the commit passes a record no agent was given. Dropping the record from what ``getmany`` yields
+# reproduces exactly that; the notifier's skip repair is tested against it
+# (``tests/integration/skipping_notifier.py``).
+
+
+def drop_one_record(topic: str, partition: int, offset: int, on_drop: Callable[[], None]) -> None:
+    """Make every Faust consumer of this process skip ``topic:partition:offset`` once; ``on_drop`` is called
+    when it does. For tests that need Faust's skip; never called by the product."""
+    from faust.transport.consumer import Consumer
+
+    original = Consumer.getmany
+    dropped: list[bool] = []
+
+    async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 - Faust's signature
+        async for tp, message in original(self, timeout):
+            if not dropped and (tp.topic, tp.partition, message.offset) == (topic, partition, offset):
+                dropped.append(True)
+                on_drop()
+                continue
+            yield tp, message
+
+    Consumer.getmany = getmany  # type: ignore[method-assign]

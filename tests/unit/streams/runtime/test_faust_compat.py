@@ -901,9 +901,10 @@ def _upstream_private_names() -> set[str]:
 
 def test_no_module_or_test_outside_the_compat_module_names_fausts_internals() -> None:
     """Every private name the compat module reaches into (``_committed_offset``, ``_acked``,
-    ``_new_offset``…) appears nowhere else: not in rules, schemas or deploy, and not in tests but
-    the compat module's own -- a test that needs Faust's state goes through ``stand_in_consumer_state``
-    or lives here, so an upstream change fails one module's tests."""
+    ``_new_offset``…) appears nowhere else, and no other module patches an upstream class or module:
+    not in rules, schemas or deploy, and not in tests but the compat module's own -- a test that needs
+    Faust's state goes through ``stand_in_consumer_state`` (its skip, ``drop_one_record``) or lives
+    here, so an upstream change fails one module's tests."""
     names = _upstream_private_names()
     assert {"_committed_offset", "_acked", "_new_offset", "_active_partitions"} <= names
     offenders: dict[str, list[str]] = {}
@@ -913,12 +914,22 @@ def test_no_module_or_test_outside_the_compat_module_names_fausts_internals() ->
             if relative in _COMPAT_MODULES | _COMPAT_TESTS:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
+            upstream = _private_imports(tree)[0] | set(_UPSTREAM)
             reaches = [
                 f"{node.lineno}: .{node.attr}"
                 for node in ast.walk(tree)
                 if isinstance(node, ast.Attribute)
                 and node.attr in names
                 and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+            ]
+            reaches += [  # patching an upstream class or module (``Consumer.getmany = …``)
+                f"{node.lineno}: {target.value.id}.{target.attr} = …"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id in upstream
             ]
             if reaches:
                 offenders[relative] = reaches
