@@ -552,3 +552,50 @@ async def test_a_probe_dead_lettered_for_its_own_message_hands_the_role_to_a_hel
     assert outcomes["dead"] == [("permanent", "email DATA: SMTP 550 5.1.1 No such user")]
     assert len(outcomes["delivered"]) == 2
     assert scheduler.breakers() == ()
+
+
+class LoginThenSenderRefused(FailingDestination):
+    """An SMTP server refusing the login (535) to the first ``failures`` attempts, then the sender (550 5.7.1
+    sender not authorised: another episode, ``SMTP server smtp:587, sender cs@x``) to the next ``sender_failures``,
+    then taking every message."""
+
+    def __init__(self, failures: int, sender_failures: int) -> None:
+        super().__init__(failures)
+        self.sender_failures = sender_failures
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        if self.failures < self.calls + 1 <= self.failures + self.sender_failures:
+            self.calls += 1
+            await asyncio.sleep(0)
+            raise classify_smtp(550, "SenderRefused", "5.7.1 Sender address rejected", "smtp:587", "cs@x")
+        return await super().send(notification)
+
+
+async def test_a_destination_whose_refusal_changes_episode_closes_the_old_breaker_and_moves_its_held_deliveries(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """The probe of a server refusing the login then fails on the sender (the password was fixed, the sender is
+    not allowed: another episode): the login's breaker closes (nothing fails that way any more) and its held
+    deliveries wait for the sender's; once the sender is accepted they all go out at once, not at the end of
+    their give-up window, and no breaker stays open."""
+    clock = Clock()
+    notifier = LoginThenSenderRefused(failures=1, sender_failures=1)
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    first, *others = _jobs(notifier, make_alert, 3)
+    scheduler.submit(first)
+    scheduler.start_due()
+    await scheduler.drain()
+    for job in others:
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("SMTP server smtp:587",)
+    assert scheduler.held() == 2
+    await _run_for(scheduler, clock, 30.0)
+    assert len(outcomes["delivered"]) == 3, outcomes
+    assert notifier.calls == 5  # the probe thrice (login, sender, through), each held delivery once
+    assert scheduler.breakers() == ()
+    assert scheduler.outages.failing() == ()
+    assert scheduler.held() == 0
