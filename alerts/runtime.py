@@ -267,6 +267,7 @@ class NotifierRuntime:
 
     async def _handle_record(self, message: Any, value: bytes | None, faust_ack: Callable[[], object]) -> None:
         """Decode, dispatch or dead-letter one record (``message``: its key, partition, offset, headers)."""
+        generation = self.app.consumer_generation_id  # a rebalance during an await below: the read is not noted
         # Faust gets the ack once every earlier alert of the partition is settled (alerts/acks.py).
         ack = self.acks.track(message.partition, message.offset, faust_ack)
         try:
@@ -278,7 +279,7 @@ class NotifierRuntime:
             if self.misplaced(message.key, message.partition, alert):
                 await self.rekey(alert, value, message)
                 ack()
-                self._note_read(message.partition, message.offset)
+                self._note_read(message.partition, message.offset, generation)
                 return
             try:
                 replay = replay_targets(message.headers)
@@ -287,7 +288,7 @@ class NotifierRuntime:
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
-        self._note_read(message.partition, message.offset)
+        self._note_read(message.partition, message.offset, generation)
 
     async def repair_skipped(self, partition: int, offset: int) -> None:
         """Handle the alerts Faust acknowledged without handing them over, before the record at ``offset``.
@@ -318,6 +319,8 @@ class NotifierRuntime:
             self.recordless.add(partition, start, end)
             return
         for record in skipped.records:
+            if self.app.consumer_generation_id != generation:
+                return  # a rebalance while one was handled (its dead letter, its re-keying): as during the read
             NOTIFIER_SKIPPED_ALERTS.labels(outcome="repaired").inc()
             ack = functools.partial(self._ack_reread, partition, record.offset)
             await self._handle_record(record, record.value, ack)
@@ -346,7 +349,11 @@ class NotifierRuntime:
         """Let Faust commit past a re-read alert once it is settled: Faust never delivered it, so it never acks it."""
         ack_offsets(self.app, TP(self.topics.alerts.get_topic_name(), partition), [offset])
 
-    def _note_read(self, partition: int, offset: int) -> None:
+    def _note_read(self, partition: int, offset: int, generation: int) -> None:
+        if self.app.consumer_generation_id != generation:
+            # Revoked meanwhile (read_offsets was cleared): the partition's first record after the new
+            # assignment is checked against the committed offset, not against this record of the old one.
+            return
         previous = self.read_offsets.get(partition)
         if previous is not None and offset > previous:
             # Checked before this record was handled (repair_skipped): the offsets between hold no record.

@@ -263,3 +263,31 @@ async def test_a_rebalance_while_the_committed_offset_is_asked_drops_what_was_re
     assert notifier.sent == []
     assert faust_acks == []
     assert runtime.acks.held() == 0
+
+
+async def test_a_rebalance_while_a_reread_alert_is_handled_drops_the_rest(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebalance while one re-read record is handled (its dead letter being written): the partition may be
+    another notifier's now, so the records re-read after it are not handled (nor acked, nor counted), and the
+    partition's read offset is not written back over the revocation's reset."""
+    runtime, app, notifier, _ = make_runtime()
+    invalid = SimpleNamespace(partition=6, offset=2, key=b"acct", value=b"not an alert", headers=(), topic=ALERTS)
+    runtime.skipped_reader = FakeRangeReader([invalid, _record(make_alert(account_id="late"), 6, 3)])
+
+    async def rebalanced_meanwhile(*args: Any) -> None:
+        app.consumer_generation_id += 1
+        runtime.on_partitions_revoked(set())
+
+    monkeypatch.setattr(runtime, "dead_letter_invalid", rebalanced_meanwhile)
+    await runtime.consume_alerts(FakeStream([_event(make_alert(), 6, 1)]))
+    before = _sample(SKIPPED, outcome="repaired")
+    await runtime.repair_skipped(6, 4)
+    await _deliver(runtime)
+    assert _sample(SKIPPED, outcome="repaired") - before == 1  # the invalid one, handled before the rebalance
+    assert [a.account_id for n in notifier.sent for a in n.alerts if a.account_id == "late"] == []
+    assert (6, 3) not in faust_acks
+    assert runtime.read_offsets == {}
