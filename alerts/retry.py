@@ -370,7 +370,10 @@ class RetryScheduler:
         if breaker is None:
             job.held_by = None
             return True
-        if breaker.probe is None or breaker.probe is job:
+        probe = breaker.probe
+        if probe is not None and probe is not job and self.outages.episode(self.destination(probe)) != breaker.name:
+            probe = None  # its destination fails another way now (``_episode_moved``): it probes another breaker
+        if probe is None or probe is job:
             breaker.probe = job
             job.held_by = None
             return True
@@ -424,8 +427,8 @@ class RetryScheduler:
         """``job``'s destination was in the episode ``previous`` and fails another way now (an SMTP server that
         took the login at last and refuses the sender): ``job`` no longer probes ``previous``, whose breaker
         closes when no destination is in it any more. Its held deliveries are due now, to be held again by the
-        breaker their destination is in now (or attempted, or probe ``previous``), not left waiting for a probe
-        that never comes until their give-up window ends."""
+        breaker their destination is in now (or attempted, or probe ``previous`` in place of a probe that moved
+        too: ``_gate``), not left waiting for a probe that never comes until their give-up window ends."""
         breaker = self._breakers.get(previous)
         if breaker is None:
             return
@@ -434,8 +437,6 @@ class RetryScheduler:
             self._export_breakers(breaker.receiver_type)
         elif breaker.probe is job:
             breaker.probe = None
-        else:
-            return
         now = self._clock()
         for entry in self._queue:
             if entry.job.held_by == previous:
