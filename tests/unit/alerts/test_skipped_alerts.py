@@ -76,14 +76,7 @@ async def test_an_alert_skipped_between_two_is_reread_and_delivered_first(
     first.ack = lambda: order.append("10")  # type: ignore[method-assign]
     after.ack = lambda: order.append("12")  # type: ignore[method-assign]
     monkeypatch.setattr(runtime_module, "ack_offsets", lambda app, tp, offsets: order.extend(f"{o}" for o in offsets))
-    dispatched: list[str] = []
-    on_alert = runtime.dispatcher.on_alert
-
-    def record_dispatch(alert: Alert, *args: Any, **kwargs: Any) -> None:
-        dispatched.append(alert.alert_id)
-        on_alert(alert, *args, **kwargs)
-
-    monkeypatch.setattr(runtime.dispatcher, "on_alert", record_dispatch)
+    dispatched = _record_dispatches(runtime, monkeypatch)
     with capture_logs() as logs:
         await runtime.consume_alerts(FakeStream([first, after]))
     assert order == []  # nothing delivered yet: nothing acked
