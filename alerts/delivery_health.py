@@ -100,7 +100,20 @@ class DestinationOutages:
         """An attempt to ``key`` (for ``target``) failed with ``error``: the first of an episode is logged.
         Returns the episode's name (the delivery loop's breaker)."""
         name = error.destination or key
+        previous = self._episode_of.get(key)
         self._episode_of[key] = name
+        if previous is not None and previous != name and previous not in self._episode_of.values():
+            # The destination fails another way now (the SMTP login works, the sender is refused): the old
+            # episode, which no other destination is in, is over; it is not "taking messages again".
+            outage = self._outages.pop(previous, None)
+            if outage is not None:
+                log.info(
+                    "delivery destination no longer fails this way; it fails another way",
+                    destination=previous,
+                    now=name,
+                    failed_attempts=outage.failures,
+                    since_s=round(self._clock() - outage.since),
+                )
         outage = self._outages.get(name)
         if outage is not None:
             outage.failures += 1

@@ -283,8 +283,13 @@ class RetryScheduler:
             return
         except DestinationFailingError as exc:  # bad credentials: the destination's fault, not the alert's
             self.health.failed(job.target, job.receiver_type, str(exc))
-            name = self.outages.failed(self.destination(job), job.target, exc)
-            if self._probes(job, name, str(exc)):
+            key = self.destination(job)
+            previous = self.outages.episode(key)
+            name = self.outages.failed(key, job.target, exc)
+            probes = self._probes(job, name, str(exc))
+            if previous is not None and previous != name:
+                self._episode_moved(job, previous)
+            if probes:
                 self._retry(job, str(exc), exc.retry_after)
             else:  # failed alongside the probe (in flight when the breaker opened): it waits for the probe
                 self._hold(job, self._breakers[name])
@@ -365,7 +370,10 @@ class RetryScheduler:
         if breaker is None:
             job.held_by = None
             return True
-        if breaker.probe is None or breaker.probe is job:
+        probe = breaker.probe
+        if probe is not None and probe is not job and self.outages.episode(self.destination(probe)) != breaker.name:
+            probe = None  # its destination fails another way now (``_episode_moved``): it probes another breaker
+        if probe is None or probe is job:
             breaker.probe = job
             job.held_by = None
             return True
@@ -414,6 +422,27 @@ class RetryScheduler:
         heapq.heapify(self._queue)
         self.wakeup.set()
         log.info("delivery breaker closed: the held deliveries go out", destination=breaker.name, released=released)
+
+    def _episode_moved(self, job: DeliveryJob, previous: str) -> None:
+        """``job``'s destination was in the episode ``previous`` and fails another way now (an SMTP server that
+        took the login at last and refuses the sender): ``job`` no longer probes ``previous``, whose breaker
+        closes when no destination is in it any more. Its held deliveries are due now, to be held again by the
+        breaker their destination is in now (or attempted, or probe ``previous`` in place of a probe that moved
+        too: ``_gate``), not left waiting for a probe that never comes until their give-up window ends."""
+        breaker = self._breakers.get(previous)
+        if breaker is None:
+            return
+        if previous not in self.outages.failing():
+            del self._breakers[previous]
+            self._export_breakers(breaker.receiver_type)
+        elif breaker.probe is job:
+            breaker.probe = None
+        now = self._clock()
+        for entry in self._queue:
+            if entry.job.held_by == previous:
+                entry.due = now
+        heapq.heapify(self._queue)
+        self.wakeup.set()
 
     def _probe_gone(self, job: DeliveryJob) -> None:
         """``job`` will not be attempted again: if it probed an open breaker, the held delivery queued first

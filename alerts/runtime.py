@@ -80,7 +80,7 @@ from streams.runtime.metrics import (
     READY,
 )
 from streams.runtime.settings import Settings
-from streams.runtime.skipped_records import RangeSource, offset_jump, reread_skipped
+from streams.runtime.skipped_records import RangeSource, SkippedRange, offset_jump, reread_skipped
 
 log = get_logger(__name__)
 
@@ -267,6 +267,7 @@ class NotifierRuntime:
 
     async def _handle_record(self, message: Any, value: bytes | None, faust_ack: Callable[[], object]) -> None:
         """Decode, dispatch or dead-letter one record (``message``: its key, partition, offset, headers)."""
+        generation = self.app.consumer_generation_id  # a rebalance during an await below: the read is not noted
         # Faust gets the ack once every earlier alert of the partition is settled (alerts/acks.py).
         ack = self.acks.track(message.partition, message.offset, faust_ack)
         try:
@@ -278,7 +279,7 @@ class NotifierRuntime:
             if self.misplaced(message.key, message.partition, alert):
                 await self.rekey(alert, value, message)
                 ack()
-                self._note_read(message.partition, message.offset)
+                self._note_read(message.partition, message.offset, generation)
                 return
             try:
                 replay = replay_targets(message.headers)
@@ -287,7 +288,7 @@ class NotifierRuntime:
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
-        self._note_read(message.partition, message.offset)
+        self._note_read(message.partition, message.offset, generation)
 
     async def repair_skipped(self, partition: int, offset: int) -> None:
         """Handle the alerts Faust acknowledged without handing them over, before the record at ``offset``.
@@ -311,13 +312,22 @@ class NotifierRuntime:
         if jump is None or self.recordless.covers(partition, *jump):
             return
         start, end = jump
-        skipped = await reread_skipped(self.skipped_reader, partition, start, end, "the notifier")
+        failure: str | None = None
+        try:
+            skipped = await reread_skipped(self.skipped_reader, partition, start, end, "the notifier")
+        except Exception as exc:  # noqa: BLE001 - the side reader (its consumer's start, the broker): not a bug here
+            # Stopping would not bring them back: Faust committed past the skipped offsets, so the restart
+            # would never see the jump again. Counted lost and named below; this record is handled.
+            failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            skipped = SkippedRange(partition, start, end, (), complete=False)
         if self.app.consumer_generation_id != generation:
             return  # a rebalance meanwhile: the partition is read again from its committed offset
         if skipped.markers_only:
             self.recordless.add(partition, start, end)
             return
         for record in skipped.records:
+            if self.app.consumer_generation_id != generation:
+                return  # a rebalance while one was handled (its dead letter, its re-keying): as during the read
             NOTIFIER_SKIPPED_ALERTS.labels(outcome="repaired").inc()
             ack = functools.partial(self._ack_reread, partition, record.offset)
             await self._handle_record(record, record.value, ack)
@@ -330,6 +340,7 @@ class NotifierRuntime:
                 next_seen=end,
                 recovered=len(skipped.records),
                 lost=skipped.lost,
+                error=failure,
             )
 
     async def _committed(self, partition: int) -> int | None:
@@ -346,7 +357,11 @@ class NotifierRuntime:
         """Let Faust commit past a re-read alert once it is settled: Faust never delivered it, so it never acks it."""
         ack_offsets(self.app, TP(self.topics.alerts.get_topic_name(), partition), [offset])
 
-    def _note_read(self, partition: int, offset: int) -> None:
+    def _note_read(self, partition: int, offset: int, generation: int) -> None:
+        if self.app.consumer_generation_id != generation:
+            # Revoked meanwhile (read_offsets was cleared): the partition's first record after the new
+            # assignment is checked against the committed offset, not against this record of the old one.
+            return
         previous = self.read_offsets.get(partition)
         if previous is not None and offset > previous:
             # Checked before this record was handled (repair_skipped): the offsets between hold no record.

@@ -552,3 +552,101 @@ async def test_a_probe_dead_lettered_for_its_own_message_hands_the_role_to_a_hel
     assert outcomes["dead"] == [("permanent", "email DATA: SMTP 550 5.1.1 No such user")]
     assert len(outcomes["delivered"]) == 2
     assert scheduler.breakers() == ()
+
+
+class LoginThenSenderRefused(FailingDestination):
+    """An SMTP server refusing the login (535) to the first ``failures`` attempts, then the sender (550 5.7.1
+    sender not authorised: another episode, ``SMTP server smtp:587, sender cs@x``) to the next ``sender_failures``,
+    then taking every message."""
+
+    def __init__(self, failures: int, sender_failures: int) -> None:
+        super().__init__(failures)
+        self.sender_failures = sender_failures
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        if self.failures < self.calls + 1 <= self.failures + self.sender_failures:
+            self.calls += 1
+            await asyncio.sleep(0)
+            raise classify_smtp(550, "SenderRefused", "5.7.1 Sender address rejected", "smtp:587", "cs@x")
+        return await super().send(notification)
+
+
+async def test_a_destination_whose_refusal_changes_episode_closes_the_old_breaker_and_moves_its_held_deliveries(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """The probe of a server refusing the login then fails on the sender (the password was fixed, the sender is
+    not allowed: another episode): the login's breaker closes (nothing fails that way any more) and its held
+    deliveries wait for the sender's; once the sender is accepted they all go out at once, not at the end of
+    their give-up window, and no breaker stays open."""
+    clock = Clock()
+    notifier = LoginThenSenderRefused(failures=1, sender_failures=1)
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    first, *others = _jobs(notifier, make_alert, 3)
+    scheduler.submit(first)
+    scheduler.start_due()
+    await scheduler.drain()
+    for job in others:
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("SMTP server smtp:587",)
+    assert scheduler.held() == 2
+    await _run_for(scheduler, clock, 30.0)
+    assert len(outcomes["delivered"]) == 3, outcomes
+    assert notifier.calls == 5  # the probe thrice (login, sender, through), each held delivery once
+    assert scheduler.breakers() == ()
+    assert scheduler.outages.failing() == ()
+    assert scheduler.held() == 0
+
+
+class TwoSenders(FailingDestination):
+    """One SMTP server, two receivers with their own ``from`` (csm-a… sends as a@x, csm-b… as b@x): the slots'
+    and breakers' keys differ by sender, the login's episode (``SMTP server smtp:587``) is shared. ``script``:
+    what each notification's attempts get until ``fixed`` ("login": 535, "sender": 550 5.7.1), then delivered."""
+
+    def __init__(self, script: dict[str, str]) -> None:
+        super().__init__(failures=0)
+        self.script = script
+        self.fixed = False
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        self.calls += 1
+        await asyncio.sleep(0)
+        mode = "ok" if self.fixed else self.script[notification.group_key]
+        sender = f"{notification.receiver[-1]}@x"
+        if mode == "login":
+            raise classify_smtp(535, "Authentication", "5.7.8 Authentication credentials invalid", "smtp:587", sender)
+        if mode == "sender":
+            raise classify_smtp(550, "SenderRefused", "5.7.1 Sender address rejected", "smtp:587", sender)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"<{notification.group_key}@preempt>")
+
+    def destination(self, notification: Notification) -> str:
+        return f"smtp:587 from {notification.receiver[-1]}@x"
+
+
+async def test_a_probe_whose_destination_moved_to_another_episode_does_not_keep_the_old_breaker_closed_to_others(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """In flight together: a@x's first delivery fails the login (it probes the login's breaker), b@x's too (held),
+    a@x's second fails on the sender (a@x moves to the sender's episode, and its first delivery with it). The
+    login's breaker is then probed by b@x's delivery at once — not by a@x's, which tries the sender's episode
+    now, nor by nobody until b@x's give-up window dead-letters it untried; once the server takes them, all go."""
+    clock = Clock()
+    notifier = TwoSenders({"a0": "login", "b0": "login", "a1": "sender"})
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    for receiver, group in (("csm-a", "a0"), ("csm-b", "b0"), ("csm-a", "a1")):
+        scheduler.submit(DeliveryJob(f"{receiver}/email", notifier, Notification(receiver, (make_alert(),), group)))
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("SMTP server smtp:587", "SMTP server smtp:587, sender a@x")
+    await _run_for(scheduler, clock, 3.0)
+    notifier.fixed = True
+    await _run_for(scheduler, clock, 30.0)
+    assert sorted(outcomes["delivered"]) == ["<a0@preempt>", "<a1@preempt>", "<b0@preempt>"], outcomes
+    assert outcomes["dead"] == []
+    assert scheduler.breakers() == ()
+    assert scheduler.held() == 0

@@ -76,14 +76,7 @@ async def test_an_alert_skipped_between_two_is_reread_and_delivered_first(
     first.ack = lambda: order.append("10")  # type: ignore[method-assign]
     after.ack = lambda: order.append("12")  # type: ignore[method-assign]
     monkeypatch.setattr(runtime_module, "ack_offsets", lambda app, tp, offsets: order.extend(f"{o}" for o in offsets))
-    dispatched: list[str] = []
-    on_alert = runtime.dispatcher.on_alert
-
-    def record_dispatch(alert: Alert, *args: Any, **kwargs: Any) -> None:
-        dispatched.append(alert.alert_id)
-        on_alert(alert, *args, **kwargs)
-
-    monkeypatch.setattr(runtime.dispatcher, "on_alert", record_dispatch)
+    dispatched = _record_dispatches(runtime, monkeypatch)
     with capture_logs() as logs:
         await runtime.consume_alerts(FakeStream([first, after]))
     assert order == []  # nothing delivered yet: nothing acked
@@ -263,3 +256,78 @@ async def test_a_rebalance_while_the_committed_offset_is_asked_drops_what_was_re
     assert notifier.sent == []
     assert faust_acks == []
     assert runtime.acks.held() == 0
+
+
+def _record_dispatches(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The alert ids the dispatcher is handed, in order."""
+    dispatched: list[str] = []
+    on_alert = runtime.dispatcher.on_alert
+
+    def record_dispatch(alert: Alert, *args: Any, **kwargs: Any) -> None:
+        dispatched.append(alert.alert_id)
+        on_alert(alert, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.dispatcher, "on_alert", record_dispatch)
+    return dispatched
+
+
+async def test_a_rebalance_while_a_reread_alert_is_handled_drops_the_rest(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebalance while one re-read record is handled (its dead letter being written): the partition may be
+    another notifier's now, so the records re-read after it are not handled (nor acked, nor counted), and the
+    partition's read offset is not written back over the revocation's reset."""
+    runtime, app, notifier, _ = make_runtime()
+    invalid = SimpleNamespace(partition=6, offset=2, key=b"acct", value=b"not an alert", headers=(), topic=ALERTS)
+    late = make_alert(account_id="late")
+    runtime.skipped_reader = FakeRangeReader([invalid, _record(late, 6, 3)])
+
+    async def rebalanced_meanwhile(*args: Any) -> None:
+        app.consumer_generation_id += 1
+        runtime.on_partitions_revoked(set())
+
+    monkeypatch.setattr(runtime, "dead_letter_invalid", rebalanced_meanwhile)
+    await runtime.consume_alerts(FakeStream([_event(make_alert(), 6, 1)]))
+    dispatched = _record_dispatches(runtime, monkeypatch)
+    before = _sample(SKIPPED, outcome="repaired")
+    await runtime.repair_skipped(6, 4)
+    await _deliver(runtime)
+    assert _sample(SKIPPED, outcome="repaired") - before == 1  # the invalid one, handled before the rebalance
+    assert dispatched == []
+    assert late.alert_id not in [a.alert_id for n in notifier.sent for a in n.alerts]
+    assert (6, 3) not in faust_acks
+    assert runtime.read_offsets == {}
+
+
+async def test_a_range_the_side_reader_cannot_read_is_counted_lost_and_the_notifier_goes_on(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The side reader failing (its consumer cannot start: the broker away for a moment): the skipped range is
+    counted lost and logged with its range, and the record that showed the jump is handled. It does not stop
+    the notifier: Faust already committed past the skipped offsets, so the restart would never see them again
+    (lost without being named or counted)."""
+    runtime, *_ = make_runtime()
+
+    class Unreachable(FakeRangeReader):
+        async def read_range(self, partition: int, start: int, end: int, *, first_only: bool = False) -> Any:
+            raise TimeoutError()
+
+    runtime.skipped_reader = Unreachable()
+    dispatched = _record_dispatches(runtime, monkeypatch)
+    after = _event(make_alert(), 0, 45)
+    before = _sample(SKIPPED, outcome="lost")
+    with capture_logs() as logs:
+        await runtime.consume_alerts(FakeStream([_event(make_alert(), 0, 40), after]))
+    await _deliver(runtime)
+    assert _sample(SKIPPED, outcome="lost") - before == 4
+    assert dispatched[-1] == _alert_id(after)
+    lost = [e for e in logs if e["event"].endswith(": lost")]
+    assert [(e["log_level"], e["partition"], e["first_missing"], e["next_seen"], e["lost"]) for e in lost] == [
+        ("error", 0, 41, 45, 4)
+    ]
