@@ -379,6 +379,95 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+@pytest.mark.parametrize("reader", ["raises", "incomplete"])
+def test_a_gap_after_the_commit_the_side_reader_cannot_fill_is_counted_and_the_worker_goes_on(reader: str) -> None:
+    """The side reader failing (its consumer cannot start, the broker away) or reading only part of the
+    range in time no longer crashes the batch or leaves the rest unnamed: what stays missing between the
+    committed offset and the first record goes to the batch's gaps (counted and logged as skipped)."""
+    from faust.types import TP
+
+    from streams.runtime.settings import Settings
+    from streams.worker.agents import WorkerRuntime
+    from streams.worker.processor import Record
+
+    topic = "events"
+
+    class Consumer:
+        def __init__(self) -> None:
+            stand_in_consumer_state(self, committed={}, add_gap=self.add_gap)
+
+        async def add_gap(self, tp: TP, start: int, last: int) -> None:
+            return None
+
+        def highwater(self, tp: TP) -> int | None:
+            return None
+
+        def assignment(self) -> set[TP]:
+            return {TP(topic, 1)}
+
+    class App:
+        consumer = Consumer()
+
+    class Repair:
+        async def read_range(self, partition: int, start: int, end: int) -> tuple[list[Record], bool]:
+            if reader == "raises":
+                raise TimeoutError("side consumer did not start")
+            return [Record(partition, o, b"k", b"v", (), topic) for o in range(end - 1, end)], False
+
+    class Processor:
+        cache = Cache()
+
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+            self.gaps: list[tuple[int, int, int]] = []
+
+        def check_offsets(self, records: list[Record]) -> OffsetCheck:
+            return _offsets_without_gaps(records)
+
+        def process_batch(
+            self, records: list[Record], offsets: OffsetCheck, caught_up: Any = (), *, writes: bool = True
+        ) -> Any:
+            self.seen = [r.offset for r in records]
+            self.gaps = list(offsets.gaps)
+            return BatchOutput()
+
+        def take_writes(self, out: BatchOutput, count: int | None = None) -> None:
+            return None
+
+        def next_deadline(self, partitions: Any) -> float | None:
+            return None
+
+    runtime = WorkerRuntime(App(), Settings(), topic, Processor(), Writer([]), {}, {})  # type: ignore[arg-type]
+    runtime._maybe_rebuild = _no_rebuild  # type: ignore[method-assign]
+    runtime._first_unchecked = {1}
+    runtime._committed_at_rebuild = {1: 10}
+    runtime.gap_repair = Repair()  # type: ignore[assignment]
+
+    class Msg(NamedTuple):
+        partition: int
+        offset: int
+        key: bytes
+        value: bytes
+        headers: list[Any]
+        topic: str
+
+    class Ev(NamedTuple):
+        message: Msg
+
+    async def scenario() -> None:
+        await runtime.handle_batch([Ev(Msg(1, o, b"k", b"v", [], topic)) for o in (13, 14)])
+        processor: Processor = runtime.processor  # type: ignore[assignment]
+        if reader == "raises":
+            assert processor.seen == [13, 14]
+            assert processor.gaps == [(1, 10, 13)]
+        else:  # offset 12 re-read; 10 and 11 not
+            assert processor.seen == [12, 13, 14]
+            assert processor.gaps == [(1, 10, 12)]
+        assert runtime.processed_offsets == {1: 15}
+
+    asyncio.run(scenario())
+
+
 def test_a_poll_is_processed_as_one_batch_and_acked_after_its_output_unless_the_generation_changed() -> None:
     """``handle_poll`` processes a poll's records in one batch and acks them after its output (alert
     delivered → state → flush → clock); a poll of an older consumer generation is dropped
