@@ -31,7 +31,9 @@ destination's breaker is open, one delivery — the *probe*: the first that fail
 backoff; every other delivery to it that comes due (or fails alongside the probe) is *held*: queued until
 its give-up window (from its first attempt, or from when it was first held) ends, then dead-lettered
 ``gave_up`` without an attempt, as it would have been. The probe's success (a partial email delivery
-included) closes the breaker and releases the held deliveries at once.
+included) closes the breaker and releases the held deliveries at once; so does any delivery through what
+failed, also to a destination not seen failing yet (another channel of the same bot token: the channel names
+the episodes it shares, ``EpisodeAware``), which makes the probe due at once too.
 A probe dead-lettered for another reason (a permanent refusal of its own message, the give-up window)
 hands the role to the held delivery queued first, at once. A destination the loop has not seen fail yet
 (another Slack channel of a revoked bot token) is attempted once before its deliveries are held.
@@ -53,7 +55,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier, PartlyDeliveredError
+from alerts.channels.base import (
+    DeliveryReceipt,
+    DestinationAware,
+    EpisodeAware,
+    Notification,
+    Notifier,
+    PartlyDeliveredError,
+)
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
 from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
@@ -398,9 +407,21 @@ class RetryScheduler:
         self.submit(job, max(job.first_attempt_at + self.policy.give_up, now))
 
     def _destination_works(self, job: DeliveryJob) -> None:
-        """A delivery reached ``job``'s destination: its episode ends, its breaker closes, its held jobs are due."""
-        name = self.outages.succeeded(self.destination(job))
-        breaker = self._breakers.pop(name, None) if name is not None else None
+        """A delivery reached ``job``'s destination: the episodes it proves working end — its destination's, the
+        ones its channel shares with other destinations (``EpisodeAware``: a Slack channel of a bot token never
+        seen failing proves the token), and every breaker ``job`` probes (its destination may have been linked to
+        another episode since) — their breakers close and their held jobs are due now."""
+        names = self.outages.succeeded(self.destination(job), self._episodes(job))
+        for breaker in [b for b in self._breakers.values() if b.probe is job]:
+            self.outages.end(breaker.name)
+            names.append(breaker.name)
+        for name in dict.fromkeys(names):
+            self._close(name)
+
+    def _close(self, name: str) -> None:
+        """Close the breaker ``name`` (if open): its held jobs are due now, and so is its probe when it waits for
+        its backoff (another delivery got through first: the backoff was the destination's, not the probe's)."""
+        breaker = self._breakers.pop(name, None)
         if breaker is None:
             return
         self._export_breakers(breaker.receiver_type)
@@ -411,9 +432,23 @@ class RetryScheduler:
                 entry.job.held_by = None
                 entry.due = now
                 released += 1
+            elif entry.job is breaker.probe and entry.due > now:
+                entry.due = now
         heapq.heapify(self._queue)
         self.wakeup.set()
         log.info("delivery breaker closed: the held deliveries go out", destination=breaker.name, released=released)
+
+    @staticmethod
+    def _episodes(job: DeliveryJob) -> tuple[str, ...]:
+        """The failing-destination episodes ``job``'s channel shares with its other destinations (none known: ())."""
+        notifier = job.notifier
+        if not isinstance(notifier, EpisodeAware):
+            return ()
+        try:
+            return tuple(notifier.episodes(job.notification))
+        except Exception:  # noqa: BLE001 - as destination(): the send that just went through is what counts
+            log.debug("episodes of a delivery not known; its destination's only ends", target=job.target)
+            return ()
 
     def _probe_gone(self, job: DeliveryJob) -> None:
         """``job`` will not be attempted again: if it probed an open breaker, the held delivery queued first
