@@ -39,6 +39,10 @@ hands the role to the held delivery queued first, at once. A destination the loo
 (another Slack channel of a revoked bot token) is attempted once before its deliveries are held.
 ``preempt_notifier_breakers_open{receiver_type}`` counts the open breakers.
 
+A rebalance drops the jobs of partitions that moved away (``discard``), and those out of the queue when it
+came — an attempt in flight (a probe's), a wait for a slot — when they come back (``owned``): not retried,
+held nor dead-lettered here (the new owner re-reads their alerts), a probe's role passed on at once.
+
 Each attempt's outcome also goes to ``DeliveryHealth`` (``alerts/delivery_health.py``), which tells
 ``/readyz`` when every attempt to a target has failed for a while.
 
@@ -128,6 +132,7 @@ class DeliveryJob:
 
 DeliveredCallback = Callable[[DeliveryJob, DeliveryReceipt], Awaitable[None]]
 DeadLetterCallback = Callable[[DeliveryJob, str, str], Awaitable[None]]
+Keep = Callable[[DeliveryJob], "DeliveryJob | None"]  # a job as still wanted here (its alerts trimmed), or None
 
 
 @dataclass(slots=True)
@@ -175,8 +180,13 @@ class RetryScheduler:
         max_in_flight: int = MAX_IN_FLIGHT_PER_DESTINATION,
         max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
         health: DeliveryHealth | None = None,
+        owned: Keep | None = None,
     ) -> None:
+        """``owned(job)``: ``job`` with only the alerts this process still owns, or None for none (the dispatcher's:
+        partitions revoked by a rebalance); asked of a job that comes back from an attempt or a wait for a slot,
+        before it is retried, held, dead-lettered or attempted. Default: every job is owned."""
         self.policy = policy
+        self._owned: Keep = owned or (lambda job: job)
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
         self._clock = clock
@@ -220,8 +230,11 @@ class RetryScheduler:
         """Destinations with attempts in flight or waiting for a slot (their slots are forgotten after)."""
         return len(self._slots)
 
-    def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
-        """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
+    def discard(self, keep: Keep) -> int:
+        """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped.
+
+        Jobs out of the queue — an attempt in flight (a breaker's probe, a delivery failing alongside it), one
+        waiting for a slot — are not here: each is checked with ``owned`` when it comes back (:meth:`_disowned`)."""
         kept: list[_Entry] = []
         gone: list[DeliveryJob] = []
         for entry in self._queue:
@@ -322,6 +335,8 @@ class RetryScheduler:
     def _retry(
         self, job: DeliveryJob, detail: str, retry_after: float | None, partial: DeliveryReceipt | None = None
     ) -> None:
+        if self._disowned(job):
+            return
         now = self._clock()
         first = job.first_attempt_at if job.first_attempt_at is not None else now
         at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)
@@ -400,6 +415,8 @@ class RetryScheduler:
 
     def _hold(self, job: DeliveryJob, breaker: _Breaker) -> None:
         """Queue ``job`` until the end of its give-up window; the probe's success releases it before."""
+        if self._disowned(job):
+            return
         now = self._clock()
         if job.first_attempt_at is None:  # its give-up window starts when it is first held
             job.first_attempt_at = now
@@ -465,11 +482,29 @@ class RetryScheduler:
                 self.wakeup.set()
             return
 
+    def _disowned(self, job: DeliveryJob) -> bool:
+        """Whether ``job``'s alerts all moved to another process while it was out of the queue (its partitions were
+        revoked during its attempt or its wait for a slot): then its outcome is not acted on — not retried, held
+        nor dead-lettered (the new owner re-reads those alerts) — and, if it probed a breaker, a held delivery
+        takes the role. ``discard`` does the same to queued jobs. The alerts it still owns stay in it."""
+        if self._owned(job) is not None:
+            return False
+        self._probe_gone(job)
+        log.info(
+            "delivery dropped: its alerts were handed over on rebalance while it was in flight",
+            target=job.target,
+            group_key=job.notification.group_key,
+            attempt=job.attempts,
+        )
+        return True
+
     def _export_breakers(self, receiver_type: str) -> None:
         count = sum(1 for b in self._breakers.values() if b.receiver_type == receiver_type)
         NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type).set(count)
 
     async def _dead_letter(self, job: DeliveryJob, reason: str, detail: str) -> None:
+        if self._disowned(job):  # also when revoked between the decision and this task's start
+            return
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=reason).inc()
         await self._on_dead_letter(job, reason, detail)
 
@@ -491,11 +526,12 @@ class RetryScheduler:
             slots = self._slots[key] = _Slots(asyncio.Semaphore(self._max_in_flight))
         slots.users += 1
         try:
-            if not self._gate(job):  # held by its destination's breaker: no slot taken
+            # Revoked since start_due, or held by its destination's breaker: no slot taken.
+            if self._disowned(job) or not self._gate(job):
                 return
             # The destination's slot first: attempts queued behind a hanging destination hold none of the process's.
             async with slots.semaphore, self._total:
-                if self._stopping or not self._gate(job):  # the breaker opened while it waited for a slot
+                if self._stopping or self._disowned(job) or not self._gate(job):  # revoked, or the breaker opened
                     return
                 try:
                     await self.attempt(job)
