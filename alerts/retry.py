@@ -273,7 +273,9 @@ class RetryScheduler:
             job = heapq.heappop(self._queue).job
             task = asyncio.ensure_future(self._run(job))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            # An exception out of _run (a bug in its checks before the attempt) stops the process as a failed
+            # bookkeeping does: left unread, the job was gone unsettled and its partition's commits waited for good.
+            task.add_done_callback(self._settled_task)
             started += 1
         return started
 

@@ -658,3 +658,29 @@ async def test_a_probe_that_gets_through_closes_every_breaker_it_probes(
     assert scheduler.breakers() == ()
     assert scheduler.held() == 0
     assert scheduler.outages.failing() == ()
+
+
+async def test_a_bug_before_an_attempt_stops_the_process_instead_of_losing_the_delivery(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A failure in the loop's own checks before an attempt (here the ownership check raising) is reported to
+    ``on_failure`` (the notifier stops; the unsettled alert is re-read after the restart). Before, the task
+    died with the exception unread: the delivery was never attempted nor settled, its partition's commits
+    waited for it for good, and nothing said so."""
+    failures: list[BaseException] = []
+
+    async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        pass
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        pass
+
+    def owned(job: DeliveryJob) -> DeliveryJob | None:
+        raise RuntimeError("bug in the ownership check")
+
+    scheduler = RetryScheduler(BackoffPolicy(), delivered, dead, clock=Clock(), owned=owned)
+    scheduler.on_failure = failures.append
+    scheduler.submit(DeliveryJob("csm/slack", ScriptedNotifier(), Notification("csm", (make_alert(),), "g")))
+    scheduler.start_due()
+    await scheduler.drain()
+    assert [str(exc) for exc in failures] == ["bug in the ownership check"]
