@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -104,8 +105,12 @@ class BackoffPolicy:
     def next_attempt_at(
         self, retry_number: int, now: float, first_attempt_at: float, retry_after: float | None, rng: random.Random
     ) -> float | None:
-        """When to try again, or None when that would be past the give-up window."""
-        delay = max(retry_after, 0.0) if retry_after is not None else self.backoff(retry_number, rng)
+        """When to try again, or None when that would be past the give-up window. A hint that is not a finite
+        number counts as none: a NaN due time is never due, and at the head of the queue it held every delivery."""
+        if retry_after is not None and math.isfinite(retry_after):
+            delay = max(retry_after, 0.0)
+        else:
+            delay = self.backoff(retry_number, rng)
         at = now + delay
         if at - first_attempt_at > self.give_up:
             return None

@@ -684,3 +684,31 @@ async def test_a_bug_before_an_attempt_stops_the_process_instead_of_losing_the_d
     scheduler.start_due()
     await scheduler.drain()
     assert [str(exc) for exc in failures] == ["bug in the ownership check"]
+
+
+async def test_a_retry_after_that_is_not_a_number_backs_off_and_does_not_stop_the_queue(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A channel answering ``retry_after=nan`` (a hint it could not read) is retried at the backoff, and the
+    other destinations' deliveries go out as they come due. Before, the NaN due time sat at the head of the
+    queue, never due and never overtaken: no delivery to any destination started again."""
+    clock = Clock()
+    sent: list[str] = []
+
+    async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        sent.append(job.target)
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        sent.append(f"dead {job.target}")
+
+    scheduler = RetryScheduler(
+        BackoffPolicy(initial=1.0, maximum=4.0, give_up=600.0), delivered, dead, clock=clock, rng=random.Random(3)
+    )
+    odd = ScriptedNotifier(RetryableDeliveryError("slack: HTTP 503", retry_after=float("nan")))
+    scheduler.submit(DeliveryJob("odd/slack", odd, Notification("odd", (make_alert(),), "g1")))
+    await _run_for(scheduler, clock, 0.5)
+    scheduler.submit(DeliveryJob("other/slack", ScriptedNotifier(), Notification("other", (make_alert(),), "g2")))
+    await _run_for(scheduler, clock, 5.0)
+    assert sorted(sent) == ["odd/slack", "other/slack"]
+    assert odd.calls == 2
+    assert scheduler.pending() == 0
