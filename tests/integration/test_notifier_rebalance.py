@@ -16,6 +16,7 @@ from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
+    account_per_partition,
     log_records,
     make_alert,
     notifier_settings,
@@ -170,12 +171,8 @@ def test_a_probe_in_flight_when_its_partition_moves_is_not_retried_by_the_old_ow
     partitions that moved when their attempts come back (before: they were queued again and kept probing, and
     once the webhooks were fixed the old owner sent their alerts too, a second time), and each alert reaches
     its webhook once."""
-    from kafka.partitioner.default import murmur2
-
     hooks = [f"H-{p}" for p in range(4)]
-    accounts: dict[int, str] = {}
-    for n in range(1000):
-        accounts.setdefault((murmur2(f"acct-{n}".encode()) & 0x7FFFFFFF) % 4, f"acct-{n}")
+    accounts = account_per_partition(4)
     receivers = "\n".join(
         f"  - {{name: hook-{p}, slack_configs: [{{webhook_url: '{slack_server.webhook_url(hooks[p])}'}}]}}"
         for p in range(4)

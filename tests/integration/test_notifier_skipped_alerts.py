@@ -24,6 +24,7 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
     CONSOLE_PER_ALERT_ROUTES,
+    account_per_partition,
     log_records,
     make_alert,
     metric_value,
@@ -152,17 +153,12 @@ def test_the_first_alerts_of_many_partitions_ask_the_coordinator_once(
     partition's first alert needs the group's committed offset, asked of the coordinator in one OffsetFetch for
     all twelve, not one per partition in turn (before: twelve requests of one partition each, each a round trip
     before that partition's first alert). Every alert is delivered once."""
-    from kafka.partitioner.default import murmur2
-
     settings = notifier_settings(
         settings_factory, write_routes(tmp_path, CONSOLE_PER_ALERT_ROUTES), topic_partitions=12, log_level="DEBUG"
     )
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
-    accounts: dict[int, str] = {}
-    for n in range(1000):
-        accounts.setdefault((murmur2(f"acct-{n}".encode()) & 0x7FFFFFFF) % 12, f"acct-{n}")
-    assert sorted(accounts) == list(range(12))
+    accounts = account_per_partition(12)
     notifier = start_notifier(process_factory, settings)
     alerts = [make_alert(account) for account in accounts.values()]
     for alert in alerts:
