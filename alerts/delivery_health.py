@@ -30,7 +30,7 @@ answer itself says that nothing will get through — and the first delivery to i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from schemas.errors import DestinationFailingError
@@ -88,7 +88,8 @@ class DestinationOutages:
 
     ``key`` is the delivery loop's destination of an attempt (a Slack channel, a webhook's hash, the SMTP
     server); an error's own ``destination`` (the Slack bot token, shared by every channel) groups keys into
-    one episode, so a revoked token is one ERROR, not one per channel, and a delivery to any of them ends it.
+    one episode, so a revoked token is one ERROR, not one per channel, and a delivery to any of them ends it —
+    also to a key not seen failing yet, whose channel names the episodes it shares (``EpisodeAware``).
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
@@ -134,13 +135,20 @@ class DestinationOutages:
         name = self._episode_of.get(key)
         return name if name in self._outages else None
 
-    def succeeded(self, key: str) -> str | None:
-        """An attempt to ``key`` delivered: its episode (if any) ends, logged once; returns its name."""
-        name = self._episode_of.pop(key, None)
-        if name is None:
-            return None
-        for other in [k for k, n in self._episode_of.items() if n == name]:
-            del self._episode_of[other]
+    def succeeded(self, key: str, episodes: Iterable[str] = ()) -> list[str]:
+        """An attempt to ``key`` delivered: the episode ``key`` is in (if any) ends, and so does each of
+        ``episodes`` (what its channel shares with other keys: the Slack bot token, the SMTP server — a key not
+        seen failing yet is in no episode, yet its delivery proves those work), each logged once; returns
+        the names of the episodes ended."""
+        linked = self._episode_of.get(key)
+        names = dict.fromkeys([linked, *episodes] if linked is not None else episodes)
+        return [name for name in names if self.end(name)]
+
+    def end(self, name: str) -> bool:
+        """End the episode ``name`` (a delivery went through it), logged once; False when it was not open."""
+        keys = [k for k, n in self._episode_of.items() if n == name]
+        for key in keys:
+            del self._episode_of[key]
         outage = self._outages.pop(name, None)
         if outage is not None:
             log.info(
@@ -149,7 +157,7 @@ class DestinationOutages:
                 failed_attempts=outage.failures,
                 since_s=round(self._clock() - outage.since),
             )
-        return name
+        return outage is not None or bool(keys)
 
     def failing(self) -> tuple[str, ...]:
         """The destinations in an episode now (tests, a debugger)."""

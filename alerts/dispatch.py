@@ -177,6 +177,7 @@ class Dispatcher:
             self._dead_lettered,
             clock=clock,
             health=DeliveryHealth(failing_after_seconds, clock),
+            owned=self._owned,
         )
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -582,6 +583,16 @@ class Dispatcher:
 
     # --- rebalancing ----------------------------------------------------------------------------
 
+    def _owned(self, job: DeliveryJob) -> DeliveryJob | None:
+        """``job`` with only the alerts still waiting for its target here (the others' partitions were revoked),
+        or None when none is (the scheduler's ``owned``)."""
+        alerts = tuple(a for a in job.notification.alerts if (a.alert_id, job.target) in self._waiting)
+        if not alerts:
+            return None
+        if len(alerts) < len(job.notification.alerts):
+            job.notification = replace(job.notification, alerts=alerts)
+        return job
+
     def retain(self, partitions: Collection[int]) -> int:
         """After a rebalance: keep the work of partitions still assigned here, forget the rest, resume."""
         held = {t.partition for tickets in self._waiting.values() for t in tickets if t.partition is not None}
@@ -601,15 +612,8 @@ class Dispatcher:
                 gone.add(key)
         if not gone:
             return 0
-
-        def keep_job(job: DeliveryJob) -> DeliveryJob | None:
-            alerts = tuple(a for a in job.notification.alerts if (a.alert_id, job.target) not in gone)
-            if not alerts:
-                return None
-            job.notification = replace(job.notification, alerts=alerts)
-            return job
-
-        self.scheduler.discard(keep_job)
+        # Queued jobs now; jobs out of the queue (in flight, waiting for a slot) when they come back.
+        self.scheduler.discard(self._owned)
 
         self.grouper.discard(lambda item: all(key in gone for key in item.target_keys()))
         return len(gone)

@@ -31,11 +31,17 @@ destination's breaker is open, one delivery — the *probe*: the first that fail
 backoff; every other delivery to it that comes due (or fails alongside the probe) is *held*: queued until
 its give-up window (from its first attempt, or from when it was first held) ends, then dead-lettered
 ``gave_up`` without an attempt, as it would have been. The probe's success (a partial email delivery
-included) closes the breaker and releases the held deliveries at once.
+included) closes the breaker and releases the held deliveries at once; so does any delivery through what
+failed, also to a destination not seen failing yet (another channel of the same bot token: the channel names
+the episodes it shares, ``EpisodeAware``), which makes the probe due at once too.
 A probe dead-lettered for another reason (a permanent refusal of its own message, the give-up window)
 hands the role to the held delivery queued first, at once. A destination the loop has not seen fail yet
 (another Slack channel of a revoked bot token) is attempted once before its deliveries are held.
 ``preempt_notifier_breakers_open{receiver_type}`` counts the open breakers.
+
+A rebalance drops the jobs of partitions that moved away (``discard``), and those out of the queue when it
+came — an attempt in flight (a probe's), a wait for a slot — when they come back (``owned``): not retried,
+held nor dead-lettered here (the new owner re-reads their alerts), a probe's role passed on at once.
 
 Each attempt's outcome also goes to ``DeliveryHealth`` (``alerts/delivery_health.py``), which tells
 ``/readyz`` when every attempt to a target has failed for a while.
@@ -48,12 +54,20 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from alerts.channels.base import DeliveryReceipt, DestinationAware, Notification, Notifier, PartlyDeliveredError
+from alerts.channels.base import (
+    DeliveryReceipt,
+    DestinationAware,
+    EpisodeAware,
+    Notification,
+    Notifier,
+    PartlyDeliveredError,
+)
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
 from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
@@ -91,8 +105,12 @@ class BackoffPolicy:
     def next_attempt_at(
         self, retry_number: int, now: float, first_attempt_at: float, retry_after: float | None, rng: random.Random
     ) -> float | None:
-        """When to try again, or None when that would be past the give-up window."""
-        delay = max(retry_after, 0.0) if retry_after is not None else self.backoff(retry_number, rng)
+        """When to try again, or None when that would be past the give-up window. A hint that is not a finite
+        number counts as none: a NaN due time is never due, and at the head of the queue it held every delivery."""
+        if retry_after is not None and math.isfinite(retry_after):
+            delay = max(retry_after, 0.0)
+        else:
+            delay = self.backoff(retry_number, rng)
         at = now + delay
         if at - first_attempt_at > self.give_up:
             return None
@@ -119,6 +137,7 @@ class DeliveryJob:
 
 DeliveredCallback = Callable[[DeliveryJob, DeliveryReceipt], Awaitable[None]]
 DeadLetterCallback = Callable[[DeliveryJob, str, str], Awaitable[None]]
+Keep = Callable[[DeliveryJob], "DeliveryJob | None"]  # a job as still wanted here (its alerts trimmed), or None
 
 
 @dataclass(slots=True)
@@ -166,8 +185,13 @@ class RetryScheduler:
         max_in_flight: int = MAX_IN_FLIGHT_PER_DESTINATION,
         max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
         health: DeliveryHealth | None = None,
+        owned: Keep | None = None,
     ) -> None:
+        """``owned(job)``: ``job`` with only the alerts this process still owns, or None for none (the dispatcher's:
+        partitions revoked by a rebalance); asked of a job that comes back from an attempt or a wait for a slot,
+        before it is retried, held, dead-lettered or attempted. Default: every job is owned."""
         self.policy = policy
+        self._owned: Keep = owned or (lambda job: job)
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
         self._clock = clock
@@ -211,8 +235,11 @@ class RetryScheduler:
         """Destinations with attempts in flight or waiting for a slot (their slots are forgotten after)."""
         return len(self._slots)
 
-    def discard(self, keep: Callable[[DeliveryJob], DeliveryJob | None]) -> int:
-        """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped."""
+    def discard(self, keep: Keep) -> int:
+        """Rewrite queued jobs through ``keep`` (return None to drop one); returns how many were dropped.
+
+        Jobs out of the queue — an attempt in flight (a breaker's probe, a delivery failing alongside it), one
+        waiting for a slot — are not here: each is checked with ``owned`` when it comes back (:meth:`_disowned`)."""
         kept: list[_Entry] = []
         gone: list[DeliveryJob] = []
         for entry in self._queue:
@@ -251,7 +278,9 @@ class RetryScheduler:
             job = heapq.heappop(self._queue).job
             task = asyncio.ensure_future(self._run(job))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            # An exception out of _run (a bug in its checks before the attempt) stops the process as a failed
+            # bookkeeping does: left unread, the job was gone unsettled and its partition's commits waited for good.
+            task.add_done_callback(self._settled_task)
             started += 1
         return started
 
@@ -318,6 +347,8 @@ class RetryScheduler:
     def _retry(
         self, job: DeliveryJob, detail: str, retry_after: float | None, partial: DeliveryReceipt | None = None
     ) -> None:
+        if self._disowned(job):
+            return
         now = self._clock()
         first = job.first_attempt_at if job.first_attempt_at is not None else now
         at = self.policy.next_attempt_at(job.attempts, now, first, retry_after, self._rng)
@@ -399,6 +430,8 @@ class RetryScheduler:
 
     def _hold(self, job: DeliveryJob, breaker: _Breaker) -> None:
         """Queue ``job`` until the end of its give-up window; the probe's success releases it before."""
+        if self._disowned(job):
+            return
         now = self._clock()
         if job.first_attempt_at is None:  # its give-up window starts when it is first held
             job.first_attempt_at = now
@@ -406,9 +439,21 @@ class RetryScheduler:
         self.submit(job, max(job.first_attempt_at + self.policy.give_up, now))
 
     def _destination_works(self, job: DeliveryJob) -> None:
-        """A delivery reached ``job``'s destination: its episode ends, its breaker closes, its held jobs are due."""
-        name = self.outages.succeeded(self.destination(job))
-        breaker = self._breakers.pop(name, None) if name is not None else None
+        """A delivery reached ``job``'s destination: the episodes it proves working end — its destination's, the
+        ones its channel shares with other destinations (``EpisodeAware``: a Slack channel of a bot token never
+        seen failing proves the token), and every breaker ``job`` probes (its destination may have been linked to
+        another episode since) — their breakers close and their held jobs are due now."""
+        names = self.outages.succeeded(self.destination(job), self._episodes(job))
+        for breaker in [b for b in self._breakers.values() if b.probe is job]:
+            self.outages.end(breaker.name)
+            names.append(breaker.name)
+        for name in dict.fromkeys(names):
+            self._close(name)
+
+    def _close(self, name: str) -> None:
+        """Close the breaker ``name`` (if open): its held jobs are due now, and so is its probe when it waits for
+        its backoff (another delivery got through first: the backoff was the destination's, not the probe's)."""
+        breaker = self._breakers.pop(name, None)
         if breaker is None:
             return
         self._export_breakers(breaker.receiver_type)
@@ -419,6 +464,8 @@ class RetryScheduler:
                 entry.job.held_by = None
                 entry.due = now
                 released += 1
+            elif entry.job is breaker.probe and entry.due > now:
+                entry.due = now
         heapq.heapify(self._queue)
         self.wakeup.set()
         log.info("delivery breaker closed: the held deliveries go out", destination=breaker.name, released=released)
@@ -444,6 +491,18 @@ class RetryScheduler:
         heapq.heapify(self._queue)
         self.wakeup.set()
 
+    @staticmethod
+    def _episodes(job: DeliveryJob) -> tuple[str, ...]:
+        """The failing-destination episodes ``job``'s channel shares with its other destinations (none known: ())."""
+        notifier = job.notifier
+        if not isinstance(notifier, EpisodeAware):
+            return ()
+        try:
+            return tuple(notifier.episodes(job.notification))
+        except Exception:  # noqa: BLE001 - as destination(): the send that just went through is what counts
+            log.debug("episodes of a delivery not known; its destination's only ends", target=job.target)
+            return ()
+
     def _probe_gone(self, job: DeliveryJob) -> None:
         """``job`` will not be attempted again: if it probed an open breaker, the held delivery queued first
         becomes due now and takes the role."""
@@ -459,11 +518,29 @@ class RetryScheduler:
                 self.wakeup.set()
             return
 
+    def _disowned(self, job: DeliveryJob) -> bool:
+        """Whether ``job``'s alerts all moved to another process while it was out of the queue (its partitions were
+        revoked during its attempt or its wait for a slot): then its outcome is not acted on — not retried, held
+        nor dead-lettered (the new owner re-reads those alerts) — and, if it probed a breaker, a held delivery
+        takes the role. ``discard`` does the same to queued jobs. The alerts it still owns stay in it."""
+        if self._owned(job) is not None:
+            return False
+        self._probe_gone(job)
+        log.info(
+            "delivery dropped: its alerts were handed over on rebalance while it was in flight",
+            target=job.target,
+            group_key=job.notification.group_key,
+            attempt=job.attempts,
+        )
+        return True
+
     def _export_breakers(self, receiver_type: str) -> None:
         count = sum(1 for b in self._breakers.values() if b.receiver_type == receiver_type)
         NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type).set(count)
 
     async def _dead_letter(self, job: DeliveryJob, reason: str, detail: str) -> None:
+        if self._disowned(job):  # also when revoked between the decision and this task's start
+            return
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type=job.receiver_type, reason=reason).inc()
         await self._on_dead_letter(job, reason, detail)
 
@@ -485,11 +562,12 @@ class RetryScheduler:
             slots = self._slots[key] = _Slots(asyncio.Semaphore(self._max_in_flight))
         slots.users += 1
         try:
-            if not self._gate(job):  # held by its destination's breaker: no slot taken
+            # Revoked since start_due, or held by its destination's breaker: no slot taken.
+            if self._disowned(job) or not self._gate(job):
                 return
             # The destination's slot first: attempts queued behind a hanging destination hold none of the process's.
             async with slots.semaphore, self._total:
-                if self._stopping or not self._gate(job):  # the breaker opened while it waited for a slot
+                if self._stopping or self._disowned(job) or not self._gate(job):  # revoked, or the breaker opened
                     return
                 try:
                     await self.attempt(job)

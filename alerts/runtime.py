@@ -97,6 +97,15 @@ COMMITTED_FETCH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
+class CommittedOffsets:
+    """The group's committed offsets of one assignment's partitions of ``preempt.alerts``, asked of the
+    coordinator once (``offsets`` None: it did not answer in time, Faust's own copy is read instead)."""
+
+    generation: int
+    offsets: dict[int, int | None] | None
+
+
+@dataclass(frozen=True, slots=True)
 class NotifierTopics:
     """The topics one notifier consumes and produces to (raw bytes keys and values)."""
 
@@ -207,6 +216,10 @@ class NotifierRuntime:
         # Offsets of preempt.alerts without a record (transaction markers): the offsets the agent
         # skipped between two alerts, and the tails the watchdog found empty; not consumer lag.
         self.recordless = RecordlessOffsets()
+        # The partitions of preempt.alerts assigned now, and their committed offsets once asked (one OffsetFetch
+        # for all of them at the first record after the assignment, not one per partition: :meth:`_committed`).
+        self.assigned: set[int] = set()
+        self._committed_offsets: CommittedOffsets | None = None
         self.recovered = False
         self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
@@ -307,7 +320,7 @@ class NotifierRuntime:
         generation = self.app.consumer_generation_id  # before the coordinator is asked: a rebalance then counts
         expected = self.read_offsets.get(partition)
         if expected is None:  # the first record since the assignment: from the group's committed offset
-            expected = await self._committed(partition)
+            expected = await self._committed(partition, generation)
         jump = offset_jump(expected, offset)
         if jump is None or self.recordless.covers(partition, *jump):
             return
@@ -343,15 +356,30 @@ class NotifierRuntime:
                 error=failure,
             )
 
-    async def _committed(self, partition: int) -> int | None:
+    async def _committed(self, partition: int, generation: int) -> int | None:
         """The group's committed offset of ``partition``, asked of the group coordinator (bounded); Faust's own
         copy when it does not answer. Faust's copy alone was not known yet when the first record after a
-        restart came (``tests/integration/test_notifier_skipped_alerts.py``): a skip of it went unseen."""
-        tp = TP(self.topics.alerts.get_topic_name(), partition)
-        got = await group_committed_offsets(self.app, [tp], COMMITTED_FETCH_TIMEOUT_SECONDS)
-        if got is not None:
-            return got.get(tp)
-        return committed_offsets(self.app.consumer).get(tp)
+        restart came (``tests/integration/test_notifier_skipped_alerts.py``): a skip of it went unseen.
+
+        One request for every partition of the assignment not read yet, at the first record after it, and its
+        answer reused for the others' first records (``generation``: the consumer's when the record came): asked
+        per partition, in turn, a notifier given many partitions waited a round trip each (up to the timeout each
+        while the coordinator was slow) before their first alerts. A coordinator that did not answer is not asked
+        again before the next assignment."""
+        name = self.topics.alerts.get_topic_name()
+        known = self._committed_offsets
+        if known is None or known.generation != generation or (known.offsets and partition not in known.offsets):
+            partitions = sorted({partition} | (self.assigned - self.read_offsets.keys()))
+            tps = [TP(name, p) for p in partitions]
+            got = await group_committed_offsets(self.app, tps, COMMITTED_FETCH_TIMEOUT_SECONDS)
+            offsets = None if got is None else {tp.partition: got.get(tp) for tp in tps}
+            log.debug(
+                "committed offsets asked of the group coordinator", partitions=partitions, answered=got is not None
+            )
+            known = self._committed_offsets = CommittedOffsets(generation, offsets)
+        if known.offsets is not None:
+            return known.offsets.get(partition)
+        return committed_offsets(self.app.consumer).get(TP(name, partition))
 
     def _ack_reread(self, partition: int, offset: int) -> None:
         """Let Faust commit past a re-read alert once it is settled: Faust never delivered it, so it never acks it."""
@@ -619,6 +647,8 @@ class NotifierRuntime:
         READY.labels(app=self.app.conf.name).set(0)  # the label ops_web's readiness uses
         self.recovered = False
         self.read_offsets.clear()
+        self.assigned = set()
+        self._committed_offsets = None
         self.dispatcher.paused = True
         # Faust forgot the acks and commits of every partition (eager rebalancing) and reads each
         # partition it keeps again from its committed offset: an ack of this reading handed over
@@ -635,6 +665,7 @@ class NotifierRuntime:
         the number of pending deliveries dropped.
         """
         mine = self.alert_partitions(assigned)
+        self.assigned = set(mine)
         self.acks.keep(mine)
         dropped = self.dispatcher.retain(mine)
         if dropped:

@@ -115,3 +115,15 @@ class DestinationAware(Protocol):
     def destination(self, notification: Notification) -> str:
         """A key naming the destination of ``notification`` (never a secret: hash one)."""
         ...
+
+
+@runtime_checkable
+class EpisodeAware(Protocol):
+    """A channel whose destinations share what can fail for every message (the Slack bot token of every channel,
+    the SMTP server of every sender): it names those failing-destination episodes (the ``destination`` of its
+    ``DestinationFailingError``), so that a delivery through them closes their breaker in the delivery loop
+    (``alerts/retry.py``) even when its own destination was never seen failing."""
+
+    def episodes(self, notification: Notification) -> tuple[str, ...]:
+        """The episode names a delivery of ``notification`` proves working (never a secret)."""
+        ...

@@ -157,6 +157,13 @@ def _scope_fix(scope: str, code: int, message: str, sender: str) -> str:
     return "the server refuses this client: check PREEMPT_SMTP_HOST/PREEMPT_SMTP_PORT and the server's logs"
 
 
+def smtp_episode(server: str, sender: str = "") -> str:
+    """The failing-destination episode of an SMTP refusal: the server's (its login, TLS, relaying for this client),
+    or, given ``sender``, the server's refusal of that sender (another receiver's ``from`` may be fine)."""
+    where = f"SMTP server {server}" if server else "SMTP server"
+    return f"{where}, sender {sender}" if sender else where
+
+
 def classify_smtp(code: int, what: str, message: str = "", server: str = "", sender: str = "") -> DeliveryError:
     """4xx → retryable; a destination-wide refusal (``smtp_scope``: authentication, TLS, relaying, the sender) →
     the destination failing (retried, one ERROR per episode); every other 5xx → permanent (the one place that
@@ -167,9 +174,7 @@ def classify_smtp(code: int, what: str, message: str = "", server: str = "", sen
     scope = smtp_scope(code, message, smtp_stage(what))
     if scope == "message":
         return PermanentDeliveryError(detail)
-    where = f"SMTP server {server}" if server else "SMTP server"
-    if scope == "sender" and sender:
-        where = f"{where}, sender {sender}"
+    where = smtp_episode(server, sender if scope == "sender" else "")
     fix = _scope_fix(scope, code, message, sender)
     return DestinationFailingError(f"{detail} ({where}: {fix})", fix=fix, destination=where)
 
@@ -318,6 +323,11 @@ class EmailNotifier:
         """The SMTP server every message goes to, and the sender it sends as: the key of its attempts' slots and
         breaker in the delivery loop (a server refusing one receiver's ``from`` holds back only that sender's)."""
         return f"{self._server()} from {self._sender()}"
+
+    def episodes(self, notification: Notification) -> tuple[str, ...]:
+        """The server's episode (shared by every sender: its login, TLS, relaying) and this sender's: a message
+        the server takes proves both work, also for a receiver whose own key was never seen failing."""
+        return smtp_episode(self._server()), smtp_episode(self._server(), self._sender())
 
     def _server(self) -> str:
         return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
@@ -485,7 +495,7 @@ class EmailNotifier:
             raise DestinationFailingError(
                 f"email: SMTP server {self._server()} does not support what is configured ({exc}): {fix}",
                 fix=fix,
-                destination=f"SMTP server {self._server()}",
+                destination=smtp_episode(self._server()),
             ) from None
         except aiosmtplib.SMTPException as exc:
             # aiosmtplib's own words say what is wrong ("SMTP STARTTLS extension not supported by server",

@@ -49,6 +49,8 @@ log = get_logger(__name__)
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# The episode of a bot token refusing every call (one for every channel: a revoked token is one ERROR, one breaker).
+BOT_TOKEN_EPISODE = "Slack Web API (PREEMPT_SLACK_BOT_TOKEN)"  # noqa: S105 - the setting's name, no token
 # Slack error codes that say the credentials fail, whatever the message (a token revoked or rotated, the
 # app uninstalled, a webhook removed): every message fails alike until an operator fixes them, so they are
 # the destination failing (retried until the give-up window, delivered once fixed), not the alert's fault.
@@ -206,7 +208,7 @@ def classify(what: str, status: int | None, error: str | None, headers: Mapping[
         # The bot token is one for every channel: one episode for all of them. A webhook is its own destination
         # (the delivery loop's key for it: a hash of its URL, never the URL).
         hook = what in ("slack webhook", "slack response_url")
-        where = None if hook else "Slack Web API (PREEMPT_SLACK_BOT_TOKEN)"
+        where = None if hook else BOT_TOKEN_EPISODE
         return DestinationFailingError(f"{detail} ({fix})", fix=fix, destination=where)
     # 404/410 and every known or unknown client error: retrying the same request cannot succeed.
     return PermanentDeliveryError(detail)
@@ -302,6 +304,11 @@ class SlackNotifier:
         if self.mode == "webhook":
             return self._webhook_key()
         return f"bot:{render_channel(self._config, notification.alerts)}"
+
+    def episodes(self, notification: Notification) -> tuple[str, ...]:
+        """With the bot token, the token's episode (shared by every channel): a post to any channel proves the
+        token works. A webhook is its own destination (its key), shared with nothing."""
+        return () if self.mode == "webhook" else (BOT_TOKEN_EPISODE,)
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the alert (or digest) as Block Kit: a webhook message, or ``chat.postMessage`` (bot mode)."""

@@ -59,6 +59,17 @@ def make_alert(account_id: str = "acme", **overrides: Any) -> Alert:
     return Alert.model_validate(base)
 
 
+def account_per_partition(partitions: int) -> dict[int, str]:
+    """An account id for each partition of a topic of ``partitions`` (Kafka's default partitioner, murmur2)."""
+    from kafka.partitioner.default import murmur2
+
+    found: dict[int, str] = {}
+    for n in range(100 * partitions):
+        found.setdefault((murmur2(f"acct-{n}".encode()) & 0x7FFFFFFF) % partitions, f"acct-{n}")
+    assert sorted(found) == list(range(partitions)), found
+    return found
+
+
 def produce_alerts(producer: KafkaProducer, topic: str, *alerts: Alert) -> None:
     """Publish ``alerts`` as the rules worker does: key ``account_id``, value the alert JSON."""
     for alert in alerts:

@@ -232,3 +232,38 @@ def test_a_refused_sender_holds_the_alerts_and_a_refused_recipient_is_still_dead
     assert "User unknown" in dead["detail"]
     assert metric_value(settings, "preempt_notifier_breakers_open", receiver_type="email") == 0
     assert len(smtp_server.messages) == 3
+
+
+def test_a_delivery_to_another_channel_of_the_fixed_token_releases_the_held_alerts_at_once(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The bot token is revoked: channel C-OLD's two alerts open the token's breaker (one probes, one is held),
+    with a probe backoff of a minute or more. The token is fixed and an alert for channel C-NEW (never seen
+    failing) goes through first: that proves the token, so the breaker closes and C-OLD's alerts go out within
+    seconds, not at the probe's next backoff (before: the held alert waited for it)."""
+    slack_server.always("C-OLD", Reply.slack_error("token_revoked"))
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, ROUTES),
+        slack_api_url=slack_server.api_url,
+        delivery_retry_initial_seconds=120.0,
+        delivery_retry_max_seconds=300.0,
+    )
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, topics.alerts, _owned("northwind-1", "C-OLD"), _owned("northwind-2", "C-OLD"))
+    wait_for_records(notifier, OUTAGE_LINE, 1)
+    wait_for_records(notifier, RETRY_LINE, 1)  # the probe waits 60-120 s
+    assert metric_value(settings, "preempt_notifier_breakers_open", receiver_type="slack") == 1
+
+    slack_server.always("C-OLD", Reply.ok())  # the token is fixed
+    produce_alerts(producer, topics.alerts, _owned("northwind-3", "C-NEW"))
+    [closed] = wait_for_records(notifier, "delivery breaker closed: the held deliveries go out", 1, timeout_s=30)
+    assert closed["destination"] == "Slack Web API (PREEMPT_SLACK_BOT_TOKEN)"
+    slack_server.wait_for(3, timeout_s=20)  # the probe's retry is a minute away at least
+    assert sorted(r.target for r in slack_server.delivered()) == ["C-NEW", "C-OLD", "C-OLD"]
+    assert metric_value(settings, "preempt_notifier_breakers_open", receiver_type="slack") == 0

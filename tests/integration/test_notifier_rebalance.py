@@ -13,9 +13,10 @@ from kafka import KafkaProducer
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
-from streams.runtime.topics import TopicNames
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
+    account_per_partition,
     log_records,
     make_alert,
     notifier_settings,
@@ -155,3 +156,67 @@ def test_alerts_keyed_by_a_third_party_are_delivered_once_per_target_across_a_re
 
     per_channel = Counter(r.target for r in slack_server.delivered())
     assert per_channel == Counter({**{f"C-{i}": 1 for i in range(8)}, "C-HOLD": 8})
+
+
+def test_a_probe_in_flight_when_its_partition_moves_is_not_retried_by_the_old_owner(
+    settings_factory: Callable[..., Settings],
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Four revoked webhooks, one per partition, each with two alerts: each webhook's breaker is probed by one
+    alert while the other waits. The webhooks then hang, so every probe is in flight (up to Slack's 10 s
+    timeout) when a second notifier joins and two partitions move to it. The old owner drops the probes of the
+    partitions that moved when their attempts come back (before: they were queued again and kept probing, and
+    once the webhooks were fixed the old owner sent their alerts too, a second time), and each alert reaches
+    its webhook once."""
+    hooks = [f"H-{p}" for p in range(4)]
+    accounts = account_per_partition(4)
+    receivers = "\n".join(
+        f"  - {{name: hook-{p}, slack_configs: [{{webhook_url: '{slack_server.webhook_url(hooks[p])}'}}]}}"
+        for p in range(4)
+    )
+    routes = "\n".join(f"    - {{matchers: ['account_id=\"{accounts[p]}\"'], receiver: hook-{p}}}" for p in range(4))
+    text = f"receivers:\n{receivers}\nroute:\n  receiver: hook-0\n  group_by: [alert_id]\n  group_wait: 0s\n"
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, text + f"  routes:\n{routes}\n"),
+        notifier_session_timeout_seconds=6,
+        delivery_retry_initial_seconds=0.05,
+        delivery_retry_max_seconds=0.1,
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    for hook in hooks:
+        slack_server.always(hook, Reply.slack_error("invalid_token"))
+    first = start_notifier(process_factory, settings, name="notifier-1")
+    alerts = [make_alert(accounts[p], title=f"signal {p}.{i}") for p in range(4) for i in range(2)]
+    produce_alerts(producer, names.alerts, *alerts)
+    wait_for_records(first, "delivery breaker open: one delivery at a time probes the destination, the others wait", 4)
+    for hook in hooks:
+        slack_server.always(hook, Reply.hang())  # each probe's next attempt hangs until Slack's timeout
+    time.sleep(1.0)
+
+    second = process_factory(
+        ["preempt", "notifier"], settings.model_copy(update={"notifier_web_port": free_port()}), name="notifier-2"
+    )
+    second.wait_for_log("notifier ready", timeout_s=90)
+    [handed] = wait_for_records(first, "pending deliveries handed over on rebalance", 1)
+    moved = sorted(set(range(4)) - set(handed["kept_partitions"]))
+    assert moved, handed
+    for hook in hooks:
+        slack_server.always(hook, Reply.ok())
+
+    deadline = time.monotonic() + 60
+    while len([r for r in slack_server.delivered() if r.reply.delay == 0]) < 8 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(15.0)  # the probes in flight come back after Slack's 10 s timeout; a second copy would be out by now
+    answered = [r for r in slack_server.delivered() if r.reply.delay == 0]  # not the hung requests
+    per_hook = Counter(r.target for r in answered)
+    assert per_hook == Counter(dict.fromkeys(hooks, 2)), (moved, per_hook)
+    titles = Counter(r.body.get("text", "") for r in answered)
+    assert max(titles.values()) == 1, titles
+    dropped = log_records(first, "delivery dropped: its alerts were handed over on rebalance while it was in flight")
+    assert {r["target"].split("/")[0] for r in dropped} == {f"hook-{p}" for p in moved}
+    assert log_records(first, "alert dead-lettered") + log_records(second, "alert dead-lettered") == []

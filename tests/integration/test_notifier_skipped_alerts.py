@@ -24,6 +24,7 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 from tests.integration.notifier_harness import (
     CONSOLE_PER_ALERT_ROUTES,
+    account_per_partition,
     log_records,
     make_alert,
     metric_value,
@@ -140,3 +141,31 @@ def test_an_alert_faust_skipped_first_after_an_assignment_is_reread_and_delivere
     repaired = log_records(notifier, "records skipped before reaching the notifier; re-read them from Kafka")
     assert [(r["first_missing"], r["next_seen"], r["recovered"]) for r in repaired] == [(2, 3, 1)]
     _wait_committed(settings, tp, 4, notifier)
+
+
+def test_the_first_alerts_of_many_partitions_ask_the_coordinator_once(
+    settings_factory: Callable[..., Settings],
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """A notifier assigned twelve partitions of preempt.alerts, an alert on each: the skip check of each
+    partition's first alert needs the group's committed offset, asked of the coordinator in one OffsetFetch for
+    all twelve, not one per partition in turn (before: twelve requests of one partition each, each a round trip
+    before that partition's first alert). Every alert is delivered once."""
+    settings = notifier_settings(
+        settings_factory, write_routes(tmp_path, CONSOLE_PER_ALERT_ROUTES), topic_partitions=12, log_level="DEBUG"
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    accounts = account_per_partition(12)
+    notifier = start_notifier(process_factory, settings)
+    alerts = [make_alert(account) for account in accounts.values()]
+    for alert in alerts:
+        producer.send(names.alerts, key=alert.account_id.encode(), value=alert.model_dump_json().encode())
+    producer.flush()
+    delivered = wait_for_records(notifier, "alert delivered", 12, timeout_s=60)
+    assert sorted(r["alert_id"] for r in delivered) == sorted(a.alert_id for a in alerts)
+    asked = log_records(notifier, "committed offsets asked of the group coordinator")
+    # One request for the whole assignment, answered by the real coordinator (before: one per partition).
+    assert [(r["partitions"], r["answered"]) for r in asked] == [(list(range(12)), True)]

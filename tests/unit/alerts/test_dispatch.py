@@ -275,3 +275,118 @@ async def test_alert_routed_only_to_a_null_receiver_is_counted_and_acked(make_al
     assert acks == [1]
     assert ALERTS_SUPPRESSED.labels(reason="no_destination")._value.get() == before + 1
     assert [e["receivers"] for e in logs if e["event"].startswith("alert not sent")] == [["void"]]
+
+
+class ProbedSMTP:
+    """An SMTP server refusing the login (535, the destination failing) until ``works``; an attempt for an account
+    in ``hang`` waits there until it is let go, then answers ``answer`` (default: the 535)."""
+
+    receiver_type = "email"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.works = False
+        self.hang: dict[str, asyncio.Event] = {}
+        self.answer: Exception | None = None
+        self.sent: list[str] = []
+        self.calls: list[str] = []
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        account = notification.alerts[0].account_id
+        self.calls.append(account)
+        if account in self.hang:
+            await self.hang.pop(account).wait()
+            if self.answer is not None:
+                raise self.answer
+        if not self.works:
+            raise classify_smtp(535, "Authentication", "5.7.8 Authentication credentials invalid", "smtp:587")
+        self.sent.append(account)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"<{len(self.sent)}@preempt>")
+
+    def destination(self, notification: Notification) -> str:
+        return "smtp:587 from p@example.com"
+
+    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
+        """Not used here."""
+
+    async def aclose(self) -> None:
+        """Not used here."""
+
+
+async def _probe_in_flight_at_a_rebalance(
+    make_alert: Callable[..., Alert], answer: Exception | None
+) -> tuple[Dispatcher, ProbedSMTP, Clock, list[tuple[str, str]], list[str]]:
+    """The probe (an alert of partition 1) of the SMTP server's breaker is in flight, a delivery of partition 2 is
+    held; a rebalance revokes partition 1 and keeps 2; then the probe's attempt answers ``answer`` (None: 535)."""
+    import asyncio
+
+    routing = RoutingConfig.model_validate(
+        {
+            "receivers": [{"name": "csm", "email_configs": [{"to": "csm@example.com"}]}],
+            "route": {"receiver": "csm", "group_wait": "0s"},
+        }
+    )
+    notifier, clock, dead, acks = ProbedSMTP(), Clock(), [], []
+
+    async def dead_letter(alert: Alert, target: str, receiver_type: str, reason: str, detail: str) -> None:
+        dead.append((alert.account_id, reason))
+
+    async def flush() -> None:
+        pass
+
+    dispatcher = Dispatcher(routing, {"csm": [notifier]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock)
+    dispatcher.on_alert(make_alert(account_id="moved"), lambda: acks.append("moved"), partition=1)
+    await _run_until_idle(dispatcher, clock)  # group_wait, then the 535: the breaker opens, "moved" probes
+    dispatcher.on_alert(make_alert(account_id="stays"), lambda: acks.append("stays"), partition=2)
+    await _run_until_idle(dispatcher, clock)
+    assert dispatcher.scheduler.breakers() == ("SMTP server smtp:587",)
+    assert dispatcher.scheduler.held() == 1  # "stays" waits for the probe
+
+    release = notifier.hang["moved"] = asyncio.Event()
+    notifier.answer = answer
+    clock.now += 5.0  # the probe's backoff (1-2 s) is over: its attempt starts and hangs
+    dispatcher.tick()
+    await asyncio.sleep(0)
+    assert notifier.calls[-1] == "moved"
+    dispatcher.paused = True  # the revocation
+    assert dispatcher.retain({2}) == 1  # the assignment: partition 1 moved away
+    release.set()
+    await dispatcher.drain()
+    return dispatcher, notifier, clock, dead, acks
+
+
+async def test_a_probe_in_flight_at_a_rebalance_is_dropped_for_its_revoked_partition(make_alert) -> None:
+    """The probe's attempt fails after its partition moved away: its alert is not retried here (the new owner
+    re-reads it) and the held delivery of the partition that stayed takes the probe's role at once; once the
+    server takes messages, only that one is sent (before: the moved alert kept probing and was sent here too)."""
+    dispatcher, notifier, clock, dead, acks = await _probe_in_flight_at_a_rebalance(make_alert, None)
+    notifier.works = True
+    await _run_until_idle(dispatcher, clock)  # 1 s later: well before the moved probe's next backoff (2-4 s)
+    assert notifier.sent == ["stays"]
+    assert acks == ["stays"]
+    for _ in range(20):
+        await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == ["stays"]
+    assert "moved" not in notifier.calls[notifier.calls.index("stays") :]
+    assert dead == []
+    assert dispatcher.scheduler.pending() == 0
+    assert dispatcher.scheduler.breakers() == ()
+
+
+async def test_a_probe_dead_lettered_after_its_partition_moved_writes_no_dead_letter(make_alert) -> None:
+    """The probe's own message is refused for good after its partition moved away: no dead letter here (the new
+    owner re-reads the alert and decides), and the held delivery that stayed probes at once."""
+    from alerts.channels.email import classify_smtp
+
+    refused = classify_smtp(550, "DATA", "5.1.1 No such user")
+    dispatcher, notifier, clock, dead, acks = await _probe_in_flight_at_a_rebalance(make_alert, refused)
+    assert dead == []
+    notifier.works = True
+    await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == ["stays"]
+    assert acks == ["stays"]
+    assert dead == []
+    assert dispatcher.scheduler.pending() == 0

@@ -650,3 +650,163 @@ async def test_a_probe_whose_destination_moved_to_another_episode_does_not_keep_
     assert outcomes["dead"] == []
     assert scheduler.breakers() == ()
     assert scheduler.held() == 0
+
+
+class BotChannels(ScriptedNotifier):
+    """Slack with a bot token: a channel per notification (its group key); the channels in ``refusing`` answer
+    ``token_revoked`` (the token's episode), the others take the message. It names the token's episode as
+    shared by every channel, as ``SlackNotifier`` does."""
+
+    def __init__(self, *refusing: str) -> None:
+        super().__init__()
+        self.refusing = set(refusing)
+        self.posted: list[str] = []
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.slack import classify
+
+        self.calls += 1
+        await asyncio.sleep(0)
+        if notification.group_key in self.refusing:
+            raise classify("slack chat.postMessage", 200, "token_revoked", None)
+        self.posted.append(notification.group_key)
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"{notification.group_key}:1.0")
+
+    def destination(self, notification: Notification) -> str:
+        return f"bot:{notification.group_key}"
+
+    def episodes(self, notification: Notification) -> tuple[str, ...]:
+        from alerts.channels.slack import BOT_TOKEN_EPISODE
+
+        return (BOT_TOKEN_EPISODE,)
+
+
+async def test_a_delivery_to_a_channel_never_seen_failing_closes_the_tokens_breaker_and_releases_the_held(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """The token's breaker opened on channel C1's failure (one probe, one held); the token is fixed and a delivery
+    to channel C2 (never seen failing, so not held) goes through first: that proves the token, so the breaker
+    closes and the held delivery is due at once, not at the probe's next backoff (before: it waited for it)."""
+    clock = Clock()
+    notifier = BotChannels("C1")
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=60.0, maximum=300.0, give_up=3600.0), clock)
+    held = [DeliveryJob(f"csm{n}/slack", notifier, Notification(f"csm{n}", (make_alert(),), "C1")) for n in range(2)]
+    for job in held:
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("Slack Web API (PREEMPT_SLACK_BOT_TOKEN)",)
+    assert scheduler.held() == 1
+
+    notifier.refusing.clear()  # the token works again
+    scheduler.submit(DeliveryJob("other/slack", notifier, Notification("other", (make_alert(),), "C2")))
+    await _run_for(scheduler, clock, 1.0)
+    assert scheduler.breakers() == ()
+    # The held one and the probe at once (the probe's backoff, 30 s or more, was the token's failure's).
+    assert notifier.posted == ["C2", "C1", "C1"]
+    assert len(outcomes["delivered"]) == 3
+    assert scheduler.held() == 0
+    assert scheduler.outages.failing() == ()
+
+
+class RelinkedDestination(ScriptedNotifier):
+    """An SMTP server that first refuses the sender (its own episode), then the login (the server's episode), then
+    takes every message: the same destination key moves from one episode to the other."""
+
+    receiver_type = "email"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[int] = [553, 553, 535]
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.script:
+            code = self.script.pop(0)
+            if code == 553:
+                raise classify_smtp(553, "MAIL", "5.7.1 Sender address rejected", "smtp:587", "alerts@example.com")
+            raise classify_smtp(535, "Authentication", "5.7.8 Authentication credentials invalid", "smtp:587")
+        return DeliveryReceipt(receiver=notification.receiver, ref=f"<{self.calls}@preempt>")
+
+    def destination(self, notification: Notification) -> str:
+        return "smtp:587 from alerts@example.com"
+
+
+async def test_a_probe_that_gets_through_closes_every_breaker_it_probes(
+    harness, make_alert: Callable[..., Alert]
+) -> None:
+    """The probe's destination moved to another episode (the sender refused, then the login): its success closes
+    both breakers, so the delivery held by the first one goes out at once (before: it stayed held until its
+    give-up window, an hour, and the first breaker stayed open)."""
+    clock = Clock()
+    notifier = RelinkedDestination()
+    scheduler, _job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=2.0, give_up=3600.0), clock)
+    for job in _jobs(notifier, make_alert, 2):
+        scheduler.submit(job)
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("SMTP server smtp:587, sender alerts@example.com",)
+    assert scheduler.held() == 1
+    await _run_for(scheduler, clock, 10.0)
+    assert notifier.script == []
+    assert len(outcomes["delivered"]) == 2
+    assert scheduler.breakers() == ()
+    assert scheduler.held() == 0
+    assert scheduler.outages.failing() == ()
+
+
+async def test_a_bug_before_an_attempt_stops_the_process_instead_of_losing_the_delivery(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A failure in the loop's own checks before an attempt (here the ownership check raising) is reported to
+    ``on_failure`` (the notifier stops; the unsettled alert is re-read after the restart). Before, the task
+    died with the exception unread: the delivery was never attempted nor settled, its partition's commits
+    waited for it for good, and nothing said so."""
+    failures: list[BaseException] = []
+
+    async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        pass
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        pass
+
+    def owned(job: DeliveryJob) -> DeliveryJob | None:
+        raise RuntimeError("bug in the ownership check")
+
+    scheduler = RetryScheduler(BackoffPolicy(), delivered, dead, clock=Clock(), owned=owned)
+    scheduler.on_failure = failures.append
+    scheduler.submit(DeliveryJob("csm/slack", ScriptedNotifier(), Notification("csm", (make_alert(),), "g")))
+    scheduler.start_due()
+    await scheduler.drain()
+    assert [str(exc) for exc in failures] == ["bug in the ownership check"]
+
+
+async def test_a_retry_after_that_is_not_a_number_backs_off_and_does_not_stop_the_queue(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A channel answering ``retry_after=nan`` (a hint it could not read) is retried at the backoff, and the
+    other destinations' deliveries go out as they come due. Before, the NaN due time sat at the head of the
+    queue, never due and never overtaken: no delivery to any destination started again."""
+    clock = Clock()
+    sent: list[str] = []
+
+    async def delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        sent.append(job.target)
+
+    async def dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        sent.append(f"dead {job.target}")
+
+    scheduler = RetryScheduler(
+        BackoffPolicy(initial=1.0, maximum=4.0, give_up=600.0), delivered, dead, clock=clock, rng=random.Random(3)
+    )
+    odd = ScriptedNotifier(RetryableDeliveryError("slack: HTTP 503", retry_after=float("nan")))
+    scheduler.submit(DeliveryJob("odd/slack", odd, Notification("odd", (make_alert(),), "g1")))
+    await _run_for(scheduler, clock, 0.5)
+    scheduler.submit(DeliveryJob("other/slack", ScriptedNotifier(), Notification("other", (make_alert(),), "g2")))
+    await _run_for(scheduler, clock, 5.0)
+    assert sorted(sent) == ["odd/slack", "other/slack"]
+    assert odd.calls == 2
+    assert scheduler.pending() == 0

@@ -186,7 +186,40 @@ async def test_the_first_record_after_an_assignment_is_checked_against_the_commi
     assert reader.reads == [(4, 30, 31)]
     assert skipped.alert_id in [a.alert_id for n in notifier.sent for a in n.alerts]
     assert faust_acks == [(4, 30)]
-    assert asked == [[TP(ALERTS, 4)], [TP(ALERTS, 5)]]  # once per partition: later records follow the previous
+    assert asked == [[TP(ALERTS, 4), TP(ALERTS, 5)]]  # once for the assignment: later records follow the previous
+
+
+async def test_the_committed_offsets_of_an_assignment_are_asked_once_for_all_its_partitions(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twelve partitions assigned: the first record of the first one asks the coordinator for all twelve in one
+    request, the others' first records reuse the answer (before: one request per partition, in turn, each up
+    to the timeout while the coordinator is slow); the next assignment asks again, once; a coordinator that
+    does not answer is not asked again for the rest of the assignment (Faust's copy is read instead)."""
+    reader = FakeRangeReader([])
+    runtime, *_ = make_runtime(reader=reader)
+    asked: list[list[int]] = []
+    answer: list[bool] = [True]
+
+    async def group_committed_offsets(app: Any, tps: Any, timeout_s: float) -> dict[TP, int | None] | None:
+        asked.append([tp.partition for tp in tps])
+        return dict.fromkeys(tps, 10) if answer[0] else None
+
+    monkeypatch.setattr(runtime_module, "group_committed_offsets", group_committed_offsets)
+    monkeypatch.setattr(runtime_module, "committed_offsets", lambda consumer: {})
+    runtime.on_partitions_revoked(set())
+    runtime.on_partitions_assigned({TP(ALERTS, p) for p in range(12)})
+    await runtime.consume_alerts(FakeStream([_event(make_alert(), p, 10) for p in (7, *range(12))]))
+    assert asked == [[*range(12)]]
+    assert reader.reads == []
+
+    answer[0] = False
+    runtime.on_partitions_revoked(set())
+    runtime.on_partitions_assigned({TP(ALERTS, p) for p in range(6)})
+    await runtime.consume_alerts(FakeStream([_event(make_alert(), p, 11) for p in range(6)]))
+    assert asked == [[*range(12)], [*range(6)]]
 
 
 async def test_fausts_committed_offset_is_used_when_the_coordinator_does_not_answer(

@@ -543,3 +543,40 @@ def test_refusals_of_one_message_stay_permanent(code: int, what: str, message: s
     error = classify_smtp(code, what, message, "smtp.example.com:25", "alerts@example.com")
     assert isinstance(error, PermanentDeliveryError)
     assert message in str(error)
+
+
+async def test_the_episodes_an_email_names_are_those_its_destination_errors_open(
+    monkeypatch: pytest.MonkeyPatch, make_alert: Callable[..., Alert]
+) -> None:
+    """The relay's refusal opens the server's episode and a refused sender the server-and-sender one: the
+    notifier names both as what a delivery of its proves working (``alerts/retry.py`` closes their breakers
+    on it, also for a receiver whose own destination never failed)."""
+    import aiosmtplib
+
+    from alerts.channels.base import EpisodeAware, Notification
+    from schemas.errors import DestinationFailingError
+
+    notifier = EmailNotifier(EmailReceiver(to=("a@example.com",)), Settings(smtp_from="Preempt <p@example.com>"))
+    assert isinstance(notifier, EpisodeAware)
+    notification = Notification(receiver="r", alerts=(make_alert(),), group_key="g")
+    relay = {"a@example.com": (554, "5.7.1 <a@example.com>: Relay access denied")}
+    destinations = []
+
+    async def refuse_relay(message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        return relay
+
+    monkeypatch.setattr(notifier, "_deliver", refuse_relay)
+    with pytest.raises(DestinationFailingError) as failing:
+        await notifier.send(notification)
+    destinations.append(failing.value.destination)
+
+    async def refuse_sender(*args: object, **kwargs: object) -> None:
+        raise aiosmtplib.SMTPSenderRefused(553, "5.7.1 Sender address rejected", "p@example.com")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(aiosmtplib, "send", refuse_sender)
+    with pytest.raises(DestinationFailingError) as failing:
+        await notifier.send(notification)
+    destinations.append(failing.value.destination)
+    assert destinations[0] != destinations[1]
+    assert notifier.episodes(notification) == tuple(destinations)

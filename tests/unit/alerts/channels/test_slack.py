@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from alerts.channels.slack import ChannelRateLimiter, SlackNotifier, classify
@@ -299,3 +301,17 @@ async def test_a_failed_chat_update_without_a_response_url_still_fails(monkeypat
     monkeypatch.setattr(notifier, "_chat_update", chat_update)
     with pytest.raises(PermanentDeliveryError, match="message_not_found"):
         await notifier.update("C1:1.0", (build_alert(),), {})
+
+
+def test_a_bot_channel_names_the_tokens_episode_and_a_webhook_none(make_alert: Callable[..., Alert]) -> None:
+    """Every bot-token channel names the episode its credential errors open (a post to any of them proves the
+    token, ``alerts/retry.py`` closes its breaker); a webhook is its own destination and shares none."""
+    from alerts.channels.base import EpisodeAware, Notification
+
+    notification = Notification("r", (make_alert(),), "g")
+    bot = SlackNotifier(SlackReceiver(channel="#cs"), Settings(slack_bot_token="xoxb-1"), ChannelRateLimiter())
+    assert isinstance(bot, EpisodeAware)
+    token_error = classify("slack chat.postMessage", 200, "token_revoked", {})
+    assert bot.episodes(notification) == (getattr(token_error, "destination", None),)
+    hook = SlackNotifier(SlackReceiver(webhook_url="https://hooks.example.com/x"), Settings(), ChannelRateLimiter())
+    assert hook.episodes(notification) == ()
