@@ -69,7 +69,9 @@ def text(value: Any) -> str:
             return "" if math.isnan(value) else ("infinite" if value > 0 else "minus infinite")
         return number(value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{label(k)} {text(v)}".strip() for k, v in value.items())
+        # A key whose value is null or empty says nothing: its bare name ("NPS") would read as a gap.
+        said = ((k, text(v)) for k, v in value.items())
+        return ", ".join(f"{label(k)} {shown}" for k, shown in said if shown)
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(t for t in (text(v) for v in value) if t)
     return str(value)
@@ -80,7 +82,8 @@ MAX_DIGITS = 20
 
 
 def number(value: Any, digits: int = 1) -> str:
-    """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``; text passes through; ``None`` → ``""``."""
+    """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``, ``0.00001`` → ``0.00001`` (a value that
+    would round to 0 keeps two significant digits); text passes through; ``None`` → ``""``."""
     if value is None:
         return ""
     parsed = _as_float(value)
@@ -88,6 +91,11 @@ def number(value: Any, digits: int = 1) -> str:
         return text(value)
     digits = max(-MAX_DIGITS, min(MAX_DIGITS, digits))  # |number(999999999) formatted a 1-GB string
     rounded = round(parsed, digits)
+    if rounded == 0 and parsed != 0 and digits > 0:
+        # A small value is not nothing: a min_ratio of 0.00001 read "the 0% limit". Two significant
+        # digits instead (0.00001 → "0.00001", 0.000012345 → "0.000012"), up to MAX_DIGITS decimals.
+        digits = min(MAX_DIGITS, 1 - math.floor(math.log10(abs(parsed))))
+        rounded = round(parsed, digits)
     whole = whole_number(rounded)
     if whole is not None:
         return f"{whole:,}"

@@ -432,3 +432,36 @@ def test_an_event_property_without_a_value_is_left_out():
     """A null or empty property is not shown as a bare name ("plan"): only properties with a value are said."""
     evidence = {"value": "Plan Changed", "properties": {"plan": None, "from": "", "to": "starter", "seats": 0}}
     assert evidence_sentence("any", evidence) == "Plan Changed: to starter, seats 0"
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "shown"),
+    [
+        (0.00001, 1, "0.00001"),
+        (-0.000012345, 1, "-0.000012"),
+        (0.04, 1, "0.04"),
+        (0.3, 0, "0"),  # rounding asked for by the caller stays
+        (0.0, 1, "0"),
+        (0.05, 1, "0.1"),
+    ],
+)
+def test_a_small_number_is_not_shown_as_zero(value, digits, shown):
+    """A value that rounds to 0 keeps two significant digits: a min_ratio of 0.00001 read "the 0% limit"."""
+    assert number(value, digits) == shown
+
+
+def test_a_tiny_ratio_limit_and_a_tiny_property_read_as_their_value():
+    """The ratio sentence names its limit as written, and an event's tiny number is not 0."""
+    ratio = {"measure": "ratio", "value": 0.5, "threshold": 0.00001, "numerator": 1.0, "denominator": 2.0}
+    assert evidence_sentence("ratio", ratio).endswith("at or above the 0.001% limit")
+    assert percent(0.00001) == "0.001%"
+    event = {"measure": "event", "value": "Survey Answered", "properties": {"ratio": 1e-05}}
+    assert evidence_sentence("any", event) == "Survey Answered: ratio 0.00001"
+
+
+def test_an_object_leaves_out_its_empty_values():
+    """``{"nps": null, "score": 6}`` reads "score 6", not "NPS, score 6" (a bare key reads as a gap)."""
+    from schemas.formatting import text
+
+    assert text({"nps": None, "score": 6, "note": ""}) == "score 6"
+    assert text({"tags": ["slow", None, "price"]}) == "tags slow, price"
