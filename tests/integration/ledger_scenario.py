@@ -174,6 +174,17 @@ EXPECTED = [
     ("2026-11-06T09:00:00.000Z", "seats-then-downgrade", UNKNOWN, None),  # exactly 2 days apart: inclusive
 ]
 
+# evidence.value of some of them (the score counts the duplicate invoice once: 10 invoices, not 11)
+EXPECTED_VALUES = {
+    ("export-failures", ALESUND, "2026-11-02T09:06:00.000Z"): 3,
+    ("big-invoice-volume", ALESUND, "2026-11-02T10:01:00.000Z"): 1000,
+    ("invoice-bounce-rate", WIDGETS, "2026-11-02T14:03:00.000Z"): 0.5,
+    ("export-spike", WIDGETS, "2026-11-02T16:25:00.000Z"): 6,
+    ("daily-invoicers-drop", ALESUND, "2026-11-05T00:00:00.000Z"): 1,
+    ("ledger-health", ALESUND, "2026-11-05T00:00:00.000Z"): 47,  # 100 × (0.6 × 10/30 + 0.3 × 2/3 + 0.1 × 0.7)
+    ("ledger-health", WIDGETS, "2026-11-05T00:00:00.000Z"): 21,  # 100 × (0.6 × 2/30 + 0.3 × 1/3 + 0.1 × 0.7)
+}
+
 _T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 
 
@@ -244,7 +255,7 @@ def events() -> list[dict[str, Any]]:
 
     out.sort(key=lambda e: str(e["timestamp"]))
     ev(UNKNOWN, "Seat Added", d(4, 10), "s-9", {})
-    ev(UNKNOWN, "Seat Added", d(4, 8), "s-8", {})  # 2 hours behind the newest event: late
+    ev(UNKNOWN, "Survey Answered", d(4, 8), "s-8", {"score": 2})  # 2 hours behind the newest: late, no alert
     return out
 
 

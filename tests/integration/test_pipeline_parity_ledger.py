@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -26,7 +27,15 @@ from streams.simulate.heartbeats import heartbeat_keys
 from tests.integration import ledger_scenario as ledger
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import start_notifier, wait_for_records, write_routes
-from tests.integration.pipeline_support import PREEMPT, alert_ids, count_lines, publish_lines, wait_for_metric
+from tests.integration.pipeline_support import (
+    PREEMPT,
+    alert_ids,
+    count_lines,
+    metric_sum,
+    publish_lines,
+    scrape,
+    wait_for_metric,
+)
 
 ROUTES = """
 receivers:
@@ -49,6 +58,12 @@ def _heartbeats(events: Path, partitions: int) -> None:
             fh.write(json.dumps(beat) + "\n")
 
 
+def _values(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+    """``evidence.value`` of the alerts ``ledger.EXPECTED_VALUES`` names."""
+    found = {(str(a["rule_id"]), str(a["account_id"]), str(a["fired_at"])): a["evidence"]["value"] for a in alerts}
+    return {key: found[key] for key in ledger.EXPECTED_VALUES if key in found}
+
+
 def _shown_texts(node: object) -> list[str]:
     """Every text a person reads in a Slack payload (the ``text`` of the message and of its blocks)."""
     if isinstance(node, dict):
@@ -59,7 +74,7 @@ def _shown_texts(node: object) -> list[str]:
     return []
 
 
-def _backtest(rules: Path, events: Path, accounts: Path, out: Path, partitions: int) -> list[dict[str, object]]:
+def _backtest(rules: Path, events: Path, accounts: Path, out: Path, partitions: int) -> list[dict[str, Any]]:
     args = ["backtest", "--rules", str(rules), "--events", str(events), "--accounts", str(accounts)]
     args += ["--until", ledger.UNTIL, "--partitions", str(partitions), "--output", str(out)]
     subprocess.run([PREEMPT, *args], check=True, capture_output=True)
@@ -95,6 +110,7 @@ def test_a_made_up_products_rules_alert_the_same_live_as_in_the_backtest(
     got_backtest = [(a["fired_at"], a["rule_id"], a["account_id"], a["user_id"]) for a in backtest]
     assert sorted(got_backtest, key=str) == sorted(ledger.EXPECTED, key=str)
     expected = {str(a["alert_id"]) for a in backtest}
+    assert _values(backtest) == ledger.EXPECTED_VALUES
 
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
@@ -110,6 +126,10 @@ def test_a_made_up_products_rules_alert_the_same_live_as_in_the_backtest(
     got = alert_ids(records)
     assert set(got) == expected
     assert [a for a, n in Counter(got).items() if n > 1] == []
+    assert _values([json.loads(r.value) for r in records]) == ledger.EXPECTED_VALUES
+    metrics = scrape(port)
+    assert metric_sum(metrics, "preempt_duplicate_events_total") == 1
+    assert metric_sum(metrics, "preempt_late_events_total") == 1
 
     wait_for_records(notifier, "alert delivered", 2 * len(expected), timeout_s=120)
     messages = slack_server.wait_for(len(expected), target="C-LEDGER")
