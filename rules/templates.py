@@ -357,7 +357,33 @@ def check_rendering(rule: Any) -> list[str]:
             problems.append(f"rule {rule.id!r}: field {field!r}: ValueError: {why}")
         except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
             problems.append(f"rule {rule.id!r}: field {field!r}: {type(exc).__name__}: {exc}")
+        else:
+            problems += _prints_none_when_sometimes_empty(rule, field, source, context)
     return problems
+
+
+_SOMETIMES_EMPTY: dict[str, tuple[str, str]] = {
+    "spike": ("factor", "the window before had none (a burst from nothing)"),
+    "score": ("baseline", "no earlier tick of the window was scored"),
+}
+"""Evidence a kind leaves empty in some alerts only: a title printing ``{{ evidence.factor }}`` passed the
+check with the sample's 6.0 and read "API errors × in the last hour" for the burst from nothing."""
+
+
+def _prints_none_when_sometimes_empty(rule: Any, field: str, source: str, context: dict[str, Any]) -> list[str]:
+    if rule.kind not in _SOMETIMES_EMPTY:
+        return []
+    key, when = _SOMETIMES_EMPTY[rule.kind]
+    try:
+        _CHECK.from_string(source).render({**context, "evidence": {**context["evidence"], key: None}})
+    except _PrintsNoneError:
+        return [
+            f"rule {rule.id!r}: field {field!r}: ValueError: prints None when {when}, as the {rule.kind} kind's "
+            f"evidence.{key} is then empty; give a default ({{{{ evidence.{key} or 'none' }}}}) or leave it out"
+        ]
+    except Exception:  # noqa: BLE001 — any other failure was already reported by the sample's rendering
+        return []
+    return []
 
 
 _KNOWN_ACCOUNT: dict[str, Any] = {

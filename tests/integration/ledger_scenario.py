@@ -54,7 +54,7 @@ rules:
     min_denominator: 4
   - id: export-spike
     kind: spike
-    title: "{{ account.name }}: report exports ×{{ evidence.factor }}"
+    title: "{{ account.name }}: {{ evidence.value }} report exports in an hour, {{ evidence.baseline }} the hour before"
     severity: medium
     priority: 7
     window: 1h

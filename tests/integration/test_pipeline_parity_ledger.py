@@ -75,6 +75,7 @@ def _shown_texts(node: object) -> list[str]:
 
 
 def _backtest(rules: Path, events: Path, accounts: Path, out: Path, partitions: int) -> list[dict[str, Any]]:
+    subprocess.run([PREEMPT, "rules", "check", str(rules)], check=True, capture_output=True)  # its templates too
     args = ["backtest", "--rules", str(rules), "--events", str(events), "--accounts", str(accounts)]
     args += ["--until", ledger.UNTIL, "--partitions", str(partitions), "--output", str(out)]
     subprocess.run([PREEMPT, *args], check=True, capture_output=True)
