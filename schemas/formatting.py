@@ -285,7 +285,7 @@ def account_facts(account: Any) -> str:
 
 def _count_of(value: Any, measure: Any) -> str:
     # A producer may leave the value out: the measure is then named without a number, never with a gap.
-    count = number(value)
+    count = number(value, 2)  # as the limit it is compared with (a sum of 2.75 at a min of 2.75)
     if measure in (None, "count"):
         return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
     measure = text(measure)
@@ -378,7 +378,9 @@ def evidence_sentence(
     within = f" in {duration(window_seconds)}" if window_seconds else ""
     # Each part of the sentence that needs a number is left out (or said in words) when the producer
     # sent none: "matching events, at or above the rule's threshold", never "of , at or above the of ".
-    limit = number(threshold)
+    # A limit keeps two decimals: a drop's 2.5 × 50% read "alert at 1.2 or fewer" (1.25 fires too), a
+    # min of 2.75 "the threshold of 2.8" (2.75 is at it).
+    limit = number(threshold, 2)
     if kind == "threshold":
         at = f"the threshold of {limit}" if limit else "the rule's threshold"
         return f"{_count_of(value, measure)}{within}, at or above {at}"

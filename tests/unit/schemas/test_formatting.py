@@ -465,3 +465,12 @@ def test_an_object_leaves_out_its_empty_values():
 
     assert text({"nps": None, "score": 6, "note": ""}) == "score 6"
     assert text({"tags": ["slow", None, "price"]}) == "tags slow, price"
+
+
+def test_a_limit_is_not_rounded_past_what_fires():
+    """A drop to a limit of 1.25 (a usual 2.5, 50%) said "alert at 1.2 or fewer"; a min of 2.75 "the threshold
+    of 2.8" about a total it showed as 2.8, though 2.75 is at it."""
+    drop = {"measure": "distinct:user_id", "value": 0.0, "threshold": 1.25, "baseline": 2.5, "drop_pct": 100.0}
+    assert evidence_sentence("drop", drop) == "0 users against a usual 2.5, 100% lower (alert at 1.25 or fewer)"
+    total = {"measure": "sum:properties.hours", "value": 2.75, "threshold": 2.75}
+    assert evidence_sentence("threshold", total) == "total hours 2.75, at or above the threshold of 2.75"
