@@ -36,14 +36,14 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "{% if accounts > 1 %}{{ accounts }} accounts{% else %}{{ alert|account_name }}{% endif %}: "
         "{% for a in alerts %}{{ a.title|strip_prefix((a|account_name) ~ ': ') if accounts == 1 else a.title }}"
         "{% if not loop.last %}; {% endif %}{% endfor %}"
-        "{% else %}{{ alert.title|strip_prefix((alert|account_name) ~ ': ') }} ({{ alert|account_name }}): "
+        "{% else %}{{ alert.title|name_aside(alert|account_name) }}: "
         "{{ alert|evidence }}{% endif %}"
     ),
     "email_subject": (
         "{% set who = alert|account_name %}[{{ severity|upper }}] "
         "{% if accounts > 1 %}{{ count }} alerts for {{ accounts }} accounts"
         "{% elif count > 1 %}{{ who }}: {{ count }} alerts"
-        "{% else %}{{ who }}: {{ alert.title|strip_prefix(who ~ ': ') }}{% endif %}"
+        "{% else %}{{ alert.title|named(who) }}{% endif %}"
     ),
     "email_text": """\
 {% for a in alerts %}{% set tz = a.account.timezone %}{% if count > 1 %}{{ loop.index }}. {% endif %}{{ a.title }}
@@ -108,6 +108,32 @@ def strip_prefix(value: Any, prefix: str) -> str:
     return text[len(prefix) :] if prefix and text.startswith(prefix) else text
 
 
+def _starts_with_name(title: str, name: str) -> bool:
+    # "Acme is at risk" names Acme; "Acmes are…" or "Acme2: …" do not (the name must end at a word's end).
+    return bool(name) and title.startswith(name) and not title[len(name) : len(name) + 1].isalnum()
+
+
+def named(value: Any, name: str) -> str:
+    """The title with the account's name in front, unless the title already starts with it.
+
+    ``Acme: API errors`` and ``Acme is at risk: …`` stay as they are (a subject that put ``Acme: `` before
+    them read ``Acme: Acme is at risk: …``); ``API errors`` becomes ``Acme: API errors``.
+    """
+    text = str(value)
+    return text if _starts_with_name(text, name) else f"{name}: {text}" if name else text
+
+
+def name_aside(value: Any, name: str) -> str:
+    """The title with the account's name after it, said once: ``API errors (Acme)`` for ``Acme: API errors``
+    and for ``API errors``; ``Acme is at risk: …`` as it is (not ``Acme is at risk: … (Acme)``)."""
+    text = str(value)
+    if not name:
+        return text
+    if text.startswith(f"{name}: "):
+        return f"{text[len(name) + 2 :]} ({name})"
+    return text if _starts_with_name(text, name) else f"{text} ({name})"
+
+
 def safe_url(value: Any) -> str:
     """The link when it is http(s) or mailto, else ``#`` (no ``javascript:`` links from account data)."""
     text = str(value).strip()
@@ -125,6 +151,8 @@ def _environment(html: bool) -> BoundedSandbox:
     )
     env.filters.update(FILTERS)
     env.filters["strip_prefix"] = strip_prefix
+    env.filters["named"] = named
+    env.filters["name_aside"] = name_aside
     env.filters["safe_url"] = safe_url
     return env
 

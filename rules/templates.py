@@ -17,7 +17,10 @@ schemas/formatting.py, the same the notifier's channels use.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -62,11 +65,35 @@ FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
 
 
 def _printable(value: Any) -> Any:
-    """A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title
-    written ``{{ evidence.value }} errors`` should say "37 errors" (beyond 2**53 as the float: ``1e+300``)."""
-    if type(value) is float and (whole := formatting.whole_number(value)) is not None:
-        return whole
+    """A value as a template prints it: in words, never a Python repr.
+
+    A whole float prints as the integer it is: counts are kept as floats (``37.0``), and a title written
+    ``{{ evidence.value }} errors`` should say "37 errors" (beyond 2**53 as the float: ``1e+300``). Any
+    other float prints as a decimal without binary noise or an exponent (a sum of 0.1 and 0.2 is
+    ``0.3``, not ``0.30000000000000004``; a min_ratio of 0.00001 is ``0.00001``, not ``1e-05``); true and
+    false print as ``yes`` and ``no``; a list or an object (``evidence.sample_event_ids``,
+    ``evidence.properties``) as words (``e1, e2``; ``score 6, comment slow``), not ``['e1', 'e2']``.
+    """
+    kind = type(value)
+    if kind is float:
+        whole = formatting.whole_number(value)
+        if whole is not None:
+            return whole
+        return _decimal_text(value)
+    if kind is bool:
+        return "yes" if value else "no"
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        return formatting.text(value)
     return value
+
+
+def _decimal_text(value: float) -> str:
+    if not math.isfinite(value) or value.is_integer() or abs(value) < _SMALLEST_DECIMAL:
+        return repr(value)  # beyond 2**53, non-finite, or too small for a decimal a person reads
+    return format(Decimal(f"{value:.15g}"), "f")
+
+
+_SMALLEST_DECIMAL = 1e-9
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -107,7 +134,7 @@ def _markdown_text(value: Any) -> Any:
     numbered step of its own: fake instructions), its Markdown syntax escaped, also what would open a block
     at the start of a line."""
     printed = _none_as_empty(value)
-    if not isinstance(printed, str):
+    if not isinstance(printed, str) or type(value) is float:  # a number's "0.3" is not a list item "0."
         return printed
     one_line = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed)).lstrip()
     return _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", one_line, count=1)
@@ -330,7 +357,33 @@ def check_rendering(rule: Any) -> list[str]:
             problems.append(f"rule {rule.id!r}: field {field!r}: ValueError: {why}")
         except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
             problems.append(f"rule {rule.id!r}: field {field!r}: {type(exc).__name__}: {exc}")
+        else:
+            problems += _prints_none_when_sometimes_empty(rule, field, source, context)
     return problems
+
+
+_SOMETIMES_EMPTY: dict[str, tuple[str, str]] = {
+    "spike": ("factor", "the window before had none (a burst from nothing)"),
+    "score": ("baseline", "no earlier tick of the window was scored"),
+}
+"""Evidence a kind leaves empty in some alerts only: a title printing ``{{ evidence.factor }}`` passed the
+check with the sample's 6.0 and read "API errors × in the last hour" for the burst from nothing."""
+
+
+def _prints_none_when_sometimes_empty(rule: Any, field: str, source: str, context: dict[str, Any]) -> list[str]:
+    if rule.kind not in _SOMETIMES_EMPTY:
+        return []
+    key, when = _SOMETIMES_EMPTY[rule.kind]
+    try:
+        _CHECK.from_string(source).render({**context, "evidence": {**context["evidence"], key: None}})
+    except _PrintsNoneError:
+        return [
+            f"rule {rule.id!r}: field {field!r}: ValueError: prints None when {when}, as the {rule.kind} kind's "
+            f"evidence.{key} is then empty; give a default ({{{{ evidence.{key} or 'none' }}}}) or leave it out"
+        ]
+    except Exception:  # noqa: BLE001 — any other failure was already reported by the sample's rendering
+        return []
+    return []
 
 
 _KNOWN_ACCOUNT: dict[str, Any] = {

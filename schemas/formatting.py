@@ -69,7 +69,9 @@ def text(value: Any) -> str:
             return "" if math.isnan(value) else ("infinite" if value > 0 else "minus infinite")
         return number(value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{label(k)} {text(v)}".strip() for k, v in value.items())
+        # A key whose value is null or empty says nothing: its bare name ("NPS") would read as a gap.
+        said = ((k, text(v)) for k, v in value.items())
+        return ", ".join(f"{label(k)} {shown}" for k, shown in said if shown)
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(t for t in (text(v) for v in value) if t)
     return str(value)
@@ -80,7 +82,8 @@ MAX_DIGITS = 20
 
 
 def number(value: Any, digits: int = 1) -> str:
-    """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``; text passes through; ``None`` → ``""``."""
+    """``6.0`` → ``6``, ``1170.0`` → ``1,170``, ``33.67`` → ``33.7``, ``0.00001`` → ``0.00001`` (a value that
+    would round to 0 keeps two significant digits); text passes through; ``None`` → ``""``."""
     if value is None:
         return ""
     parsed = _as_float(value)
@@ -88,6 +91,11 @@ def number(value: Any, digits: int = 1) -> str:
         return text(value)
     digits = max(-MAX_DIGITS, min(MAX_DIGITS, digits))  # |number(999999999) formatted a 1-GB string
     rounded = round(parsed, digits)
+    if rounded == 0 and parsed != 0 and digits > 0:
+        # A small value is not nothing: a min_ratio of 0.00001 read "the 0% limit". Two significant
+        # digits instead (0.00001 → "0.00001", 0.000012345 → "0.000012"), up to MAX_DIGITS decimals.
+        digits = min(MAX_DIGITS, 1 - math.floor(math.log10(abs(parsed))))
+        rounded = round(parsed, digits)
     whole = whole_number(rounded)
     if whole is not None:
         return f"{whole:,}"
@@ -277,7 +285,7 @@ def account_facts(account: Any) -> str:
 
 def _count_of(value: Any, measure: Any) -> str:
     # A producer may leave the value out: the measure is then named without a number, never with a gap.
-    count = number(value)
+    count = number(value, 2)  # as the limit it is compared with (a sum of 2.75 at a min of 2.75)
     if measure in (None, "count"):
         return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
     measure = text(measure)
@@ -370,7 +378,9 @@ def evidence_sentence(
     within = f" in {duration(window_seconds)}" if window_seconds else ""
     # Each part of the sentence that needs a number is left out (or said in words) when the producer
     # sent none: "matching events, at or above the rule's threshold", never "of , at or above the of ".
-    limit = number(threshold)
+    # A limit keeps two decimals: a drop's 2.5 × 50% read "alert at 1.2 or fewer" (1.25 fires too), a
+    # min of 2.75 "the threshold of 2.8" (2.75 is at it).
+    limit = number(threshold, 2)
     if kind == "threshold":
         at = f"the threshold of {limit}" if limit else "the rule's threshold"
         return f"{_count_of(value, measure)}{within}, at or above {at}"

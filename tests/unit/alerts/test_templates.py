@@ -150,3 +150,36 @@ def test_slack_text_of_a_one_account_digest_names_the_account_once(make_alert: C
     """The notification text of a one-account digest says "2 alerts for Acme: A; B", not "Acme: A; Acme: B"."""
     context = template_context((make_alert(), make_alert(title="Acme: champion went quiet")))
     assert render("slack_text", context) == "[HIGH] 2 alerts for Acme: API errors are spiking; champion went quiet"
+
+
+@pytest.mark.parametrize(
+    ("title", "subject", "text"),
+    [
+        # The default pack's at-risk and a sequence's titles start with the name but not with "name: ".
+        (
+            "Acme is at risk: usage fell and a user is a detractor",
+            "[HIGH] Acme is at risk: usage fell and a user is a detractor",
+            "[HIGH] Acme is at risk: usage fell and a user is a detractor: ",
+        ),
+        (
+            "Acme: API errors are spiking",
+            "[HIGH] Acme: API errors are spiking",
+            "[HIGH] API errors are spiking (Acme): ",
+        ),
+        ("API errors are spiking", "[HIGH] Acme: API errors are spiking", "[HIGH] API errors are spiking (Acme): "),
+        # A title whose first word only begins like the name does not name the account.
+        (
+            "Acmes everywhere: sync failed",
+            "[HIGH] Acme: Acmes everywhere: sync failed",
+            "[HIGH] Acmes everywhere: sync failed (Acme): ",
+        ),
+    ],
+)
+def test_the_subject_and_the_slack_text_name_the_account_once(
+    make_alert: Callable[..., Alert], title: str, subject: str, text: str
+) -> None:
+    """A title that already starts with the account's name is not given it a second time: the subject of
+    "Acme is at risk: …" was "[HIGH] Acme: Acme is at risk: …" and its Slack text "… (Acme): …"."""
+    context = template_context((make_alert(title=title),))
+    assert render("email_subject", context) == subject
+    assert render("slack_text", context).startswith(text)

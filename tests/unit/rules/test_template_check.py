@@ -199,3 +199,37 @@ def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
     for rule_id in ("both", "churn-risk"):
         assert "template_error" not in fired[rule_id].evidence, fired[rule_id].evidence
         assert "{{" not in fired[rule_id].title
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "title", "problem"),
+    [
+        (
+            "spike",
+            "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5",
+            "{{ account.name }}: errors x{{ evidence.factor }}",
+            "field 'title': ValueError: prints None when the window before had none (a burst from nothing)",
+        ),
+        ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "x{{ evidence.factor or 'new' }}", None),
+        ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "{{ evidence.baseline }} before", None),
+        (
+            "score",
+            "window: 7d\nbelow: 40\ncomponents: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]",
+            "score {{ evidence.value }}, peak {{ evidence.baseline }}",
+            "field 'title': ValueError: prints None when no earlier tick of the window was scored",
+        ),
+    ],
+)
+def test_a_value_the_kind_leaves_empty_in_some_alerts_is_refused(
+    tmp_path: Path, kind: str, body: str, title: str, problem: str | None
+) -> None:
+    """A spike's factor is null for a burst from nothing (the docs' own example title read "API errors × in
+    the last hour" then), a score's baseline before its first scored tick: `rules check` said OK."""
+    path = tmp_path / "r.yaml"
+    path.write_text(RULE.format(id="r1", kind=kind, title=title, body=body, playbook=""))
+    problems = [p for rule in load_rules(path).rules for p in check_rendering(rule)]
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1
+        assert problem in problems[0]

@@ -188,3 +188,27 @@ def test_a_value_printed_at_the_start_of_a_playbook_line_opens_no_block(value: s
     assert markdown_text(playbook) == f"They wrote:\n{shown}"
     if "~" not in value:  # Slack mrkdwn: a leading ">" is kept from quoting by a soft hyphen (alerts.formatting)
         assert markdown_mrkdwn(playbook) == "They wrote:\n" + shown.replace(">", "\u00ad&gt;")
+
+
+@pytest.mark.parametrize("markdown", [False, True])
+def test_a_template_prints_values_in_words_never_as_python_reprs(markdown: bool) -> None:
+    """``{{ evidence.value }}`` of a sum of 0.1 and 0.2 printed 0.30000000000000004, a min_ratio of 0.00001
+    printed 1e-05, a flag True, a list ['e1', 'e2'] and an object {'score': 6, …}."""
+    context = {
+        "evidence": {
+            "value": 0.1 + 0.2,
+            "threshold": 0.00001,
+            "ratio": 1 / 3,
+            "expected_filtered": True,
+            "sample_event_ids": ["e1", "e2"],
+            "properties": {"score": 6, "comment": "slow", "nps": None},
+            "components": {"activity": 33.3},
+        }
+    }
+    source = (
+        "{{ evidence.value }}|{{ evidence.threshold }}|{{ evidence.ratio }}|{{ evidence.expected_filtered }}|"
+        "{{ evidence.sample_event_ids }}|{{ evidence.properties }}|{{ evidence.components }}"
+    )
+    text, error = render_template(source, context, markdown=markdown)
+    assert error is None
+    assert text == "0.3|0.00001|0.333333333333333|yes|e1, e2|score 6, comment slow|activity 33.3"

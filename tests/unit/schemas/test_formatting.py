@@ -432,3 +432,45 @@ def test_an_event_property_without_a_value_is_left_out():
     """A null or empty property is not shown as a bare name ("plan"): only properties with a value are said."""
     evidence = {"value": "Plan Changed", "properties": {"plan": None, "from": "", "to": "starter", "seats": 0}}
     assert evidence_sentence("any", evidence) == "Plan Changed: to starter, seats 0"
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "shown"),
+    [
+        (0.00001, 1, "0.00001"),
+        (-0.000012345, 1, "-0.000012"),
+        (0.04, 1, "0.04"),
+        (0.3, 0, "0"),  # rounding asked for by the caller stays
+        (0.0, 1, "0"),
+        (0.05, 1, "0.1"),
+    ],
+)
+def test_a_small_number_is_not_shown_as_zero(value, digits, shown):
+    """A value that rounds to 0 keeps two significant digits: a min_ratio of 0.00001 read "the 0% limit"."""
+    assert number(value, digits) == shown
+
+
+def test_a_tiny_ratio_limit_and_a_tiny_property_read_as_their_value():
+    """The ratio sentence names its limit as written, and an event's tiny number is not 0."""
+    ratio = {"measure": "ratio", "value": 0.5, "threshold": 0.00001, "numerator": 1.0, "denominator": 2.0}
+    assert evidence_sentence("ratio", ratio).endswith("at or above the 0.001% limit")
+    assert percent(0.00001) == "0.001%"
+    event = {"measure": "event", "value": "Survey Answered", "properties": {"ratio": 1e-05}}
+    assert evidence_sentence("any", event) == "Survey Answered: ratio 0.00001"
+
+
+def test_an_object_leaves_out_its_empty_values():
+    """``{"nps": null, "score": 6}`` reads "score 6", not "NPS, score 6" (a bare key reads as a gap)."""
+    from schemas.formatting import text
+
+    assert text({"nps": None, "score": 6, "note": ""}) == "score 6"
+    assert text({"tags": ["slow", None, "price"]}) == "tags slow, price"
+
+
+def test_a_limit_is_not_rounded_past_what_fires():
+    """A drop to a limit of 1.25 (a usual 2.5, 50%) said "alert at 1.2 or fewer"; a min of 2.75 "the threshold
+    of 2.8" about a total it showed as 2.8, though 2.75 is at it."""
+    drop = {"measure": "distinct:user_id", "value": 0.0, "threshold": 1.25, "baseline": 2.5, "drop_pct": 100.0}
+    assert evidence_sentence("drop", drop) == "0 users against a usual 2.5, 100% lower (alert at 1.25 or fewer)"
+    total = {"measure": "sum:properties.hours", "value": 2.75, "threshold": 2.75}
+    assert evidence_sentence("threshold", total) == "total hours 2.75, at or above the threshold of 2.75"
