@@ -159,7 +159,7 @@ async def post_events(request: web.Request) -> web.Response:
         max_shared_context_bytes=config.max_shared_context_bytes,
     )
     try:
-        parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
+        parsed = await request.app[PARSE_THREADS].run(parse, slot=admitted.slot)
     except TooManyItems as exc:
         return _error(413, "too_many_items", str(exc))
     except BodyError as exc:

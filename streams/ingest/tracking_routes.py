@@ -78,13 +78,13 @@ def tracking_handler(call: str | None) -> Handler:
         try:
             return await answer(request, admitted)
         finally:
-            admitted.release(request)
+            admitted.release()
 
     async def answer(request: web.Request, admitted: Admitted) -> web.Response:
         config = request.app[CONFIG]
         parse = partial(parse_tracking, admitted.body, call, config.tracking, admitted.received_at)
         try:
-            parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
+            parsed = await request.app[PARSE_THREADS].run(parse, slot=admitted.slot)
         except TooManyItems as exc:
             return tracking_error(413, "too_many_items", str(exc))
         except BodyError as exc:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from streams.ingest import app as ingest_app
 from streams.ingest import tracking_routes
-from streams.ingest.parse_threads import ParseThreads
+from streams.ingest.gate import CONFIG
+from streams.ingest.parse_threads import LargeBodySlot, ParseThreads
 from streams.ingest.payload import BodyError
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, event, track
 from tests.unit.streams.ingest.test_large_batches import large_batch
@@ -100,10 +103,15 @@ async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_besi
         return name
 
     try:
-        first = asyncio.ensure_future(threads.run(lambda: parse("first", first_may_end), large=False))
-        second = asyncio.ensure_future(threads.run(lambda: parse("second"), large=False))
+        first = asyncio.ensure_future(threads.run(lambda: parse("first", first_may_end), slot=None))
+        second = asyncio.ensure_future(threads.run(lambda: parse("second"), slot=None))
         assert await asyncio.to_thread(first_started.wait, HOLD_S)
-        assert await threads.run(lambda: parse("large"), large=True) == "large"
+        given_back: list[str] = []
+        slot = LargeBodySlot(lambda: given_back.append("slot"))
+        assert await threads.run(lambda: parse("large"), slot=slot) == "large"
+        slot.let_go()  # the handler, answered
+        await asyncio.sleep(0)  # the parse's own let-go is called on the loop once its thread is done
+        assert given_back == ["slot"]
         assert not second.done()
         first_may_end.set()
         assert (await first, await second) == ("first", "second")
@@ -121,6 +129,48 @@ async def test_a_parse_error_reaches_the_handler() -> None:
 
     try:
         with pytest.raises(BodyError, match="not valid JSON"):
-            await threads.run(refuse, large=False)
+            await threads.run(refuse, slot=None)
     finally:
         threads.shutdown()
+
+
+async def test_a_cancelled_handler_keeps_its_large_body_slot_until_its_parse_thread_ends(
+    client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler cancelled while its large batch is parsed (its client went away under aiohttp's
+    handler_cancellation; every handler at a stop) cannot stop the parse thread: the large-body slot stays taken
+    until that thread ends, so another large batch meanwhile is 429 busy. Before, the cancelled handler gave the
+    slot back at once and the next large body was read and parsed beside the first, past the limit (a flood of
+    aborted uploads: memory and CPU unbounded). Once the parse ends, the slot is free again."""
+    client, sink = await client_factory(
+        ingest_max_body_bytes=16 * 1024, ingest_large_bodies_in_flight=1, handler_cancellation=True
+    )
+    order: list[str] = []
+    held = HeldParse(tracking_routes.parse_tracking, order)
+    monkeypatch.setattr(tracking_routes, "parse_tracking", held)
+    slots = client.server.app[CONFIG].large_bodies
+    with capture_logs() as logs:
+        first = asyncio.ensure_future(client.post("/v1/batch", data=large_batch(prefix="a"), headers=BASIC))
+        assert await asyncio.to_thread(held.entered.wait, HOLD_S)
+        first.cancel()  # the client goes away: aiohttp closes the connection and cancels the handler
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        for _ in range(200):  # bounded: until the handler's cancellation reached the app
+            if any("cut off" in entry["event"] for entry in logs):
+                break
+            await asyncio.sleep(0.01)
+    assert any("cut off" in entry["event"] for entry in logs), "the handler was not cancelled"
+    assert slots.taken == 1, "the cancelled handler gave its slot back while its body was still being parsed"
+    second = await client.post("/v1/batch", data=large_batch(prefix="b"), headers=BASIC)
+    assert second.status == 429, await second.text()
+    assert (await second.json())["code"] == "busy"
+    held.release.set()
+    for _ in range(500):  # bounded: until the parse thread ended
+        if not slots.taken:
+            break
+        await asyncio.sleep(0.01)
+    assert slots.taken == 0, "the slot did not come back once the parse ended"
+    third = await client.post("/v1/batch", data=large_batch(prefix="c"), headers=BASIC)
+    assert third.status == 200, await third.text()
+    assert order == ["parse released"]
+    assert [orjson.loads(value)["event_id"] for _, value in sink.records] == [f"c{i}" for i in range(5)]
