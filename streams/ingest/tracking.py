@@ -159,7 +159,9 @@ def _given(doc: Mapping[str, Any], name: str, default: Any = None) -> Any:
 
 
 def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in context.items() if k in CONTEXT_KEYS}
+    # A null key is not sent (``_given``): it must not hide the batch's value for it (context.groupId: null
+    # under the batch's groupId left the call without an account).
+    return {k: v for k, v in context.items() if k in CONTEXT_KEYS and v is not None}
 
 
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:

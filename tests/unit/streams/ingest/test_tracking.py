@@ -130,6 +130,21 @@ def test_a_null_optional_field_is_an_absent_one() -> None:
     assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
 
 
+def test_a_null_key_in_a_calls_context_leaves_the_batchs_value_in_place() -> None:
+    """A call's ``context.groupId: null`` (a serialised struct's empty optional field) counts as not sent, so the
+    batch's context still gives the account — it overrode it, and the call was rejected for having no account.
+    Likewise a null ``context.traits`` under a batch's traits; a null key is not copied into the event's context."""
+    parsed = batch(call(context={"groupId": None, "page": None}), context={"groupId": "acme"})
+    assert not parsed.rejections
+    assert [(e["account_id"], e["context"]) for e in events(parsed)] == [("acme", {"groupId": "acme"})]
+    traits = batch(
+        call(context={"groupId": None, "traits": None}), context={"traits": {"company": {"id": "globex"}}}
+    )
+    assert [e["account_id"] for e in events(traits)] == ["globex"]
+    (rejected,) = batch(call(context={"groupId": None}, timestamp="bad"), context={"groupId": "acme"}).rejected
+    assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
+
+
 @pytest.mark.parametrize(
     "written",
     ["2026-11-23", "1796110000", "Mon Nov 23 2026 05:00:00 GMT+0000", "2026-11-23T05:00", "2026-11-23T05:00:00+1"],
