@@ -208,6 +208,15 @@ def test_rudderstack_identify_finds_the_account_in_context_traits_company_id() -
     assert events(batch(segment))[0]["account_id"] == "Ærø-2"
 
 
+def test_a_null_trait_of_the_call_leaves_the_account_in_context_traits() -> None:
+    """An identify whose own ``traits.company`` is null (not sent) still finds the account in ``context.traits``
+    (RudderStack, the mobile SDKs): the null hid it, and the call was rejected for having no account."""
+    item = call("identify", traits={"company": None, "role": "admin"}, context={"traits": {"company": {"id": "acme"}}})
+    parsed = batch(item)
+    assert parsed.rejections == []
+    assert [e["account_id"] for e in events(parsed)] == ["acme"]
+
+
 @pytest.mark.parametrize("kind", ["track", "page", "screen"])
 def test_a_mobile_sdks_later_calls_find_the_account_in_context_traits_too(kind: str) -> None:
     """The mobile SDKs (RudderStack's Android and iOS, Segment's) repeat the identified user's traits as
