@@ -137,9 +137,7 @@ def test_a_null_key_in_a_calls_context_leaves_the_batchs_value_in_place() -> Non
     parsed = batch(call(context={"groupId": None, "page": None}), context={"groupId": "acme"})
     assert not parsed.rejections
     assert [(e["account_id"], e["context"]) for e in events(parsed)] == [("acme", {"groupId": "acme"})]
-    traits = batch(
-        call(context={"groupId": None, "traits": None}), context={"traits": {"company": {"id": "globex"}}}
-    )
+    traits = batch(call(context={"groupId": None, "traits": None}), context={"traits": {"company": {"id": "globex"}}})
     assert [e["account_id"] for e in events(traits)] == ["globex"]
     (rejected,) = batch(call(context={"groupId": None}, timestamp="bad"), context={"groupId": "acme"}).rejected
     assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
