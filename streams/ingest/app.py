@@ -41,7 +41,7 @@ from streams.ingest.gate import (
     queue_dead_letters,
     store,
 )
-from streams.ingest.parse_threads import PARSE_THREADS, ParseThreads
+from streams.ingest.parse_threads import PARSE_THREADS, ParseThreads, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
@@ -164,6 +164,8 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(413, "too_many_items", str(exc))
     except BodyError as exc:
         return _error(400, "invalid_request", str(exc))
+    except ParseUnavailable as exc:
+        return _error(503, "parse_failed", str(exc))
     rejected = len(parsed.results) - parsed.accepted
     answer = {
         "accepted": parsed.accepted,
@@ -232,7 +234,9 @@ def create_ingest_app(
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
-    parse_threads = app[PARSE_THREADS] = ParseThreads(config.large_bodies.slots)
+    parse_threads = app[PARSE_THREADS] = ParseThreads(
+        config.large_bodies.slots, large_in_processes=settings.ingest_parse_large_bodies_in_processes
+    )
     writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
     if merger is not None:
         merger.health = writes
@@ -257,7 +261,7 @@ def create_ingest_app(
         if merger is not None:
             await merger.stop()
         await sink.stop()
-        parse_threads.shutdown()
+        await parse_threads.shutdown()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stopping)

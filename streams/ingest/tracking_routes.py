@@ -26,7 +26,7 @@ from functools import partial
 from aiohttp import web
 
 from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
-from streams.ingest.parse_threads import PARSE_THREADS
+from streams.ingest.parse_threads import PARSE_THREADS, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -89,6 +89,8 @@ def tracking_handler(call: str | None) -> Handler:
             return tracking_error(413, "too_many_items", str(exc))
         except BodyError as exc:
             return tracking_error(400, "invalid_request", str(exc))
+        except ParseUnavailable as exc:
+            return tracking_error(503, "parse_failed", str(exc))
         problem = await store(request, tracking_error, admitted.source, parsed.events, parsed.account_updates)
         if problem is not None:
             return problem

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,7 @@ from structlog.testing import capture_logs
 from streams.ingest import app as ingest_app
 from streams.ingest import tracking_routes
 from streams.ingest.gate import CONFIG
-from streams.ingest.parse_threads import LargeBodySlot, ParseThreads
+from streams.ingest.parse_threads import PARSE_THREADS, LargeBodySlot, ParseThreads, ParseUnavailable
 from streams.ingest.payload import BodyError
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, event, track
 from tests.unit.streams.ingest.test_large_batches import large_batch
@@ -60,8 +62,8 @@ async def test_other_requests_are_answered_while_a_body_is_parsed(
     """While a body's parse is held, /healthz is answered (on the event loop, the held parse blocked it until it
     gave up), and so is a small batch beside a large body (over the body limit). Ordinary bodies are parsed one at
     a time, in order, as on the loop: a small batch after an ordinary body waits for its parse. Once released, the
-    body is answered and stored as before."""
-    client, sink = await client_factory(ingest_max_body_bytes=16 * 1024)
+    body is answered and stored as before. (Large bodies in threads: a held parse does not pickle.)"""
+    client, sink = await client_factory(ingest_max_body_bytes=16 * 1024, ingest_parse_large_bodies_in_processes=False)
     order: list[str] = []
     held = HeldParse(getattr(module, name), order)
     monkeypatch.setattr(module, name, held)
@@ -90,7 +92,7 @@ async def test_other_requests_are_answered_while_a_body_is_parsed(
 async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_beside_them() -> None:
     """Ordinary bodies queue in one thread (in the order they came, as on the loop); a large body does not wait
     for them, and neither runs on the event loop's thread."""
-    threads = ParseThreads(large_slots=1)
+    threads = ParseThreads(large_slots=1, large_in_processes=False)
     loop_thread = threading.get_ident()
     first_started, first_may_end = threading.Event(), threading.Event()
     ran: list[tuple[str, bool]] = []
@@ -116,7 +118,7 @@ async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_besi
         first_may_end.set()
         assert (await first, await second) == ("first", "second")
     finally:
-        threads.shutdown()
+        await threads.shutdown()
     assert ran == [("first", True), ("large", True), ("second", True)]
 
 
@@ -131,7 +133,7 @@ async def test_a_parse_error_reaches_the_handler() -> None:
         with pytest.raises(BodyError, match="not valid JSON"):
             await threads.run(refuse, slot=None)
     finally:
-        threads.shutdown()
+        await threads.shutdown()
 
 
 async def test_a_cancelled_handler_keeps_its_large_body_slot_until_its_parse_thread_ends(
@@ -143,7 +145,10 @@ async def test_a_cancelled_handler_keeps_its_large_body_slot_until_its_parse_thr
     slot back at once and the next large body was read and parsed beside the first, past the limit (a flood of
     aborted uploads: memory and CPU unbounded). Once the parse ends, the slot is free again."""
     client, sink = await client_factory(
-        ingest_max_body_bytes=16 * 1024, ingest_large_bodies_in_flight=1, handler_cancellation=True
+        ingest_max_body_bytes=16 * 1024,
+        ingest_large_bodies_in_flight=1,
+        ingest_parse_large_bodies_in_processes=False,  # a held parse does not pickle; the slot logic is the same
+        handler_cancellation=True,
     )
     order: list[str] = []
     held = HeldParse(tracking_routes.parse_tracking, order)
@@ -174,3 +179,58 @@ async def test_a_cancelled_handler_keeps_its_large_body_slot_until_its_parse_thr
     assert third.status == 200, await third.text()
     assert order == ["parse released"]
     assert [orjson.loads(value)["event_id"] for _, value in sink.records] == [f"c{i}" for i in range(5)]
+
+
+async def test_a_large_body_is_parsed_in_a_process_of_its_own_and_its_slot_comes_back() -> None:
+    """A large body's parse runs in another process (a thread still held the interpreter lock, and the event
+    loop with it, for the seconds one orjson/json call took on millions of tiny values); its slot is given back
+    once that process is done and the handler let go."""
+    threads = ParseThreads(large_slots=1)
+    given_back: list[str] = []
+    slot = LargeBodySlot(lambda: given_back.append("slot"))
+    try:
+        assert await threads.run(os.getpid, slot=slot) != os.getpid()
+        assert await threads.run(os.getpid, slot=None) == os.getpid()  # ordinary bodies: a thread of this process
+    finally:
+        await threads.shutdown()
+    slot.let_go()
+    await asyncio.sleep(0)
+    assert given_back == ["slot"]
+
+
+async def test_a_parse_process_that_dies_is_parse_unavailable_and_the_next_body_is_parsed() -> None:
+    """A parse process that dies (killed for memory) fails only its own request, ParseUnavailable (answered 503,
+    which the SDKs retry); the lane starts afresh for the next body, and both slots are given back."""
+    threads = ParseThreads(large_slots=1)
+    given_back: list[str] = []
+    try:
+        dying = LargeBodySlot(lambda: given_back.append("dying"))
+        with pytest.raises(ParseUnavailable):
+            await threads.run(functools.partial(os._exit, 1), slot=dying)
+        dying.let_go()
+        fine = LargeBodySlot(lambda: given_back.append("fine"))
+        assert await threads.run(os.getpid, slot=fine) != os.getpid()
+        fine.let_go()
+    finally:
+        await threads.shutdown()
+    await asyncio.sleep(0)
+    assert given_back == ["dying", "fine"]
+
+
+async def test_a_parse_that_could_not_run_is_answered_503_with_retry_after(
+    client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ParseUnavailable becomes 503 parse_failed with Retry-After on both routes: the sender retries the body."""
+    client, sink = await client_factory()
+
+    async def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise ParseUnavailable("the body could not be parsed (its parse process died); retry later")
+
+    monkeypatch.setattr(client.server.app[PARSE_THREADS], "run", unavailable)
+    for route, body, headers in (
+        ("/v1/batch", orjson.dumps({"batch": [track("a")]}), BASIC),
+        ("/v1/events", orjson.dumps([event("e1")]), AUTH),
+    ):
+        response = await client.post(route, data=body, headers=headers)
+        assert (response.status, response.headers.get("Retry-After")) == (503, "5"), await response.text()
+    assert sink.records == []
