@@ -2,7 +2,7 @@
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation (both in a
-worker thread, ``parse_threads``: the loop keeps answering probes and other requests) →
+worker thread, ``parse_lanes``: the loop keeps answering probes and other requests) →
 Kafka → 202 with a result per item, or 422 when no item was valid (no event is sent). Rejected
 items then go to the events dead-letter topic in the background (``gate.queue_dead_letters``,
 ``dead_letter_writer``: no answer waits for that write; cleanup drains it before the sink stops). The
@@ -41,7 +41,7 @@ from streams.ingest.gate import (
     queue_dead_letters,
     store,
 )
-from streams.ingest.parse_threads import PARSE_THREADS, ParseThreads, ParseUnavailable
+from streams.ingest.parse_lanes import PARSE_LANES, ParseLanes, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
@@ -159,7 +159,7 @@ async def post_events(request: web.Request) -> web.Response:
         max_shared_context_bytes=config.max_shared_context_bytes,
     )
     try:
-        parsed = await request.app[PARSE_THREADS].run(parse, slot=admitted.slot)
+        parsed = await request.app[PARSE_LANES].run(parse, slot=admitted.slot)
     except TooManyItems as exc:
         return _error(413, "too_many_items", str(exc))
     except BodyError as exc:
@@ -234,7 +234,7 @@ def create_ingest_app(
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
-    parse_threads = app[PARSE_THREADS] = ParseThreads(
+    parse_lanes = app[PARSE_LANES] = ParseLanes(
         config.large_bodies.slots, large_in_processes=settings.ingest_parse_large_bodies_in_processes
     )
     writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
@@ -261,7 +261,7 @@ def create_ingest_app(
         if merger is not None:
             await merger.stop()
         await sink.stop()
-        await parse_threads.shutdown()
+        await parse_lanes.shutdown()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stopping)

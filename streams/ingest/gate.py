@@ -35,7 +35,7 @@ from streams.ingest.auth import (
 from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
 from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
-from streams.ingest.parse_threads import LargeBodySlot
+from streams.ingest.parse_lanes import LargeBodySlot
 from streams.ingest.payload import BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
@@ -148,7 +148,7 @@ class Admitted:
 
     def release(self) -> None:
         """The handler lets go of the large-body slot this request holds, if any (call once, when it is answered
-        or cancelled); a parse of its body still running keeps it until that ends (``ParseThreads.run``)."""
+        or cancelled); a parse of its body still running keeps it until that ends (``ParseLanes.run``)."""
         if self.slot is not None:
             self.slot.let_go()
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from streams.ingest import app as ingest_app
 from streams.ingest import tracking_routes
 from streams.ingest.gate import CONFIG
-from streams.ingest.parse_threads import PARSE_THREADS, LargeBodySlot, ParseThreads, ParseUnavailable
+from streams.ingest.parse_lanes import PARSE_LANES, LargeBodySlot, ParseLanes, ParseUnavailable
 from streams.ingest.payload import BodyError
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, event, track
 from tests.unit.streams.ingest.test_large_batches import large_batch
@@ -92,7 +92,7 @@ async def test_other_requests_are_answered_while_a_body_is_parsed(
 async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_beside_them() -> None:
     """Ordinary bodies queue in one thread (in the order they came, as on the loop); a large body does not wait
     for them, and neither runs on the event loop's thread."""
-    threads = ParseThreads(large_slots=1, large_in_processes=False)
+    threads = ParseLanes(large_slots=1, large_in_processes=False)
     loop_thread = threading.get_ident()
     first_started, first_may_end = threading.Event(), threading.Event()
     ran: list[tuple[str, bool]] = []
@@ -124,7 +124,7 @@ async def test_ordinary_bodies_are_parsed_one_at_a_time_in_order_large_ones_besi
 
 async def test_a_parse_error_reaches_the_handler() -> None:
     """What a parse raises (a body that is not JSON…) is raised to the caller, as it was on the loop."""
-    threads = ParseThreads(large_slots=1)
+    threads = ParseLanes(large_slots=1)
 
     def refuse() -> None:
         raise BodyError("the body is not valid JSON")
@@ -185,7 +185,7 @@ async def test_a_large_body_is_parsed_in_a_process_of_its_own_and_its_slot_comes
     """A large body's parse runs in another process (a thread still held the interpreter lock, and the event
     loop with it, for the seconds one orjson/json call took on millions of tiny values); its slot is given back
     once that process is done and the handler let go."""
-    threads = ParseThreads(large_slots=1)
+    threads = ParseLanes(large_slots=1)
     given_back: list[str] = []
     slot = LargeBodySlot(lambda: given_back.append("slot"))
     try:
@@ -201,7 +201,7 @@ async def test_a_large_body_is_parsed_in_a_process_of_its_own_and_its_slot_comes
 async def test_a_parse_process_that_dies_is_parse_unavailable_and_the_next_body_is_parsed() -> None:
     """A parse process that dies (killed for memory) fails only its own request, ParseUnavailable (answered 503,
     which the SDKs retry); the lane starts afresh for the next body, and both slots are given back."""
-    threads = ParseThreads(large_slots=1)
+    threads = ParseLanes(large_slots=1)
     given_back: list[str] = []
     try:
         dying = LargeBodySlot(lambda: given_back.append("dying"))
@@ -226,7 +226,7 @@ async def test_a_parse_that_could_not_run_is_answered_503_with_retry_after(
     async def unavailable(*_args: Any, **_kwargs: Any) -> Any:
         raise ParseUnavailable("the body could not be parsed (its parse process died); retry later")
 
-    monkeypatch.setattr(client.server.app[PARSE_THREADS], "run", unavailable)
+    monkeypatch.setattr(client.server.app[PARSE_LANES], "run", unavailable)
     for route, body, headers in (
         ("/v1/batch", orjson.dumps({"batch": [track("a")]}), BASIC),
         ("/v1/events", orjson.dumps([event("e1")]), AUTH),

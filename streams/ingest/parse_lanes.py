@@ -52,7 +52,7 @@ class LargeBodySlot:
     """One taken large-body slot (``gate.LargeBodies.take``): given back once every holder let go.
 
     The request's handler holds it from the moment it is taken until it is answered (or cancelled);
-    ``ParseThreads.run`` adds the parse of its body until that thread is done (or the parse, not started,
+    ``ParseLanes.run`` adds the parse of its body until it is done (or the parse, not started,
     is cancelled). Only the event loop's thread touches it.
     """
 
@@ -75,10 +75,12 @@ class ParseUnavailable(RuntimeError):  # noqa: N818 - reads as the condition it 
     """The process parsing a large body died (e.g. killed for memory): the request is answered 503, retried."""
 
 
-class ParseThreads:
-    """The threads (and processes) that parse request bodies; built by ``create_ingest_app``, shut down at its
-    cleanup. ``large_in_processes`` (``PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES``): the large lane forks
-    a process per body (see the module docstring), else it is a thread pool like the ordinary lane."""
+class ParseLanes:
+    """The two lanes that parse request bodies; built by ``create_ingest_app``, shut down at its cleanup.
+
+    ``large_in_processes`` (``PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES``): the large lane forks a process
+    per body (see the module docstring), else it is a thread pool like the ordinary lane's one thread.
+    """
 
     def __init__(self, large_slots: int, *, large_in_processes: bool = True) -> None:
         self._ordinary = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse")
@@ -137,4 +139,4 @@ def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:
         loop.call_soon_threadsafe(call)
 
 
-PARSE_THREADS = web.AppKey("parse_threads", ParseThreads)
+PARSE_LANES = web.AppKey("parse_lanes", ParseLanes)
