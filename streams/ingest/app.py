@@ -245,6 +245,7 @@ def create_ingest_app(
     stop_wait = stop_wait_seconds(settings)
 
     async def start(_app: web.Application) -> None:
+        await parse_lanes.start()
         await sink.start()
         if merger is not None:
             await merger.start()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -95,6 +96,24 @@ class ParseLanes:
         context.set_forkserver_preload(list(PRELOADED))
         # One body per process: the memory its parse took goes back to the system when it exits.
         return ProcessPoolExecutor(max_workers=self._large_slots, mp_context=context, max_tasks_per_child=1)
+
+    async def start(self) -> None:
+        """At the app's start: start the fork server and one parse process, off the loop.
+
+        Done by the first large body instead, ``submit`` held the event loop while the fork server started and
+        imported ``PRELOADED`` (~1 s on a loaded box: /healthz waited that long once). A failure is logged: the
+        first large body then gets ``ParseUnavailable`` (503) and the lane is tried afresh.
+        """
+        if not self._large_in_processes:
+            return
+        try:
+            await asyncio.to_thread(lambda: self._large.submit(os.getpid).result())
+        except Exception as exc:  # noqa: BLE001 - any failure to start processes: logged, the lane retries later
+            log.error(
+                "ingest: cannot start the processes that parse large batches; they will be answered 503 "
+                "(PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES=false parses them in threads)",
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def run(self, parse: Callable[[], T], *, slot: LargeBodySlot | None) -> T:
         """``parse()`` (pure: no logs, no metrics) in the lane for the body's size; its result or its exception.

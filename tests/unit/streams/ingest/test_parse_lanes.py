@@ -234,3 +234,25 @@ async def test_a_parse_that_could_not_run_is_answered_503_with_retry_after(
         response = await client.post(route, data=body, headers=headers)
         assert (response.status, response.headers.get("Retry-After")) == (503, "5"), await response.text()
     assert sink.records == []
+
+
+async def test_a_lane_whose_processes_cannot_start_is_logged_at_start_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app's start runs one parse process (so the first large body does not start the fork server on the event
+    loop); when processes cannot be started the start says so in an ERROR line and goes on (the large bodies are
+    then answered 503 until a process starts)."""
+    lanes = ParseLanes(large_slots=1)
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("no space left for the fork server's socket")
+
+    monkeypatch.setattr(lanes._large, "submit", refuse)  # the lane's executor is where starting fails
+    try:
+        with capture_logs() as logs:
+            await lanes.start()
+    finally:
+        await lanes.shutdown()
+    assert [(e["log_level"], "cannot start" in e["event"], "no space" in e["error"]) for e in logs] == [
+        ("error", True, True)
+    ]
