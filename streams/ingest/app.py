@@ -2,7 +2,7 @@
 
 Every POST first goes through ``gate.admit`` (key, size, signature and replay, gzip). Then, on
 ``/v1/events``: body shape (400; 413 past ``PREEMPT_INGEST_MAX_ITEMS``) → per-item validation (both in a
-worker thread, ``parse_threads``: the loop keeps answering probes and other requests) →
+worker thread, ``parse_lanes``: the loop keeps answering probes and other requests) →
 Kafka → 202 with a result per item, or 422 when no item was valid (no event is sent). Rejected
 items then go to the events dead-letter topic in the background (``gate.queue_dead_letters``,
 ``dead_letter_writer``: no answer waits for that write; cleanup drains it before the sink stops). The
@@ -41,7 +41,7 @@ from streams.ingest.gate import (
     queue_dead_letters,
     store,
 )
-from streams.ingest.parse_threads import PARSE_THREADS, ParseThreads
+from streams.ingest.parse_lanes import PARSE_LANES, ParseLanes, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
@@ -159,11 +159,13 @@ async def post_events(request: web.Request) -> web.Response:
         max_shared_context_bytes=config.max_shared_context_bytes,
     )
     try:
-        parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
+        parsed = await request.app[PARSE_LANES].run(parse, slot=admitted.slot)
     except TooManyItems as exc:
         return _error(413, "too_many_items", str(exc))
     except BodyError as exc:
         return _error(400, "invalid_request", str(exc))
+    except ParseUnavailable as exc:
+        return _error(503, "parse_failed", str(exc))
     rejected = len(parsed.results) - parsed.accepted
     answer = {
         "accepted": parsed.accepted,
@@ -232,7 +234,9 @@ def create_ingest_app(
     dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
-    parse_threads = app[PARSE_THREADS] = ParseThreads(config.large_bodies.slots)
+    parse_lanes = app[PARSE_LANES] = ParseLanes(
+        config.large_bodies.slots, large_in_processes=settings.ingest_parse_large_bodies_in_processes
+    )
     writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
     if merger is not None:
         merger.health = writes
@@ -241,6 +245,7 @@ def create_ingest_app(
     stop_wait = stop_wait_seconds(settings)
 
     async def start(_app: web.Application) -> None:
+        await parse_lanes.start()
         await sink.start()
         if merger is not None:
             await merger.start()
@@ -257,7 +262,7 @@ def create_ingest_app(
         if merger is not None:
             await merger.stop()
         await sink.stop()
-        parse_threads.shutdown()
+        await parse_lanes.shutdown()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stopping)

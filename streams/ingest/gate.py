@@ -35,6 +35,7 @@ from streams.ingest.auth import (
 from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, decode_content
 from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
+from streams.ingest.parse_lanes import LargeBodySlot
 from streams.ingest.payload import BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
@@ -72,15 +73,14 @@ class LargeBodies:
         self.slots = slots
         self.taken = 0
 
-    def take(self) -> bool:
-        """Take a slot; False when none is free."""
+    def take(self) -> LargeBodySlot | None:
+        """Take a slot (the caller holds it: ``LargeBodySlot.let_go`` once done with it); None when none is free."""
         if self.taken >= self.slots:
-            return False
+            return None
         self.taken += 1
-        return True
+        return LargeBodySlot(self._give_back)
 
-    def give_back(self) -> None:
-        """Free a slot taken by ``take``."""
+    def _give_back(self) -> None:
         self.taken -= 1
 
 
@@ -139,12 +139,18 @@ class Admitted:
     source: str
     body: bytes
     received_at: float
-    large: bool = False  # holds one of ``LargeBodies``' slots: ``release`` it once the request is answered
+    slot: LargeBodySlot | None = None  # one of ``LargeBodies``' slots: ``release`` it once the request is answered
 
-    def release(self, request: web.Request) -> None:
-        """Give back the large-body slot this request holds, if any (call once, when it is answered)."""
-        if self.large:
-            request.app[CONFIG].large_bodies.give_back()
+    @property
+    def large(self) -> bool:
+        """Whether the body is over ``PREEMPT_INGEST_MAX_BODY_BYTES`` (it holds a large-body slot)."""
+        return self.slot is not None
+
+    def release(self) -> None:
+        """The handler lets go of the large-body slot this request holds, if any (call once, when it is answered
+        or cancelled); a parse of its body still running keeps it until that ends (``ParseLanes.run``)."""
+        if self.slot is not None:
+            self.slot.let_go()
 
 
 Answer = Callable[[int, str, str], web.Response]  # (status, code, message) → response
@@ -171,7 +177,7 @@ async def admit(
     ``writeKey`` in a small uncompressed JSON body, as analytics.js does. With ``batch`` (the tracking
     API's batch routes) the body may hold up to ``PREEMPT_INGEST_MAX_BATCH_BODY_BYTES``; one over
     ``PREEMPT_INGEST_MAX_BODY_BYTES`` needs a ``LargeBodies`` slot (429 when none is free), which the
-    caller gives back with ``Admitted.release``.
+    caller lets go of with ``Admitted.release``.
     """
     config = request.app[CONFIG]
     limit = config.max_batch_body_bytes if batch else config.max_body_bytes
@@ -236,20 +242,22 @@ async def _read_and_decode(
     when none is free: otherwise every one of N concurrent large uploads was read into memory (and inflated)
     before all but one were refused. A body without ``Content-Length`` (chunked) is checked once read."""
     length = request.content_length
-    early = length is not None and config.max_body_bytes < length <= limit
-    if early and not config.large_bodies.take():
-        return _no_large_slot(answer, config, source, length or 0)
+    slot: LargeBodySlot | None = None
+    if length is not None and config.max_body_bytes < length <= limit:
+        slot = config.large_bodies.take()
+        if slot is None:
+            return _no_large_slot(answer, config, source, length)
     result: Admitted | web.Response | None = None
     try:
         body = await _read(request, limit, head)
         if isinstance(body, str):
             result = answer(413, "payload_too_large", body)
         else:
-            result = _decode(request, answer, config, source, body, limit, slot_taken=early)
+            result = _decode(request, answer, config, source, body, limit, slot=slot)
         return result
     finally:
-        if early and not (isinstance(result, Admitted) and result.large):
-            config.large_bodies.give_back()  # refused, failed or not large after all: the slot is free again
+        if slot is not None and not (isinstance(result, Admitted) and result.slot is slot):
+            slot.let_go()  # refused, failed or not large after all: the slot is free again
 
 
 def _decode(
@@ -260,10 +268,10 @@ def _decode(
     body: bytes,
     limit: int,
     *,
-    slot_taken: bool = False,
+    slot: LargeBodySlot | None = None,
 ) -> Admitted | web.Response:
     """Check the signature and inflate ``body``; a body over ``PREEMPT_INGEST_MAX_BODY_BYTES`` (as sent or
-    inflated) needs a ``LargeBodies`` slot (``slot_taken``: the caller took it before reading)."""
+    inflated) needs a ``LargeBodies`` slot (``slot``: the one the caller took before reading, and still holds)."""
     now = config.clock()
     if config.hmac_secret is not None:
         try:
@@ -290,10 +298,13 @@ def _decode(
         return answer(415, "unsupported_encoding", str(exc))
     except CorruptBody as exc:
         return answer(400, "invalid_body", str(exc))
-    large = max(len(body), len(decoded)) > config.max_body_bytes
-    if large and not slot_taken and not config.large_bodies.take():
-        return _no_large_slot(answer, config, source, len(decoded))
-    return Admitted(source=source, body=decoded, received_at=now, large=large)
+    if max(len(body), len(decoded)) <= config.max_body_bytes:
+        return Admitted(source=source, body=decoded, received_at=now)
+    if slot is None:
+        slot = config.large_bodies.take()
+        if slot is None:
+            return _no_large_slot(answer, config, source, len(decoded))
+    return Admitted(source=source, body=decoded, received_at=now, slot=slot)
 
 
 def _no_large_slot(answer: Answer, config: IngestConfig, source: str, size: int) -> web.Response:

@@ -159,7 +159,9 @@ def _given(doc: Mapping[str, Any], name: str, default: Any = None) -> Any:
 
 
 def _kept_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in context.items() if k in CONTEXT_KEYS}
+    # A null key is not sent (``_given``): it must not hide the batch's value for it (context.groupId: null
+    # under the batch's groupId left the call without an account).
+    return {k: v for k, v in context.items() if k in CONTEXT_KEYS and v is not None}
 
 
 def split_tracking_body(body: bytes, call: str | None, config: TrackingConfig) -> tuple[list[Any], dict[str, Any], Any]:
@@ -251,8 +253,10 @@ def _account_lookup(item: dict[str, Any], call: Any, context: dict[str, Any]) ->
         # RudderStack's SDKs send identify traits as context.traits, and the mobile SDKs repeat the
         # identified user's traits as context.traits on every later call: an account path into
         # ``traits`` (the default traits.company.id) finds them there too, the call's own first.
+        # A null trait of the call's own is not sent: it does not hide context.traits' value.
         own_traits = item.get("traits")
-        lookup["traits"] = {**context["traits"], **(own_traits if isinstance(own_traits, dict) else {})}
+        own = {k: v for k, v in own_traits.items() if v is not None} if isinstance(own_traits, dict) else {}
+        lookup["traits"] = {**context["traits"], **own}
     return lookup
 
 

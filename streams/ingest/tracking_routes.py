@@ -26,7 +26,7 @@ from functools import partial
 from aiohttp import web
 
 from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
-from streams.ingest.parse_threads import PARSE_THREADS
+from streams.ingest.parse_lanes import PARSE_LANES, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
@@ -78,17 +78,19 @@ def tracking_handler(call: str | None) -> Handler:
         try:
             return await answer(request, admitted)
         finally:
-            admitted.release(request)
+            admitted.release()
 
     async def answer(request: web.Request, admitted: Admitted) -> web.Response:
         config = request.app[CONFIG]
         parse = partial(parse_tracking, admitted.body, call, config.tracking, admitted.received_at)
         try:
-            parsed = await request.app[PARSE_THREADS].run(parse, large=admitted.large)
+            parsed = await request.app[PARSE_LANES].run(parse, slot=admitted.slot)
         except TooManyItems as exc:
             return tracking_error(413, "too_many_items", str(exc))
         except BodyError as exc:
             return tracking_error(400, "invalid_request", str(exc))
+        except ParseUnavailable as exc:
+            return tracking_error(503, "parse_failed", str(exc))
         problem = await store(request, tracking_error, admitted.source, parsed.events, parsed.account_updates)
         if problem is not None:
             return problem

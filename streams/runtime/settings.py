@@ -344,6 +344,13 @@ class Settings(BaseSettings):
         description="batch bodies over PREEMPT_INGEST_MAX_BODY_BYTES read and parsed at once; one more is "
         "answered 429 with Retry-After (the SDKs retry it)",
     )
+    # A parse is one long C call (orjson, json) for millions of tiny values: in a thread it still held the
+    # interpreter lock, and the event loop with it, for seconds (streams/ingest/parse_lanes.py).
+    ingest_parse_large_bodies_in_processes: bool = Field(
+        True,
+        description="parse each batch body over PREEMPT_INGEST_MAX_BODY_BYTES in a process of its own (forked from "
+        "a fork server), so /healthz and other requests never wait for it; false: in a thread",
+    )
     ingest_port: int = Field(
         6068,
         ge=0,

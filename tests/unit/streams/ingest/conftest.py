@@ -109,16 +109,22 @@ ClientFactory = Callable[..., Awaitable[tuple[TestClient[Any, Any], MemorySink]]
 
 @pytest.fixture
 async def client_factory() -> AsyncIterator[ClientFactory]:
-    """Factory: a test client on an ingest app with a MemorySink; settings overrides apply."""
+    """Factory: a test client on an ingest app with a MemorySink; settings overrides apply.
+
+    ``handler_cancellation``: aiohttp cancels a handler whose client went away (as every handler at a stop).
+    """
     clients: list[TestClient[Any, Any]] = []
 
     async def factory(
-        clock: Callable[[], float] = lambda: NOW, broker_check: BrokerCheck | None = None, **overrides: Any
+        clock: Callable[[], float] = lambda: NOW,
+        broker_check: BrokerCheck | None = None,
+        handler_cancellation: bool = False,
+        **overrides: Any,
     ) -> tuple[TestClient[Any, Any], MemorySink]:
         settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), **overrides)  # type: ignore[arg-type]
         sink = MemorySink()
         app = create_ingest_app(settings, sink, clock=clock, broker_check=broker_check)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        client: TestClient[Any, Any] = TestClient(TestServer(app, handler_cancellation=handler_cancellation))
         await client.start_server()
         clients.append(client)
         return client, sink

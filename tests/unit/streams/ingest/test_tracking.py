@@ -130,6 +130,19 @@ def test_a_null_optional_field_is_an_absent_one() -> None:
     assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
 
 
+def test_a_null_key_in_a_calls_context_leaves_the_batchs_value_in_place() -> None:
+    """A call's ``context.groupId: null`` (a serialised struct's empty optional field) counts as not sent, so the
+    batch's context still gives the account — it overrode it, and the call was rejected for having no account.
+    Likewise a null ``context.traits`` under a batch's traits; a null key is not copied into the event's context."""
+    parsed = batch(call(context={"groupId": None, "page": None}), context={"groupId": "acme"})
+    assert not parsed.rejections
+    assert [(e["account_id"], e["context"]) for e in events(parsed)] == [("acme", {"groupId": "acme"})]
+    traits = batch(call(context={"groupId": None, "traits": None}), context={"traits": {"company": {"id": "globex"}}})
+    assert [e["account_id"] for e in events(traits)] == ["globex"]
+    (rejected,) = batch(call(context={"groupId": None}, timestamp="bad"), context={"groupId": "acme"}).rejected
+    assert (rejected.account_id, rejected.rejection.field) == ("acme", "timestamp")
+
+
 @pytest.mark.parametrize(
     "written",
     ["2026-11-23", "1796110000", "Mon Nov 23 2026 05:00:00 GMT+0000", "2026-11-23T05:00", "2026-11-23T05:00:00+1"],
@@ -191,6 +204,15 @@ def test_rudderstack_identify_finds_the_account_in_context_traits_company_id() -
     assert (event["account_id"], event["user_id"], event["properties"]["role"]) == ("Ærø-1", "anon-r", "admin")
     segment = call("identify", traits={"company": {"id": "Ærø-2"}}, context={})
     assert events(batch(segment))[0]["account_id"] == "Ærø-2"
+
+
+def test_a_null_trait_of_the_call_leaves_the_account_in_context_traits() -> None:
+    """An identify whose own ``traits.company`` is null (not sent) still finds the account in ``context.traits``
+    (RudderStack, the mobile SDKs): the null hid it, and the call was rejected for having no account."""
+    item = call("identify", traits={"company": None, "role": "admin"}, context={"traits": {"company": {"id": "acme"}}})
+    parsed = batch(item)
+    assert parsed.rejections == []
+    assert [e["account_id"] for e in events(parsed)] == ["acme"]
 
 
 @pytest.mark.parametrize("kind", ["track", "page", "screen"])
