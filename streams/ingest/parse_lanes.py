@@ -101,19 +101,26 @@ class ParseLanes:
         """At the app's start: start the fork server and one parse process, off the loop.
 
         Done by the first large body instead, ``submit`` held the event loop while the fork server started and
-        imported ``PRELOADED`` (~1 s on a loaded box: /healthz waited that long once). A failure is logged: the
-        first large body then gets ``ParseUnavailable`` (503) and the lane is tried afresh.
+        imported ``PRELOADED`` (~1 s on a loaded box: /healthz waited that long once). When processes cannot be
+        started here (no ``/dev/shm`` for their semaphores, a seccomp profile refusing ``fork``, a full disk
+        for the fork server's socket), the large lane falls back to threads, with a WARNING: large bodies are
+        still taken — the event loop may wait during one, as before processes — rather than all refused 503.
         """
         if not self._large_in_processes:
             return
         try:
             await asyncio.to_thread(lambda: self._large.submit(os.getpid).result())
-        except Exception as exc:  # noqa: BLE001 - any failure to start processes: logged, the lane retries later
-            log.error(
-                "ingest: cannot start the processes that parse large batches; they will be answered 503 "
-                "(PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES=false parses them in threads)",
+        except Exception as exc:  # noqa: BLE001 - any failure to start processes: logged, threads instead
+            log.warning(
+                "ingest: cannot start the processes that parse large batches; parsing them in threads "
+                "(the event loop may wait during one; set PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES=false "
+                "to say so and not try)",
                 error=f"{type(exc).__name__}: {exc}",
             )
+            broken, self._large_in_processes = self._large, False
+            self._large = self._large_lane()
+            with contextlib.suppress(Exception):  # nothing ran in it: nothing to wait for
+                broken.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, parse: Callable[[], T], *, slot: LargeBodySlot | None) -> T:
         """``parse()`` (pure: no logs, no metrics) in the lane for the body's size; its result or its exception.

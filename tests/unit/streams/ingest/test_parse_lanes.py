@@ -236,12 +236,12 @@ async def test_a_parse_that_could_not_run_is_answered_503_with_retry_after(
     assert sink.records == []
 
 
-async def test_a_lane_whose_processes_cannot_start_is_logged_at_start_not_raised(
+async def test_a_lane_whose_processes_cannot_start_falls_back_to_threads_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The app's start runs one parse process (so the first large body does not start the fork server on the event
-    loop); when processes cannot be started the start says so in an ERROR line and goes on (the large bodies are
-    then answered 503 until a process starts)."""
+    loop); when processes cannot be started (no /dev/shm, fork refused) the start says so in a WARNING and large
+    bodies are parsed in threads: taken, not all refused 503 until the pod is redeployed."""
     lanes = ParseLanes(large_slots=1)
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -251,8 +251,11 @@ async def test_a_lane_whose_processes_cannot_start_is_logged_at_start_not_raised
     try:
         with capture_logs() as logs:
             await lanes.start()
+        slot = LargeBodySlot(lambda: None)
+        assert await lanes.run(os.getpid, slot=slot) == os.getpid()  # parsed, in a thread of this process
+        slot.let_go()
     finally:
         await lanes.shutdown()
     assert [(e["log_level"], "cannot start" in e["event"], "no space" in e["error"]) for e in logs] == [
-        ("error", True, True)
+        ("warning", True, True)
     ]
