@@ -256,8 +256,23 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
             "PREEMPT_KAFKA_SASL_MECHANISM, PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD"
         )
     raise KafkaAccessError(
-        f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake; "
-        "check that PREEMPT_KAFKA_SECURITY_PROTOCOL matches the listener (SSL/SASL_SSL need TLS)"
+        f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake: {_other_side(protocol)}"
+    )
+
+
+def _other_side(protocol: str) -> str:
+    """What to set when a listener cut the handshake: the protocol on the other side of TLS (each side
+    fails the same way, so which one this client is on says which way to go)."""
+    plain = {"SSL": "PLAINTEXT", "SASL_SSL": "SASL_PLAINTEXT"}
+    if protocol in plain:
+        return (
+            f"the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL={plain[protocol]}, "
+            f"or point PREEMPT_BROKER at the broker's {protocol} listener"
+        )
+    tls = {"PLAINTEXT": "SSL (or SASL_SSL)", "SASL_PLAINTEXT": "SASL_SSL"}
+    return (
+        f"the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL={tls[protocol]} "
+        "(and PREEMPT_KAFKA_SSL_CA_FILE if a private CA signed the broker's certificate)"
     )
 
 

@@ -233,6 +233,50 @@ def test_sasl_or_tls_on_a_plaintext_listener_is_a_protocol_mismatch(kafka_bootst
     assert _access_error(broker=f"kafka://{kafka_bootstrap}") == ""
 
 
+def _publish_error(settings: Settings, process_factory: Callable[..., ManagedProcess], name: str) -> str:
+    """Run `preempt publish` (bounded) and return its output; it must fail at once with one Error line."""
+    proc = process_factory(
+        ["preempt", "publish", "--event", "Report Exported", "--account", "acme"], settings, name=name
+    )
+    started = time.monotonic()
+    proc.proc.wait(timeout=60)
+    output = proc.log_text()
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert time.monotonic() - started < 30, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert [line for line in output.splitlines() if line.strip()] == [
+        next(line for line in output.splitlines() if line.startswith("Error: "))
+    ], output[-3000:]
+    return output
+
+
+def test_a_protocol_on_the_wrong_side_of_tls_says_which_protocol_to_set(
+    kafka_bootstrap: str,
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """TLS to the plain-text listener says the listener does not speak TLS and names the plain-text
+    protocol to set; plain text to the TLS listener names the TLS protocol. Both said "check that
+    PREEMPT_KAFKA_SECURITY_PROTOCOL matches the listener (SSL/SASL_SSL need TLS)", which sends an
+    operator whose client already speaks TLS looking for the fault on the wrong side."""
+    ca_file = sasl_broker.settings()["kafka_ssl_ca_file"]
+    output = _publish_error(
+        settings_factory(kafka_security_protocol="SSL", kafka_ssl_ca_file=ca_file), process_factory, "ssl-to-plain"
+    )
+    assert "the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in output
+    sasl_ssl = {k: v for k, v in sasl_broker.settings().items() if k != "broker"}
+    output = _publish_error(settings_factory(**sasl_ssl), process_factory, "sasl-ssl-to-plain")
+    assert "the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT" in output
+    output = _publish_error(settings_factory(broker=sasl_broker.settings()["broker"]), process_factory, "plain-to-tls")
+    assert "the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SSL" in output
+    sasl_plain = {k: v for k, v in sasl_broker.settings().items() if k != "kafka_ssl_ca_file"}
+    output = _publish_error(
+        settings_factory(**{**sasl_plain, "kafka_security_protocol": "SASL_PLAINTEXT"}), process_factory, "sasl-to-tls"
+    )
+    assert "the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in output
+
+
 def test_plain_and_scram_sha_256_with_mutual_tls_carry_events_to_the_worker(
     mtls_plain_scram256_broker: SaslBroker,  # noqa: F811
     settings_factory: Callable[..., Settings],
