@@ -260,6 +260,25 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
     )
 
 
+def _padded_credentials(settings: Settings) -> str:
+    """ "; PREEMPT_KAFKA_SASL_… ends with white space …" for a user name or password with white space at
+    either end (the newline a secret file or `echo` leaves, a space pasted along), else "". The broker
+    refuses such a login like any wrong one; the value itself is never shown."""
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    padded = [
+        name
+        for name, value in (
+            ("PREEMPT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username or ""),
+            ("PREEMPT_KAFKA_SASL_PASSWORD", password),
+        )
+        if value != value.strip()
+    ]
+    if not padded:
+        return ""
+    ends = "ends" if len(padded) == 1 else "end"
+    return f"; {' and '.join(padded)} {ends} with white space (a newline or a space); remove it"
+
+
 def _other_side(protocol: str) -> str:
     """What to set when a listener cut the handshake: the protocol on the other side of TLS (each side
     fails the same way, so which one this client is on says which way to go)."""
@@ -347,6 +366,7 @@ def _refusal(settings: Settings, server: str, host: str, exc: BaseException) -> 
             f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
             f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
             "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
+            f"{_padded_credentials(settings)}"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _untrusted_certificate(server, host, exc)

@@ -161,6 +161,27 @@ def test_wrong_credentials_fail_fast_with_one_line(
         assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
 
 
+@pytest.mark.parametrize(("field", "padding"), [("kafka_sasl_password", "\n"), ("kafka_sasl_username", " ")])
+def test_a_credential_with_a_trailing_newline_or_space_is_named_in_the_refusal(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    field: str,
+    padding: str,
+) -> None:
+    """The right password with the newline a secret file or `echo` leaves at its end is refused like any
+    wrong one; the refusal now says the setting ends with white space (without showing the password)."""
+    fields = sasl_broker.settings()
+    password = fields["kafka_sasl_password"]
+    output = _publish_error(
+        settings_factory(**{**fields, field: fields[field] + padding}), process_factory, f"padded-{field}"
+    )
+    assert "refused the login of user" in output
+    setting = f"PREEMPT_{field.upper()}"
+    assert f"{setting} ends with white space (a newline or a space); remove it" in output, output
+    assert password not in output
+
+
 def test_anonymous_client_cannot_write(sasl_broker: SaslBroker) -> None:  # noqa: F811
     """A client without credentials (plain text) cannot write to the secured broker's topics."""
 
