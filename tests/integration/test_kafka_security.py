@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -180,6 +182,33 @@ def test_a_credential_with_a_trailing_newline_or_space_is_named_in_the_refusal(
     setting = f"PREEMPT_{field.upper()}"
     assert f"{setting} ends with white space (a newline or a space); remove it" in output, output
     assert password not in output
+
+
+def test_a_silent_server_in_the_bootstrap_list_does_not_hang_the_cli(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """A bootstrap list with one server that takes the connection and never answers (a hung broker, a
+    port-forward to nothing) next to a live one: `publish` and `events dead-letters` finish in seconds
+    through the live one. kafka-python picks a bootstrap server at random and waits for a TLS handshake
+    without a deadline, so they hung for good (or, in plain text, gave up after 42 s) on most runs."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # never accepted: the kernel takes the connection, nobody answers the TLS hello
+        broker = f"kafka://127.0.0.1:{silent.getsockname()[1]};{sasl_broker.bootstrap}"
+        settings = settings_factory(**sasl_broker.settings(broker=broker))
+        commands = [["publish", "--event", "Report Exported", "--account", f"acme-{n}"] for n in range(3)]
+        for n, args in enumerate([*commands, ["events", "dead-letters"]]):
+            proc = process_factory(["preempt", *args], settings, name=f"silent-{n}")
+            started = time.monotonic()
+            try:
+                proc.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"`preempt {' '.join(args)}` still running after 40 s:\n{proc.log_text()[-2000:]}")
+            output = proc.log_text()
+            assert proc.proc.returncode == 0, output[-3000:]
+            assert time.monotonic() - started < 30, output[-3000:]
 
 
 def test_anonymous_client_cannot_write(sasl_broker: SaslBroker) -> None:  # noqa: F811
