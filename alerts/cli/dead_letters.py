@@ -109,7 +109,7 @@ def replay(
     An alert dead-lettered for several targets is sent once, its ``preempt-replay`` header naming them
     all (none when one of its letters names no target: the notifier routes it as new). Raises
     ``PublishError`` (one line) when Kafka does not take them all."""
-    from streams.runtime.kafka_clients import kafka_python_config
+    from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
     from streams.runtime.topics import TopicNames
 
     alerts: dict[str, Alert] = {}
@@ -132,7 +132,7 @@ def replay(
     where = ", ".join(settings.bootstrap_servers)
     try:
         producer = (producer_factory or KafkaProducer)(
-            bootstrap_servers=settings.bootstrap_servers,
+            bootstrap_servers=kafka_python_bootstrap(settings),
             acks="all",
             client_id="preempt-alerts-replay",
             **kafka_python_config(settings),

@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.errors import BrokerUnavailableError
-from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap, kafka_python_config
 from streams.runtime.settings import Settings
 
 
@@ -54,7 +54,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
     try:
         with client_logs_quiet():
             admin = KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers,
+                bootstrap_servers=kafka_python_bootstrap(settings),
                 client_id="preempt-probe",
                 request_timeout_ms=timeout_ms,
                 bootstrap_timeout_ms=timeout_ms,

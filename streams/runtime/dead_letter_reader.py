@@ -24,7 +24,7 @@ from streams.runtime.dead_letters import (
     SOURCE_TOPIC,
 )
 from streams.runtime.dead_letters import dead_letter_headers as verdict_headers
-from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap, kafka_python_config
 from streams.runtime.kafka_permissions import check_topic_readable
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
@@ -106,7 +106,7 @@ def read_dead_letters(
     topic = topic or TopicNames.from_settings(settings).events_dlq
     check_access(settings)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_servers=kafka_python_bootstrap(settings),
         enable_auto_commit=False,
         client_id="preempt-dead-letters",
         **kafka_python_config(settings),

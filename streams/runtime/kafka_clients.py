@@ -5,7 +5,9 @@ Every Kafka client of Preempt takes its security set-up from here, one function 
 * :func:`faust_credentials` — ``broker_credentials=`` of both Faust apps (rules worker, notifier);
 * :func:`kafka_python_config` — keyword arguments of kafka-python's ``KafkaProducer`` / ``KafkaConsumer``
   / ``KafkaAdminClient`` (the SDK, topic admin, the CLI, simulate, the dead-letter reader, bench);
-* :func:`aiokafka_config` — keyword arguments of aiokafka's clients (ingest, gap repair, bench).
+* :func:`aiokafka_config` — keyword arguments of aiokafka's clients (ingest, gap repair, bench);
+* :func:`kafka_python_bootstrap` — the ``bootstrap_servers`` to give kafka-python: the server that
+  answered :func:`check_access` (kafka-python can hang for good on a silent one in the list).
 
 The settings are validated together in ``Settings`` (a SASL protocol without a mechanism or
 credentials is one clear error at start); the options are described in docs/operations.md
@@ -19,6 +21,8 @@ import asyncio
 import os
 import socket
 import ssl
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +183,34 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+# The bootstrap server that last answered check_access, per bootstrap list: (server, time.monotonic() then).
+_ANSWERED: dict[tuple[str, ...], tuple[str, float]] = {}
+_ANSWERED_LOCK = threading.Lock()
+ANSWER_FRESH_S = 60.0  # older than this, a server's answer says little about it now
+
+
+def kafka_python_bootstrap(settings: Settings) -> list[str]:
+    """``bootstrap_servers`` for a kafka-python client: the server that answered this process's
+    :func:`check_access` in the last minute, else every server of ``PREEMPT_BROKER``.
+
+    kafka-python 3.0 picks its bootstrap server at random and waits for a TLS handshake without a
+    deadline: one server in the list that takes connections and never answers (a hung broker, a
+    port-forward to nothing) hung `preempt publish`, `events dead-letters` and the start of every
+    process for good (in plain text it gave up after 42 s with a live broker in the list). Once
+    bootstrapped, the client talks to the brokers the cluster's metadata names, as before."""
+    servers = list(settings.bootstrap_servers)
+    with _ANSWERED_LOCK:
+        answered = _ANSWERED.get(tuple(servers))
+    if answered is None or time.monotonic() - answered[1] > ANSWER_FRESH_S:
+        return servers
+    return [answered[0]]
+
+
+def _remember_answer(servers: list[str], server: str) -> None:
+    with _ANSWERED_LOCK:
+        _ANSWERED[tuple(servers)] = (server, time.monotonic())
+
+
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for aiokafka's AIOKafkaProducer / AIOKafkaConsumer."""
     return _shared(settings)
@@ -240,6 +272,7 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
             except TimeoutError:
                 outcome = Unreachable("no answer")
             if outcome == "ok":
+                _remember_answer(servers, server)
                 return {}
             if isinstance(outcome, Unreachable):
                 unreachable[server] = outcome
@@ -256,8 +289,42 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
             "PREEMPT_KAFKA_SASL_MECHANISM, PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD"
         )
     raise KafkaAccessError(
-        f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake; "
-        "check that PREEMPT_KAFKA_SECURITY_PROTOCOL matches the listener (SSL/SASL_SSL need TLS)"
+        f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake: {_other_side(protocol)}"
+    )
+
+
+def _padded_credentials(settings: Settings) -> str:
+    """ "; PREEMPT_KAFKA_SASL_… ends with white space …" for a user name or password with white space at
+    either end (the newline a secret file or `echo` leaves, a space pasted along), else "". The broker
+    refuses such a login like any wrong one; the value itself is never shown."""
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    padded = [
+        name
+        for name, value in (
+            ("PREEMPT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username or ""),
+            ("PREEMPT_KAFKA_SASL_PASSWORD", password),
+        )
+        if value != value.strip()
+    ]
+    if not padded:
+        return ""
+    ends = "ends" if len(padded) == 1 else "end"
+    return f"; {' and '.join(padded)} {ends} with white space (a newline or a space); remove it"
+
+
+def _other_side(protocol: str) -> str:
+    """What to set when a listener cut the handshake: the protocol on the other side of TLS (each side
+    fails the same way, so which one this client is on says which way to go)."""
+    plain = {"SSL": "PLAINTEXT", "SASL_SSL": "SASL_PLAINTEXT"}
+    if protocol in plain:
+        return (
+            f"the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL={plain[protocol]}, "
+            f"or point PREEMPT_BROKER at the broker's {protocol} listener"
+        )
+    tls = {"PLAINTEXT": "SSL (or SASL_SSL)", "SASL_PLAINTEXT": "SASL_SSL"}
+    return (
+        f"the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL={tls[protocol]} "
+        "(and PREEMPT_KAFKA_SSL_CA_FILE if a private CA signed the broker's certificate)"
     )
 
 
@@ -332,6 +399,7 @@ def _refusal(settings: Settings, server: str, host: str, exc: BaseException) -> 
             f"Kafka at {server} refused the login of user {settings.kafka_sasl_username!r} "
             f"({settings.kafka_sasl_mechanism} over {protocol}): {_reason(exc)}; "
             "check PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM"
+            f"{_padded_credentials(settings)}"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _untrusted_certificate(server, host, exc)

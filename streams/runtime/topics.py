@@ -22,7 +22,7 @@ from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlready
 
 from schemas.errors import ConfigError
 from streams.runtime.copartitioning import PartitionCountError, copartitioning_problem
-from streams.runtime.kafka_clients import check_access, kafka_python_config
+from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap, kafka_python_config
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 
@@ -79,7 +79,7 @@ class TopicNames:
 def admin_client(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminClient:
     """An admin client for ``settings``' cluster (security included); the caller closes it."""
     return KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_servers=kafka_python_bootstrap(settings),
         client_id=client_id,
         request_timeout_ms=int(timeout_s * 1000),
         **kafka_python_config(settings),

@@ -34,7 +34,7 @@ from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
-from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -179,7 +179,7 @@ class Publisher:
         """A publisher for a Preempt deployment's settings; creates the topics when missing."""
         ensure_topics(settings)
         return cls(
-            bootstrap_servers=settings.bootstrap_servers,
+            bootstrap_servers=kafka_python_bootstrap(settings),
             topic=TopicNames.from_settings(settings).events,
             max_event_bytes=settings.max_event_bytes,
             max_future_skew=settings.max_future_skew_seconds,

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from schemas.event import Event
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
-from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -30,7 +30,7 @@ class KafkaSink:
         ensure_topics(settings)
         self.topics = TopicNames.from_settings(settings)
         self.producer = producer or KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            bootstrap_servers=kafka_python_bootstrap(settings),
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,

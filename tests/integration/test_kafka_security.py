@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -161,6 +163,54 @@ def test_wrong_credentials_fail_fast_with_one_line(
         assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
 
 
+@pytest.mark.parametrize(("field", "padding"), [("kafka_sasl_password", "\n"), ("kafka_sasl_username", " ")])
+def test_a_credential_with_a_trailing_newline_or_space_is_named_in_the_refusal(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    field: str,
+    padding: str,
+) -> None:
+    """The right password with the newline a secret file or `echo` leaves at its end is refused like any
+    wrong one; the refusal now says the setting ends with white space (without showing the password)."""
+    fields = sasl_broker.settings()
+    password = fields["kafka_sasl_password"]
+    output = _publish_error(
+        settings_factory(**{**fields, field: fields[field] + padding}), process_factory, f"padded-{field}"
+    )
+    assert "refused the login of user" in output
+    setting = f"PREEMPT_{field.upper()}"
+    assert f"{setting} ends with white space (a newline or a space); remove it" in output, output
+    assert password not in output
+
+
+def test_a_silent_server_in_the_bootstrap_list_does_not_hang_the_cli(
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """A bootstrap list with one server that takes the connection and never answers (a hung broker, a
+    port-forward to nothing) next to a live one: `publish` and `events dead-letters` finish in seconds
+    through the live one. kafka-python picks a bootstrap server at random and waits for a TLS handshake
+    without a deadline, so they hung for good (or, in plain text, gave up after 42 s) on most runs."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # never accepted: the kernel takes the connection, nobody answers the TLS hello
+        broker = f"kafka://127.0.0.1:{silent.getsockname()[1]};{sasl_broker.bootstrap}"
+        settings = settings_factory(**sasl_broker.settings(broker=broker))
+        commands = [["publish", "--event", "Report Exported", "--account", f"acme-{n}"] for n in range(3)]
+        for n, args in enumerate([*commands, ["events", "dead-letters"]]):
+            proc = process_factory(["preempt", *args], settings, name=f"silent-{n}")
+            started = time.monotonic()
+            try:
+                proc.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"`preempt {' '.join(args)}` still running after 40 s:\n{proc.log_text()[-2000:]}")
+            output = proc.log_text()
+            assert proc.proc.returncode == 0, output[-3000:]
+            assert time.monotonic() - started < 30, output[-3000:]
+
+
 def test_anonymous_client_cannot_write(sasl_broker: SaslBroker) -> None:  # noqa: F811
     """A client without credentials (plain text) cannot write to the secured broker's topics."""
 
@@ -231,6 +281,50 @@ def test_sasl_or_tls_on_a_plaintext_listener_is_a_protocol_mismatch(kafka_bootst
     message = _access_error(broker=f"kafka://{kafka_bootstrap}", kafka_security_protocol="SSL")
     assert "closed the connection during the SSL handshake" in message
     assert _access_error(broker=f"kafka://{kafka_bootstrap}") == ""
+
+
+def _publish_error(settings: Settings, process_factory: Callable[..., ManagedProcess], name: str) -> str:
+    """Run `preempt publish` (bounded) and return its output; it must fail at once with one Error line."""
+    proc = process_factory(
+        ["preempt", "publish", "--event", "Report Exported", "--account", "acme"], settings, name=name
+    )
+    started = time.monotonic()
+    proc.proc.wait(timeout=60)
+    output = proc.log_text()
+    assert proc.proc.returncode == 1, output[-3000:]
+    assert time.monotonic() - started < 30, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert [line for line in output.splitlines() if line.strip()] == [
+        next(line for line in output.splitlines() if line.startswith("Error: "))
+    ], output[-3000:]
+    return output
+
+
+def test_a_protocol_on_the_wrong_side_of_tls_says_which_protocol_to_set(
+    kafka_bootstrap: str,
+    sasl_broker: SaslBroker,  # noqa: F811
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """TLS to the plain-text listener says the listener does not speak TLS and names the plain-text
+    protocol to set; plain text to the TLS listener names the TLS protocol. Both said "check that
+    PREEMPT_KAFKA_SECURITY_PROTOCOL matches the listener (SSL/SASL_SSL need TLS)", which sends an
+    operator whose client already speaks TLS looking for the fault on the wrong side."""
+    ca_file = sasl_broker.settings()["kafka_ssl_ca_file"]
+    output = _publish_error(
+        settings_factory(kafka_security_protocol="SSL", kafka_ssl_ca_file=ca_file), process_factory, "ssl-to-plain"
+    )
+    assert "the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in output
+    sasl_ssl = {k: v for k, v in sasl_broker.settings().items() if k != "broker"}
+    output = _publish_error(settings_factory(**sasl_ssl), process_factory, "sasl-ssl-to-plain")
+    assert "the listener does not seem to speak TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT" in output
+    output = _publish_error(settings_factory(broker=sasl_broker.settings()["broker"]), process_factory, "plain-to-tls")
+    assert "the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SSL" in output
+    sasl_plain = {k: v for k, v in sasl_broker.settings().items() if k != "kafka_ssl_ca_file"}
+    output = _publish_error(
+        settings_factory(**{**sasl_plain, "kafka_security_protocol": "SASL_PLAINTEXT"}), process_factory, "sasl-to-tls"
+    )
+    assert "the listener seems to expect TLS; set PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in output
 
 
 def test_plain_and_scram_sha_256_with_mutual_tls_carry_events_to_the_worker(
