@@ -5,7 +5,9 @@ Every Kafka client of Preempt takes its security set-up from here, one function 
 * :func:`faust_credentials` — ``broker_credentials=`` of both Faust apps (rules worker, notifier);
 * :func:`kafka_python_config` — keyword arguments of kafka-python's ``KafkaProducer`` / ``KafkaConsumer``
   / ``KafkaAdminClient`` (the SDK, topic admin, the CLI, simulate, the dead-letter reader, bench);
-* :func:`aiokafka_config` — keyword arguments of aiokafka's clients (ingest, gap repair, bench).
+* :func:`aiokafka_config` — keyword arguments of aiokafka's clients (ingest, gap repair, bench);
+* :func:`metadata_max_age_ms` — how often every producer and consumer refreshes its topic metadata
+  (``PREEMPT_METADATA_MAX_AGE_SECONDS``; the client libraries' own default is 5 minutes).
 
 The settings are validated together in ``Settings`` (a SASL protocol without a mechanism or
 credentials is one clear error at start); the options are described in docs/operations.md
@@ -182,6 +184,15 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for aiokafka's AIOKafkaProducer / AIOKafkaConsumer."""
     return _shared(settings)
+
+
+def metadata_max_age_ms(settings: Settings) -> int:
+    """``metadata_max_age_ms`` of every producer and consumer Preempt makes (Faust's ``producer_`` and
+    ``consumer_metadata_max_age_ms``): a client learns of a topic deleted or made again, or of partitions
+    added, at its next refresh. The libraries' default (5 minutes) left the producers that long behind
+    the consumers: the rules worker's topic watch did not see its alerts topic gone, an ingest producer
+    kept writing by a stale partition count."""
+    return int(settings.metadata_max_age_seconds * 1000)
 
 
 @dataclass(frozen=True, slots=True)

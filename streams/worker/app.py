@@ -22,7 +22,7 @@ from streams.runtime.faust_compat import (
     stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
-from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.kafka_clients import faust_credentials, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
 from streams.runtime.missing_topics import confirm_seconds, watch_topics, written_reason
@@ -115,7 +115,8 @@ def create_app(
         producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
-        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
+        consumer_metadata_max_age_ms=metadata_max_age_ms(settings),
+        producer_metadata_max_age_ms=metadata_max_age_ms(settings),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)

@@ -222,6 +222,31 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     assert worker.proc.poll() is None
 
 
+def test_the_alerts_topic_deleted_under_an_idle_worker_is_named_within_the_metadata_age(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """The alerts topic deleted under a worker that writes nothing (no write fails to force a refresh): its
+    producer's metadata refresh (PREEMPT_METADATA_MAX_AGE_SECONDS, 3 s) leaves the topic out, and /readyz is
+    503 naming it once it stayed absent 15 s. Before, the producer refreshed every 5 minutes (Faust's
+    default): the worker answered ready all that time."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    worker = ready_worker(process_factory, settings, "worker")
+    wait_readyz(settings.worker_web_port, 200)
+
+    delete_topic(kafka_bootstrap, names.alerts)
+    wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=45)
+    ensure_topics(settings)
+    wait_readyz(settings.worker_web_port, 200, timeout_s=30)
+    assert worker.proc.poll() is None
+
+
 def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_and_the_restart_refuses(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
