@@ -37,7 +37,7 @@ from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import ALERT_BUILD_FAILED, FORWARDED, PROCESSING_ERROR, RuleEnginePort, RulesProcessor
-from streams.worker.progress import PROGRESS_TABLE, PartitionProgress
+from streams.worker.progress import PROGRESS_TABLE, SKIP_REASONS, PartitionProgress
 from streams.worker.state_cache import EVALUATION_ERROR, STATE_TOO_LARGE, STATE_UNREADABLE, STATE_UNWRITABLE, StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
@@ -171,6 +171,7 @@ def _expose_series() -> None:
             *quarantines,
         ],
         quarantine_reasons=quarantines,
+        skip_reasons=SKIP_REASONS,
     )
 
 

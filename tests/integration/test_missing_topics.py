@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
 
 from streams.runtime.missing_topics import records_read
 from streams.runtime.settings import Settings
@@ -59,6 +62,38 @@ def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeou
             assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
             time.sleep(0.5)
     finally:
+        admin.close()
+
+
+def test_records_read_counts_a_committed_offset_that_retention_passed(
+    kafka_bootstrap: str, producer: KafkaProducer
+) -> None:
+    """A group that committed 3 records of a partition, then retention deleted those and 2 unread ones: it read
+    records there (3 offsets behind its commit), not none; the second partition, committed at 1 with nothing
+    deleted, counts 1. Before, 0 for the first: a changelog missing looked like a new deployment's."""
+    topic, group = f"records-read-{uuid.uuid4().hex[:8]}", f"records-read-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        for partition, count in ((0, 5), (1, 1)):
+            for i in range(count):
+                producer.send(topic, key=b"k", value=str(i).encode(), partition=partition)
+        producer.flush()
+        consumer = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=group, enable_auto_commit=False)
+        try:
+            consumer.commit(
+                {
+                    TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1),
+                    TopicPartition(topic, 1): OffsetAndMetadata(1, "", -1),
+                }
+            )
+        finally:
+            consumer.close()
+        assert records_read(admin, group, topic) == 4
+        admin.delete_records({TopicPartition(topic, 0): 5})  # retention, on demand: 2 of them never read
+        assert records_read(admin, group, topic) == 4
+    finally:
+        admin.delete_topics([topic])
         admin.close()
 
 

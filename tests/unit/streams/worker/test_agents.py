@@ -217,6 +217,9 @@ def _fake_app(topic: str) -> Any:
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
 
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return dict.fromkeys(tps, 0)  # nothing deleted by retention
+
         def assignment(self) -> set[TP]:
             return {TP(topic, 0)}
 
