@@ -957,11 +957,11 @@ class WorkerRuntime:
         self._needs_rebuild = False
         try:
             committed, from_coordinator = await self._group_committed(mine)
+            # Retention that deleted records past a committed offset: the consumer reads from the log start.
+            log_start = await self._log_start(committed, from_coordinator)
         except BaseException:
             self._needs_rebuild = True
             raise
-        # Retention that deleted records past a committed offset: the consumer reads from the log start.
-        log_start = await self._log_start(committed, from_coordinator)
         starts = reading_starts(committed, log_start)
         self._committed_at_rebuild = starts
         n_partitions = self.settings.topic_partitions
