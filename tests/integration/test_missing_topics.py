@@ -28,9 +28,11 @@ from tests.integration.topology_support import (
     delete_topic,
     exit_line,
     publish_crates,
+    ready_watching_worker,
     ready_worker,
     readyz,
     reset_group,
+    wait_committed,
     wait_readyz,
 )
 
@@ -51,18 +53,6 @@ def _records_in(bootstrap: str, topic: str) -> int:
         return sum(consumer.end_offsets(parts).values())
     finally:
         consumer.close()
-
-
-def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 60.0) -> None:
-    """Wait until ``group`` has committed offsets ``records`` records into ``topic``."""
-    deadline = time.monotonic() + timeout_s
-    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
-    try:
-        while (read := records_read(admin, group, topic)) < records:
-            assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
-            time.sleep(0.5)
-    finally:
-        admin.close()
 
 
 def test_records_read_counts_a_committed_offset_that_retention_passed(
@@ -112,7 +102,7 @@ def _stopped_after_three_events(
     group = f"{settings.topic_prefix}-rules"
     worker = ready_worker(process_factory, settings, "before")
     publish_crates(producer, names.events, [f"{prefix}-{i}" for i in range(3)])
-    _wait_committed(bootstrap, group, names.events, 3)
+    wait_committed(bootstrap, group, names.events, 3)
     worker.stop()
     worker.proc.wait(timeout=60)
     return settings, names, group
@@ -142,7 +132,7 @@ def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_ref
     changelog = f"{group}-account-state-changelog"
     worker = ready_worker(process_factory, settings, "worker")
     publish_crates(producer, names.events, [f"pier-{i}" for i in range(4)])
-    _wait_committed(kafka_bootstrap, group, names.events, 4)
+    wait_committed(kafka_bootstrap, group, names.events, 4)
 
     delete_topic(kafka_bootstrap, changelog)
     exit_line(worker, timeout_s=60)
@@ -267,13 +257,7 @@ def test_the_alerts_topic_deleted_under_an_idle_worker_is_named_within_the_metad
     producer's metadata refresh (PREEMPT_METADATA_MAX_AGE_SECONDS, 3 s) leaves the topic out, and /readyz is
     503 naming it once it stayed absent 15 s. Before, the producer refreshed every 5 minutes (Faust's
     default): the worker answered ready all that time."""
-    settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
-    )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    worker = ready_worker(process_factory, settings, "worker")
-    wait_readyz(settings.worker_web_port, 200)
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
 
     delete_topic(kafka_bootstrap, names.alerts)
     wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=45)
@@ -297,7 +281,7 @@ def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_an
     changelog = f"{group}-deliveries-changelog"
     notifier = start_notifier(process_factory, settings)
     produce_alerts(producer, names.alerts, *(make_alert(f"dock-{i}") for i in range(3)))
-    _wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
+    wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
 
     delete_topic(kafka_bootstrap, changelog)
     assert notifier.proc.wait(timeout=60) == 1  # exit_line would refuse the console receiver's previews
@@ -322,13 +306,7 @@ def test_a_worker_whose_producer_asks_for_fewer_topics_does_not_call_the_alerts_
     """Dead letters sent while the events' dead-letter topic was briefly gone make the producer ask the metadata
     of that topic only (aiokafka); the alerts topic, which exists, is then absent from every answer. Before, the
     worker said 'topic … alerts does not exist (deleted?)' (/readyz 503) until an alert was sent; it stays ready."""
-    settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
-    )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    worker = ready_worker(process_factory, settings, "worker")
-    wait_readyz(settings.worker_web_port, 200)
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
 
     delete_topic(kafka_bootstrap, names.events_dlq)
     time.sleep(3)

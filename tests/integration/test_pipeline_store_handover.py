@@ -16,14 +16,14 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 
 from schemas.event import format_ts
-from streams.runtime.missing_topics import records_read
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
+from tests.integration.topology_support import wait_committed
 
 RULES = """\
 rules:
@@ -57,17 +57,6 @@ def _store_offsets(worker: ManagedProcess) -> dict[int, int]:
     raise AssertionError(f"no recovery table in the log:\n{worker.log_text()[-3000:]}")
 
 
-def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
-    try:
-        while (read := records_read(admin, group, topic)) < records:
-            assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
-            time.sleep(0.5)
-    finally:
-        admin.close()
-
-
 def test_a_worker_given_back_a_partition_evaluates_on_the_changelogs_state_not_its_old_local_store(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -91,26 +80,26 @@ def test_a_worker_given_back_a_partition_evaluates_on_the_changelogs_state_not_i
     a = process_factory(["preempt", "worker"], a_settings, name="worker-a")
     a.wait_for_log("rules worker ready", timeout_s=90)
     _ping_all(producer, names.events, 1)
-    _wait_committed(kafka_bootstrap, group, names.events, len(ACCOUNTS))
+    wait_committed(kafka_bootstrap, group, names.events, len(ACCOUNTS), timeout_s=120)
 
     b = process_factory(["preempt", "worker"], b_settings, name="worker-b1")
     b.wait_for_log("rules worker ready", timeout_s=90)
     time.sleep(3)
     _ping_all(producer, names.events, 2)
-    _wait_committed(kafka_bootstrap, group, names.events, 2 * len(ACCOUNTS))
+    wait_committed(kafka_bootstrap, group, names.events, 2 * len(ACCOUNTS), timeout_s=120)
     time.sleep(3)
     b.stop()
 
     time.sleep(5)
     _ping_all(producer, names.events, 3)
-    _wait_committed(kafka_bootstrap, group, names.events, 3 * len(ACCOUNTS))
+    wait_committed(kafka_bootstrap, group, names.events, 3 * len(ACCOUNTS), timeout_s=120)
     time.sleep(3)
 
     b2 = process_factory(["preempt", "worker"], b_settings, name="worker-b2")
     b2.wait_for_log("rules worker ready", timeout_s=90)
     time.sleep(3)
     _ping_all(producer, names.events, 4)
-    _wait_committed(kafka_bootstrap, group, names.events, 4 * len(ACCOUNTS))
+    wait_committed(kafka_bootstrap, group, names.events, 4 * len(ACCOUNTS), timeout_s=120)
 
     records = consume_records(kafka_bootstrap, names.alerts, 2 * len(ACCOUNTS), timeout_s=30, idle_s=8.0)
     per_account = Counter(json.loads(r.value)["account_id"] for r in records)

@@ -22,6 +22,7 @@ from tests.integration.topology_support import (
     delete_topic,
     exit_line,
     publish_crates,
+    ready_watching_worker,
     ready_worker,
     reset_group,
     wait_readyz,
@@ -269,13 +270,7 @@ def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_unti
     """The events topic deleted while the worker runs: /readyz 503 naming the topic, one ERROR line; the
     topic made again: ready, and an event published then is evaluated. Before, /readyz said ready
     ("0 partitions assigned"), as for a healthy standby."""
-    settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
-    )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    worker = ready_worker(process_factory, settings, "worker")
-    wait_readyz(settings.worker_web_port, 200)
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
 
     delete_topic(kafka_bootstrap, names.events)
     wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")
