@@ -43,7 +43,7 @@ from streams.runtime.faust_compat import (
     stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
-from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.kafka_clients import faust_credentials, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
 from streams.runtime.missing_topics import confirm_seconds, crash_on, watch_topics
@@ -156,7 +156,8 @@ def create_app(
         stream_wait_empty=False,
         broker_commit_interval=settings.notifier_commit_interval_seconds,
         broker_session_timeout=settings.notifier_session_timeout_seconds,
-        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
+        consumer_metadata_max_age_ms=metadata_max_age_ms(settings),
+        producer_metadata_max_age_ms=metadata_max_age_ms(settings),
         web_host=settings.web_host,
         # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
         # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).

@@ -109,7 +109,7 @@ def replay(
     An alert dead-lettered for several targets is sent once, its ``preempt-replay`` header naming them
     all (none when one of its letters names no target: the notifier routes it as new). Raises
     ``PublishError`` (one line) when Kafka does not take them all."""
-    from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
+    from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
     from streams.runtime.topics import TopicNames
 
     alerts: dict[str, Alert] = {}
@@ -135,6 +135,7 @@ def replay(
             bootstrap_servers=kafka_python_bootstrap(settings),
             acks="all",
             client_id="preempt-alerts-replay",
+            metadata_max_age_ms=metadata_max_age_ms(settings),
             **kafka_python_config(settings),
         )
     except KafkaError as exc:

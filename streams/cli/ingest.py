@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from streams.runtime.logs import configure_logging, get_logger
 from streams.runtime.settings import Settings
 
+if TYPE_CHECKING:
+    from streams.ingest.account_merger import AccountMerger
+    from streams.ingest.sink import KafkaEventSink
+
 BROKER_CHECK_TIMEOUT_SECONDS = 4.0  # one /readyz connection attempt every 5 s (streams.ingest.readiness)
+
+
+def merger_group_id(settings: Settings) -> str:
+    """The consumer group of ingest's account merger."""
+    return f"{settings.topic_prefix}-ingest-accounts"
+
+
+def kafka_writers(settings: Settings) -> tuple[KafkaEventSink, AccountMerger]:
+    """Ingest's Kafka clients (not connected yet: they connect when the app starts), with the settings'
+    security and metadata refresh (``PREEMPT_METADATA_MAX_AGE_SECONDS``)."""
+    from streams.ingest.account_merger import AccountMerger
+    from streams.ingest.sink import KafkaEventSink
+    from streams.runtime.kafka_clients import aiokafka_config, metadata_max_age_ms
+    from streams.runtime.topics import TopicNames
+
+    topics = TopicNames.from_settings(settings)
+    sink = KafkaEventSink(
+        settings.bootstrap_servers,
+        topics.events,
+        max_event_bytes=settings.max_event_bytes,
+        account_updates_topic=topics.account_updates,
+        dead_letter_topic=topics.events_dlq,
+        metadata_max_age_ms=metadata_max_age_ms(settings),
+        security=aiokafka_config(settings),
+    )
+    merger = AccountMerger(
+        settings.bootstrap_servers,
+        updates_topic=topics.account_updates,
+        accounts_topic=topics.accounts,
+        group_id=merger_group_id(settings),
+        catch_up_timeout_s=settings.ingest_account_catch_up_seconds,
+        metadata_max_age_ms=metadata_max_age_ms(settings),
+        security=aiokafka_config(settings),
+    )
+    return sink, merger
 
 
 @click.command()
@@ -27,39 +68,20 @@ def ingest(host: str | None, port: int | None) -> None:
     """
     from aiohttp import web
 
-    from streams.ingest.account_merger import AccountMerger
     from streams.ingest.app import create_ingest_app, stop_wait_seconds
-    from streams.ingest.sink import KafkaEventSink
     from streams.runtime.broker_probe import probe_broker
-    from streams.runtime.kafka_clients import aiokafka_config, unreachable_reason
+    from streams.runtime.kafka_clients import unreachable_reason
     from streams.runtime.kafka_permissions import check_permissions
     from streams.runtime.ops_web import check_web_port
-    from streams.runtime.topics import TopicNames, ensure_topics
+    from streams.runtime.topics import ensure_topics
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("streams.ingest")
     # The sink and the merger connect only when the app starts, so the app's own checks (API
     # keys) come first, then the broker probe, then topic creation.
-    topics = TopicNames.from_settings(settings)
-    merger_group = f"{settings.topic_prefix}-ingest-accounts"
-    sink = KafkaEventSink(
-        settings.bootstrap_servers,
-        topics.events,
-        max_event_bytes=settings.max_event_bytes,
-        account_updates_topic=topics.account_updates,
-        dead_letter_topic=topics.events_dlq,
-        security=aiokafka_config(settings),
-    )
-    merger = AccountMerger(
-        settings.bootstrap_servers,
-        updates_topic=topics.account_updates,
-        accounts_topic=topics.accounts,
-        group_id=merger_group,
-        catch_up_timeout_s=settings.ingest_account_catch_up_seconds,
-        metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
-        security=aiokafka_config(settings),
-    )
+    merger_group = merger_group_id(settings)
+    sink, merger = kafka_writers(settings)
 
     async def broker_check() -> str | None:
         return await unreachable_reason(settings, BROKER_CHECK_TIMEOUT_SECONDS)

@@ -176,6 +176,7 @@ class AccountMerger:
         self.group_id = group_id
         self._bootstrap_servers = bootstrap_servers
         self._security: dict[str, Any] = dict(security or {})  # streams.runtime.kafka_clients.aiokafka_config
+        self._metadata_max_age_ms = metadata_max_age_ms
         self._consumer: AIOKafkaConsumer | None = None  # built in start(): aiokafka needs the running loop
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -193,6 +194,7 @@ class AccountMerger:
             client_id="preempt-ingest-accounts",
             acks="all",
             linger_ms=5,
+            metadata_max_age_ms=self._metadata_max_age_ms,
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -203,6 +205,7 @@ class AccountMerger:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            metadata_max_age_ms=self._metadata_max_age_ms,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(self._consumer, self._producer), name="account-merger")

@@ -58,6 +58,7 @@ class KafkaEventSink:
         account_updates_topic: str | None = None,
         dead_letter_topic: str | None = None,
         security: Mapping[str, Any] | None = None,
+        metadata_max_age_ms: int = 300_000,
     ) -> None:
         self.topic = topic
         self.account_updates_topic = account_updates_topic
@@ -69,6 +70,8 @@ class KafkaEventSink:
             "acks": "all",
             "linger_ms": linger_ms,
             "max_request_size": max(1024 * 1024, max_event_bytes * 4),
+            # streams.runtime.kafka_clients.metadata_max_age_ms: partitions added, a topic made again
+            "metadata_max_age_ms": metadata_max_age_ms,
         }
         self._producer: AIOKafkaProducer | None = None
 

@@ -8,6 +8,8 @@ Every Kafka client of Preempt takes its security set-up from here, one function 
 * :func:`aiokafka_config` — keyword arguments of aiokafka's clients (ingest, gap repair, bench);
 * :func:`kafka_python_bootstrap` — the ``bootstrap_servers`` to give kafka-python: the server that
   answered :func:`check_access` (kafka-python can hang for good on a silent one in the list).
+* :func:`metadata_max_age_ms` — how often every producer and consumer refreshes its topic metadata
+  (``PREEMPT_METADATA_MAX_AGE_SECONDS``; the client libraries' own default is 5 minutes).
 
 The settings are validated together in ``Settings`` (a SASL protocol without a mechanism or
 credentials is one clear error at start); the options are described in docs/operations.md
@@ -214,6 +216,15 @@ def _remember_answer(servers: list[str], server: str) -> None:
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for aiokafka's AIOKafkaProducer / AIOKafkaConsumer."""
     return _shared(settings)
+
+
+def metadata_max_age_ms(settings: Settings) -> int:
+    """``metadata_max_age_ms`` of every producer and consumer Preempt makes (Faust's ``producer_`` and
+    ``consumer_metadata_max_age_ms``): a client learns of a topic deleted or made again, or of partitions
+    added, at its next refresh. The libraries' default (5 minutes) left the producers that long behind
+    the consumers: the rules worker's topic watch did not see its alerts topic gone, an ingest producer
+    kept writing by a stale partition count."""
+    return int(settings.metadata_max_age_seconds * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,8 +299,10 @@ EVENT_OFFSET_GAPS = Counter(
 
 EVENTS_SKIPPED = Counter(
     "preempt_events_skipped_total",
-    "Records of preempt.events the consumer group's committed offset moved past without a rules worker "
-    "reading them (an operator's offset reset to latest, or retention); found when a worker takes the partition.",
+    "Records of preempt.events no rules worker read: the consumer group's committed offset moved past them "
+    "(reason offset_moved: an operator's offset reset to latest) or retention deleted them first (reason "
+    "retention); found when a worker takes the partition.",
+    ["reason"],
 )
 
 # Liveness watchdog (streams/worker/liveness.py): an assigned partition with lag whose committed and
@@ -356,11 +358,16 @@ def expose_ingest_series(tracking_skips: Iterable[tuple[str, str]] = ()) -> None
 
 
 def expose_worker_series(
-    outcomes: Iterable[str], dead_letter_reasons: Iterable[str], quarantine_reasons: Iterable[str]
+    outcomes: Iterable[str],
+    dead_letter_reasons: Iterable[str],
+    quarantine_reasons: Iterable[str],
+    skip_reasons: Iterable[str] = (),
 ) -> None:
-    """A 0 for the rules worker's event outcomes, dead-letter reasons and quarantine reasons."""
+    """A 0 for the rules worker's event outcomes, dead-letter, quarantine and skip reasons."""
     for outcome in outcomes:
         EVENTS.labels(outcome=outcome)
+    for reason in skip_reasons:
+        EVENTS_SKIPPED.labels(reason=reason)
     for reason in dead_letter_reasons:
         EVENTS_DEAD_LETTERED.labels(reason=reason)
     for reason in quarantine_reasons:

@@ -187,7 +187,12 @@ def crash_on(app: faust.App) -> Callable[[Exception], None]:
 
 def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
     """Records of ``source`` behind the offsets ``group`` committed (0: nothing committed, or offsets at the
-    start of the topic — a new deployment, or a replay after ``--reset-offsets --to-earliest``)."""
+    start of the topic — a new deployment, or a replay after ``--reset-offsets --to-earliest``).
+
+    A committed offset behind the partition's log start (retention deleted records past it, unread) counts
+    the offsets before it: the records the group read there are gone, and how many they were can no longer
+    be told. Counted as 0 before, a changelog missing then looked like a new deployment's and was made
+    again empty, the state built from those records lost without a word."""
     committed = {
         tp: meta.offset
         for tp, meta in admin.list_group_offsets({group: None}).get(group, {}).items()
@@ -196,7 +201,11 @@ def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
     if not committed:
         return 0
     earliest = admin.list_partition_offsets(dict.fromkeys(committed, OffsetSpec.EARLIEST))
-    return sum(max(0, offset - earliest[tp].offset) for tp, offset in committed.items() if tp in earliest)
+    return sum(
+        offset - start if offset >= (start := earliest[tp].offset) else offset
+        for tp, offset in committed.items()
+        if tp in earliest
+    )
 
 
 def check_state_kept(

@@ -298,13 +298,14 @@ class Settings(BaseSettings):
         description="rules worker: longest a fetch waits at the broker for new records (idle workers fetch this often)",
     )
     # Partitions added to the events topic reach a running worker with its next metadata refresh; the
-    # worker then stops with one line (streams/runtime/copartitioning.py). Faust's default is 5 minutes.
+    # worker then stops with one line (streams/runtime/copartitioning.py). Faust's default is 5 minutes,
+    # for its consumer and its producer alike (streams/runtime/kafka_clients.metadata_max_age_ms).
     metadata_max_age_seconds: float = Field(
         60.0,
         ge=1,
         le=3600,
-        description="worker, notifier and ingest's account merger: how often the consumer refreshes topic metadata "
-        "(sees added partitions, a topic created again)",
+        description="every producer and consumer (worker, notifier, ingest, publish, simulate): how often it refreshes "
+        "topic metadata (sees added partitions, a topic deleted or created again)",
     )
     # A poll's events stay alive until its accounts are advanced; with Python's 700 the young
     # generation was collected ~400 times per 84,000 events and full collections walked the whole

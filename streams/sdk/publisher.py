@@ -34,7 +34,7 @@ from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
-from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
+from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -183,7 +183,7 @@ class Publisher:
             topic=TopicNames.from_settings(settings).events,
             max_event_bytes=settings.max_event_bytes,
             max_future_skew=settings.max_future_skew_seconds,
-            **(kafka_python_config(settings) | kwargs),
+            **(kafka_python_config(settings) | {"metadata_max_age_ms": metadata_max_age_ms(settings)} | kwargs),
         )
 
     # -- sending -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from schemas.event import Event
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
-from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config
+from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -35,6 +35,7 @@ class KafkaSink:
             linger_ms=20,
             batch_size=256 * 1024,
             client_id="preempt-simulate",
+            metadata_max_age_ms=metadata_max_age_ms(settings),
             **kafka_python_config(settings),
         )
         self.tally = DeliveryTally()

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
@@ -77,7 +78,7 @@ from streams.worker.processor import (
     RulesProcessor,
     partition_for_key,
 )
-from streams.worker.progress import PartitionProgress
+from streams.worker.progress import PartitionProgress, reading_starts
 
 log = get_logger(__name__)
 
@@ -921,14 +922,15 @@ class WorkerRuntime:
         """True once the tables are recovered for the current assignment."""
         return self._recovered
 
-    async def _group_committed(self, partitions: Iterable[int]) -> dict[int, int | None]:
+    async def _group_committed(self, partitions: Iterable[int]) -> tuple[dict[int, int | None], bool]:
         """The consumer group's committed offset of each of ``partitions`` of the events topic, as the
         group coordinator has it. Faust's own copy (``committed_offsets``) is empty for every partition
         right after a rebalance that revoked it — with the eager assignor, each one this worker keeps
         too — until recovery's seek back, which the rebuild's first poll can come before: then every
         partition's records read again were judged late (126 to 607 of 5,501 in
         ``tests/integration/test_pipeline_rebalance_late.py``). That copy is the fallback when the
-        coordinator does not answer within ``COMMITTED_FETCH_TIMEOUT_SECONDS`` (WARN)."""
+        coordinator does not answer within ``COMMITTED_FETCH_TIMEOUT_SECONDS`` (WARN). The second value says
+        whether the coordinator answered (a None of Faust's copy is "not known", not "nothing committed")."""
         tps = [TP(self.events_topic, p) for p in sorted(partitions)]
         got = await group_committed_offsets(self.app, tps, COMMITTED_FETCH_TIMEOUT_SECONDS)
         if got is None:
@@ -937,8 +939,30 @@ class WorkerRuntime:
                 "consumer's own (records read again may be counted as late events)",
                 partitions=[tp.partition for tp in tps],
             )
-            got = dict(committed_offsets(self.app.consumer))
-        return {tp.partition: got.get(tp) for tp in tps}
+            return {tp.partition: committed_offsets(self.app.consumer).get(tp) for tp in tps}, False
+        return {tp.partition: got.get(tp) for tp in tps}, True
+
+    async def _log_start(self, committed: Mapping[int, int | None], from_coordinator: bool) -> dict[int, int]:
+        """The log start offset of each partition of ``committed`` (retention may have deleted records past
+        its committed offset; one with nothing committed is read from there, as far as the coordinator
+        said so: a None of Faust's copy is not known). Empty, with a WARN, when Kafka does not answer
+        within ``COMMITTED_FETCH_TIMEOUT_SECONDS``: records retention deleted are then not counted (the
+        gap repair's ERROR names them when records follow)."""
+        tps = [TP(self.events_topic, p) for p, at in sorted(committed.items()) if at is not None or from_coordinator]
+        if not tps:
+            return {}
+        try:
+            async with asyncio.timeout(COMMITTED_FETCH_TIMEOUT_SECONDS):
+                earliest = await self.app.consumer.earliest_offsets(*tps)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning(
+                "the log start offsets were not given after an assignment; records retention deleted before "
+                "they were read are not counted",
+                partitions=[tp.partition for tp in tps],
+                error=repr(exc),
+            )
+            return {}
+        return {tp.partition: offset for tp, offset in earliest.items() if offset is not None and offset >= 0}
 
     async def _maybe_rebuild(self) -> None:
         if not self._needs_rebuild:
@@ -948,11 +972,14 @@ class WorkerRuntime:
         # next rebuild (on_assigned sets the flag again).
         self._needs_rebuild = False
         try:
-            committed = await self._group_committed(mine)
+            committed, from_coordinator = await self._group_committed(mine)
+            # Retention that deleted records past a committed offset: the consumer reads from the log start.
+            log_start = await self._log_start(committed, from_coordinator)
         except BaseException:
             self._needs_rebuild = True
             raise
-        self._committed_at_rebuild = committed
+        starts = reading_starts(committed, log_start)
+        self._committed_at_rebuild = starts
         n_partitions = self.settings.topic_partitions
         processor = self.processor
         self._drop_held("rebuild")
@@ -969,9 +996,9 @@ class WorkerRuntime:
             if (p := partition_for_key(key, n_partitions)) in mine
         )
         n = processor.rebuild_wakeups(states)
-        processor.reading_from(committed)
+        processor.reading_from(starts)
         if self.progress is not None:
-            moves = self.progress.check(mine, committed)
+            moves = self.progress.check(mine, committed, log_start)
             for move in moves:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)

@@ -22,7 +22,7 @@ from streams.runtime.faust_compat import (
     stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
-from streams.runtime.kafka_clients import faust_credentials
+from streams.runtime.kafka_clients import faust_credentials, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
 from streams.runtime.missing_topics import confirm_seconds, watch_topics, written_reason
@@ -37,7 +37,7 @@ from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
 from streams.worker.processor import ALERT_BUILD_FAILED, FORWARDED, PROCESSING_ERROR, RuleEnginePort, RulesProcessor
-from streams.worker.progress import PROGRESS_TABLE, PartitionProgress
+from streams.worker.progress import PROGRESS_TABLE, SKIP_REASONS, PartitionProgress
 from streams.worker.state_cache import EVALUATION_ERROR, STATE_TOO_LARGE, STATE_UNREADABLE, STATE_UNWRITABLE, StateCache
 from streams.worker.wakeups import WakeupIndex
 from streams.worker.web import register_web
@@ -115,7 +115,8 @@ def create_app(
         producer_linger=settings.worker_producer_linger_seconds,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         producer_max_batch_size=settings.worker_producer_batch_bytes,
-        consumer_metadata_max_age_ms=int(settings.metadata_max_age_seconds * 1000),
+        consumer_metadata_max_age_ms=metadata_max_age_ms(settings),
+        producer_metadata_max_age_ms=metadata_max_age_ms(settings),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(names.events, partitions=partitions, **raw)
@@ -170,6 +171,7 @@ def _expose_series() -> None:
             *quarantines,
         ],
         quarantine_reasons=quarantines,
+        skip_reasons=SKIP_REASONS,
     )
 
 

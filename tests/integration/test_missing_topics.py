@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
 
 from streams.runtime.missing_topics import records_read
 from streams.runtime.settings import Settings
@@ -25,9 +28,11 @@ from tests.integration.topology_support import (
     delete_topic,
     exit_line,
     publish_crates,
+    ready_watching_worker,
     ready_worker,
     readyz,
     reset_group,
+    wait_committed,
     wait_readyz,
 )
 
@@ -50,15 +55,35 @@ def _records_in(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def _wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 60.0) -> None:
-    """Wait until ``group`` has committed offsets ``records`` records into ``topic``."""
-    deadline = time.monotonic() + timeout_s
-    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+def test_records_read_counts_a_committed_offset_that_retention_passed(
+    kafka_bootstrap: str, producer: KafkaProducer
+) -> None:
+    """A group that committed 3 records of a partition, then retention deleted those and 2 unread ones: it read
+    records there (3 offsets behind its commit), not none; the second partition, committed at 1 with nothing
+    deleted, counts 1. Before, 0 for the first: a changelog missing looked like a new deployment's."""
+    topic, group = f"records-read-{uuid.uuid4().hex[:8]}", f"records-read-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
     try:
-        while (read := records_read(admin, group, topic)) < records:
-            assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
-            time.sleep(0.5)
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        for partition, count in ((0, 5), (1, 1)):
+            for i in range(count):
+                producer.send(topic, key=b"k", value=str(i).encode(), partition=partition)
+        producer.flush()
+        consumer = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=group, enable_auto_commit=False)
+        try:
+            consumer.commit(
+                {
+                    TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1),
+                    TopicPartition(topic, 1): OffsetAndMetadata(1, "", -1),
+                }
+            )
+        finally:
+            consumer.close()
+        assert records_read(admin, group, topic) == 4
+        admin.delete_records({TopicPartition(topic, 0): 5})  # retention, on demand: 2 of them never read
+        assert records_read(admin, group, topic) == 4
     finally:
+        admin.delete_topics([topic])
         admin.close()
 
 
@@ -77,7 +102,7 @@ def _stopped_after_three_events(
     group = f"{settings.topic_prefix}-rules"
     worker = ready_worker(process_factory, settings, "before")
     publish_crates(producer, names.events, [f"{prefix}-{i}" for i in range(3)])
-    _wait_committed(bootstrap, group, names.events, 3)
+    wait_committed(bootstrap, group, names.events, 3)
     worker.stop()
     worker.proc.wait(timeout=60)
     return settings, names, group
@@ -107,7 +132,7 @@ def test_a_changelog_deleted_under_a_running_worker_stops_it_and_the_restart_ref
     changelog = f"{group}-account-state-changelog"
     worker = ready_worker(process_factory, settings, "worker")
     publish_crates(producer, names.events, [f"pier-{i}" for i in range(4)])
-    _wait_committed(kafka_bootstrap, group, names.events, 4)
+    wait_committed(kafka_bootstrap, group, names.events, 4)
 
     delete_topic(kafka_bootstrap, changelog)
     exit_line(worker, timeout_s=60)
@@ -222,6 +247,25 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     assert worker.proc.poll() is None
 
 
+def test_the_alerts_topic_deleted_under_an_idle_worker_is_named_within_the_metadata_age(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """The alerts topic deleted under a worker that writes nothing (no write fails to force a refresh): its
+    producer's metadata refresh (PREEMPT_METADATA_MAX_AGE_SECONDS, 3 s) leaves the topic out, and /readyz is
+    503 naming it once it stayed absent 15 s. Before, the producer refreshed every 5 minutes (Faust's
+    default): the worker answered ready all that time."""
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
+
+    delete_topic(kafka_bootstrap, names.alerts)
+    wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=45)
+    ensure_topics(settings)
+    wait_readyz(settings.worker_web_port, 200, timeout_s=30)
+    assert worker.proc.poll() is None
+
+
 def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_and_the_restart_refuses(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -237,7 +281,7 @@ def test_the_delivery_log_changelog_deleted_under_a_running_notifier_stops_it_an
     changelog = f"{group}-deliveries-changelog"
     notifier = start_notifier(process_factory, settings)
     produce_alerts(producer, names.alerts, *(make_alert(f"dock-{i}") for i in range(3)))
-    _wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
+    wait_committed(kafka_bootstrap, group, names.alerts, 3, timeout_s=120)
 
     delete_topic(kafka_bootstrap, changelog)
     assert notifier.proc.wait(timeout=60) == 1  # exit_line would refuse the console receiver's previews
@@ -262,13 +306,7 @@ def test_a_worker_whose_producer_asks_for_fewer_topics_does_not_call_the_alerts_
     """Dead letters sent while the events' dead-letter topic was briefly gone make the producer ask the metadata
     of that topic only (aiokafka); the alerts topic, which exists, is then absent from every answer. Before, the
     worker said 'topic … alerts does not exist (deleted?)' (/readyz 503) until an alert was sent; it stays ready."""
-    settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
-    )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    worker = ready_worker(process_factory, settings, "worker")
-    wait_readyz(settings.worker_web_port, 200)
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
 
     delete_topic(kafka_bootstrap, names.events_dlq)
     time.sleep(3)

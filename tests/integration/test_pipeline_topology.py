@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 
 from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
@@ -16,12 +16,13 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
-from tests.integration.pipeline_support import wait_for_metric
+from tests.integration.pipeline_support import metric_sum, wait_for_metric
 from tests.integration.topology_support import (
     crate_rules,
     delete_topic,
     exit_line,
     publish_crates,
+    ready_watching_worker,
     ready_worker,
     reset_group,
     wait_readyz,
@@ -169,18 +170,65 @@ def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothin
     reset_group(kafka_bootstrap, group, names.events, "latest")
     second = ready_worker(process_factory, settings, "second")
     samples = wait_for_metric(settings.worker_web_port, "preempt_events_skipped_total", 5, timeout_s=30)
-    assert samples["preempt_events_skipped_total"] == 5
+    assert samples['preempt_events_skipped_total{reason="offset_moved"}'] == 5
+    assert samples['preempt_events_skipped_total{reason="retention"}'] == 0
     assert "records skipped: the consumer group's offset moved past records no worker read" in second.log_text()
     second.stop()
 
     reset_group(kafka_bootstrap, group, names.events, "earliest")
     ready_worker(process_factory, settings, "third")
     samples = wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 3, timeout_s=30)
-    assert samples["preempt_events_skipped_total"] == 0
+    assert metric_sum(samples, "preempt_events_skipped_total") == 0
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=3.0)]
     per_id = Counter(alert["alert_id"] for alert in emitted)
     assert max(per_id.values()) == 1, per_id  # the replay sent no alert a second time
     assert sum(1 for alert in emitted if alert["account_id"].startswith("bay-")) == 6  # 3 accounts x 2 rules
+
+
+def test_records_retention_deleted_before_a_worker_read_them_are_counted_as_skipped(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """5 events published while the workers were stopped, then deleted by retention (what
+    kafka-delete-records.sh does) before any worker read them: the consumer resets to the log start and the
+    restarted worker counts 5 in preempt_events_skipped_total{reason="retention"} with a WARN naming
+    retention (before: nothing counted or said, the committed offset had not moved); the events published
+    after are evaluated."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+
+    first = ready_worker(process_factory, settings, "first")
+    publish_crates(producer, names.events, [f"quay-{i}" for i in range(3)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
+    first.stop()
+
+    publish_crates(producer, names.events, [f"silt-{i}" for i in range(5)])  # deleted before anyone reads them
+    delete_records_to_end(kafka_bootstrap, names.events)
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(2)])
+    second = ready_worker(process_factory, settings, "second")
+    samples = wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 2)
+    samples = wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 5)
+    assert samples['preempt_events_skipped_total{reason="retention"}'] == 5
+    assert samples['preempt_events_skipped_total{reason="offset_moved"}'] == 0
+    assert samples['preempt_events_total{outcome="accepted"}'] == 2
+    assert "records deleted by retention before a worker read them" in second.log_text()
+
+
+def delete_records_to_end(bootstrap: str, topic: str) -> None:
+    """Delete every record of ``topic`` (Kafka's retention, on demand: kafka-delete-records.sh)."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap])
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        admin.delete_records({tp: offset for tp, offset in ends.items() if offset})
+    finally:
+        admin.close()
+        consumer.close()
 
 
 def test_a_notifier_on_an_alerts_topic_made_with_another_partition_count_refuses_with_one_line(
@@ -222,13 +270,7 @@ def test_the_events_topic_deleted_under_a_running_worker_makes_it_not_ready_unti
     """The events topic deleted while the worker runs: /readyz 503 naming the topic, one ERROR line; the
     topic made again: ready, and an event published then is evaluated. Before, /readyz said ready
     ("0 partitions assigned"), as for a healthy standby."""
-    settings = settings_factory(
-        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
-    )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    worker = ready_worker(process_factory, settings, "worker")
-    wait_readyz(settings.worker_web_port, 200)
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
 
     delete_topic(kafka_bootstrap, names.events)
     wait_readyz(settings.worker_web_port, 503, f"topic {names.events} does not exist (deleted?)")

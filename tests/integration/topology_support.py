@@ -18,7 +18,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from schemas.event import format_ts
+from streams.runtime.missing_topics import records_read
 from streams.runtime.settings import Settings
+from streams.runtime.testing import free_port
+from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess
 
 RULES = """
@@ -118,3 +121,28 @@ def delete_topic(bootstrap: str, topic: str) -> None:
         admin.delete_topics([topic])
     finally:
         admin.close()
+
+
+def wait_committed(bootstrap: str, group: str, topic: str, records: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``group`` has committed offsets ``records`` records into ``topic``."""
+    deadline = time.monotonic() + timeout_s
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        while (read := records_read(admin, group, topic)) < records:
+            assert time.monotonic() < deadline, f"{group} committed {read} of {records} records of {topic}"
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def ready_watching_worker(
+    settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess], tmp_path: Path
+) -> tuple[Settings, TopicNames, ManagedProcess]:
+    """A worker on the crate rules whose clients refresh their metadata every 3 s, once /readyz says ready."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), metadata_max_age_seconds=3
+    )
+    ensure_topics(settings)
+    worker = ready_worker(process_factory, settings, "worker")
+    wait_readyz(settings.worker_web_port, 200)
+    return settings, TopicNames.from_settings(settings), worker

@@ -217,6 +217,9 @@ def _fake_app(topic: str) -> Any:
         def highwater(self, tp: TP) -> int | None:
             return None  # no fetch answered yet: never caught up
 
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return dict.fromkeys(tps, 0)  # nothing deleted by retention
+
         def assignment(self) -> set[TP]:
             return {TP(topic, 0)}
 
@@ -1412,7 +1415,7 @@ class _RebuildProcessor:
         return None
 
 
-def _rebuilt(group_committed: Any) -> _RebuildProcessor:
+def _rebuilt(group_committed: Any, earliest: Any = None) -> _RebuildProcessor:
     """A rebuild after an assignment of partition 0, whose progress record says 9 was handled, while
     Faust's own copy of the committed offsets is empty (as after a revocation, before recovery's seek
     back) and the group coordinator answers ``group_committed``."""
@@ -1427,6 +1430,8 @@ def _rebuilt(group_committed: Any) -> _RebuildProcessor:
     topic = "t.events"
     app = _fake_app(topic)
     stand_in_consumer_state(app.consumer, committed=defaultdict(lambda: None), group_committed=group_committed(TP))
+    if earliest is not None:
+        app.consumer.earliest_offsets = earliest
     processor = _RebuildProcessor()
     runtime = WorkerRuntime(app, Settings(), topic, processor, Writer([]), {}, {})  # type: ignore[arg-type]
     scopes = SimpleNamespace(scope=lambda partition: contextlib.nullcontext())
@@ -1460,3 +1465,27 @@ def test_a_rebuild_whose_group_coordinator_does_not_answer_falls_back_to_fausts_
     assert processor.again == {}
     warned = [e for e in logs if e["event"].startswith("the group coordinator did not give the committed offsets")]
     assert [(e["log_level"], e["partitions"]) for e in warned] == [("warning", [0])]
+
+
+def test_a_rebuild_whose_log_start_offsets_do_not_come_goes_on_from_the_committed_offsets() -> None:
+    """Kafka does not give the log start offsets: the rebuild reads from the committed offsets as before (nothing
+    counted as deleted by retention) and says so; with them, a log start past the committed offset is where
+    reading starts."""
+    from aiokafka.errors import KafkaTimeoutError
+    from structlog.testing import capture_logs
+
+    async def no_answer(*tps: Any) -> dict[Any, int]:
+        raise KafkaTimeoutError
+
+    with capture_logs() as logs:
+        processor = _rebuilt(lambda tp: {tp("t.events", 0): 5}, no_answer)
+    assert processor.read_from == {0: 5}
+    warned = [e for e in logs if e["event"].startswith("the log start offsets were not given")]
+    assert [(e["log_level"], e["partitions"]) for e in warned] == [("warning", [0])]
+
+    async def deleted_to_12(*tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, 12)
+
+    processor = _rebuilt(lambda tp: {tp("t.events", 0): 5}, deleted_to_12)
+    assert processor.read_from == {0: 12}
+    assert processor.again == {}  # handled up to 9, reading from 12: nothing read again
