@@ -35,7 +35,12 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import (  # the manager thread's class: see _BreakingManager
+    BrokenProcessPool,
+    _ExecutorManagerThread,
+    _threads_wakeups,
+)
+from traceback import format_exception
 from typing import TypeVar
 
 from aiohttp import web
@@ -76,6 +81,33 @@ class ParseUnavailable(RuntimeError):  # noqa: N818 - reads as the condition it 
     """The process parsing a large body died (e.g. killed for memory): the request is answered 503, retried."""
 
 
+class _BreakingManager(_ExecutorManagerThread):
+    """The pool's manager thread, which breaks the pool when it fails (as when a process dies) instead of dying.
+
+    With ``max_tasks_per_child`` this thread starts the process replacing one that exited after its body. When
+    that start fails (the fork server gone: ``ConnectionRefusedError``/``EOFError``; fork refused for memory or the
+    pids limit: ``OSError``), Python 3.11 lets the exception end the thread: bodies submitted after it were never
+    parsed nor failed, their handlers waited for ever and their slots were never given back (then every large
+    body 429). Here the bodies waiting get ``BrokenProcessPool`` (``ParseLanes.run``: 503, the lane started afresh).
+    """
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - every failure of the thread breaks the pool, its cause attached
+            self.terminate_broken("".join(format_exception(exc)))
+
+
+class _OneBodyPerProcess(ProcessPoolExecutor):
+    """``ProcessPoolExecutor`` run by ``_BreakingManager`` (what ``_start_executor_manager_thread`` does in 3.11)."""
+
+    def _start_executor_manager_thread(self) -> None:
+        if self._executor_manager_thread is None:  # type: ignore[has-type]
+            self._executor_manager_thread = _BreakingManager(self)
+            self._executor_manager_thread.start()
+            _threads_wakeups[self._executor_manager_thread] = self._executor_manager_thread_wakeup  # type: ignore[attr-defined]
+
+
 class ParseLanes:
     """The two lanes that parse request bodies; built by ``create_ingest_app``, shut down at its cleanup.
 
@@ -95,7 +127,7 @@ class ParseLanes:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(PRELOADED))
         # One body per process: the memory its parse took goes back to the system when it exits.
-        return ProcessPoolExecutor(max_workers=self._large_slots, mp_context=context, max_tasks_per_child=1)
+        return _OneBodyPerProcess(max_workers=self._large_slots, mp_context=context, max_tasks_per_child=1)
 
     async def start(self) -> None:
         """At the app's start: start the fork server and one parse process, off the loop.
@@ -134,16 +166,30 @@ class ParseLanes:
         executor = self._ordinary if slot is None else self._large
         try:
             future = executor.submit(parse)
-            if slot is not None:
-                slot.hold()
-                future.add_done_callback(lambda _done: _on_loop(loop, slot.let_go))
+        except Exception as exc:
+            # A process lane that cannot start the body's process (fork refused, the fork server gone) raises here.
+            if not isinstance(executor, ProcessPoolExecutor):
+                raise
+            if isinstance(exc, BrokenProcessPool):  # broken by an earlier body's process, or its replacement's start
+                self._broken(executor, "ingest: the processes parsing large bodies failed; answered 503", exc)
+            else:
+                self._broken(executor, "ingest: no process could be started to parse a large body; answered 503", exc)
+            raise ParseUnavailable("the body could not be parsed (no parse process could start); retry later") from None
+        if slot is not None:
+            slot.hold()
+            future.add_done_callback(lambda _done: _on_loop(loop, slot.let_go))
+        try:
             return await asyncio.wrap_future(future, loop=loop)
         except BrokenProcessPool as exc:
-            if self._large is executor:
-                self._large = self._large_lane()
-                executor.shutdown(wait=False, cancel_futures=True)
-            log.error("ingest: the process parsing a large body died; answered 503", error=str(exc))
+            self._broken(executor, "ingest: the process parsing a large body died; answered 503", exc)
             raise ParseUnavailable("the body could not be parsed (its parse process died); retry later") from None
+
+    def _broken(self, executor: Executor, message: str, exc: Exception) -> None:
+        """Start the large lane afresh for the next body (once, if several bodies saw ``executor`` break)."""
+        if self._large is executor:
+            self._large = self._large_lane()
+            executor.shutdown(wait=False, cancel_futures=True)
+        log.error(message, error=f"{type(exc).__name__}: {exc}")
 
     async def shutdown(self) -> None:
         """At cleanup, once every request is answered: drop parses not started, let a running one end.

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -259,3 +260,70 @@ async def test_a_lane_whose_processes_cannot_start_falls_back_to_threads_with_a_
     assert [(e["log_level"], "cannot start" in e["event"], "no space" in e["error"]) for e in logs] == [
         ("warning", True, True)
     ]
+
+
+def _slow_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+async def test_a_parse_process_that_cannot_be_replaced_fails_the_next_body_503_and_does_not_hang_it() -> None:
+    """The pool's own thread starts the process replacing one that parsed its body; when that start fails (the fork
+    server gone, fork refused for memory), the pool is broken like a dead process: the next body is answered 503
+    and its slot given back, and the body after it is parsed. Before, that thread died: the next body's parse never
+    ran nor ended, its handler waited for ever and its slot was never given back (all large bodies 429 after that)."""
+    lanes = ParseLanes(large_slots=1)
+    given_back: list[str] = []
+    lane = lanes._large
+    spawn = lane._spawn_process  # type: ignore[attr-defined]
+
+    def spawn_in_the_caller_only() -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise ConnectionRefusedError(111, "Connection refused")  # what a dead fork server's socket answers
+        spawn()
+
+    lane._spawn_process = spawn_in_the_caller_only  # type: ignore[attr-defined]
+    try:
+        first = LargeBodySlot(lambda: given_back.append("first"))
+        assert await lanes.run(functools.partial(_slow_pid, 0.2), slot=first) != os.getpid()
+        first.let_go()
+        await asyncio.sleep(0.5)  # the pool's thread has tried to replace the process by now
+        waiting = LargeBodySlot(lambda: given_back.append("waiting"))
+        with pytest.raises(ParseUnavailable):
+            await asyncio.wait_for(lanes.run(os.getpid, slot=waiting), timeout=HOLD_S)
+        waiting.let_go()
+        after = LargeBodySlot(lambda: given_back.append("after"))
+        assert await asyncio.wait_for(lanes.run(os.getpid, slot=after), timeout=HOLD_S) != os.getpid()
+        after.let_go()
+    finally:
+        await asyncio.wait_for(lanes.shutdown(), timeout=HOLD_S)
+    await asyncio.sleep(0)
+    assert given_back == ["first", "waiting", "after"]
+
+
+async def test_a_parse_process_that_cannot_start_is_parse_unavailable_and_the_next_body_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that cannot be started for a body (fork refused, the fork server gone: OSError, EOFError) is
+    ParseUnavailable (503, retried by the SDKs), not an unhandled error (500); the lane starts afresh for the next."""
+    lanes = ParseLanes(large_slots=1)
+    lane = lanes._large
+
+    def refuse() -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # fork refused: the pod's pids limit
+
+    monkeypatch.setattr(lane, "_spawn_process", refuse)
+    given_back: list[str] = []
+    try:
+        refused = LargeBodySlot(lambda: given_back.append("refused"))
+        with capture_logs() as logs, pytest.raises(ParseUnavailable):
+            await lanes.run(os.getpid, slot=refused)
+        refused.let_go()
+        fine = LargeBodySlot(lambda: given_back.append("fine"))
+        assert await asyncio.wait_for(lanes.run(os.getpid, slot=fine), timeout=HOLD_S) != os.getpid()
+        fine.let_go()
+    finally:
+        await asyncio.wait_for(lanes.shutdown(), timeout=HOLD_S)
+    await asyncio.sleep(0)
+    assert given_back == ["refused", "fine"]
+    assert [(e["log_level"], "Resource temporarily unavailable" in e["error"]) for e in logs] == [("error", True)]
