@@ -54,6 +54,10 @@ T = TypeVar("T")
 PRELOADED = ("streams.ingest.tracking", "streams.ingest.payload")
 
 
+LANE_FAILURES_TO_THREADS = 3
+"""Breaks of the process lane in a row (no body parsed between them) after which large bodies are parsed in threads."""
+
+
 class LargeBodySlot:
     """One taken large-body slot (``gate.LargeBodies.take``): given back once every holder let go.
 
@@ -120,6 +124,7 @@ class ParseLanes:
         self._large_slots = large_slots
         self._large_in_processes = large_in_processes
         self._large = self._large_lane()
+        self._lane_failures = 0  # breaks of the process lane since a large body was last parsed
 
     def _large_lane(self) -> Executor:
         if not self._large_in_processes:
@@ -179,17 +184,36 @@ class ParseLanes:
             slot.hold()
             future.add_done_callback(lambda _done: _on_loop(loop, slot.let_go))
         try:
-            return await asyncio.wrap_future(future, loop=loop)
+            result = await asyncio.wrap_future(future, loop=loop)
         except BrokenProcessPool as exc:
             self._broken(executor, "ingest: the process parsing a large body died; answered 503", exc)
             raise ParseUnavailable("the body could not be parsed (its parse process died); retry later") from None
+        except Exception:
+            if executor is self._large:
+                self._lane_failures = 0  # the parse ran (and found the body bad): the lane works
+            raise
+        if executor is self._large:
+            self._lane_failures = 0
+        return result
 
     def _broken(self, executor: Executor, message: str, exc: Exception) -> None:
-        """Start the large lane afresh for the next body (once, if several bodies saw ``executor`` break)."""
-        if self._large is executor:
-            self._large = self._large_lane()
-            executor.shutdown(wait=False, cancel_futures=True)
+        """Start the large lane afresh for the next body (once, if several bodies saw ``executor`` break); after
+        ``LANE_FAILURES_TO_THREADS`` breaks in a row with no body parsed between them (a fork server that stays
+        dead, a pids limit reached for good), parse large bodies in threads instead, with a WARNING: taken, with
+        the event loop waiting during the worst ones, rather than every one answered 503 until a redeploy."""
         log.error(message, error=f"{type(exc).__name__}: {exc}")
+        if self._large is not executor:
+            return
+        self._lane_failures += 1
+        if self._lane_failures >= LANE_FAILURES_TO_THREADS:
+            log.warning(
+                "ingest: the processes that parse large batches failed again and again; parsing them in threads "
+                "from now on (the event loop may wait during one; restart ingest to try processes again)",
+                failures=self._lane_failures,
+            )
+            self._large_in_processes = False
+        self._large = self._large_lane()
+        executor.shutdown(wait=False, cancel_futures=True)
 
     async def shutdown(self) -> None:
         """At cleanup, once every request is answered: drop parses not started, let a running one end.

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -327,3 +328,32 @@ async def test_a_parse_process_that_cannot_start_is_parse_unavailable_and_the_ne
     await asyncio.sleep(0)
     assert given_back == ["refused", "fine"]
     assert [(e["log_level"], "Resource temporarily unavailable" in e["error"]) for e in logs] == [("error", True)]
+
+
+async def test_a_process_lane_that_breaks_again_and_again_parses_in_threads_from_then_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process lane that cannot start a process for body after body (a fork server that stays dead, a pids limit
+    reached for good) is given up after LANE_FAILURES_TO_THREADS breaks in a row, with a WARNING: the next large
+    bodies are parsed in threads of this process, not all answered 503 until a redeploy."""
+    from streams.ingest.parse_lanes import LANE_FAILURES_TO_THREADS
+
+    def refuse() -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", lambda _self: refuse())
+    lanes = ParseLanes(large_slots=1)
+    try:
+        with capture_logs() as logs:
+            for _ in range(LANE_FAILURES_TO_THREADS):
+                slot = LargeBodySlot(lambda: None)
+                with pytest.raises(ParseUnavailable):
+                    await lanes.run(os.getpid, slot=slot)
+                slot.let_go()
+            slot = LargeBodySlot(lambda: None)
+            assert await asyncio.wait_for(lanes.run(os.getpid, slot=slot), timeout=HOLD_S) == os.getpid()
+            slot.let_go()
+    finally:
+        await asyncio.wait_for(lanes.shutdown(), timeout=HOLD_S)
+    assert [e["log_level"] for e in logs] == ["error"] * LANE_FAILURES_TO_THREADS + ["warning"]
+    assert "threads" in logs[-1]["event"]
