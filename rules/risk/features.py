@@ -195,10 +195,10 @@ class FeatureSpec:
     legacy_labels: bool = field(default=False, compare=False)
     """Name boolean terms ``=True``/``=False``, as model files trained before 2026-12 do (read with
     :meth:`matching_names`): the same features, so such a model scores as before."""
-    _by_event: dict[str, tuple[tuple[str, str | None, Scalar], ...]] = field(
+    terms_by_event: dict[str, tuple[tuple[str, str | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _numeric_by_event: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+    numerics_by_event: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False, repr=False)
     """Per event name, the state keys (``str(index)``, made once and shared by every bucket of every account:
     a string of its own per bucket took about 50 bytes each) and what the term or property matches."""
 
@@ -210,11 +210,11 @@ class FeatureSpec:
         by_event: dict[str, list[tuple[str, str | None, Scalar]]] = {}
         for index, term in enumerate(self.terms):
             by_event.setdefault(term.event, []).append((str(index), term.prop, term.value))
-        self._by_event.update({name: tuple(items) for name, items in by_event.items()})
+        self.terms_by_event.update({name: tuple(items) for name, items in by_event.items()})
         numeric: dict[str, list[tuple[str, str]]] = {}
         for index, item in enumerate(self.numerics):
             numeric.setdefault(item.event, []).append((str(index), item.prop))
-        self._numeric_by_event.update({name: tuple(items) for name, items in numeric.items()})
+        self.numerics_by_event.update({name: tuple(items) for name, items in numeric.items()})
 
     @property
     def names(self) -> list[str]:
@@ -244,7 +244,7 @@ class FeatureSpec:
     @property
     def event_names(self) -> frozenset[str]:
         """The event names the model learned its per-term and numeric features from."""
-        return frozenset(self._by_event) | frozenset(self._numeric_by_event)
+        return frozenset(self.terms_by_event) | frozenset(self.numerics_by_event)
 
     @property
     def uses_accounts(self) -> bool:
@@ -328,14 +328,14 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
         users = bucket[3]
         if user not in users and len(users) < MAX_USERS_PER_DAY:
             users.append(sys.intern(user))  # one string per user, not one per user and day
-    terms = spec._by_event.get(event.event)
+    terms = spec.terms_by_event.get(event.event)
     if terms:
         counts = bucket[2]
         props = event.properties
         for key, prop, value in terms:
             if prop is None or (prop in props and props[prop] == value and type(props[prop]) is type(value)):
                 counts[key] = counts.get(key, 0) + 1
-    numerics = spec._numeric_by_event.get(event.event)
+    numerics = spec.numerics_by_event.get(event.event)
     if numerics:
         mins = bucket[4]
         for key, prop in numerics:

@@ -34,13 +34,8 @@ import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import (  # the manager thread's class: see _BreakingManager
-    BrokenProcessPool,
-    _ExecutorManagerThread,
-    _threads_wakeups,
-)
-from traceback import format_exception
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from aiohttp import web
@@ -85,79 +80,89 @@ class ParseUnavailable(RuntimeError):  # noqa: N818 - reads as the condition it 
     """The process parsing a large body died (e.g. killed for memory): the request is answered 503, retried."""
 
 
-class _BreakingManager(_ExecutorManagerThread):
-    """The pool's manager thread, which breaks the pool when it fails (as when a process dies) instead of dying.
+class _NoParseProcess(Exception):  # noqa: N818 - reads as the condition it reports
+    """A large body's process could not be started, or died: ``ParseLanes.run`` answers the request 503."""
 
-    With ``max_tasks_per_child`` this thread starts the process replacing one that exited after its body. When
-    that start fails (the fork server gone: ``ConnectionRefusedError``/``EOFError``; fork refused for memory or the
-    pids limit: ``OSError``), Python 3.11 lets the exception end the thread: bodies submitted after it were never
-    parsed nor failed, their handlers waited for ever and their slots were never given back (then every large
-    body 429). Here the bodies waiting get ``BrokenProcessPool`` (``ParseLanes.run``: 503, the lane started afresh).
+    def __init__(self, message: str, answer: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.message = message
+        self.answer = answer
+        self.cause = f"{type(cause).__name__}: {cause}"
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Where a large body's process comes from: forked from a fork server that has ``PRELOADED`` imported."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOADED))
+    return context
+
+
+def _in_a_process_of_its_own(context: multiprocessing.context.BaseContext, parse: Callable[[], T]) -> T:
+    """``parse()`` in a new process (from ``context``), in a pool of its own that ends with it; run in a lane thread.
+
+    A pool of one process for one body, rather than one pool for all with ``max_tasks_per_child=1``: a process that
+    dies (killed for memory) breaks only its own pool, so only its own body is answered 503 (a shared pool failed
+    every body in flight with it); nothing replaces processes in the pool's own thread (in 3.11, a failure there
+    ended that thread and left every later body waiting for ever); and a fork server that died is started again by
+    ``multiprocessing`` at the next body's start, in this thread, not on the event loop.
     """
-
-    def run(self) -> None:
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+    try:
         try:
-            super().run()
-        except Exception as exc:  # noqa: BLE001 - every failure of the thread breaks the pool, its cause attached
-            self.terminate_broken("".join(format_exception(exc)))
-
-
-class _OneBodyPerProcess(ProcessPoolExecutor):
-    """``ProcessPoolExecutor`` run by ``_BreakingManager`` (what ``_start_executor_manager_thread`` does in 3.11)."""
-
-    def _start_executor_manager_thread(self) -> None:
-        if self._executor_manager_thread is None:  # type: ignore[has-type]
-            self._executor_manager_thread = _BreakingManager(self)
-            self._executor_manager_thread.start()
-            _threads_wakeups[self._executor_manager_thread] = self._executor_manager_thread_wakeup  # type: ignore[attr-defined]
+            future = pool.submit(parse)
+        except Exception as exc:  # noqa: BLE001 - fork refused, the fork server gone, no /dev/shm: all mean no process
+            raise _NoParseProcess(
+                "ingest: no process could be started to parse a large body; answered 503",
+                "the body could not be parsed (no parse process could start); retry later",
+                exc,
+            ) from None
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise _NoParseProcess(
+                "ingest: the process parsing a large body died; answered 503",
+                "the body could not be parsed (its parse process died); retry later",
+                exc,
+            ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ParseLanes:
     """The two lanes that parse request bodies; built by ``create_ingest_app``, shut down at its cleanup.
 
-    ``large_in_processes`` (``PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES``): the large lane forks a process
-    per body (see the module docstring), else it is a thread pool like the ordinary lane's one thread.
+    ``large_in_processes`` (``PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES``): each large body is parsed in a
+    process of its own (see the module docstring and ``_in_a_process_of_its_own``), started and waited for by one of
+    the large lane's threads; else in that thread, like the ordinary lane's one thread.
     """
 
     def __init__(self, large_slots: int, *, large_in_processes: bool = True) -> None:
         self._ordinary = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse")
-        self._large_slots = large_slots
+        self._large = ThreadPoolExecutor(max_workers=large_slots, thread_name_prefix="ingest-parse-large")
+        self._context = _process_context()
         self._large_in_processes = large_in_processes
-        self._large = self._large_lane()
-        self._lane_failures = 0  # breaks of the process lane since a large body was last parsed
-
-    def _large_lane(self) -> Executor:
-        if not self._large_in_processes:
-            return ThreadPoolExecutor(max_workers=self._large_slots, thread_name_prefix="ingest-parse-large")
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(PRELOADED))
-        # One body per process: the memory its parse took goes back to the system when it exits.
-        return _OneBodyPerProcess(max_workers=self._large_slots, mp_context=context, max_tasks_per_child=1)
+        self._lane_failures = 0  # large bodies in a row whose process could not start or died
 
     async def start(self) -> None:
         """At the app's start: start the fork server and one parse process, off the loop.
 
-        Done by the first large body instead, ``submit`` held the event loop while the fork server started and
-        imported ``PRELOADED`` (~1 s on a loaded box: /healthz waited that long once). When processes cannot be
-        started here (no ``/dev/shm`` for their semaphores, a seccomp profile refusing ``fork``, a full disk
-        for the fork server's socket), the large lane falls back to threads, with a WARNING: large bodies are
-        still taken — the event loop may wait during one, as before processes — rather than all refused 503.
+        When processes cannot be started here (no ``/dev/shm`` for their semaphores, a seccomp profile refusing
+        ``fork``, a full disk for the fork server's socket), the large lane falls back to threads, with a WARNING:
+        large bodies are still taken — the event loop may wait during one, as before processes — rather than all
+        refused 503.
         """
         if not self._large_in_processes:
             return
         try:
-            await asyncio.to_thread(lambda: self._large.submit(os.getpid).result())
-        except Exception as exc:  # noqa: BLE001 - any failure to start processes: logged, threads instead
+            await asyncio.to_thread(_in_a_process_of_its_own, self._context, os.getpid)
+        except _NoParseProcess as exc:
             log.warning(
                 "ingest: cannot start the processes that parse large batches; parsing them in threads "
                 "(the event loop may wait during one; set PREEMPT_INGEST_PARSE_LARGE_BODIES_IN_PROCESSES=false "
                 "to say so and not try)",
-                error=f"{type(exc).__name__}: {exc}",
+                error=exc.cause,
             )
-            broken, self._large_in_processes = self._large, False
-            self._large = self._large_lane()
-            with contextlib.suppress(Exception):  # nothing ran in it: nothing to wait for
-                broken.shutdown(wait=False, cancel_futures=True)
+            self._large_in_processes = False
 
     async def run(self, parse: Callable[[], T], *, slot: LargeBodySlot | None) -> T:
         """``parse()`` (pure: no logs, no metrics) in the lane for the body's size; its result or its exception.
@@ -165,44 +170,38 @@ class ParseLanes:
         Called by the handlers once a request is admitted; ``slot``: the large-body slot the request holds,
         then also held by the parse until it is done, whether or not the handler still waits for it. In the
         process lane ``parse`` must pickle (a ``functools.partial`` of a module-level function); a process that
-        dies raises ``ParseUnavailable`` and the lane is started afresh for the next body.
+        cannot start or dies raises ``ParseUnavailable``, and the next body gets a new one.
         """
         loop = asyncio.get_running_loop()
-        executor = self._ordinary if slot is None else self._large
-        try:
-            future = executor.submit(parse)
-        except Exception as exc:
-            # A process lane that cannot start the body's process (fork refused, the fork server gone) raises here.
-            if not isinstance(executor, ProcessPoolExecutor):
-                raise
-            if isinstance(exc, BrokenProcessPool):  # broken by an earlier body's process, or its replacement's start
-                self._broken(executor, "ingest: the processes parsing large bodies failed; answered 503", exc)
-            else:
-                self._broken(executor, "ingest: no process could be started to parse a large body; answered 503", exc)
-            raise ParseUnavailable("the body could not be parsed (no parse process could start); retry later") from None
+        if slot is None:
+            future = self._ordinary.submit(parse)
+        elif self._large_in_processes:
+            future = self._large.submit(_in_a_process_of_its_own, self._context, parse)
+        else:
+            future = self._large.submit(parse)
         if slot is not None:
             slot.hold()
             future.add_done_callback(lambda _done: _on_loop(loop, slot.let_go))
         try:
             result = await asyncio.wrap_future(future, loop=loop)
-        except BrokenProcessPool as exc:
-            self._broken(executor, "ingest: the process parsing a large body died; answered 503", exc)
-            raise ParseUnavailable("the body could not be parsed (its parse process died); retry later") from None
+        except _NoParseProcess as exc:
+            self._failed(exc)
+            raise ParseUnavailable(exc.answer) from None
         except Exception:
-            if executor is self._large:
-                self._lane_failures = 0  # the parse ran (and found the body bad): the lane works
+            if slot is not None:
+                self._lane_failures = 0  # the parse ran (and found the body bad): processes start
             raise
-        if executor is self._large:
+        if slot is not None:
             self._lane_failures = 0
         return result
 
-    def _broken(self, executor: Executor, message: str, exc: Exception) -> None:
-        """Start the large lane afresh for the next body (once, if several bodies saw ``executor`` break); after
-        ``LANE_FAILURES_TO_THREADS`` breaks in a row with no body parsed between them (a fork server that stays
-        dead, a pids limit reached for good), parse large bodies in threads instead, with a WARNING: taken, with
-        the event loop waiting during the worst ones, rather than every one answered 503 until a redeploy."""
-        log.error(message, error=f"{type(exc).__name__}: {exc}")
-        if self._large is not executor:
+    def _failed(self, exc: _NoParseProcess) -> None:
+        """Log a body whose process could not start or died; after ``LANE_FAILURES_TO_THREADS`` in a row with no
+        large body parsed between them (a fork server that cannot start, a pids limit reached for good), parse
+        large bodies in threads instead, with a WARNING: taken, with the event loop waiting during the worst ones,
+        rather than every one answered 503 until a redeploy."""
+        log.error(exc.message, error=exc.cause)
+        if not self._large_in_processes:
             return
         self._lane_failures += 1
         if self._lane_failures >= LANE_FAILURES_TO_THREADS:
@@ -212,20 +211,11 @@ class ParseLanes:
                 failures=self._lane_failures,
             )
             self._large_in_processes = False
-        self._large = self._large_lane()
-        executor.shutdown(wait=False, cancel_futures=True)
 
     async def shutdown(self) -> None:
-        """At cleanup, once every request is answered: drop parses not started, let a running one end.
-
-        The process lane is waited for (in a thread): shut down without waiting, Python 3.11's executor with
-        ``max_tasks_per_child`` fails in its manager thread (``len(None)``) when a process ends afterwards.
-        """
+        """At cleanup, once every request is answered: drop parses not started, let running ones end (in a thread)."""
         self._ordinary.shutdown(wait=False, cancel_futures=True)
-        if self._large_in_processes:
-            await asyncio.to_thread(self._large.shutdown, wait=True, cancel_futures=True)
-        else:
-            self._large.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._large.shutdown, wait=True, cancel_futures=True)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from schemas import template_sandbox
 from schemas.template_sandbox import (
     MAX_LOOP_STEPS,
     MAX_OUTPUT_CHARS,
@@ -299,3 +303,17 @@ def test_ordinary_ranges_rounding_json_and_links_render_as_before():
     assert _render("{% for i in range(60000) %}{% endfor %}{{ 'see https://x.io'|urlize }}").startswith(
         'see <a href="https://x.io"'
     )
+
+
+def test_every_code_generator_override_still_overrides_jinja():
+    """The sandbox's code generator overrides methods of Jinja's (two of them private): each must still exist upstream
+    with the same parameters, or the override is never called and its bound is silently off."""
+    ours = template_sandbox._BoundedCodeGenerator
+    overrides = [name for name, value in vars(ours).items() if callable(value) and name not in {"__init__", "_made"}]
+    assert "_output_child_pre" in overrides
+    assert "visit_For" in overrides
+    for name in overrides:
+        assert hasattr(CodeGenerator, name), f"jinja2's CodeGenerator has no {name} any more"
+        upstream = list(inspect.signature(getattr(CodeGenerator, name)).parameters)
+        mine = list(inspect.signature(inspect.unwrap(getattr(ours, name))).parameters)
+        assert mine == upstream or mine[-2:] == ["args", "kwargs"], (name, mine, upstream)

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import functools
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -17,9 +17,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from streams.ingest import app as ingest_app
-from streams.ingest import tracking_routes
+from streams.ingest import parse_lanes, tracking_routes
 from streams.ingest.gate import CONFIG
-from streams.ingest.parse_lanes import PARSE_LANES, LargeBodySlot, ParseLanes, ParseUnavailable
+from streams.ingest.parse_lanes import (
+    LANE_FAILURES_TO_THREADS,
+    PARSE_LANES,
+    LargeBodySlot,
+    ParseLanes,
+    ParseUnavailable,
+)
 from streams.ingest.payload import BodyError
 from tests.unit.streams.ingest.conftest import AUTH, BASIC, ClientFactory, event, track
 from tests.unit.streams.ingest.test_large_batches import large_batch
@@ -238,18 +244,40 @@ async def test_a_parse_that_could_not_run_is_answered_503_with_retry_after(
     assert sink.records == []
 
 
+class RefusingContext:
+    """The fork server's ``multiprocessing`` context, whose processes cannot be started the first ``times`` times
+    (``None``: never), as when ``fork`` is refused for memory or the pod's pids limit, or the fork server is gone."""
+
+    def __init__(self, error: BaseException, times: int | None = None) -> None:
+        self.real = parse_lanes._process_context()
+        self.error = error
+        self.left = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:
+        if self.left is None or self.left > 0:
+            if self.left is not None:
+                self.left -= 1
+            raise self.error
+        return self.real.Process(*args, **kwargs)
+
+
+def refuse_processes(monkeypatch: pytest.MonkeyPatch, error: BaseException, times: int | None = None) -> None:
+    """Lanes built from now on get a ``RefusingContext``."""
+    context = RefusingContext(error, times)
+    monkeypatch.setattr(parse_lanes, "_process_context", lambda: context)
+
+
 async def test_a_lane_whose_processes_cannot_start_falls_back_to_threads_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The app's start runs one parse process (so the first large body does not start the fork server on the event
     loop); when processes cannot be started (no /dev/shm, fork refused) the start says so in a WARNING and large
     bodies are parsed in threads: taken, not all refused 503 until the pod is redeployed."""
+    refuse_processes(monkeypatch, OSError("no space left for the fork server's socket"))
     lanes = ParseLanes(large_slots=1)
-
-    def refuse(*_args: Any, **_kwargs: Any) -> Any:
-        raise OSError("no space left for the fork server's socket")
-
-    monkeypatch.setattr(lanes._large, "submit", refuse)  # the lane's executor is where starting fails
     try:
         with capture_logs() as logs:
             await lanes.start()
@@ -268,52 +296,89 @@ def _slow_pid(seconds: float) -> int:
     return os.getpid()
 
 
-async def test_a_parse_process_that_cannot_be_replaced_fails_the_next_body_503_and_does_not_hang_it() -> None:
-    """The pool's own thread starts the process replacing one that parsed its body; when that start fails (the fork
-    server gone, fork refused for memory), the pool is broken like a dead process: the next body is answered 503
-    and its slot given back, and the body after it is parsed. Before, that thread died: the next body's parse never
-    ran nor ended, its handler waited for ever and its slot was never given back (all large bodies 429 after that)."""
-    lanes = ParseLanes(large_slots=1)
+async def test_a_parse_process_that_dies_fails_only_its_own_body() -> None:
+    """Two large bodies parsed at once, each in its process: the one whose process dies is ParseUnavailable (503),
+    the other is parsed. Before, both shared one pool, and a process dying broke the pool under every body in it."""
+    lanes = ParseLanes(large_slots=2)
     given_back: list[str] = []
-    lane = lanes._large
-    spawn = lane._spawn_process  # type: ignore[attr-defined]
-
-    def spawn_in_the_caller_only() -> None:
-        if threading.current_thread() is not threading.main_thread():
-            raise ConnectionRefusedError(111, "Connection refused")  # what a dead fork server's socket answers
-        spawn()
-
-    lane._spawn_process = spawn_in_the_caller_only  # type: ignore[attr-defined]
     try:
-        first = LargeBodySlot(lambda: given_back.append("first"))
-        assert await lanes.run(functools.partial(_slow_pid, 0.2), slot=first) != os.getpid()
-        first.let_go()
-        await asyncio.sleep(0.5)  # the pool's thread has tried to replace the process by now
-        waiting = LargeBodySlot(lambda: given_back.append("waiting"))
+        slow = LargeBodySlot(lambda: given_back.append("slow"))
+        dying = LargeBodySlot(lambda: given_back.append("dying"))
+        parsed = asyncio.ensure_future(lanes.run(functools.partial(_slow_pid, 1.0), slot=slow))
+        await asyncio.sleep(0.3)  # the slow body's process has started
         with pytest.raises(ParseUnavailable):
-            await asyncio.wait_for(lanes.run(os.getpid, slot=waiting), timeout=HOLD_S)
-        waiting.let_go()
-        after = LargeBodySlot(lambda: given_back.append("after"))
-        assert await asyncio.wait_for(lanes.run(os.getpid, slot=after), timeout=HOLD_S) != os.getpid()
-        after.let_go()
+            await asyncio.wait_for(lanes.run(functools.partial(os._exit, 1), slot=dying), timeout=HOLD_S)
+        assert await asyncio.wait_for(parsed, timeout=HOLD_S) != os.getpid()
+        slow.let_go()
+        dying.let_go()
     finally:
         await asyncio.wait_for(lanes.shutdown(), timeout=HOLD_S)
     await asyncio.sleep(0)
-    assert given_back == ["first", "waiting", "after"]
+    assert sorted(given_back) == ["dying", "slow"]
+
+
+def _fork_servers() -> list[int]:
+    """Pids of this process's children that are ``multiprocessing`` fork servers (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if parent == os.getpid() and b"multiprocessing.forkserver" in cmdline.read():
+                    found.append(int(entry))
+    return found
+
+
+def _state(pid: int) -> bytes:
+    """The process's state letter in /proc (``Z``: ended, not yet reaped)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()[0]
+
+
+async def test_a_fork_server_that_died_is_started_again_for_the_next_body_off_the_event_loop() -> None:
+    """Killing the fork server (OOM killer, an operator) does not stop large bodies: the next one's process starts
+    a new fork server, in the lane's thread, and is parsed. The event loop keeps running meanwhile."""
+    lanes = ParseLanes(large_slots=1)
+    try:
+        await lanes.start()
+        servers = _fork_servers()
+        assert len(servers) == 1, servers
+        os.kill(servers[0], signal.SIGKILL)
+        for _ in range(50):  # bounded: the kernel ends it within milliseconds (a zombie until multiprocessing reaps it)
+            if _state(servers[0]) == b"Z":
+                break
+            await asyncio.sleep(0.02)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.ensure_future(tick())
+        slot = LargeBodySlot(lambda: None)
+        try:
+            assert await asyncio.wait_for(lanes.run(os.getpid, slot=slot), timeout=HOLD_S * 2) != os.getpid()
+        finally:
+            ticking.cancel()
+        slot.let_go()
+        assert ticks > 0
+        assert _fork_servers() not in ([], servers)
+    finally:
+        await asyncio.wait_for(lanes.shutdown(), timeout=HOLD_S)
 
 
 async def test_a_parse_process_that_cannot_start_is_parse_unavailable_and_the_next_body_is_parsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A process that cannot be started for a body (fork refused, the fork server gone: OSError, EOFError) is
-    ParseUnavailable (503, retried by the SDKs), not an unhandled error (500); the lane starts afresh for the next."""
+    ParseUnavailable (503, retried by the SDKs), not an unhandled error (500); the next body gets a process."""
+    refuse_processes(monkeypatch, BlockingIOError(11, "Resource temporarily unavailable"), times=1)
     lanes = ParseLanes(large_slots=1)
-    lane = lanes._large
-
-    def refuse() -> None:
-        raise BlockingIOError(11, "Resource temporarily unavailable")  # fork refused: the pod's pids limit
-
-    monkeypatch.setattr(lane, "_spawn_process", refuse)
     given_back: list[str] = []
     try:
         refused = LargeBodySlot(lambda: given_back.append("refused"))
@@ -333,15 +398,10 @@ async def test_a_parse_process_that_cannot_start_is_parse_unavailable_and_the_ne
 async def test_a_process_lane_that_breaks_again_and_again_parses_in_threads_from_then_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A process lane that cannot start a process for body after body (a fork server that stays dead, a pids limit
-    reached for good) is given up after LANE_FAILURES_TO_THREADS breaks in a row, with a WARNING: the next large
-    bodies are parsed in threads of this process, not all answered 503 until a redeploy."""
-    from streams.ingest.parse_lanes import LANE_FAILURES_TO_THREADS
-
-    def refuse() -> None:
-        raise BlockingIOError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", lambda _self: refuse())
+    """A process lane that cannot start a process for body after body (a fork server that cannot start, a pids
+    limit reached for good) is given up after LANE_FAILURES_TO_THREADS failures in a row, with a WARNING: the next
+    large bodies are parsed in threads of this process, not all answered 503 until a redeploy."""
+    refuse_processes(monkeypatch, BlockingIOError(11, "Resource temporarily unavailable"))
     lanes = ParseLanes(large_slots=1)
     try:
         with capture_logs() as logs:
