@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-OUT=demo-out
+OUT="${DEMO_OUT:-demo-out}"  # where each process logs
 mkdir -p "$OUT"
 export PREEMPT_TOPIC_PREFIX="${PREEMPT_TOPIC_PREFIX:-demo$(date +%s)}"  # fresh topics each run
 export PREEMPT_STORE="${PREEMPT_STORE:-memory://}"
