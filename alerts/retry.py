@@ -98,7 +98,11 @@ class BackoffPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """The delay before retry ``retry_number`` (1 = first retry) when the server gave no hint."""
-        cap = min(self.maximum, self.initial * self.multiplier ** max(retry_number - 1, 0))
+        try:
+            growth = self.initial * self.multiplier ** max(retry_number - 1, 0)
+        except OverflowError:  # past ~1,000 retries (short Retry-After hints count too): long since capped
+            growth = math.inf
+        cap = min(self.maximum, growth)
         # "Equal jitter": spreads retries of many jobs apart but never retries immediately.
         return rng.uniform(cap / 2, cap)
 

@@ -906,3 +906,24 @@ async def test_a_delivery_dead_lettered_while_it_probes_two_breakers_passes_both
     await _run_for(scheduler, clock, 5.0)
     assert outcomes[2:] == ["<a2@preempt>"]
     assert scheduler.held() == 0
+
+
+async def test_a_job_retried_a_thousand_times_on_hints_still_backs_off_without_a_hint(harness) -> None:
+    """A delivery retried 1,100 times on short Retry-After hints (a long 429 spell: each attempt counts) that then
+    fails without a hint waits the capped backoff. Before, 2.0 ** 1100 overflowed: the OverflowError came out of
+    the attempt as a failed bookkeeping and stopped the notifier."""
+    clock = Clock()
+    notifier = ScriptedNotifier(*[RetryableDeliveryError("429", retry_after=0.0)] * 1100, RetryableDeliveryError("503"))
+    scheduler, job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    failures: list[BaseException] = []
+    scheduler.on_failure = failures.append
+    scheduler.submit(job)
+    for _ in range(1101):
+        scheduler.start_due()
+        await scheduler.drain()
+    assert failures == []
+    due = scheduler.next_due()
+    assert due is not None
+    assert 4.0 <= due - clock.now <= 8.0
+    assert job.attempts == 1101
+    assert outcomes == {"delivered": [], "dead": []}
