@@ -87,6 +87,39 @@ def test_records_read_counts_a_committed_offset_that_retention_passed(
         admin.close()
 
 
+def test_records_read_counts_a_committed_offset_at_the_start_of_a_partition_retention_emptied(
+    kafka_bootstrap: str, producer: KafkaProducer
+) -> None:
+    """A group that read all 3 records of a partition, which retention then deleted (nothing came since: its
+    committed offset is the log start and the log end): it read 3 records there, not none — no replay can
+    rebuild their state. A replay's offset at the start of records still there (the second partition: 2 of 4
+    deleted, committed at the log start) still counts 0. Before, the first counted 0 too: a changelog missing
+    then looked like a new deployment's and was made again empty, the state lost without a word."""
+    topic, group = f"records-read-{uuid.uuid4().hex[:8]}", f"records-read-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        for partition, count in ((0, 3), (1, 4)):
+            for i in range(count):
+                producer.send(topic, key=b"k", value=str(i).encode(), partition=partition)
+        producer.flush()
+        admin.delete_records({TopicPartition(topic, 0): 3, TopicPartition(topic, 1): 2})  # retention, on demand
+        consumer = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=group, enable_auto_commit=False)
+        try:
+            consumer.commit(
+                {
+                    TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1),
+                    TopicPartition(topic, 1): OffsetAndMetadata(2, "", -1),
+                }
+            )
+        finally:
+            consumer.close()
+        assert records_read(admin, group, topic) == 3
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+
 def _stopped_after_three_events(
     bootstrap: str,
     settings_factory: Callable[..., Settings],
