@@ -812,6 +812,25 @@ async def test_a_retry_after_that_is_not_a_number_backs_off_and_does_not_stop_th
     assert scheduler.pending() == 0
 
 
+def _b1_revoked_in_flight(clock: Clock) -> tuple[RetryScheduler, list[str]]:
+    """A scheduler (give-up 600 s) whose delivery ``b1`` is revoked by a rebalance during its attempt, and the
+    outcomes it records in order: a receipt's ref, or ``<reason> <group key>`` for a dead letter."""
+    outcomes: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        outcomes.append(receipt.ref)
+
+    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        outcomes.append(f"{reason} {job.notification.group_key}")
+
+    def owned(job: DeliveryJob) -> DeliveryJob | None:
+        return None if job.notification.group_key == "b1" and job.attempts else job
+
+    policy = BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0)
+    scheduler = RetryScheduler(policy, on_delivered, on_dead, clock=clock, rng=random.Random(7), owned=owned)
+    return scheduler, outcomes
+
+
 async def test_a_delivery_failing_a_breaker_whose_probe_moved_to_another_episode_probes_it_not_waits(
     make_alert: Callable[..., Alert],
 ) -> None:
@@ -822,25 +841,7 @@ async def test_a_delivery_failing_a_breaker_whose_probe_moved_to_another_episode
     login is fixed it goes out at the next backoff, though a@x's sender stays refused. Before, it was held by
     the stale probe for its whole give-up window (600 s here, an hour by default)."""
     clock = Clock()
-    delivered: list[str] = []
-
-    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
-        delivered.append(receipt.ref)
-
-    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
-        delivered.append(f"dead {job.notification.group_key}")
-
-    def owned(job: DeliveryJob) -> DeliveryJob | None:
-        return None if job.notification.group_key == "b1" and job.attempts else job  # revoked during its attempt
-
-    scheduler = RetryScheduler(
-        BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0),
-        on_delivered,
-        on_dead,
-        clock=clock,
-        rng=random.Random(7),
-        owned=owned,
-    )
+    scheduler, delivered = _b1_revoked_in_flight(clock)
     notifier = TwoSenders({"a0": "login", "b1": "login", "a1": "sender", "b0": "login"})
     for receiver, group in (("csm-a", "a0"), ("csm-b", "b1"), ("csm-a", "a1"), ("csm-b", "b0")):
         scheduler.submit(DeliveryJob(f"{receiver}/email", notifier, Notification(receiver, (make_alert(),), group)))
@@ -875,25 +876,7 @@ async def test_a_delivery_dead_lettered_while_it_probes_two_breakers_passes_both
     accepted now, goes out. Before, only the login's breaker lost its dead probe: the sender's kept it, and every
     later a@x delivery was held for its whole give-up window, then dead-lettered untried."""
     clock = Clock()
-    outcomes: list[str] = []
-
-    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
-        outcomes.append(receipt.ref)
-
-    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
-        outcomes.append(f"{reason} {job.notification.group_key}")
-
-    def owned(job: DeliveryJob) -> DeliveryJob | None:
-        return None if job.notification.group_key == "b1" and job.attempts else job  # revoked during its attempt
-
-    scheduler = RetryScheduler(
-        BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0),
-        on_delivered,
-        on_dead,
-        clock=clock,
-        rng=random.Random(7),
-        owned=owned,
-    )
+    scheduler, outcomes = _b1_revoked_in_flight(clock)
     notifier = SendersWithBadRecipients({"a0": "login", "b1": "login", "a1": "sender"})
     for receiver, group in (("csm-a", "a0"), ("csm-b", "b1"), ("csm-a", "a1")):
         scheduler.submit(DeliveryJob(f"{receiver}/email", notifier, Notification(receiver, (make_alert(),), group)))
