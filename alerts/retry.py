@@ -98,7 +98,11 @@ class BackoffPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """The delay before retry ``retry_number`` (1 = first retry) when the server gave no hint."""
-        cap = min(self.maximum, self.initial * self.multiplier ** max(retry_number - 1, 0))
+        try:
+            growth = self.initial * self.multiplier ** max(retry_number - 1, 0)
+        except OverflowError:  # past ~1,000 retries (short Retry-After hints count too): long since capped
+            growth = math.inf
+        cap = min(self.maximum, growth)
         # "Equal jitter": spreads retries of many jobs apart but never retries immediately.
         return rng.uniform(cap / 2, cap)
 
@@ -389,9 +393,18 @@ class RetryScheduler:
                 target=job.target,
             )
         breaker.error = error
-        if breaker.probe is None:
+        if self._live_probe(breaker, job) is None:
             breaker.probe = job
         return breaker.probe is job
+
+    def _live_probe(self, breaker: _Breaker, job: DeliveryJob) -> DeliveryJob | None:
+        """``breaker``'s probe as ``job`` sees it: None when there is none, or when its destination fails another
+        way now (``_episode_moved`` by another delivery to it: it probes another breaker, and this one's would
+        wait for it until their give-up window)."""
+        probe = breaker.probe
+        if probe is not None and probe is not job and self.outages.episode(self.destination(probe)) != breaker.name:
+            return None
+        return probe
 
     def _gate(self, job: DeliveryJob) -> bool:
         """Whether ``job``, due now, may be attempted: yes unless its destination's breaker is open and another
@@ -401,9 +414,7 @@ class RetryScheduler:
         if breaker is None:
             job.held_by = None
             return True
-        probe = breaker.probe
-        if probe is not None and probe is not job and self.outages.episode(self.destination(probe)) != breaker.name:
-            probe = None  # its destination fails another way now (``_episode_moved``): it probes another breaker
+        probe = self._live_probe(breaker, job)
         if probe is None or probe is job:
             breaker.probe = job
             job.held_by = None
@@ -504,8 +515,8 @@ class RetryScheduler:
             return ()
 
     def _probe_gone(self, job: DeliveryJob) -> None:
-        """``job`` will not be attempted again: if it probed an open breaker, the held delivery queued first
-        becomes due now and takes the role."""
+        """``job`` will not be attempted again: for each open breaker it probed (more than one when its destination
+        moved to another episode), the held delivery queued first becomes due now and takes the role."""
         for breaker in self._breakers.values():
             if breaker.probe is not job:
                 continue
@@ -516,7 +527,6 @@ class RetryScheduler:
                 first.due = self._clock()
                 heapq.heapify(self._queue)
                 self.wakeup.set()
-            return
 
     def _disowned(self, job: DeliveryJob) -> bool:
         """Whether ``job``'s alerts all moved to another process while it was out of the queue (its partitions were

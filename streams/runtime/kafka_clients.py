@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,32 +186,50 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-# The bootstrap server that last answered check_access, per bootstrap list: (server, time.monotonic() then).
-_ANSWERED: dict[tuple[str, ...], tuple[str, float]] = {}
-_ANSWERED_LOCK = threading.Lock()
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What this process's last :func:`check_access` of a bootstrap list found, and when (time.monotonic())."""
+
+    answered: str | None  # the server that answered
+    silent: frozenset[str]  # when none did: the servers that gave no answer in time (none refused or cut)
+    at: float
+
+
+_FOUND: dict[tuple[str, ...], _Found] = {}
+_FOUND_LOCK = threading.Lock()
 ANSWER_FRESH_S = 60.0  # older than this, a server's answer says little about it now
 
 
 def kafka_python_bootstrap(settings: Settings) -> list[str]:
     """``bootstrap_servers`` for a kafka-python client: the server that answered this process's
-    :func:`check_access` in the last minute, else every server of ``PREEMPT_BROKER``.
+    :func:`check_access` in the last minute; when none did, every server of ``PREEMPT_BROKER`` but those
+    that gave that check no answer in time (all of them when every one was silent); else every server.
 
     kafka-python 3.0 picks its bootstrap server at random and waits for a TLS handshake without a
     deadline: one server in the list that takes connections and never answers (a hung broker, a
     port-forward to nothing) hung `preempt publish`, `events dead-letters` and the start of every
-    process for good (in plain text it gave up after 42 s with a live broker in the list). Once
-    bootstrapped, the client talks to the brokers the cluster's metadata names, as before."""
+    process for good (in plain text it gave up after 42 s with a live broker in the list) — also when the
+    live broker was only starting at the check (refusing connections: it answered nothing yet), and came
+    up while the client waited on the silent one. A server that refused the connection fails fast and is
+    retried, so it stays in the list. Once bootstrapped, the client talks to the brokers the cluster's
+    metadata names, as before.
+
+    Not tried here: the servers after the one that answered (the check stops there). When that one dies
+    within the minute, the client cannot bootstrap (its own timeout, an error; a restart checks again)
+    rather than risk a silent one."""
     servers = list(settings.bootstrap_servers)
-    with _ANSWERED_LOCK:
-        answered = _ANSWERED.get(tuple(servers))
-    if answered is None or time.monotonic() - answered[1] > ANSWER_FRESH_S:
+    with _FOUND_LOCK:
+        found = _FOUND.get(tuple(servers))
+    if found is None or time.monotonic() - found.at > ANSWER_FRESH_S:
         return servers
-    return [answered[0]]
+    if found.answered is not None:
+        return [found.answered]
+    return [server for server in servers if server not in found.silent] or servers
 
 
-def _remember_answer(servers: list[str], server: str) -> None:
-    with _ANSWERED_LOCK:
-        _ANSWERED[tuple(servers)] = (server, time.monotonic())
+def _remember(servers: list[str], answered: str | None, silent: Iterable[str] = ()) -> None:
+    with _FOUND_LOCK:
+        _FOUND[tuple(servers)] = _Found(answered, frozenset(silent), time.monotonic())
 
 
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
@@ -233,6 +252,7 @@ class Unreachable:
 
     reason: str  # the connection's own words ("[Errno 111] Connect call failed …"), no setting in it
     unresolved: bool = False  # its host name does not resolve
+    silent: bool = False  # it gave no answer in time (took the connection, or the handshake, and said nothing)
 
 
 def check_access(settings: Settings, timeout_s: float = 15.0) -> dict[str, Unreachable]:
@@ -275,21 +295,23 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
         for position, server in enumerate(servers):
             remaining = deadline - loop.time()
             if remaining <= 0:
+                _remember_silent(servers, unreachable)
                 return unreachable  # out of time: nothing refused us, so the caller's timeout or retries decide
             # an equal share of what is left, so that a silent server does not use up the time of the next
             share = remaining / (len(servers) - position)
             try:
                 outcome = await asyncio.wait_for(_try_server(settings, server, share), share)
             except TimeoutError:
-                outcome = Unreachable("no answer")
+                outcome = Unreachable("no answer", silent=True)
             if outcome == "ok":
-                _remember_answer(servers, server)
+                _remember(servers, server)
                 return {}
             if isinstance(outcome, Unreachable):
                 unreachable[server] = outcome
             else:
                 cut[server] = outcome
         if not cut:
+            _remember_silent(servers, unreachable)
             return unreachable  # nothing reachable yet: the clients' own retries take it from here
     protocol = settings.kafka_security_protocol
     if all(outcome == _CUT_AFTER_HANDSHAKE for outcome in cut.values()) and not protocol.startswith("SASL_"):
@@ -302,6 +324,11 @@ async def _check_access(settings: Settings, timeout_s: float) -> dict[str, Unrea
     raise KafkaAccessError(
         f"Kafka at {', '.join(cut)} closed the connection during the {protocol} handshake: {_other_side(protocol)}"
     )
+
+
+def _remember_silent(servers: list[str], unreachable: dict[str, Unreachable]) -> None:
+    """No server answered: remember the silent ones, for :func:`kafka_python_bootstrap` to leave out."""
+    _remember(servers, None, (server for server, found in unreachable.items() if found.silent))
 
 
 def _padded_credentials(settings: Settings) -> str:
@@ -363,7 +390,8 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
             return _CLOSED
         # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
         log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
-        return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror))
+        timed_out = (TimeoutError, aiokafka_errors.KafkaTimeoutError, aiokafka_errors.RequestTimedOutError)
+        return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror), silent=isinstance(exc, timed_out))
     try:
         # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
         await asyncio.wait_for(request_metadata(conn), timeout_s)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
 
@@ -192,7 +192,10 @@ def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
     A committed offset behind the partition's log start (retention deleted records past it, unread) counts
     the offsets before it: the records the group read there are gone, and how many they were can no longer
     be told. Counted as 0 before, a changelog missing then looked like a new deployment's and was made
-    again empty, the state built from those records lost without a word."""
+    again empty, the state built from those records lost without a word. So does one at the log start of a
+    partition that holds no record any more (retention deleted every record the group read, and nothing
+    came since: an idle partition): no replay can rebuild anything there. It counted 0 as well, as a
+    replay's offset at the start of records still there does."""
     committed = {
         tp: meta.offset
         for tp, meta in admin.list_group_offsets({group: None}).get(group, {}).items()
@@ -201,11 +204,17 @@ def records_read(admin: KafkaAdminClient, group: str, source: str) -> int:
     if not committed:
         return 0
     earliest = admin.list_partition_offsets(dict.fromkeys(committed, OffsetSpec.EARLIEST))
-    return sum(
-        offset - start if offset >= (start := earliest[tp].offset) else offset
-        for tp, offset in committed.items()
-        if tp in earliest
-    )
+    latest = admin.list_partition_offsets(dict.fromkeys(committed, OffsetSpec.LATEST))
+
+    def read(tp: TopicPartition, offset: int) -> int:
+        start: int = earliest[tp].offset
+        if offset > start:
+            return offset - start
+        if offset < start or (tp in latest and latest[tp].offset == start):
+            return offset  # retention deleted what the group read (and what it did not, if any)
+        return 0  # at the start of records still there: a new deployment's, or a replay's
+
+    return sum(read(tp, offset) for tp, offset in committed.items() if tp in earliest)
 
 
 def check_state_kept(

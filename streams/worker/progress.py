@@ -114,13 +114,15 @@ class PartitionProgress:
             except ValueError:
                 log.error("unreadable partition progress record skipped", partition=partition, value=repr(raw)[:100])
         # A partition no worker has recorded yet starts where the group will read it from (from the
-        # start when nothing is committed): a later reset past records it never read is a skip too.
+        # log start when nothing is committed): a later reset past records it never read is a skip too.
+        # Where that is not known (the coordinator and Kafka did not answer in time) nothing is recorded:
+        # 0 would count every record before the committed offset as skipped at the next assignment.
         unrecorded = [p for p, n in recorded.items() if n < 0]
         for p in unrecorded:  # nothing handled yet: only what retention took from the committed offset on
             at, start = committed.get(p), starts.get(p)
             if at is not None and start is not None and start > at:
                 self._count_retention(OffsetMove(p, at, start), at)
-        self.record({p: starts.get(p) or 0 for p in unrecorded})
+        self.record({p: start for p in unrecorded if (start := starts.get(p)) is not None})
         moves = offset_moves({p: n for p, n in recorded.items() if n >= 0}, starts)
         for move in moves:
             self._written[move.partition] = move.recorded

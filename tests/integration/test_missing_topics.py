@@ -55,33 +55,58 @@ def _records_in(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
+def _read_by_a_group(
+    kafka_bootstrap: str,
+    producer: KafkaProducer,
+    admin: KafkaAdminClient,
+    records: tuple[int, int],
+    committed: tuple[int, int],
+) -> tuple[str, str]:
+    """A new topic of 2 partitions with ``records`` records each, and a new group that committed ``committed``."""
+    topic, group = f"records-read-{uuid.uuid4().hex[:8]}", f"records-read-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    for partition, count in enumerate(records):
+        for i in range(count):
+            producer.send(topic, key=b"k", value=str(i).encode(), partition=partition)
+    producer.flush()
+    consumer = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=group, enable_auto_commit=False)
+    try:
+        consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(at, "", -1) for p, at in enumerate(committed)})
+    finally:
+        consumer.close()
+    return topic, group
+
+
 def test_records_read_counts_a_committed_offset_that_retention_passed(
     kafka_bootstrap: str, producer: KafkaProducer
 ) -> None:
     """A group that committed 3 records of a partition, then retention deleted those and 2 unread ones: it read
     records there (3 offsets behind its commit), not none; the second partition, committed at 1 with nothing
     deleted, counts 1. Before, 0 for the first: a changelog missing looked like a new deployment's."""
-    topic, group = f"records-read-{uuid.uuid4().hex[:8]}", f"records-read-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    topic, group = _read_by_a_group(kafka_bootstrap, producer, admin, records=(5, 1), committed=(3, 1))
     try:
-        admin.create_topics([NewTopic(topic, 2, 1)])
-        for partition, count in ((0, 5), (1, 1)):
-            for i in range(count):
-                producer.send(topic, key=b"k", value=str(i).encode(), partition=partition)
-        producer.flush()
-        consumer = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=group, enable_auto_commit=False)
-        try:
-            consumer.commit(
-                {
-                    TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1),
-                    TopicPartition(topic, 1): OffsetAndMetadata(1, "", -1),
-                }
-            )
-        finally:
-            consumer.close()
         assert records_read(admin, group, topic) == 4
         admin.delete_records({TopicPartition(topic, 0): 5})  # retention, on demand: 2 of them never read
         assert records_read(admin, group, topic) == 4
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def test_records_read_counts_a_committed_offset_at_the_start_of_a_partition_retention_emptied(
+    kafka_bootstrap: str, producer: KafkaProducer
+) -> None:
+    """A group that read all 3 records of a partition, which retention then deleted (nothing came since: its
+    committed offset is the log start and the log end): it read 3 records there, not none — no replay can
+    rebuild their state. A replay's offset at the start of records still there (the second partition: 2 of 4
+    deleted, committed at the log start) still counts 0. Before, the first counted 0 too: a changelog missing
+    then looked like a new deployment's and was made again empty, the state lost without a word."""
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    topic, group = _read_by_a_group(kafka_bootstrap, producer, admin, records=(3, 4), committed=(3, 2))
+    try:
+        admin.delete_records({TopicPartition(topic, 0): 3, TopicPartition(topic, 1): 2})  # retention, on demand
+        assert records_read(admin, group, topic) == 3
     finally:
         admin.delete_topics([topic])
         admin.close()

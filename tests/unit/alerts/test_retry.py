@@ -810,3 +810,103 @@ async def test_a_retry_after_that_is_not_a_number_backs_off_and_does_not_stop_th
     assert sorted(sent) == ["odd/slack", "other/slack"]
     assert odd.calls == 2
     assert scheduler.pending() == 0
+
+
+def _b1_revoked_in_flight(clock: Clock) -> tuple[RetryScheduler, list[str]]:
+    """A scheduler (give-up 600 s) whose delivery ``b1`` is revoked by a rebalance during its attempt, and the
+    outcomes it records in order: a receipt's ref, or ``<reason> <group key>`` for a dead letter."""
+    outcomes: list[str] = []
+
+    async def on_delivered(job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        outcomes.append(receipt.ref)
+
+    async def on_dead(job: DeliveryJob, reason: str, detail: str) -> None:
+        outcomes.append(f"{reason} {job.notification.group_key}")
+
+    def owned(job: DeliveryJob) -> DeliveryJob | None:
+        return None if job.notification.group_key == "b1" and job.attempts else job
+
+    policy = BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0)
+    scheduler = RetryScheduler(policy, on_delivered, on_dead, clock=clock, rng=random.Random(7), owned=owned)
+    return scheduler, outcomes
+
+
+async def test_a_delivery_failing_a_breaker_whose_probe_moved_to_another_episode_probes_it_not_waits(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """In flight together: a@x's first delivery fails the login (it probes the login's breaker), b@x's first too
+    (its partition revoked meanwhile: dropped), a@x's second fails on the sender (a@x moves to the sender's
+    episode, and its first delivery with it; b@x keeps the login's breaker open), then b@x's second fails the
+    login. That one probes the login's breaker — a@x's delivery probes the sender's episode now — so once the
+    login is fixed it goes out at the next backoff, though a@x's sender stays refused. Before, it was held by
+    the stale probe for its whole give-up window (600 s here, an hour by default)."""
+    clock = Clock()
+    scheduler, delivered = _b1_revoked_in_flight(clock)
+    notifier = TwoSenders({"a0": "login", "b1": "login", "a1": "sender", "b0": "login"})
+    for receiver, group in (("csm-a", "a0"), ("csm-b", "b1"), ("csm-a", "a1"), ("csm-b", "b0")):
+        scheduler.submit(DeliveryJob(f"{receiver}/email", notifier, Notification(receiver, (make_alert(),), group)))
+    scheduler.start_due()
+    await scheduler.drain()
+    assert scheduler.breakers() == ("SMTP server smtp:587", "SMTP server smtp:587, sender a@x")
+    notifier.script = {"a0": "sender", "a1": "sender", "b0": "ok"}  # the login fixed; a@x still refused
+    await _run_for(scheduler, clock, 30.0)
+    assert delivered == ["<b0@preempt>"]
+    assert scheduler.breakers() == ("SMTP server smtp:587, sender a@x",)
+
+
+class SendersWithBadRecipients(TwoSenders):
+    """``TwoSenders`` whose script may also say "permanent": the recipient refused for good (550 5.1.1)."""
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        from alerts.channels.email import classify_smtp
+
+        if self.script.get(notification.group_key) == "permanent":
+            self.calls += 1
+            await asyncio.sleep(0)
+            raise classify_smtp(550, "RCPT", "5.1.1 User unknown", "smtp:587", f"{notification.receiver[-1]}@x")
+        return await super().send(notification)
+
+
+async def test_a_delivery_dead_lettered_while_it_probes_two_breakers_passes_both_roles_on(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """a@x's first delivery probes the login's breaker, then (a@x moved to the sender's episode by its second
+    delivery, b@x's revoked one keeping the login's open) the sender's too once that second one is dead-lettered;
+    then it is dead-lettered itself. A later delivery to a@x probes the sender's breaker at once and, the sender
+    accepted now, goes out. Before, only the login's breaker lost its dead probe: the sender's kept it, and every
+    later a@x delivery was held for its whole give-up window, then dead-lettered untried."""
+    clock = Clock()
+    scheduler, outcomes = _b1_revoked_in_flight(clock)
+    notifier = SendersWithBadRecipients({"a0": "login", "b1": "login", "a1": "sender"})
+    for receiver, group in (("csm-a", "a0"), ("csm-b", "b1"), ("csm-a", "a1")):
+        scheduler.submit(DeliveryJob(f"{receiver}/email", notifier, Notification(receiver, (make_alert(),), group)))
+    scheduler.start_due()
+    await scheduler.drain()
+    notifier.script = {"a0": "permanent", "a1": "permanent", "a2": "ok"}
+    await _run_for(scheduler, clock, 5.0)
+    assert sorted(outcomes) == ["permanent a0", "permanent a1"]
+    scheduler.submit(DeliveryJob("csm-a/email", notifier, Notification("csm-a", (make_alert(),), "a2")))
+    await _run_for(scheduler, clock, 5.0)
+    assert outcomes[2:] == ["<a2@preempt>"]
+    assert scheduler.held() == 0
+
+
+async def test_a_job_retried_a_thousand_times_on_hints_still_backs_off_without_a_hint(harness) -> None:
+    """A delivery retried 1,100 times on short Retry-After hints (a long 429 spell: each attempt counts) that then
+    fails without a hint waits the capped backoff. Before, 2.0 ** 1100 overflowed: the OverflowError came out of
+    the attempt as a failed bookkeeping and stopped the notifier."""
+    clock = Clock()
+    notifier = ScriptedNotifier(*[RetryableDeliveryError("429", retry_after=0.0)] * 1100, RetryableDeliveryError("503"))
+    scheduler, job, outcomes = harness(notifier, BackoffPolicy(initial=1.0, maximum=8.0, give_up=600.0), clock)
+    failures: list[BaseException] = []
+    scheduler.on_failure = failures.append
+    scheduler.submit(job)
+    for _ in range(1101):
+        scheduler.start_due()
+        await scheduler.drain()
+    assert failures == []
+    due = scheduler.next_due()
+    assert due is not None
+    assert 4.0 <= due - clock.now <= 8.0
+    assert job.attempts == 1101
+    assert outcomes == {"delivered": [], "dead": []}

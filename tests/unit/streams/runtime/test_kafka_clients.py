@@ -503,3 +503,25 @@ def test_the_kafka_consumers_can_decompress_every_codec_producers_use() -> None:
     assert codec.has_snappy()
     assert codec.has_lz4()
     assert codec.has_zstd()
+
+
+def test_kafka_python_bootstrap_leaves_out_a_server_that_gave_the_check_no_answer() -> None:
+    """No bootstrap server answered the access check: one took the connection and said nothing (a hung broker), one
+    refused it (a broker still starting). kafka-python clients get the one that refused (they retry it until it is
+    up), not the silent one, whose TLS handshake kafka-python would wait for without end; before, they got both.
+    When every server was silent, they get every one."""
+    from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap
+
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # never accepted: the kernel takes the connection, nobody answers
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        quiet, starting = (f"127.0.0.1:{s.getsockname()[1]}" for s in (silent, closed))
+        settings = _settings(broker=f"kafka://{quiet};{starting}")
+        unreachable = check_access(settings, timeout_s=1.0)
+        assert set(unreachable) == {quiet, starting}
+        assert kafka_python_bootstrap(settings) == [starting]
+
+        only_silent = _settings(broker=f"kafka://{quiet}")
+        check_access(only_silent, timeout_s=0.5)
+        assert kafka_python_bootstrap(only_silent) == [quiet]

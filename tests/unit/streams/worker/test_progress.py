@@ -61,10 +61,10 @@ def test_check_counts_records_the_committed_offset_moved_past() -> None:
     table: dict[bytes, bytes] = {b"0": b"10"}
     progress, _ = _progress(table)
     before = _skipped()
-    moves: Any = progress.check([0, 1], {0: 14, 1: None})
+    moves: Any = progress.check([0, 1], {0: 14, 1: 2})
     assert [m.skipped for m in moves] == [4]
     assert _counted_since(before) == (4, 0)
-    assert table[b"1"] == b"0"
+    assert table[b"1"] == b"2"
 
 
 def test_an_unreadable_record_is_skipped_not_raised() -> None:
@@ -99,3 +99,18 @@ def test_check_counts_records_retention_deleted_before_a_worker_read_them_apart_
     before = _skipped()
     assert again.check([0, 1, 2, 3, 4], committed, log_start) == []
     assert _counted_since(before) == (0, 0)
+
+
+def test_a_partition_whose_reading_start_is_not_known_is_not_recorded_at_offset_0() -> None:
+    """Never recorded, and neither its committed offset nor its log start known (the coordinator and Kafka did
+    not answer in time): nothing is recorded, so the next assignment, which knows them, counts no skip; before,
+    0 was recorded and an idle partition committed at 500 then counted 500 records skipped (a false page)."""
+    table: dict[bytes, bytes] = {}
+    progress, _ = _progress(table)
+    before = _skipped()
+    assert progress.check([0, 1], {0: None, 1: None}, {}) == []
+    assert table == {}
+    again, _ = _progress(table)
+    assert again.check([0, 1], {0: 500, 1: None}, {0: 0, 1: 300}) == []
+    assert _counted_since(before) == (0, 0)
+    assert table == {b"0": b"500", b"1": b"300"}
