@@ -132,27 +132,65 @@ def _check_copartitioned(admin: KafkaAdminClient, source: str, changelogs: Itera
         raise PartitionCountError(problem)
 
 
-def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings: Settings) -> None:
-    """``ConfigError`` when a changelog topic that must keep every key's latest record is not compacted
-    only: made beforehand by a tool or a managed Kafka's default, or changed later, its records are
-    deleted by retention, and a restarted or rebalanced worker recovers accounts without their state
-    (alerts missed or repeated, deadlines and cooldowns lost) — silently."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
-    # Every config, defaults included: a topic whose configs the broker shows always has cleanup.policy. One it
-    # does not show (kafka-python drops the per-topic error: no DESCRIBE_CONFIGS ACL, as a managed Kafka's
-    # usual grants of DESCRIBE/READ/WRITE/CREATE leave out) cannot be checked; it is not refused as "delete".
-    described = admin.describe_configs(resources, config_filter="all").get("topic", {})
+def _cleanup_policies(admin: KafkaAdminClient, names: list[str]) -> tuple[dict[str, tuple[str, str | None]], list[str]]:
+    """Each topic's ``cleanup.policy`` (with `` (the broker's default)`` when not set on it) and ``retention.ms``;
+    and the topics whose configs the broker did not show.
+
+    Every config is asked for, defaults included: a topic whose configs the broker shows always has
+    cleanup.policy. One it does not show (kafka-python drops the per-topic error: no DESCRIBE_CONFIGS ACL, as a
+    managed Kafka's usual grants of DESCRIBE/READ/WRITE/CREATE leave out) cannot be checked, and is not refused.
+    """
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    described = admin.describe_configs(resources, config_filter="all").get("topic", {}) if resources else {}
+    policies: dict[str, tuple[str, str | None]] = {}
     unreadable = []
-    for topic in topics:
-        configs = described.get(topic.name) or {}
+    for name in names:
+        configs = described.get(name) or {}
         if "cleanup.policy" not in configs:
-            unreadable.append(topic.name)
+            unreadable.append(name)
             continue
         cleanup = configs["cleanup.policy"]
         policy = str(cleanup.get("value") or "")
         if cleanup.get("config_source") == "DEFAULT_CONFIG":
             policy += " (the broker's default)"
-        retention = (configs.get("retention.ms") or {}).get("value")
+        policies[name] = (policy, (configs.get("retention.ms") or {}).get("value"))
+    return policies, unreadable
+
+
+def _check_not_compacted(admin: KafkaAdminClient, names: list[str], settings: Settings) -> None:
+    """``ConfigError`` when a topic that must keep every record (events, alerts, dead letters, feedback: keyed by
+    account) is compacted: Kafka would keep only each account's latest record and delete the rest — events never
+    evaluated, alerts never delivered — with nothing counted anywhere. A topic made beforehand with a managed
+    Kafka's default of ``compact``, or changed later, is refused here, naming the command that fixes it."""
+    policies, unreadable = _cleanup_policies(admin, names)
+    for name, (policy, _retention) in policies.items():
+        if "compact" in policy:
+            raise ConfigError(
+                f"topic {name} has cleanup.policy={policy}: Kafka keeps only the latest record of each account "
+                "and deletes the others, so events or alerts would be lost unseen. Make it delete only: "
+                f"kafka-configs.sh --bootstrap-server {settings.bootstrap_servers[0]} --alter --entity-type topics "
+                f"--entity-name {name} --add-config cleanup.policy=delete"
+            )
+    if unreadable:
+        log.warning(
+            "topics' cleanup policy not checked",
+            topics=unreadable[:5],
+            more=max(0, len(unreadable) - 5),
+            why="the broker did not show their configs (this user lacks DESCRIBE_CONFIGS on them); they must not be "
+            "compacted (cleanup.policy=delete), or Kafka deletes all but each account's latest record",
+        )
+
+
+def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings: Settings) -> None:
+    """``ConfigError`` when a changelog topic that must keep every key's latest record is not compacted
+    only: made beforehand by a tool or a managed Kafka's default, or changed later, its records are
+    deleted by retention, and a restarted or rebalanced worker recovers accounts without their state
+    (alerts missed or repeated, deadlines and cooldowns lost) — silently."""
+    policies, unreadable = _cleanup_policies(admin, [t.name for t in topics])
+    for topic in topics:
+        if topic.name not in policies:
+            continue
+        policy, retention = policies[topic.name]
         deleting = "compact" not in policy or ("delete" in policy and retention != "-1")
         if deleting:
             fix = f"--entity-type topics --entity-name {topic.name} --add-config cleanup.policy=compact"
@@ -252,7 +290,8 @@ def ensure_topics(
                 name=topic,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication,
-                topic_configs={"cleanup.policy": "compact"} if topic in compacted else {},
+                # Said either way: a managed Kafka's default policy could be compact (or delete, for the accounts).
+                topic_configs={"cleanup.policy": "compact" if topic in compacted else "delete"},
             )
             for topic in chosen
             if topic not in existing
@@ -264,6 +303,7 @@ def ensure_topics(
             _await_leaders(admin, [t.name for t in wanted], timeout_s)
         if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings, existing)
+        _check_not_compacted(admin, [t for t in chosen if t in existing and t not in compacted], settings)
     finally:
         admin.close()
 

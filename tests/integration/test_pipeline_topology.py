@@ -146,6 +146,40 @@ def test_a_changelog_topic_made_beforehand_with_cleanup_policy_delete_is_refused
     assert f"--entity-name {changelog} --add-config cleanup.policy=compact" in line
 
 
+def test_an_events_topic_made_beforehand_compacted_is_refused_with_one_line_and_new_topics_say_delete(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """The events topic made beforehand compacted (a provisioning tool, a managed Kafka whose default policy is
+    compact): Kafka would keep each account's latest event only and delete the rest unread. The worker and
+    ``preempt publish`` refuse to start, naming the topic, its policy and the command that fixes it; before, they
+    ran. The topics Preempt makes itself say their policy, so a broker default does not choose it."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    names = TopicNames.from_settings(settings)
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
+    try:
+        admin.create_topics([NewTopic(names.events, 4, 1, topic_configs={"cleanup.policy": "compact"})])
+        expected = f"Error: topic {names.events} has cleanup.policy=compact: Kafka keeps only the latest record"
+        fix = f"--entity-name {names.events} --add-config cleanup.policy=delete"
+        worker = process_factory(["preempt", "worker"], settings, name="worker")
+        line = exit_line(worker, timeout_s=60)
+        assert line.startswith(expected), line
+        assert fix in line
+        publish = process_factory(
+            ["preempt", "publish", "--event", "Crate Packed", "--account", "dock-1"], settings, name="publish"
+        )
+        line = exit_line(publish, timeout_s=60)
+        assert line.startswith(expected), line
+
+        resource = ConfigResource(ConfigResourceType.TOPIC, names.alerts, configs=["cleanup.policy"])
+        shown = admin.describe_configs([resource])["topic"][names.alerts]["cleanup.policy"]
+        assert (shown["value"], shown["config_source"]) == ("delete", "DYNAMIC_TOPIC_CONFIG")
+    finally:
+        admin.close()
+
+
 def test_an_offset_reset_while_stopped_is_counted_when_it_skips_and_sends_nothing_twice_when_it_replays(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
-from streams.runtime.topics import ChangelogTopic, TopicNames, _check_kept, changelog_topics
+from streams.runtime.topics import ChangelogTopic, TopicNames, _check_kept, _check_not_compacted, changelog_topics
 
 
 def test_every_topic_is_listed_once_with_the_prefix() -> None:
@@ -131,3 +131,25 @@ def test_changelog_topics_whose_configs_cannot_be_read_are_warned_about_not_refu
     refused = r"a-rules-state-changelog has cleanup\.policy=delete \(the broker's default\)"
     with pytest.raises(ConfigError, match=refused):
         _check_kept(_ConfigsAdmin({"a-rules-state-changelog": deleting}), topics[:1], settings)
+
+
+def test_a_compacted_events_or_alerts_topic_is_refused_and_unreadable_ones_are_warned_about() -> None:
+    """Events, alerts, dead letters and feedback are keyed by account: compacted (made beforehand with a managed
+    Kafka's default, or changed later) Kafka keeps only each account's latest record and deletes the rest, which
+    nothing counted. Such a topic is refused with the command that fixes it; a deleting one passes; one whose
+    configs this user cannot read is a WARNING."""
+    settings = Settings(topic_prefix="a", broker="kafka://b1:9092")
+    names = ["a.events", "a.alerts"]
+    _check_not_compacted(_ConfigsAdmin({n: {"cleanup.policy": _config("delete")} for n in names}), names, settings)
+
+    compacted = {"a.events": {"cleanup.policy": _config("delete")}, "a.alerts": {"cleanup.policy": _config("compact")}}
+    fix = r"kafka-configs\.sh --bootstrap-server b1:9092 --alter --entity-type topics --entity-name a\.alerts"
+    with pytest.raises(ConfigError, match=rf"topic a\.alerts has cleanup\.policy=compact: .* {fix}"):
+        _check_not_compacted(_ConfigsAdmin(compacted), names, settings)
+    broker_default = {"a.events": {"cleanup.policy": _config("compact", "DEFAULT_CONFIG")}}
+    with pytest.raises(ConfigError, match=r"a\.events has cleanup\.policy=compact \(the broker's default\)"):
+        _check_not_compacted(_ConfigsAdmin(broker_default), ["a.events"], settings)
+
+    with capture_logs() as logs:
+        _check_not_compacted(_ConfigsAdmin({"a.events": {"cleanup.policy": _config("delete")}}), names, settings)
+    assert [(e["log_level"], e["topics"]) for e in logs] == [("warning", ["a.alerts"])]
