@@ -55,7 +55,7 @@ def _skipped(measure: str, reason: str, ev: Event) -> None:
     total = _skips.get(key, 0) + 1
     if len(_skips) < 10_000 or key in _skips:  # bounded: measures come from rule files
         _skips[key] = total
-    if total == 1 or _is_power_of_ten(total):
+    if total == 1 or is_power_of_ten(total):
         log.warning(
             "sum value skipped",
             measure=measure,
@@ -66,7 +66,7 @@ def _skipped(measure: str, reason: str, ev: Event) -> None:
         )
 
 
-def _is_power_of_ten(n: int) -> bool:
+def is_power_of_ten(n: int) -> bool:
     while n % 10 == 0:
         n //= 10
     return n == 1

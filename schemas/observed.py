@@ -20,6 +20,8 @@ class Anomaly(StrEnum):
     MEASURE_VALUE_SKIPPED = "measure_value_skipped"  # reason: out_of_range
     INVALID_TIMEZONE = "invalid_timezone"  # reason: "" (one count per distinct zone name)
     FUTURE_EVENT = "future_event"  # reason: "" (a live clock counted an event time as wall + tolerance)
+    USER_NOT_TRACKED = "user_not_tracked"  # reason: the rule id (a per-user rule already tracks its most users)
+    USER_COOLDOWN_NOT_KEPT = "user_cooldown_not_kept"  # reason: the rule id (its cooldown table is full)
 
 
 _subscribers: dict[Anomaly, Callable[[str], None]] = {}

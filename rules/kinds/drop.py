@@ -17,7 +17,7 @@ from typing import Any, Self
 from rules import windows
 from rules.comparisons import raised
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase
+from rules.kinds.base import BoundedState, EvaluatorBase, admits
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
 from rules.models import DropRule
 from rules.predicates import Matcher, compile_where
@@ -103,6 +103,8 @@ class DropEvaluator(EvaluatorBase[DropState]):
             return []
         keyed = state.keys.get(key)
         if keyed is None:
+            if not admits(state.keys, self.rule.id, event.account_id):  # a user beyond MAX_USER_KEYS
+                return []
             index = self._spec.index(event.ts)
             keyed = state.keys[key] = DropKey(index, self._empty())
             state.lower_bound(self._spec.start(index + 1))

@@ -31,7 +31,7 @@ from typing import Any, Self
 from rules import windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase, union_names
+from rules.kinds.base import BoundedState, EvaluatorBase, admits, union_names
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, MeasureKind, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
@@ -92,6 +92,12 @@ class ScoreState(BoundedState):
             if k.first_tick is not None:
                 keys[key]["f"] = k.first_tick
         return {"k": keys, "n": self.deadline}
+
+
+def _silent(keyed: ScoreKey) -> bool:
+    """A key with no tick to come (its events left the window): forgotten only to make room for a new user
+    of a per-user rule at ``MAX_USER_KEYS`` (its ``latest`` values and warm-up start over if it comes back)."""
+    return keyed.next_tick is None
 
 
 def _nothing(state: ScoreState, event: Event) -> list[Finding]:
@@ -178,6 +184,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         spec = self._spec
         resolution = spec.resolution
         per_window = spec.per_window
+        rule_id = self.rule.id
         if match_filter is None and len(candidates) == 1 and candidates[0][1:] == (None, _COUNT, None):
             return self._count_handler(candidates[0][0])
 
@@ -195,6 +202,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 if where is not None and not where(event):
                     continue
                 if keyed is None:
+                    if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                        return []
                     keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
                 if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
                     buckets = keyed.buckets.get(name)
@@ -254,6 +263,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         spec = self._spec
         resolution = spec.resolution
         per_window = spec.per_window
+        rule_id = self.rule.id
 
         def count(state: ScoreState, event: Event) -> list[Finding]:
             key = event.user_id if per_user else ""
@@ -263,6 +273,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
             keyed = state.keys.get(key)
             if keyed is None:
+                if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                    return []
                 keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
             buckets = keyed.buckets.get(name)
             if buckets is None:
