@@ -8,7 +8,9 @@ Tumbling windows (``drop``, ``score`` ticks) start at multiples of their length 
 Monday 1970-01-05T00:00:00Z, so weekly windows run Monday to Monday and daily ones midnight to
 midnight (UTC).
 
-Bucket lists are plain ``[[index, value], …]`` lists, oldest first, so state serializes as JSON.
+Bucket lists are plain ``[[index, value], …]`` lists, oldest first, so state serializes as JSON. A
+``distinct:`` bucket's value is the list of its values, or past ``DISTINCT_VALUES_PER_BUCKET`` of them a
+sketch (``rules.sketch``, a string): :func:`add_distinct`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from rules import sketch
 from rules.measures import DISTINCT_VALUES_PER_BUCKET, MeasureKind
 
 ORIGIN = 345_600.0  # 1970-01-05T00:00:00Z, a Monday
@@ -65,11 +68,23 @@ def add(buckets: Buckets, index: int, contribution: Any, kind: MeasureKind) -> N
         slot = [index, [] if kind == "distinct" else 0]
         buckets.append(slot)
     if kind == "distinct":
-        values: list[str] = slot[1]
-        if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
-            values.append(contribution)
+        slot[1] = add_distinct(slot[1], contribution)
     else:
         slot[1] += contribution
+
+
+def add_distinct(values: list[str] | str, contribution: str) -> list[str] | str:
+    """A ``distinct:`` bucket's value with ``contribution`` counted: its list of values (changed in place)
+    while it holds at most ``DISTINCT_VALUES_PER_BUCKET``, then a sketch of them (``rules.sketch``) — the
+    value to store back. Before the sketch, values past the bound were not counted at all."""
+    if isinstance(values, str):
+        return sketch.add(values, contribution)
+    if contribution not in values:
+        if len(values) < DISTINCT_VALUES_PER_BUCKET:
+            values.append(contribution)
+        else:
+            return sketch.of_values([*values, contribution])
+    return values
 
 
 def prune(buckets: Buckets, oldest: int) -> None:
@@ -109,7 +124,7 @@ def total(buckets: Buckets, lo: int, hi: int, kind: MeasureKind) -> float:
     else:
         values = (value for index, value in buckets if lo <= index <= hi)
     if kind == "distinct":
-        return float(len(set().union(*values)))
+        return sketch.union_count(values)
     return float(sum(values))
 
 
@@ -122,16 +137,10 @@ def split_totals(buckets: Buckets, boundary: int, kind: MeasureKind) -> tuple[fl
             split = position
             break
     if kind == "distinct":
-        before: set[str] = set()
-        after: set[str] = set()
-        for _, values in buckets[:split]:
-            before.update(values)
-        for _, values in buckets[split:]:
-            after.update(values)
-        return float(len(before)), float(len(after))
+        return sketch.union_count(map(_value, buckets[:split])), sketch.union_count(map(_value, buckets[split:]))
     return float(sum(map(_value, buckets[:split]))), float(sum(map(_value, buckets[split:])))
 
 
 def reduce_value(value: Any) -> float:
-    """A single bucket's value as a number (distinct lists count their members)."""
-    return float(len(value)) if isinstance(value, list) else float(value)
+    """A single bucket's value as a number (distinct lists count their members, sketches estimate)."""
+    return sketch.count(value) if isinstance(value, list | str) else float(value)

@@ -32,7 +32,7 @@ from rules import windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, admits, union_names
-from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, MeasureKind, compile_measure
+from rules.measures import Measure, MeasureKind, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
 from rules.predicates import Matcher, compile_match, compile_where
@@ -227,9 +227,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                     if measure.kind == "distinct":  # windows.add(buckets, index, contribution, "distinct"), inlined
                         last = buckets[-1] if buckets else None
                         if last is not None and last[0] == index:
-                            values = last[1]
-                            if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
-                                values.append(contribution)
+                            last[1] = windows.add_distinct(last[1], contribution)
                             touched = True  # the event that opened this bucket pruned already
                             continue
                         buckets.append([index, [contribution]])
