@@ -73,18 +73,52 @@ def add(buckets: Buckets, index: int, contribution: Any, kind: MeasureKind) -> N
         slot[1] += contribution
 
 
-def add_distinct(values: list[str] | str, contribution: str) -> list[str] | str:
+def add_distinct(values: list[str] | str, contribution: str, precision: int = sketch.PRECISION) -> list[str] | str:
     """A ``distinct:`` bucket's value with ``contribution`` counted: its list of values (changed in place)
-    while it holds at most ``DISTINCT_VALUES_PER_BUCKET``, then a sketch of them (``rules.sketch``) — the
-    value to store back. Before the sketch, values past the bound were not counted at all."""
+    while it holds at most ``DISTINCT_VALUES_PER_BUCKET``, then a sketch of them (``rules.sketch``, of
+    ``precision``) — the value to store back. Before the sketch, values past the bound were not counted."""
     if isinstance(values, str):
         return sketch.add(values, contribution)
     if contribution not in values:
         if len(values) < DISTINCT_VALUES_PER_BUCKET:
             values.append(contribution)
         else:
-            return sketch.of_values([*values, contribution])
+            return sketch.of_values([*values, contribution], sketch.empty(precision))
     return values
+
+
+MAX_LISTED_VALUES = 5_000
+"""A key's ``distinct:`` buckets list at most this many values exactly, summed over its buckets (a value in
+three buckets counts three times): past it, :func:`add_value` turns them into sketches. Without it a
+sliding window kept up to 60 buckets × 1,000 values: 20,000 users logging in within an hour took 660 KB
+of one ``threshold``'s state, and the account was quarantined. 5,000 30-character values are 165 KB."""
+
+
+def add_value(buckets: Buckets, index: int, contribution: str, precision: int) -> None:
+    """:func:`add` for ``distinct:`` buckets of one key, keeping at most :data:`MAX_LISTED_VALUES` listed:
+    past it every listed bucket becomes a sketch of ``precision`` (``rules.sketch.precision_for`` the
+    key's bucket count, so its sketches stay within ``MAX_SKETCH_CHARS_PER_KEY``)."""
+    if buckets and buckets[-1][0] == index:
+        slot = buckets[-1]
+    else:  # a key that already counts by sketches goes on with them (its lists would refill to the bound)
+        slot = [index, sketch.empty(precision) if any(type(v) is str for _, v in buckets) else []]
+        buckets.append(slot)
+    values = slot[1]
+    if type(values) is str:
+        slot[1] = sketch.add(values, contribution)
+        return
+    size = len(values)
+    slot[1] = values = add_distinct(values, contribution, precision)
+    if type(values) is list and len(values) > size and _listed(buckets) > MAX_LISTED_VALUES:
+        empty = sketch.empty(precision)
+        for listed in buckets:
+            if type(listed[1]) is list:
+                listed[1] = sketch.of_values(listed[1], empty)
+
+
+def _listed(buckets: Buckets) -> int:
+    """How many values a key's ``distinct:`` buckets list exactly."""
+    return sum(len(value) for _, value in buckets if type(value) is list)
 
 
 def prune(buckets: Buckets, oldest: int) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Self
 
-from rules import windows
+from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, admits, union_names
@@ -185,6 +185,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         resolution = spec.resolution
         per_window = spec.per_window
         rule_id = self.rule.id
+        precision = sketch.precision_for(per_window)
         if match_filter is None and len(candidates) == 1 and candidates[0][1:] == (None, _COUNT, None):
             return self._count_handler(candidates[0][0])
 
@@ -224,13 +225,12 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                     buckets = keyed.buckets.get(name)
                     if buckets is None:
                         buckets = keyed.buckets[name] = []
-                    if measure.kind == "distinct":  # windows.add(buckets, index, contribution, "distinct"), inlined
+                    if measure.kind == "distinct":
                         last = buckets[-1] if buckets else None
+                        windows.add_value(buckets, index, contribution, precision)
                         if last is not None and last[0] == index:
-                            last[1] = windows.add_distinct(last[1], contribution)
                             touched = True  # the event that opened this bucket pruned already
                             continue
-                        buckets.append([index, [contribution]])
                     else:
                         windows.add(buckets, index, contribution, measure.kind)
                 else:

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from rules.kinds.base import MAX_USER_KEYS
 from schemas.event import format_ts
@@ -60,18 +60,6 @@ def _line(i: int, name: str, ts: float, user: str | None) -> bytes:
     return json.dumps(body | ({"user_id": user} if user else {})).encode()
 
 
-def _changelog_sizes(bootstrap: str, topic: str) -> list[int]:
-    """The value size of every record of ``topic`` (read to its end)."""
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, consumer_timeout_ms=3000)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        return [len(record.value or b"") for record in consumer]
-    finally:
-        consumer.close()
-
-
 def test_an_account_with_20000_users_is_evaluated_without_quarantine(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -81,7 +69,8 @@ def test_an_account_with_20000_users_is_evaluated_without_quarantine(
 ) -> None:
     """20,000 users log in within 2,000 s, then the account pings 3 h later: the per-user rule alerts for the
     first MAX_USER_KEYS users it tracks and counts the others' events, the account-level rules alert, nothing
-    is quarantined, every state record stays under the worker's limit, and the backtest gives the same ids."""
+    is quarantined, every state record stays far under the worker's limit (the hour's 20,000 distinct users are
+    counted by sketches: listed, they took 660 KB), and the backtest gives the same ids."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     port = free_port()
@@ -109,9 +98,10 @@ def test_an_account_with_20000_users_is_evaluated_without_quarantine(
     metrics = scrape(port)
     assert metric_sum(metrics, "preempt_accounts_quarantined_total") == 0
     assert metrics.get('preempt_user_events_not_tracked_total{rule="user-quiet"}') == USERS - MAX_USER_KEYS
-    sizes = _changelog_sizes(kafka_bootstrap, f"{settings.topic_prefix}-rules-account-state-changelog")
+    changelog = f"{settings.topic_prefix}-rules-account-state-changelog"
+    sizes = [len(r.value or b"") for r in consume_records(kafka_bootstrap, changelog, 1, timeout_s=30, idle_s=2)]
     assert sizes
-    assert max(sizes) < DEFAULT_MAX_STATE_BYTES
+    assert max(sizes) < DEFAULT_MAX_STATE_BYTES // 2  # about 300 KB: far under the limit, not just under it
     assert worker.proc.poll() is None
 
     assert {a["alert_id"] for a in alerts} == backtest_alert_ids(events, None, tmp_path / "backtest.jsonl", rules)

@@ -75,3 +75,34 @@ def test_a_threshold_over_distinct_users_can_count_past_the_bucket_bound(
     result = run(make_engine(rule), events, until=MONDAY + 60)
     assert len(result.findings) == 1
     assert result.findings[0].evidence["value"] >= 1_200
+
+
+def test_a_keys_window_lists_at_most_max_listed_values_then_sketches_them(
+    make_rule: Any, make_engine: Any, run: Any, at: Any
+) -> None:
+    """20,000 users in one hour, 333 a minute (no bucket reaches 1,000): the 60 lists together took 660 KB of
+    state and quarantined the account; past MAX_LISTED_VALUES they become sketches of 1,024 registers, the
+    rule's state stays under 64 KB and counts the hour within a few percent."""
+    rule = make_rule("threshold", measure="distinct:user_id", window="1h", min=19_000, match={"event": "Login"})
+    engine = make_engine(rule)
+    events = [at(i * 0.18, "Login", user_id=f"user-{i:025d}") for i in range(20_000)]
+    result = run(engine, events, until=MONDAY + 3_600)
+    rule_state = orjson.loads(engine.dumps(result.state))["r"][rule.id][1]
+    assert len(orjson.dumps(rule_state)) < 64 * 1024
+    [finding] = result.findings  # reached 19,000 (before: exact, in a state the worker refused)
+    assert finding.evidence["value"] >= 19_000
+    [key] = result.state.rules[rule.id].keys.values()
+    assert abs(windows.total(key.buckets, key.buckets[0][0], key.buckets[-1][0], "distinct") - 20_000) < 1_000
+
+
+def test_a_window_within_max_listed_values_stays_exact(make_rule: Any, make_engine: Any, run: Any, at: Any) -> None:
+    """80 users active every minute of an hour (4,800 listed values): exact lists, exact counts, as before."""
+    rule = make_rule("threshold", measure="distinct:user_id", window="1h", min=80, match={"event": "Login"})
+    events = [
+        at(minute * 60.0 + user * 0.5, "Login", user_id=f"u{user:03d}") for minute in range(60) for user in range(80)
+    ]
+    result = run(make_engine(rule), events, until=MONDAY + 3_600)
+    [key] = result.state.rules[rule.id].keys.values()
+    assert all(type(values) is list for _, values in key.buckets)
+    assert windows._listed(key.buckets) == 4_800
+    assert result.findings[0].evidence["value"] == 80
