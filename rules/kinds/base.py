@@ -33,6 +33,7 @@ from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.measures import is_power_of_ten
 from rules.models import RuleBase
 from rules.predicates import Matcher
+from rules.risk.features import MAX_USERS_PER_DAY
 from schemas.event import Event, format_ts
 from schemas.observed import Anomaly, report
 
@@ -277,7 +278,18 @@ class EvaluatorBase(Generic[S]):
         return ""
 
 
-_not_tracked: dict[tuple[str, str], int] = {}
+_not_tracked: dict[tuple[str, str, Anomaly], int] = {}
+_AT_LIMIT = {
+    Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
+    Anomaly.USER_COOLDOWN_NOT_KEPT: (
+        "per-user cooldown table at its user limit; alert sent without its cooldown",
+        MAX_USER_KEYS,
+    ),
+    Anomaly.RISK_DAY_USERS_FULL: (
+        "risk features at their users per day; a further user is not kept",
+        MAX_USERS_PER_DAY,
+    ),
+}
 
 
 def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.USER_NOT_TRACKED) -> None:
@@ -285,22 +297,13 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
     and log it: the first for each rule and account, then the 10th, 100th… with the total so far (``rules``
     reads no clock, so the throttle counts instead of timing)."""
     report(anomaly, rule_id)
-    key = (rule_id, account_id)
+    key = (rule_id, account_id, anomaly)
     total = _not_tracked.get(key, 0) + 1
     if len(_not_tracked) < 10_000 or key in _not_tracked:  # bounded: a few rules of the largest accounts
         _not_tracked[key] = total
     if total == 1 or is_power_of_ten(total):
-        what = "event" if anomaly is Anomaly.USER_NOT_TRACKED else "cooldown"
-        log.warning(
-            "per-user rule at its user limit; a new user is not tracked"
-            if what == "event"
-            else "per-user cooldown table at its user limit; alert sent without its cooldown",
-            rule_id=rule_id,
-            account_id=account_id[:100],
-            limit=MAX_USER_KEYS,
-            what=what,
-            so_far=total,
-        )
+        message, limit = _AT_LIMIT[anomaly]
+        log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)
 
 
 def admits(keys: dict[str, Any], rule_id: str, account_id: str, is_stale: Callable[[Any], bool] | None = None) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from rules.engine import RuleEngine
 from rules.kinds import base as kind_base
 from rules.kinds.base import MAX_USER_KEYS
+from rules.risk.features import MAX_USERS_PER_DAY
 from schemas.event import Event
 from schemas.observed import Anomaly
 from tests.unit.rules.conftest import HOUR, MIN, MONDAY
@@ -124,3 +125,17 @@ def test_a_full_cooldown_table_alerts_without_recording_the_cooldown(
     assert len(result.state.cooldowns[rule.id]) == MAX_USER_KEYS
     assert engine.suppressed_by_cooldown == 1
     assert reported == [(Anomaly.USER_COOLDOWN_NOT_KEPT, rule.id)] * 2
+
+
+def test_a_risk_rules_day_of_users_past_its_bound_is_counted(
+    make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """The risk features list at most MAX_USERS_PER_DAY users a day (its state: about 8 KB a day, 593 KB over
+    its 70 days); the further users' events were dropped from them silently, now each is counted by rule."""
+    rule = make_rule("risk")
+    users = MAX_USERS_PER_DAY + 3
+    events = [*_users(at, "Login", users), at(60.0, "Login", user_id="u00000")]  # u00000 is listed: not counted
+    result = run(make_engine(rule), events, until=MONDAY + 61.0)
+    [day] = result.state.rules[rule.id].features["days"]
+    assert len(day[3]) == MAX_USERS_PER_DAY
+    assert reported == [(Anomaly.RISK_DAY_USERS_FULL, rule.id)] * 3
