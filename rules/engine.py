@@ -32,7 +32,7 @@ import orjson
 
 from rules.findings import Finding
 from rules.kinds import build_evaluator
-from rules.kinds.base import Evaluator, EvaluatorBase
+from rules.kinds.base import MAX_USER_KEYS, Evaluator, EvaluatorBase, user_not_tracked
 from rules.loader import RuleSet
 from rules.models import RuleBase
 from rules.predicates import Matcher
@@ -51,6 +51,7 @@ from rules.templates import render_template, rule_context, unknown_account_view
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence, visible_name
 from schemas.event import Event, format_ts
+from schemas.observed import Anomaly
 
 __all__ = ["AccountState", "EventOutcome", "Finding", "RuleEngine"]
 
@@ -416,10 +417,16 @@ class RuleEngine:
             if last is not None and finding.fired_at - last < cooldown:
                 self._suppressed += 1
                 return
-            table[key] = finding.fired_at
-            if len(table) > 16:  # forget keys whose cooldown is over (bounds the table)
+            if last is None and len(table) >= MAX_USER_KEYS:  # a per-user rule's table of the most users
                 for stale in [k for k, at in table.items() if finding.fired_at - at >= cooldown]:
                     del table[stale]
+            if last is not None or len(table) < MAX_USER_KEYS:
+                table[key] = finding.fired_at
+                if len(table) > 16:  # forget keys whose cooldown is over (bounds the table)
+                    for stale in [k for k, at in table.items() if finding.fired_at - at >= cooldown]:
+                        del table[stale]
+            else:  # still full of users in their cooldown: alert without recording it (counted, logged)
+                user_not_tracked(finding.rule_id, finding.account_id, Anomaly.USER_COOLDOWN_NOT_KEPT)
         out.append(finding)
         for listener in self._listeners.get(finding.rule_id, ()):
             for combined in listener.on_finding(state.rules[listener.rule.id], finding):

@@ -24,7 +24,8 @@ MAX_SUM_VALUE = float(2**53)
 """``sum:`` ignores a value of larger magnitude (counted in ``preempt_measure_values_skipped_total``):
 with it no window sum can overflow to infinity, which JSON cannot store (it would write ``null``)."""
 DISTINCT_VALUES_PER_BUCKET = 1000
-"""Cap on distinct values remembered per time bucket (bounds state; documented in docs/rules.md)."""
+"""Distinct values remembered exactly per time bucket; past it the bucket becomes a sketch
+(``rules.windows.add_distinct``, ``rules.sketch``): bounds state, documented in docs/rules.md."""
 MAX_DISTINCT_VALUE_CHARS = 64
 """A ``distinct:`` value longer than this is remembered as a 33-character digest (:func:`compact`):
 counting needs only equality, and a state holding thousands of long values (URLs, queries, whole
@@ -55,7 +56,7 @@ def _skipped(measure: str, reason: str, ev: Event) -> None:
     total = _skips.get(key, 0) + 1
     if len(_skips) < 10_000 or key in _skips:  # bounded: measures come from rule files
         _skips[key] = total
-    if total == 1 or _is_power_of_ten(total):
+    if total == 1 or is_power_of_ten(total):
         log.warning(
             "sum value skipped",
             measure=measure,
@@ -66,7 +67,7 @@ def _skipped(measure: str, reason: str, ev: Event) -> None:
         )
 
 
-def _is_power_of_ten(n: int) -> bool:
+def is_power_of_ten(n: int) -> bool:
     while n % 10 == 0:
         n //= 10
     return n == 1

@@ -20,6 +20,9 @@ class Anomaly(StrEnum):
     MEASURE_VALUE_SKIPPED = "measure_value_skipped"  # reason: out_of_range
     INVALID_TIMEZONE = "invalid_timezone"  # reason: "" (one count per distinct zone name)
     FUTURE_EVENT = "future_event"  # reason: "" (a live clock counted an event time as wall + tolerance)
+    USER_NOT_TRACKED = "user_not_tracked"  # reason: the rule id (a per-user rule already tracks its most users)
+    USER_COOLDOWN_NOT_KEPT = "user_cooldown_not_kept"  # reason: the rule id (its cooldown table is full)
+    RISK_DAY_USERS_FULL = "risk_day_users_full"  # reason: the rule id (a day's user list of its features is full)
 
 
 _subscribers: dict[Anomaly, Callable[[str], None]] = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, union_names
+from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, admits, union_names
 from rules.models import AbsenceRule, Match
 from rules.predicates import Matcher, compile_match, compile_where
 from schemas.durations import format_duration
@@ -91,6 +91,8 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
             return []
         if self._start(event):
             if state.expected.get(key) == event.ts:  # its expect came at the same instant, applied first
+                return []
+            if not admits(pending, self.rule.id, event.account_id):  # a user beyond MAX_USER_KEYS
                 return []
             pending[key] = (event.ts, event.event_id)
             state.lower_bound(event.ts + self.rule.within)

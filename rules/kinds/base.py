@@ -27,10 +27,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+import structlog
+
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
+from rules.measures import is_power_of_ten
 from rules.models import RuleBase
 from rules.predicates import Matcher
+from rules.risk.features import MAX_USERS_PER_DAY
 from schemas.event import Event, format_ts
+from schemas.observed import Anomaly, report
+
+log = structlog.get_logger(module=__name__)
+
+MAX_USER_KEYS = 2_000
+"""The most users a ``group_by: user`` rule keeps state for in one account (and the most users in its
+cooldown table). Per-user state lives in the account's one state record, which Kafka refuses past about
+1 MB: without a bound an account with thousands of active users outgrew it and was quarantined whole —
+every rule of the account, not only the per-user ones, started afresh, again and again. A user who is new
+to the account once a rule tracks this many is not evaluated by that rule until one of them leaves
+(its silence fires, its windows empty); the rule, the account's other rules and its tracked users go on.
+Counted (``preempt_user_events_not_tracked_total{rule}``) and logged (:func:`user_not_tracked`).
+Measured (30-character user ids, 32-character event ids): 2,000 users of an ``inactivity`` rule take
+166 KB of state; see docs/rules.md, "State"."""
 
 Samples = list[list[Any]]
 """The newest few ``[ts, event_id]`` pairs of contributing events, oldest first."""
@@ -258,6 +276,49 @@ class EvaluatorBase(Generic[S]):
         if self.rule.group_by == "user":
             return event.user_id
         return ""
+
+
+_not_tracked: dict[tuple[str, str, Anomaly], int] = {}
+_AT_LIMIT = {
+    Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
+    Anomaly.USER_COOLDOWN_NOT_KEPT: (
+        "per-user cooldown table at its user limit; alert sent without its cooldown",
+        MAX_USER_KEYS,
+    ),
+    Anomaly.RISK_DAY_USERS_FULL: (
+        "risk features at their users per day; a further user is not kept",
+        MAX_USERS_PER_DAY,
+    ),
+}
+
+
+def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.USER_NOT_TRACKED) -> None:
+    """Count one event (or cooldown) a per-user rule could not keep for a user beyond :data:`MAX_USER_KEYS`,
+    and log it: the first for each rule and account, then the 10th, 100th… with the total so far (``rules``
+    reads no clock, so the throttle counts instead of timing)."""
+    report(anomaly, rule_id)
+    key = (rule_id, account_id, anomaly)
+    total = _not_tracked.get(key, 0) + 1
+    if len(_not_tracked) < 10_000 or key in _not_tracked:  # bounded: a few rules of the largest accounts
+        _not_tracked[key] = total
+    if total == 1 or is_power_of_ten(total):
+        message, limit = _AT_LIMIT[anomaly]
+        log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)
+
+
+def admits(keys: dict[str, Any], rule_id: str, account_id: str, is_stale: Callable[[Any], bool] | None = None) -> bool:
+    """Whether a rule may add a key (a user new to it) to ``keys`` of one account: False (counted and logged)
+    once it holds :data:`MAX_USER_KEYS`. Called only where a key is added, after the kind's own sweep;
+    ``is_stale``: keys the kind may forget to make room (only when full)."""
+    if len(keys) < MAX_USER_KEYS:
+        return True
+    if is_stale is not None:
+        for key in [k for k, keyed in keys.items() if is_stale(keyed)]:
+            del keys[key]
+        if len(keys) < MAX_USER_KEYS:
+            return True
+    user_not_tracked(rule_id, account_id)
+    return False
 
 
 def union_names(*name_sets: frozenset[str] | None) -> frozenset[str] | None:

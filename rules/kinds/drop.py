@@ -17,8 +17,8 @@ from typing import Any, Self
 from rules import windows
 from rules.comparisons import raised
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase
-from rules.measures import DISTINCT_VALUES_PER_BUCKET, compile_measure
+from rules.kinds.base import BoundedState, EvaluatorBase, admits
+from rules.measures import compile_measure
 from rules.models import DropRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event, format_ts
@@ -31,7 +31,8 @@ class DropKey:
     window: int
     """The bucket index of the open window."""
     value: Any
-    """The open window's measure so far: a number, or the distinct values seen (a list)."""
+    """The open window's measure so far: a number, or the distinct values seen (a list; past
+    ``DISTINCT_VALUES_PER_BUCKET`` of them a sketch, ``rules.sketch``)."""
     history: list[float] = field(default_factory=list)
     """The values of the last closed windows, oldest first (at most ``baseline_windows``)."""
     closed: int = 0
@@ -103,14 +104,14 @@ class DropEvaluator(EvaluatorBase[DropState]):
             return []
         keyed = state.keys.get(key)
         if keyed is None:
+            if not admits(state.keys, self.rule.id, event.account_id):  # a user beyond MAX_USER_KEYS
+                return []
             index = self._spec.index(event.ts)
             keyed = state.keys[key] = DropKey(index, self._empty())
             state.lower_bound(self._spec.start(index + 1))
         # advance_to(event.ts) already closed every window ending at or before the event
         if self._distinct:
-            values: list[str] = keyed.value
-            if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
-                values.append(contribution)
+            keyed.value = windows.add_distinct(keyed.value, contribution)
         else:
             keyed.value += contribution
         keyed.last_event_id = event.event_id

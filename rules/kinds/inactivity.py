@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, PendingEvents
+from rules.kinds.base import MAX_USER_KEYS, EvaluatorBase, PendingEvents, admits
 from rules.models import InactivityRule
 from rules.predicates import Matcher, compile_where
 from schemas.durations import format_duration
@@ -53,7 +53,10 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         if key is None:
             return []
         ts = event.ts
-        state.events[key] = (ts, event.event_id)
+        events = state.events
+        if len(events) >= MAX_USER_KEYS and key not in events and not admits(events, self.rule.id, event.account_id):
+            return []
+        events[key] = (ts, event.event_id)
         deadline = ts + self._after  # state.lower_bound(deadline), inlined
         current = state.deadline
         if current is None or deadline < current:

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from rules import windows
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, samples_since, sweep_stale, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, samples_since, sweep_stale, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -108,6 +108,7 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         min_denominator = self.rule.min_denominator
         min_ratio = self.rule.min_ratio
         fire = self._fire
+        rule_id = self.rule.id
 
         def on_name(state: RatioState, event: Event, cooldowns: Mapping[str, float] | None = None) -> list[Finding]:
             in_numerator = numerator_always if numerator_where is None else numerator_where(event)
@@ -126,6 +127,8 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
                     keys,
                     lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
                 )
+                if not admits(keys, rule_id, event.account_id):  # a user beyond MAX_USER_KEYS
+                    return []
                 keyed = keys[key] = RatioKey()
             # Running totals of the kept buckets: the window is exactly the kept buckets (events come
             # in time order and the prune below drops those before it), so no re-summing per event.

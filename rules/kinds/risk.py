@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase
+from rules.kinds.base import BoundedState, EvaluatorBase, user_not_tracked
 from rules.models import RiskRule
 from rules.predicates import compile_match
 from rules.risk import features
 from rules.risk.model import load_risk_model
 from schemas.account import Account
 from schemas.event import Event
+from schemas.observed import Anomaly
 
 DAY = features.DAY
 
@@ -117,7 +118,8 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self.events_seen += 1
         if event.event in self._learned:
             self.learned_events_seen += 1
-        features.observe(self._spec, state.features, event)
+        if features.observe(self._spec, state.features, event):  # the day's users are full: counted, logged
+            user_not_tracked(self.rule.id, event.account_id, Anomaly.RISK_DAY_USERS_FULL)
         if state.deadline is None:
             state.deadline = (math.floor(event.ts / DAY) + 1) * DAY
         return []

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Self
 
-from rules import windows
+from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase, union_names
-from rules.measures import DISTINCT_VALUES_PER_BUCKET, Measure, MeasureKind, compile_measure
+from rules.kinds.base import BoundedState, EvaluatorBase, admits, union_names
+from rules.measures import Measure, MeasureKind, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
 from rules.predicates import Matcher, compile_match, compile_where
@@ -92,6 +92,12 @@ class ScoreState(BoundedState):
             if k.first_tick is not None:
                 keys[key]["f"] = k.first_tick
         return {"k": keys, "n": self.deadline}
+
+
+def _silent(keyed: ScoreKey) -> bool:
+    """A key with no tick to come (its events left the window): forgotten only to make room for a new user
+    of a per-user rule at ``MAX_USER_KEYS`` (its ``latest`` values and warm-up start over if it comes back)."""
+    return keyed.next_tick is None
 
 
 def _nothing(state: ScoreState, event: Event) -> list[Finding]:
@@ -178,6 +184,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         spec = self._spec
         resolution = spec.resolution
         per_window = spec.per_window
+        rule_id = self.rule.id
+        precision = sketch.precision_for(per_window)
         if match_filter is None and len(candidates) == 1 and candidates[0][1:] == (None, _COUNT, None):
             return self._count_handler(candidates[0][0])
 
@@ -195,6 +203,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 if where is not None and not where(event):
                     continue
                 if keyed is None:
+                    if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                        return []
                     keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
                 if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
                     buckets = keyed.buckets.get(name)
@@ -215,15 +225,12 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                     buckets = keyed.buckets.get(name)
                     if buckets is None:
                         buckets = keyed.buckets[name] = []
-                    if measure.kind == "distinct":  # windows.add(buckets, index, contribution, "distinct"), inlined
+                    if measure.kind == "distinct":
                         last = buckets[-1] if buckets else None
+                        windows.add_value(buckets, index, contribution, precision)
                         if last is not None and last[0] == index:
-                            values = last[1]
-                            if contribution not in values and len(values) < DISTINCT_VALUES_PER_BUCKET:
-                                values.append(contribution)
                             touched = True  # the event that opened this bucket pruned already
                             continue
-                        buckets.append([index, [contribution]])
                     else:
                         windows.add(buckets, index, contribution, measure.kind)
                 else:
@@ -254,6 +261,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
         spec = self._spec
         resolution = spec.resolution
         per_window = spec.per_window
+        rule_id = self.rule.id
 
         def count(state: ScoreState, event: Event) -> list[Finding]:
             key = event.user_id if per_user else ""
@@ -263,6 +271,8 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
             keyed = state.keys.get(key)
             if keyed is None:
+                if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                    return []
                 keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
             buckets = keyed.buckets.get(name)
             if buckets is None:

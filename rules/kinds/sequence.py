@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, sweep_stale, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, admits, sweep_stale, union_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
@@ -71,6 +71,9 @@ class SequenceEvaluator(EvaluatorBase[SequenceState]):
         keyed = keys.get(key)
         if keyed is None:
             sweep_stale(keys, lambda k: all(s is None or event.ts - s > within for s in k.starts))
+            # a user beyond MAX_USER_KEYS (a new key cannot finish a run: only a first step can start one)
+            if not admits(keys, self.rule.id, event.account_id):
+                return []
         runs: list[Any] = keyed.starts if keyed else [None] * last_step
         ids: list[Any] = keyed.event_ids if keyed else [None] * last_step
         for j in reversed(hits):

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from rules import windows
+from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, remember_sample, sweep_stale
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, remember_sample, sweep_stale
 from rules.measures import compile_measure
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -88,8 +88,14 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         keyed = keys.get(key)
         if keyed is None:
             sweep_stale(keys, lambda k: not k.buckets or k.buckets[-1][0] < oldest_kept)
+            if not admits(keys, self.rule.id, event.account_id):  # a user beyond MAX_USER_KEYS
+                return None
             keyed = keys[key] = SlidingKey()
-        windows.add(keyed.buckets, index, contribution, self._measure.kind)
-        windows.prune(keyed.buckets, oldest_kept)
+        if self._measure.kind == "distinct":  # pruned first: the listed values counted are the window's
+            windows.prune(keyed.buckets, oldest_kept)
+            windows.add_value(keyed.buckets, index, contribution, sketch.precision_for(windows_kept * spec.per_window))
+        else:
+            windows.add(keyed.buckets, index, contribution, self._measure.kind)
+            windows.prune(keyed.buckets, oldest_kept)
         remember_sample(keyed.samples, event)
         return key, keyed, index

@@ -305,8 +305,10 @@ def _day(ts: float) -> int:
     return math.floor(ts / DAY)
 
 
-def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
-    """Fold one event (in event-time order) into the state."""
+def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
+    """Fold one event (in event-time order) into the state. True when its user was not added to the day's
+    users because the day lists :data:`MAX_USERS_PER_DAY` already (the caller counts it)."""
+    dropped = False
     ts = event.ts
     day = _day(ts)
     days: list[list[Any]] = state["days"]
@@ -326,8 +328,11 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
     if user is not None:
         state["u"] = ts
         users = bucket[3]
-        if user not in users and len(users) < MAX_USERS_PER_DAY:
-            users.append(sys.intern(user))  # one string per user, not one per user and day
+        if user not in users:
+            if len(users) < MAX_USERS_PER_DAY:
+                users.append(sys.intern(user))  # one string per user, not one per user and day
+            else:
+                dropped = True
     terms = spec.terms_by_event.get(event.event)
     if terms:
         counts = bucket[2]
@@ -344,6 +349,7 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> None:
                 continue
             current = mins.get(key)
             mins[key] = [raw, raw] if current is None else [min(current[0], raw), raw]
+    return dropped
 
 
 @dataclass(frozen=True, slots=True)

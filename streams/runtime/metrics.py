@@ -126,6 +126,30 @@ INVALID_TIMEZONES = Counter(
 # The pure packages report these through schemas.observed (they may not import this module).
 observed.subscribe(Anomaly.MEASURE_VALUE_SKIPPED, lambda reason: MEASURE_VALUES_SKIPPED.labels(reason=reason).inc())
 observed.subscribe(Anomaly.INVALID_TIMEZONE, lambda _reason: INVALID_TIMEZONES.inc())
+USER_EVENTS_NOT_TRACKED = Counter(
+    "preempt_user_events_not_tracked_total",
+    "Events a group_by: user rule did not evaluate because their user is new to the account and the rule already "
+    "tracks rules.engine.MAX_USER_KEYS users of it (the account and its other rules and users go on; "
+    "docs/rules.md, State). Per rule.",
+    ["rule"],
+)
+USER_COOLDOWNS_NOT_KEPT = Counter(
+    "preempt_user_cooldowns_not_kept_total",
+    "Alerts of a group_by: user rule sent without recording their cooldown, because the rule's cooldown table of "
+    "the account already holds rules.engine.MAX_USER_KEYS users still in their cooldown (such a user's next "
+    "finding alerts again rather than being suppressed). Per rule.",
+    ["rule"],
+)
+RISK_DAY_USERS_NOT_KEPT = Counter(
+    "preempt_risk_day_users_not_kept_total",
+    "Events of a user a risk rule's features did not add to the day's users, because the day already lists "
+    "rules.risk.features.MAX_USERS_PER_DAY (256) users of the account: its user features (active users, regulars "
+    "retained, the top user) see at most that many a day. Per rule.",
+    ["rule"],
+)
+observed.subscribe(Anomaly.USER_NOT_TRACKED, lambda rule: USER_EVENTS_NOT_TRACKED.labels(rule=rule).inc())
+observed.subscribe(Anomaly.RISK_DAY_USERS_FULL, lambda rule: RISK_DAY_USERS_NOT_KEPT.labels(rule=rule).inc())
+observed.subscribe(Anomaly.USER_COOLDOWN_NOT_KEPT, lambda rule: USER_COOLDOWNS_NOT_KEPT.labels(rule=rule).inc())
 RULE_STATES_RESTARTED = Counter(
     "preempt_rule_states_restarted_total",
     "Account states of a rule started afresh because they were kept under another layout: a risk rule's model "

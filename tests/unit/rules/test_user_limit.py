@@ -1,0 +1,141 @@
+"""A ``group_by: user`` rule tracks at most ``MAX_USER_KEYS`` users of an account (docs/rules.md, State).
+
+Past it the account's one state record outgrew what Kafka stores and the worker quarantined the whole
+account (every rule started afresh, its alerts lost). Now a user new to the rule beyond the bound is not
+evaluated by that rule — counted and logged — while its tracked users and the account's other rules go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from rules.engine import RuleEngine
+from rules.kinds import base as kind_base
+from rules.kinds.base import MAX_USER_KEYS
+from rules.risk.features import MAX_USERS_PER_DAY
+from schemas.event import Event
+from schemas.observed import Anomaly
+from tests.unit.rules.conftest import HOUR, MIN, MONDAY
+
+USERS = MAX_USER_KEYS + 1
+
+# kind → (rule overrides, the event name that makes a user a key, the per-key table of its state)
+PER_USER: dict[str, tuple[dict[str, Any], str, str]] = {
+    "inactivity": ({"match": {"event": "Login"}}, "Login", "events"),
+    "absence": ({}, "Started", "events"),
+    "drop": ({}, "Login", "keys"),
+    "threshold": ({"min": 1000}, "Error", "keys"),
+    "spike": ({"min": 1000}, "Error", "keys"),
+    "ratio": ({}, "Call", "keys"),
+    "sequence": ({}, "Payment Failed", "keys"),
+    "score": ({}, "Login", "keys"),
+}
+
+
+@pytest.fixture
+def reported(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Anomaly, str]]:
+    """What the kinds and the engine report to ``schemas.observed`` (the worker counts it in its metrics)."""
+    seen: list[tuple[Anomaly, str]] = []
+    monkeypatch.setattr(kind_base, "report", lambda anomaly, reason="": seen.append((anomaly, reason)))
+    return seen
+
+
+def _users(at: Callable[..., Event], name: str, count: int, start: float = 0.0) -> list[Event]:
+    return [at(start + i * 0.01, name, user_id=f"u{i:05d}") for i in range(count)]
+
+
+@pytest.mark.parametrize("kind", sorted(PER_USER))
+def test_a_per_user_rule_tracks_at_most_max_user_keys_users_and_counts_the_rest(
+    kind: str, make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """The first MAX_USER_KEYS users are kept; the next one's event is counted once, by rule id, not kept."""
+    overrides, name, table = PER_USER[kind]
+    rule = make_rule(kind, group_by="user", **overrides)
+    result = run(make_engine(rule), _users(at, name, USERS), until=MONDAY + USERS * 0.01)  # every event applied
+    keys = getattr(result.state.rules[rule.id], table)
+    assert len(keys) == MAX_USER_KEYS
+    assert f"u{MAX_USER_KEYS:05d}" not in keys
+    assert reported == [(Anomaly.USER_NOT_TRACKED, rule.id)]
+
+
+def test_users_beyond_the_limit_do_not_touch_the_account_level_rules(
+    make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """An account-level rule over the same events sees every user (one key), whatever the per-user rule does."""
+    per_user = make_rule("inactivity", id="quiet-user", group_by="user", match={"event": "Login"})
+    per_account = make_rule("inactivity", id="quiet-account", match={"event": "Login"})
+    result = run(make_engine(per_user, per_account), _users(at, "Login", USERS), until=MONDAY + USERS * 0.01 + 2 * HOUR)
+    fired = [(f.rule_id, f.user_id) for f in result.findings]
+    assert fired.count(("quiet-account", None)) == 1
+    assert sorted(user for rule_id, user in fired if rule_id == "quiet-user") == [
+        f"u{i:05d}" for i in range(MAX_USER_KEYS)
+    ]
+    assert reported == [(Anomaly.USER_NOT_TRACKED, "quiet-user")]
+
+
+def test_a_user_that_leaves_makes_room_for_a_new_one(
+    make_rule: Any, make_engine: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """Once a tracked user's silence fires (its key is dropped), a user new to the rule is tracked again."""
+    rule = make_rule("inactivity", group_by="user", match={"event": "Login"})
+    engine = make_engine(rule)
+    state = engine.new_state()
+    for event in _users(at, "Login", MAX_USER_KEYS):
+        engine.on_event(state, event, event.ts)
+    late_comer = at(30 * MIN, "Login", user_id="late-comer")
+    engine.on_event(state, late_comer, late_comer.ts)
+    assert "late-comer" not in state.rules[rule.id].events  # full: not tracked
+    back = at(2 * HOUR, "Login", user_id="late-comer")
+    findings = engine.on_event(state, back, back.ts)[1]
+    assert len(findings) == MAX_USER_KEYS  # every tracked user's silence fired first, and was dropped
+    engine.advance(state, back.ts + 1)
+    assert list(state.rules[rule.id].events) == ["late-comer"]
+    assert reported == [(Anomaly.USER_NOT_TRACKED, rule.id)]
+
+
+def test_a_silent_score_key_is_forgotten_to_make_room(
+    make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """A score key never leaves by itself (it keeps its latest values): at the limit, keys with no tick to come
+    go to make room for a new user, so a rule full of users gone for good does not refuse every new one."""
+    rule = make_rule("score", group_by="user")
+    events = _users(at, "Login", MAX_USER_KEYS)
+    events.append(at(10 * 86400.0, "Login", user_id="new-user"))  # their events have all left the 2-day window
+    result = run(make_engine(rule), events, until=MONDAY + 10 * 86400.0 + 1)
+    assert "new-user" in result.state.rules[rule.id].keys
+    assert reported == []
+
+
+def test_a_full_cooldown_table_alerts_without_recording_the_cooldown(
+    make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """The engine's cooldown table of a per-user rule holds at most MAX_USER_KEYS users in their cooldown: one
+    more user's finding still alerts (counted), and its next one within the cooldown alerts again rather than
+    being suppressed — more alerts rather than none."""
+    rule = make_rule("any", group_by="user", cooldown="1h", match={"event": "NPS"})
+    engine: RuleEngine = make_engine(rule)
+    events = _users(at, "NPS", USERS)
+    events.append(at(USERS * 0.01 + MIN, "NPS", user_id=f"u{MAX_USER_KEYS:05d}"))  # within its cooldown
+    events.append(at(USERS * 0.01 + MIN, "NPS", user_id="u00000"))  # a recorded user: suppressed
+    result = run(engine, events, until=MONDAY + USERS * 0.01 + MIN + 1)
+    assert len(result.findings) == USERS + 1
+    assert len(result.state.cooldowns[rule.id]) == MAX_USER_KEYS
+    assert engine.suppressed_by_cooldown == 1
+    assert reported == [(Anomaly.USER_COOLDOWN_NOT_KEPT, rule.id)] * 2
+
+
+def test_a_risk_rules_day_of_users_past_its_bound_is_counted(
+    make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """The risk features list at most MAX_USERS_PER_DAY users a day (its state: about 8 KB a day, 593 KB over
+    its 70 days); the further users' events were dropped from them silently, now each is counted by rule."""
+    rule = make_rule("risk")
+    users = MAX_USERS_PER_DAY + 3
+    events = [*_users(at, "Login", users), at(60.0, "Login", user_id="u00000")]  # u00000 is listed: not counted
+    result = run(make_engine(rule), events, until=MONDAY + 61.0)
+    [day] = result.state.rules[rule.id].features["days"]
+    assert len(day[3]) == MAX_USERS_PER_DAY
+    assert reported == [(Anomaly.RISK_DAY_USERS_FULL, rule.id)] * 3
