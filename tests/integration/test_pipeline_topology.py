@@ -4,6 +4,7 @@ records, partitions added to the events topic, changelog topics that do not keep
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 
-from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
+from schemas.event import format_ts
+from streams.runtime.dead_letters import REASON, SOURCE_TOPIC, TRUNCATED
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -73,6 +75,48 @@ def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worke
     assert samples.get('preempt_alerts_total{rule="crate-dropped-runbook",severity="high"}', 0.0) == 0
     assert worker.proc.poll() is None, worker.log_text()[-3000:]
     assert worker.log_text().count("alert too large for Kafka; dead-lettered") == 3
+    assert "Traceback" not in worker.log_text()
+
+
+def test_a_dead_letter_the_broker_refuses_as_too_large_is_written_cut_and_the_worker_goes_on(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """An events dead-letter topic whose max.message.bytes is below a rejected record (an oversize event, a
+    20 KB event with a wrong field): each dead letter is written cut to fit, with its verdict and
+    ``preempt.dlq.truncated``, and the good events after them alert. Before, the broker's refusal failed the
+    batch: the worker stopped, and stopped again on the same record after every restart."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    _set_topic_config(kafka_bootstrap, names.events_dlq, **{"max.message.bytes": "3000"})
+    worker = ready_worker(process_factory, settings, "worker")
+    now = format_ts(time.time())
+    oversize = {"event_id": "big", "event": "Crate Dropped", "account_id": "hold-0", "timestamp": now}
+    producer.send(
+        names.events, key=b"hold-0", value=json.dumps({**oversize, "properties": {"b": "x" * 40_000}}).encode()
+    )
+    wrong = {**oversize, "event_id": "wrong", "properties": {"note": "y" * 8000, "more": "z" * 8000}, "timestamp": 7}
+    producer.send(names.events, key=b"hold-1", value=json.dumps(wrong).encode())
+    producer.flush()
+    accounts = [f"hold-{i}" for i in range(2, 5)]
+    publish_crates(producer, names.events, accounts)
+
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3, timeout_s=60)
+    emitted = consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=2.0)
+    assert {json.loads(r.value)["account_id"] for r in emitted} == set(accounts)
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 2, timeout_s=30, idle_s=1.0)
+    assert Counter(dict(r.headers)[REASON].decode() for r in letters) == {"too_large": 1, "invalid_field": 1}
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert headers[SOURCE_TOPIC].decode() == names.events
+        assert TRUNCATED in headers, headers
+        assert len(letter.value or b"") < 3000
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    assert worker.log_text().count("dead letter too large for the dead-letter topic; written cut") == 2
     assert "Traceback" not in worker.log_text()
 
 
