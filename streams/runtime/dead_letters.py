@@ -224,16 +224,17 @@ CUT_DEAD_LETTER_BYTES = (8 * 1024, 1024, 0)
 (8 KiB, then 1 KiB), then the verdict headers alone (0)."""
 
 
-def cut_dead_letter(letter: DeadLetterRecord, max_bytes: int) -> DeadLetterRecord:
-    """``letter`` (a :func:`dead_letter_record`) cut to ``max_bytes`` (:func:`bounded`), its verdict kept; the
-    ``preempt.dlq.truncated`` note of an earlier cut is replaced by the new one, which says what was left out."""
-    headers = [(name, v) for name, v in letter.headers if name != TRUNCATED]
-    return bounded(
-        DeadLetterRecord(letter.key, letter.value, headers),
-        TRUNCATED,
-        keep=lambda name: name.startswith(DLQ_HEADER_PREFIX),
-        max_bytes=max_bytes,
-    )
+def cut_dead_letter(
+    letter: DeadLetterRecord,
+    max_bytes: int,
+    marker: str = TRUNCATED,
+    keep: Callable[[str], bool] = lambda name: name.startswith(DLQ_HEADER_PREFIX),
+) -> DeadLetterRecord:
+    """``letter`` cut to ``max_bytes`` (:func:`bounded`), the headers ``keep`` accepts (the verdict) kept; the
+    ``marker`` note of an earlier cut is replaced by the new one, which says what was left out. Defaults: a
+    :func:`dead_letter_record`; the notifier passes ``ALERT_TRUNCATED`` and its own ``keep``."""
+    headers = [(name, v) for name, v in letter.headers if name != marker]
+    return bounded(DeadLetterRecord(letter.key, letter.value, headers), marker, keep=keep, max_bytes=max_bytes)
 
 
 def dead_letter_headers(headers: HeadersIn) -> dict[str, str]:
