@@ -26,6 +26,7 @@ from tests.integration.topology_support import (
     publish_crates,
     ready_watching_worker,
     ready_worker,
+    readyz,
     reset_group,
     wait_readyz,
 )
@@ -260,6 +261,43 @@ def test_records_retention_deleted_before_a_worker_read_them_are_counted_as_skip
     assert samples['preempt_events_skipped_total{reason="offset_moved"}'] == 0
     assert samples['preempt_events_total{outcome="accepted"}'] == 2
     assert "records deleted by retention before a worker read them" in second.log_text()
+
+
+def test_partitions_whose_unread_records_retention_deleted_are_not_reported_stalled(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Events published while the workers were stopped and deleted by retention, then nothing more: the restarted
+    worker counts them (retention) once and, as nothing is left to read, stays ready. Before, the group's
+    offset stayed below the log start (lag, no progress): every partition was reported stalled (``/readyz``
+    503, PreemptPartitionStalled) and an ERROR ``records deleted … lost`` came again at every watchdog sample
+    until new events arrived on the partition."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), partition_stall_seconds=4
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    first = ready_worker(process_factory, settings, "first")
+    publish_crates(producer, names.events, [f"reef-{i}" for i in range(8)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 8)
+    first.stop()
+
+    publish_crates(producer, names.events, [f"sand-{i}" for i in range(8)], event="Sand Shifted")
+    delete_records_to_end(kafka_bootstrap, names.events)
+    second = ready_worker(process_factory, settings, "second")
+    wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 8)
+    time.sleep(4 + 12)  # the stall time, then several watchdog samples
+
+    status, body = readyz(settings.worker_web_port)
+    assert status == 200, body
+    samples = wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 8)
+    assert samples['preempt_events_skipped_total{reason="retention"}'] == 8
+    assert metric_sum(samples, "preempt_partition_stalls_total") == 0
+    assert "partition stalled" not in second.log_text()
+    assert "before the worker read them: lost" not in second.log_text()
 
 
 def delete_records_to_end(bootstrap: str, topic: str) -> None:
