@@ -1012,6 +1012,14 @@ class WorkerRuntime:
             for move in moves:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)
+        for p in mine:
+            at, start = committed.get(p), starts.get(p)
+            if at is not None and start is not None and start > at:
+                # Retention deleted [at, start) before a worker read them (counted just above): no record
+                # will be handed over for them, and Faust commits only up to the first offset never acked,
+                # so the group's offset stayed there for good (lag growing, the partition re-read after
+                # every restart). Acked, commits go on from the log start.
+                ack_offsets(self.app, TP(self.events_topic, p), range(at, start))
         self._first_unchecked = set(mine)
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 

@@ -298,6 +298,56 @@ def test_partitions_whose_unread_records_retention_deleted_are_not_reported_stal
     assert metric_sum(samples, "preempt_partition_stalls_total") == 0
     assert "partition stalled" not in second.log_text()
     assert "before the worker read them: lost" not in second.log_text()
+    # The deleted offsets are behind the group's offset for good: commits go past them, on busy partitions too.
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
+    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+
+
+def test_commits_go_past_records_retention_deleted_on_a_partition_that_gets_new_events(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Events deleted by retention while the workers were stopped, new events right after the restart: the group
+    commits every partition to its end. Before, the deleted offsets were never acked, Faust commits only up to
+    the first offset not acked, and the group's offset stayed below the log start for good: the lag grew with
+    every event (PreemptConsumerLagGrowing), and every restart read the partition again from there."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    first = ready_worker(process_factory, settings, "first")
+    publish_crates(producer, names.events, [f"reef-{i}" for i in range(8)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 8)
+    first.stop()
+
+    publish_crates(producer, names.events, [f"sand-{i}" for i in range(8)], event="Sand Shifted")
+    delete_records_to_end(kafka_bootstrap, names.events)
+    ready_worker(process_factory, settings, "second")
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
+    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+
+
+def committed_to_end(bootstrap: str, topic: str, group: str, timeout_s: float) -> dict[int, tuple[int | None, int]]:
+    """Wait (bounded) until ``group`` has committed every partition of ``topic`` to its end; {} when it has,
+    else each partition's (committed, end) at the deadline (a test asserts the empty dict)."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=group, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ends = consumer.end_offsets(parts)
+            behind = {
+                tp.partition: (consumer.committed(tp), ends[tp]) for tp in parts if consumer.committed(tp) != ends[tp]
+            }
+            if not behind or time.monotonic() > deadline:
+                return behind
+            time.sleep(1)
+    finally:
+        consumer.close()
 
 
 def delete_records_to_end(bootstrap: str, topic: str) -> None:
