@@ -278,15 +278,7 @@ def test_partitions_whose_unread_records_retention_deleted_are_not_reported_stal
     settings = settings_factory(
         rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), partition_stall_seconds=4
     )
-    ensure_topics(settings)
-    names = TopicNames.from_settings(settings)
-    first = ready_worker(process_factory, settings, "first")
-    publish_crates(producer, names.events, [f"reef-{i}" for i in range(8)])
-    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 8)
-    first.stop()
-
-    publish_crates(producer, names.events, [f"sand-{i}" for i in range(8)], event="Sand Shifted")
-    delete_records_to_end(kafka_bootstrap, names.events)
+    names = _events_deleted_while_stopped(kafka_bootstrap, settings, process_factory, producer)
     second = ready_worker(process_factory, settings, "second")
     wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 8)
     time.sleep(4 + 12)  # the stall time, then several watchdog samples
@@ -316,19 +308,26 @@ def test_commits_go_past_records_retention_deleted_on_a_partition_that_gets_new_
     the first offset not acked, and the group's offset stayed below the log start for good: the lag grew with
     every event (PreemptConsumerLagGrowing), and every restart read the partition again from there."""
     settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    names = _events_deleted_while_stopped(kafka_bootstrap, settings, process_factory, producer)
+    ready_worker(process_factory, settings, "second")
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
+    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+
+
+def _events_deleted_while_stopped(
+    bootstrap: str, settings: Settings, process_factory: Callable[..., ManagedProcess], producer: KafkaProducer
+) -> TopicNames:
+    """A worker evaluates 8 events and stops; 8 more are published and deleted (retention) before any worker runs."""
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     first = ready_worker(process_factory, settings, "first")
     publish_crates(producer, names.events, [f"reef-{i}" for i in range(8)])
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 8)
     first.stop()
-
     publish_crates(producer, names.events, [f"sand-{i}" for i in range(8)], event="Sand Shifted")
-    delete_records_to_end(kafka_bootstrap, names.events)
-    ready_worker(process_factory, settings, "second")
-    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
-    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
-    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+    delete_records_to_end(bootstrap, names.events)
+    return names
 
 
 def committed_to_end(bootstrap: str, topic: str, group: str, timeout_s: float) -> dict[int, tuple[int | None, int]]:
