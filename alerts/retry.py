@@ -330,7 +330,7 @@ class RetryScheduler:
         except RetryableDeliveryError as exc:
             if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
                 self.health.failed(job.target, job.receiver_type, str(exc))
-            self._retry(job, str(exc), exc.retry_after)
+            self._retry(job, str(exc), exc.retry_after, held=exc.held)
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug or an unmapped I/O error: retry, never crash the loop
             bound.exception("unexpected delivery error")
@@ -349,8 +349,17 @@ class RetryScheduler:
         await self._on_delivered(job, receipt)
 
     def _retry(
-        self, job: DeliveryJob, detail: str, retry_after: float | None, partial: DeliveryReceipt | None = None
+        self,
+        job: DeliveryJob,
+        detail: str,
+        retry_after: float | None,
+        partial: DeliveryReceipt | None = None,
+        *,
+        held: bool = False,
     ) -> None:
+        """Schedule ``job`` again, or give up past the give-up window. ``held``: the notifier kept it back itself
+        (a paced channel) and sent nothing, so it is not counted in ``preempt_notifications_total{outcome="retried"}``,
+        which counts delivery attempts — counted, a burst to one healthy channel looked like a flaky receiver."""
         if self._disowned(job):
             return
         now = self._clock()
@@ -373,8 +382,9 @@ class RetryScheduler:
             self._in_flight.add(task)
             task.add_done_callback(self._settled_task)
             return
-        NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="retried").inc()
-        NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
+        if not held:
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="retried").inc()
+            NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
         bound.info("delivery retry scheduled", error=detail, retry_in=round(at - now, 3), retry_after=retry_after)
         self.submit(job, at)
 

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import faust
 from aiohttp import web
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from faust.types import TP
 from pydantic import SecretStr, ValidationError
 
@@ -60,11 +61,14 @@ from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
 from schemas.feedback import Feedback
 from streams.runtime.dead_letters import (
+    ALERT_REASON,
     ALERT_TRUNCATED,
+    CUT_DEAD_LETTER_BYTES,
     INVALID_ALERT,
     DeadLetterRecord,
     alert_dead_letter_headers,
     bounded,
+    cut_dead_letter,
 )
 from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets
 from streams.runtime.logs import get_logger
@@ -83,6 +87,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.skipped_records import RangeSource, SkippedRange, offset_jump, reread_skipped
 
 log = get_logger(__name__)
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 APP_NAME = "preempt-notify"  # the app id (and ``app`` label of preempt_ready) under the default topic prefix
 LOOP_MAX_SLEEP = 0.5  # the delivery loop looks again at least this often (seconds)
@@ -209,6 +214,7 @@ class NotifierRuntime:
         NOTIFIER_ALERTS_HELD.set_function(self.acks.held)
         # Dead letters being written (alerts/liveness.py reports one in flight past the stall time).
         self.dead_letters_pending = PendingWrites()
+        self._dead_letter_resend = asyncio.Lock()
         NOTIFIER_DEAD_LETTER_PENDING_SECONDS.set_function(self.dead_letters_pending.oldest_age)
         # Per partition of preempt.alerts, the next offset after the last alert handled (the watchdog's
         # measure, alerts/liveness.py); forgotten on revocation, when every partition is read again.
@@ -442,7 +448,11 @@ class NotifierRuntime:
         errors = exc if isinstance(exc, str) else validation_summary(exc)
         log.warning("undecodable alert dead-lettered", error=errors)
         headers = self.dead_letter_headers(INVALID_ALERT, errors[:MAX_INVALID_DETAIL_CHARS])
-        await self.send_dead_letter(key, value, headers)
+        try:
+            await self.send_dead_letter(key, value, headers)
+        except Exception as exc:  # the broker refused it (not for its size): never ack the record
+            self.bookkeeping_failed(exc)
+            raise
         ALERTS_SUPPRESSED.labels(reason="invalid").inc()
         NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=INVALID_ALERT).inc()
         NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
@@ -478,8 +488,46 @@ class NotifierRuntime:
         """
         letter = bounded(DeadLetterRecord(key, value, headers), ALERT_TRUNCATED, keep=lambda _name: True)
         with self.dead_letters_pending.track():  # the watchdog reports one the broker does not take
-            await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
-            await self.flush()
+            try:
+                await self._write_dead_letter(letter)
+            except _TOO_LARGE as exc:
+                await self._write_dead_letter_cut(letter, exc)
+
+    async def _write_dead_letter(self, letter: DeadLetterRecord) -> None:
+        """Send ``letter``, flush, and raise what the broker answered: the producer's flush returns whether or
+        not a record was taken, and a refused dead letter (too large, not authorised) was lost while its
+        alert was acked and logged as dead-lettered."""
+        sent = await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+        await self.flush()
+        await sent
+
+    async def _write_dead_letter_cut(self, letter: DeadLetterRecord, exc: BaseException) -> None:
+        """``letter`` refused as too large: sent once more alone (the limit is per record batch, so one that
+        fits may have shared a refused batch), then cut to fit a ``max.message.bytes`` set below it — the
+        alert's first bytes, then the headers alone. Raises (the alert stays unacked) when all are refused."""
+        topic = self.topics.dead_letters.get_topic_name()
+        async with self._dead_letter_resend:
+            for max_bytes in (None, *CUT_DEAD_LETTER_BYTES):
+                smaller = (
+                    letter if max_bytes is None else cut_dead_letter(letter, max_bytes, ALERT_TRUNCATED, lambda _: True)
+                )
+                try:
+                    await self._write_dead_letter(smaller)
+                except _TOO_LARGE as again:
+                    exc = again
+                    continue
+                if smaller is not letter:
+                    log.warning(
+                        "dead letter too large for the dead-letter topic; written cut",
+                        topic=topic,
+                        reason=dict(letter.headers).get(ALERT_REASON, b"").decode("utf-8", "replace"),
+                        value_bytes=len(letter.value or b""),
+                        kept_bytes=len(smaller.value or b""),
+                        error=type(exc).__name__,
+                        remedy=f"raise max.message.bytes of {topic} to keep whole alerts",
+                    )
+                return
+        raise exc
 
     def bookkeeping_failed(self, exc: BaseException) -> None:
         """A delivery record or a dead letter could not be written (the broker): stop the process.

@@ -60,12 +60,17 @@ class RetryableDeliveryError(DeliveryError):
 
     ``throttled``: the channel only said "not now" (Slack's 429, the notifier's own pacing), not that it
     fails: such a refusal does not count against the channel's health (``alerts/delivery_health.py``).
+    ``held``: the notifier kept the message back itself (a channel's one-message-a-second pacing, or a channel
+    a 429 holds) and sent nothing: no delivery attempt, so not counted as a retry.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, *, throttled: bool = False) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, throttled: bool = False, held: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.throttled = throttled
+        self.held = held
 
 
 class DestinationFailingError(RetryableDeliveryError):

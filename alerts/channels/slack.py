@@ -110,6 +110,7 @@ class ChannelRateLimiter:
                 "slack: channel paced (one message per second) or rate limited",
                 retry_after=math.ceil((until - now) * 1000 - 1e-6) / 1000,
                 throttled=True,
+                held=True,  # nothing was sent: not a retry of an attempt
             )
 
     def check_hold(self, channel: str) -> None:

@@ -218,6 +218,25 @@ def bounded(
     return DeadLetterRecord(key, value, [*headers, (marker, note.encode())])
 
 
+CUT_DEAD_LETTER_BYTES = (8 * 1024, 1024, 0)
+"""Sizes to cut a dead letter to, in turn, when the dead-letter topic refuses it as too large (its
+``max.message.bytes`` set below :data:`MAX_DEAD_LETTER_BYTES`): the value's first bytes with the verdict
+(8 KiB, then 1 KiB), then the verdict headers alone (0)."""
+
+
+def cut_dead_letter(
+    letter: DeadLetterRecord,
+    max_bytes: int,
+    marker: str = TRUNCATED,
+    keep: Callable[[str], bool] = lambda name: name.startswith(DLQ_HEADER_PREFIX),
+) -> DeadLetterRecord:
+    """``letter`` cut to ``max_bytes`` (:func:`bounded`), the headers ``keep`` accepts (the verdict) kept; the
+    ``marker`` note of an earlier cut is replaced by the new one, which says what was left out. Defaults: a
+    :func:`dead_letter_record`; the notifier passes ``ALERT_TRUNCATED`` and its own ``keep``."""
+    headers = [(name, v) for name, v in letter.headers if name != marker]
+    return bounded(DeadLetterRecord(letter.key, letter.value, headers), marker, keep=keep, max_bytes=max_bytes)
+
+
 def dead_letter_headers(headers: HeadersIn) -> dict[str, str]:
     """The ``preempt.dlq.*`` headers of a dead letter as text, for tools and tests that read them."""
     return {

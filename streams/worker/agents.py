@@ -667,9 +667,19 @@ class WorkerRuntime:
             self.lock.release()
         if start is None or end <= start:
             return False
+        # Offsets below where reading started at the assignment were deleted by retention before a
+        # worker read them (counted and logged then, streams/worker/progress.py): nothing there to read
+        # or wait for. Read, they failed every sample (OffsetOutOfRange, an ERROR each time) and the
+        # partition was reported stalled until a new event arrived on it.
+        deleted_until = self._committed_at_rebuild.get(partition)
+        read_from = start if deleted_until is None else min(max(start, deleted_until), end)
         # Outside the lock (batches and ticks go on meanwhile, the read can wait up to its timeout
         # on a slow broker), and only up to the first record: a real stall's backlog is not read.
-        got, complete = await self.gap_repair.read_range(partition, start, end, first_only=True)
+        got, complete = (
+            await self.gap_repair.read_range(partition, read_from, end, first_only=True)
+            if read_from < end
+            else ([], True)
+        )
         if got or not complete:
             return False
         if not await self._lock_within(SETTLE_LOCK_WAIT_SECONDS):
@@ -1002,6 +1012,14 @@ class WorkerRuntime:
             for move in moves:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)
+        for p in mine:
+            at, start = committed.get(p), starts.get(p)
+            if at is not None and start is not None and start > at:
+                # Retention deleted [at, start) before a worker read them (counted just above): no record
+                # will be handed over for them, and Faust commits only up to the first offset never acked,
+                # so the group's offset stayed there for good (lag growing, the partition re-read after
+                # every restart). Acked, commits go on from the log start.
+                ack_offsets(self.app, TP(self.events_topic, p), range(at, start))
         self._first_unchecked = set(mine)
         log.info("worker state rebuilt", partitions=sorted(mine), accounts=n, pending_wakeups=len(processor.wakeups))
 

@@ -27,7 +27,16 @@ import faust
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
 from schemas.alert import Alert
-from streams.runtime.dead_letters import NO_POSITION, DeadLetterRecord, dead_letter_record
+from streams.runtime.dead_letters import (
+    CUT_DEAD_LETTER_BYTES,
+    NO_POSITION,
+    REASON,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    DeadLetterRecord,
+    cut_dead_letter,
+    dead_letter_record,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES, EVENTS_DEAD_LETTERED
 from streams.worker.partition_scope import PartitionEvents
@@ -208,10 +217,63 @@ class OutputWriter:
         return pending
 
     async def send_dead_letters(self, letters: Sequence[DeadLetterOutput]) -> list[Awaitable[Any]]:
-        """``letters`` to the DLQ (original key/value/headers + reason headers); returns their delivery futures."""
+        """``letters`` to the DLQ (original key/value/headers + reason headers); returns their delivery futures.
+
+        A dead letter Kafka refuses as too large for the dead-letter topic is written cut to fit
+        (:meth:`_dead_letter_too_large`).
+        """
         now = time.time()
         pending: list[Awaitable[Any]] = []
         for letter in letters:
             dlq = dead_letter(letter, now)
-            pending.append(await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True))
+            try:
+                sent = await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True)
+            except _TOO_LARGE as exc:  # over the producer's max_request_size: refused before sending
+                pending.append(asyncio.ensure_future(self._dead_letter_too_large(dlq, exc)))
+                continue
+            pending.append(asyncio.ensure_future(self._dead_letter_delivered(dlq, sent)))
         return pending
+
+    async def _dead_letter_delivered(self, letter: DeadLetterRecord, sent: Awaitable[Any]) -> None:
+        """Await ``letter``'s delivery; one the broker refuses as too large is sent alone, then cut to fit."""
+        try:
+            await sent
+        except _TOO_LARGE:
+            # The limit is on a record batch: a dead letter that fits may have shared a refused batch.
+            async with self._resend_lock:
+                try:
+                    await (await self._dlq.send(key=letter.key, value=letter.value, headers=letter.headers, force=True))
+                except _TOO_LARGE as again:
+                    await self._dead_letter_too_large(letter, again)
+
+    async def _dead_letter_too_large(self, letter: DeadLetterRecord, exc: BaseException) -> None:
+        """Write ``letter`` cut to fit a dead-letter topic whose ``max.message.bytes`` is below it.
+
+        Without this the batch failed and the worker stopped, and stopped again on the same record
+        after every restart: one rejected record stopped the partition for good. The verdict headers
+        (reason, source topic, partition, offset) always stay, so the original can be found in the
+        source topic while it is retained. Raises when even the verdict alone is refused.
+        """
+        topic = self._dlq.get_topic_name()
+        original = len(letter.value or b"")
+        for max_bytes in CUT_DEAD_LETTER_BYTES:
+            smaller = cut_dead_letter(letter, max_bytes)
+            try:
+                await (await self._dlq.send(key=smaller.key, value=smaller.value, headers=smaller.headers, force=True))
+            except _TOO_LARGE as again:
+                exc = again
+                continue
+            headers = dict(letter.headers)
+            log.warning(
+                "dead letter too large for the dead-letter topic; written cut",
+                topic=topic,
+                reason=headers.get(REASON, b"").decode("utf-8", "replace"),
+                source_partition=headers.get(SOURCE_PARTITION, b"").decode("utf-8", "replace"),
+                source_offset=headers.get(SOURCE_OFFSET, b"").decode("utf-8", "replace"),
+                value_bytes=original,
+                kept_bytes=len(smaller.value or b""),
+                error=type(exc).__name__,
+                remedy=f"raise max.message.bytes of {topic} to keep whole records",
+            )
+            return
+        raise exc

@@ -241,3 +241,29 @@ def test_an_smtp_server_that_never_answers_does_not_hold_back_slack(
     produce_alerts(producer, topics.alerts, make_alert("chat-1"))
     (posted,) = slack_server.wait_for(1, timeout_s=30)
     assert posted.time - produced < 8.0
+
+
+def test_the_notifiers_own_pacing_of_a_busy_channel_is_not_counted_as_retries(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Six alerts in six groups to one healthy channel go out one a second: six requests, six ``sent``, no
+    ``retried`` — nothing was tried twice. Before, each message held back for the channel's next slot counted
+    as a retry (9 for 6 here), so a burst to one channel looked like a flaky Slack and, sustained, fired
+    PreemptNotificationRetriesHigh (retries over half of the attempts) with every message delivered first time."""
+    routes = (
+        "receivers:\n  - {name: team, slack_configs: [{channel: C-BUSY}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
+    )
+    settings = notifier_settings(settings_factory, write_routes(tmp_path, routes), slack_api_url=slack_server.api_url)
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, topics.alerts, *(make_alert(f"busy-{i}") for i in range(6)))
+    slack_server.wait_for(6, target="C-BUSY", timeout_s=60)
+    wait_for_records(notifier, "alert delivered", 6, timeout_s=30)
+
+    assert len(slack_server.for_target("C-BUSY")) == 6
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 6
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="retried") == 0

@@ -4,6 +4,7 @@ records, partitions added to the events topic, changelog topics that do not keep
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 
-from streams.runtime.dead_letters import REASON, SOURCE_TOPIC
+from schemas.event import format_ts
+from streams.runtime.dead_letters import REASON, SOURCE_TOPIC, TRUNCATED
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -24,6 +26,7 @@ from tests.integration.topology_support import (
     publish_crates,
     ready_watching_worker,
     ready_worker,
+    readyz,
     reset_group,
     wait_readyz,
 )
@@ -73,6 +76,48 @@ def test_an_alert_the_broker_refuses_as_too_large_is_dead_lettered_and_the_worke
     assert samples.get('preempt_alerts_total{rule="crate-dropped-runbook",severity="high"}', 0.0) == 0
     assert worker.proc.poll() is None, worker.log_text()[-3000:]
     assert worker.log_text().count("alert too large for Kafka; dead-lettered") == 3
+    assert "Traceback" not in worker.log_text()
+
+
+def test_a_dead_letter_the_broker_refuses_as_too_large_is_written_cut_and_the_worker_goes_on(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """An events dead-letter topic whose max.message.bytes is below a rejected record (an oversize event, a
+    20 KB event with a wrong field): each dead letter is written cut to fit, with its verdict and
+    ``preempt.dlq.truncated``, and the good events after them alert. Before, the broker's refusal failed the
+    batch: the worker stopped, and stopped again on the same record after every restart."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    _set_topic_config(kafka_bootstrap, names.events_dlq, **{"max.message.bytes": "3000"})
+    worker = ready_worker(process_factory, settings, "worker")
+    now = format_ts(time.time())
+    oversize = {"event_id": "big", "event": "Crate Dropped", "account_id": "hold-0", "timestamp": now}
+    producer.send(
+        names.events, key=b"hold-0", value=json.dumps({**oversize, "properties": {"b": "x" * 40_000}}).encode()
+    )
+    wrong = {**oversize, "event_id": "wrong", "properties": {"note": "y" * 8000, "more": "z" * 8000}, "timestamp": 7}
+    producer.send(names.events, key=b"hold-1", value=json.dumps(wrong).encode())
+    producer.flush()
+    accounts = [f"hold-{i}" for i in range(2, 5)]
+    publish_crates(producer, names.events, accounts)
+
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3, timeout_s=60)
+    emitted = consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=30, idle_s=2.0)
+    assert {json.loads(r.value)["account_id"] for r in emitted} == set(accounts)
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 2, timeout_s=30, idle_s=1.0)
+    assert Counter(dict(r.headers)[REASON].decode() for r in letters) == {"too_large": 1, "invalid_field": 1}
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert headers[SOURCE_TOPIC].decode() == names.events
+        assert TRUNCATED in headers, headers
+        assert len(letter.value or b"") < 3000
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    assert worker.log_text().count("dead letter too large for the dead-letter topic; written cut") == 2
     assert "Traceback" not in worker.log_text()
 
 
@@ -250,6 +295,92 @@ def test_records_retention_deleted_before_a_worker_read_them_are_counted_as_skip
     assert samples['preempt_events_skipped_total{reason="offset_moved"}'] == 0
     assert samples['preempt_events_total{outcome="accepted"}'] == 2
     assert "records deleted by retention before a worker read them" in second.log_text()
+
+
+def test_partitions_whose_unread_records_retention_deleted_are_not_reported_stalled(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Events published while the workers were stopped and deleted by retention, then nothing more: the restarted
+    worker counts them (retention) once and, as nothing is left to read, stays ready. Before, the group's
+    offset stayed below the log start (lag, no progress): every partition was reported stalled (``/readyz``
+    503, PreemptPartitionStalled) and an ERROR ``records deleted … lost`` came again at every watchdog sample
+    until new events arrived on the partition."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port(), partition_stall_seconds=4
+    )
+    names = _events_deleted_while_stopped(kafka_bootstrap, settings, process_factory, producer)
+    second = ready_worker(process_factory, settings, "second")
+    wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 8)
+    time.sleep(4 + 12)  # the stall time, then several watchdog samples
+
+    status, body = readyz(settings.worker_web_port)
+    assert status == 200, body
+    samples = wait_for_metric(settings.worker_web_port, 'preempt_events_skipped_total{reason="retention"}', 8)
+    assert samples['preempt_events_skipped_total{reason="retention"}'] == 8
+    assert metric_sum(samples, "preempt_partition_stalls_total") == 0
+    assert "partition stalled" not in second.log_text()
+    assert "before the worker read them: lost" not in second.log_text()
+    # The deleted offsets are behind the group's offset for good: commits go past them, on busy partitions too.
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
+    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+
+
+def test_commits_go_past_records_retention_deleted_on_a_partition_that_gets_new_events(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Events deleted by retention while the workers were stopped, new events right after the restart: the group
+    commits every partition to its end. Before, the deleted offsets were never acked, Faust commits only up to
+    the first offset not acked, and the group's offset stayed below the log start for good: the lag grew with
+    every event (PreemptConsumerLagGrowing), and every restart read the partition again from there."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    names = _events_deleted_while_stopped(kafka_bootstrap, settings, process_factory, producer)
+    ready_worker(process_factory, settings, "second")
+    publish_crates(producer, names.events, [f"tide-{i}" for i in range(12)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 12)
+    assert committed_to_end(kafka_bootstrap, names.events, f"{settings.topic_prefix}-rules", timeout_s=30) == {}
+
+
+def _events_deleted_while_stopped(
+    bootstrap: str, settings: Settings, process_factory: Callable[..., ManagedProcess], producer: KafkaProducer
+) -> TopicNames:
+    """A worker evaluates 8 events and stops; 8 more are published and deleted (retention) before any worker runs."""
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    first = ready_worker(process_factory, settings, "first")
+    publish_crates(producer, names.events, [f"reef-{i}" for i in range(8)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 8)
+    first.stop()
+    publish_crates(producer, names.events, [f"sand-{i}" for i in range(8)], event="Sand Shifted")
+    delete_records_to_end(bootstrap, names.events)
+    return names
+
+
+def committed_to_end(bootstrap: str, topic: str, group: str, timeout_s: float) -> dict[int, tuple[int | None, int]]:
+    """Wait (bounded) until ``group`` has committed every partition of ``topic`` to its end; {} when it has,
+    else each partition's (committed, end) at the deadline (a test asserts the empty dict)."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=group, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ends = consumer.end_offsets(parts)
+            behind = {
+                tp.partition: (consumer.committed(tp), ends[tp]) for tp in parts if consumer.committed(tp) != ends[tp]
+            }
+            if not behind or time.monotonic() > deadline:
+                return behind
+            time.sleep(1)
+    finally:
+        consumer.close()
 
 
 def delete_records_to_end(bootstrap: str, topic: str) -> None:

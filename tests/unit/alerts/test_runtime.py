@@ -52,9 +52,13 @@ class FakeTopic:
 
     async def send(
         self, *, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
-    ) -> None:
+    ) -> asyncio.Future[None]:
+        """Records the send; returns the delivery future (a Faust topic's ``FutureMessage``), already taken."""
         record = {"key": key, "value": value, "headers": headers}
         self.sent.append(record if partition is None else {**record, "partition": partition})
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
 
 class FakeApp:
@@ -475,9 +479,9 @@ async def test_a_delivery_dead_letter_being_written_is_pending_for_the_watchdog(
     taken = asyncio.Event()
     sent = topics["dead_letters"].send
 
-    async def slow(**record: Any) -> None:
+    async def slow(**record: Any) -> asyncio.Future[None]:
         await taken.wait()
-        await sent(**record)
+        return await sent(**record)
 
     topics["dead_letters"].send = slow  # type: ignore[method-assign]
     task = asyncio.ensure_future(runtime.dead_letter_delivery(make_alert(), "csm/slack-0", "slack", "permanent", "x"))

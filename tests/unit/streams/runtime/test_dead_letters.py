@@ -13,6 +13,7 @@ from streams.runtime.dead_letters import (
     DeadLetterRecord,
     alert_dead_letter_headers,
     bounded,
+    cut_dead_letter,
     dead_letter_headers,
     dead_letter_record,
     ingest_dead_letter_record,
@@ -195,6 +196,25 @@ def test_huge_original_headers_and_key_are_dropped_before_the_verdict() -> None:
     assert dead_letter_headers(record.headers)["preempt.dlq.truncated"] == (
         "6 original headers dropped; key of 600000 bytes dropped"
     )
+
+
+def test_a_dead_letter_cut_again_keeps_its_verdict_and_one_truncation_note() -> None:
+    """Cut for a dead-letter topic with a small max.message.bytes: the value keeps its first bytes, the
+    verdict stays, and the earlier ``truncated`` note is replaced (one note, naming the original size)."""
+    raw = b"x" * 999_800
+    record = _letter(raw)
+    cut = cut_dead_letter(record, 8 * 1024)
+    assert _size(cut) <= 8 * 1024
+    assert cut.value
+    assert raw.startswith(cut.value)
+    assert [name for name, _ in cut.headers].count("preempt.dlq.truncated") == 1
+    verdict = dead_letter_headers(cut.headers)
+    assert verdict["preempt.dlq.reason"] == "too_large"
+    assert verdict["preempt.dlq.truncated"].startswith(f"value cut from {len(record.value or b'')} to ")
+    bare = cut_dead_letter(record, 0)
+    assert bare.value == b""
+    assert bare.key is None
+    assert dead_letter_headers(bare.headers)["preempt.dlq.reason"] == "too_large"
 
 
 def test_the_notifiers_dead_letters_are_bounded_with_their_own_marker() -> None:
