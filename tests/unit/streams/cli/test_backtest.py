@@ -359,9 +359,7 @@ def test_a_partition_count_beyond_any_topic_is_refused_at_once(inputs, monkeypat
     monkeypatch.setenv("PREEMPT_TOPIC_PARTITIONS", "100001")
     result = _invoke(inputs)
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith(
-        "Error: PREEMPT_TOPIC_PARTITIONS='100001' is not valid: input should be less than or equal to 100000"
-    )
+    assert result.stderr.startswith("Error: PREEMPT_TOPIC_PARTITIONS='100001' is not valid: must be at most 100000")
 
 
 def test_a_model_of_other_event_names_gets_a_note(inputs, tmp_path: Path):
