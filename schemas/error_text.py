@@ -87,14 +87,24 @@ def _one_of(error: Error) -> str:
 
 
 def _json(error: Error) -> str:
-    detail = str(_ctx(error, "error"))
-    raw = error.get("input")
+    return json_syntax(str(_ctx(error, "error")), error.get("input"))
+
+
+def json_syntax(detail: str, raw: object = None) -> str:
+    """A JSON parser's complaint (orjson's, serde's: "invalid literal, expected 'null': line 1 column 1 (char 0)",
+    "EOF while parsing a value at line 1 column 0") as what is wrong and where."""
     if isinstance(raw, str | bytes) and not raw.strip():
         return "not JSON: it is empty"
     found = _JSON_POSITION.search(detail)
     where = f" (line {found[1]}, column {found[2]})" if found else ""
-    if "EOF" in detail:
+    if "EOF" in detail or "end of data" in detail:
         return f"not valid JSON: it ends before the value is complete{where}"
+    if "recursion limit" in detail or "depth limit" in detail:
+        return f"not valid JSON: nested too deeply{where}"
+    if "trailing" in detail or "after document" in detail:
+        return f"not valid JSON: more text after the value{where} (one JSON value a line)"
+    if "expected ':'" in detail:
+        return f"not valid JSON: a key without its ':'{where}"
     return f"not valid JSON{where}"
 
 

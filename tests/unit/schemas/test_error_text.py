@@ -11,6 +11,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas.decoder import Rejection, decode_event
 from schemas.error_text import connection_failure, first_problem, plain_message, unreadable
 
 JARGON = re.compile(r"Input should|type=|errors\.pydantic|Value error|Field required|Errno|codec|[A-Z][a-z]+Error\b")
@@ -87,6 +88,23 @@ def test_json_that_does_not_parse_says_where(raw: bytes, text: str) -> None:
     with pytest.raises(ValidationError) as caught:
         _Sample.model_validate_json(raw)
     assert first_problem(caught.value.errors()) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b'{"a": 1} x', "not valid JSON: more text after the value (line 1, column 10) (one JSON value a line)"),
+        (b'{"a":', "not valid JSON: it ends before the value is complete (line 1, column 6)"),
+        (b"nope", "not valid JSON (line 1, column 1)"),
+        (b'{"a" 1}', "not valid JSON: a key without its ':' (line 1, column 6)"),
+        (b"[" * 2000, "not valid JSON: nested too deeply (line 1, column 1026)"),
+    ],
+)
+def test_an_event_line_that_is_not_json_says_where_not_in_the_parsers_words(raw: bytes, text: str) -> None:
+    """orjson's "invalid literal, expected 'null': line 1 column 1 (char 0)" read as a parser's internals."""
+    rejection = decode_event(raw, max_bytes=1 << 20, max_future_skew=60.0, now=0.0)
+    assert isinstance(rejection, Rejection)
+    assert rejection.detail == text
 
 
 def test_a_check_this_module_does_not_know_still_has_no_pydantic_voice() -> None:
