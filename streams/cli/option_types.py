@@ -4,6 +4,9 @@ click's ``FloatRange`` lets ``nan`` and ``inf`` through (every comparison with `
 and ``inf`` is above any minimum), and a command then failed deep inside with a traceback
 ("cannot convert float NaN to integer") or silently used the nonsense value.
 
+click's ranges said "'abc' is not a valid float range." and "is not in the range 0<=x<=65535": both say
+what to give in words here.
+
 click's ``Path(exists=True)`` says "File 'x' does not exist" for a file it may not look at (in a
 folder without the x permission): the file is there, and the message sends the user looking for it.
 """
@@ -17,10 +20,38 @@ from typing import Any
 import click
 
 
-class FiniteFloatRange(click.FloatRange):
-    """A ``FloatRange`` that refuses ``nan`` and ``±inf`` with a usage error naming the option."""
+class _WordedRange(click.types._NumberRangeBase):
+    """A range said in words — "give a whole number from 0 to 65535 (got '99999')", "[0 or more]" in the help — not
+    click's "'abc' is not a valid float range." or "is not in the range 0<=x<=65535"."""
 
-    name = "float range"
+    noun = "number"
+
+    def _describe_range(self) -> str:
+        low = None if self.min is None else f"more than {self.min}" if self.min_open else f"{self.min} or more"
+        high = None if self.max is None else f"less than {self.max}" if self.max_open else f"{self.max} or less"
+        if low and high:
+            return f"from {self.min} to {self.max}" if not (self.min_open or self.max_open) else f"{low}, {high}"
+        return low or high or "any"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The number, if it is one and within the range; otherwise ``self.fail`` (exit 2, one line)."""
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"give a {self.noun}, {self._describe_range()} (got {value!r})", param, ctx)
+
+
+class WholeNumberRange(_WordedRange, click.IntRange):
+    """``click.IntRange`` said in words."""
+
+    name = "integer"
+    noun = "whole number"
+
+
+class FiniteFloatRange(_WordedRange, click.FloatRange):
+    """A ``FloatRange`` said in words that refuses ``nan`` and ``±inf`` with a usage error naming the option."""
+
+    name = "number"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The number, if it is finite and within the range; otherwise ``self.fail`` (exit 2, one line)."""

@@ -410,7 +410,7 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
         (
             ["ingest", "--port", "99999"],
             {},
-            "Error: Invalid value for '--port': 99999 is not in the range 0<=x<=65535.",
+            "Error: Invalid value for '--port': give a whole number, from 0 to 65535 (got '99999')",
         ),
         (
             ["ingest"],

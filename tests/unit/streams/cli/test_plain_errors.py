@@ -16,7 +16,8 @@ from tests.unit.rules.risk_support import GOLDEN as RISK_MODEL
 CLOSED_BROKER = "kafka://127.0.0.1:1"  # nothing listens on port 1: connections are refused
 JARGON = re.compile(
     r"Traceback|Input should|type=|pydantic|Value error|Field required|Errno|codec|Connect call failed|"
-    r"\b[A-Z][A-Za-z]*(Error|Exception)\b|\bNoneType\b|, not (str|int|float|dict|list)\b|problem\(s\)"
+    r"\b[A-Z][A-Za-z]*(Error|Exception)\b|\bNoneType\b|, not (str|int|float|dict|list)\b|problem\(s\)|"
+    r"float range|integer range|<=x|x>="
 )
 RULE = "id: r\nkind: threshold\ntitle: t\nseverity: high\npriority: 1\nwindow: 10m\nmin: 3\nmatch: {event: X}\n"
 RISK = "id: r\nkind: risk\ntitle: t\nseverity: high\npriority: 1\nmodel: {model}\nthreshold: {threshold}\n"
@@ -87,6 +88,13 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["worker"], {"PREEMPT_BROKER": CLOSED_BROKER}, "connection refused: nothing listens there"),
     (["events", "dead-letters"], {"PREEMPT_BROKER": CLOSED_BROKER}, "connection refused: nothing listens there"),
     (["publish", "--event", "X", "--account", "a"], {"PREEMPT_BROKER": CLOSED_BROKER}, "connection refused"),
+    (
+        ["backtest", "--rules", "severity.yaml", "--events", "events.jsonl", "--allowed-lateness", "abc"],
+        {},
+        "give a number, 0 or more (got 'abc')",
+    ),
+    (["ingest", "--port", "99999"], {}, "give a whole number, from 0 to 65535 (got '99999')"),
+    (["events", "dead-letters", "--limit", "-1"], {}, "give a whole number, 0 or more (got '-1')"),
 ]
 
 
