@@ -9,12 +9,10 @@ import orjson
 import pytest
 
 from rules.kinds.risk import RiskEvaluator
-from rules.loader import parse_rule
-from rules.models import RiskRule
 from rules.risk import reasons
 from rules.risk.features import Explained, FeatureSpec, NumericProp, Term
 from schemas.event import Event
-from tests.unit.rules.risk_support import model_doc
+from tests.unit.rules.risk_support import model_doc, risk_rule
 
 DAY = 86400.0
 MIDNIGHT = 1_795_392_000.0  # 2026-11-23T00:00:00Z
@@ -139,19 +137,7 @@ def test_the_rule_words_its_reasons_from_the_models_terms_not_their_labels(tmp_p
     )
     model = tmp_path / "m.json"
     model.write_bytes(orjson.dumps(doc))
-    rule = parse_rule(
-        {
-            "id": "risk",
-            "kind": "risk",
-            "title": "risk",
-            "severity": "high",
-            "priority": 1,
-            "model": str(model),
-            "threshold": 0.5,
-            "warmup": "1d",
-        }
-    )
-    assert isinstance(rule, RiskRule)
+    rule = risk_rule(model)
     evaluator = RiskEvaluator(rule)
     state = evaluator.new_state()
     evaluator.on_event(state, Event("e1", weird.event, "acme", MIDNIGHT + 3600, "u1", {}))
