@@ -15,30 +15,34 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, cast
 
 import click
 
 
-class _WordedRange(click.types._NumberRangeBase):
+class _WordedRange:
     """A range said in words — "give a whole number from 0 to 65535 (got '99999')", "[0 or more]" in the help — not
-    click's "'abc' is not a valid float range." or "is not in the range 0<=x<=65535"."""
+    click's "'abc' is not a valid float range." or "is not in the range 0<=x<=65535". Mixed into click's ranges."""
 
     noun = "number"
 
     def _describe_range(self) -> str:
-        low = None if self.min is None else f"more than {self.min}" if self.min_open else f"{self.min} or more"
-        high = None if self.max is None else f"less than {self.max}" if self.max_open else f"{self.max} or less"
+        bounds = cast("click.IntRange | click.FloatRange", self)
+        low = None if bounds.min is None else f"more than {bounds.min}" if bounds.min_open else f"{bounds.min} or more"
+        high = None if bounds.max is None else f"less than {bounds.max}" if bounds.max_open else f"{bounds.max} or less"
         if low and high:
-            return f"from {self.min} to {self.max}" if not (self.min_open or self.max_open) else f"{low}, {high}"
+            closed = not (bounds.min_open or bounds.max_open)
+            return f"from {bounds.min} to {bounds.max}" if closed else f"{low}, {high}"
         return low or high or "any"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The number, if it is one and within the range; otherwise ``self.fail`` (exit 2, one line)."""
         try:
-            return super().convert(value, param, ctx)
+            return super().convert(value, param, ctx)  # type: ignore[misc]  # click's range, after this mixin
         except click.BadParameter:
-            self.fail(f"give a {self.noun}, {self._describe_range()} (got {value!r})", param, ctx)
+            cast("click.ParamType", self).fail(
+                f"give a {self.noun}, {self._describe_range()} (got {value!r})", param, ctx
+            )
 
 
 class WholeNumberRange(_WordedRange, click.IntRange):
