@@ -59,6 +59,7 @@ from alerts.replay import InvalidReplayHeaderError, replay_targets
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
+from schemas.error_text import error_path, plain_message
 from schemas.feedback import Feedback
 from streams.runtime.dead_letters import (
     ALERT_REASON,
@@ -183,7 +184,7 @@ def secret_values(settings: Settings, routing: RoutingConfig) -> list[str]:
 
 def validation_summary(exc: ValidationError, limit: int = 5) -> str:
     """The first ``limit`` errors of ``exc`` as ``field.path: message; …`` (no input values)."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:limit])
+    return "; ".join(f"{error_path(e['loc'], '(alert)')}: {plain_message(e)}" for e in exc.errors()[:limit])
 
 
 class NotifierRuntime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rules.models import KINDS, RULE_ID_PATTERN, CompositeRule, RiskRule, Rule, 
 from rules.risk.model import RiskModelError, load_risk_model
 from schemas.alert import SEVERITY_ORDER
 from schemas.config_yaml import YamlSyntaxError, load_yaml_file
+from schemas.error_text import kind_of, plain_message, unreadable
 from schemas.errors import ConfigError, RuleConfigError
 
 _RULE = TypeAdapter[RuleBase](Rule)
@@ -74,7 +75,7 @@ def _rule_files(path: Path) -> list[Path]:
         if path.is_file() or path.exists():  # exists: a pipe too (`preempt rules check <(git show HEAD:rules.yaml)`)
             return [path]
     except OSError as exc:  # a folder on the way that this user may not enter
-        raise RuleConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise RuleConfigError(f"{path}: cannot read: {unreadable(exc)}") from None
     raise RuleConfigError(f"{path}: no such rule file or directory")
 
 
@@ -87,7 +88,7 @@ def _check_folders_readable(root: Path) -> None:
     for error in errors:
         folder = Path(error.filename) if error.filename else root
         if folder == root or not _hidden(folder, root):
-            raise RuleConfigError(f"{folder}: cannot read this folder of rules: {error.strerror or error}")
+            raise RuleConfigError(f"{folder}: cannot read this folder of rules: {unreadable(error)}")
 
 
 def _listed(path: Path) -> bool:
@@ -185,34 +186,15 @@ def _merge_union_branches(errors: list[ErrorDetails]) -> list[ErrorDetails]:
         expected = forms[0] if len(forms) == 1 else f"{', '.join(forms[:-1])} or {forms[-1]}"
         value = members[0][1]["input"]
         hint = ' (write dates and times in quotes: "2026-11-01")' if isinstance(value, date) else ""
-        message = f"expected {expected}, not {_yaml_type(value)}{hint}"
+        message = f"expected {expected}, not {kind_of(value)}{hint}"
         merged.append(ErrorDetails(type="union_mismatch", loc=item, msg=message, input=value))
     return merged
-
-
-def _yaml_type(value: object) -> str:
-    """What a YAML value is, in a rule author's words."""
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, datetime):
-        return "a date and time"
-    if isinstance(value, date):
-        return "a date"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "null" if value is None else type(value).__name__
 
 
 def _validation_lines(file: Path, who: str, raw: object, errors: list[ErrorDetails]) -> Iterator[str]:
     kind = raw.get("kind") if isinstance(raw, dict) else None
     for error in _merge_union_branches(errors):
-        message = error["msg"].removeprefix("Value error, ")
+        message = plain_message(error)
         where = _field_name(tuple(error["loc"]), kind)
         if error["type"] == "union_tag_not_found":
             where, message = "kind", "missing: every rule needs a kind"
@@ -352,7 +334,7 @@ def load_rules(path: Path) -> RuleSet:
         for index, raw in _raw_rules(file, errors):
             who = _describe(index, raw)
             if not isinstance(raw, dict):
-                errors.append(f"{file}: {who}: field '(rule)': a rule is a mapping, not {type(raw).__name__}")
+                errors.append(f"{file}: {who}: field '(rule)': a rule is a mapping, not {kind_of(raw)}")
                 continue
             try:
                 rule = _RULE.validate_python(raw)

@@ -229,6 +229,35 @@ def render_template(source: str, context: dict[str, Any], *, markdown: bool = Fa
         return source, error
 
 
+_NO_ATTRIBUTE = re.compile(r"^'[^']*' has no attribute '([^']*)'$")
+_UNDEFINED = re.compile(r"^'([^']*)' is undefined$")
+
+
+def template_problem(exc: Exception) -> str:
+    """What went wrong rendering a template, in a rule author's words (no Jinja or Python exception names).
+
+    ``rules check`` says it for every template it renders against a sample account."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, jinja2.UndefinedError):
+        found = _NO_ATTRIBUTE.match(text)
+        if found:
+            return (
+                f"names {found[1]!r}, which is not there (check the spelling, and the kind's evidence and the "
+                "account fields in docs/rules.md)"
+            )
+        found = _UNDEFINED.match(text)
+        if found:
+            return f"names {found[1]!r}, which is not there: templates may use {', '.join(sorted(TEMPLATE_NAMES))}"
+        return f"names something that is not there ({text})"
+    if isinstance(exc, TemplateLimitError):
+        return f"does too much work ({text}); keep templates to printing and formatting values"
+    if isinstance(exc, ZeroDivisionError):
+        return "divides by zero for this sample; guard the division (e.g. {% if x %}…{% endif %})"
+    if isinstance(exc, TypeError | ValueError):
+        return f"cannot be rendered: a value of the wrong kind for what the template does with it ({text})"
+    return f"cannot be rendered ({text})" if text else "cannot be rendered"
+
+
 class _Anything(str):
     """A sample for evidence keys a kind does not fix (``evidence.properties.x``): ``"1"``, with any key."""
 
@@ -354,9 +383,9 @@ def check_rendering(rule: Any) -> list[str]:
                     f"prints None even for an account with every field known: a value the {rule.kind} kind "
                     "leaves empty (see the kind's evidence in docs/rules.md); give a default or leave it out"
                 )
-            problems.append(f"rule {rule.id!r}: field {field!r}: ValueError: {why}")
+            problems.append(f"rule {rule.id!r}: field {field!r}: {why}")
         except Exception as exc:  # noqa: BLE001 — every template failure is reported, none raised
-            problems.append(f"rule {rule.id!r}: field {field!r}: {type(exc).__name__}: {exc}")
+            problems.append(f"rule {rule.id!r}: field {field!r}: {template_problem(exc)}")
         else:
             problems += _prints_none_when_sometimes_empty(rule, field, source, context)
     return problems
@@ -378,7 +407,7 @@ def _prints_none_when_sometimes_empty(rule: Any, field: str, source: str, contex
         _CHECK.from_string(source).render({**context, "evidence": {**context["evidence"], key: None}})
     except _PrintsNoneError:
         return [
-            f"rule {rule.id!r}: field {field!r}: ValueError: prints None when {when}, as the {rule.kind} kind's "
+            f"rule {rule.id!r}: field {field!r}: prints None when {when}, as the {rule.kind} kind's "
             f"evidence.{key} is then empty; give a default ({{{{ evidence.{key} or 'none' }}}}) or leave it out"
         ]
     except Exception:  # noqa: BLE001 — any other failure was already reported by the sample's rendering

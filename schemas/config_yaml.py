@@ -19,6 +19,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scanner import ScannerError
 
+from schemas.error_text import unreadable
 from schemas.errors import ConfigError
 
 
@@ -85,6 +86,5 @@ def load_yaml_file(path: Path) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"{path}: cannot read: {reason}") from None
+        raise ConfigError(f"{path}: cannot read: {unreadable(exc)}") from None
     return parse_yaml(text, str(path))

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from schemas import bounds
+from schemas.error_text import json_syntax
 from schemas.event import MAX_EVENT_NAME_CHARS, MAX_ID_CHARS, Event
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH, UPPER_CASE_GRAMMAR, parse_rfc3339
 
@@ -329,4 +330,4 @@ def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Rejection:
         return Rejection(Reason.INVALID_UTF8, f"the bytes are not valid UTF-8 (at byte {utf8_exc.start})")
     if not text.strip():
         return Rejection(Reason.EMPTY, "the record value is only whitespace")
-    return Rejection(Reason.INVALID_JSON, f"not valid JSON: {exc}")
+    return Rejection(Reason.INVALID_JSON, json_syntax(str(exc), text))

@@ -16,6 +16,7 @@ from typing import BinaryIO, NamedTuple
 
 from pydantic import ValidationError
 
+from schemas.error_text import plain_message, unreadable
 from schemas.errors import PreemptError
 
 
@@ -75,7 +76,7 @@ def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None, 
         where = "stdin" if name in ("<stdin>", 0) else name
         got = f" past line {number}" if number else ""
         raise InputReadError(
-            f"{where}: cannot read it{got}: {exc.strerror or exc}; "
+            f"{where}: cannot read it{got}: {unreadable(exc)}; "
             "check the disk or file system it is on, then run the command again"
         ) from None
 
@@ -106,4 +107,4 @@ def first_error(exc: ValidationError) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "(line)"
     if first["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted"
         return f"{where}: unknown field (not part of this record; check the spelling, or the file)"
-    return f"{where}: {first['msg']}"
+    return f"{where}: {plain_message(first)}"

@@ -21,6 +21,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.error_text import unreadable
 from schemas.errors import PreemptError
 from schemas.event import Event, format_ts
 from schemas.jsonl import first_error, read_file
@@ -120,7 +121,7 @@ def _outcome_lines(path: Path) -> Iterator[AccountOutcome]:
                     '(expected {"account_id": …, "outcome": "churned"|"renewed", "at": RFC 3339})'
                 ) from None
     except OSError as exc:
-        raise OutcomeFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise OutcomeFileError(f"{path}: cannot read: {unreadable(exc)}") from None
 
 
 def outcome_line(outcome: AccountOutcome) -> bytes:

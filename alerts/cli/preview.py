@@ -34,6 +34,7 @@ from alerts.formatting import evidence_text
 from alerts.routing.config import RoutingConfig
 from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
+from schemas.error_text import first_problem, unreadable
 from schemas.errors import ConfigError
 from schemas.jsonl import read_lines
 from streams.runtime.output_files import STDOUT_REFUSED, clobbering
@@ -66,9 +67,7 @@ def _alert_from(value: object, where: str) -> Alert:
     try:
         return Alert.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "alert"
-        raise PreviewError(f"{where}: not an alert ({loc}: {first['msg']}; {exc.error_count()} problem(s))") from None
+        raise PreviewError(f"{where}: not an alert ({first_problem(exc.errors(), 'alert')})") from None
 
 
 def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
@@ -88,7 +87,7 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
             "a compressed file? decompress it first (gzip -dk FILE)"
         ) from None
     except OSError as exc:
-        raise PreviewError(f"{source}: cannot read it ({exc.strerror or exc})") from None
+        raise PreviewError(f"{source}: cannot read it ({unreadable(exc)})") from None
     name = "stdin" if source == "-" else source
     if not raw.strip():
         raise PreviewError(f"{name}: empty; expected an alert JSON object or a backtest's alerts JSONL")

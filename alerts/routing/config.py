@@ -41,6 +41,7 @@ from schemas.alert import Alert, Severity
 from schemas.config_yaml import load_yaml_file
 from schemas.durations import parse_duration_or_seconds
 from schemas.email_address import recipient_addresses, sender_address
+from schemas.error_text import error_path, plain_message, unreadable
 from schemas.errors import ConfigError
 from schemas.secret_url import secret_http_url
 
@@ -324,7 +325,7 @@ class RoutingConfig(BaseModel):
         try:
             Path(path).stat()
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read routing file: {exc.strerror or exc}") from None
+            raise ConfigError(f"{path}: cannot read routing file: {unreadable(exc)}") from None
         data = load_yaml_file(path)  # ConfigError naming the line for invalid YAML or a duplicate key
         if not isinstance(data, dict):
             got = "an empty file" if data is None else f"a {_YAML_KINDS.get(type(data), 'value')}"
@@ -426,35 +427,8 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
     return f"unknown key: {hint}(allowed here: {', '.join(known)})"
 
 
-_PLAIN_MESSAGES = {
-    "tuple_type": "expected a list, e.g. [a, b]",
-    "list_type": "expected a list, e.g. [a, b]",
-    "missing": "required",
-    "timezone_aware": "needs a timezone, e.g. 2026-12-01T08:00:00Z",
-    "string_type": "expected text; quote it if YAML read it as something else",
-    "bool_type": "expected true or false",
-    "bool_parsing": "expected true or false",
-    "string_too_short": "must not be empty",
-    "dict_type": "expected a mapping (key: value)",
-    "model_type": "expected a mapping (key: value)",
-    "int_parsing": "expected a whole number",
-    "int_type": "expected a whole number",
-}
-
-
 def _format_error(error: Any) -> str:
     parts = tuple(error.get("loc", ()))
-    loc = ""
-    for part in parts:
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-    kind = error.get("type")
-    if kind == "extra_forbidden" and parts:
-        msg = _unknown_key(parts)
-    elif kind == "too_short" and isinstance(error.get("ctx"), dict):
-        msg = f"needs at least {error['ctx'].get('min_length', 1)} item(s)"
-    elif kind == "literal_error" and isinstance(error.get("ctx"), dict):
-        allowed = str(error["ctx"].get("expected", "")).replace("'", "").replace(" or ", ", ")
-        msg = f"unknown value {error.get('input')!r}; expected one of: {allowed}"
-    else:
-        msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    loc = error_path(parts, "")
+    msg = _unknown_key(parts) if error.get("type") == "extra_forbidden" and parts else plain_message(error)
     return f"{loc}: {msg}" if loc else msg

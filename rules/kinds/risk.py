@@ -28,7 +28,7 @@ from rules.findings import Finding, make_finding
 from rules.kinds.base import BoundedState, EvaluatorBase, user_not_tracked
 from rules.models import RiskRule
 from rules.predicates import compile_match
-from rules.risk import features
+from rules.risk import features, reasons
 from rules.risk.model import load_risk_model
 from schemas.account import Account
 from schemas.event import Event
@@ -73,6 +73,7 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._spec = self._model.spec
         self._digest = self._spec.digest
         self._names = self._model.doc.features
+        self._subjects = self._spec.subjects
         self._filter = compile_match(rule.match) if rule.match is not None else None
         self.event_names = rule.match.event_names if rule.match is not None else None
         self._accounts: Callable[[str], Account | None] | None = None
@@ -178,7 +179,7 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
             "value": round(risk, 4),
             "threshold": self.rule.threshold,
             "baseline": None,
-            "reasons": [features.sentence(self._names[i], explained[i]) for i in ranked],
+            "reasons": [reasons.sentence(self._names[i], explained[i], self._subjects[i]) for i in ranked],
             "contributions": {self._names[i]: round(contributions[i], 3) for i in ranked},
             "model_trained_at": self._model.doc.training.trained_at,
             "sample_event_ids": [],

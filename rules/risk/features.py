@@ -46,7 +46,6 @@ from typing import Any
 
 import orjson
 
-from schemas import formatting
 from schemas.account import Account
 from schemas.event import Event
 
@@ -232,6 +231,18 @@ class FeatureSpec:
             names += [f"tier:{t}" for t in self.tiers]
             names += [f"plan:{p}" for p in self.plans]
         return names
+
+    @property
+    def subjects(self) -> list[Term | NumericProp | None]:
+        """What each feature of :attr:`names` is about, in the same order: the term (``rate:``, ``count28:``,
+        ``since:``), the numeric property (``min28:``, ``last:``), or None (generic and account features) —
+        so a reason is worded from the event's name and property, never parsed back out of a label."""
+        subjects: list[Term | NumericProp | None] = [None] * len(GENERIC_V1 if self.version == 1 else GENERIC_V2)
+        subjects += [*self.terms, *self.terms, *(self.terms if self.version >= 2 else ())]
+        subjects += [*self.numerics, *self.numerics]
+        if self.version >= 3:
+            subjects += [None] * (len(ACCOUNT_V3) + len(self.tiers) + len(self.plans))
+        return subjects
 
     def matching_names(self, names: Sequence[str]) -> FeatureSpec | None:
         """This spec if it yields ``names``, or the same spec naming booleans as older model files did
@@ -543,106 +554,6 @@ def _trend(weekly: Sequence[float], known: bool) -> Explained:
 def values(explained: Sequence[Explained]) -> list[float | None]:
     """Just the feature values (None = unknown, the model imputes it)."""
     return [e.value for e in explained]
-
-
-def _change(now: float | None, before: float | None) -> str:
-    if not now and (before is None or before <= 0):  # nothing then, nothing now: "new" would say it appeared
-        return "still at zero"
-    if now is None or before is None or before <= 0:
-        return "new"
-    pct = 100.0 * (now - before) / before
-    return f"down {-pct:.0f}%" if pct < 0 else f"up {pct:.0f}%"
-
-
-def sentence(name: str, item: Explained) -> str:
-    """A sentence a CSM reads: ``active users down 62% against the last 8 weeks (3 vs 8 a week)``."""
-    now, before = item.now, item.before
-    # the baseline is named by what it holds: "the last 3 weeks" for an account (or a worker) 5 weeks old
-    weeks = _span(BASELINE_DAYS if item.weeks is None else round(item.weeks * 7))
-    if name == "activity_vs_baseline":
-        return f"activity {_change(now, before)} against the last {weeks} ({_num(now)} vs {_num(before)} events a week)"
-    if name == "active_users_vs_baseline":
-        return (
-            f"active users {_change(now, before)} against the last {weeks} "
-            f"({_num(now)} this week vs {_num(before)} a week before)"
-        )
-    if name == "active_users_7d":
-        return f"{_counted(now, 'active user')} in the last 7 days"
-    if name == "breadth_vs_previous":
-        return (
-            f"breadth of use {_change(now, before)}: {_num(now)} kinds of activity in the last 14 days, "
-            f"{_num(before)} in the 14 days before"
-        )
-    if name == "days_since_last_event":
-        return f"no events for {_counted(now, 'day')}"
-    if name == "days_since_last_user_event":
-        return f"no user activity for {_counted(now, 'day')}"
-    if name == "tenure_days":  # the first event seen, not the contract: customer_days says "customer for"
-        return f"first event {_counted(now, 'day')} ago"
-    if name == "activity_7d_vs_baseline":
-        return (
-            f"activity {_change(now, before)} against the last {weeks} "
-            f"({_num(now)} events in the last 7 days vs {_num(before)} a week)"
-        )
-    if name == "activity_trend_4w":
-        return f"weekly activity {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)} events a week)"
-    if name == "active_users_trend_4w":
-        return f"weekly active users {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)})"
-    if name == "baseline_users_retained":
-        return f"{_num(now)} of the {_num(before)} regular users of the {weeks} before were active in the last 14 days"
-    if name == "top_user_days_away":
-        return f"the most active user of the {weeks} before has not been seen for {_counted(now, 'day')}"
-    if name == "days_to_renewal":
-        return f"the contract renews in {_counted(now, 'day')}"
-    if name in ("renewal_within_30d", "renewal_within_60d"):
-        # a negative weight makes "not within" a reason too: the sentence says which side the account is on
-        within = "renews within" if item.value else "does not renew within"
-        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_counted(now, 'day')} from now)"
-    if name == "customer_days":
-        return f"customer for {_counted(now, 'day')}"
-    if name == "seats":
-        return f"{_counted(now, 'seat')} bought"
-    if name == "seat_use_28d":
-        return f"{_num(now)} of {_num(before)} seats used in the last 28 days"
-    if name == "mrr":
-        return formatting.mrr(now)  # "$12,500 MRR", as every channel shows the account's MRR (was "MRR 12500")
-    kind, _, label = name.partition(":")
-    if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
-        return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
-    if kind == "rate":
-        return f"'{label}' {_change(now, before)} against the last {weeks} ({_num(now)} vs {_num(before)} a week)"
-    if kind == "count28":
-        return (
-            f"no '{label}' in the last 28 days" if not now else f"'{label}' {_counted(now, 'time')} in the last 28 days"
-        )
-    if kind == "since":
-        if item.before is not None:  # never seen in the kept history
-            return f"no '{label}' in the last {_counted(item.before, 'day')}"
-        return f"last '{label}' {_counted(now, 'day')} ago"
-    if kind == "min28":
-        return f"lowest '{label}' in the last 28 days: {_num(now)}"
-    if kind == "last":
-        return f"latest '{label}': {_num(now)}"
-    return f"{name} = {_num(item.value)}"
-
-
-def _span(days: int) -> str:
-    """``8 weeks``, ``3 weeks``, ``46 days``: whole weeks in weeks, otherwise in days."""
-    return _counted(days / 7, "week") if days % 7 == 0 else _counted(days, "day")
-
-
-def _counted(value: float | None, noun: str) -> str:
-    """``1 time``, ``3 times``: a CSM reads words, not ``time(s)``."""
-    text = _num(value)
-    return f"{text} {noun}" if text == "1" else f"{text} {noun}s"
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "none"
-    # one decimal below 10, and never a trailing ".0": 5.96 days is "6 days", not "6.0 days"
-    text = f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")  # 12,500 as on every channel
-    return "0" if text == "-0" else text  # -0.04 rounds to "-0", which reads as a sign error
 
 
 def replay(

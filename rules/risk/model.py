@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rules.risk.features import FeatureSpec
+from schemas.error_text import first_problem, unreadable
 from schemas.errors import PreemptError
 
 MODEL_FORMAT = "preempt-risk-model"
@@ -174,7 +175,7 @@ def load_risk_model(path: Path) -> RiskModel:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RiskModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise RiskModelError(f"cannot read {path}: {unreadable(exc)}") from None
     try:
         head = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -187,9 +188,7 @@ def load_risk_model(path: Path) -> RiskModel:
     try:
         doc = RiskModelFile.model_validate(head) if isinstance(head, dict) else RiskModelFile.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
         raise RiskModelError(
-            f"{path} is not a Preempt risk model ({where}: {first['msg']}); make one with preempt train"
+            f"{path} is not a Preempt risk model ({first_problem(exc.errors())}); make one with preempt train"
         ) from None
     return RiskModel.from_doc(doc)

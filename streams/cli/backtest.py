@@ -32,7 +32,7 @@ from schemas.event import Event, format_ts
 from schemas.jsonl import read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange, InputPath
+from streams.cli.option_types import FiniteFloatRange, InputPath, WholeNumberRange
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress
 from streams.cli.rules import load_rules_or_exit
@@ -210,14 +210,14 @@ def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: 
 )
 @click.option(
     "--partitions",
-    type=click.IntRange(1, MAX_TOPIC_PARTITIONS),
+    type=WholeNumberRange(1, MAX_TOPIC_PARTITIONS),
     default=None,
     help="one event-time clock per partition of this many, as the worker keeps (accounts placed by Kafka's "
     "default partitioner); default PREEMPT_TOPIC_PARTITIONS; 1: one clock over the whole file",
 )
 @click.option(
     "--budget",
-    type=click.IntRange(min=0),
+    type=WholeNumberRange(min=0),
     default=None,
     help=f"alerts per owner per ISO week; flag owners over it and exit {OVER_BUDGET_EXIT}",
 )

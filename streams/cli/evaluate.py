@@ -16,6 +16,7 @@ from schemas.account import owner_identity
 from schemas.alert import Alert
 from schemas.decoder import Rejection, decode_event
 from schemas.durations import parse_duration, parse_duration_or_seconds
+from schemas.error_text import unreadable
 from schemas.event import MAX_EVENT_BYTES, Event
 from schemas.jsonl import first_error, read_file
 from schemas.outcome import (
@@ -67,7 +68,7 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
             except ValueError as exc:  # fired_at is a plain string in the alert contract
                 raise click.ClickException(f"{path}: line {line.number}: fired_at: {exc}") from None
     except OSError as exc:
-        raise click.ClickException(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise click.ClickException(f"{path}: cannot read: {unreadable(exc)}") from None
     if repeated:
         click.echo(f"note: {repeated} repeated alert(s) in {path} (same alert_id) counted once", err=True)
     return points
@@ -181,7 +182,7 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
     except OutcomeFileError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot read outcomes: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot read outcomes: {unreadable(exc)}") from None
 
 
 def _note_churns_out_of_reach(alerts: list[AlertPoint], outcomes: Outcomes, horizon_s: float) -> None:

@@ -16,7 +16,7 @@ from schemas.errors import PreemptError
 from schemas.event import UsageEvent
 from schemas.json_schema import render
 from schemas.jsonl import read_lines
-from streams.cli.option_types import InputPath
+from streams.cli.option_types import InputPath, WholeNumberRange
 from streams.runtime.settings import Settings
 from streams.sdk.event_lines import describe_rejection
 
@@ -83,7 +83,7 @@ def validate(path: Path) -> None:
 
 @events.command("dead-letters")
 @click.option(
-    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+    "--limit", type=WholeNumberRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
 )
 @click.option("--account", "account_id", default=None, help="Only dead letters keyed by this account.")
 @click.option("--reason", default=None, help="Only this reason code, e.g. missing_field.")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from streams.cli.option_types import WholeNumberRange
 from streams.runtime.logs import configure_logging, get_logger
 from streams.runtime.settings import Settings
 
@@ -55,7 +56,7 @@ def kafka_writers(settings: Settings) -> tuple[KafkaEventSink, AccountMerger]:
 @click.option("--host", default=None, help="Interface to listen on (default: PREEMPT_WEB_HOST).")
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=WholeNumberRange(0, 65535),
     default=None,
     help="Port to listen on (default, and with 0: PREEMPT_INGEST_PORT, 6068).",
 )

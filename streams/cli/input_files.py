@@ -23,6 +23,8 @@ from typing import BinaryIO
 
 import click
 
+from schemas.error_text import unreadable
+
 _STDIN_TAKEN = "preempt.stdin_taken_by"
 
 
@@ -59,7 +61,7 @@ def rereadable(ctx: click.Context, param: click.Parameter, value: Path | None) -
             shutil.copyfileobj(source, out, 1 << 20)
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise click.BadParameter(f"cannot read {value}: {exc.strerror or exc}", ctx, param) from None
+        raise click.BadParameter(f"cannot read {value}: {unreadable(exc)}", ctx, param) from None
     return copy
 
 

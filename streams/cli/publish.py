@@ -13,6 +13,7 @@ import orjson
 from kafka.errors import KafkaError
 
 from schemas.decoder import loads_exact
+from schemas.error_text import connection_failure
 from schemas.errors import EventRejectedError, PreemptError, PublishError
 from schemas.jsonl import read_file, read_lines
 from streams.cli.input_files import rereadable
@@ -77,7 +78,7 @@ def publish(
         try:
             code = _publish_file(file, settings)
         except KafkaError as exc:
-            raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
+            raise click.ClickException(f"cannot reach Kafka: {connection_failure(exc)}") from exc
         sys.exit(code)
     if event_name is None or account_id is None:
         # An empty --event "" or --account "" is given: the contract's check below names it.
@@ -104,7 +105,7 @@ def publish(
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     except KafkaError as exc:
-        raise click.ClickException(f"cannot reach Kafka: {exc!r}") from exc
+        raise click.ClickException(f"cannot reach Kafka: {connection_failure(exc)}") from exc
     click.echo(f"published {payload['event_id']} to {publisher.topic}")
 
 

@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic.types import PathType
 from pydantic_settings import SettingsError
 
+from schemas.error_text import plain_message
 from streams.runtime.settings import Settings
 
 _ENV_PREFIX = "PREEMPT_"
@@ -79,9 +80,10 @@ def _line(field: str, detail: str, value: object | None) -> str:
     if info is None:
         return f"{env_name(field)}: {detail}"
     shown = "" if value is None or _is_secret(info.annotation) else f"={value!r}"
+    # "expected a whole number, not 'abc'" says the type already; "must be at least 0, not -5" does not
+    kind = "" if detail.startswith("expected ") else f"; expected {expected(info.annotation)}"
     return (
-        f"{env_name(field)}{shown} is not valid: {detail}; expected {expected(info.annotation)}. "
-        f"Fix it or unset it (default: {_field_default(field)})"
+        f"{env_name(field)}{shown} is not valid: {detail}{kind}. Fix it or unset it (default: {_field_default(field)})"
     )
 
 
@@ -95,7 +97,8 @@ def describe_settings_error(exc: ValidationError | SettingsError) -> str:
     lines = []
     for error in exc.errors():
         loc = error.get("loc")
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        # the line shows the value itself (or hides it: a secret), so the message does not repeat it
+        message = plain_message({key: value for key, value in error.items() if key != "input"})
         if not loc:  # a check across several settings (e.g. SASL_SSL without credentials) names them itself
             lines.append(f"invalid settings: {message}")
             continue

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from schemas.event import Event, format_ts
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
-from streams.cli.option_types import FiniteFloatRange
+from streams.cli.option_types import FiniteFloatRange, WholeNumberRange
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
@@ -99,12 +99,12 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 @click.option(
     "--accounts",
     "account_count",
-    type=click.IntRange(1, 100_000),
+    type=WholeNumberRange(1, 100_000),
     default=100,
     show_default=True,
     help="How many customer accounts to simulate.",
 )
-@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Days of history.")
+@click.option("--days", type=WholeNumberRange(1, 3650), default=30, show_default=True, help="Days of history.")
 @click.option(
     "--seed",
     type=int,

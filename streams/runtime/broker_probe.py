@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from schemas.error_text import connection_failure
 from schemas.errors import BrokerUnavailableError
 from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap, kafka_python_config
 from streams.runtime.settings import Settings
@@ -61,7 +62,7 @@ def probe_broker(settings: Settings, timeout_s: float | None = None) -> None:
                 **kafka_python_config(settings),  # TLS/SASL: the probe connects like the command will
             )
     except (KafkaError, OSError, ValueError) as exc:
-        raise BrokerUnavailableError(unreachable.format(reason=why or type(exc).__name__)) from exc
+        raise BrokerUnavailableError(unreachable.format(reason=why or connection_failure(exc))) from exc
     admin.close()
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from schemas.error_text import connection_failure, unreadable
 from schemas.errors import ConfigError
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
@@ -130,7 +131,7 @@ def _check_readable(setting: str, path: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(
-            f"{setting}={path}: cannot read it ({exc.strerror or type(exc).__name__}); "
+            f"{setting}={path}: cannot read it ({unreadable(exc)}); "
             f"make it readable by the user this process runs as (uid {os.geteuid()})"
         ) from None
 
@@ -250,7 +251,7 @@ def metadata_max_age_ms(settings: Settings) -> int:
 class Unreachable:
     """Why a bootstrap server gave the access check no answer (a retry may cure it)."""
 
-    reason: str  # the connection's own words ("[Errno 111] Connect call failed …"), no setting in it
+    reason: str  # why, in words ("connection refused: nothing listens there"), no setting in it
     unresolved: bool = False  # its host name does not resolve
     silent: bool = False  # it gave no answer in time (took the connection, or the handshake, and said nothing)
 
@@ -391,7 +392,9 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
         # Not a warning: the caller says so (the probe's one Error line, or the clients' own retries).
         log.debug("kafka access check: broker not reachable yet", server=server, error=_reason(exc))
         timed_out = (TimeoutError, aiokafka_errors.KafkaTimeoutError, aiokafka_errors.RequestTimedOutError)
-        return Unreachable(_reason(exc), unresolved=isinstance(exc, socket.gaierror), silent=isinstance(exc, timed_out))
+        return Unreachable(
+            connection_failure(exc), unresolved=isinstance(exc, socket.gaierror), silent=isinstance(exc, timed_out)
+        )
     try:
         # The handshake alone proves little: a SASL listener accepts ApiVersions before any login.
         await asyncio.wait_for(request_metadata(conn), timeout_s)
@@ -403,7 +406,7 @@ async def _try_server(settings: Settings, server: str, timeout_s: float) -> str 
         return _CUT_AFTER_HANDSHAKE
     except (OSError, TimeoutError, aiokafka_errors.KafkaError) as exc:
         log.debug("kafka access check: no answer to a metadata request", server=server, error=_reason(exc))
-        return Unreachable(f"no answer to a metadata request ({_reason(exc)})")
+        return Unreachable(f"no answer to a metadata request ({connection_failure(exc)})")
     finally:
         conn.close()
     return "ok"
@@ -548,7 +551,7 @@ async def unreachable_reason(settings: Settings, timeout_s: float) -> str | None
         except (OSError, TimeoutError, ValueError, aiokafka_errors.KafkaError) as exc:
             # A broker that refuses this client (a rotated password or CA, a client certificate now
             # required or expired) is named as at start, with what to set: it will not come back by itself.
-            reasons.append(_refusal(settings, server, host, exc) or f"{server}: {_reason(exc)}")
+            reasons.append(_refusal(settings, server, host, exc) or f"{server}: {connection_failure(exc)}")
             continue
         conn.close()
         return None

@@ -100,7 +100,7 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
         (["{many}", "--index", "4"], "--index 4 is out of range; it holds 3 alert(s) (1–3)"),
         (["{many}"], "3 alerts; choose one with --alert-id ID or --index N (1–3)"),
         (["{bad}"], "line 2: not JSON"),
-        (["{notalert}"], "not an alert (alert_id: Field required"),
+        (["{notalert}"], "not an alert (alert_id: required (and 6 more problems))"),
         (["{one}", "--routes", "nowhere.yaml"], "nowhere.yaml: no such routing file"),
         (["{one}", "--html", "/no/such/folder/out.html"], "the folder /no/such/folder does not exist"),
         (["{many}", "--index", "1", "--alert-id", "b-1"], "give --alert-id or --index, not both"),

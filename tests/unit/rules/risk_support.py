@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from rules.loader import parse_rule
+from rules.models import RiskRule
 from rules.risk.features import FeatureSpec, NumericProp, Term
 from rules.risk.model import MODEL_FORMAT, MODEL_VERSION
 
@@ -50,3 +52,21 @@ def write_model(path: Path, coef: dict[str, float] | None = None, intercept: flo
     """Write :func:`model_doc` to ``path``."""
     path.write_bytes(orjson.dumps(model_doc(coef, intercept), option=orjson.OPT_INDENT_2))
     return path
+
+
+def risk_rule(model: Path, **overrides: object) -> RiskRule:
+    """A ``risk`` rule on the model file at ``model`` (threshold 0.5, warm-up 1d), with ``overrides``."""
+    data = {
+        "id": "risk",
+        "kind": "risk",
+        "title": "risk",
+        "severity": "high",
+        "priority": 1,
+        "model": str(model),
+        "threshold": 0.5,
+        "warmup": "1d",
+    }
+    data.update(overrides)
+    rule = parse_rule(data)
+    assert isinstance(rule, RiskRule)
+    return rule

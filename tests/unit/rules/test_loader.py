@@ -177,8 +177,8 @@ def test_a_rules_own_cross_field_error_comes_with_its_field_errors(tmp_path: Pat
         load_rules(path)
     lines = str(caught.value).splitlines()
     assert lines == [
-        f"{path}: rule 's': field 'severity': Input should be 'critical', 'high', 'medium', 'low' or 'info'",
-        f"{path}: rule 's': field 'priority': Input should be greater than or equal to 1",
+        f"{path}: rule 's': field 'severity': expected one of critical, high, medium, low, info, not 'loud'",
+        f"{path}: rule 's': field 'priority': must be at least 1, not 0",
         f"{path}: rule 's': field '(rule)': window must be a whole multiple of every, at most 400 of them",
     ]
 
@@ -201,7 +201,7 @@ def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: 
     ("match", "field", "message"),
     [
         ({"event": 404}, "match.event", "expected a string or a list of strings, not a number"),
-        ({"event": ["Login", 7]}, "match.event[1]", "Input should be a valid string"),
+        ({"event": ["Login", 7]}, "match.event[1]", "expected text, not 7"),
         ({"event": "X", "where": {"properties.a": {"eq": [1]}}}, "match.where.properties.a.eq", "not a list"),
         ({"event": "X", "where": {"properties.a": {"ne": {"b": 1}}}}, "match.where.properties.a.ne", "not a mapping"),
     ],

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rules.risk import features
+from rules.risk import features, reasons
 from rules.risk.features import FeatureSpec, Term
 from schemas.event import Event
 from tests.unit.rules.risk_support import SPEC
@@ -35,7 +35,7 @@ def test_activity_and_users_against_the_accounts_own_baseline() -> None:
     assert got["activity_vs_baseline"].value == pytest.approx(math.log(4.5 / (weekly_base + 1)))
     assert got["active_users_vs_baseline"].before == pytest.approx(2.0)
     assert got["active_users_7d"].now == 1
-    assert features.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
+    assert reasons.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
         "active users down 50% against the last 8 weeks"
     )
 
@@ -69,7 +69,9 @@ def test_numeric_properties_keep_the_28_day_low_and_the_latest() -> None:
     got = _features(events, 50)
     assert got["min28:NPS.score"].value == 3
     assert got["last:NPS.score"].value == 8
-    assert features.sentence("min28:NPS.score", got["min28:NPS.score"]) == "lowest 'NPS.score' in the last 28 days: 3"
+    assert reasons.sentence("min28:NPS.score", got["min28:NPS.score"]) == (
+        "NPS with score as low as 3 in the last 28 days"
+    )
 
 
 def test_state_keeps_only_the_days_the_features_need() -> None:
@@ -95,7 +97,7 @@ def test_the_champion_away_and_regular_users_retained() -> None:
     events += [_event(d, user="u2", n=1) for d in range(10, 70, 3)]
     got = _features(events, 70)
     assert got["top_user_days_away"].value == 70 - 53
-    assert features.sentence("top_user_days_away", got["top_user_days_away"]) == (
+    assert reasons.sentence("top_user_days_away", got["top_user_days_away"]) == (
         "the most active user of the 46 days before has not been seen for 17 days"
     )  # 46 days of baseline: the account's first event was 60 days before the tick
     assert got["baseline_users_retained"].value == 0.5
@@ -109,10 +111,10 @@ def test_days_since_each_term_and_never_seen() -> None:
     assert got["since:Login"].value == 40 - 29
     assert got["since:Error"].value == 35
     assert got["since:Login[role=admin]"].value == features.KEEP_DAYS
-    assert features.sentence("since:Login[role=admin]", got["since:Login[role=admin]"]) == (
-        "no 'Login[role=admin]' in the last 40 days"
+    assert reasons.sentence("since:Login[role=admin]", got["since:Login[role=admin]"]) == (
+        "login (role: admin) not once in the last 40 days"
     )
-    assert features.sentence("since:Error", got["since:Error"]) == "last 'Error' 35 days ago"
+    assert reasons.sentence("since:Error", got["since:Error"]) == "last error 35 days ago"
 
 
 def test_last_week_and_four_week_trend_of_activity() -> None:
@@ -168,11 +170,11 @@ def test_account_features_come_from_the_record_at_the_tick() -> None:
     assert got["seats"].value == pytest.approx(math.log1p(10))
     assert got["mrr"].value == pytest.approx(math.log1p(1200.0))
     assert [got[n].value for n in ("tier:enterprise", "tier:starter", "plan:Pro")] == [0.0, 1.0, 1.0]
-    assert features.sentence("seat_use_28d", got["seat_use_28d"]) == "4 of 10 seats used in the last 28 days"
+    assert reasons.sentence("seat_use_28d", got["seat_use_28d"]) == "4 of 10 seats used in the last 28 days"
     # the record's tenure and the events' differ (93 vs 40 days): two "customer for" sentences contradicted
-    assert features.sentence("customer_days", got["customer_days"]) == "customer for 93 days"
-    assert features.sentence("tenure_days", got["tenure_days"]) == "first event 40 days ago"
-    assert features.sentence("renewal_within_30d", got["renewal_within_30d"]) == (
+    assert reasons.sentence("customer_days", got["customer_days"]) == "customer for 93 days"
+    assert reasons.sentence("tenure_days", got["tenure_days"]) == "first event 40 days ago"
+    assert reasons.sentence("renewal_within_30d", got["renewal_within_30d"]) == (
         "the contract renews within 30 days (10 days from now)"
     )
 
@@ -208,8 +210,8 @@ def test_spec_version_3_round_trips_and_only_it_has_account_features() -> None:
 @pytest.mark.parametrize(("value", "text"), [(-0.04, "0"), (-0.4, "-0.4"), (5.96, "6"), (-12.4, "-12"), (0.0, "0")])
 def test_numbers_in_sentences_never_read_minus_zero(value: float, text: str) -> None:
     assert (
-        features.sentence("min28:nps", features.Explained(value, value, None))
-        == f"lowest 'nps' in the last 28 days: {text}"
+        reasons.sentence("min28:NPS Submitted.score", features.Explained(value, value, None))
+        == f"NPS submitted with score as low as {text} in the last 28 days"
     )
 
 
@@ -217,25 +219,27 @@ def test_a_change_from_nothing_to_nothing_is_not_new() -> None:
     """A gone-dark account scored 10 weeks after its last event has 0 events now and 0 in its baseline: the reason
     says it is still at zero, where it said 'new' (which reads as something that appeared)."""
     nothing = features.Explained(0.0, 0.0, 0.0)
-    assert features.sentence("activity_vs_baseline", nothing) == (
+    assert reasons.sentence("activity_vs_baseline", nothing) == (
         "activity still at zero against the last 8 weeks (0 vs 0 events a week)"
     )
-    assert features.sentence("rate:Invoice Sent", nothing) == (
-        "'Invoice Sent' still at zero against the last 8 weeks (0 vs 0 a week)"
+    assert reasons.sentence("rate:Invoice Sent", nothing) == (
+        "invoice sent not once in the last 14 days, nor in the 8 weeks before"
     )
-    assert features.sentence("rate:Invoice Sent", features.Explained(0.7, 1.0, 0.0)).startswith("'Invoice Sent' new")
+    assert reasons.sentence("rate:Invoice Sent", features.Explained(0.7, 1.0, 0.0)) == (
+        "invoice sent once a week in the last 14 days, not once in the 8 weeks before"
+    )
 
 
 def test_counts_in_reasons_are_words_not_plural_markers() -> None:
-    """'Invoice Sent' 1 time / 9 times, 1 active user / 2 active users: never 'time(s)' or 'user(s)'."""
-    assert features.sentence("count28:Invoice Sent", features.Explained(0.1, 1.0)) == (
-        "'Invoice Sent' 1 time in the last 28 days"
+    """Invoice sent once / 9 times, 1 active user / 2 active users: never 'time(s)' or 'user(s)'."""
+    assert reasons.sentence("count28:Invoice Sent", features.Explained(0.1, 1.0)) == (
+        "invoice sent once in the last 28 days"
     )
-    assert features.sentence("count28:Invoice Sent", features.Explained(0.9, 9.0)) == (
-        "'Invoice Sent' 9 times in the last 28 days"
+    assert reasons.sentence("count28:Invoice Sent", features.Explained(0.9, 9.0)) == (
+        "invoice sent 9 times in the last 28 days"
     )
-    assert features.sentence("active_users_7d", features.Explained(1.0, 1.0)) == "1 active user in the last 7 days"
-    assert features.sentence("active_users_7d", features.Explained(2.0, 2.0)) == "2 active users in the last 7 days"
+    assert reasons.sentence("active_users_7d", features.Explained(1.0, 1.0)) == "1 active user in the last 7 days"
+    assert reasons.sentence("active_users_7d", features.Explained(2.0, 2.0)) == "2 active users in the last 7 days"
 
 
 def test_a_young_accounts_baseline_is_named_by_its_length_not_as_eight_weeks() -> None:
@@ -243,48 +247,48 @@ def test_a_young_accounts_baseline_is_named_by_its_length_not_as_eight_weeks() -
     while the baseline held three, as for every account in the first weeks after a worker starts."""
     events = [_event(d, user="u1") for d in range(35)] + [_event(d, user="u2") for d in range(0, 21, 2)]
     got = _features(events, 35)
-    assert features.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
+    assert reasons.sentence("active_users_vs_baseline", got["active_users_vs_baseline"]).startswith(
         "active users down 50% against the last 3 weeks ("
     )
-    assert "against the last 3 weeks (" in features.sentence("activity_vs_baseline", got["activity_vs_baseline"])
-    assert "against the last 3 weeks (" in features.sentence("activity_7d_vs_baseline", got["activity_7d_vs_baseline"])
-    assert "against the last 3 weeks (" in features.sentence("rate:Login", got["rate:Login"])
-    assert "regular users of the 3 weeks before " in features.sentence(
+    assert "against the last 3 weeks (" in reasons.sentence("activity_vs_baseline", got["activity_vs_baseline"])
+    assert "against the last 3 weeks (" in reasons.sentence("activity_7d_vs_baseline", got["activity_7d_vs_baseline"])
+    assert "against the last 3 weeks (" in reasons.sentence("rate:Login", got["rate:Login"])
+    assert "regular users of the 3 weeks before " in reasons.sentence(
         "baseline_users_retained", got["baseline_users_retained"]
     )
-    assert features.sentence("top_user_days_away", got["top_user_days_away"]).startswith(
+    assert reasons.sentence("top_user_days_away", got["top_user_days_away"]).startswith(
         "the most active user of the 3 weeks before "
     )
     # the full baseline keeps its words
     full = _features([_event(d, user="u1") for d in range(70)], 70)
-    assert "against the last 8 weeks (" in features.sentence("rate:Login", full["rate:Login"])
+    assert "against the last 8 weeks (" in reasons.sentence("rate:Login", full["rate:Login"])
 
 
 def test_one_day_is_singular_in_reasons() -> None:
-    """'last 'Invoice Sent' 1 days ago', 'customer for 1 days': a CSM reads '1 day'."""
+    """'last invoice sent 1 days ago', 'customer for 1 days': a CSM reads '1 day'."""
     one = features.Explained(1.0, 1.0)
-    assert features.sentence("since:Invoice Sent", one) == "last 'Invoice Sent' 1 day ago"
-    assert features.sentence("since:Invoice Sent", features.Explained(3.0, 3.0)) == "last 'Invoice Sent' 3 days ago"
-    assert features.sentence("since:Invoice Sent", features.Explained(70.0, 70.0, 1.0)) == (
-        "no 'Invoice Sent' in the last 1 day"
+    assert reasons.sentence("since:Invoice Sent", one) == "last invoice sent 1 day ago"
+    assert reasons.sentence("since:Invoice Sent", features.Explained(3.0, 3.0)) == "last invoice sent 3 days ago"
+    assert reasons.sentence("since:Invoice Sent", features.Explained(70.0, 70.0, 1.0)) == (
+        "invoice sent not once in the last 1 day"
     )
-    assert features.sentence("days_since_last_event", one) == "no events for 1 day"
-    assert features.sentence("days_since_last_user_event", one) == "no user activity for 1 day"
-    assert features.sentence("tenure_days", one) == "first event 1 day ago"
-    assert features.sentence("customer_days", one) == "customer for 1 day"
-    assert features.sentence("days_to_renewal", one) == "the contract renews in 1 day"
-    assert features.sentence("renewal_within_30d", features.Explained(1.0, 1.0)) == (
+    assert reasons.sentence("days_since_last_event", one) == "no events for 1 day"
+    assert reasons.sentence("days_since_last_user_event", one) == "no user activity for 1 day"
+    assert reasons.sentence("tenure_days", one) == "first event 1 day ago"
+    assert reasons.sentence("customer_days", one) == "customer for 1 day"
+    assert reasons.sentence("days_to_renewal", one) == "the contract renews in 1 day"
+    assert reasons.sentence("renewal_within_30d", features.Explained(1.0, 1.0)) == (
         "the contract renews within 30 days (1 day from now)"
     )
-    assert features.sentence("seats", one) == "1 seat bought"
-    assert features.sentence("top_user_days_away", features.Explained(1.0, 1.0, 5.0)).endswith(
+    assert reasons.sentence("seats", one) == "1 seat bought"
+    assert reasons.sentence("top_user_days_away", features.Explained(1.0, 1.0, 5.0)).endswith(
         "has not been seen for 1 day"
     )
 
 
 def test_money_and_large_numbers_in_reasons_read_as_on_every_channel() -> None:
     """MRR reads "$12,500 MRR" (it read "MRR 12500") and counts of ten thousand or more have separators."""
-    assert features.sentence("mrr", features.Explained(12500.0, 12500.0)) == "$12,500 MRR"
-    assert features.sentence("activity_vs_baseline", features.Explained(-0.6, 12000.0, 30000.0)) == (
+    assert reasons.sentence("mrr", features.Explained(12500.0, 12500.0)) == "$12,500 MRR"
+    assert reasons.sentence("activity_vs_baseline", features.Explained(-0.6, 12000.0, 30000.0)) == (
         "activity down 60% against the last 8 weeks (12,000 vs 30,000 events a week)"
     )

@@ -50,11 +50,14 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
     [
         (
             "Call {{ account.owner.name }}",
-            "field 'playbook': ValueError: prints None for an account known only by its id",
+            "field 'playbook': prints None for an account known only by its id",
         ),
         ("MRR ${{ account.mrr }}", "prints None"),
         ("CRM: {{ account.links.crm }}", "prints None"),
-        ("{{ evidence.last_seen }} and {{ evidence.nope }}", "UndefinedError: 'dict object' has no attribute 'nope'"),
+        (
+            "{{ evidence.last_seen }} and {{ evidence.nope }}",
+            "field 'playbook': names 'nope', which is not there (check the spelling",
+        ),
         ("{{ evidence.threshold|duration }} {{ evidence.last_seen|datetime(account.timezone) }}", None),
         ('{{ account.owner|person(fallback=\\"The owner\\") }}{{ account.links.crm|aside }}', None),
         # `user` is documented as empty for per-account rules, and renders so: not a None to refuse
@@ -82,8 +85,8 @@ def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{path}: rule 'r1': field 'title': ValueError: prints None")
-    assert lines[1].startswith(f"{path}: rule 'r1': field 'playbook': ValueError: prints None")
+    assert lines[0].startswith(f"{path}: rule 'r1': field 'title': prints None")
+    assert lines[1].startswith(f"{path}: rule 'r1': field 'playbook': prints None")
     assert "Traceback" not in result.output
 
 
@@ -96,8 +99,8 @@ def test_rules_check_stops_a_template_with_huge_nested_loops_in_one_line(tmp_pat
     result = CliRunner().invoke(main, ["rules", "check", str(path)])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{path}: rule 'r1': field 'title': TemplateLimitError: template stopped after 100,000 loop steps "
-        "(nested loops multiply)"
+        f"{path}: rule 'r1': field 'title': does too much work (template stopped after 100,000 loop steps "
+        "(nested loops multiply)); keep templates to printing and formatting values"
     ]
 
 
@@ -139,7 +142,7 @@ def test_template_problems_in_a_directory_name_the_rule_file(tmp_path):
     result = CliRunner().invoke(main, ["rules", "check", str(pack)])
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"{bad}: rule 'r2': field 'playbook': ValueError: prints None")
+    assert line.startswith(f"{bad}: rule 'r2': field 'playbook': prints None")
 
 
 KINDS_WITH_MAPPINGS = """\
@@ -208,7 +211,7 @@ def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
             "spike",
             "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5",
             "{{ account.name }}: errors x{{ evidence.factor }}",
-            "field 'title': ValueError: prints None when the window before had none (a burst from nothing)",
+            "field 'title': prints None when the window before had none (a burst from nothing)",
         ),
         ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "x{{ evidence.factor or 'new' }}", None),
         ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "{{ evidence.baseline }} before", None),
@@ -216,7 +219,7 @@ def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
             "score",
             "window: 7d\nbelow: 40\ncomponents: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]",
             "score {{ evidence.value }}, peak {{ evidence.baseline }}",
-            "field 'title': ValueError: prints None when no earlier tick of the window was scored",
+            "field 'title': prints None when no earlier tick of the window was scored",
         ),
     ],
 )

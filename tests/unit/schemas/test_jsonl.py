@@ -72,7 +72,7 @@ def test_first_error_names_the_field_or_the_line() -> None:
 
     with pytest.raises(ValidationError) as field_error:
         Point.model_validate_json(b'{"x": "no"}')
-    assert first_error(field_error.value).startswith("x: Input should be a valid integer")
+    assert first_error(field_error.value) == "x: expected a whole number, not 'no'"
     with pytest.raises(ValidationError) as line_error:
         Point.model_validate_json(b"[1]")
     assert first_error(line_error.value).startswith("(line): ")

@@ -70,7 +70,8 @@ def test_a_template_error_is_reported_with_another_files_field_error_in_one_run(
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{tmp_path / 'b.yaml'}: rule 'seat-removed': field 'severity': "
-        "Input should be 'critical', 'high', 'medium', 'low' or 'info'",
+        "expected one of critical, high, medium, low, info, not 'loud'",
         f"{tmp_path / 'a.yaml'}: rule 'export-failed': field 'title': "
-        "UndefinedError: 'dict object' has no attribute 'nope'",
+        "names 'nope', which is not there (check the spelling, and the kind's evidence and the account fields "
+        "in docs/rules.md)",
     ]

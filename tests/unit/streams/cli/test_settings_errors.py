@@ -116,7 +116,7 @@ def test_smtp_settings_that_worked_before_are_a_warning_not_a_refusal(env: dict[
         ("PREEMPT_SLACK_BOT_TOKEN", "", "it is set but empty: give the value, or unset it"),
         ("PREEMPT_SLACK_WEBHOOK_URL", "", "must be an http(s) URL (value hidden)"),
         ("PREEMPT_SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/hunter2-secret", "must be an http(s) URL"),
-        ("PREEMPT_SMTP_HOST", "", "string should have at least 1 character"),
+        ("PREEMPT_SMTP_HOST", "", "must not be empty"),
     ],
 )
 def test_slack_and_smtp_settings_that_fail_every_message_stop_the_notifier_at_start(
