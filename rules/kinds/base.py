@@ -279,6 +279,8 @@ class EvaluatorBase(Generic[S]):
 
 
 _not_tracked: dict[tuple[str, str, Anomaly], int] = {}
+_MAX_THROTTLED = 10_000
+"""The most rule and account pairs :func:`user_not_tracked` counts apart (a few rules of the largest accounts)."""
 _AT_LIMIT = {
     Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
     Anomaly.USER_COOLDOWN_NOT_KEPT: (
@@ -298,9 +300,10 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
     reads no clock, so the throttle counts instead of timing)."""
     report(anomaly, rule_id)
     key = (rule_id, account_id, anomaly)
+    if key not in _not_tracked and len(_not_tracked) >= _MAX_THROTTLED:
+        key = ("", "", anomaly)  # beyond the table: such pairs share one count, so the log stays throttled
     total = _not_tracked.get(key, 0) + 1
-    if len(_not_tracked) < 10_000 or key in _not_tracked:  # bounded: a few rules of the largest accounts
-        _not_tracked[key] = total
+    _not_tracked[key] = total
     if total == 1 or is_power_of_ten(total):
         message, limit = _AT_LIMIT[anomaly]
         log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)

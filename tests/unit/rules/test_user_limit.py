@@ -139,3 +139,19 @@ def test_a_risk_rules_day_of_users_past_its_bound_is_counted(
     [day] = result.state.rules[rule.id].features["days"]
     assert len(day[3]) == MAX_USERS_PER_DAY
     assert reported == [(Anomaly.RISK_DAY_USERS_FULL, rule.id)] * 3
+
+
+def test_the_log_stays_throttled_once_its_table_of_rules_and_accounts_is_full(
+    monkeypatch: pytest.MonkeyPatch, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """The log is throttled per rule and account by a bounded table; a pair new to the full table counted 1
+    on every call, so it logged every event of every untracked user (a log flood once the table filled)."""
+    from structlog.testing import capture_logs
+
+    full = {(f"rule-{i}", "acme", Anomaly.USER_NOT_TRACKED): 1 for i in range(10_000)}
+    monkeypatch.setattr(kind_base, "_not_tracked", full)
+    with capture_logs() as logs:
+        for _ in range(100):
+            kind_base.user_not_tracked("late-rule", "big-account")
+    assert len(reported) == 100  # every one counted
+    assert [log["so_far"] for log in logs] == [1, 10, 100]
