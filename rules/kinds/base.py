@@ -358,3 +358,36 @@ def sweep_stale(keys: dict[str, Any], is_stale: Callable[[Any], bool]) -> None:
     if len(keys) >= SWEEP_AT:
         for key in [k for k, keyed in keys.items() if is_stale(keyed)]:
             del keys[key]
+
+
+class SweptKeys(Protocol):
+    """A state :func:`sweep_older` sweeps: its keys, and the bound it keeps between sweeps."""
+
+    keys: dict[str, Any]
+    _fresh_from: float
+
+
+def sweep_older(state: SweptKeys, newest: Callable[[Any], float], too_old: Callable[[float], bool], now: float) -> None:
+    """:func:`sweep_stale` for a kind whose key is stale exactly when ``too_old(newest(key))``: ``newest`` only
+    grows while a key is kept (its newest event's bucket or start), ``too_old`` holds for every time older than
+    one it holds for, and ``now`` (the event's ``newest``) is at least every key's.
+
+    A sweep remembers the oldest newest of the keys it kept (or ``now``): while that is not too old, no key
+    is, and the scan is skipped. Without it a rule at ``MAX_USER_KEYS`` scanned its 2,000 keys for every
+    event of every user it does not track (a ``ratio`` over 20,000 users: 2.5 ms an event instead of 6 µs).
+    The bound is not stored (``_`` fields are not encoded): a state read back scans once, as before, so the
+    keys removed — and the users admitted — are the same whatever the restarts."""
+    keys = state.keys
+    if len(keys) < SWEEP_AT or not too_old(state._fresh_from):
+        return
+    fresh_from = now
+    stale = []
+    for key, keyed in keys.items():
+        at = newest(keyed)
+        if too_old(at):
+            stale.append(key)
+        elif at < fresh_from:
+            fresh_from = at
+    for key in stale:
+        del keys[key]
+    state._fresh_from = fresh_from
