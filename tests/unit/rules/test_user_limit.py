@@ -167,12 +167,13 @@ class _CountedScans(dict[str, Any]):
         return super().items()
 
 
-# kind → (rule overrides, the event names of an untracked user's events, the window in seconds)
+# kind → (rule overrides, the event name of its users' events)
 SWEPT: dict[str, tuple[dict[str, Any], str]] = {
     "threshold": ({"min": 1000, "window": "1h"}, "Error"),
     "spike": ({"min": 1000, "window": "1h"}, "Error"),
     "ratio": ({"window": "1h"}, "Call"),
     "sequence": ({"within": "1h"}, "Payment Failed"),
+    "score": ({}, "Login"),  # its keys are forgotten once silent (their events left the 2-day window)
 }
 
 
@@ -215,7 +216,8 @@ def test_the_keys_a_full_rule_keeps_are_the_same_across_a_restart(
     rule = make_rule(kind, group_by="user", **overrides)
     engine = make_engine(rule)
     events = [at(i * 1.0, name, user_id=f"u{i:05d}") for i in range(MAX_USER_KEYS)]  # over 33 minutes
-    later = (2 if kind == "spike" else 1) * HOUR + 60  # the kept windows: a spike keeps the previous one too
+    # past the kept windows: a spike keeps the previous one too, a score key is silent after its 2-day window
+    later = {"spike": 2 * HOUR, "score": 3 * 86400.0}.get(kind, HOUR) + 60
     events += [at(later + i * 1.0, name, user_id=f"v{i:05d}") for i in range(MAX_USER_KEYS)]
     ran_on = engine.new_state()
     restarted = engine.new_state()
