@@ -279,6 +279,8 @@ class EvaluatorBase(Generic[S]):
 
 
 _not_tracked: dict[tuple[str, str, Anomaly], int] = {}
+_MAX_THROTTLED = 10_000
+"""The most rule and account pairs :func:`user_not_tracked` counts apart (a few rules of the largest accounts)."""
 _AT_LIMIT = {
     Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
     Anomaly.USER_COOLDOWN_NOT_KEPT: (
@@ -298,9 +300,10 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
     reads no clock, so the throttle counts instead of timing)."""
     report(anomaly, rule_id)
     key = (rule_id, account_id, anomaly)
+    if key not in _not_tracked and len(_not_tracked) >= _MAX_THROTTLED:
+        key = ("", "", anomaly)  # beyond the table: such pairs share one count, so the log stays throttled
     total = _not_tracked.get(key, 0) + 1
-    if len(_not_tracked) < 10_000 or key in _not_tracked:  # bounded: a few rules of the largest accounts
-        _not_tracked[key] = total
+    _not_tracked[key] = total
     if total == 1 or is_power_of_ten(total):
         message, limit = _AT_LIMIT[anomaly]
         log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)
@@ -355,3 +358,36 @@ def sweep_stale(keys: dict[str, Any], is_stale: Callable[[Any], bool]) -> None:
     if len(keys) >= SWEEP_AT:
         for key in [k for k, keyed in keys.items() if is_stale(keyed)]:
             del keys[key]
+
+
+class SweptKeys(Protocol):
+    """A state :func:`sweep_older` sweeps: its keys, and the bound it keeps between sweeps."""
+
+    keys: dict[str, Any]
+    _fresh_from: float
+
+
+def sweep_older(state: SweptKeys, newest: Callable[[Any], float], too_old: Callable[[float], bool], now: float) -> None:
+    """:func:`sweep_stale` for a kind whose key is stale exactly when ``too_old(newest(key))``: ``newest`` only
+    grows while a key is kept (its newest event's bucket or start), ``too_old`` holds for every time older than
+    one it holds for, and ``now`` (the event's ``newest``) is at least every key's.
+
+    A sweep remembers the oldest newest of the keys it kept (or ``now``): while that is not too old, no key
+    is, and the scan is skipped. Without it a rule at ``MAX_USER_KEYS`` scanned its 2,000 keys for every
+    event of every user it does not track (a ``ratio`` over 20,000 users: 2.5 ms an event instead of 6 µs).
+    The bound is not stored (``_`` fields are not encoded): a state read back scans once, as before, so the
+    keys removed — and the users admitted — are the same whatever the restarts."""
+    keys = state.keys
+    if len(keys) < SWEEP_AT or not too_old(state._fresh_from):
+        return
+    fresh_from = now
+    stale = []
+    for key, keyed in keys.items():
+        at = newest(keyed)
+        if too_old(at):
+            stale.append(key)
+        elif at < fresh_from:
+            fresh_from = at
+    for key in stale:
+        del keys[key]
+    state._fresh_from = fresh_from

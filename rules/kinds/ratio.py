@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from rules import windows
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, samples_since, sweep_stale, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, samples_since, sweep_older, union_names
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -50,6 +50,8 @@ class RatioState(RuleState):
     """Per key (``""`` or a user id): its counts."""
 
     keys: dict[str, RatioKey] = field(default_factory=dict)
+    _fresh_from: float = field(default=-math.inf, init=False, repr=False, compare=False)
+    """Kept between sweeps, not stored (``rules.kinds.base.sweep_older``)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -77,6 +79,11 @@ def _ratio_key_v1(keyed: dict[str, Any]) -> RatioKey:
     if totals is None:  # written before running totals were kept: the kept buckets are the window
         totals = [windows.count_all(numerators), windows.count_all(denominators)]
     return RatioKey(numerators, denominators, keyed["s"], totals[0], totals[1])
+
+
+def _newest_bucket(keyed: RatioKey) -> float:
+    """A key's newest bucket index, of its numerators or denominators (none: older than any)."""
+    return max([b[-1][0] for b in (keyed.numerators, keyed.denominators) if b], default=-math.inf)
 
 
 class RatioEvaluator(EvaluatorBase[RatioState]):
@@ -123,10 +130,7 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
             keys = state.keys
             keyed = keys.get(key)
             if keyed is None:
-                sweep_stale(
-                    keys,
-                    lambda k: max([b[-1][0] for b in (k.numerators, k.denominators) if b], default=oldest - 1) < oldest,
-                )
+                sweep_older(state, _newest_bucket, lambda at: at < oldest, index)
                 if not admits(keys, rule_id, event.account_id):  # a user beyond MAX_USER_KEYS
                     return []
                 keyed = keys[key] = RatioKey()

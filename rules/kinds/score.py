@@ -31,7 +31,7 @@ from typing import Any, Self
 from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase, admits, union_names
+from rules.kinds.base import MAX_USER_KEYS, BoundedState, EvaluatorBase, admits, union_names
 from rules.measures import Measure, MeasureKind, compile_measure
 from rules.models import ScoreComponent, ScoreRule
 from rules.paths import Getter, compile_path
@@ -75,6 +75,8 @@ class ScoreState(BoundedState):
     """Per key (``""`` or a user id); ``deadline``: the earliest next tick."""
 
     keys: dict[str, ScoreKey] = field(default_factory=dict)
+    _none_silent: bool = field(default=False, init=False, repr=False, compare=False)
+    """True once a full table held no silent key, until a key goes silent or is added: not stored (:func:`_admits`)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -98,6 +100,21 @@ def _silent(keyed: ScoreKey) -> bool:
     """A key with no tick to come (its events left the window): forgotten only to make room for a new user
     of a per-user rule at ``MAX_USER_KEYS`` (its ``latest`` values and warm-up start over if it comes back)."""
     return keyed.next_tick is None
+
+
+def _admits(state: ScoreState, rule_id: str, account_id: str) -> bool:
+    """``admits`` a new key, forgetting silent keys to make room: a table at ``MAX_USER_KEYS`` in which a scan
+    found none is not scanned again until a key goes silent (``advance_to``) or is added. Without it every event
+    of a user the rule does not track scanned the 2,000 keys (20,000 users: 105 µs an event instead of 2 µs).
+    Not stored: a state read back scans once, as before, and admits the same users."""
+    keys = state.keys
+    if state._none_silent and len(keys) >= MAX_USER_KEYS:
+        return admits(keys, rule_id, account_id)  # full, nothing to forget: counted and logged
+    if admits(keys, rule_id, account_id, _silent):
+        state._none_silent = False  # the new key is silent until its first tick is set
+        return True
+    state._none_silent = True  # the scan forgot every silent key, and the table is still full
+    return False
 
 
 def _nothing(state: ScoreState, event: Event) -> list[Finding]:
@@ -203,7 +220,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 if where is not None and not where(event):
                     continue
                 if keyed is None:
-                    if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                    if not _admits(state, rule_id, event.account_id):  # a user beyond MAX_USER_KEYS
                         return []
                     keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
                 if measure is _COUNT:  # windows.add(buckets, index, 1, "count"), inlined
@@ -271,7 +288,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
             index = _floor((ts - ORIGIN) / resolution)  # spec.index, inlined
             keyed = state.keys.get(key)
             if keyed is None:
-                if not admits(state.keys, rule_id, event.account_id, _silent):  # a user beyond MAX_USER_KEYS
+                if not _admits(state, rule_id, event.account_id):  # a user beyond MAX_USER_KEYS
                     return []
                 keyed = state.keys[key] = ScoreKey(ts, None, spec.start(index + 1))
             buckets = keyed.buckets.get(name)
@@ -310,7 +327,11 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                     findings.append(finding)
                 # after the last event has left the window the score can no longer change
                 last_useful = spec.start(spec.index(keyed.last_event_ts) + spec.per_window + 1)
-                keyed.next_tick = tick + spec.resolution if tick < last_useful else None
+                if tick < last_useful:
+                    keyed.next_tick = tick + spec.resolution
+                else:
+                    keyed.next_tick = None
+                    state._none_silent = False
         state.deadline = min((k.next_tick for k in keys.values() if k.next_tick is not None), default=None)
         findings.sort(key=lambda f: (f.fired_at, f.user_id or ""))
         return findings

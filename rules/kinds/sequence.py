@@ -8,12 +8,13 @@ A completed run fires and resets the key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, admits, sweep_stale, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, admits, sweep_older, union_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
@@ -32,6 +33,8 @@ class SequenceState(RuleState):
     """Per key with a partial run (``""`` or a user id): its runs."""
 
     keys: dict[str, SequenceRuns] = field(default_factory=dict)
+    _fresh_from: float = field(default=-math.inf, init=False, repr=False, compare=False)
+    """Kept between sweeps, not stored (``rules.kinds.base.sweep_older``)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -41,6 +44,11 @@ class SequenceState(RuleState):
 
     def to_version_1(self) -> dict[str, Any]:
         return {"k": {key: {"p": runs.starts, "i": runs.event_ids} for key, runs in self.keys.items()}}
+
+
+def _newest_start(runs: SequenceRuns) -> float:
+    """A key's newest partial-run start (none: older than any)."""
+    return max([start for start in runs.starts if start is not None], default=-math.inf)
 
 
 class SequenceEvaluator(EvaluatorBase[SequenceState]):
@@ -70,7 +78,8 @@ class SequenceEvaluator(EvaluatorBase[SequenceState]):
         keys = state.keys
         keyed = keys.get(key)
         if keyed is None:
-            sweep_stale(keys, lambda k: all(s is None or event.ts - s > within for s in k.starts))
+            ts = event.ts
+            sweep_older(state, _newest_start, lambda at: ts - at > within, ts)
             # a user beyond MAX_USER_KEYS (a new key cannot finish a run: only a first step can start one)
             if not admits(keys, self.rule.id, event.account_id):
                 return []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -10,7 +11,7 @@ from typing import Any, Self
 from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, remember_sample, sweep_stale
+from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, remember_sample, sweep_older
 from rules.measures import compile_measure
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -29,6 +30,8 @@ class SlidingState(RuleState):
     """Per key (``""`` or a user id): its buckets and samples."""
 
     keys: dict[str, SlidingKey] = field(default_factory=dict)
+    _fresh_from: float = field(default=-math.inf, init=False, repr=False, compare=False)
+    """Kept between sweeps, not stored (``rules.kinds.base.sweep_older``)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
@@ -38,6 +41,11 @@ class SlidingState(RuleState):
 
     def to_version_1(self) -> dict[str, Any]:
         return {"k": {key: {"b": keyed.buckets, "s": keyed.samples} for key, keyed in self.keys.items()}}
+
+
+def _newest_bucket(keyed: SlidingKey) -> float:
+    """A key's newest bucket index (a key without buckets: older than any)."""
+    return keyed.buckets[-1][0] if keyed.buckets else -math.inf
 
 
 class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
@@ -87,7 +95,7 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         keys = state.keys
         keyed = keys.get(key)
         if keyed is None:
-            sweep_stale(keys, lambda k: not k.buckets or k.buckets[-1][0] < oldest_kept)
+            sweep_older(state, _newest_bucket, lambda at: at < oldest_kept, index)
             if not admits(keys, self.rule.id, event.account_id):  # a user beyond MAX_USER_KEYS
                 return None
             keyed = keys[key] = SlidingKey()

@@ -181,11 +181,29 @@ def _check_not_compacted(admin: KafkaAdminClient, names: list[str], settings: Se
         )
 
 
-def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings: Settings) -> None:
+_STATE_LOST = (
+    "Kafka deletes its state records once they are older than the retention, and a worker recovering the table then "
+    "starts those accounts afresh (alerts repeated or missed, deadlines lost)"
+)
+_ACCOUNTS_LOST = (
+    "Kafka deletes its account records once they are older than the retention, and a worker or ingest that starts "
+    "then no longer knows those accounts (alerts without their name, owner or plan; routes by plan missed)"
+)
+
+
+def _check_kept(
+    admin: KafkaAdminClient,
+    topics: list[ChangelogTopic],
+    settings: Settings,
+    *,
+    what: str = "changelog topic",
+    lost: str = _STATE_LOST,
+) -> None:
     """``ConfigError`` when a changelog topic that must keep every key's latest record is not compacted
     only: made beforehand by a tool or a managed Kafka's default, or changed later, its records are
     deleted by retention, and a restarted or rebalanced worker recovers accounts without their state
-    (alerts missed or repeated, deadlines and cooldowns lost) — silently."""
+    (alerts missed or repeated, deadlines and cooldowns lost) — silently. ``what`` and ``lost`` name the topic
+    and the loss in the message (the accounts topic: ``ensure_topics``)."""
     policies, unreadable = _cleanup_policies(admin, [t.name for t in topics])
     for topic in topics:
         if topic.name not in policies:
@@ -195,16 +213,14 @@ def _check_kept(admin: KafkaAdminClient, topics: list[ChangelogTopic], settings:
         if deleting:
             fix = f"--entity-type topics --entity-name {topic.name} --add-config cleanup.policy=compact"
             raise ConfigError(
-                f"changelog topic {topic.name} has cleanup.policy={policy}"
+                f"{what} {topic.name} has cleanup.policy={policy}"
                 + (f" (retention.ms={retention})" if "delete" in policy and retention else "")
-                + ": Kafka deletes its state records once they are older than the retention, and a worker "
-                "recovering the table then starts those accounts afresh (alerts repeated or missed, deadlines "
-                f"lost). Make it compacted only: kafka-configs.sh --bootstrap-server {settings.bootstrap_servers[0]} "
-                f"--alter {fix}"
+                + f": {lost}. Make it compacted only: kafka-configs.sh --bootstrap-server "
+                f"{settings.bootstrap_servers[0]} --alter {fix}"
             )
     if unreadable:
         log.warning(
-            "changelog topics' cleanup policy not checked",
+            f"{what}s' cleanup policy not checked",
             topics=unreadable[:5],
             more=max(0, len(unreadable) - 5),
             why="the broker did not show their configs (this user lacks DESCRIBE_CONFIGS on them); they must be "
@@ -304,6 +320,10 @@ def ensure_topics(
         if names.events in chosen and names.events in existing:
             _check_partitions(admin, names.events, settings, existing)
         _check_not_compacted(admin, [t for t in chosen if t in existing and t not in compacted], settings)
+        # The accounts topic made beforehand with a managed Kafka's default of delete: accounts gone after retention.
+        kept = [ChangelogTopic(t, settings.topic_partitions) for t in chosen if t in existing and t in compacted]
+        if kept:
+            _check_kept(admin, kept, settings, what="topic", lost=_ACCOUNTS_LOST)
     finally:
         admin.close()
 

@@ -153,3 +153,32 @@ def test_a_compacted_events_or_alerts_topic_is_refused_and_unreadable_ones_are_w
     with capture_logs() as logs:
         _check_not_compacted(_ConfigsAdmin({"a.events": {"cleanup.policy": _config("delete")}}), names, settings)
     assert [(e["log_level"], e["topics"]) for e in logs] == [("warning", ["a.alerts"])]
+
+
+class _ExistingAdmin(_ConfigsAdmin):
+    """An admin client of a cluster where every topic already exists (nothing to create)."""
+
+    def list_topics(self) -> list[str]:
+        return list(self.shown)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_accounts_topic_that_exists_deleting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accounts topic keeps each account's latest record: made beforehand with a managed Kafka's default of
+    delete, Kafka deleted the accounts after the retention and a restarted worker or ingest no longer knew them,
+    while every start passed (only the topics that must not be compacted were checked). Refused with the fix."""
+    from streams.runtime import topics
+
+    settings = Settings(topic_prefix="a", broker="kafka://b1:9092")
+    monkeypatch.setattr(topics, "check_access", lambda _settings: None)
+    deleting = {"cleanup.policy": _config("delete", "DEFAULT_CONFIG"), "retention.ms": _config("604800000")}
+    admin = _ExistingAdmin({"a.accounts": deleting, "a.alerts": {"cleanup.policy": _config("delete")}})
+    monkeypatch.setattr(topics, "admin_client", lambda *_args: admin)
+    fix = r"--entity-name a\.accounts --add-config cleanup\.policy=compact"
+    with pytest.raises(ConfigError, match=rf"topic a\.accounts has cleanup\.policy=delete \(the broker's .* {fix}"):
+        topics.ensure_topics(settings, topics=["a.accounts", "a.alerts"])
+
+    admin.shown["a.accounts"] = {"cleanup.policy": _config("compact")}
+    topics.ensure_topics(settings, topics=["a.accounts", "a.alerts"])  # compacted: passes
