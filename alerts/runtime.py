@@ -497,10 +497,17 @@ class NotifierRuntime:
     async def _write_dead_letter(self, letter: DeadLetterRecord) -> None:
         """Send ``letter``, flush, and raise what the broker answered: the producer's flush returns whether or
         not a record was taken, and a refused dead letter (too large, not authorised) was lost while its
-        alert was acked and logged as dead-lettered."""
-        sent = await self.topics.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+        alert was acked and logged as dead-lettered.
+
+        The record's own ``FutureMessage`` is the one awaited: ``Topic.send`` returns the producer's future and
+        keeps the ``FutureMessage``, which the producer's answer also fails, to itself — never read, so asyncio
+        logged ``FutureMessage exception was never retrieved`` with a traceback for a letter that was written cut.
+        """
+        topic = self.topics.dead_letters
+        message = topic.as_future_message(key=letter.key, value=letter.value, headers=letter.headers)
+        await topic.publish_message(message)
         await self.flush()
-        await sent
+        await message
 
     async def _write_dead_letter_cut(self, letter: DeadLetterRecord, exc: BaseException) -> None:
         """``letter`` refused as too large: sent once more alone (the limit is per record batch, so one that

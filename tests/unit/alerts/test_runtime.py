@@ -54,11 +54,24 @@ class FakeTopic:
         self, *, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
     ) -> asyncio.Future[None]:
         """Records the send; returns the delivery future (a Faust topic's ``FutureMessage``), already taken."""
-        record = {"key": key, "value": value, "headers": headers}
-        self.sent.append(record if partition is None else {**record, "partition": partition})
+        return await self.publish_message(
+            self.as_future_message(key=key, value=value, headers=headers, partition=partition)
+        )
+
+    def as_future_message(
+        self, *, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        """The record's delivery future (Faust's ``FutureMessage``), the record kept on it until published."""
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        delivered.set_result(None)
+        record = {"key": key, "value": value, "headers": headers}
+        delivered.record = record if partition is None else {**record, "partition": partition}  # type: ignore[attr-defined]
         return delivered
+
+    async def publish_message(self, message: asyncio.Future[None]) -> asyncio.Future[None]:
+        """Records the message and takes it at once."""
+        self.sent.append(message.record)  # type: ignore[attr-defined]
+        message.set_result(None)
+        return message
 
 
 class FakeApp:
@@ -477,13 +490,13 @@ async def test_a_delivery_dead_letter_being_written_is_pending_for_the_watchdog(
     past the stall time); once written it is not, and a send that raises is not left pending either."""
     runtime, _, _, topics = make_runtime()
     taken = asyncio.Event()
-    sent = topics["dead_letters"].send
+    sent = topics["dead_letters"].publish_message
 
-    async def slow(**record: Any) -> asyncio.Future[None]:
+    async def slow(message: asyncio.Future[None]) -> asyncio.Future[None]:
         await taken.wait()
-        return await sent(**record)
+        return await sent(message)
 
-    topics["dead_letters"].send = slow  # type: ignore[method-assign]
+    topics["dead_letters"].publish_message = slow  # type: ignore[method-assign]
     task = asyncio.ensure_future(runtime.dead_letter_delivery(make_alert(), "csm/slack-0", "slack", "permanent", "x"))
     await asyncio.sleep(0)
     assert len(runtime.dead_letters_pending) == 1
@@ -491,10 +504,10 @@ async def test_a_delivery_dead_letter_being_written_is_pending_for_the_watchdog(
     await task
     assert len(runtime.dead_letters_pending) == 0
 
-    async def refuse(**record: Any) -> None:
+    async def refuse(message: asyncio.Future[None]) -> None:
         raise RuntimeError("broker unavailable")
 
-    topics["dead_letters"].send = refuse  # type: ignore[method-assign]
+    topics["dead_letters"].publish_message = refuse  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await runtime.dead_letter_delivery(make_alert(), "csm/slack-0", "slack", "permanent", "x")
     assert len(runtime.dead_letters_pending) == 0
@@ -504,10 +517,10 @@ async def test_a_dead_letter_that_cannot_be_written_stops_the_notifier(make_runt
     """When the dead-letter topic refuses a record, the alerts agent logs critical, crashes the app and raises."""
     runtime, app, _, topics = make_runtime()
 
-    async def refuse(**record: Any) -> None:
+    async def refuse(message: asyncio.Future[None]) -> None:
         raise RuntimeError("broker unavailable")
 
-    topics["dead_letters"].send = refuse  # type: ignore[method-assign]
+    topics["dead_letters"].publish_message = refuse  # type: ignore[method-assign]
     event = FakeEvent(b"not an alert")
     with capture_logs() as logs, pytest.raises(RuntimeError, match="broker unavailable"):
         await runtime.consume_alerts(FakeStream([event]))
