@@ -509,6 +509,8 @@ class Explained:
     before: float | None = None
     weeks: float | None = None
     """How many weeks the baseline behind ``before`` holds (8 once the account has the history; fewer before)."""
+    estimated: bool = False
+    """Whether ``now``/``before`` count users from sketch days (an account with more users a day than it lists)."""
 
 
 def _ratio(now: float, before: float | None) -> float:
@@ -611,8 +613,9 @@ def compute(
     generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base, baseline_weeks))
     base_users = sum(_distinct(u, exact) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
     active_7d = _distinct(users_7d, exact)
-    generic.append(Explained(_ratio(active_7d, base_users), active_7d, base_users, baseline_weeks))
-    generic.append(Explained(math.log1p(active_7d), active_7d))
+    estimated = not exact  # user counts of sketch days are estimates: their sentences say so
+    generic.append(Explained(_ratio(active_7d, base_users), active_7d, base_users, baseline_weeks, estimated))
+    generic.append(Explained(math.log1p(active_7d), active_7d, estimated=estimated))
     has_before = first_day <= recent_from - RECENT_DAYS
     before = float(len(breadth_before)) if has_before else None
     generic.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
@@ -626,18 +629,20 @@ def compute(
         generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base, baseline_weeks))
         full_weeks = first_day <= today - 7 * TREND_WEEKS  # younger accounts have no 4-week trend yet
         generic.append(_trend(trend_events, full_weeks))
-        generic.append(_trend([_distinct(u, exact) for u in trend_users], full_weeks))
+        generic.append(_trend([_distinct(u, exact) for u in trend_users], full_weeks, estimated))
         regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
         retained = sum(1 for u in regulars if u in users_recent)
         if regulars:
             scale = 1 << level  # a sample of one user in 2 ** level: its counts scaled back up
-            generic.append(Explained(retained / len(regulars), retained * scale, len(regulars) * scale, baseline_weeks))
+            generic.append(
+                Explained(retained / len(regulars), retained * scale, len(regulars) * scale, baseline_weeks, estimated)
+            )
         else:
             generic.append(Explained(None))
         if base_user_days and baseline_weeks:
             champion = min(base_user_days, key=lambda u: (-base_user_days[u], u))
             away = float(today - user_last_day[champion])
-            generic.append(Explained(away, away, base_user_days[champion], baseline_weeks))
+            generic.append(Explained(away, away, base_user_days[champion], baseline_weeks, estimated))
         else:
             generic.append(Explained(None))
 
@@ -657,7 +662,7 @@ def compute(
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
     if v3:
-        out.extend(_account_features(spec, account, now, _distinct(users_28d, exact)))
+        out.extend(_account_features(spec, account, now, _distinct(users_28d, exact), estimated))
     return out
 
 
@@ -678,7 +683,9 @@ def _sampled(hashes: Iterable[int], level: int) -> list[int]:
     return [h for h in hashes if not h >> (SAMPLE_BITS - level)]
 
 
-def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_28d: int | float) -> list[Explained]:
+def _account_features(
+    spec: FeatureSpec, facts: AccountFacts, now: float, users_28d: int | float, estimated: bool = False
+) -> list[Explained]:
     """The version 3 features of the account record (see :data:`ACCOUNT_V3`), then tier and plan."""
     out: list[Explained] = []
     renewal = facts.renewal_at
@@ -698,7 +705,7 @@ def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_
     seats = facts.seats
     out.append(Explained(math.log1p(seats), seats) if seats is not None else Explained(None))
     if seats:
-        out.append(Explained(min(2.0, users_28d / seats), users_28d, seats))
+        out.append(Explained(min(2.0, users_28d / seats), users_28d, seats, estimated=estimated))
     else:
         out.append(Explained(None))
     mrr = facts.mrr
@@ -709,7 +716,7 @@ def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_
     return out
 
 
-def _trend(weekly: Sequence[float], known: bool) -> Explained:
+def _trend(weekly: Sequence[float], known: bool, estimated: bool = False) -> Explained:
     """Least-squares slope of ``log(1 + x)`` over the weeks (``weekly[0]`` = the last 7 days), per week."""
     if not known:
         return Explained(None)
@@ -717,7 +724,7 @@ def _trend(weekly: Sequence[float], known: bool) -> Explained:
     centre = (n - 1) / 2.0
     xs = [centre - i for i in range(n)]  # the newest week is the rightmost point
     slope = sum(x * math.log1p(y) for x, y in zip(xs, weekly, strict=True)) / sum(x * x for x in xs)
-    return Explained(slope, float(weekly[0]), float(weekly[-1]))
+    return Explained(slope, float(weekly[0]), float(weekly[-1]), estimated=estimated)
 
 
 def values(explained: Sequence[Explained]) -> list[float | None]:

@@ -43,7 +43,15 @@ def sentence(name: str, item: Explained, subject: Term | NumericProp | None = No
     ``subject`` is what a per-event feature is about (``FeatureSpec.subjects``); without it the
     term is read back from the feature's name (``count28:Login[role=admin]``), which a name that
     itself holds ``[`` or ``.`` can make ambiguous — the rule kind always passes it.
+
+    A count of users from sketch days (an account with more users a day than the features list one by one)
+    ends with "(estimated)": it can be some percent off, and the CSM should not quote it as exact.
     """
+    text = _sentence(name, item, subject)
+    return f"{text} (estimated)" if item.estimated else text
+
+
+def _sentence(name: str, item: Explained, subject: Term | NumericProp | None) -> str:
     now, before = item.now, item.before
     # the baseline is named by what it holds: "the last 3 weeks" for an account (or a worker) 5 weeks old
     weeks = _span(BASELINE_DAYS if item.weeks is None else round(item.weeks * 7))

@@ -63,6 +63,23 @@ def test_user_counts_of_a_big_account_are_estimates_within_a_few_percent(big: di
     assert got["top_user_days_away"].value in (1.0, 15.0)  # a sampled every-day user, retained or not
 
 
+USER_COUNTS = ("active_users_vs_baseline", "active_users_7d", "active_users_trend_4w", "baseline_users_retained")
+
+
+def test_a_big_accounts_user_counts_read_as_estimates_and_a_small_ones_do_not(big: dict[str, Any]) -> None:
+    """The reasons a CSM reads say "(estimated)" where a user count came from sketch days (it can be some percent
+    off: 1,728 of 3,392 regulars for 1,500 of 3,000), and nowhere else; event counts stay exact either way."""
+    from rules.risk.reasons import sentence
+
+    got = _named(big, 71)
+    for name in USER_COUNTS:
+        assert sentence(name, got[name]).endswith(" (estimated)"), (name, sentence(name, got[name]))
+    assert not sentence("activity_vs_baseline", got["activity_vs_baseline"]).endswith("(estimated)")
+    small = _named(_state(lambda day: range(40), 71), 71)
+    for name in USER_COUNTS:
+        assert not sentence(name, small[name]).endswith("(estimated)"), (name, sentence(name, small[name]))
+
+
 def test_an_account_within_the_bounds_lists_every_user_exactly() -> None:
     """256 users every day, the same ones: no sketch day, each id written once, exact counts; the state is a
     fraction of the 594 KB the ids listed per day took."""
