@@ -125,7 +125,8 @@ _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
 # Block syntax a value opens when the template prints it at the start of a line ("They wrote:\n{{ c }}"):
 # a heading (#), a quote (>), a list item (- + 1. 1)), a setext underline (=), a thematic break or a
-# fence (- ~), a code block (four spaces). Its first character is escaped (``\#``); leading spaces are dropped.
+# fence (- ~), a code block (four spaces). Its first character is escaped (``\#``); leading spaces become one
+# space (which opens no block, and keeps the space of `` (…)`` that ``aside`` prints after a name).
 _BLOCK_START = re.compile(r"^(?:([#>+\-=~|])|(\d{1,9})([.)]))")
 
 
@@ -136,8 +137,10 @@ def _markdown_text(value: Any) -> Any:
     printed = _none_as_empty(value)
     if not isinstance(printed, str) or type(value) is float:  # a number's "0.3" is not a list item "0."
         return printed
-    one_line = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed)).lstrip()
-    return _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", one_line, count=1)
+    one_line = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed))
+    text = one_line.lstrip()
+    space = " " if len(text) < len(one_line) else ""
+    return space + _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text, count=1)
 
 
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
