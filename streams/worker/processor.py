@@ -58,6 +58,7 @@ from streams.runtime.metrics import (
 from streams.runtime.settings import Settings
 from streams.worker.clock import PartitionClocks
 from streams.worker.late_events import LateEventLog
+from streams.worker.duplicate_log import DuplicateLog
 from streams.worker.rejection_log import RejectionLog
 from streams.worker.state_cache import EVALUATION_ERROR, Quarantine, StateCache
 from streams.worker.wakeups import WakeupIndex
@@ -279,6 +280,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         clocks.outage_grace = settings.clock_outage_grace_seconds
         self.late_log = LateEventLog(settings.late_event_log_interval_seconds)
         self.rejection_log = RejectionLog(settings.late_event_log_interval_seconds)
+        self.duplicate_log = DuplicateLog(settings.late_event_log_interval_seconds)
         self._partitions = settings.topic_partitions
         self._home: dict[str, int] = {}
         self._forward_logged_at = -math.inf
@@ -417,6 +419,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 accounts = touched[p] = set()
             accounts.add(account_id)
         self._count_outcomes(outcomes)
+        self.duplicate_log.ignored(outcomes.get(EventOutcome.DUPLICATE, 0), now)
         self.late_log.flush_counts()
         self.late_log.flush(now)
         self.rejection_log.flush(now)
@@ -449,6 +452,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         # A quiet stream has no batch to log the late and refused records held back since the last line.
         self.late_log.flush(now)
         self.rejection_log.flush(now)
+        self.duplicate_log.ignored(0, now)
         self._count_cooldowns()
         if writes:
             self.take_writes(out)

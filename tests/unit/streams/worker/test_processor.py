@@ -78,6 +78,21 @@ def test_duplicates_are_dropped_and_not_written(make_processor: Factory) -> None
     assert (again.accepted, again.state_writes) == (0, {})
 
 
+def test_duplicates_are_logged_at_most_once_per_interval_with_their_count(make_processor: Factory) -> None:
+    """Every skip reaches the log, not only the metric: the first duplicate gets a line at once, the next ones are
+    held and said with their count once the interval has passed (a quiet stream's tick says them too)."""
+    processor, _ = make_processor()
+    processor.process_batch([_record(0, "Login", T0)])
+    with capture_logs() as logs:
+        processor.process_batch([_record(1, "Login", T0, event_id="e0")])  # another offset, the same event
+        processor.process_batch([_record(2, "Login", T0, event_id="e0"), _record(3, "Login", T0, event_id="e0")])
+    lines = [e for e in logs if e["event"].startswith("duplicate events ignored")]
+    assert [e["duplicates_since_last_line"] for e in lines] == [1]
+    with capture_logs() as logs:
+        processor.duplicate_log.ignored(0, processor.duplicate_log.interval + 1e12)
+    assert [e["duplicates_since_last_line"] for e in logs] == [2]
+
+
 def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: Factory) -> None:
     """In live mode a timer tick past the deadline alerts with no further events."""
     processor, _ = make_processor(event_time_only=False, wall=T0)
