@@ -57,8 +57,8 @@ from streams.runtime.metrics import (
 )
 from streams.runtime.settings import Settings
 from streams.worker.clock import PartitionClocks
-from streams.worker.late_events import LateEventLog
 from streams.worker.duplicate_log import DuplicateLog
+from streams.worker.late_events import LateEventLog
 from streams.worker.rejection_log import RejectionLog
 from streams.worker.state_cache import EVALUATION_ERROR, Quarantine, StateCache
 from streams.worker.wakeups import WakeupIndex
