@@ -37,7 +37,7 @@ from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, 
 from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
 from streams.ingest.parse_lanes import LargeBodySlot
-from streams.ingest.payload import BodyError, read_json_body
+from streams.ingest.payload import GZIP_MAGIC, BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
@@ -318,6 +318,14 @@ def _decode(
         return answer(415, "unsupported_encoding", str(exc))
     except CorruptBody as exc:
         return answer(400, "invalid_body", str(exc))
+    if decoded is not body and decoded.startswith(GZIP_MAGIC):
+        # Else the parser's message blamed a missing Content-Encoding header that was sent.
+        return answer(
+            400,
+            "invalid_body",
+            "the body is gzip-compressed twice: inflated once for Content-Encoding: gzip, it is still gzip; "
+            "compress it once",
+        )
     if max(len(body), len(decoded)) <= config.max_body_bytes:
         return Admitted(source=source, body=decoded, received_at=now)
     if slot is None:
