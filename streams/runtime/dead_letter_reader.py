@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas.bounds import CONTROL_CHARACTERS
 from schemas.errors import BrokerUnavailableError
 from streams.runtime.dead_letters import (
     AT,
@@ -30,6 +32,13 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 
 MAX_VALUE_CHARS = 300
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN``: what a dead letter holds came from its sender,
+    and raw it could move, clear or retitle the operator's terminal, or forge a line of the listing."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +68,8 @@ class StoredDeadLetter:
         text = "<none>" if self.value is None else self.value.decode("utf-8", "replace")
         if len(text) > MAX_VALUE_CHARS:
             text = text[:MAX_VALUE_CHARS] + "…"
-        return f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}\n    {text}"
+        head = f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}"
+        return f"{_visible(head)}\n    {_visible(text)}"
 
     def to_json(self) -> str:
         """One JSON line: key, value (as text), and the verdict headers."""
