@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.bounds import CONTROL_CHARACTERS
+from schemas.bounds import visible_controls
 from schemas.errors import BrokerUnavailableError
 from streams.runtime.dead_letters import (
     AT,
@@ -32,13 +31,6 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 
 MAX_VALUE_CHARS = 300
-_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
-
-
-def _visible(text: str) -> str:
-    """``text`` with every control character shown as ``\\xNN``: what a dead letter holds came from its sender,
-    and raw it could move, clear or retitle the operator's terminal, or forge a line of the listing."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +61,7 @@ class StoredDeadLetter:
         if len(text) > MAX_VALUE_CHARS:
             text = text[:MAX_VALUE_CHARS] + "…"
         head = f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}"
-        return f"{_visible(head)}\n    {_visible(text)}"
+        return f"{visible_controls(head)}\n    {visible_controls(text)}"
 
     def to_json(self) -> str:
         """One JSON line: key, value (as text), and the verdict headers."""
