@@ -44,6 +44,15 @@ CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f"
 NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """JSON Schema / pydantic pattern of an id without control characters."""
 _control = re.compile(f"[{CONTROL_CHARACTERS}]").search
+_controls = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def visible_controls(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN``, for a terminal: a rejected event's field
+    name, key or value comes from its sender, and raw it could move, clear or retitle the terminal of whoever
+    reads the report, or forge a line of it."""
+    return _controls.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
 
 TOO_DEEP = "too_deep"
 TOO_MANY_PROPERTIES = "too_many_properties"

@@ -21,6 +21,7 @@ from streams.cli.option_types import InputPath
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.settings import Settings
+from streams.sdk.event_lines import describe
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
@@ -147,8 +148,7 @@ def _publish_file(path: Path, settings: Settings) -> int:
                     publisher.publish_json(line.raw)
                 except EventRejectedError as exc:
                     rejected += 1
-                    field = f" ({exc.field})" if exc.field else ""
-                    bar.write(f"{path}:{line.number}: {exc.reason}{field}: {exc.detail}", file=sys.stderr)
+                    bar.write(describe(path, line.number, exc.reason, exc.field, exc.detail), file=sys.stderr)
                 bar.update(line.size)
     except PublishError as exc:
         stopped = exc

@@ -109,6 +109,10 @@ class AccountsView:
             return None
         return value if isinstance(value, dict) else None
 
+    def unreadable(self, key: bytes) -> bool:
+        """Whether the account has a record that is not a JSON object (``get`` reads it as none)."""
+        return key in self.records and self.get(key) is None
+
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
@@ -273,7 +277,8 @@ class AccountMerger:
                     INGEST_ACCOUNT_MERGES.labels(outcome="invalid_patch").inc()
                     continue
                 current = changed.get(record.key) or self.view.get(record.key)
-                merged = self._merge(record.key, current, record.value)
+                unreadable = current is None and self.view.unreadable(record.key)
+                merged = self._merge(record.key, current, record.value, stored_unreadable=unreadable)
                 if merged is not None and merged != current:
                     changed[record.key] = merged
         started = time.monotonic()
@@ -290,7 +295,9 @@ class AccountMerger:
                 "accounts updated from group calls", accounts=len(changed), seconds=round(time.monotonic() - started, 3)
             )
 
-    def _merge(self, key: bytes, current: dict[str, Any] | None, raw_patch: bytes) -> dict[str, Any] | None:
+    def _merge(
+        self, key: bytes, current: dict[str, Any] | None, raw_patch: bytes, *, stored_unreadable: bool = False
+    ) -> dict[str, Any] | None:
         account_id = key.decode("utf-8", "replace")
         try:
             patch = orjson.loads(raw_patch)
@@ -301,18 +308,21 @@ class AccountMerger:
             INGEST_ACCOUNT_MERGES.labels(outcome="invalid_patch").inc()
             log.error("account patch ignored", account_id=account_id, error=str(exc).splitlines()[0])
             return None
+        if stored_unreadable:
+            # Not JSON, or not an object: as invalid as an account failing validation, and as overwritten.
+            return self._replaced(account_id, patch, "the stored record is not a JSON object")
         merged = merge_account(current, patch)
         try:
             Account.model_validate(merged)
         except ValidationError as exc:
             # The stored record is not a valid account (the worker ignores it too); the group call
             # is the product's current word on the account, so it replaces the record.
-            INGEST_ACCOUNT_MERGES.labels(outcome="replaced_invalid_record").inc()
-            log.warning(
-                "invalid account record replaced by group traits",
-                account_id=account_id,
-                error=str(exc).splitlines()[0],
-            )
-            return merge_account({"account_id": account_id}, patch)
+            return self._replaced(account_id, patch, str(exc).splitlines()[0])
         INGEST_ACCOUNT_MERGES.labels(outcome="merged" if merged != current else "unchanged").inc()
         return merged
+
+    @staticmethod
+    def _replaced(account_id: str, patch: dict[str, Any], error: str) -> dict[str, Any]:
+        INGEST_ACCOUNT_MERGES.labels(outcome="replaced_invalid_record").inc()
+        log.warning("invalid account record replaced by group traits", account_id=account_id, error=error)
+        return merge_account({"account_id": account_id}, patch)

@@ -231,13 +231,13 @@ def create_ingest_app(
     )
     app[CONFIG] = config
     app[SINK] = sink
-    dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s)
+    writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
+    dead_letters = DeadLetterWriter(sink, config.kafka_timeout_s, health=writes, topic=config.topics.events_dlq)
     app[DEAD_LETTERS] = dead_letters
     app[REFUSALS] = RefusalLog()
     parse_lanes = app[PARSE_LANES] = ParseLanes(
         config.large_bodies.slots, large_in_processes=settings.ingest_parse_large_bodies_in_processes
     )
-    writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
     if merger is not None:
         merger.health = writes
     readiness = app[READINESS] = IngestReadiness(

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from streams.ingest.sink import EventSink
+from streams.ingest.write_health import WRITE_DEAD_LETTERS, IngestWriteHealth
 from streams.runtime.dead_letters import DeadLetterRecord
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import INGEST_DEAD_LETTERS
@@ -49,8 +50,18 @@ def letter_bytes(letter: DeadLetterRecord) -> int:
 class DeadLetterWriter:
     """Background writes of dead letters to the sink; built by ``create_ingest_app``, one per app."""
 
-    def __init__(self, sink: EventSink, timeout_s: float, *, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        timeout_s: float,
+        *,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        health: IngestWriteHealth | None = None,
+        topic: str = "",
+    ) -> None:
         self._sink = sink
+        self._health = health  # /readyz "degraded" while every write fails (write_health)
+        self._topic = topic
         self._timeout_s = timeout_s
         self._max_pending_bytes = max_pending_bytes
         self._pending: dict[asyncio.Task[None], int] = {}  # each write and how many letters it carries
@@ -126,8 +137,12 @@ class DeadLetterWriter:
             return  # given up at shutdown: counted failed then
         if error is not None:
             self._failed(letters, source, route, error)
+            if self._health is not None:
+                self._health.write_failed(WRITE_DEAD_LETTERS, self._topic, error)
         else:
             INGEST_DEAD_LETTERS.labels(outcome="written").inc(len(letters))
+            if self._health is not None:
+                self._health.succeeded(self._topic)
 
     def _finished(
         self, letters: Sequence[DeadLetterRecord], source: str, route: str, size: int, task: asyncio.Task[None]

@@ -1,7 +1,8 @@
 """What every ingest POST goes through before its items are looked at, and the write to Kafka after.
 
 ``admit`` checks, in this order, each step bounded before the next one costs anything:
-API key (401) → declared and actual body size (413) → signature over the bytes as sent, when
+API key (401) → declared and actual body size (413), the body arriving within
+``PREEMPT_INGEST_BODY_READ_TIMEOUT_SECONDS`` (408) → signature over the bytes as sent, when
 signing is on, and replay (401; 429 when the replay guard is full) → ``Content-Encoding`` (gzip
 inflated only now, within a size and a ratio limit: 413; corrupt or unknown: 400/415).
 ``store`` writes the accepted records within ``PREEMPT_INGEST_KAFKA_TIMEOUT_SECONDS``: a slow
@@ -36,7 +37,7 @@ from streams.ingest.body import BodyTooLarge, CorruptBody, UnsupportedEncoding, 
 from streams.ingest.dead_letter_writer import DeadLetterWriter
 from streams.ingest.group_traits import trait_map
 from streams.ingest.parse_lanes import LargeBodySlot
-from streams.ingest.payload import BodyError, read_json_body
+from streams.ingest.payload import GZIP_MAGIC, BodyError, read_json_body
 from streams.ingest.rejected import RejectedItem
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import TrackingConfig
@@ -100,6 +101,7 @@ class IngestConfig:
         self.max_shared_context_bytes = settings.ingest_max_shared_context_bytes
         self.max_gzip_ratio = settings.ingest_max_gzip_ratio
         self.kafka_timeout_s = settings.ingest_kafka_timeout_seconds
+        self.body_read_timeout_s = settings.ingest_body_read_timeout_seconds
         self.topics = TopicNames.from_settings(settings)
         self.cors_origins = frozenset(settings.ingest_cors_origins)
         self.replays = ReplayGuard(capacity=settings.ingest_replay_cache_size)
@@ -177,9 +179,27 @@ async def admit(
     ``writeKey`` in a small uncompressed JSON body, as analytics.js does. With ``batch`` (the tracking
     API's batch routes) the body may hold up to ``PREEMPT_INGEST_MAX_BATCH_BODY_BYTES``; one over
     ``PREEMPT_INGEST_MAX_BODY_BYTES`` needs a ``LargeBodies`` slot (429 when none is free), which the
-    caller lets go of with ``Admitted.release``.
+    caller lets go of with ``Admitted.release``. A body still arriving after
+    ``PREEMPT_INGEST_BODY_READ_TIMEOUT_SECONDS`` is answered 408 (its slot, if any, is free again).
     """
     config = request.app[CONFIG]
+    try:
+        # Only the body reads wait inside: a stalled sender must not hold its connection, and a large
+        # body's slot, for as long as it likes. A read cut off here lets go of the slot (_read_and_decode).
+        async with asyncio.timeout(config.body_read_timeout_s):
+            return await _admit(request, answer, config, body_key=body_key, batch=batch)
+    except TimeoutError:
+        return answer(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {config.body_read_timeout_s:g} s "
+            "(PREEMPT_INGEST_BODY_READ_TIMEOUT_SECONDS); send it again",
+        )
+
+
+async def _admit(
+    request: web.Request, answer: Answer, config: IngestConfig, *, body_key: bool, batch: bool
+) -> Admitted | web.Response:
     limit = config.max_batch_body_bytes if batch else config.max_body_bytes
     authorization = request.headers.get("Authorization")
     if authorization is None and body_key:
@@ -298,6 +318,14 @@ def _decode(
         return answer(415, "unsupported_encoding", str(exc))
     except CorruptBody as exc:
         return answer(400, "invalid_body", str(exc))
+    if decoded is not body and decoded.startswith(GZIP_MAGIC):
+        # Else the parser's message blamed a missing Content-Encoding header that was sent.
+        return answer(
+            400,
+            "invalid_body",
+            "the body is gzip-compressed twice: inflated once for Content-Encoding: gzip, it is still gzip; "
+            "compress it once",
+        )
     if max(len(body), len(decoded)) <= config.max_body_bytes:
         return Admitted(source=source, body=decoded, received_at=now)
     if slot is None:

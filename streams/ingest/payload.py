@@ -337,13 +337,24 @@ def _split(body: bytes, *, max_items: int, max_shared_context_bytes: int) -> tup
                 "send large context on the items that need it"
             )
         # Segment semantics: the batch's context is a default under each item's own context.
-        return [
-            {**item, "context": {**shared, **item.get("context", {})}}
-            if isinstance(item, dict) and isinstance(item.get("context", {}), dict)
-            else item
-            for item in batch
-        ], False
+        return [_with_shared_context(item, shared) for item in batch], False
     return batch, False
+
+
+def _with_shared_context(item: Any, shared: dict[str, Any]) -> Any:
+    """``item`` with the batch's ``shared`` context under its own; in a Segment item (one with a ``type``) a
+    null context, or a null key of it, counts as not sent (as on the tracking routes), so the shared one shows."""
+    if not isinstance(item, dict):
+        return item
+    own = item.get("context", {})
+    segment = "type" in item
+    if own is None and segment:
+        own = {}
+    if not isinstance(own, dict):
+        return item
+    if segment:
+        own = {k: v for k, v in own.items() if v is not None}
+    return {**item, "context": {**shared, **own}}
 
 
 def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | Rejection:
@@ -357,9 +368,13 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
         return Rejection(Reason.UNKNOWN_FIELD, f"unknown Segment field {unknown[0]!r}", unknown[0])
     if "messageId" not in item:
         return Rejection(Reason.MISSING_FIELD, "messageId is required", "messageId")
+    # As on the tracking routes, an optional field sent as null (what serialisers write for one they do not
+    # have) counts as not sent: "timestamp": null is the time of receipt, not a rejected call.
+    item = {k: v for k, v in item.items() if v is not None or k == "messageId"}
     context = item.get("context", {})
     if not isinstance(context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
+    context = {k: v for k, v in context.items() if v is not None}
     if "groupId" not in context:
         return Rejection(Reason.MISSING_FIELD, "context.groupId (the account id) is required", "context.groupId")
     canonical: dict[str, Any] = {

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas.bounds import visible_controls
 from schemas.errors import BrokerUnavailableError
 from streams.runtime.dead_letters import (
     AT,
@@ -59,7 +60,8 @@ class StoredDeadLetter:
         text = "<none>" if self.value is None else self.value.decode("utf-8", "replace")
         if len(text) > MAX_VALUE_CHARS:
             text = text[:MAX_VALUE_CHARS] + "…"
-        return f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}\n    {text}"
+        head = f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}"
+        return f"{visible_controls(head)}\n    {visible_controls(text)}"
 
     def to_json(self) -> str:
         """One JSON line: key, value (as text), and the verdict headers."""

@@ -67,9 +67,9 @@ INGEST_DEAD_LETTERS = Counter(
 )
 INGEST_WRITES_FAILING = Gauge(
     "preempt_ingest_writes_failing",
-    "Kinds of write of this ingest process (events, account_updates, account_merges) whose every attempt has "
-    "failed for PREEMPT_INGEST_WRITES_FAILING_SECONDS, with no success since: /readyz 503 'writes failing' "
-    "(streams/ingest/write_health.py).",
+    "Kinds of write of this ingest process (events, account_updates, account_merges, dead_letters) whose every "
+    "attempt has failed for PREEMPT_INGEST_WRITES_FAILING_SECONDS, with no success since: /readyz 503 'writes "
+    "failing' for events, listed under 'degraded' for the others (streams/ingest/write_health.py).",
     ["write"],
 )
 INGEST_ACCOUNT_MERGES = Counter(
@@ -366,7 +366,7 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
 
 
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")
-INGEST_WRITES = ("events", "account_updates", "account_merges")  # preempt_ingest_writes_failing{write}
+INGEST_WRITES = ("events", "account_updates", "account_merges", "dead_letters")  # preempt_ingest_writes_failing{write}
 
 
 def expose_ingest_series(tracking_skips: Iterable[tuple[str, str]] = ()) -> None:

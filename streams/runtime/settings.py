@@ -345,6 +345,15 @@ class Settings(BaseSettings):
         description="batch bodies over PREEMPT_INGEST_MAX_BODY_BYTES read and parsed at once; one more is "
         "answered 429 with Retry-After (the SDKs retry it)",
     )
+    # The one large-body slot was held for as long as a sender kept its connection open without sending
+    # the rest of its body: one stalled upload made every other sender's large batch 429 "busy".
+    ingest_body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="longest time a request body may take to arrive, from its headers on; a slower or stalled "
+        "one is answered 408 and frees its large-body slot (the SDKs give up after 10-15 s)",
+    )
     # A parse is one long C call (orjson, json) for millions of tiny values: in a thread it still held the
     # interpreter lock, and the event loop with it, for seconds (streams/ingest/parse_lanes.py).
     ingest_parse_large_bodies_in_processes: bool = Field(

@@ -96,3 +96,64 @@ def test_a_rudderstack_batch_of_large_calls_over_one_mib_is_stored(
     assert "payload_too_large" not in proc.log_text()
     records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 100, timeout_s=60, idle_s=1)
     assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(f"large-{i}" for i in range(100))
+
+
+def test_a_stalled_large_upload_gives_the_large_body_slot_back_after_the_read_timeout(
+    kafka_bootstrap: str, settings_factory: Callable[..., Settings], process_factory: Callable[..., ManagedProcess]
+) -> None:
+    """A sender that declares a large batch and stops sending (a dropped link, an SDK that gave up) held the one
+    large-body slot for as long as its connection stayed open: every other sender's large batch got 429 "busy"
+    (80 s seen on a live ingest, until the stalled client went away). With PREEMPT_INGEST_BODY_READ_TIMEOUT_SECONDS
+    the stalled request is answered 408 and the next large batch is stored."""
+    import base64
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    settings = settings_factory(
+        ingest_api_keys=(f"batches={key_digest(WRITE_KEY)}",), ingest_port=port, ingest_body_read_timeout_seconds=2.0
+    )
+    proc = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, proc)
+    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    calls = [
+        {
+            "type": "track",
+            "messageId": f"big-{i}",
+            "userId": "u",
+            "event": "Big",
+            "context": {"groupId": "ozcorp"},
+            "properties": {"a": f"{i}-" + "x" * 4500, "b": "y" * 4500},
+        }
+        for i in range(150)
+    ]
+    body = orjson.dumps({"batch": calls})
+    assert len(body) > settings.ingest_max_body_bytes
+
+    def post_batch() -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/batch", data=body, headers={"Authorization": auth}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1 only
+                return int(response.status), orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+        head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        stalled.sendall(head.encode() + body[:1000])
+        time.sleep(0.5)  # the stalled request's head is in: it holds the slot
+        assert post_batch()[0] == 429
+        answer = stalled.recv(4096).decode("latin-1")  # blocks until ingest gives up on the body (2 s)
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert '"code":"body_timeout"' in answer
+    status, answer_after = post_batch()
+    assert (status, answer_after["accepted"]) == (200, 150), str(answer_after)[:600]
+    records = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 150, timeout_s=60, idle_s=1)
+    assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(f"big-{i}" for i in range(150))

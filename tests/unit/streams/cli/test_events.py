@@ -142,3 +142,16 @@ def test_ctrl_c_in_validate_says_how_far_it_got(
         f"{path}: stopped at line 3: 1 valid, 1 invalid so far",
         "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
     ]
+
+
+def test_validate_shows_control_characters_of_a_line_escaped_not_raw() -> None:
+    """An unknown top-level field is named in the report, and its name is the sender's: a key
+    ``"\\u001b]0;pwned\\u0007"`` wrote the escape sequence raw to the terminal (it retitled it). Control
+    characters now show as \\xNN; ``preempt publish --file`` reports through the same line."""
+    line = b'{"event_id":"e1","event":"Login","account_id":"acme","timestamp":"2026-11-23T06:00:00Z",'
+    line += b'"\\u001b]0;pwned\\u0007":1}'
+    result = CliRunner().invoke(events, ["validate", "-"], input=line + b"\n")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output, repr(result.output)
+    assert "\x07" not in result.output, repr(result.output)
+    assert "<stdin>:1: unknown_field (\\x1b]0;pwned\\x07):" in result.output

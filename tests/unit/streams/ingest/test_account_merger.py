@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from streams.ingest.account_merger import AccountMerger
 
@@ -114,3 +115,27 @@ async def test_bad_patches_are_skipped_and_counted_and_invalid_records_replaced(
     assert merges("invalid_patch") == invalid + 4
     assert merges("replaced_invalid_record") == replaced + 1
     assert consumer.committed == [{TP: 5}]
+
+
+async def test_a_stored_record_that_is_not_a_json_object_is_counted_and_logged_as_replaced() -> None:
+    """A record on the accounts topic that is not JSON, or JSON but not an object (another tool's bytes, a
+    partial write), was read as "no record": the group call's traits replaced it counted as an ordinary
+    `merged`, with no log line — the operator could not tell that whatever stood there (a CRM sync's name,
+    owner, MRR) was overwritten. It is counted `replaced_invalid_record` and logged, like an invalid account."""
+    merger, order = merger_with({b"garbage": b"\xff not json", b"array": b"[1, 2]"})
+    consumer, producer = FakeConsumer(), FakeProducer(order)
+    replaced, merged = merges("replaced_invalid_record"), merges("merged")
+    batch = {
+        TP: [
+            record(0, b"garbage", {"account_id": "garbage", "plan": "pro"}),
+            record(1, b"array", {"account_id": "array", "plan": "pro"}),
+            record(2, b"fresh", {"account_id": "fresh", "plan": "pro"}),
+        ]
+    }
+    with capture_logs() as logs:
+        await merger.merge_batch(consumer, producer, batch)  # type: ignore[arg-type]
+    assert [key for _, key, _ in producer.sent] == [b"garbage", b"array", b"fresh"]
+    assert merges("replaced_invalid_record") == replaced + 2
+    assert merges("merged") == merged + 1  # only the account that had no record at all
+    warned = [e["account_id"] for e in logs if e["event"] == "invalid account record replaced by group traits"]
+    assert warned == ["garbage", "array"]

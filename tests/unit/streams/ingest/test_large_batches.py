@@ -94,3 +94,69 @@ async def test_a_large_body_takes_its_slot_before_it_is_read_and_gives_it_back_w
     assert refused.status == 415
     assert (await client.post("/v1/batch", data=large_batch(prefix="c"), headers=BASIC)).status == 200
     assert len(sink.records) == 10  # a and c; b was refused unread
+
+
+async def test_a_body_that_stops_arriving_is_answered_408_and_gives_its_large_slot_back(
+    client_factory: ClientFactory,
+) -> None:
+    """A sender that declares a large body and then stalls (a dropped mobile link, an SDK that gave up
+    after its own 15 s timeout, or anyone with a key) held the one large-body slot for as long as it kept the
+    connection open: every other sender's large batch got 429 "busy" meanwhile (seen for 80 s on a live
+    ``preempt ingest``: rudder-sdk-python retries a 429 a few times, then drops the batch). Now the body must
+    arrive within PREEMPT_INGEST_BODY_READ_TIMEOUT_SECONDS: the stalled request is answered 408, counted and
+    logged, and the slot is free again."""
+    client, sink = await client_factory(
+        clock=lambda: NOW,
+        ingest_max_body_bytes=16 * 1024,
+        ingest_large_bodies_in_flight=1,
+        ingest_body_read_timeout_seconds=0.5,
+    )
+    body = large_batch(prefix="a")
+    never = asyncio.Event()
+
+    async def stalls() -> Any:
+        yield body[:1000]
+        await never.wait()
+        yield body[1000:]
+
+    length = {"Content-Length": str(len(body))}
+    stalled = asyncio.ensure_future(client.post("/v1/batch", data=stalls(), headers={**BASIC, **length}))
+    slots = client.server.app[CONFIG].large_bodies
+    for _ in range(200):  # bounded: until the stalled request's head reached the server
+        if slots.taken:
+            break
+        await asyncio.sleep(0.05)
+    assert slots.taken == 1
+    answered = await asyncio.wait_for(stalled, timeout=10)
+    assert answered.status == 408, await answered.text()
+    assert (await answered.json())["code"] == "body_timeout"
+    assert slots.taken == 0
+    after = await client.post("/v1/batch", data=large_batch(prefix="b"), headers=BASIC)
+    assert after.status == 200, await after.text()
+    assert len(sink.records) == 5  # only b: nothing of the stalled body was stored
+    never.set()
+
+
+async def test_a_small_body_that_stops_arriving_is_answered_408_on_every_route(client_factory: ClientFactory) -> None:
+    """The read deadline is not only for large bodies: /v1/events and a writeKey body (analytics.js) too."""
+    client, sink = await client_factory(clock=lambda: NOW, ingest_body_read_timeout_seconds=0.3)
+    never = asyncio.Event()
+
+    def stalls(head: bytes) -> Any:
+        async def body() -> Any:
+            yield head
+            await never.wait()
+
+        return body()
+
+    events = await asyncio.wait_for(
+        client.post("/v1/events", data=stalls(b'{"event_id"'), headers={**AUTH, "Content-Length": "500"}), timeout=10
+    )
+    assert events.status == 408, await events.text()
+    assert "did not arrive" in (await events.json())["error"]
+    keyed = await asyncio.wait_for(
+        client.post("/v1/t", data=stalls(b'{"writeKey":'), headers={"Content-Length": "500"}), timeout=10
+    )
+    assert keyed.status == 408, await keyed.text()
+    assert sink.records == []
+    never.set()

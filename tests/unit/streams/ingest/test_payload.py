@@ -104,6 +104,43 @@ def test_segment_without_timestamp_gets_the_receive_time(segment: Callable[..., 
 
 
 @pytest.mark.parametrize(
+    "nulls",
+    [
+        {"timestamp": None},
+        {"properties": None},
+        {"userId": None},
+        {"integrations": None},
+        {"event": "E", "sentAt": None},
+    ],
+)
+def test_a_segment_field_sent_as_null_counts_as_not_sent(
+    segment: Callable[..., dict[str, Any]], nulls: dict[str, Any]
+) -> None:
+    """Serialisers write null for an optional field they do not have, and the tracking routes (/v1/track…)
+    read such a field as not sent; the same Segment Track call posted to /v1/events was rejected ("timestamp
+    must be an RFC 3339 string with an offset, got null", "properties must be a JSON object, got null")."""
+    parsed = parse(segment(**nulls))
+    assert [r.to_json().get("reason") for r in parsed.results] == [None]
+    [(key, value)] = parsed.records
+    event = orjson.loads(value)
+    assert key == b"acme"
+    assert event["timestamp"] == ("2026-11-23T06:00:00.000Z" if "timestamp" in nulls else "2026-11-23T05:00:00.000Z")
+    assert None not in event.values()
+
+
+def test_a_null_segment_context_and_group_id_fall_back_to_the_batch_context(
+    segment: Callable[..., dict[str, Any]],
+) -> None:
+    """``"context": null`` and ``"context": {"groupId": null}`` leave the batch's shared context (and its
+    groupId) in place, as on the tracking routes; they were "context must be a JSON object" / account_id null."""
+    items = [segment(messageId="m1", context=None), segment(messageId="m2", context={"groupId": None, "app": "w"})]
+    parsed = parse({"batch": items, "context": {"groupId": "shared"}})
+    assert [r.to_json().get("reason") for r in parsed.results] == [None, None]
+    assert [key for key, _ in parsed.records] == [b"shared", b"shared"]
+    assert orjson.loads(parsed.records[1][1])["context"] == {"groupId": "shared", "app": "w"}
+
+
+@pytest.mark.parametrize(
     ("change", "reason", "field"),
     [
         ({"type": "identify"}, "invalid_field", "type"),

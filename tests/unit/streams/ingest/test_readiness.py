@@ -190,3 +190,35 @@ async def test_failing_account_writes_are_degraded_not_unready() -> None:
     assert response.status == 503
     assert body["reason"].startswith("writes failing: topic shop.events")
     assert len(body["degraded"]) == 1
+
+
+async def test_failing_dead_letter_writes_are_degraded_not_unready(client_factory: ClientFactory) -> None:
+    """The events dead-letter topic deleted (or not writable): every rejected item is lost from where its
+    sender is told to look (the SDKs ignore the answer) — seen on a live ingest: written 0, failed 2, while
+    /readyz said plain "ready". Those writes now follow the same rule as the account writes: past
+    PREEMPT_INGEST_WRITES_FAILING_SECONDS /readyz stays 200 (the events still go through) with the reason
+    under "degraded", and preempt_ingest_writes_failing{write="dead_letters"} is 1. One written ends it."""
+    import orjson
+
+    from tests.unit.streams.ingest.conftest import dead_letters_done
+
+    client, sink = await client_factory(ingest_writes_failing_seconds=0.05)
+    sink.fail_dead_letters = True
+    for i in range(3):
+        response = await client.post("/v1/events", json=event(f"bad{i}", event=""), headers=AUTH)
+        assert response.status == 422
+        await dead_letters_done(client)
+        await asyncio.sleep(0.03)
+    ready = await client.get("/readyz")
+    body = orjson.loads(await ready.read())
+    assert ready.status == 200, body
+    assert [r.split(": 3 attempts")[0] for r in body.get("degraded", [])] == [
+        "dead letters not recorded: topic preempt.events.dlq"
+    ]
+    assert writes_failing("dead_letters") == 1.0
+    sink.fail_dead_letters = False
+    await client.post("/v1/events", json=event("bad-again", event=""), headers=AUTH)
+    await dead_letters_done(client)
+    body = orjson.loads(await (await client.get("/readyz")).read())
+    assert "degraded" not in body
+    assert writes_failing("dead_letters") == 0.0

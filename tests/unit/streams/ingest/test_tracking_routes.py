@@ -250,6 +250,24 @@ async def test_a_body_that_is_not_utf8_json_says_what_it_is(
     assert sink.records == []
 
 
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/events"])
+async def test_a_body_compressed_twice_is_not_told_to_send_the_header_it_sent(
+    client_factory: ClientFactory, path: str
+) -> None:
+    """A body gzipped twice (a proxy or middleware compressing an SDK's already-gzipped batch) with
+    ``Content-Encoding: gzip`` was answered "gzip-compressed but has no Content-Encoding: gzip header; send the
+    header" — the header was sent, and the sender was sent looking for the wrong problem."""
+    client, sink = await client_factory()
+    twice = gzip.compress(gzip.compress(orjson.dumps({"batch": [track()]})))
+    response = await client.post(path, data=twice, headers={**BASIC, "Content-Encoding": "gzip"})
+    assert response.status == 400
+    body = await response.json()
+    message = body.get("message", body.get("error", ""))
+    assert "compressed twice" in message, message
+    assert "has no Content-Encoding" not in message
+    assert sink.records == []
+
+
 @pytest.mark.parametrize(("path", "status"), [("/v1/batch", 200), ("/v1/events", 202)])
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 async def test_a_non_finite_number_rejects_its_item_not_the_whole_batch(

@@ -167,3 +167,29 @@ def test_a_letter_without_source_headers_still_reads() -> None:
     """Missing source, partition or offset headers (another tool's record) show as ?, never fail."""
     stored = reader.StoredDeadLetter(key=None, value=None, verdict={"preempt.dlq.reason": "x"})
     assert stored.describe().startswith("? ?[?]@? key=None: x: \n    <none>")
+
+
+def test_a_letter_cannot_write_terminal_control_sequences_to_the_operator() -> None:
+    """Key, value, field and detail of a dead letter come from whoever sent the record (an HTTP ingest
+    sender with a key, any Kafka producer): `preempt events dead-letters` printed them raw, so a record
+    keyed ``esc\\x1b]0;pwned\\x07co`` retitled the operator's terminal, ``\\x1b[2J`` cleared it, and a newline
+    in a value forged a dead-letter line of its own. Control characters now show escaped, visibly."""
+    hostile = "esc\x1b]0;pwned\x07co\x9b31m"
+    stored = reader.StoredDeadLetter(
+        key=hostile,
+        value=b"\x1b[2Jnot json\r\n2026-01-01T00:00:00Z forged: ok\x00",
+        verdict={
+            "preempt.dlq.reason": "unknown_field",
+            "preempt.dlq.field": "\x1b[31mred",
+            "preempt.dlq.detail": "unknown top-level field '\x1b[31mred'",
+            "preempt.dlq.source.topic": "preempt.events",
+        },
+    )
+    shown = stored.describe()
+    head, sep, value_line = shown.partition("\n    ")
+    assert sep, shown
+    controls = [c for c in head + value_line if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F]
+    assert controls == [], repr(shown)
+    assert "key=esc\\x1b]0;pwned\\x07co\\x9b31m:" in head
+    assert "(\\x1b[31mred)" in head
+    assert value_line.startswith("\\x1b[2Jnot json\\x0d\\x0a2026-01-01T00:00:00Z forged: ok\\x00")
