@@ -71,7 +71,7 @@ from streams.runtime.dead_letters import (
     bounded,
     cut_dead_letter,
 )
-from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets
+from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets, publish
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -503,9 +503,7 @@ class NotifierRuntime:
         keeps the ``FutureMessage``, which the producer's answer also fails, to itself — never read, so asyncio
         logged ``FutureMessage exception was never retrieved`` with a traceback for a letter that was written cut.
         """
-        topic = self.topics.dead_letters
-        message = topic.as_future_message(key=letter.key, value=letter.value, headers=letter.headers)
-        await topic.publish_message(message)
+        message = await publish(self.topics.dead_letters, key=letter.key, value=letter.value, headers=letter.headers)
         await self.flush()
         await message
 
