@@ -184,7 +184,7 @@ class RetryScheduler:
         on_delivered: DeliveredCallback,
         on_dead_letter: DeadLetterCallback,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_in_flight: int = MAX_IN_FLIGHT_PER_DESTINATION,
         max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
@@ -198,6 +198,9 @@ class RetryScheduler:
         self._owned: Keep = owned or (lambda job: job)
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
+        # Monotonic by default: every time here is a wait or an interval (due times, backoff, give-up, breakers),
+        # never persisted nor compared with an alert's time, so a step of the wall clock (NTP) neither stalls
+        # retries (a step back) nor makes every one due at once (a step forward).
         self._clock = clock
         self._rng = rng or random.Random()
         self._queue: list[_Entry] = []

@@ -574,7 +574,8 @@ class NotifierRuntime:
 
     @staticmethod
     async def _sleep_until(wakeup: asyncio.Event, next_at: float | None) -> None:
-        timeout = LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.time(), 0.0), LOOP_MAX_SLEEP)
+        # ``next_at`` is on the dispatcher's monotonic clock: a wall-clock step cannot stall or burst the loop.
+        timeout = LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.monotonic(), 0.0), LOOP_MAX_SLEEP)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), timeout)
 
@@ -598,7 +599,7 @@ class NotifierRuntime:
             log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
             FEEDBACK_INVALID.inc()
             return
-        until = self.snoozes.apply(feedback, time.time())
+        until = self.snoozes.apply(feedback, time.time())  # wall: a snooze ends at a wall time (snooze_until)
         if until is not None:
             log.info(
                 "snooze recorded",
@@ -683,6 +684,7 @@ class NotifierRuntime:
         if body is None:
             status, text = self.slack_actions.too_large(request.content_length)
             return SlackReply(status, text, close=True)
+        # Wall clock: Slack signs requests with an epoch timestamp, and snoozes end at a wall time.
         status, text = await self.slack_actions.handle(request.headers, body, time.time())
         return SlackReply(status, text)
 
