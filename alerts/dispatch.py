@@ -44,6 +44,7 @@ from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, RouteMatch, RoutingTree
 from schemas.alert import Alert
+from schemas.formatting import plural
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -568,7 +569,9 @@ class Dispatcher:
             # detail is cut at 500 characters): a replay goes to the others only (the delivery log keeps each one).
             reached = self.delivery_log.recipients(alert.account_id, alert.alert_id, job.target)
             said = (
-                f"already received by {len(reached)} recipient(s), a replay skips them; {detail}" if reached else detail
+                f"already received by {plural(len(reached), 'recipient')}, a replay skips them; {detail}"
+                if reached
+                else detail
             )
             await self._dead_letter_alert(job, alert, reason, said)
         self._settle(job)
