@@ -7,36 +7,12 @@ from collections.abc import Callable
 
 from structlog.testing import capture_logs
 
-from alerts.channels.base import DeliveryReceipt, Notification
+from alerts.channels.base import Notification
 from alerts.held_log import HELD_SUMMARY
 from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
 from schemas.alert import Alert
 from schemas.errors import RetryableDeliveryError
-
-
-class PacedNotifier:
-    """A Slack channel that holds back every message (its pacing), sending nothing."""
-
-    receiver_type = "slack"
-
-    async def send(self, notification: Notification) -> DeliveryReceipt:
-        raise RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
-
-    async def update(self, ref: str, alerts: tuple[Alert, ...], note: str) -> None:
-        """Not used here."""
-
-    async def aclose(self) -> None:
-        """Not used here."""
-
-
-class Clock:
-    """A settable clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.alerts.test_retry import Clock, ScriptedNotifier
 
 
 async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interval(
@@ -50,7 +26,8 @@ async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interva
 
     clock = Clock()
     scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
-    notifier = PacedNotifier()
+    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+    notifier = ScriptedNotifier(*[held] * 31)  # the channel holds back every message: nothing is sent
     with capture_logs() as logs:
         for i in range(30):
             await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
