@@ -195,6 +195,7 @@ def create_app(
         timeout_s=5.0,
         isolation_level=lambda: consumer_isolation_level(app),
         reader="the notifier",
+        report_deleted=False,  # the runtime logs each range it could not re-read whole, once, counted as lost
     )
     runtime = NotifierRuntime(
         app,

@@ -44,6 +44,7 @@ from alerts.routing.quiet_hours import defer_until
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, RouteMatch, RoutingTree
 from schemas.alert import Alert
+from schemas.formatting import plural
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -145,6 +146,7 @@ class Dispatcher:
         snoozes: SnoozeBook | None = None,
         policy: BackoffPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         inhibit_horizon_seconds: float = 3600.0,
         scrub: Iterable[str] = (),
         failing_after_seconds: float = DEFAULT_FAILING_AFTER_SECONDS,
@@ -155,7 +157,13 @@ class Dispatcher:
         self.inhibitor = Inhibitor(config.inhibit_rules)
         self.delivery_log = delivery_log
         self.snoozes = snoozes
+        # Two clocks (an NTP step of the wall clock must neither stall nor burst the delivery loop):
+        # ``clock`` (wall, epoch seconds) where a time is persisted or compared with other wall times —
+        # the delivery log, silences, snoozes, quiet hours, alert latency; ``monotonic`` for every wait and
+        # interval — group_wait/group_interval/repeat_interval, retries and backoff, breakers, the inhibit
+        # horizon — and so for the wake-up time ``tick`` returns.
         self._clock = clock
+        self._monotonic = monotonic
         self._dead_letter = dead_letter
         self._flush = flush
         self._scrub = tuple(s for s in scrub if s)
@@ -175,8 +183,8 @@ class Dispatcher:
             policy or BackoffPolicy(),
             self._delivered,
             self._dead_lettered,
-            clock=clock,
-            health=DeliveryHealth(failing_after_seconds, clock),
+            clock=monotonic,
+            health=DeliveryHealth(failing_after_seconds, monotonic),
             owned=self._owned,
         )
         self._tasks: set[asyncio.Future[None]] = set()
@@ -213,7 +221,8 @@ class Dispatcher:
 
         Never raises for one alert: a routing failure dead-letters it (``routing_error``) and acks it.
         """
-        now = self._clock()
+        now = self._clock()  # wall: silences and snoozes are wall times
+        ticks = self._monotonic()  # group waits and the inhibit horizon are intervals
         ticket = Ticket(alert=alert, partition=partition, ack=ack, replay=replay is not None)
         bound = log.bind(alert_id=alert.alert_id, rule_id=alert.rule_id, account_id=alert.account_id)
         if replay is not None:
@@ -229,7 +238,7 @@ class Dispatcher:
         # Only alerts that can be a source are kept: a flood of others cannot push a source out of the bound.
         # A replay is not: it fired when it was first emitted, and would mute the account's alerts of now.
         if replay is None and self.inhibitor.can_inhibit(alert):
-            self._recent.append((now, alert))
+            self._recent.append((ticks, alert))
         if isinstance(plan, tuple):
             ALERTS_SUPPRESSED.labels(reason=plan[0]).inc()
             bound.info("alert suppressed", reason=plan[0], by=plan[1])
@@ -268,7 +277,7 @@ class Dispatcher:
             match = route.match
             timing = GroupTiming(match.group_wait, match.group_interval, match.repeat_interval)
             pending = PendingAlert(alert, match.receiver, tuple(fresh))
-            if self.grouper.add(match.receiver, route.group_key, timing, pending, now):
+            if self.grouper.add(match.receiver, route.group_key, timing, pending, ticks):
                 ALERTS_SUPPRESSED.labels(reason="grouped").inc()
             bound.debug(
                 "alert routed", receiver=match.receiver, group_key=route.group_key, route=" > ".join(match.path)
@@ -375,7 +384,7 @@ class Dispatcher:
             return "silenced", f"silence {silence.id}: {silence.reason}"
         if self.snoozes is not None and self.snoozes.snoozed_until(alert.account_id, alert.rule_id, now) is not None:
             return "silenced", "snoozed from Slack"
-        horizon = now - self._inhibit_horizon
+        horizon = self._monotonic() - self._inhibit_horizon  # an interval: on the monotonic clock
         while self._recent and self._recent[0][0] < horizon:
             self._recent.popleft()
         active = [a for _, a in self._recent if a.alert_id != alert.alert_id]
@@ -387,10 +396,11 @@ class Dispatcher:
     # --- the delivery loop ----------------------------------------------------------------------
 
     def tick(self) -> float | None:
-        """Flush due groups into delivery jobs and start due attempts; returns the next wake-up time."""
+        """Flush due groups into delivery jobs and start due attempts; returns the next wake-up time on the
+        ``monotonic`` clock (None: nothing scheduled)."""
         if self.paused:
             return None
-        now = self._clock()
+        now = self._monotonic()
         for batch in self.grouper.due(now):
             try:
                 self._flush_batch(batch, now)
@@ -466,21 +476,24 @@ class Dispatcher:
         return True
 
     def _flush_batch(self, batch: Batch[PendingAlert], now: float) -> None:
+        """Send ``batch`` (``now``: the monotonic clock) but for its muted alerts and those quiet hours hold."""
+        wall = self._clock()  # silences, snoozes and quiet hours are wall times
         quiet = self.config.quiet_hours
         send: list[PendingAlert] = []
         held: list[PendingAlert] = []
         hold_until: float | None = None
         for item in batch.items:
-            if self._muted_at_flush(item, now):
+            if self._muted_at_flush(item, wall):
                 continue
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
-                until = self._quiet_until(quiet, item.alert, now)
+                until = self._quiet_until(quiet, item.alert, wall)
             if until is None:
                 send.append(item)
                 continue
             held.append(item)
-            hold_until = until if hold_until is None else min(hold_until, until)
+            release = now + max(until - wall, 0.0)  # the wall time quiet hours end, as a wait on the monotonic clock
+            hold_until = release if hold_until is None else min(hold_until, release)
             tickets = self._waiting.get(item.target_keys()[0], [])
             if tickets and not tickets[0].deferred:
                 tickets[0].deferred = True
@@ -498,12 +511,12 @@ class Dispatcher:
             parts = notifier.partition(alerts) if isinstance(notifier, PartitionedNotifier) else [alerts]
             for part in parts:
                 full = f"{batch.receiver}/{target}"
-                ledger = TargetLedger(self.delivery_log, full, self._clock)
+                ledger = TargetLedger(self.delivery_log, full, self._clock)  # wall: persisted
                 notification = Notification(batch.receiver, part, batch.group_key, ledger=ledger)
                 self.scheduler.submit(DeliveryJob(full, notifier, notification), now)
 
     async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
-        now = self._clock()
+        now = self._clock()  # wall: persisted in the delivery log and compared with emitted_at
         by_account: dict[str, list[tuple[str, str, str | None]]] = {}
         for alert in job.notification.alerts:
             by_account.setdefault(alert.account_id, []).append((alert.alert_id, job.target, receipt.ref))
@@ -556,7 +569,9 @@ class Dispatcher:
             # detail is cut at 500 characters): a replay goes to the others only (the delivery log keeps each one).
             reached = self.delivery_log.recipients(alert.account_id, alert.alert_id, job.target)
             said = (
-                f"already received by {len(reached)} recipient(s), a replay skips them; {detail}" if reached else detail
+                f"already received by {plural(len(reached), 'recipient')}, a replay skips them; {detail}"
+                if reached
+                else detail
             )
             await self._dead_letter_alert(job, alert, reason, said)
         self._settle(job)

@@ -8,7 +8,7 @@ arriving after a flush wait until ``group_interval`` has passed since it. A grou
 a group never re-sends alerts it already delivered: re-sending would break the no-duplicates promise
 (see docs/notifier-operations.md).
 
-Pure: time comes in as ``now`` (epoch seconds).
+Pure: time comes in as ``now`` (seconds on the caller's monotonic clock: every time here is a wait or an interval).
 """
 
 from __future__ import annotations

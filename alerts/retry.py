@@ -69,6 +69,7 @@ from alerts.channels.base import (
     PartlyDeliveredError,
 )
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
+from alerts.held_log import HeldDeliveriesLog
 from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
@@ -184,7 +185,7 @@ class RetryScheduler:
         on_delivered: DeliveredCallback,
         on_dead_letter: DeadLetterCallback,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_in_flight: int = MAX_IN_FLIGHT_PER_DESTINATION,
         max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
@@ -198,6 +199,9 @@ class RetryScheduler:
         self._owned: Keep = owned or (lambda job: job)
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
+        # Monotonic by default: every time here is a wait or an interval (due times, backoff, give-up, breakers),
+        # never persisted nor compared with an alert's time, so a step of the wall clock (NTP) neither stalls
+        # retries (a step back) nor makes every one due at once (a step forward).
         self._clock = clock
         self._rng = rng or random.Random()
         self._queue: list[_Entry] = []
@@ -210,6 +214,7 @@ class RetryScheduler:
         self._total = asyncio.Semaphore(max_in_flight_total)
         self.health = health or DeliveryHealth(DEFAULT_FAILING_AFTER_SECONDS, clock)
         self.outages = DestinationOutages(clock)
+        self.held_log = HeldDeliveriesLog(clock)
         self._breakers: dict[str, _Breaker] = {}  # episode name → its open breaker
         self.wakeup = asyncio.Event()
         self._stopping = False
@@ -382,10 +387,12 @@ class RetryScheduler:
             self._in_flight.add(task)
             task.add_done_callback(self._settled_task)
             return
-        if not held:
+        if held:  # routine under a burst: DEBUG per message, a throttled INFO summary (alerts/held_log.py)
+            self.held_log.held(job.receiver_type, job.target, round(at - now, 3), retry_after)
+        else:
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="retried").inc()
             NOTIFICATION_RETRIES.labels(receiver_type=job.receiver_type).inc()
-        bound.info("delivery retry scheduled", error=detail, retry_in=round(at - now, 3), retry_after=retry_after)
+            bound.info("delivery retry scheduled", error=detail, retry_in=round(at - now, 3), retry_after=retry_after)
         self.submit(job, at)
 
     # --- the breakers ---------------------------------------------------------------------------

@@ -71,7 +71,7 @@ from streams.runtime.dead_letters import (
     bounded,
     cut_dead_letter,
 )
-from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets
+from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets, publish
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -503,9 +503,7 @@ class NotifierRuntime:
         keeps the ``FutureMessage``, which the producer's answer also fails, to itself — never read, so asyncio
         logged ``FutureMessage exception was never retrieved`` with a traceback for a letter that was written cut.
         """
-        topic = self.topics.dead_letters
-        message = topic.as_future_message(key=letter.key, value=letter.value, headers=letter.headers)
-        await topic.publish_message(message)
+        message = await publish(self.topics.dead_letters, key=letter.key, value=letter.value, headers=letter.headers)
         await self.flush()
         await message
 
@@ -576,7 +574,8 @@ class NotifierRuntime:
 
     @staticmethod
     async def _sleep_until(wakeup: asyncio.Event, next_at: float | None) -> None:
-        timeout = LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.time(), 0.0), LOOP_MAX_SLEEP)
+        # ``next_at`` is on the dispatcher's monotonic clock: a wall-clock step cannot stall or burst the loop.
+        timeout = LOOP_MAX_SLEEP if next_at is None else min(max(next_at - time.monotonic(), 0.0), LOOP_MAX_SLEEP)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), timeout)
 
@@ -600,7 +599,7 @@ class NotifierRuntime:
             log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
             FEEDBACK_INVALID.inc()
             return
-        until = self.snoozes.apply(feedback, time.time())
+        until = self.snoozes.apply(feedback, time.time())  # wall: a snooze ends at a wall time (snooze_until)
         if until is not None:
             log.info(
                 "snooze recorded",
@@ -685,6 +684,7 @@ class NotifierRuntime:
         if body is None:
             status, text = self.slack_actions.too_large(request.content_length)
             return SlackReply(status, text, close=True)
+        # Wall clock: Slack signs requests with an epoch timestamp, and snoozes end at a wall time.
         status, text = await self.slack_actions.handle(request.headers, body, time.time())
         return SlackReply(status, text)
 

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+import structlog
 
 from rules.findings import Finding
 from rules.kinds import build_evaluator
@@ -47,7 +48,7 @@ from rules.state import (
     encode_state,
     seen_key,
 )
-from rules.templates import render_template, rule_context, unknown_account_view
+from rules.templates import render_template, rule_context, template_problem, unknown_account_view
 from schemas.account import Account
 from schemas.alert import Alert, AlertAccount, AlertWindow, Evidence, visible_name
 from schemas.event import Event, format_ts
@@ -65,6 +66,8 @@ dead-lettered by the worker (``alert_build_failed``) and counted by the backtest
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 _DeadlineOf = Callable[[Any], float | None]
+
+log = structlog.get_logger(module=__name__)
 
 
 def _read_deadline(state: Any) -> float | None:
@@ -451,12 +454,24 @@ class RuleEngine:
         title, title_error = render_template(rule.title, context)
         playbook, playbook_error = render_template(rule.playbook, context, markdown=True)
         evidence = dict(finding.evidence)
+        failed = [("title", title_error), ("playbook", playbook_error)]
         if rule.summary:
             summary, summary_error = render_template(rule.summary, context)
             evidence["summary"] = " ".join(summary.split())
-            playbook_error = playbook_error or summary_error
-        if title_error or playbook_error:
-            evidence["template_error"] = title_error or playbook_error
+            failed.append(("summary", summary_error))
+        for field, error in failed:
+            if error is None:
+                continue
+            # CSMs read the evidence: what is wrong, in words; the exception's class only in the log.
+            evidence.setdefault("template_error", f"the rule's {field} template {template_problem(error)}")
+            log.warning(
+                "alert template could not be rendered; its text is rendered leniently",
+                rule_id=rule.id,
+                account_id=finding.account_id,
+                alert_id=finding.alert_id,
+                field=field,
+                error=f"{type(error).__name__}: {error}"[:500],
+            )
         alert = Alert(
             alert_id=finding.alert_id,
             rule_id=finding.rule_id,

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from schemas.formatting import plural
 from schemas.outcome import Outcomes
 
 DAY = 86400.0
@@ -191,7 +192,7 @@ def render_table(evaluation: Evaluation) -> str:
     unowned = evaluation.overall.alerts_without_owner
     lines.append(
         f"{evaluation.churned_accounts} churned accounts; horizon {evaluation.horizon / DAY:g}d, lead {lead_days}; "
-        f"{evaluation.owners} owner(s) over {evaluation.weeks:.1f} week(s)"
-        + (f"; {unowned} alert(s) on accounts without an owner, not in /owner/wk" if unowned else "")
+        f"{plural(evaluation.owners, 'owner')} over {evaluation.weeks:.1f} weeks"
+        + (f"; {plural(unowned, 'alert')} on accounts without an owner, not in /owner/wk" if unowned else "")
     )
     return "\n".join(lines)

@@ -207,15 +207,15 @@ def _compiled(source: str, strict: bool, markdown: bool = False) -> jinja2.Templ
     return (_STRICT if strict else _LENIENT).from_string(source)
 
 
-def render_template(source: str, context: dict[str, Any], *, markdown: bool = False) -> tuple[str, str | None]:
+def render_template(source: str, context: dict[str, Any], *, markdown: bool = False) -> tuple[str, Exception | None]:
     """Render a checked template; never raises.
 
     ``markdown=True`` (the playbook, which channels render as Markdown) escapes the Markdown syntax of
     every printed value, so account and event text cannot add links or emphasis.
 
-    Returns the text and, when strict rendering failed, why (the caller records it in the alert's
-    evidence so the failure is visible); the text then comes from lenient rendering, or is the
-    raw source as a last resort.
+    Returns the text and, when strict rendering failed, the error (the caller records it in the alert's
+    evidence in words, :func:`template_problem`, so the failure is visible, and logs the error); the
+    text then comes from lenient rendering, or is the raw source as a last resort.
     """
     if "{" not in source:
         return source, None
@@ -223,9 +223,9 @@ def render_template(source: str, context: dict[str, Any], *, markdown: bool = Fa
     try:
         return _compiled(source, True, markdown).render(visible), None
     except TemplateLimitError as exc:  # lenient rendering would do all that work again: the raw source
-        return source, f"{type(exc).__name__}: {exc}"
+        return source, exc
     except Exception as exc:  # noqa: BLE001 — a template must never stop the stream; reported below
-        error = f"{type(exc).__name__}: {exc}"
+        error = exc
     try:
         return _compiled(source, False, markdown).render(visible), error
     except Exception:  # noqa: BLE001 — the raw source is still a useful title; error already reported

@@ -135,8 +135,10 @@ def percent(value: Any, digits: int = 1, *, ratio: bool = True) -> str:
     return f"{number(parsed * 100 if ratio else parsed, digits)}%"
 
 
-def _plural(count: int, unit: str) -> str:
-    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+def plural(count: int, unit: str, units: str | None = None) -> str:
+    """``count`` and ``unit`` in the right number — "1 alert", "3 alerts", "0 alerts" (``units``: an irregular
+    plural) — for every count a person reads, never "alert(s)"."""
+    return f"{count} {unit}" if count == 1 else f"{count} {units or unit + 's'}"
 
 
 def seconds_of(value: Any) -> float | None:
@@ -165,7 +167,7 @@ def duration(value: Any, parts: int = 2) -> str:
             continue
         if remaining >= size:
             count, remaining = divmod(remaining, size)
-            out.append(_plural(count, unit))
+            out.append(plural(count, unit))
             if len(out) == parts:
                 break
         elif out:  # 2 days 0 hours 5 minutes reads as "2 days": stop at the first gap

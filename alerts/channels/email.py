@@ -35,6 +35,7 @@ from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
 from schemas.errors import DeliveryError, DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.formatting import plural
 from schemas.template_sandbox import TemplateLimitError
 from streams.runtime.kafka_clients import ca_bundle_context
 from streams.runtime.logs import get_logger
@@ -439,7 +440,8 @@ class EmailNotifier:
         those only; if the loop gives up, ``receipt`` with the alerts refused to them is what was delivered."""
         waiting = {r: v for _alerts, sent in deferred for r, v in sent.deferred.items()}
         detail = (
-            f"email RCPT: {len(waiting)} recipient(s) refused for now (SMTP {_codes(waiting)}); the others received it"
+            f"email RCPT: {plural(len(waiting), 'recipient')} refused for now (SMTP {_codes(waiting)}); "
+            "the others received it"
         )
         given_up = [
             (a.alert_id, f"{detail}; retried until the give-up window") for alerts, _ in deferred for a in alerts

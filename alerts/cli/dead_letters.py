@@ -3,7 +3,7 @@
 The PreemptNotificationsFailing runbook (docs/operations.md) sends the on-call to the dead-letter
 records for the detail and, once the receiver is fixed, to replay the alerts that still matter.
 Replaying produces each dead-lettered alert again on ``preempt.alerts`` with the header
-``preempt-replay`` naming the target(s) it was dead-lettered for (``alerts/replay.py``): the notifier
+``preempt-replay`` naming the targets it was dead-lettered for (``alerts/replay.py``): the notifier
 sends it to those targets only (not to the receivers that had it, or were silenced or inhibited when
 it came), and its delivery log (by ``alert_id`` and target) keeps a target that has had it since
 from getting it twice. The log forgets after ``PREEMPT_DELIVERY_LOG_RETENTION_SECONDS`` (7 days), so
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from alerts.replay import replay_header
 from schemas.alert import Alert
 from schemas.errors import PublishError
+from schemas.formatting import plural
 from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
 from streams.runtime.dead_letters import (
     ALERT_ERROR,
@@ -36,6 +37,7 @@ from streams.runtime.dead_letters import (
     ALERT_TRUNCATED,
     INVALID_ALERT,
 )
+from streams.runtime.option_types import WholeNumberRange
 from streams.runtime.settings import Settings
 
 
@@ -165,7 +167,7 @@ def replay(
     if failed:
         first = failed[0]
         raise PublishError(
-            f"replay failed: {len(failed)} of {len(alerts)} alert(s) not confirmed by Kafka at {where} "
+            f"replay failed: {len(failed)} of {plural(len(alerts), 'alert')} not confirmed by Kafka at {where} "
             f"({type(first).__name__ if first else 'no answer'}); run the command again once the broker is back "
             "(the notifier's delivery log keeps targets that already had them from a second copy)",
             len(failed),
@@ -175,7 +177,11 @@ def replay(
 
 @click.command("dead-letters")
 @click.option(
-    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+    "--limit",
+    type=WholeNumberRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show at most this many dead letters, the newest.",
 )
 @click.option("--account", "account_id", default=None, help="Only dead letters of this account.")
 @click.option("--reason", default=None, help="Only this reason: permanent, gave_up, invalid_alert, …")
@@ -185,7 +191,7 @@ def replay(
     "replay_",
     is_flag=True,
     help="Produce the alerts shown again on preempt.alerts (after fixing the receiver); the notifier "
-    "sends each only to the target(s) it was dead-lettered for, and not twice to the same target.",
+    "sends each only to the targets it was dead-lettered for, and not twice to the same target.",
 )
 @click.option(
     "--force",
@@ -224,7 +230,7 @@ def dead_letters(
     )
     for letter in letters:
         click.echo(letter.to_json() if as_json else describe(letter))
-    click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    click.echo(f"{plural(len(letters), 'dead letter')} shown", err=True)
     for topic in sorted(missing):
         click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:
@@ -243,4 +249,4 @@ def dead_letters(
         sent, skipped = replay(settings, letters)
         names = TopicNames.from_settings(settings)
         note = f" ({skipped} skipped: not a whole alert)" if skipped else ""
-        click.echo(f"replayed {sent} alert(s) to {names.alerts}{note}", err=True)
+        click.echo(f"replayed {plural(sent, 'alert')} to {names.alerts}{note}", err=True)

@@ -36,6 +36,7 @@ from alerts.routing.tree import RoutingTree
 from schemas.alert import Alert
 from schemas.error_text import first_problem, unreadable
 from schemas.errors import ConfigError
+from schemas.formatting import plural
 from schemas.jsonl import read_lines
 from streams.runtime.output_files import STDOUT_REFUSED, clobbering
 from streams.runtime.settings import Settings
@@ -119,11 +120,11 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
         for number, value in records:
             if value.get("alert_id") == alert_id:
                 return _alert_from(value, f"{name} line {number}")
-        raise PreviewError(f"{name}: no alert with alert_id {alert_id} among its {len(records)} alert(s)")
+        raise PreviewError(f"{name}: no alert with alert_id {alert_id} among its {plural(len(records), 'alert')}")
     if index is not None:
         if not 1 <= index <= len(records):
             raise PreviewError(
-                f"{name}: --index {index} is out of range; it holds {len(records)} alert(s) (1–{len(records)})"
+                f"{name}: --index {index} is out of range; it holds {plural(len(records), 'alert')} (1–{len(records)})"
             )
         number, value = records[index - 1]
         return _alert_from(value, f"{name} line {number}")
@@ -204,7 +205,7 @@ def render_all(alert: Alert, config: RoutingConfig, settings: Settings, only: tu
 
 def text_report(alert: Alert, routes: Path, rendered: list[Rendered]) -> str:
     """The preview as text: one section per message."""
-    lines = [f"alert {alert.alert_id} ({alert.rule_id}) through {routes}: {len(rendered)} message(s)"]
+    lines = [f"alert {alert.alert_id} ({alert.rule_id}) through {routes}: {plural(len(rendered), 'message')}"]
     for item in rendered:
         lines.append("")
         lines.append(f"=== {item.receiver} · {item.channel} → {item.destination}")

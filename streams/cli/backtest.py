@@ -29,13 +29,14 @@ from rules.models import RiskRule
 from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event, format_ts
+from schemas.formatting import plural
 from schemas.jsonl import read_file
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange, InputPath, WholeNumberRange
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress
 from streams.cli.rules import load_rules_or_exit
+from streams.runtime.option_types import FiniteFloatRange, InputPath, WholeNumberRange
 from streams.runtime.settings import MAX_TOPIC_PARTITIONS, Settings
 from streams.worker.processor import partition_for_key
 
@@ -57,7 +58,7 @@ def _parse_until(value: str | None) -> float | None:
 def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
     if not count:
         return
-    click.echo(f"{count} invalid {label} line(s) skipped:", err=True)
+    click.echo(f"{plural(count, f'invalid {label} line')} skipped:", err=True)
     for item in invalid[:SHOWN_INVALID]:
         click.echo(f"  line {item.line}: {item.reason}", err=True)
     if count > SHOWN_INVALID:
@@ -121,8 +122,8 @@ def _print_budget(budget: AlertBudget, limit: int | None) -> None:
         over = budget.over(limit)
         owners = sorted({owner for owner, _week, _n in over})
         click.echo(
-            f"\n{len(over)} owner-week(s) over the budget of {limit} alerts/week"
-            + (f" ({len(owners)} owner(s): {', '.join(owners)})" if owners else "")
+            f"\n{plural(len(over), 'owner-week')} over the budget of {limit} alerts/week"
+            + (f" ({plural(len(owners), 'owner')}: {', '.join(owners)})" if owners else "")
         )
 
 
@@ -255,7 +256,7 @@ def backtest(
         _report_invalid("account", len(bad_accounts), bad_accounts)
         if not accounts:  # e.g. the events file given as --accounts: every alert would lose its owner
             why = (
-                f"none of its {len(bad_accounts)} line(s) is an account record (listed above)"
+                f"none of its {plural(len(bad_accounts), 'line')} is an account record (listed above)"
                 if bad_accounts
                 else "the file is empty or only blank lines"
             )
@@ -289,7 +290,7 @@ def backtest(
     _note_models_of_other_events(ruleset, names, events_path)
     if result.lines and result.invalid_count == result.lines:
         raise click.ClickException(
-            f"{events_path}: none of its {result.lines} line(s) is a valid event (listed above); "
+            f"{events_path}: none of its {plural(result.lines, 'line')} is a valid event (listed above); "
             "check it with `preempt events validate` against `preempt events schema`"
         )
     if output_path is not None:

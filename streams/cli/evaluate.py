@@ -18,6 +18,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.durations import parse_duration, parse_duration_or_seconds
 from schemas.error_text import unreadable
 from schemas.event import MAX_EVENT_BYTES, Event
+from schemas.formatting import plural
 from schemas.jsonl import first_error, read_file
 from schemas.outcome import (
     DEFAULT_OUTCOME_EVENTS,
@@ -30,8 +31,8 @@ from schemas.outcome import (
 )
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import InputPath
 from streams.cli.progress import file_progress
+from streams.runtime.option_types import InputPath
 
 
 def alert_point(alert: Alert) -> AlertPoint:
@@ -70,7 +71,7 @@ def load_alert_points(path: Path) -> list[AlertPoint]:
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {unreadable(exc)}") from None
     if repeated:
-        click.echo(f"note: {repeated} repeated alert(s) in {path} (same alert_id) counted once", err=True)
+        click.echo(f"note: {plural(repeated, 'repeated alert')} in {path} (same alert_id) counted once", err=True)
     return points
 
 
@@ -174,7 +175,7 @@ def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: d
         if invalid:
             line, reason = invalid[0]
             click.echo(
-                f"note: {len(invalid)} outcome event(s) in {source} are not valid events and were left out "
+                f"note: {plural(len(invalid), 'outcome event')} in {source} left out as not valid "
                 f"(first: line {line}: {reason})",
                 err=True,
             )

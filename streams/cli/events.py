@@ -14,9 +14,10 @@ from schemas.account import Account
 from schemas.decoder import Rejection, decode_event
 from schemas.errors import PreemptError
 from schemas.event import UsageEvent
+from schemas.formatting import plural
 from schemas.json_schema import render
 from schemas.jsonl import read_lines
-from streams.cli.option_types import InputPath, WholeNumberRange
+from streams.runtime.option_types import InputPath, WholeNumberRange
 from streams.runtime.settings import Settings
 from streams.sdk.event_lines import describe_rejection
 
@@ -76,14 +77,18 @@ def validate(path: Path) -> None:
             raise
     if valid + invalid == 0:
         raise click.ClickException(f"{name}: no events (the input is empty or only blank lines)")
-    skipped = f", {blank} blank line(s) skipped" if blank else ""
+    skipped = f", {plural(blank, 'blank line')} skipped" if blank else ""
     click.echo(f"{name}: {valid} valid, {invalid} invalid{skipped}", err=True)
     sys.exit(1 if invalid else 0)
 
 
 @events.command("dead-letters")
 @click.option(
-    "--limit", type=WholeNumberRange(min=0), default=50, show_default=True, help="Show at most this many (the newest)."
+    "--limit",
+    type=WholeNumberRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show at most this many dead letters, the newest.",
 )
 @click.option("--account", "account_id", default=None, help="Only dead letters keyed by this account.")
 @click.option("--reason", default=None, help="Only this reason code, e.g. missing_field.")
@@ -106,7 +111,7 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     )
     for letter in letters:
         click.echo(letter.to_json() if as_json else letter.describe())
-    click.echo(f"{len(letters)} dead letter(s) shown", err=True)
+    click.echo(f"{plural(len(letters), 'dead letter')} shown", err=True)
     for topic in sorted(missing):
         click.echo(missing_topic_note(settings, topic), err=True)
     if not letters and limit and (reason or account_id) and seen:  # a typo in a filter read as "none"

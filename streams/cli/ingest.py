@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from streams.cli.option_types import WholeNumberRange
 from streams.runtime.logs import configure_logging, get_logger
+from streams.runtime.option_types import WholeNumberRange
 from streams.runtime.settings import Settings
 
 if TYPE_CHECKING:

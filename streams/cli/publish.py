@@ -15,11 +15,12 @@ from kafka.errors import KafkaError
 from schemas.decoder import loads_exact
 from schemas.error_text import connection_failure
 from schemas.errors import EventRejectedError, PreemptError, PublishError
+from schemas.formatting import plural
 from schemas.jsonl import read_file, read_lines
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import InputPath
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
+from streams.runtime.option_types import InputPath
 from streams.runtime.settings import Settings
 from streams.sdk.event_lines import describe
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
@@ -157,8 +158,8 @@ def _publish_file(path: Path, settings: Settings) -> int:
         _close(publisher)
         tally = publisher.tally
         click.echo(
-            f"{path}: stopped at line {number}: Kafka acknowledged {tally.acknowledged} of the {tally.sent} "
-            f"event(s) sent to {publisher.topic}; {rejected} line(s) rejected",
+            f"{path}: stopped at line {number}: Kafka acknowledged {tally.acknowledged} of the "
+            f"{plural(tally.sent, 'event')} sent to {publisher.topic}; {plural(rejected, 'line')} rejected",
             err=True,
         )
         raise
@@ -168,7 +169,10 @@ def _publish_file(path: Path, settings: Settings) -> int:
         # a broker that went away and did not come back: how many got through, not the flush's traceback
         click.echo(f"Error: {shortfall}", err=True)
         return 2
-    click.echo(f"published {publisher.sent} event(s) to {publisher.topic}; {rejected} line(s) rejected", err=True)
+    click.echo(
+        f"published {plural(publisher.sent, 'event')} to {publisher.topic}; {plural(rejected, 'line')} rejected",
+        err=True,
+    )
     return 1 if rejected else 0
 
 

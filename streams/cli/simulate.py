@@ -23,12 +23,13 @@ from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from schemas.event import Event, format_ts
+from schemas.formatting import plural
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
-from streams.cli.option_types import FiniteFloatRange, WholeNumberRange
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
+from streams.runtime.option_types import FiniteFloatRange, WholeNumberRange
 from streams.runtime.settings import Settings
 from streams.simulate.files import write_account_outcomes, write_accounts, write_events
 from streams.simulate.generator import Simulation, SimulationConfig
@@ -64,7 +65,7 @@ def _check_period(start_ms: int, days: int, backfill: bool, settings: Settings |
     reach_ms = last_renewal_day(days) * DAY_MS
     if start_ms + reach_ms >= _YEAR_10000_MS:
         raise click.BadParameter(
-            f"the accounts' renewal dates reach up to {last_renewal_day(days)} day(s) after --start, past "
+            f"the accounts' renewal dates reach up to {plural(last_renewal_day(days), 'day')} after --start, past "
             f"9999-12-31 where dates end; choose a --start before {format_ts((_YEAR_10000_MS - reach_ms) / 1000)}",
             param_hint="--start",
         )

@@ -20,13 +20,14 @@ from rules.backtest import decode_lines, load_accounts
 from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event
+from schemas.formatting import plural
 from schemas.jsonl import read_file
 from schemas.outcome import OutcomeKind, Outcomes
 from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
 from streams.cli.input_files import rereadable
-from streams.cli.option_types import FiniteFloatRange, InputPath
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress, progress_bar
+from streams.runtime.option_types import FiniteFloatRange, InputPath
 from streams.runtime.settings import Settings
 
 if TYPE_CHECKING:  # scikit-learn's import takes seconds: the module is imported once options are checked
@@ -169,9 +170,9 @@ def _check_churned(outcomes: Outcomes, source: Path) -> None:
     """Refuse outcomes without a churn before the replay (minutes on a large history): there is nothing to learn."""
     if not outcomes.churned:
         raise click.ClickException(
-            f"no account churned in the outcomes of {source} ({len(outcomes.by_account)} account(s), none churned): "
-            "the model needs churned examples; give their outcomes (an outcomes file, or their cancellation events: "
-            "--outcome-event 'NAME=churned')"
+            f"no account churned in the outcomes of {source} ({plural(len(outcomes.by_account), 'account')}, "
+            "none churned): the model needs churned examples; give their outcomes (an outcomes file, or their "
+            "cancellation events: --outcome-event 'NAME=churned')"
         )
 
 
@@ -384,7 +385,7 @@ def train_command(
             )
         finally:  # before any refusal: "no events to learn from" in a file of invalid lines must say so
             if skipped:
-                click.echo(f"{len(skipped)} invalid event line(s) skipped (first: line {skipped[0]})", err=True)
+                click.echo(f"{plural(len(skipped), 'invalid event line')} skipped (first: line {skipped[0]})", err=True)
         _note_outcomes_without_events(outcomes, seen, events_path)
         if memory_check:
             _check_memory(len(outcomes.by_account.keys() & seen), span, every_s, len(spec.names))
@@ -413,13 +414,13 @@ def train_command(
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
         if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(
-                f"{samples.late} event(s) out of time order beyond {lateness:g} s ignored, as the engine would",
+                f"{plural(samples.late, 'event')} out of time order beyond {lateness:g} s ignored, as the engine would",
                 err=True,
             )
         if samples.duplicates:
             click.echo(
-                f"{samples.duplicates} duplicate event(s) (an event id sent again within {dedup_horizon:g} s) ignored, "
-                "as the engine would",
+                f"{plural(samples.duplicates, 'duplicate event')} (an event id sent again within "
+                f"{dedup_horizon:g} s) ignored, as the engine would",
                 err=True,
             )
         _check_as_of_spacing(samples, every_s, as_of_every)

@@ -46,6 +46,7 @@ from rules.risk.features import FeatureSpec, NumericProp, Term
 from rules.risk.model import CLIP, MODEL_FORMAT, MODEL_VERSION, RiskModelFile
 from schemas.account import Account
 from schemas.event import Event, format_ts
+from schemas.formatting import plural
 from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
 
 DAY = features.DAY
@@ -394,7 +395,7 @@ def fit(
     retained = set(samples.accounts) - churning
     if len(churning) < MIN_ACCOUNTS_PER_LABEL or len(retained) < MIN_ACCOUNTS_PER_LABEL:
         raise ValueError(
-            f"too few examples to learn from: {len(churning)} churning and {len(retained)} retained account(s) "
+            f"too few examples to learn from: {len(churning)} churning and {plural(len(retained), 'retained account')} "
             f"gave samples, and a model needs at least {MIN_ACCOUNTS_PER_LABEL} of each (more accounts with "
             "outcomes, or a longer history)"
         )

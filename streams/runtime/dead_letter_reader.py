@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.bounds import visible_controls
 from schemas.errors import BrokerUnavailableError
+from schemas.formatting import plural
 from streams.runtime.dead_letters import (
     AT,
     DETAIL,
@@ -130,7 +131,7 @@ def read_dead_letters(
             if time.monotonic() >= deadline:
                 left = sum(max(0, end[tp] - consumer.position(tp)) for tp in tps)
                 raise BrokerUnavailableError(
-                    f"could not read {topic} to its end within {timeout_s:g} s ({left} record(s) left); "
+                    f"could not read {topic} to its end within {timeout_s:g} s ({plural(left, 'record')} left); "
                     "Kafka is slow or went away: try again"
                 )
             for records in consumer.poll(timeout_ms=200).values():

@@ -1054,3 +1054,30 @@ def drop_one_record(topic: str, partition: int, offset: int, on_drop: Callable[[
             yield tp, message
 
     Consumer.getmany = getmany  # type: ignore[method-assign]
+
+
+# --- 20. A record's own delivery future ---------------------------------------------------------
+#
+# Upstream behaviour: ``Topic.send`` (and ``send(force=True)``) builds the record's ``FutureMessage``,
+# publishes it and returns the *producer's* future; the producer's answer then fails or fulfils the
+# ``FutureMessage`` too (``Topic._on_published``), which ``send`` keeps to itself. A record the broker
+# refuses (too large, not authorised) therefore left a failed ``FutureMessage`` nobody read, and the
+# collector's sweep made asyncio log "FutureMessage exception was never retrieved" with a traceback,
+# even when the caller handled the refusal (a dead letter written cut). Publishing through the
+# public ``as_future_message`` + ``publish_message`` and awaiting the ``FutureMessage`` reads it.
+
+
+async def publish(
+    topic: faust.TopicT,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any = None,
+    partition: int | None = None,
+) -> asyncio.Future[Any]:
+    """Hand one record to the producer now (not attached to an offset: ``send(force=True)``); returns
+    its own ``FutureMessage``, which the broker's answer fulfils or fails. Await *that* future, not the
+    producer's: awaiting it is what reads a refusal."""
+    message = topic.as_future_message(key=key, value=value, partition=partition, headers=headers)
+    await topic.publish_message(message)
+    return cast(asyncio.Future[Any], message)

@@ -34,16 +34,21 @@ class RangeReader:
         timeout_s: float = 10.0,
         isolation_level: Callable[[], str] = lambda: "read_uncommitted",
         reader: str = "the worker",
+        *,
+        report_deleted: bool = True,
     ) -> None:
         """``isolation_level``: asked when the side consumer starts (the first read); pass the
         Faust consumer's (``faust_compat.consumer_isolation_level``), so a range holds the records
         Faust's consumer delivers (read_committed under exactly-once). ``reader``: who lost the
-        records retention deleted, in the ERROR line that names them."""
+        records retention deleted, in the ERROR line that names them. ``report_deleted=False``: no such line —
+        for a caller that logs every range it could not read whole itself, counted (the notifier: one line
+        per loss, where this line, the re-read's and its own made three)."""
         self._settings = settings
         self._topic = topic
         self._isolation_level = isolation_level
         self._timeout_s = timeout_s
         self._reader = reader
+        self._report_deleted = report_deleted
         self._consumer: AIOKafkaConsumer | None = None
         self._closed = False
         # One side consumer serves every caller (the worker's gap repair under the worker's lock,
@@ -94,13 +99,14 @@ class RangeReader:
                 try:
                     batch = await consumer.getmany(tp, timeout_ms=500, max_records=limit)
                 except OffsetOutOfRangeError:
-                    log.error(
-                        f"records deleted from Kafka (retention) before {self._reader} read them: lost",
-                        topic=self._topic,
-                        partition=partition,
-                        first_missing=start,
-                        next_seen=end,
-                    )
+                    if self._report_deleted:
+                        log.error(
+                            f"records deleted from Kafka (retention) before {self._reader} read them: lost",
+                            topic=self._topic,
+                            partition=partition,
+                            first_missing=start,
+                            next_seen=end,
+                        )
                     if lost or first_only:
                         return out, False
                     lost = True

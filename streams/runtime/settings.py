@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     )
 
     # Kafka
-    broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URL(s), kafka://host:port[;…]")
+    broker: str = Field("kafka://127.0.0.1:9092", description="Faust broker URLs, kafka://host:port[;…]")
     topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = Field(
         "preempt", description="prefix of every topic name"
     )

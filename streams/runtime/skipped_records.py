@@ -69,12 +69,17 @@ def offset_jump(expected: int | None, offset: int) -> tuple[int, int] | None:
 
 
 async def reread_skipped(source: RangeSource, partition: int, start: int, end: int, reader: str) -> SkippedRange:
-    """Read ``[start, end)`` of ``partition`` again; log one ERROR when it holds records (``reader``: who
-    they skipped, e.g. "the rules worker"), a DEBUG when it holds transaction markers only."""
+    """Read ``[start, end)`` of ``partition`` again; log one ERROR when it was read whole and holds records
+    (``reader``: who they skipped, e.g. "the rules worker"), a DEBUG when it holds transaction markers only.
+
+    A range not read whole (retention deleted part of it, the broker was slow) is not logged here: the caller
+    counts and logs what is lost in one line (``SkippedRange.lost``) — a second line here said the same."""
     records, complete = await source.read_range(partition, start, end)
     skipped = SkippedRange(partition, start, end, records, complete)
     if skipped.markers_only:
         log.debug("offsets without records (transaction markers)", partition=partition, start=start, end=end)
+        return skipped
+    if not skipped.complete:
         return skipped
     log.error(
         f"records skipped before reaching {reader}; re-read them from Kafka",

@@ -21,6 +21,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
+from schemas.formatting import plural
 from streams.runtime.copartitioning import PartitionCountError, copartitioning_problem
 from streams.runtime.kafka_clients import check_access, kafka_python_bootstrap, kafka_python_config
 from streams.runtime.logs import get_logger
@@ -242,7 +243,7 @@ def _create(admin: KafkaAdminClient, topics: list[NewTopic], settings: Settings)
         brokers = len(admin.describe_cluster().get("brokers") or ())
         raise ConfigError(
             f"Kafka refused to create topic {topics[0].name} with PREEMPT_TOPIC_REPLICATION="
-            f"{settings.topic_replication}: the cluster has {brokers} broker(s); set PREEMPT_TOPIC_REPLICATION "
+            f"{settings.topic_replication}: the cluster has {plural(brokers, 'broker')}; set PREEMPT_TOPIC_REPLICATION "
             f"to at most {brokers}"
         ) from None
     except KafkaError as exc:

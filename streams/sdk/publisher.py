@@ -33,6 +33,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
 from schemas.errors import EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
+from schemas.formatting import plural
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
 from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
 from streams.runtime.logs import get_logger
@@ -295,7 +296,7 @@ class Publisher:
             failed, first = self._failed, self._first_error
             self._failed, self._first_error = 0, None
         if failed:
-            raise PublishError(f"{failed} event(s) were not delivered to {self.topic}: {first}", failed=failed)
+            raise PublishError(f"{plural(failed, 'event')} not delivered to {self.topic}: {first}", failed=failed)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush, then release the connection. Idempotent; ``PublishError`` if events were lost."""
@@ -306,8 +307,8 @@ class Publisher:
         if not close_producer(self._producer, timeout):
             # not the producer's own close: it would wait ``timeout`` a second time, then raise KafkaTimeoutError
             raise PublishError(
-                f"Kafka did not acknowledge {self.tally.unacknowledged} of the {self.tally.sent} event(s) sent to "
-                f"{self.topic} within {timeout} s",
+                f"Kafka did not acknowledge {self.tally.unacknowledged} of the {plural(self.tally.sent, 'event')} "
+                f"sent to {self.topic} within {timeout} s",
                 failed=self.tally.unacknowledged,
             )
         self._raise_failures()

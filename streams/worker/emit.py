@@ -37,6 +37,7 @@ from streams.runtime.dead_letters import (
     cut_dead_letter,
     dead_letter_record,
 )
+from streams.runtime.faust_compat import publish
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import ALERTS, CHANGELOG_WRITES, EVENTS_DEAD_LETTERED
 from streams.worker.partition_scope import PartitionEvents
@@ -111,13 +112,14 @@ class OutputWriter:
 
     async def send_alerts(self, alerts: Sequence[Alert]) -> list[Awaitable[Any]]:
         """``alerts`` to the alerts topic, keyed by account; returns their delivery futures."""
-        # send() only enqueues in the producer (force=True: now, not attached to an offset).
+        # publish() only enqueues in the producer (now, not attached to an offset) and returns the record's own
+        # FutureMessage: awaiting that one reads a refusal (faust_compat section 20).
         pending: list[Awaitable[Any]] = []
         for alert in alerts:
             value = alert.model_dump_json().encode()
             try:
-                sent = await self._alerts.send(
-                    key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS), force=True
+                sent = await publish(
+                    self._alerts, key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS)
                 )
             except _TOO_LARGE as exc:  # over the producer's max_request_size: refused before sending
                 pending.append(asyncio.ensure_future(self._alert_too_large(alert, value, exc)))
@@ -141,8 +143,8 @@ class OutputWriter:
             async with self._resend_lock:
                 try:
                     await (
-                        await self._alerts.send(
-                            key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS), force=True
+                        await publish(
+                            self._alerts, key=alert.account_id.encode(), value=value, headers=list(JSON_HEADERS)
                         )
                     )
                 except _TOO_LARGE as again:
@@ -171,11 +173,11 @@ class OutputWriter:
             at=time.time(),
         )
         try:
-            await (await self._dlq.send(key=letter.key, value=letter.value, headers=letter.headers, force=True))
+            await (await publish(self._dlq, key=letter.key, value=letter.value, headers=letter.headers))
         except _TOO_LARGE:
             ids = {k: getattr(alert, k) for k in ("alert_id", "rule_id", "kind", "severity", "account_id", "user_id")}
             summary = json.dumps({**ids, "fired_at": alert.fired_at, "alert_bytes": len(value)})
-            await (await self._dlq.send(key=letter.key, value=summary.encode(), headers=letter.headers, force=True))
+            await (await publish(self._dlq, key=letter.key, value=summary.encode(), headers=letter.headers))
         EVENTS_DEAD_LETTERED.labels(reason=ALERT_TOO_LARGE).inc()
         log.error(
             "alert too large for Kafka; dead-lettered",
@@ -206,12 +208,12 @@ class OutputWriter:
                 headers = list(JSON_HEADERS)  # huge headers would make the record too large to send
             headers.append((FORWARDED_FROM, f"{record.partition}/{record.offset}".encode()))
             pending.append(
-                await self._events.send(
+                await publish(
+                    self._events,
                     key=forward.account_id.encode(),
                     value=record.value,
                     partition=forward.partition,
                     headers=headers,
-                    force=True,
                 )
             )
         return pending
@@ -227,7 +229,7 @@ class OutputWriter:
         for letter in letters:
             dlq = dead_letter(letter, now)
             try:
-                sent = await self._dlq.send(key=dlq.key, value=dlq.value, headers=dlq.headers, force=True)
+                sent = await publish(self._dlq, key=dlq.key, value=dlq.value, headers=dlq.headers)
             except _TOO_LARGE as exc:  # over the producer's max_request_size: refused before sending
                 pending.append(asyncio.ensure_future(self._dead_letter_too_large(dlq, exc)))
                 continue
@@ -242,7 +244,7 @@ class OutputWriter:
             # The limit is on a record batch: a dead letter that fits may have shared a refused batch.
             async with self._resend_lock:
                 try:
-                    await (await self._dlq.send(key=letter.key, value=letter.value, headers=letter.headers, force=True))
+                    await (await publish(self._dlq, key=letter.key, value=letter.value, headers=letter.headers))
                 except _TOO_LARGE as again:
                     await self._dead_letter_too_large(letter, again)
 
@@ -259,7 +261,7 @@ class OutputWriter:
         for max_bytes in CUT_DEAD_LETTER_BYTES:
             smaller = cut_dead_letter(letter, max_bytes)
             try:
-                await (await self._dlq.send(key=smaller.key, value=smaller.value, headers=smaller.headers, force=True))
+                await (await publish(self._dlq, key=smaller.key, value=smaller.value, headers=smaller.headers))
             except _TOO_LARGE as again:
                 exc = again
                 continue

@@ -285,7 +285,7 @@ def main() -> int:
         if args.write:
             changed = rewrite(path, outcomes)
             if changed:
-                print(f"{path.relative_to(REPO)}: rewrote {changed} example output(s)")
+                print(f"{path.relative_to(REPO)}: rewrote {changed} example outputs")
         else:
             for outcome in bad:
                 print(f"{path.relative_to(REPO)}: {describe(outcome)}")

@@ -67,7 +67,7 @@ def test_alert_dead_letters_are_listed_filtered_and_replayed(
 
     replayed = runner.invoke(main, ["alerts", "dead-letters", "--replay"], env=env)
     assert replayed.exit_code == 0, replayed.output
-    assert f"replayed 1 alert(s) to {names.alerts} (1 skipped: not a whole alert)" in replayed.stderr
+    assert f"replayed 1 alert to {names.alerts} (1 skipped: not a whole alert)" in replayed.stderr
     records = consume_records(kafka_bootstrap, names.alerts, expected=1, idle_s=2.0)
     assert [(r.key, Alert.model_validate_json(r.value)) for r in records] == [(b"acme", alert)]
     assert replay_targets(records[0].headers) == ("csm/slack",)  # the notifier sends it there only
@@ -118,7 +118,7 @@ def test_a_replayed_alert_goes_only_to_the_target_that_had_failed_and_never_twic
     runner = CliRunner()
     replayed = runner.invoke(main, ["alerts", "dead-letters", "--account", "replayco", "--replay"], env=env)
     assert replayed.exit_code == 0, replayed.output
-    assert f"replayed 1 alert(s) to {topics.alerts}" in replayed.stderr
+    assert f"replayed 1 alert to {topics.alerts}" in replayed.stderr
     delivered = wait_for_records(notifier, "alert delivered", 2)
     assert [(r["target"], r["replay"]) for r in delivered] == [("csm/email", False), ("csm/slack", True)]
     assert [r.target for r in slack_server.wait_for(1, "C-CSM")] == ["C-CSM"]
@@ -176,14 +176,14 @@ def test_replaying_an_email_given_up_for_some_recipients_reaches_only_those_that
     dead = wait_for_records(notifier, "alert dead-lettered", 2, timeout_s=60)
     assert {(d["alert_id"], d["reason"]) for d in dead} == {(first.alert_id, "gave_up"), (second.alert_id, "gave_up")}
     by_id = {d["alert_id"]: d["detail"] for d in dead}
-    assert by_id[first.alert_id].startswith("already received by 1 recipient(s), a replay skips them;")
+    assert by_id[first.alert_id].startswith("already received by 1 recipient, a replay skips them;")
     assert not by_id[second.alert_id].startswith("already received")
     assert [m.rcpt_tos for m in smtp_server.messages] == [("aiko@example.com",)]
 
     smtp_server.script_data("250 Message accepted", times=None)
     replayed = CliRunner().invoke(main, ["alerts", "dead-letters", "--replay"], env=settings_env(settings))
     assert replayed.exit_code == 0, replayed.output
-    assert f"replayed 2 alert(s) to {topics.alerts}" in replayed.stderr
+    assert f"replayed 2 alerts to {topics.alerts}" in replayed.stderr
     wait_for_records(notifier, "alert delivered", 2)
     time.sleep(1.0)  # a second email to the first owner would be out by now
     received = sorted(r for m in smtp_server.messages for r in m.rcpt_tos)

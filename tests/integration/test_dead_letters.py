@@ -134,6 +134,6 @@ def test_a_filter_matching_nothing_says_what_the_topic_holds(
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "0 dead letter(s) shown",
+        "0 dead letters shown",
         "note: none matches the filter; the topic holds 3: invalid_json (1), unknown_field (2)",
     ]

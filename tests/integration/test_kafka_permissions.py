@@ -180,7 +180,7 @@ def test_a_dead_letter_topic_the_user_may_not_read_is_named_as_such(
     command: list[str],
 ) -> None:
     """A dead-letter topic that exists but that the user may not describe is one line naming the ACL; it
-    printed "0 dead letter(s) shown" and a note that no worker had ever run with this topic prefix."""
+    printed "0 dead letters shown" and a note that no worker had ever run with this topic prefix."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     ensure_topics(_settings(acl_broker.admin_settings(), prefix, tmp_path))  # the deployment exists
     settings = _settings(acl_broker.settings(), prefix, tmp_path)

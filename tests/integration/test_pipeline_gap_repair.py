@@ -12,6 +12,24 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from streams.worker.gap_repair import GapRepair
 
 
+async def _ten_records_the_first_five_deleted(
+    settings: Settings, producer: KafkaProducer, topic: str, partition: int
+) -> None:
+    """Offsets 0-9 on ``partition`` of ``topic``, then 0-4 deleted as retention would (log start offset 5)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    for i in range(10):
+        producer.send(topic, key=b"acme", value=f"v{i}".encode(), partition=partition)
+    producer.flush()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(before_offset=5)})
+    finally:
+        await admin.close()
+
+
 async def test_fetch_returns_exactly_the_missing_offsets(
     settings_factory: Callable[..., Settings], producer: KafkaProducer
 ) -> None:
@@ -59,21 +77,10 @@ async def test_a_range_retention_deleted_is_reported_incomplete_not_read_as_empt
     """Offsets below the log start offset (deleted by retention) make the read incomplete with an
     ERROR, and the records of the range still in Kafka are read; a ``first_only`` probe of such a
     range is incomplete too (it read as complete and empty: lost records passed for markers)."""
-    from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
-
     settings = settings_factory()
     ensure_topics(settings)
     topic = TopicNames.from_settings(settings).events
-    for i in range(10):
-        producer.send(topic, key=b"acme", value=f"v{i}".encode(), partition=1)
-    producer.flush()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(before_offset=5)})
-    finally:
-        await admin.close()
+    await _ten_records_the_first_five_deleted(settings, producer, topic, 1)
     repair = GapRepair(settings, topic)
     try:
         with capture_logs() as logs:
@@ -118,3 +125,26 @@ async def test_the_side_consumer_reads_with_the_isolation_level_it_is_given(
         await uncommitted.close()
     assert (seen_committed, complete_committed) == ([], True)
     assert [r.value for r in seen_uncommitted] == [b"v0", b"v1", b"v2"]
+
+
+async def test_the_notifiers_reader_leaves_a_range_retention_deleted_to_its_caller_to_log(
+    settings_factory: Callable[..., Settings], producer: KafkaProducer
+) -> None:
+    """The side reader as the notifier builds it (``report_deleted=False``) re-reads a range retention cut:
+    the records still there, incomplete, and no log line of its own nor of the re-read — the notifier logs
+    the loss once, counted (before: the reader's, the re-read's and the notifier's, three ERRORs for one loss)."""
+    from streams.runtime.range_reader import RangeReader
+    from streams.runtime.skipped_records import reread_skipped
+
+    settings = settings_factory()
+    ensure_topics(settings)
+    topic = TopicNames.from_settings(settings).alerts
+    await _ten_records_the_first_five_deleted(settings, producer, topic, 2)
+    reader = RangeReader(settings, topic, timeout_s=5.0, reader="the notifier", report_deleted=False)
+    try:
+        with capture_logs() as logs:
+            skipped = await reread_skipped(reader, 2, 2, 8, "the notifier")
+    finally:
+        await reader.close()
+    assert ([r.offset for r in skipped.records], skipped.complete, skipped.lost) == ([5, 6, 7], False, 3)
+    assert [e for e in logs if e["log_level"] != "debug"] == []

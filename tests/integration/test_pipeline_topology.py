@@ -464,3 +464,47 @@ def test_partitions_added_to_the_alerts_topic_stop_a_running_notifier(
     exit_line(notifier, timeout_s=60)
     assert "partition count changed; stopping the notifier" in notifier.log_text()
     assert f"topic {names.alerts} has 6 partitions but the state built from it has 4" in notifier.log_text()
+
+
+def test_records_the_broker_refuses_as_too_large_leave_no_unretrieved_future_in_the_worker_log(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """Alerts refused by the alerts topic and dead letters refused by the dead-letter topic (both with a small
+    max.message.bytes), in a worker that collects garbage often (``PREEMPT_WORKER_GC_THRESHOLD=0``): the
+    alerts are dead-lettered, the oversize event's letter is written cut, and no asyncio "exception was never
+    retrieved" is logged. Before, ``Topic.send`` kept each refused record's ``FutureMessage`` (failed too) to
+    itself and the collector's sweep logged one per refused record, with a traceback."""
+    settings = settings_factory(
+        rules_path=crate_rules(tmp_path, "Walk the customer through it. " * 100),
+        worker_web_port=free_port(),
+        worker_gc_threshold=0,
+    )
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    _set_topic_config(kafka_bootstrap, names.alerts, **{"max.message.bytes": "2500"})
+    _set_topic_config(kafka_bootstrap, names.events_dlq, **{"max.message.bytes": "3000"})
+    worker = ready_worker(process_factory, settings, "worker")
+    oversize = {"event_id": "big", "event": "Crate Dropped", "account_id": "cut-0", "timestamp": format_ts(time.time())}
+    producer.send(
+        names.events, key=b"cut-0", value=json.dumps({**oversize, "properties": {"b": "x" * 40_000}}).encode()
+    )
+    producer.flush()
+    publish_crates(producer, names.events, [f"cut-{i}" for i in range(1, 4)])
+    wait_for_metric(settings.worker_web_port, 'preempt_events_dead_lettered_total{reason="alert_too_large"}', 3)
+    for wave in range(3):  # more work after the refusals: the collector runs many times meanwhile
+        publish_crates(producer, names.events, [f"more-{wave}-{i}" for i in range(20)], event="Crate Opened")
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 63, timeout_s=60)
+    time.sleep(2)
+
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 4, timeout_s=30, idle_s=1.0)
+    assert Counter(dict(r.headers)[REASON].decode() for r in letters) == {"too_large": 1, "alert_too_large": 3}
+    (cut,) = [r for r in letters if dict(r.headers)[REASON] == b"too_large"]
+    assert TRUNCATED in dict(cut.headers)
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    assert worker.log_text().count("dead letter too large for the dead-letter topic; written cut") == 1
+    assert "never retrieved" not in worker.log_text()
+    assert "Traceback" not in worker.log_text()

@@ -110,8 +110,8 @@ def test_a_replication_factor_above_the_broker_count_names_the_setting(
         ensure_topics(settings)
     assert str(caught.value) == (
         f"Kafka refused to create topic {settings.topic_prefix}.events with PREEMPT_TOPIC_REPLICATION=3: the cluster "
-        "has 1 broker(s); set PREEMPT_TOPIC_REPLICATION to at most 1"
+        "has 1 broker; set PREEMPT_TOPIC_REPLICATION to at most 1"
     )
     changelog = [ChangelogTopic(f"{settings.topic_prefix}-rules-account-state-changelog", 2)]
-    with pytest.raises(ConfigError, match=r"PREEMPT_TOPIC_REPLICATION=3: the cluster has 1 broker\(s\)"):
+    with pytest.raises(ConfigError, match=r"PREEMPT_TOPIC_REPLICATION=3: the cluster has 1 broker;"):
         ensure_changelog_topics(settings, changelog)

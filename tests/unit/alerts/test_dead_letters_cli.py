@@ -103,7 +103,7 @@ def test_a_replay_names_the_targets_each_alert_was_dead_lettered_for(cli) -> Non
     assert sent_targets() == {both.alert_id: ("csm/email", "csm/slack"), unrouted.alert_id: ()}
     (producer,) = FakeProducer.instances
     assert all(REPLAY_HEADER in dict(h) for *_, h in producer.sent)
-    assert "replayed 2 alert(s) to preempt.alerts" in result.stderr
+    assert "replayed 2 alerts to preempt.alerts" in result.stderr
 
 
 def test_letters_older_than_the_delivery_log_retention_are_refused_without_force(cli) -> None:
@@ -145,8 +145,8 @@ def test_force_without_replay_is_a_usage_error(cli) -> None:
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("flush", "Error: replay failed: 1 of 1 alert(s) not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
-        ("send", "Error: replay failed: 1 of 1 alert(s) not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
+        ("flush", "Error: replay failed: 1 of 1 alert not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
+        ("send", "Error: replay failed: 1 of 1 alert not confirmed by Kafka at 127.0.0.1:9092 (KafkaTimeoutError)"),
         ("connect", "Error: cannot replay: Kafka at 127.0.0.1:9092 did not answer (KafkaTimeoutError)"),
     ],
 )

@@ -66,7 +66,7 @@ def setup() -> Callable[..., tuple[Dispatcher, RecordingNotifier, Clock, dict[by
             flushes.append("flush")
 
         dispatcher = Dispatcher(
-            routing, {"csm": [notifier]}, DeliveryLog(table, 3600.0), dead_letter, flush, clock=clock
+            routing, {"csm": [notifier]}, DeliveryLog(table, 3600.0), dead_letter, flush, clock=clock, monotonic=clock
         )
         return dispatcher, notifier, clock, table, flushes
 
@@ -337,7 +337,9 @@ async def _probe_in_flight_at_a_rebalance(
     async def flush() -> None:
         pass
 
-    dispatcher = Dispatcher(routing, {"csm": [notifier]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock)
+    dispatcher = Dispatcher(
+        routing, {"csm": [notifier]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock, monotonic=clock
+    )
     dispatcher.on_alert(make_alert(account_id="moved"), lambda: acks.append("moved"), partition=1)
     await _run_until_idle(dispatcher, clock)  # group_wait, then the 535: the breaker opens, "moved" probes
     dispatcher.on_alert(make_alert(account_id="stays"), lambda: acks.append("stays"), partition=2)

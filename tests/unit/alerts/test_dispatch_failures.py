@@ -33,7 +33,9 @@ def build() -> Callable[..., tuple[Dispatcher, RecordingNotifier, Clock, Letters
         async def flush() -> None:
             """Nothing to flush."""
 
-        dispatcher = Dispatcher(routing, {"csm": [notifier]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock)
+        dispatcher = Dispatcher(
+            routing, {"csm": [notifier]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock, monotonic=clock
+        )
         return dispatcher, notifier, clock, letters
 
     return factory
@@ -148,7 +150,9 @@ async def test_an_email_recipient_that_renders_empty_for_one_account_dead_letter
     async def flush() -> None:
         """Nothing to flush."""
 
-    dispatcher = Dispatcher(routing, {"csm": [email]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock)
+    dispatcher = Dispatcher(
+        routing, {"csm": [email]}, DeliveryLog({}, 3600.0), dead_letter, flush, clock=clock, monotonic=clock
+    )
     good = make_alert(rule_id="r")
     ownerless = make_alert(rule_id="r", account_id="globex", account={"owner": {"email": "n/a"}})
     acks: list[str] = []

@@ -89,6 +89,7 @@ class Harness:
             dead_letter,
             flush,
             clock=self.clock,
+            monotonic=self.clock,
         )
 
     async def run(self) -> None:

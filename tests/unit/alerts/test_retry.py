@@ -333,9 +333,9 @@ async def test_giving_up_on_recipients_refused_for_now_records_what_the_others_g
     from alerts.channels.base import PartlyDeliveredError
 
     clock = Clock()
-    refused = (("a1", "email RCPT: 1 recipient(s) refused for now"),)
+    refused = (("a1", "email RCPT: 1 recipient refused for now"),)
     receipt = DeliveryReceipt(receiver="finance", ref="<m@preempt>", refused=refused)
-    partly = PartlyDeliveredError("email RCPT: 1 recipient(s) refused for now", receipt=receipt)
+    partly = PartlyDeliveredError("email RCPT: 1 recipient refused for now", receipt=receipt)
     notifier = ScriptedNotifier(*[partly] * 20)
     delivered: list[DeliveryReceipt] = []
     dead: list[str] = []

@@ -770,10 +770,12 @@ def test_inhibit_horizon_is_a_setting(make_runtime, make_alert) -> None:
     )
     runtime.dispatcher.inhibitor = Inhibitor(routing.inhibit_rules)
     source = make_alert(severity="critical")
-    runtime.dispatcher._recent.append((1000.0, source))
+    runtime.dispatcher._recent.append((1000.0, source))  # received at 1000 on the monotonic clock
     target = make_alert(severity="low")
-    assert runtime.dispatcher._suppressed(target, 1059.0) == ("inhibited", "inhibit rule")
-    assert runtime.dispatcher._suppressed(target, 1061.0) is None
+    runtime.dispatcher._monotonic = lambda: 1059.0
+    assert runtime.dispatcher._suppressed(target, time.time()) == ("inhibited", "inhibit rule")
+    runtime.dispatcher._monotonic = lambda: 1061.0
+    assert runtime.dispatcher._suppressed(target, time.time()) is None
 
 
 async def test_a_press_on_a_message_not_known_here_edits_the_blocks_slack_sent(

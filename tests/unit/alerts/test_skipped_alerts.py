@@ -159,6 +159,27 @@ async def test_offsets_that_cannot_be_reread_are_counted_and_logged_as_lost(
     ]
 
 
+async def test_a_loss_is_one_log_line_and_counted(
+    make_runtime: Callable[..., Runtime],  # noqa: F811
+    make_alert: Callable[..., Alert],
+    faust_acks: list[tuple[int, int]],
+) -> None:
+    """Alerts retention deleted before the re-read: one log line for the loss (it names the range, what was
+    recovered and what is lost), still counted; before, the re-read's own ERROR made it two (three with the
+    side reader's retention line, which the notifier's reader no longer logs)."""
+    reader = FakeRangeReader([_record(make_alert(account_id="kept"), 3, 12)], complete=False)
+    runtime, *_ = make_runtime(reader=reader)
+    lost_before = _sample(SKIPPED, outcome="lost")
+    with capture_logs() as logs:
+        await runtime.consume_alerts(FakeStream([_event(make_alert(), 3, 9), _event(make_alert(), 3, 14)]))
+    await _deliver(runtime)
+    assert _sample(SKIPPED, outcome="lost") - lost_before == 3
+    loud = [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+    assert [(e["event"], e["first_missing"], e["next_seen"], e["recovered"], e["lost"]) for e in loud] == [
+        ("alerts skipped before reaching the notifier could not be re-read (retention?): lost", 10, 14, 1, 3)
+    ]
+
+
 async def test_the_first_record_after_an_assignment_is_checked_against_the_committed_offset(
     make_runtime: Callable[..., Runtime],  # noqa: F811
     make_alert: Callable[..., Alert],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from structlog.testing import capture_logs
 
 from rules.engine import MAX_ALERT_BYTES, AlertTooLargeError, EventOutcome
 from rules.findings import alert_id_for
@@ -268,12 +269,20 @@ def test_a_blank_account_name_falls_back_to_its_id(make_rule, make_engine, run, 
 
 
 def test_missing_evidence_key_never_crashes_rendering(make_rule, make_engine, run, at):
-    """A placeholder whose value is missing at run time renders leniently and is reported."""
+    """A placeholder whose value is missing at run time renders leniently and is reported: in the evidence
+    (which CSMs read) in words — which template, which name is not there — and the exception's class only in
+    the log (before, the evidence said "UndefinedError: 'dict object' has no attribute 'nps'")."""
     engine = make_engine(make_rule("any", title="Score {{ evidence.properties.nps }}!"))
     finding = run(engine, [at(0, "NPS", properties={"score": 0})], until=MONDAY + 1).findings[0]
-    alert = engine.to_alert(finding, None, MONDAY)
+    with capture_logs() as logs:
+        alert = engine.to_alert(finding, None, MONDAY)
     assert alert.title == "Score !"
-    assert "UndefinedError" in (alert.evidence.model_extra or {})["template_error"]
+    said = (alert.evidence.model_extra or {})["template_error"]
+    assert said.startswith("the rule's title template names 'nps', which is not there"), said
+    assert "Error" not in said
+    assert "dict object" not in said
+    (line,) = [e for e in logs if e["log_level"] == "warning"]
+    assert (line["field"], line["error"]) == ("title", "UndefinedError: 'dict object' has no attribute 'nps'")
 
 
 def test_disabled_rules_are_not_evaluated(make_rule, make_engine, run, at):

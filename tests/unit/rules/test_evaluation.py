@@ -101,7 +101,7 @@ def test_accounts_without_an_owner_are_not_one_more_owner() -> None:
     assert result.owners == 1
     assert result.overall.alerts_without_owner == 2
     assert result.overall.alerts_per_owner_week == pytest.approx(2 / (1 * 2))  # ann's 2 alerts over 2 weeks
-    assert "2 alert(s) on accounts without an owner" in render_table(result)
+    assert "2 alerts on accounts without an owner" in render_table(result)
 
 
 def test_no_owner_at_all_leaves_alerts_per_owner_week_unknown() -> None:

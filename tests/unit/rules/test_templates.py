@@ -101,7 +101,7 @@ def test_nested_loops_stop_with_the_error_instead_of_stalling_the_worker():
     text, error = render_template(source, {"account": {"name": "Acme"}})
     assert text == source
     assert error is not None
-    assert error.startswith("TemplateLimitError: template stopped after 100,000 loop steps")
+    assert str(error).startswith("template stopped after 100,000 loop steps")
 
 
 def test_render_without_placeholders_is_the_source():
@@ -125,8 +125,7 @@ def test_a_template_past_the_limits_is_not_rendered_a_second_time_leniently(monk
     source = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}x"
     text, error = templates.render_template(source, {})
     assert text == source
-    assert error is not None
-    assert error.startswith("TemplateLimitError")
+    assert isinstance(error, templates.TemplateLimitError)
     assert calls == [True]
 
 

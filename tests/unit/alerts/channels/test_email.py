@@ -327,9 +327,9 @@ async def test_recipients_refused_for_now_get_the_message_on_the_retry_and_only_
     monkeypatch.setattr(notifier, "_deliver", deliver)
     alert = make_alert(account_id="wonka", account={"owner": {"email": "csm-wonka@example.com"}})
     notification = Notification(receiver="finance", alerts=(alert,), group_key="g")
-    with pytest.raises(PartlyDeliveredError, match=r"1 recipient\(s\) refused for now \(SMTP 451\)") as raised:
+    with pytest.raises(PartlyDeliveredError, match=r"1 recipient refused for now \(SMTP 451\)") as raised:
         await notifier.send(notification)
-    assert dict(raised.value.receipt.refused)[alert.alert_id].startswith("email RCPT: 1 recipient(s) refused for now")
+    assert dict(raised.value.receipt.refused)[alert.alert_id].startswith("email RCPT: 1 recipient refused for now")
     receipt = await notifier.send(notification)
 
     assert [recipients for _id, recipients in calls] == [

@@ -152,14 +152,14 @@ def test_budget_flags_owners_over_it_and_exits_3(inputs):
     result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "1")
     assert result.exit_code == 3, result.output
     assert "       2    2026-W48: detractor 1, quiet 1  OVER BUDGET (1/week)" in result.output
-    assert "1 owner-week(s) over the budget of 1 alerts/week (1 owner(s): Dana)" in result.output
+    assert "1 owner-week over the budget of 1 alerts/week (1 owner: Dana)" in result.output
 
 
 def test_budget_not_exceeded_exits_0(inputs):
     """--budget at or above every owner-week passes with exit 0 and reports none over."""
     result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "2")
     assert result.exit_code == 0, result.output
-    assert "0 owner-week(s) over the budget of 2 alerts/week" in result.output
+    assert "0 owner-weeks over the budget of 2 alerts/week" in result.output
 
 
 def test_negative_allowed_lateness_is_a_usage_error(inputs):
@@ -259,10 +259,10 @@ def test_an_events_file_with_no_valid_event_is_an_error_after_its_lines(inputs):
     result = _invoke(inputs)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert lines[0] == "3 invalid event line(s) skipped:"
+    assert lines[0] == "3 invalid event lines skipped:"
     assert lines[1].startswith("  line 1: unknown_field: ")
     assert lines[-1] == (
-        f"Error: {inputs['events']}: none of its 3 line(s) is a valid event (listed above); "
+        f"Error: {inputs['events']}: none of its 3 lines is a valid event (listed above); "
         "check it with `preempt events validate` against `preempt events schema`"
     )
 
@@ -277,7 +277,7 @@ def test_an_accounts_file_without_an_account_is_refused_before_the_replay(inputs
         result.stderr
     )
     assert result.stderr.splitlines()[-1] == (
-        f"Error: {inputs['accounts']}: no accounts: none of its 3 line(s) is an account record (listed above); "
+        f"Error: {inputs['accounts']}: no accounts: none of its 3 lines is an account record (listed above); "
         "give a JSONL of account records (`preempt events schema --account`), or leave --accounts out"
     )
     assert "alerts" not in result.stdout

@@ -55,7 +55,7 @@ def test_validate_exits_zero_when_every_line_is_valid(write_jsonl: Callable[[lis
     path = write_jsonl([good("a"), b"", good("b")])
     result = CliRunner().invoke(events, ["validate", str(path)])
     assert result.exit_code == 0, result.output
-    assert "2 valid, 0 invalid, 1 blank line(s) skipped" in result.output
+    assert "2 valid, 0 invalid, 1 blank line skipped" in result.output
 
 
 def test_validate_reports_every_invalid_line_with_number_and_reason(

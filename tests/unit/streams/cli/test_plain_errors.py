@@ -95,6 +95,8 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     ),
     (["ingest", "--port", "99999"], {}, "give a whole number, from 0 to 65535 (got '99999')"),
     (["events", "dead-letters", "--limit", "-1"], {}, "give a whole number, 0 or more (got '-1')"),
+    (["alerts", "dead-letters", "--limit", "-1"], {}, "give a whole number, 0 or more (got '-1')"),
+    (["alerts", "dead-letters", "--limit", "many"], {}, "give a whole number, 0 or more (got 'many')"),
 ]
 
 

@@ -77,7 +77,7 @@ def test_file_publishes_valid_lines_and_reports_rejected_ones(
     assert [r["value"] for r in fake_publishers[0].sent] == [good, good.replace(b'"a"', b'"b"')]
     assert f"{path}:2: not_an_object: " in result.stderr  # diagnostics on stderr, as in `events validate`
     assert f"{path}:4: missing_field (event_id): event_id is required" in result.output
-    assert "published 2 event(s)" in result.output
+    assert "published 2 events" in result.output
 
 
 def test_file_cannot_be_mixed_with_single_event_options(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_ctrl_c_in_a_file_says_how_far_it_got(monkeypatch: pytest.MonkeyPatch, t
     result = CliRunner().invoke(main, ["publish", "--file", str(path)])
     assert result.exit_code == 130, result.output
     assert result.stderr.splitlines() == [
-        f"{path}: stopped at line 3: Kafka acknowledged 2 of the 2 event(s) sent to t; 0 line(s) rejected",
+        f"{path}: stopped at line 3: Kafka acknowledged 2 of the 2 events sent to t; 0 lines rejected",
         "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
     ]
     assert producer.flushed == 1

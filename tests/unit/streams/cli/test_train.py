@@ -399,7 +399,7 @@ def test_too_few_accounts_to_learn_from_is_one_line(history: dict[str, Path], tm
     assert result.exit_code == 1, result.output
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert error == (
-        "Error: too few examples to learn from: 1 churning and 1 retained account(s) gave samples, and a model "
+        "Error: too few examples to learn from: 1 churning and 1 retained account gave samples, and a model "
         "needs at least 3 of each (more accounts with outcomes, or a longer history)"
     )
     assert "Traceback" not in result.output
@@ -417,8 +417,8 @@ def test_the_notes_on_ignored_events_come_before_a_refusal(history: dict[str, Pa
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_bytes(b"not json\n{}\n")
     for events, note in (
-        (by_account, " event(s) out of time order beyond 5 s ignored, as the engine would"),
-        (garbage, "2 invalid event line(s) skipped (first: line 1)"),
+        (by_account, " out of time order beyond 5 s ignored, as the engine would"),
+        (garbage, "2 invalid event lines skipped (first: line 1)"),
     ):
         result = CliRunner().invoke(
             main,
@@ -503,7 +503,7 @@ def test_outcomes_without_a_churn_are_refused_before_the_replay(history: dict[st
     )
     assert result.exit_code == 1, result.output
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert error.startswith(f"Error: no account churned in the outcomes of {outcomes} ({len(renewed)} account(s)")
+    assert error.startswith(f"Error: no account churned in the outcomes of {outcomes} ({len(renewed)} accounts")
     assert "vocabulary:" not in result.stderr  # refused before the first pass over the events
     assert not model.exists()
 
@@ -634,15 +634,15 @@ def test_duplicates_and_late_events_follow_the_worker_settings(
 
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "1 duplicate event(s) (an event id sent again within 86400 s) ignored, as the engine would" in result.stderr
+    assert "1 duplicate event (an event id sent again within 86400 s) ignored, as the engine would" in result.stderr
     assert "out of time order" not in result.stderr
 
     monkeypatch.setenv("PREEMPT_DEDUP_HORIZON_SECONDS", "1800")
     monkeypatch.setenv("PREEMPT_ALLOWED_LATENESS_SECONDS", "0")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "duplicate event(s)" not in result.stderr
-    assert "1 event(s) out of time order beyond 0 s ignored, as the engine would" in result.stderr
+    assert "duplicate event" not in result.stderr
+    assert "1 event out of time order beyond 0 s ignored, as the engine would" in result.stderr
 
 
 def _shifted(event: dict[str, str], seconds: float) -> str:

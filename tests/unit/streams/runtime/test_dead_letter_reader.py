@@ -126,7 +126,7 @@ def test_a_missing_topic_is_named_so_that_the_command_can_say_so(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A dead-letter topic that does not exist is reported to the caller, whose note names the prefix and brokers
-    to check: "0 dead letter(s) shown" alone read as a healthy deployment when PREEMPT_TOPIC_PREFIX was wrong."""
+    to check: "0 dead letters shown" alone read as a healthy deployment when PREEMPT_TOPIC_PREFIX was wrong."""
     consumer: Any = SlowConsumer([], silent_s=0.0)
     consumer.partitions_for_topic = lambda topic: set()
     monkeypatch.setattr(reader, "KafkaConsumer", lambda **kwargs: consumer)

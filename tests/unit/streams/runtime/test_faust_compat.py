@@ -1364,3 +1364,54 @@ def test_store_write_failures_reach_the_watch_handler_first_and_are_raised_on(tm
     with pytest.raises(Exception, match="No space left"):
         store.set_persisted_offset(tp, 7)
     assert seen == []  # unwatched
+
+
+class _RefusingProducer:
+    """Faust's producer as ``Topic.publish_message`` uses it; every record's answer is ``refusal``."""
+
+    def __init__(self, refusal: BaseException) -> None:
+        self.refusal = refusal
+
+    async def maybe_start(self) -> None:
+        return None
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(answer.set_exception, self.refusal)
+        return answer
+
+
+def test_topic_send_keeps_the_records_future_message_which_publish_returns() -> None:
+    """``Topic.send(force=True)`` returns the producer's future, not the record's ``FutureMessage``, which the
+    broker's refusal fails too and asyncio reports as never retrieved once collected; ``publish`` returns that
+    ``FutureMessage``, so awaiting it reads the refusal and nothing is reported."""
+    import gc
+
+    from faust.types.tuples import FutureMessage
+
+    from streams.runtime.faust_compat import publish
+
+    refusal = aiokafka.errors.MessageSizeTooLargeError()
+    app = _app("compat-publish")
+    app._producer = _RefusingProducer(refusal)
+    topic = app.topic("letters", key_serializer="raw", value_serializer="raw")
+
+    async def unread_after(send: Callable[[], Any]) -> list[str]:
+        reported: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+        future = await send()
+        with pytest.raises(aiokafka.errors.MessageSizeTooLargeError):
+            await future
+        kinds = [isinstance(future, FutureMessage)]
+        del future
+        gc.collect()
+        return [*map(str, kinds), *reported]
+
+    async def sent() -> Any:
+        return await topic.send(key=b"k", value=b"v", force=True)
+
+    async def published() -> Any:
+        return await publish(topic, key=b"k", value=b"v", headers=[("reason", b"x")])
+
+    assert asyncio.run(unread_after(sent)) == ["False", "FutureMessage exception was never retrieved"]
+    assert asyncio.run(unread_after(published)) == ["True"]

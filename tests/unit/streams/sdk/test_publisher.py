@@ -179,9 +179,7 @@ def test_a_close_that_kafka_does_not_complete_in_time_is_a_publish_error_after_o
     producer.flush = gone
     producer.send = lambda *args, **kwargs: FakeFuture(None, pending=True)
     publisher.track("acme", "Login")
-    with pytest.raises(
-        PublishError, match=r"Kafka did not acknowledge 1 of the 1 event\(s\) sent to t.events"
-    ) as caught:
+    with pytest.raises(PublishError, match=r"Kafka did not acknowledge 1 of the 1 event sent to t.events") as caught:
         publisher.close(timeout=2)
     assert caught.value.failed == 1
     assert waits == [2]

@@ -94,11 +94,11 @@ def test_the_same_seed_without_start_gives_the_same_files_all_day(
         ("1969-12-31T00:00:00Z", 2, "must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"),
         ("9999-12-30T00:00:00Z", 5, "--start + --days runs past 9999-12-31"),
         # events end by 9999-12-31, but the accounts' renewal dates reach past it
-        ("9999-12-31T00:00:00Z", 1, "renewal dates reach up to 1 day(s) after --start, past 9999-12-31"),
+        ("9999-12-31T00:00:00Z", 1, "renewal dates reach up to 1 day after --start, past 9999-12-31"),
         (
             "9999-01-01T00:00:00Z",
             360,
-            "renewal dates reach up to 480 day(s) after --start, past 9999-12-31 where dates end; "
+            "renewal dates reach up to 480 days after --start, past 9999-12-31 where dates end; "
             "choose a --start before 9998-09-08T00:00:00.000Z",
         ),
         ("2026-11-02 00:00:00Z", 1, "must be an RFC 3339 timestamp with an offset"),

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli.main import main
-from streams.cli.option_types import InputPath
+from streams.runtime.option_types import InputPath
 
 EVENT = b'{"event_id":"e1","event":"Login","account_id":"acme","timestamp":"2026-11-23T06:00:00Z"}\n'
 
@@ -58,7 +58,7 @@ def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
     """click's Path(exists=True) said "File 'x' does not exist" for a file in a folder without the x permission;
     InputPath says it cannot look at it, and why. Missing files and ``-`` keep click's handling. (os.stat is
     faked: root may look anywhere.)"""
-    from streams.cli import option_types
+    from streams.runtime import option_types
 
     closed = tmp_path / "closed" / "events.jsonl"
     real_stat = os.stat

@@ -1,0 +1,41 @@
+"""The log of deliveries the notifier holds back itself (a Slack channel's one-message-a-second pacing, a
+channel a 429 holds): DEBUG per message, INFO at most once per interval with how many were held.
+
+A burst of 200 alerts to one Slack channel is held about once each while it goes out one a second: an INFO
+line per message (``delivery retry scheduled``) made 200 lines that said nothing was wrong and buried the
+ones that did. Held messages send nothing and are no retries (``preempt_notifications_total`` does not
+count them); each ends delivered or dead-lettered, logged then.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from streams.runtime.logs import REPEAT_INTERVAL_SECONDS, get_logger
+
+log = get_logger(__name__)
+
+HELD_SUMMARY = "deliveries held back by channel pacing or a rate limit"
+
+
+class HeldDeliveriesLog:
+    """Logs one held delivery: DEBUG always, and an INFO summary when none was logged for ``interval_s``
+    (on ``clock``, the scheduler's), counting the holds by receiver type since the previous summary."""
+
+    def __init__(self, clock: Callable[[], float], interval_s: float = REPEAT_INTERVAL_SECONDS) -> None:
+        self._clock = clock
+        self._interval_s = interval_s
+        self._last: float | None = None
+        self._since: Counter[str] = Counter()
+
+    def held(self, receiver_type: str, target: str, retry_in: float, retry_after: float | None) -> None:
+        """Called by the retry scheduler for each delivery a channel held back (``held=True``)."""
+        log.debug("delivery held by its channel", target=target, retry_in=retry_in, retry_after=retry_after)
+        self._since[receiver_type] += 1
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval_s:
+            return
+        self._last = now
+        log.info(HELD_SUMMARY, held=sum(self._since.values()), by_receiver_type=dict(self._since))
+        self._since.clear()

@@ -1,0 +1,42 @@
+"""Deliveries a channel holds back (Slack's pacing, a 429): DEBUG per message, a throttled INFO summary."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from structlog.testing import capture_logs
+
+from alerts.channels.base import Notification
+from alerts.held_log import HELD_SUMMARY
+from alerts.retry import BackoffPolicy, DeliveryJob, RetryScheduler
+from schemas.alert import Alert
+from schemas.errors import RetryableDeliveryError
+from tests.unit.alerts.test_retry import Clock, ScriptedNotifier
+
+
+async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interval(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """Thirty messages held within 10 s: one INFO summary (at the first), the rest DEBUG; held again after 10 s:
+    one more INFO counting every hold since the last summary. Before, an INFO "delivery retry scheduled" each."""
+
+    async def never(*args: object) -> None:
+        raise AssertionError(f"unexpected outcome {args}")
+
+    clock = Clock()
+    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
+    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+    notifier = ScriptedNotifier(*[held] * 31)  # the channel holds back every message: nothing is sent
+    with capture_logs() as logs:
+        for i in range(30):
+            await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
+            clock.now += 0.2
+        clock.now += 10.0
+        await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "late")))
+    # Every line at INFO and above: the two summaries (the DEBUG lines pass only when the level is DEBUG).
+    info = [e for e in logs if e["log_level"] != "debug"]
+    assert [(e["event"], e["held"], e["by_receiver_type"]) for e in info] == [
+        (HELD_SUMMARY, 1, {"slack": 1}),
+        (HELD_SUMMARY, 30, {"slack": 30}),
+    ]
