@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from alerts.replay import replay_header
 from schemas.alert import Alert
+from schemas.bounds import visible_controls
 from schemas.errors import PublishError
 from schemas.formatting import plural
 from streams.runtime.dead_letter_reader import MAX_VALUE_CHARS, StoredDeadLetter
@@ -51,7 +52,8 @@ def describe(letter: StoredDeadLetter) -> str:
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS] + "…"
     head = f"key={letter.key} alert_id={alert_id or '?'} target={target} ({receiver_type}): {v.get(ALERT_REASON, '?')}"
-    return f"{head}: {v.get(ALERT_ERROR, '')}\n    {text}"
+    # a Slack or SMTP error text, a key or a value read off the topic: shown, never obeyed by the terminal
+    return f"{visible_controls(head)}: {visible_controls(v.get(ALERT_ERROR, ''))}\n    {visible_controls(text)}"
 
 
 def _alert_id(value: bytes | None) -> str | None:

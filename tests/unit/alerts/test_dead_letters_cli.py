@@ -206,3 +206,16 @@ def test_replay_targets_are_bounded_and_named_once() -> None:
     long = (REPLAY_HEADER, orjson.dumps(["r/" + "x" * MAX_TARGET_CHARS]))
     with pytest.raises(InvalidReplayHeaderError, match="longer than"):
         replay_targets([long])
+
+
+def test_the_listing_shows_control_characters_of_a_letter_as_escapes_not_raw() -> None:
+    """A delivery error text (Slack's, an SMTP server's), a key or a value may hold terminal control sequences: the
+    listing shows them as \\xNN, so a letter cannot retitle or clear the operator's terminal or forge a line."""
+    headers = alert_dead_letter_headers("target_failed", "smtp said \x1b]0;pwned\x07\nfake line", target="email/x")
+    stored = StoredDeadLetter("acme\x1b[2J", b'{"title": "t\x1b[31m"}', alert_dead_letter_verdict(headers), 0)
+    text = command.describe(stored)
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "\\x1b]0;pwned\\x07" in text
+    assert "acme\\x1b[2J" in text
+    assert text.count("\n") == 1  # the two lines of a letter, none forged
