@@ -66,6 +66,7 @@ from streams.runtime.dead_letters import (
     ALERT_TRUNCATED,
     CUT_DEAD_LETTER_BYTES,
     INVALID_ALERT,
+    REKEY_FAILED,
     DeadLetterRecord,
     alert_dead_letter_headers,
     bounded,
@@ -427,8 +428,13 @@ class NotifierRuntime:
         headers = message.headers
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
         pairs.append((REKEYED_HEADER, f"{message.partition}:{message.offset}".encode()))
-        await self.topics.alerts.send(key=key, value=value, partition=partition, headers=pairs)
+        sent = await publish(self.topics.alerts, key=key, value=value, partition=partition, headers=pairs)
         await self.flush()
+        try:
+            await sent  # the flush returns whether or not the broker took it: a refusal acked was an alert lost
+        except Exception as exc:  # noqa: BLE001 - refused (too large with the header, not authorised): dead-lettered
+            await self._dead_letter_not_rekeyed(alert, value, message, exc)
+            return
         NOTIFIER_ALERTS_REKEYED.inc()
         log.warning(
             "alert not keyed by its account_id: produced again keyed by it, delivered from there",
@@ -439,6 +445,20 @@ class NotifierRuntime:
             offset=message.offset,
             to_partition=partition,
         )
+
+    async def _dead_letter_not_rekeyed(self, alert: Alert, value: bytes | None, message: Any, exc: Exception) -> None:
+        """The copy keyed by ``account_id`` was refused: the original is dead-lettered (reason ``rekey_failed``), so
+        the caller's ack loses nothing; a dead letter the broker refuses too stops the notifier, as for any other."""
+        detail = f"could not be produced again keyed by its account_id: {type(exc).__name__}: {exc}"
+        log.error("mis-keyed alert not produced again; dead-lettered", alert_id=alert.alert_id, error=detail)
+        headers = self.dead_letter_headers(REKEY_FAILED, detail[:MAX_INVALID_DETAIL_CHARS])
+        try:
+            await self.send_dead_letter(message.key, value, headers)
+        except Exception as letter_exc:  # the broker refused it (not for its size): never ack the record
+            self.bookkeeping_failed(letter_exc)
+            raise
+        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=REKEY_FAILED).inc()
+        NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:
         """Dead-letter a record that is not a valid alert (or a replay whose ``preempt-replay`` header

@@ -73,6 +73,7 @@ ALERT_REASON = "reason"
 ALERT_ERROR = "error"
 ALERT_TRUNCATED = "truncated"  # only on a dead letter cut to fit (see bounded)
 INVALID_ALERT = "invalid_alert"  # the reason of a record on preempt.alerts the notifier could not take as an alert
+REKEY_FAILED = "rekey_failed"  # an alert not keyed by its account_id whose copy keyed by it the broker refused
 
 HeaderValue = bytes | bytearray | memoryview | str | None
 HeadersIn = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
