@@ -148,3 +148,27 @@ def test_pack_is_stack_ranked_and_labelled(pack: RuleSet) -> None:
     for rule in ranked:
         assert rule.labels.get("team") in ("support", "cs", "billing")
         assert "{{ account.name }}" in rule.playbook or "{{ account.owner.name }}" in rule.playbook
+
+
+@pytest.mark.parametrize(("value", "users"), [(1.0, "1 weekly active user "), (0.0, "0 weekly active users ")])
+def test_weekly_active_users_are_counted_in_words_that_agree_with_the_number(
+    pack: RuleSet, value: float, users: str
+) -> None:
+    """A drop to one user read "1 weekly active users" in the alert's summary and playbook."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("weekly-active-users-drop")
+    context = {
+        "account": {
+            "name": "Acme",
+            "timezone": "UTC",
+            "owner": {"name": "Dana"},
+            "links": {"admin": "https://a.example"},
+        },
+        "evidence": {"value": value, "baseline": 13.0, "drop_pct": 92.3},
+        "window": {"start": "2026-11-15T19:00:00Z", "end": "2026-11-22T19:00:00Z"},
+    }
+    for template, markdown in ((rule.summary, False), (rule.playbook, True)):
+        rendered, error = render_template(template, context, markdown=markdown)
+        assert error is None
+        assert users in " ".join(rendered.split()) + " ", rendered
