@@ -172,3 +172,13 @@ def test_weekly_active_users_are_counted_in_words_that_agree_with_the_number(
         rendered, error = render_template(template, context, markdown=markdown)
         assert error is None
         assert users in " ".join(rendered.split()) + " ", rendered
+
+
+def test_the_api_error_rate_title_says_how_many_calls_fail(pack: RuleSet) -> None:
+    """Two thirds of the calls failing was titled "a quarter of API calls are failing": the title gives the rate."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("api-error-rate-high")
+    title, error = render_template(rule.title, {"account": {"name": "Acme"}, "evidence": {"value": 0.667}})
+    assert error is None
+    assert title == "Acme: 67% of API calls are failing"
