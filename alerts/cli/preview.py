@@ -400,7 +400,7 @@ def alerts_group() -> None:
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     help="write the side-by-side page here",
 )
@@ -425,7 +425,8 @@ def preview(
     if clobbered is not None:
         raise click.UsageError(clobbered)
     if html_path is not None and not html_path.parent.exists():
-        raise PreviewError(f"{html_path}: the folder {html_path.parent} does not exist")
+        folder = html_path.parent
+        raise PreviewError(f"{html_path}: the folder {folder} does not exist; create it first (mkdir -p {folder})")
     alert = load_alert(source, alert_id, index)
     config, chosen = load_routes(routes_path)
     rendered = render_all(alert, config, Settings(), receivers)

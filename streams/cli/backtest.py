@@ -198,7 +198,7 @@ def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: 
 @click.option(
     "--output",
     "output_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     callback=writable_output,
     help="alerts JSONL",
 )

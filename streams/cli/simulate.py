@@ -119,21 +119,21 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 )
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write events JSONL.",
 )
 @click.option(
     "--accounts-output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write the simulated account records (owner, tier, MRR…) as JSONL, for backtest --accounts.",
 )
 @click.option(
     "--outcomes-output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write each account's outcome (churned/renewed/contracted/expanded, when) as JSONL. Turns on the "

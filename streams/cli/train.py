@@ -249,7 +249,7 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
     "--output",
     "output_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     callback=writable_output,
     help="the model file (JSON); its folder must exist",
 )
