@@ -141,7 +141,12 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 )
 @click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
 @click.option("--rate", type=FiniteFloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
-@click.option("--duration", type=FiniteFloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=FiniteFloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Live: stop after this many seconds (default: run until Ctrl-C).",
+)
 def simulate(
     account_count: int,
     days: int,

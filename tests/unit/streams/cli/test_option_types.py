@@ -78,3 +78,13 @@ def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
     with pytest.raises(click.BadParameter, match="does not exist"):
         option.convert(str(tmp_path / "missing.jsonl"), None, None)
     assert option.convert("-", None, None) == Path("-")
+
+
+def test_a_live_simulation_of_zero_seconds_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """simulate --duration 0 connected, sent nothing and exited 0 ("0 events in 0.3 s"): a usage error instead."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["simulate", "--accounts", "2", "--duration", "0"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "Error: Invalid value for '--duration': give a number, more than 0.0 (got '0')" in result.output
