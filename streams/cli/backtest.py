@@ -64,13 +64,19 @@ def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
         click.echo(f"  … and {count - SHOWN_INVALID} more", err=True)
 
 
+def _count(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``: the summary's nouns agree with their numbers."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | None, limit: int | None) -> None:
     span = ""
     if result.first_event_at is not None and result.last_event_at is not None:
         span = f" from {format_ts(result.first_event_at)} to {format_ts(result.last_event_at)}"
     click.echo(
-        f"{result.lines} lines: {result.accepted} events accepted{span} across {result.accounts} accounts; "
-        f"{result.duplicates} duplicates, {result.late} late, {result.invalid_count} invalid"
+        f"{_count(result.lines, 'line')}: {_count(result.accepted, 'event')} accepted{span} across "
+        f"{_count(result.accounts, 'account')}; {_count(result.duplicates, 'duplicate')}, {result.late} late, "
+        f"{result.invalid_count} invalid"
     )
     if until is not None:
         stopped = (
@@ -83,7 +89,7 @@ def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | N
         )
     if result.final_watermark is not None:
         click.echo(f"clock advanced to {format_ts(result.final_watermark)}")
-    click.echo(f"{len(result.alerts)} alerts ({result.suppressed_by_cooldown} more suppressed by cooldown)")
+    click.echo(f"{_count(len(result.alerts), 'alert')} ({result.suppressed_by_cooldown} more suppressed by cooldown)")
     if result.not_built:
         click.echo(
             f"note: {result.not_built} more {'alert was' if result.not_built == 1 else 'alerts were'} too large to "

@@ -204,7 +204,8 @@ def simulate(
         )
     )
     summary = SimulationSummary(sim.accounts)
-    click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
+    accounts = f"{account_count} account" if account_count == 1 else f"{account_count} accounts"
+    click.echo(f"seed {seed}, {accounts}, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
         with writing(outcomes_output):

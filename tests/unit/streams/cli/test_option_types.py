@@ -49,7 +49,7 @@ def test_a_finite_number_option_is_still_taken(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "events.jsonl").write_bytes(EVENT)
     result = CliRunner().invoke(main, ["backtest", "--events", "events.jsonl", "--allowed-lateness", "2.5"])
     assert result.exit_code == 0, result.output
-    assert "1 events accepted" in result.output
+    assert "1 event accepted" in result.output
 
 
 def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
