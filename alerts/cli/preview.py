@@ -415,7 +415,11 @@ def preview(
     """Show one alert exactly as each receiver it routes to would send it (Slack, email, console).
 
     ALERTS is an alert JSON file, - for stdin, or a JSONL of alerts (a backtest's --output) with
-    --alert-id or --index. Nothing is sent.
+    --alert-id or --index. Nothing is sent. Examples:
+
+    \b
+      preempt alerts preview docs/examples/alert.json --routes deploy/routes.example.yaml
+      preempt alerts preview alerts.jsonl --index 3 --html preview.html
     """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")

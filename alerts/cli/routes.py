@@ -106,7 +106,11 @@ def routes() -> None:
 @routes.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
 def check(path: Path) -> None:
-    """Validate a routing FILE and print a summary of its receivers and route tree."""
+    """Validate a routing FILE and print a summary of its receivers and route tree.
+
+    \b
+      preempt routes check deploy/routes.example.yaml
+    """
     config = _load(path)
     now = datetime.now(UTC).timestamp()
     active = sum(1 for s in config.silences if s.active_at(now))
@@ -169,7 +173,12 @@ def test(
     now_text: str | None,
     verify_receivers: str | None,
 ) -> None:
-    """Print which receivers the alert in --alert reaches through routing FILE, and why."""
+    """Print which receivers the alert in --alert reaches through routing FILE, and why. Examples:
+
+    \b
+      preempt routes test deploy/routes.example.yaml --alert docs/examples/alert.json
+      preempt routes test deploy/routes.example.yaml --alert alerts.jsonl --index 3 --verify-receivers csm-owner
+    """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
     now = _parse_now(now_text)

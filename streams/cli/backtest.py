@@ -241,7 +241,11 @@ def backtest(
 
     Writes one alert per line to --output (default: none written, summary only). The same input
     gives byte-identical output. Exit 3 when --budget is given and an owner gets more alerts in
-    an ISO week than it allows.
+    an ISO week than it allows. Examples:
+
+    \b
+      preempt backtest --events events.jsonl --accounts accounts.jsonl --output alerts.jsonl
+      preempt backtest --rules my-rules/ --events events.jsonl --until 2026-12-01T00:00:00Z --budget 10
     """
     refuse_overwriting_inputs(
         {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--rules": rules_path}

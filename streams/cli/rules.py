@@ -64,6 +64,10 @@ def check(path: Path) -> None:
     """Validate the rules in PATH (a file or a directory) and list them by priority and severity.
 
     Exits 1 and prints every problem (file, rule id and field) when a rule is invalid.
+
+    \b
+      preempt rules check rules/packs/default
+      preempt rules check my-rule.yaml
     """
     try:
         ruleset = load_rules(path)
