@@ -49,9 +49,7 @@ def _parse_until(value: str | None) -> float | None:
     try:
         return parse_rfc3339(value)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"not an RFC 3339 timestamp with an offset: {value!r} ({exc})", param_hint="--until"
-        ) from exc
+        raise click.BadParameter(f"{value!r} {exc}", param_hint="--until") from None  # as simulate --start says it
 
 
 def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:

@@ -93,7 +93,10 @@ def test_a_bad_until_names_the_option(inputs):
     result = _invoke(inputs, "--until", "2026-11-25")
     assert result.exit_code == 2
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert error.startswith("Error: Invalid value for --until: not an RFC 3339 timestamp with an offset: '2026-11-25'")
+    assert error == (
+        "Error: Invalid value for --until: '2026-11-25' must be an RFC 3339 timestamp with an offset, "
+        "e.g. 2026-11-23T06:00:00Z"
+    )  # said "not an RFC 3339 timestamp with an offset" and then the same again in brackets
 
 
 def test_backtest_with_bad_rules_exits_1(inputs):
