@@ -163,7 +163,9 @@ def _parse_now(text: str | None) -> float:
 )
 @click.option("--alert-id", default=None, help="the alert with this alert_id in a JSONL file (e.g. a backtest's)")
 @click.option("--index", type=int, default=None, help="the N-th alert of a JSONL file, counting from 1")
-@click.option("--now", "now_text", default=None, help="RFC 3339 time for silences and quiet hours (default: now)")
+@click.option(
+    "--now", "now_text", metavar="TIME", default=None, help="RFC 3339 time for silences and quiet hours (default: now)"
+)
 @click.option("--verify-receivers", default=None, help="comma-separated receivers expected; exit 1 if different")
 def test(
     path: Path,

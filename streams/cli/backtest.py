@@ -196,6 +196,7 @@ def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: 
 )
 @click.option(
     "--until",
+    metavar="TIME",
     help="RFC 3339 end of the replay: events at or after it are not replayed, and the clock ends there "
     "so deadlines up to it fire. A time before the data is refused.",
 )

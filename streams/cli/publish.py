@@ -41,7 +41,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
 @click.option("--account", "account_id", help="Account id the event belongs to.")
 @click.option("--user", "user_id", default=None, help="Acting user id.")
 @click.option("--prop", "props", multiple=True, metavar="KEY=VALUE", help="A property (repeatable); JSON values ok.")
-@click.option("--timestamp", default=None, help="RFC 3339 event time (default: now).")
+@click.option("--timestamp", metavar="TIME", default=None, help="RFC 3339 event time (default: now).")
 @click.option(
     "--file",
     "file",

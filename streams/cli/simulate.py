@@ -114,6 +114,7 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 @click.option(
     "--start",
     "start",
+    metavar="TIME",
     default=None,
     help="RFC 3339 start. Default: today 00:00 UTC − days (files), now − days (backfill), now (live).",
 )

@@ -156,3 +156,26 @@ def test_every_command_that_takes_arguments_shows_an_example(path: tuple[str, ..
     one command line to start from; each shows at least one example of itself."""
     examples = [line.strip() for line in (command.help or "").splitlines() if line.strip().startswith("preempt ")]
     assert any(e.startswith(f"preempt {' '.join(path)}") for e in examples), examples
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        (("backtest",), "--until TIME"),
+        (("simulate",), "--start TIME"),
+        (("publish",), "--timestamp TIME"),
+        (("routes", "test"), "--now TIME"),
+        (("evaluate",), "--horizon DURATION"),
+        (("evaluate",), "--lead DURATION"),
+        (("train",), "--as-of-every DURATION"),
+        (("train",), "--horizon DURATION"),
+        (("train",), "--min-lead DURATION"),
+        (("train",), "--negative-horizon DURATION"),
+        (("train",), "--warmup DURATION"),
+    ],
+)
+def test_time_and_duration_options_say_what_they_take(path: tuple[str, ...], shown: str) -> None:
+    """`--until TEXT` and `--horizon TEXT` said nothing of the value's form: the help names it TIME or DURATION."""
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    assert shown in result.output
