@@ -182,3 +182,23 @@ def test_the_api_error_rate_title_says_how_many_calls_fail(pack: RuleSet) -> Non
     title, error = render_template(rule.title, {"account": {"name": "Acme"}, "evidence": {"value": 0.667}})
     assert error is None
     assert title == "Acme: 67% of API calls are failing"
+
+
+def test_a_drop_to_no_weekly_active_users_is_titled_in_plain_words(pack: RuleSet) -> None:
+    """Nobody logging in all week was titled "weekly active users fell 100% below normal"."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("weekly-active-users-drop")
+    for value, title in (
+        (0.0, "Acme: nobody logged in this week (usually 5 users)"),
+        (1.0, "Acme: weekly active users fell 80% below normal"),
+    ):
+        rendered, error = render_template(
+            rule.title,
+            {
+                "account": {"name": "Acme"},
+                "evidence": {"value": value, "baseline": 5.0, "drop_pct": 100.0 - 20 * value},
+            },
+        )
+        assert error is None
+        assert rendered == title
