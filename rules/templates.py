@@ -10,7 +10,7 @@ the stream goes on. The sandbox is immutable: a template can read the alert's va
 change them (``{{ evidence.properties.clear() }}`` would empty the properties of every rule's alert
 about that event). ``check_rendering`` (run by ``preempt rules check``) renders every template
 of a rule against a sparse account with a strict undefined and refuses templates that would
-print ``None`` or fail. The formatting filters (``number``, ``plural``, ``money``, ``mrr``, ``percent``,
+print ``None`` or fail. The formatting filters (``number``, ``money``, ``mrr``, ``percent``,
 ``duration``, ``datetime``, ``date``, ``person``, ``points``, ``aside``, ``facts``) are those of
 schemas/formatting.py, the same the notifier's channels use.
 """
@@ -126,7 +126,7 @@ _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 # Block syntax a value opens when the template prints it at the start of a line ("They wrote:\n{{ c }}"):
 # a heading (#), a quote (>), a list item (- + 1. 1)), a setext underline (=), a thematic break or a
 # fence (- ~), a code block (four spaces). Its first character is escaped (``\#``); leading spaces become one
-# (`` (growth)`` of ``|aside`` keeps its space mid-line; a line's leading space opens no block, renderers drop it).
+# space (which opens no block, and keeps the space of `` (…)`` that ``aside`` prints after a name).
 _BLOCK_START = re.compile(r"^(?:([#>+\-=~|])|(\d{1,9})([.)]))")
 
 
@@ -138,9 +138,9 @@ def _markdown_text(value: Any) -> Any:
     if not isinstance(printed, str) or type(value) is float:  # a number's "0.3" is not a list item "0."
         return printed
     one_line = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", printed))
-    body = one_line.lstrip()
-    lead = " " if len(body) < len(one_line) else ""
-    return lead + _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", body, count=1)
+    text = one_line.lstrip()
+    space = " " if len(text) < len(one_line) else ""
+    return space + _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text, count=1)
 
 
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:

@@ -100,8 +100,8 @@ def add_value(buckets: Buckets, index: int, contribution: str, precision: int) -
     key's bucket count, so its sketches stay within ``MAX_SKETCH_CHARS_PER_KEY``)."""
     if buckets and buckets[-1][0] == index:
         slot = buckets[-1]
-    else:  # a key that already counts by sketches goes on with them (its lists would refill to the bound)
-        slot = [index, sketch.empty(precision) if any(type(v) is str for _, v in buckets) else []]
+    else:
+        slot = [index, sketch.empty(precision) if _busy(buckets) else []]
         buckets.append(slot)
     values = slot[1]
     if type(values) is str:
@@ -114,6 +114,23 @@ def add_value(buckets: Buckets, index: int, contribution: str, precision: int) -
         for listed in buckets:
             if type(listed[1]) is list:
                 listed[1] = sketch.of_values(listed[1], empty)
+
+
+BUSY_VALUES_PER_BUCKET = 100
+"""A key whose newest bucket is a sketch estimating more than this many values starts its next bucket as a sketch
+(:func:`_busy`); below it, as an exact list again."""
+
+
+def _busy(buckets: Buckets) -> bool:
+    """Whether a new bucket of the key starts as a sketch: its newest bucket is one, of a busy time. Every new
+    bucket of a key with a sketch was one before, so a key that had one burst counted by estimates for as long as it
+    stayed active (a sliding window's 30 users read 29); now its buckets are lists again once its traffic falls, and
+    its counts exact once the sketches leave the window. A busy key goes on with sketches: a list would be scanned
+    on every event and refill to the bound."""
+    if not buckets:
+        return False
+    newest = buckets[-1][1]
+    return type(newest) is str and sketch.estimate(newest) > BUSY_VALUES_PER_BUCKET
 
 
 def _listed(buckets: Buckets) -> int:

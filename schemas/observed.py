@@ -22,7 +22,7 @@ class Anomaly(StrEnum):
     FUTURE_EVENT = "future_event"  # reason: "" (a live clock counted an event time as wall + tolerance)
     USER_NOT_TRACKED = "user_not_tracked"  # reason: the rule id (a per-user rule already tracks its most users)
     USER_COOLDOWN_NOT_KEPT = "user_cooldown_not_kept"  # reason: the rule id (its cooldown table is full)
-    RISK_DAY_USERS_FULL = "risk_day_users_full"  # reason: the rule id (a day's user list of its features is full)
+    RISK_DAY_SKETCHED = "risk_day_sketched"  # reason: the rule id (a day's users of its features became a sketch)
 
 
 _subscribers: dict[Anomaly, Callable[[str], None]] = {}

@@ -287,8 +287,8 @@ _AT_LIMIT = {
         "per-user cooldown table at its user limit; alert sent without its cooldown",
         MAX_USER_KEYS,
     ),
-    Anomaly.RISK_DAY_USERS_FULL: (
-        "risk features at their users per day; a further user is not kept",
+    Anomaly.RISK_DAY_SKETCHED: (
+        "risk features: a day of the account's users past its exact list, counted by sketch",
         MAX_USERS_PER_DAY,
     ),
 }

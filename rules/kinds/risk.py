@@ -50,12 +50,13 @@ class RiskState(BoundedState):
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
+        # features kept before the user table get one (rules.risk.features.upgrade)
         if version == 1:  # {"x": features, "n": next tick, "a": armed, "p": latest risk}
-            return cls(doc["n"], doc["x"], doc["a"], doc["p"])
-        return cls(doc["deadline"], doc["features"], doc["armed"], doc["risk"])
+            return cls(doc["n"], features.upgrade(doc["x"]), doc["a"], doc["p"])
+        return cls(doc["deadline"], features.upgrade(doc["features"]), doc["armed"], doc["risk"])
 
     def to_version_1(self) -> dict[str, Any]:
-        return {"x": self.features, "n": self.deadline, "a": self.armed, "p": self.risk}
+        return {"x": features.downgrade(self.features), "n": self.deadline, "a": self.armed, "p": self.risk}
 
 
 class RiskEvaluator(EvaluatorBase[RiskState]):
@@ -71,7 +72,7 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         # the loader attaches the model read relative to the rule file; a rule built in code reads it here
         self._model = rule.loaded_model or load_risk_model(Path(rule.model))
         self._spec = self._model.spec
-        self._digest = self._spec.digest
+        self._digest = features.state_digest(self._spec)
         self._names = self._model.doc.features
         self._subjects = self._spec.subjects
         self._filter = compile_match(rule.match) if rule.match is not None else None
@@ -119,8 +120,8 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self.events_seen += 1
         if event.event in self._learned:
             self.learned_events_seen += 1
-        if features.observe(self._spec, state.features, event):  # the day's users are full: counted, logged
-            user_not_tracked(self.rule.id, event.account_id, Anomaly.RISK_DAY_USERS_FULL)
+        if features.observe(self._spec, state.features, event):  # the day's users became a sketch: counted, logged
+            user_not_tracked(self.rule.id, event.account_id, Anomaly.RISK_DAY_SKETCHED)
         if state.deadline is None:
             state.deadline = (math.floor(event.ts / DAY) + 1) * DAY
         return []

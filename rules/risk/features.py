@@ -29,8 +29,22 @@ backtest with the same records compute the same features.
 A model file names its spec version; version 1 and 2 models (fewer features) keep scoring unchanged.
 
 State is a plain JSON-ready dict (the engine serializes rule state as is): one bucket per UTC
-day for the last ``KEEP_DAYS`` days with the event count, term counts, distinct users (capped)
-and numeric minimums. Time comes in as arguments; a tick at midnight sees the days before it.
+day for the last ``KEEP_DAYS`` days with the event count, term counts, the day's users and
+numeric minimums. Time comes in as arguments; a tick at midnight sees the days before it.
+
+Users are bounded, whatever the account's size. The account's user ids are written once, in a
+table (``"ut"``: id → number), and a day lists its users' numbers, exactly, while it has at most
+:data:`MAX_USERS_PER_DAY` of them and the table has room (:data:`MAX_KNOWN_USERS` ids,
+:data:`MAX_KNOWN_USER_CHARS` characters; ids of days gone by leave it). Past either bound the day
+becomes a *sketch day* (:func:`_sketch_day`): a HyperLogLog sketch of all its users
+(``rules.sketch``, 1,024 registers, about 3 % standard error) and a coordinated hash sample of them
+(at most :data:`MAX_SAMPLE_PER_DAY`; the same users are sampled on every day they are active).
+While every day a feature looks at is exact the features are exactly those of before (the ids
+read back from the table); when one is a sketch day the distinct-user counts are the sketches'
+union estimate and the per-user features (the regulars still active, the champion's days away)
+come from the users sampled on every day at the rarest sampling rate of those days (its counts
+scaled back up). Before, a day listed its first 256 user ids and left out the rest: 593 KB of
+ids for an account of 256 daily users, quarantined beside the default pack's state.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from typing import Any
 
 import orjson
 
+from rules import sketch
 from schemas.account import Account
 from schemas.event import Event
 
@@ -57,6 +72,17 @@ BASELINE_DAYS = 56
 ADOPTION_DAYS = 28
 KEEP_DAYS = RECENT_DAYS + BASELINE_DAYS
 MAX_USERS_PER_DAY = 256
+"""A day lists at most this many users exactly; the next one turns it into a sketch day."""
+MAX_KNOWN_USERS = 2_048
+"""The account's user table holds at most this many ids (of the kept days' exact lists)…"""
+MAX_KNOWN_USER_CHARS = 65_536
+"""…and at most this many characters of them (long ids)."""
+SKETCH_PRECISION = 10
+"""1,024 registers a sketch day (about 3 % standard error; 2 % for a day just past its list): 72 KB at most over the
+70 kept days."""
+MAX_SAMPLE_PER_DAY = 64
+"""A sketch day's sample holds at most this many users' hashes (its sampling rate halves past it)."""
+SAMPLE_BITS = 48
 CAP_DAYS = 90.0
 TREND_WEEKS = 4
 SEAT_USE_DAYS = 28
@@ -307,28 +333,144 @@ def _listed(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return items
 
 
+TABLED = "+t"
+"""Marks the digest (``"d"``) of a state with a user table: a worker from before it sees another layout and starts
+the state afresh (counted, logged) rather than reading user numbers as ids and sketch days as lists."""
+
+
+def state_digest(spec: FeatureSpec) -> str:
+    """The ``"d"`` of a state of ``spec`` in this layout."""
+    return spec.digest + TABLED
+
+
 def new_state(spec: FeatureSpec) -> dict[str, Any]:
     """A fresh feature state for one account."""
-    return {"d": spec.digest, "f": None, "l": None, "u": None, "days": []}
+    return {"d": state_digest(spec), "f": None, "l": None, "u": None, "days": [], "ut": {}, "uc": 0}
 
 
 def _day(ts: float) -> int:
     return math.floor(ts / DAY)
 
 
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` as this code keeps it: one kept before the user table (days listing user ids) gets one."""
+    if "days" in state and "ut" not in state:
+        _tabled(state)
+    return state
+
+
+def downgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` as code before the user table kept it (for state encoding version 1, read by older workers):
+    days list their users' ids again, and without the table; a sketch day lists none (that code had no sketches)."""
+    if "ut" not in state:
+        return state
+    names = _names(state["ut"])
+    days = [[d[0], d[1], d[2], [names[i] for i in d[3]] if type(d[3]) is list else [], d[4]] for d in state["days"]]
+    digest = state["d"].removesuffix(TABLED) if isinstance(state["d"], str) else state["d"]
+    return {key: value for key, value in state.items() if key not in ("ut", "uc")} | {"d": digest, "days": days}
+
+
+def _tabled(state: dict[str, Any]) -> dict[str, int]:
+    """The state's user table; a state kept before there was one (days listing user ids) is converted."""
+    table: dict[str, int] | None = state.get("ut")
+    if table is not None:
+        return table
+    table = state["ut"] = {}
+    state["uc"] = 0
+    if isinstance(state.get("d"), str) and not state["d"].endswith(TABLED):
+        state["d"] += TABLED
+    for bucket in state["days"]:
+        listed, bucket[3] = bucket[3], []
+        for user in listed:
+            _add_user(state, table, bucket, user)
+    return table
+
+
+def _add_user(state: dict[str, Any], table: dict[str, int], bucket: list[Any], user: str) -> bool:
+    """Count ``user`` among the day's users; True when that turned the day into a sketch day."""
+    users = bucket[3]
+    if type(users) is not list:
+        _sketch_add(users, user)
+        return False
+    index = table.get(user)
+    if index is not None and index in users:
+        return False
+    if len(users) < MAX_USERS_PER_DAY:
+        if index is None and len(table) < MAX_KNOWN_USERS and state["uc"] + len(user) <= MAX_KNOWN_USER_CHARS:
+            index = table[sys.intern(user)] = len(table)  # numbers stay 0…n−1 (``_forget_users``)
+            state["uc"] += len(user)
+        if index is not None:
+            users.append(index)
+            return False
+    names = _names(table)
+    bucket[3] = day = _sketch_day()
+    for listed in users:
+        _sketch_add(day, names[listed])
+    _sketch_add(day, user)
+    return True
+
+
+def _names(table: dict[str, int]) -> list[str]:
+    """The table's ids by number."""
+    names = [""] * len(table)
+    for user, index in table.items():
+        names[index] = user
+    return names
+
+
+def _forget_users(state: dict[str, Any], table: dict[str, int]) -> None:
+    """Renumber the table to the users the kept days list (in the order they list them), dropping the others."""
+    names = _names(table)
+    kept: dict[str, int] = {}
+    for bucket in state["days"]:
+        users = bucket[3]
+        if type(users) is list:
+            bucket[3] = [kept.setdefault(names[i], len(kept)) for i in users]
+    state["ut"] = kept
+    state["uc"] = sum(map(len, kept))
+
+
+def _sketch_day() -> dict[str, Any]:
+    """A sketch day's users: ``s`` the sketch, ``v`` the sample's level (it keeps the hashes below
+    ``2 ** (SAMPLE_BITS − v)``), ``h`` the sampled users' hashes."""
+    return {"s": sketch.empty(SKETCH_PRECISION), "v": 0, "h": []}
+
+
+def _sample_hash(user: str) -> int:
+    """The hash a user is sampled by (the same on every day and account: the samples are coordinated)."""
+    digest = hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=6, person=b"preempt-risk")
+    return int.from_bytes(digest.digest(), "big")
+
+
+def _sketch_add(day: dict[str, Any], user: str) -> None:
+    day["s"] = sketch.add(day["s"], user)
+    hashed = _sample_hash(user)
+    sample: list[int] = day["h"]
+    if hashed >> (SAMPLE_BITS - day["v"]) or hashed in sample:
+        return
+    sample.append(hashed)
+    while len(sample) > MAX_SAMPLE_PER_DAY:
+        day["v"] = level = day["v"] + 1
+        sample[:] = [h for h in sample if not h >> (SAMPLE_BITS - level)]
+
+
 def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
-    """Fold one event (in event-time order) into the state. True when its user was not added to the day's
-    users because the day lists :data:`MAX_USERS_PER_DAY` already (the caller counts it)."""
-    dropped = False
+    """Fold one event (in event-time order) into the state. True when its user turned the day into a sketch
+    day (more than :data:`MAX_USERS_PER_DAY` users, or the user table full: the caller counts it)."""
+    sketched = False
     ts = event.ts
     day = _day(ts)
     days: list[list[Any]] = state["days"]
+    table = _tabled(state)
     if not days or days[-1][0] != day:
         bucket: list[Any] = [day, 0, {}, [], {}]
         days.append(bucket)
         cutoff = day - KEEP_DAYS
-        while days and days[0][0] <= cutoff:
-            del days[0]
+        if days[0][0] <= cutoff:
+            while days and days[0][0] <= cutoff:
+                del days[0]
+            _forget_users(state, table)
+            table = state["ut"]
     else:
         bucket = days[-1]
     if state["f"] is None:
@@ -338,12 +480,7 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
     user = event.user_id
     if user is not None:
         state["u"] = ts
-        users = bucket[3]
-        if user not in users:
-            if len(users) < MAX_USERS_PER_DAY:
-                users.append(sys.intern(user))  # one string per user, not one per user and day
-            else:
-                dropped = True
+        sketched = _add_user(state, table, bucket, user)
     terms = spec.terms_by_event.get(event.event)
     if terms:
         counts = bucket[2]
@@ -360,7 +497,7 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
                 continue
             current = mins.get(key)
             mins[key] = [raw, raw] if current is None else [min(current[0], raw), raw]
-    return dropped
+    return sketched
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +509,8 @@ class Explained:
     before: float | None = None
     weeks: float | None = None
     """How many weeks the baseline behind ``before`` holds (8 once the account has the history; fewer before)."""
+    estimated: bool = False
+    """Whether ``now``/``before`` count users from sketch days (an account with more users a day than it lists)."""
 
 
 def _ratio(now: float, before: float | None) -> float:
@@ -384,7 +523,13 @@ def compute(
     """Every feature at ``now`` (a tick): only days strictly before ``now``'s day count; the account
     features (spec version 3) from ``account``, the record as it is at ``now``."""
     today = _day(now)
+    table = _tabled(state)
     days: list[list[Any]] = [d for d in state["days"] if today - KEEP_DAYS <= d[0] < today]
+    exact = all(type(d[3]) is list for d in days)
+    # a sketch day in view: users are told apart by hash, those of the rarest sample of these days
+    level = 0 if exact else max(d[3]["v"] for d in days if type(d[3]) is not list)
+    names = _names(table)
+    hashed: dict[int, int] = {}
     first, last, last_user = state["f"], state["l"], state["u"]
     recent_from = today - RECENT_DAYS
     adoption_from = today - ADOPTION_DAYS
@@ -403,37 +548,44 @@ def compute(
     last_day: list[int | None] = [None] * n_terms
     mins: list[float | None] = [None] * n_numerics
     latest: list[float | None] = [None] * n_numerics
-    users_7d: set[str] = set()
-    users_recent: set[str] = set()
-    users_28d: set[str] = set()
+    users_7d: list[Any] = []  # each day's users: its ids (exact) or its sketch
+    users_recent: set[str | int] = set()
+    users_28d: list[Any] = []
     seat_use_from = today - SEAT_USE_DAYS
-    week_users: dict[int, set[str]] = {}
+    week_users: dict[int, list[Any]] = {}
     trend_events = [0] * TREND_WEEKS
-    trend_users: list[set[str]] = [set() for _ in range(TREND_WEEKS)]
-    base_user_days: dict[str, int] = {}
-    user_last_day: dict[str, int] = {}
+    trend_users: list[list[Any]] = [[] for _ in range(TREND_WEEKS)]
+    base_user_days: dict[str | int, int] = {}
+    user_last_day: dict[str | int, int] = {}
     breadth_recent: set[str] = set()
     breadth_before: set[str] = set()
-    for day, count, counts, users, numeric in days:
+    for day, count, counts, listed, numeric in days:
+        users: Any
+        sampled: list[str] | list[int]
+        if type(listed) is list:
+            users = [names[i] for i in listed]
+            sampled = users if exact else _sampled([_hash_of(i, names, hashed) for i in listed], level)
+        else:
+            users, sampled = listed["s"], _sampled(listed["h"], level)
         recent = day >= recent_from
         if recent:
             recent_events += count
-            users_recent.update(users)
+            users_recent.update(sampled)
         else:
             base_events += count
         if day >= week_from:
-            users_7d.update(users)
+            users_7d.append(users)
             week_events += count
         elif not recent:
-            week_users.setdefault((recent_from - 1 - day) // 7, set()).update(users)
+            week_users.setdefault((recent_from - 1 - day) // 7, []).append(users)
         if v3 and day >= seat_use_from:
-            users_28d.update(users)
+            users_28d.append(users)
         if v2:
             weeks_ago = (today - 1 - day) // 7  # 0 = the last 7 days
             if weeks_ago < TREND_WEEKS:
                 trend_events[weeks_ago] += count
-                trend_users[weeks_ago].update(users)
-            for user in users:
+                trend_users[weeks_ago].append(users)
+            for user in sampled:
                 user_last_day[user] = day  # days come in order: the last one wins
                 if not recent:
                     base_user_days[user] = base_user_days.get(user, 0) + 1
@@ -459,9 +611,11 @@ def compute(
     weekly_recent = recent_events / 2.0
     weekly_base = base_events / baseline_weeks if baseline_weeks else None
     generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base, baseline_weeks))
-    base_users = sum(len(u) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
-    generic.append(Explained(_ratio(len(users_7d), base_users), len(users_7d), base_users, baseline_weeks))
-    generic.append(Explained(math.log1p(len(users_7d)), len(users_7d)))
+    base_users = sum(_distinct(u, exact) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
+    active_7d = _distinct(users_7d, exact)
+    estimated = not exact  # user counts of sketch days are estimates: their sentences say so
+    generic.append(Explained(_ratio(active_7d, base_users), active_7d, base_users, baseline_weeks, estimated))
+    generic.append(Explained(math.log1p(active_7d), active_7d, estimated=estimated))
     has_before = first_day <= recent_from - RECENT_DAYS
     before = float(len(breadth_before)) if has_before else None
     generic.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
@@ -475,17 +629,20 @@ def compute(
         generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base, baseline_weeks))
         full_weeks = first_day <= today - 7 * TREND_WEEKS  # younger accounts have no 4-week trend yet
         generic.append(_trend(trend_events, full_weeks))
-        generic.append(_trend([len(u) for u in trend_users], full_weeks))
+        generic.append(_trend([_distinct(u, exact) for u in trend_users], full_weeks, estimated))
         regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
         retained = sum(1 for u in regulars if u in users_recent)
         if regulars:
-            generic.append(Explained(retained / len(regulars), retained, len(regulars), baseline_weeks))
+            scale = 1 << level  # a sample of one user in 2 ** level: its counts scaled back up
+            generic.append(
+                Explained(retained / len(regulars), retained * scale, len(regulars) * scale, baseline_weeks, estimated)
+            )
         else:
             generic.append(Explained(None))
         if base_user_days and baseline_weeks:
             champion = min(base_user_days, key=lambda u: (-base_user_days[u], u))
             away = float(today - user_last_day[champion])
-            generic.append(Explained(away, away, base_user_days[champion], baseline_weeks))
+            generic.append(Explained(away, away, base_user_days[champion], baseline_weeks, estimated))
         else:
             generic.append(Explained(None))
 
@@ -505,11 +662,30 @@ def compute(
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
     if v3:
-        out.extend(_account_features(spec, account, now, len(users_28d)))
+        out.extend(_account_features(spec, account, now, _distinct(users_28d, exact), estimated))
     return out
 
 
-def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_28d: int) -> list[Explained]:
+def _distinct(days: list[Any], exact: bool) -> int | float:
+    """The distinct users of days: their ids' union (exact), or the estimate of their sketches' union."""
+    return len(set().union(*days)) if exact else sketch.union_count(days)
+
+
+def _hash_of(index: int, names: list[str], hashed: dict[int, int]) -> int:
+    found = hashed.get(index)
+    if found is None:
+        found = hashed[index] = _sample_hash(names[index])
+    return found
+
+
+def _sampled(hashes: Iterable[int], level: int) -> list[int]:
+    """The hashes a sample at ``level`` keeps (one user in ``2 ** level``)."""
+    return [h for h in hashes if not h >> (SAMPLE_BITS - level)]
+
+
+def _account_features(
+    spec: FeatureSpec, facts: AccountFacts, now: float, users_28d: int | float, estimated: bool = False
+) -> list[Explained]:
     """The version 3 features of the account record (see :data:`ACCOUNT_V3`), then tier and plan."""
     out: list[Explained] = []
     renewal = facts.renewal_at
@@ -529,7 +705,7 @@ def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_
     seats = facts.seats
     out.append(Explained(math.log1p(seats), seats) if seats is not None else Explained(None))
     if seats:
-        out.append(Explained(min(2.0, users_28d / seats), users_28d, seats))
+        out.append(Explained(min(2.0, users_28d / seats), users_28d, seats, estimated=estimated))
     else:
         out.append(Explained(None))
     mrr = facts.mrr
@@ -540,7 +716,7 @@ def _account_features(spec: FeatureSpec, facts: AccountFacts, now: float, users_
     return out
 
 
-def _trend(weekly: Sequence[float], known: bool) -> Explained:
+def _trend(weekly: Sequence[float], known: bool, estimated: bool = False) -> Explained:
     """Least-squares slope of ``log(1 + x)`` over the weeks (``weekly[0]`` = the last 7 days), per week."""
     if not known:
         return Explained(None)
@@ -548,7 +724,7 @@ def _trend(weekly: Sequence[float], known: bool) -> Explained:
     centre = (n - 1) / 2.0
     xs = [centre - i for i in range(n)]  # the newest week is the rightmost point
     slope = sum(x * math.log1p(y) for x, y in zip(xs, weekly, strict=True)) / sum(x * x for x in xs)
-    return Explained(slope, float(weekly[0]), float(weekly[-1]))
+    return Explained(slope, float(weekly[0]), float(weekly[-1]), estimated=estimated)
 
 
 def values(explained: Sequence[Explained]) -> list[float | None]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from rules.risk.features import BASELINE_DAYS, KEEP_DAYS, Explained, NumericProp, Term
 from schemas import formatting
@@ -42,59 +43,23 @@ def sentence(name: str, item: Explained, subject: Term | NumericProp | None = No
     ``subject`` is what a per-event feature is about (``FeatureSpec.subjects``); without it the
     term is read back from the feature's name (``count28:Login[role=admin]``), which a name that
     itself holds ``[`` or ``.`` can make ambiguous — the rule kind always passes it.
+
+    A count of users from sketch days (an account with more users a day than the features list one by one)
+    ends with "(estimated)": it can be some percent off, and the CSM should not quote it as exact.
     """
+    text = _sentence(name, item, subject)
+    return f"{text} (estimated)" if item.estimated else text
+
+
+def _sentence(name: str, item: Explained, subject: Term | NumericProp | None) -> str:
     now, before = item.now, item.before
     # the baseline is named by what it holds: "the last 3 weeks" for an account (or a worker) 5 weeks old
     weeks = _span(BASELINE_DAYS if item.weeks is None else round(item.weeks * 7))
     if before is None and name in _NO_BASELINE:  # an account younger than a week of baseline: nothing to compare
         return _NO_BASELINE[name].format(now=_num(now), users=_counted(now, "active user")) + " (too new to compare)"
-    if name == "activity_vs_baseline":
-        return f"activity {_change(now, before)} against the last {weeks} ({_num(now)} vs {_num(before)} events a week)"
-    if name == "active_users_vs_baseline":
-        return (
-            f"active users {_change(now, before)} against the last {weeks} "
-            f"({_num(now)} this week vs {_num(before)} a week before)"
-        )
-    if name == "active_users_7d":
-        return f"{_counted(now, 'active user')} in the last 7 days"
-    if name == "breadth_vs_previous":
-        return (
-            f"breadth of use {_change(now, before)}: {_num(now)} kinds of activity in the last 14 days, "
-            f"{_num(before)} in the 14 days before"
-        )
-    if name == "days_since_last_event":
-        return f"no events for {_counted(now, 'day')}"
-    if name == "days_since_last_user_event":
-        return f"no user activity for {_counted(now, 'day')}"
-    if name == "tenure_days":  # the first event seen, not the contract: customer_days says "customer for"
-        return f"first event {_counted(now, 'day')} ago"
-    if name == "activity_7d_vs_baseline":
-        return (
-            f"activity {_change(now, before)} against the last {weeks} "
-            f"({_num(now)} events in the last 7 days vs {_num(before)} a week)"
-        )
-    if name == "activity_trend_4w":
-        return f"weekly activity {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)} events a week)"
-    if name == "active_users_trend_4w":
-        return f"weekly active users {_change(now, before)} over 4 weeks ({_num(before)} then {_num(now)})"
-    if name == "baseline_users_retained":
-        return f"{_num(now)} of the {_num(before)} regular users of the {weeks} before were active in the last 14 days"
-    if name == "top_user_days_away":
-        return f"the most active user of the {weeks} before has not been seen for {_counted(now, 'day')}"
-    if name == "days_to_renewal":
-        return f"the contract renews in {_counted(now, 'day')}"
-    if name in ("renewal_within_30d", "renewal_within_60d"):
-        # a negative weight makes "not within" a reason too: the sentence says which side the account is on
-        within = "renews within" if item.value else "does not renew within"
-        return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_counted(now, 'day')} from now)"
-    if name == "customer_days":
-        return f"customer for {_counted(now, 'day')}"
-    if name == "seats":
-        return f"{_counted(now, 'seat')} bought"
-    if name == "seat_use_28d":
-        return f"{_num(now)} of {_num(before)} seats used in the last 28 days"
-    if name == "mrr":
-        return formatting.mrr(now)  # "$12,500 MRR", as every channel shows the account's MRR (was "MRR 12500")
+    fixed = _FIXED.get(name)
+    if fixed is not None:
+        return fixed(item, weeks, name)
     kind, _, label = name.partition(":")
     if kind in ("tier", "plan"):  # as above: an account on another tier is a reason when this tier's weight is negative
         return f"on the {label} {kind}" if item.value else f"not on the {label} {kind}"
@@ -105,6 +70,60 @@ def sentence(name: str, item: Explained, subject: Term | NumericProp | None = No
         numeric = subject if isinstance(subject, NumericProp) else _numeric_of(label)
         return _numeric_sentence(kind, numeric, now)
     return f"{_words(name)}: {_num(item.value)}"  # a feature this Preempt does not know (a newer model file)
+
+
+def _renewal_within(item: Explained, weeks: str, name: str) -> str:
+    # a negative weight makes "not within" a reason too: the sentence says which side the account is on
+    within = "renews within" if item.value else "does not renew within"
+    return f"the contract {within} {name[len('renewal_within_') : -1]} days ({_counted(item.now, 'day')} from now)"
+
+
+_Sentence = Callable[[Explained, str, str], str]
+"""A fixed feature's sentence from its explained value, the baseline's span ("8 weeks") and its name."""
+_FIXED: dict[str, _Sentence] = {
+    "activity_vs_baseline": lambda i, weeks, _: (
+        f"activity {_change(i.now, i.before)} against the last {weeks} "
+        f"({_num(i.now)} vs {_num(i.before)} events a week)"
+    ),
+    "active_users_vs_baseline": lambda i, weeks, _: (
+        f"active users {_change(i.now, i.before)} against the last {weeks} "
+        f"({_num(i.now)} this week vs {_num(i.before)} a week before)"
+    ),
+    "active_users_7d": lambda i, _w, _n: f"{_counted(i.now, 'active user')} in the last 7 days",
+    "breadth_vs_previous": lambda i, _w, _n: (
+        f"breadth of use {_change(i.now, i.before)}: {_num(i.now)} kinds of activity in the last 14 days, "
+        f"{_num(i.before)} in the 14 days before"
+    ),
+    "days_since_last_event": lambda i, _w, _n: f"no events for {_counted(i.now, 'day')}",
+    "days_since_last_user_event": lambda i, _w, _n: f"no user activity for {_counted(i.now, 'day')}",
+    # the first event seen, not the contract: customer_days says "customer for"
+    "tenure_days": lambda i, _w, _n: f"first event {_counted(i.now, 'day')} ago",
+    "activity_7d_vs_baseline": lambda i, weeks, _: (
+        f"activity {_change(i.now, i.before)} against the last {weeks} "
+        f"({_num(i.now)} events in the last 7 days vs {_num(i.before)} a week)"
+    ),
+    "activity_trend_4w": lambda i, _w, _n: (
+        f"weekly activity {_change(i.now, i.before)} over 4 weeks ({_num(i.before)} then {_num(i.now)} events a week)"
+    ),
+    "active_users_trend_4w": lambda i, _w, _n: (
+        f"weekly active users {_change(i.now, i.before)} over 4 weeks ({_num(i.before)} then {_num(i.now)})"
+    ),
+    "baseline_users_retained": lambda i, weeks, _: (
+        f"{_num(i.now)} of the {_num(i.before)} regular users of the {weeks} before were active in the last 14 days"
+    ),
+    "top_user_days_away": lambda i, weeks, _: (
+        f"the most active user of the {weeks} before has not been seen for {_counted(i.now, 'day')}"
+    ),
+    "days_to_renewal": lambda i, _w, _n: f"the contract renews in {_counted(i.now, 'day')}",
+    "renewal_within_30d": _renewal_within,
+    "renewal_within_60d": _renewal_within,
+    "customer_days": lambda i, _w, _n: f"customer for {_counted(i.now, 'day')}",
+    "seats": lambda i, _w, _n: f"{_counted(i.now, 'seat')} bought",
+    "seat_use_28d": lambda i, _w, _n: f"{_num(i.now)} of {_num(i.before)} seats used in the last 28 days",
+    # "$12,500 MRR", as every channel shows the account's MRR (was "MRR 12500")
+    "mrr": lambda i, _w, _n: formatting.mrr(i.now),
+}
+"""The model's fixed features (not per event) and their sentences; a table, so a new feature is one line."""
 
 
 def _term_sentence(kind: str, what: str, item: Explained, weeks: str) -> str:

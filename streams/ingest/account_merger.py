@@ -240,7 +240,7 @@ class AccountMerger:
             await self._report_lag(consumer)
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """``preempt_consumer_lag{app="preempt-ingest-accounts"}``: account updates not merged yet."""
+        """``preempt_consumer_lag{app="<prefix>-ingest-accounts"}`` (its group): account updates not merged yet."""
         lag = 0
         try:
             for tp in consumer.assignment():
@@ -250,7 +250,7 @@ class AccountMerger:
         except Exception as exc:  # noqa: BLE001 - a partition revoked between the two calls; next round
             log.debug("account merger lag not measured", error=str(exc))
             return
-        CONSUMER_LAG.labels(app="preempt-ingest-accounts", topic=self.updates_topic).set(lag)
+        CONSUMER_LAG.labels(app=self.group_id, topic=self.updates_topic).set(lag)
 
     async def merge_batch(
         self,

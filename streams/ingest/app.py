@@ -240,7 +240,9 @@ def create_ingest_app(
     writes = app[WRITES] = IngestWriteHealth(settings.ingest_writes_failing_seconds, time.monotonic)
     if merger is not None:
         merger.health = writes
-    readiness = app[READINESS] = IngestReadiness(broker_check, settings.broker_unreachable_seconds, writes=writes)
+    readiness = app[READINESS] = IngestReadiness(
+        broker_check, settings.broker_unreachable_seconds, writes=writes, app_name=f"{settings.topic_prefix}-ingest"
+    )
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
     stop_wait = stop_wait_seconds(settings)
 

@@ -37,7 +37,7 @@ from streams.runtime.metrics import BROKER_REACHABLE, READY
 
 log = get_logger(__name__)
 
-APP_NAME = "preempt-ingest"  # the ``app`` label of preempt_ready and preempt_broker_reachable
+APP_NAME = "preempt-ingest"  # the ``app`` label of preempt_ready and preempt_broker_reachable (default prefix)
 BROKER_WATCH_INTERVAL_SECONDS = 5.0
 BrokerCheck = Callable[[], Awaitable[str | None]]  # None: a broker answered; else why none did
 
@@ -52,7 +52,9 @@ class IngestReadiness:
         interval_s: float = BROKER_WATCH_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         writes: IngestWriteHealth | None = None,
+        app_name: str = APP_NAME,
     ) -> None:
+        self._app = app_name  # ``<prefix>-ingest``: deployments sharing a Prometheus stay apart
         self._check = check
         self._writes = writes
         self._interval_s = interval_s
@@ -60,8 +62,8 @@ class IngestReadiness:
         self._watch = BrokerWatch(unreachable_after_s, clock())  # the CLI probed the broker before it started
         self._task: asyncio.Task[None] | None = None
         self._reported = False
-        READY.labels(app=APP_NAME).set(1)
-        BROKER_REACHABLE.labels(app=APP_NAME).set(1)
+        READY.labels(app=self._app).set(1)
+        BROKER_REACHABLE.labels(app=self._app).set(1)
 
     def not_ready_reason(self) -> str | None:
         """Why ingest is not ready now (None: ready); sets ``preempt_ready``."""
@@ -82,14 +84,14 @@ class IngestReadiness:
             reason: str | None = f"broker unreachable: {unreachable}"
         else:
             reason = "; ".join(blocking) or None
-        READY.labels(app=APP_NAME).set(0 if reason is not None else 1)
+        READY.labels(app=self._app).set(0 if reason is not None else 1)
         return reason, degraded
 
     async def readyz(self, _request: web.Request) -> web.Response:
         """200 ``{"status": "ready"}``, or 503 ``{"status": "not_ready", "reason": …}``; either with
         ``"degraded": [...]`` while account writes fail."""
         reason, degraded = self._state()
-        body: dict[str, object] = {"status": "ready" if reason is None else "not_ready", "app": APP_NAME}
+        body: dict[str, object] = {"status": "ready" if reason is None else "not_ready", "app": self._app}
         if reason is not None:
             body["reason"] = reason
         if degraded:
@@ -100,7 +102,7 @@ class IngestReadiness:
 
     async def start(self) -> None:
         """Start watching (without a ``check``, only the writes are watched)."""
-        self._task = asyncio.create_task(self._run(self._check), name="preempt-ingest-broker-watch")
+        self._task = asyncio.create_task(self._run(self._check), name=f"{self._app}-broker-watch")
 
     async def stop(self) -> None:
         """Stop watching."""
@@ -125,16 +127,16 @@ class IngestReadiness:
     def observe(self, error: str | None) -> None:
         """Record one connection attempt's outcome (None: a broker answered) and update metrics and log."""
         self._watch.observe(error, self._clock())
-        BROKER_REACHABLE.labels(app=APP_NAME).set(0 if error is not None else 1)
+        BROKER_REACHABLE.labels(app=self._app).set(0 if error is not None else 1)
         reason = self._watch.unreachable(self._clock())
         self.not_ready_reason()
         if reason is not None and not self._reported:
             self._reported = True
             log.error(
                 "broker unreachable; ingest not ready until it answers",
-                app=APP_NAME,
+                app=self._app,
                 reason=f"broker unreachable: {reason}",
             )
         elif error is None and self._reported:
             self._reported = False
-            log.info("broker reachable again", app=APP_NAME)
+            log.info("broker reachable again", app=self._app)

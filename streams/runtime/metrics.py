@@ -140,15 +140,15 @@ USER_COOLDOWNS_NOT_KEPT = Counter(
     "finding alerts again rather than being suppressed). Per rule.",
     ["rule"],
 )
-RISK_DAY_USERS_NOT_KEPT = Counter(
-    "preempt_risk_day_users_not_kept_total",
-    "Events of a user a risk rule's features did not add to the day's users, because the day already lists "
-    "rules.risk.features.MAX_USERS_PER_DAY (256) users of the account: its user features (active users, regulars "
-    "retained, the top user) see at most that many a day. Per rule.",
+RISK_DAYS_SKETCHED = Counter(
+    "preempt_risk_days_sketched_total",
+    "Days of an account's users a risk rule's features turned from an exact list into a sketch (more than "
+    "rules.risk.features.MAX_USERS_PER_DAY (256) users that day, or the account's user table full): the user "
+    "features of the days in view are then estimates (about 3 %). Per rule.",
     ["rule"],
 )
 observed.subscribe(Anomaly.USER_NOT_TRACKED, lambda rule: USER_EVENTS_NOT_TRACKED.labels(rule=rule).inc())
-observed.subscribe(Anomaly.RISK_DAY_USERS_FULL, lambda rule: RISK_DAY_USERS_NOT_KEPT.labels(rule=rule).inc())
+observed.subscribe(Anomaly.RISK_DAY_SKETCHED, lambda rule: RISK_DAYS_SKETCHED.labels(rule=rule).inc())
 observed.subscribe(Anomaly.USER_COOLDOWN_NOT_KEPT, lambda rule: USER_COOLDOWNS_NOT_KEPT.labels(rule=rule).inc())
 RULE_STATES_RESTARTED = Counter(
     "preempt_rule_states_restarted_total",

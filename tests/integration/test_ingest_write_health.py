@@ -115,7 +115,7 @@ def test_a_deleted_events_topic_makes_ingest_not_ready_until_writes_are_taken_ag
         while post(port, orjson.dumps(canonical("after", stamp)), HEADERS)[0] != 202:
             assert time.monotonic() < deadline, proc.log_text()[-3000:]
             time.sleep(0.5)
-        assert readyz(port) == (200, {"status": "ready", "app": "preempt-ingest"})
+        assert readyz(port) == (200, {"status": "ready", "app": f"{settings.topic_prefix}-ingest"})
         proc.wait_for_log("writes succeeding again")
     finally:
         admin.close()
@@ -153,7 +153,7 @@ def test_a_stuck_account_merger_is_reported_and_leaves_ingest_ready_for_events(
         while readyz(port)[1].get("degraded"):
             assert time.monotonic() < deadline, proc.log_text()[-3000:]
             time.sleep(0.5)
-        assert readyz(port) == (200, {"status": "ready", "app": "preempt-ingest"})
+        assert readyz(port) == (200, {"status": "ready", "app": f"{settings.topic_prefix}-ingest"})
         proc.wait_for_log("writes succeeding again")
         assert '"accounts": 1' in proc.log_text()  # the patch was merged into the new topic
     finally:

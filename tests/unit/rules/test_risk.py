@@ -409,7 +409,8 @@ def test_boolean_terms_are_named_in_json_spelling_and_older_models_still_score(t
 
 def test_every_bucket_shares_its_keys_and_user_ids() -> None:
     """The state's term keys ("12") and user ids are one string each, shared by every day's bucket of every account
-    (a string per bucket and day made an account's 70 days of state several times larger); the state is unchanged."""
+    (a string per bucket and day made an account's 70 days of state several times larger); a user id is written once
+    per account, in its user table, and each day lists its users' numbers."""
     from rules.risk.features import FeatureSpec, Term
 
     spec = FeatureSpec(terms=tuple(Term(f"E{n}") for n in range(12)))
@@ -419,6 +420,7 @@ def test_every_bucket_shares_its_keys_and_user_ids() -> None:
             user = "".join(["user-", "42"])  # a new string object per event, as decoding makes them
             features.observe(spec, state, Event(f"e{day}{id(state)}", "E11", "a", 1_790_000_000.0 + day * 86400, user))
     buckets = [bucket for state in states for bucket in state["days"]]
-    assert all(list(b[2]) == ["11"] and b[3] == ["user-42"] for b in buckets)
+    assert all(list(b[2]) == ["11"] and b[3] == [0] for b in buckets)  # a day lists its users by number
+    assert all(state["ut"] == {"user-42": 0} for state in states)  # the id is written once, in the table
     assert len({id(next(iter(b[2]))) for b in buckets}) == 1
-    assert len({id(b[3][0]) for b in buckets}) == 1
+    assert len({id(next(iter(state["ut"]))) for state in states}) == 1

@@ -10,7 +10,7 @@ import pytest
 
 from rules.kinds.risk import RiskEvaluator
 from rules.risk import reasons
-from rules.risk.features import Explained, FeatureSpec, NumericProp, Term
+from rules.risk.features import ACCOUNT_V3, GENERIC, Explained, FeatureSpec, NumericProp, Term
 from schemas.event import Event
 from tests.unit.rules.risk_support import model_doc, risk_rule
 
@@ -47,6 +47,15 @@ def test_every_feature_of_another_products_model_reads_as_a_sentence(item: Expla
     for name, subject in zip(OTHER_PRODUCT.names, OTHER_PRODUCT.subjects, strict=True):
         text = reasons.sentence(name, item, subject)
         assert not MODEL_TERMS.search(text), (name, text)
+
+
+@pytest.mark.parametrize("name", [*GENERIC, *ACCOUNT_V3])
+def test_every_fixed_feature_has_its_own_sentence(name: str) -> None:
+    """A feature the engine computes is worded by its own entry in the table, never by the fallback for a feature
+    this Preempt does not know ("tenure days: 3"): a new feature needs its sentence."""
+    text = reasons.sentence(name, Explained(3.0, 3.0, 6.0, 8.0))
+    assert name in reasons._FIXED, name
+    assert not text.startswith(f"{name.replace('_', ' ')}:"), text
 
 
 def test_an_account_too_young_for_a_baseline_says_so() -> None:

@@ -106,3 +106,24 @@ def test_a_window_within_max_listed_values_stays_exact(make_rule: Any, make_engi
     assert all(type(values) is list for _, values in key.buckets)
     assert windows._listed(key.buckets) == 4_800
     assert result.findings[0].evidence["value"] == 80
+
+
+def test_a_keys_buckets_are_exact_again_once_its_burst_has_passed(
+    make_rule: Any, make_engine: Any, run: Any, at: Any
+) -> None:
+    """20,000 users in one hour turn the key's buckets into sketches; 30 users a minute for the next two hours are
+    listed exactly again, so the hour's count is exactly 30 once the burst left the window. Before, every new bucket
+    of a key with a sketch was a sketch, for as long as the key stayed active: counts were estimates for ever."""
+    rule = make_rule("threshold", measure="distinct:user_id", window="1h", min=1_000_000, match={"event": "Login"})
+    engine = make_engine(rule)
+    events = [at(i * 0.18, "Login", user_id=f"user-{i:025d}") for i in range(20_000)]
+    events += [
+        at(3_600 + minute * 60.0 + user, "Login", user_id=f"regular-{user:02d}")
+        for minute in range(120)
+        for user in range(30)
+    ]
+    result = run(engine, events, until=MONDAY + 3 * 3_600)
+    [key] = result.state.rules[rule.id].keys.values()
+    recent = [values for index, values in key.buckets if index > key.buckets[-1][0] - 60]
+    assert all(type(values) is list for values in recent)
+    assert windows.total(key.buckets, key.buckets[-1][0] - 59, key.buckets[-1][0], "distinct") == 30

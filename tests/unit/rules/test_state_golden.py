@@ -123,6 +123,8 @@ def test_version_1_state_keeps_every_rules_state(name: str, account: str) -> Non
 
 
 FEATURES = {"d": "digest", "f": 1.0, "l": 2.0, "u": 2.0, "days": [[0, 1, {}, ["u1"], {}]]}
+TABLED = {**FEATURES, "d": "digest+t", "days": [[0, 1, {}, [0], {}]], "ut": {"u1": 0}, "uc": 2}
+"""The risk features read: their user ids in a table, days listing numbers (rules.risk.features.upgrade)."""
 VERSION_1: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
     (
         "threshold",
@@ -183,7 +185,7 @@ VERSION_1: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
         ScoreState(None, {"": ScoreKey(1.0, None, None, {}, {"nps": 3.0}, [])}),
     ),
     ("composite", {"all_of": ["x", "y"]}, {"f": {"x": 5.0}}, CompositeState({"x": 5.0})),
-    ("risk", {}, {"x": FEATURES, "n": 86400.0, "a": False, "p": 0.7}, RiskState(86400.0, FEATURES, False, 0.7)),
+    ("risk", {}, {"x": FEATURES, "n": 86400.0, "a": False, "p": 0.7}, RiskState(86400.0, TABLED, False, 0.7)),
 ]
 
 

@@ -214,15 +214,17 @@ def test_a_template_prints_values_in_words_never_as_python_reprs(markdown: bool)
     assert text == "0.3|0.00001|0.333333333333333|yes|e1, e2|score 6, comment slow|activity 33.3"
 
 
-def test_an_aside_printed_into_a_playbook_keeps_its_space() -> None:
-    """``**{{ account.name }}**{{ account|facts|aside }}`` and ``the CRM{{ account.links.crm|aside }}`` read
-    "Acme (growth)" and "the CRM (https://…)" on every channel, not "Acme(growth)" and "the CRM(https://…)"."""
-    from alerts.formatting import markdown_html, markdown_mrkdwn, markdown_text
+def test_aside_keeps_its_space_after_a_name_in_a_playbook() -> None:
+    """`**{{ account.name }}**{{ account|facts|aside }}` (the docs' and the default pack's playbooks) reads
+    "**Acme** (enterprise, …)": the playbook's Markdown escaping dropped the space `aside` prints first,
+    giving "**Acme**(enterprise, …)" in every playbook, while titles and summaries kept it."""
+    from alerts.formatting import markdown_text
 
-    context = {"account": {"name": "Acme", "tier": "growth", "links": {"crm": "https://crm.example/acme"}}}
-    source = "**{{ account.name }}**{{ account|facts|aside }} — log it in the CRM{{ account.links.crm|aside }}."
+    context = {"account": {"name": "Acme", "tier": "enterprise", "plan": "Business", "mrr": 4200.0}}
+    source = "Call **{{ account.name }}**{{ account|facts|aside }} today."
     playbook, error = render_template(source, context, markdown=True)
     assert error is None
-    assert markdown_text(playbook) == "Acme (growth) — log it in the CRM (https://crm.example/acme)."
-    assert markdown_mrkdwn(playbook) == "*Acme* (growth) — log it in the CRM (https://crm.example/acme)."
-    assert "<strong>Acme</strong> (growth)" in str(markdown_html(playbook))
+    assert playbook == "Call **Acme** (enterprise, Business, $4,200 MRR) today."
+    assert markdown_text(playbook) == "Call Acme (enterprise, Business, $4,200 MRR) today."
+    title, _ = render_template(source, context)
+    assert title == "Call **Acme** (enterprise, Business, $4,200 MRR) today."

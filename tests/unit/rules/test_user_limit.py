@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rules import sketch
 from rules.engine import RuleEngine
 from rules.kinds import base as kind_base
 from rules.kinds.base import MAX_USER_KEYS
@@ -130,15 +131,15 @@ def test_a_full_cooldown_table_alerts_without_recording_the_cooldown(
 def test_a_risk_rules_day_of_users_past_its_bound_is_counted(
     make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
 ) -> None:
-    """The risk features list at most MAX_USERS_PER_DAY users a day (its state: about 8 KB a day, 593 KB over
-    its 70 days); the further users' events were dropped from them silently, now each is counted by rule."""
+    """A day of the risk features listing MAX_USERS_PER_DAY users becomes a sketch day at the next user, counted once
+    by rule; it counts every user (the users past the list were left out of the user features before, each counted)."""
     rule = make_rule("risk")
     users = MAX_USERS_PER_DAY + 3
-    events = [*_users(at, "Login", users), at(60.0, "Login", user_id="u00000")]  # u00000 is listed: not counted
+    events = [*_users(at, "Login", users), at(60.0, "Login", user_id="u00000")]
     result = run(make_engine(rule), events, until=MONDAY + 61.0)
     [day] = result.state.rules[rule.id].features["days"]
-    assert len(day[3]) == MAX_USERS_PER_DAY
-    assert reported == [(Anomaly.RISK_DAY_USERS_FULL, rule.id)] * 3
+    assert sketch.estimate(day[3]["s"]) == pytest.approx(users, rel=0.06)
+    assert reported == [(Anomaly.RISK_DAY_SKETCHED, rule.id)]
 
 
 def test_the_log_stays_throttled_once_its_table_of_rules_and_accounts_is_full(

@@ -12,10 +12,10 @@ from tests.unit.streams.ingest.conftest import AUTH, ClientFactory, event
 UNREACHABLE_LOG = "broker unreachable; ingest not ready until it answers"
 
 
-def gauge(name: str) -> float | None:
+def gauge(name: str, app: str = "preempt-ingest") -> float | None:
     from prometheus_client import REGISTRY
 
-    return REGISTRY.get_sample_value(name, {"app": "preempt-ingest"})
+    return REGISTRY.get_sample_value(name, {"app": app})
 
 
 async def answered(broker_check_result: str | None) -> str | None:
@@ -29,6 +29,15 @@ async def test_readyz_is_200_while_a_broker_answers(client_factory: ClientFactor
     assert response.status == 200
     assert await response.json() == {"status": "ready", "app": "preempt-ingest"}
     assert (gauge("preempt_ready"), gauge("preempt_broker_reachable")) == (1.0, 1.0)
+
+
+async def test_readyz_and_its_gauges_name_the_prefixs_ingest(client_factory: ClientFactory) -> None:
+    """With PREEMPT_TOPIC_PREFIX=acme, ingest is ``acme-ingest`` on /readyz and in preempt_ready, as the worker is
+    ``acme-rules``: two deployments sharing a Prometheus do not overwrite each other's gauges."""
+    client, _ = await client_factory(broker_check=lambda: answered("127.0.0.1:9: refused"), topic_prefix="acme")
+    client.app[READINESS].observe("127.0.0.1:9: refused")
+    assert await (await client.get("/readyz")).json() == {"status": "ready", "app": "acme-ingest"}
+    assert (gauge("preempt_ready", "acme-ingest"), gauge("preempt_broker_reachable", "acme-ingest")) == (1.0, 0.0)
 
 
 async def test_readyz_is_503_with_the_reason_once_no_broker_answered_for_the_limit(
@@ -115,13 +124,13 @@ async def test_readyz_is_503_naming_the_topic_once_every_write_was_refused_for_t
     reason = (await response.json())["reason"]
     assert reason.startswith("writes failing: topic shop.events: 3 attempts failed in a row")
     assert "ConnectionError: broker unreachable" in reason
-    assert (gauge("preempt_ready"), writes_failing("events")) == (0.0, 1.0)
+    assert (gauge("preempt_ready", "shop-ingest"), writes_failing("events")) == (0.0, 1.0)
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [WRITES_FAILING_LOG]
     sink.fail = False
     with capture_logs() as logs:
         assert (await client.post("/v1/events", json=event("e9"), headers=AUTH)).status == 202
     assert (await client.get("/readyz")).status == 200
-    assert (gauge("preempt_ready"), writes_failing("events")) == (1.0, 0.0)
+    assert (gauge("preempt_ready", "shop-ingest"), writes_failing("events")) == (1.0, 0.0)
     assert "writes succeeding again" in [e["event"] for e in logs if e["log_level"] == "info"]
 
 
