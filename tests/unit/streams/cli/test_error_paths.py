@@ -747,3 +747,17 @@ def test_an_output_file_is_never_refused_as_not_readable(
     assert "not readable" not in run.stderr
     assert run.returncode == 0, run.stderr
     assert (tmp_path / output).read_text() != "old\n"
+
+
+def test_publish_file_with_the_broker_down_still_names_its_invalid_lines(tmp_path: Path) -> None:
+    """`publish --file` with no broker said only "cannot reach Kafka": the user fixed the broker and only then
+    learnt the file's lines were invalid. The invalid lines come first (checked offline), then the broker's line."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT + b"not json\n" + b'{"event": "x"}\n')
+    run = _invoke(["publish", "--file", "events.jsonl"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines[0] == "events.jsonl:2: invalid_json: not valid JSON (line 1, column 1)"
+    assert lines[1].startswith("events.jsonl:3: missing_field (")
+    assert lines[2] == "events.jsonl: 1 valid, 2 invalid (nothing was sent)"
+    assert lines[3].startswith("Error: cannot reach Kafka at 127.0.0.1:1 ")
+    assert len(lines) == 4
