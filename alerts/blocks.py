@@ -35,6 +35,7 @@ from alerts.formatting import (
     slack_literal,
     without_bidi_controls,
 )
+from alerts.templates import name_aside
 from schemas import formatting
 from schemas.alert import SEVERITY_ORDER, Alert
 from streams.runtime.logs import get_logger
@@ -303,8 +304,7 @@ def _fallback(alerts: tuple[Alert, ...], text: str | None) -> str:
     who = first.account.name or first.account_id
     accounts = len({a.account_id for a in alerts})
     if len(alerts) == 1:
-        title = first.title.removeprefix(f"{who}: ")
-        body = f"[{first.severity.upper()}] {title} ({who}): {evidence_text(first)}"
+        body = f"[{first.severity.upper()}] {name_aside(first.title, who)}: {evidence_text(first)}"
     else:
         whom = f"{accounts} accounts" if accounts > 1 else who
         ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.priority, a.fired_at))

@@ -280,7 +280,9 @@ def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]
         return []
     if isinstance(data, dict):
         return [(None, data)]
-    errors.append(f"{file}: rule (unknown): field '(file)': expected one rule (a mapping) or rules: [...]")
+    errors.append(
+        f"{file}: rule (unknown): field '(file)': expected one rule (a mapping) or rules: [...], got {kind_of(data)}"
+    )
     return []
 
 
@@ -357,7 +359,15 @@ def load_rules(path: Path) -> RuleSet:
             rules.append(rule)
     _check_references(rules, sources, failed, errors)
     if not rules and not errors:
-        errors.append(f"{path}: rule (none): field '(path)': no rules found in *.yaml or *.yml files")
+        errors.append(
+            f"{path}: rule (none): field '(path)': "
+            + (
+                "no rules found in *.yaml or *.yml files"
+                if path.is_dir()
+                else "the file holds no rule (it is empty, only comments, or an empty rules: list); "
+                "write one rule, or a list under rules:"
+            )
+        )
     if errors:
         raise RuleConfigError("\n".join(errors), loaded=RuleSet(tuple(rules), sources))
     return RuleSet(tuple(rules), sources)

@@ -104,6 +104,14 @@ def number(value: Any, digits: int = 1) -> str:
     return f"{rounded:,.{digits}f}".rstrip("0").rstrip(".")
 
 
+def plural(value: Any, singular: str, plural_form: str | None = None) -> str:
+    """``1|plural("user")`` → ``1 user``, ``13`` → ``13 users``, ``(2, "person", "people")`` → ``2 people``:
+    the number as ``number`` prints it, the noun agreeing with it."""
+    count = number(value)
+    noun = singular if count == "1" else (plural_form or f"{singular}s")
+    return f"{count} {noun}" if count else noun
+
+
 def money(value: Any, currency: str | None = "USD", missing: str = "unknown") -> str:
     """``1170.0`` → ``$1,170``, ``99.5`` → ``$99.50``, ``(1200, "CHF")`` → ``1,200 CHF``; ``None`` → ``missing``."""
     parsed = _as_float(value)
@@ -469,6 +477,7 @@ def evidence_sentence(
 # (alerts/formatting.py, which adds the channel-specific ones) alike.
 TEMPLATE_FILTERS: dict[str, Any] = {
     "number": number,
+    "plural": plural,
     "money": money,
     "mrr": mrr,
     "percent": percent,

@@ -102,9 +102,10 @@ def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iter
 
 
 def first_error(exc: ValidationError) -> str:
-    """``field.path: message`` of a line's first validation error (``(line)`` for the line as a whole)."""
+    """``field.path: message`` of a line's first validation error; the message alone for the line as a whole
+    (the caller has already said "line N")."""
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(line)"
+    where = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted"
         return f"{where}: unknown field (not part of this record; check the spelling, or the file)"
-    return f"{where}: {plain_message(first)}"
+    return f"{where}: {plain_message(first)}" if where else plain_message(first)

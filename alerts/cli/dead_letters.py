@@ -206,7 +206,11 @@ def dead_letters(
 ) -> None:
     """Show alerts the notifier dead-lettered (preempt.alerts.dlq): target, reason, error and the alert.
 
-    Reads the whole topic from the beginning and prints the newest --limit matches, oldest first.
+    Reads the whole topic from the beginning and prints the newest --limit matches, oldest first. Examples:
+
+    \b
+      preempt alerts dead-letters --account acme --reason permanent
+      preempt alerts dead-letters --replay
     """
     if force and not replay_:
         raise click.UsageError("--force only goes with --replay")

@@ -401,7 +401,7 @@ def alerts_group() -> None:
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     help="write the side-by-side page here",
 )
@@ -416,7 +416,11 @@ def preview(
     """Show one alert exactly as each receiver it routes to would send it (Slack, email, console).
 
     ALERTS is an alert JSON file, - for stdin, or a JSONL of alerts (a backtest's --output) with
-    --alert-id or --index. Nothing is sent.
+    --alert-id or --index. Nothing is sent. Examples:
+
+    \b
+      preempt alerts preview docs/examples/alert.json --routes deploy/routes.example.yaml
+      preempt alerts preview alerts.jsonl --index 3 --html preview.html
     """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
@@ -426,7 +430,8 @@ def preview(
     if clobbered is not None:
         raise click.UsageError(clobbered)
     if html_path is not None and not html_path.parent.exists():
-        raise PreviewError(f"{html_path}: the folder {html_path.parent} does not exist")
+        folder = html_path.parent
+        raise PreviewError(f"{html_path}: the folder {folder} does not exist; create it first (mkdir -p {folder})")
     alert = load_alert(source, alert_id, index)
     config, chosen = load_routes(routes_path)
     rendered = render_all(alert, config, Settings(), receivers)

@@ -106,7 +106,11 @@ def routes() -> None:
 @routes.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
 def check(path: Path) -> None:
-    """Validate a routing FILE and print a summary of its receivers and route tree."""
+    """Validate a routing FILE and print a summary of its receivers and route tree.
+
+    \b
+      preempt routes check deploy/routes.example.yaml
+    """
     config = _load(path)
     now = datetime.now(UTC).timestamp()
     active = sum(1 for s in config.silences if s.active_at(now))
@@ -159,7 +163,9 @@ def _parse_now(text: str | None) -> float:
 )
 @click.option("--alert-id", default=None, help="the alert with this alert_id in a JSONL file (e.g. a backtest's)")
 @click.option("--index", type=int, default=None, help="the N-th alert of a JSONL file, counting from 1")
-@click.option("--now", "now_text", default=None, help="RFC 3339 time for silences and quiet hours (default: now)")
+@click.option(
+    "--now", "now_text", metavar="TIME", default=None, help="RFC 3339 time for silences and quiet hours (default: now)"
+)
 @click.option("--verify-receivers", default=None, help="comma-separated receivers expected; exit 1 if different")
 def test(
     path: Path,
@@ -169,7 +175,12 @@ def test(
     now_text: str | None,
     verify_receivers: str | None,
 ) -> None:
-    """Print which receivers the alert in --alert reaches through routing FILE, and why."""
+    """Print which receivers the alert in --alert reaches through routing FILE, and why. Examples:
+
+    \b
+      preempt routes test deploy/routes.example.yaml --alert docs/examples/alert.json
+      preempt routes test deploy/routes.example.yaml --alert alerts.jsonl --index 3 --verify-receivers csm-owner
+    """
     if alert_id is not None and index is not None:
         raise PreviewError("give --alert-id or --index, not both")
     now = _parse_now(now_text)

@@ -50,9 +50,7 @@ def _parse_until(value: str | None) -> float | None:
     try:
         return parse_rfc3339(value)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"not an RFC 3339 timestamp with an offset: {value!r} ({exc})", param_hint="--until"
-        ) from exc
+        raise click.BadParameter(f"{value!r} {exc}", param_hint="--until") from None  # as simulate --start says it
 
 
 def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
@@ -65,13 +63,19 @@ def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
         click.echo(f"  … and {count - SHOWN_INVALID} more", err=True)
 
 
+def _count(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``: the summary's nouns agree with their numbers."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | None, limit: int | None) -> None:
     span = ""
     if result.first_event_at is not None and result.last_event_at is not None:
         span = f" from {format_ts(result.first_event_at)} to {format_ts(result.last_event_at)}"
     click.echo(
-        f"{result.lines} lines: {result.accepted} events accepted{span} across {result.accounts} accounts; "
-        f"{result.duplicates} duplicates, {result.late} late, {result.invalid_count} invalid"
+        f"{_count(result.lines, 'line')}: {_count(result.accepted, 'event')} accepted{span} across "
+        f"{_count(result.accounts, 'account')}; {_count(result.duplicates, 'duplicate')}, {result.late} late, "
+        f"{result.invalid_count} invalid"
     )
     if until is not None:
         stopped = (
@@ -84,7 +88,7 @@ def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | N
         )
     if result.final_watermark is not None:
         click.echo(f"clock advanced to {format_ts(result.final_watermark)}")
-    click.echo(f"{len(result.alerts)} alerts ({result.suppressed_by_cooldown} more suppressed by cooldown)")
+    click.echo(f"{_count(len(result.alerts), 'alert')} ({result.suppressed_by_cooldown} more suppressed by cooldown)")
     if result.not_built:
         click.echo(
             f"note: {result.not_built} more {'alert was' if result.not_built == 1 else 'alerts were'} too large to "
@@ -193,13 +197,14 @@ def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: 
 )
 @click.option(
     "--until",
+    metavar="TIME",
     help="RFC 3339 end of the replay: events at or after it are not replayed, and the clock ends there "
     "so deadlines up to it fire. A time before the data is refused.",
 )
 @click.option(
     "--output",
     "output_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     callback=writable_output,
     help="alerts JSONL",
 )
@@ -236,7 +241,11 @@ def backtest(
 
     Writes one alert per line to --output (default: none written, summary only). The same input
     gives byte-identical output. Exit 3 when --budget is given and an owner gets more alerts in
-    an ISO week than it allows.
+    an ISO week than it allows. Examples:
+
+    \b
+      preempt backtest --events events.jsonl --accounts accounts.jsonl --output alerts.jsonl
+      preempt backtest --rules my-rules/ --events events.jsonl --until 2026-12-01T00:00:00Z --budget 10
     """
     refuse_overwriting_inputs(
         {"--output": output_path}, {"--events": events_path, "--accounts": accounts_path, "--rules": rules_path}

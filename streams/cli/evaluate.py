@@ -259,9 +259,19 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     metavar="NAME=OUTCOME",
     help="event name that announces an outcome, e.g. 'Account Closed=churned' (repeatable; replaces the defaults)",
 )
-@click.option("--horizon", default="60d", show_default=True, help="an alert is right if churn follows within this")
 @click.option(
-    "--lead", default="14d", show_default=True, help="recall counts churns warned at least this early (0d: any warning)"
+    "--horizon",
+    metavar="DURATION",
+    default="60d",
+    show_default=True,
+    help="an alert is right if churn follows within this",
+)
+@click.option(
+    "--lead",
+    metavar="DURATION",
+    default="14d",
+    show_default=True,
+    help="recall counts churns warned at least this early (0d: any warning)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table (its keys: docs/prescient.md)")
 def evaluate_command(

@@ -30,7 +30,12 @@ def events() -> None:
 @events.command()
 @click.option("--account", "for_accounts", is_flag=True, help="Print the account schema instead.")
 def schema(for_accounts: bool) -> None:
-    """Print the JSON Schema of a usage event (or, with --account, of an account record)."""
+    """Print the JSON Schema of a usage event (or, with --account, of an account record).
+
+    \b
+      preempt events schema > event.schema.json
+      preempt events schema --account
+    """
     click.echo(render(Account if for_accounts else UsageEvent), nl=False)
 
 
@@ -42,7 +47,11 @@ def validate(path: Path) -> None:
     Writes every invalid line as FILE:LINE: REASON (FIELD): DETAIL, then a summary, all on
     stderr (stdout stays empty); exits 0 when every event is valid, 1 when any is invalid or
     the input holds no event at all. Timestamps are checked against this machine's clock
-    (PREEMPT_MAX_FUTURE_SKEW_SECONDS), sizes against PREEMPT_MAX_EVENT_BYTES.
+    (PREEMPT_MAX_FUTURE_SKEW_SECONDS), sizes against PREEMPT_MAX_EVENT_BYTES. Examples:
+
+    \b
+      preempt events validate events.jsonl
+      preempt events validate - < events.jsonl
     """
     settings = Settings()
     now = time.time()
@@ -97,7 +106,11 @@ def dead_letters(limit: int, account_id: str | None, reason: str | None, as_json
     """Show rejected events from preempt.events.dlq: why, where from, and the original value.
 
     Reads the whole topic from the beginning (bounded by a short idle timeout) and prints the
-    newest --limit matches, oldest first.
+    newest --limit matches, oldest first. Examples:
+
+    \b
+      preempt events dead-letters --reason missing_field --limit 10
+      preempt events dead-letters --account acme --json
     """
     from streams.runtime.broker_probe import probe_broker
     from streams.runtime.dead_letter_reader import missing_topic_note, read_dead_letters

@@ -12,7 +12,7 @@ import click
 import orjson
 from kafka.errors import KafkaError
 
-from schemas.decoder import loads_exact
+from schemas.decoder import Rejection, decode_event, loads_exact
 from schemas.error_text import connection_failure
 from schemas.errors import EventRejectedError, PreemptError, PublishError
 from schemas.formatting import plural
@@ -22,7 +22,7 @@ from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.option_types import InputPath
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import describe
+from streams.sdk.event_lines import describe, describe_rejection
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
@@ -43,7 +43,7 @@ def parse_prop(text: str) -> tuple[str, Any]:
 @click.option("--account", "account_id", help="Account id the event belongs to.")
 @click.option("--user", "user_id", default=None, help="Acting user id.")
 @click.option("--prop", "props", multiple=True, metavar="KEY=VALUE", help="A property (repeatable); JSON values ok.")
-@click.option("--timestamp", default=None, help="RFC 3339 event time (default: now).")
+@click.option("--timestamp", metavar="TIME", default=None, help="RFC 3339 event time (default: now).")
 @click.option(
     "--file",
     "file",
@@ -76,7 +76,11 @@ def publish(
         if next(read_file(file), None) is None:  # before connecting: nothing to send is a mistake
             raise click.ClickException(f"{file}: no events (the file is empty or only blank lines)")
         settings = Settings()
-        probe_broker(settings)
+        try:
+            probe_broker(settings)
+        except PreemptError:
+            _report_invalid_lines(file, settings)  # what is wrong with the file too, not only with the broker
+            raise
         try:
             code = _publish_file(file, settings)
         except KafkaError as exc:
@@ -131,6 +135,25 @@ def _one_event(
     if properties:
         payload["properties"] = properties
     return payload
+
+
+def _report_invalid_lines(path: Path, settings: Settings) -> None:
+    """With the broker out of reach, check ``path`` offline as ``events validate`` does and name its invalid
+    lines (the user would otherwise learn of them only after fixing the broker); silent when all are valid."""
+    now = time.time()
+    valid = invalid = 0
+    with contextlib.suppress(PreemptError, OSError):  # a file that fails part-way: the broker's error is still the one
+        for line in read_file(path):
+            result = decode_event(
+                line.raw, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
+            )
+            if isinstance(result, Rejection):
+                invalid += 1
+                click.echo(describe_rejection(path, line.number, result), err=True)
+            else:
+                valid += 1
+    if invalid:
+        click.echo(f"{path}: {valid} valid, {invalid} invalid (nothing was sent)", err=True)
 
 
 def _publish_file(path: Path, settings: Settings) -> int:

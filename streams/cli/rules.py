@@ -1,4 +1,4 @@
-"""``preempt rules check PATH`` — validate rule files and list the rules stack-ranked."""
+"""``preempt rules check [PATH]`` — validate rule files and list the rules stack-ranked."""
 
 from __future__ import annotations
 
@@ -59,12 +59,21 @@ def _report(problems: list[str]) -> NoReturn:
 
 
 @rules_group.command(name="check")
-@click.argument("path", type=click.Path(path_type=Path))
-def check(path: Path) -> None:
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+def check(path: Path | None) -> None:
     """Validate the rules in PATH (a file or a directory) and list them by priority and severity.
 
-    Exits 1 and prints every problem (file, rule id and field) when a rule is invalid.
+    Without PATH: the rules the worker loads (PREEMPT_RULES_PATH, else the default pack). Exits 1 and
+    prints every problem (file, rule id and field) when a rule is invalid.
+
+    \b
+      preempt rules check
+      preempt rules check my-rule.yaml
     """
+    if path is None:
+        from streams.runtime.settings import Settings
+
+        path = Settings().rules_path
     try:
         ruleset = load_rules(path)
     except RuleConfigError as exc:

@@ -115,26 +115,27 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 @click.option(
     "--start",
     "start",
+    metavar="TIME",
     default=None,
     help="RFC 3339 start. Default: today 00:00 UTC − days (files), now − days (backfill), now (live).",
 )
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write events JSONL.",
 )
 @click.option(
     "--accounts-output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write the simulated account records (owner, tier, MRR…) as JSONL, for backtest --accounts.",
 )
 @click.option(
     "--outcomes-output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None,
     callback=writable_output,
     help="Write each account's outcome (churned/renewed/contracted/expanded, when) as JSONL. Turns on the "
@@ -142,7 +143,12 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
 )
 @click.option("--backfill", is_flag=True, help="Publish --days of history to Kafka instead of live traffic.")
 @click.option("--rate", type=FiniteFloatRange(min=0.1), default=50.0, show_default=True, help="Live events/s.")
-@click.option("--duration", type=FiniteFloatRange(min=0.0), default=None, help="Live: stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=FiniteFloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Live: stop after this many seconds (default: run until Ctrl-C).",
+)
 def simulate(
     account_count: int,
     days: int,
@@ -200,7 +206,8 @@ def simulate(
         )
     )
     summary = SimulationSummary(sim.accounts)
-    click.echo(f"seed {seed}, {account_count} accounts, start {format_ts(start_ms / 1000)}", err=True)
+    accounts = f"{account_count} account" if account_count == 1 else f"{account_count} accounts"
+    click.echo(f"seed {seed}, {accounts}, start {format_ts(start_ms / 1000)}", err=True)
     began = time.monotonic()
     if outcomes_output is not None:
         with writing(outcomes_output):

@@ -250,25 +250,42 @@ def _check_both_labels(labels: list[int], warmup: str) -> None:
     "--output",
     "output_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     callback=writable_output,
     help="the model file (JSON); its folder must exist",
 )
-@click.option("--as-of-every", "as_of_every", default="7d", show_default=True, help="one sample per account this often")
-@click.option("--horizon", default="60d", show_default=True, help="label: churns within this after the as-of time")
+@click.option(
+    "--as-of-every",
+    "as_of_every",
+    metavar="DURATION",
+    default="7d",
+    show_default=True,
+    help="one sample per account this often",
+)
+@click.option(
+    "--horizon",
+    metavar="DURATION",
+    default="60d",
+    show_default=True,
+    help="label: churns within this after the as-of time",
+)
 @click.option(
     "--min-lead",
+    metavar="DURATION",
     default="0d",
     show_default=True,
     help="leave out samples closer than this to the churn (train for the warning time you need, e.g. 14d)",
 )
 @click.option(
     "--negative-horizon",
+    metavar="DURATION",
     default=None,
     help="a retained example is one that does not churn for this long (longer than --horizon, e.g. 60d): "
     "samples whose churn lies in between are left out",
 )
-@click.option("--warmup", default="14d", show_default=True, help="accounts younger than this give no sample")
+@click.option(
+    "--warmup", metavar="DURATION", default="14d", show_default=True, help="accounts younger than this give no sample"
+)
 @click.option("--event", "only_events", multiple=True, help="learn only from these event names (repeatable)")
 @click.option("--exclude-event", "excluded", multiple=True, help="never use this event name as a feature")
 @click.option(

@@ -560,3 +560,11 @@ def test_a_link_that_is_no_valid_http_url_drops_its_button_with_a_logged_reason(
         ("account link button left out", "crm", why)
     ]
     assert dropped() == before + 1
+
+
+def test_the_fallback_of_a_title_that_starts_with_the_account_names_it_once(make_alert: Callable[..., Alert]) -> None:
+    """The notification text of "Acme is at risk: …" read "[CRITICAL] Acme is at risk: … (Acme): …", the name twice."""
+    alert = make_alert(title="Acme is at risk: usage fell", account={"name": "Acme"}, severity="critical")
+    assert build_message((alert,))["text"].startswith("[CRITICAL] Acme is at risk: usage fell: ")
+    other = make_alert(title="Acme: usage fell", account={"name": "Acme"}, severity="high")
+    assert build_message((other,))["text"].startswith("[HIGH] usage fell (Acme): ")

@@ -102,7 +102,10 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
         (["{bad}"], "line 2: not JSON"),
         (["{notalert}"], "not an alert (alert_id: required (and 6 more problems))"),
         (["{one}", "--routes", "nowhere.yaml"], "nowhere.yaml: no such routing file"),
-        (["{one}", "--html", "/no/such/folder/out.html"], "the folder /no/such/folder does not exist"),
+        (
+            ["{one}", "--html", "/no/such/folder/out.html"],
+            "the folder /no/such/folder does not exist; create it first (mkdir -p /no/such/folder)",
+        ),
         (["{many}", "--index", "1", "--alert-id", "b-1"], "give --alert-id or --index, not both"),
         (["{folder}"], "Error: {folder}: is a folder; give an alert JSON file, a backtest JSONL or - for stdin"),
         (["{gzipped}", "--index", "1"], "Error: {gzipped}: not UTF-8 text (byte 0x8b at position 1); a compressed"),

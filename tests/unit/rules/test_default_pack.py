@@ -148,3 +148,57 @@ def test_pack_is_stack_ranked_and_labelled(pack: RuleSet) -> None:
     for rule in ranked:
         assert rule.labels.get("team") in ("support", "cs", "billing")
         assert "{{ account.name }}" in rule.playbook or "{{ account.owner.name }}" in rule.playbook
+
+
+@pytest.mark.parametrize(("value", "users"), [(1.0, "1 weekly active user "), (0.0, "0 weekly active users ")])
+def test_weekly_active_users_are_counted_in_words_that_agree_with_the_number(
+    pack: RuleSet, value: float, users: str
+) -> None:
+    """A drop to one user read "1 weekly active users" in the alert's summary and playbook."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("weekly-active-users-drop")
+    context = {
+        "account": {
+            "name": "Acme",
+            "timezone": "UTC",
+            "owner": {"name": "Dana"},
+            "links": {"admin": "https://a.example"},
+        },
+        "evidence": {"value": value, "baseline": 13.0, "drop_pct": 92.3},
+        "window": {"start": "2026-11-15T19:00:00Z", "end": "2026-11-22T19:00:00Z"},
+    }
+    for template, markdown in ((rule.summary, False), (rule.playbook, True)):
+        rendered, error = render_template(template, context, markdown=markdown)
+        assert error is None
+        assert users in " ".join(rendered.split()) + " ", rendered
+
+
+def test_the_api_error_rate_title_says_how_many_calls_fail(pack: RuleSet) -> None:
+    """Two thirds of the calls failing was titled "a quarter of API calls are failing": the title gives the rate."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("api-error-rate-high")
+    title, error = render_template(rule.title, {"account": {"name": "Acme"}, "evidence": {"value": 0.667}})
+    assert error is None
+    assert title == "Acme: 67% of API calls are failing"
+
+
+def test_a_drop_to_no_weekly_active_users_is_titled_in_plain_words(pack: RuleSet) -> None:
+    """Nobody logging in all week was titled "weekly active users fell 100% below normal"."""
+    from rules.templates import render_template
+
+    rule = pack.by_id("weekly-active-users-drop")
+    for value, title in (
+        (0.0, "Acme: nobody logged in this week (usually 5 users)"),
+        (1.0, "Acme: weekly active users fell 80% below normal"),
+    ):
+        rendered, error = render_template(
+            rule.title,
+            {
+                "account": {"name": "Acme"},
+                "evidence": {"value": value, "baseline": 5.0, "drop_pct": 100.0 - 20 * value},
+            },
+        )
+        assert error is None
+        assert rendered == title

@@ -313,3 +313,21 @@ def test_a_rules_folder_that_cannot_be_listed_is_an_error_not_missing_rules(
     with pytest.raises(RuleConfigError) as caught:
         load_rules(tmp_path)
     assert str(caught.value) == f"{tmp_path / 'team'}: cannot read this folder of rules: Permission denied"
+
+
+def test_an_empty_rule_file_is_named_as_empty_not_as_a_folder_without_yaml_files(tmp_path: Path):
+    """An empty ``rules.yaml`` said "no rules found in *.yaml or *.yml files", as if it were a folder."""
+    empty = tmp_path / "rules.yaml"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(empty)
+    assert "*.yaml" not in str(caught.value)
+    assert "the file holds no rule (it is empty, only comments" in str(caught.value)
+
+
+def test_a_rule_file_that_is_not_a_mapping_says_what_it_holds(tmp_path: Path):
+    """A file holding a list or a bare word says so, as routing files do ("got a list")."""
+    listed = tmp_path / "rules.yaml"
+    listed.write_text("- id: a\n", encoding="utf-8")
+    with pytest.raises(RuleConfigError, match=r"expected one rule \(a mapping\) or rules: \[\.\.\.\], got a list"):
+        load_rules(listed)

@@ -93,7 +93,10 @@ def test_a_bad_until_names_the_option(inputs):
     result = _invoke(inputs, "--until", "2026-11-25")
     assert result.exit_code == 2
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert error.startswith("Error: Invalid value for --until: not an RFC 3339 timestamp with an offset: '2026-11-25'")
+    assert error == (
+        "Error: Invalid value for --until: '2026-11-25' must be an RFC 3339 timestamp with an offset, "
+        "e.g. 2026-11-23T06:00:00Z"
+    )  # said "not an RFC 3339 timestamp with an offset" and then the same again in brackets
 
 
 def test_backtest_with_bad_rules_exits_1(inputs):
@@ -346,7 +349,7 @@ def test_partitions_1_keeps_one_clock_over_the_file(inputs):
     _disordered_accounts(inputs)
     result = _invoke(inputs, "--partitions", "1", "--until", "2026-11-24T00:00:00Z")
     assert result.exit_code == 0, result.output
-    assert "1 events accepted" in result.stdout
+    assert "1 event accepted" in result.stdout
     assert "1 late" in result.stdout
 
 
@@ -386,3 +389,18 @@ def test_a_model_of_other_event_names_gets_a_note(inputs, tmp_path: Path):
     same_product = CliRunner().invoke(main, [*base, str(inputs["events"])])  # has a Login
     assert same_product.exit_code == 0, same_product.output
     assert "none of the" not in same_product.stderr
+
+
+def test_the_summary_counts_agree_with_their_nouns(tmp_path: Path) -> None:
+    """One event of one account read "1 lines: 1 events accepted … across 1 accounts" and "1 alerts"."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b'{"event_id":"e1","event":"NPS Submitted","account_id":"acme","timestamp":"2026-11-23T06:00:00Z",'
+        b'"properties":{"score":2}}\n'
+    )
+    result = CliRunner().invoke(main, ["backtest", "--events", str(events)], env={"PREEMPT_RULES_PATH": None})
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("1 line: 1 event accepted from "), first
+    assert " across 1 account; 0 duplicates, 0 late, 0 invalid" in first
+    assert "\n1 alert (0 more suppressed by cooldown)\n" in result.stdout

@@ -703,3 +703,61 @@ def test_paths_in_a_folder_closed_to_the_user_are_one_line(tmp_path: Path, monke
     run = _invoke(["alerts", "preview", "alert.json", "--routes", "closed/routes.yaml"], tmp_path)
     assert run.returncode == 1
     assert run.stderr.strip().startswith("Error: closed/routes.yaml: cannot read routing file:")
+
+
+@pytest.mark.parametrize(
+    ("args", "output"),
+    [
+        (["backtest", "--events", "events.jsonl", "--output", "out.jsonl"], "out.jsonl"),
+        (["simulate", "--days", "1", "--accounts", "1", "--seed", "1", "--output", "out.jsonl"], "out.jsonl"),
+        (
+            [
+                "simulate",
+                "--days",
+                "1",
+                "--accounts",
+                "1",
+                "--seed",
+                "1",
+                "--output",
+                "e.jsonl",
+                "--accounts-output",
+                "out.jsonl",
+            ],
+            "out.jsonl",
+        ),
+        (["alerts", "preview", "alert.json", "--html", "out.html"], "out.html"),
+    ],
+)
+def test_an_output_file_is_never_refused_as_not_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], output: str
+) -> None:
+    """An output file that exists and may be written but not read (mode 200) was refused with "File 'out.jsonl' is
+    not readable": the command only writes it. os.access is faked (root may read any file)."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT)
+    (tmp_path / "alert.json").write_text(build_alert().model_dump_json())
+    (tmp_path / output).write_text("old\n")
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: not (Path(path).name == output and mode & os.R_OK) and real_access(path, mode, **kw),
+    )
+    run = _invoke(args, tmp_path)
+    assert "not readable" not in run.stderr
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / output).read_text() != "old\n"
+
+
+def test_publish_file_with_the_broker_down_still_names_its_invalid_lines(tmp_path: Path) -> None:
+    """`publish --file` with no broker said only "cannot reach Kafka": the user fixed the broker and only then
+    learnt the file's lines were invalid. The invalid lines come first (checked offline), then the broker's line."""
+    (tmp_path / "events.jsonl").write_bytes(VALID_EVENT + b"not json\n" + b'{"event": "x"}\n')
+    run = _invoke(["publish", "--file", "events.jsonl"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines[0] == "events.jsonl:2: invalid_json: not valid JSON (line 1, column 1)"
+    assert lines[1].startswith("events.jsonl:3: missing_field (")
+    assert lines[2] == "events.jsonl: 1 valid, 2 invalid (nothing was sent)"
+    assert lines[3].startswith("Error: cannot reach Kafka at 127.0.0.1:1 ")
+    assert len(lines) == 4

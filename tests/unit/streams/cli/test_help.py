@@ -140,3 +140,42 @@ def test_the_fast_paths_import_no_command(args: list[str], env: dict[str, str]) 
     else:  # every command is offered, with its short help in the completion
         assert all(name in done.stdout for name in TABLE)
         assert "Work with rule files." in done.stdout
+
+
+# Commands run as they are (`preempt worker`), whose help says how they are configured instead.
+_RUN_AS_IS = {("worker",), ("notifier",), ("ingest",)}
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [(p, c) for p, c in COMMANDS if not isinstance(c, click.Group) and p not in _RUN_AS_IS],
+    ids=[" ".join(p) for p, c in COMMANDS if not isinstance(c, click.Group) and p not in _RUN_AS_IS],
+)
+def test_every_command_that_takes_arguments_shows_an_example(path: tuple[str, ...], command: click.Command) -> None:
+    """A newcomer's first `preempt backtest --help` (or rules check, alerts preview…) showed the options but not
+    one command line to start from; each shows at least one example of itself."""
+    examples = [line.strip() for line in (command.help or "").splitlines() if line.strip().startswith("preempt ")]
+    assert any(e.startswith(f"preempt {' '.join(path)}") for e in examples), examples
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        (("backtest",), "--until TIME"),
+        (("simulate",), "--start TIME"),
+        (("publish",), "--timestamp TIME"),
+        (("routes", "test"), "--now TIME"),
+        (("evaluate",), "--horizon DURATION"),
+        (("evaluate",), "--lead DURATION"),
+        (("train",), "--as-of-every DURATION"),
+        (("train",), "--horizon DURATION"),
+        (("train",), "--min-lead DURATION"),
+        (("train",), "--negative-horizon DURATION"),
+        (("train",), "--warmup DURATION"),
+    ],
+)
+def test_time_and_duration_options_say_what_they_take(path: tuple[str, ...], shown: str) -> None:
+    """`--until TEXT` and `--horizon TEXT` said nothing of the value's form: the help names it TIME or DURATION."""
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    assert shown in result.output

@@ -75,3 +75,16 @@ def test_a_template_error_is_reported_with_another_files_field_error_in_one_run(
         "names 'nope', which is not there (check the spelling, and the kind's evidence and the account fields "
         "in docs/rules.md)",
     ]
+
+
+def test_check_without_a_path_checks_the_rules_the_worker_would_load(tmp_path: Path) -> None:
+    """`preempt rules check` said "Missing argument 'PATH'" although the worker and backtest read PREEMPT_RULES_PATH
+    (else the default pack): without PATH it checks those."""
+    rule = GOLDEN / "good" / "every_kind.yaml"
+    configured = CliRunner().invoke(main, ["rules", "check"], env={"PREEMPT_RULES_PATH": str(rule)})
+    assert configured.exit_code == 0, configured.output
+    assert f"OK in {rule}" in configured.output
+    default = CliRunner().invoke(main, ["rules", "check"], env={"PREEMPT_RULES_PATH": None})
+    assert default.exit_code == 0, default.output
+    assert "14 rules OK in " in default.output
+    assert "packs/default" in default.output

@@ -49,7 +49,7 @@ def test_a_finite_number_option_is_still_taken(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "events.jsonl").write_bytes(EVENT)
     result = CliRunner().invoke(main, ["backtest", "--events", "events.jsonl", "--allowed-lateness", "2.5"])
     assert result.exit_code == 0, result.output
-    assert "1 events accepted" in result.output
+    assert "1 event accepted" in result.output
 
 
 def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
@@ -78,3 +78,13 @@ def test_an_input_in_a_folder_closed_to_the_user_is_not_called_missing(
     with pytest.raises(click.BadParameter, match="does not exist"):
         option.convert(str(tmp_path / "missing.jsonl"), None, None)
     assert option.convert("-", None, None) == Path("-")
+
+
+def test_a_live_simulation_of_zero_seconds_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """simulate --duration 0 connected, sent nothing and exited 0 ("0 events in 0.3 s"): a usage error instead."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["simulate", "--accounts", "2", "--duration", "0"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "Error: Invalid value for '--duration': give a number, more than 0.0 (got '0')" in result.output
