@@ -106,7 +106,8 @@ def number(value: Any, digits: int = 1) -> str:
 
 def plural(value: Any, singular: str, plural_form: str | None = None) -> str:
     """``1|plural("user")`` → ``1 user``, ``13`` → ``13 users``, ``(2, "person", "people")`` → ``2 people``:
-    the number as ``number`` prints it, the noun agreeing with it."""
+    the number as ``number`` prints it (``1,200 alerts``), the noun agreeing with it. For every count a person
+    reads, in templates and in the CLI's lines: never "alert(s)"."""
     count = number(value)
     noun = singular if count == "1" else (plural_form or f"{singular}s")
     return f"{count} {noun}" if count else noun
@@ -141,12 +142,6 @@ def percent(value: Any, digits: int = 1, *, ratio: bool = True) -> str:
     if parsed is None:
         return text(value)
     return f"{number(parsed * 100 if ratio else parsed, digits)}%"
-
-
-def plural(count: int, unit: str, units: str | None = None) -> str:
-    """``count`` and ``unit`` in the right number — "1 alert", "3 alerts", "0 alerts" (``units``: an irregular
-    plural) — for every count a person reads, never "alert(s)"."""
-    return f"{count} {unit}" if count == 1 else f"{count} {units or unit + 's'}"
 
 
 def seconds_of(value: Any) -> float | None:
