@@ -255,7 +255,18 @@ class SlackActionHandler:
             log.debug("slack link button clicked")
             return 200, ""
         feedback = to_feedback(action, now)
-        await self._publish(feedback)
+        try:
+            await self._publish(feedback)
+        except Exception as exc:  # noqa: BLE001 - the broker refused or timed out: say so, never "recorded"
+            SLACK_ACTIONS_REFUSED.labels(reason="not_recorded").inc()
+            log.error(
+                "slack action not recorded: the feedback topic did not take it",
+                action=feedback.action,
+                rule_id=feedback.rule_id,
+                account_id=feedback.account_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return 503, "could not record this; press the button again in a moment"
         FEEDBACK.labels(rule=feedback.rule_id, action=feedback.action).inc()
         log.info(
             "slack action accepted",

@@ -630,8 +630,11 @@ class NotifierRuntime:
 
     async def publish_feedback(self, feedback: Feedback) -> None:
         """Publish a Slack button's feedback on ``preempt.feedback`` (called by the Slack handler)."""
-        await self.topics.feedback.send(key=feedback.account_id.encode(), value=feedback.model_dump_json().encode())
+        sent = await publish(
+            self.topics.feedback, key=feedback.account_id.encode(), value=feedback.model_dump_json().encode()
+        )
         await self.flush()
+        await sent  # raises what the broker answered: the flush returns whether or not the record was taken
 
     async def update_message(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> None:
         """Re-render the Slack message a button was pressed on (called by the Slack handler, after it answered).

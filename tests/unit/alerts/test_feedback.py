@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaTimeoutError
 from structlog.testing import capture_logs
 
 from alerts.feedback import (
@@ -191,6 +192,33 @@ async def test_handler_publishes_counts_and_updates_a_signed_action() -> None:
     assert [f.action for f in rec.published] == ["not_helpful"]
     assert len(rec.updated) == 1
     assert FEEDBACK.labels(rule="error-spike", action="not_helpful")._value.get() == before + 1
+
+
+async def test_an_action_the_feedback_topic_does_not_take_is_answered_503_not_recorded() -> None:
+    """The broker refuses or times out on the feedback record: before, the handler answered 200 "recorded" and
+    counted it while the snooze or "not helpful" was lost. Now 503 (Slack shows the presser an error, who presses
+    again), counted in preempt_slack_actions_refused_total{reason="not_recorded"}, one ERROR line, no update."""
+    from structlog.testing import capture_logs
+
+    rec = Recorder()
+
+    async def refused(feedback: Feedback) -> None:
+        raise KafkaTimeoutError("feedback topic: no answer within 30 s")
+
+    handler = SlackActionHandler(SECRET, refused, rec.update)
+    not_recorded = SLACK_ACTIONS_REFUSED.labels(reason="not_recorded")
+    before = (not_recorded._value.get(), FEEDBACK.labels(rule="error-spike", action="snooze")._value.get())
+    body = make_body()
+    with capture_logs() as logs:
+        status, text = await handler.handle(signed(body), body, NOW)
+    await handler.drain()
+    assert (status, text) == (503, "could not record this; press the button again in a moment")
+    after = (not_recorded._value.get(), FEEDBACK.labels(rule="error-spike", action="snooze")._value.get())
+    assert after == (before[0] + 1, before[1])
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "slack action not recorded: the feedback topic did not take it"
+    ]
+    assert rec.updated == []
 
 
 async def test_handler_refuses_bad_requests_without_publishing() -> None:
