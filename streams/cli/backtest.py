@@ -126,7 +126,7 @@ def _print_budget(budget: AlertBudget, limit: int | None) -> None:
         over = budget.over(limit)
         owners = sorted({owner for owner, _week, _n in over})
         click.echo(
-            f"\n{plural(len(over), 'owner-week')} over the budget of {limit} alerts/week"
+            f"\n{plural(len(over), 'owner-week')} over the budget of {plural(limit, 'alert')} a week"
             + (f" ({plural(len(owners), 'owner')}: {', '.join(owners)})" if owners else "")
         )
 

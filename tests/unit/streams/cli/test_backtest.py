@@ -155,14 +155,14 @@ def test_budget_flags_owners_over_it_and_exits_3(inputs):
     result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "1")
     assert result.exit_code == 3, result.output
     assert "       2    2026-W48: detractor 1, quiet 1  OVER BUDGET (1/week)" in result.output
-    assert "1 owner-week over the budget of 1 alerts/week (1 owner: Dana)" in result.output
+    assert "1 owner-week over the budget of 1 alert a week (1 owner: Dana)" in result.output
 
 
 def test_budget_not_exceeded_exits_0(inputs):
     """--budget at or above every owner-week passes with exit 0 and reports none over."""
     result = _invoke(inputs, "--until", "2026-11-25T00:00:00Z", "--budget", "2")
     assert result.exit_code == 0, result.output
-    assert "0 owner-weeks over the budget of 2 alerts/week" in result.output
+    assert "0 owner-weeks over the budget of 2 alerts a week" in result.output
 
 
 def test_negative_allowed_lateness_is_a_usage_error(inputs):
