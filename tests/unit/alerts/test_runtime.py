@@ -953,6 +953,38 @@ async def test_a_mis_keyed_alert_whose_copy_the_broker_refuses_is_dead_lettered_
     assert notifier.sent == []
 
 
+async def test_a_mis_keyed_alert_whose_copy_the_producer_refuses_is_dead_lettered_not_a_crash(
+    make_runtime, make_alert
+) -> None:
+    """The copy keyed by account_id refused by the producer itself, before any broker: aiokafka raises
+    MessageSizeTooLargeError out of the send when the record with its ``preempt-rekeyed-from`` header is over
+    max_request_size (1,000,000 bytes, below the broker's default max.message.bytes, so a record the broker took
+    from another producer). Before, that raise left rekey() before its dead letter: the alerts agent stopped the
+    notifier, and the restart read the same record and stopped again. Now it is dead-lettered as rekey_failed."""
+    from kafka.errors import MessageSizeTooLargeError
+
+    runtime, app, _notifier, topics = make_runtime()
+    alert = make_alert()
+    value = alert.model_dump_json().encode()
+    event = FakeEvent(value, partition=3, key=b"crm-export-17")
+
+    async def too_large(message: asyncio.Future[None]) -> asyncio.Future[None]:
+        raise MessageSizeTooLargeError("The message is 1000120 bytes when serialized")
+
+    topics["alerts"].publish_message = too_large  # type: ignore[method-assign]
+    before = _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="rekey_failed")
+    await runtime.consume_alerts(FakeStream([event]))
+    [letter] = topics["dead_letters"].sent
+    headers = dict(letter["headers"])
+    assert (letter["key"], letter["value"], headers["reason"]) == (b"crm-export-17", value, b"rekey_failed")
+    assert b"MessageSizeTooLargeError" in headers["error"]
+    assert event.acks == 1
+    assert app.crashed == []
+    assert (
+        _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="rekey_failed") == before + 1
+    )
+
+
 async def test_an_alert_on_another_partition_than_its_key_is_produced_again_on_that_partition(
     make_runtime, make_alert
 ) -> None:
