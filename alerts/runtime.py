@@ -428,7 +428,13 @@ class NotifierRuntime:
         headers = message.headers
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
         pairs.append((REKEYED_HEADER, f"{message.partition}:{message.offset}".encode()))
-        sent = await publish(self.topics.alerts, key=key, value=value, partition=partition, headers=pairs)
+        try:
+            # The producer itself refuses a record over max_request_size (with the header) in publish(), before
+            # any broker: raised from here, that stopped the notifier at every restart on the same record.
+            sent = await publish(self.topics.alerts, key=key, value=value, partition=partition, headers=pairs)
+        except Exception as exc:  # noqa: BLE001 - refused by the producer: dead-lettered as a broker refusal is
+            await self._dead_letter_not_rekeyed(alert, value, message, exc)
+            return
         await self.flush()
         try:
             await sent  # the flush returns whether or not the broker took it: a refusal acked was an alert lost

@@ -920,23 +920,37 @@ async def test_an_alert_not_keyed_by_its_account_is_produced_again_keyed_by_it_a
     assert len(topics["alerts"].sent) == 1
 
 
-async def test_a_mis_keyed_alert_whose_copy_the_broker_refuses_is_dead_lettered_not_lost(
-    make_runtime, make_alert
+@pytest.mark.parametrize("refused_by", ["broker", "producer"])
+async def test_a_mis_keyed_alert_whose_copy_is_refused_is_dead_lettered_not_lost(
+    make_runtime, make_alert, refused_by: str
 ) -> None:
     """The copy keyed by account_id refused (too large with its header, no WRITE ACL): before, the flush returned
     all the same and the original was acked — the alert lost with a 'produced again' line. Now the original is
-    dead-lettered (rekey_failed, with the broker's error) before the ack, logged and counted, never delivered."""
+    dead-lettered (rekey_failed, with the broker's error) before the ack, logged and counted, never delivered.
+
+    ``producer``: refused before any broker — aiokafka raises MessageSizeTooLargeError out of the send when the
+    record with its ``preempt-rekeyed-from`` header is over max_request_size (1,000,000 bytes, below the broker's
+    default max.message.bytes, so a record the broker took from another producer). That raise left rekey() before
+    its dead letter: the agent stopped the notifier, and every restart read the same record and stopped again."""
     from kafka.errors import MessageSizeTooLargeError
     from structlog.testing import capture_logs
 
-    runtime, _app, notifier, topics = make_runtime()
+    runtime, app, notifier, topics = make_runtime()
     alert = make_alert()
     value = alert.model_dump_json().encode()
     event = FakeEvent(value, partition=3, key=b"crm-export-17")
-    topics["alerts"].refuse = MessageSizeTooLargeError("the record is too large")
+    if refused_by == "broker":
+        topics["alerts"].refuse = MessageSizeTooLargeError("the record is too large")
+    else:
+
+        async def too_large(message: asyncio.Future[None]) -> asyncio.Future[None]:
+            raise MessageSizeTooLargeError("The message is 1000120 bytes when serialized")
+
+        topics["alerts"].publish_message = too_large  # type: ignore[method-assign]
     before = _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="rekey_failed")
     with capture_logs() as logs:
         await runtime.consume_alerts(FakeStream([event]))
+    assert app.crashed == []
     [letter] = topics["dead_letters"].sent
     headers = dict(letter["headers"])
     assert (letter["key"], letter["value"], headers["reason"]) == (b"crm-export-17", value, b"rekey_failed")
