@@ -256,12 +256,12 @@ def test_a_burst_held_by_pacing_is_summed_up_at_info_when_the_interval_ends(
     count every hold — the first at once (held=1), the rest when its 10 s end, though the burst is over by then.
     Before, the INFO log of the burst was one 'held: 1' and the other holds waited for the next burst."""
     routes = (
-        "receivers:\n  - {name: team, slack_configs: [{channel: C-BURST}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
+        "receivers:\n  - {name: team, slack_configs: [{channel: C-HELD}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
     )
     settings = notifier_settings(settings_factory, write_routes(tmp_path, routes), slack_api_url=slack_server.api_url)
     notifier = start_notifier(process_factory, settings)
     produce_alerts(producer, topics.alerts, *(make_alert(f"burst-{i}") for i in range(6)))
-    slack_server.wait_for(6, target="C-BURST", timeout_s=60)
+    slack_server.wait_for(6, target="C-HELD", timeout_s=60)
     summaries = wait_for_records(notifier, HELD_SUMMARY, 2, timeout_s=20)
 
     assert summaries[0]["held"] == 1
