@@ -408,7 +408,7 @@ class Dispatcher:
                 log.exception("group flush failed; its alerts are dead-lettered", receiver=batch.receiver)
                 self._fail_batch(batch, f"{type(exc).__name__}: {exc}")
         self.scheduler.start_due()
-        times = [t for t in (self.grouper.next_due(), self.scheduler.next_due()) if t is not None]
+        times = [t for t in (self.grouper.next_due(), self.scheduler.next_wakeup()) if t is not None]
         return min(times) if times else None
 
     def _fail_batch(self, batch: Batch[PendingAlert], detail: str) -> None:

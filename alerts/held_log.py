@@ -5,6 +5,10 @@ A burst of 200 alerts to one Slack channel is held about once each while it goes
 line per message (``delivery retry scheduled``) made 200 lines that said nothing was wrong and buried the
 ones that did. Held messages send nothing and are no retries (``preempt_notifications_total`` does not
 count them); each ends delivered or dead-lettered, logged then.
+
+The holds counted after a summary are told when its interval ends (:meth:`HeldDeliveriesLog.due`, which the
+delivery loop wakes up for), also when the burst is over by then: otherwise a burst of 18 logged one INFO
+``held: 1`` and its other holds waited for the next hold, hours later or never.
 """
 
 from __future__ import annotations
@@ -33,8 +37,19 @@ class HeldDeliveriesLog:
         """Called by the retry scheduler for each delivery a channel held back (``held=True``)."""
         log.debug("delivery held by its channel", target=target, retry_in=retry_in, retry_after=retry_after)
         self._since[receiver_type] += 1
+        self.flush()
+
+    def due(self) -> float | None:
+        """When the holds counted since the last summary are to be told (on ``clock``); None: none counted."""
+        if not self._since:
+            return None
+        return self._clock() if self._last is None else self._last + self._interval_s
+
+    def flush(self) -> None:
+        """Log the summary of the holds counted since the last one, unless one was logged within the interval."""
+        due = self.due()
         now = self._clock()
-        if self._last is not None and now - self._last < self._interval_s:
+        if due is None or now < due:
             return
         self._last = now
         log.info(HELD_SUMMARY, held=sum(self._since.values()), by_receiver_type=dict(self._since))

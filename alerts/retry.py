@@ -232,6 +232,12 @@ class RetryScheduler:
         """When the earliest queued job is due, or None when the queue is empty."""
         return self._queue[0].due if self._queue else None
 
+    def next_wakeup(self) -> float | None:
+        """When the delivery loop must call :meth:`start_due` next: the earliest queued job, or the summary of
+        held deliveries still untold (alerts/held_log.py); None when neither."""
+        times = [t for t in (self.next_due(), self.held_log.due()) if t is not None]
+        return min(times) if times else None
+
     def pending(self) -> int:
         """Jobs queued or being attempted."""
         return len(self._queue) + len(self._in_flight)
@@ -278,7 +284,9 @@ class RetryScheduler:
         self._stopping = True
 
     def start_due(self) -> int:
-        """Start an attempt (as a task) for every job that is due now; returns how many started."""
+        """Start an attempt (as a task) for every job that is due now; returns how many started. Tells the
+        held deliveries' summary when it is due."""
+        self.held_log.flush()
         if self._stopping:
             return 0
         now = self._clock()

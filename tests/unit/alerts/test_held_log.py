@@ -40,3 +40,35 @@ async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interva
         (HELD_SUMMARY, 1, {"slack": 1}),
         (HELD_SUMMARY, 30, {"slack": 30}),
     ]
+
+
+async def test_holds_after_the_summary_are_logged_when_the_interval_ends_even_if_the_burst_is_over(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """A burst of 18 held messages within 6 s, then nothing: the first hold logs INFO held=1 at once, and the
+    other 17 are counted in an INFO summary when the 10 s interval ends — the delivery loop wakes for it.
+    Before, they waited in the count for the next hold (hours later, or never before a shutdown): a live
+    burst of 18 deliveries logged one INFO 'held: 1'."""
+
+    async def never(*args: object) -> None:
+        raise AssertionError(f"unexpected outcome {args}")
+
+    clock = Clock()
+    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
+    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+    notifier = ScriptedNotifier(*[held] * 18)
+    start = clock.now
+    with capture_logs() as logs:
+        for i in range(18):
+            await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
+            clock.now += 0.33
+        scheduler.discard(lambda job: None)  # the burst is over: nothing left in the queue
+        assert scheduler.next_due() is None
+        assert scheduler.next_wakeup() == start + 10.0  # the delivery loop wakes up for the summary
+        clock.now = start + 9.9
+        scheduler.start_due()
+        clock.now = start + 10.0
+        scheduler.start_due()
+        assert scheduler.next_wakeup() is None  # nothing more to tell
+    info = [(e["event"], e["held"]) for e in logs if e["log_level"] != "debug"]
+    assert info == [(HELD_SUMMARY, 1), (HELD_SUMMARY, 17)]
