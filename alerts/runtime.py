@@ -457,14 +457,7 @@ class NotifierRuntime:
         the caller's ack loses nothing; a dead letter the broker refuses too stops the notifier, as for any other."""
         detail = f"could not be produced again keyed by its account_id: {type(exc).__name__}: {exc}"
         log.error("mis-keyed alert not produced again; dead-lettered", alert_id=alert.alert_id, error=detail)
-        headers = self.dead_letter_headers(REKEY_FAILED, detail[:MAX_INVALID_DETAIL_CHARS])
-        try:
-            await self.send_dead_letter(message.key, value, headers)
-        except Exception as letter_exc:  # the broker refused it (not for its size): never ack the record
-            self.bookkeeping_failed(letter_exc)
-            raise
-        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=REKEY_FAILED).inc()
-        NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
+        await self._dead_letter_record(message.key, value, REKEY_FAILED, detail)
 
     async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:
         """Dead-letter a record that is not a valid alert (or a replay whose ``preempt-replay`` header
@@ -474,14 +467,19 @@ class NotifierRuntime:
         """
         errors = exc if isinstance(exc, str) else validation_summary(exc)
         log.warning("undecodable alert dead-lettered", error=errors)
-        headers = self.dead_letter_headers(INVALID_ALERT, errors[:MAX_INVALID_DETAIL_CHARS])
+        await self._dead_letter_record(key, value, INVALID_ALERT, errors)
+        ALERTS_SUPPRESSED.labels(reason="invalid").inc()
+
+    async def _dead_letter_record(self, key: bytes | None, value: bytes | None, reason: str, detail: str) -> None:
+        """Dead-letter a record as it was consumed, before any receiver (``receiver_type="none"``), and count it; a
+        dead letter the broker refuses (not for its size) stops the notifier and the record is never acked."""
+        headers = self.dead_letter_headers(reason, detail[:MAX_INVALID_DETAIL_CHARS])
         try:
             await self.send_dead_letter(key, value, headers)
-        except Exception as exc:  # the broker refused it (not for its size): never ack the record
+        except Exception as exc:
             self.bookkeeping_failed(exc)
             raise
-        ALERTS_SUPPRESSED.labels(reason="invalid").inc()
-        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=INVALID_ALERT).inc()
+        NOTIFICATIONS_DEAD_LETTERED.labels(receiver_type="none", reason=reason).inc()
         NOTIFICATIONS.labels(receiver_type="none", outcome="dead_lettered").inc()
 
     async def dead_letter_delivery(
