@@ -8,15 +8,19 @@ nor Kafka, Faust or pydantic, and a command imports only its own.
 
 It is also the one place that turns a user's error into one line: any ``PreemptError`` (a bad file, an
 invalid event, an unreachable broker) and a bad ``PREEMPT_*`` setting print ``Error: …`` and exit 1.
+A usage error (a bad flag, a missing option, a mistyped command, which gets a "Did you mean" when one is
+close) is one line too, ``Error: … Try 'preempt CMD -h' for help.``, exit 2, instead of click's synopsis,
+hint and blank line before the error.
 Ctrl-C (SIGINT) prints one line and exits 130, as a shell reports a command ended by SIGINT (128 + 2),
 so a script can tell an interrupted run from a failed one. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT
 INTERRUPTED = "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
@@ -161,8 +165,51 @@ def user_error(exc: Exception) -> str | None:
     return None
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error (a bad flag, a missing argument, an unknown command) shown as one line: what is wrong and
+    where the help is, instead of click's usage synopsis, a hint line, a blank line and the error."""
+
+    def __init__(self, error: click.UsageError) -> None:
+        message = error.format_message()
+        ctx = error.ctx
+        if ctx is not None and isinstance(ctx.command, click.Group) and message.startswith("No such command '"):
+            typed = message.removeprefix("No such command '").split("'")[0]
+            close = difflib.get_close_matches(typed, ctx.command.list_commands(ctx), n=1)
+            if close:
+                message += f" Did you mean '{close[0]}'?"
+        super().__init__(message, ctx)
+        self.exit_code = error.exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """``Error: <what is wrong>. Try '<command> -h' for help.`` on stderr."""
+        message = self.format_message().rstrip()
+        if not message.endswith((".", "?", "!")):
+            message += "."
+        ctx = self.ctx
+        if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+            message += f" Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+        click.echo(f"Error: {message}", file=file, err=file is None, color=None if ctx is None else ctx.color)
+
+
+def one_line(error: click.UsageError) -> click.UsageError:
+    """``error`` as a one-line usage error; click's "no arguments, here is the help" (``NoArgsIsHelpError``)
+    keeps showing the help."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError | OneLineUsageError):
+        return error
+    return OneLineUsageError(error)
+
+
 class PreemptGroup(LazyGroup):
     """The ``preempt`` group: one line, not a traceback, for the errors a user can fix."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        """Parse the group's own options; a bad one (``preempt --bogus``) is one line."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            raise one_line(error) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; report ``PreemptError`` and bad settings as ``Error: …`` (exit 1), Ctrl-C as exit 130.
@@ -176,6 +223,8 @@ class PreemptGroup(LazyGroup):
             # click's own handling says "Aborted!" and exits 1, the code of a failure
             click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
+        except click.UsageError as error:
+            raise one_line(error) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
@@ -186,6 +235,7 @@ class PreemptGroup(LazyGroup):
 
 
 @click.group(
+    name="preempt",  # what click's test runner and error lines call it (else the function's name, "main")
     cls=PreemptGroup,
     lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

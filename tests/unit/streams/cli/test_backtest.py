@@ -95,7 +95,7 @@ def test_a_bad_until_names_the_option(inputs):
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert error == (
         "Error: Invalid value for --until: '2026-11-25' must be an RFC 3339 timestamp with an offset, "
-        "e.g. 2026-11-23T06:00:00Z"
+        "e.g. 2026-11-23T06:00:00Z. Try 'preempt backtest -h' for help."
     )  # said "not an RFC 3339 timestamp with an offset" and then the same again in brackets
 
 

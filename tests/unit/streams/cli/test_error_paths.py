@@ -410,7 +410,8 @@ def test_the_probe_timeout_is_a_setting(tmp_path: Path) -> None:
         (
             ["ingest", "--port", "99999"],
             {},
-            "Error: Invalid value for '--port': give a whole number, from 0 to 65535 (got '99999')",
+            "Error: Invalid value for '--port': give a whole number, from 0 to 65535 (got '99999'). "
+            "Try 'preempt ingest -h' for help.",
         ),
         (
             ["ingest"],

@@ -312,7 +312,7 @@ def test_output_into_a_missing_folder_is_refused_before_training(history: dict[s
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert error == (
         f"Error: Invalid value for '--output': folder {missing.parent} does not exist; "
-        f"create it first (mkdir -p {missing.parent})"
+        f"create it first (mkdir -p {missing.parent}). Try 'preempt train -h' for help."
     )
     assert "vocabulary" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
