@@ -488,7 +488,7 @@ class Dispatcher:
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
                 until = self._quiet_until(quiet, item.alert, wall)
-            if until is None:
+            if quiet is None or until is None:
                 send.append(item)
                 continue
             held.append(item)

@@ -432,11 +432,11 @@ class RetryScheduler:
             return
         now = self._clock()
         if held:
-            at = now + self.policy.delay(job.attempts, retry_after, self._rng)
+            wait = self.policy.delay(job.attempts, retry_after, self._rng)
             if job.paced_since is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
                 job.paced_since = now
-                self.held_log.held(job.receiver_type, job.target, round(at - now, 3), retry_after)
-            self.submit(job, at)
+                self.held_log.held(job.receiver_type, job.target, round(wait, 3), retry_after)
+            self.submit(job, now + wait)
             return
         job.paced_since = None
         at = self.policy.next_attempt_at(job.attempts, now, job.window_start(now), retry_after, self._rng)
