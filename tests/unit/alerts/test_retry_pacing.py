@@ -116,7 +116,8 @@ async def test_a_message_that_fails_after_waiting_in_line_gives_up_a_window_afte
 async def test_a_message_turned_back_again_at_its_slot_is_one_hold(make_alert: Callable[..., Alert]) -> None:
     """A burst of 50 to one channel, each attempt starting up to 4 ms after it was due (a busy event loop): the one
     before a message took its slot late, so the message is turned back again by a few ms — still one wait, so
-    49 holds counted (the INFO summaries) and 49 DEBUG lines. Before, 97 holds for 49 messages held."""
+    49 holds counted in the INFO summaries (and as many DEBUG lines, where the level lets them through).
+    Before, 97 holds for 49 messages held."""
     clock = Clock()
     scheduler, delivered, dead = scheduler_for(clock, give_up=600.0)
     channel = PacedChannel(clock)
@@ -130,4 +131,3 @@ async def test_a_message_turned_back_again_at_its_slot_is_one_hold(make_alert: C
     assert (len(delivered), dead) == (50, [])
     assert channel.attempts > 2 * 49 + 1  # turned back at their slots too: the case this test is about
     assert sum(e["held"] for e in logs if e["event"] == HELD_SUMMARY) == 49
-    assert sum(1 for e in logs if e["event"] == "delivery held by its channel") == 49
