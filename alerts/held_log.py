@@ -13,10 +13,10 @@ slot is one hold, however many times its channel turns it back (the retry schedu
 
 A wait for a slot is not a failure, so it never ends in a give-up (alerts/retry.py), and a line that only
 grows is no error per message: :class:`PacedBacklog` makes it one ``/readyz`` reason (and one ERROR, one INFO
-when it clears) once the oldest delivery waiting for a slot has been on its way longer than the give-up
+when it clears) once a delivery has waited for its slot longer than the give-up
 window — more alerts go to one channel than its one message a second lets out, and they would have been
 dead-lettered by then. ``preempt_notifier_deliveries_paced`` counts the deliveries waiting for a slot and
-``preempt_notifier_paced_oldest_seconds`` says how long the oldest has been on its way.
+``preempt_notifier_paced_oldest_seconds`` says how long the one waiting longest has waited.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class PacedBacklog:
         self._reported = False
 
     def check(self, waiting: int, oldest_s: float) -> tuple[str, ...]:
-        """The reason for ``waiting`` deliveries waiting for a slot, the oldest on its way for ``oldest_s``."""
+        """The reason for ``waiting`` deliveries waiting for a slot, the longest for ``oldest_s``."""
         if waiting and oldest_s >= self.too_old_s:
             if not self._reported:
                 self._reported = True
@@ -85,7 +85,7 @@ class PacedBacklog:
                     give_up_seconds=self.too_old_s,
                 )
             return (
-                f"deliveries waiting for a pacing slot: {waiting} queued, the oldest on its way for {oldest_s:.0f} s "
+                f"deliveries waiting for a pacing slot: {waiting} queued, the oldest waiting for {oldest_s:.0f} s "
                 f"(longer than the give-up window, {self.too_old_s:.0f} s)",
             )
         if self._reported:

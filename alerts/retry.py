@@ -142,8 +142,10 @@ class DeliveryJob:
     unexpected_errors: int = 0
     held_by: str | None = None  # the open breaker (a failing destination's episode) it waits for
     # Time spent waiting for its channel's slot (pacing, a 429 closing the channel): not failing, so not in the
-    # give-up window. ``paced_since``: when its current wait began (None: not waiting for a slot).
+    # give-up window. ``paced_from``: when its current wait began (None: not waiting for a slot); ``paced_since``:
+    # from when the current wait is not in ``paced_seconds`` yet.
     paced_seconds: float = 0.0
+    paced_from: float | None = None
     paced_since: float | None = None
 
     def window_start(self, now: float) -> float:
@@ -153,8 +155,9 @@ class DeliveryJob:
         return first + self.paced_seconds
 
     def count_paced(self, now: float) -> None:
-        """Add its wait for a slot up to ``now`` to ``paced_seconds`` (it is out of the queue, being attempted);
-        ``paced_since`` stays set: a refusal at its slot continues the same wait (one hold, logged once)."""
+        """Add its wait for a slot up to ``now`` to ``paced_seconds`` (it is out of the queue, being attempted). The
+        wait itself (``paced_from``) goes on until an attempt is not held: a refusal at its slot continues it (one
+        hold, logged once)."""
         if self.paced_since is not None:
             self.paced_seconds += max(now - self.paced_since, 0.0)
             self.paced_since = now
@@ -306,20 +309,14 @@ class RetryScheduler:
 
     def paced(self) -> int:
         """Queued deliveries waiting for their channel's slot (``preempt_notifier_deliveries_paced``)."""
-        return sum(1 for entry in self._queue if entry.job.paced_since is not None)
+        return sum(1 for entry in self._queue if entry.job.paced_from is not None)
 
     def paced_oldest_seconds(self) -> float:
-        """How long the oldest delivery waiting for its channel's slot has been on its way, from its first attempt
-        (0.0: none waits; ``preempt_notifier_paced_oldest_seconds``)."""
+        """How long the delivery waiting longest for its channel's slot has waited (0.0: none waits;
+        ``preempt_notifier_paced_oldest_seconds``)."""
         now = self._clock()
-        return max(
-            (
-                now - entry.job.first_attempt_at
-                for entry in self._queue
-                if entry.job.paced_since is not None and entry.job.first_attempt_at is not None
-            ),
-            default=0.0,
-        )
+        waits = (now - entry.job.paced_from for entry in self._queue if entry.job.paced_from is not None)
+        return max(waits, default=0.0)
 
     def paced_backlog(self) -> tuple[str, ...]:
         """``/readyz``'s reason while a delivery has waited for its channel's slot longer than the give-up window
@@ -433,12 +430,12 @@ class RetryScheduler:
         now = self._clock()
         if held:
             wait = self.policy.delay(job.attempts, retry_after, self._rng)
-            if job.paced_since is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
-                job.paced_since = now
+            if job.paced_from is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
+                job.paced_from = job.paced_since = now
                 self.held_log.held(job.receiver_type, job.target, round(wait, 3), retry_after)
             self.submit(job, now + wait)
             return
-        job.paced_since = None
+        job.paced_from = job.paced_since = None
         at = self.policy.next_attempt_at(job.attempts, now, job.window_start(now), retry_after, self._rng)
         bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
         if at is None and partial is not None:
@@ -535,7 +532,7 @@ class RetryScheduler:
         if job.first_attempt_at is None:  # its give-up window starts when it is first held
             job.first_attempt_at = now
         job.held_by = breaker.name
-        job.paced_since = None  # waiting for the destination, not for a pacing slot: failing time
+        job.paced_from = job.paced_since = None  # waiting for the destination, not for a pacing slot: failing time
         self.submit(job, max(job.window_start(now) + self.policy.give_up, now))
 
     def _destination_works(self, job: DeliveryJob) -> None:

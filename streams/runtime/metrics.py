@@ -273,8 +273,8 @@ NOTIFIER_DELIVERIES_PACED = Gauge(
 )
 NOTIFIER_PACED_OLDEST_SECONDS = Gauge(
     "preempt_notifier_paced_oldest_seconds",
-    "How long the oldest delivery queued for its channel's slot has been on its way, from its first attempt (0: "
-    "none waits); past the give-up window /readyz reports it (alerts/held_log.py).",
+    "How long the delivery queued longest for its channel's slot has waited for it (0: none waits); past the "
+    "give-up window /readyz reports it (alerts/held_log.py).",
 )
 FEEDBACK = Counter(
     "preempt_feedback_total",

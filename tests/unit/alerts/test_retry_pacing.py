@@ -80,7 +80,7 @@ async def test_a_burst_longer_than_the_give_up_window_waits_for_its_slots_and_is
         await run_until_idle(scheduler, clock)
         assert scheduler.paced_backlog() == ()
     assert reasons == (
-        "deliveries waiting for a pacing slot: 199 queued, the oldest on its way for 61 s "
+        "deliveries waiting for a pacing slot: 199 queued, the oldest waiting for 61 s "
         "(longer than the give-up window, 60 s)",
     )
     assert [e["log_level"] for e in logs if "pacing slot" in e["event"]] == ["error", "info"]
