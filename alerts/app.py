@@ -232,8 +232,10 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
         recordless=runtime.recordless,
     )
     app.timer(interval=watchdog.interval_s, name="alerts-watchdog")(watchdog.check)
-    health = runtime.dispatcher.scheduler.health
-    # /readyz: dead letters the broker does not take, and targets every delivery to which fails.
+    scheduler = runtime.dispatcher.scheduler
+    health = scheduler.health
+    # /readyz: dead letters the broker does not take, targets every delivery to which fails, and a line of deliveries
+    # waiting for their channel's pacing slot for longer than the give-up window.
     # A changelog (delivery log, snoozes) deleted under the notifier stops it: the next start asks the operator.
     changelogs = [t.name for t in changelog_topics(app, settings.topic_partitions)]
     missing = watch_topics(
@@ -245,7 +247,10 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
         confirm_s=confirm_seconds(settings),
     )
     register_liveness(
-        app, watchdog.stalled, lambda: watchdog.stuck() + watchdog.unreadable() + health.failing(), missing
+        app,
+        watchdog.stalled,
+        lambda: watchdog.stuck() + watchdog.unreadable() + health.failing() + scheduler.paced_backlog(),
+        missing,
     )
     # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.
     register_recordless(app, topic, runtime.recordless.excluded_from_lag)

@@ -40,7 +40,7 @@ from alerts.grouping import Batch, Grouper, GroupTiming
 from alerts.retry import DEFAULT_FAILING_AFTER_SECONDS, BackoffPolicy, DeliveryJob, RetryScheduler
 from alerts.routing.config import QuietHours, RoutingConfig
 from alerts.routing.inhibit import Inhibitor
-from alerts.routing.quiet_hours import defer_until
+from alerts.routing.quiet_hours import defer_until, local_time
 from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, RouteMatch, RoutingTree
 from schemas.alert import Alert
@@ -488,7 +488,7 @@ class Dispatcher:
             until = None
             if quiet is not None and quiet.applies_to(item.alert):
                 until = self._quiet_until(quiet, item.alert, wall)
-            if until is None:
+            if quiet is None or until is None:
                 send.append(item)
                 continue
             held.append(item)
@@ -498,7 +498,11 @@ class Dispatcher:
             if tickets and not tickets[0].deferred:
                 tickets[0].deferred = True
                 ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
-                log.info("alert deferred by quiet hours", alert_id=item.alert.alert_id, until=until)
+                log.info(
+                    "alert deferred by quiet hours",
+                    alert_id=item.alert.alert_id,
+                    until=local_time(quiet, alert_timezone(item.alert), until),
+                )
         if held and hold_until is not None:
             self.grouper.hold(batch.receiver, batch.group_key, held, hold_until, sent_any=bool(send))
         targets = self._targets.get(batch.receiver, {})

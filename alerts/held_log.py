@@ -8,7 +8,15 @@ count them); each ends delivered or dead-lettered, logged then.
 
 The holds counted after a summary are told when its interval ends (:meth:`HeldDeliveriesLog.due`, which the
 delivery loop wakes up for), also when the burst is over by then: otherwise a burst of 18 logged one INFO
-``held: 1`` and its other holds waited for the next hold, hours later or never.
+``held: 1`` and its other holds waited for the next hold, hours later or never. One message's wait for its
+slot is one hold, however many times its channel turns it back (the retry scheduler counts a wait once).
+
+A wait for a slot is not a failure, so it never ends in a give-up (alerts/retry.py), and a line that only
+grows is no error per message: :class:`PacedBacklog` makes it one ``/readyz`` reason (and one ERROR, one INFO
+when it clears) once a delivery has waited for its slot longer than the give-up
+window — more alerts go to one channel than its one message a second lets out, and they would have been
+dead-lettered by then. ``preempt_notifier_deliveries_paced`` counts the deliveries waiting for a slot and
+``preempt_notifier_paced_oldest_seconds`` says how long the one waiting longest has waited.
 """
 
 from __future__ import annotations
@@ -54,3 +62,33 @@ class HeldDeliveriesLog:
         self._last = now
         log.info(HELD_SUMMARY, held=sum(self._since.values()), by_receiver_type=dict(self._since))
         self._since.clear()
+
+
+class PacedBacklog:
+    """The ``/readyz`` reason of a line of deliveries waiting for their channel's slot that is older than
+    ``too_old_s`` (the give-up window), logged when it starts (ERROR) and ends (INFO)."""
+
+    def __init__(self, too_old_s: float) -> None:
+        self.too_old_s = too_old_s
+        self._reported = False
+
+    def check(self, waiting: int, oldest_s: float) -> tuple[str, ...]:
+        """The reason for ``waiting`` deliveries waiting for a slot, the longest for ``oldest_s``."""
+        if waiting and oldest_s >= self.too_old_s:
+            if not self._reported:
+                self._reported = True
+                log.error(
+                    "deliveries waiting for their channel's pacing slot for longer than the give-up window: more "
+                    "alerts go to one channel than one message a second lets out; not ready until the line is shorter",
+                    waiting=waiting,
+                    oldest_s=round(oldest_s, 1),
+                    give_up_seconds=self.too_old_s,
+                )
+            return (
+                f"deliveries waiting for a pacing slot: {waiting} queued, the oldest waiting for {oldest_s:.0f} s "
+                f"(longer than the give-up window, {self.too_old_s:.0f} s)",
+            )
+        if self._reported:
+            self._reported = False
+            log.info("deliveries waiting for a pacing slot back within the give-up window", waiting=waiting)
+        return ()

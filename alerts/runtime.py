@@ -82,6 +82,8 @@ from streams.runtime.metrics import (
     NOTIFIER_ALERTS_HELD,
     NOTIFIER_ALERTS_REKEYED,
     NOTIFIER_DEAD_LETTER_PENDING_SECONDS,
+    NOTIFIER_DELIVERIES_PACED,
+    NOTIFIER_PACED_OLDEST_SECONDS,
     NOTIFIER_SKIPPED_ALERTS,
     READY,
 )
@@ -249,6 +251,8 @@ class NotifierRuntime:
             failing_after_seconds=settings.delivery_failing_seconds,
         )
         self.dispatcher.on_failure = self.dispatcher.scheduler.on_failure = self.bookkeeping_failed
+        NOTIFIER_DELIVERIES_PACED.set_function(self.dispatcher.scheduler.paced)
+        NOTIFIER_PACED_OLDEST_SECONDS.set_function(self.dispatcher.scheduler.paced_oldest_seconds)
         self.dispatcher.on_delivered_alert = self.recent.add
         self.dispatcher.on_delivered_message = self.recent.add_message
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None

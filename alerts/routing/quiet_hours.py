@@ -16,16 +16,35 @@ from streams.runtime.metrics import NOTIFIER_FALLBACKS
 log = get_logger(__name__)
 
 
+def _lookup(tz_name: str | None) -> ZoneInfo | None:
+    """The IANA zone ``tz_name``, or None when there is none or it is unknown."""
+    if not tz_name:
+        return None
+    try:
+        return ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def _zone(quiet: QuietHours, tz_name: str | None) -> ZoneInfo:
+    zone = _lookup(tz_name)
+    if zone is not None:
+        return zone
     if tz_name:
-        try:
-            return ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            # A bad zone on one account must not stop (or drop) its alerts: quiet hours use the
-            # configured default zone instead, counted and logged (docs/notifier-operations.md).
-            NOTIFIER_FALLBACKS.labels(reason="invalid_timezone").inc()
-            log.warning("unknown_timezone", timezone=tz_name[:100], fallback=quiet.timezone)
+        # A bad zone on one account must not stop (or drop) its alerts: quiet hours use the
+        # configured default zone instead, counted and logged (docs/notifier-operations.md).
+        NOTIFIER_FALLBACKS.labels(reason="invalid_timezone").inc()
+        log.warning("unknown_timezone", timezone=tz_name[:100], fallback=quiet.timezone)
     return ZoneInfo(quiet.timezone)
+
+
+def local_time(quiet: QuietHours, tz_name: str | None, ts: float) -> str:
+    """``ts`` (epoch seconds) as RFC 3339 in the zone quiet hours follow for ``tz_name`` (``quiet_zone``'s, with
+    its offset: ``2026-12-04T08:00:00+01:00``; ``Z`` for UTC, as the log lines' ``timestamp``), for log lines; an
+    unknown zone, already counted and logged by ``defer_until``, is not again."""
+    zone = _lookup(tz_name) or ZoneInfo(quiet.timezone)
+    text = datetime.fromtimestamp(ts, tz=zone).isoformat(timespec="seconds")
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
 def quiet_zone(quiet: QuietHours, tz_name: str | None) -> ZoneInfo:

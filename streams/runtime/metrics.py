@@ -266,6 +266,16 @@ NOTIFIER_BREAKERS_OPEN = Gauge(
     "the others wait without trying (alerts/retry.py).",
     ["receiver_type"],
 )
+NOTIFIER_DELIVERIES_PACED = Gauge(
+    "preempt_notifier_deliveries_paced",
+    "Deliveries queued for their channel's next slot (a Slack channel's one message a second, or a channel a 429 "
+    "closed): waiting, not failing, so never given up (alerts/retry.py, alerts/held_log.py).",
+)
+NOTIFIER_PACED_OLDEST_SECONDS = Gauge(
+    "preempt_notifier_paced_oldest_seconds",
+    "How long the delivery queued longest for its channel's slot has waited for it (0: none waits); past the "
+    "give-up window /readyz reports it (alerts/held_log.py).",
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",

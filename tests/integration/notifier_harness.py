@@ -169,6 +169,21 @@ def readyz(settings: Settings) -> tuple[int, str]:
         return int(exc.code), exc.read().decode()
 
 
+def wait_readyz(
+    settings: Settings, want: Callable[[int, dict[str, str]], bool], timeout_s: float = 45.0
+) -> dict[str, str]:
+    """Poll (bounded) the notifier's /readyz until ``want(status, body)``; its JSON body."""
+    deadline = time.monotonic() + timeout_s
+    status, body = 0, {}
+    while time.monotonic() < deadline:
+        status, text = readyz(settings)
+        body = json.loads(text)
+        if want(status, body):
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"/readyz never as wanted; last: {status} {body}")
+
+
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
     """POST ``body`` and return the HTTP status (errors included)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310

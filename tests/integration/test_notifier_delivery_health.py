@@ -6,7 +6,6 @@ the retry and dead-letter counters."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +26,9 @@ from tests.integration.notifier_harness import (
     metric_value,
     notifier_settings,
     produce_alerts,
-    readyz,
     start_notifier,
     wait_for_records,
+    wait_readyz,
     write_routes,
 )
 
@@ -47,21 +46,6 @@ route:
 """
 FAILING_S = 3.0
 FAILING_LINE = "deliveries failing: every attempt to a target failed; not ready until one succeeds"
-
-
-def _wait_readyz(
-    settings: Settings, want: Callable[[int, dict[str, str]], bool], timeout_s: float = 45.0
-) -> dict[str, str]:
-    """Poll (bounded) the notifier's /readyz until ``want(status, body)``; its JSON body."""
-    deadline = time.monotonic() + timeout_s
-    status, body = 0, {}
-    while time.monotonic() < deadline:
-        status, text = readyz(settings)
-        body = json.loads(text)
-        if want(status, body):
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"/readyz never as wanted; last: {status} {body}")
 
 
 def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds(
@@ -88,7 +72,7 @@ def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds
     slack_server.always("C-RENEWALS", Reply.server_error(500))
     smtp_server.script_data("554 5.7.1 relay access denied", times=None)
     notifier = start_notifier(process_factory, settings)
-    _wait_readyz(settings, lambda s, b: s == 200)
+    wait_readyz(settings, lambda s, b: s == 200)
 
     # One Slack alert retried for ever (500), email alerts refused one by one (554, dead-lettered).
     produce_alerts(producer, topics.alerts, make_alert("northwind-7", rule_id="renewal-at-risk"))
@@ -98,8 +82,8 @@ def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds
     produce_alerts(producer, topics.alerts, make_alert("fabrikam-2", rule_id="seat-drop"))
     slack_server.wait_for(1, target="C-EXPANSION")  # a healthy channel is not held back
 
-    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
-    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" in b.get("reason", ""))
+    body = wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
+    body = wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" in b.get("reason", ""))
     reason = body["reason"]
     assert "deliveries failing: renewals-mail/email:" in reason
     assert "SMTP 554" in reason
@@ -113,14 +97,14 @@ def test_a_target_whose_every_delivery_fails_makes_readyz_503_until_one_succeeds
 
     slack_server.always("C-RENEWALS", Reply.ok())
     slack_server.wait_for(1, target="C-RENEWALS")
-    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" not in b.get("reason", ""))
+    body = wait_readyz(settings, lambda s, b: s == 503 and "renewals/slack" not in b.get("reason", ""))
     assert "renewals-mail/email" in body["reason"]
     assert metric_value(settings, "preempt_notifier_targets_failing", receiver_type="slack") == 0
 
     smtp_server.script_data("250 Message accepted", times=None)
     produce_alerts(producer, topics.alerts, make_alert("contoso-9", rule_id="champion-left"))
     smtp_server.wait_for(1)
-    _wait_readyz(settings, lambda s, b: s == 200)
+    wait_readyz(settings, lambda s, b: s == 200)
     assert [r["target"] for r in wait_for_records(notifier, "deliveries succeeding again", 2)] == [
         "renewals/slack",
         "renewals-mail/email",
@@ -153,7 +137,7 @@ def test_a_wrong_smtp_password_holds_the_alerts_until_it_works_again(
     alerts = [make_alert(f"contoso-{n}", rule_id="champion-left") for n in range(3)]
     produce_alerts(producer, topics.alerts, *alerts)
 
-    body = _wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
+    body = wait_readyz(settings, lambda s, b: s == 503 and "renewals-mail/email" in b.get("reason", ""))
     assert "SMTP 535" in body["reason"]
     [error] = wait_for_records(notifier, OUTAGE_LINE, 1)
     assert error["destination"] == f"SMTP server {smtp_server.host}:{smtp_server.port}"
@@ -168,7 +152,7 @@ def test_a_wrong_smtp_password_holds_the_alerts_until_it_works_again(
 
     smtp_server.password = "old-password"  # the relay is put right
     mails = smtp_server.wait_for(3)
-    _wait_readyz(settings, lambda s, b: s == 200)
+    wait_readyz(settings, lambda s, b: s == 200)
     wait_for_records(notifier, "delivery destination takes messages again", 1)
     time.sleep(1.0)
     assert sorted(m.rcpt_tos for m in smtp_server.messages) == sorted(

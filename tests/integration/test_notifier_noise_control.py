@@ -86,6 +86,7 @@ def test_silences_inhibition_and_quiet_hours(
         (target.alert_id, "inhibited"),
     }
     assert [r["alert_id"] for r in deferred] == [night.alert_id]
+    assert deferred[0]["until"] == quiet_end.isoformat().replace("+00:00", "Z")  # RFC 3339 in its zone, not epoch
     texts = [str(r.body) for r in slack_server.wait_for(2, target="C-CSM")]
     assert len(texts) == 2
     assert not any("Nightowl" in t or "Hushed" in t or "Initech: errors spiking" in t for t in texts)

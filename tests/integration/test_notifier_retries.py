@@ -16,11 +16,13 @@ from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
     make_alert,
+    metric_sample,
     metric_value,
     notifier_settings,
     produce_alerts,
     start_notifier,
     wait_for_records,
+    wait_readyz,
     write_routes,
 )
 
@@ -252,25 +254,40 @@ def test_the_notifiers_own_pacing_of_a_busy_channel_is_not_counted_as_retries(
     slack_server: FakeSlack,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """Six alerts in six groups to one healthy channel go out one a second: six requests, six ``sent``, no
+    """Ten alerts in ten groups to one healthy channel go out one a second: ten requests, ten ``sent``, no
     ``retried`` — nothing was tried twice. Before, each message held back for the channel's next slot counted
     as a retry (9 for 6 here), so a burst to one channel looked like a flaky Slack and, sustained, fired
     PreemptNotificationRetriesHigh (retries over half of the attempts) with every message delivered first time.
 
-    The INFO summaries of the holds count them all: the first at once (held=1), the rest when its 10 s end, though
-    the burst is over by then. Before, the burst's INFO log was one 'held: 1'; the other holds waited for the next."""
+    The INFO summaries of the holds count them all, each message's wait once: the first at once (held=1), the rest
+    when its 10 s end, though the burst is over by then. Before, the burst's INFO log was one 'held: 1'; the other
+    holds waited for the next.
+
+    The line is longer than the give-up window (3 s here: the tenth message goes out about 9.5 s after the first), and
+    is delivered in full: waiting for a slot is not failing (before, 3 of 6 were delivered, the others dead-lettered
+    gave_up); while its oldest waits longer than the window /readyz says so, and is ready again once it is out."""
     routes = (
         "receivers:\n  - {name: team, slack_configs: [{channel: C-BUSY}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
     )
-    settings = notifier_settings(settings_factory, write_routes(tmp_path, routes), slack_api_url=slack_server.api_url)
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, routes),
+        slack_api_url=slack_server.api_url,
+        delivery_give_up_seconds=3.0,
+    )
     notifier = start_notifier(process_factory, settings)
-    produce_alerts(producer, topics.alerts, *(make_alert(f"busy-{i}") for i in range(6)))
-    slack_server.wait_for(6, target="C-BUSY", timeout_s=60)
-    wait_for_records(notifier, "alert delivered", 6, timeout_s=30)
+    produce_alerts(producer, topics.alerts, *(make_alert(f"busy-{i}") for i in range(10)))
+    body = wait_readyz(settings, lambda s, b: "deliveries waiting for a pacing slot:" in b.get("reason", ""), 30)
+    assert "(longer than the give-up window, 3 s)" in body["reason"]
+    slack_server.wait_for(10, target="C-BUSY", timeout_s=60)
+    wait_for_records(notifier, "alert delivered", 10, timeout_s=30)
+    wait_readyz(settings, lambda s, b: s == 200)
 
-    assert len(slack_server.for_target("C-BUSY")) == 6
-    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 6
+    assert len(slack_server.for_target("C-BUSY")) == 10
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 10
     assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="retried") == 0
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="dead_lettered") == 0
+    assert metric_sample(settings, "preempt_notifier_deliveries_paced") == 0  # exported; the line is gone
     summaries = wait_for_records(notifier, HELD_SUMMARY, 2, timeout_s=20)
     assert summaries[0]["held"] == 1
-    assert sum(s["held"] for s in summaries) >= 5  # every message but the first waited for its slot
+    assert sum(s["held"] for s in summaries) == 9  # every message but the first waited for its slot, counted once

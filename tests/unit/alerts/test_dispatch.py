@@ -257,6 +257,32 @@ async def test_critical_alert_is_not_held_behind_its_groups_quiet_hours(setup, m
     assert dispatcher.grouper.pending() == 1  # the low alert, until the quiet hours end
 
 
+async def test_the_quiet_hours_log_line_gives_its_release_time_in_the_accounts_zone(setup, make_alert) -> None:
+    """``alert deferred by quiet hours`` says ``until`` as RFC 3339 in the zone quiet hours follow — the account's,
+    else the file's (an unknown zone counted once, as before) — not as epoch seconds (1795503600.0 before)."""
+    from datetime import datetime
+
+    from prometheus_client import REGISTRY
+    from structlog.testing import capture_logs
+
+    dispatcher, notifier, clock, _table, _ = setup(
+        quiet_hours={"start": "20:00", "end": "08:00", "timezone": "America/New_York", "bypass_severities": []}
+    )
+    clock.now = datetime.fromisoformat("2026-11-24T03:00:00+00:00").timestamp()  # 04:00 in Paris, 22:00 in New York
+    fallbacks = REGISTRY.get_sample_value("preempt_notifier_fallbacks_total", {"reason": "invalid_timezone"}) or 0.0
+    paris = make_alert(account_id="paris", account={"timezone": "Europe/Paris"})
+    unknown = make_alert(account_id="mars", account={"timezone": "Mars/Olympus_Mons"})
+    with capture_logs() as logs:
+        dispatcher.on_alert(paris, lambda: None)
+        dispatcher.on_alert(unknown, lambda: None)
+        await _run_until_idle(dispatcher, clock)
+    deferred = {e["alert_id"]: e["until"] for e in logs if e["event"] == "alert deferred by quiet hours"}
+    assert deferred == {paris.alert_id: "2026-11-24T08:00:00+01:00", unknown.alert_id: "2026-11-24T08:00:00-05:00"}
+    assert notifier.sent == []
+    after = REGISTRY.get_sample_value("preempt_notifier_fallbacks_total", {"reason": "invalid_timezone"})
+    assert after == fallbacks + 1
+
+
 async def test_alert_routed_only_to_a_null_receiver_is_counted_and_acked(make_alert) -> None:
     """An alert whose only receiver has no destinations is acked, logged and counted as no_destination."""
     routing = RoutingConfig.model_validate(

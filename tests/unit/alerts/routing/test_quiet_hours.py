@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alerts.routing.config import QuietHours
-from alerts.routing.quiet_hours import defer_until
+from alerts.routing.quiet_hours import defer_until, local_time
 from schemas.alert import Alert
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -120,3 +120,12 @@ def test_an_end_inside_the_skipped_hour_of_a_dst_change_is_not_before_it() -> No
     until = defer_until(quiet, None, now)
     assert until is not None
     assert until >= datetime.fromisoformat("2026-03-08T07:00:00+00:00").timestamp()  # 03:00 EDT
+
+
+def test_a_release_time_is_told_in_rfc3339_in_the_zone_quiet_hours_follow() -> None:
+    """For log lines: the account's zone with its offset, the file's zone for an unknown one, ``Z`` for UTC."""
+    quiet = QuietHours(start="20:00", end="08:00", timezone="UTC")
+    ts = datetime(2026, 11, 24, 7, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+    assert local_time(quiet, "Europe/Paris", ts) == "2026-11-24T08:00:00+01:00"
+    assert local_time(quiet, "Mars/Olympus_Mons", ts) == "2026-11-24T07:00:00Z"
+    assert local_time(quiet, None, ts) == "2026-11-24T07:00:00Z"
