@@ -361,10 +361,11 @@ def test_the_dead_letter_topic_missing_under_a_running_worker_is_named_and_the_d
     producer: KafkaProducer,
     tmp_path: Path,
 ) -> None:
-    """The events' dead-letter topic deleted before the worker wrote any dead letter, then a record it must dead-letter and a good event behind it on the same partition: the worker waits
-    (order, no dead letter lost) with /readyz 503 naming the topic and how to create it, one ERROR line and
-    preempt_topic_missing 1 (before: 'partition stalled' after 120 s, naming nothing); the topic created, it
-    goes on by itself: the dead letter on the topic, the event's alerts out, ready again."""
+    """The events' dead-letter topic deleted before the worker wrote any dead letter, then a record it must
+    dead-letter and a good event behind it on the same partition: the worker waits (order, no dead letter
+    lost) with /readyz 503 naming the topic and how to create it, one ERROR line and preempt_topic_missing 1
+    (before: 'partition stalled' after 120 s, naming nothing); the topic created, it goes on by itself: the
+    dead letter on the topic, the event's alerts out, ready again."""
     settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
     port, app = settings.worker_web_port, f"{settings.topic_prefix}-rules"
 
