@@ -13,9 +13,13 @@ from the log: the caller passes the wall clock.
 
 from __future__ import annotations
 
+from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import get_logger
 
 log = get_logger(__name__)
+
+_DUPLICATES = "duplicates"
+_READ_AGAIN = "read_again"
 
 
 class DuplicateLog:
@@ -23,23 +27,20 @@ class DuplicateLog:
 
     def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
-        self._last_logged: float | None = None
-        self._held = 0
-        self._held_read_again = 0
+        self._throttle = LogThrottle(interval)
 
     def ignored(self, count: int, now: float, *, read_again: int = 0) -> None:
         """``count`` duplicate events in a batch handled at ``now`` (0: nothing, but a held count may be due),
         ``read_again`` of them records evaluated before and read again (the others: a producer's copies)."""
-        self._held += count
-        self._held_read_again += read_again
-        if not self._held or (self._last_logged is not None and now - self._last_logged < self.interval):
+        throttle = self._throttle
+        throttle.hold(_DUPLICATES, count)
+        throttle.hold(_READ_AGAIN, read_again)
+        if not throttle.ready(now):
             return
-        held, self._held = self._held, 0
-        read, self._held_read_again = self._held_read_again, 0
-        self._last_logged = now
+        held = throttle.take(now)
         log.info(
             "duplicate events ignored (an event_id seen within the dedup horizon)",
-            duplicates_since_last_line=held,
-            read_again=read,
-            from_producers=held - read,
+            duplicates_since_last_line=held[_DUPLICATES],
+            read_again=held[_READ_AGAIN],
+            from_producers=held[_DUPLICATES] - held[_READ_AGAIN],
         )
