@@ -21,9 +21,9 @@ dead-lettered by then. ``preempt_notifier_deliveries_paced`` counts the deliveri
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 
+from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import REPEAT_INTERVAL_SECONDS, get_logger
 
 log = get_logger(__name__)
@@ -37,31 +37,25 @@ class HeldDeliveriesLog:
 
     def __init__(self, clock: Callable[[], float], interval_s: float = REPEAT_INTERVAL_SECONDS) -> None:
         self._clock = clock
-        self._interval_s = interval_s
-        self._last: float | None = None
-        self._since: Counter[str] = Counter()
+        self._since = LogThrottle(interval_s)  # holds by receiver type
 
     def held(self, receiver_type: str, target: str, retry_in: float, retry_after: float | None) -> None:
         """Called by the retry scheduler for each delivery a channel held back (``held=True``)."""
         log.debug("delivery held by its channel", target=target, retry_in=retry_in, retry_after=retry_after)
-        self._since[receiver_type] += 1
+        self._since.hold(receiver_type)
         self.flush()
 
     def due(self) -> float | None:
         """When the holds counted since the last summary are to be told (on ``clock``); None: none counted."""
-        if not self._since:
-            return None
-        return self._clock() if self._last is None else self._last + self._interval_s
+        return self._since.due(self._clock())
 
     def flush(self) -> None:
         """Log the summary of the holds counted since the last one, unless one was logged within the interval."""
-        due = self.due()
         now = self._clock()
-        if due is None or now < due:
+        if not self._since.ready(now):
             return
-        self._last = now
-        log.info(HELD_SUMMARY, held=sum(self._since.values()), by_receiver_type=dict(self._since))
-        self._since.clear()
+        held = self._since.take(now)
+        log.info(HELD_SUMMARY, held=sum(held.values()), by_receiver_type=dict(held))
 
 
 class PacedBacklog:

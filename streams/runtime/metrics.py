@@ -35,8 +35,13 @@ LATE_EVENTS = Counter(
 )
 DUPLICATE_EVENTS = Counter(
     "preempt_duplicate_events_total",
-    "Events whose event_id was already seen for the account within the dedup horizon.",
+    "Events whose event_id was already seen for the account within the dedup horizon, by source: read_again "
+    "(records evaluated before, read again from the committed offset after a restart or rebalance) or producer "
+    "(the same event published again).",
+    ["source"],
 )
+DUPLICATE_READ_AGAIN = "read_again"
+DUPLICATE_FROM_PRODUCER = "producer"
 INGEST_REQUESTS = Counter(
     "preempt_ingest_requests_total",
     "HTTP ingest requests, by HTTP status code.",
@@ -397,9 +402,11 @@ def expose_worker_series(
     quarantine_reasons: Iterable[str],
     skip_reasons: Iterable[str] = (),
 ) -> None:
-    """A 0 for the rules worker's event outcomes, dead-letter, quarantine and skip reasons."""
+    """A 0 for the rules worker's event outcomes, duplicate sources, dead-letter, quarantine and skip reasons."""
     for outcome in outcomes:
         EVENTS.labels(outcome=outcome)
+    for source in (DUPLICATE_READ_AGAIN, DUPLICATE_FROM_PRODUCER):
+        DUPLICATE_EVENTS.labels(source=source)
     for reason in skip_reasons:
         EVENTS_SKIPPED.labels(reason=reason)
     for reason in dead_letter_reasons:

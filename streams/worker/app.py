@@ -25,7 +25,7 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_worker_series
-from streams.runtime.missing_topics import confirm_seconds, watch_topics, written_reason
+from streams.runtime.missing_topics import confirm_seconds, dead_letter_reason, watch_topics, written_reason
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, changelog_topics
@@ -187,12 +187,18 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
-    # A changelog deleted under the worker stops it; the alerts topic deleted makes it not ready, named.
+    # A changelog deleted under the worker stops it; the alerts or dead-letter topic missing makes it not
+    # ready, named (the output waits behind the record it cannot write, and goes out once the topic is back).
+    names = TopicNames.from_settings(settings)
     missing = watch_topics(
         app,
         changelogs=[t.name for t in changelog_topics(app, settings.topic_partitions)],
-        written=[settings.topic("alerts")],
-        reason_for=lambda topic: written_reason(topic, settings.topic_partitions, "preempt worker"),
+        written=[names.alerts, names.events_dlq],
+        reason_for=lambda topic: (
+            dead_letter_reason(topic, settings)
+            if topic == names.events_dlq
+            else written_reason(topic, settings.topic_partitions, "preempt worker")
+        ),
         stop=runtime.stop,
         confirm_s=confirm_seconds(settings),
     )

@@ -10,19 +10,14 @@ Pure apart from the metric and the log: the caller passes the wall clock.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import LATE_EVENTS
 
 log = get_logger(__name__)
 
-
-@dataclass(slots=True)
-class _PartitionLog:
-    last_logged: float
-    suppressed: int = 0
-    worst: float = 0.0
+_LATE = "late"
 
 
 class LateEventLog:
@@ -31,7 +26,8 @@ class LateEventLog:
     def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
         self._pending: dict[int, int] = {}
-        self._partitions: dict[int, _PartitionLog] = {}
+        self._partitions: dict[int, LogThrottle] = {}
+        self._worst: dict[int, float] = {}  # the latest of the late events held back, per partition
         self._exposed: set[int] = set()
 
     def expose(self, partitions: Iterable[int]) -> None:
@@ -46,37 +42,36 @@ class LateEventLog:
         """One late event of ``account_id`` on ``partition``, ``seconds_late`` behind its clock."""
         self._pending[partition] = self._pending.get(partition, 0) + 1
         seconds_late = max(0.0, seconds_late)
-        state = self._partitions.get(partition)
-        if state is not None and now - state.last_logged < self.interval:
-            state.suppressed += 1
-            state.worst = max(state.worst, seconds_late)
+        throttle = self._partitions.get(partition)
+        if throttle is None:
+            throttle = self._partitions[partition] = LogThrottle(self.interval)
+        if not throttle.open(now):
+            throttle.hold(_LATE)
+            self._worst[partition] = max(self._worst.get(partition, 0.0), seconds_late)
             return
-        suppressed = 0 if state is None else state.suppressed
-        worst = 0.0 if state is None else state.worst
-        self._partitions[partition] = _PartitionLog(last_logged=now)
+        held = throttle.take(now)
         log.warning(
             "late event ignored",
             partition=partition,
             account_id=account_id,
             seconds_late=round(seconds_late, 3),
-            more_late_since_last_warning=suppressed,
-            worst_seconds_late_since_last_warning=round(worst, 3),
+            more_late_since_last_warning=held[_LATE],
+            worst_seconds_late_since_last_warning=round(self._worst.pop(partition, 0.0), 3),
         )
 
     def flush(self, now: float) -> None:
         """Once a partition's interval has passed, log the late events held back since its last line
         (when late events stop — a producer's buffer delivered in one burst — the burst's count would
         otherwise never reach the log, only the metric). Cheap when nothing is held."""
-        for partition, state in self._partitions.items():
-            if not state.suppressed or now - state.last_logged < self.interval:
+        for partition, throttle in self._partitions.items():
+            if not throttle.ready(now):
                 continue
             log.warning(
                 "late events ignored since the last warning",
                 partition=partition,
-                more_late_since_last_warning=state.suppressed,
-                worst_seconds_late_since_last_warning=round(state.worst, 3),
+                more_late_since_last_warning=throttle.take(now)[_LATE],
+                worst_seconds_late_since_last_warning=round(self._worst.pop(partition, 0.0), 3),
             )
-            state.last_logged, state.suppressed, state.worst = now, 0, 0.0
 
     def flush_counts(self) -> None:
         """Add the late events seen since the last call to the metric (once per batch: labels() is costly)."""

@@ -46,6 +46,8 @@ from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
     DEADLINE_WORK_BEHIND,
     DUPLICATE_EVENTS,
+    DUPLICATE_FROM_PRODUCER,
+    DUPLICATE_READ_AGAIN,
     EVENT_OFFSET_GAPS,
     EVENT_TO_ALERT,
     EVENTS,
@@ -348,7 +350,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if len(buffered) > MAX_HOME_PARTITIONS:  # accounts never measured again: forget the estimates
             buffered.clear()
         accepted_outcome = EventOutcome.ACCEPTED
+        duplicate_outcome = EventOutcome.DUPLICATE
         read_again = self._read_again
+        n_read_again = 0  # of the duplicates, records evaluated before (``read_again``), read again
         for record in records:
             decoded = decode_event(record.value, max_bytes=max_bytes, max_future_skew=max_skew, now=now)
             if isinstance(decoded, Rejection):
@@ -397,9 +401,13 @@ class RulesProcessor(Generic[StateT, FindingT]):
                         # Evaluated before the rebalance (here or by the partition's earlier owner): its
                         # id may be forgotten (older than the dedup horizon behind the clock); not late.
                         outcome = EventOutcome.DUPLICATE
+                        n_read_again += 1
                     else:
                         clock = max(late_clock[p], state.finalized_until)
                         self.late_log.late(p, account_id, clock - decoded.ts, now)
+                elif outcome is duplicate_outcome and record.offset < read_again.get(p, -1):
+                    # Below what was evaluated before: a restart's or rebalance's re-read, not a producer's copy.
+                    n_read_again += 1
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if findings:
                 self._emit(findings, out, now, p)
@@ -418,8 +426,8 @@ class RulesProcessor(Generic[StateT, FindingT]):
             if accounts is None:
                 accounts = touched[p] = set()
             accounts.add(account_id)
-        self._count_outcomes(outcomes)
-        self.duplicate_log.ignored(outcomes.get(EventOutcome.DUPLICATE, 0), now)
+        self._count_outcomes(outcomes, n_read_again)
+        self.duplicate_log.ignored(outcomes.get(EventOutcome.DUPLICATE, 0), now, read_again=n_read_again)
         self.late_log.flush_counts()
         self.late_log.flush(now)
         self.rejection_log.flush(now)
@@ -687,7 +695,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if not skipped:
             return records
         EVENTS.labels(outcome=EventOutcome.DUPLICATE.value).inc(skipped)
-        DUPLICATE_EVENTS.inc(skipped)
+        DUPLICATE_EVENTS.labels(source=DUPLICATE_READ_AGAIN).inc(skipped)
         log.info("records read again after a seek back were evaluated already; skipped", records=skipped)
         return kept
 
@@ -925,13 +933,16 @@ class RulesProcessor(Generic[StateT, FindingT]):
         EVENTS_DEAD_LETTERED.labels(reason=letter.reason).inc()
 
     @staticmethod
-    def _count_outcomes(outcomes: dict[EventOutcome, int]) -> None:
+    def _count_outcomes(outcomes: dict[EventOutcome, int], read_again: int) -> None:
+        """``read_again``: how many of the duplicates are records evaluated before, read again."""
         # Counted once per batch: prometheus_client's labels() costs more than decoding an event.
         for outcome, n in outcomes.items():
             EVENTS.labels(outcome=outcome.value).inc(n)
-        duplicates = outcomes.get(EventOutcome.DUPLICATE)
-        if duplicates:
-            DUPLICATE_EVENTS.inc(duplicates)
+        duplicates = outcomes.get(EventOutcome.DUPLICATE, 0)
+        if read_again:
+            DUPLICATE_EVENTS.labels(source=DUPLICATE_READ_AGAIN).inc(read_again)
+        if duplicates > read_again:
+            DUPLICATE_EVENTS.labels(source=DUPLICATE_FROM_PRODUCER).inc(duplicates - read_again)
 
 
 def _quarantine_letter(q: Quarantine) -> DeadLetterOutput:

@@ -11,6 +11,7 @@ decoder's sentence — never the record's bytes, which may hold personal data.
 
 from __future__ import annotations
 
+from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -23,18 +24,16 @@ class RejectionLog:
 
     def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
-        self._last_logged: float | None = None
-        self._held: dict[str, int] = {}
+        self._throttle = LogThrottle(interval)  # holds the refusals by reason
 
     def rejected(
         self, reason: str, detail: str, field: str | None, topic: str, partition: int, offset: int, now: float
     ) -> None:
         """One record of ``topic``/``partition`` at ``offset`` dead-lettered for ``reason``."""
-        if self._last_logged is not None and now - self._last_logged < self.interval:
-            self._held[reason] = self._held.get(reason, 0) + 1
+        if not self._throttle.open(now):
+            self._throttle.hold(reason)
             return
-        held, self._held = self._held, {}
-        self._last_logged = now
+        held = self._throttle.take(now)
         log.warning(
             "event dead-lettered",
             reason=reason,
@@ -44,18 +43,17 @@ class RejectionLog:
             partition=partition,
             offset=offset,
             more_dead_lettered_since_last_warning=sum(held.values()),
-            reasons_since_last_warning=held,
+            reasons_since_last_warning=dict(held),
         )
 
     def flush(self, now: float) -> None:
         """Once the interval has passed, log the refusals held back since the last line (when refusals stop,
         the last interval's count would otherwise never reach the log). Cheap when nothing is held."""
-        if not self._held or self._last_logged is None or now - self._last_logged < self.interval:
+        if not self._throttle.ready(now):
             return
-        held, self._held = self._held, {}
-        self._last_logged = now
+        held = self._throttle.take(now)
         log.warning(
             "events dead-lettered since the last warning",
             more_dead_lettered_since_last_warning=sum(held.values()),
-            reasons_since_last_warning=held,
+            reasons_since_last_warning=dict(held),
         )

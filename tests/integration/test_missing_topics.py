@@ -22,7 +22,7 @@ from streams.runtime.testing import free_port
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import make_alert, produce_alerts, start_notifier
-from tests.integration.pipeline_support import wait_for_metric
+from tests.integration.pipeline_support import scrape, wait_for_metric
 from tests.integration.topology_support import (
     crate_rules,
     delete_topic,
@@ -348,3 +348,48 @@ def test_a_worker_whose_producer_asks_for_fewer_topics_does_not_call_the_alerts_
         time.sleep(1)
     assert {status for status, _ in statuses} == {200}, statuses
     assert '"topic missing; not ready until it is back"' not in worker.log_text()
+
+
+def _missing_gauge(port: int, app: str, topic: str) -> float:
+    return scrape(port).get(f'preempt_topic_missing{{app="{app}",topic="{topic}"}}', -1.0)
+
+
+def test_the_dead_letter_topic_missing_under_a_running_worker_is_named_and_the_dead_letter_is_not_lost(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """The events' dead-letter topic deleted before the worker wrote any dead letter, then a record it must
+    dead-letter and a good event behind it on the same partition: the worker waits (order, no dead letter
+    lost) with /readyz 503 naming the topic and how to create it, one ERROR line and preempt_topic_missing 1
+    (before: 'partition stalled' after 120 s, naming nothing); the topic created, it goes on by itself: the
+    dead letter on the topic, the event's alerts out, ready again."""
+    settings, names, worker = ready_watching_worker(settings_factory, process_factory, tmp_path)
+    port, app = settings.worker_web_port, f"{settings.topic_prefix}-rules"
+
+    delete_topic(kafka_bootstrap, names.events_dlq)
+    deadline = time.monotonic() + 30
+    while names.events_dlq in _topics(kafka_bootstrap):
+        assert time.monotonic() < deadline, f"{names.events_dlq} not deleted"
+        time.sleep(0.2)
+    producer.send(names.events, key=b"wharf-0", value=b"not json")
+    producer.flush()
+    publish_crates(producer, names.events, ["wharf-0"])
+    body = wait_readyz(port, 503, f"dead-letter topic {names.events_dlq} does not exist", timeout_s=60)
+    assert f"--create --topic {names.events_dlq}" in body["reason"], body
+    assert _missing_gauge(port, app, names.events_dlq) == 1
+    time.sleep(5)  # the worker stays blocked; the line is not said again
+    assert worker.log_text().count('"topic missing; not ready until it is back"') == 1
+    assert consume_records(kafka_bootstrap, names.alerts, 1, timeout_s=3) == []  # the event waits behind it
+
+    ensure_topics(settings)
+    wait_readyz(port, 200, timeout_s=60)
+    worker.wait_for_log('"topic back"', timeout_s=10)
+    assert _missing_gauge(port, app, names.events_dlq) == 0
+    letters = consume_records(kafka_bootstrap, names.events_dlq, 1, timeout_s=60, idle_s=2.0)
+    assert [dict(r.headers)["preempt.dlq.reason"] for r in letters] == [b"invalid_json"]
+    emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 2, timeout_s=60, idle_s=2.0)]
+    assert [alert["account_id"] for alert in emitted] == ["wharf-0", "wharf-0"]
+    assert worker.proc.poll() is None

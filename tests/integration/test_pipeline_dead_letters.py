@@ -94,7 +94,8 @@ def test_good_bad_and_duplicate_records_are_each_accounted_for(
     assert samples['preempt_events_total{outcome="accepted"}'] == GOOD
     assert samples['preempt_events_total{outcome="dead_lettered"}'] == BAD
     assert samples['preempt_events_total{outcome="duplicate"}'] == DUPLICATES
-    assert samples["preempt_duplicate_events_total"] == DUPLICATES
+    assert samples['preempt_duplicate_events_total{source="producer"}'] == DUPLICATES  # copies sent twice
+    assert samples['preempt_duplicate_events_total{source="read_again"}'] == 0
     assert metric_sum(samples, "preempt_events_dead_lettered_total") == BAD
     sent_by_reason = Counter(str(reason) for reason, _ in bad)
     for reason, n in sent_by_reason.items():

@@ -16,9 +16,11 @@ from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.pipeline_support import (
     alert_ids,
     publish_lines,
+    scrape,
     simulated_history,
     wait_for_metric,
 )
+from tests.integration.topology_support import crate_rules, publish_crates, ready_worker, reset_group, wait_committed
 
 
 def test_sigkill_mid_stream_then_restart_gives_the_same_alert_set(
@@ -49,3 +51,32 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_alert_set(
     duplicates = sum(n - 1 for n in Counter(got).values())
     sys.stderr.write(f"\n[restart] {len(got)} alert records, {len(set(got))} ids, {duplicates} duplicates\n")
     assert set(got) == expected
+
+
+def test_a_restarts_re_read_and_a_producers_copies_are_counted_apart(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """3 events handled, the worker stopped and its group's offsets reset to the earliest, the same 3 events
+    published again: the next worker reads 6 duplicates, 3 read again (preempt_duplicate_events_total
+    {source="read_again"}) and 3 a producer's copies ({source="producer"}); before, one counter held all 6."""
+    settings = settings_factory(rules_path=crate_rules(tmp_path, "Call them."), worker_web_port=free_port())
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    accounts = [f"dock-{i}" for i in range(3)]
+    first = ready_worker(process_factory, settings, "worker-1")
+    publish_crates(producer, names.events, accounts)
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="accepted"}', 3)
+    wait_committed(kafka_bootstrap, f"{settings.topic_prefix}-rules", names.events, 3)
+    first.stop()
+
+    reset_group(kafka_bootstrap, f"{settings.topic_prefix}-rules", names.events, "earliest")
+    publish_crates(producer, names.events, accounts)  # the same event_ids again, at new offsets
+    ready_worker(process_factory, settings, "worker-2")
+    wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 6)
+    metrics = scrape(settings.worker_web_port)
+    assert metrics['preempt_duplicate_events_total{source="read_again"}'] == 3
+    assert metrics['preempt_duplicate_events_total{source="producer"}'] == 3

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from streams.runtime.missing_topics import MissingTopicWatch, changelog_reason, written_reason
+from streams.runtime.missing_topics import MissingTopicWatch, changelog_reason, dead_letter_reason, written_reason
+from streams.runtime.settings import Settings
 
 
 def _listed(*topics: str) -> Callable[[str], bool]:
@@ -61,3 +62,25 @@ def test_a_topic_absent_for_less_than_the_confirmation_time_is_not_missing() -> 
     assert watch.observe(lambda _t: False, 18.0) == ([], [])
     assert watch.observe(lambda _t: False, 33.0) == (["t-changelog"], [])
     assert watch.missing == {"t-changelog"}
+
+
+def test_a_written_topic_asked_for_and_absent_is_missing_without_being_seen_first() -> None:
+    """A producer asks for a topic's metadata as it first sends to it: the dead-letter topic deleted before
+    the first dead letter (or never created) was never seen, and absent for the confirmation time it is
+    missing all the same (before: never reported, the worker waited on it in silence)."""
+    watch = MissingTopicWatch(["x.events.dlq"], confirm_s=15.0, seen_first=False)
+    assert watch.observe(lambda _t: None, 0.0) == ([], [])  # not asked for yet: nothing known
+    assert watch.observe(lambda _t: False, 1.0) == ([], [])
+    assert watch.observe(lambda _t: False, 16.0) == (["x.events.dlq"], [])
+    assert watch.observe(lambda _t: True, 20.0) == ([], ["x.events.dlq"])
+
+
+def test_the_dead_letter_reason_names_the_topic_and_the_command_that_creates_it() -> None:
+    """The dead-letter topic's reason says the worker waits, loses nothing, and how to create the topic."""
+    settings = Settings(broker="kafka://kafka:9092", topic_partitions=12, topic_replication=3)
+    reason = dead_letter_reason("preempt.events.dlq", settings)
+    assert reason.startswith("dead-letter topic preempt.events.dlq does not exist (deleted, or never created)")
+    assert (
+        "kafka-topics.sh --bootstrap-server kafka:9092 --create --topic preempt.events.dlq --partitions 12 "
+        "--replication-factor 3"
+    ) in reason

@@ -93,6 +93,29 @@ def test_duplicates_are_logged_at_most_once_per_interval_with_their_count(make_p
     assert [e["duplicates_since_last_line"] for e in logs] == [2]
 
 
+def _duplicates(source: str) -> float:
+    return REGISTRY.get_sample_value("preempt_duplicate_events_total", {"source": source}) or 0.0
+
+
+def test_duplicates_read_again_after_a_restart_are_counted_apart_from_a_producers_copies(
+    make_processor: Factory,
+) -> None:
+    """Records evaluated before and read again from the committed offset (a restart, a rebalance) are
+    duplicates with source read_again; the same event_id at a new offset is a producer's copy (source
+    producer), and the log line says how many of each. Before, one unlabelled counter held both."""
+    processor, _ = make_processor()
+    first = [_record(i, "Login", T0 + i) for i in range(3)]
+    processor.process_batch(first)
+    read_again, produced = _duplicates("read_again"), _duplicates("producer")
+    processor.forget_offsets()  # the rebuild after a restart or rebalance
+    processor.reading_from({0: 0})  # read again from the group's committed offset
+    with capture_logs() as logs:
+        processor.process_batch([*first, _record(3, "Login", T0 + 1, event_id="e1")])
+    assert (_duplicates("read_again"), _duplicates("producer")) == (read_again + 3, produced + 1)
+    (line,) = [e for e in logs if e["event"].startswith("duplicate events ignored")]
+    assert (line["duplicates_since_last_line"], line["read_again"], line["from_producers"]) == (4, 3, 1)
+
+
 def test_tick_fires_an_inactivity_deadline_from_the_wall_clock(make_processor: Factory) -> None:
     """In live mode a timer tick past the deadline alerts with no further events."""
     processor, _ = make_processor(event_time_only=False, wall=T0)
