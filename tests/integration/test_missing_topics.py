@@ -346,8 +346,12 @@ def test_a_worker_whose_producer_asks_for_fewer_topics_does_not_call_the_alerts_
         status, body = readyz(settings.worker_web_port)
         statuses.append((status, str(body.get("reason", ""))[:80]))
         time.sleep(1)
-    assert {status for status, _ in statuses} == {200}, statuses
-    assert '"topic missing; not ready until it is back"' not in worker.log_text()
+    # The dead-letter topic itself, gone for about 11 s, counts as missing after 15 s: on a loaded machine the
+    # test may take that long to create it again, and then saying so is right. The alerts topic never is.
+    assert not [reason for status, reason in statuses if status != 200 and names.alerts in reason], statuses
+    missing = [line for line in worker.log_text().splitlines() if '"topic missing; not ready until it is back"' in line]
+    assert not [line for line in missing if f'"{names.alerts}"' in line], missing
+    assert statuses[-1][0] == 200, statuses
 
 
 def _missing_gauge(port: int, app: str, topic: str) -> float:
