@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,13 +28,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, metric_sum
 from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
-from tests.integration.pipeline_support import (
-    PREEMPT,
-    append_heartbeats,
-    publish_lines,
-    stream_final_clock,
-    wait_for_metric,
-)
+from tests.integration.pipeline_support import append_heartbeats, backtest_alert_ids, publish_lines, wait_for_metric
 from tests.unit.rules.risk_support import write_model
 
 START = datetime(2026, 8, 3, tzinfo=UTC)
@@ -120,26 +113,8 @@ def _history(out: Path, seed: int) -> tuple[Path, Path]:
 
 def _backtest(rules: Path, events: Path, accounts: Path, out: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """The backtest's alerts by id: account and evidence."""
-    subprocess.run(
-        [
-            PREEMPT,
-            "backtest",
-            "--rules",
-            str(rules),
-            "--events",
-            str(events),
-            "--accounts",
-            str(accounts),
-            "--until",
-            stream_final_clock(events),
-            "--output",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    alerts = [json.loads(line) for line in out.read_bytes().splitlines() if line.strip()]
-    return _by_id(alerts)
+    backtest_alert_ids(events, accounts, out, rules)
+    return _by_id([json.loads(line) for line in out.read_bytes().splitlines() if line.strip()])
 
 
 def _by_id(alerts: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
