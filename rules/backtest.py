@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from rules.clock import EventTimeClock
 from rules.engine import AlertTooLargeError, EventOutcome, RuleEngine
 from rules.findings import Finding
+from rules.kinds.base import at_limit_counts
 from rules.state import AccountState
 from schemas.account import Account, Owner, owner_identity
 from schemas.alert import Alert
@@ -44,6 +45,7 @@ from schemas.decoder import Rejection, decode_event
 from schemas.errors import BacktestRangeError
 from schemas.event import MAX_EVENT_BYTES, Event, format_ts
 from schemas.jsonl import Line, first_error, read_file
+from schemas.observed import Anomaly
 
 MAX_REPORTED_INVALID = 1000
 NO_OWNER = "(no owner)"
@@ -82,6 +84,10 @@ class BacktestResult:
     """Findings whose alert would be too large (``rules.engine.AlertTooLargeError``): the stream dead-letters them."""
     not_built_reason: str = ""
     """The first of them, in words."""
+    at_limit: dict[tuple[Anomaly, str], int] = field(default_factory=dict)
+    """By anomaly and rule: events a per-user rule did not evaluate (a user beyond ``MAX_USER_KEYS``), alerts sent
+    without their cooldown kept, risk days counted by sketch (``rules.kinds.base.user_not_tracked``), as the
+    worker counts them in its metrics."""
 
 
 def decode_lines(
@@ -157,6 +163,7 @@ def run_backtest(
     # are late for them (as in a stream, which does not stop at until), judged against this time.
     closed: dict[int, float] = {}
     suppressed_before = engine.suppressed_by_cooldown
+    at_limit_before = at_limit_counts()
     earliest: float | None = None  # the first event's time, for the message when until is before the data
     for number, decoded in events:
         result.lines += 1
@@ -227,6 +234,11 @@ def run_backtest(
     result.last_event_at = newest
     result.accounts = len(states)
     result.suppressed_by_cooldown = engine.suppressed_by_cooldown - suppressed_before
+    result.at_limit = {
+        key: count - at_limit_before.get(key, 0)
+        for key, count in at_limit_counts().items()
+        if count > at_limit_before.get(key, 0)
+    }
     accounts = accounts or {}
     findings.sort(key=_sort_key)
     for finding in findings:

@@ -309,6 +309,15 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
         log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)
 
 
+def at_limit_counts() -> dict[tuple[Anomaly, str], int]:
+    """What :func:`user_not_tracked` counted so far in this process, by anomaly and rule ("": pairs beyond the
+    throttle's table): a backtest takes the difference over its run to say it in its summary."""
+    totals: dict[tuple[Anomaly, str], int] = {}
+    for (rule_id, _, anomaly), count in _not_tracked.items():
+        totals[anomaly, rule_id] = totals.get((anomaly, rule_id), 0) + count
+    return totals
+
+
 def admits(keys: dict[str, Any], rule_id: str, account_id: str, is_stale: Callable[[Any], bool] | None = None) -> bool:
     """Whether a rule may add a key (a user new to it) to ``keys`` of one account: False (counted and logged)
     once it holds :data:`MAX_USER_KEYS`. Called only where a key is added, after the kind's own sweep;

@@ -42,9 +42,10 @@ becomes a *sketch day* (:func:`_sketch_day`): a HyperLogLog sketch of all its us
 While every day a feature looks at is exact the features are exactly those of before (the ids
 read back from the table); when one is a sketch day the distinct-user counts are the sketches'
 union estimate and the per-user features (the regulars still active, the champion's days away)
-come from the users sampled on every day at the rarest sampling rate of those days (its counts
-scaled back up). Before, a day listed its first 256 user ids and left out the rest: 593 KB of
-ids for an account of 256 daily users, quarantined beside the default pack's state.
+come from the users sampled on every day at the rarest sampling rate of those days but the sparsest
+tenth (:func:`_per_user_level`: one burst day does not thin the other days' users; counts scaled back
+up). Before, a day listed its first 256 user ids and left out the rest: 593 KB of ids for an account
+of 256 daily users, quarantined beside the default pack's state.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ SKETCH_PRECISION = 10
 MAX_SAMPLE_PER_DAY = 64
 """A sketch day's sample holds at most this many users' hashes (its sampling rate halves past it)."""
 SAMPLE_BITS = 48
+PER_USER_SPARSEST = 0.1
+"""The share of the days in view (at most 7 of 70; none of fewer than 10) whose sparser samples do not set the
+level the per-user features read (:func:`_per_user_level`): a burst day leaves the other days' users counted."""
 CAP_DAYS = 90.0
 TREND_WEEKS = 4
 SEAT_USE_DAYS = 28
@@ -526,8 +530,9 @@ def compute(
     table = _tabled(state)
     days: list[list[Any]] = [d for d in state["days"] if today - KEEP_DAYS <= d[0] < today]
     exact = all(type(d[3]) is list for d in days)
-    # a sketch day in view: users are told apart by hash, those of the rarest sample of these days
-    level = 0 if exact else max(d[3]["v"] for d in days if type(d[3]) is not list)
+    # a sketch day in view: users are told apart by hash, those of the rarest sample of these days but the
+    # sparsest tenth (:func:`_per_user_level`)
+    level = 0 if exact else _per_user_level(days)
     names = _names(table)
     hashed: dict[int, int] = {}
     first, last, last_user = state["f"], state["l"], state["u"]
@@ -613,9 +618,13 @@ def compute(
     generic.append(Explained(_ratio(weekly_recent, weekly_base), weekly_recent, weekly_base, baseline_weeks))
     base_users = sum(_distinct(u, exact) for u in week_users.values()) / baseline_weeks if baseline_weeks else None
     active_7d = _distinct(users_7d, exact)
-    estimated = not exact  # user counts of sketch days are estimates: their sentences say so
-    generic.append(Explained(_ratio(active_7d, base_users), active_7d, base_users, baseline_weeks, estimated))
-    generic.append(Explained(math.log1p(active_7d), active_7d, estimated=estimated))
+    # user counts of sketch days are estimates, and their sentences say so; a count of exact days only is exact
+    # (a burst day leaves the weeks without it exact), but the per-user features read every day's sample
+    estimated = not exact
+    week_estimated = _sketched(users_7d)
+    base_estimated = week_estimated or (baseline_weeks is not None and any(map(_sketched, week_users.values())))
+    generic.append(Explained(_ratio(active_7d, base_users), active_7d, base_users, baseline_weeks, base_estimated))
+    generic.append(Explained(math.log1p(active_7d), active_7d, estimated=week_estimated))
     has_before = first_day <= recent_from - RECENT_DAYS
     before = float(len(breadth_before)) if has_before else None
     generic.append(Explained(_ratio(len(breadth_recent), before), len(breadth_recent), before))
@@ -629,7 +638,8 @@ def compute(
         generic.append(Explained(_ratio(week_events, weekly_base), week_events, weekly_base, baseline_weeks))
         full_weeks = first_day <= today - 7 * TREND_WEEKS  # younger accounts have no 4-week trend yet
         generic.append(_trend(trend_events, full_weeks))
-        generic.append(_trend([_distinct(u, exact) for u in trend_users], full_weeks, estimated))
+        trend_estimated = any(map(_sketched, trend_users))
+        generic.append(_trend([_distinct(u, exact) for u in trend_users], full_weeks, trend_estimated))
         regulars = [u for u, n in base_user_days.items() if n >= 2] if baseline_weeks else []
         retained = sum(1 for u in regulars if u in users_recent)
         if regulars:
@@ -662,13 +672,32 @@ def compute(
     out.extend(Explained(mins[i], mins[i]) for i in range(n_numerics))
     out.extend(Explained(latest[i], latest[i]) for i in range(n_numerics))
     if v3:
-        out.extend(_account_features(spec, account, now, _distinct(users_28d, exact), estimated))
+        out.extend(_account_features(spec, account, now, _distinct(users_28d, exact), _sketched(users_28d)))
     return out
+
+
+def _per_user_level(days: list[list[Any]]) -> int:
+    """The sampling level the per-user features read the days at: the highest level of the days once the
+    :data:`PER_USER_SPARSEST` share of them sampled most sparsely is left out (an exact day is level 0).
+
+    A user's days are all known only where its hash is in every day's sample, so the features read the
+    users sampled at this level, counts scaled back up by ``2 ** level``; on a day sampled more sparsely
+    (one of those left out) only the users of its own sample are seen, the others read as absent that day.
+    Before, the level was the highest of all 70 days: one burst day (a bulk import of 700 users among
+    days of 25: level 4) left one user in 16 for every per-user feature until it was 70 days old: no
+    regular sampled (retained unknown) and a burst-only user as the champion, "away" for 51 days."""
+    levels = sorted(0 if type(d[3]) is list else d[3]["v"] for d in days)
+    return levels[len(levels) - 1 - int(len(levels) * PER_USER_SPARSEST)]
 
 
 def _distinct(days: list[Any], exact: bool) -> int | float:
     """The distinct users of days: their ids' union (exact), or the estimate of their sketches' union."""
     return len(set().union(*days)) if exact else sketch.union_count(days)
+
+
+def _sketched(days: list[Any]) -> bool:
+    """Whether some of these days' users are a sketch (their distinct count is an estimate)."""
+    return any(type(users) is str for users in days)
 
 
 def _hash_of(index: int, names: list[str], hashed: dict[int, int]) -> int:

@@ -24,13 +24,16 @@ from rules.backtest import (
     run_backtest,
 )
 from rules.engine import RuleEngine
+from rules.kinds.base import MAX_USER_KEYS
 from rules.loader import RuleSet
 from rules.models import RiskRule
+from rules.risk.features import MAX_USERS_PER_DAY
 from schemas.account import Account
 from schemas.decoder import Rejection
 from schemas.event import Event, format_ts
 from schemas.formatting import plural
 from schemas.jsonl import read_file
+from schemas.observed import Anomaly
 from schemas.rfc3339 import parse_rfc3339
 from streams.cli.input_files import rereadable
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
@@ -96,6 +99,7 @@ def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | N
             f"dead-letters them as alert_build_failed); the first: {result.not_built_reason}",
             err=True,
         )
+    _note_at_limit(result.at_limit)
     if not result.alerts:
         return
     click.echo("\nalerts per rule:")
@@ -106,6 +110,41 @@ def _print_summary(result: BacktestResult, budget: AlertBudget, until: float | N
         if budget.per_severity[severity]:
             click.echo(f"  {budget.per_severity[severity]:>6}  {severity}")
     _print_budget(budget, limit)
+
+
+_AT_LIMIT_NOTES = {
+    Anomaly.USER_NOT_TRACKED: (
+        "{events} of users new to a per-user rule already tracking {limit:,} users of the account were not "
+        "evaluated by it, as in the worker (preempt_user_events_not_tracked_total; docs/rules.md, State)",
+        "event",
+        MAX_USER_KEYS,
+    ),
+    Anomaly.USER_COOLDOWN_NOT_KEPT: (
+        "{events} of per-user rules went out without their cooldown kept (the rule's cooldown table holds "
+        "{limit:,} users), as in the worker (preempt_user_cooldowns_not_kept_total)",
+        "alert",
+        MAX_USER_KEYS,
+    ),
+    Anomaly.RISK_DAY_SKETCHED: (
+        "{events} of risk features had more than {limit} users (or a full user table): counted by sketch, "
+        "their user counts are estimates (preempt_risk_days_sketched_total)",
+        "account-day",
+        MAX_USERS_PER_DAY,
+    ),
+}
+
+
+def _note_at_limit(at_limit: dict[tuple[Anomaly, str], int]) -> None:
+    """One line per kind of bound a big account met (rules.kinds.base.user_not_tracked), with the rules' counts:
+    without it the summary read as if every event had been evaluated."""
+    for anomaly, (text, noun, limit) in _AT_LIMIT_NOTES.items():
+        rules = sorted(((rule_id, n) for (kind, rule_id), n in at_limit.items() if kind is anomaly), key=lambda x: x[0])
+        if not rules:
+            continue
+        total = sum(n for _, n in rules)
+        per_rule = ", ".join(f"{rule_id or '(other rules)'} {n:,}" for rule_id, n in rules)
+        line = text.format(events=plural(total, noun), limit=limit)
+        click.echo(f"note: {line}: {per_rule}", err=True)
 
 
 def _print_budget(budget: AlertBudget, limit: int | None) -> None:

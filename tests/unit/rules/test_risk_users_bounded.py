@@ -151,3 +151,38 @@ def test_a_worker_reads_on_a_state_of_the_layout_before_and_one_from_before_star
     assert evaluator.restarted == 0
     assert state.features["d"] == features.state_digest(SPEC) != SPEC.digest
     assert len(state.features["days"]) == 6
+
+
+def test_a_burst_day_makes_only_the_user_counts_it_is_part_of_read_as_estimates() -> None:
+    """One day of 700 users among days of 25 (a bulk import) is a sketch day: the baseline's weekly users, which
+    count it, read "(estimated)"; the last 7 days' and the 4-week trend's users, all of exact days, are exact and
+    read so (before, any sketch day in the 70 days marked every user count an estimate); the per-user features
+    (regulars retained, the champion's days away) read the users sampled on every day, so they stay estimates."""
+    from rules.risk.reasons import sentence
+
+    state = _state(lambda day: range(700) if day == 20 else range(day % 3, 25 + day % 3), 71)
+    got = _named(state, 71)
+    assert got["active_users_7d"].now == 27
+    for name in ("active_users_7d", "active_users_trend_4w"):
+        assert not sentence(name, got[name]).endswith("(estimated)"), (name, sentence(name, got[name]))
+    for name in ("active_users_vs_baseline", "baseline_users_retained", "top_user_days_away"):
+        assert sentence(name, got[name]).endswith(" (estimated)"), (name, sentence(name, got[name]))
+
+
+def test_a_burst_day_leaves_the_per_user_features_of_the_other_days_as_they_were() -> None:
+    """The same 70 days with and without a day of 700 users (a bulk import: a sketch day sampling one user in 16):
+    the regulars retained and the champion's days away read the same. Before, the burst day's level applied to
+    every day until it was 70 days old: no regular was sampled (retained unknown) and a user of the burst day only
+    was the champion, away for 51 days: a churn signal for an account whose users all came back."""
+
+    def users(burst: bool) -> Any:
+        # user 0 (the champion) every day, users 1-24 three days in four; in the last 14 days users 13-24 are gone
+        return lambda day: (
+            range(700) if burst and day == 20 else [0, *(k for k in range(1, 13 if day >= 57 else 25) if (day + k) % 4)]
+        )
+
+    plain, burst = _named(_state(users(False), 71), 71), _named(_state(users(True), 71), 71)
+    assert plain["baseline_users_retained"].value == pytest.approx(13 / 25)
+    assert burst["baseline_users_retained"].value == plain["baseline_users_retained"].value
+    assert burst["top_user_days_away"].value == plain["top_user_days_away"].value == 1.0
+    assert burst["active_users_vs_baseline"].before > plain["active_users_vs_baseline"].before  # the burst is counted

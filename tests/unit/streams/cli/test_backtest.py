@@ -404,3 +404,28 @@ def test_the_summary_counts_agree_with_their_nouns(tmp_path: Path) -> None:
     assert first.startswith("1 line: 1 event accepted from "), first
     assert " across 1 account; 0 duplicates, 0 late, 0 invalid" in first
     assert "\n1 alert (0 more suppressed by cooldown)\n" in result.stdout
+
+
+def test_the_summary_says_how_many_events_a_per_user_rule_at_its_user_limit_did_not_evaluate(tmp_path: Path) -> None:
+    """2,100 users log in to one account: a ``group_by: user`` rule tracks 2,000 of them (``MAX_USER_KEYS``), as the
+    worker does. Before, the backtest's summary did not say so (only the throttled log lines, 1st, 10th, 100th…),
+    so alerts of a big account read as complete; the worker counts the same in a metric."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("    match: {}\n", "    match: {}\n    group_by: user\n"))
+    lines = [
+        orjson.dumps(
+            {"event_id": f"e{u}", "event": "Login", "account_id": "acme", "user_id": f"u{u}",
+             "timestamp": format_ts(MONDAY + u)}
+        )
+        for u in range(2_100)
+    ]  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_bytes(orjson.dumps({"account_id": "acme", "name": "Acme"}) + b"\n")
+    result = _invoke({"rules": rules, "events": events, "accounts": accounts, "out": tmp_path / "alerts.jsonl"})
+    assert result.exit_code == 0, result.output
+    (note,) = [line for line in result.stderr.splitlines() if "not evaluated" in line]
+    assert "100 events" in note
+    assert "quiet 100" in note
+    assert "2,000 users" in note
