@@ -57,16 +57,17 @@ class MissingTopicWatch:
     """Which watched topics were deleted: seen in the metadata once, absent from it now. Pure: the caller
     passes, per topic, whether the latest metadata lists it (None: no metadata to tell).
 
-    A topic never seen is not missing: at start the metadata may not list it yet. A topic is missing once
+    A topic never seen is not missing: at start the metadata may not list it yet (``existed``: topics known
+    to exist all the same, as the process created them before it started). A topic is missing once
     it has been absent for ``confirm_s`` (``now`` is the caller's clock): aiokafka leaves a topic out of
     its metadata for any error of it (a leader election's ``LEADER_NOT_AVAILABLE`` too), and the next
     refresh (``PREEMPT_METADATA_MAX_AGE_SECONDS``) lists it again — only a deleted topic stays away.
     """
 
-    def __init__(self, topics: Iterable[str], confirm_s: float = 0.0) -> None:
+    def __init__(self, topics: Iterable[str], confirm_s: float = 0.0, *, existed: Iterable[str] = ()) -> None:
         self.topics = tuple(topics)
         self.confirm_s = confirm_s
-        self._seen: set[str] = set()
+        self._seen: set[str] = set(existed)  # known to exist without being seen (created at start)
         self._absent_since: dict[str, float] = {}
         self.missing: set[str] = set()
 
@@ -134,7 +135,11 @@ def watch_topics(
     ``preempt_topic_missing{app,topic}`` is 1 while a topic is missing.
     """
     changelog_watch = MissingTopicWatch(changelogs, confirm_s)
-    written_watch = MissingTopicWatch(written, confirm_s)
+    # The written topics were made at start (ensure_topics): they count as seen. Before, a topic deleted before
+    # the first metadata listing it (the timer's first tick; once the producer has written to any topic, its
+    # refreshes list only those) was never missing: the worker stayed ready while its dead letters waited.
+    written = tuple(written)
+    written_watch = MissingTopicWatch(written, confirm_s, existed=written)
     name = app.conf.name
     stopping: list[str] = []
     for topic in (*changelog_watch.topics, *written_watch.topics):

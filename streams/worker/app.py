@@ -187,11 +187,12 @@ def _register_watchdog(app: faust.App, runtime: WorkerRuntime, settings: Setting
         broker_down=lambda: broker_unreachable(app),
     )
     app.timer(interval=watchdog.interval_s, name="partition-watchdog")(watchdog.check)
-    # A changelog deleted under the worker stops it; the alerts topic deleted makes it not ready, named.
+    # A changelog deleted under the worker stops it; a topic it writes (alerts, dead letters) deleted makes it
+    # not ready, named: a dead letter the broker does not take holds up the good records after it.
     missing = watch_topics(
         app,
         changelogs=[t.name for t in changelog_topics(app, settings.topic_partitions)],
-        written=[settings.topic("alerts")],
+        written=[settings.topic("alerts"), settings.topic("events.dlq")],
         reason_for=lambda topic: written_reason(topic, settings.topic_partitions, "preempt worker"),
         stop=runtime.stop,
         confirm_s=confirm_seconds(settings),

@@ -29,6 +29,14 @@ def test_a_topic_never_seen_is_not_missing() -> None:
     assert watch.missing == set()
 
 
+def test_a_topic_known_to_exist_is_missing_without_being_seen_first() -> None:
+    """A topic the process created at start (a dead-letter topic it writes) deleted before any metadata listed
+    it is missing at the first look without it; before, it was never seen, so never missing."""
+    watch = MissingTopicWatch(["dlq"], existed=["dlq"])
+    assert watch.observe(_listed()) == (["dlq"], [])
+    assert watch.observe(_listed("dlq")) == ([], ["dlq"])
+
+
 def test_no_metadata_changes_nothing() -> None:
     """A client without metadata (not started, or restarting) says nothing about the topics."""
     watch = MissingTopicWatch(["a"])
