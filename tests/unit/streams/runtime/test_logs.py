@@ -97,7 +97,8 @@ def test_an_address_match_starts_only_where_its_run_of_characters_starts() -> No
     text = "csm.jane+tag@eu.acme.io"
     assert _EMAIL.search(text, 1) is None
     match = _EMAIL.search(f"owner: {text}.")
-    assert match is not None and match.group() == text
+    assert match is not None
+    assert match.group() == text
 
 
 def test_a_long_value_without_an_address_is_logged_whole() -> None:
