@@ -23,7 +23,14 @@ from tests.integration.notifier_harness import (
     wait_for_records,
     write_routes,
 )
-from tests.integration.topology_support import crate_rules, delete_topic, publish_crates, ready_worker, wait_readyz
+from tests.integration.topology_support import (
+    crate_rules,
+    delete_topic,
+    missing_then_back,
+    publish_crates,
+    ready_worker,
+    wait_readyz,
+)
 
 
 def test_the_events_dead_letter_topic_deleted_under_a_running_worker_is_named_and_nothing_is_lost(
@@ -49,12 +56,7 @@ def test_the_events_dead_letter_topic_deleted_under_a_running_worker_is_named_an
     producer.send(names.events, key=b"quay-0", value=b"not json at all")
     accounts = [f"quay-{i}" for i in range(3)]
     publish_crates(producer, names.events, accounts)
-    wait_readyz(settings.worker_web_port, 503, f"topic {names.events_dlq} does not exist (deleted?)", timeout_s=60)
-    assert worker.log_text().count('"topic missing; not ready until it is back"') == 1
-
-    ensure_topics(settings)
-    wait_readyz(settings.worker_web_port, 200, timeout_s=60)
-    worker.wait_for_log('"topic back"', timeout_s=10)
+    missing_then_back(worker, settings.worker_web_port, settings, names.events_dlq)
     letters = consume_records(kafka_bootstrap, names.events_dlq, 1, timeout_s=60)
     assert [dict(r.headers)[REASON] for r in letters] == [b"invalid_json"]
     emitted = consume_records(kafka_bootstrap, names.alerts, 2 * len(accounts), timeout_s=60, idle_s=2.0)
@@ -85,11 +87,7 @@ def test_the_alerts_dead_letter_topic_deleted_under_a_running_notifier_is_named_
     good = [make_alert(f"berth-{i}") for i in range(3)]
     producer.send(names.alerts, key=b"berth-0", value=b"not json at all")
     produce_alerts(producer, names.alerts, *good)
-    wait_readyz(settings.notifier_web_port, 503, f"topic {names.alerts_dlq} does not exist (deleted?)", timeout_s=60)
-    assert notifier.log_text().count('"topic missing; not ready until it is back"') == 1
-
-    ensure_topics(settings)
-    wait_readyz(settings.notifier_web_port, 200, timeout_s=60)
+    missing_then_back(notifier, settings.notifier_web_port, settings, names.alerts_dlq)
     assert len(consume_records(kafka_bootstrap, names.alerts_dlq, 1, timeout_s=60)) == 1
     delivered = wait_for_records(notifier, "alert delivered", len(good), timeout_s=60)
     assert {r["alert_id"] for r in delivered} == {a.alert_id for a in good}
