@@ -46,7 +46,7 @@ from streams.runtime.faust_compat import (
 from streams.runtime.kafka_clients import faust_credentials, metadata_max_age_ms
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import expose_notifier_series
-from streams.runtime.missing_topics import confirm_seconds, crash_on, watch_topics
+from streams.runtime.missing_topics import confirm_seconds, crash_on, dead_letter_reason, watch_topics
 from streams.runtime.ops_web import broker_unreachable, register_liveness, register_recordless
 from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
@@ -238,11 +238,12 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     # waiting for their channel's pacing slot for longer than the give-up window.
     # A changelog (delivery log, snoozes) deleted under the notifier stops it: the next start asks the operator.
     changelogs = [t.name for t in changelog_topics(app, settings.topic_partitions)]
+    # The alerts DLQ deleted: a dead letter waits in the producer and its partition's alerts behind it; named at once.
     missing = watch_topics(
         app,
         changelogs=changelogs,
-        written=(),
-        reason_for=str,
+        written=(settings.topic("alerts.dlq"),),
+        reason_for=lambda topic: dead_letter_reason(topic, settings, "notifier", "alert"),
         stop=crash_on(app),
         confirm_s=confirm_seconds(settings),
     )

@@ -188,6 +188,15 @@ def update_note(feedback: Feedback, timezone: str | None = None) -> Note:
     return Note("Marked not helpful", feedback.user)
 
 
+MAX_SNOOZED_RULES = 1000
+"""Most rules snoozed at once for one account: its entry of the snoozes table (≤ 256-character rule ids)
+stays far under Kafka's 1 MB record limit; a snooze of one more rule is refused (``SnoozeRefusedError``)."""
+
+
+class SnoozeRefusedError(ValueError):
+    """A snooze that would put more than ``MAX_SNOOZED_RULES`` rules of one account in the table."""
+
+
 class SnoozeBook:
     """Snoozes per account in a changelog-backed table: ``account_id`` (bytes) → ``{rule_id: until}``."""
 
@@ -195,12 +204,16 @@ class SnoozeBook:
         self._table = table
 
     def apply(self, feedback: Feedback, now: float) -> float | None:
-        """Store a snooze (expired ones of the account are pruned); returns its end, None for other actions."""
+        """Store a snooze (expired ones of the account are pruned); returns its end, None for other actions.
+        ``SnoozeRefusedError`` when the account has ``MAX_SNOOZED_RULES`` other rules snoozed."""
         if feedback.action != "snooze" or not feedback.snooze_until:
             return None
         until = parse_rfc3339(feedback.snooze_until)  # validated by Feedback: lower-case t/z included
         key = feedback.account_id.encode()
         current = {rule: float(end) for rule, end in (self._table.get(key) or {}).items() if float(end) > now}
+        if feedback.rule_id not in current and len(current) >= MAX_SNOOZED_RULES:
+            snoozed = len(current)
+            raise SnoozeRefusedError(f"account {feedback.account_id!r} has {snoozed} rules snoozed already (the most)")
         current[feedback.rule_id] = max(until, current.get(feedback.rule_id, 0.0))
         self._table[key] = current
         return until

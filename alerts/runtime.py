@@ -50,6 +50,7 @@ from alerts.feedback import (
     SlackAction,
     SlackActionHandler,
     SnoozeBook,
+    SnoozeRefusedError,
     read_bounded,
     update_note,
 )
@@ -623,11 +624,11 @@ class NotifierRuntime:
         """
         try:
             feedback = Feedback.model_validate_json(value or b"")
-        except ValidationError as exc:
+            until = self.snoozes.apply(feedback, time.time())  # wall: a snooze ends at a wall time (snooze_until)
+        except (ValidationError, SnoozeRefusedError) as exc:
             log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
             FEEDBACK_INVALID.inc()
             return
-        until = self.snoozes.apply(feedback, time.time())  # wall: a snooze ends at a wall time (snooze_until)
         if until is not None:
             log.info(
                 "snooze recorded",

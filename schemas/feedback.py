@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.alert import AlertIdentifier
 from schemas.rfc3339 import parse_rfc3339
 
 
@@ -15,9 +16,12 @@ class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action: Literal["acknowledge", "snooze", "not_helpful"]
-    alert_id: str
-    rule_id: str
-    account_id: str
+    # Bounded as an alert's ids (256 characters, no control characters): a snooze keeps its rule id in the
+    # account's entry of the snoozes table, and a 100 KB one per record made that entry outgrow Kafka's
+    # record limit after a few records — the changelog write failed and the notifier stopped.
+    alert_id: AlertIdentifier
+    rule_id: AlertIdentifier
+    account_id: AlertIdentifier
     user: str | None = Field(None, description="who acted (Slack user id or name)")
     at: str = Field(description="RFC 3339 wall-clock time of the action")
     snooze_until: str | None = Field(None, description="RFC 3339 end of a snooze")

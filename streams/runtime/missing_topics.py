@@ -60,19 +60,17 @@ class MissingTopicWatch:
     """Which watched topics were deleted: seen in the metadata once, absent from it now. Pure: the caller
     passes, per topic, whether the latest metadata lists it (None: no metadata to tell).
 
-    A topic never seen is not missing (unless ``seen_first`` is False): at start the metadata may not list
-    it yet. ``seen_first=False`` is for a ``listed`` that answers only for topics the client asks for (the
-    producer's: a topic it sends to is asked for at once), where absent means absent. A topic is missing once
+    A topic never seen is not missing: at start the metadata may not list it yet (``existed``: topics known
+    to exist all the same, as the process created them before it started). A topic is missing once
     it has been absent for ``confirm_s`` (``now`` is the caller's clock): aiokafka leaves a topic out of
     its metadata for any error of it (a leader election's ``LEADER_NOT_AVAILABLE`` too), and the next
     refresh (``PREEMPT_METADATA_MAX_AGE_SECONDS``) lists it again — only a deleted topic stays away.
     """
 
-    def __init__(self, topics: Iterable[str], confirm_s: float = 0.0, *, seen_first: bool = True) -> None:
+    def __init__(self, topics: Iterable[str], confirm_s: float = 0.0, *, existed: Iterable[str] = ()) -> None:
         self.topics = tuple(topics)
         self.confirm_s = confirm_s
-        self.seen_first = seen_first
-        self._seen: set[str] = set()
+        self._seen: set[str] = set(existed)  # known to exist without being seen (created at start)
         self._absent_since: dict[str, float] = {}
         self.missing: set[str] = set()
 
@@ -90,7 +88,7 @@ class MissingTopicWatch:
                 if topic in self.missing:
                     self.missing.discard(topic)
                     back.append(topic)
-            elif (topic in self._seen or not self.seen_first) and topic not in self.missing:
+            elif topic in self._seen and topic not in self.missing:
                 since = self._absent_since.setdefault(topic, now)
                 if now - since >= self.confirm_s:
                     self.missing.add(topic)
@@ -120,15 +118,15 @@ def written_reason(topic: str, partitions: int, creator: str) -> str:
     )
 
 
-def dead_letter_reason(topic: str, settings: Settings) -> str:
-    """``/readyz``'s reason for the rules worker's dead-letter topic missing (deleted, or never created where
-    the broker does not create topics): the worker waits at the record that needs a dead letter."""
+def dead_letter_reason(topic: str, settings: Settings, process: str = "worker", item: str = "record") -> str:
+    """``/readyz``'s reason for a dead-letter topic missing (deleted, or never created where the broker does not
+    create topics): the ``process`` (``worker``, ``notifier``) waits at the ``item`` that needs a dead letter."""
     return (
-        f"dead-letter topic {topic} does not exist (deleted, or never created): the worker waits at the record "
+        f"dead-letter topic {topic} does not exist (deleted, or never created): the {process} waits at the {item} "
         "that needs a dead letter (order is kept, none is lost) and goes on by itself once the topic exists; "
         f"create it: kafka-topics.sh --bootstrap-server {settings.bootstrap_servers[0]} --create --topic {topic} "
         f"--partitions {settings.topic_partitions} --replication-factor {settings.topic_replication} "
-        f"(or start another preempt worker: it creates the deployment's topics at start; {DOCS})"
+        f"(or start another preempt {process}: it creates the deployment's topics at start; {DOCS})"
     )
 
 
@@ -152,9 +150,11 @@ def watch_topics(
     ``preempt_topic_missing{app,topic}`` is 1 while a topic is missing.
     """
     changelog_watch = MissingTopicWatch(changelogs, confirm_s)
-    # The producer's metadata answers only for the topics it asks for (``listed_in`` below), and it asks for a
-    # topic as it first sends to it: a written topic absent then does not exist, seen before or not.
-    written_watch = MissingTopicWatch(written, confirm_s, seen_first=False)
+    # The written topics were made at start (ensure_topics): they count as seen. Before, a topic deleted before
+    # the first metadata listing it (the timer's first tick; once the producer has written to any topic, its
+    # refreshes list only those) was never missing: the worker stayed ready while its dead letters waited.
+    written = tuple(written)
+    written_watch = MissingTopicWatch(written, confirm_s, existed=written)
     name = app.conf.name
     stopping: list[str] = []
     for topic in (*changelog_watch.topics, *written_watch.topics):

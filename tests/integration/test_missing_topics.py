@@ -27,6 +27,7 @@ from tests.integration.topology_support import (
     crate_rules,
     delete_topic,
     exit_line,
+    missing_then_back,
     publish_crates,
     ready_watching_worker,
     ready_worker,
@@ -258,12 +259,7 @@ def test_the_alerts_topic_deleted_under_a_running_worker_is_named_and_no_alert_i
     delete_topic(kafka_bootstrap, names.alerts)
     accounts = [f"wharf-{i}" for i in range(3)]
     publish_crates(producer, names.events, accounts)
-    wait_readyz(settings.worker_web_port, 503, f"topic {names.alerts} does not exist (deleted?)", timeout_s=60)
-    assert worker.log_text().count('"topic missing; not ready until it is back"') == 1
-
-    ensure_topics(settings)
-    wait_readyz(settings.worker_web_port, 200, timeout_s=60)
-    worker.wait_for_log('"topic back"', timeout_s=10)
+    missing_then_back(worker, settings.worker_web_port, settings, names.alerts)
     emitted = [json.loads(r.value) for r in consume_records(kafka_bootstrap, names.alerts, 6, timeout_s=60, idle_s=2.0)]
     assert Counter(alert["account_id"] for alert in emitted) == dict.fromkeys(accounts, 2)
     # exactly_once reads committed records only; its outputs are not transactional, and the worker says so

@@ -146,3 +146,13 @@ def ready_watching_worker(
     worker = ready_worker(process_factory, settings, "worker")
     wait_readyz(settings.worker_web_port, 200)
     return settings, TopicNames.from_settings(settings), worker
+
+
+def missing_then_back(proc: ManagedProcess, port: int, settings: Settings, topic: str) -> None:
+    """A topic ``proc`` writes was deleted: wait for /readyz 503 naming it and one ERROR line; make the topics
+    again (as a start does) and wait for ready and the INFO 'topic back'."""
+    wait_readyz(port, 503, f"topic {topic} does not exist (deleted", timeout_s=60)
+    assert proc.log_text().count('"topic missing; not ready until it is back"') == 1
+    ensure_topics(settings)
+    wait_readyz(port, 200, timeout_s=60)
+    proc.wait_for_log('"topic back"', timeout_s=10)

@@ -577,6 +577,36 @@ def test_snooze_feedback_is_recorded_and_invalid_feedback_logged(make_runtime) -
     assert REGISTRY.get_sample_value("preempt_feedback_invalid_total") == before + 2
 
 
+def test_feedback_that_would_outgrow_the_snooze_table_record_is_skipped_and_counted(make_runtime) -> None:
+    """A rule id longer than an alert's (256 characters) is invalid feedback, and so is a snooze of one rule
+    more than MAX_SNOOZED_RULES for one account: skipped, logged, counted; the account's entry keeps what it
+    had. Before, twelve snoozes with 100 KB rule ids made the entry 1.2 MB: its changelog write failed with
+    MessageSizeTooLargeError and the notifier stopped."""
+    from alerts.feedback import MAX_SNOOZED_RULES
+
+    runtime, _, _, _ = make_runtime()
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+    def snooze(rule_id: str) -> bytes:
+        body = {"action": "snooze", "alert_id": "a1", "rule_id": rule_id, "account_id": "acme", "at": until}
+        return json.dumps(body | {"snooze_until": until}).encode()
+
+    before = REGISTRY.get_sample_value("preempt_feedback_invalid_total") or 0.0
+    runtime.apply_feedback(snooze("r-" + "y" * 100_000), 1)
+    for i in range(MAX_SNOOZED_RULES):
+        runtime.apply_feedback(snooze(f"rule-{i}"), 2 + i)
+    with capture_logs() as logs:
+        runtime.apply_feedback(snooze("one-rule-too-many"), 5000)
+        runtime.apply_feedback(snooze("rule-0"), 5001)  # a rule already snoozed: its snooze is still extended
+    assert [(e["event"], e.get("offset")) for e in logs] == [
+        ("invalid feedback record ignored", 5000),
+        ("snooze recorded", None),
+    ]
+    assert REGISTRY.get_sample_value("preempt_feedback_invalid_total") == before + 2
+    assert runtime.snoozes.snoozed_until("acme", "one-rule-too-many", time.time()) is None
+    assert len(runtime.snoozes._table[b"acme"]) == MAX_SNOOZED_RULES
+
+
 async def test_published_feedback_is_keyed_by_account_and_flushed(make_runtime) -> None:
     """A Slack button's feedback goes to the feedback topic keyed by account_id, then the producer is flushed."""
     runtime, app, _, topics = make_runtime()

@@ -88,6 +88,29 @@ def test_addresses_in_any_domain_are_redacted_and_folder_names_with_an_at_sign_a
     assert not [a for a in addresses if a in rendered]
 
 
+def test_an_address_match_starts_only_where_its_run_of_characters_starts() -> None:
+    """The address pattern does not try every position of a long run of word characters (a 100 KB rule id
+    in a feedback record was one log line that held the notifier's event loop for about 100 s, quadratic in
+    the length): searched from inside a run, it finds nothing; from its start, the whole address."""
+    from streams.runtime.logs import _EMAIL
+
+    text = "csm.jane+tag@eu.acme.io"
+    assert _EMAIL.search(text, 1) is None
+    match = _EMAIL.search(f"owner: {text}.")
+    assert match is not None
+    assert match.group() == text
+
+
+def test_a_long_value_without_an_address_is_logged_whole() -> None:
+    """A long id (no address in it) passes the redaction unchanged; one ending in an address is redacted."""
+    log = get_logger("t")
+    long_id = "r0-" + "y" * 200_000
+    with capture_logs(processors=privacy_processors()) as logs:
+        log.info("snooze recorded", rule_id=long_id, other=long_id + "@acme.io")
+    assert logs[0]["rule_id"] == long_id
+    assert logs[0]["other"] == REDACTED
+
+
 def test_personal_data_is_kept_at_debug() -> None:
     """Debug lines (never enabled in production) keep owner e-mails and properties for diagnosis."""
     log = get_logger("t")

@@ -30,6 +30,14 @@ def test_a_topic_never_seen_is_not_missing() -> None:
     assert watch.missing == set()
 
 
+def test_a_topic_known_to_exist_is_missing_without_being_seen_first() -> None:
+    """A topic the process created at start (a dead-letter topic it writes) deleted before any metadata listed
+    it is missing at the first look without it; before, it was never seen, so never missing."""
+    watch = MissingTopicWatch(["dlq"], existed=["dlq"])
+    assert watch.observe(_listed()) == (["dlq"], [])
+    assert watch.observe(_listed("dlq")) == ([], ["dlq"])
+
+
 def test_no_metadata_changes_nothing() -> None:
     """A client without metadata (not started, or restarting) says nothing about the topics."""
     watch = MissingTopicWatch(["a"])
@@ -68,7 +76,7 @@ def test_a_written_topic_asked_for_and_absent_is_missing_without_being_seen_firs
     """A producer asks for a topic's metadata as it first sends to it: the dead-letter topic deleted before
     the first dead letter (or never created) was never seen, and absent for the confirmation time it is
     missing all the same (before: never reported, the worker waited on it in silence)."""
-    watch = MissingTopicWatch(["x.events.dlq"], confirm_s=15.0, seen_first=False)
+    watch = MissingTopicWatch(["x.events.dlq"], confirm_s=15.0, existed=["x.events.dlq"])
     assert watch.observe(lambda _t: None, 0.0) == ([], [])  # not asked for yet: nothing known
     assert watch.observe(lambda _t: False, 1.0) == ([], [])
     assert watch.observe(lambda _t: False, 16.0) == (["x.events.dlq"], [])
