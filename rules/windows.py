@@ -107,13 +107,22 @@ def add_value(buckets: Buckets, index: int, contribution: str, precision: int) -
     if type(values) is str:
         slot[1] = sketch.add(values, contribution)
         return
-    size = len(values)
-    slot[1] = values = add_distinct(values, contribution, precision)
-    if type(values) is list and len(values) > size and _listed(buckets) > MAX_LISTED_VALUES:
+    if contribution in values:
+        return
+    if len(values) >= DISTINCT_VALUES_PER_BUCKET:
+        slot[1] = add_distinct(values, contribution, precision)  # the bucket's sketch
+        return
+    values.append(contribution)
+    # _listed(buckets) > MAX_LISTED_VALUES, inlined: asked for every value new to its bucket
+    listed = 0
+    for _, value in buckets:
+        if type(value) is list:
+            listed += len(value)
+    if listed > MAX_LISTED_VALUES:
         empty = sketch.empty(precision)
-        for listed in buckets:
-            if type(listed[1]) is list:
-                listed[1] = sketch.of_values(listed[1], empty)
+        for bucket in buckets:
+            if type(bucket[1]) is list:
+                bucket[1] = sketch.of_values(bucket[1], empty)
 
 
 BUSY_VALUES_PER_BUCKET = 100

@@ -244,10 +244,15 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                         buckets = keyed.buckets[name] = []
                     if measure.kind == "distinct":
                         last = buckets[-1] if buckets else None
-                        windows.add_value(buckets, index, contribution, precision)
                         if last is not None and last[0] == index:
+                            values = last[1]
+                            # a value this bucket lists already changes nothing: the common case, without
+                            # add_value's call (a user's second login of the day)
+                            if type(values) is not list or contribution not in values:
+                                windows.add_value(buckets, index, contribution, precision)
                             touched = True  # the event that opened this bucket pruned already
                             continue
+                        windows.add_value(buckets, index, contribution, precision)
                     else:
                         windows.add(buckets, index, contribution, measure.kind)
                 else:

@@ -127,3 +127,47 @@ def test_a_keys_buckets_are_exact_again_once_its_burst_has_passed(
     recent = [values for index, values in key.buckets if index > key.buckets[-1][0] - 60]
     assert all(type(values) is list for values in recent)
     assert windows.total(key.buckets, key.buckets[-1][0] - 59, key.buckets[-1][0], "distinct") == 30
+
+
+def _add_value_as_specified(buckets: windows.Buckets, index: int, contribution: str, precision: int) -> None:
+    """``windows.add_value`` as first written (add_distinct, then every listed bucket a sketch once the key lists
+    more than MAX_LISTED_VALUES): the fast path must do exactly this."""
+    if buckets and buckets[-1][0] == index:
+        slot = buckets[-1]
+    else:
+        slot = [index, sketch.empty(precision) if windows._busy(buckets) else []]
+        buckets.append(slot)
+    size = len(slot[1]) if type(slot[1]) is list else None
+    slot[1] = windows.add_distinct(slot[1], contribution, precision)
+    grew = size is not None and type(slot[1]) is list and len(slot[1]) > size
+    if grew and windows._listed(buckets) > windows.MAX_LISTED_VALUES:
+        for bucket in buckets:
+            if type(bucket[1]) is list:
+                bucket[1] = sketch.of_values(bucket[1], sketch.empty(precision))
+
+
+@pytest.mark.parametrize(("per_bucket", "listed", "quiet"), [(12, 20, 9), (6, 30, 3)])
+def test_add_value_does_what_add_distinct_and_the_listed_bound_say(
+    monkeypatch: pytest.MonkeyPatch, per_bucket: int, listed: int, quiet: int
+) -> None:
+    """Repeats, new values, full buckets, a key past the listed bound, quiet buckets after a burst: the same buckets
+    after every step (small bounds so that every path is taken many times)."""
+    monkeypatch.setattr(windows, "DISTINCT_VALUES_PER_BUCKET", per_bucket)
+    monkeypatch.setattr(windows, "MAX_LISTED_VALUES", listed)
+    monkeypatch.setattr(windows, "BUSY_VALUES_PER_BUCKET", 5)
+    fast: windows.Buckets = []
+    specified: windows.Buckets = []
+    paths = set()
+    for step in range(4_000):
+        index = step // 25
+        users = 40 if index % 7 in (2, 3) else quiet  # bursts, then quiet buckets again
+        value = f"u{(step * 7919) % users}"
+        listed_before = windows._listed(fast)
+        windows.add_value(fast, index, value, 7)
+        _add_value_as_specified(specified, index, value, 7)
+        assert fast == specified, step
+        paths.add((type(fast[-1][1]).__name__, windows._listed(fast) - listed_before))
+        windows.prune(fast, index - 3)
+        windows.prune(specified, index - 3)
+    assert {("list", 0), ("list", 1), ("str", 0)} <= paths
+    assert any(listed < 0 for _, listed in paths)  # some key's lists became sketches past the bound
