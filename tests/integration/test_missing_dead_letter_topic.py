@@ -53,7 +53,7 @@ def test_the_alerts_dead_letter_topic_deleted_under_a_running_notifier_is_named_
     good = [make_alert(f"berth-{i}") for i in range(3)]
     producer.send(names.alerts, key=b"berth-0", value=b"not json at all")
     produce_alerts(producer, names.alerts, *good)
-    missing_then_back(notifier, settings.notifier_web_port, settings, names.alerts_dlq)
+    missing_then_back(notifier, settings.notifier_web_port, settings, names.alerts_dlq, kind="dead-letter ")
     assert len(consume_records(kafka_bootstrap, names.alerts_dlq, 1, timeout_s=60)) == 1
     delivered = wait_for_records(notifier, "alert delivered", len(good), timeout_s=60)
     assert {r["alert_id"] for r in delivered} == {a.alert_id for a in good}

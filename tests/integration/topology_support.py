@@ -148,10 +148,11 @@ def ready_watching_worker(
     return settings, TopicNames.from_settings(settings), worker
 
 
-def missing_then_back(proc: ManagedProcess, port: int, settings: Settings, topic: str) -> None:
-    """A topic ``proc`` writes was deleted: wait for /readyz 503 naming it and one ERROR line; make the topics
-    again (as a start does) and wait for ready and the INFO 'topic back'."""
-    wait_readyz(port, 503, f"topic {topic} does not exist (deleted", timeout_s=60)
+def missing_then_back(proc: ManagedProcess, port: int, settings: Settings, topic: str, kind: str = "") -> None:
+    """A topic ``proc`` writes was deleted: wait for /readyz 503 naming it (``kind``: ``dead-letter `` for a
+    dead-letter topic's reason) and one ERROR line; make the topics again (as a start does) and wait for ready
+    and the INFO 'topic back'."""
+    wait_readyz(port, 503, f"{kind}topic {topic} does not exist (deleted", timeout_s=60)
     assert proc.log_text().count('"topic missing; not ready until it is back"') == 1
     ensure_topics(settings)
     wait_readyz(port, 200, timeout_s=60)
