@@ -389,7 +389,7 @@ class RetryScheduler:
         except RetryableDeliveryError as exc:
             if not exc.throttled:  # a 429 or the channel's pacing says "later", not "broken"
                 self.health.failed(job.target, job.receiver_type, str(exc))
-            self._retry(job, str(exc), exc.retry_after, held=exc.held)
+            self._retry(job, str(exc), exc.retry_after, held=exc.held, throttled=exc.throttled)
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug or an unmapped I/O error: retry, never crash the loop
             bound.exception("unexpected delivery error")
@@ -415,6 +415,7 @@ class RetryScheduler:
         partial: DeliveryReceipt | None = None,
         *,
         held: bool = False,
+        throttled: bool = False,
     ) -> None:
         """Schedule ``job`` again, or give up past the give-up window. ``held``: the notifier kept it back itself
         (a paced channel) and sent nothing, so it is not counted in ``preempt_notifications_total{outcome="retried"}``,
@@ -431,11 +432,19 @@ class RetryScheduler:
         if held:
             wait = self.policy.delay(job.attempts, retry_after, self._rng)
             if job.paced_from is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
-                job.paced_from = job.paced_since = now
+                job.paced_from = now
                 self.held_log.held(job.receiver_type, job.target, round(wait, 3), retry_after)
+            if job.paced_since is None:
+                job.paced_since = now
             self.submit(job, now + wait)
             return
-        job.paced_from = job.paced_since = None
+        # Until its retry it is failing (in its give-up window). A 429 (``throttled``) does not end its wait to get
+        # through the channel (``paced_from``, what /readyz measures): a channel that answers every post 429 had
+        # each message wait behind all the others between two of its 429s, out of its window, and the waits began
+        # anew at each 429 — a line of 100 getting nothing through stayed ready, given up after 100 windows.
+        job.paced_since = None
+        if not throttled:
+            job.paced_from = None
         at = self.policy.next_attempt_at(job.attempts, now, job.window_start(now), retry_after, self._rng)
         bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
         if at is None and partial is not None:

@@ -281,6 +281,7 @@ class EvaluatorBase(Generic[S]):
 _not_tracked: dict[tuple[str, str, Anomaly], int] = {}
 _MAX_THROTTLED = 10_000
 """The most rule and account pairs :func:`user_not_tracked` counts apart (a few rules of the largest accounts)."""
+_by_rule: dict[tuple[Anomaly, str], int] = {}  # what user_not_tracked counted, by anomaly and rule (as many as rules)
 _AT_LIMIT = {
     Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
     Anomaly.USER_COOLDOWN_NOT_KEPT: (
@@ -299,6 +300,7 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
     and log it: the first for each rule and account, then the 10th, 100th… with the total so far (``rules``
     reads no clock, so the throttle counts instead of timing)."""
     report(anomaly, rule_id)
+    _by_rule[anomaly, rule_id] = _by_rule.get((anomaly, rule_id), 0) + 1
     key = (rule_id, account_id, anomaly)
     if key not in _not_tracked and len(_not_tracked) >= _MAX_THROTTLED:
         key = ("", "", anomaly)  # beyond the table: such pairs share one count, so the log stays throttled
@@ -310,12 +312,10 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
 
 
 def at_limit_counts() -> dict[tuple[Anomaly, str], int]:
-    """What :func:`user_not_tracked` counted so far in this process, by anomaly and rule ("": pairs beyond the
-    throttle's table): a backtest takes the difference over its run to say it in its summary."""
-    totals: dict[tuple[Anomaly, str], int] = {}
-    for (rule_id, _, anomaly), count in _not_tracked.items():
-        totals[anomaly, rule_id] = totals.get((anomaly, rule_id), 0) + count
-    return totals
+    """What :func:`user_not_tracked` counted so far in this process, by anomaly and rule: a backtest takes the
+    difference over its run to say it in its summary. Counted apart from the log throttle's table, whose pairs
+    past its bound share one count: summed from it, they were told as "(other rules)"."""
+    return dict(_by_rule)
 
 
 def admits(keys: dict[str, Any], rule_id: str, account_id: str, is_stale: Callable[[Any], bool] | None = None) -> bool:

@@ -224,6 +224,8 @@ class PreemptGroup(LazyGroup):
             click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
         except click.UsageError as error:
+            if error.ctx is None:  # click's parser names no command ("Option '--x' requires an argument")
+                error.ctx = self._subcommand_context(ctx)
             raise one_line(error) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -232,6 +234,13 @@ class PreemptGroup(LazyGroup):
             if message is None:
                 raise
             raise click.ClickException(message) from exc
+
+    def _subcommand_context(self, ctx: click.Context) -> click.Context:
+        """A context of the command being run, for the error line's "Try 'preempt CMD -h'" (without one, the line
+        named no help at all): the group's own when none is known."""
+        name = ctx.invoked_subcommand
+        command = self.get_command(ctx, name) if name else None
+        return ctx if command is None else click.Context(command, info_name=name, parent=ctx)
 
 
 @click.group(

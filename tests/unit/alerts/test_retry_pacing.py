@@ -131,3 +131,41 @@ async def test_a_message_turned_back_again_at_its_slot_is_one_hold(make_alert: C
     assert (len(delivered), dead) == (50, [])
     assert channel.attempts > 2 * 49 + 1  # turned back at their slots too: the case this test is about
     assert sum(e["held"] for e in logs if e["event"] == HELD_SUMMARY) == 49
+
+
+class RateLimitedChannel(PacedChannel):
+    """A channel whose every post that gets through the pacing is answered 429 (Retry-After 1 s): a proxy or a
+    workspace limit refusing everything. As the Slack notifier does, a 429 closes the channel for its Retry-After."""
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.attempts += 1
+        self.limiter.acquire("bot:C1", (notification.group_key, tuple(a.alert_id for a in notification.alerts)))
+        self.posted.append(self.clock.now)
+        self.limiter.hold("bot:C1", 1.0)
+        raise RetryableDeliveryError("slack chat.postMessage: HTTP 429", retry_after=1.0, throttled=True)
+
+
+async def test_a_line_behind_a_channel_that_answers_every_post_429_is_reported_within_the_give_up_window(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """100 messages to a channel that answers every post 429 (Retry-After 1 s): each message gets its 429, then
+    waits behind the other 99 (its wait for the slot is not failing time), so its give-up window, 1 s of it a round,
+    would take 100 windows to run out. Such a line is a /readyz reason once a message has not got through for the
+    give-up window. Before, its 429 began a new wait each round, the oldest wait stayed about 100 s, below the
+    200 s window: nothing delivered, nothing given up, /readyz ready, after 5 windows."""
+    clock = Clock()
+    scheduler, delivered, dead = scheduler_for(clock, give_up=200.0)
+    channel = RateLimitedChannel(clock)
+    for i in range(100):
+        scheduler.submit(DeliveryJob("csm/slack", channel, Notification("csm", (make_alert(),), f"g{i}")))
+    start = clock.now
+    reasons: tuple[str, ...] = ()
+    while not reasons and (due := scheduler.next_due()) is not None and clock.now < start + 1000.0:
+        clock.now = max(clock.now, due)
+        scheduler.start_due()
+        await scheduler.drain()
+        reasons = scheduler.paced_backlog()
+    assert channel.posted  # Slack (the proxy) was asked, and refused
+    assert (delivered, dead) == ([], [])
+    assert reasons, "a line that gets nothing through for 5 give-up windows is not reported"
+    assert clock.now <= start + 200.0 + 105.0  # at the latest a round after the window

@@ -231,3 +231,20 @@ def test_the_keys_a_full_rule_keeps_are_the_same_across_a_restart(
             restarted = engine.loads(data)
     assert list(restarted.rules[rule.id].keys) == list(ran_on.rules[rule.id].keys)
     assert sum(key.startswith("v") for key in ran_on.rules[rule.id].keys) > MAX_USER_KEYS // 2
+
+
+def test_the_counts_by_rule_stay_right_once_the_log_table_is_full(
+    monkeypatch: pytest.MonkeyPatch, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """``at_limit_counts`` (the backtest summary's note, per rule) counts each event under its rule, also once
+    the log throttle's table of rule and account pairs is full: before, the pairs past it were summed under ""
+    ("(other rules)"), so a backtest of more than 10,000 accounts with sketch days gave the rule a part only."""
+    full = {(f"rule-{i}", "acme", Anomaly.USER_NOT_TRACKED): 1 for i in range(10_000)}
+    monkeypatch.setattr(kind_base, "_not_tracked", full)
+    before = kind_base.at_limit_counts()
+    for account in range(5):
+        kind_base.user_not_tracked("risk", f"account-{account}", Anomaly.RISK_DAY_SKETCHED)
+    after = kind_base.at_limit_counts()
+    grew = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
+    assert grew == {(Anomaly.RISK_DAY_SKETCHED, "risk"): 5}
+    assert len(reported) == 5

@@ -25,7 +25,13 @@ CASES: list[tuple[list[str], str]] = [
     (["rules", "check", "--bogus"], "Error: No such option: --bogus. Try 'preempt rules check -h' for help."),
     (["train"], "Error: Missing option '--events'. Try 'preempt train -h' for help."),
     (["publish", "--event", "X"], "Error: give --event and --account (or --file). Try 'preempt publish -h' for help."),
-    (["evaluate", "--alerts"], "Error: Option '--alerts' requires an argument."),
+    # click's parser raises this one naming no command: it said no "Try … -h" at all
+    (["evaluate", "--alerts"], "Error: Option '--alerts' requires an argument. Try 'preempt evaluate -h' for help."),
+    # a command of a subgroup: the subgroup's help (which lists it)
+    (
+        ["events", "dead-letters", "--reason"],
+        "Error: Option '--reason' requires an argument. Try 'preempt events -h' for help.",
+    ),
 ]
 
 
