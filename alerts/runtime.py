@@ -60,7 +60,7 @@ from alerts.replay import InvalidReplayHeaderError, replay_targets
 from alerts.retry import BackoffPolicy
 from alerts.routing.config import RoutingConfig
 from schemas.alert import Alert
-from schemas.error_text import error_path, plain_message
+from schemas.error_text import error_path, first_problem, plain_message
 from schemas.feedback import Feedback
 from streams.runtime.dead_letters import (
     ALERT_REASON,
@@ -299,7 +299,7 @@ class NotifierRuntime:
         try:
             alert = Alert.model_validate_json(value or b"")
         except ValidationError as exc:
-            await self.dead_letter_invalid(message.key, value, exc)
+            await self.dead_letter_invalid(message.key, value, exc, message)
             ack()
         else:
             if self.misplaced(message.key, message.partition, alert):
@@ -310,7 +310,7 @@ class NotifierRuntime:
             try:
                 replay = replay_targets(message.headers)
             except InvalidReplayHeaderError as exc:
-                await self.dead_letter_invalid(message.key, value, str(exc))
+                await self.dead_letter_invalid(message.key, value, str(exc), message)
                 ack()
             else:
                 self.dispatcher.on_alert(alert, ack, message.partition, replay=replay)
@@ -464,14 +464,17 @@ class NotifierRuntime:
         log.error("mis-keyed alert not produced again; dead-lettered", alert_id=alert.alert_id, error=detail)
         await self._dead_letter_record(message.key, value, REKEY_FAILED, detail)
 
-    async def dead_letter_invalid(self, key: bytes | None, value: bytes | None, exc: ValidationError | str) -> None:
+    async def dead_letter_invalid(
+        self, key: bytes | None, value: bytes | None, exc: ValidationError | str, message: Any = None
+    ) -> None:
         """Dead-letter a record that is not a valid alert (or a replay whose ``preempt-replay`` header
-        is not valid), as it was consumed; log and count it.
+        is not valid), as it was consumed; log (with its partition and offset, from ``message``) and count it.
 
         Called by :meth:`handle_alert`, which acks the record afterwards.
         """
         errors = exc if isinstance(exc, str) else validation_summary(exc)
-        log.warning("undecodable alert dead-lettered", error=errors)
+        where = {} if message is None else {"partition": message.partition, "offset": message.offset}
+        log.warning("undecodable alert dead-lettered", error=errors, **where)
         await self._dead_letter_record(key, value, INVALID_ALERT, errors)
         ALERTS_SUPPRESSED.labels(reason="invalid").inc()
 
@@ -626,7 +629,8 @@ class NotifierRuntime:
             feedback = Feedback.model_validate_json(value or b"")
             until = self.snoozes.apply(feedback, time.time())  # wall: a snooze ends at a wall time (snooze_until)
         except (ValidationError, SnoozeRefusedError) as exc:
-            log.warning("invalid feedback record ignored", error=str(exc), offset=offset)
+            problem = first_problem(exc.errors(), "(the record)") if isinstance(exc, ValidationError) else str(exc)
+            log.warning("invalid feedback record ignored", error=problem, offset=offset)
             FEEDBACK_INVALID.inc()
             return
         if until is not None:

@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from schemas.account import Account
+from schemas.error_text import first_problem
 from streams.ingest.group_traits import merge_account
 from streams.ingest.sink import CONTENT_TYPE_HEADER
 from streams.ingest.write_health import WRITE_ACCOUNT_MERGES, IngestWriteHealth
@@ -306,7 +307,8 @@ class AccountMerger:
             Account.model_validate(merge_account({"account_id": account_id}, patch))
         except (ValueError, ValidationError) as exc:
             INGEST_ACCOUNT_MERGES.labels(outcome="invalid_patch").inc()
-            log.error("account patch ignored", account_id=account_id, error=str(exc).splitlines()[0])
+            problem = first_problem(exc.errors(), "(the patch)") if isinstance(exc, ValidationError) else str(exc)
+            log.error("account patch ignored", account_id=account_id, error=problem)
             return None
         if stored_unreadable:
             # Not JSON, or not an object: as invalid as an account failing validation, and as overwritten.
@@ -317,7 +319,7 @@ class AccountMerger:
         except ValidationError as exc:
             # The stored record is not a valid account (the worker ignores it too); the group call
             # is the product's current word on the account, so it replaces the record.
-            return self._replaced(account_id, patch, str(exc).splitlines()[0])
+            return self._replaced(account_id, patch, first_problem(exc.errors(), "(the record)"))
         INGEST_ACCOUNT_MERGES.labels(outcome="merged" if merged != current else "unchanged").inc()
         return merged
 

@@ -14,6 +14,7 @@ import faust
 from pydantic import ValidationError
 
 from schemas.account import Account
+from schemas.error_text import first_problem
 from streams.runtime.faust_compat import ExistingTopicGlobalTable
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import INVALID_ACCOUNT_RECORDS
@@ -76,7 +77,7 @@ class AccountDirectory:
             log.warning(
                 "invalid account record; alerts go out without account context",
                 account_id=account_id,
-                error=str(exc).splitlines()[0],
+                error=first_problem(exc.errors(), "(the record)"),  # the field and what is wrong, one line
             )
             INVALID_ACCOUNT_RECORDS.inc()
             account = None

@@ -242,7 +242,9 @@ async def test_invalid_alert_is_dead_lettered_flushed_counted_and_acked(make_run
         _sample("preempt_notifications_dead_lettered_total", receiver_type="none", reason="invalid_alert") == before + 1
     )
     assert _sample("preempt_alerts_suppressed_total", reason="invalid") == suppressed + 1
-    assert [e["event"] for e in logs if e["log_level"] != "debug"] == ["undecodable alert dead-lettered"]
+    [line] = [e for e in logs if e["log_level"] != "debug"]
+    assert line["event"] == "undecodable alert dead-lettered"
+    assert (line["partition"], line["offset"]) == (event.message.partition, event.message.offset)  # where to look
 
 
 async def test_invalid_alert_error_header_is_cut_to_500_characters(make_runtime, make_alert) -> None:
@@ -574,6 +576,10 @@ def test_snooze_feedback_is_recorded_and_invalid_feedback_logged(make_runtime) -
         ("invalid feedback record ignored", 2),
         ("invalid feedback record ignored", 3),
     ]
+    # what is wrong, in one line each (was pydantic's message over several lines, with its URL)
+    errors = [e["error"] for e in logs if e["event"] == "invalid feedback record ignored"]
+    assert all("\n" not in error and "pydantic" not in error for error in errors), errors
+    assert errors[1].startswith("snooze_until: "), errors
     assert REGISTRY.get_sample_value("preempt_feedback_invalid_total") == before + 2
 
 

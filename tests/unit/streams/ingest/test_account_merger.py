@@ -110,10 +110,15 @@ async def test_bad_patches_are_skipped_and_counted_and_invalid_records_replaced(
             record(4, b"broken", {"account_id": "broken", "plan": "pro"}),
         ]
     }
-    await merger.merge_batch(consumer, producer, batch)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        await merger.merge_batch(consumer, producer, batch)  # type: ignore[arg-type]
     assert producer.sent == [("t.accounts", b"broken", {"account_id": "broken", "plan": "pro"})]
     assert merges("invalid_patch") == invalid + 4
     assert merges("replaced_invalid_record") == replaced + 1
+    # the field and what is wrong (was pydantic's "1 validation error for Account", naming neither)
+    errors = {(e["event"], e["account_id"]): e["error"] for e in logs if "error" in e}
+    assert errors[("account patch ignored", "acme")] == "mrr: must be at least 0, not -5"
+    assert errors[("invalid account record replaced by group traits", "broken")].startswith("mrr: "), errors
     assert consumer.committed == [{TP: 5}]
 
 

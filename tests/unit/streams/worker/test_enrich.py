@@ -32,6 +32,8 @@ def test_an_invalid_record_is_logged_and_counted_once_until_it_changes() -> None
         assert directory.lookup("acme") is None
         assert directory.lookup("acme") is None
     assert [e["event"] for e in logs] == ["invalid account record; alerts go out without account context"]
+    # the field and what is wrong, in one line (was pydantic's "1 validation error for Account")
+    assert logs[0]["error"] == "mrr: must be at least 0, not -5"
     assert _invalid_records() == before + 1
     table[b"acme"] = b'{"account_id": "acme", "mrr": 5}'
     fixed = directory.lookup("acme")
