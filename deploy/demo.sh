@@ -63,7 +63,4 @@ echo "demo: live traffic at $RATE events/s (preempt simulate); alerts follow (Ct
 start simulate "$BIN/preempt" simulate --accounts "$ACCOUNTS" --seed 7 --rate "$RATE"
 tail -n +1 -f "$OUT/notifier.log" &
 pids+=($!)
-# Until the worker ends, a short sleep at a time: Ctrl-C runs the cleanup at the next step. Blocked in the
-# wait builtin instead, bash once (in CI) took a Ctrl-C that reached it and tail at the same moment without
-# running the trap, and went on waiting for the worker: nothing was stopped.
-while kill -0 "${pids[0]}" 2>/dev/null; do sleep 0.5; done
+wait "${pids[0]}"

@@ -22,6 +22,10 @@ FIRST_ALERT_S = 240.0  # a bound for a loaded CI machine, not a speed figure (th
 STOP_S = 60.0
 
 
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _lines(stream: object, into: queue.Queue[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
         into.put(line)
@@ -50,6 +54,9 @@ def test_make_demo_prints_alerts_with_their_context_and_ctrl_c_stops_every_proce
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # a process group of its own, as a terminal's foreground job
+        # Ctrl-C as a terminal's foreground job gets it: a shell cannot trap a signal ignored when it starts, and a
+        # test run started in the background of a script (``make test &``) ignores SIGINT, passed on to the demo.
+        preexec_fn=_sigint_by_default,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_lines, args=(demo.stdout, lines), daemon=True).start()
