@@ -26,6 +26,20 @@ def _sigint_by_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _kill_leftovers(topic_prefix: str) -> None:
+    """SIGKILL every process started with this test's topic prefix: the demo's worker, notifier and simulate run in
+    sessions of their own, so killing the script's group leaves them running (and loading the rest of the run)."""
+    mark = f"PREEMPT_TOPIC_PREFIX={topic_prefix}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile, or not ours to read
+
+
 def _lines(stream: object, into: queue.Queue[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
         into.put(line)
@@ -101,3 +115,4 @@ def test_make_demo_prints_alerts_with_their_context_and_ctrl_c_stops_every_proce
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(timeout=10)
+        _kill_leftovers(topic_prefix)
