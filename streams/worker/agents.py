@@ -146,6 +146,7 @@ class WorkerRuntime:
         self._acked_until: dict[int, int] = {}
         self._needs_rebuild = True
         self._recovered = False
+        self._recovered_once = False  # the first assignment's tables were restored (missing_events_topic)
         self._events_missing = False  # logged once per disappearance (missing_events_topic)
         # Partitions whose first record after a (re)assignment is still to be checked against the
         # group's committed offset (records between the two were fetched but never delivered).
@@ -893,7 +894,12 @@ class WorkerRuntime:
         """``/readyz``'s reason while the events topic is gone from the consumer's metadata (deleted under
         the worker), else nothing. The group then assigns this worker no partition, which alone read as
         a healthy standby (ready, "0 partitions assigned"); the worker reads it again once it is back."""
-        if not self._recovered:  # recovering: /readyz says so; whether the topic is back is decided once recovered
+        # Before the first recovery the consumer's metadata may not list the topic yet (a worker that
+        # creates it at start). After it, the metadata always lists a subscribed topic that exists, so
+        # the check holds during a later recovery too: the rebalance the deletion starts can leave
+        # Faust's recovery in progress for minutes (seen in CI: /readyz said only "table recovery in
+        # progress" for 60 s), and the topic gone is its cause, said first.
+        if not self._recovered_once:
             return ()
         if ClusterPartitionCounts(self.app).topic_partitions(self.events_topic):
             if self._events_missing:
@@ -922,6 +928,7 @@ class WorkerRuntime:
     def on_recovered(self) -> None:
         """Faust finished restoring the tables (called by the state table's recovery callback)."""
         self._recovered = True
+        self._recovered_once = True
         # The worker is built and connected: what is alive now lives as long as the process
         # (streams.worker.gc_tuning; once per process).
         tune_gc(self.settings.worker_gc_threshold)
