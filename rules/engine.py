@@ -311,9 +311,13 @@ class RuleEngine:
     def next_wakeup(self, state: AccountState) -> float | None:
         """The earliest watermark at which :meth:`advance` could do something; None if idle.
 
-        A buffered event at ts is applied by any watermark above ts; a deadline d fires at d.
+        A buffered event at ts is applied by any watermark above ts, so its wakeup is the float just
+        above ts: at ts itself ``advance`` does nothing, and a wakeup of ts had the worker advance the
+        account, find it due again at once and go round until its time slice ran out, at every batch
+        whose watermark was the oldest buffered event's time (1.38 million calls for 3,000 events one
+        at a time). A deadline d fires at d.
         """
-        earliest = min(state.due, state.buffer[0][0]) if state.buffer else state.due
+        earliest = min(state.due, math.nextafter(state.buffer[0][0], math.inf)) if state.buffer else state.due
         return None if earliest == math.inf else earliest
 
     # --- inside --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pytest
 from structlog.testing import capture_logs
@@ -30,11 +31,25 @@ def test_next_wakeup_names_buffered_events_then_deadlines(make_rule, make_engine
     state = engine.new_state()
     assert engine.next_wakeup(state) is None
     engine.on_event(state, at(0), MONDAY - 10)
-    assert engine.next_wakeup(state) == MONDAY
+    assert engine.next_wakeup(state) == math.nextafter(MONDAY, math.inf)  # applied by a watermark above it
     engine.advance(state, MONDAY + 1)
     assert engine.next_wakeup(state) == MONDAY + HOUR
     engine.advance(state, MONDAY + HOUR)
     assert engine.next_wakeup(state) is None
+
+
+def test_an_account_advanced_to_a_watermark_is_not_due_at_that_watermark_again(make_rule, make_engine, at):
+    """A buffered event at exactly the watermark stays buffered (applied by a watermark above it), so the
+    wakeup is past the watermark: a wakeup at it made the worker advance the account again and again."""
+    engine = make_engine(make_rule("inactivity"))
+    state = engine.new_state()
+    engine.on_event(state, at(0), MONDAY - 10)
+    assert engine.advance(state, MONDAY) == []
+    wakeup = engine.next_wakeup(state)
+    assert wakeup is not None
+    assert wakeup > MONDAY
+    engine.advance(state, wakeup)
+    assert engine.next_wakeup(state) == MONDAY + HOUR  # applied: the inactivity deadline is next
 
 
 def test_late_is_judged_against_the_callers_clock(make_rule, make_engine, at):
