@@ -49,10 +49,11 @@ class HeldDeliveriesLog:
         """When the holds counted since the last summary are to be told (on ``clock``); None: none counted."""
         return self._since.due(self._clock())
 
-    def flush(self) -> None:
-        """Log the summary of the holds counted since the last one, unless one was logged within the interval."""
+    def flush(self, *, stopping: bool = False) -> None:
+        """Log the summary of the holds counted since the last one, unless one was logged within the interval
+        (``stopping``: at once, whenever the last was: a graceful stop would otherwise never tell them)."""
         now = self._clock()
-        if not self._since.ready(now):
+        if not (self._since.held if stopping else self._since.ready(now)):
             return
         held = self._since.take(now)
         log.info(HELD_SUMMARY, held=sum(held.values()), by_receiver_type=dict(held))

@@ -325,8 +325,10 @@ class RetryScheduler:
 
     def stop_starting(self) -> None:
         """Start no attempt from now on, also of jobs already waiting for a slot (a graceful stop): what
-        is not attempted stays unsettled and is read again after the restart."""
+        is not attempted stays unsettled and is read again after the restart. The holds counted since the
+        last summary are told now."""
         self._stopping = True
+        self.held_log.flush(stopping=True)
 
     def start_due(self) -> int:
         """Start an attempt (as a task) for every job that is due now; returns how many started. Tells the

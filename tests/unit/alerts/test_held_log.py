@@ -72,3 +72,28 @@ async def test_holds_after_the_summary_are_logged_when_the_interval_ends_even_if
         assert scheduler.next_wakeup() is None  # nothing more to tell
     info = [(e["event"], e["held"]) for e in logs if e["log_level"] != "debug"]
     assert info == [(HELD_SUMMARY, 1), (HELD_SUMMARY, 17)]
+
+
+async def test_holds_counted_since_the_last_summary_are_told_as_a_graceful_stop_begins(
+    make_alert: Callable[..., Alert],
+) -> None:
+    """Five messages held within 2 s, then SIGTERM (``stop_starting``): the four holds after the first summary
+    are logged at once, inside the interval. Before, a stop within the interval never told them; nothing
+    else is told at a stop with nothing held."""
+
+    async def never(*args: object) -> None:
+        raise AssertionError(f"unexpected outcome {args}")
+
+    clock = Clock()
+    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
+    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+    notifier = ScriptedNotifier(*[held] * 5)
+    with capture_logs() as logs:
+        for i in range(5):
+            await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
+            clock.now += 0.4
+        scheduler.stop_starting()
+        scheduler.stop_starting()  # a second call: nothing more to tell
+    info = [(e["event"], e["held"]) for e in logs if e["log_level"] != "debug"]
+    assert info == [(HELD_SUMMARY, 1), (HELD_SUMMARY, 4)]
+    assert scheduler.held_log.due() is None
