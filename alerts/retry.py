@@ -432,6 +432,9 @@ class RetryScheduler:
             return
         now = self._clock()
         if held:
+            # Nothing was sent: not an attempt. Counted, a message held through a burst had its first real
+            # failure backed off as its tenth retry (at the 300 s cap), and its log lines said attempt=10.
+            job.attempts = max(job.attempts - 1, 0)
             wait = self.policy.delay(job.attempts, retry_after, self._rng)
             if job.paced_from is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
                 job.paced_from = now

@@ -97,3 +97,27 @@ async def test_holds_counted_since_the_last_summary_are_told_as_a_graceful_stop_
     info = [(e["event"], e["held"]) for e in logs if e["log_level"] != "debug"]
     assert info == [(HELD_SUMMARY, 1), (HELD_SUMMARY, 4)]
     assert scheduler.held_log.due() is None
+
+
+async def test_a_held_message_is_not_counted_as_an_attempt(make_alert: Callable[..., Alert]) -> None:
+    """Held back four times by its channel's pacing, then refused once by Slack (a 503): its first real failure
+    is retried after the first backoff, and the lines say attempt 1. Before, each hold counted as an attempt:
+    attempt=5, backed off as the fifth retry."""
+
+    async def never(*args: object) -> None:
+        raise AssertionError(f"unexpected outcome {args}")
+
+    clock = Clock()
+    policy = BackoffPolicy(give_up=600.0)
+    scheduler = RetryScheduler(policy, never, never, clock=clock, rng=random.Random(7))
+    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+    notifier = ScriptedNotifier(*[held] * 4, RetryableDeliveryError("slack: HTTP 503"))
+    job = DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "g"))
+    with capture_logs() as logs:
+        for _ in range(5):
+            await scheduler.attempt(job)
+            clock.now += 1.0
+    assert job.attempts == 1
+    [retry] = [e for e in logs if e["event"] == "delivery retry scheduled"]
+    assert retry["attempt"] == 1
+    assert retry["retry_in"] <= policy.initial
