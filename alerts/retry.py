@@ -432,8 +432,8 @@ class RetryScheduler:
             return
         now = self._clock()
         if held:
-            # Nothing was sent: not an attempt. Counted, a message held through a burst had its first real
-            # failure backed off as its tenth retry (at the 300 s cap), and its log lines said attempt=10.
+            # Nothing was sent: not an attempt. Counted, a message held four times had its first real failure
+            # backed off as a fifth retry (toward the 300 s cap), and its log lines said attempt=5.
             job.attempts = max(job.attempts - 1, 0)
             wait = self.policy.delay(job.attempts, retry_after, self._rng)
             if job.paced_from is None:  # a new wait for the channel (routine under a burst: alerts/held_log.py)
