@@ -14,6 +14,19 @@ from schemas.alert import Alert
 from schemas.errors import RetryableDeliveryError
 from tests.unit.alerts.test_retry import Clock, ScriptedNotifier
 
+# What a paced Slack channel answers for a message it keeps back (nothing sent).
+HELD = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
+
+
+def _scheduler(policy: BackoffPolicy) -> tuple[Clock, RetryScheduler]:
+    """A scheduler on a test clock whose deliveries are never expected to settle."""
+
+    async def never(*args: object) -> None:
+        raise AssertionError(f"unexpected outcome {args}")
+
+    clock = Clock()
+    return clock, RetryScheduler(policy, never, never, clock=clock, rng=random.Random(7))
+
 
 async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interval(
     make_alert: Callable[..., Alert],
@@ -21,13 +34,8 @@ async def test_a_burst_of_held_messages_logs_debug_each_and_one_info_per_interva
     """Thirty messages held within 10 s: one INFO summary (at the first), the rest DEBUG; held again after 10 s:
     one more INFO counting every hold since the last summary. Before, an INFO "delivery retry scheduled" each."""
 
-    async def never(*args: object) -> None:
-        raise AssertionError(f"unexpected outcome {args}")
-
-    clock = Clock()
-    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
-    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
-    notifier = ScriptedNotifier(*[held] * 31)  # the channel holds back every message: nothing is sent
+    clock, scheduler = _scheduler(BackoffPolicy(give_up=600.0))
+    notifier = ScriptedNotifier(*[HELD] * 31)  # the channel holds back every message: nothing is sent
     with capture_logs() as logs:
         for i in range(30):
             await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
@@ -50,13 +58,8 @@ async def test_holds_after_the_summary_are_logged_when_the_interval_ends_even_if
     Before, they waited in the count for the next hold (hours later, or never before a shutdown): a live
     burst of 18 deliveries logged one INFO 'held: 1'."""
 
-    async def never(*args: object) -> None:
-        raise AssertionError(f"unexpected outcome {args}")
-
-    clock = Clock()
-    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
-    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
-    notifier = ScriptedNotifier(*[held] * 18)
+    clock, scheduler = _scheduler(BackoffPolicy(give_up=600.0))
+    notifier = ScriptedNotifier(*[HELD] * 18)
     start = clock.now
     with capture_logs() as logs:
         for i in range(18):
@@ -81,13 +84,8 @@ async def test_holds_counted_since_the_last_summary_are_told_as_a_graceful_stop_
     are logged at once, inside the interval. Before, a stop within the interval never told them; nothing
     else is told at a stop with nothing held."""
 
-    async def never(*args: object) -> None:
-        raise AssertionError(f"unexpected outcome {args}")
-
-    clock = Clock()
-    scheduler = RetryScheduler(BackoffPolicy(give_up=600.0), never, never, clock=clock, rng=random.Random(7))
-    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
-    notifier = ScriptedNotifier(*[held] * 5)
+    clock, scheduler = _scheduler(BackoffPolicy(give_up=600.0))
+    notifier = ScriptedNotifier(*[HELD] * 5)
     with capture_logs() as logs:
         for i in range(5):
             await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), f"g{i}")))
@@ -104,14 +102,9 @@ async def test_a_held_message_is_not_counted_as_an_attempt(make_alert: Callable[
     is retried after the first backoff, and the lines say attempt 1. Before, each hold counted as an attempt:
     attempt=5, backed off as the fifth retry."""
 
-    async def never(*args: object) -> None:
-        raise AssertionError(f"unexpected outcome {args}")
-
-    clock = Clock()
     policy = BackoffPolicy(give_up=600.0)
-    scheduler = RetryScheduler(policy, never, never, clock=clock, rng=random.Random(7))
-    held = RetryableDeliveryError("slack: channel paced", retry_after=1.0, throttled=True, held=True)
-    notifier = ScriptedNotifier(*[held] * 4, RetryableDeliveryError("slack: HTTP 503"))
+    clock, scheduler = _scheduler(policy)
+    notifier = ScriptedNotifier(*[HELD] * 4, RetryableDeliveryError("slack: HTTP 503"))
     job = DeliveryJob("csm/slack", notifier, Notification("csm", (make_alert(),), "g"))
     with capture_logs() as logs:
         for _ in range(5):
