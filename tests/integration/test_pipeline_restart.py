@@ -78,5 +78,13 @@ def test_a_restarts_re_read_and_a_producers_copies_are_counted_apart(
     ready_worker(process_factory, settings, "worker-2")
     wait_for_metric(settings.worker_web_port, 'preempt_events_total{outcome="duplicate"}', 6)
     metrics = scrape(settings.worker_web_port)
-    assert metrics['preempt_duplicate_events_total{source="read_again"}'] == 3
+    # A copy is counted "producer" once. "read_again" counts every re-read of a record evaluated before: the 3
+    # of worker-1, and, when worker-2's first batch comes before Faust's seek to the committed offsets, its own
+    # 6 read once more ("records read again after a seek back", seen on CI: 9).
     assert metrics['preempt_duplicate_events_total{source="producer"}'] == 3
+    assert metrics['preempt_duplicate_events_total{source="read_again"}'] >= 3
+    assert (
+        metrics['preempt_duplicate_events_total{source="read_again"}']
+        + metrics['preempt_duplicate_events_total{source="producer"}']
+        == metrics['preempt_events_total{outcome="duplicate"}']
+    )
