@@ -225,7 +225,7 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
         topic,
         settings.partition_stall_seconds,
         read=lambda: runtime.read_offsets,
-        ready=lambda: runtime.recovered,
+        ready=lambda: runtime.recovered and not runtime.intake.paused,  # a pause is named on /readyz itself
         broker_down=lambda: broker_unreachable(app),
         probe=tail.holds_no_record,
         dead_letters=runtime.dead_letters_pending,
@@ -235,7 +235,8 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     scheduler = runtime.dispatcher.scheduler
     health = scheduler.health
     # /readyz: dead letters the broker does not take, targets every delivery to which fails, and a line of deliveries
-    # waiting for their channel's pacing slot for longer than the give-up window.
+    # waiting for their channel's pacing slot for longer than the give-up window, and new alerts not read while too
+    # many deliveries are pending.
     # A changelog (delivery log, snoozes) deleted under the notifier stops it: the next start asks the operator.
     changelogs = [t.name for t in changelog_topics(app, settings.topic_partitions)]
     # The alerts DLQ deleted: a dead letter waits in the producer and its partition's alerts behind it; named at once.
@@ -250,7 +251,13 @@ def _register_watchdog(app: faust.App, runtime: NotifierRuntime, settings: Setti
     register_liveness(
         app,
         watchdog.stalled,
-        lambda: watchdog.stuck() + watchdog.unreadable() + health.failing() + scheduler.paced_backlog(),
+        lambda: (
+            watchdog.stuck()
+            + watchdog.unreadable()
+            + health.failing()
+            + scheduler.paced_backlog()
+            + runtime.intake.reason()
+        ),
         missing,
     )
     # preempt_consumer_lag counts alerts: the offsets known to hold no record (markers) are left out.

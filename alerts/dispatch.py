@@ -378,6 +378,23 @@ class Dispatcher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.scheduler.drain()
 
+    def pending_deliveries(self) -> int:
+        """Deliveries (alert × target) not settled yet: what the notifier holds in memory
+        (``preempt_notifier_deliveries_pending``; ``alerts/intake.py`` bounds it)."""
+        return len(self._waiting)
+
+    def waiting_for(self) -> dict[str, int]:
+        """What the scheduled deliveries wait for, for the intake pause's log line (one pass over the queue)."""
+        scheduler = self.scheduler
+        paced, held, in_flight = scheduler.paced(), scheduler.held(), scheduler.in_flight()
+        return {
+            "group": self.grouper.pending(),
+            "pacing_slot": paced,
+            "open_breaker": held,
+            "retry_or_quiet_hours": scheduler.pending() - in_flight - paced - held,
+            "in_flight": in_flight,
+        }
+
     def _suppressed(self, alert: Alert, now: float) -> tuple[str, str] | None:
         silence = self.silences.silenced_by(alert, now)
         if silence is not None:

@@ -14,7 +14,9 @@ ahead of what was read, with nothing read for ``PREEMPT_PARTITION_STALL_SECONDS`
 the rules worker's are (``streams.worker.liveness``): ERROR ``partition stalled …``,
 ``preempt_partition_stalled{topic,partition}`` = 1, ``preempt_partition_stalls_total{topic}`` + 1,
 ``/readyz`` 503 — until it moves again (INFO ``partition progressing again``, gauge 0). Sampling
-pauses while a rebalance or table recovery runs, or while the broker is declared unreachable.
+pauses while a rebalance or table recovery runs, while the broker is declared unreachable, or while the
+notifier does not take new alerts because too many deliveries are pending (``alerts/intake.py``, which
+``/readyz`` names instead).
 
 Offsets without records are not lag. Under ``exactly_once`` the rules worker writes alerts in
 transactions, and each commit (or abort) marker takes an offset no consumer is ever given: after the

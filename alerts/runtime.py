@@ -54,6 +54,7 @@ from alerts.feedback import (
     read_bounded,
     update_note,
 )
+from alerts.intake import IntakeLimit
 from alerts.liveness import PendingWrites
 from alerts.recordless import RecordlessOffsets
 from alerts.replay import InvalidReplayHeaderError, replay_targets
@@ -84,6 +85,7 @@ from streams.runtime.metrics import (
     NOTIFIER_ALERTS_REKEYED,
     NOTIFIER_DEAD_LETTER_PENDING_SECONDS,
     NOTIFIER_DELIVERIES_PACED,
+    NOTIFIER_DELIVERIES_PENDING,
     NOTIFIER_PACED_OLDEST_SECONDS,
     NOTIFIER_SKIPPED_ALERTS,
     READY,
@@ -253,6 +255,11 @@ class NotifierRuntime:
         )
         self.dispatcher.on_failure = self.dispatcher.scheduler.on_failure = self.bookkeeping_failed
         NOTIFIER_DELIVERIES_PACED.set_function(self.dispatcher.scheduler.paced)
+        NOTIFIER_DELIVERIES_PENDING.set_function(self.dispatcher.pending_deliveries)
+        # At this many deliveries in memory the agent stops taking alerts until some are settled (alerts/intake.py).
+        self.intake = IntakeLimit(
+            settings.notifier_max_pending_deliveries, self.dispatcher.pending_deliveries, self.dispatcher.waiting_for
+        )
         NOTIFIER_PACED_OLDEST_SECONDS.set_function(self.dispatcher.scheduler.paced_oldest_seconds)
         self.dispatcher.on_delivered_alert = self.recent.add
         self.dispatcher.on_delivered_message = self.recent.add_message
@@ -274,11 +281,25 @@ class NotifierRuntime:
         """
         async for event in stream.noack().events():
             try:
-                await self.handle_alert(event)
+                if await self.intake_open(self.app.consumer_generation_id):
+                    await self.handle_alert(event)
             except Exception as exc:
                 log.critical("alert handling failed; stopping the notifier", error=repr(exc))
                 await self.app.crash(exc)
                 raise
+
+    async def intake_open(self, generation: int) -> bool:
+        """Wait while too many deliveries are pending (``alerts/intake.py``); False when a rebalance or a stop
+        came meanwhile (``generation``: the consumer's as the record came): the record is left unacked, and
+        read again from the committed offset by its partition's owner."""
+
+        def go_on() -> bool:
+            return not self.app.should_stop and self.app.consumer_generation_id == generation
+
+        if await self.intake.wait_for_room(go_on) and go_on():
+            return True
+        log.info("alert record left to be read again: a rebalance or a stop came while intake was paused")
+        return False
 
     async def handle_alert(self, event: Any) -> None:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).

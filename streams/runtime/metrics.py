@@ -281,6 +281,26 @@ NOTIFIER_PACED_OLDEST_SECONDS = Gauge(
     "How long the delivery queued longest for its channel's slot has waited for it (0: none waits); past the "
     "give-up window /readyz reports it (alerts/held_log.py).",
 )
+NOTIFIER_DELIVERIES_PENDING = Gauge(
+    "preempt_notifier_deliveries_pending",
+    "Deliveries (alert x target) this notifier holds in memory, not settled yet: in a group, in quiet hours, "
+    "waiting for a retry or a pacing slot, or in flight. At PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES the notifier "
+    "stops reading new alerts (alerts/intake.py).",
+)
+NOTIFIER_INTAKE_PAUSED = Gauge(
+    "preempt_notifier_intake_paused",
+    "1 while the notifier does not read new alerts because PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES deliveries are "
+    "pending (they wait in preempt.alerts; /readyz 503), else 0 (alerts/intake.py).",
+)
+NOTIFIER_INTAKE_PAUSES = Counter(
+    "preempt_notifier_intake_pauses_total",
+    "Times the notifier stopped reading new alerts because too many deliveries were pending (alerts/intake.py).",
+)
+NOTIFIER_INTAKE_PAUSED_SECONDS = Counter(
+    "preempt_notifier_intake_paused_seconds_total",
+    "Seconds the notifier spent not reading new alerts because too many deliveries were pending, counted as "
+    "each pause ends (alerts/intake.py).",
+)
 FEEDBACK = Counter(
     "preempt_feedback_total",
     "CSM feedback actions from Slack, by rule and action (acknowledge, snooze, not_helpful).",

@@ -449,6 +449,12 @@ class Settings(BaseSettings):
     inhibit_horizon_seconds: float = Field(
         3600.0, gt=0, description="how long an alert the notifier received counts as active for inhibit_rules"
     )
+    notifier_max_pending_deliveries: int = Field(
+        20_000,
+        ge=1,
+        description="notifier: at this many deliveries pending in memory (about 7 KB each) it stops reading new "
+        "alerts until a tenth of them are settled; they wait in preempt.alerts (alerts/intake.py)",
+    )
     notifier_commit_interval_seconds: float = Field(
         2.8, gt=0, description="how often the notifier commits the offsets of settled alerts (Faust's default)"
     )

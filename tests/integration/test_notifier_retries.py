@@ -9,6 +9,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from alerts.held_log import HELD_SUMMARY
+from alerts.intake import PAUSED, RESUMED
 from alerts.testing.slack_server import FakeSlack, Reply, slack_server  # noqa: F401
 from alerts.testing.smtp_server import FakeSMTP, smtp_blackhole, smtp_server  # noqa: F401
 from streams.runtime.settings import Settings
@@ -291,3 +292,51 @@ def test_the_notifiers_own_pacing_of_a_busy_channel_is_not_counted_as_retries(
     summaries = wait_for_records(notifier, HELD_SUMMARY, 2, timeout_s=20)
     assert summaries[0]["held"] == 1
     assert sum(s["held"] for s in summaries) == 9  # every message but the first waited for its slot, counted once
+
+
+def test_a_line_that_outgrows_the_pending_limit_waits_in_kafka_and_is_delivered_in_full(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    slack_server: FakeSlack,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Twelve alerts to one Slack channel (one message a second) with PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES=4: the
+    notifier never holds more than four deliveries, says so (WARNING, gauge, /readyz 503 naming the limit), leaves the
+    rest in preempt.alerts, and delivers all twelve once each — nothing is dropped and no partition is called
+    stalled. Before, every alert read joined the line in memory, however long it grew."""
+    routes = (
+        "receivers:\n  - {name: team, slack_configs: [{channel: C-LINE}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
+    )
+    settings = notifier_settings(
+        settings_factory,
+        write_routes(tmp_path, routes),
+        slack_api_url=slack_server.api_url,
+        notifier_max_pending_deliveries=4,
+    )
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, topics.alerts, *(make_alert(f"line-{i}") for i in range(12)))
+    body = wait_readyz(settings, lambda s, b: "not taking new alerts:" in b.get("reason", ""), 30)
+    assert "PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES=4" in body["reason"]
+    peak, paused_seen = 0.0, 0.0
+    deadline = time.monotonic() + 60
+    while len(slack_server.for_target("C-LINE")) < 12 and time.monotonic() < deadline:
+        peak = max(peak, metric_value(settings, "preempt_notifier_deliveries_pending"))
+        paused_seen = max(paused_seen, metric_value(settings, "preempt_notifier_intake_paused"))
+        time.sleep(0.1)
+    assert 1 <= peak <= 4
+    assert paused_seen == 1
+    wait_for_records(notifier, "alert delivered", 12, timeout_s=30)
+    wait_readyz(settings, lambda s, b: s == 200)
+
+    posted = slack_server.for_target("C-LINE")
+    assert len(posted) == 12
+    assert metric_value(settings, "preempt_notifications_total", receiver_type="slack", outcome="sent") == 12
+    assert metric_value(settings, "preempt_notifier_intake_pauses_total") >= 1
+    assert metric_value(settings, "preempt_notifier_intake_paused") == 0
+    assert metric_value(settings, "preempt_notifier_deliveries_pending") == 0
+    assert metric_value(settings, "preempt_partition_stalls_total", topic=topics.alerts) == 0
+    (first_pause, *_) = wait_for_records(notifier, PAUSED, 1, timeout_s=5)
+    assert first_pause["limit"] == 4
+    assert wait_for_records(notifier, RESUMED, 1, timeout_s=5)
