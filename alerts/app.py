@@ -57,6 +57,10 @@ __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifi
 log = get_logger(__name__)
 
 
+NOTIFIER_STREAM_BUFFER = 4096  # Faust's default agent buffer (stream_buffer_maxsize)
+NOTIFIER_MAX_POLL_RECORDS = 500  # below a fifth of the buffer: what a poll puts past its high-pressure mark fits
+
+
 def app_id(settings: Settings) -> str:
     """The Faust app id (= consumer group, changelog topic prefix) for ``settings``."""
     return APP_NAME if settings.topic_prefix == "preempt" else f"{settings.topic_prefix}-notify"
@@ -154,6 +158,11 @@ def create_app(
         # Alerts can wait for hours (quiet hours, retries): a rebalance must not wait for them to be
         # acked. Their new owner re-consumes them from the committed offset; the log dedups.
         stream_wait_empty=False,
+        # Faust stops fetching a partition once the agent's buffer is 80 % full, but puts the rest of the poll
+        # in it, and a full buffer blocks its fetcher for every topic. A poll of at most 500 records fits in
+        # what is left (4,096 - 3,276), so an intake pause (alerts/intake.py) never blocks the feedback topic.
+        stream_buffer_maxsize=NOTIFIER_STREAM_BUFFER,
+        broker_max_poll_records=NOTIFIER_MAX_POLL_RECORDS,
         broker_commit_interval=settings.notifier_commit_interval_seconds,
         broker_session_timeout=settings.notifier_session_timeout_seconds,
         consumer_metadata_max_age_ms=metadata_max_age_ms(settings),

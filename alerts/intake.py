@@ -9,10 +9,13 @@ ran out of memory, and a restart read them all again.
 :class:`IntakeLimit` bounds it: once ``PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES`` deliveries are pending, the
 alerts agent waits before it takes the next record, and goes on once a tenth of them are settled (the
 hysteresis keeps it from pausing at every delivery). Nothing is dropped: the alerts not read wait in
-``preempt.alerts`` (``preempt_consumer_lag`` shows them) and Faust stops fetching a partition whose
-stream buffer is full, so the consumer keeps polling and stays in its group. A rebalance or a stop during
+``preempt.alerts`` (``preempt_consumer_lag`` shows them). The alerts' partitions are paused in Faust's
+consumer for the pause (``Consumer.pause_partitions``): left fetched, the records would fill the agent's
+buffer, and a full buffer blocks Faust's fetcher for every topic (feedback too) — past
+``broker_max_poll_interval`` (1,000 s) the consumer would leave its group. A rebalance or a stop during
 the wait leaves the record taken unhandled and unacked: the partition's next owner (this notifier again,
-perhaps) reads it from the committed offset.
+perhaps) reads it from the committed offset, and Faust resumes every partition of the new assignment
+once it is recovered.
 
 A pause is reported: WARNING ``not taking new alerts …`` with what the pending deliveries wait for,
 ``preempt_notifier_intake_paused`` = 1, ``preempt_notifier_intake_pauses_total`` + 1, ``/readyz`` 503
@@ -50,9 +53,13 @@ class IntakeLimit:
         waiting_for: Callable[[], Mapping[str, int]] = dict,
         clock: Callable[[], float] = time.monotonic,
         poll_s: float = POLL_SECONDS,
+        *,
+        hold: Callable[[], None] = lambda: None,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
         """``pending``: deliveries not settled yet; ``waiting_for``: what they wait for, for the log line
-        (called once a pause)."""
+        (called once a pause). ``hold`` is called as a pause begins and ``release`` as it ends with room (not
+        when a rebalance or a stop ends it): the runtime stops and resumes fetching the alerts' partitions."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         self.limit = limit
@@ -61,6 +68,8 @@ class IntakeLimit:
         self._waiting_for = waiting_for
         self._clock = clock
         self._poll_s = poll_s
+        self._hold = hold
+        self._release = release
         self._paused_since: float | None = None
         NOTIFIER_INTAKE_PAUSED.set(0)
 
@@ -79,6 +88,7 @@ class IntakeLimit:
         try:
             while go_on():
                 if self._pending() <= self.resume_at:
+                    self._release()
                     return True
                 await asyncio.sleep(self._poll_s)
             return False
@@ -107,6 +117,7 @@ class IntakeLimit:
             waiting_for=dict(self._waiting_for()),
             remedy=f"more notifiers (partitions), fewer alerts to the busiest channel, or a higher {SETTING}",
         )
+        self._hold()
 
     def _resume(self) -> None:
         if self._paused_since is None:

@@ -258,8 +258,13 @@ class NotifierRuntime:
         NOTIFIER_DELIVERIES_PENDING.set_function(self.dispatcher.pending_deliveries)
         # At this many deliveries in memory the agent stops taking alerts until some are settled (alerts/intake.py).
         self.intake = IntakeLimit(
-            settings.notifier_max_pending_deliveries, self.dispatcher.pending_deliveries, self.dispatcher.waiting_for
+            settings.notifier_max_pending_deliveries,
+            self.dispatcher.pending_deliveries,
+            self.dispatcher.waiting_for,
+            hold=self._stop_fetching_alerts,
+            release=self._fetch_alerts_again,
         )
+        self._not_fetched: set[Any] = set()  # the alerts' partitions paused for the intake limit
         NOTIFIER_PACED_OLDEST_SECONDS.set_function(self.dispatcher.scheduler.paced_oldest_seconds)
         self.dispatcher.on_delivered_alert = self.recent.add
         self.dispatcher.on_delivered_message = self.recent.add_message
@@ -300,6 +305,27 @@ class NotifierRuntime:
             return True
         log.info("alert record left to be read again: a rebalance or a stop came while intake was paused")
         return False
+
+    def _stop_fetching_alerts(self) -> None:
+        """Pause fetching ``preempt.alerts`` while the intake waits (``alerts/intake.py``: a full agent buffer
+        would block Faust's fetcher for every topic). Faust's public ``Consumer.pause_partitions``."""
+        name = self.topics.alerts.get_topic_name()
+        try:
+            self._not_fetched = {tp for tp in self.app.consumer.assignment() if tp.topic == name}
+            self.app.consumer.pause_partitions(self._not_fetched)
+        except Exception as exc:  # noqa: BLE001 - the consumer (not started, stopping): the wait works without it
+            log.warning("alerts' partitions not paused for the intake limit", error=repr(exc))
+
+    def _fetch_alerts_again(self) -> None:
+        """Resume fetching what :meth:`_stop_fetching_alerts` paused. Not called when a rebalance ended the
+        wait: Faust resumes every partition of the new assignment once it is recovered."""
+        paused, self._not_fetched = self._not_fetched, set()
+        if not paused or self.app.rebalancing:
+            return
+        try:
+            self.app.consumer.resume_partitions(paused)
+        except Exception as exc:  # noqa: BLE001 - as above; the next assignment resumes them
+            log.warning("alerts' partitions not resumed after the intake limit", error=repr(exc))
 
     async def handle_alert(self, event: Any) -> None:
         """Decode one alert record and dispatch it, or dead-letter it (called by :meth:`consume_alerts`).

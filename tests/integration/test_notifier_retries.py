@@ -16,6 +16,7 @@ from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.notifier_harness import (
+    log_records,
     make_alert,
     metric_sample,
     metric_value,
@@ -340,3 +341,35 @@ def test_a_line_that_outgrows_the_pending_limit_waits_in_kafka_and_is_delivered_
     (first_pause, *_) = wait_for_records(notifier, PAUSED, 1, timeout_s=5)
     assert first_pause["limit"] == 4
     assert wait_for_records(notifier, RESUMED, 1, timeout_s=5)
+
+
+def test_a_long_intake_pause_stops_fetching_the_alerts_only(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    producer: KafkaProducer,
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """Limit 3, every alert in a group of its own that waits 10 minutes: the intake pauses for good. 20,000 more
+    alerts (far more than Faust's agent buffer takes, 4,096) wait in Kafka; the notifier goes on reading
+    preempt.feedback (an invalid record is reported at once) and stays in its group. Left fetched (tried), the
+    alerts filled the agent's buffer, and a full buffer blocks Faust's fetcher for every topic: the feedback was
+    not read within 20 s, and after broker_max_poll_interval the consumer would leave its group."""
+    routes = (
+        "receivers:\n  - {name: team, console_configs: [{}]}\n"
+        "route:\n  receiver: team\n  group_wait: 10m\n  group_by: [alert_id]\n"
+    )
+    settings = notifier_settings(settings_factory, write_routes(tmp_path, routes), notifier_max_pending_deliveries=3)
+    notifier = start_notifier(process_factory, settings)
+    produce_alerts(producer, topics.alerts, *(make_alert(f"wait-{i}") for i in range(20_000)))
+    wait_readyz(settings, lambda s, b: "not taking new alerts: 3 deliveries pending" in b.get("reason", ""), 30)
+    time.sleep(5)  # what Faust fetched before the pause reaches the agent's buffer
+    producer.send(topics.feedback, key=b"wait-0", value=b"not a feedback record")
+    producer.flush()
+    (ignored,) = wait_for_records(notifier, "invalid feedback record ignored", 1, timeout_s=20)
+    assert metric_value(settings, "preempt_notifier_deliveries_pending") == 3
+    assert metric_value(settings, "preempt_notifier_intake_paused") == 1
+    assert metric_value(settings, "preempt_notifier_intake_pauses_total") == 1
+    assert "pending deliveries handed over on rebalance" not in notifier.log_text()
+    assert len(log_records(notifier, "notifier ready")) == 1  # no rebalance
+    assert ignored["offset"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.auth import SSLCredentials
 from faust.streams import current_event
 from faust.types import TP
+from mode.utils.queues import FlowControlQueue
 from prometheus_client import REGISTRY
 
 from alerts.app import PartitionedWrites, create_app
@@ -52,6 +54,15 @@ async def test_rebalance_signals_reach_the_runtime(tmp_path: Path) -> None:
     assert dispatcher.paused
     await app.on_partitions_assigned.send({TP(settings.topic("alerts"), 0)})
     assert not dispatcher.paused
+
+
+def test_a_poll_fits_in_the_agent_buffer_past_its_high_pressure_mark(tmp_path: Path) -> None:
+    """Faust stops fetching a partition once the agent's buffer passes its high-pressure mark but puts the rest
+    of the poll in the buffer; a full buffer blocks its fetcher for every topic (alerts/intake.py)."""
+    app = create_app(_settings(tmp_path))
+    buffer, poll = app.conf.stream_buffer_maxsize, app.conf.broker_max_poll_records
+    assert poll is not None
+    assert math.floor(buffer / FlowControlQueue.pressure_high_ratio) + poll < buffer
 
 
 def test_notifier_listens_on_the_web_host_only(tmp_path: Path) -> None:

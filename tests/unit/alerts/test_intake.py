@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from faust.types import TP
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from alerts.intake import IntakeLimit
 from schemas.alert import Alert
-from tests.unit.alerts.test_runtime import FakeEvent, FakeStream, make_runtime  # noqa: F401 - the fixture
+from tests.unit.alerts.test_runtime import ALERTS, FEEDBACK, FakeEvent, FakeStream, make_runtime  # noqa: F401
 
 
 def _sample(name: str) -> float:
@@ -114,17 +115,20 @@ async def test_the_notifier_reads_no_alert_past_the_limit_until_deliveries_are_s
 ) -> None:
     """Limit 2: two alerts are handled, the third waits in the stream until the delivery loop has delivered
     them; then it is handled too, and every alert is delivered and acked once."""
-    runtime, _, notifier, _ = make_runtime(notifier_max_pending_deliveries=2)
+    alerts_tps = {TP(ALERTS, 0), TP(ALERTS, 1)}
+    runtime, app, notifier, _ = make_runtime(alerts_tps | {TP(FEEDBACK, 0)}, notifier_max_pending_deliveries=2)
     events = [_event(make_alert(account_id=f"acct-{i}")) for i in range(3)]
     agent = asyncio.ensure_future(runtime.consume_alerts(FakeStream(events)))
     await asyncio.sleep(0.3)
     assert not agent.done()
     assert runtime.dispatcher.pending_deliveries() == 2  # the third is not read
     assert runtime.intake.paused
+    assert app.paused == alerts_tps  # not fetched meanwhile; the feedback topic is
     runtime.dispatcher.tick()
     await runtime.dispatcher.scheduler.drain()
     await asyncio.wait_for(agent, 2)
     assert not runtime.intake.paused
+    assert app.paused == set()
     runtime.dispatcher.tick()
     await runtime.dispatcher.scheduler.drain()
     assert sorted(a.account_id for n in notifier.sent for a in n.alerts) == ["acct-0", "acct-1", "acct-2"]
@@ -137,14 +141,16 @@ async def test_a_rebalance_during_the_pause_leaves_the_record_unhandled_and_unac
 ) -> None:
     """The record taken before the rebalance is not handled after it: its partition is read again from the
     committed offset (by this notifier or its new owner), so handling it too would deliver a stale copy."""
-    runtime, app, notifier, _ = make_runtime(notifier_max_pending_deliveries=1)
+    runtime, app, notifier, _ = make_runtime({TP(ALERTS, 0)}, notifier_max_pending_deliveries=1)
     events = [_event(make_alert(account_id=f"acct-{i}")) for i in range(2)]
     with capture_logs() as logs:
         agent = asyncio.ensure_future(runtime.consume_alerts(FakeStream(events)))
         await asyncio.sleep(0.3)
         assert runtime.intake.paused
+        assert app.paused == {TP(ALERTS, 0)}
         app.consumer_generation_id += 1  # a rebalance
         await asyncio.wait_for(agent, 2)
+    assert app.paused == {TP(ALERTS, 0)}  # Faust resumes the new assignment's partitions once it is recovered
     assert runtime.dispatcher.pending_deliveries() == 1  # the first alert's; the second was never handled
     assert events[1].acks == 0
     assert any(entry["event"].startswith("alert record left to be read again") for entry in logs)

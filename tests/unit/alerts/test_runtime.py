@@ -86,9 +86,15 @@ class FakeApp:
         self.should_stop = False
         self.crashed: list[BaseException] = []
         self.producer = SimpleNamespace(flush=self._flush)
-        self.consumer = SimpleNamespace(assignment=lambda: assignment or set())
+        self.paused: set[TP] = set()  # partitions paused with the consumer's pause_partitions
+        self.consumer = SimpleNamespace(
+            assignment=lambda: assignment or set(),
+            pause_partitions=self.paused.update,
+            resume_partitions=self.paused.difference_update,
+        )
         self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
         self.consumer_generation_id = 1
+        self.rebalancing = False
 
     async def _flush(self) -> None:
         self.flushes += 1
