@@ -85,15 +85,17 @@ class IntakeLimit:
         if self._pending() < self.limit:
             return True
         self._pause()
+        room = False
         try:
             while go_on():
                 if self._pending() <= self.resume_at:
+                    room = True
                     self._release()
                     return True
                 await asyncio.sleep(self._poll_s)
             return False
         finally:
-            self._resume()
+            self._resume(room)
 
     def reason(self) -> tuple[str, ...]:
         """``/readyz``'s reason while paused; else nothing."""
@@ -119,11 +121,14 @@ class IntakeLimit:
         )
         self._hold()
 
-    def _resume(self) -> None:
+    def _resume(self, room: bool) -> None:
+        """The pause is over: with room (logged), or ended by a rebalance, a stop or a cancellation (the
+        runtime says what became of the record)."""
         if self._paused_since is None:
             return
         waited = self._clock() - self._paused_since
         self._paused_since = None
         NOTIFIER_INTAKE_PAUSED.set(0)
         NOTIFIER_INTAKE_PAUSED_SECONDS.inc(waited)
-        log.info(RESUMED, paused_seconds=round(waited, 1), pending=self._pending())
+        if room:
+            log.info(RESUMED, paused_seconds=round(waited, 1), pending=self._pending())
