@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -248,6 +249,25 @@ def test_an_smtp_server_that_never_answers_does_not_hold_back_slack(
     assert posted.time - produced < 8.0
 
 
+def _one_channel_notifier(
+    channel: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    slack: FakeSlack,
+    tmp_path: Path,
+    **overrides: Any,
+) -> tuple[Settings, ManagedProcess]:
+    """A notifier (started) sending every alert at once to one Slack ``channel`` of ``slack``."""
+    routes = (
+        f"receivers:\n  - {{name: team, slack_configs: [{{channel: {channel}}}]}}\n"
+        "route:\n  receiver: team\n  group_wait: 0s\n"
+    )
+    settings = notifier_settings(
+        settings_factory, write_routes(tmp_path, routes), slack_api_url=slack.api_url, **overrides
+    )
+    return settings, start_notifier(process_factory, settings)
+
+
 def test_the_notifiers_own_pacing_of_a_busy_channel_is_not_counted_as_retries(
     settings_factory: Callable[..., Settings],
     topics: TopicNames,
@@ -268,16 +288,9 @@ def test_the_notifiers_own_pacing_of_a_busy_channel_is_not_counted_as_retries(
     The line is longer than the give-up window (3 s here: the tenth message goes out about 9.5 s after the first), and
     is delivered in full: waiting for a slot is not failing (before, 3 of 6 were delivered, the others dead-lettered
     gave_up); while its oldest waits longer than the window /readyz says so, and is ready again once it is out."""
-    routes = (
-        "receivers:\n  - {name: team, slack_configs: [{channel: C-BUSY}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
+    settings, notifier = _one_channel_notifier(
+        "C-BUSY", settings_factory, process_factory, slack_server, tmp_path, delivery_give_up_seconds=3.0
     )
-    settings = notifier_settings(
-        settings_factory,
-        write_routes(tmp_path, routes),
-        slack_api_url=slack_server.api_url,
-        delivery_give_up_seconds=3.0,
-    )
-    notifier = start_notifier(process_factory, settings)
     produce_alerts(producer, topics.alerts, *(make_alert(f"busy-{i}") for i in range(10)))
     body = wait_readyz(settings, lambda s, b: "deliveries waiting for a pacing slot:" in b.get("reason", ""), 30)
     assert "(longer than the give-up window, 3 s)" in body["reason"]
@@ -307,16 +320,9 @@ def test_a_line_that_outgrows_the_pending_limit_waits_in_kafka_and_is_delivered_
     notifier never holds more than four deliveries, says so (WARNING, gauge, /readyz 503 naming the limit), leaves the
     rest in preempt.alerts, and delivers all twelve once each — nothing is dropped and no partition is called
     stalled. Before, every alert read joined the line in memory, however long it grew."""
-    routes = (
-        "receivers:\n  - {name: team, slack_configs: [{channel: C-LINE}]}\nroute:\n  receiver: team\n  group_wait: 0s\n"
+    settings, notifier = _one_channel_notifier(
+        "C-LINE", settings_factory, process_factory, slack_server, tmp_path, notifier_max_pending_deliveries=4
     )
-    settings = notifier_settings(
-        settings_factory,
-        write_routes(tmp_path, routes),
-        slack_api_url=slack_server.api_url,
-        notifier_max_pending_deliveries=4,
-    )
-    notifier = start_notifier(process_factory, settings)
     produce_alerts(producer, topics.alerts, *(make_alert(f"line-{i}") for i in range(12)))
     body = wait_readyz(settings, lambda s, b: "not taking new alerts:" in b.get("reason", ""), 30)
     assert "PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES=4" in body["reason"]
