@@ -74,7 +74,14 @@ from streams.runtime.dead_letters import (
     bounded,
     cut_dead_letter,
 )
-from streams.runtime.faust_compat import ack_offsets, committed_offsets, group_committed_offsets, publish
+from streams.runtime.faust_compat import (
+    ack_offsets,
+    committed_offsets,
+    group_committed_offsets,
+    pause_fetching,
+    publish,
+    resume_fetching,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -286,20 +293,26 @@ class NotifierRuntime:
         """
         async for event in stream.noack().events():
             try:
-                if await self.intake_open(self.app.consumer_generation_id):
+                if await self.intake_open(self.app.consumer_generation_id, self.app.rebalancing_count):
                     await self.handle_alert(event)
             except Exception as exc:
                 log.critical("alert handling failed; stopping the notifier", error=repr(exc))
                 await self.app.crash(exc)
                 raise
 
-    async def intake_open(self, generation: int) -> bool:
+    async def intake_open(self, generation: int, rebalances: int) -> bool:
         """Wait while too many deliveries are pending (``alerts/intake.py``); False when a rebalance or a stop
-        came meanwhile (``generation``: the consumer's as the record came): the record is left unacked, and
-        read again from the committed offset by its partition's owner."""
+        came meanwhile (``generation`` and ``rebalances``: the consumer's generation and the app's count of
+        rebalances begun, as the record came): the record is left unacked, and read again from the committed
+        offset by its partition's owner. A rebalance ends the wait as it begins, at the revocation: handled
+        between the revocation and the new assignment, the record would be checked for skips against the
+        committed offset (the offsets read were forgotten) and its ack would outlive the revocation."""
 
         def go_on() -> bool:
-            return not self.app.should_stop and self.app.consumer_generation_id == generation
+            app = self.app
+            return (
+                not app.should_stop and app.consumer_generation_id == generation and app.rebalancing_count == rebalances
+            )
 
         if await self.intake.wait_for_room(go_on) and go_on():
             return True
@@ -308,11 +321,12 @@ class NotifierRuntime:
 
     def _stop_fetching_alerts(self) -> None:
         """Pause fetching ``preempt.alerts`` while the intake waits (``alerts/intake.py``: a full agent buffer
-        would block Faust's fetcher for every topic). Faust's public ``Consumer.pause_partitions``."""
+        would block Faust's fetcher for every topic); the poll being handed over still arrives in full
+        (``faust_compat.pause_fetching``)."""
         name = self.topics.alerts.get_topic_name()
         try:
             self._not_fetched = {tp for tp in self.app.consumer.assignment() if tp.topic == name}
-            self.app.consumer.pause_partitions(self._not_fetched)
+            pause_fetching(self.app, self._not_fetched)
         except Exception as exc:  # noqa: BLE001 - the consumer (not started, stopping): the wait works without it
             log.warning("alerts' partitions not paused for the intake limit", error=repr(exc))
 
@@ -323,7 +337,7 @@ class NotifierRuntime:
         if not paused or self.app.rebalancing:
             return
         try:
-            self.app.consumer.resume_partitions(paused)
+            resume_fetching(self.app, paused)
         except Exception as exc:  # noqa: BLE001 - as above; the next assignment resumes them
             log.warning("alerts' partitions not resumed after the intake limit", error=repr(exc))
 

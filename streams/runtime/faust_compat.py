@@ -19,7 +19,7 @@ import contextlib
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any, cast
@@ -1081,3 +1081,31 @@ async def publish(
     message = topic.as_future_message(key=key, value=value, partition=partition, headers=headers)
     await topic.publish_message(message)
     return cast(asyncio.Future[Any], message)
+
+
+# --- 21. Pausing partitions without dropping the poll being handed over ---------------------------
+#
+# Upstream behaviour: ``Consumer.pause_partitions`` takes partitions out of the set of active partitions,
+# and ``Consumer.getmany``, while it hands over a poll one record at a time, silently drops every record
+# whose partition is no longer active -- unless the partition is in the private ``_buffered_partitions``
+# (the partitions Faust itself stops fetching because an agent's buffer is under pressure, whose fetched
+# records it still hands over). aiokafka's position is already past the dropped records and nothing seeks
+# back: the notifier saw an offset jump and Faust's gap bookkeeping committed past alerts still waiting.
+# Pausing the alerts for the notifier's intake limit (``alerts/intake.py``) therefore also puts them in
+# ``_buffered_partitions``, as buffer pressure does: no new fetch, the current poll handed over in full.
+# Faust's recovery resumes every assigned partition after a rebalance (``Recovery``), so a pause never
+# outlives the assignment it was made in.
+
+
+def pause_fetching(app: faust.App, tps: Collection[Any]) -> None:
+    """Stop fetching ``tps``; the records of the poll being handed over still reach the agents."""
+    consumer: Any = app.consumer  # Faust's Consumer (ConsumerT does not declare _buffered_partitions)
+    consumer.pause_partitions(tps)
+    consumer._buffered_partitions.update(tps)
+
+
+def resume_fetching(app: faust.App, tps: Collection[Any]) -> None:
+    """Fetch ``tps`` again (undoes :func:`pause_fetching`)."""
+    consumer: Any = app.consumer
+    consumer._buffered_partitions.difference_update(tps)
+    consumer.resume_partitions(tps)

@@ -344,6 +344,8 @@ def test_a_line_that_outgrows_the_pending_limit_waits_in_kafka_and_is_delivered_
     assert metric_value(settings, "preempt_notifier_intake_paused") == 0
     assert metric_value(settings, "preempt_notifier_deliveries_pending") == 0
     assert metric_value(settings, "preempt_partition_stalls_total", topic=topics.alerts) == 0
+    assert metric_value(settings, "preempt_notifier_skipped_alerts_total", outcome="repaired") == 0
+    assert metric_value(settings, "preempt_notifier_skipped_alerts_total", outcome="lost") == 0
     (first_pause, *_) = wait_for_records(notifier, PAUSED, 1, timeout_s=5)
     assert first_pause["limit"] == 4
     assert wait_for_records(notifier, RESUMED, 1, timeout_s=5)
@@ -378,4 +380,6 @@ def test_a_long_intake_pause_stops_fetching_the_alerts_only(
     assert metric_value(settings, "preempt_notifier_intake_pauses_total") == 1
     assert "pending deliveries handed over on rebalance" not in notifier.log_text()
     assert len(log_records(notifier, "notifier ready")) == 1  # no rebalance
+    # Faust skipped no alert: none of a poll's records was dropped as its partition was paused
+    assert metric_value(settings, "preempt_notifier_skipped_alerts_total", outcome="repaired") == 0
     assert ignored["offset"] == 0

@@ -91,10 +91,12 @@ class FakeApp:
             assignment=lambda: assignment or set(),
             pause_partitions=self.paused.update,
             resume_partitions=self.paused.difference_update,
+            _buffered_partitions=set(),
         )
         self.conf = SimpleNamespace(id="ut-notify", name="ut-notify")
         self.consumer_generation_id = 1
         self.rebalancing = False
+        self.rebalancing_count = 0
 
     async def _flush(self) -> None:
         self.flushes += 1

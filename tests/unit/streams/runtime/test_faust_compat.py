@@ -450,6 +450,60 @@ def test_a_diverted_poll_goes_to_the_handler_and_other_topics_keep_faust_path() 
     assert yielded == [(TP("changelog", 0), 3)]
 
 
+@pytest.mark.parametrize("keep_poll", [False, True])
+def test_a_partition_paused_while_its_poll_is_handed_over_loses_the_rest_unless_paused_by_pause_fetching(
+    keep_poll: bool,
+) -> None:
+    """Faust's ``pause_partitions`` in the middle of a poll drops the paused partition's records not handed over
+    yet (aiokafka's position is past them); ``pause_fetching`` hands the poll over in full, and other partitions
+    are unaffected either way. When upstream changes, the first case fails: look again at pause_fetching."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.runtime.faust_compat import pause_fetching, resume_fetching
+
+    def record(partition: int, offset: int) -> Any:
+        return ConsumerRecord("alerts", partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+    alerts0, alerts1 = TP("alerts", 0), TP("alerts", 1)
+
+    async def scenario() -> tuple[list[tuple[Any, int]], Any]:
+        app = faust.App(f"compat-pause-{keep_poll}", broker="kafka://127.0.0.1:1", web_enabled=False)
+        consumer: Any = app.consumer
+        consumer._active_partitions = {alerts0, alerts1}
+        polled = {alerts0: [record(0, 5), record(0, 6), record(0, 7)], alerts1: [record(1, 3)]}
+
+        async def wait_next_records(timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+            return polled, consumer._get_active_partitions()  # as Faust's: the live set, not a copy
+
+        consumer._wait_next_records = wait_next_records
+        consumer.highwater = lambda tp: 10
+        yielded: list[tuple[Any, int]] = []
+        async for tp, message in consumer.getmany(timeout=1.0):
+            yielded.append((tp, message.offset))
+            if (tp, message.offset) == (alerts0, 5):
+                if keep_poll:
+                    pause_fetching(app, [alerts0])
+                else:
+                    consumer.pause_partitions([alerts0])
+        active_after = set(consumer._get_active_partitions())
+        if keep_poll:
+            resume_fetching(app, [alerts0])
+            assert set(consumer._get_active_partitions()) == {alerts0, alerts1}
+            assert alerts0 not in consumer._buffered_partitions
+        return yielded, active_after
+
+    # the poll's active set is the consumer's live one, which pausing changes under the loop
+    assert "active_partitions = self._get_active_partitions()" in inspect.getsource(
+        faust_consumer.Consumer._wait_next_records
+    )
+    yielded, active_after = asyncio.run(scenario())
+    assert active_after == {alerts1}  # paused: not fetched any more
+    if keep_poll:
+        assert sorted(yielded) == [(alerts0, 5), (alerts0, 6), (alerts0, 7), (alerts1, 3)]
+    else:
+        assert sorted(yielded) == [(alerts0, 5), (alerts1, 3)]  # 6 and 7 dropped without a trace
+
+
 def test_ack_offsets_lets_faust_commit_like_acked_messages() -> None:
     """Offsets acked through ``ack_offsets`` are committed by Faust's ``_new_offset`` like delivered ones."""
     from streams.runtime.faust_compat import ack_offsets
