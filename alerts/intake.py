@@ -10,13 +10,12 @@ ran out of memory, and a restart read them all again.
 alerts agent waits before it takes the next record, and goes on once a tenth of them are settled (the
 hysteresis keeps it from pausing at every delivery). Nothing is dropped: the alerts not read wait in
 ``preempt.alerts`` (``preempt_consumer_lag`` shows them). The alerts' partitions are paused in Faust's
-consumer for the pause (``faust_compat.pause_fetching``: Faust's own pause drops the rest of the poll being
-handed over): left fetched, the records would fill the agent's
-buffer, and a full buffer blocks Faust's fetcher for every topic (feedback too) — past
-``broker_max_poll_interval`` (1,000 s) the consumer would leave its group. A rebalance (from its
-revocation on) or a stop during the wait leaves the record taken unhandled and unacked: the partition's next owner (this notifier again,
-perhaps) reads it from the committed offset, and Faust resumes every partition of the new assignment
-once it is recovered.
+consumer for the pause (``faust_compat.pause_fetching``: Faust's own pause drops the rest of the poll
+being handed over): left fetched, the records would fill the agent's buffer, and a full buffer blocks
+Faust's fetcher for every topic (feedback too) — past ``broker_max_poll_interval`` (1,000 s) the consumer
+would leave its group. A rebalance (from its revocation on) or a stop during the wait leaves the record
+taken unhandled and unacked: the partition's next owner (this notifier again, perhaps) reads it from the
+committed offset, and Faust resumes every partition of the new assignment once it is recovered.
 
 A pause is reported: WARNING ``not taking new alerts …`` with what the pending deliveries wait for,
 ``preempt_notifier_intake_paused`` = 1, ``preempt_notifier_intake_pauses_total`` + 1, ``/readyz`` 503
