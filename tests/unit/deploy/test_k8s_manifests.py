@@ -85,6 +85,14 @@ def test_deployments_probe_health_and_readiness(
     assert spec["securityContext"]["runAsNonRoot"] is True
 
 
+def test_slack_buttons_reach_notifiers_that_are_not_ready(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    """/readyz 503 reports deliveries in trouble; the Service carrying POST /slack/actions must not drop those
+    pods, or every button click fails while every notifier reports, say, SMTP down."""
+    (service,) = manifests["notifier-service.yaml"]
+    assert service["kind"] == "Service"
+    assert service["spec"]["publishNotReadyAddresses"] is True
+
+
 def test_notifier_secrets_are_references_only(
     manifests: dict[str, list[dict[str, Any]]], deployment: Callable[[str], dict[str, Any]]
 ) -> None:
