@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from alerts.grouping import Grouper, GroupTiming
+import functools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.grouping import Batch, Grouper, GroupTiming
 
 TIMING = GroupTiming(group_wait=30.0, group_interval=300.0, repeat_interval=3600.0)
 
@@ -77,3 +82,73 @@ def test_discard_drops_matching_pending_items() -> None:
 
     assert grouper.discard(lambda item: item == "drop") == 1
     assert [b.items for b in grouper.due(30.0)] == [("keep",)]
+
+
+class ScanGrouper(Grouper[str]):
+    """The grouper as it was before its heaps: due() and next_due() look at every group (the model)."""
+
+    def due(self, now: float) -> list[Batch[str]]:
+        batches: list[Batch[str]] = []
+        for (receiver, group_key), group in list(self._groups.items()):
+            if group.pending and group.flush_at is not None and group.flush_at <= now:
+                batches.append(Batch(receiver, group_key, tuple(group.pending)))
+                group.pending.clear()
+                group.flush_at = None
+                group.sent_before = group.last_flush_at
+                group.last_flush_at = now
+                group.idle_since = now
+            elif not group.pending and now - group.idle_since >= group.timing.repeat_interval:
+                del self._groups[(receiver, group_key)]
+        return batches
+
+    def next_due(self) -> float | None:
+        times = [g.flush_at for g in self._groups.values() if g.pending and g.flush_at is not None]
+        return min(times) if times else None
+
+
+def _dropped(remainder: int, item: str) -> bool:
+    """Drops about a tenth of the items, the same ones in both groupers."""
+    return sum(map(ord, item)) % 10 == remainder
+
+
+TIMINGS = [TIMING, GroupTiming(0.0, 0.0, 0.0), GroupTiming(5.0, 10.0, 20.0), GroupTiming(30.0, 300.0, 0.0)]
+OPERATION = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 4), st.integers(0, len(TIMINGS) - 1), st.floats(0, 50)),
+    st.tuples(st.just("hold"), st.integers(0, 4), st.booleans(), st.floats(0, 400)),
+    st.tuples(st.just("due"), st.floats(0, 400)),
+    st.tuples(st.just("discard"), st.integers(0, 9)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OPERATION, max_size=60))
+def test_the_heaps_flush_and_forget_exactly_what_a_scan_of_every_group_does(operations: list[tuple]) -> None:
+    """Random adds, quiet-hours holds, flushes and discards on a rising clock: the same batches (each call's, in
+    any order: the heaps give the earliest first), the same next flush time and the same groups kept."""
+    grouper, model = Grouper[str](), ScanGrouper()
+    now, seq = 0.0, 0
+    for op in operations:
+        if op[0] == "add":
+            _, group, timing, step = op
+            now += step
+            seq += 1
+            item = f"g{group}-{seq}"
+            assert grouper.add("r", f"k{group}", TIMINGS[timing], item, now) == model.add(
+                "r", f"k{group}", TIMINGS[timing], item, now
+            )
+        elif op[0] == "hold":
+            _, group, sent_any, ahead = op
+            seq += 1
+            items = [f"g{group}-held-{seq}"]
+            grouper.hold("r", f"k{group}", list(items), now + ahead, sent_any=sent_any)
+            model.hold("r", f"k{group}", list(items), now + ahead, sent_any=sent_any)
+        elif op[0] == "due":
+            now += op[1]
+            got, want = grouper.due(now), model.due(now)
+            assert sorted(got, key=repr) == sorted(want, key=repr)
+        else:
+            drop = functools.partial(_dropped, op[1])
+            assert grouper.discard(drop) == model.discard(drop)
+        assert grouper.next_due() == model.next_due()
+        assert len(grouper) == len(model)
+        assert grouper.pending() == model.pending()
