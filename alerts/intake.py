@@ -3,7 +3,7 @@
 Every alert the notifier reads stays in memory until each of its deliveries is settled: waiting for its
 group (``group_wait``), for quiet hours, for a retry, or in line for its channel's pacing slot (a Slack
 channel takes one message a second). When more alerts come than the channels let out — more than one a
-second to one Slack channel, for hours — that line only grew, about 7 KB a delivery, until the process
+second to one Slack channel, for hours — that line only grew, about 9 KB a delivery, until the process
 ran out of memory, and a restart read them all again.
 
 :class:`IntakeLimit` bounds it: once ``PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES`` deliveries are pending, the

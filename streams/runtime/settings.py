@@ -452,7 +452,7 @@ class Settings(BaseSettings):
     notifier_max_pending_deliveries: int = Field(
         20_000,
         ge=1,
-        description="notifier: at this many deliveries pending in memory (about 7 KB each) it stops reading new "
+        description="notifier: at this many deliveries pending in memory (about 9 KB each) it stops reading new "
         "alerts until a tenth of them are settled; they wait in preempt.alerts (alerts/intake.py)",
     )
     notifier_commit_interval_seconds: float = Field(
