@@ -285,6 +285,8 @@ def _install(app: AppWithBeforeStop, runtime: NotifierRuntime) -> None:
     app.agent(runtime.topics.alerts, name="alerts.app.notify", concurrency=1)(runtime.consume_alerts)
     app.agent(runtime.topics.feedback, name="alerts.app.apply_feedback")(runtime.consume_feedback)
     app.task(runtime.run_delivery_loop)
+    # Nothing is sent before the delivery log is recovered (the first on_recovered resumes the dispatcher).
+    runtime.dispatcher.paused = True
 
     async def recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.on_recovered()

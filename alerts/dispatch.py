@@ -630,11 +630,10 @@ class Dispatcher:
         return job
 
     def retain(self, partitions: Collection[int]) -> int:
-        """After a rebalance: keep the work of partitions still assigned here, forget the rest, resume."""
+        """After a rebalance: keep the work of partitions still assigned here, forget the rest. Deliveries stay
+        paused until the caller resumes them (``paused = False``) once the delivery log is recovered."""
         held = {t.partition for tickets in self._waiting.values() for t in tickets if t.partition is not None}
-        dropped = self.revoke(held - set(partitions))
-        self.paused = False
-        return dropped
+        return self.revoke(held - set(partitions))
 
     def revoke(self, partitions: Collection[int]) -> int:
         """Forget pending work of alerts from revoked partitions (their new owner re-consumes them)."""

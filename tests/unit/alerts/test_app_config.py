@@ -46,13 +46,21 @@ def test_notifier_app_registers_the_runtime_agents_task_and_pages(tmp_path: Path
 
 
 async def test_rebalance_signals_reach_the_runtime(tmp_path: Path) -> None:
-    """Faust's revoke signal pauses the app's dispatcher and its assign signal resumes it."""
+    """The dispatcher sends nothing before the first recovery; Faust's revoke signal pauses it, and it resumes
+    at the end of the recovery that follows the assignment, not at the assignment: a delivery recorded while the
+    delivery log's changelog is replayed could be overwritten, and its alert sent twice."""
     settings = _settings(tmp_path)
     app = create_app(settings)
     dispatcher = app.preempt_runtime.dispatcher
+    app.consumer.assignment = lambda: {TP(settings.topic("alerts"), 0)}  # the consumer is not started here
+    assert dispatcher.paused
+    await app.on_rebalance_complete.send()
+    assert not dispatcher.paused
     await app.on_partitions_revoked.send({TP(settings.topic("alerts"), 0)})
     assert dispatcher.paused
     await app.on_partitions_assigned.send({TP(settings.topic("alerts"), 0)})
+    assert dispatcher.paused
+    await app.on_rebalance_complete.send()
     assert not dispatcher.paused
 
 

@@ -149,6 +149,9 @@ async def test_rebalance_keeps_work_of_partitions_that_stay(setup, make_alert) -
 
     assert dispatcher.retain({1}) == 1
     await _run_until_idle(dispatcher, clock)
+    assert notifier.sent == []  # not before the delivery log is recovered
+    dispatcher.paused = False  # the runtime's on_recovered
+    await _run_until_idle(dispatcher, clock)
     assert [n.alerts for n in notifier.sent] == [(kept,)]
 
 
@@ -381,6 +384,7 @@ async def _probe_in_flight_at_a_rebalance(
     assert notifier.calls[-1] == "moved"
     dispatcher.paused = True  # the revocation
     assert dispatcher.retain({2}) == 1  # the assignment: partition 1 moved away
+    dispatcher.paused = False  # the recovery
     release.set()
     await dispatcher.drain()
     return dispatcher, notifier, clock, dead, acks

@@ -202,6 +202,7 @@ async def test_the_first_record_after_an_assignment_is_checked_against_the_commi
     monkeypatch.setattr(runtime_module, "committed_offsets", lambda consumer: {TP(ALERTS, 5): 3})  # not asked
     runtime.on_partitions_revoked(set())
     runtime.on_partitions_assigned({TP(ALERTS, 4), TP(ALERTS, 5)})
+    runtime.on_recovered()
     await runtime.consume_alerts(FakeStream([_event(make_alert(), 4, 31), _event(make_alert(), 5, 9)]))
     await _deliver(runtime)
     assert reader.reads == [(4, 30, 31)]
