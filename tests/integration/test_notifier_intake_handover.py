@@ -116,11 +116,16 @@ def test_a_notifier_stopped_while_both_intakes_wait_hands_over_every_alert_once(
 ) -> None:
     """Two notifiers, limit 3, 60 alerts over 4 partitions to 3 Slack channels (one message a second each): both
     intakes pause, and one notifier is stopped (SIGTERM) or killed (SIGKILL) while they wait. Its partitions move to
-    the survivor, whose own wait the rebalance ends (the record it held is left to be read again). Every alert is
-    posted at least once; at most once per target after a SIGTERM, and after a SIGKILL only a message the killed
-    notifier had in flight may go twice (the documented crash window: at most one per channel, posted before the
-    kill). No alert is skipped; the survivor ends ready, not paused, nothing pending, and every partition fetched
-    (one more alert per partition is delivered) and the group's commit reaches the end of each."""
+    the survivor, paused too (a wait the revocation ends leaves its record to be read again). Every alert is posted
+    at least once; at most once per target after a SIGTERM, and after a SIGKILL only a message the killed notifier
+    had in flight may go twice (the documented crash window: at most one per channel, posted before the kill). No
+    alert is skipped; the survivor ends ready, not paused, nothing pending, every partition fetched (one more alert
+    per partition is delivered) and the group's commit at the end of each.
+
+    Fails now and then on the in-memory store, mostly after a SIGKILL: a delivery the survivor makes between the
+    assignment and the end of its tables' recovery is recorded, then overwritten by the replay of the deliveries
+    changelog; the alert, read again, is not refused and waits in its group for group_interval (pending, its
+    partition's commit held), then is posted a second time."""
     settings = notifier_settings(
         settings_factory,
         write_routes(tmp_path, ROUTES),
@@ -162,7 +167,7 @@ def test_a_notifier_stopped_while_both_intakes_wait_hands_over_every_alert_once(
     while not {a.alert_id for a in probes} <= {i for i, _ in _posts(slack_server, by_title)}:
         assert time.monotonic() < deadline, f"a probe never posted:\n{survivor.log_text()[-6000:]}"
         time.sleep(0.2)
-    time.sleep(3.0)  # a second copy of anything would be out by now (one message a second per channel)
+    time.sleep(3.0)  # a second copy of a message in flight at the stop would be out by now (one a second a channel)
 
     copies = Counter(i for i, _ in _posts(slack_server, by_title))
     twice = {i: n for i, n in copies.items() if n > 1}
@@ -183,10 +188,10 @@ def test_a_notifier_stopped_while_both_intakes_wait_hands_over_every_alert_once(
     assert metric_value(survivor_settings, "preempt_notifications_total", receiver_type="slack", outcome="retried") == 0
     assert not log_records(survivor, SKIPPED) + log_records(doomed, SKIPPED)
     assert not log_records(survivor, "alert dead-lettered") + log_records(doomed, "alert dead-lettered")
-    # Both waited for room, and the rebalance ended the survivor's wait with a record left to be read again.
+    # Both waited for room. Whether the revocation ends a wait of the survivor's (a record left to be read again) is
+    # timing: on the in-memory store it did in every run, on RocksDB in one of four (that wait was over by then).
     assert log_records(survivor, PAUSED)
     assert log_records(doomed, PAUSED)
-    assert log_records(survivor, LEFT_TO_READ_AGAIN)
     pauses = metric_value(survivor_settings, "preempt_notifier_intake_pauses_total")
     left = (len(log_records(survivor, LEFT_TO_READ_AGAIN)), len(log_records(doomed, LEFT_TO_READ_AGAIN)))
     print(
