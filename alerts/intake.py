@@ -40,6 +40,9 @@ log = get_logger(__name__)
 SETTING = "PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES"
 PAUSED = "not taking new alerts: too many deliveries pending; they wait in preempt.alerts"  # the WARNING line
 RESUMED = "taking new alerts again"  # the INFO line
+LEFT_TO_READ_AGAIN = (  # the INFO line when a rebalance or a stop ends a wait: the runtime's
+    "alert record left to be read again: a rebalance or a stop came while intake was paused"
+)
 POLL_SECONDS = 0.2  # how often a paused intake looks for room: far below a delivery's own pace
 
 

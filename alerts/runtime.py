@@ -54,7 +54,7 @@ from alerts.feedback import (
     read_bounded,
     update_note,
 )
-from alerts.intake import IntakeLimit
+from alerts.intake import LEFT_TO_READ_AGAIN, IntakeLimit
 from alerts.liveness import PendingWrites
 from alerts.recordless import RecordlessOffsets
 from alerts.replay import InvalidReplayHeaderError, replay_targets
@@ -314,9 +314,13 @@ class NotifierRuntime:
                 not app.should_stop and app.consumer_generation_id == generation and app.rebalancing_count == rebalances
             )
 
-        if await self.intake.wait_for_room(go_on) and go_on():
-            return True
-        log.info("alert record left to be read again: a rebalance or a stop came while intake was paused")
+        try:
+            if await self.intake.wait_for_room(go_on) and go_on():
+                return True
+        except asyncio.CancelledError:  # the agent cancelled as the notifier stops (SIGTERM): said as for a stop
+            log.info(LEFT_TO_READ_AGAIN, cause="the notifier stopped (its agent was cancelled)")
+            raise
+        log.info(LEFT_TO_READ_AGAIN, cause="the notifier stopped" if self.app.should_stop else "a rebalance")
         return False
 
     def _stop_fetching_alerts(self) -> None:

@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from alerts.app import app_id
-from alerts.intake import PAUSED
+from alerts.intake import LEFT_TO_READ_AGAIN, PAUSED
 from alerts.testing.slack_server import FakeSlack, SlackRequest, slack_server  # noqa: F401
 from schemas.alert import Alert
 from streams.runtime.settings import Settings
@@ -52,7 +52,6 @@ route:
 """
 LIMIT = 3  # PREEMPT_NOTIFIER_MAX_PENDING_DELIVERIES: room again at 2 pending
 PER_ACCOUNT = 5
-LEFT_TO_READ_AGAIN = "alert record left to be read again: a rebalance or a stop came while intake was paused"
 SKIPPED = "records skipped before reaching the notifier; re-read them from Kafka"
 
 

@@ -9,7 +9,7 @@ from faust.types import TP
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from alerts.intake import IntakeLimit
+from alerts.intake import LEFT_TO_READ_AGAIN, IntakeLimit
 from schemas.alert import Alert
 from tests.unit.alerts.test_runtime import ALERTS, FEEDBACK, FakeEvent, FakeStream, make_runtime  # noqa: F401
 
@@ -158,4 +158,26 @@ async def test_a_rebalance_during_the_pause_leaves_the_record_unhandled_and_unac
     assert runtime.dispatcher.pending_deliveries() == 1  # the first alert's; the second was never handled
     assert events[1].acks == 0
     assert any(entry["event"].startswith("alert record left to be read again") for entry in logs)
+    assert notifier.sent == []
+
+
+async def test_a_stop_that_cancels_the_wait_says_the_record_is_left_to_be_read_again(
+    make_runtime,  # noqa: F811 - the fixture
+    make_alert,
+) -> None:
+    """SIGTERM cancels the agent while it waits for room: the record taken is not handled, not acked, and the
+    log says so (before, the cancellation ended the wait without a line)."""
+    runtime, _app, notifier, _ = make_runtime({TP(ALERTS, 0)}, notifier_max_pending_deliveries=1)
+    events = [_event(make_alert(account_id=f"acct-{i}")) for i in range(2)]
+    with capture_logs() as logs:
+        agent = asyncio.ensure_future(runtime.consume_alerts(FakeStream(events)))
+        await asyncio.sleep(0.3)
+        assert runtime.intake.paused
+        agent.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await agent
+    assert not runtime.intake.paused
+    assert events[1].acks == 0
+    left = [entry for entry in logs if entry["event"] == LEFT_TO_READ_AGAIN]
+    assert [entry["cause"] for entry in left] == ["the notifier stopped (its agent was cancelled)"]
     assert notifier.sent == []
