@@ -6,6 +6,7 @@ a rule file is an error that names the field, never a silently ignored setting.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -85,6 +86,49 @@ class WhereOps(_Strict):
         return self
 
 
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+_TEXT_ROOTS = frozenset({"event", "event_id", "account_id", "user_id"})
+
+
+def _operand_never_fits(path: str, ops: WhereOps) -> str | None:
+    """Why a predicate on an event field of one fixed type (``event``, ``event_id``, ``account_id``,
+    ``user_id``: text; ``ts``: epoch seconds) can never hold, or always holds, for its operand; else None.
+
+    Such a rule loaded and never fired (``ts: {gte: "2026-11-01T00:00:00Z"}`` compares a number with a
+    string; ``user_id: 42`` a string with a number), which nobody sees until a churned account's
+    alert is missed. ``properties`` and ``context`` hold any JSON, so their operands stay free."""
+    if path not in _TEXT_ROOTS and path != "ts":
+        return None
+    text = path in _TEXT_ROOTS
+    what = f"{path} is always text" if text else "ts is the event time in epoch seconds (a number)"
+    for op in sorted(ops.model_fields_set - {"exists"}):
+        operands = getattr(ops, op)
+        listed = isinstance(operands, list)
+        for operand in operands if listed else [operands]:
+            if isinstance(operand, str) if text else type(operand) in (int, float):
+                continue
+            name = "in" if op == "in_" else op
+            if operand is None and path == "user_id":
+                instead = "exists: true" if op in ("ne", "not_in") else "exists: false"
+                return f"{name}: null is never equal to a user_id (text when present); write {instead}"
+            shown = json.dumps(operand, ensure_ascii=False)  # as YAML reads it: true, null, "2026-11-01"
+            if listed:
+                outcome = f"the item {shown} is never equal to it"
+            else:
+                outcome = f"{shown} always holds" if op == "ne" else f"{shown} never matches"
+            if text and _number(operand):
+                hint = f"; quote it ('{operand}')"
+            elif not text and isinstance(operand, str):
+                hint = "; compare it with a number, e.g. 1793491200 for 2026-11-01T00:00:00Z"
+            else:
+                hint = ""
+            return f"{name}: {outcome}: {what}{hint}"
+    return None
+
+
 def _scalar_means_eq(value: Any) -> Any:
     return value if isinstance(value, dict) else {"eq": value}
 
@@ -108,6 +152,14 @@ class Match(_Strict):
                 raise ValueError(
                     f"event: {name[:40]!r} can never match: an event name is 1 to {MAX_EVENT_NAME_CHARS} characters"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _operands_fit_the_field(self) -> Match:
+        for path, ops in self.where.items():
+            problem = _operand_never_fits(path, ops)
+            if problem is not None:
+                raise ValueError(f"where.{path}: {problem}")
         return self
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -95,3 +97,41 @@ def test_empty_ops_are_refused():
     """A where entry with no op is a mistake, not match-everything."""
     with pytest.raises(ValidationError, match="at least one op"):
         Match(where={"properties.x": {}})
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ({"ts": {"gte": "2026-11-01T00:00:00Z"}}, 'where.ts: gte: "2026-11-01T00:00:00Z" never matches'),
+        ({"ts": {"in": [1793491200, "2026-11-01"]}}, 'where.ts: in: the item "2026-11-01" is never equal to it'),
+        ({"user_id": 42}, "where.user_id: eq: 42 never matches: user_id is always text; quote it ('42')"),
+        (
+            {"user_id": {"eq": None}},
+            "where.user_id: eq: null is never equal to a user_id (text when present); write exists: false",
+        ),
+        ({"user_id": {"ne": None}}, "write exists: true"),
+        ({"account_id": {"ne": 7}}, "where.account_id: ne: 7 always holds: account_id is always text"),
+        ({"event": {"contains": True}}, "where.event: contains: true never matches: event is always text"),
+        ({"event_id": {"not_in": ["a", 1.5]}}, "where.event_id: not_in: the item 1.5 is never equal to it"),
+    ],
+)
+def test_an_operand_an_event_field_can_never_equal_is_refused_at_load(where, problem):
+    """``ts`` is a number and ``event``, ``event_id``, ``account_id``, ``user_id`` are text (or a missing
+    user): a rule comparing them with the other type loaded and never fired (or its test always held)."""
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        Match.model_validate({"event": "Login", "where": where})
+
+
+def test_operands_of_the_field_type_still_load(make_event):
+    where = {
+        "ts": {"gte": 1793491200, "lt": 1793491200.5},
+        "user_id": {"exists": False},
+        "account_id": {"in": ["acme", "globex"]},
+        "event_id": {"contains": "x"},
+        "properties.n": {"eq": "5"},
+        "context.n": {"gt": 5},
+    }
+    matcher = compile_match(Match.model_validate({"event": "Login", "where": where}))
+    fields = {"event": "Login", "account_id": "acme", "event_id": "ex1", "properties": {"n": "5"}, "context": {"n": 6}}
+    assert matcher(make_event(ts=1793491200.25, **fields))
+    assert not matcher(make_event(ts=1793491201.0, **fields))
