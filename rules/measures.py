@@ -81,6 +81,9 @@ def check_measure(text: str) -> str:
     if not sep or kind not in ("distinct", "sum"):
         raise ValueError(f"{text!r} is not a measure: use count, distinct:<path> or sum:<path>")
     check_path(path)
+    if kind == "sum" and path in ("event", "event_id", "account_id", "user_id"):
+        # text on every event: nothing would ever be added and the rule would never fire
+        raise ValueError(f"{text!r} never adds anything: {path} is text; sum a number (sum:properties.amount)")
     return text
 
 

@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from rules.measures import check_measure
 from rules.models import Match
 from rules.predicates import compile_match
 
@@ -135,3 +136,12 @@ def test_operands_of_the_field_type_still_load(make_event):
     fields = {"event": "Login", "account_id": "acme", "event_id": "ex1", "properties": {"n": "5"}, "context": {"n": 6}}
     assert matcher(make_event(ts=1793491200.25, **fields))
     assert not matcher(make_event(ts=1793491201.0, **fields))
+
+
+@pytest.mark.parametrize("path", ["event", "event_id", "account_id", "user_id"])
+def test_a_sum_of_a_text_field_is_refused_at_load(path):
+    """``sum:user_id`` loaded, skipped every value as not a number and never fired."""
+    with pytest.raises(ValueError, match=f"'sum:{path}' never adds anything: {path} is text"):
+        check_measure(f"sum:{path}")
+    assert check_measure("sum:ts") == "sum:ts"
+    assert check_measure(f"distinct:{path}") == f"distinct:{path}"
