@@ -85,6 +85,34 @@ class WhereOps(_Strict):
             raise ValueError("give at least one op: eq ne gt gte lt lte in not_in contains exists")
         return self
 
+    @model_validator(mode="after")
+    def _can_hold(self) -> WhereOps:
+        """Ops that no value can satisfy together: the rule would load and never fire."""
+        given = self.model_fields_set
+        if "exists" in given and self.exists is False:
+            needs_a_value = sorted(("in" if op == "in_" else op) for op in given & _NEEDS_A_VALUE)
+            if needs_a_value:
+                raise ValueError(
+                    f"exists: false with {', '.join(needs_a_value)} never matches: "
+                    "a missing value has nothing to compare"
+                )
+        bounds = {op: getattr(self, op) for op in ("gt", "gte", "lt", "lte") if op in given}
+        if len({isinstance(value, str) for value in bounds.values()}) > 1:
+            raise ValueError(
+                f"{' and '.join(f'{op}: {_shown(v)}' for op, v in bounds.items())} never match together: "
+                "a value is a number or a string, not both (quote all the bounds, or none)"
+            )
+        lower = [(op, v) for op, v in bounds.items() if op in ("gt", "gte")]
+        upper = [(op, v) for op, v in bounds.items() if op in ("lt", "lte")]
+        for low_op, low in lower:
+            for high_op, high in upper:
+                if low > high or (low == high and (low_op == "gt" or high_op == "lt")):
+                    raise ValueError(
+                        f"{low_op}: {_shown(low)} and {high_op}: {_shown(high)} never match together: "
+                        "no value lies between them"
+                    )
+        return self
+
 
 def _number(value: Any) -> bool:
     return type(value) in (int, float)
@@ -127,6 +155,17 @@ def _operand_never_fits(path: str, ops: WhereOps) -> str | None:
                 hint = ""
             return f"{name}: {outcome}: {what}{hint}"
     return None
+
+
+def _shown(value: Any) -> str:
+    """An operand as the rule wrote it (a bound read as 10.0 from ``10`` shows as 10)."""
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+_NEEDS_A_VALUE = frozenset({"eq", "gt", "gte", "lt", "lte", "in_", "contains"})
+"""Ops that hold only for a value that is there (``ne`` and ``not_in`` also hold for a missing one)."""
 
 
 def _scalar_means_eq(value: Any) -> Any:

@@ -145,3 +145,36 @@ def test_a_sum_of_a_text_field_is_refused_at_load(path):
         check_measure(f"sum:{path}")
     assert check_measure("sum:ts") == "sum:ts"
     assert check_measure(f"distinct:{path}") == f"distinct:{path}"
+
+
+@pytest.mark.parametrize(
+    ("ops", "problem"),
+    [
+        ({"gte": 10, "lte": 5}, "gte: 10 and lte: 5 never match together: no value lies between them"),
+        ({"gt": 5, "lt": 5}, "gt: 5 and lt: 5 never match together"),
+        ({"gt": 5, "lte": 5}, "gt: 5 and lte: 5 never match together"),
+        ({"gte": "2026-12-01", "lt": "2026-11-01"}, 'gte: "2026-12-01" and lt: "2026-11-01" never match together'),
+        ({"gt": 5, "lt": "9"}, 'gt: 5 and lt: "9" never match together: a value is a number or a string, not both'),
+        ({"exists": False, "eq": 3}, "exists: false with eq never matches"),
+        ({"exists": False, "in": ["a"], "gt": 1}, "exists: false with gt, in never matches"),
+    ],
+)
+def test_ops_no_value_can_satisfy_together_are_refused_at_load(ops, problem):
+    """Such a predicate loaded and silently never matched: its rule never fired."""
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        Match.model_validate({"event": "Login", "where": {"properties.x": ops}})
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        {"gte": 5, "lte": 5},
+        {"gt": 1, "lt": 1.5},
+        {"gte": "2026-11-01", "lt": "2026-12-01"},
+        {"exists": False, "ne": 3},
+        {"exists": False, "not_in": ["a"]},
+        {"exists": True, "eq": 3},
+    ],
+)
+def test_ops_some_value_satisfies_still_load(ops):
+    assert Match.model_validate({"event": "Login", "where": {"properties.x": ops}}).where
