@@ -285,6 +285,19 @@ class RatioRule(_Sliding):
     min_ratio: float = Field(gt=0)
     min_denominator: int = Field(1, ge=1)
 
+    @model_validator(mode="after")
+    def _reachable(self) -> RatioRule:
+        # Every event the match counts also counts in the denominator (its names are among the denominator's,
+        # which has no where): the ratio is at most 1, and a min_ratio above it, as "20" for 20 %, never fires.
+        names, of = self.match.event_names, self.denominator.event_names
+        within = not self.denominator.where and (of is None or (names is not None and names <= of))
+        if within and self.min_ratio > 1:
+            raise ValueError(
+                f"min_ratio {_shown(self.min_ratio)} is never reached: every event the match counts is also a "
+                "denominator event, so the ratio is at most 1; write a fraction (0.2 for 20 %)"
+            )
+        return self
+
 
 class SpikeRule(_Sliding):
     """Fires when the measure over ``window`` is ≥ ``factor`` × the window before, and ≥ ``min``."""
