@@ -178,10 +178,22 @@ def _markdown_text(value: Any) -> Any:
     return space + _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text, count=1)
 
 
+def _empty_in_concat(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _refused_in_concat(value: Any) -> Any:
+    if value is None:
+        _refuse_none(value)
+    return value
+
+
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
     env = BoundedSandbox(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
     env.filters.update({name: _passes_none(env.filters[name]) for name in TEXT_FILTERS})
+    # ``"Tier: " ~ account.tier`` joined a None as the text "None": it prints nothing, and the check refuses it
+    env.concat_part = _refused_in_concat if finalize is _refuse_none else _empty_in_concat  # type: ignore[method-assign]
     return env
 
 

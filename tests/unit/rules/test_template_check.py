@@ -249,12 +249,14 @@ def test_a_value_the_kind_leaves_empty_in_some_alerts_is_refused(
         "Tier {{ account.tier|string }}",
         "Tier {{ account.tier|truncate(10) }}",
         "Tier {{ account.tier|replace('-', ' ') }}",
+        "{{ 'Tier: ' ~ account.tier }}",
+        "{{ account.name ~ ' / ' ~ account.plan ~ '.' }}",
     ],
 )
 def test_a_text_filter_does_not_hide_a_none_from_the_check(tmp_path, playbook):
     """`{{ account.tier|upper }}` printed 'NONE' for an account known only by its id, and the check
     passed it (it saw the text 'NONE', not a None): a text filter now passes None on, so the check
-    refuses it as it refuses `{{ account.tier }}`."""
+    refuses it as it refuses `{{ account.tier }}`; so does `~`, which joined it as 'None'."""
     rule = load_rules(_rules(tmp_path, playbook=playbook, kind="inactivity")).rules[0]
     problems = check_rendering(rule)
     assert len(problems) == 1, problems

@@ -246,3 +246,13 @@ def test_a_text_filter_of_a_missing_value_prints_nothing_not_none(source: str) -
     text, error = render_template(source, {"account": unknown_account_view("acme")})
     assert (text, error) == ("", None)
     assert render_template(source, {"account": {"tier": "gold"}})[0].lower() == "gold"
+
+
+@pytest.mark.parametrize("markdown", [False, True])
+def test_a_missing_value_joined_with_tilde_prints_nothing_not_none(markdown: bool) -> None:
+    """``"Tier: " ~ account.tier`` printed "Tier: None" for an account without a tier."""
+    source = "{{ 'Tier: ' ~ account.tier }}|{{ account.name ~ '!' }}|{{ 1 ~ 2 }}"
+    assert render_template(source, {"account": unknown_account_view("acme")}, markdown=markdown) == (
+        "Tier: |acme!|12",
+        None,
+    )
