@@ -98,6 +98,26 @@ PRESENTATION_FIELDS = frozenset(
 rule's state (the engine's cooldown table is kept per rule id whatever changes)."""
 
 
+def _user_routed(ev: Evaluator[Any], name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
+    """``ev.routed(name)``; for a per-user rule the call first counts and skips an event without ``user_id``
+    (``preempt_user_events_without_user_total{rule}``, a throttled WARNING, the backtest's note): the kinds skip
+    it too, but silently, and a rule whose events carry the user elsewhere (``properties.userId``) never fired
+    with nothing to say why. Only events that passed the rule's ``where`` test, where the engine tests it first,
+    reach the call."""
+    gate, on_event = ev.routed(name)
+    if ev.rule.group_by != "user":
+        return gate, on_event
+    rule_id = ev.rule.id
+
+    def per_user(state: Any, event: Event, *rest: Any) -> list[Finding]:
+        if event.user_id is None:
+            user_not_tracked(rule_id, event.account_id, Anomaly.USER_MISSING)
+            return []
+        return on_event(state, event, *rest)
+
+    return gate, per_user
+
+
 def state_fingerprint(rule: RuleBase) -> str:
     """The tag of a rule's stored state: a hash of every field but :data:`PRESENTATION_FIELDS`, so a
     state is read back only by a rule that evaluates events the same way."""
@@ -374,7 +394,7 @@ class RuleEngine:
         route = self._routes.get(name)
         if route is None:
             route = tuple(
-                (ev.rule.id, *ev.routed(name), bool(getattr(ev, "takes_cooldowns", False)), _deadline_of(ev))
+                (ev.rule.id, *_user_routed(ev, name), bool(getattr(ev, "takes_cooldowns", False)), _deadline_of(ev))
                 for ev in self._event_evaluators
                 if ev.event_names is None or name in ev.event_names
             )

@@ -81,6 +81,9 @@ def check_measure(text: str) -> str:
     if not sep or kind not in ("distinct", "sum"):
         raise ValueError(f"{text!r} is not a measure: use count, distinct:<path> or sum:<path>")
     check_path(path)
+    if kind == "sum" and path in ("event", "event_id", "account_id", "user_id"):
+        # text on every event: nothing would ever be added and the rule would never fire
+        raise ValueError(f"{text!r} never adds anything: {path} is text; sum a number (sum:properties.amount)")
     return text
 
 
@@ -95,6 +98,24 @@ class Measure:
 
 def _count(_: Event) -> int:
     return 1
+
+
+def compile_latest(path: str) -> Callable[[Event], float | None]:
+    """A score component's ``latest`` value: the number at ``path``, or None when the event has none. A value
+    that is not a number (``"9"`` as a string, ``true``) or is missing is skipped and counted like a ``sum:``
+    value (``preempt_measure_values_skipped_total{reason="missing"|"not_a_number"}``, logged): an NPS score
+    sent as a string was ignored silently before, and the component kept its default."""
+    getter = compile_path(path)
+    text = f"latest:{path}"
+
+    def number(ev: Event) -> float | None:
+        value = getter(ev)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _skipped(text, "missing" if value is MISSING or value is None else "not_a_number", ev)
+            return None
+        return float(value)
+
+    return number
 
 
 def compile_measure(text: str) -> Measure:

@@ -6,6 +6,7 @@ a rule file is an error that names the field, never a silently ignored setting.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -84,6 +85,88 @@ class WhereOps(_Strict):
             raise ValueError("give at least one op: eq ne gt gte lt lte in not_in contains exists")
         return self
 
+    @model_validator(mode="after")
+    def _can_hold(self) -> WhereOps:
+        """Ops that no value can satisfy together: the rule would load and never fire."""
+        given = self.model_fields_set
+        if "exists" in given and self.exists is False:
+            needs_a_value = sorted(("in" if op == "in_" else op) for op in given & _NEEDS_A_VALUE)
+            if needs_a_value:
+                raise ValueError(
+                    f"exists: false with {', '.join(needs_a_value)} never matches: "
+                    "a missing value has nothing to compare"
+                )
+        bounds = {op: getattr(self, op) for op in ("gt", "gte", "lt", "lte") if op in given}
+        if len({isinstance(value, str) for value in bounds.values()}) > 1:
+            raise ValueError(
+                f"{' and '.join(f'{op}: {_shown(v)}' for op, v in bounds.items())} never match together: "
+                "a value is a number or a string, not both (quote all the bounds, or none)"
+            )
+        lower = [(op, v) for op, v in bounds.items() if op in ("gt", "gte")]
+        upper = [(op, v) for op, v in bounds.items() if op in ("lt", "lte")]
+        for low_op, low in lower:
+            for high_op, high in upper:
+                if low > high or (low == high and (low_op == "gt" or high_op == "lt")):
+                    raise ValueError(
+                        f"{low_op}: {_shown(low)} and {high_op}: {_shown(high)} never match together: "
+                        "no value lies between them"
+                    )
+        return self
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+_TEXT_ROOTS = frozenset({"event", "event_id", "account_id", "user_id"})
+
+
+def _operand_never_fits(path: str, ops: WhereOps) -> str | None:
+    """Why a predicate on an event field of one fixed type (``event``, ``event_id``, ``account_id``,
+    ``user_id``: text; ``ts``: epoch seconds) can never hold, or always holds, for its operand; else None.
+
+    Such a rule loaded and never fired (``ts: {gte: "2026-11-01T00:00:00Z"}`` compares a number with a
+    string; ``user_id: 42`` a string with a number), which nobody sees until a churned account's
+    alert is missed. ``properties`` and ``context`` hold any JSON, so their operands stay free."""
+    if path not in _TEXT_ROOTS and path != "ts":
+        return None
+    text = path in _TEXT_ROOTS
+    what = f"{path} is always text" if text else "ts is the event time in epoch seconds (a number)"
+    for op in sorted(ops.model_fields_set - {"exists"}):
+        operands = getattr(ops, op)
+        listed = isinstance(operands, list)
+        for operand in operands if listed else [operands]:
+            if isinstance(operand, str) if text else type(operand) in (int, float):
+                continue
+            name = "in" if op == "in_" else op
+            if operand is None and path == "user_id":
+                instead = "exists: true" if op in ("ne", "not_in") else "exists: false"
+                return f"{name}: null is never equal to a user_id (text when present); write {instead}"
+            shown = json.dumps(operand, ensure_ascii=False)  # as YAML reads it: true, null, "2026-11-01"
+            if listed:
+                outcome = f"the item {shown} is never equal to it"
+            else:
+                outcome = f"{shown} always holds" if op == "ne" else f"{shown} never matches"
+            if text and _number(operand):
+                hint = f"; quote it ('{operand}')"
+            elif not text and isinstance(operand, str):
+                hint = "; compare it with a number, e.g. 1793491200 for 2026-11-01T00:00:00Z"
+            else:
+                hint = ""
+            return f"{name}: {outcome}: {what}{hint}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """An operand as the rule wrote it (a bound read as 10.0 from ``10`` shows as 10)."""
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+_NEEDS_A_VALUE = frozenset({"eq", "gt", "gte", "lt", "lte", "in_", "contains"})
+"""Ops that hold only for a value that is there (``ne`` and ``not_in`` also hold for a missing one)."""
+
 
 def _scalar_means_eq(value: Any) -> Any:
     return value if isinstance(value, dict) else {"eq": value}
@@ -108,6 +191,14 @@ class Match(_Strict):
                 raise ValueError(
                     f"event: {name[:40]!r} can never match: an event name is 1 to {MAX_EVENT_NAME_CHARS} characters"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _operands_fit_the_field(self) -> Match:
+        for path, ops in self.where.items():
+            problem = _operand_never_fits(path, ops)
+            if problem is not None:
+                raise ValueError(f"where.{path}: {problem}")
         return self
 
     @property
@@ -193,6 +284,19 @@ class RatioRule(_Sliding):
     denominator: Match
     min_ratio: float = Field(gt=0)
     min_denominator: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> RatioRule:
+        # Every event the match counts also counts in the denominator (its names are among the denominator's,
+        # which has no where): the ratio is at most 1, and a min_ratio above it, as "20" for 20 %, never fires.
+        names, of = self.match.event_names, self.denominator.event_names
+        within = not self.denominator.where and (of is None or (names is not None and names <= of))
+        if within and self.min_ratio > 1:
+            raise ValueError(
+                f"min_ratio {_shown(self.min_ratio)} is never reached: every event the match counts is also a "
+                "denominator event, so the ratio is at most 1; write a fraction (0.2 for 20 %)"
+            )
+        return self
 
 
 class SpikeRule(_Sliding):

@@ -17,6 +17,7 @@ schemas/formatting.py, the same the notifier's channels use.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -62,6 +63,40 @@ time too). A template that called one would change the evidence of its alert —
 alert sharing the event's properties."""
 
 FILTERS: dict[str, Any] = dict(formatting.TEMPLATE_FILTERS)
+
+TEXT_FILTERS = (
+    "capitalize",
+    "center",
+    "escape",
+    "e",
+    "forceescape",
+    "indent",
+    "lower",
+    "replace",
+    "string",
+    "striptags",
+    "title",
+    "trim",
+    "truncate",
+    "upper",
+    "urlencode",
+    "wordwrap",
+)
+"""Jinja's filters that make text of their value: Jinja's own turn a ``None`` into the text ``None``
+(``{{ account.tier|upper }}`` printed ``NONE`` for an account without a tier, and ``rules check``, which
+looks for a printed ``None``, passed it). Here a ``None`` goes through them unchanged, so it prints as
+nothing at run time and the check refuses it, as it does ``{{ account.tier }}``."""
+
+
+def _passes_none(func: Any) -> Any:
+    # A filter marked jinja_pass_arg (|replace, |truncate, |wordwrap) is given the context or environment first.
+    position = 0 if getattr(func, "jinja_pass_arg", None) is None else 1
+
+    @functools.wraps(func)  # keeps jinja_pass_arg
+    def text_filter(*args: Any, **kwargs: Any) -> Any:
+        return None if args[position] is None else func(*args, **kwargs)
+
+    return text_filter
 
 
 def _printable(value: Any) -> Any:
@@ -143,9 +178,22 @@ def _markdown_text(value: Any) -> Any:
     return space + _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text, count=1)
 
 
+def _empty_in_concat(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _refused_in_concat(value: Any) -> Any:
+    if value is None:
+        _refuse_none(value)
+    return value
+
+
 def _environment(undefined: type[jinja2.Undefined], finalize: Any) -> BoundedSandbox:
     env = BoundedSandbox(undefined=undefined, autoescape=False, finalize=finalize)
     env.filters.update(FILTERS)
+    env.filters.update({name: _passes_none(env.filters[name]) for name in TEXT_FILTERS})
+    # ``"Tier: " ~ account.tier`` joined a None as the text "None": it prints nothing, and the check refuses it
+    env.concat_part = _refused_in_concat if finalize is _refuse_none else _empty_in_concat  # type: ignore[method-assign]
     return env
 
 

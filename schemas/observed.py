@@ -23,6 +23,7 @@ class Anomaly(StrEnum):
     USER_NOT_TRACKED = "user_not_tracked"  # reason: the rule id (a per-user rule already tracks its most users)
     USER_COOLDOWN_NOT_KEPT = "user_cooldown_not_kept"  # reason: the rule id (its cooldown table is full)
     RISK_DAY_SKETCHED = "risk_day_sketched"  # reason: the rule id (a day's users of its features became a sketch)
+    USER_MISSING = "user_missing"  # reason: the rule id (an event without user_id reached a per-user rule)
 
 
 _subscribers: dict[Anomaly, Callable[[str], None]] = {}

@@ -182,8 +182,15 @@ class _BoundedCodeGenerator(CodeGenerator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._loop_iterables: set[int] = set()
+        self._concat_parts: set[int] = set()
 
     def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if id(node) in self._concat_parts:  # an operand of ``~``: through environment.concat_part
+            self._concat_parts.discard(id(node))
+            self.write("environment.concat_part(")
+            super().visit(node, *args, **kwargs)
+            self.write(")")
+            return None
         if id(node) not in self._loop_iterables:
             return super().visit(node, *args, **kwargs)
         self._loop_iterables.discard(id(node))
@@ -225,6 +232,7 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.write(")")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor names
+        self._concat_parts.update(id(part) for part in node.nodes)
         self._made(super().visit_Concat, node, frame)
 
     def visit_List(self, node: nodes.List, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor names
@@ -458,6 +466,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     # The names generated code calls (see _BoundedCodeGenerator).
     loop = staticmethod(_loop)
+    concat_part: Callable[[Any], Any] = staticmethod(lambda value: value)
+    """Each operand of ``~`` before Jinja joins them as text (here unchanged; the rules' environments print a
+    ``None`` there as they print it alone: nothing at run time, refused by ``rules check``)."""
     read = staticmethod(_read)
     made = staticmethod(_made)
 

@@ -282,7 +282,7 @@ _not_tracked: dict[tuple[str, str, Anomaly], int] = {}
 _MAX_THROTTLED = 10_000
 """The most rule and account pairs :func:`user_not_tracked` counts apart (a few rules of the largest accounts)."""
 _by_rule: dict[tuple[Anomaly, str], int] = {}  # what user_not_tracked counted, by anomaly and rule (as many as rules)
-_AT_LIMIT = {
+_AT_LIMIT: dict[Anomaly, tuple[str, int | None]] = {
     Anomaly.USER_NOT_TRACKED: ("per-user rule at its user limit; a new user is not tracked", MAX_USER_KEYS),
     Anomaly.USER_COOLDOWN_NOT_KEPT: (
         "per-user cooldown table at its user limit; alert sent without its cooldown",
@@ -292,6 +292,7 @@ _AT_LIMIT = {
         "risk features: a day of the account's users past its exact list, counted by sketch",
         MAX_USERS_PER_DAY,
     ),
+    Anomaly.USER_MISSING: ("an event without user_id is not evaluated by a per-user rule (group_by: user)", None),
 }
 
 
@@ -308,7 +309,8 @@ def user_not_tracked(rule_id: str, account_id: str, anomaly: Anomaly = Anomaly.U
     _not_tracked[key] = total
     if total == 1 or is_power_of_ten(total):
         message, limit = _AT_LIMIT[anomaly]
-        log.warning(message, rule_id=rule_id, account_id=account_id[:100], limit=limit, so_far=total)
+        bound = {} if limit is None else {"limit": limit}
+        log.warning(message, rule_id=rule_id, account_id=account_id[:100], **bound, so_far=total)
 
 
 def at_limit_counts() -> dict[tuple[Anomaly, str], int]:

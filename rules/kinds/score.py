@@ -32,9 +32,9 @@ from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding, make_finding
 from rules.kinds.base import MAX_USER_KEYS, BoundedState, EvaluatorBase, admits, union_names
-from rules.measures import Measure, MeasureKind, compile_measure
+from rules.measures import Measure, MeasureKind, compile_latest, compile_measure
 from rules.models import ScoreComponent, ScoreRule
-from rules.paths import Getter, compile_path
+from rules.paths import Getter
 from rules.predicates import Matcher, compile_match, compile_where
 from schemas.event import Event
 
@@ -142,7 +142,7 @@ class ScoreEvaluator(EvaluatorBase[ScoreState]):
                 component,
                 compile_match(component.match),
                 compile_measure(component.measure) if component.measure else None,
-                compile_path(component.latest) if component.latest else None,
+                compile_latest(component.latest) if component.latest else None,
             )
             for component in rule.components
         ]

@@ -131,6 +131,12 @@ _AT_LIMIT_NOTES = {
         "account-day",
         MAX_USERS_PER_DAY,
     ),
+    Anomaly.USER_MISSING: (
+        "{events} without user_id were not evaluated by per-user rules (group_by: user), as in the worker "
+        "(preempt_user_events_without_user_total)",
+        "event",
+        0,
+    ),
 }
 
 

@@ -152,7 +152,14 @@ RISK_DAYS_SKETCHED = Counter(
     "features of the days in view are then estimates (about 3 %). Per rule.",
     ["rule"],
 )
+USER_EVENTS_WITHOUT_USER = Counter(
+    "preempt_user_events_without_user_total",
+    "Events of a group_by: user rule's event names (that passed its where, where the engine tests it first) that "
+    "the rule did not evaluate because they carry no user_id (the account's other rules evaluate them). Per rule.",
+    ["rule"],
+)
 observed.subscribe(Anomaly.USER_NOT_TRACKED, lambda rule: USER_EVENTS_NOT_TRACKED.labels(rule=rule).inc())
+observed.subscribe(Anomaly.USER_MISSING, lambda rule: USER_EVENTS_WITHOUT_USER.labels(rule=rule).inc())
 observed.subscribe(Anomaly.RISK_DAY_SKETCHED, lambda rule: RISK_DAYS_SKETCHED.labels(rule=rule).inc())
 observed.subscribe(Anomaly.USER_COOLDOWN_NOT_KEPT, lambda rule: USER_COOLDOWNS_NOT_KEPT.labels(rule=rule).inc())
 RULE_STATES_RESTARTED = Counter(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
+from rules.measures import check_measure
 from rules.models import Match
 from rules.predicates import compile_match
 
@@ -95,3 +98,83 @@ def test_empty_ops_are_refused():
     """A where entry with no op is a mistake, not match-everything."""
     with pytest.raises(ValidationError, match="at least one op"):
         Match(where={"properties.x": {}})
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ({"ts": {"gte": "2026-11-01T00:00:00Z"}}, 'where.ts: gte: "2026-11-01T00:00:00Z" never matches'),
+        ({"ts": {"in": [1793491200, "2026-11-01"]}}, 'where.ts: in: the item "2026-11-01" is never equal to it'),
+        ({"user_id": 42}, "where.user_id: eq: 42 never matches: user_id is always text; quote it ('42')"),
+        (
+            {"user_id": {"eq": None}},
+            "where.user_id: eq: null is never equal to a user_id (text when present); write exists: false",
+        ),
+        ({"user_id": {"ne": None}}, "write exists: true"),
+        ({"account_id": {"ne": 7}}, "where.account_id: ne: 7 always holds: account_id is always text"),
+        ({"event": {"contains": True}}, "where.event: contains: true never matches: event is always text"),
+        ({"event_id": {"not_in": ["a", 1.5]}}, "where.event_id: not_in: the item 1.5 is never equal to it"),
+    ],
+)
+def test_an_operand_an_event_field_can_never_equal_is_refused_at_load(where, problem):
+    """``ts`` is a number and ``event``, ``event_id``, ``account_id``, ``user_id`` are text (or a missing
+    user): a rule comparing them with the other type loaded and never fired (or its test always held)."""
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        Match.model_validate({"event": "Login", "where": where})
+
+
+def test_operands_of_the_field_type_still_load(make_event):
+    where = {
+        "ts": {"gte": 1793491200, "lt": 1793491200.5},
+        "user_id": {"exists": False},
+        "account_id": {"in": ["acme", "globex"]},
+        "event_id": {"contains": "x"},
+        "properties.n": {"eq": "5"},
+        "context.n": {"gt": 5},
+    }
+    matcher = compile_match(Match.model_validate({"event": "Login", "where": where}))
+    fields = {"event": "Login", "account_id": "acme", "event_id": "ex1", "properties": {"n": "5"}, "context": {"n": 6}}
+    assert matcher(make_event(ts=1793491200.25, **fields))
+    assert not matcher(make_event(ts=1793491201.0, **fields))
+
+
+@pytest.mark.parametrize("path", ["event", "event_id", "account_id", "user_id"])
+def test_a_sum_of_a_text_field_is_refused_at_load(path):
+    """``sum:user_id`` loaded, skipped every value as not a number and never fired."""
+    with pytest.raises(ValueError, match=f"'sum:{path}' never adds anything: {path} is text"):
+        check_measure(f"sum:{path}")
+    assert check_measure("sum:ts") == "sum:ts"
+    assert check_measure(f"distinct:{path}") == f"distinct:{path}"
+
+
+@pytest.mark.parametrize(
+    ("ops", "problem"),
+    [
+        ({"gte": 10, "lte": 5}, "gte: 10 and lte: 5 never match together: no value lies between them"),
+        ({"gt": 5, "lt": 5}, "gt: 5 and lt: 5 never match together"),
+        ({"gt": 5, "lte": 5}, "gt: 5 and lte: 5 never match together"),
+        ({"gte": "2026-12-01", "lt": "2026-11-01"}, 'gte: "2026-12-01" and lt: "2026-11-01" never match together'),
+        ({"gt": 5, "lt": "9"}, 'gt: 5 and lt: "9" never match together: a value is a number or a string, not both'),
+        ({"exists": False, "eq": 3}, "exists: false with eq never matches"),
+        ({"exists": False, "in": ["a"], "gt": 1}, "exists: false with gt, in never matches"),
+    ],
+)
+def test_ops_no_value_can_satisfy_together_are_refused_at_load(ops, problem):
+    """Such a predicate loaded and silently never matched: its rule never fired."""
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        Match.model_validate({"event": "Login", "where": {"properties.x": ops}})
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        {"gte": 5, "lte": 5},
+        {"gt": 1, "lt": 1.5},
+        {"gte": "2026-11-01", "lt": "2026-12-01"},
+        {"exists": False, "ne": 3},
+        {"exists": False, "not_in": ["a"]},
+        {"exists": True, "eq": 3},
+    ],
+)
+def test_ops_some_value_satisfies_still_load(ops):
+    assert Match.model_validate({"event": "Login", "where": {"properties.x": ops}}).where

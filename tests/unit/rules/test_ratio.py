@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from rules.loader import parse_rule
 from tests.unit.rules.conftest import MONDAY
 
 
@@ -43,3 +47,19 @@ def test_late_failure_is_ignored(make_rule, make_engine, run, at):
     events = [*_calls(at, [500, 200, 200], start=100), at(120, "Call", properties={"status": 200})]
     events.append(at(50, "Call", properties={"status": 500}))
     assert run(engine, events, until=MONDAY + 300, lateness=1).fired == []
+
+
+def test_a_min_ratio_above_one_that_cannot_be_reached_is_refused_at_load():
+    """``min_ratio: 20`` written for 20 %: the failing calls are calls too, so the ratio is at most 1 and the
+    rule loaded and never fired. Refused when the denominator counts every event the match counts."""
+    base = {"id": "r", "kind": "ratio", "title": "t", "severity": "low", "priority": 1, "window": "1h"}
+    failing = {"event": "Call", "where": {"properties.status": {"gte": 500}}}
+    with pytest.raises(ValidationError, match=r"min_ratio 20 is never reached: .* write a fraction \(0.2 for 20 %\)"):
+        parse_rule({**base, "match": failing, "denominator": {"event": "Call"}, "min_ratio": 20})
+    with pytest.raises(ValidationError, match=r"min_ratio 1\.5 is never reached"):
+        parse_rule({**base, "match": {"event": "Call"}, "denominator": {}, "min_ratio": 1.5})
+    # reachable: exactly 1, or a denominator that does not count every matching event
+    assert parse_rule({**base, "match": failing, "denominator": {"event": "Call"}, "min_ratio": 1})
+    assert parse_rule({**base, "match": {"event": "Error"}, "denominator": {"event": "Call"}, "min_ratio": 3})
+    denominator = {"event": "Call", "where": {"properties.tier": "paid"}}
+    assert parse_rule({**base, "match": failing, "denominator": denominator, "min_ratio": 2})

@@ -201,3 +201,30 @@ def test_a_fall_of_exactly_drop_points_fires_despite_float_rounding(make_rule, m
     result = run(engine, _logins(at, 0, 7), until=MONDAY + 3 * DAY)
     assert result.fired == [("score-rule", MONDAY + 3 * DAY)]
     assert (result.findings[0].evidence["reason"], result.findings[0].evidence["baseline"]) == ("drop", 35.0)
+
+
+def test_a_latest_value_that_is_not_a_number_is_counted_and_the_last_number_kept(
+    make_rule, make_engine, run, at, monkeypatch
+):
+    """An NPS score sent as a string ("2") or without its score was ignored silently and the component kept its
+    default; it is still not taken (a string is not a number, as for ``sum:``), but counted and logged like a
+    ``sum:`` value (preempt_measure_values_skipped_total{reason})."""
+    from rules import measures
+
+    reported: list[tuple[object, str]] = []
+    monkeypatch.setattr(measures, "report", lambda anomaly, reason="": reported.append((anomaly, reason)))
+    components = [
+        {"name": "activity", "weight": 1, "match": {"event": "Login"}, "measure": "count", "target": 4},
+        {"name": "nps", "weight": 1, "match": {"event": "NPS"}, "latest": "properties.score", "target": 10},
+    ]
+    engine = make_engine(make_rule("score", components=components))
+    events = [
+        *_logins(at, 0, 2),
+        at(2 * HOUR, "NPS", properties={"score": 2}),
+        at(3 * HOUR, "NPS", properties={"score": "9"}),
+        at(4 * HOUR, "NPS", properties={"comment": "slow"}),
+        at(5 * HOUR, "NPS", properties={"score": True}),
+    ]
+    result = run(engine, events, until=MONDAY + 2 * DAY)
+    assert result.findings[0].evidence["components"] == {"activity": 50.0, "nps": 20.0}  # the last number: 2
+    assert [reason for _, reason in reported] == ["not_a_number", "missing", "not_a_number"]

@@ -236,3 +236,35 @@ def test_a_value_the_kind_leaves_empty_in_some_alerts_is_refused(
     else:
         assert len(problems) == 1
         assert problem in problems[0]
+
+
+@pytest.mark.parametrize(
+    "playbook",
+    [
+        "Tier {{ account.tier|upper }}",
+        "Plan {{ account.plan|lower }}",
+        "Plan {{ account.plan|capitalize }}",
+        "Owner {{ account.owner.name|title }}",
+        "Tier {{ account.tier|trim }}",
+        "Tier {{ account.tier|string }}",
+        "Tier {{ account.tier|truncate(10) }}",
+        "Tier {{ account.tier|replace('-', ' ') }}",
+        "{{ 'Tier: ' ~ account.tier }}",
+        "{{ account.name ~ ' / ' ~ account.plan ~ '.' }}",
+    ],
+)
+def test_a_text_filter_does_not_hide_a_none_from_the_check(tmp_path, playbook):
+    """`{{ account.tier|upper }}` printed 'NONE' for an account known only by its id, and the check
+    passed it (it saw the text 'NONE', not a None): a text filter now passes None on, so the check
+    refuses it as it refuses `{{ account.tier }}`; so does `~`, which joined it as 'None'."""
+    rule = load_rules(_rules(tmp_path, playbook=playbook, kind="inactivity")).rules[0]
+    problems = check_rendering(rule)
+    assert len(problems) == 1, problems
+    assert "field 'playbook': prints None for an account known only by its id" in problems[0]
+
+
+def test_a_text_filter_on_a_present_value_still_works(tmp_path):
+    rule = load_rules(
+        _rules(tmp_path, playbook="{{ account.name|upper }} {{ (account.tier or 'smb')|title }}", kind="inactivity")
+    ).rules[0]
+    assert check_rendering(rule) == []

@@ -227,3 +227,32 @@ def test_aside_keeps_its_space_after_a_name_in_a_playbook() -> None:
     assert markdown_text(playbook) == "Call Acme (enterprise, Business, $4,200 MRR) today."
     title, _ = render_template(source, context)
     assert title == "Call **Acme** (enterprise, Business, $4,200 MRR) today."
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ account.tier|upper }}",
+        "{{ account.tier|lower }}",
+        "{{ account.tier|capitalize }}",
+        "{{ account.tier|title }}",
+        "{{ account.tier|string }}",
+        "{{ account.tier|trim }}",
+    ],
+)
+def test_a_text_filter_of_a_missing_value_prints_nothing_not_none(source: str) -> None:
+    """A missing value prints as nothing (never 'None'), also through a text filter: `{{ account.tier|upper }}`
+    of an account without a tier printed 'NONE' in the alert's title."""
+    text, error = render_template(source, {"account": unknown_account_view("acme")})
+    assert (text, error) == ("", None)
+    assert render_template(source, {"account": {"tier": "gold"}})[0].lower() == "gold"
+
+
+@pytest.mark.parametrize("markdown", [False, True])
+def test_a_missing_value_joined_with_tilde_prints_nothing_not_none(markdown: bool) -> None:
+    """``"Tier: " ~ account.tier`` printed "Tier: None" for an account without a tier."""
+    source = "{{ 'Tier: ' ~ account.tier }}|{{ account.name ~ '!' }}|{{ 1 ~ 2 }}"
+    assert render_template(source, {"account": unknown_account_view("acme")}, markdown=markdown) == (
+        "Tier: |acme!|12",
+        None,
+    )

@@ -248,3 +248,21 @@ def test_the_counts_by_rule_stay_right_once_the_log_table_is_full(
     grew = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
     assert grew == {(Anomaly.RISK_DAY_SKETCHED, "risk"): 5}
     assert len(reported) == 5
+
+
+@pytest.mark.parametrize("kind", sorted(PER_USER))
+def test_an_event_without_user_id_is_counted_by_the_per_user_rule_it_reaches(
+    kind: str, make_rule: Any, make_engine: Any, run: Any, at: Any, reported: list[tuple[Anomaly, str]]
+) -> None:
+    """A per-user rule ignores an event without ``user_id``; it did so silently, and a rule whose events
+    carry the user elsewhere never fired with nothing to say why. Now each is counted by rule id (the
+    worker's preempt_user_events_without_user_total, the backtest's note); an account rule counts nothing."""
+    overrides, name, table = PER_USER[kind]
+    per_user = make_rule(kind, group_by="user", **overrides)
+    result = run(make_engine(per_user), [at(0.0, name), at(1.0, name, user_id="u1")], until=MONDAY + 2.0)
+    assert list(getattr(result.state.rules[per_user.id], table)) == ["u1"]
+    assert reported == [(Anomaly.USER_MISSING, per_user.id)]
+    reported.clear()
+    per_account = make_rule(kind, **overrides)
+    run(make_engine(per_account), [at(0.0, name)], until=MONDAY + 2.0)
+    assert reported == []

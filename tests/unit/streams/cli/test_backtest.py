@@ -429,3 +429,31 @@ def test_the_summary_says_how_many_events_a_per_user_rule_at_its_user_limit_did_
     assert "100 events" in note
     assert "quiet 100" in note
     assert "2,000 users" in note
+
+
+def test_events_a_per_user_rule_skipped_for_want_of_a_user_get_a_note(tmp_path: Path):
+    """A per-user rule whose events carry no user_id never fires; the summary says how many it skipped, by rule,
+    and the worker counts the same events in preempt_user_events_without_user_total."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "id: detractor-user\nkind: any\ntitle: t\nseverity: low\npriority: 1\ngroup_by: user\n"
+        "match: {event: NPS Submitted, where: {properties.score: {lte: 6}}}\n"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {"event_id": f"n{i}", "event": "NPS Submitted", "account_id": "kunde",
+                 "timestamp": format_ts(MONDAY + i), "properties": {"score": score},
+                 **({"user_id": "u1"} if i == 3 else {})}
+            ) + b"\n"
+            for i, score in enumerate((2, 3, 9, 1))
+        )
+    )  # fmt: skip
+    result = CliRunner().invoke(main, ["backtest", "--rules", str(rules), "--events", str(events)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: 2 events without user_id were not evaluated by per-user rules (group_by: user), as in the worker "
+        "(preempt_user_events_without_user_total): detractor-user 2"
+    ) in result.stderr
+    assert "1 alert " in result.stdout
