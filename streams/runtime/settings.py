@@ -327,7 +327,15 @@ class Settings(BaseSettings):
     notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
-    ingest_max_body_bytes: int = 1024 * 1024
+    # Unbounded, 0 or a negative number started an ingest that answered every request 413 (which the SDKs
+    # never retry: each batch dropped) while /readyz said ready.
+    ingest_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="most bytes of a request body to /v1/events and the single-call tracking routes, as sent or "
+        "inflated (413 above)",
+    )
     # rudder-sdk-python fills a batch up to 4 MB of calls plus the one that passes it (each call up to
     # 4 MB) and drops a batch answered 413 without retrying it: the batch routes read up to this much
     # (docs/events.md, "Body size"). Parsing costs up to ~9x the body (measured), hence the slots below.
