@@ -98,13 +98,14 @@ def encode_event(
     Shared by the SDK and ``preempt publish``: exactly the checks the stream applies, so an event
     that passes here is never dead-lettered for its content.
     """
-    result = validate_event_dict(dict(payload), max_future_skew=max_future_skew, now=now)
+    payload = {name: _plain(value) for name, value in payload.items()}
+    result = validate_event_dict(payload, max_future_skew=max_future_skew, now=now)
     if isinstance(result, Rejection):
         raise _reject(result)
     try:
         value = orjson.dumps(payload)
-    except TypeError as exc:
-        field = next((name for name in ("properties", "context") if not _json_ok(payload.get(name))), None)
+    except TypeError as exc:  # a set, bytes, Decimal…, or a lone surrogate ("\ud83d") in any string
+        field = next((name for name, value in payload.items() if not _json_ok(value)), None)
         raise EventRejectedError(
             str(Reason.INVALID_FIELD), f"{field or 'event'} is not JSON-serialisable: {exc}", field
         ) from exc
@@ -121,6 +122,15 @@ def _json_ok(value: object) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _plain(value: object) -> object:
+    # What a top-level field holds, as the contract's checks look for it (exact ``str`` and ``dict``):
+    # a StrEnum member was refused "event must be a string, got a string", an OrderedDict or other
+    # Mapping as properties "must be a JSON object, got an object". Nested values need no copy.
+    if isinstance(value, Mapping) and type(value) is not dict:
+        return dict(value)
+    return _as_text(value)
 
 
 def _as_text(value: object) -> object:
@@ -215,9 +225,9 @@ class Publisher:
         if user_id is not None:
             payload["user_id"] = _as_text(user_id)
         if properties is not None:
-            payload["properties"] = dict(properties) if isinstance(properties, Mapping) else properties
+            payload["properties"] = properties
         if context is not None:
-            payload["context"] = dict(context) if isinstance(context, Mapping) else context
+            payload["context"] = context
         self.publish(payload, now=now)
         return str(payload["event_id"])
 
