@@ -28,12 +28,13 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
-from schemas.errors import EventRejectedError, PublishError
+from schemas.errors import BrokerUnavailableError, EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
 from schemas.formatting import plural
+from streams.runtime.broker_probe import probe_broker
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
 from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
 from streams.runtime.logs import get_logger
@@ -168,16 +169,27 @@ class Publisher:
         self.max_event_bytes = max_event_bytes
         self.max_future_skew = max_future_skew
         self._clock = clock
-        self._producer = producer or KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks=acks,
-            linger_ms=linger_ms,
-            batch_size=batch_size,
-            # The broker must hold a record of max_event_bytes plus framing in one request.
-            max_request_size=max(1024 * 1024, max_event_bytes * 4),
-            **producer_config,
-        )
+        if producer is None:
+            try:
+                producer = KafkaProducer(
+                    bootstrap_servers=bootstrap_servers,
+                    client_id=client_id,
+                    acks=acks,
+                    linger_ms=linger_ms,
+                    batch_size=batch_size,
+                    # The broker must hold a record of max_event_bytes plus framing in one request.
+                    max_request_size=max(1024 * 1024, max_event_bytes * 4),
+                    **producer_config,
+                )
+            except (KafkaTimeoutError, KafkaConnectionError) as exc:
+                # kafka-python's own error type leaked out of the SDK (after its 30 s bootstrap_timeout_ms):
+                # a caller catching the SDK's errors (schemas.errors.PreemptError) missed it.
+                where = bootstrap_servers if isinstance(bootstrap_servers, str) else ", ".join(bootstrap_servers)
+                raise BrokerUnavailableError(
+                    f"cannot reach Kafka at {where} ({type(exc).__name__}: {exc}); is the broker running, "
+                    "and are bootstrap_servers (and the security settings) right?"
+                ) from exc
+        self._producer = producer
         self._lock = threading.Lock()
         self._closed = False
         self.tally = DeliveryTally()
@@ -187,7 +199,12 @@ class Publisher:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Publisher:
-        """A publisher for a Preempt deployment's settings; creates the topics when missing."""
+        """A publisher for a Preempt deployment's settings; creates the topics when missing.
+
+        Raises ``BrokerUnavailableError`` within ``PREEMPT_BROKER_PROBE_SECONDS`` (5 s) when no broker
+        answers (it was kafka-python's ``KafkaTimeoutError``, after 30 s).
+        """
+        probe_broker(settings)
         ensure_topics(settings)
         return cls(
             bootstrap_servers=kafka_python_bootstrap(settings),

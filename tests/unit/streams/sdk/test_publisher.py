@@ -226,3 +226,30 @@ def test_a_close_that_kafka_does_not_complete_in_time_is_a_publish_error_after_o
         publisher.close(timeout=2)
     assert caught.value.failed == 1
     assert waits == [2]
+
+
+def test_a_broker_nobody_answers_at_is_the_sdks_own_error_naming_the_address() -> None:
+    """The constructor raised kafka-python's KafkaTimeoutError ("Unable to bootstrap"): a caller catching the
+    SDK's errors (PreemptError) missed it. It is a BrokerUnavailableError naming where it looked."""
+    from schemas.errors import BrokerUnavailableError, PreemptError
+    from streams.runtime.testing import free_port
+
+    where = f"127.0.0.1:{free_port()}"
+    with pytest.raises(BrokerUnavailableError) as caught:
+        Publisher(bootstrap_servers=where, bootstrap_timeout_ms=300)
+    assert isinstance(caught.value, PreemptError)
+    assert f"cannot reach Kafka at {where}" in str(caught.value)
+
+
+def test_from_settings_says_within_the_probe_time_that_no_broker_answers() -> None:
+    """from_settings waited 30 s, then raised kafka-python's KafkaTimeoutError; it probes first (as the CLI
+    does) and raises BrokerUnavailableError naming the broker."""
+    from schemas.errors import BrokerUnavailableError
+    from streams.runtime.settings import Settings
+    from streams.runtime.testing import free_port
+
+    port = free_port()
+    settings = Settings(broker=f"kafka://127.0.0.1:{port}", broker_probe_seconds=1)
+    with pytest.raises(BrokerUnavailableError) as caught:
+        Publisher.from_settings(settings)
+    assert f"cannot reach Kafka at 127.0.0.1:{port} within 1 s" in str(caught.value)
