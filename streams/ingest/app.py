@@ -45,6 +45,7 @@ from streams.ingest.parse_lanes import PARSE_LANES, ParseLanes, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
+from streams.ingest.rejected import first_rejection
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
@@ -172,9 +173,18 @@ async def post_events(request: web.Request) -> web.Response:
         "rejected": rejected,
         "results": [r.to_json() for r in parsed.results],
     }
+    if rejected:
+        # Said why, as the tracking API does (it logged only how many, at INFO; the 422's refusal line
+        # says "Unprocessable Entity"). Logged before the write: a 429 or 503 leaves them rejected too.
+        log.warning(
+            "ingest items rejected",
+            source=admitted.source,
+            rejected=rejected,
+            accepted=parsed.accepted,
+            **first_rejection(next(r.rejection for r in parsed.results if r.rejection is not None)),
+        )
     if not parsed.accepted:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
-        log.info("ingest request rejected", source=admitted.source, rejected=rejected)
         queue_dead_letters(request, admitted, parsed.rejected)
         return json_response(422, answer)
     problem = await store(request, _error, admitted.source, parsed.records)
