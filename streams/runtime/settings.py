@@ -112,6 +112,30 @@ def _log_level(value: str) -> str:
     return level
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _cors_origin(value: str) -> str:
+    """A browser origin as browsers send it in ``Origin`` (``https://app.example.com``), which the CORS check
+    compares exactly: ``https://app.example.com/`` (a copied URL), ``HTTPS://App.example.com`` or ``…:443``
+    never matched, and analytics.js in the browser was refused without a word on the server."""
+    text = value.strip()
+    if text == "*":
+        raise ValueError("'*' is not supported: list the origins of your app, e.g. [\"https://app.example.com\"]")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin: write scheme://host[:port], e.g. https://app.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} is not an origin: only scheme://host[:port], without a path")
+    scheme = parts.scheme.lower()
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{scheme}://{host}" + ("" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
+
+
 # Far above any real topic; a backtest keeps a clock per partition, and a typo of 10^8 took minutes and gigabytes.
 MAX_TOPIC_PARTITIONS = 100_000
 
@@ -414,7 +438,7 @@ class Settings(BaseSettings):
         ("context.groupId", "traits.company.id"),
         description="dotted paths tried in order for a tracking call's account id (group calls: groupId)",
     )
-    ingest_cors_origins: tuple[str, ...] = Field(
+    ingest_cors_origins: tuple[Annotated[str, AfterValidator(_cors_origin)], ...] = Field(
         (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"
     )
     ingest_group_traits: dict[str, str] = Field(

@@ -266,3 +266,22 @@ def test_an_ingest_body_limit_no_request_could_meet_is_one_line(value: str, says
     assert result.output.startswith(f"Error: PREEMPT_INGEST_MAX_BODY_BYTES={value!r} is not valid: "), result.output
     assert says in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ('["*"]', "'*' is not supported"),
+        ('["app.example.com"]', "is not an origin: write scheme://host[:port]"),
+        ('["https://app.example.com/signup"]', "without a path"),
+    ],
+)
+def test_a_cors_origin_no_browser_sends_is_one_line(value: str, says: str) -> None:
+    """PREEMPT_INGEST_CORS_ORIGINS entries are compared with the browser's Origin exactly: "*" or a host without
+    its scheme never matched (every analytics.js call refused by the browser, nothing said by ingest)."""
+    env = {"PREEMPT_INGEST_CORS_ORIGINS": value, "PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    result = CliRunner().invoke(main, ["ingest"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: PREEMPT_INGEST_CORS_ORIGINS"), result.output
+    assert says in result.output
+    assert len(result.output.strip().splitlines()) == 1
