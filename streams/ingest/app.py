@@ -17,6 +17,7 @@ batch on a 4xx, so its events are lost unless someone looks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -256,12 +257,21 @@ def create_ingest_app(
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
     stop_wait = stop_wait_seconds(settings)
 
-    async def start(_app: web.Application) -> None:
-        await parse_lanes.start()
-        await sink.start()
-        if merger is not None:
-            await merger.start()
-        await readiness.start()
+    async def start(app: web.Application) -> None:
+        try:
+            await parse_lanes.start()
+            await sink.start()
+            if merger is not None:
+                await merger.start()
+            await readiness.start()
+        except BaseException:
+            # A SIGTERM while starting (connecting takes a second or two): aiohttp's run_app cancels this hook
+            # and never runs the cleanup (its runner.setup() is outside its try/finally), so every Kafka
+            # client was left open — four "Unclosed AIOKafka…" ERRORs at exit, the merger's consumer group
+            # not left (its partitions unassigned until the session times out). Nothing was accepted yet.
+            with contextlib.suppress(Exception):
+                await stop(app)
+            raise
 
     async def stopping(_app: web.Application) -> None:
         log.info("ingest stopping: no new connections; waiting for requests in progress", at_most_s=stop_wait)

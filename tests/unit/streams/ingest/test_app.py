@@ -326,3 +326,27 @@ def test_the_skipped_tracking_calls_are_exposed_at_zero_from_the_start() -> None
     for kind in ("identify", "page", "screen"):
         labels = {"type": kind, "reason": "no_account"}
         assert REGISTRY.get_sample_value("preempt_ingest_tracking_calls_skipped_total", labels) is not None
+
+
+async def test_a_stop_while_starting_still_disconnects_what_started() -> None:
+    """A SIGTERM during the start (aiohttp cancels the startup hook and skips the cleanup) left the Kafka
+    clients open: "Unclosed AIOKafkaProducer/Consumer" ERRORs at exit and the merger's group not left."""
+    import asyncio
+
+    class SlowSink(MemorySink):
+        entered = asyncio.Event()
+
+        async def start(self) -> None:
+            self.entered.set()
+            await asyncio.Event().wait()  # a broker slow to answer
+
+    sink = SlowSink()
+    settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_parse_large_bodies_in_processes=False)
+    app = create_ingest_app(settings, sink)
+    app.freeze()
+    starting = asyncio.create_task(app.startup())
+    await asyncio.wait_for(sink.entered.wait(), timeout=10)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert sink.stopped
