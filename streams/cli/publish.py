@@ -102,8 +102,7 @@ def publish(
         encode_event(
             payload, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
         )
-        probe_broker(settings)
-        with Publisher.from_settings(settings) as publisher:
+        with Publisher.from_settings(settings) as publisher:  # probes the broker first (5 s)
             publisher.publish(payload, now=now)
     except EventRejectedError as exc:
         field = f" ({exc.field})" if exc.field else ""

@@ -17,6 +17,7 @@ batch on a 4xx, so its events are lost unless someone looks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -45,6 +46,7 @@ from streams.ingest.parse_lanes import PARSE_LANES, ParseLanes, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems, parse_body
 from streams.ingest.readiness import BrokerCheck, IngestReadiness
 from streams.ingest.refusal_log import RefusalLog
+from streams.ingest.rejected import first_rejection
 from streams.ingest.sink import EventSink
 from streams.ingest.tracking import ANONYMOUS_CALLS, Skip
 from streams.ingest.tracking_routes import add_tracking_routes, cors
@@ -172,9 +174,18 @@ async def post_events(request: web.Request) -> web.Response:
         "rejected": rejected,
         "results": [r.to_json() for r in parsed.results],
     }
+    if rejected:
+        # Said why, as the tracking API does (it logged only how many, at INFO; the 422's refusal line
+        # says "Unprocessable Entity"). Logged before the write: a 429 or 503 leaves them rejected too.
+        log.warning(
+            "ingest items rejected",
+            source=admitted.source,
+            rejected=rejected,
+            accepted=parsed.accepted,
+            **first_rejection(next(r.rejection for r in parsed.results if r.rejection is not None)),
+        )
     if not parsed.accepted:
         INGEST_EVENTS.labels(outcome="rejected").inc(rejected)
-        log.info("ingest request rejected", source=admitted.source, rejected=rejected)
         queue_dead_letters(request, admitted, parsed.rejected)
         return json_response(422, answer)
     problem = await store(request, _error, admitted.source, parsed.records)
@@ -246,12 +257,21 @@ def create_ingest_app(
     expose_ingest_series((call, reason.value) for call in sorted(ANONYMOUS_CALLS) for reason in Skip)
     stop_wait = stop_wait_seconds(settings)
 
-    async def start(_app: web.Application) -> None:
-        await parse_lanes.start()
-        await sink.start()
-        if merger is not None:
-            await merger.start()
-        await readiness.start()
+    async def start(app: web.Application) -> None:
+        try:
+            await parse_lanes.start()
+            await sink.start()
+            if merger is not None:
+                await merger.start()
+            await readiness.start()
+        except BaseException:
+            # A SIGTERM while starting (connecting takes a second or two): aiohttp's run_app cancels this hook
+            # and never runs the cleanup (its runner.setup() is outside its try/finally), so every Kafka
+            # client was left open — four "Unclosed AIOKafka…" ERRORs at exit, the merger's consumer group
+            # not left (its partitions unassigned until the session times out). Nothing was accepted yet.
+            with contextlib.suppress(Exception):
+                await stop(app)
+            raise
 
     async def stopping(_app: web.Application) -> None:
         log.info("ingest stopping: no new connections; waiting for requests in progress", at_most_s=stop_wait)

@@ -73,9 +73,11 @@ def presented_key(authorization: str | None) -> str | None:
         decoded = base64.b64decode(token, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    user, sep, password = decoded.partition(":")
-    # The SDKs send the write key as the user name and nothing as the password; a password would
-    # mean some other credential scheme that we do not check, so it is refused rather than ignored.
+    # The SDKs send the write key as the user name and nothing as the password (``f"{key}:"``); a
+    # password would mean some other credential scheme that we do not check, so it is refused rather
+    # than ignored. Split at the last colon: the password is empty, so every colon before it belongs to
+    # the key (a key with a colon was split at its first one and always refused).
+    user, sep, password = decoded.rpartition(":")
     if not sep or password or not user:
         return None
     return user

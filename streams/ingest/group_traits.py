@@ -78,20 +78,20 @@ def _set(patch: dict[str, Any], path: str, value: Any) -> None:
 def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
     """The partial account record that ``traits`` describe (``account_id`` plus the mapped fields).
 
-    Traits without a mapping, and null values, are left out. Raises ``TraitError`` when a mapped
+    Traits without a mapping, null values and empty strings are left out. Raises ``TraitError`` when a mapped
     trait's value does not fit the field (a negative ``mrr``, an unknown time zone…).
     """
     patch: dict[str, Any] = {}
     for trait, value in traits.items():
         target = mapping.get(trait)
-        if target is None or value is None:
+        if target is None or _unset(value):
             continue
         if target == "owner":
             if isinstance(value, str):
                 _set(patch, "owner.email" if "@" in value else "owner.name", value)
             elif isinstance(value, Mapping):
                 for part in ("name", "email", "slack"):
-                    if value.get(part) is not None:
+                    if not _unset(value.get(part)):
                         _set(patch, f"owner.{part}", value[part])
             else:
                 raise TraitError(trait, "owner must be a string or an object with name, email, slack")
@@ -112,6 +112,13 @@ def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[s
     # written to preempt.accounts holds the committed account schema's types, not the SDK's.
     read = account.model_dump(mode="json", exclude_unset=True)
     return {"account_id": account_id, **{name: read[name] for name in patch}}
+
+
+def _unset(value: Any) -> bool:
+    """A trait that says nothing: null, or a string of nothing but spaces — what apps send for a CRM field
+    they do not have (``company.timezone || ""``). It wiped the value on record (``"owner": ""`` made the
+    CSM's name empty) or refused the whole group call (``"timezone": ""``: not an IANA zone)."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _annual_amount(trait: str, value: Any) -> float:

@@ -33,6 +33,12 @@ class RejectedItem:
     rejection: Rejection
 
 
+def first_rejection(rejection: Rejection) -> dict[str, str | None]:
+    """The log fields of a request's first rejected item (``first_reason``, ``first_field``, ``first_detail``):
+    the WARNING that says items were rejected says why, on /v1/events as on the tracking API."""
+    return {"first_reason": str(rejection.reason), "first_field": rejection.field, "first_detail": rejection.detail}
+
+
 MAX_READ_DEPTH = 512
 """Levels of nesting of one item past which, in a body the readers refuse, the item is cut out (``payload.deep_items``).
 

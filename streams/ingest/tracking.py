@@ -40,7 +40,7 @@ from schemas.decoder import Reason, Rejection, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
-from streams.ingest.payload import BodyError, TooManyItems, read_json_body
+from streams.ingest.payload import BodyError, TooManyItems, id_text, read_json_body
 from streams.ingest.rejected import RejectedItem, TooDeep, account_id_at, item_bytes, value_at
 from streams.ingest.sdk_time import parse_sdk_time
 
@@ -322,7 +322,7 @@ def _map_item(
     if user is None or user == "":  # an SDK's visitor not yet identified may send userId ""
         user = item.get("anonymousId")
     if user is not None:
-        canonical["user_id"] = _id_text(user)
+        canonical["user_id"] = id_text(user)
     properties = _properties(item, call)
     if isinstance(properties, Rejection):
         return properties
@@ -357,13 +357,6 @@ def _spelling(name: str | None, call: str, config: TrackingConfig) -> str | None
     if name == "properties" and call in ("identify", "group"):
         return "traits"
     return {"event_id": "messageId", "user_id": "userId"}.get(name or "", name)
-
-
-def _id_text(value: Any) -> Any:
-    """SDKs may send numeric ids; Preempt's ids are strings (anything else is left for the validator)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
 
 
 def _no_account(call: str, config: TrackingConfig) -> Rejection:

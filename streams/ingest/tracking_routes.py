@@ -28,6 +28,7 @@ from aiohttp import web
 from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
 from streams.ingest.parse_lanes import PARSE_LANES, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems
+from streams.ingest.rejected import first_rejection
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS, INGEST_TRACKING_CALLS_SKIPPED
@@ -102,14 +103,11 @@ def tracking_handler(call: str | None) -> Handler:
             INGEST_EVENTS.labels(outcome="accepted").inc(len(parsed.events))
         if parsed.rejections:
             INGEST_EVENTS.labels(outcome="rejected").inc(len(parsed.rejections))
-            first = parsed.rejections[0].rejection
             log.warning(
                 "tracking calls rejected",
                 source=admitted.source,
                 rejected=len(parsed.rejections),
-                first_reason=str(first.reason),
-                first_field=first.field,
-                first_detail=first.detail,
+                **first_rejection(parsed.rejections[0].rejection),
             )
         log.info(
             "tracking calls accepted",

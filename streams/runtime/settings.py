@@ -112,6 +112,30 @@ def _log_level(value: str) -> str:
     return level
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _cors_origin(value: str) -> str:
+    """A browser origin as browsers send it in ``Origin`` (``https://app.example.com``), which the CORS check
+    compares exactly: ``https://app.example.com/`` (a copied URL), ``HTTPS://App.example.com`` or ``…:443``
+    never matched, and analytics.js in the browser was refused without a word on the server."""
+    text = value.strip()
+    if text == "*":
+        raise ValueError("'*' is not supported: list the origins of your app, e.g. [\"https://app.example.com\"]")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin: write scheme://host[:port], e.g. https://app.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} is not an origin: only scheme://host[:port], without a path")
+    scheme = parts.scheme.lower()
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{scheme}://{host}" + ("" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
+
+
 # Far above any real topic; a backtest keeps a clock per partition, and a typo of 10^8 took minutes and gigabytes.
 MAX_TOPIC_PARTITIONS = 100_000
 
@@ -327,7 +351,15 @@ class Settings(BaseSettings):
     notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
     ingest_hmac_secret: SecretStr | None = None
-    ingest_max_body_bytes: int = 1024 * 1024
+    # Unbounded, 0 or a negative number started an ingest that answered every request 413 (which the SDKs
+    # never retry: each batch dropped) while /readyz said ready.
+    ingest_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="most bytes of a request body to /v1/events and the single-call tracking routes, as sent or "
+        "inflated (413 above)",
+    )
     # rudder-sdk-python fills a batch up to 4 MB of calls plus the one that passes it (each call up to
     # 4 MB) and drops a batch answered 413 without retrying it: the batch routes read up to this much
     # (docs/events.md, "Body size"). Parsing costs up to ~9x the body (measured), hence the slots below.
@@ -406,7 +438,7 @@ class Settings(BaseSettings):
         ("context.groupId", "traits.company.id"),
         description="dotted paths tried in order for a tracking call's account id (group calls: groupId)",
     )
-    ingest_cors_origins: tuple[str, ...] = Field(
+    ingest_cors_origins: tuple[Annotated[str, AfterValidator(_cors_origin)], ...] = Field(
         (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"
     )
     ingest_group_traits: dict[str, str] = Field(

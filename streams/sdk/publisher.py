@@ -28,12 +28,13 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from schemas.decoder import Reason, Rejection, decode_event, validate_event_dict
-from schemas.errors import EventRejectedError, PublishError
+from schemas.errors import BrokerUnavailableError, EventRejectedError, PublishError
 from schemas.event import MAX_EVENT_BYTES
 from schemas.formatting import plural
+from streams.runtime.broker_probe import probe_broker
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
 from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
 from streams.runtime.logs import get_logger
@@ -98,13 +99,14 @@ def encode_event(
     Shared by the SDK and ``preempt publish``: exactly the checks the stream applies, so an event
     that passes here is never dead-lettered for its content.
     """
-    result = validate_event_dict(dict(payload), max_future_skew=max_future_skew, now=now)
+    payload = {name: _plain(value) for name, value in payload.items()}
+    result = validate_event_dict(payload, max_future_skew=max_future_skew, now=now)
     if isinstance(result, Rejection):
         raise _reject(result)
     try:
         value = orjson.dumps(payload)
-    except TypeError as exc:
-        field = next((name for name in ("properties", "context") if not _json_ok(payload.get(name))), None)
+    except TypeError as exc:  # a set, bytes, Decimal…, or a lone surrogate ("\ud83d") in any string
+        field = next((name for name, value in payload.items() if not _json_ok(value)), None)
         raise EventRejectedError(
             str(Reason.INVALID_FIELD), f"{field or 'event'} is not JSON-serialisable: {exc}", field
         ) from exc
@@ -121,6 +123,15 @@ def _json_ok(value: object) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _plain(value: object) -> object:
+    # What a top-level field holds, as the contract's checks look for it (exact ``str`` and ``dict``):
+    # a StrEnum member was refused "event must be a string, got a string", an OrderedDict or other
+    # Mapping as properties "must be a JSON object, got an object". Nested values need no copy.
+    if isinstance(value, Mapping) and type(value) is not dict:
+        return dict(value)
+    return _as_text(value)
 
 
 def _as_text(value: object) -> object:
@@ -158,16 +169,27 @@ class Publisher:
         self.max_event_bytes = max_event_bytes
         self.max_future_skew = max_future_skew
         self._clock = clock
-        self._producer = producer or KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks=acks,
-            linger_ms=linger_ms,
-            batch_size=batch_size,
-            # The broker must hold a record of max_event_bytes plus framing in one request.
-            max_request_size=max(1024 * 1024, max_event_bytes * 4),
-            **producer_config,
-        )
+        if producer is None:
+            try:
+                producer = KafkaProducer(
+                    bootstrap_servers=bootstrap_servers,
+                    client_id=client_id,
+                    acks=acks,
+                    linger_ms=linger_ms,
+                    batch_size=batch_size,
+                    # The broker must hold a record of max_event_bytes plus framing in one request.
+                    max_request_size=max(1024 * 1024, max_event_bytes * 4),
+                    **producer_config,
+                )
+            except (KafkaTimeoutError, KafkaConnectionError) as exc:
+                # kafka-python's own error type leaked out of the SDK (after its 30 s bootstrap_timeout_ms):
+                # a caller catching the SDK's errors (schemas.errors.PreemptError) missed it.
+                where = bootstrap_servers if isinstance(bootstrap_servers, str) else ", ".join(bootstrap_servers)
+                raise BrokerUnavailableError(
+                    f"cannot reach Kafka at {where} ({type(exc).__name__}: {exc}); is the broker running, "
+                    "and are bootstrap_servers (and the security settings) right?"
+                ) from exc
+        self._producer = producer
         self._lock = threading.Lock()
         self._closed = False
         self.tally = DeliveryTally()
@@ -177,7 +199,12 @@ class Publisher:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Publisher:
-        """A publisher for a Preempt deployment's settings; creates the topics when missing."""
+        """A publisher for a Preempt deployment's settings; creates the topics when missing.
+
+        Raises ``BrokerUnavailableError`` within ``PREEMPT_BROKER_PROBE_SECONDS`` (5 s) when no broker
+        answers (it was kafka-python's ``KafkaTimeoutError``, after 30 s).
+        """
+        probe_broker(settings)
         ensure_topics(settings)
         return cls(
             bootstrap_servers=kafka_python_bootstrap(settings),
@@ -215,9 +242,9 @@ class Publisher:
         if user_id is not None:
             payload["user_id"] = _as_text(user_id)
         if properties is not None:
-            payload["properties"] = dict(properties) if isinstance(properties, Mapping) else properties
+            payload["properties"] = properties
         if context is not None:
-            payload["context"] = dict(context) if isinstance(context, Mapping) else context
+            payload["context"] = context
         self.publish(payload, now=now)
         return str(payload["event_id"])
 

@@ -358,3 +358,38 @@ def test_group_calls_spread_over_two_ingest_replicas_merge_without_losing_an_upd
             b"two-replicas", {}
         )
     assert account == wanted
+
+
+@pytest.mark.parametrize("client_module", ["segment.analytics", "rudderstack.analytics"])
+def test_a_write_key_with_a_colon_works_from_the_real_sdks(
+    client_module: str,
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """The SDKs send Basic base64("<key>:"); a key holding a colon was split at its first colon and every
+    batch refused 401 (the SDK logs it and drops the batch). Tracked through a real ingest into Kafka."""
+    import importlib
+
+    key = "wk:with:colons"
+    port = free_port()
+    settings = settings_factory(ingest_api_keys=(f"sdk={key_digest(key)}",), ingest_port=port)
+    ensure_topics(settings)
+    ingest = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, ingest)
+
+    errors: list[Any] = []
+    client = importlib.import_module(client_module).Client(
+        write_key=key,
+        host=f"http://127.0.0.1:{port}",
+        on_error=lambda error, _batch: errors.append(error),
+        max_retries=0,
+        sync_mode=True,
+    )
+    client.track(user_id=USER, event="Report Exported", properties={"n": 1}, context=dict(CONTEXT))
+    client.flush()
+    assert errors == [], errors
+
+    [record] = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 1, timeout_s=60, idle_s=1)
+    event = json.loads(record.value)
+    assert (record.key, event["event"], event["user_id"]) == (ACCOUNT.encode(), "Report Exported", USER)

@@ -254,3 +254,34 @@ def test_exactly_once_starts_with_a_warning_of_what_it_does_not_give(command: st
     assert outputs["exactly_once"].count(says) == 1
     assert "processing guarantee" not in outputs["at_least_once"]
     assert Settings(processing_guarantee="at_least_once").guarantee_warnings() == []
+
+
+@pytest.mark.parametrize(("value", "says"), [("0", "at least 1024"), ("-1", "at least 1024"), ("67108865", "at most")])
+def test_an_ingest_body_limit_no_request_could_meet_is_one_line(value: str, says: str) -> None:
+    """PREEMPT_INGEST_MAX_BODY_BYTES=0 (or -1) started an ingest that answered every request 413 "larger than
+    -1 bytes" — which the SDKs never retry, so each batch was dropped — while /readyz said ready."""
+    env = {"PREEMPT_INGEST_MAX_BODY_BYTES": value, "PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    result = CliRunner().invoke(main, ["ingest"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: PREEMPT_INGEST_MAX_BODY_BYTES={value!r} is not valid: "), result.output
+    assert says in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ('["*"]', "'*' is not supported"),
+        ('["app.example.com"]', "is not an origin: write scheme://host[:port]"),
+        ('["https://app.example.com/signup"]', "without a path"),
+    ],
+)
+def test_a_cors_origin_no_browser_sends_is_one_line(value: str, says: str) -> None:
+    """PREEMPT_INGEST_CORS_ORIGINS entries are compared with the browser's Origin exactly: "*" or a host without
+    its scheme never matched (every analytics.js call refused by the browser, nothing said by ingest)."""
+    env = {"PREEMPT_INGEST_CORS_ORIGINS": value, "PREEMPT_BROKER": "kafka://127.0.0.1:1"}
+    result = CliRunner().invoke(main, ["ingest"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: PREEMPT_INGEST_CORS_ORIGINS"), result.output
+    assert says in result.output
+    assert len(result.output.strip().splitlines()) == 1

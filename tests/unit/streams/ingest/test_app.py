@@ -76,6 +76,27 @@ async def test_batch_with_nothing_valid_gets_422_and_sends_nothing(client_factor
     assert sink.records == []
 
 
+@pytest.mark.parametrize("good", [0, 1])
+async def test_rejected_items_are_logged_with_why(client_factory: ClientFactory, good: int) -> None:
+    """/v1/events logged only how many items it rejected, at INFO ("ingest request rejected", rejected=2), and
+    the 422's refusal line said "Unprocessable Entity": a WARNING now names the first reason, field and detail,
+    as the tracking API's "tracking calls rejected" does."""
+    client, _sink = await client_factory()
+    batch = [event("a")] * good + [event("b", account_id=""), 5]
+    with capture_logs() as logs:
+        response = await client.post("/v1/events", data=orjson.dumps(batch), headers=AUTH)
+    assert response.status == (202 if good else 422)
+    [line] = [entry for entry in logs if entry["event"] == "ingest items rejected"]
+    assert line["log_level"] == "warning"
+    assert (line["rejected"], line["accepted"], line["first_reason"], line["first_field"]) == (
+        2,
+        good,
+        "invalid_field",
+        "account_id",
+    )
+    assert "1 to 256 characters" in line["first_detail"]
+
+
 async def test_segment_batch_is_accepted(client_factory: ClientFactory) -> None:
     """A Segment batch of track calls is mapped and sent keyed by context.groupId."""
     client, sink = await client_factory()
@@ -305,3 +326,27 @@ def test_the_skipped_tracking_calls_are_exposed_at_zero_from_the_start() -> None
     for kind in ("identify", "page", "screen"):
         labels = {"type": kind, "reason": "no_account"}
         assert REGISTRY.get_sample_value("preempt_ingest_tracking_calls_skipped_total", labels) is not None
+
+
+async def test_a_stop_while_starting_still_disconnects_what_started() -> None:
+    """A SIGTERM during the start (aiohttp cancels the startup hook and skips the cleanup) left the Kafka
+    clients open: "Unclosed AIOKafkaProducer/Consumer" ERRORs at exit and the merger's group not left."""
+    import asyncio
+
+    class SlowSink(MemorySink):
+        entered = asyncio.Event()
+
+        async def start(self) -> None:
+            self.entered.set()
+            await asyncio.Event().wait()  # a broker slow to answer
+
+    sink = SlowSink()
+    settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_parse_large_bodies_in_processes=False)
+    app = create_ingest_app(settings, sink)
+    app.freeze()
+    starting = asyncio.create_task(app.startup())
+    await asyncio.wait_for(sink.entered.wait(), timeout=10)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert sink.stopped

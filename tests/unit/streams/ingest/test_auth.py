@@ -84,6 +84,20 @@ def test_basic_auth_with_the_key_as_user_name_and_no_password_is_accepted() -> N
         assert authenticate(header, keys) is None
 
 
+def test_a_write_key_holding_a_colon_is_accepted_as_basic_auth() -> None:
+    """The SDKs send base64(f"{key}:"); a key with a colon in it was split at its first colon, read as a
+    password and refused (401 for every batch). The empty password is after the last colon."""
+    keys = parse_api_keys([f"web={key_digest('k:web')}"])
+
+    def basic(text: str) -> str:
+        return "Basic " + base64.b64encode(text.encode()).decode()
+
+    assert authenticate(basic("k:web:"), keys) == "web"
+    assert authenticate("Bearer k:web", keys) == "web"
+    for header in (basic("k:web"), basic("k:web:x"), basic("k:"), basic(":web:")):
+        assert authenticate(header, keys) is None
+
+
 @pytest.mark.parametrize("stamp", ["nan", "inf", "-1", "1e9", "9" * 13, "9" * 5000, " 17", "１７"])
 def test_non_numeric_or_absurd_signature_timestamps_are_malformed(stamp: str) -> None:
     """t= must be 1–12 ASCII digits: nan, huge or odd values are a 401 reason, never an exception."""

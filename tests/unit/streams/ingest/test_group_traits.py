@@ -29,6 +29,18 @@ def test_a_later_patch_updates_fields_and_never_wipes_others() -> None:
     }
 
 
+def test_an_empty_trait_changes_nothing_as_a_null_one() -> None:
+    """Apps send "" for a CRM field they do not have: "owner": "" emptied the CSM's name on record, "name": ""
+    the account's name, and "timezone": "" refused the whole group call (its event too)."""
+    current = {"account_id": "acme", "name": "Acme", "owner": {"name": "Dana", "email": "dana@vendor.test"}}
+    traits = {"name": "", "owner": " ", "timezone": "", "csm_email": "", "plan": "pro", "mrr": "", "arr": ""}
+    patch = account_patch("acme", traits, trait_map({}))
+    assert patch == {"account_id": "acme", "plan": "pro"}
+    assert merge_account(current, patch) == current | {"plan": "pro"}
+    only_slack = account_patch("acme", {"owner": {"name": "", "email": "", "slack": "U1"}}, trait_map({}))
+    assert only_slack == {"account_id": "acme", "owner": {"slack": "U1"}}
+
+
 def test_merging_the_same_patches_again_gives_the_same_record() -> None:
     """Re-applying patches in order (a merger restarted before its commit) converges to the same record."""
     mapping = trait_map({})
@@ -113,7 +125,7 @@ def test_arr_sent_as_text_is_read_like_mrr_sent_as_text() -> None:
     assert account_patch("a", {"arr": " 1.2e4 "}, mapping) == {"account_id": "a", "mrr": 1000.0}
 
 
-@pytest.mark.parametrize("arr", ["Infinity", "NaN", "1e400", "24k", "", True, -12, "-12"])
+@pytest.mark.parametrize("arr", ["Infinity", "NaN", "1e400", "24k", True, -12, "-12"])  # "": nothing said
 def test_an_arr_that_is_not_a_finite_amount_is_refused_naming_arr(arr: object) -> None:
     """A text that is no number, a non-finite one, a boolean or a negative amount is refused as traits.arr."""
     with pytest.raises(TraitError, match="arr") as refused:

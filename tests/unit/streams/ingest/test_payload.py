@@ -95,6 +95,22 @@ def test_an_empty_user_id_beside_an_anonymous_id_is_the_anonymous_visitor(
     assert orjson.loads(value)["user_id"] == "anon-3"
 
 
+def test_numeric_segment_ids_become_strings_as_on_the_tracking_api(segment: Callable[..., dict[str, Any]]) -> None:
+    """userId 42 and context.groupId 7 (numbers, as some senders write them) were refused on /v1/events
+    ("account_id must be a string, got a number") while /v1/track took the same call: both take them now."""
+    numeric_user = segment(messageId="m2", userId="", anonymousId=99)
+    [(key, value), (_, anonymous)] = parse([segment(userId=42, context={"groupId": 7}), numeric_user]).records
+    assert key == b"7"
+    event = orjson.loads(value)
+    assert (event["account_id"], event["user_id"], event["context"]["groupId"]) == ("7", "42", 7)
+    assert orjson.loads(anonymous)["user_id"] == "99"
+    rejected = parse([segment(userId=True), segment(messageId="m3", context={"groupId": 1.5})]).rejected
+    assert [(item.rejection.reason, item.rejection.field) for item in rejected] == [
+        ("invalid_field", "userId"),
+        ("invalid_field", "context.groupId"),
+    ]
+
+
 def test_segment_without_timestamp_gets_the_receive_time(segment: Callable[..., dict[str, Any]]) -> None:
     """A Segment call without timestamp is stamped with the time the request arrived."""
     item = segment()
@@ -147,7 +163,7 @@ def test_a_null_segment_context_and_group_id_fall_back_to_the_batch_context(
         ({"messageId": None}, "invalid_field", "messageId"),
         ({"context": {"library": {}}}, "missing_field", "context.groupId"),
         ({"context": "web"}, "invalid_field", "context"),
-        ({"userId": 42}, "invalid_field", "userId"),
+        ({"userId": 4.2}, "invalid_field", "userId"),  # 42 is taken, as "42" (as on the tracking API)
         ({"traits": {}}, "unknown_field", "traits"),
         ({"timestamp": "yesterday"}, "invalid_field", "timestamp"),
     ],

@@ -452,6 +452,24 @@ async def test_analytics_js_puts_the_key_in_the_body_and_gets_cors_for_allowed_o
     assert len(sink.records) == 2
 
 
+@pytest.mark.parametrize(
+    "configured", ["https://app.example.test/", "HTTPS://App.Example.test:443", " https://app.example.test"]
+)
+async def test_an_origin_written_as_a_url_still_matches_what_browsers_send(
+    client_factory: ClientFactory, configured: str
+) -> None:
+    """Browsers send Origin "https://app.example.test"; a setting copied as a URL (trailing slash, upper case,
+    the default port) never matched it, so the browser refused every analytics.js call and the server said
+    nothing. The setting is read as the origin browsers send."""
+    client, _ = await client_factory(ingest_cors_origins=(configured,))
+    data = orjson.dumps(track() | {"writeKey": KEY})
+    response = await client.post(
+        "/v1/t", data=data, headers={"Content-Type": "text/plain", "Origin": "https://app.example.test"}
+    )
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
+
+
 async def test_an_analytics_js_batch_over_64_kib_is_admitted_on_the_write_key_it_starts_with(
     client_factory: ClientFactory,
 ) -> None:

@@ -102,6 +102,7 @@ def test_publish_simulate_and_the_dead_letter_replay_make_their_producer_with_th
     for module in (publisher_module, publishing):
         monkeypatch.setattr(module, "KafkaProducer", RecordedProducer)
         monkeypatch.setattr(module, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(publisher_module, "probe_broker", lambda settings: None)
     Publisher.from_settings(settings)
     KafkaSink(settings)
     alert = build_alert()

@@ -90,6 +90,49 @@ def test_bad_events_raise_at_once_and_send_nothing(
     assert producer.sent == []
 
 
+@pytest.mark.parametrize("field", ["event_id", "account_id", "user_id", "event"])
+def test_a_lone_surrogate_in_an_id_names_that_field(publisher_factory: Callable[..., Any], field: str) -> None:
+    """Half an emoji ("\ud83d") cannot be encoded as UTF-8: the rejection names the field that holds it (it
+    named none, and said "event is not JSON-serialisable" whichever id it was)."""
+    publisher, producer = publisher_factory()
+    args: dict[str, Any] = {"account_id": "acme", "event": "Login", "user_id": "u-1", "event_id": "e-1"}
+    with pytest.raises(EventRejectedError) as caught:
+        publisher.track(**(args | {field: "x\ud83d"}))
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", field)
+    assert f"{field} is not JSON-serialisable" in str(caught.value)
+    assert producer.sent == []
+
+
+def test_publish_takes_what_track_takes_mappings_and_str_subclasses(publisher_factory: Callable[..., Any]) -> None:
+    """publish(dict) with an OrderedDict as properties was refused "properties must be a JSON object, got an
+    object", and a StrEnum event name "event must be a string, got a string"; track() took both."""
+    from collections import OrderedDict
+    from enum import StrEnum
+
+    class Events(StrEnum):
+        LOGIN = "Login"
+
+    publisher, producer = publisher_factory()
+    publisher.publish(
+        OrderedDict(
+            event_id="e-1",
+            event=Events.LOGIN,
+            account_id="acme",
+            timestamp="2026-11-23T06:00:00Z",
+            properties=OrderedDict(plan="pro"),
+            context=OrderedDict(app="web"),
+        )
+    )
+    assert orjson.loads(producer.sent[0]["value"]) == {
+        "event_id": "e-1",
+        "event": "Login",
+        "account_id": "acme",
+        "timestamp": "2026-11-23T06:00:00Z",
+        "properties": {"plan": "pro"},
+        "context": {"app": "web"},
+    }
+
+
 def test_str_subclasses_such_as_enums_are_accepted(publisher_factory: Callable[..., Any]) -> None:
     """An event name given as a StrEnum member is sent as its plain string value."""
     from enum import StrEnum
@@ -183,3 +226,30 @@ def test_a_close_that_kafka_does_not_complete_in_time_is_a_publish_error_after_o
         publisher.close(timeout=2)
     assert caught.value.failed == 1
     assert waits == [2]
+
+
+def test_a_broker_nobody_answers_at_is_the_sdks_own_error_naming_the_address() -> None:
+    """The constructor raised kafka-python's KafkaTimeoutError ("Unable to bootstrap"): a caller catching the
+    SDK's errors (PreemptError) missed it. It is a BrokerUnavailableError naming where it looked."""
+    from schemas.errors import BrokerUnavailableError, PreemptError
+    from streams.runtime.testing import free_port
+
+    where = f"127.0.0.1:{free_port()}"
+    with pytest.raises(BrokerUnavailableError) as caught:
+        Publisher(bootstrap_servers=where, bootstrap_timeout_ms=300)
+    assert isinstance(caught.value, PreemptError)
+    assert f"cannot reach Kafka at {where}" in str(caught.value)
+
+
+def test_from_settings_says_within_the_probe_time_that_no_broker_answers() -> None:
+    """from_settings waited 30 s, then raised kafka-python's KafkaTimeoutError; it probes first (as the CLI
+    does) and raises BrokerUnavailableError naming the broker."""
+    from schemas.errors import BrokerUnavailableError
+    from streams.runtime.settings import Settings
+    from streams.runtime.testing import free_port
+
+    port = free_port()
+    settings = Settings(broker=f"kafka://127.0.0.1:{port}", broker_probe_seconds=1)
+    with pytest.raises(BrokerUnavailableError) as caught:
+        Publisher.from_settings(settings)
+    assert f"cannot reach Kafka at 127.0.0.1:{port} within 1 s" in str(caught.value)
