@@ -241,9 +241,13 @@ class SlackNotifier:
         if self._webhook is None and not (config.channel and self._token is not None):
             self._webhook = settings.slack_webhook_url
         if self._webhook is None and not (config.channel and self._token is not None):
+            # alerts.channels.factory names the entry (receivers[i].slack_configs[j]), the CLI the file.
             raise ConfigError(
-                f"receiver {receiver!r}: a slack_configs entry needs a channel and PREEMPT_SLACK_BOT_TOKEN, "
-                "or a webhook_url (or PREEMPT_SLACK_WEBHOOK_URL)"
+                f"receiver {receiver!r} cannot post to channel {config.channel!r}: PREEMPT_SLACK_BOT_TOKEN is not set "
+                "(or give the entry a webhook_url, or set PREEMPT_SLACK_WEBHOOK_URL)"
+                if config.channel
+                else f"receiver {receiver!r} has no channel and no webhook: give the entry a webhook_url, or set "
+                "PREEMPT_SLACK_WEBHOOK_URL (or give it a channel and set PREEMPT_SLACK_BOT_TOKEN)"
             )
         self.mode = "webhook" if self._webhook is not None else "bot"
         self._session: aiohttp.ClientSession | None = None
