@@ -56,9 +56,9 @@ def notifier(loglevel: str) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:  # a destination these settings cannot send to: one line naming the file and the entry, before the broker
-        notifiers = build_notifiers(routing, settings)
+        notifiers = build_notifiers(routing, settings, source=settings.routes_path)
     except ConfigError as exc:
-        raise click.ClickException(f"{settings.routes_path}: {exc}") from None
+        raise click.ClickException(str(exc)) from None
     check_web_port(settings.web_host, settings.notifier_web_port, "PREEMPT_NOTIFIER_WEB_PORT")
     probe_broker(settings)
     ensure_notifier_topics(settings)
