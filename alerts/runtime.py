@@ -744,13 +744,11 @@ class NotifierRuntime:
             alerts, notes = (alert,), {alert.alert_id: note}
         if message is not None and message.notifier is not None:
             # The receiver that posted it: its title/text templates, not the first Slack receiver's.
-            await message.notifier.update(edit.ref, alerts, notes, action.response_url)
-            return True
+            return await message.notifier.update(edit.ref, alerts, notes, action.response_url) is not False
         notifier = self._slack_editor(edit)
         if notifier is None:
             return False
-        await notifier.update(edit.ref, alerts, notes, action.response_url)
-        return True
+        return await notifier.update(edit.ref, alerts, notes, action.response_url) is not False
 
     async def _update_posted(self, action: SlackAction, feedback: Feedback, timezone: str | None = None) -> bool:
         """Update a message another notifier (or this one before a restart) posted, from its blocks as
@@ -764,8 +762,9 @@ class NotifierRuntime:
         notifier = self._slack_editor(action)
         if not isinstance(notifier, SlackNotifier):
             return False  # None: _slack_editor logged it; a Slack receiver here is always a SlackNotifier
-        await notifier.update_posted(action.ref, blocks, str(action.posted.get("text") or ""), action.response_url)
-        return True
+        return await notifier.update_posted(
+            action.ref, blocks, str(action.posted.get("text") or ""), action.response_url
+        )
 
     def _slack_editor(self, action: SlackAction) -> Notifier | None:
         """The Slack receiver that can edit the pressed message: a bot (``chat.update``) when Slack sent its
