@@ -55,7 +55,9 @@ def build_notifiers(
                     why="the entry has a webhook_url"
                     if entry.webhook_url is not None
                     else "PREEMPT_SLACK_BOT_TOKEN is not set, so PREEMPT_SLACK_WEBHOOK_URL is used",
-                    fix="set PREEMPT_SLACK_BOT_TOKEN (and remove the entry's webhook_url) to post to the channel",
+                    fix="remove the entry's webhook_url (with PREEMPT_SLACK_BOT_TOKEN set) to post to the channel"
+                    if entry.webhook_url is not None
+                    else "set PREEMPT_SLACK_BOT_TOKEN to post to the channel",
                 )
             channels.append(slack)
         channels += [EmailNotifier(c, settings, receiver=receiver.name) for c in receiver.email_configs]
