@@ -32,7 +32,7 @@ from schemas.feedback import Feedback
 from schemas.formatting import datetime_text
 from schemas.rfc3339 import parse_rfc3339
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
+from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED, SLACK_MESSAGE_UPDATES
 from streams.runtime.replay_guard import ReplayGuard, ReplayGuardFull
 
 log = get_logger(__name__)
@@ -230,8 +230,11 @@ Publish = Callable[[Feedback], Awaitable[None]]
 class UpdateMessage(Protocol):
     """Re-renders the message a button was pressed on (``NotifierRuntime.update_message``)."""
 
-    def __call__(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> Awaitable[None]:
-        """``by_response_url``: replace the message through the press's ``response_url``, not ``chat.update``."""
+    def __call__(
+        self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False
+    ) -> Awaitable[bool | None]:
+        """``by_response_url``: replace the message through the press's ``response_url``, not ``chat.update``.
+        False: not updated, and the callee logged why (the message or alert unknown here…); counted as skipped."""
         ...
 
 
@@ -320,17 +323,21 @@ class SlackActionHandler:
     async def _update_safely(self, action: SlackAction, feedback: Feedback) -> None:
         # Like deliveries, the retry is owned here (the notifier raises, never sleeps): a few bounded
         # attempts, honouring retry_after (e.g. the one-message-per-second-per-channel limit).
+        # Each press ends in one of preempt_slack_message_updates_total's outcomes (updated, skipped, failed).
         for attempt in range(1, UPDATE_ATTEMPTS + 1):
             try:
-                await self._update(action, feedback)
-                return
+                done = await self._update(action, feedback)
             except RetryableDeliveryError as exc:
                 if attempt == UPDATE_ATTEMPTS:
                     await self._update_by_response_url(action, feedback, exc)
                     return
                 await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
-            except Exception:  # the action is recorded; a failed cosmetic update is only logged
+            except Exception:  # the action is recorded; a failed cosmetic update is logged and counted
+                SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
                 log.exception("slack message update failed", alert_id=action.alert_id)
+                return
+            else:
+                SLACK_MESSAGE_UPDATES.labels(outcome="skipped" if done is False else "updated").inc()
                 return
 
     async def _update_by_response_url(self, action: SlackAction, feedback: Feedback, error: Exception) -> None:
@@ -338,11 +345,13 @@ class SlackActionHandler:
         # press that also came with a response_url gets one replacement through it, as a permanent chat.update
         # failure does (SlackNotifier._replace), rather than leaving the message with its buttons.
         if action.ref is None or action.response_url is None:
+            SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
             log.warning("slack message update given up", alert_id=action.alert_id, error=str(error))
             return
         try:
-            await self._update(action, feedback, by_response_url=True)
-        except Exception as exc:  # noqa: BLE001 — the action is recorded; a failed cosmetic update is only logged
+            done = await self._update(action, feedback, by_response_url=True)
+        except Exception as exc:  # noqa: BLE001 — the action is recorded; a failed cosmetic update is logged, counted
+            SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
             log.warning(
                 "slack message update given up",
                 alert_id=action.alert_id,
@@ -350,7 +359,9 @@ class SlackActionHandler:
                 response_url_error=f"{type(exc).__name__}: {exc}",
             )
             return
-        log.info("slack message updated through the response_url after its retries", alert_id=action.alert_id)
+        SLACK_MESSAGE_UPDATES.labels(outcome="skipped" if done is False else "updated").inc()
+        if done is not False:
+            log.info("slack message updated through the response_url after its retries", alert_id=action.alert_id)
 
     async def drain(self) -> None:
         """Wait for the message updates in flight (tests and shutdown)."""

@@ -714,8 +714,10 @@ class NotifierRuntime:
         await self.flush()
         await sent  # raises what the broker answered: the flush returns whether or not the record was taken
 
-    async def update_message(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> None:
+    async def update_message(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> bool:
         """Re-render the Slack message a button was pressed on (called by the Slack handler, after it answered).
+        False when it was not (logged: the message or alert unknown here, no Slack receiver that can edit it);
+        the handler counts each outcome in ``preempt_slack_message_updates_total``.
 
         A bot's message is edited with ``chat.update``; one an incoming webhook posted (or any, when its
         channel and ts are missing, or with ``by_response_url``: the handler's retries of ``chat.update``
@@ -730,11 +732,10 @@ class NotifierRuntime:
         if message is None and action.posted is not None and editable:
             # The message is not known here (another replica or a webhook posted it, or it was forgotten): edit
             # the blocks Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
-            await self._update_posted(edit, feedback, alert.account.local_timezone if alert else None)
-            return
+            return await self._update_posted(edit, feedback, alert.account.local_timezone if alert else None)
         if not editable or alert is None:
             log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
-            return
+            return False
         note = update_note(feedback, alert.account.local_timezone)
         if message is not None and any(a.alert_id == alert.alert_id for a in message.alerts):
             message.notes[alert.alert_id] = note  # a digest: its other alerts keep their buttons
@@ -743,13 +744,13 @@ class NotifierRuntime:
             alerts, notes = (alert,), {alert.alert_id: note}
         if message is not None and message.notifier is not None:
             # The receiver that posted it: its title/text templates, not the first Slack receiver's.
-            await message.notifier.update(edit.ref, alerts, notes, action.response_url)
-            return
+            return await message.notifier.update(edit.ref, alerts, notes, action.response_url) is not False
         notifier = self._slack_editor(edit)
-        if notifier is not None:
-            await notifier.update(edit.ref, alerts, notes, action.response_url)
+        if notifier is None:
+            return False
+        return await notifier.update(edit.ref, alerts, notes, action.response_url) is not False
 
-    async def _update_posted(self, action: SlackAction, feedback: Feedback, timezone: str | None = None) -> None:
+    async def _update_posted(self, action: SlackAction, feedback: Feedback, timezone: str | None = None) -> bool:
         """Update a message another notifier (or this one before a restart) posted, from its blocks as
         Slack sent them with the button press: that alert's buttons give way to the note (a snooze's end in
         ``timezone``, the account's when the alert is known here, else UTC)."""
@@ -757,10 +758,13 @@ class NotifierRuntime:
         blocks = annotate_posted(list(action.posted["blocks"]), action.alert_id, update_note(feedback, timezone))
         if blocks is None:
             log.info("slack message not updated (its buttons for the alert are gone)", alert_id=action.alert_id)
-            return
+            return False
         notifier = self._slack_editor(action)
-        if isinstance(notifier, SlackNotifier):
-            await notifier.update_posted(action.ref, blocks, str(action.posted.get("text") or ""), action.response_url)
+        if not isinstance(notifier, SlackNotifier):
+            return False  # None: _slack_editor logged it; a Slack receiver here is always a SlackNotifier
+        return await notifier.update_posted(
+            action.ref, blocks, str(action.posted.get("text") or ""), action.response_url
+        )
 
     def _slack_editor(self, action: SlackAction) -> Notifier | None:
         """The Slack receiver that can edit the pressed message: a bot (``chat.update``) when Slack sent its

@@ -213,7 +213,8 @@ def render(
 ) -> str:
     """Render the ``override`` template (or the default called ``name``); never raises, unless ``divisible``.
 
-    A failing override falls back to the default; a failing default yields an empty string.
+    A failing override falls back to the default, and so does one of a template that has a default (a subject,
+    title or text, not a recipient or channel) that renders blank; a failing default yields an empty string.
     Both failures are logged with the template name (never the context, which may be large).
     ``divisible`` is for a caller that can render fewer alerts instead (the email digests): a default
     that passes a sandbox limit then raises ``TemplateLimitError`` rather than rendering empty.
@@ -223,10 +224,18 @@ def render(
             continue
         try:
             # Every message a template makes (email, console, Slack overrides) is shown in reading order.
-            return without_bidi_controls(_compile(source, html).render(context))
+            rendered = without_bidi_controls(_compile(source, html).render(context))
         except Exception as exc:  # any template failure falls back, by contract (re-raised: checked above)
             if divisible and what == "default" and isinstance(exc, TemplateLimitError):
                 raise
             NOTIFIER_FALLBACKS.labels(reason="template_error").inc()
             log.warning("template_failed", template=name, which=what, error=f"{type(exc).__name__}: {exc}")
+            continue
+        if what == "override" and name in DEFAULT_TEMPLATES and not rendered.strip():
+            # A subject, title or text made only of fields this alert lacks ({{ account.owner.name }}, no owner):
+            # the default says what the alert is, where a blank subject or a "Preempt alert" header would not.
+            NOTIFIER_FALLBACKS.labels(reason="template_empty").inc()
+            log.warning("template_rendered_empty", template=name, which=what)
+            continue
+        return rendered
     return ""

@@ -82,10 +82,10 @@ class Notifier(Protocol):
         alerts: tuple[Alert, ...],
         notes: Mapping[str, Note | str],
         response_url: str | None = None,
-    ) -> None:
+    ) -> bool | None:
         """Edit an earlier message of ``alerts`` (Slack: ``chat.update`` of ``ref``, else the button press's
         ``response_url``): ``notes`` maps an alert id to the line that replaces its buttons ("Acknowledged
-        by …"); others do nothing."""
+        by …"); others do nothing. False: nothing to edit it with (logged)."""
         ...
 
     async def aclose(self) -> None:

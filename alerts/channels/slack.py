@@ -241,9 +241,13 @@ class SlackNotifier:
         if self._webhook is None and not (config.channel and self._token is not None):
             self._webhook = settings.slack_webhook_url
         if self._webhook is None and not (config.channel and self._token is not None):
+            # alerts.channels.factory names the entry (receivers[i].slack_configs[j]), the CLI the file.
             raise ConfigError(
-                f"receiver {receiver!r}: a slack_configs entry needs a channel and PREEMPT_SLACK_BOT_TOKEN, "
-                "or a webhook_url (or PREEMPT_SLACK_WEBHOOK_URL)"
+                f"receiver {receiver!r} cannot post to channel {config.channel!r}: PREEMPT_SLACK_BOT_TOKEN is not set "
+                "(or give the entry a webhook_url, or set PREEMPT_SLACK_WEBHOOK_URL)"
+                if config.channel
+                else f"receiver {receiver!r} has no channel and no webhook: give the entry a webhook_url, or set "
+                "PREEMPT_SLACK_WEBHOOK_URL (or give it a channel and set PREEMPT_SLACK_BOT_TOKEN)"
             )
         self.mode = "webhook" if self._webhook is not None else "bot"
         self._session: aiohttp.ClientSession | None = None
@@ -335,16 +339,17 @@ class SlackNotifier:
         alerts: tuple[Alert, ...],
         notes: Mapping[str, Note | str],
         response_url: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Re-render an earlier message of ``alerts``, each alert in ``notes`` with its note instead of its
-        buttons: ``chat.update`` of ``ref`` (bot mode), else through the press's ``response_url``."""
-        await self._replace(ref, self._message(alerts, notes=notes), response_url)
+        buttons: ``chat.update`` of ``ref`` (bot mode), else through the press's ``response_url``. False: neither
+        was there to edit it with (logged)."""
+        return await self._replace(ref, self._message(alerts, notes=notes), response_url)
 
     async def update_posted(
         self, ref: str | None, blocks: list[Any], text: str, response_url: str | None = None
-    ) -> None:
+    ) -> bool:
         """Replace an earlier message by ``blocks`` (as built by ``alerts.blocks.annotate_posted``), as ``update``."""
-        await self._replace(ref, {"text": text or "Preempt alert", "blocks": blocks}, response_url)
+        return await self._replace(ref, {"text": text or "Preempt alert", "blocks": blocks}, response_url)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -358,20 +363,21 @@ class SlackNotifier:
     def _message(self, alerts: tuple[Alert, ...], notes: Mapping[str, Note | str] | None = None) -> dict[str, Any]:
         return render_message(self._config, alerts, notes)
 
-    async def _replace(self, ref: str | None, message: dict[str, Any], response_url: str | None) -> None:
+    async def _replace(self, ref: str | None, message: dict[str, Any], response_url: str | None) -> bool:
         # chat.update needs the bot token; an incoming webhook cannot edit what it posted, but Slack gives
         # every button press a response_url that replaces the message the button is on.
         if self.mode == "bot" and ref:
             try:
                 await self._chat_update(ref, message)
-                return
+                return True
             except PermanentDeliveryError:
                 if not response_url:
                     raise  # e.g. a webhook's message in a channel the bot is not in: cant_update_message
         if response_url:
             await self._respond(response_url, message)
-        else:
-            log.info("slack_update_skipped", reason="no message reference or response_url to edit it with")
+            return True
+        log.info("slack_update_skipped", reason="no message reference or response_url to edit it with")
+        return False
 
     async def _respond(self, response_url: str, message: dict[str, Any]) -> None:
         client = AsyncWebhookClient(url=response_url, timeout=self._timeout, session=self._http(), retry_handlers=[])

@@ -23,7 +23,8 @@ def notifier(loglevel: str) -> None:
     PREEMPT_NOTIFIER_WEB_PORT); they share the partitions.
     """
 
-    from alerts.app import create_app, ensure_notifier_topics
+    from alerts.app import console_routing, create_app, ensure_notifier_topics
+    from alerts.channels.factory import build_notifiers
     from alerts.routing.config import RoutingConfig
     from schemas.errors import ConfigError
     from streams.runtime.broker_probe import probe_broker
@@ -51,13 +52,17 @@ def notifier(loglevel: str) -> None:
     for warning in settings.guarantee_warnings():
         log.warning("processing guarantee", problem=warning)
     try:
-        routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else None
+        routing = RoutingConfig.load(settings.routes_path) if settings.routes_path is not None else console_routing()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:  # a destination these settings cannot send to: one line naming the file and the entry, before the broker
+        notifiers = build_notifiers(routing, settings, source=settings.routes_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     check_web_port(settings.web_host, settings.notifier_web_port, "PREEMPT_NOTIFIER_WEB_PORT")
     probe_broker(settings)
     ensure_notifier_topics(settings)
-    app = create_app(settings, routing)
+    app = create_app(settings, routing, notifiers)
     # The tables' changelogs exist before the group forms (see ensure_changelog_topics).
     changelogs = changelog_topics(app, settings.topic_partitions)
     # The group first (its committed offsets decide whether a missing changelog may be made): one line if refused.

@@ -66,7 +66,7 @@ def _tree_lines(route: RouteConfig, depth: int = 1) -> list[str]:
 
 
 def _notes(config: RoutingConfig) -> list[str]:
-    """Valid but likely unintended: bare matcher names that read a label spelled like a field."""
+    """Valid but likely unintended: bare matcher names reading a label spelled like a field; unreachable routes."""
     where: list[tuple[str, tuple[Matcher, ...]]] = []
 
     def walk(route: RouteConfig, at: str) -> None:
@@ -85,7 +85,28 @@ def _notes(config: RoutingConfig) -> list[str]:
             note = shadowed_field_note(matcher.name)
             if note is not None:
                 notes.append(f"{at}: {note}")
+    notes += _unreachable(config.route, "route")
     return list(dict.fromkeys(notes))
+
+
+def _unreachable(route: RouteConfig, at: str) -> list[str]:
+    """Routes after a catch-all sibling (no matchers, no ``continue``): it takes every alert that gets to it, as in
+    Alertmanager, so they never match — usually a default route written first."""
+    notes: list[str] = []
+    catch_all: str | None = None
+    for i, child in enumerate(route.routes):
+        here = f"{at}.routes[{i}]"
+        named = f"{here} ({child.name})" if child.name else here
+        if catch_all is not None:
+            notes.append(
+                f"{named}: never reached: {catch_all} has no matchers and no continue, so it takes every alert "
+                "that gets past the routes before it"
+            )
+            continue
+        notes += _unreachable(child, here)
+        if not child.matchers and not child.continue_:
+            catch_all = named
+    return notes
 
 
 def _load(path: Path) -> RoutingConfig:

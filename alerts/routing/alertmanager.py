@@ -2,7 +2,9 @@
 
 Called by ``RoutingConfig.load`` on the raw YAML before validation. Where the concepts match it
 rewrites Alertmanager's spelling into Preempt's (the deprecated ``match``/``match_re`` maps and
-their inhibit-rule cousins become matchers; a Slack ``api_url`` is the ``webhook_url``). Every
+their inhibit-rule cousins become matchers; a Slack ``api_url`` is the ``webhook_url``; a silence as
+Alertmanager's API gives it — ``startsAt``, ``endsAt``, ``createdBy``, ``comment``, matcher objects — is
+Preempt's silence). Every
 key Preempt does not support is removed and reported with a sentence saying why and what to do
 instead, so ``preempt routes check`` names it rather than answering "extra inputs are not permitted".
 """
@@ -148,6 +150,48 @@ def _receiver(node: object, where: str, out: list[str]) -> None:
             _drop(config, table, here, out)
 
 
+# A silence as Alertmanager's API and ``amtool silence query -o json`` give it → Preempt's keys.
+SILENCE_KEYS: dict[str, str] = {
+    "startsAt": "starts_at",
+    "endsAt": "ends_at",
+    "createdBy": "created_by",
+    "comment": "reason",
+}
+
+
+def _silence(node: object, where: str, out: list[str]) -> None:
+    """An Alertmanager silence (camelCase keys, matcher objects) → Preempt's silence, in place."""
+    if not isinstance(node, dict):
+        return
+    for theirs, ours in SILENCE_KEYS.items():
+        if theirs not in node:
+            continue
+        value = node.pop(theirs)
+        if ours in node:
+            out.append(f"{where}.{theirs}: give the {ours.replace('_', ' ')} once, as {ours} (Alertmanager's {theirs})")
+        else:
+            node[ours] = value
+    matchers = node.get("matchers")
+    if not isinstance(matchers, list):
+        return
+    converted: list[object] = []
+    for matcher in matchers:
+        if not isinstance(matcher, dict):
+            converted.append(matcher)
+            continue
+        name, value = matcher.get("name"), matcher.get("value")
+        if not isinstance(name, str) or value is None or set(matcher) - {"name", "value", "isRegex", "isEqual"}:
+            converted.append(matcher)  # left for the matcher's own check to name (alerts.routing.config)
+            continue
+        op = (
+            ("=~" if matcher.get("isRegex") else "=")
+            if matcher.get("isEqual", True)
+            else ("!~" if matcher.get("isRegex") else "!=")
+        )
+        converted.append(f"{name}{op}{_quote(value)}")
+    node["matchers"] = converted
+
+
 def translate(data: dict[str, Any]) -> list[str]:
     """Rewrite Alertmanager spellings in ``data`` (in place); return one problem per unsupported key."""
     problems: list[str] = []
@@ -164,4 +208,8 @@ def translate(data: dict[str, Any]) -> list[str]:
                 where = f"inhibit_rules[{index}]"
                 _matchers_from_maps(rule, "source_match", "source_match_re", "source_matchers", where, problems)
                 _matchers_from_maps(rule, "target_match", "target_match_re", "target_matchers", where, problems)
+    silences = data.get("silences")
+    if isinstance(silences, list):
+        for index, silence in enumerate(silences):
+            _silence(silence, f"silences[{index}]", problems)
     return problems

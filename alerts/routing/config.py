@@ -50,6 +50,11 @@ def _to_matcher(value: object) -> Matcher | tuple[Matcher, ...]:
     # One entry may be a set ('{owner="a", level!="b"}'); _flatten makes the field a flat tuple.
     if isinstance(value, Matcher):
         return value
+    if isinstance(value, dict):  # a silence's matcher object from Alertmanager that alertmanager.py could not read
+        raise ValueError(
+            f"a matcher is a string like 'severity=\"critical\"', got a mapping {value!r} (a silence also takes "
+            "Alertmanager's matcher object: name, value, and optionally isRegex and isEqual)"
+        )
     if not isinstance(value, str):
         raise ValueError(f"a matcher is a string like 'severity=\"critical\"', got {value!r}")
     matchers = parse_matchers(value)

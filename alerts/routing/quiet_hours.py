@@ -79,10 +79,35 @@ def defer_until(quiet: QuietHours | None, tz_name: str | None, now: float) -> fl
     # instants, both passes of a wall time repeated when clocks fall back, and checked for quiet at the
     # local time they really are (a time skipped when clocks spring forward lands after the jump).
     instants = (
-        datetime.combine(local.date() + timedelta(days=day), at, tzinfo=zone).replace(fold=fold).timestamp()
+        _instant(datetime.combine(local.date() + timedelta(days=day), at, tzinfo=zone).replace(fold=fold))
         for day in range(8)
         for at in (time(0), quiet.end)
         for fold in (0, 1)
     )
     ahead = [ts for ts in instants if ts > now and not _is_quiet(quiet, datetime.fromtimestamp(ts, tz=zone))]
     return min(ahead) if ahead else None  # never empty for a valid QuietHours (start != end)
+
+
+def _instant(wall: datetime) -> float:
+    """The instant the clock of ``wall``'s zone first shows ``wall`` or later: ``wall`` itself, but for a wall time
+    clocks skip (02:30 on the night 02:00 jumps to 03:00), which is first passed at the jump itself.
+
+    Python reads a skipped time with the offset before the change (02:30 EST: 03:30 EDT), half an hour past the
+    jump; the jump lies between that and the reading with the offset after it (02:30 EDT: 01:30 EST), found to
+    the second by bisection (changes are whole minutes: Lord Howe's is 30 minutes).
+    """
+    assert wall.tzinfo is not None
+    ts = wall.replace(fold=0).timestamp()
+    if datetime.fromtimestamp(ts, tz=wall.tzinfo).replace(tzinfo=None) == wall.replace(tzinfo=None, fold=0):
+        return wall.timestamp()  # a time that exists (once, or twice: fold picks the pass)
+    before, after = wall.replace(fold=1).timestamp(), ts  # the offset after the change is the larger one
+    if before > after:
+        before, after = after, before
+    offset_after = datetime.fromtimestamp(after, tz=wall.tzinfo).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, tz=wall.tzinfo).utcoffset() == offset_after:
+            after = middle
+        else:
+            before = middle
+    return float(after)

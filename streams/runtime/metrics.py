@@ -317,10 +317,19 @@ FEEDBACK_INVALID = Counter(
     "preempt_feedback_invalid_total",
     "Records on preempt.feedback the notifier skipped because they are not valid feedback (logged with their offset).",
 )
+SLACK_MESSAGE_UPDATES = Counter(
+    "preempt_slack_message_updates_total",
+    "Slack messages re-rendered after a button press (acknowledged by whom, snoozed until when), by outcome: "
+    "updated, skipped (the message or alert is unknown here, or no Slack receiver can edit it: logged at INFO), "
+    "failed (chat.update and the response_url both failed or were spent: logged at WARNING). The press itself is "
+    "recorded on preempt.feedback whatever the outcome.",
+    ["outcome"],
+)
+SLACK_MESSAGE_UPDATE_OUTCOMES = ("updated", "skipped", "failed")
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",
     "POST /slack/actions requests refused, by reason (too_large, bad_signature, replayed, replay_guard_full, "
-    "not_configured, bad_request).",
+    "not_configured, bad_request, not_recorded).",
     ["reason"],
 )
 
@@ -405,6 +414,8 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
     for outcome in ("repaired", "lost"):
         NOTIFIER_SKIPPED_ALERTS.labels(outcome=outcome)
+    for outcome in SLACK_MESSAGE_UPDATE_OUTCOMES:
+        SLACK_MESSAGE_UPDATES.labels(outcome=outcome)
 
 
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")

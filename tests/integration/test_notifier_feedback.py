@@ -122,6 +122,14 @@ def test_signed_actions_feedback_and_snooze(
     assert delivered_all[1]["alert_id"] == other_rule.alert_id
     assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="snooze") == 1
     assert metric_value(settings, "preempt_feedback_total", rule="error-spike", action="not_helpful") == 1
+    # Both presses re-rendered their message, and say so on /metrics (bounded: the count follows Slack's answer).
+    deadline = time.monotonic() + 15
+    while metric_value(settings, "preempt_slack_message_updates_total", outcome="updated") < 2:
+        assert time.monotonic() < deadline, "the two message updates were never counted"
+        time.sleep(0.2)
+    assert metric_value(settings, "preempt_slack_message_updates_total", outcome="updated") == 2
+    for outcome in ("skipped", "failed"):
+        assert metric_value(settings, "preempt_slack_message_updates_total", outcome=outcome) == 0
 
 
 DIGEST_ROUTES = """

@@ -177,6 +177,34 @@ def test_check_notes_a_bare_name_spelled_like_an_account_field(tmp_path: Path) -
     ]
 
 
+def test_check_notes_routes_no_alert_can_reach(tmp_path: Path) -> None:
+    """A catch-all route (no matchers, no continue) placed before its siblings takes every alert that gets there,
+    as in Alertmanager, so the routes after it never match: the file loads and routes as written, and check says
+    which routes are unreachable and why (a common slip when a default route is written first). A sibling after a
+    catch-all with continue, or after a route with matchers, is reachable and gets no note."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "receivers: [{name: a}, {name: b}, {name: c}]\n"
+        "route:\n  receiver: a\n  routes:\n"
+        "    - {matchers: ['severity=\"critical\"'], receiver: b, routes: [{receiver: c}, {receiver: b}]}\n"
+        "    - {receiver: b, continue: true}\n"
+        "    - {name: default, receiver: a}\n"
+        "    - {matchers: ['labels.team=\"support\"'], receiver: c, routes: [{receiver: c}, {receiver: b}]}\n"
+        "    - {name: billing, receiver: c}\n"
+    )
+    result = CliRunner().invoke(main, ["routes", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert notes == [  # routes[3]'s own children are not named: routes[3] is never reached
+        "note: route.routes[0].routes[1]: never reached: route.routes[0].routes[0] has no matchers and no continue, "
+        "so it takes every alert that gets past the routes before it",
+        "note: route.routes[3]: never reached: route.routes[2] (default) has no matchers and no continue, so it "
+        "takes every alert that gets past the routes before it",
+        "note: route.routes[4] (billing): never reached: route.routes[2] (default) has no matchers and no continue, "
+        "so it takes every alert that gets past the routes before it",
+    ]
+
+
 def test_backtracking_regexes_load_and_route_at_once(tmp_path: Path, alert_file: Callable[..., Path]) -> None:
     """Regexes that backtracked for minutes in Python's re (in a route, an inhibit rule and a silence) pass
     check, and test routes an alert whose value is their worst case at once: matching is RE2's."""

@@ -27,7 +27,7 @@ from alerts.feedback import (
 from schemas.errors import RetryableDeliveryError
 from schemas.feedback import Feedback
 from schemas.rfc3339 import parse_rfc3339
-from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED
+from streams.runtime.metrics import FEEDBACK, SLACK_ACTIONS_REFUSED, SLACK_MESSAGE_UPDATES
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = datetime(2026, 11, 23, tzinfo=UTC).timestamp()
@@ -304,6 +304,45 @@ async def test_chat_update_failing_retryably_on_every_attempt_falls_back_to_the_
     assert busy.calls == ["chat.update"] * UPDATE_ATTEMPTS + (["response_url"] if response_url else [])
     given_up = [e for e in logs if e["event"] == "slack message update given up"]
     assert len(given_up) == (0 if response_url else 1)
+
+
+class ScriptedUpdate:
+    """An update that answers as scripted: a result (False: not updated, the callee logged why) or an exception."""
+
+    def __init__(self, outcome: bool | Exception | None) -> None:
+        self.outcome = outcome
+
+    async def update(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> bool | None:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "counted"),
+    [
+        (True, "updated"),
+        (None, "updated"),
+        (False, "skipped"),
+        (RuntimeError("chat.update: HTTP 400 invalid_blocks"), "failed"),
+        (RetryableDeliveryError("slack chat.update: HTTP 503", retry_after=0.0), "failed"),
+    ],
+)
+async def test_every_message_update_after_a_press_is_counted_by_outcome(
+    outcome: bool | Exception | None, counted: str
+) -> None:
+    """A press whose message is not re-rendered (unknown here, or chat.update failing) was only logged: the
+    "acknowledged by …" never showing in Slack went unseen on /metrics. Each press now ends in one outcome of
+    preempt_slack_message_updates_total: updated, skipped or failed."""
+    handler = SlackActionHandler(SECRET, Recorder().publish, ScriptedUpdate(outcome).update)
+    before = {o: SLACK_MESSAGE_UPDATES.labels(outcome=o)._value.get() for o in ("updated", "skipped", "failed")}
+    body = make_body("preempt_ack")
+
+    assert (await handler.handle(signed(body), body, NOW))[0] == 200
+    await handler.drain()
+
+    after = {o: SLACK_MESSAGE_UPDATES.labels(outcome=o)._value.get() for o in before}
+    assert {o: after[o] - before[o] for o in before} == {o: float(o == counted) for o in before}
 
 
 def test_snooze_book_suppresses_the_rule_for_the_account_until_expiry() -> None:

@@ -645,11 +645,15 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
         action="acknowledge", alert_id=alert.alert_id, rule_id="r", account_id="acme", at="x", user="U024BE7LH"
     )
     with capture_logs() as logs:
-        await runtime.update_message(SlackAction("acknowledge", "unknown", "r", "acme", "U1", "C1:1.0"), feedback)
-        await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", None), feedback)
+        unknown = SlackAction("acknowledge", "unknown", "r", "acme", "U1", "C1:1.0")
+        assert await runtime.update_message(unknown, feedback) is False  # counted as skipped by the handler
+        no_ref = SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", None)
+        assert await runtime.update_message(no_ref, feedback) is False
     assert notifier.updates == []
     assert [e["event"] for e in logs] == ["slack message not updated (message or alert unknown here)"] * 2
-    await runtime.update_message(SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback)
+    assert await runtime.update_message(
+        SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback
+    )
     assert notifier.updates == [("C1:1.0", (alert,), {alert.alert_id: "Acknowledged by <@U024BE7LH>"})]
     # Without channel:ts but with the press's response_url (the way to edit a webhook's message): edited too.
     url = "https://hooks.slack.test/actions/T1/1/x"

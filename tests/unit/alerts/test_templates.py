@@ -48,6 +48,34 @@ def test_broken_override_falls_back_to_default_and_logs(make_alert: Callable[...
     assert logs[0]["template"] == "email_subject"
 
 
+@pytest.mark.parametrize("template", ["email_subject", "slack_title", "slack_text", "email_text", "console_text"])
+def test_an_override_that_renders_blank_falls_back_to_the_default_counted(
+    make_alert: Callable[..., Alert], template: str
+) -> None:
+    """A receiver's subject/title/text written from a field this alert lacks (``{{ account.owner.name }}`` for an
+    account without owner) rendered blank: an email with an empty subject, a Slack header "Preempt alert", an
+    empty console line — nothing logged, nothing counted. It falls back to the built-in template now, as a
+    failing override does: WARNING ``template_rendered_empty`` and ``preempt_notifier_fallbacks_total{reason=
+    "template_empty"}``."""
+    context = template_context((make_alert(account={"name": "Acme", "owner": {}}),))
+    before = NOTIFIER_FALLBACKS.labels(reason="template_empty")._value.get()
+    with capture_logs() as logs:
+        rendered = render(template, context, "  {{ account.owner.name }} \n")
+    assert rendered.strip()
+    assert rendered == render(template, context)
+    assert [(r["event"], r["template"]) for r in logs] == [("template_rendered_empty", template)]
+    assert NOTIFIER_FALLBACKS.labels(reason="template_empty")._value.get() == before + 1
+
+
+def test_a_recipient_or_channel_template_that_renders_blank_stays_blank(make_alert: Callable[..., Alert]) -> None:
+    """``to`` and ``channel`` have no default: blank means "nobody", which the channel dead-letters itself."""
+    context = template_context((make_alert(account={"owner": {}}),))
+    with capture_logs() as logs:
+        assert render("email_to", context, "{{ account.owner.email }}") == ""
+        assert render("slack_channel", context, "{{ account.owner.slack }}") == ""
+    assert logs == []
+
+
 @pytest.mark.timeout(10)  # before the sandbox bounded it, this ran for hours
 def test_an_override_with_huge_nested_loops_falls_back_to_the_default(make_alert: Callable[..., Alert]) -> None:
     """An override looping 10^10 times stops at the sandbox's step limit and falls back like any failing

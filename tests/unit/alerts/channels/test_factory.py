@@ -75,3 +75,43 @@ def test_slack_notifiers_share_one_limiter_spaced_a_little_over_a_second() -> No
     assert len(limiters) == 1
     limiter = next(n._limiter for n in notifiers["a"] if isinstance(n, SlackNotifier))
     assert 1.0 < limiter.min_interval <= 1.1
+
+
+@pytest.mark.parametrize(
+    ("entry", "settings", "why"),
+    [
+        ({"channel": "{{ account.owner.slack }}"}, {"slack_webhook_url": "https://hooks.example.com/x"}, "is not set"),
+        (
+            {"channel": "#cs", "webhook_url": "https://hooks.example.com/y"},
+            {"slack_bot_token": "xoxb-test"},
+            "the entry has a webhook_url",
+        ),
+    ],
+)
+def test_a_channel_a_webhook_ignores_is_a_warning_naming_the_entry(
+    entry: dict[str, str], settings: dict[str, str], why: str, tmp_path: Path
+) -> None:
+    """An entry whose ``channel`` goes unused (it posts through an incoming webhook, which has one channel of its own)
+    says so once at start, naming the file and the field: owners' DMs went to the webhook's channel without a word."""
+    from structlog.testing import capture_logs
+
+    config = _config({"name": "console", "console_configs": [{}]}, {"name": "owner", "slack_configs": [entry]})
+    with capture_logs() as logs:
+        notifiers = build_notifiers(config, Settings(**settings), source=tmp_path / "routes.yaml")
+    assert [getattr(n, "mode", None) for n in notifiers["owner"]] == ["webhook"]
+    (warning,) = [r for r in logs if r["event"].startswith("slack channel ignored")]
+    assert warning["log_level"] == "warning"
+    assert warning["field"] == f"{tmp_path / 'routes.yaml'}: receivers[1].slack_configs[0].channel"
+    assert why in warning["why"]
+
+
+def test_a_bot_channel_or_a_webhook_without_channel_warns_nothing() -> None:
+    """The usual entries (a bot token's channel, a webhook with no channel) build without a warning."""
+    from structlog.testing import capture_logs
+
+    config = _config(
+        {"name": "owner", "slack_configs": [{"channel": "#cs"}, {"webhook_url": "https://hooks.example.com/z"}]}
+    )
+    with capture_logs() as logs:
+        build_notifiers(config, Settings(slack_bot_token="xoxb-test"))
+    assert not [r for r in logs if r["event"].startswith("slack channel ignored")]

@@ -288,8 +288,9 @@ async def test_a_message_is_edited_by_chat_update_else_through_the_presss_respon
 
     monkeypatch.setattr(notifier, "_chat_update", chat_update)
     monkeypatch.setattr(notifier, "_respond", respond)
-    await notifier.update(ref, (build_alert(),), {}, response_url)
+    edited = await notifier.update(ref, (build_alert(),), {}, response_url)
     assert calls == expected
+    assert edited is bool(expected)  # nothing to edit with: False, counted as a skipped update by the handler
 
 
 async def test_a_failed_chat_update_without_a_response_url_still_fails(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,3 +130,60 @@ def test_go_templates_from_alertmanager_are_named_as_such(tmp_path: Path) -> Non
         RoutingConfig.model_validate(
             {"receivers": [{"name": "a", "console_configs": [{"text": "{{ x"}]}], "route": {"receiver": "a"}}
         )
+
+
+def test_a_silence_as_alertmanager_writes_it_loads(tmp_path: Path, make_alert: Callable[..., Alert]) -> None:
+    """A silence copied from Alertmanager (``amtool silence query -o json``, the API's shape) loads: its
+    ``matchers`` objects (``name``, ``value``, ``isRegex``, ``isEqual``), ``startsAt``, ``endsAt``, ``createdBy`` and
+    ``comment`` (the reason). Each of those keys was refused ("unknown key"), ``comment`` with no hint."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        """
+receivers: [{name: a}]
+route: {receiver: a}
+silences:
+  - matchers:
+      - {name: account_id, value: acme, isRegex: false}
+      - {name: alertname, value: "usage-.*", isRegex: true}
+      - {name: severity, value: critical, isRegex: false, isEqual: false}
+    startsAt: "2026-11-27T18:00:00Z"
+    endsAt: "2026-11-30T08:00:00Z"
+    createdBy: jane@example.com
+    comment: planned migration (CS-4711)
+""",
+        encoding="utf-8",
+    )
+    (silence,) = RoutingConfig.load(path).silences
+    assert [str(m) for m in silence.matchers] == ['account_id="acme"', 'alertname=~"usage-.*"', 'severity!="critical"']
+    assert silence.reason == "planned migration (CS-4711)"
+    assert silence.created_by == "jane@example.com"
+    assert silence.starts_at is not None
+    assert silence.starts_at.isoformat() == "2026-11-27T18:00:00+00:00"
+    assert silence.ends_at.isoformat() == "2026-11-30T08:00:00+00:00"
+    assert silence.matches(make_alert(account_id="acme", rule_id="usage-drop", severity="high"))
+    assert not silence.matches(make_alert(account_id="acme", rule_id="usage-drop", severity="critical"))
+
+
+def test_an_alertmanager_silence_key_given_twice_or_a_bad_matcher_object_is_named(tmp_path: Path) -> None:
+    """``comment`` beside ``reason`` (the same field twice) and a matcher object without ``value`` are one line each."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        """
+receivers: [{name: a}]
+route: {receiver: a}
+silences:
+  - matchers: [{name: account_id}]
+    endsAt: "2026-11-30T08:00:00Z"
+    comment: x
+    reason: y
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: silences[0].comment: give the reason once, as reason (Alertmanager's comment)",
+        f"{path}: silences[0].matchers[0]: a matcher is a string like 'severity=\"critical\"', got a mapping "
+        "{'name': 'account_id'} (a silence also takes Alertmanager's matcher object: name, value, and optionally "
+        "isRegex and isEqual)",
+    ]

@@ -122,6 +122,27 @@ def test_an_end_inside_the_skipped_hour_of_a_dst_change_is_not_before_it() -> No
     assert until >= datetime.fromisoformat("2026-03-08T07:00:00+00:00").timestamp()  # 03:00 EDT
 
 
+@pytest.mark.parametrize(
+    ("zone", "now", "released"),
+    [
+        # New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT; quiet 01:00–02:30 ends at the jump.
+        ("America/New_York", "2026-03-08T06:10:00+00:00", "2026-03-08T07:00:00+00:00"),
+        # Paris, 2026-03-29: 02:00 CET jumps to 03:00 CEST.
+        ("Europe/Paris", "2026-03-29T00:10:00+00:00", "2026-03-29T01:00:00+00:00"),
+        # Lord Howe Island, 2026-10-04: 02:00 jumps to 02:30 (a half-hour change); 02:15 never shows, 02:30 does.
+        ("Australia/Lord_Howe", "2026-10-03T14:40:00+00:00", "2026-10-03T15:30:00+00:00"),
+    ],
+)
+def test_an_end_inside_the_skipped_hour_releases_at_the_jump(zone: str, now: str, released: str) -> None:
+    """Quiet hours whose end falls in the hour clocks skip end when the clock jumps past it: the local time
+    is then past the end and not quiet. They were released 30 minutes after the jump (the end read with the
+    offset before the change: 02:30 EST is 03:30 EDT), alerts held in a period no longer quiet."""
+    end = "02:15" if zone == "Australia/Lord_Howe" else "02:30"
+    quiet = QuietHours(start="01:00", end=end, timezone=zone)
+    until = defer_until(quiet, None, datetime.fromisoformat(now).timestamp())
+    assert until == datetime.fromisoformat(released).timestamp()
+
+
 def test_a_release_time_is_told_in_rfc3339_in_the_zone_quiet_hours_follow() -> None:
     """For log lines: the account's zone with its offset, the file's zone for an unknown one, ``Z`` for UTC."""
     quiet = QuietHours(start="20:00", end="08:00", timezone="UTC")

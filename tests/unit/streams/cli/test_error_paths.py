@@ -287,6 +287,25 @@ def test_notifier_with_a_bad_routing_file_says_so_before_the_broker(tmp_path: Pa
     assert "Error: routes.yaml: route.receiver: unknown receiver 'b' (known: a)" in run.stderr
 
 
+def test_notifier_with_a_slack_entry_it_cannot_send_with_names_file_and_field_before_the_broker(
+    tmp_path: Path,
+) -> None:
+    """A Slack entry with a channel but neither a bot token nor a webhook in the settings cannot send: the
+    notifier says so in one line naming the routing file and the entry, before it reaches for the broker
+    (it named neither, and said it only after the broker probe and topic creation)."""
+    (tmp_path / "routes.yaml").write_text(
+        "receivers:\n  - name: console\n    console_configs: [{}]\n"
+        "  - name: owners\n    email_configs: [{to: a@example.com}]\n    slack_configs: [{channel: '#cs'}]\n"
+        "route: {receiver: owners}\n"
+    )
+    run = _invoke(["notifier"], tmp_path, PREEMPT_BROKER=CLOSED_BROKER, PREEMPT_ROUTES_PATH="routes.yaml")
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "Error: routes.yaml: receivers[1].slack_configs[0]: receiver 'owners' cannot post to channel '#cs': "
+        "PREEMPT_SLACK_BOT_TOKEN is not set (or give the entry a webhook_url, or set PREEMPT_SLACK_WEBHOOK_URL)"
+    )
+
+
 def test_an_unexpected_exception_keeps_its_traceback() -> None:
     """A bug (not a PreemptError or a settings error) is not turned into a one-liner: it propagates."""
 
