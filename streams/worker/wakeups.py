@@ -5,7 +5,7 @@ an account leaves the old heap entry behind, and ``iter_due`` skips entries that
 Left-behind entries leave the heap when the watermark passes them, which for a pack whose nearest
 wakeup is days away (only ``inactivity: 14d`` rules, say) is days after they were pushed: one an
 event. So once the heaps hold more than twice the live wakeups (plus ``COMPACT_SLACK``), they are
-rebuilt from the live ones, amortised O(1) a ``set``. It lives in memory only and is rebuilt from the
+rebuilt from the live ones (checked whenever the live count falls too), amortised O(1) a ``set``. It lives in memory only and is rebuilt from the
 state table after recovery or a rebalance.
 """
 
@@ -36,13 +36,22 @@ class WakeupIndex:
     def set(self, partition: int, account_id: str, wakeup: float | None) -> None:
         """Schedule ``account_id`` for ``wakeup`` (None: nothing pending, unschedule)."""
         if wakeup is None:
-            self._current.pop(account_id, None)
+            # An unschedule leaves its entry stale too: many of them (accounts whose rules have nothing
+            # pending any more) would keep the heaps at their old size for good without this check.
+            if self._current.pop(account_id, None) is not None:
+                self._compact_if_stale()
             return
         if self._current.get(account_id) == (partition, wakeup):
             return
         self._current[account_id] = (partition, wakeup)
         heapq.heappush(self._heaps.setdefault(partition, []), (wakeup, account_id))
         self._entries += 1
+        self._compact_if_stale()
+
+    def _compact_if_stale(self) -> None:
+        """Compact once more than twice the live wakeups (plus the slack) are held, whatever lowered the live
+        count (an unschedule, a due pop, a revocation): amortised O(1), as a compaction costs the live wakeups,
+        fewer than the stale entries that the sets before it left."""
         if self._entries > 2 * len(self._current) + COMPACT_SLACK:
             self._compact()
 
@@ -68,6 +77,7 @@ class WakeupIndex:
             self._entries -= 1
             if self._current.get(account_id) == (partition, wakeup):
                 del self._current[account_id]
+                self._compact_if_stale()  # the live count fell: other partitions' stale entries may now be too many
                 yield account_id
 
     def next_due(self, partition: int) -> float | None:
@@ -88,3 +98,4 @@ class WakeupIndex:
             self._entries -= len(self._heaps.pop(p, ()))
         for account_id in [a for a, (p, _) in self._current.items() if p in gone]:
             del self._current[account_id]
+        self._compact_if_stale()
