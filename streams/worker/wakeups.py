@@ -5,8 +5,8 @@ an account leaves the old heap entry behind, and ``iter_due`` skips entries that
 Left-behind entries leave the heap when the watermark passes them, which for a pack whose nearest
 wakeup is days away (only ``inactivity: 14d`` rules, say) is days after they were pushed: one an
 event. So once the heaps hold more than twice the live wakeups (plus ``COMPACT_SLACK``), they are
-rebuilt from the live ones (checked whenever the live count falls too), amortised O(1) a ``set``. It lives in memory only and is rebuilt from the
-state table after recovery or a rebalance.
+rebuilt from the live ones (checked whenever the live count falls too), amortised O(1) a ``set``.
+It lives in memory only and is rebuilt from the state table after recovery or a rebalance.
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ def test_accounts_rescheduled_while_due_ones_are_taken_each_come_out_once(monkey
 )
 @example(ops=[("set", 0, 0, t) for t in range(4)])  # one account moved again and again
 @example(ops=[("set", 0, 0, 0), ("set", 0, 0, 1), ("set", 1, 1, 0), ("set", 0, 0, 0), ("unset", 0, 0, 0)])
-@example(ops=[("set", 0, 0, 0), ("set", 0, 0, 1), ("set", 0, 1, 0), ("set", 0, 2, 0), ("set", 1, 0, 0), ("due", 1, 0, 0)])
+@example(
+    ops=[("set", 0, 0, 0), ("set", 0, 0, 1), ("set", 0, 1, 0), ("set", 0, 2, 0), ("set", 1, 0, 0), ("due", 1, 0, 0)]
+)
 @hypothesis_settings(max_examples=200, deadline=None)
 def test_the_index_answers_as_a_plain_table_of_wakeups_would(ops: list[tuple[str, int, int, int]]) -> None:
     """Any sequence of schedules, unschedules, due pops and revocations, compacting at every chance:
