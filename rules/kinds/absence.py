@@ -1,6 +1,7 @@
 """``absence``: a ``start`` event is not followed by an ``expect`` event within ``within``.
 
-While a start is pending, further starts are ignored (the first one sets the deadline). An
+While a start is pending, further starts are ignored (the first one sets the deadline) — unless the
+event is an ``expect`` too, which clears the pending start and starts the next wait from itself. An
 ``expect`` at or after the start clears it — also one stamped at the same instant that the engine
 applied first (events of one instant go in ``event_id`` order, so a start and its expect both
 stamped ``2026-03-01T00:00:00Z``, as a day-granular import writes them, must not depend on their
@@ -85,9 +86,16 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
             return []
         pending = state.events
         if key in pending:
-            if self._expect(event):
-                del pending[key]
-                self._remember_expect(state.expected, key, event.ts)
+            if not self._expect(event):
+                return []
+            del pending[key]
+            self._remember_expect(state.expected, key, event.ts)
+            if not self._start(event):
+                return []
+            # The follow-up is a start too (``start`` and ``expect`` both match it: "an invoice every month",
+            # start: Invoice Paid, expect: Invoice Paid): it starts the next wait, or every other gap went unwatched.
+            pending[key] = (event.ts, event.event_id)
+            state.lower_bound(event.ts + self.rule.within)
             return []
         if self._start(event):
             if state.expected.get(key) == event.ts:  # its expect came at the same instant, applied first

@@ -113,3 +113,28 @@ def test_a_rule_that_expects_any_event_says_so_in_its_evidence(make_rule, make_e
     [finding] = run(make_engine(rule), [at(0, "Started")], until=MONDAY + 9 * HOUR).findings
     assert finding.evidence["expected"] is None
     assert finding.evidence["start"] == ["Started"]
+
+
+def test_an_event_that_is_both_the_expect_and_a_start_starts_the_next_wait(make_rule, make_engine, run, at):
+    """start and expect both "Invoice Paid", within 1h: each payment clears the wait and starts the next, so
+    every gap longer than the hour fires, the second one too (before, the follow-up only cleared the wait:
+    the gap after it went unwatched, and only every other gap could fire)."""
+    rule = make_rule("absence", start={"event": "Invoice Paid"}, expect={"event": "Invoice Paid"})
+    engine = make_engine(rule)
+    paid = [at(0, "Invoice Paid"), at(HOUR - 10, "Invoice Paid"), at(2 * HOUR, "Invoice Paid")]
+    result = run(engine, paid, until=MONDAY + 10 * HOUR)
+    # the second gap (HOUR - 10 to 2 * HOUR, longer than the hour) fires at its deadline, and so does the last wait
+    assert result.fired == [("absence-rule", MONDAY + 2 * HOUR - 10), ("absence-rule", MONDAY + 3 * HOUR)]
+    assert [f.window_start for f in result.findings] == [MONDAY + HOUR - 10, MONDAY + 2 * HOUR]
+
+
+def test_a_where_that_tells_the_start_from_the_expect_keeps_one_wait(make_rule, make_engine, run, at):
+    """start and expect of one name told apart by a property: a start while one is pending is still ignored."""
+    rule = make_rule(
+        "absence",
+        start={"event": "Payment", "where": {"properties.ok": False}},
+        expect={"event": "Payment", "where": {"properties.ok": True}},
+    )
+    engine = make_engine(rule)
+    events = [at(0, "Payment", properties={"ok": False}), at(100, "Payment", properties={"ok": False})]
+    assert run(engine, events, until=MONDAY + 5 * HOUR).fired == [("absence-rule", MONDAY + HOUR)]
