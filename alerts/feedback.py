@@ -333,11 +333,11 @@ class SlackActionHandler:
                     return
                 await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
             except Exception:  # the action is recorded; a failed cosmetic update is logged and counted
-                SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
+                _count_update(failed=True)
                 log.exception("slack message update failed", alert_id=action.alert_id)
                 return
             else:
-                SLACK_MESSAGE_UPDATES.labels(outcome="skipped" if done is False else "updated").inc()
+                _count_update(done)
                 return
 
     async def _update_by_response_url(self, action: SlackAction, feedback: Feedback, error: Exception) -> None:
@@ -345,13 +345,13 @@ class SlackActionHandler:
         # press that also came with a response_url gets one replacement through it, as a permanent chat.update
         # failure does (SlackNotifier._replace), rather than leaving the message with its buttons.
         if action.ref is None or action.response_url is None:
-            SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
+            _count_update(failed=True)
             log.warning("slack message update given up", alert_id=action.alert_id, error=str(error))
             return
         try:
             done = await self._update(action, feedback, by_response_url=True)
         except Exception as exc:  # noqa: BLE001 — the action is recorded; a failed cosmetic update is logged, counted
-            SLACK_MESSAGE_UPDATES.labels(outcome="failed").inc()
+            _count_update(failed=True)
             log.warning(
                 "slack message update given up",
                 alert_id=action.alert_id,
@@ -359,7 +359,7 @@ class SlackActionHandler:
                 response_url_error=f"{type(exc).__name__}: {exc}",
             )
             return
-        SLACK_MESSAGE_UPDATES.labels(outcome="skipped" if done is False else "updated").inc()
+        _count_update(done)
         if done is not False:
             log.info("slack message updated through the response_url after its retries", alert_id=action.alert_id)
 
@@ -367,3 +367,10 @@ class SlackActionHandler:
         """Wait for the message updates in flight (tests and shutdown)."""
         while self._updates:
             await asyncio.gather(*list(self._updates), return_exceptions=True)
+
+
+def _count_update(done: bool | None = None, *, failed: bool = False) -> None:
+    """One press's message update in ``preempt_slack_message_updates_total``: failed (it raised or was given up),
+    skipped (``done`` False: nothing to edit, the callee said why) or updated."""
+    outcome = "failed" if failed else "skipped" if done is False else "updated"
+    SLACK_MESSAGE_UPDATES.labels(outcome=outcome).inc()
