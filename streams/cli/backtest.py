@@ -66,6 +66,21 @@ def _report_invalid(label: str, count: int, invalid: list[InvalidLine]) -> None:
         click.echo(f"  … and {count - SHOWN_INVALID} more", err=True)
 
 
+def _no_valid_event(events_path: Path, result: BacktestResult, skew: float) -> str:
+    """Why a file gave nothing to replay, and what to do: a history stamped after today needs --until."""
+    shown = result.invalid[:SHOWN_INVALID]
+    if shown and all(item.reason.startswith("future_timestamp:") for item in shown):
+        return (
+            f"{events_path}: its events are stamped more than {skew:g} s (PREEMPT_MAX_FUTURE_SKEW_SECONDS) after "
+            "this machine's clock, so the stream would dead-letter them (listed above); to replay a history "
+            "that ends later (a simulated one), give --until the time it ends"
+        )
+    return (
+        f"{events_path}: none of its {plural(result.lines, 'line')} is a valid event (listed above); "
+        "check it with `preempt events validate` against `preempt events schema`"
+    )
+
+
 def _count(count: int, noun: str) -> str:
     """``1 event``, ``2 events``: the summary's nouns agree with their numbers."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
@@ -244,7 +259,8 @@ def _note_models_of_other_events(ruleset: RuleSet, seen: set[str], events_path: 
     "--until",
     metavar="TIME",
     help="RFC 3339 end of the replay: events at or after it are not replayed, and the clock ends there "
-    "so deadlines up to it fire. A time before the data is refused.",
+    "so deadlines up to it fire. A time before the data is refused. Events up to it are replayed even when "
+    "it is after this machine's clock (a simulated history of next quarter).",
 )
 @click.option(
     "--output",
@@ -321,12 +337,13 @@ def backtest(
     else:
         _note_models_without_records(ruleset)
     lines = file_progress(events_path, read_file(events_path), "events")
-    # The stream's future check against this machine's clock (as `preempt events validate` does).
+    # The stream's future check against this machine's clock (as `preempt events validate` does), or against
+    # --until when it is later: events at or after --until are cut anyway, so a history that ends after
+    # today (a simulation of next quarter) replays when --until says where it ends, the same whenever it runs.
+    now = time.time() if until_ts is None else max(time.time(), until_ts)
     names: set[str] = set()
     events = _names_seen(
-        decode_lines(
-            lines, settings.max_event_bytes, now=time.time(), max_future_skew=settings.max_future_skew_seconds
-        ),
+        decode_lines(lines, settings.max_event_bytes, now=now, max_future_skew=settings.max_future_skew_seconds),
         names,
     )
     # One clock per partition, as the worker keeps (its lateness is judged per partition).
@@ -343,10 +360,7 @@ def backtest(
     _report_invalid("event", result.invalid_count, result.invalid)
     _note_models_of_other_events(ruleset, names, events_path)
     if result.lines and result.invalid_count == result.lines:
-        raise click.ClickException(
-            f"{events_path}: none of its {plural(result.lines, 'line')} is a valid event (listed above); "
-            "check it with `preempt events validate` against `preempt events schema`"
-        )
+        raise click.ClickException(_no_valid_event(events_path, result, settings.max_future_skew_seconds))
     if output_path is not None:
         with writing(output_path), output_path.open("wb") as out:
             for alert in result.alerts:

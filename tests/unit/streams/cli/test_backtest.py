@@ -316,6 +316,57 @@ def test_an_event_stamped_past_the_allowed_future_skew_is_invalid_as_in_the_stre
     ]
 
 
+FUTURE = 4_102_444_800.0  # 2100-01-01: after this machine's clock whenever the tests run
+
+
+def _future_history(inputs: dict[str, Path]) -> None:
+    """A simulated history of a quarter that has not come yet: every event is stamped after the clock."""
+    events = [
+        {"event_id": "n1", "event": "NPS Submitted", "account_id": "acme", "timestamp": format_ts(FUTURE),
+         "properties": {"score": 3}},
+        {"event_id": "l1", "event": "Login", "account_id": "globex", "timestamp": format_ts(FUTURE + 60)},
+    ]  # fmt: skip
+    inputs["events"].write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+
+
+def test_a_history_stamped_after_the_clock_is_refused_with_what_to_do(inputs):
+    """Every line ``future_timestamp``: the one line says why (the clock, the skew setting) and that --until
+    replays such a history, not only "check it against the schema", which it passes."""
+    _future_history(inputs)
+    result = _invoke(inputs)
+    assert result.exit_code == 1, result.output
+    assert "  line 1: future_timestamp: timestamp: timestamp 2100-01-01T00:00:00.000Z is " in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {inputs['events']}: its events are stamped more than 300 s (PREEMPT_MAX_FUTURE_SKEW_SECONDS) "
+        "after this machine's clock, so the stream would dead-letter them (listed above); to replay a history "
+        "that ends later (a simulated one), give --until the time it ends"
+    )
+    assert not inputs["out"].exists()
+
+
+def test_until_after_the_clock_replays_a_history_stamped_after_it(inputs):
+    """With --until the history's end is given: events before it are replayed (the future check is against
+    --until when it is later than the clock), the same alerts whenever the replay runs; a line past --until
+    plus the skew is still ``future_timestamp``, never moving the clock."""
+    _future_history(inputs)
+    with inputs["events"].open("ab") as out:
+        out.write(
+            orjson.dumps({"event_id": "x", "event": "Login", "account_id": "acme", "timestamp": "2199-01-01T00:00:00Z"})
+        )
+        out.write(b"\n")
+    result = _invoke(inputs, "--until", format_ts(FUTURE + 2 * 86_400))
+    assert result.exit_code == 0, result.output
+    skipped = "1 invalid event line skipped:\n  line 3: future_timestamp: timestamp: timestamp 2199-"
+    assert result.stderr.startswith(skipped)
+    alerts = [orjson.loads(line) for line in inputs["out"].read_bytes().splitlines()]
+    assert [(a["rule_id"], a["account_id"], a["fired_at"]) for a in alerts] == [
+        ("detractor", "acme", format_ts(FUTURE)),
+        ("quiet", "acme", format_ts(FUTURE + 86_400)),
+        ("quiet", "globex", format_ts(FUTURE + 60 + 86_400)),
+    ]
+    assert "3 lines: 2 events accepted" in result.stdout
+
+
 def _disordered_accounts(inputs: dict[str, Path]) -> None:
     """A detractor of an account on partition 1 of 3 an hour behind one of an account on partition 0:
     the worker (one clock per partition) evaluates it, it is that partition's first event."""
