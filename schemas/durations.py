@@ -1,7 +1,7 @@
 """The one duration grammar of Preempt's config files (rule files, routing files, CLI options).
 
 Forms: ``250ms``, ``30s``, ``10m``, ``1h``, ``7d``, ``2w``, decimals (``1.5h``), compounds
-(``1h30m``), or ISO 8601 (``PT10M``, ``P7D``, ``P1DT12H``, ``P2W``; letters in any case). Months
+(``1h30m``, ``1h 30m``), or ISO 8601 (``PT10M``, ``P7D``, ``P1DT12H``, ``P2W``; letters in any case). Months
 and years are refused: their length depends on the calendar, and a window must have one length.
 Parsed once at load into float seconds.
 
@@ -20,7 +20,7 @@ from pydantic import BeforeValidator
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)"
-_SHORT = re.compile(rf"^(?:{_PART})+$")
+_SHORT = re.compile(rf"^(?:{_PART}\s*)+$")
 _SHORT_PART = re.compile(_PART)
 _ISO = re.compile(
     r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
