@@ -216,6 +216,7 @@ def create_app(
         snoozes,
         partition_for=written.partition_for,
         skipped_reader=reader,
+        recent_reader=reader,
     )
     _install(app, runtime)
     _register_watchdog(app, runtime, settings, reader)
@@ -289,7 +290,12 @@ def _install(app: AppWithBeforeStop, runtime: NotifierRuntime) -> None:
     runtime.dispatcher.paused = True
 
     async def recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        runtime.on_recovered()
+        # The inhibit_rules sources of the last horizon, read back before deliveries resume (a restart forgot
+        # them); a rebalance begun meanwhile has its own on_rebalance_complete, which resumes them.
+        before = (app.consumer_generation_id, app.rebalancing_count)
+        await runtime.recall_inhibit_sources()
+        if (app.consumer_generation_id, app.rebalancing_count) == before:
+            runtime.on_recovered()
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.on_partitions_revoked(args[0] if args else kwargs.get("revoked", ()))

@@ -395,6 +395,30 @@ class Dispatcher:
             "in_flight": in_flight,
         }
 
+    def remember_sources(self, sources: Iterable[tuple[float, Alert]]) -> int:
+        """Take alerts read back from ``preempt.alerts`` as active ``inhibit_rules`` sources; returns how many
+        were new here.
+
+        ``sources``: (the record's timestamp, wall epoch seconds, the alert). An alert counts as active for the
+        inhibit horizon from when it was received; one read back counts from its record's timestamp (when it
+        was emitted), so a restart neither forgets a source nor makes it active longer. Sources this
+        dispatcher already holds (the same ``alert_id``), older than the horizon, or that match no rule's
+        source side are left out.
+        """
+        wall, ticks = self._clock(), self._monotonic()
+        held = {alert.alert_id for _, alert in self._recent}
+        added: list[tuple[float, Alert]] = []
+        for stamp, alert in sources:
+            age = max(wall - stamp, 0.0)
+            if age >= self._inhibit_horizon or alert.alert_id in held or not self.inhibitor.can_inhibit(alert):
+                continue
+            held.add(alert.alert_id)
+            added.append((ticks - age, alert))
+        if added:
+            merged = sorted([*self._recent, *added], key=lambda item: item[0])  # the horizon pops the oldest first
+            self._recent = deque(merged[-(self._recent.maxlen or len(merged)) :], maxlen=self._recent.maxlen)
+        return len(added)
+
     def _suppressed(self, alert: Alert, now: float) -> tuple[str, str] | None:
         silence = self.silences.silenced_by(alert, now)
         if silence is not None:

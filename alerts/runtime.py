@@ -54,6 +54,7 @@ from alerts.feedback import (
     read_bounded,
     update_note,
 )
+from alerts.inhibit_recall import RecentReader, recall_sources
 from alerts.intake import LEFT_TO_READ_AGAIN, IntakeLimit
 from alerts.liveness import PendingWrites
 from alerts.recordless import RecordlessOffsets
@@ -215,11 +216,15 @@ class NotifierRuntime:
         partition_for: Callable[[bytes], int] | None = None,
         *,
         skipped_reader: RangeSource,
+        recent_reader: RecentReader | None = None,
     ) -> None:
         """``skipped_reader`` reads offset ranges of ``preempt.alerts`` with a side consumer (the watchdog's
-        ``RangeReader``, Faust's isolation level): the alerts Faust skipped (:meth:`repair_skipped`)."""
+        ``RangeReader``, Faust's isolation level): the alerts Faust skipped (:meth:`repair_skipped`).
+        ``recent_reader`` (the same reader in the app) reads back the last inhibit horizon's alerts
+        (:meth:`recall_inhibit_sources`); None: not recalled."""
         self.app = app
         self.skipped_reader = skipped_reader
+        self.recent_reader = recent_reader
         # The partition of preempt.alerts (and of the delivery log) a key belongs to; None: keys alone are checked.
         self.partition_for = partition_for
         self.settings = settings
@@ -835,6 +840,15 @@ class NotifierRuntime:
         if dropped:
             log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)
         return dropped
+
+    async def recall_inhibit_sources(self) -> int:
+        """Before deliveries resume on a new assignment: read back the ``inhibit_rules`` sources of the last
+        inhibit horizon on the assigned partitions (alerts/inhibit_recall.py); how many were new here."""
+        if self.recent_reader is None:
+            return 0
+        return await recall_sources(
+            self.recent_reader, self.assigned, self.dispatcher, self.settings.inhibit_horizon_seconds
+        )
 
     def on_recovered(self) -> None:
         """The tables are recovered for the new assignment (Faust's ``on_rebalance_complete``): ready."""

@@ -395,6 +395,17 @@ PARTITION_STALLS = Counter(
 )
 
 
+INHIBIT_RECALL_OUTCOMES = ("complete", "incomplete")
+INHIBIT_RECALLS = Counter(
+    "preempt_notifier_inhibit_recalls_total",
+    "Partitions of preempt.alerts whose last inhibit horizon of alerts the notifier read back, after a restart or "
+    "a rebalance, to know the inhibit_rules sources active now, by outcome: complete, incomplete (not read whole "
+    "in time, or the read failed: a source among the rest is not known here, and an alert it would mute may be "
+    "sent; logged at WARNING).",
+    ["outcome"],
+)
+
+
 # --- series that exist before their first increment ----------------------------------------------
 # Prometheus's increase() and rate() need two samples of a series: a labelled counter whose series
 # is born at 1 (its first increment came before any scrape saw it at 0) shows no increase, so an
@@ -416,6 +427,8 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
         NOTIFIER_SKIPPED_ALERTS.labels(outcome=outcome)
     for outcome in SLACK_MESSAGE_UPDATE_OUTCOMES:
         SLACK_MESSAGE_UPDATES.labels(outcome=outcome)
+    for outcome in INHIBIT_RECALL_OUTCOMES:
+        INHIBIT_RECALLS.labels(outcome=outcome)
 
 
 INGEST_DEAD_LETTER_OUTCOMES = ("written", "failed")

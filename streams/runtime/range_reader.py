@@ -1,9 +1,10 @@
 """Read one offset range of one partition with a side consumer (no group, no commits), bounded.
 
-Two callers: the rules worker's gap repair (``streams.worker.gap_repair``: records Faust skipped,
-re-read and processed) and the recordless-tail probe of both watchdogs (does ``[position, end)``
+Three callers: the rules worker's gap repair (``streams.worker.gap_repair``: records Faust skipped,
+re-read and processed), the recordless-tail probe of both watchdogs (does ``[position, end)``
 hold any record at all, or only the commit/abort markers of a transactional producer, which take
-an offset each and are never given to a consumer).
+an offset each and are never given to a consumer), and the notifier's recall of its ``inhibit_rules``
+sources after a restart or a rebalance (the alerts of the last inhibit horizon, :meth:`offsets_since`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,22 @@ class RangeReader:
                 if (out and out[-1].offset >= end - 1) or await consumer.position(tp) >= end:
                     return out, not lost
             return out, False
+
+    async def offsets_since(self, partition: int, since_ms: int) -> tuple[int, int]:
+        """``(first, end)`` of ``partition``: the offset of its first record stamped at or after ``since_ms``
+        (epoch milliseconds; ``end`` when none is) and its end offset, for :meth:`read_range`. Bounded by the
+        read timeout (``TimeoutError``)."""
+        async with self._lock:
+            if self._closed:
+                return 0, 0
+            consumer = await self._ensure_consumer()
+            tp = TopicPartition(self._topic, partition)
+            async with asyncio.timeout(self._timeout_s):
+                ends = await consumer.end_offsets([tp])
+                found = await consumer.offsets_for_times({tp: max(since_ms, 0)})
+            end = ends[tp]
+            first = found.get(tp)
+            return (end if first is None else min(first.offset, end)), end
 
     async def holds_no_record(self, partition: int, start: int, end: int) -> bool:
         """True when ``[start, end)`` of ``partition`` was read to its end within the bounded wait
