@@ -215,6 +215,7 @@ def simulate(
     cut_short = False
     if to_files:
         _to_files(sim, summary, days, output, accounts_output)
+        _note_future_history(start_ms + days * DAY_MS, output)
     else:
         cut_short = _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
@@ -225,6 +226,18 @@ def simulate(
         kinds: Counter[str] = Counter(a.outcome.outcome for a in sim.accounts)
         counts = ", ".join(f"{kinds[k]} {k}" for k in OUTCOME_KINDS if kinds[k])
         click.echo(f"outcomes: {counts} → {outcomes_output}")
+
+
+def _note_future_history(end_ms: int, output: Path | None) -> None:
+    """A history that ends after today is refused by the stream and, without --until, by the backtest: say so."""
+    if output is None or end_ms <= time.time() * 1000:
+        return
+    ends = format_ts(end_ms / 1000)
+    click.echo(
+        f"note: the history ends at {ends}, after this machine's clock: replay it with "
+        f"`preempt backtest --until {ends}` (without it, and in the stream, its events are future_timestamp)",
+        err=True,
+    )
 
 
 def _days_bar(sim: Simulation, days: int) -> tqdm:

@@ -36,15 +36,35 @@ def test_files_are_byte_identical_for_the_same_seed_and_start(tmp_path: Path) ->
     assert len(accounts_a.read_text().splitlines()) == 12
 
 
-def test_the_wall_clock_is_not_read_when_start_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With --start the command never asks for the current time."""
+def test_the_files_do_not_depend_on_the_wall_clock_when_start_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --start the files are the same whatever the machine's clock says (it is read only for the note
+    on a history that ends after it, on stderr)."""
+    monkeypatch.setattr(command.time, "time", lambda: 0.0)
+    before, events_a, accounts_a = _run(tmp_path, name="a")
+    monkeypatch.setattr(command.time, "time", lambda: 4_102_444_800.0)
+    after, events_b, accounts_b = _run(tmp_path, name="b")
+    assert events_a.stat().st_size > 0
+    assert (events_a.read_bytes(), accounts_a.read_bytes()) == (events_b.read_bytes(), accounts_b.read_bytes())
+    assert "note: the history ends at 2026-11-05T00:00:00.000Z, after this machine's clock" in before
+    assert "after this machine's clock" not in after
 
-    def no_clock() -> float:
-        raise AssertionError("the wall clock was read")
 
-    monkeypatch.setattr(command.time, "time", no_clock)
-    _, events, _ = _run(tmp_path)
-    assert events.stat().st_size > 0
+def test_a_history_ending_after_today_says_how_to_backtest_it(tmp_path: Path) -> None:
+    """Files of a future period are written (a backtest of next quarter), with the --until that replays them."""
+    events = tmp_path / "e.jsonl"
+    args = ["--accounts", "3", "--days", "2", "--seed", "1", "--start", "2100-01-01T00:00:00Z", "--output", str(events)]
+    result = CliRunner().invoke(simulate, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: the history ends at 2100-01-03T00:00:00.000Z, after this machine's clock: replay it with "
+        "`preempt backtest --until 2100-01-03T00:00:00.000Z` (without it, and in the stream, its events are "
+        "future_timestamp)"
+    ) in result.stderr
+    replay = CliRunner().invoke(main, ["backtest", "--events", str(events), "--until", "2100-01-03T00:00:00.000Z"])
+    assert replay.exit_code == 0, replay.output
+    assert "future_timestamp" not in replay.stderr
 
 
 def test_summary_lists_accounts_and_events_per_persona(tmp_path: Path) -> None:
