@@ -441,6 +441,7 @@ class Dispatcher:
         log.warning(
             "alert dead-lettered",
             alert_id=alert.alert_id,
+            rule_id=alert.rule_id,
             account_id=alert.account_id,
             target=target,
             reason=reason,
@@ -455,7 +456,12 @@ class Dispatcher:
             return defer_until(quiet, alert_timezone(alert), now)
         except Exception:  # better a notification at night than none
             NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
-            log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
+            log.exception(
+                "quiet hours could not be computed; the alert is sent now",
+                alert_id=alert.alert_id,
+                rule_id=alert.rule_id,
+                account_id=alert.account_id,
+            )
             return None
 
     def _muted_at_flush(self, item: PendingAlert, now: float) -> bool:
@@ -469,7 +475,12 @@ class Dispatcher:
         try:
             found = self._suppressed(item.alert, now)
         except Exception:
-            log.exception("suppression check at flush failed; the alert is sent", alert_id=item.alert.alert_id)
+            log.exception(
+                "suppression check at flush failed; the alert is sent",
+                alert_id=item.alert.alert_id,
+                rule_id=item.alert.rule_id,
+                account_id=item.alert.account_id,
+            )
             return False
         if found is None:
             return False
@@ -518,6 +529,8 @@ class Dispatcher:
                 log.info(
                     "alert deferred by quiet hours",
                     alert_id=item.alert.alert_id,
+                    rule_id=item.alert.rule_id,
+                    account_id=item.alert.account_id,
                     until=local_time(quiet, alert_timezone(item.alert), until),
                 )
         if held and hold_until is not None:
