@@ -439,8 +439,13 @@ def expose_worker_series(
     dead_letter_reasons: Iterable[str],
     quarantine_reasons: Iterable[str],
     skip_reasons: Iterable[str] = (),
+    alert_rules: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """A 0 for the rules worker's event outcomes, duplicate sources, dead-letter, quarantine and skip reasons."""
+    """A 0 for the rules worker's event outcomes, duplicate sources, dead-letter, quarantine and skip reasons,
+    and for ``preempt_alerts_total`` of each ``(rule id, severity)`` in ``alert_rules`` (the rules it runs: each
+    rule's alerts have its severity), so that the first alert of a rule shows in increase() and rate()."""
+    for rule, severity in alert_rules:
+        ALERTS.labels(rule=rule, severity=severity)
     for outcome in outcomes:
         EVENTS.labels(outcome=outcome)
     for source in (DUPLICATE_READ_AGAIN, DUPLICATE_FROM_PRODUCER):
