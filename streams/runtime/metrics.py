@@ -402,10 +402,23 @@ PARTITION_STALLS = Counter(
 # catches such newborn series). Each process gives the series its alert rules read a 0 at start.
 NOTIFICATION_OUTCOMES = ("sent", "retried", "dead_lettered")
 NO_RECEIVER_TYPE = "none"  # ``receiver_type`` of a notification dead-lettered before it had a receiver
+# ``preempt_alerts_suppressed_total{reason}`` of the notifier (alerts/dispatch.py, alerts/runtime.py).
+NOTIFIER_SUPPRESSION_REASONS = (
+    "grouped",
+    "silenced",
+    "inhibited",
+    "quiet_hours",
+    "duplicate",
+    "invalid",
+    "no_destination",
+)
 
 
 def expose_notifier_series(receiver_types: Iterable[str]) -> None:
-    """A 0 for every ``preempt_notifications_total`` outcome of each receiver type the notifier delivers to."""
+    """A 0 for every ``preempt_notifications_total`` outcome of each receiver type the notifier delivers to, and
+    for every ``preempt_alerts_suppressed_total`` reason of the notifier."""
+    for reason in NOTIFIER_SUPPRESSION_REASONS:
+        ALERTS_SUPPRESSED.labels(reason=reason)
     for receiver_type in receiver_types:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
