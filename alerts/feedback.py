@@ -142,7 +142,7 @@ def parse_action(body: bytes) -> SlackAction | None:
             return None
         value = json.loads(action["value"])
         alert_id, rule_id, account_id = str(value["alert_id"]), str(value["rule_id"]), str(value["account_id"])
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise SlackRequestError(f"malformed interactive payload: {type(exc).__name__}: {exc}") from None
     user_obj = payload.get("user") or {}
     user = user_obj.get("id") or user_obj.get("username") or user_obj.get("name")

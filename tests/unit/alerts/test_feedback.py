@@ -233,6 +233,15 @@ async def test_handler_refuses_bad_requests_without_publishing() -> None:
     assert (await handler.handle(signed(make_body("delete")), make_body("delete"), NOW))[0] == 400
     unconfigured = SlackActionHandler(None, rec.publish, rec.update)
     assert (await unconfigured.handle(signed(body), body, NOW))[0] == 503
+    # JSON nested deeper than Python's recursion limit, in the payload or in a button's value: 400 (it was an
+    # uncaught RecursionError, a 500 with a traceback in the log)
+    deep = "[" * 100_000 + "]" * 100_000
+    nested = urllib.parse.urlencode({"payload": deep}).encode()
+    assert (await handler.handle(signed(nested), nested, NOW))[0] == 400
+    in_value = urllib.parse.urlencode(
+        {"payload": json.dumps({"type": "block_actions", "actions": [{"action_id": "preempt_ack", "value": deep}]})}
+    ).encode()
+    assert (await handler.handle(signed(in_value), in_value, NOW))[0] == 400
     assert rec.published == []
 
 
