@@ -109,8 +109,8 @@ def test_rules_app_gives_each_rule_an_alerts_series_at_zero_with_its_severity(tm
         topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path / "data", rules_path=rules
     )
     create_app(settings)
-    assert REGISTRY.get_sample_value("preempt_alerts_total", {"rule": "unit-logins-any", "severity": "info"}) == 0
-    assert REGISTRY.get_sample_value("preempt_alerts_total", {"rule": "unit-invoices-none", "severity": "critical"}) == 0
+    for rule, severity in (("unit-logins-any", "info"), ("unit-invoices-none", "critical")):
+        assert REGISTRY.get_sample_value("preempt_alerts_total", {"rule": rule, "severity": severity}) == 0
 
 
 def test_expose_worker_series_makes_zero_series() -> None:
