@@ -19,10 +19,11 @@ from kafka.errors import KafkaError
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from streams.ingest.auth import key_digest
-from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.kafka_clients import KafkaAccessError, kafka_python_config
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, listening_addresses
 from streams.runtime.topics import TopicNames, ensure_topics
+from streams.sdk.publisher import Publisher
 from tests.integration.conftest import ManagedProcess
 from tests.integration.ingest_support import KEY, post, wait_healthy
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
@@ -161,6 +162,35 @@ def test_wrong_credentials_fail_fast_with_one_line(
     assert wrong not in output
     if args[1] == "worker":  # the line docs/operations.md shows, with the docs' port
         assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
+
+
+def test_the_sdks_plain_constructor_refuses_a_wrong_password_at_once_naming_its_argument(
+    sasl_broker: SaslBroker,  # noqa: F811
+) -> None:
+    """``Publisher(bootstrap_servers=…, security_protocol=…, sasl_…=…, ssl_cafile=…)``, the SDK's constructor
+    with kafka-python's own security arguments (docs/events.md): a wrong password is a KafkaAccessError naming
+    the arguments to check, never the password. It was kafka-python's 30 s of retries ("socket disconnected")
+    and then BrokerUnavailableError "cannot reach Kafka … is the broker running". The right one publishes."""
+    fields = sasl_broker.settings()
+    arguments: dict[str, Any] = {
+        "bootstrap_servers": sasl_broker.bootstrap,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": fields["kafka_sasl_mechanism"],
+        "sasl_plain_username": fields["kafka_sasl_username"],
+        "ssl_cafile": fields["kafka_ssl_ca_file"],
+    }
+    wrong = "not-the-password-51c2"
+    with pytest.raises(KafkaAccessError) as refused:
+        Publisher(**arguments, sasl_plain_password=wrong)
+    message = str(refused.value)
+    assert "refused the login of user 'preempt' (SCRAM-SHA-512 over SASL_SSL)" in message, message
+    assert "check sasl_plain_username, sasl_plain_password and sasl_mechanism" in message, message
+    assert wrong not in message
+    settings = Settings(**fields, topic_prefix="sdkplain")
+    ensure_topics(settings)
+    with Publisher(**arguments, sasl_plain_password=fields["kafka_sasl_password"], topic="sdkplain.events") as sdk:
+        sdk.track("acme", "Report Exported")
+    assert sdk.sent == 1
 
 
 @pytest.mark.parametrize(("field", "padding"), [("kafka_sasl_password", "\n"), ("kafka_sasl_username", " ")])
