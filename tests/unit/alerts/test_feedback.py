@@ -313,6 +313,8 @@ async def test_chat_update_failing_retryably_on_every_attempt_falls_back_to_the_
     assert busy.calls == ["chat.update"] * UPDATE_ATTEMPTS + (["response_url"] if response_url else [])
     given_up = [e for e in logs if e["event"] == "slack message update given up"]
     assert len(given_up) == (0 if response_url else 1)
+    for line in given_up:  # the pressed alert's ids (DESIGN.md §9), from make_body's button value
+        assert (line["alert_id"], line["rule_id"], line["account_id"]) == ("a1", "error-spike", "acme")
 
 
 class ScriptedUpdate:
