@@ -302,15 +302,23 @@ def check_kafka_python_access(bootstrap_servers: str | Sequence[str], config: di
     at once, naming the keyword arguments to fix. kafka-python itself saw only "socket disconnected" and
     retried until its ``bootstrap_timeout_ms`` (30 s), then said it could not reach the broker.
 
-    Nothing is checked for a plain-text client, nor for one given its own ``ssl_context`` (what the
-    check would connect with is not known), nor when no server answers (the client's own timeout says so).
-    """
+    Nothing is checked for a plain-text client, nor for one given TLS options beyond those four files and
+    password (its own ``ssl_context``, ``ssl_check_hostname=False``…: the check could refuse what the client
+    accepts), nor for a SASL mechanism other than PLAIN and SCRAM, nor when no server answers (the client's own
+    timeout says so)."""
     protocol = str(config.get("security_protocol", "PLAINTEXT"))
-    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL") or "ssl_context" in config:
+    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        return
+    # TLS options this check cannot reproduce (its own context, ssl_check_hostname=False, a CRL, ciphers…): the
+    # check could refuse what the client would accept.
+    if any(argument.startswith("ssl_") and argument not in _KAFKA_PYTHON_SECURITY for argument in config):
         return
     sasl = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
-    if protocol.startswith("SASL_") and not all(config.get(argument) for argument in sasl):
-        return  # kafka-python refuses what is missing itself (or uses another SASL set-up: OAUTHBEARER…)
+    if protocol.startswith("SASL_") and (
+        not all(config.get(argument) for argument in sasl)
+        or config["sasl_mechanism"] not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    ):
+        return  # kafka-python refuses what is missing itself, or uses another SASL set-up (OAUTHBEARER, GSSAPI)
     servers = bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
     fields: dict[str, Any] = {"broker": servers}
     for argument, (field_name, _setting) in _KAFKA_PYTHON_SECURITY.items():
