@@ -352,9 +352,7 @@ class Dispatcher:
         await self._dead_letter(alert, "-", NO_RECEIVER, reason, detail)
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             reason=reason,
             detail=detail,
         )
@@ -440,9 +438,7 @@ class Dispatcher:
         await self._dead_letter(alert, target, NO_RECEIVER, reason, detail)
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             target=target,
             reason=reason,
             detail=detail,
@@ -458,9 +454,7 @@ class Dispatcher:
             NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
             log.exception(
                 "quiet hours could not be computed; the alert is sent now",
-                alert_id=alert.alert_id,
-                rule_id=alert.rule_id,
-                account_id=alert.account_id,
+                **alert.log_ids(),
             )
             return None
 
@@ -477,9 +471,7 @@ class Dispatcher:
         except Exception:
             log.exception(
                 "suppression check at flush failed; the alert is sent",
-                alert_id=item.alert.alert_id,
-                rule_id=item.alert.rule_id,
-                account_id=item.alert.account_id,
+                **item.alert.log_ids(),
             )
             return False
         if found is None:
@@ -528,9 +520,7 @@ class Dispatcher:
                 ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
                 log.info(
                     "alert deferred by quiet hours",
-                    alert_id=item.alert.alert_id,
-                    rule_id=item.alert.rule_id,
-                    account_id=item.alert.account_id,
+                    **item.alert.log_ids(),
                     until=local_time(quiet, alert_timezone(item.alert), until),
                 )
         if held and hold_until is not None:
@@ -617,9 +607,7 @@ class Dispatcher:
         await self._dead_letter(alert, job.target, job.receiver_type, reason, detail[:500])
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             target=job.target,
             reason=reason,
             detail=detail[:500],

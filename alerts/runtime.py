@@ -514,9 +514,7 @@ class NotifierRuntime:
         NOTIFIER_ALERTS_REKEYED.inc()
         log.warning(
             "alert not keyed by its account_id: produced again keyed by it, delivered from there",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             key=repr(message.key)[:80],
             partition=message.partition,
             offset=message.offset,
@@ -529,9 +527,7 @@ class NotifierRuntime:
         detail = f"could not be produced again keyed by its account_id: {type(exc).__name__}: {exc}"
         log.error(
             "mis-keyed alert not produced again; dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             error=detail,
         )
         await self._dead_letter_record(message.key, value, REKEY_FAILED, detail)
