@@ -182,7 +182,7 @@ class Publisher:
             if access_check:
                 # A refused login or certificate is a KafkaAccessError naming the argument to fix, at once: kafka-python
                 # only retries until bootstrap_timeout_ms and reports a broker it "cannot reach".
-                timeout_ms = producer_config.get("bootstrap_timeout_ms", 15_000)
+                timeout_ms = producer_config.get("bootstrap_timeout_ms") or 15_000
                 check_kafka_python_access(bootstrap_servers, producer_config, timeout_s=min(15.0, timeout_ms / 1000))
             try:
                 producer = KafkaProducer(
