@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -27,6 +28,7 @@ from streams.sdk.publisher import Publisher
 from tests.integration.conftest import ManagedProcess
 from tests.integration.ingest_support import KEY, post, wait_healthy
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
+from tests.integration.own_broker import KAFKA_SCRIPT
 from tests.integration.pipeline_support import (
     append_heartbeats,
     backtest_alert_ids,
@@ -35,7 +37,13 @@ from tests.integration.pipeline_support import (
     simulate,
     wait_for_metric,
 )
-from tests.integration.secured_kafka import SaslBroker, mtls_plain_scram256_broker, sasl_broker  # noqa: F401
+from tests.integration.secured_kafka import (  # noqa: F401
+    SaslBroker,
+    mtls_plain_scram256_broker,
+    sasl_broker,
+    start_sasl_broker,
+    stop_sasl_broker,
+)
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """
@@ -429,3 +437,49 @@ def test_http_ingest_writes_to_a_sasl_ssl_broker(
         consumer.close()
     assert seen == {"sec-0", "sec-1", "sec-2"}
     assert "Traceback" not in proc.log_text()
+
+
+def test_the_local_sasl_broker_takes_a_password_with_shell_characters_and_refuses_one_it_cannot_carry(
+    tmp_path: Path,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """deploy/kafka/kafka.sh with KAFKA_SCRAM_USER/KAFKA_SCRAM_PASSWORD of one's own: a password with '=', '!' and
+    '$' logs in through the client.env it writes (written unquoted, `$x` was expanded away when sourced, and the
+    login refused), and one with a comma is one clear line before anything starts (Kafka's storage tool
+    failed with "Unknown SCRAM configurations")."""
+    refused = subprocess.run(
+        [str(KAFKA_SCRIPT), "start"],
+        env={
+            **os.environ,
+            "KAFKA_SECURITY": "SASL_SSL",
+            "KAFKA_SCRAM_PASSWORD": "Pa,ss",
+            "KAFKA_HOME_DIR": str(tmp_path / "no"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "KAFKA_SCRAM_PASSWORD may not hold , [ ]" in refused.stderr
+    assert not (tmp_path / "no" / "data").exists()
+
+    password = "ok=fine!$x"
+    broker, script_env = start_sasl_broker(
+        tmp_path / "broker", KAFKA_SCRAM_USER="svc-preempt", KAFKA_SCRAM_PASSWORD=password
+    )
+    try:
+        assert broker.env["PREEMPT_KAFKA_SASL_PASSWORD"] == password
+        sourced = subprocess.run(
+            ["bash", "-c", f'source {broker.home / "client.env"} && printf %s "$PREEMPT_KAFKA_SASL_PASSWORD"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sourced.stdout == password
+        settings = settings_factory(**broker.settings())
+        output = _run(process_factory, ["preempt", "publish", "--event", "Login", "--account", "acme"], settings, "pw")
+        assert "published" in output
+    finally:
+        stop_sasl_broker(script_env)
