@@ -415,8 +415,8 @@ NOTIFIER_SUPPRESSION_REASONS = (
 
 
 def expose_notifier_series(receiver_types: Iterable[str]) -> None:
-    """A 0 for every ``preempt_notifications_total`` outcome of each receiver type the notifier delivers to, and
-    for every ``preempt_alerts_suppressed_total`` reason of the notifier."""
+    """A 0 for every ``preempt_notifications_total`` outcome (and the latency histogram) of each receiver type the
+    notifier delivers to, and for every ``preempt_alerts_suppressed_total`` reason of the notifier."""
     for reason in NOTIFIER_SUPPRESSION_REASONS:
         ALERTS_SUPPRESSED.labels(reason=reason)
     for receiver_type in receiver_types:
@@ -424,6 +424,7 @@ def expose_notifier_series(receiver_types: Iterable[str]) -> None:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
         NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type)
         NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type)
+        NOTIFICATION_LATENCY.labels(receiver_type=receiver_type)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
     for outcome in ("repaired", "lost"):
         NOTIFIER_SKIPPED_ALERTS.labels(outcome=outcome)
