@@ -352,9 +352,7 @@ class Dispatcher:
         await self._dead_letter(alert, "-", NO_RECEIVER, reason, detail)
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             reason=reason,
             detail=detail,
         )
@@ -464,8 +462,7 @@ class Dispatcher:
         await self._dead_letter(alert, target, NO_RECEIVER, reason, detail)
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             target=target,
             reason=reason,
             detail=detail,
@@ -479,7 +476,10 @@ class Dispatcher:
             return defer_until(quiet, alert_timezone(alert), now)
         except Exception:  # better a notification at night than none
             NOTIFIER_FALLBACKS.labels(reason="quiet_hours_error").inc()
-            log.exception("quiet hours could not be computed; the alert is sent now", alert_id=alert.alert_id)
+            log.exception(
+                "quiet hours could not be computed; the alert is sent now",
+                **alert.log_ids(),
+            )
             return None
 
     def _muted_at_flush(self, item: PendingAlert, now: float) -> bool:
@@ -493,7 +493,10 @@ class Dispatcher:
         try:
             found = self._suppressed(item.alert, now)
         except Exception:
-            log.exception("suppression check at flush failed; the alert is sent", alert_id=item.alert.alert_id)
+            log.exception(
+                "suppression check at flush failed; the alert is sent",
+                **item.alert.log_ids(),
+            )
             return False
         if found is None:
             return False
@@ -541,7 +544,7 @@ class Dispatcher:
                 ALERTS_SUPPRESSED.labels(reason="quiet_hours").inc()
                 log.info(
                     "alert deferred by quiet hours",
-                    alert_id=item.alert.alert_id,
+                    **item.alert.log_ids(),
                     until=local_time(quiet, alert_timezone(item.alert), until),
                 )
         if held and hold_until is not None:
@@ -628,9 +631,7 @@ class Dispatcher:
         await self._dead_letter(alert, job.target, job.receiver_type, reason, detail[:500])
         log.warning(
             "alert dead-lettered",
-            alert_id=alert.alert_id,
-            rule_id=alert.rule_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             target=job.target,
             reason=reason,
             detail=detail[:500],

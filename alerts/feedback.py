@@ -111,6 +111,10 @@ class SlackAction:
     # an incoming webhook posted, and a fallback for a bot's message whose channel:ts is missing.
     response_url: str | None = None
 
+    def log_ids(self) -> dict[str, str]:
+        """``alert_id``, ``rule_id`` and ``account_id`` of the pressed alert, for log lines (DESIGN.md §9)."""
+        return {"alert_id": self.alert_id, "rule_id": self.rule_id, "account_id": self.account_id}
+
 
 # The button action_ids of alerts/blocks.py.
 _ACTION_IDS = {"preempt_ack": "acknowledge", "preempt_snooze_7d": "snooze", "preempt_not_helpful": "not_helpful"}
@@ -142,7 +146,7 @@ def parse_action(body: bytes) -> SlackAction | None:
             return None
         value = json.loads(action["value"])
         alert_id, rule_id, account_id = str(value["alert_id"]), str(value["rule_id"]), str(value["account_id"])
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise SlackRequestError(f"malformed interactive payload: {type(exc).__name__}: {exc}") from None
     user_obj = payload.get("user") or {}
     user = user_obj.get("id") or user_obj.get("username") or user_obj.get("name")
@@ -334,7 +338,7 @@ class SlackActionHandler:
                 await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
             except Exception:  # the action is recorded; a failed cosmetic update is logged and counted
                 _count_update(failed=True)
-                log.exception("slack message update failed", alert_id=action.alert_id)
+                log.exception("slack message update failed", **action.log_ids())
                 return
             else:
                 _count_update(done)
@@ -346,7 +350,7 @@ class SlackActionHandler:
         # failure does (SlackNotifier._replace), rather than leaving the message with its buttons.
         if action.ref is None or action.response_url is None:
             _count_update(failed=True)
-            log.warning("slack message update given up", alert_id=action.alert_id, error=str(error))
+            log.warning("slack message update given up", **action.log_ids(), error=str(error))
             return
         try:
             done = await self._update(action, feedback, by_response_url=True)
@@ -354,14 +358,14 @@ class SlackActionHandler:
             _count_update(failed=True)
             log.warning(
                 "slack message update given up",
-                alert_id=action.alert_id,
+                **action.log_ids(),
                 error=str(error),
                 response_url_error=f"{type(exc).__name__}: {exc}",
             )
             return
         _count_update(done)
         if done is not False:
-            log.info("slack message updated through the response_url after its retries", alert_id=action.alert_id)
+            log.info("slack message updated through the response_url after its retries", **action.log_ids())
 
     async def drain(self) -> None:
         """Wait for the message updates in flight (tests and shutdown)."""

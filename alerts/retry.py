@@ -65,6 +65,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from alerts.channels.base import (
     DeliveryReceipt,
@@ -76,6 +77,7 @@ from alerts.channels.base import (
 )
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
 from alerts.held_log import HeldDeliveriesLog, PacedBacklog
+from schemas.alert import Alert
 from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
@@ -166,6 +168,35 @@ class DeliveryJob:
     def receiver_type(self) -> str:
         """``slack``, ``email`` or ``console``: the bounded label of the metrics."""
         return self.notifier.receiver_type
+
+
+# A digest's ids listed in its delivery lines: enough to find them, never a line of a thousand ids.
+MAX_LOGGED_ALERT_IDS = 20
+
+
+def alert_log_fields(alerts: tuple[Alert, ...]) -> dict[str, Any]:
+    """``alert_id``, ``rule_id`` and ``account_id`` of a notification's alerts, for its log lines: each one
+    that all its alerts share (a single alert: all three); a digest of several also lists ``alert_ids`` (the
+    first :data:`MAX_LOGGED_ALERT_IDS`) and ``alerts`` (how many)."""
+    fields: dict[str, Any] = {}
+    for name in ("alert_id", "rule_id", "account_id"):
+        values = {getattr(alert, name) for alert in alerts}
+        if len(values) == 1:
+            fields[name] = values.pop()
+    if len(alerts) > 1:
+        fields["alert_ids"] = [alert.alert_id for alert in alerts[:MAX_LOGGED_ALERT_IDS]]
+        fields["alerts"] = len(alerts)
+    return fields
+
+
+def job_log(job: DeliveryJob) -> Any:
+    """The logger for ``job``'s lines: its target, group, attempt and its alerts' ids (:func:`alert_log_fields`)."""
+    return log.bind(
+        target=job.target,
+        group_key=job.notification.group_key,
+        attempt=job.attempts,
+        **alert_log_fields(job.notification.alerts),
+    )
 
 
 DeliveredCallback = Callable[[DeliveryJob, DeliveryReceipt], Awaitable[None]]
@@ -360,7 +391,7 @@ class RetryScheduler:
         if job.first_attempt_at is None:
             job.first_attempt_at = now
         job.attempts += 1
-        bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        bound = job_log(job)
         try:
             receipt = await job.notifier.send(job.notification)
         except PermanentDeliveryError as exc:
@@ -451,7 +482,7 @@ class RetryScheduler:
         if not throttled:
             job.paced_from = None
         at = self.policy.next_attempt_at(job.attempts, now, job.window_start(now), retry_after, self._rng)
-        bound = log.bind(target=job.target, group_key=job.notification.group_key, attempt=job.attempts)
+        bound = job_log(job)
         if at is None and partial is not None:
             # Delivered to some recipients: recorded as delivered, the alerts dead-lettered for the others.
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="sent").inc()
@@ -482,10 +513,9 @@ class RetryScheduler:
         if breaker is None:
             breaker = self._breakers[name] = _Breaker(name, job.receiver_type, job, error)
             self._export_breakers(job.receiver_type)
-            log.warning(
+            job_log(job).warning(
                 "delivery breaker open: one delivery at a time probes the destination, the others wait",
                 destination=name,
-                target=job.target,
             )
         breaker.error = error
         if self._live_probe(breaker, job) is None:
@@ -523,11 +553,8 @@ class RetryScheduler:
             job.held_by = None
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
             detail = f"{breaker.error} (held {self.policy.give_up:.0f} s while the destination refused every message)"
-            log.warning(
+            job_log(job).warning(
                 "delivery given up",
-                target=job.target,
-                group_key=job.notification.group_key,
-                attempt=job.attempts,
                 error=detail,
                 give_up_seconds=self.policy.give_up,
             )
@@ -636,12 +663,7 @@ class RetryScheduler:
         if self._owned(job) is not None:
             return False
         self._probe_gone(job)
-        log.info(
-            "delivery dropped: its alerts were handed over on rebalance while it was in flight",
-            target=job.target,
-            group_key=job.notification.group_key,
-            attempt=job.attempts,
-        )
+        job_log(job).info("delivery dropped: its alerts were handed over on rebalance while it was in flight")
         return True
 
     def _export_breakers(self, receiver_type: str) -> None:

@@ -519,8 +519,7 @@ class NotifierRuntime:
         NOTIFIER_ALERTS_REKEYED.inc()
         log.warning(
             "alert not keyed by its account_id: produced again keyed by it, delivered from there",
-            alert_id=alert.alert_id,
-            account_id=alert.account_id,
+            **alert.log_ids(),
             key=repr(message.key)[:80],
             partition=message.partition,
             offset=message.offset,
@@ -531,7 +530,11 @@ class NotifierRuntime:
         """The copy keyed by ``account_id`` was refused: the original is dead-lettered (reason ``rekey_failed``), so
         the caller's ack loses nothing; a dead letter the broker refuses too stops the notifier, as for any other."""
         detail = f"could not be produced again keyed by its account_id: {type(exc).__name__}: {exc}"
-        log.error("mis-keyed alert not produced again; dead-lettered", alert_id=alert.alert_id, error=detail)
+        log.error(
+            "mis-keyed alert not produced again; dead-lettered",
+            **alert.log_ids(),
+            error=detail,
+        )
         await self._dead_letter_record(message.key, value, REKEY_FAILED, detail)
 
     async def dead_letter_invalid(
@@ -739,7 +742,7 @@ class NotifierRuntime:
             # the blocks Slack sent with the press, so a digest keeps its other alerts and its receiver's templates.
             return await self._update_posted(edit, feedback, alert.account.local_timezone if alert else None)
         if not editable or alert is None:
-            log.info("slack message not updated (message or alert unknown here)", alert_id=action.alert_id)
+            log.info("slack message not updated (message or alert unknown here)", **action.log_ids())
             return False
         note = update_note(feedback, alert.account.local_timezone)
         if message is not None and any(a.alert_id == alert.alert_id for a in message.alerts):
@@ -762,7 +765,7 @@ class NotifierRuntime:
         assert action.posted is not None
         blocks = annotate_posted(list(action.posted["blocks"]), action.alert_id, update_note(feedback, timezone))
         if blocks is None:
-            log.info("slack message not updated (its buttons for the alert are gone)", alert_id=action.alert_id)
+            log.info("slack message not updated (its buttons for the alert are gone)", **action.log_ids())
             return False
         notifier = self._slack_editor(action)
         if not isinstance(notifier, SlackNotifier):
@@ -780,7 +783,7 @@ class NotifierRuntime:
             return bots[0]
         if action.response_url is not None and slack:
             return slack[0]
-        log.info("slack message not updated (no Slack receiver here can edit it)", alert_id=action.alert_id)
+        log.info("slack message not updated (no Slack receiver here can edit it)", **action.log_ids())
         return None
 
     async def handle_slack_action(self, request: web.Request) -> SlackReply:

@@ -101,3 +101,7 @@ class Alert(BaseModel):
     evidence: Annotated[Evidence, NullAsEmptyDict] = Field(default_factory=Evidence)
     playbook: Annotated[str, _null_as("")] = ""
     labels: Annotated[dict[str, str], NullAsEmptyDict] = Field(default_factory=dict)
+
+    def log_ids(self) -> dict[str, str]:
+        """``alert_id``, ``rule_id`` and ``account_id``: what a log line about this alert carries (DESIGN.md §9)."""
+        return {"alert_id": self.alert_id, "rule_id": self.rule_id, "account_id": self.account_id}

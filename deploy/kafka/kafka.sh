@@ -14,9 +14,10 @@
 # SCRAM-SHA-512). On the first start it makes a CA, a broker certificate for 127.0.0.1/localhost and a
 # client certificate (tls/client.pem, tls/client-key.pem) with openssl in $KAFKA_HOME_DIR/tls/ (ca.pem
 # is what clients trust), creates the user KAFKA_SCRAM_USER (preempt) with KAFKA_SCRAM_PASSWORD (random
-# when unset) while formatting the storage, and writes $KAFKA_HOME_DIR/client.env: the PREEMPT_*
-# settings a client needs (source it). KAFKA_SASL_MECHANISMS (SCRAM-SHA-512) lists the mechanisms the
-# listener offers, any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (client.env names the first);
+# when unset; neither may hold , [ ] " \ or white space) while formatting the storage, and writes
+# $KAFKA_HOME_DIR/client.env: the PREEMPT_* settings a client needs (source it; values shell-quoted).
+# KAFKA_SASL_MECHANISMS (SCRAM-SHA-512) lists the mechanisms the listener offers, any of PLAIN,
+# SCRAM-SHA-256, SCRAM-SHA-512 (client.env names the first);
 # KAFKA_SSL_CLIENT_AUTH=required adds mutual TLS (client.env then names the client certificate).
 # KAFKA_AUTHORIZER=acl turns Kafka's ACLs on, as a managed Kafka has them: only the broker's own user
 # (tls/broker.password; admin.env holds its client settings) may do anything until ACLs grant more,
@@ -192,9 +193,9 @@ write_client_env() {
 export PREEMPT_BROKER=kafka://127.0.0.1:$port
 export PREEMPT_KAFKA_SECURITY_PROTOCOL=SASL_SSL
 export PREEMPT_KAFKA_SASL_MECHANISM=$(first_mechanism)
-export PREEMPT_KAFKA_SASL_USERNAME=$scram_user
-export PREEMPT_KAFKA_SASL_PASSWORD=$(tr -d '\n' <"$tls/client.password")
-export PREEMPT_KAFKA_SSL_CA_FILE=$tls/ca.pem
+export PREEMPT_KAFKA_SASL_USERNAME=$(printf '%q' "$scram_user")
+export PREEMPT_KAFKA_SASL_PASSWORD=$(printf '%q' "$(tr -d '\n' <"$tls/client.password")")
+export PREEMPT_KAFKA_SSL_CA_FILE=$(printf '%q' "$tls/ca.pem")
 ENV
   if [[ "$client_auth" == "required" ]]; then
     printf 'export PREEMPT_KAFKA_SSL_CERT_FILE=%s\nexport PREEMPT_KAFKA_SSL_KEY_FILE=%s\n' \
@@ -226,6 +227,19 @@ start() {
     none | required) ;;
     *) say "KAFKA_SSL_CLIENT_AUTH must be none or required, not '$client_auth'"; exit 2 ;;
   esac
+  if [[ "$security" == "SASL_SSL" ]]; then
+    # Kafka's StorageTool splits --add-scram '[name=…,password=…]' at every comma (quotes do not help) and the
+    # PLAIN JAAS line ends a value at a double quote: a user or password with one of these failed the format
+    # with "Unknown SCRAM configurations: …" or a broker that would not start.
+    local bad='[],"\\[:space:]]'
+    if [[ "$scram_user" =~ $bad || "$scram_user" == *=* || -z "$scram_user" ]]; then
+      say "KAFKA_SCRAM_USER='$scram_user': a user name may not be empty or hold , = [ ] \" \\ or white space"; exit 2
+    fi
+    if [[ -n "${KAFKA_SCRAM_PASSWORD:-}" && "$KAFKA_SCRAM_PASSWORD" =~ $bad ]]; then
+      say "KAFKA_SCRAM_PASSWORD may not hold , [ ] \" \\ or white space (Kafka's storage tool cannot carry them); choose another"
+      exit 2
+    fi
+  fi
   case "$authorizer" in
     none) ;;
     acl) [[ "$security" == "SASL_SSL" ]] || { say "KAFKA_AUTHORIZER=acl needs KAFKA_SECURITY=SASL_SSL (users to grant ACLs to)"; exit 2; } ;;

@@ -25,11 +25,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from schemas.error_text import connection_failure, unreadable
 from schemas.errors import ConfigError
@@ -276,6 +278,67 @@ def check_access(settings: Settings, timeout_s: float = 15.0) -> dict[str, Unrea
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-access-check") as pool:
         return pool.submit(asyncio.run, _check_access(settings, timeout_s)).result()
+
+
+# kafka-python's keyword arguments for what the PREEMPT_* settings say, and the setting each one stands for.
+_KAFKA_PYTHON_SECURITY = {
+    "security_protocol": ("kafka_security_protocol", "PREEMPT_KAFKA_SECURITY_PROTOCOL"),
+    "sasl_mechanism": ("kafka_sasl_mechanism", "PREEMPT_KAFKA_SASL_MECHANISM"),
+    "sasl_plain_username": ("kafka_sasl_username", "PREEMPT_KAFKA_SASL_USERNAME"),
+    "sasl_plain_password": ("kafka_sasl_password", "PREEMPT_KAFKA_SASL_PASSWORD"),
+    "ssl_cafile": ("kafka_ssl_ca_file", "PREEMPT_KAFKA_SSL_CA_FILE"),
+    "ssl_certfile": ("kafka_ssl_cert_file", "PREEMPT_KAFKA_SSL_CERT_FILE"),
+    "ssl_keyfile": ("kafka_ssl_key_file", "PREEMPT_KAFKA_SSL_KEY_FILE"),
+    "ssl_password": ("kafka_ssl_key_password", "PREEMPT_KAFKA_SSL_KEY_PASSWORD"),
+}
+_SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password")
+_PATH_FIELDS = ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+
+
+def check_kafka_python_access(bootstrap_servers: str | Sequence[str], config: dict[str, Any], timeout_s: float) -> None:
+    """:func:`check_access` for a client made from kafka-python keyword arguments (the SDK's plain
+    ``Publisher(bootstrap_servers=…, security_protocol=…, sasl_…=…, ssl_cafile=…)``): a refused login, an
+    untrusted certificate or a protocol that does not match the listener raises :class:`KafkaAccessError`
+    at once, naming the keyword arguments to fix. kafka-python itself saw only "socket disconnected" and
+    retried until its ``bootstrap_timeout_ms`` (30 s), then said it could not reach the broker.
+
+    Nothing is checked for a plain-text client, nor for one given TLS options beyond those four files and
+    password (its own ``ssl_context``, ``ssl_check_hostname=False``…: the check could refuse what the client
+    accepts), nor for a SASL mechanism other than PLAIN and SCRAM, nor when no server answers (the client's own
+    timeout says so)."""
+    protocol = str(config.get("security_protocol", "PLAINTEXT"))
+    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        return
+    # TLS options this check cannot reproduce (its own context, ssl_check_hostname=False, a CRL, ciphers…): the
+    # check could refuse what the client would accept.
+    if any(argument.startswith("ssl_") and argument not in _KAFKA_PYTHON_SECURITY for argument in config):
+        return
+    sasl = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    if protocol.startswith("SASL_") and (
+        not all(config.get(argument) for argument in sasl)
+        or config["sasl_mechanism"] not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    ):
+        return  # kafka-python refuses what is missing itself, or uses another SASL set-up (OAUTHBEARER, GSSAPI)
+    servers = bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
+    fields: dict[str, Any] = {"broker": servers}
+    for argument, (field_name, _setting) in _KAFKA_PYTHON_SECURITY.items():
+        value = config.get(argument)
+        if value is None:
+            continue
+        if field_name in _SECRET_FIELDS:
+            value = SecretStr(str(value))
+        elif field_name in _PATH_FIELDS:
+            value = Path(value)
+        fields[field_name] = value
+    settings = Settings.model_construct(**fields)  # as given: kafka-python validates its own arguments
+    try:
+        check_access(settings, timeout_s=timeout_s)
+    except ConfigError as exc:  # KafkaAccessError, or a TLS file that cannot be used
+        message = str(exc)
+        for argument, (_field, setting) in _KAFKA_PYTHON_SECURITY.items():
+            message = message.replace(setting, argument)
+        message = message.replace("PREEMPT_BROKER", "bootstrap_servers").replace("PREEMPT_KAFKA_SASL_*", "sasl_*")
+        raise type(exc)(message) from None
 
 
 # What one connection attempt found (besides "ok", an Unreachable server and the refusals, which raise at once).

@@ -413,15 +413,29 @@ INHIBIT_RECALLS = Counter(
 # catches such newborn series). Each process gives the series its alert rules read a 0 at start.
 NOTIFICATION_OUTCOMES = ("sent", "retried", "dead_lettered")
 NO_RECEIVER_TYPE = "none"  # ``receiver_type`` of a notification dead-lettered before it had a receiver
+# ``preempt_alerts_suppressed_total{reason}`` of the notifier (alerts/dispatch.py, alerts/runtime.py).
+NOTIFIER_SUPPRESSION_REASONS = (
+    "grouped",
+    "silenced",
+    "inhibited",
+    "quiet_hours",
+    "duplicate",
+    "invalid",
+    "no_destination",
+)
 
 
 def expose_notifier_series(receiver_types: Iterable[str]) -> None:
-    """A 0 for every ``preempt_notifications_total`` outcome of each receiver type the notifier delivers to."""
+    """A 0 for every ``preempt_notifications_total`` outcome (and the latency histogram) of each receiver type the
+    notifier delivers to, and for every ``preempt_alerts_suppressed_total`` reason of the notifier."""
+    for reason in NOTIFIER_SUPPRESSION_REASONS:
+        ALERTS_SUPPRESSED.labels(reason=reason)
     for receiver_type in receiver_types:
         for outcome in NOTIFICATION_OUTCOMES:
             NOTIFICATIONS.labels(receiver_type=receiver_type, outcome=outcome)
         NOTIFIER_TARGETS_FAILING.labels(receiver_type=receiver_type)
         NOTIFIER_BREAKERS_OPEN.labels(receiver_type=receiver_type)
+        NOTIFICATION_LATENCY.labels(receiver_type=receiver_type)
     NOTIFICATIONS.labels(receiver_type=NO_RECEIVER_TYPE, outcome="dead_lettered")
     for outcome in ("repaired", "lost"):
         NOTIFIER_SKIPPED_ALERTS.labels(outcome=outcome)
@@ -452,8 +466,13 @@ def expose_worker_series(
     dead_letter_reasons: Iterable[str],
     quarantine_reasons: Iterable[str],
     skip_reasons: Iterable[str] = (),
+    alert_rules: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """A 0 for the rules worker's event outcomes, duplicate sources, dead-letter, quarantine and skip reasons."""
+    """A 0 for the rules worker's event outcomes, duplicate sources, dead-letter, quarantine and skip reasons,
+    and for ``preempt_alerts_total`` of each ``(rule id, severity)`` in ``alert_rules`` (the rules it runs: each
+    rule's alerts have its severity), so that the first alert of a rule shows in increase() and rate()."""
+    for rule, severity in alert_rules:
+        ALERTS.labels(rule=rule, severity=severity)
     for outcome in outcomes:
         EVENTS.labels(outcome=outcome)
     for source in (DUPLICATE_READ_AGAIN, DUPLICATE_FROM_PRODUCER):

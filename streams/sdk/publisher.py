@@ -36,7 +36,12 @@ from schemas.event import MAX_EVENT_BYTES
 from schemas.formatting import plural
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.delivery_tally import DeliveryTally, close_producer
-from streams.runtime.kafka_clients import kafka_python_bootstrap, kafka_python_config, metadata_max_age_ms
+from streams.runtime.kafka_clients import (
+    check_kafka_python_access,
+    kafka_python_bootstrap,
+    kafka_python_config,
+    metadata_max_age_ms,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, ensure_topics
@@ -146,8 +151,11 @@ class Publisher:
     ``bootstrap_servers`` and ``topic`` say where; ``linger_ms`` how long to wait to fill a batch
     (higher = fewer, larger requests); ``acks="all"`` waits for the in-sync replicas.
     ``max_event_bytes`` and ``max_future_skew`` should match the stream's settings (the defaults
-    do). Extra keyword arguments go to ``kafka.KafkaProducer`` (security settings and the like).
-    ``producer`` replaces the KafkaProducer altogether (tests).
+    do). Extra keyword arguments go to ``kafka.KafkaProducer`` (security settings and the like): with TLS
+    or SASL (``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``, ``sasl_plain_password``,
+    ``ssl_cafile``…) one connection checks them first, so a refused login or an untrusted certificate is a
+    ``KafkaAccessError`` (a ``ConfigError``) at once, naming the argument to fix (``access_check=False``
+    skips it). ``producer`` replaces the KafkaProducer altogether (tests).
     """
 
     def __init__(
@@ -163,6 +171,7 @@ class Publisher:
         max_future_skew: float = 300.0,
         clock: Callable[[], float] = time.time,
         producer: Any = None,
+        access_check: bool = True,
         **producer_config: Any,
     ) -> None:
         self.topic = topic
@@ -170,6 +179,11 @@ class Publisher:
         self.max_future_skew = max_future_skew
         self._clock = clock
         if producer is None:
+            if access_check:
+                # A refused login or certificate is a KafkaAccessError naming the argument to fix, at once: kafka-python
+                # only retries until bootstrap_timeout_ms and reports a broker it "cannot reach".
+                timeout_ms = producer_config.get("bootstrap_timeout_ms") or 15_000
+                check_kafka_python_access(bootstrap_servers, producer_config, timeout_s=min(15.0, timeout_ms / 1000))
             try:
                 producer = KafkaProducer(
                     bootstrap_servers=bootstrap_servers,
@@ -211,6 +225,7 @@ class Publisher:
             topic=TopicNames.from_settings(settings).events,
             max_event_bytes=settings.max_event_bytes,
             max_future_skew=settings.max_future_skew_seconds,
+            access_check=False,  # probe_broker checked it
             **(kafka_python_config(settings) | {"metadata_max_age_ms": metadata_max_age_ms(settings)} | kwargs),
         )
 

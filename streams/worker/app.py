@@ -139,7 +139,7 @@ def create_app(
     processor = RulesProcessor(
         engine, settings, cache, clocks, WakeupIndex(), directory.lookup, rule_ids=rule_ids or ()
     )
-    _expose_series()
+    _expose_series(engine)
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.progress = PartitionProgress(progress_table, PartitionEvents(app, names.events), names.events)
@@ -158,8 +158,11 @@ def create_app(
     return app
 
 
-def _expose_series() -> None:
-    """A 0 for every outcome and reason the worker counts, so the first one shows in increase() and rate()."""
+def _expose_series(engine: RuleEnginePort[Any, Any]) -> None:
+    """A 0 for every outcome and reason the worker counts, and for the alerts of each rule it runs, so the first
+    one shows in increase() and rate()."""
+    ruleset = getattr(engine, "rules", None)  # the real engine's RuleSet (a test's fake engine has none)
+    alert_rules = [(rule.id, rule.severity) for rule in getattr(ruleset, "enabled", ())]
     quarantines = (STATE_UNREADABLE, STATE_UNWRITABLE, STATE_TOO_LARGE, EVALUATION_ERROR)
     expose_worker_series(
         outcomes=[*(outcome.value for outcome in EventOutcome), "dead_lettered", FORWARDED],
@@ -172,6 +175,7 @@ def _expose_series() -> None:
         ],
         quarantine_reasons=quarantines,
         skip_reasons=SKIP_REASONS,
+        alert_rules=alert_rules,
     )
 
 

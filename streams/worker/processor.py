@@ -908,7 +908,11 @@ class RulesProcessor(Generic[StateT, FindingT]):
         try:
             return self.engine.to_alert(finding, None, now)
         except Exception as exc:
-            log.exception("finding could not become an alert; dead-lettered", account_id=finding.account_id)
+            log.exception(
+                "finding could not become an alert; dead-lettered",
+                account_id=finding.account_id,
+                rule_id=finding.rule_id,
+            )
             ALERTS_NOT_BUILT.inc()
             value = orjson.dumps(finding, default=repr)  # a dataclass as its fields, anything else as its repr
             record = Record(partition, -1, str(finding.account_id).encode(), value, topic="findings")

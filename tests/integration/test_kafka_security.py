@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -19,13 +20,15 @@ from kafka.errors import KafkaError
 
 from alerts.testing.slack_server import FakeSlack, slack_server  # noqa: F401
 from streams.ingest.auth import key_digest
-from streams.runtime.kafka_clients import kafka_python_config
+from streams.runtime.kafka_clients import KafkaAccessError, kafka_python_config
 from streams.runtime.settings import Settings
 from streams.runtime.testing import free_port, listening_addresses
 from streams.runtime.topics import TopicNames, ensure_topics
+from streams.sdk.publisher import Publisher
 from tests.integration.conftest import ManagedProcess
 from tests.integration.ingest_support import KEY, post, wait_healthy
 from tests.integration.notifier_harness import log_records, notifier_settings, start_notifier, write_routes
+from tests.integration.own_broker import KAFKA_SCRIPT
 from tests.integration.pipeline_support import (
     append_heartbeats,
     backtest_alert_ids,
@@ -34,7 +37,13 @@ from tests.integration.pipeline_support import (
     simulate,
     wait_for_metric,
 )
-from tests.integration.secured_kafka import SaslBroker, mtls_plain_scram256_broker, sasl_broker  # noqa: F401
+from tests.integration.secured_kafka import (  # noqa: F401
+    SaslBroker,
+    mtls_plain_scram256_broker,
+    sasl_broker,
+    start_sasl_broker,
+    stop_sasl_broker,
+)
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 ROUTES = """
@@ -161,6 +170,35 @@ def test_wrong_credentials_fail_fast_with_one_line(
     assert wrong not in output
     if args[1] == "worker":  # the line docs/operations.md shows, with the docs' port
         assert lines[-1].replace(sasl_broker.bootstrap, "127.0.0.1:19092") in OPERATIONS_DOC.read_text()
+
+
+def test_the_sdks_plain_constructor_refuses_a_wrong_password_at_once_naming_its_argument(
+    sasl_broker: SaslBroker,  # noqa: F811
+) -> None:
+    """``Publisher(bootstrap_servers=…, security_protocol=…, sasl_…=…, ssl_cafile=…)``, the SDK's constructor
+    with kafka-python's own security arguments (docs/events.md): a wrong password is a KafkaAccessError naming
+    the arguments to check, never the password. It was kafka-python's 30 s of retries ("socket disconnected")
+    and then BrokerUnavailableError "cannot reach Kafka … is the broker running". The right one publishes."""
+    fields = sasl_broker.settings()
+    arguments: dict[str, Any] = {
+        "bootstrap_servers": sasl_broker.bootstrap,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": fields["kafka_sasl_mechanism"],
+        "sasl_plain_username": fields["kafka_sasl_username"],
+        "ssl_cafile": fields["kafka_ssl_ca_file"],
+    }
+    wrong = "not-the-password-51c2"
+    with pytest.raises(KafkaAccessError) as refused:
+        Publisher(**arguments, sasl_plain_password=wrong)
+    message = str(refused.value)
+    assert "refused the login of user 'preempt' (SCRAM-SHA-512 over SASL_SSL)" in message, message
+    assert "check sasl_plain_username, sasl_plain_password and sasl_mechanism" in message, message
+    assert wrong not in message
+    settings = Settings(**fields, topic_prefix="sdkplain")
+    ensure_topics(settings)
+    with Publisher(**arguments, sasl_plain_password=fields["kafka_sasl_password"], topic="sdkplain.events") as sdk:
+        sdk.track("acme", "Report Exported")
+    assert sdk.sent == 1
 
 
 @pytest.mark.parametrize(("field", "padding"), [("kafka_sasl_password", "\n"), ("kafka_sasl_username", " ")])
@@ -399,3 +437,49 @@ def test_http_ingest_writes_to_a_sasl_ssl_broker(
         consumer.close()
     assert seen == {"sec-0", "sec-1", "sec-2"}
     assert "Traceback" not in proc.log_text()
+
+
+def test_the_local_sasl_broker_takes_a_password_with_shell_characters_and_refuses_one_it_cannot_carry(
+    tmp_path: Path,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """deploy/kafka/kafka.sh with KAFKA_SCRAM_USER/KAFKA_SCRAM_PASSWORD of one's own: a password with '=', '!' and
+    '$' logs in through the client.env it writes (written unquoted, `$x` was expanded away when sourced, and the
+    login refused), and one with a comma is one clear line before anything starts (Kafka's storage tool
+    failed with "Unknown SCRAM configurations")."""
+    refused = subprocess.run(
+        [str(KAFKA_SCRIPT), "start"],
+        env={
+            **os.environ,
+            "KAFKA_SECURITY": "SASL_SSL",
+            "KAFKA_SCRAM_PASSWORD": "Pa,ss",
+            "KAFKA_HOME_DIR": str(tmp_path / "no"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "KAFKA_SCRAM_PASSWORD may not hold , [ ]" in refused.stderr
+    assert not (tmp_path / "no" / "data").exists()
+
+    password = "ok=fine!$x"
+    broker, script_env = start_sasl_broker(
+        tmp_path / "broker", KAFKA_SCRAM_USER="svc-preempt", KAFKA_SCRAM_PASSWORD=password
+    )
+    try:
+        assert broker.env["PREEMPT_KAFKA_SASL_PASSWORD"] == password
+        sourced = subprocess.run(
+            ["bash", "-c", f'source {broker.home / "client.env"} && printf %s "$PREEMPT_KAFKA_SASL_PASSWORD"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sourced.stdout == password
+        settings = settings_factory(**broker.settings())
+        output = _run(process_factory, ["preempt", "publish", "--event", "Login", "--account", "acme"], settings, "pw")
+        assert "published" in output
+    finally:
+        stop_sasl_broker(script_env)

@@ -90,6 +90,16 @@ def test_retryable_failures_are_retried_and_permanent_ones_dead_lettered(
     assert second.time - first.time >= 2.0
     assert [r.reply.status for r in slack_server.for_target("C-500")] == [500, 503, 200]
     assert len(slack_server.for_target("C-GONE")) == 1
+    # each delivery line names its alert (DESIGN.md §9: rule_id, account_id, alert_id bound where known)
+    retries = log_records(notifier, "delivery retry scheduled")
+    ids = {(r.get("alert_id"), r.get("rule_id"), r.get("account_id")) for r in retries}
+    assert {(a.alert_id, a.rule_id, a.account_id) for a in (limited, flaky, mail)} <= ids, retries
+    [failed] = log_records(notifier, "delivery failed permanently")
+    assert (failed.get("alert_id"), failed.get("rule_id"), failed.get("account_id")) == (
+        gone.alert_id,
+        gone.rule_id,
+        gone.account_id,
+    )
     assert [a.reply[:3] for a in smtp_server.attempts if a.stage == "RCPT"][:2] == ["451", "451"]
     assert len(smtp_server.wait_for(1)) == 1
 

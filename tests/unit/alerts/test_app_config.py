@@ -102,6 +102,10 @@ def test_notifier_gives_every_outcome_of_its_receiver_types_a_zero_series_at_sta
         assert REGISTRY.get_sample_value("preempt_notifications_total", labels) == 0.0
     none = {"receiver_type": "none", "outcome": "dead_lettered"}
     assert REGISTRY.get_sample_value("preempt_notifications_total", none) is not None
+    assert REGISTRY.get_sample_value("preempt_notification_latency_seconds_count", {"receiver_type": "unit-pager"}) == 0
+    # and every reason the notifier suppresses an alert for (the first silence or inhibition shows in increase())
+    for reason in ("grouped", "silenced", "inhibited", "quiet_hours", "duplicate", "invalid", "no_destination"):
+        assert REGISTRY.get_sample_value("preempt_alerts_suppressed_total", {"reason": reason}) is not None, reason
 
 
 def test_delivery_records_are_written_under_an_event_of_the_partition_the_producer_picks(tmp_path: Path) -> None:

@@ -233,6 +233,15 @@ async def test_handler_refuses_bad_requests_without_publishing() -> None:
     assert (await handler.handle(signed(make_body("delete")), make_body("delete"), NOW))[0] == 400
     unconfigured = SlackActionHandler(None, rec.publish, rec.update)
     assert (await unconfigured.handle(signed(body), body, NOW))[0] == 503
+    # JSON nested deeper than Python's recursion limit, in the payload or in a button's value: 400 (it was an
+    # uncaught RecursionError, a 500 with a traceback in the log)
+    deep = "[" * 100_000 + "]" * 100_000
+    nested = urllib.parse.urlencode({"payload": deep}).encode()
+    assert (await handler.handle(signed(nested), nested, NOW))[0] == 400
+    in_value = urllib.parse.urlencode(
+        {"payload": json.dumps({"type": "block_actions", "actions": [{"action_id": "preempt_ack", "value": deep}]})}
+    ).encode()
+    assert (await handler.handle(signed(in_value), in_value, NOW))[0] == 400
     assert rec.published == []
 
 
@@ -304,6 +313,8 @@ async def test_chat_update_failing_retryably_on_every_attempt_falls_back_to_the_
     assert busy.calls == ["chat.update"] * UPDATE_ATTEMPTS + (["response_url"] if response_url else [])
     given_up = [e for e in logs if e["event"] == "slack message update given up"]
     assert len(given_up) == (0 if response_url else 1)
+    for line in given_up:  # the pressed alert's ids (DESIGN.md §9), from make_body's button value
+        assert (line["alert_id"], line["rule_id"], line["account_id"]) == ("a1", "error-spike", "acme")
 
 
 class ScriptedUpdate:

@@ -910,3 +910,42 @@ async def test_a_job_retried_a_thousand_times_on_hints_still_backs_off_without_a
     assert 4.0 <= due - clock.now <= 8.0
     assert job.attempts == 1101
     assert outcomes == {"delivered": [], "dead": []}
+
+
+async def test_delivery_lines_name_the_alert_rule_and_account_they_are_about(make_alert) -> None:
+    """Every line of a delivery's retries, give-up or permanent failure carries the alert_id, rule_id and
+    account_id of its alert (DESIGN.md §9: bound where known), so an operator can follow one alert through
+    the notifier's log; a digest of several alerts of one account and rule lists their ids."""
+    from structlog.testing import capture_logs
+
+    clock = Clock()
+    single = make_alert(alert_id="a-tenant-7", rule_id="seats-idle", account_id="tenant-7")
+    notifier = ScriptedNotifier(RetryableDeliveryError("slack: HTTP 500"), PermanentDeliveryError("slack: HTTP 404"))
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    scheduler = RetryScheduler(BackoffPolicy(initial=1.0, maximum=8.0, give_up=60.0), nothing, nothing, clock=clock)
+    with capture_logs() as logs:
+        await scheduler.attempt(DeliveryJob("csm/slack", notifier, Notification("csm", (single,), "g")))
+        clock.now = scheduler.next_due() or clock.now
+        scheduler.start_due()
+        await scheduler.drain()
+    lines = [line for line in logs if line["event"] in ("delivery retry scheduled", "delivery failed permanently")]
+    assert [line["event"] for line in lines] == ["delivery retry scheduled", "delivery failed permanently"]
+    for line in lines:
+        assert (line.get("alert_id"), line.get("rule_id"), line.get("account_id")) == (
+            "a-tenant-7",
+            "seats-idle",
+            "tenant-7",
+        ), line
+
+    from alerts.retry import job_log
+
+    digest = (single, make_alert(alert_id="a-tenant-7b", rule_id="seats-idle", account_id="tenant-7"))
+    with capture_logs() as logs:
+        job_log(DeliveryJob("csm/slack", notifier, Notification("csm", digest, "g"))).warning("delivery given up")
+    assert logs[0]["rule_id"] == "seats-idle"
+    assert logs[0]["account_id"] == "tenant-7"
+    assert logs[0]["alert_ids"] == ["a-tenant-7", "a-tenant-7b"]
+    assert "alert_id" not in logs[0]

@@ -651,6 +651,10 @@ async def test_message_update_needs_a_recent_alert_and_a_message_ref(make_runtim
         assert await runtime.update_message(no_ref, feedback) is False
     assert notifier.updates == []
     assert [e["event"] for e in logs] == ["slack message not updated (message or alert unknown here)"] * 2
+    assert [(e["alert_id"], e["rule_id"], e["account_id"]) for e in logs] == [
+        ("unknown", "r", "acme"),
+        (alert.alert_id, "r", "acme"),
+    ]
     assert await runtime.update_message(
         SlackAction("acknowledge", alert.alert_id, "r", "acme", "U1", "C1:1.0"), feedback
     )

@@ -525,3 +525,65 @@ def test_kafka_python_bootstrap_leaves_out_a_server_that_gave_the_check_no_answe
         only_silent = _settings(broker=f"kafka://{quiet}")
         check_access(only_silent, timeout_s=0.5)
         assert kafka_python_bootstrap(only_silent) == [quiet]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {},
+        {"security_protocol": "PLAINTEXT"},
+        {"security_protocol": "SSL", "ssl_check_hostname": False},
+        {"security_protocol": "SASL_SSL", "ssl_context": object(), "sasl_mechanism": "PLAIN"},
+        {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER", "sasl_oauth_token_provider": object()},
+        {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_plain_username": "u"},
+    ],
+)
+def test_the_sdks_access_check_leaves_alone_what_it_cannot_reproduce(
+    arguments: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain Publisher's check of kafka-python arguments connects only for TLS/SASL set-ups it can make as the
+    client would: never for plain text, a client's own ssl_context or TLS options (ssl_check_hostname=False: the
+    check would refuse a certificate the client accepts), another SASL mechanism, or missing credentials."""
+    from streams.runtime import kafka_clients
+
+    def connect(*_: object, **__: object) -> None:
+        raise AssertionError("the check connected")
+
+    monkeypatch.setattr(kafka_clients, "check_access", connect)
+    kafka_clients.check_kafka_python_access("127.0.0.1:1", arguments, timeout_s=1.0)
+
+
+def test_the_sdks_access_check_names_the_arguments_not_the_settings(
+    pem_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the check finds is said in the words of the arguments given (sasl_plain_password, ssl_cafile), with
+    the values it was given; the password never."""
+    from streams.runtime import kafka_clients
+
+    seen: list[Settings] = []
+
+    def refuse(settings: Settings, timeout_s: float) -> None:
+        seen.append(settings)
+        raise kafka_clients.KafkaAccessError(
+            "Kafka at 127.0.0.1:1 refused the login of user 'svc' (SCRAM-SHA-256 over SASL_SSL): no; check "
+            "PREEMPT_KAFKA_SASL_USERNAME, PREEMPT_KAFKA_SASL_PASSWORD and PREEMPT_KAFKA_SASL_MECHANISM; "
+            "PREEMPT_KAFKA_SSL_CA_FILE, PREEMPT_BROKER"
+        )
+
+    monkeypatch.setattr(kafka_clients, "check_access", refuse)
+    arguments = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "pw-93ad",
+        "ssl_cafile": str(pem_files["ca"]),
+    }
+    with pytest.raises(kafka_clients.KafkaAccessError) as refused:
+        kafka_clients.check_kafka_python_access(["127.0.0.1:1"], arguments, timeout_s=1.0)
+    assert str(refused.value).endswith(
+        "check sasl_plain_username, sasl_plain_password and sasl_mechanism; ssl_cafile, bootstrap_servers"
+    )
+    [settings] = seen
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "pw-93ad"
+    assert (settings.kafka_ssl_ca_file, settings.bootstrap_servers) == (pem_files["ca"], ["127.0.0.1:1"])

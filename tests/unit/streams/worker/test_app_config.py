@@ -93,6 +93,26 @@ def test_rules_app_gives_its_outcomes_and_reasons_a_zero_series_at_start(tmp_pat
         assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": reason}) is not None
 
 
+def test_rules_app_gives_each_rule_an_alerts_series_at_zero_with_its_severity(tmp_path: Path) -> None:
+    """preempt_alerts_total{rule,severity} exists at 0 for every rule the worker runs before its first alert: born
+    at 1, a rule's first alert was not seen by increase() (the dashboard's alerts by rule, any alert rule on it)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "logins.yaml").write_text(
+        "id: unit-logins-any\nkind: any\ntitle: a login\nseverity: info\npriority: 7\nmatch: {event: Logged In}\n"
+    )
+    (rules / "invoices.yaml").write_text(
+        "id: unit-invoices-none\nkind: inactivity\ntitle: no invoice\nseverity: critical\npriority: 1\n"
+        "match: {event: Invoice Paid}\nafter: 30d\n"
+    )
+    settings = Settings(
+        topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path / "data", rules_path=rules
+    )
+    create_app(settings)
+    for rule, severity in (("unit-logins-any", "info"), ("unit-invoices-none", "critical")):
+        assert REGISTRY.get_sample_value("preempt_alerts_total", {"rule": rule, "severity": severity}) == 0
+
+
 def test_expose_worker_series_makes_zero_series() -> None:
     """The helper makes each named series at 0 without counting anything."""
     expose_worker_series(["unit-outcome"], ["unit-reason"], ["unit-quarantine"])

@@ -323,8 +323,11 @@ def test_a_finding_that_cannot_become_an_alert_is_dead_lettered(make_processor: 
         raise RuntimeError("template exploded")
 
     processor.engine.to_alert = to_alert  # type: ignore[method-assign]
-    out = processor.process_batch([_record(i, "Error", T0 + i) for i in range(3)] + [_record(9, "Login", T0 + 30)])
+    with capture_logs() as logs:
+        out = processor.process_batch([_record(i, "Error", T0 + i) for i in range(3)] + [_record(9, "Login", T0 + 30)])
     assert out.alerts == []
+    [line] = [line for line in logs if line["event"] == "finding could not become an alert; dead-lettered"]
+    assert (line["rule_id"], line["account_id"]) == ("three-errors", "acme")  # DESIGN §9: bound where known
     [letter] = out.dead_letters
     assert (letter.reason, letter.record.key, letter.record.topic) == ("alert_build_failed", b"acme", "findings")
     assert json.loads(letter.record.value or b"")["rule_id"] == "three-errors"
