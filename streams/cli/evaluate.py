@@ -158,18 +158,43 @@ def _looks_like_events(path: Path) -> bool:
     return first is not None and "event" in first and "outcome" not in first
 
 
-def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:
-    """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected)."""
+def refuse_outcomes_as_events(path: Path, option: str) -> None:
+    """One line when a file given as events starts with an outcome (an outcomes file where events belong): read
+    as events, it would hold no outcome event, or no valid event at all."""
+    first = _first_object(path)
+    if first is not None and "outcome" in first and "event" not in first:
+        raise click.ClickException(
+            f"{option} {path}: line 1 is an outcome, not an event: give an outcomes file as --outcomes"
+        )
+
+
+def load_outcomes(
+    outcomes_path: Path | None,
+    events_path: Path | None,
+    names: dict[str, OutcomeKind],
+    *,
+    events_option: str = "--outcomes-events",
+    alerts_option: str | None = "--alerts",
+) -> Outcomes:
+    """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected).
+
+    ``events_option`` names the option ``events_path`` came from, ``alerts_option`` the command's option for an
+    alerts file (None: it has none), for the one line that says a file was given in the wrong place."""
     try:
         if outcomes_path is not None and _holds_alerts(outcomes_path):
-            raise click.ClickException(
-                f"{outcomes_path}: line 1 is an alert, not an outcome: --alerts and --outcomes swapped?"
+            fix = (
+                f"{alerts_option} and --outcomes swapped?"
+                if alerts_option
+                else "give the outcomes (or the events announcing them) as --outcomes"
             )
+            raise click.ClickException(f"{outcomes_path}: line 1 is an alert, not an outcome: {fix}")
         if outcomes_path is not None and not _looks_like_events(outcomes_path):
             return read_outcomes(outcomes_path)
         source = outcomes_path if outcomes_path is not None else events_path
         if source is None:
             raise click.ClickException("give --outcomes FILE (outcomes or events JSONL) or --outcomes-events FILE")
+        if outcomes_path is None:
+            refuse_outcomes_as_events(source, events_option)
         invalid: list[tuple[int, str]] = []
         outcomes = outcomes_from_events(_outcome_events(source, names, invalid), names)
         if invalid:

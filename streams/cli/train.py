@@ -23,7 +23,7 @@ from schemas.event import Event
 from schemas.formatting import plural
 from schemas.jsonl import read_file
 from schemas.outcome import OutcomeKind, Outcomes
-from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option, refuse_outcomes_as_events
 from streams.cli.input_files import rereadable
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress, progress_bar
@@ -361,6 +361,7 @@ def train_command(
     dedup_horizon = max(settings.dedup_horizon_seconds, lateness)  # as preempt backtest keeps it
     if next(read_file(events_path), None) is None:  # a wrong or truncated file, not "no outcomes"
         raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
+    refuse_outcomes_as_events(events_path, "--events")  # before a pass over the other file, or "no outcome event"
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:
@@ -368,7 +369,9 @@ def train_command(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
     accounts = _accounts(accounts_path)
-    every_outcome = load_outcomes(outcomes_path, None if outcomes_path else events_path, names)
+    every_outcome = load_outcomes(
+        outcomes_path, None if outcomes_path else events_path, names, events_option="--events", alerts_option=None
+    )
     outcomes = _restricted(every_outcome, accounts)
     if accounts is not None and len(outcomes.by_account) < len(every_outcome.by_account):
         left_out = sorted(every_outcome.by_account.keys() - accounts.keys())

@@ -257,6 +257,19 @@ def test_both_outcome_sources_is_one_line(files: dict[str, Path]) -> None:
     assert result.output.strip().splitlines() == ["Error: give either --outcomes or --outcomes-events, not both"]
 
 
+def test_an_outcomes_file_given_as_outcome_events_is_one_line_saying_so(files: dict[str, Path]) -> None:
+    """An outcomes file given to --outcomes-events holds no event: refused in one line naming --outcomes, not read
+    as "no outcomes" (every churn silently counted as not churned, a table of 0 % and exit 0)."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes-events", str(files["outcomes"])]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --outcomes-events {files['outcomes']}: line 1 is an outcome, not an event: "
+        "give an outcomes file as --outcomes"
+    ]
+
+
 def test_outcomes_exported_with_a_byte_order_mark_are_read(files: dict[str, Path], tmp_path: Path) -> None:
     """An outcomes file (or events file) starting with a UTF-8 BOM, as CRM exports write, is read like any other."""
     for source in ("outcomes", "events"):

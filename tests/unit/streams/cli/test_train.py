@@ -668,3 +668,39 @@ def test_the_page_cache_of_the_events_read_is_not_counted_as_memory_taken(
     monkeypatch.setattr(train, "CGROUP", cgroup)
     monkeypatch.setattr(train, "MEMINFO", meminfo)
     assert train.available_memory() == 3 * 2**30 + 2**20
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_an_outcomes_file_given_as_the_events_is_one_line_saying_so(
+    history: dict[str, Path], tmp_path: Path, swapped: bool
+) -> None:
+    """The outcomes given as --events (alone, or swapped with an events file given as --outcomes) are named as
+    such, not "holds no outcome event" nor "every line is an invalid event" after a pass over the other file."""
+    outcomes_option = ["--outcomes", str(history["events"])] if swapped else []
+    result = CliRunner().invoke(
+        main,
+        ["train", "--events", str(history["outcomes"]), *outcomes_option, "--output", str(tmp_path / "m.json")],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --events {history['outcomes']}: line 1 is an outcome, not an event: "
+        "give an outcomes file as --outcomes"
+    ]
+
+
+def test_an_alerts_file_given_as_outcomes_names_no_option_train_lacks(history: dict[str, Path], tmp_path: Path) -> None:
+    """preempt train has no --alerts: an alerts file given as --outcomes is named as alerts, without the
+    "--alerts and --outcomes swapped?" that preempt evaluate says."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        orjson.dumps({"alert_id": "x", "rule_id": "r", "account_id": "acc-0001", "fired_at": START}) + b"\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["train", "--events", str(history["events"]), "--outcomes", str(alerts), "--output", str(tmp_path / "m.json")],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {alerts}: line 1 is an alert, not an outcome: give the outcomes (or the events announcing them) "
+        "as --outcomes"
+    ]
