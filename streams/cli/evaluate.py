@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import orjson
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from rules.evaluation import AlertPoint, RuleScore, evaluate, render_table
@@ -116,7 +117,10 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
             name, kind = parse_outcome_event_option(option)
         except ValueError as exc:
             raise click.ClickException(f"--outcome-event {exc}") from None
-        names[name] = kind
+        if names.setdefault(name, kind) != kind:  # the last one would have won without a word
+            raise click.ClickException(
+                f"--outcome-event {name!r} is named twice, as {names[name]} and as {kind}: give one outcome"
+            )
     return names
 
 
@@ -249,6 +253,8 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     try:
         if allow_zero:
             return 0.0 if value.strip() == "0" else parse_duration_or_seconds(value)
+        if value.strip() == "0":  # a zero, not something that is not a duration
+            raise ValueError(f"{value!r}: a duration must be longer than zero")
         return parse_duration(value)
     except ValueError as exc:
         raise click.ClickException(f"{option}: {exc}") from None
@@ -318,7 +324,11 @@ def evaluate_command(
     horizon_s = parse_duration_option(horizon, "--horizon")
     lead_s = parse_duration_option(lead, "--lead", allow_zero=True)
     if lead_s > horizon_s:
-        raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
+        default = click.get_current_context().get_parameter_source("lead") is ParameterSource.DEFAULT
+        raise click.ClickException(
+            f"--lead {lead}{' (the default)' if default else ''} is longer than --horizon {horizon}; "
+            f"a warning must fit the horizon: give --lead {horizon} or less"
+        )
     if outcomes_path is not None and events_path is not None:
         raise click.ClickException("give either --outcomes or --outcomes-events, not both")
     names = outcome_names(outcome_events)
