@@ -166,19 +166,9 @@ def test_a_horizon_of_zero_or_shorter_than_the_lead_says_what_is_wrong(
 
 def test_one_event_named_for_two_outcomes_is_one_line(files: dict[str, Path]) -> None:
     """--outcome-event naming one event twice with different outcomes is refused, not settled by the last one."""
+    twice = ["--outcome-event", "Subscription Cancelled=churned", "--outcome-event", "Subscription Cancelled=renewed"]
     result = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            "--alerts",
-            str(files["alerts"]),
-            "--outcomes",
-            str(files["events"]),
-            "--outcome-event",
-            "Subscription Cancelled=churned",
-            "--outcome-event",
-            "Subscription Cancelled=renewed",
-        ],
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["events"]), *twice]
     )
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
