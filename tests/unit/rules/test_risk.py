@@ -366,6 +366,23 @@ def test_a_feature_spec_of_another_shape_is_refused_in_one_line(tmp_path: Path, 
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("spec_change", "missing"),
+    [
+        ({"terms": [{"property": None, "value": None}]}, "'event'"),
+        ({"numerics": [{"event": "NPS"}]}, "'property'"),
+    ],
+)
+def test_a_feature_spec_missing_a_field_names_it(tmp_path: Path, spec_change: dict[str, Any], missing: str) -> None:
+    """A hand-edited feature_spec that lost a field names the field as missing: it read "feature_spec: 'event'"."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["feature_spec"] |= spec_change
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(RiskModelError, match=rf"^feature_spec: {missing} is missing \(edited by hand\?\); make the"):
+        load_risk_model(path)
+
+
 def test_a_feature_spec_of_a_version_this_preempt_does_not_read_says_what_to_do(tmp_path: Path) -> None:
     """A model whose feature spec is of a later version (a newer Preempt's) is one line saying what is wrong
     and what to do, as a model version of its own is ('retrain it'); it only said which versions are read."""
