@@ -188,6 +188,22 @@ def _note_outcomes_without_events(outcomes: Outcomes, seen: set[str], events_pat
         )
 
 
+def _note_outcomes_without_samples(
+    outcomes: Outcomes, seen: set[str], samples: Samples, as_of_every: str, warmup: str
+) -> None:
+    """Accounts with an outcome and events that gave no sample teach nothing either (a churn before the history,
+    or an account younger than the warm-up at every as-of time): say how many, as for those without events."""
+    given = set(samples.accounts)
+    silent = sorted(a for a in outcomes.by_account.keys() & seen if a not in given)
+    if silent and samples.first_event_at is not None:
+        click.echo(
+            f"note: {len(silent)} of the {len(outcomes.by_account)} accounts with an outcome give no sample and teach "
+            f"nothing (first: {silent[0]}): at no as-of time (every {as_of_every}) were they --warmup {warmup} old "
+            "and not churned yet (a churn before or early in the history, or events that start late)",
+            err=True,
+        )
+
+
 def _check_as_of_spacing(samples: Samples, every_s: float, as_of_every: str) -> None:
     """No sample because no as-of time falls in the history (the first is ``every`` after the first midnight)."""
     first, last = samples.first_event_at, samples.last_event_at
@@ -432,6 +448,7 @@ def train_command(
             dedup_horizon=dedup_horizon,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
+        _note_outcomes_without_samples(outcomes, seen, samples, as_of_every, warmup)
         if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(
                 f"{plural(samples.late, 'event')} out of time order beyond {lateness:g} s ignored, as the engine would",

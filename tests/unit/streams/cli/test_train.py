@@ -704,3 +704,35 @@ def test_an_alerts_file_given_as_outcomes_names_no_option_train_lacks(history: d
         f"Error: {alerts}: line 1 is an alert, not an outcome: give the outcomes (or the events announcing them) "
         "as --outcomes"
     ]
+
+
+def test_accounts_whose_churn_lies_before_the_history_are_counted_in_a_note(
+    history: dict[str, Path], tmp_path: Path
+) -> None:
+    """An account with events whose churn lies before the history (or before it is --warmup old at an as-of time)
+    gives no sample: a note says how many and names the first, where they were left out without a word."""
+    lines = [orjson.loads(line) for line in history["outcomes"].read_bytes().splitlines()]
+    churned = sorted(o["account_id"] for o in lines if o["outcome"] == "churned")
+    early = {**next(o for o in lines if o["account_id"] == churned[0]), "at": "2025-12-01T00:00:00Z"}
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(
+        b"".join(orjson.dumps(early if o["account_id"] == early["account_id"] else o) + b"\n" for o in lines)
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--events",
+            str(history["events"]),
+            "--outcomes",
+            str(outcomes),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.stderr.splitlines() if "give no sample" in line)
+    assert note.startswith(
+        f"note: 1 of the {len(lines)} accounts with an outcome give no sample and teach nothing "
+        f"(first: {early['account_id']}): at no as-of time (every 7d) were they --warmup 14d old"
+    )
