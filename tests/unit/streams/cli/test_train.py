@@ -718,18 +718,8 @@ def test_accounts_whose_churn_lies_before_the_history_are_counted_in_a_note(
     outcomes.write_bytes(
         b"".join(orjson.dumps(early if o["account_id"] == early["account_id"] else o) + b"\n" for o in lines)
     )
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--events",
-            str(history["events"]),
-            "--outcomes",
-            str(outcomes),
-            "--output",
-            str(tmp_path / "m.json"),
-        ],
-    )
+    files = ["--events", str(history["events"]), "--outcomes", str(outcomes), "--output", str(tmp_path / "m.json")]
+    result = CliRunner().invoke(main, ["train", *files])
     assert result.exit_code == 0, result.output
     note = next(line for line in result.stderr.splitlines() if "give no sample" in line)
     assert note.startswith(
