@@ -26,7 +26,7 @@ import heapq
 import math
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -68,6 +68,11 @@ _heappop = heapq.heappop
 _DeadlineOf = Callable[[Any], float | None]
 
 log = structlog.get_logger(module=__name__)
+
+
+def _takes_deadline_cooldowns(ev: Any) -> bool:
+    """Whether the kind's ``advance_to`` takes the cooldown table (``EvaluatorBase.takes_deadline_cooldowns``)."""
+    return bool(getattr(ev, "takes_deadline_cooldowns", False))
 
 
 def _read_deadline(state: Any) -> float | None:
@@ -166,7 +171,9 @@ class RuleEngine:
         self._evaluators: list[Evaluator[Any]] = [build_evaluator(rule) for rule in enabled]
         self._event_evaluators = [ev for ev in self._evaluators if ev.rule.kind != "composite"]
         self._clocked = [ev for ev in self._evaluators if ev.has_deadlines]
-        self._clocked_steps = [(ev.rule.id, ev, _deadline_of(ev)) for ev in self._clocked]
+        self._clocked_steps = [
+            (ev.rule.id, ev, _deadline_of(ev), _takes_deadline_cooldowns(ev)) for ev in self._clocked
+        ]
         self._order = {ev.rule.id: index for index, ev in enumerate(self._evaluators)}
         self._listeners: dict[str, list[Evaluator[Any]]] = {}
         for ev in self._evaluators:
@@ -417,7 +424,7 @@ class RuleEngine:
         account_id = state.account_id or ""
         rules: dict[str, Any] = state.rules
         earliest = math.inf
-        for rule_id, ev, deadline_of in self._clocked_steps:
+        for rule_id, ev, deadline_of, takes_cooldowns in self._clocked_steps:
             rule_state = rules[rule_id]
             if deadline_of is _READ_DEADLINE:  # EvaluatorBase.next_deadline, inlined
                 value = rule_state.deadline
@@ -425,7 +432,10 @@ class RuleEngine:
             else:
                 deadline = ev.next_deadline(rule_state)
             if deadline is not None and deadline <= now:
-                fired.extend(ev.advance_to(rule_state, now, account_id))
+                if takes_cooldowns:  # the kind holds back what cooldown would drop (``risk``: fires once it is over)
+                    fired.extend(cast(Any, ev).advance_to(rule_state, now, account_id, state.cooldowns.get(rule_id)))
+                else:
+                    fired.extend(ev.advance_to(rule_state, now, account_id))
                 deadline = ev.next_deadline(rule_state)
             if deadline is not None and deadline < earliest:
                 earliest = deadline

@@ -442,8 +442,9 @@ class RiskRule(RuleBase):
     (``rules.loader``) and keeps it on the rule. Scored at every UTC midnight. After firing, the
     rule re-arms only once the risk falls below ``threshold − hysteresis`` (default 0.05, or half the
     threshold when that is smaller: a threshold of 0.05 or below is valid without writing one);
-    ``cooldown`` (default 30 days) spaces alerts further. No alert before the account has ``warmup``
-    of history.
+    ``cooldown`` (default 30 days) spaces alerts further: a crossing within it is held back (the rule stays armed)
+    and alerts at the first tick after it if the risk is still at or above ``threshold``. No alert before the
+    account has ``warmup`` of history.
     """
 
     kind: Literal["risk"]

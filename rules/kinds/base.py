@@ -162,7 +162,11 @@ class Evaluator(Protocol[S]):
         ...
 
     def advance_to(self, state: S, now: float, account_id: str) -> list[Finding]:
-        """Fire every deadline ``<= now``."""
+        """Fire every deadline ``<= now``.
+
+        A kind whose class sets ``takes_deadline_cooldowns = True`` is called with a fourth argument,
+        ``cooldowns``, as ``on_event`` is with ``takes_cooldowns``: to hold back what the engine would drop.
+        """
         ...
 
     def next_deadline(self, state: S) -> float | None:
@@ -184,6 +188,8 @@ class EvaluatorBase(Generic[S]):
     has_deadlines = False
     takes_cooldowns = False
     """True: ``on_event`` accepts ``cooldowns`` (see ``Evaluator.on_event``)."""
+    takes_deadline_cooldowns = False
+    """True: ``advance_to`` accepts ``cooldowns`` (see ``Evaluator.advance_to``)."""
     suppressed = 0
     """Findings not built because ``cooled`` said the engine's cooldown would drop them."""
 

@@ -4,7 +4,10 @@ Every event of the account (or those the optional ``match`` accepts) is folded i
 state of ``rules.risk.features`` — the same code ``preempt train`` replays history through — and
 at each midnight tick the model (``rules.risk.model``, plain JSON) scores it. The rule fires when
 the risk reaches ``threshold`` while armed and the account has ``warmup`` of history; it re-arms
-when the risk falls below ``threshold − hysteresis``. The engine's cooldown applies on top.
+when the risk falls below ``threshold − hysteresis``. The engine's cooldown applies on top: a crossing within
+the cooldown of the rule's last alert is held back, still armed, and fires at the first tick after the
+cooldown while the risk is at or above ``threshold`` (the engine hands ``advance_to`` its cooldown table);
+before, the cooldown dropped it and disarmed the rule, so an account that stayed at risk never alerted again.
 Ticks stop ``CAP_DAYS`` after the account's last event (nothing can change after that) and
 resume with its next event.
 
@@ -19,7 +22,7 @@ Evidence: the risk, the threshold, and the top contributing features as sentence
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -65,6 +68,7 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
     rule: RiskRule
 
     has_deadlines = True
+    takes_deadline_cooldowns = True
     state_type = RiskState
 
     def __init__(self, rule: RiskRule) -> None:
@@ -126,7 +130,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
             state.deadline = (math.floor(event.ts / DAY) + 1) * DAY
         return []
 
-    def advance_to(self, state: RiskState, now: float, account_id: str) -> list[Finding]:
+    def advance_to(
+        self, state: RiskState, now: float, account_id: str, cooldowns: Mapping[str, float] | None = None
+    ) -> list[Finding]:
         tick = state.deadline
         if tick is None or tick > now:
             return []
@@ -134,22 +140,33 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         findings: list[Finding] = []
         last = state.features["l"]
         facts = self._facts(account_id)
+        # the engine's cooldown table (None: called without an engine, nothing is held back); the findings of this
+        # call count too: the engine records them once it has them all
+        fired = None if cooldowns is None else cooldowns.get("")
         while tick is not None and tick <= now:
-            finding = self._tick(state, tick, account_id, facts)
+            finding = self._tick(state, tick, account_id, facts, fired if cooldowns is not None else None)
             if finding is not None:
                 findings.append(finding)
+                fired = tick
             tick = tick + DAY
             if last is None or tick > last + features.CAP_DAYS * DAY:
                 tick = None
         state.deadline = tick
         return findings
 
-    def _tick(self, state: RiskState, tick: float, account_id: str, facts: features.AccountFacts) -> Finding | None:
+    def _tick(
+        self,
+        state: RiskState,
+        tick: float,
+        account_id: str,
+        facts: features.AccountFacts,
+        fired: float | None = None,
+    ) -> Finding | None:
         rule = self.rule
         explained = features.compute(self._spec, state.features, tick, facts)
         score = self._model.score(features.values(explained))
         risk = score.risk
-        state.risk = round(risk, 6)
+        previous, state.risk = state.risk, round(risk, 6)
         first = state.features["f"]
         warm = first is not None and tick - first >= rule.warmup
         if risk < rule.threshold:
@@ -157,6 +174,13 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
                 state.armed = True
             return None
         if not (state.armed and warm):
+            return None
+        cooldown = rule.effective_cooldown
+        if fired is not None and cooldown > 0 and tick - fired < cooldown:
+            # within the cooldown of the last alert: held back, still armed, so the rule fires at the first tick
+            # after the cooldown while the risk stays at or above the threshold (counted once, as it crosses)
+            if previous is None or previous < rule.threshold:
+                self.suppressed += 1
             return None
         state.armed = False
         return make_finding(

@@ -133,7 +133,12 @@ class RiskModel:
         """Check that the spec yields exactly the model's feature list."""
         try:
             spec = FeatureSpec.from_json(doc.feature_spec)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:  # a field a term or numeric property needs (its name alone read as the message)
+            raise RiskModelError(
+                f"feature_spec: {exc.args[0]!r} is missing (edited by hand?); make the model again with this "
+                "Preempt's preempt train"
+            ) from None
+        except (TypeError, ValueError) as exc:
             raise RiskModelError(
                 f"feature_spec: {exc}; make the model again with this Preempt's preempt train"
             ) from None

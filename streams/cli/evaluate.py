@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import orjson
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from rules.evaluation import AlertPoint, RuleScore, evaluate, render_table
@@ -116,7 +117,10 @@ def outcome_names(options: tuple[str, ...]) -> dict[str, OutcomeKind]:
             name, kind = parse_outcome_event_option(option)
         except ValueError as exc:
             raise click.ClickException(f"--outcome-event {exc}") from None
-        names[name] = kind
+        if names.setdefault(name, kind) != kind:  # the last one would have won without a word
+            raise click.ClickException(
+                f"--outcome-event {name!r} is named twice, as {names[name]} and as {kind}: give one outcome"
+            )
     return names
 
 
@@ -158,18 +162,43 @@ def _looks_like_events(path: Path) -> bool:
     return first is not None and "event" in first and "outcome" not in first
 
 
-def load_outcomes(outcomes_path: Path | None, events_path: Path | None, names: dict[str, OutcomeKind]) -> Outcomes:
-    """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected)."""
+def refuse_outcomes_as_events(path: Path, option: str) -> None:
+    """One line when a file given as events starts with an outcome (an outcomes file where events belong): read
+    as events, it would hold no outcome event, or no valid event at all."""
+    first = _first_object(path)
+    if first is not None and "outcome" in first and "event" not in first:
+        raise click.ClickException(
+            f"{option} {path}: line 1 is an outcome, not an event: give an outcomes file as --outcomes"
+        )
+
+
+def load_outcomes(
+    outcomes_path: Path | None,
+    events_path: Path | None,
+    names: dict[str, OutcomeKind],
+    *,
+    events_option: str = "--outcomes-events",
+    alerts_option: str | None = "--alerts",
+) -> Outcomes:
+    """Outcomes from an outcomes file, or from the outcome events of an events file (auto-detected).
+
+    ``events_option`` names the option ``events_path`` came from, ``alerts_option`` the command's option for an
+    alerts file (None: it has none), for the one line that says a file was given in the wrong place."""
     try:
         if outcomes_path is not None and _holds_alerts(outcomes_path):
-            raise click.ClickException(
-                f"{outcomes_path}: line 1 is an alert, not an outcome: --alerts and --outcomes swapped?"
+            fix = (
+                f"{alerts_option} and --outcomes swapped?"
+                if alerts_option
+                else "give the outcomes (or the events announcing them) as --outcomes"
             )
+            raise click.ClickException(f"{outcomes_path}: line 1 is an alert, not an outcome: {fix}")
         if outcomes_path is not None and not _looks_like_events(outcomes_path):
             return read_outcomes(outcomes_path)
         source = outcomes_path if outcomes_path is not None else events_path
         if source is None:
             raise click.ClickException("give --outcomes FILE (outcomes or events JSONL) or --outcomes-events FILE")
+        if outcomes_path is None:
+            refuse_outcomes_as_events(source, events_option)
         invalid: list[tuple[int, str]] = []
         outcomes = outcomes_from_events(_outcome_events(source, names, invalid), names)
         if invalid:
@@ -224,6 +253,8 @@ def parse_duration_option(value: str, option: str, *, allow_zero: bool = False) 
     try:
         if allow_zero:
             return 0.0 if value.strip() == "0" else parse_duration_or_seconds(value)
+        if value.strip() == "0":  # a zero, not something that is not a duration
+            raise ValueError(f"{value!r}: a duration must be longer than zero")
         return parse_duration(value)
     except ValueError as exc:
         raise click.ClickException(f"{option}: {exc}") from None
@@ -293,7 +324,11 @@ def evaluate_command(
     horizon_s = parse_duration_option(horizon, "--horizon")
     lead_s = parse_duration_option(lead, "--lead", allow_zero=True)
     if lead_s > horizon_s:
-        raise click.ClickException(f"--lead {lead} is longer than --horizon {horizon}; a warning must fit the horizon")
+        default = click.get_current_context().get_parameter_source("lead") is ParameterSource.DEFAULT
+        raise click.ClickException(
+            f"--lead {lead}{' (the default)' if default else ''} is longer than --horizon {horizon}; "
+            f"a warning must fit the horizon: give --lead {horizon} or less"
+        )
     if outcomes_path is not None and events_path is not None:
         raise click.ClickException("give either --outcomes or --outcomes-events, not both")
     names = outcome_names(outcome_events)

@@ -23,7 +23,7 @@ from schemas.event import Event
 from schemas.formatting import plural
 from schemas.jsonl import read_file
 from schemas.outcome import OutcomeKind, Outcomes
-from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option
+from streams.cli.evaluate import load_outcomes, outcome_names, parse_duration_option, refuse_outcomes_as_events
 from streams.cli.input_files import rereadable
 from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
 from streams.cli.progress import file_progress, progress_bar
@@ -184,6 +184,22 @@ def _note_outcomes_without_events(outcomes: Outcomes, seen: set[str], events_pat
             f"note: {len(missing)} of the {len(outcomes.by_account)} accounts with an outcome have no event in "
             f"{events_path} and teach nothing (first: {missing[0]}): account ids that differ between the files, or "
             "accounts gone before the history starts",
+            err=True,
+        )
+
+
+def _note_outcomes_without_samples(
+    outcomes: Outcomes, seen: set[str], samples: Samples, as_of_every: str, warmup: str
+) -> None:
+    """Accounts with an outcome and events that gave no sample teach nothing either (a churn before the history,
+    or an account younger than the warm-up at every as-of time): say how many, as for those without events."""
+    given = set(samples.accounts)
+    silent = sorted(a for a in outcomes.by_account.keys() & seen if a not in given)
+    if silent and samples.first_event_at is not None:
+        click.echo(
+            f"note: {len(silent)} of the {len(outcomes.by_account)} accounts with an outcome give no sample and teach "
+            f"nothing (first: {silent[0]}): at no as-of time (every {as_of_every}) were they --warmup {warmup} old "
+            "and not churned yet (a churn before or early in the history, or events that start late)",
             err=True,
         )
 
@@ -361,6 +377,7 @@ def train_command(
     dedup_horizon = max(settings.dedup_horizon_seconds, lateness)  # as preempt backtest keeps it
     if next(read_file(events_path), None) is None:  # a wrong or truncated file, not "no outcomes"
         raise click.ClickException(f"{events_path}: no events (the file is empty or only blank lines)")
+    refuse_outcomes_as_events(events_path, "--events")  # before a pass over the other file, or "no outcome event"
     try:
         from streams.prescient import training as risk_training
     except ImportError as exc:
@@ -368,7 +385,9 @@ def train_command(
             f"training needs scikit-learn ({exc.name} is missing): pip install 'preempt[train]'"
         ) from None
     accounts = _accounts(accounts_path)
-    every_outcome = load_outcomes(outcomes_path, None if outcomes_path else events_path, names)
+    every_outcome = load_outcomes(
+        outcomes_path, None if outcomes_path else events_path, names, events_option="--events", alerts_option=None
+    )
     outcomes = _restricted(every_outcome, accounts)
     if accounts is not None and len(outcomes.by_account) < len(every_outcome.by_account):
         left_out = sorted(every_outcome.by_account.keys() - accounts.keys())
@@ -429,6 +448,7 @@ def train_command(
             dedup_horizon=dedup_horizon,
         )
         click.echo(f"samples: {len(samples.labels)} ({sum(samples.labels)} positive)", err=True)
+        _note_outcomes_without_samples(outcomes, seen, samples, as_of_every, warmup)
         if samples.late:  # before the checks: events out of order are the likeliest cause of a refusal
             click.echo(
                 f"{plural(samples.late, 'event')} out of time order beyond {lateness:g} s ignored, as the engine would",

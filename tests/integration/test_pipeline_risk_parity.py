@@ -6,6 +6,8 @@ import json
 import subprocess
 from collections import Counter
 from collections.abc import Callable
+from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -100,6 +102,14 @@ def test_risk_rule_alerts_match_the_backtest(
     append_heartbeats(events, settings.topic_partitions)
     expected = _backtest(rules, events, accounts, tmp_path / "backtest.jsonl")
     assert len(expected) >= 5, "the risk rule must fire for the comparison to mean anything"
+    fired: dict[str, list[str]] = {}
+    for line in (tmp_path / "backtest.jsonl").read_bytes().splitlines():
+        alert = json.loads(line)
+        fired.setdefault(alert["account_id"], []).append(alert["fired_at"][:10])
+    # a crossing within the 7-day cooldown, held back and fired as the cooldown ended (acc-0013: 11-09, then 11-16)
+    assert any(
+        (date.fromisoformat(b) - date.fromisoformat(a)).days == 7 for days in fired.values() for a, b in pairwise(days)
+    ), "the history must hold a crossing held back by the cooldown for the comparison to cover it"
     without_records = _backtest(rules, events, None, tmp_path / "backtest-no-accounts.jsonl")
     assert without_records != expected, "the account records must change the alerts for the comparison to cover them"
 

@@ -103,6 +103,26 @@ def test_engine_state_round_trip_keeps_findings(tmp_path: Path) -> None:
     assert expected
 
 
+@pytest.mark.parametrize("chopped", [False, True])
+def test_a_crossing_within_the_cooldown_alerts_once_the_cooldown_is_over(tmp_path: Path, chopped: bool) -> None:
+    """Cooldown spaces alerts, it does not cancel them: a risk that crosses the threshold again within the cooldown
+    and stays above it alerts at the first tick after the cooldown. Before, the held-back crossing disarmed the rule
+    and the account, silent for two months at a risk of 1.0, never alerted again."""
+    rules = RuleSet((_rule(write_model(tmp_path / "m.json"), hysteresis=0.2, cooldown="30d"),))
+    engine = RuleEngine(rules)
+    state = engine.new_state()
+    findings = []
+    for event in (_login(0), _login(8.5)):  # risk = sigmoid(days silent - 5): ≥ 0.5 on day 6, < 0.3 on day 9
+        findings += engine.on_event(state, event, event.ts)[1]
+    if chopped:  # the worker's timer and the backtest advance the clock in steps of any size: the same alerts
+        for day in range(1, 80):
+            findings += engine.advance(state, MIDNIGHT + day * DAY)
+    else:
+        findings += engine.advance(state, MIDNIGHT + 80 * DAY)
+    # day 6: fires; day 9: re-armed; day 14: crosses again within the cooldown (day 6 + 30); day 36: still above
+    assert [(f.fired_at - MIDNIGHT) / DAY for f in findings] == [6, 36]
+
+
 def test_engine_features_equal_the_training_replay(tmp_path: Path) -> None:
     """The features the engine scores at a tick are those ``preempt train`` computes by replay."""
     rule = _rule(write_model(tmp_path / "m.json"))
@@ -344,6 +364,23 @@ def test_a_feature_spec_of_another_shape_is_refused_in_one_line(tmp_path: Path, 
     with pytest.raises(RiskModelError, match=r"^feature_spec: ") as info:
         load_risk_model(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec_change", "missing"),
+    [
+        ({"terms": [{"property": None, "value": None}]}, "'event'"),
+        ({"numerics": [{"event": "NPS"}]}, "'property'"),
+    ],
+)
+def test_a_feature_spec_missing_a_field_names_it(tmp_path: Path, spec_change: dict[str, Any], missing: str) -> None:
+    """A hand-edited feature_spec that lost a field names the field as missing: it read "feature_spec: 'event'"."""
+    path = write_model(tmp_path / "m.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["feature_spec"] |= spec_change
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(RiskModelError, match=rf"^feature_spec: {missing} is missing \(edited by hand\?\); make the"):
+        load_risk_model(path)
 
 
 def test_a_feature_spec_of_a_version_this_preempt_does_not_read_says_what_to_do(tmp_path: Path) -> None:

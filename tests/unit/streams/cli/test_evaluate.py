@@ -136,6 +136,46 @@ def test_bad_duration_is_one_line(files: dict[str, Path]) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--horizon", "0"], "Error: --horizon: '0': a duration must be longer than zero"),
+        (["--horizon", "0d"], "Error: --horizon: '0d': a duration must be longer than zero"),
+        (
+            ["--horizon", "7d"],
+            "Error: --lead 14d (the default) is longer than --horizon 7d; a warning must fit the horizon: "
+            "give --lead 7d or less",
+        ),
+        (
+            ["--horizon", "7d", "--lead", "10d"],
+            "Error: --lead 10d is longer than --horizon 7d; a warning must fit the horizon: give --lead 7d or less",
+        ),
+    ],
+)
+def test_a_horizon_of_zero_or_shorter_than_the_lead_says_what_is_wrong(
+    files: dict[str, Path], options: list[str], error: str
+) -> None:
+    """--horizon 0 is a duration of zero (not "not a duration"), and a --horizon shorter than the default --lead
+    says that the lead is the default one, which the user did not write."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["outcomes"]), *options]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [error]
+
+
+def test_one_event_named_for_two_outcomes_is_one_line(files: dict[str, Path]) -> None:
+    """--outcome-event naming one event twice with different outcomes is refused, not settled by the last one."""
+    twice = ["--outcome-event", "Subscription Cancelled=churned", "--outcome-event", "Subscription Cancelled=renewed"]
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes", str(files["events"]), *twice]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: --outcome-event 'Subscription Cancelled' is named twice, as churned and as renewed: give one outcome"
+    ]
+
+
 def test_alerts_file_that_is_not_alerts_is_one_line(files: dict[str, Path]) -> None:
     """Passing the events file as --alerts names the file and line and says what to give."""
     result = CliRunner().invoke(
@@ -255,6 +295,19 @@ def test_both_outcome_sources_is_one_line(files: dict[str, Path]) -> None:
     )
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == ["Error: give either --outcomes or --outcomes-events, not both"]
+
+
+def test_an_outcomes_file_given_as_outcome_events_is_one_line_saying_so(files: dict[str, Path]) -> None:
+    """An outcomes file given to --outcomes-events holds no event: refused in one line naming --outcomes, not read
+    as "no outcomes" (every churn silently counted as not churned, a table of 0 % and exit 0)."""
+    result = CliRunner().invoke(
+        main, ["evaluate", "--alerts", str(files["alerts"]), "--outcomes-events", str(files["outcomes"])]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --outcomes-events {files['outcomes']}: line 1 is an outcome, not an event: "
+        "give an outcomes file as --outcomes"
+    ]
 
 
 def test_outcomes_exported_with_a_byte_order_mark_are_read(files: dict[str, Path], tmp_path: Path) -> None:

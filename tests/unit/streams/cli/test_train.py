@@ -668,3 +668,61 @@ def test_the_page_cache_of_the_events_read_is_not_counted_as_memory_taken(
     monkeypatch.setattr(train, "CGROUP", cgroup)
     monkeypatch.setattr(train, "MEMINFO", meminfo)
     assert train.available_memory() == 3 * 2**30 + 2**20
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_an_outcomes_file_given_as_the_events_is_one_line_saying_so(
+    history: dict[str, Path], tmp_path: Path, swapped: bool
+) -> None:
+    """The outcomes given as --events (alone, or swapped with an events file given as --outcomes) are named as
+    such, not "holds no outcome event" nor "every line is an invalid event" after a pass over the other file."""
+    outcomes_option = ["--outcomes", str(history["events"])] if swapped else []
+    result = CliRunner().invoke(
+        main,
+        ["train", "--events", str(history["outcomes"]), *outcomes_option, "--output", str(tmp_path / "m.json")],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --events {history['outcomes']}: line 1 is an outcome, not an event: "
+        "give an outcomes file as --outcomes"
+    ]
+
+
+def test_an_alerts_file_given_as_outcomes_names_no_option_train_lacks(history: dict[str, Path], tmp_path: Path) -> None:
+    """preempt train has no --alerts: an alerts file given as --outcomes is named as alerts, without the
+    "--alerts and --outcomes swapped?" that preempt evaluate says."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(
+        orjson.dumps({"alert_id": "x", "rule_id": "r", "account_id": "acc-0001", "fired_at": START}) + b"\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["train", "--events", str(history["events"]), "--outcomes", str(alerts), "--output", str(tmp_path / "m.json")],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {alerts}: line 1 is an alert, not an outcome: give the outcomes (or the events announcing them) "
+        "as --outcomes"
+    ]
+
+
+def test_accounts_whose_churn_lies_before_the_history_are_counted_in_a_note(
+    history: dict[str, Path], tmp_path: Path
+) -> None:
+    """An account with events whose churn lies before the history (or before it is --warmup old at an as-of time)
+    gives no sample: a note says how many and names the first, where they were left out without a word."""
+    lines = [orjson.loads(line) for line in history["outcomes"].read_bytes().splitlines()]
+    churned = sorted(o["account_id"] for o in lines if o["outcome"] == "churned")
+    early = {**next(o for o in lines if o["account_id"] == churned[0]), "at": "2025-12-01T00:00:00Z"}
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(
+        b"".join(orjson.dumps(early if o["account_id"] == early["account_id"] else o) + b"\n" for o in lines)
+    )
+    files = ["--events", str(history["events"]), "--outcomes", str(outcomes), "--output", str(tmp_path / "m.json")]
+    result = CliRunner().invoke(main, ["train", *files])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.stderr.splitlines() if "give no sample" in line)
+    assert note.startswith(
+        f"note: 1 of the {len(lines)} accounts with an outcome give no sample and teach nothing "
+        f"(first: {early['account_id']}): at no as-of time (every 7d) were they --warmup 14d old"
+    )
