@@ -107,6 +107,28 @@ def test_file_without_any_event_is_one_line_error_before_connecting(
     assert fake_publishers == []
 
 
+def test_file_without_any_valid_event_is_reported_without_connecting(
+    fake_publishers: list[FakeProducer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A --file none of whose lines is a valid event (an accounts file given by mistake) has nothing to
+    send: its lines are reported and it exits 1 at once, without waiting for Kafka (with the broker down
+    the user waited 5 s for the probe and was then told to start the broker)."""
+    probed: list[object] = []
+    monkeypatch.setattr(publish_module, "probe_broker", probed.append)
+    path = tmp_path / "accounts.jsonl"
+    path.write_bytes(b'{"account_id": "acme", "name": "Acme"}\n[1]\n')
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:1: unknown_field (name): unknown top-level field 'name'; allowed: event_id, event, account_id, "
+        "user_id, timestamp, properties, context",
+        f"{path}:2: not_an_object: an event must be a JSON object, got an array",
+        f"{path}: 0 valid, 2 invalid (nothing was sent)",
+    ]
+    assert probed == []
+    assert fake_publishers == []
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [(["--event", "", "--account", "acme"], "event"), (["--event", "Login", "--account", ""], "account_id")],
