@@ -222,8 +222,17 @@ def datetime_text(value: Any, timezone: Any = None) -> str:
     moment = datetime_instant(value)
     if moment is None:
         return text(value)
-    local = moment.astimezone(zone(timezone))
+    local = _local(moment, timezone)
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {_zone_name(local)}"
+
+
+def _local(moment: datetime, timezone: Any) -> datetime:
+    """``moment`` in ``timezone``; in UTC when the local time falls outside the calendar (9999-12-31T23:59Z, the
+    "never" sentinel of CRMs and billing systems, is already year 10000 in Tokyo: an ``OverflowError``)."""
+    try:
+        return moment.astimezone(zone(timezone))
+    except (OverflowError, ValueError):
+        return moment.astimezone(UTC)
 
 
 def _zone_name(local: datetime) -> str:
@@ -241,7 +250,7 @@ def date_text(value: Any, timezone: Any = None) -> str:
     moment = datetime_instant(value)
     if moment is None:
         return text(value)
-    local = moment.astimezone(zone(timezone))
+    local = _local(moment, timezone)
     return f"{local:%a} {local.day} {local:%b %Y}"
 
 

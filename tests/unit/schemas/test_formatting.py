@@ -104,6 +104,21 @@ def test_zones_without_an_abbreviation_and_dst_changes_read_as_offsets_from_utc(
     assert datetime_text("2026-03-08T07:00:00Z", "America/New_York") == "Sun 8 Mar 2026, 03:00 EDT"
 
 
+@pytest.mark.parametrize(
+    ("value", "timezone", "as_datetime", "as_date"),
+    [
+        ("9999-12-31T23:59:59Z", "Asia/Tokyo", "Fri 31 Dec 9999, 23:59 UTC", "Fri 31 Dec 9999"),
+        ("0001-01-01T00:00:00Z", "America/New_York", "Mon 1 Jan 1, 00:00 UTC", "Mon 1 Jan 1"),
+    ],
+)
+def test_a_date_at_the_end_of_the_calendar_is_shown_in_utc_not_an_overflow(value, timezone, as_datetime, as_date):
+    """A "never" sentinel (9999-12-31, as CRMs and billing systems write a contract without an end) has no local
+    time in a zone ahead of UTC: the filter raised OverflowError, and the whole title or summary template fell
+    back to its raw source ("Contract ends {{ evidence.properties.until|datetime(account.timezone) }}")."""
+    assert datetime_text(value, timezone) == as_datetime
+    assert date_text(value, timezone) == as_date
+
+
 def test_a_score_down_one_point_is_singular():
     """A score that fell by exactly one point reads "down 1 point" (it read "down 1 points")."""
     evidence = {"value": 39.0, "baseline": 40.0, "reason": "drop", "components": {"logins": 39.0}}
