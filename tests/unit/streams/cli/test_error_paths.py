@@ -626,6 +626,35 @@ def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(tmp_path: Path)
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["events", "validate", "-"], "Error: <stdin>: no events (the input is empty or only blank lines)"),
+        (["backtest", "--events", "-"], "Error: <stdin>: no events (the file is empty or only blank lines)"),
+        (["alerts", "preview", "-"], "Error: stdin: empty; expected an alert JSON object or a backtest's alerts JSONL"),
+    ],
+    ids=["validate", "backtest", "preview"],
+)
+def test_a_closed_stdin_read_as_dash_is_empty_input_not_a_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A command started with stdin closed (`<&-`, some service managers) and told to read `-` was a
+    RuntimeError/AttributeError traceback from click; it is the one line of an empty input."""
+    done = subprocess.run(
+        [PREEMPT, *args],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in done.stderr
+
+
 def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:
     """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback."""
     args = ["simulate", "--seed", "1", "--days", "3650", "--accounts", "1000", "--output", "events.jsonl"]
