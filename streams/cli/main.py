@@ -199,43 +199,8 @@ def one_line(error: click.UsageError) -> click.UsageError:
     return OneLineUsageError(error)
 
 
-def refuse_repeated_options(command: click.Command, name: str, args: list[str], parent: click.Context) -> None:
-    """Raise a usage error when an option that takes one value is given more than once (``--events a --events b``):
-    click keeps the last silently. Looks through subgroups to the command that is run."""
-    ctx = click.Context(command, info_name=name, parent=parent, resilient_parsing=True)
-    try:
-        _, rest, order = command.make_parser(ctx).parse_args(args=list(args))
-    except click.UsageError:
-        return  # the command's own parsing reports it, as before
-    if command.get_help_option(ctx) in order:
-        return  # -h shows the help, whatever else is on the line
-    for param in dict.fromkeys(order):
-        if not isinstance(param, click.Option) or param.multiple or param.count or param.is_flag:
-            continue
-        times = order.count(param)
-        if times > 1:
-            raise click.UsageError(
-                f"{param.opts[-1]} is given {times} times, but takes one value (only the last would count); "
-                "give it once",
-                ctx=click.Context(command, info_name=name, parent=parent),
-            )
-    if isinstance(command, click.Group) and rest:
-        sub = command.get_command(ctx, rest[0])
-        if sub is not None:
-            refuse_repeated_options(sub, rest[0], rest[1:], ctx)
-
-
 class PreemptGroup(LazyGroup):
     """The ``preempt`` group: one line, not a traceback, for the errors a user can fix."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        """The subcommand, after refusing an option of one value given twice to it (or to its subcommand)."""
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None and name is not None and not ctx.resilient_parsing:
-            refuse_repeated_options(command, name, rest, ctx)
-        return name, command, rest
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any

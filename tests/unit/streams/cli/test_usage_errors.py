@@ -32,22 +32,6 @@ CASES: list[tuple[list[str], str]] = [
         ["events", "dead-letters", "--reason"],
         "Error: Option '--reason' requires an argument. Try 'preempt events -h' for help.",
     ),
-    # an option of one value given twice: only the last counted, silently (a second --events was not replayed)
-    (
-        ["backtest", "--events", "a.jsonl", "--events", "b.jsonl"],
-        "Error: --events is given 2 times, but takes one value (only the last would count); give it once. "
-        "Try 'preempt backtest -h' for help.",
-    ),
-    (
-        ["publish", "--event", "Login", "--account", "a", "--event=Logout"],
-        "Error: --event is given 2 times, but takes one value (only the last would count); give it once. "
-        "Try 'preempt publish -h' for help.",
-    ),
-    (
-        ["routes", "test", "r.yaml", "--alert", "a.json", "--index", "1", "--index", "2"],
-        "Error: --index is given 2 times, but takes one value (only the last would count); give it once. "
-        "Try 'preempt routes test -h' for help.",
-    ),
 ]
 
 
@@ -76,10 +60,3 @@ def test_the_installed_command_says_one_line() -> None:
     assert run.returncode == 2
     assert run.stdout == ""
     assert run.stderr == "Error: No such command 'simulat'. Did you mean 'simulate'? Try 'preempt -h' for help.\n"
-
-
-def test_help_wins_over_an_option_given_twice() -> None:
-    """-h anywhere on the line shows the help, as before, even with an option repeated."""
-    result = CliRunner().invoke(main, ["backtest", "--events", "a.jsonl", "--events", "b.jsonl", "-h"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Usage: preempt backtest [OPTIONS]")
