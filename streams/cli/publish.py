@@ -23,7 +23,7 @@ from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.option_types import InputPath
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import describe, describe_rejection
+from streams.sdk.event_lines import accounts_file_note, describe, describe_rejection
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
@@ -158,8 +158,10 @@ def _report_invalid_lines(path: Path, settings: Settings) -> None:
     lines (the user would otherwise learn of them only after fixing the broker); silent when all are valid."""
     now = time.time()
     valid = invalid = 0
+    first: bytes | None = None  # the first line, to name an accounts file given as events
     with contextlib.suppress(PreemptError, OSError):  # a file that fails part-way: the broker's error is still the one
         for line in read_file(path):
+            first = line.raw if first is None else first
             result = _decode(line.raw, settings, now)
             if isinstance(result, Rejection):
                 invalid += 1
@@ -167,7 +169,8 @@ def _report_invalid_lines(path: Path, settings: Settings) -> None:
             else:
                 valid += 1
     if invalid:
-        click.echo(f"{path}: {valid} valid, {invalid} invalid (nothing was sent)", err=True)
+        note = "" if valid else accounts_file_note(first)
+        click.echo(f"{path}: {valid} valid, {invalid} invalid (nothing was sent){note}", err=True)
 
 
 def _publish_file(path: Path, settings: Settings) -> int:

@@ -123,7 +123,8 @@ def test_file_without_any_valid_event_is_reported_without_connecting(
         f"{path}:1: unknown_field (name): unknown top-level field 'name'; allowed: event_id, event, account_id, "
         "user_id, timestamp, properties, context",
         f"{path}:2: not_an_object: an event must be a JSON object, got an array",
-        f"{path}: 0 valid, 2 invalid (nothing was sent)",
+        f"{path}: 0 valid, 2 invalid (nothing was sent); it holds account records, not events: give it to "
+        "`preempt backtest --accounts` (their schema: `preempt events schema --account`)",
     ]
     assert probed == []
     assert fake_publishers == []
@@ -181,3 +182,16 @@ def test_ctrl_c_in_a_file_says_how_far_it_got(monkeypatch: pytest.MonkeyPatch, t
         "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
     ]
     assert producer.flushed == 1
+
+
+def test_an_accounts_file_given_to_publish_is_named_as_one(fake_publishers: list[FakeProducer], tmp_path: Path) -> None:
+    """publish --file of an accounts JSONL says what the file is, as `events validate` does."""
+    path = tmp_path / "accounts.jsonl"
+    path.write_bytes(b'{"account_id": "acme", "name": "Acme", "tier": "growth"}\n')
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"{path}: 0 valid, 1 invalid (nothing was sent); it holds account records, not events: give it to "
+        "`preempt backtest --accounts` (their schema: `preempt events schema --account`)"
+    )
+    assert fake_publishers == []
