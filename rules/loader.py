@@ -253,6 +253,23 @@ def _cross_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: Validatio
     return []
 
 
+def _common_field_lines(file: Path, who: str, raw: dict[Any, Any], exc: ValidationError) -> list[str]:
+    """The errors of the fields every rule has, when the kind is missing or unknown.
+
+    pydantic stops at the kind tag then, so a rule with no kind and a misspelt severity reported only
+    the kind, and the severity only once the kind was fixed. The common fields are checked on their
+    own here (the kind's own fields cannot be: which ones it has depends on the kind).
+    """
+    if not any(error["type"] in ("union_tag_not_found", "union_tag_invalid") for error in exc.errors()):
+        return []
+    common = {key: value for key, value in raw.items() if key in RuleBase.model_fields}
+    try:
+        RuleBase.model_validate({**common, "kind": "placeholder"})
+    except ValidationError as second:
+        return list(_validation_lines(file, who, raw, second.errors()))
+    return []
+
+
 def _raw_rules(file: Path, errors: list[str]) -> list[tuple[int | None, object]]:
     if _broken_link(file):
         errors.append(f"{file}: rule (unknown): field '(file)': a broken link (to {file.readlink()}): fix or remove it")
@@ -343,6 +360,7 @@ def load_rules(path: Path) -> RuleSet:
             except ValidationError as exc:
                 errors.extend(_validation_lines(file, who, raw, exc.errors()))
                 errors.extend(_cross_field_lines(file, who, raw, exc))
+                errors.extend(_common_field_lines(file, who, raw, exc))
                 if isinstance(raw.get("id"), str):
                     failed.setdefault(raw["id"], _raw_target(raw))
                 continue

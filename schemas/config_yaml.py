@@ -11,6 +11,7 @@ Called by ``rules.loader`` and ``alerts.routing.config`` when they read a file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,23 @@ def _describe(exc: MarkedYAMLError) -> str:
     return problem + (f" ({context}{other})" if context else "")
 
 
+# A value (after "key:", "- " or inside [ ]) that opens a Jinja template unquoted: YAML reads "{{" as a mapping.
+_UNQUOTED_TEMPLATE = re.compile(r"(?:^|[:\[,-])\s*\{[{%]")
+_QUOTED = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'")
+
+
+def _hint(exc: MarkedYAMLError, line: str) -> str:
+    """What to do about the two slips YAML's own words do not explain: an unquoted template, a tab."""
+    if _UNQUOTED_TEMPLATE.search(_QUOTED.sub('""', line)):
+        return (
+            "; a value that starts with { is read as a YAML mapping: put a template in quotes, e.g. "
+            'title: "{{ account.name }}: …"'
+        )
+    if "'\\t'" in (exc.problem or ""):  # the scanner's "found character '\t' that cannot start any token"
+        return "; indent with spaces: YAML does not allow tabs there"
+    return ""
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse one YAML document; ``source`` (a path) starts every error message.
 
@@ -68,7 +86,9 @@ def parse_yaml(text: str, source: str) -> Any:
         return yaml.load(text)
     except MarkedYAMLError as exc:
         line, where = _where(exc)
-        raise YamlSyntaxError(f"{source}: {where}not valid YAML: {_describe(exc)}", line) from None
+        lines = text.splitlines()
+        hint = _hint(exc, lines[line - 1] if line is not None and line <= len(lines) else "")
+        raise YamlSyntaxError(f"{source}: {where}not valid YAML: {_describe(exc)}{hint}", line) from None
     except YAMLError as exc:
         # e.g. a control character: the library's message continues on a second line with its position
         raise YamlSyntaxError(f"{source}: not valid YAML: {' '.join(str(exc).split())}", None) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -217,13 +217,42 @@ def datetime_instant(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+_CALENDAR_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _calendar_day(value: Any) -> date | None:
+    """The day of a calendar date (a ``date``, or ``YYYY-MM-DD`` text, as an account's ``renewal_date``): a day
+    everywhere, not an instant to move to a timezone (UTC midnight is the day before west of UTC)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _CALENDAR_DAY.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 def datetime_text(value: Any, timezone: Any = None) -> str:
-    """``2026-01-02T13:20:33.818Z`` in ``America/New_York`` → ``Fri 2 Jan 2026, 08:20 EST``."""
+    """``2026-01-02T13:20:33.818Z`` in ``America/New_York`` → ``Fri 2 Jan 2026, 08:20 EST``; a calendar date
+    (``2026-12-01``) → ``Tue 1 Dec 2026``, the same day in every timezone."""
+    day = _calendar_day(value)
+    if day is not None:
+        return f"{day:%a} {day.day} {day:%b %Y}"
     moment = datetime_instant(value)
     if moment is None:
         return text(value)
-    local = moment.astimezone(zone(timezone))
+    local = _local(moment, timezone)
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {_zone_name(local)}"
+
+
+def _local(moment: datetime, timezone: Any) -> datetime:
+    """``moment`` in ``timezone``; in UTC when the local time falls outside the calendar (9999-12-31T23:59Z, the
+    "never" sentinel of CRMs and billing systems, is already year 10000 in Tokyo: an ``OverflowError``)."""
+    try:
+        return moment.astimezone(zone(timezone))
+    except (OverflowError, ValueError):
+        return moment.astimezone(UTC)
 
 
 def _zone_name(local: datetime) -> str:
@@ -237,11 +266,15 @@ def _zone_name(local: datetime) -> str:
 
 
 def date_text(value: Any, timezone: Any = None) -> str:
-    """``2026-01-10T00:00:00Z`` in ``America/Los_Angeles`` → ``Fri 9 Jan 2026`` (the owner's calendar day)."""
+    """``2026-01-10T00:00:00Z`` in ``America/Los_Angeles`` → ``Fri 9 Jan 2026`` (the owner's calendar day); a
+    calendar date (``2026-12-01``) is that day in every timezone."""
+    day = _calendar_day(value)
+    if day is not None:
+        return f"{day:%a} {day.day} {day:%b %Y}"
     moment = datetime_instant(value)
     if moment is None:
         return text(value)
-    local = moment.astimezone(zone(timezone))
+    local = _local(moment, timezone)
     return f"{local:%a} {local.day} {local:%b %Y}"
 
 

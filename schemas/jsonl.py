@@ -44,6 +44,11 @@ class CompressedInputError(PreemptError):
     """A JSONL input that is a compressed file: one line saying how to read it instead of an error per line."""
 
 
+class NotJsonLinesError(PreemptError):
+    """A JSONL input that is one JSON document (an array, an indented object): one line saying how to convert
+    it instead of an ``invalid_json`` per line of the document."""
+
+
 class InputReadError(PreemptError):
     """A JSONL input whose reading failed part-way (an I/O error of the disk or the network file system):
     one line naming it and how far it got, not the ``OSError`` traceback."""
@@ -67,6 +72,7 @@ def read_lines(stream: BinaryIO, on_blank: Callable[[int], None] | None = None, 
                 raw = raw[len(BOM) :]
             if number == 1:
                 _refuse_compressed(raw, name)
+                _refuse_document(raw, name)
             if not raw.strip():
                 if on_blank is not None:
                     on_blank(len(line))
@@ -90,6 +96,21 @@ def _refuse_compressed(first: bytes, name: object) -> None:
             raise CompressedInputError(
                 f"{name} is {kind}-compressed, not JSON lines; decompress it first ({command} {name})"
             )
+
+
+def _refuse_document(first: bytes, name: object) -> None:
+    """A first line that is only ``[`` or ``{`` starts a JSON document written over several lines (a JSON
+    export, ``json.dump(..., indent=2)``): no line of it is a record on its own."""
+    opening = first.strip()
+    if opening not in (b"[", b"{"):
+        return
+    command = "jq -c '.[]'" if opening == b"[" else "jq -c ."
+    what = "is one JSON document spread over several lines, not JSON lines (one JSON object a line)"
+    if name in ("<stdin>", 0):
+        raise NotJsonLinesError(f"stdin {what}; convert it first ({command})")
+    path = Path(str(name))
+    target = path.with_suffix(".jsonl") if path.suffix != ".jsonl" else path.with_name(f"{path.stem}.lines.jsonl")
+    raise NotJsonLinesError(f"{name} {what}; convert it first ({command} {name} > {target})")
 
 
 def read_file(path: Path, on_blank: Callable[[int], None] | None = None) -> Iterator[Line]:

@@ -98,15 +98,18 @@ def load_alert(source: str, alert_id: str | None, index: int | None) -> Alert:
         whole = None
     if isinstance(whole, dict) and alert_id is None and index is None:
         return _alert_from(whole, name)
-    # Lines as in every JSONL file (a U+2028 inside a JSON string does not end a line).
-    lines = [
-        (line.number, line.raw.decode("utf-8", "surrogateescape"))
-        for line in read_lines(
-            io.BytesIO(raw.encode("utf-8", "surrogateescape")), name="<stdin>" if source == "-" else source
-        )
-    ]
-    if isinstance(whole, dict):
-        lines = [(1, raw)]
+    # Lines as in every JSONL file (a U+2028 inside a JSON string does not end a line); one indented alert
+    # is one record, not lines of one (the reader refuses a document spread over lines).
+    lines = (
+        [(1, raw)]
+        if isinstance(whole, dict)
+        else [
+            (line.number, line.raw.decode("utf-8", "surrogateescape"))
+            for line in read_lines(
+                io.BytesIO(raw.encode("utf-8", "surrogateescape")), name="<stdin>" if source == "-" else source
+            )
+        ]
+    )
     records: list[tuple[int, dict[str, Any]]] = []
     for number, line in lines:
         try:

@@ -24,6 +24,7 @@ from alerts.routing.silences import SilenceSet
 from alerts.routing.tree import RoutingTree
 from schemas.errors import ConfigError
 from schemas.formatting import datetime_text
+from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 
 
 def _seconds(value: float) -> str:
@@ -158,20 +159,34 @@ def check(path: Path) -> None:
         )
 
 
+# Quiet hours look up to a week past --now (the end of a weekend) in the owner's timezone: a later --now ran
+# past the last date Python has (an OverflowError traceback), as did one before 1970 in a zone ahead of UTC.
+_LATEST_NOW = MAX_EPOCH - 8 * 86400  # 9999-12-24T00:00:00Z
+
+
 def _parse_now(text: str | None) -> float:
     if text is None:
         return datetime.now(UTC).timestamp()
+    not_a_time = f"{text!r} is not an RFC 3339 time; write e.g. 2026-11-27T21:00:00+01:00"
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an RFC 3339 time; write e.g. 2026-11-27T21:00:00+01:00", param_hint="'--now'"
-        ) from None
+        raise click.BadParameter(not_a_time, param_hint="'--now'") from None
+    if "T" not in text.upper():  # a date alone: fromisoformat reads it as midnight, with no zone
+        raise click.BadParameter(not_a_time, param_hint="'--now'")
     if when.tzinfo is None:
         raise click.BadParameter(
             f"{text!r} has no timezone; add one, e.g. {text}Z or {text}+01:00", param_hint="'--now'"
         )
-    return when.timestamp()
+    try:
+        now = when.timestamp()
+    except (ValueError, OverflowError):  # year 1 at an offset ahead of UTC is year 0 in UTC
+        now = -1.0
+    if not MIN_EPOCH <= now <= _LATEST_NOW:
+        raise click.BadParameter(
+            f"{text!r} must lie between 1970-01-01T00:00:00Z and 9999-12-24T00:00:00Z", param_hint="'--now'"
+        )
+    return now
 
 
 @routes.command("test")

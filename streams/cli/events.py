@@ -19,7 +19,7 @@ from schemas.json_schema import render
 from schemas.jsonl import read_lines
 from streams.runtime.option_types import InputPath, WholeNumberRange
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import describe_rejection
+from streams.sdk.event_lines import accounts_file_note, describe_rejection
 
 
 @click.group()
@@ -64,11 +64,13 @@ def validate(path: Path) -> None:
         blank += 1
 
     number = 0  # the last line read
+    first: bytes | None = None  # the first line, to name an accounts file given as events
     with contextlib.ExitStack() as stack:
         stream = click.get_binary_stream("stdin") if stdin else stack.enter_context(path.open("rb"))
         try:
             for line in read_lines(stream, on_blank=count_blank, name=str(name)):
                 number = line.number
+                first = line.raw if first is None else first
                 result = decode_event(
                     line.raw,
                     max_bytes=settings.max_event_bytes,
@@ -87,7 +89,8 @@ def validate(path: Path) -> None:
     if valid + invalid == 0:
         raise click.ClickException(f"{name}: no events (the input is empty or only blank lines)")
     skipped = f", {plural(blank, 'blank line')} skipped" if blank else ""
-    click.echo(f"{name}: {valid} valid, {invalid} invalid{skipped}", err=True)
+    note = "" if valid else accounts_file_note(first)
+    click.echo(f"{name}: {valid} valid, {invalid} invalid{skipped}{note}", err=True)
     sys.exit(1 if invalid else 0)
 
 

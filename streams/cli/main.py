@@ -260,5 +260,7 @@ def main() -> None:
     from streams.runtime.logs import configure_command_logging
 
     configure_command_logging()
+    if sys.stdin is None:  # started with stdin closed (<&-, some service managers): `-` was a click traceback
+        sys.stdin = open(os.devnull)  # noqa: SIM115 — stdin for the rest of the process; `-` reads as empty
     for note in misspelt_settings(os.environ):
         click.echo(note, err=True)

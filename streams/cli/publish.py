@@ -15,6 +15,7 @@ from kafka.errors import KafkaError
 from schemas.decoder import Rejection, decode_event, loads_exact
 from schemas.error_text import connection_failure
 from schemas.errors import EventRejectedError, PreemptError, PublishError
+from schemas.event import Event
 from schemas.formatting import plural
 from schemas.jsonl import read_file, read_lines
 from streams.cli.input_files import rereadable
@@ -22,7 +23,7 @@ from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.option_types import InputPath
 from streams.runtime.settings import Settings
-from streams.sdk.event_lines import describe, describe_rejection
+from streams.sdk.event_lines import accounts_file_note, describe, describe_rejection
 from streams.sdk.publisher import Publisher, encode_event, format_timestamp, new_event_id
 
 
@@ -76,6 +77,9 @@ def publish(
         if next(read_file(file), None) is None:  # before connecting: nothing to send is a mistake
             raise click.ClickException(f"{file}: no events (the file is empty or only blank lines)")
         settings = Settings()
+        if not _has_valid_event(file, settings):  # nothing to send: say why without waiting for Kafka
+            _report_invalid_lines(file, settings)
+            sys.exit(1)
         try:
             probe_broker(settings)
         except PreemptError:
@@ -136,23 +140,37 @@ def _one_event(
     return payload
 
 
+def _has_valid_event(path: Path, settings: Settings) -> bool:
+    """Whether ``path`` holds at least one event the contract accepts (read up to the first such line)."""
+    now = time.time()
+    return any(not isinstance(_decode(line.raw, settings, now), Rejection) for line in read_file(path))
+
+
+def _decode(raw: bytes, settings: Settings, now: float) -> Event | Rejection:
+    """``raw`` checked against the contract as the stream checks it: the event, or a ``Rejection``."""
+    return decode_event(
+        raw, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
+    )
+
+
 def _report_invalid_lines(path: Path, settings: Settings) -> None:
     """With the broker out of reach, check ``path`` offline as ``events validate`` does and name its invalid
     lines (the user would otherwise learn of them only after fixing the broker); silent when all are valid."""
     now = time.time()
     valid = invalid = 0
+    first: bytes | None = None  # the first line, to name an accounts file given as events
     with contextlib.suppress(PreemptError, OSError):  # a file that fails part-way: the broker's error is still the one
         for line in read_file(path):
-            result = decode_event(
-                line.raw, max_bytes=settings.max_event_bytes, max_future_skew=settings.max_future_skew_seconds, now=now
-            )
+            first = line.raw if first is None else first
+            result = _decode(line.raw, settings, now)
             if isinstance(result, Rejection):
                 invalid += 1
                 click.echo(describe_rejection(path, line.number, result), err=True)
             else:
                 valid += 1
     if invalid:
-        click.echo(f"{path}: {valid} valid, {invalid} invalid (nothing was sent)", err=True)
+        note = "" if valid else accounts_file_note(first)
+        click.echo(f"{path}: {valid} valid, {invalid} invalid (nothing was sent){note}", err=True)
 
 
 def _publish_file(path: Path, settings: Settings) -> int:

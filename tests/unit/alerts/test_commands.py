@@ -133,6 +133,25 @@ def test_test_reports_an_invalid_alert_and_a_bad_now_in_one_line_each(tmp_path: 
         assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("now", "why"),
+    [
+        ("0001-01-01T00:00:00+01:00", "must lie between 1970-01-01T00:00:00Z and 9999-12-24T00:00:00Z"),
+        ("1900-01-01T00:00:00Z", "must lie between 1970-01-01T00:00:00Z and 9999-12-24T00:00:00Z"),
+        ("9999-12-31T23:59:59Z", "must lie between 1970-01-01T00:00:00Z and 9999-12-24T00:00:00Z"),
+        ("2026-11-27", "is not an RFC 3339 time; write e.g. 2026-11-27T21:00:00+01:00"),
+    ],
+)
+def test_a_now_outside_the_calendar_is_one_line_not_a_traceback(alert_file: Callable[..., Path], now: str, why: str):
+    """A --now the quiet hours cannot look a week past (year 1 in a zone ahead of UTC, the last days of 9999) was
+    a ValueError/OverflowError traceback; a date without a time was told to add a zone to the date."""
+    path = alert_file()
+    result = CliRunner().invoke(main, ["routes", "test", str(EXAMPLE), "--alert", str(path), "--now", now])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--now': '{now}' {why}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_test_lists_a_receiver_reached_twice_once(tmp_path: Path, alert_file: Callable[..., Path]) -> None:
     """A receiver reached by two routes through continue is listed once, as the notifier sends it once."""
     routes = tmp_path / "routes.yaml"

@@ -87,6 +87,9 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
     by_index = _run(str(files["many"]), "--index", "3", "--routes", str(files["routes"]))
     assert by_index.exit_code == 0
     assert "alert b-3" in by_index.output
+    one_by_index = _run(str(files["one"]), "--index", "1", "--routes", str(files["routes"]))
+    assert one_by_index.exit_code == 0  # an indented alert is one record, not lines of one
+    assert "alert a-1" in one_by_index.output
 
 
 @pytest.mark.parametrize(
@@ -109,6 +112,7 @@ def test_alert_from_stdin_and_from_a_backtest_jsonl(files):
         (["{many}", "--index", "1", "--alert-id", "b-1"], "give --alert-id or --index, not both"),
         (["{folder}"], "Error: {folder}: is a folder; give an alert JSON file, a backtest JSONL or - for stdin"),
         (["{gzipped}", "--index", "1"], "Error: {gzipped}: not UTF-8 text (byte 0x8b at position 1); a compressed"),
+        (["{array}", "--index", "1"], "Error: {array} is one JSON document spread over several lines, not JSON lines"),
     ],
 )
 def test_errors_are_one_clear_line(files, tmp_path, args, message):
@@ -121,6 +125,8 @@ def test_errors_are_one_clear_line(files, tmp_path, args, message):
     gzipped.write_bytes(gzip.compress(files["many"].read_bytes()))
     values = {"many": files["many"], "bad": bad, "notalert": notalert, "one": files["one"], "folder": tmp_path}
     values["gzipped"] = gzipped
+    values["array"] = tmp_path / "alerts.json"  # a JSON export of alerts: an indented array
+    values["array"].write_text(json.dumps([json.loads(files["one"].read_text())] * 2, indent=2))
     argv = [a.format(**values) for a in args]
     message = message.format(**values)
     if "--routes" not in argv:

@@ -183,6 +183,19 @@ def test_a_rules_own_cross_field_error_comes_with_its_field_errors(tmp_path: Pat
     ]
 
 
+@pytest.mark.parametrize("kind_line", ["", "kind: thresold\n"], ids=["missing", "misspelt"])
+def test_a_missing_or_unknown_kind_comes_with_the_common_fields_errors(tmp_path: Path, kind_line: str):
+    """Without a known kind the kind's own fields cannot be checked, but the fields every rule has
+    (id, severity, priority, title…) can: they are reported in the same pass as the kind, so fixing
+    the kind does not reveal a second list of errors."""
+    path = tmp_path / "r.yaml"
+    path.write_text(f"id: Bad Id\n{kind_line}severity: loud\npriority: 0\nwindow: 1h\n")
+    with pytest.raises(RuleConfigError) as caught:
+        load_rules(path)
+    fields = re.findall(r"field '([^']+)'", str(caught.value))
+    assert fields == ["kind", "id", "title", "severity", "priority"]
+
+
 def test_no_cross_field_error_is_guessed_when_a_kind_field_is_invalid(tmp_path: Path):
     """When a kind's own field is invalid, its cross-field checks are not run on stand-ins (no false errors)."""
     path = tmp_path / "score.yaml"

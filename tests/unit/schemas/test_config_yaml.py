@@ -80,3 +80,32 @@ def test_absurdly_deep_nesting_is_one_line_not_a_recursion_error(text: str) -> N
     """Thousands of nested brackets or list levels overflow the parser's recursion: one clear error."""
     with pytest.raises(YamlSyntaxError, match="nested too deeply"):
         parse_yaml(text, "deep.yaml")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "title: {{ account.name }}",
+        "title: {{ account.name }}: onboarding stalled",
+        "channel: {{ account.owner.slack }}",
+        "summary: {{ evidence.value|number }} errors in {{ evidence.window }}",
+    ],
+)
+def test_an_unquoted_template_says_to_quote_it(line: str) -> None:
+    """A template written without quotes (the most common slip in a rule or routing file) is read by YAML
+    as a mapping; the error says to quote it instead of only 'found unhashable key'."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml(f"id: a\n{line}\nseverity: high\n", "r.yaml")
+    message = str(caught.value)
+    assert message.startswith("r.yaml: line 2, column ")
+    assert message.endswith(
+        "; a value that starts with { is read as a YAML mapping: put a template in quotes, e.g. "
+        'title: "{{ account.name }}: …"'
+    )
+
+
+def test_a_tab_in_the_indentation_says_to_indent_with_spaces() -> None:
+    """YAML forbids tabs for indentation; the error says so in words."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("match:\n\tevent: X\n", "r.yaml")
+    assert str(caught.value).endswith("; indent with spaces: YAML does not allow tabs there")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,6 +104,31 @@ def test_zones_without_an_abbreviation_and_dst_changes_read_as_offsets_from_utc(
     # around the US change (2026-03-08 02:00 EST → 03:00 EDT) the abbreviation follows the instant
     assert datetime_text("2026-03-08T06:59:00Z", "America/New_York") == "Sun 8 Mar 2026, 01:59 EST"
     assert datetime_text("2026-03-08T07:00:00Z", "America/New_York") == "Sun 8 Mar 2026, 03:00 EDT"
+
+
+@pytest.mark.parametrize("value", [date(2026, 12, 1), "2026-12-01"], ids=["date", "text"])
+@pytest.mark.parametrize("timezone", ["America/Los_Angeles", "Asia/Tokyo", None])
+def test_a_calendar_date_is_that_day_in_every_timezone(value, timezone):
+    """An account's renewal_date (a calendar date, no time) is the day written: read as UTC midnight and moved to
+    the owner's zone it showed the day before west of UTC ("Mon 30 Nov 2026" for a 1 December renewal in Los
+    Angeles), and as a date object it was printed raw ("2026-12-01")."""
+    assert date_text(value, timezone) == "Tue 1 Dec 2026"
+    assert datetime_text(value, timezone) == "Tue 1 Dec 2026"
+
+
+@pytest.mark.parametrize(
+    ("value", "timezone", "as_datetime", "as_date"),
+    [
+        ("9999-12-31T23:59:59Z", "Asia/Tokyo", "Fri 31 Dec 9999, 23:59 UTC", "Fri 31 Dec 9999"),
+        ("0001-01-01T00:00:00Z", "America/New_York", "Mon 1 Jan 1, 00:00 UTC", "Mon 1 Jan 1"),
+    ],
+)
+def test_a_date_at_the_end_of_the_calendar_is_shown_in_utc_not_an_overflow(value, timezone, as_datetime, as_date):
+    """A "never" sentinel (9999-12-31, as CRMs and billing systems write a contract without an end) has no local
+    time in a zone ahead of UTC: the filter raised OverflowError, and the whole title or summary template fell
+    back to its raw source ("Contract ends {{ evidence.properties.until|datetime(account.timezone) }}")."""
+    assert datetime_text(value, timezone) == as_datetime
+    assert date_text(value, timezone) == as_date
 
 
 def test_a_score_down_one_point_is_singular():

@@ -7,6 +7,7 @@ import errno
 import gzip
 import io
 import itertools
+import json
 import lzma
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.jsonl import CompressedInputError, InputReadError, Line, first_error, read_file, read_lines
+from schemas.jsonl import (
+    CompressedInputError,
+    InputReadError,
+    Line,
+    NotJsonLinesError,
+    first_error,
+    read_file,
+    read_lines,
+)
 
 
 def test_lines_keep_their_file_numbers_and_lose_their_newlines() -> None:
@@ -104,6 +113,29 @@ def test_a_compressed_stdin_is_named_stdin() -> None:
     stream.name = "<stdin>"  # type: ignore[misc]
     with pytest.raises(CompressedInputError, match=r"^stdin is gzip-compressed, not JSON lines; decompress it first$"):
         list(read_lines(stream))
+
+
+@pytest.mark.parametrize(
+    ("document", "command"),
+    [
+        (json.dumps([{"event_id": "e1"}, {"event_id": "e2"}], indent=2), "jq -c '.[]'"),
+        (json.dumps({"event_id": "e1", "event": "Login"}, indent=2), "jq -c ."),
+    ],
+    ids=["array", "object"],
+)
+def test_a_pretty_printed_json_document_is_one_error_naming_how_to_convert_it(
+    tmp_path: Path, document: str, command: str
+) -> None:
+    """A JSON array or an indented JSON object (what a JSON export or `json.dump(..., indent=2)` writes)
+    given as JSONL is refused at its first line: it gave one 'invalid_json' per line of the document."""
+    path = tmp_path / "events.json"
+    path.write_text(document + "\n")
+    with pytest.raises(NotJsonLinesError) as caught:
+        list(read_file(path))
+    assert str(caught.value) == (
+        f"{path} is one JSON document spread over several lines, not JSON lines (one JSON object a line); "
+        f"convert it first ({command} {path} > {tmp_path / 'events.jsonl'})"
+    )
 
 
 class _FailingDisk(io.RawIOBase):

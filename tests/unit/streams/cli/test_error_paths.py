@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -609,21 +610,40 @@ sys.exit(main())
 """
 
 
+def _run_to_end(argv: list[str], cwd: Path, **extra: Any) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end in ``cwd`` with the test environment, its output captured as text."""
+    return subprocess.run(
+        argv, env=_env(), cwd=cwd, capture_output=True, text=True, timeout=BOUND_S, check=False, **extra
+    )
+
+
 def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(tmp_path: Path) -> None:
     """A Ctrl-C while a command's module is imported (``publish`` imports the Kafka client) is the same one line
     and exit 130, not a traceback through the Kafka client's modules."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING, "publish", "--help"],
-        env=_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND_S,
-        check=False,
-    )
+    done = _run_to_end([sys.executable, "-c", _CTRL_C_WHILE_IMPORTING, "publish", "--help"], tmp_path)
     assert done.returncode == 130, done.stderr
     assert done.stderr == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.\n"
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["events", "validate", "-"], "Error: <stdin>: no events (the input is empty or only blank lines)"),
+        (["backtest", "--events", "-"], "Error: <stdin>: no events (the file is empty or only blank lines)"),
+        (["alerts", "preview", "-"], "Error: stdin: empty; expected an alert JSON object or a backtest's alerts JSONL"),
+    ],
+    ids=["validate", "backtest", "preview"],
+)
+def test_a_closed_stdin_read_as_dash_is_empty_input_not_a_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A command started with stdin closed (`<&-`, some service managers) and told to read `-` was a
+    RuntimeError/AttributeError traceback from click; it is the one line of an empty input."""
+    done = _run_to_end([PREEMPT, *args], tmp_path, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in done.stderr
 
 
 def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:

@@ -83,6 +83,28 @@ def test_validate_writes_diagnostics_and_summary_on_stderr_only(write_jsonl: Cal
     assert lines[1] == f"{path}: 1 valid, 1 invalid"
 
 
+ACCOUNT = orjson.dumps({"account_id": "acme", "name": "Acme", "tier": "enterprise", "owner": {"name": "Dana"}})
+
+
+def test_an_accounts_file_given_as_events_is_named_as_one(write_jsonl: Callable[[list[bytes]], Path]) -> None:
+    """An accounts JSONL checked as events (a file of the wrong kind) says so once in its summary, with where
+    such a file goes, after the per-line reasons ("unknown top-level field 'name'")."""
+    path = write_jsonl([ACCOUNT, ACCOUNT.replace(b"acme", b"globex")])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"{path}: 0 valid, 2 invalid; it holds account records, not events: give it to "
+        "`preempt backtest --accounts` (their schema: `preempt events schema --account`)"
+    )
+
+
+def test_a_file_of_broken_events_is_not_taken_for_accounts(write_jsonl: Callable[[list[bytes]], Path]) -> None:
+    """Events missing a field, or a bare account id, are not called account records."""
+    path = write_jsonl([b'{"account_id": "acme"}', b'{"event": "Login", "account_id": "acme"}'])
+    result = CliRunner().invoke(events, ["validate", str(path)])
+    assert result.stderr.splitlines()[-1] == f"{path}: 0 valid, 2 invalid"
+
+
 def test_validate_reads_stdin_for_a_dash() -> None:
     """`events validate -` reads the events from stdin and names them <stdin>."""
     result = CliRunner().invoke(events, ["validate", "-"], input=good("a") + b"\n{oops\n")

@@ -107,6 +107,29 @@ def test_file_without_any_event_is_one_line_error_before_connecting(
     assert fake_publishers == []
 
 
+def test_file_without_any_valid_event_is_reported_without_connecting(
+    fake_publishers: list[FakeProducer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A --file none of whose lines is a valid event (an accounts file given by mistake) has nothing to
+    send: its lines are reported and it exits 1 at once, without waiting for Kafka (with the broker down
+    the user waited 5 s for the probe and was then told to start the broker)."""
+    probed: list[object] = []
+    monkeypatch.setattr(publish_module, "probe_broker", probed.append)
+    path = tmp_path / "accounts.jsonl"
+    path.write_bytes(b'{"account_id": "acme", "name": "Acme"}\n[1]\n')
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:1: unknown_field (name): unknown top-level field 'name'; allowed: event_id, event, account_id, "
+        "user_id, timestamp, properties, context",
+        f"{path}:2: not_an_object: an event must be a JSON object, got an array",
+        f"{path}: 0 valid, 2 invalid (nothing was sent); it holds account records, not events: give it to "
+        "`preempt backtest --accounts` (their schema: `preempt events schema --account`)",
+    ]
+    assert probed == []
+    assert fake_publishers == []
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [(["--event", "", "--account", "acme"], "event"), (["--event", "Login", "--account", ""], "account_id")],
@@ -159,3 +182,16 @@ def test_ctrl_c_in_a_file_says_how_far_it_got(monkeypatch: pytest.MonkeyPatch, t
         "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete.",
     ]
     assert producer.flushed == 1
+
+
+def test_an_accounts_file_given_to_publish_is_named_as_one(fake_publishers: list[FakeProducer], tmp_path: Path) -> None:
+    """publish --file of an accounts JSONL says what the file is, as `events validate` does."""
+    path = tmp_path / "accounts.jsonl"
+    path.write_bytes(b'{"account_id": "acme", "name": "Acme", "tier": "growth"}\n')
+    result = CliRunner().invoke(publish, ["--file", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"{path}: 0 valid, 1 invalid (nothing was sent); it holds account records, not events: give it to "
+        "`preempt backtest --accounts` (their schema: `preempt events schema --account`)"
+    )
+    assert fake_publishers == []
