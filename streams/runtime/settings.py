@@ -30,10 +30,12 @@ _REPO_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"
 
 
 def _topic_prefix(value: str) -> str:
-    """Kafka's topic name grammar (the broker refused another prefix at topic creation: 'cannot reach Kafka')."""
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+    """Kafka's topic name grammar (the broker refused another prefix at topic creation: 'cannot reach Kafka').
+    A trailing ``.`` is the separator written out (``staging.``): topics are ``staging.events``, not
+    ``staging..events``."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value) or not value.rstrip("."):
         raise ValueError("a topic prefix is 1-200 of the characters Kafka allows in topic names: A-Z a-z 0-9 . _ -")
-    return value
+    return value.rstrip(".")
 
 
 def _store(value: str) -> str:

@@ -142,11 +142,22 @@ def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_topic_prefix_written_with_its_dot_names_the_same_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``staging.`` gives ``staging.events``, as ``staging`` does, not ``staging..events``."""
+    from streams.runtime.settings import Settings
+
+    monkeypatch.setenv("PREEMPT_TOPIC_PREFIX", "staging.")
+    assert Settings().topic("events") == "staging.events"
+    monkeypatch.setenv("PREEMPT_TOPIC_PREFIX", "staging")
+    assert Settings().topic("events") == "staging.events"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
         ("PREEMPT_TOPIC_PREFIX", "bad prefix!", "the characters Kafka allows in topic names"),
         ("PREEMPT_TOPIC_PREFIX", "", "the characters Kafka allows in topic names"),
+        ("PREEMPT_TOPIC_PREFIX", "..", "the characters Kafka allows in topic names"),
         ("PREEMPT_STORE", "bogus://", "the store is rocksdb:// (production) or memory://"),
         ("PREEMPT_LOG_LEVEL", "LOUD", "not a log level: use one of DEBUG, INFO, WARNING"),
     ],
