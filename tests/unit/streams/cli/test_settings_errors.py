@@ -144,8 +144,6 @@ def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None
 
 def test_a_topic_prefix_written_with_its_dot_names_the_same_topics(monkeypatch: pytest.MonkeyPatch) -> None:
     """``staging.`` gives ``staging.events``, as ``staging`` does, not ``staging..events``."""
-    from streams.runtime.settings import Settings
-
     monkeypatch.setenv("PREEMPT_TOPIC_PREFIX", "staging.")
     assert Settings().topic("events") == "staging.events"
     monkeypatch.setenv("PREEMPT_TOPIC_PREFIX", "staging")
