@@ -253,7 +253,8 @@ def run_backtest(
 def _until_before_data(until: float, first: float | None) -> BacktestRangeError:
     first_text = f" (the first event is at {format_ts(first)})" if first is not None else ""
     return BacktestRangeError(
-        f"--until {format_ts(until)} is before the data{first_text}: nothing would be replayed; "
+        f"--until {format_ts(until)} is not after the first event{first_text}: nothing would be replayed "
+        "(events at or after --until are not); "
         "give a later --until, or leave it out to replay the whole file"
     )
 

@@ -126,11 +126,20 @@ def test_until_before_the_data_is_refused_in_one_line(inputs):
     result = _invoke(inputs, "--until", "2026-01-01T00:00:00Z")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: --until 2026-01-01T00:00:00.000Z is before the data (the first event is at "
-        "2026-11-23T00:00:00.000Z): nothing would be replayed; give a later --until, or leave it out "
-        "to replay the whole file"
+        "Error: --until 2026-01-01T00:00:00.000Z is not after the first event (the first event is at "
+        "2026-11-23T00:00:00.000Z): nothing would be replayed (events at or after --until are not); give a "
+        "later --until, or leave it out to replay the whole file"
     ]
     assert not inputs["out"].exists()
+
+
+def test_until_at_the_first_event_is_refused_and_says_why(inputs):
+    """--until equal to the first event replays nothing either (events at or after it are cut): the line
+    does not call it 'before the data'."""
+    result = _invoke(inputs, "--until", format_ts(MONDAY))
+    assert result.exit_code == 1
+    assert "is not after the first event" in result.stderr
+    assert "(events at or after --until are not)" in result.stderr
 
 
 def test_rules_default_to_the_rules_path_setting(inputs, monkeypatch):
