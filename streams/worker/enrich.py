@@ -149,8 +149,9 @@ class AccountDeadLetters:
 
     Every worker reads every partition of the accounts topic (a global table); only the worker
     whose events partition of the same number is active here writes the dead letter, so a group of
-    workers writes one, not one each. A restart reads the compacted topic again and writes the
-    dead letters of records still there once more.
+    workers writes one, not one each. A worker that reads the topic from its start again (the
+    ``memory://`` store after a restart, a RocksDB store on a new disk) writes the dead letters of
+    bad records still there once more; one resuming from its RocksDB store reads only new records.
     """
 
     def __init__(self, app: Any, events_topic: str, dlq: Any) -> None:

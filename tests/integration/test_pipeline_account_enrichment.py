@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
@@ -53,7 +54,9 @@ def _dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, A
     return out
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_account_records_missing_late_updated_deleted_and_malformed(
+    store: str,
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
     process_factory: Callable[..., ManagedProcess],
@@ -72,6 +75,7 @@ def test_account_records_missing_late_updated_deleted_and_malformed(
         allowed_lateness_seconds=1.0,
         clock_tick_seconds=0.5,
         worker_web_port=port,
+        store=store,
     )
     admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
     before = set(admin.list_topics())
