@@ -149,9 +149,10 @@ class AccountDeadLetters:
 
     Every worker reads every partition of the accounts topic (a global table); only the worker
     whose events partition of the same number is active here writes the dead letter, so a group of
-    workers writes one, not one each. A worker that reads the topic from its start again (the
-    ``memory://`` store after a restart, a RocksDB store on a new disk) writes the dead letters of
-    bad records still there once more; one resuming from its RocksDB store reads only new records.
+    workers writes one for a record arriving while it runs, not one each. A worker that reads the
+    topic from its start again (joining the group, the ``memory://`` store after a restart or a
+    rebalance, a RocksDB store on a new disk) writes the dead letters of its partitions' bad records
+    still there once more; one resuming from its RocksDB store reads only new records.
     """
 
     def __init__(self, app: Any, events_topic: str, dlq: Any) -> None:
