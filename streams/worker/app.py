@@ -32,7 +32,7 @@ from streams.runtime.topics import TopicNames, changelog_topics
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
 from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
-from streams.worker.enrich import AccountDirectory, accounts_table
+from streams.worker.enrich import INVALID_ACCOUNT, AccountDeadLetters, AccountDirectory, accounts_table
 from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
@@ -132,7 +132,7 @@ def create_app(
     cache = StateCache(
         state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
     )
-    directory = AccountDirectory(accounts)
+    directory = accounts.directory = AccountDirectory(accounts, AccountDeadLetters(app, names.events, dlq))
     bind_accounts = getattr(engine, "bind_accounts", None)
     if bind_accounts is not None:  # the real engine: risk models with account features read the table
         bind_accounts(directory.lookup)
@@ -171,6 +171,7 @@ def _expose_series(engine: RuleEnginePort[Any, Any]) -> None:
             PROCESSING_ERROR,
             ALERT_BUILD_FAILED,
             ALERT_TOO_LARGE,
+            INVALID_ACCOUNT,
             *quarantines,
         ],
         quarantine_reasons=quarantines,

@@ -2,12 +2,16 @@
 
 Every worker holds every account (a ``GlobalTable`` reads all partitions of the compacted topic
 and keeps following it), so enrichment never crosses the network. Values are the raw JSON records;
-they are parsed on first use and re-parsed only when the record changes.
+each is checked as it arrives (so a record that cannot be read is logged, counted and dead-lettered
+at once, whether or not its account ever alerts); a valid one is parsed again and kept when its
+account first alerts, and re-parsed only when the record changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -15,11 +19,17 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 from schemas.error_text import first_problem
-from streams.runtime.faust_compat import ExistingTopicGlobalTable
+from streams.runtime.dead_letters import dead_letter_record
+from streams.runtime.faust_compat import ExistingTopicGlobalTable, publish
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import INVALID_ACCOUNT_RECORDS
+from streams.runtime.metrics import EVENTS_DEAD_LETTERED, INVALID_ACCOUNT_RECORDS
 
 log = get_logger(__name__)
+
+INVALID_ACCOUNT = "invalid_account"  # dead-letter reason: a preempt.accounts record the worker cannot read
+
+InvalidRecordSink = Callable[[Any, str], None]
+"""Called with the Faust ``Message`` of an account record that cannot be read and what is wrong with it."""
 
 
 class AccountsTable(ExistingTopicGlobalTable):
@@ -27,7 +37,18 @@ class AccountsTable(ExistingTopicGlobalTable):
 
     Faust's assignor finds a global table's changelog by its default name; the base class (in
     ``streams.runtime.faust_compat``) names the real topic so the group assignment does not fail.
+    Each record is shown to ``directory`` (when set) as it is applied, at recovery and live.
     """
+
+    directory: AccountDirectory | None = None
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        events = list(batch)
+        directory = self.directory
+        if directory is not None:
+            for event in events:
+                directory.observe(event.message)
+        super().apply_changelog_batch(events)
 
 
 def accounts_table(app: faust.App, topic_name: str, partitions: int) -> AccountsTable:
@@ -58,9 +79,10 @@ def accounts_table(app: faust.App, topic_name: str, partitions: int) -> Accounts
 class AccountDirectory:
     """``lookup(account_id)`` → the latest ``Account`` from the accounts table, or None."""
 
-    def __init__(self, table: Mapping[bytes, bytes]) -> None:
+    def __init__(self, table: Mapping[bytes, bytes], on_invalid: InvalidRecordSink | None = None) -> None:
         self._table = table
         self._parsed: dict[str, tuple[bytes, Account | None]] = {}
+        self._on_invalid = on_invalid
 
     def lookup(self, account_id: str) -> Account | None:
         """The account record for ``account_id``; None when unknown or invalid (logged and counted once)."""
@@ -70,28 +92,99 @@ class AccountDirectory:
         cached = self._parsed.get(account_id)
         if cached is not None and cached[0] == raw:
             return cached[1]
+        return self._parse(account_id, raw)[0]
+
+    def observe(self, message: Any) -> None:
+        """Read one record of the accounts topic as it arrives: an unreadable one is logged, counted
+        and handed to ``on_invalid`` now. Before, a record was only read when its account alerted, so
+        a bad record of an account that had not alerted yet was neither counted nor logged. Never raises."""
+        try:
+            key, value = message.key, message.value
+            if value is None:  # a tombstone: the account has no record any more
+                if isinstance(key, bytes):
+                    self._parsed.pop(key.decode("utf-8", "replace"), None)
+                return
+            if not isinstance(key, bytes) or not isinstance(value, bytes):
+                return
+            account_id = key.decode("utf-8", "replace")
+            problem = self._parse(account_id, value)[1]
+            if problem is None:
+                # Valid records are kept parsed only once their account alerts (lookup), as before:
+                # holding every account's parsed record would cost memory on large account books.
+                self._parsed.pop(account_id, None)
+            elif self._on_invalid is not None:
+                self._on_invalid(message, problem)
+        except Exception as exc:  # noqa: BLE001 - a record of the accounts topic never stops the worker
+            log.error("account record could not be checked", error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _parse(self, account_id: str, raw: bytes) -> tuple[Account | None, str | None]:
+        """The account of ``raw`` (cached), or None and what is wrong (logged and counted)."""
         account: Account | None
+        problem: str | None = None
         try:
             account = Account.model_validate_json(raw)
         except ValidationError as exc:
-            log.warning(
-                "invalid account record; alerts go out without account context",
-                account_id=account_id,
-                error=first_problem(exc.errors(), "(the record)"),  # the field and what is wrong, one line
-            )
-            INVALID_ACCOUNT_RECORDS.inc()
+            problem = first_problem(exc.errors(), "(the record)")  # the field and what is wrong, one line
             account = None
         else:
             if account.account_id != account_id:
                 # The key is the account id (docs/events.md): a record naming another account
                 # (a sync keyed by name or CRM id) would give this account's alerts another
                 # account's name and owner — and a backtest reads it as the other account's.
-                log.warning(
-                    "invalid account record; alerts go out without account context",
-                    account_id=account_id,
-                    error=f"the record under this key is for account_id {account.account_id!r} (key it by that)",
-                )
-                INVALID_ACCOUNT_RECORDS.inc()
+                problem = f"the record under this key is for account_id {account.account_id!r} (key it by that)"
                 account = None
+        if problem is not None:
+            log.warning(
+                "invalid account record; alerts go out without account context",
+                account_id=account_id,
+                error=problem,
+            )
+            INVALID_ACCOUNT_RECORDS.inc()
         self._parsed[account_id] = (raw, account)
-        return account
+        return account, problem
+
+
+class AccountDeadLetters:
+    """Dead-letters unreadable account records on the events dead-letter topic (reason ``invalid_account``).
+
+    Every worker reads every partition of the accounts topic (a global table); only the worker
+    whose events partition of the same number is active here writes the dead letter, so a group of
+    workers writes one for a record arriving while it runs, not one each. A worker that reads the
+    topic from its start again (joining the group, the ``memory://`` store after a restart or a
+    rebalance, a RocksDB store on a new disk) writes the dead letters of its partitions' bad records
+    still there once more; one resuming from its RocksDB store reads only new records.
+    """
+
+    def __init__(self, app: Any, events_topic: str, dlq: Any) -> None:
+        self._app = app
+        self._events_topic = events_topic
+        self._dlq = dlq
+        self._sending: set[asyncio.Future[None]] = set()
+
+    def __call__(self, message: Any, problem: str) -> None:
+        actives = {(tp.topic, tp.partition) for tp in self._app.assignor.assigned_actives()}
+        if (self._events_topic, message.partition) not in actives:
+            return  # another worker's partition
+        letter = dead_letter_record(
+            key=message.key,
+            value=message.value,
+            headers=message.headers or [],
+            reason=INVALID_ACCOUNT,
+            detail=problem,
+            field=None,
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            at=time.time(),
+        )
+        task = asyncio.ensure_future(self._send(letter.key, letter.value, letter.headers))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
+        try:
+            await (await publish(self._dlq, key=key, value=value, headers=headers))
+        except Exception as exc:  # noqa: BLE001 - logged; the account's alerts go on without its context
+            log.error("invalid account record could not be dead-lettered", error=f"{type(exc).__name__}: {exc}"[:500])
+            return
+        EVENTS_DEAD_LETTERED.labels(reason=INVALID_ACCOUNT).inc()

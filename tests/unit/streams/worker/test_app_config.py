@@ -87,7 +87,8 @@ def test_rules_app_gives_its_outcomes_and_reasons_a_zero_series_at_start(tmp_pat
     create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="memory://", data_dir=tmp_path))
     for outcome in ("accepted", "duplicate", "late", "dead_lettered", "forwarded"):
         assert REGISTRY.get_sample_value("preempt_events_total", {"outcome": outcome}) is not None
-    for reason in ("invalid_json", "number_out_of_range", "processing_error", "alert_build_failed", "state_too_large"):
+    reasons = ("invalid_json", "number_out_of_range", "processing_error", "alert_build_failed", "state_too_large")
+    for reason in (*reasons, "invalid_account"):
         assert REGISTRY.get_sample_value("preempt_events_dead_lettered_total", {"reason": reason}) is not None
     for reason in ("state_unreadable", "state_unwritable", "state_too_large", "evaluation_error"):
         assert REGISTRY.get_sample_value("preempt_accounts_quarantined_total", {"reason": reason}) is not None

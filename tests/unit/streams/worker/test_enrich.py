@@ -64,3 +64,48 @@ def test_a_record_under_another_accounts_key_is_refused_and_counted() -> None:
     assert logs[0]["account_id"] == "acme"
     assert "'globex'" in logs[0]["error"]
     assert _invalid_records() == before + 1
+
+
+class _Message:
+    def __init__(self, key: bytes, value: bytes | None) -> None:
+        self.key, self.value = key, value
+        self.topic, self.partition, self.offset, self.headers = "preempt.accounts", 0, 7, []
+
+
+def test_a_record_is_read_as_it_arrives_so_a_bad_one_is_counted_before_any_alert() -> None:
+    """``observe`` (the table's apply hook) reads each record as it arrives: a bad one is logged,
+    counted and handed to the dead-letter sink once — before, only an alert of the account read it."""
+    table: dict[bytes, bytes] = {}
+    letters: list[tuple[bytes, str]] = []
+    directory = AccountDirectory(table, lambda message, problem: letters.append((message.key, problem)))
+    before = _invalid_records()
+    bad = b'{"account_id": "acme", "seats": -1}'
+    with capture_logs() as logs:
+        directory.observe(_Message(b"acme", bad))
+        table[b"acme"] = bad
+        assert directory.lookup("acme") is None  # already counted: not again
+    assert _invalid_records() == before + 1
+    assert len(logs) == 1
+    assert letters == [(b"acme", "seats: must be at least 0, not -1")]
+    good = b'{"account_id": "acme", "name": "Acme"}'
+    directory.observe(_Message(b"acme", good))
+    table[b"acme"] = good
+    account = directory.lookup("acme")
+    assert account is not None
+    assert account.name == "Acme"
+    directory.observe(_Message(b"acme", None))  # a tombstone
+    del table[b"acme"]
+    assert directory.lookup("acme") is None
+    assert len(letters) == 1
+    assert _invalid_records() == before + 1
+
+
+def test_a_failing_dead_letter_sink_does_not_escape_observe() -> None:
+    """Nothing about one account record may stop the worker: a sink that raises is logged."""
+
+    def sink(message: object, problem: str) -> None:
+        raise RuntimeError("producer gone")
+
+    with capture_logs() as logs:
+        AccountDirectory({}, sink).observe(_Message(b"acme", b"not json"))
+    assert [e["event"] for e in logs][-1] == "account record could not be checked"
