@@ -138,11 +138,35 @@ def resume_flow_without_clearing(app: faust.App) -> None:
 # partition assignments". Overriding the private method keeps the two in agreement.
 
 
+#
+# Also: Faust applies a table's changelog records — at recovery and, for a global table read with
+# ``recovery_buffer_size=1``, live — only through ``Collection.apply_changelog_batch(batch)``, each event
+# carrying its ``message``; there is no per-record hook. ``on_record`` is one, for a caller that must see
+# every record as it arrives (the worker checks each account record then: streams/worker/enrich.py).
+
+
 class ExistingTopicGlobalTable(faust.GlobalTable):  # type: ignore[misc]
-    """A ``GlobalTable`` whose ``changelog_topic`` is an existing topic, named so for the assignor."""
+    """A ``GlobalTable`` whose ``changelog_topic`` is an existing topic, named so for the assignor;
+    ``on_record`` (when set) is called with each changelog record's message before it is applied."""
+
+    on_record: Callable[[Any], None] | None = None
 
     def _changelog_topic_name(self) -> str:
         return str(self.changelog_topic.get_topic_name())
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        events = list(batch)
+        on_record = self.on_record
+        if on_record is not None:
+            for event in events:
+                on_record(event.message)
+        super().apply_changelog_batch(events)
+
+
+def assigned_active_partitions(app: faust.App, topic: str) -> set[int]:
+    """The partitions of ``topic`` actively assigned to this member by Faust's assignor (its public
+    ``assigned_actives()``; standby partitions left out)."""
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
 # --- 4. The offsets Faust committed --------------------------------------------------------------

@@ -132,7 +132,8 @@ def create_app(
     cache = StateCache(
         state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
     )
-    directory = accounts.directory = AccountDirectory(accounts, AccountDeadLetters(app, names.events, dlq))
+    directory = AccountDirectory(accounts, AccountDeadLetters(app, names.events, dlq))
+    accounts.on_record = directory.observe  # each account record checked as it arrives
     bind_accounts = getattr(engine, "bind_accounts", None)
     if bind_accounts is not None:  # the real engine: risk models with account features read the table
         bind_accounts(directory.lookup)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from schemas.account import Account
 from schemas.error_text import first_problem
 from streams.runtime.dead_letters import dead_letter_record
-from streams.runtime.faust_compat import ExistingTopicGlobalTable, publish
+from streams.runtime.faust_compat import ExistingTopicGlobalTable, assigned_active_partitions, publish
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import EVENTS_DEAD_LETTERED, INVALID_ACCOUNT_RECORDS
 
@@ -37,18 +37,9 @@ class AccountsTable(ExistingTopicGlobalTable):
 
     Faust's assignor finds a global table's changelog by its default name; the base class (in
     ``streams.runtime.faust_compat``) names the real topic so the group assignment does not fail.
-    Each record is shown to ``directory`` (when set) as it is applied, at recovery and live.
+    Each record is shown to the ``AccountDirectory`` (the base class's ``on_record``) as it is applied,
+    at recovery and live.
     """
-
-    directory: AccountDirectory | None = None
-
-    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
-        events = list(batch)
-        directory = self.directory
-        if directory is not None:
-            for event in events:
-                directory.observe(event.message)
-        super().apply_changelog_batch(events)
 
 
 def accounts_table(app: faust.App, topic_name: str, partitions: int) -> AccountsTable:
@@ -162,8 +153,7 @@ class AccountDeadLetters:
         self._sending: set[asyncio.Future[None]] = set()
 
     def __call__(self, message: Any, problem: str) -> None:
-        actives = {(tp.topic, tp.partition) for tp in self._app.assignor.assigned_actives()}
-        if (self._events_topic, message.partition) not in actives:
+        if message.partition not in assigned_active_partitions(self._app, self._events_topic):
             return  # another worker's partition
         letter = dead_letter_record(
             key=message.key,

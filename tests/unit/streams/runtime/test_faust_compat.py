@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import aiokafka
 import faust
@@ -133,6 +135,25 @@ def test_assignor_finds_a_global_tables_changelog_by_changelog_topic_name() -> N
     )
     assert faust.GlobalTable(app, name="plain")._changelog_topic_name() == "compat-global-plain-changelog"
     assert table._changelog_topic_name() == "preempt.accounts"
+
+
+def test_a_global_tables_changelog_records_reach_on_record_before_they_are_applied() -> None:
+    """Faust still applies changelog records through ``apply_changelog_batch(batch)`` (events with a ``message``);
+    the override hands each message to ``on_record`` and still applies the batch."""
+    assert list(inspect.signature(faust.GlobalTable.apply_changelog_batch).parameters) == ["self", "batch"]
+    app = _app("compat-on-record")
+    topic = app.topic("preempt.accounts", partitions=1)
+    table = ExistingTopicGlobalTable(
+        app, name="accounts", changelog_topic=topic, partitions=1, key_type=bytes, value_type=bytes
+    )
+    seen: list[object] = []
+    applied: list[list[object]] = []
+    table.on_record = seen.append
+    events = [SimpleNamespace(message=f"m{i}") for i in range(3)]
+    with patch.object(faust.GlobalTable, "apply_changelog_batch", lambda self, batch: applied.append(list(batch))):
+        table.apply_changelog_batch(iter(events))
+    assert seen == ["m0", "m1", "m2"]
+    assert applied == [events]
 
 
 def test_before_stop_runs_before_faust_stops_the_consumer_and_the_tables() -> None:
