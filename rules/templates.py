@@ -324,10 +324,36 @@ class _Anything(str):
 
 
 _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
-    "threshold": {"measure": "count", "value": 6, "threshold": 6, "properties": _Anything("1")},
+    "threshold": {
+        "measure": "count",
+        "value": 6,
+        "threshold": 6,
+        "properties": _Anything("1"),
+        "events": ["API Error"],
+        "events_filtered": False,
+        "window_seconds": 604800.0,
+    },
     "ratio": {"measure": "ratio", "value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
-    "spike": {"measure": "count", "value": 60, "threshold": 30, "baseline": 10, "factor": 6.0},
-    "drop": {"measure": "count", "value": 2, "threshold": 3, "baseline": 6, "drop_pct": 66.7},
+    "spike": {
+        "measure": "count",
+        "value": 60,
+        "threshold": 30,
+        "baseline": 10,
+        "factor": 6.0,
+        "events": ["API Error"],
+        "events_filtered": False,
+        "window_seconds": 604800.0,
+    },
+    "drop": {
+        "measure": "count",
+        "value": 2,
+        "threshold": 3,
+        "baseline": 6,
+        "drop_pct": 66.7,
+        "events": ["API Error"],
+        "events_filtered": False,
+        "window_seconds": 604800.0,
+    },
     "inactivity": {"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
     "absence": {
         "measure": "missing follow-up",

@@ -321,11 +321,22 @@ def account_facts(account: Any) -> str:
     return ", ".join(facts)
 
 
-def _count_of(value: Any, measure: Any) -> str:
+def _count_of(value: Any, measure: Any, evidence: Mapping[str, Any] | None = None) -> str:
     # A producer may leave the value out: the measure is then named without a number, never with a gap.
+    # The events counted are named when the evidence says which (``rules.kinds.base.counted_events``):
+    # "12 'API Error' events", "12 matching 'API Error' events" when a where narrows them.
     count = number(value, 2)  # as the limit it is compared with (a sum of 2.75 at a min of 2.75)
+    names = event_names((evidence or {}).get("events"))
+    if names and (evidence or {}).get("events_filtered") is True:
+        names = f"matching {names}"
     if measure in (None, "count"):
-        return f"{count} matching event{'s' if count != '1' else ''}" if count else "matching events"
+        plural = "s" if count != "1" else ""
+        what = f"{names} event{plural}" if names else f"matching event{plural}"
+        return f"{count} {what}" if count else f"{names or 'matching'} events"
+    return _measured(count, measure) + (f" from {names} events" if names else "")
+
+
+def _measured(count: str, measure: Any) -> str:
     measure = text(measure)
     if measure.startswith("distinct:"):
         what = _path_words(measure.removeprefix("distinct:"))
@@ -412,8 +423,10 @@ def evidence_sentence(
         return summary.strip()
     value, threshold, baseline = evidence.get("value"), evidence.get("threshold"), evidence.get("baseline")
     measure = evidence.get("measure")
-    # An alert's window is bucket-aligned ("6 days 22 hours" for a 7-day rule): named only when asked.
-    within = f" in {duration(window_seconds)}" if window_seconds else ""
+    # An alert's window is bucket-aligned ("6 days 22 hours" for a 7-day rule): the rule's own window is
+    # named when the evidence carries it (``window_seconds``, the measured kinds) or when asked.
+    window_seconds = window_seconds or _as_float(evidence.get("window_seconds"))
+    within = f" in {duration(window_seconds)}" if window_seconds and duration(window_seconds) else ""
     # Each part of the sentence that needs a number is left out (or said in words) when the producer
     # sent none: "matching events, at or above the rule's threshold", never "of , at or above the of ".
     # A limit keeps two decimals: a drop's 2.5 × 50% read "alert at 1.2 or fewer" (1.25 fires too), a
@@ -421,7 +434,7 @@ def evidence_sentence(
     limit = number(threshold, 2)
     if kind == "threshold":
         at = f"the threshold of {limit}" if limit else "the rule's threshold"
-        return f"{_count_of(value, measure)}{within}, at or above {at}"
+        return f"{_count_of(value, measure, evidence)}{within}, at or above {at}"
     if kind == "ratio":
         num, den = evidence.get("numerator"), evidence.get("denominator")
         share = percent(value)
@@ -439,13 +452,13 @@ def evidence_sentence(
         # A factor from a negative previous window (alerts written before spike.py refused one) says nothing.
         times = f", {number(factor)}× as many" if (_as_float(factor) or 0.0) > 0 else ""
         at = f" (alert at {limit})" if limit and (_as_float(threshold) or 0.0) > 0 else ""  # min is > 0
-        return f"{_count_of(value, measure)}{within} against {before} in the window before{times}{at}"
+        return f"{_count_of(value, measure, evidence)}{within} against {before} in the window before{times}{at}"
     if kind == "drop":
         fall = evidence.get("drop_pct")
         fell = f", {number(fall)}% lower" if fall is not None and number(fall) else ""
         usual = f"a usual {number(baseline)}" if number(baseline) else "the usual level"
         at = f" (alert at {limit} or fewer)" if limit else ""
-        return f"{_count_of(value, measure)}{within} against {usual}{fell}{at}"
+        return f"{_count_of(value, measure, evidence)}{within} against {usual}{fell}{at}"
     if kind == "inactivity":
         last = evidence.get("last_seen")
         seen = f"; last seen {datetime_text(last, timezone)}" if last and datetime_text(last, timezone) else ""

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, admits, union_names
-from rules.models import AbsenceRule, Match
+from rules.kinds.base import SWEEP_AT, EvaluatorBase, PendingEvents, admits, union_names, written_names
+from rules.models import AbsenceRule
 from rules.predicates import Matcher, compile_match, compile_where
 from schemas.durations import format_duration
 from schemas.event import Event, format_ts
@@ -60,8 +60,8 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
         self._per_user = rule.group_by == "user"
         # What the alert says was missing (and after what): the names as the rule lists them, for a
         # sentence a CSM reads ("no 'Invoice Paid' within 3 days of 'Invoice Payment Failed'").
-        self._expected_names = _written_names(rule.expect)
-        self._start_names = _written_names(rule.start)
+        self._expected_names = written_names(rule.expect)
+        self._start_names = written_names(rule.start)
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         starts = self.rule.start.event_names
@@ -138,10 +138,3 @@ class AbsenceEvaluator(EvaluatorBase[AbsenceState]):
             }
             findings.append(self.deadline_finding(account_id, key, deadline, start, evidence, format_ts(start)))
         return findings
-
-
-def _written_names(match: Match) -> tuple[str, ...] | None:
-    """The event names of ``match`` in the order the rule lists them (None: any event)."""
-    if match.event is None:
-        return None
-    return (match.event,) if isinstance(match.event, str) else tuple(match.event)

@@ -31,7 +31,7 @@ import structlog
 
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding, make_finding
 from rules.measures import is_power_of_ten
-from rules.models import RuleBase
+from rules.models import Match, RuleBase
 from rules.predicates import Matcher
 from rules.risk.features import MAX_USERS_PER_DAY
 from schemas.event import Event, format_ts
@@ -408,3 +408,23 @@ def sweep_older(state: SweptKeys, newest: Callable[[Any], float], too_old: Calla
     for key in stale:
         del keys[key]
     state._fresh_from = fresh_from
+
+
+def written_names(match: Match) -> tuple[str, ...] | None:
+    """The event names of ``match`` in the order the rule lists them (None: any event)."""
+    if match.event is None:
+        return None
+    return (match.event,) if isinstance(match.event, str) else tuple(match.event)
+
+
+def counted_events(match: Match, window: float) -> dict[str, Any]:
+    """What a measured kind's evidence says about what it counted, for the sentence a CSM reads when the
+    rule has no ``summary``: ``12 'API Error' events in 7 days``, not ``12 matching events``. ``events`` are
+    the match's names as written (None: any event), ``events_filtered`` whether its ``where`` narrows them,
+    ``window_seconds`` the rule's window (the alert's own window is bucket-aligned: 6 days 22 hours)."""
+    names = written_names(match)
+    return {
+        "events": list(names) if names is not None else None,
+        "events_filtered": bool(match.where),
+        "window_seconds": window,
+    }

@@ -17,7 +17,7 @@ from typing import Any, Self
 from rules import windows
 from rules.comparisons import raised
 from rules.findings import Finding, make_finding
-from rules.kinds.base import BoundedState, EvaluatorBase, admits
+from rules.kinds.base import BoundedState, EvaluatorBase, admits, counted_events
 from rules.measures import compile_measure
 from rules.models import DropRule
 from rules.predicates import Matcher, compile_where
@@ -82,6 +82,7 @@ class DropEvaluator(EvaluatorBase[DropState]):
         self._spec = windows.BucketSpec.tumbling(rule.window, rule.window)
         self._per_user = rule.group_by == "user"
         self._distinct = self._measure.kind == "distinct"
+        self._counted = counted_events(rule.match, rule.window)  # in the evidence: what was counted, over what
 
     def _empty(self) -> Any:
         return [] if self._measure.kind == "distinct" else 0
@@ -163,6 +164,7 @@ class DropEvaluator(EvaluatorBase[DropState]):
                         "threshold": round(limit, 6),
                         "baseline": round(baseline, 6),
                         "drop_pct": round(100 * (1 - value / baseline), 1),
+                        **self._counted,
                         "sample_event_ids": [keyed.last_event_id] if keyed.last_event_id else [],
                     },
                 )

@@ -11,7 +11,15 @@ from typing import Any, Self
 from rules import sketch, windows
 from rules.comparisons import lowered
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, remember_sample, sweep_older
+from rules.kinds.base import (
+    EvaluatorBase,
+    RuleState,
+    Samples,
+    admits,
+    counted_events,
+    remember_sample,
+    sweep_older,
+)
 from rules.measures import compile_measure
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -62,6 +70,7 @@ class SlidingMeasureEvaluator(EvaluatorBase[SlidingState]):
         self._measure = compile_measure(rule.measure)
         self._spec = windows.BucketSpec.sliding(rule.window)
         self._min_reached = lowered(rule.min)  # "reaches min" up to float rounding (rules.comparisons)
+        self._counted = counted_events(rule.match, rule.window)  # in the evidence: what was counted, over what
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         return self._where, self._matched

@@ -55,6 +55,7 @@ class SpikeEvaluator(SlidingMeasureEvaluator):
                     "threshold": max(rule.min, round(rule.factor * previous, 6)),
                     "baseline": previous,
                     "factor": round(current / previous, 3) if previous > 0 else None,
+                    **self._counted,
                     "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )

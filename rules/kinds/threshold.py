@@ -41,7 +41,8 @@ class ThresholdEvaluator(SlidingMeasureEvaluator):
                     "value": value,
                     "threshold": rule.min,
                     "baseline": None,
-                    "properties": event.properties,  # the latest event's, for the rule's summary sentence
+                    "properties": event.properties,
+                    **self._counted,  # the latest event's, for the rule's summary sentence
                     "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )

@@ -64,18 +64,25 @@ def test_version_1_state_continues_with_the_old_codes_findings_and_state(name: s
         findings += engine.on_event(state, event, watermark)[1]
     findings += engine.advance(state, MANIFEST["final_watermark"])
     expected = base.with_suffix(".findings.jsonl").read_bytes().splitlines()
-    # Ids, episodes, times and evidence as the old code wrote them; absence evidence names its events since.
-    assert [orjson.dumps(_without_absence_names(dataclasses.asdict(f))) for f in findings] == expected
+    # Ids, episodes, times and evidence as the old code wrote them; evidence names its events since.
+    assert [orjson.dumps(_without_event_names(dataclasses.asdict(f))) for f in findings] == expected
     _without_same_instant_expects(state)  # information the old code did not keep (rules.kinds.absence)
     assert engine.dumps(state) == engine.dumps(engine.loads(base.with_suffix(".final.json").read_bytes()))
 
 
-def _without_absence_names(finding: dict[str, Any]) -> dict[str, Any]:
-    """An absence finding without the event names its evidence carries since the old code (for the sentence)."""
-    if finding["kind"] == "absence":
-        for key in ("expected", "expected_filtered", "start"):
-            assert key in finding["evidence"], key
-            del finding["evidence"][key]
+# What evidence carries since the old code, for the sentence a rule without a summary gets: the names of
+# the events (absence; threshold, spike and drop also their window).
+_ADDED_SINCE = {
+    "absence": ("expected", "expected_filtered", "start"),
+    **dict.fromkeys(("threshold", "spike", "drop"), ("events", "events_filtered", "window_seconds")),
+}
+
+
+def _without_event_names(finding: dict[str, Any]) -> dict[str, Any]:
+    """A finding without the evidence its kind carries since the old code (for the sentence)."""
+    for key in _ADDED_SINCE.get(finding["kind"], ()):
+        assert key in finding["evidence"], key
+        del finding["evidence"][key]
     return finding
 
 

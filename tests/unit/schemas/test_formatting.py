@@ -311,6 +311,50 @@ def test_evidence_sentence_per_kind(kind, evidence, sentence):
     assert evidence_sentence(kind, evidence, timezone="America/New_York") == sentence
 
 
+_COUNTED = {"events": ["API Error"], "events_filtered": False, "window_seconds": 604800.0}
+
+
+@pytest.mark.parametrize(
+    ("kind", "evidence", "sentence"),
+    [
+        (
+            "threshold",
+            {"measure": "count", "value": 12.0, "threshold": 10.0, **_COUNTED},
+            "12 'API Error' events in 7 days, at or above the threshold of 10",
+        ),
+        (  # one event; a where narrows the names
+            "threshold",
+            {"measure": "count", "value": 1, "threshold": 1, **_COUNTED, "events_filtered": True},
+            "1 matching 'API Error' event in 7 days, at or above the threshold of 1",
+        ),
+        (
+            "threshold",
+            {"measure": "distinct:user_id", "value": 3, "threshold": 3, **_COUNTED, "events": ["Login", "SSO Login"]},
+            "3 users from 'Login' or 'SSO Login' events in 7 days, at or above the threshold of 3",
+        ),
+        (  # a rule over every event: no names, the window still said
+            "threshold",
+            {"measure": "sum:properties.amount", "value": 5000, "threshold": 1000, **_COUNTED, "events": None},
+            "total amount 5,000 in 7 days, at or above the threshold of 1,000",
+        ),
+        (
+            "spike",
+            {"measure": "count", "value": 60, "threshold": 30, "baseline": 10, "factor": 6.0, **_COUNTED},
+            "60 'API Error' events in 7 days against 10 in the window before, 6× as many (alert at 30)",
+        ),
+        (
+            "drop",
+            {"measure": "count", "value": 2, "threshold": 3, "baseline": 6, "drop_pct": 66.7, **_COUNTED},
+            "2 'API Error' events in 7 days against a usual 6, 66.7% lower (alert at 3 or fewer)",
+        ),
+    ],
+)
+def test_measured_kinds_name_what_they_counted_and_over_what(kind, evidence, sentence):
+    """A threshold, spike or drop rule without a summary says which events it counted and over which window
+    (it said "12 matching events, at or above the threshold of 10": matching what, over how long?)."""
+    assert evidence_sentence(kind, evidence) == sentence
+
+
 def test_rule_summary_wins_over_the_generic_sentence():
     """The sentence a rule's summary template wrote is used as it is."""
     evidence = {"value": 6.0, "threshold": 6.0, "summary": "6 of 20 seats in use (30%), below the 35% floor"}
