@@ -333,7 +333,17 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "events_filtered": False,
         "window_seconds": 604800.0,
     },
-    "ratio": {"measure": "ratio", "value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40},
+    "ratio": {
+        "measure": "ratio",
+        "value": 0.3,
+        "threshold": 0.25,
+        "numerator": 12,
+        "denominator": 40,
+        "events": ["API Request"],
+        "events_filtered": True,
+        "window_seconds": 3600.0,
+        "denominator_events": ["API Request"],
+    },
     "spike": {
         "measure": "count",
         "value": 60,

@@ -439,12 +439,21 @@ def evidence_sentence(
         num, den = evidence.get("numerator"), evidence.get("denominator")
         share = percent(value)
         limit = f"at or above the {percent(threshold)} limit" if percent(threshold) else "at or above the rule's limit"
+        # The names counted, when the evidence carries them: the numerator's (``events``), the denominator's.
+        named = "events" in evidence
+        of_names = event_names(evidence.get("denominator_events"))
+        same = named and evidence.get("events") == evidence.get("denominator_events")
         if num is not None and den is not None and number(num) and number(den):
             over = (_as_float(num) or 0.0) > (_as_float(den) or 0.0)
-            if over:  # the two are counted independently: "3 of 1 events matched (300%)" said nothing
-                counted = f"{number(den)} counted event{'' if number(den) == '1' else 's'}"
-                return f"{_count_of(num, 'count')} against {counted} ({share}){within}, {limit}".replace(" ()", "")
-            return f"{number(num)} of {number(den)} events matched ({share}){within}, {limit}".replace(" ()", "")
+            if over or (named and not same):  # counted independently: "3 of 1 events matched (300%)" said nothing
+                plural = "" if number(den) == "1" else "s"
+                what = (f"{of_names} " if of_names else "") if named else "counted "
+                counted = f"{number(den)} {what}event{plural}"
+                return f"{_count_of(num, 'count', evidence)} against {counted} ({share}){within}, {limit}".replace(
+                    " ()", ""
+                )
+            what = f"{of_names} events" if of_names else "events"
+            return f"{number(num)} of {number(den)} {what} matched ({share}){within}, {limit}".replace(" ()", "")
         return f"{share or 'a share'} of events matched{within}, {limit}"
     if kind == "spike":
         before = "none" if not baseline else (number(baseline) or "none")

@@ -13,7 +13,17 @@ from typing import Any, Self
 
 from rules import windows
 from rules.findings import MAX_SAMPLE_EVENT_IDS, Finding
-from rules.kinds.base import EvaluatorBase, RuleState, Samples, admits, samples_since, sweep_older, union_names
+from rules.kinds.base import (
+    EvaluatorBase,
+    RuleState,
+    Samples,
+    admits,
+    counted_events,
+    samples_since,
+    sweep_older,
+    union_names,
+    written_names,
+)
 from rules.models import Match, RatioRule
 from rules.predicates import Matcher, compile_where
 from schemas.event import Event
@@ -100,6 +110,12 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
         self.event_names = union_names(rule.match.event_names, rule.denominator.event_names)
         self._spec = windows.BucketSpec.sliding(rule.window)
         self._by_name: dict[str, _Handler] = {}
+        # in the evidence: what was counted over what, for the sentence (rules.kinds.base.counted_events)
+        of = written_names(rule.denominator)
+        self._counted = {
+            **counted_events(rule.match, rule.window),
+            "denominator_events": list(of) if of is not None else None,
+        }
 
     def _handler(self, name: str) -> _Handler:
         """``on_event`` for events of this name: a closure over the name's numerator and
@@ -202,6 +218,7 @@ class RatioEvaluator(EvaluatorBase[RatioState]):
                     "baseline": None,
                     "numerator": numerator,
                     "denominator": denominator,
+                    **self._counted,
                     "sample_event_ids": samples_since(keyed.samples, start),
                 },
             )

@@ -337,6 +337,30 @@ _COUNTED = {"events": ["API Error"], "events_filtered": False, "window_seconds":
             {"measure": "sum:properties.amount", "value": 5000, "threshold": 1000, **_COUNTED, "events": None},
             "total amount 5,000 in 7 days, at or above the threshold of 1,000",
         ),
+        (  # a ratio of one event name, narrowed by the match's where
+            "ratio",
+            {"value": 0.3, "threshold": 0.25, "numerator": 12, "denominator": 40, **_COUNTED, "events_filtered": True}
+            | {"events": ["API Request"], "denominator_events": ["API Request"], "window_seconds": 3600.0},
+            "12 of 40 'API Request' events matched (30%) in 1 hour, at or above the 25% limit",
+        ),
+        (  # different events counted independently
+            "ratio",
+            {"value": 0.075, "threshold": 0.05, "numerator": 3, "denominator": 40, **_COUNTED}
+            | {"events": ["Refund Issued"], "denominator_events": ["Order Placed"]},
+            "3 'Refund Issued' events against 40 'Order Placed' events (7.5%) in 7 days, at or above the 5% limit",
+        ),
+        (  # a denominator of every event
+            "ratio",
+            {
+                "value": 0.3,
+                "threshold": 0.25,
+                "numerator": 12,
+                "denominator": 40,
+                **_COUNTED,
+                "denominator_events": None,
+            },
+            "12 'API Error' events against 40 events (30%) in 7 days, at or above the 25% limit",
+        ),
         (
             "spike",
             {"measure": "count", "value": 60, "threshold": 30, "baseline": 10, "factor": 6.0, **_COUNTED},
@@ -350,7 +374,7 @@ _COUNTED = {"events": ["API Error"], "events_filtered": False, "window_seconds":
     ],
 )
 def test_measured_kinds_name_what_they_counted_and_over_what(kind, evidence, sentence):
-    """A threshold, spike or drop rule without a summary says which events it counted and over which window
+    """A threshold, ratio, spike or drop rule without a summary says which events it counted and over which window
     (it said "12 matching events, at or above the threshold of 10": matching what, over how long?)."""
     assert evidence_sentence(kind, evidence) == sentence
 
