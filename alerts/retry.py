@@ -78,7 +78,12 @@ from alerts.channels.base import (
 from alerts.delivery_health import DeliveryHealth, DestinationOutages
 from alerts.held_log import HeldDeliveriesLog, PacedBacklog
 from schemas.alert import Alert
-from schemas.errors import DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import (
+    DestinationFailingError,
+    NoRecipientError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     NOTIFICATION_RETRIES,
@@ -394,6 +399,12 @@ class RetryScheduler:
         bound = job_log(job)
         try:
             receipt = await job.notifier.send(job.notification)
+        except NoRecipientError as exc:  # the alert's data (an account without an owner): the channel works
+            NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()
+            bound.warning("delivery has no recipient", error=str(exc))
+            self._probe_gone(job)
+            await self._dead_letter(job, "no_recipient", str(exc))
+            return
         except PermanentDeliveryError as exc:
             self.health.failed(job.target, job.receiver_type, str(exc))
             NOTIFICATIONS.labels(receiver_type=job.receiver_type, outcome="dead_lettered").inc()

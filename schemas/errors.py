@@ -95,6 +95,12 @@ class PermanentDeliveryError(DeliveryError):
     """Delivery can never succeed as configured (bad channel, rejected address…); dead-letter it."""
 
 
+class NoRecipientError(PermanentDeliveryError):
+    """A templated recipient rendered empty, or to no valid address, for this alert (``{{ account.owner.slack }}``
+    on an account without an owner): the alert's data, not the channel's fault. Dead-lettered ``no_recipient``
+    without an attempt, and the target's health is not touched (its other alerts are delivered)."""
+
+
 class PublishError(PreemptError):
     """Events were accepted locally but Kafka did not take them (``Publisher.flush``/``close`` raise it).
 

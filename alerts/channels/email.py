@@ -34,7 +34,13 @@ from alerts.formatting import account_name, short_title, without_bidi_controls
 from alerts.routing.config import EmailReceiver
 from alerts.templates import render, template_context
 from schemas.alert import Alert
-from schemas.errors import DeliveryError, DestinationFailingError, PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import (
+    DeliveryError,
+    DestinationFailingError,
+    NoRecipientError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
 from schemas.formatting import plural
 from schemas.template_sandbox import TemplateLimitError
 from streams.runtime.kafka_clients import ca_bundle_context
@@ -342,7 +348,7 @@ class EmailNotifier:
         """Send one digest per distinct recipient set; the receipt's ref lists the Message-IDs."""
         digests = self._digests(notification.alerts)
         if not digests:
-            raise PermanentDeliveryError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
+            raise NoRecipientError(f"email receiver {notification.receiver!r}: no valid recipient rendered")
         ids = []
         refused: list[tuple[str, str]] = []
         deferred: list[tuple[tuple[Alert, ...], _SentMessage]] = []

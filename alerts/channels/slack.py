@@ -37,6 +37,7 @@ from schemas.errors import (
     ConfigError,
     DeliveryError,
     DestinationFailingError,
+    NoRecipientError,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
@@ -325,7 +326,7 @@ class SlackNotifier:
             return DeliveryReceipt(receiver=notification.receiver, ref=None)
         channel = render_channel(self._config, notification.alerts)
         if not channel:
-            raise PermanentDeliveryError("slack: the channel template rendered empty (no owner Slack id?)")
+            raise NoRecipientError("slack: the channel template rendered empty (no owner Slack id?)")
         key = f"bot:{channel}"
         self._limiter.acquire(key, token)
         data = await self._held_on_429(

@@ -105,7 +105,7 @@ def test_poison_alerts_are_dead_lettered_or_fall_back_and_the_notifier_carries_o
     assert by_key[b"giant"]["reason"] == "invalid_alert"
     assert by_key[b"giant"]["truncated"].startswith(f"value cut from {GIANT_BYTES} to ")
     assert "truncated" not in by_key[b"garbage"]
-    assert (by_key[b"unknown-recipient"]["reason"], by_key[b"no-recipient"]["reason"]) == ("permanent", "permanent")
+    assert (by_key[b"unknown-recipient"]["reason"], by_key[b"no-recipient"]["reason"]) == ("permanent", "no_recipient")
     assert "channel_not_found" in by_key[b"unknown-recipient"]["error"]
     assert "rendered empty" in by_key[b"no-recipient"]["error"]
     assert by_key[b"garbage"]["reason"] == "invalid_alert"

@@ -123,7 +123,7 @@ async def test_an_email_recipient_that_renders_empty_for_one_account_dead_letter
     make_alert, monkeypatch
 ) -> None:
     """A group spanning accounts (group_by: [rule_id]) where one owner has no email: the others are mailed,
-    that account's alert is dead-lettered (permanent, "no valid recipient") — not counted as delivered."""
+    that account's alert is dead-lettered (no_recipient, "no valid recipient") — not counted as delivered."""
     from alerts.channels.email import EmailNotifier
     from alerts.routing.config import EmailReceiver
     from streams.runtime.settings import Settings
@@ -161,6 +161,6 @@ async def test_an_email_recipient_that_renders_empty_for_one_account_dead_letter
     await _settle(dispatcher, clock, 600.0)
     await _settle(dispatcher, clock, 600.0)
     assert mailed == [["jane@example.com"]]
-    assert [(a, t, r) for a, t, r, _ in letters] == [(ownerless.alert_id, "email", "permanent")]
+    assert [(a, t, r) for a, t, r, _ in letters] == [(ownerless.alert_id, "email", "no_recipient")]
     assert "no valid recipient" in letters[0][3]
     assert sorted(acks) == ["good", "ownerless"]

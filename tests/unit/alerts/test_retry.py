@@ -11,7 +11,7 @@ import pytest
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.retry import MAX_IN_FLIGHT_PER_DESTINATION, BackoffPolicy, DeliveryJob, RetryScheduler
 from schemas.alert import Alert
-from schemas.errors import PermanentDeliveryError, RetryableDeliveryError
+from schemas.errors import NoRecipientError, PermanentDeliveryError, RetryableDeliveryError
 
 
 class ScriptedNotifier:
@@ -121,6 +121,22 @@ async def test_server_errors_retry_with_backoff_then_deliver(harness) -> None:
 
     assert notifier.calls == 3
     assert outcomes["delivered"] == ["C1:1.0"]
+
+
+async def test_an_alert_without_a_recipient_is_dead_lettered_as_such_and_the_target_stays_healthy(harness) -> None:
+    """A templated recipient that renders empty (an account without an owner) is the alert's data, not the
+    channel's fault: dead-lettered ``no_recipient`` at once, and however many such alerts come, the target is
+    not reported failing on /readyz (they were ``permanent`` and made an owner-DM receiver look broken)."""
+    clock = Clock()
+    error = "slack: the channel template rendered empty (no owner Slack id?)"
+    notifier = ScriptedNotifier(*[NoRecipientError(error) for _ in range(6)])
+    scheduler, job, outcomes = harness(notifier, clock=clock)
+    for _ in range(6):
+        await scheduler.attempt(job)
+        clock.now += 120.0
+    assert outcomes["dead"] == [("no_recipient", error)] * 6
+    assert scheduler.next_due() is None
+    assert scheduler.health.failing() == ()
 
 
 async def test_permanent_error_is_dead_lettered_without_retry(harness) -> None:
