@@ -45,7 +45,7 @@ test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit 
 	deploy/prometheus/ensure-prometheus.sh
 	deploy/ensure-compose.sh
 	deploy/ensure-chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit
