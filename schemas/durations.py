@@ -1,4 +1,5 @@
-"""The one duration grammar of Preempt's config files (rule files, routing files, CLI options).
+"""The one duration grammar of Preempt's config files (rule files, routing files, CLI options), also read
+by alert text (``schemas.formatting.duration``).
 
 Forms: ``250ms``, ``30s``, ``10m``, ``1h``, ``7d``, ``2w``, decimals (``1.5h``), compounds
 (``1h30m``, ``1h 30m``), or ISO 8601 (``PT10M``, ``P7D``, ``P1DT12H``, ``P2W``; letters in any case). Months
