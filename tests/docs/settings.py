@@ -8,8 +8,6 @@ re-described in the code shows up in the reference. ``python -m tests.docs.setti
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,11 @@ from pydantic_core import PydanticUndefined
 
 from streams.cli.settings_errors import env_name
 from streams.runtime.settings import Settings
+from tests.docs import generated
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "settings.md"
-BEGIN = "<!-- generated:settings (python -m tests.docs.settings --write) -->"
-END = "<!-- end:settings -->"
+MODULE = "tests.docs.settings"
 
 
 def _default(field: FieldInfo) -> str:
@@ -56,33 +54,16 @@ def table() -> str:
     return "\n".join(rows)
 
 
+BLOCKS = {"settings": table}
+
+
 def block_in(text: str) -> str | None:
     """The generated table as the doc has it, or None when its markers are missing."""
-    if BEGIN not in text or END not in text:
-        return None
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
-
-
-def rewrite(text: str) -> str:
-    """``text`` with the table between the markers regenerated."""
-    head, rest = text.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{table()}\n{END}{rest.split(END, 1)[1]}"
+    return generated.blocks_in(text, BLOCKS, MODULE).get("settings")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the generated table of docs/settings.md")
-    args = parser.parse_args()
-    text = DOC.read_text(encoding="utf-8")
-    fresh = rewrite(text)
-    if args.write:
-        if fresh != text:
-            DOC.write_text(fresh, encoding="utf-8")
-        return 0
-    if fresh != text:
-        print("docs/settings.md has drifted: run python -m tests.docs.settings --write", file=sys.stderr)
-        return 1
-    return 0
+    return generated.main(DOC, BLOCKS, MODULE, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
