@@ -50,9 +50,10 @@ test: install kafka lint typecheck ## Lint, typecheck, and run every test (unit 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit
 
-docs: install ## Run every ```console example in README.md and docs/ and rewrite the outputs that changed (review with git diff)
+docs: install ## Run every ```console example in README.md and docs/, rewrite the outputs that changed and the generated tables (review with git diff)
 	$(BIN)/python -m tests.docs.examples --write
 	$(BIN)/python -m tests.docs.architecture --write
+	$(BIN)/python -m tests.docs.settings --write
 
 stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random moment + restart) under CPU load, 30-day history
 	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \

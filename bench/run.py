@@ -31,6 +31,7 @@ the table says the load average at the start and the end.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import json
@@ -502,9 +503,31 @@ def print_table(figures: dict[str, Any]) -> None:
     )
 
 
+EPILOG = """\
+It runs for a few minutes against the broker of PREEMPT_BROKER (default: the local one of `make kafka`,
+127.0.0.1:9092), on topics of its own (deleted at the end), with PREEMPT_TOPIC_PARTITIONS partitions.
+The live phase: BENCH_RATE background events/s (default: half the measured pipeline rate) on
+BENCH_LIVE_ACCOUNTS (500) accounts, BENCH_LIVE_DETRACTORS_PER_S (5) NPS detractors a second for
+BENCH_LIVE_SECONDS (30) after BENCH_LIVE_WARMUP_SECONDS (3). What the figures mean: docs/pipeline.md."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: no options but ``--help`` (it used to ignore its arguments and start the run)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="make bench: the rules worker against its two ceilings (raw Kafka consume, decode + engine) "
+        "on one broker and topic, the pure engine, event->alert latency, changelog records per event, peak RSS "
+        "and the memory of 100,000 accounts' state; prints one table and writes .bench/latest.json.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.parse_args(argv)
+
+
 def main() -> None:
     """Run the benchmark, print the table, write ``.bench/latest.json``; then delete its topics
     (a broker that keeps every run's topics runs out of open files)."""
+    parse_args()
     settings = _settings()
     try:
         _run(settings)

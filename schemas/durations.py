@@ -1,4 +1,5 @@
-"""The one duration grammar of Preempt's config files (rule files, routing files, CLI options).
+"""The one duration grammar of Preempt's config files (rule files, routing files, CLI options), also read
+by alert text (``schemas.formatting.duration``).
 
 Forms: ``250ms``, ``30s``, ``10m``, ``1h``, ``7d``, ``2w``, decimals (``1.5h``), compounds
 (``1h30m``, ``1h 30m``), or ISO 8601 (``PT10M``, ``P7D``, ``P1DT12H``, ``P2W``; letters in any case). Months
@@ -29,7 +30,9 @@ _ISO = re.compile(
 FORMS = "'30s', '10m', '1h', '7d' or 'PT10M'"
 
 
-def _seconds(value: str) -> float:
+def duration_seconds(value: str) -> float:
+    """Seconds of a duration string in this grammar, any length (zero too); ``ValueError`` when it is not one.
+    Also how alert text reads a duration (``schemas.formatting.duration``)."""
     text = value.strip()
     if _SHORT.match(text):
         return sum(float(number) * _UNITS[unit] for number, unit in _SHORT_PART.findall(text))
@@ -62,7 +65,7 @@ def parse_cooldown(value: object) -> float:
     (``0s``, ``PT0S``: no cooldown, every finding alerts)."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"a duration is a string like {FORMS}, not {value!r}")
-    seconds = _seconds(value)
+    seconds = duration_seconds(value)
     if seconds > MAX_DURATION:
         raise ValueError(f"{value!r}: a duration must be at most 100 years (36500d)")
     return seconds
@@ -73,7 +76,7 @@ def parse_duration_or_seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"a duration is a string like {FORMS}, or a number of seconds, not {value!r}")
     if isinstance(value, str):
-        return _seconds(value)
+        return duration_seconds(value)
     if value < 0:
         raise ValueError(f"{value!r}: a duration must not be negative")
     return float(value)

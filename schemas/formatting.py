@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from schemas.durations import duration_seconds
 from schemas.observed import Anomaly, report
 
 # structlog is configured once per process by streams.runtime.logs; schemas may not import it.
@@ -26,8 +27,6 @@ log = structlog.get_logger(module=__name__)
 
 OWNER_FALLBACK = "the account's owner"
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
-_SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WORD_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 _ACRONYMS = {"api": "API", "nps": "NPS", "sso": "SSO", "mrr": "MRR", "csm": "CSM", "id": "ID"}
 
@@ -145,12 +144,17 @@ def percent(value: Any, digits: int = 1, *, ratio: bool = True) -> str:
 
 
 def seconds_of(value: Any) -> float | None:
-    """Seconds from a number or a short duration (``"1w"``, ``"36h"``); ``None`` when it is neither."""
+    """Seconds from a number or a duration string in the config files' grammar (``"1w"``, ``"36h"``, ``"1h30m"``,
+    ``"PT10M"``: ``schemas/durations.py``); ``None`` when it is neither."""
     parsed = _as_float(value)
     if parsed is not None:
         return parsed
-    match = _SHORT_DURATION.match(str(value)) if value is not None else None
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return duration_seconds(value)
+    except ValueError:
+        return None
 
 
 def duration(value: Any, parts: int = 2) -> str:

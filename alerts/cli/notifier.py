@@ -20,7 +20,8 @@ def notifier(loglevel: str) -> None:
 
     The routing file comes from PREEMPT_ROUTES_PATH (without it every alert is printed to the
     console). Start more notifiers with the same settings to scale out (on one machine each with its own
-    PREEMPT_NOTIFIER_WEB_PORT); they share the partitions.
+    PREEMPT_NOTIFIER_WEB_PORT); they share the partitions. Slack and SMTP credentials and every other
+    PREEMPT_* setting: docs/settings.md.
     """
 
     from alerts.app import console_routing, create_app, ensure_notifier_topics

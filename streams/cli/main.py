@@ -253,8 +253,9 @@ class PreemptGroup(LazyGroup):
 def main() -> None:
     """Preempt: real-time customer-success alerts from product usage events.
 
-    Settings come from PREEMPT_* environment variables; PREEMPT_BROKER defaults to
-    the local broker of `make kafka` (kafka://127.0.0.1:9092).
+    Settings come from PREEMPT_* environment variables (docs/settings.md lists them
+    all); PREEMPT_BROKER defaults to the local broker of `make kafka`
+    (kafka://127.0.0.1:9092).
     """
     from streams.cli.settings_errors import misspelt_settings
     from streams.runtime.logs import configure_command_logging

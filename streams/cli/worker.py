@@ -13,7 +13,7 @@ from streams.runtime.settings import Settings
 def worker(loglevel: str) -> None:
     """Run a rules worker: consume preempt.events, evaluate the rules, emit alerts.
 
-    Configured from PREEMPT_* environment variables (see README). Start more
+    Configured from PREEMPT_* environment variables (docs/settings.md lists them all). Start more
     workers with the same settings to scale out (on one machine each with its own
     PREEMPT_WORKER_WEB_PORT); they share the partitions.
 

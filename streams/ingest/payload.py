@@ -386,15 +386,22 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
     }
     if "event" not in item:
         del canonical["event"]
-    # As on the tracking API: userId, else anonymousId (an analytics.js visitor before sign-in).
-    user = item.get("userId")
-    if user is None or user == "":  # an SDK's visitor not yet identified may send userId ""
-        user = item.get("anonymousId")
+    user = user_id_of(item)
     if user is not None:
-        canonical["user_id"] = id_text(user)
+        canonical["user_id"] = user
     if "properties" in item:
         canonical["properties"] = item["properties"]
     return canonical
+
+
+def user_id_of(item: dict[str, Any]) -> Any:
+    """The acting user of a Segment-shaped item (tracking API and ``/v1/events``): ``userId``, else
+    ``anonymousId`` (an analytics.js visitor before sign-in; such an SDK may send ``userId: ""``), as
+    ``id_text``; None when neither is given."""
+    user = item.get("userId")
+    if user is None or user == "":
+        user = item.get("anonymousId")
+    return None if user is None else id_text(user)
 
 
 def id_text(value: Any) -> Any:

@@ -40,7 +40,7 @@ from schemas.decoder import Reason, Rejection, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
-from streams.ingest.payload import BodyError, TooManyItems, id_text, read_json_body
+from streams.ingest.payload import BodyError, TooManyItems, read_json_body, user_id_of
 from streams.ingest.rejected import RejectedItem, TooDeep, account_id_at, item_bytes, value_at
 from streams.ingest.sdk_time import parse_sdk_time
 
@@ -318,11 +318,9 @@ def _map_item(
     }
     if call == "track" and "event" not in item:
         del canonical["event"]
-    user = item.get("userId")
-    if user is None or user == "":  # an SDK's visitor not yet identified may send userId ""
-        user = item.get("anonymousId")
+    user = user_id_of(item)
     if user is not None:
-        canonical["user_id"] = id_text(user)
+        canonical["user_id"] = user
     properties = _properties(item, call)
     if isinstance(properties, Rejection):
         return properties

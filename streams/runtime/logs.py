@@ -378,7 +378,7 @@ faust_loglevel_option = click.option(
     type=click.Choice(FAUST_LOG_LEVELS, case_sensitive=False),
     default="warn",
     show_default=True,
-    help="Faust's own log level.",
+    help="Level of Faust's and aiokafka's own log records (PREEMPT_LOG_LEVEL sets Preempt's).",
 )
 """The ``--loglevel`` option of both Faust apps' commands (``preempt worker``, ``preempt notifier``)."""
 
@@ -397,11 +397,13 @@ def run_faust_worker(
     line of aiokafka (per fetch, per send, per produce request) and Faust was built and handled
     (measured: a visible share of the rules worker's CPU), and its escape codes went into the log.
     Without it the root logger stays where :func:`configure_logging` put it. ``log_level``
-    (``PREEMPT_LOG_LEVEL``) decides whether Faust's table-recovery progress is logged.
+    (``PREEMPT_LOG_LEVEL``) decides whether Faust's table-recovery progress is logged; ``loglevel``
+    (``--loglevel``) is the level library records pass at: with a ``logging_config`` Faust's worker does not
+    apply it itself, and ``--loglevel debug`` changed nothing.
     """
     from faust import Worker
 
-    options.setdefault("logging_config", stdlib_logging_config(log_format, app_level=log_level))
+    options.setdefault("logging_config", stdlib_logging_config(log_format, level=loglevel, app_level=log_level))
     worker = Worker(app, loglevel=loglevel, quiet=True, **options)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -167,14 +167,20 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(
         12, ge=1, le=MAX_TOPIC_PARTITIONS, description="partitions of the topics Preempt creates"
     )
-    topic_replication: int = Field(1, ge=1)
+    topic_replication: int = Field(
+        1, ge=1, description="replication factor of the topics Preempt creates (3 on a production cluster)"
+    )
     store: Annotated[str, AfterValidator(_store)] = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production) or memory://"
     )
     data_dir: Annotated[GivenPath, AfterValidator(_data_dir)] = Field(
         Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="worker and notifier: Faust's guarantee; exactly_once was measured and is not the default "
+        "(docs/pipeline.md)",
+    )
     # CLI commands ask the broker for metadata once, bounded by this, before they start work, so an
     # unreachable broker is one clear line within seconds (streams/runtime/broker_probe.py).
     broker_probe_seconds: float = Field(5.0, gt=0, description="how long commands wait for a broker to answer")
@@ -198,8 +204,8 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
         None, description="SASL mechanism (required with SASL_PLAINTEXT / SASL_SSL)"
     )
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (with SASL_PLAINTEXT / SASL_SSL)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret, never logged)")
     kafka_ssl_ca_file: ExistingFile | None = Field(
         None, description="CA bundle (PEM) that signed the brokers' certificates; None = the system CAs"
     )
@@ -208,9 +214,11 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
 
     # Events
-    max_event_bytes: int = Field(32 * 1024, ge=256)
+    max_event_bytes: int = Field(32 * 1024, ge=256, description="largest encoded event accepted (too_large above)")
     max_future_skew_seconds: float = Field(300.0, ge=0, description="reject timestamps further in the future")
-    dedup_horizon_seconds: float = Field(24 * 3600.0, ge=0)
+    dedup_horizon_seconds: float = Field(
+        24 * 3600.0, ge=0, description="how long an event_id is remembered per account to drop duplicates"
+    )
     state_write_version: int = Field(
         2,
         ge=1,
@@ -348,11 +356,13 @@ class Settings(BaseSettings):
     )
 
     # Web (metrics, health, HTTP ingest)
-    web_host: str = "127.0.0.1"
+    web_host: str = Field("127.0.0.1", description="interface the web ports (probes, /metrics, ingest) listen on")
     worker_web_port: int = Field(6066, ge=1, le=65535, description="rules worker: /metrics, /healthz, /readyz")
     notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
-    ingest_hmac_secret: SecretStr | None = None
+    ingest_hmac_secret: SecretStr | None = Field(
+        None, description="ingest: shared secret that turns request signing (HMAC) on; None = off"
+    )
     # Unbounded, 0 or a negative number started an ingest that answered every request 413 (which the SDKs
     # never retry: each batch dropped) while /readyz said ready.
     ingest_max_body_bytes: int = Field(
@@ -449,21 +459,33 @@ class Settings(BaseSettings):
 
     # Notifier
     routes_path: GivenPath | None = Field(None, description="routing YAML; None = console preview receiver")
-    slack_bot_token: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = None
-    slack_webhook_url: Annotated[SecretStr, AfterValidator(secret_http_url)] | None = None
-    slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = "https://slack.com/api/"
-    slack_signing_secret: SecretStr | None = None
-    smtp_host: str = Field("127.0.0.1", min_length=1)
-    smtp_port: int = Field(25, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
-    smtp_use_tls: bool = False
+    slack_bot_token: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = Field(
+        None, description="Slack bot token (xoxb-…) for receivers with a channel (secret)"
+    )
+    slack_webhook_url: Annotated[SecretStr, AfterValidator(secret_http_url)] | None = Field(
+        None,
+        description="Slack incoming-webhook URL, for entries without a channel (any, without a bot token) and "
+        "without a webhook_url of their own (secret)",
+    )
+    slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (a proxy or a test server)"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack app signing secret; verifies /slack/actions button presses (secret)"
+    )
+    smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP relay host for email receivers")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP relay port")
+    smtp_username: str | None = Field(None, description="SMTP login user; None = no login")
+    smtp_password: SecretStr | None = Field(None, description="SMTP login password (secret)")
+    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    smtp_use_tls: bool = Field(False, description="implicit TLS from the first byte (port 465); wins over STARTTLS")
     smtp_allow_plaintext_auth: bool = Field(
         False,
         description="allow SMTP login without STARTTLS or implicit TLS (the password travels in clear text)",
     )
-    smtp_from: Annotated[str, AfterValidator(sender_address)] = "Preempt <preempt@localhost>"
+    smtp_from: Annotated[str, AfterValidator(sender_address)] = Field(
+        "Preempt <preempt@localhost>", description="sender (From:) of alert emails"
+    )
     delivery_give_up_seconds: float = Field(
         3600.0, gt=0, description="how long retryable delivery failures are retried before dead-lettering"
     )
@@ -500,9 +522,13 @@ class Settings(BaseSettings):
     )
 
     # Logs
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object a line on stderr (production); console: for people"
+    )
     # Case-insensitive (``debug`` = ``DEBUG``); anything else was silently read as INFO.
-    log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
+    log_level: Annotated[str, AfterValidator(_log_level)] = Field(
+        "INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)"
+    )
 
     @model_validator(mode="after")
     def _check_broker_has_no_credentials(self) -> Settings:

@@ -77,6 +77,12 @@ class TopicNames:
         return (self.alerts, self.alerts_dlq, self.feedback)
 
 
+def rules_app_id(settings: Settings) -> str:
+    """The rules worker's Faust app id: its consumer group and the prefix of its changelog topics
+    (``<topic_prefix>-rules``, ``preempt-rules`` by default)."""
+    return f"{settings.topic_prefix}-rules"
+
+
 def admin_client(settings: Settings, client_id: str, timeout_s: float) -> KafkaAdminClient:
     """An admin client for ``settings``' cluster (security included); the caller closes it."""
     return KafkaAdminClient(
@@ -119,7 +125,7 @@ def _partition_counts(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str
 def _check_partitions(admin: KafkaAdminClient, topic: str, settings: Settings, existing: set[str]) -> None:
     """Refuse an events topic whose partition count is not the setting's, nor the rules worker's state's
     (its changelog topics, ``<prefix>-rules-…-changelog``: partitions added to the topic later)."""
-    state_prefix = f"{settings.topic_prefix}-rules-"
+    state_prefix = f"{rules_app_id(settings)}-"
     changelogs = [t for t in existing if t.startswith(state_prefix) and t.endswith("-changelog")]
     _check_copartitioned(admin, topic, changelogs, settings)
 

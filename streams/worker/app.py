@@ -28,7 +28,7 @@ from streams.runtime.metrics import expose_worker_series
 from streams.runtime.missing_topics import confirm_seconds, dead_letter_reason, watch_topics, written_reason
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
-from streams.runtime.topics import TopicNames, changelog_topics
+from streams.runtime.topics import TopicNames, changelog_topics, rules_app_id
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
 from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
@@ -52,9 +52,9 @@ CLOCK_TABLE = "partition-clock"
 log = get_logger(__name__)
 
 
-def app_id(settings: Settings) -> str:
-    """The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``."""
-    return f"{settings.topic_prefix}-rules"
+app_id = rules_app_id
+"""The Faust app id (consumer group, changelog topic prefix): ``<topic_prefix>-rules``; defined with the topic
+names (``streams/runtime/topics.py``), whose partition check reads the changelog topics it names."""
 
 
 def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Finding], list[str]]:

@@ -8,14 +8,15 @@ rewrites them.
 
 from __future__ import annotations
 
-import argparse
 import ast
-import sys
 import tomllib
 from pathlib import Path
 
+from tests.docs import generated
+
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "architecture.md"
+MODULE = "tests.docs.architecture"
 PACKAGES = ("schemas", "rules", "streams", "alerts")
 BLOCKS = {
     "module-map": lambda: module_map(),
@@ -57,43 +58,18 @@ def import_rules() -> str:
     return "\n".join(rows)
 
 
-def _markers(name: str) -> tuple[str, str]:
-    return f"<!-- generated:{name} (python -m tests.docs.architecture --write) -->", f"<!-- end:{name} -->"
-
-
 def blocks_in(text: str) -> dict[str, str]:
     """The generated blocks as the doc holds them."""
-    found = {}
-    for name in BLOCKS:
-        begin, end = _markers(name)
-        if begin in text and end in text:
-            found[name] = text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
-    return found
+    return generated.blocks_in(text, BLOCKS, MODULE)
 
 
 def rewrite(text: str) -> str:
     """``text`` with every generated block regenerated."""
-    for name, make in BLOCKS.items():
-        begin, end = _markers(name)
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        text = f"{head}{begin}\n{make()}\n{end}{tail}"
-    return text
+    return generated.rewrite(text, BLOCKS, MODULE)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the generated blocks of docs/architecture.md")
-    args = parser.parse_args()
-    text = DOC.read_text(encoding="utf-8")
-    fresh = rewrite(text)
-    if args.write:
-        DOC.write_text(fresh, encoding="utf-8")
-        return 0
-    if fresh != text:
-        print("docs/architecture.md has drifted: run python -m tests.docs.architecture --write", file=sys.stderr)
-        return 1
-    return 0
+    return generated.main(DOC, BLOCKS, MODULE, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.durations import parse_duration
 from schemas.formatting import (
     account_facts,
     aside,
@@ -21,6 +22,7 @@ from schemas.formatting import (
     percent,
     person,
     points,
+    seconds_of,
 )
 from streams.runtime import metrics
 
@@ -84,6 +86,28 @@ def test_percent():
 def test_duration_in_words(value, text):
     """Durations read in words ("7 days"), never as seconds (604800.0)."""
     assert duration(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1h30m", "1 hour 30 minutes"),
+        ("PT10M", "10 minutes"),
+        ("P1DT12H", "1 day 12 hours"),
+        ("1.5h", "1 hour 30 minutes"),
+    ],
+)
+def test_duration_reads_every_form_of_the_config_grammar(value, text):
+    """A duration written as in a rule or routing file (compound, ISO 8601) reads in words too: alert text and
+    config files share one duration grammar (``"1h30m"`` used to be shown as typed)."""
+    assert duration(value) == text
+    assert seconds_of(value) == parse_duration(value)
+
+
+def test_a_text_that_is_no_duration_is_shown_as_it_is():
+    """Something that is neither a number nor a duration is shown as written, not guessed at."""
+    assert seconds_of("soon") is None
+    assert duration("soon") == "soon"
 
 
 def test_times_in_the_owner_timezone():

@@ -233,6 +233,35 @@ def test_faust_worker_runs_quietly_and_logs_like_structlog(
     assert logging_config["formatters"]["structlog"]["()"] is structlog.stdlib.ProcessorFormatter
 
 
+@pytest.mark.parametrize(
+    ("loglevel", "level"), [("warn", logging.WARNING), ("info", logging.INFO), ("debug", logging.DEBUG)]
+)
+def test_the_loglevel_option_sets_the_level_of_library_records(
+    monkeypatch: pytest.MonkeyPatch, loglevel: str, level: int
+) -> None:
+    """``preempt worker --loglevel debug`` lets Faust's and aiokafka's debug records through (the logging set-up
+    handed to Faust's Worker kept them at WARNING whatever the option said); the default stays WARNING."""
+    import faust
+
+    from streams.runtime.logs import run_faust_worker
+
+    seen: dict[str, object] = {}
+
+    class FakeWorker:
+        def __init__(self, app: object, **options: object) -> None:
+            seen.update(options)
+            self.spinner: object | None = None
+
+        def execute_from_commandline(self) -> None:
+            pass
+
+    monkeypatch.setattr(faust, "Worker", FakeWorker)
+    run_faust_worker(object(), loglevel, "json")
+    config = seen["logging_config"]
+    assert isinstance(config, dict)
+    assert logging.getLevelNamesMapping()[config["root"]["level"]] == level
+
+
 def test_faust_worker_renders_library_records_like_structlog(capsys: pytest.CaptureFixture[str]) -> None:
     """The logging set-up ``run_faust_worker`` hands Faust's Worker turns an aiokafka error into one JSON line
     (without it mode installed its own plain-text handler and the rules worker's log was not JSON)."""

@@ -11,7 +11,15 @@ from structlog.testing import capture_logs
 
 from schemas.errors import ConfigError
 from streams.runtime.settings import Settings
-from streams.runtime.topics import ChangelogTopic, TopicNames, _check_kept, _check_not_compacted, changelog_topics
+from streams.runtime.topics import (
+    ChangelogTopic,
+    PartitionCountError,
+    TopicNames,
+    _check_kept,
+    _check_not_compacted,
+    _check_partitions,
+    changelog_topics,
+)
 
 
 def test_every_topic_is_listed_once_with_the_prefix() -> None:
@@ -54,6 +62,30 @@ def test_the_rules_apps_changelog_topics_are_compacted_with_the_partition_count(
             f"{app_id(settings)}-partition-progress-changelog", 6, compacted
         ),
     }
+
+
+class _PartitionsAdmin:
+    """An admin client that describes topics with the given partition counts."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [{"name": n, "partitions": [{}] * self.counts[n]} for n in names if n in self.counts]
+
+
+def test_the_events_partition_check_reads_the_rules_apps_changelog_topics(tmp_path: Path) -> None:
+    """An events topic with more partitions than the rules worker's state (partitions added later) is refused:
+    the check finds the changelog topics the worker app names (one owner of ``<prefix>-rules``), not others."""
+    from streams.worker.app import create_app
+
+    settings = Settings(topic_prefix="acme", topic_partitions=8, data_dir=tmp_path)
+    [state, *_] = [t.name for t in changelog_topics(create_app(settings), 6)]
+    other_app = "acme-notify-deliveries-changelog"
+    admin: Any = _PartitionsAdmin({"acme.events": 8, state: 6, other_app: 6})
+    with pytest.raises(PartitionCountError, match=state):
+        _check_partitions(admin, "acme.events", settings, {"acme.events", state, other_app})
+    _check_partitions(admin, "acme.events", settings, {"acme.events", other_app})  # no rules state: fine
 
 
 def test_the_notifiers_changelog_topics_are_its_two_tables(tmp_path: Path) -> None:
