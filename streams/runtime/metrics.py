@@ -212,7 +212,8 @@ CHANGELOG_WRITES = Counter(
 # --- notifier ----------------------------------------------------------------------------------
 ALERTS_SUPPRESSED = Counter(
     "preempt_alerts_suppressed_total",
-    "Alerts or notifications not sent, by reason (grouped, silenced, inhibited, quiet_hours, duplicate, cooldown).",
+    "Alerts or notifications not sent, by reason (grouped, silenced, inhibited, quiet_hours, duplicate, cooldown, "
+    "after_churn).",
     ["reason"],
 )
 NOTIFICATIONS = Counter(
