@@ -9,8 +9,10 @@ both are refused before anything is read or written.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,3 +67,35 @@ def writing(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def written_whole(paths: Sequence[Path]) -> Iterator[dict[Path, Path]]:
+    """Write each of ``paths`` through a temporary file beside it (the same folder, so the same file system):
+    the block gets ``{path: temporary}``; when it ends normally every temporary file is renamed over its path,
+    and when it raises — Ctrl-C included — they are removed, so an interrupted command leaves no partial file
+    and any earlier file of that name as it was."""
+    temporary: dict[Path, Path] = {}
+    try:
+        for path in paths:
+            folder = path.parent if str(path.parent) else Path()
+            with writing(path):
+                fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".partial")
+                os.close(fd)
+                temporary[path] = Path(name)
+                os.chmod(name, 0o666 & ~_umask())  # mkstemp's 0600; the file the command made before had these
+        yield temporary
+        for path, temp in temporary.items():
+            with writing(path):
+                os.replace(temp, path)
+    except BaseException:
+        for temp in temporary.values():
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
