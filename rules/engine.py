@@ -123,10 +123,17 @@ def _user_routed(ev: Evaluator[Any], name: str) -> tuple[Matcher | None, Callabl
     return gate, per_user
 
 
+STATE_NEUTRAL_FIELDS = frozenset({"outcome_events"})
+"""Rule fields that decide whether an alert goes out but not what the state remembers or how it is laid out
+(``risk``'s ``outcome_events``, added 2026-12-03: left out of both tags, so a risk rule's stored states — weeks of
+features — are still read by the version that added it and by the one before, and after an edit of the names)."""
+
+
 def state_fingerprint(rule: RuleBase) -> str:
-    """The tag of a rule's stored state: a hash of every field but :data:`PRESENTATION_FIELDS`, so a
-    state is read back only by a rule that evaluates events the same way."""
-    return hashlib.sha256(rule.model_dump_json(exclude=set(PRESENTATION_FIELDS)).encode()).hexdigest()[:16]
+    """The tag of a rule's stored state: a hash of every field but :data:`PRESENTATION_FIELDS` and
+    :data:`STATE_NEUTRAL_FIELDS`, so a state is read back only by a rule that evaluates events the same way."""
+    exclude = set(PRESENTATION_FIELDS | STATE_NEUTRAL_FIELDS)
+    return hashlib.sha256(rule.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]
 
 
 class EventOutcome(StrEnum):
@@ -180,8 +187,11 @@ class RuleEngine:
             for ref in ev.rule.references:
                 self._listeners.setdefault(ref, []).append(ev)
         self._cooldown = {rule.id: rule.effective_cooldown for rule in enabled}
+        # STATE_NEUTRAL_FIELDS are left out here too: a field added since is then no edit to the rule for the
+        # workers before it, nor for a version 1 state (which has no second tag)
         self._fingerprints = {
-            rule.id: hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16] for rule in enabled
+            rule.id: hashlib.sha256(rule.model_dump_json(exclude=set(STATE_NEUTRAL_FIELDS)).encode()).hexdigest()[:16]
+            for rule in enabled
         }
         # Written beside the whole rule's fingerprint (which workers before it compare), so that a rule
         # whose title, playbook… was edited still reads its state (rules.state.encode_state).
@@ -197,6 +207,12 @@ class RuleEngine:
         cooldown table it was handed said they would be dropped (``EvaluatorBase.cooled``).
         """
         return self._suppressed + sum(getattr(ev, "suppressed", 0) for ev in self._evaluators)
+
+    @property
+    def suppressed_after_churn(self) -> int:
+        """Alerts a kind did not send since this engine was built because the account had churned (``risk``
+        after one of its ``outcome_events`` of a churn; for the caller's metrics)."""
+        return sum(getattr(ev, "after_churn", 0) for ev in self._evaluators)
 
     @property
     def states_restarted(self) -> dict[str, int]:

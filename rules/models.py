@@ -27,6 +27,7 @@ from rules.templates import check_template
 from schemas.alert import Severity
 from schemas.durations import Cooldown, Duration, format_duration
 from schemas.event import MAX_EVENT_NAME_CHARS
+from schemas.outcome import DEFAULT_OUTCOME_EVENTS, OutcomeKind
 
 RULE_ID_PATTERN = r"^[a-z0-9-]+$"
 MAX_PRIORITY = 1_000_000
@@ -445,6 +446,12 @@ class RiskRule(RuleBase):
     ``cooldown`` (default 30 days) spaces alerts further: a crossing within it is held back (the rule stays armed)
     and alerts at the first tick after it if the risk is still at or above ``threshold``. No alert before the
     account has ``warmup`` of history.
+
+    ``outcome_events`` names the events that announce an account's outcome, as ``preempt evaluate
+    --outcome-event`` does (default: ``Subscription Cancelled`` churned, ``Subscription Renewed`` /
+    ``Contracted`` / ``Expanded``): after a churn event the rule no longer alerts the account (counted
+    as suppressed, ``after_churn``) until an event of another outcome (a reactivation); ``{}`` turns
+    this off.
     """
 
     kind: Literal["risk"]
@@ -455,6 +462,10 @@ class RiskRule(RuleBase):
     warmup: Duration = 14 * 86400.0
     top_features: int = Field(3, ge=1, le=10)
     match: Match | None = None
+    outcome_events: dict[Annotated[str, Field(min_length=1, max_length=MAX_EVENT_NAME_CHARS)], OutcomeKind] = Field(
+        default_factory=lambda: dict(DEFAULT_OUTCOME_EVENTS),
+        description="event name -> outcome; after a churned one the rule does not alert the account",
+    )
     _loaded_model: RiskModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")

@@ -11,6 +11,14 @@ before, the cooldown dropped it and disarmed the rule, so an account that stayed
 Ticks stop ``CAP_DAYS`` after the account's last event (nothing can change after that) and
 resume with its next event.
 
+An account that has churned is not alerted: after one of the rule's ``outcome_events`` naming a churn
+(default ``Subscription Cancelled``, the name ``preempt evaluate`` and ``preempt simulate`` use) a crossing
+is counted (``after_churn``; the worker's ``preempt_alerts_suppressed_total{reason="after_churn"}``) and
+disarms the rule instead of alerting, until an event of another outcome (a renewal: the account is a
+customer again) re-arms it. Its silence after leaving read as rising risk: it alerted the CSM weeks after
+the customer had gone. The engine applies an account's events in time order and fires the ticks due
+before each event first, so a tick before the churn still alerts, the same in the stream and the backtest.
+
 A model with account features (feature spec version 3) reads the account's record when it scores
 a tick: the engine hands the kind its ``accounts`` lookup (``bind_accounts``) — the accounts
 topic in the worker, the accounts file in a backtest. Nothing of the record is kept in the state.
@@ -50,16 +58,24 @@ class RiskState(BoundedState):
     """Whether crossing the threshold fires (re-armed below threshold − hysteresis)."""
     risk: float | None = None
     """The risk at the latest tick."""
+    churned: bool = False
+    """Whether the account's latest outcome event was a churn (no alert until another outcome)."""
 
     @classmethod
     def decode(cls, doc: Any, version: int) -> Self:
-        # features kept before the user table get one (rules.risk.features.upgrade)
-        if version == 1:  # {"x": features, "n": next tick, "a": armed, "p": latest risk}
-            return cls(doc["n"], features.upgrade(doc["x"]), doc["a"], doc["p"])
-        return cls(doc["deadline"], features.upgrade(doc["features"]), doc["armed"], doc["risk"])
+        # features kept before the user table get one (rules.risk.features.upgrade); states written before
+        # ``churned`` existed have none: not churned
+        if version == 1:  # {"x": features, "n": next tick, "a": armed, "p": latest risk, "c"?: churned}
+            return cls(doc["n"], features.upgrade(doc["x"]), doc["a"], doc["p"], doc.get("c", False))
+        return cls(
+            doc["deadline"], features.upgrade(doc["features"]), doc["armed"], doc["risk"], doc.get("churned", False)
+        )
 
     def to_version_1(self) -> dict[str, Any]:
-        return {"x": features.downgrade(self.features), "n": self.deadline, "a": self.armed, "p": self.risk}
+        doc = {"x": features.downgrade(self.features), "n": self.deadline, "a": self.armed, "p": self.risk}
+        if self.churned:
+            doc["c"] = True
+        return doc
 
 
 class RiskEvaluator(EvaluatorBase[RiskState]):
@@ -80,7 +96,12 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
         self._names = self._model.doc.features
         self._subjects = self._spec.subjects
         self._filter = compile_match(rule.match) if rule.match is not None else None
-        self.event_names = rule.match.event_names if rule.match is not None else None
+        self._outcomes = rule.outcome_events
+        names = rule.match.event_names if rule.match is not None else None
+        # the outcome events reach the kind whatever its match (they are not folded in unless it matches them)
+        self.event_names = None if names is None else frozenset(names) | frozenset(self._outcomes)
+        self.after_churn = 0
+        """Crossings not alerted because the account had churned (the engine sums them for the metric)."""
         self._accounts: Callable[[str], Account | None] | None = None
         self._learned = self._spec.event_names
         self.events_seen = 0
@@ -118,6 +139,12 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
             )
 
     def on_event(self, state: RiskState, event: Event) -> list[Finding]:
+        outcome = self._outcomes.get(event.event)
+        if outcome is not None:
+            churned = outcome == "churned"
+            if state.churned and not churned:
+                state.armed = True  # a customer again: its next crossing alerts
+            state.churned = churned
         if self._filter is not None and not self._filter(event):
             return []
         self._current(state)
@@ -183,6 +210,9 @@ class RiskEvaluator(EvaluatorBase[RiskState]):
                 self.suppressed += 1
             return None
         state.armed = False
+        if state.churned:  # the customer has left: counted, disarmed as if alerted (re-armed by a renewal)
+            self.after_churn += 1
+            return None
         return make_finding(
             rule_id=rule.id,
             kind=rule.kind,

@@ -9,8 +9,10 @@ both are refused before anything is read or written.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,3 +67,38 @@ def writing(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def written_whole(paths: Sequence[Path]) -> Iterator[dict[Path, Path]]:
+    """Write each of ``paths`` through a temporary file beside it (the same folder, so the same file system):
+    the block gets ``{path: file to write}``; when it ends normally every temporary file is renamed over its path,
+    and when it raises — Ctrl-C included — they are removed, so an interrupted command leaves no partial file
+    and any earlier file of that name as it was.
+
+    A path that is a link is written through to the file it names (the link stays). One that names something
+    other than a regular file (``/dev/null``, ``/dev/full``, a named pipe) is written directly: a rename would
+    replace the device or pipe itself with a regular file."""
+    temporary: dict[Path, Path] = {}
+    renamed: dict[Path, Path] = {}
+    try:
+        for path in paths:
+            target = Path(os.path.realpath(path))
+            if target.exists() and not target.is_file():
+                temporary[path] = path
+                continue
+            # named before it is made, so a Ctrl-C between the two cannot leave it behind
+            temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+            temporary[path] = temp
+            renamed[temp] = target
+            with writing(path):
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to open()
+        yield temporary
+        for temp, target in renamed.items():
+            with writing(target):
+                os.replace(temp, target)
+    except BaseException:
+        for temp in renamed:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise

@@ -11,10 +11,12 @@ Three modes:
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from schemas.event import Event, format_ts
 from schemas.formatting import plural
 from schemas.outcome import OUTCOME_KINDS
 from schemas.rfc3339 import MAX_EPOCH, parse_rfc3339
-from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing
+from streams.cli.main import INTERRUPTED_EXIT
+from streams.cli.output_paths import refuse_overwriting_inputs, writable_output, writing, written_whole
 from streams.cli.progress import progress_bar
 from streams.runtime.broker_probe import probe_broker
 from streams.runtime.option_types import FiniteFloatRange, WholeNumberRange
@@ -89,6 +92,12 @@ def _check_mode(live: bool, backfill: bool, output: Path | None, accounts_output
             "(the same --seed and --start give the same events)"
         )
     ctx = click.get_current_context()
+    if live and ctx.get_parameter_source("days") == click.core.ParameterSource.COMMANDLINE:
+        # Live traffic is stamped with the wall clock and paced by --rate, so simulated days have no length a user
+        # sees (a day of 20 accounts went by in minutes at 200 events/s); --days was ignored without a word.
+        raise click.UsageError(
+            "--days is for files (--output) and --backfill; live traffic runs until Ctrl-C, or give --duration SECONDS"
+        )
     if not live:
         for name in ("rate", "duration"):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
@@ -179,44 +188,47 @@ def simulate(
     refuse_overwriting_inputs(
         {"--output": output, "--accounts-output": accounts_output, "--outcomes-output": outcomes_output}, {}
     )
-    settings: Settings | None = None
-    if not to_files:
-        settings = Settings()
-    if start_ms is None:
-        now_ms = round(time.time() * 1000)
-        # Files start at a UTC midnight, so the same --seed gives the same files (and event ids) all day
-        # long without --start; a backfill ends now, so the live traffic that follows it has no gap.
-        if live:
-            start_ms = now_ms
-        elif backfill:
-            start_ms = now_ms - days * DAY_MS
+    # a Ctrl-C of a files run, from here on, writes no file (_to_files renames them all at its end)
+    paths = [path for path in (outcomes_output, accounts_output, output) if path is not None]
+    with interrupt_writes_nothing(paths) if to_files else contextlib.nullcontext():
+        settings: Settings | None = None
+        if not to_files:
+            settings = Settings()
+        if start_ms is None:
+            now_ms = round(time.time() * 1000)
+            # Files start at a UTC midnight, so the same --seed gives the same files (and event ids) all day
+            # long without --start; a backfill ends now, so the live traffic that follows it has no gap.
+            if live:
+                start_ms = now_ms
+            elif backfill:
+                start_ms = now_ms - days * DAY_MS
+            else:
+                start_ms = now_ms // DAY_MS * DAY_MS - days * DAY_MS
         else:
-            start_ms = now_ms // DAY_MS * DAY_MS - days * DAY_MS
-    else:
-        _check_period(start_ms, days, backfill, settings)
-    if settings is not None:
-        probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
-    sim = Simulation(
-        SimulationConfig(
-            seed=seed,
-            accounts=account_count,
-            start_ms=start_ms,
-            days=None if live else days,
-            lifecycle=outcomes_output is not None,
+            _check_period(start_ms, days, backfill, settings)
+        if settings is not None:
+            probe_broker(settings)  # a few seconds, not the client's 30 s of retries, when no broker answers
+        sim = Simulation(
+            SimulationConfig(
+                seed=seed,
+                accounts=account_count,
+                start_ms=start_ms,
+                days=None if live else days,
+                lifecycle=outcomes_output is not None,
+            )
         )
-    )
-    summary = SimulationSummary(sim.accounts)
-    accounts = f"{account_count} account" if account_count == 1 else f"{account_count} accounts"
-    click.echo(f"seed {seed}, {accounts}, start {format_ts(start_ms / 1000)}", err=True)
-    began = time.monotonic()
-    if outcomes_output is not None:
-        with writing(outcomes_output):
-            write_account_outcomes(outcomes_output, sim.accounts, start_ms)
+        summary = SimulationSummary(sim.accounts)
+        accounts = f"{account_count} account" if account_count == 1 else f"{account_count} accounts"
+        click.echo(f"seed {seed}, {accounts}, start {format_ts(start_ms / 1000)}", err=True)
+        began = time.monotonic()
+        if to_files:
+            _to_files(sim, summary, days, start_ms, output, accounts_output, outcomes_output)
     cut_short = False
     if to_files:
-        _to_files(sim, summary, days, output, accounts_output)
         _note_future_history(start_ms + days * DAY_MS, output)
     else:
+        if outcomes_output is not None:  # with --backfill: whole before anything is published
+            _to_files(sim, summary, days, start_ms, None, None, outcomes_output)
         cut_short = _to_kafka(sim, summary, days, live, rate, duration, settings or Settings())
     click.echo(summary.render(time.monotonic() - began))
     if cut_short:
@@ -252,15 +264,41 @@ def _counted(events: Iterator[Event], summary: SimulationSummary) -> Iterator[Ev
 
 
 def _to_files(
-    sim: Simulation, summary: SimulationSummary, days: int, output: Path | None, accounts_output: Path | None
+    sim: Simulation,
+    summary: SimulationSummary,
+    days: int,
+    start_ms: int,
+    output: Path | None,
+    accounts_output: Path | None,
+    outcomes_output: Path | None,
 ) -> None:
-    if accounts_output is not None:
-        with writing(accounts_output):
-            write_accounts(accounts_output, sim.accounts)
-    if output is not None:
-        with writing(output), _days_bar(sim, days) as bar:
-            events = sim.events(on_day=lambda _day: bar.update(1))
-            summary.bytes_written = write_events(output, _counted(events, summary))
+    """Write the files asked for, all or none: each goes to a temporary file beside it, renamed over it once every
+    file is written. A Ctrl-C (or a failure) part-way leaves no partial file — a long history took minutes, and an
+    events file cut at a random day replayed without a word — and an earlier file of the same name as it was
+    (the caller's :func:`interrupt_writes_nothing` says so in one line, exit 130)."""
+    paths = [path for path in (outcomes_output, accounts_output, output) if path is not None]
+    with interrupt_writes_nothing(paths), written_whole(paths) as temporary:
+        if outcomes_output is not None:
+            with writing(outcomes_output):
+                write_account_outcomes(temporary[outcomes_output], sim.accounts, start_ms)
+        if accounts_output is not None:
+            with writing(accounts_output):
+                write_accounts(temporary[accounts_output], sim.accounts)
+        if output is not None:
+            with writing(output), _days_bar(sim, days) as bar:
+                events = sim.events(on_day=lambda _day: bar.update(1))
+                summary.bytes_written = write_events(temporary[output], _counted(events, summary))
+
+
+@contextmanager
+def interrupt_writes_nothing(paths: list[Path]) -> Iterator[None]:
+    """A Ctrl-C within the block is one line saying the files were not written (left as they were), exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        names = ", ".join(str(path) for path in paths)
+        click.echo(f"Interrupted (Ctrl-C); nothing written: {names} left as before (or not made)", err=True)
+        raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
 
 
 def _to_kafka(

@@ -195,8 +195,9 @@ FUTURE_EVENTS = Counter(
 observed.subscribe(Anomaly.FUTURE_EVENT, lambda _reason: FUTURE_EVENTS.inc())
 INVALID_ACCOUNT_RECORDS = Counter(
     "preempt_invalid_account_records_total",
-    "Records of preempt.accounts the rules worker could not read (counted once per record): the "
-    "account's alerts go out without account context until a valid record replaces it.",
+    "Records of preempt.accounts the rules worker could not read, counted as they are dead-lettered (once per "
+    "record across the group and its restarts): the account's alerts go out without account context until a "
+    "valid record replaces it.",
 )
 ALERTS_NOT_BUILT = Counter(
     "preempt_alerts_not_built_total",
@@ -211,7 +212,8 @@ CHANGELOG_WRITES = Counter(
 # --- notifier ----------------------------------------------------------------------------------
 ALERTS_SUPPRESSED = Counter(
     "preempt_alerts_suppressed_total",
-    "Alerts or notifications not sent, by reason (grouped, silenced, inhibited, quiet_hours, duplicate, cooldown).",
+    "Alerts or notifications not sent, by reason (grouped, silenced, inhibited, quiet_hours, duplicate, cooldown, "
+    "after_churn).",
     ["reason"],
 )
 NOTIFICATIONS = Counter(

@@ -67,6 +67,7 @@ from streams.runtime.metrics import CLOCK_HELD_PARTITIONS, EVENTS_ACKED
 from streams.runtime.ops_web import broker_last_unanswered
 from streams.runtime.settings import Settings
 from streams.runtime.skipped_records import offset_jump, reread_skipped
+from streams.worker.account_letters import AccountDeadLetters
 from streams.worker.emit import OutputWriter
 from streams.worker.gap_repair import GapRepair
 from streams.worker.gc_tuning import tune_gc
@@ -137,6 +138,8 @@ class WorkerRuntime:
         self.gap_repair: GapRepair | None = None
         # Handled offsets kept in a table: a committed offset moved past them is counted (streams/worker/progress.py).
         self.progress: PartitionProgress | None = None
+        # Unreadable account records wait for the assignment's rebuild, then are dead-lettered once.
+        self.account_letters: AccountDeadLetters | None = None
         # Next offset after the last record handled, per partition (the liveness watchdog's
         # "processed" progress marker; dropped with the partition on revocation).
         self.processed_offsets: dict[int, int] = {}
@@ -870,6 +873,8 @@ class WorkerRuntime:
             self._acked_until.pop(partition, None)
         self._needs_rebuild = True
         self._recovered = False
+        if self.account_letters is not None:
+            self.account_letters.hold()
         # _events_missing is kept: a rebalance while the topic is gone is not its return (missing_events_topic)
 
     def on_assigned(self) -> None:
@@ -1019,6 +1024,8 @@ class WorkerRuntime:
             for move in moves:
                 if move.committed < move.recorded:
                     processor.read_again(move.partition, move.recorded)
+        if self.account_letters is not None:  # the marks are recovered with the progress table
+            self.account_letters.resume(mine)
         for p in mine:
             at, start = committed.get(p), starts.get(p)
             if at is not None and start is not None and start > at:

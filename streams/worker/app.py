@@ -29,10 +29,11 @@ from streams.runtime.missing_topics import confirm_seconds, dead_letter_reason, 
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames, changelog_topics, rules_app_id
+from streams.worker.account_letters import INVALID_ACCOUNT, AccountDeadLetters
 from streams.worker.agents import WorkerRuntime, install_agents
 from streams.worker.clock import PartitionClocks
 from streams.worker.emit import ALERT_TOO_LARGE, OutputWriter
-from streams.worker.enrich import INVALID_ACCOUNT, AccountDeadLetters, AccountDirectory, accounts_table
+from streams.worker.enrich import AccountDirectory, accounts_table
 from streams.worker.gap_repair import GapRepair
 from streams.worker.liveness import PartitionWatchdog
 from streams.worker.partition_scope import PartitionEvents
@@ -132,7 +133,9 @@ def create_app(
     cache = StateCache(
         state_table, engine.new_state, engine.loads, engine.dumps, max_clean=settings.worker_state_cache_accounts
     )
-    directory = AccountDirectory(accounts, AccountDeadLetters(app, names.events, dlq))
+    # Each bad account record dead-lettered once, its mark in the progress table (account_letters.py).
+    account_letters = AccountDeadLetters(dlq, progress_table, PartitionEvents(app, names.events).scope)
+    directory = AccountDirectory(accounts, account_letters, settings.late_event_log_interval_seconds)
     accounts.on_record = directory.observe  # each account record checked as it arrives
     bind_accounts = getattr(engine, "bind_accounts", None)
     if bind_accounts is not None:  # the real engine: risk models with account features read the table
@@ -144,6 +147,7 @@ def create_app(
     writer = OutputWriter(PartitionEvents(app, names.events), state_table, clock_table, alerts, dlq, events)
     runtime = WorkerRuntime(app, settings, names.events, processor, writer, state_table, clock_table)
     runtime.progress = PartitionProgress(progress_table, PartitionEvents(app, names.events), names.events)
+    runtime.account_letters = account_letters
     gap_repair = runtime.gap_repair = GapRepair(
         settings, names.events, isolation_level=lambda: consumer_isolation_level(app)
     )
@@ -154,6 +158,11 @@ def create_app(
 
     app.on_before_shutdown.connect(close_gap_repair)
     install_agents(app, runtime, events, settings)
+
+    async def flush_account_log() -> None:  # the held-back 'invalid account record' lines, once due
+        directory.flush_log()
+
+    app.timer(interval=settings.late_event_log_interval_seconds, name="account-log")(flush_account_log)
     register_web(app, settings=settings)  # /metrics (Faust's sensor + preempt_*), /healthz, /readyz, broker watch
     _register_watchdog(app, runtime, settings)
     return app

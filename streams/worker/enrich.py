@@ -2,14 +2,14 @@
 
 Every worker holds every account (a ``GlobalTable`` reads all partitions of the compacted topic
 and keeps following it), so enrichment never crosses the network. Values are the raw JSON records;
-each is checked as it arrives (so a record that cannot be read is logged, counted and dead-lettered
-at once, whether or not its account ever alerts); a valid one is parsed again and kept when its
-account first alerts, and re-parsed only when the record changes.
+each is checked as it arrives (so a record that cannot be read is logged at once — rate-limited — and
+handed to the dead-letter sink, which counts and dead-letters each record once across restarts:
+streams/worker/account_letters.py — whether or not its account ever alerts); a valid one is parsed
+again and kept when its account first alerts, and re-parsed only when the record changes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,14 +19,13 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 from schemas.error_text import first_problem
-from streams.runtime.dead_letters import dead_letter_record
-from streams.runtime.faust_compat import ExistingTopicGlobalTable, assigned_active_partitions, publish
+from streams.runtime.faust_compat import ExistingTopicGlobalTable
+from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import EVENTS_DEAD_LETTERED, INVALID_ACCOUNT_RECORDS
 
 log = get_logger(__name__)
 
-INVALID_ACCOUNT = "invalid_account"  # dead-letter reason: a preempt.accounts record the worker cannot read
+_INVALID = "invalid"
 
 InvalidRecordSink = Callable[[Any, str], None]
 """Called with the Faust ``Message`` of an account record that cannot be read and what is wrong with it."""
@@ -70,13 +69,25 @@ def accounts_table(app: faust.App, topic_name: str, partitions: int) -> Accounts
 class AccountDirectory:
     """``lookup(account_id)`` → the latest ``Account`` from the accounts table, or None."""
 
-    def __init__(self, table: Mapping[bytes, bytes], on_invalid: InvalidRecordSink | None = None) -> None:
+    def __init__(
+        self,
+        table: Mapping[bytes, bytes],
+        on_invalid: InvalidRecordSink | None = None,
+        log_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table
         self._parsed: dict[str, tuple[bytes, Account | None]] = {}
         self._on_invalid = on_invalid
+        # A producer sending nothing but bad account records must not flood the log: the first is
+        # logged at once, the next at most once per interval with how many were held back (as the
+        # worker's late events and refused records: streams/runtime/log_throttle.py).
+        self._throttle = LogThrottle(log_interval)
+        self._clock = clock
 
     def lookup(self, account_id: str) -> Account | None:
-        """The account record for ``account_id``; None when unknown or invalid (logged and counted once)."""
+        """The account record for ``account_id``; None when unknown or invalid (logged once; counted when
+        dead-lettered, streams/worker/account_letters.py)."""
         raw = self._table.get(account_id.encode())
         if raw is None:
             return None
@@ -86,9 +97,10 @@ class AccountDirectory:
         return self._parse(account_id, raw)[0]
 
     def observe(self, message: Any) -> None:
-        """Read one record of the accounts topic as it arrives: an unreadable one is logged, counted
-        and handed to ``on_invalid`` now. Before, a record was only read when its account alerted, so
-        a bad record of an account that had not alerted yet was neither counted nor logged. Never raises."""
+        """Read one record of the accounts topic as it arrives: an unreadable one is logged and handed to
+        ``on_invalid`` now (which counts and dead-letters it, once). Before, a record was only read when
+        its account alerted, so a bad record of an account that had not alerted yet was neither counted
+        nor logged. Never raises."""
         try:
             key, value = message.key, message.value
             if value is None:  # a tombstone: the account has no record any more
@@ -109,7 +121,7 @@ class AccountDirectory:
             log.error("account record could not be checked", error=f"{type(exc).__name__}: {exc}"[:500])
 
     def _parse(self, account_id: str, raw: bytes) -> tuple[Account | None, str | None]:
-        """The account of ``raw`` (cached), or None and what is wrong (logged and counted)."""
+        """The account of ``raw`` (cached), or None and what is wrong (logged, rate-limited)."""
         account: Account | None
         problem: str | None = None
         try:
@@ -125,56 +137,29 @@ class AccountDirectory:
                 problem = f"the record under this key is for account_id {account.account_id!r} (key it by that)"
                 account = None
         if problem is not None:
-            log.warning(
-                "invalid account record; alerts go out without account context",
-                account_id=account_id,
-                error=problem,
-            )
-            INVALID_ACCOUNT_RECORDS.inc()
+            self._warn(account_id, problem)
         self._parsed[account_id] = (raw, account)
         return account, problem
 
-
-class AccountDeadLetters:
-    """Dead-letters unreadable account records on the events dead-letter topic (reason ``invalid_account``).
-
-    Every worker reads every partition of the accounts topic (a global table); only the worker
-    whose events partition of the same number is active here writes the dead letter, so a group of
-    workers writes one for a record arriving while it runs, not one each. A worker that reads the
-    topic from its start again (joining the group, the ``memory://`` store after a restart or a
-    rebalance, a RocksDB store on a new disk) writes the dead letters of its partitions' bad records
-    still there once more; one resuming from its RocksDB store reads only new records.
-    """
-
-    def __init__(self, app: Any, events_topic: str, dlq: Any) -> None:
-        self._app = app
-        self._events_topic = events_topic
-        self._dlq = dlq
-        self._sending: set[asyncio.Future[None]] = set()
-
-    def __call__(self, message: Any, problem: str) -> None:
-        if message.partition not in assigned_active_partitions(self._app, self._events_topic):
-            return  # another worker's partition
-        letter = dead_letter_record(
-            key=message.key,
-            value=message.value,
-            headers=message.headers or [],
-            reason=INVALID_ACCOUNT,
-            detail=problem,
-            field=None,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            at=time.time(),
-        )
-        task = asyncio.ensure_future(self._send(letter.key, letter.value, letter.headers))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
-        try:
-            await (await publish(self._dlq, key=key, value=value, headers=headers))
-        except Exception as exc:  # noqa: BLE001 - logged; the account's alerts go on without its context
-            log.error("invalid account record could not be dead-lettered", error=f"{type(exc).__name__}: {exc}"[:500])
+    def _warn(self, account_id: str, problem: str) -> None:
+        """The WARN for one unreadable record, at most one per interval (the others counted into the next)."""
+        now = self._clock()
+        if not self._throttle.open(now):
+            self._throttle.hold(_INVALID)
             return
-        EVENTS_DEAD_LETTERED.labels(reason=INVALID_ACCOUNT).inc()
+        log.warning(
+            "invalid account record; alerts go out without account context",
+            account_id=account_id,
+            error=problem,
+            more_invalid_since_last_warning=self._throttle.take(now)[_INVALID],
+        )
+
+    def flush_log(self) -> None:
+        """Once the interval has passed, log how many unreadable records were held back since the last
+        line (when they stop, the last interval's count would otherwise never reach the log)."""
+        now = self._clock()
+        if self._throttle.ready(now):
+            log.warning(
+                "invalid account records since the last warning",
+                more_invalid_since_last_warning=self._throttle.take(now)[_INVALID],
+            )

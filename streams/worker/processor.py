@@ -270,6 +270,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
         self._live = not settings.event_time_only
         self._cooled = ALERTS_SUPPRESSED.labels(reason="cooldown")
         self._cooled_counted = engine.suppressed_by_cooldown
+        # a risk rule's crossings after the account's churn event (rules/kinds/risk.py); a test's engine has none
+        self._churned = ALERTS_SUPPRESSED.labels(reason="after_churn")
+        self._churned_counted = int(getattr(engine, "suppressed_after_churn", 0))
         self._restarts_counted: dict[str, int] = dict(engine.states_restarted)
         self._missing_warned: set[str] = set()
         self._next_offset: dict[int, int] = {}
@@ -473,6 +476,10 @@ class RulesProcessor(Generic[StateT, FindingT]):
         if total > self._cooled_counted:
             self._cooled.inc(total - self._cooled_counted)
         self._cooled_counted = total
+        churned = int(getattr(self.engine, "suppressed_after_churn", 0))
+        if churned > self._churned_counted:
+            self._churned.inc(churned - self._churned_counted)
+        self._churned_counted = churned
         self._count_restarts()
         self._warn_missing_events()
 

@@ -17,6 +17,9 @@ evaluated, and nothing said so (the group's offset had not moved; no record mark
 check therefore compares the recorded offset with where reading really starts, the later of the
 committed offset and the log start (:func:`reading_starts`), and counts what retention deleted
 apart (``preempt_events_skipped_total{reason="retention"}``, WARN).
+
+The same table holds, under ``accounts-dead-lettered:<partition>``, how far the bad records of that
+partition of ``preempt.accounts`` were dead-lettered (streams/worker/account_letters.py).
 """
 
 from __future__ import annotations

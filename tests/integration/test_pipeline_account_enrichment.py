@@ -159,3 +159,42 @@ def test_account_records_missing_late_updated_deleted_and_malformed(
     admin.close()
     assert made, "the worker made its topics"
     assert all(topic.startswith(settings.topic_prefix) for topic in made), sorted(made)
+
+
+def test_invalid_account_records_are_dead_lettered_once_across_restarts(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+    producer: KafkaProducer,
+    tmp_path: Path,
+) -> None:
+    """A worker that reads the accounts topic from its start again (the ``memory://`` store after a
+    restart) does not dead-letter the bad records already dead-lettered: each once, one written while
+    it was down included (before: every restart wrote all of them again)."""
+    rules = tmp_path / "widgets.yaml"
+    rules.write_text(RULES)
+    port = free_port()
+    settings = settings_factory(rules_path=rules, worker_web_port=port, store="memory://")
+    ensure_topics(settings)
+    names = TopicNames.from_settings(settings)
+    bad = [f"bad-{n}".encode() for n in range(6)]  # spread over the 4 partitions
+    for key in bad[:4]:
+        producer.send(names.accounts, key=key, value=b"{not json")
+    producer.flush()
+    worker = process_factory(["preempt", "worker"], settings, name="worker-1")
+    worker.wait_for_log("rules worker ready", timeout_s=90)
+    assert len(_dead_letters(kafka_bootstrap, names.events_dlq, 4)) == 4
+    worker.stop()
+    producer.send(names.accounts, key=bad[4], value=b"{not json")  # while no worker runs
+    producer.flush()
+    again = process_factory(["preempt", "worker"], settings, name="worker-2")
+    again.wait_for_log("rules worker ready", timeout_s=90)
+    producer.send(names.accounts, key=bad[5], value=b"{not json")  # live, after the restart
+    producer.flush()
+
+    records = consume_records(kafka_bootstrap, names.events_dlq, 6, timeout_s=60, idle_s=8)
+    keys = sorted(record.key for record in records)
+    assert keys == sorted(bad), keys
+    metrics = scrape(port)
+    assert metric_sum(metrics, "preempt_invalid_account_records_total") == 2
+    assert metrics['preempt_events_dead_lettered_total{reason="invalid_account"}'] == 2

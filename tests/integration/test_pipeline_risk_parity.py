@@ -6,7 +6,7 @@ import json
 import subprocess
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -80,6 +80,24 @@ def _backtest(rules: Path, events: Path, accounts: Path | None, out: Path) -> se
     return {json.loads(line)["alert_id"] for line in out.read_bytes().splitlines() if line.strip()}
 
 
+def _cancel_before_an_alert(events: Path, alerts: Path) -> tuple[str, str]:
+    """Insert, in time order, a ``Subscription Cancelled`` event two days before the last risk alert of an
+    account alerted twice (its first alert stays before the churn): the ``(account_id, fired_at)`` it silences."""
+    fired: dict[str, list[str]] = {}
+    for line in alerts.read_bytes().splitlines():
+        alert = json.loads(line)
+        fired.setdefault(alert["account_id"], []).append(alert["fired_at"])
+    account, times = next((a, t) for a, t in sorted(fired.items()) if len(t) >= 2)
+    at = datetime.fromisoformat(times[-1].replace("Z", "+00:00")) - timedelta(days=2)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    cancel = {"event_id": f"cancel-{account}", "event": "Subscription Cancelled", "account_id": account}
+    lines = events.read_bytes().splitlines()
+    index = next(i for i, line in enumerate(lines) if json.loads(line)["timestamp"] > stamp)
+    lines.insert(index, json.dumps({**cancel, "timestamp": stamp}).encode())
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    return account, times[-1]
+
+
 def test_risk_rule_alerts_match_the_backtest(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
@@ -88,7 +106,8 @@ def test_risk_rule_alerts_match_the_backtest(
     tmp_path: Path,
 ) -> None:
     """30 simulated days of 40 accounts through Kafka and one worker yield exactly the backtest's risk alert ids,
-    account features (read from the accounts topic and the accounts file) included."""
+    account features (read from the accounts topic and the accounts file) and an account's churn event (no alert
+    after it) included."""
     (tmp_path / "models").mkdir()
     write_model(tmp_path / "models" / "churn.json", COEF, intercept=-1.0)
     rules = tmp_path / "rules"
@@ -99,8 +118,14 @@ def test_risk_rule_alerts_match_the_backtest(
     ensure_topics(settings)
     names = TopicNames.from_settings(settings)
     events, accounts = simulate(tmp_path, days=30, accounts=40, seed=21)
+    uncancelled = _backtest(rules, events, accounts, tmp_path / "backtest-uncancelled.jsonl")
+    churned, silenced_at = _cancel_before_an_alert(events, tmp_path / "backtest-uncancelled.jsonl")
     append_heartbeats(events, settings.topic_partitions)
     expected = _backtest(rules, events, accounts, tmp_path / "backtest.jsonl")
+    # the alert after the churn is not sent (the one before it is), every other alert is unchanged
+    gone = [json.loads(line) for line in (tmp_path / "backtest-uncancelled.jsonl").read_bytes().splitlines()]
+    assert [(a["account_id"], a["fired_at"]) for a in gone if a["alert_id"] not in expected] == [(churned, silenced_at)]
+    assert expected < uncancelled
     assert len(expected) >= 5, "the risk rule must fire for the comparison to mean anything"
     fired: dict[str, list[str]] = {}
     for line in (tmp_path / "backtest.jsonl").read_bytes().splitlines():

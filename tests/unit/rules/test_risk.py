@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from rules.engine import RuleEngine
 from rules.kinds.risk import RiskEvaluator
@@ -461,3 +462,73 @@ def test_every_bucket_shares_its_keys_and_user_ids() -> None:
     assert all(state["ut"] == {"user-42": 0} for state in states)  # the id is written once, in the table
     assert len({id(next(iter(b[2]))) for b in buckets}) == 1
     assert len({id(next(iter(state["ut"]))) for state in states}) == 1
+
+
+def _outcome(day: float, name: str) -> Event:
+    return Event(f"{name}-{day}", name, "acme", MIDNIGHT + day * DAY + 3600)
+
+
+def _churn_run(rule: RiskRule, events: list[Event], until_day: int, chopped: bool) -> tuple[list[float], RuleEngine]:
+    """The days the rule fired on over ``events`` (the state stored and read back around each, as the worker does)
+    then up to ``until_day`` (a day at a time when ``chopped``), and the engine."""
+    engine = RuleEngine(RuleSet((rule,)))
+    blob = engine.dumps(engine.new_state())
+    findings = []
+    for event in events:
+        state = engine.loads(blob)
+        findings += engine.on_event(state, event, event.ts)[1]
+        blob = engine.dumps(state)
+    state = engine.loads(blob)
+    for day in range(1, until_day + 1) if chopped else (until_day,):
+        findings += engine.advance(state, MIDNIGHT + day * DAY)
+    return [(f.fired_at - MIDNIGHT) / DAY for f in findings], engine
+
+
+@pytest.mark.parametrize("chopped", [False, True])
+def test_no_alert_after_the_accounts_churn_event_until_it_renews(tmp_path: Path, chopped: bool) -> None:
+    """After ``Subscription Cancelled`` the account's silence no longer alerts (the customer has gone: counted as
+    ``after_churn``); a later ``Subscription Renewed`` makes it a customer again, and its next crossing alerts.
+    Before, the cancelled account alerted on day 7, six days after it had left."""
+    rule = _rule(write_model(tmp_path / "m.json"), hysteresis=0.2)
+    events = [_login(0), _outcome(1, "Subscription Cancelled"), _outcome(20, "Subscription Renewed")]
+    # risk = sigmoid(days silent - 5): without the churn, day 7 (6 days after the cancellation) and day 26
+    fired, engine = _churn_run(rule, events, 40, chopped)
+    assert fired == [26]
+    assert engine.suppressed_after_churn == 1
+
+
+def test_a_crossing_before_the_churn_event_still_alerts(tmp_path: Path) -> None:
+    """A tick before the churn event alerts as before (the engine fires the ticks due before each event first):
+    the same alerts however the clock is advanced, so the stream and the backtest agree."""
+    rule = _rule(write_model(tmp_path / "m.json"), hysteresis=0.2)
+    events = [_login(0), _outcome(10, "Subscription Cancelled")]
+    assert _churn_run(rule, events, 40, chopped=False)[0] == [6]
+    assert _churn_run(rule, events, 40, chopped=True)[0] == [6]
+
+
+def test_outcome_events_are_configurable_and_can_be_turned_off(tmp_path: Path) -> None:
+    """``outcome_events`` names the churn events (as ``preempt evaluate --outcome-event``); ``{}`` alerts after a
+    churn as before; a rule whose ``match`` leaves the outcome events out still sees them (not as features)."""
+    model = write_model(tmp_path / "m.json")
+    cancelled = [_login(0), _outcome(1, "Subscription Cancelled")]
+    assert _churn_run(_rule(model, outcome_events={}), cancelled, 20, chopped=False)[0] == [7]
+    closed = [_login(0), _outcome(1, "Account Closed")]
+    assert _churn_run(_rule(model, outcome_events={"Account Closed": "churned"}), closed, 20, chopped=False)[0] == []
+    assert _churn_run(_rule(model), closed, 20, chopped=False)[0] == [7]  # not an outcome name by default
+    only_logins = _rule(model, match={"event": "Login"})
+    assert _churn_run(only_logins, cancelled, 20, chopped=True)[0] == []  # silent from day 0: would fire on day 6
+    with pytest.raises(ValidationError, match="outcome_events"):
+        _rule(model, outcome_events={"Account Closed": "gone"})
+
+
+def test_editing_outcome_events_keeps_the_rules_stored_state(tmp_path: Path) -> None:
+    """``outcome_events`` is left out of the state's tag: a risk state stored before the field existed (or before
+    its names were edited) is read back, not started afresh (weeks of features)."""
+    model = write_model(tmp_path / "m.json")
+    before = RuleEngine(RuleSet((_rule(model, outcome_events={}),)))
+    state = before.new_state()
+    before.on_event(state, _login(0), _login(0).ts)
+    after = RuleEngine(RuleSet((_rule(model),)))
+    restored = after.loads(before.dumps(state))
+    assert restored.rules["risk"].features == state.rules["risk"].features
+    assert after.states_restarted == {}

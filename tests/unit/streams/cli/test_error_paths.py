@@ -646,9 +646,17 @@ def test_a_closed_stdin_read_as_dash_is_empty_input_not_a_traceback(
     assert "Traceback" not in done.stderr
 
 
-def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback."""
+@pytest.mark.parametrize("earlier", [None, b"the earlier run's events\n"], ids=["new", "existing"])
+def test_sigint_in_a_long_simulation_exits_130_and_leaves_no_partial_file(
+    tmp_path: Path, earlier: bytes | None
+) -> None:
+    """SIGINT to a real ``preempt simulate`` writing a big file ends it at once: exit 130, one line, no traceback,
+    and no partial file — none at all, or the earlier file of that name untouched (before: the events of the days
+    written so far, which a backtest replayed without a word)."""
+    if earlier is not None:
+        (tmp_path / "events.jsonl").write_bytes(earlier)
     args = ["simulate", "--seed", "1", "--days", "3650", "--accounts", "1000", "--output", "events.jsonl"]
+    args += ["--accounts-output", "accounts.jsonl", "--outcomes-output", "outcomes.jsonl"]
     process = subprocess.Popen(
         [PREEMPT, *args],
         env=_env(),
@@ -666,9 +674,13 @@ def test_sigint_in_a_long_simulation_exits_130_without_a_traceback(tmp_path: Pat
     assert first.startswith("seed 1, 1000 accounts")
     assert run.returncode == 130
     assert "Traceback" not in run.stderr
-    assert (
-        run.stderr.strip() == "Interrupted (Ctrl-C); stopped before finishing: any file it was writing is incomplete."
+    assert run.stderr.strip() == (
+        "Interrupted (Ctrl-C); nothing written: outcomes.jsonl, accounts.jsonl, events.jsonl left as before "
+        "(or not made)"
     )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ([] if earlier is None else ["events.jsonl"])
+    if earlier is not None:
+        assert (tmp_path / "events.jsonl").read_bytes() == earlier
 
 
 @pytest.mark.parametrize(

@@ -188,11 +188,15 @@ def test_backfill_of_a_period_ending_in_the_future_is_refused_before_connecting(
             "--rate is for live traffic; writing files goes as fast as it can",
         ),
         (["--backfill", "--duration", "5"], "--duration is for live traffic; --backfill goes as fast as it can"),
+        (
+            ["--rate", "5"],
+            "--days is for files (--output) and --backfill; live traffic runs until Ctrl-C, or give --duration SECONDS",
+        ),
     ],
 )
 def test_an_option_of_another_mode_is_a_usage_error_not_ignored(tmp_path: Path, args: list[str], message: str) -> None:
-    """--output with --backfill wrote no file, --rate/--duration outside live traffic did nothing: now exit 2 at
-    once, before any connection."""
+    """--output with --backfill wrote no file, --rate/--duration outside live traffic and --days in live traffic
+    did nothing: now exit 2 at once, before any connection."""
     argv = ["--accounts", "2", "--days", "1", "--seed", "1", *(a.format(tmp=tmp_path) for a in args)]
     result = CliRunner().invoke(simulate, argv, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
     assert result.exit_code == 2, result.output
@@ -217,7 +221,9 @@ class _InterruptingProducer(FakeProducer):
         return super().send(topic, key=key, value=value, headers=headers)
 
 
-@pytest.mark.parametrize(("mode", "exit_code"), [(["--backfill"], 130), (["--rate", "1000", "--duration", "60"], 0)])
+@pytest.mark.parametrize(
+    ("mode", "exit_code"), [(["--backfill", "--days", "3"], 130), (["--rate", "1000", "--duration", "60"], 0)]
+)
 def test_ctrl_c_cuts_a_backfill_short_with_exit_130_and_stops_live_traffic_with_exit_0(
     monkeypatch: pytest.MonkeyPatch, mode: list[str], exit_code: int
 ) -> None:
@@ -227,7 +233,7 @@ def test_ctrl_c_cuts_a_backfill_short_with_exit_130_and_stops_live_traffic_with_
     monkeypatch.setattr(command, "probe_broker", lambda settings: None)
     monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
     monkeypatch.setattr(command, "KafkaSink", lambda settings: publishing.KafkaSink(settings, producer=producer))
-    args = ["simulate", "--accounts", "2", "--days", "3", "--seed", "1", *mode]
+    args = ["simulate", "--accounts", "2", "--seed", "1", *mode]
     result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
     assert result.exit_code == exit_code, result.output
     assert "interrupted; flushing what was sent" in result.stderr
@@ -268,7 +274,11 @@ class _BrokerGoneProducer(FakeProducer):
 
 @pytest.mark.parametrize(
     ("mode", "send_blocks"),
-    [(["--rate", "1000", "--duration", "0.05"], False), (["--backfill"], False), (["--backfill"], True)],
+    [
+        (["--rate", "1000", "--duration", "0.05"], False),
+        (["--backfill", "--days", "3"], False),
+        (["--backfill", "--days", "3"], True),
+    ],
     ids=["live", "backfill", "backfill-send-blocks"],
 )
 def test_a_broker_that_goes_away_for_good_is_one_line_not_a_traceback(
@@ -281,7 +291,7 @@ def test_a_broker_that_goes_away_for_good_is_one_line_not_a_traceback(
     monkeypatch.setattr(command, "probe_broker", lambda settings: None)
     monkeypatch.setattr(publishing, "ensure_topics", lambda settings: None)
     monkeypatch.setattr(command, "KafkaSink", lambda settings: publishing.KafkaSink(settings, producer=producer))
-    args = ["simulate", "--accounts", "2", "--days", "3", "--seed", "1", *mode]
+    args = ["simulate", "--accounts", "2", "--seed", "1", *mode]
     result = CliRunner().invoke(main, args, env={"PREEMPT_BROKER": "kafka://127.0.0.1:1"})
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
