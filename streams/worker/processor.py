@@ -347,8 +347,7 @@ class RulesProcessor(Generic[StateT, FindingT]):
         max_skew = self.settings.max_future_skew_seconds
         cache_get = self.cache.get
         on_event = self.engine.on_event
-        observe = self.clocks.observe
-        watermark_of = self.clocks.watermark
+        observe_watermark = self.clocks.observe_watermark
         buffered = self._buffered_bytes
         if len(buffered) > MAX_HOME_PARTITIONS:  # accounts never measured again: forget the estimates
             buffered.clear()
@@ -392,10 +391,9 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 continue
             if outcome is accepted_outcome:
                 n_accepted += 1
-                if observe(p, decoded.ts):
-                    moved = watermark_of(p)
-                    if moved is not None and moved > late_clock[p]:
-                        late_clock[p] = moved
+                moved = observe_watermark(p, decoded.ts)
+                if moved is not None and moved > late_clock[p]:
+                    late_clock[p] = moved
                 accepted[account_id] = p
                 buffered[account_id] = buffered.get(account_id, 0) + len(record.value or b"")
             else:

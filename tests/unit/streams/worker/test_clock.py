@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from streams.worker.clock import PartitionClocks
 
 
@@ -228,3 +230,36 @@ def test_event_time_only_clocks_are_never_held() -> None:
     assert clocks.fetched({0: 1000.0}, None) == {}
     assert clocks.fetched({0: 1100.0}, unanswered_at=1050.0) == {}
     assert clocks.watermark(0) == 95.0
+
+
+def _observe_then_watermark(clocks: PartitionClocks, partition: int, ts: float) -> float | None:
+    """What the worker did per accepted event before ``observe_watermark``: two calls."""
+    return clocks.watermark(partition) if clocks.observe(partition, ts) else None
+
+
+def test_observe_watermark_is_observe_then_watermark_in_every_mode() -> None:
+    """The worker's one call per accepted event gives what ``observe`` then ``watermark`` gave, and marks the same
+    partitions dirty: event time only; live, with an event past the wall clock's bound; and held after an outage."""
+    times = [(0, 100.0), (0, 90.0), (1, 50.0), (0, 100.0), (0, 130.0), (2, 5_000.0), (1, 49.0), (1, 1_040.0)]
+
+    def runs(make: Callable[[], PartitionClocks]) -> tuple[list[tuple[float | None, dict[int, float]]], ...]:
+        old, new = make(), make()
+        before = [(_observe_then_watermark(old, p, ts), old.take_dirty()) for p, ts in times]
+        after = [(new.observe_watermark(p, ts), new.take_dirty()) for p, ts in times]
+        return before, after
+
+    def held() -> PartitionClocks:
+        clocks = _live(_Wall(1031.0))
+        clocks.fetched({0: 1031.0, 1: 1031.0}, unanswered_at=1010.0)
+        clocks.catch_up({0: 1031.0})
+        return clocks
+
+    for make in (
+        lambda: PartitionClocks(5.0, event_time_only=True),
+        lambda: PartitionClocks(5.0, event_time_only=False, wall_clock=lambda: 1000.0),
+        held,
+    ):
+        before, after = runs(make)
+        assert after == before
+        assert any(moved is None for moved, _ in after)  # both branches taken: the clock stayed and moved
+        assert any(moved is not None for moved, _ in after)
