@@ -212,6 +212,26 @@ def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     return committed
 
 
+def group_membership_lost(app: faust.App) -> bool:
+    """Whether the consumer group no longer counts this process as a member: its session expired (a
+    process paused past the session timeout: SIGSTOP, a VM or container freeze, a long GC or swap
+    stall) and the group handed its partitions to the other workers. Writing the states, progress
+    and clocks of those partitions now would overwrite the new owner's newer ones in the changelogs.
+
+    Upstream behaviour: aiokafka's ``GroupCoordinator.reset_generation`` (on a heartbeat or sync
+    answered ``UNKNOWN_MEMBER_ID`` / ``ILLEGAL_GENERATION``) sets ``generation`` to
+    ``OffsetCommitRequest.DEFAULT_GENERATION_ID`` (-1) and ``member_id`` to the empty string, and only
+    then revokes the partitions (``_on_join_prepare``), while Faust's ``consumer_generation_id`` stays
+    the old one until the next assignment. A process that has not joined yet has no assignment to
+    write for, so the same reading means nothing then. False without a running aiokafka consumer."""
+    thread = getattr(app.consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    coordinator = getattr(client, "_coordinator", None)
+    if coordinator is None:
+        return False
+    return getattr(coordinator, "generation", None) == -1 and getattr(coordinator, "member_id", None) == ""
+
+
 async def group_committed_offsets(app: faust.App, tps: Iterable[Any], timeout_s: float) -> dict[Any, int | None] | None:
     """The consumer group's committed offset of each of ``tps`` (None: nothing committed), asked of the
     group coordinator; None when it does not answer within ``timeout_s`` (or the consumer is not running).
