@@ -946,6 +946,32 @@ async def _close_fetcher(self: Any) -> None:
                 raise
 
 
+async def _seek_offsets_known(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+    for tp in tps:
+        at = offsets.get(tp)
+        if at is None or at < -1:  # no offset read or persisted yet: from the start, as Faust's -1
+            offsets[tp] = -1
+    await UPSTREAM["Recovery._seek_offsets"](self, consumer, tps, offsets, title)
+
+
+def seek_unread_changelogs_from_start() -> None:
+    """Make Faust's table recovery seek a changelog partition it holds no offset for to its start
+    instead of crashing the worker (idempotent).
+
+    Upstream behaviour: ``Recovery.add_standby`` records a standby partition without a persisted
+    offset as ``None`` (``offsets.setdefault(tp, None)``); ``_build_offsets`` turns it into -1 before
+    the first seek, but when rebalances follow each other (a worker paused past its session rejoins,
+    and the group rebalances again before the recovery finishes) the standby seek of
+    ``_restart_recovery`` can get the ``None``: aiokafka's ``seek`` raised ``ValueError('Offset must
+    be a positive integer')`` and the worker stopped (seen once in four runs of
+    tests/integration/test_pipeline_paused_worker.py). -1 is what Faust itself seeks as 0."""
+    from faust.tables.recovery import Recovery
+
+    if Recovery._seek_offsets is not _seek_offsets_known:
+        UPSTREAM["Recovery._seek_offsets"] = Recovery._seek_offsets
+        Recovery._seek_offsets = _seek_offsets_known  # type: ignore[method-assign]
+
+
 def stop_fetchers_cleanly() -> None:
     """Make aiokafka's fetcher (every consumer of this process) close without raising when its pending
     requests end cancelled (idempotent)."""

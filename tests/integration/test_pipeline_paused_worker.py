@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.event import format_ts
 from streams.runtime.settings import Settings
@@ -30,8 +30,8 @@ from streams.runtime.topics import TopicNames, ensure_topics
 from tests.integration.conftest import ManagedProcess, consume_records
 from tests.integration.test_broker_loss import RULES
 
-SESSION_S = 6  # the setting's minimum: the group drops the paused worker after 6 s
-PAUSE_S = 18.0
+SESSION_S = 8  # the group drops the paused worker after 8 s
+PAUSE_S = 25.0
 SKIP_LINE = "records skipped: the consumer group's offset moved past records no worker read"
 LOST_LINE = "consumer group session expired"
 
@@ -49,15 +49,38 @@ def _ping_until(producer: KafkaProducer, topic: str, stop: threading.Event, sent
         stop.wait(0.1)
 
 
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic``."""
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def _progress_records(bootstrap: str, topic: str) -> list[tuple[int, int, int]]:
+    """``(partition, value, timestamp ms)`` of every record of the progress changelog ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [(r.partition, int(r.value), r.timestamp) for r in consumer if r.value is not None]
+    finally:
+        consumer.close()
+
+
 def test_a_worker_paused_past_its_session_writes_nothing_for_the_partitions_it_lost(
     kafka_bootstrap: str,
     settings_factory: Callable[..., Settings],
     process_factory: Callable[..., ManagedProcess],
     tmp_path: Path,
 ) -> None:
-    """Worker A is SIGSTOPped for 18 s (session 6 s) while events flow, then SIGCONTed: it logs that its
-    session expired (once, or once per expiry of its rejoin), rejoins, and neither worker reports records
-    skipped (none were: every event alerts); both stay up."""
+    """Worker A is SIGSTOPped for 25 s (session 8 s) while events flow, then SIGCONTed: it logs that its
+    session expired (once, or once per expiry of its rejoin), writes no progress record behind what B
+    committed meanwhile, rejoins, and neither worker reports records skipped (none were: every event
+    alerts); both stay up."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")
     common = {
@@ -81,10 +104,13 @@ def test_a_worker_paused_past_its_session_writes_nothing_for_the_partitions_it_l
     pinger = threading.Thread(target=_ping_until, args=(producer, names.events, stop, sent), daemon=True)
     pinger.start()
     try:
-        time.sleep(8)  # both workers own partitions and hold batches
+        time.sleep(12)  # both workers own partitions and hold batches
         os.kill(worker_a.proc.pid, signal.SIGSTOP)
         try:
             time.sleep(PAUSE_S)
+            # What worker B committed of A's partitions meanwhile: handled, by B.
+            committed = _committed(kafka_bootstrap, f"{settings_a.topic_prefix}-rules", names.events)
+            resumed_ms = int(time.time() * 1000)
         finally:
             os.kill(worker_a.proc.pid, signal.SIGCONT)
         time.sleep(15)  # A rejoins and takes partitions back; events keep coming
@@ -93,6 +119,12 @@ def test_a_worker_paused_past_its_session_writes_nothing_for_the_partitions_it_l
         pinger.join(timeout=60)
         producer.close()
 
+    # Every progress record written from the resumption on says at least what was committed then: a
+    # lower one is the paused worker's, for a batch another worker had handled since (before: 17-20
+    # written over B's 42 on one partition, in each of three runs).
+    progress = _progress_records(kafka_bootstrap, f"{settings_a.topic_prefix}-rules-partition-progress-changelog")
+    stale = [(p, v) for p, v, at in progress if at >= resumed_ms and v < committed.get(p, 0)]
+    assert not stale, f"progress records written behind the committed offsets {committed}: {stale}"
     alerts = consume_records(kafka_bootstrap, names.alerts, expected=len(set(sent)), timeout_s=90, idle_s=3)
     alerted = {json.loads(record.value)["account_id"] for record in alerts}
     assert set(sent) <= alerted, f"{len(set(sent) - alerted)} of {len(sent)} events without an alert"
