@@ -40,6 +40,7 @@ from streams.runtime.faust_compat import (
     placeholder_event,
     resume_flow_without_clearing,
     seek_uncommitted_to_beginning,
+    seek_unread_changelogs_from_start,
     stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
@@ -141,6 +142,7 @@ def create_app(
     """
     tolerate_non_utf8_header_keys()  # one such record crashed the notifier, again after every restart
     stop_fetchers_cleanly()  # a SIGTERM while the broker was away took 64 s (faust_compat section 15)
+    seek_unread_changelogs_from_start()  # a standby without an offset stopped a worker after a pause
     routing = routing or console_routing()
     notifiers = notifiers if notifiers is not None else build_notifiers(routing, settings)
     expose_notifier_series(sorted({n.receiver_type for targets in notifiers.values() for n in targets}))

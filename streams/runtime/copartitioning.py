@@ -52,9 +52,16 @@ def copartitioning_problem(
     if built and built[0] != source_partitions:
         old = built[0]
         names = ", ".join(sorted(changelogs))
+        # Fewer partitions than the state: the topic was deleted and made again with another count (Kafka
+        # cannot remove partitions), which the line said was "partitions were added".
+        how = (
+            f"partitions were added to {source}"
+            if source_partitions > old
+            else f"{source} was made again with fewer partitions"
+        )
         return (
             f"topic {source} has {source_partitions} partitions but the state built from it has {old} ({names}): "
-            f"partitions were added to {source}, so Kafka now sends accounts to other partitions than the ones "
+            f"{how}, so Kafka now sends accounts to other partitions than the ones "
             f"holding their state. Kafka cannot remove partitions: recreate {source} with {old} partitions "
             f"(PREEMPT_TOPIC_PARTITIONS={old}), or start a new deployment (another PREEMPT_TOPIC_PREFIX) with "
             f"PREEMPT_TOPIC_PARTITIONS={source_partitions} and replay the records into it ({DOCS})"

@@ -1133,3 +1133,55 @@ def resume_fetching(app: faust.App, tps: Collection[Any]) -> None:
     consumer: Any = app.consumer
     consumer._buffered_partitions.difference_update(tps)
     consumer.resume_partitions(tps)
+
+
+# --- 22. Whether the consumer group still counts this process as a member ---------------------------
+
+
+def group_membership_lost(app: faust.App) -> bool:
+    """Whether the consumer group no longer counts this process as a member: its session expired (a
+    process paused past the session timeout: SIGSTOP, a VM or container freeze, a long GC or swap
+    stall) and the group handed its partitions to the other workers. Writing the states, progress
+    and clocks of those partitions now would overwrite the new owner's newer ones in the changelogs.
+
+    Upstream behaviour: aiokafka's ``GroupCoordinator.reset_generation`` (on a heartbeat or sync
+    answered ``UNKNOWN_MEMBER_ID`` / ``ILLEGAL_GENERATION``) sets ``generation`` to
+    ``OffsetCommitRequest.DEFAULT_GENERATION_ID`` (-1) and ``member_id`` to the empty string, and only
+    then revokes the partitions (``_on_join_prepare``), while Faust's ``consumer_generation_id`` stays
+    the old one until the next assignment. A process that has not joined yet has no assignment to
+    write for, so the same reading means nothing then. False without a running aiokafka consumer."""
+    thread = getattr(app.consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    coordinator = getattr(client, "_coordinator", None)
+    if coordinator is None:
+        return False
+    return getattr(coordinator, "generation", None) == -1 and getattr(coordinator, "member_id", None) == ""
+
+
+# --- 23. Table recovery of a changelog partition without an offset --------------------------------
+
+
+async def _seek_offsets_known(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+    for tp in tps:
+        at = offsets.get(tp)
+        if at is None or at < -1:  # no offset read or persisted yet: from the start, as Faust's -1
+            offsets[tp] = -1
+    await UPSTREAM["Recovery._seek_offsets"](self, consumer, tps, offsets, title)
+
+
+def seek_unread_changelogs_from_start() -> None:
+    """Make Faust's table recovery seek a changelog partition it holds no offset for to its start
+    instead of crashing the worker (idempotent).
+
+    Upstream behaviour: ``Recovery.add_standby`` records a standby partition without a persisted
+    offset as ``None`` (``offsets.setdefault(tp, None)``); ``_build_offsets`` turns it into -1 before
+    the first seek, but when rebalances follow each other (a worker paused past its session rejoins,
+    and the group rebalances again before the recovery finishes) the standby seek of
+    ``_restart_recovery`` can get the ``None``: aiokafka's ``seek`` raised ``ValueError('Offset must
+    be a positive integer')`` and the worker stopped (seen once in four runs of
+    tests/integration/test_pipeline_paused_worker.py). -1 is what Faust itself seeks as 0."""
+    from faust.tables.recovery import Recovery
+
+    if Recovery._seek_offsets is not _seek_offsets_known:
+        UPSTREAM["Recovery._seek_offsets"] = Recovery._seek_offsets
+        Recovery._seek_offsets = _seek_offsets_known  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from schemas.decoder import Reason
 from streams.runtime.faust_compat import (
     AppWithBeforeStop,
     consumer_isolation_level,
+    seek_unread_changelogs_from_start,
     stop_fetchers_cleanly,
     tolerate_non_utf8_header_keys,
 )
@@ -86,6 +87,7 @@ def create_app(
     """Build the rules app for ``settings`` (no I/O until the worker starts)."""
     tolerate_non_utf8_header_keys()  # one such record crashed the worker, again after every restart
     stop_fetchers_cleanly()  # a SIGTERM while the broker was away took 64 s (faust_compat section 15)
+    seek_unread_changelogs_from_start()  # a standby without an offset stopped a worker after a pause
     if engine is None:
         engine, rule_ids = load_engine(settings)
     names = TopicNames.from_settings(settings)

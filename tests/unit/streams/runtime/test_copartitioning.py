@@ -32,6 +32,17 @@ def test_partitions_added_after_the_state_was_built_are_named_whatever_the_setti
         assert "\n" not in problem
 
 
+def test_a_source_made_again_with_fewer_partitions_is_not_called_added() -> None:
+    """The events topic deleted under a worker and made again with 2 partitions (the state has 4): the line
+    says it was made again with fewer, not that partitions were added, and still names both ways out."""
+    problem = copartitioning_problem("p.events", 2, CHANGELOGS, 4)
+    assert problem is not None
+    assert "partitions were added" not in problem
+    assert "p.events was made again with fewer partitions" in problem
+    assert "recreate p.events with 4 partitions" in problem
+    assert "PREEMPT_TOPIC_PARTITIONS=2 and replay" in problem
+
+
 def test_a_consistent_deployment_with_a_wrong_setting_names_the_setting() -> None:
     """Source and changelogs at 6, setting 4: set PREEMPT_TOPIC_PARTITIONS=6."""
     problem = copartitioning_problem("p.events", 6, {"p-rules-account-state-changelog": 6}, 4)

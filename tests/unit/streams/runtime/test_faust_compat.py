@@ -1490,3 +1490,36 @@ def test_topic_send_keeps_the_records_future_message_which_publish_returns() -> 
 
     assert asyncio.run(unread_after(sent)) == ["False", "FutureMessage exception was never retrieved"]
     assert asyncio.run(unread_after(published)) == ["True"]
+
+
+def test_a_standby_changelog_without_an_offset_is_sought_from_its_start() -> None:
+    """seek_unread_changelogs_from_start: Faust's recovery seeks a partition recorded without an offset (None,
+    as ``Recovery.add_standby`` records one with nothing persisted) to 0 instead of passing None to
+    aiokafka's seek, which raised ``ValueError('Offset must be a positive integer')`` and stopped the worker."""
+    from collections import Counter
+
+    from faust.tables.recovery import Recovery
+    from faust.types import TP
+
+    from streams.runtime.faust_compat import UPSTREAM, seek_unread_changelogs_from_start
+
+    seek_unread_changelogs_from_start()
+    seek_unread_changelogs_from_start()  # idempotent
+    sought: list[dict[Any, int]] = []
+
+    class Consumer:
+        async def seek_wait(self, offsets: dict[Any, int]) -> None:
+            sought.append(dict(offsets))
+
+    unread, read = TP("c-changelog", 0), TP("c-changelog", 1)
+    offsets: Counter[Any] = Counter()
+    offsets[read] = 41
+    offsets.setdefault(unread, None)  # type: ignore[arg-type]  # what Recovery._add records
+    recovery = Recovery.__new__(Recovery)
+    asyncio.run(Recovery._seek_offsets(recovery, Consumer(), {unread, read}, offsets, "standby"))  # type: ignore[arg-type]
+    assert sought == [{unread: 0, read: 41}]
+    # The upstream behaviour worked around: None goes to the consumer's seek as it is.
+    sought.clear()
+    offsets[unread] = None  # type: ignore[assignment]
+    asyncio.run(UPSTREAM["Recovery._seek_offsets"](recovery, Consumer(), {unread}, offsets, "standby"))
+    assert sought == [{unread: None}]
