@@ -151,7 +151,8 @@ class PartitionProgress:
             else:
                 log.info(
                     "records read again: the consumer group's offset is behind the records already handled "
-                    "(an offset reset to earliest?); their events are dropped as duplicates",
+                    "(expected after a restart or rebalance that came before the last commit; otherwise an offset "
+                    "reset to earliest); their events are dropped as duplicates",
                     topic=self._topic,
                     partition=move.partition,
                     handled_until=move.recorded,
