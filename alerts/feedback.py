@@ -40,6 +40,10 @@ log = get_logger(__name__)
 SIGNATURE_TOLERANCE_SECONDS = 300.0
 SNOOZE_SECONDS = 7 * 24 * 3600.0
 UPDATE_ATTEMPTS = 5
+# The longest wait between two attempts to update a pressed message: a Retry-After of an hour (a proxy's, or
+# a long rate-limit window) kept the update's task asleep for that long, and the press's response_url, the
+# fallback after the last attempt, expires 30 minutes after the press.
+UPDATE_MAX_WAIT_SECONDS = 30.0
 ACTIONS = ("acknowledge", "snooze", "not_helpful")
 # Slack's interactivity payload is one URL-encoded JSON document describing the message (at most 50
 # blocks of at most 3,000 characters, 40,000 characters of text): well under 1 MiB even URL-encoded.
@@ -335,7 +339,8 @@ class SlackActionHandler:
                 if attempt == UPDATE_ATTEMPTS:
                     await self._update_by_response_url(action, feedback, exc)
                     return
-                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else float(attempt))
+                wait = exc.retry_after if exc.retry_after is not None else float(attempt)
+                await asyncio.sleep(min(wait, UPDATE_MAX_WAIT_SECONDS))
             except Exception:  # the action is recorded; a failed cosmetic update is logged and counted
                 _count_update(failed=True)
                 log.exception("slack message update failed", **action.log_ids())

@@ -317,6 +317,32 @@ async def test_chat_update_failing_retryably_on_every_attempt_falls_back_to_the_
         assert (line["alert_id"], line["rule_id"], line["account_id"]) == ("a1", "error-spike", "acme")
 
 
+async def test_a_long_retry_after_on_a_message_update_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Retry-After of an hour on chat.update waits at most UPDATE_MAX_WAIT_SECONDS between attempts (it slept
+    the hour, past the 30 minutes the press's response_url lives), and the attempts still end in the fallback."""
+    from alerts import feedback as feedback_module
+
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    class SlowChatUpdate(BusyChatUpdate):
+        async def update(self, action: SlackAction, feedback: Feedback, *, by_response_url: bool = False) -> None:
+            self.calls.append("response_url" if by_response_url else "chat.update")
+            if not by_response_url:
+                raise RetryableDeliveryError("slack chat.update: HTTP 429", retry_after=3600.0, throttled=True)
+
+    monkeypatch.setattr(feedback_module.asyncio, "sleep", no_sleep)
+    slow = SlowChatUpdate()
+    handler = SlackActionHandler(SECRET, Recorder().publish, slow.update)
+    body = _with_response_url(make_body("preempt_ack"), "https://hooks.slack.com/actions/T1/2/abc")
+    assert (await handler.handle(signed(body), body, NOW))[0] == 200
+    await handler.drain()
+    assert waits == [feedback_module.UPDATE_MAX_WAIT_SECONDS] * (UPDATE_ATTEMPTS - 1)
+    assert slow.calls == ["chat.update"] * UPDATE_ATTEMPTS + ["response_url"]
+
+
 class ScriptedUpdate:
     """An update that answers as scripted: a result (False: not updated, the callee logged why) or an exception."""
 
