@@ -129,11 +129,15 @@ STATE_NEUTRAL_FIELDS = frozenset({"outcome_events"})
 features — are still read by the version that added it and by the one before, and after an edit of the names)."""
 
 
+def _rule_digest(rule: RuleBase, left_out: frozenset[str]) -> str:
+    """A hash of ``rule``'s fields but ``left_out``: the tags its stored states carry."""
+    return hashlib.sha256(rule.model_dump_json(exclude=set(left_out)).encode()).hexdigest()[:16]
+
+
 def state_fingerprint(rule: RuleBase) -> str:
     """The tag of a rule's stored state: a hash of every field but :data:`PRESENTATION_FIELDS` and
     :data:`STATE_NEUTRAL_FIELDS`, so a state is read back only by a rule that evaluates events the same way."""
-    exclude = set(PRESENTATION_FIELDS | STATE_NEUTRAL_FIELDS)
-    return hashlib.sha256(rule.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]
+    return _rule_digest(rule, frozenset(PRESENTATION_FIELDS) | STATE_NEUTRAL_FIELDS)
 
 
 class EventOutcome(StrEnum):
@@ -189,10 +193,7 @@ class RuleEngine:
         self._cooldown = {rule.id: rule.effective_cooldown for rule in enabled}
         # STATE_NEUTRAL_FIELDS are left out here too: a field added since is then no edit to the rule for the
         # workers before it, nor for a version 1 state (which has no second tag)
-        self._fingerprints = {
-            rule.id: hashlib.sha256(rule.model_dump_json(exclude=set(STATE_NEUTRAL_FIELDS)).encode()).hexdigest()[:16]
-            for rule in enabled
-        }
+        self._fingerprints = {rule.id: _rule_digest(rule, STATE_NEUTRAL_FIELDS) for rule in enabled}
         # Written beside the whole rule's fingerprint (which workers before it compare), so that a rule
         # whose title, playbook… was edited still reads its state (rules.state.encode_state).
         self._state_fingerprints = {rule.id: state_fingerprint(rule) for rule in enabled}

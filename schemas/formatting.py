@@ -451,7 +451,7 @@ def evidence_sentence(
             over = (_as_float(num) or 0.0) > (_as_float(den) or 0.0)
             if over or (named and not same):  # counted independently: "3 of 1 events matched (300%)" said nothing
                 plural = "" if number(den) == "1" else "s"
-                what = (f"{of_names} " if of_names else "") if named else "counted "
+                what = "counted " if not named else f"{of_names} " if of_names else ""  # "" for every event
                 counted = f"{number(den)} {what}event{plural}"
                 return f"{_count_of(num, 'count', evidence)} against {counted} ({share}){within}, {limit}".replace(
                     " ()", ""
