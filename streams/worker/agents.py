@@ -176,7 +176,8 @@ class WorkerRuntime:
         # whose states are not all serialized yet, oldest first, each with the cache's dirty mark
         # after it, its partition clocks and its acks (``done``) (``_hold``, ``_release``).
         self._write_interval = settings.worker_state_write_interval_seconds
-        self._last_share = -math.inf  # time.monotonic() of the last stage's share of the writes
+        self._clock: Callable[[], float] = time.monotonic  # the write shares' clock (a test freezes it)
+        self._last_share = -math.inf  # self._clock() of the last stage's share of the writes
         self._write_credit = 0.0  # the fraction of a state write owed, carried to the next stage
         self._held: deque[
             tuple[int, dict[int, float], Callable[[], Awaitable[None]] | None, Callable[[], None] | None]
@@ -415,7 +416,7 @@ class WorkerRuntime:
         more writes its states at once.
         """
         cache = self.processor.cache
-        now = time.monotonic()
+        now = self._clock()
         if force or self._write_interval <= 0:
             self._last_share = now
             self._write_credit = 0.0

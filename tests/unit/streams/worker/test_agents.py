@@ -976,7 +976,9 @@ def test_state_writes_are_spread_over_the_interval_oldest_first() -> None:
         assert runtime.processor.cache.dirty == 10
 
         del steps[:]
-        runtime._last_share -= 2.5
+        now = time.monotonic()
+        runtime._clock = lambda: now  # exactly a quarter of the interval, however slow the machine
+        runtime._last_share = now - 2.5
         runtime._write_credit = 0.0
         await runtime.handle_poll(_poll(topic, 12), generation_id=7)  # 11 dirty x 0.25 = 2.75
         _deliver_all(runtime)
