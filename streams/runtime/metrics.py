@@ -199,6 +199,14 @@ INVALID_ACCOUNT_RECORDS = Counter(
     "record across the group and its restarts): the account's alerts go out without account context until a "
     "valid record replaces it.",
 )
+INVALID_ACCOUNT_LETTER_FAILURES = Counter(
+    "preempt_invalid_account_letters_failed_total",
+    "Invalid preempt.accounts records whose dead letter was never written, by reason: buffer_full (more arrived "
+    "while no worker held their partition than a worker keeps waiting), write_failed (the dead-letter topic "
+    "refused the write). Each is logged at ERROR; the records stay on the accounts topic.",
+    ["reason"],
+)
+INVALID_ACCOUNT_LETTER_FAILURE_REASONS = ("buffer_full", "write_failed")
 ALERTS_NOT_BUILT = Counter(
     "preempt_alerts_not_built_total",
     "Findings that could not become an alert even without account context (dead-lettered as alert_build_failed).",
@@ -485,3 +493,5 @@ def expose_worker_series(
         EVENTS_DEAD_LETTERED.labels(reason=reason)
     for reason in quarantine_reasons:
         ACCOUNTS_QUARANTINED.labels(reason=reason)
+    for reason in INVALID_ACCOUNT_LETTER_FAILURE_REASONS:
+        INVALID_ACCOUNT_LETTER_FAILURES.labels(reason=reason)

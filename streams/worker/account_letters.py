@@ -37,7 +37,12 @@ from typing import Any
 from streams.runtime.dead_letters import DeadLetterRecord, dead_letter_record
 from streams.runtime.faust_compat import publish
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import CHANGELOG_WRITES, EVENTS_DEAD_LETTERED, INVALID_ACCOUNT_RECORDS
+from streams.runtime.metrics import (
+    CHANGELOG_WRITES,
+    EVENTS_DEAD_LETTERED,
+    INVALID_ACCOUNT_LETTER_FAILURES,
+    INVALID_ACCOUNT_RECORDS,
+)
 from streams.worker.progress import PROGRESS_TABLE
 
 log = get_logger(__name__)
@@ -102,6 +107,7 @@ class AccountDeadLetters:
             waiting = self._pending.pop(partition, ())
             count, highest = self._dropped.pop(partition, (0, -1))
             if count and highest >= self._owned[partition]:
+                INVALID_ACCOUNT_LETTER_FAILURES.labels(reason="buffer_full").inc(count)
                 log.error(
                     "invalid account records not dead-lettered: more arrived while no worker held their "
                     "partition than a worker keeps",
@@ -154,6 +160,7 @@ class AccountDeadLetters:
         try:
             await (await publish(self._dlq, key=key, value=value, headers=headers))
         except Exception as exc:  # noqa: BLE001 - logged; the account's alerts go on without its context
+            INVALID_ACCOUNT_LETTER_FAILURES.labels(reason="write_failed").inc()
             log.error("invalid account record could not be dead-lettered", error=f"{type(exc).__name__}: {exc}"[:500])
             return
         EVENTS_DEAD_LETTERED.labels(reason=INVALID_ACCOUNT).inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -38,6 +39,10 @@ class _Letters(AccountDeadLetters):
 
 def _counted() -> float:
     return REGISTRY.get_sample_value("preempt_invalid_account_records_total") or 0.0
+
+
+def _failed(reason: str) -> float:
+    return REGISTRY.get_sample_value("preempt_invalid_account_letters_failed_total", {"reason": reason}) or 0.0
 
 
 def _read_topic(letters: AccountDeadLetters, records: list[tuple[int, int]], mine: list[int]) -> None:
@@ -90,9 +95,11 @@ def test_records_that_overflow_the_waiting_room_beyond_the_mark_are_named() -> N
     """More bad records than a worker keeps while it owns no partition: those it drops are said in an ERROR
     when they were never dead-lettered (past the mark), and the newest are dead-lettered."""
     letters = _Letters({}, cap=2)
+    before = _failed("buffer_full")
     with capture_logs() as logs:
         _read_topic(letters, [(0, 1), (0, 2), (0, 3)], [0])
     assert letters.sent == [(0, 2), (0, 3)]
+    assert _failed("buffer_full") == before + 1  # counted, not only logged
     assert [(e["event"], e["dropped"]) for e in logs] == [
         (
             "invalid account records not dead-lettered: more arrived while no worker held their partition "
@@ -109,3 +116,29 @@ def test_an_unreadable_mark_is_logged_and_read_as_none() -> None:
         _read_topic(letters, [(0, 4)], [0])
     assert letters.sent == [(0, 4)]
     assert [e["event"] for e in logs] == ["unreadable account dead-letter mark ignored"]
+
+
+def test_a_dead_letter_the_topic_refuses_is_counted_and_logged() -> None:
+    """The dead-letter write fails (the mark is already past the record): an ERROR and
+    ``preempt_invalid_account_letters_failed_total{reason="write_failed"}``, not a silent loss."""
+
+    class _Refusing:  # the dead-letter topic as ``faust_compat.publish`` uses it
+        def as_future_message(self, **_kwargs: object) -> object:
+            return object()
+
+        async def publish_message(self, _message: object) -> None:
+            raise RuntimeError("topic authorization failed")
+
+    async def scenario() -> None:
+        letters = AccountDeadLetters(_Refusing(), {}, lambda _p: contextlib.nullcontext())
+        letters.resume([0])
+        letters(_Message(0, 4), "(the record): not JSON")
+        await asyncio.gather(*letters._sending)
+
+    before = _failed("write_failed")
+    with capture_logs() as logs:
+        asyncio.run(scenario())
+    assert _failed("write_failed") == before + 1
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "invalid account record could not be dead-lettered"
+    ]
