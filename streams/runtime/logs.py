@@ -237,6 +237,70 @@ class RepeatedRecordFilter(logging.Filter):
         return True
 
 
+_TABLE_BARS = "|\u2502"  # AsciiTable's column bar, and SingleTable's (Faust on a terminal)
+_TABLE_BORDER = "+-\u2500\u250c\u2510\u2514\u2518\u251c\u2524\u252c\u2534\u253c"  # border and corner characters
+# On a terminal Faust draws the table with the VT100 line-drawing set: ESC ( 0 … ESC ( B around the
+# lines, ``x`` a column bar, ``q`` a horizontal line, the other letters corners and joints.
+_DEC_GRAPHICS = re.compile("\x1b\\(0(.*?)\x1b\\(B")
+_DEC_TO_ASCII = str.maketrans({"x": "|", "q": "-", **dict.fromkeys("lkmjtuvwn", "+")})
+_DITTO = "\u3003"  # Faust's "same as the row above" for a repeated topic name
+
+
+def _table_rows(text: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """Faust's log table (``faust.utils.terminal.logtable``: a title in the top border, a header row, then
+    rows) as its title and one dict per row, numbers as ints; None when ``text`` is not such a table."""
+    text = _DEC_GRAPHICS.sub(lambda m: m.group(1).translate(_DEC_TO_ASCII), text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0][0] not in _TABLE_BORDER:
+        return None
+    title = lines[0].strip(_TABLE_BORDER + " ")
+    cells = []
+    for line in lines:
+        if line[0] in _TABLE_BARS:
+            cells.append([c.strip() for c in re.split(f"[{_TABLE_BARS}]", line.strip(_TABLE_BARS))])
+        elif line.strip(_TABLE_BORDER + " ") and line is not lines[0]:
+            return None  # a line that is neither a row nor a border
+    if not cells:
+        return None
+    header, *body = cells
+    rows: list[dict[str, Any]] = []
+    for values in body:
+        if len(values) != len(header):
+            return None
+        row: dict[str, Any] = {}
+        for name, value in zip(header, values, strict=True):
+            if value == _DITTO and rows:
+                row[name] = rows[-1][name]
+            else:
+                row[name] = int(value) if re.fullmatch(r"-?\d+", value) else value
+        rows.append(row)
+    return title, rows
+
+
+class MultiLineRecordFilter(logging.Filter):
+    """A library record whose message spans lines becomes one line: its first line as the message, and
+    the rest as data. Faust's table recovery logs tables (highwaters, start offsets, what remains) under
+    a one-line head; in a JSON log they were an ``event`` of 10-40 lines of ASCII art. The table goes
+    into ``table`` (one object per row, ``{"topic": ..., "partition": 0, "highwater": 41}``, with
+    ``table_title``), any other lines into ``lines``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
+            return True
+        if "\n" not in message:
+            return True
+        head, _, rest = message.partition("\n")
+        table = _table_rows(rest)
+        record.msg, record.args = head.rstrip().removesuffix(":"), None
+        if table is not None:
+            record.table_title, record.table = table
+        else:
+            record.lines = [line for line in rest.splitlines() if line.strip()]
+        return True
+
+
 class ClientErrorFilter(logging.Filter):
     """One WARNING line, no traceback, for a request the client got wrong or abandoned.
 
@@ -340,6 +404,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING", app_level: 
         },
         "filters": {
             "repeats": {"()": RepeatedRecordFilter},
+            "multi_line": {"()": MultiLineRecordFilter},
             "client_errors": {"()": ClientErrorFilter},
             "moving_leaders": {"()": MovingLeaderFilter},
             "rebalance_commits": {"()": RebalanceCommitFilter},
@@ -349,7 +414,7 @@ def stdlib_logging_config(fmt: str = "json", level: str = "WARNING", app_level: 
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "structlog",
-                "filters": ["repeats"],
+                "filters": ["repeats", "multi_line"],
             }
         },
         "loggers": {

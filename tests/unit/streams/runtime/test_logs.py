@@ -442,3 +442,46 @@ def test_a_commit_refused_by_a_rebalance_in_progress_is_a_warning_being_thrown_o
     assert [r["level"] for r in lines] == ["warning", "error"]
     assert "RebalanceInProgressError" in lines[0]["event"]
     assert "UnknownMemberIdError" in lines[1]["event"]
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_faust_recovery_tables_become_data_on_one_line(capsys: pytest.CaptureFixture[str], tty: bool) -> None:
+    """Faust's recovery logs a table under a one-line head (its own ``logtable``, ASCII or, on a terminal,
+    box-drawing): one JSON line whose ``event`` is the head and ``table`` the rows (the topic repeated
+    where Faust writes a ditto mark), not 10-40 lines of ASCII art inside ``event``."""
+    import logging.config
+
+    from faust.utils.terminal import logtable
+
+    from streams.runtime.logs import stdlib_logging_config
+
+    table = logtable(
+        [["preempt-account-state-changelog", "0", "41"], ["\u3003", "1", "-1"], ["preempt-clock-changelog", "0", "7"]],
+        title="Highwater - Active",
+        headers=["topic", "partition", "highwater"],
+        tty=tty,
+    )
+    logging.config.dictConfig(stdlib_logging_config("json", app_level="INFO"))
+    logging.getLogger("faust.tables.recovery").info("Highwater for %s changelog partitions:\n%s", "active", table)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["event"] == "Highwater for active changelog partitions"
+    assert record["table_title"] == "Highwater - Active"
+    assert record["table"] == [
+        {"topic": "preempt-account-state-changelog", "partition": 0, "highwater": 41},
+        {"topic": "preempt-account-state-changelog", "partition": 1, "highwater": -1},
+        {"topic": "preempt-clock-changelog", "partition": 0, "highwater": 7},
+    ]
+
+
+def test_other_multi_line_library_records_keep_their_lines_as_data(capsys: pytest.CaptureFixture[str]) -> None:
+    """A library message of several lines that is not a table: the first line is the event, the rest ``lines``."""
+    import logging.config
+
+    from streams.runtime.logs import stdlib_logging_config
+
+    logging.config.dictConfig(stdlib_logging_config("json"))
+    logging.getLogger("aiokafka").warning("Heartbeat failed:\n  reason one\n\n  reason two")
+    record = json.loads(capsys.readouterr().err.strip())
+    assert (record["event"], record["lines"]) == ("Heartbeat failed", ["  reason one", "  reason two"])
