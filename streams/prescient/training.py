@@ -7,7 +7,8 @@ worker or by ``rules/``.
 Steps:
 
 1. **Vocabulary** (:func:`build_spec`): one pass over the events finds the terms — event names
-   and ``name[property=value]`` for properties with 2–12 distinct values — used by at least
+   and ``name[property=value]`` for properties with 2–12 distinct values, nested ones by their
+   path (``rules.risk.properties``: ``Payment Failed[payment.status=failed]``) — used by at least
    ``min_account_share`` of the accounts, and the numeric properties of rare events. Outcome
    events (``Subscription Cancelled``…) and excluded names never become features. With account
    records, the features of the record too (spec version 3: renewal, tenure, seats, MRR, and
