@@ -17,6 +17,8 @@ no rule path reaches the first, and the second would make a term's name ``Export
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 MAX_DEPTH = 3
@@ -26,6 +28,20 @@ UNNAMEABLE = frozenset("[]=")
 
 Path = tuple[str, ...]
 """The keys from ``properties`` down to a value, each without dots (``("payment", "status")``)."""
+_NOT_PLAIN = re.compile(r"[.\[\]=]")
+
+
+def named_properties(properties: dict[str, Any]) -> Iterable[tuple[str | Path, Any]]:
+    """Each value of :func:`property_paths` with its name as a term holds it: a top-level key as the key itself
+    (``"role"``), a path of two keys or more as the path. For ``preempt train``'s vocabulary, which reads every
+    event: properties of plain keys and no object (most events) are given as they are, without building paths."""
+    if (
+        "" not in properties
+        and dict not in map(type, properties.values())
+        and not _NOT_PLAIN.search("".join(properties))
+    ):
+        return properties.items()
+    return [(path[0] if len(path) == 1 else path, value) for path, value in property_paths(properties).items()]
 
 
 def property_paths(properties: dict[str, Any]) -> dict[Path, Any]:

@@ -45,7 +45,7 @@ from rules.clock import EventTimeClock
 from rules.risk import features
 from rules.risk.features import FeatureSpec, NumericProp, Prop, Term
 from rules.risk.model import CLIP, MODEL_FORMAT, MODEL_VERSION, RiskModelFile
-from rules.risk.properties import property_paths
+from rules.risk.properties import named_properties
 from schemas.account import Account
 from schemas.event import Event, format_ts
 from schemas.formatting import plural
@@ -94,8 +94,7 @@ def build_spec(
         item = stats[event.event]
         item.accounts.add(event.account_id)
         item.events += 1
-        for path, value in property_paths(event.properties).items():
-            prop = path[0] if len(path) == 1 else path  # a top-level key stays a key, as model files name it
+        for prop, value in named_properties(event.properties):  # a top-level key as it is, a nested one's path
             if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
                 item.numeric[prop] = item.numeric.get(prop, 0) + 1
                 seen = item.numeric_values.setdefault(prop, set())

@@ -351,7 +351,6 @@ def test_a_model_file_from_before_nested_properties_scores_exactly_as_before() -
     from tests.unit.rules.risk_support import GOLDEN
 
     model = load_risk_model(GOLDEN.with_name("risk-model-top-level-properties.json"))
-    assert model.spec.nested_events == frozenset()
     events = []
     for day in range(60):
         events.append(_event(day, role="admin", plan={"tier": "pro"}))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rules.paths import MISSING, compile_path
-from rules.risk.properties import MAX_DEPTH, check_path, path_label, property_paths
+from rules.risk.properties import MAX_DEPTH, check_path, named_properties, path_label, property_paths
 from schemas.event import Event
 
 
@@ -82,3 +82,21 @@ def test_a_path_is_checked_and_labelled() -> None:
             check_path(bad)
     assert path_label(("payment", "status")) == "payment.status"
     assert path_label("zahlung.art") == "zahlung.art"
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"role": "admin", "n": 3, "tags": ["a"]},
+        {"role": "admin", "plan": {"tier": "pro"}},
+        {"payment.status": "failed"},
+        {"a=b": 1, "role": "x"},
+        {"": 1, "role": "x"},
+        {},
+    ],
+)
+def test_named_properties_give_keys_as_keys_and_paths_as_paths(properties: dict[str, Any]) -> None:
+    """The vocabulary's view (a shortcut for flat events): a top-level key as the key, a deeper one as its path, the
+    values of :func:`property_paths` and nothing else."""
+    expected = {(p[0] if len(p) == 1 else p): v for p, v in property_paths(properties).items()}
+    assert dict(named_properties(properties)) == expected
