@@ -362,18 +362,18 @@ def _prop_of(raw: Any, event: Any) -> Prop | None:
     """A term's ``property`` of a model file: absent, a key, or a path (a list of two keys or more)."""
     if raw is None or isinstance(raw, str):
         return raw
-    if isinstance(raw, list) and len(raw) >= 2:
-        return check_path(tuple(raw))
-    raise ValueError(f"term {event!r}: a property is a name, or a path of two names or more (a list)")
+    return _path_of(raw, event)
 
 
 def _numeric_prop_of(raw: Any, event: Any) -> Prop:
     """A numeric property of a model file: a key (anything else read as its text, as before) or a path."""
-    if isinstance(raw, list):
-        prop = _prop_of(raw, event)
-        assert prop is not None
-        return prop
-    return str(raw)
+    return _path_of(raw, event) if isinstance(raw, list) else str(raw)
+
+
+def _path_of(raw: Any, event: Any) -> Path:
+    if isinstance(raw, list) and len(raw) >= 2:
+        return check_path(tuple(raw))
+    raise ValueError(f"{event!r}: a property is a name, or a path of two names or more (a list)")
 
 
 def _listed(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
