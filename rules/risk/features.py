@@ -7,7 +7,9 @@ as-of point — so a model never sees features computed differently from the str
 Nothing here knows the product's event names. A :class:`FeatureSpec` (stored in the model file)
 lists the *terms* the training events contained — event names, and ``name[property=value]``
 for properties with few distinct values (``Login[role=admin]``, ``API Request[status=500]``) —
-and the *numeric* properties of rare events (``NPS Submitted.score``). From those come:
+and the *numeric* properties of rare events (``NPS Submitted.score``); a property may be nested, named by its path
+(``Payment Failed[payment.status=failed]``, ``NPS Submitted.survey.score``; read as :mod:`rules.risk.properties`
+says). From those come:
 
 * generic features: activity, active users and breadth against the account's own baseline
   (the 8 weeks before the last two), active users, days since the last event and the last user
@@ -62,6 +64,7 @@ from typing import Any
 import orjson
 
 from rules import sketch
+from rules.risk.properties import Path, check_path, path_label, property_paths
 from schemas.account import Account
 from schemas.event import Event
 
@@ -98,30 +101,35 @@ MAX_ACCOUNT_VALUES = 12
 """At most this many tiers (and plans) become features."""
 
 Scalar = str | int | float | bool | None
+Prop = str | Path
+"""A property: a top-level key, read exactly as the event spells it (``"role"``; in a model file trained before
+nested properties, also a key with dots in it), or the path of two keys or more (``("payment", "status")``), read
+by :func:`rules.risk.properties.property_paths`. A model file writes a path as a list."""
 
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """An event name, optionally narrowed to one value of one property."""
+    """An event name, optionally narrowed to one value of one property (a top-level key or a nested path)."""
 
     event: str
-    prop: str | None = None
+    prop: Prop | None = None
     value: Scalar = None
 
     @property
     def label(self) -> str:
-        """How people read it: ``Login`` or ``Login[role=admin]``; a boolean in JSON spelling, as events carry it
-        (``Export[ok=true]``; models trained before 2026-12 wrote ``ok=True``, see :attr:`legacy_label`)."""
+        """How people read it: ``Login``, ``Login[role=admin]``, ``Payment Failed[payment.status=failed]``; a boolean
+        in JSON spelling, as events carry it (``Export[ok=true]``; models trained before 2026-12 wrote ``ok=True``,
+        see :attr:`legacy_label`)."""
         if self.prop is None:
             return self.event
-        return f"{self.event}[{self.prop}={_spelled(self.value)}]"
+        return f"{self.event}[{path_label(self.prop)}={_spelled(self.value)}]"
 
     @property
     def legacy_label(self) -> str:
         """The label as model files trained before 2026-12 name it: Python's ``True``/``False``/``None``."""
         if self.prop is None:
             return self.event
-        return f"{self.event}[{self.prop}={self.value}]"
+        return f"{self.event}[{path_label(self.prop)}={self.value}]"
 
 
 def _spelled(value: Scalar) -> str:
@@ -133,15 +141,15 @@ def _spelled(value: Scalar) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NumericProp:
-    """A numeric property of an event name (``NPS Submitted.score``)."""
+    """A numeric property of an event name (``NPS Submitted.score``, nested: ``NPS Submitted.survey.score``)."""
 
     event: str
-    prop: str
+    prop: Prop
 
     @property
     def label(self) -> str:
-        """``NPS Submitted.score``."""
-        return f"{self.event}.{self.prop}"
+        """``NPS Submitted.score``, ``NPS Submitted.survey.score``."""
+        return f"{self.event}.{path_label(self.prop)}"
 
 
 GENERIC_V1 = (
@@ -224,23 +232,33 @@ class FeatureSpec:
     legacy_labels: bool = field(default=False, compare=False)
     """Name boolean terms ``=True``/``=False``, as model files trained before 2026-12 do (read with
     :meth:`matching_names`): the same features, so such a model scores as before."""
-    terms_by_event: dict[str, tuple[tuple[str, str | None, Scalar], ...]] = field(
+    terms_by_event: dict[str, tuple[tuple[str, Prop | None, Scalar], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    numerics_by_event: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+    numerics_by_event: dict[str, tuple[tuple[str, Prop], ...]] = field(default_factory=dict, compare=False, repr=False)
     """Per event name, the state keys (``str(index)``, made once and shared by every bucket of every account:
     a string of its own per bucket took about 50 bytes each) and what the term or property matches."""
+    nested_events: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """The event names with a nested term or numeric property: only their events' paths are read."""
 
     def __post_init__(self) -> None:
         if self.version not in SPEC_VERSIONS:
             raise ValueError(f"feature spec version {self.version!r}; this engine reads {SPEC_VERSIONS}")
         if self.version < 3 and (self.tiers or self.plans):
             raise ValueError("tiers and plans are features of spec version 3")
-        by_event: dict[str, list[tuple[str, str | None, Scalar]]] = {}
+        nested: set[str] = set()
+        items: tuple[Term | NumericProp, ...] = (*self.terms, *self.numerics)
+        for item in items:
+            if isinstance(item.prop, tuple):
+                if len(check_path(item.prop)) < 2:
+                    raise ValueError(f"{item.event!r}: a property path has two keys or more (one is a plain key)")
+                nested.add(item.event)
+        object.__setattr__(self, "nested_events", frozenset(nested))
+        by_event: dict[str, list[tuple[str, Prop | None, Scalar]]] = {}
         for index, term in enumerate(self.terms):
             by_event.setdefault(term.event, []).append((str(index), term.prop, term.value))
         self.terms_by_event.update({name: tuple(items) for name, items in by_event.items()})
-        numeric: dict[str, list[tuple[str, str]]] = {}
+        numeric: dict[str, list[tuple[str, Prop]]] = {}
         for index, item in enumerate(self.numerics):
             numeric.setdefault(item.event, []).append((str(index), item.prop))
         self.numerics_by_event.update({name: tuple(items) for name, items in numeric.items()})
@@ -296,8 +314,8 @@ class FeatureSpec:
         """The spec as stored in a model file."""
         doc: dict[str, Any] = {
             "version": self.version,
-            "terms": [{"event": t.event, "property": t.prop, "value": t.value} for t in self.terms],
-            "numerics": [{"event": n.event, "property": n.prop} for n in self.numerics],
+            "terms": [{"event": t.event, "property": _prop_json(t.prop), "value": t.value} for t in self.terms],
+            "numerics": [{"event": n.event, "property": _prop_json(n.prop)} for n in self.numerics],
         }
         if self.version >= 3:
             doc["account"] = {"tiers": list(self.tiers), "plans": list(self.plans)}
@@ -311,11 +329,16 @@ class FeatureSpec:
             raise ValueError(
                 f"feature spec version {version!r}; this engine reads {', '.join(map(str, SPEC_VERSIONS))}"
             )
-        terms = tuple(Term(str(t["event"]), t.get("property"), t.get("value")) for t in _listed(doc, "terms"))
+        terms = tuple(
+            Term(str(t["event"]), _prop_of(t.get("property"), t["event"]), t.get("value"))
+            for t in _listed(doc, "terms")
+        )
         for term in terms:
-            if not (term.prop is None or isinstance(term.prop, str)) or isinstance(term.value, list | dict):
-                raise ValueError(f"term {term.event!r}: a property is a name and its value a string, number or bool")
-        numerics = tuple(NumericProp(str(n["event"]), str(n["property"])) for n in _listed(doc, "numerics"))
+            if isinstance(term.value, list | dict):
+                raise ValueError(f"term {term.event!r}: a property's value is a string, number or bool")
+        numerics = tuple(
+            NumericProp(str(n["event"]), _numeric_prop_of(n["property"], n["event"])) for n in _listed(doc, "numerics")
+        )
         account = doc.get("account") or {}
         if not isinstance(account, dict):
             raise ValueError("'account' must be an object (tiers, plans)")
@@ -327,6 +350,30 @@ class FeatureSpec:
     def digest(self) -> str:
         """Identifies the state layout: a state kept under another spec is started afresh."""
         return hashlib.sha256(orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _prop_json(prop: Prop | None) -> str | list[str] | None:
+    """A property as a model file holds it: a key as a string, a path as a list of keys (a Preempt from before
+    nested properties refuses such a file, "a property is a name", rather than read the path as a key)."""
+    return list(prop) if isinstance(prop, tuple) else prop
+
+
+def _prop_of(raw: Any, event: Any) -> Prop | None:
+    """A term's ``property`` of a model file: absent, a key, or a path (a list of two keys or more)."""
+    if raw is None or isinstance(raw, str):
+        return raw
+    return _path_of(raw, event)
+
+
+def _numeric_prop_of(raw: Any, event: Any) -> Prop:
+    """A numeric property of a model file: a key (anything else read as its text, as before) or a path."""
+    return _path_of(raw, event) if isinstance(raw, list) else str(raw)
+
+
+def _path_of(raw: Any, event: Any) -> Path:
+    if isinstance(raw, list) and len(raw) >= 2:
+        return check_path(tuple(raw))
+    raise ValueError(f"{event!r}: a property is a name, or a path of two names or more (a list)")
 
 
 def _listed(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -485,10 +532,12 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
     if user is not None:
         state["u"] = ts
         sketched = _add_user(state, table, bucket, user)
+    props: dict[Any, Any] = event.properties
+    if event.event in spec.nested_events:  # a model with nested terms: a path and a plain key are both looked up
+        props = props | property_paths(props)
     terms = spec.terms_by_event.get(event.event)
     if terms:
         counts = bucket[2]
-        props = event.properties
         for key, prop, value in terms:
             if prop is None or (prop in props and props[prop] == value and type(props[prop]) is type(value)):
                 counts[key] = counts.get(key, 0) + 1
@@ -496,7 +545,7 @@ def observe(spec: FeatureSpec, state: dict[str, Any], event: Event) -> bool:
     if numerics:
         mins = bucket[4]
         for key, prop in numerics:
-            raw = event.properties.get(prop)
+            raw = props.get(prop)
             if isinstance(raw, bool) or not isinstance(raw, int | float):
                 continue
             current = mins.get(key)

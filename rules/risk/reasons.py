@@ -9,8 +9,11 @@ come from (:func:`event_phrase`): ``Payment Failed`` reads "payment failed", ``i
 ``invoice_paid`` "invoice paid", ``subscriptionCancelled`` "subscription cancelled", acronyms and
 names in other scripts stay as they are; a property narrows it in brackets ("NPS submitted (score:
 7)", "login (role: admin)", "export finished (ok: no)"), without repeating a word the name says
-("feature used (workflows)" for ``Feature Used[feature=workflows]``). So a reason reads
-"NPS submitted (score: 7) once in the last 28 days" or "last payment failed 2 days ago".
+("feature used (workflows)" for ``Feature Used[feature=workflows]``). A nested property reads as its path in
+words, less the leading keys the name says: "payment failed (status: failed)" for
+``Payment Failed[payment.status=failed]``, "NPS submitted with survey score as low as 3" for
+``NPS Submitted.survey.score``. So a reason reads "NPS submitted (score: 7) once in the last 28 days" or
+"last payment failed 2 days ago".
 """
 
 from __future__ import annotations
@@ -143,7 +146,8 @@ def _term_sentence(kind: str, what: str, item: Explained, weeks: str) -> str:
 
 
 def _numeric_sentence(kind: str, numeric: NumericProp, now: float | None) -> str:
-    what, prop = event_phrase(numeric.event), _words(numeric.prop)
+    what = event_phrase(numeric.event)
+    prop = _prop_words(what, numeric.prop)
     if kind == "min28":
         if now is None:
             return f"{what}: no {prop} in the last 28 days"
@@ -159,13 +163,26 @@ def term_phrase(term: Term) -> str:
     what = event_phrase(term.event)
     if term.prop is None:
         return what
-    prop = _words(term.prop)
+    prop = _prop_words(what, term.prop)
     value = _value(term.value)
     if term.value is None:
         return f"{what} (no {prop})"
     if prop.casefold() in what.casefold().split():
         return f"{what} ({value})"
     return f"{what} ({prop}: {value})"
+
+
+def _prop_words(what: str, prop: str | tuple[str, ...]) -> str:
+    """A property as words; of a nested one's path, the leading keys the event's name says are left out:
+    "payment failed (status: failed)" for ``Payment Failed[payment.status=failed]``, "subscription changed
+    (plan tier: pro)" for ``Subscription Changed[plan.tier=pro]`` (the last key always stays)."""
+    if isinstance(prop, str):
+        return _words(prop)
+    said = what.casefold().split()
+    keys = [words for words in map(_words, prop) if words] or [f"“{_cut('.'.join(prop))}”"]  # keys of "_" only
+    while len(keys) > 1 and all(word in said for word in keys[0].casefold().split()):
+        del keys[0]
+    return _cut(" ".join(keys))
 
 
 def event_phrase(name: str) -> str:

@@ -7,7 +7,8 @@ worker or by ``rules/``.
 Steps:
 
 1. **Vocabulary** (:func:`build_spec`): one pass over the events finds the terms — event names
-   and ``name[property=value]`` for properties with 2–12 distinct values — used by at least
+   and ``name[property=value]`` for properties with 2–12 distinct values, nested ones by their
+   path (``rules.risk.properties``: ``Payment Failed[payment.status=failed]``) — used by at least
    ``min_account_share`` of the accounts, and the numeric properties of rare events. Outcome
    events (``Subscription Cancelled``…) and excluded names never become features. With account
    records, the features of the record too (spec version 3: renewal, tenure, seats, MRR, and
@@ -32,7 +33,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sklearn
@@ -42,14 +43,16 @@ from sklearn.model_selection import GroupKFold
 
 from rules.clock import EventTimeClock
 from rules.risk import features
-from rules.risk.features import FeatureSpec, NumericProp, Term
+from rules.risk.features import FeatureSpec, NumericProp, Prop, Term
 from rules.risk.model import CLIP, MODEL_FORMAT, MODEL_VERSION, RiskModelFile
+from rules.risk.properties import named_properties
 from schemas.account import Account
 from schemas.event import Event, format_ts
 from schemas.formatting import plural
 from schemas.outcome import DEFAULT_OUTCOME_EVENTS, Outcomes
 
 DAY = features.DAY
+_T = TypeVar("_T")
 MAX_CATEGORY_VALUES = 12
 OUTCOME_EVENT_NAMES = frozenset(DEFAULT_OUTCOME_EVENTS)
 """Outcome events never become features (they are the labels)."""
@@ -63,10 +66,10 @@ and fits the calibration would hold out every example of a label, and the model 
 class _NameStats:
     accounts: set[str] = field(default_factory=set)
     events: int = 0
-    values: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
-    crowded: set[str] = field(default_factory=set)
-    numeric: dict[str, int] = field(default_factory=dict)
-    numeric_values: dict[str, set[float]] = field(default_factory=dict)
+    values: dict[Prop, dict[Any, set[str]]] = field(default_factory=dict)
+    crowded: set[Prop] = field(default_factory=set)
+    numeric: dict[Prop, int] = field(default_factory=dict)
+    numeric_values: dict[Prop, set[float]] = field(default_factory=dict)
 
 
 def build_spec(
@@ -91,7 +94,7 @@ def build_spec(
         item = stats[event.event]
         item.accounts.add(event.account_id)
         item.events += 1
-        for prop, value in event.properties.items():
+        for prop, value in named_properties(event.properties):  # a top-level key as it is, a nested one's path
             if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
                 item.numeric[prop] = item.numeric.get(prop, 0) + 1
                 seen = item.numeric_values.setdefault(prop, set())
@@ -129,15 +132,26 @@ def build_spec(
                 and len(item.numeric_values[prop]) >= 3
             ):
                 numerics.append(NumericProp(name, prop))
+    candidates = _named_once(candidates, lambda c: c[1].label)
     candidates.sort(key=lambda c: (-c[0], c[1].label))
     terms = sorted((t for _, t in candidates[:max_terms]), key=lambda t: t.label)
-    numeric_props = tuple(sorted(numerics, key=lambda n: n.label))
+    numeric_props = tuple(sorted(_named_once(numerics, lambda n: n.label), key=lambda n: n.label))
     if accounts_file is None:
         return FeatureSpec(tuple(terms), numeric_props, version=2)
     records = [accounts_file[a] for a in sorted(accounts) if a in accounts_file]
     tiers = _common_values([r.tier for r in records], needed)
     plans = _common_values([r.plan for r in records], needed)
     return FeatureSpec(tuple(terms), numeric_props, 3, tiers, plans)
+
+
+def _named_once(items: list[_T], label: Callable[[_T], str]) -> list[_T]:
+    """``items`` without those whose name another one has too: a feature's name says which term it is about (an
+    event named ``invoice.paid`` with ``amount`` and an ``invoice`` with ``paid.amount`` are both
+    ``invoice.paid.amount``; ``Export[ok=true]`` is an event so named as well as ``Export`` with ``ok`` true)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[label(item)] = counts.get(label(item), 0) + 1
+    return [item for item in items if counts[label(item)] == 1]
 
 
 def _common_values(values: list[str | None], needed: int) -> tuple[str, ...]:

@@ -1,9 +1,10 @@
 """Parity for a ``risk`` model that ``preempt train`` learned from a product unlike the simulator's.
 
 ``test_pipeline_risk_parity.py`` scores a hand-set model over the simulator's event names. Here an
-invoicing product ("Invoice Sent", "Report Exported", "Seat Added", "Support Ticket Opened"; its
-outcomes announced as "Contract Ended" / "Contract Extended") is trained on with ``preempt train``,
-and the stream worker and ``preempt backtest`` must give the same alert ids for the rule using it.
+invoicing product ("Invoice Sent", "Report Exported", "Seat Added", "Support Ticket Opened" with a
+nested ``ticket`` object; its outcomes announced as "Contract Ended" / "Contract Extended") is trained
+on with ``preempt train``, and the stream worker and ``preempt backtest`` must give the same alert ids
+for the rule using it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def _account_days(
         if rng.random() < 0.04:
             planned.append(("Seat Added", None))
         if rng.random() < (0.02 if level > 0.5 else 0.15):
-            planned.append(("Support Ticket Opened", {"priority": rng.choice(["low", "high"])}))
+            # nested, as tracking SDKs send objects: the terms Support Ticket Opened[ticket.priority=high] and
+            # the numeric property Support Ticket Opened.ticket.sla.hours
+            ticket = {"priority": rng.choice(["low", "high"]), "sla": {"hours": 4 + len(out) % 21}}
+            planned.append(("Support Ticket Opened", {"ticket": ticket}))
         for name, props in planned:
             at = START + timedelta(days=day, seconds=rng.randrange(86400))
             out.append(_event(account, rng.choice(users), name, at, len(out), props))
@@ -178,6 +182,14 @@ def test_a_model_trained_on_another_products_events_alerts_alike_in_stream_and_b
     product through Kafka and one worker yields exactly the backtest's risk alert ids."""
     rules, _, terms = _trained_rule(tmp_path)
     assert terms == {"Report Exported", "Invoice Sent", "Seat Added", "Support Ticket Opened"}
+    model = json.loads((tmp_path / "models" / "ledger.json").read_bytes())
+    weights = dict(zip(model["features"], model["coef"], strict=True))
+    nested = [
+        "count28:Support Ticket Opened[ticket.priority=high]",
+        "min28:Support Ticket Opened.ticket.sla.hours",
+        "last:Support Ticket Opened.ticket.sla.hours",
+    ]
+    assert all(weights.get(name) for name in nested), "the model must weigh the nested properties"
 
     port = free_port()
     settings = settings_factory(event_time_only=True, worker_web_port=port, rules_path=rules)

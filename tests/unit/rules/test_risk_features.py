@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 
 from rules.risk import features, reasons
-from rules.risk.features import FeatureSpec, Term
+from rules.risk.features import FeatureSpec, NumericProp, Term
 from schemas.event import Event
 from tests.unit.rules.risk_support import SPEC
 
@@ -292,3 +293,80 @@ def test_money_and_large_numbers_in_reasons_read_as_on_every_channel() -> None:
     assert reasons.sentence("activity_vs_baseline", features.Explained(-0.6, 12000.0, 30000.0)) == (
         "activity down 60% against the last 8 weeks (12,000 vs 30,000 events a week)"
     )
+
+
+NESTED = FeatureSpec(
+    (Term("Payment Failed"), Term("Payment Failed", ("payment", "status"), "failed"), Term("Login", "role", "admin")),
+    (NumericProp("NPS Submitted", ("survey", "score")),),
+)
+
+
+def test_nested_terms_and_numerics_are_read_by_their_path() -> None:
+    """``Payment Failed[payment.status=failed]`` counts the nested object and its dotted spelling alike, not another
+    value, a list or a path elsewhere; ``NPS Submitted.survey.score`` keeps the 28-day low and the latest."""
+    events = [
+        _event(1, "Payment Failed", None, payment={"status": "failed", "amount": 49}),
+        _event(2, "Payment Failed", None, **{"payment.status": "failed"}),
+        _event(3, "Payment Failed", None, payment={"status": "retrying"}),
+        _event(4, "Payment Failed", None, payment=[{"status": "failed"}]),
+        _event(5, "Payment Failed", None, status="failed"),
+        _event(6, "NPS Submitted", survey={"score": 3}),
+        _event(7, "NPS Submitted", survey={"score": 8, "extra": [1]}),
+        _event(8, "NPS Submitted", survey={"score": "9"}),  # a string is no number
+        _event(9, "Login", role="admin", plan={"tier": "pro"}),
+    ]
+    ((_, explained),) = features.replay(NESTED, events, [T0 + 10 * DAY])
+    got = dict(zip(NESTED.names, explained, strict=True))
+    assert got["count28:Payment Failed"].now == 5
+    assert got["count28:Payment Failed[payment.status=failed]"].now == 2
+    assert got["min28:NPS Submitted.survey.score"].value == 3
+    assert got["last:NPS Submitted.survey.score"].value == 8
+    assert got["count28:Login[role=admin]"].now == 1
+    assert NESTED.nested_events == {"Payment Failed", "NPS Submitted"}
+
+
+def test_a_spec_with_paths_round_trips_and_refuses_paths_no_event_gives() -> None:
+    """A path is a list in the model file and comes back a path (same digest); a path of one key, a key with a dot,
+    ``[``, ``]`` or ``=`` in it, or a property neither a key nor a list is refused in one sentence."""
+    doc = NESTED.to_json()
+    assert doc["terms"][1] == {"event": "Payment Failed", "property": ["payment", "status"], "value": "failed"}
+    assert doc["numerics"] == [{"event": "NPS Submitted", "property": ["survey", "score"]}]
+    again = FeatureSpec.from_json(orjson.loads(orjson.dumps(doc)))
+    assert again == NESTED
+    assert again.digest == NESTED.digest
+    assert again.names == NESTED.names
+    for bad in (["payment"], ["payment.status", "code"], ["payment", "sta=tus"], ["a", "[0]"], [], 7):
+        broken = {**doc, "terms": [{"event": "Payment Failed", "property": bad, "value": "failed"}]}
+        with pytest.raises(ValueError, match="property"):
+            FeatureSpec.from_json(broken)
+    with pytest.raises(ValueError, match="property path"):
+        FeatureSpec.from_json({**doc, "numerics": [{"event": "NPS", "property": ["a", "b]"]}]})
+
+
+def test_a_model_file_from_before_nested_properties_scores_exactly_as_before() -> None:
+    """A model trained before nested properties (its dotted keys, ``payment.status``, are top-level keys) loads and
+    scores these events to the same risks, bit for bit, as the Preempt that wrote it (computed with it, 2026-12-03):
+    it still counts only the flat ``{"payment.status": …}`` spelling, never the nested object it never read."""
+    from rules.risk.model import load_risk_model
+    from tests.unit.rules.risk_support import GOLDEN
+
+    model = load_risk_model(GOLDEN.with_name("risk-model-top-level-properties.json"))
+    events = []
+    for day in range(60):
+        events.append(_event(day, role="admin", plan={"tier": "pro"}))
+        if day % 9 == 0:
+            flat = {"payment.status": "failed", "payment.amount": 40 + day}
+            events.append(_event(day, "Payment Failed", None, n=60, **flat))
+        if day % 4 == 1:
+            events.append(_event(day, "Payment Failed", None, n=120, payment={"status": "failed", "amount": 10 + day}))
+        if day % 11 == 2:
+            events.append(_event(day, "NPS Submitted", n=180, score=day % 10, survey={"score": 9 - day % 10}))
+    ticks = [T0 + d * DAY for d in (10, 20, 30, 45, 61)]
+    risks = [model.score(features.values(e)).risk for _, e in features.replay(model.spec, events, ticks)]
+    assert risks == [
+        0.11074401837522925,
+        0.13184074033055887,
+        0.13755344785385454,
+        0.09204631842559916,
+        0.09451730305286898,
+    ]

@@ -29,13 +29,19 @@ OTHER_PRODUCT = FeatureSpec(
         Term("Feature Used", "feature", "workflows"),
         Term("API Request", "status", 500),
         Term("Login", "role", None),
+        Term("Payment Failed", ("payment", "status"), "card_declined"),
+        Term("checkout_step", ("cart", "coupon", "applied"), True),
     ),
-    numerics=(NumericProp("survey.answered", "nps.score"), NumericProp("NPS Submitted", "score")),
+    numerics=(
+        NumericProp("survey.answered", "nps.score"),
+        NumericProp("NPS Submitted", "score"),
+        NumericProp("NPS Submitted", ("survey", "score")),
+    ),
     tiers=("growth",),
     plans=("annual",),
 )
-"""Names no simulator writes: dotted, snake_case, camelCase, other scripts, dotted property keys, booleans,
-and numbers and null as property values."""
+"""Names no simulator writes: dotted, snake_case, camelCase, other scripts, dotted property keys, nested properties,
+booleans, and numbers and null as property values."""
 
 MODEL_TERMS = re.compile(r"\[|\]|=|'|\b(rate|count28|since|min28|last):|\b1 times?\b|_")
 
@@ -97,6 +103,30 @@ def test_an_account_too_young_for_a_baseline_says_so() -> None:
         (Term("iOS App Opened"), 1.0, "iOS app opened once in the last 28 days"),
         (Term("Login", "role", None), 1.0, "login (no role) once in the last 28 days"),
         (Term("..."), 1.0, "“...” once in the last 28 days"),
+        # a nested property: its path in words, less the leading keys the event's name says
+        (
+            Term("Payment Failed", ("payment", "status"), "card_declined"),
+            2.0,
+            "payment failed (status: card declined) twice in the last 28 days",
+        ),
+        (
+            Term("Subscription Changed", ("plan", "tier"), "pro"),
+            1.0,
+            "subscription changed (plan tier: pro) once in the last 28 days",
+        ),
+        (Term("Feature Used", ("feature", "name"), "sso"), 1.0, "feature used (name: sso) once in the last 28 days"),
+        (
+            Term("Feature Used", ("usage", "feature"), "sso"),
+            1.0,
+            "feature used (usage feature: sso) once in the last 28 days",
+        ),
+        (
+            Term("Payment Failed", ("payment", "retry"), False),
+            1.0,
+            "payment failed (retry: no) once in the last 28 days",
+        ),
+        (Term("Payment Failed", ("payment", "failed"), True), 1.0, "payment failed (yes) once in the last 28 days"),
+        (Term("Login", ("sso", "_"), "x"), 1.0, "login (sso: x) once in the last 28 days"),
     ],
 )
 def test_a_count_is_worded_from_the_event_name_and_property(term: Term, count: float, text: str) -> None:
@@ -121,6 +151,20 @@ def test_numeric_properties_read_with_their_event() -> None:
     )
     assert reasons.sentence("last:x", Explained(7.0, 7.0), numeric) == "the latest survey answered had nps score 7"
     assert reasons.sentence("min28:x", Explained(None), numeric) == "survey answered: no nps score in the last 28 days"
+
+
+def test_nested_numeric_properties_read_as_their_path_in_words() -> None:
+    """``min28:NPS Submitted.survey.score`` reads "NPS submitted with survey score as low as 3"; ``last:Payment
+    Failed.payment.amount`` "the latest payment failed had amount 49" (the name says "payment")."""
+    survey = NumericProp("NPS Submitted", ("survey", "score"))
+    assert reasons.sentence(f"min28:{survey.label}", Explained(3.0, 3.0), survey) == (
+        "NPS submitted with survey score as low as 3 in the last 28 days"
+    )
+    amount = NumericProp("Payment Failed", ("payment", "amount"))
+    assert amount.label == "Payment Failed.payment.amount"
+    assert reasons.sentence(f"last:{amount.label}", Explained(49.0, 49.0), amount) == (
+        "the latest payment failed had amount 49"
+    )
 
 
 def test_a_long_name_is_cut_to_keep_the_reason_on_one_line() -> None:

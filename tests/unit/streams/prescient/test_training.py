@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from rules.risk import features
 from rules.risk.model import standardize
 from schemas.event import Event, format_ts
 from schemas.outcome import AccountOutcome, Outcomes, collect
@@ -271,3 +272,78 @@ def test_accounts_without_an_outcome_keep_no_state_and_change_nothing() -> None:
     assert (few.accounts, few.times, few.labels) == (many.accounts, many.times, many.labels)
     assert np.array_equal(few.matrix(), many.matrix(), equal_nan=True)
     assert many_peak < 2 * few_peak
+
+
+def _sdk_events() -> list[Event]:
+    """Three accounts' events as a tracking SDK sends them: nested objects, a dotted key, lists, ambiguous keys."""
+    events = []
+    for account in ("a", "b", "c"):
+        for day in range(40):
+            ts = T0 + day * DAY + 3600
+            props = {
+                "plan": {"tier": ["free", "pro"][day % 2], "limits": {"seats": {"max": day % 3}}},
+                "products": [{"sku": f"p{day % 2}"}],
+                "filter[kind]": day % 2,
+                "a=b": "c",
+            }
+            events.append(Event(f"{account}-l{day}", "Login", account, ts, "u1", props))
+            if day % 10 == 0:
+                survey = {"survey": {"score": day % 7 + 2}, "survey.channel": ["email", "app"][day % 20 // 10]}
+                events.append(Event(f"{account}-n{day}", "NPS Submitted", account, ts + 60, "u1", survey))
+            status = ["failed", "retrying", "ok"][day % 3]
+            events.append(
+                Event(f"{account}-p{day}", "Payment", account, ts + 90, None, {"payment": {"status": status}})
+            )
+    return events
+
+
+def test_nested_properties_become_terms_by_their_path() -> None:
+    """Nested objects give terms and numeric properties named by their dotted path (``Payment[payment.status=failed]``,
+    ``NPS Submitted.survey.score``), a dotted key is the same path as the nested object, objects four deep, lists and
+    keys holding ``[``, ``]`` or ``=`` give none (their names would be ambiguous)."""
+    spec = build_spec(_sdk_events(), OUTCOME_EVENT_NAMES)
+    labels = {t.label for t in spec.terms}
+    assert {"Payment[payment.status=failed]", "Payment[payment.status=ok]", "Login[plan.tier=pro]"} <= labels
+    assert {"NPS Submitted[survey.channel=email]", "NPS Submitted[survey.channel=app]"} <= labels
+    assert [n.label for n in spec.numerics] == ["NPS Submitted.survey.score"]
+    assert not any("seats" in label or "products" in label or "sku" in label for label in labels)
+    assert not any("filter" in label or "a=b" in label for label in labels)
+    failed = next(t for t in spec.terms if t.label == "Payment[payment.status=failed]")
+    assert failed.prop == ("payment", "status")
+    channel = next(t for t in spec.terms if t.label == "NPS Submitted[survey.channel=email]")
+    assert channel.prop == ("survey", "channel")  # the dotted key, read as the path it names
+
+
+def test_samples_of_nested_terms_are_the_stream_features() -> None:
+    """Training's samples hold, for the nested terms too, exactly the features the engine computes for the account
+    at that tick (``features.replay``, as the stream and the backtest fold events)."""
+    events = _sdk_events()
+    spec = build_spec(events, OUTCOME_EVENT_NAMES)
+    assert spec.nested_events == {"Login", "NPS Submitted", "Payment"}
+    outcomes = collect([AccountOutcome(account_id=a, outcome="renewed", at=format_ts(T0 + 90 * DAY)) for a in "abc"])
+    samples = collect_samples(spec, sorted(events, key=lambda e: e.ts), outcomes, DAY, 7 * DAY, 14 * DAY)
+    assert len(samples.labels) == 12
+    counted = spec.names.index("count28:Payment[payment.status=failed]")
+    for row, account, tick in zip(samples.rows, samples.accounts, samples.times, strict=True):
+        ((_, explained),) = features.replay(spec, [e for e in events if e.account_id == account], [tick])
+        assert row == features.values(explained)
+        in_28_days = [day for day in range(40) if tick - 28 * DAY <= T0 + day * DAY < tick]
+        assert row[counted] == math.log1p(sum(1 for day in in_28_days if day % 3 == 0))
+
+
+def test_a_name_two_terms_would_share_is_no_feature() -> None:
+    """``invoice.paid`` with ``amount`` and ``invoice`` with ``paid.amount`` would both be ``invoice.paid.amount``:
+    neither becomes a feature (a contribution named so could be either); the other properties stay."""
+    events = []
+    for account in ("a", "b", "c"):
+        for day in range(0, 40, 5):
+            ts = T0 + day * DAY + 3600
+            amount = {"amount": day, "currency": ["EUR", "USD"][day % 2]}
+            events.append(Event(f"{account}-i{day}", "invoice.paid", account, ts, None, amount))
+            events.append(Event(f"{account}-j{day}", "invoice", account, ts, None, {"paid": {"amount": day}}))
+    spec = build_spec(events, OUTCOME_EVENT_NAMES)
+    assert [n.label for n in spec.numerics] == []
+    assert {"invoice.paid[currency=EUR]", "invoice.paid[currency=USD]", "invoice", "invoice.paid"} <= {
+        t.label for t in spec.terms
+    }
+    assert len(set(spec.names)) == len(spec.names)
