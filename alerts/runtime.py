@@ -17,7 +17,9 @@ calls them; nothing here registers itself. The runtime owns:
   :meth:`NotifierRuntime.dead_letter_headers`;
 * rebalance and recovery — deliveries are held from revocation until the new assignment is known,
   work of partitions that moved away is dropped (the new owner re-reads it), and the notifier is
-  ready once Faust has recovered its tables (``deliveries``, ``snoozes``);
+  ready once Faust has recovered its tables (``deliveries``, ``snoozes``); once the group has dropped
+  the process (paused past its session: ``streams.runtime.group_membership``) it sends, records and acks
+  nothing more for any partition and drops all their work until it has rejoined;
 * feedback — ``preempt.feedback`` snoozes into the ``snoozes`` table, and Slack's button requests
   published there.
 """
