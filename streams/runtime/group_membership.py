@@ -70,7 +70,8 @@ class GroupMembership:
     def lost(self) -> bool:
         """Whether the group has dropped this process (it rejoins on its own; then this is False again). The
         first time in an episode: one WARN and ``on_lost``."""
-        lost = self._assigned_once and self._read_lost(self._app)
+        # A process that stops leaves the group itself (aiokafka resets its generation as it leaves): not a loss.
+        lost = self._assigned_once and not self._app.should_stop and self._read_lost(self._app)
         if lost and not self._was_lost:
             log.warning(self._lost_line)
             if self._on_lost is not None:

@@ -25,8 +25,11 @@ class Group:
         return self.dropped
 
 
-def _membership(group: Group, session: float = 0.1, verdict: float = 0.3, **kwargs: Any) -> GroupMembership:
-    return GroupMembership(SimpleNamespace(), session, LOST, verdict_seconds=verdict, lost=group.lost, **kwargs)  # type: ignore[arg-type]
+def _membership(
+    group: Group, session: float = 0.1, verdict: float = 0.3, app: Any = None, **kwargs: Any
+) -> GroupMembership:
+    app = app if app is not None else SimpleNamespace(should_stop=False)
+    return GroupMembership(app, session, LOST, verdict_seconds=verdict, lost=group.lost, **kwargs)
 
 
 async def test_a_member_that_was_not_paused_acts_at_once() -> None:
@@ -44,6 +47,18 @@ async def test_before_the_first_assignment_a_reset_generation_is_not_a_loss() ->
     membership = _membership(group, on_lost=lambda: called.append(1))
     with capture_logs() as logs:
         assert await membership.owns_partitions()
+    assert (logs, called) == ([], [])
+
+
+async def test_a_process_that_stops_and_leaves_the_group_has_lost_nothing() -> None:
+    """A graceful stop leaves the group (the generation reset as when dropped): no WARN, nothing forgotten."""
+    group, called, app = Group(), [], SimpleNamespace(should_stop=False)
+    membership = _membership(group, app=app, on_lost=lambda: called.append(1))
+    membership.assigned()
+    app.should_stop = True
+    group.dropped = True
+    with capture_logs() as logs:
+        assert not membership.lost()
     assert (logs, called) == ([], [])
 
 
