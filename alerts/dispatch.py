@@ -150,8 +150,12 @@ class Dispatcher:
         inhibit_horizon_seconds: float = 3600.0,
         scrub: Iterable[str] = (),
         failing_after_seconds: float = DEFAULT_FAILING_AFTER_SECONDS,
+        member: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        """``member()``: whether the consumer group still counts this process as a member, awaited before each
+        delivery attempt and before a delivery is recorded (``streams.runtime.group_membership``; None: always)."""
         self.config = config
+        self._member = member
         self.tree = RoutingTree(config)
         self.silences = SilenceSet(config.silences)
         self.inhibitor = Inhibitor(config.inhibit_rules)
@@ -186,6 +190,7 @@ class Dispatcher:
             clock=monotonic,
             health=DeliveryHealth(failing_after_seconds, monotonic),
             owned=self._owned,
+            member=member,
         )
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -564,6 +569,9 @@ class Dispatcher:
                 self.scheduler.submit(DeliveryJob(full, notifier, notification), now)
 
     async def _delivered(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        if self._member is not None and not await self._member():
+            self._delivered_elsewhere(job, receipt)
+            return
         now = self._clock()  # wall: persisted in the delivery log and compared with emitted_at
         by_account: dict[str, list[tuple[str, str, str | None]]] = {}
         for alert in job.notification.alerts:
@@ -596,6 +604,21 @@ class Dispatcher:
         if receipt.refused:
             await self._partly_refused(job, dict(receipt.refused))
         self._settle(job)
+
+    def _delivered_elsewhere(self, job: DeliveryJob, receipt: DeliveryReceipt) -> None:
+        """A message that went out while the group dropped this process (paused past its session with the attempt in
+        flight): its alerts' partitions, and their delivery records, are another notifier's now. Recorded here, the
+        record — this process's older view of the account — would overwrite the new owner's newer one in the
+        changelog; acked, it would move an offset this process no longer owns. Neither is done: the new owner, which
+        re-read the alert, may post it again (at-least-once; docs/notifications.md, Delivery guarantees)."""
+        for alert in job.notification.alerts:
+            log.warning(
+                "alert delivered after the consumer group dropped this notifier; not recorded here, its new owner "
+                "may deliver it again",
+                **alert.log_ids(),
+                target=job.target,
+                ref=receipt.ref,
+            )
 
     async def _partly_refused(self, job: DeliveryJob, refused: dict[str, str]) -> None:
         """Alerts some of whose recipients refused the message (the others got it, so it is not re-sent):
@@ -659,6 +682,16 @@ class Dispatcher:
         paused until the caller resumes them (``paused = False``) once the delivery log is recovered."""
         held = {t.partition for tickets in self._waiting.values() for t in tickets if t.partition is not None}
         return self.revoke(held - set(partitions))
+
+    def forget_all(self) -> int:
+        """The consumer group dropped this process (paused past its session): forget the work of every partition and
+        every group's flush history — their alerts are re-read from the committed offsets by their next owner, this
+        process too once it gets a partition back, and a group flushed here before must not hold them back for its
+        group_interval (its delivery was dropped). Deliveries stay paused until the next assignment is recovered."""
+        self.paused = True
+        dropped = self.retain(())
+        self.grouper.clear()
+        return dropped
 
     def revoke(self, partitions: Collection[int]) -> int:
         """Forget pending work of alerts from revoked partitions (their new owner re-consumes them)."""

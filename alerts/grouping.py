@@ -167,6 +167,16 @@ class Grouper(Generic[T]):
                 self._schedule_expiry(key, group)
         return dropped
 
+    def clear(self) -> int:
+        """Forget every group, its pending items and its flush history (the process owns no partition any more:
+        an alert read again after it gets one back starts a fresh group, with ``group_wait``, as after a restart —
+        not held for ``group_interval`` behind a flush whose delivery was dropped). Returns the items dropped."""
+        dropped = self.pending()
+        self._groups.clear()
+        self._flushes.clear()
+        self._expiries.clear()
+        return dropped
+
     def pending(self) -> int:
         """Items waiting in all groups."""
         return sum(len(g.pending) for g in self._groups.values())

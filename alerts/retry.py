@@ -255,12 +255,16 @@ class RetryScheduler:
         max_in_flight_total: int = MAX_IN_FLIGHT_TOTAL,
         health: DeliveryHealth | None = None,
         owned: Keep | None = None,
+        member: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """``owned(job)``: ``job`` with only the alerts this process still owns, or None for none (the dispatcher's:
         partitions revoked by a rebalance); asked of a job that comes back from an attempt or a wait for a slot,
-        before it is retried, held, dead-lettered or attempted. Default: every job is owned."""
+        before it is retried, held, dead-lettered or attempted. Default: every job is owned. ``member()``: whether
+        the consumer group still counts this process as a member, awaited right before each attempt (after a pause
+        past the session it waits for the coordinator's verdict: ``streams.runtime.group_membership``)."""
         self.policy = policy
         self._owned: Keep = owned or (lambda job: job)
+        self._member = member
         self._on_delivered = on_delivered
         self._on_dead_letter = on_dead_letter
         # Monotonic by default: every time here is a wait or an interval (due times, backoff, give-up, breakers),
@@ -712,6 +716,11 @@ class RetryScheduler:
             # The destination's slot first: attempts queued behind a hanging destination hold none of the process's.
             async with slots.semaphore, self._total:
                 if self._stopping or self._disowned(job) or not self._gate(job):  # revoked, or the breaker opened
+                    return
+                if self._member is not None and not await self._member():
+                    # Dropped by the group (paused past its session): its owner forgot every job, this one too.
+                    if not self._disowned(job):
+                        self.submit(job, self._clock() + 1.0)  # not forgotten after all: tried again, never lost
                     return
                 try:
                     await self.attempt(job)

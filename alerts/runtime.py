@@ -17,7 +17,9 @@ calls them; nothing here registers itself. The runtime owns:
   :meth:`NotifierRuntime.dead_letter_headers`;
 * rebalance and recovery — deliveries are held from revocation until the new assignment is known,
   work of partitions that moved away is dropped (the new owner re-reads it), and the notifier is
-  ready once Faust has recovered its tables (``deliveries``, ``snoozes``);
+  ready once Faust has recovered its tables (``deliveries``, ``snoozes``); once the group has dropped
+  the process (paused past its session: ``streams.runtime.group_membership``) it sends, records and acks
+  nothing more for any partition and drops all their work until it has rejoined;
 * feedback — ``preempt.feedback`` snoozes into the ``snoozes`` table, and Slack's button requests
   published there.
 """
@@ -83,6 +85,7 @@ from streams.runtime.faust_compat import (
     publish,
     resume_fetching,
 )
+from streams.runtime.group_membership import GroupMembership
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import (
     ALERTS_SUPPRESSED,
@@ -114,6 +117,11 @@ MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to
 SLACK_READ_CHUNK_BYTES = 64 * 1024
 # The first alert of a partition after an assignment waits at most this long for the group's committed offset.
 COMMITTED_FETCH_TIMEOUT_SECONDS = 5.0
+MEMBERSHIP_LOST = (
+    "consumer group session expired (the process was paused or cut off longer than "
+    "PREEMPT_NOTIFIER_SESSION_TIMEOUT_SECONDS); its partitions went to the other notifiers: nothing more is sent, "
+    "recorded or acked for them, their pending deliveries are dropped and their alerts re-read by their new owner"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +257,11 @@ class NotifierRuntime:
         self._crashing: set[asyncio.Future[None]] = set()
         self.snoozes = SnoozeBook(snoozes)
         self.recent = RecentAlerts()
+        # A pause past the group's session (SIGSTOP, a VM freeze): once the group has dropped this process, nothing
+        # is sent, recorded or acked for the partitions it had (tests/integration/test_notifier_paused.py).
+        self.membership = GroupMembership(
+            app, settings.notifier_session_timeout_seconds, MEMBERSHIP_LOST, on_lost=self._forget_every_partition
+        )
         self.dispatcher = Dispatcher(
             routing,
             notifiers,
@@ -264,6 +277,7 @@ class NotifierRuntime:
             scrub=secret_values(settings, routing),
             inhibit_horizon_seconds=settings.inhibit_horizon_seconds,
             failing_after_seconds=settings.delivery_failing_seconds,
+            member=self.membership.owns_partitions,
         )
         self.dispatcher.on_failure = self.dispatcher.scheduler.on_failure = self.bookkeeping_failed
         NOTIFIER_DELIVERIES_PACED.set_function(self.dispatcher.scheduler.paced)
@@ -316,7 +330,10 @@ class NotifierRuntime:
         def go_on() -> bool:
             app = self.app
             return (
-                not app.should_stop and app.consumer_generation_id == generation and app.rebalancing_count == rebalances
+                not app.should_stop
+                and app.consumer_generation_id == generation
+                and app.rebalancing_count == rebalances
+                and not self.membership.lost()
             )
 
         try:
@@ -325,7 +342,8 @@ class NotifierRuntime:
         except asyncio.CancelledError:  # the agent cancelled as the notifier stops (SIGTERM): said as for a stop
             log.info(LEFT_TO_READ_AGAIN, cause="the notifier stopped (its agent was cancelled)")
             raise
-        log.info(LEFT_TO_READ_AGAIN, cause="the notifier stopped" if self.app.should_stop else "a rebalance")
+        cause = "the notifier stopped" if self.app.should_stop else "a rebalance"
+        log.info(LEFT_TO_READ_AGAIN, cause="the consumer group dropped it" if self.membership.lost() else cause)
         return False
 
     def _stop_fetching_alerts(self) -> None:
@@ -666,6 +684,10 @@ class NotifierRuntime:
         wakeup = self.dispatcher.scheduler.wakeup
         while not self.app.should_stop:
             wakeup.clear()
+            self.membership.beat()  # a turn at least every LOOP_MAX_SLEEP: a longer gap is a pause of the process
+            if not await self.membership.owns_partitions():  # dropped by the group: nothing is sent until it rejoins
+                await self._sleep_until(wakeup, None)
+                continue
             try:
                 next_at = self.dispatcher.tick()
             except Exception as exc:
@@ -819,6 +841,8 @@ class NotifierRuntime:
         self.assigned = set()
         self._committed_offsets = None
         self.dispatcher.paused = True
+        # The group dropped this process (paused past its session): it owns nothing any more (on_lost forgets it all).
+        self.membership.lost()
         # Faust forgot the acks and commits of every partition (eager rebalancing) and reads each
         # partition it keeps again from its committed offset: an ack of this reading handed over
         # now would land in a list Faust never clears and could carry a later commit past an alert.
@@ -836,6 +860,7 @@ class NotifierRuntime:
         and sent twice (found by ``tests/integration/test_notifier_intake_handover.py``). Returns the
         number of pending deliveries dropped.
         """
+        self.membership.assigned()
         mine = self.alert_partitions(assigned)
         self.assigned = set(mine)
         self.acks.keep(mine)
@@ -843,6 +868,17 @@ class NotifierRuntime:
         if dropped:
             log.info("pending deliveries handed over on rebalance", kept_partitions=sorted(mine), dropped=dropped)
         return dropped
+
+    def _forget_every_partition(self) -> None:
+        """The group dropped this process (``GroupMembership.on_lost``): every partition it had went to the other
+        notifiers, which re-read their unacked alerts. Its pending work is dropped — kept, a job planned against this
+        process's older delivery log would be sent again after the rejoin gave the partition back — nothing is sent
+        until the next assignment is recovered, and no ack of this reading reaches Faust."""
+        READY.labels(app=self.app.conf.name).set(0)
+        self.recovered = False
+        self.acks.keep(())
+        dropped = self.dispatcher.forget_all()
+        log.info("pending deliveries dropped: the consumer group dropped this notifier", dropped=dropped)
 
     async def recall_inhibit_sources(self) -> int:
         """Before deliveries resume on a new assignment: read back the ``inhibit_rules`` sources of the last

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 import alerts.runtime as runtime_module
 from alerts.channels.base import DeliveryReceipt, Notification
 from alerts.feedback import MAX_ACTION_BODY_BYTES, SlackAction
+from alerts.intake import LEFT_TO_READ_AGAIN
 from alerts.replay import replay_header
 from alerts.routing.config import RoutingConfig
 from alerts.routing.inhibit import Inhibitor
@@ -1041,3 +1042,99 @@ async def test_an_alert_on_another_partition_than_its_key_is_produced_again_on_t
     await runtime.dispatcher.scheduler.drain()
     assert len(topics["alerts"].sent) == 1
     assert [a.alert_id for n in notifier.sent for a in n.alerts] == [alert.alert_id]
+
+
+def _dropped_by_group(app: FakeApp) -> None:
+    """The consumer group dropped the process (paused past its session): aiokafka's coordinator reset its generation
+    and member id, as ``streams.runtime.faust_compat.group_membership_lost`` reads them."""
+    coordinator = SimpleNamespace(generation=-1, member_id="")
+    app.consumer._thread = SimpleNamespace(_consumer=SimpleNamespace(_coordinator=coordinator))  # type: ignore[attr-defined]
+
+
+def _rejoined(app: FakeApp) -> None:
+    """The process joined the group again (as before the loss: the fake consumer has no coordinator to read)."""
+    del app.consumer._thread  # type: ignore[attr-defined]
+
+
+async def test_a_delivery_in_flight_when_the_group_drops_the_notifier_is_neither_recorded_nor_acked(
+    make_runtime, make_alert
+) -> None:
+    """An email in flight as the group drops the notifier: every partition's work is dropped, said once (WARN); the
+    server's late answer is not recorded in the delivery log — its changelog partition is another notifier's now,
+    and this process's older view of the account would overwrite the new owner's — nor acked, but logged (WARN), and
+    nothing is sent until the next assignment is recovered."""
+    email = HangingNotifier()
+    runtime, app, _, _ = make_runtime(extra=(email,))
+    runtime.on_partitions_assigned({TP(ALERTS, 0)})
+    runtime.on_recovered()
+    alert = make_alert()
+    event = FakeEvent(alert.model_dump_json().encode(), 0)
+    await runtime.handle_alert(event)
+    runtime.dispatcher.tick()
+    await asyncio.sleep(0.01)  # Slack delivered and recorded; the email waits for its server
+    assert email.calls == 1
+    with capture_logs() as logs:
+        _dropped_by_group(app)
+        assert not await runtime.membership.owns_partitions()
+        email.release.set()
+        await runtime.dispatcher.scheduler.drain()
+    log = runtime.dispatcher.delivery_log
+    assert log.delivered(alert.account_id, alert.alert_id, "csm/slack") is not None
+    assert log.delivered(alert.account_id, alert.alert_id, "csm/email") is None
+    assert event.acks == 0
+    assert runtime.dispatcher.pending_deliveries() == 0
+    assert runtime.dispatcher.tick() is None  # paused until the next assignment is recovered
+    events = [(line["event"], line["log_level"]) for line in logs]
+    assert events.count((runtime_module.MEMBERSHIP_LOST, "warning")) == 1
+    late = [line for line in logs if line["event"].startswith("alert delivered after the consumer group dropped")]
+    assert [(line["alert_id"], line["target"], line["log_level"]) for line in late] == [
+        (alert.alert_id, "csm/email", "warning")
+    ]
+    assert _sample("preempt_ready", app="ut-notify") == 0
+
+
+async def test_an_alert_read_again_on_a_partition_the_dropped_notifier_got_back_is_sent_at_once(
+    make_runtime, make_alert
+) -> None:
+    """After the group dropped the notifier and it rejoined with the partition back, the alert read again is sent at
+    once: its group's earlier flush, whose delivery was dropped, does not hold it back for group_interval (before:
+    5 minutes, its partition's commit held all the while; found by tests/integration/test_notifier_paused.py)."""
+    email = HangingNotifier()
+    runtime, app, _, _ = make_runtime(extra=(email,))
+    runtime.on_partitions_assigned({TP(ALERTS, 0)})
+    runtime.on_recovered()
+    event = FakeEvent(make_alert().model_dump_json().encode(), 0)
+    await runtime.handle_alert(event)
+    runtime.dispatcher.tick()
+    await asyncio.sleep(0.01)
+    _dropped_by_group(app)
+    assert not await runtime.membership.owns_partitions()
+    email.release.set()
+    await runtime.dispatcher.scheduler.drain()
+    _rejoined(app)
+    runtime.on_partitions_revoked({TP(ALERTS, 0)})
+    runtime.on_partitions_assigned({TP(ALERTS, 0)})
+    runtime.on_recovered()
+    again = FakeEvent(event.value, 0)  # read again from the committed offset
+    await runtime.handle_alert(again)
+    runtime.dispatcher.tick()
+    await runtime.dispatcher.scheduler.drain()
+    assert (email.calls, again.acks, event.acks) == (2, 1, 0)
+
+
+async def test_an_alert_read_while_the_group_has_dropped_the_notifier_is_left_to_be_read_again(
+    make_runtime, make_alert
+) -> None:
+    """A record the agent hands over after the group dropped the notifier is not dispatched nor acked: its partition's
+    new owner reads it from the committed offset."""
+    runtime, app, notifier, _ = make_runtime()
+    runtime.on_partitions_assigned({TP(ALERTS, 0)})
+    runtime.on_recovered()
+    _dropped_by_group(app)
+    event = FakeEvent(make_alert().model_dump_json().encode(), 0)
+    with capture_logs() as logs:
+        await runtime.consume_alerts(FakeStream([event]))
+    assert (event.acks, runtime.dispatcher.pending_deliveries(), notifier.sent) == (0, 0, [])
+    assert [line.get("cause") for line in logs if line["event"] == LEFT_TO_READ_AGAIN] == [
+        "the consumer group dropped it"
+    ]
