@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, MutableMapping
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -30,6 +29,7 @@ from alerts.routing.config import RoutingConfig
 from alerts.runtime import APP_NAME, NotifierRuntime, NotifierTopics
 from alerts.web import register_web
 from streams.runtime.copartitioning import PartitionCountError, assignment_problem
+from streams.runtime.data_dir import prepared_data_dir
 from streams.runtime.faust_compat import (
     AppWithBeforeStop,
     ClusterPartitionCounts,
@@ -124,15 +124,6 @@ class PartitionedWrites(MutableMapping[bytes, Any]):
         return len(self._table)
 
 
-def _data_dir(settings: Settings) -> Path:
-    """This process's folder under PREEMPT_DATA_DIR (per app, brokers and web port); its parents are
-    made here (Faust makes only the last level)."""
-    folder, moved = settings.prepare_app_data_dir(app_id(settings), settings.notifier_web_port)
-    if moved is not None:
-        log.info("rocksdb files of the previous folder layout moved", source=str(moved), folder=str(folder))
-    return folder
-
-
 def create_app(
     settings: Settings, routing: RoutingConfig | None = None, notifiers: dict[str, list[Notifier]] | None = None
 ) -> AppWithBeforeStop:
@@ -152,7 +143,7 @@ def create_app(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
-        datadir=str(_data_dir(settings)),
+        datadir=str(prepared_data_dir(settings, app_id(settings), settings.notifier_web_port)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,

@@ -9,13 +9,13 @@ docs/pipeline.md for the guarantees.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
 
 from rules.engine import EventOutcome
 from schemas.decoder import Reason
+from streams.runtime.data_dir import prepared_data_dir
 from streams.runtime.faust_compat import (
     AppWithBeforeStop,
     consumer_isolation_level,
@@ -72,15 +72,6 @@ def load_engine(settings: Settings) -> tuple[RuleEnginePort[AccountState, Findin
     return engine, rule_ids
 
 
-def _data_dir(settings: Settings) -> Path:
-    """This process's folder under PREEMPT_DATA_DIR (per app, brokers and web port); its parents are
-    made here (Faust makes only the last level)."""
-    folder, moved = settings.prepare_app_data_dir(app_id(settings), settings.worker_web_port)
-    if moved is not None:
-        log.info("rocksdb files of the previous folder layout moved", source=str(moved), folder=str(folder))
-    return folder
-
-
 def create_app(
     settings: Settings, engine: RuleEnginePort[Any, Any] | None = None, rule_ids: list[str] | None = None
 ) -> AppWithBeforeStop:
@@ -97,7 +88,7 @@ def create_app(
         app_id(settings),
         broker=settings.broker,
         store=settings.store,
-        datadir=str(_data_dir(settings)),
+        datadir=str(prepared_data_dir(settings, app_id(settings), settings.worker_web_port)),
         topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,

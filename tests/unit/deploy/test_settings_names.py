@@ -21,6 +21,8 @@ NOT_SETTINGS = {
     "PREEMPT_BROKERS",
     "PREEMPT_CHAOS_CLUSTER_PORT",
     "PREEMPT_CHAOS_WEB_PORT",
+    "PREEMPT_UPGRADE_FROM",
+    "PREEMPT_UPGRADE_STOP",
 }
 KNOWN = {env_name(field) for field in Settings.model_fields} | NOT_SETTINGS
 FILES = sorted(
