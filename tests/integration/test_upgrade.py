@@ -2,10 +2,11 @@
 same topics, offsets, changelogs and RocksDB folders (and the other way round); every alert of the whole history
 is sent once.
 
-The release is pinned (``PINNED``, main at the end of the session of 2026-12-02) and checked out from this
-clone's history. For an audit, ``PREEMPT_UPGRADE_FROM=<commit>`` runs another release and
-``PREEMPT_UPGRADE_STOP=sigterm`` stops the old processes gracefully instead of with SIGKILL (docs/operations.md,
-Upgrades and rollbacks, has the figures of each).
+The release is pinned (``PINNED``, main at the end of the session of 2026-12-02) and unpacked from its
+``git archive`` in tests/integration/fixtures/ (checked against the clone's history where it has the commit).
+For an audit, ``PREEMPT_UPGRADE_FROM=<commit>`` runs another release and ``PREEMPT_UPGRADE_STOP=sigterm``
+stops the old processes gracefully instead of with SIGKILL (docs/operations.md, Upgrades and rollbacks, has
+the figures of each).
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """In-place upgrades: an older release's worker and notifier, run from this repository's history, hand their
 topics, committed offsets, changelogs and RocksDB folders to the current code (or the other way round).
 
-The old release is checked out with ``git archive`` of a pinned commit into a temporary folder and run with
-the same interpreter and virtualenv, ``PYTHONPATH`` pointing at it; a clone without that commit (a shallow
-one) fails with one line saying so.
+The old release is unpacked into a temporary folder — the pinned one from its ``git archive`` kept in
+``fixtures/`` (a shallow clone has no history to take it from), another from this clone's history — and run
+with the same interpreter and virtualenv, ``PYTHONPATH`` pointing at it.
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import re
 import subprocess
 import sys
@@ -37,19 +38,46 @@ route:
 """
 
 
-def checkout(rev: str, into: Path) -> Path:
-    """The tree of ``rev`` of this repository, written under ``into``; fails when the clone lacks it."""
+FIXTURES = Path(__file__).parent / "fixtures"
+RELEASE_PATHS = ("streams", "rules", "alerts", "schemas", "pyproject.toml")
+"""What a release needs to run its worker and notifier: its packages (the default pack in ``rules/``) and the
+``preempt`` entry point's name in pyproject.toml."""
+
+
+def _in_clone(rev: str) -> bool:
     found = subprocess.run(
         ["git", "-C", str(REPO), "cat-file", "-e", f"{rev}^{{commit}}"], capture_output=True, check=False
     )
-    if found.returncode != 0:
+    return found.returncode == 0
+
+
+def _archive(rev: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, *RELEASE_PATHS], capture_output=True, check=True
+    ).stdout
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` (its :data:`RELEASE_PATHS`), written under ``into``.
+
+    A pinned release comes from ``fixtures/release-<rev[:8]>.tar.xz`` (``git archive --format=tar <rev>
+    streams rules alerts schemas pyproject.toml | xz -9``), so the test runs from a shallow clone too; where
+    the clone has the commit, the fixture is checked against it byte for byte. Another release comes from the
+    clone's history; a clone without it fails with one line saying so."""
+    into.mkdir(parents=True, exist_ok=True)
+    fixture = FIXTURES / f"release-{rev[:8]}.tar.xz"
+    if fixture.exists():
+        archive = lzma.decompress(fixture.read_bytes())
+        if _in_clone(rev):
+            assert archive == _archive(rev), f"{fixture.name} is not `git archive` of {rev}: make it again"
+    elif _in_clone(rev):
+        archive = _archive(rev)
+    else:
         pytest.fail(
-            f"commit {rev} is not in this clone (shallow?): the upgrade test runs that release; "
-            "run `git fetch --unshallow` or clone without --depth",
+            f"commit {rev} is not in this clone (shallow?) and has no fixture: the upgrade test runs that "
+            "release; run `git fetch --unshallow` or clone without --depth",
             pytrace=False,
         )
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True).stdout
-    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, capture_output=True, check=True)
     return into
 
