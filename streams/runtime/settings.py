@@ -188,10 +188,11 @@ class Settings(BaseSettings):
         "holds in memory before writing them to a file (at most 2 such buffers per database)",
     )
     table_block_cache_bytes: int = Field(
-        8 * 1024 * 1024,
-        ge=0,
+        4 * 1024 * 1024,
+        ge=1024 * 1024,
         le=4 * 1024 * 1024 * 1024,
-        description="worker and notifier, rocksdb:// store: bytes of each partition database's read cache",
+        description="worker and notifier, rocksdb:// store: bytes of each partition database's read cache (the "
+        "rules worker's decoded states are cached before it: PREEMPT_WORKER_STATE_CACHE_ACCOUNTS)",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",

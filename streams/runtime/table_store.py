@@ -27,9 +27,3 @@ def table_options(settings: Settings) -> dict[str, int]:
         # used by the python-rocksdb driver only (rocksdict has no compressed cache); bounded the same
         "block_cache_compressed_size": settings.table_block_cache_bytes,
     }
-
-
-def memory_bound_bytes(settings: Settings, tables: int) -> int:
-    """The most memory ``tables`` tables' write buffers and block caches may take in one process."""
-    per_database = MAX_WRITE_BUFFERS * settings.table_write_buffer_bytes + settings.table_block_cache_bytes
-    return tables * settings.topic_partitions * per_database

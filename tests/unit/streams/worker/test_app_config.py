@@ -153,7 +153,7 @@ def test_rules_app_tables_bound_their_rocksdb_memory(tmp_path: Path) -> None:
         options = app.tables[name].data.rocksdb_options  # the store Faust opens each partition's database with
         assert (options.write_buffer_size, options.max_write_buffer_number) == (3 * 1024 * 1024, 2), name
         assert options.block_cache_size == 5 * 1024 * 1024, name
-    # the defaults: 4 MiB x 2 + 8 MiB per partition database
+    # the defaults: 4 MiB x 2 + 4 MiB per partition database
     default = create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="rocksdb://", data_dir=tmp_path))
     options = default.tables[names[0]].data.rocksdb_options
-    assert (options.write_buffer_size, options.block_cache_size) == (4 * 1024 * 1024, 8 * 1024 * 1024)
+    assert (options.write_buffer_size, options.block_cache_size) == (4 * 1024 * 1024, 4 * 1024 * 1024)
