@@ -434,6 +434,7 @@ def soak(
     rate: float = 40.0,
     new_accounts_per_minute: float = 30.0,
     echo: bool = True,
+    store: str = "rocksdb://",
 ) -> SoakResult:
     """Run the service under steady load for ``minutes`` and judge each resource's growth (module docstring)."""
     ports = {"worker": free_port(), "notifier": free_port(), "ingest": free_port()}
@@ -441,7 +442,7 @@ def soak(
     settings = Settings(
         broker=f"kafka://{bootstrap}",
         topic_prefix=prefix,
-        store="rocksdb://",
+        store=store,
         data_dir=workdir / "data",
         worker_web_port=ports["worker"],
         notifier_web_port=ports["notifier"],
@@ -528,6 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=default_bootstrap(),
         help="host:port of the broker (default: PREEMPT_TEST_BOOTSTRAP, else PREEMPT_BROKER's, else make kafka's)",
     )
+    parser.add_argument("--store", default="rocksdb://", help="the apps' table store (memory:// tells RocksDB's share)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) and print it")
     args = parser.parse_args(argv)
     if args.minutes <= args.warmup_minutes:
@@ -543,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.accounts,
         args.rate,
         args.new_accounts_per_minute,
+        store=args.store,
     )
     print(
         f"soak: {args.minutes:g} min ({args.warmup_minutes:g} min warm-up), {len(result.samples)} samples, "
