@@ -59,6 +59,9 @@ stress: install kafka ## Restart stress: 20 x (SIGKILL the worker at a random mo
 	PREEMPT_STRESS_CYCLES=$${PREEMPT_STRESS_CYCLES:-20} PREEMPT_STRESS_DAYS=$${PREEMPT_STRESS_DAYS:-30} \
 		$(BIN)/pytest tests/integration/test_pipeline_restart_stress.py -s -p no:cacheprovider
 
+soak: install kafka ## Soak (SOAK_MINUTES, default 20): worker, notifier, ingest under steady traffic and new accounts; growth per hour of RSS, fds, threads, /metrics series; fails past a bound
+	SOAK_MINUTES=$${SOAK_MINUTES:-20} $(BIN)/python -m bench.soak
+
 bench: install kafka ## Benchmark (a few minutes): ceilings vs. the rules worker, latency, memory; one table + .bench/latest.json
 	$(BIN)/python -m bench.run
 
@@ -74,4 +77,4 @@ chaos: install kafka ## Fault scenarios on real processes and brokers (SASL_SSL,
 clean: kafka-stop ## Stop the broker, remove the virtualenv, broker data and caches
 	rm -rf $(VENV) .kafka .preempt-data .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info demo-out bench-out prescient-out .cache .bench
 
-.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress bench chaos prescient-report prescient-validate clean
+.PHONY: help install kafka kafka-stop demo lint format typecheck test unit docs stress soak bench chaos prescient-report prescient-validate clean

@@ -51,6 +51,7 @@ from streams.runtime.missing_topics import confirm_seconds, crash_on, dead_lette
 from streams.runtime.ops_web import broker_unreachable, register_liveness, register_recordless
 from streams.runtime.range_reader import RangeReader
 from streams.runtime.settings import Settings
+from streams.runtime.table_store import table_options
 from streams.runtime.topics import TopicNames, changelog_topics, ensure_topics
 
 __all__ = ["APP_NAME", "app_id", "console_routing", "create_app", "ensure_notifier_topics"]
@@ -186,8 +187,17 @@ def create_app(
     )
     # Keyed by the raw account_id bytes — the alerts' key — so the default partitioner puts each
     # changelog record on the alert's partition (written from the delivery loop, outside the stream).
-    deliveries = app.Table("deliveries", partitions=settings.topic_partitions, key_type=bytes, use_partitioner=True)
-    snoozes = app.Table("snoozes", partitions=settings.topic_partitions, key_type=bytes)
+    # Each table's RocksDB memory bounded (Faust's defaults grow toward gigabytes: streams/runtime/table_store.py).
+    deliveries = app.Table(
+        "deliveries",
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        use_partitioner=True,
+        options=table_options(settings),
+    )
+    snoozes = app.Table(
+        "snoozes", partitions=settings.topic_partitions, key_type=bytes, options=table_options(settings)
+    )
     written = PartitionedWrites(app, deliveries, settings.topic("alerts"), settings.topic_partitions)
     # One side consumer of preempt.alerts, as the agent's consumer reads (read_committed under exactly_once),
     # bounded at 5 s a read: the watchdog's tail probe and the agent's re-read of alerts Faust skipped.

@@ -176,6 +176,24 @@ class Settings(BaseSettings):
     data_dir: Annotated[GivenPath, AfterValidator(_data_dir)] = Field(
         Path(".preempt-data"), description="Faust data dir (RocksDB files, one folder per app, brokers and web port)"
     )
+    # Faust's RocksDB defaults (64 MiB write buffers, up to 3 of them, and a 2 GiB block cache, per partition
+    # database of each table) let a long-running worker's memory grow by every byte of state it writes, for
+    # hours, toward gigabytes: the soak (make soak) measured the rules worker's RSS climbing as fast as its
+    # write-ahead logs (streams/runtime/table_store.py).
+    table_write_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="worker and notifier, rocksdb:// store: bytes of writes each partition database of a table "
+        "holds in memory before writing them to a file (at most 2 such buffers per database)",
+    )
+    table_block_cache_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="worker and notifier, rocksdb:// store: bytes of each partition database's read cache (the "
+        "rules worker's decoded states are cached before it: PREEMPT_WORKER_STATE_CACHE_ACCOUNTS)",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",
         description="worker and notifier: Faust's guarantee; exactly_once was measured and is not the default "

@@ -29,6 +29,7 @@ from streams.runtime.metrics import expose_worker_series
 from streams.runtime.missing_topics import confirm_seconds, dead_letter_reason, watch_topics, written_reason
 from streams.runtime.ops_web import broker_unreachable, register_liveness
 from streams.runtime.settings import Settings
+from streams.runtime.table_store import table_options
 from streams.runtime.topics import TopicNames, changelog_topics, rules_app_id
 from streams.worker.account_letters import INVALID_ACCOUNT, AccountDeadLetters
 from streams.worker.agents import WorkerRuntime, install_agents
@@ -117,10 +118,11 @@ def create_app(
     alerts = app.topic(names.alerts, partitions=partitions, **raw)
     dlq = app.topic(names.events_dlq, partitions=partitions, **raw)
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": partitions}
-    state_table = app.Table(STATE_TABLE, **as_bytes)
-    clock_table = app.Table(CLOCK_TABLE, **as_bytes)
-    progress_table = app.Table(PROGRESS_TABLE, **as_bytes)
-    accounts = accounts_table(app, names.accounts, partitions)
+    # Each table's RocksDB memory bounded (Faust's defaults grow toward gigabytes: streams/runtime/table_store.py).
+    state_table = app.Table(STATE_TABLE, **as_bytes, options=table_options(settings))
+    clock_table = app.Table(CLOCK_TABLE, **as_bytes, options=table_options(settings))
+    progress_table = app.Table(PROGRESS_TABLE, **as_bytes, options=table_options(settings))
+    accounts = accounts_table(app, names.accounts, partitions, table_options(settings))
 
     clocks = PartitionClocks(settings.allowed_lateness_seconds, settings.event_time_only)
     cache = StateCache(

@@ -41,8 +41,11 @@ class AccountsTable(ExistingTopicGlobalTable):
     """
 
 
-def accounts_table(app: faust.App, topic_name: str, partitions: int) -> AccountsTable:
-    """The accounts global table of ``app``, reading ``topic_name`` (raw JSON values by account id)."""
+def accounts_table(
+    app: faust.App, topic_name: str, partitions: int, options: dict[str, Any] | None = None
+) -> AccountsTable:
+    """The accounts global table of ``app``, reading ``topic_name`` (raw JSON values by account id); ``options``
+    go to its store (streams/runtime/table_store.py)."""
     topic = app.topic(topic_name, partitions=partitions, key_serializer="raw", value_serializer="raw")
     kwargs: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     table = AccountsTable(
@@ -51,6 +54,7 @@ def accounts_table(app: faust.App, topic_name: str, partitions: int) -> Accounts
         beacon=app.tables.beacon,
         partitions=partitions,
         changelog_topic=topic,
+        options=options,
         # Apply account updates as they come. A global table's partitions are all "active"; Faust
         # keeps reading active changelog partitions after recovery only when recovery_buffer_size
         # is 1, and buffers their records by it (not by standby_buffer_size). Do NOT set

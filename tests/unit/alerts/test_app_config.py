@@ -143,3 +143,21 @@ async def test_notifier_agents_keep_their_queues_when_recovery_resumes_the_flow(
     assert [q.qsize() for q in queues] == [1, 1]
     app.flow_control.clear()
     assert [q.qsize() for q in queues] == [0, 0]
+
+
+def test_notifier_tables_bound_their_rocksdb_memory(tmp_path: Path) -> None:
+    """The delivery log and the snoozes open their RocksDB partition databases with PREEMPT_TABLE_WRITE_BUFFER_BYTES
+    write buffers (2 at most) and a PREEMPT_TABLE_BLOCK_CACHE_BYTES cache, not Faust's 64 MiB x 3 and 2 GiB."""
+    settings = Settings(
+        topic_prefix=f"ut{uuid.uuid4().hex[:8]}",
+        store="rocksdb://",
+        data_dir=tmp_path,
+        table_write_buffer_bytes=3 * 1024 * 1024,
+        table_block_cache_bytes=5 * 1024 * 1024,
+    )
+    app = create_app(settings)
+    assert sorted(app.tables) == ["deliveries", "snoozes"]
+    for name in app.tables:
+        options = app.tables[name].data.rocksdb_options
+        assert (options.write_buffer_size, options.max_write_buffer_number) == (3 * 1024 * 1024, 2), name
+        assert options.block_cache_size == 5 * 1024 * 1024, name

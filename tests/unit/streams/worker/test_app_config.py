@@ -133,3 +133,27 @@ def test_rules_agent_keeps_its_queue_when_recovery_resumes_the_flow(tmp_path: Pa
     assert agent.channel.queue.qsize() == 1
     app.flow_control.clear()
     assert agent.channel.queue.qsize() == 0
+
+
+def test_rules_app_tables_bound_their_rocksdb_memory(tmp_path: Path) -> None:
+    """Every table of the rules worker opens its RocksDB partition databases with PREEMPT_TABLE_WRITE_BUFFER_BYTES
+    write buffers (2 at most) and a PREEMPT_TABLE_BLOCK_CACHE_BYTES cache, not Faust's 64 MiB x 3 and 2 GiB: the
+    write buffers hold every state written until full, so the worker's memory grew with each write for hours."""
+    settings = Settings(
+        topic_prefix=f"ut{uuid.uuid4().hex[:8]}",
+        store="rocksdb://",
+        data_dir=tmp_path,
+        table_write_buffer_bytes=3 * 1024 * 1024,
+        table_block_cache_bytes=5 * 1024 * 1024,
+    )
+    app = create_app(settings)
+    names = sorted(app.tables)
+    assert len(names) == 4, names
+    for name in names:
+        options = app.tables[name].data.rocksdb_options  # the store Faust opens each partition's database with
+        assert (options.write_buffer_size, options.max_write_buffer_number) == (3 * 1024 * 1024, 2), name
+        assert options.block_cache_size == 5 * 1024 * 1024, name
+    # the defaults: 4 MiB x 2 + 4 MiB per partition database
+    default = create_app(Settings(topic_prefix=f"ut{uuid.uuid4().hex[:8]}", store="rocksdb://", data_dir=tmp_path))
+    options = default.tables[names[0]].data.rocksdb_options
+    assert (options.write_buffer_size, options.block_cache_size) == (4 * 1024 * 1024, 4 * 1024 * 1024)
