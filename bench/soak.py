@@ -523,7 +523,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--accounts", type=int, default=40, help="accounts of the live simulation")
     parser.add_argument("--rate", type=float, default=40.0, help="events/s of the live simulation")
-    parser.add_argument("--new-accounts-per-minute", type=float, default=30.0)
+    parser.add_argument(
+        "--new-accounts-per-minute",
+        type=float,
+        default=30.0,
+        help="accounts arriving over the ingest (> 0: the data dirs are judged per new account)",
+    )
     parser.add_argument(
         "--bootstrap",
         default=default_bootstrap(),
@@ -534,6 +539,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.minutes <= args.warmup_minutes:
         print(f"--minutes ({args.minutes:g}) must exceed --warmup-minutes ({args.warmup_minutes:g})", file=sys.stderr)
+        return 2
+    if args.new_accounts_per_minute <= 0:
+        print(
+            f"--new-accounts-per-minute ({args.new_accounts_per_minute:g}) must be above 0: the data dirs' growth "
+            "is judged per new account",
+            file=sys.stderr,
+        )
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="preempt-soak-"))
     result = soak(

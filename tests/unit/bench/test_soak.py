@@ -57,3 +57,14 @@ def test_series_of_partitions_are_bounded_the_others_suspect() -> None:
         'preempt_alerts_sent_total{account="soak-new-41"}',
     ]
     assert suspect_series(born) == ['preempt_alerts_sent_total{account="soak-new-41"}']
+
+
+def test_no_new_accounts_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The data dirs are judged per new account: without any, the verdict would divide by nothing (it judged
+    the hour's growth against the per-account bound and failed); refused before anything starts."""
+    from bench.soak import main
+
+    assert main(["--new-accounts-per-minute", "0", "--minutes", "2", "--warmup-minutes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--new-accounts-per-minute (0) must be above 0" in err
