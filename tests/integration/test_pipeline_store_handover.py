@@ -10,7 +10,6 @@ tombstones, so compaction cannot hide a change from that catch-up. This test gua
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,18 +41,16 @@ def _ping_all(producer: KafkaProducer, topic: str, phase: int) -> None:
 
 
 def _store_offsets(worker: ManagedProcess) -> dict[int, int]:
-    """The account-state changelog offset each partition's recovery started from (Faust's INFO table; -1: no
-    local store), from the worker's first recovery."""
+    """The account-state changelog offset each partition's recovery started from (Faust's INFO table, one row
+    a partition in the record's ``table``; -1: no local store), from the worker's first recovery."""
     for line in worker.log_text().splitlines():
         if "Reading Starts At - Active" in line:
-            table = json.loads(line)["event"]
-            offsets: dict[int, int] = {}
-            topic = ""
-            for row in re.findall(r"\|\s*(\S+)\s*\|\s*(\d+)\s*\|\s*(-?\d+)\s*\|", table):
-                topic = topic if row[0] == "\u3003" else row[0]
-                if topic.endswith("-account-state-changelog"):
-                    offsets[int(row[1])] = int(row[2])
-            return offsets
+            rows = json.loads(line)["table"]
+            return {
+                row["partition"]: row["offset"]
+                for row in rows
+                if str(row["topic"]).endswith("-account-state-changelog")
+            }
     raise AssertionError(f"no recovery table in the log:\n{worker.log_text()[-3000:]}")
 
 
