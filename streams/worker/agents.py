@@ -54,7 +54,6 @@ from streams.runtime.faust_compat import (
     divert_topic_polls,
     flow_active,
     group_committed_offsets,
-    group_membership_lost,
     highwater_time,
     last_unanswered_request,
     mark_offsets_done,
@@ -63,6 +62,7 @@ from streams.runtime.faust_compat import (
     set_fetch_max_wait,
     watch_unanswered_requests,
 )
+from streams.runtime.group_membership import GroupMembership
 from streams.runtime.logs import get_logger
 from streams.runtime.metrics import CLOCK_HELD_PARTITIONS, EVENTS_ACKED
 from streams.runtime.ops_web import broker_last_unanswered
@@ -98,9 +98,6 @@ STAGES_IN_FLIGHT = 3
 STOP_WRITE_TIMEOUT_SECONDS = 15.0
 # How long the watchdog's recordless-tail check waits for the worker's lock (settle_recordless_tail).
 SETTLE_LOCK_WAIT_SECONDS = 1.0
-# After a pause past the session timeout, how long a write waits for the group coordinator's verdict
-# (the heartbeat sent as the process resumes learns it within a round trip): lost, or still a member.
-PAUSE_VERDICT_SECONDS = 5.0
 # How long a rebuild waits for the group coordinator's committed offsets (``_group_committed``).
 COMMITTED_FETCH_TIMEOUT_SECONDS = 10.0
 
@@ -186,10 +183,15 @@ class WorkerRuntime:
         # states whose alerts never reached the producer, so nothing more is written (a restart
         # re-reads from the last commit). See :meth:`_failing`.
         self._failed = False
-        self._membership_lost = False  # the group dropped this process (see membership_lost)
-        self._assigned_once = False
-        self._loop_beat: float | None = None  # the clock timer's last run (see _note_loop_beat)
-        self._paused_at: float | None = None  # when a pause past the session was noticed, until judged
+        # A process paused past its session (SIGSTOP, a VM freeze) and resumed may have been dropped by the
+        # group: its held states, progress and clocks are then the new owners' to write (GroupMembership.lost).
+        self.membership = GroupMembership(
+            app,
+            settings.worker_session_timeout_seconds,
+            "consumer group session expired (the process was paused or cut off longer than "
+            "PREEMPT_WORKER_SESSION_TIMEOUT_SECONDS); its partitions went to other workers: nothing more "
+            "is written for them, the unwritten states are dropped and re-read by their new owner",
+        )
 
     @contextmanager
     def _failing(self) -> Iterator[None]:
@@ -277,48 +279,7 @@ class WorkerRuntime:
         """Whether this process still owns the partitions of ``generation_id``'s assignment: the same
         generation, the flow not stopped by a rebalance, and the group still counting it as a member
         (a process paused past its session, then resumed, does not own them any more)."""
-        return self.app.consumer_generation_id == generation_id and flow_active(self.app) and not self.membership_lost()
-
-    def membership_lost(self) -> bool:
-        """The group dropped this process (session expired): logged once per episode, WARN."""
-        # Before the first assignment the coordinator reads the same (no generation yet): nothing to lose.
-        lost = self._assigned_once and group_membership_lost(self.app)
-        if lost and not self._membership_lost:
-            log.warning(
-                "consumer group session expired (the process was paused or cut off longer than "
-                "PREEMPT_WORKER_SESSION_TIMEOUT_SECONDS); its partitions went to other workers: nothing more "
-                "is written for them, the unwritten states are dropped and re-read by their new owner"
-            )
-        self._membership_lost = lost
-        return lost
-
-    def _note_loop_beat(self) -> None:
-        """Called by the clock timer (every 0.2 s): a gap longer than the session timeout since the last
-        call means the whole process was paused (SIGSTOP, a VM or container freeze), its heartbeats too."""
-        now = time.monotonic()
-        if self._loop_beat is not None and now - self._loop_beat > self.settings.worker_session_timeout_seconds:
-            self._paused_at = now
-        self._loop_beat = now
-
-    async def _owns_partitions(self) -> bool:
-        """Whether this batch's states, progress and clocks may be written: not once the group has dropped
-        this process (:meth:`membership_lost`). Right after a pause past the session timeout the
-        coordinator's verdict is not in yet (the heartbeat that learns it is sent as the process resumes):
-        wait for it, up to ``PAUSE_VERDICT_SECONDS``; a process still a member writes then."""
-        if self.membership_lost():
-            return False
-        now = time.monotonic()
-        if self._loop_beat is not None and now - self._loop_beat > self.settings.worker_session_timeout_seconds:
-            self._paused_at = now
-        if self._paused_at is None:
-            return True
-        deadline = self._paused_at + PAUSE_VERDICT_SECONDS
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            if self.membership_lost():
-                return False
-        self._paused_at = None
-        return True
+        return self.app.consumer_generation_id == generation_id and flow_active(self.app) and not self.membership.lost()
 
     async def drain(self) -> None:
         """Write every state still dirty, then wait until every output stage is done (offsets
@@ -541,7 +502,7 @@ class WorkerRuntime:
             # Otherwise a crash in between loses an alert (its event already marked seen, or judged late).
             if delivered:
                 await asyncio.gather(*delivered)
-            if not await self._owns_partitions():
+            if not await self.membership.owns_partitions():
                 # Another worker owns these partitions now: their states, progress and clocks are its
                 # own; nothing is acked, so it re-reads this batch from the committed offset.
                 stage.written.set_result(None)
@@ -660,8 +621,8 @@ class WorkerRuntime:
 
     async def tick(self) -> None:
         """Advance the clocks of the assigned partitions (a no-op while recovering, or once failed)."""
-        self._note_loop_beat()
-        if not self._recovered or self.app.rebalancing or self._failed or self.membership_lost():
+        self.membership.beat()  # every 0.2 s: a longer gap is a pause of the whole process, heartbeats too
+        if not self._recovered or self.app.rebalancing or self._failed or self.membership.lost():
             return
         async with self.lock:
             if self._failed:
@@ -942,7 +903,7 @@ class WorkerRuntime:
     def on_assigned(self) -> None:
         """A new assignment: rebuild from the tables once they are recovered."""
         self._needs_rebuild = True
-        self._assigned_once = True
+        self.membership.assigned()
 
     def partition_count_problem(self) -> str | None:
         """What is wrong with the events topic's partition count in the consumer's metadata (the one
@@ -1135,7 +1096,7 @@ def install_agents(app: faust.App, runtime: WorkerRuntime, events: faust.TopicT,
 
     async def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         async with runtime.lock:  # revocation waits for the batch in flight
-            if not runtime.membership_lost():  # else the new owners wrote them already: dropped below
+            if not runtime.membership.lost():  # else the new owners wrote them already: dropped below
                 await runtime.drain()  # and for its output (every state written)
             runtime.on_revoked(args[0] if args else kwargs.get("revoked", ()))
 
