@@ -63,9 +63,10 @@ def kafka_writers(settings: Settings) -> tuple[KafkaEventSink, AccountMerger]:
 def ingest(host: str | None, port: int | None) -> None:
     """Serve POST /v1/events and the Segment/RudderStack tracking API (/v1/batch, /v1/track…) into preempt.events.
 
-    Group calls update preempt.accounts. Needs PREEMPT_INGEST_API_KEYS (a JSON list of sha256 hex
-    digests of the API keys, optionally "source=digest"); PREEMPT_INGEST_HMAC_SECRET turns request
-    signing on. See docs/events.md.
+    Group calls update preempt.accounts, except those of the keys whose source is listed in
+    PREEMPT_INGEST_EVENT_ONLY_SOURCES (a browser's public key). Needs PREEMPT_INGEST_API_KEYS (a JSON
+    list of sha256 hex digests of the API keys, optionally "source=digest"); PREEMPT_INGEST_HMAC_SECRET
+    turns request signing on. See docs/events.md.
     """
     from aiohttp import web
 

@@ -233,6 +233,13 @@ def create_ingest_app(
         raise ValueError(
             "PREEMPT_INGEST_HMAC_SECRET is set but empty: give the signing secret, or unset it to turn signing off"
         )
+    if config.cors_origins and not config.event_only_sources:
+        log.warning(
+            "browser calls are allowed (PREEMPT_INGEST_CORS_ORIGINS) but no key is event-only: a browser's key is "
+            "public, and with it anyone can change an account's owner, and so where its alerts go, by a group "
+            'call; name the browser\'s key in PREEMPT_INGEST_API_KEYS ("browser=<digest>") and list that name '
+            "in PREEMPT_INGEST_EVENT_ONLY_SOURCES"
+        )
     app = web.Application(
         client_max_size=config.max_batch_body_bytes,
         middlewares=[count_responses, cors],

@@ -104,6 +104,16 @@ class IngestConfig:
         self.body_read_timeout_s = settings.ingest_body_read_timeout_seconds
         self.topics = TopicNames.from_settings(settings)
         self.cors_origins = frozenset(settings.ingest_cors_origins)
+        # A browser's key is public (anyone can read it from the page): its group calls must not change an
+        # account's owner, and so where that account's alerts go. Its events are taken as any key's.
+        self.event_only_sources = frozenset(source.strip() for source in settings.ingest_event_only_sources)
+        self.event_only_warned: set[str] = set()  # the sources whose refused account updates were logged
+        unknown = sorted(self.event_only_sources - {key.source for key in self.keys})
+        if unknown:
+            raise ValueError(
+                f"PREEMPT_INGEST_EVENT_ONLY_SOURCES names {', '.join(map(repr, unknown))}, which no key in "
+                'PREEMPT_INGEST_API_KEYS has: name the key there ("browser=<digest>") and list that name'
+            )
         self.replays = ReplayGuard(capacity=settings.ingest_replay_cache_size)
         self.tracking = TrackingConfig(
             account_id_paths=TrackingConfig.paths(settings.ingest_account_id_paths),

@@ -25,13 +25,27 @@ from functools import partial
 
 from aiohttp import web
 
-from streams.ingest.gate import CONFIG, Admitted, admit, error_response, json_response, queue_dead_letters, store
+from streams.ingest.gate import (
+    CONFIG,
+    Admitted,
+    IngestConfig,
+    admit,
+    error_response,
+    json_response,
+    queue_dead_letters,
+    store,
+)
 from streams.ingest.parse_lanes import PARSE_LANES, ParseUnavailable
 from streams.ingest.payload import BodyError, TooManyItems
 from streams.ingest.rejected import first_rejection
 from streams.ingest.tracking import parse_tracking
 from streams.runtime.logs import get_logger
-from streams.runtime.metrics import INGEST_EVENTS, INGEST_TRACKING_CALLS, INGEST_TRACKING_CALLS_SKIPPED
+from streams.runtime.metrics import (
+    INGEST_ACCOUNT_UPDATES_REFUSED,
+    INGEST_EVENTS,
+    INGEST_TRACKING_CALLS,
+    INGEST_TRACKING_CALLS_SKIPPED,
+)
 
 log = get_logger(__name__)
 
@@ -92,7 +106,10 @@ def tracking_handler(call: str | None) -> Handler:
             return tracking_error(400, "invalid_request", str(exc))
         except ParseUnavailable as exc:
             return tracking_error(503, "parse_failed", str(exc))
-        problem = await store(request, tracking_error, admitted.source, parsed.events, parsed.account_updates)
+        account_updates, refused = parsed.account_updates, 0
+        if admitted.source in config.event_only_sources and account_updates:
+            account_updates, refused = [], len(account_updates)  # a public key changes no account (owner, plan…)
+        problem = await store(request, tracking_error, admitted.source, parsed.events, account_updates)
         if problem is not None:
             return problem
         for (call_type, outcome), n in parsed.counts.items():
@@ -101,6 +118,8 @@ def tracking_handler(call: str | None) -> Handler:
             INGEST_TRACKING_CALLS_SKIPPED.labels(type=call_type, reason=str(reason)).inc(n)
         if parsed.events:
             INGEST_EVENTS.labels(outcome="accepted").inc(len(parsed.events))
+        if refused:
+            _account_updates_refused(config, admitted.source, refused)
         if parsed.rejections:
             INGEST_EVENTS.labels(outcome="rejected").inc(len(parsed.rejections))
             log.warning(
@@ -113,7 +132,8 @@ def tracking_handler(call: str | None) -> Handler:
             "tracking calls accepted",
             source=admitted.source,
             events=len(parsed.events),
-            account_updates=len(parsed.account_updates),
+            account_updates=len(account_updates),
+            account_updates_refused=refused,
             ignored=parsed.ignored,
             skipped=parsed.skipped,
             rejected=len(parsed.rejections),
@@ -128,10 +148,24 @@ def tracking_handler(call: str | None) -> Handler:
                 "skipped": parsed.skipped,
                 "rejected": len(parsed.rejections),
                 "rejections": [r.to_json() for r in parsed.rejections[:MAX_LISTED_REJECTIONS]],
+                **({"account_updates_refused": refused} if refused else {}),
             },
         )
 
     return handle
+
+
+def _account_updates_refused(config: IngestConfig, source: str, refused: int) -> None:
+    """Count the group calls of an event-only key whose account patch was not written; WARN once per source."""
+    INGEST_ACCOUNT_UPDATES_REFUSED.labels(source=source).inc(refused)
+    if source not in config.event_only_warned:
+        config.event_only_warned.add(source)
+        log.warning(
+            "account updates refused: the key's source is in PREEMPT_INGEST_EVENT_ONLY_SOURCES, so its group calls "
+            "change no account record (their traits stay on the 'Group Identified' events); send account traits "
+            "from a server with a private key",
+            source=source,
+        )
 
 
 @web.middleware

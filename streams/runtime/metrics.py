@@ -64,6 +64,12 @@ INGEST_TRACKING_CALLS_SKIPPED = Counter(
     "(no_account: an anonymous visitor's call without an account); never dead-lettered.",
     ["type", "reason"],
 )
+INGEST_ACCOUNT_UPDATES_REFUSED = Counter(
+    "preempt_ingest_account_updates_refused_total",
+    "Group calls whose account traits were not written to the accounts topic because the key's source is "
+    "event-only (PREEMPT_INGEST_EVENT_ONLY_SOURCES: a browser's public key); the calls' events were taken.",
+    ["source"],
+)
 INGEST_DEAD_LETTERS = Counter(
     "preempt_ingest_dead_letters_total",
     "Items rejected by HTTP ingest sent to the events dead-letter topic, by outcome "

@@ -471,6 +471,11 @@ class Settings(BaseSettings):
     ingest_cors_origins: tuple[Annotated[str, AfterValidator(_cors_origin)], ...] = Field(
         (), description="browser origins allowed to call the tracking API (analytics.js); empty = none"
     )
+    ingest_event_only_sources: tuple[str, ...] = Field(
+        (),
+        description="sources (names in PREEMPT_INGEST_API_KEYS) whose keys send events but never change account "
+        "records: a browser's public key",
+    )
     ingest_group_traits: dict[str, str] = Field(
         default_factory=dict, description="extra group trait → account field mappings, e.g. {'csm': 'owner.email'}"
     )

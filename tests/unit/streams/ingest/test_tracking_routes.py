@@ -13,8 +13,19 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from streams.ingest.auth import sign
-from tests.unit.streams.ingest.conftest import BASIC, KEY, NOW, ClientFactory, counter, dead_letters_done, track
+from streams.ingest.app import create_ingest_app
+from streams.ingest.auth import key_digest, sign
+from streams.runtime.settings import Settings
+from tests.unit.streams.ingest.conftest import (
+    BASIC,
+    KEY,
+    NOW,
+    ClientFactory,
+    MemorySink,
+    counter,
+    dead_letters_done,
+    track,
+)
 
 EVENTS_DOC = Path(__file__).resolve().parents[4] / "docs" / "events.md"
 
@@ -553,3 +564,51 @@ async def test_a_batch_item_whose_type_is_not_a_string_rejects_only_that_item(cl
     assert (body["accepted"], body["rejected"]) == (2, 2)
     assert {(r["index"], r["field"]) for r in body["rejections"]} == {(1, "type"), (2, "type")}
     assert [orjson.loads(v)["event_id"] for _, v in sink.records] == ["good-1", "good-2"]
+
+
+async def test_an_event_only_keys_group_call_changes_no_account_but_its_event_goes_on(
+    client_factory: ClientFactory,
+) -> None:
+    """A browser's key is public: with its source event-only, a group call naming another CSM as the owner
+    writes no account patch (counted, one WARN per source, said in the answer); its event is taken."""
+    client, sink = await client_factory(ingest_event_only_sources=("web",))
+    before = counter("preempt_ingest_account_updates_refused_total", source="web")
+    call = {"messageId": "g", "userId": "u", "groupId": "acme", "traits": {"csm_email": "attacker@example.com"}}
+    with capture_logs() as logs:
+        for message_id in ("g1", "g2"):
+            response = await client.post(
+                "/v1/group", data=orjson.dumps({**call, "messageId": message_id}), headers=BASIC
+            )
+            assert response.status == 200, await response.text()
+            assert (await response.json())["account_updates_refused"] == 1
+    assert sink.account_updates == []
+    assert [orjson.loads(v)["event"] for _, v in sink.records] == ["Group Identified"] * 2
+    assert counter("preempt_ingest_account_updates_refused_total", source="web") == before + 2
+    warnings = [r for r in logs if r["log_level"] == "warning" and r["event"].startswith("account updates refused")]
+    assert [w["source"] for w in warnings] == ["web"]
+
+
+def test_an_event_only_source_without_a_key_is_one_line() -> None:
+    """A listed source that no key is named by (a typo) would protect nothing: ingest does not start."""
+    settings = Settings(ingest_api_keys=(f"web={key_digest(KEY)}",), ingest_event_only_sources=("browser",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"PREEMPT_INGEST_EVENT_ONLY_SOURCES names 'browser', which no key"):
+        create_ingest_app(settings, MemorySink())
+
+
+def test_browser_origins_without_an_event_only_key_are_warned_of() -> None:
+    """CORS on (browser calls) and no event-only source: one WARNING at start saying what to set."""
+    keys = (f"web={key_digest(KEY)}",)
+    with capture_logs() as logs:
+        create_ingest_app(
+            Settings(ingest_api_keys=keys, ingest_cors_origins=("https://app.example.com",)), MemorySink()
+        )  # type: ignore[arg-type]
+        create_ingest_app(
+            Settings(
+                ingest_api_keys=keys,  # type: ignore[arg-type]
+                ingest_cors_origins=("https://app.example.com",),
+                ingest_event_only_sources=("web",),
+            ),
+            MemorySink(),
+        )
+    warned = [r for r in logs if "no key is event-only" in r["event"]]
+    assert [r["log_level"] for r in warned] == ["warning"]
