@@ -55,7 +55,8 @@ def _web_api_url(value: str) -> str:
 
 def _filled_secret(value: SecretStr) -> SecretStr:
     """A secret set to nothing (``PREEMPT_SLACK_BOT_TOKEN=`` in an env file) is refused: taken as set, the
-    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered."""
+    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered; an empty signing
+    secret answered every Slack button 503 "interactivity is not configured"."""
     if not value.get_secret_value().strip():
         raise ValueError("it is set but empty: give the value, or unset it")
     return value
@@ -488,7 +489,7 @@ class Settings(BaseSettings):
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = Field(
         "https://slack.com/api/", description="Slack Web API base URL (a proxy or a test server)"
     )
-    slack_signing_secret: SecretStr | None = Field(
+    slack_signing_secret: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = Field(
         None, description="Slack app signing secret; verifies /slack/actions button presses (secret)"
     )
     smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP relay host for email receivers")
