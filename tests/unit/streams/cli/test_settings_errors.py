@@ -137,6 +137,21 @@ def test_slack_and_smtp_settings_that_fail_every_message_stop_the_notifier_at_st
     assert "hunter2" not in result.output
 
 
+@pytest.mark.parametrize("value", ["", "  ", "http://0.0.0.0", "[]"])
+def test_a_web_host_that_is_no_address_is_one_line(value: str) -> None:
+    """PREEMPT_WEB_HOST set but empty (an unset ${VAR} in compose) or not an address stops a worker or notifier
+    with one line naming the variable; empty was a traceback from Faust ("host is required")."""
+    for command in ("worker", "notifier"):
+        result = CliRunner().invoke(
+            main, [command], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", "PREEMPT_WEB_HOST": value}
+        )
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("Error: PREEMPT_WEB_HOST="), lines[0]
+        assert "an interface address or host name" in lines[0]
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan"])
 def test_a_setting_in_seconds_that_is_not_finite_is_one_line(value: str) -> None:
     """PREEMPT_BROKER_PROBE_SECONDS=inf is refused as a setting (it was an OverflowError traceback in the probe)."""
