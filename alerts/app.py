@@ -161,9 +161,10 @@ def create_app(
         broker_session_timeout=settings.notifier_session_timeout_seconds,
         consumer_metadata_max_age_ms=metadata_max_age_ms(settings),
         producer_metadata_max_age_ms=metadata_max_age_ms(settings),
-        web_host=settings.web_host,
-        # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
-        # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
+        web_host=settings.web_url_host,
+        # web_host only names the server in URLs (an IPv6 address in brackets); Faust listens on
+        # web_bind (default 0.0.0.0, every interface). PREEMPT_WEB_HOST is the interface to listen on
+        # (docs/operations.md).
         web_bind=settings.web_host,
         web_port=settings.notifier_web_port,
         web_in_thread=False,

@@ -29,11 +29,22 @@ _SAFE_SCHEMES = ("https://", "http://", "mailto:")
 # account or user text holding an unclosed RLO (U+202E) turned the rest of its line around in Slack and
 # email clients: "(Acme\u202e): 3 matching events" showed as "(Acme stneve gnihctam 3 :)". No text of
 # ours uses them, and right-to-left names (Hebrew, Arabic) show right to left without them.
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# Control characters other than tab and line breaks (C0, DEL, C1) go too: account or event text holding a
+# NUL, an ESC sequence or a BEL went raw into an email's Subject header and its "7bit" text part (RFC 5322
+# and RFC 2045 forbid NUL there) and into the console's terminal, where ESC sequences recolour or clear it.
+_BIDI_CONTROLS = dict.fromkeys(
+    [
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        *(c for c in range(0x20) if chr(c) not in "\t\n\r"),
+        *range(0x7F, 0xA0),
+    ]
+)
 
 
 def without_bidi_controls(text: str) -> str:
-    """``text`` without bidirectional embedding, override and isolate characters (marks such as U+200F stay)."""
+    """``text`` without bidirectional embedding, override and isolate characters (marks such as U+200F stay)
+    and without control characters other than tab, line feed and carriage return."""
     return text.translate(_BIDI_CONTROLS)
 
 

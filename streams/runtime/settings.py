@@ -45,6 +45,21 @@ def _store(value: str) -> str:
     return value.strip().lower()
 
 
+def _web_host(value: str) -> str:
+    """The interface the web ports listen on: a host name or an IP address, IPv6 with or without brackets. Empty
+    was a Faust traceback at start ("host is required"), and an IPv6 address one too (Faust writes it into a
+    URL without brackets)."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1].strip()
+    if not host or any(c.isspace() or c in "/[]@?#" for c in host):
+        raise ValueError(
+            "an interface address or host name: 127.0.0.1 (the default), 0.0.0.0 or :: (every interface), "
+            "or this machine's address"
+        )
+    return host
+
+
 def _web_api_url(value: str) -> str:
     """Slack's Web API base: an http(s) URL with a host (a typo made every bot message fail at delivery)."""
     parts = urlsplit(value.strip())
@@ -55,7 +70,8 @@ def _web_api_url(value: str) -> str:
 
 def _filled_secret(value: SecretStr) -> SecretStr:
     """A secret set to nothing (``PREEMPT_SLACK_BOT_TOKEN=`` in an env file) is refused: taken as set, the
-    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered."""
+    empty bot token made every Slack post fail (not_authed), and every alert was dead-lettered; an empty signing
+    secret answered every Slack button 503 "interactivity is not configured"."""
     if not value.get_secret_value().strip():
         raise ValueError("it is set but empty: give the value, or unset it")
     return value
@@ -374,7 +390,9 @@ class Settings(BaseSettings):
     )
 
     # Web (metrics, health, HTTP ingest)
-    web_host: str = Field("127.0.0.1", description="interface the web ports (probes, /metrics, ingest) listen on")
+    web_host: Annotated[str, AfterValidator(_web_host)] = Field(
+        "127.0.0.1", description="interface the web ports (probes, /metrics, ingest) listen on"
+    )
     worker_web_port: int = Field(6066, ge=1, le=65535, description="rules worker: /metrics, /healthz, /readyz")
     notifier_web_port: int = Field(6067, ge=1, le=65535, description="notifier: probes, /metrics, /slack/actions")
     ingest_api_keys: tuple[SecretStr, ...] = Field((), description="sha256 hex digests of accepted API keys")
@@ -493,7 +511,7 @@ class Settings(BaseSettings):
     slack_api_url: Annotated[str, AfterValidator(_web_api_url)] = Field(
         "https://slack.com/api/", description="Slack Web API base URL (a proxy or a test server)"
     )
-    slack_signing_secret: SecretStr | None = Field(
+    slack_signing_secret: Annotated[SecretStr, AfterValidator(_filled_secret)] | None = Field(
         None, description="Slack app signing secret; verifies /slack/actions button presses (secret)"
     )
     smtp_host: str = Field("127.0.0.1", min_length=1, description="SMTP relay host for email receivers")
@@ -657,6 +675,11 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical name: ``topic('events.dlq')`` → ``preempt.events.dlq``."""
         return f"{self.topic_prefix}.{name}"
+
+    @property
+    def web_url_host(self) -> str:
+        """``web_host`` as the host part of a URL: an IPv6 address in brackets (``[::1]``)."""
+        return f"[{self.web_host}]" if ":" in self.web_host else self.web_host
 
     @property
     def bootstrap_servers(self) -> list[str]:

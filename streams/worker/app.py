@@ -94,9 +94,10 @@ def create_app(
         topic_replication_factor=settings.topic_replication,
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
-        web_host=settings.web_host,
-        # web_host only names the server in URLs; Faust listens on web_bind (default 0.0.0.0, every
-        # interface). PREEMPT_WEB_HOST is the interface to listen on (docs/operations.md).
+        web_host=settings.web_url_host,
+        # web_host only names the server in URLs (an IPv6 address in brackets); Faust listens on
+        # web_bind (default 0.0.0.0, every interface). PREEMPT_WEB_HOST is the interface to listen on
+        # (docs/operations.md).
         web_bind=settings.web_host,
         web_port=settings.worker_web_port,
         web_in_thread=False,

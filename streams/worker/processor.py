@@ -362,7 +362,14 @@ class RulesProcessor(Generic[StateT, FindingT]):
                 self._dead_letter(out, letter)
                 where = letter.record
                 self.rejection_log.rejected(
-                    letter.reason, letter.detail, letter.field, where.topic, where.partition, where.offset, now
+                    letter.reason,
+                    letter.detail,
+                    letter.field,
+                    where.topic,
+                    where.partition,
+                    where.offset,
+                    now,
+                    where.key,
                 )
                 continue
             p = record.partition

@@ -5,18 +5,33 @@ counted in ``preempt_events_dead_lettered_total{reason}``; the failure policy (d
 promises a log line, so an operator reading the worker's log sees that producers send bad events
 without a flood when a producer sends nothing else: the first refusal is logged at once, the next
 ones at most once per ``interval`` with how many were refused meanwhile and for which reasons. The
-line names the reason, the field, the source partition and offset (to find the dead letter) and the
-decoder's sentence — never the record's bytes, which may hold personal data.
+line names the reason, the field, the source partition and offset (to find the dead letter), the
+record's key as ``account_id`` (every topic is keyed by account: the account whose producer sends bad
+events) and the decoder's sentence — never the record's value, which may hold personal data.
 """
 
 from __future__ import annotations
 
+from schemas.bounds import visible_controls
+from schemas.event import MAX_ID_CHARS
 from streams.runtime.log_throttle import LogThrottle
 from streams.runtime.logs import get_logger
 
 log = get_logger(__name__)
 
 DETAIL_CHARS = 300
+
+
+def key_account_id(key: bytes | None) -> str | None:
+    """The account id a record's key names, as a log field: None without a key or when it is not UTF-8; control
+    characters shown as ``\\xNN``, cut at the longest id accepted."""
+    if not key:
+        return None
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        return None
+    return visible_controls(text[:MAX_ID_CHARS])
 
 
 class RejectionLog:
@@ -27,9 +42,17 @@ class RejectionLog:
         self._throttle = LogThrottle(interval)  # holds the refusals by reason
 
     def rejected(
-        self, reason: str, detail: str, field: str | None, topic: str, partition: int, offset: int, now: float
+        self,
+        reason: str,
+        detail: str,
+        field: str | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        now: float,
+        key: bytes | None = None,
     ) -> None:
-        """One record of ``topic``/``partition`` at ``offset`` dead-lettered for ``reason``."""
+        """One record of ``topic``/``partition`` at ``offset``, keyed ``key``, dead-lettered for ``reason``."""
         if not self._throttle.open(now):
             self._throttle.hold(reason)
             return
@@ -42,6 +65,7 @@ class RejectionLog:
             topic=topic,
             partition=partition,
             offset=offset,
+            account_id=key_account_id(key),
             more_dead_lettered_since_last_warning=sum(held.values()),
             reasons_since_last_warning=dict(held),
         )

@@ -265,3 +265,25 @@ def test_bidi_overrides_in_account_and_event_text_cannot_turn_a_line_around(make
         assert not set(text) & {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}, channel
         assert "Acme שלום 🚀" in text, channel
     assert "bad service" in _messages(alert)["email text"]
+
+
+def test_control_characters_in_account_and_event_text_reach_no_channel(make_alert):
+    """A NUL, an ESC sequence, a BEL or a C1 control in an account name, title, owner, playbook or event
+    property is left out of every channel: they went raw into the email's Subject header and its 7bit text
+    part (RFC 5322 and RFC 2045 forbid NUL there) and into the console's terminal. Tabs and line breaks stay."""
+    name = "Nul\x00Corp\x1b[31m\x07\x85"
+    alert = make_alert(
+        title=f"{name}: sync failed",
+        account={"name": name, "owner": {"name": "Eve\x1b]0;x\x07", "email": "eve@example.com"}},
+        kind="any",
+        evidence={"value": "CSAT Answered", "properties": {"comment": "bad\x00\x7f service"}},
+        playbook="Call\x08 **them**\n\n1. today",
+    )
+    controls = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} - set("\t\n\r")
+    messages = _messages(alert)
+    for channel, text in messages.items():
+        assert not set(text) & controls, channel
+        assert "NulCorp[31m" in text, channel
+    assert "bad service" in messages["email text"]
+    email = EmailNotifier(EmailReceiver(to=("csm@example.com",)), Settings()).build((alert,), ["csm@example.com"], "g")
+    assert b"\x00" not in email.as_bytes()

@@ -80,6 +80,12 @@ def test_notifier_listens_on_the_web_host_only(tmp_path: Path) -> None:
     assert create_app(container).conf.web_bind == "0.0.0.0"
 
 
+def test_notifier_takes_an_ipv6_web_host(tmp_path: Path) -> None:
+    """PREEMPT_WEB_HOST=:: is listened on as given and written in brackets in the app's URL (a traceback before)."""
+    conf = create_app(_settings(tmp_path).model_copy(update={"web_host": "::"})).conf
+    assert (conf.web_bind, str(conf.canonical_url)) == ("::", f"http://[::]:{conf.web_port}")
+
+
 def test_notifier_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -> None:
     """The notifier's delivery log on disk belongs to one app and one set of brokers: moved to another
     broker with the same PREEMPT_DATA_DIR it rebuilds from its own changelog."""

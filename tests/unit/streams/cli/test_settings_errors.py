@@ -114,6 +114,8 @@ def test_smtp_settings_that_worked_before_are_a_warning_not_a_refusal(env: dict[
     ("variable", "value", "says"),
     [
         ("PREEMPT_SLACK_BOT_TOKEN", "", "it is set but empty: give the value, or unset it"),
+        ("PREEMPT_SLACK_SIGNING_SECRET", "", "it is set but empty: give the value, or unset it"),
+        ("PREEMPT_SLACK_SIGNING_SECRET", "  ", "it is set but empty: give the value, or unset it"),
         ("PREEMPT_SLACK_WEBHOOK_URL", "", "must be an http(s) URL (value hidden)"),
         ("PREEMPT_SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/hunter2-secret", "must be an http(s) URL"),
         ("PREEMPT_SMTP_HOST", "", "must not be empty"),
@@ -122,8 +124,10 @@ def test_smtp_settings_that_worked_before_are_a_warning_not_a_refusal(env: dict[
 def test_slack_and_smtp_settings_that_fail_every_message_stop_the_notifier_at_start(
     variable: str, value: str, says: str
 ) -> None:
-    """An empty bot token (every post not_authed, every alert dead-lettered), a webhook URL that is no URL or an
-    empty SMTP host (every message retried for an hour, then given up) are one line at start, secrets hidden."""
+    """An empty bot token (every post not_authed, every alert dead-lettered), an empty signing secret (every
+    Slack button answered 503 "not configured", which the operator had configured — an unset key of the k8s
+    Secret), a webhook URL that is no URL or an empty SMTP host (every message retried for an hour, then given
+    up) are one line at start, secrets hidden."""
     result = CliRunner().invoke(main, ["notifier"], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", variable: value})
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -131,6 +135,21 @@ def test_slack_and_smtp_settings_that_fail_every_message_stop_the_notifier_at_st
     assert lines[0].startswith(f"Error: {variable}")
     assert says in lines[0]
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("value", ["", "  ", "http://0.0.0.0", "[]"])
+def test_a_web_host_that_is_no_address_is_one_line(value: str) -> None:
+    """PREEMPT_WEB_HOST set but empty (an unset ${VAR} in compose) or not an address stops a worker or notifier
+    with one line naming the variable; empty was a traceback from Faust ("host is required")."""
+    for command in ("worker", "notifier"):
+        result = CliRunner().invoke(
+            main, [command], env={"PREEMPT_BROKER": "kafka://127.0.0.1:1", "PREEMPT_WEB_HOST": value}
+        )
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("Error: PREEMPT_WEB_HOST="), lines[0]
+        assert "an interface address or host name" in lines[0]
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan"])

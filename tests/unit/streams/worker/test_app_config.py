@@ -49,6 +49,15 @@ def test_rules_app_listens_on_the_web_host_only(tmp_path: Path) -> None:
     assert create_app(Settings(**base, web_host="0.0.0.0")).conf.web_bind == "0.0.0.0"
 
 
+def test_rules_app_takes_an_ipv6_web_host(tmp_path: Path) -> None:
+    """PREEMPT_WEB_HOST=:: (every interface of an IPv6 or dual-stack pod) or ::1 is listened on as given and
+    written in brackets in the app's URL; Faust's settings failed on it with a ValueError traceback."""
+    base = {"topic_prefix": f"ut{uuid.uuid4().hex[:8]}", "store": "memory://", "data_dir": tmp_path}
+    for given, bind in (("::", "::"), ("::1", "::1"), ("[::1]", "::1")):
+        conf = create_app(Settings(**base, web_host=given)).conf
+        assert (conf.web_bind, str(conf.canonical_url)) == (bind, f"http://[{bind}]:6066")
+
+
 def test_rules_app_keeps_its_rocksdb_files_per_app_and_brokers(tmp_path: Path) -> None:
     """The same PREEMPT_DATA_DIR used against another broker or topic prefix gives the worker another
     RocksDB folder, so it never trusts offsets and state from a changelog that is not its own."""

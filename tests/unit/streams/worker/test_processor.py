@@ -53,6 +53,16 @@ def test_a_refused_record_is_logged_with_reason_partition_and_offset_and_never_i
     assert "bob@example.com" not in repr(logs)
 
 
+def test_a_refused_record_is_logged_with_the_account_its_key_names(make_processor: Factory) -> None:
+    """The WARN of a dead-lettered record carries its key as ``account_id`` (DESIGN.md §9: logs bind the
+    account where it is known; every topic is keyed by account), so the bad producer's account is in the log."""
+    processor, _ = make_processor()
+    with capture_logs() as logs:
+        processor.process_batch([Record(0, 7, "Zeta Ünïcode".encode(), b"{nope", topic="preempt.events")])
+    warned = [e for e in logs if e["event"] == "event dead-lettered"]
+    assert [e.get("account_id") for e in warned] == ["Zeta Ünïcode"]
+
+
 def test_state_is_written_once_per_touched_account_per_batch(make_processor: Factory) -> None:
     """Fifty events of two accounts produce two state writes and one clock write."""
     processor, _ = make_processor()

@@ -46,3 +46,12 @@ def test_refusals_held_back_are_logged_once_the_interval_passes_even_when_refusa
         (1, {"missing_field": 1})
     ]
     assert len(logs) == 2
+
+
+def test_the_key_is_logged_as_the_account_id_bounded_and_without_control_characters() -> None:
+    """The record's key is the line's ``account_id``: control characters shown as \\xNN, cut at 256 characters;
+    no key, or a key that is not UTF-8, logs none."""
+    with capture_logs() as logs:
+        for offset, key in enumerate([b"acme\x1b[2J", b"k" * 1000, None, b"\xff\xfe"]):
+            RejectionLog(interval=0.0).rejected("invalid_json", "x", None, "preempt.events", 0, offset, 1.0, key)
+    assert [e["account_id"] for e in logs] == ["acme\\x1b[2J", "k" * 256, None, None]
