@@ -381,6 +381,28 @@ class ScoreComponent(_Strict):
     zero_at: float = 0.0
     default: float | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _design_spellings(cls, data: Any) -> Any:
+        """Read the spellings DESIGN.md's kinds table gives a component ("measure or latest value,
+        target/scale") as the fields they stand for: ``measure: latest:<path>`` is ``latest: <path>``
+        (the measure grammar's ``<form>:<path>``) and ``scale`` is ``target`` (the value that earns full
+        points). A rule written from that table loaded with "unknown field 'scale'" before."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        measure = data.get("measure")
+        if isinstance(measure, str) and measure.strip().startswith("latest:"):
+            if "latest" in data:
+                raise ValueError("give the latest value's path once: latest: <path> or measure: latest:<path>")
+            data["latest"] = measure.strip().removeprefix("latest:").strip()
+            del data["measure"]
+        if "scale" in data:
+            if "target" in data:
+                raise ValueError("give target or scale (the same thing: the value that earns full points), not both")
+            data["target"] = data.pop("scale")
+        return data
+
     @model_validator(mode="after")
     def _one_source(self) -> ScoreComponent:
         if (self.measure is None) == (self.latest is None):
