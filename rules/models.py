@@ -43,6 +43,20 @@ def _not_blank(text: str) -> str:
 
 
 Title = Annotated[str, AfterValidator(_not_blank), AfterValidator(check_template)]
+
+
+def label_text(value: object) -> object:
+    """A label value YAML read as a number or a boolean, as the text it was written as (``tier: 1`` is
+    ``"1"``, ``page: true`` is ``"true"``), as Prometheus and Alertmanager read label maps: labels are
+    text that routes match as text. Anything else is left for the ``str`` check to name."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+LabelValue = Annotated[str, BeforeValidator(label_text)]
 MeasureText = Annotated[str, AfterValidator(check_measure)]
 PropertyPath = Annotated[str, AfterValidator(check_path)]
 MAX_WHERE_LIST = 1000
@@ -225,7 +239,7 @@ class RuleBase(_Strict):
     cooldown: Cooldown | None = None
     playbook: Template = ""
     summary: Template = Field("", description="the evidence as one sentence; default: built from the kind")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
     enabled: bool = True
 
     @property
