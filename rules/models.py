@@ -71,7 +71,7 @@ Scalar = str | int | float | bool | None
 
 
 class WhereOps(_Strict):
-    """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``."""
+    """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``, a bare list ``in``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
@@ -184,6 +184,9 @@ _NEEDS_A_VALUE = frozenset({"eq", "gt", "gte", "lt", "lte", "in_", "contains"})
 
 
 def _scalar_means_eq(value: Any) -> Any:
+    """A bare value means ``eq``; a bare list means ``in`` (any of them), as ``event: [A, B]`` does for names."""
+    if isinstance(value, list):
+        return {"in": value}
     return value if isinstance(value, dict) else {"eq": value}
 
 

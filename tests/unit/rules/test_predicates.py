@@ -36,6 +36,9 @@ def _matches(make_event, where, **event_fields):
         ({"properties.status": {"gte": 500, "lt": 600}}, {"status": 600}, False),
         ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "pro"}, True),
         ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "free"}, False),
+        ({"properties.plan": ["pro", "enterprise"]}, {"plan": "enterprise"}, True),  # a bare list means in
+        ({"properties.plan": ["pro", "enterprise"]}, {"plan": "free"}, False),
+        ({"properties.status": [500, 503]}, {"status": 503.0}, True),
         ({"properties.plan": {"not_in": ["free"]}}, {"plan": "pro"}, True),
         ({"properties.plan": {"not_in": ["free"]}}, {"plan": "free"}, False),
         ({"properties.plan": {"not_in": ["free"]}}, {}, True),
