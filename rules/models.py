@@ -199,6 +199,16 @@ class Match(_Strict):
     event: str | list[str] | None = None
     where: dict[PropertyPath, Where] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _names_alone(cls, data: Any) -> Any:
+        """A match written as just an event name or a list of names (``start: Signed Up``, ``steps:
+        [Payment Failed, Cancel Page Viewed]``) is ``{event: <it>}``: a match is names and an optional
+        ``where``, and a newcomer writes the names alone. They were refused ("expected a mapping")."""
+        if isinstance(data, str) or (isinstance(data, list) and all(isinstance(name, str) for name in data)):
+            return {"event": data}
+        return data
+
     @model_validator(mode="after")
     def _names_not_empty(self) -> Match:
         if isinstance(self.event, list) and not self.event:

@@ -83,6 +83,19 @@ def test_event_name_or_list_or_any(make_event):
     assert compile_match(None)(other)
 
 
+def test_a_match_written_as_names_alone_is_those_event_names(make_rule, make_event):
+    """``start: Signed Up``, ``expect: [A, B]``, ``steps: [A, B]``, ``match: X``: names alone are ``{event: …}``."""
+    absence = make_rule("absence", start="Signed Up", expect=["Onboarded", "Project Created"])
+    assert (absence.start.event, absence.expect.event) == ("Signed Up", ["Onboarded", "Project Created"])
+    sequence = make_rule("sequence", steps=["Payment Failed", "Cancel Page Viewed"])
+    assert [step.event for step in sequence.steps] == ["Payment Failed", "Cancel Page Viewed"]
+    any_rule = make_rule("any", match="NPS Submitted")
+    assert compile_match(any_rule.match)(make_event(event="NPS Submitted"))
+    assert not compile_match(any_rule.match)(make_event(event="Login"))
+    with pytest.raises(ValidationError, match="valid dictionary"):  # anything else is still refused
+        make_rule("any", match=5)
+
+
 def test_top_level_paths(make_event):
     """``user_id`` and ``context.*`` are reachable; a missing user does not exist."""
     match = Match(where={"user_id": {"exists": True}, "context.app": "web"})
