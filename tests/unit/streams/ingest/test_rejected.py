@@ -245,5 +245,5 @@ async def test_the_reader_shows_an_ingest_dead_letter_by_route_and_key_name(clie
     [letter] = sink.dead_letters
     stored = StoredDeadLetter(key=None, value=letter.value, verdict=verdict(letter))
     first_line = stored.describe().splitlines()[0]
-    assert first_line.startswith("2026-11-23T06:00:00.000Z http:/v1/events (api key web) key=None: missing_field")
+    assert first_line.startswith("2026-11-23T06:00:00.000Z http:/v1/events (api key web) key=<none>: missing_field")
     assert orjson.loads(stored.to_json())[SOURCE_API_KEY] == "web"
