@@ -164,6 +164,21 @@ def test_a_sum_of_a_text_field_is_refused_at_load(path):
 
 
 @pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("sum: properties.amount", "sum:properties.amount"),
+        (" distinct : properties.plan name ", "distinct:properties.plan name"),
+        (" count ", "count"),
+    ],
+)
+def test_spaces_around_a_measures_parts_are_not_part_of_it(written, read, make_rule, make_event):
+    """``sum: properties.amount`` (YAML's space after a colon) is ``sum:properties.amount``; it was refused as a
+    path starting with a space. A key's own inner spaces stay."""
+    assert check_measure(written) == read
+    assert make_rule("threshold", measure=written).measure == read
+
+
+@pytest.mark.parametrize(
     ("ops", "problem"),
     [
         ({"gte": 10, "lte": 5}, "gte: 10 and lte: 5 never match together: no value lies between them"),
