@@ -74,12 +74,16 @@ def is_power_of_ten(n: int) -> bool:
 
 
 def check_measure(text: str) -> str:
-    """Validate ``count`` / ``distinct:<path>`` / ``sum:<path>`` (for pydantic validators)."""
-    if text == "count":
-        return text
-    kind, sep, path = text.partition(":")
+    """Validate ``count`` / ``distinct:<path>`` / ``sum:<path>`` (for pydantic validators); returns it written
+    the one way (``sum: properties.amount``, with YAML's habit of a space after the colon, is
+    ``sum:properties.amount``: it was refused as a path starting with a space)."""
+    kind, sep, path = text.strip().partition(":")
+    kind, path = kind.strip(), path.strip()
+    if not sep and kind == "count":
+        return kind
     if not sep or kind not in ("distinct", "sum"):
         raise ValueError(f"{text!r} is not a measure: use count, distinct:<path> or sum:<path>")
+    text = f"{kind}:{path}"
     check_path(path)
     if kind == "sum" and path in ("event", "event_id", "account_id", "user_id"):
         # text on every event: nothing would ever be added and the rule would never fire
@@ -120,7 +124,8 @@ def compile_latest(path: str) -> Callable[[Event], float | None]:
 
 def compile_measure(text: str) -> Measure:
     """Compile a checked measure string."""
-    if check_measure(text) == "count":
+    text = check_measure(text)
+    if text == "count":
         return Measure(text, "count", _count)
     kind, _, path = text.partition(":")
     getter = compile_path(path)

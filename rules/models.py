@@ -43,6 +43,20 @@ def _not_blank(text: str) -> str:
 
 
 Title = Annotated[str, AfterValidator(_not_blank), AfterValidator(check_template)]
+
+
+def label_text(value: object) -> object:
+    """A label value YAML read as a number or a boolean, as the text it was written as (``tier: 1`` is
+    ``"1"``, ``page: true`` is ``"true"``), as Prometheus and Alertmanager read label maps: labels are
+    text that routes match as text. Anything else is left for the ``str`` check to name."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+LabelValue = Annotated[str, BeforeValidator(label_text)]
 MeasureText = Annotated[str, AfterValidator(check_measure)]
 PropertyPath = Annotated[str, AfterValidator(check_path)]
 MAX_WHERE_LIST = 1000
@@ -57,7 +71,7 @@ Scalar = str | int | float | bool | None
 
 
 class WhereOps(_Strict):
-    """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``."""
+    """Predicates on one dotted path; every op given must hold. A bare scalar means ``eq``, a bare list ``in``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
@@ -170,6 +184,9 @@ _NEEDS_A_VALUE = frozenset({"eq", "gt", "gte", "lt", "lte", "in_", "contains"})
 
 
 def _scalar_means_eq(value: Any) -> Any:
+    """A bare value means ``eq``; a bare list means ``in`` (any of them), as ``event: [A, B]`` does for names."""
+    if isinstance(value, list):
+        return {"in": value}
     return value if isinstance(value, dict) else {"eq": value}
 
 
@@ -181,6 +198,16 @@ class Match(_Strict):
 
     event: str | list[str] | None = None
     where: dict[PropertyPath, Where] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_alone(cls, data: Any) -> Any:
+        """A match written as just an event name or a list of names (``start: Signed Up``, ``steps:
+        [Payment Failed, Cancel Page Viewed]``) is ``{event: <it>}``: a match is names and an optional
+        ``where``, and a newcomer writes the names alone. They were refused ("expected a mapping")."""
+        if isinstance(data, str) or (isinstance(data, list) and all(isinstance(name, str) for name in data)):
+            return {"event": data}
+        return data
 
     @model_validator(mode="after")
     def _names_not_empty(self) -> Match:
@@ -225,7 +252,7 @@ class RuleBase(_Strict):
     cooldown: Cooldown | None = None
     playbook: Template = ""
     summary: Template = Field("", description="the evidence as one sentence; default: built from the kind")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
     enabled: bool = True
 
     @property
@@ -380,6 +407,28 @@ class ScoreComponent(_Strict):
     target: float
     zero_at: float = 0.0
     default: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _design_spellings(cls, data: Any) -> Any:
+        """Read the spellings DESIGN.md's kinds table gives a component ("measure or latest value,
+        target/scale") as the fields they stand for: ``measure: latest:<path>`` is ``latest: <path>``
+        (the measure grammar's ``<form>:<path>``) and ``scale`` is ``target`` (the value that earns full
+        points). A rule written from that table loaded with "unknown field 'scale'" before."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        measure = data.get("measure")
+        if isinstance(measure, str) and measure.strip().startswith("latest:"):
+            if "latest" in data:
+                raise ValueError("give the latest value's path once: latest: <path> or measure: latest:<path>")
+            data["latest"] = measure.strip().removeprefix("latest:").strip()
+            del data["measure"]
+        if "scale" in data:
+            if "target" in data:
+                raise ValueError("give target or scale (the same thing: the value that earns full points), not both")
+            data["target"] = data.pop("scale")
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> ScoreComponent:

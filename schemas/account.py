@@ -63,7 +63,8 @@ Tags = Annotated[list[Text], Field(max_length=MAX_TAGS)]
 class Owner(BaseModel):
     """The CSM who owns the account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a number where text goes (a CRM's numeric name or Slack id) is its text, as for the account's own fields
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
     name: Text | None = None
     email: Text | None = None
@@ -97,7 +98,9 @@ class AccountLinks(BaseModel):
 class Account(BaseModel):
     """One customer account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt account")
+    # A number where text goes (a CRM export's "tier": 1, "plan": 2024, "account_id": 42) is its text ("1"):
+    # refused, it cost the account's whole record (name, owner), so its alerts went out without an owner.
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Preempt account", coerce_numbers_to_str=True)
 
     account_id: str = Field(min_length=1, max_length=256)
     name: Text | None = None

@@ -65,11 +65,16 @@ _QUOTED = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'")
 
 
 def _hint(exc: MarkedYAMLError, line: str) -> str:
-    """What to do about the two slips YAML's own words do not explain: an unquoted template, a tab."""
+    """What to do about the slips YAML's own words do not explain: an unquoted template, a tab, a second document."""
     if _UNQUOTED_TEMPLATE.search(_QUOTED.sub('""', line)):
         return (
             "; a value that starts with { is read as a YAML mapping: put a template in quotes, e.g. "
             'title: "{{ account.name }}: …"'
+        )
+    if "another document" in (exc.problem or ""):  # a "---" line and a second document after it
+        return (
+            "; a file holds one YAML document: remove the --- line (a rule file holds several rules as a list "
+            "under rules:)"
         )
     if "'\\t'" in (exc.problem or ""):  # the scanner's "found character '\t' that cannot start any token"
         return "; indent with spaces: YAML does not allow tabs there"

@@ -90,7 +90,9 @@ _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 def _quote(value: object) -> str:
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # YAML's true/false as written (and as a rule's labels hold them), not Python's True/False
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _matchers_from_maps(node: dict[str, Any], exact: str, regex: str, target: str, where: str, out: list[str]) -> None:

@@ -16,6 +16,7 @@ also kept as a ``RejectedItem`` (its bytes and account id) for the events dead-l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -366,11 +367,11 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
     unknown = sorted(str(k) for k in item if k not in SEGMENT_FIELDS)
     if unknown:
         return Rejection(Reason.UNKNOWN_FIELD, f"unknown Segment field {unknown[0]!r}", unknown[0])
-    if "messageId" not in item:
-        return Rejection(Reason.MISSING_FIELD, "messageId is required", "messageId")
     # As on the tracking routes, an optional field sent as null (what serialisers write for one they do not
     # have) counts as not sent: "timestamp": null is the time of receipt, not a rejected call.
-    item = {k: v for k, v in item.items() if v is not None or k == "messageId"}
+    item = {k: v for k, v in item.items() if v is not None}
+    if "messageId" not in item:
+        item["messageId"] = generated_message_id(item, received_at)
     context = item.get("context", {})
     if not isinstance(context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")
@@ -392,6 +393,18 @@ def from_segment(item: dict[str, Any], received_at: float) -> dict[str, Any] | R
     if "properties" in item:
         canonical["properties"] = item["properties"]
     return canonical
+
+
+def generated_message_id(item: dict[str, Any], received_at: float) -> str:
+    """The ``event_id`` of a Segment call sent without ``messageId`` (Segment's own HTTP API examples have
+    none; Segment's servers give such a call an id, and so does ingest, where it was refused): ``gen-`` and a
+    digest of the call as sent, so a retry of a call that carries its own time is still dropped as a
+    duplicate; a call without a time of its own is stamped on receipt, and so is its id (two identical
+    calls a minute apart are two events)."""
+    basis = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
+    if item.get("timestamp") is None and item.get("originalTimestamp") is None:
+        basis += f"|{received_at!r}"
+    return "gen-" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def user_id_of(item: dict[str, Any]) -> Any:

@@ -40,7 +40,7 @@ from schemas.decoder import Reason, Rejection, validate_event_dict
 from schemas.event import format_ts
 from schemas.rfc3339 import MAX_EPOCH, MIN_EPOCH
 from streams.ingest.group_traits import TraitError, account_patch
-from streams.ingest.payload import BodyError, TooManyItems, read_json_body, user_id_of
+from streams.ingest.payload import BodyError, TooManyItems, generated_message_id, read_json_body, user_id_of
 from streams.ingest.rejected import RejectedItem, TooDeep, account_id_at, item_bytes, value_at
 from streams.ingest.sdk_time import parse_sdk_time
 
@@ -291,7 +291,7 @@ def _map_item(
         return None  # accepted and counted; Preempt keys by account, so an alias changes nothing
     message_id = item.get("messageId")
     if message_id is None:
-        return Rejection(Reason.MISSING_FIELD, "messageId is required (it is the event id)", "messageId")
+        message_id = generated_message_id(item, received_at)
     own_context = _given(item, "context", {})
     if not isinstance(own_context, dict):
         return Rejection(Reason.INVALID_FIELD, "context must be a JSON object", "context")

@@ -61,7 +61,9 @@ class StoredDeadLetter:
         text = "<none>" if self.value is None else self.value.decode("utf-8", "replace")
         if len(text) > MAX_VALUE_CHARS:
             text = text[:MAX_VALUE_CHARS] + "…"
-        head = f"{v.get(AT, '?')} {origin} key={self.key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}"
+        # a record without a key shows <none>, as a value does: "key=None" read as an account named None
+        key = "<none>" if self.key is None else self.key
+        head = f"{v.get(AT, '?')} {origin} key={key}: {v.get(REASON, '?')}{field}: {v.get(DETAIL, '')}"
         return f"{visible_controls(head)}\n    {visible_controls(text)}"
 
     def to_json(self) -> str:

@@ -95,7 +95,7 @@ def test_signed_batches_over_http_land_on_the_events_topic(
 
     shown = read_dead_letters(settings, reason="missing_field", limit=10)
     assert sorted(letter.describe().split(" ", 2)[1] for letter in shown) == ["http:/v1/events", "http:/v1/track"]
-    assert all("(api key web) key=None: missing_field" in letter.describe() for letter in shown)
+    assert all("(api key web) key=<none>: missing_field" in letter.describe() for letter in shown)
 
 
 def test_abuse_gets_the_right_status_and_only_good_events_reach_kafka(

@@ -166,6 +166,19 @@ def test_yes_no_on_off_are_strings_in_rules(tmp_path: Path):
     assert (where["properties.state"].eq, where["properties.answer"].eq) == ("on", "no")
 
 
+def test_label_values_written_as_numbers_or_booleans_are_their_text(tmp_path: Path):
+    """DESIGN.md's "free key/values for routing": `tier: 1`, `page: true`, `sla: 2.5` load as the text
+    routes match ("1", "true", "2.5"), as Prometheus reads label maps; a null value is still refused."""
+    path = tmp_path / "r.yaml"
+    head = "id: a\nkind: any\ntitle: t\nseverity: high\npriority: 1\nmatch: {event: X}\n"
+    path.write_text(head + "labels: {team: support, tier: 1, page: true, sla: 2.5}\n")
+    [rule] = load_rules(path).rules
+    assert rule.labels == {"team": "support", "tier": "1", "page": "true", "sla": "2.5"}
+    path.write_text(head + "labels: {owner: null}\n")
+    with pytest.raises(RuleConfigError, match=r"field 'labels.owner': expected text, not null"):
+        load_rules(path)
+
+
 def test_a_rules_own_cross_field_error_comes_with_its_field_errors(tmp_path: Path):
     """A misspelt severity and a score window that is not a multiple of `every` are reported together."""
     path = tmp_path / "score.yaml"

@@ -36,6 +36,9 @@ def _matches(make_event, where, **event_fields):
         ({"properties.status": {"gte": 500, "lt": 600}}, {"status": 600}, False),
         ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "pro"}, True),
         ({"properties.plan": {"in": ["pro", "enterprise"]}}, {"plan": "free"}, False),
+        ({"properties.plan": ["pro", "enterprise"]}, {"plan": "enterprise"}, True),  # a bare list means in
+        ({"properties.plan": ["pro", "enterprise"]}, {"plan": "free"}, False),
+        ({"properties.status": [500, 503]}, {"status": 503.0}, True),
         ({"properties.plan": {"not_in": ["free"]}}, {"plan": "pro"}, True),
         ({"properties.plan": {"not_in": ["free"]}}, {"plan": "free"}, False),
         ({"properties.plan": {"not_in": ["free"]}}, {}, True),
@@ -78,6 +81,19 @@ def test_event_name_or_list_or_any(make_event):
     assert compile_match(Match(event=["Login", "Other"]))(other)
     assert compile_match(Match())(other)
     assert compile_match(None)(other)
+
+
+def test_a_match_written_as_names_alone_is_those_event_names(make_rule, make_event):
+    """``start: Signed Up``, ``expect: [A, B]``, ``steps: [A, B]``, ``match: X``: names alone are ``{event: …}``."""
+    absence = make_rule("absence", start="Signed Up", expect=["Onboarded", "Project Created"])
+    assert (absence.start.event, absence.expect.event) == ("Signed Up", ["Onboarded", "Project Created"])
+    sequence = make_rule("sequence", steps=["Payment Failed", "Cancel Page Viewed"])
+    assert [step.event for step in sequence.steps] == ["Payment Failed", "Cancel Page Viewed"]
+    any_rule = make_rule("any", match="NPS Submitted")
+    assert compile_match(any_rule.match)(make_event(event="NPS Submitted"))
+    assert not compile_match(any_rule.match)(make_event(event="Login"))
+    with pytest.raises(ValidationError, match="valid dictionary"):  # anything else is still refused
+        make_rule("any", match=5)
 
 
 def test_top_level_paths(make_event):
@@ -145,6 +161,21 @@ def test_a_sum_of_a_text_field_is_refused_at_load(path):
         check_measure(f"sum:{path}")
     assert check_measure("sum:ts") == "sum:ts"
     assert check_measure(f"distinct:{path}") == f"distinct:{path}"
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("sum: properties.amount", "sum:properties.amount"),
+        (" distinct : properties.plan name ", "distinct:properties.plan name"),
+        (" count ", "count"),
+    ],
+)
+def test_spaces_around_a_measures_parts_are_not_part_of_it(written, read, make_rule, make_event):
+    """``sum: properties.amount`` (YAML's space after a colon) is ``sum:properties.amount``; it was refused as a
+    path starting with a space. A key's own inner spaces stay."""
+    assert check_measure(written) == read
+    assert make_rule("threshold", measure=written).measure == read
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.rules.conftest import DAY, HOUR, MONDAY, with_version_1_rule_state
 
 
@@ -60,6 +62,30 @@ def test_latest_value_component_and_default(make_rule, make_engine, run, at):
     result = run(engine, events, until=MONDAY + 2 * DAY)
     assert result.fired == [("score-rule", MONDAY + 2 * DAY)]
     assert result.findings[0].evidence["components"] == {"activity": 50.0, "nps": 20.0}
+
+
+def test_design_spellings_latest_measure_and_scale(make_rule, make_engine, run, at):
+    """DESIGN.md's "measure or latest value, target/scale": ``measure: latest:<path>`` and ``scale`` load
+    and score as ``latest: <path>`` and ``target``."""
+    components = [
+        {"name": "activity", "weight": 1, "match": {"event": "Login"}, "measure": "count", "scale": 4},
+        {"name": "nps", "weight": 1, "match": {"event": "NPS"}, "measure": "latest:properties.score", "scale": 10},
+    ]
+    rule = make_rule("score", components=components)
+    assert [(c.measure, c.latest, c.target) for c in rule.components] == [
+        ("count", None, 4.0),
+        (None, "properties.score", 10.0),
+    ]
+    events = [*_logins(at, 0, 2), at(2 * HOUR, "NPS", properties={"score": 2})]  # (50 + 20) / 2 = 35
+    result = run(make_engine(rule), events, until=MONDAY + 2 * DAY)
+    assert result.findings[0].evidence["components"] == {"activity": 50.0, "nps": 20.0}
+
+
+def test_target_and_scale_together_are_refused(make_rule):
+    """``scale`` is another name for ``target``: giving both is an error that says so."""
+    components = [{"name": "a", "weight": 1, "match": {"event": "Login"}, "measure": "count", "target": 4, "scale": 5}]
+    with pytest.raises(ValueError, match="target or scale"):
+        make_rule("score", components=components)
 
 
 def test_inverse_component_fewer_is_better(make_rule, make_engine, run, at):

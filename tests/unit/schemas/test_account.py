@@ -85,3 +85,14 @@ def test_a_null_owner_links_or_tags_is_none_on_record() -> None:
     assert account.owner == Owner()
     assert account.links == AccountLinks()
     assert account.tags == []
+
+
+def test_a_number_where_text_goes_is_its_text_not_a_lost_record() -> None:
+    """A CRM export's numeric tier, plan, name, id or owner field reads as its text: refused, the whole record
+    (name, owner) was lost and the account's alerts went out without an owner."""
+    raw = b'{"account_id": 42, "name": 1234, "tier": 1, "plan": 2024.5, "owner": {"slack": 7}, "tags": [3]}'
+    account = Account.model_validate_json(raw)
+    assert (account.account_id, account.name, account.tier, account.plan) == ("42", "1234", "1", "2024.5")
+    assert (account.owner.slack, account.tags) == ("7", ["3"])
+    with pytest.raises(ValidationError, match="tier"):  # other types are still refused
+        Account.model_validate_json(b'{"account_id": "a", "tier": ["gold"]}')

@@ -109,3 +109,13 @@ def test_a_tab_in_the_indentation_says_to_indent_with_spaces() -> None:
     with pytest.raises(YamlSyntaxError) as caught:
         parse_yaml("match:\n\tevent: X\n", "r.yaml")
     assert str(caught.value).endswith("; indent with spaces: YAML does not allow tabs there")
+
+
+def test_a_second_document_says_to_remove_the_separator() -> None:
+    """Rules separated by `---` (as in Kubernetes manifests) get what to do, not only the parser's words."""
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml("id: a\nkind: any\n---\nid: b\nkind: any\n", "r.yaml")
+    message = str(caught.value)
+    assert message.startswith("r.yaml: line 3, column 1: not valid YAML: but found another document")
+    assert "remove the --- line (a rule file holds several rules as a list under rules:)" in message
+    assert "\n" not in message

@@ -59,6 +59,18 @@ def test_braces_set_and_match_maps_become_plain_matchers() -> None:
     assert [str(m) for m in inhibit.target_matchers] == ['kind=~"^(?:threshold|spike)$"']
 
 
+def test_match_map_booleans_and_numbers_read_as_written(tmp_path: Path, make_alert: Callable[..., Alert]) -> None:
+    """`match: {page: true, tier: 1}` matches the labels a rule file's `page: true, tier: 1` give ("true",
+    "1"), as in Alertmanager; Python's spelling "True" matched no alert."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "route:\n  receiver: all\n  routes:\n    - match: {page: true, tier: 1}\n      receiver: pager\n"
+        "receivers:\n  - name: all\n    console_configs: [{}]\n  - name: pager\n    console_configs: [{}]\n"
+    )
+    tree = RoutingTree(RoutingConfig.load(path))
+    assert [m.receiver for m in tree.match(make_alert(labels={"page": "true", "tier": "1"}))] == ["pager"]
+
+
 def test_slack_api_url_is_the_webhook_url() -> None:
     """Alertmanager's slack api_url is read as Preempt's webhook_url."""
     config = RoutingConfig.load(GOLDEN / "alertmanager_style.yaml")

@@ -160,7 +160,7 @@ def test_a_null_segment_context_and_group_id_fall_back_to_the_batch_context(
     ("change", "reason", "field"),
     [
         ({"type": "identify"}, "invalid_field", "type"),
-        ({"messageId": None}, "invalid_field", "messageId"),
+        ({"messageId": ""}, "invalid_field", "messageId"),
         ({"context": {"library": {}}}, "missing_field", "context.groupId"),
         ({"context": "web"}, "invalid_field", "context"),
         ({"userId": 4.2}, "invalid_field", "userId"),  # 42 is taken, as "42" (as on the tracking API)
@@ -174,6 +174,21 @@ def test_bad_segment_items_name_the_segment_field(
     """A bad Segment item is rejected with the field named as Segment spells it."""
     [result] = parse(segment(**change)).results
     assert (result.to_json()["reason"], result.to_json()["field"]) == (reason, field)
+
+
+def test_a_segment_item_without_message_id_gets_a_generated_one(segment: Callable[..., dict[str, Any]]) -> None:
+    """Segment's own HTTP API examples send no messageId: the item is accepted with a ``gen-`` id from its
+    content (a retry of a timed call has the same id), not rejected."""
+    item = segment()
+    del item["messageId"]
+    first, again = parse(item), parse(item)
+    [record] = first.records
+    event_id = orjson.loads(record[1])["event_id"]
+    assert event_id.startswith("gen-")
+    assert len(event_id) == 36
+    assert orjson.loads(again.records[0][1])["event_id"] == event_id
+    other = parse(segment(messageId=None, timestamp="2026-11-23T05:00:01.000Z"))
+    assert orjson.loads(other.records[0][1])["event_id"] not in (event_id, None)
 
 
 def test_array_batch_gives_a_verdict_per_item_in_order(

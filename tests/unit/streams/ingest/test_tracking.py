@@ -77,6 +77,23 @@ def test_every_accepted_event_passes_the_streams_decoder() -> None:
         assert not isinstance(decode_event(value, max_bytes=32768, max_future_skew=300, now=NOW), Rejection)
 
 
+def test_a_call_without_message_id_is_accepted_with_a_generated_id() -> None:
+    """A track call as Segment's HTTP API docs write it (no messageId) is accepted, as Segment accepts it: its
+    id is ``gen-`` and a digest of the call; without a time of its own, the time of receipt is in the digest
+    too, so the same call sent again later is a second event, not a duplicate."""
+    timed = call()
+    del timed["messageId"]
+    [event] = events(batch(timed))
+    assert event["event_id"].startswith("gen-")
+    assert events(batch(timed))[0]["event_id"] == event["event_id"]  # a retry of a timed call: same id
+    untimed = {k: v for k, v in timed.items() if k != "timestamp"}
+    ids = {
+        orjson.loads(parse_tracking(orjson.dumps(untimed), "track", CONFIG, at).events[0][1])["event_id"]
+        for at in (NOW, NOW + 60)
+    }
+    assert len(ids) == 2
+
+
 def test_timestamp_is_corrected_for_the_client_clock_as_segment_does() -> None:
     """timestamp = receivedAt − (sentAt − originalTimestamp): a client clock 1 h behind is corrected."""
     parsed = batch(call(timestamp="2026-11-23T04:59:50Z"), sentAt="2026-11-23T05:00:00Z")
@@ -401,8 +418,8 @@ def test_single_call_routes_take_the_type_from_the_route() -> None:
 
 @pytest.mark.parametrize(
     "item",
-    [5, {"messageId": "x"}, call(type="launch"), call(messageId=None), call(properties=[1]), call(context="web")],
-    ids=["not-object", "no-type", "unknown-type", "no-message-id", "properties-array", "context-string"],
+    [5, {"messageId": "x"}, call(type="launch"), call(messageId=""), call(properties=[1]), call(context="web")],
+    ids=["not-object", "no-type", "unknown-type", "empty-message-id", "properties-array", "context-string"],
 )
 def test_malformed_items_are_rejected_one_by_one(item: Any) -> None:
     """Each malformed item gets a rejection with a reason; nothing is produced for it."""

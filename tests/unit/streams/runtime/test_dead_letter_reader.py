@@ -160,13 +160,16 @@ def test_a_letter_from_http_ingest_shows_its_route_and_api_key_not_a_position() 
         at=1_790_000_000.0,
     )
     stored = reader.StoredDeadLetter(key=None, value=letter.value, verdict=dead_letter_headers(letter.headers))
-    assert " http:/v1/batch (api key web) key=None: missing_field (event_id):" in stored.describe()
+    assert " http:/v1/batch (api key web) key=<none>: missing_field (event_id):" in stored.describe()
 
 
 def test_a_letter_without_source_headers_still_reads() -> None:
-    """Missing source, partition or offset headers (another tool's record) show as ?, never fail."""
+    """Missing source, partition or offset headers (another tool's record) show as ?, never fail; a missing
+    key shows <none>, never the "None" of an account by that name."""
     stored = reader.StoredDeadLetter(key=None, value=None, verdict={"preempt.dlq.reason": "x"})
-    assert stored.describe().startswith("? ?[?]@? key=None: x: \n    <none>")
+    assert stored.describe().startswith("? ?[?]@? key=<none>: x: \n    <none>")
+    named = reader.StoredDeadLetter(key="None", value=None, verdict={"preempt.dlq.reason": "x"})
+    assert named.describe().startswith("? ?[?]@? key=None: x: ")
 
 
 def test_a_letter_cannot_write_terminal_control_sequences_to_the_operator() -> None:
