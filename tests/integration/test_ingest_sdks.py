@@ -393,3 +393,48 @@ def test_a_write_key_with_a_colon_works_from_the_real_sdks(
     [record] = consume_records(kafka_bootstrap, TopicNames.from_settings(settings).events, 1, timeout_s=60, idle_s=1)
     event = json.loads(record.value)
     assert (record.key, event["event"], event["user_id"]) == (ACCOUNT.encode(), "Report Exported", USER)
+
+
+def test_an_event_only_browser_key_cannot_change_an_account_owner(
+    kafka_bootstrap: str,
+    settings_factory: Callable[..., Settings],
+    process_factory: Callable[..., ManagedProcess],
+) -> None:
+    """The browser's key is public: its group call naming another owner (sent with the real Segment SDK) gives
+    its ``Group Identified`` event but no account patch; the server key's group call still sets the record."""
+    from segment.analytics import Client
+
+    browser_key, port = "pk_browser_public", free_port()
+    settings = settings_factory(
+        ingest_api_keys=(f"server={key_digest(WRITE_KEY)}", f"browser={key_digest(browser_key)}"),
+        ingest_event_only_sources=("browser",),
+        ingest_port=port,
+    )
+    ensure_topics(settings)
+    ingest = process_factory(["preempt", "ingest"], settings, name="ingest")
+    wait_healthy(port, ingest)
+
+    def group(key: str, message_id: str, traits: dict[str, Any]) -> None:
+        errors: list[Any] = []
+        client = Client(
+            write_key=key,
+            host=f"http://127.0.0.1:{port}",
+            on_error=lambda error, _batch: errors.append(error),
+            max_retries=0,
+            sync_mode=True,
+        )
+        client.group(user_id=USER, group_id="owned-co", traits=traits, message_id=message_id)
+        client.flush()
+        assert errors == [], errors
+
+    group(browser_key, "from-browser", {"csm_email": "someone@else.test", "name": "Hijacked"})
+    group(WRITE_KEY, "from-server", {"csm_email": "cs@vendor.test", "name": "Owned Co"})
+
+    names = TopicNames.from_settings(settings)
+    events = consume_records(kafka_bootstrap, names.events, 2, timeout_s=60, idle_s=1)
+    assert sorted(json.loads(r.value)["event_id"] for r in events) == ["from-browser", "from-server"]
+    accounts = consume_records(kafka_bootstrap, names.accounts, 1, timeout_s=60, idle_s=3)
+    assert [json.loads(r.value) for r in accounts] == [
+        {"account_id": "owned-co", "name": "Owned Co", "owner": {"email": "cs@vendor.test"}}
+    ]
+    assert "account updates refused" in ingest.log_text()
