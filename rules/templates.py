@@ -143,7 +143,7 @@ class _PrintsNoneError(ValueError):
 def _refuse_none(value: Any) -> Any:
     if value is None:
         raise _PrintsNoneError(
-            "prints None for an account known only by its id; give a default "
+            "prints nothing (a gap in the text) for an account known only by its id; give a default "
             "({{ account.tier or 'unknown tier' }}) or use a filter (|person, |mrr, |facts, |aside)"
         )
     return _printable(value)
@@ -467,7 +467,7 @@ def check_rendering(rule: Any) -> list[str]:
             if _prints_none_for_a_known_account(source, context):
                 # not the account: a value this kind leaves empty (a threshold's evidence.baseline)
                 why = (
-                    f"prints None even for an account with every field known: a value the {rule.kind} kind "
+                    f"prints nothing even for an account with every field known: a value the {rule.kind} kind "
                     "leaves empty (see the kind's evidence in docs/rules.md); give a default or leave it out"
                 )
             problems.append(f"rule {rule.id!r}: field {field!r}: {why}")
@@ -494,7 +494,7 @@ def _prints_none_when_sometimes_empty(rule: Any, field: str, source: str, contex
         _CHECK.from_string(source).render({**context, "evidence": {**context["evidence"], key: None}})
     except _PrintsNoneError:
         return [
-            f"rule {rule.id!r}: field {field!r}: prints None when {when}, as the {rule.kind} kind's "
+            f"rule {rule.id!r}: field {field!r}: prints nothing when {when}, as the {rule.kind} kind's "
             f"evidence.{key} is then empty; give a default ({{{{ evidence.{key} or 'none' }}}}) or leave it out"
         ]
     except Exception:  # noqa: BLE001 — any other failure was already reported by the sample's rendering

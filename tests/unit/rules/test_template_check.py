@@ -50,10 +50,10 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
     [
         (
             "Call {{ account.owner.name }}",
-            "field 'playbook': prints None for an account known only by its id",
+            "field 'playbook': prints nothing (a gap in the text) for an account known only by its id",
         ),
-        ("MRR ${{ account.mrr }}", "prints None"),
-        ("CRM: {{ account.links.crm }}", "prints None"),
+        ("MRR ${{ account.mrr }}", "prints nothing"),
+        ("CRM: {{ account.links.crm }}", "prints nothing"),
         (
             "{{ evidence.last_seen }} and {{ evidence.nope }}",
             "field 'playbook': names 'nope', which is not there (check the spelling",
@@ -63,7 +63,10 @@ def test_default_pack_and_golden_rules_render_for_a_sparse_account():
         # `user` is documented as empty for per-account rules, and renders so: not a None to refuse
         ("{{ user.id }}", None),
         # empty for any account: the message blamed the account (an inactivity rule has no baseline)
-        ("{{ evidence.baseline }}", "prints None even for an account with every field known: a value the inactivity"),
+        (
+            "{{ evidence.baseline }}",
+            "prints nothing even for an account with every field known: a value the inactivity",
+        ),
     ],
 )
 def test_check_rendering_flags_none_and_undefined(tmp_path, playbook, problem):
@@ -85,8 +88,8 @@ def test_rules_check_fails_with_one_line_per_template_problem(tmp_path):
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{path}: rule 'r1': field 'title': prints None")
-    assert lines[1].startswith(f"{path}: rule 'r1': field 'playbook': prints None")
+    assert lines[0].startswith(f"{path}: rule 'r1': field 'title': prints nothing")
+    assert lines[1].startswith(f"{path}: rule 'r1': field 'playbook': prints nothing")
     assert "Traceback" not in result.output
 
 
@@ -142,7 +145,7 @@ def test_template_problems_in_a_directory_name_the_rule_file(tmp_path):
     result = CliRunner().invoke(main, ["rules", "check", str(pack)])
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"{bad}: rule 'r2': field 'playbook': prints None")
+    assert line.startswith(f"{bad}: rule 'r2': field 'playbook': prints nothing")
 
 
 KINDS_WITH_MAPPINGS = """\
@@ -211,7 +214,7 @@ def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
             "spike",
             "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5",
             "{{ account.name }}: errors x{{ evidence.factor }}",
-            "field 'title': prints None when the window before had none (a burst from nothing)",
+            "field 'title': prints nothing when the window before had none (a burst from nothing)",
         ),
         ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "x{{ evidence.factor or 'new' }}", None),
         ("spike", "match: {event: X}\nwindow: 1h\nfactor: 3\nmin: 5", "{{ evidence.baseline }} before", None),
@@ -219,7 +222,7 @@ def test_composite_and_risk_evidence_templates_check_as_they_render(tmp_path):
             "score",
             "window: 7d\nbelow: 40\ncomponents: [{name: a, weight: 1, match: {event: X}, measure: count, target: 5}]",
             "score {{ evidence.value }}, peak {{ evidence.baseline }}",
-            "field 'title': prints None when no earlier tick of the window was scored",
+            "field 'title': prints nothing when no earlier tick of the window was scored",
         ),
     ],
 )
@@ -260,7 +263,7 @@ def test_a_text_filter_does_not_hide_a_none_from_the_check(tmp_path, playbook):
     rule = load_rules(_rules(tmp_path, playbook=playbook, kind="inactivity")).rules[0]
     problems = check_rendering(rule)
     assert len(problems) == 1, problems
-    assert "field 'playbook': prints None for an account known only by its id" in problems[0]
+    assert "field 'playbook': prints nothing (a gap in the text) for an account known only by its id" in problems[0]
 
 
 def test_a_text_filter_on_a_present_value_still_works(tmp_path):
