@@ -39,7 +39,7 @@ def _files(tmp_path: Path) -> None:
         (tmp_path / f"model_{name}.yaml").write_text(RISK.format(model=f"{name}.json", threshold=0.5))
     (tmp_path / "routes.yaml").write_text(ROUTES)
     (tmp_path / "alert.json").write_text('{"alert_id": 5}')
-    (tmp_path / "accounts.jsonl").write_text('{"account_id": 5}\n')
+    (tmp_path / "accounts.jsonl").write_text('{"account_id": true}\n')
     (tmp_path / "outcomes.jsonl").write_text('{"account_id": "a", "outcome": "died", "at": "x"}\n')
     (tmp_path / "events.jsonl").write_text('{"event_id": "e1", "event": "X", "account_id": "a", "ts": 1767225600}\n')
     (tmp_path / "alerts.jsonl").write_bytes(BINARY)
@@ -75,7 +75,7 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
             "accounts.jsonl",
         ],
         {},
-        "account_id: expected text, not 5",
+        "account_id: expected text, not true",
     ),
     (["evaluate", "--alerts", "alerts.jsonl", "--outcomes", "renewed.jsonl"], {}, "not valid JSON"),
     (
