@@ -19,9 +19,10 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 
-# Account fields a trait may fill; ``arr`` is annual revenue, stored as mrr = arr / 12.
+# Account fields a trait may fill; ``arr`` is annual revenue, stored as mrr = arr / 12; ``owner`` reads a
+# string (an email when it has "@", else a name) or an object {name, email, slack}, as the ``owner`` trait does.
 TARGETS = frozenset(
-    {"name", "plan", "tier", "mrr", "arr", "owner.name", "owner.email", "owner.slack", "timezone", "tags"}
+    {"name", "plan", "tier", "mrr", "arr", "owner", "owner.name", "owner.email", "owner.slack", "timezone", "tags"}
     | {"links.crm", "links.admin", "seats", "customer_since", "renewal_date"}
 )
 DEFAULT_TRAITS: dict[str, str] = {

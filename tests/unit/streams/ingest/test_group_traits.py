@@ -144,3 +144,14 @@ def test_an_owner_with_another_email_replaces_the_owner_on_record() -> None:
     assert named["owner"] == {"name": "Marge", "email": "m@v.test"}
     same = merge_account(current, account_patch("globex", {"csm_email": "HANK@vendor.test", "csm": "H. S."}, mapping))
     assert same["owner"] == {"name": "H. S.", "email": "HANK@vendor.test", "slack": "U1"}
+
+
+def test_an_extra_trait_may_map_to_owner_or_arr_as_the_default_traits_do() -> None:
+    """PREEMPT_INGEST_GROUP_TRAITS='{"account_manager": "owner"}' was refused at start ("not one of" the
+    targets) although the default ``owner`` trait takes a name, an email or an object: now it maps the same way."""
+    mapping = trait_map({"account_manager": "owner", "annual_revenue": "arr"})
+    patch = account_patch(
+        "a", {"account_manager": {"name": "Marge", "email": "m@v.test"}, "annual_revenue": 1200}, mapping
+    )
+    assert patch == {"account_id": "a", "owner": {"name": "Marge", "email": "m@v.test"}, "mrr": 100.0}
+    assert account_patch("a", {"account_manager": "m@v.test"}, mapping)["owner"] == {"email": "m@v.test"}
