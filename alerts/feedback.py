@@ -328,6 +328,13 @@ class SlackActionHandler:
         log.warning("slack action refused: body too large", content_length=content_length)
         return 413, "request body too large"
 
+    @staticmethod
+    def too_slow(seconds: float) -> tuple[int, str]:
+        """The answer to a body still arriving after ``seconds`` (a stalled or slow-drip sender; counted, logged)."""
+        SLACK_ACTIONS_REFUSED.labels(reason="too_slow").inc()
+        log.warning("slack action refused: body too slow", timeout_seconds=seconds)
+        return 408, "request body too slow"
+
     async def _update_safely(self, action: SlackAction, feedback: Feedback) -> None:
         # Like deliveries, the retry is owned here (the notifier raises, never sleeps): a few bounded
         # attempts, honouring retry_after (e.g. the one-message-per-second-per-channel limit).

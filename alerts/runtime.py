@@ -115,6 +115,9 @@ STOP_DELIVERY_TIMEOUT_SECONDS = 20.0
 REKEYED_HEADER = "preempt-rekeyed-from"  # partition:offset of the mis-keyed record an alert was produced again from
 MAX_INVALID_DETAIL_CHARS = 500  # the error header of an invalid alert is cut to this length
 SLACK_READ_CHUNK_BYTES = 64 * 1024
+# Slack sends a button press (a few KB) at once and gives up on an answer after 3 s: a body still arriving
+# after this long is a stalled or slow-drip client. It held its connection (and a task) open for good.
+SLACK_BODY_READ_TIMEOUT_SECONDS = 10.0
 # The first alert of a partition after an assignment waits at most this long for the group's committed offset.
 COMMITTED_FETCH_TIMEOUT_SECONDS = 5.0
 MEMBERSHIP_LOST = (
@@ -812,10 +815,16 @@ class NotifierRuntime:
         """Answer one ``POST /slack/actions`` (called by the page ``create_app`` registers).
 
         The body is read through aiohttp's stream, bounded (Faust's own reader reads any size); a
-        body over the limit is refused and its connection closed rather than read to the end.
+        body over the limit is refused and its connection closed rather than read to the end, and so
+        is one that has not arrived within ``SLACK_BODY_READ_TIMEOUT_SECONDS`` (408).
         """
         chunks: AsyncIterator[bytes] = request.content.iter_chunked(SLACK_READ_CHUNK_BYTES)
-        body = await read_bounded(request.content_length, chunks, MAX_ACTION_BODY_BYTES)
+        try:
+            async with asyncio.timeout(SLACK_BODY_READ_TIMEOUT_SECONDS):
+                body = await read_bounded(request.content_length, chunks, MAX_ACTION_BODY_BYTES)
+        except TimeoutError:
+            status, text = self.slack_actions.too_slow(SLACK_BODY_READ_TIMEOUT_SECONDS)
+            return SlackReply(status, text, close=True)
         if body is None:
             status, text = self.slack_actions.too_large(request.content_length)
             return SlackReply(status, text, close=True)

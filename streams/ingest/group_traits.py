@@ -19,9 +19,10 @@ from pydantic import ValidationError
 
 from schemas.account import Account
 
-# Account fields a trait may fill; ``arr`` is annual revenue, stored as mrr = arr / 12.
+# Account fields a trait may fill; ``arr`` is annual revenue, stored as mrr = arr / 12; ``owner`` reads a
+# string (an email when it has "@", else a name) or an object {name, email, slack}, as the ``owner`` trait does.
 TARGETS = frozenset(
-    {"name", "plan", "tier", "mrr", "arr", "owner.name", "owner.email", "owner.slack", "timezone", "tags"}
+    {"name", "plan", "tier", "mrr", "arr", "owner", "owner.name", "owner.email", "owner.slack", "timezone", "tags"}
     | {"links.crm", "links.admin", "seats", "customer_since", "renewal_date"}
 )
 DEFAULT_TRAITS: dict[str, str] = {
@@ -148,11 +149,26 @@ def _check_zone(zone: object) -> None:
 
 
 def merge_account(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:
-    """``current`` (a full account record, or None) with ``patch``'s fields set; nested owner/links merged."""
+    """``current`` (a full account record, or None) with ``patch``'s fields set; nested owner/links merged.
+
+    An owner with another email is another person: the patch's owner replaces the one on record rather
+    than being merged into it (``csm_email`` naming the new CSM kept the old CSM's name and Slack id, so
+    alerts read "Owner: <old CSM>" while the email went to the new one).
+    """
     merged: dict[str, Any] = dict(current or {})
     for name, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
+        if name == "owner" and isinstance(value, Mapping) and _another_person(merged.get(name), value):
+            merged[name] = dict(value)
+        elif isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
             merged[name] = {**merged[name], **value}
         else:
             merged[name] = value
     return merged
+
+
+def _another_person(current: Any, owner: Mapping[str, Any]) -> bool:
+    """Whether ``owner`` (a patch's) names a different email than the ``current`` owner on record."""
+    if not isinstance(current, Mapping):
+        return False
+    old, new = current.get("email"), owner.get("email")
+    return isinstance(old, str) and isinstance(new, str) and old.strip().lower() != new.strip().lower()

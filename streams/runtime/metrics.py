@@ -344,7 +344,7 @@ SLACK_MESSAGE_UPDATES = Counter(
 SLACK_MESSAGE_UPDATE_OUTCOMES = ("updated", "skipped", "failed")
 SLACK_ACTIONS_REFUSED = Counter(
     "preempt_slack_actions_refused_total",
-    "POST /slack/actions requests refused, by reason (too_large, bad_signature, replayed, replay_guard_full, "
+    "POST /slack/actions requests refused, by reason (too_large, too_slow, bad_signature, replayed, replay_guard_full, "
     "not_configured, bad_request, not_recorded).",
     ["reason"],
 )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from alerts.feedback import MAX_ACTION_BODY_BYTES, slack_signature
+from alerts.runtime import SLACK_BODY_READ_TIMEOUT_SECONDS
 from streams.runtime.settings import Settings
 from streams.runtime.topics import TopicNames
 from tests.integration.conftest import ManagedProcess
@@ -91,3 +93,33 @@ def test_slack_actions_non_finite_timestamps_are_401(
             "X-Slack-Signature": slack_signature(SECRET, timestamp, body),
         }
         assert post(url, body, headers) == 401, timestamp
+
+
+def test_slack_actions_answers_a_stalled_body_408_and_closes_it(
+    settings_factory: Callable[..., Settings],
+    topics: TopicNames,
+    process_factory: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    """A sender that declares a small body and sends one byte of it held its connection open for good (the
+    ingest port answers such a body 408): now the notifier answers 408 once SLACK_BODY_READ_TIMEOUT_SECONDS
+    passed, closes the connection, and counts it."""
+    settings = notifier_settings(settings_factory, write_routes(tmp_path, ROUTES), slack_signing_secret=SECRET)
+    start_notifier(process_factory, settings)
+    started = time.monotonic()
+    with socket.create_connection(
+        ("127.0.0.1", settings.notifier_web_port), timeout=4 * SLACK_BODY_READ_TIMEOUT_SECONDS
+    ) as sock:
+        sock.sendall(b"POST /slack/actions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\np")
+        answer = sock.recv(4096)
+        answered = time.monotonic() - started
+        while chunk := sock.recv(4096):  # until the server closes (or the socket's timeout fails the test)
+            answer += chunk
+        closed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # Generous upper bounds (a loaded machine): without the limit the socket's own timeout fails the test first.
+    assert SLACK_BODY_READ_TIMEOUT_SECONDS - 1 < answered <= closed < 3 * SLACK_BODY_READ_TIMEOUT_SECONDS, (
+        answered,
+        closed,
+    )
+    assert metric_value(settings, "preempt_slack_actions_refused_total", reason="too_slow") == 1

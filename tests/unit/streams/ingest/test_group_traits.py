@@ -131,3 +131,27 @@ def test_an_arr_that_is_not_a_finite_amount_is_refused_naming_arr(arr: object) -
     with pytest.raises(TraitError, match="arr") as refused:
         account_patch("a", {"arr": arr}, trait_map({}))
     assert refused.value.trait == "arr"
+
+
+def test_an_owner_with_another_email_replaces_the_owner_on_record() -> None:
+    """A group call naming a new CSM by email only (csm_email) kept the old CSM's name and Slack id: alerts read
+    "Owner: Hank" with Marge's email. Another email is another person; the same email (any case) still merges."""
+    mapping = trait_map({})
+    current = {"account_id": "globex", "owner": {"name": "Hank Scorpio", "email": "hank@vendor.test", "slack": "U1"}}
+    moved = merge_account(current, account_patch("globex", {"csm_email": "marge@vendor.test"}, mapping))
+    assert moved["owner"] == {"email": "marge@vendor.test"}
+    named = merge_account(current, account_patch("globex", {"owner": {"name": "Marge", "email": "m@v.test"}}, mapping))
+    assert named["owner"] == {"name": "Marge", "email": "m@v.test"}
+    same = merge_account(current, account_patch("globex", {"csm_email": "HANK@vendor.test", "csm": "H. S."}, mapping))
+    assert same["owner"] == {"name": "H. S.", "email": "HANK@vendor.test", "slack": "U1"}
+
+
+def test_an_extra_trait_may_map_to_owner_or_arr_as_the_default_traits_do() -> None:
+    """PREEMPT_INGEST_GROUP_TRAITS='{"account_manager": "owner"}' was refused at start ("not one of" the
+    targets) although the default ``owner`` trait takes a name, an email or an object: now it maps the same way."""
+    mapping = trait_map({"account_manager": "owner", "annual_revenue": "arr"})
+    patch = account_patch(
+        "a", {"account_manager": {"name": "Marge", "email": "m@v.test"}, "annual_revenue": 1200}, mapping
+    )
+    assert patch == {"account_id": "a", "owner": {"name": "Marge", "email": "m@v.test"}, "mrr": 100.0}
+    assert account_patch("a", {"account_manager": "m@v.test"}, mapping)["owner"] == {"email": "m@v.test"}
