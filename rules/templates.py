@@ -364,7 +364,14 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "events_filtered": False,
         "window_seconds": 604800.0,
     },
-    "inactivity": {"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
+    "inactivity": {
+        "measure": "silence",
+        "value": "1w",
+        "threshold": 604800.0,
+        "last_seen": "2026-01-02T13:20:33.818Z",
+        "events": ["Login"],
+        "events_filtered": False,
+    },
     "absence": {
         "measure": "missing follow-up",
         "value": "3d",

@@ -476,7 +476,17 @@ def evidence_sentence(
         last = evidence.get("last_seen")
         seen = f"; last seen {datetime_text(last, timezone)}" if last and datetime_text(last, timezone) else ""
         quiet = duration(threshold if threshold is not None else value)
-        return (f"no activity for {quiet}" if quiet else "no recent activity") + seen
+        # What went quiet, when the evidence names it (a custom "Sensor Ping" is not "activity" to a CSM);
+        # an alert written before the evidence carried the names keeps the sentence it had.
+        names = event_names(evidence.get("events"), "or")
+        filtered = evidence.get("events_filtered") is True  # the match's `where` narrows those names
+        if names:
+            what = f"no matching {names} event" if filtered else f"no {names} event"
+        else:
+            what = "no matching event" if filtered else "no activity"
+        if not quiet:
+            return ("no recent activity" if what == "no activity" else f"{what} recently") + seen
+        return f"{what} for {quiet}" + seen
     if kind == "absence":
         return _absence_sentence(evidence, threshold if threshold is not None else value, timezone)
     if kind == "sequence":
