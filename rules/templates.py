@@ -381,7 +381,13 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "expected_filtered": False,
         "start": ["Invoice Payment Failed"],
     },
-    "sequence": {"measure": "sequence", "value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
+    "sequence": {
+        "measure": "sequence",
+        "value": 2,
+        "threshold": 604800.0,
+        "elapsed_seconds": 187200.0,
+        "steps": [["Invoice Payment Failed"], ["Cancel Page Viewed"]],
+    },
     "any": {"measure": "event", "value": "Some Event", "properties": _Anything("1")},
     "score": {
         "measure": "score",

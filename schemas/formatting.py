@@ -495,6 +495,11 @@ def evidence_sentence(
         if seconds_of(elapsed) == 0:  # a day-granular import stamps both steps alike: not "within 0 seconds"
             took = " at the same time"
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
+        step_names = evidence.get("steps")  # each step's event names (None: any event); older alerts: none
+        if isinstance(step_names, list | tuple) and len(step_names) >= 2:
+            said = [event_names(step) if step is not None else "any event" for step in step_names]
+            if all(said):
+                return ", then ".join(said) + f"{took}{limit}"
         steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":
