@@ -364,7 +364,14 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "events_filtered": False,
         "window_seconds": 604800.0,
     },
-    "inactivity": {"measure": "silence", "value": "1w", "threshold": 604800.0, "last_seen": "2026-01-02T13:20:33.818Z"},
+    "inactivity": {
+        "measure": "silence",
+        "value": "1w",
+        "threshold": 604800.0,
+        "last_seen": "2026-01-02T13:20:33.818Z",
+        "events": ["Login"],
+        "events_filtered": False,
+    },
     "absence": {
         "measure": "missing follow-up",
         "value": "3d",
@@ -374,7 +381,13 @@ _SAMPLE_EVIDENCE: dict[str, dict[str, Any]] = {
         "expected_filtered": False,
         "start": ["Invoice Payment Failed"],
     },
-    "sequence": {"measure": "sequence", "value": 2, "threshold": 604800.0, "elapsed_seconds": 187200.0},
+    "sequence": {
+        "measure": "sequence",
+        "value": 2,
+        "threshold": 604800.0,
+        "elapsed_seconds": 187200.0,
+        "steps": [["Invoice Payment Failed"], ["Cancel Page Viewed"]],
+    },
     "any": {"measure": "event", "value": "Some Event", "properties": _Anything("1")},
     "score": {
         "measure": "score",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.bounds import NO_CONTROL_CHARACTERS_PATTERN
 from schemas.event import MAX_ID_CHARS
@@ -101,6 +101,29 @@ class Alert(BaseModel):
     evidence: Annotated[Evidence, NullAsEmptyDict] = Field(default_factory=Evidence)
     playbook: Annotated[str, _null_as("")] = ""
     labels: Annotated[dict[str, str], NullAsEmptyDict] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_title_to_read(cls, data: Any) -> Any:
+        """A blank title (a rule's title template that named a value this finding lacks renders empty, or a
+        hand-written alert) becomes ``Acme: alert from rule my-rule``: every channel shows the title, and a
+        blank one made a Slack text "[HIGH]  (acme): …", a "Preempt alert" header, an email subject
+        "[HIGH] acme:" and a console line "[HIGH] " with nothing to act on."""
+        if not isinstance(data, dict):
+            return data
+        title, rule_id = data.get("title"), data.get("rule_id")
+        if not isinstance(title, str) or not isinstance(rule_id, str):
+            return data
+        # blank to a reader: only spaces, control or format characters (the channels drop the latter: a title
+        # "\x1b" made an empty Slack header, which Slack refuses)
+        if any(unicodedata.category(ch)[0] not in "CZ" for ch in title):
+            return data
+        account = data.get("account")
+        name = account.get("name") if isinstance(account, dict) else getattr(account, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            name = data.get("account_id")
+        what = f"alert from rule {rule_id}"
+        return {**data, "title": f"{name}: {what}" if isinstance(name, str) and name.strip() else what}
 
     def log_ids(self) -> dict[str, str]:
         """``alert_id``, ``rule_id`` and ``account_id``: what a log line about this alert carries (DESIGN.md §9)."""

@@ -476,7 +476,17 @@ def evidence_sentence(
         last = evidence.get("last_seen")
         seen = f"; last seen {datetime_text(last, timezone)}" if last and datetime_text(last, timezone) else ""
         quiet = duration(threshold if threshold is not None else value)
-        return (f"no activity for {quiet}" if quiet else "no recent activity") + seen
+        # What went quiet, when the evidence names it (a custom "Sensor Ping" is not "activity" to a CSM);
+        # an alert written before the evidence carried the names keeps the sentence it had.
+        names = event_names(evidence.get("events"), "or")
+        filtered = evidence.get("events_filtered") is True  # the match's `where` narrows those names
+        if names:
+            what = f"no matching {names} event" if filtered else f"no {names} event"
+        else:
+            what = "no matching event" if filtered else "no activity"
+        if not quiet:
+            return ("no recent activity" if what == "no activity" else f"{what} recently") + seen
+        return f"{what} for {quiet}" + seen
     if kind == "absence":
         return _absence_sentence(evidence, threshold if threshold is not None else value, timezone)
     if kind == "sequence":
@@ -485,6 +495,11 @@ def evidence_sentence(
         if seconds_of(elapsed) == 0:  # a day-granular import stamps both steps alike: not "within 0 seconds"
             took = " at the same time"
         limit = f" (limit {duration(threshold)})" if threshold is not None and duration(threshold) else ""
+        step_names = evidence.get("steps")  # each step's event names (None: any event); older alerts: none
+        if isinstance(step_names, list | tuple) and len(step_names) >= 2:
+            said = [event_names(step) if step is not None else "any event" for step in step_names]
+            if all(said):
+                return ", then ".join(said) + f"{took}{limit}"
         steps = "both steps" if number(value) == "2" else f"all {number(value)} steps" if number(value) else "all steps"
         return f"{steps} happened in order{took}{limit}"
     if kind == "any":

@@ -427,9 +427,13 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
     if model is None:
         return "unknown key"
     known = sorted(f.alias or n for n, f in model.model_fields.items())
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown key: {hint}(allowed here: {', '.join(known)})"
+    key = str(loc[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    # `slack:`, `email:` (the receiver types as the docs name them) are `slack_configs`, `email_configs`
+    close = close or [k for k in known if k.startswith(f"{key}_")][:1]
+    if not close:
+        return f"unknown key (allowed here: {', '.join(known)})"
+    return f"unknown key: did you mean {close[0]!r}? (allowed here: {', '.join(known)})"
 
 
 def _format_error(error: Any) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.findings import Finding
-from rules.kinds.base import MAX_USER_KEYS, EvaluatorBase, PendingEvents, admits
+from rules.kinds.base import MAX_USER_KEYS, EvaluatorBase, PendingEvents, admits, written_names
 from rules.models import InactivityRule
 from rules.predicates import Matcher, compile_where
 from schemas.durations import format_duration
@@ -38,6 +38,10 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
         self._where = compile_where(rule.match)
         self._per_user = rule.group_by == "user"
         self._after = rule.after
+        # what went quiet, for the sentence a rule without a summary gets ("no 'Sensor Ping' event for 2 hours")
+        names = written_names(rule.match)
+        self._events = list(names) if names is not None else None
+        self._events_filtered = bool(rule.match.where)
 
     def routed(self, name: str) -> tuple[Matcher | None, Callable[..., list[Finding]]]:
         return self._where, self._matched
@@ -76,6 +80,8 @@ class InactivityEvaluator(EvaluatorBase[InactivityState]):
                 "baseline": None,
                 "last_seen": format_ts(last),
                 "sample_event_ids": [last_id],
+                "events": self._events,
+                "events_filtered": self._events_filtered,
             }
             findings.append(self.deadline_finding(account_id, key, deadline, last, evidence))
         return findings

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from rules.findings import Finding
-from rules.kinds.base import EvaluatorBase, RuleState, admits, sweep_older, union_names
+from rules.kinds.base import EvaluatorBase, RuleState, admits, sweep_older, union_names, written_names
 from rules.models import SequenceRule
 from rules.predicates import compile_match
 from schemas.event import Event, format_ts
@@ -63,6 +63,9 @@ class SequenceEvaluator(EvaluatorBase[SequenceState]):
         self.rule = rule
         self.event_names = union_names(*(step.event_names for step in rule.steps))
         self._steps = [compile_match(step) for step in rule.steps]
+        # each step's event names as written (None: any event), for the sentence a rule without a summary
+        # gets ("'Order Placed', then 'Refund Issued' within 40 minutes")
+        self._step_names = [list(n) if (n := written_names(step)) is not None else None for step in rule.steps]
 
     def on_event(
         self, state: SequenceState, event: Event, cooldowns: Mapping[str, float] | None = None
@@ -119,5 +122,6 @@ class SequenceEvaluator(EvaluatorBase[SequenceState]):
             "baseline": None,
             "elapsed_seconds": round(event.ts - start, 3),
             "sample_event_ids": event_ids[-5:],
+            "steps": self._step_names,
         }
         return self.event_finding(event, key, start, evidence, episode=format_ts(start))

@@ -63,3 +63,25 @@ def test_alert_id_is_stable_across_runs(make_rule, make_engine, run, at):
     first = run(make_engine(make_rule("inactivity")), [at(0)], until=MONDAY + 2 * HOUR).findings
     second = run(make_engine(make_rule("inactivity")), [at(0)], until=MONDAY + 3 * HOUR).findings
     assert [f.alert_id for f in first] == [f.alert_id for f in second]
+
+
+def test_the_evidence_and_the_sentence_name_the_events_that_went_quiet(make_rule, make_engine, run, at):
+    """A rule without a summary on a custom event said "no activity for 1 hour": a CSM could not tell what
+    stopped. The evidence names the match's events (and whether a ``where`` narrows them), and the sentence
+    every channel shows says "no 'Sensor Ping' event for 1 hour"."""
+    from schemas.formatting import evidence_sentence
+
+    rule = make_rule("inactivity", match={"event": "Sensor Ping"})
+    [finding] = run(make_engine(rule), [at(0, "Sensor Ping")], until=MONDAY + 2 * HOUR).findings
+    assert finding.evidence["events"] == ["Sensor Ping"]
+    assert finding.evidence["events_filtered"] is False
+    sentence = evidence_sentence("inactivity", finding.evidence)
+    assert sentence.startswith("no 'Sensor Ping' event for 1 hour; last seen "), sentence
+
+    narrowed = make_rule("inactivity", match={"event": ["Sensor Ping", "Heartbeat"], "where": {"properties.ok": True}})
+    [finding] = run(
+        make_engine(narrowed), [at(0, "Heartbeat", properties={"ok": True})], until=MONDAY + 2 * HOUR
+    ).findings
+    assert finding.evidence["events_filtered"] is True
+    sentence = evidence_sentence("inactivity", finding.evidence)
+    assert sentence.startswith("no matching 'Sensor Ping' or 'Heartbeat' event for 1 hour"), sentence

@@ -61,3 +61,22 @@ def test_per_user_runs_that_expired_are_swept(make_rule, make_engine, run, at):
     result = run(engine, events, until=MONDAY + 100 * 600)
     assert result.state is not None
     assert len(result.state.rules["sequence-rule"].keys) <= 32
+
+
+def test_the_evidence_and_the_sentence_name_the_steps(make_rule, make_engine, run, at):
+    """A rule without a summary said "both steps happened in order within 40 minutes": a CSM could not tell
+    which steps. The evidence names each step's events as written (None: any event) and the sentence every
+    channel shows says "'Order Placed', then 'Refund Issued' or 'Chargeback' within 40 minutes"."""
+    from schemas.formatting import evidence_sentence
+
+    rule = make_rule(
+        "sequence",
+        within="3h",
+        steps=[{"event": "Order Placed"}, {"event": ["Refund Issued", "Chargeback"]}, {"where": {"properties.x": 1}}],
+    )
+    events = [at(0, "Order Placed"), at(1200, "Chargeback"), at(2400, "Anything", properties={"x": 1})]
+    [finding] = run(make_engine(rule), events, until=MONDAY + 4 * HOUR).findings
+    assert finding.evidence["steps"] == [["Order Placed"], ["Refund Issued", "Chargeback"], None]
+    assert evidence_sentence("sequence", finding.evidence) == (
+        "'Order Placed', then 'Refund Issued' or 'Chargeback', then any event within 40 minutes (limit 3 hours)"
+    )

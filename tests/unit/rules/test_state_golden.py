@@ -71,9 +71,11 @@ def test_version_1_state_continues_with_the_old_codes_findings_and_state(name: s
 
 
 # What evidence carries since the old code, for the sentence a rule without a summary gets: the names of
-# the events (absence; threshold, ratio, spike and drop also their window).
+# the events (absence, inactivity, sequence; threshold, ratio, spike and drop also their window).
 _ADDED_SINCE = {
     "absence": ("expected", "expected_filtered", "start"),
+    "inactivity": ("events", "events_filtered"),
+    "sequence": ("steps",),
     **dict.fromkeys(("threshold", "spike", "drop"), ("events", "events_filtered", "window_seconds")),
     "ratio": ("events", "events_filtered", "window_seconds", "denominator_events"),
 }

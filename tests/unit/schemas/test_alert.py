@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,21 @@ def test_an_alert_without_a_usable_id_is_invalid(field: str, value: str) -> None
     "duplicate" (the second never sent), and an alert without an account was sent as "()"."""
     with pytest.raises(ValueError, match=field):
         Alert.model_validate({**REQUIRED, field: value})
+
+
+@pytest.mark.parametrize(
+    ("fields", "title"),
+    [
+        ({"title": "", "account": {"name": "Initech"}}, "Initech: alert from rule usage-drop"),
+        ({"title": "  \n", "account": {"name": "Initech"}}, "Initech: alert from rule usage-drop"),
+        ({"title": "", "account": None}, "acc-1: alert from rule usage-drop"),
+        ({"title": "\x1b\u200b", "account": None}, "acc-1: alert from rule usage-drop"),
+        ({"title": "", "account": {"name": "  "}}, "acc-1: alert from rule usage-drop"),
+    ],
+)
+def test_a_blank_title_becomes_one_a_csm_can_read(fields: dict[str, Any], title: str) -> None:
+    """A rule's title template naming a value the finding lacks renders empty (a template_error, by design):
+    Slack then read "[HIGH]  (acc-1): …" under a "Preempt alert" header, the email subject "[HIGH] acc-1:",
+    the console "[HIGH] ". The alert now says whose and which rule."""
+    alert = Alert.model_validate({**REQUIRED, "account_id": "acc-1", "rule_id": "usage-drop", **fields})
+    assert alert.title == title

@@ -343,3 +343,22 @@ def test_literal_and_templated_recipients_load(tmp_path: Path) -> None:
         " '{{ account.owner.email }}']}]}]\nroute: {receiver: a}\n"
     )
     assert _load_text(tmp_path, text).receivers[0].email_configs[0].to[0] == "Ops <ops@example.com>"
+
+
+def test_a_receiver_type_written_without_configs_is_named(tmp_path: Path) -> None:
+    """``slack:`` / ``email:`` in a receiver (the types as the docs say them) read "unknown key: (allowed here:
+    …)" with no hint, while ``console:`` got one; each now names the key it means, and a key with no close
+    match reads "unknown key (allowed here: …)"."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "receivers: [{name: a, slack: {channel: x}}, {name: b, email: {to: x@example.com}}, {name: c, pager: {}}]\n"
+        "route: {receiver: a}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        RoutingConfig.load(path)
+    allowed = "(allowed here: console_configs, email_configs, name, slack_configs)"
+    assert sorted(str(caught.value).splitlines()) == [
+        f"{path}: receivers[0].slack: unknown key: did you mean 'slack_configs'? {allowed}",
+        f"{path}: receivers[1].email: unknown key: did you mean 'email_configs'? {allowed}",
+        f"{path}: receivers[2].pager: unknown key {allowed}",
+    ]
