@@ -79,7 +79,8 @@ def _set(patch: dict[str, Any], path: str, value: Any) -> None:
 def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
     """The partial account record that ``traits`` describe (``account_id`` plus the mapped fields).
 
-    Traits without a mapping, null values and empty strings are left out. Raises ``TraitError`` when a mapped
+    Traits without a mapping, null values and empty strings are left out; ``mrr`` wins over ``arr`` when a
+    call carries both (the record held whichever came last in the JSON object). Raises ``TraitError`` when a mapped
     trait's value does not fit the field (a negative ``mrr``, an unknown time zone…).
     """
     patch: dict[str, Any] = {}
@@ -97,7 +98,9 @@ def account_patch(account_id: str, traits: Mapping[str, Any], mapping: Mapping[s
             else:
                 raise TraitError(trait, "owner must be a string or an object with name, email, slack")
         elif target == "arr":
-            _set(patch, "mrr", _annual_amount(trait, value) / 12)
+            amount = _annual_amount(trait, value) / 12
+            if not any(mapping.get(t) == "mrr" and not _unset(v) for t, v in traits.items()):
+                _set(patch, "mrr", amount)  # a monthly amount sent in the same call wins, whatever the key order
         else:
             _set(patch, target, value)
     if "timezone" in patch:

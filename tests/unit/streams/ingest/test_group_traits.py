@@ -155,3 +155,13 @@ def test_an_extra_trait_may_map_to_owner_or_arr_as_the_default_traits_do() -> No
     )
     assert patch == {"account_id": "a", "owner": {"name": "Marge", "email": "m@v.test"}, "mrr": 100.0}
     assert account_patch("a", {"account_manager": "m@v.test"}, mapping)["owner"] == {"email": "m@v.test"}
+
+
+def test_mrr_wins_over_arr_in_one_call_whatever_the_key_order() -> None:
+    """A call with both mrr and arr stored whichever came last in the JSON object (3,500 or 3,000 for the same
+    traits, by the SDK's key order): the monthly amount is the one kept; arr is still checked."""
+    mapping = trait_map({})
+    for traits in ({"arr": "36000", "mrr": 3500}, {"mrr": 3500, "arr": "36000"}):
+        assert account_patch("a", traits, mapping)["mrr"] == 3500
+    with pytest.raises(TraitError):
+        account_patch("a", {"mrr": 3500, "arr": -1}, mapping)
