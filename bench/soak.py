@@ -14,9 +14,10 @@ On one broker and a fresh topic prefix it runs the rules worker (rocksdb:// stor
 
 Every ``--interval`` seconds it samples, per process: RSS (MB), open fds (RocksDB's ``*.sst`` files left
 out), threads, the number of series on ``/metrics``; and the size of the worker's and the notifier's data
-dirs (their RocksDB tables). The rules worker's state cache is held at ``STATE_CACHE_ACCOUNTS``, so that it
-is full past the warm-up (a cache bounded by design must not read as growth). At the end it prints one
-table: per resource the value past the warm-up, at the end, the least-squares slope per hour past the
+dirs (their RocksDB tables). The rules worker's stores bounded by design (its state cache, each account's
+dedup ids, RocksDB's write buffers) are made small (soak_settings()), so that they are full past the warm-up:
+a store bounded by design must not read as growth (``--default-bounds`` keeps their defaults). At the end it
+prints one table: per resource the value past the warm-up, at the end, the least-squares slope per hour past the
 warm-up and the bound that slope must stay under; exit 1 when one is over, a process died, or series
 without a topic or partition label were born past the warm-up. The RocksDB tables hold one state per
 account, so the data dir's bound is per account that arrived (bounded by accounts by design), not per hour.
