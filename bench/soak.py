@@ -14,9 +14,10 @@ On one broker and a fresh topic prefix it runs the rules worker (rocksdb:// stor
 
 Every ``--interval`` seconds it samples, per process: RSS (MB), open fds (RocksDB's ``*.sst`` files left
 out), threads, the number of series on ``/metrics``; and the size of the worker's and the notifier's data
-dirs (their RocksDB tables). The rules worker's state cache is held at ``STATE_CACHE_ACCOUNTS``, so that it
-is full past the warm-up (a cache bounded by design must not read as growth). At the end it prints one
-table: per resource the value past the warm-up, at the end, the least-squares slope per hour past the
+dirs (their RocksDB tables). The rules worker's stores bounded by design (its state cache, each account's
+dedup ids, RocksDB's write buffers) are made small (soak_settings()), so that they are full past the warm-up:
+a store bounded by design must not read as growth (``--default-bounds`` keeps their defaults). At the end it
+prints one table: per resource the value past the warm-up, at the end, the least-squares slope per hour past the
 warm-up and the bound that slope must stay under; exit 1 when one is over, a process died, or series
 without a topic or partition label were born past the warm-up. The RocksDB tables hold one state per
 account, so the data dir's bound is per account that arrived (bounded by accounts by design), not per hour.
@@ -41,6 +42,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -63,8 +65,19 @@ FDS_PER_HOUR = 20.0
 THREADS_PER_HOUR = 10.0
 SERIES_PER_HOUR = 30.0
 DATA_DIR_KB_PER_NEW_ACCOUNT = 64.0
-# The rules worker's state cache in the soak (see soak()).
+# Stores bounded by design are made small in the soak (see soak_settings()), so that each is full before the
+# warm-up ends and what grows past it is unbounded. At their defaults they fill for hours under the soak's load
+# and their filling read as a leak of 110-125 MB/h (docs/operations.md, "Soak"): --default-bounds runs with them.
+# The rules worker's state cache (PREEMPT_WORKER_STATE_CACHE_ACCOUNTS, default 25,000 accounts).
 STATE_CACHE_ACCOUNTS = 100
+# The event ids each account remembers to drop duplicates (PREEMPT_DEDUP_HORIZON_SECONDS, default a day, at most
+# 5,000 ids an account): an account sending an event a second holds a minute of ids after a minute, not 5,000
+# after 83 minutes (40 live accounts x 5,000 ids x ~140 bytes in the heap, plus their encoded states).
+DEDUP_HORIZON_SECONDS = 60.0
+# Each RocksDB database's write buffers (PREEMPT_TABLE_WRITE_BUFFER_BYTES, default 4 MiB, at most 2 per database,
+# 3 tables x 12 partitions in the rules worker): the smallest allowed, so that the state table's flush within
+# seconds; the clock and progress tables write a few bytes a second and hold at most 64 KiB each.
+TABLE_WRITE_BUFFER_BYTES = 64 * 1024
 # Series born past the warm-up without a topic or partition label (a rule's first alert, a reason's first
 # dead letter): a few; one per new account would be hundreds.
 MAX_SUSPECT_SERIES = 10
@@ -424,6 +437,36 @@ class SoakResult:
         return all(v.ok for v in self.verdicts) and not self.dead and not self.post_failures and not suspects
 
 
+def soak_settings(
+    bootstrap: str, prefix: str, store: str, data_dir: Path, ports: dict[str, int], *, default_bounds: bool = False
+) -> Settings:
+    """The three apps' settings: the stores bounded by design made small (STATE_CACHE_ACCOUNTS,
+    DEDUP_HORIZON_SECONDS, TABLE_WRITE_BUFFER_BYTES), so that they are full past the warm-up, unless
+    ``default_bounds`` (they then fill for hours: docs/operations.md, "Soak")."""
+    bounds: dict[str, Any] = (
+        {}
+        if default_bounds
+        else {
+            "worker_state_cache_accounts": STATE_CACHE_ACCOUNTS,
+            "dedup_horizon_seconds": DEDUP_HORIZON_SECONDS,
+            "table_write_buffer_bytes": TABLE_WRITE_BUFFER_BYTES,
+        }
+    )
+    return Settings(
+        broker=f"kafka://{bootstrap}",
+        topic_prefix=prefix,
+        store=store,
+        data_dir=data_dir,
+        worker_web_port=ports["worker"],
+        notifier_web_port=ports["notifier"],
+        ingest_port=ports["ingest"],
+        ingest_api_keys=(key_digest(KEY),),
+        ingest_hmac_secret=SECRET,
+        event_time_only=False,
+        **bounds,
+    )
+
+
 def soak(
     bootstrap: str,
     workdir: Path,
@@ -435,26 +478,12 @@ def soak(
     new_accounts_per_minute: float = 30.0,
     echo: bool = True,
     store: str = "rocksdb://",
+    default_bounds: bool = False,
 ) -> SoakResult:
     """Run the service under steady load for ``minutes`` and judge each resource's growth (module docstring)."""
     ports = {"worker": free_port(), "notifier": free_port(), "ingest": free_port()}
     prefix = f"soak{int(time.time())}"
-    settings = Settings(
-        broker=f"kafka://{bootstrap}",
-        topic_prefix=prefix,
-        store=store,
-        data_dir=workdir / "data",
-        worker_web_port=ports["worker"],
-        notifier_web_port=ports["notifier"],
-        ingest_port=ports["ingest"],
-        ingest_api_keys=(key_digest(KEY),),
-        ingest_hmac_secret=SECRET,
-        event_time_only=False,
-        # A cache bounded by design is made small, so that it fills during the warm-up and what grows past it
-        # is unbounded: the decoded states of every new account (about 25 KB each) would otherwise grow the
-        # worker's memory until PREEMPT_WORKER_STATE_CACHE_ACCOUNTS (25,000) of them are held.
-        worker_state_cache_accounts=STATE_CACHE_ACCOUNTS,
-    )
+    settings = soak_settings(bootstrap, prefix, store, workdir / "data", ports, default_bounds=default_bounds)
     ensure_topics(settings)
     # the apps' folders: PREEMPT_DATA_DIR/<app id>@<bootstrap>/ (Settings.app_data_dir)
     data_dirs = {"worker": (workdir / "data", "*-rules@*"), "notifier": (workdir / "data", "*-notify@*")}
@@ -535,6 +564,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="host:port of the broker (default: PREEMPT_TEST_BOOTSTRAP, else PREEMPT_BROKER's, else make kafka's)",
     )
     parser.add_argument("--store", default="rocksdb://", help="the apps' table store (memory:// tells RocksDB's share)")
+    parser.add_argument(
+        "--default-bounds",
+        action="store_true",
+        help="run the worker's state cache, dedup ids and RocksDB write buffers at their defaults (they fill for "
+        "hours: past a 20-minute warm-up they read as growth)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) and print it")
     args = parser.parse_args(argv)
     if args.minutes <= args.warmup_minutes:
@@ -558,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rate,
         args.new_accounts_per_minute,
         store=args.store,
+        default_bounds=args.default_bounds,
     )
     print(
         f"soak: {args.minutes:g} min ({args.warmup_minutes:g} min warm-up), {len(result.samples)} samples, "

@@ -3,9 +3,12 @@ account would make."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.soak import Resource, Sample, judge, slope, suspect_series, table
+from bench.soak import Resource, Sample, judge, slope, soak_settings, suspect_series, table
+from streams.runtime.settings import Settings
 
 
 def samples(values: list[float | None], every_s: float = 60.0, name: str = "worker.rss_mb") -> list[Sample]:
@@ -68,3 +71,20 @@ def test_no_new_accounts_is_refused_in_one_line(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--new-accounts-per-minute (0) must be above 0" in err
+
+
+def test_stores_bounded_by_design_are_full_before_the_warmup_ends(tmp_path: Path) -> None:
+    """The worker's stores bounded by design fill within the soak's 5-minute warm-up, so that their filling is not
+    judged as growth: at their defaults the dedup ids (a day of them, up to 5,000 an account: 83 minutes at an
+    event a second) and the RocksDB write buffers (4 MiB, 36 databases) filled through a 20-minute run and read
+    as 110-125 MB/h; --default-bounds keeps the defaults."""
+    ports = {"worker": 1, "notifier": 2, "ingest": 3}
+    small = soak_settings("127.0.0.1:9092", "soak1", "rocksdb://", tmp_path, ports)
+    warmup_s = 5 * 60.0
+    live_accounts, new_accounts_per_minute = 40, 30.0
+    assert small.dedup_horizon_seconds <= warmup_s / 2
+    assert small.worker_state_cache_accounts <= live_accounts + new_accounts_per_minute * warmup_s / 60 / 2
+    assert small.table_write_buffer_bytes == 64 * 1024  # the smallest Settings allows
+    defaults = soak_settings("127.0.0.1:9092", "soak1", "rocksdb://", tmp_path, ports, default_bounds=True)
+    assert (defaults.dedup_horizon_seconds, defaults.table_write_buffer_bytes) == (86400.0, 4 * 1024 * 1024)
+    assert defaults.worker_state_cache_accounts == Settings().worker_state_cache_accounts
